@@ -1,0 +1,48 @@
+/*
+ * Lua 5.1 (LuaJIT) .. 5.4 C API compatibility, kept to what streamctl uses.
+ * LuaJIT 2.1 (recognised by LUA_JITLIBNAME) already exports luaL_setfuncs, luaL_testudata and
+ * luaL_setmetatable, so only plain PUC Lua 5.1 needs the fallbacks.
+ */
+#ifndef STREAMCTL_COMPAT_H
+#define STREAMCTL_COMPAT_H
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <lualib.h> /* LuaJIT's defines LUA_JITLIBNAME */
+
+#if LUA_VERSION_NUM == 501 && !defined(LUA_JITLIBNAME)
+static void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
+    luaL_checkstack(L, nup + 1, "too many upvalues");
+    for (; l->name != NULL; l++) {
+        int i;
+        for (i = 0; i < nup; i++) lua_pushvalue(L, -nup);
+        lua_pushcclosure(L, l->func, nup);
+        lua_setfield(L, -(nup + 2), l->name);
+    }
+    lua_pop(L, nup);
+}
+static void *luaL_testudata(lua_State *L, int ud, const char *tname) {
+    void *p = lua_touserdata(L, ud);
+    if (p != NULL && lua_getmetatable(L, ud)) {
+        luaL_getmetatable(L, tname);
+        if (!lua_rawequal(L, -1, -2)) p = NULL;
+        lua_pop(L, 2);
+        return p;
+    }
+    return NULL;
+}
+static void luaL_setmetatable(lua_State *L, const char *tname) {
+    luaL_getmetatable(L, tname);
+    lua_setmetatable(L, -2);
+}
+#endif
+
+#if LUA_VERSION_NUM == 501
+#define sc_rawlen(L, i) lua_objlen((L), (i))
+#define sc_newlib(L, l) (lua_newtable(L), luaL_setfuncs((L), (l), 0))
+#else
+#define sc_rawlen(L, i) lua_rawlen((L), (i))
+#define sc_newlib(L, l) luaL_newlib((L), (l))
+#endif
+
+#endif

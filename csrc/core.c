@@ -1,0 +1,669 @@
+/*
+ * streamctl.core: signing, encoding, nonces and time for streamctl.
+ *
+ * No I/O and no global state, so it is safe in every nginx phase. Every
+ * temporary lives in Lua-owned memory (userdata or luaL_Buffer) before
+ * anything can raise; copies of secrets are wiped with OPENSSL_cleanse.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "compat.h"
+
+#define SECRET_MT "streamctl.secret"
+#define V3_ALGORITHM "ACS3-HMAC-SHA256"
+
+static const char HEX[] = "0123456789abcdef";
+static const char HEXU[] = "0123456789ABCDEF";
+
+/* ------------------------------------------------------------------ */
+/* Secrets: bytes held in a userdata that is wiped when collected.    */
+
+typedef struct {
+    size_t len;
+    unsigned char bytes[1]; /* len bytes follow, then a NUL */
+} sc_secret;
+
+static int secret_new(lua_State *L) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    sc_secret *sec = (sc_secret *)lua_newuserdata(L, sizeof(sc_secret) + len);
+    sec->len = len;
+    memcpy(sec->bytes, s, len);
+    sec->bytes[len] = '\0';
+    luaL_setmetatable(L, SECRET_MT);
+    return 1;
+}
+
+static int secret_gc(lua_State *L) {
+    sc_secret *sec = (sc_secret *)luaL_checkudata(L, 1, SECRET_MT);
+    OPENSSL_cleanse(sec->bytes, sec->len);
+    sec->len = 0;
+    return 0;
+}
+
+static int secret_tostring(lua_State *L) {
+    lua_pushliteral(L, "streamctl.secret(redacted)");
+    return 1;
+}
+
+static int secret_len(lua_State *L) {
+    sc_secret *sec = (sc_secret *)luaL_checkudata(L, 1, SECRET_MT);
+    lua_pushinteger(L, (lua_Integer)sec->len);
+    return 1;
+}
+
+/* A secret argument: a plain string or a streamctl.secret. */
+static const unsigned char *check_secret(lua_State *L, int idx, size_t *len) {
+    sc_secret *sec = (sc_secret *)luaL_testudata(L, idx, SECRET_MT);
+    if (sec != NULL) {
+        *len = sec->len;
+        return sec->bytes;
+    }
+    if (lua_type(L, idx) == LUA_TSTRING)
+        return (const unsigned char *)lua_tolstring(L, idx, len);
+    luaL_argerror(L, idx, "secret expected (string or streamctl.secret)");
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Encoding                                                           */
+
+static int is_unreserved(unsigned char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+           (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+static void add_encoded(luaL_Buffer *b, const char *s, size_t n, int keep_slash) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (is_unreserved(c) || (keep_slash && c == '/')) {
+            luaL_addchar(b, (char)c);
+        } else {
+            luaL_addchar(b, '%');
+            luaL_addchar(b, HEXU[c >> 4]);
+            luaL_addchar(b, HEXU[c & 15]);
+        }
+    }
+}
+
+static void push_hex(lua_State *L, const unsigned char *p, size_t n) {
+    char out[2 * EVP_MAX_MD_SIZE];
+    size_t i;
+    for (i = 0; i < n; i++) {
+        out[2 * i] = HEX[p[i] >> 4];
+        out[2 * i + 1] = HEX[p[i] & 15];
+    }
+    lua_pushlstring(L, out, 2 * n);
+}
+
+static int l_percent_encode(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    add_encoded(&b, s, n, 0);
+    luaL_pushresult(&b);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Parameter sets: name -> string, or name -> array of strings        */
+/* (repeated name). Sorted by raw name bytes; repeats keep order.     */
+
+typedef struct {
+    const char *k, *v;
+    size_t kl, vl;
+    size_t order;
+} sc_param;
+
+static int param_cmp(const void *a, const void *b) {
+    const sc_param *x = (const sc_param *)a, *y = (const sc_param *)b;
+    size_t n = x->kl < y->kl ? x->kl : y->kl;
+    int c = memcmp(x->k, y->k, n);
+    if (c != 0) return c;
+    if (x->kl != y->kl) return x->kl < y->kl ? -1 : 1;
+    return x->order < y->order ? -1 : (x->order > y->order ? 1 : 0);
+}
+
+static const char *param_name(lua_State *L, int kidx, size_t *kl) {
+    if (lua_type(L, kidx) != LUA_TSTRING)
+        luaL_error(L, "parameter names must be strings (got %s)", luaL_typename(L, kidx));
+    return lua_tolstring(L, kidx, kl);
+}
+
+/*
+ * Collects the parameters of the table at tidx into a sorted array held by
+ * a userdata pushed on the stack. The strings stay referenced by the table,
+ * which the caller keeps on the stack.
+ */
+static sc_param *collect_params(lua_State *L, int tidx, size_t *count) {
+    size_t n = 0, i = 0;
+    sc_param *ps;
+    tidx = tidx < 0 ? lua_gettop(L) + tidx + 1 : tidx;
+    lua_pushnil(L);
+    while (lua_next(L, tidx) != 0) {
+        size_t kl;
+        const char *k = param_name(L, -2, &kl);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            n++;
+        } else if (lua_type(L, -1) == LUA_TTABLE) {
+            n += sc_rawlen(L, -1);
+        } else {
+            luaL_error(L, "parameter '%s' must be a string or an array of strings (got %s)",
+                       k, luaL_typename(L, -1));
+        }
+        lua_pop(L, 1);
+    }
+    ps = (sc_param *)lua_newuserdata(L, (n ? n : 1) * sizeof(sc_param));
+    lua_pushnil(L);
+    while (lua_next(L, tidx) != 0) {
+        size_t kl;
+        const char *k = param_name(L, -2, &kl);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            ps[i].k = k; ps[i].kl = kl; ps[i].order = i;
+            ps[i].v = lua_tolstring(L, -1, &ps[i].vl);
+            i++;
+        } else {
+            size_t j, m = sc_rawlen(L, -1);
+            for (j = 1; j <= m; j++) {
+                lua_rawgeti(L, -1, (int)j);
+                if (lua_type(L, -1) != LUA_TSTRING)
+                    luaL_error(L, "parameter '%s' item %d must be a string (got %s)",
+                               k, (int)j, luaL_typename(L, -1));
+                ps[i].k = k; ps[i].kl = kl; ps[i].order = i;
+                ps[i].v = lua_tolstring(L, -1, &ps[i].vl);
+                lua_pop(L, 1);
+                i++;
+            }
+        }
+        lua_pop(L, 1);
+    }
+    qsort(ps, n, sizeof(sc_param), param_cmp);
+    *count = n;
+    return ps;
+}
+
+static void add_canonical_query(luaL_Buffer *b, const sc_param *ps, size_t n) {
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (i) luaL_addchar(b, '&');
+        add_encoded(b, ps[i].k, ps[i].kl, 0);
+        luaL_addchar(b, '=');
+        add_encoded(b, ps[i].v, ps[i].vl, 0);
+    }
+}
+
+/* Pushes the canonical query of the table at tidx. */
+static void push_canonical_query(lua_State *L, int tidx) {
+    size_t n;
+    luaL_Buffer b;
+    sc_param *ps = collect_params(L, tidx, &n);
+    luaL_buffinit(L, &b);
+    add_canonical_query(&b, ps, n);
+    luaL_pushresult(&b);
+    lua_remove(L, -2); /* the param array */
+}
+
+static int l_canonical_query(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    push_canonical_query(L, 1);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Aliyun RPC signature V1 (HMAC-SHA1)                                */
+
+static const char *check_method(lua_State *L, int idx, size_t *len) {
+    size_t i;
+    const char *m = luaL_checklstring(L, idx, len);
+    if (*len == 0) luaL_argerror(L, idx, "HTTP method must not be empty");
+    for (i = 0; i < *len; i++)
+        if (m[i] < 'A' || m[i] > 'Z')
+            luaL_argerror(L, idx, "HTTP method must be upper-case letters");
+    return m;
+}
+
+/* Pushes METHOD&%2F&enc(canonical query). */
+static void push_string_to_sign_v1(lua_State *L, int midx, int tidx) {
+    size_t ml, cl;
+    const char *m = check_method(L, midx, &ml);
+    const char *cq;
+    luaL_Buffer b;
+    luaL_checktype(L, tidx, LUA_TTABLE);
+    push_canonical_query(L, tidx);
+    cq = lua_tolstring(L, -1, &cl);
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, m, ml);
+    luaL_addstring(&b, "&%2F&");
+    add_encoded(&b, cq, cl, 0);
+    luaL_pushresult(&b);
+    lua_remove(L, -2);
+}
+
+static int l_aliyun_string_to_sign_v1(lua_State *L) {
+    push_string_to_sign_v1(L, 1, 2);
+    return 1;
+}
+
+static int l_aliyun_sign_v1(lua_State *L) {
+    size_t sl, kl, sigl = 0;
+    const unsigned char *secret = check_secret(L, 3, &sl);
+    const char *sts;
+    unsigned char stackkey[256], *key, sig[EVP_MAX_MD_SIZE];
+    unsigned int siglen = 0;
+    unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+    unsigned char *ok;
+
+    push_string_to_sign_v1(L, 1, 2);
+    sts = lua_tolstring(L, -1, &sigl);
+    kl = sl + 1; /* key = secret .. "&" */
+    key = kl <= sizeof(stackkey) ? stackkey : (unsigned char *)lua_newuserdata(L, kl);
+    memcpy(key, secret, sl);
+    key[sl] = '&';
+    ok = HMAC(EVP_sha1(), key, (int)kl, (const unsigned char *)sts, sigl, sig, &siglen);
+    OPENSSL_cleanse(key, kl);
+    if (ok == NULL) return luaL_error(L, "HMAC-SHA1 failed");
+    EVP_EncodeBlock(b64, sig, (int)siglen);
+    OPENSSL_cleanse(sig, sizeof(sig));
+    lua_pushstring(L, (const char *)b64);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Aliyun signature V3 (ACS3-HMAC-SHA256)                             */
+
+typedef struct {
+    char *name; /* lower-case copy, inside the same userdata */
+    size_t nl;
+    const char *v;
+    size_t vl;
+} sc_header;
+
+static int header_cmp(const void *a, const void *b) {
+    const sc_header *x = (const sc_header *)a, *y = (const sc_header *)b;
+    size_t n = x->nl < y->nl ? x->nl : y->nl;
+    int c = memcmp(x->name, y->name, n);
+    if (c != 0) return c;
+    return x->nl < y->nl ? -1 : (x->nl > y->nl ? 1 : 0);
+}
+
+static int is_signed_header(const char *lname, size_t n) {
+    return (n >= 6 && memcmp(lname, "x-acs-", 6) == 0) ||
+           (n == 4 && memcmp(lname, "host", 4) == 0) ||
+           (n == 12 && memcmp(lname, "content-type", 12) == 0);
+}
+
+static int is_space(char c) { return c == ' ' || c == '\t'; }
+
+/* Sorted signed headers of the table at tidx, in a userdata pushed on the stack. */
+static sc_header *collect_headers(lua_State *L, int tidx, size_t *count) {
+    size_t n = 0, bytes = 0, i = 0;
+    sc_header *hs;
+    char *names;
+    lua_pushnil(L);
+    while (lua_next(L, tidx) != 0) {
+        size_t nl;
+        if (lua_type(L, -2) != LUA_TSTRING || lua_type(L, -1) != LUA_TSTRING)
+            luaL_error(L, "headers must map strings to strings");
+        lua_tolstring(L, -2, &nl);
+        n++;
+        bytes += nl;
+        lua_pop(L, 1);
+    }
+    hs = (sc_header *)lua_newuserdata(L, (n ? n : 1) * sizeof(sc_header) + bytes + 1);
+    names = (char *)(hs + (n ? n : 1));
+    lua_pushnil(L);
+    while (lua_next(L, tidx) != 0) {
+        size_t nl, vl, j;
+        const char *name = lua_tolstring(L, -2, &nl);
+        const char *v = lua_tolstring(L, -1, &vl);
+        for (j = 0; j < nl; j++) {
+            char c = name[j];
+            names[j] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+        }
+        if (is_signed_header(names, nl)) {
+            while (vl > 0 && is_space(*v)) { v++; vl--; }
+            while (vl > 0 && is_space(v[vl - 1])) vl--;
+            hs[i].name = names; hs[i].nl = nl; hs[i].v = v; hs[i].vl = vl;
+            names += nl;
+            i++;
+        }
+        lua_pop(L, 1);
+    }
+    qsort(hs, i, sizeof(sc_header), header_cmp);
+    for (n = 1; n < i; n++)
+        if (header_cmp(&hs[n - 1], &hs[n]) == 0) {
+            lua_pushlstring(L, hs[n].name, hs[n].nl);
+            luaL_error(L, "header '%s' given twice (names are case-insensitive)", lua_tostring(L, -1));
+        }
+    *count = i;
+    return hs;
+}
+
+static void sha256(const void *p, size_t n, unsigned char out[32]) {
+    unsigned int len = 32;
+    EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+}
+
+static int l_aliyun_sign_v3(lua_State *L) {
+    size_t ml, pl, bl, akl, sl, nh, i, crl;
+    const char *method, *path, *body, *akid, *cr;
+    const unsigned char *secret;
+    sc_header *hs;
+    unsigned char digest[32], sig[32];
+    unsigned int siglen = 0;
+    char sts[sizeof(V3_ALGORITHM) + 1 + 64], hexsig[65], hexcr[65];
+    unsigned char *ok;
+    int base;
+    luaL_Buffer b;
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "method");            /* 2 */
+    lua_getfield(L, 1, "path");              /* 3 */
+    lua_getfield(L, 1, "query");             /* 4 */
+    lua_getfield(L, 1, "headers");           /* 5 */
+    lua_getfield(L, 1, "body");              /* 6 */
+    lua_getfield(L, 1, "access_key_id");     /* 7 */
+    lua_getfield(L, 1, "access_key_secret"); /* 8 */
+    base = lua_gettop(L);
+
+    method = check_method(L, 2, &ml);
+    if (lua_isnil(L, 3)) { lua_pushliteral(L, "/"); lua_replace(L, 3); }
+    path = luaL_checklstring(L, 3, &pl);
+    if (pl == 0 || path[0] != '/') luaL_argerror(L, 1, "path must start with '/'");
+    if (lua_isnil(L, 4)) { lua_newtable(L); lua_replace(L, 4); }
+    luaL_checktype(L, 4, LUA_TTABLE);
+    luaL_checktype(L, 5, LUA_TTABLE);
+    if (lua_isnil(L, 6)) { lua_pushliteral(L, ""); lua_replace(L, 6); }
+    body = luaL_checklstring(L, 6, &bl);
+    akid = luaL_checklstring(L, 7, &akl);
+    secret = check_secret(L, 8, &sl);
+
+    hs = collect_headers(L, 5, &nh);           /* base + 1 */
+    sha256(body, bl, digest);
+    push_hex(L, digest, 32);                   /* base + 2: hashed payload */
+
+    /* signed header names, "a;b;c" */
+    luaL_buffinit(L, &b);
+    for (i = 0; i < nh; i++) {
+        if (i) luaL_addchar(&b, ';');
+        luaL_addlstring(&b, hs[i].name, hs[i].nl);
+    }
+    luaL_pushresult(&b);                       /* base + 3 */
+
+    push_canonical_query(L, 4);                /* base + 4 */
+
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, method, ml);
+    luaL_addchar(&b, '\n');
+    add_encoded(&b, path, pl, 1);
+    luaL_addchar(&b, '\n');
+    lua_pushvalue(L, base + 4);
+    luaL_addvalue(&b);
+    luaL_addchar(&b, '\n');
+    for (i = 0; i < nh; i++) {
+        luaL_addlstring(&b, hs[i].name, hs[i].nl);
+        luaL_addchar(&b, ':');
+        luaL_addlstring(&b, hs[i].v, hs[i].vl);
+        luaL_addchar(&b, '\n');
+    }
+    luaL_addchar(&b, '\n');
+    lua_pushvalue(L, base + 3);
+    luaL_addvalue(&b);
+    luaL_addchar(&b, '\n');
+    lua_pushvalue(L, base + 2);
+    luaL_addvalue(&b);
+    luaL_pushresult(&b);                       /* base + 5: canonical request */
+    cr = lua_tolstring(L, -1, &crl);
+
+    sha256(cr, crl, digest);
+    for (i = 0; i < 32; i++) {
+        hexcr[2 * i] = HEX[digest[i] >> 4];
+        hexcr[2 * i + 1] = HEX[digest[i] & 15];
+    }
+    hexcr[64] = '\0';
+    memcpy(sts, V3_ALGORITHM "\n", sizeof(V3_ALGORITHM));
+    memcpy(sts + sizeof(V3_ALGORITHM), hexcr, 65);
+    ok = HMAC(EVP_sha256(), secret, (int)sl, (const unsigned char *)sts, strlen(sts), sig, &siglen);
+    if (ok == NULL || siglen != 32) return luaL_error(L, "HMAC-SHA256 failed");
+    for (i = 0; i < 32; i++) {
+        hexsig[2 * i] = HEX[sig[i] >> 4];
+        hexsig[2 * i + 1] = HEX[sig[i] & 15];
+    }
+    hexsig[64] = '\0';
+
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, V3_ALGORITHM " Credential=");
+    luaL_addlstring(&b, akid, akl);
+    luaL_addstring(&b, ",SignedHeaders=");
+    lua_pushvalue(L, base + 3);
+    luaL_addvalue(&b);
+    luaL_addstring(&b, ",Signature=");
+    luaL_addstring(&b, hexsig);
+    luaL_pushresult(&b);
+    lua_pushstring(L, hexsig);
+    lua_pushstring(L, hexcr);
+    return 3;
+}
+
+/* ------------------------------------------------------------------ */
+/* ZEGO signature 2.0: md5(AppId .. SignatureNonce .. ServerSecret .. Timestamp) */
+
+static unsigned long long check_uint(lua_State *L, int idx, double max, const char *what) {
+    lua_Number n;
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        size_t len, i;
+        const char *s = lua_tolstring(L, idx, &len);
+        if (len == 0 || len > 15) luaL_argerror(L, idx, what);
+        for (i = 0; i < len; i++)
+            if (s[i] < '0' || s[i] > '9') luaL_argerror(L, idx, what);
+        n = (lua_Number)strtoull(s, NULL, 10);
+    } else {
+        n = luaL_checknumber(L, idx);
+    }
+    if (!(n >= 0 && n <= max) || floor(n) != n) luaL_argerror(L, idx, what);
+    return (unsigned long long)n;
+}
+
+static int l_zego_sign(lua_State *L) {
+    char appid[24], ts[24];
+    size_t nl, sl;
+    unsigned long long a = check_uint(L, 1, 4294967295.0, "AppId must be an integer in 0..4294967295");
+    const char *nonce = luaL_checklstring(L, 2, &nl);
+    const unsigned char *secret = check_secret(L, 3, &sl);
+    unsigned long long t = check_uint(L, 4, 9007199254740991.0, "Timestamp must be a non-negative integer");
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdl = 0;
+    int ok;
+    EVP_MD_CTX *ctx;
+
+    snprintf(appid, sizeof(appid), "%llu", a);
+    snprintf(ts, sizeof(ts), "%llu", t);
+    ctx = EVP_MD_CTX_new();
+    if (ctx == NULL) return luaL_error(L, "out of memory");
+    ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) &&
+         EVP_DigestUpdate(ctx, appid, strlen(appid)) &&
+         EVP_DigestUpdate(ctx, nonce, nl) &&
+         EVP_DigestUpdate(ctx, secret, sl) &&
+         EVP_DigestUpdate(ctx, ts, strlen(ts)) &&
+         EVP_DigestFinal_ex(ctx, md, &mdl);
+    EVP_MD_CTX_free(ctx); /* cleanses its state */
+    if (!ok) return luaL_error(L, "MD5 failed (is MD5 disabled in this OpenSSL?)");
+    push_hex(L, md, mdl);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Hashes, nonces                                                     */
+
+static int l_sha256_hex(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    unsigned char d[32];
+    sha256(s, n, d);
+    push_hex(L, d, 32);
+    return 1;
+}
+
+static void random_bytes(lua_State *L, unsigned char *p, int n) {
+    if (RAND_bytes(p, n) != 1)
+        luaL_error(L, "RAND_bytes failed: the OpenSSL random generator is not seeded");
+}
+
+static int l_random_hex(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    unsigned char buf[256];
+    luaL_argcheck(L, n >= 1 && n <= 256, 1, "nbytes must be in 1..256");
+    random_bytes(L, buf, (int)n);
+    push_hex(L, buf, (size_t)n);
+    return 1;
+}
+
+static int l_uuid4(lua_State *L) {
+    unsigned char u[16];
+    char out[37];
+    int i, o = 0;
+    random_bytes(L, u, 16);
+    u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
+    u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
+        out[o++] = HEX[u[i] >> 4];
+        out[o++] = HEX[u[i] & 15];
+    }
+    lua_pushlstring(L, out, 36);
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Time: UTC "YYYY-MM-DDThh:mm:ssZ" <-> Unix seconds, without timegm  */
+
+static long long days_from_civil(long long y, unsigned m, unsigned d) {
+    long long era;
+    unsigned yoe, doy, doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = (unsigned)(y - era * 400);
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + (long long)doe - 719468;
+}
+
+static void civil_from_days(long long z, int *y, unsigned *m, unsigned *d) {
+    long long era;
+    unsigned doe, yoe, doy, mp;
+    z += 719468;
+    era = (z >= 0 ? z : z - 146096) / 146097;
+    doe = (unsigned)(z - era * 146097);
+    yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int)((long long)yoe + era * 400 + (*m <= 2));
+}
+
+#define MAX_UNIX 253402300799.0 /* 9999-12-31T23:59:59Z */
+
+static int l_utc_timestamp(lua_State *L) {
+    lua_Number t = luaL_checknumber(L, 1);
+    long long s, days, rem;
+    int y;
+    unsigned m, d;
+    char out[32];
+    luaL_argcheck(L, t >= 0 && t <= MAX_UNIX, 1, "unix seconds must be in 0..253402300799");
+    s = (long long)floor(t);
+    days = s / 86400;
+    rem = s % 86400;
+    civil_from_days(days, &y, &m, &d);
+    snprintf(out, sizeof(out), "%04d-%02u-%02uT%02d:%02d:%02dZ", y, m, d,
+             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60));
+    lua_pushstring(L, out);
+    return 1;
+}
+
+static int digits(const char *s, int n, int *out) {
+    int i, v = 0;
+    for (i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    *out = v;
+    return 1;
+}
+
+static int l_parse_utc_timestamp(lua_State *L) {
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    int y, mo, d, h, mi, se;
+    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int leap, dim;
+    if (n != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+        s[16] != ':' || s[19] != 'Z' || !digits(s, 4, &y) || !digits(s + 5, 2, &mo) ||
+        !digits(s + 8, 2, &d) || !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) ||
+        !digits(s + 17, 2, &se)) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "must be UTC time as YYYY-MM-DDThh:mm:ssZ");
+        return 2;
+    }
+    leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    dim = (mo >= 1 && mo <= 12) ? mdays[mo - 1] + (mo == 2 && leap) : 0;
+    if (y < 1970 || dim == 0 || d < 1 || d > dim || h > 23 || mi > 59 || se > 59) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "is not a valid UTC date and time");
+        return 2;
+    }
+    lua_pushinteger(L, (lua_Integer)(days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
+                                     h * 3600 + mi * 60 + se));
+    return 1;
+}
+
+/* ------------------------------------------------------------------ */
+
+static const luaL_Reg secret_methods[] = {
+    {"__gc", secret_gc},
+    {"__tostring", secret_tostring},
+    {"__len", secret_len},
+    {NULL, NULL}};
+
+static const luaL_Reg core_funcs[] = {
+    {"percent_encode", l_percent_encode},
+    {"canonical_query", l_canonical_query},
+    {"aliyun_string_to_sign_v1", l_aliyun_string_to_sign_v1},
+    {"aliyun_sign_v1", l_aliyun_sign_v1},
+    {"aliyun_sign_v3", l_aliyun_sign_v3},
+    {"zego_sign", l_zego_sign},
+    {"sha256_hex", l_sha256_hex},
+    {"random_hex", l_random_hex},
+    {"uuid4", l_uuid4},
+    {"utc_timestamp", l_utc_timestamp},
+    {"parse_utc_timestamp", l_parse_utc_timestamp},
+    {"secret", secret_new},
+    {NULL, NULL}};
+
+int luaopen_streamctl_core(lua_State *L) {
+    if (luaL_newmetatable(L, SECRET_MT)) {
+        luaL_setfuncs(L, secret_methods, 0);
+        lua_pushliteral(L, "streamctl.secret");
+        lua_setfield(L, -2, "__name");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+    sc_newlib(L, core_funcs);
+    lua_pushliteral(L, "0.1.0");
+    lua_setfield(L, -2, "_VERSION");
+    return 1;
+}
