@@ -27,6 +27,19 @@ external_dependencies = {
 build = {
    type = "builtin",
    modules = {
+      -- Lua modules: every file under lua/ (spec/00-package_spec.lua checks the list)
+      ["streamctl"] = "lua/streamctl/init.lua",
+      ["streamctl.aliyun"] = "lua/streamctl/aliyun.lua",
+      ["streamctl.client"] = "lua/streamctl/client.lua",
+      ["streamctl.errors"] = "lua/streamctl/errors.lua",
+      ["streamctl.json"] = "lua/streamctl/json.lua",
+      ["streamctl.ratelimit"] = "lua/streamctl/ratelimit.lua",
+      ["streamctl.retry"] = "lua/streamctl/retry.lua",
+      ["streamctl.sequence"] = "lua/streamctl/sequence.lua",
+      ["streamctl.transport.curl"] = "lua/streamctl/transport/curl.lua",
+      ["streamctl.validate"] = "lua/streamctl/validate.lua",
+      ["streamctl.zego"] = "lua/streamctl/zego.lua",
+      -- C modules
       ["streamctl.core"] = {
          sources = { "csrc/core.c" },
          libraries = { "crypto" },

@@ -5,6 +5,7 @@
  * temporary lives in Lua-owned memory (userdata or luaL_Buffer) before
  * anything can raise; copies of secrets are wiped with OPENSSL_cleanse.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -97,9 +98,13 @@ static void add_encoded(luaL_Buffer *b, const char *s, size_t n, int keep_slash)
     }
 }
 
+#define MAX_RANDOM_BYTES 256
+
+/* Pushes n bytes (n <= MAX_RANDOM_BYTES) as lower-case hex. */
 static void push_hex(lua_State *L, const unsigned char *p, size_t n) {
-    char out[2 * EVP_MAX_MD_SIZE];
+    char out[2 * MAX_RANDOM_BYTES];
     size_t i;
+    if (n > MAX_RANDOM_BYTES) n = MAX_RANDOM_BYTES;
     for (i = 0; i < n; i++) {
         out[2 * i] = HEX[p[i] >> 4];
         out[2 * i + 1] = HEX[p[i] & 15];
@@ -524,8 +529,8 @@ static void random_bytes(lua_State *L, unsigned char *p, int n) {
 
 static int l_random_hex(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 1);
-    unsigned char buf[256];
-    luaL_argcheck(L, n >= 1 && n <= 256, 1, "nbytes must be in 1..256");
+    unsigned char buf[MAX_RANDOM_BYTES];
+    luaL_argcheck(L, n >= 1 && n <= MAX_RANDOM_BYTES, 1, "nbytes must be in 1..256");
     random_bytes(L, buf, (int)n);
     push_hex(L, buf, (size_t)n);
     return 1;
@@ -594,6 +599,22 @@ static int l_utc_timestamp(lua_State *L) {
     return 1;
 }
 
+/* Wall-clock time in seconds with sub-second precision (CLOCK_REALTIME). */
+static int l_now(lua_State *L) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0) return luaL_error(L, "clock_gettime failed");
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+/* Monotonic seconds, for measuring intervals and pacing (CLOCK_MONOTONIC). */
+static int l_monotonic(lua_State *L) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return luaL_error(L, "clock_gettime failed");
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
 static int digits(const char *s, int n, int *out) {
     int i, v = 0;
     for (i = 0; i < n; i++) {
@@ -650,6 +671,8 @@ static const luaL_Reg core_funcs[] = {
     {"uuid4", l_uuid4},
     {"utc_timestamp", l_utc_timestamp},
     {"parse_utc_timestamp", l_parse_utc_timestamp},
+    {"now", l_now},
+    {"monotonic", l_monotonic},
     {"secret", secret_new},
     {NULL, NULL}};
 

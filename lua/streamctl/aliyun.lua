@@ -1,0 +1,284 @@
+--- Alibaba Cloud ApsaraVideo Live (RPC OpenAPI, version 2016-11-01).
+--
+-- This file holds only Aliyun's rules: its operations and their fields, how a
+-- request is laid out and signed (V1 HMAC-SHA1 or V3 ACS3-HMAC-SHA256), and
+-- how its answers and error codes read. The pipeline is streamctl.client.
+-- @module streamctl.aliyun
+
+local core = require "streamctl.core"
+local client = require "streamctl.client"
+local errors = require "streamctl.errors"
+local jsonenc = require "streamctl.json"
+
+local os_getenv, type, tostring = os.getenv, type, tostring
+local format = string.format
+
+local VERSION = "2016-11-01"
+local PROVIDER = "aliyun"
+local MAX_URL = 2000
+local WEEK = 7 * 24 * 3600
+
+local REGIONS = { "ap-southeast-1", "ap-southeast-5", "cn-beijing", "cn-shanghai", "cn-shenzhen" }
+
+-- HTTP method per operation, as the official SDKs send it.
+local operations = {
+  ResumeLiveStream = { method = "POST", idempotent = true },
+  ForbidLiveStream = { method = "POST", idempotent = true },
+  CreateLivePullToPush = { method = "POST", idempotent = false },
+  StopLivePullToPush = { method = "GET", idempotent = true },
+  DescribeLivePullToPush = { method = "GET", idempotent = true },
+  DescribeLivePullToPushList = { method = "GET", idempotent = true },
+  DescribeLiveStreamsBlockList = { method = "POST", idempotent = true },
+  DescribeLiveStreamsOnlineList = { method = "POST", idempotent = true },
+}
+
+local function paging(max_size)
+  return {
+    { "page_number", "PageNumber", "integer", min = 1 },
+    { "page_size", "PageSize", "integer", min = 1, max = max_size },
+  }
+end
+
+local function with(list, more)
+  local out = {}
+  for _, f in ipairs(list) do out[#out + 1] = f end
+  for _, f in ipairs(more or {}) do out[#out + 1] = f end
+  return out
+end
+
+local STREAM = {
+  { "domain_name", "DomainName", "string", required = true },
+  { "app_name", "AppName", "string", required = true },
+  { "stream_name", "StreamName", "string", required = true },
+  { "live_stream_type", "LiveStreamType", "string", enum = { "publisher" }, default = "publisher" },
+}
+
+-- Cross-field rules of CreateLivePullToPush (times, URL counts, protocol).
+local function check_pull_to_push(_, v, self)
+  local now = self:now()
+  if v.end_time <= v.start_time then return "field 'end_time' must be after start_time" end
+  if v.end_time <= now then return "field 'end_time' must be in the future" end
+  if v.end_time - v.start_time > WEEK then
+    return "fields 'start_time'..'end_time' must span at most 7 days"
+  end
+  local n = #v.source_urls
+  if v.source_type == "live" then
+    if n ~= 1 then return format("field 'source_urls' must have exactly 1 URL when source_type is 'live' (got %d)", n) end
+  elseif n > 30 then
+    return format("field 'source_urls' must have at most 30 URLs when source_type is '%s' (got %d)", v.source_type, n)
+  end
+  if v.source_protocol and v.source_type ~= "live" then
+    return "field 'source_protocol' only applies when source_type is 'live'"
+  end
+  return nil
+end
+
+local methods = {
+  resume_live_stream = { action = "ResumeLiveStream", fields = STREAM },
+  forbid_live_stream = {
+    action = "ForbidLiveStream",
+    fields = with(STREAM, {
+      { "region_id", "RegionId", "string" },
+      { "oneshot", "Oneshot", "yesno" },
+      { "resume_time", "ResumeTime", "time" },
+    }),
+  },
+  create_live_pull_to_push = {
+    action = "CreateLivePullToPush",
+    fields = {
+      { "region", "Region", "string", required = true, enum = REGIONS },
+      { "task_name", "TaskName", "string" },
+      { "start_time", "StartTime", "time", required = true },
+      { "end_time", "EndTime", "time", required = true },
+      { "source_type", "SourceType", "string", required = true, enum = { "live", "vod", "url" } },
+      { "source_protocol", "SourceProtocol", "string", enum = { "rtmp", "srt", "http-flv", "hls" } },
+      { "source_urls", "SourceUrls", "strings", required = true, min_items = 1, max_items = 30, max_len = MAX_URL },
+      { "dst_url", "DstUrl", "string", required = true, max_len = MAX_URL, prefix = { "rtmp://" } },
+      { "repeat_number", "RepeatNumber", "integer", min = -1 },
+      { "file_index", "FileIndex", "integer", min = 0 },
+      { "offset", "Offset", "number", min_exclusive = 0 },
+      { "callback_url", "CallbackUrl", "string", max_len = MAX_URL, prefix = { "http://", "https://" } },
+      { "retry_interval", "RetryInterval", "integer", min = 60, max = 300 },
+      { "retry_count", "RetryCount", "integer", min = 0 },
+    },
+    check = check_pull_to_push,
+  },
+  stop_live_pull_to_push = {
+    action = "StopLivePullToPush",
+    fields = {
+      { "region", "Region", "string", required = true, enum = REGIONS },
+      { "task_id", "TaskId", "string", required = true },
+      { "region_id", "RegionId", "string" },
+    },
+  },
+  describe_live_pull_to_push = {
+    action = "DescribeLivePullToPush",
+    fields = {
+      { "region", "Region", "string", required = true, enum = REGIONS },
+      { "task_id", "TaskId", "string", required = true },
+    },
+  },
+  describe_live_pull_to_push_list = {
+    action = "DescribeLivePullToPushList",
+    fields = with({
+      { "region", "Region", "string", required = true, enum = REGIONS },
+      { "dst_url", "DstUrl", "string", max_len = MAX_URL },
+      { "task_id", "TaskId", "string" },
+      { "task_name", "TaskName", "string" },
+    }, paging(100)),
+  },
+  describe_live_streams_block_list = {
+    action = "DescribeLiveStreamsBlockList",
+    fields = with({ { "domain_name", "DomainName", "string", required = true } }, paging(3000)),
+  },
+  describe_live_streams_online_list = {
+    action = "DescribeLiveStreamsOnlineList",
+    fields = with({
+      { "domain_name", "DomainName", "string", required = true },
+      { "app_name", "AppName", "string" },
+      { "stream_name", "StreamName", "string" },
+    }, paging(3000)),
+  },
+}
+
+-- Error codes and what they mean for a retry.
+local KIND = {
+  ["Throttling"] = "throttled", ["Throttling.User"] = "throttled", ["Throttling.Api"] = "throttled",
+  ["InternalError"] = "server", ["ServiceUnavailable"] = "server",
+  ["SignatureDoesNotMatch"] = "signature", ["IncompleteSignature"] = "signature",
+  ["SignatureNonceUsed"] = "signature",
+  ["InvalidTimeStamp.Expired"] = "clock", ["InvalidTimeStamp.Format"] = "signature",
+  ["InvalidAccessKeyId.NotFound"] = "auth", ["InvalidAccessKeyId.Inactive"] = "auth",
+  ["InvalidSecurityToken.Expired"] = "auth", ["InvalidSecurityToken.MismatchWithAccessKey"] = "auth",
+  ["InvalidSecurityToken.Malformed"] = "auth", ["Forbidden.RAM"] = "auth", ["Forbidden"] = "auth",
+  ["InvalidParameter"] = "validation", ["MissingParameter"] = "validation",
+}
+local RETRYABLE = { throttled = true, server = true, clock = true }
+
+local rules = {
+  provider = PROVIDER,
+  defaults = { endpoint = "https://live.aliyuncs.com" },
+  operations = operations,
+  methods = methods,
+}
+
+--- Aliyun sends an array parameter as one JSON array string: SourceUrls=["u1","u2"].
+function rules.array(name, list)
+  return name, jsonenc.string_array(list)
+end
+
+function rules.nonce()
+  return core.uuid4()
+end
+
+function rules.configure(self, opts)
+  local id = opts.access_key_id or os_getenv("ALIBABA_CLOUD_ACCESS_KEY_ID")
+  local secret = opts.access_key_secret or os_getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+  local token = opts.security_token
+  if token == nil and opts.access_key_id == nil then token = os_getenv("ALIBABA_CLOUD_SECURITY_TOKEN") end
+  if id == nil or id == "" or secret == nil or secret == "" then
+    return nil, { code = "MissingCredentials",
+      message = "no credentials: pass access_key_id and access_key_secret, or set "
+        .. "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET" }
+  end
+  local ok, why = client.check_header_safe("id", id, "access_key_id")
+  if not ok then return nil, why end
+  if type(secret) ~= "string" then return nil, "access_key_secret must be a string" end
+  if token ~= nil then
+    ok, why = client.check_header_safe("token", token, "security_token")
+    if not ok then return nil, why end
+  end
+  local version = opts.signature_version or "v3"
+  if version ~= "v3" and version ~= "v1" then
+    return nil, "option 'signature_version' must be 'v3' or 'v1'"
+  end
+  self.access_key_id = id
+  self.signature_version = version
+  self._secret = core.secret(secret)
+  self._token = token and core.secret(token)
+  self._token_plain = token -- kept only to scrub provider messages; never shown
+  return true
+end
+
+function rules.secrets(self)
+  return { self._token_plain }
+end
+
+local function query_url(self, params)
+  local q = core.canonical_query(params)
+  return self.endpoint.url .. "/" .. (q ~= "" and "?" .. q or "")
+end
+
+function rules.build(self, action, op, params, now, nonce)
+  local method = op.method
+  local timestamp = core.utc_timestamp(now)
+  if self.signature_version == "v1" then
+    params.Action = action
+    params.Version = VERSION
+    params.Format = "JSON"
+    params.AccessKeyId = self.access_key_id
+    params.SignatureMethod = "HMAC-SHA1"
+    params.SignatureVersion = "1.0"
+    params.SignatureNonce = nonce
+    params.Timestamp = timestamp
+    if self._token_plain then params.SecurityToken = self._token_plain end
+    local sig = core.aliyun_sign_v1(method, params, self._secret)
+    return {
+      provider = PROVIDER, action = action, method = method,
+      url = query_url(self, params) .. "&Signature=" .. core.percent_encode(sig),
+      headers = { host = self.endpoint.host }, body = "",
+    }
+  end
+  local headers = {
+    host = self.endpoint.host,
+    ["x-acs-action"] = action,
+    ["x-acs-version"] = VERSION,
+    ["x-acs-date"] = timestamp,
+    ["x-acs-signature-nonce"] = nonce,
+    ["x-acs-content-sha256"] = core.sha256_hex(""),
+  }
+  if self._token_plain then
+    headers["x-acs-accesskey-id"] = self.access_key_id
+    headers["x-acs-security-token"] = self._token_plain
+  end
+  headers.authorization = core.aliyun_sign_v3 {
+    method = method, path = "/", query = params, headers = headers, body = "",
+    access_key_id = self.access_key_id, access_key_secret = self._secret,
+  }
+  return {
+    provider = PROVIDER, action = action, method = method,
+    url = query_url(self, params), headers = headers, body = "",
+  }
+end
+
+local json_decode = require("cjson.safe").decode
+
+function rules.decode(_, action, res)
+  local status, body = res.status, res.body
+  local data = json_decode(body)
+  local headers = res.headers or {}
+  if type(data) ~= "table" then
+    local server = status >= 500
+    return nil, errors.new {
+      provider = PROVIDER, action = action, http_status = status,
+      code = server and "ServiceUnavailable" or "InvalidResponse",
+      kind = server and "server" or "response", retryable = server,
+      message = format("HTTP %d with a body that is not JSON (%d bytes)", status, #body),
+    }
+  end
+  if status >= 200 and status < 300 and data.Code == nil then return data end
+  local code = data.Code and tostring(data.Code) or format("HTTP%d", status)
+  local kind = KIND[code] or (code:find("^Throttling") and "throttled") or (status >= 500 and "server") or "service"
+  local retry_after = tonumber(headers["x-acs-retry-after"])
+  return nil, errors.new {
+    provider = PROVIDER, action = action, http_status = status, code = code, kind = kind,
+    message = data.Message and tostring(data.Message) or "", request_id = data.RequestId,
+    retryable = RETRYABLE[kind] or false,
+    retry_after_ms = retry_after,
+  }
+end
+
+local Aliyun = client.define(rules)
+Aliyun.VERSION = VERSION
+Aliyun.REGIONS = REGIONS
+return Aliyun

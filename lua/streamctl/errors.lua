@@ -1,0 +1,115 @@
+--- The error model shared by every streamctl call.
+--
+-- Expected failures are returned as `nil, err`, where `err` is a table:
+--
+--   provider      "aliyun" | "zego"
+--   action        the service action ("ResumeLiveStream"), or nil
+--   code          the service's code as it sends it (Aliyun: a string such as
+--                 "Throttling.User"; ZEGO: a number such as 30002), or a local
+--                 code: "InvalidParameter", "MissingCredentials", "Timeout",
+--                 "NetworkError", "TLSError", "InvalidResponse", "InvalidRequest"
+--   message       human text; names the field and the rule for validation errors
+--   http_status   the HTTP status, when a response arrived
+--   request_id    the provider's RequestId, when it sent one
+--   retryable     whether a retry can help
+--   kind          "validation" | "auth" | "signature" | "clock" | "throttled" |
+--                 "server" | "network" | "timeout" | "tls" | "response" | "service"
+--   sent          for network failures: whether the request reached the wire
+--   retry_after_ms  from `x-acs-retry-after`, when present
+--   server_date   Unix seconds of the response's `Date` header, when present
+--
+-- `tostring(err)` gives one line. No secret, signature or security token is
+-- ever put into an error: provider messages are scrubbed with `redact`.
+-- @module streamctl.errors
+
+local setmetatable, tostring, type, pairs = setmetatable, tostring, type, pairs
+local concat = table.concat
+local gsub, format = string.gsub, string.format
+
+local M = {}
+
+local Error = {}
+Error.__index = Error
+
+function Error.__tostring(e)
+  local parts = { "streamctl: ", e.provider or "?" }
+  if e.action then parts[#parts + 1] = " " .. e.action end
+  parts[#parts + 1] = ": " .. tostring(e.code)
+  if e.http_status then parts[#parts + 1] = format(" (HTTP %d)", e.http_status) end
+  if e.message and e.message ~= "" then parts[#parts + 1] = ": " .. e.message end
+  if e.request_id then parts[#parts + 1] = " [RequestId " .. e.request_id .. "]" end
+  return concat(parts)
+end
+
+M.Error = Error
+
+--- Makes an error object from a table of the fields above.
+function M.new(fields)
+  if fields.retryable == nil then fields.retryable = false end
+  return setmetatable(fields, Error)
+end
+
+--- Is `v` a streamctl error?
+function M.is(v)
+  return type(v) == "table" and getmetatable(v) == Error
+end
+
+--- A validation failure: nothing was sent.
+function M.invalid(provider, action, message)
+  return M.new {
+    provider = provider, action = action, code = "InvalidParameter",
+    kind = "validation", message = message, retryable = false,
+  }
+end
+
+local function escape_pattern(s)
+  return (gsub(s, "[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
+end
+
+--- Removes every occurrence of each secret (and its percent-encoded and
+-- doubly encoded forms) from `text`.
+-- @param text string
+-- @param secrets array of strings (empty ones are ignored)
+-- @param encode the provider percent-encoder
+function M.redact(text, secrets, encode)
+  if type(text) ~= "string" then return text end
+  for _, s in pairs(secrets) do
+    if type(s) == "string" and #s >= 4 then
+      local forms = { s }
+      if encode then
+        forms[2] = encode(s)
+        forms[3] = encode(forms[2])
+      end
+      for i = #forms, 1, -1 do
+        text = gsub(text, escape_pattern(forms[i]), "<redacted>")
+      end
+    end
+  end
+  return text
+end
+
+local TRANSPORT_KIND = {
+  Timeout = "timeout", NetworkError = "network", TLSError = "tls",
+  InvalidResponse = "response", InvalidRequest = "validation",
+}
+
+--- Wraps a transport failure `{code, message, sent}` for `action`.
+-- A failure before the request reached the wire is always retryable; after it,
+-- only when the operation may safely be repeated (`idempotent`).
+function M.transport(provider, action, terr, idempotent)
+  local code = type(terr) == "table" and terr.code or "NetworkError"
+  local kind = TRANSPORT_KIND[code] or "network"
+  local sent = type(terr) == "table" and terr.sent
+  local retryable = false
+  if kind == "network" or kind == "timeout" then
+    retryable = (sent == false) or (idempotent and true or false)
+  end
+  return M.new {
+    provider = provider, action = action, code = code, kind = kind,
+    message = type(terr) == "table" and terr.message or tostring(terr),
+    sent = sent, retryable = retryable,
+    outcome_unknown = (sent ~= false and (kind == "network" or kind == "timeout")) or nil,
+  }
+end
+
+return M

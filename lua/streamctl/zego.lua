@@ -1,0 +1,181 @@
+--- ZEGOCLOUD Server API v2: stream control.
+--
+-- This file holds only ZEGO's rules: its actions and fields, the query layout
+-- and MD5 signature, the Sequence rule and its return codes. The pipeline is
+-- streamctl.client.
+-- @module streamctl.zego
+
+local core = require "streamctl.core"
+local client = require "streamctl.client"
+local errors = require "streamctl.errors"
+local sequence = require "streamctl.sequence"
+
+local os_getenv, type, tostring, tonumber, pairs = os.getenv, type, tostring, tonumber, pairs
+local floor = math.floor
+local format, sub, find = string.format, string.sub, string.find
+local concat = table.concat
+
+local PROVIDER = "zego"
+local MAX_IDS = 20
+
+-- Every stream-control action is a GET with all parameters in the query.
+-- `sequence` marks the actions whose Sequence streamctl fills in.
+local operations = {
+  ResumeRTCStreams = { method = "GET", idempotent = true, sequence = true },
+  ForbidRTCStreams = { method = "GET", idempotent = true, sequence = true },
+  ResumeRTCStream = { method = "GET", idempotent = true, sequence = true },
+  ForbidRTCStream = { method = "GET", idempotent = true, sequence = true },
+  DescribeRTCStreamState = { method = "GET", idempotent = true, sequence = true },
+  ResumeCDNLiveStream = { method = "GET", idempotent = true },
+  ForbidCDNLiveStream = { method = "GET", idempotent = true },
+}
+
+local STREAM_ID = { "stream_id", "StreamId", "string", required = true, max_len = 256 }
+local STREAM_IDS = { "stream_ids", "StreamId", "strings", required = true, min_items = 1,
+                     max_items = MAX_IDS, unique = true, max_len = 256 }
+local SEQUENCE = { "sequence", "Sequence", "integer", min = 0 }
+
+local methods = {
+  resume_rtc_streams = { action = "ResumeRTCStreams", fields = { STREAM_IDS, SEQUENCE } },
+  forbid_rtc_streams = { action = "ForbidRTCStreams", fields = { STREAM_IDS, SEQUENCE } },
+  resume_rtc_stream = { action = "ResumeRTCStream", fields = { STREAM_ID, SEQUENCE } },
+  forbid_rtc_stream = { action = "ForbidRTCStream", fields = { STREAM_ID, SEQUENCE } },
+  describe_rtc_stream_state = { action = "DescribeRTCStreamState", fields = { STREAM_ID, SEQUENCE } },
+  resume_cdn_live_stream = { action = "ResumeCDNLiveStream", fields = { STREAM_ID } },
+  forbid_cdn_live_stream = {
+    action = "ForbidCDNLiveStream",
+    fields = { STREAM_ID, { "resume_time", "ResumeTime", "time", as = "unix" } },
+  },
+}
+
+-- In the test environment every stream ID must carry the zegotest-<AppId>- prefix.
+local function check_test_prefix(params, _, self)
+  if not self.is_test then return nil end
+  local prefix = "zegotest-" .. self.app_id .. "-"
+  local ids = params.StreamId
+  if type(ids) ~= "table" then ids = { ids } end
+  for i = 1, #ids do
+    if sub(ids[i], 1, #prefix) ~= prefix then
+      return format("stream ID %d must start with '%s' when is_test is true", i, prefix)
+    end
+  end
+  return nil
+end
+for _, m in pairs(methods) do m.check = check_test_prefix end
+
+-- Return codes and what they mean for a retry.
+local KIND = {
+  [30002] = "throttled", [1010] = "throttled", [5007] = "throttled",
+  [42001] = "server", [42002] = "server", [42003] = "server", [42004] = "server",
+  [100000004] = "clock", [100000005] = "signature",
+  [30005] = "auth", [30004] = "auth", [30006] = "validation",
+}
+local RETRYABLE = { throttled = true, server = true, clock = true }
+
+local rules = {
+  provider = PROVIDER,
+  defaults = { endpoint = "https://rtc-api.zego.im" },
+  operations = operations,
+  methods = methods,
+}
+
+--- ZEGO repeats an array's key with brackets: StreamId[]=a&StreamId[]=b.
+function rules.array(name, list)
+  if sub(name, -2) ~= "[]" then name = name .. "[]" end
+  return name, list
+end
+
+function rules.nonce()
+  return core.random_hex(8)
+end
+
+local function parse_app_id(v)
+  if type(v) == "string" and find(v, "^%d+$") and #v <= 10 then v = tonumber(v) end
+  if type(v) ~= "number" or v ~= floor(v) or v < 1 or v > 4294967295 then return nil end
+  return format("%.0f", v)
+end
+
+function rules.configure(self, opts)
+  local app_id = opts.app_id or os_getenv("ZEGO_APP_ID")
+  local secret = opts.server_secret or os_getenv("ZEGO_SERVER_SECRET")
+  if app_id == nil or secret == nil or secret == "" then
+    return nil, { code = "MissingCredentials",
+      message = "no credentials: pass app_id and server_secret, or set ZEGO_APP_ID and ZEGO_SERVER_SECRET" }
+  end
+  local id = parse_app_id(app_id)
+  if not id then return nil, "option 'app_id' must be an integer in 1..4294967295" end
+  if type(secret) ~= "string" then return nil, "option 'server_secret' must be a string" end
+  if opts.is_test ~= nil and type(opts.is_test) ~= "boolean" then
+    return nil, "option 'is_test' must be true, false or nil"
+  end
+  self.app_id = id
+  self.is_test = opts.is_test
+  self._secret = core.secret(secret)
+  self._sequence = opts.sequence or sequence.new {
+    clock_ms = function() return floor(self._clock() * 1000) end,
+  }
+  return true
+end
+
+function rules.secrets()
+  return {}
+end
+
+--- Fills in what must stay the same across retries: the Sequence.
+function rules.complete(self, action, op, params)
+  if not op.sequence or params.Sequence ~= nil then return params end
+  local ids = params["StreamId[]"] or params.StreamId
+  if type(ids) ~= "table" then ids = { ids } end
+  local out = {}
+  for k, v in pairs(params) do out[k] = v end
+  out.Sequence = self._sequence:next_for(ids)
+  return out
+end
+
+function rules.build(self, action, op, params, now, nonce)
+  local timestamp = format("%.0f", floor(now))
+  local signature = core.zego_sign(self.app_id, nonce, self._secret, timestamp)
+  local common = {
+    "Action=" .. core.percent_encode(action),
+    "AppId=" .. self.app_id,
+    "SignatureNonce=" .. core.percent_encode(nonce),
+    "Timestamp=" .. timestamp,
+    "Signature=" .. signature,
+    "SignatureVersion=2.0",
+  }
+  if self.is_test ~= nil then common[#common + 1] = "IsTest=" .. tostring(self.is_test) end
+  local business = core.canonical_query(params)
+  if business ~= "" then common[#common + 1] = business end
+  return {
+    provider = PROVIDER, action = action, method = op.method,
+    url = self.endpoint.url .. "/?" .. concat(common, "&"), headers = {}, body = "",
+  }
+end
+
+local json_decode = require("cjson.safe").decode
+
+function rules.decode(_, action, res)
+  local status = res.status
+  local data = json_decode(res.body)
+  if type(data) ~= "table" or (status == 200 and type(data.Code) ~= "number") then
+    local server = status >= 500
+    return nil, errors.new {
+      provider = PROVIDER, action = action, http_status = status,
+      code = server and format("HTTP%d", status) or "InvalidResponse",
+      kind = server and "server" or "response", retryable = server,
+      message = format("HTTP %d with a body that is not a ZEGO response (%d bytes)", status, #res.body),
+    }
+  end
+  if status == 200 and data.Code == 0 then return data end
+  local code = data.Code ~= nil and data.Code or format("HTTP%d", status)
+  local kind = KIND[code] or (status >= 500 and "server") or "service"
+  return nil, errors.new {
+    provider = PROVIDER, action = action, http_status = status, code = code, kind = kind,
+    message = data.Message and tostring(data.Message) or "", request_id = data.RequestId,
+    retryable = RETRYABLE[kind] or false,
+  }
+end
+
+local Zego = client.define(rules)
+Zego.MAX_STREAM_IDS = MAX_IDS
+return Zego

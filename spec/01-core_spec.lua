@@ -1,0 +1,273 @@
+-- streamctl.core: the providers' published vectors, percent-encoding, nonces,
+-- time, and secret handling.
+local core = require "streamctl.core"
+local cjson = require "cjson"
+local openssl = require "spec.helpers.openssl"
+
+local function read_vectors()
+  local root = os.getenv("STREAMCTL_ROOT") or "."
+  local f = assert(io.open(root .. "/../shared/vectors/signing-vectors.json", "rb"))
+  local v = cjson.decode(f:read("*a"))
+  f:close()
+  return v
+end
+
+describe("published signing vectors", function()
+  local V = read_vectors()
+
+  it("has every kind of vector", function()
+    assert.equal(2, #V.aliyun_rpc_v1)
+    assert.equal(1, #V.aliyun_v3)
+    assert.equal(1, #V.zego_v2)
+  end)
+
+  for i, v in ipairs(V.aliyun_rpc_v1) do
+    it("Aliyun RPC V1 #" .. i .. ": " .. v.source, function()
+      if v.string_to_sign then
+        assert.equal(v.string_to_sign, core.aliyun_string_to_sign_v1(v.method, v.params))
+      end
+      assert.equal(v.signature, core.aliyun_sign_v1(v.method, v.params, v.access_key_secret))
+      assert.equal(v.signature, core.aliyun_sign_v1(v.method, v.params, core.secret(v.access_key_secret)))
+    end)
+  end
+
+  it("Aliyun V3 (ACS3-HMAC-SHA256)", function()
+    local v = V.aliyun_v3[1]
+    local auth, sig, hashed = core.aliyun_sign_v3 {
+      method = v.method, path = v.path, query = v.query, headers = v.headers, body = v.body,
+      access_key_id = v.access_key_id, access_key_secret = v.access_key_secret,
+    }
+    assert.equal(v.hashed_canonical_request, hashed)
+    assert.equal(v.signature, sig)
+    assert.equal(v.authorization, auth)
+  end)
+
+  it("Aliyun V3 ignores header-name case and value padding, as the spec says", function()
+    local v = V.aliyun_v3[1]
+    local headers = {}
+    for k, val in pairs(v.headers) do headers[k:upper()] = "  " .. val .. "\t" end
+    local _, sig = core.aliyun_sign_v3 {
+      method = v.method, query = v.query, headers = headers,
+      access_key_id = v.access_key_id, access_key_secret = core.secret(v.access_key_secret),
+    }
+    assert.equal(v.signature, sig)
+  end)
+
+  it("ZEGO signature 2.0", function()
+    local z = V.zego_v2[1]
+    assert.equal(z.signature, core.zego_sign(z.app_id, z.signature_nonce, z.server_secret, z.timestamp))
+    assert.equal(z.signature, core.zego_sign(string.format("%d", z.app_id), z.signature_nonce,
+      core.secret(z.server_secret), string.format("%d", z.timestamp)))
+  end)
+end)
+
+describe("percent_encode", function()
+  -- The rule from PROVIDERS.md, written out independently of the C code.
+  local function reference(s)
+    return (s:gsub("[^A-Za-z0-9%-_.~]", function(c) return string.format("%%%02X", c:byte()) end))
+  end
+
+  it("encodes all 256 byte values by the providers' rule", function()
+    for b = 0, 255 do
+      local c = string.char(b)
+      assert.equal(reference(c), core.percent_encode(c))
+    end
+    local all = {}
+    for b = 0, 255 do all[#all + 1] = string.char(b) end
+    all = table.concat(all)
+    assert.equal(reference(all), core.percent_encode(all))
+    assert.equal(66 + 3 * (256 - 66), #core.percent_encode(all))
+  end)
+
+  it("keeps exactly A-Z a-z 0-9 - _ . ~", function()
+    local keep = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~"
+    assert.equal(keep, core.percent_encode(keep))
+  end)
+
+  it("gets the characters other encoders get wrong", function()
+    assert.equal("%20", core.percent_encode(" "))
+    assert.equal("%2A", core.percent_encode("*"))
+    assert.equal("~", core.percent_encode("~"))
+    assert.equal("%2F", core.percent_encode("/"))
+    assert.equal("%21%27%28%29", core.percent_encode("!'()"))
+    assert.equal("%2B", core.percent_encode("+"))
+    assert.equal("a%3Db%26c", core.percent_encode("a=b&c"))
+  end)
+
+  it("encodes UTF-8 bytes with upper-case hex", function()
+    assert.equal("%E9%98%BF%E9%87%8C%E4%BA%91", core.percent_encode("阿里云"))
+    assert.equal("%F0%9F%8E%A5", core.percent_encode("\240\159\142\165"))
+  end)
+
+  it("handles empty strings and embedded NUL", function()
+    assert.equal("", core.percent_encode(""))
+    assert.equal("a%00b", core.percent_encode("a\0b"))
+  end)
+end)
+
+describe("canonical_query", function()
+  it("sorts by raw name bytes, not by the joined k=v", function()
+    -- "A=2" < "A1=1" by joined string would differ from name order A < A1.
+    assert.equal("A=2&A1=1&B=", core.canonical_query { A1 = "1", A = "2", B = "" })
+    assert.equal("Z=1&a=2", core.canonical_query { a = "2", Z = "1" })
+  end)
+
+  it("repeats array names in the given order", function()
+    assert.equal("S%5B%5D=b&S%5B%5D=a&T=x", core.canonical_query { ["S[]"] = { "b", "a" }, T = "x" })
+  end)
+
+  it("refuses non-string values", function()
+    assert.has_error(function() core.canonical_query { A = 1 } end,
+      "parameter 'A' must be a string or an array of strings (got number)")
+    assert.has_error(function() core.canonical_query { A = { "x", 2 } } end,
+      "parameter 'A' item 2 must be a string (got number)")
+  end)
+end)
+
+describe("signing against an independent oracle (openssl CLI)", function()
+  it("V1 signs METHOD&%2F&enc(query) with secret..'&'", function()
+    local params = { Action = "ResumeLiveStream", ["Odd Name*"] = "v/1 ~!", Empty = "" }
+    local sts = core.aliyun_string_to_sign_v1("POST", params)
+    assert.equal("POST&%2F&Action%3DResumeLiveStream%26Empty%3D%26Odd%2520Name%252A%3Dv%252F1%2520~%2521", sts)
+    assert.equal(openssl.hmac_sha1_base64("s3cr3t&", sts), core.aliyun_sign_v1("POST", params, "s3cr3t"))
+  end)
+
+  it("V1 handles secrets longer than the HMAC block and the stack buffer", function()
+    local secret = string.rep("k", 1000)
+    local params = { A = "1" }
+    assert.equal(openssl.hmac_sha1_base64(secret .. "&", "GET&%2F&A%3D1"), core.aliyun_sign_v1("GET", params, secret))
+  end)
+
+  it("V3 builds the canonical request byte for byte", function()
+    local canonical = table.concat({
+      "POST", "/", "DomainName=a.example.com&StreamName=s%201",
+      "content-type:application/json", "host:live.aliyuncs.com", "x-acs-action:ResumeLiveStream", "",
+      "content-type;host;x-acs-action",
+      openssl.sha256_hex("{}"),
+    }, "\n")
+    local hashed = openssl.sha256_hex(canonical)
+    local expected_sig = openssl.hmac_sha256_hex("sk", "ACS3-HMAC-SHA256\n" .. hashed)
+    local auth, sig, h = core.aliyun_sign_v3 {
+      method = "POST", query = { StreamName = "s 1", DomainName = "a.example.com" },
+      headers = { ["Content-Type"] = "application/json", Host = "live.aliyuncs.com",
+                  ["x-acs-action"] = "ResumeLiveStream", ["User-Agent"] = "not signed" },
+      body = "{}", access_key_id = "AK", access_key_secret = "sk",
+    }
+    assert.equal(hashed, h)
+    assert.equal(expected_sig, sig)
+    assert.equal("ACS3-HMAC-SHA256 Credential=AK,SignedHeaders=content-type;host;x-acs-action,Signature="
+      .. expected_sig, auth)
+  end)
+
+  it("V3 refuses the same header twice in different case", function()
+    assert.has_error(function()
+      core.aliyun_sign_v3 { method = "GET", headers = { Host = "a", host = "b" },
+        access_key_id = "AK", access_key_secret = "sk" }
+    end, "header 'host' given twice (names are case-insensitive)")
+  end)
+
+  it("ZEGO is md5(AppId..Nonce..Secret..Timestamp)", function()
+    assert.equal(openssl.md5_hex("4294967295" .. "00ff" .. "sec" .. "0"), core.zego_sign(4294967295, "00ff", "sec", 0))
+  end)
+
+  it("ZEGO refuses AppIds and timestamps that are not unsigned integers", function()
+    assert.has_error(function() core.zego_sign(-1, "n", "s", 1) end)
+    assert.has_error(function() core.zego_sign(4294967296, "n", "s", 1) end)
+    assert.has_error(function() core.zego_sign(1.5, "n", "s", 1) end)
+    assert.has_error(function() core.zego_sign("12a", "n", "s", 1) end)
+    assert.has_error(function() core.zego_sign(1, "n", "s", -5) end)
+  end)
+
+  it("sha256_hex", function()
+    assert.equal("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", core.sha256_hex(""))
+    assert.equal(openssl.sha256_hex("abc\0def"), core.sha256_hex("abc\0def"))
+  end)
+end)
+
+describe("nonces", function()
+  it("uuid4 is a version-4 RFC 4122 UUID and never repeats", function()
+    local seen = {}
+    for _ = 1, 1000 do
+      local u = core.uuid4()
+      assert.truthy(u:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-4%x%x%x%-[89ab]%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"), u)
+      assert.is_nil(seen[u])
+      seen[u] = true
+    end
+  end)
+
+  it("random_hex gives 2n lower-case hex characters", function()
+    assert.truthy(core.random_hex(8):match("^[0-9a-f]+$"))
+    assert.equal(16, #core.random_hex(8))
+    assert.equal(512, #core.random_hex(256))
+    assert.not_equal(core.random_hex(8), core.random_hex(8))
+    assert.has_error(function() core.random_hex(0) end)
+    assert.has_error(function() core.random_hex(257) end)
+  end)
+end)
+
+describe("time", function()
+  it("formats UTC timestamps", function()
+    assert.equal("1970-01-01T00:00:00Z", core.utc_timestamp(0))
+    assert.equal("2016-02-23T12:46:24Z", core.utc_timestamp(1456231584))
+    assert.equal("2024-02-29T23:59:59Z", core.utc_timestamp(1709251199))
+    assert.equal("2021-03-08T07:02:23Z", core.utc_timestamp(1615186943.999))
+    assert.equal("9999-12-31T23:59:59Z", core.utc_timestamp(253402300799))
+    assert.has_error(function() core.utc_timestamp(-1) end)
+  end)
+
+  it("parses them back, and only valid ones", function()
+    assert.equal(1456231584, core.parse_utc_timestamp("2016-02-23T12:46:24Z"))
+    assert.equal(1709251199, core.parse_utc_timestamp("2024-02-29T23:59:59Z"))
+    for t = 0, 4102444800, 86399 * 97 do
+      assert.equal(t, core.parse_utc_timestamp(core.utc_timestamp(t)))
+    end
+    local bad = { "2023-02-29T00:00:00Z", "2023-13-01T00:00:00Z", "2023-01-01T24:00:00Z",
+                  "2023-01-01 00:00:00Z", "2023-01-01T00:00:00", "2023-01-01T00:00:00.5Z",
+                  "1969-12-31T23:59:59Z", "" }
+    for _, s in ipairs(bad) do
+      local t, err = core.parse_utc_timestamp(s)
+      assert.is_nil(t, s)
+      assert.is_string(err)
+    end
+  end)
+
+  it("has a wall clock and a monotonic clock", function()
+    assert.is_true(math.abs(core.now() - os.time()) <= 2)
+    local a = core.monotonic()
+    assert.is_true(core.monotonic() >= a)
+  end)
+end)
+
+describe("secrets", function()
+  it("never show their bytes", function()
+    local s = core.secret("top-secret-value")
+    assert.equal("streamctl.secret(redacted)", tostring(s))
+    assert.equal(16, #s)
+    assert.is_false(getmetatable(s))
+  end)
+
+  it("are refused where a secret is expected if they are neither string nor secret", function()
+    assert.has_error(function() core.aliyun_sign_v1("GET", {}, 42) end)
+    assert.has_error(function() core.aliyun_sign_v1("GET", {}, {}) end)
+  end)
+
+  it("survive collection cycles", function()
+    for _ = 1, 1000 do core.secret(string.rep("x", 100)) end
+    collectgarbage()
+    collectgarbage()
+    assert.equal(3, #core.secret("abc"))
+  end)
+end)
+
+describe("argument checks", function()
+  it("rejects bad HTTP methods", function()
+    assert.has_error(function() core.aliyun_string_to_sign_v1("get", {}) end)
+    assert.has_error(function() core.aliyun_string_to_sign_v1("", {}) end)
+  end)
+
+  it("rejects a V3 path that does not start with /", function()
+    assert.has_error(function()
+      core.aliyun_sign_v3 { method = "GET", path = "x", headers = {}, access_key_id = "a", access_key_secret = "b" }
+    end)
+  end)
+end)
