@@ -1,0 +1,317 @@
+--- Client-side rate limiting: one token bucket per key, kept as GCRA state.
+--
+-- A limiter hands out *reservations*. `reserve` always commits one and says
+-- how long the caller must wait before sending; successive callers get
+-- successive slots, so N callers that each sleep their own delay send evenly
+-- spaced at `1/rate` seconds (after an initial burst of `burst`). `try` takes
+-- a slot only if it is free now.
+--
+-- The algorithm is GCRA (virtual scheduling). Per key the store holds one
+-- number, the theoretical arrival time `tat` (in the limiter's clock). With
+-- `T = 1/rate` and `tau = (burst - 1) * T`, a request at `now` conforms at
+-- `max(tat, now) - tau`; reserving moves `tat` to `max(tat, now) + T`.
+--
+-- Store contract (what `store` passed to `new` must provide):
+--
+--   store:get(key)              -> number | nil        (nil: no state; or nil, err on failure)
+--   store:set(key, value, ttl)  -> truthy | nil, err   (ttl: seconds, > 0, may be fractional)
+--   store:atomically(key, fn)   -> ...                 (optional, see below)
+--
+-- `value` is a `tat` in the limiter's clock. `ttl` is when the entry stops
+-- mattering: once it has passed, a missing entry means the same as the stored
+-- one, so a store may expire or evict it then (not before: evicting early
+-- lets a burst through). A store may round `ttl` up, never down.
+--
+-- Atomicity: `reserve` and `try` do `get` then (maybe) `set` for one key and
+-- nothing else may touch that key in between, or two callers get the same
+-- slot. Inside one Lua state this holds as long as `get` and `set` do not
+-- yield (true of `memory_store` and of `ngx.shared.DICT`). When several
+-- processes share the store (nginx workers sharing an `ngx.shared` dict) that
+-- is not enough: the store must provide `atomically(key, fn)`, which runs
+-- `fn()` while holding an exclusive per-key lock that every process honours
+-- (e.g. `resty.lock` on the same dict), releases it whatever `fn` does, and
+-- returns `fn`'s results, or `nil, err` if the lock cannot be had. The
+-- limiter then does its get/set inside `fn`. (A compare-and-set on the stored
+-- number would do as well, but `ngx.shared` has none; `incr` cannot express
+-- `max(tat, now) + T`.) The clock must then be one all processes share:
+-- the default monotonic clock is (CLOCK_MONOTONIC is system-wide).
+--
+-- @module streamctl.ratelimit
+
+local type, error, pairs, tostring, require, pcall, setmetatable =
+  type, error, pairs, tostring, require, pcall, setmetatable
+local floor, huge = math.floor, math.huge
+local format = string.format
+
+local M = { _VERSION = "0.1.0" }
+
+--- Delays at or below this many seconds count as zero (absorbs the rounding
+-- of summed float intervals; far below any clock's resolution).
+M.EPSILON = 1e-9
+
+--- The providers' published per-account (Aliyun) and per-AppId (ZEGO) limits,
+-- in requests per second. `["*"]` applies to every action not listed.
+M.DEFAULTS = {
+  aliyun = {
+    ResumeLiveStream = 30,
+    ForbidLiveStream = 200,
+    CreateLivePullToPush = 10,
+    StopLivePullToPush = 10,
+  },
+  zego = {
+    ["*"] = 20,
+    DescribeRTCStreamState = 40,
+  },
+}
+
+local function is_positive_rate(v)
+  return type(v) == "number" and v > 0 -- false for NaN
+end
+
+--- The rate limit (requests per second) for `action` of `provider`, or nil
+-- for none.
+--
+-- Lookup order: `overrides[action]`, `overrides["*"]`,
+-- `DEFAULTS[provider][action]`, `DEFAULTS[provider]["*"]`. An override of
+-- `false` disables the limit for that action (or, as `["*"]`, for every
+-- action without its own override); `overrides == false` disables all.
+-- `math.huge` is returned as given (`reserve` treats it as unlimited).
+-- @tparam string provider "aliyun" | "zego" (others have no defaults)
+-- @tparam string action the service action, e.g. "ResumeLiveStream"
+-- @tparam[opt] table|false overrides the client's `rate_limits` option
+-- @treturn number|nil
+function M.limit_for(provider, action, overrides)
+  if type(provider) ~= "string" then
+    error("bad argument #1 to 'limit_for' (provider must be a string, got " .. type(provider) .. ")", 2)
+  end
+  if type(action) ~= "string" then
+    error("bad argument #2 to 'limit_for' (action must be a string, got " .. type(action) .. ")", 2)
+  end
+  if overrides == false then return nil end
+  if overrides ~= nil then
+    if type(overrides) ~= "table" then
+      error("bad argument #3 to 'limit_for' (overrides must be a table, false or nil, got "
+        .. type(overrides) .. ")", 2)
+    end
+    for k, v in pairs(overrides) do
+      if v ~= false and not is_positive_rate(v) then
+        error("bad argument #3 to 'limit_for' (overrides." .. tostring(k)
+          .. " must be a positive number or false, got " .. tostring(v) .. ")", 2)
+      end
+    end
+    local v = overrides[action]
+    if v == nil then v = overrides["*"] end
+    if v ~= nil then return v or nil end
+  end
+  local d = M.DEFAULTS[provider]
+  if not d then return nil end
+  local v = d[action]
+  if v == nil then v = d["*"] end
+  return v
+end
+
+--- An in-memory store for one Lua state.
+--
+-- With `opts.clock` (the limiter's clock; `new` passes it for the default
+-- store) entries expire after their ttl, lazily on `get` and by a sweep every
+-- `opts.sweep_every` (default 1024) `set`s, so per-key state does not pile up.
+-- Without a clock, ttl is ignored and entries live as long as the store.
+-- @tparam[opt] table opts `{ clock = function, sweep_every = integer }`
+-- @return a store
+function M.memory_store(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'memory_store' (opts must be a table or nil)", 2)
+  end
+  local clock = opts.clock
+  if clock ~= nil and type(clock) ~= "function" then
+    error("bad argument #1 to 'memory_store' (opts.clock must be a function)", 2)
+  end
+  local sweep_every = opts.sweep_every or 1024
+  if type(sweep_every) ~= "number" or sweep_every < 1 then
+    error("bad argument #1 to 'memory_store' (opts.sweep_every must be a number >= 1)", 2)
+  end
+
+  local values, expires = {}, {}
+  local sets = 0
+  local store = {}
+
+  --- Value for key, or nil if absent or expired.
+  function store:get(key) -- luacheck: ignore 212/self
+    local v = values[key]
+    if v ~= nil and clock and expires[key] <= clock() then
+      values[key], expires[key] = nil, nil
+      return nil
+    end
+    return v
+  end
+
+  --- Stores value for key; with a clock it expires `ttl` seconds from now.
+  function store:set(key, value, ttl) -- luacheck: ignore 212/self
+    values[key] = value
+    if clock then
+      local now = clock()
+      expires[key] = now + (ttl or huge)
+      sets = sets + 1
+      if sets >= sweep_every then
+        sets = 0
+        for k, e in pairs(expires) do
+          if e <= now then values[k], expires[k] = nil, nil end
+        end
+      end
+    end
+    return true
+  end
+
+  --- Number of entries held (expired ones not yet swept included).
+  function store:count() -- luacheck: ignore 212/self
+    local n = 0
+    for _ in pairs(values) do n = n + 1 end
+    return n
+  end
+
+  return store
+end
+
+-- The default clock, chosen on first use (not at load time): luasystem's
+-- monotonic clock, else its wall clock, else os.time (whole seconds).
+local default_clock
+local function get_default_clock()
+  if default_clock then return default_clock end
+  local ok, system = pcall(require, "system")
+  if ok and type(system) == "table" then
+    if type(system.monotime) == "function" then
+      default_clock = system.monotime
+    elseif type(system.gettime) == "function" then
+      default_clock = system.gettime
+    end
+  end
+  default_clock = default_clock or os.time
+  return default_clock
+end
+
+local Limiter = {}
+Limiter.__index = Limiter
+
+local KNOWN_OPTS = { clock = true, store = true }
+
+--- Makes a limiter.
+-- @tparam[opt] table opts
+--   `clock`: function returning seconds (any origin, monotonic, fractional
+--   preferred); default luasystem's `monotime`, else `gettime`, else `os.time`.
+--   `store`: see the store contract above; default `memory_store{ clock = clock }`.
+-- @return limiter
+function M.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'new' (opts must be a table or nil)", 2)
+  end
+  for k in pairs(opts) do
+    if not KNOWN_OPTS[k] then
+      error("bad argument #1 to 'new' (unknown option '" .. tostring(k) .. "')", 2)
+    end
+  end
+  local clock = opts.clock
+  if clock == nil then
+    clock = get_default_clock()
+  elseif type(clock) ~= "function" then
+    error("bad argument #1 to 'new' (opts.clock must be a function)", 2)
+  end
+  local store = opts.store
+  if store == nil then
+    store = M.memory_store { clock = clock }
+  elseif type(store) ~= "table" and type(store) ~= "userdata" then
+    error("bad argument #1 to 'new' (opts.store must be a store object)", 2)
+  else
+    if type(store.get) ~= "function" or type(store.set) ~= "function" then
+      error("bad argument #1 to 'new' (opts.store must have get and set methods)", 2)
+    end
+    if store.atomically ~= nil and type(store.atomically) ~= "function" then
+      error("bad argument #1 to 'new' (opts.store.atomically must be a method)", 2)
+    end
+  end
+  return setmetatable({ clock = clock, store = store }, Limiter)
+end
+
+-- Validates arguments; returns the burst, or nil when the limit is off.
+local function check_args(fname, key, rate, burst)
+  if type(key) ~= "string" then
+    error(format("bad argument #1 to '%s' (key must be a string, got %s)", fname, type(key)), 3)
+  end
+  if rate == nil or rate == false or rate == huge then return nil end
+  if not is_positive_rate(rate) then
+    error(format("bad argument #2 to '%s' (rate must be a positive number, nil, false or math.huge, got %s)",
+      fname, tostring(rate)), 3)
+  end
+  if burst == nil then return 1 end
+  if type(burst) ~= "number" or burst < 1 or burst == huge or floor(burst) ~= burst then
+    error(format("bad argument #3 to '%s' (burst must be an integer >= 1, got %s)", fname, tostring(burst)), 3)
+  end
+  return burst
+end
+
+-- Computes one reservation and records it (with `only_if_free`, only when
+-- its delay is 0). Returns the delay, or nil, err when the store fails.
+local function take(self, key, rate, burst, only_if_free)
+  local interval = 1 / rate
+  local tau = (burst - 1) * interval
+  local now = self.clock()
+  if type(now) ~= "number" or now ~= now then
+    error("streamctl.ratelimit: clock returned " .. tostring(now) .. ", not a number", 3)
+  end
+  local store = self.store
+
+  local function body()
+    local tat, err = store:get(key)
+    if tat == nil and err ~= nil then return nil, err end
+    if tat == nil or tat < now then tat = now end
+    local delay = tat - tau - now
+    if delay <= M.EPSILON then
+      delay = 0
+    elseif only_if_free then
+      return delay
+    end
+    local new_tat = tat + interval
+    local ok, serr = store:set(key, new_tat, new_tat - now)
+    if not ok then return nil, serr or "store set failed" end
+    return delay
+  end
+
+  if store.atomically then
+    return store:atomically(key, body)
+  end
+  return body()
+end
+
+--- Reserves one token for `key` and says how long to wait before using it.
+--
+-- The reservation is committed: the caller is expected to wait the returned
+-- delay and then send. With `rate` nil, false or `math.huge` there is no limit
+-- and nothing is recorded.
+-- @tparam string key the bucket, e.g. "aliyun:LTAI...:ResumeLiveStream"
+-- @tparam number|nil|false rate tokens per second (> 0)
+-- @tparam[opt=1] integer burst bucket size (>= 1)
+-- @treturn number seconds to wait (0: go now); or nil, err if the store failed
+function Limiter:reserve(key, rate, burst)
+  burst = check_args("reserve", key, rate, burst)
+  if not burst then return 0 end
+  local delay, err = take(self, key, rate, burst, false) -- not a tail call: keeps error levels right
+  return delay, err
+end
+
+--- Takes one token for `key` only if one is available now.
+-- @tparam string key
+-- @tparam number|nil|false rate tokens per second (> 0)
+-- @tparam[opt=1] integer burst bucket size (>= 1)
+-- @treturn boolean true if taken; or false, delay (seconds until one would be
+-- free; nothing is recorded); or nil, err if the store failed
+function Limiter:try(key, rate, burst)
+  burst = check_args("try", key, rate, burst)
+  if not burst then return true end
+  local delay, err = take(self, key, rate, burst, true)
+  if delay == nil then return nil, err end
+  if delay == 0 then return true end
+  return false, delay
+end
+
+return M

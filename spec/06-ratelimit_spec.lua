@@ -1,0 +1,575 @@
+-- streamctl.ratelimit: GCRA token buckets, driven by a fake clock.
+
+local ratelimit = require "streamctl.ratelimit"
+
+local EPS = 1e-9
+
+local function fake_clock(t)
+  local c = { t = t or 0 }
+  function c.now() return c.t end
+  return c
+end
+
+-- Asserts that fn raises an error mentioning `fragment`, blamed on this file.
+local function raises(fn, fragment)
+  local ok, err = pcall(fn)
+  assert.is_false(ok, "expected an error")
+  err = tostring(err)
+  assert.truthy(err:find(fragment, 1, true), "error '" .. err .. "' lacks '" .. fragment .. "'")
+  assert.truthy(err:find("06-ratelimit_spec.lua", 1, true), "error not blamed on the caller: " .. err)
+end
+
+local function near(expected, actual, eps)
+  eps = eps or EPS
+  assert(math.abs(expected - actual) <= eps,
+    string.format("expected %.17g, got %.17g", expected, actual))
+end
+
+-- A store that records every call and delegates to a memory store.
+local function spy_store(clock)
+  local inner = ratelimit.memory_store { clock = clock }
+  local s = { gets = {}, sets = {} }
+  function s:get(key)
+    self.gets[#self.gets + 1] = key
+    return inner:get(key)
+  end
+  function s:set(key, value, ttl)
+    self.sets[#self.sets + 1] = { key = key, value = value, ttl = ttl }
+    return inner:set(key, value, ttl)
+  end
+  return s
+end
+
+-- A store that fails the test if touched.
+local untouchable = {
+  get = function() error("store:get must not be called") end,
+  set = function() error("store:set must not be called") end,
+}
+
+describe("ratelimit.DEFAULTS", function()
+  it("holds the providers' published limits", function()
+    assert.are.same({
+      aliyun = { ResumeLiveStream = 30, ForbidLiveStream = 200, CreateLivePullToPush = 10, StopLivePullToPush = 10 },
+      zego = { ["*"] = 20, DescribeRTCStreamState = 40 },
+    }, ratelimit.DEFAULTS)
+  end)
+end)
+
+describe("ratelimit.limit_for", function()
+  local limit_for = ratelimit.limit_for
+
+  it("returns each Aliyun default", function()
+    assert.are.equal(30, limit_for("aliyun", "ResumeLiveStream"))
+    assert.are.equal(200, limit_for("aliyun", "ForbidLiveStream"))
+    assert.are.equal(10, limit_for("aliyun", "CreateLivePullToPush"))
+    assert.are.equal(10, limit_for("aliyun", "StopLivePullToPush"))
+  end)
+
+  it("returns nil for an Aliyun action without a published limit", function()
+    assert.is_nil(limit_for("aliyun", "DescribeLivePullToPush"))
+    assert.is_nil(limit_for("aliyun", "DescribeLivePullToPushList"))
+  end)
+
+  it("uses ZEGO's wildcard for unlisted actions and the specific limit when listed", function()
+    assert.are.equal(20, limit_for("zego", "ForbidRTCStreams"))
+    assert.are.equal(20, limit_for("zego", "ResumeRTCStream"))
+    assert.are.equal(20, limit_for("zego", "ForbidCDNLiveStream"))
+    assert.are.equal(40, limit_for("zego", "DescribeRTCStreamState"))
+  end)
+
+  it("returns nil for an unknown provider", function()
+    assert.is_nil(limit_for("other", "ResumeLiveStream"))
+  end)
+
+  it("treats overrides == nil and an empty table like no overrides", function()
+    assert.are.equal(30, limit_for("aliyun", "ResumeLiveStream", nil))
+    assert.are.equal(30, limit_for("aliyun", "ResumeLiveStream", {}))
+  end)
+
+  it("disables everything with overrides == false", function()
+    assert.is_nil(limit_for("aliyun", "ResumeLiveStream", false))
+    assert.is_nil(limit_for("zego", "DescribeRTCStreamState", false))
+    assert.is_nil(limit_for("zego", "ForbidRTCStreams", false))
+  end)
+
+  it("lets an action override replace the default, leaving other actions alone", function()
+    local o = { ResumeLiveStream = 5 }
+    assert.are.equal(5, limit_for("aliyun", "ResumeLiveStream", o))
+    assert.are.equal(200, limit_for("aliyun", "ForbidLiveStream", o))
+  end)
+
+  it("lets an action override of false disable only that action", function()
+    local o = { ResumeLiveStream = false }
+    assert.is_nil(limit_for("aliyun", "ResumeLiveStream", o))
+    assert.are.equal(200, limit_for("aliyun", "ForbidLiveStream", o))
+  end)
+
+  it("gives an override for an action without a default", function()
+    assert.are.equal(3, limit_for("aliyun", "DescribeLivePullToPush", { DescribeLivePullToPush = 3 }))
+    assert.are.equal(3, limit_for("other", "X", { X = 3 }))
+  end)
+
+  it("applies an override wildcard before the provider's defaults", function()
+    local o = { ["*"] = 5 }
+    assert.are.equal(5, limit_for("zego", "ForbidRTCStreams", o))
+    assert.are.equal(5, limit_for("zego", "DescribeRTCStreamState", o))
+    assert.are.equal(5, limit_for("aliyun", "DescribeLivePullToPush", o))
+  end)
+
+  it("prefers an action override to the override wildcard", function()
+    local o = { ["*"] = 5, DescribeRTCStreamState = 8 }
+    assert.are.equal(8, limit_for("zego", "DescribeRTCStreamState", o))
+    assert.are.equal(5, limit_for("zego", "ResumeRTCStreams", o))
+  end)
+
+  it("disables unlisted actions with a wildcard of false, keeping explicit ones", function()
+    local o = { ["*"] = false, ResumeLiveStream = 7 }
+    assert.is_nil(limit_for("aliyun", "ForbidLiveStream", o))
+    assert.are.equal(7, limit_for("aliyun", "ResumeLiveStream", o))
+  end)
+
+  it("passes math.huge and fractional rates through", function()
+    assert.are.equal(math.huge, limit_for("aliyun", "ResumeLiveStream", { ResumeLiveStream = math.huge }))
+    assert.are.equal(0.5, limit_for("aliyun", "ResumeLiveStream", { ResumeLiveStream = 0.5 }))
+  end)
+
+  it("does not modify the overrides", function()
+    local o = { ResumeLiveStream = 5 }
+    limit_for("aliyun", "ResumeLiveStream", o)
+    assert.are.same({ ResumeLiveStream = 5 }, o)
+  end)
+
+  it("raises on bad arguments, naming them", function()
+    raises(function() limit_for(nil, "ResumeLiveStream") end, "bad argument #1 to 'limit_for' (provider")
+    raises(function() limit_for("aliyun", 1) end, "bad argument #2 to 'limit_for' (action")
+    raises(function() limit_for("aliyun", "A", 5) end, "bad argument #3 to 'limit_for' (overrides must be")
+    raises(function() limit_for("aliyun", "A", true) end, "overrides must be a table, false or nil")
+    raises(function() limit_for("aliyun", "A", { A = 0 }) end, "overrides.A must be a positive number or false")
+    raises(function() limit_for("aliyun", "A", { B = -1 }) end, "overrides.B must be a positive number")
+    raises(function() limit_for("aliyun", "A", { A = "5" }) end, "overrides.A must be")
+    raises(function() limit_for("aliyun", "A", { A = true }) end, "overrides.A must be")
+    raises(function() limit_for("aliyun", "A", { A = 0 / 0 }) end, "overrides.A must be")
+  end)
+end)
+
+describe("limiter:reserve", function()
+  local clock, rl
+  before_each(function()
+    clock = fake_clock(1000)
+    rl = ratelimit.new { clock = clock.now }
+  end)
+
+  it("gives exactly 0 to the first caller", function()
+    assert.are.equal(0, rl:reserve("k", 30))
+  end)
+
+  it("spaces 100 reservations at 30/s by exactly 1/30 under a frozen clock", function()
+    for i = 0, 99 do
+      near(i / 30, rl:reserve("k", 30))
+    end
+  end)
+
+  it("stays exact over 1000 reservations", function()
+    local last
+    for _ = 1, 1000 do last = rl:reserve("k", 30) end
+    near(999 / 30, last, 1e-9)
+  end)
+
+  it("makes callers that each sleep their delay send evenly spaced", function()
+    local sends = {}
+    for i = 1, 50 do sends[i] = clock.t + rl:reserve("k", 10) end
+    for i = 2, 50 do near(0.1, sends[i] - sends[i - 1]) end
+    near(1000, sends[1])
+  end)
+
+  it("treats burst as 1 by default", function()
+    assert.are.equal(0, rl:reserve("k", 2))
+    near(0.5, rl:reserve("k", 2))
+  end)
+
+  it("lets `burst` callers go at once, then spaces the rest", function()
+    assert.are.equal(0, rl:reserve("k", 1, 3))
+    assert.are.equal(0, rl:reserve("k", 1, 3))
+    assert.are.equal(0, rl:reserve("k", 1, 3))
+    near(1, rl:reserve("k", 1, 3))
+    near(2, rl:reserve("k", 1, 3))
+  end)
+
+  it("refills the bucket at `rate` tokens per second", function()
+    for _ = 1, 4 do assert.are.equal(0, rl:reserve("k", 2, 4)) end
+    near(0.5, rl:reserve("k", 2, 4)) -- committed: the slot at +0.5 is taken
+    clock.t = clock.t + 1.5            -- three tokens back, one of them that slot's
+    assert.are.equal(0, rl:reserve("k", 2, 4))
+    assert.are.equal(0, rl:reserve("k", 2, 4))
+    near(0.5, rl:reserve("k", 2, 4))
+  end)
+
+  it("refills partly: two tokens back after one second at 2/s", function()
+    for _ = 1, 4 do assert.are.equal(0, rl:reserve("k", 2, 4)) end
+    clock.t = clock.t + 1
+    assert.are.equal(0, rl:reserve("k", 2, 4))
+    assert.are.equal(0, rl:reserve("k", 2, 4))
+    near(0.5, rl:reserve("k", 2, 4))
+  end)
+
+  it("never stores more than `burst` tokens, however long the idle time", function()
+    rl:reserve("k", 1, 2)
+    clock.t = clock.t + 3600
+    assert.are.equal(0, rl:reserve("k", 1, 2))
+    assert.are.equal(0, rl:reserve("k", 1, 2))
+    near(1, rl:reserve("k", 1, 2))
+  end)
+
+  it("starts afresh after idle time at burst 1", function()
+    for _ = 1, 5 do rl:reserve("k", 10) end -- slots at +0 .. +0.4
+    clock.t = clock.t + 10
+    assert.are.equal(0, rl:reserve("k", 10))
+    near(0.1, rl:reserve("k", 10))
+  end)
+
+  it("counts queued reservations when callers arrive part-way", function()
+    for i = 0, 4 do near(i * 0.1, rl:reserve("k", 10)) end -- next free slot: +0.5
+    clock.t = clock.t + 0.25
+    near(0.25, rl:reserve("k", 10))
+    clock.t = clock.t + 0.25 -- now at the slot reserved just above; next free: +0.7
+    near(0.1, rl:reserve("k", 10))
+  end)
+
+  it("gives callers arriving slower than the rate no delay", function()
+    for _ = 1, 10 do
+      assert.are.equal(0, rl:reserve("k", 10))
+      clock.t = clock.t + 0.1
+    end
+  end)
+
+  it("delays callers arriving faster than the rate by the shortfall", function()
+    assert.are.equal(0, rl:reserve("k", 10))
+    clock.t = clock.t + 0.01
+    near(0.09, rl:reserve("k", 10))
+    clock.t = clock.t + 0.01
+    near(0.18, rl:reserve("k", 10))
+  end)
+
+  it("handles rates below 1 per second", function()
+    assert.are.equal(0, rl:reserve("k", 0.5))
+    near(2, rl:reserve("k", 0.5))
+    near(4, rl:reserve("k", 0.5))
+  end)
+
+  it("keeps keys independent", function()
+    assert.are.equal(0, rl:reserve("aliyun:AK1:ResumeLiveStream", 1))
+    assert.are.equal(0, rl:reserve("aliyun:AK2:ResumeLiveStream", 1))
+    assert.are.equal(0, rl:reserve("aliyun:AK1:ForbidLiveStream", 1))
+    near(1, rl:reserve("aliyun:AK1:ResumeLiveStream", 1))
+  end)
+
+  it("is off for rate nil, false and math.huge, touching no store", function()
+    local r = ratelimit.new { clock = clock.now, store = untouchable }
+    for _ = 1, 100 do
+      assert.are.equal(0, r:reserve("k", nil))
+      assert.are.equal(0, r:reserve("k", false))
+      assert.are.equal(0, r:reserve("k", math.huge))
+      assert.are.equal(0, r:reserve("k", nil, 5))
+    end
+  end)
+
+  it("works with the limits limit_for returns", function()
+    local rate = ratelimit.limit_for("aliyun", "ResumeLiveStream", { ResumeLiveStream = 5 })
+    assert.are.equal(0, rl:reserve("k", rate))
+    near(0.2, rl:reserve("k", rate))
+    local off = ratelimit.limit_for("aliyun", "ResumeLiveStream", false)
+    assert.are.equal(0, rl:reserve("k", off))
+  end)
+
+  it("raises on bad arguments, naming them", function()
+    raises(function() rl:reserve(nil, 1) end, "bad argument #1 to 'reserve' (key must be a string, got nil)")
+    raises(function() rl:reserve(5, 1) end, "bad argument #1 to 'reserve' (key must be a string, got number)")
+    raises(function() rl:reserve("k", 0) end, "bad argument #2 to 'reserve' (rate must be a positive number")
+    raises(function() rl:reserve("k", -1) end, "bad argument #2 to 'reserve' (rate")
+    raises(function() rl:reserve("k", 0 / 0) end, "bad argument #2 to 'reserve' (rate")
+    raises(function() rl:reserve("k", -math.huge) end, "bad argument #2 to 'reserve' (rate")
+    raises(function() rl:reserve("k", "30") end, "bad argument #2 to 'reserve' (rate")
+    raises(function() rl:reserve("k", true) end, "bad argument #2 to 'reserve' (rate")
+    raises(function() rl:reserve("k", 1, 0) end, "bad argument #3 to 'reserve' (burst must be an integer >= 1, got 0)")
+    raises(function() rl:reserve("k", 1, 1.5) end, "bad argument #3 to 'reserve' (burst")
+    raises(function() rl:reserve("k", 1, -2) end, "bad argument #3 to 'reserve' (burst")
+    raises(function() rl:reserve("k", 1, math.huge) end, "bad argument #3 to 'reserve' (burst")
+    raises(function() rl:reserve("k", 1, "2") end, "bad argument #3 to 'reserve' (burst")
+  end)
+
+  it("raises when the clock returns something other than a number", function()
+    local r = ratelimit.new { clock = function() return nil end }
+    raises(function() r:reserve("k", 1) end, "clock returned nil")
+    r = ratelimit.new { clock = function() return 0 / 0 end }
+    raises(function() r:reserve("k", 1) end, "clock returned")
+  end)
+end)
+
+describe("limiter:try", function()
+  local clock, rl
+  before_each(function()
+    clock = fake_clock(50)
+    rl = ratelimit.new { clock = clock.now }
+  end)
+
+  it("takes a free token", function()
+    assert.are.equal(true, rl:try("k", 1))
+  end)
+
+  it("refuses when no token is free, saying how long until one is", function()
+    assert.is_true(rl:try("k", 4))
+    local ok, delay = rl:try("k", 4)
+    assert.are.equal(false, ok)
+    near(0.25, delay)
+  end)
+
+  it("does not consume anything when it refuses", function()
+    assert.is_true(rl:try("k", 4))
+    for _ = 1, 10 do assert.is_false((rl:try("k", 4))) end
+    clock.t = clock.t + 0.25
+    assert.is_true(rl:try("k", 4))
+    local ok, delay = rl:try("k", 4)
+    assert.is_false(ok)
+    near(0.25, delay)
+  end)
+
+  it("reports the remaining wait as time passes", function()
+    assert.is_true(rl:try("k", 1))
+    clock.t = clock.t + 0.75
+    local ok, delay = rl:try("k", 1)
+    assert.is_false(ok)
+    near(0.25, delay)
+  end)
+
+  it("allows `burst` tokens at once", function()
+    for _ = 1, 3 do assert.is_true(rl:try("k", 2, 3)) end
+    local ok, delay = rl:try("k", 2, 3)
+    assert.is_false(ok)
+    near(0.5, delay)
+  end)
+
+  it("sees the slots that reserve committed", function()
+    assert.are.equal(0, rl:reserve("k", 10))
+    near(0.1, rl:reserve("k", 10))
+    local ok, delay = rl:try("k", 10)
+    assert.is_false(ok)
+    near(0.2, delay)
+    clock.t = clock.t + 0.2
+    assert.is_true(rl:try("k", 10))
+  end)
+
+  it("leaves reserve's schedule unchanged when it refuses", function()
+    assert.are.equal(0, rl:reserve("k", 10))
+    assert.is_false((rl:try("k", 10)))
+    near(0.1, rl:reserve("k", 10))
+  end)
+
+  it("takes a slot that reserve then skips", function()
+    assert.is_true(rl:try("k", 10))
+    near(0.1, rl:reserve("k", 10))
+  end)
+
+  it("is true for a disabled limit, touching no store", function()
+    local r = ratelimit.new { clock = clock.now, store = untouchable }
+    assert.are.equal(true, r:try("k", nil))
+    assert.are.equal(true, r:try("k", false))
+    assert.are.equal(true, r:try("k", math.huge, 3))
+  end)
+
+  it("raises on bad arguments, naming them", function()
+    raises(function() rl:try({}, 1) end, "bad argument #1 to 'try' (key must be a string, got table)")
+    raises(function() rl:try("k", -5) end, "bad argument #2 to 'try' (rate")
+    raises(function() rl:try("k", 5, 0.5) end, "bad argument #3 to 'try' (burst")
+  end)
+end)
+
+describe("the store contract", function()
+  local clock
+  before_each(function() clock = fake_clock(10) end)
+
+  it("calls get then set with the new tat and the ttl until it stops mattering", function()
+    local s = spy_store(clock.now)
+    local rl = ratelimit.new { clock = clock.now, store = s }
+    rl:reserve("k", 4)
+    rl:reserve("k", 4)
+    assert.are.same({ "k", "k" }, s.gets)
+    assert.are.equal(2, #s.sets)
+    assert.are.equal("k", s.sets[1].key)
+    near(10.25, s.sets[1].value)
+    near(0.25, s.sets[1].ttl)
+    near(10.5, s.sets[2].value)
+    near(0.5, s.sets[2].ttl)
+  end)
+
+  it("gives a ttl after which the entry is the same as no entry", function()
+    local s = spy_store(clock.now)
+    local rl = ratelimit.new { clock = clock.now, store = s }
+    rl:reserve("k", 1, 3)
+    near(1, s.sets[1].ttl)
+    clock.t = clock.t + s.sets[1].ttl
+    assert.is_nil(s:get("k"))
+    for _ = 1, 3 do assert.are.equal(0, rl:reserve("k", 1, 3)) end
+  end)
+
+  it("does not set when try refuses", function()
+    local s = spy_store(clock.now)
+    local rl = ratelimit.new { clock = clock.now, store = s }
+    assert.is_true(rl:try("k", 1))
+    assert.is_false((rl:try("k", 1)))
+    assert.are.equal(2, #s.gets)
+    assert.are.equal(1, #s.sets)
+  end)
+
+  it("runs get/set inside store:atomically when the store has it", function()
+    local inner = ratelimit.memory_store()
+    local depth, calls = 0, {}
+    local s = {}
+    -- luacheck: push ignore 212/self
+    function s:get(key)
+      assert.are.equal(1, depth, "get outside atomically")
+      return inner:get(key)
+    end
+    function s:set(key, v, ttl)
+      assert.are.equal(1, depth, "set outside atomically")
+      return inner:set(key, v, ttl)
+    end
+    function s:atomically(key, fn)
+      calls[#calls + 1] = key
+      depth = depth + 1
+      local r = { fn() }
+      depth = depth - 1
+      return (table.unpack or unpack)(r)
+    end
+    -- luacheck: pop
+    local rl = ratelimit.new { clock = clock.now, store = s }
+    assert.are.equal(0, rl:reserve("a", 1))
+    near(1, rl:reserve("a", 1))
+    local ok, delay = rl:try("a", 1)
+    assert.is_false(ok)
+    near(2, delay)
+    assert.is_true(rl:try("b", 1))
+    assert.are.same({ "a", "a", "a", "b" }, calls)
+  end)
+
+  it("returns nil, err when atomically cannot lock", function()
+    local s = {
+      get = function() error("not reached") end,
+      set = function() error("not reached") end,
+      atomically = function() return nil, "timeout" end,
+    }
+    local rl = ratelimit.new { clock = clock.now, store = s }
+    local d, err = rl:reserve("k", 1)
+    assert.is_nil(d)
+    assert.are.equal("timeout", err)
+    local ok, err2 = rl:try("k", 1)
+    assert.is_nil(ok)
+    assert.are.equal("timeout", err2)
+  end)
+
+  it("returns nil, err when get fails", function()
+    local s = { get = function() return nil, "no such dict" end, set = function() return true end }
+    local rl = ratelimit.new { clock = clock.now, store = s }
+    local d, err = rl:reserve("k", 1)
+    assert.is_nil(d)
+    assert.are.equal("no such dict", err)
+    local ok, err2 = rl:try("k", 1)
+    assert.is_nil(ok)
+    assert.are.equal("no such dict", err2)
+  end)
+
+  it("returns nil, err when set fails", function()
+    local s = { get = function() return nil end, set = function() return false, "no memory" end }
+    local rl = ratelimit.new { clock = clock.now, store = s }
+    local d, err = rl:reserve("k", 1)
+    assert.is_nil(d)
+    assert.are.equal("no memory", err)
+    local ok, err2 = rl:try("k", 1)
+    assert.is_nil(ok)
+    assert.are.equal("no memory", err2)
+  end)
+
+  it("reports a set failure without a message", function()
+    local s = { get = function() return nil end, set = function() return nil end }
+    local rl = ratelimit.new { clock = clock.now, store = s }
+    local d, err = rl:reserve("k", 1)
+    assert.is_nil(d)
+    assert.are.equal("store set failed", err)
+  end)
+
+  it("shares state between limiters on one store", function()
+    local s = ratelimit.memory_store { clock = clock.now }
+    local a = ratelimit.new { clock = clock.now, store = s }
+    local b = ratelimit.new { clock = clock.now, store = s }
+    assert.are.equal(0, a:reserve("k", 10))
+    near(0.1, b:reserve("k", 10))
+    near(0.2, a:reserve("k", 10))
+  end)
+end)
+
+describe("ratelimit.memory_store", function()
+  it("keeps values without a clock, ignoring ttl", function()
+    local s = ratelimit.memory_store()
+    assert.is_nil(s:get("k"))
+    assert.is_true(s:set("k", 5, 0.001))
+    assert.are.equal(5, s:get("k"))
+    assert.are.equal(1, s:count())
+  end)
+
+  it("expires values after their ttl with a clock", function()
+    local clock = fake_clock(0)
+    local s = ratelimit.memory_store { clock = clock.now }
+    s:set("k", 7, 2)
+    clock.t = 1.999
+    assert.are.equal(7, s:get("k"))
+    clock.t = 2
+    assert.is_nil(s:get("k"))
+    assert.are.equal(0, s:count())
+  end)
+
+  it("sweeps expired entries every sweep_every sets", function()
+    local clock = fake_clock(0)
+    local s = ratelimit.memory_store { clock = clock.now, sweep_every = 3 }
+    s:set("a", 1, 1)
+    s:set("b", 1, 1)
+    assert.are.equal(2, s:count())
+    clock.t = 5
+    s:set("c", 1, 10) -- third set: sweeps a and b
+    assert.are.equal(1, s:count())
+    assert.are.equal(1, s:get("c"))
+  end)
+
+  it("is the default store, and the default drops idle keys", function()
+    local clock = fake_clock(0)
+    local rl = ratelimit.new { clock = clock.now }
+    for i = 1, 2000 do rl:reserve("key" .. i, 100) end -- each expires after 0.01 s
+    clock.t = 1
+    for i = 1, 1024 do rl:reserve("other" .. i, 100) end -- sweeps happen along the way
+    assert.is_true(rl.store:count() <= 1024)
+  end)
+
+  it("raises on bad options", function()
+    raises(function() ratelimit.memory_store(5) end, "bad argument #1 to 'memory_store' (opts")
+    raises(function() ratelimit.memory_store { clock = 5 } end, "opts.clock must be a function")
+    raises(function() ratelimit.memory_store { sweep_every = 0 } end, "opts.sweep_every must be a number >= 1")
+  end)
+end)
+
+describe("ratelimit.new", function()
+  it("works with the default clock", function()
+    local rl = ratelimit.new()
+    assert.are.equal(0, rl:reserve("k", 1))
+    local d = rl:reserve("k", 1)
+    assert.is_true(d > 0.5 and d <= 1, "delay " .. tostring(d))
+  end)
+
+  it("raises on bad options, naming them", function()
+    raises(function() ratelimit.new(5) end, "bad argument #1 to 'new' (opts must be a table or nil)")
+    raises(function() ratelimit.new { clok = os.time } end, "unknown option 'clok'")
+    raises(function() ratelimit.new { clock = 5 } end, "opts.clock must be a function")
+    raises(function() ratelimit.new { store = 5 } end, "opts.store must be a store object")
+    raises(function() ratelimit.new { store = { get = function() end } } end, "must have get and set methods")
+    raises(function()
+      ratelimit.new { store = { get = function() end, set = function() end, atomically = 1 } }
+    end, "opts.store.atomically must be a method")
+  end)
+end)
