@@ -63,7 +63,9 @@ local function check_pull_to_push(_, v, self)
   end
   local n = #v.source_urls
   if v.source_type == "live" then
-    if n ~= 1 then return format("field 'source_urls' must have exactly 1 URL when source_type is 'live' (got %d)", n) end
+    if n ~= 1 then
+      return format("field 'source_urls' must have exactly 1 URL when source_type is 'live' (got %d)", n)
+    end
   elseif n > 30 then
     return format("field 'source_urls' must have at most 30 URLs when source_type is '%s' (got %d)", v.source_type, n)
   end

@@ -24,7 +24,7 @@ local core = require "streamctl.core"
 local errors = require "streamctl.errors"
 local validate = require "streamctl.validate"
 
-local type, pairs, ipairs, tostring, error, setmetatable = type, pairs, ipairs, tostring, error, setmetatable
+local type, pairs, ipairs, error, setmetatable = type, pairs, ipairs, error, setmetatable
 local floor, huge = math.floor, math.huge
 local tonumber = tonumber
 local format, match, lower, find = string.format, string.match, string.lower, string.find
@@ -50,12 +50,14 @@ end
 function M.parse_endpoint(url)
   if type(url) ~= "string" then return nil, "endpoint must be a string" end
   if find(url, "[%z\r\n%s]") then return nil, "endpoint must not contain whitespace, CR, LF or NUL" end
-  local scheme, authority, rest = match(url, "^(%a[%w+.-]*)://([^/?#]+)(.*)$")
+  local scheme = match(url, "^(%a[%w+.-]*)://")
   if not scheme then return nil, "endpoint must look like https://host[:port]" end
   scheme = lower(scheme)
   if scheme ~= "https" and scheme ~= "http" then
     return nil, "endpoint scheme must be https or http (got " .. scheme .. ")"
   end
+  local authority, rest = match(url, "^%a[%w+.-]*://([^/?#]+)(.*)$")
+  if not authority then return nil, "endpoint must look like https://host[:port]" end
   if rest ~= "" and rest ~= "/" then return nil, "endpoint must not have a path, query or fragment" end
   if find(authority, "@", 1, true) then return nil, "endpoint must not carry user information" end
   local host, port = match(authority, "^([%w.-]+):(%d+)$")

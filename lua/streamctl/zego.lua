@@ -122,7 +122,7 @@ function rules.secrets()
 end
 
 --- Fills in what must stay the same across retries: the Sequence.
-function rules.complete(self, action, op, params)
+function rules.complete(self, _, op, params)
   if not op.sequence or params.Sequence ~= nil then return params end
   local ids = params["StreamId[]"] or params.StreamId
   if type(ids) ~= "table" then ids = { ids } end
@@ -166,8 +166,13 @@ function rules.decode(_, action, res)
       message = format("HTTP %d with a body that is not a ZEGO response (%d bytes)", status, #res.body),
     }
   end
-  if status == 200 and data.Code == 0 then return data end
-  local code = data.Code ~= nil and data.Code or format("HTTP%d", status)
+  local code = data.Code
+  if type(code) == "number" and code == floor(code) then
+    code = floor(code) -- an integer, also where cjson decodes numbers as floats (Lua 5.4)
+    data.Code = code
+  end
+  if status == 200 and code == 0 then return data end
+  if code == nil then code = format("HTTP%d", status) end
   local kind = KIND[code] or (status >= 500 and "server") or "service"
   return nil, errors.new {
     provider = PROVIDER, action = action, http_status = status, code = code, kind = kind,
