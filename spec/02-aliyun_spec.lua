@@ -8,11 +8,12 @@ local EMPTY_SHA = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b
 
 -- A client whose transport records what it is given and answers `reply`.
 local function make(opts, reply)
-  local sent = {}
+  local sent, mono = {}, 0
   opts = opts or {}
   local o = {
     access_key_id = "AKID", access_key_secret = "secret",
     clock = function() return NOW end, nonce = function() return "nonce-1" end,
+    monotonic = function() return mono end, sleep = function(s) mono = mono + s end,
     transport = function(req)
       sent[#sent + 1] = req
       if reply then return reply(req) end

@@ -9,10 +9,11 @@ local SECRET = "0123456789abcdef0123456789abcdef"
 local NONCE = "0011223344556677"
 
 local function make(opts, reply)
-  local sent = {}
+  local sent, mono = {}, 0
   local o = {
     app_id = APP, server_secret = SECRET,
     clock = function() return NOW end, nonce = function() return NONCE end,
+    monotonic = function() return mono end, sleep = function(s) mono = mono + s end,
     transport = function(req)
       sent[#sent + 1] = req
       if reply then return reply(req) end
@@ -29,10 +30,6 @@ local COMMON = "https://rtc-api.zego.im/?Action=%s&AppId=1234567890&SignatureNon
 
 describe("zego requests", function()
   local CASES = {
-    { "resume_rtc_streams", { stream_ids = { "a", "b" } }, "ResumeRTCStreams",
-      "&Sequence=1700000000000&StreamId%5B%5D=a&StreamId%5B%5D=b" },
-    { "forbid_rtc_streams", { stream_ids = { "z", "y 1" }, sequence = 42 }, "ForbidRTCStreams",
-      "&Sequence=42&StreamId%5B%5D=z&StreamId%5B%5D=y%201" },
     { "resume_rtc_stream", { stream_id = "s/1" }, "ResumeRTCStream", "&Sequence=1700000000000&StreamId=s%2F1" },
     { "forbid_rtc_stream", { stream_id = "s1" }, "ForbidRTCStream", "&Sequence=1700000000000&StreamId=s1" },
     { "describe_rtc_stream_state", { stream_id = "s1" }, "DescribeRTCStreamState",
@@ -52,6 +49,37 @@ describe("zego requests", function()
       assert.equal(string.format(COMMON, c[3]) .. c[4], sent[1].url)
       assert.same({}, sent[1].headers)
       assert.equal("", sent[1].body)
+    end)
+  end
+
+  for _, m in ipairs { { "resume_rtc_streams", "ResumeRTCStreams" }, { "forbid_rtc_streams", "ForbidRTCStreams" } } do
+    it(m[1] .. " sends up to 20 unique IDs a call, each call with its own Sequence, and reports every stream", function()
+      local ids = {}
+      for i = 1, 45 do ids[i] = "s" .. i end
+      ids[46] = "s3" -- a duplicate is acted on once
+      local cli, sent = make()
+      local progress = {}
+      local report = assert(cli[m[1]](cli, { stream_ids = ids, concurrency = 2,
+        on_progress = function(done, total, entry) progress[#progress + 1] = { done, total, entry.stream } end }))
+      assert.equal(3, #sent)
+      local expect = { {}, {}, {} }
+      for i = 1, 45 do table.insert(expect[math.ceil(i / 20)], "StreamId%5B%5D=s" .. i) end
+      for call = 1, 3 do
+        -- Sequences are per stream: calls on different streams all start at now.
+        assert.equal(string.format(COMMON, m[2]) .. "&Sequence=1700000000000&"
+          .. table.concat(expect[call], "&"), sent[call].url)
+      end
+      assert.equal(45, report.total)
+      assert.equal(45, report.succeeded)
+      assert.equal(0, report.failed)
+      assert.equal(3, report.calls)
+      assert.equal(1, report.duplicates)
+      for i = 1, 45 do
+        assert.same({ stream = "s" .. i, ok = true, attempts = 1, request_id = "z-1",
+                      result = report.results[i].result }, report.results[i])
+      end
+      assert.equal(45, #progress)
+      assert.same({ 45, 45 }, { progress[45][1], progress[45][2] })
     end)
   end
 
@@ -106,10 +134,10 @@ describe("zego validation", function()
   local many = {}
   for i = 1, 21 do many[i] = "s" .. i end
   local RULES = {
-    { "resume_rtc_streams", { stream_ids = many }, "field 'stream_ids' must have at most 20 items (got 21)" },
     { "resume_rtc_streams", { stream_ids = {} }, "field 'stream_ids' must have at least 1 item (got 0)" },
-    { "resume_rtc_streams", { stream_ids = { "a", "b", "a" } }, "field 'stream_ids' item 3 repeats item 1" },
     { "resume_rtc_streams", { stream_ids = { "a", "" } }, "field 'stream_ids' item 2 must be a non-empty string" },
+    { "resume_rtc_streams", { stream_ids = { "a" }, concurrency = 0 }, "field 'concurrency' must be at least 1" },
+    { "resume_rtc_streams", { stream_ids = { "a" }, on_progress = true }, "field 'on_progress' must be a function" },
     { "resume_rtc_streams", {}, "field 'stream_ids' is required" },
     { "resume_rtc_streams", { stream_id = { "a" } },
       "field 'stream_id' is not a field of zego.resume_rtc_streams (did you mean 'stream_ids'?)" },
@@ -130,14 +158,21 @@ describe("zego validation", function()
     end)
   end
 
-  it("accepts exactly 20 stream IDs", function()
+  it("takes 1..20 stream IDs in one raw call", function()
     local cli, sent = make()
     local ids = {}
     for i = 1, 20 do ids[i] = "s" .. i end
-    assert(cli:resume_rtc_streams { stream_ids = ids })
+    assert(cli:call("ResumeRTCStreams", { StreamId = ids }))
     local n = 0
     for _ in sent[1].url:gmatch("StreamId%%5B%%5D=") do n = n + 1 end
     assert.equal(20, n)
+    local _, err = cli:call("ResumeRTCStreams", { StreamId = many })
+    assert.equal("parameter 'StreamId' must be an array of 1..20 stream IDs (got 21)", err.message)
+    _, err = cli:call("ForbidRTCStreams", { StreamId = {} })
+    assert.equal("parameter 'StreamId' must be an array of 1..20 stream IDs (got 0)", err.message)
+    _, err = cli:call("ForbidRTCStreams", { StreamId = "a" })
+    assert.equal("parameter 'StreamId' must be an array of 1..20 stream IDs (got string)", err.message)
+    assert.equal(1, #sent)
   end)
 
   it("enforces the zegotest-<AppId>- prefix in the test environment", function()

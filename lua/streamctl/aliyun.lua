@@ -9,6 +9,7 @@ local core = require "streamctl.core"
 local client = require "streamctl.client"
 local errors = require "streamctl.errors"
 local jsonenc = require "streamctl.json"
+local validate = require "streamctl.validate"
 
 local os_getenv, type, tostring = os.getenv, type, tostring
 local format = string.format
@@ -24,7 +25,24 @@ local REGIONS = { "ap-southeast-1", "ap-southeast-5", "cn-beijing", "cn-shanghai
 local operations = {
   ResumeLiveStream = { method = "POST", idempotent = true },
   ForbidLiveStream = { method = "POST", idempotent = true },
-  CreateLivePullToPush = { method = "POST", idempotent = false },
+  CreateLivePullToPush = {
+    method = "POST", idempotent = false,
+    -- A create whose outcome is unknown is not sent again blindly: the task is
+    -- looked up by its DstUrl (unique across tasks) first.
+    recover = {
+      action = "DescribeLivePullToPushList",
+      params = function(p) return { Region = p.Region, DstUrl = p.DstUrl, PageSize = "100" } end,
+      found = function(result, p)
+        for _, task in ipairs(type(result.TaskList) == "table" and result.TaskList or {}) do
+          local info = type(task) == "table" and task.TaskInfo
+          if type(info) == "table" and info.DstUrl == p.DstUrl then
+            return { RequestId = result.RequestId, TaskId = task.TaskId, Recovered = true }
+          end
+        end
+        return nil
+      end,
+    },
+  },
   StopLivePullToPush = { method = "GET", idempotent = true },
   DescribeLivePullToPush = { method = "GET", idempotent = true },
   DescribeLivePullToPushList = { method = "GET", idempotent = true },
@@ -143,6 +161,31 @@ local methods = {
   },
 }
 
+-- Batch methods: one call per stream, every stream of the list reported.
+local STREAMS = with({
+  { "domain_name", "DomainName", "string", required = true },
+  { "app_name", "AppName", "string", required = true },
+  { "stream_names", "StreamName", "strings", required = true, min_items = 1 },
+  { "live_stream_type", "LiveStreamType", "string", enum = { "publisher" }, default = "publisher" },
+}, validate.BATCH_OPTIONS)
+
+local function stream_key(params, name)
+  return params.DomainName .. "/" .. params.AppName .. "/" .. name
+end
+
+local batches = {
+  resume_live_streams = { action = "ResumeLiveStream", fields = STREAMS, list = "stream_names",
+                          param = "StreamName", stream_key = stream_key },
+  forbid_live_streams = {
+    action = "ForbidLiveStream", list = "stream_names", param = "StreamName", stream_key = stream_key,
+    fields = with(STREAMS, {
+      { "region_id", "RegionId", "string" },
+      { "oneshot", "Oneshot", "yesno" },
+      { "resume_time", "ResumeTime", "time" },
+    }),
+  },
+}
+
 -- Error codes and what they mean for a retry.
 local KIND = {
   ["Throttling"] = "throttled", ["Throttling.User"] = "throttled", ["Throttling.Api"] = "throttled",
@@ -162,6 +205,7 @@ local rules = {
   defaults = { endpoint = "https://live.aliyuncs.com" },
   operations = operations,
   methods = methods,
+  batches = batches,
 }
 
 --- Aliyun sends an array parameter as one JSON array string: SourceUrls=["u1","u2"].
@@ -200,6 +244,10 @@ function rules.configure(self, opts)
   self._token = token and core.secret(token)
   self._token_plain = token -- kept only to scrub provider messages; never shown
   return true
+end
+
+function rules.account(self)
+  return self.access_key_id
 end
 
 function rules.secrets(self)

@@ -12,19 +12,33 @@
 --   configure(self, opts)  -> true | nil, err   (credentials, provider options)
 --   build(self, action, params, now, nonce) -> request   (adds common params, signs)
 --   decode(self, action, response) -> result | nil, err
+--   complete(self, action, op, params) -> params | nil, why  (optional: fills in
+--                what must stay fixed across retries; refuses what the service would)
+--   batches      snake_case name -> { action, fields, list, param, chunk, stream_key }
 --   nonce(self) -> string                     (default nonce source)
 --   secrets(self) -> array of strings never to be shown
 --
--- A request is `{ method, url, headers, body, action, provider }`; a transport
--- is `function(request) -> response | nil, err` with response
--- `{ status, headers (lower-case names), body }`.
+--   account(self) -> the id the provider's rate limits apply to
+--
+-- A request is `{ method, url, headers, body, action, provider }`; a response
+-- is `{ status, headers (lower-case names), body }`; a transport failure is
+-- `{ code, message, sent }`. A transport is either a blocking
+-- `function(request) -> response | nil, failure`, or a table with
+-- `start(key, request) -> true | nil, failure`, `poll(timeout_seconds) ->
+-- { {key=, res=, err=}, ... }`, and optionally `sleep(seconds)` and `close()`
+-- (streamctl.transport.curl is one, on libcurl's multi interface).
 -- @module streamctl.client
 
 local core = require "streamctl.core"
 local errors = require "streamctl.errors"
 local validate = require "streamctl.validate"
+local runner = require "streamctl.runner"
+local retry = require "streamctl.retry"
+local ratelimit = require "streamctl.ratelimit"
 
 local type, pairs, ipairs, error, setmetatable = type, pairs, ipairs, error, setmetatable
+local pcall, tostring = pcall, tostring
+local min = math.min
 local floor, huge = math.floor, math.huge
 local tonumber = tonumber
 local format, match, lower, find = string.format, string.match, string.lower, string.find
@@ -127,7 +141,11 @@ function Client:_encode(action, params, level)
       out[name] = s
     end
   end
-  if rules.complete then out = rules.complete(self, action, op, out) end
+  if rules.complete then
+    local why
+    out, why = rules.complete(self, action, op, out)
+    if not out then return nil, errors.invalid(rules.provider, action, why) end
+  end
   return op, out
 end
 
@@ -154,11 +172,9 @@ function Client:now()
   return self._clock() + self.clock_offset
 end
 
--- One attempt: sign, send, decode.
-function Client:_attempt(action, op, params)
+-- Decodes one attempt's outcome: a transport failure or a response.
+function Client:_decode(action, op, res, terr)
   local rules = self._rules
-  local req = self:_sign(action, op, params)
-  local res, terr = self._transport(req)
   if not res then
     return nil, errors.transport(rules.provider, action, terr, op.idempotent)
   end
@@ -170,12 +186,29 @@ function Client:_attempt(action, op, params)
   return result, derr
 end
 
---- Sends `action` with service-named `params` and decodes the answer.
--- @return the decoded response table, or nil, err
+-- The io the runner drives: the transport's own start/poll when it has them
+-- (concurrent transfers), else the blocking function wrapped.
+function Client:_io()
+  local t = self._transport
+  if type(t) == "function" then return runner.sync_io(t, self._monotonic, self._sleep) end
+  return { start = t.start, poll = t.poll, now = self._monotonic, sleep = self._sleep }
+end
+
+--- The account the provider's limits apply to (Aliyun AccessKeyId, ZEGO AppId).
+function Client:account()
+  return self._rules.account(self)
+end
+
+--- Sends `action` with service-named `params` and decodes the answer, with
+-- rate limiting and retries (each attempt signed afresh).
+-- @return the decoded response table, or nil, err (`err.attempts` says how many were made)
 function Client:call(action, params)
   local op, out = self:_encode(action, params, 2)
   if not op then return nil, out end
-  return self:_attempt(action, op, out)
+  local job = runner.run(self, { { action = action, op = op, params = out } })[1]
+  if job.result ~= nil then return job.result end
+  job.err.attempts = job.attempts
+  return nil, job.err
 end
 
 --- Frees the transport's connection (if it has one). Idempotent.
@@ -199,6 +232,68 @@ local function named(rules, name, spec)
   end
 end
 
+-- Runs a batch method: validate the fields once, split the list into calls
+-- (`chunk` items each), encode them in submission order (so ZEGO Sequences
+-- follow it), run them, and report on every item.
+local function batch(rules, name, spec)
+  local method_name = rules.provider .. "." .. name
+  return function(self, fields)
+    local params, values = validate.fields(spec.fields, fields, method_name)
+    if not params then return nil, errors.invalid(rules.provider, spec.action, values) end
+    if spec.check then
+      local why = spec.check(params, values, self)
+      if why then return nil, errors.invalid(rules.provider, spec.action, why) end
+    end
+    local items, seen, duplicates = {}, {}, 0
+    for _, item in ipairs(values[spec.list]) do
+      if seen[item] then duplicates = duplicates + 1 else seen[item] = true; items[#items + 1] = item end
+    end
+    local size = spec.chunk or 1
+    local jobs, entries = {}, {}
+    for i = 1, #items, size do
+      local chunk, keys = {}, {}
+      for j = i, min(#items, i + size - 1) do
+        chunk[#chunk + 1] = items[j]
+        keys[#keys + 1] = spec.stream_key(params, items[j])
+      end
+      local p = {}
+      for k, v in pairs(params) do p[k] = v end
+      p[spec.param] = size == 1 and chunk[1] or chunk
+      local op, out = self:_encode(spec.action, p, 2)
+      if not op then return nil, out end
+      jobs[#jobs + 1] = { action = spec.action, op = op, params = out, streams = keys, items = chunk }
+    end
+    local report = { action = spec.action, total = #items, succeeded = 0, failed = 0, calls = #jobs,
+                     duplicates = duplicates, results = entries }
+    local on_progress, done = values.on_progress, 0
+    local started = self._monotonic()
+    runner.run(self, jobs, {
+      concurrency = values.concurrency or self.concurrency,
+      on_progress = function(_, _, job)
+        for _, item in ipairs(job.items) do
+          local entry = { stream = item, ok = job.result ~= nil, attempts = job.attempts }
+          if entry.ok then
+            entry.result, entry.request_id = job.result, job.result.RequestId
+            report.succeeded = report.succeeded + 1
+          else
+            entry.error = job.err
+            report.failed = report.failed + 1
+          end
+          entries[#entries + 1] = entry
+          done = done + 1
+          if on_progress then on_progress(done, #items, entry) end
+        end
+      end,
+    })
+    report.elapsed = self._monotonic() - started
+    -- Report in the order the items were given.
+    local position = {}
+    for i, item in ipairs(items) do position[item] = i end
+    table.sort(entries, function(a, b) return position[a.stream] < position[b.stream] end)
+    return report
+  end
+end
+
 local function default_transport(opts)
   local curl_transport = require "streamctl.transport.curl"
   return curl_transport.new(opts)
@@ -209,6 +304,7 @@ function M.define(rules)
   local class = { _rules = rules }
   for k, v in pairs(Client) do class[k] = v end
   for name, spec in pairs(rules.methods) do class[name] = named(rules, name, spec) end
+  for name, spec in pairs(rules.batches or {}) do class[name] = batch(rules, name, spec) end
   class.__index = class
   class.__tostring = function(self)
     return format("streamctl.%s client (%s)", rules.provider, self.endpoint.url)
@@ -224,32 +320,60 @@ function M.define(rules)
       if code then e.code = code end
       return nil, e
     end
-    for _, k in ipairs { "clock", "nonce", "transport" } do
+    for _, k in ipairs { "clock", "nonce", "monotonic", "sleep" } do
       if opts[k] ~= nil and type(opts[k]) ~= "function" then
         return fail(format("option '%s' must be a function", k))
       end
+    end
+    local t = opts.transport
+    if t ~= nil and type(t) ~= "function" and
+       not (type(t) == "table" and type(t.start) == "function" and type(t.poll) == "function") then
+      return fail("option 'transport' must be a function(request) or a table with start and poll")
+    end
+    if opts.rate_limits ~= nil and opts.rate_limits ~= false and type(opts.rate_limits) ~= "table" then
+      return fail("option 'rate_limits' must be a table of action = requests per second, or false")
+    end
+    if opts.concurrency ~= nil and (type(opts.concurrency) ~= "number" or opts.concurrency < 1
+        or opts.concurrency % 1 ~= 0) then
+      return fail("option 'concurrency' must be a whole number >= 1")
+    end
+    if opts.retry ~= nil and opts.retry ~= false and type(opts.retry) ~= "table" then
+      return fail("option 'retry' must be a table of retry settings, or false")
     end
     local endpoint, why = M.parse_endpoint(opts.endpoint or rules.defaults.endpoint)
     if not endpoint then return fail("option 'endpoint': " .. why) end
     local self = setmetatable({
       endpoint = endpoint,
       clock_offset = 0,
+      rate_limits = opts.rate_limits,
+      rate_burst = opts.rate_burst or 1,
+      concurrency = opts.concurrency or 8,
       _clock = opts.clock or core.now,
+      _monotonic = opts.monotonic or core.monotonic,
     }, class)
+    local pok, policy = pcall(retry.policy, opts.retry == false and { attempts = 1 } or opts.retry)
+    if not pok then return fail("option 'retry': " .. tostring(policy)) end
+    self._retry = policy
+    if opts.rate_limits ~= false then
+      self._limiter = ratelimit.new { clock = self._monotonic, store = opts.rate_limit_store }
+    end
     self._nonce = opts.nonce or function() return rules.nonce(self) end
     local ok, err = rules.configure(self, opts)
     if not ok then return fail(err.message or err, err.code) end
-    if opts.transport then
-      self._transport = opts.transport
+    if t then
+      self._transport = t
+      self._close = type(t) == "table" and t.close or nil
     else
-      local t, terr = default_transport {
+      local ct, terr = default_transport {
         timeout_ms = opts.timeout_ms, connect_timeout_ms = opts.connect_timeout_ms,
-        ca_file = opts.ca_file, proxy = opts.proxy,
+        ca_file = opts.ca_file, proxy = opts.proxy, max_connections = opts.max_connections,
       }
-      if not t then return fail(terr) end
-      self._transport = t.send
-      self._close = t.close
+      if not ct then return fail(terr) end
+      self._transport = ct
+      self._close = ct.close
     end
+    self._sleep = opts.sleep or (type(self._transport) == "table" and self._transport.sleep)
+      or function(seconds) return require("streamctl.transport.curl").sleep(seconds) end
     return self
   end
 

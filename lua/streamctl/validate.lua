@@ -10,7 +10,10 @@
 -- Types: "string", "integer", "number" (min_exclusive), "time" (Unix seconds or
 -- "YYYY-MM-DDThh:mm:ssZ"; sent as the UTC string, or as Unix seconds with
 -- `as = "unix"`), "strings" (array of non-empty strings), "yesno" (boolean or
--- "yes"/"no"), "boolean".
+-- "yes"/"no"), "boolean", "function".
+--
+-- A spec whose service name is `false` is a local option (such as
+-- `concurrency`): checked, returned in `values`, never sent.
 --
 -- `validate.fields` returns the service parameters (service names, Lua
 -- values ready for the provider's encoder) and, for cross-field checks, the
@@ -155,6 +158,11 @@ function checkers.yesno(_, v)
   return nil, "must be true, false, 'yes' or 'no'"
 end
 
+checkers["function"] = function(_, v)
+  if type(v) ~= "function" then return nil, "must be a function" end
+  return v
+end
+
 function checkers.boolean(_, v)
   if type(v) ~= "boolean" then return nil, "must be true or false" end
   return v
@@ -192,14 +200,22 @@ function M.fields(schema, input, method)
       local parsed, rule = checkers[f[3]](f, v)
       if parsed == nil then return nil, format("field '%s' %s", name, rule) end
       values[name] = parsed
-      if f[3] == "time" and f.as ~= "unix" then
-        params[f[2]] = core.utc_timestamp(parsed)
-      else
-        params[f[2]] = parsed
+      if f[2] ~= false then -- false: a local option, never sent
+        if f[3] == "time" and f.as ~= "unix" then
+          params[f[2]] = core.utc_timestamp(parsed)
+        else
+          params[f[2]] = parsed
+        end
       end
     end
   end
   return params, values
 end
+
+--- The fields every batch method takes besides its own.
+M.BATCH_OPTIONS = {
+  { "concurrency", false, "integer", min = 1, max = 256 },
+  { "on_progress", false, "function" },
+}
 
 return M

@@ -9,8 +9,9 @@ local core = require "streamctl.core"
 local client = require "streamctl.client"
 local errors = require "streamctl.errors"
 local sequence = require "streamctl.sequence"
+local validate = require "streamctl.validate"
 
-local os_getenv, type, tostring, tonumber, pairs = os.getenv, type, tostring, tonumber, pairs
+local os_getenv, type, tostring, tonumber, pairs, ipairs = os.getenv, type, tostring, tonumber, pairs, ipairs
 local floor = math.floor
 local format, sub, find = string.format, string.sub, string.find
 local concat = table.concat
@@ -21,8 +22,8 @@ local MAX_IDS = 20
 -- Every stream-control action is a GET with all parameters in the query.
 -- `sequence` marks the actions whose Sequence streamctl fills in.
 local operations = {
-  ResumeRTCStreams = { method = "GET", idempotent = true, sequence = true },
-  ForbidRTCStreams = { method = "GET", idempotent = true, sequence = true },
+  ResumeRTCStreams = { method = "GET", idempotent = true, sequence = true, max_ids = MAX_IDS },
+  ForbidRTCStreams = { method = "GET", idempotent = true, sequence = true, max_ids = MAX_IDS },
   ResumeRTCStream = { method = "GET", idempotent = true, sequence = true },
   ForbidRTCStream = { method = "GET", idempotent = true, sequence = true },
   DescribeRTCStreamState = { method = "GET", idempotent = true, sequence = true },
@@ -31,13 +32,9 @@ local operations = {
 }
 
 local STREAM_ID = { "stream_id", "StreamId", "string", required = true, max_len = 256 }
-local STREAM_IDS = { "stream_ids", "StreamId", "strings", required = true, min_items = 1,
-                     max_items = MAX_IDS, unique = true, max_len = 256 }
 local SEQUENCE = { "sequence", "Sequence", "integer", min = 0 }
 
 local methods = {
-  resume_rtc_streams = { action = "ResumeRTCStreams", fields = { STREAM_IDS, SEQUENCE } },
-  forbid_rtc_streams = { action = "ForbidRTCStreams", fields = { STREAM_IDS, SEQUENCE } },
   resume_rtc_stream = { action = "ResumeRTCStream", fields = { STREAM_ID, SEQUENCE } },
   forbid_rtc_stream = { action = "ForbidRTCStream", fields = { STREAM_ID, SEQUENCE } },
   describe_rtc_stream_state = { action = "DescribeRTCStreamState", fields = { STREAM_ID, SEQUENCE } },
@@ -46,6 +43,18 @@ local methods = {
     action = "ForbidCDNLiveStream",
     fields = { STREAM_ID, { "resume_time", "ResumeTime", "time", as = "unix" } },
   },
+}
+
+-- Batch methods: any number of stream IDs, sent MAX_IDS at a time, each call
+-- with its own Sequence; every stream reported.
+local BATCH_IDS = { { "stream_ids", "StreamId", "strings", required = true, min_items = 1, max_len = 256 } }
+for _, f in ipairs(validate.BATCH_OPTIONS) do BATCH_IDS[#BATCH_IDS + 1] = f end
+local function stream_key(_, id) return id end
+local batches = {
+  resume_rtc_streams = { action = "ResumeRTCStreams", fields = BATCH_IDS, list = "stream_ids",
+                         param = "StreamId", chunk = MAX_IDS, stream_key = stream_key },
+  forbid_rtc_streams = { action = "ForbidRTCStreams", fields = BATCH_IDS, list = "stream_ids",
+                         param = "StreamId", chunk = MAX_IDS, stream_key = stream_key },
 }
 
 -- In the test environment every stream ID must carry the zegotest-<AppId>- prefix.
@@ -62,6 +71,7 @@ local function check_test_prefix(params, _, self)
   return nil
 end
 for _, m in pairs(methods) do m.check = check_test_prefix end
+for _, m in pairs(batches) do m.check = check_test_prefix end
 
 -- Return codes and what they mean for a retry.
 local KIND = {
@@ -77,6 +87,7 @@ local rules = {
   defaults = { endpoint = "https://rtc-api.zego.im" },
   operations = operations,
   methods = methods,
+  batches = batches,
 }
 
 --- ZEGO repeats an array's key with brackets: StreamId[]=a&StreamId[]=b.
@@ -117,14 +128,22 @@ function rules.configure(self, opts)
   return true
 end
 
+function rules.account(self)
+  return self.app_id
+end
+
 function rules.secrets()
   return {}
 end
 
 --- Fills in what must stay the same across retries: the Sequence.
 function rules.complete(self, _, op, params)
-  if not op.sequence or params.Sequence ~= nil then return params end
   local ids = params["StreamId[]"] or params.StreamId
+  if op.max_ids and (type(ids) ~= "table" or #ids < 1 or #ids > op.max_ids) then
+    return nil, format("parameter 'StreamId' must be an array of 1..%d stream IDs (got %s)", op.max_ids,
+      type(ids) == "table" and #ids or type(ids))
+  end
+  if not op.sequence or params.Sequence ~= nil then return params end
   if type(ids) ~= "table" then ids = { ids } end
   local out = {}
   for k, v in pairs(params) do out[k] = v end

@@ -1,0 +1,235 @@
+--- The engine that carries calls to completion: pacing, concurrency,
+-- retries, per-stream order and recovery of unknown outcomes.
+--
+-- A single `client:call` is a run of one job; a batch is a run of many. Every
+-- job goes through the same steps, so a retried batch call behaves exactly as
+-- a retried single call.
+--
+-- A job is `{ action, op, params, streams = {key, ...} }`: `params` are the
+-- encoded service parameters (fixed for every attempt: a ZEGO Sequence stays
+-- the same on a retry); `streams` name what the job acts on. Jobs that share a
+-- stream run one after another in the order given, retries included; jobs
+-- with no stream in common run side by side, up to `concurrency` at once.
+--
+-- Before each attempt a job reserves a slot from the client's rate limiter
+-- (provider, account, action), so a run never exceeds the published caps by
+-- its own doing; every attempt is signed at the moment it is sent.
+--
+-- When an attempt's outcome is unknown (sent, no answer) and the operation
+-- is not safe to repeat, the operation's `recover` rule (if any) looks the
+-- effect up before anything is sent again.
+--
+-- The transport side is an "io": `start(key, request)`, `poll(timeout_s)` ->
+-- `{ {key=, res=, err=}, ... }`, `now()` (monotonic seconds), `sleep(s)`.
+-- @module streamctl.runner
+
+local errors = require "streamctl.errors"
+local retry = require "streamctl.retry"
+local ratelimit = require "streamctl.ratelimit"
+
+local type, ipairs, error, pcall, tostring = type, ipairs, error, pcall, tostring
+local max, min, floor = math.max, math.min, math.floor
+local remove, sort = table.remove, table.sort
+
+local M = {}
+
+-- Longest single wait when nothing is due; keeps a run responsive to
+-- completions from transports whose poll returns early.
+local MAX_WAIT = 0.25
+
+--- Wraps a blocking transport `function(request) -> res | nil, err` as an io.
+function M.sync_io(send, now, sleep)
+  local done = {}
+  return {
+    start = function(key, request)
+      local res, err = send(request)
+      done[#done + 1] = { key = key, res = res, err = err }
+      return true
+    end,
+    poll = function(timeout)
+      if #done == 0 then
+        if timeout > 0 then sleep(timeout) end
+        return {}
+      end
+      local out = done
+      done = {}
+      return out
+    end,
+    now = now,
+    sleep = sleep,
+  }
+end
+
+local function limiter_key(client, action)
+  return client._rules.provider .. ":" .. client:account() .. ":" .. action
+end
+
+-- Reserves a rate-limit slot for `job`'s next attempt; returns the delay.
+local function reserve(client, job)
+  if not client._limiter then return 0 end
+  local rate = ratelimit.limit_for(client._rules.provider, job.action, client.rate_limits)
+  if not rate then return 0 end
+  -- A store that fails (nil, err) must not stop the run: the slot is then unpaced.
+  local delay = client._limiter:reserve(limiter_key(client, job.action), rate, client.rate_burst)
+  return delay or 0
+end
+
+--- Runs `jobs` to completion on `client`.
+-- @param client a streamctl client
+-- @param jobs array of jobs (see above); each gets `result` or `err`, and `attempts`
+-- @param opts `concurrency` (default 1), `on_progress(done, total, job)`
+-- @return jobs
+function M.run(client, jobs, opts)
+  opts = opts or {}
+  local concurrency = opts.concurrency or 1
+  if type(concurrency) ~= "number" or concurrency < 1 or concurrency ~= floor(concurrency) then
+    error("concurrency must be a whole number >= 1", 3)
+  end
+  local on_progress = opts.on_progress
+  local io = client:_io()
+  local policy = client._retry
+  local total, finished = #jobs, 0
+  local queue = {}          -- jobs not yet admitted, in submission order
+  local waiting = {}        -- admitted jobs waiting for their time (`at`)
+  local inflight, busy = 0, {} -- streams held by admitted jobs
+  local by_key, next_key = {}, 0
+
+  for i, job in ipairs(jobs) do
+    job.attempts = 0
+    queue[i] = job
+  end
+
+  local function finish(job)
+    for _, s in ipairs(job.streams or {}) do busy[s] = nil end
+    finished = finished + 1
+    if on_progress then
+      local ok, perr = pcall(on_progress, finished, total, job)
+      if not ok then job.progress_error = perr end
+    end
+  end
+
+  local function schedule(job, delay)
+    job.at = io.now() + max(delay, reserve(client, job))
+    waiting[#waiting + 1] = job
+  end
+
+  -- Admits queued jobs whose streams are free, in order; a job never passes
+  -- an earlier queued job that shares a stream with it.
+  local function admit()
+    local blocked = {}
+    local i = 1
+    while i <= #queue do
+      if inflight + #waiting >= concurrency then return end
+      local job = queue[i]
+      local free = true
+      for _, s in ipairs(job.streams or {}) do
+        if busy[s] or blocked[s] then free = false break end
+      end
+      if free then
+        remove(queue, i)
+        for _, s in ipairs(job.streams or {}) do busy[s] = true end
+        schedule(job, 0)
+      else
+        for _, s in ipairs(job.streams or {}) do blocked[s] = true end
+        i = i + 1
+      end
+    end
+  end
+
+  local function send(job)
+    job.attempts = job.attempts + 1
+    local req, err = client:_sign(job.call_action or job.action, job.call_op or job.op, job.call_params or job.params)
+    if not req then job.err = err finish(job) return end
+    next_key = next_key + 1
+    by_key[next_key] = job
+    inflight = inflight + 1
+    local ok, serr = io.start(next_key, req)
+    if not ok then
+      by_key[next_key] = nil
+      inflight = inflight - 1
+      job.err = errors.transport(client._rules.provider, job.action, serr, job.op.idempotent)
+      finish(job)
+    end
+  end
+
+  local function complete(job, res, terr)
+    local action = job.call_action or job.action
+    local result, err = client:_decode(action, job.call_op or job.op, res, terr)
+    if job.recovering then
+      -- The answer to the look-up that follows an unknown outcome.
+      local found = result and job.op.recover.found(result, job.params)
+      local lookup_op, lookup_params = job.call_op, job.call_params
+      job.recovering, job.call_action, job.call_op, job.call_params = nil, nil, nil, nil
+      if found then
+        job.result, job.recovered = found, true
+        policy:on_success()
+        return finish(job)
+      elseif result then
+        -- It was not created: the original may be sent again.
+        job.err = nil
+        return schedule(job, 0)
+      end
+      local decision = policy:decide(err, job.attempts)
+      if decision.retry then
+        job.recovering, job.call_action, job.call_op, job.call_params = true, action, lookup_op, lookup_params
+        return schedule(job, decision.delay_ms / 1000)
+      end
+      -- Still unknown: report the original failure, and why it stays unknown.
+      job.err.message = (job.err.message or "") .. "; the look-up by " .. action .. " failed too: " .. tostring(err)
+      job.err.attempts = job.attempts
+      return finish(job)
+    end
+    if result ~= nil then
+      job.result, job.err = result, nil
+      policy:on_success()
+      return finish(job)
+    end
+    job.err = err
+    if err.outcome_unknown and not job.op.idempotent and job.op.recover and not job.recovered_once then
+      job.recovered_once = true
+      job.recovering = true
+      job.call_action, job.call_params = job.op.recover.action, job.op.recover.params(job.params)
+      job.call_op = client._rules.operations[job.call_action]
+      return schedule(job, 0)
+    end
+    local decision = policy:decide(err, job.attempts)
+    if not decision.retry then
+      err.attempts = job.attempts
+      return finish(job)
+    end
+    if err.kind == "clock" then
+      local offset = retry.clock_offset(err, client._clock())
+      if offset then client.clock_offset = offset end
+    end
+    schedule(job, decision.delay_ms / 1000)
+  end
+
+  admit()
+  while finished < total do
+    local now = io.now()
+    sort(waiting, function(a, b) return a.at < b.at end)
+    while waiting[1] and waiting[1].at <= now + ratelimit.EPSILON and inflight < concurrency do
+      send(remove(waiting, 1))
+    end
+    admit()
+    if finished >= total then break end
+    local timeout = MAX_WAIT
+    if waiting[1] then
+      if inflight < concurrency then timeout = min(timeout, max(0, waiting[1].at - io.now())) end
+    elseif inflight == 0 and #queue == 0 then
+      break -- nothing left that can make progress
+    end
+    for _, c in ipairs(io.poll(timeout)) do
+      local job = by_key[c.key]
+      if job then
+        by_key[c.key] = nil
+        inflight = inflight - 1
+        complete(job, c.res, c.err)
+      end
+    end
+  end
+  return jobs
+end
+
+M.MAX_WAIT = MAX_WAIT
+return M
