@@ -28,14 +28,14 @@ local retry = require "streamctl.retry"
 local ratelimit = require "streamctl.ratelimit"
 
 local type, ipairs, error, pcall, tostring = type, ipairs, error, pcall, tostring
-local max, min, floor = math.max, math.min, math.floor
+local max, floor = math.max, math.floor
 local remove, sort = table.remove, table.sort
 
 local M = {}
 
--- Longest single wait when nothing is due; keeps a run responsive to
--- completions from transports whose poll returns early.
-local MAX_WAIT = 0.25
+-- Longest single poll while transfers are in flight and nothing else is due
+-- (a poll returns early when a transfer finishes).
+local MAX_WAIT = 1
 
 --- Wraps a blocking transport `function(request) -> res | nil, err` as an io.
 function M.sync_io(send, now, sleep)
@@ -213,10 +213,14 @@ function M.run(client, jobs, opts)
     end
     admit()
     if finished >= total then break end
-    local timeout = MAX_WAIT
-    if waiting[1] then
-      if inflight < concurrency then timeout = min(timeout, max(0, waiting[1].at - io.now())) end
-    elseif inflight == 0 and #queue == 0 then
+    -- Wait for the next job's time, or for a transfer to finish (a poll
+    -- returns as soon as one does).
+    local timeout
+    if waiting[1] and inflight < concurrency then
+      timeout = max(0, waiting[1].at - io.now())
+    elseif inflight > 0 then
+      timeout = MAX_WAIT
+    else
       break -- nothing left that can make progress
     end
     for _, c in ipairs(io.poll(timeout)) do

@@ -1,0 +1,335 @@
+-- The runner through the clients, on a fake clock: pacing at the published
+-- caps, retries (re-signed, backoff, budget), clock-skew correction,
+-- per-stream order, ZEGO Sequence kept across retries, and recovery of a
+-- create whose outcome is unknown.
+local aliyun = require "streamctl.aliyun"
+local zego = require "streamctl.zego"
+local runner = require "streamctl.runner"
+
+local NOW = 1700000000
+
+-- A fake world: a monotonic clock that only sleeping moves, and a transport
+-- that answers with `script(request, n)` (n counts requests).
+local function world()
+  local w = { mono = 0, sent = {}, sleeps = {} }
+  w.monotonic = function() return w.mono end
+  w.sleep = function(s)
+    w.sleeps[#w.sleeps + 1] = s
+    w.mono = w.mono + s
+  end
+  w.transport = function(req)
+    w.sent[#w.sent + 1] = { req = req, at = w.mono }
+    return w.script(req, #w.sent)
+  end
+  w.script = function() return { status = 200, headers = {}, body = '{"RequestId":"ok"}' } end
+  return w
+end
+
+local function ali(w, opts)
+  local n = 0
+  local o = {
+    access_key_id = "AK", access_key_secret = "sk", clock = function() return NOW + w.mono end,
+    nonce = function() n = n + 1 return "n" .. n end,
+    monotonic = w.monotonic, sleep = w.sleep, transport = w.transport,
+    retry = { random = function() return 1 end },
+  }
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return assert(aliyun.new(o))
+end
+
+local function err_body(code)
+  return '{"RequestId":"e","HostId":"h","Code":"' .. code .. '","Message":"m"}'
+end
+
+local function names(n)
+  local t = {}
+  for i = 1, n do t[i] = "s" .. i end
+  return t
+end
+
+local S = { domain_name = "example.com", app_name = "live" }
+
+describe("pacing", function()
+  it("sends ResumeLiveStream evenly at 30/s, never faster", function()
+    local w = world()
+    local cli = ali(w)
+    local report = cli:resume_live_streams { domain_name = S.domain_name, app_name = S.app_name,
+                                             stream_names = names(90), concurrency = 8 }
+    assert.equal(90, report.succeeded)
+    assert.equal(90, #w.sent)
+    for i = 2, 90 do
+      assert.near(1 / 30, w.sent[i].at - w.sent[i - 1].at, 1e-9)
+    end
+    assert.near(89 / 30, w.mono, 1e-9)
+  end)
+
+  it("keeps separate buckets per action and honours overrides", function()
+    local w = world()
+    local cli = ali(w, { rate_limits = { ForbidLiveStream = 2 } })
+    assert(cli:forbid_live_streams { domain_name = "d", app_name = "a", stream_names = names(3) })
+    assert.near(1.0, w.mono, 1e-9) -- 3 at 2/s: 0, 0.5, 1.0
+    assert(cli:resume_live_stream { domain_name = "d", app_name = "a", stream_name = "x" })
+    assert.near(1.0, w.mono, 1e-9) -- another bucket: no wait
+  end)
+
+  it("can be switched off", function()
+    local w = world()
+    local cli = ali(w, { rate_limits = false })
+    assert(cli:resume_live_streams { domain_name = "d", app_name = "a", stream_names = names(50) })
+    assert.equal(0, w.mono)
+  end)
+end)
+
+describe("retries", function()
+  it("re-signs each attempt and backs off 100, 200 ms on server errors", function()
+    local w = world()
+    w.script = function(_, n)
+      if n <= 2 then return { status = 500, headers = {}, body = err_body("InternalError") } end
+      return { status = 200, headers = {}, body = '{"RequestId":"ok"}' }
+    end
+    local cli = ali(w, { rate_limits = false })
+    local res = assert(cli:resume_live_stream { domain_name = "d", app_name = "a", stream_name = "s" })
+    assert.equal("ok", res.RequestId)
+    assert.equal(3, #w.sent)
+    assert.equal(2, #w.sleeps)
+    assert.near(0.1, w.sleeps[1], 1e-9)
+    assert.near(0.2, w.sleeps[2], 1e-9)
+    assert.same({ "n1", "n2", "n3" }, { w.sent[1].req.headers["x-acs-signature-nonce"],
+      w.sent[2].req.headers["x-acs-signature-nonce"], w.sent[3].req.headers["x-acs-signature-nonce"] })
+    assert.equal("2023-11-14T22:13:20Z", w.sent[2].req.headers["x-acs-date"])
+  end)
+
+  it("backs off from 500 ms on throttling and honours x-acs-retry-after", function()
+    local w = world()
+    w.script = function(_, n)
+      if n == 1 then return { status = 400, headers = {}, body = err_body("Throttling.User") } end
+      if n == 2 then
+        return { status = 400, headers = { ["x-acs-retry-after"] = "3000" }, body = err_body("Throttling.User") }
+      end
+      return { status = 200, headers = {}, body = '{"RequestId":"ok"}' }
+    end
+    local cli = ali(w, { rate_limits = false })
+    assert(cli:resume_live_stream { domain_name = "d", app_name = "a", stream_name = "s" })
+    assert.equal(2, #w.sleeps)
+    assert.near(0.5, w.sleeps[1], 1e-9)
+    assert.near(3.0, w.sleeps[2], 1e-9)
+  end)
+
+  it("gives up after the attempts and says how many were made", function()
+    local w = world()
+    w.script = function() return { status = 503, headers = {}, body = err_body("ServiceUnavailable") } end
+    local cli = ali(w, { rate_limits = false })
+    local res, err = cli:resume_live_stream { domain_name = "d", app_name = "a", stream_name = "s" }
+    assert.is_nil(res)
+    assert.equal("ServiceUnavailable", err.code)
+    assert.equal(3, err.attempts)
+    assert.equal(3, #w.sent)
+  end)
+
+  it("never retries signature, auth or validation failures", function()
+    for _, code in ipairs { "SignatureDoesNotMatch", "InvalidAccessKeyId.NotFound", "InvalidParameter" } do
+      local w = world()
+      w.script = function() return { status = 400, headers = {}, body = err_body(code) } end
+      local cli = ali(w, { rate_limits = false })
+      local _, err = cli:resume_live_stream { domain_name = "d", app_name = "a", stream_name = "s" }
+      assert.equal(code, err.code)
+      assert.equal(1, err.attempts)
+      assert.equal(1, #w.sent)
+    end
+  end)
+
+  it("corrects the clock from the Date header and retries once", function()
+    local w = world()
+    w.script = function(req, n)
+      if n == 1 then
+        return { status = 400, headers = { date = "Tue, 14 Nov 2023 23:13:20 GMT" },
+                 body = err_body("InvalidTimeStamp.Expired") }
+      end
+      assert.equal("2023-11-14T23:13:20Z", req.headers["x-acs-date"])
+      return { status = 200, headers = {}, body = '{"RequestId":"ok"}' }
+    end
+    local cli = ali(w, { rate_limits = false })
+    assert(cli:resume_live_stream { domain_name = "d", app_name = "a", stream_name = "s" })
+    assert.equal(2, #w.sent)
+    assert.equal(3600, cli.clock_offset)
+    assert.same({}, w.sleeps)
+  end)
+
+  it("stops retrying when the retry budget is spent, and the others still finish", function()
+    local w = world()
+    w.script = function(req)
+      if req.url:find("StreamName=bad", 1, true) then
+        return { status = 500, headers = {}, body = err_body("InternalError") }
+      end
+      return { status = 200, headers = {}, body = '{"RequestId":"ok"}' }
+    end
+    local cli = ali(w, { rate_limits = false, retry = { random = function() return 0 end,
+                                                        budget = { capacity = 2, refill_per_success = 0 } } })
+    local list = { "bad", "ok1", "bad2", "ok2" }
+    local report = cli:resume_live_streams { domain_name = "d", app_name = "a", stream_names = list, concurrency = 1 }
+    assert.equal(2, report.succeeded)
+    assert.equal(2, report.failed)
+    assert.same({ "bad", "ok1", "bad2", "ok2" }, { report.results[1].stream, report.results[2].stream,
+      report.results[3].stream, report.results[4].stream })
+    assert.equal(3, report.results[1].attempts) -- two retries take the whole budget
+    assert.equal(1, report.results[3].attempts) -- none left
+    assert.equal("InternalError", report.results[3].error.code)
+    assert.equal(6, #w.sent)
+  end)
+end)
+
+describe("unknown outcomes", function()
+  local P = { region = "cn-shanghai", start_time = NOW, end_time = NOW + 3600, source_type = "vod",
+              source_urls = { "https://a.example/1.mp4" }, dst_url = "rtmp://push.example/live/s1" }
+
+  it("looks a create up by DstUrl instead of sending it again", function()
+    local w = world()
+    w.script = function(req, n)
+      if n == 1 then return nil, { code = "Timeout", message = "timed out", sent = true } end
+      assert.equal("DescribeLivePullToPushList", req.headers["x-acs-action"])
+      assert.truthy(req.url:find("DstUrl=rtmp%3A%2F%2Fpush.example%2Flive%2Fs1", 1, true))
+      return { status = 200, headers = {}, body = '{"RequestId":"L","Total":2,"TaskList":['
+        .. '{"TaskId":"other","TaskStatus":1,"TaskInfo":{"DstUrl":"rtmp://push.example/live/s10"}},'
+        .. '{"TaskId":"T-1","TaskStatus":1,"TaskInfo":{"DstUrl":"rtmp://push.example/live/s1"}}]}' }
+    end
+    local cli = ali(w)
+    local res = assert(cli:create_live_pull_to_push(P))
+    assert.same({ RequestId = "L", TaskId = "T-1", Recovered = true }, res)
+    assert.equal(2, #w.sent)
+  end)
+
+  it("sends the create again when the look-up finds nothing", function()
+    local w = world()
+    w.script = function(req, n)
+      if n == 1 then return nil, { code = "NetworkError", message = "reset", sent = true } end
+      if n == 2 then return { status = 200, headers = {}, body = '{"RequestId":"L","Total":0,"TaskList":[]}' } end
+      assert.equal("CreateLivePullToPush", req.headers["x-acs-action"])
+      return { status = 200, headers = {}, body = '{"RequestId":"C","RetCode":0,"TaskId":"T-2"}' }
+    end
+    local cli = ali(w)
+    local res = assert(cli:create_live_pull_to_push(P))
+    assert.equal("T-2", res.TaskId)
+    assert.equal(3, #w.sent)
+  end)
+
+  it("reports the create's own failure when the look-up fails too", function()
+    local w = world()
+    w.script = function() return nil, { code = "Timeout", message = "timed out", sent = true } end
+    local cli = ali(w)
+    local res, err = cli:create_live_pull_to_push(P)
+    assert.is_nil(res)
+    assert.equal("CreateLivePullToPush", err.action)
+    assert.equal("Timeout", err.code)
+    assert.is_true(err.outcome_unknown)
+    assert.matches("the look-up by DescribeLivePullToPushList failed too", err.message, 1, true)
+    assert.equal(3, #w.sent) -- the create once, the look-up twice; never a second create
+    assert.equal(1, select(2, w.sent[1].req.headers["x-acs-action"]:gsub("Create", "")))
+    for i = 2, 3 do assert.equal("DescribeLivePullToPushList", w.sent[i].req.headers["x-acs-action"]) end
+  end)
+
+  it("retries a create that never left the machine", function()
+    local w = world()
+    w.script = function(_, n)
+      if n == 1 then return nil, { code = "NetworkError", message = "refused", sent = false } end
+      return { status = 200, headers = {}, body = '{"RequestId":"C","TaskId":"T-3"}' }
+    end
+    local cli = ali(w)
+    assert.equal("T-3", assert(cli:create_live_pull_to_push(P)).TaskId)
+    assert.equal(2, #w.sent)
+  end)
+end)
+
+describe("ZEGO", function()
+  local function zc(w, opts)
+    local n = 0
+    local o = {
+      app_id = 1234567890, server_secret = "0123456789abcdef0123456789abcdef",
+      clock = function() return NOW + w.mono end, nonce = function() n = n + 1 return string.format("%016x", n) end,
+      monotonic = w.monotonic, sleep = w.sleep, transport = w.transport,
+      retry = { random = function() return 1 end },
+    }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    w.script = w.script_zego or function()
+      return { status = 200, headers = {}, body = '{"Code":0,"Message":"success","RequestId":"z","Data":null}' }
+    end
+    return assert(zego.new(o))
+  end
+
+  it("keeps the Sequence on a retry and signs afresh", function()
+    local w = world()
+    w.script_zego = function(_, n)
+      if n == 1 then return { status = 200, headers = {}, body = '{"Code":30002,"Message":"limit","RequestId":"r"}' } end
+      return { status = 200, headers = {}, body = '{"Code":0,"Message":"ok","RequestId":"r2","Data":null}' }
+    end
+    local cli = zc(w)
+    local report = cli:resume_rtc_streams { stream_ids = { "a", "b" } }
+    assert.equal(2, report.succeeded)
+    assert.equal(2, report.results[1].attempts)
+    local u1, u2 = w.sent[1].req.url, w.sent[2].req.url
+    assert.equal(u1:match("Sequence=(%d+)"), u2:match("Sequence=(%d+)"))
+    assert.not_equal(u1:match("SignatureNonce=(%x+)"), u2:match("SignatureNonce=(%x+)"))
+    assert.equal(0.5, w.sleeps[#w.sleeps]) -- throttle base
+  end)
+
+  it("paces 1,000 IDs as 50 calls at 20/s", function()
+    local w = world()
+    local cli = zc(w)
+    local report = cli:forbid_rtc_streams { stream_ids = names(1000) }
+    assert.equal(1000, report.succeeded)
+    assert.equal(50, #w.sent)
+    assert.near(49 / 20, w.mono, 1e-9)
+  end)
+
+  it("gives later calls on a stream later Sequences", function()
+    local w = world()
+    local cli = zc(w)
+    assert(cli:forbid_rtc_streams { stream_ids = { "a", "b" } })
+    assert(cli:resume_rtc_streams { stream_ids = { "a" } })
+    local s1 = tonumber(w.sent[1].req.url:match("Sequence=(%d+)"))
+    local s2 = tonumber(w.sent[2].req.url:match("Sequence=(%d+)"))
+    assert.is_true(s2 > s1)
+  end)
+end)
+
+describe("per-stream order under concurrency", function()
+  it("never starts a job before the earlier job on its stream has finished", function()
+    local w = world()
+    -- An io that finishes transfers last-in-first-out, one per poll.
+    local pending = {}
+    local io = {
+      start = function(key, req) pending[#pending + 1] = { key = key, req = req } return true end,
+      poll = function(timeout)
+        local c = table.remove(pending)
+        if not c then w.mono = w.mono + timeout return {} end
+        w.sent[#w.sent + 1] = { req = c.req, at = w.mono }
+        return { { key = c.key, res = { status = 200, headers = {}, body = '{"RequestId":"ok"}' } } }
+      end,
+    }
+    local cli = ali(w, { transport = io, rate_limits = false })
+    local op = { method = "POST", idempotent = true }
+    local jobs, order = {}, {}
+    local streams = { "x", "y", "x", "z", "y", "x", "z", "x" }
+    for i, s in ipairs(streams) do
+      jobs[i] = { action = "ResumeLiveStream", op = op, params = { StreamName = s, N = tostring(i) }, streams = { s } }
+    end
+    local finished = {}
+    runner.run(cli, jobs, { concurrency = 4, on_progress = function(_, _, job)
+      finished[#finished + 1] = job.params.N
+    end })
+    for _, entry in ipairs(w.sent) do
+      order[#order + 1] = entry.req.url:match("N=(%d+)")
+    end
+    assert.equal(8, #order)
+    -- Per stream, completions follow submission order.
+    local last = {}
+    for _, n in ipairs(finished) do
+      local s = streams[tonumber(n)]
+      if last[s] then assert.is_true(tonumber(n) > last[s], "stream " .. s .. " reordered") end
+      last[s] = tonumber(n)
+    end
+    -- And jobs on different streams really overlapped (LIFO finished 4 before 1).
+    local pos = {}
+    for i, n in ipairs(finished) do pos[n] = i end
+    assert.is_true(pos["4"] < pos["1"])
+  end)
+end)
