@@ -1,0 +1,217 @@
+-- The emulator's settings: built-in defaults, optionally overridden by a JSON file.
+--
+-- File format (every key optional; objects are merged over the defaults):
+--
+--   {
+--     "aliyun": {
+--       "accounts": {                      -- AccessKeyId -> secret, or an object, or false
+--         "LTAIemulatorKey": "emulator-secret",
+--         "STS.example": { "secret": "s", "security_token": "tok" },  -- STS: token required
+--         "LTAInoLive": { "secret": "s", "live_service": false },     -- LiveServiceNotFound
+--         "LTAInoDomain": { "secret": "s", "has_live_domain": false }, -- CodeInvalidAliUid
+--         "LTAIslow": { "secret": "s", "qps": { "ResumeLiveStream": 2 } },  -- per-account QPS
+--         "testid": "testsecret"
+--       },                                 -- (a value of false removes a default account)
+--       "qps": { "ResumeLiveStream": 30 },  -- per account and action; 0 = unlimited
+--       "timestamp_tolerance_s": 900,       -- InvalidTimeStamp.Expired beyond this skew
+--       "nonce_ttl_s": 900,                 -- how long a SignatureNonce stays "used"
+--       "domains": [],                      -- non-empty: other DomainNames -> InvalidDomain.NotFound
+--       "max_pull_to_push_tasks": 1000,     -- live tasks beyond this -> CodeNotEnoughResource
+--       "host_id": "live.aliyuncs.com"      -- HostId in error bodies
+--     },
+--     "zego": {
+--       "apps": {                           -- AppId (decimal string) -> ServerSecret, or an object, or false
+--         "1234567890": "0123456789abcdef0123456789abcdef",
+--         "12345": { "secret": "...", "test_env": true, "cdn_types": ["ws"], "cdn_resume_enabled": true,
+--                    "qps": { "ForbidRTCStream": 2 } }
+--       },
+--       "qps": { "ForbidRTCStream": 20 },   -- per AppId and action
+--       "test_env_qps": 5,                  -- RTC forbid/resume limit for test_env apps
+--       "timestamp_tolerance_s": 600,       -- 100000004 beyond this skew
+--       "sequence_window_s": 10             -- the Sequence ordering window
+--     },
+--     "log_limit": 10000                    -- request log entries kept (oldest dropped)
+--   }
+
+local json = require "streamctl.emulator.json"
+
+local type = type
+local pairs = pairs
+local ipairs = ipairs
+local tostring = tostring
+local io_open = io.open
+
+local _M = {}
+
+local function defaults()
+    return {
+        aliyun = {
+            accounts = {
+                LTAIemulatorKey = { secret = "emulator-secret" },
+            },
+            -- QPS per account and action: PROVIDERS.md where it gives one, the
+            -- operation's doc page otherwise (Describe*PullToPush: 10, BlockList: 50).
+            qps = {
+                ResumeLiveStream = 30,
+                ForbidLiveStream = 200,
+                CreateLivePullToPush = 10,
+                StopLivePullToPush = 10,
+                DescribeLivePullToPush = 10,
+                DescribeLivePullToPushList = 10,
+                DescribeLiveStreamsBlockList = 50,
+            },
+            timestamp_tolerance_s = 900,
+            nonce_ttl_s = 900,
+            domains = {},
+            max_pull_to_push_tasks = 1000,
+            host_id = "live.aliyuncs.com",
+        },
+        zego = {
+            apps = {
+                ["1234567890"] = { secret = "0123456789abcdef0123456789abcdef" },
+            },
+            qps = {
+                ForbidRTCStream = 20,
+                ResumeRTCStream = 20,
+                ForbidRTCStreams = 20,
+                ResumeRTCStreams = 20,
+                ForbidCDNLiveStream = 20,
+                ResumeCDNLiveStream = 20,
+                DescribeRTCStreamState = 40,
+            },
+            test_env_qps = 5,
+            timestamp_tolerance_s = 600,
+            sequence_window_s = 10,
+        },
+        log_limit = 10000,
+    }
+end
+
+-- Normalizes one account / app entry: a string is the secret.
+local function credential(v, what, id)
+    if type(v) == "string" then
+        return { secret = v }
+    end
+    if type(v) == "table" and type(v.secret) == "string" then
+        local c = {}
+        for k, x in pairs(v) do
+            c[k] = x
+        end
+        return c
+    end
+    error(what .. " " .. tostring(id) .. ": expected a secret string or {\"secret\": ...}", 0)
+end
+
+local function merge_credentials(into, from, what)
+    if from == nil then
+        return
+    end
+    if type(from) ~= "table" then
+        error(what .. "s: expected an object", 0)
+    end
+    for id, v in pairs(from) do
+        id = tostring(id)
+        if v == false then
+            into[id] = nil
+        else
+            into[id] = credential(v, what, id)
+        end
+    end
+end
+
+local function merge_numbers(into, from, what)
+    if from == nil then
+        return
+    end
+    if type(from) ~= "table" then
+        error(what .. ": expected an object", 0)
+    end
+    for k, v in pairs(from) do
+        if type(v) ~= "number" then
+            error(what .. "." .. tostring(k) .. ": expected a number", 0)
+        end
+        into[k] = v
+    end
+end
+
+local function merge_scalar(into, from, key, kind)
+    local v = from[key]
+    if v == nil then
+        return
+    end
+    if type(v) ~= kind then
+        error(key .. ": expected a " .. kind, 0)
+    end
+    into[key] = v
+end
+
+-- Builds the settings from the defaults and an optional decoded override table.
+function _M.build(override)
+    local cfg = defaults()
+    if override == nil then
+        return cfg
+    end
+    if type(override) ~= "table" then
+        error("config: expected a JSON object", 0)
+    end
+    local a = override.aliyun
+    if a ~= nil then
+        if type(a) ~= "table" then
+            error("aliyun: expected an object", 0)
+        end
+        merge_credentials(cfg.aliyun.accounts, a.accounts, "aliyun account")
+        merge_numbers(cfg.aliyun.qps, a.qps, "aliyun.qps")
+        merge_scalar(cfg.aliyun, a, "timestamp_tolerance_s", "number")
+        merge_scalar(cfg.aliyun, a, "nonce_ttl_s", "number")
+        merge_scalar(cfg.aliyun, a, "max_pull_to_push_tasks", "number")
+        merge_scalar(cfg.aliyun, a, "host_id", "string")
+        if a.domains ~= nil then
+            if type(a.domains) ~= "table" then
+                error("aliyun.domains: expected an array of strings", 0)
+            end
+            cfg.aliyun.domains = {}
+            for _, d in ipairs(a.domains) do
+                cfg.aliyun.domains[#cfg.aliyun.domains + 1] = tostring(d)
+            end
+        end
+    end
+    local z = override.zego
+    if z ~= nil then
+        if type(z) ~= "table" then
+            error("zego: expected an object", 0)
+        end
+        merge_credentials(cfg.zego.apps, z.apps, "zego app")
+        merge_numbers(cfg.zego.qps, z.qps, "zego.qps")
+        merge_scalar(cfg.zego, z, "test_env_qps", "number")
+        merge_scalar(cfg.zego, z, "timestamp_tolerance_s", "number")
+        merge_scalar(cfg.zego, z, "sequence_window_s", "number")
+    end
+    merge_scalar(cfg, override, "log_limit", "number")
+    return cfg
+end
+
+-- Reads and builds the settings from a JSON file; path nil gives the defaults.
+-- Raises with a readable message on any problem (nginx then fails to start and
+-- the launcher shows the message from error.log).
+function _M.load(path)
+    if not path or path == "" then
+        return _M.build(nil)
+    end
+    local f, err = io_open(path, "rb")
+    if not f then
+        error("cannot read config file: " .. tostring(err), 0)
+    end
+    local text = f:read("*a")
+    f:close()
+    local decoded, derr = json.decode(text)
+    if decoded == nil then
+        error("config file " .. path .. " is not valid JSON: " .. tostring(derr), 0)
+    end
+    local ok, cfg = pcall(_M.build, decoded)
+    if not ok then
+        error("config file " .. path .. ": " .. tostring(cfg), 0)
+    end
+    return cfg
+end
+
+return _M

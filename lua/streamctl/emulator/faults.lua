@@ -1,0 +1,158 @@
+-- Injected faults: POST /_emulator/faults queues them, provider requests take them.
+--
+-- A fault spec (JSON):
+--   {
+--     "kind": "http500" | "http503" | "throttle" | "delay" | "drop"
+--           | "malformed" | "truncated" | "skew",
+--     "action": "ResumeLiveStream" | "*",  -- default "*"
+--     "count": 3,                          -- next N matching requests, default 1
+--     "delay_ms": 200,                     -- delay: how long (default 1000, max 60000)
+--     "skew_s": 3600,                      -- skew: Date header shift (default 3600)
+--     "retry_after_ms": 1000,              -- throttle: x-acs-retry-after (default 1000)
+--     "after_apply": false,                -- see below
+--     "provider": "aliyun" | "zego"        -- default: the provider of the port posted to
+--   }
+--
+-- Kinds:
+--   http500 / http503  the provider's 500 / 503 answer (InternalError / ServiceUnavailable;
+--                      ZEGO: HTTP 500 Code 30003 / HTTP 503 Code 100000015)
+--   throttle           the provider's throttling answer (Throttling.User + x-acs-retry-after;
+--                      ZEGO: Code 30002), without touching the real token bucket
+--   drop               the connection is closed without any response (nginx 444)
+--   malformed          a complete HTTP response whose JSON body is broken
+--   truncated          a response announcing Content-Length N that closes after N/2 bytes
+--   delay              the request waits delay_ms (ngx.sleep), then is served normally
+--   skew               the request is served normally, its Date header shifted by skew_s
+--
+-- after_apply (http500, http503, throttle, drop, malformed, truncated):
+--   false (default)  the fault replaces the request: nothing is verified or applied;
+--   true             the request is verified and applied as usual (state changes,
+--                    nonce used, token taken) and only then is its answer replaced:
+--                    "sent, but no answer came back".
+-- delay and skew always serve the request normally.
+--
+-- A request takes at most one fault: the oldest pending one that matches its
+-- provider and action. Each fault's count goes down by one per request taken;
+-- at zero it is removed.
+
+local type = type
+local ipairs = ipairs
+local floor = math.floor
+local remove = table.remove
+
+local _M = {}
+
+local KINDS = {
+    http500 = true, http503 = true, throttle = true, delay = true,
+    drop = true, malformed = true, truncated = true, skew = true,
+}
+
+_M.KINDS = KINDS
+
+local pending = { aliyun = {}, zego = {} }
+local next_id = 1
+
+-- Validates spec and queues it for `provider` (spec.provider wins). Returns the
+-- stored fault, or nil and a message.
+function _M.add(provider, spec)
+    if type(spec) ~= "table" then
+        return nil, "fault: expected a JSON object"
+    end
+    if spec.provider ~= nil then
+        if spec.provider ~= "aliyun" and spec.provider ~= "zego" then
+            return nil, "fault: provider must be \"aliyun\" or \"zego\""
+        end
+        provider = spec.provider
+    end
+    if not KINDS[spec.kind] then
+        return nil, "fault: kind must be one of http500, http503, throttle, delay, drop, "
+            .. "malformed, truncated, skew"
+    end
+    local action = spec.action
+    if action == nil then
+        action = "*"
+    end
+    if type(action) ~= "string" or action == "" then
+        return nil, "fault: action must be an action name or \"*\""
+    end
+    local count = spec.count
+    if count == nil then
+        count = 1
+    end
+    if type(count) ~= "number" or count < 1 or floor(count) ~= count then
+        return nil, "fault: count must be a positive integer"
+    end
+    local delay_ms = spec.delay_ms
+    if delay_ms == nil then
+        delay_ms = 1000
+    end
+    if type(delay_ms) ~= "number" or delay_ms < 0 or delay_ms > 60000 then
+        return nil, "fault: delay_ms must be a number of milliseconds in 0..60000"
+    end
+    local skew_s = spec.skew_s
+    if skew_s == nil then
+        skew_s = 3600
+    end
+    if type(skew_s) ~= "number" then
+        return nil, "fault: skew_s must be a number of seconds"
+    end
+    local retry_after_ms = spec.retry_after_ms
+    if retry_after_ms == nil then
+        retry_after_ms = 1000
+    end
+    if type(retry_after_ms) ~= "number" or retry_after_ms < 0 then
+        return nil, "fault: retry_after_ms must be a non-negative number"
+    end
+    local after_apply = spec.after_apply
+    if after_apply == nil then
+        after_apply = false
+    end
+    if type(after_apply) ~= "boolean" then
+        return nil, "fault: after_apply must be true or false"
+    end
+    local fault = {
+        id = next_id,
+        provider = provider,
+        kind = spec.kind,
+        action = action,
+        count = count,
+        delay_ms = delay_ms,
+        skew_s = skew_s,
+        retry_after_ms = retry_after_ms,
+        after_apply = after_apply,
+    }
+    next_id = next_id + 1
+    local list = pending[provider]
+    list[#list + 1] = fault
+    return fault
+end
+
+-- Takes one use of the oldest fault matching provider/action; returns a copy
+-- (with `remaining` set) or nil.
+function _M.take(provider, action)
+    local list = pending[provider]
+    for i, f in ipairs(list) do
+        if f.action == "*" or f.action == action then
+            f.count = f.count - 1
+            if f.count <= 0 then
+                remove(list, i)
+            end
+            return {
+                id = f.id, kind = f.kind, action = f.action, delay_ms = f.delay_ms,
+                skew_s = f.skew_s, retry_after_ms = f.retry_after_ms,
+                after_apply = f.after_apply, remaining = f.count,
+            }
+        end
+    end
+    return nil
+end
+
+function _M.list()
+    return pending
+end
+
+function _M.reset()
+    pending = { aliyun = {}, zego = {} }
+end
+
+return _M

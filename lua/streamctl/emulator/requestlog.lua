@@ -1,0 +1,96 @@
+-- The request log behind GET /_emulator/log: one entry per provider request,
+-- numbered by `seq` (1, 2, ... since the last reset), oldest dropped beyond the
+-- configured limit. Secrets never enter it: see redact().
+
+local pairs = pairs
+local lower = string.lower
+local tonumber = tonumber
+
+local _M = {}
+
+local entries = {}   -- seq -> entry
+local first = 1      -- oldest seq still kept
+local last = 0       -- newest seq
+local dropped = 0
+local limit = 10000
+
+-- Names (lowercased) whose values are replaced by "***" wherever they appear:
+-- query/form parameters and headers alike.
+local SECRET_NAMES = {
+    signature = true,
+    accesskeysecret = true,
+    securitytoken = true,
+    ["x-acs-security-token"] = true,
+    authorization = true,
+    serversecret = true,
+}
+
+_M.REDACTED = "***"
+
+function _M.is_secret(name)
+    return SECRET_NAMES[lower(name)] == true
+end
+
+-- A copy of a name -> value map with every secret value replaced.
+function _M.redact(map)
+    local out = {}
+    for k, v in pairs(map) do
+        if SECRET_NAMES[lower(k)] then
+            out[k] = _M.REDACTED
+        else
+            out[k] = v
+        end
+    end
+    return out
+end
+
+function _M.set_limit(n)
+    if n and n >= 1 then
+        limit = n
+    end
+end
+
+-- Stores entry (a table), stamping entry.seq; returns the seq.
+function _M.append(entry)
+    last = last + 1
+    entry.seq = last
+    entries[last] = entry
+    while last - first + 1 > limit do
+        entries[first] = nil
+        first = first + 1
+        dropped = dropped + 1
+    end
+    return last
+end
+
+-- Entries with seq > since, optionally only one provider / action, at most
+-- `max` of the newest. Returns the list, the newest seq and the dropped count.
+function _M.query(since, provider, action, max)
+    since = tonumber(since) or 0
+    local out = {}
+    local from = since + 1
+    if from < first then
+        from = first
+    end
+    for seq = from, last do
+        local e = entries[seq]
+        if e and (not provider or e.provider == provider) and (not action or e.action == action) then
+            out[#out + 1] = e
+        end
+    end
+    max = tonumber(max)
+    if max and max >= 0 and #out > max then
+        local trimmed = {}
+        for i = #out - max + 1, #out do
+            trimmed[#trimmed + 1] = out[i]
+        end
+        out = trimmed
+    end
+    return out, last, dropped
+end
+
+function _M.reset()
+    entries, first, last, dropped = {}, 1, 0, 0
+end
+
+return _M

@@ -1,0 +1,525 @@
+-- streamctl emulator: the nginx-lua entry points (init, request handler, Date
+-- header), the control endpoints under /_emulator/, fault injection and the
+-- request log. One nginx worker; all state lives in Lua module tables.
+--
+-- Provider ports (set $emu_provider in nginx.conf): "aliyun" ports answer as
+-- ApsaraVideo Live (aliyun.lua), "zego" ports as ZEGOCLOUD Server API v2
+-- (zego.lua). The HTTP and HTTPS port of a provider share one state.
+--
+-- Control endpoints (on every port; JSON in and out; they are not logged and
+-- never rate limited):
+--   GET    /_emulator/health   {"ok":true,"provider":"aliyun","pid":n}
+--   GET    /_emulator/state    see "State" below
+--   GET    /_emulator/log      ?since=<seq>&provider=aliyun|zego&action=<A>&limit=<n>
+--                              -> {"entries":[...],"last_seq":n,"dropped":n}
+--   POST   /_emulator/reset    clears streams, tasks, counters, buckets, nonces, log
+--                              (seq restarts at 1), faults and the clock -> {"ok":true}
+--   GET    /_emulator/faults   -> {"faults":{"aliyun":[...],"zego":[...]}}
+--   POST   /_emulator/faults   a fault spec or an array of them (see faults.lua);
+--                              provider defaults to this port's -> {"added":[...],"faults":{...}}
+--   DELETE /_emulator/faults   drops every pending fault -> {"faults":{...}}
+--   GET    /_emulator/clock    -> {"now":unix,"pinned":bool,"offset":s}
+--   POST   /_emulator/clock    {"now":unix} pins, {"offset":s} shifts, {} real time
+--   GET    /_emulator/config   the settings without secrets
+-- Errors: 400 {"error":"..."} (bad JSON / spec), 404 unknown endpoint, 405 wrong method.
+--
+-- State (GET /_emulator/state), stable shape:
+--   {
+--     "now": <emulator unix time>, "clock": {"now","pinned","offset"},
+--     "provider": "<this port's provider>",
+--     "aliyun": {
+--       "streams": { "<domain>/<app>/<stream>": { "DomainName","AppName","StreamName",
+--                    "status": "forbidden"|"normal", "ResumeTime", "Oneshot",
+--                    "forbid_count","resume_count","interrupt_count","updated_at","account" } },
+--       "tasks": { "<TaskId>": { "TaskId","TaskStatus","TaskExitReason","TaskInfo":{...},
+--                  "created_at","stopped_at","account" } },
+--       "task_order": ["<TaskId>", ...],
+--       "counters": { "<Action>": { "accepted","throttled","faulted",
+--                     "per_second": { "<unix second>": {"accepted","throttled"} } } }
+--     },
+--     "zego": {
+--       "streams": { "<AppId>": { "<StreamId>": { "rtc": "normal"|"forbidden",
+--                    "cdn": "normal"|"forbidden", "cdn_resume_time", "last_sequence",
+--                    "last_sequence_at", "forbid_count", "resume_count", "updated_at" } } },
+--       "counters": { same shape as aliyun }
+--     },
+--     "faults": { "aliyun": [...], "zego": [...] }
+--   }
+--
+-- Request log entry (GET /_emulator/log), one per provider request:
+--   { "seq": n, "provider": "aliyun"|"zego", "time": <emulator unix time at receipt>,
+--     "real_time": <unix>, "duration_ms": n, "method", "scheme", "port",
+--     "action", "account" (AccessKeyId / AppId), "params" (secrets as "***"),
+--     "headers" (V3: x-acs-*, host, content-type, authorization; secrets "***"),
+--     "signature_version", "request_id",
+--     "verdict": "ok" | "rejected" (gateway/signature checks) | "error" (operation
+--                rules) | "throttled" | "stale" (ZEGO sequence: nothing applied)
+--                | "fault" (an injected fault answered),
+--     "code": "OK" / Aliyun code / ZEGO numeric Code, "message", "status" (HTTP),
+--     "applied": bool (the operation ran against the state),
+--     "sequence" (ZEGO), "streams", "applied_streams", "stale_streams" (ZEGO),
+--     "detail" (what changed), "canonical_request" (V3),
+--     "fault": kind, "fault_id": n (when a fault touched the request),
+--     "retry_after_ms" (throttled) }
+-- Secrets never appear: Signature, AccessKeySecret, SecurityToken,
+-- x-acs-security-token and Authorization values are replaced by "***".
+--
+-- Every response carries a Date header from the emulator clock (shifted by a
+-- "skew" fault when one applies).
+
+local config = require "streamctl.emulator.config"
+local json = require "streamctl.emulator.json"
+local clock = require "streamctl.emulator.clock"
+local encoding = require "streamctl.emulator.encoding"
+local faults = require "streamctl.emulator.faults"
+local ratelimit = require "streamctl.emulator.ratelimit"
+local stats = require "streamctl.emulator.stats"
+local requestlog = require "streamctl.emulator.requestlog"
+local aliyun = require "streamctl.emulator.aliyun"
+local zego = require "streamctl.emulator.zego"
+
+local ngx = ngx
+local ngx_var = ngx.var
+local ngx_req = ngx.req
+local ngx_header = ngx.header
+local ngx_print = ngx.print
+local ngx_flush = ngx.flush
+local ngx_exit = ngx.exit
+local ngx_sleep = ngx.sleep
+local ngx_log = ngx.log
+local ngx_ERR = ngx.ERR
+local ngx_http_time = ngx.http_time
+
+local type = type
+local pairs = pairs
+local ipairs = ipairs
+local pcall = pcall
+local tostring = tostring
+local tonumber = tonumber
+local floor = math.floor
+local lower = string.lower
+local sub = string.sub
+local find = string.find
+local match = string.match
+local concat = table.concat
+local io_open = io.open
+
+local _M = { _VERSION = "0.1.0" }
+
+local settings
+local options = {}
+
+local PROVIDERS = { aliyun = aliyun, zego = zego }
+
+-- Fault kinds that replace the answer (the others only delay or skew it).
+local REPLACING = {
+    http500 = true, http503 = true, throttle = true, drop = true, malformed = true, truncated = true,
+}
+
+-- Called from init_by_lua with { config_file = path|nil, dir = DIR, ports = {...} }.
+function _M.init(opts)
+    options = opts or {}
+    settings = config.load(options.config_file)
+    aliyun.init(settings)
+    zego.init(settings)
+    requestlog.set_limit(settings.log_limit)
+end
+
+-- Called from init_worker_by_lua.
+function _M.init_worker()
+    math.randomseed(floor(clock.real_now() * 1000) % 2147483647 + ngx.worker.pid())
+end
+
+local function reset_all()
+    aliyun.reset()
+    zego.reset()
+    ratelimit.reset()
+    stats.reset()
+    requestlog.reset()
+    faults.reset()
+    clock.reset()
+end
+
+-------------------------------------------------------------------------------
+-- Request collection
+
+local function read_body()
+    ngx_req.read_body()
+    local body = ngx_req.get_body_data()
+    if body then
+        return body
+    end
+    local file = ngx_req.get_body_file()
+    if not file then
+        return ""
+    end
+    local f = io_open(file, "rb")
+    if not f then
+        return ""
+    end
+    body = f:read("*a") or ""
+    f:close()
+    return body
+end
+
+local function collect()
+    local body = read_body()
+    local headers = {}
+    for k, v in pairs(ngx_req.get_headers(200)) do
+        if type(v) == "table" then
+            v = concat(v, ",")
+        end
+        headers[lower(k)] = v
+    end
+    local query = ngx_var.args or ""
+    local query_list = encoding.parse_query(query, {}, {})
+    local list, map = encoding.parse_query(query, {}, {})
+    local ctype = lower(headers["content-type"] or "")
+    if find(ctype, "^application/x%-www%-form%-urlencoded") then
+        encoding.parse_query(body, list, map)
+    end
+    local path = match(ngx_var.request_uri or "/", "^[^?]*")
+    if path == "" then
+        path = "/"
+    end
+    return {
+        method = ngx_req.get_method(),
+        path = path,
+        query = query,
+        query_list = query_list,
+        param_list = list,
+        params = map,
+        headers = headers,
+        body = body,
+        scheme = ngx_var.scheme,
+        port = tonumber(ngx_var.server_port),
+    }
+end
+
+-------------------------------------------------------------------------------
+-- Sending
+
+local function send(res)
+    if res.drop then
+        return ngx_exit(444)
+    end
+    ngx.status = res.status
+    for k, v in pairs(res.headers or {}) do
+        ngx_header[k] = v
+    end
+    local body = res.body or ""
+    ngx_header["Content-Length"] = #body
+    if res.truncate then
+        ngx_print(sub(body, 1, floor(#body / 2)))
+        ngx_flush(true)
+        return ngx_exit(444)
+    end
+    ngx_print(body)
+end
+
+local function send_json(status, value)
+    return send({
+        status = status,
+        headers = { ["Content-Type"] = "application/json" },
+        body = json.encode(value),
+    })
+end
+
+-------------------------------------------------------------------------------
+-- Faults
+
+local FAULT_CODES = {
+    aliyun = { http500 = "InternalError", http503 = "ServiceUnavailable", throttle = "Throttling.User" },
+    zego = { http500 = 30003, http503 = 100000015, throttle = 30002 },
+}
+
+-- The minimal log of a request that a fault answered before any processing.
+local function unprocessed_log(provider, req, action)
+    local p = req.params
+    return {
+        action = action,
+        account = provider == "aliyun" and p.AccessKeyId or p.AppId,
+        params = requestlog.redact(p),
+        sequence = provider == "zego" and p.Sequence or nil,
+        applied = false,
+    }
+end
+
+-- Builds the faulted answer. processed: the real result when after_apply.
+local function fault_result(provider, mod, fault, req, action, processed)
+    local kind = fault.kind
+    local log = processed and processed.log or unprocessed_log(provider, req, action)
+    local res
+    if kind == "http500" or kind == "http503" or kind == "throttle" then
+        res = mod.fault_response(kind, fault, req)
+        log.code = FAULT_CODES[provider][kind]
+        log.status = res.status
+    elseif kind == "drop" then
+        res = { drop = true }
+        log.status = nil
+    else
+        local base = processed or {
+            status = 200,
+            headers = { ["Content-Type"] = "application/json" },
+            body = mod.placeholder_body(req),
+        }
+        res = { status = base.status, headers = base.headers, body = base.body }
+        if kind == "malformed" then
+            res.body = sub(base.body, 1, floor(#base.body / 2)) .. "<!-- emulator fault: malformed -->"
+        else
+            res.truncate = true
+        end
+        log.status = res.status
+    end
+    log.verdict = "fault"
+    log.applied = processed ~= nil and processed.applied == true
+    res.log = log
+    return res
+end
+
+-------------------------------------------------------------------------------
+-- Provider requests
+
+local function serve_provider(provider)
+    local mod = PROVIDERS[provider]
+    local received = clock.now()
+    local real_start = clock.real_now()
+    local req = collect()
+    local action = mod.peek_action(req)
+    local fault = faults.take(provider, action)
+    if fault and fault.kind == "delay" then
+        ngx_sleep(fault.delay_ms / 1000)
+    elseif fault and fault.kind == "skew" then
+        ngx.ctx.date_skew = fault.skew_s
+    end
+
+    local res
+    local ok, err = pcall(function()
+        if fault and REPLACING[fault.kind] and not fault.after_apply then
+            stats.count(provider, action, "faulted", clock.real_now())
+            res = fault_result(provider, mod, fault, req, action, nil)
+        else
+            res = mod.process(req)
+            if fault and REPLACING[fault.kind] then
+                res = fault_result(provider, mod, fault, req, action, res)
+            end
+        end
+    end)
+    if not ok then
+        ngx_log(ngx_ERR, "emulator: ", provider, " request failed: ", tostring(err))
+        res = mod.fault_response("http500", fault or {}, req)
+        res.log = unprocessed_log(provider, req, action)
+        res.log.verdict = "crash"
+        res.log.code = FAULT_CODES[provider].http500
+        res.log.status = res.status
+        res.log.message = tostring(err)
+    end
+
+    local entry = res.log
+    entry.provider = provider
+    entry.time = received
+    entry.real_time = real_start
+    entry.duration_ms = floor((clock.real_now() - real_start) * 1000 + 0.5)
+    entry.method = req.method
+    entry.scheme = req.scheme
+    entry.port = req.port
+    if fault then
+        entry.fault = fault.kind
+        entry.fault_id = fault.id
+    end
+    requestlog.append(entry)
+    return send(res)
+end
+
+-------------------------------------------------------------------------------
+-- Control endpoints
+
+local function fault_lists()
+    local all = faults.list()
+    local out = {}
+    for provider, list in pairs(all) do
+        local copy = json.array()
+        for i, f in ipairs(list) do
+            copy[i] = f
+        end
+        out[provider] = copy
+    end
+    return out
+end
+
+local function read_json_body()
+    local body = read_body()
+    if body == "" then
+        return {}
+    end
+    local v, err = json.decode(body)
+    if v == nil then
+        return nil, "body is not valid JSON: " .. tostring(err)
+    end
+    return v
+end
+
+local function public_config()
+    local a, z = {}, {}
+    for id in pairs(settings.aliyun.accounts) do
+        a[#a + 1] = id
+    end
+    for id in pairs(settings.zego.apps) do
+        z[#z + 1] = id
+    end
+    table.sort(a)
+    table.sort(z)
+    return {
+        aliyun = {
+            accounts = json.array(a), qps = settings.aliyun.qps,
+            timestamp_tolerance_s = settings.aliyun.timestamp_tolerance_s,
+            nonce_ttl_s = settings.aliyun.nonce_ttl_s,
+            domains = json.array(settings.aliyun.domains),
+            max_pull_to_push_tasks = settings.aliyun.max_pull_to_push_tasks,
+        },
+        zego = {
+            apps = json.array(z), qps = settings.zego.qps, test_env_qps = settings.zego.test_env_qps,
+            timestamp_tolerance_s = settings.zego.timestamp_tolerance_s,
+            sequence_window_s = settings.zego.sequence_window_s,
+        },
+        log_limit = settings.log_limit,
+        ports = options.ports,
+        dir = options.dir,
+        config_file = options.config_file,
+    }
+end
+
+local CONTROL = {}
+
+function CONTROL.health(method, provider)
+    if method ~= "GET" then
+        return 405
+    end
+    return 200, { ok = true, provider = provider, pid = ngx.worker.pid(), version = _M._VERSION }
+end
+
+function CONTROL.state(method, provider)
+    if method ~= "GET" then
+        return 405
+    end
+    local now = clock.now()
+    return 200, {
+        now = now,
+        clock = clock.snapshot(),
+        provider = provider,
+        aliyun = aliyun.snapshot(now),
+        zego = zego.snapshot(now),
+        faults = fault_lists(),
+    }
+end
+
+function CONTROL.log(method)
+    if method ~= "GET" then
+        return 405
+    end
+    local args = ngx_req.get_uri_args()
+    local provider = args.provider
+    if provider ~= nil and provider ~= "aliyun" and provider ~= "zego" then
+        return 400, { error = "provider must be aliyun or zego" }
+    end
+    local entries, last, dropped = requestlog.query(args.since, provider, args.action, args.limit)
+    return 200, { entries = json.array(entries), last_seq = last, dropped = dropped }
+end
+
+function CONTROL.reset(method)
+    if method ~= "POST" then
+        return 405
+    end
+    read_body()
+    reset_all()
+    return 200, { ok = true }
+end
+
+function CONTROL.faults(method, provider)
+    if method == "GET" then
+        return 200, { faults = fault_lists() }
+    elseif method == "DELETE" then
+        faults.reset()
+        return 200, { faults = fault_lists() }
+    elseif method ~= "POST" then
+        return 405
+    end
+    local spec, err = read_json_body()
+    if spec == nil then
+        return 400, { error = err }
+    end
+    local specs = spec
+    if type(spec) ~= "table" or spec.kind ~= nil or #spec == 0 then
+        specs = { spec }
+    end
+    local added = json.array()
+    for _, s in ipairs(specs) do
+        local f, ferr = faults.add(provider, s)
+        if not f then
+            return 400, { error = ferr, added = added }
+        end
+        added[#added + 1] = f
+    end
+    return 200, { added = added, faults = fault_lists() }
+end
+
+function CONTROL.clock(method)
+    if method == "GET" then
+        return 200, clock.snapshot()
+    elseif method ~= "POST" then
+        return 405
+    end
+    local spec, err = read_json_body()
+    if spec == nil then
+        return 400, { error = err }
+    end
+    local ok, cerr = clock.set(spec)
+    if not ok then
+        return 400, { error = cerr }
+    end
+    return 200, clock.snapshot()
+end
+
+function CONTROL.config(method)
+    if method ~= "GET" then
+        return 405
+    end
+    return 200, public_config()
+end
+
+local function serve_control(provider, name)
+    local handler = CONTROL[name]
+    if not handler then
+        return send_json(404, { error = "unknown endpoint /_emulator/" .. tostring(name) })
+    end
+    local method = ngx_req.get_method()
+    local status, value = handler(method, provider)
+    if status == 405 then
+        ngx_header["Allow"] = name == "faults" and "GET, POST, DELETE" or
+            ((name == "clock") and "GET, POST" or (name == "reset" and "POST" or "GET"))
+        return send_json(405, { error = method .. " is not allowed on /_emulator/" .. name })
+    end
+    return send_json(status, value)
+end
+
+-------------------------------------------------------------------------------
+-- nginx entry points
+
+-- content_by_lua: every request on a provider port.
+function _M.handle()
+    local provider = ngx_var.emu_provider
+    local uri = ngx_var.uri or "/"
+    local name = match(uri, "^/_emulator/([%w_]*)/?$")
+    if name or uri == "/_emulator" then
+        return serve_control(provider, name or "")
+    end
+    return serve_provider(provider)
+end
+
+-- header_filter_by_lua: the Date header from the emulator clock.
+function _M.header_filter()
+    local skew = ngx.ctx.date_skew or 0
+    ngx_header["Date"] = ngx_http_time(floor(clock.now() + skew))
+end
+
+return _M

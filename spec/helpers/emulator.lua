@@ -1,0 +1,450 @@
+-- Test helper: runs the streamctl emulator for a spec and talks to its control
+-- endpoints. Plain Lua (5.1/LuaJIT and 5.4), luasocket for HTTP, cjson for JSON.
+--
+--   local emu = require "spec.helpers.emulator"
+--   local server
+--   lazy_setup(function()
+--     server = emu.start{
+--       dir = nil,                                  -- default: a fresh temp dir
+--       ports = { aliyun = 28080, zego = 28081, aliyun_tls = 28443, zego_tls = 28444 },
+--       config = { aliyun = { accounts = { testid = "testsecret" } } },  -- written as JSON
+--     }
+--   end)
+--   lazy_teardown(function() if server then server:stop() end end)
+--
+--   server.aliyun_url, server.zego_url             "http://127.0.0.1:<port>"
+--   server.aliyun_tls_url, server.zego_tls_url     "https://127.0.0.1:<port>"
+--   server.ca_file, server.dir, server.ports
+--   server:reset()                 POST /_emulator/reset
+--   server:state()                 GET  /_emulator/state (decoded)
+--   server:log(query)              GET  /_emulator/log?... -> entries (list), whole answer
+--   server:faults(spec)            POST /_emulator/faults (spec: table or list); nil -> GET
+--   server:clear_faults()          DELETE /_emulator/faults
+--   server:clock(spec)             POST /_emulator/clock ({now=..}|{offset=..}|{}); nil -> GET
+--   server:stop()                  streamctl-emulator stop (idempotent)
+--   server:request{ method, url | provider+path, headers, body } -> status, body, headers, err
+--
+-- emu.start raises with the launcher's output when the server does not come up.
+
+local http = require "socket.http"
+local ltn12 = require "ltn12"
+local cjson = require "cjson"
+
+local emu = {}
+
+emu.DEFAULT_PORTS = { aliyun = 28080, zego = 28081, aliyun_tls = 28443, zego_tls = 28444 }
+
+local function shell_quote(s)
+    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- os.execute: 5.1/LuaJIT return the raw wait status, 5.2+ ok, "exit", code.
+local function run(cmd)
+    local a, _, c = os.execute(cmd)
+    if type(a) == "number" then
+        if a > 255 then
+            a = math.floor(a / 256)
+        end
+        return a == 0, a
+    end
+    return a == true, c
+end
+
+local function read_file(path)
+    local f = io.open(path, "rb")
+    if not f then
+        return nil
+    end
+    local s = f:read("*a")
+    f:close()
+    return s
+end
+
+-- The repository root: $STREAMCTL_ROOT, else two levels above this file.
+local function repo_root()
+    local env = os.getenv("STREAMCTL_ROOT")
+    if env and env ~= "" then
+        return env
+    end
+    local src = debug.getinfo(1, "S").source
+    local file = src:sub(1, 1) == "@" and src:sub(2) or ""
+    local dir = file:match("^(.*)/spec/helpers/[^/]*$")
+    if not dir or dir == "" then
+        return "."
+    end
+    return dir
+end
+
+emu.root = repo_root()
+
+-- The interpreter to run bin/streamctl-emulator with: $STREAMCTL_LUA, else the
+-- one running this spec.
+function emu.interpreter()
+    local env = os.getenv("STREAMCTL_LUA")
+    if env and env ~= "" then
+        return env
+    end
+    if rawget(_G, "jit") then
+        return "luajit"
+    end
+    local v = _VERSION:match("Lua (%d+%.%d+)")
+    return v and ("lua" .. v) or "lua"
+end
+
+-- Runs the launcher; returns ok, output.
+function emu.launcher(args)
+    local root = emu.root
+    local out = os.tmpname()
+    local cmd = "LUA_PATH=" .. shell_quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;")
+        .. " " .. emu.interpreter() .. " " .. shell_quote(root .. "/bin/streamctl-emulator")
+        .. " " .. args .. " >" .. shell_quote(out) .. " 2>&1"
+    local ok, code = run(cmd)
+    local text = read_file(out) or ""
+    os.remove(out)
+    return ok, text, code
+end
+
+local function temp_dir()
+    local name = os.tmpname()
+    os.remove(name)
+    assert(run("mkdir -p " .. shell_quote(name)), "cannot create " .. name)
+    return name
+end
+
+local Server = {}
+Server.__index = Server
+
+function emu.start(opts)
+    opts = opts or {}
+    local ports = {}
+    for k, v in pairs(emu.DEFAULT_PORTS) do
+        ports[k] = (opts.ports and opts.ports[k]) or v
+    end
+    local dir = opts.dir or temp_dir()
+    assert(run("mkdir -p " .. shell_quote(dir)), "cannot create " .. dir)
+    local args = { "start", "--dir", shell_quote(dir),
+        "--aliyun-port", ports.aliyun, "--zego-port", ports.zego,
+        "--aliyun-tls-port", ports.aliyun_tls, "--zego-tls-port", ports.zego_tls }
+    if opts.config then
+        local path = dir .. "/config.json"
+        local f = assert(io.open(path, "wb"))
+        f:write(cjson.encode(opts.config))
+        f:close()
+        args[#args + 1] = "--config"
+        args[#args + 1] = shell_quote(path)
+    end
+    local ok, output = emu.launcher(table.concat(args, " "))
+    if not ok then
+        error("streamctl-emulator start failed:\n" .. output, 2)
+    end
+    local self = setmetatable({
+        dir = dir,
+        ports = ports,
+        output = output,
+        aliyun_url = "http://127.0.0.1:" .. ports.aliyun,
+        zego_url = "http://127.0.0.1:" .. ports.zego,
+        aliyun_tls_url = "https://127.0.0.1:" .. ports.aliyun_tls,
+        zego_tls_url = "https://127.0.0.1:" .. ports.zego_tls,
+        ca_file = dir .. "/ca.pem",
+        running = true,
+    }, Server)
+    return self
+end
+
+-- One HTTP request. spec: { method = "GET", url = "http://..." or
+-- provider = "aliyun"|"zego" and path = "/?...", headers = {}, body = "" }.
+-- Returns status (number or nil), body (string), headers (lowercased), err.
+function Server:request(spec)
+    local url = spec.url or ((spec.provider == "zego" and self.zego_url or self.aliyun_url) .. (spec.path or "/"))
+    local chunks = {}
+    local headers = {}
+    for k, v in pairs(spec.headers or {}) do
+        headers[k] = v
+    end
+    local source
+    if spec.body then
+        source = ltn12.source.string(spec.body)
+        headers["content-length"] = headers["content-length"] or tostring(#spec.body)
+    end
+    local ok, status, rheaders = http.request({
+        url = url,
+        method = spec.method or "GET",
+        headers = headers,
+        source = source,
+        sink = ltn12.sink.table(chunks),
+        redirect = false,
+    })
+    if not ok then
+        return nil, table.concat(chunks), nil, status
+    end
+    return status, table.concat(chunks), rheaders or {}
+end
+
+-- A control request; returns the decoded JSON answer and the status.
+function Server:control(method, path, value, provider)
+    local body
+    if value ~= nil then
+        body = cjson.encode(value)
+    end
+    local status, text, _, err = self:request({
+        method = method, provider = provider or "aliyun", path = "/_emulator/" .. path, body = body,
+        headers = body and { ["content-type"] = "application/json" } or nil,
+    })
+    if not status then
+        error("emulator control " .. method .. " " .. path .. " failed: " .. tostring(err), 2)
+    end
+    local ok, decoded = pcall(cjson.decode, text)
+    if not ok then
+        error("emulator control " .. path .. " answered " .. tostring(status) .. " non-JSON: " .. text, 2)
+    end
+    return decoded, status
+end
+
+function Server:reset()
+    return self:control("POST", "reset", {})
+end
+
+function Server:state()
+    return self:control("GET", "state")
+end
+
+local function query_string(q)
+    if not q then
+        return ""
+    end
+    local parts = {}
+    for k, v in pairs(q) do
+        parts[#parts + 1] = k .. "=" .. tostring(v)
+    end
+    table.sort(parts)
+    return #parts > 0 and ("?" .. table.concat(parts, "&")) or ""
+end
+
+function Server:log(q)
+    local answer = self:control("GET", "log" .. query_string(q))
+    return answer.entries, answer
+end
+
+function Server:faults(spec, provider)
+    if spec == nil then
+        return self:control("GET", "faults")
+    end
+    return self:control("POST", "faults", spec, provider)
+end
+
+function Server:clear_faults()
+    return self:control("DELETE", "faults")
+end
+
+function Server:clock(spec)
+    if spec == nil then
+        return self:control("GET", "clock")
+    end
+    return self:control("POST", "clock", spec)
+end
+
+function Server:stop()
+    if not self.running then
+        return true
+    end
+    local ok, output = emu.launcher("stop --dir " .. shell_quote(self.dir))
+    self.running = not ok
+    return ok, output
+end
+
+-------------------------------------------------------------------------------
+-- Independent signing for hand-built requests: digests come from the openssl
+-- CLI, encodings are written here. Neither the emulator's code nor streamctl's
+-- core is involved, so a spec using these checks one against a third party.
+
+-- Raw stdout of `openssl <args>` fed with data on stdin.
+function emu.openssl(args, data)
+    local input = os.tmpname()
+    local f = assert(io.open(input, "wb"))
+    f:write(data)
+    f:close()
+    local p = assert(io.popen("openssl " .. args .. " < " .. shell_quote(input) .. " 2>/dev/null"))
+    local out = p:read("*a")
+    p:close()
+    os.remove(input)
+    return out
+end
+
+function emu.hex(s)
+    return (s:gsub(".", function(c)
+        return string.format("%02x", c:byte())
+    end))
+end
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+function emu.base64(s)
+    local out = {}
+    for i = 1, #s, 3 do
+        local a, b, c = s:byte(i, i + 2)
+        local n = a * 65536 + (b or 0) * 256 + (c or 0)
+        local chars = {}
+        for j = 3, 0, -1 do
+            local idx = math.floor(n / (64 ^ j)) % 64
+            chars[#chars + 1] = B64:sub(idx + 1, idx + 1)
+        end
+        if not b then
+            chars[3], chars[4] = "=", "="
+        elseif not c then
+            chars[4] = "="
+        end
+        out[#out + 1] = table.concat(chars)
+    end
+    return table.concat(out)
+end
+
+function emu.md5_hex(msg)
+    return emu.hex(emu.openssl("dgst -md5 -binary", msg))
+end
+
+function emu.sha256_hex(msg)
+    return emu.hex(emu.openssl("dgst -sha256 -binary", msg))
+end
+
+function emu.hmac_sha1_base64(key, msg)
+    return emu.base64(emu.openssl("dgst -sha1 -binary -hmac " .. shell_quote(key), msg))
+end
+
+function emu.hmac_sha256_hex(key, msg)
+    return emu.hex(emu.openssl("dgst -sha256 -binary -hmac " .. shell_quote(key), msg))
+end
+
+-- Alibaba Cloud percent-encoding (only A-Za-z0-9-_.~ literal, uppercase %XY).
+function emu.pct(s)
+    return (tostring(s):gsub("[^%w%-_%.~]", function(c)
+        return string.format("%%%02X", c:byte())
+    end))
+end
+
+function emu.iso8601(t)
+    return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
+end
+
+local nonce_counter = 0
+
+-- A fresh nonce for hand-built requests.
+function emu.nonce()
+    nonce_counter = nonce_counter + 1
+    return string.format("spec-%d-%d-%d", os.time(), math.random(1, 1e9), nonce_counter)
+end
+
+local function sorted_pairs(params)
+    local names = {}
+    for k in pairs(params) do
+        names[#names + 1] = k
+    end
+    table.sort(names)
+    return names
+end
+
+-- Signature V1 over params (name -> value, without Signature) for method.
+-- Returns the signature and the string to sign.
+function emu.v1_signature(method, params, secret)
+    local parts = {}
+    for _, k in ipairs(sorted_pairs(params)) do
+        parts[#parts + 1] = emu.pct(k) .. "=" .. emu.pct(params[k])
+    end
+    local sts = method .. "&%2F&" .. emu.pct(table.concat(parts, "&"))
+    return emu.hmac_sha1_base64(secret .. "&", sts), sts
+end
+
+-- A percent-encoded query string of params (sorted, Aliyun encoding).
+function emu.query(params)
+    local parts = {}
+    for _, k in ipairs(sorted_pairs(params)) do
+        parts[#parts + 1] = emu.pct(k) .. "=" .. emu.pct(params[k])
+    end
+    return table.concat(parts, "&")
+end
+
+-- A complete V1 request for an ApsaraVideo Live action with the common
+-- parameters filled in. opts: { action, params, key, secret, method, time,
+-- nonce, format }. Returns the query string (Signature last) and the params.
+function emu.v1_request(opts)
+    local p = {
+        Action = opts.action,
+        Version = opts.version or "2016-11-01",
+        Format = opts.format or "JSON",
+        AccessKeyId = opts.key or "LTAIemulatorKey",
+        SignatureMethod = "HMAC-SHA1",
+        SignatureVersion = "1.0",
+        SignatureNonce = opts.nonce or emu.nonce(),
+        Timestamp = emu.iso8601(opts.time or os.time()),
+    }
+    for k, v in pairs(opts.params or {}) do
+        p[k] = v
+    end
+    local sig = emu.v1_signature(opts.method or "POST", p, opts.secret or "emulator-secret")
+    return emu.query(p) .. "&Signature=" .. emu.pct(sig), p
+end
+
+-- V3 (ACS3-HMAC-SHA256) headers for a request. opts: { method, path, query
+-- (name -> value), headers (lowercase name -> value; host and x-acs-* here),
+-- body, key, secret }. Returns the headers with Authorization added, the
+-- canonical request and the string to sign.
+function emu.v3_sign(opts)
+    local headers = {}
+    for k, v in pairs(opts.headers) do
+        headers[k] = v
+    end
+    local body = opts.body or ""
+    local body_hash = emu.sha256_hex(body)
+    headers["x-acs-content-sha256"] = headers["x-acs-content-sha256"] or body_hash
+    local names = {}
+    for k in pairs(headers) do
+        if k:sub(1, 6) == "x-acs-" or k == "host" or k == "content-type" then
+            names[#names + 1] = k
+        end
+    end
+    table.sort(names)
+    local canon_headers = {}
+    for i, k in ipairs(names) do
+        canon_headers[i] = k .. ":" .. headers[k] .. "\n"
+    end
+    local signed = table.concat(names, ";")
+    local canonical = table.concat({
+        opts.method or "POST", opts.path or "/", emu.query(opts.query or {}),
+        table.concat(canon_headers), signed, body_hash,
+    }, "\n")
+    local sts = "ACS3-HMAC-SHA256\n" .. emu.sha256_hex(canonical)
+    local sig = emu.hmac_sha256_hex(opts.secret or "emulator-secret", sts)
+    headers["authorization"] = "ACS3-HMAC-SHA256 Credential=" .. (opts.key or "LTAIemulatorKey")
+        .. ",SignedHeaders=" .. signed .. ",Signature=" .. sig
+    return headers, canonical, sts
+end
+
+-- ZEGO signature: lowercase hex MD5(AppId .. nonce .. secret .. timestamp).
+function emu.zego_signature(app_id, nonce, secret, timestamp)
+    return emu.md5_hex(tostring(app_id) .. nonce .. secret .. tostring(timestamp))
+end
+
+-- A complete ZEGO query string. opts: { action, app_id, secret, time, nonce,
+-- params (name -> value), streams (list for StreamId[]), is_test }.
+function emu.zego_query(opts)
+    local app_id = opts.app_id or "1234567890"
+    local ts = math.floor(opts.time or os.time())
+    local nonce = opts.nonce or string.format("%08x%08x", math.random(0, 0x7fffffff), nonce_counter)
+    nonce_counter = nonce_counter + 1
+    local sig = emu.zego_signature(app_id, nonce, opts.secret or "0123456789abcdef0123456789abcdef", ts)
+    local parts = {
+        "Action=" .. opts.action, "AppId=" .. app_id, "SignatureNonce=" .. nonce,
+        "Timestamp=" .. ts, "Signature=" .. sig, "SignatureVersion=2.0",
+    }
+    if opts.is_test ~= nil then
+        parts[#parts + 1] = "IsTest=" .. tostring(opts.is_test)
+    end
+    for _, id in ipairs(opts.streams or {}) do
+        parts[#parts + 1] = "StreamId[]=" .. emu.pct(id)
+    end
+    for _, k in ipairs(sorted_pairs(opts.params or {})) do
+        parts[#parts + 1] = emu.pct(k) .. "=" .. emu.pct(opts.params[k])
+    end
+    return table.concat(parts, "&")
+end
+
+return emu
