@@ -22,7 +22,9 @@ dependencies = {
 }
 external_dependencies = {
    OPENSSL = { header = "openssl/evp.h", library = "crypto" },
-   CURL = { header = "curl/curl.h", library = "curl" },
+   -- No header check for curl: Debian keeps curl/curl.h under a multiarch
+   -- include directory that luarocks does not search (the compiler does).
+   CURL = { library = "curl" },
 }
 build = {
    type = "builtin",

@@ -5,6 +5,7 @@
  *   curl.easy(opts)            one reusable easy handle: h:request(req), h:close()
  *   curl.multi(opts)           concurrent transfers: m:add(key, req), m:poll(ms),
  *                              m:pending(), m:close()
+ *   curl.sleep(seconds)        a blocking sleep (scripts only)
  *
  * Only http:// and https:// URLs, no redirects, TLS peer and host verification
  * always on, no signals (CURLOPT_NOSIGNAL), connect and total timeouts.
@@ -37,6 +38,7 @@
  * starting threads (nginx: init_by_lua, or in each worker process, which are
  * processes, not threads).
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, strdup */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -925,6 +927,19 @@ static int multi_tostring(lua_State *L) {
 
 /* ------------------------------------------------------------------ */
 
+/* curl.sleep(seconds): a blocking sleep for scripts (never in an nginx
+ * worker, where ngx.sleep is the way). Resumes after signals. */
+static int l_sleep(lua_State *L) {
+    lua_Number s = luaL_checknumber(L, 1);
+    struct timespec req, rem;
+    luaL_argcheck(L, s >= 0 && s <= 86400, 1, "seconds must be in 0..86400");
+    req.tv_sec = (time_t)s;
+    req.tv_nsec = (long)((s - (lua_Number)req.tv_sec) * 1e9);
+    if (req.tv_nsec > 999999999L) req.tv_nsec = 999999999L;
+    while (nanosleep(&req, &rem) != 0) req = rem;
+    return 0;
+}
+
 static int l_version(lua_State *L) {
     const curl_version_info_data *d = curl_version_info(CURLVERSION_NOW);
     lua_pushstring(L, d != NULL && d->version != NULL ? d->version : LIBCURL_VERSION);
@@ -945,6 +960,7 @@ static const luaL_Reg multi_methods[] = {
 
 static const luaL_Reg curl_funcs[] = {
     {"version", l_version},
+    {"sleep", l_sleep},
     {"easy", l_easy},
     {"multi", l_multi},
     {NULL, NULL}};

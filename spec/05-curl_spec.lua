@@ -14,35 +14,8 @@ local E500_BODY = '{"RequestId":"req-500","Code":"InternalError","Message":"oops
 local MALFORMED_BODY = '{"RequestId":"req-bad","Data":[1,2'
 local SHORT = 300 -- ms, for transfers that are meant to time out
 
--- The interpreter running this spec: STREAMCTL_LUA, else the lowest arg[-n], else lua5.4.
-local function interpreter()
-  local env = os.getenv("STREAMCTL_LUA")
-  if env and env ~= "" then return env end
-  if type(arg) == "table" and arg[-1] then
-    local i = -1
-    while arg[i - 1] do i = i - 1 end
-    return arg[i]
-  end
-  return "lua5.4"
-end
-
-local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
--- Starts `cmd` in a child process whose stdout we read; the shell execs it, so $$ is its pid.
-local function spawn(cmd)
-  local pipe = assert(io.popen("echo $$; exec " .. cmd, "r"))
-  local pid = tonumber(pipe:read("*l"))
-  assert(pid, "could not start " .. cmd)
-  return { pipe = pipe, pid = pid }
-end
-
--- Until reaped by pipe:close() the pid cannot be reused, so the kill is always aimed right.
-local function stop(child)
-  if child then
-    os.execute("kill " .. child.pid .. " 2>/dev/null")
-    child.pipe:close()
-  end
-end
+local process = require "spec.helpers.process"
+local interpreter, quote, spawn, stop = process.interpreter, process.quote, process.spawn, process.stop
 
 local function free_port()
   local s = assert(socket.bind("127.0.0.1", 0))

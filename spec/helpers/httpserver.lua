@@ -1,6 +1,6 @@
 -- A scripted HTTP/1.1 server for spec/05-curl_spec.lua (plain Lua + LuaSocket + lua-cjson).
 --
---   LUA spec/helpers/httpserver.lua [max_seconds] [max_requests]
+--   LUA spec/helpers/httpserver.lua [max_seconds] [max_requests] [root_route]
 --
 -- Binds 127.0.0.1 on an ephemeral port and prints the port as the first stdout line.
 -- Serves every connection from one select() loop (keep-alive, several clients at once).
@@ -29,6 +29,7 @@ local cjson = require "cjson"
 
 local MAX_SECONDS = tonumber(arg and arg[1]) or 20
 local MAX_REQUESTS = tonumber(arg and arg[2]) or 1000
+local ROOT_ROUTE = arg and arg[3] -- the behaviour "/" takes, e.g. "/json" (clients always send "/?...")
 
 local JSON_BODY = '{"RequestId":"req-json","Data":{"ok":true}}'
 local ERROR_BODY = '{"RequestId":"req-err","Code":"InvalidParameter","Message":"bad StreamName"}'
@@ -64,6 +65,7 @@ local function json_headers() return { { "Content-Type", "application/json" } } 
 
 local function handle(c, req)
   local path = req.target:gsub("^[hH][tT][tT][pP][sS]?://[^/]*", ""):match("^[^?]*")
+  if path == "/" and ROOT_ROUTE then path = ROOT_ROUTE end
   local delay = tonumber(req.target:match("[?&]delay=(%d+)"))
   if delay and not req.held then
     req.held = true
