@@ -99,9 +99,15 @@ local API_VERSION = "2016-11-01"
 
 local cfg
 
--- nonce key -> expiry (emulator time)
+-- Used nonces: key -> expiry (emulator time), plus a FIFO of {key, expiry} in
+-- insertion order. Each insert drops entries from the FIFO's head while they
+-- have expired or while more than MAX_NONCES are kept, so memory stays bounded
+-- under benchmark load: replay detection covers nonce_ttl_s (15 minutes) or the
+-- last MAX_NONCES requests, whichever is less.
+local MAX_NONCES = 200000
 local nonces = {}
-local nonce_inserts = 0
+local fifo = {}
+local fifo_head, fifo_tail = 1, 0
 
 local ERRORS = {
     ["UnsupportedHTTPMethod"] = { 400, "This http method is not supported." },
@@ -250,14 +256,6 @@ local function trim(s)
     return (gsub(gsub(s, "^%s+", ""), "%s+$", ""))
 end
 
-local function prune_nonces(now)
-    for k, exp in pairs(nonces) do
-        if exp <= now then
-            nonces[k] = nil
-        end
-    end
-end
-
 -- Records a nonce; false when it was already used and has not expired.
 local function use_nonce(ak, nonce, now)
     local key = ak .. "\n" .. nonce
@@ -265,10 +263,20 @@ local function use_nonce(ak, nonce, now)
     if exp and exp > now then
         return false
     end
-    nonces[key] = now + cfg.aliyun.nonce_ttl_s
-    nonce_inserts = nonce_inserts + 1
-    if nonce_inserts % 1000 == 0 then
-        prune_nonces(now)
+    exp = now + cfg.aliyun.nonce_ttl_s
+    nonces[key] = exp
+    fifo_tail = fifo_tail + 1
+    fifo[fifo_tail] = { key, exp }
+    while fifo_head <= fifo_tail do
+        local e = fifo[fifo_head]
+        if fifo_tail - fifo_head + 1 <= MAX_NONCES and e[2] > now then
+            break
+        end
+        if nonces[e[1]] == e[2] then
+            nonces[e[1]] = nil
+        end
+        fifo[fifo_head] = nil
+        fifo_head = fifo_head + 1
     end
     return true
 end
@@ -555,8 +563,7 @@ end
 
 function _M.reset()
     live.reset()
-    nonces = {}
-    nonce_inserts = 0
+    nonces, fifo, fifo_head, fifo_tail = {}, {}, 1, 0
 end
 
 return _M
