@@ -5,7 +5,8 @@
 --   local server
 --   lazy_setup(function()
 --     server = emu.start{
---       dir = nil,                                  -- default: a fresh temp dir
+--       dir = nil,                                  -- default: a fresh temp dir, removed by
+--                                                   -- :stop() unless keep_dir = true
 --       ports = { aliyun = 28080, zego = 28081, aliyun_tls = 28443, zego_tls = 28444 },
 --       config = { aliyun = { accounts = { testid = "testsecret" } } },  -- written as JSON
 --     }
@@ -23,6 +24,13 @@
 --   server:clock(spec)             POST /_emulator/clock ({now=..}|{offset=..}|{}); nil -> GET
 --   server:stop()                  streamctl-emulator stop (idempotent)
 --   server:request{ method, url | provider+path, headers, body } -> status, body, headers, err
+--                                  (plain HTTP only; luasocket has no TLS here)
+--   server:control(method, path, value, provider) -> decoded JSON, status
+--
+-- Independent signing for hand-built requests (openssl CLI, see below):
+--   emu.v1_request{...}, emu.v1_signature, emu.v3_sign{...}, emu.zego_query{...},
+--   emu.zego_signature, emu.pct, emu.query, emu.iso8601, emu.nonce,
+--   emu.md5_hex, emu.sha256_hex, emu.hmac_sha1_base64, emu.hmac_sha256_hex
 --
 -- emu.start raises with the launcher's output when the server does not come up.
 
@@ -120,6 +128,7 @@ function emu.start(opts)
     for k, v in pairs(emu.DEFAULT_PORTS) do
         ports[k] = (opts.ports and opts.ports[k]) or v
     end
+    local own_dir = opts.dir == nil and not opts.keep_dir
     local dir = opts.dir or temp_dir()
     assert(run("mkdir -p " .. shell_quote(dir)), "cannot create " .. dir)
     local args = { "start", "--dir", shell_quote(dir),
@@ -147,6 +156,7 @@ function emu.start(opts)
         zego_tls_url = "https://127.0.0.1:" .. ports.zego_tls,
         ca_file = dir .. "/ca.pem",
         running = true,
+        own_dir = own_dir,
     }, Server)
     return self
 end
@@ -249,6 +259,9 @@ function Server:stop()
     end
     local ok, output = emu.launcher("stop --dir " .. shell_quote(self.dir))
     self.running = not ok
+    if ok and self.own_dir then
+        run("rm -rf " .. shell_quote(self.dir))
+    end
     return ok, output
 end
 
