@@ -62,5 +62,42 @@ test-5.4: build-5.4
 test-jit: build-jit
 	$(ENVJIT) luajit $(BUSTED) --lua=luajit $(SPECS)
 
+# The demo runs against the emulator in its own directory on the default ports.
+DEMO_DIR := $(ROOT)/build/demo-emulator
+EMULATOR54 := $(ENV54) $(TREE54)/bin/streamctl-emulator
+
+demo: deps build
+	@$(EMULATOR54) start --dir $(DEMO_DIR)
+	@status=0; $(ENV54) STREAMCTL_EMULATOR_DIR=$(DEMO_DIR) lua5.4 examples/demo.lua || status=$$?; \
+	$(EMULATOR54) stop --dir $(DEMO_DIR) >/dev/null; exit $$status
+
+# Figures, never pass/fail: signing throughput on both interpreters, then batch
+# throughput against the emulator at its caps (bench/batch.lua).
+BENCH_DIR := $(ROOT)/build/bench-emulator
+bench: deps build
+	@echo "== signatures per second"
+	@$(ENV54) lua5.4 bench/sign.lua
+	@$(ENVJIT) luajit bench/sign.lua
+	@echo "== batches against the emulator"
+	@$(EMULATOR54) start --dir $(BENCH_DIR) --aliyun-port 38080 --zego-port 38081 \
+	  --aliyun-tls-port 38443 --zego-tls-port 38444 >/dev/null
+	@status=0; $(ENV54) STREAMCTL_EMULATOR_DIR=$(BENCH_DIR) lua5.4 bench/batch.lua || status=$$?; \
+	$(EMULATOR54) stop --dir $(BENCH_DIR) >/dev/null; exit $$status
+
+# The C modules under valgrind (no definite leaks, no errors) and under
+# ASan/UBSan (modules built with the sanitizers, the runtime preloaded).
+C_SPECS := spec/01-core_spec.lua spec/05-curl_spec.lua spec/04-http_spec.lua
+SAN_DIR := $(ROOT)/build/asan
+SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(WARN)
+check-c: deps build-5.4
+	$(ENV54) valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+	  --show-leak-kinds=definite lua5.4 $(BUSTED) --lua=lua5.4 $(C_SPECS)
+	mkdir -p $(SAN_DIR)/streamctl
+	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/core.c -o $(SAN_DIR)/streamctl/core.so -lcrypto
+	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/curl.c -o $(SAN_DIR)/streamctl/curl.so -lcurl
+	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0 \
+	  LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(SAN_DIR)/?.so;;" STREAMCTL_ROOT="$(ROOT)" \
+	  lua5.4 $(BUSTED) --lua=lua5.4 $(C_SPECS)
+
 clean:
 	rm -rf build csrc/*.o streamctl
