@@ -1,0 +1,245 @@
+--- ZEGO `Sequence` values: strictly increasing per stream.
+--
+-- ZEGO executes a stream-control request only if its Sequence is greater than
+-- that of every earlier request for the same StreamId (within 10 seconds).
+-- Milliseconds since the epoch work until two requests land in the same
+-- millisecond or the clock steps back; this generator hands out
+-- `max(now_ms, last + 1)` per stream instead, so values stay close to the
+-- clock and never repeat or go down.
+--
+-- Store contract (what `store` passed to `new` must provide):
+--
+--   store:advance(key, candidate) -> value | nil, err
+--
+-- Atomically raise the value under `key` to at least `candidate` if the key
+-- is absent, else to at least `max(candidate, current + 1)`, and return the
+-- new value. Keys are stream IDs (strings); values are integers below 2^53.
+-- What must hold, for any number of callers in any number of processes
+-- sharing the store: every value returned for a key is greater than every
+-- value returned for that key before it (so no two callers ever get the same
+-- value for one key). `memory_store` returns exactly that max; a shared store
+-- may return more when callers race.
+--
+-- An `ngx.shared.DICT` store needs no lock, because `incr` is atomic:
+--
+--   local v = dict:incr(key, 1, candidate - 1, ttl)   -- absent: candidate; else current + 1
+--   if v and v < candidate then v = dict:incr(key, candidate - v) end
+--   return v          -- (or nil, err from incr)
+--
+-- The second `incr` adds to whatever is there by then, so the result is at
+-- least `candidate` and, like every `incr` result, above all earlier ones.
+-- Its entries must not be evicted while they matter (ZEGO compares sequences
+-- within 10 seconds): give them a ttl of a minute or more and the dict room
+-- enough that LRU eviction never reaches live entries.
+--
+-- @module streamctl.sequence
+
+local type, error, tostring, pairs, setmetatable, require, pcall =
+  type, error, tostring, pairs, setmetatable, require, pcall
+local floor = math.floor
+local format = string.format
+
+local M = { _VERSION = "0.1.0" }
+
+--- Largest value handed out; beyond it doubles lose integer precision.
+M.MAX = 2 ^ 53 - 1
+
+-- How many passes over its ids next_for makes before giving up.
+local MAX_PASSES = 100
+
+--- An in-memory store for one Lua state.
+-- @return a store with `advance(key, candidate)`, `get(key)` and `prune(below)`
+function M.memory_store()
+  local last = {}
+  local store = {}
+
+  --- value = max(candidate, current + 1), recorded and returned.
+  function store:advance(key, candidate) -- luacheck: ignore 212/self
+    local cur = last[key]
+    local v = candidate
+    if cur ~= nil and cur + 1 > v then v = cur + 1 end
+    last[key] = v
+    return v
+  end
+
+  --- The last value handed out for key, or nil.
+  function store:get(key) -- luacheck: ignore 212/self
+    return last[key]
+  end
+
+  --- Forgets every key whose last value is below `below` (e.g. now_ms minus a
+  -- minute: ZEGO compares sequences only within 10 seconds). Returns how many.
+  function store:prune(below) -- luacheck: ignore 212/self
+    if type(below) ~= "number" then
+      error("bad argument #1 to 'prune' (below must be a number, got " .. type(below) .. ")", 2)
+    end
+    local n = 0
+    for k, v in pairs(last) do
+      if v < below then
+        last[k] = nil
+        n = n + 1
+      end
+    end
+    return n
+  end
+
+  return store
+end
+
+-- Epoch milliseconds from luasystem's wall clock, else os.time (whole
+-- seconds; values then come from the `last + 1` rule within a second).
+local default_clock_ms
+local function get_default_clock_ms()
+  if default_clock_ms then return default_clock_ms end
+  local ok, system = pcall(require, "system")
+  if ok and type(system) == "table" and type(system.gettime) == "function" then
+    local gettime = system.gettime
+    default_clock_ms = function() return gettime() * 1000 end
+  else
+    default_clock_ms = function() return os.time() * 1000 end
+  end
+  return default_clock_ms
+end
+
+-- Decimal string of a non-negative integer-valued number, in both Lua 5.1
+-- and 5.4 ("%.0f" never gives ".0" or an exponent below 2^53).
+local function to_decimal(v)
+  return format("%.0f", v)
+end
+
+local Generator = {}
+Generator.__index = Generator
+
+--- Makes a generator.
+-- @tparam[opt] table opts
+--   `clock_ms`: function returning milliseconds since the epoch (fractions
+--   are dropped); default luasystem's `gettime() * 1000`, else `os.time() * 1000`.
+--   `store`: see the store contract above; default `memory_store()`.
+-- @return generator
+function M.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'new' (opts must be a table or nil)", 2)
+  end
+  for k in pairs(opts) do
+    if k ~= "clock_ms" and k ~= "store" then
+      error("bad argument #1 to 'new' (unknown option '" .. tostring(k) .. "')", 2)
+    end
+  end
+  local clock_ms = opts.clock_ms
+  if clock_ms == nil then
+    clock_ms = get_default_clock_ms()
+  elseif type(clock_ms) ~= "function" then
+    error("bad argument #1 to 'new' (opts.clock_ms must be a function)", 2)
+  end
+  local store = opts.store
+  if store == nil then
+    store = M.memory_store()
+  elseif (type(store) ~= "table" and type(store) ~= "userdata") or type(store.advance) ~= "function" then
+    error("bad argument #1 to 'new' (opts.store must have an advance method)", 2)
+  end
+  return setmetatable({ clock_ms = clock_ms, store = store }, Generator)
+end
+
+local function now_ms(self)
+  local t = self.clock_ms()
+  if type(t) ~= "number" or not (t >= 0 and t <= M.MAX) then
+    error("streamctl.sequence: clock_ms returned " .. tostring(t) .. ", not a number in [0, 2^53)", 3)
+  end
+  return floor(t)
+end
+
+local function check_stream_id(fname, argn, id)
+  if type(id) ~= "string" or id == "" then
+    error(format("bad argument #%d to '%s' (stream id must be a non-empty string, got %s)",
+      argn, fname, type(id) == "string" and '""' or type(id)), 3)
+  end
+end
+
+-- store:advance with its result checked.
+local function advance(store, key, candidate)
+  local v, err = store:advance(key, candidate)
+  if v == nil then return nil, err or "store advance failed" end
+  if type(v) ~= "number" or v < candidate or v > M.MAX or floor(v) ~= v then
+    error("streamctl.sequence: store:advance returned " .. tostring(v) .. " for candidate "
+      .. to_decimal(candidate), 3)
+  end
+  return v
+end
+
+--- The next Sequence for one stream: `max(now_ms, last + 1)`, recorded.
+-- @tparam string stream_id
+-- @treturn string decimal digits, e.g. "1700000000001"; or nil, err if the
+--   store failed
+function Generator:next(stream_id)
+  check_stream_id("next", 1, stream_id)
+  local v, err = advance(self.store, stream_id, now_ms(self))
+  if not v then return nil, err end
+  return to_decimal(v)
+end
+
+--- One Sequence for a call that names several streams (ForbidRTCStreams):
+-- `max(now_ms, max over the ids of last + 1)`, recorded for every id.
+--
+-- Repeated ids count once. With a store shared by concurrent callers it still
+-- ends with every id holding exactly the value returned (which no other caller
+-- got for any of these ids), retrying the ids that others moved past it.
+-- @tparam {string,...} stream_ids a non-empty array of stream ids
+-- @treturn string decimal digits; or nil, err if the store failed or never
+--   settled (a store that always returns more than asked)
+function Generator:next_for(stream_ids)
+  if type(stream_ids) ~= "table" or stream_ids[1] == nil then
+    error("bad argument #1 to 'next_for' (stream_ids must be a non-empty array of strings)", 2)
+  end
+  local ids, seen = {}, {}
+  for i = 1, #stream_ids do
+    local id = stream_ids[i]
+    if type(id) ~= "string" or id == "" then
+      error(format("bad argument #1 to 'next_for' (stream_ids[%d] must be a non-empty string, got %s)",
+        i, type(id) == "string" and '""' or type(id)), 2)
+    end
+    if not seen[id] then
+      seen[id] = true
+      ids[#ids + 1] = id
+    end
+  end
+
+  local store = self.store
+  local target = now_ms(self)
+  local held = {} -- the value each id last advanced to for this call
+  -- Each pass advances the ids that hold less than the target; an advance
+  -- returns more than the target only when the id's last value was already at
+  -- or past it, and then the target rises and the other ids follow. Without
+  -- concurrent callers this ends after the second pass; a store that keeps
+  -- handing out more than asked (which only heavy contention explains) gets
+  -- MAX_PASSES passes and then an error.
+  for _ = 1, MAX_PASSES do
+    local raised = false
+    for i = 1, #ids do
+      local id = ids[i]
+      local h = held[id]
+      if h == nil or h < target then
+        local v, err = advance(store, id, target)
+        if not v then return nil, err end
+        held[id] = v
+        if v > target then
+          target = v
+          raised = true
+        end
+      end
+    end
+    if not raised then
+      local done = true
+      for i = 1, #ids do
+        if held[ids[i]] ~= target then
+          done = false
+          break
+        end
+      end
+      if done then return to_decimal(target) end
+    end
+  end
+  return nil, "sequence did not settle after " .. MAX_PASSES .. " passes over the store"
+end
+
+return M
