@@ -220,6 +220,16 @@ describe("limiter:reserve", function()
     near(1, rl:reserve("k", 1, 2))
   end)
 
+  it("caps the tokens after idle time even when the store keeps stale entries", function()
+    local r = ratelimit.new { clock = clock.now, store = ratelimit.memory_store() } -- no expiry
+    r:reserve("k", 1, 2)
+    clock.t = clock.t + 3600
+    assert.are.equal(0, r:reserve("k", 1, 2))
+    assert.are.equal(0, r:reserve("k", 1, 2))
+    near(1, r:reserve("k", 1, 2))
+    near(2, r:reserve("k", 1, 2))
+  end)
+
   it("starts afresh after idle time at burst 1", function()
     for _ = 1, 5 do rl:reserve("k", 10) end -- slots at +0 .. +0.4
     clock.t = clock.t + 10
