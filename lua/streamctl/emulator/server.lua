@@ -97,6 +97,8 @@ local pcall = pcall
 local tostring = tostring
 local tonumber = tonumber
 local floor = math.floor
+local randomseed = math.randomseed
+local sort = table.sort
 local lower = string.lower
 local sub = string.sub
 local find = string.find
@@ -127,7 +129,7 @@ end
 
 -- Called from init_worker_by_lua.
 function _M.init_worker()
-    math.randomseed(floor(clock.real_now() * 1000) % 2147483647 + ngx.worker.pid())
+    randomseed(floor(clock.real_now() * 1000) % 2147483647 + ngx.worker.pid())
 end
 
 local function reset_all()
@@ -367,8 +369,8 @@ local function public_config()
     for id in pairs(settings.zego.apps) do
         z[#z + 1] = id
     end
-    table.sort(a)
-    table.sort(z)
+    sort(a)
+    sort(z)
     return {
         aliyun = {
             accounts = json.array(a), qps = settings.aliyun.qps,
