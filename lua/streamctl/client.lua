@@ -144,7 +144,10 @@ function Client:_encode(action, params, level)
   if rules.complete then
     local why
     out, why = rules.complete(self, action, op, out)
-    if not out then return nil, errors.invalid(rules.provider, action, why) end
+    if not out then
+      if errors.is(why) then why.action = action return nil, why end
+      return nil, errors.invalid(rules.provider, action, why)
+    end
   end
   return op, out
 end
@@ -294,6 +297,11 @@ local function batch(rules, name, spec)
   end
 end
 
+-- A uniform number in [0, 1] for backoff jitter.
+local function jitter()
+  return tonumber(core.random_hex(4), 16) / 4294967295
+end
+
 local function default_transport(opts)
   local curl_transport = require "streamctl.transport.curl"
   return curl_transport.new(opts)
@@ -351,7 +359,11 @@ function M.define(rules)
       _clock = opts.clock or core.now,
       _monotonic = opts.monotonic or core.monotonic,
     }, class)
-    local pok, policy = pcall(retry.policy, opts.retry == false and { attempts = 1 } or opts.retry)
+    -- Jitter from OpenSSL, so processes never share one math.random sequence.
+    local retry_opts = { random = jitter }
+    for k, v in pairs(opts.retry or {}) do retry_opts[k] = v end
+    if opts.retry == false then retry_opts.attempts = 1 end
+    local pok, policy = pcall(retry.policy, retry_opts)
     if not pok then return fail("option 'retry': " .. tostring(policy)) end
     self._retry = policy
     if opts.rate_limits ~= false then

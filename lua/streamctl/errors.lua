@@ -22,7 +22,7 @@
 -- ever put into an error: provider messages are scrubbed with `redact`.
 -- @module streamctl.errors
 
-local setmetatable, tostring, type, pairs = setmetatable, tostring, type, pairs
+local setmetatable, getmetatable, tostring, type, pairs = setmetatable, getmetatable, tostring, type, pairs
 local concat = table.concat
 local gsub, format = string.gsub, string.format
 

@@ -147,7 +147,12 @@ function rules.complete(self, _, op, params)
   if type(ids) ~= "table" then ids = { ids } end
   local out = {}
   for k, v in pairs(params) do out[k] = v end
-  out.Sequence = self._sequence:next_for(ids)
+  local seq, err = self._sequence:next_for(ids)
+  if not seq then
+    return nil, errors.new { provider = PROVIDER, code = "SequenceUnavailable", kind = "service",
+      message = "no Sequence could be had for the call: " .. tostring(err) }
+  end
+  out.Sequence = seq
   return out
 end
 
