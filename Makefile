@@ -55,12 +55,19 @@ lint:
 	luacheck --quiet lua bin spec examples bench
 
 test: deps build lint test-5.4 test-jit
+	@cat build/test-5.4.count build/test-jit.count | awk '{p += $$1; f += $$2} END {printf "%d passed, %d failed\n", p, f}'
 
+# Each run leaves "passed failed" in build/test-*.count for the summary line.
+COUNT = sed -n 's/^\([0-9]*\) successes \/ \([0-9]*\) failures \/ \([0-9]*\) errors.*/\1 \2 \3/p' | awk '{print $$1, $$2 + $$3}'
 test-5.4: build-5.4
-	$(ENV54) lua5.4 $(BUSTED) --lua=lua5.4 $(SPECS)
+	@mkdir -p build
+	@set -o pipefail; $(ENV54) lua5.4 $(BUSTED) --lua=lua5.4 $(SPECS) | tee build/test-5.4.log
+	@$(COUNT) < build/test-5.4.log > build/test-5.4.count
 
 test-jit: build-jit
-	$(ENVJIT) luajit $(BUSTED) --lua=luajit $(SPECS)
+	@mkdir -p build
+	@set -o pipefail; $(ENVJIT) luajit $(BUSTED) --lua=luajit $(SPECS) | tee build/test-jit.log
+	@$(COUNT) < build/test-jit.log > build/test-jit.count
 
 # The demo runs against the emulator in its own directory on the default ports.
 DEMO_DIR := $(ROOT)/build/demo-emulator

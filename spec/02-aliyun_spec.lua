@@ -77,7 +77,7 @@ local CASES = {
   { "describe_live_pull_to_push_list", { region = "cn-shanghai", dst_url = "rtmp://push.example/live/s1", page_size = 50 },
     "GET", "DescribeLivePullToPushList", "DstUrl=rtmp%3A%2F%2Fpush.example%2Flive%2Fs1&PageSize=50&Region=cn-shanghai" },
   { "describe_live_streams_block_list", { domain_name = "example.com", page_number = 2 },
-    "POST", "DescribeLiveStreamsBlockList", "DomainName=example.com&PageNumber=2" },
+    "POST", "DescribeLiveStreamsBlockList", "DomainName=example.com&PageNum=2" },
   { "describe_live_streams_online_list", { domain_name = "example.com" },
     "POST", "DescribeLiveStreamsOnlineList", "DomainName=example.com" },
 }

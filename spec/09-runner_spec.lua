@@ -227,6 +227,47 @@ describe("unknown outcomes", function()
     for i = 2, 3 do assert.equal("DescribeLivePullToPushList", w.sent[i].req.headers["x-acs-action"]) end
   end)
 
+  it("checks the block list before forbidding a stream a second time", function()
+    local w = world()
+    w.script = function(req, n)
+      if n == 1 then return nil, { code = "NetworkError", message = "reset", sent = true } end
+      assert.equal("DescribeLiveStreamsBlockList", req.headers["x-acs-action"])
+      assert.equal("https://live.aliyuncs.com/?DomainName=d&PageSize=3000", req.url)
+      return { status = 200, headers = {}, body = '{"RequestId":"B","TotalNum":2,'
+        .. '"StreamUrls":{"StreamUrl":["d/a/other","d/a/s"]}}' }
+    end
+    local res = assert(ali(w):forbid_live_stream { domain_name = "d", app_name = "a", stream_name = "s" })
+    assert.same({ RequestId = "B", Recovered = true }, res)
+    assert.equal(2, #w.sent)
+  end)
+
+  it("resends a resume whose stream is still on the block list", function()
+    local w = world()
+    w.script = function(req, n)
+      if n == 1 then return nil, { code = "Timeout", message = "timed out", sent = true } end
+      if n == 2 then
+        return { status = 200, headers = {}, body = '{"RequestId":"B","TotalNum":1,"StreamUrls":{"StreamUrl":["d/a/s"]}}' }
+      end
+      assert.equal("ResumeLiveStream", req.headers["x-acs-action"])
+      return { status = 200, headers = {}, body = '{"RequestId":"R2"}' }
+    end
+    assert.equal("R2", assert(ali(w):resume_live_stream { domain_name = "d", app_name = "a", stream_name = "s" }).RequestId)
+    assert.equal(3, #w.sent)
+  end)
+
+  it("resends when an incomplete block list cannot prove the stream absent", function()
+    local w = world()
+    w.script = function(_, n)
+      if n == 1 then return nil, { code = "Timeout", message = "timed out", sent = true } end
+      if n == 2 then
+        return { status = 200, headers = {}, body = '{"RequestId":"B","TotalNum":5000,"StreamUrls":{"StreamUrl":["d/a/x"]}}' }
+      end
+      return { status = 200, headers = {}, body = '{"RequestId":"R2"}' }
+    end
+    assert(ali(w):resume_live_stream { domain_name = "d", app_name = "a", stream_name = "s" })
+    assert.equal(3, #w.sent)
+  end)
+
   it("retries a create that never left the machine", function()
     local w = world()
     w.script = function(_, n)

@@ -11,7 +11,7 @@ local errors = require "streamctl.errors"
 local jsonenc = require "streamctl.json"
 local validate = require "streamctl.validate"
 
-local os_getenv, type, tostring = os.getenv, type, tostring
+local os_getenv, type, tostring, tonumber, ipairs = os.getenv, type, tostring, tonumber, ipairs
 local format = string.format
 
 local VERSION = "2016-11-01"
@@ -21,10 +21,42 @@ local WEEK = 7 * 24 * 3600
 
 local REGIONS = { "ap-southeast-1", "ap-southeast-5", "cn-beijing", "cn-shanghai", "cn-shenzhen" }
 
--- HTTP method per operation, as the official SDKs send it.
+local BLOCK_LIST_PAGE = 3000
+
+-- After a forbid or resume whose outcome is unknown, the block list tells
+-- whether it took effect, so it is not applied a second time. Only a complete
+-- first page can prove a stream absent; otherwise the call is sent again
+-- (harmless: both are idempotent).
+local function block_list_check(want_listed)
+  return {
+    action = "DescribeLiveStreamsBlockList",
+    params = function(p) return { DomainName = p.DomainName, PageSize = tostring(BLOCK_LIST_PAGE) } end,
+    found = function(result, p)
+      local urls = result.StreamUrls
+      if type(urls) == "table" and type(urls.StreamUrl) == "table" then urls = urls.StreamUrl end
+      if type(urls) ~= "table" then return nil end
+      local listed = false
+      for _, u in ipairs(urls) do
+        local d, a, st = tostring(u):match("^([^/]*)/(.*)/([^/]*)$")
+        if d == p.DomainName and st == p.StreamName and (p.AppName == "*" or a == p.AppName) then
+          listed = true
+          break
+        end
+      end
+      local complete = (tonumber(result.TotalNum) or #urls) <= #urls
+      if listed == want_listed and (listed or complete) then
+        return { RequestId = result.RequestId, Recovered = true }
+      end
+      return nil
+    end,
+  }
+end
+
+-- HTTP method per operation, as the official SDKs send it. `recover` looks an
+-- unknown outcome up before the call is sent again.
 local operations = {
-  ResumeLiveStream = { method = "POST", idempotent = true },
-  ForbidLiveStream = { method = "POST", idempotent = true },
+  ResumeLiveStream = { method = "POST", idempotent = true, recover = block_list_check(false) },
+  ForbidLiveStream = { method = "POST", idempotent = true, recover = block_list_check(true) },
   CreateLivePullToPush = {
     method = "POST", idempotent = false,
     -- A create whose outcome is unknown is not sent again blindly: the task is
@@ -50,9 +82,10 @@ local operations = {
   DescribeLiveStreamsOnlineList = { method = "POST", idempotent = true },
 }
 
-local function paging(max_size)
+-- Paging fields; the stream lists call the page number PageNum.
+local function paging(max_size, page_param)
   return {
-    { "page_number", "PageNumber", "integer", min = 1 },
+    { "page_number", page_param or "PageNumber", "integer", min = 1 },
     { "page_size", "PageSize", "integer", min = 1, max = max_size },
   }
 end
@@ -149,7 +182,7 @@ local methods = {
   },
   describe_live_streams_block_list = {
     action = "DescribeLiveStreamsBlockList",
-    fields = with({ { "domain_name", "DomainName", "string", required = true } }, paging(3000)),
+    fields = with({ { "domain_name", "DomainName", "string", required = true } }, paging(3000, "PageNum")),
   },
   describe_live_streams_online_list = {
     action = "DescribeLiveStreamsOnlineList",
@@ -157,7 +190,7 @@ local methods = {
       { "domain_name", "DomainName", "string", required = true },
       { "app_name", "AppName", "string" },
       { "stream_name", "StreamName", "string" },
-    }, paging(3000)),
+    }, paging(3000, "PageNum")),
   },
 }
 

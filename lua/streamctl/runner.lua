@@ -15,9 +15,9 @@
 -- (provider, account, action), so a run never exceeds the published caps by
 -- its own doing; every attempt is signed at the moment it is sent.
 --
--- When an attempt's outcome is unknown (sent, no answer) and the operation
--- is not safe to repeat, the operation's `recover` rule (if any) looks the
--- effect up before anything is sent again.
+-- When an attempt's outcome is unknown (sent, no answer), the operation's
+-- `recover` rule (if it has one) looks the effect up before anything is sent
+-- again, so an action is not applied twice even where repeating it is harmless.
 --
 -- The transport side is an "io": `start(key, request)`, `poll(timeout_s)` ->
 -- `{ {key=, res=, err=}, ... }`, `now()` (monotonic seconds), `sleep(s)`.
@@ -185,7 +185,7 @@ function M.run(client, jobs, opts)
       return finish(job)
     end
     job.err = err
-    if err.outcome_unknown and not job.op.idempotent and job.op.recover and not job.recovered_once then
+    if err.outcome_unknown and job.op.recover and not job.recovered_once then
       job.recovered_once = true
       job.recovering = true
       job.call_action, job.call_params = job.op.recover.action, job.op.recover.params(job.params)
