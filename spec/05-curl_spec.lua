@@ -17,12 +17,7 @@ local SHORT = 300 -- ms, for transfers that are meant to time out
 local process = require "spec.helpers.process"
 local interpreter, quote, spawn, stop = process.interpreter, process.quote, process.spawn, process.stop
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+local free_port = process.free_port
 
 local function sorted_lines(e) -- echo headers as sorted "name: value", names lower-cased
   local t = {}

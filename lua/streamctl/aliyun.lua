@@ -341,13 +341,7 @@ function rules.decode(_, action, res)
   local data = json_decode(body)
   local headers = res.headers or {}
   if type(data) ~= "table" then
-    local server = status >= 500
-    return nil, errors.new {
-      provider = PROVIDER, action = action, http_status = status,
-      code = server and "ServiceUnavailable" or "InvalidResponse",
-      kind = server and "server" or "response", retryable = server,
-      message = format("HTTP %d with a body that is not JSON (%d bytes)", status, #body),
-    }
+    return nil, errors.unreadable(PROVIDER, action, status, body, "ServiceUnavailable", "JSON")
   end
   if status >= 200 and status < 300 and data.Code == nil then return data end
   local code = data.Code and tostring(data.Code) or format("HTTP%d", status)

@@ -221,16 +221,24 @@ function Client:close()
   if close then close() end
 end
 
+-- Checks a method's fields and its cross-field rule.
+-- @return params, values; or nil, err
+local function check_fields(self, rules, method_name, spec, fields)
+  local params, values = validate.fields(spec.fields, fields, method_name)
+  if not params then return nil, errors.invalid(rules.provider, spec.action, values) end
+  if spec.check then
+    local why = spec.check(params, values, self)
+    if why then return nil, errors.invalid(rules.provider, spec.action, why) end
+  end
+  return params, values
+end
+
 -- Runs a named method: validate fields, then call.
 local function named(rules, name, spec)
   local method_name = rules.provider .. "." .. name
   return function(self, fields)
-    local params, values = validate.fields(spec.fields, fields, method_name)
-    if not params then return nil, errors.invalid(rules.provider, spec.action, values) end
-    if spec.check then
-      local why = spec.check(params, values, self)
-      if why then return nil, errors.invalid(rules.provider, spec.action, why) end
-    end
+    local params, err = check_fields(self, rules, method_name, spec, fields)
+    if not params then return nil, err end
     return self:call(spec.action, params)
   end
 end
@@ -241,12 +249,8 @@ end
 local function batch(rules, name, spec)
   local method_name = rules.provider .. "." .. name
   return function(self, fields)
-    local params, values = validate.fields(spec.fields, fields, method_name)
-    if not params then return nil, errors.invalid(rules.provider, spec.action, values) end
-    if spec.check then
-      local why = spec.check(params, values, self)
-      if why then return nil, errors.invalid(rules.provider, spec.action, why) end
-    end
+    local params, values = check_fields(self, rules, method_name, spec, fields)
+    if not params then return nil, values end
     local items, seen, duplicates = {}, {}, 0
     for _, item in ipairs(values[spec.list]) do
       if seen[item] then duplicates = duplicates + 1 else seen[item] = true; items[#items + 1] = item end

@@ -88,6 +88,18 @@ function M.redact(text, secrets, encode)
   return text
 end
 
+--- A response whose body is not the provider's answer: a server failure
+-- (retryable, `server_code`) on HTTP 5xx, else InvalidResponse.
+function M.unreadable(provider, action, status, body, server_code, what)
+  local server = status >= 500
+  return M.new {
+    provider = provider, action = action, http_status = status,
+    code = server and server_code or "InvalidResponse",
+    kind = server and "server" or "response", retryable = server,
+    message = format("HTTP %d with a body that is not %s (%d bytes)", status, what, #body),
+  }
+end
+
 local TRANSPORT_KIND = {
   Timeout = "timeout", NetworkError = "network", TLSError = "tls",
   InvalidResponse = "response", InvalidRequest = "validation",

@@ -38,8 +38,8 @@
 --
 -- @module streamctl.ratelimit
 
-local type, error, pairs, tostring, require, pcall, setmetatable =
-  type, error, pairs, tostring, require, pcall, setmetatable
+local type, error, pairs, tostring, require, setmetatable =
+  type, error, pairs, tostring, require, setmetatable
 local floor, huge = math.floor, math.huge
 local format = string.format
 
@@ -173,21 +173,11 @@ function M.memory_store(opts)
   return store
 end
 
--- The default clock, chosen on first use (not at load time): luasystem's
--- monotonic clock, else its wall clock, else os.time (whole seconds).
-local default_clock
+-- The default clock: streamctl.core's CLOCK_MONOTONIC seconds (steps of the
+-- wall clock do not move it; it is system-wide, so processes sharing a store
+-- agree on it).
 local function get_default_clock()
-  if default_clock then return default_clock end
-  local ok, system = pcall(require, "system")
-  if ok and type(system) == "table" then
-    if type(system.monotime) == "function" then
-      default_clock = system.monotime
-    elseif type(system.gettime) == "function" then
-      default_clock = system.gettime
-    end
-  end
-  default_clock = default_clock or os.time
-  return default_clock
+  return require("streamctl.core").monotonic
 end
 
 local Limiter = {}
@@ -198,7 +188,7 @@ local KNOWN_OPTS = { clock = true, store = true }
 --- Makes a limiter.
 -- @tparam[opt] table opts
 --   `clock`: function returning seconds (any origin, monotonic, fractional
---   preferred); default luasystem's `monotime`, else `gettime`, else `os.time`.
+--   preferred); default streamctl.core's monotonic clock.
 --   `store`: see the store contract above; default `memory_store{ clock = clock }`.
 -- @return limiter
 function M.new(opts)

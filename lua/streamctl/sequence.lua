@@ -34,8 +34,8 @@
 --
 -- @module streamctl.sequence
 
-local type, error, tostring, pairs, setmetatable, require, pcall =
-  type, error, tostring, pairs, setmetatable, require, pcall
+local type, error, tostring, pairs, setmetatable, require =
+  type, error, tostring, pairs, setmetatable, require
 local floor = math.floor
 local format = string.format
 
@@ -86,19 +86,10 @@ function M.memory_store()
   return store
 end
 
--- Epoch milliseconds from luasystem's wall clock, else os.time (whole
--- seconds; values then come from the `last + 1` rule within a second).
-local default_clock_ms
+-- Epoch milliseconds from streamctl.core's wall clock.
 local function get_default_clock_ms()
-  if default_clock_ms then return default_clock_ms end
-  local ok, system = pcall(require, "system")
-  if ok and type(system) == "table" and type(system.gettime) == "function" then
-    local gettime = system.gettime
-    default_clock_ms = function() return gettime() * 1000 end
-  else
-    default_clock_ms = function() return os.time() * 1000 end
-  end
-  return default_clock_ms
+  local now = require("streamctl.core").now
+  return function() return now() * 1000 end
 end
 
 -- Decimal string of a non-negative integer-valued number, in both Lua 5.1
@@ -113,7 +104,7 @@ Generator.__index = Generator
 --- Makes a generator.
 -- @tparam[opt] table opts
 --   `clock_ms`: function returning milliseconds since the epoch (fractions
---   are dropped); default luasystem's `gettime() * 1000`, else `os.time() * 1000`.
+--   are dropped); default streamctl.core's wall clock in milliseconds.
 --   `store`: see the store contract above; default `memory_store()`.
 -- @return generator
 function M.new(opts)

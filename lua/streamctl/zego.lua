@@ -182,13 +182,7 @@ function rules.decode(_, action, res)
   local status = res.status
   local data = json_decode(res.body)
   if type(data) ~= "table" or (status == 200 and type(data.Code) ~= "number") then
-    local server = status >= 500
-    return nil, errors.new {
-      provider = PROVIDER, action = action, http_status = status,
-      code = server and format("HTTP%d", status) or "InvalidResponse",
-      kind = server and "server" or "response", retryable = server,
-      message = format("HTTP %d with a body that is not a ZEGO response (%d bytes)", status, #res.body),
-    }
+    return nil, errors.unreadable(PROVIDER, action, status, res.body, format("HTTP%d", status), "a ZEGO response")
   end
   local code = data.Code
   if type(code) == "number" and code == floor(code) then

@@ -33,6 +33,14 @@ function M.stop(child)
   end
 end
 
+--- A port on 127.0.0.1 that nothing listens on (bound, then closed).
+function M.free_port()
+  local s = assert(require("socket").bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return port
+end
+
 --- Starts spec/helpers/httpserver.lua; returns the child and its port.
 -- @param seconds, requests its bounds; root_route the behaviour "/" takes (e.g. "/json")
 function M.httpserver(seconds, requests, root_route)
