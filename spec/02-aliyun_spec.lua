@@ -358,7 +358,7 @@ describe("aliyun answers", function()
   it("classifies codes for retries", function()
     local cases = {
       { 500, "InternalError", "server", true }, { 503, "ServiceUnavailable", "server", true },
-      { 400, "SignatureDoesNotMatch", "signature", false }, { 400, "SignatureNonceUsed", "signature", false },
+      { 400, "SignatureDoesNotMatch", "signature", false }, { 400, "SignatureNonceUsed", "duplicate", true },
       { 400, "InvalidTimeStamp.Expired", "clock", true }, { 404, "InvalidAccessKeyId.NotFound", "auth", false },
       { 400, "CodeConfigAlreadyExists", "service", false }, { 400, "Throttling.Api", "throttled", true },
       { 502, "BadGatewayish", "server", true },

@@ -88,7 +88,7 @@ describe("retries", function()
       return { status = 200, headers = {}, body = '{"RequestId":"ok"}' }
     end
     local cli = ali(w, { rate_limits = false })
-    local res = assert(cli:resume_live_stream { domain_name = "d", app_name = "a", stream_name = "s" })
+    local res = assert(cli:stop_live_pull_to_push { region = "cn-shanghai", task_id = "t" })
     assert.equal("ok", res.RequestId)
     assert.equal(3, #w.sent)
     assert.equal(2, #w.sleeps)
@@ -119,7 +119,7 @@ describe("retries", function()
     local w = world()
     w.script = function() return { status = 503, headers = {}, body = err_body("ServiceUnavailable") } end
     local cli = ali(w, { rate_limits = false })
-    local res, err = cli:resume_live_stream { domain_name = "d", app_name = "a", stream_name = "s" }
+    local res, err = cli:stop_live_pull_to_push { region = "cn-shanghai", task_id = "t" }
     assert.is_nil(res)
     assert.equal("ServiceUnavailable", err.code)
     assert.equal(3, err.attempts)
@@ -158,6 +158,9 @@ describe("retries", function()
   it("stops retrying when the retry budget is spent, and the others still finish", function()
     local w = world()
     w.script = function(req)
+      if req.headers["x-acs-action"] == "DescribeLiveStreamsBlockList" then -- nothing was forbidden
+        return { status = 200, headers = {}, body = '{"RequestId":"B","TotalNum":0,"StreamUrls":{"StreamUrl":[]}}' }
+      end
       if req.url:find("StreamName=bad", 1, true) then
         return { status = 500, headers = {}, body = err_body("InternalError") }
       end
@@ -166,7 +169,7 @@ describe("retries", function()
     local cli = ali(w, { rate_limits = false, retry = { random = function() return 0 end,
                                                         budget = { capacity = 2, refill_per_success = 0 } } })
     local list = { "bad", "ok1", "bad2", "ok2" }
-    local report = cli:resume_live_streams { domain_name = "d", app_name = "a", stream_names = list, concurrency = 1 }
+    local report = cli:forbid_live_streams { domain_name = "d", app_name = "a", stream_names = list, concurrency = 1 }
     assert.equal(2, report.succeeded)
     assert.equal(2, report.failed)
     assert.same({ "bad", "ok1", "bad2", "ok2" }, { report.results[1].stream, report.results[2].stream,
@@ -174,7 +177,8 @@ describe("retries", function()
     assert.equal(3, report.results[1].attempts) -- two retries take the whole budget
     assert.equal(1, report.results[3].attempts) -- none left
     assert.equal("InternalError", report.results[3].error.code)
-    assert.equal(6, #w.sent)
+    -- bad: 3 sends, each 500 followed by a block-list look-up; bad2: 1 send, 1 look-up; ok1, ok2: 1 each
+    assert.equal(3 + 3 + 1 + 1 + 2, #w.sent)
   end)
 end)
 
@@ -222,9 +226,10 @@ describe("unknown outcomes", function()
     assert.equal("Timeout", err.code)
     assert.is_true(err.outcome_unknown)
     assert.matches("the look-up by DescribeLivePullToPushList failed too", err.message, 1, true)
-    assert.equal(3, #w.sent) -- the create once, the look-up twice; never a second create
-    assert.equal(1, select(2, w.sent[1].req.headers["x-acs-action"]:gsub("Create", "")))
-    for i = 2, 3 do assert.equal("DescribeLivePullToPushList", w.sent[i].req.headers["x-acs-action"]) end
+    assert.equal(1, err.attempts)
+    assert.equal(4, #w.sent) -- the create once, the look-up three times (its own attempts); never a second create
+    assert.equal("CreateLivePullToPush", w.sent[1].req.headers["x-acs-action"])
+    for i = 2, 4 do assert.equal("DescribeLivePullToPushList", w.sent[i].req.headers["x-acs-action"]) end
   end)
 
   it("checks the block list before forbidding a stream a second time", function()
@@ -266,6 +271,18 @@ describe("unknown outcomes", function()
     end
     assert(ali(w):resume_live_stream { domain_name = "d", app_name = "a", stream_name = "s" })
     assert.equal(3, #w.sent)
+  end)
+
+  it("looks a forbid up after a server error before sending it again", function()
+    local w = world()
+    w.script = function(req, n)
+      if n == 1 then return { status = 500, headers = {}, body = err_body("InternalError") } end
+      assert.equal("DescribeLiveStreamsBlockList", req.headers["x-acs-action"])
+      return { status = 200, headers = {}, body = '{"RequestId":"B","TotalNum":1,"StreamUrls":{"StreamUrl":["d/a/s"]}}' }
+    end
+    local res = assert(ali(w):forbid_live_stream { domain_name = "d", app_name = "a", stream_name = "s" })
+    assert.is_true(res.Recovered) -- the 500 came after the change was made: not sent again
+    assert.equal(2, #w.sent)
   end)
 
   it("retries a create that never left the machine", function()

@@ -224,7 +224,10 @@ local KIND = {
   ["Throttling"] = "throttled", ["Throttling.User"] = "throttled", ["Throttling.Api"] = "throttled",
   ["InternalError"] = "server", ["ServiceUnavailable"] = "server",
   ["SignatureDoesNotMatch"] = "signature", ["IncompleteSignature"] = "signature",
-  ["SignatureNonceUsed"] = "signature",
+  -- A copy of this very request arrived first (a transport, libcurl among them,
+  -- re-sends once when a reused connection closes without an answer): what
+  -- the first copy did is unknown, not wrong.
+  ["SignatureNonceUsed"] = "duplicate",
   ["InvalidTimeStamp.Expired"] = "clock", ["InvalidTimeStamp.Format"] = "signature",
   ["InvalidAccessKeyId.NotFound"] = "auth", ["InvalidAccessKeyId.Inactive"] = "auth",
   ["InvalidSecurityToken.Expired"] = "auth", ["InvalidSecurityToken.MismatchWithAccessKey"] = "auth",
@@ -347,10 +350,12 @@ function rules.decode(_, action, res)
   local code = data.Code and tostring(data.Code) or format("HTTP%d", status)
   local kind = KIND[code] or (code:find("^Throttling") and "throttled") or (status >= 500 and "server") or "service"
   local retry_after = tonumber(headers["x-acs-retry-after"])
+  local duplicate = kind == "duplicate"
   return nil, errors.new {
     provider = PROVIDER, action = action, http_status = status, code = code, kind = kind,
     message = data.Message and tostring(data.Message) or "", request_id = data.RequestId,
-    retryable = RETRYABLE[kind] or false,
+    retryable = RETRYABLE[kind] or (duplicate and operations[action].idempotent) or false,
+    outcome_unknown = duplicate or nil,
     retry_after_ms = retry_after,
   }
 end

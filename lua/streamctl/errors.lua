@@ -13,8 +13,10 @@
 --   request_id    the provider's RequestId, when it sent one
 --   retryable     whether a retry can help
 --   kind          "validation" | "auth" | "signature" | "clock" | "throttled" |
---                 "server" | "network" | "timeout" | "tls" | "response" | "service"
+--                 "server" | "network" | "timeout" | "tls" | "response" |
+--                 "duplicate" (a copy of the request arrived first) | "service"
 --   sent          for network failures: whether the request reached the wire
+--   outcome_unknown  the request may or may not have taken effect
 --   retry_after_ms  from `x-acs-retry-after`, when present
 --   server_date   Unix seconds of the response's `Date` header, when present
 --

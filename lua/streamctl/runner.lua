@@ -15,9 +15,10 @@
 -- (provider, account, action), so a run never exceeds the published caps by
 -- its own doing; every attempt is signed at the moment it is sent.
 --
--- When an attempt's outcome is unknown (sent, no answer), the operation's
--- `recover` rule (if it has one) looks the effect up before anything is sent
--- again, so an action is not applied twice even where repeating it is harmless.
+-- When an attempt may have taken effect (sent with no answer, a copy arrived
+-- first, or a server error), the operation's `recover` rule (if it has one)
+-- looks the effect up before anything is sent again, so an action is not
+-- applied twice even where repeating it would be harmless.
 --
 -- The transport side is an "io": `start(key, request)`, `poll(timeout_s)` ->
 -- `{ {key=, res=, err=}, ... }`, `now()` (monotonic seconds), `sleep(s)`.
@@ -76,7 +77,8 @@ end
 
 --- Runs `jobs` to completion on `client`.
 -- @param client a streamctl client
--- @param jobs array of jobs (see above); each gets `result` or `err`, and `attempts`
+-- @param jobs array of jobs (see above); each gets `result` or `err`, `attempts`
+--   (sends of its own call) and `lookups` (calls of its look-up)
 -- @param opts `concurrency` (default 1), `on_progress(done, total, job)`
 -- @return jobs
 function M.run(client, jobs, opts)
@@ -95,7 +97,7 @@ function M.run(client, jobs, opts)
   local by_key, next_key = {}, 0
 
   for i, job in ipairs(jobs) do
-    job.attempts = 0
+    job.attempts, job.lookups = 0, 0
     queue[i] = job
   end
 
@@ -137,7 +139,7 @@ function M.run(client, jobs, opts)
   end
 
   local function send(job)
-    job.attempts = job.attempts + 1
+    if job.recovering then job.lookups = job.lookups + 1 else job.attempts = job.attempts + 1 end
     local req, err = client:_sign(job.call_action or job.action, job.call_op or job.op, job.call_params or job.params)
     if not req then job.err = err finish(job) return end
     next_key = next_key + 1
@@ -152,49 +154,18 @@ function M.run(client, jobs, opts)
     end
   end
 
-  local function complete(job, res, terr)
-    local action = job.call_action or job.action
-    local result, err = client:_decode(action, job.call_op or job.op, res, terr)
-    if job.recovering then
-      -- The answer to the look-up that follows an unknown outcome.
-      local found = result and job.op.recover.found(result, job.params)
-      local lookup_op, lookup_params = job.call_op, job.call_params
-      job.recovering, job.call_action, job.call_op, job.call_params = nil, nil, nil, nil
-      if found then
-        job.result, job.recovered = found, true
-        policy:on_success()
-        return finish(job)
-      elseif result then
-        -- It was not created: the original may be sent again.
-        job.err = nil
-        return schedule(job, 0)
-      end
-      local decision = policy:decide(err, job.attempts)
-      if decision.retry then
-        job.recovering, job.call_action, job.call_op, job.call_params = true, action, lookup_op, lookup_params
-        return schedule(job, decision.delay_ms / 1000)
-      end
-      -- Still unknown: report the original failure, and why it stays unknown.
-      job.err.message = (job.err.message or "") .. "; the look-up by " .. action .. " failed too: " .. tostring(err)
-      job.err.attempts = job.attempts
-      return finish(job)
-    end
-    if result ~= nil then
-      job.result, job.err = result, nil
-      policy:on_success()
-      return finish(job)
-    end
-    job.err = err
-    if err.outcome_unknown and job.op.recover and not job.recovered_once then
-      job.recovered_once = true
-      job.recovering = true
-      job.call_action, job.call_params = job.op.recover.action, job.op.recover.params(job.params)
-      job.call_op = client._rules.operations[job.call_action]
-      return schedule(job, 0)
-    end
+  local function succeed(job, result, recovered)
+    job.result, job.err, job.recovered = result, nil, recovered
+    policy:on_success()
+    finish(job)
+  end
+
+  -- Retries `job` as the policy allows after `err` (which may stand in for
+  -- the failure, see below); otherwise finishes it with its own `job.err`.
+  local function retry_or_finish(job, err)
     local decision = policy:decide(err, job.attempts)
     if not decision.retry then
-      err.attempts = job.attempts
+      job.err.attempts = job.attempts
       return finish(job)
     end
     if err.kind == "clock" then
@@ -202,6 +173,47 @@ function M.run(client, jobs, opts)
       if offset then client.clock_offset = offset end
     end
     schedule(job, decision.delay_ms / 1000)
+  end
+
+  -- Asks the operation's look-up whether the last attempt took effect.
+  local function look_up(job, delay)
+    local recover = job.op.recover
+    job.recovering = true
+    job.call_action, job.call_params = recover.action, recover.params(job.params)
+    job.call_op = client._rules.operations[recover.action]
+    schedule(job, delay)
+  end
+
+  local function after_look_up(job, result, err)
+    if result ~= nil then
+      job.recovering, job.call_action, job.call_op, job.call_params = nil, nil, nil, nil
+      local found = job.op.recover.found(result, job.params)
+      if found then return succeed(job, found, true) end
+      -- Not in effect: the call may be sent again, as the policy allows.
+      return retry_or_finish(job, { kind = job.err.kind, retryable = true, retry_after_ms = job.err.retry_after_ms })
+    end
+    local decision = policy:decide(err, job.lookups)
+    if decision.retry then return schedule(job, decision.delay_ms / 1000) end
+    -- Still unknown: report the call's own failure, and why it stays unknown.
+    job.recovering, job.call_action, job.call_op, job.call_params = nil, nil, nil, nil
+    job.err.message = (job.err.message or "") .. "; the look-up by " .. job.op.recover.action
+      .. " failed too: " .. tostring(err)
+    job.err.attempts = job.attempts
+    finish(job)
+  end
+
+  local function complete(job, res, terr)
+    local result, err = client:_decode(job.call_action or job.action, job.call_op or job.op, res, terr)
+    if job.recovering then return after_look_up(job, result, err) end
+    if result ~= nil then return succeed(job, result) end
+    job.err = err
+    -- An attempt that may have taken effect (no answer, a copy arrived first,
+    -- or a server error, which can come after the change was made) is looked
+    -- up before anything is sent again, where the operation has a look-up.
+    if job.op.recover and (err.outcome_unknown or err.kind == "server") then
+      return look_up(job, 0)
+    end
+    retry_or_finish(job, err)
   end
 
   admit()
