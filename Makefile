@@ -1,7 +1,8 @@
 # streamctl: one source tree, built and tested for Lua 5.4 and LuaJIT (5.1 C API).
 #
 #   make demo    install what is missing, build, run examples/demo.lua against the emulator
-#   make test    install what is missing, build, lint, run every spec under Lua 5.4 and LuaJIT
+#   make test    install what is missing, build, lint, run every spec under Lua 5.4 and LuaJIT,
+#                and the C modules' specs under valgrind and ASan/UBSan
 #   make bench   signatures per second (and, with the emulator, batch throughput)
 #   make check-c the C core under valgrind and ASan/UBSan
 
@@ -54,19 +55,19 @@ $(TREEJIT)/.stamp: $(SRC) $(ROCKSPEC) $(wildcard bin/*)
 lint:
 	luacheck --quiet lua bin spec examples bench
 
-test: deps build lint test-5.4 test-jit
+test: deps build lint test-5.4 test-jit check-c
 	@cat build/test-5.4.count build/test-jit.count | awk '{p += $$1; f += $$2} END {printf "%d passed, %d failed\n", p, f}'
 
 # Each run leaves "passed failed" in build/test-*.count for the summary line.
 COUNT = sed -n 's/^\([0-9]*\) successes \/ \([0-9]*\) failures \/ \([0-9]*\) errors.*/\1 \2 \3/p' | awk '{print $$1, $$2 + $$3}'
 test-5.4: build-5.4
 	@mkdir -p build
-	@set -o pipefail; $(ENV54) lua5.4 $(BUSTED) --lua=lua5.4 $(SPECS) | tee build/test-5.4.log
+	@set -o pipefail; $(ENV54) lua5.4 $(BUSTED) $(SPECS) | tee build/test-5.4.log
 	@$(COUNT) < build/test-5.4.log > build/test-5.4.count
 
 test-jit: build-jit
 	@mkdir -p build
-	@set -o pipefail; $(ENVJIT) luajit $(BUSTED) --lua=luajit $(SPECS) | tee build/test-jit.log
+	@set -o pipefail; $(ENVJIT) luajit $(BUSTED) $(SPECS) | tee build/test-jit.log
 	@$(COUNT) < build/test-jit.log > build/test-jit.count
 
 # The demo runs against the emulator in its own directory on the default ports.
@@ -98,13 +99,13 @@ SAN_DIR := $(ROOT)/build/asan
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(WARN)
 check-c: deps build-5.4
 	$(ENV54) valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-	  --show-leak-kinds=definite lua5.4 $(BUSTED) --lua=lua5.4 $(C_SPECS)
+	  --show-leak-kinds=definite lua5.4 $(BUSTED) $(C_SPECS)
 	mkdir -p $(SAN_DIR)/streamctl
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/core.c -o $(SAN_DIR)/streamctl/core.so -lcrypto
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/curl.c -o $(SAN_DIR)/streamctl/curl.so -lcurl
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0 \
 	  LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(SAN_DIR)/?.so;;" STREAMCTL_ROOT="$(ROOT)" \
-	  lua5.4 $(BUSTED) --lua=lua5.4 $(C_SPECS)
+	  lua5.4 $(BUSTED) $(C_SPECS)
 
 clean:
 	rm -rf build csrc/*.o streamctl
