@@ -263,11 +263,11 @@ function rules.configure(self, opts)
       message = "no credentials: pass access_key_id and access_key_secret, or set "
         .. "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET" }
   end
-  local ok, why = client.check_header_safe("id", id, "access_key_id")
+  local ok, why = client.check_header_safe(id, "access_key_id")
   if not ok then return nil, why end
   if type(secret) ~= "string" then return nil, "access_key_secret must be a string" end
   if token ~= nil then
-    ok, why = client.check_header_safe("token", token, "security_token")
+    ok, why = client.check_header_safe(token, "security_token")
     if not ok then return nil, why end
   end
   local version = opts.signature_version or "v3"

@@ -7,19 +7,20 @@
 --   provider     "aliyun" | "zego"
 --   defaults     { endpoint = ... }
 --   operations   action -> { method = "GET"|"POST", idempotent = bool,
---                            array = function(name, list) -> name, value }
---   methods      snake_case name -> { action = ..., fields = schema, check = fn }
---   configure(self, opts)  -> true | nil, err   (credentials, provider options)
---   build(self, action, params, now, nonce) -> request   (adds common params, signs)
+--                            recover = { action, params(p), found(result, p) } (optional:
+--                            how to look up whether an attempt took effect) }
+--   methods      snake_case name -> { action, fields = schema, check = fn(params, values, self) }
+--   batches      snake_case name -> { action, fields, list, param, chunk, stream_key, check }
+--   array(name, list) -> name, value          (how the service takes a Lua array)
+--   configure(self, opts) -> true | nil, err  (credentials, provider options)
+--   complete(self, action, op, params) -> params | nil, why  (optional: fills in what
+--                must stay fixed across retries; refuses what the service would)
+--   build(self, action, op, params, now, nonce) -> request   (common params, signature)
 --   decode(self, action, response) -> result | nil, err
---   complete(self, action, op, params) -> params | nil, why  (optional: fills in
---                what must stay fixed across retries; refuses what the service would)
---   batches      snake_case name -> { action, fields, list, param, chunk, stream_key }
---   nonce(self) -> string                     (default nonce source)
---   secrets(self) -> array of strings never to be shown
---
+--   nonce(self) -> string                     (the default nonce source)
 --   account(self) -> the id the provider's rate limits apply to
---
+--   secrets(self) -> array of strings never to be shown
+
 -- A request is `{ method, url, headers, body, action, provider }`; a response
 -- is `{ status, headers (lower-case names), body }`; a transport failure is
 -- `{ code, message, sent }`. A transport is either a blocking
@@ -98,12 +99,13 @@ function M.parse_http_date(s)
   return core.parse_utc_timestamp(format("%s-%02d-%sT%s:%s:%sZ", y, MONTHS[mon], d, hh, mm, ss))
 end
 
-local function check_header_safe(name, value, what)
+--- Checks a value that will reach a header (a key id, a token).
+-- @return true, or nil and a message naming `what`
+function M.check_header_safe(value, what)
   if type(value) ~= "string" or value == "" then return nil, what .. " must be a non-empty string" end
   if find(value, "[%z\r\n]") then return nil, what .. " must not contain CR, LF or NUL" end
-  return name
+  return true
 end
-M.check_header_safe = check_header_safe
 
 local Client = {}
 
