@@ -349,6 +349,34 @@ describe("ZEGO", function()
   end)
 end)
 
+describe("batch reports", function()
+  it("keep every stream when on_progress raises", function()
+    local w = world()
+    local cli = ali(w, { rate_limits = false })
+    local report = cli:resume_live_streams { domain_name = "d", app_name = "a", stream_names = names(5),
+      on_progress = function(done) if done == 2 then error("callback bug") end end }
+    assert.equal(5, report.succeeded)
+    assert.equal(5, #report.results)
+    assert.matches("callback bug", report.progress_error, 1, true)
+  end)
+
+  it("pace a look-up in its own action's bucket", function()
+    local w = world()
+    w.script = function(req, n)
+      if req.headers["x-acs-action"] == "DescribeLivePullToPushList" then
+        return { status = 200, headers = {}, body = '{"RequestId":"L","TaskList":[]}' }
+      end
+      if n == 1 then return nil, { code = "Timeout", message = "t", sent = true } end
+      return { status = 200, headers = {}, body = '{"RequestId":"C","TaskId":"T"}' }
+    end
+    local cli = ali(w, { rate_limits = { CreateLivePullToPush = 1, DescribeLivePullToPushList = 1000 } })
+    assert(cli:create_live_pull_to_push { region = "cn-shanghai", start_time = NOW, end_time = NOW + 60,
+      source_type = "url", source_urls = { "https://a/b" }, dst_url = "rtmp://x/y/z" })
+    -- create at 0, look-up at once (its own bucket), the second create a second after the first
+    assert.same({ 0, 0, 1 }, { w.sent[1].at, w.sent[2].at, w.sent[3].at })
+  end)
+end)
+
 describe("per-stream order under concurrency", function()
   it("never starts a job before the earlier job on its stream has finished", function()
     local w = world()

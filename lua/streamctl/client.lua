@@ -279,6 +279,7 @@ local function batch(rules, name, spec)
     runner.run(self, jobs, {
       concurrency = values.concurrency or self.concurrency,
       on_progress = function(_, _, job)
+        local first = #entries + 1
         for _, item in ipairs(job.items) do
           local entry = { stream = item, ok = job.result ~= nil, attempts = job.attempts }
           if entry.ok then
@@ -289,8 +290,15 @@ local function batch(rules, name, spec)
             report.failed = report.failed + 1
           end
           entries[#entries + 1] = entry
+        end
+        -- The caller's callback runs after the report holds the whole call:
+        -- an error in it is kept (report.progress_error), never a lost stream.
+        for i = first, #entries do
           done = done + 1
-          if on_progress then on_progress(done, #items, entry) end
+          if on_progress and not report.progress_error then
+            local ok, perr = pcall(on_progress, done, #items, entries[i])
+            if not ok then report.progress_error = tostring(perr) end
+          end
         end
       end,
     })

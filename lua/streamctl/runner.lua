@@ -65,13 +65,15 @@ local function limiter_key(client, action)
   return client._rules.provider .. ":" .. client:account() .. ":" .. action
 end
 
--- Reserves a rate-limit slot for `job`'s next attempt; returns the delay.
+-- Reserves a rate-limit slot for `job`'s next request (its own call, or its
+-- look-up, each in its action's bucket); returns the delay.
 local function reserve(client, job)
   if not client._limiter then return 0 end
-  local rate = ratelimit.limit_for(client._rules.provider, job.action, client.rate_limits)
+  local action = job.call_action or job.action
+  local rate = ratelimit.limit_for(client._rules.provider, action, client.rate_limits)
   if not rate then return 0 end
   -- A store that fails (nil, err) must not stop the run: the slot is then unpaced.
-  local delay = client._limiter:reserve(limiter_key(client, job.action), rate, client.rate_burst)
+  local delay = client._limiter:reserve(limiter_key(client, action), rate, client.rate_burst)
   return delay or 0
 end
 
