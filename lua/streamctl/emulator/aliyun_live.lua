@@ -77,6 +77,63 @@ local function parse_int(s)
     return tonumber(s)
 end
 
+-- An optional integer parameter: `default` when absent, its value when it is an
+-- integer in min..max (max nil: no upper bound), else nil plus the
+-- InvalidParameter error (with `why` in the message).
+local function int_param(p, name, default, min, max, why)
+    if not present(p[name]) then
+        return default
+    end
+    local n = parse_int(p[name])
+    if not n or n < min or (max and n > max) then
+        return invalid(name, why)
+    end
+    return n
+end
+
+-- An optional URL parameter: nil when absent, its value when it has at most
+-- MAX_URL characters, else nil plus the InvalidParameter error.
+local function url_param(p, name)
+    if not present(p[name]) then
+        return nil
+    end
+    if #p[name] > MAX_URL then
+        return invalid(name, "At most 2000 characters.")
+    end
+    return p[name]
+end
+
+-- The paging of a Describe*List request: { number, size } from the parameter
+-- `number_name` (>= 1, default 1) and PageSize (1..max_size, default
+-- default_size); or nil plus the InvalidParameter error.
+local function page_params(p, number_name, default_size, max_size)
+    local number, code, msg = int_param(p, number_name, 1, 1)
+    if not number then
+        return nil, code, msg
+    end
+    local size
+    size, code, msg = int_param(p, "PageSize", default_size, 1, max_size,
+        "Valid values: 1 to " .. max_size .. ".")
+    if not size then
+        return nil, code, msg
+    end
+    return { number = number, size = size }
+end
+
+-- The items of list on that page (a JSON array), each passed through view when
+-- one is given.
+local function page_of(list, page, view)
+    local out = json.array()
+    for i = (page.number - 1) * page.size + 1, page.number * page.size do
+        local item = list[i]
+        if item == nil then
+            break
+        end
+        out[#out + 1] = view and view(item) or item
+    end
+    return out
+end
+
 local function uuid()
     return format("%08x-%04x-4%03x-%04x-%04x%08x",
         random(0, 0x7fffffff), random(0, 0xffff), random(0, 0xfff),
@@ -110,6 +167,20 @@ local function is_blocked(s, now)
         return false
     end
     return s.resume_at == nil or s.resume_at > now
+end
+
+-- The record of a stream, created (not blocked) on first use.
+local function stream_record(p)
+    local key = stream_key(p.DomainName, p.AppName, p.StreamName)
+    local s = streams[key]
+    if not s then
+        s = {
+            DomainName = p.DomainName, AppName = p.AppName, StreamName = p.StreamName,
+            status = "normal", forbid_count = 0, resume_count = 0, interrupt_count = 0,
+        }
+        streams[key] = s
+    end
+    return key, s
 end
 
 local function check_stream_params(p)
@@ -148,15 +219,7 @@ function _M.ForbidLiveStream(p, ctx)
     if not domain_known(ctx, p.DomainName) then
         return domain_not_found()
     end
-    local key = stream_key(p.DomainName, p.AppName, p.StreamName)
-    local s = streams[key]
-    if not s then
-        s = {
-            DomainName = p.DomainName, AppName = p.AppName, StreamName = p.StreamName,
-            status = "normal", forbid_count = 0, resume_count = 0, interrupt_count = 0,
-        }
-        streams[key] = s
-    end
+    local key, s = stream_record(p)
     s.account = ctx.account_id
     s.updated_at = ctx.now
     if oneshot == "yes" then
@@ -200,16 +263,7 @@ function _M.ResumeLiveStream(p, ctx)
         end
         sort(resumed)
     else
-        local key = stream_key(p.DomainName, p.AppName, p.StreamName)
-        local s = streams[key]
-        if not s then
-            s = {
-                DomainName = p.DomainName, AppName = p.AppName, StreamName = p.StreamName,
-                status = "normal", forbid_count = 0, resume_count = 0, interrupt_count = 0,
-            }
-            streams[key] = s
-        end
-        resume(key, s)
+        resume(stream_record(p))
     end
     return {}, { applied = true, detail = { resumed = resumed } }
 end
@@ -219,18 +273,9 @@ function _M.DescribeLiveStreamsBlockList(p, ctx)
     if not present(p.DomainName) then
         return missing("DomainName")
     end
-    local page_num, page_size = 1, 2000
-    if present(p.PageNum) then
-        page_num = parse_int(p.PageNum)
-        if not page_num or page_num < 1 then
-            return invalid("PageNum")
-        end
-    end
-    if present(p.PageSize) then
-        page_size = parse_int(p.PageSize)
-        if not page_size or page_size < 1 or page_size > 3000 then
-            return invalid("PageSize", "Valid values: 1 to 3000.")
-        end
+    local page, code, msg = page_params(p, "PageNum", 2000, 3000)
+    if not page then
+        return nil, code, msg
     end
     if not domain_known(ctx, p.DomainName) then
         return domain_not_found()
@@ -242,20 +287,13 @@ function _M.DescribeLiveStreamsBlockList(p, ctx)
         end
     end
     sort(all)
-    local urls = json.array()
-    for i = (page_num - 1) * page_size + 1, page_num * page_size do
-        if not all[i] then
-            break
-        end
-        urls[#urls + 1] = all[i]
-    end
     return {
         DomainName = p.DomainName,
-        PageNum = page_num,
-        PageSize = page_size,
+        PageNum = page.number,
+        PageSize = page.size,
         TotalNum = #all,
-        TotalPage = ceil(#all / page_size),
-        StreamUrls = { StreamUrl = urls },
+        TotalPage = ceil(#all / page.size),
+        StreamUrls = { StreamUrl = page_of(all, page) },
     }, { applied = true }
 end
 
@@ -368,50 +406,24 @@ function _M.CreateLivePullToPush(p, ctx)
         DstUrl = dst,
         StartTime = p.StartTime,
         EndTime = p.EndTime,
-        RepeatNumber = 0,
-        RetryCount = 3,
-        RetryInterval = 60,
     }
-    if present(p.RepeatNumber) then
-        local n = parse_int(p.RepeatNumber)
-        if not n or n < -1 then
-            return invalid("RepeatNumber", "Valid values: -1 (loop), 0, or a positive count.")
+    -- The optional parameters, in the order they are checked: the parameter, its
+    -- check, then the check's default, min, max and why; `field` when TaskInfo
+    -- names it differently.
+    for _, o in ipairs({
+        { "RepeatNumber", int_param, 0, -1, nil, "Valid values: -1 (loop), 0, or a positive count." },
+        { "FileIndex", int_param, nil, 0 },
+        { "Offset", int_param, nil, 1, nil, "The offset must be greater than 0." },
+        { "CallbackUrl", url_param, field = "CallbackURL" },
+        { "RetryInterval", int_param, 60, 60, 300, "Valid values: 60 to 300." },
+        { "RetryCount", int_param, 3, 0 },
+    }) do
+        local value
+        value, code, msg = o[2](p, o[1], o[3], o[4], o[5], o[6])
+        if code then
+            return nil, code, msg
         end
-        info.RepeatNumber = n
-    end
-    if present(p.FileIndex) then
-        local n = parse_int(p.FileIndex)
-        if not n or n < 0 then
-            return invalid("FileIndex")
-        end
-        info.FileIndex = n
-    end
-    if present(p.Offset) then
-        local n = parse_int(p.Offset)
-        if not n or n <= 0 then
-            return invalid("Offset", "The offset must be greater than 0.")
-        end
-        info.Offset = n
-    end
-    if present(p.CallbackUrl) then
-        if #p.CallbackUrl > MAX_URL then
-            return invalid("CallbackUrl", "At most 2000 characters.")
-        end
-        info.CallbackURL = p.CallbackUrl
-    end
-    if present(p.RetryInterval) then
-        local n = parse_int(p.RetryInterval)
-        if not n or n < 60 or n > 300 then
-            return invalid("RetryInterval", "Valid values: 60 to 300.")
-        end
-        info.RetryInterval = n
-    end
-    if present(p.RetryCount) then
-        local n = parse_int(p.RetryCount)
-        if not n or n < 0 then
-            return invalid("RetryCount")
-        end
-        info.RetryCount = n
+        info[o.field or o[1]] = value
     end
     local live = 0
     for _, id in ipairs(task_order) do
@@ -441,7 +453,13 @@ function _M.CreateLivePullToPush(p, ctx)
         { applied = true, detail = { task_id = id } }
 end
 
+-- The task a Stop/Describe request names (Region and TaskId, checked in that
+-- order), or nil plus the error.
 local function find_task(p)
+    local ok, code, msg = check_region(p)
+    if not ok then
+        return nil, code, msg
+    end
     if not present(p.TaskId) then
         return missing("TaskId")
     end
@@ -454,12 +472,7 @@ end
 
 -- StopLivePullToPush: stops a task that has not exited.
 function _M.StopLivePullToPush(p, ctx)
-    local ok, code, msg = check_region(p)
-    if not ok then
-        return nil, code, msg
-    end
-    local t
-    t, code, msg = find_task(p)
+    local t, code, msg = find_task(p)
     if not t then
         return nil, code, msg
     end
@@ -477,12 +490,7 @@ end
 
 -- DescribeLivePullToPush: one task by TaskId.
 function _M.DescribeLivePullToPush(p, ctx)
-    local ok, code, msg = check_region(p)
-    if not ok then
-        return nil, code, msg
-    end
-    local t
-    t, code, msg = find_task(p)
+    local t, code, msg = find_task(p)
     if not t then
         return nil, code, msg
     end
@@ -506,18 +514,10 @@ function _M.DescribeLivePullToPushList(p, ctx)
     if not ok then
         return nil, code, msg
     end
-    local page_number, page_size = 1, 10
-    if present(p.PageNumber) then
-        page_number = parse_int(p.PageNumber)
-        if not page_number or page_number < 1 then
-            return invalid("PageNumber")
-        end
-    end
-    if present(p.PageSize) then
-        page_size = parse_int(p.PageSize)
-        if not page_size or page_size < 1 or page_size > 100 then
-            return invalid("PageSize", "Valid values: 1 to 100.")
-        end
+    local page
+    page, code, msg = page_params(p, "PageNumber", 10, 100)
+    if not page then
+        return nil, code, msg
     end
     local matched = {}
     for _, id in ipairs(task_order) do
@@ -527,18 +527,13 @@ function _M.DescribeLivePullToPushList(p, ctx)
             matched[#matched + 1] = t
         end
     end
-    local list = json.array()
-    for i = (page_number - 1) * page_size + 1, page_number * page_size do
-        if not matched[i] then
-            break
-        end
-        list[#list + 1] = task_view(matched[i], ctx.now)
-    end
     return {
         Total = #matched,
-        PageNumber = page_number,
-        PageSize = page_size,
-        TaskList = list,
+        PageNumber = page.number,
+        PageSize = page.size,
+        TaskList = page_of(matched, page, function(t)
+            return task_view(t, ctx.now)
+        end),
     }, { applied = true }
 end
 
