@@ -145,6 +145,27 @@ local function merge_scalar(into, from, key, kind)
     into[key] = v
 end
 
+-- Merges the override's provider section `name` over cfg[name]: its
+-- credentials map `ids` (named `what` in errors), its qps map and the scalar
+-- settings listed in `scalars` ({ {key, type}, ... }, checked in that order).
+-- Returns the section, or nil when the override has none.
+local function merge_section(cfg, override, name, ids, what, scalars)
+    local from = override[name]
+    if from == nil then
+        return nil
+    end
+    if type(from) ~= "table" then
+        error(name .. ": expected an object", 0)
+    end
+    local into = cfg[name]
+    merge_credentials(into[ids], from[ids], what)
+    merge_numbers(into.qps, from.qps, name .. ".qps")
+    for _, s in ipairs(scalars) do
+        merge_scalar(into, from, s[1], s[2])
+    end
+    return from
+end
+
 -- Builds the settings from the defaults and an optional decoded override table.
 function _M.build(override)
     local cfg = defaults()
@@ -154,38 +175,22 @@ function _M.build(override)
     if type(override) ~= "table" then
         error("config: expected a JSON object", 0)
     end
-    local a = override.aliyun
-    if a ~= nil then
-        if type(a) ~= "table" then
-            error("aliyun: expected an object", 0)
+    local a = merge_section(cfg, override, "aliyun", "accounts", "aliyun account", {
+        { "timestamp_tolerance_s", "number" }, { "nonce_ttl_s", "number" },
+        { "max_pull_to_push_tasks", "number" }, { "host_id", "string" },
+    })
+    if a and a.domains ~= nil then
+        if type(a.domains) ~= "table" then
+            error("aliyun.domains: expected an array of strings", 0)
         end
-        merge_credentials(cfg.aliyun.accounts, a.accounts, "aliyun account")
-        merge_numbers(cfg.aliyun.qps, a.qps, "aliyun.qps")
-        merge_scalar(cfg.aliyun, a, "timestamp_tolerance_s", "number")
-        merge_scalar(cfg.aliyun, a, "nonce_ttl_s", "number")
-        merge_scalar(cfg.aliyun, a, "max_pull_to_push_tasks", "number")
-        merge_scalar(cfg.aliyun, a, "host_id", "string")
-        if a.domains ~= nil then
-            if type(a.domains) ~= "table" then
-                error("aliyun.domains: expected an array of strings", 0)
-            end
-            cfg.aliyun.domains = {}
-            for _, d in ipairs(a.domains) do
-                cfg.aliyun.domains[#cfg.aliyun.domains + 1] = tostring(d)
-            end
+        cfg.aliyun.domains = {}
+        for _, d in ipairs(a.domains) do
+            cfg.aliyun.domains[#cfg.aliyun.domains + 1] = tostring(d)
         end
     end
-    local z = override.zego
-    if z ~= nil then
-        if type(z) ~= "table" then
-            error("zego: expected an object", 0)
-        end
-        merge_credentials(cfg.zego.apps, z.apps, "zego app")
-        merge_numbers(cfg.zego.qps, z.qps, "zego.qps")
-        merge_scalar(cfg.zego, z, "test_env_qps", "number")
-        merge_scalar(cfg.zego, z, "timestamp_tolerance_s", "number")
-        merge_scalar(cfg.zego, z, "sequence_window_s", "number")
-    end
+    merge_section(cfg, override, "zego", "apps", "zego app", {
+        { "test_env_qps", "number" }, { "timestamp_tolerance_s", "number" }, { "sequence_window_s", "number" },
+    })
     merge_scalar(cfg, override, "log_limit", "number")
     return cfg
 end
