@@ -391,117 +391,129 @@ local function public_config()
     }
 end
 
+-- A POST handler that takes the request's JSON body (an empty body reads as
+-- {}); a body that is not JSON answers 400.
+local function with_json_body(handler)
+    return function(provider)
+        local value, err = read_json_body()
+        if value == nil then
+            return 400, { error = err }
+        end
+        return handler(value, provider)
+    end
+end
+
+-- The control endpoints: name -> { METHOD = handler(provider) -> status, value }.
+-- A method not listed answers 405 with an Allow header listing those that are.
 local CONTROL = {}
 
-function CONTROL.health(method, provider)
-    if method ~= "GET" then
-        return 405
-    end
-    return 200, { ok = true, provider = provider, pid = ngx.worker.pid(), version = _M._VERSION }
-end
+CONTROL.health = {
+    GET = function(provider)
+        return 200, { ok = true, provider = provider, pid = ngx.worker.pid(), version = _M._VERSION }
+    end,
+}
 
-function CONTROL.state(method, provider)
-    if method ~= "GET" then
-        return 405
-    end
-    local now = clock.now()
-    return 200, {
-        now = now,
-        clock = clock.snapshot(),
-        provider = provider,
-        aliyun = aliyun.snapshot(now),
-        zego = zego.snapshot(now),
-        faults = fault_lists(),
-    }
-end
+CONTROL.state = {
+    GET = function(provider)
+        local now = clock.now()
+        return 200, {
+            now = now,
+            clock = clock.snapshot(),
+            provider = provider,
+            aliyun = aliyun.snapshot(now),
+            zego = zego.snapshot(now),
+            faults = fault_lists(),
+        }
+    end,
+}
 
-function CONTROL.log(method)
-    if method ~= "GET" then
-        return 405
-    end
-    local args = ngx_req.get_uri_args()
-    local provider = args.provider
-    if provider ~= nil and provider ~= "aliyun" and provider ~= "zego" then
-        return 400, { error = "provider must be aliyun or zego" }
-    end
-    local entries, last, dropped = requestlog.query(args.since, provider, args.action, args.limit)
-    return 200, { entries = json.array(entries), last_seq = last, dropped = dropped }
-end
+CONTROL.log = {
+    GET = function()
+        local args = ngx_req.get_uri_args()
+        local provider = args.provider
+        if provider ~= nil and provider ~= "aliyun" and provider ~= "zego" then
+            return 400, { error = "provider must be aliyun or zego" }
+        end
+        local entries, last, dropped = requestlog.query(args.since, provider, args.action, args.limit)
+        return 200, { entries = json.array(entries), last_seq = last, dropped = dropped }
+    end,
+}
 
-function CONTROL.reset(method)
-    if method ~= "POST" then
-        return 405
-    end
-    read_body()
-    reset_all()
-    return 200, { ok = true }
-end
+CONTROL.reset = {
+    POST = function()
+        read_body()
+        reset_all()
+        return 200, { ok = true }
+    end,
+}
 
-function CONTROL.faults(method, provider)
-    if method == "GET" then
+CONTROL.faults = {
+    GET = function()
         return 200, { faults = fault_lists() }
-    elseif method == "DELETE" then
+    end,
+    POST = with_json_body(function(spec, provider)
+        local specs = spec
+        if type(spec) ~= "table" or spec.kind ~= nil or #spec == 0 then
+            specs = { spec }
+        end
+        local added = json.array()
+        for _, s in ipairs(specs) do
+            local f, ferr = faults.add(provider, s)
+            if not f then
+                return 400, { error = ferr, added = added }
+            end
+            added[#added + 1] = f
+        end
+        return 200, { added = added, faults = fault_lists() }
+    end),
+    DELETE = function()
         faults.reset()
         return 200, { faults = fault_lists() }
-    elseif method ~= "POST" then
-        return 405
-    end
-    local spec, err = read_json_body()
-    if spec == nil then
-        return 400, { error = err }
-    end
-    local specs = spec
-    if type(spec) ~= "table" or spec.kind ~= nil or #spec == 0 then
-        specs = { spec }
-    end
-    local added = json.array()
-    for _, s in ipairs(specs) do
-        local f, ferr = faults.add(provider, s)
-        if not f then
-            return 400, { error = ferr, added = added }
-        end
-        added[#added + 1] = f
-    end
-    return 200, { added = added, faults = fault_lists() }
-end
+    end,
+}
 
-function CONTROL.clock(method)
-    if method == "GET" then
+CONTROL.clock = {
+    GET = function()
         return 200, clock.snapshot()
-    elseif method ~= "POST" then
-        return 405
-    end
-    local spec, err = read_json_body()
-    if spec == nil then
-        return 400, { error = err }
-    end
-    local ok, cerr = clock.set(spec)
-    if not ok then
-        return 400, { error = cerr }
-    end
-    return 200, clock.snapshot()
-end
+    end,
+    POST = with_json_body(function(spec)
+        local ok, cerr = clock.set(spec)
+        if not ok then
+            return 400, { error = cerr }
+        end
+        return 200, clock.snapshot()
+    end),
+}
 
-function CONTROL.config(method)
-    if method ~= "GET" then
-        return 405
+CONTROL.config = {
+    GET = function()
+        return 200, public_config()
+    end,
+}
+
+-- The methods an endpoint allows, for the Allow header of a 405.
+local function allowed_methods(endpoint)
+    local out = {}
+    for _, m in ipairs({ "GET", "POST", "DELETE" }) do
+        if endpoint[m] then
+            out[#out + 1] = m
+        end
     end
-    return 200, public_config()
+    return concat(out, ", ")
 end
 
 local function serve_control(provider, name)
-    local handler = CONTROL[name]
-    if not handler then
+    local endpoint = CONTROL[name]
+    if not endpoint then
         return send_json(404, { error = "unknown endpoint /_emulator/" .. tostring(name) })
     end
     local method = ngx_req.get_method()
-    local status, value = handler(method, provider)
-    if status == 405 then
-        ngx_header["Allow"] = name == "faults" and "GET, POST, DELETE" or
-            ((name == "clock") and "GET, POST" or (name == "reset" and "POST" or "GET"))
+    local handler = endpoint[method]
+    if not handler then
+        ngx_header["Allow"] = allowed_methods(endpoint)
         return send_json(405, { error = method .. " is not allowed on /_emulator/" .. name })
     end
-    return send_json(status, value)
+    return send_json(handler(provider))
 end
 
 -------------------------------------------------------------------------------
