@@ -30,14 +30,7 @@ local function decode(text)
     return ok and v or nil
 end
 
-local function keys(t)
-    local out = {}
-    for k in pairs(t) do
-        out[#out + 1] = k
-    end
-    table.sort(out)
-    return out
-end
+local keys = emu.sorted_keys
 
 describe("streamctl emulator operations", function()
     local server

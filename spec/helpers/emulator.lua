@@ -29,22 +29,22 @@
 --
 -- Independent signing for hand-built requests (openssl CLI, see below):
 --   emu.v1_request{...}, emu.v1_signature, emu.v3_sign{...}, emu.zego_query{...},
---   emu.zego_signature, emu.pct, emu.query, emu.iso8601, emu.nonce,
+--   emu.zego_signature, emu.pct, emu.query, emu.iso8601, emu.nonce, emu.sorted_keys,
 --   emu.md5_hex, emu.sha256_hex, emu.hmac_sha1_base64, emu.hmac_sha256_hex
+--   (the last four are spec/helpers/openssl.lua's)
 --
 -- emu.start raises with the launcher's output when the server does not come up.
 
 local http = require "socket.http"
 local ltn12 = require "ltn12"
 local cjson = require "cjson"
+local openssl = require "spec.helpers.openssl"
 
 local emu = {}
 
 emu.DEFAULT_PORTS = { aliyun = 28080, zego = 28081, aliyun_tls = 28443, zego_tls = 28444 }
 
-local function shell_quote(s)
-    return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = openssl.shell_quote
 
 -- os.execute: 5.1/LuaJIT return the raw wait status, 5.2+ ok, "exit", code.
 local function run(cmd)
@@ -267,65 +267,14 @@ end
 
 -------------------------------------------------------------------------------
 -- Independent signing for hand-built requests: digests come from the openssl
--- CLI, encodings are written here. Neither the emulator's code nor streamctl's
--- core is involved, so a spec using these checks one against a third party.
+-- CLI (spec/helpers/openssl.lua), encodings are written here. Neither the
+-- emulator's code nor streamctl's core is involved, so a spec using these checks
+-- one against a third party.
 
--- Raw stdout of `openssl <args>` fed with data on stdin.
-function emu.openssl(args, data)
-    local input = os.tmpname()
-    local f = assert(io.open(input, "wb"))
-    f:write(data)
-    f:close()
-    local p = assert(io.popen("openssl " .. args .. " < " .. shell_quote(input) .. " 2>/dev/null"))
-    local out = p:read("*a")
-    p:close()
-    os.remove(input)
-    return out
-end
-
-function emu.hex(s)
-    return (s:gsub(".", function(c)
-        return string.format("%02x", c:byte())
-    end))
-end
-
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-function emu.base64(s)
-    local out = {}
-    for i = 1, #s, 3 do
-        local a, b, c = s:byte(i, i + 2)
-        local n = a * 65536 + (b or 0) * 256 + (c or 0)
-        local chars = {}
-        for j = 3, 0, -1 do
-            local idx = math.floor(n / (64 ^ j)) % 64
-            chars[#chars + 1] = B64:sub(idx + 1, idx + 1)
-        end
-        if not b then
-            chars[3], chars[4] = "=", "="
-        elseif not c then
-            chars[4] = "="
-        end
-        out[#out + 1] = table.concat(chars)
-    end
-    return table.concat(out)
-end
-
-function emu.md5_hex(msg)
-    return emu.hex(emu.openssl("dgst -md5 -binary", msg))
-end
-
-function emu.sha256_hex(msg)
-    return emu.hex(emu.openssl("dgst -sha256 -binary", msg))
-end
-
-function emu.hmac_sha1_base64(key, msg)
-    return emu.base64(emu.openssl("dgst -sha1 -binary -hmac " .. shell_quote(key), msg))
-end
-
-function emu.hmac_sha256_hex(key, msg)
-    return emu.hex(emu.openssl("dgst -sha256 -binary -hmac " .. shell_quote(key), msg))
-end
+emu.md5_hex = openssl.md5_hex
+emu.sha256_hex = openssl.sha256_hex
+emu.hmac_sha1_base64 = openssl.hmac_sha1_base64
+emu.hmac_sha256_hex = openssl.hmac_sha256_hex
 
 -- Alibaba Cloud percent-encoding (only A-Za-z0-9-_.~ literal, uppercase %XY).
 function emu.pct(s)
@@ -346,33 +295,30 @@ function emu.nonce()
     return string.format("spec-%d-%d-%d", os.time(), math.random(1, 1e9), nonce_counter)
 end
 
-local function sorted_pairs(params)
+-- The keys of a table, sorted.
+function emu.sorted_keys(t)
     local names = {}
-    for k in pairs(params) do
+    for k in pairs(t) do
         names[#names + 1] = k
     end
     table.sort(names)
     return names
 end
 
--- Signature V1 over params (name -> value, without Signature) for method.
--- Returns the signature and the string to sign.
-function emu.v1_signature(method, params, secret)
-    local parts = {}
-    for _, k in ipairs(sorted_pairs(params)) do
-        parts[#parts + 1] = emu.pct(k) .. "=" .. emu.pct(params[k])
-    end
-    local sts = method .. "&%2F&" .. emu.pct(table.concat(parts, "&"))
-    return emu.hmac_sha1_base64(secret .. "&", sts), sts
-end
-
 -- A percent-encoded query string of params (sorted, Aliyun encoding).
 function emu.query(params)
     local parts = {}
-    for _, k in ipairs(sorted_pairs(params)) do
+    for _, k in ipairs(emu.sorted_keys(params)) do
         parts[#parts + 1] = emu.pct(k) .. "=" .. emu.pct(params[k])
     end
     return table.concat(parts, "&")
+end
+
+-- Signature V1 over params (name -> value, without Signature) for method.
+-- Returns the signature and the string to sign.
+function emu.v1_signature(method, params, secret)
+    local sts = method .. "&%2F&" .. emu.pct(emu.query(params))
+    return openssl.hmac_sha1_base64(secret .. "&", sts), sts
 end
 
 -- A complete V1 request for an ApsaraVideo Live action with the common
@@ -406,7 +352,7 @@ function emu.v3_sign(opts)
         headers[k] = v
     end
     local body = opts.body or ""
-    local body_hash = emu.sha256_hex(body)
+    local body_hash = openssl.sha256_hex(body)
     headers["x-acs-content-sha256"] = headers["x-acs-content-sha256"] or body_hash
     local names = {}
     for k in pairs(headers) do
@@ -424,8 +370,8 @@ function emu.v3_sign(opts)
         opts.method or "POST", opts.path or "/", emu.query(opts.query or {}),
         table.concat(canon_headers), signed, body_hash,
     }, "\n")
-    local sts = "ACS3-HMAC-SHA256\n" .. emu.sha256_hex(canonical)
-    local sig = emu.hmac_sha256_hex(opts.secret or "emulator-secret", sts)
+    local sts = "ACS3-HMAC-SHA256\n" .. openssl.sha256_hex(canonical)
+    local sig = openssl.hmac_sha256_hex(opts.secret or "emulator-secret", sts)
     headers["authorization"] = "ACS3-HMAC-SHA256 Credential=" .. (opts.key or "LTAIemulatorKey")
         .. ",SignedHeaders=" .. signed .. ",Signature=" .. sig
     return headers, canonical, sts
@@ -433,7 +379,7 @@ end
 
 -- ZEGO signature: lowercase hex MD5(AppId .. nonce .. secret .. timestamp).
 function emu.zego_signature(app_id, nonce, secret, timestamp)
-    return emu.md5_hex(tostring(app_id) .. nonce .. secret .. tostring(timestamp))
+    return openssl.md5_hex(tostring(app_id) .. nonce .. secret .. tostring(timestamp))
 end
 
 -- A complete ZEGO query string. opts: { action, app_id, secret, time, nonce,
@@ -454,7 +400,7 @@ function emu.zego_query(opts)
     for _, id in ipairs(opts.streams or {}) do
         parts[#parts + 1] = "StreamId[]=" .. emu.pct(id)
     end
-    for _, k in ipairs(sorted_pairs(opts.params or {})) do
+    for _, k in ipairs(emu.sorted_keys(opts.params or {})) do
         parts[#parts + 1] = emu.pct(k) .. "=" .. emu.pct(opts.params[k])
     end
     return table.concat(parts, "&")
