@@ -13,8 +13,9 @@
 --       status = "forbidden" | "normal"  (as of now: a passed ResumeTime reads "normal"),
 --       ResumeTime, Oneshot, forbid_count, resume_count, interrupt_count,
 --       updated_at, account }
---   tasks["<TaskId>"] = { TaskId, Region, TaskStatus, TaskExitReason, TaskInfo = {...},
---       created_at, stopped_at, account }
+--   tasks["<TaskId>"] = { TaskId, info (TaskInfo, with Region), start_at, end_at,
+--       stopped, created_at, stopped_at, account }; TaskStatus and TaskExitReason
+--       are computed (task_status), not stored
 --
 -- Task status is computed from the emulator clock: 0 before StartTime, 1 between
 -- StartTime and EndTime, 3 after StopLivePullToPush (TaskExitReason TriggerByUser),

@@ -8,7 +8,7 @@
 --
 -- Control endpoints (on every port; JSON in and out; they are not logged and
 -- never rate limited):
---   GET    /_emulator/health   {"ok":true,"provider":"aliyun","pid":n}
+--   GET    /_emulator/health   {"ok":true,"provider":"aliyun","pid":n,"version":"0.1.0"}
 --   GET    /_emulator/state    see "State" below
 --   GET    /_emulator/log      ?since=<seq>&provider=aliyun|zego&action=<A>&limit=<n>
 --                              -> {"entries":[...],"last_seq":n,"dropped":n}
@@ -54,7 +54,8 @@
 --     "signature_version", "request_id",
 --     "verdict": "ok" | "rejected" (gateway/signature checks) | "error" (operation
 --                rules) | "throttled" | "stale" (ZEGO sequence: nothing applied)
---                | "fault" (an injected fault answered),
+--                | "fault" (an injected fault answered)
+--                | "crash" (the emulator raised; answered as fault http500),
 --     "code": "OK" / Aliyun code / ZEGO numeric Code, "message", "status" (HTTP),
 --     "applied": bool (the operation ran against the state),
 --     "sequence" (ZEGO), "streams", "applied_streams", "stale_streams" (ZEGO),

@@ -1,7 +1,8 @@
 -- ZEGOCLOUD Server API v2 (stream control) as rtc-api.zego.im answers it.
 --
 -- Every answer is HTTP 200 with {"Code","Message","RequestId","Data"}; Code 0 is
--- success. Injected faults http500/http503 are the only non-200 answers.
+-- success. Injected faults http500/http503 (and an emulator crash, answered like
+-- http500) are the only non-200 answers.
 --
 -- Order of checks (the first failure answers), with its Code:
 --   Action empty 100000006, unknown 100000007
@@ -28,7 +29,8 @@
 -- (emulator clock). A request whose Sequence is <= that one and arrives less than
 -- sequence_window_s (10 s) after it is not executed for that stream; it is still
 -- answered Code 0 "success" (the service does not report it), and the request log
--- records verdict "stale", applied=false, stale_streams=[...]. A request without
+-- lists it in stale_streams; when no stream of the request was applied the verdict
+-- is "stale" and applied=false. A request without
 -- Sequence is always executed and leaves the remembered sequence alone.
 -- Sequences are compared as arbitrary-length decimal integers (never as floats).
 --
