@@ -6,7 +6,6 @@
 local emu = require "spec.helpers.emulator"
 local cjson = require "cjson"
 
-local PORTS = { aliyun = 28080, zego = 28081, aliyun_tls = 28443, zego_tls = 28444 }
 
 -- The providers' published examples (../shared/vectors/signing-vectors.json);
 -- kept here as literals so the spec runs anywhere, and cross-checked against
@@ -116,7 +115,7 @@ describe("streamctl emulator", function()
     local server
 
     lazy_setup(function()
-        server = emu.start({ ports = PORTS, config = CONFIG })
+        server = emu.start({ config = CONFIG })
     end)
 
     lazy_teardown(function()
@@ -148,7 +147,7 @@ describe("streamctl emulator", function()
             local ok, out = emu.launcher("status --dir '" .. server.dir .. "'")
             assert.is_true(ok)
             assert.matches("running", out, 1, true)
-            assert.matches("http://127.0.0.1:28080", out, 1, true)
+            assert.matches("http://127.0.0.1:" .. server.ports.aliyun, out, 1, true)
             assert.matches(server.dir .. "/ca.pem", out, 1, true)
 
             ok, out = emu.launcher("start --dir '" .. server.dir .. "'")
@@ -190,7 +189,7 @@ describe("streamctl emulator", function()
 
         it("serves HTTPS with a certificate the generated CA verifies for 127.0.0.1 and localhost", function()
             for _, check in ipairs({ "-verify_ip 127.0.0.1", "-verify_hostname localhost" }) do
-                local p = io.popen("echo | openssl s_client -connect 127.0.0.1:" .. PORTS.aliyun_tls
+                local p = io.popen("echo | openssl s_client -connect 127.0.0.1:" .. server.ports.aliyun_tls
                     .. " -CAfile '" .. server.ca_file .. "' -verify_return_error " .. check .. " 2>&1")
                 local out = p:read("*a")
                 p:close()
@@ -550,7 +549,7 @@ describe("streamctl emulator", function()
             local headers = emu.v3_sign({
                 method = "POST", path = "/", query = query, body = "PageSize=5",
                 headers = {
-                    host = "127.0.0.1:" .. PORTS.aliyun,
+                    host = "127.0.0.1:" .. server.ports.aliyun,
                     ["content-type"] = "application/x-www-form-urlencoded",
                     ["x-acs-action"] = "DescribeLiveStreamsBlockList",
                     ["x-acs-version"] = "2016-11-01",

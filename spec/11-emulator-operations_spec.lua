@@ -6,7 +6,6 @@ local emu = require "spec.helpers.emulator"
 local cjson = require "cjson"
 local socket = require "socket"
 
-local PORTS = { aliyun = 28180, zego = 28181, aliyun_tls = 28543, zego_tls = 28544 }
 
 local CONFIG = {
     aliyun = {
@@ -37,7 +36,7 @@ describe("streamctl emulator operations", function()
     local offset = 0   -- the emulator clock's shift, mirrored for signing
 
     lazy_setup(function()
-        server = emu.start({ ports = PORTS, config = CONFIG })
+        server = emu.start({ config = CONFIG })
     end)
 
     lazy_teardown(function()
@@ -741,7 +740,7 @@ describe("streamctl emulator operations", function()
 
             server:faults({ kind = "truncated" })
             -- luasocket's client only reports "closed": read the raw bytes instead
-            local tcp = assert(socket.connect("127.0.0.1", PORTS.aliyun))
+            local tcp = assert(socket.connect("127.0.0.1", server.ports.aliyun))
             tcp:settimeout(5)
             local q = emu.v1_request({ action = "ResumeLiveStream", params = stream("t1"), time = now() })
             tcp:send("POST /?" .. q .. " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n\r\n")
@@ -809,7 +808,7 @@ describe("streamctl emulator operations", function()
             assert.are.equal(1, #z)
             assert.are.equal("7", z[1].sequence)
             assert.are.equal("ForbidRTCStream", z[1].action)
-            assert.are.equal(PORTS.zego, z[1].port)
+            assert.are.equal(server.ports.zego, z[1].port)
             assert.are.equal("http", z[1].scheme)
             assert.are.equal(2, server:log({ since = 1 })[1].seq)
             assert.are.equal(3, server:log({ limit = 1 })[1].seq)

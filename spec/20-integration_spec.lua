@@ -21,7 +21,7 @@ describe("clients against the emulator", function()
   local server
 
   lazy_setup(function()
-    server = emu.start { ports = { aliyun = 28280, zego = 28281, aliyun_tls = 28643, zego_tls = 28644 } }
+    server = emu.start {}
   end)
 
   lazy_teardown(function()

@@ -57,7 +57,7 @@ describe("batches through faults", function()
   local server
 
   lazy_setup(function()
-    server = emu.start { ports = { aliyun = 28380, zego = 28381, aliyun_tls = 28743, zego_tls = 28744 } }
+    server = emu.start {}
   end)
 
   lazy_teardown(function()

@@ -7,7 +7,7 @@
 --     server = emu.start{
 --       dir = nil,                                  -- default: a fresh temp dir, removed by
 --                                                   -- :stop() unless keep_dir = true
---       ports = { aliyun = 28080, zego = 28081, aliyun_tls = 28443, zego_tls = 28444 },
+--       ports = nil,                                -- default: free ports (or { aliyun = 28080, ... })
 --       config = { aliyun = { accounts = { testid = "testsecret" } } },  -- written as JSON
 --     }
 --   end)
@@ -42,7 +42,17 @@ local openssl = require "spec.helpers.openssl"
 
 local emu = {}
 
-emu.DEFAULT_PORTS = { aliyun = 28080, zego = 28081, aliyun_tls = 28443, zego_tls = 28444 }
+-- The port names emu.start knows (the numbers are the launcher's defaults;
+-- specs get free ports unless they name their own).
+emu.DEFAULT_PORTS = { aliyun = 18080, zego = 18081, aliyun_tls = 18443, zego_tls = 18444 }
+
+--- A port on 127.0.0.1 that nothing listens on now (bound, then closed).
+function emu.free_port()
+    local s = assert(require("socket").bind("127.0.0.1", 0))
+    local _, port = s:getsockname()
+    s:close()
+    return tonumber(port)
+end
 
 local shell_quote = openssl.shell_quote
 
@@ -125,8 +135,10 @@ Server.__index = Server
 function emu.start(opts)
     opts = opts or {}
     local ports = {}
-    for k, v in pairs(emu.DEFAULT_PORTS) do
-        ports[k] = (opts.ports and opts.ports[k]) or v
+    -- Ports not asked for are free ones, so runs never collide with each other
+    -- or with an emulator the user has running.
+    for k in pairs(emu.DEFAULT_PORTS) do
+        ports[k] = (opts.ports and opts.ports[k]) or emu.free_port()
     end
     local own_dir = opts.dir == nil and not opts.keep_dir
     local dir = opts.dir or temp_dir()

@@ -38,7 +38,7 @@ function M.free_port()
   local s = assert(require("socket").bind("127.0.0.1", 0))
   local _, port = s:getsockname()
   s:close()
-  return port
+  return tonumber(port)
 end
 
 --- Starts spec/helpers/httpserver.lua; returns the child and its port.
