@@ -46,12 +46,17 @@ local emu = {}
 -- specs get free ports unless they name their own).
 emu.DEFAULT_PORTS = { aliyun = 18080, zego = 18081, aliyun_tls = 18443, zego_tls = 18444 }
 
---- A port on 127.0.0.1 that nothing listens on now (bound, then closed).
-function emu.free_port()
-    local s = assert(require("socket").bind("127.0.0.1", 0))
-    local _, port = s:getsockname()
-    s:close()
-    return tonumber(port)
+--- `n` distinct ports on 127.0.0.1 that nothing listens on now: all are
+-- bound at once (so the kernel cannot hand out one twice), then closed.
+function emu.free_ports(n)
+    local socks, ports = {}, {}
+    for i = 1, n do
+        socks[i] = assert(require("socket").bind("127.0.0.1", 0))
+        local _, port = socks[i]:getsockname()
+        ports[i] = tonumber(port)
+    end
+    for _, s in ipairs(socks) do s:close() end
+    return ports
 end
 
 local shell_quote = openssl.shell_quote
@@ -137,8 +142,9 @@ function emu.start(opts)
     local ports = {}
     -- Ports not asked for are free ones, so runs never collide with each other
     -- or with an emulator the user has running.
+    local free = emu.free_ports(4)
     for k in pairs(emu.DEFAULT_PORTS) do
-        ports[k] = (opts.ports and opts.ports[k]) or emu.free_port()
+        ports[k] = (opts.ports and opts.ports[k]) or table.remove(free)
     end
     local own_dir = opts.dir == nil and not opts.keep_dir
     local dir = opts.dir or temp_dir()
