@@ -4,20 +4,11 @@ local ratelimit = require "streamctl.ratelimit"
 
 local EPS = 1e-9
 
-local function fake_clock(t)
-  local c = { t = t or 0 }
-  function c.now() return c.t end
-  return c
-end
+local checks = require "spec.helpers.checks"
+local fake_clock = checks.fake_clock
 
 -- Asserts that fn raises an error mentioning `fragment`, blamed on this file.
-local function raises(fn, fragment)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  err = tostring(err)
-  assert.truthy(err:find(fragment, 1, true), "error '" .. err .. "' lacks '" .. fragment .. "'")
-  assert.truthy(err:find("06-ratelimit_spec.lua", 1, true), "error not blamed on the caller: " .. err)
-end
+local function raises(fn, fragment) checks.raises(fn, fragment, "06-ratelimit_spec.lua") end
 
 local function near(expected, actual, eps)
   eps = eps or EPS

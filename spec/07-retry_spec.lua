@@ -2,13 +2,9 @@
 
 local retry = require "streamctl.retry"
 
-local function raises(fn, fragment)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  err = tostring(err)
-  assert.truthy(err:find(fragment, 1, true), "error '" .. err .. "' lacks '" .. fragment .. "'")
-  assert.truthy(err:find("07-retry_spec.lua", 1, true), "error not blamed on the caller: " .. err)
-end
+local checks = require "spec.helpers.checks"
+
+local function raises(fn, fragment) checks.raises(fn, fragment, "07-retry_spec.lua") end
 
 local function fixed(r) return function() return r end end
 

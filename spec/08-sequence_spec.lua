@@ -4,19 +4,11 @@ local sequence = require "streamctl.sequence"
 
 local T0 = 1700000000000
 
-local function fake_clock(t)
-  local c = { t = t or T0 }
-  function c.now() return c.t end
-  return c
-end
+local checks = require "spec.helpers.checks"
 
-local function raises(fn, fragment)
-  local ok, err = pcall(fn)
-  assert.is_false(ok, "expected an error")
-  err = tostring(err)
-  assert.truthy(err:find(fragment, 1, true), "error '" .. err .. "' lacks '" .. fragment .. "'")
-  assert.truthy(err:find("08-sequence_spec.lua", 1, true), "error not blamed on the caller: " .. err)
-end
+local function fake_clock(t) return checks.fake_clock(t or T0) end
+
+local function raises(fn, fragment) checks.raises(fn, fragment, "08-sequence_spec.lua") end
 
 local function is_decimal(s)
   return type(s) == "string" and s:match("^[1-9]%d*$") ~= nil or s == "0"

@@ -234,7 +234,7 @@ local KIND = {
   ["InvalidSecurityToken.Malformed"] = "auth", ["Forbidden.RAM"] = "auth", ["Forbidden"] = "auth",
   ["InvalidParameter"] = "validation", ["MissingParameter"] = "validation",
 }
-local RETRYABLE = { throttled = true, server = true, clock = true }
+local RETRYABLE = errors.RETRYABLE_KINDS
 
 local rules = {
   provider = PROVIDER,

@@ -45,6 +45,10 @@ end
 
 M.Error = Error
 
+--- The kinds of provider answer that a retry can help: throttling, server
+-- failures, and a clock the provider disagrees with (retried once).
+M.RETRYABLE_KINDS = { throttled = true, server = true, clock = true }
+
 --- Makes an error object from a table of the fields above.
 function M.new(fields)
   if fields.retryable == nil then fields.retryable = false end

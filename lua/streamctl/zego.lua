@@ -80,7 +80,7 @@ local KIND = {
   [100000004] = "clock", [100000005] = "signature",
   [30005] = "auth", [30004] = "auth", [30006] = "validation",
 }
-local RETRYABLE = { throttled = true, server = true, clock = true }
+local RETRYABLE = errors.RETRYABLE_KINDS
 
 local rules = {
   provider = PROVIDER,
