@@ -28,7 +28,7 @@ local errors = require "streamctl.errors"
 local retry = require "streamctl.retry"
 local ratelimit = require "streamctl.ratelimit"
 
-local type, ipairs, error, pcall, tostring = type, ipairs, error, pcall, tostring
+local type, ipairs, error, tostring = type, ipairs, error, tostring
 local max, floor = math.max, math.floor
 local remove, sort = table.remove, table.sort
 
@@ -106,10 +106,8 @@ function M.run(client, jobs, opts)
   local function finish(job)
     for _, s in ipairs(job.streams or {}) do busy[s] = nil end
     finished = finished + 1
-    if on_progress then
-      local ok, perr = pcall(on_progress, finished, total, job)
-      if not ok then job.progress_error = perr end
-    end
+    -- (batch methods guard the caller's own callback; see streamctl.client)
+    if on_progress then on_progress(finished, total, job) end
   end
 
   local function schedule(job, delay)
@@ -156,8 +154,8 @@ function M.run(client, jobs, opts)
     end
   end
 
-  local function succeed(job, result, recovered)
-    job.result, job.err, job.recovered = result, nil, recovered
+  local function succeed(job, result)
+    job.result, job.err = result, nil
     policy:on_success()
     finish(job)
   end
@@ -190,7 +188,7 @@ function M.run(client, jobs, opts)
     if result ~= nil then
       job.recovering, job.call_action, job.call_op, job.call_params = nil, nil, nil, nil
       local found = job.op.recover.found(result, job.params)
-      if found then return succeed(job, found, true) end
+      if found then return succeed(job, found) end
       -- Not in effect: the call may be sent again, as the policy allows.
       return retry_or_finish(job, { kind = job.err.kind, retryable = true, retry_after_ms = job.err.retry_after_ms })
     end
@@ -249,5 +247,4 @@ function M.run(client, jobs, opts)
   return jobs
 end
 
-M.MAX_WAIT = MAX_WAIT
 return M
