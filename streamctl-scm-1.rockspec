@@ -55,6 +55,7 @@ build = {
       ["streamctl.sequence"] = "lua/streamctl/sequence.lua",
       ["streamctl.transport.curl"] = "lua/streamctl/transport/curl.lua",
       ["streamctl.validate"] = "lua/streamctl/validate.lua",
+      ["streamctl.version"] = "lua/streamctl/version.lua",
       ["streamctl.zego"] = "lua/streamctl/zego.lua",
       -- C modules
       ["streamctl.core"] = {
