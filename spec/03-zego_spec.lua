@@ -195,8 +195,8 @@ describe("zego validation", function()
     assert.equal("option 'app_id' must be an integer in 1..4294967295", new_err { app_id = "abc" })
     assert.equal("option 'app_id' must be an integer in 1..4294967295", new_err { app_id = 4294967296 })
     assert.equal("option 'app_id' must be an integer in 1..4294967295", new_err { app_id = 0 })
-    assert.equal("option 'is_test' must be true, false or nil", new_err { is_test = "yes" })
-    assert.equal("option 'endpoint': endpoint scheme must be https or http (got file)",
+    assert.equal("option 'is_test' must be true or false", new_err { is_test = "yes" })
+    assert.equal("option 'endpoint' must use https or http (got file)",
       new_err { endpoint = "file:///etc/passwd" })
     assert(zego.new { app_id = "1234567890", server_secret = SECRET, transport = function() end })
   end)

@@ -37,112 +37,6 @@ local untouchable = {
   set = function() error("store:set must not be called") end,
 }
 
-describe("ratelimit.DEFAULTS", function()
-  it("holds the providers' published limits", function()
-    assert.are.same({
-      aliyun = { ResumeLiveStream = 30, ForbidLiveStream = 200, CreateLivePullToPush = 10, StopLivePullToPush = 10 },
-      zego = { ["*"] = 20, DescribeRTCStreamState = 40 },
-    }, ratelimit.DEFAULTS)
-  end)
-end)
-
-describe("ratelimit.limit_for", function()
-  local limit_for = ratelimit.limit_for
-
-  it("returns each Aliyun default", function()
-    assert.are.equal(30, limit_for("aliyun", "ResumeLiveStream"))
-    assert.are.equal(200, limit_for("aliyun", "ForbidLiveStream"))
-    assert.are.equal(10, limit_for("aliyun", "CreateLivePullToPush"))
-    assert.are.equal(10, limit_for("aliyun", "StopLivePullToPush"))
-  end)
-
-  it("returns nil for an Aliyun action without a published limit", function()
-    assert.is_nil(limit_for("aliyun", "DescribeLivePullToPush"))
-    assert.is_nil(limit_for("aliyun", "DescribeLivePullToPushList"))
-  end)
-
-  it("uses ZEGO's wildcard for unlisted actions and the specific limit when listed", function()
-    assert.are.equal(20, limit_for("zego", "ForbidRTCStreams"))
-    assert.are.equal(20, limit_for("zego", "ResumeRTCStream"))
-    assert.are.equal(20, limit_for("zego", "ForbidCDNLiveStream"))
-    assert.are.equal(40, limit_for("zego", "DescribeRTCStreamState"))
-  end)
-
-  it("returns nil for an unknown provider", function()
-    assert.is_nil(limit_for("other", "ResumeLiveStream"))
-  end)
-
-  it("treats overrides == nil and an empty table like no overrides", function()
-    assert.are.equal(30, limit_for("aliyun", "ResumeLiveStream", nil))
-    assert.are.equal(30, limit_for("aliyun", "ResumeLiveStream", {}))
-  end)
-
-  it("disables everything with overrides == false", function()
-    assert.is_nil(limit_for("aliyun", "ResumeLiveStream", false))
-    assert.is_nil(limit_for("zego", "DescribeRTCStreamState", false))
-    assert.is_nil(limit_for("zego", "ForbidRTCStreams", false))
-  end)
-
-  it("lets an action override replace the default, leaving other actions alone", function()
-    local o = { ResumeLiveStream = 5 }
-    assert.are.equal(5, limit_for("aliyun", "ResumeLiveStream", o))
-    assert.are.equal(200, limit_for("aliyun", "ForbidLiveStream", o))
-  end)
-
-  it("lets an action override of false disable only that action", function()
-    local o = { ResumeLiveStream = false }
-    assert.is_nil(limit_for("aliyun", "ResumeLiveStream", o))
-    assert.are.equal(200, limit_for("aliyun", "ForbidLiveStream", o))
-  end)
-
-  it("gives an override for an action without a default", function()
-    assert.are.equal(3, limit_for("aliyun", "DescribeLivePullToPush", { DescribeLivePullToPush = 3 }))
-    assert.are.equal(3, limit_for("other", "X", { X = 3 }))
-  end)
-
-  it("applies an override wildcard before the provider's defaults", function()
-    local o = { ["*"] = 5 }
-    assert.are.equal(5, limit_for("zego", "ForbidRTCStreams", o))
-    assert.are.equal(5, limit_for("zego", "DescribeRTCStreamState", o))
-    assert.are.equal(5, limit_for("aliyun", "DescribeLivePullToPush", o))
-  end)
-
-  it("prefers an action override to the override wildcard", function()
-    local o = { ["*"] = 5, DescribeRTCStreamState = 8 }
-    assert.are.equal(8, limit_for("zego", "DescribeRTCStreamState", o))
-    assert.are.equal(5, limit_for("zego", "ResumeRTCStreams", o))
-  end)
-
-  it("disables unlisted actions with a wildcard of false, keeping explicit ones", function()
-    local o = { ["*"] = false, ResumeLiveStream = 7 }
-    assert.is_nil(limit_for("aliyun", "ForbidLiveStream", o))
-    assert.are.equal(7, limit_for("aliyun", "ResumeLiveStream", o))
-  end)
-
-  it("passes math.huge and fractional rates through", function()
-    assert.are.equal(math.huge, limit_for("aliyun", "ResumeLiveStream", { ResumeLiveStream = math.huge }))
-    assert.are.equal(0.5, limit_for("aliyun", "ResumeLiveStream", { ResumeLiveStream = 0.5 }))
-  end)
-
-  it("does not modify the overrides", function()
-    local o = { ResumeLiveStream = 5 }
-    limit_for("aliyun", "ResumeLiveStream", o)
-    assert.are.same({ ResumeLiveStream = 5 }, o)
-  end)
-
-  it("raises on bad arguments, naming them", function()
-    raises(function() limit_for(nil, "ResumeLiveStream") end, "bad argument #1 to 'limit_for' (provider")
-    raises(function() limit_for("aliyun", 1) end, "bad argument #2 to 'limit_for' (action")
-    raises(function() limit_for("aliyun", "A", 5) end, "bad argument #3 to 'limit_for' (overrides must be")
-    raises(function() limit_for("aliyun", "A", true) end, "overrides must be a table, false or nil")
-    raises(function() limit_for("aliyun", "A", { A = 0 }) end, "overrides.A must be a positive number or false")
-    raises(function() limit_for("aliyun", "A", { B = -1 }) end, "overrides.B must be a positive number")
-    raises(function() limit_for("aliyun", "A", { A = "5" }) end, "overrides.A must be")
-    raises(function() limit_for("aliyun", "A", { A = true }) end, "overrides.A must be")
-    raises(function() limit_for("aliyun", "A", { A = 0 / 0 }) end, "overrides.A must be")
-  end)
-end)
-
 describe("limiter:reserve", function()
   local clock, rl
   before_each(function()
@@ -272,14 +166,6 @@ describe("limiter:reserve", function()
       assert.are.equal(0, r:reserve("k", math.huge))
       assert.are.equal(0, r:reserve("k", nil, 5))
     end
-  end)
-
-  it("works with the limits limit_for returns", function()
-    local rate = ratelimit.limit_for("aliyun", "ResumeLiveStream", { ResumeLiveStream = 5 })
-    assert.are.equal(0, rl:reserve("k", rate))
-    near(0.2, rl:reserve("k", rate))
-    local off = ratelimit.limit_for("aliyun", "ResumeLiveStream", false)
-    assert.are.equal(0, rl:reserve("k", off))
   end)
 
   it("raises on bad arguments, naming them", function()
@@ -550,8 +436,8 @@ describe("ratelimit.memory_store", function()
 
   it("raises on bad options", function()
     raises(function() ratelimit.memory_store(5) end, "bad argument #1 to 'memory_store' (opts")
-    raises(function() ratelimit.memory_store { clock = 5 } end, "opts.clock must be a function")
-    raises(function() ratelimit.memory_store { sweep_every = 0 } end, "opts.sweep_every must be a number >= 1")
+    raises(function() ratelimit.memory_store { clock = 5 } end, "(option 'clock' must be a function)")
+    raises(function() ratelimit.memory_store { sweep_every = 0 } end, "(option 'sweep_every' must be at least 1)")
   end)
 end)
 
@@ -565,12 +451,14 @@ describe("ratelimit.new", function()
 
   it("raises on bad options, naming them", function()
     raises(function() ratelimit.new(5) end, "bad argument #1 to 'new' (opts must be a table or nil)")
-    raises(function() ratelimit.new { clok = os.time } end, "unknown option 'clok'")
-    raises(function() ratelimit.new { clock = 5 } end, "opts.clock must be a function")
-    raises(function() ratelimit.new { store = 5 } end, "opts.store must be a store object")
-    raises(function() ratelimit.new { store = { get = function() end } } end, "must have get and set methods")
+    raises(function() ratelimit.new { clok = os.time } end,
+      "bad argument #1 to 'new' (option 'clok' is not an option of streamctl.ratelimit.new (did you mean 'clock'?))")
+    raises(function() ratelimit.new { clock = 5 } end, "(option 'clock' must be a function)")
+    raises(function() ratelimit.new { store = 5 } end, "(option 'store' must be an object with methods 'get', 'set')")
+    raises(function() ratelimit.new { store = { get = function() end } } end,
+      "(option 'store' must be an object with methods 'get', 'set' (it has no 'set'))")
     raises(function()
       ratelimit.new { store = { get = function() end, set = function() end, atomically = 1 } }
-    end, "opts.store.atomically must be a method")
+    end, "(option 'store' has an 'atomically' that is not a function)")
   end)
 end)

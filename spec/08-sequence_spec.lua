@@ -441,9 +441,11 @@ describe("sequence.new", function()
 
   it("raises on bad options, naming them", function()
     raises(function() sequence.new(1) end, "bad argument #1 to 'new' (opts must be a table or nil)")
-    raises(function() sequence.new { clock = os.time } end, "unknown option 'clock'")
-    raises(function() sequence.new { clock_ms = 5 } end, "opts.clock_ms must be a function")
-    raises(function() sequence.new { store = {} } end, "opts.store must have an advance method")
-    raises(function() sequence.new { store = 5 } end, "opts.store must have an advance method")
+    raises(function() sequence.new { clock = os.time } end,
+      "(option 'clock' is not an option of streamctl.sequence.new (did you mean 'clock_ms'?))")
+    raises(function() sequence.new { clock_ms = 5 } end, "(option 'clock_ms' must be a function)")
+    raises(function() sequence.new { store = {} } end,
+      "(option 'store' must be an object with methods 'advance' (it has no 'advance'))")
+    raises(function() sequence.new { store = 5 } end, "(option 'store' must be an object with methods 'advance')")
   end)
 end)

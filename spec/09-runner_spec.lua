@@ -5,6 +5,7 @@
 local aliyun = require "streamctl.aliyun"
 local zego = require "streamctl.zego"
 local runner = require "streamctl.runner"
+local retry = require "streamctl.retry"
 
 local NOW = 1700000000
 
@@ -50,7 +51,7 @@ end
 local S = { domain_name = "example.com", app_name = "live" }
 
 describe("pacing", function()
-  it("sends ResumeLiveStream evenly at 30/s, never faster", function()
+  it("sends ResumeLiveStream evenly under 30/s, with the 5% margin", function()
     local w = world()
     local cli = ali(w)
     local report = cli:resume_live_streams { domain_name = S.domain_name, app_name = S.app_name,
@@ -58,18 +59,45 @@ describe("pacing", function()
     assert.equal(90, report.succeeded)
     assert.equal(90, #w.sent)
     for i = 2, 90 do
-      assert.near(1 / 30, w.sent[i].at - w.sent[i - 1].at, 1e-9)
+      assert.near(1.05 / 30, w.sent[i].at - w.sent[i - 1].at, 1e-9)
     end
-    assert.near(89 / 30, w.mono, 1e-9)
+    assert.near(89 * 1.05 / 30, w.mono, 1e-9)
+  end)
+
+  it("keeps every N + 1 consecutive requests more than 1 s apart, so jitter cannot crowd a second", function()
+    -- Each request leaves up to 45 ms after its slot (scheduling, network):
+    -- counted the strictest way (any 1,000 ms window), no window holds more
+    -- than the cap. Paced at exactly the cap, the same jitter puts cap + 1
+    -- into some window.
+    local function max_in_window(margin)
+      local w = world()
+      local k = 0
+      local cli = ali(w, { rate_margin = margin })
+      assert(cli:resume_live_streams { domain_name = "d", app_name = "a", stream_names = names(120) })
+      local arrivals = {}
+      for i, e in ipairs(w.sent) do
+        k = (k * 1103515245 + 12345) % 2147483648 -- a fixed pseudo-random jitter
+        arrivals[i] = e.at + (i % 2 == 0 and 0.045 or 0) * (k % 2)
+      end
+      table.sort(arrivals)
+      local most, j = 0, 1
+      for i = 1, #arrivals do
+        while arrivals[i] - arrivals[j] >= 1.0 do j = j + 1 end
+        most = math.max(most, i - j + 1)
+      end
+      return most
+    end
+    assert.is_true(max_in_window(nil) <= 30)
+    assert.is_true(max_in_window(0) > 30)
   end)
 
   it("keeps separate buckets per action and honours overrides", function()
     local w = world()
     local cli = ali(w, { rate_limits = { ForbidLiveStream = 2 } })
     assert(cli:forbid_live_streams { domain_name = "d", app_name = "a", stream_names = names(3) })
-    assert.near(1.0, w.mono, 1e-9) -- 3 at 2/s: 0, 0.5, 1.0
+    assert.near(1.05, w.mono, 1e-9) -- 3 under 2/s: 0, 0.525, 1.05
     assert(cli:resume_live_stream { domain_name = "d", app_name = "a", stream_name = "x" })
-    assert.near(1.0, w.mono, 1e-9) -- another bucket: no wait
+    assert.near(1.05, w.mono, 1e-9) -- another bucket: no wait
   end)
 
   it("can be switched off", function()
@@ -329,13 +357,23 @@ describe("ZEGO", function()
     assert.equal(0.5, w.sleeps[#w.sleeps]) -- throttle base
   end)
 
-  it("paces 1,000 IDs as 50 calls at 20/s", function()
+  it("paces 1,000 IDs as 50 calls under 20/s", function()
     local w = world()
     local cli = zc(w)
     local report = cli:forbid_rtc_streams { stream_ids = names(1000) }
     assert.equal(1000, report.succeeded)
     assert.equal(50, #w.sent)
-    assert.near(49 / 20, w.mono, 1e-9)
+    assert.near(49 * 1.05 / 20, w.mono, 1e-9)
+  end)
+
+  it("paces RTC forbid/resume at 5/s in the test environment", function()
+    local w = world()
+    local cli = zc(w, { is_test = true })
+    local ids = {}
+    for i = 1, 60 do ids[i] = "zegotest-1234567890-" .. i end
+    assert(cli:resume_rtc_streams { stream_ids = ids })
+    assert.equal(3, #w.sent)
+    assert.near(2 * 1.05 / 5, w.mono, 1e-9)
   end)
 
   it("gives later calls on a stream later Sequences", function()
@@ -372,8 +410,9 @@ describe("batch reports", function()
     local cli = ali(w, { rate_limits = { CreateLivePullToPush = 1, DescribeLivePullToPushList = 1000 } })
     assert(cli:create_live_pull_to_push { region = "cn-shanghai", start_time = NOW, end_time = NOW + 60,
       source_type = "url", source_urls = { "https://a/b" }, dst_url = "rtmp://x/y/z" })
-    -- create at 0, look-up at once (its own bucket), the second create a second after the first
-    assert.same({ 0, 0, 1 }, { w.sent[1].at, w.sent[2].at, w.sent[3].at })
+    -- create at 0, look-up at once (its own bucket), the second create 1.05 s after the first
+    assert.same({ 0, 0 }, { w.sent[1].at, w.sent[2].at })
+    assert.near(1.05, w.sent[3].at, 1e-9)
   end)
 end)
 
@@ -391,15 +430,21 @@ describe("per-stream order under concurrency", function()
         return { { key = c.key, res = { status = 200, headers = {}, body = '{"RequestId":"ok"}' } } }
       end,
     }
-    local cli = ali(w, { transport = io, rate_limits = false })
-    local op = { method = "POST", idempotent = true }
+    io.now, io.sleep = w.monotonic, w.sleep
+    -- The engine alone, without a client: its whole interface is given here.
+    local engine = runner.new {
+      io = io, retry = retry.policy {},
+      sign = function(a) return { url = "/?N=" .. a.params.N } end,
+      decode = function(_, res) return { RequestId = res.body } end,
+      pace = function() return 0 end,
+    }
     local jobs, order = {}, {}
     local streams = { "x", "y", "x", "z", "y", "x", "z", "x" }
     for i, s in ipairs(streams) do
-      jobs[i] = { action = "ResumeLiveStream", op = op, params = { StreamName = s, N = tostring(i) }, streams = { s } }
+      jobs[i] = { action = "ResumeLiveStream", params = { StreamName = s, N = tostring(i) }, streams = { s } }
     end
     local finished = {}
-    runner.run(cli, jobs, { concurrency = 4, on_progress = function(_, _, job)
+    engine:run(jobs, { concurrency = 4, on_progress = function(_, _, job)
       finished[#finished + 1] = job.params.N
     end })
     for _, entry in ipairs(w.sent) do
@@ -417,5 +462,140 @@ describe("per-stream order under concurrency", function()
     local pos = {}
     for i, n in ipairs(finished) do pos[n] = i end
     assert.is_true(pos["4"] < pos["1"])
+  end)
+end)
+
+describe("the engine", function()
+  -- An io that completes one transfer per poll, oldest first, and counts its
+  -- polls so that a run which cannot finish fails instead of hanging.
+  local function one_per_poll(w)
+    local pending, polls = {}, 0
+    return {
+      start = function(key, req) pending[#pending + 1] = { key = key, req = req } return true end,
+      poll = function(timeout)
+        polls = polls + 1
+        if polls > 10000 then error("the run is stuck: 10,000 polls") end
+        local c = table.remove(pending, 1)
+        if not c then w.mono = w.mono + timeout return {} end
+        w.sent[#w.sent + 1] = { req = c.req, at = w.mono }
+        return { { key = c.key, res = { status = 200, headers = {}, body = '{"RequestId":"ok"}' } } }
+      end,
+      now = w.monotonic, sleep = w.sleep,
+    }
+  end
+
+  it("lets on_progress call the same client: nested runs keep their own completions", function()
+    local w = world()
+    local cli = ali(w, { transport = one_per_poll(w), rate_limits = false })
+    local inner = {}
+    local report = cli:resume_live_streams { domain_name = "d", app_name = "a", stream_names = names(6),
+      concurrency = 4,
+      on_progress = function(_, _, entry)
+        inner[#inner + 1] = assert(cli:forbid_live_stream { domain_name = "d", app_name = "a",
+                                                             stream_name = "n-" .. entry.stream })
+      end }
+    assert.is_nil(report.progress_error)
+    assert.equal(6, report.succeeded)
+    assert.equal(6, #inner)
+    assert.equal(12, #w.sent)
+  end)
+
+  it("routes completions between interleaved runs on one io by their keys", function()
+    local w = world()
+    local io = one_per_poll(w)
+    local engine = runner.new {
+      io = io, retry = retry.policy {}, pace = function() return 0 end,
+      sign = function(a) return { url = a.params.id } end,
+      decode = function(a, res) return { id = a.params.id, status = res.status } end,
+    }
+    local nested
+    local jobs = engine:run({ { action = "X", params = { id = "outer-1" } }, { action = "X", params = { id = "outer-2" } } }, {
+      concurrency = 2,
+      on_progress = function(done)
+        if done == 1 then nested = engine:run({ { action = "X", params = { id = "inner" } } })[1] end
+      end,
+    })
+    assert.equal("outer-1", jobs[1].result.id)
+    assert.equal("outer-2", jobs[2].result.id)
+    assert.equal("inner", nested.result.id)
+  end)
+
+  it("keeps the call's own error when a look-up cannot even start", function()
+    local w = world()
+    local calls = 0
+    local io = {
+      start = function(key, req)
+        if req.action == "DescribeLivePullToPushList" then
+          return nil, { code = "NetworkError", message = "no free connection", sent = false }
+        end
+        calls = calls + 1
+        w.done = { { key = key, err = { code = "Timeout", message = "timed out after 10000 ms", sent = true } } }
+        return true
+      end,
+      poll = function(timeout)
+        local d = w.done or {}
+        w.done = nil
+        if #d == 0 then w.mono = w.mono + timeout end
+        return d
+      end,
+    }
+    local cli = ali(w, { transport = io, rate_limits = false })
+    local res, err = cli:create_live_pull_to_push { region = "cn-shanghai", start_time = NOW, end_time = NOW + 60,
+      source_type = "url", source_urls = { "https://a/b" }, dst_url = "rtmp://x/y/z" }
+    assert.is_nil(res)
+    assert.equal(1, calls) -- never re-sent blindly
+    assert.equal("CreateLivePullToPush", err.action)
+    assert.equal("Timeout", err.code)
+    assert.is_true(err.outcome_unknown)
+    assert.matches("timed out after 10000 ms; the look-up by DescribeLivePullToPushList failed too: "
+      .. "streamctl: aliyun DescribeLivePullToPushList: NetworkError: no free connection", err.message, 1, true)
+  end)
+
+  it("checks its interface", function()
+    local ok = function() end
+    local io = { start = ok, poll = ok, now = ok, sleep = ok }
+    assert.has_error(function() runner.new { io = io, sign = ok, decode = ok, pace = ok } end,
+      "bad argument #1 to 'new' (retry must be a table)")
+    assert.has_error(function()
+      runner.new { io = { start = ok, poll = ok, now = ok }, sign = ok, decode = ok, pace = ok, retry = {} }
+    end, "bad argument #1 to 'new' (io.sleep must be a function)")
+  end)
+end)
+
+describe("the caps", function()
+  local function zc(opts)
+    local o = { app_id = 1234567890, server_secret = "s", transport = function() end }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return assert(zego.new(o))
+  end
+
+  it("are each provider's published limits, less the margin", function()
+    local cli = aliyun.new { access_key_id = "AK", access_key_secret = "sk", transport = function() end }
+    local want = { ResumeLiveStream = 30, ForbidLiveStream = 20, CreateLivePullToPush = 10, StopLivePullToPush = 10,
+                   DescribeLivePullToPush = 10, DescribeLivePullToPushList = 10, DescribeLiveStreamsBlockList = 50 }
+    for action, cap in pairs(want) do assert.near(cap / 1.05, cli:rate_for(action), 1e-12, action) end
+    assert.is_nil(cli:rate_for("DescribeLiveStreamsOnlineList"))
+    local z = zc()
+    for _, action in ipairs { "ResumeRTCStreams", "ForbidRTCStreams", "ResumeRTCStream", "ForbidRTCStream",
+                              "ResumeCDNLiveStream", "ForbidCDNLiveStream" } do
+      assert.near(20 / 1.05, z:rate_for(action), 1e-12, action)
+    end
+    assert.near(40 / 1.05, z:rate_for("DescribeRTCStreamState"), 1e-12)
+  end)
+
+  it("are 5/s for RTC forbid/resume in ZEGO's test environment", function()
+    local z = zc { is_test = true }
+    for _, action in ipairs { "ResumeRTCStreams", "ForbidRTCStreams", "ResumeRTCStream", "ForbidRTCStream" } do
+      assert.near(5 / 1.05, z:rate_for(action), 1e-12, action)
+    end
+    assert.near(20 / 1.05, z:rate_for("ResumeCDNLiveStream"), 1e-12)
+  end)
+
+  it("give way to overrides, a wildcard, false, and another margin", function()
+    local z = zc { rate_limits = { ResumeRTCStreams = 2, ["*"] = 4, ForbidRTCStream = false }, rate_margin = 0 }
+    assert.equal(2, z:rate_for("ResumeRTCStreams"))
+    assert.equal(4, z:rate_for("DescribeRTCStreamState"))
+    assert.is_nil(z:rate_for("ForbidRTCStream"))
+    assert.is_nil(zc({ rate_limits = false }):rate_for("ResumeRTCStreams"))
   end)
 end)

@@ -11,7 +11,7 @@ local errors = require "streamctl.errors"
 local jsonenc = require "streamctl.json"
 local validate = require "streamctl.validate"
 
-local os_getenv, type, tostring, tonumber, ipairs = os.getenv, type, tostring, tonumber, ipairs
+local type, tostring, tonumber, ipairs = type, tostring, tonumber, ipairs
 local format = string.format
 
 local VERSION = "2016-11-01"
@@ -52,13 +52,15 @@ local function block_list_check(want_listed)
   }
 end
 
--- HTTP method per operation, as the official SDKs send it. `recover` looks an
--- unknown outcome up before the call is sent again.
+-- HTTP method per operation, as the official SDKs send it; `cap`, the
+-- published limit in requests per second per account (the operation pages;
+-- ForbidLiveStream's of June 2026 says 20, replacing an older table's 200);
+-- `recover` looks an unknown outcome up before the call is sent again.
 local operations = {
-  ResumeLiveStream = { method = "POST", idempotent = true, recover = block_list_check(false) },
-  ForbidLiveStream = { method = "POST", idempotent = true, recover = block_list_check(true) },
+  ResumeLiveStream = { method = "POST", idempotent = true, cap = 30, recover = block_list_check(false) },
+  ForbidLiveStream = { method = "POST", idempotent = true, cap = 20, recover = block_list_check(true) },
   CreateLivePullToPush = {
-    method = "POST", idempotent = false,
+    method = "POST", idempotent = false, cap = 10,
     -- A create whose outcome is unknown is not sent again blindly: the task is
     -- looked up by its DstUrl (unique across tasks) first.
     recover = {
@@ -75,34 +77,43 @@ local operations = {
       end,
     },
   },
-  StopLivePullToPush = { method = "GET", idempotent = true },
-  DescribeLivePullToPush = { method = "GET", idempotent = true },
-  DescribeLivePullToPushList = { method = "GET", idempotent = true },
-  DescribeLiveStreamsBlockList = { method = "POST", idempotent = true },
+  StopLivePullToPush = { method = "GET", idempotent = true, cap = 10 },
+  DescribeLivePullToPush = { method = "GET", idempotent = true, cap = 10 },
+  DescribeLivePullToPushList = { method = "GET", idempotent = true, cap = 10 },
+  DescribeLiveStreamsBlockList = { method = "POST", idempotent = true, cap = 50 },
   DescribeLiveStreamsOnlineList = { method = "POST", idempotent = true },
 }
 
 -- Paging fields; the stream lists call the page number PageNum.
 local function paging(max_size, page_param)
   return {
-    { "page_number", page_param or "PageNumber", "integer", min = 1 },
-    { "page_size", "PageSize", "integer", min = 1, max = max_size },
+    { name = "page_number", param = page_param or "PageNumber", type = "integer", min = 1 },
+    { name = "page_size", param = "PageSize", type = "integer", min = 1, max = max_size },
   }
 end
 
-local function with(list, more)
+local function with(...)
   local out = {}
-  for _, f in ipairs(list) do out[#out + 1] = f end
-  for _, f in ipairs(more or {}) do out[#out + 1] = f end
+  for _, list in ipairs { ... } do
+    for _, f in ipairs(list) do out[#out + 1] = f end
+  end
   return out
 end
 
-local STREAM = {
-  { "domain_name", "DomainName", "string", required = true },
-  { "app_name", "AppName", "string", required = true },
-  { "stream_name", "StreamName", "string", required = true },
-  { "live_stream_type", "LiveStreamType", "string", enum = { "publisher" }, default = "publisher" },
+local DOMAIN = { name = "domain_name", param = "DomainName", type = "string", required = true }
+local APP = { name = "app_name", param = "AppName", type = "string", required = true }
+local STREAM_TYPE = { name = "live_stream_type", param = "LiveStreamType", type = "string", enum = { "publisher" },
+                      default = "publisher" }
+local STREAM = { DOMAIN, APP, { name = "stream_name", param = "StreamName", type = "string", required = true },
+                 STREAM_TYPE }
+-- What ForbidLiveStream takes beyond the stream (single and batch alike).
+local FORBID = {
+  { name = "region_id", param = "RegionId", type = "string" },
+  { name = "oneshot", param = "Oneshot", type = "yesno" },
+  { name = "resume_time", param = "ResumeTime", type = "time" },
 }
+local REGION = { name = "region", param = "Region", type = "string", required = true, enum = REGIONS }
+local TASK_ID = { name = "task_id", param = "TaskId", type = "string", required = true }
 
 -- Cross-field rules of CreateLivePullToPush (times, URL counts, protocol).
 local function check_pull_to_push(_, v, self)
@@ -128,78 +139,64 @@ end
 
 local methods = {
   resume_live_stream = { action = "ResumeLiveStream", fields = STREAM },
-  forbid_live_stream = {
-    action = "ForbidLiveStream",
-    fields = with(STREAM, {
-      { "region_id", "RegionId", "string" },
-      { "oneshot", "Oneshot", "yesno" },
-      { "resume_time", "ResumeTime", "time" },
-    }),
-  },
+  forbid_live_stream = { action = "ForbidLiveStream", fields = with(STREAM, FORBID) },
   create_live_pull_to_push = {
     action = "CreateLivePullToPush",
     fields = {
-      { "region", "Region", "string", required = true, enum = REGIONS },
-      { "task_name", "TaskName", "string" },
-      { "start_time", "StartTime", "time", required = true },
-      { "end_time", "EndTime", "time", required = true },
-      { "source_type", "SourceType", "string", required = true, enum = { "live", "vod", "url" } },
-      { "source_protocol", "SourceProtocol", "string", enum = { "rtmp", "srt", "http-flv", "hls" } },
-      { "source_urls", "SourceUrls", "strings", required = true, min_items = 1, max_items = 30, max_len = MAX_URL },
-      { "dst_url", "DstUrl", "string", required = true, max_len = MAX_URL, prefix = { "rtmp://" } },
-      { "repeat_number", "RepeatNumber", "integer", min = -1 },
-      { "file_index", "FileIndex", "integer", min = 0 },
-      { "offset", "Offset", "number", min_exclusive = 0 },
-      { "callback_url", "CallbackUrl", "string", max_len = MAX_URL, prefix = { "http://", "https://" } },
-      { "retry_interval", "RetryInterval", "integer", min = 60, max = 300 },
-      { "retry_count", "RetryCount", "integer", min = 0 },
+      REGION,
+      { name = "task_name", param = "TaskName", type = "string" },
+      { name = "start_time", param = "StartTime", type = "time", required = true },
+      { name = "end_time", param = "EndTime", type = "time", required = true },
+      { name = "source_type", param = "SourceType", type = "string", required = true, enum = { "live", "vod", "url" } },
+      { name = "source_protocol", param = "SourceProtocol", type = "string",
+        enum = { "rtmp", "srt", "http-flv", "hls" } },
+      { name = "source_urls", param = "SourceUrls", type = "strings", required = true, min_items = 1, max_items = 30,
+        max_len = MAX_URL },
+      { name = "dst_url", param = "DstUrl", type = "string", required = true, max_len = MAX_URL,
+        prefix = { "rtmp://" } },
+      { name = "repeat_number", param = "RepeatNumber", type = "integer", min = -1 },
+      { name = "file_index", param = "FileIndex", type = "integer", min = 0 },
+      { name = "offset", param = "Offset", type = "number", min_exclusive = 0 },
+      { name = "callback_url", param = "CallbackUrl", type = "string", max_len = MAX_URL,
+        prefix = { "http://", "https://" } },
+      { name = "retry_interval", param = "RetryInterval", type = "integer", min = 60, max = 300 },
+      { name = "retry_count", param = "RetryCount", type = "integer", min = 0 },
     },
     check = check_pull_to_push,
   },
   stop_live_pull_to_push = {
     action = "StopLivePullToPush",
-    fields = {
-      { "region", "Region", "string", required = true, enum = REGIONS },
-      { "task_id", "TaskId", "string", required = true },
-      { "region_id", "RegionId", "string" },
-    },
+    fields = { REGION, TASK_ID, { name = "region_id", param = "RegionId", type = "string" } },
   },
-  describe_live_pull_to_push = {
-    action = "DescribeLivePullToPush",
-    fields = {
-      { "region", "Region", "string", required = true, enum = REGIONS },
-      { "task_id", "TaskId", "string", required = true },
-    },
-  },
+  describe_live_pull_to_push = { action = "DescribeLivePullToPush", fields = { REGION, TASK_ID } },
   describe_live_pull_to_push_list = {
     action = "DescribeLivePullToPushList",
     fields = with({
-      { "region", "Region", "string", required = true, enum = REGIONS },
-      { "dst_url", "DstUrl", "string", max_len = MAX_URL },
-      { "task_id", "TaskId", "string" },
-      { "task_name", "TaskName", "string" },
+      REGION,
+      { name = "dst_url", param = "DstUrl", type = "string", max_len = MAX_URL },
+      { name = "task_id", param = "TaskId", type = "string" },
+      { name = "task_name", param = "TaskName", type = "string" },
     }, paging(100)),
   },
   describe_live_streams_block_list = {
     action = "DescribeLiveStreamsBlockList",
-    fields = with({ { "domain_name", "DomainName", "string", required = true } }, paging(3000, "PageNum")),
+    fields = with({ DOMAIN }, paging(3000, "PageNum")),
   },
   describe_live_streams_online_list = {
     action = "DescribeLiveStreamsOnlineList",
     fields = with({
-      { "domain_name", "DomainName", "string", required = true },
-      { "app_name", "AppName", "string" },
-      { "stream_name", "StreamName", "string" },
+      { name = "domain_name", param = "DomainName", type = "string", required = true },
+      { name = "app_name", param = "AppName", type = "string" },
+      { name = "stream_name", param = "StreamName", type = "string" },
     }, paging(3000, "PageNum")),
   },
 }
 
 -- Batch methods: one call per stream, every stream of the list reported.
 local STREAMS = with({
-  { "domain_name", "DomainName", "string", required = true },
-  { "app_name", "AppName", "string", required = true },
-  { "stream_names", "StreamName", "strings", required = true, min_items = 1 },
-  { "live_stream_type", "LiveStreamType", "string", enum = { "publisher" }, default = "publisher" },
+  DOMAIN, APP,
+  { name = "stream_names", param = "StreamName", type = "strings", required = true, min_items = 1 },
+  STREAM_TYPE,
 }, validate.BATCH_OPTIONS)
 
 local function stream_key(params, name)
@@ -209,14 +206,8 @@ end
 local batches = {
   resume_live_streams = { action = "ResumeLiveStream", fields = STREAMS, list = "stream_names",
                           param = "StreamName", stream_key = stream_key },
-  forbid_live_streams = {
-    action = "ForbidLiveStream", list = "stream_names", param = "StreamName", stream_key = stream_key,
-    fields = with(STREAMS, {
-      { "region_id", "RegionId", "string" },
-      { "oneshot", "Oneshot", "yesno" },
-      { "resume_time", "ResumeTime", "time" },
-    }),
-  },
+  forbid_live_streams = { action = "ForbidLiveStream", fields = with(STREAMS, FORBID), list = "stream_names",
+                          param = "StreamName", stream_key = stream_key },
 }
 
 -- Error codes and what they mean for a retry.
@@ -236,9 +227,27 @@ local KIND = {
 }
 local RETRYABLE = errors.RETRYABLE_KINDS
 
+-- A credential: the rule it breaks, as streamctl.validate's custom checks say it.
+local function header_value(v)
+  local why = client.header_rule(v)
+  if why then return nil, why end
+  return v
+end
+local function secret_value(v)
+  local why = client.secret_rule(v)
+  if why then return nil, why end
+  return v
+end
+
 local rules = {
   provider = PROVIDER,
   defaults = { endpoint = "https://live.aliyuncs.com" },
+  options = {
+    { name = "access_key_id", type = "custom", check = header_value },
+    { name = "access_key_secret", type = "custom", check = secret_value },
+    { name = "security_token", type = "custom", check = header_value },
+    { name = "signature_version", type = "string", enum = { "v3", "v1" } },
+  },
   operations = operations,
   methods = methods,
   batches = batches,
@@ -253,32 +262,34 @@ function rules.nonce()
   return core.uuid4()
 end
 
-function rules.configure(self, opts)
-  local id = opts.access_key_id or os_getenv("ALIBABA_CLOUD_ACCESS_KEY_ID")
-  local secret = opts.access_key_secret or os_getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-  local token = opts.security_token
-  if token == nil and opts.access_key_id == nil then token = os_getenv("ALIBABA_CLOUD_SECURITY_TOKEN") end
+-- Credentials: the options, else the ALIBABA_CLOUD_* environment (read at
+-- call time, so a caller can isolate it); an environment value obeys the
+-- same rules as the option, and its message names the variable.
+function rules.configure(self, o)
+  local getenv = os.getenv
+  local id, secret, token = o.access_key_id, o.access_key_secret, o.security_token
+  local from_env = {}
+  if id == nil then id, from_env.id = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"), true end
+  if secret == nil then secret, from_env.secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET"), true end
+  if token == nil and o.access_key_id == nil then
+    token, from_env.token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN"), true
+  end
   if id == nil or id == "" or secret == nil or secret == "" then
     return nil, { code = "MissingCredentials",
       message = "no credentials: pass access_key_id and access_key_secret, or set "
         .. "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET" }
   end
-  local ok, why = client.check_header_safe(id, "access_key_id")
-  if not ok then return nil, why end
-  if type(secret) ~= "string" then return nil, "access_key_secret must be a string" end
-  if token ~= nil then
-    ok, why = client.check_header_safe(token, "security_token")
-    if not ok then return nil, why end
+  if from_env.id and client.header_rule(id) then
+    return nil, "environment variable ALIBABA_CLOUD_ACCESS_KEY_ID " .. client.header_rule(id)
   end
-  local version = opts.signature_version or "v3"
-  if version ~= "v3" and version ~= "v1" then
-    return nil, "option 'signature_version' must be 'v3' or 'v1'"
+  if token == "" then token = nil end
+  if token ~= nil and from_env.token and client.header_rule(token) then
+    return nil, "environment variable ALIBABA_CLOUD_SECURITY_TOKEN " .. client.header_rule(token)
   end
   self.access_key_id = id
-  self.signature_version = version
-  self._secret = core.secret(secret)
-  self._token = token and core.secret(token)
-  self._token_plain = token -- kept only to scrub provider messages; never shown
+  self.signature_version = o.signature_version or "v3"
+  self._secret = client.is_secret(secret) and secret or core.secret(secret)
+  self._token_plain = token -- kept only to sign and to scrub provider messages; never shown
   return true
 end
 

@@ -6,21 +6,25 @@
 --
 --   provider     "aliyun" | "zego"
 --   defaults     { endpoint = ... }
---   operations   action -> { method = "GET"|"POST", idempotent = bool,
---                            recover = { action, params(p), found(result, p) } (optional:
---                            how to look up whether an attempt took effect) }
+--   options      schema of the provider's own options (streamctl.validate)
+--   operations   action -> { method = "GET"|"POST", idempotent = bool, cap = n (requests per
+--                            second, the published limit; nil: none), recover = { action,
+--                            params(p), found(result, p) } (optional: how to look up whether
+--                            an attempt took effect) }
 --   methods      snake_case name -> { action, fields = schema, check = fn(params, values, self) }
 --   batches      snake_case name -> { action, fields, list, param, chunk, stream_key, check }
 --   array(name, list) -> name, value          (how the service takes a Lua array)
---   configure(self, opts) -> true | nil, err  (credentials, provider options)
---   complete(self, action, op, params) -> params | nil, why  (optional: fills in what
---                must stay fixed across retries; refuses what the service would)
+--   configure(self, values) -> true | nil, err  (credentials and the provider's options)
+--   cap(self, action, op) -> n | nil          (optional: the cap for this client, when it is
+--                                              not op.cap, e.g. ZEGO's test environment)
+--   complete(self, action, op, params, dry) -> params | nil, why  (optional: fills in what
+--                must stay fixed across retries, without committing anything when `dry`)
 --   build(self, action, op, params, now, nonce) -> request   (common params, signature)
 --   decode(self, action, response) -> result | nil, err
 --   nonce(self) -> string                     (the default nonce source)
 --   account(self) -> the id the provider's rate limits apply to
 --   secrets(self) -> array of strings never to be shown
-
+--
 -- A request is `{ method, url, headers, body, action, provider }`; a response
 -- is `{ status, headers (lower-case names), body }`; a transport failure is
 -- `{ code, message, sent }`. A transport is either a blocking
@@ -28,6 +32,10 @@
 -- `start(key, request) -> true | nil, failure`, `poll(timeout_seconds) ->
 -- { {key=, res=, err=}, ... }`, and optionally `sleep(seconds)` and `close()`
 -- (streamctl.transport.curl is one, on libcurl's multi interface).
+--
+-- Calls and batches are carried out by a streamctl.runner engine, which the
+-- client hands an explicit interface: its io, how to sign and decode an
+-- attempt, how to pace an action, the retry policy and the clock correction.
 -- @module streamctl.client
 
 local core = require "streamctl.core"
@@ -36,6 +44,7 @@ local validate = require "streamctl.validate"
 local runner = require "streamctl.runner"
 local retry = require "streamctl.retry"
 local ratelimit = require "streamctl.ratelimit"
+local curl_transport = require "streamctl.transport.curl"
 
 local type, pairs, ipairs, error, setmetatable = type, pairs, ipairs, error, setmetatable
 local pcall, tostring = pcall, tostring
@@ -45,6 +54,13 @@ local tonumber = tonumber
 local format, match, lower, find = string.format, string.match, string.lower, string.find
 
 local M = {}
+
+--- The fraction by which pacing stays under every cap (see the README's
+-- "Pacing, retries, order"): with 5%, any N + 1 consecutive requests to an
+-- action capped at N per second span at least 1.05 s, so up to 50 ms of
+-- scheduling and network jitter cannot put N + 1 of them into one second,
+-- the strictest way a provider can count.
+M.RATE_MARGIN = 0.05
 
 --- Turns a parameter value into the string the service expects.
 -- Integers go as decimal digits, booleans as true/false.
@@ -61,30 +77,31 @@ function M.stringify(v)
 end
 
 --- Parses and checks an endpoint: scheme, host and optional port, no path.
--- @return { url = "https://host[:port]", host = "host[:port]", scheme = ... } or nil, message
+-- @return { url = "https://host[:port]", host = "host[:port]", scheme = ... }, or nil and
+--   the rule broken ("must not have a path, query or fragment")
 function M.parse_endpoint(url)
-  if type(url) ~= "string" then return nil, "endpoint must be a string" end
-  if find(url, "[%z\r\n%s]") then return nil, "endpoint must not contain whitespace, CR, LF or NUL" end
+  if type(url) ~= "string" then return nil, "must be a string" end
+  if find(url, "[%z\r\n%s]") then return nil, "must not contain whitespace, CR, LF or NUL" end
   local scheme = match(url, "^(%a[%w+.-]*)://")
-  if not scheme then return nil, "endpoint must look like https://host[:port]" end
+  if not scheme then return nil, "must look like https://host[:port]" end
   scheme = lower(scheme)
   if scheme ~= "https" and scheme ~= "http" then
-    return nil, "endpoint scheme must be https or http (got " .. scheme .. ")"
+    return nil, "must use https or http (got " .. scheme .. ")"
   end
   local authority, rest = match(url, "^%a[%w+.-]*://([^/?#]+)(.*)$")
-  if not authority then return nil, "endpoint must look like https://host[:port]" end
-  if rest ~= "" and rest ~= "/" then return nil, "endpoint must not have a path, query or fragment" end
-  if find(authority, "@", 1, true) then return nil, "endpoint must not carry user information" end
+  if not authority then return nil, "must look like https://host[:port]" end
+  if rest ~= "" and rest ~= "/" then return nil, "must not have a path, query or fragment" end
+  if find(authority, "@", 1, true) then return nil, "must not carry user information" end
   local host, port = match(authority, "^([%w.-]+):(%d+)$")
   if not host then
     host = match(authority, "^([%w.-]+)$") or match(authority, "^(%[[%x:.]+%])$")
     if not host then
       host, port = match(authority, "^(%[[%x:.]+%]):(%d+)$")
-      if not host then return nil, "endpoint host is not valid" end
+      if not host then return nil, "must name a valid host" end
     end
   end
   if port and (tonumber(port) < 1 or tonumber(port) > 65535) then
-    return nil, "endpoint port must be in 1..65535"
+    return nil, "must have a port in 1..65535"
   end
   return { scheme = scheme, url = scheme .. "://" .. lower(authority), host = lower(authority) }
 end
@@ -99,21 +116,90 @@ function M.parse_http_date(s)
   return core.parse_utc_timestamp(format("%s-%02d-%sT%s:%s:%sZ", y, MONTHS[mon], d, hh, mm, ss))
 end
 
---- Checks a value that will reach a header (a key id, a token).
--- @return true, or nil and a message naming `what`
-function M.check_header_safe(value, what)
-  if type(value) ~= "string" or value == "" then return nil, what .. " must be a non-empty string" end
-  if find(value, "[%z\r\n]") then return nil, what .. " must not contain CR, LF or NUL" end
-  return true
+--- Checks a value that will reach a header (a key id, a token): the rule
+-- broken, or nil when it is fine.
+function M.header_rule(value)
+  if type(value) ~= "string" or value == "" then return "must be a non-empty string" end
+  if find(value, "[%z\r\n]") then return "must not contain CR, LF or NUL" end
+  return nil
+end
+
+--- Is `v` a streamctl.secret (see streamctl.core)?
+function M.is_secret(v)
+  return type(v) == "userdata" and tostring(v) == "streamctl.secret(redacted)"
+end
+
+--- Checks a secret: a non-empty string or a streamctl.secret; the rule
+-- broken, or nil. (The value itself never goes into a message.)
+function M.secret_rule(value)
+  if M.is_secret(value) then
+    if #value == 0 then return "must not be empty" end
+    return nil
+  end
+  if type(value) ~= "string" then return "must be a string or a streamctl.secret" end
+  if value == "" then return "must not be empty" end
+  return nil
+end
+
+-- The options every client takes; the provider's own and the transport's
+-- are added by `define`.
+local function check_transport(t)
+  if type(t) == "function" then return t end
+  if type(t) == "table" and type(t.start) == "function" and type(t.poll) == "function" then return t end
+  return nil, "must be a function(request) or a table with start and poll"
+end
+
+-- The caller's overrides of the caps: every key an action of the provider
+-- (or "*"), every value a rate > 0 or false.
+local function rate_limits_check(operations)
+  local actions = {}
+  for a in pairs(operations) do actions[#actions + 1] = a end
+  table.sort(actions)
+  return function(v)
+    if type(v) ~= "table" then return nil, "must be a table of action = requests per second, or false" end
+    for k, rate in pairs(v) do
+      if k ~= "*" and not operations[k] then
+        return nil, format("names '%s', which is not an action%s", tostring(k), validate.hint(tostring(k), actions))
+      end
+      if rate ~= false and not (type(rate) == "number" and rate > 0 and rate < huge) then
+        return nil, format("['%s'] must be a number > 0 (requests per second) or false", k)
+      end
+    end
+    return v
+  end
+end
+
+local function common_options(rules)
+  return {
+    { name = "endpoint", type = "custom", check = M.parse_endpoint },
+    { name = "concurrency", type = "integer", min = 1, max = 256 },
+    { name = "rate_limits", type = "custom", nullable_false = true, check = rate_limits_check(rules.operations) },
+    { name = "rate_burst", type = "integer", min = 1, max = 1000 },
+    { name = "rate_margin", type = "number", min = 0, max_exclusive = 1 },
+    { name = "rate_limit_store", type = "object", methods = ratelimit.STORE.methods,
+      optional = ratelimit.STORE.optional },
+    { name = "retry", type = "custom", nullable_false = true, check = function(v)
+        if type(v) ~= "table" then return nil, "must be a table of retry settings, or false" end
+        local ok, why = validate.options(retry.OPTIONS, v, "the retry settings", "retry.")
+        if not ok then return nil, why, true end
+        return v
+      end },
+    { name = "clock", type = "function" },
+    { name = "nonce", type = "function" },
+    { name = "monotonic", type = "function" },
+    { name = "sleep", type = "function" },
+    { name = "transport", type = "custom", check = check_transport },
+  }
 end
 
 local Client = {}
 
 -- Checks and encodes service-named params: every value becomes a string or,
 -- for arrays, what the provider's `array` rule makes of it; then the provider
--- fills in what must stay fixed across retries (`complete`).
+-- fills in what must stay fixed across retries (`complete`; `dry` for a
+-- prepare, which must commit nothing).
 -- @return op, params; or nil, err
-function Client:_encode(action, params, level)
+function Client:_encode(action, params, level, dry)
   local rules = self._rules
   if type(action) ~= "string" then error("action must be a string", level + 1) end
   if params ~= nil and type(params) ~= "table" then error("params must be a table", level + 1) end
@@ -145,7 +231,7 @@ function Client:_encode(action, params, level)
   end
   if rules.complete then
     local why
-    out, why = rules.complete(self, action, op, out)
+    out, why = rules.complete(self, action, op, out, dry)
     if not out then
       if errors.is(why) then why.action = action return nil, why end
       return nil, errors.invalid(rules.provider, action, why)
@@ -154,21 +240,22 @@ function Client:_encode(action, params, level)
   return op, out
 end
 
--- Signs one attempt: a fresh nonce and time every time.
-function Client:_sign(action, op, params)
+-- Signs one request: a fresh nonce and time every time.
+function Client:_sign(action, params)
   local copy = {}
   for k, v in pairs(params) do copy[k] = v end
-  return self._rules.build(self, action, op, copy, self:now(), self._nonce())
+  return self._rules.build(self, action, self._rules.operations[action], copy, self:now(), self._nonce())
 end
 
---- Builds and signs the request for `action` without sending it.
+--- Builds and signs the request for `action` without sending it (and
+-- without taking a ZEGO Sequence: the generator is only peeked at).
 -- `params` uses the service's own parameter names; a Lua array becomes what
 -- the service expects (see the provider's rules).
 -- @return request table `{ method, url, headers, body, action, provider }`, or nil, err
 function Client:prepare(action, params)
-  local op, out = self:_encode(action, params, 2)
+  local op, out = self:_encode(action, params, 2, true)
   if not op then return nil, out end
-  return self:_sign(action, op, out)
+  return self:_sign(action, out)
 end
 
 --- The current time in Unix seconds, as the provider will see it
@@ -177,31 +264,30 @@ function Client:now()
   return self._clock() + self.clock_offset
 end
 
--- Decodes one attempt's outcome: a transport failure or a response.
-function Client:_decode(action, op, res, terr)
-  local rules = self._rules
-  if not res then
-    return nil, errors.transport(rules.provider, action, terr, op.idempotent)
-  end
-  local result, derr = rules.decode(self, action, res)
-  if result == nil and derr then
-    derr.server_date = derr.server_date or M.parse_http_date(res.headers and res.headers.date)
-    derr.message = errors.redact(derr.message, rules.secrets(self), core.percent_encode)
-  end
-  return result, derr
-end
-
--- The io the runner drives: the transport's own start/poll when it has them
--- (concurrent transfers), else the blocking function wrapped.
-function Client:_io()
-  local t = self._transport
-  if type(t) == "function" then return runner.sync_io(t, self._monotonic, self._sleep) end
-  return { start = t.start, poll = t.poll, now = self._monotonic, sleep = self._sleep }
-end
-
 --- The account the provider's limits apply to (Aliyun AccessKeyId, ZEGO AppId).
 function Client:account()
   return self._rules.account(self)
+end
+
+--- The rate at which this client sends `action` (requests per second, with
+-- the margin taken off), or nil when it is not paced.
+function Client:rate_for(action)
+  local o = self._rate_limits
+  if o == false then return nil end
+  local v = o and o[action]
+  if v == nil and o then v = o["*"] end
+  if v == nil then
+    local rules = self._rules
+    local op = rules.operations[action]
+    v = rules.cap and rules.cap(self, action, op) or op.cap
+  end
+  if not v then return nil end
+  return v / (1 + self._rate_margin)
+end
+
+-- Makes the job that runs `action` with encoded params.
+local function job_for(action, op, params)
+  return { action = action, params = params, recover = op.recover }
 end
 
 --- Sends `action` with service-named `params` and decodes the answer, with
@@ -210,9 +296,8 @@ end
 function Client:call(action, params)
   local op, out = self:_encode(action, params, 2)
   if not op then return nil, out end
-  local job = runner.run(self, { { action = action, op = op, params = out } })[1]
+  local job = self._engine:run({ job_for(action, op, out) })[1]
   if job.result ~= nil then return job.result end
-  job.err.attempts = job.attempts
   return nil, job.err
 end
 
@@ -270,14 +355,16 @@ local function batch(rules, name, spec)
       p[spec.param] = size == 1 and chunk[1] or chunk
       local op, out = self:_encode(spec.action, p, 2)
       if not op then return nil, out end
-      jobs[#jobs + 1] = { action = spec.action, op = op, params = out, streams = keys, items = chunk }
+      local job = job_for(spec.action, op, out)
+      job.streams, job.items = keys, chunk
+      jobs[#jobs + 1] = job
     end
     local report = { action = spec.action, total = #items, succeeded = 0, failed = 0, calls = #jobs,
                      duplicates = duplicates, results = entries }
     local on_progress, done = values.on_progress, 0
     local started = self._monotonic()
-    runner.run(self, jobs, {
-      concurrency = values.concurrency or self.concurrency,
+    self._engine:run(jobs, {
+      concurrency = values.concurrency or self._concurrency,
       on_progress = function(_, _, job)
         local first = #entries + 1
         for _, item in ipairs(job.items) do
@@ -316,9 +403,41 @@ local function jitter()
   return tonumber(core.random_hex(4), 16) / 4294967295
 end
 
-local function default_transport(opts)
-  local curl_transport = require "streamctl.transport.curl"
-  return curl_transport.new(opts)
+-- The engine's interface onto this client: the only things the runner uses.
+local function engine_for(self, io)
+  local rules = self._rules
+  local provider = rules.provider
+  local limiter, burst = self._limiter, self._rate_burst
+  return runner.new {
+    io = io,
+    retry = self._retry,
+    sign = function(attempt)
+      return self:_sign(attempt.action, attempt.params)
+    end,
+    decode = function(attempt, res, terr)
+      local action = attempt.action
+      if not res then
+        return nil, errors.transport(provider, action, terr, rules.operations[action].idempotent)
+      end
+      local result, derr = rules.decode(self, action, res)
+      if result == nil and derr then
+        derr.server_date = derr.server_date or M.parse_http_date(res.headers and res.headers.date)
+        derr.message = errors.redact(derr.message, rules.secrets(self), core.percent_encode)
+      end
+      return result, derr
+    end,
+    pace = function(action)
+      if not limiter then return 0 end
+      local rate = self:rate_for(action)
+      if not rate then return 0 end
+      -- A store that fails (nil, err) must not stop the run: the slot is then unpaced.
+      return limiter:reserve(provider .. ":" .. rules.account(self) .. ":" .. action, rate, burst) or 0
+    end,
+    correct_clock = function(err)
+      local offset = retry.clock_offset(err, self._clock())
+      if offset then self.clock_offset = offset end
+    end,
+  }
 end
 
 --- Defines a provider's client class from its rules.
@@ -332,74 +451,66 @@ function M.define(rules)
     return format("streamctl.%s client (%s)", rules.provider, self.endpoint.url)
   end
 
+  local owner = "streamctl." .. rules.provider .. ".new"
+  local schema = common_options(rules)
+  for _, list in ipairs { rules.options, curl_transport.OPTIONS } do
+    for _, o in ipairs(list) do schema[#schema + 1] = o end
+  end
+
   --- Makes a client. See the README for every option.
-  -- @return client, or nil, err (bad option, missing credentials)
+  -- @return client, or nil, err (bad or unknown option, missing credentials)
   function class.new(opts)
     if opts ~= nil and type(opts) ~= "table" then error("options must be a table", 2) end
-    opts = opts or {}
     local function fail(message, code)
       local e = errors.invalid(rules.provider, nil, message)
       if code then e.code = code end
       return nil, e
     end
-    for _, k in ipairs { "clock", "nonce", "monotonic", "sleep" } do
-      if opts[k] ~= nil and type(opts[k]) ~= "function" then
-        return fail(format("option '%s' must be a function", k))
+    local o, why = validate.options(schema, opts, owner)
+    if not o then return fail(why) end
+    local transport = o.transport
+    if transport then
+      for _, t in ipairs(curl_transport.OPTIONS) do
+        if o[t.name] ~= nil then
+          return fail(format("option '%s' configures the built-in transport; it cannot be combined with 'transport'",
+            t.name))
+        end
       end
     end
-    local t = opts.transport
-    if t ~= nil and type(t) ~= "function" and
-       not (type(t) == "table" and type(t.start) == "function" and type(t.poll) == "function") then
-      return fail("option 'transport' must be a function(request) or a table with start and poll")
-    end
-    if opts.rate_limits ~= nil and opts.rate_limits ~= false and type(opts.rate_limits) ~= "table" then
-      return fail("option 'rate_limits' must be a table of action = requests per second, or false")
-    end
-    if opts.concurrency ~= nil and (type(opts.concurrency) ~= "number" or opts.concurrency < 1
-        or opts.concurrency % 1 ~= 0) then
-      return fail("option 'concurrency' must be a whole number >= 1")
-    end
-    if opts.retry ~= nil and opts.retry ~= false and type(opts.retry) ~= "table" then
-      return fail("option 'retry' must be a table of retry settings, or false")
-    end
-    local endpoint, why = M.parse_endpoint(opts.endpoint or rules.defaults.endpoint)
-    if not endpoint then return fail("option 'endpoint': " .. why) end
     local self = setmetatable({
-      endpoint = endpoint,
+      endpoint = o.endpoint or M.parse_endpoint(rules.defaults.endpoint),
       clock_offset = 0,
-      rate_limits = opts.rate_limits,
-      rate_burst = opts.rate_burst or 1,
-      concurrency = opts.concurrency or 8,
-      _clock = opts.clock or core.now,
-      _monotonic = opts.monotonic or core.monotonic,
+      _rate_limits = o.rate_limits,
+      _rate_burst = o.rate_burst or 1,
+      _rate_margin = o.rate_margin or M.RATE_MARGIN,
+      _concurrency = o.concurrency or 8,
+      _clock = o.clock or core.now,
+      _monotonic = o.monotonic or core.monotonic,
     }, class)
     -- Jitter from OpenSSL, so processes never share one math.random sequence.
     local retry_opts = { random = jitter }
-    for k, v in pairs(opts.retry or {}) do retry_opts[k] = v end
-    if opts.retry == false then retry_opts.attempts = 1 end
-    local pok, policy = pcall(retry.policy, retry_opts)
-    if not pok then return fail("option 'retry': " .. tostring(policy)) end
-    self._retry = policy
-    if opts.rate_limits ~= false then
-      self._limiter = ratelimit.new { clock = self._monotonic, store = opts.rate_limit_store }
+    for k, v in pairs(o.retry or {}) do retry_opts[k] = v end
+    if o.retry == false then retry_opts.attempts = 1 end
+    self._retry = retry.policy(retry_opts)
+    if o.rate_limits ~= false then
+      self._limiter = ratelimit.new { clock = self._monotonic, store = o.rate_limit_store }
     end
-    self._nonce = opts.nonce or function() return rules.nonce(self) end
-    local ok, err = rules.configure(self, opts)
+    self._nonce = o.nonce or function() return rules.nonce(self) end
+    local ok, err = rules.configure(self, o)
     if not ok then return fail(err.message or err, err.code) end
-    if t then
-      self._transport = t
-      self._close = type(t) == "table" and t.close or nil
-    else
-      local ct, terr = default_transport {
-        timeout_ms = opts.timeout_ms, connect_timeout_ms = opts.connect_timeout_ms,
-        ca_file = opts.ca_file, proxy = opts.proxy, max_connections = opts.max_connections,
-      }
-      if not ct then return fail(terr) end
-      self._transport = ct
-      self._close = ct.close
+    if not transport then
+      transport = curl_transport.new(o)
     end
-    self._sleep = opts.sleep or (type(self._transport) == "table" and self._transport.sleep)
-      or function(seconds) return require("streamctl.transport.curl").sleep(seconds) end
+    self._close = type(transport) == "table" and transport.close or nil
+    local sleep = o.sleep or (type(transport) == "table" and transport.sleep)
+      or curl_transport.sleep
+    local io
+    if type(transport) == "function" then
+      io = runner.sync_io(transport, self._monotonic, sleep)
+    else
+      io = { start = transport.start, poll = transport.poll, now = self._monotonic, sleep = sleep }
+    end
+    self._engine = engine_for(self, io)
     return self
   end
 

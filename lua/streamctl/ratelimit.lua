@@ -43,72 +43,18 @@ local type, error, pairs, tostring, require, setmetatable =
 local floor, huge = math.floor, math.huge
 local format = string.format
 
-local M = { _VERSION = "0.1.0" }
+local validate = require "streamctl.validate"
+
+local M = {}
 
 --- Delays at or below this many seconds count as zero (absorbs the rounding
 -- of summed float intervals; far below any clock's resolution).
 M.EPSILON = 1e-9
 
---- The providers' published per-account (Aliyun) and per-AppId (ZEGO) limits,
--- in requests per second. `["*"]` applies to every action not listed.
-M.DEFAULTS = {
-  aliyun = {
-    ResumeLiveStream = 30,
-    ForbidLiveStream = 200,
-    CreateLivePullToPush = 10,
-    StopLivePullToPush = 10,
-  },
-  zego = {
-    ["*"] = 20,
-    DescribeRTCStreamState = 40,
-  },
+local MEMORY_STORE_OPTIONS = {
+  { name = "clock", type = "function" },
+  { name = "sweep_every", type = "integer", min = 1 },
 }
-
-local function is_positive_rate(v)
-  return type(v) == "number" and v > 0 -- false for NaN
-end
-
---- The rate limit (requests per second) for `action` of `provider`, or nil
--- for none.
---
--- Lookup order: `overrides[action]`, `overrides["*"]`,
--- `DEFAULTS[provider][action]`, `DEFAULTS[provider]["*"]`. An override of
--- `false` disables the limit for that action (or, as `["*"]`, for every
--- action without its own override); `overrides == false` disables all.
--- `math.huge` is returned as given (`reserve` treats it as unlimited).
--- @tparam string provider "aliyun" | "zego" (others have no defaults)
--- @tparam string action the service action, e.g. "ResumeLiveStream"
--- @tparam[opt] table|false overrides the client's `rate_limits` option
--- @treturn number|nil
-function M.limit_for(provider, action, overrides)
-  if type(provider) ~= "string" then
-    error("bad argument #1 to 'limit_for' (provider must be a string, got " .. type(provider) .. ")", 2)
-  end
-  if type(action) ~= "string" then
-    error("bad argument #2 to 'limit_for' (action must be a string, got " .. type(action) .. ")", 2)
-  end
-  if overrides == false then return nil end
-  if overrides ~= nil then
-    if type(overrides) ~= "table" then
-      error("bad argument #3 to 'limit_for' (overrides must be a table, false or nil, got "
-        .. type(overrides) .. ")", 2)
-    end
-    for k, v in pairs(overrides) do
-      if v ~= false and not is_positive_rate(v) then
-        error("bad argument #3 to 'limit_for' (overrides." .. tostring(k)
-          .. " must be a positive number or false, got " .. tostring(v) .. ")", 2)
-      end
-    end
-    local v = overrides[action]
-    if v == nil then v = overrides["*"] end
-    if v ~= nil then return v or nil end
-  end
-  local d = M.DEFAULTS[provider]
-  if not d then return nil end
-  local v = d[action]
-  if v == nil then v = d["*"] end
-  return v
-end
 
 --- An in-memory store for one Lua state.
 --
@@ -119,18 +65,9 @@ end
 -- @tparam[opt] table opts `{ clock = function, sweep_every = integer }`
 -- @return a store
 function M.memory_store(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'memory_store' (opts must be a table or nil)", 2)
-  end
+  opts = validate.options_or_raise(MEMORY_STORE_OPTIONS, opts, "streamctl.ratelimit.memory_store", "memory_store")
   local clock = opts.clock
-  if clock ~= nil and type(clock) ~= "function" then
-    error("bad argument #1 to 'memory_store' (opts.clock must be a function)", 2)
-  end
   local sweep_every = opts.sweep_every or 1024
-  if type(sweep_every) ~= "number" or sweep_every < 1 then
-    error("bad argument #1 to 'memory_store' (opts.sweep_every must be a number >= 1)", 2)
-  end
 
   local values, expires = {}, {}
   local sets = 0
@@ -183,7 +120,13 @@ end
 local Limiter = {}
 Limiter.__index = Limiter
 
-local KNOWN_OPTS = { clock = true, store = true }
+--- The options of `new` (a streamctl.validate schema). A store is an
+-- object with `get` and `set` (and optionally `atomically`), see above.
+M.STORE = { type = "object", methods = { "get", "set" }, optional = { "atomically" } }
+local OPTIONS = {
+  { name = "clock", type = "function" },
+  { name = "store", type = "object", methods = M.STORE.methods, optional = M.STORE.optional },
+}
 
 --- Makes a limiter.
 -- @tparam[opt] table opts
@@ -192,35 +135,14 @@ local KNOWN_OPTS = { clock = true, store = true }
 --   `store`: see the store contract above; default `memory_store{ clock = clock }`.
 -- @return limiter
 function M.new(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'new' (opts must be a table or nil)", 2)
-  end
-  for k in pairs(opts) do
-    if not KNOWN_OPTS[k] then
-      error("bad argument #1 to 'new' (unknown option '" .. tostring(k) .. "')", 2)
-    end
-  end
-  local clock = opts.clock
-  if clock == nil then
-    clock = get_default_clock()
-  elseif type(clock) ~= "function" then
-    error("bad argument #1 to 'new' (opts.clock must be a function)", 2)
-  end
-  local store = opts.store
-  if store == nil then
-    store = M.memory_store { clock = clock }
-  elseif type(store) ~= "table" and type(store) ~= "userdata" then
-    error("bad argument #1 to 'new' (opts.store must be a store object)", 2)
-  else
-    if type(store.get) ~= "function" or type(store.set) ~= "function" then
-      error("bad argument #1 to 'new' (opts.store must have get and set methods)", 2)
-    end
-    if store.atomically ~= nil and type(store.atomically) ~= "function" then
-      error("bad argument #1 to 'new' (opts.store.atomically must be a method)", 2)
-    end
-  end
+  opts = validate.options_or_raise(OPTIONS, opts, "streamctl.ratelimit.new", "new")
+  local clock = opts.clock or get_default_clock()
+  local store = opts.store or M.memory_store { clock = clock }
   return setmetatable({ clock = clock, store = store }, Limiter)
+end
+
+local function is_positive_rate(v)
+  return type(v) == "number" and v > 0 -- false for NaN
 end
 
 -- Validates arguments; returns the burst, or nil when the limit is off.

@@ -31,7 +31,9 @@ local type, error, pairs, tostring, setmetatable = type, error, pairs, tostring,
 local floor, ceil, min, huge = math.floor, math.ceil, math.min, math.huge
 local format = string.format
 
-local M = { _VERSION = "0.1.0" }
+local validate = require "streamctl.validate"
+
+local M = {}
 
 --- Kinds that are never retried.
 M.NEVER_RETRIED = { validation = true, auth = true, signature = true }
@@ -51,24 +53,43 @@ local DEFAULTS = {
   cap_ms = 20000,
 }
 
-local KNOWN_OPTS = {
-  attempts = true, base_ms = true, throttle_base_ms = true, cap_ms = true,
-  budget = true, random = true,
+local function is_nonneg(v)
+  return type(v) == "number" and v >= 0 and v < huge -- false for NaN
+end
+
+-- The budget: false, or a table of capacity (> 0) and refill_per_success (>= 0).
+local function check_budget(v)
+  if type(v) ~= "table" then return nil, "must be a table or false" end
+  for k in pairs(v) do
+    if k ~= "capacity" and k ~= "refill_per_success" then
+      return nil, "has no setting '" .. tostring(k) .. "' (it takes capacity and refill_per_success)"
+    end
+  end
+  if v.capacity ~= nil and not (is_nonneg(v.capacity) and v.capacity > 0) then
+    return nil, "capacity must be a finite number > 0"
+  end
+  if v.refill_per_success ~= nil and not is_nonneg(v.refill_per_success) then
+    return nil, "refill_per_success must be a finite number >= 0"
+  end
+  return v
+end
+
+--- The settings `policy` takes (a streamctl.validate schema); a client's
+-- `retry` option is checked against it too.
+M.OPTIONS = {
+  { name = "attempts", type = "integer", min = 1 },
+  { name = "base_ms", type = "number", min = 0, max_exclusive = huge },
+  { name = "throttle_base_ms", type = "number", min = 0, max_exclusive = huge },
+  { name = "cap_ms", type = "number", min = 0, max_exclusive = huge },
+  { name = "budget", type = "custom", nullable_false = true, check = check_budget },
+  { name = "random", type = "function" },
 }
 
 local Policy = {}
 Policy.__index = Policy
 
-local function bad_opt(name, what, got)
-  error(format("bad argument #1 to 'policy' (%s must be %s, got %s)", name, what, tostring(got)), 3)
-end
-
 local function is_count(v)
   return type(v) == "number" and v >= 1 and v < huge and floor(v) == v
-end
-
-local function is_nonneg(v)
-  return type(v) == "number" and v >= 0 and v < huge -- false for NaN
 end
 
 --- Makes a retry policy.
@@ -82,50 +103,20 @@ end
 --   (not seeded here: seeding is the application's business).
 -- @return policy
 function M.policy(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'policy' (opts must be a table or nil)", 2)
-  end
-  for k in pairs(opts) do
-    if not KNOWN_OPTS[k] then
-      error("bad argument #1 to 'policy' (unknown option '" .. tostring(k) .. "')", 2)
-    end
-  end
+  opts = validate.options_or_raise(M.OPTIONS, opts, "streamctl.retry.policy", "policy")
   local p = {}
   for k, d in pairs(DEFAULTS) do
     local v = opts[k]
     if v == nil then v = d end
-    if k == "attempts" then
-      if not is_count(v) then bad_opt("attempts", "an integer >= 1", v) end
-    elseif not is_nonneg(v) then
-      bad_opt(k, "a finite number >= 0", v)
-    end
     p[k] = v
   end
-
-  local random = opts.random
-  if random == nil then
-    random = math.random
-  elseif type(random) ~= "function" then
-    bad_opt("random", "a function", random)
-  end
-  p.random = random
+  p.random = opts.random or math.random
 
   local budget = opts.budget
-  if budget == nil then budget = { capacity = 10, refill_per_success = 0.1 } end
+  if budget == nil then budget = {} end
   if budget ~= false then
-    if type(budget) ~= "table" then bad_opt("budget", "a table or false", budget) end
-    for k in pairs(budget) do
-      if k ~= "capacity" and k ~= "refill_per_success" then
-        error("bad argument #1 to 'policy' (unknown budget option '" .. tostring(k) .. "')", 2)
-      end
-    end
     local capacity = budget.capacity == nil and 10 or budget.capacity
     local refill = budget.refill_per_success == nil and 0.1 or budget.refill_per_success
-    if not is_nonneg(capacity) or capacity == 0 then
-      bad_opt("budget.capacity", "a finite number > 0", capacity)
-    end
-    if not is_nonneg(refill) then bad_opt("budget.refill_per_success", "a finite number >= 0", refill) end
     p.capacity_units = to_units(capacity)
     p.refill_units = to_units(refill)
     p.tokens_units = p.capacity_units

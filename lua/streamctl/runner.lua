@@ -1,34 +1,45 @@
---- The engine that carries calls to completion: pacing, concurrency,
--- retries, per-stream order and recovery of unknown outcomes.
+--- The engine that carries jobs to completion: pacing, concurrency, retries,
+-- per-stream order and the look-up of unknown outcomes.
 --
--- A single `client:call` is a run of one job; a batch is a run of many. Every
--- job goes through the same steps, so a retried batch call behaves exactly as
--- a retried single call.
+-- It knows nothing of providers or clients: `runner.new(iface)` is handed
+-- everything it uses, and a client is one user of it.
 --
--- A job is `{ action, op, params, streams = {key, ...} }`: `params` are the
--- encoded service parameters (fixed for every attempt: a ZEGO Sequence stays
--- the same on a retry); `streams` name what the job acts on. Jobs that share a
--- stream run one after another in the order given, retries included; jobs
--- with no stream in common run side by side, up to `concurrency` at once.
+--   io             the transport side (below)
+--   sign(attempt)  -> request | nil, err      signs one attempt, at the moment it is sent
+--   decode(attempt, response, failure) -> result | nil, err
+--                                             reads an answer, or wraps a transport failure
+--   pace(action)   -> seconds                 commits a rate-limit slot for one request of
+--                                             `action` and says how long to wait for it
+--   retry          a streamctl.retry policy (`decide(err, n)`, `on_success()`)
+--   correct_clock(err)                        (optional) called before the one retry of a
+--                                             clock-skew error, to correct the signing clock
 --
--- Before each attempt a job reserves a slot from the client's rate limiter
--- (provider, account, action), so a run never exceeds the published caps by
--- its own doing; every attempt is signed at the moment it is sent.
+-- The io is `start(key, request) -> true | nil, failure`, `poll(timeout_s) ->
+-- { {key=, res=, err=}, ... }` (waits up to the timeout for at least one
+-- completion), `now()` (monotonic seconds) and `sleep(s)`. Light threads fit
+-- it as well as libcurl's multi interface: `start` launches, `poll` waits.
 --
--- When an attempt may have taken effect (sent with no answer, a copy arrived
--- first, or a server error), the operation's `recover` rule (if it has one)
--- looks the effect up before anything is sent again, so an action is not
--- applied twice even where repeating it would be harmless.
+-- A job is `{ action, params, recover = nil | { action, params(p), found(result, p) },
+-- streams = { key, ... } }`. Its `params` are fixed for every attempt (a ZEGO
+-- Sequence stays the same on a retry). Jobs that share a stream run one after
+-- another in the order given, retries included; jobs with no stream in common
+-- run side by side, up to `concurrency` at once. A finished job has `result`
+-- or `err`, `attempts` (sends of its own call) and `lookups`.
 --
--- The transport side is an "io": `start(key, request)`, `poll(timeout_s)` ->
--- `{ {key=, res=, err=}, ... }`, `now()` (monotonic seconds), `sleep(s)`.
+-- Every send is an *attempt*: `{ role = "call" | "lookup", action, params, n,
+-- job }`, with `n` counting the attempts of its role. When a call may have
+-- taken effect (sent with no answer, a copy arrived first, a server error),
+-- the job's `recover` rule, if it has one, is asked first (a "lookup"
+-- attempt): found means done; not found means the call may be sent again as
+-- the retry policy allows; a failed look-up leaves the call's own error,
+-- with the look-up's failure added to its message.
+--
+-- Completions are routed by keys unique to each io, to the run that started
+-- them: runs can nest (an `on_progress` that calls the same client) and
+-- interleave without taking each other's answers.
 -- @module streamctl.runner
 
-local errors = require "streamctl.errors"
-local retry = require "streamctl.retry"
-local ratelimit = require "streamctl.ratelimit"
-
-local type, ipairs, error, tostring = type, ipairs, error, tostring
+local type, ipairs, error, tostring, setmetatable = type, ipairs, error, tostring, setmetatable
 local max, floor = math.max, math.floor
 local remove, sort = table.remove, table.sort
 
@@ -37,6 +48,9 @@ local M = {}
 -- Longest single poll while transfers are in flight and nothing else is due
 -- (a poll returns early when a transfer finishes).
 local MAX_WAIT = 1
+
+-- Delays at or below this many seconds count as zero.
+local EPSILON = 1e-9
 
 --- Wraps a blocking transport `function(request) -> res | nil, err` as an io.
 function M.sync_io(send, now, sleep)
@@ -61,42 +75,64 @@ function M.sync_io(send, now, sleep)
   }
 end
 
-local function limiter_key(client, action)
-  return client._rules.provider .. ":" .. client:account() .. ":" .. action
+-- One router per io (keyed by its poll function, which a shared transport
+-- shares): keys unique across every run on that io, and the run each belongs to.
+local routers = setmetatable({}, { __mode = "k" })
+
+local function router_for(io)
+  local r = routers[io.poll]
+  if not r then
+    r = { next_key = 0, owner = {} }
+    routers[io.poll] = r
+  end
+  return r
 end
 
--- Reserves a rate-limit slot for `job`'s next request (its own call, or its
--- look-up, each in its action's bucket); returns the delay.
-local function reserve(client, job)
-  if not client._limiter then return 0 end
-  local action = job.call_action or job.action
-  local rate = ratelimit.limit_for(client._rules.provider, action, client.rate_limits)
-  if not rate then return 0 end
-  -- A store that fails (nil, err) must not stop the run: the slot is then unpaced.
-  local delay = client._limiter:reserve(limiter_key(client, action), rate, client.rate_burst)
-  return delay or 0
+local Engine = {}
+Engine.__index = Engine
+
+local function need(iface, name, kind)
+  if type(iface[name]) ~= kind then
+    error("bad argument #1 to 'new' (" .. name .. " must be a " .. kind .. ")", 3)
+  end
 end
 
---- Runs `jobs` to completion on `client`.
--- @param client a streamctl client
--- @param jobs array of jobs (see above); each gets `result` or `err`, `attempts`
---   (sends of its own call) and `lookups` (calls of its look-up)
+--- Makes an engine from its interface (see above).
+function M.new(iface)
+  if type(iface) ~= "table" then error("bad argument #1 to 'new' (a table expected)", 2) end
+  need(iface, "io", "table")
+  for _, f in ipairs { "start", "poll", "now", "sleep" } do
+    if type(iface.io[f]) ~= "function" then error("bad argument #1 to 'new' (io." .. f .. " must be a function)", 2) end
+  end
+  need(iface, "sign", "function")
+  need(iface, "decode", "function")
+  need(iface, "pace", "function")
+  need(iface, "retry", "table")
+  if iface.correct_clock ~= nil then need(iface, "correct_clock", "function") end
+  return setmetatable({
+    io = iface.io, sign = iface.sign, decode = iface.decode, pace = iface.pace,
+    retry = iface.retry, correct_clock = iface.correct_clock,
+  }, Engine)
+end
+
+--- Runs `jobs` to completion.
+-- @param jobs array of jobs (see above)
 -- @param opts `concurrency` (default 1), `on_progress(done, total, job)`
 -- @return jobs
-function M.run(client, jobs, opts)
+function Engine:run(jobs, opts)
   opts = opts or {}
   local concurrency = opts.concurrency or 1
   if type(concurrency) ~= "number" or concurrency < 1 or concurrency ~= floor(concurrency) then
-    error("concurrency must be a whole number >= 1", 3)
+    error("concurrency must be a whole number >= 1", 2)
   end
   local on_progress = opts.on_progress
-  local io = client:_io()
-  local policy = client._retry
+  local io, policy, engine = self.io, self.retry, self
+  local router = router_for(io)
+  local run = { inbox = {}, attempts = {} } -- completions routed here; attempts by key
   local total, finished = #jobs, 0
   local queue = {}          -- jobs not yet admitted, in submission order
   local waiting = {}        -- admitted jobs waiting for their time (`at`)
-  local inflight, busy = 0, {} -- streams held by admitted jobs
-  local by_key, next_key = {}, 0
+  local inflight, busy = 0, {} -- attempts on the wire; streams held by admitted jobs
 
   for i, job in ipairs(jobs) do
     job.attempts, job.lookups = 0, 0
@@ -106,12 +142,15 @@ function M.run(client, jobs, opts)
   local function finish(job)
     for _, s in ipairs(job.streams or {}) do busy[s] = nil end
     finished = finished + 1
-    -- (batch methods guard the caller's own callback; see streamctl.client)
     if on_progress then on_progress(finished, total, job) end
   end
 
-  local function schedule(job, delay)
-    job.at = io.now() + max(delay, reserve(client, job))
+  -- Puts `job` in line for its next attempt of `role`, after `delay` seconds
+  -- and its rate-limit slot, whichever is later.
+  local function schedule(job, role, delay)
+    local action = role == "lookup" and job.recover.action or job.action
+    job.next_role = role
+    job.at = io.now() + max(delay, engine.pace(action))
     waiting[#waiting + 1] = job
   end
 
@@ -130,27 +169,11 @@ function M.run(client, jobs, opts)
       if free then
         remove(queue, i)
         for _, s in ipairs(job.streams or {}) do busy[s] = true end
-        schedule(job, 0)
+        schedule(job, "call", 0)
       else
         for _, s in ipairs(job.streams or {}) do blocked[s] = true end
         i = i + 1
       end
-    end
-  end
-
-  local function send(job)
-    if job.recovering then job.lookups = job.lookups + 1 else job.attempts = job.attempts + 1 end
-    local req, err = client:_sign(job.call_action or job.action, job.call_op or job.op, job.call_params or job.params)
-    if not req then job.err = err finish(job) return end
-    next_key = next_key + 1
-    by_key[next_key] = job
-    inflight = inflight + 1
-    local ok, serr = io.start(next_key, req)
-    if not ok then
-      by_key[next_key] = nil
-      inflight = inflight - 1
-      job.err = errors.transport(client._rules.provider, job.action, serr, job.op.idempotent)
-      finish(job)
     end
   end
 
@@ -160,67 +183,104 @@ function M.run(client, jobs, opts)
     finish(job)
   end
 
-  -- Retries `job` as the policy allows after `err` (which may stand in for
-  -- the failure, see below); otherwise finishes it with its own `job.err`.
-  local function retry_or_finish(job, err)
-    local decision = policy:decide(err, job.attempts)
-    if not decision.retry then
-      job.err.attempts = job.attempts
-      return finish(job)
-    end
-    if err.kind == "clock" then
-      local offset = retry.clock_offset(err, client._clock())
-      if offset then client.clock_offset = offset end
-    end
-    schedule(job, decision.delay_ms / 1000)
-  end
-
-  -- Asks the operation's look-up whether the last attempt took effect.
-  local function look_up(job, delay)
-    local recover = job.op.recover
-    job.recovering = true
-    job.call_action, job.call_params = recover.action, recover.params(job.params)
-    job.call_op = client._rules.operations[recover.action]
-    schedule(job, delay)
-  end
-
-  local function after_look_up(job, result, err)
-    if result ~= nil then
-      job.recovering, job.call_action, job.call_op, job.call_params = nil, nil, nil, nil
-      local found = job.op.recover.found(result, job.params)
-      if found then return succeed(job, found) end
-      -- Not in effect: the call may be sent again, as the policy allows.
-      return retry_or_finish(job, { kind = job.err.kind, retryable = true, retry_after_ms = job.err.retry_after_ms })
-    end
-    local decision = policy:decide(err, job.lookups)
-    if decision.retry then return schedule(job, decision.delay_ms / 1000) end
-    -- Still unknown: report the call's own failure, and why it stays unknown.
-    job.recovering, job.call_action, job.call_op, job.call_params = nil, nil, nil, nil
-    job.err.message = (job.err.message or "") .. "; the look-up by " .. job.op.recover.action
-      .. " failed too: " .. tostring(err)
+  local function fail(job)
     job.err.attempts = job.attempts
     finish(job)
   end
 
-  local function complete(job, res, terr)
-    local result, err = client:_decode(job.call_action or job.action, job.call_op or job.op, res, terr)
-    if job.recovering then return after_look_up(job, result, err) end
+  -- Retries the call as the policy allows after `err` (which may stand in
+  -- for the failure, see below); otherwise finishes with the job's own error.
+  local function retry_or_finish(job, err)
+    local decision = policy:decide(err, job.attempts)
+    if not decision.retry then return fail(job) end
+    if err.kind == "clock" and engine.correct_clock then engine.correct_clock(err) end
+    schedule(job, "call", decision.delay_ms / 1000)
+  end
+
+  local function after_call(job, result, err)
     if result ~= nil then return succeed(job, result) end
     job.err = err
     -- An attempt that may have taken effect (no answer, a copy arrived first,
     -- or a server error, which can come after the change was made) is looked
     -- up before anything is sent again, where the operation has a look-up.
-    if job.op.recover and (err.outcome_unknown or err.kind == "server") then
-      return look_up(job, 0)
+    if job.recover and (err.outcome_unknown or err.kind == "server") then
+      return schedule(job, "lookup", 0)
     end
     retry_or_finish(job, err)
+  end
+
+  local function after_look_up(job, result, err)
+    if result ~= nil then
+      local found = job.recover.found(result, job.params)
+      if found then return succeed(job, found) end
+      -- Not in effect: the call may be sent again, as the policy allows.
+      return retry_or_finish(job, { kind = job.err.kind, retryable = true, retry_after_ms = job.err.retry_after_ms })
+    end
+    local decision = policy:decide(err, job.lookups)
+    if decision.retry then return schedule(job, "lookup", decision.delay_ms / 1000) end
+    -- Still unknown: the call's own failure, and why it stays unknown.
+    job.err.message = (job.err.message or "") .. "; the look-up by " .. job.recover.action
+      .. " failed too: " .. tostring(err)
+    fail(job)
+  end
+
+  local function settle(attempt, result, err)
+    if attempt.role == "lookup" then return after_look_up(attempt.job, result, err) end
+    return after_call(attempt.job, result, err)
+  end
+
+  local function send(job)
+    local role = job.next_role
+    local attempt
+    if role == "lookup" then
+      job.lookups = job.lookups + 1
+      attempt = { role = role, action = job.recover.action, params = job.recover.params(job.params),
+                  n = job.lookups, job = job }
+    else
+      job.attempts = job.attempts + 1
+      attempt = { role = role, action = job.action, params = job.params, n = job.attempts, job = job }
+    end
+    local req, serr = engine.sign(attempt)
+    if not req then return settle(attempt, nil, serr) end
+    router.next_key = router.next_key + 1
+    local key = router.next_key
+    router.owner[key], run.attempts[key] = run, attempt
+    inflight = inflight + 1
+    local ok, terr = io.start(key, req)
+    if not ok then
+      router.owner[key], run.attempts[key] = nil, nil
+      inflight = inflight - 1
+      -- A start that fails is this attempt's failure, whatever its role.
+      settle(attempt, engine.decode(attempt, nil, terr))
+    end
+  end
+
+  -- This run's completions: those other runs received for it first, else
+  -- what the io has now, handing other runs' completions to them.
+  local function poll(timeout)
+    if #run.inbox > 0 then
+      local mine = run.inbox
+      run.inbox = {}
+      return mine
+    end
+    local mine = {}
+    for _, c in ipairs(io.poll(timeout)) do
+      local owner = router.owner[c.key]
+      router.owner[c.key] = nil
+      if owner == run then
+        mine[#mine + 1] = c
+      elseif owner then
+        owner.inbox[#owner.inbox + 1] = c
+      end
+    end
+    return mine
   end
 
   admit()
   while finished < total do
     local now = io.now()
     sort(waiting, function(a, b) return a.at < b.at end)
-    while waiting[1] and waiting[1].at <= now + ratelimit.EPSILON and inflight < concurrency do
+    while waiting[1] and waiting[1].at <= now + EPSILON and inflight < concurrency do
       send(remove(waiting, 1))
     end
     admit()
@@ -228,19 +288,21 @@ function M.run(client, jobs, opts)
     -- Wait for the next job's time, or for a transfer to finish (a poll
     -- returns as soon as one does).
     local timeout
-    if waiting[1] and inflight < concurrency then
+    if #run.inbox > 0 then
+      timeout = 0
+    elseif waiting[1] and inflight < concurrency then
       timeout = max(0, waiting[1].at - io.now())
     elseif inflight > 0 then
       timeout = MAX_WAIT
     else
-      break -- nothing left that can make progress
+      error("streamctl.runner: no job can make progress") -- a bug, never a user's error
     end
-    for _, c in ipairs(io.poll(timeout)) do
-      local job = by_key[c.key]
-      if job then
-        by_key[c.key] = nil
+    for _, c in ipairs(poll(timeout)) do
+      local attempt = run.attempts[c.key]
+      if attempt then
+        run.attempts[c.key] = nil
         inflight = inflight - 1
-        complete(job, c.res, c.err)
+        settle(attempt, engine.decode(attempt, c.res, c.err))
       end
     end
   end

@@ -39,7 +39,9 @@ local type, error, tostring, pairs, setmetatable, require =
 local floor = math.floor
 local format = string.format
 
-local M = { _VERSION = "0.1.0" }
+local validate = require "streamctl.validate"
+
+local M = {}
 
 --- Largest value handed out; beyond it doubles lose integer precision.
 M.MAX = 2 ^ 53 - 1
@@ -101,6 +103,11 @@ end
 local Generator = {}
 Generator.__index = Generator
 
+local OPTIONS = {
+  { name = "clock_ms", type = "function" },
+  { name = "store", type = "object", methods = { "advance" }, optional = { "get" } },
+}
+
 --- Makes a generator.
 -- @tparam[opt] table opts
 --   `clock_ms`: function returning milliseconds since the epoch (fractions
@@ -108,28 +115,9 @@ Generator.__index = Generator
 --   `store`: see the store contract above; default `memory_store()`.
 -- @return generator
 function M.new(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'new' (opts must be a table or nil)", 2)
-  end
-  for k in pairs(opts) do
-    if k ~= "clock_ms" and k ~= "store" then
-      error("bad argument #1 to 'new' (unknown option '" .. tostring(k) .. "')", 2)
-    end
-  end
-  local clock_ms = opts.clock_ms
-  if clock_ms == nil then
-    clock_ms = get_default_clock_ms()
-  elseif type(clock_ms) ~= "function" then
-    error("bad argument #1 to 'new' (opts.clock_ms must be a function)", 2)
-  end
-  local store = opts.store
-  if store == nil then
-    store = M.memory_store()
-  elseif (type(store) ~= "table" and type(store) ~= "userdata") or type(store.advance) ~= "function" then
-    error("bad argument #1 to 'new' (opts.store must have an advance method)", 2)
-  end
-  return setmetatable({ clock_ms = clock_ms, store = store }, Generator)
+  opts = validate.options_or_raise(OPTIONS, opts, "streamctl.sequence.new", "new")
+  return setmetatable({ clock_ms = opts.clock_ms or get_default_clock_ms(), store = opts.store or M.memory_store() },
+    Generator)
 end
 
 local function now_ms(self)
@@ -231,6 +219,26 @@ function Generator:next_for(stream_ids)
     end
   end
   return nil, "sequence did not settle after " .. MAX_PASSES .. " passes over the store"
+end
+
+--- What `next_for(stream_ids)` would hand out now, without recording it
+-- (for a dry run): `max(now_ms, last + 1)` over the ids, from the store's
+-- `get` where it has one (a store without `get` gives now_ms).
+-- @tparam {string,...} stream_ids a non-empty array of stream ids
+-- @treturn string decimal digits
+function Generator:peek_for(stream_ids)
+  if type(stream_ids) ~= "table" or stream_ids[1] == nil then
+    error("bad argument #1 to 'peek_for' (stream_ids must be a non-empty array of strings)", 2)
+  end
+  local v = now_ms(self)
+  local store = self.store
+  if store.get then
+    for i = 1, #stream_ids do
+      local last = store:get(stream_ids[i])
+      if type(last) == "number" and last + 1 > v then v = last + 1 end
+    end
+  end
+  return to_decimal(v)
 end
 
 return M

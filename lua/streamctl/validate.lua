@@ -1,23 +1,29 @@
---- Field validation for the named methods (`resume_live_stream{...}`, ...).
+--- Checking of what callers pass: a named method's fields, and the options of
+-- `new()` (clients, rate limiters, sequence generators).
 --
--- A method's schema is an array of field specs, in the order they are
--- checked and reported:
+-- A schema is an array of specs, in the order they are checked and reported:
 --
---   { "domain_name", "DomainName", "string", required = true, max_len = 2000,
---     enum = {...}, prefix = {"rtmp://"}, min = n, max = n, min_items = n,
---     max_items = n, unique = true, default = v }
+--   { name = "domain_name", param = "DomainName", type = "string", required = true,
+--     max_len = 2000, enum = {...}, prefix = {"rtmp://"}, min = n, max = n,
+--     min_items = n, max_items = n, default = v }
 --
--- Types: "string", "integer", "number" (min_exclusive), "time" (Unix seconds or
--- "YYYY-MM-DDThh:mm:ssZ"; sent as the UTC string, or as Unix seconds with
--- `as = "unix"`), "strings" (array of non-empty strings), "yesno" (boolean or
--- "yes"/"no"), "boolean", "function".
+-- Types: "string" (non-empty, no CR/LF/NUL), "integer", "number"
+-- (`min_exclusive`), "time" (Unix seconds or "YYYY-MM-DDThh:mm:ssZ"; sent as
+-- the UTC string, or as Unix seconds with `as = "unix"`), "strings" (array of
+-- non-empty strings), "yesno" (boolean or "yes"/"no"), "boolean", "function",
+-- "object" (a table or userdata with the functions named in `methods`, and
+-- those in `optional` when present), and "custom" (`check(v) -> value | nil,
+-- rule [, true]`, true when the rule is a whole message of its own).
+-- `nullable_false = true` also accepts `false`, meaning "switched off".
 --
--- A spec whose service name is `false` is a local option (such as
--- `concurrency`): checked, returned in `values`, never sent.
+-- `param` is the name the service gives the field; its absence marks
+-- a local option (such as `concurrency`): checked, returned in `values`,
+-- never sent.
 --
--- `validate.fields` returns the service parameters (service names, Lua
--- values ready for the provider's encoder) and, for cross-field checks, the
--- parsed values by field name; or `nil, message` naming the field and rule.
+-- `fields` returns the service parameters (service names, Lua values ready
+-- for the provider's encoder) and the parsed values by field name; `options`
+-- returns the parsed values. Both return `nil, message` naming the field or
+-- option and the rule; an unknown name is refused with a "did you mean".
 -- @module streamctl.validate
 
 local core = require "streamctl.core"
@@ -33,7 +39,7 @@ local function is_integer(n)
   return type(n) == "number" and n == floor(n) and n > -huge and n < huge
 end
 
---- Edit distance, for "did you mean" on misspelt field names.
+--- Edit distance, for "did you mean" on misspelt names.
 local function distance(a, b)
   local prev, cur = {}, {}
   for j = 0, #b do prev[j] = j end
@@ -51,14 +57,23 @@ local function distance(a, b)
   return prev[#b]
 end
 
-local function closest(name, schema)
+--- The candidate closest to `name` (an edit distance of at most 3), or nil.
+-- @param name the misspelt name
+-- @param candidates array of names
+function M.closest(name, candidates)
   local best, bestd
-  for _, f in ipairs(schema) do
-    local d = distance(name, f[1])
-    if not bestd or d < bestd then best, bestd = f[1], d end
+  for _, c in ipairs(candidates) do
+    local d = distance(name, c)
+    if not bestd or d < bestd then best, bestd = c, d end
   end
   if bestd and bestd <= 3 then return best end
   return nil
+end
+
+--- " (did you mean 'x'?)" for `name` among `candidates`, or "".
+function M.hint(name, candidates)
+  local best = M.closest(name, candidates)
+  return best and format(" (did you mean '%s'?)", best) or ""
 end
 
 local function quote_list(list)
@@ -101,19 +116,25 @@ function checkers.string(f, v)
   return v
 end
 
-function checkers.integer(f, v)
-  if type(v) == "string" and find(v, "^%-?%d+$") then v = tonumber(v) end
+-- Fields (which may come from text) take numbers written as strings;
+-- options (`strict`) take numbers only.
+function checkers.integer(f, v, strict)
+  if not strict and type(v) == "string" and find(v, "^%-?%d+$") then v = tonumber(v) end
   if not is_integer(v) then return nil, "must be an integer" end
-  if f.min and v < f.min then return nil, format("must be at least %d", f.min) end
-  if f.max and v > f.max then return nil, format("must be at most %d", f.max) end
+  if f.min and v < f.min then return nil, format("must be at least %.0f", f.min) end
+  if f.max and v > f.max then return nil, format("must be at most %.0f", f.max) end
   return v
 end
 
-function checkers.number(f, v)
-  if type(v) == "string" then v = tonumber(v) end
-  if type(v) ~= "number" or v ~= v or v == huge or v == -huge then return nil, "must be a number" end
+function checkers.number(f, v, strict)
+  if not strict and type(v) == "string" then v = tonumber(v) end
+  if type(v) ~= "number" or v ~= v or v == huge or v == -huge then return nil, "must be a finite number" end
   if f.min_exclusive and v <= f.min_exclusive then
     return nil, "must be greater than " .. tostring(f.min_exclusive)
+  end
+  if f.min and v < f.min then return nil, "must be at least " .. tostring(f.min) end
+  if f.max_exclusive and v >= f.max_exclusive then
+    return nil, "must be less than " .. tostring(f.max_exclusive)
   end
   return v
 end
@@ -136,17 +157,12 @@ function checkers.strings(f, v)
   if f.max_items and n > f.max_items then
     return nil, format("must have at most %d items (got %d)", f.max_items, n)
   end
-  local seen = {}
   for i = 1, n do
     local s = v[i]
     if type(s) ~= "string" or s == "" then return nil, format("item %d must be a non-empty string", i) end
     if find(s, "[%z\r\n]") then return nil, format("item %d must not contain CR, LF or NUL", i) end
     if f.max_len and #s > f.max_len then
       return nil, format("item %d must be at most %d characters (got %d)", i, f.max_len, #s)
-    end
-    if f.unique then
-      if seen[s] then return nil, format("item %d repeats item %d", i, seen[s]) end
-      seen[s] = i
     end
   end
   return v
@@ -168,7 +184,76 @@ function checkers.boolean(_, v)
   return v
 end
 
---- Checks `input` against `schema`.
+-- Method lookups on a userdata can raise (a userdata without __index).
+local function method_of(obj, name)
+  local ok, m = pcall(function() return obj[name] end)
+  return ok and m or nil
+end
+
+function checkers.object(f, v)
+  if type(v) ~= "table" and type(v) ~= "userdata" then
+    return nil, "must be an object with methods " .. quote_list(f.methods)
+  end
+  for _, m in ipairs(f.methods) do
+    if type(method_of(v, m)) ~= "function" then
+      return nil, format("must be an object with methods %s (it has no '%s')", quote_list(f.methods), m)
+    end
+  end
+  for _, m in ipairs(f.optional or {}) do
+    local fn = method_of(v, m)
+    if fn ~= nil and type(fn) ~= "function" then return nil, format("has an '%s' that is not a function", m) end
+  end
+  return v
+end
+
+function checkers.custom(f, v)
+  return f.check(v)
+end
+
+-- The shared loop: unknown names first, then each spec in order. Messages
+-- name `prefix .. name` ("retry.attempts" for a nested table of options).
+local function check(schema, input, noun, owner, prefix)
+  prefix = prefix or ""
+  local known, names = {}, {}
+  for i, f in ipairs(schema) do
+    known[f.name] = f
+    names[i] = prefix .. f.name
+  end
+  local unknown = {}
+  for k in pairs(input) do
+    if not known[k] then unknown[#unknown + 1] = prefix .. tostring(k) end
+  end
+  if #unknown > 0 then
+    sort(unknown)
+    return nil, format("%s '%s' is not %s of %s%s", noun, unknown[1], noun == "option" and "an option" or "a field",
+      owner, M.hint(unknown[1], names))
+  end
+  local params, values = {}, {}
+  for _, f in ipairs(schema) do
+    local name, v = f.name, input[f.name]
+    if v == nil then v = f.default end
+    if v == nil then
+      if f.required then return nil, format("%s '%s%s' is required", noun, prefix, name) end
+    elseif v == false and f.nullable_false then
+      values[name] = false
+    else
+      -- A custom check may return a whole message (third result true).
+      local parsed, rule, whole = checkers[f.type](f, v, noun == "option")
+      if parsed == nil then return nil, whole and rule or format("%s '%s%s' %s", noun, prefix, name, rule) end
+      values[name] = parsed
+      if f.param then
+        if f.type == "time" and f.as ~= "unix" then
+          params[f.param] = core.utc_timestamp(parsed)
+        else
+          params[f.param] = parsed
+        end
+      end
+    end
+  end
+  return params, values
+end
+
+--- Checks a named method's `input` against `schema`.
 -- @param schema the method's field specs
 -- @param input the caller's table of snake_case fields
 -- @param method the method name, for messages
@@ -177,45 +262,35 @@ function M.fields(schema, input, method)
   if type(input) ~= "table" then
     return nil, method .. " takes a table of fields"
   end
-  local known = {}
-  for _, f in ipairs(schema) do known[f[1]] = f end
-  local unknown = {}
-  for k in pairs(input) do
-    if not known[k] then unknown[#unknown + 1] = tostring(k) end
+  return check(schema, input, "field", method)
+end
+
+--- Checks the options table `input` (nil is an empty one) given to `owner`.
+-- @param prefix (optional) put before every option name in messages
+-- @return values (option -> parsed value); or nil, message naming the option
+function M.options(schema, input, owner, prefix)
+  if input == nil then input = {} end
+  if type(input) ~= "table" then return nil, "options must be a table" end
+  local params, values = check(schema, input, "option", owner, prefix)
+  if not params then return nil, values end
+  return values
+end
+
+--- Like `options`, for library constructors whose bad options are
+-- programming errors: raises "bad argument #1 to 'fname' (message)".
+function M.options_or_raise(schema, input, owner, fname)
+  if input ~= nil and type(input) ~= "table" then
+    error(format("bad argument #1 to '%s' (opts must be a table or nil)", fname), 3)
   end
-  if #unknown > 0 then
-    sort(unknown)
-    local name = unknown[1]
-    local hint = closest(name, schema)
-    return nil, format("field '%s' is not a field of %s%s", name, method,
-      hint and format(" (did you mean '%s'?)", hint) or "")
-  end
-  local params, values = {}, {}
-  for _, f in ipairs(schema) do
-    local name, v = f[1], input[f[1]]
-    if v == nil then v = f.default end
-    if v == nil then
-      if f.required then return nil, format("field '%s' is required", name) end
-    else
-      local parsed, rule = checkers[f[3]](f, v)
-      if parsed == nil then return nil, format("field '%s' %s", name, rule) end
-      values[name] = parsed
-      if f[2] ~= false then -- false: a local option, never sent
-        if f[3] == "time" and f.as ~= "unix" then
-          params[f[2]] = core.utc_timestamp(parsed)
-        else
-          params[f[2]] = parsed
-        end
-      end
-    end
-  end
-  return params, values
+  local values, why = M.options(schema, input, owner)
+  if not values then error(format("bad argument #1 to '%s' (%s)", fname, why), 3) end
+  return values
 end
 
 --- The fields every batch method takes besides its own.
 M.BATCH_OPTIONS = {
-  { "concurrency", false, "integer", min = 1, max = 256 },
-  { "on_progress", false, "function" },
+  { name = "concurrency", type = "integer", min = 1, max = 256 },
+  { name = "on_progress", type = "function" },
 }
 
 return M

@@ -11,7 +11,7 @@ local errors = require "streamctl.errors"
 local sequence = require "streamctl.sequence"
 local validate = require "streamctl.validate"
 
-local os_getenv, type, tostring, tonumber, pairs, ipairs = os.getenv, type, tostring, tonumber, pairs, ipairs
+local type, tostring, tonumber, pairs, ipairs = type, tostring, tonumber, pairs, ipairs
 local floor = math.floor
 local format, sub, find = string.format, string.sub, string.find
 local concat = table.concat
@@ -20,19 +20,21 @@ local PROVIDER = "zego"
 local MAX_IDS = 20
 
 -- Every stream-control action is a GET with all parameters in the query.
--- `sequence` marks the actions whose Sequence streamctl fills in.
+-- `sequence` marks the actions whose Sequence streamctl fills in; `cap` is the
+-- published limit per AppId in requests per second, `test_cap` the one of the
+-- test environment (the ResumeRTCStreams page: 5/s for RTC forbid/resume).
 local operations = {
-  ResumeRTCStreams = { method = "GET", idempotent = true, sequence = true, max_ids = MAX_IDS },
-  ForbidRTCStreams = { method = "GET", idempotent = true, sequence = true, max_ids = MAX_IDS },
-  ResumeRTCStream = { method = "GET", idempotent = true, sequence = true },
-  ForbidRTCStream = { method = "GET", idempotent = true, sequence = true },
-  DescribeRTCStreamState = { method = "GET", idempotent = true, sequence = true },
-  ResumeCDNLiveStream = { method = "GET", idempotent = true },
-  ForbidCDNLiveStream = { method = "GET", idempotent = true },
+  ResumeRTCStreams = { method = "GET", idempotent = true, sequence = true, max_ids = MAX_IDS, cap = 20, test_cap = 5 },
+  ForbidRTCStreams = { method = "GET", idempotent = true, sequence = true, max_ids = MAX_IDS, cap = 20, test_cap = 5 },
+  ResumeRTCStream = { method = "GET", idempotent = true, sequence = true, cap = 20, test_cap = 5 },
+  ForbidRTCStream = { method = "GET", idempotent = true, sequence = true, cap = 20, test_cap = 5 },
+  DescribeRTCStreamState = { method = "GET", idempotent = true, sequence = true, cap = 40 },
+  ResumeCDNLiveStream = { method = "GET", idempotent = true, cap = 20 },
+  ForbidCDNLiveStream = { method = "GET", idempotent = true, cap = 20 },
 }
 
-local STREAM_ID = { "stream_id", "StreamId", "string", required = true, max_len = 256 }
-local SEQUENCE = { "sequence", "Sequence", "integer", min = 0 }
+local STREAM_ID = { name = "stream_id", param = "StreamId", type = "string", required = true, max_len = 256 }
+local SEQUENCE = { name = "sequence", param = "Sequence", type = "integer", min = 0 }
 
 local methods = {
   resume_rtc_stream = { action = "ResumeRTCStream", fields = { STREAM_ID, SEQUENCE } },
@@ -41,13 +43,14 @@ local methods = {
   resume_cdn_live_stream = { action = "ResumeCDNLiveStream", fields = { STREAM_ID } },
   forbid_cdn_live_stream = {
     action = "ForbidCDNLiveStream",
-    fields = { STREAM_ID, { "resume_time", "ResumeTime", "time", as = "unix" } },
+    fields = { STREAM_ID, { name = "resume_time", param = "ResumeTime", type = "time", as = "unix" } },
   },
 }
 
 -- Batch methods: any number of stream IDs, sent MAX_IDS at a time, each call
 -- with its own Sequence; every stream reported.
-local BATCH_IDS = { { "stream_ids", "StreamId", "strings", required = true, min_items = 1, max_len = 256 } }
+local BATCH_IDS = { { name = "stream_ids", param = "StreamId", type = "strings", required = true, min_items = 1,
+                      max_len = 256 } }
 for _, f in ipairs(validate.BATCH_OPTIONS) do BATCH_IDS[#BATCH_IDS + 1] = f end
 local function stream_key(_, id) return id end
 local batches = {
@@ -82,9 +85,31 @@ local KIND = {
 }
 local RETRYABLE = errors.RETRYABLE_KINDS
 
+local function parse_app_id(v)
+  if type(v) == "string" and find(v, "^%d+$") and #v <= 10 then v = tonumber(v) end
+  if type(v) ~= "number" or v ~= floor(v) or v < 1 or v > 4294967295 then return nil end
+  return format("%.0f", v)
+end
+
+local APP_ID_RULE = "must be an integer in 1..4294967295"
+
 local rules = {
   provider = PROVIDER,
   defaults = { endpoint = "https://rtc-api.zego.im" },
+  options = {
+    { name = "app_id", type = "custom", check = function(v)
+        local id = parse_app_id(v)
+        if not id then return nil, APP_ID_RULE end
+        return id
+      end },
+    { name = "server_secret", type = "custom", check = function(v)
+        local why = client.secret_rule(v)
+        if why then return nil, why end
+        return v
+      end },
+    { name = "is_test", type = "boolean" },
+    { name = "sequence", type = "object", methods = { "next_for", "peek_for" } },
+  },
   operations = operations,
   methods = methods,
   batches = batches,
@@ -100,32 +125,36 @@ function rules.nonce()
   return core.random_hex(8)
 end
 
-local function parse_app_id(v)
-  if type(v) == "string" and find(v, "^%d+$") and #v <= 10 then v = tonumber(v) end
-  if type(v) ~= "number" or v ~= floor(v) or v < 1 or v > 4294967295 then return nil end
-  return format("%.0f", v)
-end
-
-function rules.configure(self, opts)
-  local app_id = opts.app_id or os_getenv("ZEGO_APP_ID")
-  local secret = opts.server_secret or os_getenv("ZEGO_SERVER_SECRET")
+-- Credentials: the options, else ZEGO_APP_ID / ZEGO_SERVER_SECRET (read at
+-- call time, so a caller can isolate the environment).
+function rules.configure(self, o)
+  local getenv = os.getenv
+  local app_id, secret = o.app_id, o.server_secret
+  if app_id == nil then
+    local env = getenv("ZEGO_APP_ID")
+    if env ~= nil and env ~= "" then
+      app_id = parse_app_id(env)
+      if not app_id then return nil, "environment variable ZEGO_APP_ID " .. APP_ID_RULE end
+    end
+  end
+  if secret == nil then secret = getenv("ZEGO_SERVER_SECRET") end
   if app_id == nil or secret == nil or secret == "" then
     return nil, { code = "MissingCredentials",
       message = "no credentials: pass app_id and server_secret, or set ZEGO_APP_ID and ZEGO_SERVER_SECRET" }
   end
-  local id = parse_app_id(app_id)
-  if not id then return nil, "option 'app_id' must be an integer in 1..4294967295" end
-  if type(secret) ~= "string" then return nil, "option 'server_secret' must be a string" end
-  if opts.is_test ~= nil and type(opts.is_test) ~= "boolean" then
-    return nil, "option 'is_test' must be true, false or nil"
-  end
-  self.app_id = id
-  self.is_test = opts.is_test
-  self._secret = core.secret(secret)
-  self._sequence = opts.sequence or sequence.new {
+  self.app_id = app_id
+  self.is_test = o.is_test
+  self._secret = client.is_secret(secret) and secret or core.secret(secret)
+  self._sequence = o.sequence or sequence.new {
     clock_ms = function() return floor(self._clock() * 1000) end,
   }
   return true
+end
+
+--- In the test environment, RTC forbid/resume have their own, lower cap.
+function rules.cap(self, _, op)
+  if self.is_test and op.test_cap then return op.test_cap end
+  return op.cap
 end
 
 function rules.account(self)
@@ -136,8 +165,9 @@ function rules.secrets()
   return {}
 end
 
---- Fills in what must stay the same across retries: the Sequence.
-function rules.complete(self, _, op, params)
+--- Fills in what must stay the same across retries: the Sequence (for a
+-- dry run, the one the generator would give, without taking it).
+function rules.complete(self, _, op, params, dry)
   local ids = params["StreamId[]"] or params.StreamId
   if op.max_ids and (type(ids) ~= "table" or #ids < 1 or #ids > op.max_ids) then
     return nil, format("parameter 'StreamId' must be an array of 1..%d stream IDs (got %s)", op.max_ids,
@@ -147,6 +177,10 @@ function rules.complete(self, _, op, params)
   if type(ids) ~= "table" then ids = { ids } end
   local out = {}
   for k, v in pairs(params) do out[k] = v end
+  if dry then
+    out.Sequence = self._sequence:peek_for(ids)
+    return out
+  end
   local seq, err = self._sequence:next_for(ids)
   if not seq then
     return nil, errors.new { provider = PROVIDER, code = "SequenceUnavailable", kind = "service",

@@ -4,24 +4,74 @@
 --
 -- `new(opts)` returns a transport table (see streamctl.client):
 -- `start(key, request)`, `poll(timeout_seconds)`, `sleep(seconds)`, `close()`.
+-- The C module (streamctl.curl) is loaded on first use, so reading
+-- `OPTIONS` costs nothing where libcurl is never used.
 -- @module streamctl.transport.curl
 
-local curl = require "streamctl.curl"
+local version = require "streamctl.version"
 
-local floor = math.floor
+local floor, find, lower, match = math.floor, string.find, string.lower, string.match
+local io_open, ipairs, type, tostring = io.open, ipairs, type, tostring
 
 local M = {}
 
+local function c()
+  return require "streamctl.curl"
+end
+
+local PROXY_SCHEMES = { http = true, https = true, socks4 = true, socks4a = true, socks5 = true, socks5h = true }
+
+local function check_proxy(v)
+  if type(v) ~= "string" or v == "" then return nil, "must be a non-empty string" end
+  if find(v, "[%c%s]") then return nil, "must not contain whitespace or control characters" end
+  local scheme = match(v, "^(%a[%w+.-]*)://[^/]")
+  if not scheme or not PROXY_SCHEMES[lower(scheme)] then
+    return nil, "must look like http://host:port (schemes: http, https, socks4, socks4a, socks5, socks5h)"
+  end
+  return v
+end
+
+local function check_ca_file(v)
+  if type(v) ~= "string" or v == "" then return nil, "must be a non-empty string (a path)" end
+  if find(v, "%z") then return nil, "must not contain NUL" end
+  local f, why = io_open(v, "rb")
+  if not f then return nil, "cannot be read: " .. tostring(why) end
+  f:close()
+  return v
+end
+
+local function check_user_agent(v)
+  if type(v) ~= "string" or v == "" then return nil, "must be a non-empty string" end
+  if find(v, "%c") then return nil, "must not contain control characters" end
+  return v
+end
+
+--- The options this transport takes, which a client passes through (a
+-- streamctl.validate schema). Timeouts are per attempt.
+M.OPTIONS = {
+  { name = "timeout_ms", type = "integer", min = 1, max = 2147483647 },
+  { name = "connect_timeout_ms", type = "integer", min = 1, max = 2147483647 },
+  { name = "ca_file", type = "custom", check = check_ca_file },
+  { name = "proxy", type = "custom", check = check_proxy },
+  { name = "max_connections", type = "integer", min = 1, max = 1024 },
+  { name = "max_body", type = "integer", min = 1, max = 1073741824 },
+  { name = "user_agent", type = "custom", check = check_user_agent },
+}
+
 --- A blocking sleep, for scripts.
-M.sleep = curl.sleep
+function M.sleep(seconds)
+  return c().sleep(seconds)
+end
 
 --- Makes a transport.
--- @param opts timeout_ms, connect_timeout_ms, ca_file, proxy, max_connections (all optional)
+-- @param opts the options in `OPTIONS` (all optional, already checked);
+--   `user_agent` defaults to "streamctl/<version>"
 function M.new(opts)
-  local m = curl.multi {
-    timeout_ms = opts.timeout_ms, connect_timeout_ms = opts.connect_timeout_ms,
-    ca_file = opts.ca_file, proxy = opts.proxy, max_connections = opts.max_connections,
-  }
+  local curl = c()
+  local copts = {}
+  for _, o in ipairs(M.OPTIONS) do copts[o.name] = opts[o.name] end
+  copts.user_agent = copts.user_agent or version.user_agent
+  local m = curl.multi(copts)
   local t = { sleep = curl.sleep }
 
   function t.start(key, request)

@@ -1,0 +1,170 @@
+-- Client options: every option is checked in new(), which returns nil and an
+-- InvalidParameter error naming the option and the rule (nothing raises, and
+-- no client exists); an unknown option is refused with a "did you mean".
+local aliyun = require "streamctl.aliyun"
+local zego = require "streamctl.zego"
+local core = require "streamctl.core"
+
+local NOW = 1700000000
+local ZEGO_SECRET = "0123456789abcdef0123456789abcdef"
+
+local function ali_opts(extra)
+  local o = { access_key_id = "AK", access_key_secret = "sk" }
+  for k, v in pairs(extra) do o[k] = v end
+  return o
+end
+
+local function zego_opts(extra)
+  local o = { app_id = 1234567890, server_secret = ZEGO_SECRET }
+  for k, v in pairs(extra) do o[k] = v end
+  return o
+end
+
+local function refused(new, opts)
+  local ok, c, err = pcall(new, opts)
+  assert.is_true(ok, "new() raised: " .. tostring(c))
+  assert.is_nil(c)
+  assert.equal("InvalidParameter", err.code)
+  assert.equal("validation", err.kind)
+  return err.message
+end
+
+local NAN = 0 / 0
+local STORE_RULE = "option 'rate_limit_store' must be an object with methods 'get', 'set'"
+
+-- { options, message }: the same rules for both providers.
+local COMMON = {
+  { { endpont = "http://127.0.0.1:1" },
+    "is not an option of streamctl.%s.new (did you mean 'endpoint'?)", prefix = "option 'endpont' " },
+  { { timeout_ms = -1 }, "option 'timeout_ms' must be at least 1" },
+  { { timeout_ms = 0 }, "option 'timeout_ms' must be at least 1" },
+  { { timeout_ms = 1.5 }, "option 'timeout_ms' must be an integer" },
+  { { timeout_ms = NAN }, "option 'timeout_ms' must be an integer" },
+  { { timeout_ms = "abc" }, "option 'timeout_ms' must be an integer" },
+  { { timeout_ms = "5000" }, "option 'timeout_ms' must be an integer" },
+  { { connect_timeout_ms = 2 ^ 31 }, "option 'connect_timeout_ms' must be at most 2147483647" },
+  { { max_connections = 5000 }, "option 'max_connections' must be at most 1024" },
+  { { max_connections = 0 }, "option 'max_connections' must be at least 1" },
+  { { max_body = 0 }, "option 'max_body' must be at least 1" },
+  { { user_agent = "a\r\nX-Injected: 1" }, "option 'user_agent' must not contain control characters" },
+  { { ca_file = 123 }, "option 'ca_file' must be a non-empty string (a path)" },
+  { { ca_file = "/nonexistent/ca.pem" }, "option 'ca_file' cannot be read: /nonexistent/ca.pem: No such file or directory" },
+  { { proxy = {} }, "option 'proxy' must be a non-empty string" },
+  { { proxy = "http://proxy:3128\nX: y" }, "option 'proxy' must not contain whitespace or control characters" },
+  { { proxy = "ftp://proxy:21" },
+    "option 'proxy' must look like http://host:port (schemes: http, https, socks4, socks4a, socks5, socks5h)" },
+  { { concurrency = 0 }, "option 'concurrency' must be at least 1" },
+  { { concurrency = 257 }, "option 'concurrency' must be at most 256" },
+  { { rate_burst = 0 }, "option 'rate_burst' must be at least 1" },
+  { { rate_burst = -5 }, "option 'rate_burst' must be at least 1" },
+  { { rate_burst = "x" }, "option 'rate_burst' must be an integer" },
+  { { rate_burst = NAN }, "option 'rate_burst' must be an integer" },
+  { { rate_margin = 1 }, "option 'rate_margin' must be less than 1" },
+  { { rate_margin = -0.1 }, "option 'rate_margin' must be at least 0" },
+  { { rate_limits = 5 }, "option 'rate_limits' must be a table of action = requests per second, or false" },
+  { { rate_limit_store = 5 }, STORE_RULE },
+  { { rate_limit_store = { get = function() end } }, STORE_RULE .. " (it has no 'set')" },
+  { { retry = 3 }, "option 'retry' must be a table of retry settings, or false" },
+  { { retry = { attempts = 0 } }, "option 'retry.attempts' must be at least 1" },
+  { { retry = { atempts = 2 } },
+    "option 'retry.atempts' is not an option of the retry settings (did you mean 'retry.attempts'?)" },
+  { { retry = { budget = { capacity = -1 } } }, "option 'retry.budget' capacity must be a finite number > 0" },
+  { { clock = 5 }, "option 'clock' must be a function" },
+  { { nonce = "n" }, "option 'nonce' must be a function" },
+  { { transport = 5 }, "option 'transport' must be a function(request) or a table with start and poll" },
+  { { transport = function() end, timeout_ms = 100 },
+    "option 'timeout_ms' configures the built-in transport; it cannot be combined with 'transport'" },
+  { { endpoint = "ftp://x" }, "option 'endpoint' must use https or http (got ftp)" },
+}
+
+describe("client options", function()
+  for _, p in ipairs { { "aliyun", aliyun, ali_opts }, { "zego", zego, zego_opts } } do
+    local name, mod, base = p[1], p[2], p[3]
+    for _, case in ipairs(COMMON) do
+      local opts, message = case[1], case[2]
+      local label = next(opts)
+      it(name .. ": refuses " .. label .. " = " .. tostring(opts[label]), function()
+        local want = (case.prefix or "") .. message:format(name)
+        assert.equal(want, refused(mod.new, base(opts)))
+      end)
+    end
+  end
+
+  it("aliyun: refuses a rate limit for an action it does not have, or one that is not a rate", function()
+    assert.equal("option 'rate_limits' names 'ResumeLiveStreams', which is not an action (did you mean "
+      .. "'ResumeLiveStream'?)", refused(aliyun.new, ali_opts { rate_limits = { ResumeLiveStreams = 5 } }))
+    assert.equal("option 'rate_limits' ['ResumeLiveStream'] must be a number > 0 (requests per second) or false",
+      refused(aliyun.new, ali_opts { rate_limits = { ResumeLiveStream = "5" } }))
+    assert.equal("option 'rate_limits' ['*'] must be a number > 0 (requests per second) or false",
+      refused(aliyun.new, ali_opts { rate_limits = { ["*"] = -1 } }))
+    assert.equal("option 'rate_limits' ['ForbidLiveStream'] must be a number > 0 (requests per second) or false",
+      refused(aliyun.new, ali_opts { rate_limits = { ForbidLiveStream = NAN } }))
+  end)
+
+  it("aliyun: checks credentials and the signature version", function()
+    assert.equal("option 'access_key_id' must not contain CR, LF or NUL",
+      refused(aliyun.new, ali_opts { access_key_id = "AK\n" }))
+    assert.equal("option 'security_token' must not contain CR, LF or NUL",
+      refused(aliyun.new, ali_opts { security_token = "t\r" }))
+    assert.equal("option 'access_key_secret' must be a string or a streamctl.secret",
+      refused(aliyun.new, ali_opts { access_key_secret = 42 }))
+    assert.equal("option 'signature_version' must be one of 'v3', 'v1'",
+      refused(aliyun.new, ali_opts { signature_version = "v2" }))
+    assert.equal("option 'app_id' is not an option of streamctl.aliyun.new",
+      refused(aliyun.new, ali_opts { app_id = 1 }))
+  end)
+
+  it("zego: checks the app, the secret, is_test and the sequence generator", function()
+    assert.equal("option 'app_id' must be an integer in 1..4294967295", refused(zego.new, zego_opts { app_id = 0 }))
+    assert.equal("option 'server_secret' must not be empty", refused(zego.new, zego_opts { server_secret = "" }))
+    assert.equal("option 'is_test' must be true or false", refused(zego.new, zego_opts { is_test = 1 }))
+    assert.equal("option 'sequence' must be an object with methods 'next_for', 'peek_for'",
+      refused(zego.new, zego_opts { sequence = 42 }))
+    assert.equal("option 'rate_limits' names 'ResumeRTCStreem', which is not an action (did you mean "
+      .. "'ResumeRTCStream'?)", refused(zego.new, zego_opts { rate_limits = { ResumeRTCStreem = 1 } }))
+  end)
+
+  it("take a streamctl.secret wherever a secret goes, and sign with it exactly as with the string", function()
+    local fixed = { clock = function() return NOW end, nonce = function() return "0011223344556677" end,
+                    transport = function() end }
+    local function with(o) for k, v in pairs(fixed) do o[k] = v end return o end
+    local a1 = assert(aliyun.new(with(ali_opts { access_key_secret = core.secret("sk") })))
+    local a2 = assert(aliyun.new(with(ali_opts {})))
+    local p = { DomainName = "d", AppName = "a", StreamName = "s", LiveStreamType = "publisher" }
+    assert.equal(a2:prepare("ResumeLiveStream", p).headers.authorization,
+      a1:prepare("ResumeLiveStream", p).headers.authorization)
+    local z1 = assert(zego.new(with(zego_opts { server_secret = core.secret(ZEGO_SECRET) })))
+    local z2 = assert(zego.new(with(zego_opts {})))
+    local q = { StreamId = "s", Sequence = "1" }
+    assert.equal(z2:prepare("ResumeRTCStream", q).url, z1:prepare("ResumeRTCStream", q).url)
+    assert.equal("option 'access_key_secret' must not be empty",
+      refused(aliyun.new, ali_opts { access_key_secret = core.secret("") }))
+  end)
+
+  it("raise only for a programming error: options that are not a table", function()
+    assert.has_error(function() aliyun.new(5) end, "options must be a table")
+    assert.has_error(function() zego.new("x") end, "options must be a table")
+  end)
+end)
+
+describe("prepare", function()
+  it("takes no ZEGO Sequence: a dry run leaves the generator as it was", function()
+    local sent = {}
+    local z = assert(zego.new(zego_opts {
+      clock = function() return NOW end,
+      transport = function(req)
+        sent[#sent + 1] = req.url
+        return { status = 200, headers = {}, body = '{"Code":0,"Message":"ok","RequestId":"r","Data":null}' }
+      end,
+    }))
+    local seq = function(url) return url:match("Sequence=(%d+)") end
+    local p1 = seq(z:prepare("ResumeRTCStream", { StreamId = "s" }).url)
+    local p2 = seq(z:prepare("ResumeRTCStreams", { StreamId = { "s", "t" } }).url)
+    assert.equal("1700000000000", p1)
+    assert.equal(p1, p2)
+    assert(z:resume_rtc_stream { stream_id = "s" })
+    assert.equal(p1, seq(sent[1])) -- the call gets the value the dry runs showed
+    -- and after it, a dry run shows the next one
+    assert.equal("1700000000001", seq(z:prepare("ResumeRTCStream", { StreamId = "s" }).url))
+  end)
+end)
