@@ -7,7 +7,7 @@
 -- @module streamctl
 
 return {
-  _VERSION = "0.1.0",
+  _VERSION = require("streamctl.version")._VERSION,
   aliyun = require "streamctl.aliyun",
   zego = require "streamctl.zego",
   errors = require "streamctl.errors",
