@@ -213,6 +213,10 @@ end)
 describe("unknown outcomes", function()
   local P = { region = "cn-shanghai", start_time = NOW, end_time = NOW + 3600, source_type = "vod",
               source_urls = { "https://a.example/1.mp4" }, dst_url = "rtmp://push.example/live/s1" }
+  -- The TaskInfo DescribeLivePullToPushList shows for the task P creates.
+  local OURS = '{"TaskName":"","SourceType":"vod","SourceUrls":["https://a.example/1.mp4"],'
+    .. '"DstUrl":"rtmp://push.example/live/s1","StartTime":"2023-11-14T22:13:20Z","EndTime":"2023-11-14T23:13:20Z",'
+    .. '"RepeatNumber":0,"RetryCount":3,"RetryInterval":60}'
 
   it("looks a create up by DstUrl instead of sending it again", function()
     local w = world()
@@ -222,12 +226,66 @@ describe("unknown outcomes", function()
       assert.truthy(req.url:find("DstUrl=rtmp%3A%2F%2Fpush.example%2Flive%2Fs1", 1, true))
       return { status = 200, headers = {}, body = '{"RequestId":"L","Total":2,"TaskList":['
         .. '{"TaskId":"other","TaskStatus":1,"TaskInfo":{"DstUrl":"rtmp://push.example/live/s10"}},'
-        .. '{"TaskId":"T-1","TaskStatus":1,"TaskInfo":{"DstUrl":"rtmp://push.example/live/s1"}}]}' }
+        .. '{"TaskId":"T-1","TaskStatus":1,"TaskInfo":' .. OURS .. '}]}' }
     end
     local cli = ali(w)
     local res = assert(cli:create_live_pull_to_push(P))
     assert.same({ RequestId = "L", TaskId = "T-1", Recovered = true }, res)
     assert.equal(2, #w.sent)
+  end)
+
+  -- A look-up that lists `task` (JSON) for the DstUrl, then the resend's answer.
+  local function after_lookup(task, resend)
+    local w = world()
+    w.script = function(req, n)
+      if n == 1 then return nil, { code = "Timeout", message = "timed out", sent = true } end
+      if n == 2 then
+        assert.equal("DescribeLivePullToPushList", req.headers["x-acs-action"])
+        return { status = 200, headers = {}, body = '{"RequestId":"L","Total":1,"TaskList":[' .. task .. ']}' }
+      end
+      assert.equal("CreateLivePullToPush", req.headers["x-acs-action"])
+      return resend
+    end
+    return w, ali(w)
+  end
+
+  it("takes no task for ours unless it has every setting the create sent and still runs", function()
+    local created = { status = 200, headers = {}, body = '{"RequestId":"C","RetCode":0,"TaskId":"T-new"}' }
+    -- a task for the same DstUrl that ran past its end (exited), and one that was stopped
+    for _, status in ipairs { -1, 3 } do
+      local w, cli = after_lookup('{"TaskId":"old","TaskStatus":' .. status .. ',"TaskInfo":' .. OURS .. '}', created)
+      assert.same({ RequestId = "C", RetCode = 0, TaskId = "T-new" }, assert(cli:create_live_pull_to_push(P)))
+      assert.equal(3, #w.sent)
+    end
+    -- a running task with the same DstUrl but other sources, start or end: someone else's
+    for _, other in ipairs {
+      OURS:gsub("1%.mp4", "2.mp4"), OURS:gsub("2023%-11%-14T22:13:20Z", "2023-11-14T22:13:21Z"),
+      OURS:gsub('"vod"', '"url"'), OURS:gsub('"TaskName":""', '"TaskName":"theirs"'),
+    } do
+      local w, cli = after_lookup('{"TaskId":"theirs","TaskStatus":1,"TaskInfo":' .. other .. '}',
+        { status = 400, headers = {}, body = err_body("CodeConfigAlreadyExists") })
+      local res, err = cli:create_live_pull_to_push(P)
+      assert.is_nil(res, other)
+      assert.equal("CodeConfigAlreadyExists", err.code) -- the true answer, not a recovery
+      assert.is_true(err.outcome_unknown) -- the first attempt's fate is still unknown
+      assert.equal(3, #w.sent)
+    end
+  end)
+
+  it("reports a stop whose answer was lost and whose retry says 'has stopped' as done", function()
+    local w = world()
+    w.script = function(_, n)
+      if n == 1 then return nil, { code = "Timeout", message = "timed out", sent = true } end
+      return { status = 400, headers = {}, body = err_body("CodeTaskHasStopped") }
+    end
+    local res = assert(ali(w):stop_live_pull_to_push { region = "cn-shanghai", task_id = "T-1" })
+    assert.same({ RequestId = "e", Recovered = true }, res)
+    assert.equal(2, #w.sent)
+    -- without an earlier attempt that may have done it, "has stopped" is the answer
+    local w2 = world()
+    w2.script = function() return { status = 400, headers = {}, body = err_body("CodeTaskHasStopped") } end
+    local _, err = ali(w2):stop_live_pull_to_push { region = "cn-shanghai", task_id = "T-1" }
+    assert.equal("CodeTaskHasStopped", err.code)
   end)
 
   it("sends the create again when the look-up finds nothing", function()

@@ -118,7 +118,7 @@ describe("client options", function()
     assert.equal("option 'app_id' must be an integer in 1..4294967295", refused(zego.new, zego_opts { app_id = 0 }))
     assert.equal("option 'server_secret' must not be empty", refused(zego.new, zego_opts { server_secret = "" }))
     assert.equal("option 'is_test' must be true or false", refused(zego.new, zego_opts { is_test = 1 }))
-    assert.equal("option 'sequence' must be an object with methods 'next_for', 'peek_for'",
+    assert.equal("option 'sequence' must be an object with methods 'next_for', 'peek_for', 'record'",
       refused(zego.new, zego_opts { sequence = 42 }))
     assert.equal("option 'rate_limits' names 'ResumeRTCStreem', which is not an action (did you mean "
       .. "'ResumeRTCStream'?)", refused(zego.new, zego_opts { rate_limits = { ResumeRTCStreem = 1 } }))

@@ -11,7 +11,7 @@ local errors = require "streamctl.errors"
 local jsonenc = require "streamctl.json"
 local validate = require "streamctl.validate"
 
-local type, tostring, tonumber, ipairs = type, tostring, tonumber, ipairs
+local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
 local format = string.format
 
 local VERSION = "2016-11-01"
@@ -35,10 +35,15 @@ local function block_list_check(want_listed)
       local urls = result.StreamUrls
       if type(urls) == "table" and type(urls.StreamUrl) == "table" then urls = urls.StreamUrl end
       if type(urls) ~= "table" then return nil end
+      -- Entries are "domain/app/stream", and app and stream names may hold
+      -- "/": match the whole entry, never a split of it.
+      local exact = p.DomainName .. "/" .. p.AppName .. "/" .. p.StreamName
+      local head, tail = p.DomainName .. "/", "/" .. p.StreamName
       local listed = false
       for _, u in ipairs(urls) do
-        local d, a, st = tostring(u):match("^([^/]*)/(.*)/([^/]*)$")
-        if d == p.DomainName and st == p.StreamName and (p.AppName == "*" or a == p.AppName) then
+        u = tostring(u)
+        if u == exact or (p.AppName == "*" and #u > #head + #tail
+            and u:sub(1, #head) == head and u:sub(-#tail) == tail) then
           listed = true
           break
         end
@@ -52,6 +57,41 @@ local function block_list_check(want_listed)
   }
 end
 
+-- What a create sent, as DescribeLivePullToPushList shows it in TaskInfo
+-- (parameter -> TaskInfo key; SourceUrls is compared as a list).
+local CREATE_INFO = {
+  TaskName = "TaskName", SourceType = "SourceType", SourceProtocol = "SourceProtocol", DstUrl = "DstUrl",
+  StartTime = "StartTime", EndTime = "EndTime", RepeatNumber = "RepeatNumber", FileIndex = "FileIndex",
+  Offset = "Offset", CallbackUrl = "CallbackURL", RetryCount = "RetryCount", RetryInterval = "RetryInterval",
+}
+
+local function same_urls(listed, sent)
+  if type(listed) == "string" then return listed == sent end
+  local want = jsonenc.decode(sent)
+  if type(listed) ~= "table" or type(want) ~= "table" or #listed ~= #want then return false end
+  for i = 1, #want do
+    if listed[i] ~= want[i] then return false end
+  end
+  return true
+end
+
+-- Is `task` (an entry of TaskList) the one this create made? The same
+-- settings, and not stopped (3) or exited (-1): a task that someone else
+-- made for the same DstUrl, or an old one, is not ours.
+local function is_our_task(task, p)
+  local info = type(task) == "table" and task.TaskInfo
+  if type(info) ~= "table" then return false end
+  local status = tonumber(task.TaskStatus)
+  if status == 3 or status == -1 then return false end
+  for param, key in pairs(CREATE_INFO) do
+    local sent, shown = p[param], info[key]
+    if param == "TaskName" and sent == nil then sent = "" end -- unnamed: a named task is not ours
+    if shown == nil then shown = "" end
+    if sent ~= nil and tostring(shown) ~= sent then return false end
+  end
+  return same_urls(info.SourceUrls, p.SourceUrls)
+end
+
 -- HTTP method per operation, as the official SDKs send it; `cap`, the
 -- published limit in requests per second per account (the operation pages;
 -- ForbidLiveStream's of June 2026 says 20, replacing an older table's 200);
@@ -60,16 +100,16 @@ local operations = {
   ResumeLiveStream = { method = "POST", idempotent = true, cap = 30, recover = block_list_check(false) },
   ForbidLiveStream = { method = "POST", idempotent = true, cap = 20, recover = block_list_check(true) },
   CreateLivePullToPush = {
-    method = "POST", idempotent = false, cap = 10,
-    -- A create whose outcome is unknown is not sent again blindly: the task is
-    -- looked up by its DstUrl (unique across tasks) first.
+    method = "POST", idempotent = false, cap = 10, answer = { "TaskId" },
+    -- A create whose outcome is unknown is not sent again blindly: tasks for
+    -- its DstUrl (unique across live tasks) are looked up first, and only
+    -- one with every setting the create sent is taken for ours.
     recover = {
       action = "DescribeLivePullToPushList",
       params = function(p) return { Region = p.Region, DstUrl = p.DstUrl, PageSize = "100" } end,
       found = function(result, p)
         for _, task in ipairs(type(result.TaskList) == "table" and result.TaskList or {}) do
-          local info = type(task) == "table" and task.TaskInfo
-          if type(info) == "table" and info.DstUrl == p.DstUrl then
+          if is_our_task(task, p) then
             return { RequestId = result.RequestId, TaskId = task.TaskId, Recovered = true }
           end
         end
@@ -77,7 +117,9 @@ local operations = {
       end,
     },
   },
-  StopLivePullToPush = { method = "GET", idempotent = true, cap = 10 },
+  -- A stop answered "has stopped" after an attempt that may have taken effect
+  -- was that attempt's doing.
+  StopLivePullToPush = { method = "GET", idempotent = true, cap = 10, done_codes = { CodeTaskHasStopped = true } },
   DescribeLivePullToPush = { method = "GET", idempotent = true, cap = 10 },
   DescribeLivePullToPushList = { method = "GET", idempotent = true, cap = 10 },
   DescribeLiveStreamsBlockList = { method = "POST", idempotent = true, cap = 50 },
@@ -116,7 +158,7 @@ local REGION = { name = "region", param = "Region", type = "string", required = 
 local TASK_ID = { name = "task_id", param = "TaskId", type = "string", required = true }
 
 -- Cross-field rules of CreateLivePullToPush (times, URL counts, protocol).
-local function check_pull_to_push(_, v, self)
+local function check_pull_to_push(params, v, self)
   local now = self:now()
   if v.end_time <= v.start_time then return "field 'end_time' must be after start_time" end
   if v.end_time <= now then return "field 'end_time' must be in the future" end
@@ -131,8 +173,10 @@ local function check_pull_to_push(_, v, self)
   elseif n > 30 then
     return format("field 'source_urls' must have at most 30 URLs when source_type is '%s' (got %d)", v.source_type, n)
   end
-  if v.source_protocol and v.source_type ~= "live" then
-    return "field 'source_protocol' only applies when source_type is 'live'"
+  if v.source_type == "live" then
+    if not v.source_protocol then return "field 'source_protocol' is required when source_type is 'live'" end
+  else
+    params.SourceProtocol = nil -- read only for live sources: ignored for vod and url, and not sent
   end
   return nil
 end
@@ -144,7 +188,7 @@ local methods = {
     action = "CreateLivePullToPush",
     fields = {
       REGION,
-      { name = "task_name", param = "TaskName", type = "string" },
+      { name = "task_name", param = "TaskName", type = "string", allow_empty = true },
       { name = "start_time", param = "StartTime", type = "time", required = true },
       { name = "end_time", param = "EndTime", type = "time", required = true },
       { name = "source_type", param = "SourceType", type = "string", required = true, enum = { "live", "vod", "url" } },
@@ -152,15 +196,16 @@ local methods = {
         enum = { "rtmp", "srt", "http-flv", "hls" } },
       { name = "source_urls", param = "SourceUrls", type = "strings", required = true, min_items = 1, max_items = 30,
         max_len = MAX_URL },
-      { name = "dst_url", param = "DstUrl", type = "string", required = true, max_len = MAX_URL,
+      { name = "dst_url", param = "DstUrl", type = "string", required = true, max_chars = MAX_URL,
         prefix = { "rtmp://" } },
       { name = "repeat_number", param = "RepeatNumber", type = "integer", min = -1 },
       { name = "file_index", param = "FileIndex", type = "integer", min = 0 },
-      { name = "offset", param = "Offset", type = "number", min_exclusive = 0 },
-      { name = "callback_url", param = "CallbackUrl", type = "string", max_len = MAX_URL,
+      { name = "offset", param = "Offset", type = "integer", min = 1 },
+      { name = "callback_url", param = "CallbackUrl", type = "string", max_chars = MAX_URL,
         prefix = { "http://", "https://" } },
       { name = "retry_interval", param = "RetryInterval", type = "integer", min = 60, max = 300 },
       { name = "retry_count", param = "RetryCount", type = "integer", min = 0 },
+      { name = "region_id", param = "RegionId", type = "string" },
     },
     check = check_pull_to_push,
   },
@@ -173,7 +218,7 @@ local methods = {
     action = "DescribeLivePullToPushList",
     fields = with({
       REGION,
-      { name = "dst_url", param = "DstUrl", type = "string", max_len = MAX_URL },
+      { name = "dst_url", param = "DstUrl", type = "string", max_chars = MAX_URL },
       { name = "task_id", param = "TaskId", type = "string" },
       { name = "task_name", param = "TaskName", type = "string" },
     }, paging(100)),
@@ -262,6 +307,21 @@ function rules.nonce()
   return core.uuid4()
 end
 
+--- A nonce goes into a header (V3) or the signed query (V1): 1..64 printable
+-- characters (the official SDKs send a UUID).
+function rules.nonce_rule(n)
+  if type(n) ~= "string" or n == "" then return "is not a non-empty string" end
+  if #n > 64 or n:find("[^%w%-_.~]") then return "is not 1..64 of A-Z a-z 0-9 - _ . ~" end
+  return nil
+end
+
+-- The common parameters of both signature versions: never taken from a caller.
+rules.common_params = {}
+for _, name in ipairs { "Action", "Version", "Format", "AccessKeyId", "SignatureMethod", "SignatureVersion",
+                        "SignatureNonce", "SignatureType", "Timestamp", "SecurityToken", "Signature" } do
+  rules.common_params[name:lower()] = true
+end
+
 -- Credentials: the options, else the ALIBABA_CLOUD_* environment (read at
 -- call time, so a caller can isolate it); an environment value obeys the
 -- same rules as the option, and its message names the variable.
@@ -348,16 +408,41 @@ function rules.build(self, action, op, params, now, nonce)
   }
 end
 
-local json_decode = require("cjson.safe").decode
+-- A 2xx whose JSON is not the operation's answer ({}, [], no RequestId, a
+-- create without TaskId): an answer came back, but not one to trust.
+local function not_the_answer(action, status, data, why)
+  return errors.new {
+    provider = PROVIDER, action = action, http_status = status, code = "InvalidResponse", kind = "response",
+    message = format("HTTP %d with JSON that is not the %s answer (%s)", status, action, why),
+    request_id = type(data.RequestId) == "string" and data.RequestId or nil,
+    retryable = false, outcome_unknown = true,
+  }
+end
 
 function rules.decode(_, action, res)
   local status, body = res.status, res.body
-  local data = json_decode(body)
+  local data = jsonenc.decode(body)
   local headers = res.headers or {}
   if type(data) ~= "table" then
     return nil, errors.unreadable(PROVIDER, action, status, body, "ServiceUnavailable", "JSON")
   end
-  if status >= 200 and status < 300 and data.Code == nil then return data end
+  if status >= 200 and status < 300 and data.Code == nil then
+    if type(data.RequestId) ~= "string" or data.RequestId == "" then
+      return nil, not_the_answer(action, status, data, "no RequestId")
+    end
+    for _, field in ipairs(operations[action].answer or {}) do
+      if data[field] == nil then return nil, not_the_answer(action, status, data, "no " .. field) end
+    end
+    -- CreateLivePullToPush answers 200 with RetCode (0: created) and a Description.
+    if data.RetCode ~= nil and tonumber(data.RetCode) ~= 0 then
+      return nil, errors.new {
+        provider = PROVIDER, action = action, http_status = status, code = "RetCode" .. tostring(data.RetCode),
+        kind = "service", message = data.Description and tostring(data.Description) or "",
+        request_id = data.RequestId, retryable = false,
+      }
+    end
+    return data
+  end
   local code = data.Code and tostring(data.Code) or format("HTTP%d", status)
   local kind = KIND[code] or (code:find("^Throttling") and "throttled") or (status >= 500 and "server") or "service"
   local retry_after = tonumber(headers["x-acs-retry-after"])

@@ -22,6 +22,8 @@
 --   build(self, action, op, params, now, nonce) -> request   (common params, signature)
 --   decode(self, action, response) -> result | nil, err
 --   nonce(self) -> string                     (the default nonce source)
+--   nonce_rule(nonce) -> nil | rule broken    (what any nonce source must give)
+--   common_params  set of lower-case names the signature owns (refused in params)
 --   account(self) -> the id the provider's rate limits apply to
 --   secrets(self) -> array of strings never to be shown
 --
@@ -62,8 +64,16 @@ local M = {}
 -- the strictest way a provider can count.
 M.RATE_MARGIN = 0.05
 
+--- The largest clock correction the client makes, in seconds: a response's
+-- Date further than a day from the local clock is taken for a broken Date,
+-- never for the time (a Date of 9999-12-31 would otherwise sign every later
+-- request in that year).
+M.MAX_CLOCK_CORRECTION = 24 * 3600
+
 --- Turns a parameter value into the string the service expects.
--- Integers go as decimal digits, booleans as true/false.
+-- Integers go as decimal digits, booleans as true/false; a number that would
+-- need an exponent (1e+20) is refused rather than sent in a form the service
+-- does not read as a number.
 function M.stringify(v)
   local t = type(v)
   if t == "string" then return v end
@@ -71,7 +81,11 @@ function M.stringify(v)
   if t == "number" then
     if v ~= v or v == huge or v == -huge then return nil, "must be a finite number" end
     if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return format("%.0f", v) end
-    return format("%.14g", v)
+    local s = format("%.14g", v)
+    if find(s, "e", 1, true) then
+      return nil, "must be a number that can be written without an exponent (got " .. s .. ")"
+    end
+    return s
   end
   return nil, "must be a string, number or boolean (got " .. t .. ")"
 end
@@ -207,25 +221,38 @@ function Client:_encode(action, params, level, dry)
   if not op then
     return nil, errors.invalid(rules.provider, action, "unknown action '" .. action .. "'")
   end
+  local function bad(name, why)
+    return nil, errors.invalid(rules.provider, action, format("parameter '%s' %s", name, why))
+  end
   local out = {}
   for name, v in pairs(params or {}) do
     if type(name) ~= "string" or name == "" then
       return nil, errors.invalid(rules.provider, action, "parameter names must be non-empty strings")
     end
+    -- The common parameters belong to the signature: one given here could
+    -- change what is signed or sent (Action, AppId, Timestamp, ...).
+    if rules.common_params[lower((name:gsub("%[%]$", "")))] then
+      return bad(name, "is a common parameter that streamctl sets itself; it cannot be passed")
+    end
     if type(v) == "table" then
-      local list = {}
-      for i = 1, #v do
-        local s, why = M.stringify(v[i])
-        if not s then
-          return nil, errors.invalid(rules.provider, action, format("parameter '%s' item %d %s", name, i, why))
+      local n = #v
+      for k in pairs(v) do
+        if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then
+          return bad(name, "must be an array (a table with keys 1..n) or a single value")
         end
+      end
+      if n == 0 then return bad(name, "must not be an empty array") end
+      local list = {}
+      for i = 1, n do
+        local s, why = M.stringify(v[i])
+        if not s then return bad(name, format("item %d %s", i, why)) end
         list[i] = s
       end
       local k, value = rules.array(name, list)
       out[k] = value
     else
       local s, why = M.stringify(v)
-      if not s then return nil, errors.invalid(rules.provider, action, format("parameter '%s' %s", name, why)) end
+      if not s then return bad(name, why) end
       out[name] = s
     end
   end
@@ -242,9 +269,16 @@ end
 
 -- Signs one request: a fresh nonce and time every time.
 function Client:_sign(action, params)
+  local rules = self._rules
+  local nonce = self._nonce()
+  local why = rules.nonce_rule(nonce)
+  if why then
+    return nil, errors.invalid(rules.provider, action, "the nonce source returned " .. (type(nonce) == "string"
+      and "a value that" or "a " .. type(nonce) .. ", which") .. " " .. why)
+  end
   local copy = {}
   for k, v in pairs(params) do copy[k] = v end
-  return self._rules.build(self, action, self._rules.operations[action], copy, self:now(), self._nonce())
+  return rules.build(self, action, rules.operations[action], copy, self:now(), nonce)
 end
 
 --- Builds and signs the request for `action` without sending it (and
@@ -287,7 +321,7 @@ end
 
 -- Makes the job that runs `action` with encoded params.
 local function job_for(action, op, params)
-  return { action = action, params = params, recover = op.recover }
+  return { action = action, params = params, recover = op.recover, done_codes = op.done_codes }
 end
 
 --- Sends `action` with service-named `params` and decodes the answer, with
@@ -433,9 +467,17 @@ local function engine_for(self, io)
       -- A store that fails (nil, err) must not stop the run: the slot is then unpaced.
       return limiter:reserve(provider .. ":" .. rules.account(self) .. ":" .. action, rate, burst) or 0
     end,
+    -- Only on a clock-skew error (the engine asks), only from a Date, and
+    -- only within MAX_CLOCK_CORRECTION; otherwise the error stands.
     correct_clock = function(err)
       local offset = retry.clock_offset(err, self._clock())
-      if offset then self.clock_offset = offset end
+      if not offset or offset > M.MAX_CLOCK_CORRECTION or offset < -M.MAX_CLOCK_CORRECTION then
+        err.message = (err.message or "") .. "; the clock was not corrected: the response's Date is "
+          .. (offset and "more than a day from the local clock" or "missing")
+        return false
+      end
+      self.clock_offset = offset
+      return true
     end,
   }
 end

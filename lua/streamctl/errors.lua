@@ -95,13 +95,14 @@ function M.redact(text, secrets, encode)
 end
 
 --- A response whose body is not the provider's answer: a server failure
--- (retryable, `server_code`) on HTTP 5xx, else InvalidResponse.
+-- (retryable, `server_code`) on HTTP 5xx, else InvalidResponse. Either way an
+-- answer came back, so the request may have taken effect: `outcome_unknown`.
 function M.unreadable(provider, action, status, body, server_code, what)
   local server = status >= 500
   return M.new {
     provider = provider, action = action, http_status = status,
     code = server and server_code or "InvalidResponse",
-    kind = server and "server" or "response", retryable = server,
+    kind = server and "server" or "response", retryable = server, outcome_unknown = true,
     message = format("HTTP %d with a body that is not %s (%d bytes)", status, what, #body),
   }
 end
@@ -113,7 +114,9 @@ local TRANSPORT_KIND = {
 
 --- Wraps a transport failure `{code, message, sent}` for `action`.
 -- A failure before the request reached the wire is always retryable; after it,
--- only when the operation may safely be repeated (`idempotent`).
+-- only when the operation may safely be repeated (`idempotent`). A request
+-- that was sent and got no answer, or one that could not be read (a body over
+-- the cap, oversized headers), may have taken effect: `outcome_unknown`.
 function M.transport(provider, action, terr, idempotent)
   local code = type(terr) == "table" and terr.code or "NetworkError"
   local kind = TRANSPORT_KIND[code] or "network"
@@ -126,7 +129,7 @@ function M.transport(provider, action, terr, idempotent)
     provider = provider, action = action, code = code, kind = kind,
     message = type(terr) == "table" and terr.message or tostring(terr),
     sent = sent, retryable = retryable,
-    outcome_unknown = (sent ~= false and (kind == "network" or kind == "timeout")) or nil,
+    outcome_unknown = (sent ~= false and (kind == "network" or kind == "timeout" or kind == "response")) or nil,
   }
 end
 

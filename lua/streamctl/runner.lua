@@ -11,8 +11,9 @@
 --   pace(action)   -> seconds                 commits a rate-limit slot for one request of
 --                                             `action` and says how long to wait for it
 --   retry          a streamctl.retry policy (`decide(err, n)`, `on_success()`)
---   correct_clock(err)                        (optional) called before the one retry of a
---                                             clock-skew error, to correct the signing clock
+--   correct_clock(err) -> bool               (optional) called before the one retry of a
+--                                             clock-skew error, to correct the signing clock;
+--                                             false: no correction could be made, no retry
 --
 -- The io is `start(key, request) -> true | nil, failure`, `poll(timeout_s) ->
 -- { {key=, res=, err=}, ... }` (waits up to the timeout for at least one
@@ -20,11 +21,22 @@
 -- it as well as libcurl's multi interface: `start` launches, `poll` waits.
 --
 -- A job is `{ action, params, recover = nil | { action, params(p), found(result, p) },
--- streams = { key, ... } }`. Its `params` are fixed for every attempt (a ZEGO
--- Sequence stays the same on a retry). Jobs that share a stream run one after
--- another in the order given, retries included; jobs with no stream in common
--- run side by side, up to `concurrency` at once. A finished job has `result`
--- or `err`, `attempts` (sends of its own call) and `lookups`.
+-- done_codes = nil | { [code] = true }, streams = { key, ... } }`. Its
+-- `params` are fixed for every attempt (a ZEGO Sequence stays the same on a
+-- retry). Jobs that share a stream run one after another in the order given,
+-- retries included; jobs with no stream in common run side by side, up to
+-- `concurrency` at once. A finished job has `result` or `err`, `attempts`
+-- (sends of its own call) and `lookups`.
+--
+-- An attempt *may have taken effect* when its error says `outcome_unknown`
+-- (sent with no answer, an answer that could not be read, a copy that arrived
+-- first) or is a server error (which can come after the change was made).
+-- Once one has, the job's outcome stays unknown unless a later attempt
+-- succeeds: its final error says `sent = true` and `outcome_unknown = true`
+-- whatever the last attempt met (a refused connection, an exhausted retry
+-- budget). And a later answer whose code is in `done_codes` (e.g. "the task
+-- has stopped" for a stop) means the earlier attempt did it: the job succeeds
+-- with `{ RequestId, Recovered = true }`.
 --
 -- Every send is an *attempt*: `{ role = "call" | "lookup", action, params, n,
 -- job }`, with `n` counting the attempts of its role. When a call may have
@@ -184,7 +196,9 @@ function Engine:run(jobs, opts)
   end
 
   local function fail(job)
-    job.err.attempts = job.attempts
+    local err = job.err
+    err.attempts = job.attempts
+    if job.maybe_applied then err.sent, err.outcome_unknown = true, true end
     finish(job)
   end
 
@@ -193,18 +207,21 @@ function Engine:run(jobs, opts)
   local function retry_or_finish(job, err)
     local decision = policy:decide(err, job.attempts)
     if not decision.retry then return fail(job) end
-    if err.kind == "clock" and engine.correct_clock then engine.correct_clock(err) end
+    if err.kind == "clock" and engine.correct_clock and not engine.correct_clock(err) then return fail(job) end
     schedule(job, "call", decision.delay_ms / 1000)
   end
 
   local function after_call(job, result, err)
     if result ~= nil then return succeed(job, result) end
+    if job.maybe_applied and job.done_codes and job.done_codes[err.code] then
+      return succeed(job, { RequestId = err.request_id, Recovered = true })
+    end
     job.err = err
-    -- An attempt that may have taken effect (no answer, a copy arrived first,
-    -- or a server error, which can come after the change was made) is looked
-    -- up before anything is sent again, where the operation has a look-up.
-    if job.recover and (err.outcome_unknown or err.kind == "server") then
-      return schedule(job, "lookup", 0)
+    -- An attempt that may have taken effect is looked up before anything is
+    -- sent again, where the operation has a look-up.
+    if err.outcome_unknown or err.kind == "server" then
+      job.maybe_applied = true
+      if job.recover then return schedule(job, "lookup", 0) end
     end
     retry_or_finish(job, err)
   end

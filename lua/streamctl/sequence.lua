@@ -49,6 +49,17 @@ M.MAX = 2 ^ 53 - 1
 -- How many passes over its ids next_for makes before giving up.
 local MAX_PASSES = 100
 
+--- How long a stream's last value is kept after it was handed out, in
+-- milliseconds of the generator's clock. ZEGO compares Sequences within 10
+-- seconds; an entry whose value is more than a minute behind the clock can
+-- no longer matter: the next value for that stream is at least `now_ms`,
+-- which is larger than the value forgotten, whatever the clock did meanwhile.
+M.KEEP_MS = 60000
+
+-- Forget entries older than KEEP_MS once every this many values handed out,
+-- where the store can (`prune`), so the table of streams stays bounded.
+local PRUNE_EVERY = 1024
+
 --- An in-memory store for one Lua state.
 -- @return a store with `advance(key, candidate)`, `get(key)` and `prune(below)`
 function M.memory_store()
@@ -105,7 +116,7 @@ Generator.__index = Generator
 
 local OPTIONS = {
   { name = "clock_ms", type = "function" },
-  { name = "store", type = "object", methods = { "advance" }, optional = { "get" } },
+  { name = "store", type = "object", methods = { "advance" }, optional = { "get", "prune" } },
 }
 
 --- Makes a generator.
@@ -116,8 +127,8 @@ local OPTIONS = {
 -- @return generator
 function M.new(opts)
   opts = validate.options_or_raise(OPTIONS, opts, "streamctl.sequence.new", "new")
-  return setmetatable({ clock_ms = opts.clock_ms or get_default_clock_ms(), store = opts.store or M.memory_store() },
-    Generator)
+  return setmetatable({ clock_ms = opts.clock_ms or get_default_clock_ms(), store = opts.store or M.memory_store(),
+                        handed = 0 }, Generator)
 end
 
 local function now_ms(self)
@@ -132,6 +143,16 @@ local function check_stream_id(fname, argn, id)
   if type(id) ~= "string" or id == "" then
     error(format("bad argument #%d to '%s' (stream id must be a non-empty string, got %s)",
       argn, fname, type(id) == "string" and '""' or type(id)), 3)
+  end
+end
+
+-- Every PRUNE_EVERY values, forgets what can no longer matter (see KEEP_MS).
+local function maybe_prune(self, now)
+  self.handed = self.handed + 1
+  if self.handed >= PRUNE_EVERY then
+    self.handed = 0
+    local store = self.store
+    if store.prune then store:prune(now - M.KEEP_MS) end
   end
 end
 
@@ -152,7 +173,9 @@ end
 --   store failed
 function Generator:next(stream_id)
   check_stream_id("next", 1, stream_id)
-  local v, err = advance(self.store, stream_id, now_ms(self))
+  local now = now_ms(self)
+  maybe_prune(self, now)
+  local v, err = advance(self.store, stream_id, now)
   if not v then return nil, err end
   return to_decimal(v)
 end
@@ -185,6 +208,7 @@ function Generator:next_for(stream_ids)
 
   local store = self.store
   local target = now_ms(self)
+  maybe_prune(self, target)
   local held = {} -- the value each id last advanced to for this call
   -- Each pass advances the ids that hold less than the target; an advance
   -- returns more than the target only when the id's last value was already at
@@ -219,6 +243,28 @@ function Generator:next_for(stream_ids)
     end
   end
   return nil, "sequence did not settle after " .. MAX_PASSES .. " passes over the store"
+end
+
+--- Records a Sequence chosen elsewhere (a caller's own) for every id, so that
+-- every later value for those streams is larger: each id's last value is
+-- raised to at least `value`.
+-- @tparam {string,...} stream_ids a non-empty array of stream ids
+-- @tparam number value an integer in [0, 2^53)
+-- @treturn true; or nil, err if the store failed
+function Generator:record(stream_ids, value)
+  if type(stream_ids) ~= "table" or stream_ids[1] == nil then
+    error("bad argument #1 to 'record' (stream_ids must be a non-empty array of strings)", 2)
+  end
+  if type(value) ~= "number" or not (value >= 0 and value <= M.MAX) or floor(value) ~= value then
+    error("bad argument #2 to 'record' (value must be an integer in [0, 2^53), got " .. tostring(value) .. ")", 2)
+  end
+  maybe_prune(self, now_ms(self))
+  for i = 1, #stream_ids do
+    check_stream_id("record", 1, stream_ids[i])
+    local v, err = advance(self.store, stream_ids[i], value)
+    if not v then return nil, err end
+  end
+  return true
 end
 
 --- What `next_for(stream_ids)` would hand out now, without recording it

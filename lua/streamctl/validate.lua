@@ -4,7 +4,8 @@
 -- A schema is an array of specs, in the order they are checked and reported:
 --
 --   { name = "domain_name", param = "DomainName", type = "string", required = true,
---     max_len = 2000, enum = {...}, prefix = {"rtmp://"}, min = n, max = n,
+--     max_len = 256 (bytes), max_chars = 2000 (UTF-8 characters), allow_empty = true,
+--     enum = {...}, prefix = {"rtmp://"} (case-insensitive), min = n, max = n,
 --     min_items = n, max_items = n, default = v }
 --
 -- Types: "string" (non-empty, no CR/LF/NUL), "integer", "number"
@@ -30,7 +31,7 @@ local core = require "streamctl.core"
 
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
 local floor, huge = math.floor, math.huge
-local format, sub, byte, find = string.format, string.sub, string.byte, string.find
+local format, sub, byte, find, lower = string.format, string.sub, string.byte, string.find, string.lower
 local concat, sort = table.concat, table.sort
 
 local M = {}
@@ -98,36 +99,52 @@ end
 
 local checkers = {}
 
+-- Characters of UTF-8 text: the bytes that do not continue a sequence.
+local function utf8_length(s)
+  local _, continuation = s:gsub("[\128-\191]", "")
+  return #s - continuation
+end
+
 function checkers.string(f, v)
   if type(v) ~= "string" then return nil, "must be a string" end
-  if v == "" then return nil, "must not be empty" end
+  if v == "" and not f.allow_empty then return nil, "must not be empty" end
   if find(v, "[%z\r\n]") then return nil, "must not contain CR, LF or NUL" end
   if f.max_len and #v > f.max_len then
-    return nil, format("must be at most %d characters (got %d)", f.max_len, #v)
+    return nil, format("must be at most %d bytes (got %d)", f.max_len, #v)
+  end
+  if f.max_chars and utf8_length(v) > f.max_chars then
+    return nil, format("must be at most %d characters (got %d)", f.max_chars, utf8_length(v))
   end
   if f.enum then
     for _, e in ipairs(f.enum) do if v == e then return v end end
     return nil, "must be one of " .. quote_list(f.enum)
   end
-  if f.prefix then
-    for _, p in ipairs(f.prefix) do if sub(v, 1, #p) == p then return v end end
+  if f.prefix then -- URL schemes: case-insensitive
+    for _, p in ipairs(f.prefix) do if lower(sub(v, 1, #p)) == p then return v end end
     return nil, "must start with " .. quote_list(f.prefix)
   end
   return v
 end
 
--- Fields (which may come from text) take numbers written as strings;
+-- The largest integer a number holds exactly: beyond it a value is sent
+-- with an exponent or rounded.
+local MAX_INTEGER = 2 ^ 53 - 1
+
+-- Fields (which may come from text) take numbers written as decimal strings;
 -- options (`strict`) take numbers only.
 function checkers.integer(f, v, strict)
   if not strict and type(v) == "string" and find(v, "^%-?%d+$") then v = tonumber(v) end
   if not is_integer(v) then return nil, "must be an integer" end
+  if v > MAX_INTEGER or v < -MAX_INTEGER then
+    return nil, "must be an integer between -(2^53 - 1) and 2^53 - 1"
+  end
   if f.min and v < f.min then return nil, format("must be at least %.0f", f.min) end
   if f.max and v > f.max then return nil, format("must be at most %.0f", f.max) end
   return v
 end
 
 function checkers.number(f, v, strict)
-  if not strict and type(v) == "string" then v = tonumber(v) end
+  if not strict and type(v) == "string" and find(v, "^%-?%d+%.?%d*$") then v = tonumber(v) end
   if type(v) ~= "number" or v ~= v or v == huge or v == -huge then return nil, "must be a finite number" end
   if f.min_exclusive and v <= f.min_exclusive then
     return nil, "must be greater than " .. tostring(f.min_exclusive)

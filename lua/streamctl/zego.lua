@@ -10,6 +10,7 @@ local client = require "streamctl.client"
 local errors = require "streamctl.errors"
 local sequence = require "streamctl.sequence"
 local validate = require "streamctl.validate"
+local json = require "streamctl.json"
 
 local type, tostring, tonumber, pairs, ipairs = type, tostring, tonumber, pairs, ipairs
 local floor = math.floor
@@ -29,7 +30,9 @@ local operations = {
   ResumeRTCStream = { method = "GET", idempotent = true, sequence = true, cap = 20, test_cap = 5 },
   ForbidRTCStream = { method = "GET", idempotent = true, sequence = true, cap = 20, test_cap = 5 },
   DescribeRTCStreamState = { method = "GET", idempotent = true, sequence = true, cap = 40 },
-  ResumeCDNLiveStream = { method = "GET", idempotent = true, cap = 20 },
+  -- ResumeCDNLiveStream's own return codes: 1 failed, 2 a bad parameter, 3 authentication failed.
+  ResumeCDNLiveStream = { method = "GET", idempotent = true, cap = 20,
+                          codes = { [1] = "service", [2] = "validation", [3] = "auth" } },
   ForbidCDNLiveStream = { method = "GET", idempotent = true, cap = 20 },
 }
 
@@ -108,7 +111,7 @@ local rules = {
         return v
       end },
     { name = "is_test", type = "boolean" },
-    { name = "sequence", type = "object", methods = { "next_for", "peek_for" } },
+    { name = "sequence", type = "object", methods = { "next_for", "peek_for", "record" } },
   },
   operations = operations,
   methods = methods,
@@ -123,6 +126,19 @@ end
 
 function rules.nonce()
   return core.random_hex(8)
+end
+
+--- ZEGO's SignatureNonce is 16 hex characters (8 random bytes).
+function rules.nonce_rule(n)
+  if type(n) ~= "string" or not n:find("^%x+$") or #n ~= 16 then return "is not 16 hex characters" end
+  return nil
+end
+
+-- The common parameters: never taken from a caller.
+rules.common_params = {}
+for _, name in ipairs { "Action", "AppId", "SignatureNonce", "Timestamp", "Signature", "SignatureVersion",
+                        "IsTest" } do
+  rules.common_params[name:lower()] = true
 end
 
 -- Credentials: the options, else ZEGO_APP_ID / ZEGO_SERVER_SECRET (read at
@@ -173,8 +189,24 @@ function rules.complete(self, _, op, params, dry)
     return nil, format("parameter 'StreamId' must be an array of 1..%d stream IDs (got %s)", op.max_ids,
       type(ids) == "table" and #ids or type(ids))
   end
-  if not op.sequence or params.Sequence ~= nil then return params end
+  if op.sequence and ids == nil then return nil, "parameter 'StreamId' is required" end
   if type(ids) ~= "table" then ids = { ids } end
+  if not op.sequence then return params end
+  if params.Sequence ~= nil then
+    -- A Sequence the caller chose is recorded, so later ones are larger still.
+    local seq = tonumber(params.Sequence)
+    if not seq or not params.Sequence:find("^%d+$") or seq > sequence.MAX then
+      return nil, "parameter 'Sequence' must be decimal digits of an integer below 2^53"
+    end
+    if not dry then
+      local ok, err = self._sequence:record(ids, seq)
+      if not ok then
+        return nil, errors.new { provider = PROVIDER, code = "SequenceUnavailable", kind = "service",
+          message = "the Sequence could not be recorded: " .. tostring(err) }
+      end
+    end
+    return params
+  end
   local out = {}
   for k, v in pairs(params) do out[k] = v end
   if dry then
@@ -210,22 +242,17 @@ function rules.build(self, action, op, params, now, nonce)
   }
 end
 
-local json_decode = require("cjson.safe").decode
-
 function rules.decode(_, action, res)
   local status = res.status
-  local data = json_decode(res.body)
+  local data = json.decode(res.body)
   if type(data) ~= "table" or (status == 200 and type(data.Code) ~= "number") then
     return nil, errors.unreadable(PROVIDER, action, status, res.body, format("HTTP%d", status), "a ZEGO response")
   end
   local code = data.Code
-  if type(code) == "number" and code == floor(code) then
-    code = floor(code) -- an integer, also where cjson decodes numbers as floats (Lua 5.4)
-    data.Code = code
-  end
   if status == 200 and code == 0 then return data end
   if code == nil then code = format("HTTP%d", status) end
-  local kind = KIND[code] or (status >= 500 and "server") or "service"
+  local codes = operations[action].codes
+  local kind = (codes and codes[code]) or KIND[code] or (status >= 500 and "server") or "service"
   return nil, errors.new {
     provider = PROVIDER, action = action, http_status = status, code = code, kind = kind,
     message = data.Message and tostring(data.Message) or "", request_id = data.RequestId,
