@@ -393,7 +393,7 @@ local function batch(rules, name, spec)
       job.streams, job.items = keys, chunk
       jobs[#jobs + 1] = job
     end
-    local report = { action = spec.action, total = #items, succeeded = 0, failed = 0, calls = #jobs,
+    local report = { action = spec.action, total = #items, succeeded = 0, failed = 0, unknown = 0, calls = #jobs,
                      duplicates = duplicates, results = entries }
     local on_progress, done = values.on_progress, 0
     local started = self._monotonic()
@@ -409,6 +409,10 @@ local function batch(rules, name, spec)
           else
             entry.error = job.err
             report.failed = report.failed + 1
+            if job.err.outcome_unknown then
+              entry.outcome_unknown = true
+              report.unknown = report.unknown + 1
+            end
           end
           entries[#entries + 1] = entry
         end
