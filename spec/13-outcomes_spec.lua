@@ -330,3 +330,68 @@ describe("clock correction", function()
       err.message, 1, true)
   end)
 end)
+
+describe("order after an unknown outcome", function()
+  -- One stream on a fake server: the first forbid is held 3 s and applied
+  -- after the client gave up on it (a straggler).
+  local function straggler_world(settle_ms)
+    local w = { mono = 0, sent = {}, events = {}, forbidden = false }
+    local function run_events()
+      table.sort(w.events, function(a, b) return a.at < b.at end)
+      while w.events[1] and w.events[1].at <= w.mono do table.remove(w.events, 1).fn() end
+    end
+    local cli = assert(aliyun.new {
+      access_key_id = "AK", access_key_secret = "sk", settle_ms = settle_ms,
+      clock = function() return NOW + w.mono end, monotonic = function() return w.mono end,
+      sleep = function(s) w.mono = w.mono + s run_events() end,
+      retry = { random = function() return 0 end },
+      transport = function(req)
+        run_events()
+        local action = req.headers["x-acs-action"]
+        w.sent[#w.sent + 1] = action
+        if action == "ForbidLiveStream" then
+          if #w.sent == 1 then
+            w.events[#w.events + 1] = { at = w.mono + 3, fn = function() w.forbidden = true end }
+            w.mono = w.mono + 1 -- the client's timeout
+            return nil, { code = "Timeout", message = "timed out after 1000 ms", sent = true }
+          end
+          w.forbidden = true
+        elseif action == "ResumeLiveStream" then
+          w.forbidden = false
+        elseif action == "DescribeLiveStreamsBlockList" then
+          return reply(200, '{"RequestId":"B","TotalNum":' .. (w.forbidden and 1 or 0) .. ',"StreamUrls":{"StreamUrl":['
+            .. (w.forbidden and '"d.example/live/s"' or "") .. ']}}')
+        end
+        return reply(200, '{"RequestId":"' .. action .. '"}')
+      end,
+    })
+    return w, cli
+  end
+
+  it("a resume after a forbid whose first attempt was lost waits for it to settle and re-applies", function()
+    local w, cli = straggler_world(nil) -- the default: 10 s
+    assert(cli:forbid_live_stream(STREAM))
+    local res = assert(cli:resume_live_stream(STREAM))
+    assert.equal("ResumeLiveStream", res.RequestId)
+    assert.is_false(w.forbidden) -- the stream ends as the last call intended
+    assert.same({ "ForbidLiveStream", "DescribeLiveStreamsBlockList", "ForbidLiveStream", "ResumeLiveStream",
+                  "DescribeLiveStreamsBlockList", "ResumeLiveStream" }, w.sent)
+    assert.is_true(w.mono >= 10) -- reported only once the lost forbid could no longer land
+  end)
+
+  it("without a settle time the straggler wins: what the guarantee prevents", function()
+    local w, cli = straggler_world(0)
+    assert(cli:forbid_live_stream(STREAM))
+    assert(cli:resume_live_stream(STREAM))
+    cli._engine.io.sleep(5) -- time passes; the held forbid lands
+    assert.is_true(w.forbidden)
+  end)
+
+  it("a later call of the same action does not wait", function()
+    local w, cli = straggler_world(nil)
+    assert(cli:forbid_live_stream(STREAM))
+    local t = w.mono
+    assert(cli:forbid_live_stream(STREAM))
+    assert.is_true(w.mono - t < 1)
+  end)
+end)

@@ -244,15 +244,11 @@ local STREAMS = with({
   STREAM_TYPE,
 }, validate.BATCH_OPTIONS)
 
-local function stream_key(params, name)
-  return params.DomainName .. "/" .. params.AppName .. "/" .. name
-end
-
 local batches = {
   resume_live_streams = { action = "ResumeLiveStream", fields = STREAMS, list = "stream_names",
-                          param = "StreamName", stream_key = stream_key },
+                          param = "StreamName" },
   forbid_live_streams = { action = "ForbidLiveStream", fields = with(STREAMS, FORBID), list = "stream_names",
-                          param = "StreamName", stream_key = stream_key },
+                          param = "StreamName" },
 }
 
 -- Error codes and what they mean for a retry.
@@ -351,6 +347,15 @@ function rules.configure(self, o)
   self._secret = client.is_secret(secret) and secret or core.secret(secret)
   self._token_plain = token -- kept only to sign and to scrub provider messages; never shown
   return true
+end
+
+--- The streams an action changes (their order and settling are kept):
+-- forbid and resume act on domain/app/stream.
+function rules.streams(action, params)
+  if action == "ResumeLiveStream" or action == "ForbidLiveStream" then
+    return { params.DomainName .. "/" .. params.AppName .. "/" .. params.StreamName }
+  end
+  return nil
 end
 
 function rules.account(self)

@@ -12,7 +12,9 @@
 --                            params(p), found(result, p) } (optional: how to look up whether
 --                            an attempt took effect) }
 --   methods      snake_case name -> { action, fields = schema, check = fn(params, values, self) }
---   batches      snake_case name -> { action, fields, list, param, chunk, stream_key, check }
+--   batches      snake_case name -> { action, fields, list, param, chunk, check }
+--   streams(action, params) -> { key, ... } | nil  (the streams an action changes: their
+--                order is kept, and a later change waits for an earlier unknown one to settle)
 --   array(name, list) -> name, value          (how the service takes a Lua array)
 --   configure(self, values) -> true | nil, err  (credentials and the provider's options)
 --   cap(self, action, op) -> n | nil          (optional: the cap for this client, when it is
@@ -63,6 +65,11 @@ local M = {}
 -- scheduling and network jitter cannot put N + 1 of them into one second,
 -- the strictest way a provider can count.
 M.RATE_MARGIN = 0.05
+
+--- How long after it was sent an attempt whose outcome is unknown is taken
+-- to be able to land, in milliseconds (see streamctl.runner, "Order", and the
+-- README): 10 s, ZEGO's Sequence window.
+M.SETTLE_MS = 10000
 
 --- The largest clock correction the client makes, in seconds: a response's
 -- Date further than a day from the local clock is taken for a broken Date,
@@ -190,6 +197,7 @@ local function common_options(rules)
     { name = "rate_limits", type = "custom", nullable_false = true, check = rate_limits_check(rules.operations) },
     { name = "rate_burst", type = "integer", min = 1, max = 1000 },
     { name = "rate_margin", type = "number", min = 0, max_exclusive = 1 },
+    { name = "settle_ms", type = "integer", min = 0, max = 900000 },
     { name = "rate_limit_store", type = "object", methods = ratelimit.STORE.methods,
       optional = ratelimit.STORE.optional },
     { name = "retry", type = "custom", nullable_false = true, check = function(v)
@@ -320,8 +328,9 @@ function Client:rate_for(action)
 end
 
 -- Makes the job that runs `action` with encoded params.
-local function job_for(action, op, params)
-  return { action = action, params = params, recover = op.recover, done_codes = op.done_codes }
+local function job_for(rules, action, op, params)
+  return { action = action, params = params, recover = op.recover, done_codes = op.done_codes,
+           streams = rules.streams(action, params) }
 end
 
 --- Sends `action` with service-named `params` and decodes the answer, with
@@ -330,7 +339,7 @@ end
 function Client:call(action, params)
   local op, out = self:_encode(action, params, 2)
   if not op then return nil, out end
-  local job = self._engine:run({ job_for(action, op, out) })[1]
+  local job = self._engine:run({ job_for(self._rules, action, op, out) })[1]
   if job.result ~= nil then return job.result end
   return nil, job.err
 end
@@ -379,18 +388,15 @@ local function batch(rules, name, spec)
     local size = spec.chunk or 1
     local jobs, entries = {}, {}
     for i = 1, #items, size do
-      local chunk, keys = {}, {}
-      for j = i, min(#items, i + size - 1) do
-        chunk[#chunk + 1] = items[j]
-        keys[#keys + 1] = spec.stream_key(params, items[j])
-      end
+      local chunk = {}
+      for j = i, min(#items, i + size - 1) do chunk[#chunk + 1] = items[j] end
       local p = {}
       for k, v in pairs(params) do p[k] = v end
       p[spec.param] = size == 1 and chunk[1] or chunk
       local op, out = self:_encode(spec.action, p, 2)
       if not op then return nil, out end
-      local job = job_for(spec.action, op, out)
-      job.streams, job.items = keys, chunk
+      local job = job_for(rules, spec.action, op, out)
+      job.items = chunk
       jobs[#jobs + 1] = job
     end
     local report = { action = spec.action, total = #items, succeeded = 0, failed = 0, unknown = 0, calls = #jobs,
@@ -449,6 +455,7 @@ local function engine_for(self, io)
   return runner.new {
     io = io,
     retry = self._retry,
+    settle = self._settle,
     sign = function(attempt)
       return self:_sign(attempt.action, attempt.params)
     end,
@@ -530,6 +537,7 @@ function M.define(rules)
       _rate_burst = o.rate_burst or 1,
       _rate_margin = o.rate_margin or M.RATE_MARGIN,
       _concurrency = o.concurrency or 8,
+      _settle = (o.settle_ms or M.SETTLE_MS) / 1000,
       _clock = o.clock or core.now,
       _monotonic = o.monotonic or core.monotonic,
     }, class)

@@ -11,6 +11,8 @@
 --   pace(action)   -> seconds                 commits a rate-limit slot for one request of
 --                                             `action` and says how long to wait for it
 --   retry          a streamctl.retry policy (`decide(err, n)`, `on_success()`)
+--   settle         seconds (optional, default 0): how long after it was sent an attempt
+--                  whose outcome is unknown may still take effect (see "Order" below)
 --   correct_clock(err) -> bool               (optional) called before the one retry of a
 --                                             clock-skew error, to correct the signing clock;
 --                                             false: no correction could be made, no retry
@@ -46,12 +48,22 @@
 -- the retry policy allows; a failed look-up leaves the call's own error,
 -- with the look-up's failure added to its message.
 --
+-- Order. An attempt whose outcome is unknown can still land later (a request
+-- the server holds while the client times out). Once a job on a stream had
+-- one, the stream is *unsettled* until `settle` seconds after that attempt
+-- was sent. A later job on the stream with another action (a resume after a
+-- forbid) that succeeds while it is unsettled is not reported until then:
+-- at that time its own look-up verifies that the stream is in the state the
+-- job intended, and if a straggler changed it, the job's call is sent again.
+-- (Jobs without a look-up rely on the provider's own ordering: ZEGO's
+-- Sequence makes a late copy stale.) The engine keeps this across runs.
+--
 -- Completions are routed by keys unique to each io, to the run that started
 -- them: runs can nest (an `on_progress` that calls the same client) and
 -- interleave without taking each other's answers.
 -- @module streamctl.runner
 
-local type, ipairs, error, tostring, setmetatable = type, ipairs, error, tostring, setmetatable
+local type, ipairs, pairs, error, tostring, setmetatable = type, ipairs, pairs, error, tostring, setmetatable
 local max, floor = math.max, math.floor
 local remove, sort = table.remove, table.sort
 
@@ -121,10 +133,44 @@ function M.new(iface)
   need(iface, "pace", "function")
   need(iface, "retry", "table")
   if iface.correct_clock ~= nil then need(iface, "correct_clock", "function") end
+  if iface.settle ~= nil and not (type(iface.settle) == "number" and iface.settle >= 0) then
+    error("bad argument #1 to 'new' (settle must be a number >= 0)", 2)
+  end
   return setmetatable({
     io = iface.io, sign = iface.sign, decode = iface.decode, pace = iface.pace,
-    retry = iface.retry, correct_clock = iface.correct_clock,
+    retry = iface.retry, correct_clock = iface.correct_clock, settle = iface.settle or 0,
+    unsettled = {}, unsettled_count = 0, -- stream -> { settled_at = t, action = a }
   }, Engine)
+end
+
+-- Records that `job`'s streams may still see one of its attempts land.
+local function unsettle(engine, job, now)
+  local settled_at = job.unknown_since + engine.settle
+  local u = engine.unsettled
+  for _, s in ipairs(job.streams or {}) do
+    if not u[s] or u[s].settled_at < settled_at then
+      if not u[s] then engine.unsettled_count = engine.unsettled_count + 1 end
+      u[s] = { settled_at = settled_at, action = job.action }
+    end
+  end
+  if engine.unsettled_count > 256 then -- forget what has settled
+    for s, e in pairs(u) do
+      if e.settled_at <= now then u[s], engine.unsettled_count = nil, engine.unsettled_count - 1 end
+    end
+  end
+end
+
+-- Until when a success of `job` must wait for an earlier unknown attempt of
+-- another action on one of its streams; nil when none is pending.
+local function settles_at(engine, job, now)
+  local latest
+  for _, s in ipairs(job.streams or {}) do
+    local e = engine.unsettled[s]
+    if e and e.action ~= job.action and e.settled_at > now and (not latest or e.settled_at > latest) then
+      latest = e.settled_at
+    end
+  end
+  return latest
 end
 
 --- Runs `jobs` to completion.
@@ -152,6 +198,7 @@ function Engine:run(jobs, opts)
   end
 
   local function finish(job)
+    if job.unknown_since and engine.settle > 0 then unsettle(engine, job, io.now()) end
     for _, s in ipairs(job.streams or {}) do busy[s] = nil end
     finished = finished + 1
     if on_progress then on_progress(finished, total, job) end
@@ -190,8 +237,15 @@ function Engine:run(jobs, opts)
   end
 
   local function succeed(job, result)
-    job.result, job.err = result, nil
     policy:on_success()
+    local now = io.now()
+    local at = job.recover and settles_at(engine, job, now)
+    if at then
+      -- An earlier attempt of another action may still land: verify then.
+      job.pending, job.verifying = result, true
+      return schedule(job, "lookup", at - now)
+    end
+    job.result, job.err = result, nil
     finish(job)
   end
 
@@ -211,7 +265,7 @@ function Engine:run(jobs, opts)
     schedule(job, "call", decision.delay_ms / 1000)
   end
 
-  local function after_call(job, result, err)
+  local function after_call(job, result, err, attempt)
     if result ~= nil then return succeed(job, result) end
     if job.maybe_applied and job.done_codes and job.done_codes[err.code] then
       return succeed(job, { RequestId = err.request_id, Recovered = true })
@@ -220,13 +274,35 @@ function Engine:run(jobs, opts)
     -- An attempt that may have taken effect is looked up before anything is
     -- sent again, where the operation has a look-up.
     if err.outcome_unknown or err.kind == "server" then
-      job.maybe_applied = true
+      job.maybe_applied, job.unknown_since = true, attempt.sent_at
       if job.recover then return schedule(job, "lookup", 0) end
     end
     retry_or_finish(job, err)
   end
 
+  -- The look-up after the settle time: the stream as the job left it, or
+  -- the job's call once more (a straggler changed it).
+  local function after_verify(job, result, err)
+    if result ~= nil then
+      job.verifying = nil
+      if job.recover.found(result, job.params) then
+        job.result, job.err = job.pending, nil
+        return finish(job)
+      end
+      job.reapplied = true
+      return schedule(job, "call", 0)
+    end
+    local decision = policy:decide(err, job.lookups)
+    if decision.retry then return schedule(job, "lookup", decision.delay_ms / 1000) end
+    job.err = err
+    err.message = (err.message or "") .. "; it was to verify " .. job.action .. " after an earlier attempt "
+      .. "whose outcome was unknown"
+    err.outcome_unknown = true
+    fail(job)
+  end
+
   local function after_look_up(job, result, err)
+    if job.verifying then return after_verify(job, result, err) end
     if result ~= nil then
       local found = job.recover.found(result, job.params)
       if found then return succeed(job, found) end
@@ -243,7 +319,7 @@ function Engine:run(jobs, opts)
 
   local function settle(attempt, result, err)
     if attempt.role == "lookup" then return after_look_up(attempt.job, result, err) end
-    return after_call(attempt.job, result, err)
+    return after_call(attempt.job, result, err, attempt)
   end
 
   local function send(job)
@@ -257,6 +333,7 @@ function Engine:run(jobs, opts)
       job.attempts = job.attempts + 1
       attempt = { role = role, action = job.action, params = job.params, n = job.attempts, job = job }
     end
+    attempt.sent_at = io.now()
     local req, serr = engine.sign(attempt)
     if not req then return settle(attempt, nil, serr) end
     router.next_key = router.next_key + 1

@@ -55,12 +55,11 @@ local methods = {
 local BATCH_IDS = { { name = "stream_ids", param = "StreamId", type = "strings", required = true, min_items = 1,
                       max_len = 256 } }
 for _, f in ipairs(validate.BATCH_OPTIONS) do BATCH_IDS[#BATCH_IDS + 1] = f end
-local function stream_key(_, id) return id end
 local batches = {
   resume_rtc_streams = { action = "ResumeRTCStreams", fields = BATCH_IDS, list = "stream_ids",
-                         param = "StreamId", chunk = MAX_IDS, stream_key = stream_key },
+                         param = "StreamId", chunk = MAX_IDS },
   forbid_rtc_streams = { action = "ForbidRTCStreams", fields = BATCH_IDS, list = "stream_ids",
-                         param = "StreamId", chunk = MAX_IDS, stream_key = stream_key },
+                         param = "StreamId", chunk = MAX_IDS },
 }
 
 -- In the test environment every stream ID must carry the zegotest-<AppId>- prefix.
@@ -171,6 +170,18 @@ end
 function rules.cap(self, _, op)
   if self.is_test and op.test_cap then return op.test_cap end
   return op.cap
+end
+
+--- The streams an action changes: RTC streams by ID, CDN streams apart
+-- from them (another resource with the same ID); look-ups change nothing.
+function rules.streams(action, params)
+  local ids = params["StreamId[]"] or params.StreamId
+  if ids == nil or action == "DescribeRTCStreamState" then return nil end
+  if type(ids) ~= "table" then ids = { ids } end
+  if operations[action].sequence then return ids end
+  local keys = {}
+  for i, id in ipairs(ids) do keys[i] = "cdn:" .. id end
+  return keys
 end
 
 function rules.account(self)
