@@ -1,0 +1,79 @@
+-- Order against the emulator: a forbid whose first attempt the emulator
+-- holds for 3 s (its delay fault) while the client times out after 1 s is
+-- re-sent and succeeds; a resume follows; then the held forbid is applied.
+-- The stream must end resumed, as the last call intended, for both
+-- providers: Aliyun through the settle-and-verify rule, ZEGO through its
+-- Sequence (the held forbid is stale).
+local emu = require "spec.helpers.emulator"
+local streamctl = require "streamctl"
+
+local HOLD_MS = 3000
+
+describe("order after an attempt the provider held", function()
+  local server
+
+  lazy_setup(function()
+    server = emu.start {}
+  end)
+
+  lazy_teardown(function()
+    if server then server:stop() end
+  end)
+
+  before_each(function()
+    server:reset()
+  end)
+
+  local function ali(settle_ms)
+    return assert(streamctl.aliyun.new {
+      endpoint = server.aliyun_url, access_key_id = "LTAIemulatorKey", access_key_secret = "emulator-secret",
+      timeout_ms = 1000, settle_ms = settle_ms,
+    })
+  end
+
+  local S = { domain_name = "push.example.com", app_name = "live", stream_name = "held-1" }
+  local KEY = "push.example.com/live/held-1"
+
+  local function hold_next(provider, action)
+    server:faults({ kind = "delay", delay_ms = HOLD_MS, count = 1, action = action, provider = provider }, provider)
+  end
+
+  it("Aliyun: the resume is verified once the held forbid can no longer land, and re-applied", function()
+    local cli = ali(HOLD_MS + 1500)
+    hold_next("aliyun", "ForbidLiveStream")
+    assert(cli:forbid_live_stream(S))
+    assert(cli:resume_live_stream(S))
+    assert.equal("normal", server:state().aliyun.streams[KEY].status)
+    -- The held forbid did land, before the verification, and the resume was sent again.
+    local forbids = server:log { provider = "aliyun", action = "ForbidLiveStream" }
+    local resumes = server:log { provider = "aliyun", action = "ResumeLiveStream" }
+    assert.equal(2, #forbids)
+    assert.equal(2, #resumes)
+    cli:close()
+  end)
+
+  it("Aliyun without a settle time ends forbidden: the failure the rule prevents", function()
+    local cli = ali(0)
+    hold_next("aliyun", "ForbidLiveStream")
+    assert(cli:forbid_live_stream(S))
+    assert(cli:resume_live_stream(S))
+    require("streamctl.transport.curl").sleep(HOLD_MS / 1000 + 0.5)
+    assert.equal("forbidden", server:state().aliyun.streams[KEY].status)
+    cli:close()
+  end)
+
+  it("ZEGO: the held forbid carries a smaller Sequence and is stale when it lands", function()
+    local z = assert(streamctl.zego.new {
+      endpoint = server.zego_url, app_id = 1234567890, server_secret = "0123456789abcdef0123456789abcdef",
+      timeout_ms = 1000,
+    })
+    hold_next("zego", "ForbidRTCStream")
+    assert(z:forbid_rtc_stream { stream_id = "held-z" })
+    assert(z:resume_rtc_stream { stream_id = "held-z" })
+    require("streamctl.transport.curl").sleep(HOLD_MS / 1000 + 0.5)
+    assert.equal("normal", server:state().zego.streams["1234567890"]["held-z"].rtc)
+    local forbids = server:log { provider = "zego", action = "ForbidRTCStream" }
+    assert.equal(2, #forbids)
+    z:close()
+  end)
+end)
