@@ -17,7 +17,10 @@ local function make(opts, reply)
     transport = function(req)
       sent[#sent + 1] = req
       if reply then return reply(req) end
-      return { status = 200, headers = {}, body = '{"RequestId":"r-1"}' }
+      -- a create's answer carries its TaskId
+      local create = (req.headers["x-acs-action"] or req.url:match("[?&]Action=(%w+)")) == "CreateLivePullToPush"
+      return { status = 200, headers = {}, body = create and '{"RequestId":"r-1","RetCode":0,"TaskId":"T-1"}'
+        or '{"RequestId":"r-1"}' }
     end,
   }
   for k, v in pairs(opts) do o[k] = v end
@@ -64,9 +67,9 @@ local CASES = {
   { "create_live_pull_to_push", {
       region = "cn-shanghai", task_name = "relay 1", start_time = "2023-11-14T22:13:20Z", end_time = NOW + 3600,
       source_type = "url", source_urls = { "https://a.example/x.mp4", "https://a.example/y.mp4" },
-      dst_url = "rtmp://push.example/live/s1", repeat_number = -1, retry_interval = 60, offset = 1.5 },
+      dst_url = "rtmp://push.example/live/s1", repeat_number = -1, retry_interval = 60, offset = 2 },
     "POST", "CreateLivePullToPush",
-    "DstUrl=rtmp%3A%2F%2Fpush.example%2Flive%2Fs1&EndTime=2023-11-14T23%3A13%3A20Z&Offset=1.5"
+    "DstUrl=rtmp%3A%2F%2Fpush.example%2Flive%2Fs1&EndTime=2023-11-14T23%3A13%3A20Z&Offset=2"
       .. "&Region=cn-shanghai&RepeatNumber=-1&RetryInterval=60&SourceType=url"
       .. "&SourceUrls=%5B%22https%3A%2F%2Fa.example%2Fx.mp4%22%2C%22https%3A%2F%2Fa.example%2Fy.mp4%22%5D"
       .. "&StartTime=2023-11-14T22%3A13%3A20Z&TaskName=relay%201" },
@@ -88,7 +91,7 @@ describe("aliyun requests, V3", function()
     it(name .. " sends exactly the signed request", function()
       local cli, sent = make()
       local res = assert(cli[name](cli, fields))
-      assert.same({ RequestId = "r-1" }, res)
+      assert.equal("r-1", res.RequestId)
       assert.equal(1, #sent)
       local req = sent[1]
       assert.equal(method, req.method)
@@ -241,7 +244,7 @@ describe("aliyun validation", function()
     { "create_live_pull_to_push", with(P, { retry_interval = 60.5 }), "field 'retry_interval' must be an integer" },
     { "create_live_pull_to_push", with(P, { retry_count = -1 }), "field 'retry_count' must be at least 0" },
     { "create_live_pull_to_push", with(P, { repeat_number = -2 }), "field 'repeat_number' must be at least -1" },
-    { "create_live_pull_to_push", with(P, { offset = 0 }), "field 'offset' must be greater than 0" },
+    { "create_live_pull_to_push", with(P, { offset = 0 }), "field 'offset' must be at least 1" },
     { "create_live_pull_to_push", with(P, { source_type = "file" }),
       "field 'source_type' must be one of 'live', 'vod', 'url'" },
     { "create_live_pull_to_push", with(P, { source_urls = {} }), "field 'source_urls' must have at least 1 item (got 0)" },
@@ -252,8 +255,8 @@ describe("aliyun validation", function()
       "field 'source_urls' must have at most 30 items (got 31)" },
     { "create_live_pull_to_push", with(P, { source_type = "live", source_urls = { "rtmp://a/1", "rtmp://a/2" } }),
       "field 'source_urls' must have exactly 1 URL when source_type is 'live' (got 2)" },
-    { "create_live_pull_to_push", with(P, { source_protocol = "rtmp" }),
-      "field 'source_protocol' only applies when source_type is 'live'" },
+    { "create_live_pull_to_push", with(P, { source_type = "live", source_urls = { "rtmp://a/1" } }),
+      "field 'source_protocol' is required when source_type is 'live'" },
     { "create_live_pull_to_push", with(P, { source_type = "live", source_urls = { "rtmp://a/1" }, source_protocol = "udp" }),
       "field 'source_protocol' must be one of 'rtmp', 'srt', 'http-flv', 'hls'" },
     { "create_live_pull_to_push", with(P, { end_time = NOW }), "field 'end_time' must be after start_time" },
@@ -302,15 +305,15 @@ describe("aliyun client options", function()
   end
 
   it("explains bad options", function()
-    assert.equal("option 'endpoint': endpoint scheme must be https or http (got ftp)",
+    assert.equal("option 'endpoint' must use https or http (got ftp)",
       new_err { endpoint = "ftp://live.aliyuncs.com" }.message)
-    assert.equal("option 'endpoint': endpoint must not have a path, query or fragment",
+    assert.equal("option 'endpoint' must not have a path, query or fragment",
       new_err { endpoint = "https://live.aliyuncs.com/x" }.message)
-    assert.equal("option 'endpoint': endpoint must not contain whitespace, CR, LF or NUL",
+    assert.equal("option 'endpoint' must not contain whitespace, CR, LF or NUL",
       new_err { endpoint = "https://live.aliyuncs.com\r\nX: y" }.message)
-    assert.equal("option 'signature_version' must be 'v3' or 'v1'", new_err { signature_version = "v2" }.message)
-    assert.equal("access_key_id must not contain CR, LF or NUL", new_err { access_key_id = "AK\n" }.message)
-    assert.equal("security_token must not contain CR, LF or NUL", new_err { security_token = "t\r" }.message)
+    assert.equal("option 'signature_version' must be one of 'v3', 'v1'", new_err { signature_version = "v2" }.message)
+    assert.equal("option 'access_key_id' must not contain CR, LF or NUL", new_err { access_key_id = "AK\n" }.message)
+    assert.equal("option 'security_token' must not contain CR, LF or NUL", new_err { security_token = "t\r" }.message)
     assert.equal("option 'clock' must be a function", new_err { clock = 5 }.message)
   end)
 

@@ -143,7 +143,7 @@ describe("zego validation", function()
       "field 'stream_id' is not a field of zego.resume_rtc_streams (did you mean 'stream_ids'?)" },
     { "resume_rtc_stream", { stream_id = "s", sequence = -1 }, "field 'sequence' must be at least 0" },
     { "resume_rtc_stream", { stream_id = "s", sequence = "12x" }, "field 'sequence' must be an integer" },
-    { "resume_cdn_live_stream", { stream_id = string.rep("x", 257) }, "field 'stream_id' must be at most 256 characters (got 257)" },
+    { "resume_cdn_live_stream", { stream_id = string.rep("x", 257) }, "field 'stream_id' must be at most 256 bytes (got 257)" },
     { "forbid_cdn_live_stream", { stream_id = "s", resume_time = "soon" },
       "field 'resume_time' must be UTC time as YYYY-MM-DDThh:mm:ssZ" },
   }

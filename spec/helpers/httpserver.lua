@@ -9,7 +9,7 @@
 --
 -- Behaviour by path (a request target in absolute form, as sent to a proxy, is routed by its
 -- path; the query string is ignored except for delay=MS, which holds any answer MS ms):
---   /echo...     200, JSON {method, target, headers = {{name, value}, ...}, body, conn}
+--   /echo...     200, JSON {method, target, headers = {{name, value}, ...}, body, conn, RequestId = "echo"}
 --                exactly as received; conn numbers the TCP connection (1, 2, ...)
 --   /json        200 JSON with a Date and an x-acs-retry-after header
 --   /error       400 with a provider error JSON
@@ -76,6 +76,7 @@ local function handle(c, req)
   if path:sub(1, 5) == "/echo" then
     respond(c, req, 200, "OK", json_headers(), cjson.encode({
       method = req.method, target = req.target, headers = req.headers, body = req.body, conn = c.id,
+      RequestId = "echo", -- so that an Aliyun client takes the echo for an answer
     }))
   elseif path == "/json" then
     respond(c, req, 200, "OK", {
