@@ -189,6 +189,8 @@ describe("aliyun prepare and call with service names", function()
     assert.equal("unknown action 'NoSuchAction'", err.message)
     _, err = cli:call("StopLivePullToPush", { Region = {} , TaskId = function() end })
     assert.equal("InvalidParameter", err.code)
+    assert.equal("parameter 'Region' must not be an empty array", err.message) -- the first bad one by name
+    _, err = cli:call("StopLivePullToPush", { Region = "cn-shanghai" , TaskId = function() end })
     assert.equal("parameter 'TaskId' must be a string, number or boolean (got function)", err.message)
     _, err = cli:call("StopLivePullToPush", { TaskId = 0 / 0 })
     assert.equal("parameter 'TaskId' must be a finite number", err.message)

@@ -229,8 +229,11 @@ function Client:_encode(action, params, level, dry)
   if not op then
     return nil, errors.invalid(rules.provider, action, "unknown action '" .. action .. "'")
   end
+  -- Every parameter is checked; the first bad one by name is reported, so
+  -- the message does not depend on the table's order.
+  local bad_name, bad_why
   local function bad(name, why)
-    return nil, errors.invalid(rules.provider, action, format("parameter '%s' %s", name, why))
+    if not bad_name or name < bad_name then bad_name, bad_why = name, why end
   end
   local out = {}
   for name, v in pairs(params or {}) do
@@ -240,29 +243,40 @@ function Client:_encode(action, params, level, dry)
     -- The common parameters belong to the signature: one given here could
     -- change what is signed or sent (Action, AppId, Timestamp, ...).
     if rules.common_params[lower((name:gsub("%[%]$", "")))] then
-      return bad(name, "is a common parameter that streamctl sets itself; it cannot be passed")
-    end
-    if type(v) == "table" then
-      local n = #v
+      bad(name, "is a common parameter that streamctl sets itself; it cannot be passed")
+    elseif type(v) == "table" then
+      local n, list = #v, {}
       for k in pairs(v) do
         if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then
-          return bad(name, "must be an array (a table with keys 1..n) or a single value")
+          list = nil
+          bad(name, "must be an array (a table with keys 1..n) or a single value")
+          break
         end
       end
-      if n == 0 then return bad(name, "must not be an empty array") end
-      local list = {}
-      for i = 1, n do
+      if list and n == 0 then
+        list = nil
+        bad(name, "must not be an empty array")
+      end
+      for i = 1, list and n or 0 do
         local s, why = M.stringify(v[i])
-        if not s then return bad(name, format("item %d %s", i, why)) end
+        if not s then
+          list = nil
+          bad(name, format("item %d %s", i, why))
+          break
+        end
         list[i] = s
       end
-      local k, value = rules.array(name, list)
-      out[k] = value
+      if list then
+        local k, value = rules.array(name, list)
+        out[k] = value
+      end
     else
       local s, why = M.stringify(v)
-      if not s then return bad(name, why) end
-      out[name] = s
+      if s then out[name] = s else bad(name, why) end
     end
+  end
+  if bad_name then
+    return nil, errors.invalid(rules.provider, action, format("parameter '%s' %s", bad_name, bad_why))
   end
   if rules.complete then
     local why
