@@ -14,12 +14,17 @@ local CONFIG = {
             LTAIbulk = { secret = "bulk-secret", qps = { CreateLivePullToPush = 1000 } },
             LTAInoLive = { secret = "s", live_service = false },
             LTAInoDomain = { secret = "s", has_live_domain = false },
+            -- 5/s, to test the limiters quickly: the provider's default / a token bucket
+            LTAIwindow = { secret = "window-secret", qps = { ResumeLiveStream = 5 } },
+            LTAIbucket = { secret = "bucket-secret", qps = { ResumeLiveStream = 5 }, rate_limiter = "token_bucket" },
         },
     },
     zego = {
         apps = {
             ["777"] = { secret = "test-env-secret", test_env = true },
             ["888"] = { secret = "no-cdn-resume", cdn_resume_enabled = false },
+            ["501"] = { secret = "window-app", qps = { ForbidRTCStream = 5 } },
+            ["502"] = { secret = "bucket-app", qps = { ForbidRTCStream = 5 }, rate_limiter = "token_bucket" },
         },
     },
 }
@@ -59,21 +64,31 @@ describe("streamctl emulator operations", function()
         return os.time() + offset
     end
 
-    -- A signed V1 request; returns status, decoded body, headers, raw body, err.
-    local function live(action, params, opts)
+    -- A signed V1 request for server:request (signing runs the openssl CLI, so
+    -- timed tests build their requests first and send them later).
+    local function live_request(action, params, opts)
         opts = opts or {}
         local method = opts.method or "POST"
         local q = emu.v1_request({ action = action, params = params, method = method, key = opts.key,
             secret = opts.secret, time = opts.time or now() })
-        local status, body, headers, err = server:request({ method = method, provider = "aliyun", path = "/?" .. q })
+        return { method = method, provider = "aliyun", path = "/?" .. q }
+    end
+
+    -- A signed V1 request, sent; returns status, decoded body, headers, raw body, err.
+    local function live(action, params, opts)
+        local status, body, headers, err = server:request(live_request(action, params, opts))
         return status, decode(body), headers, body, err
     end
 
-    local function zego(action, opts)
+    local function zego_request(action, opts)
         opts = opts or {}
         local q = emu.zego_query({ action = action, app_id = opts.app_id, secret = opts.secret,
             time = opts.time or now(), params = opts.params, streams = opts.streams, is_test = opts.is_test })
-        local status, body, headers, err = server:request({ provider = "zego", path = "/?" .. q })
+        return { provider = "zego", path = "/?" .. q }
+    end
+
+    local function zego(action, opts)
+        local status, body, headers, err = server:request(zego_request(action, opts))
         return status, decode(body), headers, body, err
     end
 
@@ -332,7 +347,8 @@ describe("streamctl emulator operations", function()
                 { { EndTime = emu.iso8601(t + 3600) }, "InvalidParam.CodeIllegalDuration" },
                 { { StartTime = emu.iso8601(t - 7200), EndTime = emu.iso8601(t - 60) },
                     "InvalidParam.CodeIllegalDuration" },
-                { { EndTime = emu.iso8601(t + 3600 + 7 * 86400 + 1) }, "InvalidParam.CodeIllegalDuration" },
+                { { StartTime = emu.iso8601(t + 3600), EndTime = emu.iso8601(t + 3600 + 7 * 86400 + 1) },
+                    "InvalidParam.CodeIllegalDuration" },
                 { { EndTime = emu.iso8601(t + 3600 + 7 * 86400) }, nil },
                 { { StartTime = "2030-01-01 00:00:00" }, "InvalidParameter" },
                 { { EndTime = "2030-02-30T00:00:00Z" }, "InvalidParameter" },
@@ -540,24 +556,91 @@ describe("streamctl emulator operations", function()
     end)
 
     describe("rate limits", function()
-        -- Sends pre-built requests back to back; returns the answers and the elapsed time.
-        local function burst(requests)
+        -- Sends pre-built requests, each `at` seconds after the start (plan
+        -- entries { request, at }; a late entry goes at once); returns the
+        -- answers (with the client's times: sent before, done after) and the
+        -- seconds from the first send to the last answer.
+        local function timed(plan, srv)
+            srv = srv or server
             local answers = {}
             local t0 = socket.gettime()
-            for i, r in ipairs(requests) do
-                local status, body, headers = server:request(r)
-                answers[i] = { status = status, body = decode(body), headers = headers }
+            for i, p in ipairs(plan) do
+                local wait = t0 + (p.at or 0) - socket.gettime()
+                if wait > 0 then
+                    socket.sleep(wait)
+                end
+                local sent = socket.gettime()
+                local status, body, headers = srv:request(p.request)
+                answers[i] = { status = status, body = decode(body), headers = headers, sent = sent,
+                    done = socket.gettime() }
             end
             return answers, socket.gettime() - t0
+        end
+
+        -- Sends pre-built requests back to back; returns the answers and the elapsed time.
+        local function burst(requests, srv)
+            local plan = {}
+            for i, r in ipairs(requests) do
+                plan[i] = { request = r }
+            end
+            return timed(plan, srv)
+        end
+
+        -- "ok", "throttled" (and, Aliyun, x-acs-retry-after), or what else came back.
+        local function verdict(a)
+            if a.status == 200 and a.body and a.body.Code == nil then
+                return "ok"
+            elseif a.status == 400 and a.body and a.body.Code == "Throttling.User" then
+                return "throttled", tonumber(a.headers["x-acs-retry-after"])
+            elseif a.status == 200 and a.body and a.body.Code == 0 then
+                return "ok"
+            elseif a.status == 200 and a.body and a.body.Code == 30002 then
+                return "throttled"
+            end
+            return tostring(a.body and a.body.Code or a.status)
+        end
+
+        local function verdicts(answers)
+            local out = {}
+            for i, a in ipairs(answers) do
+                out[i] = (verdict(a))
+            end
+            return out
+        end
+
+        -- Lists of n verdicts: all "ok", or n - 1 "ok" then "throttled".
+        local function oks(n)
+            local out = {}
+            for i = 1, n do
+                out[i] = "ok"
+            end
+            return out
+        end
+
+        local function oks_then_throttled(n)
+            local out = oks(n - 1)
+            out[n] = "throttled"
+            return out
+        end
+
+        -- The retry_after_ms of the last throttled request the log holds.
+        local function logged_retry_after(provider, action, srv)
+            local last
+            for _, e in ipairs((srv or server):log({ provider = provider, action = action })) do
+                if e.verdict == "throttled" then
+                    last = e
+                end
+            end
+            return last and last.retry_after_ms, last
         end
 
         it("throttles Aliyun per account and action at the documented QPS, with x-acs-retry-after", function()
             local requests = {}
             for i = 1, 45 do
-                requests[i] = { method = "POST", provider = "aliyun", path = "/?" .. emu.v1_request({
-                    action = "ResumeLiveStream", params = stream("rl" .. i), time = now() }) }
+                requests[i] = live_request("ResumeLiveStream", stream("rl" .. i))
             end
             local answers, elapsed = burst(requests)
+            assert.is_true(elapsed < 0.9, "too slow to test a 1 s window: " .. elapsed)
             local accepted, throttled = 0, 0
             for _, a in ipairs(answers) do
                 if a.status == 200 then
@@ -567,13 +650,13 @@ describe("streamctl emulator operations", function()
                     assert.are.equal(400, a.status)
                     assert.are.equal("Throttling.User", a.body.Code)
                     assert.are.equal("Request was denied due to user flow control.", a.body.Message)
+                    -- sliding window: the wait until the burst's first request is 1 s old
                     local ms = tonumber(a.headers["x-acs-retry-after"])
-                    assert.is_true(ms >= 1 and ms <= 34, tostring(ms))
+                    assert.is_true(ms >= 1000 - math.ceil(elapsed * 1000) and ms <= 1000, tostring(ms))
                 end
             end
-            assert.is_true(throttled >= 1)
-            assert.is_true(accepted >= 30)
-            assert.is_true(accepted <= 30 + math.ceil(30 * elapsed) + 1)
+            assert.are.equal(30, accepted)
+            assert.are.equal(15, throttled)
             local c = server:state().aliyun.counters.ResumeLiveStream
             assert.are.equal(accepted, c.accepted)
             assert.are.equal(throttled, c.throttled)
@@ -589,6 +672,7 @@ describe("streamctl emulator operations", function()
                     logged = logged + 1
                     assert.is_false(e.applied)
                     assert.are.equal("Throttling.User", e.code)
+                    assert.are.equal("sliding_window", e.rate_limiter)
                 end
             end
             assert.are.equal(throttled, logged)
@@ -597,12 +681,10 @@ describe("streamctl emulator operations", function()
         it("keeps buckets per account", function()
             local requests = {}
             for i = 1, 3 do
-                requests[i] = { method = "POST", provider = "aliyun", path = "/?" .. emu.v1_request({
-                    action = "ResumeLiveStream", params = stream("slow" .. i), key = "LTAIslow",
-                    secret = "slow-secret", time = now() }) }
+                requests[i] = live_request("ResumeLiveStream", stream("slow" .. i),
+                    { key = "LTAIslow", secret = "slow-secret" })
             end
-            requests[4] = { method = "POST", provider = "aliyun", path = "/?" .. emu.v1_request({
-                action = "ResumeLiveStream", params = stream("fast"), time = now() }) }
+            requests[4] = live_request("ResumeLiveStream", stream("fast"))
             local answers, elapsed = burst(requests)
             assert.is_true(elapsed < 0.5)
             assert.are.equal(200, answers[1].status)
@@ -615,10 +697,10 @@ describe("streamctl emulator operations", function()
         it("throttles ZEGO per AppId at 20/s with 30002, and a test-env app at 5/s", function()
             local requests = {}
             for i = 1, 30 do
-                requests[i] = { provider = "zego", path = "/?" .. emu.zego_query({ action = "ForbidRTCStream",
-                    params = { StreamId = "z" .. i }, time = now() }) }
+                requests[i] = zego_request("ForbidRTCStream", { params = { StreamId = "z" .. i } })
             end
             local answers, elapsed = burst(requests)
+            assert.is_true(elapsed < 0.9, "too slow to test a 1 s window: " .. elapsed)
             local ok_count, limited = 0, 0
             for _, a in ipairs(answers) do
                 assert.are.equal(200, a.status)
@@ -629,27 +711,356 @@ describe("streamctl emulator operations", function()
                     limited = limited + 1
                 end
             end
-            assert.is_true(limited >= 1)
-            assert.is_true(ok_count >= 20 and ok_count <= 20 + math.ceil(20 * elapsed) + 1)
+            assert.are.equal(20, ok_count)
+            assert.are.equal(10, limited)
             local c = server:state().zego.counters.ForbidRTCStream
             assert.are.equal(ok_count, c.accepted)
             assert.are.equal(limited, c.throttled)
 
             requests = {}
             for i = 1, 7 do
-                requests[i] = { provider = "zego", path = "/?" .. emu.zego_query({ action = "ResumeRTCStream",
-                    app_id = "777", secret = "test-env-secret", params = { StreamId = "zegotest-777-" .. i },
-                    time = now() }) }
+                requests[i] = zego_request("ResumeRTCStream", { app_id = "777", secret = "test-env-secret",
+                    params = { StreamId = "zegotest-777-" .. i } })
             end
             answers, elapsed = burst(requests)
-            limited = 0
-            for _, a in ipairs(answers) do
-                if a.body.Code == 30002 then
-                    limited = limited + 1
-                end
+            assert.is_true(elapsed < 0.9, "too slow to test a 1 s window: " .. elapsed)
+            assert.are.same({ "ok", "ok", "ok", "ok", "ok", "throttled", "throttled" }, verdicts(answers))
+        end)
+
+        it("caps ForbidLiveStream at 20 per second by default", function()
+            local requests = {}
+            for i = 1, 21 do
+                requests[i] = live_request("ForbidLiveStream", stream("fl" .. i))
             end
-            assert.is_true(limited >= 1)
-            assert.is_true(7 - limited <= 5 + math.ceil(5 * elapsed) + 1)
+            local answers, elapsed = burst(requests)
+            assert.is_true(elapsed < 0.9, "too slow to test a 1 s window: " .. elapsed)
+            assert.are.same(oks_then_throttled(21), verdicts(answers))
+            local c = server:state().aliyun.counters.ForbidLiveStream
+            assert.are.equal(20, c.accepted)
+            assert.are.equal(1, c.throttled)
+            assert.are.equal(20, server:control("GET", "config").aliyun.qps.ForbidLiveStream)
+        end)
+
+        describe("algorithms", function()
+            local N = 5   -- the qps of the accounts and apps below (CONFIG)
+
+            -- Requests of the accounts and apps limited to N/s: `who` is "window"
+            -- (no rate_limiter of its own: the provider's default) or "bucket"
+            -- (rate_limiter "token_bucket").
+            local ACCOUNTS = {
+                window = { key = "LTAIwindow", secret = "window-secret", app_id = "501", app_secret = "window-app" },
+                bucket = { key = "LTAIbucket", secret = "bucket-secret", app_id = "502", app_secret = "bucket-app" },
+            }
+            local ACTION = { aliyun = "ResumeLiveStream", zego = "ForbidRTCStream" }
+
+            local serial = 0
+            local function limited(provider, who)
+                local a = ACCOUNTS[who]
+                serial = serial + 1
+                if provider == "aliyun" then
+                    return live_request("ResumeLiveStream", stream(who .. serial), { key = a.key, secret = a.secret })
+                end
+                return zego_request("ForbidRTCStream", { app_id = a.app_id, secret = a.app_secret,
+                    params = { StreamId = who .. serial } })
+            end
+
+            -- Runs one schedule for each (provider, who): offsets in seconds, the
+            -- same for every pair, interleaved. Returns verdicts[provider][who]
+            -- and the elapsed time.
+            local function run(offsets, pairs_, srv)
+                local plan, where = {}, {}
+                for _, at in ipairs(offsets) do
+                    for _, pw in ipairs(pairs_) do
+                        plan[#plan + 1] = { request = limited(pw[1], pw[2]), at = at }
+                        where[#plan] = pw
+                    end
+                end
+                local answers, elapsed = timed(plan, srv)
+                local out = { aliyun = {}, zego = {} }
+                for i, a in ipairs(answers) do
+                    local pw = where[i]
+                    out[pw[1]][pw[2]] = out[pw[1]][pw[2]] or {}
+                    local list = out[pw[1]][pw[2]]
+                    list[#list + 1] = (verdict(a))
+                end
+                return out, elapsed
+            end
+
+            local ALL = { { "aliyun", "window" }, { "aliyun", "bucket" }, { "zego", "window" }, { "zego", "bucket" } }
+
+            it("is a sliding window by default, for both providers, and says so in the state", function()
+                local st = server:state()
+                assert.are.equal("sliding_window", st.aliyun.rate_limiter)
+                assert.are.equal("sliding_window", st.zego.rate_limiter)
+                assert.are.equal("sliding_window", st.aliyun.rate_limiters.LTAIwindow)
+                assert.are.equal("sliding_window", st.aliyun.rate_limiters.LTAIemulatorKey)
+                assert.are.equal("token_bucket", st.aliyun.rate_limiters.LTAIbucket)
+                assert.are.equal("sliding_window", st.zego.rate_limiters["501"])
+                assert.are.equal("sliding_window", st.zego.rate_limiters["1234567890"])
+                assert.are.equal("token_bucket", st.zego.rate_limiters["502"])
+                local cfg = server:control("GET", "config")
+                assert.are.equal("sliding_window", cfg.aliyun.rate_limiter)
+                assert.are.equal("sliding_window", cfg.zego.rate_limiter)
+                -- arrival times with sub-millisecond resolution, not ngx.now()'s milliseconds
+                assert.are.equal("clock_gettime(CLOCK_MONOTONIC)", cfg.rate_limit_clock)
+            end)
+
+            it("accepts N back to back and refuses the N+1-th until the oldest is 1 s old", function()
+                for _, provider in ipairs({ "aliyun", "zego" }) do
+                    local requests = {}
+                    for i = 1, N + 1 do
+                        requests[i] = limited(provider, "window")
+                    end
+                    local answers, elapsed = burst(requests)
+                    assert.is_true(elapsed < 0.9, "too slow to test a 1 s window: " .. elapsed)
+                    assert.are.same(oks_then_throttled(N + 1), verdicts(answers), provider)
+                    local _, ms = verdict(answers[N + 1])
+                    local entry
+                    if provider == "zego" then
+                        ms, entry = logged_retry_after("zego", ACTION.zego)
+                    else
+                        _, entry = logged_retry_after("aliyun", ACTION.aliyun)
+                    end
+                    assert.are.equal(ms, entry.retry_after_ms)
+                    assert.are.equal("sliding_window", entry.rate_limiter)
+                    -- > 0 and <= 1000, and exactly when the first request leaves the
+                    -- window (a token bucket would answer about 1000 / N), bounded
+                    -- by the client's times: the first arrived between answers[1].sent
+                    -- and .done, the last between answers[N + 1].sent and .done
+                    assert.is_true(ms > 0 and ms <= 1000, tostring(ms))
+                    local first, last = answers[1], answers[N + 1]
+                    local earliest = math.floor((1 - (last.done - first.sent)) * 1000)
+                    local latest = math.ceil((1 - (last.sent - first.done)) * 1000) + 1
+                    assert.is_true(ms >= earliest and ms <= latest,
+                        ms .. " not in " .. earliest .. ".." .. latest)
+                    local c = server:state()[provider].counters[ACTION[provider]]
+                    assert.are.equal(N, c.accepted)
+                    assert.are.equal(1, c.throttled)
+                end
+            end)
+
+            it("answers retry-after = the wait until the oldest accepted arrival leaves the window", function()
+                -- N arrivals 0.1 s apart, then one at 0.5 s: refused until the first
+                -- is 1 s old (about 500 ms; the newest would give about 900)
+                local plan = {}
+                for i = 1, N + 1 do
+                    for _, provider in ipairs({ "aliyun", "zego" }) do
+                        plan[#plan + 1] = { request = limited(provider, "window"), at = (i - 1) * 0.1 }
+                    end
+                end
+                local answers = timed(plan)
+                local zego_retries = {}
+                for _, e in ipairs(server:log({ provider = "zego", action = ACTION.zego })) do
+                    if e.verdict == "throttled" then
+                        zego_retries[#zego_retries + 1] = e.retry_after_ms
+                    end
+                end
+                local follow_ups = {
+                    aliyun = { limited("aliyun", "window"), limited("aliyun", "window") },
+                    zego = { limited("zego", "window"), limited("zego", "window") },
+                }
+                for k, provider in ipairs({ "aliyun", "zego" }) do
+                    local mine = {}
+                    for i = k, #answers, 2 do
+                        mine[#mine + 1] = answers[i]
+                    end
+                    assert.are.same(oks_then_throttled(N + 1), verdicts(mine), provider)
+                    local first, second, last = mine[1], mine[2], mine[N + 1]
+                    local _, ms = verdict(last)
+                    if provider == "zego" then
+                        ms = zego_retries[1]
+                    end
+                    local earliest = math.floor((1 - (last.done - first.sent)) * 1000)
+                    local latest = math.ceil((1 - (last.sent - first.done)) * 1000) + 1
+                    assert.is_true(ms >= earliest and ms <= latest, provider .. ": " .. tostring(ms)
+                        .. " not in " .. earliest .. ".." .. latest)
+                    -- retrying after it is accepted; the next one waits for the second arrival
+                    socket.sleep(math.max(0, last.done + ms / 1000 + 0.005 - socket.gettime()))
+                    local again = timed({ { request = follow_ups[provider][1] }, { request = follow_ups[provider][2] } })
+                    assert.is_true(again[2].done < second.sent + 1, "too slow to test a 1 s window")
+                    assert.are.same({ "ok", "throttled" }, verdicts(again), provider)
+                    local _, ms2 = verdict(again[2])
+                    if provider == "zego" then
+                        local retries = {}
+                        for _, e in ipairs(server:log({ provider = "zego", action = ACTION.zego })) do
+                            if e.verdict == "throttled" then
+                                retries[#retries + 1] = e.retry_after_ms
+                            end
+                        end
+                        ms2 = retries[2]
+                    end
+                    assert.is_true(ms2 >= 1 and ms2 <= math.ceil((second.done + 1 - again[2].sent) * 1000) + 1,
+                        provider .. ": " .. tostring(ms2))
+                end
+            end)
+
+            it("refuses one more request 1/N s after a burst of N, which a token bucket accepts", function()
+                local offsets = {}
+                for i = 1, N do
+                    offsets[i] = 0
+                end
+                offsets[N + 1] = 1 / N + 0.05
+                local got, elapsed = run(offsets, ALL)
+                assert.is_true(elapsed < 0.9, "too slow to test a 1 s window: " .. elapsed)
+                for _, provider in ipairs({ "aliyun", "zego" }) do
+                    assert.are.same(oks_then_throttled(N + 1), got[provider].window, provider)
+                    assert.are.same(oks(N + 1), got[provider].bucket, provider)
+                end
+                assert.are.equal(2 * N + 1, server:state().aliyun.counters.ResumeLiveStream.accepted)
+                assert.are.equal(1, server:state().zego.counters.ForbidRTCStream.throttled)
+            end)
+
+            it("refuses N+1 requests evenly spaced slightly faster than N/s, accepts them slightly slower", function()
+                local fast = {}
+                for i = 1, N + 1 do
+                    fast[i] = (i - 1) * 0.85 / N      -- N+1 arrivals within 0.85 s
+                end
+                local got, elapsed = run(fast, ALL)
+                assert.is_true(elapsed < 0.98, "too slow to test a 1 s window: " .. elapsed)
+                for _, provider in ipairs({ "aliyun", "zego" }) do
+                    assert.are.same(oks_then_throttled(N + 1), got[provider].window, provider)
+                    assert.are.same(oks(N + 1), got[provider].bucket, provider)
+                end
+
+                server:reset()
+                local slow = {}
+                for i = 1, N + 1 do
+                    slow[i] = (i - 1) * 1.03 / N      -- the first and the last 1.03 s apart
+                end
+                got = run(slow, { { "aliyun", "window" }, { "zego", "window" } })
+                assert.are.same(oks(N + 1), got.aliyun.window)
+                assert.are.same(oks(N + 1), got.zego.window)
+            end)
+
+            it("accepts again once the window has passed, and a refused request takes nothing", function()
+                local pw = { { "aliyun", "window" }, { "zego", "window" } }
+                local function build(count)
+                    local plan = {}
+                    for _ = 1, count do
+                        for _, p in ipairs(pw) do
+                            plan[#plan + 1] = { request = limited(p[1], p[2]) }
+                        end
+                    end
+                    return plan
+                end
+                local first, refused, again = build(N), build(1), build(N + 1)
+                local t0 = socket.gettime()
+                assert.are.same(oks(2 * N), verdicts((timed(first))))
+                local first_done = socket.gettime()
+                -- half a second in: the window is full, so these are refused
+                socket.sleep(math.max(0, t0 + 0.5 - socket.gettime()))
+                local refused_at = socket.gettime()
+                assert.are.same({ "throttled", "throttled" }, verdicts((timed(refused))))
+                -- just over 1 s after the first burst: it has left the window; had
+                -- the refused requests been counted they would still be in it
+                socket.sleep(math.max(0, first_done + 1.02 - socket.gettime()))
+                local answers = timed(again)
+                assert.is_true(socket.gettime() < refused_at + 1, "too slow to test a 1 s window")
+                local want = oks(2 * N)
+                want[2 * N + 1], want[2 * N + 2] = "throttled", "throttled"
+                assert.are.same(want, verdicts(answers))
+                for _, provider in ipairs({ "aliyun", "zego" }) do
+                    local c = server:state()[provider].counters[ACTION[provider]]
+                    assert.are.equal(2 * N, c.accepted)
+                    assert.are.equal(2, c.throttled)
+                end
+            end)
+
+            describe("set per provider", function()
+                local other
+
+                lazy_setup(function()
+                    other = emu.start({ config = {
+                        aliyun = {
+                            rate_limiter = "token_bucket",
+                            accounts = {
+                                LTAIwindow = { secret = "window-secret", qps = { ResumeLiveStream = N },
+                                    rate_limiter = "sliding_window" },
+                                LTAIbucket = { secret = "bucket-secret", qps = { ResumeLiveStream = N } },
+                            },
+                        },
+                        zego = {
+                            rate_limiter = "token_bucket",
+                            apps = {
+                                ["501"] = { secret = "window-app", qps = { ForbidRTCStream = N },
+                                    rate_limiter = "sliding_window" },
+                                ["502"] = { secret = "bucket-app", qps = { ForbidRTCStream = N } },
+                            },
+                        },
+                    } })
+                end)
+
+                lazy_teardown(function()
+                    if other then
+                        other:stop()
+                    end
+                end)
+
+                it("uses the provider's rate_limiter unless the account or app has its own", function()
+                    local st = other:state()
+                    assert.are.equal("token_bucket", st.aliyun.rate_limiter)
+                    assert.are.equal("token_bucket", st.zego.rate_limiter)
+                    assert.are.equal("token_bucket", st.aliyun.rate_limiters.LTAIemulatorKey)
+                    assert.are.equal("sliding_window", st.aliyun.rate_limiters.LTAIwindow)
+                    assert.are.equal("token_bucket", st.zego.rate_limiters["502"])
+                    assert.are.equal("sliding_window", st.zego.rate_limiters["501"])
+                    local offsets = {}
+                    for i = 1, N do
+                        offsets[i] = 0
+                    end
+                    offsets[N + 1] = 1 / N + 0.05
+                    local got, elapsed = run(offsets, ALL, other)
+                    assert.is_true(elapsed < 0.9, "too slow to test a 1 s window: " .. elapsed)
+                    for _, provider in ipairs({ "aliyun", "zego" }) do
+                        assert.are.same(oks_then_throttled(N + 1), got[provider].window, provider)
+                        assert.are.same(oks(N + 1), got[provider].bucket, provider)
+                    end
+                    -- the token bucket's retry-after: the time until one token is back
+                    local requests = {}
+                    for i = 1, N + 1 do
+                        requests[i] = limited("aliyun", "bucket")
+                    end
+                    other:reset()
+                    local answers = burst(requests, other)
+                    assert.are.same(oks_then_throttled(N + 1), verdicts(answers))
+                    local _, ms = verdict(answers[N + 1])
+                    assert.is_true(ms >= 1 and ms <= 1000 / N, tostring(ms))
+                    assert.are.equal("token_bucket", select(2, logged_retry_after("aliyun", ACTION.aliyun, other))
+                        .rate_limiter)
+                end)
+            end)
+
+            it("rejects an unknown rate_limiter at start, naming the key", function()
+                local cases = {
+                    { { aliyun = { rate_limiter = "leaky_bucket" } }, 'aliyun.rate_limiter: expected "sliding_window"'
+                        .. ' or "token_bucket", got "leaky_bucket"' },
+                    { { zego = { rate_limiter = 5 } }, "zego.rate_limiter: expected", "got number" },
+                    { { aliyun = { accounts = { LTAIx = { secret = "s", rate_limiter = "sliding-window" } } } },
+                        'aliyun.accounts.LTAIx.rate_limiter: expected', 'got "sliding-window"' },
+                    { { zego = { apps = { ["42"] = { secret = "s", rate_limiter = "fixed_window" } } } },
+                        'zego.apps.42.rate_limiter: expected', 'got "fixed_window"' },
+                }
+                for _, c in ipairs(cases) do
+                    local dir = os.tmpname()
+                    os.remove(dir)
+                    local ok, err = pcall(emu.start, { dir = dir, config = c[1] })
+                    if ok then
+                        err:stop()
+                    end
+                    os.execute("rm -rf '" .. dir .. "'")
+                    assert.is_false(ok, c[2])
+                    assert.matches(c[2], tostring(err), 1, true)
+                    if c[3] then
+                        assert.matches(c[3], tostring(err), 1, true)
+                    end
+                end
+            end)
+        end)
+
+        it("reports streamctl.version in /_emulator/health", function()
+            local v = server:control("GET", "health")
+            assert.are.equal(require("streamctl.version")._VERSION, v.version)
+            assert.is_true(v.ok)
         end)
     end)
 

@@ -20,7 +20,10 @@
 --  11. nonce not used within nonce_ttl_s (the nonce is recorded here, once the
 --      signature is known good, so a throttled request still uses its nonce)
 --  12. Action and Version name a Live operation
---  13. rate limit (token bucket per AccessKeyId and Action, see ratelimit.lua)
+--  13. rate limit per AccessKeyId and Action (ratelimit.lua): the account's
+--      rate_limiter, else aliyun.rate_limiter (default sliding_window: at most
+--      qps accepted in any 1 s; a refusal carries x-acs-retry-after, the ms
+--      until the oldest accepted arrival leaves the window)
 --  14. account has Live (LiveServiceNotFound) / a live domain (CodeInvalidAliUid)
 --  15. the operation's own rules (aliyun_live.lua)
 --
@@ -45,6 +48,7 @@
 --   SignatureNonceUsed                           400   nonce seen before
 --   InvalidApi.NotFound                          404   Action/Version not a Live operation
 --   Throttling.User                              400   rate limit; header x-acs-retry-after (ms)
+--                                                      (ForbidLiveStream: 20/s by default)
 --   LiveServiceNotFound                          400   account without Live
 --   CodeInvalidAliUid                            400   account without a live domain (pull-to-push)
 --   InvalidParameter                             400   an operation parameter's value is wrong
@@ -496,12 +500,14 @@ function _M.process(req)
         return fail("rejected", "InvalidApi.NotFound")
     end
 
-    local real_now = clock.real_now()
     local qps = account.qps and account.qps[action] or cfg.aliyun.qps[action]
-    local allowed, retry_after = ratelimit.take(ak .. "\0" .. action, qps, real_now)
+    local limiter = account.rate_limiter or cfg.aliyun.rate_limiter
+    local allowed, retry_after = ratelimit.take(ak .. "\0" .. action, qps, limiter)
+    local real_now = clock.real_now()
     if not allowed then
         stats.count("aliyun", action, "throttled", real_now)
         log.retry_after_ms = retry_after
+        log.rate_limiter = limiter
         return fail("throttled", "Throttling.User", nil, { ["x-acs-retry-after"] = tostring(retry_after) })
     end
     stats.count("aliyun", action, "accepted", real_now)
@@ -555,9 +561,20 @@ function _M.placeholder_body(req)
     return json.encode({ RequestId = request_id(), Action = _M.peek_action(req) })
 end
 
+-- The limiter each account uses (its own rate_limiter or the provider's).
+local function limiters()
+    local out = {}
+    for id, account in pairs(cfg.aliyun.accounts) do
+        out[id] = account.rate_limiter or cfg.aliyun.rate_limiter
+    end
+    return out
+end
+
 function _M.snapshot(now)
     local s = live.snapshot(now)
     s.counters = stats.snapshot("aliyun")
+    s.rate_limiter = cfg.aliyun.rate_limiter
+    s.rate_limiters = limiters()
     return s
 end
 

@@ -10,9 +10,11 @@
 --         "LTAInoLive": { "secret": "s", "live_service": false },     -- LiveServiceNotFound
 --         "LTAInoDomain": { "secret": "s", "has_live_domain": false }, -- CodeInvalidAliUid
 --         "LTAIslow": { "secret": "s", "qps": { "ResumeLiveStream": 2 } },  -- per-account QPS
+--         "LTAIlax": { "secret": "s", "rate_limiter": "token_bucket" },     -- per-account limiter
 --         "testid": "testsecret"
 --       },                                 -- (a value of false removes a default account)
 --       "qps": { "ResumeLiveStream": 30 },  -- per account and action; 0 = unlimited
+--       "rate_limiter": "sliding_window",   -- or "token_bucket" (ratelimit.lua)
 --       "timestamp_tolerance_s": 900,       -- InvalidTimeStamp.Expired beyond this skew
 --       "nonce_ttl_s": 900,                 -- how long a SignatureNonce stays "used"
 --       "domains": [],                      -- non-empty: other DomainNames -> InvalidDomain.NotFound
@@ -23,22 +25,33 @@
 --       "apps": {                           -- AppId (decimal string) -> ServerSecret, or an object, or false
 --         "1234567890": "0123456789abcdef0123456789abcdef",
 --         "12345": { "secret": "...", "test_env": true, "cdn_types": ["ws"], "cdn_resume_enabled": true,
---                    "qps": { "ForbidRTCStream": 2 } }
+--                    "qps": { "ForbidRTCStream": 2 }, "rate_limiter": "token_bucket" }
 --       },
 --       "qps": { "ForbidRTCStream": 20 },   -- per AppId and action
+--       "rate_limiter": "sliding_window",   -- or "token_bucket"
 --       "test_env_qps": 5,                  -- RTC forbid/resume limit for test_env apps
 --       "timestamp_tolerance_s": 600,       -- 100000004 beyond this skew
 --       "sequence_window_s": 10             -- the Sequence ordering window
 --     },
 --     "log_limit": 10000                    -- request log entries kept (oldest dropped)
 --   }
+--
+-- rate_limiter: the provider's default is "sliding_window", the strictest
+-- reading of "N per second" (the providers do not say how they count, and where
+-- a document is silent the emulator is strict); an account's or app's own
+-- rate_limiter overrides it. Any other value stops the start with a message
+-- naming the key ("aliyun.accounts.LTAIx.rate_limiter: expected ...").
+-- The default caps follow each operation's page; ForbidLiveStream is 20/s (its
+-- page of June 2026; an older QPS table said 200).
 
 local json = require "streamctl.emulator.json"
+local ratelimit = require "streamctl.emulator.ratelimit"
 
 local type = type
 local pairs = pairs
 local ipairs = ipairs
 local tostring = tostring
+local format = string.format
 local io_open = io.open
 
 local _M = {}
@@ -50,16 +63,18 @@ local function defaults()
                 LTAIemulatorKey = { secret = "emulator-secret" },
             },
             -- QPS per account and action: PROVIDERS.md where it gives one, the
-            -- operation's doc page otherwise (Describe*PullToPush: 10, BlockList: 50).
+            -- operation's doc page otherwise (Describe*PullToPush: 10, BlockList: 50;
+            -- ForbidLiveStream: 20, its page of June 2026, not an older table's 200).
             qps = {
                 ResumeLiveStream = 30,
-                ForbidLiveStream = 200,
+                ForbidLiveStream = 20,
                 CreateLivePullToPush = 10,
                 StopLivePullToPush = 10,
                 DescribeLivePullToPush = 10,
                 DescribeLivePullToPushList = 10,
                 DescribeLiveStreamsBlockList = 50,
             },
+            rate_limiter = ratelimit.DEFAULT,
             timestamp_tolerance_s = 900,
             nonce_ttl_s = 900,
             domains = {},
@@ -79,6 +94,7 @@ local function defaults()
                 ResumeCDNLiveStream = 20,
                 DescribeRTCStreamState = 40,
             },
+            rate_limiter = ratelimit.DEFAULT,
             test_env_qps = 5,
             timestamp_tolerance_s = 600,
             sequence_window_s = 10,
@@ -87,8 +103,18 @@ local function defaults()
     }
 end
 
--- Normalizes one account / app entry: a string is the secret.
-local function credential(v, what, id)
+-- Checks a rate_limiter value; key is its full name for the message.
+local function check_limiter(value, key)
+    if type(value) == "string" and ratelimit.ALGORITHMS[value] then
+        return value
+    end
+    local got = type(value) == "string" and format("%q", value) or type(value)
+    error(key .. ": expected \"sliding_window\" or \"token_bucket\", got " .. got, 0)
+end
+
+-- Normalizes one account / app entry: a string is the secret. path names the
+-- entry in errors ("aliyun.accounts.LTAIx").
+local function credential(v, what, id, path)
     if type(v) == "string" then
         return { secret = v }
     end
@@ -97,12 +123,15 @@ local function credential(v, what, id)
         for k, x in pairs(v) do
             c[k] = x
         end
+        if c.rate_limiter ~= nil then
+            check_limiter(c.rate_limiter, path .. ".rate_limiter")
+        end
         return c
     end
     error(what .. " " .. tostring(id) .. ": expected a secret string or {\"secret\": ...}", 0)
 end
 
-local function merge_credentials(into, from, what)
+local function merge_credentials(into, from, what, path)
     if from == nil then
         return
     end
@@ -114,7 +143,7 @@ local function merge_credentials(into, from, what)
         if v == false then
             into[id] = nil
         else
-            into[id] = credential(v, what, id)
+            into[id] = credential(v, what, id, path .. "." .. id)
         end
     end
 end
@@ -146,8 +175,9 @@ local function merge_scalar(into, from, key, kind)
 end
 
 -- Merges the override's provider section `name` over cfg[name]: its
--- credentials map `ids` (named `what` in errors), its qps map and the scalar
--- settings listed in `scalars` ({ {key, type}, ... }, checked in that order).
+-- credentials map `ids` (named `what` in errors), its qps map, its
+-- rate_limiter and the scalar settings listed in `scalars` ({ {key, type},
+-- ... }, checked in that order).
 -- Returns the section, or nil when the override has none.
 local function merge_section(cfg, override, name, ids, what, scalars)
     local from = override[name]
@@ -158,8 +188,11 @@ local function merge_section(cfg, override, name, ids, what, scalars)
         error(name .. ": expected an object", 0)
     end
     local into = cfg[name]
-    merge_credentials(into[ids], from[ids], what)
+    merge_credentials(into[ids], from[ids], what, name .. "." .. ids)
     merge_numbers(into.qps, from.qps, name .. ".qps")
+    if from.rate_limiter ~= nil then
+        into.rate_limiter = check_limiter(from.rate_limiter, name .. ".rate_limiter")
+    end
     for _, s in ipairs(scalars) do
         merge_scalar(into, from, s[1], s[2])
     end

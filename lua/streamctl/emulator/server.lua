@@ -8,11 +8,13 @@
 --
 -- Control endpoints (on every port; JSON in and out; they are not logged and
 -- never rate limited):
---   GET    /_emulator/health   {"ok":true,"provider":"aliyun","pid":n,"version":"0.1.0"}
+--   GET    /_emulator/health   {"ok":true,"provider":"aliyun","pid":n,"version":"<v>"}
+--                              (<v>: streamctl.version's _VERSION, also _M._VERSION)
 --   GET    /_emulator/state    see "State" below
 --   GET    /_emulator/log      ?since=<seq>&provider=aliyun|zego&action=<A>&limit=<n>
 --                              -> {"entries":[...],"last_seq":n,"dropped":n}
---   POST   /_emulator/reset    clears streams, tasks, counters, buckets, nonces, log
+--   POST   /_emulator/reset    clears streams, tasks, counters, rate-limiter state
+--                              (windows and buckets), nonces, log
 --                              (seq restarts at 1), faults and the clock -> {"ok":true}
 --   GET    /_emulator/faults   -> {"faults":{"aliyun":[...],"zego":[...]}}
 --   POST   /_emulator/faults   a fault spec or an array of them (see faults.lua);
@@ -20,7 +22,8 @@
 --   DELETE /_emulator/faults   drops every pending fault -> {"faults":{...}}
 --   GET    /_emulator/clock    -> {"now":unix,"pinned":bool,"offset":s}
 --   POST   /_emulator/clock    {"now":unix} pins, {"offset":s} shifts, {} real time
---   GET    /_emulator/config   the settings without secrets
+--   GET    /_emulator/config   the settings without secrets (with each provider's
+--                              rate_limiter and the limiter's clock, rate_limit_clock)
 -- Errors: 400 {"error":"..."} (bad JSON / spec), 404 unknown endpoint, 405 wrong method.
 --
 -- State (GET /_emulator/state), stable shape:
@@ -35,13 +38,16 @@
 --                  "created_at","stopped_at","account" } },
 --       "task_order": ["<TaskId>", ...],
 --       "counters": { "<Action>": { "accepted","throttled","faulted",
---                     "per_second": { "<unix second>": {"accepted","throttled"} } } }
+--                     "per_second": { "<unix second>": {"accepted","throttled"} } } },
+--       "rate_limiter": "sliding_window"|"token_bucket",   -- the provider's default
+--       "rate_limiters": { "<AccessKeyId>": "<the limiter it uses>" }
 --     },
 --     "zego": {
 --       "streams": { "<AppId>": { "<StreamId>": { "rtc": "normal"|"forbidden",
 --                    "cdn": "normal"|"forbidden", "cdn_resume_time", "last_sequence",
 --                    "last_sequence_at", "forbid_count", "resume_count", "updated_at" } } },
---       "counters": { same shape as aliyun }
+--       "counters": { same shape as aliyun },
+--       "rate_limiter": ..., "rate_limiters": { "<AppId>": ... }   -- as aliyun
 --     },
 --     "faults": { "aliyun": [...], "zego": [...] }
 --   }
@@ -61,13 +67,14 @@
 --     "sequence" (ZEGO), "streams", "applied_streams", "stale_streams" (ZEGO),
 --     "detail" (what changed), "canonical_request" (V3),
 --     "fault": kind, "fault_id": n (when a fault touched the request),
---     "retry_after_ms" (throttled) }
+--     "retry_after_ms", "rate_limiter" (throttled: the wait and the algorithm) }
 -- Secrets never appear: Signature, AccessKeySecret, SecurityToken,
 -- x-acs-security-token and Authorization values are replaced by "***".
 --
 -- Every response carries a Date header from the emulator clock (shifted by a
 -- "skew" fault when one applies).
 
+local version = require "streamctl.version"
 local config = require "streamctl.emulator.config"
 local json = require "streamctl.emulator.json"
 local clock = require "streamctl.emulator.clock"
@@ -107,7 +114,9 @@ local match = string.match
 local concat = table.concat
 local io_open = io.open
 
-local _M = { _VERSION = "0.1.0" }
+-- The version is written once, in streamctl.version (pure Lua, on the same
+-- lua_package_path as the emulator's modules).
+local _M = { _VERSION = version._VERSION }
 
 local settings
 local options = {}
@@ -375,6 +384,7 @@ local function public_config()
     return {
         aliyun = {
             accounts = json.array(a), qps = settings.aliyun.qps,
+            rate_limiter = settings.aliyun.rate_limiter,
             timestamp_tolerance_s = settings.aliyun.timestamp_tolerance_s,
             nonce_ttl_s = settings.aliyun.nonce_ttl_s,
             domains = json.array(settings.aliyun.domains),
@@ -382,10 +392,12 @@ local function public_config()
         },
         zego = {
             apps = json.array(z), qps = settings.zego.qps, test_env_qps = settings.zego.test_env_qps,
+            rate_limiter = settings.zego.rate_limiter,
             timestamp_tolerance_s = settings.zego.timestamp_tolerance_s,
             sequence_window_s = settings.zego.sequence_window_s,
         },
         log_limit = settings.log_limit,
+        rate_limit_clock = ratelimit.CLOCK,
         ports = options.ports,
         dir = options.dir,
         config_file = options.config_file,

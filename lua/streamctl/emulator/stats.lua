@@ -8,7 +8,11 @@
 --   }
 --
 -- Seconds are real time (integer part of ngx.now()); only the last
--- KEEP_SECONDS seconds are kept.
+-- KEEP_SECONDS seconds are kept. They are calendar seconds for reading, not
+-- the limiter's rule: the default sliding window (ratelimit.lua) caps accepted
+-- requests in every 1 s window on its own monotonic clock, so no calendar
+-- second shows more than the cap either, while a token bucket can show up to
+-- about twice the cap in one.
 
 local floor = math.floor
 local pairs = pairs

@@ -17,7 +17,9 @@
 --       100000005 (checked with ngx.md5; uppercase hex is rejected)
 --   IsTest not "true"/"false", or not the app's environment 30004
 --   rate limit per AppId and Action (20/s; RTC actions of a test_env app 5/s;
---       DescribeRTCStreamState 40/s) 30002
+--       DescribeRTCStreamState 40/s) 30002; the app's rate_limiter, else
+--       zego.rate_limiter (default sliding_window: at most qps accepted in any
+--       1 s, see ratelimit.lua); the log records retry_after_ms (no header)
 --   stream ids: StreamId[] (batch actions) must hold 1..20 non-empty ids, StreamId
 --       (single actions) must be non-empty, and a test_env app's ids must start
 --       with "zegotest-<AppId>-": otherwise 30006
@@ -293,11 +295,13 @@ function _M.process(req)
     if app.qps and app.qps[action] then
         qps = app.qps[action]
     end
+    local limiter = app.rate_limiter or cfg.zego.rate_limiter
+    local allowed, retry_after = ratelimit.take(app_id .. "\0" .. action, qps, limiter)
     local real_now = clock.real_now()
-    local allowed, retry_after = ratelimit.take(app_id .. "\0" .. action, qps, real_now)
     if not allowed then
         stats.count("zego", action, "throttled", real_now)
         log.retry_after_ms = retry_after
+        log.rate_limiter = limiter
         return finish("throttled", 30002, nil, false)
     end
     stats.count("zego", action, "accepted", real_now)
@@ -410,6 +414,15 @@ function _M.placeholder_body()
     return body(0, request_id())
 end
 
+-- The limiter each app uses (its own rate_limiter or the provider's).
+local function limiters()
+    local out = {}
+    for id, app in pairs(cfg.zego.apps) do
+        out[id] = app.rate_limiter or cfg.zego.rate_limiter
+    end
+    return out
+end
+
 function _M.snapshot(now)
     local out = {}
     for app_id, by_app in pairs(streams) do
@@ -428,7 +441,12 @@ function _M.snapshot(now)
         end
         out[tostring(app_id)] = o
     end
-    return { streams = out, counters = stats.snapshot("zego") }
+    return {
+        streams = out,
+        counters = stats.snapshot("zego"),
+        rate_limiter = cfg.zego.rate_limiter,
+        rate_limiters = limiters(),
+    }
 end
 
 function _M.reset()
