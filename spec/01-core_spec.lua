@@ -4,16 +4,29 @@ local core = require "streamctl.core"
 local cjson = require "cjson"
 local openssl = require "spec.helpers.openssl"
 
+-- The providers' published examples, kept in the repository (a clone has
+-- nothing beside it). A missing or unreadable copy fails the specs loudly.
+local VECTORS = (os.getenv("STREAMCTL_ROOT") or ".") .. "/spec/vectors/signing-vectors.json"
+
 local function read_vectors()
-  local root = os.getenv("STREAMCTL_ROOT") or "."
-  local f = assert(io.open(root .. "/../shared/vectors/signing-vectors.json", "rb"))
+  local f, why = io.open(VECTORS, "rb")
+  if not f then error("the published signing vectors are missing: " .. tostring(why), 0) end
   local v = cjson.decode(f:read("*a"))
   f:close()
   return v
 end
 
 describe("published signing vectors", function()
-  local V = read_vectors()
+  local V = read_vectors() -- raises (the suite fails) when the copy is missing
+
+  it("are in the repository, whole", function()
+    assert.same({ "about", "aliyun_rpc_v1", "aliyun_v3", "zego_v2" }, (function()
+      local keys = {}
+      for k in pairs(V) do keys[#keys + 1] = k end
+      table.sort(keys)
+      return keys
+    end)())
+  end)
 
   it("has every kind of vector", function()
     assert.equal(2, #V.aliyun_rpc_v1)

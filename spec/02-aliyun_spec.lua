@@ -319,12 +319,41 @@ describe("aliyun client options", function()
     assert.equal("option 'clock' must be a function", new_err { clock = 5 }.message)
   end)
 
+  -- The environment as the client sees it: `vars` replaces the
+  -- ALIBABA_CLOUD_* variables (nil: unset) whatever the user's shell has.
+  local function with_env(vars, fn)
+    local real = os.getenv
+    os.getenv = function(name) -- luacheck: ignore 122
+      if name:find("^ALIBABA_CLOUD_") then return vars[name] end
+      return real(name)
+    end
+    local ok, err = pcall(fn)
+    os.getenv = real -- luacheck: ignore 122
+    if not ok then error(err, 0) end
+  end
+
   it("says which credentials are missing", function()
-    if os.getenv("ALIBABA_CLOUD_ACCESS_KEY_ID") then return end
-    local c, err = aliyun.new { transport = function() end }
-    assert.is_nil(c)
-    assert.equal("MissingCredentials", err.code)
-    assert.matches("ALIBABA_CLOUD_ACCESS_KEY_ID", err.message, 1, true)
+    with_env({}, function()
+      local c, err = aliyun.new { transport = function() end }
+      assert.is_nil(c)
+      assert.equal("MissingCredentials", err.code)
+      assert.matches("ALIBABA_CLOUD_ACCESS_KEY_ID", err.message, 1, true)
+    end)
+  end)
+
+  it("takes credentials from the environment, checked like the options", function()
+    with_env({ ALIBABA_CLOUD_ACCESS_KEY_ID = "AKenv", ALIBABA_CLOUD_ACCESS_KEY_SECRET = "s",
+               ALIBABA_CLOUD_SECURITY_TOKEN = "tok" }, function()
+      local c = assert(aliyun.new { transport = function() end, clock = function() return NOW end })
+      assert.equal("AKenv", c.access_key_id)
+      local req = c:prepare("ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s" })
+      assert.equal("tok", req.headers["x-acs-security-token"])
+    end)
+    with_env({ ALIBABA_CLOUD_ACCESS_KEY_ID = "AK\nX", ALIBABA_CLOUD_ACCESS_KEY_SECRET = "s" }, function()
+      local c, err = aliyun.new { transport = function() end }
+      assert.is_nil(c)
+      assert.equal("environment variable ALIBABA_CLOUD_ACCESS_KEY_ID must not contain CR, LF or NUL", err.message)
+    end)
   end)
 
   it("never shows the secret", function()
