@@ -57,6 +57,12 @@ static int secret_tostring(lua_State *L) {
     return 1;
 }
 
+/* core.is_secret(v): is v a streamctl.secret? */
+static int l_is_secret(lua_State *L) {
+    lua_pushboolean(L, luaL_testudata(L, 1, SECRET_MT) != NULL);
+    return 1;
+}
+
 static int secret_len(lua_State *L) {
     sc_secret *sec = (sc_secret *)luaL_checkudata(L, 1, SECRET_MT);
     lua_pushinteger(L, (lua_Integer)sec->len);
@@ -100,15 +106,20 @@ static void add_encoded(luaL_Buffer *b, const char *s, size_t n, int keep_slash)
 
 #define MAX_RANDOM_BYTES 256
 
-/* Pushes n bytes (n <= MAX_RANDOM_BYTES) as lower-case hex. */
-static void push_hex(lua_State *L, const unsigned char *p, size_t n) {
-    char out[2 * MAX_RANDOM_BYTES];
+/* Writes n bytes as 2n lower-case hex characters (no NUL). */
+static void to_hex(char *out, const unsigned char *p, size_t n) {
     size_t i;
-    if (n > MAX_RANDOM_BYTES) n = MAX_RANDOM_BYTES;
     for (i = 0; i < n; i++) {
         out[2 * i] = HEX[p[i] >> 4];
         out[2 * i + 1] = HEX[p[i] & 15];
     }
+}
+
+/* Pushes n bytes (n <= MAX_RANDOM_BYTES) as lower-case hex. */
+static void push_hex(lua_State *L, const unsigned char *p, size_t n) {
+    char out[2 * MAX_RANDOM_BYTES];
+    if (n > MAX_RANDOM_BYTES) n = MAX_RANDOM_BYTES;
+    to_hex(out, p, n);
     lua_pushlstring(L, out, 2 * n);
 }
 
@@ -309,7 +320,34 @@ static int is_signed_header(const char *lname, size_t n) {
            (n == 12 && memcmp(lname, "content-type", 12) == 0);
 }
 
-static int is_space(char c) { return c == ' ' || c == '\t'; }
+/* Header values are trimmed as the official utilities trim them (JavaScript's
+ * String.prototype.trim): the ECMAScript white space and line terminators,
+ * in UTF-8: TAB LF VT FF CR SP, U+00A0, U+1680, U+2000..U+200A, U+2028,
+ * U+2029, U+202F, U+205F, U+3000 and U+FEFF. These give the length of the
+ * one such character that starts (or ends) s[0..n), or 0. */
+static size_t ws_code_len(const unsigned char *s, size_t n) {
+    if (n >= 1 && (s[0] == ' ' || (s[0] >= 0x09 && s[0] <= 0x0d))) return 1;
+    if (n >= 2 && s[0] == 0xc2 && s[1] == 0xa0) return 2;
+    if (n >= 3) {
+        if (s[0] == 0xe1 && s[1] == 0x9a && s[2] == 0x80) return 3;
+        if (s[0] == 0xe2 && s[1] == 0x80 &&
+            ((s[2] >= 0x80 && s[2] <= 0x8a) || s[2] == 0xa8 || s[2] == 0xa9 || s[2] == 0xaf))
+            return 3;
+        if (s[0] == 0xe2 && s[1] == 0x81 && s[2] == 0x9f) return 3;
+        if (s[0] == 0xe3 && s[1] == 0x80 && s[2] == 0x80) return 3;
+        if (s[0] == 0xef && s[1] == 0xbb && s[2] == 0xbf) return 3;
+    }
+    return 0;
+}
+
+static size_t ws_prefix(const char *v, size_t n) { return ws_code_len((const unsigned char *)v, n); }
+
+static size_t ws_suffix(const char *v, size_t n) {
+    size_t k;
+    for (k = 1; k <= 3 && k <= n; k++)
+        if (ws_code_len((const unsigned char *)v + n - k, k) == k) return k;
+    return 0;
+}
 
 /* Sorted signed headers of the table at tidx, in a userdata pushed on the stack. */
 static sc_header *collect_headers(lua_State *L, int tidx, size_t *count) {
@@ -338,8 +376,9 @@ static sc_header *collect_headers(lua_State *L, int tidx, size_t *count) {
             names[j] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
         }
         if (is_signed_header(names, nl)) {
-            while (vl > 0 && is_space(*v)) { v++; vl--; }
-            while (vl > 0 && is_space(v[vl - 1])) vl--;
+            size_t k;
+            while ((k = ws_prefix(v, vl)) > 0) { v += k; vl -= k; }
+            while ((k = ws_suffix(v, vl)) > 0) vl -= k;
             hs[i].name = names; hs[i].nl = nl; hs[i].v = v; hs[i].vl = vl;
             names += nl;
             i++;
@@ -356,9 +395,11 @@ static sc_header *collect_headers(lua_State *L, int tidx, size_t *count) {
     return hs;
 }
 
-static void sha256(const void *p, size_t n, unsigned char out[32]) {
+/* SHA-256 of p[0..n) into out; raises if OpenSSL fails (callers own nothing
+ * outside Lua when they call it). */
+static void sha256(lua_State *L, const void *p, size_t n, unsigned char out[32]) {
     unsigned int len = 32;
-    EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
+    if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1 || len != 32) luaL_error(L, "SHA-256 failed");
 }
 
 static int l_aliyun_sign_v3(lua_State *L) {
@@ -397,7 +438,7 @@ static int l_aliyun_sign_v3(lua_State *L) {
     secret = check_secret(L, 8, &sl);
 
     hs = collect_headers(L, 5, &nh);           /* base + 1 */
-    sha256(body, bl, digest);
+    sha256(L, body, bl, digest);
     push_hex(L, digest, 32);                   /* base + 2: hashed payload */
 
     /* signed header names, "a;b;c" */
@@ -433,20 +474,14 @@ static int l_aliyun_sign_v3(lua_State *L) {
     luaL_pushresult(&b);                       /* base + 5: canonical request */
     cr = lua_tolstring(L, -1, &crl);
 
-    sha256(cr, crl, digest);
-    for (i = 0; i < 32; i++) {
-        hexcr[2 * i] = HEX[digest[i] >> 4];
-        hexcr[2 * i + 1] = HEX[digest[i] & 15];
-    }
+    sha256(L, cr, crl, digest);
+    to_hex(hexcr, digest, 32);
     hexcr[64] = '\0';
     memcpy(sts, V3_ALGORITHM "\n", sizeof(V3_ALGORITHM));
     memcpy(sts + sizeof(V3_ALGORITHM), hexcr, 65);
     ok = HMAC(EVP_sha256(), secret, (int)sl, (const unsigned char *)sts, strlen(sts), sig, &siglen);
     if (ok == NULL || siglen != 32) return luaL_error(L, "HMAC-SHA256 failed");
-    for (i = 0; i < 32; i++) {
-        hexsig[2 * i] = HEX[sig[i] >> 4];
-        hexsig[2 * i + 1] = HEX[sig[i] & 15];
-    }
+    to_hex(hexsig, sig, 32);
     hexsig[64] = '\0';
 
     luaL_buffinit(L, &b);
@@ -517,7 +552,7 @@ static int l_sha256_hex(lua_State *L) {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     unsigned char d[32];
-    sha256(s, n, d);
+    sha256(L, s, n, d);
     push_hex(L, d, 32);
     return 1;
 }
@@ -538,16 +573,20 @@ static int l_random_hex(lua_State *L) {
 
 static int l_uuid4(lua_State *L) {
     unsigned char u[16];
-    char out[37];
-    int i, o = 0;
+    char out[36];
     random_bytes(L, u, 16);
     u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
     u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-    for (i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) out[o++] = '-';
-        out[o++] = HEX[u[i] >> 4];
-        out[o++] = HEX[u[i] & 15];
-    }
+    /* 8-4-4-4-12 hex digits */
+    to_hex(out, u, 4);
+    out[8] = '-';
+    to_hex(out + 9, u + 4, 2);
+    out[13] = '-';
+    to_hex(out + 14, u + 6, 2);
+    out[18] = '-';
+    to_hex(out + 19, u + 8, 2);
+    out[23] = '-';
+    to_hex(out + 24, u + 10, 6);
     lua_pushlstring(L, out, 36);
     return 1;
 }
@@ -674,6 +713,7 @@ static const luaL_Reg core_funcs[] = {
     {"now", l_now},
     {"monotonic", l_monotonic},
     {"secret", secret_new},
+    {"is_secret", l_is_secret},
     {NULL, NULL}};
 
 int luaopen_streamctl_core(lua_State *L) {
@@ -686,7 +726,5 @@ int luaopen_streamctl_core(lua_State *L) {
     }
     lua_pop(L, 1);
     sc_newlib(L, core_funcs);
-    lua_pushliteral(L, "0.1.0");
-    lua_setfield(L, -2, "_VERSION");
     return 1;
 }

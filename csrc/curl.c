@@ -55,7 +55,7 @@
 #define DEFAULT_TIMEOUT_MS 10000L
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000L
 #define DEFAULT_MAX_BODY 1048576L
-#define DEFAULT_USER_AGENT "streamctl/0.1"
+#define DEFAULT_USER_AGENT "streamctl" /* the Lua transport sends "streamctl/<version>" */
 #define DEFAULT_MAX_CONNECTIONS 8L
 #define MAX_BODY_LIMIT 1073741824L /* 1 GiB */
 #define MAX_HEADER_BYTES 65536     /* response header lines, all of one transfer */
@@ -998,7 +998,5 @@ int luaopen_streamctl_curl(lua_State *L) {
     new_class(L, EASY_MT, easy_methods, easy_close, easy_tostring);
     new_class(L, MULTI_MT, multi_methods, multi_close, multi_tostring);
     sc_newlib(L, curl_funcs);
-    lua_pushliteral(L, "0.1.0");
-    lua_setfield(L, -2, "_VERSION");
     return 1;
 }

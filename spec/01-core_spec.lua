@@ -172,6 +172,30 @@ describe("signing against an independent oracle (openssl CLI)", function()
       .. expected_sig, auth)
   end)
 
+  it("V3 trims header values as JavaScript's trim does (the official utilities), and only at the ends", function()
+    local function sig(value)
+      local _, sg = core.aliyun_sign_v3 { method = "GET", headers = { host = "h", ["x-acs-action"] = value },
+                                          access_key_id = "AK", access_key_secret = "sk" }
+      return sg
+    end
+    local plain = sig("ResumeLiveStream")
+    assert.equal(openssl.hmac_sha256_hex("sk", "ACS3-HMAC-SHA256\n" .. openssl.sha256_hex(table.concat({
+      "GET", "/", "", "host:h", "x-acs-action:ResumeLiveStream", "", "host;x-acs-action", openssl.sha256_hex(""),
+    }, "\n"))), plain)
+    -- TAB LF VT FF CR SP, NBSP, U+1680, U+2000, U+200A, U+2028, U+2029, U+202F, U+205F, U+3000, U+FEFF
+    local spaces = { "\t", "\n", "\v", "\f", "\r", " ", "\194\160", "\225\154\128", "\226\128\128",
+                     "\226\128\138", "\226\128\168", "\226\128\169", "\226\128\175", "\226\129\159",
+                     "\227\128\128", "\239\187\191" }
+    for _, sp in ipairs(spaces) do
+      assert.equal(plain, sig(sp .. "ResumeLiveStream" .. sp .. sp), ("%q"):format(sp))
+    end
+    -- not white space to JavaScript: U+200B, U+180E, and a lone byte of a sequence
+    for _, other in ipairs { "\226\128\139", "\225\160\142", "\194", "\128" } do
+      assert.not_equal(plain, sig("ResumeLiveStream" .. other), ("%q"):format(other))
+    end
+    assert.not_equal(plain, sig("Resume LiveStream")) -- inner spaces are kept
+  end)
+
   it("V3 refuses the same header twice in different case", function()
     assert.has_error(function()
       core.aliyun_sign_v3 { method = "GET", headers = { Host = "a", host = "b" },
@@ -257,6 +281,12 @@ describe("secrets", function()
     assert.equal("streamctl.secret(redacted)", tostring(s))
     assert.equal(16, #s)
     assert.is_false(getmetatable(s))
+  end)
+
+  it("are told apart from everything else by is_secret", function()
+    assert.is_true(core.is_secret(core.secret("x")))
+    for _, v in ipairs { "x", 1, {}, io.stdout, false } do assert.is_false(core.is_secret(v)) end
+    assert.is_false(core.is_secret())
   end)
 
   it("are refused where a secret is expected if they are neither string nor secret", function()

@@ -63,6 +63,7 @@ describe("clients over HTTP", function()
     local got = {}
     for _, h in ipairs(echo.headers) do got[h[1]:lower()] = h[2] end
     for name, value in pairs(req.headers) do assert.equal(value, got[name], name) end
+    assert.equal("streamctl/" .. require("streamctl.version")._VERSION, got["user-agent"])
     assert.equal("", echo.body)
     cli:close()
   end)

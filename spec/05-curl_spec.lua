@@ -108,7 +108,6 @@ describe("streamctl.curl", function()
   describe("module", function()
     it("reports libcurl's version", function()
       assert.matches("^%d+%.%d+%.%d+", curl.version())
-      assert.equal("0.1.0", curl._VERSION)
     end)
 
     it("rejects bad options", function()
@@ -136,7 +135,7 @@ describe("streamctl.curl", function()
       assert.same({
         "accept: */*",
         "host: 127.0.0.1:" .. port,
-        "user-agent: streamctl/0.1",
+        "user-agent: streamctl",
       }, sorted_lines(e))
       assert.equal("", e.body)
     end)
@@ -162,7 +161,7 @@ describe("streamctl.curl", function()
         "accept: application/json",
         "content-length: " .. #body,
         "host: live.aliyuncs.com",
-        "user-agent: streamctl/0.1",
+        "user-agent: streamctl",
         "x-acs-date: 2024-01-01T00:00:00Z",
         "x-empty: ",
         "x-number: 42",
@@ -196,7 +195,7 @@ describe("streamctl.curl", function()
         assert.equal(m, e.method)
         assert.equal("", e.body)
         assert.same({
-          "accept: */*", "content-length: 0", "host: 127.0.0.1:" .. port, "user-agent: streamctl/0.1",
+          "accept: */*", "content-length: 0", "host: 127.0.0.1:" .. port, "user-agent: streamctl",
         }, sorted_lines(e))
       end
     end)
@@ -205,7 +204,7 @@ describe("streamctl.curl", function()
       for _, m in ipairs({ "DELETE", "OPTIONS" }) do
         local e = echo({ method = m })
         assert.equal(m, e.method)
-        assert.same({ "accept: */*", "host: 127.0.0.1:" .. port, "user-agent: streamctl/0.1" },
+        assert.same({ "accept: */*", "host: 127.0.0.1:" .. port, "user-agent: streamctl" },
           sorted_lines(e))
       end
       local e = echo({ method = "DELETE", body = "x=1" })
@@ -469,7 +468,7 @@ describe("streamctl.curl", function()
           h:request({ url = base, headers = { ["X-A"] = "1", ["X-B"] = "2", ["X-T"] = {} } })
         end, "streamctl.curl: header 'X-T' must be a string (got table)")
         local e = cjson.decode(assert(h:request({ url = base .. "/echo" })).body)
-        assert.same({ "accept: */*", "host: 127.0.0.1:" .. port, "user-agent: streamctl/0.1" },
+        assert.same({ "accept: */*", "host: 127.0.0.1:" .. port, "user-agent: streamctl" },
           sorted_lines(e))
       end)
     end)

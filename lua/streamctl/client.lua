@@ -147,7 +147,7 @@ end
 
 --- Is `v` a streamctl.secret (see streamctl.core)?
 function M.is_secret(v)
-  return type(v) == "userdata" and tostring(v) == "streamctl.secret(redacted)"
+  return core.is_secret(v)
 end
 
 --- Checks a secret: a non-empty string or a streamctl.secret; the rule
