@@ -395,3 +395,62 @@ describe("order after an unknown outcome", function()
     assert.is_true(w.mono - t < 1)
   end)
 end)
+
+describe("the rest of the pull-to-push family", function()
+  local function answering(script)
+    return client(aliyun, {}, script)
+  end
+
+  it("update, restart and delete send exactly their fields, paced at 10/s", function()
+    local cli, w = answering(function() return reply(200, '{"RequestId":"r","TaskId":"t"}') end)
+    assert(cli:update_live_pull_to_push { region = "cn-shanghai", task_id = "t", callback_url = "https://cb.example/x",
+                                          end_time = NOW + 60 })
+    assert(cli:restart_live_pull_to_push { region = "cn-shanghai", task_id = "t" })
+    assert(cli:delete_live_pull_to_push { region = "cn-shanghai", task_id = "t", region_id = "cn-shanghai" })
+    assert.equal("https://live.aliyuncs.com/?CallbackUrl=https%3A%2F%2Fcb.example%2Fx&EndTime=2023-11-14T22%3A14%3A20Z"
+      .. "&Region=cn-shanghai&TaskId=t", w.sent[1].url)
+    assert.equal("POST", w.sent[1].method)
+    assert.equal("https://live.aliyuncs.com/?Region=cn-shanghai&TaskId=t", w.sent[2].url)
+    assert.equal("https://live.aliyuncs.com/?Region=cn-shanghai&RegionId=cn-shanghai&TaskId=t", w.sent[3].url)
+    for _, a in ipairs { "UpdateLivePullToPush", "RestartLivePullToPush", "DeleteLivePullToPush" } do
+      assert.near(10 / 1.05, cli:rate_for(a), 1e-12, a)
+    end
+    local _, err = cli:update_live_pull_to_push { region = "cn-shanghai", task_id = "t" }
+    assert.equal("aliyun.update_live_pull_to_push needs at least one setting to change", err.message)
+    _, err = cli:update_live_pull_to_push { region = "cn-shanghai", task_id = "t", offset = 2.5 }
+    assert.equal("field 'offset' must be an integer", err.message)
+    _, err = cli:delete_live_pull_to_push { region = "cn-shanghai" }
+    assert.equal("field 'task_id' is required", err.message)
+  end)
+
+  it("recover after an unknown outcome: an update by the task's settings, a restart if it runs", function()
+    local cli, w = answering(function(req, n)
+      if n == 1 then return nil, { code = "Timeout", message = "t", sent = true } end
+      assert.equal("DescribeLivePullToPush", req.headers["x-acs-action"])
+      return reply(200, '{"RequestId":"D","TaskId":"t","TaskStatus":1,"TaskInfo":{"CallbackURL":"https://cb/x"}}')
+    end)
+    assert.same({ RequestId = "D", TaskId = "t", Recovered = true },
+      assert(cli:update_live_pull_to_push { region = "cn-shanghai", task_id = "t", callback_url = "https://cb/x" }))
+    assert.equal(2, #w.sent)
+    cli, w = answering(function(req, n)
+      if n == 1 then return nil, { code = "Timeout", message = "t", sent = true } end
+      if n == 2 then
+        assert.equal("DescribeLivePullToPush", req.headers["x-acs-action"])
+        return reply(200, '{"RequestId":"D","TaskId":"t","TaskStatus":3,"TaskInfo":{}}') -- still stopped
+      end
+      return reply(200, '{"RequestId":"R","TaskId":"t"}')
+    end)
+    assert.equal("R", assert(cli:restart_live_pull_to_push { region = "cn-shanghai", task_id = "t" }).RequestId)
+    assert.equal(3, #w.sent) -- not running: restarted once more
+  end)
+
+  it("a delete answered 'no such task' after a lost answer is done", function()
+    local cli, w = answering(function(_, n)
+      if n == 1 then return nil, { code = "Timeout", message = "t", sent = true } end
+      return reply(400, '{"RequestId":"e","Code":"CodeTaskNotExist","Message":"m"}')
+    end)
+    assert.same({ RequestId = "e", Recovered = true },
+      assert(cli:delete_live_pull_to_push { region = "cn-shanghai", task_id = "t" }))
+    assert.equal(2, #w.sent)
+  end)
+end)

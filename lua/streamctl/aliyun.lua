@@ -66,6 +66,7 @@ local CREATE_INFO = {
 }
 
 local function same_urls(listed, sent)
+  if sent == nil then return true end
   if type(listed) == "string" then return listed == sent end
   local want = jsonenc.decode(sent)
   if type(listed) ~= "table" or type(want) ~= "table" or #listed ~= #want then return false end
@@ -75,21 +76,43 @@ local function same_urls(listed, sent)
   return true
 end
 
--- Is `task` (an entry of TaskList) the one this create made? The same
--- settings, and not stopped (3) or exited (-1): a task that someone else
--- made for the same DstUrl, or an old one, is not ours.
-local function is_our_task(task, p)
+-- Does `task` (a TaskList entry, or a DescribeLivePullToPush answer) show
+-- every setting in `p` (a create's or an update's parameters)?
+local function has_settings(task, p)
   local info = type(task) == "table" and task.TaskInfo
   if type(info) ~= "table" then return false end
-  local status = tonumber(task.TaskStatus)
-  if status == 3 or status == -1 then return false end
   for param, key in pairs(CREATE_INFO) do
     local sent, shown = p[param], info[key]
-    if param == "TaskName" and sent == nil then sent = "" end -- unnamed: a named task is not ours
     if shown == nil then shown = "" end
     if sent ~= nil and tostring(shown) ~= sent then return false end
   end
   return same_urls(info.SourceUrls, p.SourceUrls)
+end
+
+-- Is `task` the one this create made? The same settings (an unnamed create
+-- does not make a named task), and not stopped (3) or exited (-1): a task
+-- that someone else made for the same DstUrl, or an old one, is not ours.
+local function is_our_task(task, p)
+  local status = tonumber(type(task) == "table" and task.TaskStatus)
+  if status == 3 or status == -1 then return false end
+  if p.TaskName == nil and type(task.TaskInfo) == "table" and (task.TaskInfo.TaskName or "") ~= "" then
+    return false
+  end
+  return has_settings(task, p)
+end
+
+-- After an update or a restart whose outcome is unknown, the task itself
+-- (DescribeLivePullToPush) says whether it took effect: an update did if the
+-- task shows every setting it sent; a restart did if the task runs (1).
+local function task_check(done)
+  return {
+    action = "DescribeLivePullToPush",
+    params = function(p) return { Region = p.Region, TaskId = p.TaskId } end,
+    found = function(result, p)
+      if done(result, p) then return { RequestId = result.RequestId, TaskId = p.TaskId, Recovered = true } end
+      return nil
+    end,
+  }
 end
 
 -- HTTP method per operation, as the official SDKs send it; `cap`, the
@@ -120,6 +143,12 @@ local operations = {
   -- A stop answered "has stopped" after an attempt that may have taken effect
   -- was that attempt's doing.
   StopLivePullToPush = { method = "GET", idempotent = true, cap = 10, done_codes = { CodeTaskHasStopped = true } },
+  UpdateLivePullToPush = { method = "POST", idempotent = true, cap = 10, recover = task_check(has_settings) },
+  -- A restart interrupts the stream: not repeated blindly after an unknown outcome.
+  RestartLivePullToPush = { method = "GET", idempotent = false, cap = 10,
+                            recover = task_check(function(task) return tonumber(task.TaskStatus) == 1 end) },
+  -- A delete answered "no such task" after an attempt that may have deleted it was that attempt's doing.
+  DeleteLivePullToPush = { method = "GET", idempotent = true, cap = 10, done_codes = { CodeTaskNotExist = true } },
   DescribeLivePullToPush = { method = "GET", idempotent = true, cap = 10 },
   DescribeLivePullToPushList = { method = "GET", idempotent = true, cap = 10 },
   DescribeLiveStreamsBlockList = { method = "POST", idempotent = true, cap = 50 },
@@ -155,6 +184,10 @@ local FORBID = {
   { name = "resume_time", param = "ResumeTime", type = "time" },
 }
 local REGION = { name = "region", param = "Region", type = "string", required = true, enum = REGIONS }
+-- What an update can change (one at least).
+local SETTINGS_OF_UPDATE = { "start_time", "end_time", "source_type", "source_protocol", "source_urls", "dst_url",
+                             "repeat_number", "file_index", "offset", "callback_url", "retry_interval",
+                             "retry_count" }
 local TASK_ID = { name = "task_id", param = "TaskId", type = "string", required = true }
 
 -- Cross-field rules of CreateLivePullToPush (times, URL counts, protocol).
@@ -211,6 +244,45 @@ local methods = {
   },
   stop_live_pull_to_push = {
     action = "StopLivePullToPush",
+    fields = { REGION, TASK_ID, { name = "region_id", param = "RegionId", type = "string" } },
+  },
+  update_live_pull_to_push = {
+    action = "UpdateLivePullToPush",
+    fields = {
+      REGION, TASK_ID,
+      { name = "region_id", param = "RegionId", type = "string" },
+      { name = "start_time", param = "StartTime", type = "time" },
+      { name = "end_time", param = "EndTime", type = "time" },
+      { name = "source_type", param = "SourceType", type = "string", enum = { "live", "vod", "url" } },
+      { name = "source_protocol", param = "SourceProtocol", type = "string",
+        enum = { "rtmp", "srt", "http-flv", "hls" } },
+      { name = "source_urls", param = "SourceUrls", type = "strings", min_items = 1, max_items = 30,
+        max_len = MAX_URL },
+      { name = "dst_url", param = "DstUrl", type = "string", max_chars = MAX_URL, prefix = { "rtmp://" } },
+      { name = "repeat_number", param = "RepeatNumber", type = "integer", min = -1 },
+      { name = "file_index", param = "FileIndex", type = "integer", min = 0 },
+      { name = "offset", param = "Offset", type = "integer", min = 1 },
+      { name = "callback_url", param = "CallbackUrl", type = "string", max_chars = MAX_URL,
+        prefix = { "http://", "https://" } },
+      { name = "retry_interval", param = "RetryInterval", type = "integer", min = 60, max = 300 },
+      { name = "retry_count", param = "RetryCount", type = "integer", min = 0 },
+    },
+    check = function(_, v)
+      if v.start_time and v.end_time and v.end_time <= v.start_time then
+        return "field 'end_time' must be after start_time"
+      end
+      for _, name in ipairs(SETTINGS_OF_UPDATE) do
+        if v[name] ~= nil then return nil end
+      end
+      return "aliyun.update_live_pull_to_push needs at least one setting to change"
+    end,
+  },
+  restart_live_pull_to_push = {
+    action = "RestartLivePullToPush",
+    fields = { REGION, TASK_ID, { name = "region_id", param = "RegionId", type = "string" } },
+  },
+  delete_live_pull_to_push = {
+    action = "DeleteLivePullToPush",
     fields = { REGION, TASK_ID, { name = "region_id", param = "RegionId", type = "string" } },
   },
   describe_live_pull_to_push = { action = "DescribeLivePullToPush", fields = { REGION, TASK_ID } },
