@@ -214,6 +214,26 @@ local function common_options(rules)
   }
 end
 
+-- Is `name` one of the provider's common parameters, in any case, with or
+-- without "[]"? Answers are remembered per provider (a few hundred names at
+-- most), since the same names come with every call.
+local common_memo = setmetatable({}, { __mode = "k" })
+local function is_common(rules, name)
+  local memo = common_memo[rules]
+  if not memo then
+    memo = { names = {}, count = 0 }
+    common_memo[rules] = memo
+  end
+  local v = memo.names[name]
+  if v == nil then
+    v = rules.common_params[lower((name:gsub("%[%]$", "")))] or false
+    if memo.count < 512 then
+      memo.names[name], memo.count = v, memo.count + 1
+    end
+  end
+  return v
+end
+
 local Client = {}
 
 -- Checks and encodes service-named params: every value becomes a string or,
@@ -242,7 +262,7 @@ function Client:_encode(action, params, level, dry)
     end
     -- The common parameters belong to the signature: one given here could
     -- change what is signed or sent (Action, AppId, Timestamp, ...).
-    if rules.common_params[lower((name:gsub("%[%]$", "")))] then
+    if is_common(rules, name) then
       bad(name, "is a common parameter that streamctl sets itself; it cannot be passed")
     elseif type(v) == "table" then
       local n, list = #v, {}
