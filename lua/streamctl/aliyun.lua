@@ -177,17 +177,45 @@ local STREAM_TYPE = { name = "live_stream_type", param = "LiveStreamType", type 
                       default = "publisher" }
 local STREAM = { DOMAIN, APP, { name = "stream_name", param = "StreamName", type = "string", required = true },
                  STREAM_TYPE }
+local REGION_ID = { name = "region_id", param = "RegionId", type = "string" }
 -- What ForbidLiveStream takes beyond the stream (single and batch alike).
 local FORBID = {
-  { name = "region_id", param = "RegionId", type = "string" },
+  REGION_ID,
   { name = "oneshot", param = "Oneshot", type = "yesno" },
   { name = "resume_time", param = "ResumeTime", type = "time" },
 }
 local REGION = { name = "region", param = "Region", type = "string", required = true, enum = REGIONS }
--- What an update can change (one at least).
-local SETTINGS_OF_UPDATE = { "start_time", "end_time", "source_type", "source_protocol", "source_urls", "dst_url",
-                             "repeat_number", "file_index", "offset", "callback_url", "retry_interval",
-                             "retry_count" }
+-- A pull-to-push task's settings: what a create takes (`for_create`: with
+-- its required ones required) and what an update may change.
+local TASK_SETTINGS = {
+  { name = "start_time", param = "StartTime", type = "time", create_requires = true },
+  { name = "end_time", param = "EndTime", type = "time", create_requires = true },
+  { name = "source_type", param = "SourceType", type = "string", enum = { "live", "vod", "url" },
+    create_requires = true },
+  { name = "source_protocol", param = "SourceProtocol", type = "string", enum = { "rtmp", "srt", "http-flv", "hls" } },
+  { name = "source_urls", param = "SourceUrls", type = "strings", min_items = 1, max_items = 30, max_len = MAX_URL,
+    create_requires = true },
+  { name = "dst_url", param = "DstUrl", type = "string", max_chars = MAX_URL, prefix = { "rtmp://" },
+    create_requires = true },
+  { name = "repeat_number", param = "RepeatNumber", type = "integer", min = -1 },
+  { name = "file_index", param = "FileIndex", type = "integer", min = 0 },
+  { name = "offset", param = "Offset", type = "integer", min = 1 },
+  { name = "callback_url", param = "CallbackUrl", type = "string", max_chars = MAX_URL,
+    prefix = { "http://", "https://" } },
+  { name = "retry_interval", param = "RetryInterval", type = "integer", min = 60, max = 300 },
+  { name = "retry_count", param = "RetryCount", type = "integer", min = 0 },
+}
+
+local function task_settings(for_create)
+  local out = {}
+  for i, f in ipairs(TASK_SETTINGS) do
+    local c = {}
+    for k, v in pairs(f) do c[k] = v end
+    c.required, c.create_requires = for_create and f.create_requires or nil, nil
+    out[i] = c
+  end
+  return out
+end
 local TASK_ID = { name = "task_id", param = "TaskId", type = "string", required = true }
 
 -- Cross-field rules of CreateLivePullToPush (times, URL counts, protocol).
@@ -203,12 +231,12 @@ local function check_pull_to_push(params, v, self)
     if n ~= 1 then
       return format("field 'source_urls' must have exactly 1 URL when source_type is 'live' (got %d)", n)
     end
-  elseif n > 30 then
-    return format("field 'source_urls' must have at most 30 URLs when source_type is '%s' (got %d)", v.source_type, n)
-  end
-  if v.source_type == "live" then
     if not v.source_protocol then return "field 'source_protocol' is required when source_type is 'live'" end
   else
+    if n > 30 then
+      return format("field 'source_urls' must have at most 30 URLs when source_type is '%s' (got %d)",
+        v.source_type, n)
+    end
     params.SourceProtocol = nil -- read only for live sources: ignored for vod and url, and not sent
   end
   return nil
@@ -219,71 +247,38 @@ local methods = {
   forbid_live_stream = { action = "ForbidLiveStream", fields = with(STREAM, FORBID) },
   create_live_pull_to_push = {
     action = "CreateLivePullToPush",
-    fields = {
+    fields = with({
       REGION,
       { name = "task_name", param = "TaskName", type = "string", allow_empty = true },
-      { name = "start_time", param = "StartTime", type = "time", required = true },
-      { name = "end_time", param = "EndTime", type = "time", required = true },
-      { name = "source_type", param = "SourceType", type = "string", required = true, enum = { "live", "vod", "url" } },
-      { name = "source_protocol", param = "SourceProtocol", type = "string",
-        enum = { "rtmp", "srt", "http-flv", "hls" } },
-      { name = "source_urls", param = "SourceUrls", type = "strings", required = true, min_items = 1, max_items = 30,
-        max_len = MAX_URL },
-      { name = "dst_url", param = "DstUrl", type = "string", required = true, max_chars = MAX_URL,
-        prefix = { "rtmp://" } },
-      { name = "repeat_number", param = "RepeatNumber", type = "integer", min = -1 },
-      { name = "file_index", param = "FileIndex", type = "integer", min = 0 },
-      { name = "offset", param = "Offset", type = "integer", min = 1 },
-      { name = "callback_url", param = "CallbackUrl", type = "string", max_chars = MAX_URL,
-        prefix = { "http://", "https://" } },
-      { name = "retry_interval", param = "RetryInterval", type = "integer", min = 60, max = 300 },
-      { name = "retry_count", param = "RetryCount", type = "integer", min = 0 },
-      { name = "region_id", param = "RegionId", type = "string" },
-    },
+      REGION_ID,
+    }, task_settings(true)),
     check = check_pull_to_push,
   },
   stop_live_pull_to_push = {
     action = "StopLivePullToPush",
-    fields = { REGION, TASK_ID, { name = "region_id", param = "RegionId", type = "string" } },
+    fields = { REGION, TASK_ID, REGION_ID },
   },
   update_live_pull_to_push = {
     action = "UpdateLivePullToPush",
-    fields = {
-      REGION, TASK_ID,
-      { name = "region_id", param = "RegionId", type = "string" },
-      { name = "start_time", param = "StartTime", type = "time" },
-      { name = "end_time", param = "EndTime", type = "time" },
-      { name = "source_type", param = "SourceType", type = "string", enum = { "live", "vod", "url" } },
-      { name = "source_protocol", param = "SourceProtocol", type = "string",
-        enum = { "rtmp", "srt", "http-flv", "hls" } },
-      { name = "source_urls", param = "SourceUrls", type = "strings", min_items = 1, max_items = 30,
-        max_len = MAX_URL },
-      { name = "dst_url", param = "DstUrl", type = "string", max_chars = MAX_URL, prefix = { "rtmp://" } },
-      { name = "repeat_number", param = "RepeatNumber", type = "integer", min = -1 },
-      { name = "file_index", param = "FileIndex", type = "integer", min = 0 },
-      { name = "offset", param = "Offset", type = "integer", min = 1 },
-      { name = "callback_url", param = "CallbackUrl", type = "string", max_chars = MAX_URL,
-        prefix = { "http://", "https://" } },
-      { name = "retry_interval", param = "RetryInterval", type = "integer", min = 60, max = 300 },
-      { name = "retry_count", param = "RetryCount", type = "integer", min = 0 },
-    },
+    fields = with({ REGION, TASK_ID, REGION_ID },
+      task_settings(false)),
     check = function(_, v)
       if v.start_time and v.end_time and v.end_time <= v.start_time then
         return "field 'end_time' must be after start_time"
       end
-      for _, name in ipairs(SETTINGS_OF_UPDATE) do
-        if v[name] ~= nil then return nil end
+      for _, f in ipairs(TASK_SETTINGS) do
+        if v[f.name] ~= nil then return nil end
       end
       return "aliyun.update_live_pull_to_push needs at least one setting to change"
     end,
   },
   restart_live_pull_to_push = {
     action = "RestartLivePullToPush",
-    fields = { REGION, TASK_ID, { name = "region_id", param = "RegionId", type = "string" } },
+    fields = { REGION, TASK_ID, REGION_ID },
   },
   delete_live_pull_to_push = {
     action = "DeleteLivePullToPush",
-    fields = { REGION, TASK_ID, { name = "region_id", param = "RegionId", type = "string" } },
+    fields = { REGION, TASK_ID, REGION_ID },
   },
   describe_live_pull_to_push = { action = "DescribeLivePullToPush", fields = { REGION, TASK_ID } },
   describe_live_pull_to_push_list = {
