@@ -625,6 +625,9 @@ describe("streamctl emulator", function()
                 { { Action = false }, 100000006 },
                 { { Action = "FlyToTheMoon" }, 100000007 },
                 { { SignatureNonce = false }, 100000008 },
+                { { SignatureNonce = "4fd24687296dd9f" }, 2 },         -- 15 hex characters
+                { { SignatureNonce = "4fd24687296dd9f3", Timestamp = false }, 100000002 },
+                { { SignatureNonce = "4fd24687296dd9fx", Timestamp = false }, 2 },
                 { { Timestamp = false }, 100000002 },
                 { { Timestamp = "16151869.43" }, 100000003 },
                 { { Signature = false }, 100000009 },

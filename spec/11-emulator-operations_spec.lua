@@ -11,7 +11,9 @@ local CONFIG = {
     aliyun = {
         accounts = {
             LTAIslow = { secret = "slow-secret", qps = { ResumeLiveStream = 2 } },
-            LTAIbulk = { secret = "bulk-secret", qps = { CreateLivePullToPush = 1000 } },
+            LTAIbulk = { secret = "bulk-secret", qps = { CreateLivePullToPush = 1000, UpdateLivePullToPush = 1000,
+                RestartLivePullToPush = 1000, DeleteLivePullToPush = 1000, StopLivePullToPush = 1000,
+                DescribeLivePullToPush = 1000, DescribeLivePullToPushList = 1000 } },
             LTAInoLive = { secret = "s", live_service = false },
             LTAInoDomain = { secret = "s", has_live_domain = false },
             -- 5/s, to test the limiters quickly: the provider's default / a token bucket
@@ -35,6 +37,11 @@ local function decode(text)
 end
 
 local keys = emu.sorted_keys
+
+-- What a stop of a task that has not started, and a restart before the start
+-- time, answer: the pages name no code; the emulator's choice (docs/emulator.md).
+local STOP_NOT_STARTED = "InvalidParameter"
+local RESTART_NOT_STARTED = "InvalidParameter"
 
 describe("streamctl emulator operations", function()
     local server
@@ -64,13 +71,26 @@ describe("streamctl emulator operations", function()
         return os.time() + offset
     end
 
+    -- Pins the emulator clock at t (requests are then signed with about t);
+    -- returns t.
+    local function pin(t)
+        offset = t - os.time()
+        server:clock({ now = t })
+        return t
+    end
+
     -- A signed V1 request for server:request (signing runs the openssl CLI, so
-    -- timed tests build their requests first and send them later).
+    -- timed tests build their requests first and send them later). opts.form:
+    -- the parameters go in a form body (POST), for values too long for a URL.
     local function live_request(action, params, opts)
         opts = opts or {}
         local method = opts.method or "POST"
         local q = emu.v1_request({ action = action, params = params, method = method, key = opts.key,
             secret = opts.secret, time = opts.time or now() })
+        if opts.form then
+            return { method = method, provider = "aliyun", path = "/", body = q,
+                headers = { ["content-type"] = "application/x-www-form-urlencoded" } }
+        end
         return { method = method, provider = "aliyun", path = "/?" .. q }
     end
 
@@ -80,11 +100,14 @@ describe("streamctl emulator operations", function()
         return status, decode(body), headers, body, err
     end
 
+    -- opts.sequence = false leaves out the Sequence emu.zego_query adds to RTC
+    -- forbid/resume; opts.method (default GET) and opts.nonce as given.
     local function zego_request(action, opts)
         opts = opts or {}
         local q = emu.zego_query({ action = action, app_id = opts.app_id, secret = opts.secret,
-            time = opts.time or now(), params = opts.params, streams = opts.streams, is_test = opts.is_test })
-        return { provider = "zego", path = "/?" .. q }
+            time = opts.time or now(), params = opts.params, streams = opts.streams, is_test = opts.is_test,
+            sequence = opts.sequence, nonce = opts.nonce })
+        return { method = opts.method, provider = "zego", path = "/?" .. q }
     end
 
     local function zego(action, opts)
@@ -294,7 +317,8 @@ describe("streamctl emulator operations", function()
             status, v = live("DescribeLivePullToPush", { Region = "cn-shanghai", TaskId = id })
             assert.are.equal(200, status)
             assert.are.equal(3, v.TaskStatus)
-            assert.are.equal("TriggerByUser", v.TaskExitReason)
+            -- TaskExitReason is returned only for an exited task (-1)
+            assert.is_nil(v.TaskExitReason)
             status, v = live("StopLivePullToPush", { Region = "cn-shanghai", TaskId = id })
             assert.are.equal(400, status)
             assert.are.equal("CodeTaskHasStopped", v.Code)
@@ -303,20 +327,55 @@ describe("streamctl emulator operations", function()
             assert.are.equal("CodeConfigAlreadyExists", v.Code)
         end)
 
-        it("exits at EndTime, freeing its DstUrl", function()
-            local p = task_params({ StartTime = emu.iso8601(now() - 10), EndTime = emu.iso8601(now() + 60) })
-            local _, v = live("CreateLivePullToPush", p)
-            local id = v.TaskId
-            shift(61)
-            local status
-            status, v = live("DescribeLivePullToPush", { Region = "cn-shanghai", TaskId = id })
+        it("is stopped and deleted at its EndTime, running or stopped, freeing its DstUrl", function()
+            local t0 = pin(now())
+            local running = task_params({ StartTime = emu.iso8601(t0 - 10), EndTime = emu.iso8601(t0 + 60) })
+            local stopped = task_params({ StartTime = emu.iso8601(t0 - 10), EndTime = emu.iso8601(t0 + 60) })
+            local later = task_params({ StartTime = emu.iso8601(t0 - 10), EndTime = emu.iso8601(t0 + 61) })
+            local ids = {}
+            for i, p in ipairs({ running, stopped, later }) do
+                local status, v = live("CreateLivePullToPush", p)
+                assert.are.equal(200, status)
+                ids[i] = v.TaskId
+            end
+            assert.are.equal(200, (live("StopLivePullToPush", { Region = "cn-shanghai", TaskId = ids[2] })))
+            -- one second before EndTime every task is still there
+            pin(t0 + 59)
+            local status, v = live("DescribeLivePullToPush", { Region = "cn-shanghai", TaskId = ids[1] })
             assert.are.equal(200, status)
-            assert.are.equal(-1, v.TaskStatus)
-            assert.are.equal("OverEndTime", v.TaskExitReason)
-            status, v = live("StopLivePullToPush", { Region = "cn-shanghai", TaskId = id })
+            assert.are.equal(1, v.TaskStatus)
+            assert.are.equal(3, (select(2, live("DescribeLivePullToPush", { Region = "cn-shanghai", TaskId = ids[2] })))
+                .TaskStatus)
+            -- at EndTime the first two are gone, the third (EndTime one second later) is not
+            pin(t0 + 60)
+            for i = 1, 2 do
+                for _, action in ipairs({ "DescribeLivePullToPush", "StopLivePullToPush" }) do
+                    status, v = live(action, { Region = "cn-shanghai", TaskId = ids[i] })
+                    assert.are.equal(400, status, action)
+                    assert.are.equal("CodeTaskNotExist", v.Code, action)
+                end
+            end
+            status, v = live("DescribeLivePullToPushList", { Region = "cn-shanghai" })
+            assert.are.equal(200, status)
+            assert.are.equal(1, v.Total)
+            assert.are.equal(ids[3], v.TaskList[1].TaskId)
+            assert.are.equal(1, v.TaskList[1].TaskStatus)
+            local st = server:state().aliyun
+            assert.are.same({ ids[3] }, keys(st.tasks))
+            assert.are.same({ ids[3] }, st.task_order)
+            -- their DstUrls are free again; the third's is not
+            assert.are.equal(200, (live("CreateLivePullToPush", task_params({ DstUrl = running.DstUrl }))))
+            assert.are.equal(200, (live("CreateLivePullToPush", task_params({ DstUrl = stopped.DstUrl }))))
+            status, v = live("CreateLivePullToPush", task_params({ DstUrl = later.DstUrl }))
+            assert.are.equal(400, status)
+            assert.are.equal("CodeConfigAlreadyExists", v.Code)
+            pin(t0 + 61)
+            assert.are.equal(200, (live("CreateLivePullToPush", task_params({ DstUrl = later.DstUrl }))))
+            -- a deleted task stays deleted when the clock goes back
+            pin(t0)
+            status, v = live("DescribeLivePullToPush", { Region = "cn-shanghai", TaskId = ids[1] })
             assert.are.equal(400, status)
             assert.are.equal("CodeTaskNotExist", v.Code)
-            assert.are.equal(200, (live("CreateLivePullToPush", task_params({ DstUrl = p.DstUrl }))))
         end)
 
         it("answers CodeTaskNotExist for an unknown task or another Region", function()
@@ -372,6 +431,12 @@ describe("streamctl emulator operations", function()
                 { { RetryInterval = "301" }, "InvalidParameter" },
                 { { RetryInterval = "300" }, nil },
                 { { Offset = "0" }, "InvalidParameter" },
+                { { Offset = "2.5" }, "InvalidParameter" },     -- a whole number of seconds
+                { { Offset = "1e3" }, "InvalidParameter" },
+                { { Offset = " 30" }, "InvalidParameter" },
+                { { Offset = "30" }, nil },
+                { { RegionId = "cn-shanghai" }, nil },
+                { { TaskName = "" }, nil },
                 { { RepeatNumber = "-2" }, "InvalidParameter" },
                 { { RepeatNumber = "-1" }, nil },
                 { { CallbackUrl = "https://cb.example.com/" .. string.rep("x", 2000) }, "InvalidParameter" },
@@ -406,6 +471,503 @@ describe("streamctl emulator operations", function()
             assert.is_true(entries[1].applied)
             assert.are.equal("error", entries[2].verdict)
             assert.is_false(entries[2].applied)
+        end)
+
+        -- The task operations below, by the account with room to spare (LTAIbulk).
+        local BULK = { key = "LTAIbulk", secret = "bulk-secret" }
+
+        -- Creates a task starting `start_in` seconds from now and running for an
+        -- hour (over: more create parameters, false removes one); returns its id
+        -- and the parameters.
+        local function new_task(start_in, over)
+            local o = { StartTime = emu.iso8601(now() + start_in), EndTime = emu.iso8601(now() + start_in + 3600) }
+            for k, v in pairs(over or {}) do
+                o[k] = v
+            end
+            local p = task_params(o)
+            local status, v = live("CreateLivePullToPush", p, BULK)
+            assert.are.equal(200, status, v and v.Message)
+            return v.TaskId, p
+        end
+
+        local VOD = { SourceType = "vod", SourceProtocol = false, SourceUrls = '["https://vod.example.com/a.mp4"]' }
+
+        -- A task operation on TaskId id in cn-shanghai (extra: more parameters,
+        -- false removes one); returns status, decoded body.
+        local function op(action, id, extra, opts)
+            local p = { Region = "cn-shanghai", TaskId = id }
+            for k, v in pairs(extra or {}) do
+                p[k] = v or nil
+            end
+            return live(action, p, opts or BULK)
+        end
+
+        local function describe_task(id, region)
+            local status, v = op("DescribeLivePullToPush", id, { Region = region })
+            assert.are.equal(200, status, v and v.Code)
+            return v
+        end
+
+        it("stops a running task only: one not started is refused and left as it is", function()
+            local id = new_task(3600)
+            local status, v = op("StopLivePullToPush", id)
+            assert.are.equal(400, status)
+            assert.are.equal(STOP_NOT_STARTED, v.Code)
+            assert.matches("not running (TaskStatus 0)", v.Message, 1, true)
+            assert.are.equal(0, describe_task(id).TaskStatus)
+            assert.is_nil(server:state().aliyun.tasks[id].stopped_at)
+            local e = server:log({ action = "StopLivePullToPush" })[1]
+            assert.are.equal("error", e.verdict)
+            assert.is_false(e.applied)
+            shift(3601)
+            status, v = op("StopLivePullToPush", id)
+            assert.are.equal(200, status)
+            assert.are.same({ "RequestId", "TaskId" }, keys(v))
+            assert.are.equal(3, describe_task(id).TaskStatus)
+            status, v = op("StopLivePullToPush", id)
+            assert.are.equal(400, status)
+            assert.are.equal("CodeTaskHasStopped", v.Code)
+            assert.are.equal(3, describe_task(id).TaskStatus)
+        end)
+
+        it("restarts a running task (stop and start) and a stopped one, never one before its start", function()
+            local id = new_task(3600)
+            local status, v = op("RestartLivePullToPush", id)
+            assert.are.equal(400, status)
+            assert.are.equal(RESTART_NOT_STARTED, v.Code)
+            assert.matches("StartTime (TaskStatus 0)", v.Message, 1, true)
+            assert.are.equal(0, describe_task(id).TaskStatus)
+            assert.are.equal(0, server:state().aliyun.tasks[id].restart_count)
+            shift(3601)
+            status, v = op("RestartLivePullToPush", id)
+            assert.are.equal(200, status)
+            assert.are.same({ "RequestId", "TaskId" }, keys(v))
+            assert.are.equal(id, v.TaskId)
+            assert.are.equal(1, describe_task(id).TaskStatus)
+            local t = server:state().aliyun.tasks[id]
+            assert.are.equal(1, t.restart_count)
+            assert.is_true(math.abs(t.restarted_at - now()) < 5)
+            assert.are.equal(200, (op("StopLivePullToPush", id)))
+            assert.are.equal(3, describe_task(id).TaskStatus)
+            assert.are.equal(200, (op("RestartLivePullToPush", id)))
+            assert.are.equal(1, describe_task(id).TaskStatus)
+            t = server:state().aliyun.tasks[id]
+            assert.are.equal(2, t.restart_count)
+            assert.is_nil(t.stopped_at)
+            local entries = server:log({ action = "RestartLivePullToPush" })
+            assert.are.same({ "error", "ok", "ok" }, { entries[1].verdict, entries[2].verdict, entries[3].verdict })
+            assert.are.equal("running", entries[2].detail.was)
+            assert.are.equal("stopped", entries[3].detail.was)
+            -- a stopped task stays stopped after a refused restart: none here, and a
+            -- task in another Region or unknown is not found
+            for _, p in ipairs({ { id, { Region = "cn-beijing" } }, { "00000000-0000-4000-8000-000000000000" } }) do
+                status, v = op("RestartLivePullToPush", p[1], p[2])
+                assert.are.equal(400, status)
+                assert.are.equal("CodeTaskNotExist", v.Code)
+            end
+        end)
+
+        it("deletes a task in any state, a running one for good; a second delete answers CodeTaskNotExist", function()
+            local before = new_task(3600)
+            local running, rp = new_task(-10)
+            local stopped = new_task(-10)
+            assert.are.equal(200, (op("StopLivePullToPush", stopped)))
+            for _, id in ipairs({ before, running, stopped }) do
+                local status, v = op("DeleteLivePullToPush", id)
+                assert.are.equal(200, status)
+                assert.are.same({ "Description", "RequestId", "RetCode" }, keys(v))
+                assert.are.equal(0, v.RetCode)
+                assert.are.equal("OK", v.Description)
+                for _, action in ipairs({ "DeleteLivePullToPush", "DescribeLivePullToPush", "RestartLivePullToPush",
+                    "StopLivePullToPush" }) do
+                    status, v = op(action, id)
+                    assert.are.equal(400, status, action)
+                    assert.are.equal("CodeTaskNotExist", v.Code, action)
+                end
+                status, v = op("UpdateLivePullToPush", id, { CallbackUrl = "https://cb.example.com/x" })
+                assert.are.equal(400, status)
+                assert.are.equal("CodeTaskNotExist", v.Code)
+            end
+            local st = server:state().aliyun
+            assert.are.same({}, keys(st.tasks))
+            assert.are.same({}, st.task_order)
+            local _, list = op("DescribeLivePullToPushList", nil)
+            assert.are.equal(0, list.Total)
+            local entries = server:log({ action = "DeleteLivePullToPush" })
+            assert.are.equal(6, #entries)
+            assert.are.same({ 0, 1, 3 }, { entries[1].detail.status, entries[3].detail.status, entries[5].detail.status })
+            -- the running task's DstUrl is free again
+            assert.are.equal(200, (live("CreateLivePullToPush", task_params({ DstUrl = rp.DstUrl }), BULK)))
+        end)
+
+        it("updates a task before its start: its times, CallbackUrl, RepeatNumber and Region", function()
+            local t0 = pin(now())
+            local id = new_task(3600, VOD)
+            local start, stop = emu.iso8601(t0 + 7200), emu.iso8601(t0 + 9000)
+            local status, v = op("UpdateLivePullToPush", id, { StartTime = start, EndTime = stop,
+                CallbackUrl = "https://cb.example.com/u", RepeatNumber = "-1" })
+            assert.are.equal(200, status, v and v.Message)
+            assert.are.same({ "Description", "RequestId", "RetCode" }, keys(v))
+            assert.are.equal(0, v.RetCode)
+            assert.are.equal("OK", v.Description)
+            local d = describe_task(id)
+            assert.are.equal(0, d.TaskStatus)
+            assert.are.equal(start, d.TaskInfo.StartTime)
+            assert.are.equal(stop, d.TaskInfo.EndTime)
+            assert.are.equal("https://cb.example.com/u", d.TaskInfo.CallbackURL)
+            assert.are.equal(-1, d.TaskInfo.RepeatNumber)
+            -- the new StartTime is the one the task starts at
+            pin(t0 + 7199)
+            assert.are.equal(0, describe_task(id).TaskStatus)
+            pin(t0 + 7200)
+            assert.are.equal(1, describe_task(id).TaskStatus)
+            pin(t0)
+            local other = new_task(3600, VOD)
+            -- the Region: only before the start, and the task then lives there
+            status, v = op("UpdateLivePullToPush", other, { Region = "cn-beijing" })
+            assert.are.equal(200, status, v and v.Message)
+            assert.are.equal("cn-beijing", describe_task(other, "cn-beijing").TaskInfo.Region)
+            status, v = op("DescribeLivePullToPush", other)
+            assert.are.equal(400, status)
+            assert.are.equal("CodeTaskNotExist", v.Code)
+        end)
+
+        it("refuses before the start what may change only once a task is stopped: sources, FileIndex, Offset", function()
+            local id = new_task(3600, VOD)
+            local info = describe_task(id).TaskInfo
+            for name, value in pairs({ SourceUrls = '["https://vod.example.com/b.mp4"]', FileIndex = "1", Offset = "5" }) do
+                local status, v = op("UpdateLivePullToPush", id, { [name] = value })
+                assert.are.equal(400, status, name)
+                assert.are.equal("InvalidParameter", v.Code, name)
+                assert.matches(name, v.Message, 1, true)
+            end
+            assert.are.same(info, describe_task(id).TaskInfo)
+        end)
+
+        it("updates only CallbackUrl and RepeatNumber of a running task", function()
+            local id = new_task(-10, VOD)
+            local status, v = op("UpdateLivePullToPush", id, { CallbackUrl = "https://cb.example.com/r",
+                RepeatNumber = "3" })
+            assert.are.equal(200, status, v and v.Message)
+            local d = describe_task(id)
+            assert.are.equal(1, d.TaskStatus)
+            assert.are.equal("https://cb.example.com/r", d.TaskInfo.CallbackURL)
+            assert.are.equal(3, d.TaskInfo.RepeatNumber)
+            for name, value in pairs({ StartTime = emu.iso8601(now() + 60), EndTime = emu.iso8601(now() + 600),
+                SourceUrls = '["https://vod.example.com/b.mp4"]', FileIndex = "1", Offset = "5", Region = "cn-beijing" }) do
+                status, v = op("UpdateLivePullToPush", id, { [name] = value })
+                assert.are.equal(400, status, name)
+                assert.are.equal("InvalidParameter", v.Code, name)
+                assert.matches(name, v.Message, 1, true)
+            end
+            assert.are.same(d.TaskInfo, describe_task(id).TaskInfo)
+            -- one refused setting refuses the whole update
+            status, v = op("UpdateLivePullToPush", id, { CallbackUrl = "https://cb.example.com/z", Offset = "5" })
+            assert.are.equal(400, status)
+            assert.are.equal("InvalidParameter", v.Code)
+            assert.are.equal("https://cb.example.com/r", describe_task(id).TaskInfo.CallbackURL)
+        end)
+
+        it("updates every setting of a stopped task but Region and StartTime, and a restart runs with them", function()
+            local t0 = pin(now())
+            local id = new_task(-10, VOD)
+            assert.are.equal(200, (op("StopLivePullToPush", id)))
+            local stop = emu.iso8601(t0 + 600)
+            local status, v = op("UpdateLivePullToPush", id, { EndTime = stop,
+                SourceUrls = '["https://vod.example.com/1.mp4","https://vod.example.com/2.mp4"]', FileIndex = "1",
+                Offset = "30", RepeatNumber = "2", CallbackUrl = "https://cb.example.com/s" })
+            assert.are.equal(200, status, v and v.Message)
+            local d = describe_task(id)
+            assert.are.equal(3, d.TaskStatus)
+            assert.are.equal(stop, d.TaskInfo.EndTime)
+            assert.are.same({ "https://vod.example.com/1.mp4", "https://vod.example.com/2.mp4" }, d.TaskInfo.SourceUrls)
+            assert.are.equal(1, d.TaskInfo.FileIndex)
+            assert.are.equal(30, d.TaskInfo.Offset)
+            assert.are.equal(2, d.TaskInfo.RepeatNumber)
+            assert.are.equal("https://cb.example.com/s", d.TaskInfo.CallbackURL)
+            for name, value in pairs({ StartTime = emu.iso8601(now() + 60), Region = "cn-beijing" }) do
+                status, v = op("UpdateLivePullToPush", id, { [name] = value })
+                assert.are.equal(400, status, name)
+                assert.are.equal("InvalidParameter", v.Code, name)
+            end
+            assert.are.equal(200, (op("RestartLivePullToPush", id)))
+            d = describe_task(id)
+            assert.are.equal(1, d.TaskStatus)
+            assert.are.equal(30, d.TaskInfo.Offset)
+            -- the shorter EndTime is the one the task is deleted at
+            pin(t0 + 599)
+            assert.are.equal(1, describe_task(id).TaskStatus)
+            pin(t0 + 600)
+            status, v = op("DescribeLivePullToPush", id)
+            assert.are.equal(400, status)
+            assert.are.equal("CodeTaskNotExist", v.Code)
+        end)
+
+        it("checks an update's parameters and values with the provider's codes", function()
+            local id = new_task(3600)
+            local live_id = new_task(-10)
+            assert.are.equal(200, (op("StopLivePullToPush", live_id)))
+            local info = describe_task(id).TaskInfo
+            local t = now()
+            local cases = {
+                { {}, "InvalidParameter" },                       -- nothing to update
+                { { Region = false }, "MissingRegion" },
+                { { Region = "cn-hangzhou", CallbackUrl = "https://cb.example.com/x" }, "InvalidParameter" },
+                { { TaskId = false, CallbackUrl = "https://cb.example.com/x" }, "MissingTaskId" },
+                { { TaskId = "nope", CallbackUrl = "https://cb.example.com/x" }, "CodeTaskNotExist" },
+                -- not parameters of the operation: refused, even beside one that is
+                { { DstUrl = "rtmp://dst.example.com/app/new", CallbackUrl = "https://cb.example.com/x" },
+                    "InvalidParameter", "DstUrl" },
+                { { SourceType = "url", CallbackUrl = "https://cb.example.com/x" }, "InvalidParameter", "SourceType" },
+                { { SourceProtocol = "srt", CallbackUrl = "https://cb.example.com/x" }, "InvalidParameter",
+                    "SourceProtocol" },
+                { { TaskName = "renamed", CallbackUrl = "https://cb.example.com/x" }, "InvalidParameter", "TaskName" },
+                { { RetryInterval = "120", CallbackUrl = "https://cb.example.com/x" }, "InvalidParameter",
+                    "RetryInterval" },
+                { { RetryCount = "1", CallbackUrl = "https://cb.example.com/x" }, "InvalidParameter", "RetryCount" },
+                { { EndTime = "tomorrow" }, "InvalidParameter" },
+                { { StartTime = "2030-02-30T00:00:00Z" }, "InvalidParameter" },
+                { { RepeatNumber = "-2" }, "InvalidParameter" },
+                { { RepeatNumber = "1.5" }, "InvalidParameter" },
+                { { CallbackUrl = "https://cb.example.com/" .. string.rep("x", 2000) }, "InvalidParameter" },
+                { { EndTime = emu.iso8601(t + 3000) }, "InvalidParam.CodeIllegalDuration" },  -- before StartTime
+                { { StartTime = emu.iso8601(t + 7200) }, "InvalidParam.CodeIllegalDuration" }, -- at EndTime
+                { { EndTime = emu.iso8601(t + 3600 + 7 * 86400 + 1) }, "InvalidParam.CodeIllegalDuration" },
+                { { StartTime = emu.iso8601(t - 7200), EndTime = emu.iso8601(t - 60) },
+                    "InvalidParam.CodeIllegalDuration" },
+            }
+            for i, c in ipairs(cases) do
+                local status, v = op("UpdateLivePullToPush", id, c[1])
+                assert.are.equal(400, status, "case " .. i)
+                assert.are.equal(c[2], v.Code, "case " .. i)
+                if c[3] then
+                    assert.matches(c[3] .. " is not a parameter of UpdateLivePullToPush", v.Message, 1, true)
+                end
+            end
+            assert.are.same(info, describe_task(id).TaskInfo)
+            -- a live task takes exactly one source URL
+            local status, v = op("UpdateLivePullToPush", live_id, { SourceUrls = '["rtmp://a/b/c","rtmp://a/b/d"]' })
+            assert.are.equal(400, status)
+            assert.are.equal("InvalidParameter", v.Code)
+            status, v = op("UpdateLivePullToPush", live_id, { SourceUrls = '["rtmp://a/b/e"]' })
+            assert.are.equal(200, status, v and v.Message)
+            assert.are.same({ "rtmp://a/b/e" }, describe_task(live_id).TaskInfo.SourceUrls)
+            assert.are.equal(1, #server:log({ action = "UpdateLivePullToPush", limit = 1 }))
+        end)
+
+        it("ignores SourceProtocol for vod and url, and takes RegionId and an empty TaskName", function()
+            local p = task_params({ SourceType = "vod", SourceProtocol = "rtsp", SourceUrls = '["https://v.example.com/a.mp4"]',
+                RegionId = "cn-beijing", TaskName = "" })
+            local status, v = live("CreateLivePullToPush", p, BULK)
+            assert.are.equal(200, status, v and v.Message)
+            local d = describe_task(v.TaskId)
+            assert.is_nil(d.TaskInfo.SourceProtocol)
+            assert.are.equal("", d.TaskInfo.TaskName)
+            assert.are.equal("cn-shanghai", d.TaskInfo.Region)
+            p = task_params({ SourceType = "url", SourceProtocol = "nonsense", SourceUrls = '["https://v.example.com/b.mp4"]' })
+            status, v = live("CreateLivePullToPush", p, BULK)
+            assert.are.equal(200, status, v and v.Message)
+            assert.is_nil(describe_task(v.TaskId).TaskInfo.SourceProtocol)
+            -- a live source needs it, and a valid one
+            status, v = live("CreateLivePullToPush", task_params({ SourceProtocol = false }), BULK)
+            assert.are.equal(400, status)
+            assert.are.equal("MissingSourceProtocol", v.Code)
+        end)
+
+        it("counts DstUrl's 2000 in characters, takes its scheme in any case, and compares it so", function()
+            local head = "rtmp://dst.example.com/app/"
+            local function dst(n, ch)
+                return head .. string.rep(ch, n - #head)
+            end
+            local cases = {
+                { dst(2000, "\195\169"), 200 },          -- 2000 characters, 3973 bytes
+                { dst(2001, "\195\169"), 400 },
+                { dst(2000, "x"), 200 },
+                { dst(2001, "x"), 400 },
+                { head .. "\255bad", 400 },               -- not UTF-8
+                { head .. "\192\175", 400 },              -- an overlong "/"
+                { "RTMP://dst.example.com/app/upper", 200 },
+                { "Rtmp://dst.example.com/app/mixed", 200 },
+                { "rtmps://dst.example.com/app/s", 400 },
+            }
+            local FORM = { key = BULK.key, secret = BULK.secret, form = true }
+            for i, c in ipairs(cases) do
+                local status, v = live("CreateLivePullToPush", task_params({ DstUrl = c[1] }), FORM)
+                assert.are.equal(c[2], status, "case " .. i .. ": " .. tostring(v and v.Message))
+                if c[2] == 400 then
+                    assert.are.equal("InvalidParameter", v.Code, "case " .. i)
+                end
+            end
+            -- the scheme and the host are case-insensitive, the path is not
+            local status, v = live("CreateLivePullToPush", task_params({ DstUrl = "rtmp://DST.example.com/app/upper" }),
+                BULK)
+            assert.are.equal(400, status)
+            assert.are.equal("CodeConfigAlreadyExists", v.Code)
+            assert.are.equal(200, (live("CreateLivePullToPush", task_params({ DstUrl = "rtmp://dst.example.com/APP/upper" }),
+                BULK)))
+            -- SourceUrls and CallbackUrl count characters too
+            status, v = live("CreateLivePullToPush", task_params({ SourceType = "vod", SourceProtocol = false,
+                SourceUrls = '["https://v.example.com/' .. string.rep("\195\169", 2000 - 23) .. '"]',
+                CallbackUrl = "https://cb.example.com/" .. string.rep("\195\169", 2000 - 23) }), FORM)
+            assert.are.equal(200, status, v and v.Message)
+        end)
+    end)
+
+    describe("Aliyun DescribeLiveStreamsOnlineList", function()
+        local D = "live.example.com"
+
+        local function online_list(params)
+            local p = { DomainName = D }
+            for k, v in pairs(params or {}) do
+                p[k] = v or nil
+            end
+            local status, v = live("DescribeLiveStreamsOnlineList", p)
+            assert.are.equal(200, status, v and v.Code)
+            return v, v.OnlineInfo.LiveStreamOnlineInfo
+        end
+
+        local function names(list)
+            local out = {}
+            for i, e in ipairs(list) do
+                out[i] = e.AppName .. "/" .. e.StreamName
+            end
+            return out
+        end
+
+        it("lists the streams marked online, filtered and paged, in the page's shape", function()
+            local answer = server:online({
+                { domain = D, app = "app", stream = "cam1", client_ip = "10.0.0.1", publish_time = 1767225600 },
+                { domain = D, app = "app", stream = "cam2" },
+                { domain = D, app = "other", stream = "cam1" },
+                { domain = "other.example.com", app = "app", stream = "cam1" },
+            })
+            assert.are.same({ D .. "/app/cam1", D .. "/app/cam2", D .. "/other/cam1", "other.example.com/app/cam1" },
+                answer.marked)
+            assert.are.same({}, answer.refused)
+            local v, list = online_list()
+            assert.are.same({ "OnlineInfo", "PageNum", "PageSize", "RequestId", "TotalNum", "TotalPage" }, keys(v))
+            assert.are.same({ "LiveStreamOnlineInfo" }, keys(v.OnlineInfo))
+            assert.are.equal(3, v.TotalNum)
+            assert.are.equal(1, v.TotalPage)
+            assert.are.equal(1, v.PageNum)
+            assert.are.equal(2000, v.PageSize)
+            assert.are.same({ "app/cam1", "app/cam2", "other/cam1" }, names(list))
+            assert.are.same({
+                DomainName = D, AppName = "app", StreamName = "cam1", PublishTime = "2026-01-01T00:00:00Z",
+                PublishUrl = "rtmp://live.example.com/app/cam1", PublishDomain = D, PublishType = "edge",
+                ClientIp = "10.0.0.1", ServerIp = "127.0.0.1", Transcoded = "no",
+            }, list[1])
+            -- the time it was marked (ISO 8601 strings of one format sort as times)
+            assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", list[2].PublishTime)
+            assert.is_true(list[2].PublishTime >= emu.iso8601(now() - 5) and list[2].PublishTime <= emu.iso8601(now() + 5))
+            -- AppName matches exactly; StreamName is a substring unless QueryType=strict
+            assert.are.same({ "app/cam1", "app/cam2" }, names(select(2, online_list({ AppName = "app" }))))
+            assert.are.same({}, names(select(2, online_list({ AppName = "ap" }))))
+            assert.are.same({ "app/cam1", "app/cam2", "other/cam1" }, names(select(2, online_list({ StreamName = "am" }))))
+            assert.are.same({}, names(select(2, online_list({ StreamName = "am", QueryType = "strict" }))))
+            assert.are.same({ "app/cam1", "other/cam1" },
+                names(select(2, online_list({ StreamName = "cam1", QueryType = "strict" }))))
+            assert.are.same({ "app/cam1" }, names(select(2, online_list({ AppName = "app", StreamName = "1" }))))
+            -- paging
+            v, list = online_list({ PageSize = "1", PageNum = "2" })
+            assert.are.same({ "app/cam2" }, names(list))
+            assert.are.equal(3, v.TotalNum)
+            assert.are.equal(3, v.TotalPage)
+            assert.are.equal(2, v.PageNum)
+            assert.are.equal(1, v.PageSize)
+            v, list = online_list({ PageSize = "2", PageNum = "3" })
+            assert.are.same({}, list)
+            assert.are.equal(2, v.TotalPage)
+            -- only the four fields; only source streams
+            list = select(2, online_list({ OnlyStream = "yes" }))
+            assert.are.same({ "AppName", "DomainName", "PublishTime", "StreamName" }, keys(list[1]))
+            v, list = online_list({ StreamType = "trans" })
+            assert.are.same({}, list)
+            assert.are.equal(0, v.TotalNum)
+            assert.are.equal(3, online_list({ StreamType = "raw" }).TotalNum)
+            assert.are.equal(1, online_list({ DomainName = "other.example.com" }).TotalNum)
+        end)
+
+        it("never lists a forbidden stream: a forbid takes it offline, a blocked one cannot be marked", function()
+            server:online({ { domain = D, app = "app", stream = "cam1" }, { domain = D, app = "app", stream = "cam2" } })
+            assert.are.equal(200, (live("ForbidLiveStream", stream("cam1"))))
+            assert.are.same({ "app/cam2" }, names(select(2, online_list())))
+            -- a one-shot forbid blocks nothing but cuts the ingest
+            assert.are.equal(200, (live("ForbidLiveStream", stream("cam2", { Oneshot = "yes" }))))
+            assert.are.equal(0, online_list().TotalNum)
+            local answer = server:online({ { domain = D, app = "app", stream = "cam1" },
+                { domain = D, app = "app", stream = "cam2" } })
+            assert.are.same({ D .. "/app/cam1" }, answer.refused)
+            assert.are.same({ D .. "/app/cam2" }, answer.marked)
+            assert.are.same({ "app/cam2" }, names(select(2, online_list())))
+            -- a resume does not bring a publisher back; marking it again does
+            assert.are.equal(200, (live("ResumeLiveStream", stream("cam1"))))
+            assert.are.same({ "app/cam2" }, names(select(2, online_list())))
+            answer = server:online({ domain = D, app = "app", stream = "cam1" })
+            assert.are.same({ D .. "/app/cam1" }, answer.marked)
+            assert.are.same({ "app/cam1", "app/cam2" }, names(select(2, online_list())))
+            -- a timed forbid refuses until its ResumeTime
+            assert.are.equal(200, (live("ForbidLiveStream", stream("cam3", { ResumeTime = emu.iso8601(now() + 60) }))))
+            assert.are.same({ D .. "/app/cam3" }, server:online({ domain = D, app = "app", stream = "cam3" }).refused)
+            shift(61)
+            assert.are.same({ D .. "/app/cam3" }, server:online({ domain = D, app = "app", stream = "cam3" }).marked)
+            assert.are.same({ "app/cam1", "app/cam2", "app/cam3" }, names(select(2, online_list())))
+        end)
+
+        it("answers parameter errors with the provider's codes", function()
+            local cases = {
+                { { DomainName = false }, "MissingDomainName" },
+                { { PageSize = "3001" }, "InvalidParameter" },
+                { { PageSize = "0" }, "InvalidParameter" },
+                { { PageNum = "0" }, "InvalidParameter" },
+                { { PageNum = "x" }, "InvalidParameter" },
+                { { QueryType = "exact" }, "InvalidParameter" },
+                { { StreamType = "source" }, "InvalidParameter" },
+                { { OnlyStream = "maybe" }, "InvalidParameter" },
+            }
+            for i, c in ipairs(cases) do
+                local p = { DomainName = D }
+                for k, v in pairs(c[1]) do
+                    p[k] = v or nil
+                end
+                local status, v = live("DescribeLiveStreamsOnlineList", p)
+                assert.are.equal(400, status, "case " .. i)
+                assert.are.equal(c[2], v.Code, "case " .. i)
+                assert.are.same({ "Code", "HostId", "Message", "Recommend", "RequestId" }, keys(v))
+            end
+            assert.are.equal(3000, online_list({ PageSize = "3000" }).PageSize)
+        end)
+
+        it("is driven by /_emulator/online: GET lists, DELETE takes streams offline, reset clears it", function()
+            local v, status = server:online({ domain = D, app = "app", stream = "s1", client_ip = "192.0.2.7" })
+            assert.are.equal(200, status)
+            assert.are.same({ D .. "/app/s1" }, v.marked)
+            server:online({ { domain = D, app = "app", stream = "s2" }, { domain = D, app = "app", stream = "s3" } })
+            v = server:online()
+            assert.are.same({ D .. "/app/s1", D .. "/app/s2", D .. "/app/s3" }, keys(v.online))
+            assert.are.equal("192.0.2.7", v.online[D .. "/app/s1"].ClientIp)
+            assert.are.same(v.online, server:state().aliyun.online)
+            v, status = server:online({ { domain = D, app = "app", stream = "s2" } }, "DELETE")
+            assert.are.equal(200, status)
+            assert.are.same({ D .. "/app/s2" }, v.removed)
+            assert.are.same({ D .. "/app/s1", D .. "/app/s3" }, keys(v.online))
+            v = server:online(nil, "DELETE")
+            assert.are.same({ D .. "/app/s1", D .. "/app/s3" }, v.removed)
+            assert.are.same({}, keys(v.online))
+            -- bad specs mark nothing
+            for _, bad in ipairs({ { domain = D, app = "app" }, { { domain = D, app = "", stream = "s" } }, 5,
+                { domain = D, app = "a", stream = "s", publish_time = "now" } }) do
+                v, status = server:online(bad)
+                assert.are.equal(400, status)
+                assert.is_string(v.error)
+            end
+            assert.are.same({}, keys(server:online().online))
+            local _, s405 = server:control("PUT", "online", {})
+            assert.are.equal(405, s405)
+            server:online({ domain = D, app = "app", stream = "s9" })
+            server:reset()
+            assert.are.same({}, keys(server:online().online))
+            assert.are.equal(0, online_list().TotalNum)
         end)
     end)
 
@@ -459,9 +1021,6 @@ describe("streamctl emulator operations", function()
             assert.are.equal("normal", rtc("big").rtc)
             zego("ForbidRTCStream", { params = { StreamId = "big", Sequence = "99999999999999999999" } })
             assert.are.equal("normal", rtc("big").rtc)
-            -- no Sequence: always applied, the remembered one stays
-            zego("ForbidRTCStream", { params = { StreamId = "big" } })
-            assert.are.equal("forbidden", rtc("big").rtc)
             assert.are.equal("100000000000000000000", rtc("big").last_sequence)
         end)
 
@@ -528,13 +1087,15 @@ describe("streamctl emulator operations", function()
 
         it("forbids and resumes CDN streams with per-CDN results", function()
             local status, v = zego("ForbidCDNLiveStream",
-                { params = { StreamId = "cdn1", ResumeTime = tostring(now() + 30) } })
+                { params = { StreamId = "cdn1", ResumeTime = emu.iso8601(now() + 30) } })
             assert.are.equal(200, status)
-            assert.are.same({ { CdnType = "ws", CdnResult = 0 } }, v.Data)
+            -- CdnResult is a string, as in the page's sample answer
+            assert.are.same({ { CdnType = "ws", CdnResult = "success append purge tasks." } }, v.Data)
             status, v = zego("DescribeRTCStreamState", { params = { StreamId = "cdn1" } })
             assert.are.equal(200, status)
             assert.are.equal("forbidden", v.Data.CDNState)
             assert.are.equal("normal", v.Data.RTCState)
+            assert.is_true(math.abs(v.Data.CDNResumeTime - (now() + 30)) <= 1)
             shift(31)
             status, v = zego("DescribeRTCStreamState", { params = { StreamId = "cdn1" } })
             assert.are.equal(200, status)
@@ -542,7 +1103,7 @@ describe("streamctl emulator operations", function()
             zego("ForbidCDNLiveStream", { params = { StreamId = "cdn1" } })
             status, v = zego("ResumeCDNLiveStream", { params = { StreamId = "cdn1" } })
             assert.are.equal(200, status)
-            assert.are.same({ { CdnType = "ws", CdnResult = 0 } }, v.Data)
+            assert.are.same({ { CdnType = "ws", CdnResult = "Resume tasks added successfully." } }, v.Data)
             assert.are.equal("normal", server:state().zego.streams["1234567890"].cdn1.cdn)
             status, v = zego("ResumeCDNLiveStream", { app_id = "888", secret = "no-cdn-resume",
                 params = { StreamId = "cdn1" } })
@@ -552,6 +1113,130 @@ describe("streamctl emulator operations", function()
             assert.are.equal(200, status)
             assert.are.same({ StreamId = "never-seen", RTCState = "normal", CDNState = "normal",
                 CDNResumeTime = 0, LastSequence = "", UpdatedAt = 0 }, v.Data)
+        end)
+
+        it("takes ForbidCDNLiveStream's ResumeTime as a UTC time up to 30 days ahead, one day by default", function()
+            local t0 = pin(now())
+            for i, rt in ipairs({ tostring(t0 + 60), "2030-01-01 00:00:00", "2030-02-30T00:00:00Z",
+                emu.iso8601(t0), emu.iso8601(t0 - 60), emu.iso8601(t0 + 30 * 86400 + 1) }) do
+                local status, v = zego("ForbidCDNLiveStream", { params = { StreamId = "rt" .. i, ResumeTime = rt } })
+                assert.are.equal(200, status, rt)
+                assert.are.equal(2, v.Code, rt)
+                assert.is_nil((server:state().zego.streams["1234567890"] or {})["rt" .. i], rt)
+            end
+            local _, v = zego("ForbidCDNLiveStream", { params = { StreamId = "max", ResumeTime = emu.iso8601(t0 + 30 * 86400) } })
+            assert.are.equal(0, v.Code)
+            -- no ResumeTime: the ban lasts a day
+            _, v = zego("ForbidCDNLiveStream", { params = { StreamId = "day" } })
+            assert.are.equal(0, v.Code)
+            assert.are.equal(t0 + 86400, server:state().zego.streams["1234567890"].day.cdn_resume_time)
+            pin(t0 + 86399)
+            assert.are.equal("forbidden", server:state().zego.streams["1234567890"].day.cdn)
+            pin(t0 + 86400)
+            assert.are.equal("normal", server:state().zego.streams["1234567890"].day.cdn)
+            assert.are.equal("forbidden", server:state().zego.streams["1234567890"].max.cdn)
+        end)
+
+        it("requires Sequence on RTC forbid and resume, single and batch: code 2, nothing applied", function()
+            for _, action in ipairs({ "ForbidRTCStream", "ResumeRTCStream", "ForbidRTCStreams", "ResumeRTCStreams" }) do
+                local opts = { sequence = false }
+                if action:sub(-1) == "s" then
+                    opts.streams = { "noseq-" .. action }
+                else
+                    opts.params = { StreamId = "noseq-" .. action }
+                end
+                local status, v = zego(action, opts)
+                assert.are.equal(200, status, action)
+                assert.are.equal(2, v.Code, action)
+                assert.are.equal(cjson.null, v.Data, action)
+                assert.is_nil((server:state().zego.streams["1234567890"] or {})["noseq-" .. action], action)
+                local e = server:log({ action = action })[1]
+                assert.are.equal("error", e.verdict, action)
+                assert.is_false(e.applied, action)
+            end
+            -- an empty Sequence is a missing one
+            local _, v = zego("ForbidRTCStream", { sequence = false, params = { StreamId = "x", Sequence = "" } })
+            assert.are.equal(2, v.Code)
+            -- with one, each is applied
+            for _, action in ipairs({ "ForbidRTCStream", "ResumeRTCStreams" }) do
+                local opts = action == "ForbidRTCStream" and { params = { StreamId = "seq" } } or { streams = { "seq" } }
+                _, v = zego(action, opts)
+                assert.are.equal(0, v.Code, action)
+            end
+            assert.are.equal("normal", rtc("seq").rtc)
+            assert.are.equal(2, rtc("seq").forbid_count + rtc("seq").resume_count)
+        end)
+
+        it("counts the StreamId[] entries as sent, duplicates included, against 1..20", function()
+            local ids = {}
+            for i = 1, 20 do
+                ids[i] = "u" .. i
+            end
+            ids[21] = "u1"                 -- 20 different ids in 21 entries
+            local _, v = zego("ForbidRTCStreams", { streams = ids })
+            assert.are.equal(30006, v.Code)
+            assert.is_nil(server:state().zego.streams["1234567890"])
+            local twice = {}
+            for i = 1, 10 do
+                twice[2 * i - 1], twice[2 * i] = "d" .. i, "d" .. i
+            end
+            _, v = zego("ForbidRTCStreams", { streams = twice })   -- 20 entries, 10 ids
+            assert.are.equal(0, v.Code)
+            for i = 1, 10 do
+                assert.are.equal("forbidden", rtc("d" .. i).rtc)
+                assert.are.equal(1, rtc("d" .. i).forbid_count)
+            end
+            local e = server:log({ action = "ForbidRTCStreams" })[2]
+            assert.are.equal(10, #e.streams)
+            assert.are.equal(10, #e.applied_streams)
+        end)
+
+        it("requires a SignatureNonce of 16 hexadecimal characters on every action", function()
+            local actions = {
+                { "ForbidRTCStream", { params = { StreamId = "n" } } }, { "ResumeRTCStream", { params = { StreamId = "n" } } },
+                { "ForbidRTCStreams", { streams = { "n" } } }, { "ResumeRTCStreams", { streams = { "n" } } },
+                { "ForbidCDNLiveStream", { params = { StreamId = "n" } } },
+                { "ResumeCDNLiveStream", { params = { StreamId = "n" } } },
+                { "DescribeRTCStreamState", { params = { StreamId = "n" } } },
+            }
+            for _, a in ipairs(actions) do
+                for _, nonce in ipairs({ "4fd24687296dd9f", "4fd24687296dd9f3a", "4fd24687296dd9gz", "nonce-1234567890" }) do
+                    local opts = { nonce = nonce, params = a[2].params, streams = a[2].streams }
+                    local status, v = zego(a[1], opts)
+                    assert.are.equal(200, status, a[1] .. " " .. nonce)
+                    assert.are.equal(2, v.Code, a[1] .. " " .. nonce)
+                end
+                local _, v = zego(a[1], { nonce = "4FD24687296DD9F3", params = a[2].params, streams = a[2].streams })
+                assert.are.equal(0, v.Code, a[1])
+            end
+            -- refused before the rate limiter: only the good nonces count
+            for action, c in pairs(server:state().zego.counters) do
+                assert.are.equal(1, c.accepted, action)
+            end
+            for _, e in ipairs(server:log({ provider = "zego" })) do
+                assert.are.equal(e.code == 0 and "ok" or "rejected", e.verdict)
+            end
+        end)
+
+        it("answers only GET: another method gets code 2 and nothing is applied", function()
+            for _, method in ipairs({ "POST", "PUT", "DELETE" }) do
+                local status, v = zego("ForbidRTCStream", { method = method, params = { StreamId = "m" } })
+                assert.are.equal(200, status, method)
+                assert.are.equal(2, v.Code, method)
+                assert.are.equal(cjson.null, v.Data, method)
+            end
+            -- the parameters in a form body change nothing
+            local q = emu.zego_query({ action = "ForbidCDNLiveStream", time = now(), params = { StreamId = "m" } })
+            local status, body = server:request({ method = "POST", provider = "zego", path = "/", body = q,
+                headers = { ["content-type"] = "application/x-www-form-urlencoded" } })
+            assert.are.equal(200, status)
+            assert.are.equal(2, cjson.decode(body).Code)
+            assert.is_nil(server:state().zego.streams["1234567890"])
+            local e = server:log({ provider = "zego" })[1]
+            assert.are.equal("rejected", e.verdict)
+            assert.are.equal("POST", e.method)
+            local _, v = zego("ForbidRTCStream", { params = { StreamId = "m" } })
+            assert.are.equal(0, v.Code)
         end)
     end)
 
@@ -739,6 +1424,48 @@ describe("streamctl emulator operations", function()
             assert.are.equal(20, c.accepted)
             assert.are.equal(1, c.throttled)
             assert.are.equal(20, server:control("GET", "config").aliyun.qps.ForbidLiveStream)
+        end)
+
+        it("caps UpdateLivePullToPush, RestartLivePullToPush and DeleteLivePullToPush at 10 per second each", function()
+            local cfg = server:control("GET", "config")
+            for _, action in ipairs({ "UpdateLivePullToPush", "RestartLivePullToPush", "DeleteLivePullToPush" }) do
+                assert.are.equal(10, cfg.aliyun.qps[action], action)
+                local requests = {}
+                for i = 1, 11 do
+                    requests[i] = live_request(action, { Region = "cn-shanghai", TaskId = "none-" .. i,
+                        CallbackUrl = action == "UpdateLivePullToPush" and "https://cb.example.com/x" or nil })
+                end
+                local answers, elapsed = burst(requests)
+                assert.is_true(elapsed < 0.9, "too slow to test a 1 s window: " .. elapsed)
+                local want = {}
+                for i = 1, 10 do
+                    want[i] = "CodeTaskNotExist"
+                end
+                want[11] = "throttled"
+                assert.are.same(want, verdicts(answers), action)
+                local c = server:state().aliyun.counters[action]
+                assert.are.equal(10, c.accepted, action)
+                assert.are.equal(1, c.throttled, action)
+                -- an account without a live domain
+                local status, v = live(action, { Region = "cn-shanghai", TaskId = "t" }, { key = "LTAInoDomain", secret = "s" })
+                assert.are.equal(400, status, action)
+                assert.are.equal("CodeInvalidAliUid", v.Code, action)
+            end
+        end)
+
+        it("caps DescribeLiveStreamsOnlineList at 10000 per minute, counted as at most 166 in any second", function()
+            assert.is_true(math.abs(server:control("GET", "config").aliyun.qps.DescribeLiveStreamsOnlineList - 10000 / 60)
+                < 1e-9)
+            local requests = {}
+            for i = 1, 167 do
+                requests[i] = live_request("DescribeLiveStreamsOnlineList", { DomainName = "d" .. i })
+            end
+            local answers, elapsed = burst(requests)
+            assert.is_true(elapsed < 0.9, "too slow to test a 1 s window: " .. elapsed)
+            assert.are.same(oks_then_throttled(167), verdicts(answers))
+            local c = server:state().aliyun.counters.DescribeLiveStreamsOnlineList
+            assert.are.equal(166, c.accepted)
+            assert.are.equal(1, c.throttled)
         end)
 
         describe("algorithms", function()

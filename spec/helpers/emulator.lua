@@ -22,13 +22,15 @@
 --   server:faults(spec)            POST /_emulator/faults (spec: table or list); nil -> GET
 --   server:clear_faults()          DELETE /_emulator/faults
 --   server:clock(spec)             POST /_emulator/clock ({now=..}|{offset=..}|{}); nil -> GET
+--   server:online(spec, method)    POST /_emulator/online (spec: one {domain,app,stream} or a list);
+--                                  method "DELETE" takes them offline (spec nil: all); nil spec -> GET
 --   server:stop()                  streamctl-emulator stop (idempotent)
 --   server:request{ method, url | provider+path, headers, body } -> status, body, headers, err
 --                                  (plain HTTP only; luasocket has no TLS here)
 --   server:control(method, path, value, provider) -> decoded JSON, status
 --
 -- Independent signing for hand-built requests (openssl CLI, see below):
---   emu.v1_request{...}, emu.v1_signature, emu.v3_sign{...}, emu.zego_query{...},
+--   emu.v1_request{...}, emu.v1_signature, emu.v3_sign{...}, emu.zego_query{...}, emu.next_sequence,
 --   emu.zego_signature, emu.pct, emu.query, emu.iso8601, emu.nonce, emu.sorted_keys,
 --   emu.md5_hex, emu.sha256_hex, emu.hmac_sha1_base64, emu.hmac_sha256_hex
 --   (the last four are spec/helpers/openssl.lua's)
@@ -271,6 +273,13 @@ function Server:clock(spec)
     return self:control("POST", "clock", spec)
 end
 
+function Server:online(spec, method)
+    if spec == nil and method == nil then
+        return self:control("GET", "online")
+    end
+    return self:control(method or "POST", "online", spec)
+end
+
 function Server:stop()
     if not self.running then
         return true
@@ -400,8 +409,22 @@ function emu.zego_signature(app_id, nonce, secret, timestamp)
     return openssl.md5_hex(tostring(app_id) .. nonce .. secret .. tostring(timestamp))
 end
 
+-- The actions whose Sequence ZEGO requires (RTC forbid and resume, single and batch).
+local SEQUENCED = { ForbidRTCStream = true, ResumeRTCStream = true, ForbidRTCStreams = true, ResumeRTCStreams = true }
+
+local last_sequence = 0
+
+-- A Sequence larger than every one emu.next_sequence gave before (milliseconds
+-- of the wall clock, or the last plus one).
+function emu.next_sequence()
+    last_sequence = math.max(last_sequence + 1, math.floor(os.time() * 1000))
+    return string.format("%d", last_sequence)
+end
+
 -- A complete ZEGO query string. opts: { action, app_id, secret, time, nonce,
--- params (name -> value), streams (list for StreamId[]), is_test }.
+-- params (name -> value), streams (list for StreamId[]), is_test, sequence }.
+-- The RTC forbid/resume actions get a fresh Sequence (emu.next_sequence)
+-- unless params has one or sequence is false.
 function emu.zego_query(opts)
     local app_id = opts.app_id or "1234567890"
     local ts = math.floor(opts.time or os.time())
@@ -418,8 +441,12 @@ function emu.zego_query(opts)
     for _, id in ipairs(opts.streams or {}) do
         parts[#parts + 1] = "StreamId[]=" .. emu.pct(id)
     end
-    for _, k in ipairs(emu.sorted_keys(opts.params or {})) do
-        parts[#parts + 1] = emu.pct(k) .. "=" .. emu.pct(opts.params[k])
+    local params = opts.params or {}
+    for _, k in ipairs(emu.sorted_keys(params)) do
+        parts[#parts + 1] = emu.pct(k) .. "=" .. emu.pct(params[k])
+    end
+    if SEQUENCED[opts.action] and params.Sequence == nil and opts.sequence ~= false then
+        parts[#parts + 1] = "Sequence=" .. emu.next_sequence()
     end
     return table.concat(parts, "&")
 end

@@ -54,11 +54,12 @@
 --   InvalidParameter                             400   an operation parameter's value is wrong
 --   InvalidDomain.NotFound                       404   DomainName not configured (only when
 --                                                      aliyun.domains is set)
---   InvalidParam.CodeIllegalDuration             400   pull-to-push StartTime/EndTime rules
---   CodeConfigAlreadyExists                      400   pull-to-push DstUrl already used
+--   InvalidParam.CodeIllegalDuration             400   pull-to-push StartTime/EndTime rules (create, update)
+--   CodeConfigAlreadyExists                      400   pull-to-push DstUrl already used by a task
 --   CodeNotEnoughResource                        400*  too many pull-to-push tasks
---   CodeTaskNotExist                             400   pull-to-push TaskId unknown / exited
---   CodeTaskHasStopped                           400   pull-to-push task already stopped
+--   CodeTaskNotExist                             400   pull-to-push TaskId unknown, in another Region,
+--                                                      deleted, or past its EndTime (deleted then)
+--   CodeTaskHasStopped                           400   StopLivePullToPush of a stopped task
 --   InternalError                                500   injected fault http500
 --   ServiceUnavailable                           503   injected fault http503
 --
@@ -569,6 +570,11 @@ local function limiters()
     end
     return out
 end
+
+-- Online streams (DescribeLiveStreamsOnlineList), set through /_emulator/online.
+_M.mark_online = live.mark_online
+_M.mark_offline = live.mark_offline
+_M.online_snapshot = live.online_snapshot
 
 function _M.snapshot(now)
     local s = live.snapshot(now)

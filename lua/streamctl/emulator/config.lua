@@ -18,7 +18,7 @@
 --       "timestamp_tolerance_s": 900,       -- InvalidTimeStamp.Expired beyond this skew
 --       "nonce_ttl_s": 900,                 -- how long a SignatureNonce stays "used"
 --       "domains": [],                      -- non-empty: other DomainNames -> InvalidDomain.NotFound
---       "max_pull_to_push_tasks": 1000,     -- live tasks beyond this -> CodeNotEnoughResource
+--       "max_pull_to_push_tasks": 1000,     -- tasks beyond this -> CodeNotEnoughResource
 --       "host_id": "live.aliyuncs.com"      -- HostId in error bodies
 --     },
 --     "zego": {
@@ -63,16 +63,23 @@ local function defaults()
                 LTAIemulatorKey = { secret = "emulator-secret" },
             },
             -- QPS per account and action: PROVIDERS.md where it gives one, the
-            -- operation's doc page otherwise (Describe*PullToPush: 10, BlockList: 50;
-            -- ForbidLiveStream: 20, its page of June 2026, not an older table's 200).
+            -- operation's doc page otherwise (Describe*PullToPush, Update-, Restart-
+            -- and DeleteLivePullToPush: 10, BlockList: 50; ForbidLiveStream: 20,
+            -- its page of June 2026, not an older table's 200).
             qps = {
                 ResumeLiveStream = 30,
                 ForbidLiveStream = 20,
                 CreateLivePullToPush = 10,
+                UpdateLivePullToPush = 10,
+                RestartLivePullToPush = 10,
+                DeleteLivePullToPush = 10,
                 StopLivePullToPush = 10,
                 DescribeLivePullToPush = 10,
                 DescribeLivePullToPushList = 10,
                 DescribeLiveStreamsBlockList = 50,
+                -- 10000 per minute (the QPS table); counted per second, the
+                -- strictest reading: at most 166 in any 1 s.
+                DescribeLiveStreamsOnlineList = 10000 / 60,
             },
             rate_limiter = ratelimit.DEFAULT,
             timestamp_tolerance_s = 900,

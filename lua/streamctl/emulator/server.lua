@@ -13,7 +13,7 @@
 --   GET    /_emulator/state    see "State" below
 --   GET    /_emulator/log      ?since=<seq>&provider=aliyun|zego&action=<A>&limit=<n>
 --                              -> {"entries":[...],"last_seq":n,"dropped":n}
---   POST   /_emulator/reset    clears streams, tasks, counters, rate-limiter state
+--   POST   /_emulator/reset    clears streams, tasks, online streams, counters, rate-limiter state
 --                              (windows and buckets), nonces, log
 --                              (seq restarts at 1), faults and the clock -> {"ok":true}
 --   GET    /_emulator/faults   -> {"faults":{"aliyun":[...],"zego":[...]}}
@@ -24,6 +24,11 @@
 --   POST   /_emulator/clock    {"now":unix} pins, {"offset":s} shifts, {} real time
 --   GET    /_emulator/config   the settings without secrets (with each provider's
 --                              rate_limiter and the limiter's clock, rate_limit_clock)
+--   GET    /_emulator/online   -> {"online":{"<domain>/<app>/<stream>":{...}}}
+--   POST   /_emulator/online   {"domain","app","stream"[,"client_ip","publish_time"]} or an
+--                              array: marks streams published (DescribeLiveStreamsOnlineList);
+--                              blocked ones are refused -> {"marked":[...],"refused":[...],"online":{...}}
+--   DELETE /_emulator/online   the same body takes those offline; empty: all -> {"removed":[...],"online":{...}}
 -- Errors: 400 {"error":"..."} (bad JSON / spec), 404 unknown endpoint, 405 wrong method.
 --
 -- State (GET /_emulator/state), stable shape:
@@ -34,9 +39,12 @@
 --       "streams": { "<domain>/<app>/<stream>": { "DomainName","AppName","StreamName",
 --                    "status": "forbidden"|"normal", "ResumeTime", "Oneshot",
 --                    "forbid_count","resume_count","interrupt_count","updated_at","account" } },
---       "tasks": { "<TaskId>": { "TaskId","TaskStatus","TaskExitReason","TaskInfo":{...},
---                  "created_at","stopped_at","account" } },
+--       "tasks": { "<TaskId>": { "TaskId","TaskStatus","TaskInfo":{...},
+--                  "created_at","stopped_at","updated_at","restarted_at","restart_count",
+--                  "account" } },                -- tasks past their EndTime are deleted
 --       "task_order": ["<TaskId>", ...],
+--       "online": { "<domain>/<app>/<stream>": { "DomainName","AppName","StreamName",
+--                   "PublishTime","ClientIp" } },
 --       "counters": { "<Action>": { "accepted","throttled","faulted",
 --                     "per_second": { "<unix second>": {"accepted","throttled"} } } },
 --       "rate_limiter": "sliding_window"|"token_bucket",   -- the provider's default
@@ -496,6 +504,59 @@ CONTROL.clock = {
         end
         return 200, clock.snapshot()
     end),
+}
+
+-- Streams being published, for DescribeLiveStreamsOnlineList (the emulator has
+-- no publishers). POST marks streams online: one {"domain","app","stream"} or an
+-- array of them (optional "client_ip", "publish_time" in Unix seconds); a
+-- stream that is blocked now is refused, not marked. DELETE takes the streams
+-- in the body offline, or every stream when the body is empty.
+local function online_specs(value)
+    if type(value) ~= "table" then
+        return nil, "online: expected an object or an array of objects"
+    end
+    if value.domain ~= nil or value.app ~= nil or value.stream ~= nil then
+        return { value }
+    end
+    return value
+end
+
+CONTROL.online = {
+    GET = function()
+        return 200, { online = aliyun.online_snapshot(clock.now()) }
+    end,
+    POST = with_json_body(function(value)
+        local specs, err = online_specs(value)
+        if not specs then
+            return 400, { error = err }
+        end
+        local now = clock.now()
+        local marked, refused = aliyun.mark_online(specs, now)
+        if not marked then
+            return 400, { error = refused }
+        end
+        return 200, { marked = marked, refused = refused, online = aliyun.online_snapshot(now) }
+    end),
+    DELETE = function()
+        local body = read_body()
+        local specs, err
+        if body ~= "" then
+            local value, derr = json.decode(body)
+            if value == nil then
+                return 400, { error = "body is not valid JSON: " .. tostring(derr) }
+            end
+            specs, err = online_specs(value)
+            if not specs then
+                return 400, { error = err }
+            end
+        end
+        local removed
+        removed, err = aliyun.mark_offline(specs)
+        if not removed then
+            return 400, { error = err }
+        end
+        return 200, { removed = removed, online = aliyun.online_snapshot(clock.now()) }
+    end,
 }
 
 CONTROL.config = {

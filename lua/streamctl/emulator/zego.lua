@@ -5,9 +5,12 @@
 -- http500) are the only non-200 answers.
 --
 -- Order of checks (the first failure answers), with its Code:
+--   HTTP method not GET (every action's page names GET; no document gives a
+--       code for another method: 2, "Incorrect input parameter", a strict choice)
 --   Action empty 100000006, unknown 100000007
 --   AppId empty or not a uint32 100000001
---   SignatureNonce empty 100000008
+--   SignatureNonce empty 100000008, not 16 hexadecimal characters (the common
+--       parameter's page: "a 16-character hexadecimal random string") 2
 --   Timestamp empty 100000002, not an integer 100000003
 --   Signature empty 100000009
 --   SignatureVersion empty 100000013, not "2.0" 100000014
@@ -20,10 +23,15 @@
 --       DescribeRTCStreamState 40/s) 30002; the app's rate_limiter, else
 --       zego.rate_limiter (default sliding_window: at most qps accepted in any
 --       1 s, see ratelimit.lua); the log records retry_after_ms (no header)
---   stream ids: StreamId[] (batch actions) must hold 1..20 non-empty ids, StreamId
+--   stream ids: StreamId[] (batch actions) must hold 1..20 non-empty entries,
+--       counted as sent (duplicates included; each id is applied once), StreamId
 --       (single actions) must be non-empty, and a test_env app's ids must start
 --       with "zegotest-<AppId>-": otherwise 30006
---   Sequence present but not a decimal integer 2; ResumeTime not an integer 2
+--   Sequence missing on an RTC forbid/resume (single or batch: the pages mark it
+--       required) 2, present but not a decimal integer 2; ForbidCDNLiveStream's
+--       ResumeTime not a UTC time yyyy-MM-ddTHH:mm:ssZ, not later than now, or
+--       more than 30 days ahead 2 (without one, the ban lasts the documented
+--       default of one day)
 --   ResumeCDNLiveStream on an app with cdn_resume_enabled=false 100000017
 --
 -- Sequence rule (ForbidRTCStream(s) / ResumeRTCStream(s)): per (AppId, StreamId)
@@ -32,17 +40,18 @@
 -- sequence_window_s (10 s) after it is not executed for that stream; it is still
 -- answered Code 0 "success" (the service does not report it), and the request log
 -- lists it in stale_streams; when no stream of the request was applied the verdict
--- is "stale" and applied=false. A request without
--- Sequence is always executed and leaves the remembered sequence alone.
--- Sequences are compared as arbitrary-length decimal integers (never as floats).
+-- is "stale" and applied=false. Sequences are compared as arbitrary-length
+-- decimal integers (never as floats).
 --
 -- DescribeRTCStreamState Data (the emulator's design; the service's is not
 -- documented in PROVIDERS.md):
 --   { "StreamId": "s", "RTCState": "normal" | "forbidden",
 --     "CDNState": "normal" | "forbidden", "CDNResumeTime": <unix s or 0>,
 --     "LastSequence": "<last applied sequence>" | "", "UpdatedAt": <unix s or 0> }
--- CDN actions answer Data [{"CdnType": <type>, "CdnResult": 0}] for each of the
--- app's cdn_types (default ["ws"]).
+-- CDN actions answer Data [{"CdnType": <type>, "CdnResult": <string>}] for each
+-- of the app's cdn_types (default ["ws"]); CdnResult is a string, as the pages
+-- document it: their sample texts "success append purge tasks." (forbid) and
+-- "Resume tasks added successfully." (resume).
 
 local json = require "streamctl.emulator.json"
 local clock = require "streamctl.emulator.clock"
@@ -107,7 +116,19 @@ local ACTIONS = {
     DescribeRTCStreamState = { kind = "describe" },
 }
 
+-- CdnResult, a string: the text of the pages' sample responses.
+local CDN_RESULT = { forbid = "success append purge tasks.", resume = "Resume tasks added successfully." }
+
+-- The code of a request that is not a GET (every action's page names GET
+-- only; no document gives a code for another method, see the header).
+local BAD_METHOD = 2
+
 local MAX_BATCH = 20
+
+-- ForbidCDNLiveStream's ResumeTime (the page: a UTC time such as
+-- 2018-11-29T19:00:00Z; "a default push ban of 1 day and a maximum ... of 30 days").
+local DEFAULT_CDN_BAN = 86400
+local MAX_CDN_BAN = 30 * 86400
 
 function _M.init(settings)
     cfg = settings
@@ -175,23 +196,26 @@ local function cdn_state(s, now)
     return s.cdn
 end
 
--- Collects and validates the stream ids of a request: a list, or nil and a code.
+-- Collects and validates the stream ids of a request: a list (each id once),
+-- or nil and a code. A batch's StreamId[] entries are counted as sent,
+-- duplicates included, against 1..20.
 local function stream_ids(req, spec, app_id, app)
     local ids = {}
     if spec.batch then
-        local seen = {}
+        local seen, entries = {}, 0
         for _, kv in ipairs(req.param_list) do
             if kv[1] == "StreamId[]" then
                 if kv[2] == "" then
                     return nil, 30006
                 end
+                entries = entries + 1
                 if not seen[kv[2]] then
                     seen[kv[2]] = true
                     ids[#ids + 1] = kv[2]
                 end
             end
         end
-        if #ids < 1 or #ids > MAX_BATCH then
+        if entries < 1 or entries > MAX_BATCH then
             return nil, 30006
         end
     else
@@ -240,6 +264,10 @@ function _M.process(req)
         return res
     end
 
+    if req.method ~= "GET" then
+        return finish("rejected", BAD_METHOD, nil, false,
+            "Incorrect input parameter: " .. tostring(req.method) .. " is not supported; use GET.")
+    end
     local action = p.Action
     if action == nil or action == "" then
         return finish("rejected", 100000006, nil, false)
@@ -254,6 +282,10 @@ function _M.process(req)
     end
     if p.SignatureNonce == nil or p.SignatureNonce == "" then
         return finish("rejected", 100000008, nil, false)
+    end
+    if not match(p.SignatureNonce, "^%x+$") or #p.SignatureNonce ~= 16 then
+        return finish("rejected", 2, nil, false,
+            "Incorrect input parameter: SignatureNonce must be 16 hexadecimal characters.")
     end
     if p.Timestamp == nil or p.Timestamp == "" then
         return finish("rejected", 100000002, nil, false)
@@ -315,6 +347,9 @@ function _M.process(req)
     if seq == "" then
         seq = nil
     end
+    if seq == nil and spec.kind == "rtc" then
+        return finish("error", 2, nil, false, "Incorrect input parameter: Sequence is required.")
+    end
     if seq ~= nil and not match(seq, "^%d+$") then
         return finish("error", 2, nil, false, "Incorrect input parameter: Sequence must be a decimal integer.")
     end
@@ -335,11 +370,17 @@ function _M.process(req)
     if spec.kind == "cdn" then
         local resume_at
         if spec.forbid and p.ResumeTime ~= nil and p.ResumeTime ~= "" then
-            if not match(p.ResumeTime, "^%d+$") then
+            resume_at = clock.parse_iso8601(p.ResumeTime)
+            if not resume_at then
                 return finish("error", 2, nil, false,
-                    "Incorrect input parameter: ResumeTime must be a unix time in seconds.")
+                    "Incorrect input parameter: ResumeTime must be a UTC time such as 2018-11-29T19:00:00Z.")
             end
-            resume_at = tonumber(p.ResumeTime)
+            if resume_at <= now or resume_at > now + MAX_CDN_BAN then
+                return finish("error", 2, nil, false,
+                    "Incorrect input parameter: ResumeTime must be later than now and at most 30 days ahead.")
+            end
+        elseif spec.forbid then
+            resume_at = now + DEFAULT_CDN_BAN
         end
         if not spec.forbid and app.cdn_resume_enabled == false then
             return finish("error", 100000017, nil, false)
@@ -357,7 +398,7 @@ function _M.process(req)
         s.updated_at = now
         local data = json.array()
         for _, cdn_type in ipairs(app.cdn_types or { "ws" }) do
-            data[#data + 1] = { CdnType = cdn_type, CdnResult = 0 }
+            data[#data + 1] = { CdnType = cdn_type, CdnResult = spec.forbid and CDN_RESULT.forbid or CDN_RESULT.resume }
         end
         log.applied_streams = json.array({ ids[1] })
         return finish("ok", 0, data, true)
