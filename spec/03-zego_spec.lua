@@ -36,7 +36,7 @@ describe("zego requests", function()
       "&Sequence=1700000000000&StreamId=s1" },
     { "resume_cdn_live_stream", { stream_id = "s1" }, "ResumeCDNLiveStream", "&StreamId=s1" },
     { "forbid_cdn_live_stream", { stream_id = "s1", resume_time = NOW + 60 }, "ForbidCDNLiveStream",
-      "&ResumeTime=1700000060&StreamId=s1" },
+      "&ResumeTime=2023-11-14T22%3A14%3A20Z&StreamId=s1" },
   }
   for _, c in ipairs(CASES) do
     it(c[1] .. " sends exactly the signed GET", function()
@@ -146,6 +146,9 @@ describe("zego validation", function()
     { "resume_cdn_live_stream", { stream_id = string.rep("x", 257) }, "field 'stream_id' must be at most 256 bytes (got 257)" },
     { "forbid_cdn_live_stream", { stream_id = "s", resume_time = "soon" },
       "field 'resume_time' must be UTC time as YYYY-MM-DDThh:mm:ssZ" },
+    { "forbid_cdn_live_stream", { stream_id = "s", resume_time = NOW }, "field 'resume_time' must be in the future" },
+    { "forbid_cdn_live_stream", { stream_id = "s", resume_time = NOW + 30 * 86400 + 1 },
+      "field 'resume_time' must be at most 30 days ahead" },
   }
   for _, r in ipairs(RULES) do
     it(r[1] .. ": " .. r[3], function()

@@ -419,6 +419,9 @@ describe("the rest of the pull-to-push family", function()
     assert.equal("aliyun.update_live_pull_to_push needs at least one setting to change", err.message)
     _, err = cli:update_live_pull_to_push { region = "cn-shanghai", task_id = "t", offset = 2.5 }
     assert.equal("field 'offset' must be an integer", err.message)
+    -- what the operation does not take (its API model: times, sources, FileIndex, Offset, RepeatNumber, CallbackUrl)
+    _, err = cli:update_live_pull_to_push { region = "cn-shanghai", task_id = "t", dst_url = "rtmp://x/y/z" }
+    assert.equal("field 'dst_url' is not a field of aliyun.update_live_pull_to_push", err.message)
     _, err = cli:delete_live_pull_to_push { region = "cn-shanghai" }
     assert.equal("field 'task_id' is required", err.message)
   end)

@@ -186,33 +186,36 @@ local FORBID = {
 }
 local REGION = { name = "region", param = "Region", type = "string", required = true, enum = REGIONS }
 -- A pull-to-push task's settings: what a create takes (`for_create`: with
--- its required ones required) and what an update may change.
+-- its required ones required) and, those marked `update`, what
+-- UpdateLivePullToPush takes (its parameters in the service's API model).
 local TASK_SETTINGS = {
-  { name = "start_time", param = "StartTime", type = "time", create_requires = true },
-  { name = "end_time", param = "EndTime", type = "time", create_requires = true },
+  { name = "start_time", param = "StartTime", type = "time", create_requires = true, update = true },
+  { name = "end_time", param = "EndTime", type = "time", create_requires = true, update = true },
   { name = "source_type", param = "SourceType", type = "string", enum = { "live", "vod", "url" },
     create_requires = true },
   { name = "source_protocol", param = "SourceProtocol", type = "string", enum = { "rtmp", "srt", "http-flv", "hls" } },
   { name = "source_urls", param = "SourceUrls", type = "strings", min_items = 1, max_items = 30, max_len = MAX_URL,
-    create_requires = true },
+    create_requires = true, update = true },
   { name = "dst_url", param = "DstUrl", type = "string", max_chars = MAX_URL, prefix = { "rtmp://" },
     create_requires = true },
-  { name = "repeat_number", param = "RepeatNumber", type = "integer", min = -1 },
-  { name = "file_index", param = "FileIndex", type = "integer", min = 0 },
-  { name = "offset", param = "Offset", type = "integer", min = 1 },
+  { name = "repeat_number", param = "RepeatNumber", type = "integer", min = -1, update = true },
+  { name = "file_index", param = "FileIndex", type = "integer", min = 0, update = true },
+  { name = "offset", param = "Offset", type = "integer", min = 1, update = true },
   { name = "callback_url", param = "CallbackUrl", type = "string", max_chars = MAX_URL,
-    prefix = { "http://", "https://" } },
+    prefix = { "http://", "https://" }, update = true },
   { name = "retry_interval", param = "RetryInterval", type = "integer", min = 60, max = 300 },
   { name = "retry_count", param = "RetryCount", type = "integer", min = 0 },
 }
 
 local function task_settings(for_create)
   local out = {}
-  for i, f in ipairs(TASK_SETTINGS) do
-    local c = {}
-    for k, v in pairs(f) do c[k] = v end
-    c.required, c.create_requires = for_create and f.create_requires or nil, nil
-    out[i] = c
+  for _, f in ipairs(TASK_SETTINGS) do
+    if for_create or f.update then
+      local c = {}
+      for k, v in pairs(f) do c[k] = v end
+      c.required, c.create_requires, c.update = for_create and f.create_requires or nil, nil, nil
+      out[#out + 1] = c
+    end
   end
   return out
 end
@@ -267,7 +270,7 @@ local methods = {
         return "field 'end_time' must be after start_time"
       end
       for _, f in ipairs(TASK_SETTINGS) do
-        if v[f.name] ~= nil then return nil end
+        if f.update and v[f.name] ~= nil then return nil end
       end
       return "aliyun.update_live_pull_to_push needs at least one setting to change"
     end,

@@ -46,7 +46,9 @@ local methods = {
   resume_cdn_live_stream = { action = "ResumeCDNLiveStream", fields = { STREAM_ID } },
   forbid_cdn_live_stream = {
     action = "ForbidCDNLiveStream",
-    fields = { STREAM_ID, { name = "resume_time", param = "ResumeTime", type = "time", as = "unix" } },
+    -- ResumeTime: a UTC time, later than now and at most 30 days ahead (the page;
+    -- without it the ban lasts a day).
+    fields = { STREAM_ID, { name = "resume_time", param = "ResumeTime", type = "time" } },
   },
 }
 
@@ -76,6 +78,13 @@ local function check_test_prefix(params, _, self)
   return nil
 end
 for _, m in pairs(methods) do m.check = check_test_prefix end
+local CDN_BAN_MAX = 30 * 24 * 3600
+methods.forbid_cdn_live_stream.check = function(params, values, self)
+  local t = values.resume_time
+  if t and t <= self:now() then return "field 'resume_time' must be in the future" end
+  if t and t > self:now() + CDN_BAN_MAX then return "field 'resume_time' must be at most 30 days ahead" end
+  return check_test_prefix(params, values, self)
+end
 for _, m in pairs(batches) do m.check = check_test_prefix end
 
 -- Return codes and what they mean for a retry.
