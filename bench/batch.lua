@@ -38,10 +38,10 @@ local function run(load, label, endpoint, provider, action, cap, fn)
   local accepted, throttled = counters(endpoint, provider, action)
   local minimum = (report.calls - 1) / cap
   print(string.format("%-6s %-28s %4d streams %3d calls  %7.3f s  minimum %6.3f s at %d/s  ratio %.4f  "
-    .. "ok %d failed %d  emulator: accepted %d, throttled %d",
+    .. "ok %d failed %d unknown %d  emulator: accepted %d, throttled %d",
     load, label, report.total, report.calls, report.elapsed, minimum, cap, report.elapsed / minimum,
-    report.succeeded, report.failed, accepted, throttled))
-  all_ok = all_ok and report.failed == 0 and throttled == 0
+    report.succeeded, report.failed, report.unknown, accepted, throttled))
+  all_ok = all_ok and report.succeeded == report.total and throttled == 0
 end
 
 -- Processes that keep every core busy until stopped.

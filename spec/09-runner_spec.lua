@@ -199,7 +199,9 @@ describe("retries", function()
     local list = { "bad", "ok1", "bad2", "ok2" }
     local report = cli:forbid_live_streams { domain_name = "d", app_name = "a", stream_names = list, concurrency = 1 }
     assert.equal(2, report.succeeded)
-    assert.equal(2, report.failed)
+    -- a 500 may come after the change was made: those two are unknown, not failed
+    assert.equal(0, report.failed)
+    assert.equal(2, report.unknown)
     assert.same({ "bad", "ok1", "bad2", "ok2" }, { report.results[1].stream, report.results[2].stream,
       report.results[3].stream, report.results[4].stream })
     assert.equal(3, report.results[1].attempts) -- two retries take the whole budget

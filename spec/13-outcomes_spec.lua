@@ -81,7 +81,7 @@ describe("an outcome is unknown if any attempt may have taken effect", function(
     for i = 1, 60 do ids[i] = "s" .. i end
     local report = cli:resume_rtc_streams { stream_ids = ids, concurrency = 1 }
     assert.equal(0, report.succeeded)
-    assert.equal(60, report.failed)
+    assert.equal(0, report.failed) -- not reported as failed: they may have been applied
     assert.equal(60, report.unknown)
     for _, r in ipairs(report.results) do
       assert.is_true(r.outcome_unknown)

@@ -446,13 +446,13 @@ local function batch(rules, name, spec)
           if entry.ok then
             entry.result, entry.request_id = job.result, job.result.RequestId
             report.succeeded = report.succeeded + 1
+          elseif job.err.outcome_unknown then
+            -- Not a failure: an attempt may have applied it (see streamctl.runner).
+            entry.error, entry.outcome_unknown = job.err, true
+            report.unknown = report.unknown + 1
           else
             entry.error = job.err
             report.failed = report.failed + 1
-            if job.err.outcome_unknown then
-              entry.outcome_unknown = true
-              report.unknown = report.unknown + 1
-            end
           end
           entries[#entries + 1] = entry
         end
