@@ -77,3 +77,36 @@ describe("order after an attempt the provider held", function()
     z:close()
   end)
 end)
+
+describe("a batch when the emulator stops in the middle", function()
+  it("accounts for every stream, and calls a stream failed only when nothing reached the server", function()
+    local server = emu.start {}
+    local ali = assert(streamctl.aliyun.new {
+      endpoint = server.aliyun_url, access_key_id = "LTAIemulatorKey", access_key_secret = "emulator-secret",
+      timeout_ms = 2000, retry = { attempts = 2, base_ms = 1 },
+    })
+    local names = {}
+    for i = 1, 40 do names[i] = "stop-" .. i end
+    local stopped = false
+    local ok, report = pcall(ali.forbid_live_streams, ali, {
+      domain_name = "push.example.com", app_name = "live", stream_names = names, concurrency = 4,
+      on_progress = function(done)
+        if done == 10 and not stopped then stopped = true server:stop() end
+      end,
+    })
+    server:stop()
+    ali:close()
+    assert(ok, report)
+    assert.is_true(stopped)
+    assert.equal(40, report.succeeded + report.failed + report.unknown)
+    assert.is_true(report.succeeded >= 10)
+    assert.is_true(report.failed + report.unknown > 0)
+    for _, r in ipairs(report.results) do
+      if not r.ok then
+        -- failed: never sent; anything that reached the wire is unknown
+        assert.equal(r.error.sent == true, r.outcome_unknown == true, r.stream .. ": " .. tostring(r.error))
+        if r.error.sent then assert.is_true(r.error.outcome_unknown) end
+      end
+    end
+  end)
+end)
