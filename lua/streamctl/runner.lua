@@ -289,7 +289,6 @@ function Engine:run(jobs, opts)
         job.result, job.err = job.pending, nil
         return finish(job)
       end
-      job.reapplied = true
       return schedule(job, "call", 0)
     end
     local decision = policy:decide(err, job.lookups)
