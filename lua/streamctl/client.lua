@@ -345,9 +345,9 @@ function Client:account()
   return self._rules.account(self)
 end
 
---- The rate at which this client sends `action` (requests per second, with
--- the margin taken off), or nil when it is not paced.
-function Client:rate_for(action)
+-- The cap on `action` for this client (an override, else the provider's),
+-- in requests per second; nil when it is not paced.
+local function cap_for(self, action)
   local o = self._rate_limits
   if o == false then return nil end
   local v = o and o[action]
@@ -357,8 +357,14 @@ function Client:rate_for(action)
     local op = rules.operations[action]
     v = rules.cap and rules.cap(self, action, op) or op.cap
   end
-  if not v then return nil end
-  return v / (1 + self._rate_margin)
+  return v or nil
+end
+
+--- The rate at which this client sends `action` (requests per second, with
+-- the margin taken off), or nil when it is not paced.
+function Client:rate_for(action)
+  local cap = cap_for(self, action)
+  return cap and cap / (1 + self._rate_margin)
 end
 
 -- Makes the job that runs `action` with encoded params.
@@ -514,6 +520,14 @@ local function engine_for(self, io)
     end,
     -- Only on a clock-skew error (the engine asks), only from a Date, and
     -- only within MAX_CLOCK_CORRECTION; otherwise the error stands.
+    -- The cap as "n requests in any second", which the engine holds to by the
+    -- actual send times (a request sent late never crowds a second). Pacing
+    -- off (or a burst above 1, which trades the margin away) turns it off.
+    window = function(action)
+      if not limiter or burst > 1 then return nil end
+      local cap = cap_for(self, action)
+      return cap and floor(cap)
+    end,
     correct_clock = function(err)
       local offset = retry.clock_offset(err, self._clock())
       if not offset or offset > M.MAX_CLOCK_CORRECTION or offset < -M.MAX_CLOCK_CORRECTION then

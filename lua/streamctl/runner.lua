@@ -11,6 +11,10 @@
 --   pace(action)   -> seconds                 commits a rate-limit slot for one request of
 --                                             `action` and says how long to wait for it
 --   retry          a streamctl.retry policy (`decide(err, n)`, `on_success()`)
+--   window(action) -> n | nil                (optional) the cap as "n per any 1 s": the
+--                                             engine then never sends the (k + n)-th request of
+--                                             an action sooner than 1 s + WINDOW_GUARD after the
+--                                             k-th was actually sent (see "Pacing" below)
 --   settle         seconds (optional, default 0): how long after it was sent an attempt
 --                  whose outcome is unknown may still take effect (see "Order" below)
 --   correct_clock(err) -> bool               (optional) called before the one retry of a
@@ -48,6 +52,14 @@
 -- the retry policy allows; a failed look-up leaves the call's own error,
 -- with the look-up's failure added to its message.
 --
+-- Pacing. `pace` spaces requests on a schedule; a request sent late (a
+-- stalled process, a garbage-collection pause) does not move that schedule,
+-- so without more the n-th request after it could reach the provider within
+-- the same second. With `window`, the engine also keeps the actual send
+-- times of each action's last n requests and holds a request until the one n
+-- before it is more than a second old: a late request delays the later ones
+-- instead of crowding them.
+--
 -- Order. An attempt whose outcome is unknown can still land later (a request
 -- the server holds while the client times out). Once a job on a stream had
 -- one, the stream is *unsettled* until `settle` seconds after that attempt
@@ -75,6 +87,10 @@ local MAX_WAIT = 1
 
 -- Delays at or below this many seconds count as zero.
 local EPSILON = 1e-9
+
+--- What the (k + n)-th request of an action waits beyond 1 s after the k-th
+-- was sent: room for the network to carry one a little faster than the other.
+M.WINDOW_GUARD = 0.02
 
 --- Wraps a blocking transport `function(request) -> res | nil, err` as an io.
 function M.sync_io(send, now, sleep)
@@ -133,14 +149,46 @@ function M.new(iface)
   need(iface, "pace", "function")
   need(iface, "retry", "table")
   if iface.correct_clock ~= nil then need(iface, "correct_clock", "function") end
+  if iface.window ~= nil then need(iface, "window", "function") end
   if iface.settle ~= nil and not (type(iface.settle) == "number" and iface.settle >= 0) then
     error("bad argument #1 to 'new' (settle must be a number >= 0)", 2)
   end
   return setmetatable({
     io = iface.io, sign = iface.sign, decode = iface.decode, pace = iface.pace,
-    retry = iface.retry, correct_clock = iface.correct_clock, settle = iface.settle or 0,
+    retry = iface.retry, correct_clock = iface.correct_clock, settle = iface.settle or 0, window = iface.window,
     unsettled = {}, unsettled_count = 0, -- stream -> { settled_at = t, action = a }
+    sends = {},                          -- action -> ring of the last n send times
   }, Engine)
+end
+
+-- The action the job's next attempt sends.
+local function next_action(job)
+  return job.next_role == "lookup" and job.recover.action or job.action
+end
+
+-- When `action` may next be sent under its window (nil: now).
+local function window_hold(engine, action, now)
+  local n = engine.window and engine.window(action)
+  if not n or n < 1 then return nil end
+  local ring = engine.sends[action]
+  if not ring or #ring < n then return nil end
+  local oldest = ring[ring.pos % n + 1] -- the send n back
+  local at = oldest + 1 + M.WINDOW_GUARD
+  if at > now + EPSILON then return at end
+  return nil
+end
+
+-- Records a send of `action` at `now`.
+local function record_send(engine, action, now)
+  local n = engine.window and engine.window(action)
+  if not n or n < 1 then return end
+  local ring = engine.sends[action]
+  if not ring or ring.n ~= n then
+    ring = { pos = 0, n = n }
+    engine.sends[action] = ring
+  end
+  ring.pos = ring.pos % n + 1
+  ring[ring.pos] = now
 end
 
 -- Records that `job`'s streams may still see one of its attempts land.
@@ -207,9 +255,8 @@ function Engine:run(jobs, opts)
   -- Puts `job` in line for its next attempt of `role`, after `delay` seconds
   -- and its rate-limit slot, whichever is later.
   local function schedule(job, role, delay)
-    local action = role == "lookup" and job.recover.action or job.action
     job.next_role = role
-    job.at = io.now() + max(delay, engine.pace(action))
+    job.at = io.now() + max(delay, engine.pace(next_action(job)))
     waiting[#waiting + 1] = job
   end
 
@@ -340,6 +387,7 @@ function Engine:run(jobs, opts)
     router.owner[key], run.attempts[key] = run, attempt
     inflight = inflight + 1
     local ok, terr = io.start(key, req)
+    if ok then record_send(engine, attempt.action, io.now()) end
     if not ok then
       router.owner[key], run.attempts[key] = nil, nil
       inflight = inflight - 1
@@ -374,7 +422,15 @@ function Engine:run(jobs, opts)
     local now = io.now()
     sort(waiting, function(a, b) return a.at < b.at end)
     while waiting[1] and waiting[1].at <= now + EPSILON and inflight < concurrency do
-      send(remove(waiting, 1))
+      local job = remove(waiting, 1)
+      local hold = window_hold(engine, next_action(job), now)
+      if hold then
+        job.at = hold -- an earlier request went late: this one waits for its second to pass
+        waiting[#waiting + 1] = job
+        sort(waiting, function(a, b) return a.at < b.at end)
+      else
+        send(job)
+      end
     end
     admit()
     if finished >= total then break end
