@@ -3,39 +3,102 @@
 local core = require "streamctl.core"
 local cjson = require "cjson"
 local openssl = require "spec.helpers.openssl"
+local quote = require("spec.helpers.process").quote
 
 -- The providers' published examples, kept in the repository (a clone has
--- nothing beside it). A missing or unreadable copy fails the specs loudly.
-local VECTORS = (os.getenv("STREAMCTL_ROOT") or ".") .. "/spec/vectors/signing-vectors.json"
+-- nothing beside it): spec/vectors/signing-vectors.json, a byte-for-byte copy
+-- of the published file. spec/10-emulator_spec.lua reads the same path. Every
+-- test below that needs them fails, naming the path, when the copy is missing,
+-- unreadable or not whole; none is skipped.
+local ROOT = os.getenv("STREAMCTL_ROOT") or "."
+local VECTORS = ROOT .. "/spec/vectors/signing-vectors.json"
 
+-- The vectors these specs rely on, by kind, in the file's order (by `source`).
+local EXPECTED = {
+  aliyun_rpc_v1 = {
+    "Alibaba Cloud OpenAPI RPC signature (SignatureVersion 1.0, HMAC-SHA1) documentation example",
+    "Alibaba Cloud SMS SendSms signature documentation example (non-ASCII value and a JSON value)",
+  },
+  aliyun_v3 = { "Alibaba Cloud V3 request signature (ACS3-HMAC-SHA256) documentation example" },
+  zego_v2 = { "ZEGOCLOUD Server API signature documentation, Go sample comment" },
+}
+
+-- The decoded file, or nil and why (naming the path). Never raises, so the
+-- tests are all defined, and each one fails on its own.
 local function read_vectors()
   local f, why = io.open(VECTORS, "rb")
-  if not f then error("the published signing vectors are missing: " .. tostring(why), 0) end
-  local v = cjson.decode(f:read("*a"))
+  if not f then return nil, "the published signing vectors are missing: " .. tostring(why) end
+  local text = f:read("*a")
   f:close()
+  local ok, v = pcall(cjson.decode, text)
+  if not ok or type(v) ~= "table" then
+    return nil, "the published signing vectors in " .. VECTORS .. " are not whole JSON (truncated?): " .. tostring(v)
+  end
   return v
 end
 
 describe("published signing vectors", function()
-  local V = read_vectors() -- raises (the suite fails) when the copy is missing
+  local V, why = read_vectors()
 
-  it("are in the repository, whole", function()
-    assert.same({ "about", "aliyun_rpc_v1", "aliyun_v3", "zego_v2" }, (function()
-      local keys = {}
-      for k in pairs(V) do keys[#keys + 1] = k end
-      table.sort(keys)
-      return keys
-    end)())
+  -- The i-th vector of a kind; fails the calling test when it is not there.
+  local function vector(kind, i)
+    assert(V, why)
+    local v = type(V[kind]) == "table" and V[kind][i]
+    assert(type(v) == "table", ("%s has no %s vector #%d (truncated?)"):format(VECTORS, kind, i))
+    return v
+  end
+
+  it("are the repository's own copy, the file every spec reads", function()
+    -- the root is this repository (this spec is there), and the copy is inside it
+    local me = io.open(ROOT .. "/spec/01-core_spec.lua", "rb")
+    assert(me, "STREAMCTL_ROOT (" .. ROOT .. ") is not the repository holding spec/01-core_spec.lua")
+    me:close()
+    assert(V, why)
+    -- every spec that names the vectors file names this copy, and nothing outside the clone
+    local OUTSIDE = ".." .. "/shared" -- where the vectors once were, outside the repository
+    local ls = assert(io.popen("ls " .. quote(ROOT .. "/spec") .. "/*_spec.lua"))
+    local users = {}
+    for file in ls:lines() do
+      local f = assert(io.open(file, "rb"))
+      local text = f:read("*a")
+      f:close()
+      local name = file:match("([^/]+)$")
+      assert.is_nil(text:find(OUTSIDE, 1, true), name .. " reads something beside the clone")
+      for at in text:gmatch("()signing%-vectors%.json") do
+        assert.equal("spec/vectors/", text:sub(at - 13, at - 1), name .. " reads another vectors file")
+        users[name] = true
+      end
+    end
+    ls:close()
+    assert.is_true(users["01-core_spec.lua"])
+    assert.is_true(users["10-emulator_spec.lua"])
   end)
 
-  it("has every kind of vector", function()
+  it("hold exactly the vectors the specs rely on, whole", function()
+    assert(V, why)
+    local keys = {}
+    for k in pairs(V) do keys[#keys + 1] = k end
+    table.sort(keys)
+    assert.same({ "about", "aliyun_rpc_v1", "aliyun_v3", "zego_v2" }, keys)
+    assert.is_string(V.about)
+    for kind, sources in pairs(EXPECTED) do
+      local got = {}
+      for i, v in ipairs(V[kind]) do got[i] = v.source end
+      assert.same(sources, got, VECTORS .. ": the " .. kind .. " vectors")
+      for i in ipairs(sources) do
+        local v = vector(kind, i)
+        assert.is_string(v.signature, kind .. " #" .. i .. " signature")
+        assert.truthy(#v.signature > 0, kind .. " #" .. i .. " signature")
+      end
+    end
     assert.equal(2, #V.aliyun_rpc_v1)
     assert.equal(1, #V.aliyun_v3)
     assert.equal(1, #V.zego_v2)
   end)
 
-  for i, v in ipairs(V.aliyun_rpc_v1) do
-    it("Aliyun RPC V1 #" .. i .. ": " .. v.source, function()
+  for i, source in ipairs(EXPECTED.aliyun_rpc_v1) do
+    it("Aliyun RPC V1 #" .. i .. ": " .. source, function()
+      local v = vector("aliyun_rpc_v1", i)
       if v.string_to_sign then
         assert.equal(v.string_to_sign, core.aliyun_string_to_sign_v1(v.method, v.params))
       end
@@ -45,7 +108,7 @@ describe("published signing vectors", function()
   end
 
   it("Aliyun V3 (ACS3-HMAC-SHA256)", function()
-    local v = V.aliyun_v3[1]
+    local v = vector("aliyun_v3", 1)
     local auth, sig, hashed = core.aliyun_sign_v3 {
       method = v.method, path = v.path, query = v.query, headers = v.headers, body = v.body,
       access_key_id = v.access_key_id, access_key_secret = v.access_key_secret,
@@ -56,7 +119,7 @@ describe("published signing vectors", function()
   end)
 
   it("Aliyun V3 ignores header-name case and value padding, as the spec says", function()
-    local v = V.aliyun_v3[1]
+    local v = vector("aliyun_v3", 1)
     local headers = {}
     for k, val in pairs(v.headers) do headers[k:upper()] = "  " .. val .. "\t" end
     local _, sig = core.aliyun_sign_v3 {
@@ -67,7 +130,7 @@ describe("published signing vectors", function()
   end)
 
   it("ZEGO signature 2.0", function()
-    local z = V.zego_v2[1]
+    local z = vector("zego_v2", 1)
     assert.equal(z.signature, core.zego_sign(z.app_id, z.signature_nonce, z.server_secret, z.timestamp))
     assert.equal(z.signature, core.zego_sign(string.format("%d", z.app_id), z.signature_nonce,
       core.secret(z.server_secret), string.format("%d", z.timestamp)))
@@ -312,5 +375,11 @@ describe("argument checks", function()
     assert.has_error(function()
       core.aliyun_sign_v3 { method = "GET", path = "x", headers = {}, access_key_id = "a", access_key_secret = "b" }
     end)
+  end)
+end)
+
+describe("module", function()
+  it("keeps no version of its own (lua/streamctl/version.lua holds it, once)", function()
+    assert.is_nil(core._VERSION)
   end)
 end)

@@ -320,40 +320,63 @@ describe("aliyun client options", function()
   end)
 
   -- The environment as the client sees it: `vars` replaces the
-  -- ALIBABA_CLOUD_* variables (nil: unset) whatever the user's shell has.
-  local function with_env(vars, fn)
-    local real = os.getenv
+  -- ALIBABA_CLOUD_* variables (nil: unset) whatever the user's shell has, and
+  -- passes every other name through. The clients look os.getenv up at call
+  -- time; after_each puts the real one back, so a failing test cannot leak it.
+  local getenv_at_load, real_getenv = os.getenv, nil
+  local function isolate_env(vars)
+    real_getenv = real_getenv or os.getenv
+    local getenv = real_getenv
     os.getenv = function(name) -- luacheck: ignore 122
-      if name:find("^ALIBABA_CLOUD_") then return vars[name] end
-      return real(name)
+      if type(name) == "string" and name:find("^ALIBABA_CLOUD_") then return vars[name] end
+      return getenv(name)
     end
-    local ok, err = pcall(fn)
-    os.getenv = real -- luacheck: ignore 122
-    if not ok then error(err, 0) end
   end
 
+  after_each(function()
+    if real_getenv then
+      os.getenv = real_getenv -- luacheck: ignore 122
+      real_getenv = nil
+    end
+  end)
+
   it("says which credentials are missing", function()
-    with_env({}, function()
-      local c, err = aliyun.new { transport = function() end }
-      assert.is_nil(c)
-      assert.equal("MissingCredentials", err.code)
-      assert.matches("ALIBABA_CLOUD_ACCESS_KEY_ID", err.message, 1, true)
-    end)
+    isolate_env({})
+    local c, err = aliyun.new { transport = function() end }
+    assert.is_nil(c)
+    assert.equal("MissingCredentials", err.code)
+    assert.matches("ALIBABA_CLOUD_ACCESS_KEY_ID", err.message, 1, true)
+    -- an id alone is not enough either
+    isolate_env({ ALIBABA_CLOUD_ACCESS_KEY_ID = "AKenv" })
+    c, err = aliyun.new { transport = function() end }
+    assert.is_nil(c)
+    assert.equal("MissingCredentials", err.code)
   end)
 
   it("takes credentials from the environment, checked like the options", function()
-    with_env({ ALIBABA_CLOUD_ACCESS_KEY_ID = "AKenv", ALIBABA_CLOUD_ACCESS_KEY_SECRET = "s",
-               ALIBABA_CLOUD_SECURITY_TOKEN = "tok" }, function()
-      local c = assert(aliyun.new { transport = function() end, clock = function() return NOW end })
-      assert.equal("AKenv", c.access_key_id)
-      local req = c:prepare("ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s" })
-      assert.equal("tok", req.headers["x-acs-security-token"])
-    end)
-    with_env({ ALIBABA_CLOUD_ACCESS_KEY_ID = "AK\nX", ALIBABA_CLOUD_ACCESS_KEY_SECRET = "s" }, function()
-      local c, err = aliyun.new { transport = function() end }
-      assert.is_nil(c)
-      assert.equal("environment variable ALIBABA_CLOUD_ACCESS_KEY_ID must not contain CR, LF or NUL", err.message)
-    end)
+    isolate_env({ ALIBABA_CLOUD_ACCESS_KEY_ID = "AKenv", ALIBABA_CLOUD_ACCESS_KEY_SECRET = "s",
+                  ALIBABA_CLOUD_SECURITY_TOKEN = "tok" })
+    local c = assert(aliyun.new { transport = function() end, clock = function() return NOW end })
+    assert.equal("AKenv", c.access_key_id)
+    local req = c:prepare("ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s" })
+    assert.equal("tok", req.headers["x-acs-security-token"])
+    isolate_env({ ALIBABA_CLOUD_ACCESS_KEY_ID = "AK\nX", ALIBABA_CLOUD_ACCESS_KEY_SECRET = "s" })
+    local err
+    c, err = aliyun.new { transport = function() end }
+    assert.is_nil(c)
+    assert.equal("environment variable ALIBABA_CLOUD_ACCESS_KEY_ID must not contain CR, LF or NUL", err.message)
+  end)
+
+  it("isolates only the ALIBABA_CLOUD_* variables", function()
+    local real = os.getenv
+    isolate_env({})
+    assert.not_equal(real, os.getenv)
+    assert.equal(real("PATH"), os.getenv("PATH"))
+    assert.is_nil(os.getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"))
+  end)
+
+  it("has the real os.getenv back after an isolated test", function()
+    assert.equal(getenv_at_load, os.getenv)
   end)
 
   it("never shows the secret", function()

@@ -106,8 +106,9 @@ describe("streamctl.curl", function()
   end)
 
   describe("module", function()
-    it("reports libcurl's version", function()
+    it("reports libcurl's version, and keeps no streamctl version of its own", function()
       assert.matches("^%d+%.%d+%.%d+", curl.version())
+      assert.is_nil(curl._VERSION) -- lua/streamctl/version.lua holds it, once
     end)
 
     it("rejects bad options", function()
@@ -182,6 +183,12 @@ describe("streamctl.curl", function()
         "host: 127.0.0.1:" .. port,
         "user-agent: mine/1",
       }, sorted_lines(e))
+    end)
+
+    it("sends the user_agent option as User-Agent", function()
+      -- the Lua transport passes "streamctl/<version>"; the C default is "streamctl", with no version
+      assert.same({ "accept: */*", "host: 127.0.0.1:" .. port, "user-agent: streamctl/1.2.3" },
+        sorted_lines(echo({}, { user_agent = "streamctl/1.2.3" })))
     end)
 
     it("sends no User-Agent when user_agent is empty", function()
