@@ -54,6 +54,7 @@ build = {
       ["streamctl.runner"] = "lua/streamctl/runner.lua",
       ["streamctl.sequence"] = "lua/streamctl/sequence.lua",
       ["streamctl.transport.curl"] = "lua/streamctl/transport/curl.lua",
+      ["streamctl.transport.ngx"] = "lua/streamctl/transport/ngx.lua",
       ["streamctl.validate"] = "lua/streamctl/validate.lua",
       ["streamctl.version"] = "lua/streamctl/version.lua",
       ["streamctl.zego"] = "lua/streamctl/zego.lua",

@@ -1,0 +1,745 @@
+--- The OpenResty transport: HTTP/1.1 over nginx cosockets (`ngx.socket.tcp`),
+-- so a request never blocks an nginx worker.
+--
+-- `new(opts)` returns a transport table (see streamctl.client):
+--
+--   start(key, request) -> true | nil, failure   spawns one `ngx.thread` per request
+--   poll(timeout_seconds) -> { {key=, res=, err=}, ... }
+--                          waits (on an `ngx.semaphore`) up to the timeout for at
+--                          least one completion; with nothing in flight it sleeps
+--   sleep(seconds)         `ngx.sleep`
+--   close()                kills the light threads it can, forgets their answers;
+--                          later starts fail (idle pooled connections stay in
+--                          nginx's pool until its keep-alive timeout)
+--
+-- Usage, inside a request handler or an `ngx.timer.at` callback (the client
+-- then sleeps with the transport's `sleep`):
+--
+--   local client = streamctl.aliyun.new {
+--     transport = require("streamctl.transport.ngx").new { timeout_ms = 5000 },
+--     rate_limit_store = ..., -- ngx.shared, to pace across requests and workers
+--     ...
+--   }
+--
+-- A request is `{ method, url, headers, body }`; a response `{ status,
+-- headers (lower-case names, repeated ones joined with ", "), body }`; a
+-- failure `{ code, message, sent }`, with the libcurl transport's codes:
+--
+--   Timeout          the attempt's time (timeout_ms, from the start of the
+--                    attempt; connect_timeout_ms for the TCP connect) ran out
+--   TLSError         handshake or certificate failure (never a fall-back to plain)
+--   InvalidResponse  malformed status line, header line or chunk, a body over
+--                    max_body, a header section over 64 KiB
+--   InvalidRequest   refused before anything is sent: a scheme other than http
+--                    or https, a malformed URL or method, CR/LF/NUL in a header
+--                    value, a header name that is not a token, a caller's
+--                    Content-Length or Transfer-Encoding, or a phase without
+--                    cosockets (see below)
+--   NetworkError     everything else (refused, reset, closed early, no resolver)
+--
+-- `sent` is false while no byte of the request was handed to a connection,
+-- true from then on (a failure after it may have reached the server).
+--
+-- On the wire: `METHOD target HTTP/1.1`, the request-target being the URL's
+-- path and query exactly as given (no normalisation; the fragment is
+-- dropped; "/" when the URL has no path); `Host` from the URL unless the
+-- caller gives one; `User-Agent` (the `user_agent` option) unless the caller
+-- gives one; the caller's headers, sorted by lower-case name; then
+-- `Content-Length` when there is a body, or 0 for a POST, PUT or PATCH
+-- without one. Nothing else: no Accept, no Connection, no Expect. Redirects
+-- are not followed (a 302 is the response). 1xx answers are skipped.
+--
+-- Bodies: Content-Length, chunked (trailers read and dropped) or, without
+-- either, read until the server closes. A connection goes back to nginx's
+-- keep-alive pool (`setkeepalive`, idle timeout `lua_socket_keepalive_timeout`)
+-- only when its response was read completely, nothing more arrived, and the
+-- server keeps it open (HTTP/1.1 without `Connection: close`, or HTTP/1.0 with
+-- `Connection: keep-alive`). Pools are named by scheme, host, port and TLS
+-- settings, so a plain and a TLS connection never share one. A request whose
+-- reused connection turns out closed before any byte of an answer (the
+-- server dropped an idle connection) is sent again on another connection,
+-- as libcurl does.
+--
+-- Options (those of streamctl.transport.curl, checked here; bad ones raise):
+--
+--   timeout_ms          10000    per attempt: connect, TLS, send and read together
+--   connect_timeout_ms  5000     the TCP connect (bounded by timeout_ms too)
+--   max_connections     8        the keep-alive pool size of each pool (nginx makes a
+--                                pool when it is first used, so the first transport to
+--                                use a pool sets its size for the worker)
+--   max_body            1048576  the largest response body accepted
+--   user_agent          "streamctl/<version>"
+--   ca_file             checked for readability only: cosocket TLS trusts what
+--                       nginx's `lua_ssl_trusted_certificate` names (there is no
+--                       per-socket CA in lua-nginx-module), so ca_file must name
+--                       the same CA bundle; it also separates the pools
+--   proxy               refused: this transport connects directly
+--
+-- nginx configuration it relies on: `lua_ssl_trusted_certificate` (e.g.
+-- /etc/ssl/certs/ca-certificates.crt) and `lua_ssl_verify_depth` deep enough
+-- for the chain (nginx's default, 1, is too shallow for most public chains);
+-- a `resolver` for host names (an IP literal needs none). TLS sends the
+-- URL's host as SNI and verifies the certificate and the host name
+-- (`sslhandshake(false, host, true)`).
+--
+-- Cosockets exist only in the rewrite, access and content phases and in
+-- `ngx.timer.at` callbacks. Elsewhere (init, init_worker, set, header_filter,
+-- body_filter, log...) `new()` works but `start` fails with InvalidRequest;
+-- from init_worker, do the work in `ngx.timer.at(0, fn)`. A transport's
+-- light threads belong to the request (or timer) that started them, and end
+-- with it: make the transport (and the client that uses it) in the request
+-- or timer that sends, not once per worker.
+-- Outside nginx the module loads and `new()` works (for checking options),
+-- but `start` fails.
+-- @module streamctl.transport.ngx
+
+-- luacheck: globals ngx
+local ngx = ngx -- nil outside nginx: the module loads anywhere, and start says why it cannot send
+
+local version = require "streamctl.version"
+local curl_transport = require "streamctl.transport.curl" -- its OPTIONS only (no C is loaded)
+
+local type, pairs, ipairs, tostring, tonumber, error, pcall = type, pairs, ipairs, tostring, tonumber, error, pcall
+local floor, min = math.floor, math.min
+local format, find, match, lower, sub, byte, gsub, gmatch =
+  string.format, string.find, string.match, string.lower, string.sub, string.byte, string.gsub, string.gmatch
+local concat, sort = table.concat, table.sort
+
+local M = {}
+
+--- The largest response header section (status line, header lines, 1xx
+-- answers before it and trailers after a chunked body), in bytes.
+M.MAX_HEADER_BYTES = 65536
+
+--- The defaults, the same as the libcurl transport's.
+M.DEFAULTS = { timeout_ms = 10000, connect_timeout_ms = 5000, max_connections = 8, max_body = 1048576 }
+
+--- The nginx phases in which cosockets, light threads and semaphores work.
+M.PHASES = { rewrite = true, access = true, content = true, timer = true }
+
+local READ_SIZE = 65536   -- the most one receive asks for
+local MAX_CHUNK_LINE = 4096 -- a chunk-size line, extensions included
+
+-- RFC 9110 token characters.
+local TOKEN = "^[%w!#$%%&'*+%-%.%^_`|~]+$"
+
+local BODY_METHODS = { POST = true, PUT = true, PATCH = true }
+
+-------------------------------------------------------------------------------
+-- Options
+
+local OPTION_NAMES = {}
+for i, o in ipairs(curl_transport.OPTIONS) do OPTION_NAMES[i] = o.name end
+
+local function bad_option(why)
+  error("bad argument #1 to 'new' (" .. why .. ")", 4)
+end
+
+local function check_options(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then bad_option("opts must be a table or nil") end
+  local known = {}
+  for _, o in ipairs(curl_transport.OPTIONS) do known[o.name] = o end
+  local unknown = {}
+  for k in pairs(opts) do
+    if not known[k] then unknown[#unknown + 1] = tostring(k) end
+  end
+  if #unknown > 0 then
+    sort(unknown)
+    bad_option(format("option '%s' is not an option of streamctl.transport.ngx.new (options: %s)",
+      unknown[1], concat(OPTION_NAMES, ", ")))
+  end
+  local values = {}
+  for _, o in ipairs(curl_transport.OPTIONS) do
+    local v = opts[o.name]
+    if v ~= nil then
+      if o.name == "proxy" then
+        bad_option("option 'proxy' is not supported by streamctl.transport.ngx: cosockets connect directly "
+          .. "(use the libcurl transport where a proxy is needed)")
+      elseif o.type == "integer" then
+        if type(v) ~= "number" or v ~= floor(v) then bad_option(format("option '%s' must be an integer", o.name)) end
+        if v < o.min then bad_option(format("option '%s' must be at least %.0f", o.name, o.min)) end
+        if v > o.max then bad_option(format("option '%s' must be at most %.0f", o.name, o.max)) end
+      else
+        local parsed, why = o.check(v)
+        if parsed == nil then bad_option(format("option '%s' %s", o.name, why)) end
+        v = parsed
+      end
+      values[o.name] = v
+    end
+  end
+  return values
+end
+
+-------------------------------------------------------------------------------
+-- Requests
+
+local function failure(code, message, sent)
+  return { code = code, message = message, sent = sent }
+end
+
+local function invalid(message)
+  return nil, failure("InvalidRequest", message, false)
+end
+
+-- A header name fit for a message: control characters shown as "?".
+local function shown(name)
+  return (gsub(tostring(name), "%c", "?"))
+end
+
+local function header_value(v)
+  if type(v) == "string" then return v end
+  if type(v) == "number" then
+    if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return format("%.0f", v) end
+    return tostring(v)
+  end
+  return nil
+end
+
+-- Checks `request` and makes everything an attempt needs: the bytes of the
+-- head, where to connect, the pool's name. nil, failure when it is refused.
+local function prepare(self, request)
+  if type(request) ~= "table" then return invalid("the request must be a table") end
+  local method = request.method
+  if method == nil then method = "GET" end
+  if type(method) ~= "string" or not find(method, TOKEN) then
+    return invalid("the request method must be a token such as GET or POST")
+  end
+  local url = request.url
+  if type(url) ~= "string" then return invalid("the request has no URL") end
+  if find(url, "[%z\1-\32\127]") then return invalid("the URL must not contain whitespace or control characters") end
+  local scheme, authority, rest = match(url, "^(%a[%w+.-]*)://([^/?#]*)(.*)$")
+  if not scheme then return invalid("the URL must look like http://host[:port]/path") end
+  scheme = lower(scheme)
+  if scheme ~= "http" and scheme ~= "https" then
+    return invalid("only http and https URLs are supported (got '" .. scheme .. "')")
+  end
+  if find(authority, "@", 1, true) then return invalid("the URL must not carry user information") end
+  -- nginx connects to an IPv6 literal written in brackets; SNI takes it without
+  local host, port = match(authority, "^(%[[%x:.]+%]):?(%d*)$")
+  local server_name
+  if host then
+    server_name = sub(host, 2, -2)
+  else
+    host, port = match(authority, "^([%w.-]+):?(%d*)$")
+    if not host then return invalid("the URL must name a valid host") end
+    server_name = host
+  end
+  if port == "" then
+    port = scheme == "https" and 443 or 80
+  else
+    port = tonumber(port)
+    if port < 1 or port > 65535 then return invalid("the URL's port must be in 1..65535") end
+  end
+  rest = match(rest, "^[^#]*")
+  local target = rest
+  if target == "" then
+    target = "/"
+  elseif byte(target, 1) == 63 then -- "?"
+    target = "/" .. target
+  end
+
+  local headers = request.headers
+  if headers ~= nil and type(headers) ~= "table" then return invalid("the request headers must be a table") end
+  local lines, seen = {}, {}
+  for name, value in pairs(headers or {}) do
+    if type(name) ~= "string" or not find(name, TOKEN) then
+      if type(name) == "string" and find(name, "[%z\r\n]") then
+        return invalid("header name '" .. shown(name) .. "' must not contain CR, LF or NUL")
+      end
+      return invalid("header name '" .. shown(name) .. "' is not a token")
+    end
+    local l = lower(name)
+    if seen[l] then return invalid("header '" .. name .. "' is given twice (names are case-insensitive)") end
+    seen[l] = true
+    if l == "content-length" or l == "transfer-encoding" then
+      return invalid("header '" .. name .. "' is set by the transport, not the caller")
+    end
+    local v = header_value(value)
+    if not v then return invalid("header '" .. name .. "' must have a string or number value") end
+    if find(v, "[%z\r\n]") then return invalid("header '" .. name .. "' must not contain CR, LF or NUL") end
+    lines[#lines + 1] = { l, name .. ": " .. v .. "\r\n" }
+  end
+  sort(lines, function(a, b) return a[1] < b[1] end)
+
+  local body = request.body
+  if body ~= nil and type(body) ~= "string" then return invalid("the request body must be a string") end
+
+  local head = { method, " ", target, " HTTP/1.1\r\n" }
+  if not seen.host then head[#head + 1] = "Host: " .. authority .. "\r\n" end
+  if not seen["user-agent"] and self.user_agent ~= "" then
+    head[#head + 1] = "User-Agent: " .. self.user_agent .. "\r\n"
+  end
+  for _, h in ipairs(lines) do head[#head + 1] = h[2] end
+  if body ~= nil then
+    head[#head + 1] = "Content-Length: " .. #body .. "\r\n"
+  elseif BODY_METHODS[method] then
+    head[#head + 1] = "Content-Length: 0\r\n"
+  end
+  head[#head + 1] = "\r\n"
+
+  local tls = scheme == "https"
+  return {
+    head = concat(head),
+    body = body ~= "" and body or nil,
+    head_only = method == "HEAD",
+    tls = tls,
+    host = host,
+    server_name = server_name,
+    port = port,
+    origin = scheme .. "://" .. authority, -- for messages: never the path or query
+    pool = format("streamctl:%s:%s:%d%s", scheme, lower(host), port,
+      tls and (":verify:" .. (self.ca_file or "nginx")) or ""),
+    sent = false,
+  }
+end
+
+-------------------------------------------------------------------------------
+-- Reading
+
+-- Milliseconds left before `deadline` (seconds, ngx.now()), at least 0.
+local function ms_left(deadline)
+  local left = floor((deadline - ngx.now()) * 1000)
+  return left > 0 and left or 0
+end
+
+-- A buffered reader over a cosocket with a deadline for everything it reads.
+local function reader(sock, deadline)
+  return { sock = sock, deadline = deadline, buf = "", total = 0 }
+end
+
+-- Receives more (up to `max` bytes): the data, or nil and the socket's error.
+local function receive(r, max)
+  local left = ms_left(r.deadline)
+  if left <= 0 then return nil, "timeout" end
+  r.sock:settimeout(left)
+  local data, err = r.sock:receiveany(max or READ_SIZE)
+  if not data then return nil, err end
+  r.total = r.total + #data
+  return data
+end
+
+-- One line, without its LF or CRLF, at most `limit` bytes with its end; the
+-- line and its length with the end. nil, "too long" or the socket's error.
+local function read_line(r, limit)
+  while true do
+    local i = find(r.buf, "\n", 1, true)
+    if i then
+      if i > limit then return nil, "too long" end
+      local line = sub(r.buf, 1, i - 1)
+      r.buf = sub(r.buf, i + 1)
+      if byte(line, -1) == 13 then line = sub(line, 1, -2) end
+      return line, i
+    end
+    if #r.buf >= limit then return nil, "too long" end
+    local data, err = receive(r)
+    if not data then return nil, err end
+    r.buf = r.buf .. data
+  end
+end
+
+-- Appends exactly `n` bytes to `parts`. true, or nil and the socket's error.
+local function read_exact(r, n, parts)
+  local have = #r.buf
+  if have >= n then
+    parts[#parts + 1] = sub(r.buf, 1, n)
+    r.buf = sub(r.buf, n + 1)
+    return true
+  end
+  if have > 0 then parts[#parts + 1] = r.buf end
+  r.buf = ""
+  n = n - have
+  while n > 0 do
+    local data, err = receive(r, min(n, READ_SIZE))
+    if not data then return nil, err end
+    parts[#parts + 1] = data
+    n = n - #data
+  end
+  return true
+end
+
+-- Appends everything until the server closes to `parts`, at most `limit`
+-- bytes. true, or nil and "too long" or the socket's error.
+local function read_to_close(r, limit, parts)
+  local size = #r.buf
+  if size > limit then return nil, "too long" end
+  if size > 0 then parts[#parts + 1] = r.buf end
+  r.buf = ""
+  while true do
+    local data, err = receive(r)
+    if not data then
+      if err == "closed" then return true end
+      return nil, err
+    end
+    size = size + #data
+    if size > limit then return nil, "too long" end
+    parts[#parts + 1] = data
+  end
+end
+
+local function trim(s)
+  return match(s, "^[ \t]*(.-)[ \t]*$")
+end
+
+-- Does the comma-separated list `value` hold `token` (case-insensitive)?
+local function has_token(value, token)
+  if not value then return false end
+  for item in gmatch(lower(value), "[^,]+") do
+    if trim(item) == token then return true end
+  end
+  return false
+end
+
+-- Header lines up to the empty line, within `budget` bytes: the fields
+-- (lower-case names, repeats joined with ", ") and the budget left; or nil,
+-- "malformed", the line's problem; or nil and read_line's error.
+local function read_fields(r, budget)
+  local fields, last = {}, nil
+  while true do
+    local line, n = read_line(r, budget)
+    if not line then return nil, n end
+    budget = budget - n
+    if line == "" then return fields, budget end
+    local c = byte(line, 1)
+    if c == 32 or c == 9 then -- obs-fold: a continuation of the previous value
+      if not last then return nil, "malformed", "a header section starts with a continuation line" end
+      local more = trim(line)
+      if find(more, "[%z\r]") then return nil, "malformed", "a header value contains CR or NUL" end
+      fields[last] = fields[last] .. " " .. more
+    else
+      local name, value = match(line, "^([^:]*):(.*)$")
+      if not name or not find(name, TOKEN) then
+        return nil, "malformed", "a header line is not 'name: value'"
+      end
+      value = trim(value)
+      if find(value, "[%z\r]") then return nil, "malformed", "a header value contains CR or NUL" end
+      name = lower(name)
+      local prev = fields[name]
+      fields[name] = prev and (prev .. ", " .. value) or value
+      last = name
+    end
+  end
+end
+
+-- The body length a Content-Length gives (repeats must agree), or nil.
+local function content_length(value)
+  local n
+  for item in gmatch(value .. ",", "([^,]*),") do
+    local digits = trim(item)
+    if not find(digits, "^%d+$") or #digits > 15 then return nil end
+    local v = tonumber(digits)
+    if n and v ~= n then return nil end
+    n = v
+  end
+  return n
+end
+
+-------------------------------------------------------------------------------
+-- One exchange
+
+local function over_max_body(self, plan)
+  return failure("InvalidResponse", format("the response body from %s is over max_body (%d bytes)",
+    plan.origin, self.max_body), true)
+end
+
+-- The failure for a read error `err` while reading `what` of the answer.
+local function read_failure(plan, err, what, detail)
+  if err == "timeout" then
+    return failure("Timeout", format("timed out reading the response %s from %s", what, plan.origin), true)
+  end
+  if err == "closed" then
+    return failure("NetworkError", format("the connection to %s closed before the end of the response %s%s",
+      plan.origin, what, detail or ""), true)
+  end
+  return failure("NetworkError", format("reading the response %s from %s failed: %s", what, plan.origin,
+    tostring(err)), true)
+end
+
+local function malformed(plan, why)
+  return failure("InvalidResponse", format("malformed response from %s: %s", plan.origin, why), true)
+end
+
+local HEADERS_TOO_LARGE = "the response header section is over 64 KiB"
+
+-- Reads one response from `r`: res, keep (may the connection be reused); or
+-- nil, failure.
+local function read_response(self, plan, r)
+  local budget = M.MAX_HEADER_BYTES
+  local status, minor, fields
+  repeat
+    local line, n = read_line(r, budget)
+    if not line then
+      if n == "too long" then return nil, malformed(plan, HEADERS_TOO_LARGE) end
+      return nil, read_failure(plan, n, "headers")
+    end
+    budget = budget - n
+    local v, code, reason = match(line, "^HTTP/1%.(%d) (%d%d%d)(.*)$")
+    if not v or (reason ~= "" and byte(reason, 1) ~= 32) or find(reason, "[%z\r]") or tonumber(code) < 100 then
+      return nil, malformed(plan, "the status line is not 'HTTP/1.x NNN reason'")
+    end
+    status, minor = tonumber(code), tonumber(v)
+    local left, why, detail = read_fields(r, budget)
+    if not left then
+      if why == "malformed" then return nil, malformed(plan, detail) end
+      if why == "too long" then return nil, malformed(plan, HEADERS_TOO_LARGE) end
+      return nil, read_failure(plan, why, "headers")
+    end
+    fields, budget = left, why
+    if status == 101 then return nil, malformed(plan, "an unrequested 101 Switching Protocols") end
+  until status >= 200
+
+  local keep
+  if minor >= 1 then
+    keep = not has_token(fields.connection, "close")
+  else
+    keep = has_token(fields.connection, "keep-alive")
+  end
+
+  local parts = {}
+  local te, cl = fields["transfer-encoding"], fields["content-length"]
+  if plan.head_only or status == 204 or status == 304 then -- no body, whatever the headers say
+    if plan.head_only and te then keep = false end
+  elseif te then
+    if lower(trim(te)) ~= "chunked" then
+      return nil, malformed(plan, "an unsupported Transfer-Encoding (only chunked is read)")
+    end
+    if cl then keep = false end -- both: chunked wins, and the connection is not trusted
+    local size = 0
+    for _ = 1, 1e9 do -- bounded by max_body: every round but the last reads at least a byte
+      local line, err = read_line(r, MAX_CHUNK_LINE)
+      if not line then
+        if err == "too long" then return nil, malformed(plan, "a chunk-size line is too long") end
+        return nil, read_failure(plan, err, "body", " (inside a chunked body)")
+      end
+      local hex, ext = match(line, "^(%x+)[ \t]*(.*)$")
+      if not hex or (ext ~= "" and byte(ext, 1) ~= 59) then -- ";"
+        return nil, malformed(plan, "a chunk-size line is not hex digits")
+      end
+      hex = match(hex, "^0*(.*)$")
+      if #hex > 8 then return nil, over_max_body(self, plan) end
+      local n = hex == "" and 0 or tonumber(hex, 16)
+      if n == 0 then break end
+      size = size + n
+      if size > self.max_body then return nil, over_max_body(self, plan) end
+      local ok, rerr = read_exact(r, n, parts)
+      if not ok then return nil, read_failure(plan, rerr, "body", " (inside a chunk)") end
+      local crlf, cerr = read_line(r, 2)
+      if not crlf then
+        if cerr == "too long" then return nil, malformed(plan, "a chunk is longer than its size") end
+        return nil, read_failure(plan, cerr, "body", " (after a chunk)")
+      end
+      if crlf ~= "" then return nil, malformed(plan, "a chunk is longer than its size") end
+    end
+    local ok, why, detail = read_fields(r, budget) -- trailers, dropped
+    if not ok then
+      if why == "malformed" then return nil, malformed(plan, "trailer: " .. detail) end
+      if why == "too long" then return nil, malformed(plan, HEADERS_TOO_LARGE) end
+      return nil, read_failure(plan, why, "trailers")
+    end
+  elseif cl then
+    local n = content_length(cl)
+    if not n then return nil, malformed(plan, "an invalid Content-Length") end
+    if n > self.max_body then return nil, over_max_body(self, plan) end
+    local ok, err = read_exact(r, n, parts)
+    if not ok then
+      local got = #concat(parts)
+      return nil, read_failure(plan, err, "body", format(" (%d of %d bytes)", got, n))
+    end
+  else -- neither: the body ends when the server closes
+    keep = false
+    local ok, err = read_to_close(r, self.max_body, parts)
+    if not ok then
+      if err == "too long" then return nil, over_max_body(self, plan) end
+      return nil, read_failure(plan, err, "body")
+    end
+  end
+  if r.buf ~= "" then keep = false end -- more than one answer: do not trust the connection
+  return { status = status, headers = fields, body = concat(parts) }, keep
+end
+
+-- Errors a reused connection gives when the server had already dropped it.
+local STALE = { closed = true, ["connection reset by peer"] = true, ["broken pipe"] = true }
+
+-- One try over one connection: res; or nil, failure, and true when the
+-- request should go again on another connection (a stale pooled one).
+local function try_once(self, plan, deadline)
+  local left = ms_left(deadline)
+  if left <= 0 then return nil, failure("Timeout", "timed out before connecting to " .. plan.origin, plan.sent) end
+  local sock = ngx.socket.tcp()
+  sock:settimeouts(min(self.connect_timeout, left), left, left)
+  local ok, err = sock:connect(plan.host, plan.port, { pool = plan.pool, pool_size = self.pool_size })
+  if not ok then
+    if err == "timeout" then
+      return nil, failure("Timeout", "timed out connecting to " .. plan.origin, plan.sent)
+    end
+    return nil, failure("NetworkError", "connecting to " .. plan.origin .. " failed: " .. tostring(err), plan.sent)
+  end
+  local reused = (sock:getreusedtimes() or 0) > 0
+  if plan.tls and not reused then
+    left = ms_left(deadline)
+    if left <= 0 then
+      sock:close()
+      return nil, failure("Timeout", "timed out before the TLS handshake with " .. plan.origin, plan.sent)
+    end
+    sock:settimeout(left)
+    local done, herr = sock:sslhandshake(false, plan.server_name, true)
+    if not done then
+      sock:close()
+      if herr == "timeout" then
+        return nil, failure("Timeout", "timed out in the TLS handshake with " .. plan.origin, plan.sent)
+      end
+      return nil, failure("TLSError", "TLS handshake with " .. plan.origin .. " failed: " .. tostring(herr), plan.sent)
+    end
+  end
+
+  left = ms_left(deadline)
+  if left <= 0 then
+    sock:close()
+    return nil, failure("Timeout", "timed out before sending to " .. plan.origin, plan.sent)
+  end
+  sock:settimeout(left)
+  plan.sent = true
+  local sent, serr = sock:send(plan.body and { plan.head, plan.body } or plan.head)
+  if not sent then
+    sock:close()
+    if reused and STALE[serr] then return nil, nil, true end
+    if serr == "timeout" then return nil, failure("Timeout", "timed out sending to " .. plan.origin, true) end
+    return nil, failure("NetworkError", "sending to " .. plan.origin .. " failed: " .. tostring(serr), true)
+  end
+
+  local r = reader(sock, deadline)
+  local res, keep_or_err = read_response(self, plan, r)
+  if not res then
+    sock:close()
+    -- nothing at all came back on a reused connection: the server had dropped it
+    if reused and r.total == 0 and keep_or_err.code == "NetworkError" then return nil, nil, true end
+    return nil, keep_or_err
+  end
+  local keep = keep_or_err
+  if keep then
+    sock:setkeepalive()
+  else
+    sock:close()
+  end
+  return res
+end
+
+-- The whole attempt: res, or nil and failure.
+local function exchange(self, plan)
+  ngx.update_time()
+  local deadline = ngx.now() + self.timeout / 1000
+  -- Each stale connection came from the pool, which holds at most pool_size.
+  for _ = 1, self.pool_size + 1 do
+    local res, err, again = try_once(self, plan, deadline)
+    if not again then return res, err end
+  end
+  return nil, failure("NetworkError", "every pooled connection to " .. plan.origin .. " was closed", true)
+end
+
+-------------------------------------------------------------------------------
+-- The transport
+
+-- true, or nil and why cosockets cannot be used here.
+local function cosockets_here()
+  if not ngx or not ngx.socket or not ngx.get_phase then
+    return nil, "streamctl.transport.ngx needs nginx with lua-nginx-module (OpenResty): ngx.socket.tcp is missing"
+  end
+  local phase = ngx.get_phase()
+  if not M.PHASES[phase] then
+    return nil, "streamctl.transport.ngx cannot send in nginx's '" .. tostring(phase) .. "' phase (no cosockets "
+      .. "there): call from a request handler (rewrite/access/content_by_lua) or an ngx.timer.at callback"
+  end
+  return true
+end
+
+--- Makes a transport.
+-- @param opts the options of streamctl.transport.curl (all optional; see the
+--   module's description); a bad or unknown option, and `proxy`, raise
+function M.new(opts)
+  local o = check_options(opts)
+  local self = {
+    timeout = o.timeout_ms or M.DEFAULTS.timeout_ms,
+    connect_timeout = o.connect_timeout_ms or M.DEFAULTS.connect_timeout_ms,
+    pool_size = o.max_connections or M.DEFAULTS.max_connections,
+    max_body = o.max_body or M.DEFAULTS.max_body,
+    user_agent = o.user_agent or version.user_agent,
+    ca_file = o.ca_file,
+  }
+  local done = {}     -- completions not yet polled
+  local threads = {}  -- key -> light thread, while in flight
+  local pending = 0   -- requests in flight
+  local closed = false
+  local sema          -- made on the first start (needs nginx)
+  local t = {}
+
+  local function run(key, plan)
+    local ok, res, err = pcall(exchange, self, plan)
+    if not ok then
+      res, err = nil, failure("NetworkError", "streamctl.transport.ngx: internal error: " .. tostring(res), plan.sent)
+    end
+    pending = pending - 1
+    threads[key] = nil
+    if closed then return end
+    done[#done + 1] = { key = key, res = res, err = err }
+    local count = sema:count()
+    if count < 0 then sema:post(-count) end -- wake every poller: each takes what it finds
+  end
+
+  function t.start(key, request)
+    if closed then return invalid("the transport is closed") end
+    local plan, err = prepare(self, request)
+    if not plan then return nil, err end
+    local here, why = cosockets_here()
+    if not here then return invalid(why) end
+    if not sema then sema = require("ngx.semaphore").new(0) end
+    pending = pending + 1
+    local ok, th = pcall(ngx.thread.spawn, run, key, plan)
+    if not ok then
+      pending = pending - 1
+      return invalid("streamctl.transport.ngx cannot start a light thread here: " .. tostring(th))
+    end
+    if coroutine.status(th) ~= "dead" then threads[key] = th end -- it ran until its first wait
+    return true
+  end
+
+  --- Completions, waiting up to `timeout` seconds for at least one.
+  function t.poll(timeout)
+    if #done == 0 and timeout > 0 then
+      if pending > 0 then
+        sema:wait(timeout)
+      else
+        t.sleep(timeout)
+      end
+    end
+    local out = done
+    done = {}
+    return out
+  end
+
+  function t.sleep(seconds)
+    if not ngx or not ngx.sleep then error("streamctl.transport.ngx: sleep needs nginx (ngx.sleep)", 2) end
+    return ngx.sleep(seconds)
+  end
+
+  function t.close()
+    if closed then return end
+    closed = true
+    for key, th in pairs(threads) do
+      pcall(ngx.thread.kill, th) -- only the threads this light thread started can be killed
+      threads[key] = nil
+    end
+    done = {}
+  end
+
+  return t
+end
+
+-- For specs: the request head `prepare` makes (nil, failure when refused).
+function M._prepare(request, opts)
+  local o = check_options(opts)
+  local plan, err = prepare({ user_agent = o.user_agent or version.user_agent, ca_file = o.ca_file }, request)
+  if not plan then return nil, err end
+  return plan.head, plan
+end
+
+return M
