@@ -101,18 +101,8 @@ function M.available()
   return true
 end
 
---- `n` distinct ports on 127.0.0.1 that nothing listens on now: all are
--- bound at once (so the kernel cannot hand out one twice), then closed.
-function M.free_ports(n)
-  local socks, ports = {}, {}
-  for i = 1, n do
-    socks[i] = assert(socket.bind("127.0.0.1", 0))
-    local _, port = socks[i]:getsockname()
-    ports[i] = tonumber(port)
-  end
-  for _, s in ipairs(socks) do s:close() end
-  return ports
-end
+--- `n` distinct free ports on 127.0.0.1 (the emulator helper's, one piece of code for both).
+M.free_ports = require("spec.helpers.emulator").free_ports
 
 --- A fresh temporary directory.
 function M.temp_dir()
