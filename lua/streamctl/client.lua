@@ -19,8 +19,12 @@
 --   configure(self, values) -> true | nil, err  (credentials and the provider's options)
 --   cap(self, action, op) -> n | nil          (optional: the cap for this client, when it is
 --                                              not op.cap, e.g. ZEGO's test environment)
---   complete(self, action, op, params, dry) -> params | nil, why  (optional: fills in what
---                must stay fixed across retries, without committing anything when `dry`)
+--   complete(self, action, op, params, dry) -> params | nil, why  (optional: checks what
+--                only the provider can, before anything is sent; for a `dry` run (prepare),
+--                also fills in what `commit` would, without committing anything)
+--   commit(self, action, op, params) -> true | nil, err  (optional: at the first send of a
+--                call, fills in what must be taken at that moment and stay fixed across its
+--                retries, in `params` itself: ZEGO's Sequence)
 --   build(self, action, op, params, now, nonce) -> request   (common params, signature)
 --   decode(self, action, response) -> result | nil, err
 --   nonce(self) -> string                     (the default nonce source)
@@ -34,8 +38,11 @@
 -- `{ code, message, sent }`. A transport is either a blocking
 -- `function(request) -> response | nil, failure`, or a table with
 -- `start(key, request) -> true | nil, failure`, `poll(timeout_seconds) ->
--- { {key=, res=, err=}, ... }`, and optionally `sleep(seconds)` and `close()`
--- (streamctl.transport.curl is one, on libcurl's multi interface).
+-- { {key=, res=, err=}, ... }`, and optionally `sleep(seconds)`, `close()`
+-- and `check() -> true | nil, why` (whether it can send from here).
+-- Unless the caller gives one, a client uses streamctl.transport.auto:
+-- cosockets inside nginx (streamctl.transport.ngx), libcurl elsewhere
+-- (streamctl.transport.curl, on libcurl's multi interface).
 --
 -- Calls and batches are carried out by a streamctl.runner engine, which the
 -- client hands an explicit interface: its io, how to sign and decode an
@@ -49,6 +56,8 @@ local runner = require "streamctl.runner"
 local retry = require "streamctl.retry"
 local ratelimit = require "streamctl.ratelimit"
 local curl_transport = require "streamctl.transport.curl"
+local auto_transport = require "streamctl.transport.auto"
+local shdict = require "streamctl.store.shdict"
 
 local type, pairs, ipairs, error, setmetatable = type, pairs, ipairs, error, setmetatable
 local pcall, tostring = pcall, tostring
@@ -164,10 +173,12 @@ end
 
 -- The options every client takes; the provider's own and the transport's
 -- are added by `define`.
+local TRANSPORT_NAMES = { auto = true, curl = true, ngx = true }
 local function check_transport(t)
   if type(t) == "function" then return t end
   if type(t) == "table" and type(t.start) == "function" and type(t.poll) == "function" then return t end
-  return nil, "must be a function(request) or a table with start and poll"
+  if TRANSPORT_NAMES[t] then return t end
+  return nil, "must be \"auto\", \"curl\", \"ngx\", a function(request) or a table with start and poll"
 end
 
 -- The caller's overrides of the caps: every key an action of the provider
@@ -211,6 +222,8 @@ local function common_options(rules)
     { name = "monotonic", type = "function" },
     { name = "sleep", type = "function" },
     { name = "transport", type = "custom", check = check_transport },
+    { name = "shared_dict", type = "custom", check = shdict.open },
+    { name = "on_attempt", type = "function" },
   }
 end
 
@@ -373,12 +386,25 @@ local function job_for(rules, action, op, params)
            streams = rules.streams(action, params) }
 end
 
+-- nil, or the error that stops every call from here (an nginx phase in
+-- which the transport can neither yield nor block): nothing is paced or sent.
+local function cannot_send_here(self, action)
+  local check = self._check
+  if not check then return nil end
+  local ok, why = check()
+  if ok then return nil end
+  return errors.new { provider = self._rules.provider, action = action, code = "InvalidRequest",
+                      kind = "validation", message = why, sent = false }
+end
+
 --- Sends `action` with service-named `params` and decodes the answer, with
 -- rate limiting and retries (each attempt signed afresh).
 -- @return the decoded response table, or nil, err (`err.attempts` says how many were made)
 function Client:call(action, params)
   local op, out = self:_encode(action, params, 2)
   if not op then return nil, out end
+  local here = cannot_send_here(self, action)
+  if here then return nil, here end
   local job = self._engine:run({ job_for(self._rules, action, op, out) })[1]
   if job.result ~= nil then return job.result end
   return nil, job.err
@@ -414,13 +440,16 @@ local function named(rules, name, spec)
 end
 
 -- Runs a batch method: validate the fields once, split the list into calls
--- (`chunk` items each), encode them in submission order (so ZEGO Sequences
--- follow it), run them, and report on every item.
+-- (`chunk` items each), encode them, run them (calls on one stream in
+-- submission order, so ZEGO Sequences, taken at each call's first send,
+-- follow it), and report on every item.
 local function batch(rules, name, spec)
   local method_name = rules.provider .. "." .. name
   return function(self, fields)
     local params, values = check_fields(self, rules, method_name, spec, fields)
     if not params then return nil, values end
+    local here = cannot_send_here(self, spec.action)
+    if here then return nil, here end
     local items, seen, duplicates = {}, {}, 0
     for _, item in ipairs(values[spec.list]) do
       if seen[item] then duplicates = duplicates + 1 else seen[item] = true; items[#items + 1] = item end
@@ -492,12 +521,32 @@ local function engine_for(self, io)
   local rules = self._rules
   local provider = rules.provider
   local limiter, burst = self._limiter, self._rate_burst
+  local commit = rules.commit
+  local on_attempt = self._on_attempt
   return runner.new {
     io = io,
     retry = self._retry,
     settle = self._settle,
     sign = function(attempt)
-      return self:_sign(attempt.action, attempt.params)
+      local action = attempt.action
+      if commit and attempt.role == "call" and attempt.n == 1 then
+        -- attempt.params is the job's own: what commit fills in stays for the retries.
+        local ok, err = commit(self, action, rules.operations[action], attempt.params)
+        if not ok then err.action = action return nil, err end
+      end
+      return self:_sign(action, attempt.params)
+    end,
+    -- The caller's hook, told of every attempt; an error in it never
+    -- affects the call (the first one is kept in client.on_attempt_error).
+    observe = on_attempt and function(attempt, result, err, seconds, res)
+      local ok, herr = pcall(on_attempt, {
+        provider = provider, action = attempt.action, role = attempt.role, attempt = attempt.n,
+        retry = attempt.n > 1, ok = result ~= nil, seconds = seconds,
+        status = res and res.status, code = err and err.code, kind = err and err.kind,
+        throttled = err ~= nil and err.kind == "throttled", sent = err == nil or err.sent ~= false,
+        error = err,
+      })
+      if not ok and self.on_attempt_error == nil then self.on_attempt_error = tostring(herr) end
     end,
     decode = function(attempt, res, terr)
       local action = attempt.action
@@ -570,7 +619,7 @@ function M.define(rules)
     local o, why = validate.options(schema, opts, owner)
     if not o then return fail(why) end
     local transport = o.transport
-    if transport then
+    if type(transport) == "function" or type(transport) == "table" then
       for _, t in ipairs(curl_transport.OPTIONS) do
         if o[t.name] ~= nil then
           return fail(format("option '%s' configures the built-in transport; it cannot be combined with 'transport'",
@@ -588,24 +637,31 @@ function M.define(rules)
       _settle = (o.settle_ms or M.SETTLE_MS) / 1000,
       _clock = o.clock or core.now,
       _monotonic = o.monotonic or core.monotonic,
+      _on_attempt = o.on_attempt,
+      _shared_dict = o.shared_dict,
     }, class)
+    if o.shared_dict and o.rate_limit_store then
+      return fail("option 'shared_dict' holds the rate-limit state; it cannot be combined with 'rate_limit_store'")
+    end
     -- Jitter from OpenSSL, so processes never share one math.random sequence.
     local retry_opts = { random = jitter }
     for k, v in pairs(o.retry or {}) do retry_opts[k] = v end
     if o.retry == false then retry_opts.attempts = 1 end
     self._retry = retry.policy(retry_opts)
     if o.rate_limits ~= false then
-      self._limiter = ratelimit.new { clock = self._monotonic, store = o.rate_limit_store }
+      local store = o.rate_limit_store or (o.shared_dict and shdict.ratelimit_store(o.shared_dict))
+      self._limiter = ratelimit.new { clock = self._monotonic, store = store }
     end
     self._nonce = o.nonce or function() return rules.nonce(self) end
     local ok, err = rules.configure(self, o)
     if not ok then return fail(err.message or err, err.code) end
-    if not transport then
-      transport = curl_transport.new(o)
+    if transport == nil or type(transport) == "string" then
+      transport = auto_transport.new(o, transport)
     end
     self._close = type(transport) == "table" and transport.close or nil
+    self._check = type(transport) == "table" and transport.check or nil
     local sleep = o.sleep or (type(transport) == "table" and transport.sleep)
-      or curl_transport.sleep
+      or auto_transport.sleep
     local io
     if type(transport) == "function" then
       io = runner.sync_io(transport, self._monotonic, sleep)

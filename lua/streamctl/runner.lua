@@ -20,6 +20,11 @@
 --   correct_clock(err) -> bool               (optional) called before the one retry of a
 --                                             clock-skew error, to correct the signing clock;
 --                                             false: no correction could be made, no retry
+--   observe(attempt, result, err, seconds, response)
+--                                            (optional) told of every attempt handed to the
+--                                             io, once it is decoded: `seconds` from its send
+--                                             to then, `response` the raw one (nil on a
+--                                             transport failure); what it returns is ignored
 --
 -- The io is `start(key, request) -> true | nil, failure`, `poll(timeout_s) ->
 -- { {key=, res=, err=}, ... }` (waits up to the timeout for at least one
@@ -150,12 +155,14 @@ function M.new(iface)
   need(iface, "retry", "table")
   if iface.correct_clock ~= nil then need(iface, "correct_clock", "function") end
   if iface.window ~= nil then need(iface, "window", "function") end
+  if iface.observe ~= nil then need(iface, "observe", "function") end
   if iface.settle ~= nil and not (type(iface.settle) == "number" and iface.settle >= 0) then
     error("bad argument #1 to 'new' (settle must be a number >= 0)", 2)
   end
   return setmetatable({
     io = iface.io, sign = iface.sign, decode = iface.decode, pace = iface.pace,
     retry = iface.retry, correct_clock = iface.correct_clock, settle = iface.settle or 0, window = iface.window,
+    observe = iface.observe,
     unsettled = {}, unsettled_count = 0, -- stream -> { settled_at = t, action = a }
     sends = {},                          -- action -> ring of the last n send times
   }, Engine)
@@ -368,6 +375,14 @@ function Engine:run(jobs, opts)
     return after_call(attempt.job, result, err, attempt)
   end
 
+  -- An attempt the io has answered (or failed to start): decoded, shown to
+  -- the observer, settled.
+  local function answered(attempt, res, terr)
+    local result, err = engine.decode(attempt, res, terr)
+    if engine.observe then engine.observe(attempt, result, err, io.now() - attempt.sent_at, res) end
+    return settle(attempt, result, err)
+  end
+
   local function send(job)
     local role = job.next_role
     local attempt
@@ -392,7 +407,7 @@ function Engine:run(jobs, opts)
       router.owner[key], run.attempts[key] = nil, nil
       inflight = inflight - 1
       -- A start that fails is this attempt's failure, whatever its role.
-      settle(attempt, engine.decode(attempt, nil, terr))
+      answered(attempt, nil, terr)
     end
   end
 
@@ -451,7 +466,7 @@ function Engine:run(jobs, opts)
       if attempt then
         run.attempts[c.key] = nil
         inflight = inflight - 1
-        settle(attempt, engine.decode(attempt, c.res, c.err))
+        answered(attempt, c.res, c.err)
       end
     end
   end

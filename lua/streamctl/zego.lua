@@ -9,6 +9,7 @@ local core = require "streamctl.core"
 local client = require "streamctl.client"
 local errors = require "streamctl.errors"
 local sequence = require "streamctl.sequence"
+local shdict = require "streamctl.store.shdict"
 local validate = require "streamctl.validate"
 local json = require "streamctl.json"
 
@@ -169,8 +170,12 @@ function rules.configure(self, o)
   self.app_id = app_id
   self.is_test = o.is_test
   self._secret = client.is_secret(secret) and secret or core.secret(secret)
+  if o.sequence and o.shared_dict then
+    return nil, "option 'shared_dict' holds the Sequences; it cannot be combined with 'sequence'"
+  end
   self._sequence = o.sequence or sequence.new {
     clock_ms = function() return floor(self._clock() * 1000) end,
+    store = o.shared_dict and shdict.sequence_store(o.shared_dict, PROVIDER .. ":" .. app_id .. ":"),
   }
   return true
 end
@@ -201,8 +206,15 @@ function rules.secrets()
   return {}
 end
 
---- Fills in what must stay the same across retries: the Sequence (for a
--- dry run, the one the generator would give, without taking it).
+-- The SequenceUnavailable error for a generator that failed.
+local function sequence_unavailable(what, err)
+  return errors.new { provider = PROVIDER, code = "SequenceUnavailable", kind = "service",
+    message = what .. ": " .. tostring(err) }
+end
+
+--- Checks the stream IDs and a caller's Sequence before anything is sent;
+-- for a dry run (prepare), fills in the Sequence the generator would give,
+-- without taking it.
 function rules.complete(self, _, op, params, dry)
   local ids = params["StreamId[]"] or params.StreamId
   if op.max_ids and (type(ids) ~= "table" or #ids < 1 or #ids > op.max_ids) then
@@ -210,36 +222,39 @@ function rules.complete(self, _, op, params, dry)
       type(ids) == "table" and #ids or type(ids))
   end
   if op.sequence and ids == nil then return nil, "parameter 'StreamId' is required" end
-  if type(ids) ~= "table" then ids = { ids } end
   if not op.sequence then return params end
   if params.Sequence ~= nil then
-    -- A Sequence the caller chose is recorded, so later ones are larger still.
     local seq = tonumber(params.Sequence)
     if not seq or not params.Sequence:find("^%d+$") or seq > sequence.MAX then
       return nil, "parameter 'Sequence' must be decimal digits of an integer below 2^53"
     end
-    if not dry then
-      local ok, err = self._sequence:record(ids, seq)
-      if not ok then
-        return nil, errors.new { provider = PROVIDER, code = "SequenceUnavailable", kind = "service",
-          message = "the Sequence could not be recorded: " .. tostring(err) }
-      end
-    end
     return params
   end
+  if not dry then return params end
   local out = {}
   for k, v in pairs(params) do out[k] = v end
-  if dry then
-    out.Sequence = self._sequence:peek_for(ids)
-    return out
+  out.Sequence = self._sequence:peek_for(type(ids) == "table" and ids or { ids })
+  return out
+end
+
+--- At a call's first send: takes the next Sequence for its streams, or
+-- records the one the caller chose (so later ones are larger still). Taken
+-- then, not when the call was made, a Sequence follows the order in which
+-- calls leave, whichever process or nginx worker sends them (they share it
+-- through the `shared_dict` or `sequence` store).
+function rules.commit(self, _, op, params)
+  if not op.sequence then return true end
+  local ids = params["StreamId[]"] or params.StreamId
+  if type(ids) ~= "table" then ids = { ids } end
+  if params.Sequence ~= nil then
+    local ok, err = self._sequence:record(ids, tonumber(params.Sequence))
+    if not ok then return nil, sequence_unavailable("the Sequence could not be recorded", err) end
+    return true
   end
   local seq, err = self._sequence:next_for(ids)
-  if not seq then
-    return nil, errors.new { provider = PROVIDER, code = "SequenceUnavailable", kind = "service",
-      message = "no Sequence could be had for the call: " .. tostring(err) }
-  end
-  out.Sequence = seq
-  return out
+  if not seq then return nil, sequence_unavailable("no Sequence could be had for the call", err) end
+  params.Sequence = seq
+  return true
 end
 
 function rules.build(self, action, op, params, now, nonce)

@@ -1,0 +1,132 @@
+--- The transport a client uses unless it is given one: the one that works
+-- where the call is made, chosen at every call.
+--
+--   inside nginx, in a phase with cosockets (rewrite, access, content, and
+--   `ngx.timer` callbacks)    streamctl.transport.ngx: never blocks the worker;
+--                             one per request or timer (its light threads
+--                             belong to it), kept in `ngx.ctx`
+--   outside nginx, or in `init_by_lua` (the master, before workers start:
+--   blocking is harmless)     streamctl.transport.curl, made on first use and
+--                             kept by the client
+--   anywhere else in nginx (init_worker, set, header/body filters, log,
+--   balancer...)              nothing: `check()` says why, and a client's call
+--                             returns that error before anything is paced or sent
+--
+-- `new(opts, mode)` takes the client's transport options (those of
+-- streamctl.transport.curl, already checked) and a mode: "auto", or "curl" or
+-- "ngx" to use one of them only. It returns a transport table (see
+-- streamctl.client) with `start`, `poll`, `sleep`, `close`, and
+-- `check() -> true | nil, why`. Waits (pacing, backoff, polls) use the chosen
+-- transport's sleep: `ngx.sleep` inside nginx.
+-- @module streamctl.transport.auto
+
+-- luacheck: globals ngx
+local curl_transport = require "streamctl.transport.curl"
+local ngx_transport = require "streamctl.transport.ngx"
+
+local ipairs, tostring, rawget, error = ipairs, tostring, rawget, error
+
+local M = {}
+
+--- Where a call made now would go: "ngx", "curl", or nil and why neither
+-- works here (the phase, and what to do instead).
+function M.here()
+  local ngx = rawget(_G, "ngx")
+  if not ngx or not ngx.get_phase then return "curl" end
+  local phase = ngx.get_phase()
+  if ngx_transport.PHASES[phase] then return "ngx" end
+  if phase == "init" then return "curl" end
+  return nil, "streamctl cannot send from nginx's '" .. tostring(phase) .. "' phase: it has no cosockets and "
+    .. "must not block; send from ngx.timer.at(0, function() ... end) instead (or from a rewrite, access or "
+    .. "content handler)"
+end
+
+--- A sleep that suits where it is called: `ngx.sleep` where nginx can
+-- yield, else libcurl's (blocking) sleep.
+function M.sleep(seconds)
+  if M.here() == "ngx" then return ngx.sleep(seconds) end
+  return curl_transport.sleep(seconds)
+end
+
+local NGX_OPTIONS = {}
+for _, o in ipairs(curl_transport.OPTIONS) do
+  if o.name ~= "proxy" then NGX_OPTIONS[#NGX_OPTIONS + 1] = o.name end
+end
+
+--- Makes the transport.
+-- @param opts the client's options (only the transport's are read)
+-- @param mode "auto" (default), "curl" or "ngx"
+function M.new(opts, mode)
+  mode = mode or "auto"
+  local ngx_opts = {}
+  for _, name in ipairs(NGX_OPTIONS) do ngx_opts[name] = opts[name] end
+  local proxy = opts.proxy
+  local curl               -- made on first use
+  local ctx_key = {}       -- this client's transport in ngx.ctx
+  local t = {}
+
+  -- The transport for a call made now, or nil and why there is none.
+  local function pick()
+    local where, why = M.here()
+    if mode ~= "auto" and where ~= mode then
+      if mode == "ngx" then
+        return nil, why or "transport 'ngx' needs nginx's cosockets: call from a rewrite, access or content "
+          .. "handler or an ngx.timer.at callback"
+      end
+      if not where then return nil, why end
+      -- "curl" inside a request handler: the caller asked for it (it blocks the worker).
+    elseif not where then
+      return nil, why
+    end
+    if mode == "curl" or where == "curl" then
+      if not curl then curl = curl_transport.new(opts) end
+      return curl
+    end
+    if proxy then
+      return nil, "option 'proxy' cannot be used inside nginx: cosockets connect directly (leave the proxy out, "
+        .. "or pass transport = \"curl\", which blocks the worker)"
+    end
+    local ctx = ngx.ctx
+    local tr = ctx[ctx_key]
+    if not tr then
+      tr = ngx_transport.new(ngx_opts)
+      ctx[ctx_key] = tr
+    end
+    return tr
+  end
+
+  function t.check()
+    local tr, why = pick()
+    if not tr then return nil, why end
+    return true
+  end
+
+  function t.start(key, request)
+    local tr, why = pick()
+    if not tr then return nil, { code = "InvalidRequest", message = why, sent = false } end
+    return tr.start(key, request)
+  end
+
+  function t.poll(timeout)
+    local tr = pick()
+    if not tr then return {} end
+    return tr.poll(timeout)
+  end
+
+  function t.sleep(seconds)
+    local tr, why = pick()
+    if not tr then error(why, 2) end
+    return tr.sleep(seconds)
+  end
+
+  --- Frees the libcurl transport's connections. (A request's cosocket
+  -- transport ends with its request.)
+  function t.close()
+    if curl then curl.close() end
+    curl = nil
+  end
+
+  return t
+end
+
+return M

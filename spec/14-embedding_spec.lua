@@ -1,0 +1,287 @@
+-- What embedding streamctl needs, checked outside nginx (spec/31 does it inside
+-- a real one): the on_attempt hook, where a call may be sent from (the
+-- transport chosen by phase), the shared-dict stores' logic over a stand-in
+-- dict, and ZEGO Sequences taken when a call is first sent.
+local aliyun = require "streamctl.aliyun"
+local zego = require "streamctl.zego"
+local auto = require "streamctl.transport.auto"
+local shdict = require "streamctl.store.shdict"
+local ratelimit = require "streamctl.ratelimit"
+local sequence = require "streamctl.sequence"
+
+local NOW = 1700000000
+local ZEGO_SECRET = "0123456789abcdef0123456789abcdef"
+
+-- A client whose transport answers with `script(request, n)`; a fake
+-- monotonic clock moved only by sleeping.
+local function client(mod, opts, script)
+  local w = { sent = {}, mono = 0 }
+  local o = {
+    clock = function() return NOW + w.mono end, monotonic = function() return w.mono end,
+    sleep = function(s) w.mono = w.mono + s end,
+    transport = function(req)
+      w.sent[#w.sent + 1] = req
+      return script(req, #w.sent)
+    end,
+    retry = { random = function() return 0 end },
+  }
+  if mod == aliyun then
+    o.access_key_id, o.access_key_secret = "AK", "sk"
+  else
+    o.app_id, o.server_secret = 1234567890, ZEGO_SECRET
+  end
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return assert(mod.new(o)), w
+end
+
+local function reply(status, body, headers)
+  return { status = status, headers = headers or {}, body = body }
+end
+
+local STREAM = { domain_name = "d.example", app_name = "live", stream_name = "s" }
+
+describe("on_attempt", function()
+  it("is told of every attempt: action, role, number, outcome, status, time", function()
+    local seen = {}
+    local cli = client(aliyun, { on_attempt = function(info) seen[#seen + 1] = info end }, function(_, n)
+      if n == 1 then return reply(400, '{"RequestId":"t","Code":"Throttling.User","Message":"slow down"}') end
+      if n == 2 then return nil, { code = "NetworkError", message = "refused", sent = false } end
+      return reply(200, '{"RequestId":"ok"}')
+    end)
+    assert(cli:resume_live_stream(STREAM))
+    assert.equal(3, #seen)
+    local a, b, c = seen[1], seen[2], seen[3]
+    assert.same({ "aliyun", "ResumeLiveStream", "call", 1, false, false, 400, "Throttling.User", "throttled", true, true },
+      { a.provider, a.action, a.role, a.attempt, a.retry, a.ok, a.status, a.code, a.kind, a.throttled, a.sent })
+    assert.same({ 2, true, false, "NetworkError", "network", false, false },
+      { b.attempt, b.retry, b.ok, b.code, b.kind, b.throttled, b.sent })
+    assert.is_nil(b.status)
+    assert.same({ 3, true, true, 200, false, true }, { c.attempt, c.retry, c.ok, c.status, c.throttled, c.sent })
+    assert.is_nil(c.code)
+    assert.is_nil(c.error)
+    assert.equal("Throttling.User", a.error.code)
+    for _, info in ipairs(seen) do
+      assert.equal("number", type(info.seconds))
+      assert.is_true(info.seconds >= 0)
+    end
+  end)
+
+  it("sees look-ups as their own action and role", function()
+    local seen = {}
+    local cli = client(aliyun, { on_attempt = function(info) seen[#seen + 1] = info.action .. "/" .. info.role end },
+      function(_, n)
+        if n == 1 then return nil, { code = "Timeout", message = "timed out", sent = true } end
+        return reply(200, '{"RequestId":"B","TotalNum":1,"StreamUrls":{"StreamUrl":["d.example/live/s"]}}')
+      end)
+    local res = assert(cli:forbid_live_stream(STREAM))
+    assert.is_true(res.Recovered)
+    assert.same({ "ForbidLiveStream/call", "DescribeLiveStreamsBlockList/lookup" }, seen)
+  end)
+
+  it("never changes a call's outcome when it raises; the first error is kept", function()
+    local calls = 0
+    local cli = client(aliyun, { on_attempt = function() calls = calls + 1 error("hook broke " .. calls) end },
+      function() return reply(200, '{"RequestId":"ok"}') end)
+    assert(cli:resume_live_stream(STREAM))
+    assert(cli:resume_live_stream(STREAM))
+    assert.equal(2, calls)
+    assert.truthy(cli.on_attempt_error:find("hook broke 1", 1, true))
+  end)
+end)
+
+describe("where a call is sent from", function()
+  local saved
+  before_each(function() saved = rawget(_G, "ngx") end)
+  after_each(function() rawset(_G, "ngx", saved) end)
+
+  -- A stand-in for nginx's `ngx` in `phase` (only what the choice reads).
+  local function in_phase(phase)
+    rawset(_G, "ngx", { get_phase = function() return phase end, ctx = {}, socket = {} })
+  end
+
+  it("uses libcurl outside nginx and in init_by_lua, cosockets in handlers and timers", function()
+    assert.equal("curl", auto.here())
+    in_phase("init")
+    assert.equal("curl", auto.here())
+    for _, phase in ipairs { "rewrite", "access", "content", "timer" } do
+      in_phase(phase)
+      assert.equal("ngx", auto.here())
+    end
+  end)
+
+  it("refuses the phases with neither, naming the phase and ngx.timer.at, with nothing sent", function()
+    for _, phase in ipairs { "init_worker", "set", "header_filter", "body_filter", "log", "balancer" } do
+      in_phase(phase)
+      local where, why = auto.here()
+      assert.is_nil(where)
+      assert.equal("streamctl cannot send from nginx's '" .. phase .. "' phase: it has no cosockets and must "
+        .. "not block; send from ngx.timer.at(0, function() ... end) instead (or from a rewrite, access or content "
+        .. "handler)", why)
+      local ali = assert(aliyun.new { access_key_id = "AK", access_key_secret = "sk", endpoint = "http://127.0.0.1:9" })
+      local res, err = ali:resume_live_stream(STREAM)
+      assert.is_nil(res)
+      assert.same({ "InvalidRequest", "validation", false, false, why },
+        { err.code, err.kind, err.sent, err.retryable, err.message })
+      local z = assert(zego.new { app_id = 1, server_secret = ZEGO_SECRET, endpoint = "http://127.0.0.1:9" })
+      local report, zerr = z:resume_rtc_streams { stream_ids = { "a", "b" } }
+      assert.is_nil(report)
+      assert.equal(why, zerr.message)
+    end
+  end)
+
+  it("transport = \"ngx\" outside nginx says what it needs; nothing is sent", function()
+    local ali = assert(aliyun.new { access_key_id = "AK", access_key_secret = "sk", transport = "ngx",
+                                    endpoint = "http://127.0.0.1:9" })
+    local _, err = ali:resume_live_stream(STREAM)
+    assert.equal("InvalidRequest", err.code)
+    assert.equal("transport 'ngx' needs nginx's cosockets: call from a rewrite, access or content handler or an "
+      .. "ngx.timer.at callback", err.message)
+  end)
+
+  it("a proxy cannot be used over cosockets: said, not ignored", function()
+    in_phase("content")
+    local ali = assert(aliyun.new { access_key_id = "AK", access_key_secret = "sk", proxy = "http://127.0.0.1:3128",
+                                    endpoint = "http://127.0.0.1:9" })
+    local _, err = ali:resume_live_stream(STREAM)
+    assert.equal("InvalidRequest", err.code)
+    assert.truthy(err.message:find("option 'proxy' cannot be used inside nginx", 1, true))
+  end)
+
+  it("shared_dict and the stores it stands for are not combined", function()
+    rawset(_G, "ngx", { shared = { streamctl = {} }, get_phase = function() return "init" end })
+    local _, err = aliyun.new { access_key_id = "AK", access_key_secret = "sk", shared_dict = "streamctl",
+                                rate_limit_store = ratelimit.memory_store() }
+    assert.equal("option 'shared_dict' holds the rate-limit state; it cannot be combined with 'rate_limit_store'",
+      err.message)
+    _, err = zego.new { app_id = 1, server_secret = ZEGO_SECRET, shared_dict = "streamctl", sequence = sequence.new() }
+    assert.equal("option 'shared_dict' holds the Sequences; it cannot be combined with 'sequence'", err.message)
+    _, err = zego.new { app_id = 1, server_secret = ZEGO_SECRET, shared_dict = "other" }
+    assert.equal("option 'shared_dict' names no shared dict: nginx.conf needs 'lua_shared_dict other 10m;' in its "
+      .. "http block", err.message)
+  end)
+end)
+
+-- A stand-in for an ngx.shared dict: the calls the stores make, with ttl in
+-- seconds against a clock the spec moves, and `add` failing while `busy`.
+local function fake_dict(clock)
+  local d = { values = {}, expires = {}, adds = 0 }
+  local function live(k)
+    local e = d.expires[k]
+    if e and e <= clock.t then d.values[k], d.expires[k] = nil, nil end
+    return d.values[k]
+  end
+  function d:get(k) return live(k) end -- luacheck: ignore 212/self
+  function d:set(k, v, ttl) -- luacheck: ignore 212/self
+    d.values[k], d.expires[k] = v, (ttl and ttl > 0) and clock.t + ttl or nil
+    return true
+  end
+  function d:add(k, v, ttl)
+    d.adds = d.adds + 1
+    if live(k) ~= nil then return false, "exists" end
+    return self:set(k, v, ttl)
+  end
+  function d:delete(k) d.values[k], d.expires[k] = nil, nil end -- luacheck: ignore 212/self
+  function d:incr(k, by, init, ttl)
+    local v = live(k)
+    if v == nil then
+      if init == nil then return nil, "not found" end
+      self:set(k, init + by, ttl)
+      return init + by
+    end
+    d.values[k] = v + by
+    return v + by
+  end
+  function d:expire(k, ttl) d.expires[k] = clock.t + ttl return true end -- luacheck: ignore 212/self
+  return d
+end
+
+describe("the shared-dict stores", function()
+  local saved
+  before_each(function()
+    saved = rawget(_G, "ngx")
+    rawset(_G, "ngx", { get_phase = function() return "init" end })
+  end)
+  after_each(function() rawset(_G, "ngx", saved) end)
+
+  it("pace one budget through the dict, under a lock that is always released", function()
+    local clock = { t = 0 }
+    local dict = fake_dict(clock)
+    local store = shdict.ratelimit_store(dict)
+    local a = ratelimit.new { clock = function() return clock.t end, store = store }
+    local b = ratelimit.new { clock = function() return clock.t end, store = store } -- another worker
+    assert.equal(0, a:reserve("k", 10))
+    assert.near(0.1, b:reserve("k", 10), 1e-9)
+    assert.near(0.2, a:reserve("k", 10), 1e-9)
+    assert.near(0.3, dict.values["rl:k"], 1e-9)
+    assert.is_nil(dict.values["lock:rl:k"])
+    local ok, err = pcall(store.atomically, store, "k", function() error("inside") end)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("inside", 1, true))
+    assert.is_nil(dict.values["lock:rl:k"], "the lock outlived an error")
+  end)
+
+  it("a lock held elsewhere is waited for, then given up with a message", function()
+    local clock = { t = 0 }
+    local dict = fake_dict(clock)
+    local store = shdict.ratelimit_store(dict)
+    dict:set("lock:rl:k", true) -- held by a worker that never lets go (no expiry here)
+    local saved_wait = shdict.LOCK_WAIT
+    shdict.LOCK_WAIT = 0.01
+    local res, err = store:atomically("k", function() return "ran" end)
+    shdict.LOCK_WAIT = saved_wait
+    assert.is_nil(res)
+    assert.equal("shared dict lock for 'k' still held after 0.01 s", err)
+    assert.is_true(dict.adds > 1)
+  end)
+
+  it("hand out Sequences above every earlier one, from any generator sharing the dict", function()
+    local clock = { t = 0 }
+    local dict = fake_dict(clock)
+    local ms = 1700000000000
+    local function gen() return sequence.new { clock_ms = function() return ms end,
+                                                store = shdict.sequence_store(dict, "zego:1:") } end
+    local w1, w2 = gen(), gen()
+    assert.equal("1700000000000", w1:next("s"))
+    assert.equal("1700000000001", w2:next("s"))
+    assert.equal("1700000000002", w1:next("s"))
+    ms = ms + 500
+    assert.equal("1700000000500", w2:next("s"))
+    assert.equal("1700000000500", w1:next("t"))
+    assert.equal(1700000000500, dict.values["seq:zego:1:s"])
+    assert.equal(sequence.KEEP_MS / 1000, dict.expires["seq:zego:1:s"] - clock.t)
+    assert.equal("1700000000501", w2:next_for { "s", "t" })
+  end)
+end)
+
+describe("a ZEGO Sequence", function()
+  it("is taken when its call is first sent, and kept for its retries", function()
+    local seqs = {}
+    local z = client(zego, {}, function(req, n)
+      seqs[#seqs + 1] = req.url:match("Sequence=(%d+)")
+      if n == 1 then return reply(200, '{"Code":30002,"Message":"busy","RequestId":"x"}') end
+      return reply(200, '{"Code":0,"Message":"ok","RequestId":"z"}')
+    end)
+    -- The first call is sent at once; the second waits for its pacing slot
+    -- (1/19.05 s at 20/s with the margin) and takes its Sequence then.
+    assert(z:resume_rtc_stream { stream_id = "a" })
+    local retried = seqs[2]
+    assert.equal(seqs[1], retried) -- the retry kept it
+    assert(z:resume_rtc_stream { stream_id = "a" })
+    assert.is_true(tonumber(seqs[3]) > tonumber(seqs[2]))
+  end)
+
+  it("of a call that waited for its slot is the time it left, not the time it was made", function()
+    local seqs = {}
+    local z, w = client(zego, { rate_limits = { ["*"] = 1 }, rate_margin = 0 }, function(req)
+      seqs[#seqs + 1] = req.url:match("Sequence=(%d+)")
+      return reply(200, '{"Code":0,"Message":"ok","RequestId":"z"}')
+    end)
+    local report = assert(z:resume_rtc_streams { stream_ids = { "a" } })
+    assert.equal(1, report.succeeded)
+    report = assert(z:resume_rtc_streams { stream_ids = { "a" } }) -- paced: sent a second (and a guard) later
+    assert.equal(1, report.succeeded)
+    assert.is_true(w.mono >= 1)
+    assert.equal(tostring(NOW * 1000), seqs[1])
+    assert.equal(string.format("%.0f", math.floor((NOW + w.mono) * 1000)), seqs[2])
+  end)
+end)
