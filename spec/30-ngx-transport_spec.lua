@@ -271,14 +271,7 @@ local function run(cmd)
   return ok == true or ok == 0
 end
 
-local function make_ca(dir, name)
-  local q = nginx.quote
-  assert(run("openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
-    .. " -keyout " .. q(dir .. "/" .. name .. ".key") .. " -out " .. q(dir .. "/" .. name .. ".pem")
-    .. " -subj " .. q("/CN=streamctl spec " .. name)
-    .. " -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"),
-    "openssl could not make a CA")
-end
+local make_ca = nginx.make_ca
 
 local function make_cert(dir, name, ca, san)
   local q = nginx.quote

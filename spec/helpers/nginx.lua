@@ -13,6 +13,10 @@
 --     prepare = function(dir, ports) end,       -- optional: runs before nginx starts (certificates...)
 --     lua_path = function(dir) return dir .. "/?.lua" end,  -- optional: first on lua_package_path
 --     lua_cpath = function(dir) return "/x/?.so" end,       -- optional: first on lua_package_cpath
+--     workers = 1,                              -- worker_processes
+--     env = { NAME = "value" },                 -- optional: the environment nginx starts with
+--                                               -- (workers see only what `env` directives name)
+--     conf = function(ports, dir) return text end,  -- optional: the whole nginx.conf instead
 --   }
 --   srv.dir, srv.ports, srv.pid, srv.conf
 --   srv:get(path, port_index) -> status, body, headers   plain HTTP GET to 127.0.0.1 (luasocket)
@@ -113,7 +117,7 @@ function M.temp_dir()
 end
 
 -- Lua 5.1 C module directories that hold cjson.so (Debian's multiarch ones first).
-local function lua51_cpath()
+function M.lua51_cpath()
   local dirs = {}
   for d in capture("ls -d /usr/lib/*/lua/5.1 /usr/local/lib/lua/5.1 /usr/lib/lua/5.1 2>/dev/null"):gmatch("[^\n]+") do
     if read_file(d .. "/cjson.so") then dirs[#dirs + 1] = d .. "/?.so" end
@@ -127,22 +131,58 @@ local function conf_quoted(s)
 end
 M.conf_quoted = conf_quoted
 
---- The whole nginx.conf for `opts` (see nginx.start), with `ports` and `dir` filled in.
-function M.conf(opts, ports, dir)
+--- lua_package_path for nginx: `first` (optional), the repository's lua/,
+-- then the system's Lua 5.1 directories.
+function M.lua_path(first)
   local root = M.root
-  local lua_path = table.concat({
+  return (first and (first .. ";") or "") .. table.concat({
     root .. "/lua/?.lua", root .. "/lua/?/init.lua",
     "/usr/local/share/lua/5.1/?.lua", "/usr/local/share/lua/5.1/?/init.lua",
     "/usr/share/lua/5.1/?.lua", "/usr/share/lua/5.1/?/init.lua", "",
   }, ";") .. ";"
-  if opts.lua_path then lua_path = opts.lua_path(dir) .. ";" .. lua_path end
-  local as_root = capture("id -u"):match("^%s*0%s*$") ~= nil
+end
+
+--- lua_package_cpath for nginx with streamctl's C modules: the LuaJIT build
+-- of this tree (`make build-jit`), then Debian's Lua 5.1 modules. Raises
+-- when that build is missing, rather than let nginx fail on a require.
+function M.jit_cpath()
+  local dir = M.root .. "/build/jit/lib/lua/5.1"
+  assert(read_file(dir .. "/streamctl/core.so"), "no LuaJIT build of streamctl in " .. dir .. ": run make build-jit")
+  return dir .. "/?.so;" .. M.lua51_cpath()
+end
+
+--- Makes a CA with the openssl command: `dir/name.pem` and `dir/name.key`.
+function M.make_ca(dir, name)
+  local q = quote
+  assert(run("openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
+    .. " -keyout " .. q(dir .. "/" .. name .. ".key") .. " -out " .. q(dir .. "/" .. name .. ".pem")
+    .. " -subj " .. q("/CN=streamctl spec " .. name)
+    .. " -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign"
+    .. " >/dev/null 2>&1"), "openssl could not make a CA")
+end
+
+--- Is this process root (so nginx's workers must run as root to read the spec's files)?
+function M.as_root()
+  return capture("id -u"):match("^%s*0%s*$") ~= nil
+end
+
+--- The http-block lines that keep nginx's temporary files in `dir`.
+function M.temp_paths(dir)
+  local lines = {}
+  for _, kind in ipairs { "client_body", "proxy", "fastcgi", "uwsgi", "scgi" } do
+    lines[#lines + 1] = "    " .. kind .. "_temp_path " .. conf_quoted(dir .. "/tmp/" .. kind) .. ";"
+  end
+  return table.concat(lines, "\n")
+end
+
+--- The whole nginx.conf for `opts` (see nginx.start), with `ports` and `dir` filled in.
+function M.conf(opts, ports, dir)
   local lines = {
     "# written by spec/helpers/nginx.lua",
     "load_module " .. M.MODULES[1] .. ";",
     "load_module " .. M.MODULES[2] .. ";",
-    as_root and "user root;" or "",
-    "worker_processes 1;",
+    M.as_root() and "user root;" or "",
+    "worker_processes " .. (opts.workers or 1) .. ";",
     "daemon off;",
     "master_process on;",
     "pid " .. conf_quoted(dir .. "/nginx.pid") .. ";",
@@ -151,15 +191,11 @@ function M.conf(opts, ports, dir)
     "events { worker_connections 1024; }",
     "http {",
     "    access_log off;",
-    "    client_body_temp_path " .. conf_quoted(dir .. "/tmp/client_body") .. ";",
-    "    proxy_temp_path " .. conf_quoted(dir .. "/tmp/proxy") .. ";",
-    "    fastcgi_temp_path " .. conf_quoted(dir .. "/tmp/fastcgi") .. ";",
-    "    uwsgi_temp_path " .. conf_quoted(dir .. "/tmp/uwsgi") .. ";",
-    "    scgi_temp_path " .. conf_quoted(dir .. "/tmp/scgi") .. ";",
+    M.temp_paths(dir),
     "    server_tokens off;",
-    "    lua_package_path " .. conf_quoted(lua_path) .. ";",
+    "    lua_package_path " .. conf_quoted(M.lua_path(opts.lua_path and opts.lua_path(dir))) .. ";",
     "    lua_package_cpath " .. conf_quoted((opts.lua_cpath and (opts.lua_cpath(dir) .. ";") or "")
-      .. lua51_cpath()) .. ";",
+      .. M.lua51_cpath()) .. ";",
     opts.http and opts.http(ports, dir) or "",
     "}",
   }
@@ -199,10 +235,13 @@ function M.start(opts)
       error(err, 2)
     end
   end
-  local conf = M.conf(opts, ports, dir)
+  local conf = opts.conf and opts.conf(ports, dir) or M.conf(opts, ports, dir)
   write_file(dir .. "/nginx.conf", conf)
   local out = dir .. "/nginx.out"
-  local cmd = quote(M.nginx_binary()) .. " -p " .. quote(dir .. "/") .. " -c " .. quote(dir .. "/nginx.conf")
+  local env = {}
+  for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. quote(v) end
+  table.sort(env)
+  local cmd = (#env > 0 and ("env " .. table.concat(env, " ") .. " ") or "") .. quote(M.nginx_binary()) .. " -p " .. quote(dir .. "/") .. " -c " .. quote(dir .. "/nginx.conf")
     .. " -e " .. quote(dir .. "/error.log") .. " >" .. quote(out) .. " 2>&1"
   -- The shell execs nginx, so $$ is nginx's (the master's) pid, and the
   -- pipe's close reaps it.

@@ -99,7 +99,8 @@ local ngx = ngx -- nil outside nginx: the module loads anywhere, and start says 
 local version = require "streamctl.version"
 local curl_transport = require "streamctl.transport.curl" -- its OPTIONS only (no C is loaded)
 
-local type, pairs, ipairs, tostring, tonumber, error, pcall = type, pairs, ipairs, tostring, tonumber, error, pcall
+local type, pairs, ipairs, tostring, tonumber, error, pcall, select =
+  type, pairs, ipairs, tostring, tonumber, error, pcall, select
 local floor, min = math.floor, math.min
 local format, find, match, lower, sub, byte, gsub, gmatch =
   string.format, string.find, string.match, string.lower, string.sub, string.byte, string.gsub, string.gmatch
@@ -118,6 +119,7 @@ M.DEFAULTS = { timeout_ms = 10000, connect_timeout_ms = 5000, max_connections = 
 M.PHASES = { rewrite = true, access = true, content = true, timer = true }
 
 local READ_SIZE = 65536   -- the most one receive asks for
+local MIN_WAIT = 0.001    -- the shortest wait nginx's timers keep (1 ms)
 local MAX_CHUNK_LINE = 4096 -- a chunk-size line, extensions included
 
 -- RFC 9110 token characters.
@@ -583,6 +585,13 @@ local function try_once(self, plan, deadline)
     end
     sock:settimeout(left)
     local done, herr = sock:sslhandshake(false, plan.server_name, true)
+    -- lua-nginx-module 0.10.23 can report success for a handshake whose
+    -- certificate check failed when the failure completes asynchronously
+    -- (it logs "lua ssl certificate verify error" and closes the
+    -- connection): a connection gone right after the handshake is that.
+    if done and select(2, sock:getreusedtimes()) == "closed" then
+      done, herr = nil, "the connection was closed during the handshake (certificate verification failed?)"
+    end
     if not done then
       sock:close()
       if herr == "timeout" then
@@ -705,6 +714,9 @@ function M.new(opts)
   --- Completions, waiting up to `timeout` seconds for at least one.
   function t.poll(timeout)
     if #done == 0 and timeout > 0 then
+      -- nginx's timers count whole milliseconds: a shorter wait would not
+      -- yield at all (a busy loop) and ngx.sleep(0) only warns.
+      if timeout < MIN_WAIT then timeout = MIN_WAIT end
       if pending > 0 then
         sema:wait(timeout)
       else
@@ -718,6 +730,7 @@ function M.new(opts)
 
   function t.sleep(seconds)
     if not ngx or not ngx.sleep then error("streamctl.transport.ngx: sleep needs nginx (ngx.sleep)", 2) end
+    if seconds < MIN_WAIT then seconds = MIN_WAIT end
     return ngx.sleep(seconds)
   end
 

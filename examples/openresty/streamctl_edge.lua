@@ -1,0 +1,246 @@
+--- streamctl at the edge: the handlers examples/openresty/nginx.conf routes to.
+--
+--   POST /streams/aliyun/resume   {"domain_name": "...", "app_name": "...", "stream_name": "..."}
+--   POST /streams/aliyun/forbid   ... or "stream_names": [...]; forbid also takes "resume_time",
+--                                 "oneshot", "region_id"
+--   POST /streams/zego/resume     {"stream_id": "..."} or {"stream_ids": [...]} (RTC streams)
+--   POST /streams/zego/forbid
+--   GET  /metrics                 Prometheus text: requests, retries, throttles, failures, latency
+--
+-- Every /streams request needs `Authorization: Bearer <STREAMCTL_EDGE_TOKEN>`
+-- (401 otherwise; compared in constant time). The answer is the per-stream
+-- report as JSON: 200 when every stream succeeded, 502 when any failed or
+-- its outcome is unknown (the report says which), 400 naming the field when
+-- the body is not valid (nothing is sent then).
+--
+-- A timer on worker 0 re-applies the forbids listed in the JSON file
+-- $STREAMCTL_EDGE_FORBIDS every $STREAMCTL_EDGE_REAPPLY_S seconds (60):
+--   {"aliyun": [{"domain_name": "...", "app_name": "...", "stream_names": ["..."]}],
+--    "zego": ["stream-id", ...]}
+--
+-- Credentials come from the providers' environment variables
+-- (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET/_SECURITY_TOKEN, ZEGO_APP_ID,
+-- ZEGO_SERVER_SECRET); STREAMCTL_ALIYUN_ENDPOINT, STREAMCTL_ZEGO_ENDPOINT and
+-- STREAMCTL_CA_FILE point the clients elsewhere (the emulator). nginx passes
+-- a worker only the variables its `env` directives name.
+
+local cjson = require "cjson.safe"
+local streamctl = require "streamctl"
+local core = require "streamctl.core"
+local metrics_mod = require "streamctl.metrics"
+
+local ngx = ngx
+local type, pairs, ipairs, tostring, tonumber, getenv = type, pairs, ipairs, tostring, tonumber, os.getenv
+local byte, format = string.byte, string.format
+
+local M = {}
+
+local SHARED_DICT = "streamctl"          -- rate limits and ZEGO Sequences, one budget per nginx
+local METRICS_DICT = "streamctl_metrics" -- the counters every worker adds to
+
+local metrics -- made in init_worker, over the shared dict
+local clients = {} -- per worker, made on first use
+
+-- The settings read from the environment (workers see what `env` names).
+local function setting(name, default)
+  local v = getenv(name)
+  if v == nil or v == "" then return default end
+  return v
+end
+
+--- init_by_lua: checks what the workers will need, so a mistake stops nginx
+-- at start instead of failing requests.
+function M.init()
+  if not setting("STREAMCTL_EDGE_TOKEN") then
+    error("streamctl_edge: STREAMCTL_EDGE_TOKEN is not set (and named by an 'env' directive): "
+      .. "every /streams request would be refused")
+  end
+  for _, dict in ipairs { SHARED_DICT, METRICS_DICT } do
+    if not ngx.shared[dict] then error("streamctl_edge: nginx.conf needs 'lua_shared_dict " .. dict .. " ...;'") end
+  end
+end
+
+-- The client for `provider`, made on first use in this worker.
+local function client(provider)
+  local c = clients[provider]
+  if c then return c end
+  local err
+  local opts = {
+    shared_dict = SHARED_DICT,                -- one budget for every worker of this nginx
+    on_attempt = metrics.on_attempt,
+    ca_file = setting("STREAMCTL_CA_FILE"),   -- must be the CA lua_ssl_trusted_certificate names
+    timeout_ms = 10000,
+  }
+  if provider == "aliyun" then
+    opts.endpoint = setting("STREAMCTL_ALIYUN_ENDPOINT")
+    c, err = streamctl.aliyun.new(opts)
+  else
+    opts.endpoint = setting("STREAMCTL_ZEGO_ENDPOINT")
+    c, err = streamctl.zego.new(opts)
+  end
+  if not c then return nil, err end
+  clients[provider] = c
+  return c
+end
+
+local function reply(status, value)
+  ngx.status = status
+  ngx.header.content_type = "application/json"
+  ngx.header.cache_control = "no-store"
+  ngx.print(cjson.encode(value))
+  return ngx.exit(status)
+end
+
+local function refuse(status, message)
+  return reply(status, { error = message })
+end
+
+-- Equal strings, compared in time that depends on neither: both are hashed
+-- first, so even their lengths do not show.
+local function same_secret(a, b)
+  local x, y = core.sha256_hex(a), core.sha256_hex(b)
+  local diff = 0
+  for i = 1, #x do
+    if byte(x, i) ~= byte(y, i) then diff = diff + 1 end
+  end
+  return diff == 0
+end
+
+local function authorized()
+  local header = ngx.var.http_authorization
+  local token = type(header) == "string" and header:match("^[Bb]earer +(%S+)%s*$")
+  if not token then return false end
+  return same_secret(token, setting("STREAMCTL_EDGE_TOKEN", ""))
+end
+
+-- What a body may hold, per provider and operation: the batch method's
+-- fields, plus the one-stream form of its list.
+local ROUTES = {
+  aliyun = {
+    list = "stream_names", one = "stream_name",
+    resume = { method = "resume_live_streams" },
+    forbid = { method = "forbid_live_streams" },
+  },
+  zego = {
+    list = "stream_ids", one = "stream_id",
+    resume = { method = "resume_rtc_streams" },
+    forbid = { method = "forbid_rtc_streams" },
+  },
+}
+
+-- The report as JSON: one entry per stream, in the order given.
+local function report_json(report)
+  local results = {}
+  for i, r in ipairs(report.results) do
+    local e = r.error
+    results[i] = {
+      stream = r.stream, ok = r.ok, attempts = r.attempts, request_id = r.request_id or (e and e.request_id),
+      code = e and e.code, message = e and e.message, outcome_unknown = r.outcome_unknown or nil,
+    }
+  end
+  return {
+    action = report.action, total = report.total, succeeded = report.succeeded, failed = report.failed,
+    unknown = report.unknown, calls = report.calls, duplicates = report.duplicates, results = results,
+  }
+end
+
+--- content_by_lua for POST /streams/<provider>/<operation>.
+function M.streams(provider, operation)
+  local route = ROUTES[provider]
+  if ngx.req.get_method() ~= "POST" then
+    ngx.header.allow = "POST"
+    return refuse(405, "use POST")
+  end
+  if not authorized() then
+    ngx.header.www_authenticate = 'Bearer realm="streamctl"'
+    return refuse(401, "a valid 'Authorization: Bearer <token>' header is required")
+  end
+  ngx.req.read_body()
+  local body = ngx.req.get_body_data()
+  if not body then
+    return refuse(400, ngx.req.get_body_file() and "body: too large (client_body_buffer_size)" or "body: missing")
+  end
+  local fields = cjson.decode(body)
+  if type(fields) ~= "table" or not body:find("^%s*{") then return refuse(400, "body: must be a JSON object") end
+  for k, v in pairs(fields) do
+    if v == cjson.null then return refuse(400, format("field '%s' must not be null", tostring(k))) end
+  end
+  local one = fields[route.one]
+  if one ~= nil then
+    if fields[route.list] ~= nil then
+      return refuse(400, format("fields '%s' and '%s': give one of them", route.one, route.list))
+    end
+    if type(one) ~= "string" then return refuse(400, format("field '%s' must be a string", route.one)) end
+    fields[route.list], fields[route.one] = { one }, nil
+  end
+  if fields.on_progress ~= nil then return refuse(400, "field 'on_progress' is not a field of this request") end
+  local c, cerr = client(provider)
+  if not c then return refuse(500, "the " .. provider .. " client cannot be made: " .. tostring(cerr)) end
+  local report, err = c[route[operation].method](c, fields)
+  if not report then
+    if err.code == "InvalidParameter" then return refuse(400, err.message) end
+    return refuse(500, tostring(err))
+  end
+  local status = (report.failed == 0 and report.unknown == 0) and 200 or 502
+  return reply(status, report_json(report))
+end
+
+--- content_by_lua for GET /metrics.
+function M.metrics()
+  ngx.header.content_type = "text/plain; version=0.0.4"
+  ngx.print(metrics:render())
+end
+
+-- Forbids everything the list file names; logs what happened (counts and
+-- failures, never a credential).
+local reapplying = false
+local function reapply(premature, path)
+  if premature or reapplying then return end
+  reapplying = true
+  local ok, why = pcall(function()
+    local f, ferr = io.open(path, "rb")
+    if not f then error("cannot read " .. tostring(ferr)) end
+    local list = cjson.decode(f:read("*a"))
+    f:close()
+    if type(list) ~= "table" then error(path .. " is not a JSON object") end
+    local jobs = {}
+    for _, entry in ipairs(list.aliyun or {}) do jobs[#jobs + 1] = { "aliyun", "forbid_live_streams", entry } end
+    if type(list.zego) == "table" and list.zego[1] ~= nil then
+      jobs[#jobs + 1] = { "zego", "forbid_rtc_streams", { stream_ids = list.zego } }
+    end
+    for _, job in ipairs(jobs) do
+      local c, cerr = client(job[1])
+      if not c then error(tostring(cerr)) end
+      local report, err = c[job[2]](c, job[3])
+      if not report then
+        ngx.log(ngx.ERR, "streamctl_edge: re-applying forbids (", job[1], "): ", tostring(err))
+      else
+        ngx.log(ngx.INFO, "streamctl_edge: re-applied forbids (", job[1], "): ", report.succeeded, " of ",
+          report.total, " done, ", report.failed, " failed, ", report.unknown, " unknown")
+        for _, r in ipairs(report.results) do
+          if not r.ok then ngx.log(ngx.ERR, "streamctl_edge: forbid of ", r.stream, ": ", tostring(r.error)) end
+        end
+      end
+    end
+  end)
+  reapplying = false
+  if not ok then ngx.log(ngx.ERR, "streamctl_edge: re-applying forbids: ", tostring(why)) end
+end
+
+--- init_worker_by_lua: the metrics, and on worker 0 the timer that
+-- re-applies the forbid list. (No call is made here: init_worker has no
+-- cosockets; the timer's callbacks do.)
+function M.init_worker()
+  metrics = metrics_mod.new { dict = ngx.shared[METRICS_DICT] }
+  local path = setting("STREAMCTL_EDGE_FORBIDS")
+  if not path or ngx.worker.id() ~= 0 then return end
+  local every = tonumber(setting("STREAMCTL_EDGE_REAPPLY_S", "60"))
+  if not every or every <= 0 then
+    ngx.log(ngx.ERR, "streamctl_edge: STREAMCTL_EDGE_REAPPLY_S must be a number of seconds > 0")
+    return
+  end
+  assert(ngx.timer.at(0, reapply, path))
+  assert(ngx.timer.every(every, reapply, path))
+end
+
+return M

@@ -1,0 +1,336 @@
+-- streamctl inside a real nginx (Debian's nginx + lua-nginx-module, LuaJIT),
+-- against the emulator:
+--   * examples/openresty as a user copies it (nginx.conf with only its ports,
+--     paths and CA rewritten here): both providers end to end over verified
+--     HTTPS, 401, 400 with nothing sent, /metrics, the timer that re-applies
+--     forbids, and an untrusted CA failing closed;
+--   * a driver nginx (the module below) for what the example cannot show
+--     alone: 50 concurrent requests to one worker while the provider takes
+--     500 ms to answer, four workers sharing one budget and one Sequence per
+--     stream, and which transport each phase gets.
+-- Every server is started here on 127.0.0.1 and stopped at the end.
+local cjson = require "cjson"
+local socket = require "socket"
+local nginx = require "spec.helpers.nginx"
+local emu = require "spec.helpers.emulator"
+
+local ROOT = nginx.root
+local TOKEN = "edge-token-0123456789abcdef"
+local ALI_KEY, ALI_SECRET = "LTAIemulatorKey", "emulator-secret"
+local ZEGO_APP, ZEGO_SECRET = "1234567890", "0123456789abcdef0123456789abcdef"
+
+-------------------------------------------------------------------------------
+-- HTTP from this process: every request on its own connection, all at once
+-- (HTTP/1.0, read until the server closes), bounded by `limit` seconds.
+
+local function raw_request(method, path, body, headers)
+  local lines = { method .. " " .. path .. " HTTP/1.0", "Host: 127.0.0.1" }
+  for k, v in pairs(headers or {}) do lines[#lines + 1] = k .. ": " .. v end
+  if body then lines[#lines + 1] = "Content-Length: " .. #body end
+  return table.concat(lines, "\r\n") .. "\r\n\r\n" .. (body or "")
+end
+
+local function parse(raw)
+  local head, body = raw:match("^(.-)\r\n\r\n(.*)$")
+  if not head then return { raw = raw } end
+  local status = tonumber(head:match("^HTTP/1%.%d (%d%d%d)"))
+  local headers = {}
+  for k, v in head:gmatch("\r\n([^:\r\n]+):%s*([^\r\n]*)") do headers[k:lower()] = v end
+  return { status = status, headers = headers, body = body }
+end
+
+local function concurrently(port, requests, limit)
+  local pending, parts, n = {}, {}, 0
+  for i, raw in ipairs(requests) do
+    local s = socket.tcp()
+    s:settimeout(5)
+    assert(s:connect("127.0.0.1", port))
+    assert(s:send(raw))
+    s:settimeout(0)
+    pending[s], parts[i], n = i, {}, n + 1
+  end
+  local deadline = socket.gettime() + limit
+  while n > 0 and socket.gettime() < deadline do
+    local list = {}
+    for s in pairs(pending) do list[#list + 1] = s end
+    local readable = socket.select(list, nil, 0.25)
+    for _, s in ipairs(readable) do
+      local data, err, partial = s:receive(65536)
+      local chunk = data or partial
+      if chunk and chunk ~= "" then table.insert(parts[pending[s]], chunk) end
+      if err == "closed" then
+        s:close()
+        pending[s], n = nil, n - 1
+      end
+    end
+  end
+  for s in pairs(pending) do s:close() end
+  local out = {}
+  for i = 1, #requests do out[i] = parse(table.concat(parts[i])) end
+  return out
+end
+
+local function post(port, path, body, token)
+  local headers = { ["Content-Type"] = "application/json" }
+  if token then headers.Authorization = "Bearer " .. token end
+  return concurrently(port, { raw_request("POST", path, body, headers) }, 30)[1]
+end
+
+local function get(port, path)
+  return concurrently(port, { raw_request("GET", path) }, 30)[1]
+end
+
+local function decode(res)
+  local ok, v = pcall(cjson.decode, res.body or "")
+  assert(ok, "not JSON (HTTP " .. tostring(res.status) .. "): " .. tostring(res.body or res.raw))
+  return v
+end
+
+-------------------------------------------------------------------------------
+-- The example's nginx.conf, rewritten only where a spec must: its ports, its
+-- paths, the CA, and what runs a throw-away nginx (daemon off, user root).
+-- Each rewrite must match exactly once, so a change to the example that
+-- this spec does not follow fails here.
+
+local function rewrite(text, from, to)
+  local i, j = text:find(from, 1, true)
+  assert(i, "examples/openresty/nginx.conf no longer has: " .. from)
+  assert(not text:find(from, j + 1, true), "examples/openresty/nginx.conf has more than one: " .. from)
+  return text:sub(1, i - 1) .. to .. text:sub(j + 1)
+end
+
+local function example_conf(port, dir, ca_file, workers)
+  local q = nginx.conf_quoted
+  local text = assert(nginx.read_file(ROOT .. "/examples/openresty/nginx.conf"), "examples/openresty/nginx.conf missing")
+  text = rewrite(text, "worker_processes auto;", (nginx.as_root() and "user root;\n" or "")
+    .. "daemon off;\nworker_processes " .. (workers or 1) .. ";")
+  text = rewrite(text, "error_log logs/error.log info;", "error_log " .. q(dir .. "/error.log") .. " info;")
+  text = rewrite(text, "pid logs/nginx.pid;", "pid " .. q(dir .. "/nginx.pid") .. ";")
+  text = rewrite(text, "access_log logs/access.log;", "access_log off;\n" .. nginx.temp_paths(dir))
+  text = rewrite(text, 'lua_package_path "$prefix/?.lua;/usr/local/share/lua/5.1/?.lua;'
+    .. '/usr/local/share/lua/5.1/?/init.lua;;";',
+    "lua_package_path " .. q(nginx.lua_path(ROOT .. "/examples/openresty/?.lua")) .. ";")
+  text = rewrite(text, 'lua_package_cpath "/usr/local/lib/lua/5.1/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";',
+    "lua_package_cpath " .. q(nginx.jit_cpath()) .. ";")
+  text = rewrite(text, "resolver 127.0.0.53 ipv6=off;", "resolver 127.0.0.1 ipv6=off;") -- never used: IPs only
+  text = rewrite(text, "lua_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;",
+    "lua_ssl_trusted_certificate " .. q(ca_file) .. ";")
+  text = rewrite(text, "listen 8080;", "listen 127.0.0.1:" .. port .. ";")
+  return text
+end
+
+-- The edge from the example: `env` adds to the environment it starts with.
+local function start_edge(emulator, opts)
+  local env = {
+    STREAMCTL_EDGE_TOKEN = TOKEN,
+    ALIBABA_CLOUD_ACCESS_KEY_ID = ALI_KEY, ALIBABA_CLOUD_ACCESS_KEY_SECRET = ALI_SECRET,
+    ZEGO_APP_ID = ZEGO_APP, ZEGO_SERVER_SECRET = ZEGO_SECRET,
+    STREAMCTL_ALIYUN_ENDPOINT = emulator.aliyun_tls_url, STREAMCTL_ZEGO_ENDPOINT = emulator.zego_tls_url,
+    STREAMCTL_CA_FILE = opts.ca_file or emulator.ca_file,
+  }
+  for k, v in pairs(opts.env or {}) do env[k] = v end
+  return nginx.start {
+    env = env,
+    conf = function(ports, dir) return example_conf(ports[1], dir, opts.ca_file or emulator.ca_file) end,
+  }
+end
+
+local function entries(emulator)
+  return (emulator:log({ limit = 10000 }))
+end
+
+local available, why_not = nginx.available()
+assert(available, why_not) -- `make test` installs nginx; a spec that cannot run fails
+
+describe("the OpenResty example", function()
+  local emulator, edge
+  lazy_setup(function()
+    emulator = emu.start {}
+    edge = start_edge(emulator, {})
+  end)
+  lazy_teardown(function()
+    if edge then edge:stop() end
+    if emulator then emulator:stop() end
+  end)
+  before_each(function() emulator:reset() end)
+
+  local function edge_post(path, body, token)
+    return post(edge.ports[1], path, body, token == nil and TOKEN or token or nil)
+  end
+
+  it("forbids and resumes Aliyun streams over verified HTTPS, answering the per-stream report", function()
+    local res = edge_post("/streams/aliyun/forbid",
+      '{"domain_name":"push.example.com","app_name":"live","stream_names":["a","b"],"resume_time":"2099-01-01T00:00:00Z"}')
+    assert.equal(200, res.status, res.body)
+    assert.equal("application/json", res.headers["content-type"])
+    local report = decode(res)
+    assert.same({ "ForbidLiveStream", 2, 2, 0, 0 },
+      { report.action, report.total, report.succeeded, report.failed, report.unknown })
+    assert.same({ "a", true, 1 }, { report.results[1].stream, report.results[1].ok, report.results[1].attempts })
+    assert.equal("b", report.results[2].stream)
+    assert.truthy(report.results[1].request_id)
+    local streams = emulator:state().aliyun.streams
+    assert.equal("forbidden", streams["push.example.com/live/a"].status)
+    assert.equal("forbidden", streams["push.example.com/live/b"].status)
+    for _, e in ipairs(entries(emulator)) do
+      assert.same({ "https", "ok" }, { e.scheme, e.verdict })
+    end
+
+    res = edge_post("/streams/aliyun/resume", '{"domain_name":"push.example.com","app_name":"live","stream_name":"a"}')
+    assert.equal(200, res.status, res.body)
+    report = decode(res)
+    assert.same({ "ResumeLiveStream", 1, 1 }, { report.action, report.total, report.succeeded })
+    streams = emulator:state().aliyun.streams
+    assert.equal("normal", streams["push.example.com/live/a"].status)
+    assert.equal("forbidden", streams["push.example.com/live/b"].status)
+  end)
+
+  it("forbids and resumes ZEGO RTC streams, many or one", function()
+    local ids = {}
+    for i = 1, 25 do ids[i] = "rtc-" .. i end
+    local res = edge_post("/streams/zego/forbid", cjson.encode { stream_ids = ids })
+    assert.equal(200, res.status, res.body)
+    local report = decode(res)
+    assert.same({ "ForbidRTCStreams", 25, 25, 2 }, { report.action, report.total, report.succeeded, report.calls })
+    local streams = emulator:state().zego.streams[ZEGO_APP]
+    for _, id in ipairs(ids) do assert.equal("forbidden", streams[id].rtc) end
+    res = edge_post("/streams/zego/resume", '{"stream_id":"rtc-7"}')
+    assert.equal(200, res.status, res.body)
+    assert.equal(1, decode(res).succeeded)
+    streams = emulator:state().zego.streams[ZEGO_APP]
+    assert.equal("normal", streams["rtc-7"].rtc)
+    assert.equal("forbidden", streams["rtc-8"].rtc)
+  end)
+
+  it("answers 401 without the token or with a wrong one, and sends nothing", function()
+    local body = '{"domain_name":"push.example.com","app_name":"live","stream_name":"a"}'
+    for _, token in ipairs { false, "wrong", TOKEN .. "x", TOKEN:sub(1, -2) } do
+      local res = edge_post("/streams/aliyun/resume", body, token)
+      assert.equal(401, res.status, edge:error_log())
+      assert.equal('Bearer realm="streamctl"', res.headers["www-authenticate"])
+      assert.same({ error = "a valid 'Authorization: Bearer <token>' header is required" }, decode(res))
+    end
+    assert.same({}, entries(emulator))
+  end)
+
+  it("answers 400 naming the field for a bad body, and sends nothing", function()
+    local cases = {
+      { "/streams/aliyun/resume", "not json", "body: must be a JSON object" },
+      { "/streams/aliyun/resume", '["a"]', "body: must be a JSON object" },
+      { "/streams/aliyun/resume", '{"domain_name":"d.example","app_name":"live","stream_nme":"a"}',
+        "field 'stream_nme' is not a field of aliyun.resume_live_streams (did you mean 'stream_names'?)" },
+      { "/streams/aliyun/resume", '{"domain_name":"d.example","app_name":null,"stream_name":"a"}',
+        "field 'app_name' must not be null" },
+      { "/streams/aliyun/resume", '{"domain_name":"d.example","app_name":"live","stream_name":5}',
+        "field 'stream_name' must be a string" },
+      { "/streams/aliyun/resume", '{"domain_name":"d.example","app_name":"live","stream_name":"a","stream_names":["b"]}',
+        "fields 'stream_name' and 'stream_names': give one of them" },
+      { "/streams/aliyun/forbid", '{"app_name":"live","stream_name":"a"}',
+        "field 'domain_name' is required" },
+      { "/streams/zego/forbid", '{"stream_ids":[]}', "field 'stream_ids' must have at least 1 item (got 0)" },
+      { "/streams/zego/resume", '{"stream_ids":["a\\nb"]}', "field 'stream_ids' item 1 must not contain CR, LF or NUL" },
+    }
+    for _, case in ipairs(cases) do
+      local res = edge_post(case[1], case[2])
+      assert.equal(400, res.status, case[2] .. " -> " .. tostring(res.body))
+      assert.same({ error = case[3] }, decode(res))
+    end
+    assert.same({}, entries(emulator))
+  end)
+
+  it("counts every attempt in /metrics, in the Prometheus text format", function()
+    assert.equal(200, edge_post("/streams/zego/resume", '{"stream_ids":["m1","m2"]}').status)
+    emulator:faults { kind = "throttle", action = "ResumeLiveStream", count = 1, retry_after_ms = 10 }
+    assert.equal(200, edge_post("/streams/aliyun/resume", '{"domain_name":"d.example","app_name":"live","stream_name":"m"}').status)
+    local res = get(edge.ports[1], "/metrics")
+    assert.equal(200, res.status)
+    assert.equal("text/plain; version=0.0.4", res.headers["content-type"])
+    local text = res.body
+    local function value(series)
+      local v = text:match("\n" .. series:gsub("[%p]", "%%%0") .. " ([%d.]+)\n")
+      assert(v, "no " .. series .. " in:\n" .. text)
+      return tonumber(v)
+    end
+    local ali = '{provider="aliyun",action="ResumeLiveStream"}'
+    -- Counters only grow: earlier specs' attempts are in them too, so compare with the emulator's view.
+    assert.is_true(value("streamctl_requests_total" .. ali) >= 2)
+    assert.is_true(value("streamctl_retries_total" .. ali) >= 1)
+    assert.is_true(value("streamctl_throttled_total" .. ali) >= 1)
+    assert.equal(value("streamctl_throttled_total" .. ali), value("streamctl_failures_total" .. ali))
+    assert.is_true(value('streamctl_requests_total{provider="zego",action="ResumeRTCStreams"}') >= 1)
+    local count = value("streamctl_request_duration_seconds_count" .. ali)
+    assert.equal(value("streamctl_requests_total" .. ali), count)
+    assert.equal(count, value('streamctl_request_duration_seconds_bucket{provider="aliyun",action="ResumeLiveStream",le="+Inf"}'))
+    assert.truthy(text:find("# TYPE streamctl_request_duration_seconds histogram\n", 1, true))
+    assert.truthy(text:find("# TYPE streamctl_throttled_total counter\n", 1, true))
+  end)
+
+  it("refuses to start without a token: fails closed", function()
+    local ok, err = pcall(start_edge, emulator, { env = { STREAMCTL_EDGE_TOKEN = "" } })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("STREAMCTL_EDGE_TOKEN is not set", 1, true), tostring(err))
+  end)
+end)
+
+describe("the OpenResty example, against a CA it does not trust", function()
+  it("fails closed with TLSError: nothing reaches the provider", function()
+    local emulator = emu.start {}
+    local dir = nginx.temp_dir()
+    nginx.make_ca(dir, "other")
+    local edge = start_edge(emulator, { ca_file = dir .. "/other.pem" })
+    local ok, err = pcall(function()
+      local res = post(edge.ports[1], "/streams/zego/resume", '{"stream_id":"s"}', TOKEN)
+      assert.equal(502, res.status, res.body)
+      local r = decode(res).results[1]
+      assert.same({ "s", false, "TLSError" }, { r.stream, r.ok, r.code }, r.message)
+      -- nginx reports the check's failure either way: "21: unable to verify the first
+      -- certificate", or (when it completes asynchronously) a connection closed in the handshake.
+      assert.truthy(r.message:find("^TLS handshake with https://127%.0%.0%.1:%d+ failed: .*verif"), r.message)
+      assert.truthy(edge:error_log():find("lua ssl certificate verify error: (21: unable to verify the first "
+        .. "certificate)", 1, true))
+      assert.same({}, entries(emulator))
+    end)
+    edge:stop()
+    emulator:stop()
+    os.execute("rm -rf " .. nginx.quote(dir))
+    assert(ok, err)
+  end)
+end)
+
+describe("the OpenResty example's timer", function()
+  it("re-applies the forbid list, again after a stream was resumed", function()
+    local emulator = emu.start {}
+    local dir = nginx.temp_dir()
+    local list = dir .. "/forbids.json"
+    nginx.write_file(list, cjson.encode {
+      aliyun = { { domain_name = "push.example.com", app_name = "live", stream_names = { "x", "y" } } },
+      zego = { "z1", "z2" },
+    })
+    local edge = start_edge(emulator, { env = { STREAMCTL_EDGE_FORBIDS = list, STREAMCTL_EDGE_REAPPLY_S = "1" } })
+    local ok, err = pcall(function()
+      local function forbidden()
+        local st = emulator:state()
+        local a, z = st.aliyun.streams, st.zego.streams[ZEGO_APP] or {}
+        local ax, ay = a["push.example.com/live/x"], a["push.example.com/live/y"]
+        return ax and ax.status == "forbidden" and ay and ay.status == "forbidden"
+          and z.z1 and z.z1.rtc == "forbidden" and z.z2 and z.z2.rtc == "forbidden"
+      end
+      local deadline = socket.gettime() + 10
+      while not forbidden() and socket.gettime() < deadline do socket.sleep(0.1) end
+      assert.is_true(forbidden(), "the list was not applied within 10 s")
+      -- Someone resumes one; the next round forbids it again.
+      local res = post(edge.ports[1], "/streams/aliyun/resume",
+        '{"domain_name":"push.example.com","app_name":"live","stream_name":"x"}', TOKEN)
+      assert.equal(200, res.status, res.body)
+      assert.equal("normal", emulator:state().aliyun.streams["push.example.com/live/x"].status)
+      deadline = socket.gettime() + 10
+      while not forbidden() and socket.gettime() < deadline do socket.sleep(0.1) end
+      assert.is_true(forbidden(), "the list was not re-applied within 10 s")
+      assert.truthy(edge:error_log():find("re-applied forbids (aliyun): 2 of 2 done", 1, true))
+    end)
+    edge:stop()
+    emulator:stop()
+    os.execute("rm -rf " .. nginx.quote(dir))
+    assert(ok, err)
+  end)
+end)
