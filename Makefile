@@ -60,12 +60,12 @@ test: deps build lint test-5.4 test-jit check-c
 
 # Each run leaves "passed failed" in build/test-*.count for the summary line.
 COUNT = sed -n 's/^\([0-9]*\) successes \/ \([0-9]*\) failures \/ \([0-9]*\) errors.*/\1 \2 \3/p' | awk '{print $$1, $$2 + $$3}'
-test-5.4: build-5.4
+test-5.4: build-5.4 build-jit
 	@mkdir -p build
 	@set -o pipefail; $(ENV54) lua5.4 $(BUSTED) $(SPECS) | tee build/test-5.4.log
 	@$(COUNT) < build/test-5.4.log > build/test-5.4.count
 
-test-jit: build-jit
+test-jit: build-jit build-5.4
 	@mkdir -p build
 	@set -o pipefail; $(ENVJIT) luajit $(BUSTED) $(SPECS) | tee build/test-jit.log
 	@$(COUNT) < build/test-jit.log > build/test-jit.count

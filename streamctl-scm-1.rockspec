@@ -49,6 +49,7 @@ build = {
       ["streamctl.emulator.stats"] = "lua/streamctl/emulator/stats.lua",
       ["streamctl.emulator.zego"] = "lua/streamctl/emulator/zego.lua",
       ["streamctl.json"] = "lua/streamctl/json.lua",
+      ["streamctl.metrics"] = "lua/streamctl/metrics.lua",
       ["streamctl.ratelimit"] = "lua/streamctl/ratelimit.lua",
       ["streamctl.retry"] = "lua/streamctl/retry.lua",
       ["streamctl.runner"] = "lua/streamctl/runner.lua",

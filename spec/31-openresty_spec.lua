@@ -263,6 +263,8 @@ describe("the OpenResty example", function()
     assert.equal(count, value('streamctl_request_duration_seconds_bucket{provider="aliyun",action="ResumeLiveStream",le="+Inf"}'))
     assert.truthy(text:find("# TYPE streamctl_request_duration_seconds histogram\n", 1, true))
     assert.truthy(text:find("# TYPE streamctl_throttled_total counter\n", 1, true))
+    -- Waits of under a millisecond are made 1 ms: nginx would not yield for them (and warns).
+    assert.is_nil(edge:error_log():find("ngx.sleep(0)", 1, true))
   end)
 
   it("refuses to start without a token: fails closed", function()
@@ -332,5 +334,283 @@ describe("the OpenResty example's timer", function()
     emulator:stop()
     os.execute("rm -rf " .. nginx.quote(dir))
     assert(ok, err)
+  end)
+end)
+
+-------------------------------------------------------------------------------
+-- The driver: streamctl used the ways the example does not show alone.
+
+local DRIVER = [==[
+local streamctl = require "streamctl"
+local auto = require "streamctl.transport.auto"
+local cjson = require "cjson.safe"
+
+local getenv = os.getenv
+local M = { phases = {} }
+
+local function now() ngx.update_time() return ngx.now() end
+
+local function reply(value)
+  ngx.header.content_type = "application/json"
+  ngx.print(cjson.encode(value))
+end
+
+local function aliyun(extra)
+  local o = { endpoint = getenv("ALIYUN"), ca_file = getenv("CA"), access_key_id = "LTAIemulatorKey",
+              access_key_secret = "emulator-secret", shared_dict = "streamctl" }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  if o.shared_dict == "" then o.shared_dict = nil end -- this client keeps its own state
+  return assert(streamctl.aliyun.new(o))
+end
+
+-- init_by_lua: one client, used here (libcurl: blocking is harmless in the
+-- master) and later in the workers' phases (cosockets, or a refusal).
+function M.init()
+  M.ali = aliyun()
+  local res, err = M.ali:describe_live_streams_block_list { domain_name = "init.example" }
+  M.phases.init = { ok = res ~= nil, err = err and tostring(err), here = auto.here() }
+end
+
+local results = ngx.shared.results
+
+-- Two timers at once, each a forbid the emulator holds for 500 ms.
+local function timer_call(premature, i)
+  if premature then return end
+  local t0 = now()
+  local res, err = M.ali:forbid_live_stream { domain_name = "t.example", app_name = "live", stream_name = "timer-" .. i }
+  results:set("timer:" .. i, cjson.encode { ok = res ~= nil, err = err and tostring(err), here = auto.here(),
+                                            t0 = t0, t1 = now() })
+end
+
+-- The jobs POST /job hands every worker.
+local jobs = {}
+local zego_client
+
+function jobs.budget(job)
+  local names = {}
+  for i = 1, job.n do names[i] = "w" .. ngx.worker.id() .. "-" .. i end
+  local report = assert(M.ali:resume_live_streams { domain_name = "b.example", app_name = "live",
+                                                     stream_names = names })
+  local attempts = 0
+  for _, r in ipairs(report.results) do attempts = attempts + r.attempts end
+  return { succeeded = report.succeeded, total = report.total, attempts = attempts }
+end
+
+function jobs.sequences(job)
+  zego_client = zego_client or assert(streamctl.zego.new { endpoint = getenv("ZEGO"), ca_file = getenv("CA"),
+    app_id = 1234567890, server_secret = "0123456789abcdef0123456789abcdef", shared_dict = "streamctl" })
+  local ok = 0
+  for _ = 1, job.n do
+    if zego_client:resume_rtc_stream { stream_id = job.stream } then ok = ok + 1 end
+  end
+  return { succeeded = ok, total = job.n }
+end
+
+local last_job = 0
+local function run_job(premature, job)
+  if premature then return end
+  local ok, out = pcall(jobs[job.kind], job)
+  if not ok then out = { error = tostring(out) } end
+  out.worker = ngx.worker.id()
+  results:set("job:" .. job.id .. ":" .. ngx.worker.id(), cjson.encode(out))
+end
+
+local function poll_jobs(premature)
+  if premature then return end
+  local job = cjson.decode(results:get("job") or "null")
+  if job and job.id > last_job then
+    last_job = job.id
+    ngx.timer.at(0, run_job, job)
+  end
+end
+
+function M.init_worker()
+  local res, err = M.ali:resume_live_stream { domain_name = "w.example", app_name = "live", stream_name = "iw" }
+  M.phases.init_worker = { ok = res ~= nil, code = err and err.code, message = err and err.message }
+  if getenv("TIMERS") and ngx.worker.id() == 0 then
+    for i = 1, 2 do ngx.timer.at(0, timer_call, i) end
+  end
+  ngx.timer.every(0.05, poll_jobs)
+end
+
+function M.phases_json()
+  local timers = {}
+  for i = 1, 2 do timers[i] = cjson.decode(results:get("timer:" .. i) or "null") end
+  reply { init = M.phases.init, init_worker = M.phases.init_worker, timers = timers }
+end
+
+-- GET /resume?stream=S: one resume, unpaced, by the account the emulator does not limit.
+local fast
+function M.resume()
+  fast = fast or aliyun { access_key_id = "LTAIfast", access_key_secret = "fast-secret", rate_limits = false,
+                          shared_dict = "" }
+  local t0 = now()
+  local res, err = fast:resume_live_stream { domain_name = "f.example", app_name = "live", stream_name = ngx.var.arg_stream }
+  reply { ok = res ~= nil, err = err and tostring(err), elapsed = now() - t0 }
+end
+
+function M.job()
+  ngx.req.read_body()
+  results:set("job", ngx.req.get_body_data())
+  reply { ok = true }
+end
+
+function M.results()
+  local out = {}
+  for w = 0, tonumber(ngx.var.arg_workers) - 1 do
+    out[#out + 1] = cjson.decode(results:get("job:" .. ngx.var.arg_id .. ":" .. w) or "null")
+  end
+  reply(out)
+end
+
+return M
+]==]
+
+local function start_driver(emulator, workers, env)
+  local e = { ALIYUN = emulator.aliyun_tls_url, ZEGO = emulator.zego_tls_url, CA = emulator.ca_file }
+  for k, v in pairs(env or {}) do e[k] = v end
+  return nginx.start {
+    workers = workers,
+    env = e,
+    prepare = function(dir) nginx.write_file(dir .. "/driver.lua", DRIVER) end,
+    lua_path = function(dir) return dir .. "/?.lua" end,
+    lua_cpath = function() return (nginx.jit_cpath():gsub(";.*$", "")) end,
+    main = "env ALIYUN; env ZEGO; env CA; env TIMERS;",
+    http = function(ports)
+      return table.concat({
+        "lua_shared_dict streamctl 1m;",
+        "lua_shared_dict results 1m;",
+        "lua_ssl_trusted_certificate " .. nginx.conf_quoted(emulator.ca_file) .. ";",
+        "lua_ssl_verify_depth 2;",
+        "init_by_lua_block { require('driver').init() }",
+        "init_worker_by_lua_block { require('driver').init_worker() }",
+        "server {",
+        "  listen 127.0.0.1:" .. ports[1] .. ";",
+        "  location = /phases { content_by_lua_block { require('driver').phases_json() } }",
+        "  location = /resume { content_by_lua_block { require('driver').resume() } }",
+        "  location = /job { content_by_lua_block { require('driver').job() } }",
+        "  location = /results { content_by_lua_block { require('driver').results() } }",
+        "}",
+      }, "\n    ")
+    end,
+  }
+end
+
+local EMULATOR_CONFIG = { aliyun = { accounts = { LTAIfast = { secret = "fast-secret", qps = { ResumeLiveStream = 0 } } } } }
+
+describe("streamctl in one nginx worker", function()
+  local emulator, driver
+  lazy_setup(function()
+    emulator = emu.start { config = EMULATOR_CONFIG }
+    emulator:faults { kind = "delay", action = "ForbidLiveStream", delay_ms = 500, count = 2 }
+    driver = start_driver(emulator, 1, { TIMERS = "1" })
+  end)
+  lazy_teardown(function()
+    if driver then driver:stop() end
+    if emulator then emulator:stop() end
+  end)
+
+  it("uses libcurl in init_by_lua, refuses init_worker naming ngx.timer.at, and uses cosockets in timers", function()
+    local phases
+    local deadline = socket.gettime() + 15
+    repeat
+      phases = decode(get(driver.ports[1], "/phases"))
+      local done = phases.timers[1] ~= cjson.null and phases.timers[2] ~= cjson.null
+      if not done then socket.sleep(0.1) end
+    until done or socket.gettime() > deadline
+    assert.same({ ok = true, here = "curl" }, phases.init)
+    assert.same({ ok = false, code = "InvalidRequest", message = "streamctl cannot send from nginx's 'init_worker' "
+      .. "phase: it has no cosockets and must not block; send from ngx.timer.at(0, function() ... end) instead "
+      .. "(or from a rewrite, access or content handler)" }, phases.init_worker)
+    local t1, t2 = phases.timers[1], phases.timers[2]
+    assert.same({ true, "ngx", true, "ngx" }, { t1.ok, t1.here, t2.ok, t2.here })
+    -- Each was held 500 ms; side by side they took about that, not twice it (libcurl would block the worker).
+    local span = math.max(t1.t1, t2.t1) - math.min(t1.t0, t2.t0)
+    assert.is_true(t1.t1 - t1.t0 >= 0.5 and t2.t1 - t2.t0 >= 0.5)
+    assert.is_true(span < 0.95, "two held timers took " .. span .. " s together")
+    assert.equal(0, #emulator:log({ action = "ResumeLiveStream" })) -- init_worker sent nothing
+  end)
+
+  it("serves 50 concurrent requests while the provider holds each for 500 ms, in about the time of one", function()
+    emulator:faults { kind = "delay", action = "ResumeLiveStream", delay_ms = 500, count = 50 }
+    local requests = {}
+    for i = 1, 50 do requests[i] = raw_request("GET", "/resume?stream=s" .. i) end
+    local t0 = socket.gettime()
+    local answers = concurrently(driver.ports[1], requests, 60)
+    local wall = socket.gettime() - t0
+    for i, res in ipairs(answers) do
+      assert.equal(200, res.status, "request " .. i .. ": " .. tostring(res.body or res.raw))
+      local v = decode(res)
+      assert.is_true(v.ok, v.err)
+      assert.is_true(v.elapsed >= 0.5)
+    end
+    -- Blocking, one worker would take 50 x 0.5 = 25 s.
+    assert.is_true(wall < 2.5, "50 requests took " .. wall .. " s")
+    local log = emulator:log({ action = "ResumeLiveStream" })
+    assert.equal(50, #log)
+  end)
+end)
+
+describe("streamctl in four nginx workers sharing a lua_shared_dict", function()
+  local emulator, driver, job_id = nil, nil, 0
+  lazy_setup(function()
+    emulator = emu.start {}
+    driver = start_driver(emulator, 4)
+  end)
+  lazy_teardown(function()
+    if driver then driver:stop() end
+    if emulator then emulator:stop() end
+  end)
+
+  -- Hands every worker `job` and waits (at most 60 s) for the four results.
+  local function run(job)
+    job_id = job_id + 1
+    job.id = job_id
+    assert.equal(200, post(driver.ports[1], "/job", cjson.encode(job)).status)
+    local out
+    local deadline = socket.gettime() + 60
+    repeat
+      socket.sleep(0.2)
+      out = decode(get(driver.ports[1], "/results?workers=4&id=" .. job_id))
+      local n = 0
+      for _, r in pairs(out) do if r ~= cjson.null then n = n + 1 end end
+    until n == 4 or socket.gettime() > deadline
+    for w = 1, 4 do
+      assert.is_table(out[w], "worker " .. (w - 1) .. " did not finish within 60 s")
+      assert.is_nil(out[w].error, out[w].error)
+    end
+    return out
+  end
+
+  it("keeps every worker together under the cap: zero throttled, and at least 90% of it", function()
+    emulator:reset()
+    local out = run { kind = "budget", n = 40 }
+    for w = 1, 4 do
+      assert.same({ 40, 40, 40 }, { out[w].total, out[w].succeeded, out[w].attempts })
+    end
+    local counters = emulator:state().aliyun.counters.ResumeLiveStream
+    assert.same({ 160, 0 }, { counters.accepted, counters.throttled })
+    local times = {}
+    for _, e in ipairs(emulator:log({ action = "ResumeLiveStream", limit = 1000 })) do times[#times + 1] = e.real_time end
+    table.sort(times)
+    local rate = (#times - 1) / (times[#times] - times[1])
+    assert.is_true(rate >= 0.9 * 30, "together they sent " .. rate .. " per second against a cap of 30")
+    assert.is_true(rate <= 30, "together they sent " .. rate .. " per second against a cap of 30")
+  end)
+
+  it("hands out strictly increasing Sequences for one stream, whichever worker sends", function()
+    emulator:reset()
+    local out = run { kind = "sequences", n = 10, stream = "shared" }
+    for w = 1, 4 do assert.same({ 10, 10 }, { out[w].total, out[w].succeeded }) end
+    local log = emulator:log({ action = "ResumeRTCStream", limit = 1000 })
+    assert.equal(40, #log)
+    local last = 0
+    for _, e in ipairs(log) do
+      assert.equal("shared", e.params.StreamId)
+      assert.equal("ok", e.verdict) -- none stale
+      local s = tonumber(e.sequence)
+      assert.is_true(s > last, "Sequence " .. e.sequence .. " after " .. string.format("%.0f", last))
+      last = s
+    end
   end)
 end)

@@ -241,7 +241,8 @@ function M.start(opts)
   local env = {}
   for k, v in pairs(opts.env or {}) do env[#env + 1] = k .. "=" .. quote(v) end
   table.sort(env)
-  local cmd = (#env > 0 and ("env " .. table.concat(env, " ") .. " ") or "") .. quote(M.nginx_binary()) .. " -p " .. quote(dir .. "/") .. " -c " .. quote(dir .. "/nginx.conf")
+  local cmd = (#env > 0 and ("env " .. table.concat(env, " ") .. " ") or "") .. quote(M.nginx_binary())
+    .. " -p " .. quote(dir .. "/") .. " -c " .. quote(dir .. "/nginx.conf")
     .. " -e " .. quote(dir .. "/error.log") .. " >" .. quote(out) .. " 2>&1"
   -- The shell execs nginx, so $$ is nginx's (the master's) pid, and the
   -- pipe's close reaps it.
