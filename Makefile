@@ -3,7 +3,8 @@
 #   make demo    install what is missing, build, run examples/demo.lua against the emulator
 #   make test    install what is missing, build, lint, run every spec under Lua 5.4 and LuaJIT,
 #                and the C modules' specs under valgrind and ASan/UBSan
-#   make bench   signatures per second (and, with the emulator, batch throughput)
+#   make bench   signatures per second; with the emulator, batch throughput and requests per
+#                second through nginx (cosockets) beside plain Lua (libcurl)
 #   make check-c the C core under valgrind and ASan/UBSan
 
 SHELL := /bin/bash
@@ -65,7 +66,7 @@ test-5.4: build-5.4 build-jit
 	@set -o pipefail; $(ENV54) lua5.4 $(BUSTED) $(SPECS) | tee build/test-5.4.log
 	@$(COUNT) < build/test-5.4.log > build/test-5.4.count
 
-test-jit: build-jit build-5.4
+test-jit: build-jit
 	@mkdir -p build
 	@set -o pipefail; $(ENVJIT) luajit $(BUSTED) $(SPECS) | tee build/test-jit.log
 	@$(COUNT) < build/test-jit.log > build/test-jit.count
@@ -80,7 +81,8 @@ demo: deps build
 	$(EMULATOR54) stop --dir $(DEMO_DIR) >/dev/null; exit $$status
 
 # Figures, never pass/fail: signing throughput on both interpreters, then batch
-# throughput against the emulator at its caps (bench/batch.lua).
+# throughput against the emulator at its caps (bench/batch.lua), then requests per
+# second through one nginx worker beside plain Lua (bench/nginx.lua).
 BENCH_DIR := $(ROOT)/build/bench-emulator
 bench: deps build
 	@echo "== signatures per second"
@@ -88,8 +90,11 @@ bench: deps build
 	@$(ENVJIT) luajit bench/sign.lua
 	@echo "== batches against the emulator"
 	@$(EMULATOR54) start --dir $(BENCH_DIR) --aliyun-port 38080 --zego-port 38081 \
-	  --aliyun-tls-port 38443 --zego-tls-port 38444 >/dev/null
+	  --aliyun-tls-port 38443 --zego-tls-port 38444 --config bench/emulator.json >/dev/null
 	@status=0; $(ENV54) STREAMCTL_EMULATOR_DIR=$(BENCH_DIR) lua5.4 bench/batch.lua || status=$$?; \
+	if [ $$status = 0 ]; then echo "== requests per second: one nginx worker beside plain Lua"; \
+	  $(ENV54) LUA_PATH="$(ROOT)/?.lua;$(LUA_PATH_DEV)" STREAMCTL_EMULATOR_DIR=$(BENCH_DIR) lua5.4 bench/nginx.lua \
+	  || status=$$?; fi; \
 	$(EMULATOR54) stop --dir $(BENCH_DIR) >/dev/null; exit $$status
 
 # The C modules under valgrind (no definite leaks, no errors) and under
