@@ -7,34 +7,16 @@ local aliyun = require "streamctl.aliyun"
 local zego = require "streamctl.zego"
 local sequence = require "streamctl.sequence"
 
+local checks = require "spec.helpers.checks"
+
 local NOW = 1700000000
-local ZEGO_SECRET = "0123456789abcdef0123456789abcdef"
 
--- A client whose transport answers with `script(request, n)`; a fake
--- monotonic clock moved only by sleeping.
+-- A client whose transport answers with `script(request, n)` (spec/helpers/checks.lua).
 local function client(mod, opts, script)
-  local w = { sent = {}, mono = 0 }
-  local o = {
-    clock = function() return NOW + w.mono end, monotonic = function() return w.mono end,
-    sleep = function(s) w.mono = w.mono + s end,
-    transport = function(req)
-      w.sent[#w.sent + 1] = req
-      return script(req, #w.sent)
-    end,
-    retry = { random = function() return 0 end },
-  }
-  if mod == aliyun then
-    o.access_key_id, o.access_key_secret = "AK", "sk"
-  else
-    o.app_id, o.server_secret = 1234567890, ZEGO_SECRET
-  end
-  for k, v in pairs(opts or {}) do o[k] = v end
-  return assert(mod.new(o)), w
+  return checks.scripted_client(mod, NOW, opts, script)
 end
 
-local function reply(status, body)
-  return { status = status, headers = {}, body = body }
-end
+local reply = checks.reply
 
 local OK_ALI = function() return reply(200, '{"RequestId":"r"}') end
 local OK_ZEGO = function() return reply(200, '{"Code":0,"Message":"ok","RequestId":"z","Data":null}') end

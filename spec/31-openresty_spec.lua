@@ -274,13 +274,29 @@ describe("the OpenResty example", function()
   end)
 end)
 
+-- Runs `fn(emulator, edge, dir)` against a fresh emulator and an edge made by
+-- `edge_opts(dir)` (dir: a temporary directory for the spec's files), and
+-- stops both whatever `fn` does.
+local function with_edge(edge_opts, fn)
+  local emulator = emu.start {}
+  local dir = nginx.temp_dir()
+  local edge
+  local ok, err = pcall(function()
+    edge = start_edge(emulator, edge_opts(dir))
+    fn(emulator, edge, dir)
+  end)
+  if edge then edge:stop() end
+  emulator:stop()
+  os.execute("rm -rf " .. nginx.quote(dir))
+  assert(ok, err)
+end
+
 describe("the OpenResty example, against a CA it does not trust", function()
   it("fails closed with TLSError: nothing reaches the provider", function()
-    local emulator = emu.start {}
-    local dir = nginx.temp_dir()
-    nginx.make_ca(dir, "other")
-    local edge = start_edge(emulator, { ca_file = dir .. "/other.pem" })
-    local ok, err = pcall(function()
+    with_edge(function(dir)
+      nginx.make_ca(dir, "other")
+      return { ca_file = dir .. "/other.pem" }
+    end, function(emulator, edge)
       local res = post(edge.ports[1], "/streams/zego/resume", '{"stream_id":"s"}', TOKEN)
       assert.equal(502, res.status, res.body)
       local r = decode(res).results[1]
@@ -292,24 +308,19 @@ describe("the OpenResty example, against a CA it does not trust", function()
         .. "certificate)", 1, true))
       assert.same({}, entries(emulator))
     end)
-    edge:stop()
-    emulator:stop()
-    os.execute("rm -rf " .. nginx.quote(dir))
-    assert(ok, err)
   end)
 end)
 
 describe("the OpenResty example's timer", function()
   it("re-applies the forbid list, again after a stream was resumed", function()
-    local emulator = emu.start {}
-    local dir = nginx.temp_dir()
-    local list = dir .. "/forbids.json"
-    nginx.write_file(list, cjson.encode {
-      aliyun = { { domain_name = "push.example.com", app_name = "live", stream_names = { "x", "y" } } },
-      zego = { "z1", "z2" },
-    })
-    local edge = start_edge(emulator, { env = { STREAMCTL_EDGE_FORBIDS = list, STREAMCTL_EDGE_REAPPLY_S = "1" } })
-    local ok, err = pcall(function()
+    with_edge(function(dir)
+      local list = dir .. "/forbids.json"
+      nginx.write_file(list, cjson.encode {
+        aliyun = { { domain_name = "push.example.com", app_name = "live", stream_names = { "x", "y" } } },
+        zego = { "z1", "z2" },
+      })
+      return { env = { STREAMCTL_EDGE_FORBIDS = list, STREAMCTL_EDGE_REAPPLY_S = "1" } }
+    end, function(emulator, edge)
       local function forbidden()
         local st = emulator:state()
         local a, z = st.aliyun.streams, st.zego.streams[ZEGO_APP] or {}
@@ -330,10 +341,6 @@ describe("the OpenResty example's timer", function()
       assert.is_true(forbidden(), "the list was not re-applied within 10 s")
       assert.truthy(edge:error_log():find("re-applied forbids (aliyun): 2 of 2 done", 1, true))
     end)
-    edge:stop()
-    emulator:stop()
-    os.execute("rm -rf " .. nginx.quote(dir))
-    assert(ok, err)
   end)
 end)
 

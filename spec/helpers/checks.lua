@@ -10,6 +10,36 @@ function M.fake_clock(t)
   return c
 end
 
+--- A client of `mod` (streamctl.aliyun or streamctl.zego) with test
+-- credentials whose transport answers with `script(request, n)` (n counts
+-- the requests), a wall clock at `now` + the monotonic one, and a fake
+-- monotonic clock moved only by sleeping; `opts` adds or replaces options.
+-- @return client, w (`w.sent`: the requests in order; `w.mono`: the clock)
+function M.scripted_client(mod, now, opts, script)
+  local w = { sent = {}, mono = 0 }
+  local o = {
+    clock = function() return now + w.mono end, monotonic = function() return w.mono end,
+    sleep = function(s) w.mono = w.mono + s end,
+    transport = function(req)
+      w.sent[#w.sent + 1] = req
+      return script(req, #w.sent)
+    end,
+    retry = { random = function() return 0 end },
+  }
+  if mod == require("streamctl.aliyun") then
+    o.access_key_id, o.access_key_secret = "AK", "sk"
+  else
+    o.app_id, o.server_secret = 1234567890, "0123456789abcdef0123456789abcdef"
+  end
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return assert(mod.new(o)), w
+end
+
+--- A response for a scripted transport.
+function M.reply(status, body, headers)
+  return { status = status, headers = headers or {}, body = body }
+end
+
 --- Asserts that `fn` raises an error mentioning `fragment`, blamed on the
 -- spec file `file` (so argument errors point at the caller's line).
 function M.raises(fn, fragment, file)
