@@ -268,3 +268,50 @@ describe("a ZEGO Sequence", function()
     assert.equal(string.format("%.0f", math.floor((NOW + w.mono) * 1000)), seqs[2])
   end)
 end)
+
+describe("streamctl.metrics", function()
+  it("renders what on_attempt saw in the Prometheus text format, byte for byte", function()
+    local metrics = require("streamctl.metrics").new()
+    local cli = client(aliyun, { on_attempt = metrics.on_attempt }, function(_, n)
+      if n == 1 then return reply(400, '{"RequestId":"t","Code":"Throttling.User","Message":"slow down"}') end
+      return reply(200, '{"RequestId":"ok"}')
+    end)
+    assert(cli:resume_live_stream(STREAM))
+    -- One more, by hand: a ZEGO action with a quote in its name shows the escaping, and a time of 0.3 s.
+    metrics:observe { provider = "zego", action = 'Odd"Action', ok = true, retry = false, seconds = 0.3 }
+    local buckets = function(id, counts, total, sum)
+      local lines = {}
+      for i, le in ipairs { "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10" } do
+        lines[i] = "streamctl_request_duration_seconds_bucket{" .. id .. ',le="' .. le .. '"} ' .. counts[i]
+      end
+      lines[#lines + 1] = "streamctl_request_duration_seconds_bucket{" .. id .. ',le="+Inf"} ' .. total
+      lines[#lines + 1] = "streamctl_request_duration_seconds_sum{" .. id .. "} " .. sum
+      lines[#lines + 1] = "streamctl_request_duration_seconds_count{" .. id .. "} " .. total
+      return table.concat(lines, "\n")
+    end
+    local ali, odd = 'provider="aliyun",action="ResumeLiveStream"', 'provider="zego",action="Odd\\"Action"'
+    assert.equal(table.concat({
+      "# HELP streamctl_requests_total Requests sent to the provider: every attempt, retries and look-ups included.",
+      "# TYPE streamctl_requests_total counter",
+      "streamctl_requests_total{" .. ali .. "} 2",
+      "streamctl_requests_total{" .. odd .. "} 1",
+      "# HELP streamctl_retries_total Attempts after the first of a call.",
+      "# TYPE streamctl_retries_total counter",
+      "streamctl_retries_total{" .. ali .. "} 1",
+      "streamctl_retries_total{" .. odd .. "} 0",
+      "# HELP streamctl_throttled_total Attempts the provider throttled.",
+      "# TYPE streamctl_throttled_total counter",
+      "streamctl_throttled_total{" .. ali .. "} 1",
+      "streamctl_throttled_total{" .. odd .. "} 0",
+      "# HELP streamctl_failures_total Attempts that failed (throttled ones included).",
+      "# TYPE streamctl_failures_total counter",
+      "streamctl_failures_total{" .. ali .. "} 1",
+      "streamctl_failures_total{" .. odd .. "} 0",
+      "# HELP streamctl_request_duration_seconds Time from sending an attempt to its answer or failure.",
+      "# TYPE streamctl_request_duration_seconds histogram",
+      -- the fake clock does not move while a request is answered: both took 0 s
+      buckets(ali, { 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2 }, 2, "0.000000"),
+      buckets(odd, { 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1 }, 1, "0.300000"),
+    }, "\n") .. "\n", metrics:render())
+  end)
+end)

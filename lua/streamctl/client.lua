@@ -638,7 +638,6 @@ function M.define(rules)
       _clock = o.clock or core.now,
       _monotonic = o.monotonic or core.monotonic,
       _on_attempt = o.on_attempt,
-      _shared_dict = o.shared_dict,
     }, class)
     if o.shared_dict and o.rate_limit_store then
       return fail("option 'shared_dict' holds the rate-limit state; it cannot be combined with 'rate_limit_store'")
