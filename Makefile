@@ -20,7 +20,8 @@ SRC := $(wildcard csrc/*.c csrc/*.h)
 # Debian packages the build, the tests, the emulator and the demo need.
 PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
 	libssl-dev openssl libcurl4-openssl-dev lua-cjson lua-busted lua-check luarocks \
-	lua-socket lua-sec nginx libnginx-mod-http-lua lua-resty-core lua-nginx-string valgrind
+	lua-socket lua-sec nginx libnginx-mod-http-lua lua-resty-core lua-nginx-string valgrind \
+	lua-argparse lua-filesystem
 
 LUA_PATH_DEV := $(ROOT)/lua/?.lua;$(ROOT)/lua/?/init.lua;;
 ENV54 := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"

@@ -19,6 +19,8 @@ Ships a local emulator of both APIs (nginx + Lua) for offline work and tests.
 dependencies = {
    "lua >= 5.1, < 5.5",
    "lua-cjson >= 2.1",
+   "argparse >= 0.7",       -- the command line (Debian: lua-argparse)
+   "luafilesystem >= 1.8",  -- profile file permissions (Debian: lua-filesystem)
 }
 external_dependencies = {
    OPENSSL = { header = "openssl/evp.h", library = "crypto" },
@@ -32,13 +34,16 @@ build = {
       -- Lua modules: every file under lua/ (spec/00-package_spec.lua checks the list)
       ["streamctl"] = "lua/streamctl/init.lua",
       ["streamctl.aliyun"] = "lua/streamctl/aliyun.lua",
+      ["streamctl.cli"] = "lua/streamctl/cli.lua",
       ["streamctl.client"] = "lua/streamctl/client.lua",
+      ["streamctl.credentials"] = "lua/streamctl/credentials.lua",
       ["streamctl.errors"] = "lua/streamctl/errors.lua",
       -- the emulator: an nginx-lua app started by bin/streamctl-emulator
       ["streamctl.emulator.aliyun"] = "lua/streamctl/emulator/aliyun.lua",
       ["streamctl.emulator.aliyun_live"] = "lua/streamctl/emulator/aliyun_live.lua",
       ["streamctl.emulator.clock"] = "lua/streamctl/emulator/clock.lua",
       ["streamctl.emulator.config"] = "lua/streamctl/emulator/config.lua",
+      ["streamctl.emulator.defaults"] = "lua/streamctl/emulator/defaults.lua",
       ["streamctl.emulator.encoding"] = "lua/streamctl/emulator/encoding.lua",
       ["streamctl.emulator.faults"] = "lua/streamctl/emulator/faults.lua",
       ["streamctl.emulator.hmac"] = "lua/streamctl/emulator/hmac.lua",
@@ -68,6 +73,7 @@ build = {
          incdirs = { "$(OPENSSL_INCDIR)", "csrc" },
          libdirs = { "$(OPENSSL_LIBDIR)" },
       },
+      ["streamctl.signal"] = { sources = { "csrc/signal.c" }, incdirs = { "csrc" } },
       ["streamctl.curl"] = {
          sources = { "csrc/curl.c" },
          libraries = { "curl" },
@@ -77,6 +83,7 @@ build = {
    },
    install = {
       bin = {
+         ["streamctl"] = "bin/streamctl",
          ["streamctl-emulator"] = "bin/streamctl-emulator",
       },
    },

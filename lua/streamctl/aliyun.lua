@@ -432,6 +432,13 @@ function rules.account(self)
   return self.access_key_id
 end
 
+-- What a dry run hides: V1's Signature and SecurityToken parameters, V3's
+-- signature in Authorization and its token header.
+rules.redact = {
+  query = { "Signature", "SecurityToken" },
+  headers = { authorization = "signature", ["x-acs-security-token"] = "all" },
+}
+
 function rules.secrets(self)
   return { self._token_plain }
 end

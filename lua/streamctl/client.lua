@@ -32,6 +32,9 @@
 --   common_params  set of lower-case names the signature owns (refused in params)
 --   account(self) -> the id the provider's rate limits apply to
 --   secrets(self) -> array of strings never to be shown
+--   redact = { query = { names }, headers = { [lower-case name] = "all" | "signature" } }
+--                what of a signed request a dry run must not show: query (or form)
+--                parameters, whole header values, or the Signature=... part of one
 --
 -- A request is `{ method, url, headers, body, action, provider }`; a response
 -- is `{ status, headers (lower-case names), body }`; a transport failure is
@@ -64,7 +67,7 @@ local pcall, tostring = pcall, tostring
 local min = math.min
 local floor, huge = math.floor, math.huge
 local tonumber = tonumber
-local format, match, lower, find = string.format, string.match, string.lower, string.find
+local format, match, lower, find, gsub = string.format, string.match, string.lower, string.find, string.gsub
 
 local M = {}
 
@@ -224,6 +227,8 @@ local function common_options(rules)
     { name = "transport", type = "custom", check = check_transport },
     { name = "shared_dict", type = "custom", check = shdict.open },
     { name = "on_attempt", type = "function" },
+    { name = "cancel", type = "function" },
+    { name = "max_rate", type = "number", min_exclusive = 0 },
   }
 end
 
@@ -370,6 +375,8 @@ local function cap_for(self, action)
     local op = rules.operations[action]
     v = rules.cap and rules.cap(self, action, op) or op.cap
   end
+  local ceiling = self._max_rate
+  if ceiling and (not v or v > ceiling) then v = ceiling end
   return v or nil
 end
 
@@ -439,6 +446,31 @@ local function named(rules, name, spec)
   end
 end
 
+-- A batch's calls: its list without repeats, split into calls of `chunk`
+-- items, each encoded (for a `dry` run, as prepare does).
+-- @return jobs, items, duplicates; or nil, err
+local function batch_jobs(self, spec, params, values, dry)
+  local items, seen, duplicates = {}, {}, 0
+  for _, item in ipairs(values[spec.list]) do
+    if seen[item] then duplicates = duplicates + 1 else seen[item] = true; items[#items + 1] = item end
+  end
+  local size = spec.chunk or 1
+  local jobs = {}
+  for i = 1, #items, size do
+    local chunk = {}
+    for j = i, min(#items, i + size - 1) do chunk[#chunk + 1] = items[j] end
+    local p = {}
+    for k, v in pairs(params) do p[k] = v end
+    p[spec.param] = size == 1 and chunk[1] or chunk
+    local op, out = self:_encode(spec.action, p, 3, dry)
+    if not op then return nil, out end
+    local job = job_for(self._rules, spec.action, op, out)
+    job.items = chunk
+    jobs[#jobs + 1] = job
+  end
+  return jobs, items, duplicates
+end
+
 -- Runs a batch method: validate the fields once, split the list into calls
 -- (`chunk` items each), encode them, run them (calls on one stream in
 -- submission order, so ZEGO Sequences, taken at each call's first send,
@@ -450,24 +482,9 @@ local function batch(rules, name, spec)
     if not params then return nil, values end
     local here = cannot_send_here(self, spec.action)
     if here then return nil, here end
-    local items, seen, duplicates = {}, {}, 0
-    for _, item in ipairs(values[spec.list]) do
-      if seen[item] then duplicates = duplicates + 1 else seen[item] = true; items[#items + 1] = item end
-    end
-    local size = spec.chunk or 1
-    local jobs, entries = {}, {}
-    for i = 1, #items, size do
-      local chunk = {}
-      for j = i, min(#items, i + size - 1) do chunk[#chunk + 1] = items[j] end
-      local p = {}
-      for k, v in pairs(params) do p[k] = v end
-      p[spec.param] = size == 1 and chunk[1] or chunk
-      local op, out = self:_encode(spec.action, p, 2)
-      if not op then return nil, out end
-      local job = job_for(rules, spec.action, op, out)
-      job.items = chunk
-      jobs[#jobs + 1] = job
-    end
+    local jobs, items, duplicates = batch_jobs(self, spec, params, values)
+    if not jobs then return nil, items end
+    local entries = {}
     local report = { action = spec.action, total = #items, succeeded = 0, failed = 0, unknown = 0, calls = #jobs,
                      duplicates = duplicates, results = entries }
     local on_progress, done = values.on_progress, 0
@@ -527,6 +544,7 @@ local function engine_for(self, io)
     io = io,
     retry = self._retry,
     settle = self._settle,
+    cancel = self._cancel,
     sign = function(attempt)
       local action = attempt.action
       if commit and attempt.role == "call" and attempt.n == 1 then
@@ -590,6 +608,69 @@ local function engine_for(self, io)
   }
 end
 
+--- A copy of a signed request (from `prepare`) that shows no secret,
+-- signature or security token: each is replaced by "<redacted>".
+function Client:redact(req)
+  local rules = self._rules
+  local hide = rules.redact or {}
+  local secrets = rules.secrets(self)
+  local function scrub(text)
+    for _, name in ipairs(hide.query or {}) do
+      text = gsub(text, "([?&]" .. name .. "=)[^&]*", "%1<redacted>")
+      text = gsub(text, "^(" .. name .. "=)[^&]*", "%1<redacted>")
+    end
+    return errors.redact(text, secrets, core.percent_encode)
+  end
+  local headers = {}
+  for name, value in pairs(req.headers or {}) do
+    local how = (hide.headers or {})[lower(name)]
+    if how == "all" then
+      value = "<redacted>"
+    elseif how == "signature" then
+      value = gsub(value, "Signature=[^,%s]*", "Signature=<redacted>")
+    end
+    headers[name] = errors.redact(value, secrets, core.percent_encode)
+  end
+  return { provider = req.provider, action = req.action, method = req.method, url = scrub(req.url),
+           headers = headers, body = scrub(req.body or "") }
+end
+
+--- What a method would send for `fields`, without sending anything: the
+-- requests signed as they would be now (one per call a batch would make),
+-- each with every secret, signature and security token replaced by
+-- "<redacted>", so that it can be shown or logged. Fields are checked
+-- exactly as the method checks them; no ZEGO Sequence is taken.
+-- @tparam string name a named or batch method, e.g. "resume_live_stream"
+-- @tparam table fields the method's fields
+-- @return array of requests `{ method, url, headers, body, action, provider }`, or nil, err
+function Client:dry_run(name, fields)
+  local rules = self._rules
+  local spec = rules.methods[name] or (rules.batches or {})[name]
+  if type(name) ~= "string" or not spec then
+    error("bad argument #1 to 'dry_run' (not a method of streamctl." .. rules.provider .. ": " .. tostring(name)
+      .. ")", 2)
+  end
+  local params, values = check_fields(self, rules, rules.provider .. "." .. name, spec, fields)
+  if not params then return nil, values end
+  local jobs
+  if spec.list then
+    local err
+    jobs, err = batch_jobs(self, spec, params, values, true)
+    if not jobs then return nil, err end
+  else
+    local op, out = self:_encode(spec.action, params, 2, true)
+    if not op then return nil, out end
+    jobs = { { action = spec.action, params = out } }
+  end
+  local out = {}
+  for i, job in ipairs(jobs) do
+    local req, err = self:_sign(job.action, job.params)
+    if not req then return nil, err end
+    out[i] = self:redact(req)
+  end
+  return out
+end
+
 --- Defines a provider's client class from its rules.
 function M.define(rules)
   local class = { _rules = rules }
@@ -599,6 +680,29 @@ function M.define(rules)
   class.__index = class
   class.__tostring = function(self)
     return format("streamctl.%s client (%s)", rules.provider, self.endpoint.url)
+  end
+
+  --- The client's named and batch methods, for tools such as the command
+  -- line: an array sorted by name of `{ name, action, fields (the
+  -- streamctl.validate schema), list (a batch's list field, or nil) }`.
+  function class.methods()
+    local out = {}
+    for name, spec in pairs(rules.methods) do
+      out[#out + 1] = { name = name, action = spec.action, fields = spec.fields }
+    end
+    for name, spec in pairs(rules.batches or {}) do
+      out[#out + 1] = { name = name, action = spec.action, fields = spec.fields, list = spec.list }
+    end
+    table.sort(out, function(a, b) return a.name < b.name end)
+    return out
+  end
+
+  --- The provider's actions (for `call`), sorted.
+  function class.actions()
+    local out = {}
+    for action in pairs(rules.operations) do out[#out + 1] = action end
+    table.sort(out)
+    return out
   end
 
   local owner = "streamctl." .. rules.provider .. ".new"
@@ -638,7 +742,12 @@ function M.define(rules)
       _clock = o.clock or core.now,
       _monotonic = o.monotonic or core.monotonic,
       _on_attempt = o.on_attempt,
+      _cancel = o.cancel,
+      _max_rate = o.max_rate,
     }, class)
+    if o.max_rate and o.rate_limits == false then
+      return fail("option 'max_rate' needs pacing; it cannot be combined with rate_limits = false")
+    end
     if o.shared_dict and o.rate_limit_store then
       return fail("option 'shared_dict' holds the rate-limit state; it cannot be combined with 'rate_limit_store'")
     end

@@ -7,14 +7,16 @@
 --   code          the service's code as it sends it (Aliyun: a string such as
 --                 "Throttling.User"; ZEGO: a number such as 30002), or a local
 --                 code: "InvalidParameter", "MissingCredentials", "Timeout",
---                 "NetworkError", "TLSError", "InvalidResponse", "InvalidRequest"
+--                 "NetworkError", "TLSError", "InvalidResponse", "InvalidRequest",
+--                 "Interrupted"
 --   message       human text; names the field and the rule for validation errors
 --   http_status   the HTTP status, when a response arrived
 --   request_id    the provider's RequestId, when it sent one
 --   retryable     whether a retry can help
 --   kind          "validation" | "auth" | "signature" | "clock" | "throttled" |
 --                 "server" | "network" | "timeout" | "tls" | "response" |
---                 "duplicate" (a copy of the request arrived first) | "service"
+--                 "duplicate" (a copy of the request arrived first) | "service" |
+--                 "interrupted" (the caller stopped the run before it was sent)
 --   sent          for network failures: whether the request reached the wire
 --   outcome_unknown  the request may or may not have taken effect
 --   retry_after_ms  from `x-acs-retry-after`, when present
@@ -110,6 +112,7 @@ end
 local TRANSPORT_KIND = {
   Timeout = "timeout", NetworkError = "network", TLSError = "tls",
   InvalidResponse = "response", InvalidRequest = "validation",
+  Interrupted = "interrupted", -- the caller stopped the run (streamctl.runner's cancel)
 }
 
 --- Wraps a transport failure `{code, message, sent}` for `action`.

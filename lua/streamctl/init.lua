@@ -11,4 +11,5 @@ return {
   aliyun = require "streamctl.aliyun",
   zego = require "streamctl.zego",
   errors = require "streamctl.errors",
+  credentials = require "streamctl.credentials",
 }

@@ -20,6 +20,13 @@
 --   correct_clock(err) -> bool               (optional) called before the one retry of a
 --                                             clock-skew error, to correct the signing clock;
 --                                             false: no correction could be made, no retry
+--   cancel() -> bool                         (optional) asked between steps; once true, nothing
+--                                             more is sent: jobs not started, and jobs waiting
+--                                             for a retry or a look-up, finish with the
+--                                             transport failure `{ code = "Interrupted",
+--                                             sent = false }` as their attempt's (unknown if an
+--                                             earlier attempt may have applied); attempts in
+--                                             flight are waited for and reported as they end
 --   observe(attempt, result, err, seconds, response)
 --                                            (optional) told of every attempt handed to the
 --                                             io, once it is decoded: `seconds` from its send
@@ -156,13 +163,14 @@ function M.new(iface)
   if iface.correct_clock ~= nil then need(iface, "correct_clock", "function") end
   if iface.window ~= nil then need(iface, "window", "function") end
   if iface.observe ~= nil then need(iface, "observe", "function") end
+  if iface.cancel ~= nil then need(iface, "cancel", "function") end
   if iface.settle ~= nil and not (type(iface.settle) == "number" and iface.settle >= 0) then
     error("bad argument #1 to 'new' (settle must be a number >= 0)", 2)
   end
   return setmetatable({
     io = iface.io, sign = iface.sign, decode = iface.decode, pace = iface.pace,
     retry = iface.retry, correct_clock = iface.correct_clock, settle = iface.settle or 0, window = iface.window,
-    observe = iface.observe,
+    observe = iface.observe, cancel = iface.cancel,
     unsettled = {}, unsettled_count = 0, -- stream -> { settled_at = t, action = a }
     sends = {},                          -- action -> ring of the last n send times
   }, Engine)
@@ -432,8 +440,33 @@ function Engine:run(jobs, opts)
     return mine
   end
 
+  -- Once the caller cancels: every job not on the wire ends now, its own
+  -- error (an earlier attempt's, kept unknown if that may have applied) or
+  -- "interrupted" when it has none.
+  local cancelled = false
+  local function cancel_rest()
+    local rest = queue
+    for _, job in ipairs(waiting) do rest[#rest + 1] = job end
+    queue, waiting = {}, {}
+    for _, job in ipairs(rest) do
+      local _, err = engine.decode({ role = job.next_role or "call", action = job.action, job = job }, nil,
+        { code = "Interrupted", message = "interrupted before it was sent", sent = false })
+      if job.verifying or not job.err then job.err = err end
+      if job.verifying then -- it succeeded, but a straggler may still undo it
+        job.err.message = "interrupted while waiting to verify " .. job.action .. " after an earlier attempt "
+          .. "whose outcome was unknown"
+      end
+      fail(job)
+    end
+  end
+
   admit()
   while finished < total do
+    if engine.cancel and (cancelled or engine.cancel()) then
+      cancelled = true
+      cancel_rest()
+      if finished >= total then break end
+    end
     local now = io.now()
     sort(waiting, function(a, b) return a.at < b.at end)
     while waiting[1] and waiting[1].at <= now + EPSILON and inflight < concurrency do

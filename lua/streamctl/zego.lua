@@ -202,6 +202,11 @@ function rules.account(self)
   return self.app_id
 end
 
+-- What a dry run hides: the Signature, which covers only AppId, nonce and
+-- time, so a URL that shows it could be replayed for any action until its
+-- Timestamp expires.
+rules.redact = { query = { "Signature" } }
+
 function rules.secrets()
   return {}
 end

@@ -45,6 +45,7 @@
 -- page of June 2026; an older QPS table said 200).
 
 local json = require "streamctl.emulator.json"
+local DEFAULT = require "streamctl.emulator.defaults"
 local ratelimit = require "streamctl.emulator.ratelimit"
 
 local type = type
@@ -60,7 +61,7 @@ local function defaults()
     return {
         aliyun = {
             accounts = {
-                LTAIemulatorKey = { secret = "emulator-secret" },
+                [DEFAULT.ALIYUN.access_key_id] = { secret = DEFAULT.ALIYUN.access_key_secret },
             },
             -- QPS per account and action: PROVIDERS.md where it gives one, the
             -- operation's doc page otherwise (Describe*PullToPush, Update-, Restart-
@@ -90,7 +91,7 @@ local function defaults()
         },
         zego = {
             apps = {
-                ["1234567890"] = { secret = "0123456789abcdef0123456789abcdef" },
+                [DEFAULT.ZEGO.app_id] = { secret = DEFAULT.ZEGO.server_secret },
             },
             qps = {
                 ForbidRTCStream = 20,

@@ -1,0 +1,74 @@
+/*
+ * streamctl.signal: lets a command line program finish what it started when
+ * the user presses Ctrl-C (or cron sends SIGTERM), instead of dying with
+ * requests in flight and streams in an unreported state.
+ *
+ *   signal.catch()      installs handlers for SIGINT and SIGTERM (idempotent)
+ *   signal.caught()     the number of the first signal caught since, or nil
+ *
+ * The first signal only sets a flag, which the program polls between steps
+ * (streamctl's engine does through a client's `cancel` option). The handler
+ * then restores the default action, so a second Ctrl-C ends the process at
+ * once. SA_RESTART is left off, so a blocking wait (poll, nanosleep) returns
+ * early and the program sees the flag soon. Process-wide state by nature:
+ * for programs, never for nginx.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+#include "compat.h"
+
+static volatile sig_atomic_t caught_signal = 0;
+
+static void on_signal(int sig) {
+    struct sigaction dfl;
+    if (caught_signal == 0) caught_signal = sig;
+    /* async-signal-safe: the next one takes the default action */
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(sig, &dfl, NULL);
+}
+
+static int l_catch(lua_State *L) {
+    static const int sigs[] = {SIGINT, SIGTERM};
+    size_t i;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: blocking waits return early */
+    for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        if (sigaction(sigs[i], &sa, NULL) != 0) return luaL_error(L, "sigaction failed: %s", strerror(errno));
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int l_caught(lua_State *L) {
+    int sig = (int)caught_signal;
+    if (sig == 0) {
+        lua_pushnil(L);
+    } else {
+        lua_pushinteger(L, sig);
+    }
+    return 1;
+}
+
+static const luaL_Reg signal_funcs[] = {
+    {"catch", l_catch},
+    {"caught", l_caught},
+    {NULL, NULL},
+};
+
+int luaopen_streamctl_signal(lua_State *L);
+int luaopen_streamctl_signal(lua_State *L) {
+    sc_newlib(L, signal_funcs);
+    lua_pushinteger(L, SIGINT);
+    lua_setfield(L, -2, "SIGINT");
+    lua_pushinteger(L, SIGTERM);
+    lua_setfield(L, -2, "SIGTERM");
+    return 1;
+}

@@ -1,0 +1,668 @@
+--- The `streamctl` command: every operation of both providers from a shell
+-- or cron, batches from files, progress, JSON lines. bin/streamctl runs
+-- `os.exit(require("streamctl.cli").main(arg))`.
+--
+-- Subcommands are made from the clients' own method schemas
+-- (`streamctl.aliyun.methods()`), so each flag is a method's field
+-- (`--domain-name` is `domain_name`), checked by the same rules, and a new
+-- method is a new subcommand. Exit codes: 0 everything succeeded, 1 an
+-- operation failed or its outcome is unknown (each is named in the output),
+-- 2 a usage or input error (nothing was sent), 130 (143) interrupted by
+-- SIGINT (SIGTERM) after reporting every stream.
+-- @module streamctl.cli
+
+local argparse = require "argparse"
+local cjson = require "cjson.safe"
+local streamctl = require "streamctl"
+local credentials = require "streamctl.credentials"
+local emulator = require "streamctl.emulator.defaults"
+local version = require "streamctl.version"
+
+local type, pairs, ipairs, tostring, tonumber, setmetatable = type, pairs, ipairs, tostring, tonumber, setmetatable
+local format, gsub, match, find, rep = string.format, string.gsub, string.match, string.find, string.rep
+local concat, sort = table.concat, table.sort
+local floor, max, min = math.floor, math.max, math.min
+local unpack = table.unpack or unpack -- luacheck: ignore 143 (5.1's global)
+
+local M = {}
+
+M.EXIT = { ok = 0, failed = 1, usage = 2 }
+
+local PROVIDERS = {
+  aliyun = {
+    title = "Alibaba Cloud ApsaraVideo Live",
+    emulator_port = emulator.PORTS.aliyun_tls,
+    example = "streamctl aliyun resume-live-stream --domain-name push.example.com --app-name live "
+      .. "--stream-name match-7",
+  },
+  zego = {
+    title = "ZEGOCLOUD Server API v2",
+    emulator_port = emulator.PORTS.zego_tls,
+    example = "streamctl zego forbid-rtc-streams --from ids.txt",
+  },
+}
+
+-- Fields a command line does not take as flags: callbacks, and options the
+-- command has globally.
+local SKIP = { on_progress = true, concurrency = true }
+
+-- The one stream field of each method, for output: which value names the stream.
+local STREAM_FIELDS = { "stream_name", "stream_id", "task_id", "domain_name" }
+
+local function flag(name)
+  return "--" .. gsub(name, "_", "-")
+end
+
+local function command_name(name)
+  return (gsub(name, "_", "-"))
+end
+
+-------------------------------------------------------------------------------
+-- Output
+
+local Out = {}
+Out.__index = Out
+
+local function new_out(io_out, io_err)
+  return setmetatable({ out = io_out or io.stdout, err = io_err or io.stderr }, Out)
+end
+
+function Out:line(...)
+  self.out:write(...)
+  self.out:write("\n")
+end
+
+function Out:warn(...)
+  self.err:write("streamctl: ", ...)
+  self.err:write("\n")
+end
+
+-- JSON with "/" as it is (cjson writes "\/").
+local function encode(value)
+  local text = cjson.encode(value)
+  return text and (gsub(text, "\\/", "/")) or "null"
+end
+
+-------------------------------------------------------------------------------
+-- Reading stream lists
+
+--- Reads stream names from `path` ("-": standard input): one per line,
+-- surrounding blanks trimmed, blank lines and lines starting with "#" skipped.
+-- @return array, or nil and why
+function M.read_list(path, stdin)
+  local f, err
+  if path == "-" then
+    f = stdin or io.stdin
+  else
+    f, err = io.open(path, "rb")
+    if not f then return nil, "--from: cannot read " .. tostring(err) end
+  end
+  local list, n = {}, 0
+  for line in f:lines() do
+    n = n + 1
+    line = match(line, "^%s*(.-)%s*$")
+    if line ~= "" and not find(line, "^#") then list[#list + 1] = line end
+  end
+  if f ~= (stdin or io.stdin) then f:close() end
+  return list
+end
+
+-------------------------------------------------------------------------------
+-- The parser
+
+local function field_help(f)
+  local parts = {}
+  if f.enum then parts[#parts + 1] = "one of " .. concat(f.enum, ", ") end
+  if f.type == "time" then parts[#parts + 1] = "YYYY-MM-DDThh:mm:ssZ or Unix seconds" end
+  if f.type == "yesno" then parts[#parts + 1] = "yes or no" end
+  if f.type == "integer" then
+    if f.min and f.max then
+      parts[#parts + 1] = format("an integer, %d..%d", f.min, f.max)
+    elseif f.min then
+      parts[#parts + 1] = format("an integer >= %d", f.min)
+    else
+      parts[#parts + 1] = "an integer"
+    end
+  end
+  if f.type == "strings" then parts[#parts + 1] = "repeat for more than one" end
+  if f.default ~= nil then parts[#parts + 1] = "default: " .. tostring(f.default) end
+  local text = f.required and "(required) " or ""
+  if f.param then text = text .. f.param end
+  if #parts > 0 then text = text .. " (" .. concat(parts, "; ") .. ")" end
+  return text
+end
+
+-- Options every leaf command takes, with their defaults in the help.
+local function add_common(cmd, provider)
+  cmd:group("Connection",
+    cmd:option("--endpoint", "The API endpoint, https://host[:port] (default: the provider's)."):argname("<url>"),
+    cmd:option("--ca-file", "Trust this CA bundle (TLS verification is always on)."):argname("<file>"),
+    cmd:option("--timeout", "Per attempt, in milliseconds (default: 10000)."):argname("<ms>"),
+    cmd:option("--concurrency", "Requests in flight for batches (default: 8)."):argname("<n>"),
+    cmd:option("--rate", "Send no action faster than this, in requests per second (lowers the "
+      .. "published caps; it never raises them)."):argname("<n>"),
+    cmd:flag("--emulator", "Use the local emulator: its HTTPS endpoint, CA and default account "
+      .. "(start it with 'streamctl emulator start')."),
+    cmd:option("--emulator-dir", "Where the emulator runs (default: $STREAMCTL_EMULATOR_DIR or "
+      .. "${XDG_RUNTIME_DIR:-/tmp}/streamctl-emulator-$USER)."):argname("<dir>")
+  )
+  if provider == "aliyun" then
+    cmd:group("Credentials (default: ALIBABA_CLOUD_* variables, then ~/.alibabacloud/credentials, then "
+      .. "~/.aliyun/config.json)",
+      cmd:option("--access-key-id", "AccessKey ID."):argname("<id>"),
+      cmd:option("--access-key-secret", "AccessKey secret (visible to other users in ps: prefer the "
+        .. "environment or a profile file)."):argname("<secret>"),
+      cmd:option("--security-token", "STS security token."):argname("<token>"),
+      cmd:option("--profile", "Profile in the credentials files (default: $ALIBABA_CLOUD_PROFILE or "
+        .. "'default')."):argname("<name>"),
+      cmd:option("--signature-version", "Request signature: v3 (ACS3-HMAC-SHA256) or v1 (HMAC-SHA1).")
+        :choices { "v3", "v1" }
+    )
+  else
+    cmd:group("Credentials (default: ZEGO_APP_ID and ZEGO_SERVER_SECRET, then ~/.config/streamctl/config)",
+      cmd:option("--app-id", "AppId."):argname("<id>"),
+      cmd:option("--server-secret", "ServerSecret (visible to other users in ps: prefer the environment "
+        .. "or the config file)."):argname("<secret>"),
+      cmd:option("--profile", "Profile in ~/.config/streamctl/config: section [zego.NAME]."):argname("<name>"),
+      cmd:flag("--is-test", "Send IsTest=true (the test environment of projects made before 2021-11-16).")
+    )
+  end
+  cmd:group("Output",
+    cmd:option("--output", "table (for people, the default) or json (one JSON object per line).")
+      :choices { "table", "json" },
+    cmd:flag("--dry-run", "Print the signed request(s), secrets, signatures and tokens redacted, and "
+      .. "send nothing."),
+    cmd:flag("--no-progress", "No progress bar (it is drawn on standard error only when that is a terminal).")
+  )
+end
+
+-- Values the help's examples show, by field.
+local EXAMPLE_VALUES = {
+  domain_name = "push.example.com", app_name = "live", stream_name = "match-7", stream_id = "room1-host",
+  region = "cn-shanghai", task_id = "<TaskId>", source_type = "url",
+  source_urls = "https://cdn.example.com/intro.mp4", dst_url = "rtmp://push.example.com/live/intro",
+  start_time = "2026-12-01T00:00:00Z", end_time = "2026-12-01T01:00:00Z",
+}
+
+local function add_method(parent, provider, m)
+  local what = m.list and format("One %s per stream%s, every stream reported.", m.action,
+    m.list == "stream_ids" and " (20 IDs a call)" or "") or ("Calls " .. m.action .. ".")
+  local cmd = parent:command(command_name(m.name), what)
+  cmd:summary(what)
+  local example = { "streamctl", provider, command_name(m.name) }
+  local options = {}
+  for _, f in ipairs(m.fields) do
+    if not SKIP[f.name] and f.type ~= "function" then
+      if f.name == m.list then
+        cmd:argument("streams", "Stream " .. (provider == "zego" and "IDs" or "names")
+          .. " (or --from FILE, or both).")
+          :args("*")
+        options[#options + 1] = cmd:option("--from", "Read more, one per line, from FILE ('-': standard "
+          .. "input); blank lines and lines starting with # are skipped."):argname("<file>")
+        example[#example + 1] = provider == "zego" and "room1-host room2-host" or "match-1 match-2"
+      else
+        local o = cmd:option(flag(f.name), field_help(f)):argname("<" .. (f.type == "strings" and "value" or f.type
+          == "time" and "time" or gsub(f.name, "_", "-")) .. ">")
+        if f.type == "strings" then o:count("*") end
+        if f.enum then o:choices(f.enum) end
+        if f.type == "yesno" then o:choices { "yes", "no" } end
+        options[#options + 1] = o
+        if f.required then
+          example[#example + 1] = flag(f.name) .. " " .. (EXAMPLE_VALUES[f.name] or (f.enum and f.enum[1]) or "X")
+        end
+      end
+    end
+  end
+  cmd:group(m.action .. " (required ones marked)", unpack(options))
+  add_common(cmd, provider)
+  cmd:epilog("Example:\n   " .. concat(example, " "))
+  cmd:action(function(args) args._method = m end)
+end
+
+local function add_call(parent, provider, mod)
+  local cmd = parent:command("call", "Calls any action by the service's own names: Key=Value arguments "
+    .. "(a key given twice makes an array).")
+  cmd:argument("action", "The action, e.g. " .. mod.actions()[1] .. "."):choices(mod.actions())
+  cmd:argument("params", "Key=Value parameters."):args("*")
+  add_common(cmd, provider)
+  cmd:epilog("Example:\n   streamctl " .. provider .. " call "
+    .. (provider == "aliyun" and "DescribeLiveStreamsBlockList DomainName=push.example.com PageSize=100"
+        or "DescribeRTCStreamState StreamId=room1-host"))
+  cmd:action(function(args) args._call = true end)
+end
+
+--- The argparse parser of the whole command.
+function M.parser()
+  local parser = argparse("streamctl", "Control live streams on Alibaba Cloud ApsaraVideo Live and ZEGOCLOUD.")
+    :epilog(table.concat({
+      "Examples:",
+      "   " .. PROVIDERS.aliyun.example,
+      "   " .. PROVIDERS.zego.example,
+      "   streamctl emulator start",
+      "",
+      "Exit status: 0 all succeeded, 1 an operation failed or its outcome is unknown, 2 a usage or",
+      "input error (nothing sent), 130 interrupted (after reporting every stream).",
+      "Documentation: the README, and man streamctl.",
+    }, "\n"))
+    :help_max_width(100)
+  parser:flag("--version", "Print the version and exit."):action(function()
+    io.stdout:write("streamctl ", version._VERSION, "\n")
+    os.exit(0)
+  end)
+  parser:command_target("provider")
+  for _, provider in ipairs { "aliyun", "zego" } do
+    local mod = streamctl[provider]
+    local p = parser:command(provider, PROVIDERS[provider].title .. ": every operation.")
+    p:summary(PROVIDERS[provider].title .. " operations.")
+    p:epilog("Example:\n   " .. PROVIDERS[provider].example)
+    p:command_target("operation")
+    for _, m in ipairs(mod.methods()) do add_method(p, provider, m) end
+    add_call(p, provider, mod)
+  end
+  local emu = parser:command("emulator", "Start, stop or check the local emulator (runs streamctl-emulator).")
+  emu:summary("Start, stop or check the local emulator.")
+  emu:argument("what", "start, stop or status."):choices { "start", "stop", "status" }
+  emu:option("--dir", "Where it runs (default: $STREAMCTL_EMULATOR_DIR or "
+    .. "${XDG_RUNTIME_DIR:-/tmp}/streamctl-emulator-$USER)."):argname("<dir>")
+  emu:option("--config", "JSON settings (accounts, rate limits; see docs/emulator.md)."):argname("<file>")
+  for _, port in ipairs { "aliyun", "zego", "aliyun_tls", "zego_tls" } do
+    emu:option(flag(port .. "_port"), format("Port (default: %d).", emulator.PORTS[port])):argname("<port>")
+  end
+  emu:epilog("Example:\n   streamctl emulator start && streamctl aliyun resume-live-stream --emulator "
+    .. "--domain-name push.example.com --app-name live --stream-name match-7")
+  emu:action(function(args) args._emulator = true end)
+  parser:add_complete_command()
+  return parser
+end
+
+-------------------------------------------------------------------------------
+-- Values and clients
+
+-- The fields of method `m` from the parsed arguments, each converted to the
+-- field's type where the text is one (otherwise left for the field's check
+-- to refuse by name).
+local function fields_of(m, args, stdin)
+  local fields = {}
+  for _, f in ipairs(m.fields) do
+    local v = args[f.name]
+    if f.name == m.list then
+      local list = {}
+      for _, s in ipairs(args.streams or {}) do list[#list + 1] = s end
+      if args.from then
+        local more, err = M.read_list(args.from, stdin)
+        if not more then return nil, err end
+        for _, s in ipairs(more) do list[#list + 1] = s end
+      end
+      fields[f.name] = list
+    elseif v ~= nil and not SKIP[f.name] then
+      if f.type == "strings" then
+        if #v == 0 then v = nil end
+      elseif f.type == "integer" or f.type == "number" then
+        v = tonumber(v) or v
+      elseif f.type == "time" and find(v, "^%d+$") then
+        v = tonumber(v)
+      end
+      fields[f.name] = v
+    end
+  end
+  return fields
+end
+
+-- A number flag: the value, or nil and the rule broken.
+local function number_flag(args, name, integer)
+  local v = args[name]
+  if v == nil then return nil end
+  local n = tonumber(v)
+  if not n or n ~= n or n <= 0 or n == math.huge or (integer and n ~= floor(n)) then
+    return nil, format("%s must be %s > 0 (got '%s')", flag(name), integer and "an integer" or "a number", v)
+  end
+  return n
+end
+
+-- The client's options from flags, then the emulator, then the environment
+-- and the profile files (see streamctl.credentials), then the config's
+-- [defaults]. Returns options, or nil and a usage error; and warnings.
+local function client_options(provider, args, defaults, where)
+  local o, warnings = {}, {}
+  local function num(name, option, integer)
+    local v, why = number_flag(args, name, integer)
+    if why then return nil, why end
+    if v == nil and defaults[option] then
+      v = tonumber(defaults[option])
+      if not v then return nil, format("%s: %s must be a number", where[option], option) end
+    end
+    o[option] = v
+    return true
+  end
+  local ok, why = num("timeout", "timeout_ms", true)
+  if not ok then return nil, why end
+  ok, why = num("concurrency", "concurrency", true)
+  if not ok then return nil, why end
+  ok, why = num("rate", "max_rate", false)
+  if not ok then return nil, why end
+  o.ca_file = args.ca_file or defaults.ca_file
+  o.endpoint = args.endpoint
+  if args.emulator then
+    local dir = args.emulator_dir or emulator.dir()
+    o.endpoint = o.endpoint or format("https://127.0.0.1:%d", PROVIDERS[provider].emulator_port)
+    o.ca_file = o.ca_file or (dir .. "/ca.pem")
+  end
+  if provider == "aliyun" then
+    o.signature_version = args.signature_version
+    if args.access_key_id or args.access_key_secret then
+      if not (args.access_key_id and args.access_key_secret) then
+        return nil, "--access-key-id and --access-key-secret go together"
+      end
+      o.access_key_id, o.access_key_secret, o.security_token = args.access_key_id, args.access_key_secret,
+        args.security_token
+    elseif args.emulator then
+      o.access_key_id, o.access_key_secret = emulator.ALIYUN.access_key_id, emulator.ALIYUN.access_key_secret
+    else
+      local c, err, w = credentials.aliyun { profile = args.profile }
+      for _, x in ipairs(w) do warnings[#warnings + 1] = x end
+      if not c then return nil, err, warnings end
+      for k, v in pairs(c) do o[k] = v end
+    end
+  else
+    o.is_test = args.is_test or nil
+    if args.app_id or args.server_secret then
+      if not (args.app_id and args.server_secret) then return nil, "--app-id and --server-secret go together" end
+      o.app_id, o.server_secret = args.app_id, args.server_secret
+    elseif args.emulator then
+      o.app_id, o.server_secret = emulator.ZEGO.app_id, emulator.ZEGO.server_secret
+    else
+      local c, err, w = credentials.zego { profile = args.profile }
+      for _, x in ipairs(w) do warnings[#warnings + 1] = x end
+      if not c then return nil, err, warnings end
+      for k, v in pairs(c) do o[k] = v end
+    end
+  end
+  return o, nil, warnings
+end
+
+-- A validation message with fields named as the flags that set them.
+local function as_flags(message, m)
+  message = gsub(message, "field '([%w_]+)'", function(name)
+    if m and name == m.list then return "the stream list (arguments or --from)" end
+    return "'" .. flag(name) .. "'"
+  end)
+  message = gsub(message, "option '([%w_]+)'", function(name)
+    local flags = { timeout_ms = "--timeout", max_rate = "--rate", concurrency = "--concurrency",
+                    ca_file = "--ca-file", endpoint = "--endpoint", app_id = "--app-id" }
+    return "'" .. (flags[name] or flag(name)) .. "'"
+  end)
+  return message
+end
+
+-------------------------------------------------------------------------------
+-- Reports
+
+local function stream_of(m, fields)
+  for _, name in ipairs(STREAM_FIELDS) do
+    if fields[name] ~= nil then
+      if name == "stream_name" then
+        return format("%s/%s/%s", fields.domain_name or "", fields.app_name or "", fields.stream_name)
+      end
+      return tostring(fields[name])
+    end
+  end
+  return m and m.action or ""
+end
+
+-- One result as the JSON lines carry it.
+local function record(stream, ok, attempts, result, err, unknown)
+  return {
+    stream = stream, ok = ok, attempts = attempts,
+    request_id = (result and result.RequestId) or (err and err.request_id) or nil,
+    code = err and err.code or nil, message = err and err.message or nil,
+    outcome_unknown = unknown or nil,
+  }
+end
+
+local RECORD_KEYS = { "stream", "ok", "attempts", "request_id", "code", "message", "outcome_unknown", "result" }
+
+-- A record as one line of JSON, its keys always in the same order.
+local function record_json(r)
+  local parts = {}
+  for _, k in ipairs(RECORD_KEYS) do
+    if r[k] ~= nil then parts[#parts + 1] = '"' .. k .. '":' .. encode(r[k]) end
+  end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+-- Does a result say more than its RequestId (a describe's answer)?
+local function has_content(result)
+  for k in pairs(result) do
+    if k ~= "RequestId" then return true end
+  end
+  return false
+end
+
+local function status_word(r)
+  if r.ok then return "ok" end
+  if r.outcome_unknown then return "UNKNOWN" end
+  return "FAILED"
+end
+
+-- The table people read: one row per stream, failures with their message.
+local function print_table(out, rows)
+  local width = #"STREAM"
+  for _, r in ipairs(rows) do width = max(width, #r.stream) end
+  width = min(width, 60)
+  out:line(format("%-" .. width .. "s  %-7s  %8s  %s", "STREAM", "RESULT", "ATTEMPTS", "REQUEST ID / ERROR"))
+  for _, r in ipairs(rows) do
+    local detail = r.ok and (r.request_id or "") or (tostring(r.code) .. ": " .. tostring(r.message or ""))
+    out:line(format("%-" .. width .. "s  %-7s  %8d  %s", r.stream, status_word(r), r.attempts or 0, detail))
+  end
+end
+
+-- A progress bar on standard error: done/total, rate, ETA, failures so far.
+local function progress_bar(err_stream, clock)
+  local started, last = clock(), -1
+  local failed = 0
+  return function(done, total, entry, final)
+    if entry and not entry.ok then failed = failed + 1 end
+    local now = clock()
+    if not final and done < total and now - last < 0.1 then return end
+    last = now
+    local elapsed = now - started
+    local rate = elapsed > 0 and done / elapsed or 0
+    local eta = rate > 0 and (total - done) / rate or 0
+    local cells = 24
+    local filled = total > 0 and floor(cells * done / total) or cells
+    err_stream:write(format("\r[%s%s] %d/%d  %.1f/s  ETA %ds  failed %d ", rep("#", filled), rep(".", cells - filled),
+      done, total, rate, floor(eta + 0.5), failed))
+    if final then err_stream:write("\n") end
+    err_stream:flush()
+  end
+end
+
+-------------------------------------------------------------------------------
+-- Running
+
+local function is_tty(fd)
+  local ok = os.execute("[ -t " .. fd .. " ] 2>/dev/null")
+  return ok == true or ok == 0
+end
+
+-- Runs streamctl-emulator with `words`; returns its exit status.
+local function run_emulator(args)
+  local dir = match(arg and arg[0] or "", "^(.*)/[^/]*$")
+  local launcher = "streamctl-emulator"
+  if dir then
+    local f = io.open(dir .. "/streamctl-emulator", "rb")
+    if f then f:close() launcher = dir .. "/streamctl-emulator" end
+  end
+  local function q(w) return "'" .. gsub(w, "'", "'\\''") .. "'" end
+  local words = { q(launcher), args.what }
+  for _, name in ipairs { "dir", "config", "aliyun_port", "zego_port", "aliyun_tls_port", "zego_tls_port" } do
+    if args[name] then words[#words + 1] = flag(name) .. " " .. q(args[name]) end
+  end
+  local a, _, code = os.execute(concat(words, " "))
+  if type(a) == "number" then return a > 255 and floor(a / 256) or a end
+  return a and 0 or (code or 1)
+end
+
+-- Parses `Key=Value` arguments into service parameters (a repeated key: an array).
+local function call_params(list)
+  local params = {}
+  for _, kv in ipairs(list or {}) do
+    local k, v = match(kv, "^([^=]+)=(.*)$")
+    if not k then return nil, format("parameter '%s' must be Key=Value", kv) end
+    if params[k] == nil then
+      params[k] = v
+    elseif type(params[k]) == "table" then
+      params[k][#params[k] + 1] = v
+    else
+      params[k] = { params[k], v }
+    end
+  end
+  return params
+end
+
+--- Runs the command line `argv` (without the program name).
+-- @tparam table argv the arguments
+-- @tparam[opt] table env `{ stdout, stderr, stdin }` (for tests)
+-- @return the exit status
+function M.main(argv, env)
+  env = env or {}
+  local out = new_out(env.stdout, env.stderr)
+  local parser = M.parser()
+  local ok, args = parser:pparse(argv)
+  if not ok then
+    out.err:write(parser:get_usage(), "\n\nstreamctl: ", tostring(args), "\n")
+    return M.EXIT.usage
+  end
+  if args._emulator then return run_emulator(args) end
+  if not args.provider then
+    out.err:write(parser:get_help(), "\n")
+    return M.EXIT.usage
+  end
+  local provider = args.provider
+  local mod = streamctl[provider]
+
+  local defaults, where, dwarnings = credentials.defaults()
+  if not defaults then out:warn(where) return M.EXIT.usage end
+  for _, w in ipairs(dwarnings) do out:warn("warning: ", w) end
+  local output = args.output or defaults.output or "table"
+  if output ~= "table" and output ~= "json" then
+    out:warn(format("%s: output must be table or json", where.output))
+    return M.EXIT.usage
+  end
+
+  local opts, why, warnings = client_options(provider, args, defaults, where)
+  for _, w in ipairs(warnings or {}) do out:warn("warning: ", w) end
+  if not opts then out:warn(why) return M.EXIT.usage end
+
+  -- Every attempt of a call counted; Ctrl-C and SIGTERM caught, to report first.
+  local attempts = 0
+  opts.on_attempt = function(info) if info.role == "call" then attempts = attempts + 1 end end
+  local signal = require "streamctl.signal"
+  if not args.dry_run then signal.catch() end
+  opts.cancel = function() return signal.caught() ~= nil end
+
+  local client, cerr = mod.new(opts)
+  if not client then out:warn(as_flags(cerr.message)) return M.EXIT.usage end
+
+  local m = args._method
+  local fields, ferr
+  if m then
+    fields, ferr = fields_of(m, args, env.stdin)
+    if not fields then out:warn(ferr) return M.EXIT.usage end
+  end
+
+  if args.dry_run then
+    local requests, derr
+    if m then
+      requests, derr = client:dry_run(m.name, fields)
+    else
+      local params, perr = call_params(args.params)
+      if not params then out:warn(perr) return M.EXIT.usage end
+      local req
+      req, derr = client:prepare(args.action, params)
+      requests = req and { client:redact(req) }
+    end
+    if not requests then out:warn(as_flags(derr.message, m)) return M.EXIT.usage end
+    for _, req in ipairs(requests) do
+      if output == "json" then
+        out:line(encode { method = req.method, url = req.url, headers = req.headers, body = req.body })
+      else
+        out:line(req.method, " ", req.url)
+        local names = {}
+        for k in pairs(req.headers) do names[#names + 1] = k end
+        sort(names)
+        for _, k in ipairs(names) do out:line(k, ": ", req.headers[k]) end
+        if req.body ~= "" then out:line("") out:line(req.body) end
+        out:line("")
+      end
+    end
+    return M.EXIT.ok
+  end
+
+  local rows, status = {}, M.EXIT.ok
+  if m and m.list then
+    local draw = (not args.no_progress and is_tty(2)) and progress_bar(out.err, require("streamctl.core").monotonic)
+    fields.on_progress = draw or nil
+    if output == "json" then
+      -- JSON lines as each stream finishes: a killed run has written what it did.
+      local inner = fields.on_progress
+      fields.on_progress = function(done, total, entry)
+        out:line(record_json(record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error,
+          entry.outcome_unknown)))
+        out.out:flush()
+        if inner then inner(done, total, entry) end
+      end
+    end
+    local report, err = client[m.name](client, fields)
+    if not report then
+      out:warn(as_flags(tostring(err.message), m))
+      return err.code == "InvalidParameter" and M.EXIT.usage or M.EXIT.failed
+    end
+    if draw then draw(report.total, report.total, nil, true) end
+    for _, r in ipairs(report.results) do
+      rows[#rows + 1] = record(r.stream, r.ok, r.attempts, r.result, r.error, r.outcome_unknown)
+      if not r.ok then status = M.EXIT.failed end
+    end
+    if output == "table" then
+      print_table(out, rows)
+      out:line(format("%d streams: %d succeeded, %d failed, %d unknown, %d calls, %.2f s%s", report.total,
+        report.succeeded, report.failed, report.unknown, report.calls, report.elapsed,
+        report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or ""))
+    end
+  else
+    local result, err
+    local stream
+    if m then
+      stream = stream_of(m, fields)
+      result, err = client[m.name](client, fields)
+    else
+      local params, perr = call_params(args.params)
+      if not params then out:warn(perr) return M.EXIT.usage end
+      stream = args.action
+      result, err = client:call(args.action, params)
+    end
+    if not result and err.code == "InvalidParameter" then
+      out:warn(as_flags(tostring(err.message), m))
+      return M.EXIT.usage
+    end
+    local r = record(stream, result ~= nil, attempts, result, err, err and err.outcome_unknown)
+    if not r.ok then status = M.EXIT.failed end
+    if output == "json" then
+      r.result = result
+      out:line(record_json(r))
+    else
+      print_table(out, { r })
+      if result and has_content(result) then out:line(encode(result)) end
+    end
+  end
+  client:close()
+  local sig = signal.caught()
+  if sig then
+    out:warn(format("interrupted (signal %d): every stream above is reported; those marked Interrupted "
+      .. "were not sent", sig))
+    return 128 + sig
+  end
+  return status
+end
+
+return M

@@ -1,0 +1,286 @@
+--- Where credentials come from when they are not passed: the providers'
+-- environment variables, then profile files, the way their own tools read them.
+--
+-- Alibaba Cloud, in this order:
+--
+--   1. ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET
+--      (and ALIBABA_CLOUD_SECURITY_TOKEN for STS credentials)
+--   2. the shared credentials file, ~/.alibabacloud/credentials (or
+--      $ALIBABA_CLOUD_CREDENTIALS_FILE): INI, a section per profile, with
+--      `type = access_key` (the default) or `type = sts` and the keys
+--      access_key_id, access_key_secret (and security_token); a section with
+--      `enable = false` is skipped
+--   3. aliyun-cli's ~/.aliyun/config.json: its profiles in mode `AK` or
+--      `StsToken` (access_key_id, access_key_secret, sts_token)
+--
+-- The profile is `opts.profile`, else $ALIBABA_CLOUD_PROFILE, else
+-- "default" (for config.json, its `current` profile).
+--
+-- ZEGO: ZEGO_APP_ID and ZEGO_SERVER_SECRET, then streamctl's own file,
+-- ~/.config/streamctl/config (or $XDG_CONFIG_HOME/streamctl/config):
+--
+--   [zego]                       # the default profile
+--   app_id = 1234567890
+--   server_secret = 0123...
+--   [zego.staging]               # --profile staging
+--   ...
+--   [defaults]                   # the command line's defaults
+--   output = json
+--   concurrency = 16
+--   timeout_ms = 5000
+--   ca_file = /etc/ssl/my-ca.pem
+--
+-- Each function returns the credentials as the client's options (so they
+-- can be handed to `new` as they are), or nil and an error message; then an
+-- array of warnings (a file others can read) and where they were found
+-- ("environment", or the file and profile). A malformed file is an error
+-- naming the file and the line; a file that is missing is skipped. No secret
+-- is ever put into a message.
+--
+--   local creds, err, warnings, source = streamctl.credentials.aliyun { profile = "prod" }
+--   local ali = assert(streamctl.aliyun.new(assert(creds, err)))
+-- @module streamctl.credentials
+
+local cjson = require "cjson.safe"
+
+local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
+local format, match, find, sub, lower = string.format, string.match, string.find, string.sub, string.lower
+local io_open = io.open
+
+local M = {}
+
+-- Reads a whole file: its text, or nil when it does not exist, or nil and
+-- an error when it exists but cannot be read.
+local function read(path)
+  local f, err = io_open(path, "rb")
+  if not f then
+    if find(tostring(err), "No such file", 1, true) then return nil end
+    return nil, "cannot read " .. tostring(err)
+  end
+  local text = f:read("*a")
+  f:close()
+  return text
+end
+
+-- A warning when `path` can be read by its group or others.
+local function permissions_warning(path)
+  local ok, lfs = pcall(require, "lfs")
+  if not ok then return nil end
+  local perms = lfs.attributes(path, "permissions")
+  if type(perms) == "string" and find(sub(perms, 4), "r", 1, true) then
+    return format("%s can be read by other users (%s); run: chmod 600 %s", path, perms, path)
+  end
+  return nil
+end
+
+--- Parses INI text: sections of `key = value` lines; `#` and `;` start
+-- comments, blank lines are skipped, values may be quoted.
+-- @return { [section] = { key = value, _line = n, _lines = { key = n } } }, or nil and "path:line: what"
+function M.parse_ini(text, path)
+  local sections, current = {}, nil
+  local n = 0
+  for line in (text .. "\n"):gmatch("([^\n]*)\n") do
+    n = n + 1
+    line = match(line, "^%s*(.-)%s*\r?$")
+    if line ~= "" and not find(line, "^[#;]") then
+      local name = match(line, "^%[%s*([^%]]-)%s*%]$")
+      if name then
+        if name == "" then return nil, format("%s:%d: a section needs a name", path, n) end
+        if sections[name] then return nil, format("%s:%d: section [%s] appears twice", path, n, name) end
+        current = { _line = n, _lines = {} }
+        sections[name] = current
+      else
+        local key, value = match(line, "^([%w_.-]+)%s*=%s*(.-)$")
+        if not key then
+          return nil, format("%s:%d: expected 'key = value' or '[section]'", path, n)
+        end
+        if not current then return nil, format("%s:%d: '%s' comes before any [section]", path, n, key) end
+        local quoted = match(value, '^"(.*)"$') or match(value, "^'(.*)'$")
+        key = lower(key)
+        current[key], current._lines[key] = quoted or value, n
+      end
+    end
+  end
+  return sections
+end
+
+-- The line that a character offset of `text` is on.
+local function line_of(text, offset)
+  local n = 1
+  for _ in sub(text, 1, offset):gmatch("\n") do n = n + 1 end
+  return n
+end
+
+local function home(opts)
+  local getenv = opts.getenv or os.getenv
+  return opts.home or getenv("HOME") or ""
+end
+
+-- Checks that `c`'s strings are usable: the first rule broken, or nil.
+local function missing(c, keys, where)
+  for _, k in ipairs(keys) do
+    if type(c[k]) ~= "string" or c[k] == "" then return format("%s has no %s", where, k) end
+  end
+  return nil
+end
+
+-- From the shared credentials file: credentials, or nil (no file, no such
+-- profile), or nil and an error.
+local function from_credentials_file(path, profile, warnings)
+  local text, err = read(path)
+  if not text then return nil, err end
+  local sections, perr = M.parse_ini(text, path)
+  if not sections then return nil, perr end
+  local s = sections[profile]
+  if not s then return nil end
+  local where = format("%s:%d: profile [%s]", path, s._line, profile)
+  if lower(s.enable or "true") == "false" then return nil end
+  local kind = lower(s.type or "access_key")
+  local keys
+  if kind == "access_key" then
+    keys = { "access_key_id", "access_key_secret" }
+  elseif kind == "sts" then
+    keys = { "access_key_id", "access_key_secret", "security_token" }
+  else
+    return nil, format("%s has type '%s'; streamctl reads 'access_key' and 'sts'", where, kind)
+  end
+  local why = missing(s, keys, where)
+  if why then return nil, why end
+  warnings[#warnings + 1] = permissions_warning(path)
+  return { access_key_id = s.access_key_id, access_key_secret = s.access_key_secret,
+           security_token = kind == "sts" and s.security_token or nil }, nil, format("%s [%s]", path, profile)
+end
+
+-- From aliyun-cli's config.json: credentials, or nil, or nil and an error.
+local function from_cli_config(path, profile, explicit, warnings)
+  local text, err = read(path)
+  if not text then return nil, err end
+  local config, jerr = cjson.decode(text)
+  if type(config) ~= "table" then
+    local at = tonumber(match(tostring(jerr), "character (%d+)"))
+    return nil, format("%s:%d: not valid JSON (%s)", path, at and line_of(text, at) or 1, tostring(jerr))
+  end
+  if not explicit and type(config.current) == "string" and config.current ~= "" then profile = config.current end
+  if type(config.profiles) ~= "table" then return nil, path .. ": has no \"profiles\" list" end
+  for i, p in ipairs(config.profiles) do
+    if type(p) == "table" and p.name == profile then
+      local where = format("%s: profile '%s' (profiles[%d])", path, profile, i)
+      local mode = p.mode
+      local keys
+      if mode == "AK" then
+        keys = { "access_key_id", "access_key_secret" }
+      elseif mode == "StsToken" then
+        keys = { "access_key_id", "access_key_secret", "sts_token" }
+      else
+        return nil, format("%s has mode '%s'; streamctl reads 'AK' and 'StsToken'", where, tostring(mode))
+      end
+      local why = missing(p, keys, where)
+      if why then return nil, why end
+      warnings[#warnings + 1] = permissions_warning(path)
+      return { access_key_id = p.access_key_id, access_key_secret = p.access_key_secret,
+               security_token = mode == "StsToken" and p.sts_token or nil }, nil, format("%s [%s]", path, profile)
+    end
+  end
+  return nil
+end
+
+--- Alibaba Cloud credentials (see above).
+-- @tparam[opt] table opts `{ profile =, getenv =, home = }` (getenv and home: for tests)
+-- @return `{ access_key_id, access_key_secret, security_token }`, or nil and why;
+--   the warnings; the source
+function M.aliyun(opts)
+  opts = opts or {}
+  local getenv = opts.getenv or os.getenv
+  local warnings = {}
+  local id, secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"), getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+  if (id or "") ~= "" or (secret or "") ~= "" then
+    if (id or "") == "" then
+      return nil, "ALIBABA_CLOUD_ACCESS_KEY_SECRET is set but ALIBABA_CLOUD_ACCESS_KEY_ID is not", warnings
+    end
+    if (secret or "") == "" then
+      return nil, "ALIBABA_CLOUD_ACCESS_KEY_ID is set but ALIBABA_CLOUD_ACCESS_KEY_SECRET is not", warnings
+    end
+    local token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN")
+    return { access_key_id = id, access_key_secret = secret, security_token = token ~= "" and token or nil },
+      nil, warnings, "environment"
+  end
+  local explicit = opts.profile or getenv("ALIBABA_CLOUD_PROFILE")
+  if explicit == "" then explicit = nil end
+  local profile = explicit or "default"
+  local dir = home(opts)
+  local file = getenv("ALIBABA_CLOUD_CREDENTIALS_FILE")
+  if not file or file == "" then file = dir .. "/.alibabacloud/credentials" end
+  local c, err, source = from_credentials_file(file, profile, warnings)
+  if c or err then return c, err, warnings, source end
+  c, err, source = from_cli_config(dir .. "/.aliyun/config.json", profile, explicit ~= nil, warnings)
+  if c or err then return c, err, warnings, source end
+  return nil, format("no Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+    .. "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or add profile [%s] to %s or %s", profile, file,
+    dir .. "/.aliyun/config.json"), warnings
+end
+
+--- The path of streamctl's own file.
+function M.config_path(opts)
+  opts = opts or {}
+  local getenv = opts.getenv or os.getenv
+  local xdg = getenv("XDG_CONFIG_HOME")
+  if not xdg or xdg == "" then xdg = home(opts) .. "/.config" end
+  return xdg .. "/streamctl/config"
+end
+
+-- streamctl's file, parsed: sections, or nil (missing), or nil and an error.
+local function own_file(opts, warnings)
+  local path = M.config_path(opts)
+  local text, err = read(path)
+  if not text then return nil, err, path end
+  local sections, perr = M.parse_ini(text, path)
+  if not sections then return nil, perr, path end
+  warnings[#warnings + 1] = permissions_warning(path)
+  return sections, nil, path
+end
+
+--- ZEGO credentials (see above).
+-- @tparam[opt] table opts `{ profile =, getenv =, home = }`
+-- @return `{ app_id, server_secret }`, or nil and why; the warnings; the source
+function M.zego(opts)
+  opts = opts or {}
+  local getenv = opts.getenv or os.getenv
+  local warnings = {}
+  local app, secret = getenv("ZEGO_APP_ID"), getenv("ZEGO_SERVER_SECRET")
+  if (app or "") ~= "" or (secret or "") ~= "" then
+    if (app or "") == "" then return nil, "ZEGO_SERVER_SECRET is set but ZEGO_APP_ID is not", warnings end
+    if (secret or "") == "" then return nil, "ZEGO_APP_ID is set but ZEGO_SERVER_SECRET is not", warnings end
+    return { app_id = app, server_secret = secret }, nil, warnings, "environment"
+  end
+  local sections, err, path = own_file(opts, warnings)
+  if err then return nil, err, warnings end
+  local name = (opts.profile and opts.profile ~= "") and ("zego." .. opts.profile) or "zego"
+  local s = sections and sections[name]
+  if not s then
+    return nil, format("no ZEGO credentials: set ZEGO_APP_ID and ZEGO_SERVER_SECRET, or add [%s] to %s",
+      name, path), warnings
+  end
+  local where = format("%s:%d: [%s]", path, s._line, name)
+  local why = missing(s, { "app_id", "server_secret" }, where)
+  if why then return nil, why, warnings end
+  return { app_id = s.app_id, server_secret = s.server_secret }, nil, warnings, format("%s [%s]", path, name)
+end
+
+--- The [defaults] section of streamctl's file: a table of strings (empty
+-- when there is none) and, for each key, "path:line" where it is set; or
+-- nil and an error; and the warnings.
+function M.defaults(opts)
+  local warnings = {}
+  local sections, err, path = own_file(opts or {}, warnings)
+  if err then return nil, err, warnings end
+  local out, where = {}, {}
+  local s = sections and sections.defaults
+  if s then
+    for k, v in pairs(s) do
+      if k ~= "_line" and k ~= "_lines" then out[k], where[k] = v, path .. ":" .. s._lines[k] end
+    end
+  end
+  return out, where, warnings
+end
+
+return M

@@ -1,0 +1,33 @@
+--- The emulator's defaults that its users need too (the launcher, the
+-- command line's --emulator, the demo): ports, accounts, and where it runs.
+-- Written once here.
+-- @module streamctl.emulator.defaults
+
+local M = {}
+
+--- The ports `streamctl-emulator start` listens on unless told otherwise (127.0.0.1).
+M.PORTS = { aliyun = 18080, zego = 18081, aliyun_tls = 18443, zego_tls = 18444 }
+
+--- The account each provider accepts unless the config file removes it.
+M.ALIYUN = { access_key_id = "LTAIemulatorKey", access_key_secret = "emulator-secret" }
+M.ZEGO = { app_id = "1234567890", server_secret = "0123456789abcdef0123456789abcdef" }
+
+--- The directory the emulator runs in: $STREAMCTL_EMULATOR_DIR, else
+-- ${XDG_RUNTIME_DIR:-/tmp}/streamctl-emulator-$USER.
+-- @tparam[opt] function getenv (default os.getenv)
+function M.dir(getenv)
+  getenv = getenv or os.getenv
+  local env = getenv("STREAMCTL_EMULATOR_DIR")
+  if env and env ~= "" then return env end
+  local base = getenv("XDG_RUNTIME_DIR")
+  if not base or base == "" then base = "/tmp" end
+  local user = getenv("USER") or getenv("LOGNAME")
+  if not user or user == "" then
+    local p = io.popen("id -u")
+    user = p and (p:read("*l") or "") or ""
+    if p then p:close() end
+  end
+  return base .. "/streamctl-emulator-" .. user
+end
+
+return M
