@@ -16,6 +16,8 @@ ROCKSPEC := streamctl-scm-1.rockspec
 TREE54 := $(ROOT)/build/5.4
 TREEJIT := $(ROOT)/build/jit
 SRC := $(wildcard csrc/*.c csrc/*.h)
+# what the rock installs besides the C: a change to any of it reinstalls the trees
+INSTALLED := $(wildcard lua/streamctl/*.lua lua/streamctl/*/*.lua bin/*)
 
 # Debian packages the build, the tests, the emulator and the demo need.
 PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
@@ -46,11 +48,11 @@ build: build-5.4 build-jit
 build-5.4: $(TREE54)/.stamp
 build-jit: $(TREEJIT)/.stamp
 
-$(TREE54)/.stamp: $(SRC) $(ROCKSPEC) $(wildcard bin/*)
+$(TREE54)/.stamp: $(SRC) $(ROCKSPEC) $(INSTALLED)
 	luarocks --lua-version=5.4 --tree $(TREE54) make $(ROCKSPEC) --deps-mode=none CFLAGS="$(CFLAGS_BUILD)" >/dev/null
 	@touch $@
 
-$(TREEJIT)/.stamp: $(SRC) $(ROCKSPEC) $(wildcard bin/*)
+$(TREEJIT)/.stamp: $(SRC) $(ROCKSPEC) $(INSTALLED)
 	luarocks --lua-version=5.1 --tree $(TREEJIT) make $(ROCKSPEC) --deps-mode=none LUA_INCDIR=$(JIT_INC) CFLAGS="$(CFLAGS_BUILD)" >/dev/null
 	@touch $@
 

@@ -222,7 +222,7 @@ end
 local function add_call(parent, provider, mod)
   local cmd = parent:command("call", "Calls any action by the service's own names: Key=Value arguments "
     .. "(a key given twice makes an array).")
-  cmd:argument("action", "The action, e.g. " .. mod.actions()[1] .. "."):choices(mod.actions())
+  cmd:argument("action", "The action: " .. concat(mod.actions(), ", ") .. "."):argname("<action>")
   cmd:argument("params", "Key=Value parameters."):args("*")
   add_common(cmd, provider)
   cmd:epilog("Example:\n   streamctl " .. provider .. " call "
@@ -440,6 +440,7 @@ end
 
 local function status_word(r)
   if r.ok then return "ok" end
+  if r.code == "Interrupted" then return "NOT SENT" end
   if r.outcome_unknown then return "UNKNOWN" end
   return "FAILED"
 end
@@ -449,10 +450,10 @@ local function print_table(out, rows)
   local width = #"STREAM"
   for _, r in ipairs(rows) do width = max(width, #r.stream) end
   width = min(width, 60)
-  out:line(format("%-" .. width .. "s  %-7s  %8s  %s", "STREAM", "RESULT", "ATTEMPTS", "REQUEST ID / ERROR"))
+  out:line(format("%-" .. width .. "s  %-8s  %8s  %s", "STREAM", "RESULT", "ATTEMPTS", "REQUEST ID / ERROR"))
   for _, r in ipairs(rows) do
     local detail = r.ok and (r.request_id or "") or (tostring(r.code) .. ": " .. tostring(r.message or ""))
-    out:line(format("%-" .. width .. "s  %-7s  %8d  %s", r.stream, status_word(r), r.attempts or 0, detail))
+    out:line(format("%-" .. width .. "s  %-8s  %8d  %s", r.stream, status_word(r), r.attempts or 0, detail))
   end
 end
 
@@ -463,7 +464,7 @@ local function progress_bar(err_stream, clock)
   return function(done, total, entry, final)
     if entry and not entry.ok then failed = failed + 1 end
     local now = clock()
-    if not final and done < total and now - last < 0.1 then return end
+    if not final and (done >= total or now - last < 0.1) then return end
     last = now
     local elapsed = now - started
     local rate = elapsed > 0 and done / elapsed or 0
@@ -481,7 +482,7 @@ end
 -- Running
 
 local function is_tty(fd)
-  local ok = os.execute("[ -t " .. fd .. " ] 2>/dev/null")
+  local ok = os.execute("[ -t " .. fd .. " ]")
   return ok == true or ok == 0
 end
 
@@ -501,6 +502,12 @@ local function run_emulator(args)
   local a, _, code = os.execute(concat(words, " "))
   if type(a) == "number" then return a > 255 and floor(a / 256) or a end
   return a and 0 or (code or 1)
+end
+
+-- Was `err` found here, before anything was sent (a usage error), rather
+-- than answered by the provider (which can say InvalidParameter too)?
+local function is_usage_error(err)
+  return err.code == "InvalidParameter" and err.http_status == nil
 end
 
 -- Parses `Key=Value` arguments into service parameters (a repeated key: an array).
@@ -528,9 +535,13 @@ function M.main(argv, env)
   env = env or {}
   local out = new_out(env.stdout, env.stderr)
   local parser = M.parser()
-  local ok, args = parser:pparse(argv)
+  -- argparse hands its error handler the (sub)command being parsed: its
+  -- usage is the one to show.
+  parser.error = function(p, message) error({ usage = p:get_usage(), message = message }, 0) end
+  local ok, args = pcall(parser.parse, parser, argv)
   if not ok then
-    out.err:write(parser:get_usage(), "\n\nstreamctl: ", tostring(args), "\n")
+    if type(args) ~= "table" then error(args, 0) end
+    out.err:write(args.usage, "\n\nstreamctl: ", args.message, " (see --help)\n")
     return M.EXIT.usage
   end
   if args._emulator then return run_emulator(args) end
@@ -616,17 +627,20 @@ function M.main(argv, env)
     local report, err = client[m.name](client, fields)
     if not report then
       out:warn(as_flags(tostring(err.message), m))
-      return err.code == "InvalidParameter" and M.EXIT.usage or M.EXIT.failed
+      return is_usage_error(err) and M.EXIT.usage or M.EXIT.failed
     end
     if draw then draw(report.total, report.total, nil, true) end
+    local not_sent = 0
     for _, r in ipairs(report.results) do
       rows[#rows + 1] = record(r.stream, r.ok, r.attempts, r.result, r.error, r.outcome_unknown)
       if not r.ok then status = M.EXIT.failed end
+      if r.error and r.error.code == "Interrupted" and not r.outcome_unknown then not_sent = not_sent + 1 end
     end
     if output == "table" then
       print_table(out, rows)
-      out:line(format("%d streams: %d succeeded, %d failed, %d unknown, %d calls, %.2f s%s", report.total,
-        report.succeeded, report.failed, report.unknown, report.calls, report.elapsed,
+      out:line(format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s", report.total,
+        report.succeeded, report.failed, not_sent > 0 and format(" (%d of them not sent)", not_sent) or "",
+        report.unknown, report.calls, report.elapsed,
         report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or ""))
     end
   else
@@ -641,7 +655,7 @@ function M.main(argv, env)
       stream = args.action
       result, err = client:call(args.action, params)
     end
-    if not result and err.code == "InvalidParameter" then
+    if not result and is_usage_error(err) then
       out:warn(as_flags(tostring(err.message), m))
       return M.EXIT.usage
     end

@@ -1,0 +1,423 @@
+-- The `streamctl` command as installed: the luarocks tree `make build` fills
+-- (build/5.4 or build/jit), with only that tree on the module paths, a
+-- temporary HOME, and no provider variables in the environment, against the
+-- emulator this spec starts on free ports.
+local cjson = require "cjson"
+local socket = require "socket"
+local emu = require "spec.helpers.emulator"
+local nginx = require "spec.helpers.nginx"
+local aliyun = require "streamctl.aliyun"
+local zego = require "streamctl.zego"
+local version = require "streamctl.version"
+
+local ROOT = nginx.root
+local q = nginx.quote
+local JIT = rawget(_G, "jit") ~= nil
+local V = JIT and "5.1" or "5.4"
+local TREE = ROOT .. (JIT and "/build/jit" or "/build/5.4")
+local INSTALLED = TREE .. "/lib/luarocks/rocks-" .. V .. "/streamctl/scm-1/bin/streamctl"
+assert(nginx.read_file(INSTALLED), "streamctl is not installed in " .. TREE .. ": run make build")
+-- 5.4: luarocks' wrapper; LuaJIT: the installed script under luajit (the
+-- wrapper for a 5.1 tree runs PUC Lua 5.1, which cannot load LuaJIT builds).
+local COMMAND = JIT and ("luajit " .. q(INSTALLED)) or q(TREE .. "/bin/streamctl")
+
+local HOME = nginx.temp_dir()
+local ENV = table.concat({
+  "env -i",
+  "PATH=" .. q(TREE .. "/bin:/usr/local/bin:/usr/bin:/bin"),
+  "HOME=" .. q(HOME),
+  "LUA_PATH=" .. q(TREE .. "/share/lua/" .. V .. "/?.lua;" .. TREE .. "/share/lua/" .. V .. "/?/init.lua;;"),
+  "LUA_CPATH=" .. q(TREE .. "/lib/lua/" .. V .. "/?.so;;"),
+}, " ")
+
+-- Runs `streamctl <args>` (a shell fragment); `extra` prepends variables
+-- ("A=b C=d") and `stdin` is fed in. Returns the exit status, stdout, stderr.
+local function run(args, extra, stdin)
+  local out, err = os.tmpname(), os.tmpname()
+  local input = ""
+  if stdin then
+    local path = os.tmpname()
+    nginx.write_file(path, stdin)
+    input = " <" .. q(path)
+  end
+  local cmd = ENV .. " " .. (extra or "") .. " " .. COMMAND .. " " .. args .. input .. " >" .. q(out) .. " 2>" .. q(err)
+  local a, _, code = os.execute(cmd)
+  if type(a) == "number" then code = a > 255 and math.floor(a / 256) or a end
+  if a == true then code = 0 end
+  local o, e = nginx.read_file(out), nginx.read_file(err)
+  os.remove(out)
+  os.remove(err)
+  return code, o, e
+end
+
+local function json_lines(text)
+  local out = {}
+  for line in text:gmatch("[^\n]+") do out[#out + 1] = cjson.decode(line) end
+  return out
+end
+
+local server
+local function target(provider)
+  return "--endpoint " .. (provider == "zego" and server.zego_tls_url or server.aliyun_tls_url)
+    .. " --ca-file " .. q(server.ca_file)
+end
+local ALI = "--access-key-id LTAIemulatorKey --access-key-secret emulator-secret"
+local ZEGO = "--app-id 1234567890 --server-secret 0123456789abcdef0123456789abcdef"
+local function ali(args) return "aliyun " .. args .. " " .. target("aliyun") .. " " .. ALI end
+local function zg(args) return "zego " .. args .. " " .. target("zego") .. " " .. ZEGO end
+
+local function sent()
+  return #(server:log({ limit = 10000 }))
+end
+
+describe("streamctl (the command)", function()
+  lazy_setup(function() server = emu.start {} end)
+  lazy_teardown(function()
+    if server then server:stop() end
+    os.execute("rm -rf " .. q(HOME))
+  end)
+  before_each(function() server:reset() end)
+
+  describe("help", function()
+    it("prints the version", function()
+      local code, out = run("--version")
+      assert.equal(0, code)
+      assert.equal("streamctl " .. version._VERSION .. "\n", out)
+    end)
+
+    it("lists the providers and commands, and every operation of each with its flags and an example", function()
+      local code, out = run("--help")
+      assert.equal(0, code)
+      for _, word in ipairs { "aliyun", "zego", "emulator", "completion", "Exit status" } do
+        assert.truthy(out:find(word, 1, true), word)
+      end
+      for provider, mod in pairs { aliyun = aliyun, zego = zego } do
+        code, out = run(provider .. " --help")
+        assert.equal(0, code)
+        for _, m in ipairs(mod.methods()) do
+          local name = m.name:gsub("_", "-")
+          assert.truthy(out:find(name, 1, true), name)
+          local c2, help = run(provider .. " " .. name .. " --help")
+          assert.equal(0, c2)
+          assert.truthy(help:find("Example:\n   streamctl " .. provider .. " " .. name, 1, true), name)
+          assert.truthy(help:find("default: 10000", 1, true), name) -- --timeout's default
+          for _, f in ipairs(m.fields) do
+            if f.type ~= "function" and f.name ~= "concurrency" and f.name ~= m.list then
+              assert.truthy(help:find("--" .. f.name:gsub("_", "-"), 1, true), name .. " lacks --" .. f.name)
+            end
+          end
+        end
+      end
+    end)
+
+    it("writes a bash completion script", function()
+      local code, out = run("completion bash")
+      assert.equal(0, code)
+      assert.truthy(out:find("complete -F _streamctl", 1, true))
+      assert.truthy(out:find("resume-rtc-streams", 1, true))
+    end)
+  end)
+
+  describe("against the emulator", function()
+    it("runs every Aliyun operation, the table for people and JSON lines for programs", function()
+      local code, out = run(ali("forbid-live-stream --domain-name push.example.com --app-name live "
+        .. "--stream-name s1 --resume-time 2099-01-01T00:00:00Z"))
+      assert.equal(0, code, out)
+      assert.truthy(out:find("^STREAM%s+RESULT%s+ATTEMPTS%s+REQUEST ID / ERROR\npush.example.com/live/s1%s+ok%s+1%s+%S+"))
+      code, out = run(ali("describe-live-streams-block-list --domain-name push.example.com --output json"))
+      assert.equal(0, code)
+      local r = json_lines(out)[1]
+      assert.same({ "push.example.com/live/s1" }, r.result.StreamUrls.StreamUrl)
+      code, out = run(ali("resume-live-stream --domain-name push.example.com --app-name live --stream-name s1 --output json"))
+      assert.equal(0, code)
+      r = json_lines(out)[1]
+      assert.same({ "push.example.com/live/s1", true, 1 }, { r.stream, r.ok, r.attempts })
+      assert.equal("normal", server:state().aliyun.streams["push.example.com/live/s1"].status)
+
+      code, out = run(ali("forbid-live-streams --domain-name push.example.com --app-name live a b a --output json"))
+      assert.equal(0, code)
+      local lines = json_lines(out)
+      assert.equal(2, #lines) -- the repeat dropped
+      code, out = run(ali("resume-live-streams --domain-name push.example.com --app-name live a b"))
+      assert.equal(0, code)
+      assert.truthy(out:find("2 streams: 2 succeeded, 0 failed, 0 unknown; 2 calls", 1, true), out)
+      code = run(ali("describe-live-streams-online-list --domain-name push.example.com"))
+      assert.equal(0, code)
+
+      local t0 = os.time()
+      code, out = run(ali("create-live-pull-to-push --region cn-shanghai --source-type url "
+        .. "--source-urls https://cdn.example.com/a.mp4 --source-urls https://cdn.example.com/b.mp4 "
+        .. "--dst-url rtmp://push.example.com/live/relay --start-time " .. t0 .. " --end-time " .. (t0 + 3600)
+        .. " --output json"))
+      assert.equal(0, code, out)
+      local task = json_lines(out)[1].result.TaskId
+      assert.truthy(task)
+      assert.same({ "https://cdn.example.com/a.mp4", "https://cdn.example.com/b.mp4" },
+        server:state().aliyun.tasks[task].TaskInfo.SourceUrls)
+      local tail = " --region cn-shanghai --task-id " .. task
+      -- (a running task is restarted; a stopped one takes a new EndTime)
+      for _, cmd in ipairs { "describe-live-pull-to-push" .. tail, "describe-live-pull-to-push-list --region cn-shanghai",
+                             "restart-live-pull-to-push" .. tail, "stop-live-pull-to-push" .. tail,
+                             "update-live-pull-to-push" .. tail .. " --end-time " .. (t0 + 7200),
+                             "delete-live-pull-to-push" .. tail } do
+        code, out = run(ali(cmd .. " --output json"))
+        assert.equal(0, code, cmd .. ": " .. out)
+        assert.is_true(json_lines(out)[1].ok, cmd)
+      end
+      code, out = run(ali("call DescribeLiveStreamsBlockList DomainName=push.example.com PageSize=100 --output json"))
+      assert.equal(0, code)
+      assert.equal("DescribeLiveStreamsBlockList", json_lines(out)[1].stream)
+    end)
+
+    it("runs every ZEGO operation", function()
+      local code, out = run(zg("forbid-rtc-streams r1 r2 r3 --output json"))
+      assert.equal(0, code, out)
+      assert.equal(3, #json_lines(out))
+      for _, cmd in ipairs { "resume-rtc-streams r1 r2", "forbid-rtc-stream --stream-id r1",
+                             "resume-rtc-stream --stream-id r1", "describe-rtc-stream-state --stream-id r1",
+                             "forbid-cdn-live-stream --stream-id c1", "resume-cdn-live-stream --stream-id c1",
+                             "call DescribeRTCStreamState StreamId=r1" } do
+        code, out = run(zg(cmd .. " --output json"))
+        assert.equal(0, code, cmd .. ": " .. out)
+        assert.is_true(json_lines(out)[1].ok, cmd)
+      end
+      local st = server:state().zego.streams["1234567890"]
+      assert.same({ "normal", "forbidden", "normal" }, { st.r1.rtc, st.r3.rtc, st.c1.cdn })
+    end)
+
+    it("takes 2,000 IDs on standard input (--from -), blank lines and comments skipped", function()
+      local ids = { "# today's list", "" }
+      for i = 1, 2000 do ids[#ids + 1] = "  id-" .. i .. "  " end
+      local code, out = run(zg("resume-rtc-streams --from - --output json"), nil, table.concat(ids, "\n") .. "\n")
+      assert.equal(0, code)
+      local lines = json_lines(out)
+      assert.equal(2000, #lines)
+      local seen = {}
+      for _, l in ipairs(lines) do
+        assert.is_true(l.ok)
+        seen[l.stream] = true
+      end
+      assert.is_true(seen["id-1"] and seen["id-2000"])
+      assert.equal(100, #server:log({ action = "ResumeRTCStreams", limit = 1000 }))
+    end)
+
+    it("exits 1 and names each stream that failed", function()
+      server:faults { kind = "throttle", action = "ResumeLiveStream", count = 100, retry_after_ms = 10 }
+      local code, out = run(ali("resume-live-streams --domain-name d.example --app-name live one two --output json"))
+      assert.equal(1, code)
+      local lines = json_lines(out)
+      assert.equal(2, #lines)
+      for _, l in ipairs(lines) do
+        assert.same({ false, 3, "Throttling.User" }, { l.ok, l.attempts, l.code })
+      end
+      server:clear_faults()
+      server:faults { kind = "throttle", action = "ResumeLiveStream", count = 100, retry_after_ms = 10 }
+      code, out = run(ali("resume-live-streams --domain-name d.example --app-name live one two"))
+      assert.equal(1, code)
+      assert.truthy(out:find("\none%s+FAILED%s+3%s+Throttling.User: "), out)
+      assert.truthy(out:find("2 streams: 0 succeeded, 2 failed, 0 unknown", 1, true), out)
+      server:clear_faults()
+      code, out = run(ali("stop-live-pull-to-push --region cn-shanghai --task-id no-such-task"))
+      assert.equal(1, code)
+      assert.truthy(out:find("no%-such%-task%s+FAILED%s+1%s+CodeTaskNotExist"), out)
+    end)
+
+    it("exits 2 for a bad flag or value, naming the flag and the rule, and sends nothing", function()
+      local cases = {
+        { ali("resume-live-stream --domain-name d --app-name a"), "'--stream-name' is required" },
+        { ali("resume-live-stream --domain-name d --app-name a --stream-name s --bogus"), "unknown option '--bogus'" },
+        { ali("resume-live-stream --domain-name d --app-name a --stream-name s --timeout 0"),
+          "--timeout must be an integer > 0 (got '0')" },
+        { ali("resume-live-stream --domain-name d --app-name a --stream-name s --concurrency x"),
+          "--concurrency must be an integer > 0 (got 'x')" },
+        { ali("resume-live-stream --domain-name d --app-name a --stream-name s --rate=-1"),
+          "--rate must be a number > 0 (got '-1')" },
+        { ali("resume-live-stream --domain-name d --app-name a --stream-name 'a\tb' --output yaml"),
+          "argument for option '--output' must be one of 'table', 'json'" },
+        { ali("forbid-live-stream --domain-name d --app-name a --stream-name s --resume-time tomorrow"),
+          "'--resume-time' must be UTC time as YYYY-MM-DDThh:mm:ssZ" },
+        { ali("create-live-pull-to-push --region mars --source-type url --source-urls u --dst-url rtmp://x/y/z "
+          .. "--start-time 1 --end-time 2"), "argument for option '--region' must be one of" },
+        { ali("describe-live-pull-to-push-list --region cn-shanghai --page-size 500"),
+          "'--page-size' must be at most 100" },
+        { ali("resume-live-streams --domain-name d --app-name a"), "the stream list (arguments or --from)" },
+        { ali("resume-live-streams --domain-name d --app-name a --from /nonexistent/ids.txt"),
+          "--from: cannot read /nonexistent/ids.txt" },
+        { ali("call NoSuchAction"), "unknown action 'NoSuchAction'" },
+        { ali("call DescribeLiveStreamsBlockList DomainName"), "parameter 'DomainName' must be Key=Value" },
+        { zg("resume-rtc-stream"), "'--stream-id' is required" },
+        { "zego resume-rtc-stream --stream-id s " .. target("zego"), "no ZEGO credentials: set ZEGO_APP_ID and "
+          .. "ZEGO_SERVER_SECRET, or add [zego] to " .. HOME .. "/.config/streamctl/config" },
+        { "aliyun resume-live-stream --domain-name d --app-name a --stream-name s --access-key-id X",
+          "--access-key-id and --access-key-secret go together" },
+        { "aliyun frobnicate", "unknown command 'frobnicate'" },
+      }
+      for _, case in ipairs(cases) do
+        local code, out, err = run(case[1])
+        assert.equal(2, code, case[1] .. "\n" .. err)
+        assert.equal("", out, case[1])
+        assert.truthy(err:find(case[2], 1, true), "'" .. err .. "' lacks '" .. case[2] .. "'")
+      end
+      assert.equal(0, sent())
+    end)
+
+    it("exits 130 on Ctrl-C after reporting every stream, the ones not sent marked", function()
+      local names = {}
+      for i = 1, 150 do names[i] = "s" .. i end
+      local list = HOME .. "/names.txt"
+      nginx.write_file(list, table.concat(names, "\n"))
+      local out, pidfile, codefile = os.tmpname(), os.tmpname(), os.tmpname()
+      os.remove(pidfile)
+      os.remove(codefile)
+      local cmd = ENV .. " " .. COMMAND .. " "
+        .. ali("resume-live-streams --domain-name d.example --app-name live --output json --from " .. q(list))
+      -- In the background: the command's own pid in pidfile, its exit status in codefile.
+      os.execute("(sh -c " .. q("echo $$ >" .. q(pidfile) .. "; exec " .. cmd) .. " >" .. q(out) .. " 2>&1; echo $? >"
+        .. q(codefile) .. ") &")
+      local deadline = socket.gettime() + 10
+      while not nginx.read_file(pidfile) and socket.gettime() < deadline do socket.sleep(0.05) end
+      local pid = assert(tonumber(nginx.read_file(pidfile)), "the command did not start")
+      socket.sleep(1.5) -- about 40 of 150 at 28.5 per second
+      os.execute("kill -INT " .. pid)
+      deadline = socket.gettime() + 30
+      while not (nginx.read_file(codefile) or ""):find("\n") and socket.gettime() < deadline do socket.sleep(0.05) end
+      local status = "exit=" .. (nginx.read_file(codefile) or "(none)")
+      local lines = {}
+      local text = nginx.read_file(out)
+      for _, f in ipairs { out, pidfile, codefile } do os.remove(f) end
+      for line in text:gmatch("[^\n]+") do
+        if line:sub(1, 1) == "{" then lines[#lines + 1] = cjson.decode(line) end
+      end
+      assert.truthy(status:find("exit=130", 1, true), status .. text)
+      assert.equal(150, #lines)
+      local ok, not_sent = 0, 0
+      for _, l in ipairs(lines) do
+        if l.ok then ok = ok + 1 elseif l.code == "Interrupted" then not_sent = not_sent + 1 end
+      end
+      assert.equal(150, ok + not_sent)
+      assert.is_true(ok > 10 and not_sent > 10, ok .. " sent, " .. not_sent .. " not sent")
+      assert.equal(ok, #server:log({ action = "ResumeLiveStream", limit = 1000 }))
+      assert.truthy(text:find("streamctl: interrupted (signal 2)", 1, true))
+    end)
+  end)
+
+  describe("credentials", function()
+    local function write(path, text, mode)
+      os.execute("mkdir -p " .. q(path:match("^(.*)/")))
+      nginx.write_file(path, text)
+      os.execute("chmod " .. (mode or "600") .. " " .. q(path))
+    end
+    local function clean() os.execute("rm -rf " .. q(HOME .. "/.alibabacloud") .. " " .. q(HOME .. "/.aliyun") .. " "
+      .. q(HOME .. "/.config")) end
+    before_each(clean)
+    after_each(clean)
+
+    -- The AccessKeyId a dry run would sign with (V3's Credential=...).
+    local function ali_key(extra, flags)
+      local code, out, err = run("aliyun resume-live-stream --domain-name d --app-name a --stream-name s --dry-run "
+        .. (flags or ""), extra)
+      if code ~= 0 then return nil, err end
+      return out:match("Credential=([^,]+)"), err, out
+    end
+
+    it("come from flags, then the environment, then ~/.alibabacloud/credentials, then ~/.aliyun/config.json", function()
+      write(HOME .. "/.aliyun/config.json", cjson.encode { current = "default", profiles = {
+        { name = "default", mode = "AK", access_key_id = "KEY_CLI", access_key_secret = "s" },
+        { name = "sts", mode = "StsToken", access_key_id = "STS.KEY", access_key_secret = "s", sts_token = "TOKEN-1" },
+      } })
+      assert.equal("KEY_CLI", (ali_key()))
+      local _, _, out = ali_key(nil, "--profile sts --signature-version v1")
+      assert.truthy(out:find("AccessKeyId=STS.KEY", 1, true))
+      assert.truthy(out:find("SecurityToken=<redacted>", 1, true))
+      assert.is_nil(out:find("TOKEN-1", 1, true))
+      write(HOME .. "/.alibabacloud/credentials", "# mine\n[default]\ntype = access_key\naccess_key_id = KEY_FILE\n"
+        .. "access_key_secret = s\n\n[prod]\naccess_key_id = KEY_PROD\naccess_key_secret = s\n")
+      assert.equal("KEY_FILE", (ali_key()))
+      assert.equal("KEY_PROD", (ali_key(nil, "--profile prod")))
+      assert.equal("KEY_PROD", (ali_key("ALIBABA_CLOUD_PROFILE=prod")))
+      local env = "ALIBABA_CLOUD_ACCESS_KEY_ID=KEY_ENV ALIBABA_CLOUD_ACCESS_KEY_SECRET=s"
+      assert.equal("KEY_ENV", (ali_key(env)))
+      assert.equal("KEY_FLAG", (ali_key(env, "--access-key-id KEY_FLAG --access-key-secret s")))
+      assert.equal("LTAIemulatorKey", (ali_key(env, "--emulator --emulator-dir " .. q(server.dir))))
+    end)
+
+    it("warn about a profile file others can read, and name the file and line of a malformed one", function()
+      write(HOME .. "/.alibabacloud/credentials", "[default]\naccess_key_id = K\naccess_key_secret = s\n", "644")
+      local key, err = ali_key()
+      assert.equal("K", key)
+      local file = HOME .. "/.alibabacloud/credentials"
+      assert.truthy(err:find("streamctl: warning: " .. file .. " can be read by other users (rw-r--r--); run: "
+        .. "chmod 600 " .. file, 1, true), err)
+      write(file, "[default]\naccess_key_id = K\nthis line is wrong\n")
+      key, err = ali_key()
+      assert.is_nil(key)
+      assert.equal("streamctl: " .. file .. ":3: expected 'key = value' or '[section]'\n", err)
+      write(file, "[default]\ntype = ram_role_arn\n")
+      key, err = ali_key()
+      assert.is_nil(key)
+      assert.truthy(err:find(file .. ":1: profile [default] has type 'ram_role_arn'; streamctl reads 'access_key' "
+        .. "and 'sts'", 1, true), err)
+      os.remove(file)
+      write(HOME .. "/.aliyun/config.json", '{"profiles": [\n  {"name": "default",\n  "mode": AK}\n]}')
+      key, err = ali_key()
+      assert.is_nil(key)
+      assert.truthy(err:find(HOME .. "/.aliyun/config.json:3: not valid JSON", 1, true), err)
+    end)
+
+    it("for ZEGO: flags, then the environment, then ~/.config/streamctl/config and its [defaults]", function()
+      write(HOME .. "/.config/streamctl/config", "[zego]\napp_id = 111\nserver_secret = abc\n[zego.staging]\n"
+        .. "app_id = 222\nserver_secret = def\n[defaults]\noutput = json\n")
+      local function app(extra, flags)
+        local code, out, err = run("zego resume-rtc-stream --stream-id s --dry-run " .. (flags or ""), extra)
+        assert.equal(0, code, err)
+        return out:match("AppId=(%d+)"), out
+      end
+      local id, out = app()
+      assert.equal("111", id)
+      assert.equal("{", out:sub(1, 1)) -- [defaults] output = json
+      assert.equal("222", (app(nil, "--profile staging")))
+      assert.equal("333", (app("ZEGO_APP_ID=333 ZEGO_SERVER_SECRET=x")))
+      assert.equal("444", (app("ZEGO_APP_ID=333 ZEGO_SERVER_SECRET=x", "--app-id 444 --server-secret y")))
+    end)
+  end)
+
+  describe("a dry run", function()
+    it("prints every request that would be sent, with no secret, signature or token, and sends nothing", function()
+      local secret, token, zsecret = "SECRET-abc123", "TOKEN-xyz789", "ZEGOSECRET-0123456789abcdef0123"
+      for _, args in ipairs {
+        "aliyun forbid-live-streams --domain-name d --app-name a s1 s2 --access-key-id AK --access-key-secret "
+          .. secret .. " --security-token " .. token,
+        "aliyun forbid-live-streams --domain-name d --app-name a s1 s2 --signature-version v1 --access-key-id AK "
+          .. "--access-key-secret " .. secret .. " --security-token " .. token .. " --output json",
+        "zego forbid-rtc-streams s1 s2 --app-id 1 --server-secret " .. zsecret,
+      } do
+        local code, out, err = run(args .. " --dry-run " .. target(args:match("^%a+")))
+        assert.equal(0, code, err)
+        for _, s in ipairs { secret, token, zsecret } do assert.is_nil(out:find(s, 1, true), s) end
+        assert.is_nil(out:find("Signature=%x"))
+        assert.is_nil(out:find("Signature=[%w%%]+&"))
+        assert.truthy(out:find("Signature=<redacted>", 1, true))
+      end
+      local code, out = run(ali("forbid-live-streams --domain-name d --app-name a s1 s2 --dry-run --output json"))
+      assert.equal(0, code)
+      local reqs = json_lines(out)
+      assert.equal(2, #reqs)
+      assert.equal("POST", reqs[1].method)
+      assert.equal(0, sent())
+    end)
+  end)
+
+  describe("progress", function()
+    it("is drawn on a terminal's standard error, and not when it is piped", function()
+      local cmd = COMMAND .. " " .. zg("resume-rtc-streams a b c d e f g h i j k l m n o p q r s t u v w x y z "
+        .. "--concurrency 1") .. " >/dev/null"
+      local pipe = io.popen(ENV .. " script -qec " .. q(cmd) .. " /dev/null </dev/null", "r")
+      local tty = pipe:read("*a")
+      pipe:close()
+      assert.truthy(tty:find("[########################] 26/26", 1, true), tty)
+      assert.truthy(tty:find("failed 0", 1, true))
+      local _, _, err = run(zg("resume-rtc-streams a b c"))
+      assert.equal("", err)
+    end)
+  end)
+end)
