@@ -23,7 +23,7 @@ INSTALLED := $(wildcard lua/streamctl/*.lua lua/streamctl/*/*.lua bin/*)
 PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
 	libssl-dev openssl libcurl4-openssl-dev lua-cjson lua-busted lua-check luarocks \
 	lua-socket lua-sec nginx libnginx-mod-http-lua lua-resty-core lua-nginx-string valgrind \
-	lua-argparse lua-filesystem
+	lua-argparse lua-filesystem lua-ldoc help2man
 
 LUA_PATH_DEV := $(ROOT)/lua/?.lua;$(ROOT)/lua/?/init.lua;;
 ENV54 := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"
@@ -31,7 +31,7 @@ ENVJIT := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREEJIT)/lib/lua/5.1/?.so;;" S
 BUSTED := /usr/bin/busted
 SPECS ?= spec
 
-.PHONY: all deps build build-5.4 build-jit test test-5.4 test-jit lint demo bench check-c clean
+.PHONY: all deps build build-5.4 build-jit test test-5.4 test-jit lint doc check-doc demo bench check-c clean
 
 all: build
 
@@ -59,8 +59,40 @@ $(TREEJIT)/.stamp: $(SRC) $(ROCKSPEC) $(INSTALLED)
 lint:
 	luacheck --quiet lua bin spec examples bench
 
-test: deps build lint test-5.4 test-jit check-c
+test: deps build lint check-doc test-5.4 test-jit check-c
 	@cat build/test-5.4.count build/test-jit.count | awk '{p += $$1; f += $$2} END {printf "%d passed, %d failed\n", p, f}'
+
+# The API reference (LDoc, from the modules' doc comments) into docs/api, and the
+# command's man page and bash completion, made from the command itself (both
+# are installed by the rock, so they are kept in the repository).
+STREAMCTL54 := lua5.4 $(ROOT)/bin/streamctl
+MAN_NAME := control live streams on Alibaba Cloud ApsaraVideo Live and ZEGOCLOUD
+doc: build-5.4
+	rm -rf docs/api
+	ldoc . | grep -v '^reading configuration\|^output written' | { ! grep . ; }
+	@mkdir -p build
+	$(ENV54) lua5.4 -e 'io.write(require("streamctl.cli").man_commands())' > build/commands.h2m
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) $(ENV54) help2man --no-info \
+	  --name="$(MAN_NAME)" --section=1 --include=docs/streamctl.h2m --include=build/commands.h2m \
+	  "$(STREAMCTL54)" > docs/streamctl.1
+	$(ENV54) $(STREAMCTL54) completion bash > docs/streamctl.bash
+	@echo "docs/api/index.html, docs/streamctl.1, docs/streamctl.bash"
+
+# In make test: LDoc warning-free, and the man page and completion in the
+# repository the ones the command makes now.
+DOC_TMP := $(ROOT)/build/doc-check
+check-doc: build-5.4
+	@rm -rf $(DOC_TMP) && mkdir -p $(DOC_TMP)
+	@ldoc -d $(DOC_TMP)/api . | grep -v '^reading configuration\|^output written' | { ! grep . ; } \
+	  || { echo "ldoc warns (above): fix the doc comments"; exit 1; }
+	@$(ENV54) lua5.4 -e 'io.write(require("streamctl.cli").man_commands())' > $(DOC_TMP)/commands.h2m
+	@$(ENV54) help2man --no-info --name="$(MAN_NAME)" --section=1 --include=docs/streamctl.h2m \
+	  --include=$(DOC_TMP)/commands.h2m "$(STREAMCTL54)" | grep -v '^\.TH ' > $(DOC_TMP)/streamctl.1
+	@grep -v '^\.TH ' docs/streamctl.1 | diff -u - $(DOC_TMP)/streamctl.1 \
+	  || { echo "docs/streamctl.1 is out of date: run make doc"; exit 1; }
+	@$(ENV54) $(STREAMCTL54) completion bash | diff -u docs/streamctl.bash - \
+	  || { echo "docs/streamctl.bash is out of date: run make doc"; exit 1; }
+	@echo "docs: ldoc clean, man page and completion current"
 
 # Each run leaves "passed failed" in build/test-*.count for the summary line.
 COUNT = sed -n 's/^\([0-9]*\) successes \/ \([0-9]*\) failures \/ \([0-9]*\) errors.*/\1 \2 \3/p' | awk '{print $$1, $$2 + $$3}'

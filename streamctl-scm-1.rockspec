@@ -82,6 +82,11 @@ build = {
       },
    },
    install = {
+      -- the man page and the bash completion (made by make doc), into the rock's conf directory
+      conf = {
+         ["streamctl.1"] = "docs/streamctl.1",
+         ["streamctl.bash"] = "docs/streamctl.bash",
+      },
       bin = {
          ["streamctl"] = "bin/streamctl",
          ["streamctl-emulator"] = "bin/streamctl-emulator",

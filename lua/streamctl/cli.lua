@@ -57,8 +57,7 @@ local function command_name(name)
   return (gsub(name, "_", "-"))
 end
 
--------------------------------------------------------------------------------
--- Output
+-- Output ----------------------------------------------------------------------
 
 local Out = {}
 Out.__index = Out
@@ -83,8 +82,7 @@ local function encode(value)
   return text and (gsub(text, "\\/", "/")) or "null"
 end
 
--------------------------------------------------------------------------------
--- Reading stream lists
+-- Reading stream lists --------------------------------------------------------
 
 --- Reads stream names from `path` ("-": standard input): one per line,
 -- surrounding blanks trimmed, blank lines and lines starting with "#" skipped.
@@ -107,8 +105,7 @@ function M.read_list(path, stdin)
   return list
 end
 
--------------------------------------------------------------------------------
--- The parser
+-- The parser ------------------------------------------------------------------
 
 local function field_help(f)
   local parts = {}
@@ -275,8 +272,45 @@ function M.parser()
   return parser
 end
 
--------------------------------------------------------------------------------
--- Values and clients
+--- The man page's COMMANDS section (a help2man include): every command
+-- with its flags, made from the same schemas as the parser.
+function M.man_commands()
+  local out = { "[COMMANDS]" }
+  local function esc(text) return (gsub(gsub(text, "\\", "\\e"), "%-", "\\-")) end
+  for _, provider in ipairs { "aliyun", "zego" } do
+    local mod = streamctl[provider]
+    for _, m in ipairs(mod.methods()) do
+      local flags = {}
+      for _, f in ipairs(m.fields) do
+        if not SKIP[f.name] and f.type ~= "function" then
+          if f.name == m.list then
+            flags[#flags + 1] = (provider == "zego" and "ID" or "STREAM") .. "... | \\-\\-from FILE"
+          else
+            flags[#flags + 1] = esc(flag(f.name)) .. (f.required and " (required)" or "")
+          end
+        end
+      end
+      out[#out + 1] = ".TP"
+      out[#out + 1] = ".B streamctl " .. provider .. " " .. esc(command_name(m.name))
+      out[#out + 1] = esc(m.list and format("One %s per stream.", m.action) or ("Calls " .. m.action .. "."))
+        .. " " .. concat(flags, ", ") .. "."
+    end
+    out[#out + 1] = ".TP"
+    out[#out + 1] = ".B streamctl " .. provider .. " call"
+    out[#out + 1] = "ACTION Key=Value...: any action by the service's own names (" .. concat(mod.actions(), ", ") .. ")."
+  end
+  out[#out + 1] = ".TP"
+  out[#out + 1] = ".B streamctl emulator start|stop|status"
+  out[#out + 1] = "Runs streamctl\\-emulator, the local emulator of both providers."
+  out[#out + 1] = ".TP"
+  out[#out + 1] = ".B streamctl completion bash|zsh|fish"
+  out[#out + 1] = "Writes a completion script (the rock also installs the bash one as streamctl.bash)."
+  out[#out + 1] = ".PP"
+  out[#out + 1] = "Every command also takes the connection, credential and output flags that its \\-\\-help lists."
+  return concat(out, "\n") .. "\n"
+end
+
+-- Values and clients ----------------------------------------------------------
 
 -- The fields of method `m` from the parsed arguments, each converted to the
 -- field's type where the text is one (otherwise left for the field's check
@@ -394,8 +428,7 @@ local function as_flags(message, m)
   return message
 end
 
--------------------------------------------------------------------------------
--- Reports
+-- Reports ---------------------------------------------------------------------
 
 local function stream_of(m, fields)
   for _, name in ipairs(STREAM_FIELDS) do
@@ -478,8 +511,7 @@ local function progress_bar(err_stream, clock)
   end
 end
 
--------------------------------------------------------------------------------
--- Running
+-- Running ---------------------------------------------------------------------
 
 local function is_tty(fd)
   local ok = os.execute("[ -t " .. fd .. " ]")

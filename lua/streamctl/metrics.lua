@@ -26,7 +26,7 @@ local concat, sort = table.concat, table.sort
 
 local M = {}
 
---- The histogram's upper bounds in seconds (Prometheus' defaults).
+-- The histogram's upper bounds in seconds (Prometheus' defaults).
 M.BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
 
 local COUNTERS = {

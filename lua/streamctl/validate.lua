@@ -283,6 +283,9 @@ function M.fields(schema, input, method)
 end
 
 --- Checks the options table `input` (nil is an empty one) given to `owner`.
+-- @param schema the options' schema (see above)
+-- @param input the options given
+-- @param owner the function they were given to, for messages ("streamctl.aliyun.new")
 -- @param prefix (optional) put before every option name in messages
 -- @return values (option -> parsed value); or nil, message naming the option
 function M.options(schema, input, owner, prefix)

@@ -127,8 +127,7 @@ local TOKEN = "^[%w!#$%%&'*+%-%.%^_`|~]+$"
 
 local BODY_METHODS = { POST = true, PUT = true, PATCH = true }
 
--------------------------------------------------------------------------------
--- Options
+-- Options ---------------------------------------------------------------------
 
 local OPTION_NAMES = {}
 for i, o in ipairs(curl_transport.OPTIONS) do OPTION_NAMES[i] = o.name end
@@ -173,8 +172,7 @@ local function check_options(opts)
   return values
 end
 
--------------------------------------------------------------------------------
--- Requests
+-- Requests --------------------------------------------------------------------
 
 local function failure(code, message, sent)
   return { code = code, message = message, sent = sent }
@@ -296,8 +294,7 @@ local function prepare(self, request)
   }
 end
 
--------------------------------------------------------------------------------
--- Reading
+-- Reading ---------------------------------------------------------------------
 
 -- Milliseconds left before `deadline` (seconds, ngx.now()), at least 0.
 local function ms_left(deadline)
@@ -436,8 +433,7 @@ local function content_length(value)
   return n
 end
 
--------------------------------------------------------------------------------
--- One exchange
+-- One exchange ----------------------------------------------------------------
 
 local function over_max_body(self, plan)
   return failure("InvalidResponse", format("the response body from %s is over max_body (%d bytes)",
@@ -645,8 +641,7 @@ local function exchange(self, plan)
   return nil, failure("NetworkError", "every pooled connection to " .. plan.origin .. " was closed", true)
 end
 
--------------------------------------------------------------------------------
--- The transport
+-- The transport ---------------------------------------------------------------
 
 -- true, or nil and why cosockets cannot be used here.
 local function cosockets_here()
