@@ -301,6 +301,28 @@ describe("streamctl (the command)", function()
     end)
   end)
 
+  describe("emulator", function()
+    it("starts, reports and stops the emulator (streamctl-emulator)", function()
+      local dir = HOME .. "/emu"
+      local ports = emu.free_ports(4)
+      local flags = string.format("--dir %s --aliyun-port %d --zego-port %d --aliyun-tls-port %d --zego-tls-port %d",
+        q(dir), ports[1], ports[2], ports[3], ports[4])
+      local code, out, err = run("emulator start " .. flags)
+      assert.equal(0, code, err)
+      assert.truthy(out:find("https://127.0.0.1:" .. ports[3], 1, true), out)
+      code, out = run("emulator status --dir " .. q(dir))
+      assert.equal(0, code)
+      -- the command against it, by --emulator and its directory
+      code, out = run("zego resume-rtc-stream --stream-id s --emulator --emulator-dir " .. q(dir) .. " --endpoint "
+        .. "https://127.0.0.1:" .. ports[4])
+      assert.equal(0, code, out)
+      code = run("emulator stop --dir " .. q(dir))
+      assert.equal(0, code)
+      code = run("emulator status --dir " .. q(dir))
+      assert.equal(3, code)
+    end)
+  end)
+
   describe("credentials", function()
     local function write(path, text, mode)
       os.execute("mkdir -p " .. q(path:match("^(.*)/")))

@@ -518,7 +518,8 @@ local function is_tty(fd)
   return ok == true or ok == 0
 end
 
--- Runs streamctl-emulator with `words`; returns its exit status.
+-- Runs streamctl-emulator (beside this command, else on PATH) with the
+-- subcommand's arguments; returns its exit status.
 local function run_emulator(args)
   local dir = match(arg and arg[0] or "", "^(.*)/[^/]*$")
   local launcher = "streamctl-emulator"
@@ -527,7 +528,14 @@ local function run_emulator(args)
     if f then f:close() launcher = dir .. "/streamctl-emulator" end
   end
   local function q(w) return "'" .. gsub(w, "'", "'\\''") .. "'" end
-  local words = { q(launcher), args.what }
+  -- the interpreter running this command runs the launcher too
+  local lua = "lua"
+  if arg and arg[-1] then
+    local i = -1
+    while arg[i - 1] do i = i - 1 end
+    lua = arg[i]
+  end
+  local words = { q(lua), q(launcher), args.what }
   for _, name in ipairs { "dir", "config", "aliyun_port", "zego_port", "aliyun_tls_port", "zego_tls_port" } do
     if args[name] then words[#words + 1] = flag(name) .. " " .. q(args[name]) end
   end
