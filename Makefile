@@ -1,8 +1,9 @@
 # streamctl: one source tree, built and tested for Lua 5.4 and LuaJIT (5.1 C API).
 #
 #   make demo    install what is missing, build, run examples/demo.lua against the emulator
-#   make test    install what is missing, build, lint, run every spec under Lua 5.4 and LuaJIT,
-#                and the C modules' specs under valgrind and ASan/UBSan
+#   make test    install what is missing, build, lint, check the docs, run every spec under Lua 5.4
+#                and LuaJIT, and the C modules' specs under valgrind and ASan/UBSan
+#   make doc     the API reference (docs/api), the man page and the bash completion
 #   make bench   signatures per second; with the emulator, batch throughput and requests per
 #                second through nginx (cosockets) beside plain Lua (libcurl)
 #   make check-c the C core under valgrind and ASan/UBSan
