@@ -311,7 +311,7 @@ describe("streamctl (the command)", function()
       assert.equal(0, code, err)
       assert.truthy(out:find("https://127.0.0.1:" .. ports[3], 1, true), out)
       code, out = run("emulator status --dir " .. q(dir))
-      assert.equal(0, code)
+      assert.equal(0, code, out)
       -- the command against it, by --emulator and its directory
       code, out = run("zego resume-rtc-stream --stream-id s --emulator --emulator-dir " .. q(dir) .. " --endpoint "
         .. "https://127.0.0.1:" .. ports[4])

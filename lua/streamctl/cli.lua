@@ -297,7 +297,8 @@ function M.man_commands()
     end
     out[#out + 1] = ".TP"
     out[#out + 1] = ".B streamctl " .. provider .. " call"
-    out[#out + 1] = "ACTION Key=Value...: any action by the service's own names (" .. concat(mod.actions(), ", ") .. ")."
+    out[#out + 1] = "ACTION Key=Value...: any action by the service's own names ("
+      .. concat(mod.actions(), ", ") .. ")."
   end
   out[#out + 1] = ".TP"
   out[#out + 1] = ".B streamctl emulator start|stop|status"
