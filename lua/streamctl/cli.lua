@@ -32,12 +32,16 @@ local PROVIDERS = {
   aliyun = {
     title = "Alibaba Cloud ApsaraVideo Live",
     emulator_port = emulator.PORTS.aliyun_tls,
+    emulator_account = emulator.ALIYUN,
+    keys = { "access_key_id", "access_key_secret", "security_token" }, -- the id, the secret, the rest
     example = "streamctl aliyun resume-live-stream --domain-name push.example.com --app-name live "
       .. "--stream-name match-7",
   },
   zego = {
     title = "ZEGOCLOUD Server API v2",
     emulator_port = emulator.PORTS.zego_tls,
+    emulator_account = emulator.ZEGO,
+    keys = { "app_id", "server_secret" },
     example = "streamctl zego forbid-rtc-streams --from ids.txt",
   },
 }
@@ -382,36 +386,25 @@ local function client_options(provider, args, defaults, where)
     o.endpoint = o.endpoint or format("https://127.0.0.1:%d", PROVIDERS[provider].emulator_port)
     o.ca_file = o.ca_file or (dir .. "/ca.pem")
   end
-  if provider == "aliyun" then
-    o.signature_version = args.signature_version
-    if args.access_key_id or args.access_key_secret then
-      if not (args.access_key_id and args.access_key_secret) then
-        return nil, "--access-key-id and --access-key-secret go together"
-      end
-      o.access_key_id, o.access_key_secret, o.security_token = args.access_key_id, args.access_key_secret,
-        args.security_token
-    elseif args.emulator then
-      o.access_key_id, o.access_key_secret = emulator.ALIYUN.access_key_id, emulator.ALIYUN.access_key_secret
-    else
-      local c, err, w = credentials.aliyun { profile = args.profile }
-      for _, x in ipairs(w) do warnings[#warnings + 1] = x end
-      if not c then return nil, err, warnings end
-      for k, v in pairs(c) do o[k] = v end
-    end
+  o.signature_version = args.signature_version -- (Aliyun's flag)
+  o.is_test = args.is_test or nil                -- (ZEGO's flag)
+  -- Credentials: the flags, else the emulator's account, else the chain.
+  local p = PROVIDERS[provider]
+  local id, secret = p.keys[1], p.keys[2]
+  local c
+  if args[id] or args[secret] then
+    if not (args[id] and args[secret]) then return nil, format("%s and %s go together", flag(id), flag(secret)) end
+    c = {}
+    for _, k in ipairs(p.keys) do c[k] = args[k] end
+  elseif args.emulator then
+    c = p.emulator_account
   else
-    o.is_test = args.is_test or nil
-    if args.app_id or args.server_secret then
-      if not (args.app_id and args.server_secret) then return nil, "--app-id and --server-secret go together" end
-      o.app_id, o.server_secret = args.app_id, args.server_secret
-    elseif args.emulator then
-      o.app_id, o.server_secret = emulator.ZEGO.app_id, emulator.ZEGO.server_secret
-    else
-      local c, err, w = credentials.zego { profile = args.profile }
-      for _, x in ipairs(w) do warnings[#warnings + 1] = x end
-      if not c then return nil, err, warnings end
-      for k, v in pairs(c) do o[k] = v end
-    end
+    local err, w
+    c, err, w = credentials[provider] { profile = args.profile }
+    for _, x in ipairs(w) do warnings[#warnings + 1] = x end
+    if not c then return nil, err, warnings end
   end
+  for k, v in pairs(c) do o[k] = v end
   return o, nil, warnings
 end
 

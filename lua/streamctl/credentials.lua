@@ -111,6 +111,18 @@ local function line_of(text, offset)
   return n
 end
 
+-- The variables `a` and `b`, which go together: both values; nil when
+-- neither is set; or nil and which one is missing.
+local function env_pair(getenv, a, b)
+  local x, y = getenv(a), getenv(b)
+  if x == "" then x = nil end
+  if y == "" then y = nil end
+  if not x and not y then return nil end
+  if not x then return nil, b .. " is set but " .. a .. " is not" end
+  if not y then return nil, a .. " is set but " .. b .. " is not" end
+  return x, y
+end
+
 local function home(opts)
   local getenv = opts.getenv or os.getenv
   return opts.home or getenv("HOME") or ""
@@ -192,14 +204,9 @@ function M.aliyun(opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
   local warnings = {}
-  local id, secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"), getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
-  if (id or "") ~= "" or (secret or "") ~= "" then
-    if (id or "") == "" then
-      return nil, "ALIBABA_CLOUD_ACCESS_KEY_SECRET is set but ALIBABA_CLOUD_ACCESS_KEY_ID is not", warnings
-    end
-    if (secret or "") == "" then
-      return nil, "ALIBABA_CLOUD_ACCESS_KEY_ID is set but ALIBABA_CLOUD_ACCESS_KEY_SECRET is not", warnings
-    end
+  local id, secret = env_pair(getenv, "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+  if not id and secret then return nil, secret, warnings end
+  if id then
     local token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN")
     return { access_key_id = id, access_key_secret = secret, security_token = token ~= "" and token or nil },
       nil, warnings, "environment"
@@ -246,10 +253,9 @@ function M.zego(opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
   local warnings = {}
-  local app, secret = getenv("ZEGO_APP_ID"), getenv("ZEGO_SERVER_SECRET")
-  if (app or "") ~= "" or (secret or "") ~= "" then
-    if (app or "") == "" then return nil, "ZEGO_SERVER_SECRET is set but ZEGO_APP_ID is not", warnings end
-    if (secret or "") == "" then return nil, "ZEGO_APP_ID is set but ZEGO_SERVER_SECRET is not", warnings end
+  local app, secret = env_pair(getenv, "ZEGO_APP_ID", "ZEGO_SERVER_SECRET")
+  if not app and secret then return nil, secret, warnings end
+  if app then
     return { app_id = app, server_secret = secret }, nil, warnings, "environment"
   end
   local sections, err, path = own_file(opts, warnings)

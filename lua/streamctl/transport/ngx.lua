@@ -87,8 +87,10 @@
 -- body_filter, log...) `new()` works but `start` fails with InvalidRequest;
 -- from init_worker, do the work in `ngx.timer.at(0, fn)`. A transport's
 -- light threads belong to the request (or timer) that started them, and end
--- with it: make the transport (and the client that uses it) in the request
--- or timer that sends, not once per worker.
+-- with it. A client that is not handed a transport (streamctl.transport.auto)
+-- makes one per request or timer for itself, so one client per worker is
+-- right; a transport passed as `transport =` must be made in the request or
+-- timer that sends, with a client made there too.
 -- Outside nginx the module loads and `new()` works (for checking options),
 -- but `start` fails.
 -- @module streamctl.transport.ngx
