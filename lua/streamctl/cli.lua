@@ -561,6 +561,98 @@ local function call_params(list)
   return params
 end
 
+-- --dry-run: prints the requests, redacted; sends nothing.
+local function dry_run(out, client, m, fields, args, output)
+  local requests, derr
+  if m then
+    requests, derr = client:dry_run(m.name, fields)
+  else
+    local params, perr = call_params(args.params)
+    if not params then out:warn(perr) return M.EXIT.usage end
+    local req
+    req, derr = client:prepare(args.action, params)
+    requests = req and { client:redact(req) }
+  end
+  if not requests then out:warn(as_flags(derr.message, m)) return M.EXIT.usage end
+  for _, req in ipairs(requests) do
+    if output == "json" then
+      out:line(encode { method = req.method, url = req.url, headers = req.headers, body = req.body })
+    else
+      out:line(req.method, " ", req.url)
+      local names = {}
+      for k in pairs(req.headers) do names[#names + 1] = k end
+      sort(names)
+      for _, k in ipairs(names) do out:line(k, ": ", req.headers[k]) end
+      if req.body ~= "" then out:line("") out:line(req.body) end
+      out:line("")
+    end
+  end
+  return M.EXIT.ok
+end
+
+-- A batch method: every stream reported (JSON lines as each finishes, or
+-- the table and a summary at the end), with the progress bar on a terminal.
+local function run_batch(out, client, m, fields, args, output)
+  local draw = (not args.no_progress and is_tty(2)) and progress_bar(out.err, require("streamctl.core").monotonic)
+  fields.on_progress = draw or nil
+  if output == "json" then
+    -- JSON lines as each stream finishes: a killed run has written what it did.
+    fields.on_progress = function(done, total, entry)
+      out:line(record_json(record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error,
+        entry.outcome_unknown)))
+      out.out:flush()
+      if draw then draw(done, total, entry) end
+    end
+  end
+  local report, err = client[m.name](client, fields)
+  if not report then
+    out:warn(as_flags(tostring(err.message), m))
+    return is_usage_error(err) and M.EXIT.usage or M.EXIT.failed
+  end
+  if draw then draw(report.total, report.total, nil, true) end
+  local rows, status, not_sent = {}, M.EXIT.ok, 0
+  for _, r in ipairs(report.results) do
+    rows[#rows + 1] = record(r.stream, r.ok, r.attempts, r.result, r.error, r.outcome_unknown)
+    if not r.ok then status = M.EXIT.failed end
+    if r.error and r.error.code == "Interrupted" and not r.outcome_unknown then not_sent = not_sent + 1 end
+  end
+  if output == "table" then
+    print_table(out, rows)
+    out:line(format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s", report.total,
+      report.succeeded, report.failed, not_sent > 0 and format(" (%d of them not sent)", not_sent) or "",
+      report.unknown, report.calls, report.elapsed,
+      report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or ""))
+  end
+  return status
+end
+
+-- A named method or `call`: one row (and a describe's answer), or one JSON line with the result.
+local function run_call(out, client, m, fields, args, output, attempts)
+  local result, err, stream
+  if m then
+    stream = stream_of(m, fields)
+    result, err = client[m.name](client, fields)
+  else
+    local params, perr = call_params(args.params)
+    if not params then out:warn(perr) return M.EXIT.usage end
+    stream = args.action
+    result, err = client:call(args.action, params)
+  end
+  if not result and is_usage_error(err) then
+    out:warn(as_flags(tostring(err.message), m))
+    return M.EXIT.usage
+  end
+  local r = record(stream, result ~= nil, attempts(), result, err, err and err.outcome_unknown)
+  if output == "json" then
+    r.result = result
+    out:line(record_json(r))
+  else
+    print_table(out, { r })
+    if result and has_content(result) then out:line(encode(result)) end
+  end
+  return r.ok and M.EXIT.ok or M.EXIT.failed
+end
+
 --- Runs the command line `argv` (without the program name).
 -- @tparam table argv the arguments
 -- @tparam[opt] table env `{ stdout, stderr, stdin }` (for tests)
@@ -616,94 +708,16 @@ function M.main(argv, env)
     if not fields then out:warn(ferr) return M.EXIT.usage end
   end
 
+  local status
   if args.dry_run then
-    local requests, derr
-    if m then
-      requests, derr = client:dry_run(m.name, fields)
-    else
-      local params, perr = call_params(args.params)
-      if not params then out:warn(perr) return M.EXIT.usage end
-      local req
-      req, derr = client:prepare(args.action, params)
-      requests = req and { client:redact(req) }
-    end
-    if not requests then out:warn(as_flags(derr.message, m)) return M.EXIT.usage end
-    for _, req in ipairs(requests) do
-      if output == "json" then
-        out:line(encode { method = req.method, url = req.url, headers = req.headers, body = req.body })
-      else
-        out:line(req.method, " ", req.url)
-        local names = {}
-        for k in pairs(req.headers) do names[#names + 1] = k end
-        sort(names)
-        for _, k in ipairs(names) do out:line(k, ": ", req.headers[k]) end
-        if req.body ~= "" then out:line("") out:line(req.body) end
-        out:line("")
-      end
-    end
-    return M.EXIT.ok
-  end
-
-  local rows, status = {}, M.EXIT.ok
-  if m and m.list then
-    local draw = (not args.no_progress and is_tty(2)) and progress_bar(out.err, require("streamctl.core").monotonic)
-    fields.on_progress = draw or nil
-    if output == "json" then
-      -- JSON lines as each stream finishes: a killed run has written what it did.
-      local inner = fields.on_progress
-      fields.on_progress = function(done, total, entry)
-        out:line(record_json(record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error,
-          entry.outcome_unknown)))
-        out.out:flush()
-        if inner then inner(done, total, entry) end
-      end
-    end
-    local report, err = client[m.name](client, fields)
-    if not report then
-      out:warn(as_flags(tostring(err.message), m))
-      return is_usage_error(err) and M.EXIT.usage or M.EXIT.failed
-    end
-    if draw then draw(report.total, report.total, nil, true) end
-    local not_sent = 0
-    for _, r in ipairs(report.results) do
-      rows[#rows + 1] = record(r.stream, r.ok, r.attempts, r.result, r.error, r.outcome_unknown)
-      if not r.ok then status = M.EXIT.failed end
-      if r.error and r.error.code == "Interrupted" and not r.outcome_unknown then not_sent = not_sent + 1 end
-    end
-    if output == "table" then
-      print_table(out, rows)
-      out:line(format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s", report.total,
-        report.succeeded, report.failed, not_sent > 0 and format(" (%d of them not sent)", not_sent) or "",
-        report.unknown, report.calls, report.elapsed,
-        report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or ""))
-    end
+    status = dry_run(out, client, m, fields, args, output)
+  elseif m and m.list then
+    status = run_batch(out, client, m, fields, args, output)
   else
-    local result, err
-    local stream
-    if m then
-      stream = stream_of(m, fields)
-      result, err = client[m.name](client, fields)
-    else
-      local params, perr = call_params(args.params)
-      if not params then out:warn(perr) return M.EXIT.usage end
-      stream = args.action
-      result, err = client:call(args.action, params)
-    end
-    if not result and is_usage_error(err) then
-      out:warn(as_flags(tostring(err.message), m))
-      return M.EXIT.usage
-    end
-    local r = record(stream, result ~= nil, attempts, result, err, err and err.outcome_unknown)
-    if not r.ok then status = M.EXIT.failed end
-    if output == "json" then
-      r.result = result
-      out:line(record_json(r))
-    else
-      print_table(out, { r })
-      if result and has_content(result) then out:line(encode(result)) end
-    end
+    status = run_call(out, client, m, fields, args, output, function() return attempts end)
   end
   client:close()
+  if status == M.EXIT.usage then return status end
   local sig = signal.caught()
   if sig then
     out:warn(format("interrupted (signal %d): every stream above is reported; those marked Interrupted "
