@@ -436,6 +436,37 @@ describe("streamctl emulator", function()
             assert.is_nil(raw:find("sts-secret", 1, true))
             assert.are.equal("***", cjson.decode(raw).entries[3].params.SecurityToken)
         end)
+
+        it("never logs the token where a message or a canonical request quotes it", function()
+            server:clock({})
+            server:reset()
+            -- V1 with a wrong signature: the answer quotes the string to sign (token inside, twice
+            -- encoded), as the service does; the log does not.
+            local token = "sts/token+value=="
+            local base = { action = "DescribeLiveStreamsBlockList", method = "GET", key = "STS.emulator",
+                secret = "not-the-secret", params = { DomainName = "d.example.com", SecurityToken = token } }
+            local status, body = aliyun("GET", emu.v1_request(base))
+            assert.are.equal(400, status)
+            local answer = cjson.decode(body)
+            assert.are.equal("SignatureDoesNotMatch", answer.Code)
+            assert.truthy(answer.Message:find(emu.pct(emu.pct(token)), 1, true))
+            -- V3 with the token header: the canonical request holds it.
+            local now = os.time()
+            local headers = emu.v3_sign({ method = "POST", key = "STS.emulator", secret = "sts-secret",
+                query = { DomainName = "d.example.com" },
+                headers = { host = "127.0.0.1", ["x-acs-action"] = "DescribeLiveStreamsBlockList",
+                    ["x-acs-version"] = "2016-11-01", ["x-acs-date"] = emu.iso8601(now),
+                    ["x-acs-signature-nonce"] = emu.nonce(), ["x-acs-security-token"] = token } })
+            status = aliyun("POST", emu.query({ DomainName = "d.example.com" }), { headers = headers })
+            assert.are.equal(400, status) -- the account's token is another: refused after the canonical request
+            local _, raw = server:request({ path = "/_emulator/log" })
+            for _, form in ipairs({ token, emu.pct(token), emu.pct(emu.pct(token)) }) do
+                assert.is_nil(raw:find(form, 1, true), form)
+            end
+            local entries = cjson.decode(raw).entries
+            assert.truthy(entries[1].message:find("SecurityToken%3D***%26", 1, true), entries[1].message)
+            assert.truthy(entries[2].canonical_request:find("x-acs-security-token:***\n", 1, true))
+        end)
     end)
 
     describe("Aliyun signature V3", function()

@@ -3,8 +3,12 @@
 -- configured limit. Secrets never enter it: see redact().
 
 local pairs = pairs
+local type = type
 local lower = string.lower
+local gsub = string.gsub
 local tonumber = tonumber
+
+local encoding = require "streamctl.emulator.encoding"
 
 local _M = {}
 
@@ -42,6 +46,50 @@ function _M.redact(map)
         end
     end
     return out
+end
+
+local function escape_pattern(s)
+    return (gsub(s, "[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
+end
+
+-- The values of the request's secret parameters and headers (a security
+-- token, a signature...), with the forms they take when quoted elsewhere:
+-- percent-encoded once and twice (a V1 string to sign holds them so).
+local function secret_values(req)
+    local values = {}
+    for _, map in pairs({ req.params or {}, req.headers or {} }) do
+        for k, v in pairs(map) do
+            if SECRET_NAMES[lower(k)] and type(v) == "string" and #v >= 4 then
+                local once = encoding.aliyun_encode(v)
+                values[#values + 1] = encoding.aliyun_encode(once)
+                values[#values + 1] = once
+                values[#values + 1] = v
+            end
+        end
+    end
+    return values
+end
+
+-- Replaces every secret value of `req` in the entry's strings (a message that
+-- quotes a string to sign, a canonical request) with "***", one level of
+-- tables deep (params and headers are redacted by name already).
+function _M.scrub(entry, req)
+    local values = secret_values(req)
+    if #values == 0 then return entry end
+    local function clean(text)
+        for _, v in pairs(values) do text = gsub(text, escape_pattern(v), _M.REDACTED) end
+        return text
+    end
+    for k, v in pairs(entry) do
+        if type(v) == "string" then
+            entry[k] = clean(v)
+        elseif type(v) == "table" then
+            for k2, v2 in pairs(v) do
+                if type(v2) == "string" then v[k2] = clean(v2) end
+            end
+        end
+    end
+    return entry
 end
 
 function _M.set_limit(n)

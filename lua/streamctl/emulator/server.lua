@@ -347,7 +347,9 @@ local function serve_provider(provider)
         entry.fault = fault.kind
         entry.fault_id = fault.id
     end
-    requestlog.append(entry)
+    -- A message quoting a string to sign, or the canonical request, holds the
+    -- request's security token: the log shows "***" there as everywhere.
+    requestlog.append(requestlog.scrub(entry, req))
     return send(res)
 end
 
