@@ -198,3 +198,46 @@ describe("stream lists (--from)", function()
     assert.equal("--from: cannot read /nonexistent/ids: No such file or directory", err)
   end)
 end)
+
+describe("errors from a server that echoes the request", function()
+  it("show no signature, token or secret, whatever the server quotes", function()
+    local secret, token = "SECRET-abc123", "TOKEN-xyz789+/="
+    local function echo(req)
+      local quoted = req.url
+      for k, v in pairs(req.headers) do quoted = quoted .. " " .. k .. ": " .. v end
+      return quoted
+    end
+    for _, case in ipairs {
+      { aliyun, { access_key_secret = secret, security_token = token, signature_version = "v1" } },
+      { aliyun, { access_key_secret = secret, security_token = token } },
+      { zego, { server_secret = "ZS-0123456789abcdef0123456789ab" } },
+    } do
+      local mod, opts = case[1], case[2]
+      local sent = {}
+      local c = client(mod, opts, function(req)
+        sent[#sent + 1] = req
+        local body = mod == zego and { Code = 5, Message = echo(req), RequestId = "r" }
+          or { Code = "Forbidden.Echo", Message = echo(req), RequestId = "r" }
+        return reply(400, require("cjson").encode(body))
+      end)
+      local _, err = c:call(mod == zego and "ResumeCDNLiveStream" or "DescribeLiveStreamsBlockList",
+        mod == zego and { StreamId = "s" } or { DomainName = "d" })
+      local text = tostring(err)
+      local req = sent[1]
+      local sig = req.url:match("[?&]Signature=([^&]+)") or req.headers.authorization:match("Signature=(%x+)")
+      assert.truthy(sig)
+      for _, s in ipairs { sig, secret, token, require("streamctl.core").percent_encode(token) } do
+        assert.is_nil(text:find(s, 1, true), s .. " in " .. text)
+      end
+      assert.truthy(text:find("Signature=<redacted>", 1, true), text)
+    end
+  end)
+
+  it("a transport failure's message is scrubbed too", function()
+    local c = client(zego, {}, function(req)
+      return nil, { code = "NetworkError", message = "proxy said no to " .. req.url, sent = false }
+    end)
+    local _, err = c:call("ResumeCDNLiveStream", { StreamId = "s" })
+    assert.truthy(err.message:find("Signature=<redacted>&", 1, true), err.message)
+  end)
+end)

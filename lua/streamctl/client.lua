@@ -528,6 +528,8 @@ local function batch(rules, name, spec)
   end
 end
 
+local hidden_values -- (below, with the redaction of requests)
+
 -- A uniform number in [0, 1] for backoff jitter.
 local function jitter()
   return tonumber(core.random_hex(4), 16) / 4294967295
@@ -552,7 +554,11 @@ local function engine_for(self, io)
         local ok, err = commit(self, action, rules.operations[action], attempt.params)
         if not ok then err.action = action return nil, err end
       end
-      return self:_sign(action, attempt.params)
+      local req, err = self:_sign(action, attempt.params)
+      -- What this request carries that no message may show (its signature,
+      -- a token): a server that echoes the request must not put it into an error.
+      if req then attempt.hidden = hidden_values(self, req) end
+      return req, err
     end,
     -- The caller's hook, told of every attempt; an error in it never
     -- affects the call (the first one is kept in client.on_attempt_error).
@@ -568,13 +574,17 @@ local function engine_for(self, io)
     end,
     decode = function(attempt, res, terr)
       local action = attempt.action
+      local hidden = attempt.hidden or {}
+      for _, v in ipairs(rules.secrets(self)) do hidden[#hidden + 1] = v end
       if not res then
-        return nil, errors.transport(provider, action, terr, rules.operations[action].idempotent)
+        local err = errors.transport(provider, action, terr, rules.operations[action].idempotent)
+        err.message = errors.redact(err.message, hidden, core.percent_encode)
+        return nil, err
       end
       local result, derr = rules.decode(self, action, res)
       if result == nil and derr then
         derr.server_date = derr.server_date or M.parse_http_date(res.headers and res.headers.date)
-        derr.message = errors.redact(derr.message, rules.secrets(self), core.percent_encode)
+        derr.message = errors.redact(derr.message, hidden, core.percent_encode)
       end
       return result, derr
     end,
@@ -608,29 +618,42 @@ local function engine_for(self, io)
   }
 end
 
+-- Percent-decoding, for values read back from a URL.
+local function unescape(s)
+  return (gsub(s, "%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
+end
+
+-- The values a signed request carries that must never be shown: those of
+-- the provider's `redact` parameters and headers (decoded), and the
+-- Signature=... part of a header that carries one.
+function hidden_values(self, req)
+  local hide = self._rules.redact or {}
+  local out = {}
+  for _, name in ipairs(hide.query or {}) do
+    for _, text in ipairs { req.url or "", req.body or "" } do
+      for v in string.gmatch("&" .. (match(text, "%?(.*)$") or text), "&" .. name .. "=([^&]*)") do
+        out[#out + 1] = unescape(v)
+      end
+    end
+  end
+  for name, how in pairs(hide.headers or {}) do
+    for k, v in pairs(req.headers or {}) do
+      if lower(k) == name and type(v) == "string" then
+        out[#out + 1] = how == "all" and v or match(v, "Signature=([^,%s]+)")
+      end
+    end
+  end
+  return out
+end
+
 --- A copy of a signed request (from `prepare`) that shows no secret,
 -- signature or security token: each is replaced by "<redacted>".
 function Client:redact(req)
-  local rules = self._rules
-  local hide = rules.redact or {}
-  local secrets = rules.secrets(self)
-  local function scrub(text)
-    for _, name in ipairs(hide.query or {}) do
-      text = gsub(text, "([?&]" .. name .. "=)[^&]*", "%1<redacted>")
-      text = gsub(text, "^(" .. name .. "=)[^&]*", "%1<redacted>")
-    end
-    return errors.redact(text, secrets, core.percent_encode)
-  end
+  local hidden = hidden_values(self, req)
+  for _, v in ipairs(self._rules.secrets(self)) do hidden[#hidden + 1] = v end
+  local function scrub(text) return errors.redact(text, hidden, core.percent_encode) end
   local headers = {}
-  for name, value in pairs(req.headers or {}) do
-    local how = (hide.headers or {})[lower(name)]
-    if how == "all" then
-      value = "<redacted>"
-    elseif how == "signature" then
-      value = gsub(value, "Signature=[^,%s]*", "Signature=<redacted>")
-    end
-    headers[name] = errors.redact(value, secrets, core.percent_encode)
-  end
+  for name, value in pairs(req.headers or {}) do headers[name] = scrub(value) end
   return { provider = req.provider, action = req.action, method = req.method, url = scrub(req.url),
            headers = headers, body = scrub(req.body or "") }
 end
