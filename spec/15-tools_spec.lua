@@ -241,3 +241,29 @@ describe("errors from a server that echoes the request", function()
     assert.truthy(err.message:find("Signature=<redacted>&", 1, true), err.message)
   end)
 end)
+
+describe("a client", function()
+  it("keeps no secret or token where a dump of it shows one", function()
+    local secret, token = "SECRET-abc123", "TOKEN-xyz789"
+    local c = assert(aliyun.new { access_key_id = "AK", access_key_secret = secret, security_token = token })
+    local z = assert(zego.new { app_id = 1, server_secret = "ZS-0123456789abcdef0123456789ab" })
+    for _, obj in ipairs { c, z } do
+      local seen = {}
+      local function walk(v, path)
+        if type(v) == "string" then
+          for _, s in ipairs { secret, token, "ZS-0123456789abcdef0123456789ab" } do
+            assert.is_nil(v:find(s, 1, true), "a secret at " .. path)
+          end
+        elseif type(v) == "table" and not seen[v] then
+          seen[v] = true
+          for k, x in pairs(v) do walk(x, path .. "." .. tostring(k)) end
+        end
+      end
+      walk(obj, "client")
+      assert.is_nil(tostring(obj):find("SECRET", 1, true))
+    end
+    -- and it still signs with the token
+    local req = assert(c:prepare("ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s" }))
+    assert.equal(token, req.headers["x-acs-security-token"])
+  end)
+end)

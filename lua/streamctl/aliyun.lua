@@ -23,6 +23,11 @@ local REGIONS = { "ap-southeast-1", "ap-southeast-5", "cn-beijing", "cn-shanghai
 
 local BLOCK_LIST_PAGE = 3000
 
+-- Each client's STS security token, kept here rather than in the client
+-- table, so that no dump of a client shows it (weak keys: it goes with its
+-- client). Needed in plain text: it travels in the request as it is.
+local TOKENS = setmetatable({}, { __mode = "k" })
+
 -- After a forbid or resume whose outcome is unknown, the block list tells
 -- whether it took effect, so it is not applied a second time. Only a complete
 -- first page can prove a stream absent; otherwise the call is sent again
@@ -415,7 +420,7 @@ function rules.configure(self, o)
   self.access_key_id = id
   self.signature_version = o.signature_version or "v3"
   self._secret = client.is_secret(secret) and secret or core.secret(secret)
-  self._token_plain = token -- kept only to sign and to scrub provider messages; never shown
+  TOKENS[self] = token
   return true
 end
 
@@ -440,7 +445,7 @@ rules.redact = {
 }
 
 function rules.secrets(self)
-  return { self._token_plain }
+  return { TOKENS[self] }
 end
 
 local function query_url(self, params)
@@ -460,7 +465,8 @@ function rules.build(self, action, op, params, now, nonce)
     params.SignatureVersion = "1.0"
     params.SignatureNonce = nonce
     params.Timestamp = timestamp
-    if self._token_plain then params.SecurityToken = self._token_plain end
+    local token = TOKENS[self]
+    if token then params.SecurityToken = token end
     local sig = core.aliyun_sign_v1(method, params, self._secret)
     return {
       provider = PROVIDER, action = action, method = method,
@@ -476,9 +482,10 @@ function rules.build(self, action, op, params, now, nonce)
     ["x-acs-signature-nonce"] = nonce,
     ["x-acs-content-sha256"] = core.sha256_hex(""),
   }
-  if self._token_plain then
+  local token = TOKENS[self]
+  if token then
     headers["x-acs-accesskey-id"] = self.access_key_id
-    headers["x-acs-security-token"] = self._token_plain
+    headers["x-acs-security-token"] = token
   end
   headers.authorization = core.aliyun_sign_v3 {
     method = method, path = "/", query = params, headers = headers, body = "",
