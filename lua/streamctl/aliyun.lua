@@ -349,6 +349,11 @@ local function header_value(v)
   if why then return nil, why end
   return v
 end
+local function token_value(v)
+  local why = client.header_rule(v, client.MAX_TOKEN)
+  if why then return nil, why end
+  return v
+end
 local function secret_value(v)
   local why = client.secret_rule(v)
   if why then return nil, why end
@@ -361,7 +366,7 @@ local rules = {
   options = {
     { name = "access_key_id", type = "custom", check = header_value },
     { name = "access_key_secret", type = "custom", check = secret_value },
-    { name = "security_token", type = "custom", check = header_value },
+    { name = "security_token", type = "custom", check = token_value },
     { name = "signature_version", type = "string", enum = { "v3", "v1" } },
   },
   operations = operations,
@@ -410,12 +415,15 @@ function rules.configure(self, o)
       message = "no credentials: pass access_key_id and access_key_secret, or set "
         .. "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET" }
   end
+  if from_env.secret and client.secret_rule(secret) then
+    return nil, "environment variable ALIBABA_CLOUD_ACCESS_KEY_SECRET " .. client.secret_rule(secret)
+  end
   if from_env.id and client.header_rule(id) then
     return nil, "environment variable ALIBABA_CLOUD_ACCESS_KEY_ID " .. client.header_rule(id)
   end
   if token == "" then token = nil end
-  if token ~= nil and from_env.token and client.header_rule(token) then
-    return nil, "environment variable ALIBABA_CLOUD_SECURITY_TOKEN " .. client.header_rule(token)
+  if token ~= nil and from_env.token and client.header_rule(token, client.MAX_TOKEN) then
+    return nil, "environment variable ALIBABA_CLOUD_SECURITY_TOKEN " .. client.header_rule(token, client.MAX_TOKEN)
   end
   self.access_key_id = id
   self.signature_version = o.signature_version or "v3"

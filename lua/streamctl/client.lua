@@ -149,11 +149,21 @@ function M.parse_http_date(s)
   return core.parse_utc_timestamp(format("%s-%02d-%sT%s:%s:%sZ", y, MONTHS[mon], d, hh, mm, ss))
 end
 
+--- The longest credential taken, in bytes: key IDs, AppIds and secrets are
+-- tens of bytes; an STS security token can run to a few KiB (MAX_TOKEN).
+M.MAX_CREDENTIAL = 256
+M.MAX_TOKEN = 16384
+
 --- Checks a value that will reach a header (a key id, a token): the rule
 -- broken, or nil when it is fine.
-function M.header_rule(value)
+-- @param value the value
+-- @param max (optional) the most bytes it may have (default MAX_CREDENTIAL)
+function M.header_rule(value, max)
   if type(value) ~= "string" or value == "" then return "must be a non-empty string" end
+  max = max or M.MAX_CREDENTIAL
+  if #value > max then return format("must be at most %d bytes (got %d)", max, #value) end
   if find(value, "[%z\r\n]") then return "must not contain CR, LF or NUL" end
+  if find(value, "[%c\128-\255]") then return "must be printable ASCII" end
   return nil
 end
 
@@ -165,12 +175,9 @@ end
 --- Checks a secret: a non-empty string or a streamctl.secret; the rule
 -- broken, or nil. (The value itself never goes into a message.)
 function M.secret_rule(value)
-  if M.is_secret(value) then
-    if #value == 0 then return "must not be empty" end
-    return nil
-  end
-  if type(value) ~= "string" then return "must be a string or a streamctl.secret" end
-  if value == "" then return "must not be empty" end
+  if not M.is_secret(value) and type(value) ~= "string" then return "must be a string or a streamctl.secret" end
+  if #value == 0 then return "must not be empty" end
+  if #value > M.MAX_CREDENTIAL then return format("must be at most %d bytes (got %d)", M.MAX_CREDENTIAL, #value) end
   return nil
 end
 
@@ -252,6 +259,20 @@ local function is_common(rules, name)
   return v
 end
 
+--- The longest parameter value `call` and `prepare` send, in bytes: the
+-- named methods' fields have their own, shorter rules; this bounds what no
+-- rule names (a URL far longer is refused by the providers' gateways).
+M.MAX_PARAM = 8192
+
+-- A parameter value as text, or nil and the rule it breaks.
+local function param_text(v)
+  local s, why = M.stringify(v)
+  if not s then return nil, why end
+  if #s > M.MAX_PARAM then return nil, format("must be at most %d bytes (got %d)", M.MAX_PARAM, #s) end
+  if not validate.is_utf8(s) then return nil, "must be valid UTF-8" end
+  return s
+end
+
 local Client = {}
 
 -- Checks and encodes service-named params: every value becomes a string or,
@@ -296,7 +317,7 @@ function Client:_encode(action, params, level, dry)
         bad(name, "must not be an empty array")
       end
       for i = 1, list and n or 0 do
-        local s, why = M.stringify(v[i])
+        local s, why = param_text(v[i])
         if not s then
           list = nil
           bad(name, format("item %d %s", i, why))
@@ -309,7 +330,7 @@ function Client:_encode(action, params, level, dry)
         out[k] = value
       end
     else
-      local s, why = M.stringify(v)
+      local s, why = param_text(v)
       if s then out[name] = s else bad(name, why) end
     end
   end

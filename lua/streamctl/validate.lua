@@ -105,16 +105,68 @@ local function utf8_length(s)
   return #s - continuation
 end
 
+--- The longest string a field takes unless its spec says otherwise, in
+-- bytes: stream names, domains, regions, IDs (the providers document 256
+-- and less for theirs). URLs say 2000 characters themselves.
+M.DEFAULT_MAX_LEN = 256
+
+--- Is `s` valid UTF-8 (shortest forms, no surrogates, at most U+10FFFF)?
+function M.is_utf8(s)
+  if not find(s, "[\128-\255]") then return true end
+  local i, n = 1, #s
+  while i <= n do
+    local c = byte(s, i)
+    if c < 0x80 then
+      i = i + 1
+    else
+      local len, lo, hi -- the sequence's length, and the range of its second byte
+      lo, hi = 0x80, 0xBF
+      if c >= 0xC2 and c <= 0xDF then len = 2
+      elseif c >= 0xE0 and c <= 0xEF then
+        len = 3
+        if c == 0xE0 then lo = 0xA0 elseif c == 0xED then hi = 0x9F end
+      elseif c >= 0xF0 and c <= 0xF4 then
+        len = 4
+        if c == 0xF0 then lo = 0x90 elseif c == 0xF4 then hi = 0x8F end
+      else
+        return false
+      end
+      if i + len - 1 > n then return false end
+      local c2 = byte(s, i + 1)
+      if c2 < lo or c2 > hi then return false end
+      for j = i + 2, i + len - 1 do
+        local cj = byte(s, j)
+        if cj < 0x80 or cj > 0xBF then return false end
+      end
+      i = i + len
+    end
+  end
+  return true
+end
+
+-- The rule a text value breaks, or nil: its length (checked first, so a
+-- huge value costs nothing more), then CR/LF/NUL, other control characters
+-- (TAB, DEL...), and UTF-8.
+local function text_rule(f, v)
+  local limit = f.max_len or (not f.max_chars and M.DEFAULT_MAX_LEN) or nil
+  if limit and #v > limit then return format("must be at most %d bytes (got %d)", limit, #v) end
+  if f.max_chars and #v > 4 * f.max_chars then
+    return format("must be at most %d characters (got more)", f.max_chars)
+  end
+  if find(v, "[%z\r\n]") then return "must not contain CR, LF or NUL" end
+  if find(v, "%c") then return "must not contain control characters (TAB, DEL...)" end
+  if not M.is_utf8(v) then return "must be valid UTF-8" end
+  if f.max_chars and utf8_length(v) > f.max_chars then
+    return format("must be at most %d characters (got %d)", f.max_chars, utf8_length(v))
+  end
+  return nil
+end
+
 function checkers.string(f, v)
   if type(v) ~= "string" then return nil, "must be a string" end
   if v == "" and not f.allow_empty then return nil, "must not be empty" end
-  if find(v, "[%z\r\n]") then return nil, "must not contain CR, LF or NUL" end
-  if f.max_len and #v > f.max_len then
-    return nil, format("must be at most %d bytes (got %d)", f.max_len, #v)
-  end
-  if f.max_chars and utf8_length(v) > f.max_chars then
-    return nil, format("must be at most %d characters (got %d)", f.max_chars, utf8_length(v))
-  end
+  local why = text_rule(f, v)
+  if why then return nil, why end
   if f.enum then
     for _, e in ipairs(f.enum) do if v == e then return v end end
     return nil, "must be one of " .. quote_list(f.enum)
@@ -177,10 +229,8 @@ function checkers.strings(f, v)
   for i = 1, n do
     local s = v[i]
     if type(s) ~= "string" or s == "" then return nil, format("item %d must be a non-empty string", i) end
-    if find(s, "[%z\r\n]") then return nil, format("item %d must not contain CR, LF or NUL", i) end
-    if f.max_len and #s > f.max_len then
-      return nil, format("item %d must be at most %d characters (got %d)", i, f.max_len, #s)
-    end
+    local why = text_rule(f, s)
+    if why then return nil, format("item %d %s", i, why) end
   end
   return v
 end

@@ -162,10 +162,14 @@ function rules.configure(self, o)
       if not app_id then return nil, "environment variable ZEGO_APP_ID " .. APP_ID_RULE end
     end
   end
-  if secret == nil then secret = getenv("ZEGO_SERVER_SECRET") end
+  local secret_from_env = secret == nil
+  if secret_from_env then secret = getenv("ZEGO_SERVER_SECRET") end
   if app_id == nil or secret == nil or secret == "" then
     return nil, { code = "MissingCredentials",
       message = "no credentials: pass app_id and server_secret, or set ZEGO_APP_ID and ZEGO_SERVER_SECRET" }
+  end
+  if secret_from_env and client.secret_rule(secret) then
+    return nil, "environment variable ZEGO_SERVER_SECRET " .. client.secret_rule(secret)
   end
   self.app_id = app_id
   self.is_test = o.is_test

@@ -1,0 +1,120 @@
+-- Every text a caller gives has a length and a character rule, checked
+-- before anything is sent: names (256 bytes, no control characters, UTF-8),
+-- URLs (2000 characters), credentials (256 bytes, a token 16 KiB, printable
+-- ASCII where they reach a header), and what `call` passes (8 KiB, UTF-8).
+local aliyun = require "streamctl.aliyun"
+local zego = require "streamctl.zego"
+local validate = require "streamctl.validate"
+local checks = require "spec.helpers.checks"
+
+local NOW = 1700000000
+local BIG = string.rep("x", 10 * 1024 * 1024)
+
+local function client(mod, opts)
+  return checks.scripted_client(mod, NOW, opts, function() error("nothing may be sent") end)
+end
+
+local STREAM = { domain_name = "d.example", app_name = "live", stream_name = "s" }
+local function with(t, k, v)
+  local c = {}
+  for a, b in pairs(t) do c[a] = b end
+  c[k] = v
+  return c
+end
+
+describe("fields", function()
+  local ali, z = client(aliyun), client(zego)
+  -- { client, method, fields, message }
+  local cases = {
+    { ali, "resume_live_stream", with(STREAM, "stream_name", BIG),
+      "field 'stream_name' must be at most 256 bytes (got 10485760)" },
+    { ali, "resume_live_stream", with(STREAM, "stream_name", string.rep("y", 100 * 1024)),
+      "field 'stream_name' must be at most 256 bytes (got 102400)" },
+    { ali, "resume_live_stream", with(STREAM, "stream_name", "a\tb"),
+      "field 'stream_name' must not contain control characters (TAB, DEL...)" },
+    { ali, "resume_live_stream", with(STREAM, "app_name", "a\127b"),
+      "field 'app_name' must not contain control characters (TAB, DEL...)" },
+    { ali, "resume_live_stream", with(STREAM, "domain_name", "d\0.example"),
+      "field 'domain_name' must not contain CR, LF or NUL" },
+    { ali, "resume_live_stream", with(STREAM, "stream_name", "caf\233"),
+      "field 'stream_name' must be valid UTF-8" },
+    { ali, "forbid_live_streams", { domain_name = "d", app_name = "a", stream_names = { "ok", "\255" } },
+      "field 'stream_names' item 2 must be valid UTF-8" },
+    { ali, "forbid_live_streams", { domain_name = "d", app_name = "a", stream_names = { BIG } },
+      "field 'stream_names' item 1 must be at most 256 bytes (got 10485760)" },
+    { ali, "create_live_pull_to_push", { region = "cn-shanghai", source_type = "url", source_urls = { "https://a/b" },
+      dst_url = "rtmp://x/y/" .. BIG, start_time = NOW, end_time = NOW + 60 },
+      "field 'dst_url' must be at most 2000 characters (got more)" },
+    { z, "resume_rtc_stream", { stream_id = BIG }, "field 'stream_id' must be at most 256 bytes (got 10485760)" },
+    { z, "resume_rtc_streams", { stream_ids = { "a", "b\tc" } },
+      "field 'stream_ids' item 2 must not contain control characters (TAB, DEL...)" },
+  }
+  for i, case in ipairs(cases) do
+    it(string.format("#%d %s", i, case[4]), function()
+      local res, err = case[1][case[2]](case[1], case[3])
+      assert.is_nil(res)
+      assert.same({ "InvalidParameter", "validation", case[4] }, { err.code, err.kind, err.message })
+    end)
+  end
+
+  it("take any UTF-8 text within the rules", function()
+    local sent = 0
+    local c = checks.scripted_client(aliyun, NOW, {}, function()
+      sent = sent + 1
+      return checks.reply(200, '{"RequestId":"r"}')
+    end)
+    assert(c:resume_live_stream(with(STREAM, "stream_name", "直播-1 ünïcödé 🎥")))
+    assert(c:resume_live_stream(with(STREAM, "stream_name", string.rep("z", 256))))
+    assert.equal(2, sent)
+  end)
+end)
+
+describe("credentials", function()
+  local function refused(mod, opts)
+    local c, err = mod.new(opts)
+    assert.is_nil(c)
+    return err.message
+  end
+  it("have a length, and what reaches a header is printable ASCII", function()
+    assert.equal("option 'access_key_id' must be at most 256 bytes (got 10485760)",
+      refused(aliyun, { access_key_id = BIG, access_key_secret = "s" }))
+    assert.equal("option 'access_key_id' must be printable ASCII",
+      refused(aliyun, { access_key_id = "A\tK", access_key_secret = "s" }))
+    assert.equal("option 'access_key_secret' must be at most 256 bytes (got 10485760)",
+      refused(aliyun, { access_key_id = "AK", access_key_secret = BIG }))
+    assert.equal("option 'security_token' must be at most 16384 bytes (got 20000)",
+      refused(aliyun, { access_key_id = "AK", access_key_secret = "s", security_token = string.rep("t", 20000) }))
+    assert(aliyun.new { access_key_id = "AK", access_key_secret = "s", security_token = string.rep("t", 4096) })
+    assert.equal("option 'server_secret' must be at most 256 bytes (got 10485760)",
+      refused(zego, { app_id = 1, server_secret = BIG }))
+  end)
+end)
+
+describe("call and prepare", function()
+  it("take values of at most 8 KiB of UTF-8", function()
+    local c = client(aliyun)
+    local _, err = c:call("ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = BIG })
+    assert.equal("parameter 'StreamName' must be at most 8192 bytes (got 10485760)", err.message)
+    _, err = c:prepare("ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "\192\128" })
+    assert.equal("parameter 'StreamName' must be valid UTF-8", err.message)
+    _, err = c:call("ForbidLiveStream", { DomainName = { "ok", BIG }, AppName = "a", StreamName = "s" })
+    assert.equal("parameter 'DomainName' item 2 must be at most 8192 bytes (got 10485760)", err.message)
+  end)
+end)
+
+describe("validate.is_utf8", function()
+  for text, want in pairs {
+    [""] = true, ["plain"] = true, ["\195\169"] = true, ["\226\130\172"] = true, ["\240\159\142\165"] = true,
+    ["\244\143\191\191"] = true,      -- U+10FFFF
+    ["\192\175"] = false,             -- overlong "/"
+    ["\224\128\175"] = false,         -- overlong, 3 bytes
+    ["\237\160\128"] = false,         -- a surrogate (U+D800)
+    ["\244\144\128\128"] = false,     -- beyond U+10FFFF
+    ["\195"] = false, ["\226\130"] = false, -- cut short
+    ["\128"] = false, ["\255"] = false, ["a\195(b"] = false,
+  } do
+    it(string.format("%q is %s", text, want and "UTF-8" or "not UTF-8"), function()
+      assert.equal(want, validate.is_utf8(text))
+    end)
+  end
+end)
