@@ -24,7 +24,7 @@ INSTALLED := $(wildcard lua/streamctl/*.lua lua/streamctl/*/*.lua bin/*)
 PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
 	libssl-dev openssl libcurl4-openssl-dev lua-cjson lua-busted lua-check luarocks \
 	lua-socket lua-sec nginx libnginx-mod-http-lua lua-resty-core lua-nginx-string valgrind \
-	lua-argparse lua-filesystem lua-ldoc help2man
+	lua-argparse lua-filesystem lua-ldoc help2man cppcheck clang-tidy
 
 LUA_PATH_DEV := $(ROOT)/lua/?.lua;$(ROOT)/lua/?/init.lua;;
 ENV54 := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"
@@ -32,7 +32,7 @@ ENVJIT := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREEJIT)/lib/lua/5.1/?.so;;" S
 BUSTED := /usr/bin/busted
 SPECS ?= spec
 
-.PHONY: all deps build build-5.4 build-jit test test-5.4 test-jit lint doc check-doc demo bench check-c clean
+.PHONY: all deps build build-5.4 build-jit test test-5.4 test-jit lint static doc check-doc demo bench check-c clean
 
 all: build
 
@@ -60,7 +60,14 @@ $(TREEJIT)/.stamp: $(SRC) $(ROCKSPEC) $(INSTALLED)
 lint:
 	luacheck --quiet lua bin spec examples bench
 
-test: deps build lint check-doc test-5.4 test-jit check-c
+# Static analysis of the C: cppcheck, and clang-tidy with .clang-tidy's checks
+# (warnings are errors). Suppressions are inline, each with its reason.
+static:
+	cppcheck --enable=warning,style,performance,portability --error-exitcode=1 --inline-suppr --quiet \
+	  -U__clang_analyzer__ -I csrc csrc/
+	clang-tidy --quiet csrc/*.c -- -I csrc -I /usr/include/lua5.4
+
+test: deps build lint static check-doc test-5.4 test-jit check-c
 	@cat build/test-5.4.count build/test-jit.count | awk '{p += $$1; f += $$2} END {printf "%d passed, %d failed\n", p, f}'
 
 # The API reference (LDoc, from the modules' doc comments) into docs/api, and the

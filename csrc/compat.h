@@ -37,6 +37,16 @@ static void luaL_setmetatable(lua_State *L, const char *tname) {
 }
 #endif
 
+/* luaL_error, luaL_argerror and lua_error never return (they longjmp, or
+   throw under LuaJIT); the headers do not say so, and a static analyzer then
+   follows paths past them that do not exist. Told here, for clang's
+   analyzer (clang-tidy) only, never for the compilers. */
+#if defined(__clang_analyzer__)
+LUALIB_API int(luaL_error)(lua_State *L, const char *fmt, ...) __attribute__((noreturn));
+LUALIB_API int(luaL_argerror)(lua_State *L, int arg, const char *extramsg) __attribute__((noreturn));
+LUA_API int(lua_error)(lua_State *L) __attribute__((noreturn));
+#endif
+
 #if LUA_VERSION_NUM == 501
 #define sc_rawlen(L, i) lua_objlen((L), (i))
 #define sc_newlib(L, l) (lua_newtable(L), luaL_setfuncs((L), (l), 0))

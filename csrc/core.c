@@ -373,7 +373,7 @@ static sc_header *collect_headers(lua_State *L, int tidx, size_t *count) {
         const char *v = lua_tolstring(L, -1, &vl);
         for (j = 0; j < nl; j++) {
             char c = name[j];
-            names[j] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+            names[j] = (char)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
         }
         if (is_signed_header(names, nl)) {
             size_t k;
@@ -686,7 +686,7 @@ static int l_parse_utc_timestamp(lua_State *L) {
         return 2;
     }
     lua_pushinteger(L, (lua_Integer)(days_from_civil(y, (unsigned)mo, (unsigned)d) * 86400 +
-                                     h * 3600 + mi * 60 + se));
+                                     (long long)h * 3600 + (long long)mi * 60 + se));
     return 1;
 }
 

@@ -89,10 +89,10 @@ static char *dup_mem(lua_State *L, const char *s, size_t n) {
 }
 
 static long opt_int(lua_State *L, int t, const char *name, long def, long min, long max) {
-    lua_Number n;
     long v = def;
     lua_getfield(L, t, name);
     if (!lua_isnil(L, -1)) {
+        lua_Number n;
         if (lua_type(L, -1) != LUA_TNUMBER)
             luaL_error(L, "streamctl.curl: option '%s' must be an integer in %d..%d", name,
                        (int)min, (int)max);
@@ -108,12 +108,12 @@ static long opt_int(lua_State *L, int t, const char *name, long def, long min, l
 
 /* A string option, copied into *dst (owned by the caller's userdata). */
 static void opt_str(lua_State *L, int t, const char *name, const char *def, char **dst) {
-    size_t n, i;
-    const char *s;
     lua_getfield(L, t, name);
     if (lua_isnil(L, -1)) {
         if (def != NULL) *dst = dup_mem(L, def, strlen(def));
     } else {
+        size_t n, i;
+        const char *s;
         if (lua_type(L, -1) != LUA_TSTRING)
             luaL_error(L, "streamctl.curl: option '%s' must be a string", name);
         s = lua_tolstring(L, -1, &n);
@@ -257,16 +257,23 @@ static int ieq(const char *a, size_t an, const char *b) {
     return 1;
 }
 
-/* Pushes a printable copy of a header name (for messages). */
+/* Pushes a printable copy of a header name (for messages): its first 64
+   bytes, control characters and quotes shown as '?', and "..." when cut. */
 static const char *push_safe_name(lua_State *L, const char *s, size_t n) {
-    char out[68];
-    size_t i, m = n > 64 ? 64 : n;
+    char out[64] = {0};
+    size_t i, m = n > sizeof out ? sizeof out : n;
+    /* cppcheck follows the caller that may pass an empty name (n = 0) and
+       calls the loop dead; the other callers pass real lengths */
+    // cppcheck-suppress knownConditionTrueFalse
     for (i = 0; i < m; i++) {
         unsigned char c = (unsigned char)s[i];
-        out[i] = (c < 0x20 || c >= 0x7f || c == '\'') ? '?' : (char)c;
+        out[i] = (char)((c < 0x20 || c >= 0x7f || c == '\'') ? '?' : c);
     }
-    if (n > m) { memcpy(out + m, "...", 3); m += 3; }
     lua_pushlstring(L, out, m);
+    if (n > m) {
+        lua_pushliteral(L, "...");
+        lua_concat(L, 2);
+    }
     return lua_tostring(L, -1);
 }
 
