@@ -1,12 +1,13 @@
 # streamctl: one source tree, built and tested for Lua 5.4 and LuaJIT (5.1 C API).
 #
 #   make demo    install what is missing, build, run examples/demo.lua against the emulator
-#   make test    install what is missing, build, lint, check the docs, run every spec under Lua 5.4
-#                and LuaJIT, and the C modules' specs under valgrind and ASan/UBSan
+#   make test    install what is missing, build, lint, static analysis, check the docs, every spec
+#                under Lua 5.4 and LuaJIT, check-c, and fuzz-smoke
 #   make doc     the API reference (docs/api), the man page and the bash completion
 #   make bench   signatures per second; with the emulator, batch throughput and requests per
 #                second through nginx (cosockets) beside plain Lua (libcurl)
-#   make check-c the C core under valgrind and ASan/UBSan
+#   make check-c the whole suite under valgrind and against ASan/UBSan builds (make valgrind, make asan)
+#   make fuzz    libFuzzer on the encoders, signers and parsers (FUZZ_SECONDS each; make fuzz-smoke: 5 s)
 
 SHELL := /bin/bash
 ROOT := $(CURDIR)
@@ -24,7 +25,7 @@ INSTALLED := $(wildcard lua/streamctl/*.lua lua/streamctl/*/*.lua bin/*)
 PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
 	libssl-dev openssl libcurl4-openssl-dev lua-cjson lua-busted lua-check luarocks \
 	lua-socket lua-sec nginx libnginx-mod-http-lua lua-resty-core lua-nginx-string valgrind \
-	lua-argparse lua-filesystem lua-ldoc help2man cppcheck clang-tidy
+	lua-argparse lua-filesystem lua-ldoc help2man cppcheck clang-tidy clang libclang-rt-14-dev
 
 LUA_PATH_DEV := $(ROOT)/lua/?.lua;$(ROOT)/lua/?/init.lua;;
 ENV54 := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"
@@ -32,7 +33,9 @@ ENVJIT := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREEJIT)/lib/lua/5.1/?.so;;" S
 BUSTED := /usr/bin/busted
 SPECS ?= spec
 
-.PHONY: all deps build build-5.4 build-jit test test-5.4 test-jit lint static doc check-doc demo bench check-c clean
+.PHONY: all deps build build-5.4 build-jit test test-5.4 test-jit lint static doc check-doc demo bench check-c \
+	valgrind asan \
+	fuzz fuzz-build fuzz-smoke clean
 
 all: build
 
@@ -67,7 +70,7 @@ static:
 	  -U__clang_analyzer__ -I csrc csrc/
 	clang-tidy --quiet csrc/*.c -- -I csrc -I /usr/include/lua5.4
 
-test: deps build lint static check-doc test-5.4 test-jit check-c
+test: deps build lint static check-doc test-5.4 test-jit check-c fuzz-smoke
 	@cat build/test-5.4.count build/test-jit.count | awk '{p += $$1; f += $$2} END {printf "%d passed, %d failed\n", p, f}'
 
 # The API reference (LDoc, from the modules' doc comments) into docs/api, and the
@@ -140,20 +143,57 @@ bench: deps build
 	  || status=$$?; fi; \
 	$(EMULATOR54) stop --dir $(BENCH_DIR) >/dev/null; exit $$status
 
-# The C modules under valgrind (no definite leaks, no errors) and under
-# ASan/UBSan (modules built with the sanitizers, the runtime preloaded).
-C_SPECS := spec/01-core_spec.lua spec/05-curl_spec.lua spec/04-http_spec.lua
+# The whole suite (emulator, nginx and command-line specs included) under
+# valgrind (no definite leaks, no invalid reads or writes: exit 99 otherwise)
+# and against the C modules built with ASan/UBSan, the runtime preloaded
+# (any report aborts the run). Lua 5.4: valgrind and the sanitizers see the
+# test process and the C it loads; nginx, the emulator and the installed
+# command run in processes of their own.
 SAN_DIR := $(ROOT)/build/asan
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(WARN)
-check-c: deps build-5.4
+valgrind: deps build
 	$(ENV54) valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-	  --show-leak-kinds=definite lua5.4 $(BUSTED) $(C_SPECS)
+	  --show-leak-kinds=definite lua5.4 $(BUSTED) $(SPECS) > build/valgrind.log 2>&1 \
+	  || { tail -60 build/valgrind.log; echo "valgrind: see above (build/valgrind.log)"; exit 1; }
+	@tail -1 build/valgrind.log
+asan: deps build
 	mkdir -p $(SAN_DIR)/streamctl
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/core.c -o $(SAN_DIR)/streamctl/core.so -lcrypto
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/curl.c -o $(SAN_DIR)/streamctl/curl.so -lcurl
+	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/signal.c -o $(SAN_DIR)/streamctl/signal.so
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0 \
 	  LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(SAN_DIR)/?.so;;" STREAMCTL_ROOT="$(ROOT)" \
-	  lua5.4 $(BUSTED) $(C_SPECS)
+	  lua5.4 $(BUSTED) $(SPECS) > build/asan.log 2>&1 \
+	  || { tail -60 build/asan.log; echo "ASan/UBSan: see above (build/asan.log)"; exit 1; }
+	@tail -1 build/asan.log
+check-c: valgrind asan
+
+# libFuzzer harnesses (clang): fuzz/harness.c with the C modules, built with
+# the fuzzer and ASan/UBSan, one binary per fuzz/targets/NAME.lua. `make fuzz`
+# runs each for FUZZ_SECONDS (60) from a copy of its seed corpus in
+# fuzz/corpus/NAME and prints its executions; `make fuzz-smoke` (in make test)
+# does the same for 5 s. A finding leaves crash-* in build/fuzz: add it to the
+# corpus and to a spec once fixed.
+FUZZ_TARGETS := percent sign_v1 sign_v3 zego time response ngx_http curl_headers
+FUZZ_DIR := $(ROOT)/build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	-Wall -Wextra -Werror -I/usr/include/lua5.4 -Icsrc
+fuzz-build: deps $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
+$(FUZZ_DIR)/%: fuzz/harness.c csrc/core.c csrc/curl.c csrc/compat.h
+	@mkdir -p $(FUZZ_DIR)
+	clang $(FUZZ_CFLAGS) -DFUZZ_TARGET='"$*"' -DFUZZ_ROOT='"$(ROOT)"' fuzz/harness.c csrc/core.c csrc/curl.c \
+	  -o $@ -llua5.4 -lcrypto -lcurl
+fuzz fuzz-smoke: fuzz-build
+	@seconds=$(if $(filter fuzz-smoke,$@),5,$(FUZZ_SECONDS)); \
+	for t in $(FUZZ_TARGETS); do \
+	  rm -rf $(FUZZ_DIR)/corpus-$$t && cp -r fuzz/corpus/$$t $(FUZZ_DIR)/corpus-$$t; \
+	  ( cd $(FUZZ_DIR) && ASAN_OPTIONS=detect_leaks=1 ./$$t -max_total_time=$$seconds -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ_DIR)/$$t- corpus-$$t ) > $(FUZZ_DIR)/$$t.log 2>&1 \
+	    || { tail -30 $(FUZZ_DIR)/$$t.log; echo "fuzz target $$t: a finding (above; build/fuzz/$$t-*)"; exit 1; }; \
+	  printf '%-14s %10s executions in %s s\n' $$t "$$(sed -n 's/^stat::number_of_executed_units: *//p' \
+	    $(FUZZ_DIR)/$$t.log)" $$seconds; \
+	done
 
 clean:
 	rm -rf build csrc/*.o streamctl

@@ -103,7 +103,7 @@ local curl_transport = require "streamctl.transport.curl" -- its OPTIONS only (n
 
 local type, pairs, ipairs, tostring, tonumber, error, pcall, select =
   type, pairs, ipairs, tostring, tonumber, error, pcall, select
-local floor, min = math.floor, math.min
+local floor, min, huge = math.floor, math.min, math.huge
 local format, find, match, lower, sub, byte, gsub, gmatch =
   string.format, string.find, string.match, string.lower, string.sub, string.byte, string.gsub, string.gmatch
 local concat, sort = table.concat, table.sort
@@ -300,6 +300,7 @@ end
 
 -- Milliseconds left before `deadline` (seconds, ngx.now()), at least 0.
 local function ms_left(deadline)
+  if deadline == huge then return 2147483647 end -- (_read_response: no clock)
   local left = floor((deadline - ngx.now()) * 1000)
   return left > 0 and left or 0
 end
@@ -742,6 +743,28 @@ function M.new(opts)
   end
 
   return t
+end
+
+--- For specs and the fuzzer (make fuzz): reads `bytes` as the answer to one
+-- request, as `read_response` reads a socket, in pieces of `opts.chunk`
+-- bytes (default 4096), the connection closing after the last; no clock.
+-- `opts.max_body` as the option; `opts.method = "HEAD"` for an answer without a body.
+-- @return res, keep (may the connection be reused); or nil, failure
+function M._read_response(bytes, opts)
+  opts = opts or {}
+  local pos, chunk = 1, opts.chunk or 4096
+  local sock = {
+    settimeout = function() end,
+    receiveany = function(_, max)
+      if pos > #bytes then return nil, "closed" end
+      local piece = sub(bytes, pos, pos + min(max, chunk) - 1)
+      pos = pos + #piece
+      return piece
+    end,
+  }
+  local self = { max_body = opts.max_body or M.DEFAULTS.max_body }
+  local plan = { origin = "http://127.0.0.1", head_only = opts.method == "HEAD" }
+  return read_response(self, plan, reader(sock, huge))
 end
 
 -- For specs: the request head `prepare` makes (nil, failure when refused).

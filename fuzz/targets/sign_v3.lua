@@ -1,0 +1,22 @@
+-- Aliyun V3 (ACS3-HMAC-SHA256): any query, headers and body are signed or
+-- refused with a "bad argument" error (a header value with CR/LF/NUL); the
+-- Authorization value keeps its shape.
+local core = require "streamctl.core"
+local u = require "targets.util"
+
+return function(data)
+  local p = u.pieces(data, 4)
+  local headers = { host = "live.aliyuncs.com", ["x-acs-action"] = "ResumeLiveStream" }
+  for k, v in pairs(u.params(p[2])) do headers[k] = v end
+  local ok, auth, sig, hashed = pcall(core.aliyun_sign_v3, {
+    method = "POST", path = "/" .. p[4], query = u.params(p[1]), headers = headers, body = p[3],
+    access_key_id = "AK", access_key_secret = "secret",
+  })
+  if not ok then
+    u.check(tostring(auth):find("bad argument", 1, true), "raised something other than a bad argument: %s", auth)
+    return
+  end
+  u.check(auth:find("^ACS3%-HMAC%-SHA256 Credential=AK,SignedHeaders=[^,]*,Signature=%x+$"), "Authorization %q", auth)
+  u.check(#sig == 64 and not sig:find("[^0-9a-f]"), "signature %q", sig)
+  u.check(#hashed == 64 and not hashed:find("[^0-9a-f]"), "hashed canonical request %q", hashed)
+end
