@@ -600,6 +600,23 @@ describe("streamctl emulator", function()
             server:clock({ now = ZEGO.timestamp })
         end)
 
+        it("a ZEGO signature covers no action: one signed URL, replayed for another action, is taken", function()
+            server:clock({})
+            server:reset()
+            -- A URL someone logged: resume stream "a".
+            local logged = emu.zego_query({ action = "ResumeRTCStream", params = { StreamId = "a" } })
+            local status, v = zego(logged)
+            assert.are.equal(200, status)
+            assert.are.equal(0, v.Code)
+            -- Its common parameters, signature included, with another action and stream.
+            local common = logged:gsub("&StreamId=[^&]*", ""):gsub("&Sequence=[^&]*", "")
+                :gsub("Action=ResumeRTCStream", "Action=ForbidRTCStream")
+            status, v = zego(common .. "&StreamId=victim&Sequence=" .. emu.next_sequence())
+            assert.are.equal(200, status)
+            assert.are.equal(0, v.Code) -- what the service does: the signature does not cover it
+            assert.are.equal("forbidden", server:state().zego.streams["1234567890"].victim.rtc)
+        end)
+
         local function vector_query(overrides)
             local p = {
                 Action = "DescribeRTCStreamState", AppId = ZEGO.app_id, SignatureNonce = ZEGO.nonce,
