@@ -127,8 +127,9 @@ demo: deps build
 	$(EMULATOR54) stop --dir $(DEMO_DIR) >/dev/null; exit $$status
 
 # Figures, never pass/fail: signing throughput on both interpreters, then batch
-# throughput against the emulator at its caps (bench/batch.lua), then requests per
-# second through one nginx worker beside plain Lua (bench/nginx.lua).
+# throughput against the emulator at its caps (bench/batch.lua), requests per
+# second through one nginx worker beside plain Lua (bench/nginx.lua), and the
+# soak (bench/soak.lua: memory, descriptors, every call accounted for).
 BENCH_DIR := $(ROOT)/build/bench-emulator
 bench: deps build
 	@echo "== signatures per second"
@@ -141,6 +142,8 @@ bench: deps build
 	if [ $$status = 0 ]; then echo "== requests per second: one nginx worker beside plain Lua"; \
 	  $(ENV54) LUA_PATH="$(ROOT)/?.lua;$(LUA_PATH_DEV)" STREAMCTL_EMULATOR_DIR=$(BENCH_DIR) lua5.4 bench/nginx.lua \
 	  || status=$$?; fi; \
+	if [ $$status = 0 ]; then echo "== soak: 100,000 calls with faults injected at random"; \
+	  $(ENV54) lua5.4 bench/soak.lua || status=$$?; fi; \
 	$(EMULATOR54) stop --dir $(BENCH_DIR) >/dev/null; exit $$status
 
 # The whole suite (emulator, nginx and command-line specs included) under

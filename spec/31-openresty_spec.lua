@@ -267,6 +267,25 @@ describe("the OpenResty example", function()
     assert.is_nil(edge:error_log():find("ngx.sleep(0)", 1, true))
   end)
 
+  it("shows no secret, signature or token in its answers or its error log, failures included", function()
+    emulator:faults { kind = "http500", action = "ResumeLiveStream", count = 3 }
+    emulator:faults { kind = "throttle", action = "ForbidRTCStreams", count = 3, retry_after_ms = 10 }
+    local answers = {
+      edge_post("/streams/aliyun/resume", '{"domain_name":"d.example","app_name":"live","stream_name":"x"}'),
+      edge_post("/streams/zego/forbid", '{"stream_ids":["z"]}'),
+      edge_post("/streams/aliyun/forbid", '{"domain_name":"d.example","app_name":"live","stream_name":"y"}'),
+      edge_post("/streams/zego/resume", '{"stream_id":"z"}'),
+      edge_post("/streams/zego/resume", '{"stream_id":"z"}', "wrong-token"),
+    }
+    local text = edge:error_log()
+    for _, res in ipairs(answers) do text = text .. (res.body or res.raw or "") end
+    for _, secret in ipairs { ALI_SECRET, ZEGO_SECRET, TOKEN } do
+      assert.is_nil(text:find(secret, 1, true), secret)
+    end
+    assert.is_nil(text:find("Signature=%x"))
+    assert.is_nil(text:find("Signature=[%w%%]+&"))
+  end)
+
   it("refuses to start without a token: fails closed", function()
     local ok, err = pcall(start_edge, emulator, { env = { STREAMCTL_EDGE_TOKEN = "" } })
     assert.is_false(ok)

@@ -1,0 +1,233 @@
+-- The fault matrix: what a call meets on the way (the emulator's injected
+-- faults, a scripted HTTP server, TLS it must not trust, a skewed clock, a
+-- server that goes away) and what it must end as. Each row states the
+-- outcome and is checked, with the emulator's own log where it can say more:
+-- nothing applied twice, nothing reported done that was not. docs/faults.md
+-- prints the same table.
+local aliyun = require "streamctl.aliyun"
+local zego = require "streamctl.zego"
+local emu = require "spec.helpers.emulator"
+local nginx = require "spec.helpers.nginx"
+local process = require "spec.helpers.process"
+
+local ALI = { access_key_id = "LTAIemulatorKey", access_key_secret = "emulator-secret" }
+local ZEGO = { app_id = 1234567890, server_secret = "0123456789abcdef0123456789abcdef" }
+local STREAM = { domain_name = "push.example.com", app_name = "live", stream_name = "s" }
+local RETRY = { attempts = 3, base_ms = 1, throttle_base_ms = 1, cap_ms = 50 }
+
+local function client(mod, creds, opts)
+  local o = { retry = RETRY, timeout_ms = 3000, connect_timeout_ms = 1000, settle_ms = 0 }
+  for k, v in pairs(creds) do o[k] = v end
+  for k, v in pairs(opts) do o[k] = v end
+  return assert(mod.new(o))
+end
+
+describe("the fault matrix, against the emulator", function()
+  local server
+  lazy_setup(function() server = emu.start {} end)
+  lazy_teardown(function() if server then server:stop() end end)
+  before_each(function() server:reset() end)
+
+  local function ali(opts)
+    local o = { endpoint = server.aliyun_url }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return client(aliyun, ALI, o)
+  end
+  local function zg(opts)
+    local o = { endpoint = server.zego_url }
+    for k, v in pairs(opts or {}) do o[k] = v end
+    return client(zego, ZEGO, o)
+  end
+  local function applied(action)
+    local n = 0
+    for _, e in ipairs(server:log({ action = action, limit = 1000 })) do
+      if e.applied then n = n + 1 end
+    end
+    return n
+  end
+  local function status(name)
+    local s = server:state().aliyun.streams["push.example.com/live/" .. name]
+    return s and s.status
+  end
+
+  -- { row, fault(s), run() -> res, err, check(res, err) }
+  local ROWS = {
+    { "HTTP 500 twice, then an answer: retried, succeeded (ZEGO, no look-up)",
+      { kind = "http500", action = "ResumeCDNLiveStream", count = 2, provider = "zego" },
+      function() return zg():resume_cdn_live_stream { stream_id = "c" } end,
+      function(res, err)
+        assert.truthy(res, tostring(err))
+        assert.equal(1, applied("ResumeCDNLiveStream"))
+      end },
+    { "HTTP 503 on every attempt: failed ServiceUnavailable, outcome unknown (a 5xx may have applied)",
+      { kind = "http503", action = "ForbidLiveStream", count = 10 },
+      function() return ali():forbid_live_stream(STREAM) end,
+      function(res, err)
+        assert.is_nil(res)
+        assert.same({ "ServiceUnavailable", "server", true }, { err.code, err.kind, err.outcome_unknown })
+        assert.equal(0, applied("ForbidLiveStream"))
+      end },
+    { "HTTP 500 after it applied: looked up in the block list, reported done, not sent again",
+      { kind = "http500", action = "ForbidLiveStream", count = 1, after_apply = true },
+      function() return ali():forbid_live_stream(STREAM) end,
+      function(res, err)
+        assert.truthy(res, tostring(err))
+        assert.is_true(res.Recovered)
+        assert.equal(1, applied("ForbidLiveStream"))
+        assert.equal("forbidden", status("s"))
+      end },
+    { "throttled twice with x-acs-retry-after: waited, retried, succeeded",
+      { kind = "throttle", action = "ResumeLiveStream", count = 2, retry_after_ms = 30 },
+      function() return ali():resume_live_stream(STREAM) end,
+      function(res, err)
+        assert.truthy(res, tostring(err))
+        assert.equal(3, #server:log({ action = "ResumeLiveStream" }))
+      end },
+    { "throttled (ZEGO 30002, no retry-after header) on every attempt: failed, not unknown",
+      { kind = "throttle", action = "ResumeCDNLiveStream", count = 10, provider = "zego" },
+      function() return zg():resume_cdn_live_stream { stream_id = "c" } end,
+      function(res, err)
+        assert.is_nil(res)
+        assert.same({ 30002, "throttled", 3 }, { err.code, err.kind, err.attempts })
+        assert.is_nil(err.outcome_unknown)
+      end },
+    { "a malformed body after it applied: unknown, looked up, reported done, applied once",
+      { kind = "malformed", action = "ResumeLiveStream", count = 1, after_apply = true },
+      function()
+        local c = ali()
+        assert(c:forbid_live_stream(STREAM))
+        return c:resume_live_stream(STREAM)
+      end,
+      function(res, err)
+        assert.truthy(res, tostring(err))
+        assert.is_true(res.Recovered)
+        assert.equal(1, applied("ResumeLiveStream"))
+        assert.equal("normal", status("s"))
+      end },
+    { "a truncated body before it applied: looked up (not done), sent again, done once",
+      { kind = "truncated", action = "ForbidLiveStream", count = 1 },
+      function() return ali():forbid_live_stream(STREAM) end,
+      function(res, err)
+        assert.truthy(res, tostring(err))
+        assert.equal(1, applied("ForbidLiveStream"))
+        assert.equal(2, #server:log({ action = "ForbidLiveStream" }))
+      end },
+    { "the connection dropped after it applied: a create is looked up by DstUrl, not created twice",
+      { kind = "drop", action = "CreateLivePullToPush", count = 1, after_apply = true },
+      function()
+        local now = os.time()
+        return ali():create_live_pull_to_push { region = "cn-shanghai", source_type = "url",
+          source_urls = { "https://cdn.example.com/a.mp4" }, dst_url = "rtmp://push.example.com/live/once",
+          start_time = now, end_time = now + 600 }
+      end,
+      function(res, err)
+        assert.truthy(res, tostring(err))
+        assert.is_true(res.Recovered)
+        assert.equal(1, #server:state().aliyun.task_order)
+      end },
+    { "an answer slower than the timeout: Timeout, sent, unknown; a ZEGO call is not sent again blind",
+      { kind = "delay", action = "ForbidCDNLiveStream", count = 10, delay_ms = 1500, provider = "zego" },
+      function() return zg { timeout_ms = 300, retry = { attempts = 1 } }:forbid_cdn_live_stream { stream_id = "c" } end,
+      function(res, err)
+        assert.is_nil(res)
+        assert.same({ "Timeout", "timeout", true, true }, { err.code, err.kind, err.sent, err.outcome_unknown })
+      end },
+    { "the provider's clock 20 minutes ahead: corrected from Date once, then accepted",
+      nil,
+      function()
+        server:clock { offset = 1200 }
+        local res, err = ali():resume_live_stream(STREAM)
+        server:clock {}
+        return res, err
+      end,
+      function(res, err)
+        assert.truthy(res, tostring(err))
+        local log = server:log({ action = "ResumeLiveStream" })
+        assert.same({ "InvalidTimeStamp.Expired", "OK" }, { log[1].code, log[2].code })
+      end },
+  }
+
+  for i, row in ipairs(ROWS) do
+    it(string.format("#%d %s", i, row[1]), function()
+      if row[2] then
+        server:faults(row[2], row[2].provider)
+      end
+      local res, err = row[3]()
+      row[4](res, err)
+      server:clear_faults()
+    end)
+  end
+end)
+
+describe("the fault matrix, against servers that misbehave", function()
+  local child, port
+  lazy_setup(function() child, port = process.httpserver(60, 1000) end)
+  lazy_teardown(function() process.stop(child) end)
+
+  -- One request straight through the libcurl transport to `path` on the scripted server.
+  local function fetch(path)
+    local t = require("streamctl.transport.curl").new { timeout_ms = 1000, connect_timeout_ms = 500 }
+    assert(t.start(1, { method = "GET", url = "http://127.0.0.1:" .. port .. path, headers = {}, body = "" }))
+    local got
+    for _ = 1, 100 do -- at most 10 s
+      got = t.poll(0.1)[1]
+      if got then break end
+    end
+    t.close()
+    return got
+  end
+
+  it("a closed port: NetworkError, never sent, retryable", function()
+    local z = client(zego, ZEGO, { endpoint = "http://127.0.0.1:" .. process.free_port() })
+    local res, err = z:resume_cdn_live_stream { stream_id = "s" }
+    assert.is_nil(res)
+    assert.same({ "NetworkError", false, 3 }, { err.code, err.sent, err.attempts })
+    assert.is_nil(err.outcome_unknown)
+  end)
+
+  -- { row, path, code, sent }
+  local RAW = {
+    { "the connection closed after the request was read: NetworkError, sent", "/close", "NetworkError", true },
+    { "no answer within the timeout: Timeout, sent", "/hang", "Timeout", true },
+    { "a body over 1 MiB: InvalidResponse", "/big", "InvalidResponse", true },
+    { "a header section over 64 KiB: InvalidResponse", "/bigheaders", "InvalidResponse", true },
+  }
+  for _, row in ipairs(RAW) do
+    it(row[1], function()
+      local got = fetch(row[2])
+      assert.truthy(got and got.err, "no failure")
+      assert.same({ row[3], row[4] }, { got.err.code, got.err.sent })
+    end)
+  end
+
+  it("a 302 to another port is the answer, never followed", function()
+    local got = fetch("/redirect")
+    assert.equal(302, got.res.status)
+  end)
+
+  it("a body that is not JSON, whatever its type: an InvalidResponse error, the outcome unknown", function()
+    local z = client(zego, ZEGO, { endpoint = "http://127.0.0.1:" .. port, retry = { attempts = 1 } })
+    -- "/" answers 404 with no JSON
+    local res, err = z:resume_cdn_live_stream { stream_id = "s" }
+    assert.is_nil(res)
+    assert.same({ "InvalidResponse", true }, { err.code, err.outcome_unknown })
+  end)
+end)
+
+describe("the fault matrix, TLS", function()
+  it("a CA it does not trust: TLSError, not retried, nothing reaches the server", function()
+    local server = emu.start {}
+    local dir = nginx.temp_dir()
+    nginx.make_ca(dir, "other")
+    local ok, err = pcall(function()
+      local c = client(aliyun, ALI, { endpoint = server.aliyun_tls_url, ca_file = dir .. "/other.pem" })
+      local res, e = c:resume_live_stream(STREAM)
+      assert.is_nil(res)
+      assert.same({ "TLSError", "tls", false, 1 }, { e.code, e.kind, e.retryable, e.attempts })
+      assert.same({}, server:log({ limit = 100 }))
+    end)
+    server:stop()
+    os.execute("rm -rf " .. nginx.quote(dir))
+    assert(ok, err)
+  end)
+end)
