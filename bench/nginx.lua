@@ -22,6 +22,7 @@ end
 
 -- The batch both sides run: N resumes, CONCURRENCY in flight, unpaced.
 local BATCH = [==[
+local streamctl = require "streamctl"
 local M = {}
 function M.run(endpoint, ca_file, stream_names, concurrency, transport)
   local ali = assert(streamctl.aliyun.new { endpoint = endpoint, ca_file = ca_file, access_key_id = "LTAIbench",

@@ -58,6 +58,67 @@ static int secret_tostring(lua_State *L) {
 }
 
 /* core.is_secret(v): is v a streamctl.secret? */
+/* ------------------------------------------------------------------ */
+/* Text checks: what a field's value may hold, in one pass.           */
+
+/* text_flaws(s): a number that says what `s` holds that text fields must not:
+   1 a CR, LF or NUL; 2 another control character (TAB, DEL, ...); 4 bytes
+   that are not UTF-8 (overlong forms, surrogates and code points beyond
+   U+10FFFF included); 0 none. Flags are added, so a caller reports the one
+   it ranks first. */
+static int l_text_flaws(lua_State *L) {
+    size_t n, i = 0;
+    const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
+    int flaws = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            if (c == '\r' || c == '\n' || c == 0) {
+                flaws |= 1;
+            } else if (c < 0x20 || c == 0x7f) {
+                flaws |= 2;
+            }
+            i++;
+            continue;
+        }
+        {
+            size_t len, j;
+            unsigned char lo = 0x80, hi = 0xBF;
+            if (c >= 0xC2 && c <= 0xDF) {
+                len = 2;
+            } else if (c >= 0xE0 && c <= 0xEF) {
+                len = 3;
+                if (c == 0xE0) lo = 0xA0;
+                if (c == 0xED) hi = 0x9F;
+            } else if (c >= 0xF0 && c <= 0xF4) {
+                len = 4;
+                if (c == 0xF0) lo = 0x90;
+                if (c == 0xF4) hi = 0x8F;
+            } else {
+                flaws |= 4;
+                i++;
+                continue;
+            }
+            if (i + len > n || s[i + 1] < lo || s[i + 1] > hi) {
+                flaws |= 4;
+                i++;
+                continue;
+            }
+            for (j = 2; j < len; j++) {
+                if (s[i + j] < 0x80 || s[i + j] > 0xBF) break;
+            }
+            if (j < len) {
+                flaws |= 4;
+                i++;
+                continue;
+            }
+            i += len;
+        }
+    }
+    lua_pushinteger(L, flaws);
+    return 1;
+}
+
 static int l_is_secret(lua_State *L) {
     lua_pushboolean(L, luaL_testudata(L, 1, SECRET_MT) != NULL);
     return 1;
@@ -714,6 +775,7 @@ static const luaL_Reg core_funcs[] = {
     {"monotonic", l_monotonic},
     {"secret", secret_new},
     {"is_secret", l_is_secret},
+    {"text_flaws", l_text_flaws},
     {NULL, NULL}};
 
 int luaopen_streamctl_core(lua_State *L) {

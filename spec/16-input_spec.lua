@@ -118,3 +118,14 @@ describe("validate.is_utf8", function()
     end)
   end
 end)
+
+describe("core.text_flaws", function()
+  local core = require "streamctl.core"
+  it("says in one pass what a text holds: 1 CR/LF/NUL, 2 other control characters, 4 not UTF-8", function()
+    assert.same({ 0, 1, 1, 1, 2, 2, 4, 3, 7, 0 }, {
+      core.text_flaws("plain ünïcödé 🎥"), core.text_flaws("a\r"), core.text_flaws("a\n"), core.text_flaws("a\0"),
+      core.text_flaws("a\tb"), core.text_flaws("\127"), core.text_flaws("caf\233"), core.text_flaws("\n\t"),
+      core.text_flaws("\0\t\255"), core.text_flaws(""),
+    })
+  end)
+end)

@@ -429,6 +429,34 @@ describe("streamctl (the command)", function()
     end)
   end)
 
+  describe("secrets", function()
+    it("never show in its output, even from a server that echoes every request back", function()
+      local process = require "spec.helpers.process"
+      local child, port = process.httpserver(30, 100, "/echo") -- "/" answers the request it got, as JSON
+      local secret, token, zsecret = "SECRET-abc123", "TOKEN-xyz789", "ZEGOSECRET-0123456789abcdef0123"
+      local ok, err = pcall(function()
+        for _, args in ipairs {
+          "aliyun describe-live-streams-block-list --domain-name d --access-key-id AK --access-key-secret " .. secret
+            .. " --security-token " .. token,
+          "aliyun describe-live-streams-block-list --domain-name d --signature-version v1 --access-key-id AK "
+            .. "--access-key-secret " .. secret .. " --security-token " .. token .. " --output json",
+          "zego describe-rtc-stream-state --stream-id s --app-id 1 --server-secret " .. zsecret,
+          "zego forbid-rtc-streams a b --app-id 1 --server-secret " .. zsecret .. " --output json",
+        } do
+          local _, out, e = run(args .. " --endpoint http://127.0.0.1:" .. port)
+          local text = out .. e
+          -- it was answered: the echo as a result (Aliyun), or an answer that is not ZEGO's
+          assert.truthy(text:find("echo", 1, true) or text:find("InvalidResponse", 1, true), text)
+          for _, s in ipairs { secret, token, zsecret } do assert.is_nil(text:find(s, 1, true), s .. " in " .. text) end
+          assert.is_nil(text:find("Signature=%x"), text)
+          assert.is_nil(text:find("Signature=[%w%%]+&"), text)
+        end
+      end)
+      process.stop(child)
+      assert(ok, err)
+    end)
+  end)
+
   describe("progress", function()
     it("is drawn on a terminal's standard error, and not when it is piped", function()
       local cmd = COMMAND .. " " .. zg("resume-rtc-streams a b c d e f g h i j k l m n o p q r s t u v w x y z "

@@ -14,6 +14,9 @@ return function(data)
   u.check(not e:find("%%%x?[^%x]") and not e:find("%%[a-f]") and not e:find("%%%x[a-f]"),
     "a malformed or lower-case escape in %q", e)
   u.check(unescape(e) == data, "decoding does not give the input back")
+  local flaws = core.text_flaws(data)
+  u.check(flaws >= 0 and flaws <= 7 and flaws % 1 == 0, "text_flaws gave %s", tostring(flaws))
+  u.check((flaws % 2 == 1) == (data:find("[%z\r\n]") ~= nil), "text_flaws and CR/LF/NUL disagree")
   local params = u.params(data)
   local q = core.canonical_query(params)
   local last

@@ -551,6 +551,19 @@ end
 
 local hidden_values -- (below, with the redaction of requests)
 
+-- Replaces the hidden values in every string of a decoded answer (a few
+-- levels deep: answers are shallow), in place.
+local function scrub_result(t, forms, depth)
+  if depth > 8 then return end
+  for k, v in pairs(t) do
+    if type(v) == "string" then
+      t[k] = errors.redact_forms(v, forms)
+    elseif type(v) == "table" then
+      scrub_result(v, forms, depth + 1)
+    end
+  end
+end
+
 -- A uniform number in [0, 1] for backoff jitter.
 local function jitter()
   return tonumber(core.random_hex(4), 16) / 4294967295
@@ -606,6 +619,9 @@ local function engine_for(self, io)
       if result == nil and derr then
         derr.server_date = derr.server_date or M.parse_http_date(res.headers and res.headers.date)
         derr.message = errors.redact(derr.message, hidden, core.percent_encode)
+      elseif type(result) == "table" and #hidden > 0 then
+        -- an answer that quotes the request shows none of it either
+        scrub_result(result, errors.redaction_forms(hidden, core.percent_encode), 0)
       end
       return result, derr
     end,

@@ -28,7 +28,7 @@
 
 local setmetatable, getmetatable, tostring, type, pairs = setmetatable, getmetatable, tostring, type, pairs
 local concat = table.concat
-local gsub, format = string.gsub, string.format
+local gsub, format, find = string.gsub, string.format, string.find
 
 local M = {}
 
@@ -74,6 +74,36 @@ local function escape_pattern(s)
   return (gsub(s, "[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0"))
 end
 
+--- The forms in which `secrets` can stand in a text: each (of at least 4
+-- bytes), doubly percent-encoded, once encoded, and as it is, in the order
+-- they must be replaced.
+-- @param secrets array of strings (short or empty ones are ignored)
+-- @param encode the provider percent-encoder (optional)
+-- @return array of strings
+function M.redaction_forms(secrets, encode)
+  local forms = {}
+  for _, s in pairs(secrets) do
+    if type(s) == "string" and #s >= 4 then
+      if encode then
+        local once = encode(s)
+        forms[#forms + 1] = encode(once)
+        forms[#forms + 1] = once
+      end
+      forms[#forms + 1] = s
+    end
+  end
+  return forms
+end
+
+--- `text` with every form (see redaction_forms) replaced by "<redacted>".
+function M.redact_forms(text, forms)
+  if type(text) ~= "string" then return text end
+  for i = 1, #forms do
+    if find(text, forms[i], 1, true) then text = gsub(text, escape_pattern(forms[i]), "<redacted>") end
+  end
+  return text
+end
+
 --- Removes every occurrence of each secret (and its percent-encoded and
 -- doubly encoded forms) from `text`.
 -- @param text string
@@ -81,19 +111,7 @@ end
 -- @param encode the provider percent-encoder
 function M.redact(text, secrets, encode)
   if type(text) ~= "string" then return text end
-  for _, s in pairs(secrets) do
-    if type(s) == "string" and #s >= 4 then
-      local forms = { s }
-      if encode then
-        forms[2] = encode(s)
-        forms[3] = encode(forms[2])
-      end
-      for i = #forms, 1, -1 do
-        text = gsub(text, escape_pattern(forms[i]), "<redacted>")
-      end
-    end
-  end
-  return text
+  return M.redact_forms(text, M.redaction_forms(secrets, encode))
 end
 
 --- A response whose body is not the provider's answer: a server failure

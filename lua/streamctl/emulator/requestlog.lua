@@ -6,6 +6,7 @@ local pairs = pairs
 local type = type
 local lower = string.lower
 local gsub = string.gsub
+local find = string.find
 local tonumber = tonumber
 
 local encoding = require "streamctl.emulator.encoding"
@@ -77,7 +78,9 @@ function _M.scrub(entry, req)
     local values = secret_values(req)
     if #values == 0 then return entry end
     local function clean(text)
-        for _, v in pairs(values) do text = gsub(text, escape_pattern(v), _M.REDACTED) end
+        for _, v in pairs(values) do
+            if find(text, v, 1, true) then text = gsub(text, escape_pattern(v), _M.REDACTED) end
+        end
         return text
     end
     for k, v in pairs(entry) do
