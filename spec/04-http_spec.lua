@@ -7,11 +7,11 @@ local process = require "spec.helpers.process"
 local socket = require "socket"
 local cjson = require "cjson"
 
--- How many requests the server has seen (its /stats, read by Content-Length).
-local function stats(port)
+-- GET `path` from the scripted server on `port`: the decoded JSON (read by Content-Length).
+local function control(port, path)
   local c = assert(socket.connect("127.0.0.1", port))
   c:settimeout(5)
-  c:send("GET /stats HTTP/1.1\r\nHost: x\r\n\r\n")
+  c:send("GET " .. path .. " HTTP/1.1\r\nHost: x\r\n\r\n")
   local length
   repeat
     local line = assert(c:receive("*l"))
@@ -19,7 +19,12 @@ local function stats(port)
   until line == ""
   local body = assert(c:receive(length))
   c:close()
-  return cjson.decode(body).requests
+  return cjson.decode(body)
+end
+
+-- How many requests the server has seen (its /stats).
+local function stats(port)
+  return control(port, "/stats").requests
 end
 
 local free_port = process.free_port
@@ -57,12 +62,20 @@ describe("clients over HTTP", function()
   it("sends exactly the prepared request", function()
     local cli = ali("/echo", { clock = function() return 1700000000 end, nonce = function() return "n-1" end })
     local req = assert(cli:prepare("StopLivePullToPush", { Region = "cn-shanghai", TaskId = "t 1" }))
-    local echo = assert(cli:call("StopLivePullToPush", { Region = "cn-shanghai", TaskId = "t 1" }))
+    local answer = assert(cli:call("StopLivePullToPush", { Region = "cn-shanghai", TaskId = "t 1" }))
+    -- The answer quotes the request, and so shows its signature scrubbed; the
+    -- server's own record has what went on the wire.
+    assert.truthy(answer.headers[1])
+    local echo = control(ports["/echo"], "/last")
     assert.equal("GET", echo.method)
     assert.equal("/?Region=cn-shanghai&TaskId=t%201", echo.target)
     local got = {}
     for _, h in ipairs(echo.headers) do got[h[1]:lower()] = h[2] end
     for name, value in pairs(req.headers) do assert.equal(value, got[name], name) end
+    assert.truthy(got.authorization:find("Signature=%x%x%x%x"))
+    local shown = {}
+    for _, h in ipairs(answer.headers) do shown[h[1]:lower()] = h[2] end
+    assert.equal(got.authorization:gsub("Signature=%x+", "Signature=<redacted>"), shown.authorization)
     assert.equal("streamctl/" .. require("streamctl.version")._VERSION, got["user-agent"])
     assert.equal("", echo.body)
     cli:close()

@@ -22,7 +22,9 @@
 --   /redirect    302 to /json
 --   /hang        reads the request and never answers
 --   /close       reads the request and closes the connection without answering
---   /stats       200 JSON {requests = N}: requests seen so far, /stats excluded
+--   /stats       200 JSON {requests = N}: requests seen so far, /stats and /last excluded
+--   /last        200, the last request seen as /echo shows it (what a client's answer may not
+--                show: streamctl scrubs an answer that quotes its request's signature)
 --   anything else: 404
 local socket = require "socket"
 local cjson = require "cjson"
@@ -63,6 +65,8 @@ end
 
 local function json_headers() return { { "Content-Type", "application/json" } } end
 
+local last -- the last request seen (not /stats or /last), for GET /last
+
 local function handle(c, req)
   local path = req.target:gsub("^[hH][tT][tT][pP][sS]?://[^/]*", ""):match("^[^?]*")
   if path == "/" and ROOT_ROUTE then path = ROOT_ROUTE end
@@ -72,7 +76,10 @@ local function handle(c, req)
     c.held, c.due = req, socket.gettime() + delay / 1000
     return
   end
-  if path ~= "/stats" then requests = requests + 1 end
+  if path ~= "/stats" and path ~= "/last" then
+    requests = requests + 1
+    last = { method = req.method, target = req.target, headers = req.headers, body = req.body, conn = c.id }
+  end
   if path:sub(1, 5) == "/echo" then
     respond(c, req, 200, "OK", json_headers(), cjson.encode({
       method = req.method, target = req.target, headers = req.headers, body = req.body, conn = c.id,
@@ -108,6 +115,8 @@ local function handle(c, req)
     answered = answered + 1
   elseif path == "/stats" then
     respond(c, req, 200, "OK", json_headers(), cjson.encode({ requests = requests }))
+  elseif path == "/last" then
+    respond(c, req, 200, "OK", json_headers(), cjson.encode(last or {}))
   else
     respond(c, req, 404, "Not Found", {}, "no such path")
   end
