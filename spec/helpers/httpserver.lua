@@ -65,7 +65,7 @@ end
 
 local function json_headers() return { { "Content-Type", "application/json" } } end
 
-local last -- the last request seen (not /stats or /last), for GET /last
+local last_request -- the last request seen (not /stats or /last), for GET /last
 
 local function handle(c, req)
   local path = req.target:gsub("^[hH][tT][tT][pP][sS]?://[^/]*", ""):match("^[^?]*")
@@ -78,7 +78,7 @@ local function handle(c, req)
   end
   if path ~= "/stats" and path ~= "/last" then
     requests = requests + 1
-    last = { method = req.method, target = req.target, headers = req.headers, body = req.body, conn = c.id }
+    last_request = { method = req.method, target = req.target, headers = req.headers, body = req.body, conn = c.id }
   end
   if path:sub(1, 5) == "/echo" then
     respond(c, req, 200, "OK", json_headers(), cjson.encode({
@@ -116,7 +116,7 @@ local function handle(c, req)
   elseif path == "/stats" then
     respond(c, req, 200, "OK", json_headers(), cjson.encode({ requests = requests }))
   elseif path == "/last" then
-    respond(c, req, 200, "OK", json_headers(), cjson.encode(last or {}))
+    respond(c, req, 200, "OK", json_headers(), cjson.encode(last_request or {}))
   else
     respond(c, req, 404, "Not Found", {}, "no such path")
   end
