@@ -410,7 +410,15 @@ static size_t ws_suffix(const char *v, size_t n) {
     return 0;
 }
 
-/* Sorted signed headers of the table at tidx, in a userdata pushed on the stack. */
+/* Is c a character of an RFC 9110 token (what a header name is made of)? */
+static int is_token_char(unsigned char c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return 1;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* Sorted signed headers of the table at tidx, in a userdata pushed on the stack.
+   Every name must be a token: a ',' or ';' in a signed name would change what
+   SignedHeaders and the Authorization value say. */
 static sc_header *collect_headers(lua_State *L, int tidx, size_t *count) {
     size_t n = 0, bytes = 0, i = 0;
     sc_header *hs;
@@ -432,8 +440,10 @@ static sc_header *collect_headers(lua_State *L, int tidx, size_t *count) {
         size_t nl, vl, j;
         const char *name = lua_tolstring(L, -2, &nl);
         const char *v = lua_tolstring(L, -1, &vl);
+        if (nl == 0) luaL_argerror(L, 1, "headers: a header name is empty");
         for (j = 0; j < nl; j++) {
             char c = name[j];
+            if (!is_token_char((unsigned char)c)) luaL_argerror(L, 1, "headers: a header name is not a token");
             names[j] = (char)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
         }
         if (is_signed_header(names, nl)) {
