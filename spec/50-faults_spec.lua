@@ -191,12 +191,38 @@ describe("the fault matrix, against servers that misbehave", function()
     { "no answer within the timeout: Timeout, sent", "/hang", "Timeout", true },
     { "a body over 1 MiB: InvalidResponse", "/big", "InvalidResponse", true },
     { "a header section over 64 KiB: InvalidResponse", "/bigheaders", "InvalidResponse", true },
+    { "headers, then a body slower than the timeout: Timeout, sent", "/slowbody", "Timeout", true },
   }
   for _, row in ipairs(RAW) do
     it(row[1], function()
       local got = fetch(row[2])
       assert.truthy(got and got.err, "no failure")
       assert.same({ row[3], row[4] }, { got.err.code, got.err.sent })
+    end)
+  end
+
+  -- { row, server mode, scheme, code, sent }
+  local TCP = {
+    { "a connection reset as soon as it is accepted, before the request is read: NetworkError",
+      "@reset", "http", "NetworkError" },
+    { "a TLS handshake never answered (slower than the connect timeout): Timeout, never sent",
+      "@stall", "https", "Timeout", false },
+  }
+  for _, row in ipairs(TCP) do
+    it(row[1], function()
+      local other, other_port = process.httpserver(20, 100, row[2])
+      local ok, err = pcall(function()
+        local z = client(zego, ZEGO, { endpoint = row[3] .. "://127.0.0.1:" .. other_port,
+          connect_timeout_ms = 300, timeout_ms = 600, retry = { attempts = 1 } })
+        local res, e = z:resume_cdn_live_stream { stream_id = "s" }
+        assert.is_nil(res)
+        assert.equal(row[4], e.code)
+        if row[5] ~= nil then assert.equal(row[5], e.sent) end
+        -- unknown exactly when the request may have been read
+        assert.equal(e.sent == true, e.outcome_unknown == true)
+      end)
+      process.stop(other)
+      assert(ok, err)
     end)
   end
 
@@ -228,6 +254,106 @@ describe("the fault matrix, TLS", function()
     end)
     server:stop()
     os.execute("rm -rf " .. nginx.quote(dir))
+    assert(ok, err)
+  end)
+
+  it("an expired certificate from the trusted CA: TLSError, not retried, nothing reaches the server", function()
+    local dir = nginx.temp_dir()
+    local server = emu.start { dir = dir }
+    local ok, err = pcall(function()
+      -- The same key and names, signed again by the emulator's CA with a notAfter of yesterday.
+      local q = nginx.quote
+      assert(os.execute("cd " .. q(dir) .. " && openssl req -new -key server.key -subj /CN=localhost -out expired.csr"
+        .. " && openssl x509 -req -in expired.csr -CA ca.pem -CAkey ca.key -set_serial 7 -days -1"
+        .. " -extfile server.ext -out server.pem >/dev/null 2>&1"))
+      server:restart()
+      local c = client(zego, ZEGO, { endpoint = server.zego_tls_url, ca_file = server.ca_file })
+      local res, e = c:resume_cdn_live_stream { stream_id = "s" }
+      assert.is_nil(res)
+      assert.same({ "TLSError", "tls", false, 1, false }, { e.code, e.kind, e.retryable, e.attempts, e.sent })
+      assert.matches("expired", e.message)
+      assert.same({}, server:log({ limit = 100 }))
+    end)
+    server:stop()
+    os.execute("rm -rf " .. nginx.quote(dir))
+    assert(ok, err)
+  end)
+end)
+
+describe("the fault matrix, the emulator killed and restarted in the middle of a batch", function()
+  -- The restart loses the emulator's state and log (a provider would not lose
+  -- its state, so a stream applied before the restart and looked up after it
+  -- is sent again; that is the emulator's loss, not a double apply).
+  local RESTART_RETRY = { attempts = 6, base_ms = 50, cap_ms = 400, throttle_base_ms = 1 }
+
+  it("Aliyun: every stream reported done, each applied at most once after the restart", function()
+    local server = emu.start {}
+    local ok, err = pcall(function()
+      local c = client(aliyun, ALI, { endpoint = server.aliyun_url, retry = RESTART_RETRY })
+      local names = {}
+      for i = 1, 40 do names[i] = "restart-" .. i end
+      local done_before, restarted = {}, false
+      local report = c:forbid_live_streams { domain_name = "push.example.com", app_name = "live",
+        stream_names = names, concurrency = 4,
+        on_progress = function(done, _, r)
+          if not restarted then done_before[r.stream] = true end
+          if done == 10 and not restarted then restarted = true server:restart() end
+        end }
+      assert.is_true(restarted)
+      assert.same({ 40, 0, 0 }, { report.succeeded, report.failed, report.unknown })
+      local applied = {}
+      for _, e in ipairs(server:log({ action = "ForbidLiveStream", limit = 1000 })) do
+        if e.applied then
+          local name = e.params.StreamName
+          applied[name] = (applied[name] or 0) + 1
+        end
+      end
+      local streams = server:state().aliyun.streams
+      for _, name in ipairs(names) do
+        assert.is_true((applied[name] or 0) <= 1, name .. " applied twice")
+        if done_before[name] then
+          assert.is_nil(applied[name], name .. " was done before the restart and sent again")
+        else
+          assert.equal("forbidden", streams["push.example.com/live/" .. name].status, name)
+        end
+      end
+      c:close()
+    end)
+    server:stop()
+    assert(ok, err)
+  end)
+
+  it("ZEGO: 200 IDs in 10 calls, then resumed: every ID reported, each stream's Sequences increasing", function()
+    local server = emu.start {}
+    local ok, err = pcall(function()
+      local c = client(zego, ZEGO, { endpoint = server.zego_url, retry = RESTART_RETRY })
+      local ids = {}
+      for i = 1, 200 do ids[i] = "restart-" .. i end
+      local restarted = false
+      local report = c:forbid_rtc_streams { stream_ids = ids, concurrency = 2,
+        on_progress = function(done)
+          if done >= 60 and not restarted then restarted = true server:restart() end
+        end }
+      assert.is_true(restarted)
+      assert.same({ 200, 0, 0 }, { report.succeeded, report.failed, report.unknown })
+      report = c:resume_rtc_streams { stream_ids = ids, concurrency = 2 }
+      assert.same({ 200, 0, 0 }, { report.succeeded, report.failed, report.unknown })
+      -- Sequences are per stream: calls for other streams may share one.
+      local last, seen = {}, 0
+      for _, e in ipairs(server:log({ provider = "zego", limit = 1000 })) do
+        assert.same({}, e.stale_streams or {}, "stale in " .. e.action)
+        for _, id in ipairs(e.applied_streams or {}) do
+          local seq = tonumber(e.params.Sequence)
+          assert.is_true(seq > (last[id] or -1), id .. ": Sequence " .. seq .. " after " .. tostring(last[id]))
+          last[id], seen = seq, seen + 1
+        end
+      end
+      assert.is_true(seen >= 140 + 200, "applications seen: " .. seen)
+      local streams = server:state().zego.streams["1234567890"]
+      for _, id in ipairs(ids) do assert.equal("normal", streams[id].rtc, id) end
+      c:close()
+    end)
+    server:stop()
     assert(ok, err)
   end)
 end)

@@ -167,6 +167,7 @@ function emu.start(opts)
         error("streamctl-emulator start failed:\n" .. output, 2)
     end
     local self = setmetatable({
+        start_args = table.concat(args, " "),
         dir = dir,
         ports = ports,
         output = output,
@@ -278,6 +279,17 @@ function Server:online(spec, method)
         return self:control("GET", "online")
     end
     return self:control(method or "POST", "online", spec)
+end
+
+-- Stops the emulator and starts it again on the same ports and directory
+-- (certificates kept, state and log gone, as after a crash and a restart).
+function Server:restart()
+    local ok, output = emu.launcher("stop --dir " .. shell_quote(self.dir))
+    assert(ok, "streamctl-emulator stop failed:\n" .. output)
+    ok, output = emu.launcher(self.start_args)
+    assert(ok, "streamctl-emulator start failed:\n" .. output)
+    self.running = true
+    return true
 end
 
 function Server:stop()

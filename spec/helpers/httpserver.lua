@@ -22,10 +22,14 @@
 --   /redirect    302 to /json
 --   /hang        reads the request and never answers
 --   /close       reads the request and closes the connection without answering
+--   /slowbody    200 with Content-Length 100, sends 10 bytes of the body, then nothing
 --   /stats       200 JSON {requests = N}: requests seen so far, /stats and /last excluded
 --   /last        200, the last request seen as /echo shows it (what a client's answer may not
 --                show: streamctl scrubs an answer that quotes its request's signature)
 --   anything else: 404
+-- A root_route of "@reset" or "@stall" acts at the TCP level instead, on every connection:
+--   @reset       accepts and resets it at once (SO_LINGER 0), before reading anything
+--   @stall       accepts and never answers (a TLS handshake there never completes)
 local socket = require "socket"
 local cjson = require "cjson"
 
@@ -53,7 +57,8 @@ local function respond(c, req, status, reason, headers, body, opts)
   opts = opts or {}
   local parts = { ("HTTP/1.1 %d %s\r\n"):format(status, reason) }
   for _, h in ipairs(headers) do parts[#parts + 1] = h[1] .. ": " .. h[2] .. "\r\n" end
-  if not opts.no_length then parts[#parts + 1] = "Content-Length: " .. #body .. "\r\n" end
+  if not (opts.no_length or opts.length) then parts[#parts + 1] = "Content-Length: " .. #body .. "\r\n" end
+  if opts.length then parts[#parts + 1] = "Content-Length: " .. opts.length .. "\r\n" end
   if opts.close then parts[#parts + 1] = "Connection: close\r\n" end
   parts[#parts + 1] = "\r\n"
   if req.method ~= "HEAD" then parts[#parts + 1] = body end
@@ -110,6 +115,9 @@ local function handle(c, req)
   elseif path == "/hang" then
     c.hang = true
     answered = answered + 1
+  elseif path == "/slowbody" then
+    respond(c, req, 200, "OK", json_headers(), '{"RequestId"', { length = 100 })
+    c.hang = true
   elseif path == "/close" then
     c.dead = true
     answered = answered + 1
@@ -177,7 +185,16 @@ while socket.gettime() < deadline and (answered < MAX_REQUESTS or pending_output
       if not s then break end
       s:settimeout(0)
       conn_seq = conn_seq + 1
-      clients[#clients + 1] = { sock = s, id = conn_seq, inbuf = "", out = "", outpos = 1 }
+      if ROOT_ROUTE == "@reset" then
+        s:setoption("linger", { on = true, timeout = 0 })
+        s:close()
+        answered = answered + 1
+      elseif ROOT_ROUTE == "@stall" then
+        clients[#clients + 1] = { sock = s, id = conn_seq, inbuf = "", out = "", outpos = 1, hang = true }
+        answered = answered + 1
+      else
+        clients[#clients + 1] = { sock = s, id = conn_seq, inbuf = "", out = "", outpos = 1 }
+      end
     end
   end
   for _, c in ipairs(clients) do
