@@ -150,6 +150,35 @@ describe("ZEGO batches of any size", function()
   end)
 end)
 
+describe("call, with the service's names", function()
+  it("keeps a named method's text rule for the parameters it sets, and the rest to 8 KiB of UTF-8", function()
+    local sent = 0
+    local a = checks.scripted_client(aliyun, NOW, {}, function()
+      sent = sent + 1
+      return checks.reply(200, '{"RequestId":"r"}')
+    end)
+    local base = { DomainName = "d.example", AppName = "live" }
+    for _, row in ipairs {
+      { "a\tb", "parameter 'StreamName' must not contain control characters (TAB, DEL...)" },
+      { "a\r\nb", "parameter 'StreamName' must not contain CR, LF or NUL" },
+      { string.rep("s", 257), "parameter 'StreamName' must be at most 256 bytes (got 257)" },
+      { "\255", "parameter 'StreamName' must be valid UTF-8" },
+    } do
+      local p = { StreamName = row[1] }
+      for k, v in pairs(base) do p[k] = v end
+      local res, err = a:call("ResumeLiveStream", p)
+      assert.is_nil(res)
+      assert.same({ "InvalidParameter", row[2] }, { err.code, err.message })
+    end
+    assert.equal(0, sent)
+    -- A parameter no method sets: only the general rule.
+    assert.truthy(a:call("DescribeLiveStreamsBlockList", { DomainName = "d.example", Note = "a\tb" }))
+    -- Parts of a stream left out: sent as given, for the service to refuse (never raised).
+    assert.truthy(a:call("ResumeLiveStream", { StreamName = "s" }))
+    assert.equal(2, sent)
+  end)
+end)
+
 describe("streamctl.core", function()
   local core = require "streamctl.core"
   -- { function name, arguments }: each a programming mistake, raised as a bad argument.

@@ -436,7 +436,11 @@ end
 -- forbid and resume act on domain/app/stream.
 function rules.streams(action, params)
   if action == "ResumeLiveStream" or action == "ForbidLiveStream" then
-    return { params.DomainName .. "/" .. params.AppName .. "/" .. params.StreamName }
+    local d, a, s = params.DomainName, params.AppName, params.StreamName
+    -- (a `call` may leave one out or give a list: the service refuses it, unordered)
+    if type(d) == "string" and type(a) == "string" and type(s) == "string" then
+      return { d .. "/" .. a .. "/" .. s }
+    end
   end
   return nil
 end

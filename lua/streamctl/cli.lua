@@ -214,6 +214,10 @@ local function add_method(parent, provider, m)
       end
     end
   end
+  if not m.list then
+    -- argparse's own message for a stray word ("too many arguments") does not say which.
+    cmd:argument("unexpected"):args("*"):hidden(true)
+  end
   cmd:group(m.action .. " (required ones marked)", unpack(options))
   add_common(cmd, provider)
   cmd:epilog("Example:\n   " .. concat(example, " "))
@@ -361,7 +365,7 @@ end
 -- The client's options from flags, then the emulator, then the environment
 -- and the profile files (see streamctl.credentials), then the config's
 -- [defaults]. Returns options, or nil and a usage error; and warnings.
-local function client_options(provider, args, defaults, where)
+local function client_options(provider, args, defaults, where, getenv)
   local o, warnings = {}, {}
   local function num(name, option, integer)
     local v, why = number_flag(args, name, integer)
@@ -400,7 +404,7 @@ local function client_options(provider, args, defaults, where)
     c = p.emulator_account
   else
     local err, w
-    c, err, w = credentials[provider] { profile = args.profile }
+    c, err, w = credentials[provider] { profile = args.profile, getenv = getenv }
     for _, x in ipairs(w) do warnings[#warnings + 1] = x end
     if not c then return nil, err, warnings end
   end
@@ -655,7 +659,8 @@ end
 
 --- Runs the command line `argv` (without the program name).
 -- @tparam table argv the arguments
--- @tparam[opt] table env `{ stdout, stderr, stdin }` (for tests)
+-- @tparam[opt] table env `{ stdout, stderr, stdin, getenv, signal }` (for tests: the files, the
+-- environment's `os.getenv`, and a stand-in for `streamctl.signal`)
 -- @return the exit status
 function M.main(argv, env)
   env = env or {}
@@ -678,7 +683,7 @@ function M.main(argv, env)
   local provider = args.provider
   local mod = streamctl[provider]
 
-  local defaults, where, dwarnings = credentials.defaults()
+  local defaults, where, dwarnings = credentials.defaults { getenv = env.getenv }
   if not defaults then out:warn(where) return M.EXIT.usage end
   for _, w in ipairs(dwarnings) do out:warn("warning: ", w) end
   local output = args.output or defaults.output or "table"
@@ -687,14 +692,14 @@ function M.main(argv, env)
     return M.EXIT.usage
   end
 
-  local opts, why, warnings = client_options(provider, args, defaults, where)
+  local opts, why, warnings = client_options(provider, args, defaults, where, env.getenv)
   for _, w in ipairs(warnings or {}) do out:warn("warning: ", w) end
   if not opts then out:warn(why) return M.EXIT.usage end
 
   -- Every attempt of a call counted; Ctrl-C and SIGTERM caught, to report first.
   local attempts = 0
   opts.on_attempt = function(info) if info.role == "call" then attempts = attempts + 1 end end
-  local signal = require "streamctl.signal"
+  local signal = env.signal or require "streamctl.signal"
   if not args.dry_run then signal.catch() end
   opts.cancel = function() return signal.caught() ~= nil end
 
@@ -702,6 +707,11 @@ function M.main(argv, env)
   if not client then out:warn(as_flags(cerr.message)) return M.EXIT.usage end
 
   local m = args._method
+  if args.unexpected and args.unexpected[1] then
+    out:warn(format("unexpected argument '%s': %s takes flags only (see --help)", args.unexpected[1],
+      command_name(m.name)))
+    return M.EXIT.usage
+  end
   local fields, ferr
   if m then
     fields, ferr = fields_of(m, args, env.stdin)

@@ -114,6 +114,7 @@ end
 --   the rule broken ("must not have a path, query or fragment")
 function M.parse_endpoint(url)
   if type(url) ~= "string" then return nil, "must be a string" end
+  if #url > 300 then return nil, "must be at most 300 bytes (got " .. #url .. ")" end
   if find(url, "[%z\r\n%s]") then return nil, "must not contain whitespace, CR, LF or NUL" end
   local scheme = match(url, "^(%a[%w+.-]*)://")
   if not scheme then return nil, "must look like https://host[:port]" end
@@ -178,6 +179,13 @@ function M.secret_rule(value)
   if not M.is_secret(value) and type(value) ~= "string" then return "must be a string or a streamctl.secret" end
   if #value == 0 then return "must not be empty" end
   if #value > M.MAX_CREDENTIAL then return format("must be at most %d bytes (got %d)", M.MAX_CREDENTIAL, #value) end
+  -- Both providers issue secrets in printable ASCII; anything else (most
+  -- often a line break read from a file) would only come back as a refused
+  -- signature. (A streamctl.secret's bytes are not looked at.)
+  if type(value) == "string" and find(value, "[%c\128-\255]") then
+    return "must be printable ASCII (a line break or control character in a secret is usually a copy-and-paste "
+      .. "mistake)"
+  end
   return nil
 end
 
@@ -290,6 +298,8 @@ function Client:_encode(action, params, level, dry)
   end
   -- Every parameter is checked; the first bad one by name is reported, so
   -- the message does not depend on the table's order.
+  -- A parameter a named method sets keeps that field's text rule here too.
+  local texts = rules._texts[action]
   local bad_name, bad_why
   local function bad(name, why)
     if not bad_name or name < bad_name then bad_name, bad_why = name, why end
@@ -318,6 +328,8 @@ function Client:_encode(action, params, level, dry)
       end
       for i = 1, list and n or 0 do
         local s, why = param_text(v[i])
+        local f = s and texts and texts[name]
+        if f then why = validate.text_rule(f, s) if why then s = nil end end
         if not s then
           list = nil
           bad(name, format("item %d %s", i, why))
@@ -331,6 +343,8 @@ function Client:_encode(action, params, level, dry)
       end
     else
       local s, why = param_text(v)
+      local f = s and texts and texts[name]
+      if f then why = validate.text_rule(f, s) if why then s = nil end end
       if s then out[name] = s else bad(name, why) end
     end
   end
@@ -734,6 +748,17 @@ end
 --- Defines a provider's client class from its rules.
 function M.define(rules)
   local class = { _rules = rules }
+  -- action -> service parameter -> the text field that sets it (for `call`)
+  rules._texts = {}
+  for _, group in ipairs { rules.methods, rules.batches or {} } do
+    for _, spec in pairs(group) do
+      local texts = rules._texts[spec.action] or {}
+      rules._texts[spec.action] = texts
+      for _, f in ipairs(spec.fields) do
+        if f.param and (f.type == "string" or f.type == "strings") then texts[f.param] = f end
+      end
+    end
+  end
   for k, v in pairs(Client) do class[k] = v end
   for name, spec in pairs(rules.methods) do class[name] = named(rules, name, spec) end
   for name, spec in pairs(rules.batches or {}) do class[name] = batch(rules, name, spec) end

@@ -136,6 +136,10 @@ local function text_rule(f, v)
   return nil
 end
 
+--- The length and character rule a text value of field `f` breaks, or nil
+-- (what `call` applies to a parameter a named method's field sets).
+M.text_rule = text_rule
+
 function checkers.string(f, v)
   if type(v) ~= "string" then return nil, "must be a string" end
   if v == "" and not f.allow_empty then return nil, "must not be empty" end
