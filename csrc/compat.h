@@ -47,6 +47,22 @@ LUALIB_API int(luaL_argerror)(lua_State *L, int arg, const char *extramsg) __att
 LUA_API int(lua_error)(lua_State *L) __attribute__((noreturn));
 #endif
 
+/* luaL_prepbuffsize(b, sz) for the 5.1 API, for sz <= SC_PREP_MAX: the room
+   left in the buffer when it is enough, else luaL_prepbuffer (which empties
+   the buffer onto the stack and gives all LUAL_BUFFERSIZE bytes). */
+#define SC_PREP_MAX 3072
+#if LUA_VERSION_NUM == 501
+#if LUAL_BUFFERSIZE < SC_PREP_MAX
+#error "LUAL_BUFFERSIZE is smaller than streamctl's encoding slices"
+#endif
+static inline char *sc_prepbuffsize(luaL_Buffer *b, size_t sz) {
+    if ((size_t)(b->buffer + LUAL_BUFFERSIZE - b->p) >= sz) return b->p;
+    return luaL_prepbuffer(b);
+}
+#else
+#define sc_prepbuffsize(b, sz) luaL_prepbuffsize((b), (sz))
+#endif
+
 #if LUA_VERSION_NUM == 501
 #define sc_rawlen(L, i) lua_objlen((L), (i))
 #define sc_newlib(L, l) (lua_newtable(L), luaL_setfuncs((L), (l), 0))

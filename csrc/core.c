@@ -29,9 +29,25 @@ static const char HEXU[] = "0123456789ABCDEF";
 /* ------------------------------------------------------------------ */
 /* Secrets: bytes held in a userdata that is wiped when collected.    */
 
+/* HMAC keyed once per secret and kept (OpenSSL 3: an EVP_MAC_CTX that is
+ * re-initialised with the same key for each signature, so no digest is
+ * fetched and no key is hashed again). Owned by the secret's userdata and
+ * freed (its key state cleansed) by its __gc. */
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+#define SC_KEYED_MAC 1
+typedef EVP_MAC_CTX sc_mac;
+#else
+#define SC_KEYED_MAC 0
+typedef void sc_mac;
+#endif
+
 typedef struct {
     size_t len;
-    unsigned char bytes[1]; /* len bytes follow, then a NUL */
+    sc_mac *v1;              /* HMAC-SHA1 keyed with secret .. "&" (Aliyun V1) */
+    sc_mac *v3;              /* HMAC-SHA256 keyed with the secret (Aliyun V3) */
+    unsigned char bytes[1];  /* len bytes follow, then a NUL */
 } sc_secret;
 
 static int secret_new(lua_State *L) {
@@ -39,6 +55,7 @@ static int secret_new(lua_State *L) {
     const char *s = luaL_checklstring(L, 1, &len);
     sc_secret *sec = (sc_secret *)lua_newuserdata(L, sizeof(sc_secret) + len);
     sec->len = len;
+    sec->v1 = sec->v3 = NULL;
     memcpy(sec->bytes, s, len);
     sec->bytes[len] = '\0';
     luaL_setmetatable(L, SECRET_MT);
@@ -49,6 +66,11 @@ static int secret_gc(lua_State *L) {
     sc_secret *sec = (sc_secret *)luaL_checkudata(L, 1, SECRET_MT);
     OPENSSL_cleanse(sec->bytes, sec->len);
     sec->len = 0;
+#if SC_KEYED_MAC
+    EVP_MAC_CTX_free(sec->v1); /* cleanses the keyed state */
+    EVP_MAC_CTX_free(sec->v3);
+#endif
+    sec->v1 = sec->v3 = NULL;
     return 0;
 }
 
@@ -146,22 +168,57 @@ static const unsigned char *check_secret(lua_State *L, int idx, size_t *len) {
 /* ------------------------------------------------------------------ */
 /* Encoding                                                           */
 
-static int is_unreserved(unsigned char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-           (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' || c == '~';
+/* 1 for the bytes RFC 3986 leaves unreserved (A-Z a-z 0-9 - _ . ~); the
+   second table keeps '/' too (paths). */
+static const unsigned char UNRESERVED[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+static const unsigned char UNRESERVED_SLASH[256] = {
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1,
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+
+/* Percent-encodes s[0..n) into out (room for 3n bytes); returns the length. */
+static size_t encode_into(char *out, const char *s, size_t n, int keep_slash) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    const unsigned char *keep = keep_slash ? UNRESERVED_SLASH : UNRESERVED;
+    char *o = out;
+    while (p < end) {
+        unsigned char c = *p++;
+        if (keep[c]) {
+            *o++ = (char)c;
+        } else {
+            o[0] = '%';
+            o[1] = HEXU[c >> 4];
+            o[2] = HEXU[c & 15];
+            o += 3;
+        }
+    }
+    return (size_t)(o - out);
 }
 
 static void add_encoded(luaL_Buffer *b, const char *s, size_t n, int keep_slash) {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (is_unreserved(c) || (keep_slash && c == '/')) {
-            luaL_addchar(b, (char)c);
-        } else {
-            luaL_addchar(b, '%');
-            luaL_addchar(b, HEXU[c >> 4]);
-            luaL_addchar(b, HEXU[c & 15]);
-        }
+    /* in slices, so the room asked for stays small whatever n is */
+    while (n > 0) {
+        size_t k = n < SC_PREP_MAX / 3 ? n : SC_PREP_MAX / 3;
+        char *out = sc_prepbuffsize(b, 3 * k);
+        luaL_addsize(b, encode_into(out, s, k, keep_slash));
+        s += k;
+        n -= k;
     }
 }
 
@@ -206,9 +263,11 @@ typedef struct {
 
 static int param_cmp(const void *a, const void *b) {
     const sc_param *x = (const sc_param *)a, *y = (const sc_param *)b;
-    size_t n = x->kl < y->kl ? x->kl : y->kl;
-    int c = memcmp(x->k, y->k, n);
-    if (c != 0) return c;
+    const unsigned char *p = (const unsigned char *)x->k, *q = (const unsigned char *)y->k;
+    size_t n = x->kl < y->kl ? x->kl : y->kl, i;
+    /* names are short and differ early: a loop beats a call to memcmp */
+    for (i = 0; i < n; i++)
+        if (p[i] != q[i]) return p[i] < q[i] ? -1 : 1;
     if (x->kl != y->kl) return x->kl < y->kl ? -1 : 1;
     return x->order < y->order ? -1 : (x->order > y->order ? 1 : 0);
 }
@@ -219,55 +278,92 @@ static const char *param_name(lua_State *L, int kidx, size_t *kl) {
     return lua_tolstring(L, kidx, kl);
 }
 
-/*
- * Collects the parameters of the table at tidx into a sorted array held by
- * a userdata pushed on the stack. The strings stay referenced by the table,
- * which the caller keeps on the stack.
- */
-static sc_param *collect_params(lua_State *L, int tidx, size_t *count) {
-    size_t n = 0, i = 0;
-    sc_param *ps;
-    tidx = tidx < 0 ? lua_gettop(L) + tidx + 1 : tidx;
-    lua_pushnil(L);
-    while (lua_next(L, tidx) != 0) {
-        size_t kl;
-        const char *k = param_name(L, -2, &kl);
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            n++;
-        } else if (lua_type(L, -1) == LUA_TTABLE) {
-            n += sc_rawlen(L, -1);
-        } else {
-            luaL_error(L, "parameter '%s' must be a string or an array of strings (got %s)",
-                       k, luaL_typename(L, -1));
-        }
-        lua_pop(L, 1);
+/* Sorts ps[0..n) by param_cmp: insertion sort for the few a request has
+   (no allocation, and fast at that size), qsort beyond. */
+static void sort_params(sc_param *ps, size_t n) {
+    size_t i, j;
+    if (n > 32) {
+        qsort(ps, n, sizeof(sc_param), param_cmp);
+        return;
     }
-    ps = (sc_param *)lua_newuserdata(L, (n ? n : 1) * sizeof(sc_param));
-    lua_pushnil(L);
-    while (lua_next(L, tidx) != 0) {
-        size_t kl;
-        const char *k = param_name(L, -2, &kl);
-        if (lua_type(L, -1) == LUA_TSTRING) {
+    for (i = 1; i < n; i++) {
+        sc_param x = ps[i];
+        for (j = i; j > 0 && param_cmp(&ps[j - 1], &x) > 0; j--) ps[j] = ps[j - 1];
+        ps[j] = x;
+    }
+}
+
+#define SMALL_PARAMS 32
+
+/* Adds the parameter at the stack top (key at -2) to ps (room for cap);
+   returns the new count, or cap + 1 when it does not fit (nothing added). */
+static size_t add_param(lua_State *L, sc_param *ps, size_t i, size_t cap) {
+    size_t kl;
+    const char *k = param_name(L, -2, &kl);
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        if (i >= cap) return cap + 1;
+        ps[i].k = k; ps[i].kl = kl; ps[i].order = i;
+        ps[i].v = lua_tolstring(L, -1, &ps[i].vl);
+        return i + 1;
+    }
+    if (lua_type(L, -1) == LUA_TTABLE) {
+        size_t j, m = sc_rawlen(L, -1);
+        if (i + m > cap) return cap + 1;
+        for (j = 1; j <= m; j++) {
+            lua_rawgeti(L, -1, (int)j);
+            if (lua_type(L, -1) != LUA_TSTRING)
+                luaL_error(L, "parameter '%s' item %d must be a string (got %s)", k, (int)j,
+                           luaL_typename(L, -1));
             ps[i].k = k; ps[i].kl = kl; ps[i].order = i;
             ps[i].v = lua_tolstring(L, -1, &ps[i].vl);
+            lua_pop(L, 1);
             i++;
-        } else {
-            size_t j, m = sc_rawlen(L, -1);
-            for (j = 1; j <= m; j++) {
-                lua_rawgeti(L, -1, (int)j);
-                if (lua_type(L, -1) != LUA_TSTRING)
-                    luaL_error(L, "parameter '%s' item %d must be a string (got %s)",
-                               k, (int)j, luaL_typename(L, -1));
-                ps[i].k = k; ps[i].kl = kl; ps[i].order = i;
-                ps[i].v = lua_tolstring(L, -1, &ps[i].vl);
-                lua_pop(L, 1);
-                i++;
-            }
+        }
+        return i;
+    }
+    luaL_error(L, "parameter '%s' must be a string or an array of strings (got %s)", k, luaL_typename(L, -1));
+    return 0;
+}
+
+/*
+ * Collects the parameters of the table at tidx into a sorted array: `small`
+ * (SMALL_PARAMS entries, the caller's) when they fit, in one pass; else a
+ * userdata sized by a count. Either way one value is pushed (nil or that
+ * userdata), for the caller to remove. The strings stay referenced by the
+ * table, which the caller keeps on the stack.
+ */
+static sc_param *collect_params(lua_State *L, int tidx, size_t *count, sc_param *small) {
+    size_t n = 0, i = 0;
+    sc_param *ps = small;
+    tidx = tidx < 0 ? lua_gettop(L) + tidx + 1 : tidx;
+    lua_pushnil(L); /* the slot for a userdata */
+    lua_pushnil(L);
+    while (lua_next(L, tidx) != 0) {
+        i = add_param(L, small, i, SMALL_PARAMS);
+        if (i > SMALL_PARAMS) {
+            lua_pop(L, 2);
+            break;
         }
         lua_pop(L, 1);
     }
-    qsort(ps, n, sizeof(sc_param), param_cmp);
-    *count = n;
+    if (i > SMALL_PARAMS) { /* many: count them, then collect into a userdata */
+        lua_pushnil(L);
+        while (lua_next(L, tidx) != 0) {
+            n += lua_type(L, -1) == LUA_TTABLE ? sc_rawlen(L, -1) : 1;
+            lua_pop(L, 1);
+        }
+        ps = (sc_param *)lua_newuserdata(L, n * sizeof(sc_param));
+        lua_replace(L, -2);
+        i = 0;
+        lua_pushnil(L);
+        while (lua_next(L, tidx) != 0) {
+            i = add_param(L, ps, i, n);
+            if (i > n) luaL_error(L, "parameters changed while being read");
+            lua_pop(L, 1);
+        }
+    }
+    sort_params(ps, i);
+    *count = i;
     return ps;
 }
 
@@ -285,7 +381,8 @@ static void add_canonical_query(luaL_Buffer *b, const sc_param *ps, size_t n) {
 static void push_canonical_query(lua_State *L, int tidx) {
     size_t n;
     luaL_Buffer b;
-    sc_param *ps = collect_params(L, tidx, &n);
+    sc_param small[SMALL_PARAMS];
+    sc_param *ps = collect_params(L, tidx, &n, small);
     luaL_buffinit(L, &b);
     add_canonical_query(&b, ps, n);
     luaL_pushresult(&b);
@@ -311,50 +408,189 @@ static const char *check_method(lua_State *L, int idx, size_t *len) {
     return m;
 }
 
-/* Pushes METHOD&%2F&enc(canonical query). */
-static void push_string_to_sign_v1(lua_State *L, int midx, int tidx) {
-    size_t ml, cl;
-    const char *m = check_method(L, midx, &ml);
-    const char *cq;
+/* Pushes METHOD&%2F&enc(canonical query) for the method at midx and the
+   canonical query at cqidx. */
+static void push_string_to_sign_v1(lua_State *L, const char *m, size_t ml, int cqidx) {
+    size_t cl;
+    const char *cq = lua_tolstring(L, cqidx, &cl);
     luaL_Buffer b;
-    luaL_checktype(L, tidx, LUA_TTABLE);
-    push_canonical_query(L, tidx);
-    cq = lua_tolstring(L, -1, &cl);
     luaL_buffinit(L, &b);
     luaL_addlstring(&b, m, ml);
     luaL_addstring(&b, "&%2F&");
     add_encoded(&b, cq, cl, 0);
     luaL_pushresult(&b);
-    lua_remove(L, -2);
 }
 
 static int l_aliyun_string_to_sign_v1(lua_State *L) {
-    push_string_to_sign_v1(L, 1, 2);
+    size_t ml;
+    const char *m = check_method(L, 1, &ml);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    push_canonical_query(L, 2);
+    push_string_to_sign_v1(L, m, ml, -1);
     return 1;
 }
 
-static int l_aliyun_sign_v1(lua_State *L) {
-    size_t sl, kl, sigl = 0;
-    const unsigned char *secret = check_secret(L, 3, &sl);
-    const char *sts;
-    unsigned char stackkey[256], *key, sig[EVP_MAX_MD_SIZE];
-    unsigned int siglen = 0;
-    unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
-    unsigned char *ok;
+#if SC_KEYED_MAC
+/* A new HMAC context for `digest`, keyed; NULL when OpenSSL fails. */
+static sc_mac *keyed_mac(const char *digest, const unsigned char *key, size_t kl) {
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
+    OSSL_PARAM params[2];
+    EVP_MAC_free(mac); /* the context holds its own reference */
+    if (ctx == NULL) return NULL;
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)digest, 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (!EVP_MAC_init(ctx, key, kl, params)) {
+        EVP_MAC_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
 
-    push_string_to_sign_v1(L, 1, 2);
-    sts = lua_tolstring(L, -1, &sigl);
-    kl = sl + 1; /* key = secret .. "&" */
-    key = kl <= sizeof(stackkey) ? stackkey : (unsigned char *)lua_newuserdata(L, kl);
-    memcpy(key, secret, sl);
-    key[sl] = '&';
-    ok = HMAC(EVP_sha1(), key, (int)kl, (const unsigned char *)sts, sigl, sig, &siglen);
-    OPENSSL_cleanse(key, kl);
-    if (ok == NULL) return luaL_error(L, "HMAC-SHA1 failed");
+/* The secret's V1 context (HMAC-SHA1 keyed with secret .. "&"), made on
+   first use; NULL when OpenSSL fails. Nothing here raises. */
+static sc_mac *v1_mac(sc_secret *sec) {
+    if (sec->v1 == NULL) {
+        size_t kl = sec->len + 1;
+        unsigned char *key = (unsigned char *)malloc(kl);
+        if (key == NULL) return NULL;
+        memcpy(key, sec->bytes, sec->len);
+        key[sec->len] = '&';
+        sec->v1 = keyed_mac("SHA1", key, kl);
+        OPENSSL_cleanse(key, kl);
+        free(key);
+    }
+    return sec->v1;
+}
+
+/* Builds the canonical query into b and, in the same pass, streams the V1
+   string-to-sign METHOD&%2F&enc(canonical query) into a keyed context, so
+   nothing is encoded twice and no string-to-sign is made. Returns 1, or 0
+   when OpenSSL fails (b is complete either way). */
+typedef struct {
+    sc_mac *ctx;
+    int ok;
+    size_t n;
+    char buf[2048];
+} sc_sts;
+
+static void sts_flush(sc_sts *t) {
+    if (t->ok && t->n > 0 && !EVP_MAC_update(t->ctx, (const unsigned char *)t->buf, t->n)) t->ok = 0;
+    t->n = 0;
+}
+
+static void sts_add(sc_sts *t, const char *p, size_t n) {
+    if (t->n + n > sizeof(t->buf)) sts_flush(t);
+    memcpy(t->buf + t->n, p, n); /* n is at most a few bytes here */
+    t->n += n;
+}
+
+#define V1_SLICE 256
+typedef char sc_v1_slice_fits[(5 * V1_SLICE <= sizeof(((sc_sts *)0)->buf) && 3 * V1_SLICE <= SC_PREP_MAX) ? 1 : -1];
+
+/* s[0..n) percent-encoded into b, and encoded twice into t. */
+static void add_encoded_v1(luaL_Buffer *b, sc_sts *t, const char *s, size_t n) {
+    while (n > 0) {
+        /* a slice takes at most 3k bytes of b and 5k of t (both sizes checked below) */
+        size_t k = n < V1_SLICE ? n : V1_SLICE, i;
+        char *o = sc_prepbuffsize(b, 3 * k), *o0 = o;
+        char *q;
+        if (t->n + 5 * k > sizeof(t->buf)) sts_flush(t);
+        q = t->buf + t->n;
+        for (i = 0; i < k; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (UNRESERVED[c]) {
+                *o++ = (char)c;
+                *q++ = (char)c;
+            } else {
+                o[0] = '%'; o[1] = HEXU[c >> 4]; o[2] = HEXU[c & 15];
+                o += 3;
+                q[0] = '%'; q[1] = '2'; q[2] = '5'; q[3] = HEXU[c >> 4]; q[4] = HEXU[c & 15];
+                q += 5;
+            }
+        }
+        luaL_addsize(b, (size_t)(o - o0));
+        t->n = (size_t)(q - t->buf);
+        s += k;
+        n -= k;
+    }
+}
+
+static int mac_v1(lua_State *L, sc_mac *ctx, const char *m, size_t ml, const sc_param *ps, size_t n,
+                  unsigned char *sig, size_t *siglen) {
+    sc_sts ts, *t = &ts;
+    luaL_Buffer b;
+    size_t i;
+    t->ctx = ctx;
+    t->n = 0;
+    t->ok = EVP_MAC_init(ctx, NULL, 0, NULL) && /* the same key again */
+            EVP_MAC_update(ctx, (const unsigned char *)m, ml) &&
+            EVP_MAC_update(ctx, (const unsigned char *)"&%2F&", 5);
+    luaL_buffinit(L, &b);
+    for (i = 0; i < n; i++) {
+        if (i) {
+            luaL_addchar(&b, '&');
+            sts_add(t, "%26", 3);
+        }
+        add_encoded_v1(&b, t, ps[i].k, ps[i].kl);
+        luaL_addchar(&b, '=');
+        sts_add(t, "%3D", 3);
+        add_encoded_v1(&b, t, ps[i].v, ps[i].vl);
+    }
+    luaL_pushresult(&b); /* the canonical query */
+    sts_flush(t);
+    return t->ok && EVP_MAC_final(ctx, sig, siglen, EVP_MAX_MD_SIZE);
+}
+#endif
+
+/* core.aliyun_sign_v1(method, params, secret) -> Signature (base64), and the
+   canonical query it signed (the request's query string, without Signature). */
+static int l_aliyun_sign_v1(lua_State *L) {
+    size_t sl, ml, siglen = 0;
+    const unsigned char *secret = check_secret(L, 3, &sl);
+    sc_secret *sec = (sc_secret *)luaL_testudata(L, 3, SECRET_MT);
+    const char *m = check_method(L, 1, &ml);
+    unsigned char sig[EVP_MAX_MD_SIZE];
+    unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+    int ok = 0;
+
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 3);
+#if SC_KEYED_MAC
+    if (sec != NULL) {
+        sc_param small[SMALL_PARAMS];
+        size_t n;
+        sc_param *ps = collect_params(L, 2, &n, small); /* 4 */
+        sc_mac *ctx = v1_mac(sec);
+        if (ctx == NULL) return luaL_error(L, "HMAC-SHA1 failed");
+        ok = mac_v1(L, ctx, m, ml, ps, n, sig, &siglen); /* 5: canonical query */
+        lua_remove(L, 4);
+    } else
+#endif
+    {
+        /* a plain string secret: the one-shot HMAC over a made string-to-sign */
+        unsigned char stackkey[256], *key;
+        unsigned int ul = 0;
+        size_t kl = sl + 1, stsl;
+        const char *sts;
+        (void)sec;
+        push_canonical_query(L, 2);          /* 4 */
+        push_string_to_sign_v1(L, m, ml, 4); /* 5 */
+        sts = lua_tolstring(L, 5, &stsl);
+        key = kl <= sizeof(stackkey) ? stackkey : (unsigned char *)lua_newuserdata(L, kl);
+        memcpy(key, secret, sl);
+        key[sl] = '&';
+        ok = HMAC(EVP_sha1(), key, (int)kl, (const unsigned char *)sts, stsl, sig, &ul) != NULL;
+        OPENSSL_cleanse(key, kl);
+        siglen = ul;
+        lua_settop(L, 4);
+    }
+    if (!ok) return luaL_error(L, "HMAC-SHA1 failed");
     EVP_EncodeBlock(b64, sig, (int)siglen);
     OPENSSL_cleanse(sig, sizeof(sig));
     lua_pushstring(L, (const char *)b64);
-    return 1;
+    lua_insert(L, 4);
+    return 2;
 }
 
 /* ------------------------------------------------------------------ */
@@ -481,8 +717,8 @@ static int l_aliyun_sign_v3(lua_State *L) {
     unsigned char digest[32], sig[32];
     unsigned int siglen = 0;
     char sts[sizeof(V3_ALGORITHM) + 1 + 64], hexsig[65], hexcr[65];
-    unsigned char *ok;
-    int base;
+    int ok, base;
+    sc_secret *sec;
     luaL_Buffer b;
 
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -507,6 +743,7 @@ static int l_aliyun_sign_v3(lua_State *L) {
     body = luaL_checklstring(L, 6, &bl);
     akid = luaL_checklstring(L, 7, &akl);
     secret = check_secret(L, 8, &sl);
+    sec = (sc_secret *)luaL_testudata(L, 8, SECRET_MT);
 
     hs = collect_headers(L, 5, &nh);           /* base + 1 */
     sha256(L, body, bl, digest);
@@ -550,8 +787,21 @@ static int l_aliyun_sign_v3(lua_State *L) {
     hexcr[64] = '\0';
     memcpy(sts, V3_ALGORITHM "\n", sizeof(V3_ALGORITHM));
     memcpy(sts + sizeof(V3_ALGORITHM), hexcr, 65);
-    ok = HMAC(EVP_sha256(), secret, (int)sl, (const unsigned char *)sts, strlen(sts), sig, &siglen);
-    if (ok == NULL || siglen != 32) return luaL_error(L, "HMAC-SHA256 failed");
+#if SC_KEYED_MAC
+    if (sec != NULL) {
+        size_t mlen = 0;
+        if (sec->v3 == NULL) sec->v3 = keyed_mac("SHA256", sec->bytes, sec->len);
+        ok = sec->v3 != NULL && EVP_MAC_init(sec->v3, NULL, 0, NULL) &&
+             EVP_MAC_update(sec->v3, (const unsigned char *)sts, strlen(sts)) &&
+             EVP_MAC_final(sec->v3, sig, &mlen, sizeof(sig));
+        siglen = (unsigned int)mlen;
+    } else
+#endif
+    {
+        (void)sec;
+        ok = HMAC(EVP_sha256(), secret, (int)sl, (const unsigned char *)sts, strlen(sts), sig, &siglen) != NULL;
+    }
+    if (!ok || siglen != 32) return luaL_error(L, "HMAC-SHA256 failed");
     to_hex(hexsig, sig, 32);
     hexsig[64] = '\0';
 
@@ -566,7 +816,8 @@ static int l_aliyun_sign_v3(lua_State *L) {
     luaL_pushresult(&b);
     lua_pushstring(L, hexsig);
     lua_pushstring(L, hexcr);
-    return 3;
+    lua_pushvalue(L, base + 4);
+    return 4;
 }
 
 /* ------------------------------------------------------------------ */

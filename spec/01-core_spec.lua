@@ -208,6 +208,30 @@ describe("signing against an independent oracle (openssl CLI)", function()
     assert.equal(openssl.hmac_sha1_base64("s3cr3t&", sts), core.aliyun_sign_v1("POST", params, "s3cr3t"))
   end)
 
+  it("V1 with a kept secret (its keyed HMAC reused) signs as the oracle does, call after call", function()
+    -- sizes on both sides of the small-array limit (32) and of the encoder's slices, arrays, odd bytes
+    local secret = core.secret("s3cr3t")
+    local long = string.rep("\226\130\172/ =&", 300)
+    local cases = {
+      {}, { A = "" }, { A = { "2", "1" }, B = long }, { ["Odd Name*"] = "v/1 ~!", Empty = "" },
+    }
+    for _, n in ipairs { 31, 32, 33, 90 } do
+      local p = {}
+      for i = 1, n do p[string.format("K%03d", i)] = string.rep("v", i) .. "/" .. i end
+      p.List = { "z", "a" } -- two more entries, under one name
+      cases[#cases + 1] = p
+    end
+    for round = 1, 2 do
+      for i, params in ipairs(cases) do
+        local sts = core.aliyun_string_to_sign_v1("POST", params)
+        local sig, query = core.aliyun_sign_v1("POST", params, secret)
+        assert.equal(openssl.hmac_sha1_base64("s3cr3t&", sts), sig, "case " .. i .. ", round " .. round)
+        assert.equal(core.canonical_query(params), query, "case " .. i)
+        assert.equal(sig, (core.aliyun_sign_v1("POST", params, "s3cr3t")))
+      end
+    end
+  end)
+
   it("V1 handles secrets longer than the HMAC block and the stack buffer", function()
     local secret = string.rep("k", 1000)
     local params = { A = "1" }
@@ -223,16 +247,22 @@ describe("signing against an independent oracle (openssl CLI)", function()
     }, "\n")
     local hashed = openssl.sha256_hex(canonical)
     local expected_sig = openssl.hmac_sha256_hex("sk", "ACS3-HMAC-SHA256\n" .. hashed)
-    local auth, sig, h = core.aliyun_sign_v3 {
-      method = "POST", query = { StreamName = "s 1", DomainName = "a.example.com" },
-      headers = { ["Content-Type"] = "application/json", Host = "live.aliyuncs.com",
-                  ["x-acs-action"] = "ResumeLiveStream", ["User-Agent"] = "not signed" },
-      body = "{}", access_key_id = "AK", access_key_secret = "sk",
-    }
-    assert.equal(hashed, h)
-    assert.equal(expected_sig, sig)
-    assert.equal("ACS3-HMAC-SHA256 Credential=AK,SignedHeaders=content-type;host;x-acs-action,Signature="
-      .. expected_sig, auth)
+    -- a plain string secret, then a kept one twice (its keyed HMAC made once, then reused)
+    for _, secret in ipairs { "sk", core.secret("sk") } do
+      for _ = 1, 2 do
+        local auth, sig, h, query = core.aliyun_sign_v3 {
+          method = "POST", query = { StreamName = "s 1", DomainName = "a.example.com" },
+          headers = { ["Content-Type"] = "application/json", Host = "live.aliyuncs.com",
+                      ["x-acs-action"] = "ResumeLiveStream", ["User-Agent"] = "not signed" },
+          body = "{}", access_key_id = "AK", access_key_secret = secret,
+        }
+        assert.equal(hashed, h)
+        assert.equal(expected_sig, sig)
+        assert.equal("ACS3-HMAC-SHA256 Credential=AK,SignedHeaders=content-type;host;x-acs-action,Signature="
+          .. expected_sig, auth)
+        assert.equal("DomainName=a.example.com&StreamName=s%201", query)
+      end
+    end
   end)
 
   it("V3 trims header values as JavaScript's trim does (the official utilities), and only at the ends", function()

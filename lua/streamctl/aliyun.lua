@@ -460,10 +460,11 @@ function rules.secrets(self)
   return { TOKENS[self] }
 end
 
-local function query_url(self, params)
-  local q = core.canonical_query(params)
+local function query_url(self, q)
   return self.endpoint.url .. "/" .. (q ~= "" and "?" .. q or "")
 end
+
+local EMPTY_SHA256 = core.sha256_hex("") -- (every request's body is empty)
 
 function rules.build(self, action, op, params, now, nonce)
   local method = op.method
@@ -479,10 +480,10 @@ function rules.build(self, action, op, params, now, nonce)
     params.Timestamp = timestamp
     local token = TOKENS[self]
     if token then params.SecurityToken = token end
-    local sig = core.aliyun_sign_v1(method, params, self._secret)
+    local sig, query = core.aliyun_sign_v1(method, params, self._secret)
     return {
       provider = PROVIDER, action = action, method = method,
-      url = query_url(self, params) .. "&Signature=" .. core.percent_encode(sig),
+      url = query_url(self, query) .. "&Signature=" .. core.percent_encode(sig),
       headers = { host = self.endpoint.host }, body = "",
     }
   end
@@ -492,20 +493,21 @@ function rules.build(self, action, op, params, now, nonce)
     ["x-acs-version"] = VERSION,
     ["x-acs-date"] = timestamp,
     ["x-acs-signature-nonce"] = nonce,
-    ["x-acs-content-sha256"] = core.sha256_hex(""),
+    ["x-acs-content-sha256"] = EMPTY_SHA256,
   }
   local token = TOKENS[self]
   if token then
     headers["x-acs-accesskey-id"] = self.access_key_id
     headers["x-acs-security-token"] = token
   end
-  headers.authorization = core.aliyun_sign_v3 {
+  local authorization, _, _, query = core.aliyun_sign_v3 {
     method = method, path = "/", query = params, headers = headers, body = "",
     access_key_id = self.access_key_id, access_key_secret = self._secret,
   }
+  headers.authorization = authorization
   return {
     provider = PROVIDER, action = action, method = method,
-    url = query_url(self, params), headers = headers, body = "",
+    url = query_url(self, query), headers = headers, body = "",
   }
 end
 
