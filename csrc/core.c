@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -879,9 +881,43 @@ static int l_sha256_hex(lua_State *L) {
     return 1;
 }
 
+/* Random bytes for nonces come from RAND_bytes a kilobyte at a time (one
+ * call costs about as much as a whole signature: it asks the kernel for the
+ * process ID each time), kept in a pool that is the first upvalue of
+ * random_hex and uuid4, one per Lua state. Each byte is handed out once and
+ * wiped. A fork (nginx's master starting its workers) empties every pool in
+ * the child: a pthread_atfork handler counts forks (the one process-wide
+ * value here; glibc drops the handler when the library is unloaded), so no
+ * two processes ever hand out the same bytes. Where the handler cannot be
+ * registered, the process ID is compared instead. */
+static volatile unsigned long fork_count = 0;
+static int forks_seen = 0; /* 1: the handler counts forks */
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void on_fork_child(void) { fork_count++; }
+static void watch_forks(void) { forks_seen = pthread_atfork(NULL, NULL, on_fork_child) == 0; }
+
+typedef struct {
+    unsigned long forks;
+    pid_t pid;
+    size_t pos;
+    unsigned char buf[1024];
+} sc_pool;
+
 static void random_bytes(lua_State *L, unsigned char *p, int n) {
-    if (RAND_bytes(p, n) != 1)
-        luaL_error(L, "RAND_bytes failed: the OpenSSL random generator is not seeded");
+    sc_pool *pool = (sc_pool *)lua_touserdata(L, lua_upvalueindex(1));
+    int forked = forks_seen ? pool->forks != fork_count : pool->pid != getpid();
+    if (forked || pool->pos + (size_t)n > sizeof(pool->buf)) {
+        if (RAND_bytes(pool->buf, (int)sizeof(pool->buf)) != 1) {
+            pool->pos = sizeof(pool->buf);
+            luaL_error(L, "RAND_bytes failed: the OpenSSL random generator is not seeded");
+        }
+        pool->forks = fork_count;
+        pool->pid = forks_seen ? 0 : getpid();
+        pool->pos = 0;
+    }
+    memcpy(p, pool->buf + pool->pos, (size_t)n);
+    OPENSSL_cleanse(pool->buf + pool->pos, (size_t)n);
+    pool->pos += (size_t)n;
 }
 
 static int l_random_hex(lua_State *L) {
@@ -1028,8 +1064,6 @@ static const luaL_Reg core_funcs[] = {
     {"aliyun_sign_v3", l_aliyun_sign_v3},
     {"zego_sign", l_zego_sign},
     {"sha256_hex", l_sha256_hex},
-    {"random_hex", l_random_hex},
-    {"uuid4", l_uuid4},
     {"utc_timestamp", l_utc_timestamp},
     {"parse_utc_timestamp", l_parse_utc_timestamp},
     {"now", l_now},
@@ -1049,5 +1083,18 @@ int luaopen_streamctl_core(lua_State *L) {
     }
     lua_pop(L, 1);
     sc_newlib(L, core_funcs);
+    {
+        sc_pool *pool;
+        pthread_once(&fork_once, watch_forks);
+        pool = (sc_pool *)lua_newuserdata(L, sizeof(sc_pool));
+        pool->forks = fork_count;
+        pool->pid = 0;
+        pool->pos = sizeof(pool->buf); /* empty: filled on first use */
+        lua_pushvalue(L, -1);
+        lua_pushcclosure(L, l_random_hex, 1);
+        lua_setfield(L, -3, "random_hex");
+        lua_pushcclosure(L, l_uuid4, 1);
+        lua_setfield(L, -2, "uuid4");
+    }
     return 1;
 }

@@ -335,6 +335,43 @@ describe("nonces", function()
     end
   end)
 
+  it("nonces from the pool never repeat across many refills, whatever sizes are asked", function()
+    local seen = {}
+    for i = 1, 5000 do
+      local v = (i % 3 == 0) and core.random_hex(256) or core.uuid4()
+      assert.is_nil(seen[v])
+      seen[v] = true
+    end
+  end)
+
+  -- A pool filled before a fork must not hand the same bytes to parent and
+  -- child (nginx's master loads streamctl, then forks its workers). Only
+  -- LuaJIT can fork from a spec (its FFI); PUC Lua runs the same C code.
+  local ffi_ok, ffi = pcall(require, "ffi")
+  local fork_it = ffi_ok and it or pending
+  fork_it("nonces differ between a parent and a child forked after the pool was filled", function()
+    ffi.cdef [[ int fork(void); int waitpid(int pid, int *status, int options); void _exit(int status); ]]
+    local path = os.tmpname()
+    core.uuid4() -- fills the pool
+    local pid = ffi.C.fork()
+    assert.is_true(pid >= 0)
+    if pid == 0 then
+      local f = io.open(path, "w")
+      f:write(core.uuid4(), "\n", core.random_hex(16), "\n")
+      f:close()
+      ffi.C._exit(0)
+    end
+    local mine = { core.uuid4(), core.random_hex(16) }
+    ffi.C.waitpid(pid, nil, 0)
+    local f = assert(io.open(path))
+    local theirs = { f:read("*l"), f:read("*l") }
+    f:close()
+    os.remove(path)
+    assert.equal(36, #theirs[1])
+    assert.not_equal(mine[1], theirs[1])
+    assert.not_equal(mine[2], theirs[2])
+  end)
+
   it("random_hex gives 2n lower-case hex characters", function()
     assert.truthy(core.random_hex(8):match("^[0-9a-f]+$"))
     assert.equal(16, #core.random_hex(8))

@@ -483,7 +483,7 @@ function rules.build(self, action, op, params, now, nonce)
     local sig, query = core.aliyun_sign_v1(method, params, self._secret)
     return {
       provider = PROVIDER, action = action, method = method,
-      url = query_url(self, query) .. "&Signature=" .. core.percent_encode(sig),
+      url = self.endpoint.url .. "/?" .. query .. "&Signature=" .. core.percent_encode(sig), -- (one concatenation)
       headers = { host = self.endpoint.host }, body = "",
     }
   end

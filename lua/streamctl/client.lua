@@ -272,16 +272,30 @@ end
 -- rule names (a URL far longer is refused by the providers' gateways).
 M.MAX_PARAM = 8192
 
--- A parameter value as text, or nil and the rule it breaks.
-local function param_text(v)
+-- A parameter value as text, or nil and the rule it breaks: the text rule
+-- of `f` (the field a named method sets it from), else MAX_PARAM bytes of
+-- UTF-8.
+local function param_text(v, f)
   local s, why = M.stringify(v)
   if not s then return nil, why end
+  if f then
+    why = validate.text_rule(f, s)
+    if why then return nil, why end
+    return s
+  end
   if #s > M.MAX_PARAM then return nil, format("must be at most %d bytes (got %d)", M.MAX_PARAM, #s) end
   if not validate.is_utf8(s) then return nil, "must be valid UTF-8" end
   return s
 end
 
 local Client = {}
+
+-- Of two bad parameters, the one to report: the first by name (so a
+-- message does not depend on a table's order).
+local function first_bad(bad_name, bad_why, name, why)
+  if not bad_name or name < bad_name then return name, why end
+  return bad_name, bad_why
+end
 
 -- Checks and encodes service-named params: every value becomes a string or,
 -- for arrays, what the provider's `array` rule makes of it; then the provider
@@ -301,9 +315,6 @@ function Client:_encode(action, params, level, dry)
   -- A parameter a named method sets keeps that field's text rule here too.
   local texts = rules._texts[action]
   local bad_name, bad_why
-  local function bad(name, why)
-    if not bad_name or name < bad_name then bad_name, bad_why = name, why end
-  end
   local out = {}
   for name, v in pairs(params or {}) do
     if type(name) ~= "string" or name == "" then
@@ -312,27 +323,27 @@ function Client:_encode(action, params, level, dry)
     -- The common parameters belong to the signature: one given here could
     -- change what is signed or sent (Action, AppId, Timestamp, ...).
     if is_common(rules, name) then
-      bad(name, "is a common parameter that streamctl sets itself; it cannot be passed")
+      bad_name, bad_why = first_bad(bad_name, bad_why, name,
+        "is a common parameter that streamctl sets itself; it cannot be passed")
     elseif type(v) == "table" then
       local n, list = #v, {}
       for k in pairs(v) do
         if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then
           list = nil
-          bad(name, "must be an array (a table with keys 1..n) or a single value")
+          bad_name, bad_why = first_bad(bad_name, bad_why, name,
+            "must be an array (a table with keys 1..n) or a single value")
           break
         end
       end
       if list and n == 0 then
         list = nil
-        bad(name, "must not be an empty array")
+        bad_name, bad_why = first_bad(bad_name, bad_why, name, "must not be an empty array")
       end
       for i = 1, list and n or 0 do
-        local s, why = param_text(v[i])
-        local f = s and texts and texts[name]
-        if f then why = validate.text_rule(f, s) if why then s = nil end end
+        local s, why = param_text(v[i], texts and texts[name])
         if not s then
           list = nil
-          bad(name, format("item %d %s", i, why))
+          bad_name, bad_why = first_bad(bad_name, bad_why, name, format("item %d %s", i, why))
           break
         end
         list[i] = s
@@ -342,10 +353,12 @@ function Client:_encode(action, params, level, dry)
         out[k] = value
       end
     else
-      local s, why = param_text(v)
-      local f = s and texts and texts[name]
-      if f then why = validate.text_rule(f, s) if why then s = nil end end
-      if s then out[name] = s else bad(name, why) end
+      local s, why = param_text(v, texts and texts[name])
+      if s then
+        out[name] = s
+      else
+        bad_name, bad_why = first_bad(bad_name, bad_why, name, why)
+      end
     end
   end
   if bad_name then
@@ -366,7 +379,7 @@ end
 function Client:_sign(action, params)
   local rules = self._rules
   local nonce = self._nonce()
-  local why = rules.nonce_rule(nonce)
+  local why = self._nonce_given and rules.nonce_rule(nonce) -- (the built-in source is trusted)
   if why then
     return nil, errors.invalid(rules.provider, action, "the nonce source returned " .. (type(nonce) == "string"
       and "a value that" or "a " .. type(nonce) .. ", which") .. " " .. why)
@@ -846,6 +859,7 @@ function M.define(rules)
       self._limiter = ratelimit.new { clock = self._monotonic, store = store }
     end
     self._nonce = o.nonce or function() return rules.nonce(self) end
+    self._nonce_given = o.nonce ~= nil
     local ok, err = rules.configure(self, o)
     if not ok then return fail(err.message or err, err.code) end
     if transport == nil or type(transport) == "string" then

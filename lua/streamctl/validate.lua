@@ -130,7 +130,7 @@ local function text_rule(f, v)
   if flaws % 2 == 1 then return "must not contain CR, LF or NUL" end
   if flaws % 4 >= 2 then return "must not contain control characters (TAB, DEL...)" end
   if flaws >= 4 then return "must be valid UTF-8" end
-  if f.max_chars and utf8_length(v) > f.max_chars then
+  if f.max_chars and #v > f.max_chars and utf8_length(v) > f.max_chars then
     return format("must be at most %d characters (got %d)", f.max_chars, utf8_length(v))
   end
   return nil
