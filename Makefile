@@ -130,11 +130,18 @@ demo: deps build
 # throughput against the emulator at its caps (bench/batch.lua), requests per
 # second through one nginx worker beside plain Lua (bench/nginx.lua), and the
 # soak (bench/soak.lua: memory, descriptors, every call accounted for).
+# The signing figures (bench/sign.lua, bench/floor.c) are gathered by
+# bench/report.lua into bench/results.json and one table at the end.
 BENCH_DIR := $(ROOT)/build/bench-emulator
+BENCH_OUT := $(ROOT)/build/bench/figures.jsonl
+BENCH_FLOOR := $(ROOT)/build/bench/floor
+BENCH_LUA_PATH := $(ROOT)/?.lua;$(LUA_PATH_DEV)
 bench: deps build
+	@mkdir -p build/bench && rm -f $(BENCH_OUT)
+	@$(CC) -O2 -Wall -Wextra -Werror -o $(BENCH_FLOOR) bench/floor.c -lcrypto
 	@echo "== signatures per second"
-	@$(ENV54) lua5.4 bench/sign.lua
-	@$(ENVJIT) luajit bench/sign.lua
+	@$(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) BENCH_FLOOR=$(BENCH_FLOOR) lua5.4 bench/sign.lua
+	@$(ENVJIT) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) luajit bench/sign.lua
 	@echo "== batches against the emulator"
 	@$(EMULATOR54) start --dir $(BENCH_DIR) --aliyun-port 38080 --zego-port 38081 \
 	  --aliyun-tls-port 38443 --zego-tls-port 38444 --config bench/emulator.json >/dev/null
@@ -144,7 +151,8 @@ bench: deps build
 	  || status=$$?; fi; \
 	if [ $$status = 0 ]; then echo "== soak: 100,000 calls with faults injected at random"; \
 	  $(ENV54) lua5.4 bench/soak.lua || status=$$?; fi; \
-	$(EMULATOR54) stop --dir $(BENCH_DIR) >/dev/null; exit $$status
+	$(EMULATOR54) stop --dir $(BENCH_DIR) >/dev/null; \
+	$(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" lua5.4 bench/report.lua $(BENCH_OUT) bench/results.json; exit $$status
 
 # The whole suite (emulator, nginx and command-line specs included) under
 # valgrind (no definite leaks, no invalid reads or writes: exit 99 otherwise)

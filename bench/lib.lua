@@ -1,0 +1,63 @@
+-- Shared by the benchmarks: repeated measurement, medians and spread, and
+-- one JSON line per figure appended to $BENCH_OUT (bench/report.lua turns
+-- them into bench/results.json and the table `make bench` prints).
+local core = require "streamctl.core"
+local cjson = require "cjson"
+
+local M = {}
+
+M.interpreter = (type(jit) == "table" and jit.version) or _VERSION
+
+--- Median, lowest and highest of a list of numbers, and the spread: (highest
+-- - lowest) / median.
+function M.summary(samples)
+  local s = {}
+  for i, v in ipairs(samples) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  local median = n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
+  return { median = median, min = s[1], max = s[n], spread = median ~= 0 and (s[n] - s[1]) / median or 0 }
+end
+
+--- Runs `fn` for `seconds`, `runs` times (after a warm-up); returns the rate
+-- of each run, in calls per second.
+function M.rates(fn, runs, seconds)
+  for _ = 1, 2000 do fn() end
+  local out = {}
+  for r = 1, runs do
+    local n, t0 = 0, core.monotonic()
+    local t
+    repeat
+      for _ = 1, 200 do fn() end
+      n = n + 200
+      t = core.monotonic()
+    until t - t0 >= seconds
+    out[r] = n / (t - t0)
+  end
+  return out
+end
+
+--- One figure as a table row.
+function M.line(fig)
+  local value = fig.unit == "x" and string.format("%12.2f", fig.median) or string.format("%12.0f", fig.median)
+  return string.format("  %-20s %-66s %s %-3s (spread %4.1f%%)", fig.interpreter, fig.name, value, fig.unit,
+    100 * fig.spread)
+end
+
+--- Records one figure: prints it and appends its JSON line to $BENCH_OUT.
+-- fig: { group, name, unit, samples = {...} } and anything else to keep.
+function M.record(fig)
+  local s = M.summary(fig.samples)
+  for k, v in pairs(s) do fig[k] = v end
+  fig.interpreter = fig.interpreter or M.interpreter
+  print(M.line(fig))
+  local path = os.getenv("BENCH_OUT")
+  if path and path ~= "" then
+    local f = assert(io.open(path, "a"))
+    f:write(cjson.encode(fig), "\n")
+    f:close()
+  end
+  return fig
+end
+
+return M
