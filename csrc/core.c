@@ -335,7 +335,7 @@ static size_t add_param(lua_State *L, sc_param *ps, size_t i, size_t cap) {
  * table, which the caller keeps on the stack.
  */
 static sc_param *collect_params(lua_State *L, int tidx, size_t *count, sc_param *small) {
-    size_t n = 0, i = 0;
+    size_t i = 0;
     sc_param *ps = small;
     tidx = tidx < 0 ? lua_gettop(L) + tidx + 1 : tidx;
     lua_pushnil(L); /* the slot for a userdata */
@@ -349,6 +349,7 @@ static sc_param *collect_params(lua_State *L, int tidx, size_t *count, sc_param 
         lua_pop(L, 1);
     }
     if (i > SMALL_PARAMS) { /* many: count them, then collect into a userdata */
+        size_t n = 0;
         lua_pushnil(L);
         while (lua_next(L, tidx) != 0) {
             n += lua_type(L, -1) == LUA_TTABLE ? sc_rawlen(L, -1) : 1;
@@ -469,11 +470,13 @@ static sc_mac *v1_mac(sc_secret *sec) {
    string-to-sign METHOD&%2F&enc(canonical query) into a keyed context, so
    nothing is encoded twice and no string-to-sign is made. Returns 1, or 0
    when OpenSSL fails (b is complete either way). */
+#define STS_BUF 2048
+#define V1_SLICE 256
 typedef struct {
     sc_mac *ctx;
     int ok;
     size_t n;
-    char buf[2048];
+    char buf[STS_BUF];
 } sc_sts;
 
 static void sts_flush(sc_sts *t) {
@@ -487,8 +490,9 @@ static void sts_add(sc_sts *t, const char *p, size_t n) {
     t->n += n;
 }
 
-#define V1_SLICE 256
-typedef char sc_v1_slice_fits[(5 * V1_SLICE <= sizeof(((sc_sts *)0)->buf) && 3 * V1_SLICE <= SC_PREP_MAX) ? 1 : -1];
+#if 5 * V1_SLICE > STS_BUF || 3 * V1_SLICE > SC_PREP_MAX
+#error "a V1 slice must fit the string-to-sign buffer and the Lua buffer's room"
+#endif
 
 /* s[0..n) percent-encoded into b, and encoded twice into t. */
 static void add_encoded_v1(luaL_Buffer *b, sc_sts *t, const char *s, size_t n) {
