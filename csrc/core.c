@@ -510,17 +510,23 @@ static void add_encoded_v1(luaL_Buffer *b, sc_sts *t, const char *s, size_t n) {
     }
 }
 
+/* The canonical query (after `prefix`, when one is given) pushed, its
+   signature in sig; with a prefix, "&Signature=" and the signature's
+   encoded base64 follow in the same string: the request's URL, made in one
+   buffer. Returns 1, or 0 when OpenSSL failed (a string is pushed either way). */
 static int mac_v1(lua_State *L, sc_mac *ctx, const char *m, size_t ml, const sc_param *ps, size_t n,
-                  unsigned char *sig, size_t *siglen) {
+                  const char *prefix, size_t pl, unsigned char *sig, size_t *siglen) {
     sc_sts ts, *t = &ts;
     luaL_Buffer b;
     size_t i;
+    int ok;
     t->ctx = ctx;
     t->n = 0;
     t->ok = EVP_MAC_init(ctx, NULL, 0, NULL) && /* the same key again */
             EVP_MAC_update(ctx, (const unsigned char *)m, ml) &&
             EVP_MAC_update(ctx, (const unsigned char *)"&%2F&", 5);
     luaL_buffinit(L, &b);
+    if (prefix != NULL) luaL_addlstring(&b, prefix, pl);
     for (i = 0; i < n; i++) {
         if (i) {
             luaL_addchar(&b, '&');
@@ -531,60 +537,87 @@ static int mac_v1(lua_State *L, sc_mac *ctx, const char *m, size_t ml, const sc_
         sts_add(t, "%3D", 3);
         add_encoded_v1(&b, t, ps[i].v, ps[i].vl);
     }
-    luaL_pushresult(&b); /* the canonical query */
     sts_flush(t);
-    return t->ok && EVP_MAC_final(ctx, sig, siglen, EVP_MAX_MD_SIZE);
+    ok = t->ok && EVP_MAC_final(ctx, sig, siglen, EVP_MAX_MD_SIZE);
+    if (ok && prefix != NULL) {
+        unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
+        int bl = EVP_EncodeBlock(b64, sig, (int)*siglen);
+        luaL_addstring(&b, n > 0 ? "&Signature=" : "Signature=");
+        add_encoded(&b, (const char *)b64, (size_t)bl, 0);
+    }
+    luaL_pushresult(&b);
+    return ok;
 }
 #endif
 
-/* core.aliyun_sign_v1(method, params, secret) -> Signature (base64), and the
-   canonical query it signed (the request's query string, without Signature). */
+/* core.aliyun_sign_v1(method, params, secret[, url_prefix]) -> Signature
+   (base64), and the canonical query it signed (the request's query string,
+   without Signature); with url_prefix (e.g. "https://host/?"), the whole
+   URL instead: url_prefix .. query .. "&Signature=" .. percent-encoded
+   signature, made in one buffer. */
 static int l_aliyun_sign_v1(lua_State *L) {
-    size_t sl, ml, siglen = 0;
+    size_t sl, ml, pl = 0, siglen = 0;
     const unsigned char *secret = check_secret(L, 3, &sl);
     sc_secret *sec = (sc_secret *)luaL_testudata(L, 3, SECRET_MT);
     const char *m = check_method(L, 1, &ml);
+    const char *prefix = luaL_optlstring(L, 4, NULL, &pl);
     unsigned char sig[EVP_MAX_MD_SIZE];
     unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
     int ok = 0;
 
     luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 3);
+    lua_settop(L, 4);
 #if SC_KEYED_MAC
     if (sec != NULL) {
         sc_param small[SMALL_PARAMS];
         size_t n;
-        sc_param *ps = collect_params(L, 2, &n, small); /* 4 */
+        sc_param *ps = collect_params(L, 2, &n, small); /* 5 */
         sc_mac *ctx = v1_mac(sec);
         if (ctx == NULL) return luaL_error(L, "HMAC-SHA1 failed");
-        ok = mac_v1(L, ctx, m, ml, ps, n, sig, &siglen); /* 5: canonical query */
-        lua_remove(L, 4);
-    } else
+        ok = mac_v1(L, ctx, m, ml, ps, n, prefix, pl, sig, &siglen); /* 6: canonical query or URL */
+        if (!ok) return luaL_error(L, "HMAC-SHA1 failed");
+        EVP_EncodeBlock(b64, sig, (int)siglen);
+        OPENSSL_cleanse(sig, sizeof(sig));
+        lua_pushstring(L, (const char *)b64);
+        lua_insert(L, 6);
+        return 2;
+    }
 #endif
     {
         /* a plain string secret: the one-shot HMAC over a made string-to-sign */
         unsigned char stackkey[256], *key;
         unsigned int ul = 0;
-        size_t kl = sl + 1, stsl;
-        const char *sts;
+        size_t kl = sl + 1, stsl, ql;
+        const char *sts, *q;
         (void)sec;
-        push_canonical_query(L, 2);          /* 4 */
-        push_string_to_sign_v1(L, m, ml, 4); /* 5 */
-        sts = lua_tolstring(L, 5, &stsl);
+        push_canonical_query(L, 2);          /* 5 */
+        push_string_to_sign_v1(L, m, ml, 5); /* 6 */
+        sts = lua_tolstring(L, 6, &stsl);
         key = kl <= sizeof(stackkey) ? stackkey : (unsigned char *)lua_newuserdata(L, kl);
         memcpy(key, secret, sl);
         key[sl] = '&';
         ok = HMAC(EVP_sha1(), key, (int)kl, (const unsigned char *)sts, stsl, sig, &ul) != NULL;
         OPENSSL_cleanse(key, kl);
         siglen = ul;
-        lua_settop(L, 4);
+        lua_settop(L, 5);
+        if (!ok) return luaL_error(L, "HMAC-SHA1 failed");
+        EVP_EncodeBlock(b64, sig, (int)siglen);
+        OPENSSL_cleanse(sig, sizeof(sig));
+        lua_pushstring(L, (const char *)b64); /* 6 */
+        if (prefix != NULL) {
+            luaL_Buffer b;
+            q = lua_tolstring(L, 5, &ql);
+            luaL_buffinit(L, &b);
+            luaL_addlstring(&b, prefix, pl);
+            luaL_addlstring(&b, q, ql);
+            luaL_addstring(&b, ql > 0 ? "&Signature=" : "Signature=");
+            add_encoded(&b, (const char *)b64, strlen((const char *)b64), 0);
+            luaL_pushresult(&b); /* 7 */
+            lua_replace(L, 5);
+        }
+        lua_insert(L, 5);
+        return 2;
     }
-    if (!ok) return luaL_error(L, "HMAC-SHA1 failed");
-    EVP_EncodeBlock(b64, sig, (int)siglen);
-    OPENSSL_cleanse(sig, sizeof(sig));
-    lua_pushstring(L, (const char *)b64);
-    lua_insert(L, 4);
-    return 2;
 }
 
 /* ------------------------------------------------------------------ */

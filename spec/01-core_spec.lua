@@ -228,8 +228,28 @@ describe("signing against an independent oracle (openssl CLI)", function()
         assert.equal(openssl.hmac_sha1_base64("s3cr3t&", sts), sig, "case " .. i .. ", round " .. round)
         assert.equal(core.canonical_query(params), query, "case " .. i)
         assert.equal(sig, (core.aliyun_sign_v1("POST", params, "s3cr3t")))
+        -- with a URL prefix: the whole URL, from either kind of secret
+        local url = "https://live.aliyuncs.com/?" .. query .. (query ~= "" and "&" or "") .. "Signature="
+          .. core.percent_encode(sig)
+        for _, s in ipairs { secret, "s3cr3t" } do
+          local sig2, url2 = core.aliyun_sign_v1("POST", params, s, "https://live.aliyuncs.com/?")
+          assert.equal(sig, sig2)
+          assert.equal(url, url2, "case " .. i)
+        end
       end
     end
+  end)
+
+  it("V1 with a URL prefix gives the exact URL of the published example", function()
+    local params = { Action = "DescribeRegions", Version = "2014-05-26", Format = "XML", AccessKeyId = "testid",
+      SignatureMethod = "HMAC-SHA1", SignatureVersion = "1.0", SignatureNonce = "3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf",
+      Timestamp = "2016-02-23T12:46:24Z" }
+    local sig, url = core.aliyun_sign_v1("GET", params, core.secret("testsecret"), "http://ecs.aliyuncs.com/?")
+    assert.equal("OLeaidS1JvxuMvnyHOwuJ+uX5qY=", sig)
+    assert.equal("http://ecs.aliyuncs.com/?AccessKeyId=testid&Action=DescribeRegions&Format=XML"
+      .. "&SignatureMethod=HMAC-SHA1&SignatureNonce=3ee8c1b8-83d3-44af-a94f-4e0ad82fd6cf&SignatureVersion=1.0"
+      .. "&Timestamp=2016-02-23T12%3A46%3A24Z&Version=2014-05-26&Signature=OLeaidS1JvxuMvnyHOwuJ%2BuX5qY%3D", url)
+    assert.has_error(function() core.aliyun_sign_v1("GET", params, "s", {}) end)
   end)
 
   it("V1 handles secrets longer than the HMAC block and the stack buffer", function()

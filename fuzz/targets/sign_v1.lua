@@ -13,5 +13,13 @@ return function(data)
   local secret = p[3] ~= "" and p[3] or "s"
   local sig = core.aliyun_sign_v1(method, params, secret)
   u.check(#sig == 28 and sig:find("^[A-Za-z0-9+/]+=$"), "a signature that is not base64 of 20 bytes: %q", sig)
-  u.check(core.aliyun_sign_v1(method, params, core.secret(secret)) == sig, "a streamctl.secret signs otherwise")
+  local key = core.secret(secret)
+  local sig2, query = core.aliyun_sign_v1(method, params, key)
+  u.check(sig2 == sig, "a streamctl.secret signs otherwise")
+  -- with a URL prefix, the URL made in C is the query and the encoded signature
+  local want = "https://h/?" .. query .. (query ~= "" and "&" or "") .. "Signature=" .. core.percent_encode(sig)
+  for _, s in ipairs { secret, key } do
+    local sig3, url = core.aliyun_sign_v1(method, params, s, "https://h/?")
+    u.check(sig3 == sig and url == want, "the URL made with a prefix differs: %q", url)
+  end
 end

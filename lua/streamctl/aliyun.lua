@@ -12,7 +12,7 @@ local jsonenc = require "streamctl.json"
 local validate = require "streamctl.validate"
 
 local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
-local format = string.format
+local format, floor = string.format, math.floor
 
 local VERSION = "2016-11-01"
 local PROVIDER = "aliyun"
@@ -461,14 +461,21 @@ function rules.secrets(self)
 end
 
 local function query_url(self, q)
-  return self.endpoint.url .. "/" .. (q ~= "" and "?" .. q or "")
+  return q ~= "" and self.endpoint.query_url .. q or self.endpoint.url .. "/"
 end
 
 local EMPTY_SHA256 = core.sha256_hex("") -- (every request's body is empty)
 
+-- The last second formatted and its text (one per second, not per request).
+local stamp_second, stamp_text
+
 function rules.build(self, action, op, params, now, nonce)
   local method = op.method
-  local timestamp = core.utc_timestamp(now)
+  local second = floor(now)
+  if second ~= stamp_second then
+    stamp_second, stamp_text = second, core.utc_timestamp(second)
+  end
+  local timestamp = stamp_text
   if self.signature_version == "v1" then
     params.Action = action
     params.Version = VERSION
@@ -478,12 +485,12 @@ function rules.build(self, action, op, params, now, nonce)
     params.SignatureVersion = "1.0"
     params.SignatureNonce = nonce
     params.Timestamp = timestamp
-    local token = TOKENS[self]
-    if token then params.SecurityToken = token end
-    local sig, query = core.aliyun_sign_v1(method, params, self._secret)
+    -- (params is the call's own, signed again on a retry: every common
+    -- parameter is set each time, the token cleared when there is none)
+    params.SecurityToken = TOKENS[self]
+    local _, url = core.aliyun_sign_v1(method, params, self._secret, self.endpoint.query_url) -- (the URL, made in C)
     return {
-      provider = PROVIDER, action = action, method = method,
-      url = self.endpoint.url .. "/?" .. query .. "&Signature=" .. core.percent_encode(sig), -- (one concatenation)
+      provider = PROVIDER, action = action, method = method, url = url,
       headers = { host = self.endpoint.host }, body = "",
     }
   end

@@ -137,7 +137,9 @@ function M.parse_endpoint(url)
   if port and (tonumber(port) < 1 or tonumber(port) > 65535) then
     return nil, "must have a port in 1..65535"
   end
-  return { scheme = scheme, url = scheme .. "://" .. lower(authority), host = lower(authority) }
+  local base = scheme .. "://" .. lower(authority)
+  -- query_url: what a request's query string follows
+  return { scheme = scheme, url = base, query_url = base .. "/?", host = lower(authority) }
 end
 
 -- Parses an HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT") into Unix seconds.
@@ -275,16 +277,21 @@ M.MAX_PARAM = 8192
 -- A parameter value as text, or nil and the rule it breaks: the text rule
 -- of `f` (the field a named method sets it from), else MAX_PARAM bytes of
 -- UTF-8.
+local text_rule, text_flaws = validate.text_rule, core.text_flaws
 local function param_text(v, f)
-  local s, why = M.stringify(v)
-  if not s then return nil, why end
+  local s = v
+  if type(v) ~= "string" then -- (strings, the usual case, skip stringify)
+    local why
+    s, why = M.stringify(v)
+    if not s then return nil, why end
+  end
   if f then
-    why = validate.text_rule(f, s)
+    local why = text_rule(f, s)
     if why then return nil, why end
     return s
   end
   if #s > M.MAX_PARAM then return nil, format("must be at most %d bytes (got %d)", M.MAX_PARAM, #s) end
-  if not validate.is_utf8(s) then return nil, "must be valid UTF-8" end
+  if text_flaws(s) >= 4 then return nil, "must be valid UTF-8" end -- (validate.is_utf8, without a call)
   return s
 end
 
@@ -384,9 +391,9 @@ function Client:_sign(action, params)
     return nil, errors.invalid(rules.provider, action, "the nonce source returned " .. (type(nonce) == "string"
       and "a value that" or "a " .. type(nonce) .. ", which") .. " " .. why)
   end
-  local copy = {}
-  for k, v in pairs(params) do copy[k] = v end
-  return rules.build(self, action, rules.operations[action], copy, self:now(), nonce)
+  -- params is the call's own (from _encode): a build may add the common
+  -- parameters to it, as every signing sets all of them again.
+  return rules.build(self, action, rules.operations[action], params, self:now(), nonce)
 end
 
 --- Builds and signs the request for `action` without sending it (and

@@ -282,7 +282,7 @@ function rules.build(self, action, op, params, now, nonce)
   if business ~= "" then common[#common + 1] = business end
   return {
     provider = PROVIDER, action = action, method = op.method,
-    url = self.endpoint.url .. "/?" .. concat(common, "&"), headers = {}, body = "",
+    url = self.endpoint.query_url .. concat(common, "&"), headers = {}, body = "",
   }
 end
 
