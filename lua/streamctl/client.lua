@@ -333,21 +333,27 @@ function Client:_encode(action, params, level, dry)
       bad_name, bad_why = first_bad(bad_name, bad_why, name,
         "is a common parameter that streamctl sets itself; it cannot be passed")
     elseif type(v) == "table" then
-      local n, list = #v, {}
-      for k in pairs(v) do
-        if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then
+      -- An array: as many keys as its length, each of 1..n holding a value.
+      local n, count, list = #v, 0, {}
+      for _ in pairs(v) do count = count + 1 end
+      if count ~= n then
+        list = nil
+        bad_name, bad_why = first_bad(bad_name, bad_why, name,
+          "must be an array (a table with keys 1..n) or a single value")
+      elseif n == 0 then
+        list = nil
+        bad_name, bad_why = first_bad(bad_name, bad_why, name, "must not be an empty array")
+      end
+      local f = texts and texts[name]
+      for i = 1, list and n or 0 do
+        local item = v[i]
+        if item == nil then -- (n keys, but not 1..n)
           list = nil
           bad_name, bad_why = first_bad(bad_name, bad_why, name,
             "must be an array (a table with keys 1..n) or a single value")
           break
         end
-      end
-      if list and n == 0 then
-        list = nil
-        bad_name, bad_why = first_bad(bad_name, bad_why, name, "must not be an empty array")
-      end
-      for i = 1, list and n or 0 do
-        local s, why = param_text(v[i], texts and texts[name])
+        local s, why = param_text(item, f)
         if not s then
           list = nil
           bad_name, bad_why = first_bad(bad_name, bad_why, name, format("item %d %s", i, why))

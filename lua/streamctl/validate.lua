@@ -127,6 +127,7 @@ local function text_rule(f, v)
     return format("must be at most %d characters (got more)", f.max_chars)
   end
   local flaws = text_flaws(v) -- one pass in C: 1 CR/LF/NUL, 2 other control characters, 4 not UTF-8
+  if flaws == 0 and not f.max_chars then return nil end -- (the usual case)
   if flaws % 2 == 1 then return "must not contain CR, LF or NUL" end
   if flaws % 4 >= 2 then return "must not contain control characters (TAB, DEL...)" end
   if flaws >= 4 then return "must be valid UTF-8" end

@@ -16,7 +16,6 @@ local json = require "streamctl.json"
 local type, tostring, tonumber, pairs, ipairs = type, tostring, tonumber, pairs, ipairs
 local floor = math.floor
 local format, sub, find = string.format, string.sub, string.find
-local concat = table.concat
 
 local PROVIDER = "zego"
 local MAX_IDS = 20
@@ -266,23 +265,24 @@ function rules.commit(self, _, op, params)
   return true
 end
 
+-- The last second and its decimal text (one per second, not per request).
+local stamp_second, stamp_text
+
 function rules.build(self, action, op, params, now, nonce)
-  local timestamp = format("%.0f", floor(now))
+  local second = floor(now)
+  if second ~= stamp_second then stamp_second, stamp_text = second, format("%.0f", second) end
+  local timestamp = stamp_text
   local signature = core.zego_sign(self.app_id, nonce, self._secret, timestamp)
-  local common = {
-    "Action=" .. core.percent_encode(action),
-    "AppId=" .. self.app_id,
-    "SignatureNonce=" .. core.percent_encode(nonce),
-    "Timestamp=" .. timestamp,
-    "Signature=" .. signature,
-    "SignatureVersion=2.0",
-  }
-  if self.is_test ~= nil then common[#common + 1] = "IsTest=" .. tostring(self.is_test) end
   local business = core.canonical_query(params)
-  if business ~= "" then common[#common + 1] = business end
+  -- The action is one of the operations' names and the nonce 16 hex
+  -- characters (nonce_rule): neither needs encoding. One concatenation.
   return {
     provider = PROVIDER, action = action, method = op.method,
-    url = self.endpoint.query_url .. concat(common, "&"), headers = {}, body = "",
+    url = self.endpoint.query_url .. "Action=" .. action .. "&AppId=" .. self.app_id .. "&SignatureNonce=" .. nonce
+      .. "&Timestamp=" .. timestamp .. "&Signature=" .. signature .. "&SignatureVersion=2.0"
+      .. (self.is_test ~= nil and (self.is_test and "&IsTest=true" or "&IsTest=false") or "")
+      .. (business ~= "" and "&" .. business or ""),
+    headers = {}, body = "",
   }
 end
 
