@@ -4,8 +4,8 @@
 #   make test    install what is missing, build, lint, static analysis, check the docs, every spec
 #                under Lua 5.4 and LuaJIT, check-c, and fuzz-smoke
 #   make doc     the API reference (docs/api), the man page and the bash completion
-#   make bench   signatures per second; with the emulator, batch throughput and requests per
-#                second through nginx (cosockets) beside plain Lua (libcurl)
+#   make bench   the figures of README "Performance" into bench/results.json and bench/pacing.svg:
+#                signing beside bare OpenSSL, round trips, batches at the caps, memory, load time
 #   make check-c the whole suite under valgrind and against ASan/UBSan builds (make valgrind, make asan)
 #   make fuzz    libFuzzer on the encoders, signers and parsers (FUZZ_SECONDS each; make fuzz-smoke: 5 s)
 
@@ -25,7 +25,8 @@ INSTALLED := $(wildcard lua/streamctl/*.lua lua/streamctl/*/*.lua bin/*)
 PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
 	libssl-dev openssl libcurl4-openssl-dev lua-cjson lua-busted lua-check luarocks \
 	lua-socket lua-sec nginx libnginx-mod-http-lua lua-resty-core lua-nginx-string valgrind \
-	lua-argparse lua-filesystem lua-ldoc help2man cppcheck clang-tidy clang libclang-rt-14-dev
+	lua-argparse lua-filesystem lua-ldoc help2man cppcheck clang-tidy clang libclang-rt-14-dev \
+	gnuplot-nox curl
 
 LUA_PATH_DEV := $(ROOT)/lua/?.lua;$(ROOT)/lua/?/init.lua;;
 ENV54 := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"
@@ -126,12 +127,12 @@ demo: deps build
 	@status=0; $(ENV54) STREAMCTL_EMULATOR_DIR=$(DEMO_DIR) lua5.4 examples/demo.lua || status=$$?; \
 	$(EMULATOR54) stop --dir $(DEMO_DIR) >/dev/null; exit $$status
 
-# Figures, never pass/fail: signing throughput on both interpreters, then batch
-# throughput against the emulator at its caps (bench/batch.lua), requests per
-# second through one nginx worker beside plain Lua (bench/nginx.lua), and the
-# soak (bench/soak.lua: memory, descriptors, every call accounted for).
-# The signing figures (bench/sign.lua, bench/floor.c) are gathered by
-# bench/report.lua into bench/results.json and one table at the end.
+# Figures, never pass/fail (README "Performance"): signing beside bare OpenSSL
+# (bench/sign.lua, bench/floor.c) on both interpreters; against the emulator,
+# batches at the caps with bench/pacing.svg (bench/batch.lua), memory and load
+# time (bench/memory.lua), round trips beside a bare request, one nginx worker
+# and a shell script (bench/roundtrip.lua), and the soak (bench/soak.lua).
+# bench/report.lua gathers the figures into bench/results.json and one table.
 BENCH_DIR := $(ROOT)/build/bench-emulator
 BENCH_OUT := $(ROOT)/build/bench/figures.jsonl
 BENCH_FLOOR := $(ROOT)/build/bench/floor
@@ -145,10 +146,17 @@ bench: deps build
 	@echo "== batches against the emulator"
 	@$(EMULATOR54) start --dir $(BENCH_DIR) --aliyun-port 38080 --zego-port 38081 \
 	  --aliyun-tls-port 38443 --zego-tls-port 38444 --config bench/emulator.json >/dev/null
-	@status=0; $(ENV54) STREAMCTL_EMULATOR_DIR=$(BENCH_DIR) lua5.4 bench/batch.lua || status=$$?; \
-	if [ $$status = 0 ]; then echo "== requests per second: one nginx worker beside plain Lua"; \
-	  $(ENV54) LUA_PATH="$(ROOT)/?.lua;$(LUA_PATH_DEV)" STREAMCTL_EMULATOR_DIR=$(BENCH_DIR) lua5.4 bench/nginx.lua \
-	  || status=$$?; fi; \
+	@status=0; $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) STREAMCTL_EMULATOR_DIR=$(BENCH_DIR) \
+	  lua5.4 bench/batch.lua || status=$$?; \
+	if [ $$status = 0 ]; then echo "== memory and load time (Lua 5.4, then LuaJIT)"; \
+	  $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) lua5.4 bench/memory.lua || status=$$?; fi; \
+	if [ $$status = 0 ]; then $(ENVJIT) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) \
+	  luajit bench/memory.lua || status=$$?; fi; \
+	if [ $$status = 0 ]; then echo "== round trips: streamctl beside a bare request, one nginx worker and a shell script"; \
+	  $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) STREAMCTL_EMULATOR_DIR=$(BENCH_DIR) \
+	    lua5.4 bench/roundtrip.lua || status=$$?; fi; \
+	if [ $$status = 0 ]; then $(ENVJIT) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) \
+	  STREAMCTL_EMULATOR_DIR=$(BENCH_DIR) luajit bench/roundtrip.lua || status=$$?; fi; \
 	if [ $$status = 0 ]; then echo "== soak: 100,000 calls with faults injected at random"; \
 	  $(ENV54) lua5.4 bench/soak.lua || status=$$?; fi; \
 	$(EMULATOR54) stop --dir $(BENCH_DIR) >/dev/null; \

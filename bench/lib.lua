@@ -16,7 +16,7 @@ function M.summary(samples)
   table.sort(s)
   local n = #s
   local median = n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
-  return { median = median, min = s[1], max = s[n], spread = median ~= 0 and (s[n] - s[1]) / median or 0 }
+  return { median = median, min = s[1], max = s[n], spread = median ~= 0 and (s[n] - s[1]) / math.abs(median) or 0 }
 end
 
 --- Runs `fn` for `seconds`, `runs` times (after a warm-up); returns the rate
@@ -37,9 +37,25 @@ function M.rates(fn, runs, seconds)
   return out
 end
 
---- One figure as a table row.
+--- This process's resident memory (VmRSS), in KiB.
+function M.rss_kib()
+  local f = assert(io.open("/proc/self/status", "r"))
+  local text = f:read("*a")
+  f:close()
+  return tonumber(text:match("VmRSS:%s*(%d+)"))
+end
+
+--- A full collection (twice: a finalized userdata is freed by the next cycle).
+function M.full_gc()
+  collectgarbage("collect")
+  collectgarbage("collect")
+end
+
+--- One figure as a table row (`fig.decimals` places after the point; by
+-- default 2 for a ratio, "x", and none otherwise).
 function M.line(fig)
-  local value = fig.unit == "x" and string.format("%12.2f", fig.median) or string.format("%12.0f", fig.median)
+  -- (%d: a count read back from JSON is a float in Lua 5.4, and "%12.3.0f" is no format)
+  local value = string.format(string.format("%%12.%df", fig.decimals or (fig.unit == "x" and 2 or 0)), fig.median)
   return string.format("  %-20s %-66s %s %-3s (spread %4.1f%%)", fig.interpreter, fig.name, value, fig.unit,
     100 * fig.spread)
 end
