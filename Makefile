@@ -26,7 +26,7 @@ PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
 	libssl-dev openssl libcurl4-openssl-dev lua-cjson lua-busted lua-check luarocks \
 	lua-socket lua-sec nginx libnginx-mod-http-lua lua-resty-core lua-nginx-string valgrind \
 	lua-argparse lua-filesystem lua-ldoc help2man cppcheck clang-tidy clang libclang-rt-14-dev \
-	gnuplot-nox curl
+	libhiredis-dev redis-server lua-nginx-redis gnuplot-nox curl
 
 LUA_PATH_DEV := $(ROOT)/lua/?.lua;$(ROOT)/lua/?/init.lua;;
 ENV54 := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"
@@ -180,6 +180,7 @@ asan: deps build
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/core.c -o $(SAN_DIR)/streamctl/core.so -lcrypto
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/curl.c -o $(SAN_DIR)/streamctl/curl.so -lcurl
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/signal.c -o $(SAN_DIR)/streamctl/signal.so
+	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/redis.c -o $(SAN_DIR)/streamctl/redis.so -lhiredis -lcrypto
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0 \
 	  LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(SAN_DIR)/?.so;;" STREAMCTL_ROOT="$(ROOT)" \
 	  lua5.4 $(BUSTED) $(SPECS) > build/asan.log 2>&1 \

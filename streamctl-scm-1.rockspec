@@ -27,6 +27,7 @@ external_dependencies = {
    -- No header check for curl: Debian keeps curl/curl.h under a multiarch
    -- include directory that luarocks does not search (the compiler does).
    CURL = { library = "curl" },
+   HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 build = {
    type = "builtin",
@@ -60,6 +61,7 @@ build = {
       ["streamctl.runner"] = "lua/streamctl/runner.lua",
       ["streamctl.sequence"] = "lua/streamctl/sequence.lua",
       ["streamctl.store.shdict"] = "lua/streamctl/store/shdict.lua",
+      ["streamctl.store.redis"] = "lua/streamctl/store/redis.lua",
       ["streamctl.transport.auto"] = "lua/streamctl/transport/auto.lua",
       ["streamctl.transport.curl"] = "lua/streamctl/transport/curl.lua",
       ["streamctl.transport.ngx"] = "lua/streamctl/transport/ngx.lua",
@@ -79,6 +81,13 @@ build = {
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)", "csrc" },
          libdirs = { "$(CURL_LIBDIR)" },
+      },
+      -- Redis for streamctl.store.redis outside nginx (blocking; SHA-1 of scripts from libcrypto)
+      ["streamctl.redis"] = {
+         sources = { "csrc/redis.c" },
+         libraries = { "hiredis", "crypto" },
+         incdirs = { "$(HIREDIS_INCDIR)", "$(OPENSSL_INCDIR)", "csrc" },
+         libdirs = { "$(HIREDIS_LIBDIR)", "$(OPENSSL_LIBDIR)" },
       },
    },
    install = {

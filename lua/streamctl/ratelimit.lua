@@ -17,6 +17,10 @@
 --   store:set(key, value, ttl)  -> truthy | nil, err   (ttl: seconds, > 0, may be fractional)
 --   store:atomically(key, fn)   -> ...                 (optional, see below)
 --
+-- or, instead of those three, one method that does the whole reservation:
+--
+--   store:reserve(key, rate, burst, only_if_free) -> delay | nil, err
+--
 -- `value` is a `tat` in the limiter's clock. `ttl` is when the entry stops
 -- mattering: once it has passed, a missing entry means the same as the stored
 -- one, so a store may expire or evict it then (not before: evicting early
@@ -36,10 +40,20 @@
 -- `max(tat, now) + T`.) The clock must then be one all processes share:
 -- the default monotonic clock is (CLOCK_MONOTONIC is system-wide).
 --
+-- A store with `reserve` (checked first: it may have `get` and `set` too)
+-- keeps the schedule itself, atomically and in a clock of its own, e.g. a
+-- Redis server's (streamctl.store.redis), so that processes on machines whose
+-- clocks differ share one schedule. The limiter then calls only `reserve`
+-- and never reads its own clock. `reserve` applies the GCRA above to `key`
+-- (`rate` > 0 tokens per second, `burst` an integer >= 1, both already
+-- checked), commits the slot and returns the delay in seconds (a number >= 0;
+-- 0 means go now); with `only_if_free` true it commits nothing unless the
+-- delay is 0, and returns the delay all the same. `nil, err` when it fails.
+--
 -- @module streamctl.ratelimit
 
-local type, error, pairs, tostring, require, setmetatable =
-  type, error, pairs, tostring, require, setmetatable
+local type, error, pairs, ipairs, tostring, require, setmetatable, pcall =
+  type, error, pairs, ipairs, tostring, require, setmetatable, pcall
 local floor, huge = math.floor, math.huge
 local format = string.format
 
@@ -123,9 +137,34 @@ Limiter.__index = Limiter
 --- The options of `new` (a streamctl.validate schema). A store is an
 -- object with `get` and `set` (and optionally `atomically`), see above.
 M.STORE = { type = "object", methods = { "get", "set" }, optional = { "atomically" } }
+
+-- A method lookup that cannot raise (a userdata without __index would).
+local function method_of(obj, name)
+  local ok, m = pcall(function() return obj[name] end)
+  return ok and m or nil
+end
+
+--- Checks a store for the limiter (a streamctl.validate custom check): an
+-- object with a `reserve` function, or else one with `get` and `set` (and
+-- optionally `atomically`). Returns the store, or nil and the rule broken
+-- (the rule of `STORE`: stores with `reserve` are the exception).
+function M.check_store(v)
+  if (type(v) == "table" or type(v) == "userdata") and type(method_of(v, "reserve")) == "function" then
+    return v
+  end
+  local rule = "must be an object with methods 'get', 'set'"
+  if type(v) ~= "table" and type(v) ~= "userdata" then return nil, rule end
+  for _, m in ipairs(M.STORE.methods) do
+    if type(method_of(v, m)) ~= "function" then return nil, rule .. " (it has no '" .. m .. "')" end
+  end
+  local fn = method_of(v, "atomically")
+  if fn ~= nil and type(fn) ~= "function" then return nil, "has an 'atomically' that is not a function" end
+  return v
+end
+
 local OPTIONS = {
   { name = "clock", type = "function" },
-  { name = "store", type = "object", methods = M.STORE.methods, optional = M.STORE.optional },
+  { name = "store", type = "custom", check = M.check_store },
 }
 
 --- Makes a limiter.
@@ -165,13 +204,23 @@ end
 -- Computes one reservation and records it (with `only_if_free`, only when
 -- its delay is 0). Returns the delay, or nil, err when the store fails.
 local function take(self, key, rate, burst, only_if_free)
+  local store = self.store
+  if store.reserve then -- the store's own clock and atomicity
+    local delay, err = store:reserve(key, rate, burst, only_if_free)
+    if delay == nil then return nil, err or "store reserve failed" end
+    if type(delay) ~= "number" or not (delay >= 0 and delay < huge) then
+      error("streamctl.ratelimit: store:reserve returned " .. tostring(delay) .. ", not a delay in seconds", 3)
+    end
+    if delay <= M.EPSILON then delay = 0 end
+    return delay
+  end
+
   local interval = 1 / rate
   local tau = (burst - 1) * interval
   local now = self.clock()
   if type(now) ~= "number" or now ~= now then
     error("streamctl.ratelimit: clock returned " .. tostring(now) .. ", not a number", 3)
   end
-  local store = self.store
 
   local function body()
     local tat, err = store:get(key)

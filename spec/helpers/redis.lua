@@ -1,0 +1,199 @@
+-- Test helper: a throw-away redis-server on 127.0.0.1 for specs. Plain Lua
+-- (5.1/LuaJIT and 5.4); luasocket for the readiness check and the silent server.
+--
+--   local redis = require "spec.helpers.redis"
+--   local srv = redis.start { password = nil }   -- a free port, a fresh temp dir,
+--                                                --   --save "" --appendonly no
+--   srv.port, srv.dir, srv.pid, srv.password, srv.url ("redis://[:pw@]127.0.0.1:port")
+--   srv:cli("GET", "k")       -> redis-cli's answer (raw, trailing newline removed)
+--   srv:stop()                TERM, then KILL after 5 s; reaped; idempotent
+--   srv:kill()                kill -9, reaped (a crash: connections see a reset or EOF)
+--   srv:restart()             a new redis-server on the same port and dir (empty: no persistence)
+--   srv:log()                 its log file so far
+--
+--   local sock, port = redis.silent_server()   -- listens, never accepts nor answers:
+--                                               -- a connect succeeds, a command times out
+--
+-- Every wait is bounded (WAIT_SECONDS) and raises with the server's log when it
+-- runs out. Only 127.0.0.1 is ever used.
+
+local socket = require "socket"
+local process = require "spec.helpers.process"
+
+local M = {}
+
+local WAIT_SECONDS = 10
+
+local quote = process.quote
+
+-- os.execute: 5.1/LuaJIT return the raw wait status, 5.2+ ok, "exit", code.
+local function run(cmd)
+  local a = os.execute(cmd)
+  if type(a) == "number" then return a == 0 end
+  return a == true
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function capture(cmd)
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("*a") or ""
+  p:close()
+  return out
+end
+
+-- Is `pid` a live process (not a zombie waiting to be reaped)?
+local function alive(pid)
+  local stat = read_file("/proc/" .. pid .. "/stat")
+  if not stat then return false end
+  return not stat:match("^%d+ %b() [ZX]")
+end
+
+--- true, or false and what is missing.
+function M.available()
+  if not run("command -v redis-server >/dev/null 2>&1") then
+    return false, "missing redis-server (apt-get install redis-server)"
+  end
+  return true
+end
+
+local function temp_dir()
+  local name = os.tmpname()
+  os.remove(name)
+  assert(run("mkdir -p " .. quote(name)), "cannot create " .. name)
+  return name
+end
+
+-- Does a redis-server answer PING on port (PONG, or NOAUTH with a password)?
+local function answers(port)
+  local tcp = socket.tcp()
+  tcp:settimeout(0.5)
+  if not tcp:connect("127.0.0.1", port) then
+    tcp:close()
+    return false
+  end
+  tcp:send("PING\r\n")
+  local line = tcp:receive("*l")
+  tcp:close()
+  return line == "+PONG" or (line ~= nil and line:find("^%-NOAUTH") ~= nil)
+end
+
+-- This process's pid (/proc/self is the reader's own).
+local function own_pid()
+  return (assert(read_file("/proc/self/stat")):match("^(%d+)"))
+end
+
+local Server = {}
+Server.__index = Server
+
+local function launch(self)
+  local args = {
+    "redis-server", "--bind", "127.0.0.1", "--port", tostring(self.port),
+    "--save", quote(""), "--appendonly", "no", "--dir", quote(self.dir),
+    "--logfile", quote(self.dir .. "/redis.log"), "--daemonize", "no", "--protected-mode", "yes",
+    "--databases", "16",
+  }
+  if self.password then
+    args[#args + 1] = "--requirepass"
+    args[#args + 1] = quote(self.password)
+  end
+  local child = process.spawn(table.concat(args, " ") .. " </dev/null >/dev/null 2>&1")
+  self.child, self.pid, self.running = child, child.pid, true
+  -- A watchdog: should this process die without stopping the server, the
+  -- server goes too (within a second) instead of living on.
+  run("(while kill -0 " .. own_pid() .. " 2>/dev/null; do kill -0 " .. child.pid .. " 2>/dev/null || exit 0; "
+    .. "sleep 1; done; kill -9 " .. child.pid .. ") </dev/null >/dev/null 2>&1 &")
+  local deadline = socket.gettime() + WAIT_SECONDS
+  while socket.gettime() < deadline do
+    if not alive(child.pid) then break end
+    if answers(self.port) then return self end
+    socket.sleep(0.02)
+  end
+  local log = self:log()
+  self:kill()
+  error("redis-server did not come up on 127.0.0.1:" .. self.port .. ":\n" .. log, 3)
+end
+
+--- Starts a redis-server. opts: `password` (requirepass), `port` (default a free one).
+function M.start(opts)
+  opts = opts or {}
+  local ok, why = M.available()
+  if not ok then error(why, 2) end
+  local self = setmetatable({
+    port = opts.port or process.free_port(),
+    dir = temp_dir(),
+    password = opts.password,
+  }, Server)
+  self.url = "redis://" .. (self.password and (":" .. self.password .. "@") or "") .. "127.0.0.1:" .. self.port
+  return launch(self)
+end
+
+function Server:log()
+  return read_file(self.dir .. "/redis.log") or ""
+end
+
+-- Waits (bounded) for the child to exit after a signal, then reaps it.
+local function reap(self, signal)
+  local pid = self.pid
+  run("kill -" .. signal .. " " .. pid .. " 2>/dev/null")
+  local deadline = socket.gettime() + 5
+  while alive(pid) and socket.gettime() < deadline do socket.sleep(0.02) end
+  if alive(pid) then
+    run("kill -9 " .. pid .. " 2>/dev/null")
+    deadline = socket.gettime() + 5
+    while alive(pid) and socket.gettime() < deadline do socket.sleep(0.02) end
+  end
+  self.child.pipe:close() -- reaps (the process has exited)
+  self.running = false
+end
+
+--- kill -9: the server dies at once, as in a crash.
+function Server:kill()
+  if self.running then reap(self, "KILL") end
+  return true
+end
+
+--- Stops the server and removes its directory.
+function Server:stop()
+  if self.running then reap(self, "TERM") end
+  if self.dir then
+    run("rm -rf " .. quote(self.dir))
+    self.dir = nil
+  end
+  return true
+end
+
+--- Starts the server again on the same port and directory (after kill or stop).
+function Server:restart()
+  if self.running then reap(self, "TERM") end
+  if not self.dir then self.dir = temp_dir() end
+  -- the port was just released: another process could take it, but nothing else here asks for one
+  return launch(self)
+end
+
+--- redis-cli with the server's port and password; returns its output without
+-- the trailing newline.
+function Server:cli(...)
+  local args = { "redis-cli", "-h", "127.0.0.1", "-p", tostring(self.port) }
+  if self.password then
+    args[#args + 1] = "-a " .. quote(self.password) .. " --no-auth-warning"
+  end
+  for _, a in ipairs({ ... }) do args[#args + 1] = quote(tostring(a)) end
+  return (capture(table.concat(args, " ") .. " 2>&1"):gsub("\n$", ""))
+end
+
+--- A socket listening on 127.0.0.1 that never accepts: connects complete (in the
+-- kernel's backlog), commands are never answered. Close it with sock:close().
+function M.silent_server()
+  local sock = assert(socket.bind("127.0.0.1", 0))
+  local _, port = sock:getsockname()
+  return sock, tonumber(port)
+end
+
+return M
