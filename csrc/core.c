@@ -587,8 +587,8 @@ static int l_aliyun_sign_v1(lua_State *L) {
         /* a plain string secret: the one-shot HMAC over a made string-to-sign */
         unsigned char stackkey[256], *key;
         unsigned int ul = 0;
-        size_t kl = sl + 1, stsl, ql;
-        const char *sts, *q;
+        size_t kl = sl + 1, stsl;
+        const char *sts;
         (void)sec;
         push_canonical_query(L, 2);          /* 5 */
         push_string_to_sign_v1(L, m, ml, 5); /* 6 */
@@ -606,7 +606,8 @@ static int l_aliyun_sign_v1(lua_State *L) {
         lua_pushstring(L, (const char *)b64); /* 6 */
         if (prefix != NULL) {
             luaL_Buffer b;
-            q = lua_tolstring(L, 5, &ql);
+            size_t ql;
+            const char *q = lua_tolstring(L, 5, &ql);
             luaL_buffinit(L, &b);
             luaL_addlstring(&b, prefix, pl);
             luaL_addlstring(&b, q, ql);
