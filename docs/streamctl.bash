@@ -17,72 +17,72 @@ _streamctl() {
                     case "$arg" in
                         create-live-pull-to-push)
                             cmd="$cmd create-live-pull-to-push"
-                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
                             break
                             ;;
                         delete-live-pull-to-push)
                             cmd="$cmd delete-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
                             break
                             ;;
                         describe-live-pull-to-push)
                             cmd="$cmd describe-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
                             break
                             ;;
                         describe-live-pull-to-push-list)
                             cmd="$cmd describe-live-pull-to-push-list"
-                            opts="$opts -h --help --region --dst-url --task-id --task-name --page-number --page-size --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --dst-url --task-id --task-name --page-number --page-size --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
                             break
                             ;;
                         describe-live-streams-block-list)
                             cmd="$cmd describe-live-streams-block-list"
-                            opts="$opts -h --help --domain-name --page-number --page-size --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --page-number --page-size --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
                             break
                             ;;
                         describe-live-streams-online-list)
                             cmd="$cmd describe-live-streams-online-list"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
                             break
                             ;;
                         forbid-live-stream)
                             cmd="$cmd forbid-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
                             break
                             ;;
                         forbid-live-streams)
                             cmd="$cmd forbid-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
                             break
                             ;;
                         restart-live-pull-to-push)
                             cmd="$cmd restart-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
                             break
                             ;;
                         resume-live-stream)
                             cmd="$cmd resume-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
                             break
                             ;;
                         resume-live-streams)
                             cmd="$cmd resume-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
                             break
                             ;;
                         stop-live-pull-to-push)
                             cmd="$cmd stop-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
                             break
                             ;;
                         update-live-pull-to-push)
                             cmd="$cmd update-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
                             break
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
                             break
                             ;;
                     esac
@@ -97,42 +97,42 @@ _streamctl() {
                     case "$arg" in
                         describe-rtc-stream-state)
                             cmd="$cmd describe-rtc-stream-state"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                         forbid-cdn-live-stream)
                             cmd="$cmd forbid-cdn-live-stream"
-                            opts="$opts -h --help --stream-id --resume-time --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --stream-id --resume-time --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                         forbid-rtc-stream)
                             cmd="$cmd forbid-rtc-stream"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                         forbid-rtc-streams)
                             cmd="$cmd forbid-rtc-streams"
-                            opts="$opts -h --help --from --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --from --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                         resume-cdn-live-stream)
                             cmd="$cmd resume-cdn-live-stream"
-                            opts="$opts -h --help --stream-id --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --stream-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                         resume-rtc-stream)
                             cmd="$cmd resume-rtc-stream"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                         resume-rtc-streams)
                             cmd="$cmd resume-rtc-streams"
-                            opts="$opts -h --help --from --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --from --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --timeout --concurrency --rate --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                     esac
@@ -241,6 +241,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -306,6 +310,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -364,6 +372,10 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -444,6 +456,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -506,6 +522,10 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -579,6 +599,10 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -663,6 +687,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -744,6 +772,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -806,6 +838,10 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -878,6 +914,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -947,6 +987,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1009,6 +1053,10 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1105,6 +1153,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1155,6 +1207,10 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1222,6 +1278,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1272,6 +1332,10 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1328,6 +1392,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1377,6 +1445,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1423,6 +1495,10 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1479,6 +1555,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1528,6 +1608,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1570,6 +1654,10 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;

@@ -293,6 +293,37 @@ describe("the OpenResty example", function()
   end)
 end)
 
+describe("the OpenResty example with STREAMCTL_REDIS_URL", function()
+  local redis_helper = require "spec.helpers.redis"
+  local emulator, edge, redis
+  lazy_setup(function()
+    emulator = emu.start {}
+    redis = redis_helper.start { password = "edge-redis-pw" }
+    edge = start_edge(emulator, { env = { STREAMCTL_REDIS_URL = redis.url } })
+  end)
+  lazy_teardown(function()
+    if edge then edge:stop() end
+    if redis then redis:stop() end
+    if emulator then emulator:stop() end
+  end)
+
+  it("keeps its ZEGO Sequences in Redis (over cosockets), and never logs the password", function()
+    local res = post(edge.ports[1], "/streams/zego/resume", '{"stream_ids":["r1","r2"]}', TOKEN)
+    assert.equal(200, res.status, res.body)
+    local seq = assert(emulator:log({ provider = "zego", limit = 10 })[1]).sequence
+    for _, id in ipairs { "r1", "r2" } do
+      assert.equal(tostring(seq), redis:cli("GET", "streamctl:seq:zego:" .. ZEGO_APP .. ":" .. id))
+    end
+    assert.is_nil(edge:error_log():find("edge-redis-pw", 1, true))
+  end)
+
+  it("refuses to start with a bad STREAMCTL_REDIS_URL, naming it", function()
+    local ok, err = pcall(start_edge, emulator, { env = { STREAMCTL_REDIS_URL = "redis://127.0.0.1:99999" } })
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("STREAMCTL_REDIS_URL", 1, true), tostring(err))
+  end)
+end)
+
 -- Runs `fn(emulator, edge, dir)` against a fresh emulator and an edge made by
 -- `edge_opts(dir)` (dir: a temporary directory for the spec's files), and
 -- stops both whatever `fn` does.

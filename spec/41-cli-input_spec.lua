@@ -183,6 +183,8 @@ describe("streamctl's command line, every flag given bad text", function()
       { "--endpoint", { "", "ftp://127.0.0.1/", "not a url", "http://127.0.0.1:1/\r\nX-Injected: 1",
         "http://127.0.0.1:1/\0", "https://" .. BIG } },
       { "--output", { "xml", "" } },
+      { "--redis", { "", "http://127.0.0.1:6379", "redis://127.0.0.1:0", "redis://127.0.0.1:6379/x",
+        "redis://127.0.0.1:6379\r\nX: 1", "redis://:pw\0@127.0.0.1", "redis://" .. BIG } },
     }
     if p.name == "aliyun" then
       COMMON[#COMMON + 1] = { "--signature-version", { "v9", "" } }

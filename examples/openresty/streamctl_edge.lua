@@ -21,8 +21,12 @@
 -- Credentials come from the providers' environment variables
 -- (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET/_SECURITY_TOKEN, ZEGO_APP_ID,
 -- ZEGO_SERVER_SECRET); STREAMCTL_ALIYUN_ENDPOINT, STREAMCTL_ZEGO_ENDPOINT and
--- STREAMCTL_CA_FILE point the clients elsewhere (the emulator). nginx passes
--- a worker only the variables its `env` directives name.
+-- STREAMCTL_CA_FILE point the clients elsewhere (the emulator). With
+-- STREAMCTL_REDIS_URL (redis://[:password@]host[:port][/db]) the rate limits
+-- and ZEGO Sequences live in that Redis, one budget for every nginx on every
+-- machine that uses it (over cosockets, lua-nginx-redis); without it, in the
+-- shared dict, one budget per nginx. nginx passes a worker only the variables
+-- its `env` directives name.
 
 local cjson = require "cjson.safe"
 local streamctl = require "streamctl"
@@ -55,6 +59,11 @@ function M.init()
     error("streamctl_edge: STREAMCTL_EDGE_TOKEN is not set (and named by an 'env' directive): "
       .. "every /streams request would be refused")
   end
+  local redis = setting("STREAMCTL_REDIS_URL")
+  if redis then
+    local ok, why = require("streamctl.store.redis").config(redis)
+    if not ok then error("streamctl_edge: STREAMCTL_REDIS_URL " .. why) end
+  end
   for _, dict in ipairs { SHARED_DICT, METRICS_DICT } do
     if not ngx.shared[dict] then error("streamctl_edge: nginx.conf needs 'lua_shared_dict " .. dict .. " ...;'") end
   end
@@ -65,8 +74,10 @@ local function client(provider)
   local c = clients[provider]
   if c then return c end
   local err
+  local redis = setting("STREAMCTL_REDIS_URL")
   local opts = {
-    shared_dict = SHARED_DICT,                -- one budget for every worker of this nginx
+    redis = redis,                            -- one budget for every nginx using this Redis,
+    shared_dict = not redis and SHARED_DICT or nil, -- else for every worker of this nginx
     on_attempt = metrics.on_attempt,
     ca_file = setting("STREAMCTL_CA_FILE"),   -- must be the CA lua_ssl_trusted_certificate names
     timeout_ms = 10000,

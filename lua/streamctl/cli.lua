@@ -142,6 +142,9 @@ local function add_common(cmd, provider)
     cmd:option("--concurrency", "Requests in flight for batches (default: 8)."):argname("<n>"),
     cmd:option("--rate", "Send no action faster than this, in requests per second (lowers the "
       .. "published caps; it never raises them)."):argname("<n>"),
+    cmd:option("--redis", "Share rate limits and ZEGO Sequences with every process using this Redis, "
+      .. "redis://[:password@]host[:port][/db] (default: $STREAMCTL_REDIS_URL; the password is better "
+      .. "kept in that variable than on the command line)."):argname("<url>"),
     cmd:flag("--emulator", "Use the local emulator: its HTTPS endpoint, CA and default account "
       .. "(start it with 'streamctl emulator start')."),
     cmd:option("--emulator-dir", "Where the emulator runs (default: $STREAMCTL_EMULATOR_DIR or "
@@ -389,6 +392,15 @@ local function client_options(provider, args, defaults, where, getenv)
     local dir = args.emulator_dir or emulator.dir()
     o.endpoint = o.endpoint or format("https://127.0.0.1:%d", PROVIDERS[provider].emulator_port)
     o.ca_file = o.ca_file or (dir .. "/ca.pem")
+  end
+  o.redis = args.redis
+  if o.redis == nil then
+    local url = (getenv or os.getenv)("STREAMCTL_REDIS_URL")
+    if url and url ~= "" then
+      local valid, rwhy = require("streamctl.store.redis").config(url)
+      if not valid then return nil, "environment variable STREAMCTL_REDIS_URL " .. rwhy end
+      o.redis = url
+    end
   end
   o.signature_version = args.signature_version -- (Aliyun's flag)
   o.is_test = args.is_test or nil                -- (ZEGO's flag)

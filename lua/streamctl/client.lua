@@ -229,8 +229,7 @@ local function common_options(rules)
     { name = "rate_burst", type = "integer", min = 1, max = 1000 },
     { name = "rate_margin", type = "number", min = 0, max_exclusive = 1 },
     { name = "settle_ms", type = "integer", min = 0, max = 900000 },
-    { name = "rate_limit_store", type = "object", methods = ratelimit.STORE.methods,
-      optional = ratelimit.STORE.optional },
+    { name = "rate_limit_store", type = "custom", check = ratelimit.check_store },
     { name = "retry", type = "custom", nullable_false = true, check = function(v)
         if type(v) ~= "table" then return nil, "must be a table of retry settings, or false" end
         local ok, why = validate.options(retry.OPTIONS, v, "the retry settings", "retry.")
@@ -243,6 +242,8 @@ local function common_options(rules)
     { name = "sleep", type = "function" },
     { name = "transport", type = "custom", check = check_transport },
     { name = "shared_dict", type = "custom", check = shdict.open },
+    -- (the Redis store is loaded only when a client asks for it)
+    { name = "redis", type = "custom", check = function(v) return require("streamctl.store.redis").config(v) end },
     { name = "on_attempt", type = "function" },
     { name = "cancel", type = "function" },
     { name = "max_rate", type = "number", min_exclusive = 0 },
@@ -483,6 +484,7 @@ function Client:close()
   local close = self._close
   self._close = nil
   if close then close() end
+  if self._redis then self._redis:close() end
 end
 
 -- Checks a method's fields and its cross-field rule.
@@ -862,6 +864,15 @@ function M.define(rules)
     if o.shared_dict and o.rate_limit_store then
       return fail("option 'shared_dict' holds the rate-limit state; it cannot be combined with 'rate_limit_store'")
     end
+    for _, other in ipairs { "shared_dict", "rate_limit_store" } do
+      if o.redis and o[other] then
+        return fail(format("option 'redis' holds the rate-limit state; it cannot be combined with '%s'", other))
+      end
+    end
+    -- One Redis connection for the client's rate limits and Sequences (made
+    -- on first use: a client made while Redis is down works from its fallback).
+    local redis_store = o.redis and require "streamctl.store.redis"
+    self._redis = redis_store and redis_store.connect(o.redis)
     -- Jitter from OpenSSL, so processes never share one math.random sequence.
     local retry_opts = { random = jitter }
     for k, v in pairs(o.retry or {}) do retry_opts[k] = v end
@@ -869,6 +880,7 @@ function M.define(rules)
     self._retry = retry.policy(retry_opts)
     if o.rate_limits ~= false then
       local store = o.rate_limit_store or (o.shared_dict and shdict.ratelimit_store(o.shared_dict))
+        or (redis_store and redis_store.ratelimit_store(self._redis))
       self._limiter = ratelimit.new { clock = self._monotonic, store = store }
     end
     self._nonce = o.nonce or function() return rules.nonce(self) end

@@ -173,12 +173,16 @@ function rules.configure(self, o)
   self.app_id = app_id
   self.is_test = o.is_test
   self._secret = client.is_secret(secret) and secret or core.secret(secret)
-  if o.sequence and o.shared_dict then
-    return nil, "option 'shared_dict' holds the Sequences; it cannot be combined with 'sequence'"
+  for _, holder in ipairs { "shared_dict", "redis" } do
+    if o.sequence and o[holder] then
+      return nil, "option '" .. holder .. "' holds the Sequences; it cannot be combined with 'sequence'"
+    end
   end
+  local prefix = PROVIDER .. ":" .. app_id .. ":"
   self._sequence = o.sequence or sequence.new {
     clock_ms = function() return floor(self._clock() * 1000) end,
-    store = o.shared_dict and shdict.sequence_store(o.shared_dict, PROVIDER .. ":" .. app_id .. ":"),
+    store = (o.shared_dict and shdict.sequence_store(o.shared_dict, prefix))
+      or (self._redis and require("streamctl.store.redis").sequence_store(self._redis, prefix)),
   }
   return true
 end
