@@ -129,7 +129,8 @@ demo: deps build
 
 # Figures, never pass/fail (README "Performance"): signing beside bare OpenSSL
 # (bench/sign.lua, bench/floor.c) on both interpreters; against the emulator,
-# batches at the caps with bench/pacing.svg (bench/batch.lua), memory and load
+# batches at the caps with bench/pacing.svg (bench/batch.lua), three processes
+# on one account without and with Redis (bench/redis.lua), memory and load
 # time (bench/memory.lua), round trips beside a bare request, one nginx worker
 # and a shell script (bench/roundtrip.lua), and the soak (bench/soak.lua).
 # bench/report.lua gathers the figures into bench/results.json and one table.
@@ -148,6 +149,8 @@ bench: deps build
 	  --aliyun-tls-port 38443 --zego-tls-port 38444 --config bench/emulator.json >/dev/null
 	@status=0; $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) STREAMCTL_EMULATOR_DIR=$(BENCH_DIR) \
 	  lua5.4 bench/batch.lua || status=$$?; \
+	if [ $$status = 0 ]; then echo "== one account, three processes: each on its own budget, then one budget in Redis"; \
+	  $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) lua5.4 bench/redis.lua || status=$$?; fi; \
 	if [ $$status = 0 ]; then echo "== memory and load time (Lua 5.4, then LuaJIT)"; \
 	  $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) lua5.4 bench/memory.lua || status=$$?; fi; \
 	if [ $$status = 0 ]; then $(ENVJIT) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) \

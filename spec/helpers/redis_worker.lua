@@ -4,7 +4,7 @@
 -- spec reads from the file it was redirected to.
 --
 --   lua redis_worker.lua aliyun ENDPOINT REDIS_URL PREFIX COUNT
---       resumes COUNT Aliyun streams PREFIX-1..PREFIX-COUNT
+--       resumes COUNT Aliyun streams PREFIX-1..PREFIX-COUNT (REDIS_URL "-": no Redis)
 --   lua redis_worker.lua zego ENDPOINT REDIS_URL PREFIX COUNT ROUNDS
 --       resumes the ZEGO streams PREFIX-1..PREFIX-COUNT, ROUNDS times over
 --   lua redis_worker.lua get URL
@@ -24,6 +24,7 @@ if mode == "get" then
 end
 
 local endpoint, redis, prefix, count = arg[2], arg[3], arg[4], tonumber(arg[5])
+if redis == "-" then redis = nil end -- (none: each process on its own budget)
 local names = {}
 for i = 1, count do names[i] = prefix .. "-" .. i end
 

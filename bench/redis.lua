@@ -1,0 +1,94 @@
+-- One account, several processes (run by `make bench` against the emulator
+-- it started, whose default account LTAIemulatorKey is held to 30
+-- ResumeLiveStream per second by a sliding window): BENCH_REDIS_PROCS (3)
+-- separate Lua processes each resume BENCH_REDIS_STREAMS (100) streams at
+-- once, first each on its own budget (no Redis: each paces itself at the cap,
+-- together they send three times it), then sharing one budget in a Redis
+-- this script starts on 127.0.0.1. Recorded through bench/lib.lua (group
+-- "redis"): streams done, requests throttled (the emulator's counters), the
+-- requests per second that reached the emulator as a fraction of the cap
+-- (over its request log, first to last arrival), the wall time, and Redis
+-- round trips per request sent (EVALSHA and EVAL calls from Redis' INFO
+-- commandstats, over the requests the emulator saw).
+--
+-- Figures, not a test: it exits non-zero only when the shared run lost a
+-- stream or was throttled.
+local curl = require "streamctl.curl"
+local core = require "streamctl.core"
+local cjson = require "cjson"
+local lib = require "bench.lib"
+local redis_helper = require "spec.helpers.redis"
+local process = require "spec.helpers.process"
+
+local PROCS = tonumber(os.getenv("BENCH_REDIS_PROCS") or "3")
+local STREAMS = tonumber(os.getenv("BENCH_REDIS_STREAMS") or "100")
+local CAP = 30
+local ROOT = os.getenv("STREAMCTL_ROOT") or "."
+local ALIYUN = os.getenv("STREAMCTL_ALIYUN_ENDPOINT") or "http://127.0.0.1:38080"
+local WORKER = ROOT .. "/spec/helpers/redis_worker.lua"
+local control = curl.easy { max_body = 64 * 1024 * 1024 }
+
+local function control_request(method, path)
+  local res = assert(control:request { method = method, url = ALIYUN .. path, headers = {}, body = "" })
+  assert(res.status == 200, path .. " answered " .. res.status)
+  return cjson.decode(res.body)
+end
+
+-- Redis' count of script calls (EVALSHA and EVAL) so far.
+local function script_calls(redis)
+  local n = 0
+  for name, calls in redis:cli("INFO", "commandstats"):gmatch("cmdstat_(%w+):calls=(%d+)") do
+    if name == "evalsha" or name == "eval" then n = n + tonumber(calls) end
+  end
+  return n
+end
+
+local function run(label, redis)
+  control_request("POST", "/_emulator/reset")
+  local calls0 = redis and script_calls(redis)
+  local t0 = core.monotonic()
+  local children = {}
+  for i = 1, PROCS do
+    children[i] = process.spawn(process.quote(process.interpreter()) .. " " .. process.quote(WORKER) .. " aliyun "
+      .. process.quote(ALIYUN) .. " " .. process.quote(redis and redis.url or "-") .. " "
+      .. process.quote(label .. "-" .. i) .. " " .. STREAMS .. " 2>/dev/null")
+  end
+  local done = 0
+  for _, c in ipairs(children) do
+    local line = c.pipe:read("*l")
+    c.pipe:close()
+    done = done + (line and cjson.decode(line).succeeded or 0)
+  end
+  local wall = core.monotonic() - t0
+  local counters = control_request("GET", "/_emulator/state").aliyun.counters.ResumeLiveStream or {}
+  local entries = control_request("GET", "/_emulator/log?provider=aliyun&action=ResumeLiveStream&limit=100000").entries
+  local first, last = math.huge, -math.huge
+  for _, e in ipairs(entries) do
+    if e.verdict == "ok" then
+      first, last = math.min(first, e.real_time), math.max(last, e.real_time)
+    end
+  end
+  local accepted = counters.accepted or 0
+  local rate = accepted > 1 and (accepted - 1) / (last - first) or 0
+  local what = string.format("%d processes x %d streams, %s", PROCS, STREAMS, label)
+  local function rec(name, unit, value, decimals)
+    lib.record { group = "redis", name = what .. ": " .. name, unit = unit, samples = { value }, decimals = decimals }
+  end
+  rec("streams done", "", done)
+  rec("requests throttled", "", counters.throttled or 0)
+  rec("accepted per second / cap", "x", rate / CAP)
+  rec("wall time", "s", wall, 2)
+  if redis then rec("Redis round trips per request", "x", (script_calls(redis) - calls0) / #entries) end
+  return done, counters.throttled or 0
+end
+
+run("each on its own budget", nil)
+local redis = redis_helper.start {}
+local ok, done, throttled = pcall(run, "one budget in Redis", redis)
+redis:stop()
+control:close()
+if not ok then error(done, 0) end
+if done ~= PROCS * STREAMS or throttled ~= 0 then
+  print("the shared run lost a stream or was throttled")
+  os.exit(1)
+end
