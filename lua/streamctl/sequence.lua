@@ -60,6 +60,22 @@ M.KEEP_MS = 60000
 -- where the store can (`prune`), so the table of streams stays bounded.
 local PRUNE_EVERY = 1024
 
+--- Removes the entries of `values` (key -> number) below `below`; returns
+-- how many (a store's `prune`). Raises, at `level`, when below is no number.
+function M.prune_below(values, below, level)
+  if type(below) ~= "number" then
+    error("bad argument #1 to 'prune' (below must be a number, got " .. type(below) .. ")", level or 2)
+  end
+  local n = 0
+  for k, v in pairs(values) do
+    if v < below then
+      values[k] = nil
+      n = n + 1
+    end
+  end
+  return n
+end
+
 --- An in-memory store for one Lua state.
 -- @return a store with `advance(key, candidate)`, `get(key)` and `prune(below)`
 function M.memory_store()
@@ -83,16 +99,7 @@ function M.memory_store()
   --- Forgets every key whose last value is below `below` (e.g. now_ms minus a
   -- minute: ZEGO compares sequences only within 10 seconds). Returns how many.
   function store:prune(below) -- luacheck: ignore 212/self
-    if type(below) ~= "number" then
-      error("bad argument #1 to 'prune' (below must be a number, got " .. type(below) .. ")", 2)
-    end
-    local n = 0
-    for k, v in pairs(last) do
-      if v < below then
-        last[k] = nil
-        n = n + 1
-      end
-    end
+    local n = M.prune_below(last, below, 3) -- (not a tail call: the error names prune's caller)
     return n
   end
 

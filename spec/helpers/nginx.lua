@@ -47,35 +47,10 @@ local WAIT_SECONDS = 10
 local function quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 M.quote = quote
 
--- os.execute: 5.1/LuaJIT return the raw wait status, 5.2+ ok, "exit", code.
-local function run(cmd)
-  local a = os.execute(cmd)
-  if type(a) == "number" then return a == 0 end
-  return a == true
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local process = require "spec.helpers.process"
+local run, read_file, write_file, capture = process.run, process.read_file, process.write_file, process.capture
 M.read_file = read_file
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
 M.write_file = write_file
-
-local function capture(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("*a") or ""
-  p:close()
-  return out
-end
 
 --- The repository root: $STREAMCTL_ROOT, else two levels above this file.
 local function repo_root()

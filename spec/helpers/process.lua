@@ -16,6 +16,36 @@ end
 
 function M.quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
 
+--- os.execute's success: 5.1/LuaJIT return the raw wait status, 5.2+ ok, "exit", code.
+function M.run(cmd)
+  local a = os.execute(cmd)
+  if type(a) == "number" then return a == 0 end
+  return a == true
+end
+
+--- A file's bytes, or nil when it cannot be read.
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+function M.write_file(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+--- What `cmd` prints on standard output.
+function M.capture(cmd)
+  local p = assert(io.popen(cmd, "r"))
+  local out = p:read("*a") or ""
+  p:close()
+  return out
+end
+
 --- Starts `cmd` in a child process whose stdout we read; the shell execs it, so $$ is its pid.
 function M.spawn(cmd)
   local pipe = assert(io.popen("echo $$; exec " .. cmd, "r"))

@@ -26,27 +26,7 @@ local WAIT_SECONDS = 10
 
 local quote = process.quote
 
--- os.execute: 5.1/LuaJIT return the raw wait status, 5.2+ ok, "exit", code.
-local function run(cmd)
-  local a = os.execute(cmd)
-  if type(a) == "number" then return a == 0 end
-  return a == true
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function capture(cmd)
-  local p = assert(io.popen(cmd, "r"))
-  local out = p:read("*a") or ""
-  p:close()
-  return out
-end
+local run, read_file, capture = process.run, process.read_file, process.capture
 
 -- Is `pid` a live process (not a zombie waiting to be reaped)?
 local function alive(pid)

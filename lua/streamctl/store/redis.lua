@@ -810,16 +810,7 @@ function M.sequence_store(config_or_conn, prefix, opts)
   --- Forgets this store's own record of streams whose last value is below
   -- `below` (Redis expires its keys by itself). Returns how many.
   function store:prune(below) -- luacheck: ignore 212/self
-    if type(below) ~= "number" then
-      error("bad argument #1 to 'prune' (below must be a number, got " .. type(below) .. ")", 2)
-    end
-    local n = 0
-    for k, v in pairs(last) do
-      if v < below then
-        last[k] = nil
-        n = n + 1
-      end
-    end
+    local n = sequence.prune_below(last, below, 3) -- (not a tail call: the error names prune's caller)
     return n
   end
 
