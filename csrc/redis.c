@@ -263,19 +263,24 @@ static void wipe_command(sc_conn *k, size_t used) {
     }
 }
 
-/* An I/O failure: closes the connection and returns nil, message, "io". */
+/* An I/O failure: closes the connection and returns nil, message, "io".
+   The message is copied and the connection closed before anything is
+   pushed, so a memory error while pushing cannot leave an unread late reply
+   for the next command. */
 static int io_failure(lua_State *L, sc_conn *k, int err, const char *msg) {
-    lua_pushnil(L);
+    char text[160];
     if (err == EAGAIN || err == EWOULDBLOCK)
-        lua_pushfstring(L, "timeout (%d ms)", k->timeout_ms);
+        snprintf(text, sizeof(text), "timeout (%d ms)", k->timeout_ms);
     else if (msg != NULL && msg[0] != '\0')
-        lua_pushstring(L, msg);
+        snprintf(text, sizeof(text), "%s", msg);
     else if (err != 0)
-        lua_pushstring(L, strerror(err));
+        snprintf(text, sizeof(text), "%s", strerror(err));
     else
-        lua_pushliteral(L, "connection failed");
-    lua_pushliteral(L, "io");
+        snprintf(text, sizeof(text), "connection failed");
     conn_release(k);
+    lua_pushnil(L);
+    lua_pushstring(L, text);
+    lua_pushliteral(L, "io");
     return 3;
 }
 

@@ -288,6 +288,8 @@ describe("streamctl.redis", function()
     end
 
     it("many connects and closes, and connections left to the collector, keep no descriptor", function()
+      collectgarbage() -- (what earlier specs left to the collector closes now, not in the count)
+      collectgarbage()
       local before = open_fds()
       for _ = 1, 300 do
         local c = assert(redis.connect("127.0.0.1", srv.port, TIMEOUT))

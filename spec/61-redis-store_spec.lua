@@ -575,6 +575,20 @@ describe("streamctl.store.redis against redis-server", function()
     end)
   end)
 
+  it("after Redis went quiet long ago, the fallback does not wait for a schedule long run out", function()
+    local srv = helper.start {}
+    local logs, clock = {}, checks.fake_clock(1000)
+    local rl = ratelimit.new { store = R.ratelimit_store({ port = srv.port, timeout_ms = 500 }, {
+      log = function(m) logs[#logs + 1] = m end, monotonic = clock.now }) }
+    assert.equal(0, rl:reserve("k", 8))    -- Redis' schedule: 1/8 s ahead
+    clock.t = clock.t + 100                  -- nothing for 100 s, then Redis is gone
+    srv:kill()
+    local d = rl:reserve("k", 8)
+    srv:stop()
+    assert.equal(0, d)
+    assert.equal(1, #logs)
+  end)
+
   it("a server that never answers costs one timeout, then the fallback answers at once", function()
     local sock, port = helper.silent_server()
     local logs = {}

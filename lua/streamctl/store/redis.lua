@@ -68,7 +68,8 @@
 -- clock in milliseconds) being sane: two machines whose clocks differ can
 -- hand out values out of order for one stream while Redis is down.
 --
--- An outage is told once, through `opts.log` (default: `ngx.log(ngx.WARN,
+-- An outage is told once by each store (a ZEGO client's two stores: twice;
+-- in nginx, by each worker), through `opts.log` (default: `ngx.log(ngx.WARN,
 -- ...)` inside nginx, else standard error), naming host:port and the error
 -- (never the password), and its end once, when Redis answers again. While
 -- in fallback a store does not try Redis on every call: again after
@@ -81,7 +82,7 @@
 -- luacheck: globals ngx
 local type, error, tostring, tonumber, pairs, setmetatable, getmetatable, rawget, require, pcall =
   type, error, tostring, tonumber, pairs, setmetatable, getmetatable, rawget, require, pcall
-local floor, ceil = math.floor, math.ceil
+local floor, ceil, min = math.floor, math.ceil, math.min
 local format, find, sub, byte, char, lower, match = string.format, string.find, string.sub, string.byte,
   string.char, string.lower, string.match
 local concat = table.concat
@@ -109,8 +110,8 @@ M.POOL_SIZE = 100
 M.MAX_PASSWORD = 512
 
 -- Phases in which nginx has cosockets.
-local COSOCKET_PHASES = { rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
-                          ssl_session_fetch = true, ssl_client_hello = true }
+local COSOCKET_PHASES = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
+                          ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true, preread = true }
 
 -- ---- Configuration
 
@@ -228,8 +229,11 @@ end
 -- optional, unknown ones refused) or a URL `redis://[:password@]host[:port][/db]`
 -- (the password may use %-escapes; no CR, LF, NUL or spaces anywhere; the
 -- other fields take their defaults). `timeout_ms` bounds the connect and
--- every command; `nodes` is the number of processes expected to share the
--- account (see the fallback above). A config already made is returned as is.
+-- each read and write of a command (a call may make several: connect, AUTH,
+-- SELECT, EVALSHA, EVAL; a server that answers a byte per timeout is not
+-- cut off; host names are resolved without a bound: give an address);
+-- `nodes` is the number of processes expected to share the account (see
+-- the fallback above). A config already made is returned as is.
 -- Its `tostring` shows everything but the password.
 -- @param value a table or a URL string
 -- @return the config; or nil and a message naming the field and the rule
@@ -266,7 +270,7 @@ end
 
 local Script = {}
 Script.__index = Script
-function Script.__tostring(s) return "streamctl.store.redis script " .. s.sha end
+function Script.__tostring(s) return "streamctl.store.redis script " .. tostring(s.sha) end
 
 --- A Lua script for `conn:eval`: its text and SHA-1 (the EVALSHA name),
 -- computed once here.
@@ -275,8 +279,11 @@ function M.script(text)
   if type(text) ~= "string" or text == "" then
     error("bad argument #1 to 'script' (text must be a non-empty string)", 2)
   end
-  sha1_hex = sha1_hex or get_sha1_hex()
-  return setmetatable({ text = text, sha = sha1_hex(text) }, Script)
+  if not sha1_hex then -- (no SHA-1 without the C module outside nginx: then eval fails, never this)
+    local ok, f = pcall(get_sha1_hex)
+    sha1_hex = ok and f or nil
+  end
+  return setmetatable({ text = text, sha = sha1_hex and sha1_hex(text) or nil }, Script)
 end
 
 -- ---- Connections
@@ -329,7 +336,8 @@ function Conn.__tostring(c) return "streamctl.store.redis connection to " .. tos
 function M.connect(config)
   local cfg, why = M.config(config)
   if not cfg then error("bad argument #1 to 'connect' (" .. why .. ")", 2) end
-  local pool = "streamctl.redis:" .. cfg.host .. ":" .. cfg.port .. ":" .. cfg.db
+  -- (the host in brackets: an IPv6 address holds ':' itself)
+  local pool = "streamctl.redis:[" .. cfg.host .. "]:" .. cfg.port .. ":" .. cfg.db
   if cfg.password then
     local id = password_ids[cfg.password]
     if not id then
@@ -482,6 +490,7 @@ function Conn:eval(script, keys, args)
   end
   if type(keys) ~= "table" then error("bad argument #2 to 'eval' (keys must be an array of strings)", 2) end
   if args ~= nil and type(args) ~= "table" then error("bad argument #3 to 'eval' (args must be an array)", 2) end
+  if script.sha == nil then return nil, "streamctl.redis (the C module) is not installed", "io" end
   local argv = { "EVALSHA", script.sha, #keys }
   for i = 1, #keys do
     if type(keys[i]) ~= "string" then
@@ -651,6 +660,8 @@ function M.ratelimit_store(config_or_conn, opts)
   local key_prefix = conn.config.prefix .. "rl:"
   local horizon = {}          -- per key: when this process's latest slot is due (clock seconds)
   local backlog = {}          -- per key, from Redis' last answer: how far ahead its schedule ran (s)
+  local answered = {}         -- per key: when Redis last answered (clock seconds)
+  local calls = 0
   local grace_until = -math.huge   -- until then, this process's own budget holds besides Redis'
   local store = { conn = conn }
 
@@ -658,11 +669,11 @@ function M.ratelimit_store(config_or_conn, opts)
   -- Redis answered, it starts after the slots Redis had handed out by then
   -- (this process's, and the others' as far as Redis' last answer showed
   -- them: its schedule ran that far ahead), so they are not crowded.
-  local function local_delay(key, rate, burst, only_if_free, now, ahead)
+  local function local_delay(key, rate, burst, only_if_free, now, shared_end)
     local local_rate, local_burst = rate / nodes, floor(burst / nodes)
     if local_burst < 1 then local_burst = 1 end
     local h = horizon[key]
-    if ahead and (h == nil or now + ahead > h) then h = now + ahead end
+    if shared_end and shared_end > now and (h == nil or shared_end > h) then h = shared_end end
     if h then
       local start = h + 1 / local_rate
       local tat = fb_store:get(key)
@@ -685,6 +696,13 @@ function M.ratelimit_store(config_or_conn, opts)
 
   function store:reserve(key, rate, burst, only_if_free) -- luacheck: ignore 212/self
     local now = clock()
+    calls = calls + 1
+    if calls % 1024 == 0 then -- (what is past matters no more: the tables stay bounded)
+      for k, at in pairs(horizon) do if at < now then horizon[k] = nil end end
+      for k, at in pairs(answered) do
+        if at + backlog[k] < now then answered[k], backlog[k] = nil, nil end
+      end
+    end
     if health.usable() then
       -- Trying Redis again, or just back from an outage: the others may
       -- still be on their own budgets, so for retry_ms this process keeps to
@@ -700,12 +718,12 @@ function M.ratelimit_store(config_or_conn, opts)
       local tau = (burst - 1) * t
       if tau > MAX_US then tau = MAX_US end
       local res, err, kind = conn:eval(reserve_script, { key_prefix .. key },
-        { t, tau, only_if_free and 1 or 0, own and ceil(own * 1e6) or 0 })
+        { t, tau, only_if_free and 1 or 0, own and min(ceil(own * 1e6), MAX_US) or 0 })
       local delay = type(res) == "table" and tonumber(res[1])
       local ahead = type(res) == "table" and tonumber(res[2])
       if delay and delay >= 0 and ahead then
         delay = delay / 1e6
-        backlog[key] = ahead / 1e6
+        backlog[key], answered[key] = ahead / 1e6, now
         if health.succeeded() then grace_until = now + retry_s end
         if own and own > delay then delay = own end
         if only_if_free and delay > 0 then return delay end
@@ -714,10 +732,15 @@ function M.ratelimit_store(config_or_conn, opts)
       if kind ~= "phase" then health.failed(err or ("unexpected answer " .. tostring(res))) end
       if own then return note(key, now, own) end -- (already taken from this process's budget)
     end
-    -- (the first time after Redis answered: after its schedule as last seen)
-    local ahead = backlog[key]
-    backlog[key] = nil
-    local d, refused = local_delay(key, rate, burst, only_if_free, now, ahead)
+    -- (the first time after Redis answered: after its schedule as last seen,
+    -- which the others kept extending since, as far as a second of it)
+    local shared_end
+    local at = answered[key]
+    if at then
+      shared_end = (now - at <= 1 and now or at) + backlog[key]
+      answered[key], backlog[key] = nil, nil
+    end
+    local d, refused = local_delay(key, rate, burst, only_if_free, now, shared_end)
     if refused then return d end
     return note(key, now, d)
   end
