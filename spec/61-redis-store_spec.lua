@@ -576,15 +576,15 @@ describe("streamctl.store.redis against redis-server", function()
   end)
 
   it("after Redis went quiet long ago, the fallback does not wait for a schedule long run out", function()
-    local srv = helper.start {}
+    local quiet_srv = helper.start {}
     local logs, clock = {}, checks.fake_clock(1000)
-    local rl = ratelimit.new { store = R.ratelimit_store({ port = srv.port, timeout_ms = 500 }, {
+    local rl = ratelimit.new { store = R.ratelimit_store({ port = quiet_srv.port, timeout_ms = 500 }, {
       log = function(m) logs[#logs + 1] = m end, monotonic = clock.now }) }
     assert.equal(0, rl:reserve("k", 8))    -- Redis' schedule: 1/8 s ahead
     clock.t = clock.t + 100                  -- nothing for 100 s, then Redis is gone
-    srv:kill()
+    quiet_srv:kill()
     local d = rl:reserve("k", 8)
-    srv:stop()
+    quiet_srv:stop()
     assert.equal(0, d)
     assert.equal(1, #logs)
   end)
