@@ -40,15 +40,18 @@ static const char HEXU[] = "0123456789ABCDEF";
 #include <openssl/params.h>
 #define SC_KEYED_MAC 1
 typedef EVP_MAC_CTX sc_mac;
+typedef EVP_MD_CTX sc_md;
 #else
 #define SC_KEYED_MAC 0
 typedef void sc_mac;
+typedef void sc_md;
 #endif
 
 typedef struct {
     size_t len;
     sc_mac *v1;              /* HMAC-SHA1 keyed with secret .. "&" (Aliyun V1) */
     sc_mac *v3;              /* HMAC-SHA256 keyed with the secret (Aliyun V3) */
+    sc_md *md5;              /* an MD5 context, its digest fetched once (ZEGO) */
     unsigned char bytes[1];  /* len bytes follow, then a NUL */
 } sc_secret;
 
@@ -58,6 +61,7 @@ static int secret_new(lua_State *L) {
     sc_secret *sec = (sc_secret *)lua_newuserdata(L, sizeof(sc_secret) + len);
     sec->len = len;
     sec->v1 = sec->v3 = NULL;
+    sec->md5 = NULL;
     memcpy(sec->bytes, s, len);
     sec->bytes[len] = '\0';
     luaL_setmetatable(L, SECRET_MT);
@@ -71,8 +75,10 @@ static int secret_gc(lua_State *L) {
 #if SC_KEYED_MAC
     EVP_MAC_CTX_free(sec->v1); /* cleanses the keyed state */
     EVP_MAC_CTX_free(sec->v3);
+    EVP_MD_CTX_free(sec->md5); /* cleanses the state it held */
 #endif
     sec->v1 = sec->v3 = NULL;
+    sec->md5 = NULL;
     return 0;
 }
 
@@ -867,6 +873,24 @@ static unsigned long long check_uint(lua_State *L, int idx, double max, const ch
     return (unsigned long long)n;
 }
 
+#if SC_KEYED_MAC
+/* The secret's MD5 context, made on first use with the digest fetched once;
+   NULL when OpenSSL fails. Nothing here raises. */
+static sc_md *zego_md(sc_secret *sec) {
+    if (sec->md5 == NULL) {
+        EVP_MD *md = EVP_MD_fetch(NULL, "MD5", NULL);
+        EVP_MD_CTX *ctx = md != NULL ? EVP_MD_CTX_new() : NULL;
+        if (ctx != NULL && !EVP_DigestInit_ex2(ctx, md, NULL)) {
+            EVP_MD_CTX_free(ctx);
+            ctx = NULL;
+        }
+        EVP_MD_free(md); /* the context holds its own reference */
+        sec->md5 = ctx;
+    }
+    return sec->md5;
+}
+#endif
+
 static int l_zego_sign(lua_State *L) {
     char appid[24], ts[24];
     size_t nl, sl;
@@ -881,6 +905,25 @@ static int l_zego_sign(lua_State *L) {
 
     snprintf(appid, sizeof(appid), "%llu", a);
     snprintf(ts, sizeof(ts), "%llu", t);
+#if SC_KEYED_MAC
+    {
+        /* a streamctl.secret keeps a context whose digest was fetched once
+           (OpenSSL 3 fetches EVP_md5()'s implementation at every init) */
+        sc_secret *sec = (sc_secret *)luaL_testudata(L, 3, SECRET_MT);
+        if (sec != NULL) {
+            ctx = zego_md(sec);
+            ok = ctx != NULL && EVP_DigestInit_ex2(ctx, NULL, NULL) &&
+                 EVP_DigestUpdate(ctx, appid, strlen(appid)) &&
+                 EVP_DigestUpdate(ctx, nonce, nl) &&
+                 EVP_DigestUpdate(ctx, secret, sl) &&
+                 EVP_DigestUpdate(ctx, ts, strlen(ts)) &&
+                 EVP_DigestFinal_ex(ctx, md, &mdl);
+            if (!ok) return luaL_error(L, "MD5 failed (is MD5 disabled in this OpenSSL?)");
+            push_hex(L, md, mdl);
+            return 1;
+        }
+    }
+#endif
     ctx = EVP_MD_CTX_new();
     if (ctx == NULL) return luaL_error(L, "out of memory");
     ok = EVP_DigestInit_ex(ctx, EVP_md5(), NULL) &&

@@ -134,6 +134,12 @@ describe("published signing vectors", function()
     assert.equal(z.signature, core.zego_sign(z.app_id, z.signature_nonce, z.server_secret, z.timestamp))
     assert.equal(z.signature, core.zego_sign(string.format("%d", z.app_id), z.signature_nonce,
       core.secret(z.server_secret), string.format("%d", z.timestamp)))
+    -- a streamctl.secret's context, used again and again, signs each input afresh
+    local secret = core.secret(z.server_secret)
+    for i = 1, 3 do
+      assert.equal(openssl.md5_hex("1234" .. "n" .. i .. z.server_secret .. "99"), core.zego_sign(1234, "n" .. i, secret, 99))
+      assert.equal(z.signature, core.zego_sign(z.app_id, z.signature_nonce, secret, z.timestamp))
+    end
   end)
 end)
 
