@@ -52,6 +52,7 @@ typedef struct {
     sc_mac *v1;              /* HMAC-SHA1 keyed with secret .. "&" (Aliyun V1) */
     sc_mac *v3;              /* HMAC-SHA256 keyed with the secret (Aliyun V3) */
     sc_md *md5;              /* an MD5 context, its digest fetched once (ZEGO) */
+    sc_md *sha256;           /* a SHA-256 context, the same (Aliyun V3's canonical request) */
     unsigned char bytes[1];  /* len bytes follow, then a NUL */
 } sc_secret;
 
@@ -61,7 +62,7 @@ static int secret_new(lua_State *L) {
     sc_secret *sec = (sc_secret *)lua_newuserdata(L, sizeof(sc_secret) + len);
     sec->len = len;
     sec->v1 = sec->v3 = NULL;
-    sec->md5 = NULL;
+    sec->md5 = sec->sha256 = NULL;
     memcpy(sec->bytes, s, len);
     sec->bytes[len] = '\0';
     luaL_setmetatable(L, SECRET_MT);
@@ -76,9 +77,10 @@ static int secret_gc(lua_State *L) {
     EVP_MAC_CTX_free(sec->v1); /* cleanses the keyed state */
     EVP_MAC_CTX_free(sec->v3);
     EVP_MD_CTX_free(sec->md5); /* cleanses the state it held */
+    EVP_MD_CTX_free(sec->sha256);
 #endif
     sec->v1 = sec->v3 = NULL;
-    sec->md5 = NULL;
+    sec->md5 = sec->sha256 = NULL;
     return 0;
 }
 
@@ -738,8 +740,40 @@ static sc_header *collect_headers(lua_State *L, int tidx, size_t *count) {
 
 /* SHA-256 of p[0..n) into out; raises if OpenSSL fails (callers own nothing
  * outside Lua when they call it). */
-static void sha256(lua_State *L, const void *p, size_t n, unsigned char out[32]) {
+#if SC_KEYED_MAC
+/* A secret's digest context in *slot (MD5 for ZEGO, SHA-256 for V3), made
+   on first use with its digest fetched once (OpenSSL 3 fetches EVP_md5()'s
+   and EVP_sha256()'s implementations at every init); NULL when OpenSSL
+   fails. Nothing here raises. */
+static sc_md *secret_md(sc_md **slot, const char *name) {
+    if (*slot == NULL) {
+        EVP_MD *md = EVP_MD_fetch(NULL, name, NULL);
+        EVP_MD_CTX *ctx = md != NULL ? EVP_MD_CTX_new() : NULL;
+        if (ctx != NULL && !EVP_DigestInit_ex2(ctx, md, NULL)) {
+            EVP_MD_CTX_free(ctx);
+            ctx = NULL;
+        }
+        EVP_MD_free(md); /* the context holds its own reference */
+        *slot = ctx;
+    }
+    return *slot;
+}
+#endif
+
+/* SHA-256 of p[0..n): through the secret's context when there is one. */
+static void sha256(lua_State *L, sc_secret *sec, const void *p, size_t n, unsigned char out[32]) {
     unsigned int len = 32;
+#if SC_KEYED_MAC
+    sc_md *ctx = sec != NULL ? secret_md(&sec->sha256, "SHA256") : NULL;
+    if (ctx != NULL) {
+        if (!EVP_DigestInit_ex2(ctx, NULL, NULL) || !EVP_DigestUpdate(ctx, p, n) ||
+            !EVP_DigestFinal_ex(ctx, out, &len) || len != 32)
+            luaL_error(L, "SHA-256 failed");
+        return;
+    }
+#else
+    (void)sec;
+#endif
     if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1 || len != 32) luaL_error(L, "SHA-256 failed");
 }
 
@@ -780,8 +814,12 @@ static int l_aliyun_sign_v3(lua_State *L) {
     sec = (sc_secret *)luaL_testudata(L, 8, SECRET_MT);
 
     hs = collect_headers(L, 5, &nh);           /* base + 1 */
-    sha256(L, body, bl, digest);
-    push_hex(L, digest, 32);                   /* base + 2: hashed payload */
+    if (bl == 0) {                             /* (every request streamctl makes) */
+        lua_pushliteral(L, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    } else {
+        sha256(L, sec, body, bl, digest);
+        push_hex(L, digest, 32);               /* base + 2: hashed payload */
+    }
 
     /* signed header names, "a;b;c" */
     luaL_buffinit(L, &b);
@@ -816,7 +854,7 @@ static int l_aliyun_sign_v3(lua_State *L) {
     luaL_pushresult(&b);                       /* base + 5: canonical request */
     cr = lua_tolstring(L, -1, &crl);
 
-    sha256(L, cr, crl, digest);
+    sha256(L, sec, cr, crl, digest);
     to_hex(hexcr, digest, 32);
     hexcr[64] = '\0';
     memcpy(sts, V3_ALGORITHM "\n", sizeof(V3_ALGORITHM));
@@ -873,23 +911,6 @@ static unsigned long long check_uint(lua_State *L, int idx, double max, const ch
     return (unsigned long long)n;
 }
 
-#if SC_KEYED_MAC
-/* The secret's MD5 context, made on first use with the digest fetched once;
-   NULL when OpenSSL fails. Nothing here raises. */
-static sc_md *zego_md(sc_secret *sec) {
-    if (sec->md5 == NULL) {
-        EVP_MD *md = EVP_MD_fetch(NULL, "MD5", NULL);
-        EVP_MD_CTX *ctx = md != NULL ? EVP_MD_CTX_new() : NULL;
-        if (ctx != NULL && !EVP_DigestInit_ex2(ctx, md, NULL)) {
-            EVP_MD_CTX_free(ctx);
-            ctx = NULL;
-        }
-        EVP_MD_free(md); /* the context holds its own reference */
-        sec->md5 = ctx;
-    }
-    return sec->md5;
-}
-#endif
 
 static int l_zego_sign(lua_State *L) {
     char appid[24], ts[24];
@@ -911,7 +932,7 @@ static int l_zego_sign(lua_State *L) {
            (OpenSSL 3 fetches EVP_md5()'s implementation at every init) */
         sc_secret *sec = (sc_secret *)luaL_testudata(L, 3, SECRET_MT);
         if (sec != NULL) {
-            ctx = zego_md(sec);
+            ctx = secret_md(&sec->md5, "MD5");
             ok = ctx != NULL && EVP_DigestInit_ex2(ctx, NULL, NULL) &&
                  EVP_DigestUpdate(ctx, appid, strlen(appid)) &&
                  EVP_DigestUpdate(ctx, nonce, nl) &&
@@ -945,7 +966,7 @@ static int l_sha256_hex(lua_State *L) {
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     unsigned char d[32];
-    sha256(L, s, n, d);
+    sha256(L, NULL, s, n, d);
     push_hex(L, d, 32);
     return 1;
 }
