@@ -21,6 +21,8 @@ dependencies = {
    "lua-cjson >= 2.1",
    "argparse >= 0.7",       -- the command line (Debian: lua-argparse)
    "luafilesystem >= 1.8",  -- profile file permissions (Debian: lua-filesystem)
+   -- The redis option also needs, inside nginx only, lua-resty-redis (Debian:
+   -- lua-nginx-redis, `require "nginx.redis"`), which OpenResty bundles.
 }
 external_dependencies = {
    OPENSSL = { header = "openssl/evp.h", library = "crypto" },

@@ -9,8 +9,8 @@
 -- Where it talks to Redis, chosen at every call as the HTTP transport is
 -- (streamctl.transport.auto): inside nginx, in a phase with cosockets
 -- (rewrite, access, content, ngx.timer callbacks, ssl_*), through
--- `nginx.redis` (lua-nginx-redis): connect (from nginx's pool when it can),
--- AUTH and SELECT on a new connection only, the script, then `set_keepalive`
+-- `nginx.redis` (Debian's lua-nginx-redis; OpenResty's `resty.redis`):
+-- connect (from nginx's pool when it can), AUTH and SELECT on a new connection only, the script, then `set_keepalive`
 -- (a cosocket cannot outlive its request or timer). The pool is named by
 -- host, port, db and password (by a number standing for it), so a pooled
 -- connection is never used with another database or password. Elsewhere
@@ -428,8 +428,12 @@ end
 
 -- Runs fn(cmd) with a cosocket connection from nginx's pool.
 local function ngx_session(self, fn)
+  -- Debian's lua-nginx-redis is nginx.redis; OpenResty bundles the same as resty.redis
   local ok_mod, redis_ngx = pcall(require, "nginx.redis")
-  if not ok_mod then return nil, "nginx.redis (lua-nginx-redis) cannot be loaded: " .. tostring(redis_ngx), "io" end
+  if not ok_mod then ok_mod, redis_ngx = pcall(require, "resty.redis") end
+  if not ok_mod then
+    return nil, "neither nginx.redis (Debian: lua-nginx-redis) nor resty.redis (OpenResty) can be loaded", "io"
+  end
   local cfg = self.config
   local res, err, kind
   for _ = 1, 2 do
