@@ -71,4 +71,26 @@ static inline char *sc_prepbuffsize(luaL_Buffer *b, size_t sz) {
 #define sc_newlib(L, l) luaL_newlib((L), (l))
 #endif
 
+/* A class's metatable `name` (once): methods as __index, `close` as __gc
+   and (Lua 5.4) __close, `tostring`, __name, and a hidden metatable. */
+static inline void sc_new_class(lua_State *L, const char *name, const luaL_Reg *methods,
+                                lua_CFunction close, lua_CFunction tostring) {
+    if (luaL_newmetatable(L, name)) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, close);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, close);
+        lua_setfield(L, -2, "__close"); /* Lua 5.4 to-be-closed variables */
+        lua_pushcfunction(L, tostring);
+        lua_setfield(L, -2, "__tostring");
+        lua_pushstring(L, name);
+        lua_setfield(L, -2, "__name");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+}
+
 #endif

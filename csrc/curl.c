@@ -972,26 +972,6 @@ static const luaL_Reg curl_funcs[] = {
     {"multi", l_multi},
     {NULL, NULL}};
 
-static void new_class(lua_State *L, const char *name, const luaL_Reg *methods,
-                      lua_CFunction close, lua_CFunction tostring) {
-    if (luaL_newmetatable(L, name)) {
-        lua_newtable(L);
-        luaL_setfuncs(L, methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, close);
-        lua_setfield(L, -2, "__close"); /* Lua 5.4 to-be-closed variables */
-        lua_pushcfunction(L, tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushstring(L, name);
-        lua_setfield(L, -2, "__name");
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
-}
-
 static int curl_initialized = 0;
 
 int luaopen_streamctl_curl(lua_State *L) {
@@ -1002,8 +982,8 @@ int luaopen_streamctl_curl(lua_State *L) {
                               curl_easy_strerror(rc));
         curl_initialized = 1;
     }
-    new_class(L, EASY_MT, easy_methods, easy_close, easy_tostring);
-    new_class(L, MULTI_MT, multi_methods, multi_close, multi_tostring);
+    sc_new_class(L, EASY_MT, easy_methods, easy_close, easy_tostring);
+    sc_new_class(L, MULTI_MT, multi_methods, multi_close, multi_tostring);
     sc_newlib(L, curl_funcs);
     return 1;
 }

@@ -416,22 +416,7 @@ static const luaL_Reg redis_funcs[] = {
     {NULL, NULL}};
 
 int luaopen_streamctl_redis(lua_State *L) {
-    if (luaL_newmetatable(L, CONN_MT)) {
-        lua_newtable(L);
-        luaL_setfuncs(L, conn_methods, 0);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, conn_close);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, conn_close);
-        lua_setfield(L, -2, "__close"); /* Lua 5.4 to-be-closed variables */
-        lua_pushcfunction(L, conn_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushstring(L, CONN_MT);
-        lua_setfield(L, -2, "__name");
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "__metatable");
-    }
-    lua_pop(L, 1);
+    sc_new_class(L, CONN_MT, conn_methods, conn_close, conn_tostring);
     sc_newlib(L, redis_funcs);
     lua_pushlightuserdata(L, (void *)&null_reply);
     lua_setfield(L, -2, "null");

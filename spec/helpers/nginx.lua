@@ -84,12 +84,7 @@ end
 M.free_ports = require("spec.helpers.emulator").free_ports
 
 --- A fresh temporary directory.
-function M.temp_dir()
-  local name = os.tmpname()
-  os.remove(name)
-  assert(run("mkdir -p " .. quote(name)), "cannot create " .. name)
-  return name
-end
+M.temp_dir = process.temp_dir
 
 -- Lua 5.1 C module directories that hold cjson.so (Debian's multiarch ones first).
 function M.lua51_cpath()

@@ -38,6 +38,14 @@ function M.write_file(path, text)
   f:close()
 end
 
+--- A new empty directory (under the system's temporary directory).
+function M.temp_dir()
+  local name = os.tmpname()
+  os.remove(name)
+  assert(M.run("mkdir -p " .. M.quote(name)), "cannot create " .. name)
+  return name
+end
+
 --- What `cmd` prints on standard output.
 function M.capture(cmd)
   local p = assert(io.popen(cmd, "r"))

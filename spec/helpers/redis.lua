@@ -43,12 +43,7 @@ function M.available()
   return true
 end
 
-local function temp_dir()
-  local name = os.tmpname()
-  os.remove(name)
-  assert(run("mkdir -p " .. quote(name)), "cannot create " .. name)
-  return name
-end
+local temp_dir = process.temp_dir
 
 -- Does a redis-server answer PING on port (PONG, or NOAUTH with a password)?
 local function answers(port)
