@@ -275,7 +275,8 @@ describe("streamctl (the command)", function()
       os.execute("(sh -c " .. q("echo $$ >" .. q(pidfile) .. "; exec " .. cmd) .. " >" .. q(out) .. " 2>&1; echo $? >"
         .. q(codefile) .. ") &")
       local deadline = socket.gettime() + 10
-      while not nginx.read_file(pidfile) and socket.gettime() < deadline do socket.sleep(0.05) end
+      -- (until the pid is whole: the shell creates the file before it writes it)
+      while not (nginx.read_file(pidfile) or ""):find("\n") and socket.gettime() < deadline do socket.sleep(0.05) end
       local pid = assert(tonumber(nginx.read_file(pidfile)), "the command did not start")
       socket.sleep(1.5) -- about 40 of 150 at 28.5 per second
       os.execute("kill -INT " .. pid)
