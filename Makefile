@@ -106,17 +106,18 @@ check-doc: build-5.4
 	  || { echo "docs/streamctl.bash is out of date: run make doc"; exit 1; }
 	@echo "docs: ldoc clean, man page and completion current"
 
-# Each run leaves "passed failed" in build/test-*.count for the summary line.
+# Each run leaves "passed failed" in build/test-*.count for the summary line
+# (braces: the log is the whole pipeline's input, not only awk's).
 COUNT = sed -n 's/^\([0-9]*\) successes \/ \([0-9]*\) failures \/ \([0-9]*\) errors.*/\1 \2 \3/p' | awk '{print $$1, $$2 + $$3}'
 test-5.4: build-5.4 build-jit
 	@mkdir -p build
 	@set -o pipefail; $(ENV54) lua5.4 $(BUSTED) $(SPECS) | tee build/test-5.4.log
-	@$(COUNT) < build/test-5.4.log > build/test-5.4.count
+	@{ $(COUNT); } < build/test-5.4.log > build/test-5.4.count
 
 test-jit: build-jit
 	@mkdir -p build
 	@set -o pipefail; $(ENVJIT) luajit $(BUSTED) $(SPECS) | tee build/test-jit.log
-	@$(COUNT) < build/test-jit.log > build/test-jit.count
+	@{ $(COUNT); } < build/test-jit.log > build/test-jit.count
 
 # The demo runs against the emulator in its own directory on the default ports.
 DEMO_DIR := $(ROOT)/build/demo-emulator
