@@ -46,19 +46,10 @@ return function()
 end
 ]==]
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = process.write_file
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return "" end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+-- A file's bytes, "" when there is none (yet).
+local function read(path) return process.read_file(path) or "" end
 
 local function json_lines(text)
   local out = {}
