@@ -64,6 +64,7 @@ build = {
       ["streamctl.sequence"] = "lua/streamctl/sequence.lua",
       ["streamctl.store.shdict"] = "lua/streamctl/store/shdict.lua",
       ["streamctl.store.redis"] = "lua/streamctl/store/redis.lua",
+      ["streamctl.store.redisconn"] = "lua/streamctl/store/redisconn.lua",
       ["streamctl.transport.auto"] = "lua/streamctl/transport/auto.lua",
       ["streamctl.transport.curl"] = "lua/streamctl/transport/curl.lua",
       ["streamctl.transport.ngx"] = "lua/streamctl/transport/ngx.lua",
