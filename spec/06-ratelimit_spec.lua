@@ -10,8 +10,9 @@ local fake_clock = checks.fake_clock
 -- Asserts that fn raises an error mentioning `fragment`, blamed on this file.
 local function raises(fn, fragment) checks.raises(fn, fragment, "06-ratelimit_spec.lua") end
 
-local function near(expected, actual, eps)
-  eps = eps or EPS
+-- (two arguments only: a reservation's second result, committed, is no epsilon)
+local function near(expected, actual)
+  local eps = EPS
   assert(math.abs(expected - actual) <= eps,
     string.format("expected %.17g, got %.17g", expected, actual))
 end
@@ -57,7 +58,7 @@ describe("limiter:reserve", function()
   it("stays exact over 1000 reservations", function()
     local last
     for _ = 1, 1000 do last = rl:reserve("k", 30) end
-    near(999 / 30, last, 1e-9)
+    near(999 / 30, last)
   end)
 
   it("makes callers that each sleep their delay send evenly spaced", function()
@@ -189,6 +190,64 @@ describe("limiter:reserve", function()
     raises(function() r:reserve("k", 1) end, "clock returned nil")
     r = ratelimit.new { clock = function() return 0 / 0 end }
     raises(function() r:reserve("k", 1) end, "clock returned")
+  end)
+end)
+
+describe("limiter:reserve with max_delay (just in time)", function()
+  local clock, rl
+  before_each(function()
+    clock = fake_clock(1000)
+    rl = ratelimit.new { clock = clock.now }
+  end)
+
+  it("commits a slot within max_delay and says so", function()
+    assert.same({ 0, true }, { rl:reserve("k", 10, 1, 0.25) })
+    local d, committed = rl:reserve("k", 10, 1, 0.25)
+    near(0.1, d)
+    assert.is_true(committed)
+  end)
+
+  it("commits nothing beyond max_delay, and says when the slot would be free", function()
+    for _ = 1, 3 do rl:reserve("k", 10, 1, 0.25) end -- slots at +0, +0.1, +0.2
+    local d, committed = rl:reserve("k", 10, 1, 0.25)
+    near(0.3, d)
+    assert.is_false(committed)
+    -- nothing was recorded: the same answer again, and at +0.05 the slot is within reach
+    near(0.3, (rl:reserve("k", 10, 1, 0.25)))
+    clock.t = clock.t + 0.05
+    local d2, c2 = rl:reserve("k", 10, 1, 0.25)
+    near(0.25, d2)
+    assert.is_true(c2)
+  end)
+
+  it("never holds more than the horizon ahead, however many ask", function()
+    local committed = 0
+    for _ = 1, 100 do
+      local _, c = rl:reserve("k", 20, 1, 0.2)
+      if c then committed = committed + 1 end
+    end
+    assert.equal(5, committed) -- +0, +0.05, +0.1, +0.15, +0.2
+  end)
+
+  it("refuses a max_delay that is no number >= 0", function()
+    raises(function() rl:reserve("k", 10, 1, -1) end, "bad argument #4 to 'reserve' (max_delay must be a number >= 0, got -1)")
+    raises(function() rl:reserve("k", 10, 1, 0 / 0) end, "max_delay must be a number >= 0")
+    raises(function() rl:reserve("k", 10, 1, "1") end, "max_delay must be a number >= 0, got 1")
+  end)
+
+  it("hands max_delay to a store's reserve, and refuses one that does not say whether it committed", function()
+    local seen
+    local store = { reserve = function(_, key, rate, burst, max_delay)
+      seen = { key, rate, burst, max_delay }
+      return 0.5, false
+    end }
+    local r = ratelimit.new { store = store }
+    assert.same({ 0.5, false }, { r:reserve("k", 2, 3, 0.4) })
+    assert.same({ "k", 2, 3, 0.4 }, seen)
+    r:reserve("k", 2)
+    assert.equal(math.huge, seen[4])
+    store.reserve = function() return 0.5 end
+    raises(function() r:reserve("k", 2) end, "store:reserve returned no 'committed' boolean beside its delay")
   end)
 end)
 

@@ -19,7 +19,7 @@
 --
 -- or, instead of those three, one method that does the whole reservation:
 --
---   store:reserve(key, rate, burst, only_if_free) -> delay | nil, err
+--   store:reserve(key, rate, burst, max_delay) -> delay, committed | nil, err
 --
 -- `value` is a `tat` in the limiter's clock. `ttl` is when the entry stops
 -- mattering: once it has passed, a missing entry means the same as the stored
@@ -46,9 +46,18 @@
 -- clocks differ share one schedule. The limiter then calls only `reserve`
 -- and never reads its own clock. `reserve` applies the GCRA above to `key`
 -- (`rate` > 0 tokens per second, `burst` an integer >= 1, both already
--- checked), commits the slot and returns the delay in seconds (a number >= 0;
--- 0 means go now); with `only_if_free` true it commits nothing unless the
--- delay is 0, and returns the delay all the same. `nil, err` when it fails.
+-- checked) and commits the slot when its delay is at most `max_delay`
+-- seconds (a number >= 0, `math.huge` for "whatever the delay"; 0 means
+-- "only if free now"). It returns the delay in seconds (a number >= 0; 0
+-- means go now) and whether it committed the slot; when it did not, the
+-- delay says when the slot would be free. `nil, err` when it fails.
+--
+-- Reserving just in time. A caller that holds a slot far in the future has
+-- promised a request nobody can take back: if the shared state is lost
+-- (a Redis that restarts empty, an evicted key), the new schedule knows
+-- nothing of it. `reserve`'s `max_delay` lets a caller hold only a short
+-- horizon of slots: it asks again when the time has nearly come (the engine
+-- does, with `horizon`).
 --
 -- @module streamctl.ratelimit
 
@@ -201,18 +210,22 @@ local function check_args(fname, key, rate, burst)
   return burst
 end
 
--- Computes one reservation and records it (with `only_if_free`, only when
--- its delay is 0). Returns the delay, or nil, err when the store fails.
-local function take(self, key, rate, burst, only_if_free)
+-- Computes one reservation and records it when its delay is at most
+-- `max_delay`. Returns the delay and whether it was committed, or nil, err
+-- when the store fails.
+local function take(self, key, rate, burst, max_delay)
   local store = self.store
   if store.reserve then -- the store's own clock and atomicity
-    local delay, err = store:reserve(key, rate, burst, only_if_free)
-    if delay == nil then return nil, err or "store reserve failed" end
+    local delay, committed = store:reserve(key, rate, burst, max_delay)
+    if delay == nil then return nil, committed or "store reserve failed" end
     if type(delay) ~= "number" or not (delay >= 0 and delay < huge) then
       error("streamctl.ratelimit: store:reserve returned " .. tostring(delay) .. ", not a delay in seconds", 3)
     end
+    if type(committed) ~= "boolean" then
+      error("streamctl.ratelimit: store:reserve returned no 'committed' boolean beside its delay", 3)
+    end
     if delay <= M.EPSILON then delay = 0 end
-    return delay
+    return delay, committed
   end
 
   local interval = 1 / rate
@@ -229,13 +242,13 @@ local function take(self, key, rate, burst, only_if_free)
     local delay = tat - tau - now
     if delay <= M.EPSILON then
       delay = 0
-    elseif only_if_free then
-      return delay
+    elseif delay > max_delay + M.EPSILON then
+      return delay, false
     end
     local new_tat = tat + interval
     local ok, serr = store:set(key, new_tat, new_tat - now)
     if not ok then return nil, serr or "store set failed" end
-    return delay
+    return delay, true
   end
 
   if store.atomically then
@@ -247,17 +260,27 @@ end
 --- Reserves one token for `key` and says how long to wait before using it.
 --
 -- The reservation is committed: the caller is expected to wait the returned
--- delay and then send. With `rate` nil, false or `math.huge` there is no limit
--- and nothing is recorded.
+-- delay and then send. With `max_delay`, it is committed only when the
+-- delay is at most that many seconds; otherwise nothing is recorded and the
+-- delay says when a slot would be free (ask again a little before then).
+-- With `rate` nil, false or `math.huge` there is no limit and nothing is
+-- recorded.
 -- @tparam string key the bucket, e.g. "aliyun:LTAI...:ResumeLiveStream"
 -- @tparam number|nil|false rate tokens per second (> 0)
 -- @tparam[opt=1] integer burst bucket size (>= 1)
+-- @tparam[opt=math.huge] number max_delay the longest delay to commit, in seconds (>= 0)
 -- @treturn number seconds to wait (0: go now); or nil, err if the store failed
-function Limiter:reserve(key, rate, burst)
+-- @treturn boolean whether the slot was committed
+function Limiter:reserve(key, rate, burst, max_delay)
   burst = check_args("reserve", key, rate, burst)
-  if not burst then return 0 end
-  local delay, err = take(self, key, rate, burst, false) -- not a tail call: keeps error levels right
-  return delay, err
+  if max_delay == nil then
+    max_delay = huge
+  elseif type(max_delay) ~= "number" or not (max_delay >= 0) then
+    error("bad argument #4 to 'reserve' (max_delay must be a number >= 0, got " .. tostring(max_delay) .. ")", 2)
+  end
+  if not burst then return 0, true end
+  local delay, committed = take(self, key, rate, burst, max_delay) -- not a tail call: keeps error levels right
+  return delay, committed
 end
 
 --- Takes one token for `key` only if one is available now.
@@ -269,9 +292,9 @@ end
 function Limiter:try(key, rate, burst)
   burst = check_args("try", key, rate, burst)
   if not burst then return true end
-  local delay, err = take(self, key, rate, burst, true)
-  if delay == nil then return nil, err end
-  if delay == 0 then return true end
+  local delay, committed = take(self, key, rate, burst, 0)
+  if delay == nil then return nil, committed end
+  if committed then return true end
   return false, delay
 end
 

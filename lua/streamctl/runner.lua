@@ -8,8 +8,16 @@
 --   sign(attempt)  -> request | nil, err      signs one attempt, at the moment it is sent
 --   decode(attempt, response, failure) -> result | nil, err
 --                                             reads an answer, or wraps a transport failure
---   pace(action)   -> seconds                 commits a rate-limit slot for one request of
---                                             `action` and says how long to wait for it
+--   pace(action, max_delay, job) -> seconds, committed
+--                                            reserves a rate-limit slot for one request of
+--                                             `action` (the job's next attempt) when it is at
+--                                             most `max_delay` seconds away, and says how long
+--                                             to wait for it; `committed` false: nothing was
+--                                             reserved, the delay says when a slot would be
+--                                             free (a pace that returns only seconds commits)
+--   horizon(action) -> seconds               (optional) the longest delay a slot may be
+--                                             reserved ahead (see "Pacing"); without it a
+--                                             slot is reserved whatever its delay
 --   retry          a streamctl.retry policy (`decide(err, n)`, `on_success()`)
 --   window(action) -> n | nil                (optional) the cap as "n per any 1 s": the
 --                                             engine then never sends the (k + n)-th request of
@@ -64,13 +72,22 @@
 -- the retry policy allows; a failed look-up leaves the call's own error,
 -- with the look-up's failure added to its message.
 --
--- Pacing. `pace` spaces requests on a schedule; a request sent late (a
--- stalled process, a garbage-collection pause) does not move that schedule,
--- so without more the n-th request after it could reach the provider within
--- the same second. With `window`, the engine also keeps the actual send
--- times of each action's last n requests and holds a request until the one n
--- before it is more than a second old: a late request delays the later ones
--- instead of crowding them.
+-- Pacing. `pace` spaces requests on a schedule, reserved just in time: a
+-- job asks for its slot only when its own time has come (a retry's backoff
+-- over), and only a slot at most `horizon(action)` ahead is taken; a farther
+-- one is asked for again when it is within reach (one job per action asks
+-- meanwhile, the others wait with it). So whatever goes wrong (a shared
+-- store that forgets its schedule), the slots this engine holds lie within
+-- the horizon, a few requests. A request sent late (a stalled process, a
+-- garbage-collection pause) must not crowd a second either: a slot that was
+-- not used within `LATE` seconds of its time is given up and the job asks
+-- for a new one, so a late request never goes out on its old slot. With
+-- `window`, the engine also keeps the actual send times of each action's
+-- last n requests and holds a request until the one n before it is more
+-- than a second old.
+--
+-- Cancellation. Once `cancel()` is true, no wait of the engine's lasts
+-- longer than `CANCEL_POLL` seconds: it asks `cancel` at least that often.
 --
 -- Order. An attempt whose outcome is unknown can still land later (a request
 -- the server holds while the client times out). Once a job on a stream had
@@ -88,7 +105,7 @@
 -- @module streamctl.runner
 
 local type, ipairs, pairs, error, tostring, setmetatable = type, ipairs, pairs, error, tostring, setmetatable
-local max, floor = math.max, math.floor
+local max, min, floor, huge = math.max, math.min, math.floor, math.huge
 local remove, sort = table.remove, table.sort
 
 local M = {}
@@ -103,6 +120,23 @@ local EPSILON = 1e-9
 --- What the (k + n)-th request of an action waits beyond 1 s after the k-th
 -- was sent: room for the network to carry one a little faster than the other.
 M.WINDOW_GUARD = 0.02
+
+--- How late (seconds) a request may go out after its reserved slot before
+-- the slot is given up and a new one reserved. Within the pacing margin
+-- (streamctl.client's RATE_MARGIN: 5% of a second is 50 ms, of which this
+-- takes 20 and the network's jitter the rest).
+M.LATE = 0.02
+
+--- With a `cancel`, the longest the engine waits before asking it again.
+M.CANCEL_POLL = 0.1
+
+--- The longest the engine waits before asking `pace` again after it
+-- reserved nothing (a delay longer than that, however it came about, is
+-- asked about again rather than slept through).
+M.MAX_PACE_WAIT = 1
+
+-- The least it waits before asking `pace` again (no busy loop).
+local MIN_PACE_WAIT = 0.001
 
 --- Wraps a blocking transport `function(request) -> res | nil, err` as an io.
 function M.sync_io(send, now, sleep)
@@ -162,6 +196,7 @@ function M.new(iface)
   need(iface, "retry", "table")
   if iface.correct_clock ~= nil then need(iface, "correct_clock", "function") end
   if iface.window ~= nil then need(iface, "window", "function") end
+  if iface.horizon ~= nil then need(iface, "horizon", "function") end
   if iface.observe ~= nil then need(iface, "observe", "function") end
   if iface.cancel ~= nil then need(iface, "cancel", "function") end
   if iface.settle ~= nil and not (type(iface.settle) == "number" and iface.settle >= 0) then
@@ -170,9 +205,10 @@ function M.new(iface)
   return setmetatable({
     io = iface.io, sign = iface.sign, decode = iface.decode, pace = iface.pace,
     retry = iface.retry, correct_clock = iface.correct_clock, settle = iface.settle or 0, window = iface.window,
-    observe = iface.observe, cancel = iface.cancel,
+    observe = iface.observe, cancel = iface.cancel, horizon = iface.horizon,
     unsettled = {}, unsettled_count = 0, -- stream -> { settled_at = t, action = a }
     sends = {},                          -- action -> ring of the last n send times
+    pace_wait = {},                      -- action -> until when no job asks pace again (refused)
   }, Engine)
 end
 
@@ -236,6 +272,36 @@ local function settles_at(engine, job, now)
   return latest
 end
 
+local function by_time(a, b) return a.at < b.at end
+
+-- nil when `job`, due now, may be sent now; else when to look at it again.
+-- Reserves its rate-limit slot just in time (see "Pacing" above): a slot
+-- gone stale is given up, a refused reservation keeps every job of that
+-- action waiting until the slot is within reach, and the window holds a
+-- request whose second is full.
+local function not_yet(engine, job, now)
+  local action = next_action(job)
+  if job.slot_at and now - job.slot_at > M.LATE then job.slot_at = nil end -- too late for its slot
+  if not job.slot_at then
+    local wait = engine.pace_wait[action]
+    if wait then
+      if wait > now + EPSILON then return wait end
+      engine.pace_wait[action] = nil
+    end
+    local horizon = engine.horizon and engine.horizon(action) or huge
+    local delay, committed = engine.pace(action, horizon, job)
+    delay = delay or 0
+    if committed == false then
+      local back = now + min(max(delay - horizon, MIN_PACE_WAIT), M.MAX_PACE_WAIT)
+      engine.pace_wait[action] = back
+      return back
+    end
+    job.slot_at = now + delay
+    if delay > EPSILON then return job.slot_at end
+  end
+  return window_hold(engine, action, now) -- an earlier request went late: wait for its second to pass
+end
+
 --- Runs `jobs` to completion.
 -- @param jobs array of jobs (see above)
 -- @param opts `concurrency` (default 1), `on_progress(done, total, job)`
@@ -267,11 +333,12 @@ function Engine:run(jobs, opts)
     if on_progress then on_progress(finished, total, job) end
   end
 
-  -- Puts `job` in line for its next attempt of `role`, after `delay` seconds
-  -- and its rate-limit slot, whichever is later.
+  -- Puts `job` in line for its next attempt of `role`, after `delay`
+  -- seconds; its rate-limit slot is reserved when that time has come.
   local function schedule(job, role, delay)
     job.next_role = role
-    job.at = io.now() + max(delay, engine.pace(next_action(job)))
+    job.at = io.now() + delay
+    job.slot_at = nil
     waiting[#waiting + 1] = job
   end
 
@@ -468,17 +535,18 @@ function Engine:run(jobs, opts)
       if finished >= total then break end
     end
     local now = io.now()
-    sort(waiting, function(a, b) return a.at < b.at end)
+    sort(waiting, by_time)
     while waiting[1] and waiting[1].at <= now + EPSILON and inflight < concurrency do
       local job = remove(waiting, 1)
-      local hold = window_hold(engine, next_action(job), now)
-      if hold then
-        job.at = hold -- an earlier request went late: this one waits for its second to pass
+      local later = not_yet(engine, job, now)
+      if later then
+        job.at = later
         waiting[#waiting + 1] = job
-        sort(waiting, function(a, b) return a.at < b.at end)
+        sort(waiting, by_time)
       else
         send(job)
       end
+      now = io.now()
     end
     admit()
     if finished >= total then break end
@@ -494,6 +562,7 @@ function Engine:run(jobs, opts)
     else
       error("streamctl.runner: no job can make progress") -- a bug, never a user's error
     end
+    if engine.cancel and timeout > M.CANCEL_POLL then timeout = M.CANCEL_POLL end
     for _, c in ipairs(poll(timeout)) do
       local attempt = run.attempts[c.key]
       if attempt then
