@@ -198,8 +198,28 @@ describe("parameters", function()
     _, err = z:call("ForbidRTCStreams", { StreamId = { x = 1 } })
     assert.equal("parameter 'StreamId' must be an array (a table with keys 1..n) or a single value", err.message)
     _, err = z:call("ResumeRTCStream", { StreamId = "s", Sequence = "1e3" })
-    assert.equal("parameter 'Sequence' must be decimal digits of an integer below 2^53", err.message)
-    assert.equal(0, #zw.sent)
+    local rule = "parameter 'Sequence' must be decimal digits of an integer at most 9007198254740991 "
+      .. "(2^53 - 1 less room for the calls after it)"
+    assert.equal(rule, err.message)
+    for _, bad in ipairs { "9007199254740991", "9007198254740992", "00000000000000000001" } do
+      _, err = z:call("ResumeRTCStream", { StreamId = "s", Sequence = bad })
+      assert.equal(rule, err.message)
+    end
+    assert(z:call("ResumeRTCStream", { StreamId = "s", Sequence = "9007198254740991" }))
+    -- a Sequence not above the last one sent for the stream: refused before sending
+    _, err = z:call("ResumeRTCStream", { StreamId = "s", Sequence = "9007198254740991" })
+    assert.equal("parameter 'Sequence' (9007198254740991) must be above the last one sent for stream 's' "
+      .. "(9007198254740991)", err.message)
+    assert.equal("validation", err.kind)
+    assert.is_false(err.sent)
+    _, err = z:call("ForbidRTCStreams", { StreamId = { "t", "s" }, Sequence = "5" })
+    assert.equal("parameter 'Sequence' (5) must be above the last one sent for stream 's' (9007198254740991)",
+      err.message)
+    -- the generated ones continue above it, with room to spare
+    local r = assert(z:call("ForbidRTCStream", { StreamId = "s" }))
+    assert.truthy(r)
+    assert.equal(1 + 1, #zw.sent)
+    assert.equal("9007198254740992", zw.sent[2].url:match("Sequence=(%d+)"))
   end)
 
   it("CreateLivePullToPush: the documented rules", function()

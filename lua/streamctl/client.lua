@@ -78,6 +78,18 @@ local M = {}
 -- the strictest way a provider can count.
 M.RATE_MARGIN = 0.05
 
+--- How many slots of one action a client reserves ahead at most (see
+-- streamctl.runner, "Pacing"): a horizon of this many intervals, and never
+-- more than `MAX_HORIZON` seconds. Whatever happens to a shared store, the
+-- slots already promised are this few.
+M.HORIZON_SLOTS = 4
+M.MAX_HORIZON = 0.5
+
+--- When a rate-limit store fails (an error, not a wait), the client paces
+-- in its own process at the rate divided by this, and says so once: the
+-- store's other users are unknown, so it keeps to the safe side.
+M.FALLBACK_SHARE = 4
+
 --- How long after it was sent an attempt whose outcome is unknown is taken
 -- to be able to land, in milliseconds (see streamctl.runner, "Order", and the
 -- README): 10 s, ZEGO's Sequence window.
@@ -420,7 +432,8 @@ function Client:now()
   return self._clock() + self.clock_offset
 end
 
---- The account the provider's limits apply to (Aliyun AccessKeyId, ZEGO AppId).
+--- The account the provider's limits apply to, which keys the pacing budget
+-- (Aliyun: the `account_id` option, else the AccessKeyId; ZEGO: the AppId).
 function Client:account()
   return self._rules.account(self)
 end
@@ -606,6 +619,16 @@ local function scrub_result(t, forms, depth)
   end
 end
 
+-- A line for the log: nginx's error log inside nginx, else standard error.
+local function io_log(msg)
+  local ngx_ = rawget(_G, "ngx")
+  if ngx_ and ngx_.log and ngx_.WARN then
+    ngx_.log(ngx_.WARN, msg)
+  else
+    io.stderr:write(msg, "\n")
+  end
+end
+
 -- A uniform number in [0, 1] for backoff jitter.
 local function jitter()
   return tonumber(core.random_hex(4), 16) / 4294967295
@@ -625,7 +648,7 @@ local function engine_for(self, io)
     cancel = self._cancel,
     sign = function(attempt)
       local action = attempt.action
-      if commit and attempt.role == "call" and attempt.n == 1 then
+      if commit and attempt.role == "call" and attempt.n == 1 and not attempt.job.sequence_taken then
         -- attempt.params is the job's own: what commit fills in stays for the retries.
         local ok, err = commit(self, action, rules.operations[action], attempt.params)
         if not ok then err.action = action return nil, err end
@@ -667,12 +690,38 @@ local function engine_for(self, io)
       end
       return result, derr
     end,
-    pace = function(action)
-      if not limiter then return 0 end
+    -- A slot reserved just in time (at most `horizon` ahead); a ZEGO call's
+    -- first send takes its Sequence with the slot, in the same round trip,
+    -- where the store can (Redis).
+    pace = function(action, max_delay, job)
+      if not limiter then return 0, true end
       local rate = self:rate_for(action)
-      if not rate then return 0 end
-      -- A store that fails (nil, err) must not stop the run: the slot is then unpaced.
-      return limiter:reserve(provider .. ":" .. rules.account(self) .. ":" .. action, rate, burst) or 0
+      if not rate then return 0, true end
+      local key = provider .. ":" .. rules.account(self) .. ":" .. action
+      local seq_store = self._sequence_store
+      local ids = seq_store and job and job.next_role == "call" and job.attempts == 0 and not job.sequence_taken
+        and rules.sequence_ids and rules.sequence_ids(action, rules.operations[action], job.params)
+      if ids then
+        local delay, committed, value = limiter.store:reserve_sequenced(key, rate, burst, max_delay, seq_store, ids)
+        if value then job.params.Sequence, job.sequence_taken = value, true end
+        return delay, committed
+      end
+      local delay, committed = limiter:reserve(key, rate, burst, max_delay)
+      if delay ~= nil then return delay, committed end
+      -- The store failed (not a wait): pace in this process on a share of
+      -- the rate, and say so once (never unpaced: the store's other users
+      -- are still sending).
+      if not self._fallback_limiter then
+        self._fallback_limiter = ratelimit.new { clock = self._monotonic }
+        io_log(format("streamctl: the rate-limit store failed (%s); pacing in this process at rate / %d "
+          .. "until it answers", tostring(committed), M.FALLBACK_SHARE))
+      end
+      return self._fallback_limiter:reserve(key, rate / M.FALLBACK_SHARE, 1, max_delay)
+    end,
+    horizon = function(action)
+      local rate = self:rate_for(action)
+      if not rate then return huge end
+      return min(M.HORIZON_SLOTS / rate, M.MAX_HORIZON)
     end,
     -- Only on a clock-skew error (the engine asks), only from a Date, and
     -- only within MAX_CLOCK_CORRECTION; otherwise the error stands.

@@ -20,6 +20,22 @@
 -- value for one key). `memory_store` returns exactly that max; a shared store
 -- may return more when callers race.
 --
+-- Optionally, for a call that names several streams (each one round trip
+-- or one step less):
+--
+--   store:advance_all(keys, candidate) -> value | nil, err
+--
+-- atomically v = max(candidate, every key's value + 1), recorded for every
+-- key; and for a caller's own Sequence:
+--
+--   store:record_all(keys, value) -> true | false, key, last | nil, err
+--
+-- which records `value` for every key only when it is above each key's last
+-- value (else false, the first key that is not, and its last value).
+-- A store with `own_clock = true` (Redis: its server's clock) may return
+-- less than `candidate` (this machine's clock), never less than a value it
+-- returned before for a key.
+--
 -- An `ngx.shared.DICT` store needs no lock, because `incr` is atomic:
 --
 --   local v = dict:incr(key, 1, candidate - 1, ttl)   -- absent: candidate; else current + 1
@@ -45,6 +61,13 @@ local M = {}
 
 --- Largest value handed out; beyond it doubles lose integer precision.
 M.MAX = 2 ^ 53 - 1
+
+--- Room left above a caller's own Sequence for the values that follow it
+-- on the same stream (each later call takes at least last + 1).
+M.HEADROOM = 1e9
+
+--- The largest Sequence a caller may give: `MAX - HEADROOM`.
+M.MAX_GIVEN = M.MAX - M.HEADROOM
 
 -- How many passes over its ids next_for makes before giving up.
 local MAX_PASSES = 100
@@ -91,6 +114,27 @@ function M.memory_store()
     return v
   end
 
+  --- value = max(candidate, every key's current + 1), recorded for all.
+  function store:advance_all(keys, candidate) -- luacheck: ignore 212/self
+    local v = candidate
+    for i = 1, #keys do
+      local cur = last[keys[i]]
+      if cur ~= nil and cur + 1 > v then v = cur + 1 end
+    end
+    for i = 1, #keys do last[keys[i]] = v end
+    return v
+  end
+
+  --- Records value for every key when it is above each one's last value.
+  function store:record_all(keys, value) -- luacheck: ignore 212/self
+    for i = 1, #keys do
+      local cur = last[keys[i]]
+      if cur ~= nil and cur >= value then return false, keys[i], cur end
+    end
+    for i = 1, #keys do last[keys[i]] = value end
+    return true
+  end
+
   --- The last value handed out for key, or nil.
   function store:get(key) -- luacheck: ignore 212/self
     return last[key]
@@ -123,7 +167,8 @@ Generator.__index = Generator
 
 local OPTIONS = {
   { name = "clock_ms", type = "function" },
-  { name = "store", type = "object", methods = { "advance" }, optional = { "get", "prune" } },
+  { name = "store", type = "object", methods = { "advance" },
+    optional = { "get", "prune", "advance_all", "record_all" } },
 }
 
 --- Makes a generator.
@@ -163,15 +208,23 @@ local function maybe_prune(self, now)
   end
 end
 
+-- A store's answer checked: an integer in [0, 2^53), and at least the
+-- candidate unless the store keeps its own clock.
+local function checked(store, fname, v, err, candidate, level)
+  if v == nil then return nil, err or ("store " .. fname .. " failed") end
+  if type(v) ~= "number" or not (v >= 0 and v <= M.MAX) or floor(v) ~= v
+    or (v < candidate and not store.own_clock) then
+    error("streamctl.sequence: store:" .. fname .. " returned " .. tostring(v) .. " for candidate "
+      .. to_decimal(candidate), level)
+  end
+  return v
+end
+
 -- store:advance with its result checked.
 local function advance(store, key, candidate)
   local v, err = store:advance(key, candidate)
-  if v == nil then return nil, err or "store advance failed" end
-  if type(v) ~= "number" or v < candidate or v > M.MAX or floor(v) ~= v then
-    error("streamctl.sequence: store:advance returned " .. tostring(v) .. " for candidate "
-      .. to_decimal(candidate), 3)
-  end
-  return v
+  local r, e = checked(store, "advance", v, err, candidate, 4) -- (not a tail call: the level counts this frame)
+  return r, e
 end
 
 --- The next Sequence for one stream: `max(now_ms, last + 1)`, recorded.
@@ -216,6 +269,12 @@ function Generator:next_for(stream_ids)
   local store = self.store
   local target = now_ms(self)
   maybe_prune(self, target)
+  if store.advance_all then -- one step for the whole call
+    local v, err = store:advance_all(ids, target)
+    v, err = checked(store, "advance_all", v, err, target, 3)
+    if not v then return nil, err end
+    return to_decimal(v)
+  end
   local held = {} -- the value each id last advanced to for this call
   -- Each pass advances the ids that hold less than the target; an advance
   -- returns more than the target only when the id's last value was already at
@@ -252,23 +311,39 @@ function Generator:next_for(stream_ids)
   return nil, "sequence did not settle after " .. MAX_PASSES .. " passes over the store"
 end
 
---- Records a Sequence chosen elsewhere (a caller's own) for every id, so that
--- every later value for those streams is larger: each id's last value is
--- raised to at least `value`.
+--- Records a Sequence chosen elsewhere (a caller's own) for every id, so
+-- that every later value for those streams is larger. It must be above the
+-- last value of every id (ZEGO ignores a request whose Sequence is not):
+-- when it is not, nothing is recorded.
 -- @tparam {string,...} stream_ids a non-empty array of stream ids
--- @tparam number value an integer in [0, 2^53)
--- @treturn true; or nil, err if the store failed
+-- @tparam number value an integer in [0, MAX_GIVEN]
+-- @treturn true; or nil, err if the store failed; or false, id, last when
+--   `value` is not above `last`, the last value of stream `id`
 function Generator:record(stream_ids, value)
   if type(stream_ids) ~= "table" or stream_ids[1] == nil then
     error("bad argument #1 to 'record' (stream_ids must be a non-empty array of strings)", 2)
   end
-  if type(value) ~= "number" or not (value >= 0 and value <= M.MAX) or floor(value) ~= value then
-    error("bad argument #2 to 'record' (value must be an integer in [0, 2^53), got " .. tostring(value) .. ")", 2)
+  if type(value) ~= "number" or not (value >= 0 and value <= M.MAX_GIVEN) or floor(value) ~= value then
+    error("bad argument #2 to 'record' (value must be an integer in [0, 2^53 - 1 - 10^9], got "
+      .. tostring(value) .. ")", 2)
   end
+  for i = 1, #stream_ids do check_stream_id("record", 1, stream_ids[i]) end
   maybe_prune(self, now_ms(self))
+  local store = self.store
+  if store.record_all then
+    local ok, id, last = store:record_all(stream_ids, value)
+    if ok == nil then return nil, id or "store record_all failed" end
+    if not ok then return false, id, last end
+    return true
+  end
+  if store.get then
+    for i = 1, #stream_ids do
+      local last = store:get(stream_ids[i])
+      if type(last) == "number" and last >= value then return false, stream_ids[i], last end
+    end
+  end
   for i = 1, #stream_ids do
-    check_stream_id("record", 1, stream_ids[i])
-    local v, err = advance(self.store, stream_ids[i], value)
+    local v, err = advance(store, stream_ids[i], value)
     if not v then return nil, err end
   end
   return true

@@ -179,12 +179,24 @@ function rules.configure(self, o)
     end
   end
   local prefix = PROVIDER .. ":" .. app_id .. ":"
+  local redis_seq = self._redis and require("streamctl.store.redis").sequence_store(self._redis, prefix)
   self._sequence = o.sequence or sequence.new {
     clock_ms = function() return floor(self._clock() * 1000) end,
-    store = (o.shared_dict and shdict.sequence_store(o.shared_dict, prefix))
-      or (self._redis and require("streamctl.store.redis").sequence_store(self._redis, prefix)),
+    store = (o.shared_dict and shdict.sequence_store(o.shared_dict, prefix)) or redis_seq,
   }
+  -- The rate-limit slot and the Sequence of a call in one Redis round trip.
+  local limiter = self._limiter
+  if redis_seq and limiter and limiter.store.reserve_sequenced then self._sequence_store = redis_seq end
   return true
+end
+
+--- The streams whose Sequence a call is still to take at its first send
+-- (none when the caller gave one).
+function rules.sequence_ids(_, op, params)
+  if not op.sequence or params.Sequence ~= nil then return nil end
+  local ids = params["StreamId[]"] or params.StreamId
+  if type(ids) ~= "table" then ids = { ids } end
+  return ids
 end
 
 --- In the test environment, RTC forbid/resume have their own, lower cap.
@@ -237,8 +249,9 @@ function rules.complete(self, _, op, params, dry)
   if not op.sequence then return params end
   if params.Sequence ~= nil then
     local seq = tonumber(params.Sequence)
-    if not seq or not params.Sequence:find("^%d+$") or seq > sequence.MAX then
-      return nil, "parameter 'Sequence' must be decimal digits of an integer below 2^53"
+    if not seq or not params.Sequence:find("^%d+$") or #params.Sequence > 16 or seq > sequence.MAX_GIVEN then
+      return nil, format("parameter 'Sequence' must be decimal digits of an integer at most %s "
+        .. "(2^53 - 1 less room for the calls after it)", format("%.0f", sequence.MAX_GIVEN))
     end
     return params
   end
@@ -259,7 +272,13 @@ function rules.commit(self, _, op, params)
   local ids = params["StreamId[]"] or params.StreamId
   if type(ids) ~= "table" then ids = { ids } end
   if params.Sequence ~= nil then
-    local ok, err = self._sequence:record(ids, tonumber(params.Sequence))
+    local ok, err, last = self._sequence:record(ids, tonumber(params.Sequence))
+    if ok == false then -- ZEGO would ignore it as stale: refused, nothing sent
+      local e = errors.invalid(PROVIDER, nil, format("parameter 'Sequence' (%s) must be above the last one "
+        .. "sent for stream '%s' (%s)", params.Sequence, err, format("%.0f", last)))
+      e.sent = false
+      return nil, e
+    end
     if not ok then return nil, sequence_unavailable("the Sequence could not be recorded", err) end
     return true
   end
