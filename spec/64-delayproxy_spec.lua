@@ -1,0 +1,164 @@
+-- spec/helpers/delayproxy: a redis-server "5 ms away" (spec/helpers/redis.lua
+-- behind the proxy, all on 127.0.0.1). A round trip costs the delay twice,
+-- pipelined requests each pay it once (a latency, not a rate limit), big
+-- values arrive whole, and the proxy ends by itself.
+
+local redis = require "streamctl.redis"
+local helper = require "spec.helpers.redis"
+local delayproxy = require "spec.helpers.delayproxy"
+local process = require "spec.helpers.process"
+local socket = require "socket"
+
+local DELAY_MS = 5
+local TIMEOUT = 5000 -- ms, for the commands that must not time out
+
+-- Waits (up to `seconds`) for fn() to be true; true if it became so.
+local function eventually(seconds, fn)
+  local deadline = socket.gettime() + seconds
+  repeat
+    if fn() then return true end
+    socket.sleep(0.02)
+  until socket.gettime() > deadline
+  return fn() and true or false
+end
+
+-- Does something accept connections on 127.0.0.1:port?
+local function listening(port)
+  local tcp = socket.tcp()
+  tcp:settimeout(1)
+  local ok = tcp:connect("127.0.0.1", port)
+  tcp:close()
+  return ok ~= nil
+end
+
+describe("spec/helpers/delayproxy in front of redis-server", function()
+  local srv, proxy, conn
+
+  lazy_setup(function()
+    srv = helper.start()
+    proxy = delayproxy.start { target_port = srv.port, delay_ms = DELAY_MS }
+  end)
+
+  lazy_teardown(function()
+    if proxy then proxy.stop() end
+    if srv then srv:stop() end
+  end)
+
+  before_each(function()
+    conn = assert(redis.connect("127.0.0.1", proxy.port, TIMEOUT))
+  end)
+
+  after_each(function()
+    if conn then conn:close() end
+  end)
+
+  it("a PING round trip takes the delay both ways: at least 10 ms, under 40 ms median", function()
+    local times = {}
+    for i = 1, 20 do
+      local t0 = socket.gettime()
+      assert.equal("PONG", conn:command("PING"))
+      times[i] = (socket.gettime() - t0) * 1000
+    end
+    table.sort(times)
+    -- no round trip is faster than the delay both ways (a little slack for the clock's granularity)
+    assert.is_true(times[1] >= 2 * DELAY_MS - 0.1, "fastest round trip " .. times[1] .. " ms")
+    local median = (times[10] + times[11]) / 2
+    assert.is_true(median < 40, "median round trip " .. median .. " ms")
+  end)
+
+  it("200 sequential PINGs take about 200 round trips (1.9 s to 4 s)", function()
+    local t0 = socket.gettime()
+    for _ = 1, 200 do assert.equal("PONG", conn:command("PING")) end
+    local elapsed = socket.gettime() - t0
+    assert.is_true(elapsed >= 1.9 and elapsed < 4, "200 round trips took " .. elapsed .. " s")
+  end)
+
+  it("pipelined requests each see the delay once: 100 back to back come back in about one round trip", function()
+    -- luasocket sends each PING at once (inline commands), then reads the 100 answers
+    local tcp = socket.tcp()
+    tcp:settimeout(TIMEOUT / 1000)
+    assert(tcp:connect("127.0.0.1", proxy.port))
+    tcp:setoption("tcp-nodelay", true)
+    local t0 = socket.gettime()
+    for _ = 1, 100 do assert(tcp:send("PING\r\n")) end
+    for i = 1, 100 do assert.equal("+PONG", tcp:receive("*l"), "answer " .. i) end
+    local elapsed = (socket.gettime() - t0) * 1000
+    tcp:close()
+    -- a rate limit would make it 100 x 10 ms
+    assert.is_true(elapsed >= 2 * DELAY_MS - 0.1 and elapsed < 100, "100 pipelined PINGs took " .. elapsed .. " ms")
+  end)
+
+  it("big values (1 MiB SET and GET) arrive intact", function()
+    local parts = {}
+    for i = 0, 65535 do parts[#parts + 1] = string.format("%015x\n", i * 2654435761 % 4294967296) end
+    local big = table.concat(parts) -- 1 MiB, no two lines alike: a reordering or a lost chunk shows
+    assert.equal(1048576, #big)
+    assert.equal("OK", conn:command("SET", "delayproxy:big", big))
+    local got = conn:command("GET", "delayproxy:big")
+    assert.equal(#big, #got)
+    assert.is_true(got == big, "the value read back differs from the one written")
+    assert.equal(1, conn:command("DEL", "delayproxy:big"))
+  end)
+
+  it("a connection closed by the server is closed on the client's side", function()
+    local tcp = socket.tcp()
+    tcp:settimeout(TIMEOUT / 1000)
+    assert(tcp:connect("127.0.0.1", proxy.port))
+    assert(tcp:send("PING\r\nQUIT\r\n"))
+    assert.equal("+PONG", tcp:receive("*l"))
+    assert.equal("+OK", tcp:receive("*l"))
+    local line, err = tcp:receive("*l")
+    tcp:close()
+    assert.is_nil(line)
+    assert.equal("closed", err)
+  end)
+end)
+
+describe("spec/helpers/delayproxy ends by itself", function()
+  local srv
+
+  lazy_setup(function()
+    srv = helper.start()
+  end)
+
+  lazy_teardown(function()
+    if srv then srv:stop() end
+  end)
+
+  it("when max_seconds have passed", function()
+    local t0 = socket.gettime()
+    local proxy = delayproxy.start { target_port = srv.port, delay_ms = DELAY_MS, max_seconds = 1 }
+    local ok, err = pcall(function()
+      local conn = assert(redis.connect("127.0.0.1", proxy.port, TIMEOUT))
+      assert.equal("PONG", conn:command("PING"))
+      conn:close()
+      assert.is_true(eventually(5, function() return not proxy.alive() end), "still running after 5 s")
+      local elapsed = socket.gettime() - t0
+      assert.is_true(elapsed >= 0.9 and elapsed < 3, "exited after " .. elapsed .. " s")
+      assert.is_false(listening(proxy.port))
+    end)
+    proxy.stop()
+    assert(ok, err)
+  end)
+
+  it("when its parent dies", function()
+    -- a shell starts it in the background and exits once the proxy has said its port
+    local dir = process.temp_dir()
+    local out, pidfile = dir .. "/port", dir .. "/pid"
+    local script = "env -u LD_PRELOAD " .. process.quote(delayproxy.binary()) .. " 0 " .. srv.port .. " 5000 600 >"
+      .. process.quote(out) .. " </dev/null & echo $! >" .. process.quote(pidfile)
+      .. "; n=0; while [ ! -s " .. process.quote(out) .. " ] && [ $n -lt 100 ]; do sleep 0.05; n=$((n+1)); done"
+    assert.is_true(process.run("sh -c " .. process.quote(script)))
+    local pid = assert(tonumber(process.read_file(pidfile)), "no pid")
+    local port = assert(tonumber(process.read_file(out)), "no port")
+    local function gone()
+      local stat = process.read_file("/proc/" .. pid .. "/stat")
+      return not stat or stat:match("^%d+ %b() [ZX]") ~= nil
+    end
+    local ok = eventually(5, gone)
+    if not ok then process.run("kill -9 " .. pid .. " 2>/dev/null") end
+    process.run("rm -rf " .. process.quote(dir))
+    assert.is_true(ok, "the proxy outlived its parent by 5 s")
+    assert.is_false(listening(port))
+  end)
+end)
