@@ -4,8 +4,10 @@
  *   curl.version()             libcurl's version ("7.88.1")
  *   curl.easy(opts)            one reusable easy handle: h:request(req), h:close()
  *   curl.multi(opts)           concurrent transfers: m:add(key, req), m:poll(ms),
- *                              m:pending(), m:close()
- *   curl.sleep(seconds)        a blocking sleep (scripts only)
+ *                              m:pending(), m:close(); a signal handler ends a
+ *                              poll early (with what has completed, maybe none)
+ *   curl.sleep(seconds)        a blocking sleep (scripts only); a signal handler
+ *                              ends it early: it returns the seconds not slept
  *
  * Only http:// and https:// URLs, no redirects, TLS peer and host verification
  * always on, no signals (CURLOPT_NOSIGNAL), connect and total timeouts.
@@ -39,6 +41,7 @@
  * processes, not threads).
  */
 #define _POSIX_C_SOURCE 200809L /* nanosleep, strdup */
+#include <errno.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -863,7 +866,7 @@ static int multi_poll(lua_State *L) {
     sc_multi *m = check_multi(L);
     lua_Number t = luaL_optnumber(L, 2, 0);
     long deadline, left;
-    int n = 0;
+    int n = 0, interrupted = 0;
     luaL_argcheck(L, t >= 0, 2, "timeout_ms must not be negative");
     if (t > INT_MAX) t = INT_MAX;
     lua_settop(L, 1);
@@ -871,14 +874,22 @@ static int multi_poll(lua_State *L) {
     deadline = now_ms() + (long)t;
     for (;;) {
         collect(m);
-        if (m->done_head != NULL || count_state(m, X_RUNNING) == 0) break;
+        if (m->done_head != NULL || count_state(m, X_RUNNING) == 0 || interrupted) break;
         left = deadline - now_ms();
         if (left <= 0) break;
+        /* A signal handler that runs during the wait makes poll() fail with
+           EINTR; libcurl (Curl_poll, 7.88 as today) returns at once as if
+           nothing happened and leaves errno at EINTR. Return then, like
+           curl.sleep, so that the caller sees what the handler did (a
+           Ctrl-C) now, not at the deadline; a wait without a signal keeps
+           its whole time. errno is cleared first: an old EINTR is not one. */
+        errno = 0;
 #if LIBCURL_VERSION_NUM >= 0x074200
         curl_multi_poll(m->multi, NULL, 0, (int)left, NULL);
 #else
         curl_multi_wait(m->multi, NULL, 0, (int)left, NULL);
 #endif
+        interrupted = errno == EINTR;
     }
     while (m->done_head != NULL) {
         sc_xfer *x = m->done_head;
@@ -934,17 +945,37 @@ static int multi_tostring(lua_State *L) {
 
 /* ------------------------------------------------------------------ */
 
+/* The longest single nanosleep: fits any time_t (about 68 years). */
+#define SLEEP_CHUNK ((lua_Number)INT_MAX)
+
 /* curl.sleep(seconds): a blocking sleep for scripts (never in an nginx
- * worker, where ngx.sleep is the way). Resumes after signals. */
+ * worker, where ngx.sleep is the way). Returns the seconds it did not sleep:
+ * 0 after the whole time, more when a signal handler ran (EINTR). It returns
+ * then rather than sleep the rest, so that the caller can look at what the
+ * handler did (streamctl.signal's flag, which a client's `cancel` reads) and
+ * either stop or sleep again: resuming made a process that slept a long
+ * delay deaf to SIGTERM and Ctrl-C for all of it. */
 static int l_sleep(lua_State *L) {
     lua_Number s = luaL_checknumber(L, 1);
-    struct timespec req, rem;
-    luaL_argcheck(L, s >= 0 && s <= 86400, 1, "seconds must be in 0..86400");
-    req.tv_sec = (time_t)s;
-    req.tv_nsec = (long)((s - (lua_Number)req.tv_sec) * 1e9);
-    if (req.tv_nsec > 999999999L) req.tv_nsec = 999999999L;
-    while (nanosleep(&req, &rem) != 0) req = rem;
-    return 0;
+    /* s - s is 0 for every finite number, NaN for an infinity or a NaN */
+    luaL_argcheck(L, s >= 0 && s - s == 0, 1, "seconds must be a finite number >= 0");
+    while (s > 0) {
+        lua_Number chunk = s < SLEEP_CHUNK ? s : SLEEP_CHUNK;
+        struct timespec req, rem;
+        req.tv_sec = (time_t)chunk;
+        req.tv_nsec = (long)((chunk - (lua_Number)req.tv_sec) * 1e9);
+        if (req.tv_nsec > 999999999L) req.tv_nsec = 999999999L;
+        s -= chunk;
+        if (nanosleep(&req, &rem) != 0) {
+            /* only EINTR can happen: req is valid and on the stack */
+            if (errno != EINTR)
+                return luaL_error(L, "streamctl.curl: nanosleep failed: %s", strerror(errno));
+            lua_pushnumber(L, s + (lua_Number)rem.tv_sec + (lua_Number)rem.tv_nsec / 1e9);
+            return 1;
+        }
+    }
+    lua_pushnumber(L, 0);
+    return 1;
 }
 
 static int l_version(lua_State *L) {

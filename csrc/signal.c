@@ -6,12 +6,14 @@
  *   signal.catch()      installs handlers for SIGINT and SIGTERM (idempotent)
  *   signal.caught()     the number of the first signal caught since, or nil
  *
- * The first signal only sets a flag, which the program polls between steps
- * (streamctl's engine does through a client's `cancel` option). The handler
- * then restores the default action, so a second Ctrl-C ends the process at
- * once. SA_RESTART is left off, so a blocking wait (poll, nanosleep) returns
- * early and the program sees the flag soon. Process-wide state by nature:
- * for programs, never for nginx.
+ * The first signal, either one, only sets a flag, which the program polls
+ * between steps (streamctl's engine does through a client's `cancel`
+ * option). The handler then restores the default action of both signals, so
+ * a second one of either kind ends the process at once: Ctrl-C after a
+ * SIGTERM, SIGTERM after a Ctrl-C, Ctrl-C twice. SA_RESTART is left off, so a
+ * blocking wait returns early (EINTR: curl.sleep, a multi's poll) and the
+ * program sees the flag soon. Process-wide state by nature: for programs,
+ * never for nginx.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -22,23 +24,37 @@
 
 static volatile sig_atomic_t caught_signal = 0;
 
+/* The default action, filled in once by the first catch(), before any
+   handler is installed: the handler only reads it, and a later catch() does
+   not write it under a handler that may be running. */
+static struct sigaction default_action;
+static int default_ready = 0;
+
+/* Async-signal-safe: sigaction only, and errno kept for the code it
+   interrupted. Both signals are blocked while it runs (sa_mask), so one that
+   comes meanwhile waits and then meets the default action. */
 static void on_signal(int sig) {
-    struct sigaction dfl;
+    int saved = errno;
     if (caught_signal == 0) caught_signal = sig;
-    /* async-signal-safe: the next one takes the default action */
-    memset(&dfl, 0, sizeof dfl);
-    dfl.sa_handler = SIG_DFL;
-    sigemptyset(&dfl.sa_mask);
-    sigaction(sig, &dfl, NULL);
+    sigaction(SIGINT, &default_action, NULL);
+    sigaction(SIGTERM, &default_action, NULL);
+    errno = saved;
 }
 
 static int l_catch(lua_State *L) {
     static const int sigs[] = {SIGINT, SIGTERM};
     size_t i;
     struct sigaction sa;
+    if (!default_ready) {
+        memset(&default_action, 0, sizeof default_action);
+        default_action.sa_handler = SIG_DFL;
+        sigemptyset(&default_action.sa_mask);
+        default_ready = 1;
+    }
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
+    for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) sigaddset(&sa.sa_mask, sigs[i]);
     sa.sa_flags = 0; /* no SA_RESTART: blocking waits return early */
     for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
         if (sigaction(sigs[i], &sa, NULL) != 0) return luaL_error(L, "sigaction failed: %s", strerror(errno));

@@ -6,6 +6,11 @@
 -- `start(key, request)`, `poll(timeout_seconds)`, `sleep(seconds)`, `close()`.
 -- The C module (streamctl.curl) is loaded on first use, so reading
 -- `OPTIONS` costs nothing where libcurl is never used.
+--
+-- Every wait ends early when a signal handler runs (a Ctrl-C or SIGTERM that
+-- streamctl.signal caught): `sleep` returns what it did not sleep and `poll`
+-- returns what has completed, maybe nothing. The caller (the engine) then
+-- asks its `cancel` and waits again if nothing asked it to stop.
 -- @module streamctl.transport.curl
 
 local version = require "streamctl.version"
@@ -59,6 +64,7 @@ M.OPTIONS = {
 }
 
 --- A blocking sleep, for scripts.
+-- @return the seconds not slept: 0, or more when a signal handler ended it
 function M.sleep(seconds)
   return c().sleep(seconds)
 end
@@ -78,7 +84,8 @@ function M.new(opts)
     return m:add(key, request)
   end
 
-  --- Completions, waiting up to `timeout` seconds for at least one.
+  --- Completions, waiting up to `timeout` seconds for at least one (less
+  -- when a signal handler ran: then maybe none).
   function t.poll(timeout)
     if m:pending() == 0 then
       if timeout > 0 then curl.sleep(timeout) end
