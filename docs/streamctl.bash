@@ -17,72 +17,72 @@ _streamctl() {
                     case "$arg" in
                         create-live-pull-to-push)
                             cmd="$cmd create-live-pull-to-push"
-                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         delete-live-pull-to-push)
                             cmd="$cmd delete-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         describe-live-pull-to-push)
                             cmd="$cmd describe-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         describe-live-pull-to-push-list)
                             cmd="$cmd describe-live-pull-to-push-list"
-                            opts="$opts -h --help --region --dst-url --task-id --task-name --page-number --page-size --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --dst-url --task-id --task-name --page-number --page-size --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         describe-live-streams-block-list)
                             cmd="$cmd describe-live-streams-block-list"
-                            opts="$opts -h --help --domain-name --page-number --page-size --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --page-number --page-size --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         describe-live-streams-online-list)
                             cmd="$cmd describe-live-streams-online-list"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         forbid-live-stream)
                             cmd="$cmd forbid-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         forbid-live-streams)
                             cmd="$cmd forbid-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         restart-live-pull-to-push)
                             cmd="$cmd restart-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         resume-live-stream)
                             cmd="$cmd resume-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         resume-live-streams)
                             cmd="$cmd resume-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         stop-live-pull-to-push)
                             cmd="$cmd stop-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         update-live-pull-to-push)
                             cmd="$cmd update-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --output --dry-run --no-progress"
+                            opts="$opts -h --help --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                     esac
@@ -269,6 +269,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
                     return 0
                     ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
@@ -338,6 +342,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
                     return 0
                     ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
@@ -401,6 +409,10 @@ _streamctl() {
                     ;;
                 --signature-version)
                     COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
+                    return 0
+                    ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --output)
@@ -484,6 +496,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
                     return 0
                     ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
@@ -551,6 +567,10 @@ _streamctl() {
                     ;;
                 --signature-version)
                     COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
+                    return 0
+                    ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --output)
@@ -628,6 +648,10 @@ _streamctl() {
                     ;;
                 --signature-version)
                     COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
+                    return 0
+                    ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --output)
@@ -715,6 +739,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
                     return 0
                     ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
@@ -800,6 +828,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
                     return 0
                     ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
@@ -867,6 +899,10 @@ _streamctl() {
                     ;;
                 --signature-version)
                     COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
+                    return 0
+                    ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --output)
@@ -942,6 +978,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
                     return 0
                     ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
@@ -1015,6 +1055,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
                     return 0
                     ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
@@ -1082,6 +1126,10 @@ _streamctl() {
                     ;;
                 --signature-version)
                     COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
+                    return 0
+                    ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --output)
@@ -1181,6 +1229,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
                     return 0
                     ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
@@ -1236,6 +1288,10 @@ _streamctl() {
                     ;;
                 --signature-version)
                     COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
+                    return 0
+                    ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --output)

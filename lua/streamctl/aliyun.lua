@@ -360,6 +360,23 @@ local function secret_value(v)
   return v
 end
 
+-- The account UID: Alibaba Cloud counts an API's QPS per account, over every
+-- AccessKey and STS session of its RAM users, so the pacing budget is keyed
+-- by it (rules.account). Decimal digits, as a string: a UID has 16, more than
+-- a Lua 5.1 number keeps exactly.
+local MAX_ACCOUNT_ID = 32
+local function account_id_rule(v)
+  if type(v) ~= "string" or #v < 1 or #v > MAX_ACCOUNT_ID or v:find("%D") then
+    return format("must be a string of 1 to %d decimal digits (the account UID)", MAX_ACCOUNT_ID)
+  end
+  return nil
+end
+local function account_id_value(v)
+  local why = account_id_rule(v)
+  if why then return nil, why end
+  return v
+end
+
 local rules = {
   provider = PROVIDER,
   defaults = { endpoint = "https://live.aliyuncs.com" },
@@ -368,6 +385,7 @@ local rules = {
     { name = "access_key_secret", type = "custom", check = secret_value },
     { name = "security_token", type = "custom", check = token_value },
     { name = "signature_version", type = "string", enum = { "v3", "v1" } },
+    { name = "account_id", type = "custom", check = account_id_value },
   },
   operations = operations,
   methods = methods,
@@ -426,6 +444,7 @@ function rules.configure(self, o)
     return nil, "environment variable ALIBABA_CLOUD_SECURITY_TOKEN " .. client.header_rule(token, client.MAX_TOKEN)
   end
   self.access_key_id = id
+  self.account_id = o.account_id
   self.signature_version = o.signature_version or "v3"
   self._secret = client.is_secret(secret) and secret or core.secret(secret)
   TOKENS[self] = token
@@ -445,8 +464,12 @@ function rules.streams(action, params)
   return nil
 end
 
+--- The budget's owner: the account UID when `account_id` is given, so that
+-- every key of one account shares one budget (in a shared store: Redis,
+-- shared_dict, one rate_limit_store); else the AccessKeyId, a budget of its
+-- own, which over-sends when several keys of one account run at once.
 function rules.account(self)
-  return self.access_key_id
+  return self.account_id or self.access_key_id
 end
 
 -- What a dry run hides: V1's Signature and SecurityToken parameters, V3's
@@ -572,4 +595,7 @@ end
 local Aliyun = client.define(rules)
 Aliyun.VERSION = VERSION
 Aliyun.REGIONS = REGIONS
+--- The rule an `account_id` breaks (a message fragment), or nil: for callers
+-- that take one from elsewhere (the command line's ALIBABA_CLOUD_ACCOUNT_ID).
+Aliyun.account_id_rule = account_id_rule
 return Aliyun

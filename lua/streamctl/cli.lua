@@ -160,7 +160,10 @@ local function add_common(cmd, provider)
       cmd:option("--profile", "Profile in the credentials files (default: $ALIBABA_CLOUD_PROFILE or "
         .. "'default')."):argname("<name>"),
       cmd:option("--signature-version", "Request signature: v3 (ACS3-HMAC-SHA256) or v1 (HMAC-SHA1).")
-        :choices { "v3", "v1" }
+        :choices { "v3", "v1" },
+      cmd:option("--account-id", "The account's UID (decimal digits): the rate-limit budget is the "
+        .. "account's, shared by all its AccessKeys and STS sessions (default: $ALIBABA_CLOUD_ACCOUNT_ID; "
+        .. "without it, each AccessKey ID paces as an account of its own)."):argname("<uid>")
     )
   else
     cmd:group("Credentials (default: ZEGO_APP_ID and ZEGO_SERVER_SECRET, then ~/.config/streamctl/config)",
@@ -404,6 +407,17 @@ local function client_options(provider, args, defaults, where, getenv)
   end
   o.signature_version = args.signature_version -- (Aliyun's flag)
   o.is_test = args.is_test or nil                -- (ZEGO's flag)
+  if provider == "aliyun" then
+    -- The flag is checked by the client (its message names the flag); the
+    -- variable here, so that its message names the variable.
+    o.account_id = args.account_id
+    local env = o.account_id == nil and (getenv or os.getenv)("ALIBABA_CLOUD_ACCOUNT_ID")
+    if env and env ~= "" then
+      local awhy = streamctl.aliyun.account_id_rule(env)
+      if awhy then return nil, "environment variable ALIBABA_CLOUD_ACCOUNT_ID " .. awhy end
+      o.account_id = env
+    end
+  end
   -- Credentials: the flags, else the emulator's account, else the chain.
   local p = PROVIDERS[provider]
   local id, secret = p.keys[1], p.keys[2]

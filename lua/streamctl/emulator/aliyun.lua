@@ -20,10 +20,12 @@
 --  11. nonce not used within nonce_ttl_s (the nonce is recorded here, once the
 --      signature is known good, so a throttled request still uses its nonce)
 --  12. Action and Version name a Live operation
---  13. rate limit per AccessKeyId and Action (ratelimit.lua): the account's
---      rate_limiter, else aliyun.rate_limiter (default sliding_window: at most
---      qps accepted in any 1 s; a refusal carries x-acs-retry-after, the ms
---      until the oldest accepted arrival leaves the window)
+--  13. rate limit per account and Action (ratelimit.lua): the account is the
+--      key's "account" UID (config.lua), so every key of one UID draws on one
+--      budget as Alibaba Cloud counts it, else the AccessKeyId alone; the
+--      key's rate_limiter, else aliyun.rate_limiter (default sliding_window:
+--      at most qps accepted in any 1 s; a refusal carries x-acs-retry-after,
+--      the ms until the oldest accepted arrival leaves the window)
 --  14. account has Live (LiveServiceNotFound) / a live domain (CodeInvalidAliUid)
 --  15. the operation's own rules (aliyun_live.lua)
 --
@@ -152,6 +154,24 @@ end
 
 function _M.init(settings)
     cfg = settings
+end
+
+-- The account UID a known AccessKeyId belongs to (its "account" in the
+-- config); nil for an unknown key and for a key that is an account of its own.
+function _M.account_uid(ak)
+    local account = ak and cfg.aliyun.accounts[ak]
+    return account and account.account or nil
+end
+
+-- The rate limiter's key for a request of `ak` (whose config entry is
+-- `account`): its account's UID, or the key itself. The two are kept apart
+-- by their prefixes, so a key whose id happens to be a UID never shares that
+-- account's window.
+local function budget_key(ak, account, action)
+    if account.account then
+        return "uid\0" .. account.account .. "\0" .. action
+    end
+    return "key\0" .. ak .. "\0" .. action
 end
 
 local function request_id()
@@ -425,6 +445,7 @@ function _M.process(req)
     if not account then
         return fail("rejected", "InvalidAccessKeyId.NotFound")
     end
+    log.account_uid = account.account
     if abs(now - ts) > cfg.aliyun.timestamp_tolerance_s then
         return fail("rejected", "InvalidTimeStamp.Expired")
     end
@@ -503,7 +524,7 @@ function _M.process(req)
 
     local qps = account.qps and account.qps[action] or cfg.aliyun.qps[action]
     local limiter = account.rate_limiter or cfg.aliyun.rate_limiter
-    local allowed, retry_after = ratelimit.take(ak .. "\0" .. action, qps, limiter)
+    local allowed, retry_after = ratelimit.take(budget_key(ak, account, action), qps, limiter)
     local real_now = clock.real_now()
     if not allowed then
         stats.count("aliyun", action, "throttled", real_now)
@@ -562,13 +583,15 @@ function _M.placeholder_body(req)
     return json.encode({ RequestId = request_id(), Action = _M.peek_action(req) })
 end
 
--- The limiter each account uses (its own rate_limiter or the provider's).
+-- The limiter each key uses (its own rate_limiter or the provider's), and
+-- the account UID of each key that has one.
 local function limiters()
-    local out = {}
+    local out, uids = {}, {}
     for id, account in pairs(cfg.aliyun.accounts) do
         out[id] = account.rate_limiter or cfg.aliyun.rate_limiter
+        uids[id] = account.account
     end
-    return out
+    return out, uids
 end
 
 -- Online streams (DescribeLiveStreamsOnlineList), set through /_emulator/online.
@@ -580,7 +603,7 @@ function _M.snapshot(now)
     local s = live.snapshot(now)
     s.counters = stats.snapshot("aliyun")
     s.rate_limiter = cfg.aliyun.rate_limiter
-    s.rate_limiters = limiters()
+    s.rate_limiters, s.account_uids = limiters()
     return s
 end
 

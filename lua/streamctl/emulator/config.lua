@@ -11,6 +11,8 @@
 --         "LTAInoDomain": { "secret": "s", "has_live_domain": false }, -- CodeInvalidAliUid
 --         "LTAIslow": { "secret": "s", "qps": { "ResumeLiveStream": 2 } },  -- per-account QPS
 --         "LTAIlax": { "secret": "s", "rate_limiter": "token_bucket" },     -- per-account limiter
+--         "LTAIram1": { "secret": "s", "account": "1234567890123456" },   -- two keys of one
+--         "LTAIram2": { "secret": "t", "account": "1234567890123456" },   -- account: one budget
 --         "testid": "testsecret"
 --       },                                 -- (a value of false removes a default account)
 --       "qps": { "ResumeLiveStream": 30 },  -- per account and action; 0 = unlimited
@@ -43,6 +45,16 @@
 -- naming the key ("aliyun.accounts.LTAIx.rate_limiter: expected ...").
 -- The default caps follow each operation's page; ForbidLiveStream is 20/s (its
 -- page of June 2026; an older QPS table said 200).
+--
+-- account: Alibaba Cloud counts an API's QPS per account (the UID), over all
+-- its RAM users' AccessKeys and STS sessions, so keys given the same
+-- "account" share one budget (one window per UID and action); a key without
+-- one is an account of its own. The UID is a string of 1 to 32 decimal digits
+-- (a real one has 16, more than a JSON number is sure to keep exactly). The
+-- keys of one account must give the same qps and rate_limiter (or none): a
+-- budget has one size and one way of counting, and picking one key's over
+-- another's would hide a mistake, so a config where they differ is refused,
+-- naming both keys.
 
 local json = require "streamctl.emulator.json"
 local DEFAULT = require "streamctl.emulator.defaults"
@@ -53,6 +65,8 @@ local pairs = pairs
 local ipairs = ipairs
 local tostring = tostring
 local format = string.format
+local find = string.find
+local sort = table.sort
 local io_open = io.open
 
 local _M = {}
@@ -120,6 +134,21 @@ local function check_limiter(value, key)
     error(key .. ": expected \"sliding_window\" or \"token_bucket\", got " .. got, 0)
 end
 
+local function merge_numbers(into, from, what)
+    if from == nil then
+        return
+    end
+    if type(from) ~= "table" then
+        error(what .. ": expected an object", 0)
+    end
+    for k, v in pairs(from) do
+        if type(v) ~= "number" then
+            error(what .. "." .. tostring(k) .. ": expected a number", 0)
+        end
+        into[k] = v
+    end
+end
+
 -- Normalizes one account / app entry: a string is the secret. path names the
 -- entry in errors ("aliyun.accounts.LTAIx").
 local function credential(v, what, id, path)
@@ -133,6 +162,13 @@ local function credential(v, what, id, path)
         end
         if c.rate_limiter ~= nil then
             check_limiter(c.rate_limiter, path .. ".rate_limiter")
+        end
+        if c.qps ~= nil then
+            -- checked here as the provider's are: a qps that is not an object
+            -- of numbers would only fail later, on a request
+            local qps = {}
+            merge_numbers(qps, c.qps, path .. ".qps")
+            c.qps = qps
         end
         return c
     end
@@ -156,21 +192,6 @@ local function merge_credentials(into, from, what, path)
     end
 end
 
-local function merge_numbers(into, from, what)
-    if from == nil then
-        return
-    end
-    if type(from) ~= "table" then
-        error(what .. ": expected an object", 0)
-    end
-    for k, v in pairs(from) do
-        if type(v) ~= "number" then
-            error(what .. "." .. tostring(k) .. ": expected a number", 0)
-        end
-        into[k] = v
-    end
-end
-
 local function merge_scalar(into, from, key, kind)
     local v = from[key]
     if v == nil then
@@ -180,6 +201,76 @@ local function merge_scalar(into, from, key, kind)
         error(key .. ": expected a " .. kind, 0)
     end
     into[key] = v
+end
+
+-- An account UID: decimal digits, as a string. Returns it, or raises naming key.
+local MAX_UID = 32
+local function check_uid(value, key)
+    if type(value) == "string" and #value >= 1 and #value <= MAX_UID and not find(value, "%D") then
+        return value
+    end
+    local got = type(value) == "string" and format("%q", value) or type(value)
+    error(format("%s: expected a string of 1 to %d decimal digits (the account's UID), got %s", key, MAX_UID, got), 0)
+end
+
+-- A qps or rate_limiter as a message shows it.
+local function shown(v)
+    if v == nil then
+        return "not given"
+    elseif type(v) == "number" then
+        return format("%.14g", v)
+    end
+    return format("%q", tostring(v))
+end
+
+-- Checks the "account" of every Aliyun key, and that the keys of one account
+-- agree on its budget (see the top of this file). Keys are taken in sorted
+-- order, so the same file always gets the same message: each key is compared
+-- with the first key of its account.
+local function check_accounts(accounts)
+    local ids = {}
+    for id in pairs(accounts) do
+        ids[#ids + 1] = id
+    end
+    sort(ids)
+    local first = {}
+    for _, id in ipairs(ids) do
+        local a = accounts[id]
+        local path = "aliyun.accounts." .. id
+        if a.account ~= nil then
+            check_uid(a.account, path .. ".account")
+            local other_id = first[a.account]
+            if not other_id then
+                first[a.account] = id
+            else
+                local other = accounts[other_id]
+                local function differ(what, mine, theirs)
+                    error(format("%s%s: %s here but %s on %s, another key of account %s; the keys of one "
+                        .. "account share its budget, so they must give the same qps and rate_limiter (or "
+                        .. "leave them out)", path, what, shown(mine), shown(theirs), other_id, a.account), 0)
+                end
+                if a.rate_limiter ~= other.rate_limiter then
+                    differ(".rate_limiter", a.rate_limiter, other.rate_limiter)
+                end
+                local actions, seen = {}, {}
+                for _, qps in ipairs({ a.qps or {}, other.qps or {} }) do
+                    for action in pairs(qps) do
+                        if not seen[action] then
+                            seen[action] = true
+                            actions[#actions + 1] = action
+                        end
+                    end
+                end
+                sort(actions)
+                for _, action in ipairs(actions) do
+                    local mine, theirs = a.qps and a.qps[action], other.qps and other.qps[action]
+                    if mine ~= theirs then
+                        differ(".qps." .. action, mine, theirs)
+                    end
+                end
+            end
+        end
+    end
 end
 
 -- Merges the override's provider section `name` over cfg[name]: its
@@ -220,6 +311,7 @@ function _M.build(override)
         { "timestamp_tolerance_s", "number" }, { "nonce_ttl_s", "number" },
         { "max_pull_to_push_tasks", "number" }, { "host_id", "string" },
     })
+    check_accounts(cfg.aliyun.accounts)
     if a and a.domains ~= nil then
         if type(a.domains) ~= "table" then
             error("aliyun.domains: expected an array of strings", 0)

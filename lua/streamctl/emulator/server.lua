@@ -48,7 +48,8 @@
 --       "counters": { "<Action>": { "accepted","throttled","faulted",
 --                     "per_second": { "<unix second>": {"accepted","throttled"} } } },
 --       "rate_limiter": "sliding_window"|"token_bucket",   -- the provider's default
---       "rate_limiters": { "<AccessKeyId>": "<the limiter it uses>" }
+--       "rate_limiters": { "<AccessKeyId>": "<the limiter it uses>" },
+--       "account_uids": { "<AccessKeyId>": "<its account's UID>" }   -- keys with an "account"
 --     },
 --     "zego": {
 --       "streams": { "<AppId>": { "<StreamId>": { "rtc": "normal"|"forbidden",
@@ -63,7 +64,9 @@
 -- Request log entry (GET /_emulator/log), one per provider request:
 --   { "seq": n, "provider": "aliyun"|"zego", "time": <emulator unix time at receipt>,
 --     "real_time": <unix>, "duration_ms": n, "method", "scheme", "port",
---     "action", "account" (AccessKeyId / AppId), "params" (secrets as "***"),
+--     "action", "account" (AccessKeyId / AppId), "account_uid" (Aliyun: the UID
+--     of the key's account, when the config gives it one; its budget's owner),
+--     "params" (secrets as "***"),
 --     "headers" (V3: x-acs-*, host, content-type, authorization; secrets "***"),
 --     "signature_version", "request_id",
 --     "verdict": "ok" | "rejected" (gateway/signature checks) | "error" (operation
@@ -259,6 +262,7 @@ local function unprocessed_log(provider, req, action)
     return {
         action = action,
         account = provider == "aliyun" and p.AccessKeyId or p.AppId,
+        account_uid = provider == "aliyun" and aliyun.account_uid(p.AccessKeyId) or nil,
         params = requestlog.redact(p),
         sequence = provider == "zego" and p.Sequence or nil,
         applied = false,
