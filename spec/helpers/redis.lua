@@ -11,6 +11,10 @@
 --   srv:restart()             a new redis-server on the same port and dir (empty: no persistence)
 --   srv:log()                 its log file so far
 --
+--   local cl = redis.start_cluster { password = nil }  -- a 3-master Redis Cluster (no replicas)
+--   cl.nodes[1..3] (servers as above), cl.url (node 1's), cl:keyslot(key), cl:owner(key) -> 1..3
+--   cl:stop()
+--
 --   local sock, port = redis.silent_server()   -- listens, never accepts nor answers:
 --                                               -- a connect succeeds, a command times out
 --
@@ -78,6 +82,7 @@ local function launch(self)
     args[#args + 1] = "--requirepass"
     args[#args + 1] = quote(self.password)
   end
+  for _, a in ipairs(self.args or {}) do args[#args + 1] = quote(a) end
   local child = process.spawn(table.concat(args, " ") .. " </dev/null >/dev/null 2>&1")
   self.child, self.pid, self.running = child, child.pid, true
   -- A watchdog: should this process die without stopping the server, the
@@ -95,7 +100,8 @@ local function launch(self)
   error("redis-server did not come up on 127.0.0.1:" .. self.port .. ":\n" .. log, 3)
 end
 
---- Starts a redis-server. opts: `password` (requirepass), `port` (default a free one).
+--- Starts a redis-server. opts: `password` (requirepass), `port` (default a free one),
+-- `args` (more redis-server arguments, e.g. { "--maxmemory-policy", "allkeys-lru" }).
 function M.start(opts)
   opts = opts or {}
   local ok, why = M.available()
@@ -104,6 +110,7 @@ function M.start(opts)
     port = opts.port or process.free_port(),
     dir = temp_dir(),
     password = opts.password,
+    args = opts.args,
   }, Server)
   self.url = "redis://" .. (self.password and (":" .. self.password .. "@") or "") .. "127.0.0.1:" .. self.port
   return launch(self)
@@ -169,6 +176,81 @@ function M.silent_server()
   local sock = assert(socket.bind("127.0.0.1", 0))
   local _, port = sock:getsockname()
   return sock, tonumber(port)
+end
+
+-- ---- Redis Cluster
+
+local Cluster = {}
+Cluster.__index = Cluster
+
+--- Starts a Redis Cluster of three masters on 127.0.0.1, no replicas (each
+-- node a server as `start` makes, its cluster bus on a free port of its own),
+-- slots spread by `redis-cli --cluster create`; returns once every node says
+-- cluster_state:ok (bounded: raises with the logs otherwise). opts: `password`.
+function M.start_cluster(opts)
+  opts = opts or {}
+  local self = setmetatable({ nodes = {}, password = opts.password }, Cluster)
+  local ok, err = pcall(function()
+    local addrs = {}
+    for i = 1, 3 do
+      -- (the bus port is named: the default, port + 10000, may be taken or past 65535)
+      local port, bus = process.free_port(), process.free_port()
+      while bus == port do bus = process.free_port() end
+      local node = M.start { port = port, password = opts.password, args = {
+        "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+        "--cluster-port", tostring(bus), "--cluster-node-timeout", "5000",
+      } }
+      self.nodes[i] = node
+      addrs[i] = "127.0.0.1:" .. node.port
+    end
+    local auth = opts.password and ("-a " .. quote(opts.password) .. " --no-auth-warning ") or ""
+    local out = capture("redis-cli " .. auth .. "--cluster create " .. table.concat(addrs, " ")
+      .. " --cluster-replicas 0 --cluster-yes 2>&1 </dev/null")
+    local deadline = socket.gettime() + WAIT_SECONDS
+    while true do
+      local ready = true
+      for _, node in ipairs(self.nodes) do
+        if not node:cli("CLUSTER", "INFO"):find("cluster_state:ok", 1, true) then ready = false end
+      end
+      if ready then break end
+      if socket.gettime() > deadline then
+        error("the Redis Cluster did not reach cluster_state:ok:\n" .. out .. "\n" .. self.nodes[1]:log())
+      end
+      socket.sleep(0.05)
+    end
+  end)
+  if not ok then
+    self:stop()
+    error(err, 2)
+  end
+  local first = self.nodes[1]
+  self.url = "redis://" .. (self.password and (":" .. self.password .. "@") or "") .. "127.0.0.1:" .. first.port
+  return self
+end
+
+--- The slot of `key` (CLUSTER KEYSLOT).
+function Cluster:keyslot(key)
+  return tonumber(self.nodes[1]:cli("CLUSTER", "KEYSLOT", key))
+end
+
+--- The index in `nodes` of the node that serves `key`'s slot (its own
+-- CLUSTER NODES line, "myself", lists its ranges after "connected"; a slot
+-- being migrated, "[slot->-id]", is not a range).
+function Cluster:owner(key)
+  local slot = self:keyslot(key)
+  for i, node in ipairs(self.nodes) do
+    local line = node:cli("CLUSTER", "NODES"):match("[^\n]*myself[^\n]*") or ""
+    for lo, hi in (line:match(" connected(.*)$") or ""):gmatch(" (%d+)%-?(%d*)") do
+      if slot >= tonumber(lo) and slot <= tonumber(hi ~= "" and hi or lo) then return i end
+    end
+  end
+  error("no node serves slot " .. slot, 2)
+end
+
+--- Stops every node and removes their directories.
+function Cluster:stop()
+  for _, node in ipairs(self.nodes) do node:stop() end
+  return true
 end
 
 return M

@@ -6,30 +6,48 @@
 -- (streamctl.transport.auto): inside nginx, in a phase with cosockets
 -- (rewrite, access, content, ngx.timer callbacks, ssl_*), through
 -- `nginx.redis` (Debian's lua-nginx-redis; OpenResty's `resty.redis`):
--- connect (from nginx's pool when it can), AUTH and SELECT on a new
+-- connect (from nginx's pool when it can), the greeting below on a new
 -- connection only, the script, then `set_keepalive` (a cosocket cannot
--- outlive its request or timer). The pool is named by host, port, db and
--- password (by a number standing for it), so a pooled connection is never
--- used with another database or password. Elsewhere (plain Lua 5.4 and
--- LuaJIT, nginx's init phase) through the blocking hiredis module
--- streamctl.redis: one connection per connection object, made on first use
--- and made again (AUTH, SELECT) after an I/O error (in nginx's init phase it
--- is closed after each call, so no worker inherits it). In the other nginx
--- phases (init_worker, log, filters...) there is no way to reach Redis
--- without blocking the worker: `eval` answers `nil, err, "phase"` there.
+-- outlive its request or timer). The pool is named by host, port, db, user
+-- and password (by a number standing for the last two), so a pooled
+-- connection is never used with another node, database or identity.
+-- Elsewhere (plain Lua 5.4 and LuaJIT, nginx's init phase) through the
+-- blocking hiredis module streamctl.redis: one connection per node per
+-- connection object, made on first use and made again after an I/O error
+-- (in nginx's init phase all are closed after each call, so no worker
+-- inherits one). In the other nginx phases (init_worker, log, filters...)
+-- there is no way to reach Redis without blocking the worker: `eval`
+-- answers `nil, err, "phase"` there.
+--
+-- The greeting on a new connection: AUTH (with a password; `AUTH user
+-- password` with a Redis 6 ACL user), SELECT (with a db other than 0), and
+-- INFO memory, whose maxmemory_policy is kept in `conn.maxmemory_policy`
+-- and, when it lets Redis evict keys, told once per policy through the
+-- connection's `log` (an evicted key is state streamctl has lost; see
+-- EVICTION_WARNING). A server that refuses INFO (renamed on managed Redis)
+-- is not checked.
 --
 -- Round trips per call: one (EVALSHA of a script); two when Redis does not
 -- know the script yet (NOSCRIPT: then EVAL, which also loads it, and EVALSHA
--- again from the next call on); plus, on a new connection, one each for AUTH
--- (with a password) and SELECT (with a db other than 0).
+-- again from the next call on); plus, on a new connection, the greeting (one
+-- to three); plus, in a Redis Cluster, the redirection below.
 --
--- A connection object keeps its hiredis connection across calls: do not use
+-- Redis Cluster (and proxies that answer as one): a call's keys must share
+-- one hash tag (`{...}`: the stores put the account in it), so one node
+-- holds them all. `MOVED slot host:port` is followed: the command is sent
+-- again to that node (greeted the same way), and the node is remembered for
+-- the hash tag of KEYS[1], so the next call with that tag goes there
+-- directly. `ASK slot host:port` (a slot being migrated) is followed once
+-- with ASKING, not remembered. At most one redirection per call: a second
+-- one answers `nil, err, "server"`. A cluster has database 0 only.
+--
+-- A connection object keeps its hiredis connections across calls: do not use
 -- one on both sides of a fork (make it in the child, or `close` it first).
 -- @module streamctl.store.redisconn
 
 -- luacheck: globals ngx
-local type, error, tostring, tonumber, pairs, setmetatable, getmetatable, rawget, require, pcall =
-  type, error, tostring, tonumber, pairs, setmetatable, getmetatable, rawget, require, pcall
+local type, error, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, rawget, require, pcall =
+  type, error, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, rawget, require, pcall
 local floor = math.floor
 local format, find, sub, byte, char, lower, match = string.format, string.find, string.sub, string.byte,
   string.char, string.lower, string.match
@@ -52,9 +70,36 @@ M.POOL_SIZE = 100
 --- The largest password accepted, in bytes.
 M.MAX_PASSWORD = 512
 
+--- The longest ACL user name accepted, in bytes.
+M.MAX_USER = 256
+
+--- How many hash tags a connection object remembers a cluster node for
+-- (MOVED). Past it the memory starts again: the stores use one tag per
+-- account, so only keys without a tag (each key its own tag) can fill it.
+M.MAX_ROUTES = 1024
+
+--- The warning told once per connection object and policy when Redis may
+-- evict keys (host:port, policy). Every policy but noeviction evicts;
+-- volatile-* ones only keys with an expiry, but every key the stores write
+-- has one.
+M.EVICTION_WARNING = "streamctl: Redis at %s has maxmemory-policy %s: it may evict streamctl's keys, "
+  .. "which streamctl then treats as lost state (it slows down for a second each time); "
+  .. "set maxmemory-policy noeviction, or give streamctl a Redis of its own with room"
+
 -- Phases in which nginx has cosockets.
 local COSOCKET_PHASES = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
                           ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true, preread = true }
+
+--- Where warnings go unless a connection is given its own `log`: nginx's
+-- error log (WARN) inside nginx, else standard error.
+function M.default_log(msg)
+  local ngx_ = rawget(_G, "ngx")
+  if ngx_ and ngx_.log and ngx_.WARN then
+    ngx_.log(ngx_.WARN, msg)
+  else
+    io.stderr:write(msg, "\n")
+  end
+end
 
 -- ---- Configuration
 
@@ -74,11 +119,22 @@ local function check_password(v)
   return v
 end
 
+-- (Redis refuses user names with spaces; a ':' would end the name in a URL.)
+local function check_user(v)
+  if type(v) ~= "string" then return nil, "must be a string" end
+  if v == "" then return nil, "must not be empty" end
+  if #v > M.MAX_USER then return nil, "must be at most " .. M.MAX_USER .. " bytes" end
+  if find(v, "[^\33-\126]") then return nil, "must be printable ASCII without spaces" end
+  if find(v, ":", 1, true) then return nil, "must not contain ':'" end
+  return v
+end
+
 --- The fields of a Redis configuration (a streamctl.validate schema), with
 -- their defaults.
 M.CONFIG = {
   { name = "host", type = "custom", check = check_host, default = "127.0.0.1" },
   { name = "port", type = "integer", min = 1, max = 65535, default = 6379 },
+  { name = "user", type = "custom", check = check_user },
   { name = "password", type = "custom", check = check_password },
   { name = "db", type = "integer", min = 0, max = 2147483647, default = 0 },
   { name = "prefix", type = "string", allow_empty = true, max_len = 256, default = "streamctl:" },
@@ -86,10 +142,24 @@ M.CONFIG = {
   { name = "nodes", type = "integer", min = 1, max = 1000000, default = 4 },
 }
 
+-- The fields a URL may set as query parameters, by name: their M.CONFIG specs.
+local URL_PARAMS, URL_PARAM_NAMES = {}, { "nodes", "prefix", "timeout_ms" }
+for _, f in ipairs(M.CONFIG) do
+  for _, name in ipairs(URL_PARAM_NAMES) do
+    if f.name == name then URL_PARAMS[name] = f end
+  end
+end
+
+local TLS_REFUSED = "redis URL: rediss:// (TLS) is not supported (hiredis 0.14 has no TLS): "
+  .. "use a local TLS tunnel (stunnel, spiped) and point redis:// at it"
+local UNIX_REFUSED = "redis URL: unix sockets are not supported: have Redis listen on 127.0.0.1 "
+  .. "and use redis://127.0.0.1:port"
+
 local Config = {}
 Config.__index = Config
 function Config.__tostring(c)
-  return format("redis://%s%s:%d/%d (prefix '%s')", c.password and ":<redacted>@" or "",
+  local auth = c.password and ((c.user or "") .. ":<redacted>@") or ""
+  return format("redis://%s%s:%d/%d (prefix '%s')", auth,
     find(c.host, ":", 1, true) and "[" .. c.host .. "]" or c.host, c.port, c.db, c.prefix)
 end
 
@@ -111,15 +181,93 @@ local function percent_decode(s)
   return concat(out)
 end
 
--- redis://[:password@]host[:port][/db] -> the config's fields, or nil, rule.
--- Messages never quote the URL (it may hold the password).
+-- A query parameter's name for a message: " 'name'" when it is a plain word,
+-- else nothing (it may be a mangled secret, or junk).
+local function param_name(name)
+  if name and #name <= 64 and find(name, "^[%w_.-]+$") then return " '" .. name .. "'" end
+  return ""
+end
+
+-- A query parameter's value checked by its M.CONFIG spec's rules: the value,
+-- or nil, rule.
+local function param_value(f, raw)
+  if f.type == "integer" then
+    local n = find(raw, "^%d+$") and #raw <= 10 and tonumber(raw)
+    if not n or n < f.min or n > f.max then return nil, format("must be an integer in %d..%d", f.min, f.max) end
+    return n
+  end
+  if raw == "" and not f.allow_empty then return nil, "must not be empty" end
+  local why = validate.text_rule(f, raw)
+  if why then return nil, why end
+  return raw
+end
+
+-- ?nodes=10&prefix=x&timeout_ms=50 into fields, or nil, rule.
+local function parse_query(query, fields)
+  local seen, i = {}, 1
+  while i <= #query + 1 do
+    local amp = find(query, "&", i, true) or #query + 1
+    local pair = sub(query, i, amp - 1)
+    i = amp + 1
+    if pair ~= "" then -- (empty pairs, as in "?" or "a=1&&b=2", say nothing)
+      local eq = find(pair, "=", 1, true)
+      local name = percent_decode(sub(pair, 1, (eq or #pair + 1) - 1))
+      local f = name and URL_PARAMS[name]
+      if not f then
+        return nil, "redis URL: unknown parameter" .. param_name(name) .. " (the parameters are "
+          .. concat(URL_PARAM_NAMES, ", ") .. ")"
+      end
+      if seen[name] then return nil, "redis URL: parameter '" .. name .. "' is given twice" end
+      seen[name] = true
+      if not eq then return nil, "redis URL: parameter '" .. name .. "' has no value (" .. name .. "=...)" end
+      local raw = percent_decode(sub(pair, eq + 1))
+      if not raw then return nil, "redis URL: parameter '" .. name .. "' has a bad %-escape" end
+      local v, why = param_value(f, raw)
+      if v == nil then return nil, "redis URL: " .. name .. " " .. why end
+      fields[name] = v
+    end
+  end
+  return fields
+end
+
+-- "user:password" or ":password" (before the '@') into fields, or nil, rule.
+local function parse_userinfo(userinfo, fields)
+  local colon = find(userinfo, ":", 1, true)
+  if not colon then
+    return nil, "redis URL: before the '@' comes ':password' or 'user:password' (an '@' elsewhere is written %40)"
+  end
+  if colon > 1 then
+    local user = percent_decode(sub(userinfo, 1, colon - 1))
+    if not user then return nil, "redis URL: the user name has a bad %-escape" end
+    local _, why = check_user(user)
+    if why then return nil, "redis URL: the user name " .. why end
+    fields.user = user
+  end
+  local password = percent_decode(sub(userinfo, colon + 1))
+  if not password then return nil, "redis URL: the password has a bad %-escape" end
+  local _, why = check_password(password)
+  if why then return nil, "redis URL: the password " .. why end
+  fields.password = password
+  return fields
+end
+
+-- redis://[[user]:password@]host[:port][/db][?params] -> the config's fields,
+-- or nil, rule. Messages never quote the URL (it may hold the password).
 local function parse_url(url)
   if find(url, "[\r\n ]") or find(url, "\0", 1, true) then
     return nil, "redis URL must not contain CR, LF, NUL or spaces"
   end
   local scheme, rest = match(url, "^([%w+.-]+)://(.*)$")
-  if not scheme or lower(scheme) ~= "redis" then return nil, "redis URL must start with redis://" end
+  scheme = scheme and lower(scheme)
+  if scheme == "rediss" then return nil, TLS_REFUSED end
+  if scheme == "unix" or scheme == "redis+unix" or scheme == "redis-socket"
+      or (not scheme and (find(lower(url), "^unix:") or find(url, "^[/.~]"))) then
+    return nil, UNIX_REFUSED
+  end
+  if scheme ~= "redis" then return nil, "redis URL must start with redis://" end
   local fields = {}
+  -- The userinfo ends at the last '@': a password may hold '/', '?' and '@'
+  -- unescaped (so an '@' in a parameter must be written %40).
   local at
   for i = #rest, 1, -1 do
     if byte(rest, i) == 64 then -- '@'
@@ -128,17 +276,13 @@ local function parse_url(url)
     end
   end
   if at then
-    local userinfo = sub(rest, 1, at - 1)
+    local ok, why = parse_userinfo(sub(rest, 1, at - 1), fields)
+    if not ok then return nil, why end
     rest = sub(rest, at + 1)
-    if sub(userinfo, 1, 1) ~= ":" then
-      return nil, "redis URL: only ':password@' may come before the host (no user name)"
-    end
-    local password = percent_decode(sub(userinfo, 2))
-    if not password then return nil, "redis URL: the password has a bad %-escape" end
-    local _, why = check_password(password)
-    if why then return nil, "redis URL: the password " .. why end
-    fields.password = password
   end
+  local query
+  local q = find(rest, "?", 1, true)
+  if q then rest, query = sub(rest, 1, q - 1), sub(rest, q + 1) end
   local hostport, slash, db = match(rest, "^([^/]*)(/?)(.*)$")
   local host, port
   if sub(hostport, 1, 1) == "[" then
@@ -162,22 +306,29 @@ local function parse_url(url)
     if not n or n > 2147483647 then return nil, "redis URL: the database must be an integer in 0..2147483647" end
     fields.db = n
   end
+  if query then return parse_query(query, fields) end
   return fields
 end
 
 --- A Redis configuration, checked and completed with the defaults.
 --
--- `value` is a table `{ host = "127.0.0.1", port = 6379, password = nil,
--- db = 0, prefix = "streamctl:", timeout_ms = 200, nodes = 4 }` (every field
--- optional, unknown ones refused) or a URL `redis://[:password@]host[:port][/db]`
--- (the password may use %-escapes; no CR, LF, NUL or spaces anywhere; the
--- other fields take their defaults). `timeout_ms` bounds the connect and
+-- `value` is a table `{ host = "127.0.0.1", port = 6379, user = nil,
+-- password = nil, db = 0, prefix = "streamctl:", timeout_ms = 200,
+-- nodes = 4 }` (every field optional, unknown ones refused; `user`, a Redis 6
+-- ACL user, only with a password) or a URL
+-- `redis://[[user]:password@]host[:port][/db][?nodes=10&prefix=x&timeout_ms=50]`
+-- (user, password and parameters may use %-escapes; an '@' after the
+-- password must be one; no CR, LF, NUL or spaces anywhere; the parameters
+-- are those three fields, each once, checked by the same rules; the other
+-- fields take their defaults). `rediss://` (TLS) and unix sockets are
+-- refused, saying what to do instead. `timeout_ms` bounds the connect and
 -- each read and write of a command (a call may make several: connect, AUTH,
--- SELECT, EVALSHA, EVAL; a server that answers a byte per timeout is not
--- cut off; host names are resolved without a bound: give an address);
--- `nodes` is the number of processes expected to share the account (see
--- the fallback above). A config already made is returned as is.
--- Its `tostring` shows everything but the password.
+-- SELECT, INFO, EVALSHA, EVAL, and again on a redirected node; a server that
+-- answers a byte per timeout is not cut off; host names are resolved
+-- without a bound: give an address); `nodes` is the number of processes
+-- expected to share the account (see streamctl.store.redis). A config
+-- already made is returned as is. Its `tostring` shows everything but the
+-- password.
 -- @param value a table or a URL string
 -- @return the config; or nil and a message naming the field and the rule
 --   (never the password)
@@ -193,6 +344,9 @@ function M.config(value)
   end
   local cfg, why = validate.options(M.CONFIG, input, "streamctl.store.redis", "redis.")
   if not cfg then return nil, why end
+  if cfg.user and not cfg.password then
+    return nil, "option 'redis.user' needs 'redis.password' (Redis AUTH takes a user name with its password)"
+  end
   return setmetatable(cfg, Config)
 end
 
@@ -265,65 +419,122 @@ local function scrub(s, secret)
   return concat(out)
 end
 
--- Ids for the pool names: one per distinct password in this process.
-local password_ids, password_count = {}, 0
+-- Ids for the pool names: one per distinct user and password in this process.
+local secret_ids, secret_count = {}, 0
+
+-- "host:port", the host in brackets when it is an IPv6 address (it holds ':').
+local function address(host, port)
+  if find(host, ":", 1, true) then host = "[" .. host .. "]" end
+  return host .. ":" .. port
+end
 
 local Conn = {}
 Conn.__index = Conn
 function Conn.__tostring(c) return "streamctl.store.redis connection to " .. tostring(c.config) end
 
+local CONNECT_OPTIONS = {
+  { name = "log", type = "function" },
+}
+
+-- A node of this connection object (the configured one, or one a cluster
+-- redirected to): host, port, addr, the nginx pool name, and (outside nginx)
+-- its hiredis connection in `link`.
+local function node_for(self, host, port)
+  local addr = address(host, port)
+  local node = self._nodes[addr]
+  if not node then
+    node = { host = host, port = port, addr = addr, pool = "streamctl.redis:" .. addr .. self._pool_suffix }
+    self._nodes[addr] = node
+  end
+  return node
+end
+
 --- A connection object for `config` (see `config`). Makes no connection yet:
 -- the first `eval` does, and each later one reuses or remakes it.
 -- @param config a config, a table or a URL (bad ones raise)
--- @return connection object with `eval`, `close`, `address`
-function M.connect(config)
+-- @param[opt] opts `{ log = function(message) }`: where the eviction warning
+--   goes (default `default_log`)
+-- @return connection object with `eval`, `close`, `address`, `config` and
+--   `maxmemory_policy` (the policy the last new connection's INFO showed; nil
+--   until then, or when INFO is refused)
+function M.connect(config, opts)
   local cfg, why = M.config(config)
   if not cfg then error("bad argument #1 to 'connect' (" .. why .. ")", 2) end
-  -- (the host in brackets: an IPv6 address holds ':' itself)
-  local pool = "streamctl.redis:[" .. cfg.host .. "]:" .. cfg.port .. ":" .. cfg.db
+  local o, owhy = validate.options(CONNECT_OPTIONS, opts, "streamctl.store.redis.connect")
+  if not o then error("bad argument #2 to 'connect' (" .. owhy .. ")", 2) end
+  local suffix = ":" .. cfg.db
   if cfg.password then
-    local id = password_ids[cfg.password]
+    local secret = (cfg.user or "") .. "\0" .. cfg.password -- ('\0' is in neither)
+    local id = secret_ids[secret]
     if not id then
-      password_count = password_count + 1
-      id = password_count
-      password_ids[cfg.password] = id
+      secret_count = secret_count + 1
+      id = secret_count
+      secret_ids[secret] = id
     end
-    pool = pool .. ":" .. id
+    suffix = suffix .. ":" .. id
   end
-  return setmetatable({ config = cfg, _pool = pool }, Conn)
+  local self = setmetatable({ config = cfg, _log = o.log or M.default_log, _warned = {}, _pool_suffix = suffix,
+                              _nodes = {}, _routes = {}, _route_count = 0 }, Conn)
+  self._home = node_for(self, cfg.host, cfg.port)
+  return self
 end
 
---- "host:port" of the server, for messages.
+--- "host:port" of the configured server, for messages.
 function Conn:address()
-  local host = self.config.host
-  if find(host, ":", 1, true) then host = "[" .. host .. "]" end
-  return host .. ":" .. self.config.port
+  return self._home.addr
+end
+
+-- Keeps the policy a new connection's INFO showed; tells an evicting one
+-- once per policy.
+local function note_policy(self, node, policy)
+  if not policy then return end
+  self.maxmemory_policy = policy
+  if policy == "noeviction" or self._warned[policy] then return end
+  self._warned[policy] = true
+  self._log(format(M.EVICTION_WARNING, node.addr, policy))
+end
+
+-- The greeting on a new connection, through send(argv) -> reply | nil, err,
+-- kind: AUTH, SELECT, INFO memory. nil, or err, kind.
+local function greet(self, node, send)
+  local cfg = self.config
+  if cfg.password then
+    local argv = cfg.user and { "AUTH", cfg.user, cfg.password } or { "AUTH", cfg.password }
+    local r, err, kind = send(argv)
+    if r == nil then return "AUTH: " .. tostring(err), kind end
+  end
+  if cfg.db ~= 0 then
+    local r, err, kind = send { "SELECT", arg_string(cfg.db) }
+    if r == nil then
+      err = tostring(err)
+      if find(err, "cluster mode", 1, true) then err = err .. " (a Redis Cluster has database 0 only: set db to 0)" end
+      return "SELECT: " .. err, kind
+    end
+  end
+  -- INFO, not CONFIG GET: managed Redis often renames or disables CONFIG.
+  -- An error reply says nothing; an I/O failure is the connection's, told
+  -- as the command would have told it (INFO is streamctl's own question).
+  local info, err, kind = send { "INFO", "memory" }
+  if info == nil and kind == "io" then return tostring(err), kind end
+  if type(info) == "string" then note_policy(self, node, match(info, "maxmemory_policy:([%w%-]+)")) end
+  return nil
 end
 
 local hiredis_module -- streamctl.redis, loaded on first use
 
--- A new hiredis connection, authenticated and on its db; or nil, err, kind.
-local function hiredis_open(cfg)
+-- A new hiredis connection to `node`, greeted; or nil, err, kind.
+local function hiredis_open(self, node)
   if not hiredis_module then
     local ok, mod = pcall(require, "streamctl.redis")
     if not ok then return nil, "streamctl.redis cannot be loaded: " .. tostring(mod), "io" end
     hiredis_module = mod
   end
-  local c, err, kind = hiredis_module.connect(cfg.host, cfg.port, cfg.timeout_ms)
+  local c, err, kind = hiredis_module.connect(node.host, node.port, self.config.timeout_ms)
   if not c then return nil, "connect: " .. tostring(err), kind or "io" end
-  if cfg.password then
-    local res, aerr, akind = c:command("AUTH", cfg.password)
-    if res == nil then
-      c:close()
-      return nil, "AUTH: " .. tostring(aerr), akind
-    end
-  end
-  if cfg.db ~= 0 then
-    local res, serr, skind = c:command("SELECT", cfg.db)
-    if res == nil then
-      c:close()
-      return nil, "SELECT: " .. tostring(serr), skind
-    end
+  local gerr, gkind = greet(self, node, function(argv) return c:command(unpack(argv, 1, #argv)) end)
+  if gerr then
+    c:close()
+    return nil, gerr, gkind
   end
   return c
 end
@@ -335,16 +546,17 @@ local function is_stale(err)
   return not find(tostring(err), "^timeout")
 end
 
--- Runs fn(cmd) with a hiredis connection; cmd(argv) -> reply | nil, err, kind.
-local function hiredis_session(self, fn, once)
+-- Runs fn(cmd) with the hiredis connection to `node`; cmd(argv) -> reply |
+-- nil, err, kind.
+local function hiredis_session(self, node, fn)
   local res, err, kind
   for _ = 1, 2 do
-    local c = self._hiredis
+    local c = node.link
     local reused, stale = c ~= nil, false
     if not c then
-      c, err, kind = hiredis_open(self.config)
+      c, err, kind = hiredis_open(self, node)
       if not c then return nil, err, kind end
-      self._hiredis = c
+      node.link = c
     end
     local sent = 0
     local function cmd(argv)
@@ -352,7 +564,7 @@ local function hiredis_session(self, fn, once)
       local r, cerr, ckind = c:command(unpack(argv, 1, #argv))
       if r == nil then
         if ckind == "io" then
-          self._hiredis = nil -- closed by the module; made again next time
+          node.link = nil -- closed by the module; made again next time
           stale = reused and sent == 1 and is_stale(cerr)
         end
         return nil, cerr, ckind
@@ -360,56 +572,51 @@ local function hiredis_session(self, fn, once)
       return convert(r, hiredis_module.null)
     end
     res, err, kind = fn(cmd)
-    if once and self._hiredis then
-      self._hiredis:close()
-      self._hiredis = nil
-    end
     if not stale then break end
   end
   return res, err, kind
 end
 
--- Runs fn(cmd) with a cosocket connection from nginx's pool.
-local function ngx_session(self, fn)
+-- Runs fn(cmd) with a cosocket connection to `node` from nginx's pool.
+local function ngx_session(self, node, fn)
   -- Debian's lua-nginx-redis is nginx.redis; OpenResty bundles the same as resty.redis
   local ok_mod, redis_ngx = pcall(require, "nginx.redis")
   if not ok_mod then ok_mod, redis_ngx = pcall(require, "resty.redis") end
   if not ok_mod then
     return nil, "neither nginx.redis (Debian: lua-nginx-redis) nor resty.redis (OpenResty) can be loaded", "io"
   end
-  local cfg = self.config
   local res, err, kind
   for _ = 1, 2 do
     local red, nerr = redis_ngx:new()
     if not red then return nil, "nginx.redis: " .. tostring(nerr), "io" end
-    red:set_timeout(cfg.timeout_ms)
-    local ok, cerr = red:connect(cfg.host, cfg.port, { pool = self._pool })
+    red:set_timeout(self.config.timeout_ms)
+    local ok, cerr = red:connect(node.host, node.port, { pool = node.pool })
     if not ok then return nil, "connect: " .. tostring(cerr), "io" end
-    local reused = (red:get_reused_times() or 0) > 0
-    if not reused and cfg.password then
-      local r, aerr = red:auth(cfg.password)
-      if not r then
-        red:close()
-        return nil, "AUTH: " .. tostring(aerr), r == false and "server" or "io"
-      end
+    -- (nginx.redis sends any command by its lower-case name: red:auth(user,
+    -- password), red:asking(); nil is an I/O failure, false an error reply)
+    local function send(argv)
+      local r, rerr = red[lower(argv[1])](red, unpack(argv, 2, #argv))
+      if r == nil then return nil, tostring(rerr), "io" end
+      if r == false then return nil, tostring(rerr), "server" end
+      return r
     end
-    if not reused and cfg.db ~= 0 then
-      local r, serr = red:select(cfg.db)
-      if not r then
+    local reused = (red:get_reused_times() or 0) > 0
+    if not reused then
+      local gerr, gkind = greet(self, node, send)
+      if gerr then
         red:close()
-        return nil, "SELECT: " .. tostring(serr), r == false and "server" or "io"
+        return nil, gerr, gkind
       end
     end
     local broken, stale, sent = false, false, 0
     local function cmd(argv)
       sent = sent + 1
-      local r, rerr = red[lower(argv[1])](red, unpack(argv, 2, #argv))
-      if r == nil then
+      local r, rerr, rkind = send(argv)
+      if r == nil and rkind == "io" then
         broken = true
         stale = reused and sent == 1 and is_stale(rerr)
-        return nil, tostring(rerr), "io"
       end
-      if r == false then return nil, tostring(rerr), "server" end
+      if r == nil then return nil, rerr, rkind end
       return convert(r, ngx.null)
     end
     res, err, kind = fn(cmd)
@@ -423,14 +630,76 @@ local function ngx_session(self, fn)
   return res, err, kind
 end
 
---- Runs a script: EVALSHA, and EVAL when Redis answers NOSCRIPT.
+-- The hash tag of a key as Redis Cluster reads it: what lies between the
+-- first '{' and the next '}' when that is not empty, else the whole key.
+local function hash_tag(key)
+  local open = find(key, "{", 1, true)
+  if open then
+    local close = find(key, "}", open + 1, true)
+    if close and close > open + 1 then return sub(key, open + 1, close - 1) end
+  end
+  return key
+end
+
+-- "MOVED 3999 127.0.0.1:6381" -> "MOVED", host, port (an empty host: the
+-- node that answered); nil when err is no redirection.
+local function redirection(err, from)
+  local what, addr = match(err, "^(%u+) %d+ (%S+)$")
+  if what ~= "MOVED" and what ~= "ASK" then return nil end
+  local host, port = match(addr, "^(.*):(%d+)$")
+  if host then host = match(host, "^%[(.*)%]$") or host end
+  if host == "" then host = from.host end
+  port = port and #port <= 5 and tonumber(port)
+  if not host or not check_host(host) or not port or port < 1 or port > 65535 then return what end
+  return what, host, port
+end
+
+local ASKING = { "ASKING" }
+
+-- Follows the redirection `err` that `from` answered, once: the call's
+-- result, or nil, err, kind.
+local function follow(self, session, from, tag, err, run)
+  local what, host, port = redirection(err, from)
+  if not host then return nil, err .. " (streamctl cannot follow that address)", "server" end
+  local node = node_for(self, host, port)
+  local fn = run
+  if what == "MOVED" then
+    if tag then
+      if self._route_count >= M.MAX_ROUTES then self._routes, self._route_count = {}, 0 end
+      if self._routes[tag] == nil then self._route_count = self._route_count + 1 end
+      self._routes[tag] = node ~= self._home and node or false
+    end
+  else
+    -- ASKING lets the importing node run the next command, once
+    fn = function(cmd)
+      return run(function(argv)
+        local r, aerr, akind = cmd(ASKING)
+        if r == nil then return nil, aerr, akind end
+        return cmd(argv)
+      end)
+    end
+  end
+  local res, rerr, kind = session(self, node, fn)
+  if res == nil then
+    if tag and kind == "io" and self._routes[tag] == node then self._routes[tag] = false end
+    if kind == "server" and redirection(rerr, node) then
+      rerr = rerr .. " (a second redirection: streamctl follows one per call)"
+    end
+    return nil, "after " .. what .. " to " .. node.addr .. ": " .. tostring(rerr), kind
+  end
+  return res
+end
+
+--- Runs a script: EVALSHA, and EVAL when Redis answers NOSCRIPT; on the
+-- node a cluster says holds KEYS[1] (see the module comment).
 -- @param script made by `script`
--- @tparam {string,...} keys the script's KEYS
+-- @tparam {string,...} keys the script's KEYS (in a cluster: one hash tag)
 -- @tparam {string|number,...} args its ARGV (numbers sent as decimals)
 -- @return the script's reply (nil replies as `null`; an error inside an
 --   array as `{ false, message }`); or nil, err, kind, where kind is "server"
---   (Redis answered an error), "io" (unreachable, timeout, connection lost)
---   or "phase" (an nginx phase without cosockets). Never raises for Redis.
+--   (Redis answered an error, a second redirection included), "io"
+--   (unreachable, timeout, connection lost) or "phase" (an nginx phase
+--   without cosockets). Never raises for Redis.
 function Conn:eval(script, keys, args)
   if getmetatable(script) ~= Script then
     error("bad argument #1 to 'eval' (a script made by streamctl.store.redis.script expected)", 2)
@@ -463,18 +732,25 @@ function Conn:eval(script, keys, args)
     return res, err, kind
   end
 
-  local res, err, kind
+  local session
   local ngx_ = rawget(_G, "ngx")
   local phase = ngx_ and ngx_.get_phase and ngx_.get_phase()
-  if not phase then
-    res, err, kind = hiredis_session(self, run)
+  if not phase or phase == "init" then
+    session = hiredis_session
   elseif COSOCKET_PHASES[phase] then
-    res, err, kind = ngx_session(self, run)
-  elseif phase == "init" then
-    res, err, kind = hiredis_session(self, run, true)
+    session = ngx_session
   else
     return nil, "Redis cannot be reached from nginx's '" .. tostring(phase) .. "' phase (no cosockets)", "phase"
   end
+  local tag = keys[1] and hash_tag(keys[1])
+  local node = tag and self._routes[tag] or self._home
+  local res, err, kind = session(self, node, run)
+  if res == nil and kind == "server" and redirection(err, node) then
+    res, err, kind = follow(self, session, node, tag, err, run)
+  elseif res == nil and kind == "io" and node ~= self._home then
+    self._routes[tag] = false -- (the node may be gone: ask the configured one again)
+  end
+  if phase == "init" then self:close() end -- (so no worker inherits a connection)
   if res == nil then return nil, scrub(err, self.config.password), kind end
   return res
 end
@@ -484,12 +760,14 @@ function M.is_connection(value)
   return getmetatable(value) == Conn
 end
 
---- Closes the connection this object keeps outside nginx (the next `eval`
--- makes a new one). Inside nginx connections go back to nginx's pool after
--- each call.
+--- Closes the connections this object keeps outside nginx, to every node
+-- (the next `eval` makes new ones). Inside nginx connections go back to
+-- nginx's pool after each call.
 function Conn:close()
-  if self._hiredis then self._hiredis:close() end
-  self._hiredis = nil
+  for _, node in pairs(self._nodes) do
+    if node.link then node.link:close() end
+    node.link = nil
+  end
 end
 
 return M
