@@ -189,18 +189,68 @@ describe("the shared-dict stores", function()
   it("pace one budget through the dict, under a lock that is always released", function()
     local clock = { t = 0 }
     local dict = fake_dict(clock)
-    local store = shdict.ratelimit_store(dict)
-    local a = ratelimit.new { clock = function() return clock.t end, store = store }
-    local b = ratelimit.new { clock = function() return clock.t end, store = store } -- another worker
+    local logs = {}
+    local now = function() return clock.t end
+    local store = shdict.ratelimit_store(dict, { clock = now, log = function(m) logs[#logs + 1] = m end })
+    local a = ratelimit.new { clock = now, store = store }
+    local b = ratelimit.new { clock = now, store = store } -- another worker
+    -- a budget the dict has never held (nginx just started): one whole window first, said by nobody
+    assert.same({ shdict.LOSS_PAUSE, false }, { a:reserve("k", 10, 1, 0.5) })
+    assert.equal("0.000000 1.550000", dict.values["rl:k"])
+    clock.t = 1.55
     assert.equal(0, a:reserve("k", 10))
     assert.near(0.1, b:reserve("k", 10), 1e-9)
     assert.near(0.2, a:reserve("k", 10), 1e-9)
-    assert.near(0.3, dict.values["rl:k"], 1e-9)
+    assert.equal("0.000000 1.850000", dict.values["rl:k"])
     assert.is_nil(dict.values["lock:rl:k"])
+    assert.same({}, logs)
     local ok, err = pcall(store.atomically, store, "k", function() error("inside") end)
     assert.is_false(ok)
     assert.truthy(tostring(err):find("inside", 1, true))
     assert.is_nil(dict.values["lock:rl:k"], "the lock outlived an error")
+  end)
+
+  it("treat an evicted or implausible budget as lost: the window waited out, said once", function()
+    local clock = { t = 100 }
+    local dict = fake_dict(clock)
+    local logs = {}
+    local now = function() return clock.t end
+    local rl = ratelimit.new { clock = now, store = shdict.ratelimit_store(dict, { clock = now,
+      log = function(m) logs[#logs + 1] = m end }) }
+    dict.values["rl:k"] = "90.000000 100.000000" -- a budget born 10 s ago
+    assert.equal(0, rl:reserve("k", 10))
+    dict.values["rl:k"] = nil -- evicted
+    local d0, c0 = rl:reserve("k", 10, 1, 0.5)
+    assert.near(shdict.LOSS_PAUSE, d0, 1e-9)
+    assert.is_false(c0)
+    assert.same({ "streamctl: the shared dict lost the rate-limit schedule of k: its entry is gone (nginx started, "
+      .. "or the dict evicted it); nothing is sent on it for 1.55 s (the last second may have held a full cap), "
+      .. "then it starts afresh" }, logs)
+    clock.t = clock.t + 10
+    dict.values["rl:k"] = string.format("%.6f %.6f", clock.t - 20, clock.t + 3600) -- an hour ahead: never slept
+    local d = rl:reserve("k", 10, 1, 0.5)
+    assert.near(shdict.LOSS_PAUSE, d, 1e-9)
+    assert.equal(2, #logs)
+    assert.truthy(logs[2]:find("its entry lies further ahead than any worker reserves", 1, true), logs[2])
+  end)
+
+  it("say once that the dict is full when a write evicted other entries", function()
+    local clock = { t = 0 }
+    local dict = fake_dict(clock)
+    local set = dict.set
+    function dict:set(k, v, ttl) set(self, k, v, ttl) return true, nil, true end -- forcible
+    local logs = {}
+    local now = function() return clock.t end
+    local rl = ratelimit.new { clock = now, store = shdict.ratelimit_store(dict, { clock = now, name = "tiny",
+      log = function(m) logs[#logs + 1] = m end }) }
+    rl:reserve("k", 10)
+    rl:reserve("k", 10)
+    local gen = sequence.new { clock_ms = function() return 1000 end,
+                               store = shdict.sequence_store(dict, "z:", { log = function(m) logs[#logs + 1] = m end }) }
+    gen:next("s")
+    assert.same({ "streamctl: the shared dict 'tiny' is full: taking a lock evicted other entries; what it forgot "
+      .. "is treated as lost (the budget waits 1.55 s, as after a restart); give it more room (lua_shared_dict ... "
+      .. "10m holds about 50,000 streams; see the README)" }, logs)
   end)
 
   it("a lock held elsewhere is waited for, then given up with a message", function()
@@ -229,10 +279,16 @@ describe("the shared-dict stores", function()
     assert.equal("1700000000002", w1:next("s"))
     ms = ms + 500
     assert.equal("1700000000500", w2:next("s"))
-    assert.equal("1700000000500", w1:next("t"))
+    -- one counter per AppId: above every earlier value of any stream
+    assert.equal("1700000000501", w1:next("t"))
     assert.equal(1700000000500, dict.values["seq:zego:1:s"])
     assert.equal(sequence.KEEP_MS / 1000, dict.expires["seq:zego:1:s"] - clock.t)
-    assert.equal("1700000000501", w2:next_for { "s", "t" })
+    assert.equal("1700000000502", w2:next_for { "s", "t" })
+    assert.equal(1700000000502, dict.values["seq:zego:1:t"])
+    -- a caller's own Sequence: only above its streams' last ones
+    assert.same({ false, "t", 1700000000502 }, { w1:record({ "u", "t" }, 1700000000502) })
+    assert.is_true(w1:record({ "u", "t" }, 1800000000000))
+    assert.equal("1800000000001", w2:next("v")) -- the counter followed it
   end)
 end)
 

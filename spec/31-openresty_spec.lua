@@ -312,7 +312,7 @@ describe("the OpenResty example with STREAMCTL_REDIS_URL", function()
     assert.equal(200, res.status, res.body)
     local seq = assert(emulator:log({ provider = "zego", limit = 10 })[1]).sequence
     for _, id in ipairs { "r1", "r2" } do
-      assert.equal(tostring(seq), redis:cli("GET", "streamctl:seq:zego:" .. ZEGO_APP .. ":" .. id))
+      assert.equal(tostring(seq), redis:cli("GET", "streamctl:{zego:" .. ZEGO_APP .. "}:seq:" .. id))
     end
     assert.is_nil(edge:error_log():find("edge-redis-pw", 1, true))
   end)

@@ -928,7 +928,8 @@ function M.define(rules)
     if o.retry == false then retry_opts.attempts = 1 end
     self._retry = retry.policy(retry_opts)
     if o.rate_limits ~= false then
-      local store = o.rate_limit_store or (o.shared_dict and shdict.ratelimit_store(o.shared_dict))
+      local store = o.rate_limit_store
+        or (o.shared_dict and shdict.ratelimit_store(o.shared_dict, { clock = self._monotonic }))
         or (redis_store and redis_store.ratelimit_store(self._redis))
       self._limiter = ratelimit.new { clock = self._monotonic, store = store }
     end

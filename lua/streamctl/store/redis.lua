@@ -63,7 +63,7 @@
 local type, error, tostring, tonumber, pairs, require =
   type, error, tostring, tonumber, pairs, require
 local floor, ceil, min = math.floor, math.ceil, math.min
-local format = string.format
+local format, match = string.format, string.match
 
 local validate = require "streamctl.validate"
 local ratelimit = require "streamctl.ratelimit"
@@ -85,14 +85,7 @@ M.RETRY_MS = 1000
 
 -- ---- Outages
 
-local function default_log(msg)
-  local ngx_ = rawget(_G, "ngx")
-  if ngx_ and ngx_.log and ngx_.WARN then
-    ngx_.log(ngx_.WARN, msg)
-  else
-    io.stderr:write(msg, "\n")
-  end
-end
+local default_log = redisconn.default_log
 
 local STORE_OPTIONS = {
   { name = "log", type = "function" },
@@ -134,34 +127,121 @@ local function new_health(conn, what, fallback, opts)
   return h
 end
 
-local function as_conn(value, fname)
+-- A connection object: the one given, or a new one for a config (its
+-- eviction-policy warning told through the store's log).
+local function as_conn(value, fname, log)
   if redisconn.is_connection(value) then return value end
   local cfg, why = M.config(value)
   if not cfg then error("bad argument #1 to '" .. fname .. "' (" .. why .. ")", 3) end
-  return M.connect(cfg)
+  return M.connect(cfg, { log = log })
+end
+
+-- ---- Keys
+
+-- All of one account's keys share one hash tag (the text in braces), so one
+-- script may touch them all behind a cluster proxy or in Redis Cluster.
+-- The tag is the limiter key up to its last ':' ("aliyun:<account>",
+-- "zego:<AppId>"), or a sequence store's prefix without its trailing ':'.
+local function tagged(prefix, tag)
+  return prefix .. "{" .. tag .. "}:"
+end
+
+-- "provider:account:action" -> "provider:account", "action"
+local function split_key(key)
+  local tag, action = match(key, "^(.*):([^:]*)$")
+  if not tag or tag == "" then return key, "" end
+  return tag, action
 end
 
 -- ---- Rate limits
 
+--- How long (seconds) nothing is sent on a budget after its shared state
+-- was lost or first made: one whole window (the last second may already
+-- hold a full cap), plus the longest horizon a process reserves ahead
+-- (`MAX_HORIZON`: the slots handed out before the loss still fire until
+-- then), plus runner.LATE and the network's share of the pacing margin.
+M.LOSS_PAUSE = 1.55
+
+--- The longest horizon any process may reserve ahead, in seconds: the
+-- store commits no slot further ahead, whatever `max_delay` says (the
+-- caller is told `committed = false` and asks again later; the engine's
+-- horizon keeps below it).
+M.MAX_HORIZON = 0.5
+
+--- How long a process counts as sharing a budget after its last heartbeat
+-- (seconds): the fallback divides the rate by the most processes seen.
+M.ALIVE = 10
+
+-- The rate-limit script. KEYS[1]: the account's hash (born, run, ts, why,
+-- and "tat:<action>" per action); KEYS[2]: the account's processes (a
+-- sorted set of heartbeats); KEYS[3..]: the Sequence keys of a ZEGO call
+-- (optional: their Sequence is taken only when the slot is committed).
+-- ARGV: the action's field, interval and tau (us), max_delay (us, -1 for
+-- none), earliest (us from now: the local slot after an outage), the loss
+-- pause (us), this process's id ('' when no heartbeat is due), the
+-- Sequences' floor and keep (ms), the heartbeat lifetime (us).
+--
+-- The hash has no expiry (one per account: volatile-* eviction never
+-- takes it, and an idle budget is not mistaken for a lost one). When the
+-- script cannot prove it remembers the last second (the hash is missing,
+-- it was written by another Redis run, TIME went back, or a schedule lies
+-- further ahead than any process can reserve), it starts the schedule
+-- afresh `pause` from now and says why.
 local RESERVE_TEXT = [[
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval, tau = tonumber(ARGV[1]), tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]))
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or ''
+local K = KEYS[1]
+local interval, tau, maxd = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local pause = tonumber(ARGV[6])
+local h = redis.call('HMGET', K, 'born', 'run', 'ts', 'why', ARGV[1])
+local born, ts, why, tat = tonumber(h[1]), tonumber(h[3]), h[4], tonumber(h[5])
+local fresh = nil
+if born == nil then fresh = 'missing'
+elseif h[2] ~= run then fresh = 'restarted'
+elseif ts ~= nil and now < ts - 100000 then fresh = 'clock'
+elseif born > now + 100000 or (tat ~= nil and tat > now + 2 * pause + tau + 2 * interval) then fresh = 'ahead'
+end
+if fresh then
+  redis.call('DEL', K)
+  born, tat, why = now, nil, fresh
+  redis.call('HSET', K, 'born', now, 'run', run, 'why', fresh, 'ts', now)
+else
+  redis.call('HSET', K, 'ts', now)
+end
 if tat == nil or tat < now then tat = now end
-local earliest = now + tonumber(ARGV[4])
+local start = born + pause + tau
+if tat < start then tat = start end
+local earliest = now + tonumber(ARGV[5])
 if tat < earliest then tat = earliest end
 local delay = tat - tau - now
-if delay <= 0 then
-  delay = 0
-elseif ARGV[3] == '1' then
-  return { delay, tat - now }
+if delay < 0 then delay = 0 end
+local nodes = 0
+if ARGV[7] ~= '' then
+  redis.call('ZADD', KEYS[2], now, ARGV[7])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[10]))
+  nodes = redis.call('ZCARD', KEYS[2])
+end
+if maxd >= 0 and delay > maxd then
+  return { delay, 0, tat - now, born, why or '', fresh and 1 or 0, nodes, '', 0 }
 end
 local new_tat = tat + interval
-local px = math.ceil((new_tat - now) / 1000)
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', string.format('%.0f', px))
-return { delay, new_tat - now }
+redis.call('HSET', K, ARGV[1], string.format('%.0f', new_tat))
+local seq, bad = '', 0
+if #KEYS > 2 then
+  local v = math.floor(now / 1000)
+  local fl = tonumber(ARGV[8])
+  if fl > v then v = fl end
+  for i = 3, #KEYS do
+    local cur = tonumber(redis.call('GET', KEYS[i]))
+    if cur ~= nil and not (cur >= 0 and cur <= 9007199254740991) then cur, bad = nil, bad + 1 end
+    if cur ~= nil and cur + 1 > v then v = cur + 1 end
+  end
+  seq = string.format('%.0f', v)
+  for i = 3, #KEYS do redis.call('SET', KEYS[i], seq, 'PX', ARGV[9]) end
+end
+return { delay, 1, new_tat - now, born, why or '', fresh and 1 or 0, nodes, seq, bad }
 ]]
 
 -- The longest interval (and burst window) in microseconds: a year. Keeps
@@ -179,40 +259,77 @@ local function interval_us(rate)
   return x
 end
 
+-- What each reason for a fresh schedule means, for the log.
+local LOSS_REASONS = {
+  missing = "its key is gone (FLUSHALL, eviction, or a Redis restarted without its data)",
+  restarted = "Redis restarted or failed over (a new run id): its data may be older than the last second",
+  clock = "Redis' clock went back",
+  ahead = "it held a schedule further ahead than any process reserves (a clock that stepped back, "
+    .. "a stale replica, a key written by hand)",
+}
+
 local reserve_script
+
+-- Where a store tells of lost state: once per loss and budget, by the
+-- process that found it or that had seen the budget before.
+local function new_losses(conn, log)
+  local known = {} -- tag -> born, as last seen
+  return function(tag, born, why, fresh)
+    local before = known[tag]
+    known[tag] = born
+    if before == born then return end
+    if before == nil and (not fresh or why == "missing") then return end -- (a first use looks the same)
+    log(format("streamctl: Redis at %s lost the shared rate-limit schedule of %s: %s; nothing is sent on it "
+      .. "for %g s (the last second may have held a full cap), then it starts afresh", conn:address(), tag,
+      LOSS_REASONS[why] or tostring(why), M.LOSS_PAUSE))
+  end
+end
 
 --- A store for streamctl.ratelimit with `reserve` (see the module comment).
 -- @param config_or_conn a connection object, or a config (table or URL) for a new one
 -- @tparam[opt] table opts `log` (function(message)), `retry_ms` (default 1000),
 --   `monotonic` (the fallback's and retry's clock, seconds; default streamctl.core's)
--- @return a store; its `reserve(key, rate, burst, only_if_free)` returns the
---   delay in seconds, from Redis or from the fallback; never nil. `store.conn`
---   is its connection object.
+-- @return a store; its `reserve(key, rate, burst, max_delay)` returns the
+--   delay in seconds and whether it committed, from Redis or from the
+--   fallback; never nil. `store.conn` is its connection object.
 function M.ratelimit_store(config_or_conn, opts)
-  local conn = as_conn(config_or_conn, "ratelimit_store")
   opts = validate.options_or_raise(STORE_OPTIONS, opts, "streamctl.store.redis.ratelimit_store",
     "ratelimit_store")
+  local conn = as_conn(config_or_conn, "ratelimit_store", opts.log)
   reserve_script = reserve_script or M.script(RESERVE_TEXT)
-  local nodes = conn.config.nodes
+  local cfg = conn.config
   local retry_s = (opts.retry_ms or M.RETRY_MS) / 1000
+  local log = opts.log or default_log
   local health = new_health(conn, "rate limits are shared through it again",
-    format("rate limits fall back to rate / %d in this process", nodes), opts)
+    format("rate limits fall back to rate / %d (or the processes last seen, if more) in this process",
+      cfg.nodes), opts)
+  local lost = new_losses(conn, log)
   local clock = opts.monotonic or require("streamctl.core").monotonic
   local fb_store = ratelimit.memory_store { clock = clock }
   local fallback = ratelimit.new { clock = clock, store = fb_store }
-  local key_prefix = conn.config.prefix .. "rl:"
+  local id = require("streamctl.core").random_hex(8) -- this store's heartbeat name
   local horizon = {}          -- per key: when this process's latest slot is due (clock seconds)
   local backlog = {}          -- per key, from Redis' last answer: how far ahead its schedule ran (s)
   local answered = {}         -- per key: when Redis last answered (clock seconds)
+  local seen_nodes = {}       -- per tag: how many processes Redis last counted
+  local beat_at = {}          -- per tag: when this process last sent a heartbeat
   local calls = 0
   local grace_until = -math.huge   -- until then, this process's own budget holds besides Redis'
   local store = { conn = conn }
+
+  -- The processes the budget is shared by, as far as anyone knows.
+  local function nodes_for(tag)
+    local n = seen_nodes[tag]
+    if n and n > cfg.nodes then return n end
+    return cfg.nodes
+  end
 
   -- The delay from this process's own budget (rate / nodes). Just after
   -- Redis answered, it starts after the slots Redis had handed out by then
   -- (this process's, and the others' as far as Redis' last answer showed
   -- them: its schedule ran that far ahead), so they are not crowded.
-  local function local_delay(key, rate, burst, only_if_free, now, shared_end)
+  local function local_delay(key, rate, burst, max_delay, now, shared_end)
+    local nodes = nodes_for((split_key(key)))
     local local_rate, local_burst = rate / nodes, floor(burst / nodes)
     if local_burst < 1 then local_burst = 1 end
     local h = horizon[key]
@@ -222,23 +339,28 @@ function M.ratelimit_store(config_or_conn, opts)
       local tat = fb_store:get(key)
       if start > now and (tat == nil or tat < start) then fb_store:set(key, start, start - now) end
     end
-    if only_if_free then
-      local ok, delay = fallback:try(key, local_rate, local_burst)
-      if ok then return 0 end
-      return delay or 1 / local_rate, true
+    local delay, committed = fallback:reserve(key, local_rate, local_burst, max_delay)
+    return delay or 1 / local_rate, committed ~= false
+  end
+
+  local function note(key, now, delay, committed)
+    if committed then
+      local at = now + delay
+      local h = horizon[key]
+      if h == nil or at > h then horizon[key] = at end
     end
-    return fallback:reserve(key, local_rate, local_burst) or 1 / local_rate
+    return delay, committed
   end
 
-  local function note(key, now, delay)
-    local at = now + delay
-    local h = horizon[key]
-    if h == nil or at > h then horizon[key] = at end
-    return delay
-  end
-
-  function store:reserve(key, rate, burst, only_if_free) -- luacheck: ignore 212/self
+  -- One reservation, through Redis when it can; `seq` (optional): the
+  -- Sequence keys and floor of a ZEGO call, taken in the same script when
+  -- the slot is committed. Returns delay, committed, and the Sequence
+  -- (a string) when Redis gave one.
+  local function reserve(key, rate, burst, max_delay, seq)
     local now = clock()
+    if max_delay == nil then max_delay = M.MAX_HORIZON end
+    -- (a slot further ahead could not be kept through a loss: see LOSS_PAUSE)
+    if max_delay > M.MAX_HORIZON then max_delay = M.MAX_HORIZON end
     calls = calls + 1
     if calls % 1024 == 0 then -- (what is past matters no more: the tables stay bounded)
       for k, at in pairs(horizon) do if at < now then horizon[k] = nil end end
@@ -253,27 +375,52 @@ function M.ratelimit_store(config_or_conn, opts)
       -- schedule, so the schedule resumes after the slots handed out here.
       local own
       if health.down or now < grace_until then
-        local refused
-        own, refused = local_delay(key, rate, burst, only_if_free, now)
-        if refused then return own end
+        local committed
+        own, committed = local_delay(key, rate, burst, max_delay, now)
+        if not committed then return own, false end
+      end
+      local tag, action = split_key(key)
+      local base = tagged(cfg.prefix, tag)
+      local keys = { base .. "rl", base .. "procs" }
+      local beat = ""
+      if not beat_at[tag] or now - beat_at[tag] >= 1 then beat = id end
+      if seq then
+        for i = 1, #seq.ids do keys[#keys + 1] = base .. "seq:" .. seq.ids[i] end
       end
       local t = interval_us(rate)
       local tau = (burst - 1) * t
       if tau > MAX_US then tau = MAX_US end
-      local res, err, kind = conn:eval(reserve_script, { key_prefix .. key },
-        { t, tau, only_if_free and 1 or 0, own and min(ceil(own * 1e6), MAX_US) or 0 })
+      local res, err, kind = conn:eval(reserve_script, keys,
+        { "tat:" .. action, t, tau, floor(max_delay * 1e6),
+          own and min(ceil(own * 1e6), MAX_US) or 0, ceil(M.LOSS_PAUSE * 1e6), beat,
+          seq and seq.floor or 0, sequence.KEEP_MS, M.ALIVE * 1e6 })
       local delay = type(res) == "table" and tonumber(res[1])
-      local ahead = type(res) == "table" and tonumber(res[2])
-      if delay and delay >= 0 and ahead then
+      local ahead = type(res) == "table" and tonumber(res[3])
+      -- (nothing read back is trusted without bounds: a delay beyond what the
+      -- script can give is a broken answer, never a reason to sleep)
+      if delay and delay >= 0 and delay <= (2 * M.LOSS_PAUSE + 1) * 1e6 + tau + 2 * t and ahead then
+        local committed = res[2] == 1
         delay = delay / 1e6
         backlog[key], answered[key] = ahead / 1e6, now
+        if beat ~= "" then
+          beat_at[tag] = now
+          local n = tonumber(res[7])
+          if n and n >= 1 then seen_nodes[tag] = n end
+        end
         if health.succeeded() then grace_until = now + retry_s end
+        lost(tag, tonumber(res[4]), res[5], res[6] == 1)
         if own and own > delay then delay = own end
-        if only_if_free and delay > 0 then return delay end
-        return note(key, now, delay)
+        local value = committed and seq and res[8] ~= "" and res[8] or nil
+        if value and tonumber(res[9]) and tonumber(res[9]) > 0 then
+          log(format("streamctl: Redis at %s held %d Sequence(s) for %s that cannot be right (not an integer "
+            .. "in 0..2^53-1); they were reset to the server's time", conn:address(), res[9], tag))
+        end
+        return delay, committed, value
       end
-      if kind ~= "phase" then health.failed(err or ("unexpected answer " .. tostring(res))) end
-      if own then return note(key, now, own) end -- (already taken from this process's budget)
+      if kind ~= "phase" then
+        health.failed(err or ("unexpected answer " .. (type(res) == "table" and tostring(res[1]) or tostring(res))))
+      end
+      if own then return note(key, now, own, true) end -- (already taken from this process's budget)
     end
     -- (the first time after Redis answered: after its schedule as last seen,
     -- which the others kept extending since, as far as a second of it)
@@ -283,9 +430,24 @@ function M.ratelimit_store(config_or_conn, opts)
       shared_end = (now - at <= 1 and now or at) + backlog[key]
       answered[key], backlog[key] = nil, nil
     end
-    local d, refused = local_delay(key, rate, burst, only_if_free, now, shared_end)
-    if refused then return d end
-    return note(key, now, d)
+    return note(key, now, local_delay(key, rate, burst, max_delay, now, shared_end))
+  end
+
+  function store:reserve(key, rate, burst, max_delay) -- luacheck: ignore 212/self
+    local delay, committed = reserve(key, rate, burst, max_delay)
+    return delay, committed
+  end
+
+  --- A reservation and, when it is committed, the Sequence of a ZEGO call
+  -- on `ids` from `seq_store` (a sequence store on the same connection), in
+  -- one round trip. Returns the delay, whether it committed, and the
+  -- Sequence (a string) when one was taken; with none (the slot not
+  -- committed, or Redis unreachable) the caller takes it the usual way.
+  function store:reserve_sequenced(key, rate, burst, max_delay, seq_store, ids) -- luacheck: ignore 212/self
+    local delay, committed, value = reserve(key, rate, burst, max_delay,
+      { ids = ids, floor = seq_store:floor(ids) })
+    if value then seq_store:took(ids, tonumber(value)) end
+    return delay, committed, value
   end
 
   return store
@@ -293,13 +455,29 @@ end
 
 -- ---- Sequences
 
+-- KEYS: one stream's or a call's Sequence keys. ARGV[1]: the floor (the
+-- caller's candidate or this process's last + 1), ARGV[2]: keep (ms),
+-- ARGV[3]: "record" for a caller's own Sequence (refused, and nothing
+-- written, unless it is above every key's value), else "next".
+-- v = max(server ms, floor, every key's value + 1), set on every key.
 local ADVANCE_TEXT = [[
-local cur = tonumber(redis.call('GET', KEYS[1]))
-local v = tonumber(ARGV[1])
-if cur ~= nil and cur + 1 > v then v = cur + 1 end
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local v = math.floor((tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000)
+local fl = tonumber(ARGV[1])
+local bad = 0
+if ARGV[3] == 'record' then v = fl elseif fl > v then v = fl end
+for i = 1, #KEYS do
+  local cur = tonumber(redis.call('GET', KEYS[i]))
+  if cur ~= nil and not (cur >= 0 and cur <= 9007199254740991) then cur, bad = nil, bad + 1 end
+  if cur ~= nil and cur + 1 > v then
+    if ARGV[3] == 'record' then return { 0, i, string.format('%.0f', cur), bad } end
+    v = cur + 1
+  end
+end
 local s = string.format('%.0f', v)
-redis.call('SET', KEYS[1], s, 'PX', ARGV[2])
-return s
+for i = 1, #KEYS do redis.call('SET', KEYS[i], s, 'PX', ARGV[2]) end
+return { 1, s, '', bad }
 ]]
 
 local GET_TEXT = "return redis.call('GET', KEYS[1])"
@@ -310,51 +488,111 @@ local function is_sequence(v)
   return v ~= nil and v >= 0 and v <= sequence.MAX and v == floor(v)
 end
 
---- A store for streamctl.sequence (`advance`, `get`, `prune`; see the
--- module comment), its keys `config.prefix .. "seq:" .. prefix .. stream ID`.
+--- A store for streamctl.sequence (`advance`, `advance_all`, `record_all`,
+-- `get`, `prune`; see the module comment), its keys `config.prefix ..
+-- "{" .. tag .. "}:seq:" .. stream ID`, where the tag is `prefix` without its
+-- trailing ':' (the provider and AppId, the hash tag the rate-limit store
+-- uses for the same account). Its values follow the Redis server's clock
+-- (milliseconds), never this machine's: `own_clock` is true.
 -- @param config_or_conn a connection object, or a config (table or URL) for a new one
 -- @tparam string prefix e.g. "zego:1234567890:"
 -- @tparam[opt] table opts as for `ratelimit_store`
 -- @return a store (`store.conn` is its connection object)
 function M.sequence_store(config_or_conn, prefix, opts)
-  local conn = as_conn(config_or_conn, "sequence_store")
   if type(prefix) ~= "string" then
     error("bad argument #2 to 'sequence_store' (prefix must be a string, got " .. type(prefix) .. ")", 2)
   end
   opts = validate.options_or_raise(STORE_OPTIONS, opts, "streamctl.store.redis.sequence_store", "sequence_store")
+  local conn = as_conn(config_or_conn, "sequence_store", opts.log)
   advance_script = advance_script or M.script(ADVANCE_TEXT)
   get_script = get_script or M.script(GET_TEXT)
+  local log = opts.log or default_log
   local health = new_health(conn, "ZEGO Sequences are shared through it again",
     "ZEGO Sequences fall back to this process's own (still increasing)", opts)
-  local key_prefix = conn.config.prefix .. "seq:" .. prefix
+  local key_prefix = tagged(conn.config.prefix, (match(prefix, "^(.-):?$"))) .. "seq:"
   local keep_ms = sequence.KEEP_MS
   local last = {} -- the last value handed out per stream, from Redis or locally
-  local store = { conn = conn }
+  local store = { conn = conn, own_clock = true }
 
-  -- max(candidate, last + 1): what this process may hand out for key now.
-  local function at_least(key, candidate)
-    local l = last[key]
-    if l and l + 1 > candidate then return l + 1 end
+  local function keys_for(ids)
+    local keys = {}
+    for i = 1, #ids do keys[i] = key_prefix .. ids[i] end
+    return keys
+  end
+
+  -- max(candidate, last + 1) over ids: what this process may hand out now.
+  local function at_least(ids, candidate)
+    for i = 1, #ids do
+      local l = last[ids[i]]
+      if l and l + 1 > candidate then candidate = l + 1 end
+    end
     return candidate
   end
 
-  --- max(candidate, current + 1), recorded in Redis (or locally while it is down).
-  function store:advance(key, candidate) -- luacheck: ignore 212/self
-    if health.usable() then
-      local c = at_least(key, candidate)
-      local res, err, kind = conn:eval(advance_script, { key_prefix .. key }, { c, keep_ms })
-      local v = tonumber(res)
-      if is_sequence(v) and v >= c then
-        health.succeeded()
-        local l = last[key] -- (another request may have moved it meanwhile, inside nginx)
-        if l == nil or v > l then last[key] = v end
-        return v
-      end
-      if kind ~= "phase" then health.failed(err or ("unexpected answer " .. tostring(res))) end
+  --- This process's floor for a call on ids: its last value + 1 (0: none).
+  function store:floor(ids) -- luacheck: ignore 212/self
+    return at_least(ids, 0)
+  end
+
+  --- Records that `value` was taken for ids (by the rate-limit store's
+  -- reserve_sequenced).
+  function store:took(ids, value) -- luacheck: ignore 212/self
+    for i = 1, #ids do
+      local l = last[ids[i]]
+      if l == nil or value > l then last[ids[i]] = value end
     end
-    local c = at_least(key, candidate) -- again: the eval may have yielded
-    last[key] = c
-    return c
+  end
+
+  local function told_bad(n)
+    if n and n > 0 then
+      log(format("streamctl: Redis at %s held %d Sequence(s) under %s that cannot be right (not an integer in "
+        .. "0..2^53-1); they were reset to the server's time", conn:address(), n, key_prefix))
+    end
+  end
+
+  -- One script call; returns the reply or nil (Redis unusable: told).
+  local function run(ids, floor_value, mode)
+    if not health.usable() then return nil end
+    local res, err, kind = conn:eval(advance_script, keys_for(ids), { floor_value, keep_ms, mode })
+    if type(res) == "table" and (res[1] == 1 or res[1] == 0) then
+      health.succeeded()
+      told_bad(tonumber(res[4]))
+      return res
+    end
+    if kind ~= "phase" then health.failed(err or ("unexpected answer " .. tostring(res))) end
+    return nil
+  end
+
+  --- v = max(server ms, candidate floor, every id's value + 1) for all ids
+  -- at once, recorded in Redis (or, while it is down, locally from
+  -- `candidate`, this machine's clock).
+  function store:advance_all(ids, candidate) -- luacheck: ignore 212/self
+    local res = run(ids, at_least(ids, 0), "next")
+    local v = res and tonumber(res[2])
+    if not is_sequence(v) then v = at_least(ids, candidate) end -- (again: the eval may have yielded)
+    store:took(ids, v)
+    return v
+  end
+
+  --- max(candidate, current + 1) for one stream (see advance_all).
+  function store:advance(key, candidate) -- luacheck: ignore 212/self
+    return store:advance_all({ key }, candidate)
+  end
+
+  --- A caller's own Sequence for ids: recorded when it is above every id's
+  -- last value; else false, the id and its last value, nothing written.
+  function store:record_all(ids, value) -- luacheck: ignore 212/self
+    for i = 1, #ids do
+      local l = last[ids[i]]
+      if l and l >= value then return false, ids[i], l end
+    end
+    local res = run(ids, value, "record")
+    if res and res[1] == 0 then
+      local i = tonumber(res[2])
+      return false, ids[i], tonumber(res[3])
+    end
+    store:took(ids, value)
+    return true
   end
 
   --- The last value handed out for key (Redis', or this store's when larger), or nil.

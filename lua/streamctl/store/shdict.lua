@@ -35,7 +35,9 @@
 -- @module streamctl.store.shdict
 
 -- luacheck: globals ngx
-local type, error, tostring, pcall, rawget = type, error, tostring, pcall, rawget
+local type, error, tostring, tonumber, pcall, rawget, setmetatable =
+  type, error, tostring, tonumber, pcall, rawget, setmetatable
+local format, match = string.format, string.match
 
 local M = {}
 
@@ -45,6 +47,10 @@ M.LOCK_TTL = 0.5
 
 --- How long a waiter tries for the lock before it gives up, in seconds.
 M.LOCK_WAIT = 2
+
+--- The longest horizon a reservation commits ahead (as
+-- streamctl.store.redis.MAX_HORIZON).
+M.MAX_HORIZON = 0.5
 
 -- Phases in which ngx.sleep can yield.
 local YIELDING = { rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
@@ -77,32 +83,61 @@ local function release(dict, lock, ok, ...)
   return ...
 end
 
---- A store for streamctl.ratelimit (get, set, atomically) in `dict`.
+-- A line for nginx's error log (standard error outside nginx).
+local function default_log(msg)
+  local ngx_ = rawget(_G, "ngx")
+  if ngx_ and ngx_.log and ngx_.WARN then
+    ngx_.log(ngx_.WARN, msg)
+  else
+    io.stderr:write(msg, "\n")
+  end
+end
+
+-- Tells, once per dict and process, that the dict is full: a write evicted
+-- live entries (`forcible`) or found no room at all.
+local full_told = setmetatable({}, { __mode = "k" })
+local function tell_full(dict, name, log, what)
+  if full_told[dict] then return end
+  full_told[dict] = true
+  log(format("streamctl: the shared dict%s is full: %s; what it forgot is treated as lost (the budget "
+    .. "waits %g s, as after a restart); give it more room (lua_shared_dict ... 10m holds about 50,000 "
+    .. "streams; see the README)", name and (" '" .. name .. "'") or "", what, M.LOSS_PAUSE))
+end
+
+--- How long (seconds) nothing is sent on a budget whose state the dict
+-- cannot vouch for (first use since nginx started, an entry evicted or
+-- implausible): one whole window, plus the horizon a worker may have
+-- reserved ahead, plus the lateness and jitter margin (as
+-- streamctl.store.redis.LOSS_PAUSE).
+M.LOSS_PAUSE = 1.55
+
+--- A store for streamctl.ratelimit in `dict`: `reserve(key, rate, burst,
+-- max_delay)` (see streamctl.ratelimit), under the per-key lock of
+-- `atomically`. Each budget is one entry, "rl:" .. key, holding
+-- "born tat" (monotonic seconds) and no expiry, so only LRU eviction of a
+-- full dict can take it. When it is missing (nginx started, or evicted) or
+-- implausible (a tat further ahead than any worker reserves), the budget
+-- starts afresh `LOSS_PAUSE` from now; a worker that knew it says so once.
+-- `nginx -s reload` keeps the dict, and CLOCK_MONOTONIC runs on: nothing is
+-- lost then. A write that evicted other entries (`forcible`) or found no
+-- room is said once: what it evicted is found missing in its turn.
 -- @param dict an `ngx.shared` dict
-function M.ratelimit_store(dict)
+-- @tparam[opt] table opts `log` (function(message)), `name` (the dict's
+--   name, for messages), `clock` (monotonic seconds; default streamctl.core's)
+function M.ratelimit_store(dict, opts)
   check_dict(dict, "ratelimit_store")
-  local monotonic = require("streamctl.core").monotonic
+  opts = opts or {}
+  local log = opts.log or default_log
+  local monotonic = opts.clock or require("streamctl.core").monotonic
+  local known = {} -- key -> born, as this worker last saw it
   local store = {}
-
-  function store:get(key) -- luacheck: ignore 212/self
-    local v, err = dict:get("rl:" .. key)
-    if v == nil and err then return nil, "shared dict get: " .. tostring(err) end
-    return v
-  end
-
-  function store:set(key, value, ttl) -- luacheck: ignore 212/self
-    -- ngx.shared keeps expiry in milliseconds; never round a ttl down to 0 (no expiry).
-    if ttl and ttl < 0.001 then ttl = 0.001 end
-    local ok, err = dict:set("rl:" .. key, value, ttl or 0)
-    if not ok then return nil, "shared dict set: " .. tostring(err) end
-    return true
-  end
 
   function store:atomically(key, fn) -- luacheck: ignore 212/self
     local lock = "lock:rl:" .. key
     local deadline
     while true do
-      local ok, err = dict:add(lock, true, M.LOCK_TTL)
+      local ok, err, forcible = dict:add(lock, true, M.LOCK_TTL)
+      if forcible then tell_full(dict, opts.name, log, "taking a lock evicted other entries") end
       if ok then return release(dict, lock, pcall(fn)) end
       if err ~= "exists" then return nil, "shared dict lock: " .. tostring(err) end
       local now = monotonic()
@@ -114,31 +149,122 @@ function M.ratelimit_store(dict)
     end
   end
 
+  function store:reserve(key, rate, burst, max_delay) -- luacheck: ignore 212/self
+    if max_delay == nil or max_delay > M.MAX_HORIZON then max_delay = M.MAX_HORIZON end
+    local interval = 1 / rate
+    local tau = (burst - 1) * interval
+    local k = "rl:" .. key
+    return store:atomically(key, function()
+      local now = monotonic()
+      local v = dict:get(k)
+      local born, tat
+      if type(v) == "string" then born, tat = match(v, "^(%S+) (%S+)$") end
+      born, tat = tonumber(born), tonumber(tat)
+      local why
+      if not born or not tat then
+        why = v == nil and "its entry is gone (nginx started, or the dict evicted it)" or "its entry is unreadable"
+      elseif born > now + 0.1 or tat > now + 2 * M.LOSS_PAUSE + tau + 2 * interval then
+        why = "its entry lies further ahead than any worker reserves"
+      end
+      if why then
+        if known[key] ~= nil then
+          log(format("streamctl: the shared dict lost the rate-limit schedule of %s: %s; nothing is sent on it "
+            .. "for %g s (the last second may have held a full cap), then it starts afresh", key, why,
+            M.LOSS_PAUSE))
+        end
+        born, tat = now, now
+      elseif known[key] ~= nil and known[key] ~= born then
+        log(format("streamctl: the shared dict lost the rate-limit schedule of %s (another worker found it); "
+          .. "nothing is sent on it until %g s after that", key, M.LOSS_PAUSE))
+      end
+      known[key] = born
+      if tat < now then tat = now end
+      if tat < born + M.LOSS_PAUSE + tau then tat = born + M.LOSS_PAUSE + tau end
+      local delay = tat - tau - now
+      if delay < 1e-9 then delay = 0 end
+      if delay > max_delay + 1e-9 and not why then return delay, false end
+      local new_tat = delay > max_delay + 1e-9 and tat or tat + interval -- (a fresh entry is written either way)
+      local ok, err, forcible = dict:set(k, format("%.6f %.6f", born, new_tat))
+      if forcible then tell_full(dict, opts.name, log, "writing a budget evicted other entries") end
+      if not ok then
+        tell_full(dict, opts.name, log, "no room for a budget (" .. tostring(err) .. ")")
+        return nil, "shared dict set: " .. tostring(err)
+      end
+      return delay, delay <= max_delay + 1e-9
+    end)
+  end
+
   return store
 end
 
---- A store for streamctl.sequence (advance, get) in `dict`, its keys under
--- `prefix` (e.g. "zego:1234567890:").
+--- A store for streamctl.sequence in `dict`, its keys under `prefix` (e.g.
+-- "zego:1234567890:"): `advance_all`, `advance`, `record_all`, `get`.
+--
+-- One counter per prefix (the AppId), "seqg:" .. prefix, hands out
+-- v = max(candidate, counter + 1) with `incr` (a second `incr` raises it to
+-- the candidate when the clock has moved past it), so every value is above
+-- every earlier one of the AppId, for any stream; then one `set` per stream
+-- records v as its last value ("seq:" .. prefix .. stream ID), which only a
+-- caller's own Sequence is checked against. Entries live `sequence.KEEP_MS`
+-- after their last use. A full dict that evicts the counter costs nothing:
+-- it starts again from the clock, above every value handed out (unless a
+-- caller's own Sequence ran ahead of the clock). Evicted stream entries only
+-- weaken the check of a caller's own Sequence.
 -- @param dict an `ngx.shared` dict
 -- @tparam string prefix
-function M.sequence_store(dict, prefix)
+-- @tparam[opt] table opts `log`, `name` (as for `ratelimit_store`)
+function M.sequence_store(dict, prefix, opts)
   check_dict(dict, "sequence_store")
   if type(prefix) ~= "string" then
     error("bad argument #2 to 'sequence_store' (prefix must be a string, got " .. type(prefix) .. ")", 2)
   end
+  opts = opts or {}
+  local log = opts.log or default_log
   local ttl = require("streamctl.sequence").KEEP_MS / 1000
+  local counter = "seqg:" .. prefix
   local store = {}
 
-  function store:advance(key, candidate) -- luacheck: ignore 212/self
-    local k = "seq:" .. prefix .. key
-    local v, err = dict:incr(k, 1, candidate - 1, ttl)
+  local function set_all(ids, v)
+    for i = 1, #ids do
+      local ok, err, forcible = dict:set("seq:" .. prefix .. ids[i], v, ttl)
+      if forcible then tell_full(dict, opts.name, log, "a Sequence evicted other entries") end
+      if not ok then tell_full(dict, opts.name, log, "no room for a Sequence (" .. tostring(err) .. ")") end
+    end
+  end
+
+  -- The counter raised to at least `floor`; returns its value.
+  local function raise(floor_value, by)
+    local v, err, forcible = dict:incr(counter, by, floor_value - by, ttl)
+    if forcible then tell_full(dict, opts.name, log, "the Sequence counter evicted other entries") end
     if not v then return nil, "shared dict incr: " .. tostring(err) end
-    if v < candidate then
-      v, err = dict:incr(k, candidate - v)
+    if v < floor_value then
+      v, err = dict:incr(counter, floor_value - v)
       if not v then return nil, "shared dict incr: " .. tostring(err) end
     end
-    dict:expire(k, ttl)
+    dict:expire(counter, ttl)
     return v
+  end
+
+  function store:advance_all(ids, candidate) -- luacheck: ignore 212/self
+    local v, err = raise(candidate, 1)
+    if not v then return nil, err end
+    set_all(ids, v)
+    return v
+  end
+
+  function store:advance(key, candidate) -- luacheck: ignore 212/self
+    return store:advance_all({ key }, candidate)
+  end
+
+  function store:record_all(ids, value) -- luacheck: ignore 212/self
+    for i = 1, #ids do
+      local last = dict:get("seq:" .. prefix .. ids[i])
+      if type(last) == "number" and last >= value then return false, ids[i], last end
+    end
+    local v, err = raise(value, 0)
+    if not v then return nil, err end
+    set_all(ids, value)
+    return true
   end
 
   function store:get(key) -- luacheck: ignore 212/self
