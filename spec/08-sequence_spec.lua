@@ -211,6 +211,48 @@ describe("generator:next_for", function()
   end)
 end)
 
+describe("generator:record (a caller's own Sequence)", function()
+  local clock, g
+  before_each(function()
+    clock = fake_clock()
+    g = sequence.new { clock_ms = clock.now }
+  end)
+
+  it("records it when it is above every stream's last value, and later values follow it", function()
+    assert.is_true(g:record({ "a", "b" }, T0 + 50))
+    assert.equal(tostring(T0 + 51), g:next_for { "a" })
+  end)
+
+  it("refuses one not above a stream's last value, naming the stream and recording nothing", function()
+    assert.equal(tostring(T0), g:next("b"))
+    assert.same({ false, "b", T0 }, { g:record({ "a", "b" }, T0) })
+    assert.equal(tostring(T0), g:next("a")) -- a was not moved
+    assert.same({ false, "a", T0 }, { g:record({ "a" }, T0 - 5) })
+  end)
+
+  it("refuses (raises) one beyond 2^53 - 1 less the headroom", function()
+    assert.equal(sequence.MAX - 1e9, sequence.MAX_GIVEN)
+    assert.is_true(g:record({ "a" }, sequence.MAX_GIVEN))
+    raises(function() g:record({ "a" }, sequence.MAX_GIVEN + 1) end,
+      "bad argument #2 to 'record' (value must be an integer in [0, 2^53 - 1 - 10^9]")
+    -- the headroom: a billion more calls on the stream stay exact
+    assert.equal("9007198254740992", g:next("a"))
+  end)
+
+  it("takes a whole call in one store step when the store can", function()
+    local steps = 0
+    local inner = sequence.memory_store()
+    local store = { advance = function() error("one step per call expected") end,
+                    advance_all = function(_, ids, c) steps = steps + 1 return inner:advance_all(ids, c) end }
+    local gen = sequence.new { clock_ms = clock.now, store = store }
+    local ids = {}
+    for i = 1, 20 do ids[i] = "s" .. i end
+    assert.equal(tostring(T0), gen:next_for(ids))
+    assert.equal(tostring(T0 + 1), gen:next_for(ids))
+    assert.equal(2, steps)
+  end)
+end)
+
 describe("interleaved callers", function()
   it("keep every stream strictly increasing, in call order", function()
     local rnd = lcg(12345)

@@ -133,6 +133,77 @@ describe("pacing", function()
   end)
 end)
 
+describe("pacing just in time", function()
+  -- The engine alone on a fake clock, its pace a limiter over a memory store.
+  local function engine_world(opts)
+    local w = world()
+    local pending = {}
+    local io = {
+      start = function(key, req) pending[#pending + 1] = { key = key, req = req } w.sent[#w.sent + 1] = { at = w.mono }
+        return true end,
+      poll = function(timeout)
+        if #pending == 0 then w.mono = w.mono + timeout return {} end
+        local out = pending
+        pending = {}
+        return (function()
+          local t = {}
+          for i, c in ipairs(out) do t[i] = { key = c.key, res = { status = 200, headers = {}, body = "ok" } } end
+          return t
+        end)()
+      end,
+      now = w.monotonic, sleep = w.sleep,
+    }
+    local limiter = require("streamctl.ratelimit").new { clock = w.monotonic }
+    w.held = 0   -- slots committed and not yet used, at most
+    w.max_held = 0
+    local engine = runner.new {
+      io = io, retry = retry.policy {}, cancel = opts and opts.cancel,
+      sign = function(a) w.held = w.held - 1 return { url = "/" .. a.action } end,
+      decode = function(_, res, terr)
+        if not res then return nil, { code = terr.code, message = terr.message, sent = terr.sent } end
+        return { RequestId = "ok" }
+      end,
+      pace = function(action, max_delay)
+        local d, committed = limiter:reserve(action, opts and opts.rate or 10, 1, max_delay)
+        if committed then
+          w.held = w.held + 1
+          if w.held > w.max_held then w.max_held = w.held end
+        end
+        return d, committed
+      end,
+      horizon = function() return 0.4 end,
+    }
+    return w, engine
+  end
+
+  it("never holds more than the horizon's slots, however many jobs wait", function()
+    local w, engine = engine_world()
+    local jobs = {}
+    for i = 1, 60 do jobs[i] = { action = "A", params = { N = i } } end
+    engine:run(jobs, { concurrency = 16 })
+    assert.equal(60, #w.sent)
+    assert.equal(5, w.max_held) -- now, +0.1 .. +0.4
+    for i = 2, 60 do assert.near(0.1, w.sent[i].at - w.sent[i - 1].at, 1e-9) end
+  end)
+
+  it("asks a cancel at least every 100 ms, however long the wait", function()
+    local asked = {}
+    local w
+    local cancel = function()
+      asked[#asked + 1] = w and w.mono or 0
+      return w ~= nil and w.mono >= 5
+    end
+    local engine
+    w, engine = engine_world { cancel = cancel, rate = 0.5 } -- a slot every 2 s
+    local jobs = {}
+    for i = 1, 100 do jobs[i] = { action = "A", params = { N = i } } end
+    engine:run(jobs, { concurrency = 1 })
+    assert.equal(3, #w.sent) -- at 0, 2 and 4 s
+    for i = 2, #asked do assert.is_true(asked[i] - asked[i - 1] <= runner.CANCEL_POLL + 1e-9) end
+    assert.is_true(w.mono < 5 + runner.CANCEL_POLL + 1e-9, "stopped at " .. w.mono)
+  end)
+end)
+
 describe("retries", function()
   it("re-signs each attempt and backs off 100, 200 ms on server errors", function()
     local w = world()

@@ -22,7 +22,7 @@
 -- (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET/_SECURITY_TOKEN, ZEGO_APP_ID,
 -- ZEGO_SERVER_SECRET); STREAMCTL_ALIYUN_ENDPOINT, STREAMCTL_ZEGO_ENDPOINT and
 -- STREAMCTL_CA_FILE point the clients elsewhere (the emulator). With
--- STREAMCTL_REDIS_URL (redis://[:password@]host[:port][/db]) the rate limits
+-- STREAMCTL_REDIS_URL (redis://[[user]:password@]host[:port][/db][?nodes=N&prefix=P&timeout_ms=MS]) the rate limits
 -- and ZEGO Sequences live in that Redis, one budget for every nginx on every
 -- machine that uses it (over cosockets, lua-nginx-redis); without it, in the
 -- shared dict, one budget per nginx. nginx passes a worker only the variables

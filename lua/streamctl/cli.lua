@@ -143,7 +143,8 @@ local function add_common(cmd, provider)
     cmd:option("--rate", "Send no action faster than this, in requests per second (lowers the "
       .. "published caps; it never raises them)."):argname("<n>"),
     cmd:option("--redis", "Share rate limits and ZEGO Sequences with every process using this Redis, "
-      .. "redis://[:password@]host[:port][/db] (default: $STREAMCTL_REDIS_URL; the password is better "
+      .. "redis://[[user]:password@]host[:port][/db][?nodes=N&prefix=P&timeout_ms=MS] (default: "
+      .. "$STREAMCTL_REDIS_URL; the password is better "
       .. "kept in that variable than on the command line)."):argname("<url>"),
     cmd:flag("--emulator", "Use the local emulator: its HTTPS endpoint, CA and default account "
       .. "(start it with 'streamctl emulator start')."),

@@ -275,7 +275,7 @@ function Limiter:reserve(key, rate, burst, max_delay)
   burst = check_args("reserve", key, rate, burst)
   if max_delay == nil then
     max_delay = huge
-  elseif type(max_delay) ~= "number" or not (max_delay >= 0) then
+  elseif type(max_delay) ~= "number" or max_delay ~= max_delay or max_delay < 0 then
     error("bad argument #4 to 'reserve' (max_delay must be a number >= 0, got " .. tostring(max_delay) .. ")", 2)
   end
   if not burst then return 0, true end
