@@ -11,7 +11,13 @@
 -- round trips per request sent (EVALSHA and EVAL calls from Redis' INFO
 -- commandstats, over the requests the emulator saw).
 --
--- Figures, not a test: it exits non-zero only when the shared run lost a
+-- Then ZEGO through Redis (BENCH_REDIS_PROCS processes resuming 500 IDs,
+-- 20 per call, twice), with Redis on loopback and 5 ms away (a TCP proxy
+-- adding 5 ms each way, spec/helpers/delayproxy.lua): ResumeRTCStreams per
+-- second as a fraction of its cap (20/s) and Redis round trips per call (a
+-- call's slot and all its Sequences are one script).
+--
+-- Figures, not a test: it exits non-zero only when a shared run lost a
 -- stream or was throttled.
 local curl = require "streamctl.curl"
 local core = require "streamctl.core"
@@ -25,6 +31,8 @@ local STREAMS = tonumber(os.getenv("BENCH_REDIS_STREAMS") or "100")
 local CAP = 30
 local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 local ALIYUN = os.getenv("STREAMCTL_ALIYUN_ENDPOINT") or "http://127.0.0.1:38080"
+local ZEGO = os.getenv("STREAMCTL_ZEGO_ENDPOINT") or "http://127.0.0.1:38081"
+local ZEGO_CAP = 20
 local WORKER = ROOT .. "/spec/helpers/redis_worker.lua"
 local control = curl.easy { max_body = 64 * 1024 * 1024 }
 
@@ -82,13 +90,70 @@ local function run(label, redis)
   return done, counters.throttled or 0
 end
 
+-- ZEGO: PROCS processes, 500 IDs each, twice, through `url` (Redis itself or a proxy to it).
+local ZEGO_IDS, ZEGO_ROUNDS = 500, 2
+local function run_zego(label, url, redis)
+  control_request("POST", "/_emulator/reset")
+  local calls0 = script_calls(redis)
+  local t0 = core.monotonic()
+  local children = {}
+  for i = 1, PROCS do
+    children[i] = process.spawn(process.quote(process.interpreter()) .. " " .. process.quote(WORKER) .. " zego "
+      .. process.quote(ZEGO) .. " " .. process.quote(url) .. " " .. process.quote(label:gsub("%W", "") .. i) .. " "
+      .. ZEGO_IDS .. " " .. ZEGO_ROUNDS .. " 2>/dev/null")
+  end
+  local done = 0
+  for _, c in ipairs(children) do
+    local line = c.pipe:read("*l")
+    c.pipe:close()
+    done = done + (line and cjson.decode(line).succeeded or 0)
+  end
+  local wall = core.monotonic() - t0
+  local state = control_request("GET", "/_emulator/state")
+  local counters = state.zego.counters.ResumeRTCStreams or {}
+  local entries = control_request("GET", "/_emulator/log?provider=zego&action=ResumeRTCStreams&limit=100000").entries
+  local first, last = math.huge, -math.huge
+  for _, e in ipairs(entries) do
+    if e.verdict == "ok" then
+      first, last = math.min(first, e.real_time), math.max(last, e.real_time)
+    end
+  end
+  local accepted = counters.accepted or 0
+  local rate = accepted > 1 and (accepted - 1) / (last - first) or 0
+  local what = string.format("ZEGO, %d processes x %d IDs x %d, %s", PROCS, ZEGO_IDS, ZEGO_ROUNDS, label)
+  local function rec(name, unit, value, decimals)
+    lib.record { group = "redis", name = what .. ": " .. name, unit = unit, samples = { value }, decimals = decimals }
+  end
+  rec("IDs done", "", done)
+  rec("calls throttled", "", counters.throttled or 0)
+  rec("accepted per second / cap", "x", rate / ZEGO_CAP)
+  rec("wall time", "s", wall, 2)
+  rec("Redis round trips per call", "x", (script_calls(redis) - calls0) / math.max(#entries, 1))
+  return done, counters.throttled or 0
+end
+
 run("each on its own budget", nil)
 local redis = redis_helper.start {}
-local ok, done, throttled = pcall(run, "one budget in Redis", redis)
+local delayproxy = require "spec.helpers.delayproxy"
+local proxy
+local ok, err = pcall(function()
+  local results = {}
+  local done, throttled = run("one budget in Redis", redis)
+  results[#results + 1] = { done == PROCS * STREAMS, throttled }
+  done, throttled = run_zego("Redis on loopback", redis.url, redis)
+  results[#results + 1] = { done == PROCS * ZEGO_IDS * ZEGO_ROUNDS, throttled }
+  proxy = delayproxy.start { target_port = redis.port, delay_ms = 5, max_seconds = 600 }
+  done, throttled = run_zego("Redis 5 ms away", "redis://127.0.0.1:" .. proxy.port, redis)
+  results[#results + 1] = { done == PROCS * ZEGO_IDS * ZEGO_ROUNDS, throttled }
+  return results
+end)
+if proxy then proxy.stop() end
 redis:stop()
 control:close()
-if not ok then error(done, 0) end
-if done ~= PROCS * STREAMS or throttled ~= 0 then
-  print("the shared run lost a stream or was throttled")
-  os.exit(1)
+if not ok then error(err, 0) end
+for _, r in ipairs(err) do
+  if not r[1] or r[2] ~= 0 then
+    print("a shared run lost a stream or was throttled")
+    os.exit(1)
+  end
 end

@@ -484,7 +484,7 @@ describe("streamctl.store.redis against redis-server", function()
       for i = 1, 20 do ids[i] = "s" .. i end
       check:command("SET", "t:{zego:77}:seq:s7", "9000000000000") -- one stream ahead: the call follows it
       assert.equal("OK", check:command("CONFIG", "RESETSTAT"))
-      local d, committed, v = rls:reserve_sequenced("zego:77:ResumeRTCStreams", 20, 1, 0.2, seqs, ids)
+      local d, committed, _, v = rls:reserve_sequenced("zego:77:ResumeRTCStreams", 20, 1, 0.2, seqs, ids)
       local info = check:command("INFO", "commandstats")
       assert.equal(0, d)
       assert.is_true(committed)
@@ -492,10 +492,10 @@ describe("streamctl.store.redis against redis-server", function()
       assert.equal(1, tonumber(info:match("cmdstat_evalsha:calls=(%d+)")) or 0)
       assert.is_nil(info:match("cmdstat_eval:"))
       for i = 1, 20 do assert.equal(v, check:command("GET", "t:{zego:77}:seq:s" .. i)) end
-      local _, _, v2 = rls:reserve_sequenced("zego:77:ResumeRTCStreams", 20, 1, 0.2, seqs, { "s1" })
+      local _, _, _, v2 = rls:reserve_sequenced("zego:77:ResumeRTCStreams", 20, 1, 0.2, seqs, { "s1" })
       assert.equal("9000000000002", v2)
       -- a slot beyond max_delay takes no Sequence either
-      local _, c3, v3 = rls:reserve_sequenced("zego:77:ResumeRTCStreams", 20, 1, 0, seqs, { "s2" })
+      local _, c3, _, v3 = rls:reserve_sequenced("zego:77:ResumeRTCStreams", 20, 1, 0, seqs, { "s2" })
       assert.is_false(c3)
       assert.is_nil(v3)
       assert.equal(v, check:command("GET", "t:{zego:77}:seq:s2"))
@@ -505,7 +505,7 @@ describe("streamctl.store.redis against redis-server", function()
       local other = R.connect(cfg)
       local rls2 = R.ratelimit_store(other, { log = function(m) logs[#logs + 1] = m end })
       check:command("SET", "t:{zego:77}:seq:s3", "1e300")
-      local _, _, v4 = rls2:reserve_sequenced("zego:77:ResumeRTCStreams", 1000, 1, 0.5,
+      local _, _, _, v4 = rls2:reserve_sequenced("zego:77:ResumeRTCStreams", 1000, 1, 0.5,
         R.sequence_store(other, "zego:77:"), { "s3" })
       local server_ms = math.floor(server_us(check) / 1000)
       assert.is_true(tonumber(v4) <= server_ms and tonumber(v4) > server_ms - 1000, v4)
@@ -542,7 +542,7 @@ describe("streamctl.store.redis against redis-server", function()
       local rl = ratelimit.new { store = stores[3] }
       assert.equal(0, rl:reserve("many", 3))
       -- 3 / 3 processes: 1 per second (1 s ahead: beyond the horizon, so not committed)
-      assert.same({ 1, false }, { rl:reserve("many", 3) })
+      assert.same({ 1, false, 1 }, { rl:reserve("many", 3) })
     end)
   end)
 
@@ -671,12 +671,12 @@ describe("streamctl.store.redis against redis-server", function()
       down:kill()
       -- after Redis' schedule as its last answer showed it (one slot, 1/8 s
       -- ahead), then every 1/2 s; a slot beyond the horizon is not taken
-      assert.same({ 0.625, false }, { rl:reserve("k", 8) })
-      assert.same({ 0.625, false }, { rl:reserve("k", 8) })
+      assert.same({ 0.625, false, 0.625 }, { rl:reserve("k", 8) })
+      assert.same({ 0.625, false, 0.625 }, { rl:reserve("k", 8) })
       clock.t = clock.t + 0.125
-      assert.same({ 0.5, true }, { rl:reserve("k", 8) })
+      assert.same({ 0.5, true, 1 }, { rl:reserve("k", 8) }) -- (and the slot after it 1 s away)
       clock.t = clock.t + 0.5
-      assert.same({ 0.5, true }, { rl:reserve("k", 8) })
+      assert.same({ 0.5, true, 1 }, { rl:reserve("k", 8) })
       local ok, delay = rl:try("k", 8)
       assert.is_false(ok)
       assert.equal(1, delay)

@@ -702,12 +702,13 @@ local function engine_for(self, io)
       local ids = seq_store and job and job.next_role == "call" and job.attempts == 0 and not job.sequence_taken
         and rules.sequence_ids and rules.sequence_ids(action, rules.operations[action], job.params)
       if ids then
-        local delay, committed, value = limiter.store:reserve_sequenced(key, rate, burst, max_delay, seq_store, ids)
+        local delay, committed, next_delay, value = limiter.store:reserve_sequenced(key, rate, burst, max_delay,
+          seq_store, ids)
         if value then job.params.Sequence, job.sequence_taken = value, true end
-        return delay, committed
+        return delay, committed, next_delay
       end
-      local delay, committed = limiter:reserve(key, rate, burst, max_delay)
-      if delay ~= nil then return delay, committed end
+      local delay, committed, next_delay = limiter:reserve(key, rate, burst, max_delay)
+      if delay ~= nil then return delay, committed, next_delay end
       -- The store failed (not a wait): pace in this process on a share of
       -- the rate, and say so once (never unpaced: the store's other users
       -- are still sending).

@@ -19,7 +19,7 @@
 --
 -- or, instead of those three, one method that does the whole reservation:
 --
---   store:reserve(key, rate, burst, max_delay) -> delay, committed | nil, err
+--   store:reserve(key, rate, burst, max_delay) -> delay, committed[, next] | nil, err
 --
 -- `value` is a `tat` in the limiter's clock. `ttl` is when the entry stops
 -- mattering: once it has passed, a missing entry means the same as the stored
@@ -50,7 +50,13 @@
 -- seconds (a number >= 0, `math.huge` for "whatever the delay"; 0 means
 -- "only if free now"). It returns the delay in seconds (a number >= 0; 0
 -- means go now) and whether it committed the slot; when it did not, the
--- delay says when the slot would be free. `nil, err` when it fails.
+-- delay says when the slot would be free. Optionally a third value, `next`:
+-- seconds until the slot after the one committed would be free (when one
+-- was), or when to count on a free slot (when none was: a store shared by
+-- many may add a spread, so that the refused do not all come back at once).
+-- The engine asks again when `next` is within its horizon, not before: one
+-- round trip per request where the schedule allows. `nil, err` when it
+-- fails.
 --
 -- Reserving just in time. A caller that holds a slot far in the future has
 -- promised a request nobody can take back: if the shared state is lost
@@ -216,7 +222,7 @@ end
 local function take(self, key, rate, burst, max_delay)
   local store = self.store
   if store.reserve then -- the store's own clock and atomicity
-    local delay, committed = store:reserve(key, rate, burst, max_delay)
+    local delay, committed, next_delay = store:reserve(key, rate, burst, max_delay)
     if delay == nil then return nil, committed or "store reserve failed" end
     if type(delay) ~= "number" or not (delay >= 0 and delay < huge) then
       error("streamctl.ratelimit: store:reserve returned " .. tostring(delay) .. ", not a delay in seconds", 3)
@@ -225,7 +231,8 @@ local function take(self, key, rate, burst, max_delay)
       error("streamctl.ratelimit: store:reserve returned no 'committed' boolean beside its delay", 3)
     end
     if delay <= M.EPSILON then delay = 0 end
-    return delay, committed
+    if type(next_delay) ~= "number" or next_delay ~= next_delay or next_delay < delay then next_delay = nil end
+    return delay, committed, next_delay
   end
 
   local interval = 1 / rate
@@ -243,12 +250,12 @@ local function take(self, key, rate, burst, max_delay)
     if delay <= M.EPSILON then
       delay = 0
     elseif delay > max_delay + M.EPSILON then
-      return delay, false
+      return delay, false, delay
     end
     local new_tat = tat + interval
     local ok, serr = store:set(key, new_tat, new_tat - now)
     if not ok then return nil, serr or "store set failed" end
-    return delay, true
+    return delay, true, new_tat - tau - now
   end
 
   if store.atomically then
@@ -271,6 +278,7 @@ end
 -- @tparam[opt=math.huge] number max_delay the longest delay to commit, in seconds (>= 0)
 -- @treturn number seconds to wait (0: go now); or nil, err if the store failed
 -- @treturn boolean whether the slot was committed
+-- @treturn[opt] number when to ask again (see the store contract's `next`)
 function Limiter:reserve(key, rate, burst, max_delay)
   burst = check_args("reserve", key, rate, burst)
   if max_delay == nil then
@@ -279,8 +287,8 @@ function Limiter:reserve(key, rate, burst, max_delay)
     error("bad argument #4 to 'reserve' (max_delay must be a number >= 0, got " .. tostring(max_delay) .. ")", 2)
   end
   if not burst then return 0, true end
-  local delay, committed = take(self, key, rate, burst, max_delay) -- not a tail call: keeps error levels right
-  return delay, committed
+  local delay, committed, next_delay = take(self, key, rate, burst, max_delay) -- (not a tail call: error levels)
+  return delay, committed, next_delay
 end
 
 --- Takes one token for `key` only if one is available now.

@@ -8,13 +8,15 @@
 --   sign(attempt)  -> request | nil, err      signs one attempt, at the moment it is sent
 --   decode(attempt, response, failure) -> result | nil, err
 --                                             reads an answer, or wraps a transport failure
---   pace(action, max_delay, job) -> seconds, committed
+--   pace(action, max_delay, job) -> seconds, committed[, next]
 --                                            reserves a rate-limit slot for one request of
 --                                             `action` (the job's next attempt) when it is at
 --                                             most `max_delay` seconds away, and says how long
 --                                             to wait for it; `committed` false: nothing was
 --                                             reserved, the delay says when a slot would be
---                                             free (a pace that returns only seconds commits)
+--                                             free (a pace that returns only seconds commits);
+--                                             `next`: when to ask again for this action (see
+--                                             streamctl.ratelimit's store contract)
 --   horizon(action) -> seconds               (optional) the longest delay a slot may be
 --                                             reserved ahead (see "Pacing"); without it a
 --                                             slot is reserved whatever its delay
@@ -289,12 +291,17 @@ local function not_yet(engine, job, now)
       engine.pace_wait[action] = nil
     end
     local horizon = engine.horizon and engine.horizon(action) or huge
-    local delay, committed = engine.pace(action, horizon, job)
+    local delay, committed, next_delay = engine.pace(action, horizon, job)
     delay = delay or 0
+    now = engine.io.now() -- (a shared store's answer took a round trip: its delays count from now)
     if committed == false then
-      local back = now + min(max(delay - horizon, MIN_PACE_WAIT), M.MAX_PACE_WAIT)
+      local back = now + min(max((next_delay or delay) - horizon, MIN_PACE_WAIT), M.MAX_PACE_WAIT)
       engine.pace_wait[action] = back
       return back
+    end
+    -- the next job of this action asks when the slot after this one is within reach
+    if next_delay and next_delay > horizon then
+      engine.pace_wait[action] = now + min(next_delay - horizon, M.MAX_PACE_WAIT)
     end
     job.slot_at = now + delay
     if delay > EPSILON then return job.slot_at end

@@ -339,23 +339,29 @@ function M.ratelimit_store(config_or_conn, opts)
       local tat = fb_store:get(key)
       if start > now and (tat == nil or tat < start) then fb_store:set(key, start, start - now) end
     end
-    local delay, committed = fallback:reserve(key, local_rate, local_burst, max_delay)
-    return delay or 1 / local_rate, committed ~= false
+    local delay, committed, next_delay = fallback:reserve(key, local_rate, local_burst, max_delay)
+    return delay or 1 / local_rate, committed ~= false, next_delay
   end
 
-  local function note(key, now, delay, committed)
+  local function note(key, now, delay, committed, next_delay)
     if committed then
       local at = now + delay
       local h = horizon[key]
       if h == nil or at > h then horizon[key] = at end
     end
-    return delay, committed
+    return delay, committed, next_delay
   end
+
+  -- A number in [0, 1) from OpenSSL (LuaJIT's math.random is the same
+  -- sequence in every process).
+  local random_hex = require("streamctl.core").random_hex
+  local function uniform() return tonumber(random_hex(4), 16) / 4294967296 end
 
   -- One reservation, through Redis when it can; `seq` (optional): the
   -- Sequence keys and floor of a ZEGO call, taken in the same script when
-  -- the slot is committed. Returns delay, committed, and the Sequence
-  -- (a string) when Redis gave one.
+  -- the slot is committed. Returns delay, committed, when to ask again
+  -- (`next`, see streamctl.ratelimit), and the Sequence (a string) when
+  -- Redis gave one.
   local function reserve(key, rate, burst, max_delay, seq)
     local now = clock()
     if max_delay == nil then max_delay = M.MAX_HORIZON end
@@ -375,9 +381,9 @@ function M.ratelimit_store(config_or_conn, opts)
       -- schedule, so the schedule resumes after the slots handed out here.
       local own
       if health.down or now < grace_until then
-        local committed
-        own, committed = local_delay(key, rate, burst, max_delay, now)
-        if not committed then return own, false end
+        local committed, own_next
+        own, committed, own_next = local_delay(key, rate, burst, max_delay, now)
+        if not committed then return own, false, own_next end
       end
       local tag, action = split_key(key)
       local base = tagged(cfg.prefix, tag)
@@ -410,12 +416,22 @@ function M.ratelimit_store(config_or_conn, opts)
         if health.succeeded() then grace_until = now + retry_s end
         lost(tag, tonumber(res[4]), res[5], res[6] == 1)
         if own and own > delay then delay = own end
+        -- When to ask again: the slot after this one; refused, the free slot
+        -- plus a share of the processes' turns, so they do not all come back
+        -- at once (each refusal is a round trip).
+        local next_delay
+        if committed then
+          next_delay = (ahead - tau) / 1e6
+        else
+          next_delay = delay + uniform() * (nodes_for(tag) - 1) * t / 1e6
+        end
+        if next_delay < delay then next_delay = delay end
         local value = committed and seq and res[8] ~= "" and res[8] or nil
         if value and tonumber(res[9]) and tonumber(res[9]) > 0 then
           log(format("streamctl: Redis at %s held %d Sequence(s) for %s that cannot be right (not an integer "
             .. "in 0..2^53-1); they were reset to the server's time", conn:address(), res[9], tag))
         end
-        return delay, committed, value
+        return delay, committed, next_delay, value
       end
       if kind ~= "phase" then
         health.failed(err or ("unexpected answer " .. (type(res) == "table" and tostring(res[1]) or tostring(res))))
@@ -434,20 +450,21 @@ function M.ratelimit_store(config_or_conn, opts)
   end
 
   function store:reserve(key, rate, burst, max_delay) -- luacheck: ignore 212/self
-    local delay, committed = reserve(key, rate, burst, max_delay)
-    return delay, committed
+    local delay, committed, next_delay = reserve(key, rate, burst, max_delay)
+    return delay, committed, next_delay
   end
 
   --- A reservation and, when it is committed, the Sequence of a ZEGO call
   -- on `ids` from `seq_store` (a sequence store on the same connection), in
-  -- one round trip. Returns the delay, whether it committed, and the
-  -- Sequence (a string) when one was taken; with none (the slot not
-  -- committed, or Redis unreachable) the caller takes it the usual way.
+  -- one round trip. Returns the delay, whether it committed, when to ask
+  -- again, and the Sequence (a string) when one was taken; with none (the
+  -- slot not committed, or Redis unreachable) the caller takes it the
+  -- usual way.
   function store:reserve_sequenced(key, rate, burst, max_delay, seq_store, ids) -- luacheck: ignore 212/self
-    local delay, committed, value = reserve(key, rate, burst, max_delay,
+    local delay, committed, next_delay, value = reserve(key, rate, burst, max_delay,
       { ids = ids, floor = seq_store:floor(ids) })
     if value then seq_store:took(ids, tonumber(value)) end
-    return delay, committed, value
+    return delay, committed, next_delay, value
   end
 
   return store
