@@ -461,6 +461,25 @@ describe("streamctl.store.redis against redis-server", function()
       check:command("HSET", hash("lose"), "tat:", string.format("%.0f", server_us(check) + 3600e6))
     end)
 
+    it("treats a TIME that ran ahead of this machine's clock as lost state (a step forward, a failover)", function()
+      seed(check, "t:", "jump")
+      local logs, clock = {}, checks.fake_clock(10)
+      local rl = ratelimit.new { store = R.ratelimit_store(cfg, { log = function(m) logs[#logs + 1] = m end,
+        monotonic = clock.now }) }
+      assert.equal(0, rl:reserve("jump", 10))
+      clock.t = clock.t + 0.2
+      assert.is_true(select(2, rl:reserve("jump", 10))) -- Redis and this clock agree (this one even ran ahead)
+      socket.sleep(0.7)                        -- Redis' clock runs 0.7 s, this one stands still
+      rl:reserve("jump", 10)                   -- seen here ...
+      assert.same({}, logs)
+      local d, committed = rl:reserve("jump", 10) -- ... and the schedule starts afresh
+      assert.is_false(committed)
+      assert.is_true(d > R.LOSS_PAUSE - 0.05, "delay " .. d)
+      assert.equal(1, #logs)
+      assert.truthy(logs[1]:find("Redis' clock jumped ahead of this machine's", 1, true), logs[1])
+      assert.equal("jumped", check:command("HGET", hash("jump"), "why"))
+    end)
+
     it("a process that knew the budget says so when another one found the loss", function()
       seed(check, "t:", "seen")
       local logs = {}

@@ -168,6 +168,10 @@ M.LOSS_PAUSE = 1.55
 -- horizon keeps below it).
 M.MAX_HORIZON = 0.5
 
+--- How far Redis' clock may run ahead of this machine's between two
+-- answers (seconds) before the schedule is taken for lost.
+M.MAX_JUMP = 0.5
+
 --- How long a process counts as sharing a budget after its last heartbeat
 -- (seconds): the fallback divides the rate by the most processes seen.
 M.ALIVE = 10
@@ -179,7 +183,9 @@ M.ALIVE = 10
 -- ARGV: the action's field, interval and tau (us), max_delay (us, -1 for
 -- none), earliest (us from now: the local slot after an outage), the loss
 -- pause (us), this process's id ('' when no heartbeat is due), the
--- Sequences' floor and keep (ms), the heartbeat lifetime (us).
+-- Sequences' floor and keep (ms), the heartbeat lifetime (us), and a reason
+-- to start afresh the caller found ('jumped': TIME ran ahead of its own
+-- clock), honoured unless the schedule is younger than the pause already.
 --
 -- The hash has no expiry (one per account: volatile-* eviction never
 -- takes it, and an idle budget is not mistaken for a lost one). When the
@@ -202,6 +208,7 @@ if born == nil then fresh = 'missing'
 elseif h[2] ~= run then fresh = 'restarted'
 elseif ts ~= nil and now < ts - 100000 then fresh = 'clock'
 elseif born > now + 100000 or (tat ~= nil and tat > now + 2 * pause + tau + 2 * interval) then fresh = 'ahead'
+elseif ARGV[11] ~= '' and born < now - pause then fresh = ARGV[11]
 end
 if fresh then
   redis.call('DEL', K)
@@ -224,7 +231,7 @@ if ARGV[7] ~= '' then
   nodes = redis.call('ZCARD', KEYS[2])
 end
 if maxd >= 0 and delay > maxd then
-  return { delay, 0, tat - now, born, why or '', fresh and 1 or 0, nodes, '', 0 }
+  return { delay, 0, tat - now, born, why or '', fresh and 1 or 0, nodes, '', 0, now }
 end
 local new_tat = tat + interval
 redis.call('HSET', K, ARGV[1], string.format('%.0f', new_tat))
@@ -241,7 +248,7 @@ if #KEYS > 2 then
   seq = string.format('%.0f', v)
   for i = 3, #KEYS do redis.call('SET', KEYS[i], seq, 'PX', ARGV[9]) end
 end
-return { delay, 1, new_tat - now, born, why or '', fresh and 1 or 0, nodes, seq, bad }
+return { delay, 1, new_tat - now, born, why or '', fresh and 1 or 0, nodes, seq, bad, now }
 ]]
 
 -- The longest interval (and burst window) in microseconds: a year. Keeps
@@ -264,6 +271,7 @@ local LOSS_REASONS = {
   missing = "its key is gone (FLUSHALL, eviction, or a Redis restarted without its data)",
   restarted = "Redis restarted or failed over (a new run id): its data may be older than the last second",
   clock = "Redis' clock went back",
+  jumped = "Redis' clock jumped ahead of this machine's (by more than 0.5 s between two answers)",
   ahead = "it held a schedule further ahead than any process reserves (a clock that stepped back, "
     .. "a stale replica, a key written by hand)",
 }
@@ -313,6 +321,8 @@ function M.ratelimit_store(config_or_conn, opts)
   local answered = {}         -- per key: when Redis last answered (clock seconds)
   local seen_nodes = {}       -- per tag: how many processes Redis last counted
   local beat_at = {}          -- per tag: when this process last sent a heartbeat
+  local server_at = {}        -- per tag: { Redis' TIME (us), this clock (s) } at its last answer
+  local jumped = {}           -- per tag: Redis' clock ran ahead of this one: start afresh
   local calls = 0
   local grace_until = -math.huge   -- until then, this process's own budget holds besides Redis'
   local store = { conn = conn }
@@ -399,7 +409,7 @@ function M.ratelimit_store(config_or_conn, opts)
       local res, err, kind = conn:eval(reserve_script, keys,
         { "tat:" .. action, t, tau, floor(max_delay * 1e6),
           own and min(ceil(own * 1e6), MAX_US) or 0, ceil(M.LOSS_PAUSE * 1e6), beat,
-          seq and seq.floor or 0, sequence.KEEP_MS, M.ALIVE * 1e6 })
+          seq and seq.floor or 0, sequence.KEEP_MS, M.ALIVE * 1e6, jumped[tag] and "jumped" or "" })
       local delay = type(res) == "table" and tonumber(res[1])
       local ahead = type(res) == "table" and tonumber(res[3])
       -- (nothing read back is trusted without bounds: a delay beyond what the
@@ -415,6 +425,16 @@ function M.ratelimit_store(config_or_conn, opts)
         end
         if health.succeeded() then grace_until = now + retry_s end
         lost(tag, tonumber(res[4]), res[5], res[6] == 1)
+        -- A TIME that ran ahead of this machine's clock (a step forward, a
+        -- failover to a server whose clock is ahead) makes the slots handed
+        -- out before it look past: the next call starts the schedule afresh.
+        -- (Backward steps the script sees by itself.)
+        local server_now, before = tonumber(res[10]), server_at[tag]
+        jumped[tag] = nil
+        if server_now and before and (server_now - before[1]) / 1e6 - (now - before[2]) > M.MAX_JUMP then
+          jumped[tag] = true
+        end
+        server_at[tag] = server_now and { server_now, now } or nil
         if own and own > delay then delay = own end
         -- When to ask again: the slot after this one; refused, the free slot
         -- plus a share of the processes' turns, so they do not all come back
