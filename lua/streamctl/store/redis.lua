@@ -1,5 +1,6 @@
 --- Stores in Redis: one rate-limit budget and one ZEGO Sequence per stream
--- for every process on every machine that uses the same Redis (issue 13).
+-- for every process on every machine that uses the same Redis, which say
+-- when Redis forgot them.
 --
 --   local redis_store = require "streamctl.store.redis"
 --   local conn = redis_store.connect "redis://:secret@10.0.0.5:6379/0"   -- or a table, see `config`
@@ -10,31 +11,48 @@
 -- with how many round trips) are streamctl.store.redisconn's; this module
 -- re-exports its `config`, `connect`, `script` and `null`.
 --
--- Rate limits (`ratelimit_store`): a store for streamctl.ratelimit with
--- `reserve`, so the limiter's reservation happens in one script, atomically:
--- the GCRA of streamctl.ratelimit (tat, T = 1/rate, tau = (burst - 1) * T)
--- in integer microseconds of the Redis server's clock (`TIME`), so machines
--- whose clocks differ share one schedule. T is 1/rate rounded up to a whole
--- microsecond (never faster than the rate). The key, `prefix .. "rl:" ..`
--- the limiter's key, holds the tat as decimal microseconds and expires (PX)
--- when it stops mattering: at the tat, after which an absent key means the
--- same. With `only_if_free` the script writes nothing unless the delay is 0.
+-- Keys. All of one account's keys share one hash tag, `{provider:account}`
+-- (the limiter key up to its last ':', or a sequence store's prefix), so a
+-- script touches one node of a cluster: `prefix .. "{aliyun:123}:rl"` (a
+-- hash: `born`, `run`, `ts`, `why`, `tat:<Action>`; no expiry),
+-- `...}:procs` (a sorted set of heartbeats) and `...}:seq:<stream>`.
 --
--- Sequences (`sequence_store`): a store for streamctl.sequence. `advance`
--- is one script: v = max(candidate, current + 1) (candidate when absent), SET
--- with an expiry of sequence.KEEP_MS, v returned as a decimal string (Redis'
--- Lua numbers are doubles: values stay below 2^53, exact). Key:
--- `prefix .. "seq:" ..` the store's prefix (the provider and AppId) `..` the
--- stream ID.
+-- Rate limits (`ratelimit_store`): a store for streamctl.ratelimit with
+-- `reserve(key, rate, burst, max_delay)`, so the limiter's reservation
+-- happens in one script, atomically: the GCRA of streamctl.ratelimit (tat,
+-- T = 1/rate, tau = (burst - 1) * T) in integer microseconds of the Redis
+-- server's clock (`TIME`), so machines whose clocks differ share one
+-- schedule. T is 1/rate rounded up to a whole microsecond (never faster than
+-- the rate). A slot is committed only within `max_delay`, and never more
+-- than MAX_HORIZON (0.5 s) ahead, so the slots handed out are few whatever
+-- happens. The answer also says when to ask again (`next`).
+--
+-- Lost state. The script starts an account's schedule afresh, LOSS_PAUSE
+-- (1.55 s) from now, when it cannot prove it remembers the last second: the
+-- hash is missing (a first use, FLUSHALL, eviction, a restart without its
+-- data), its `run` is not the server's run id (a restart or failover onto
+-- older data), TIME went back more than 100 ms, a schedule lies further
+-- ahead than any process reserves, or the caller saw TIME run ahead of its
+-- own clock (MAX_JUMP). Each process that had used the budget says so once.
+--
+-- Sequences (`sequence_store`): a store for streamctl.sequence whose values
+-- follow the Redis server's clock: v = max(server ms, floor, every stream's
+-- value + 1) for all of a call's streams in one script (`advance_all`), SET
+-- with an expiry of sequence.KEEP_MS; a caller's own Sequence only when it
+-- is above every stream's (`record_all`). A ZEGO call's Sequence can also
+-- be taken with its slot, in the rate-limit script (`reserve_sequenced`).
+-- Values stay below 2^53 (Redis' Lua numbers are doubles); one that cannot
+-- be right is reset to the server's time, and said.
 --
 -- When Redis is unreachable, slow (timeout_ms) or answers an error, neither
 -- store raises nor sends unlimited. The rate-limit store falls back to a
 -- GCRA in this process (streamctl.ratelimit's memory store, monotonic
 -- clock) at `rate / nodes` with a burst of `floor(burst / nodes)` (at least
--- 1), where `nodes` (config, default 4) is the number of processes expected
--- to share the account: with that many processes each in fallback, their
--- sum stays at the rate. More processes than `nodes` can exceed it while
--- Redis is down; fewer leave budget unused. The changes over never crowd the
+-- 1), where `nodes` is the config's (default 4, the number of processes
+-- expected to share the account) or the processes Redis last counted (by
+-- their heartbeats of the last ALIVE seconds), whichever is more: with that
+-- many processes each in fallback, their sum stays at the rate. More
+-- processes can exceed it while Redis is down; fewer leave budget unused. The changes over never crowd the
 -- provider: the fallback starts after the slots Redis had handed out (its
 -- schedule ran as far ahead as its last answer said), and for `retry_ms`
 -- after Redis answers again a process keeps to its own budget as well (the
@@ -45,8 +63,8 @@
 --
 -- The sequence store falls back to `max(candidate, last + 1)` where `last`
 -- is the last value it handed out for that stream (from Redis or locally),
--- and while Redis is back it passes `max(candidate, last + 1)` as the
--- candidate, so the values of one process never go down. Across
+-- and while Redis is back it passes `last + 1` as the floor, so the values
+-- of one process never go down. Across
 -- processes, the fallback relies on the candidates (each machine's wall
 -- clock in milliseconds) being sane: two machines whose clocks differ can
 -- hand out values out of order for one stream while Redis is down.
