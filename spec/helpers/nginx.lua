@@ -21,6 +21,11 @@
 --   srv.dir, srv.ports, srv.pid, srv.conf
 --   srv:get(path, port_index) -> status, body, headers   plain HTTP GET to 127.0.0.1 (luasocket)
 --   srv:error_log() -> text                     the error log so far
+--   srv:workers() -> { {pid=, exiting=}, ... }  the master's worker processes now (from /proc);
+--                                               exiting: "worker process is shutting down"
+--   srv:reload() -> new, old                    `nginx -s reload`; waits (bounded) until `workers`
+--                                               new workers run and every old one is exiting or
+--                                               gone; returns both lists of pids
 --   srv:stop()                                  TERM (then KILL after 10 s), reaped; idempotent
 --
 -- The server: one worker (so a counter or a connection pool is one per
@@ -221,6 +226,7 @@ function M.start(opts)
   assert(pid, "could not start nginx")
   local self = setmetatable({ dir = dir, ports = ports, pid = pid, pipe = pipe, conf = conf,
                               own_dir = own_dir, running = true }, Server)
+  self.worker_count = opts.workers or tonumber(conf:match("\n%s*worker_processes%s+(%d+)%s*;")) or 1
   local wait_for = opts.ready or { 1 }
   local deadline = socket.gettime() + WAIT_SECONDS
   local up = false
@@ -255,6 +261,58 @@ end
 
 function Server:error_log()
   return read_file(self.dir .. "/error.log") or ""
+end
+
+--- The master's worker processes now, read from /proc: a list of `{ pid =,
+-- exiting = }` (exiting: the title says "worker process is shutting down",
+-- as after a reload), lowest pid first.
+function Server:workers()
+  local list = {}
+  for pid in capture("ls /proc 2>/dev/null"):gmatch("%d+") do
+    local stat = read_file("/proc/" .. pid .. "/stat")
+    local ppid = stat and stat:match("^%d+ %b() %a (%d+)")
+    if ppid and tonumber(ppid) == self.pid and alive(pid) then
+      local title = (read_file("/proc/" .. pid .. "/cmdline") or ""):gsub("%z", " ")
+      if title:find("worker process", 1, true) then
+        list[#list + 1] = { pid = tonumber(pid), exiting = title:find("shutting down", 1, true) ~= nil }
+      end
+    end
+  end
+  table.sort(list, function(a, b) return a.pid < b.pid end)
+  return list
+end
+
+--- `nginx -s reload`: the master reads nginx.conf again, starts new workers
+-- (shared dicts of the same name and size are kept) and tells the old ones
+-- to finish what they are doing (requests in progress, running timers) and
+-- exit. Waits, at most 10 s, until `worker_count` new workers run and every
+-- old one is exiting or gone (so new connections reach only new workers);
+-- returns the new pids and the old ones. Raises with the error log otherwise.
+function Server:reload()
+  local old, before = {}, {}
+  for _, w in ipairs(self:workers()) do
+    old[#old + 1], before[w.pid] = w.pid, true
+  end
+  local q = quote
+  local out = self.dir .. "/nginx.out"
+  if not run(q(M.nginx_binary()) .. " -p " .. q(self.dir .. "/") .. " -c " .. q(self.dir .. "/nginx.conf")
+    .. " -e " .. q(self.dir .. "/error.log") .. " -s reload >>" .. q(out) .. " 2>&1") then
+    error("nginx -s reload failed:\n" .. (read_file(out) or "") .. self:error_log(), 2)
+  end
+  local deadline = socket.gettime() + WAIT_SECONDS
+  while socket.gettime() < deadline do
+    local new, settled = {}, true
+    for _, w in ipairs(self:workers()) do
+      if before[w.pid] then
+        if not w.exiting then settled = false end
+      elseif not w.exiting then
+        new[#new + 1] = w.pid
+      end
+    end
+    if settled and #new >= self.worker_count then return new, old end
+    socket.sleep(0.02)
+  end
+  error("nginx did not reload within " .. WAIT_SECONDS .. " s:\n" .. self:error_log(), 2)
 end
 
 function Server:stop()

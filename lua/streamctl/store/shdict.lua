@@ -10,28 +10,31 @@
 -- handed to `streamctl.ratelimit.new{ store = }` and
 -- `streamctl.sequence.new{ store = }` directly.
 --
--- Rate limits (`ratelimit_store`). The limiter's reservation is a read and a
--- write of one number (GCRA's theoretical arrival time). `ngx.shared` has no
--- compare-and-set and `incr` cannot express `max(tat, now) + T`, so the
--- store provides `atomically(key, fn)`: a per-key lock taken with the dict's
--- atomic `add` (a key that expires after `LOCK_TTL` seconds, so a worker that
--- dies holding it cannot stop the others for longer) and released with
--- `delete`. The work done under the lock is one `get` and one `set`; a worker
--- that finds the lock taken waits 1 ms (`ngx.sleep` where nginx can yield) or
--- spins (in `init_by_lua`, where only the master runs and nobody else holds
--- it). lua-resty-lock does the same, but is not packaged for Debian.
+-- Rate limits (`ratelimit_store`): a store with `reserve`. Each budget is one
+-- entry, "born tat" (the monotonic clock, which every worker shares and a
+-- reload does not reset), read and written under a per-key lock taken with
+-- the dict's atomic `add` (a key that expires after `LOCK_TTL` seconds, so a
+-- worker that dies holding it cannot stop the others for longer) and
+-- released with `delete`; `ngx.shared` has no compare-and-set and `incr`
+-- cannot express `max(tat, now) + T`. A worker that finds the lock taken
+-- waits 1 ms (`ngx.sleep` where nginx can yield) or spins (in `init_by_lua`,
+-- where only the master runs). lua-resty-lock does the same, but is not
+-- packaged for Debian. A missing or implausible entry is lost state: the
+-- budget waits `LOSS_PAUSE` (see `ratelimit_store`).
 --
--- Sequences (`sequence_store`). `advance` needs no lock: `incr` is atomic.
--- `incr(key, 1, candidate - 1)` gives `current + 1`, or `candidate` when the
--- key is absent; when that is below the candidate a second `incr` adds the
--- difference to whatever is there by then, so the result is at least the
--- candidate and, like every `incr` result, above all earlier ones. Entries
--- live `sequence.KEEP_MS` after their last use (refreshed with `expire`), long
--- after ZEGO's 10-second window: make the dict large enough that its LRU
--- eviction never reaches a live entry (a few bytes over 100 per stream).
+-- Sequences (`sequence_store`): one counter per AppId moved with `incr`
+-- (atomic, no lock) to max(now_ms, counter + 1), and one `set` per stream
+-- (see `sequence_store`).
 --
--- Keys: "rl:" .. the limiter's key, "lock:rl:" .. the limiter's key, and
--- "seq:" .. a prefix (the provider and AppId) .. the stream ID.
+-- Room: about 130 bytes per ZEGO stream used in the last minute (stream IDs
+-- up to 32 bytes; 260 beyond) and 260 per budget (provider, account,
+-- action), as spec/66 measures: `lua_shared_dict streamctl 10m` holds about
+-- 80,000 streams. A full dict evicts by LRU; what it evicts is found missing
+-- and treated as lost, and the first eviction is said once per worker.
+--
+-- Keys: "rl:" .. the limiter's key, "lock:rl:" .. the limiter's key,
+-- "seqg:" .. a prefix (the provider and AppId), and "seq:" .. the prefix ..
+-- the stream ID.
 -- @module streamctl.store.shdict
 
 -- luacheck: globals ngx
@@ -100,7 +103,7 @@ local function tell_full(dict, name, log, what)
   if full_told[dict] then return end
   full_told[dict] = true
   log(format("streamctl: the shared dict%s is full: %s; what it forgot is treated as lost (the budget "
-    .. "waits %g s, as after a restart); give it more room (lua_shared_dict ... 10m holds about 50,000 "
+    .. "waits %g s, as after a restart); give it more room (lua_shared_dict ... 10m holds about 80,000 "
     .. "streams; see the README)", name and (" '" .. name .. "'") or "", what, M.LOSS_PAUSE))
 end
 
@@ -172,7 +175,11 @@ function M.ratelimit_store(dict, opts)
             .. "for %g s (the last second may have held a full cap), then it starts afresh", key, why,
             M.LOSS_PAUSE))
         end
-        born, tat = now, now
+        -- (born as the entry holds it, to the microsecond: read back later, it
+        -- must equal what this worker remembers, or it would say a loss that
+        -- never happened)
+        born = tonumber(format("%.6f", now))
+        tat = now
       elseif known[key] ~= nil and known[key] ~= born then
         log(format("streamctl: the shared dict lost the rate-limit schedule of %s (another worker found it); "
           .. "nothing is sent on it until %g s after that", key, M.LOSS_PAUSE))
@@ -187,6 +194,10 @@ function M.ratelimit_store(dict, opts)
       local ok, err, forcible = dict:set(k, format("%.6f %.6f", born, new_tat))
       if forcible then tell_full(dict, opts.name, log, "writing a budget evicted other entries") end
       if not ok then
+        -- A fresh entry that could not be written was never known: its absence
+        -- next time is no loss to tell (nor, in a dict with no room for it, at
+        -- every reservation).
+        if why then known[key] = nil end
         tell_full(dict, opts.name, log, "no room for a budget (" .. tostring(err) .. ")")
         return nil, "shared dict set: " .. tostring(err)
       end
@@ -238,7 +249,10 @@ function M.sequence_store(dict, prefix, opts)
     if forcible then tell_full(dict, opts.name, log, "the Sequence counter evicted other entries") end
     if not v then return nil, "shared dict incr: " .. tostring(err) end
     if v < floor_value then
-      v, err = dict:incr(counter, floor_value - v)
+      -- (with an init too: a full dict may have evicted the counter since the
+      -- first incr; it then starts again from floor_value, as a new one would)
+      v, err, forcible = dict:incr(counter, floor_value - v, v, ttl)
+      if forcible then tell_full(dict, opts.name, log, "the Sequence counter evicted other entries") end
       if not v then return nil, "shared dict incr: " .. tostring(err) end
     end
     dict:expire(counter, ttl)
