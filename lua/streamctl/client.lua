@@ -699,6 +699,12 @@ local function engine_for(self, io)
       if not rate then return 0, true end
       local key = provider .. ":" .. rules.account(self) .. ":" .. action
       local seq_store = self._sequence_store
+      -- A job asking again before its first send gave up its slot (late):
+      -- the Sequence taken with it would now leave after later ones; it
+      -- takes a new one with its new slot.
+      if job and job.sequence_taken and job.attempts == 0 then
+        job.params.Sequence, job.sequence_taken = nil, nil
+      end
       local ids = seq_store and job and job.next_role == "call" and job.attempts == 0 and not job.sequence_taken
         and rules.sequence_ids and rules.sequence_ids(action, rules.operations[action], job.params)
       if ids then

@@ -54,9 +54,10 @@
 -- many processes each in fallback, their sum stays at the rate. More
 -- processes can exceed it while Redis is down; fewer leave budget unused. The changes over never crowd the
 -- provider: the fallback starts after the slots Redis had handed out (its
--- schedule ran as far ahead as its last answer said), and for `retry_ms`
--- after Redis answers again a process keeps to its own budget as well (the
--- others may still be on theirs until they try Redis again) and puts its
+-- schedule ran as far ahead as its last answer said), and after Redis
+-- answers again a process keeps to its own budget as well, until the others
+-- (which may still be on theirs until they try Redis again) must be back,
+-- and a second more (retry_ms + timeout_ms + its own interval + 1 s), and puts its
 -- slot, not an earlier one, into Redis' schedule, so the shared schedule
 -- resumes after the slots handed out locally. spec/62 kills Redis under
 -- three processes at the cap and restarts it: zero throttled.
@@ -441,19 +442,36 @@ function M.ratelimit_store(config_or_conn, opts)
           local n = tonumber(res[7])
           if n and n >= 1 then seen_nodes[tag] = n end
         end
-        if health.succeeded() then grace_until = now + retry_s end
+        -- Back from an outage: the others are back only when they try Redis
+        -- again (retry_ms after their last failure, which may have ended
+        -- timeout_ms before this call began, at their next own slot), and
+        -- what they sent on their own budgets until then is not in Redis'
+        -- schedule: this process keeps to its own budget until all are back
+        -- and a whole window (1 s) has passed since. (retry_ms alone let it
+        -- run on Redis' schedule beside others still on theirs: spec/65's
+        -- DEBUG SLEEP, throttled.)
+        if health.succeeded() then
+          grace_until = now + retry_s + cfg.timeout_ms / 1000 + nodes_for(tag) / rate + 1
+        end
         lost(tag, tonumber(res[4]), res[5], res[6] == 1)
         -- A TIME that ran ahead of this machine's clock (a step forward, a
         -- failover to a server whose clock is ahead) makes the slots handed
         -- out before it look past: the next call starts the schedule afresh.
         -- (Backward steps the script sees by itself.)
+        -- (TIME is read somewhere within each round trip: between the start
+        -- of the last one and the end of this one, this clock ran at least as
+        -- far as Redis' did, however long either took; from this call's
+        -- start, a Redis that stalled, its answer still within timeout_ms,
+        -- would look like a jump)
         local server_now, before = tonumber(res[10]), server_at[tag]
         jumped[tag] = nil
-        if server_now and before and (server_now - before[1]) / 1e6 - (now - before[2]) > M.MAX_JUMP then
+        if server_now and before and (server_now - before[1]) / 1e6 - (clock() - before[2]) > M.MAX_JUMP then
           jumped[tag] = true
         end
         server_at[tag] = server_now and { server_now, now } or nil
-        if own and own > delay then delay = own end
+        -- (own counts from before the round trip, the engine counts from its
+        -- end: what is left of it)
+        if own and own - (clock() - now) > delay then delay = own - (clock() - now) end
         -- When to ask again: the slot after this one; refused, the free slot
         -- plus a share of the processes' turns, so they do not all come back
         -- at once (each refusal is a round trip).
@@ -474,7 +492,13 @@ function M.ratelimit_store(config_or_conn, opts)
       if kind ~= "phase" then
         health.failed(err or ("unexpected answer " .. (type(res) == "table" and tostring(res[1]) or tostring(res))))
       end
-      if own then return note(key, now, own, true) end -- (already taken from this process's budget)
+      -- The slot already taken from this process's budget, counted from
+      -- now (the engine counts a delay from the answer, and a failed eval
+      -- can take timeout_ms: sent that late, it would crowd the next one);
+      -- one that passed meanwhile is given up for the next.
+      local spent = clock() - now
+      if own and own >= spent then return note(key, now + spent, own - spent, true) end
+      now = now + spent
     end
     -- (the first time after Redis answered: after its schedule as last seen,
     -- which the others kept extending since, as far as a second of it)
@@ -501,7 +525,7 @@ function M.ratelimit_store(config_or_conn, opts)
   function store:reserve_sequenced(key, rate, burst, max_delay, seq_store, ids) -- luacheck: ignore 212/self
     local delay, committed, next_delay, value = reserve(key, rate, burst, max_delay,
       { ids = ids, floor = seq_store:floor(ids) })
-    if value then seq_store:took(ids, tonumber(value)) end
+    if value then seq_store:took(ids, tonumber(value), true) end
     return delay, committed, next_delay, value
   end
 
@@ -565,6 +589,7 @@ function M.sequence_store(config_or_conn, prefix, opts)
   local health = new_health(conn, "ZEGO Sequences are shared through it again",
     "ZEGO Sequences fall back to this process's own (still increasing)", opts)
   local key_prefix = tagged(conn.config.prefix, (match(prefix, "^(.-):?$"))) .. "seq:"
+  local clock = opts.monotonic or require("streamctl.core").monotonic
   local keep_ms = sequence.KEEP_MS
   local last = {} -- the last value handed out per stream, from Redis or locally
   local store = { conn = conn, own_clock = true }
@@ -590,12 +615,16 @@ function M.sequence_store(config_or_conn, prefix, opts)
   end
 
   --- Records that `value` was taken for ids (by the rate-limit store's
-  -- reserve_sequenced).
-  function store:took(ids, value) -- luacheck: ignore 212/self
+  -- reserve_sequenced: `from_redis` true).
+  function store:took(ids, value, from_redis) -- luacheck: ignore 212/self
     for i = 1, #ids do
       local l = last[ids[i]]
       if l == nil or value > l then last[ids[i]] = value end
     end
+    -- (Redis gave this call's Sequence: it answers again, which this store,
+    -- no longer asked while the rate-limit store takes the Sequences, would
+    -- otherwise never say)
+    if from_redis then health.succeeded() end
   end
 
   local function told_bad(n)
@@ -622,9 +651,18 @@ function M.sequence_store(config_or_conn, prefix, opts)
   -- at once, recorded in Redis (or, while it is down, locally from
   -- `candidate`, this machine's clock).
   function store:advance_all(ids, candidate) -- luacheck: ignore 212/self
+    local t0 = clock()
     local res = run(ids, at_least(ids, 0), "next")
     local v = res and tonumber(res[2])
-    if not is_sequence(v) then v = at_least(ids, candidate) end -- (again: the eval may have yielded)
+    if not is_sequence(v) then
+      -- (the candidate is this machine's clock when the call began, and a
+      -- failed eval can take timeout_ms, in which another process may send
+      -- a later value for these streams: the clock as it is now. And
+      -- at_least again: the eval may have yielded.)
+      local spent = floor((clock() - t0) * 1000)
+      if spent > 0 and candidate + spent <= sequence.MAX then candidate = candidate + spent end
+      v = at_least(ids, candidate)
+    end
     store:took(ids, v)
     return v
   end
