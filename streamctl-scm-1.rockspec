@@ -65,6 +65,7 @@ build = {
       ["streamctl.store.shdict"] = "lua/streamctl/store/shdict.lua",
       ["streamctl.store.redis"] = "lua/streamctl/store/redis.lua",
       ["streamctl.store.redisconn"] = "lua/streamctl/store/redisconn.lua",
+      ["streamctl.log"] = "lua/streamctl/log.lua",
       ["streamctl.transport.auto"] = "lua/streamctl/transport/auto.lua",
       ["streamctl.transport.curl"] = "lua/streamctl/transport/curl.lua",
       ["streamctl.transport.ngx"] = "lua/streamctl/transport/ngx.lua",

@@ -51,15 +51,16 @@ local function script_calls(redis)
   return n
 end
 
-local function run(label, redis)
-  control_request("POST", "/_emulator/reset")
-  local calls0 = redis and script_calls(redis)
+-- Starts PROCS workers (`worker_args(i)`: redis_worker.lua's arguments
+-- after the mode) and waits for them; returns what they did and how long it took.
+local function spawn_workers(mode, worker_args)
   local t0 = core.monotonic()
   local children = {}
   for i = 1, PROCS do
-    children[i] = process.spawn(process.quote(process.interpreter()) .. " " .. process.quote(WORKER) .. " aliyun "
-      .. process.quote(ALIYUN) .. " " .. process.quote(redis and redis.url or "-") .. " "
-      .. process.quote(label .. "-" .. i) .. " " .. STREAMS .. " 2>/dev/null")
+    local args = {}
+    for j, a in ipairs(worker_args(i)) do args[j] = process.quote(tostring(a)) end
+    children[i] = process.spawn(process.quote(process.interpreter()) .. " " .. process.quote(WORKER) .. " " .. mode
+      .. " " .. table.concat(args, " ") .. " 2>/dev/null")
   end
   local done = 0
   for _, c in ipairs(children) do
@@ -67,9 +68,19 @@ local function run(label, redis)
     c.pipe:close()
     done = done + (line and cjson.decode(line).succeeded or 0)
   end
-  local wall = core.monotonic() - t0
-  local counters = control_request("GET", "/_emulator/state").aliyun.counters.ResumeLiveStream or {}
-  local entries = control_request("GET", "/_emulator/log?provider=aliyun&action=ResumeLiveStream&limit=100000").entries
+  return done, core.monotonic() - t0
+end
+
+-- One run of `p` (a provider's figures: mode, action, cap, worker_args,
+-- what it counts) against the emulator, its figures recorded under `what`.
+-- Returns the streams done and the requests throttled.
+local function measure(p, what, redis)
+  control_request("POST", "/_emulator/reset")
+  local calls0 = redis and script_calls(redis)
+  local done, wall = spawn_workers(p.mode, p.worker_args)
+  local counters = control_request("GET", "/_emulator/state")[p.mode].counters[p.action] or {}
+  local entries = control_request("GET", "/_emulator/log?provider=" .. p.mode .. "&action=" .. p.action
+    .. "&limit=100000").entries
   local first, last = math.huge, -math.huge
   for _, e in ipairs(entries) do
     if e.verdict == "ok" then
@@ -78,58 +89,36 @@ local function run(label, redis)
   end
   local accepted = counters.accepted or 0
   local rate = accepted > 1 and (accepted - 1) / (last - first) or 0
-  local what = string.format("%d processes x %d streams, %s", PROCS, STREAMS, label)
   local function rec(name, unit, value, decimals)
     lib.record { group = "redis", name = what .. ": " .. name, unit = unit, samples = { value }, decimals = decimals }
   end
-  rec("streams done", "", done)
-  rec("requests throttled", "", counters.throttled or 0)
-  rec("accepted per second / cap", "x", rate / CAP)
+  rec(p.done, "", done)
+  rec(p.unit .. " throttled", "", counters.throttled or 0)
+  rec("accepted per second / cap", "x", rate / p.cap)
   rec("wall time", "s", wall, 2)
-  if redis then rec("Redis round trips per request", "x", (script_calls(redis) - calls0) / #entries) end
+  if redis then rec("Redis round trips per " .. p.per, "x", (script_calls(redis) - calls0) / math.max(#entries, 1)) end
   return done, counters.throttled or 0
+end
+
+-- Aliyun: PROCS processes x STREAMS ResumeLiveStream, each through `url` ("-": no Redis).
+local function run(label, redis)
+  return measure({ mode = "aliyun", action = "ResumeLiveStream", cap = CAP, done = "streams done",
+                   unit = "requests", per = "request",
+                   worker_args = function(i)
+                     return { ALIYUN, redis and redis.url or "-", label .. "-" .. i, STREAMS }
+                   end },
+    string.format("%d processes x %d streams, %s", PROCS, STREAMS, label), redis)
 end
 
 -- ZEGO: PROCS processes, 500 IDs each, twice, through `url` (Redis itself or a proxy to it).
 local ZEGO_IDS, ZEGO_ROUNDS = 500, 2
 local function run_zego(label, url, redis)
-  control_request("POST", "/_emulator/reset")
-  local calls0 = script_calls(redis)
-  local t0 = core.monotonic()
-  local children = {}
-  for i = 1, PROCS do
-    children[i] = process.spawn(process.quote(process.interpreter()) .. " " .. process.quote(WORKER) .. " zego "
-      .. process.quote(ZEGO) .. " " .. process.quote(url) .. " " .. process.quote(label:gsub("%W", "") .. i) .. " "
-      .. ZEGO_IDS .. " " .. ZEGO_ROUNDS .. " 2>/dev/null")
-  end
-  local done = 0
-  for _, c in ipairs(children) do
-    local line = c.pipe:read("*l")
-    c.pipe:close()
-    done = done + (line and cjson.decode(line).succeeded or 0)
-  end
-  local wall = core.monotonic() - t0
-  local state = control_request("GET", "/_emulator/state")
-  local counters = state.zego.counters.ResumeRTCStreams or {}
-  local entries = control_request("GET", "/_emulator/log?provider=zego&action=ResumeRTCStreams&limit=100000").entries
-  local first, last = math.huge, -math.huge
-  for _, e in ipairs(entries) do
-    if e.verdict == "ok" then
-      first, last = math.min(first, e.real_time), math.max(last, e.real_time)
-    end
-  end
-  local accepted = counters.accepted or 0
-  local rate = accepted > 1 and (accepted - 1) / (last - first) or 0
-  local what = string.format("ZEGO, %d processes x %d IDs x %d, %s", PROCS, ZEGO_IDS, ZEGO_ROUNDS, label)
-  local function rec(name, unit, value, decimals)
-    lib.record { group = "redis", name = what .. ": " .. name, unit = unit, samples = { value }, decimals = decimals }
-  end
-  rec("IDs done", "", done)
-  rec("calls throttled", "", counters.throttled or 0)
-  rec("accepted per second / cap", "x", rate / ZEGO_CAP)
-  rec("wall time", "s", wall, 2)
-  rec("Redis round trips per call", "x", (script_calls(redis) - calls0) / math.max(#entries, 1))
-  return done, counters.throttled or 0
+  return measure({ mode = "zego", action = "ResumeRTCStreams", cap = ZEGO_CAP, done = "IDs done",
+                   unit = "calls", per = "call",
+                   worker_args = function(i)
+                     return { ZEGO, url, label:gsub("%W", "") .. i, ZEGO_IDS, ZEGO_ROUNDS }
+                   end },
+    string.format("ZEGO, %d processes x %d IDs x %d, %s", PROCS, ZEGO_IDS, ZEGO_ROUNDS, label), redis)
 end
 
 run("each on its own budget", nil)

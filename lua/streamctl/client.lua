@@ -620,14 +620,7 @@ local function scrub_result(t, forms, depth)
 end
 
 -- A line for the log: nginx's error log inside nginx, else standard error.
-local function io_log(msg)
-  local ngx_ = rawget(_G, "ngx")
-  if ngx_ and ngx_.log and ngx_.WARN then
-    ngx_.log(ngx_.WARN, msg)
-  else
-    io.stderr:write(msg, "\n")
-  end
-end
+local io_log = require("streamctl.log").warn
 
 -- A uniform number in [0, 1] for backoff jitter.
 local function jitter()

@@ -90,16 +90,9 @@ M.EVICTION_WARNING = "streamctl: Redis at %s has maxmemory-policy %s: it may evi
 local COSOCKET_PHASES = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
                           ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true, preread = true }
 
---- Where warnings go unless a connection is given its own `log`: nginx's
--- error log (WARN) inside nginx, else standard error.
-function M.default_log(msg)
-  local ngx_ = rawget(_G, "ngx")
-  if ngx_ and ngx_.log and ngx_.WARN then
-    ngx_.log(ngx_.WARN, msg)
-  else
-    io.stderr:write(msg, "\n")
-  end
-end
+--- Where warnings go unless a connection is given its own `log`
+-- (streamctl.log: nginx's error log inside nginx, else standard error).
+M.default_log = require("streamctl.log").warn
 
 -- ---- Configuration
 

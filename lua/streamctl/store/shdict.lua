@@ -87,14 +87,7 @@ local function release(dict, lock, ok, ...)
 end
 
 -- A line for nginx's error log (standard error outside nginx).
-local function default_log(msg)
-  local ngx_ = rawget(_G, "ngx")
-  if ngx_ and ngx_.log and ngx_.WARN then
-    ngx_.log(ngx_.WARN, msg)
-  else
-    io.stderr:write(msg, "\n")
-  end
-end
+local default_log = require("streamctl.log").warn
 
 -- Tells, once per dict and process, that the dict is full: a write evicted
 -- live entries (`forcible`) or found no room at all.
