@@ -83,7 +83,7 @@ M.RATE_MARGIN = 0.05
 -- more than `MAX_HORIZON` seconds. Whatever happens to a shared store, the
 -- slots already promised are this few.
 M.HORIZON_SLOTS = 4
-M.MAX_HORIZON = 0.5
+M.MAX_HORIZON = ratelimit.MAX_HORIZON
 
 --- When a rate-limit store fails (an error, not a wait), the client paces
 -- in its own process at the rate divided by this, and says so once: the

@@ -80,6 +80,19 @@ local M = {}
 -- of summed float intervals; far below any clock's resolution).
 M.EPSILON = 1e-9
 
+--- The longest horizon a shared store commits a slot ahead, in seconds:
+-- further than that, it answers `committed = false` whatever `max_delay`
+-- says, so the slots handed out before a loss are few (the engine's
+-- horizon keeps below it). The shared stores' own `MAX_HORIZON` is this.
+M.MAX_HORIZON = 0.5
+
+--- How long (seconds) nothing is sent on a budget after a shared store
+-- lost its state (or made it afresh): one whole window (the last second may
+-- already hold a full cap), plus `MAX_HORIZON` (the slots handed out before
+-- the loss still fire until then), plus runner.LATE and the network's share
+-- of the pacing margin. The shared stores' own `LOSS_PAUSE` is this.
+M.LOSS_PAUSE = 1.55
+
 local MEMORY_STORE_OPTIONS = {
   { name = "clock", type = "function" },
   { name = "sweep_every", type = "integer", min = 1 },

@@ -174,18 +174,10 @@ end
 
 -- ---- Rate limits
 
---- How long (seconds) nothing is sent on a budget after its shared state
--- was lost or first made: one whole window (the last second may already
--- hold a full cap), plus the longest horizon a process reserves ahead
--- (`MAX_HORIZON`: the slots handed out before the loss still fire until
--- then), plus runner.LATE and the network's share of the pacing margin.
-M.LOSS_PAUSE = 1.55
-
---- The longest horizon any process may reserve ahead, in seconds: the
--- store commits no slot further ahead, whatever `max_delay` says (the
--- caller is told `committed = false` and asks again later; the engine's
--- horizon keeps below it).
-M.MAX_HORIZON = 0.5
+--- How long (seconds) nothing is sent on a budget after its state was lost
+-- or first made, and the longest horizon a slot is committed ahead: the
+-- limiter's (streamctl.ratelimit.LOSS_PAUSE, MAX_HORIZON).
+M.LOSS_PAUSE, M.MAX_HORIZON = ratelimit.LOSS_PAUSE, ratelimit.MAX_HORIZON
 
 --- How far Redis' clock may run ahead of this machine's between two
 -- answers (seconds) before the schedule is taken for lost.

@@ -51,9 +51,9 @@ M.LOCK_TTL = 0.5
 --- How long a waiter tries for the lock before it gives up, in seconds.
 M.LOCK_WAIT = 2
 
---- The longest horizon a reservation commits ahead (as
--- streamctl.store.redis.MAX_HORIZON).
-M.MAX_HORIZON = 0.5
+--- The longest horizon a reservation commits ahead (the limiter's:
+-- streamctl.ratelimit.MAX_HORIZON).
+M.MAX_HORIZON = require("streamctl.ratelimit").MAX_HORIZON
 
 -- Phases in which ngx.sleep can yield.
 local YIELDING = { rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
@@ -102,10 +102,8 @@ end
 
 --- How long (seconds) nothing is sent on a budget whose state the dict
 -- cannot vouch for (first use since nginx started, an entry evicted or
--- implausible): one whole window, plus the horizon a worker may have
--- reserved ahead, plus the lateness and jitter margin (as
--- streamctl.store.redis.LOSS_PAUSE).
-M.LOSS_PAUSE = 1.55
+-- implausible): the limiter's streamctl.ratelimit.LOSS_PAUSE.
+M.LOSS_PAUSE = require("streamctl.ratelimit").LOSS_PAUSE
 
 --- A store for streamctl.ratelimit in `dict`: `reserve(key, rate, burst,
 -- max_delay)` (see streamctl.ratelimit), under the per-key lock of
