@@ -215,7 +215,11 @@ describe("aliyun validation", function()
   end
   local P = { region = "cn-shanghai", start_time = NOW, end_time = NOW + 3600, source_type = "vod",
               source_urls = { "https://a.example/1.mp4" }, dst_url = "rtmp://push.example/live/s1" }
-  local long = "rtmp://" .. string.rep("x", 1994)
+  local long = "rtmp://p/" .. string.rep("x", 1992)
+  local LIVE = "(a live source is pulled over RTMP, SRT or HTTP-FLV, in the scheme of its source_protocol)"
+  local URL = "(a third-party (url) source is MP4 or HTTP-FLV over HTTP(S))"
+  local function live(protocol, url) return with(P, { source_type = "live", source_protocol = protocol,
+                                                      source_urls = { url } }) end
 
   local RULES = {
     { "resume_live_stream", with(S, { domain_name = "<nil>" }), "field 'domain_name' is required" },
@@ -236,7 +240,50 @@ describe("aliyun validation", function()
     { "create_live_pull_to_push", with(P, { region = "us-east-1" }),
       "field 'region' must be one of 'ap-southeast-1', 'ap-southeast-5', 'cn-beijing', 'cn-shanghai', 'cn-shenzhen'" },
     { "create_live_pull_to_push", with(P, { dst_url = long }), "field 'dst_url' must be at most 2000 characters (got 2001)" },
-    { "create_live_pull_to_push", with(P, { dst_url = "http://push.example/a" }), "field 'dst_url' must start with 'rtmp://'" },
+    { "create_live_pull_to_push", with(P, { dst_url = "http://push.example/a" }),
+      "field 'dst_url' must be an rtmp:// URL with a host and a path (rtmp://host/app/stream)" },
+    { "create_live_pull_to_push", with(P, { dst_url = "rtmp://" }),
+      "field 'dst_url' must be an rtmp:// URL with a host and a path (rtmp://host/app/stream)" },
+    { "create_live_pull_to_push", with(P, { dst_url = "rtmp://host" }),
+      "field 'dst_url' must be an rtmp:// URL with a host and a path (rtmp://host/app/stream)" },
+    { "create_live_pull_to_push", with(P, { dst_url = "rtmp:///app/s" }),
+      "field 'dst_url' must be an rtmp:// URL with a host and a path (rtmp://host/app/stream)" },
+    { "create_live_pull_to_push", with(P, { dst_url = "rtmp://host/" }),
+      "field 'dst_url' must be an rtmp:// URL with a host and a path (rtmp://host/app/stream)" },
+    { "create_live_pull_to_push", with(P, { dst_url = "rtmp://h/a\r\n" }), "field 'dst_url' must not contain CR, LF or NUL" },
+    { "create_live_pull_to_push", live("rtmp", "ftp://a/b"),
+      "field 'source_urls' item 1 must start with 'rtmp://' and a host when source_type is 'live' and source_protocol "
+        .. "'rtmp' " .. LIVE },
+    { "create_live_pull_to_push", live("rtmp", "srt://a:9000?streamid=x"),
+      "field 'source_urls' item 1 must start with 'rtmp://' and a host when source_type is 'live' and source_protocol "
+        .. "'rtmp' " .. LIVE },
+    { "create_live_pull_to_push", live("srt", "rtmp://a/b"),
+      "field 'source_urls' item 1 must start with 'srt://' and a host when source_type is 'live' and source_protocol "
+        .. "'srt' " .. LIVE },
+    { "create_live_pull_to_push", live("http-flv", "rtmp://a/b.flv"),
+      "field 'source_urls' item 1 must start with 'http://' or 'https://' and a host when source_type is 'live' and "
+        .. "source_protocol 'http-flv' " .. LIVE },
+    { "create_live_pull_to_push", live("rtmp", "rtmp://"),
+      "field 'source_urls' item 1 must start with 'rtmp://' and a host when source_type is 'live' and source_protocol "
+        .. "'rtmp' " .. LIVE },
+    { "create_live_pull_to_push", live("hls", "https://a/b.m3u8"),
+      "field 'source_protocol' must be one of 'rtmp', 'srt', 'http-flv' when source_type is 'live' " .. LIVE },
+    { "create_live_pull_to_push", with(P, { source_type = "url", source_urls = { "https://a/1.mp4", "rtmp://a/b" } }),
+      "field 'source_urls' item 2 must start with 'http://' or 'https://' and a host when source_type is 'url' " .. URL },
+    { "create_live_pull_to_push", with(P, { source_type = "url", source_urls = { "file:///etc/passwd" } }),
+      "field 'source_urls' item 1 must start with 'http://' or 'https://' and a host when source_type is 'url' " .. URL },
+    { "stop_live_pull_to_push", { region = "cn-shenzhen", task_id = "t" },
+      "field 'region' must be one of 'ap-southeast-1', 'ap-southeast-5', 'cn-beijing', 'cn-shanghai'" },
+    { "update_live_pull_to_push", { region = "cn-shenzhen", task_id = "t", offset = 2 },
+      "field 'region' must be one of 'ap-southeast-1', 'ap-southeast-5', 'cn-beijing', 'cn-shanghai'" },
+    { "restart_live_pull_to_push", { region = "cn-shenzhen", task_id = "t" },
+      "field 'region' must be one of 'ap-southeast-1', 'ap-southeast-5', 'cn-beijing', 'cn-shanghai'" },
+    { "delete_live_pull_to_push", { region = "cn-shenzhen", task_id = "t" },
+      "field 'region' must be one of 'ap-southeast-1', 'ap-southeast-5', 'cn-beijing', 'cn-shanghai'" },
+    { "describe_live_pull_to_push", { region = "cn-shenzhen", task_id = "t" },
+      "field 'region' must be one of 'ap-southeast-1', 'ap-southeast-5', 'cn-beijing', 'cn-shanghai'" },
+    { "describe_live_pull_to_push_list", { region = "cn-shenzhen" },
+      "field 'region' must be one of 'ap-southeast-1', 'ap-southeast-5', 'cn-beijing', 'cn-shanghai'" },
     { "create_live_pull_to_push", with(P, { callback_url = "https://" .. string.rep("c", 1993) }),
       "field 'callback_url' must be at most 2000 characters (got 2001)" },
     { "create_live_pull_to_push", with(P, { callback_url = "ftp://x" }),
@@ -260,7 +307,7 @@ describe("aliyun validation", function()
     { "create_live_pull_to_push", with(P, { source_type = "live", source_urls = { "rtmp://a/1" } }),
       "field 'source_protocol' is required when source_type is 'live'" },
     { "create_live_pull_to_push", with(P, { source_type = "live", source_urls = { "rtmp://a/1" }, source_protocol = "udp" }),
-      "field 'source_protocol' must be one of 'rtmp', 'srt', 'http-flv', 'hls'" },
+      "field 'source_protocol' must be one of 'rtmp', 'srt', 'http-flv' when source_type is 'live' " .. LIVE },
     { "create_live_pull_to_push", with(P, { end_time = NOW }), "field 'end_time' must be after start_time" },
     { "create_live_pull_to_push", with(P, { start_time = NOW - 7200, end_time = NOW - 60 }),
       "field 'end_time' must be in the future" },
@@ -291,9 +338,25 @@ describe("aliyun validation", function()
       dst_url = string.sub(long, 1, 2000), repeat_number = -1, retry_count = 0 })))
     assert(cli:create_live_pull_to_push(with(P, { source_urls = (function()
       local t = {} for i = 1, 30 do t[i] = "https://a.example/" .. i end return t end)() })))
-    assert(cli:create_live_pull_to_push(with(P, { source_type = "live", source_urls = { "rtmp://a/1" },
+    assert(cli:create_live_pull_to_push(with(P, { source_type = "live", source_urls = { "srt://a:9000?streamid=1" },
       source_protocol = "srt" })))
-    assert.equal(3, #sent)
+    -- each live protocol with its own scheme, in any case; url sources over HTTP(S)
+    assert(cli:create_live_pull_to_push(live("rtmp", "RTMP://a/live/1")))
+    assert(cli:create_live_pull_to_push(live("http-flv", "http://a/live/1.flv")))
+    assert(cli:create_live_pull_to_push(live("http-flv", "HTTPS://a/live/1.flv")))
+    assert(cli:create_live_pull_to_push(with(P, { source_type = "url",
+      source_urls = { "http://a/1.mp4", "https://b/2.flv" } })))
+    -- a URL of 2,000 characters, each of four bytes (the page counts characters)
+    assert(cli:create_live_pull_to_push(with(P, { source_urls = { "https://a/" .. string.rep("\240\157\132\158", 1990) } })))
+    -- Create's own Regions include cn-shenzhen
+    assert(cli:create_live_pull_to_push(with(P, { region = "cn-shenzhen" })))
+    assert.equal(9, #sent)
+    -- SourceProtocol is read for live sources only: for vod and url any value
+    -- passes, and none is sent
+    for _, t in ipairs { "vod", "url" } do
+      assert(cli:create_live_pull_to_push(with(P, { source_type = t, source_protocol = "foo" })))
+      assert.falsy(sent[#sent].url:find("SourceProtocol", 1, true))
+    end
   end)
 end)
 

@@ -111,6 +111,19 @@ describe("an Aliyun 200 that is not the operation's answer", function()
     assert.equal("RetCode1", err.code)
     assert.equal("source unreachable", err.message)
     assert.equal(1, err.attempts)
+    -- a refusal without a TaskId is still the RetCode's: a definite failure,
+    -- neither looked up nor sent again
+    local sent
+    cli, sent = client(aliyun, {}, function() return reply(200, '{"RequestId":"r","RetCode":5,"Description":"bad"}') end)
+    _, err = cli:create_live_pull_to_push(P)
+    assert.equal("RetCode5", err.code)
+    assert.equal("bad", err.message)
+    assert.equal("service", err.kind)
+    assert.equal("r", err.request_id)
+    assert.is_false(err.retryable)
+    assert.is_nil(err.outcome_unknown)
+    assert.equal(1, err.attempts)
+    assert.equal(1, #sent.sent)
   end)
 
   it("integer fields come back as integers on every Lua", function()

@@ -19,7 +19,11 @@ local PROVIDER = "aliyun"
 local MAX_URL = 2000
 local WEEK = 7 * 24 * 3600
 
+-- Each operation's page lists its own Regions: CreateLivePullToPush's five,
+-- the other task operations' four (no cn-shenzhen: a task created there
+-- cannot be stopped, changed or looked up by the pages' rules).
 local REGIONS = { "ap-southeast-1", "ap-southeast-5", "cn-beijing", "cn-shanghai", "cn-shenzhen" }
+local TASK_REGIONS = { "ap-southeast-1", "ap-southeast-5", "cn-beijing", "cn-shanghai" }
 
 local BLOCK_LIST_PAGE = 3000
 
@@ -189,7 +193,51 @@ local FORBID = {
   { name = "oneshot", param = "Oneshot", type = "yesno" },
   { name = "resume_time", param = "ResumeTime", type = "time" },
 }
-local REGION = { name = "region", param = "Region", type = "string", required = true, enum = REGIONS }
+local CREATE_REGION = { name = "region", param = "Region", type = "string", required = true, enum = REGIONS }
+local REGION = { name = "region", param = "Region", type = "string", required = true, enum = TASK_REGIONS }
+-- DstUrl: an rtmp:// URL (any case) with a host and a path, at most 2000
+-- characters (the page).
+local DST_URL_TEXT = { max_chars = MAX_URL }
+local function dst_url(v)
+  if type(v) ~= "string" then return nil, "must be a string" end
+  local why = validate.text_rule(DST_URL_TEXT, v)
+  if why then return nil, why end
+  if not v:lower():find("^rtmp://[^/]+/.") then
+    return nil, "must be an rtmp:// URL with a host and a path (rtmp://host/app/stream)"
+  end
+  return v
+end
+
+-- What a source's URLs may be pulled over, per the page: a live source over
+-- RTMP, SRT or HTTP-FLV, its URLs in the scheme of its SourceProtocol; a
+-- third-party (url) source, MP4 or HTTP-FLV over HTTP(S). (The SDK's enum
+-- and one language of the page also name rtsp and flv: the strictest reading,
+-- the pages' common list, is taken.) Every URL needs a host after its scheme.
+-- A vod source's URLs are not constrained by the page.
+local LIVE_SCHEMES = { rtmp = { "rtmp://" }, srt = { "srt://" }, ["http-flv"] = { "http://", "https://" } }
+local LIVE_PROTOCOLS = "'rtmp', 'srt', 'http-flv'"
+local SOURCE_SCHEMES = { url = { "http://", "https://" } }
+local SOURCE_WHY = {
+  live = "a live source is pulled over RTMP, SRT or HTTP-FLV, in the scheme of its source_protocol",
+  url = "a third-party (url) source is MP4 or HTTP-FLV over HTTP(S)",
+}
+
+-- The first of `urls` whose scheme is not one of `schemes`: its index and the rule.
+local function bad_scheme(urls, schemes)
+  for i, u in ipairs(urls) do
+    local ok = false
+    for _, scheme in ipairs(schemes) do
+      if u:sub(1, #scheme):lower() == scheme and u:find("^[^/]", #scheme + 1) then ok = true break end
+    end
+    if not ok then
+      local shown = {}
+      for j, scheme in ipairs(schemes) do shown[j] = "'" .. scheme .. "'" end
+      return i, "must start with " .. table.concat(shown, " or ") .. " and a host"
+    end
+  end
+  return nil
+end
+
 -- A pull-to-push task's settings: what a create takes (`for_create`: with
 -- its required ones required) and, those marked `update`, what
 -- UpdateLivePullToPush takes (its parameters in the service's API model).
@@ -198,11 +246,12 @@ local TASK_SETTINGS = {
   { name = "end_time", param = "EndTime", type = "time", create_requires = true, update = true },
   { name = "source_type", param = "SourceType", type = "string", enum = { "live", "vod", "url" },
     create_requires = true },
-  { name = "source_protocol", param = "SourceProtocol", type = "string", enum = { "rtmp", "srt", "http-flv", "hls" } },
-  { name = "source_urls", param = "SourceUrls", type = "strings", min_items = 1, max_items = 30, max_len = MAX_URL,
+  -- (its values are checked with the source type: check_pull_to_push)
+  { name = "source_protocol", param = "SourceProtocol", type = "string",
+    note = "rtmp, srt or http-flv for a live source; ignored and not sent for vod and url" },
+  { name = "source_urls", param = "SourceUrls", type = "strings", min_items = 1, max_items = 30, max_chars = MAX_URL,
     create_requires = true, update = true },
-  { name = "dst_url", param = "DstUrl", type = "string", max_chars = MAX_URL, prefix = { "rtmp://" },
-    create_requires = true },
+  { name = "dst_url", param = "DstUrl", type = "custom", check = dst_url, create_requires = true },
   { name = "repeat_number", param = "RepeatNumber", type = "integer", min = -1, update = true },
   { name = "file_index", param = "FileIndex", type = "integer", min = 0, update = true },
   { name = "offset", param = "Offset", type = "integer", min = 1, update = true },
@@ -235,17 +284,31 @@ local function check_pull_to_push(params, v, self)
     return "fields 'start_time'..'end_time' must span at most 7 days"
   end
   local n = #v.source_urls
+  local schemes
   if v.source_type == "live" then
     if n ~= 1 then
       return format("field 'source_urls' must have exactly 1 URL when source_type is 'live' (got %d)", n)
     end
-    if not v.source_protocol then return "field 'source_protocol' is required when source_type is 'live'" end
+    local protocol = v.source_protocol
+    if not protocol then return "field 'source_protocol' is required when source_type is 'live'" end
+    schemes = LIVE_SCHEMES[protocol]
+    if not schemes then
+      return format("field 'source_protocol' must be one of %s when source_type is 'live' (%s)", LIVE_PROTOCOLS,
+        SOURCE_WHY.live)
+    end
   else
     if n > 30 then
       return format("field 'source_urls' must have at most 30 URLs when source_type is '%s' (got %d)",
         v.source_type, n)
     end
     params.SourceProtocol = nil -- read only for live sources: ignored for vod and url, and not sent
+    schemes = SOURCE_SCHEMES[v.source_type]
+  end
+  local i, rule = bad_scheme(schemes and v.source_urls or {}, schemes)
+  if i then
+    return format("field 'source_urls' item %d %s when source_type is '%s'%s (%s)", i, rule, v.source_type,
+      v.source_type == "live" and format(" and source_protocol '%s'", v.source_protocol) or "",
+      SOURCE_WHY[v.source_type])
   end
   return nil
 end
@@ -256,7 +319,7 @@ local methods = {
   create_live_pull_to_push = {
     action = "CreateLivePullToPush",
     fields = with({
-      REGION,
+      CREATE_REGION,
       { name = "task_name", param = "TaskName", type = "string", allow_empty = true },
       REGION_ID,
     }, task_settings(true)),
@@ -566,16 +629,19 @@ function rules.decode(_, action, res)
     if type(data.RequestId) ~= "string" or data.RequestId == "" then
       return nil, not_the_answer(action, status, data, "no RequestId")
     end
-    for _, field in ipairs(operations[action].answer or {}) do
-      if data[field] == nil then return nil, not_the_answer(action, status, data, "no " .. field) end
-    end
-    -- CreateLivePullToPush answers 200 with RetCode (0: created) and a Description.
+    -- The pull-to-push operations answer 200 with RetCode (0: done; any
+    -- other value: an error, with its Description) before anything else:
+    -- a create refused that way has no TaskId, and is a definite failure,
+    -- not an unknown outcome to look up and send again.
     if data.RetCode ~= nil and tonumber(data.RetCode) ~= 0 then
       return nil, errors.new {
         provider = PROVIDER, action = action, http_status = status, code = "RetCode" .. tostring(data.RetCode),
         kind = "service", message = data.Description and tostring(data.Description) or "",
         request_id = data.RequestId, retryable = false,
       }
+    end
+    for _, field in ipairs(operations[action].answer or {}) do
+      if data[field] == nil then return nil, not_the_answer(action, status, data, "no " .. field) end
     end
     return data
   end

@@ -6,7 +6,8 @@
 --   { name = "domain_name", param = "DomainName", type = "string", required = true,
 --     max_len = 256 (bytes), max_chars = 2000 (UTF-8 characters), allow_empty = true,
 --     enum = {...}, prefix = {"rtmp://"} (case-insensitive), min = n, max = n,
---     min_items = n, max_items = n, default = v }
+--     min_items = n, max_items = n, default = v,
+--     note = "what the help says of its values" (not checked here) }
 --
 -- Types: "string" (non-empty, no CR/LF/NUL), "integer", "number"
 -- (`min_exclusive`), "time" (Unix seconds or "YYYY-MM-DDThh:mm:ssZ"; sent as
