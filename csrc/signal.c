@@ -3,7 +3,8 @@
  * the user presses Ctrl-C (or cron sends SIGTERM), instead of dying with
  * requests in flight and streams in an unreported state.
  *
- *   signal.catch()      installs handlers for SIGINT and SIGTERM (idempotent)
+ *   signal.catch()      installs handlers for SIGINT and SIGTERM, and ignores
+ *                       SIGPIPE (idempotent)
  *   signal.caught()     the number of the first signal caught since, or nil
  *
  * The first signal, either one, only sets a flag, which the program polls
@@ -12,8 +13,18 @@
  * a second one of either kind ends the process at once: Ctrl-C after a
  * SIGTERM, SIGTERM after a Ctrl-C, Ctrl-C twice. SA_RESTART is left off, so a
  * blocking wait returns early (EINTR: curl.sleep, a multi's poll) and the
- * program sees the flag soon. Process-wide state by nature: for programs,
- * never for nginx.
+ * program sees the flag soon.
+ *
+ * SIGPIPE is set to SIG_IGN, so that a write to a pipe whose reader has gone
+ * (`streamctl ... --output json | head -1`) fails with EPIPE, which the
+ * program sees and handles like Ctrl-C (stop sending, finish what is in
+ * flight, report), instead of killing the process with requests in flight
+ * and nothing said. It stays ignored (it is never caught: a handler would
+ * only make the write fail the same way), and processes started afterwards
+ * inherit SIG_IGN across exec, as POSIX says for ignored signals.
+ *
+ * Process-wide state by nature: for programs, never for nginx (whose
+ * workers set their own signal dispositions).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -59,6 +70,10 @@ static int l_catch(lua_State *L) {
     for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
         if (sigaction(sigs[i], &sa, NULL) != 0) return luaL_error(L, "sigaction failed: %s", strerror(errno));
     }
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGPIPE, &sa, NULL) != 0) return luaL_error(L, "sigaction failed: %s", strerror(errno));
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -86,5 +101,7 @@ int luaopen_streamctl_signal(lua_State *L) {
     lua_setfield(L, -2, "SIGINT");
     lua_pushinteger(L, SIGTERM);
     lua_setfield(L, -2, "SIGTERM");
+    lua_pushinteger(L, SIGPIPE);
+    lua_setfield(L, -2, "SIGPIPE");
     return 1;
 }

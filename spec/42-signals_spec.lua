@@ -183,6 +183,43 @@ server:close()
     end)
 end)
 
+describe("signal.catch() and a closed pipe", function()
+  -- A child that writes to a pipe whose reader has exited (`true` reads
+  -- nothing), started with SIGPIPE at its default action (this process
+  -- ignores it: LuaSocket does when it loads, and children inherit that),
+  -- and loading no LuaSocket itself. Returns its output and exit status.
+  local function write_to_closed_pipe(prologue)
+    local dir = process.temp_dir()
+    local script = dir .. "/child.lua"
+    write_file(script, prologue .. [[
+local p = assert(io.popen("exec true", "w"))
+os.execute("sleep 0.2") -- (true has exited: nobody reads the pipe)
+local ok, err, code = p:write(string.rep("x", 100000))
+if ok then ok, err, code = p:flush() end
+io.stdout:write("wrote ", tostring(ok), " ", tostring(code), " ", tostring(err), "\n")
+p:close()
+]])
+    local p = assert(io.popen(PATHS .. " env --default-signal=PIPE timeout -s KILL " .. BOUND .. " " .. q(LUA) .. " "
+      .. q(script) .. " 2>&1; echo exit=$?"))
+    local out = p:read("*a")
+    p:close()
+    os.execute("rm -rf " .. q(dir))
+    return out, tonumber(out:match("exit=(%d+)\n$"))
+  end
+
+  it("makes a write to it fail with EPIPE instead of killing the process", function()
+    local out, exit = write_to_closed_pipe('require("streamctl.signal").catch()\n')
+    assert.equal("wrote nil 32 Broken pipe\nexit=0\n", out)
+    assert.equal(0, exit)
+  end)
+
+  it("(without it, SIGPIPE kills the process: the default action)", function()
+    local out, exit = write_to_closed_pipe('require("streamctl.signal")\n')
+    assert.equal("exit=" .. (128 + 13) .. "\n", out)
+    assert.equal(128 + 13, exit)
+  end)
+end)
+
 describe("streamctl in a long wait", function()
   local server, HOME
   lazy_setup(function()
