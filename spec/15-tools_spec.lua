@@ -111,8 +111,12 @@ describe("max_rate", function()
     assert.equal(30, ali:rate_for("ResumeLiveStream"))
     local _, err = aliyun.new { access_key_id = "AK", access_key_secret = "sk", max_rate = 5, rate_limits = false }
     assert.equal("option 'max_rate' needs pacing; it cannot be combined with rate_limits = false", err.message)
-    _, err = aliyun.new { access_key_id = "AK", access_key_secret = "sk", max_rate = 0 }
-    assert.equal("option 'max_rate' must be greater than 0", err.message)
+    -- the lowest rate pacing keeps (the command's --rate has the same floor)
+    for _, v in ipairs { 0, 0.00001, 1e-310 } do
+      _, err = aliyun.new { access_key_id = "AK", access_key_secret = "sk", max_rate = v }
+      assert.equal("option 'max_rate' must be at least 0.0001", err.message)
+    end
+    assert(aliyun.new { access_key_id = "AK", access_key_secret = "sk", max_rate = 0.0001 })
   end)
 end)
 
@@ -160,7 +164,7 @@ describe("streamctl.credentials", function()
     for text, want in pairs {
       ["[default]\naccess_key_id = A\n"] = ":1: profile [default] has no access_key_secret",
       ["access_key_id = A\n"] = ":1: 'access_key_id' comes before any [section]",
-      ["[default]\n[default]\n"] = ":2: section [default] appears twice",
+      ["[default]\n[default]\n"] = ":2: section [default] appears twice (first at line 1)",
       ["[]\n"] = ":1: a section needs a name",
     } do
       write(".alibabacloud/credentials", text)
@@ -172,6 +176,55 @@ describe("streamctl.credentials", function()
     c, err = credentials.zego { getenv = env { HOME = home } }
     assert.is_nil(c)
     assert.equal(home .. "/.config/streamctl/config:1: [zego] has no server_secret", err)
+  end)
+
+  it("read one INI dialect: comments on their own line or after a [section], quoted values, a BOM", function()
+    write(".alibabacloud/credentials", "\239\187\191; mine\n  # also mine\n[default] ; the default\n"
+      .. "access_key_id = A;B#C\naccess_key_secret = \"S ; # S\"   # a comment\n[prod]\t#\n"
+      .. "access_key_id = 'P'\naccess_key_secret=Q\n")
+    assert.same({ access_key_id = "A;B#C", access_key_secret = "S ; # S" },
+      credentials.aliyun { getenv = env { HOME = home } })
+    assert.same({ access_key_id = "P", access_key_secret = "Q" },
+      credentials.aliyun { getenv = env { HOME = home }, profile = "prod" })
+    local file = home .. "/.alibabacloud/credentials"
+    for text, want in pairs {
+      ["[default]\naccess_key_id = A\naccess_key_secret = S ; prod\n"] = ":3: the value of access_key_secret has "
+        .. "a blank followed by ; or #, which streamctl neither keeps nor cuts as a comment: put the comment on a "
+        .. "line of its own, or the value in quotes",
+      ["[default]\naccess_key_id = A\naccess_key_secret = 'S' x\n"] = ":3: the value of access_key_secret has "
+        .. "text after its closing quote (only a ; or # comment, after a blank, may follow it)",
+      ["[default]\naccess_key_id = A\nAccess_Key_Id = A\n"] = ":3: access_key_id is set twice in [default] "
+        .. "(first at line 2)",
+      ["[default]x\n"] = ":1: expected '[section]', optionally followed by a ; or # comment",
+      ["[default];x\n"] = ":1: expected '[section]', optionally followed by a ; or # comment",
+    } do
+      write(".alibabacloud/credentials", text)
+      local c, err = credentials.aliyun { getenv = env { HOME = home } }
+      assert.is_nil(c)
+      assert.equal(file .. want, err)
+    end
+  end)
+
+  it("without HOME, look for no file under it (and say so), but read XDG_CONFIG_HOME's", function()
+    for _, vars in ipairs { {}, { HOME = "" } } do
+      local c, err = credentials.aliyun { getenv = env(vars) }
+      assert.is_nil(c)
+      assert.equal("no Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+        .. "ALIBABA_CLOUD_ACCESS_KEY_SECRET (HOME is not set: profile files under it were not read)", err)
+      c, err = credentials.zego { getenv = env(vars) }
+      assert.is_nil(c)
+      assert.equal("no ZEGO credentials: set ZEGO_APP_ID and ZEGO_SERVER_SECRET (HOME is not set: profile files "
+        .. "under it were not read)", err)
+      assert.is_nil(credentials.config_path { getenv = env(vars) })
+      assert.same({}, (credentials.defaults { getenv = env(vars) }))
+    end
+    write(".config/streamctl/config", "[zego]\napp_id = 1\nserver_secret = s\n")
+    assert.same({ app_id = "1", server_secret = "s" },
+      credentials.zego { getenv = env { XDG_CONFIG_HOME = home .. "/.config" } })
+    assert.equal(home .. "/.config/streamctl/config", credentials.config_path { getenv = env {
+      XDG_CONFIG_HOME = home .. "/.config" } })
+    assert.equal(home .. "/.config/streamctl/config", credentials.config_path { getenv = env {
+      HOME = home, XDG_CONFIG_HOME = "relative/dir" } })
   end)
 
   it("skips a profile switched off, and reads [defaults] with where each is set", function()
@@ -186,10 +239,10 @@ describe("streamctl.credentials", function()
 end)
 
 describe("stream lists (--from)", function()
-  it("take one per line, trimmed, skipping blank lines and # comments", function()
+  it("take one per line, trimmed, skipping blank lines and # comments (and a BOM at the top)", function()
     local path = os.tmpname()
     local f = assert(io.open(path, "wb"))
-    f:write("# header\n a \n\n\tb\t\n#c\nd e\n")
+    f:write("\239\187\191# header\n a \n\n\tb\t\n#c\nd e\n")
     f:close()
     assert.same({ "a", "b", "d e" }, cli.read_list(path))
     os.remove(path)

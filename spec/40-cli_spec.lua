@@ -6,49 +6,17 @@ local cjson = require "cjson"
 local socket = require "socket"
 local emu = require "spec.helpers.emulator"
 local nginx = require "spec.helpers.nginx"
+local process = require "spec.helpers.process"
 local aliyun = require "streamctl.aliyun"
 local zego = require "streamctl.zego"
 local version = require "streamctl.version"
 
-local ROOT = nginx.root
 local q = nginx.quote
-local JIT = rawget(_G, "jit") ~= nil
-local V = JIT and "5.1" or "5.4"
-local TREE = ROOT .. (JIT and "/build/jit" or "/build/5.4")
-local INSTALLED = TREE .. "/lib/luarocks/rocks-" .. V .. "/streamctl/scm-1/bin/streamctl"
-assert(nginx.read_file(INSTALLED), "streamctl is not installed in " .. TREE .. ": run make build")
--- 5.4: luarocks' wrapper; LuaJIT: the installed script under luajit (the
--- wrapper for a 5.1 tree runs PUC Lua 5.1, which cannot load LuaJIT builds).
-local COMMAND = JIT and ("luajit " .. q(INSTALLED)) or q(TREE .. "/bin/streamctl")
 
+local leftovers = process.track_tmpnames()
 local HOME = nginx.temp_dir()
-local ENV = table.concat({
-  "env -i",
-  "PATH=" .. q(TREE .. "/bin:/usr/local/bin:/usr/bin:/bin"),
-  "HOME=" .. q(HOME),
-  "LUA_PATH=" .. q(TREE .. "/share/lua/" .. V .. "/?.lua;" .. TREE .. "/share/lua/" .. V .. "/?/init.lua;;"),
-  "LUA_CPATH=" .. q(TREE .. "/lib/lua/" .. V .. "/?.so;;"),
-}, " ")
-
--- Runs `streamctl <args>` (a shell fragment); `extra` prepends variables
--- ("A=b C=d") and `stdin` is fed in. Returns the exit status, stdout, stderr.
-local function run(args, extra, stdin)
-  local out, err = os.tmpname(), os.tmpname()
-  local input = ""
-  if stdin then
-    local path = os.tmpname()
-    nginx.write_file(path, stdin)
-    input = " <" .. q(path)
-  end
-  local cmd = ENV .. " " .. (extra or "") .. " " .. COMMAND .. " " .. args .. input .. " >" .. q(out) .. " 2>" .. q(err)
-  local a, _, code = os.execute(cmd)
-  if type(a) == "number" then code = a > 255 and math.floor(a / 256) or a end
-  if a == true then code = 0 end
-  local o, e = nginx.read_file(out), nginx.read_file(err)
-  os.remove(out)
-  os.remove(err)
-  return code, o, e
-end
+local streamctl = process.installed { home = HOME }
+local COMMAND, ENV, run = streamctl.command, streamctl.env, streamctl.run
 
 local function json_lines(text)
   local out = {}
@@ -201,6 +169,41 @@ describe("streamctl (the command)", function()
       assert.equal(100, #server:log({ action = "ResumeRTCStreams", limit = 1000 }))
     end)
 
+    it("takes --rate down to 0.0001 (the first request goes at once)", function()
+      local code, out, err = run(ali("resume-live-streams --domain-name d.example --app-name live --rate 0.0001 s1"))
+      assert.equal(0, code, err)
+      assert.truthy(out:find("1 streams: 1 succeeded", 1, true), out)
+    end)
+
+    it("skips a UTF-8 byte order mark at the top of --from (a file, standard input), refuses one inside", function()
+      local function names(streams, prefix)
+        local t = {}
+        for k in pairs(streams or {}) do t[#t + 1] = prefix and k:gsub("^" .. prefix:gsub("%p", "%%%0"), "") or k end
+        table.sort(t)
+        return t
+      end
+      local list = HOME .. "/bom.txt"
+      nginx.write_file(list, "\239\187\191match-1\r\nmatch-2\r\n") -- (Notepad's way)
+      local code, out, err = run(ali("forbid-live-streams --domain-name d.example --app-name live --from " .. q(list)))
+      assert.equal(0, code, err)
+      assert.truthy(out:find("\nmatch-1 ", 1, true), out)
+      assert.same({ "match-1", "match-2" }, names(server:state().aliyun.streams, "d.example/live/"))
+      server:reset()
+      code, out, err = run(zg("forbid-rtc-streams --from - --output json"), nil, "\239\187\191room-1\nroom-2\n")
+      assert.equal(0, code, err .. out)
+      assert.same({ "room-1", "room-2" }, names(server:state().zego.streams["1234567890"]))
+      server:reset()
+      nginx.write_file(list, "match-1\n\239\187\191match-2\n")
+      code, out, err = run(ali("forbid-live-streams --domain-name d.example --app-name live --from " .. q(list)))
+      assert.same({ 2, "", "streamctl: --from: " .. list .. ":2: a byte order mark (U+FEFF) inside the list; only "
+        .. "the first line may start with one\n" }, { code, out, err })
+      code, out, err = run(zg("forbid-rtc-streams --from -"), nil, "room-1\n\239\187\191room-2\n")
+      assert.same({ 2, "", "streamctl: --from: standard input:2: a byte order mark (U+FEFF) inside the list; only "
+        .. "the first line may start with one\n" }, { code, out, err })
+      os.remove(list)
+      assert.equal(0, sent())
+    end)
+
     it("exits 1 and names each stream that failed", function()
       server:faults { kind = "throttle", action = "ResumeLiveStream", count = 100, retry_after_ms = 10 }
       local code, out = run(ali("resume-live-streams --domain-name d.example --app-name live one two --output json"))
@@ -231,7 +234,16 @@ describe("streamctl (the command)", function()
         { ali("resume-live-stream --domain-name d --app-name a --stream-name s --concurrency x"),
           "--concurrency must be an integer > 0 (got 'x')" },
         { ali("resume-live-stream --domain-name d --app-name a --stream-name s --rate=-1"),
-          "--rate must be a number > 0 (got '-1')" },
+          "--rate must be a number >= 0.0001 (got '-1')" },
+        -- (the lowest rate pacing keeps: below it, the slots' arithmetic overflows and sends unpaced)
+        { ali("resume-live-stream --domain-name d --app-name a --stream-name s --rate 0.00001"),
+          "streamctl: --rate must be a number >= 0.0001 (got '0.00001')\n" },
+        { ali("resume-live-streams --domain-name d --app-name a --rate 1e-310 s1 s2"),
+          "streamctl: --rate must be a number >= 0.0001 (got '1e-310')\n" },
+        { ali("resume-live-streams --domain-name d --app-name a --from " .. q(HOME)),
+          "streamctl: --from: cannot read " .. HOME .. ": Is a directory\n" },
+        { ali("resume-live-streams --domain-name d --app-name a --from /proc/self/mem"),
+          "streamctl: --from: cannot read /proc/self/mem: Input/output error\n" },
         { ali("resume-live-stream --domain-name d --app-name a --stream-name 'a\tb' --output yaml"),
           "argument for option '--output' must be one of 'table', 'json'" },
         { ali("forbid-live-stream --domain-name d --app-name a --stream-name s --resume-time tomorrow"),
@@ -256,7 +268,11 @@ describe("streamctl (the command)", function()
         local code, out, err = run(case[1])
         assert.equal(2, code, case[1] .. "\n" .. err)
         assert.equal("", out, case[1])
-        assert.truthy(err:find(case[2], 1, true), "'" .. err .. "' lacks '" .. case[2] .. "'")
+        if case[2]:find("^streamctl: ") then -- the whole message
+          assert.equal(case[2], err)
+        else
+          assert.truthy(err:find(case[2], 1, true), "'" .. err .. "' lacks '" .. case[2] .. "'")
+        end
       end
       assert.equal(0, sent())
     end)
@@ -266,9 +282,9 @@ describe("streamctl (the command)", function()
       for i = 1, 150 do names[i] = "s" .. i end
       local list = HOME .. "/names.txt"
       nginx.write_file(list, table.concat(names, "\n"))
-      local out, pidfile, codefile = os.tmpname(), os.tmpname(), os.tmpname()
-      os.remove(pidfile)
-      os.remove(codefile)
+      local dir = nginx.temp_dir()
+      finally(function() os.execute("rm -rf " .. q(dir)) end)
+      local out, pidfile, codefile = dir .. "/out", dir .. "/pid", dir .. "/code"
       local cmd = ENV .. " " .. COMMAND .. " "
         .. ali("resume-live-streams --domain-name d.example --app-name live --output json --from " .. q(list))
       -- In the background: the command's own pid in pidfile, its exit status in codefile.
@@ -285,7 +301,6 @@ describe("streamctl (the command)", function()
       local status = "exit=" .. (nginx.read_file(codefile) or "(none)")
       local lines = {}
       local text = nginx.read_file(out)
-      for _, f in ipairs { out, pidfile, codefile } do os.remove(f) end
       for line in text:gmatch("[^\n]+") do
         if line:sub(1, 1) == "{" then lines[#lines + 1] = cjson.decode(line) end
       end
@@ -404,6 +419,99 @@ describe("streamctl (the command)", function()
     end)
   end)
 
+  describe("profile files (one INI dialect) and a missing HOME", function()
+    local function write(path, text)
+      os.execute("mkdir -p " .. q(path:match("^(.*)/")))
+      nginx.write_file(path, text)
+      os.execute("chmod 600 " .. q(path))
+    end
+    local function clean() os.execute("rm -rf " .. q(HOME .. "/.alibabacloud") .. " " .. q(HOME .. "/.config")) end
+    before_each(clean)
+    after_each(clean)
+    local CONFIG = HOME .. "/.config/streamctl/config"
+    local CREDENTIALS = HOME .. "/.alibabacloud/credentials"
+    local SECRET = "0123456789abcdef0123456789abcdef" -- (the emulator's ZEGO account)
+
+    it("read the README's own examples, comments after a [section] included, and call with them", function()
+      write(CONFIG, "\239\187\191[zego]                 ; the default profile\napp_id = 1234567890\n"
+        .. "server_secret = " .. SECRET .. "\n[zego.staging]         ; --profile staging\napp_id = 1234567891\n"
+        .. "server_secret = '...'\n[defaults]             ; the command line's defaults\noutput = json\n"
+        .. "concurrency = 16\ntimeout_ms = 5000\n")
+      local code, out, err = run("zego resume-rtc-stream --stream-id r1 " .. target("zego"))
+      assert.equal(0, code, err .. out)
+      assert.truthy(out:find('^{"stream":"r1","ok":true'), out) -- [defaults] output = json
+      write(CREDENTIALS, "[default]   # mine\naccess_key_id = LTAIemulatorKey   \n"
+        .. "access_key_secret = \"emulator-secret\" ; quoted, then a comment\n")
+      code, out, err = run("aliyun resume-live-stream --domain-name d --app-name a --stream-name s1 "
+        .. target("aliyun"))
+      assert.equal(0, code, err .. out)
+    end)
+
+    it("refuse a comment after a value, and a key given twice, naming file and line, never the value", function()
+      local cases = {
+        { CONFIG, "[zego]\napp_id = 1234567890\nserver_secret = " .. SECRET .. " ; prod\n",
+          CONFIG .. ":3: the value of server_secret has a blank followed by ; or #, which streamctl neither keeps "
+          .. "nor cuts as a comment: put the comment on a line of its own, or the value in quotes" },
+        { CONFIG, "[zego]\napp_id = 1234567890\nserver_secret = " .. SECRET .. "\t#prod\n",
+          CONFIG .. ":3: the value of server_secret has a blank followed by ; or #" },
+        { CONFIG, "[zego]\nserver_secret = " .. SECRET .. "\napp_id = 1234567890\n\nSERVER_SECRET = " .. SECRET
+          .. "0\n", CONFIG .. ":5: server_secret is set twice in [zego] (first at line 2)" },
+        { CREDENTIALS, "[default]\naccess_key_id = LTAIemulatorKey\naccess_key_secret = " .. SECRET .. " # old\n",
+          CREDENTIALS .. ":3: the value of access_key_secret has a blank followed by ; or #" },
+        { CREDENTIALS, "[default]\naccess_key_id = A\naccess_key_id = B\naccess_key_secret = " .. SECRET .. "\n",
+          CREDENTIALS .. ":3: access_key_id is set twice in [default] (first at line 2)" },
+        { CREDENTIALS, "[default] access_key_id = A\n",
+          CREDENTIALS .. ":1: expected '[section]', optionally followed by a ; or # comment" },
+      }
+      for _, case in ipairs(cases) do
+        clean()
+        write(case[1], case[2])
+        local code, out, err = run(case[1] == CONFIG and ("zego resume-rtc-stream --stream-id r1 " .. target("zego"))
+          or ("aliyun resume-live-stream --domain-name d --app-name a --stream-name s1 " .. target("aliyun")))
+        assert.equal(2, code, err)
+        assert.equal("", out)
+        assert.equal("streamctl: " .. case[3], err:sub(1, #case[3] + 11))
+        assert.is_nil(err:find(SECRET, 1, true), err)
+      end
+      assert.equal(0, sent())
+    end)
+
+    it("without HOME (cron's env -i), or with an empty one, read no file under it, and say so", function()
+      local homeless = process.installed {}
+      write(HOME .. "/etc/credentials", "[default]\naccess_key_id = LTAIemulatorKey\n"
+        .. "access_key_secret = emulator-secret\n")
+      write(HOME .. "/xdg/streamctl/config", "[zego]\napp_id = 1234567890\nserver_secret = " .. SECRET .. "\n")
+      for _, extra in ipairs { "", "HOME=" } do
+        local code, out, err = homeless.run("zego resume-rtc-stream --stream-id r1 " .. target("zego"), extra)
+        assert.same({ 2, "", "streamctl: no ZEGO credentials: set ZEGO_APP_ID and ZEGO_SERVER_SECRET (HOME is not "
+          .. "set: profile files under it were not read)\n" }, { code, out, err })
+        code, out, err = homeless.run("aliyun resume-live-stream --domain-name d --app-name a --stream-name s1 "
+          .. target("aliyun"), extra)
+        assert.same({ 2, "", "streamctl: no Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+          .. "ALIBABA_CLOUD_ACCESS_KEY_SECRET (HOME is not set: profile files under it were not read)\n" },
+          { code, out, err })
+        -- a file named by a variable is read all the same
+        code, out, err = homeless.run("aliyun resume-live-stream --domain-name d --app-name a --stream-name s1 "
+          .. target("aliyun"), extra .. " ALIBABA_CLOUD_CREDENTIALS_FILE=" .. q(HOME .. "/etc/credentials"))
+        assert.equal(0, code, err .. out)
+        code, out, err = homeless.run("aliyun resume-live-stream --domain-name d --app-name a --stream-name s1 "
+          .. target("aliyun") .. " --profile prod", extra .. " ALIBABA_CLOUD_CREDENTIALS_FILE="
+          .. q(HOME .. "/etc/credentials"))
+        assert.same({ 2, "", "streamctl: no Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+          .. "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or add profile [prod] to " .. HOME .. "/etc/credentials (HOME is not "
+          .. "set: profile files under it were not read)\n" }, { code, out, err })
+        code, out, err = homeless.run("zego resume-rtc-stream --stream-id r1 " .. target("zego"), extra
+          .. " XDG_CONFIG_HOME=" .. q(HOME .. "/xdg"))
+        assert.equal(0, code, err .. out)
+        -- (a relative XDG_CONFIG_HOME is ignored, as the XDG spec says)
+        code, out, err = homeless.run("zego resume-rtc-stream --stream-id r1 " .. target("zego"), extra
+          .. " XDG_CONFIG_HOME=xdg")
+        assert.equal(2, code, err .. out)
+      end
+      os.execute("rm -rf " .. q(HOME .. "/etc") .. " " .. q(HOME .. "/xdg"))
+    end)
+  end)
+
   describe("a dry run", function()
     it("prints every request that would be sent, with no secret, signature or token, and sends nothing", function()
       local secret, token, zsecret = "SECRET-abc123", "TOKEN-xyz789", "ZEGOSECRET-0123456789abcdef0123"
@@ -432,7 +540,6 @@ describe("streamctl (the command)", function()
 
   describe("secrets", function()
     it("never show in its output, even from a server that echoes every request back", function()
-      local process = require "spec.helpers.process"
       local child, port = process.httpserver(30, 100, "/echo") -- "/" answers the request it got, as JSON
       local secret, token, zsecret = "SECRET-abc123", "TOKEN-xyz789", "ZEGOSECRET-0123456789abcdef0123"
       local ok, err = pcall(function()
@@ -474,5 +581,11 @@ describe("streamctl (the command)", function()
       pipe:close()
       assert.is_nil(tty:find("[#", 1, true), tty)
     end)
+  end)
+end)
+
+describe("streamctl's spec", function()
+  it("leaves no temporary file or directory behind", function()
+    assert.same({}, leftovers())
   end)
 end)

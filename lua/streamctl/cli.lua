@@ -7,21 +7,25 @@
 -- (`--domain-name` is `domain_name`), checked by the same rules, and a new
 -- method is a new subcommand. Exit codes: 0 everything succeeded, 1 an
 -- operation failed or its outcome is unknown (each is named in the output),
--- 2 a usage or input error (nothing was sent), 130 (143) interrupted by
--- SIGINT (SIGTERM) after reporting every stream.
+-- or standard output could not be written (a full disk; a closed pipe,
+-- which stops sending as Ctrl-C does; said on standard error), 2 a usage or
+-- input error (nothing was sent), 130 (143) interrupted by SIGINT (SIGTERM)
+-- after reporting every stream.
 -- @module streamctl.cli
 
 local argparse = require "argparse"
 local cjson = require "cjson.safe"
 local streamctl = require "streamctl"
 local credentials = require "streamctl.credentials"
+local client_module = require "streamctl.client"
 local emulator = require "streamctl.emulator.defaults"
 local version = require "streamctl.version"
 
 local type, pairs, ipairs, tostring, tonumber, setmetatable = type, pairs, ipairs, tostring, tonumber, setmetatable
-local format, gsub, match, find, rep = string.format, string.gsub, string.match, string.find, string.rep
+local format, gsub, gmatch, match, find, rep, sub = string.format, string.gsub, string.gmatch, string.match,
+  string.find, string.rep, string.sub
 local concat, sort = table.concat, table.sort
-local floor, max, min = math.floor, math.max, math.min
+local floor, max, min, huge = math.floor, math.max, math.min, math.huge
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (5.1's global)
 
 local M = {}
@@ -70,9 +74,30 @@ local function new_out(io_out, io_err)
   return setmetatable({ out = io_out or io.stdout, err = io_err or io.stderr }, Out)
 end
 
+-- Standard output is checked: the first write or flush that fails (a full
+-- disk, a closed pipe: SIGPIPE is ignored once streamctl.signal.catch() ran)
+-- is kept as `self.failed`, the system's reason, and nothing more is
+-- written. A batch stops sending then (see main's `cancel`), and the
+-- command says on standard error what the lost output would have said.
 function Out:line(...)
-  self.out:write(...)
-  self.out:write("\n")
+  if self.failed then return nil end
+  local ok, err = self.out:write(...)
+  if ok then ok, err = self.out:write("\n") end
+  if not ok then self.failed = tostring(err) end
+  return ok
+end
+
+--- Pushes what Lua buffered to standard output: true, or nil once a write failed.
+function Out:flush()
+  if self.failed then return nil end
+  local ok, err = self.out:flush()
+  if not ok then self.failed = tostring(err) end
+  return ok
+end
+
+-- Says on standard error that standard output failed, and what it lost.
+function Out:lost(what)
+  self:warn(format("cannot write to standard output (%s): %s", self.failed, what))
 end
 
 function Out:warn(...)
@@ -89,23 +114,36 @@ end
 -- Reading stream lists --------------------------------------------------------
 
 --- Reads stream names from `path` ("-": standard input): one per line,
--- surrounding blanks trimmed, blank lines and lines starting with "#" skipped.
--- @return array, or nil and why
+-- surrounding blanks trimmed, blank lines and lines starting with "#"
+-- skipped. A UTF-8 byte order mark at the top (Notepad writes one) is
+-- skipped too, as the profile files' reader does; one anywhere else is an
+-- error, since it would be sent as part of a name nobody can see.
+-- @return array, or nil and why (naming --from, the file and the line)
 function M.read_list(path, stdin)
   local f, err
+  local name = path == "-" and "standard input" or path
   if path == "-" then
     f = stdin or io.stdin
   else
     f, err = io.open(path, "rb")
     if not f then return nil, "--from: cannot read " .. tostring(err) end
   end
+  -- (read whole: a directory, or a read that fails midway, is an error
+  -- return here, where f:lines() raises)
+  local text, rerr = f:read("*a")
+  if f ~= (stdin or io.stdin) then f:close() end
+  if not text then return nil, format("--from: cannot read %s: %s", name, tostring(rerr)) end
+  if sub(text, 1, #credentials.BOM) == credentials.BOM then text = sub(text, #credentials.BOM + 1) end
   local list, n = {}, 0
-  for line in f:lines() do
+  for line in gmatch(text, "([^\n]*)\n?") do
     n = n + 1
+    if find(line, credentials.BOM, 1, true) then
+      return nil, format("--from: %s:%d: a byte order mark (U+FEFF) inside the list; only the first line may "
+        .. "start with one", name, n)
+    end
     line = match(line, "^%s*(.-)%s*$")
     if line ~= "" and not find(line, "^#") then list[#list + 1] = line end
   end
-  if f ~= (stdin or io.stdin) then f:close() end
   return list
 end
 
@@ -140,8 +178,9 @@ local function add_common(cmd, provider)
     cmd:option("--ca-file", "Trust this CA bundle (TLS verification is always on)."):argname("<file>"),
     cmd:option("--timeout", "Per attempt, in milliseconds (default: 10000)."):argname("<ms>"),
     cmd:option("--concurrency", "Requests in flight for batches (default: 8)."):argname("<n>"),
-    cmd:option("--rate", "Send no action faster than this, in requests per second (lowers the "
-      .. "published caps; it never raises them)."):argname("<n>"),
+    cmd:option("--rate", format("Send no action faster than this, in requests per second, at least %s: one "
+      .. "every %d s (lowers the published caps; it never raises them).", tostring(client_module.MIN_RATE),
+      floor(1 / client_module.MIN_RATE + 0.5))):argname("<n>"),
     cmd:option("--redis", "Share rate limits and ZEGO Sequences with every process using this Redis, "
       .. "redis://[[user]:password@]host[:port][/db][?nodes=N&prefix=P&timeout_ms=MS] (default: "
       .. "$STREAMCTL_REDIS_URL; the password is better "
@@ -206,7 +245,8 @@ local function add_method(parent, provider, m)
           .. " (or --from FILE, or both).")
           :args("*")
         options[#options + 1] = cmd:option("--from", "Read more, one per line, from FILE ('-': standard "
-          .. "input); blank lines and lines starting with # are skipped."):argname("<file>")
+          .. "input); blank lines and lines starting with # are skipped, and so is a UTF-8 byte order mark "
+          .. "at the top."):argname("<file>")
         example[#example + 1] = provider == "zego" and "room1-host room2-host" or "match-1 match-2"
       else
         local o = cmd:option(flag(f.name), field_help(f)):argname("<" .. (f.type == "strings" and "value" or f.type
@@ -252,14 +292,17 @@ function M.parser()
       "   " .. PROVIDERS.zego.example,
       "   streamctl emulator start",
       "",
-      "Exit status: 0 all succeeded, 1 an operation failed or its outcome is unknown, 2 a usage or",
-      "input error (nothing sent), 130 interrupted (after reporting every stream).",
+      "Exit status: 0 all succeeded, 1 an operation failed or its outcome is unknown, or the output",
+      "could not be written (a closed pipe stops sending), 2 a usage or input error (nothing sent),",
+      "130 interrupted (after reporting every stream).",
       "Documentation: the README, and man streamctl.",
     }, "\n"))
     :help_max_width(100)
   parser:flag("--version", "Print the version and exit."):action(function()
-    io.stdout:write("streamctl ", version._VERSION, "\n")
-    os.exit(0)
+    local ok, err = io.stdout:write("streamctl ", version._VERSION, "\n")
+    if ok then ok, err = io.stdout:flush() end
+    if not ok then io.stderr:write("streamctl: cannot write to standard output (", tostring(err), ")\n") end
+    os.exit(ok and 0 or 1)
   end)
   parser:command_target("provider")
   for _, provider in ipairs { "aliyun", "zego" } do
@@ -358,15 +401,15 @@ local function fields_of(m, args, stdin)
   return fields
 end
 
--- A number flag: the value, or nil and the rule broken.
-local function number_flag(args, name, integer)
-  local v = args[name]
-  if v == nil then return nil end
-  local n = tonumber(v)
-  if not n or n ~= n or n <= 0 or n == math.huge or (integer and n ~= floor(n)) then
-    return nil, format("%s must be %s > 0 (got '%s')", flag(name), integer and "an integer" or "a number", v)
-  end
-  return n
+-- The number a flag's (or [defaults]') text says: the number, or nil and
+-- the rule broken ("a number >= 0.0001"). `least`: the lowest accepted
+-- (default: anything above 0).
+local function number_text(text, integer, least)
+  local n = tonumber(text)
+  local ok = n ~= nil and n == n and n ~= huge and not (integer and n ~= floor(n))
+  if ok and least then ok = n >= least elseif ok then ok = n > 0 end
+  if ok then return n end
+  return nil, format("%s %s", integer and "an integer" or "a number", least and ">= " .. tostring(least) or "> 0")
 end
 
 -- The client's options from flags, then the emulator, then the environment
@@ -374,13 +417,14 @@ end
 -- [defaults]. Returns options, or nil and a usage error; and warnings.
 local function client_options(provider, args, defaults, where, getenv)
   local o, warnings = {}, {}
-  local function num(name, option, integer)
-    local v, why = number_flag(args, name, integer)
-    if why then return nil, why end
-    if v == nil and defaults[option] then
-      v = tonumber(defaults[option])
-      if not v then return nil, format("%s: %s must be a number", where[option], option) end
-    end
+  -- The flag, else the [defaults] key, by the same rule; the message names
+  -- the one that was given.
+  local function num(name, option, integer, least)
+    local text, said = args[name], flag(name)
+    if text == nil and defaults[option] ~= nil then text, said = defaults[option], where[option] .. ": " .. option end
+    if text == nil then return true end
+    local v, rule = number_text(text, integer, least)
+    if not v then return nil, format("%s must be %s (got '%s')", said, rule, text) end
     o[option] = v
     return true
   end
@@ -388,7 +432,7 @@ local function client_options(provider, args, defaults, where, getenv)
   if not ok then return nil, why end
   ok, why = num("concurrency", "concurrency", true)
   if not ok then return nil, why end
-  ok, why = num("rate", "max_rate", false)
+  ok, why = num("rate", "max_rate", false, client_module.MIN_RATE)
   if not ok then return nil, why end
   o.ca_file = args.ca_file or defaults.ca_file
   o.endpoint = args.endpoint
@@ -618,6 +662,10 @@ local function dry_run(out, client, m, fields, args, output)
       out:line("")
     end
   end
+  if not out:flush() then
+    out:lost("the requests above are incomplete (nothing was sent)")
+    return M.EXIT.failed
+  end
   return M.EXIT.ok
 end
 
@@ -629,9 +677,11 @@ local function run_batch(out, client, m, fields, args, output)
   if output == "json" then
     -- JSON lines as each stream finishes: a killed run has written what it did.
     fields.on_progress = function(done, total, entry)
-      out:line(record_json(record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error,
-        entry.outcome_unknown)))
-      out.out:flush()
+      -- (once this fails, main's `cancel` stops the run: nothing more is sent)
+      if out:line(record_json(record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error,
+        entry.outcome_unknown))) then
+        out:flush()
+      end
       if draw then draw(done, total, entry) end
     end
   end
@@ -647,12 +697,23 @@ local function run_batch(out, client, m, fields, args, output)
     if not r.ok then status = M.EXIT.failed end
     if r.error and r.error.code == "Interrupted" and not r.outcome_unknown then not_sent = not_sent + 1 end
   end
+  local summary = format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s", report.total,
+    report.succeeded, report.failed, not_sent > 0 and format(" (%d of them not sent)", not_sent) or "",
+    report.unknown, report.calls, report.elapsed,
+    report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or "")
   if output == "table" then
     print_table(out, rows)
-    out:line(format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s", report.total,
-      report.succeeded, report.failed, not_sent > 0 and format(" (%d of them not sent)", not_sent) or "",
-      report.unknown, report.calls, report.elapsed,
-      report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or ""))
+    out:line(summary)
+  end
+  if not out:flush() then
+    if not_sent > 0 then
+      -- The run stopped early (the output closed, a `| head`; or a signal).
+      out:lost(format("stopped sending: %d of %d streams done (%d succeeded, %d failed, %d unknown), %d not sent",
+        report.total - not_sent, report.total, report.succeeded, report.failed - not_sent, report.unknown, not_sent))
+    else
+      out:lost("the report is incomplete; " .. summary)
+    end
+    return M.EXIT.failed
   end
   return status
 end
@@ -680,6 +741,11 @@ local function run_call(out, client, m, fields, args, output, attempts)
   else
     print_table(out, { r })
     if result and has_content(result) then out:line(encode(result)) end
+  end
+  if not out:flush() then
+    out:lost(format("the report is incomplete; %s %s", stream,
+      r.ok and "succeeded" or r.outcome_unknown and "has an unknown outcome" or "failed"))
+    return M.EXIT.failed
   end
   return r.ok and M.EXIT.ok or M.EXIT.failed
 end
@@ -723,12 +789,14 @@ function M.main(argv, env)
   for _, w in ipairs(warnings or {}) do out:warn("warning: ", w) end
   if not opts then out:warn(why) return M.EXIT.usage end
 
-  -- Every attempt of a call counted; Ctrl-C and SIGTERM caught, to report first.
+  -- Every attempt of a call counted; Ctrl-C and SIGTERM caught, to report
+  -- first (catch() also ignores SIGPIPE: a closed output is a failed write,
+  -- which stops the run as Ctrl-C does, rather than the end of the process).
   local attempts = 0
   opts.on_attempt = function(info) if info.role == "call" then attempts = attempts + 1 end end
   local signal = env.signal or require "streamctl.signal"
   if not args.dry_run then signal.catch() end
-  opts.cancel = function() return signal.caught() ~= nil end
+  opts.cancel = function() return signal.caught() ~= nil or out.failed ~= nil end
 
   local client, cerr = mod.new(opts)
   if not client then out:warn(as_flags(cerr.message)) return M.EXIT.usage end

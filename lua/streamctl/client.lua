@@ -85,6 +85,15 @@ M.RATE_MARGIN = 0.05
 M.HORIZON_SLOTS = 4
 M.MAX_HORIZON = ratelimit.MAX_HORIZON
 
+--- The lowest `max_rate` (and command-line `--rate`) accepted, in requests
+-- per second: one request every 10,000 s (2 h 47 min), slower than any pace
+-- anyone asks of a stream switch. Below some rate pacing cannot keep its
+-- word: the Redis store caps an interval at a year (a slower rate would run
+-- faster than asked), and from about 5e-324 the interval 1/rate is infinite
+-- and the slots' arithmetic NaN, which sends unpaced. A clear floor, named
+-- in the message, instead of a limit found by accident.
+M.MIN_RATE = 0.0001
+
 --- When a rate-limit store fails (an error, not a wait), the client paces
 -- in its own process at the rate divided by this, and says so once: the
 -- store's other users are unknown, so it keeps to the safe side.
@@ -258,7 +267,7 @@ local function common_options(rules)
     { name = "redis", type = "custom", check = function(v) return require("streamctl.store.redis").config(v) end },
     { name = "on_attempt", type = "function" },
     { name = "cancel", type = "function" },
-    { name = "max_rate", type = "number", min_exclusive = 0 },
+    { name = "max_rate", type = "number", min = M.MIN_RATE },
   }
 end
 

@@ -30,6 +30,12 @@
 --   timeout_ms = 5000
 --   ca_file = /etc/ssl/my-ca.pem
 --
+-- Both INI files are read in one dialect (see `parse_ini`): `;` and `#`
+-- comments on lines of their own or after a [section], a key once per
+-- section, and no comment after a value (quote a value that holds " ;").
+-- Without a home directory (HOME unset or empty, as under cron's `env -i`)
+-- no file under it is looked for; the "no credentials" message says so.
+--
 -- Each function returns the credentials as the client's options (so they
 -- can be handed to `new` as they are), or nil and an error message; then an
 -- array of warnings (a file others can read) and where they were found
@@ -45,6 +51,7 @@ local cjson = require "cjson.safe"
 
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
 local format, match, find, sub, lower = string.format, string.match, string.find, string.sub, string.lower
+local concat = table.concat
 local io_open = io.open
 
 local M = {}
@@ -73,21 +80,54 @@ local function permissions_warning(path)
   return nil
 end
 
---- Parses INI text: sections of `key = value` lines; `#` and `;` start
--- comments, blank lines are skipped, values may be quoted.
+-- A UTF-8 byte order mark, which some editors (Notepad) put at the top of
+-- a file: an encoding marker, never a name or a value anyone wrote.
+M.BOM = "\239\187\191"
+
+--- Parses INI text in the one dialect streamctl reads, for every INI file
+-- (~/.alibabacloud/credentials and streamctl's own config):
+--
+-- * A UTF-8 byte order mark at the top of the file is skipped.
+-- * Blanks around a line are ignored; blank lines are skipped; a line
+--   whose first character is `;` or `#` is a comment.
+-- * `[name]` starts a section, and may be followed by blanks and a `;` or
+--   `#` comment: `[zego]   ; the default profile`. A section appears once.
+-- * `key = value`: keys are letters, digits, `_`, `.` and `-`, in any case;
+--   the value is the rest of the line, its surrounding blanks trimmed. A key
+--   appears once in a section (a second one is an error naming both lines).
+-- * A value in double or single quotes is taken as it is between them
+--   (`;`, `#` and blanks included), and may be followed by a comment.
+-- * An unquoted value must not contain a blank followed by `;` or `#`: an
+--   error naming the file and line. Readers disagree on such text (Python's
+--   configparser keeps it in the value by default, other INI libraries cut
+--   a comment there), and either guess is wrong for somebody:
+--   `server_secret = abc ; prod` would send "abc ; prod" as the secret, and
+--   cutting would silently shorten a secret that has " #" in it. Refused,
+--   the fix is the user's to choose: the comment on a line of its own, or
+--   the value in quotes. `;` or `#` with no blank before (`a;b`) is part of
+--   the value.
+--
+-- No value is ever put into an error message (values are secrets).
 -- @return { [section] = { key = value, _line = n, _lines = { key = n } } }, or nil and "path:line: what"
 function M.parse_ini(text, path)
-  local sections, current = {}, nil
+  local sections, current, current_name = {}, nil, nil
   local n = 0
+  if sub(text, 1, #M.BOM) == M.BOM then text = sub(text, #M.BOM + 1) end
   for line in (text .. "\n"):gmatch("([^\n]*)\n") do
     n = n + 1
-    line = match(line, "^%s*(.-)%s*\r?$")
+    line = match(line, "^%s*(.-)%s*$")
     if line ~= "" and not find(line, "^[#;]") then
-      local name = match(line, "^%[%s*([^%]]-)%s*%]$")
-      if name then
+      if find(line, "^%[") then
+        local name, rest = match(line, "^%[%s*([^%]]-)%s*%](.*)$")
+        if not name or not (rest == "" or find(rest, "^%s+[#;]")) then
+          return nil, format("%s:%d: expected '[section]', optionally followed by a ; or # comment", path, n)
+        end
         if name == "" then return nil, format("%s:%d: a section needs a name", path, n) end
-        if sections[name] then return nil, format("%s:%d: section [%s] appears twice", path, n, name) end
-        current = { _line = n, _lines = {} }
+        if sections[name] then
+          return nil, format("%s:%d: section [%s] appears twice (first at line %d)", path, n, name,
+            sections[name]._line)
+        end
+        current, current_name = { _line = n, _lines = {} }, name
         sections[name] = current
       else
         local key, value = match(line, "^([%w_.-]+)%s*=%s*(.-)$")
@@ -95,9 +135,26 @@ function M.parse_ini(text, path)
           return nil, format("%s:%d: expected 'key = value' or '[section]'", path, n)
         end
         if not current then return nil, format("%s:%d: '%s' comes before any [section]", path, n, key) end
-        local quoted = match(value, '^"(.*)"$') or match(value, "^'(.*)'$")
         key = lower(key)
-        current[key], current._lines[key] = quoted or value, n
+        if current._lines[key] then
+          return nil, format("%s:%d: %s is set twice in [%s] (first at line %d)", path, n, key, current_name,
+            current._lines[key])
+        end
+        local quote = match(value, "^([\"'])")
+        local inner, rest
+        if quote then inner, rest = match(value, "^" .. quote .. "(.-)" .. quote .. "(.*)$") end
+        if inner then
+          if not (rest == "" or find(rest, "^%s+[#;]")) then
+            return nil, format("%s:%d: the value of %s has text after its closing quote (only a ; or # comment, "
+              .. "after a blank, may follow it)", path, n, key)
+          end
+          value = inner
+        elseif find(value, "%s[#;]") then
+          return nil, format("%s:%d: the value of %s has a blank followed by ; or #, which streamctl neither "
+            .. "keeps nor cuts as a comment: put the comment on a line of its own, or the value in quotes",
+            path, n, key)
+        end
+        current[key], current._lines[key] = value, n
       end
     end
   end
@@ -123,10 +180,17 @@ local function env_pair(getenv, a, b)
   return x, y
 end
 
+-- The home directory: `opts.home`, else $HOME; nil when it is unset or
+-- empty (cron's `env -i`), so that no profile file is looked for under "/".
 local function home(opts)
   local getenv = opts.getenv or os.getenv
-  return opts.home or getenv("HOME") or ""
+  local dir = opts.home or getenv("HOME")
+  if dir == "" then return nil end
+  return dir
 end
+
+-- Said in a "no credentials" message when the home directory is unknown.
+local NO_HOME = " (HOME is not set: profile files under it were not read)"
 
 -- Checks that `c`'s strings are usable: the first rule broken, or nil.
 local function missing(c, keys, where)
@@ -216,28 +280,44 @@ function M.aliyun(opts)
   local profile = explicit or "default"
   local dir = home(opts)
   local file = getenv("ALIBABA_CLOUD_CREDENTIALS_FILE")
-  if not file or file == "" then file = dir .. "/.alibabacloud/credentials" end
-  local c, err, source = from_credentials_file(file, profile, warnings)
-  if c or err then return c, err, warnings, source end
-  c, err, source = from_cli_config(dir .. "/.aliyun/config.json", profile, explicit ~= nil, warnings)
-  if c or err then return c, err, warnings, source end
-  return nil, format("no Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
-    .. "ALIBABA_CLOUD_ACCESS_KEY_SECRET, or add profile [%s] to %s or %s", profile, file,
-    dir .. "/.aliyun/config.json"), warnings
+  if not file or file == "" then file = dir and dir .. "/.alibabacloud/credentials" end
+  local cli_file = dir and dir .. "/.aliyun/config.json"
+  local c, err, source
+  if file then
+    c, err, source = from_credentials_file(file, profile, warnings)
+    if c or err then return c, err, warnings, source end
+  end
+  if cli_file then
+    c, err, source = from_cli_config(cli_file, profile, explicit ~= nil, warnings)
+    if c or err then return c, err, warnings, source end
+  end
+  local message = "no Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"
+  local looked = { file, cli_file } -- (either may be nil; file first)
+  if #looked > 0 then message = format("%s, or add profile [%s] to %s", message, profile, concat(looked, " or ")) end
+  return nil, message .. (dir and "" or NO_HOME), warnings
 end
 
---- The path of streamctl's own file.
+--- The path of streamctl's own file: $XDG_CONFIG_HOME/streamctl/config,
+-- else ~/.config/streamctl/config; nil when there is neither (XDG_CONFIG_HOME
+-- unset, empty or relative, which the XDG spec says to ignore, and HOME
+-- unset or empty).
 function M.config_path(opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
   local xdg = getenv("XDG_CONFIG_HOME")
-  if not xdg or xdg == "" then xdg = home(opts) .. "/.config" end
+  if not (xdg and find(xdg, "^/")) then
+    local dir = home(opts)
+    if not dir then return nil end
+    xdg = dir .. "/.config"
+  end
   return xdg .. "/streamctl/config"
 end
 
--- streamctl's file, parsed: sections, or nil (missing), or nil and an error.
+-- streamctl's file, parsed: sections, or nil (missing, or no path for it),
+-- or nil and an error; and its path.
 local function own_file(opts, warnings)
   local path = M.config_path(opts)
+  if not path then return nil end
   local text, err = read(path)
   if not text then return nil, err, path end
   local sections, perr = M.parse_ini(text, path)
@@ -263,6 +343,7 @@ function M.zego(opts)
   local name = (opts.profile and opts.profile ~= "") and ("zego." .. opts.profile) or "zego"
   local s = sections and sections[name]
   if not s then
+    if not path then return nil, "no ZEGO credentials: set ZEGO_APP_ID and ZEGO_SERVER_SECRET" .. NO_HOME, warnings end
     return nil, format("no ZEGO credentials: set ZEGO_APP_ID and ZEGO_SERVER_SECRET, or add [%s] to %s",
       name, path), warnings
   end

@@ -38,6 +38,26 @@ function M.write_file(path, text)
   f:close()
 end
 
+--- Records every name os.tmpname gives from now on; returns a function
+-- that stops recording and lists those still there (a file or a directory
+-- a spec left behind).
+function M.track_tmpnames()
+  local names, tmpname = {}, os.tmpname
+  os.tmpname = function() -- luacheck: ignore 122
+    local name = tmpname()
+    names[#names + 1] = name
+    return name
+  end
+  return function()
+    os.tmpname = tmpname -- luacheck: ignore 122
+    local left = {}
+    for _, name in ipairs(names) do
+      if os.rename(name, name) then left[#left + 1] = name end
+    end
+    return left
+  end
+end
+
 --- A new empty directory (under the system's temporary directory).
 function M.temp_dir()
   local name = os.tmpname()
@@ -77,6 +97,65 @@ function M.free_port()
   local _, port = s:getsockname()
   s:close()
   return tonumber(port)
+end
+
+--- The exit status of os.execute's results (5.1/LuaJIT: a wait status;
+-- 5.2+: ok, "exit"/"signal", code).
+function M.exit_status(a, _, code)
+  if type(a) == "number" then return a > 255 and math.floor(a / 256) or a end
+  if a == true then return 0 end
+  return code
+end
+
+--- The `streamctl` command as `make build` installed it for this spec's
+-- interpreter: the luarocks tree build/5.4 or build/jit, with only that tree
+-- on the module paths, in an empty environment with `opts.home` as HOME (none
+-- when it is nil), and SIGPIPE at its default action (this process ignores
+-- it, as LuaSocket does when it loads, and children would inherit that; a
+-- shell's children do not). Returns a table:
+--   command   the shell words that run it (the interpreter and the script)
+--   env       the `env -i ...` words in front of it
+--   run(args[, extra[, stdin[, stdout]]]) -> status, stdout, stderr:
+--             `streamctl <args>` (a shell fragment), `extra` variables
+--             ("A=b C=d"), `stdin` fed in, standard output to the file
+--             `stdout` (default: read back); its files in a temporary
+--             directory removed afterwards
+function M.installed(opts)
+  opts = opts or {}
+  local root = os.getenv("STREAMCTL_ROOT") or "."
+  local jit = rawget(_G, "jit") ~= nil
+  local v = jit and "5.1" or "5.4"
+  local tree = root .. (jit and "/build/jit" or "/build/5.4")
+  local script = tree .. "/lib/luarocks/rocks-" .. v .. "/streamctl/scm-1/bin/streamctl"
+  assert(M.read_file(script), "streamctl is not installed in " .. tree .. ": run make build")
+  local q = M.quote
+  local cmd = {
+    tree = tree,
+    -- 5.4: luarocks' wrapper; LuaJIT: the installed script under luajit (the
+    -- wrapper for a 5.1 tree runs PUC Lua 5.1, which cannot load LuaJIT builds).
+    command = jit and ("luajit " .. q(script)) or q(tree .. "/bin/streamctl"),
+    env = table.concat({
+      "env -i --default-signal=PIPE",
+      "PATH=" .. q(tree .. "/bin:/usr/local/bin:/usr/bin:/bin"),
+      opts.home and "HOME=" .. q(opts.home) or "",
+      "LUA_PATH=" .. q(tree .. "/share/lua/" .. v .. "/?.lua;" .. tree .. "/share/lua/" .. v .. "/?/init.lua;;"),
+      "LUA_CPATH=" .. q(tree .. "/lib/lua/" .. v .. "/?.so;;"),
+    }, " "),
+  }
+  function cmd.run(args, extra, stdin, stdout)
+    local dir = M.temp_dir()
+    local input = ""
+    if stdin then
+      M.write_file(dir .. "/stdin", stdin)
+      input = " <" .. q(dir .. "/stdin")
+    end
+    local status = M.exit_status(os.execute(cmd.env .. " " .. (extra or "") .. " " .. cmd.command .. " " .. args
+      .. input .. " >" .. q(stdout or dir .. "/out") .. " 2>" .. q(dir .. "/err")))
+    local o, e = M.read_file(dir .. "/out") or "", M.read_file(dir .. "/err")
+    os.execute("rm -rf " .. q(dir))
+    return status, o, e
+  end
+  return cmd
 end
 
 --- Starts spec/helpers/httpserver.lua; returns the child and its port.
