@@ -186,7 +186,7 @@ _streamctl() {
                     return 0
                     ;;
                 --source-protocol)
-                    COMPREPLY=($(compgen -W "rtmp srt http-flv hls" -- "$cur"))
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --source-urls)
@@ -283,7 +283,7 @@ _streamctl() {
         'aliyun delete-live-pull-to-push')
             case "$prev" in
                 --region)
-                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai cn-shenzhen" -- "$cur"))
+                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai" -- "$cur"))
                     return 0
                     ;;
                 --task-id)
@@ -356,7 +356,7 @@ _streamctl() {
         'aliyun describe-live-pull-to-push')
             case "$prev" in
                 --region)
-                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai cn-shenzhen" -- "$cur"))
+                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai" -- "$cur"))
                     return 0
                     ;;
                 --task-id)
@@ -425,7 +425,7 @@ _streamctl() {
         'aliyun describe-live-pull-to-push-list')
             case "$prev" in
                 --region)
-                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai cn-shenzhen" -- "$cur"))
+                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai" -- "$cur"))
                     return 0
                     ;;
                 --dst-url)
@@ -842,7 +842,7 @@ _streamctl() {
         'aliyun restart-live-pull-to-push')
             case "$prev" in
                 --region)
-                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai cn-shenzhen" -- "$cur"))
+                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai" -- "$cur"))
                     return 0
                     ;;
                 --task-id)
@@ -1069,7 +1069,7 @@ _streamctl() {
         'aliyun stop-live-pull-to-push')
             case "$prev" in
                 --region)
-                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai cn-shenzhen" -- "$cur"))
+                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai" -- "$cur"))
                     return 0
                     ;;
                 --task-id)
@@ -1142,7 +1142,7 @@ _streamctl() {
         'aliyun update-live-pull-to-push')
             case "$prev" in
                 --region)
-                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai cn-shenzhen" -- "$cur"))
+                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai" -- "$cur"))
                     return 0
                     ;;
                 --task-id)
