@@ -692,6 +692,40 @@ describe("streamctl emulator", function()
             end
         end)
 
+        it("answers the CDN actions with their pages' own codes: 3 authentication failed, 2 a bad parameter", function()
+            local cdn = { Action = "ResumeCDNLiveStream" }
+            local cases = {
+                -- a wrong signature, an expired one, an unknown AppId: 3 (the RTC actions keep 100000005)
+                { { Signature = flip_last_char(ZEGO.signature) }, 3, "Authentication failed. (Invalid signature.)" },
+                { { AppId = "99999" }, 3, "Authentication failed. (Invalid AppId.)" },
+                -- no StreamId: 2, not 30006
+                { { StreamId = false }, 2, "Incorrect input parameter. (Invalid StreamId list.)" },
+                { { StreamId = "" }, 2, "Incorrect input parameter. (Invalid StreamId list.)" },
+            }
+            for _, action in ipairs({ "ResumeCDNLiveStream", "ForbidCDNLiveStream" }) do
+                cdn.Action = action
+                for i, case in ipairs(cases) do
+                    local o = {}
+                    for k, v in pairs(cdn) do o[k] = v end
+                    for k, v in pairs(case[1]) do o[k] = v end
+                    local status, v = zego(vector_query(o))
+                    assert.are.equal(200, status)
+                    assert.are.equal(case[2], v.Code, action .. " " .. i)
+                    assert.are.equal(case[3], v.Message, action .. " " .. i)
+                end
+                server:clock({ now = ZEGO.timestamp + 601 })
+                local _, v = zego(vector_query(cdn))
+                assert.are.equal(3, v.Code, action)
+                assert.are.equal("Authentication failed. (Signature expired.)", v.Message)
+                server:clock({ now = ZEGO.timestamp })
+            end
+            -- the RTC actions follow the global table
+            local _, v = zego(vector_query({ Action = "DescribeRTCStreamState", StreamId = false }))
+            assert.are.equal(30006, v.Code)
+            _, v = zego(vector_query({ Action = "DescribeRTCStreamState", Signature = flip_last_char(ZEGO.signature) }))
+            assert.are.equal(100000005, v.Code)
+        end)
+
         it("does not reject a reused nonce (ZEGO documents no such check)", function()
             assert.are.equal(0, select(2, zego(vector_query())).Code)
             assert.are.equal(0, select(2, zego(vector_query())).Code)

@@ -19,6 +19,10 @@ local CONFIG = {
             -- 5/s, to test the limiters quickly: the provider's default / a token bucket
             LTAIwindow = { secret = "window-secret", qps = { ResumeLiveStream = 5 } },
             LTAIbucket = { secret = "bucket-secret", qps = { ResumeLiveStream = 5 }, rate_limiter = "token_bucket" },
+            -- a RAM user allowed two actions and the Describe ones
+            LTAIops = { secret = "ops-secret", actions = { "live:ResumeLiveStream", "LIVE:stopLivePullToPush",
+                "live:Describe*" } },
+            LTAInone = { secret = "none-secret", actions = {} },
         },
     },
     zego = {
@@ -80,17 +84,13 @@ describe("streamctl emulator operations", function()
     end
 
     -- A signed V1 request for server:request (signing runs the openssl CLI, so
-    -- timed tests build their requests first and send them later). opts.form:
-    -- the parameters go in a form body (POST), for values too long for a URL.
+    -- timed tests build their requests first and send them later), every
+    -- parameter in the query as the official SDKs send them.
     local function live_request(action, params, opts)
         opts = opts or {}
         local method = opts.method or "POST"
         local q = emu.v1_request({ action = action, params = params, method = method, key = opts.key,
             secret = opts.secret, time = opts.time or now() })
-        if opts.form then
-            return { method = method, provider = "aliyun", path = "/", body = q,
-                headers = { ["content-type"] = "application/x-www-form-urlencoded" } }
-        end
         return { method = method, provider = "aliyun", path = "/?" .. q }
     end
 
@@ -248,8 +248,9 @@ describe("streamctl emulator operations", function()
 
         -- (CreateLivePullToPush allows 10/s per account: tests that create many
         -- tasks at once use an account configured with a higher limit)
+        local BULK_KEY = { key = "LTAIbulk", secret = "bulk-secret" }
         local function create(over)
-            return live("CreateLivePullToPush", task_params(over), { key = "LTAIbulk", secret = "bulk-secret" })
+            return live("CreateLivePullToPush", task_params(over), BULK_KEY)
         end
 
         it("creates, describes and lists a task", function()
@@ -378,6 +379,32 @@ describe("streamctl emulator operations", function()
             assert.are.equal("CodeTaskNotExist", v.Code)
         end)
 
+        it("takes each operation's own Regions: cn-shenzhen for Create only", function()
+            local _, v = create({ Region = "cn-shenzhen" })
+            local id = assert(v.TaskId)
+            local RULE = "Specified parameter Region is not valid. Valid values: ap-southeast-1, ap-southeast-5, "
+                .. "cn-beijing, cn-shanghai."
+            for _, c in ipairs({
+                { "StopLivePullToPush", {} }, { "RestartLivePullToPush", {} }, { "DeleteLivePullToPush", {} },
+                { "DescribeLivePullToPush", {} }, { "UpdateLivePullToPush", { Offset = "5" } },
+                { "DescribeLivePullToPushList", { TaskId = false } },
+            }) do
+                local p = { Region = "cn-shenzhen", TaskId = id }
+                for k, x in pairs(c[2]) do
+                    p[k] = x or nil
+                end
+                local status, e = live(c[1], p, BULK_KEY)
+                assert.are.equal(400, status, c[1])
+                assert.are.equal("InvalidParameter", e.Code, c[1])
+                assert.are.equal(RULE, e.Message, c[1])
+            end
+            -- nothing happened to the task: it is there, untouched
+            local t = server:state().aliyun.tasks[id]
+            assert.are.equal(0, t.TaskStatus)
+            assert.is_nil(t.updated_at)
+            assert.is_nil(t.stopped_at)
+        end)
+
         it("answers CodeTaskNotExist for an unknown task or another Region", function()
             local _, v = create()
             for _, p in ipairs({
@@ -426,6 +453,29 @@ describe("streamctl emulator operations", function()
                     nil },
                 { { SourceType = "url", SourceUrls = '["https://x.example.com/a.m3u8"]' }, nil },
                 { { DstUrl = "http://dst.example.com/app/s" }, "InvalidParameter" },
+                -- a host and a path
+                { { DstUrl = "rtmp://" }, "InvalidParameter" },
+                { { DstUrl = "rtmp://dst.example.com" }, "InvalidParameter" },
+                { { DstUrl = "rtmp://dst.example.com/" }, "InvalidParameter" },
+                { { DstUrl = "rtmp:///app/s" }, "InvalidParameter" },
+                -- a live source's URL in its SourceProtocol's scheme (any case)
+                { { SourceUrls = '["ftp://src.example.com/app/in"]' }, "InvalidParameter" },
+                { { SourceUrls = '["srt://src.example.com:9000"]' }, "InvalidParameter" },
+                { { SourceUrls = '["rtmp://"]' }, "InvalidParameter" },
+                { { SourceUrls = '["RTMP://src.example.com/app/in"]' }, nil },
+                { { SourceProtocol = "srt", SourceUrls = '["srt://src.example.com:9000?streamid=in"]' }, nil },
+                { { SourceProtocol = "srt", SourceUrls = '["rtmp://src.example.com/app/in"]' }, "InvalidParameter" },
+                { { SourceProtocol = "http-flv", SourceUrls = '["https://src.example.com/app/in.flv"]' }, nil },
+                { { SourceProtocol = "http-flv", SourceUrls = '["http://src.example.com/app/in.flv"]' }, nil },
+                { { SourceProtocol = "http-flv", SourceUrls = '["rtmp://src.example.com/app/in"]' }, "InvalidParameter" },
+                { { SourceProtocol = "hls", SourceUrls = '["https://src.example.com/app/in.m3u8"]' }, "InvalidParameter" },
+                -- a third-party source over HTTP(S); a vod source's URLs are not constrained
+                { { SourceType = "url", SourceUrls = '["rtmp://x.example.com/a/b"]' }, "InvalidParameter" },
+                { { SourceType = "url", SourceUrls = '["https://x.example.com/a.mp4","srt://x"]' }, "InvalidParameter" },
+                { { SourceType = "url", SourceUrls = '["HTTP://x.example.com/a.flv"]' }, nil },
+                { { SourceType = "vod", SourceUrls = '["rtmp://x.example.com/a/b"]' }, nil },
+                -- Create's Regions include cn-shenzhen
+                { { Region = "cn-shenzhen" }, nil },
                 { { DstUrl = "rtmp://dst.example.com/" .. string.rep("x", 2000) }, "InvalidParameter" },
                 { { RetryInterval = "59" }, "InvalidParameter" },
                 { { RetryInterval = "301" }, "InvalidParameter" },
@@ -790,7 +840,9 @@ describe("streamctl emulator operations", function()
                 { "Rtmp://dst.example.com/app/mixed", 200 },
                 { "rtmps://dst.example.com/app/s", 400 },
             }
-            local FORM = { key = BULK.key, secret = BULK.secret, form = true }
+            -- (in the query, as the official SDKs send them: the emulator takes
+            -- requests as long as the rules allow)
+            local FORM = { key = BULK.key, secret = BULK.secret }
             for i, c in ipairs(cases) do
                 local status, v = live("CreateLivePullToPush", task_params({ DstUrl = c[1] }), FORM)
                 assert.are.equal(c[2], status, "case " .. i .. ": " .. tostring(v and v.Message))
@@ -1791,6 +1843,37 @@ describe("streamctl emulator operations", function()
         end)
     end)
 
+    describe("RAM", function()
+        it("answers Forbidden.RAM (403) for an action the key's policy does not allow, applying nothing", function()
+            local OPS = { key = "LTAIops", secret = "ops-secret" }
+            local status, v = live("ForbidLiveStream", stream("ram"), OPS)
+            assert.are.equal(403, status)
+            assert.are.equal("Forbidden.RAM", v.Code)
+            assert.are.equal("User not authorized to operate on the specified resource, or this API doesn't support RAM.",
+                v.Message)
+            assert.is_nil(server:state().aliyun.streams["live.example.com/app/ram"])
+            local e = server:log({ action = "ForbidLiveStream" })[1]
+            assert.are.equal("rejected", e.verdict)
+            assert.is_false(e.applied)
+            -- what it allows, in any case and by wildcard
+            assert.are.equal(200, (live("ResumeLiveStream", stream("ram"), OPS)))
+            status, v = live("StopLivePullToPush", { Region = "cn-shanghai", TaskId = "t" }, OPS)
+            assert.are.equal(400, status)
+            assert.are.equal("CodeTaskNotExist", v.Code)
+            status = live("DescribeLiveStreamsBlockList", { DomainName = "live.example.com" }, OPS)
+            assert.are.equal(200, status)
+            status, v = live("CreateLivePullToPush", { Region = "cn-shanghai" }, OPS)
+            assert.are.equal(403, status)
+            assert.are.equal("Forbidden.RAM", v.Code)
+            -- an empty policy allows nothing; a key without one, everything
+            status, v = live("DescribeLiveStreamsBlockList", { DomainName = "live.example.com" },
+                { key = "LTAInone", secret = "none-secret" })
+            assert.are.equal(403, status)
+            assert.are.equal("Forbidden.RAM", v.Code)
+            assert.are.equal(200, (live("ForbidLiveStream", stream("ram"))))
+        end)
+    end)
+
     describe("faults", function()
         local function resume(name)
             return live("ResumeLiveStream", stream(name or "f"))
@@ -1839,6 +1922,40 @@ describe("streamctl emulator operations", function()
             local _, z = zego("ForbidRTCStream", { params = { StreamId = "t" } })
             assert.are.equal(30002, z.Code)
             assert.are.equal(200, (resume()))
+        end)
+
+        it("answers a page's own non-zero code on demand (code), with or without applying", function()
+            -- Aliyun: a pull-to-push operation's 200 with RetCode and Description, nothing created
+            server:faults({ action = "CreateLivePullToPush", kind = "code", code = 5, message = "bad" })
+            local _, v = live("CreateLivePullToPush", {
+                Region = "cn-shanghai", StartTime = emu.iso8601(now() + 60), EndTime = emu.iso8601(now() + 3600),
+                SourceType = "url", SourceUrls = '["https://a.example/x.mp4"]', DstUrl = "rtmp://d.example/a/code" })
+            assert.are.same({ "Description", "RequestId", "RetCode" }, keys(v))
+            assert.are.equal(5, v.RetCode)
+            assert.are.equal("bad", v.Description)
+            assert.are.same({}, keys(server:state().aliyun.tasks))
+            local e = server:log({ action = "CreateLivePullToPush" })[1]
+            assert.are.equal("fault", e.verdict)
+            assert.are.equal("code", e.fault)
+            assert.are.equal(5, e.code)
+            assert.is_false(e.applied)
+            -- ZEGO: ResumeRTCStreams' 42004 after applying; ResumeCDNLiveStream's 1 "failed"
+            server:faults({ provider = "zego", action = "ResumeRTCStreams", kind = "code", code = 42004,
+                after_apply = true })
+            local _, z = zego("ResumeRTCStreams", { streams = { "c1" } })
+            assert.are.equal(42004, z.Code)
+            assert.are.equal("Forbid or resume failed, please retry.", z.Message)
+            assert.are.equal(1, server:state().zego.streams["1234567890"].c1.resume_count)
+            server:faults({ provider = "zego", action = "ResumeCDNLiveStream", kind = "code" })
+            _, z = zego("ResumeCDNLiveStream", { params = { StreamId = "c2" } })
+            assert.are.equal(1, z.Code)
+            assert.are.equal("Request failed.", z.Message)
+            assert.is_nil(server:state().zego.streams["1234567890"].c2)
+            -- a code is a non-zero integer
+            for _, bad in ipairs({ 0, 1.5, "1" }) do
+                local _, status = server:control("POST", "faults", { kind = "code", code = bad })
+                assert.are.equal(400, status, tostring(bad))
+            end
         end)
 
         it("delays a request by delay_ms", function()

@@ -21,7 +21,10 @@ describe("clients against the emulator", function()
   local server
 
   lazy_setup(function()
-    server = emu.start {}
+    server = emu.start { config = { aliyun = { accounts = {
+      -- a RAM user whose policy allows resuming only
+      LTAIresumeOnly = { secret = "resume-secret", actions = { "live:ResumeLiveStream" } },
+    } } } }
   end)
 
   lazy_teardown(function()
@@ -110,6 +113,40 @@ describe("clients against the emulator", function()
       assert.equal("signature", err.kind)
       assert.equal(1, err.attempts)
       assert.is_nil(tostring(err):find("not-the-secret", 1, true))
+      assert.equal(1, #server:log {})
+    end)
+
+    it("reports Forbidden.RAM once per stream, never retried, and the allowed action works", function()
+      local cli = ali { access_key_id = "LTAIresumeOnly", access_key_secret = "resume-secret" }
+      local S = { domain_name = "d", app_name = "a", stream_name = "s" }
+      local _, err = cli:forbid_live_stream(S)
+      assert.equal("Forbidden.RAM", err.code)
+      assert.equal("auth", err.kind)
+      assert.equal(403, err.http_status)
+      assert.is_false(err.retryable)
+      assert.is_nil(err.outcome_unknown)
+      assert.equal(1, err.attempts)
+      assert.equal("streamctl: aliyun ForbidLiveStream: Forbidden.RAM (HTTP 403): User not authorized to operate on "
+        .. "the specified resource, or this API doesn't support RAM. [RequestId " .. err.request_id .. "]",
+        tostring(err))
+      local report = cli:forbid_live_streams { domain_name = "d", app_name = "a", stream_names = { "x", "y" } }
+      assert.equal(2, report.failed)
+      assert.equal(0, report.unknown)
+      for _, r in ipairs(report.results) do assert.equal("Forbidden.RAM", r.error.code) end
+      assert.equal(3, #server:log { action = "ForbidLiveStream" })
+      assert(cli:resume_live_stream(S))
+      assert.is_nil(server:state().aliyun.streams["d/a/x"])
+    end)
+
+    it("takes a create's non-zero RetCode as a definite failure: sent once, nothing looked up", function()
+      server:faults { action = "CreateLivePullToPush", kind = "code", code = 5, message = "bad" }
+      local _, err = ali():create_live_pull_to_push { region = "cn-shanghai", start_time = os.time() + 60,
+        end_time = os.time() + 3600, source_type = "url", source_urls = { "https://a.example/x.mp4" },
+        dst_url = "rtmp://p.example/live/x" }
+      assert.equal("RetCode5", err.code)
+      assert.equal("bad", err.message)
+      assert.is_nil(err.outcome_unknown)
+      assert.equal(1, err.attempts)
       assert.equal(1, #server:log {})
     end)
 
@@ -208,6 +245,32 @@ describe("clients against the emulator", function()
       assert.equal(1, err.attempts)
       _, err = zc { app_id = 42 }:resume_rtc_stream { stream_id = "a" }
       assert.equal(30005, err.code)
+    end)
+
+    it("the CDN actions' own codes: 3 (a wrong secret) and 1 (failed) are not retried", function()
+      local _, err = zc { server_secret = "wrong" }:resume_cdn_live_stream { stream_id = "a" }
+      assert.equal(3, err.code)
+      assert.equal("auth", err.kind)
+      assert.equal(1, err.attempts)
+      server:faults { provider = "zego", action = "ForbidCDNLiveStream", kind = "code", code = 1 }
+      _, err = zc():forbid_cdn_live_stream { stream_id = "a" }
+      assert.equal(1, err.code)
+      assert.equal("service", err.kind)
+      assert.equal(1, err.attempts)
+      _, err = zc():call("ResumeCDNLiveStream", { StreamId = "" })
+      assert.equal(2, err.code)
+      assert.equal("validation", err.kind)
+    end)
+
+    it("retries ResumeRTCStreams' 42004 (failed, please retry)", function()
+      server:faults { provider = "zego", action = "ResumeRTCStreams", kind = "code", code = 42004 }
+      local report = zc():resume_rtc_streams { stream_ids = { "a", "b" } }
+      assert.equal(2, report.succeeded)
+      assert.equal(2, report.results[1].attempts)
+      local log = server:log { action = "ResumeRTCStreams" }
+      assert.equal(2, #log)
+      assert.equal(42004, log[1].code)
+      assert.equal("ok", log[2].verdict)
     end)
 
     it("corrects a skewed clock (100000004) and succeeds", function()

@@ -24,16 +24,17 @@ local MAX_IDS = 20
 -- `sequence` marks the actions whose Sequence streamctl fills in; `cap` is the
 -- published limit per AppId in requests per second, `test_cap` the one of the
 -- test environment (the ResumeRTCStreams page: 5/s for RTC forbid/resume).
+local CDN_CODES = { [1] = "service", [2] = "validation", [3] = "auth" }
 local operations = {
   ResumeRTCStreams = { method = "GET", idempotent = true, sequence = true, max_ids = MAX_IDS, cap = 20, test_cap = 5 },
   ForbidRTCStreams = { method = "GET", idempotent = true, sequence = true, max_ids = MAX_IDS, cap = 20, test_cap = 5 },
   ResumeRTCStream = { method = "GET", idempotent = true, sequence = true, cap = 20, test_cap = 5 },
   ForbidRTCStream = { method = "GET", idempotent = true, sequence = true, cap = 20, test_cap = 5 },
   DescribeRTCStreamState = { method = "GET", idempotent = true, sequence = true, cap = 40 },
-  -- ResumeCDNLiveStream's own return codes: 1 failed, 2 a bad parameter, 3 authentication failed.
-  ResumeCDNLiveStream = { method = "GET", idempotent = true, cap = 20,
-                          codes = { [1] = "service", [2] = "validation", [3] = "auth" } },
-  ForbidCDNLiveStream = { method = "GET", idempotent = true, cap = 20 },
+  -- The CDN actions' pages list their own return codes: 1 failed, 2 a bad
+  -- parameter, 3 authentication failed.
+  ResumeCDNLiveStream = { method = "GET", idempotent = true, cap = 20, codes = CDN_CODES },
+  ForbidCDNLiveStream = { method = "GET", idempotent = true, cap = 20, codes = CDN_CODES },
 }
 
 local STREAM_ID = { name = "stream_id", param = "StreamId", type = "string", required = true, max_len = 256 }

@@ -140,6 +140,8 @@ local ERRORS = {
     ["CodeNotEnoughResource"] = { 400, "Not enough resource." },
     ["CodeTaskNotExist"] = { 400, "The task does not exist." },
     ["CodeTaskHasStopped"] = { 400, "The task has stopped." },
+    ["Forbidden.RAM"] = { 403, "User not authorized to operate on the specified resource, or this API doesn't "
+        .. "support RAM." },
     ["InternalError"] = { 500, "The request processing has failed due to some unknown error, exception or failure." },
     ["ServiceUnavailable"] = { 503, "The request has failed due to a temporary failure of the server." },
 }
@@ -276,6 +278,21 @@ end
 
 -------------------------------------------------------------------------------
 -- Verification helpers
+
+-- Does a RAM policy's action list allow `action`? Entries are RAM action
+-- names, "live:<Operation>", where "*" matches any run of characters
+-- ("live:Describe*", "live:*", "*"), compared without regard to case as RAM
+-- compares them. (config.lua checked their form.)
+local function ram_allows(allowed, action)
+    local name = lower("live:" .. action)
+    for _, pattern in ipairs(allowed) do
+        local lua_pattern = "^" .. gsub(gsub(lower(pattern), "[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"), "%*", ".*") .. "$"
+        if match(name, lua_pattern) then
+            return true
+        end
+    end
+    return false
+end
 
 local function trim(s)
     return (gsub(gsub(s, "^%s+", ""), "%s+$", ""))
@@ -534,6 +551,12 @@ function _M.process(req)
     end
     stats.count("aliyun", action, "accepted", real_now)
 
+    -- A key's RAM policy: the actions it may call (after the throttle: a
+    -- refused call still counts against the account's budget, the strict
+    -- reading).
+    if account.actions and not ram_allows(account.actions, action) then
+        return fail("rejected", "Forbidden.RAM")
+    end
     if account.live_service == false then
         return fail("error", "LiveServiceNotFound")
     end
@@ -568,7 +591,11 @@ function _M.fault_response(kind, fault, req)
             fmt = "XML"
         end
     end
-    if kind == "http500" then
+    if kind == "code" then
+        local rid = request_id()
+        return render(200, (_M.peek_action(req) or "") .. "Response",
+            { RequestId = rid, RetCode = fault.code, Description = fault.message or "Failed" }, fmt, rid)
+    elseif kind == "http500" then
         return _M.error_response("InternalError", nil, fmt)
     elseif kind == "http503" then
         return _M.error_response("ServiceUnavailable", nil, fmt)

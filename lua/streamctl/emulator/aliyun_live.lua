@@ -59,6 +59,7 @@ local byte = string.byte
 local sort = table.sort
 local insert = table.insert
 local remove = table.remove
+local concat = table.concat
 
 local _M = {}
 
@@ -67,12 +68,28 @@ local tasks = {}
 local task_order = {}   -- TaskIds in creation order
 local online = {}       -- "<domain>/<app>/<stream>" -> what DescribeLiveStreamsOnlineList shows
 
-local REGIONS = {
-    ["ap-southeast-1"] = true, ["ap-southeast-5"] = true, ["cn-beijing"] = true,
-    ["cn-shanghai"] = true, ["cn-shenzhen"] = true,
-}
+-- Each operation's page lists its own Regions: CreateLivePullToPush's five;
+-- Stop, Update, Restart, Delete, Describe and DescribeList name four (no
+-- cn-shenzhen).
+local function region_list(...)
+    local set = {}
+    for _, name in ipairs({ ... }) do
+        set[name] = true
+    end
+    return { valid = set, text = concat({ ... }, ", ") }
+end
+local CREATE_REGIONS = region_list("ap-southeast-1", "ap-southeast-5", "cn-beijing", "cn-shanghai", "cn-shenzhen")
+local TASK_REGIONS = region_list("ap-southeast-1", "ap-southeast-5", "cn-beijing", "cn-shanghai")
 local SOURCE_TYPES = { live = true, vod = true, url = true }
-local SOURCE_PROTOCOLS = { rtmp = true, srt = true, ["http-flv"] = true, hls = true }
+-- What a source is pulled over (the page): a live source over RTMP, SRT or
+-- HTTP-FLV, its URL in the scheme of its SourceProtocol; a third-party (url)
+-- source, MP4 or HTTP-FLV over HTTP(S). A vod source's URLs are not
+-- constrained. (The SDK's enum and one language of the page add rtsp and
+-- flv: the strictest reading, the pages' common list, is taken.)
+local SOURCE_PROTOCOLS = {
+    rtmp = { "rtmp://" }, srt = { "srt://" }, ["http-flv"] = { "http://", "https://" },
+}
+local URL_SOURCE_SCHEMES = { "http://", "https://" }
 local MAX_URL = 2000
 local MAX_SPAN = 7 * 86400
 
@@ -596,12 +613,15 @@ local function task_view(t, now)
     }
 end
 
-local function check_region(p)
+-- Region, one of `regions` (the operation's own list; default the task
+-- operations').
+local function check_region(p, regions)
+    regions = regions or TASK_REGIONS
     if not present(p.Region) then
         return missing("Region")
     end
-    if not REGIONS[p.Region] then
-        return invalid("Region", "Valid values: ap-southeast-1, ap-southeast-5, cn-beijing, cn-shanghai, cn-shenzhen.")
+    if not regions.valid[p.Region] then
+        return invalid("Region", "Valid values: " .. regions.text .. ".")
     end
     return true
 end
@@ -633,9 +653,20 @@ local function parse_time(p, name)
     return t
 end
 
--- The SourceUrls of a create or an update for a task of source_type: a JSON
--- array of 1 URL (live) or 1..30 (vod, url), each at most 2000 characters.
-local function source_urls(p, source_type)
+-- Does `url` start with one of `schemes` (any case), a host after it?
+local function has_scheme(url, schemes)
+    for _, scheme in ipairs(schemes) do
+        if lower(sub(url, 1, #scheme)) == scheme and find(url, "^[^/]", #scheme + 1) then
+            return true
+        end
+    end
+    return false
+end
+
+-- The SourceUrls of a create or an update for a task of source_type (and
+-- protocol, for live): a JSON array of 1 URL (live) or 1..30 (vod, url),
+-- each at most 2000 characters, in a scheme the source is pulled over.
+local function source_urls(p, source_type, protocol)
     local urls = json.decode(p.SourceUrls)
     if type(urls) ~= "table" or (next(urls) ~= nil and #urls == 0) then
         return invalid("SourceUrls", "Expected a JSON array of URLs.")
@@ -648,6 +679,16 @@ local function source_urls(p, source_type)
     local max_urls = source_type == "live" and 1 or 30
     if #urls < 1 or #urls > max_urls then
         return invalid("SourceUrls", format("SourceType %s takes 1 to %d URLs.", source_type, max_urls))
+    end
+    local schemes = source_type == "live" and SOURCE_PROTOCOLS[protocol] or source_type == "url" and URL_SOURCE_SCHEMES
+    for _, u in ipairs(schemes and urls or {}) do
+        if not has_scheme(u, schemes) then
+            return invalid("SourceUrls", source_type == "live"
+                and format("A live source is pulled over RTMP, SRT or HTTP-FLV: with SourceProtocol %s its URL "
+                    .. "must start with %s.", protocol, concat(schemes, " or "))
+                or "A third-party (url) source is MP4 or HTTP-FLV over HTTP(S): its URLs must start with "
+                    .. "http:// or https://.")
+        end
     end
     return json.array(urls)
 end
@@ -680,7 +721,7 @@ function _M.CreateLivePullToPush(p, ctx)
             return missing(name)
         end
     end
-    local ok, code, msg = check_region(p)
+    local ok, code, msg = check_region(p, CREATE_REGIONS)
     if not ok then
         return nil, code, msg
     end
@@ -707,18 +748,18 @@ function _M.CreateLivePullToPush(p, ctx)
             return missing("SourceProtocol")
         end
         if not SOURCE_PROTOCOLS[p.SourceProtocol] then
-            return invalid("SourceProtocol", "Valid values: rtmp, srt, http-flv, hls.")
+            return invalid("SourceProtocol", "Valid values: rtmp, srt, http-flv.")
         end
         protocol = p.SourceProtocol
     end
     local urls
-    urls, code, msg = source_urls(p, source_type)
+    urls, code, msg = source_urls(p, source_type, protocol)
     if not urls then
         return nil, code, msg
     end
     local dst = p.DstUrl
-    if lower(sub(dst, 1, 7)) ~= "rtmp://" or #dst <= 7 then
-        return invalid("DstUrl", "The destination must be an rtmp:// URL.")
+    if not find(lower(dst), "^rtmp://[^/]+/.") then
+        return invalid("DstUrl", "The destination must be an rtmp:// URL with a host and a path.")
     end
     if not within_chars(dst, MAX_URL) then
         return invalid("DstUrl", "At most 2000 characters (UTF-8).")
@@ -935,7 +976,7 @@ function _M.UpdateLivePullToPush(p, ctx)
     end
     local urls
     if present(p.SourceUrls) then
-        urls, code, msg = source_urls(p, t.info.SourceType)
+        urls, code, msg = source_urls(p, t.info.SourceType, t.info.SourceProtocol)
         if not urls then
             return nil, code, msg
         end

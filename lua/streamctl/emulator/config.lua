@@ -13,6 +13,8 @@
 --         "LTAIlax": { "secret": "s", "rate_limiter": "token_bucket" },     -- per-account limiter
 --         "LTAIram1": { "secret": "s", "account": "1234567890123456" },   -- two keys of one
 --         "LTAIram2": { "secret": "t", "account": "1234567890123456" },   -- account: one budget
+--         "LTAIops": { "secret": "s", "actions": ["live:ResumeLiveStream", "live:Describe*"] },
+--                                          -- its RAM policy: any other action is Forbidden.RAM
 --         "testid": "testsecret"
 --       },                                 -- (a value of false removes a default account)
 --       "qps": { "ResumeLiveStream": 30 },  -- per account and action; 0 = unlimited
@@ -149,6 +151,25 @@ local function merge_numbers(into, from, what)
     end
 end
 
+-- A RAM policy's actions: an array of RAM action names ("live:ResumeLiveStream",
+-- "*" for any run of characters: "live:Describe*", "live:*"). Raises naming key.
+local function check_actions(v, key)
+    if type(v) ~= "table" then
+        error(key .. ": expected an array of RAM actions such as \"live:ResumeLiveStream\"", 0)
+    end
+    local n = 0
+    for _ in pairs(v) do
+        n = n + 1
+    end
+    for i = 1, n do
+        local a = v[i]
+        if type(a) ~= "string" or not (a == "*" or a:find("^[%w]+:[%w%*]+$")) then
+            error(format("%s[%d]: expected a RAM action such as \"live:ResumeLiveStream\" or \"live:Describe*\", "
+                .. "got %s", key, i, type(a) == "string" and ("\"" .. a .. "\"") or type(a)), 0)
+        end
+    end
+end
+
 -- Normalizes one account / app entry: a string is the secret. path names the
 -- entry in errors ("aliyun.accounts.LTAIx").
 local function credential(v, what, id, path)
@@ -162,6 +183,9 @@ local function credential(v, what, id, path)
         end
         if c.rate_limiter ~= nil then
             check_limiter(c.rate_limiter, path .. ".rate_limiter")
+        end
+        if c.actions ~= nil then
+            check_actions(c.actions, path .. ".actions")
         end
         if c.qps ~= nil then
             -- checked here as the provider's are: a qps that is not an object

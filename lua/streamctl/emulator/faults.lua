@@ -3,12 +3,14 @@
 -- A fault spec (JSON):
 --   {
 --     "kind": "http500" | "http503" | "throttle" | "delay" | "drop"
---           | "malformed" | "truncated" | "skew",
+--           | "malformed" | "truncated" | "skew" | "code",
 --     "action": "ResumeLiveStream" | "*",  -- default "*"
 --     "count": 3,                          -- next N matching requests, default 1
 --     "delay_ms": 200,                     -- delay: how long (default 1000, max 60000)
 --     "skew_s": 3600,                      -- skew: Date header shift (default 3600)
 --     "retry_after_ms": 1000,              -- throttle: x-acs-retry-after (default 1000)
+--     "code": 1, "message": "..."          -- code: the non-zero code answered (default 1) and
+--                                          --   its text (default: the code's own, see below)
 --     "after_apply": false,                -- see below
 --     "provider": "aliyun" | "zego"        -- default: the provider of the port posted to
 --   }
@@ -23,8 +25,13 @@
 --   truncated          a response announcing Content-Length N that closes after N/2 bytes
 --   delay              the request waits delay_ms (ngx.sleep), then is served normally
 --   skew               the request is served normally, its Date header shifted by skew_s
+--   code               an HTTP 200 answer with a non-zero code, the way an operation's page
+--                      documents its own failures: Aliyun {"RequestId","RetCode":code,
+--                      "Description":message} (the pull-to-push operations' RetCode; message
+--                      default "Failed"), ZEGO {"Code":code,"Message":message,...} (message
+--                      default: the code's text, e.g. 1 "Request failed.", 42004)
 --
--- after_apply (http500, http503, throttle, drop, malformed, truncated):
+-- after_apply (http500, http503, throttle, drop, malformed, truncated, code):
 --   false (default)  the fault replaces the request: nothing is verified or applied;
 --   true             the request is verified and applied as usual (state changes,
 --                    nonce used, token taken) and only then is its answer replaced:
@@ -44,7 +51,7 @@ local _M = {}
 
 local KINDS = {
     http500 = true, http503 = true, throttle = true, delay = true,
-    drop = true, malformed = true, truncated = true, skew = true,
+    drop = true, malformed = true, truncated = true, skew = true, code = true,
 }
 
 _M.KINDS = KINDS
@@ -66,7 +73,7 @@ function _M.add(provider, spec)
     end
     if not KINDS[spec.kind] then
         return nil, "fault: kind must be one of http500, http503, throttle, delay, drop, "
-            .. "malformed, truncated, skew"
+            .. "malformed, truncated, skew, code"
     end
     local action = spec.action
     if action == nil then
@@ -103,6 +110,17 @@ function _M.add(provider, spec)
     if type(retry_after_ms) ~= "number" or retry_after_ms < 0 then
         return nil, "fault: retry_after_ms must be a non-negative number"
     end
+    local code = spec.code
+    if code == nil then
+        code = 1
+    end
+    if type(code) ~= "number" or floor(code) ~= code or code == 0 or code < -2147483648 or code > 4294967295 then
+        return nil, "fault: code must be a non-zero integer (a 32-bit code)"
+    end
+    local message = spec.message
+    if message ~= nil and (type(message) ~= "string" or #message > 1000) then
+        return nil, "fault: message must be a string of at most 1000 bytes"
+    end
     local after_apply = spec.after_apply
     if after_apply == nil then
         after_apply = false
@@ -119,6 +137,8 @@ function _M.add(provider, spec)
         delay_ms = delay_ms,
         skew_s = skew_s,
         retry_after_ms = retry_after_ms,
+        code = code,
+        message = message,
         after_apply = after_apply,
     }
     next_id = next_id + 1
@@ -139,7 +159,7 @@ function _M.take(provider, action)
             end
             return {
                 id = f.id, kind = f.kind, action = f.action, delay_ms = f.delay_ms,
-                skew_s = f.skew_s, retry_after_ms = f.retry_after_ms,
+                skew_s = f.skew_s, retry_after_ms = f.retry_after_ms, code = f.code, message = f.message,
                 after_apply = f.after_apply, remaining = f.count,
             }
         end

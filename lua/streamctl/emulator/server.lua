@@ -136,7 +136,7 @@ local PROVIDERS = { aliyun = aliyun, zego = zego }
 
 -- Fault kinds that replace the answer (the others only delay or skew it).
 local REPLACING = {
-    http500 = true, http503 = true, throttle = true, drop = true, malformed = true, truncated = true,
+    http500 = true, http503 = true, throttle = true, drop = true, malformed = true, truncated = true, code = true,
 }
 
 -- Called from init_by_lua with { config_file = path|nil, dir = DIR, ports = {...} }.
@@ -274,9 +274,9 @@ local function fault_result(provider, mod, fault, req, action, processed)
     local kind = fault.kind
     local log = processed and processed.log or unprocessed_log(provider, req, action)
     local res
-    if kind == "http500" or kind == "http503" or kind == "throttle" then
+    if kind == "http500" or kind == "http503" or kind == "throttle" or kind == "code" then
         res = mod.fault_response(kind, fault, req)
-        log.code = FAULT_CODES[provider][kind]
+        log.code = kind == "code" and fault.code or FAULT_CODES[provider][kind]
         log.status = res.status
     elseif kind == "drop" then
         res = { drop = true }

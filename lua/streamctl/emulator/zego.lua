@@ -33,6 +33,9 @@
 --       more than 30 days ahead 2 (without one, the ban lasts the documented
 --       default of one day)
 --   ResumeCDNLiveStream on an app with cdn_resume_enabled=false 100000017
+-- On the CDN actions, whose pages list their own codes (1 failed, 2 parameter
+-- error, 3 authentication failed), 100000004, 100000005 and 30005 answer 3
+-- and 30006 answers 2 (CDN_CODES); 1 and 42001..42004 come from a "code" fault.
 --
 -- Sequence rule (ForbidRTCStream(s) / ResumeRTCStream(s)): per (AppId, StreamId)
 -- the emulator remembers the last APPLIED sequence and when it was applied
@@ -83,12 +86,18 @@ local streams = {}
 
 local MESSAGES = {
     [0] = "success",
+    [1] = "Request failed.",
     [2] = "Incorrect input parameter.",
+    [3] = "Authentication failed.",
     [30002] = "The number of requests per second has exceeded the API rate limit.",
     [30003] = "Internal error. Please retry.",
     [30004] = "IsTest is wrong.",
     [30005] = "Invalid AppId.",
     [30006] = "Invalid StreamId list.",
+    [42001] = "Forbid or resume failed, please retry.",
+    [42002] = "Forbid or resume failed, please retry.",
+    [42003] = "Forbid or resume failed, please retry.",
+    [42004] = "Forbid or resume failed, please retry.",
     [100000001] = "Invalid AppId format.",
     [100000002] = "Timestamp is null.",
     [100000003] = "Invalid Timestamp format.",
@@ -106,13 +115,20 @@ local MESSAGES = {
 
 _M.MESSAGES = MESSAGES
 
+-- The CDN actions' pages list their own return codes (0 success, 1 failed,
+-- 2 parameter error, 3 authentication failed) where the RTC ones use the
+-- global table: each page is followed, its codes standing in for the global
+-- ones of the same meaning (a wrong or expired signature, an unknown AppId:
+-- 3; a missing or bad StreamId: 2).
+local CDN_CODES = { [100000004] = 3, [100000005] = 3, [30005] = 3, [30006] = 2 }
+
 local ACTIONS = {
     ForbidRTCStream = { kind = "rtc", batch = false, forbid = true },
     ResumeRTCStream = { kind = "rtc", batch = false, forbid = false },
     ForbidRTCStreams = { kind = "rtc", batch = true, forbid = true },
     ResumeRTCStreams = { kind = "rtc", batch = true, forbid = false },
-    ForbidCDNLiveStream = { kind = "cdn", forbid = true },
-    ResumeCDNLiveStream = { kind = "cdn", forbid = false },
+    ForbidCDNLiveStream = { kind = "cdn", forbid = true, codes = CDN_CODES },
+    ResumeCDNLiveStream = { kind = "cdn", forbid = false, codes = CDN_CODES },
     DescribeRTCStreamState = { kind = "describe" },
 }
 
@@ -250,7 +266,13 @@ function _M.process(req)
         sequence = p.Sequence,
     }
 
+    local spec -- (the action's, once known: its page's codes)
     local function finish(verdict, code, data, applied, message)
+        local own = spec and spec.codes and spec.codes[code]
+        if own then
+            message = MESSAGES[own] .. " (" .. (message or MESSAGES[code]) .. ")"
+            code = own
+        end
         local res = respond(200, code, rid, data, message)
         log.verdict = verdict
         log.code = code
@@ -272,7 +294,7 @@ function _M.process(req)
     if action == nil or action == "" then
         return finish("rejected", 100000006, nil, false)
     end
-    local spec = ACTIONS[action]
+    spec = ACTIONS[action]
     if not spec then
         return finish("rejected", 100000007, nil, false)
     end
@@ -441,9 +463,11 @@ function _M.process(req)
 end
 
 -- The answer of an injected fault: http500 | http503 | throttle.
-function _M.fault_response(kind)
+function _M.fault_response(kind, fault)
     local rid = request_id()
-    if kind == "http500" then
+    if kind == "code" then
+        return respond(200, fault.code, rid, nil, fault.message)
+    elseif kind == "http500" then
         return respond(500, 30003, rid)
     elseif kind == "http503" then
         return respond(503, 100000015, rid)
