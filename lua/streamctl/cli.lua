@@ -152,6 +152,7 @@ end
 local function field_help(f)
   local parts = {}
   if f.enum then parts[#parts + 1] = "one of " .. concat(f.enum, ", ") end
+  if f.note then parts[#parts + 1] = f.note end
   if f.type == "time" then parts[#parts + 1] = "YYYY-MM-DDThh:mm:ssZ or Unix seconds" end
   if f.type == "yesno" then parts[#parts + 1] = "yes or no" end
   if f.type == "integer" then
