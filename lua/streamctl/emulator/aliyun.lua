@@ -283,11 +283,19 @@ end
 -- names, "live:<Operation>", where "*" matches any run of characters
 -- ("live:Describe*", "live:*", "*"), compared without regard to case as RAM
 -- compares them. (config.lua checked their form.)
+local ram_patterns = setmetatable({}, {
+    -- a RAM action as a Lua pattern, made once per action text
+    __index = function(cache, action)
+        local p = "^" .. gsub(gsub(lower(action), "[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"), "%*", ".*") .. "$"
+        cache[action] = p
+        return p
+    end,
+})
+
 local function ram_allows(allowed, action)
     local name = lower("live:" .. action)
-    for _, pattern in ipairs(allowed) do
-        local lua_pattern = "^" .. gsub(gsub(lower(pattern), "[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"), "%*", ".*") .. "$"
-        if match(name, lua_pattern) then
+    for _, a in ipairs(allowed) do
+        if match(name, ram_patterns[a]) then
             return true
         end
     end
