@@ -76,6 +76,7 @@
 --     "code": "OK" / Aliyun code / ZEGO numeric Code, "message", "status" (HTTP),
 --     "applied": bool (the operation ran against the state),
 --     "sequence" (ZEGO), "streams", "applied_streams", "stale_streams" (ZEGO),
+--     "stream_ids" (ZEGO, every entry: the StreamIds the request named, as sent),
 --     "detail" (what changed), "canonical_request" (V3),
 --     "fault": kind, "fault_id": n (when a fault touched the request),
 --     "retry_after_ms", "rate_limiter" (throttled: the wait and the algorithm) }
@@ -265,6 +266,7 @@ local function unprocessed_log(provider, req, action)
         account_uid = provider == "aliyun" and aliyun.account_uid(p.AccessKeyId) or nil,
         params = requestlog.redact(p),
         sequence = provider == "zego" and p.Sequence or nil,
+        stream_ids = provider == "zego" and zego.request_stream_ids(req) or nil,
         applied = false,
     }
 end

@@ -252,6 +252,21 @@ local function stream_ids(req, spec, app_id, app)
     return ids
 end
 
+-- The StreamIds a request names, as it carries them (StreamId[] entries in
+-- order, repeats and empty ones kept; or its one StreamId), whatever its
+-- action and whether or not it is valid: the request log's `stream_ids`, on
+-- every entry (a throttled or fault-answered one too), so a reader can follow
+-- a stream's requests and their Sequences in the order they arrived.
+function _M.request_stream_ids(req)
+    local ids = json.array()
+    for _, kv in ipairs(req.param_list or {}) do
+        if kv[1] == "StreamId[]" or kv[1] == "StreamId" then
+            ids[#ids + 1] = kv[2]
+        end
+    end
+    return ids
+end
+
 -- Verifies and executes one request. Returns { status, headers, body, log, applied }.
 function _M.process(req)
     local now = clock.now()
@@ -264,6 +279,7 @@ function _M.process(req)
         params = requestlog.redact(p),
         signature_version = p.SignatureVersion,
         sequence = p.Sequence,
+        stream_ids = _M.request_stream_ids(req),
     }
 
     local spec -- (the action's, once known: its page's codes)
