@@ -264,7 +264,12 @@ local function common_options(rules)
     { name = "transport", type = "custom", check = check_transport },
     { name = "shared_dict", type = "custom", check = shdict.open },
     -- (the Redis store is loaded only when a client asks for it)
-    { name = "redis", type = "custom", check = function(v) return require("streamctl.store.redis").config(v) end },
+    -- (a config, or a connection object from streamctl.store.redis.connect, which clients may share)
+    { name = "redis", type = "custom", check = function(v)
+        local redis_store = require "streamctl.store.redis"
+        if redis_store.is_connection(v) then return v end
+        return redis_store.config(v)
+      end },
     { name = "on_attempt", type = "function" },
     { name = "cancel", type = "function" },
     { name = "max_rate", type = "number", min = M.MIN_RATE },
@@ -930,7 +935,7 @@ function M.define(rules)
     -- One Redis connection for the client's rate limits and Sequences (made
     -- on first use: a client made while Redis is down works from its fallback).
     local redis_store = o.redis and require "streamctl.store.redis"
-    self._redis = redis_store and redis_store.connect(o.redis)
+    self._redis = redis_store and (redis_store.is_connection(o.redis) and o.redis or redis_store.connect(o.redis))
     -- Jitter from OpenSSL, so processes never share one math.random sequence.
     local retry_opts = { random = jitter }
     for k, v in pairs(o.retry or {}) do retry_opts[k] = v end
@@ -939,7 +944,7 @@ function M.define(rules)
     if o.rate_limits ~= false then
       local store = o.rate_limit_store
         or (o.shared_dict and shdict.ratelimit_store(o.shared_dict, { clock = self._monotonic }))
-        or (redis_store and redis_store.ratelimit_store(self._redis))
+        or (redis_store and redis_store.ratelimit_store(self._redis, { monotonic = self._monotonic }))
       self._limiter = ratelimit.new { clock = self._monotonic, store = store }
     end
     self._nonce = o.nonce or function() return rules.nonce(self) end

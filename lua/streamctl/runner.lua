@@ -526,9 +526,12 @@ function Engine:run(jobs, opts)
       local _, err = engine.decode({ role = job.next_role or "call", action = job.action, job = job }, nil,
         { code = "Interrupted", message = "interrupted before it was sent", sent = false })
       if job.verifying or not job.err then job.err = err end
-      if job.verifying then -- it succeeded, but a straggler may still undo it
+      if job.verifying then
+        -- Its call was sent and succeeded, but a straggler of an earlier
+        -- attempt may still undo it: applied, with an unknown outcome.
         job.err.message = "interrupted while waiting to verify " .. job.action .. " after an earlier attempt "
           .. "whose outcome was unknown"
+        job.err.sent, job.err.outcome_unknown = true, true
       end
       fail(job)
     end

@@ -180,7 +180,8 @@ function rules.configure(self, o)
     end
   end
   local prefix = PROVIDER .. ":" .. app_id .. ":"
-  local redis_seq = self._redis and require("streamctl.store.redis").sequence_store(self._redis, prefix)
+  local redis_seq = self._redis and require("streamctl.store.redis").sequence_store(self._redis, prefix,
+    { monotonic = self._monotonic })
   self._sequence = o.sequence or sequence.new {
     clock_ms = function() return floor(self._clock() * 1000) end,
     store = (o.shared_dict and shdict.sequence_store(o.shared_dict, prefix)) or redis_seq,

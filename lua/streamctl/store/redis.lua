@@ -94,6 +94,7 @@ local M = {}
 M.null = redisconn.null
 M.config = redisconn.config
 M.connect = redisconn.connect
+M.is_connection = redisconn.is_connection
 M.script = redisconn.script
 M.CONFIG = redisconn.CONFIG
 M.MAX_PASSWORD = redisconn.MAX_PASSWORD

@@ -1,0 +1,351 @@
+--- The deterministic simulator: one run of real streamctl clients against
+-- the provider model, over a simulated network and Redis, under a fault
+-- schedule drawn from a seed.
+--
+--   local sim = require "sim"
+--   local schedule = sim.generate(seed)      -- pure data: printable, shrinkable
+--   local record = sim.run(schedule)         -- the model's record, the clients' reports
+--   local failures = require("sim.invariants").check(record)
+--
+-- A schedule: the provider, how many processes share one account and
+-- whether through Redis, the network's settings and fault odds, Redis'
+-- events (flushes, restarts, outages, slowness, clock steps), and each
+-- process's clock skew, cancel time and workload: batches, single calls,
+-- creates and stops, and operations an `on_progress` starts inside a batch.
+-- @module sim
+
+local patch = require "sim.patch" -- (first: before any streamctl module)
+local world_mod = require "sim.world"
+local provider = require "sim.provider"
+local redis_model = require "sim.redis"
+local net = require "sim.net"
+local aliyun = require "streamctl.aliyun"
+local zego = require "streamctl.zego"
+local runner = require "streamctl.runner"
+
+local format = string.format
+local type, ipairs, pairs, tostring, pcall = type, ipairs, pairs, tostring, pcall
+
+local M = {}
+
+M.ACCOUNT = "1234567890123456"
+M.ACCESS_KEY = "LTAIsimulatedkey"
+M.APP_ID = "1234567890"
+M.DOMAIN = "live.sim.example"
+M.APP = "app"
+
+--- The documented pacing margin left for network and store jitter, in
+-- seconds: 5% of a second (client.RATE_MARGIN) less the 20 ms a request
+-- may go late on its slot (runner.LATE). Within it, no request may arrive
+-- over a cap (invariant 1).
+M.JITTER_MARGIN = 0.05 - runner.LATE
+
+-- The longest a run may take in virtual time before it counts as a hang.
+M.TIME_LIMIT = 3600
+
+local function copy(t)
+  if type(t) ~= "table" then return t end
+  local out = {}
+  for k, v in pairs(t) do out[k] = copy(v) end
+  return out
+end
+M.copy = copy
+
+-- ---- Schedules
+
+local function stream_pool(provider_name, proc, n, is_test)
+  local out = {}
+  for i = 1, n do
+    local id = format("%s-s%02d", proc, i)
+    if provider_name == "zego" and is_test then id = "zegotest-" .. M.APP_ID .. "-" .. id end
+    out[i] = id
+  end
+  return out
+end
+
+local function some(rng, pool, k)
+  local idx = {}
+  for i = 1, #pool do idx[i] = i end
+  local out = {}
+  for i = 1, k do
+    local j = rng:int(i, #idx)
+    idx[i], idx[j] = idx[j], idx[i]
+    out[i] = pool[idx[i]]
+  end
+  return out
+end
+
+-- One operation on the process's streams.
+local function draw_op(rng, s, proc, pool, creates, nested_ok)
+  local r = rng:float()
+  if s.provider == "aliyun" then
+    if r < 0.45 then
+      local op = { kind = "batch", method = rng:pick { "forbid_live_streams", "resume_live_streams" },
+                   streams = some(rng, pool, rng:int(1, math.min(#pool, 40))), concurrency = rng:int(1, 8) }
+      if nested_ok and rng:chance(0.3) then
+        op.nested = { at = rng:int(1, #op.streams), op = draw_op(rng, s, proc, pool, creates, false) }
+      end
+      return op
+    elseif r < 0.75 or not nested_ok then
+      return { kind = "single", method = rng:pick { "forbid_live_stream", "resume_live_stream" },
+               stream = rng:pick(pool) }
+    elseif r < 0.9 or #creates == 0 then
+      local n = #creates + 1
+      local op = { kind = "create", dst = format("rtmp://push.sim.example/app/%s-t%d", proc, n),
+                   foreign = rng:chance(0.3) and rng:pick { "stopped", "other", "unnamed" } or nil }
+      creates[n] = op
+      return op
+    else
+      return { kind = "stop", of = rng:int(1, #creates) }
+    end
+  end
+  if r < 0.55 then
+    local op = { kind = "batch", method = rng:pick { "forbid_rtc_streams", "resume_rtc_streams" },
+                 streams = some(rng, pool, rng:int(1, #pool)), concurrency = rng:int(1, 8) }
+    if nested_ok and rng:chance(0.3) then
+      op.nested = { at = rng:int(1, #op.streams), op = draw_op(rng, s, proc, pool, creates, false) }
+    end
+    return op
+  end
+  return { kind = "single", method = rng:pick { "forbid_rtc_stream", "resume_rtc_stream", "forbid_cdn_live_stream",
+                                                 "resume_cdn_live_stream" }, stream = rng:pick(pool) }
+end
+
+--- Draws a schedule from `seed`.
+function M.generate(seed)
+  local rng = world_mod.rng(seed)
+  local s = { seed = seed }
+  s.provider = rng:chance(0.5) and "aliyun" or "zego"
+  s.processes = rng:chance(0.35) and 1 or rng:int(2, 4)
+  s.store = s.processes > 1 and "redis" or (rng:chance(0.5) and "redis" or "memory")
+  s.signature_version = rng:chance(0.7) and "v3" or "v1"
+  s.is_test = s.provider == "zego" and rng:chance(0.25) or nil
+  local calm = rng:chance(0.25)
+  s.net = {
+    base = rng:between(0.002, 0.04),
+    -- within the margin most of the time; beyond it in some runs
+    jitter = rng:chance(0.8) and rng:between(0, M.JITTER_MARGIN * 0.9) or rng:between(0.05, 0.4),
+    timeout = rng:between(1, 4),
+    max_late = rng:between(0.1, 5),
+    faulty = not calm,
+    fault_rate = rng:between(0.01, 0.2),
+    kinds = rng:chance(0.3) and { rng:pick(net.KINDS), rng:pick(net.KINDS) } or net.kinds(),
+  }
+  s.redis = { latency = rng:between(0.0002, 0.004), events = {} }
+  if s.store == "redis" and not calm then
+    for _ = 1, rng:int(0, 4) do
+      local e = { t = rng:between(0.5, 40), kind = rng:pick { "flush", "restart", "restart_keep", "gone", "slow",
+                                                               "clock" } }
+      if e.kind == "gone" or e.kind == "slow" then e.duration = rng:between(0.1, 6) end
+      if e.kind == "slow" then
+        -- slower than the connection's timeout half the time
+        e.latency = rng:chance(0.5) and rng:between(0.005, 0.03) or rng:between(0.25, 0.6)
+      end
+      if e.kind == "clock" then e.step = rng:between(-2, 2) end
+      s.redis.events[#s.redis.events + 1] = e
+    end
+  end
+  s.procs = {}
+  for i = 1, s.processes do
+    local name = "p" .. i
+    local pool = stream_pool(s.provider, name, rng:int(3, 30), s.is_test)
+    local p = { name = name, ops = {}, start = rng:between(0, 2) }
+    -- a wall clock off by up to 20 minutes (past Aliyun's 15 and ZEGO's 10, at times)
+    if rng:chance(0.2) then p.skew = rng:between(-1200, 1200) end
+    if rng:chance(0.1) then p.cancel_at = rng:between(1, 30) end
+    local creates = {}
+    for _ = 1, rng:int(1, 6) do
+      if rng:chance(0.2) then p.ops[#p.ops + 1] = { kind = "sleep", seconds = rng:between(0, 12) } end
+      p.ops[#p.ops + 1] = draw_op(rng, s, name, pool, creates, true)
+    end
+    s.procs[i] = p
+  end
+  return s
+end
+
+-- ---- Running
+
+-- A client for process `p`.
+local function make_client(sim, p, transport)
+  local s, world = sim.schedule, sim.world
+  local counter = 0
+  local skew = p.spec.skew or 0
+  local o = {
+    transport = transport,
+    clock = function() return provider.EPOCH + world:now() + skew end,
+    monotonic = function() return world:now() end,
+    retry = { random = function() return sim.lib_rng:float() end },
+    cancel = p.spec.cancel_at and function() return world:now() >= p.spec.cancel_at end or nil,
+    settle_ms = sim.settle_ms,
+  }
+  if s.store == "redis" then o.redis = sim.redis:connect(p.name) end
+  local c, err
+  if s.provider == "aliyun" then
+    o.access_key_id, o.access_key_secret, o.account_id = M.ACCESS_KEY, "simulated-secret", M.ACCOUNT
+    o.signature_version = s.signature_version
+    o.nonce = function() counter = counter + 1 return format("sim-%s-%d", p.name, counter) end
+    c, err = aliyun.new(o)
+  else
+    o.app_id, o.server_secret, o.is_test = M.APP_ID, "0123456789abcdef0123456789abcdef", s.is_test
+    o.nonce = function() counter = counter + 1 return format("%08x%08x", tonumber(p.name:sub(2)), counter) end
+    c, err = zego.new(o)
+  end
+  if not c then error("sim: client: " .. tostring(err)) end
+  return c
+end
+
+local CREATE = {
+  region = "cn-shanghai", source_type = "live", source_protocol = "rtmp",
+  source_urls = { "rtmp://source.sim.example/app/in" },
+}
+
+-- The fields of a single call or a create.
+local function fields_for(s, op)
+  if op.kind == "create" then
+    local f = copy(CREATE)
+    f.dst_url, f.start_time, f.end_time = op.dst, provider.EPOCH + 600, provider.EPOCH + 7200
+    return f
+  end
+  if s.provider == "aliyun" then
+    return { domain_name = M.DOMAIN, app_name = M.APP, stream_name = op.stream }
+  end
+  return { stream_id = op.stream }
+end
+
+-- The stream keys an operation changes, as the model names them, and the
+-- state each is meant to end in.
+local function targets(s, op)
+  local out = {}
+  local method = op.method or ""
+  local state = method:find("^forbid") and "forbidden" or "normal"
+  local list = op.kind == "batch" and op.streams or (op.kind == "single" and { op.stream }) or {}
+  for _, id in ipairs(list) do
+    local key
+    if s.provider == "aliyun" then key = "aliyun:" .. M.DOMAIN .. "/" .. M.APP .. "/" .. id
+    else key = "zego:" .. M.APP_ID .. ":" .. (method:find("cdn") and "cdn" or "rtc") .. ":" .. id end
+    out[#out + 1] = { id = id, key = key, state = state }
+  end
+  return out
+end
+M.targets = targets
+
+-- Runs one workload operation (and the one its on_progress starts).
+local function run_op(sim, p, client, op)
+  local world, s = sim.world, sim.schedule
+  local outer = p.sim_op
+  op.jobs, op.process, op.started_at, op.parent = {}, p.name, world:now(), outer
+  op.targets = targets(s, op)
+  op.entries = {}
+  sim.ops[#sim.ops + 1] = op
+  p.sim_op = op
+  if op.kind == "batch" then
+    local list_field = s.provider == "aliyun" and "stream_names" or "stream_ids"
+    local f = s.provider == "aliyun" and { domain_name = M.DOMAIN, app_name = M.APP } or {}
+    f[list_field] = op.streams
+    f.concurrency = op.concurrency
+    f.on_progress = function(done, _, entry)
+      -- (the entries of one call are told one after another, an operation
+      -- nested in one of them running in between: each is reported when its
+      -- call finished, at the first of them)
+      local t = world:now()
+      for _, job in ipairs(op.jobs) do
+        for _, item in ipairs(job.items or {}) do
+          if item == entry.stream then
+            job.sim_reported_at = job.sim_reported_at or t
+            t = job.sim_reported_at
+          end
+        end
+      end
+      op.entries[#op.entries + 1] = { stream = entry.stream, ok = entry.ok, t = t,
+                                      sent = entry.error and entry.error.sent,
+                                      outcome_unknown = entry.outcome_unknown or nil,
+                                      code = entry.error and entry.error.code }
+      if op.nested and done == op.nested.at then
+        run_op(sim, p, client, op.nested.op)
+        p.sim_op = op
+      end
+    end
+    local ok, report, err = pcall(client[op.method], client, f)
+    if not ok then error(report, 0) end
+    op.report, op.err = report, err
+  elseif op.kind == "stop" then
+    local create = p.creates[op.of]
+    local task = create and create.result and create.result.TaskId
+    if not task then
+      op.skipped = "its create has no TaskId"
+    else
+      op.task = task
+      op.result, op.err = client:stop_live_pull_to_push { region = "cn-shanghai", task_id = task }
+    end
+  else
+    if op.kind == "create" then
+      p.creates[#p.creates + 1] = op
+      if op.foreign then
+        local params = { DstUrl = op.dst, SourceType = "live", SourceProtocol = "rtmp", Region = "cn-shanghai",
+                         SourceUrls = '["rtmp://source.sim.example/app/other"]', StartTime = "x", EndTime = "y" }
+        if op.foreign == "unnamed" then params.SourceUrls = '["rtmp://source.sim.example/app/in"]' end
+        sim.model:foreign_task(params, op.foreign == "stopped" and 3 or 1)
+      end
+    end
+    local method = op.kind == "create" and "create_live_pull_to_push" or op.method
+    op.result, op.err = client[method](client, fields_for(s, op))
+  end
+  op.finished_at = world:now()
+  p.sim_op = outer
+end
+
+--- Runs `schedule`; returns the record the invariants read:
+-- `{ schedule, model, ops, sends, logs, procs, ok, why, settle }`.
+function M.run(schedule, opts)
+  opts = opts or {}
+  local world = world_mod.new()
+  local root = world_mod.rng(schedule.seed)
+  local sim = {
+    schedule = schedule, world = world, model = provider.new(world), net = schedule.net,
+    net_rng = root:fork(), lib_rng = root:fork(), sends = {}, logs = {}, ops = {}, procs = {},
+    settle_ms = opts.settle_ms,
+  }
+  sim.redis = redis_model.new(world)
+  sim.redis.latency = schedule.redis.latency
+  patch.current = sim
+  for _, e in ipairs(schedule.redis.events) do
+    world:at(e.t, function()
+      local r = sim.redis
+      if e.kind == "flush" then r:flush()
+      elseif e.kind == "restart" then r:restart(false)
+      elseif e.kind == "restart_keep" then r:restart(true)
+      elseif e.kind == "clock" then r.skew = r.skew + e.step
+      elseif e.kind == "gone" then
+        r.gone = true
+        world:at(e.t + e.duration, function() r.gone = false end)
+      elseif e.kind == "slow" then
+        local before = r.latency
+        r.latency = e.latency
+        world:at(e.t + e.duration, function() r.latency = before end)
+      end
+    end)
+  end
+  for _, spec in ipairs(schedule.procs) do
+    local p
+    p = world:spawn(spec.name, function()
+      world:sleep(spec.start or 0)
+      local transport = net.transport(sim, p)
+      local client = make_client(sim, p, transport)
+      for _, op in ipairs(spec.ops) do
+        if spec.cancel_at and world:now() >= spec.cancel_at then break end
+        if op.kind == "sleep" then world:sleep(op.seconds) else run_op(sim, p, client, op) end
+      end
+      p.transport = transport
+    end)
+    p.spec, p.creates = spec, {}
+    sim.procs[#sim.procs + 1] = p
+  end
+  local ok, why = world:run(M.TIME_LIMIT)
+  if ok then ok, why = world:drain(M.TIME_LIMIT + 600) end
+  patch.current = nil
+  sim.ok, sim.why = ok, why
+  sim.end_time = world:now()
+  return sim
+end
+
+return M

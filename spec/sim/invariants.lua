@@ -1,0 +1,407 @@
+--- The promises, checked after a run against the model's own record (what
+-- the services received, applied and hold), never against the clients'
+-- word alone.
+--
+--   1 caps        no request arrives over a cap in any sliding second while
+--                 the network's jitter and the store's lag stay within the
+--                 documented margin (sim.JITTER_MARGIN) and nothing arrives
+--                 late; beyond it, no throttled request is reported OK
+--   2 state       for every stream, the service's final state is what the
+--                 last operation submitted and reported OK asked for (when
+--                 none submitted after it may have applied); an operation
+--                 reported OK changed the stream (applied, not ignored as
+--                 stale) unless a look-up found it done, and operations
+--                 reported OK were applied in the order they were submitted
+--                 (none overtaken by an earlier one)
+--   3 creates     no create applied twice; a reported TaskId names a task
+--                 this create made
+--   4 reports     every call and stream reported exactly once, the counts
+--                 agree, and `sent` / `outcome_unknown` agree with what the
+--                 services received (nothing sent: nothing arrived; a
+--                 definite failure: nothing applied)
+--   5 sequences   per ZEGO stream, the Sequences of distinct calls first
+--                 leave strictly increasing, and none is applied below one
+--                 applied before it within 10 s
+--   6 progress    the run ends within the time limit (no hang); after a
+--                 process's `cancel` turns true, its operation returns
+--                 within CANCEL_POLL, an answer's timeout and a store's
+-- @module sim.invariants
+
+local runner = require "streamctl.runner"
+local sim = require "sim"
+
+local format = string.format
+local ipairs, pairs, tostring = ipairs, pairs, tostring
+
+local M = {}
+
+local unordered, is_within
+
+local function fail(out, n, msg, ...)
+  out[#out + 1] = { invariant = n, message = format(msg, ...) }
+end
+
+-- Does a job have a call arrival that applied (for `id`, with ZEGO)?
+local function job_applied(job, id)
+  for _, send in ipairs(job.sim_sends or {}) do
+    if send.role == "call" then
+      for _, a in ipairs(send.arrivals or {}) do
+        if a.applied and (not id or not a.applied_ids) then return true, a end
+        if a.applied_ids then
+          for _, x in ipairs(a.applied_ids) do if x == id then return true, a end end
+        end
+      end
+    end
+  end
+  return false
+end
+
+local function job_arrived(job)
+  for _, send in ipairs(job.sim_sends or {}) do
+    if send.role == "call" and send.arrivals and #send.arrivals > 0 then return true end
+  end
+  return false
+end
+
+-- The job of `op` that carried stream `id`.
+local function job_of(op, id)
+  for _, job in ipairs(op.jobs) do
+    if job.items then
+      for _, x in ipairs(job.items) do if x == id then return job end end
+    elseif #op.jobs == 1 then
+      return job
+    end
+  end
+  return nil
+end
+
+-- 1: per account and action, the arrivals in any one second.
+local function check_caps(rec, out)
+  local s = rec.schedule
+  local strict = s.net.jitter <= sim.JITTER_MARGIN
+  for _, k in ipairs(s.net.kinds) do
+    if s.net.faulty and (k == "late_delivery" or k == "duplicate") then strict = false end
+  end
+  for _, e in ipairs(s.redis.events) do
+    if e.kind == "slow" and e.latency / 2 > sim.JITTER_MARGIN - s.net.jitter then strict = false end
+  end
+  local by = {}
+  for _, a in ipairs(rec.model.arrivals) do
+    local key = a.provider .. "|" .. tostring(a.account) .. "|" .. tostring(a.action)
+    by[key] = by[key] or { action = a.action, provider = a.provider, is_test = a.is_test, list = {} }
+    local l = by[key].list
+    l[#l + 1] = a
+  end
+  local caps = require("sim.provider")
+  for key, g in pairs(by) do
+    local cap = (g.is_test and caps.TEST_CAPS[g.action]) or caps.CAPS[g.provider][g.action]
+    if cap and strict then
+      local l = g.list
+      for i = 1, #l - cap do
+        if l[i + cap].t - l[i].t < 1 then
+          fail(out, 1, "%s: %d requests arrived within %.4f s (t=%.4f..%.4f; cap %d/s)", key, cap + 1,
+            l[i + cap].t - l[i].t, l[i].t, l[i + cap].t, cap)
+          break
+        end
+      end
+    end
+  end
+  rec.strict_caps = strict
+end
+
+-- 4 (and what 1 asks beyond the margin): every stream reported once, and
+-- what each report says against what arrived.
+local function check_reports(rec, out)
+  for _, op in ipairs(rec.ops) do
+    local tag = format("%s op %s(%s) at %.3f", op.process, op.kind, op.method or "", op.started_at)
+    if op.kind == "batch" and op.report then
+      local r = op.report
+      local seen = {}
+      for _, e in ipairs(op.entries) do
+        if seen[e.stream] then fail(out, 4, "%s: stream %s reported twice", tag, e.stream) end
+        seen[e.stream] = true
+      end
+      local distinct = {}
+      for _, id in ipairs(op.streams) do distinct[id] = true end
+      for id in pairs(distinct) do
+        if not seen[id] and not op.cancelled_before then fail(out, 4, "%s: stream %s never reported", tag, id) end
+      end
+      if r.succeeded + r.failed + r.unknown ~= r.total then
+        fail(out, 4, "%s: %d + %d + %d reported for %d streams", tag, r.succeeded, r.failed, r.unknown, r.total)
+      end
+      if #op.entries ~= r.total then fail(out, 4, "%s: %d entries for %d streams", tag, #op.entries, r.total) end
+      for _, e in ipairs(op.entries) do
+        local job = job_of(op, e.stream)
+        if not job then
+          fail(out, 4, "%s: no job carried stream %s", tag, e.stream)
+        elseif not e.ok then
+          if e.sent == false and job_arrived(job) then
+            fail(out, 4, "%s: stream %s reported not sent (%s), but a request of it arrived", tag, e.stream,
+              tostring(e.code))
+          end
+          if not e.outcome_unknown and job_applied(job, e.stream) then
+            fail(out, 4, "%s: stream %s reported failed (%s) without outcome_unknown, but it was applied", tag,
+              e.stream, tostring(e.code))
+          end
+        end
+      end
+    elseif op.kind ~= "batch" and not op.skipped then
+      local job = op.jobs[1]
+      if op.result == nil and op.err == nil then fail(out, 4, "%s: neither a result nor an error", tag) end
+      if #op.jobs ~= 1 and op.err and op.err.kind ~= "validation" then
+        fail(out, 4, "%s: %d jobs for one call", tag, #op.jobs)
+      end
+      if job and op.err then
+        if op.err.sent == false and job_arrived(job) then
+          fail(out, 4, "%s: reported not sent (%s), but a request arrived", tag, tostring(op.err.code))
+        end
+        if not op.err.outcome_unknown and job_applied(job) then
+          fail(out, 4, "%s: reported failed (%s) without outcome_unknown, but it was applied", tag,
+            tostring(op.err.code))
+        end
+      end
+    end
+  end
+end
+
+-- When the last arrival of `job` that changed stream `key` was applied (nil: none).
+local function last_apply(rec, job, key)
+  local at
+  for _, c in ipairs(rec.model.changes) do
+    if c.stream == key and c.arrival.job == job then at = c.t end
+  end
+  return at
+end
+
+-- Known gap (see docs/simulation.md, "Findings"): an operation started
+-- from an `on_progress` (a nested run) on a stream whose job in the
+-- enclosing batch has not finished is not ordered after that job: the
+-- nested run cannot wait for it (the enclosing run is suspended in the
+-- callback), so the two run side by side. Counted, not failed, until the
+-- engine drives enclosing runs' jobs from a nested one.
+function unordered(earlier, later)
+  local p = later.op.parent
+  while p do
+    if p == earlier.op then
+      local done_at = earlier.job and earlier.job.sim_reported_at
+      return not done_at or done_at > later.op.started_at
+    end
+    p = p.parent
+  end
+  return false
+end
+
+-- The last change of stream `key` at or before t.
+local function last_change(rec, key, t)
+  local last
+  for _, c in ipairs(rec.model.changes) do
+    if c.t > t then break end
+    if c.stream == key then last = c end
+  end
+  return last
+end
+
+-- Did an operation started inside r's (the known gap) change the stream
+-- before r's job finished?
+local function nested_changed(rec, key, r)
+  for _, c in ipairs(rec.model.changes) do
+    if c.t > r.t then break end
+    local by = c.arrival.job and c.arrival.job.sim_op
+    if c.stream == key and by and is_within(by, r.op) then return true end
+  end
+  return false
+end
+
+-- Was `op` started from inside `outer` (an on_progress of it, at any depth)?
+function is_within(op, outer)
+  local p = op.parent
+  while p do
+    if p == outer then return true end
+    p = p.parent
+  end
+  return false
+end
+
+-- 2: per stream, the operations in the order they were submitted (a
+-- nested one after the operation it was started from).
+local function check_state(rec, out)
+  local per = {}
+  for _, op in ipairs(rec.ops) do
+    local results = {}
+    if op.kind == "batch" then
+      for _, e in ipairs(op.entries) do results[e.stream] = e end
+    elseif op.kind == "single" then
+      results[op.stream] = { ok = op.result ~= nil, t = op.finished_at,
+                             recovered = op.result and op.result.Recovered,
+                             outcome_unknown = op.err and op.err.outcome_unknown, sent = op.err and op.err.sent }
+    end
+    for _, tg in ipairs(op.targets or {}) do
+      local e = results[tg.id]
+      if e then
+        per[tg.key] = per[tg.key] or {}
+        local l = per[tg.key]
+        l[#l + 1] = { op = op, t = e.t, ok = e.ok, unknown = e.outcome_unknown, state = tg.state, id = tg.id,
+                      job = job_of(op, tg.id) }
+      end
+    end
+  end
+  local count = 0
+  for key, l in pairs(per) do
+    count = count + 1
+    -- (rec.ops is in submission order already)
+    for _, r in ipairs(l) do
+      if r.ok then
+        local at = r.job and last_apply(rec, r.job, key)
+        local recovered = r.job and r.job.result and r.job.result.Recovered
+        if not at and not recovered and nested_changed(rec, key, r) then
+          rec.unordered = (rec.unordered or 0) + 1
+        elseif not at and not recovered then
+          fail(out, 2, "%s: %s %s (submitted %.3f) reported OK at %.3f, but none of its requests changed the "
+            .. "stream (ignored as stale, or never applied)", key, r.op.process, r.op.method, r.op.started_at, r.t)
+        end
+        -- at the report, the stream is as asked, or an operation submitted
+        -- later has changed it since; never an earlier one's straggler
+        local c = last_change(rec, key, r.t)
+        if c and c.state ~= r.state then
+          local by = c.arrival.job and c.arrival.job.sim_op
+          local later = by and (by.started_at > r.op.started_at or is_within(by, r.op))
+          if not later then
+            local earlier = by and { op = by, job = c.arrival.job }
+            if earlier and unordered(earlier, r) then
+              rec.unordered = (rec.unordered or 0) + 1
+            else
+              fail(out, 2, "%s: %s %s (submitted %.3f) reported OK at %.3f, but the stream was %s then: overtaken "
+                .. "at %.3f by %s", key, r.op.process, r.op.method, r.op.started_at, r.t, c.state, c.t,
+                by and format("%s %s submitted at %.3f", by.process, by.method or by.kind, by.started_at)
+                  or "an unknown request")
+            end
+          end
+        end
+      end
+    end
+    -- the final state: the last operation submitted that is reported OK,
+    -- unless one submitted after it may have applied
+    local last
+    for i = #l, 1, -1 do
+      if l[i].ok then last = l[i] break end
+      if l[i].unknown then break end
+    end
+    local before_last
+    for i = #l, 1, -1 do
+      if l[i] ~= last and l[i].ok and last and l[i].op.started_at <= last.op.started_at then before_last = l[i] break end
+    end
+    if last and before_last and unordered(before_last, last) then last = nil end
+    if last then
+      local final = rec.model:state(key)
+      if final ~= last.state then
+        fail(out, 2, "%s: ends %s, but the last operation reported OK (%s %s submitted at %.3f) asked for %s", key,
+          final, last.op.process, last.op.method, last.op.started_at, last.state)
+      end
+    end
+  end
+  rec.streams_checked = count
+end
+
+-- 3: creates.
+local function check_creates(rec, out)
+  for _, op in ipairs(rec.ops) do
+    if op.kind == "create" then
+      local applied = 0
+      local mine = {}
+      for _, job in ipairs(op.jobs) do
+        for _, send in ipairs(job.sim_sends or {}) do
+          for _, a in ipairs(send.arrivals or {}) do
+            if a.action == "CreateLivePullToPush" and a.applied then
+              applied = applied + 1
+              mine[a.task] = true
+            end
+          end
+        end
+      end
+      if applied > 1 then fail(out, 3, "%s create %s applied %d times", op.process, op.dst, applied) end
+      if op.result and not mine[op.result.TaskId] then
+        fail(out, 3, "%s create %s reported TaskId %s, which it did not create%s", op.process, op.dst,
+          tostring(op.result.TaskId), op.result.Recovered and " (recovered)" or "")
+      end
+    elseif op.kind == "stop" and op.result then
+      local task = rec.model.tasks[op.task]
+      if not task or task.status ~= 3 then
+        fail(out, 2, "%s stop of %s reported OK, but the task is not stopped", op.process, tostring(op.task))
+      end
+    end
+  end
+end
+
+-- 5: Sequences per ZEGO stream.
+local function check_sequences(rec, out)
+  if rec.schedule.provider ~= "zego" then return end
+  local first = {}   -- stream -> last distinct Sequence first sent
+  local seen = {}    -- stream -> set of Sequences sent
+  for _, send in ipairs(rec.sends) do
+    local a = require("sim.provider").parse(send.req)
+    if a.seq and send.role == "call" then
+      for _, id in ipairs(a.ids) do
+        local set = seen[id] or {}
+        seen[id] = set
+        if not set[a.seq] then
+          set[a.seq] = true
+          local last = first[id]
+          local op = send.job and send.job.sim_op
+          if last and (#a.seq < #last.seq or (#a.seq == #last.seq and a.seq <= last.seq)) then
+            if op and last.op and is_within(last.op, op) then
+              rec.unordered = (rec.unordered or 0) + 1 -- (the known gap: see `unordered`)
+            else
+              fail(out, 5, "stream %s: Sequence %s first sent at %.3f by %s after %s", id, a.seq, send.t,
+                send.process, last.seq)
+            end
+          end
+          first[id] = { seq = a.seq, op = op }
+        end
+      end
+    end
+  end
+end
+
+-- 6: the run ended; a cancelled process returned in time.
+local function check_progress(rec, out)
+  if not rec.ok then fail(out, 6, "the run did not end: %s", tostring(rec.why)) end
+  local s = rec.schedule
+  local bound = runner.CANCEL_POLL + s.net.timeout + 0.2 * 2 + 0.05
+  for _, op in ipairs(rec.ops) do
+    local spec
+    for _, p in ipairs(s.procs) do if p.name == op.process then spec = p end end
+    local c = spec and spec.cancel_at
+    if c and op.finished_at and op.started_at < c and op.finished_at > c + bound then
+      fail(out, 6, "%s op %s(%s) returned at %.3f, %.3f s after cancel turned true (bound %.3f)", op.process,
+        op.kind, op.method or "", op.finished_at, op.finished_at - c, bound)
+    end
+    if c and op.finished_at then
+      for _, job in ipairs(op.jobs) do
+        for _, send in ipairs(job.sim_sends or {}) do
+          if send.t > c + runner.CANCEL_POLL + 0.2 + 0.01 then
+            fail(out, 6, "%s sent %s at %.3f, after cancel turned true at %.3f", op.process,
+              tostring(send.req.action), send.t, c)
+            break
+          end
+        end
+      end
+    end
+  end
+end
+
+--- Checks a run's record; returns an array of failures `{ invariant, message }`
+-- (empty when every promise held).
+function M.check(rec)
+  local out = {}
+  check_progress(rec, out)
+  if rec.ok then
+    check_caps(rec, out)
+    check_reports(rec, out)
+    check_state(rec, out)
+    check_creates(rec, out)
+    check_sequences(rec, out)
+  end
+  return out
+end
+
+return M

@@ -1,0 +1,152 @@
+--- The simulator's network: a transport per process (the client's
+-- `transport = { start, poll, sleep }` interface) that carries requests to
+-- the provider model and answers back through the fault schedule.
+--
+-- Each request draws its fate from the schedule's network settings: a
+-- transit time (base + jitter) each way, and with the schedule's odds one
+-- of: refused before it was sent; a second copy delivered (a transport's
+-- resend on a reused connection); delivered after the client's timeout (the
+-- delayed forbid); answered never; answered after the timeout; the
+-- connection reset after it was sent (applied or not); and at the service a
+-- 5xx before or after applying, a throttle (with or without Retry-After;
+-- never after applying: a throttled request is one the service refused), or
+-- an unreadable answer. The client sees what a real transport reports:
+-- a response, or `{ code, message, sent }` (Timeout after `timeout`
+-- seconds, NetworkError).
+-- @module sim.net
+
+local type, ipairs = type, ipairs
+
+local M = {}
+
+-- The faults a request can meet, with their kinds for the trace.
+M.KINDS = { "refused", "duplicate", "late_delivery", "no_answer", "late_answer", "reset_after", "reset_lost",
+            "5xx_before", "5xx_after", "throttle", "malformed" }
+
+--- A transport for process `proc` of simulation `sim` (world, model, rng,
+-- net settings, trace).
+function M.transport(sim, proc)
+  local world, model, net = sim.world, sim.model, sim.net
+  local rng = sim.net_rng
+  local done = {}         -- completions ready for this process
+  local pending = {}      -- key -> true while the client waits for it
+
+  local function complete(key, res, err)
+    if not pending[key] then return end -- (timed out already: a late answer is dropped)
+    pending[key] = nil
+    done[#done + 1] = { key = key, res = res, err = err }
+    world:wake(proc)
+  end
+
+  local function transit()
+    return net.base + rng:float() * net.jitter
+  end
+
+  -- Which fault, if any, this request meets (one at most).
+  local function draw()
+    if not net.faulty or not rng:chance(net.fault_rate) then return nil end
+    return rng:pick(net.kinds)
+  end
+
+  local t = {}
+
+  function t.start(key, req)
+    local now = world:now()
+    req.sim_sent_at, req.sim_process, req.sim_key = now, proc.name, key
+    local fault = draw()
+    local send = { t = now, process = proc.name, req = req, fault = fault, job = req.sim_job, role = req.sim_role }
+    sim.sends[#sim.sends + 1] = send
+    if req.sim_job then
+      local list = req.sim_job.sim_sends or {}
+      req.sim_job.sim_sends = list
+      list[#list + 1] = send
+    end
+    if fault == "refused" then
+      world:at(now + 0.001, function()
+        done[#done + 1] = { key = key, err = { code = "NetworkError", message = "connection refused (simulated)",
+                                               sent = false } }
+        world:wake(proc)
+      end)
+      return true
+    end
+    pending[key] = true
+    world:at(now + net.timeout, function()
+      complete(key, nil, { code = "Timeout", message = "timed out (simulated)", sent = true })
+    end)
+    local there = transit()
+    if fault == "late_delivery" then there = net.timeout + rng:float() * net.max_late end
+    local service_fault
+    if fault == "5xx_before" then service_fault = { kind = "5xx" }
+    elseif fault == "5xx_after" then service_fault = { kind = "5xx", after_apply = true }
+    elseif fault == "throttle" then
+      service_fault = { kind = "throttle", retry_after_ms = rng:chance(0.5) and rng:int(100, 2000) or nil }
+    elseif fault == "malformed" then service_fault = { kind = "malformed", after_apply = true }
+    end
+    local function deliver(copy, fault_here)
+      req.sim_copy = copy
+      local res, arrival = model:handle(req, fault_here)
+      arrival.job, arrival.role = req.sim_job, req.sim_role
+      send.arrivals = send.arrivals or {}
+      send.arrivals[#send.arrivals + 1] = arrival
+      return res
+    end
+    world:at(now + there, function()
+      if fault == "duplicate" then
+        -- the first copy is applied and its answer lost; the resend's answer is the one seen
+        deliver(1, nil)
+        world:at(world:now() + transit(), function()
+          local res = deliver(2, nil)
+          world:at(world:now() + transit(), function() complete(key, res) end)
+        end)
+        return
+      end
+      if fault == "reset_lost" then
+        -- reset on the way: never arrives
+        world:at(world:now() + 0.001, function()
+          complete(key, nil, { code = "NetworkError", message = "connection reset (simulated)", sent = true })
+        end)
+        return
+      end
+      local res = deliver(1, service_fault)
+      if fault == "no_answer" then return end
+      local back = transit()
+      if fault == "late_answer" then back = net.timeout + rng:float() * net.max_late end
+      world:at(world:now() + back, function()
+        if fault == "reset_after" then
+          complete(key, nil, { code = "NetworkError", message = "connection reset (simulated)", sent = true })
+        else
+          complete(key, res)
+        end
+      end)
+    end)
+    return true
+  end
+
+  function t.poll(timeout)
+    if #done == 0 and timeout > 0 then world:wait(timeout) end
+    local out = done
+    done = {}
+    return out
+  end
+
+  function t.sleep(seconds)
+    world:sleep(seconds)
+  end
+
+  -- (for the checks: is anything of this process still awaited)
+  function t.pending()
+    return next(pending) ~= nil
+  end
+
+  return t
+end
+
+--- The fault kinds a schedule may draw, the list given or all of them.
+function M.kinds(list)
+  if type(list) == "table" then return list end
+  local out = {}
+  for i, k in ipairs(M.KINDS) do out[i] = k end
+  return out
+end
+
+return M

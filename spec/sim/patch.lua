@@ -1,0 +1,63 @@
+--- What the simulator replaces in the library before loading it, so that a
+-- run is a function of its seed and the record knows which job sent what.
+-- Required first (spec/sim/init.lua does), before any streamctl module.
+--
+-- * streamctl.core.random_hex: OpenSSL's randomness (backoff jitter, the
+--   Redis store's heartbeat name and spread) drawn from the run's generator;
+-- * streamctl.log.warn: the library's warnings go into the run's record
+--   (a promise the code cannot keep must be said: the checks read them);
+-- * streamctl.runner.new: each engine's `sign` tags the request with its
+--   attempt's job and role, and `run` tags each job with the workload
+--   operation that started it: the record then ties every request the
+--   model received to the operation and the report it belongs to. Neither
+--   changes what the engine does.
+-- @module sim.patch
+
+local core = require "streamctl.core"
+local log = require "streamctl.log"
+local runner = require "streamctl.runner"
+
+local format, floor = string.format, math.floor
+
+local M = { current = nil } -- the running simulation
+
+local real_random_hex = core.random_hex
+core.random_hex = function(n)
+  local sim = M.current
+  if not sim then return real_random_hex(n) end
+  local out = {}
+  for i = 1, n do out[i] = format("%02x", floor(sim.lib_rng:float() * 256)) end
+  return table.concat(out)
+end
+
+log.warn = function(msg)
+  local sim = M.current
+  if not sim then io.stderr:write(msg, "\n") return end
+  local p = sim.world:process()
+  sim.logs[#sim.logs + 1] = { t = sim.world:now(), process = p and p.name, message = msg }
+end
+
+local real_new = runner.new
+runner.new = function(iface)
+  local sign = iface.sign
+  iface.sign = function(attempt)
+    local req, err = sign(attempt)
+    if req then req.sim_job, req.sim_role = attempt.job, attempt.role end
+    return req, err
+  end
+  local engine = real_new(iface)
+  local run = engine.run
+  engine.run = function(self, jobs, opts)
+    local sim = M.current
+    local p = sim and sim.world:process()
+    local op = p and p.sim_op
+    for _, job in ipairs(jobs) do
+      job.sim_op = op
+      if op then op.jobs[#op.jobs + 1] = job end
+    end
+    return run(self, jobs, opts)
+  end
+  return engine
+end
+
+return M

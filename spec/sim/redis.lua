@@ -1,0 +1,199 @@
+--- The simulator's Redis: runs the stores' own scripts (the text
+-- streamctl.store.redis sends with EVALSHA) against an in-memory keyspace,
+-- with the commands they use, Redis' reply conversions and its faults.
+--
+-- A connection for the stores is a real streamctl.store.redis connection
+-- object whose `eval` is this model's: the stores run exactly as they do
+-- against a server, and only the wire is simulated. Time passes on the wire
+-- (a round trip of `latency` seconds, the script running halfway), a slow
+-- server answers after the connection's timeout (the script may still have
+-- run: the caller cannot tell), a server that is gone refuses at once, and
+-- the data can be lost (FLUSHALL, eviction) or the server restarted (a new
+-- run id, with or without its data). Its clock (TIME) is the world's plus
+-- a skew the schedule may step.
+--
+-- Commands: TIME, INFO, GET, SET (PX), DEL, HMGET, HSET, ZADD,
+-- ZREMRANGEBYSCORE, ZCARD. Replies follow Redis' Lua conversion: a number
+-- becomes an integer (truncated), false a nil, a table an array up to its
+-- first nil. Hand-written: no Redis library runs scripts without a server.
+-- @module sim.redis
+
+local redisconn = require "streamctl.store.redisconn"
+
+local type, tostring, tonumber, pairs, ipairs, error, setmetatable, load, select =
+  type, tostring, tonumber, pairs, ipairs, error, setmetatable, load, select
+local floor, huge = math.floor, math.huge
+local format, upper = string.format, string.upper
+
+local M = {}
+
+local Server = {}
+Server.__index = Server
+
+--- A server in `world`.
+function M.new(world)
+  local s = setmetatable({ world = world, data = {}, expires = {}, run = 1, skew = 0, gone = false,
+                           latency = 0.0005, evals = 0, losses = 0, restarts = 0 }, Server)
+  return s
+end
+
+function Server:run_id()
+  return format("%040x", self.run)
+end
+
+-- Now in microseconds of the server's clock.
+function Server:time_us()
+  return floor((1795392000 + self.world:now() + self.skew) * 1e6)
+end
+
+local function arg(v)
+  if type(v) == "number" then
+    if v == floor(v) and v > -2 ^ 63 and v < 2 ^ 63 then return format("%.0f", v) end
+    return format("%.17g", v)
+  end
+  return tostring(v)
+end
+
+function Server:get_key(k)
+  local e = self.expires[k]
+  if e and self:time_us() >= e then self.data[k], self.expires[k] = nil, nil end
+  return self.data[k]
+end
+
+-- One command, as redis.call runs it.
+function Server:command(name, ...)
+  local n = select("#", ...)
+  local a = { ... }
+  for i = 1, n do a[i] = arg(a[i]) end
+  name = upper(name)
+  if name == "TIME" then
+    local us = self:time_us()
+    return { format("%.0f", floor(us / 1e6)), format("%.0f", us % 1e6) }
+  elseif name == "INFO" then
+    return "# Server\r\nredis_version:7.0.0\r\nrun_id:" .. self:run_id() .. "\r\n"
+  elseif name == "GET" then
+    local v = self:get_key(a[1])
+    if type(v) == "table" then error("WRONGTYPE") end
+    return v or false
+  elseif name == "SET" then
+    self.data[a[1]], self.expires[a[1]] = a[2], nil
+    if a[3] and upper(a[3]) == "PX" then self.expires[a[1]] = self:time_us() + tonumber(a[4]) * 1000 end
+    return { ok = "OK" }
+  elseif name == "DEL" then
+    local c = 0
+    for i = 1, n do if self:get_key(a[i]) ~= nil then c = c + 1 end self.data[a[i]] = nil end
+    return c
+  elseif name == "HMGET" then
+    local h = self:get_key(a[1]) or {}
+    local out = {}
+    for i = 2, n do out[i - 1] = h[a[i]] or false end
+    return out
+  elseif name == "HSET" then
+    local h = self:get_key(a[1])
+    if not h then h = {}; self.data[a[1]] = h end
+    for i = 2, n, 2 do h[a[i]] = a[i + 1] end
+    return (n - 1) / 2
+  elseif name == "ZADD" then
+    local z = self:get_key(a[1])
+    if not z then z = {}; self.data[a[1]] = z end
+    for i = 2, n, 2 do z[a[i + 1]] = tonumber(a[i]) end
+    return 1
+  elseif name == "ZREMRANGEBYSCORE" then
+    local z = self:get_key(a[1]) or {}
+    local lo = a[2] == "-inf" and -huge or tonumber(a[2])
+    local hi = a[3] == "+inf" and huge or tonumber(a[3])
+    local c = 0
+    for m, score in pairs(z) do if score >= lo and score <= hi then z[m] = nil; c = c + 1 end end
+    return c
+  elseif name == "ZCARD" then
+    local c = 0
+    for _ in pairs(self:get_key(a[1]) or {}) do c = c + 1 end
+    return c
+  end
+  error("sim redis: command " .. name .. " is not modelled")
+end
+
+-- Redis' conversion of a script's Lua value into a reply.
+local function reply(v)
+  local t = type(v)
+  if t == "number" then
+    local i = v >= 0 and floor(v) or -floor(-v)
+    return i
+  elseif t == "string" then
+    return v
+  elseif t == "boolean" then
+    return v and 1 or redisconn.null
+  elseif t == "table" then
+    if v.ok then return v.ok end
+    local out = {}
+    local i = 1
+    while v[i] ~= nil do out[i] = reply(v[i]); i = i + 1 end
+    return out
+  end
+  return redisconn.null
+end
+
+-- Runs a script's text with KEYS and ARGV (all strings, as Redis passes them).
+function Server:exec(text, keys, args)
+  local server = self
+  local env = {
+    KEYS = keys, ARGV = args, tonumber = tonumber, tostring = tostring, type = type, string = string,
+    math = math, table = table, pairs = pairs, ipairs = ipairs,
+    redis = { call = function(...) return server:command(...) end },
+  }
+  local fn, err = load(text, "=script", "t", env)
+  if not fn then error("sim redis: " .. err) end
+  self.evals = self.evals + 1
+  return reply(fn())
+end
+
+--- Loses every key (FLUSHALL, or an eviction of everything).
+function Server:flush()
+  self.data, self.expires = {}, {}
+  self.losses = self.losses + 1
+end
+
+--- Restarts: a new run id; `keep` false loses the data too.
+function Server:restart(keep)
+  self.run = self.run + 1
+  self.restarts = self.restarts + 1
+  if not keep then self.data, self.expires = {}, {} end
+end
+
+--- A connection object for the stores: a real one, whose `eval` crosses
+-- this model's wire. `timeout` in seconds (the config's timeout_ms).
+function Server:connect(name)
+  local conn = redisconn.connect("redis://127.0.0.1:6379/0?timeout_ms=200")
+  local server, world = self, self.world
+  local timeout = conn.config.timeout_ms / 1000
+  conn.sim_name = name
+  function conn.eval(_, script, keys, args) -- luacheck: ignore 212
+    local argv = {}
+    for i, v in ipairs(args or {}) do argv[i] = arg(v) end
+    if server.gone then
+      world:sleep(0.0002)
+      return nil, "connection refused (simulated)", "io"
+    end
+    local half = server.latency / 2
+    if server.latency >= timeout then
+      -- the script runs on the server, the answer comes too late
+      world:at(world:now() + half, function()
+        if not server.gone then server:exec(script.text, keys, argv) end
+      end)
+      world:sleep(timeout)
+      return nil, "timeout (simulated)", "io"
+    end
+    world:sleep(half)
+    if server.gone then
+      world:sleep(timeout - half)
+      return nil, "timeout (simulated)", "io"
+    end
+    local ok, res = pcall(server.exec, server, script.text, keys, argv)
+    world:sleep(half)
+    if not ok then return nil, tostring(res), "server" end
+    return res
+  end
+  return conn
+end
+
+return M
