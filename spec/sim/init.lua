@@ -295,15 +295,16 @@ local function run_op(sim, p, client, op)
 end
 
 --- Runs `schedule`; returns the record the invariants read:
--- `{ schedule, model, ops, sends, logs, procs, ok, why, settle }`.
-function M.run(schedule, opts)
+-- `{ schedule (the copy run), original, model, ops, sends, logs, procs, ok, why }`.
+function M.run(original, opts)
   opts = opts or {}
+  local schedule = copy(original) -- (the run writes into its operations; the schedule stays data)
   local world = world_mod.new()
   local root = world_mod.rng(schedule.seed)
   local sim = {
     schedule = schedule, world = world, model = provider.new(world), net = schedule.net,
     net_rng = root:fork(), lib_rng = root:fork(), sends = {}, logs = {}, ops = {}, procs = {},
-    settle_ms = opts.settle_ms,
+    settle_ms = opts.settle_ms, original = original,
   }
   sim.redis = redis_model.new(world)
   sim.redis.latency = schedule.redis.latency
