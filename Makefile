@@ -8,6 +8,10 @@
 #                signing beside bare OpenSSL, round trips, batches at the caps, memory, load time
 #   make check-c the suite (less the fault specs 65, 66) under valgrind and against ASan/UBSan builds (make valgrind, make asan)
 #   make fuzz    libFuzzer on the encoders, signers and parsers (FUZZ_SECONDS each; make fuzz-smoke: 5 s)
+#   make sim     the deterministic simulation (docs/simulation.md): seeds for SIM_SECONDS (60), every invariant
+#                checked after each; SIM_SEED=n replays one with its trace; make mutants: planted bugs it must catch
+#   make chaos   real emulator, Redis and nginx under random faults, restarts and reloads, five client processes on
+#                one account, then the invariants checked (CHAOS_SECONDS: 300; CHAOS_SEED replays; make chaos-short: 60 s)
 
 SHELL := /bin/bash
 ROOT := $(CURDIR)
@@ -36,7 +40,7 @@ SPECS ?= spec
 
 .PHONY: all deps build build-5.4 build-jit test test-5.4 test-jit lint static doc check-doc demo bench check-c \
 	valgrind asan \
-	fuzz fuzz-build fuzz-smoke clean
+	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants clean
 
 all: build
 
@@ -222,6 +226,29 @@ fuzz fuzz-smoke: fuzz-build
 	  printf '%-14s %10s executions in %s s\n' $$t "$$(sed -n 's/^stat::number_of_executed_units: *//p' \
 	    $(FUZZ_DIR)/$$t.log)" $$seconds; \
 	done
+
+# The simulation (docs/simulation.md): spec/sim, pure Lua against the built C core.
+ENVSIM := LUA_PATH="$(ROOT)/spec/?.lua;$(ROOT)/spec/?/init.lua;$(LUA_PATH_DEV)" \
+	LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"
+SIM_SECONDS ?= 60
+sim: build-5.4
+	@$(ENVSIM) SIM_SECONDS=$(SIM_SECONDS) lua5.4 spec/sim/main.lua
+mutants: build-5.4
+	@$(ENVSIM) lua5.4 spec/sim/mutants.lua
+
+# The chaos run (docs/chaos.md; not in make test): spec/chaos/run.lua starts the
+# emulator, a Redis and a client nginx on free ports, runs five client
+# processes (Lua 5.4, LuaJIT, two through the nginx's workers) on one account
+# for CHAOS_SECONDS while it injects random faults, flushes and restarts Redis
+# and reloads the nginx, then checks the emulator's log and final state
+# against the clients' reports (spec/chaos/check.lua). It prints its seed:
+# CHAOS_SEED=N replays the same choices. chaos-short (about a minute) is CI's.
+CHAOS_SECONDS ?= 300
+CHAOS_SHORT_SECONDS ?= 60
+chaos: deps build
+	@$(ENV54) CHAOS_SECONDS=$(CHAOS_SECONDS) lua5.4 spec/chaos/run.lua
+chaos-short: deps build
+	@$(ENV54) CHAOS_SECONDS=$(CHAOS_SHORT_SECONDS) lua5.4 spec/chaos/run.lua
 
 clean:
 	rm -rf build csrc/*.o streamctl
