@@ -203,7 +203,7 @@ function M.remember(me, spec, record)
   for _, r in ipairs(record.results or {}) do
     if spec.action == "CreateLivePullToPush" and r.ok and r.task_id then
       me.tasks[#me.tasks + 1] = { id = r.task_id, dst = r.stream }
-    elseif spec.action == "StopLivePullToPush" and r.ok then
+    elseif spec.action == "StopLivePullToPush" and (r.ok or r.code == "CodeTaskHasStopped") then
       for _, t in ipairs(me.tasks) do
         if t.id == r.stream then t.stopped = true end
       end

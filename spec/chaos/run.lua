@@ -16,7 +16,9 @@
 -- end, with its files, whatever happens (a watchdog does it should this
 -- process be killed). Exit status 0 when every invariant held, 1 when one
 -- did not (the first violation is printed in full), 2 when the run itself
--- could not be carried out.
+-- could not be carried out, 130 when interrupted (Ctrl-C, SIGTERM).
+-- The clients, the client nginx and the emulator load the Lua modules of
+-- STREAMCTL_ROOT's lua/ (the working tree), the C modules of its build/.
 local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 package.path = ROOT .. "/?.lua;" .. package.path
 
@@ -347,7 +349,10 @@ local function main()
       next_fetch = now() + 2
     end
   end
-  if signal.caught() then error("interrupted") end
+  if signal.caught() then
+    say("chaos: interrupted (seed %d); everything it started is being stopped", SEED)
+    return 130
+  end
   server:control("DELETE", "faults")
   local processes = finish_workers(now() + GRACE + math.max(0, deadline - core.now()))
   fetch_log()
