@@ -37,6 +37,23 @@ describe("simulation", function()
     assert.is_true(found, "seed 304 no longer interrupts a verification: pick another seed")
   end)
 
+  -- Seed 18: an operation started from a batch's on_progress on a stream
+  -- whose job in the batch had not finished ran beside it and could land
+  -- first (the engine now drives the enclosing run's jobs from the nested
+  -- run and holds the nested job behind them).
+  it("regression: seed 18 (a nested operation waits for the enclosing batch's job on its stream)", function()
+    assert.same({}, invariants.check(sim.run(sim.generate(18))))
+  end)
+
+  -- Seed 3747: a ZEGO CDN resume delivered after its timeout landed after the
+  -- forbid that followed it (CDN actions have no Sequence and no look-up:
+  -- such a call now waits until an earlier unknown attempt has settled).
+  it("regression: seed 3747 (a CDN call waits for an unknown attempt on its stream to settle)", function()
+    local rec = sim.run(sim.generate(3747))
+    assert.same({}, invariants.check(rec))
+    assert.equal("forbidden", rec.model:state("zego:" .. sim.APP_ID .. ":cdn:zegotest-" .. sim.APP_ID .. "-p1-s11"))
+  end)
+
   it("replays a seed exactly", function()
     for _, seed in ipairs { 7, 52, 304 } do
       assert.equal(digest(sim.run(sim.generate(seed))), digest(sim.run(sim.generate(seed))))

@@ -10,7 +10,10 @@
 --   operations   action -> { method = "GET"|"POST", idempotent = bool, cap = n (requests per
 --                            second, the published limit; nil: none), recover = { action,
 --                            params(p), found(result, p) } (optional: how to look up whether
---                            an attempt took effect) }
+--                            an attempt took effect), ordered = bool (the service orders
+--                            requests itself, e.g. by a Sequence: a late copy cannot undo a
+--                            later change; a stream operation with neither waits for an
+--                            earlier unknown attempt on its stream to settle) }
 --   methods      snake_case name -> { action, fields = schema, check = fn(params, values, self) }
 --   batches      snake_case name -> { action, fields, list, param, chunk, check }
 --   streams(action, params) -> { key, ... } | nil  (the streams an action changes: their
@@ -479,7 +482,7 @@ end
 -- Makes the job that runs `action` with encoded params.
 local function job_for(rules, action, op, params)
   return { action = action, params = params, recover = op.recover, done_codes = op.done_codes,
-           streams = rules.streams(action, params) }
+           ordered = op.ordered, streams = rules.streams(action, params) }
 end
 
 -- nil, or the error that stops every call from here (an nginx phase in

@@ -49,7 +49,7 @@
 -- it as well as libcurl's multi interface: `start` launches, `poll` waits.
 --
 -- A job is `{ action, params, recover = nil | { action, params(p), found(result, p) },
--- done_codes = nil | { [code] = true }, streams = { key, ... } }`. Its
+-- done_codes = nil | { [code] = true }, streams = { key, ... }, ordered = bool }`. Its
 -- `params` are fixed for every attempt (a ZEGO Sequence stays the same on a
 -- retry). Jobs that share a stream run one after another in the order given,
 -- retries included; jobs with no stream in common run side by side, up to
@@ -98,12 +98,22 @@
 -- forbid) that succeeds while it is unsettled is not reported until then:
 -- at that time its own look-up verifies that the stream is in the state the
 -- job intended, and if a straggler changed it, the job's call is sent again.
--- (Jobs without a look-up rely on the provider's own ordering: ZEGO's
--- Sequence makes a late copy stale.) The engine keeps this across runs.
+-- A job marked `ordered` relies on the provider's own ordering (ZEGO's
+-- Sequence makes a late copy stale). A job with neither is not sent until
+-- the stream has settled (ZEGO's CDN actions: found by the simulation, seed
+-- 3747). The engine keeps this across runs.
 --
--- Completions are routed by keys unique to each io, to the run that started
--- them: runs can nest (an `on_progress` that calls the same client) and
--- interleave without taking each other's answers.
+-- Nesting. A run started from inside another's `on_progress` (a batch whose
+-- callback calls the same client, in the same coroutine) is submitted after
+-- every job of the runs it is nested in: a job of it waits while one of
+-- theirs holds or has queued one of its streams. Its loop drives theirs
+-- meanwhile (their answers, retries, look-ups and queued jobs go on), and
+-- their jobs that finish are told to their own `on_progress` once control
+-- is back in their loop, never from inside the nested one. Runs in other
+-- coroutines (an nginx request's and a timer's) interleave and are not
+-- ordered with it. Completions are routed by keys unique to each io, to the
+-- run that started them, so interleaved runs and engines that share an io
+-- (two clients on one transport) never take each other's answers.
 -- @module streamctl.runner
 
 local type, ipairs, pairs, error, tostring, setmetatable = type, ipairs, pairs, error, tostring, setmetatable
@@ -115,6 +125,9 @@ local M = {}
 -- Longest single poll while transfers are in flight and nothing else is due
 -- (a poll returns early when a transfer finishes).
 local MAX_WAIT = 1
+
+-- The key of the main thread's runs (LuaJIT's coroutine.running() is nil there).
+local MAIN = {}
 
 -- Delays at or below this many seconds count as zero.
 local EPSILON = 1e-9
@@ -209,6 +222,7 @@ function M.new(iface)
     retry = iface.retry, correct_clock = iface.correct_clock, settle = iface.settle or 0, window = iface.window,
     observe = iface.observe, cancel = iface.cancel, horizon = iface.horizon,
     unsettled = {}, unsettled_count = 0, -- stream -> { settled_at = t, action = a }
+    stacks = setmetatable({}, { __mode = "k" }), -- per coroutine: its runs in progress, outermost first
     sends = {},                          -- action -> ring of the last n send times
     pace_wait = {},                      -- action -> until when no job asks pace again (refused)
   }, Engine)
@@ -283,6 +297,13 @@ local function by_time(a, b) return a.at < b.at end
 -- request whose second is full.
 local function not_yet(engine, job, now)
   local action = next_action(job)
+  -- A call that neither a look-up can verify nor the service orders itself
+  -- waits until an earlier unknown attempt of another action on its
+  -- streams can no longer land (see "Order").
+  if not job.recover and not job.ordered and job.next_role == "call" then
+    local at = settles_at(engine, job, now)
+    if at then return at end
+  end
   if job.slot_at and now - job.slot_at > M.LATE then job.slot_at = nil end -- too late for its slot
   if not job.slot_at then
     local wait = engine.pace_wait[action]
@@ -309,35 +330,48 @@ local function not_yet(engine, job, now)
   return window_hold(engine, action, now) -- an earlier request went late: wait for its second to pass
 end
 
---- Runs `jobs` to completion.
--- @param jobs array of jobs (see above)
--- @param opts `concurrency` (default 1), `on_progress(done, total, job)`
--- @return jobs
-function Engine:run(jobs, opts)
-  opts = opts or {}
-  local concurrency = opts.concurrency or 1
-  if type(concurrency) ~= "number" or concurrency < 1 or concurrency ~= floor(concurrency) then
-    error("concurrency must be a whole number >= 1", 2)
-  end
-  local on_progress = opts.on_progress
-  local io, policy, engine = self.io, self.retry, self
+-- A run: one call of Engine:run, its jobs and their state. Every run of an
+-- engine in progress (a run started from another's `on_progress` nests in
+-- it) is driven by the innermost one's loop (see "Nesting" above).
+local function new_run(engine, jobs, concurrency, on_progress, active)
+  local io, policy = engine.io, engine.retry
+  local run = {
+    inbox = {}, attempts = {},   -- completions routed here by another engine's loop; attempts by key
+    total = #jobs, finished = 0,
+    queue = {},                  -- jobs not yet admitted, in submission order
+    waiting = {},                -- admitted jobs waiting for their time (`at`)
+    inflight = 0, busy = {},     -- attempts on the wire; streams held by admitted jobs
+    notify = {},                 -- finished jobs whose on_progress is still to be called
+    concurrency = concurrency,
+  }
+  local queue, waiting, busy = run.queue, run.waiting, run.busy
   local router = router_for(io)
-  local run = { inbox = {}, attempts = {} } -- completions routed here; attempts by key
-  local total, finished = #jobs, 0
-  local queue = {}          -- jobs not yet admitted, in submission order
-  local waiting = {}        -- admitted jobs waiting for their time (`at`)
-  local inflight, busy = 0, {} -- attempts on the wire; streams held by admitted jobs
 
   for i, job in ipairs(jobs) do
     job.attempts, job.lookups = 0, 0
     queue[i] = job
   end
 
+  -- A finished job frees its streams at once; the caller hears of it from
+  -- this run's own loop (never from inside a nested run's).
   local function finish(job)
     if job.unknown_since and engine.settle > 0 then unsettle(engine, job, io.now()) end
     for _, s in ipairs(job.streams or {}) do busy[s] = nil end
-    finished = finished + 1
-    if on_progress then on_progress(finished, total, job) end
+    run.finished = run.finished + 1
+    if on_progress then run.notify[#run.notify + 1] = job end
+  end
+
+  -- Tells the caller of the jobs finished so far, in the order they finished.
+  function run.flush()
+    local i = 1
+    while run.notify[i] do
+      local job = run.notify[i]
+      run.notify[i] = false
+      i = i + 1
+      run.told = (run.told or 0) + 1
+      on_progress(run.told, run.total, job)
+    end
+    run.notify = {}
   end
 
   -- Puts `job` in line for its next attempt of `role`, after `delay`
@@ -349,18 +383,35 @@ function Engine:run(jobs, opts)
     waiting[#waiting + 1] = job
   end
 
+  -- Is one of `job`'s streams held or queued by a run this one is nested
+  -- in (an earlier submission)?
+  local function held_outside(job)
+    for _, outer in ipairs(active) do
+      if outer == run then return false end
+      for _, s in ipairs(job.streams or {}) do
+        if outer.busy[s] then return true end
+        for _, q in ipairs(outer.queue) do
+          for _, qs in ipairs(q.streams or {}) do if qs == s then return true end end
+        end
+      end
+    end
+    return false
+  end
+
   -- Admits queued jobs whose streams are free, in order; a job never passes
-  -- an earlier queued job that shares a stream with it.
-  local function admit()
+  -- an earlier queued job that shares a stream with it, in this run or in
+  -- one it is nested in.
+  function run.admit()
     local blocked = {}
     local i = 1
     while i <= #queue do
-      if inflight + #waiting >= concurrency then return end
+      if run.inflight + #waiting >= run.concurrency then return end
       local job = queue[i]
       local free = true
       for _, s in ipairs(job.streams or {}) do
         if busy[s] or blocked[s] then free = false break end
       end
+      if free and #active > 1 and held_outside(job) then free = false end
       if free then
         remove(queue, i)
         for _, s in ipairs(job.streams or {}) do busy[s] = true end
@@ -465,6 +516,16 @@ function Engine:run(jobs, opts)
     return settle(attempt, result, err)
   end
 
+  -- A completion of one of this run's attempts.
+  function run.complete(c)
+    local attempt = run.attempts[c.key]
+    if attempt then
+      run.attempts[c.key] = nil
+      run.inflight = run.inflight - 1
+      answered(attempt, c.res, c.err)
+    end
+  end
+
   local function send(job)
     local role = job.next_role
     local attempt
@@ -482,46 +543,50 @@ function Engine:run(jobs, opts)
     router.next_key = router.next_key + 1
     local key = router.next_key
     router.owner[key], run.attempts[key] = run, attempt
-    inflight = inflight + 1
-    local ok, terr = io.start(key, req)
+    run.inflight = run.inflight + 1
+    local ok, terr = engine.io.start(key, req)
     if ok then record_send(engine, attempt.action, io.now()) end
     if not ok then
       router.owner[key], run.attempts[key] = nil, nil
-      inflight = inflight - 1
+      run.inflight = run.inflight - 1
       -- A start that fails is this attempt's failure, whatever its role.
       answered(attempt, nil, terr)
     end
   end
 
-  -- This run's completions: those other runs received for it first, else
-  -- what the io has now, handing other runs' completions to them.
-  local function poll(timeout)
-    if #run.inbox > 0 then
-      local mine = run.inbox
-      run.inbox = {}
-      return mine
-    end
-    local mine = {}
-    for _, c in ipairs(io.poll(timeout)) do
-      local owner = router.owner[c.key]
-      router.owner[c.key] = nil
-      if owner == run then
-        mine[#mine + 1] = c
-      elseif owner then
-        owner.inbox[#owner.inbox + 1] = c
+  -- Sends the jobs whose time has come, as concurrency allows.
+  function run.send_due()
+    local now = io.now()
+    sort(waiting, by_time)
+    while waiting[1] and waiting[1].at <= now + EPSILON and run.inflight < run.concurrency do
+      local job = remove(waiting, 1)
+      local later = not_yet(engine, job, now)
+      if later then
+        job.at = later
+        waiting[#waiting + 1] = job
+        sort(waiting, by_time)
+      else
+        send(job)
       end
+      now = io.now()
     end
-    return mine
+  end
+
+  -- When this run next has something to do without an answer (nil: never).
+  function run.next_at()
+    if waiting[1] and run.inflight < run.concurrency then return waiting[1].at end
+    return nil
   end
 
   -- Once the caller cancels: every job not on the wire ends now, its own
   -- error (an earlier attempt's, kept unknown if that may have applied) or
   -- "interrupted" when it has none.
-  local cancelled = false
-  local function cancel_rest()
-    local rest = queue
+  function run.cancel_rest()
+    local rest = {}
+    for _, job in ipairs(queue) do rest[#rest + 1] = job end
     for _, job in ipairs(waiting) do rest[#rest + 1] = job end
-    queue, waiting = {}, {}
+    for i = #queue, 1, -1 do queue[i] = nil end
+    for i = #waiting, 1, -1 do waiting[i] = nil end
     for _, job in ipairs(rest) do
       local _, err = engine.decode({ role = job.next_role or "call", action = job.action, job = job }, nil,
         { code = "Interrupted", message = "interrupted before it was sent", sent = false })
@@ -537,51 +602,90 @@ function Engine:run(jobs, opts)
     end
   end
 
-  admit()
-  while finished < total do
-    if engine.cancel and (cancelled or engine.cancel()) then
-      cancelled = true
-      cancel_rest()
-      if finished >= total then break end
-    end
-    local now = io.now()
-    sort(waiting, by_time)
-    while waiting[1] and waiting[1].at <= now + EPSILON and inflight < concurrency do
-      local job = remove(waiting, 1)
-      local later = not_yet(engine, job, now)
-      if later then
-        job.at = later
-        waiting[#waiting + 1] = job
-        sort(waiting, by_time)
-      else
-        send(job)
-      end
-      now = io.now()
-    end
-    admit()
-    if finished >= total then break end
-    -- Wait for the next job's time, or for a transfer to finish (a poll
-    -- returns as soon as one does).
-    local timeout
-    if #run.inbox > 0 then
-      timeout = 0
-    elseif waiting[1] and inflight < concurrency then
-      timeout = max(0, waiting[1].at - io.now())
-    elseif inflight > 0 then
-      timeout = MAX_WAIT
-    else
-      error("streamctl.runner: no job can make progress") -- a bug, never a user's error
-    end
-    if engine.cancel and timeout > M.CANCEL_POLL then timeout = M.CANCEL_POLL end
-    for _, c in ipairs(poll(timeout)) do
-      local attempt = run.attempts[c.key]
-      if attempt then
-        run.attempts[c.key] = nil
-        inflight = inflight - 1
-        answered(attempt, c.res, c.err)
-      end
+  return run
+end
+
+--- Runs `jobs` to completion.
+-- @param jobs array of jobs (see above)
+-- @param opts `concurrency` (default 1), `on_progress(done, total, job)`
+-- @return jobs
+function Engine:run(jobs, opts)
+  opts = opts or {}
+  local concurrency = opts.concurrency or 1
+  if type(concurrency) ~= "number" or concurrency < 1 or concurrency ~= floor(concurrency) then
+    error("concurrency must be a whole number >= 1", 2)
+  end
+  local engine, io = self, self.io
+  local router = router_for(io)
+  -- The runs this one is nested in: those in progress in this coroutine
+  -- (runs in other coroutines, an nginx request's and a timer's, interleave
+  -- and are not ordered with it).
+  local thread = coroutine.running() or MAIN
+  local active = self.stacks[thread]
+  if not active then
+    active = {}
+    self.stacks[thread] = active
+  end
+  local run = new_run(self, jobs, concurrency, opts.on_progress, active)
+  active[#active + 1] = run
+  local mine = {}
+  for _, r in ipairs(active) do mine[r] = true end
+
+  -- Hands a completion to its run: one of this engine's in progress, or
+  -- (another engine's on the same io) to be taken from its inbox.
+  local function route(c)
+    local owner = router.owner[c.key]
+    router.owner[c.key] = nil
+    if owner and mine[owner] then
+      owner.complete(c)
+    elseif owner then
+      owner.inbox[#owner.inbox + 1] = c
     end
   end
+
+  local ok, err = pcall(function()
+    local cancelled = false
+    while true do
+      if run.notify[1] then run.flush() end
+      if run.finished >= run.total and not run.notify[1] then break end
+      if engine.cancel and (cancelled or engine.cancel()) then
+        cancelled = true
+        for _, r in ipairs(active) do r.cancel_rest() end
+      end
+      -- Every run in progress, the outermost (the earliest submissions) first.
+      for _, r in ipairs(active) do
+        while r.inbox[1] do r.complete(remove(r.inbox, 1)) end
+        r.send_due()
+        r.admit()
+      end
+      if run.notify[1] or (run.finished >= run.total) then goto continue end
+      do
+        -- Wait for the next job's time, or for a transfer to finish (a poll
+        -- returns as soon as one does).
+        local next_at, flying = nil, false
+        for _, r in ipairs(active) do
+          local at = r.next_at()
+          if at and (not next_at or at < next_at) then next_at = at end
+          if r.inflight > 0 then flying = true end
+        end
+        local timeout
+        if next_at then
+          timeout = max(0, next_at - io.now())
+          if flying and timeout > MAX_WAIT then timeout = MAX_WAIT end
+        elseif flying then
+          timeout = MAX_WAIT
+        else
+          error("streamctl.runner: no job can make progress") -- a bug, never a user's error
+        end
+        if engine.cancel and timeout > M.CANCEL_POLL then timeout = M.CANCEL_POLL end
+        for _, c in ipairs(io.poll(timeout)) do route(c) end
+      end
+      ::continue::
+    end
+  end)
+  remove(active)
+  if not active[1] then self.stacks[thread] = nil end
+  if not ok then error(err, 0) end
   return jobs
 end
 

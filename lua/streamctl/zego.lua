@@ -21,15 +21,18 @@ local PROVIDER = "zego"
 local MAX_IDS = 20
 
 -- Every stream-control action is a GET with all parameters in the query.
--- `sequence` marks the actions whose Sequence streamctl fills in; `cap` is the
+-- `sequence` marks the actions whose Sequence streamctl fills in (and which the
+-- service orders by it: `ordered`, see streamctl.runner "Order"); `cap` is the
 -- published limit per AppId in requests per second, `test_cap` the one of the
 -- test environment (the ResumeRTCStreams page: 5/s for RTC forbid/resume).
 local CDN_CODES = { [1] = "service", [2] = "validation", [3] = "auth" }
 local operations = {
-  ResumeRTCStreams = { method = "GET", idempotent = true, sequence = true, max_ids = MAX_IDS, cap = 20, test_cap = 5 },
-  ForbidRTCStreams = { method = "GET", idempotent = true, sequence = true, max_ids = MAX_IDS, cap = 20, test_cap = 5 },
-  ResumeRTCStream = { method = "GET", idempotent = true, sequence = true, cap = 20, test_cap = 5 },
-  ForbidRTCStream = { method = "GET", idempotent = true, sequence = true, cap = 20, test_cap = 5 },
+  ResumeRTCStreams = { method = "GET", idempotent = true, sequence = true, ordered = true, max_ids = MAX_IDS, cap = 20,
+    test_cap = 5 },
+  ForbidRTCStreams = { method = "GET", idempotent = true, sequence = true, ordered = true, max_ids = MAX_IDS, cap = 20,
+    test_cap = 5 },
+  ResumeRTCStream = { method = "GET", idempotent = true, sequence = true, ordered = true, cap = 20, test_cap = 5 },
+  ForbidRTCStream = { method = "GET", idempotent = true, sequence = true, ordered = true, cap = 20, test_cap = 5 },
   DescribeRTCStreamState = { method = "GET", idempotent = true, sequence = true, cap = 40 },
   -- The CDN actions' pages list their own return codes: 1 failed, 2 a bad
   -- parameter, 3 authentication failed.
