@@ -302,7 +302,7 @@ local function not_yet(engine, job, now)
   -- streams can no longer land (see "Order").
   if not job.recover and not job.ordered and job.next_role == "call" then
     local at = settles_at(engine, job, now)
-    if at then return at end
+    if at and at > now + EPSILON then return at end
   end
   if job.slot_at and now - job.slot_at > M.LATE then job.slot_at = nil end -- too late for its slot
   if not job.slot_at then

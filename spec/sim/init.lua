@@ -111,8 +111,86 @@ local function draw_op(rng, s, proc, pool, creates, nested_ok)
                                                  "resume_cdn_live_stream" }, stream = rng:pick(pool) }
 end
 
---- Draws a schedule from `seed`.
+-- A pressure schedule: 2-4 processes sending big batches at the caps from
+-- the start, on a network within the margin, through Redis, which loses its
+-- state (Aliyun, and half the ZEGO runs) while they do, or (ZEGO) keeps it
+-- while the processes act on shared streams. Where the pacing across a loss
+-- and the Sequences across processes are put to the test.
+local function pressure(seed)
+  local rng = world_mod.rng(seed)
+  local s = { seed = seed, pressure = true }
+  s.provider = rng:chance(0.5) and "aliyun" or "zego"
+  s.processes = rng:int(2, 4)
+  s.store = "redis"
+  s.signature_version = "v3"
+  s.is_test = s.provider == "zego" and rng:chance(0.25) or nil
+  s.net = { base = rng:between(0.002, 0.02), jitter = rng:between(0, M.JITTER_MARGIN * 0.9), timeout = 2,
+            max_late = 0.5, faulty = rng:chance(0.5), fault_rate = 0.02,
+            kinds = { "5xx_before", "throttle", "refused" } }
+  s.redis = { latency = rng:between(0.0002, 0.002), events = {} }
+  if s.provider == "aliyun" or rng:chance(0.5) then
+    for _ = 1, rng:int(1, 2) do
+      s.redis.events[#s.redis.events + 1] = { t = rng:between(0.5, 4), kind = rng:pick { "flush", "restart" } }
+    end
+  end
+  local shared = {}
+  if s.provider == "zego" then
+    shared = stream_pool(s.provider, "sh", rng:int(10, 40), s.is_test)
+    s.shared = shared
+  end
+  s.procs = {}
+  for i = 1, s.processes do
+    local name = "p" .. i
+    local pool = stream_pool(s.provider, name, s.provider == "aliyun" and 60 or 160, s.is_test)
+    for _, id in ipairs(shared) do pool[#pool + 1] = id end
+    local p = { name = name, ops = {}, start = rng:between(0, 0.3) }
+    for _ = 1, rng:int(2, 4) do
+      local method = s.provider == "aliyun" and rng:pick { "forbid_live_streams", "resume_live_streams" }
+        or rng:pick { "forbid_rtc_streams", "resume_rtc_streams" }
+      p.ops[#p.ops + 1] = { kind = "batch", method = method, concurrency = rng:int(4, 16),
+                            streams = some(rng, pool, rng:int(math.floor(#pool / 2), #pool)) }
+    end
+    s.procs[i] = p
+  end
+  return s
+end
+
+-- A stragglers schedule: one or two processes alternating forbids and
+-- resumes on a few streams of their own, requests delivered after the
+-- client's timeout or never answered: where the settle window and the
+-- look-ups keep the order.
+local function stragglers(seed)
+  local rng = world_mod.rng(seed)
+  local s = { seed = seed, stragglers = true }
+  s.provider = rng:chance(0.5) and "aliyun" or "zego"
+  s.processes = rng:int(1, 2)
+  s.store = s.processes > 1 and "redis" or "memory"
+  s.signature_version = "v3"
+  s.net = { base = rng:between(0.002, 0.02), jitter = rng:between(0, 0.02), timeout = rng:between(0.5, 2),
+            max_late = rng:between(0.5, 6), faulty = true, fault_rate = rng:between(0.1, 0.4),
+            kinds = { "late_delivery", "no_answer", "late_answer" } }
+  s.redis = { latency = 0.001, events = {} }
+  s.procs = {}
+  for i = 1, s.processes do
+    local name = "p" .. i
+    local pool = stream_pool(s.provider, name, rng:int(1, 3), nil)
+    local p = { name = name, ops = {}, start = rng:between(0, 1) }
+    local methods = s.provider == "aliyun" and { "forbid_live_stream", "resume_live_stream" }
+      or { "forbid_cdn_live_stream", "resume_cdn_live_stream", "forbid_rtc_stream", "resume_rtc_stream" }
+    for _ = 1, rng:int(4, 12) do
+      p.ops[#p.ops + 1] = { kind = "single", method = rng:pick(methods), stream = rng:pick(pool) }
+    end
+    s.procs[i] = p
+  end
+  return s
+end
+
+--- Draws a schedule from `seed`: a fifth of them pressure schedules and
+-- a tenth stragglers, each chosen by a stream of its own so that the
+-- others stay as they were.
 function M.generate(seed)
+  if world_mod.rng(seed + 1000004):chance(0.2) then return pressure(seed) end
+  if world_mod.rng(seed + 2000003):chance(0.1) then return stragglers(seed) end
   local rng = world_mod.rng(seed)
   local s = { seed = seed }
   s.provider = rng:chance(0.5) and "aliyun" or "zego"
@@ -145,10 +223,18 @@ function M.generate(seed)
       s.redis.events[#s.redis.events + 1] = e
     end
   end
+  -- ZEGO streams every process acts on (their Sequences keep the processes'
+  -- calls in order: invariant 5)
+  local shared = {}
+  if s.provider == "zego" and s.processes > 1 and rng:chance(0.5) then
+    shared = stream_pool(s.provider, "sh", rng:int(2, 10), s.is_test)
+    s.shared = shared
+  end
   s.procs = {}
   for i = 1, s.processes do
     local name = "p" .. i
     local pool = stream_pool(s.provider, name, rng:int(3, 30), s.is_test)
+    for _, id in ipairs(shared) do pool[#pool + 1] = id end
     local p = { name = name, ops = {}, start = rng:between(0, 2) }
     -- a wall clock off by up to 20 minutes (past Aliyun's 15 and ZEGO's 10, at times)
     if rng:chance(0.2) then p.skew = rng:between(-1200, 1200) end
@@ -259,7 +345,8 @@ local function run_op(sim, p, client, op)
       op.entries[#op.entries + 1] = { stream = entry.stream, ok = entry.ok, t = t,
                                       sent = entry.error and entry.error.sent,
                                       outcome_unknown = entry.outcome_unknown or nil,
-                                      code = entry.error and entry.error.code }
+                                      code = entry.error and entry.error.code,
+                                      kind = entry.error and entry.error.kind }
       if op.nested and done == op.nested.at then
         run_op(sim, p, client, op.nested.op)
         p.sim_op = op

@@ -15,7 +15,7 @@
 -- seconds, NetworkError).
 -- @module sim.net
 
-local type, ipairs = type, ipairs
+local type, ipairs, tonumber = type, ipairs, tonumber
 
 local M = {}
 
@@ -31,9 +31,17 @@ function M.transport(sim, proc)
   local done = {}         -- completions ready for this process
   local pending = {}      -- key -> true while the client waits for it
 
+  local sent_by_key = {}
+
   local function complete(key, res, err)
     if not pending[key] then return end -- (timed out already: a late answer is dropped)
     pending[key] = nil
+    local send = sent_by_key[key]
+    sent_by_key[key] = nil
+    if send then
+      send.answered_at = world:now()
+      send.retry_after = res and res.headers and tonumber(res.headers["x-acs-retry-after"])
+    end
     done[#done + 1] = { key = key, res = res, err = err }
     world:wake(proc)
   end
@@ -70,6 +78,7 @@ function M.transport(sim, proc)
       return true
     end
     pending[key] = true
+    sent_by_key[key] = send
     world:at(now + net.timeout, function()
       complete(key, nil, { code = "Timeout", message = "timed out (simulated)", sent = true })
     end)

@@ -92,6 +92,7 @@ end
 function M.serialize(v, indent)
   indent = indent or ""
   if type(v) == "string" then return format("%q", v) end
+  if type(v) == "number" then return format("%.17g", v) end -- (every bit: a replay is exact)
   if type(v) ~= "table" then return tostring(v) end
   local keys = {}
   for k in pairs(v) do keys[#keys + 1] = k end

@@ -18,6 +18,9 @@ local floor = math.floor
 
 local M = {}
 
+--- How many million instructions a process may run without waiting.
+M.SPIN_LIMIT = 50
+
 -- ---- Randomness: the Park-Miller "minimal standard" generator with its
 -- revised multiplier 48271, exact in doubles on Lua 5.4 and LuaJIT alike (48271 * (2^31 - 2) < 2^53), so a seed draws the same numbers
 -- everywhere. Hand-written because math.random differs between Lua 5.4
@@ -138,7 +141,19 @@ end
 --- Starts a process: `fn` runs as a coroutine from now.
 function World:spawn(name, fn)
   if self.procs[name] then error("sim: a process named " .. name .. " exists") end
-  local p = { name = name, co = coroutine.create(fn), token = {} }
+  local p = { name = name, co = coroutine.create(fn), token = {}, spins = 0 }
+  -- A process that runs on without ever waiting hangs the run in real time
+  -- while its virtual clock stands still: it is stopped with an error
+  -- (invariant 6) after M.SPIN_LIMIT million instructions in one go.
+  -- (Hooks see interpreted code only: LuaJIT's compiled loops escape it.)
+  debug.sethook(p.co, function()
+    p.spins = p.spins + 1
+    if p.spins > M.SPIN_LIMIT then
+      p.spins = 0
+      error("sim: process " .. name .. " ran " .. M.SPIN_LIMIT .. " million instructions without waiting "
+        .. "(a busy loop: the clock stands still at " .. tostring(self.t) .. ")")
+    end
+  end, "", 1000000)
   self.procs[name] = p
   self.order[#self.order + 1] = name
   push(self, { at = self.t, proc = p, token = p.token })
@@ -201,7 +216,7 @@ function World:run(limit)
       -- (an entry whose token is not the process's current one is stale: the
       -- timeout of a wait that was woken first, or the other way round)
       if not p.done and item.token == p.token and coroutine.status(p.co) == "suspended" then
-        p.token = nil
+        p.token, p.spins = nil, 0
         self.current = p
         local ok, err = coroutine.resume(p.co)
         self.current = nil
