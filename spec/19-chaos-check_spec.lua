@@ -238,10 +238,13 @@ describe("chaos checker", function()
       assert.matches("b reported 0 times", text)
     end)
 
-    it("catch a result reported unsent whose request reached the emulator", function()
+    it("catch a result reported unsent whose request the emulator applied", function()
       local o = op(1, 10, 11, "aliyun", "ForbidLiveStream",
         { { stream = "s1", ok = false, sent = false, code = "Interrupted" } })
       assert.same({}, (check.reports({ ali(1, 9.9, "ForbidLiveStream", "s1") }, { o })))
+      -- a throttled attempt arrived but was not applied: not sent, truly
+      assert.same({}, (check.reports({ ali(1, 10.4, "ForbidLiveStream", "s1", { verdict = "throttled",
+        applied = false }) }, { o })))
       local v = check.reports({ ali(1, 10.4, "ForbidLiveStream", "s1") }, { o })
       assert.equal(1, #v)
       assert.matches("reported push.example.com/live/s1 not sent %(Interrupted%)", v[1].message)

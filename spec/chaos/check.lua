@@ -480,7 +480,7 @@ function M.creates(log, state, ops)
 end
 
 -------------------------------------------------------------------------------
--- 4. Every call and stream reported exactly once; `sent = false` never reached the emulator.
+-- 4. Every call and stream reported exactly once; nothing reported `sent = false` was applied.
 
 function M.reports(log, ops)
   local out = {}
@@ -534,10 +534,12 @@ function M.reports(log, ops)
       end
     end
   end
-  -- sent = false: no request of that op for that item arrived
+  -- sent = false: no request of that op applied that item (README "What a
+  -- report says": a failure is `sent = false` only when no attempt can have
+  -- taken effect; one the service refused, a throttle, may have arrived)
   local unsent = 0
   for _, e in ipairs(log) do
-    for _, item in ipairs(e.items or {}) do
+    for _, item in ipairs(e.applied_items or {}) do
       local op, r = owner(idx, e, item)
       if op and r.sent == false and not r.ok then
         unsent = unsent + 1
