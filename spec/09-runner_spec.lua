@@ -755,3 +755,83 @@ describe("the caps", function()
     assert.is_nil(zc({ rate_limits = false }):rate_for("ResumeRTCStreams"))
   end)
 end)
+
+describe("a run nested in on_progress", function()
+  -- A fake asynchronous io: each request is answered `delay(req)` seconds
+  -- after it was started; poll moves the clock to the next answer (or by
+  -- the timeout).
+  local function async_io(delay)
+    local io = { t = 0, flying = {}, log = {} }
+    io.now = function() return io.t end
+    io.sleep = function(s) io.t = io.t + s end
+    io.start = function(key, req)
+      io.log[#io.log + 1] = string.format("send %s at %.2f", req.name, io.t)
+      io.flying[#io.flying + 1] = { key = key, at = io.t + delay(req), req = req }
+      return true
+    end
+    io.poll = function(timeout)
+      table.sort(io.flying, function(a, b) return a.at < b.at end)
+      local first = io.flying[1]
+      if not first or first.at > io.t + timeout then io.t = io.t + timeout return {} end
+      io.t = math.max(io.t, first.at)
+      table.remove(io.flying, 1)
+      io.log[#io.log + 1] = string.format("answer %s at %.2f", first.req.name, io.t)
+      return { { key = first.key, res = { name = first.req.name } } }
+    end
+    return io
+  end
+
+  local function engine(io)
+    return runner.new {
+      io = io, retry = retry.policy {},
+      sign = function(attempt) return { name = attempt.job.name } end,
+      decode = function(_, res) return { name = res.name } end,
+      pace = function() return 0, true end,
+    }
+  end
+
+  it("waits for the enclosing batch's job on its stream, which goes on meanwhile; the batch hears of it after",
+    function()
+      local io = async_io(function(req) return req.name == "forbid A" and 0.5 or 0.01 end)
+      local e = engine(io)
+      local told = {}
+      local jobs = {
+        { action = "Forbid", name = "forbid A", streams = { "A" }, params = {} },
+        { action = "Forbid", name = "forbid B", streams = { "B" }, params = {} },
+      }
+      e:run(jobs, { concurrency = 2, on_progress = function(_, _, job)
+        told[#told + 1] = job.name
+        io.log[#io.log + 1] = "told " .. job.name
+        if job.name == "forbid B" then
+          local nested = { { action = "Resume", name = "resume A", streams = { "A" }, params = {} } }
+          e:run(nested, { on_progress = function(_, _, j) io.log[#io.log + 1] = "told " .. j.name end })
+          io.log[#io.log + 1] = "nested returned"
+        end
+      end })
+      assert.same({
+        "send forbid A at 0.00", "send forbid B at 0.00", "answer forbid B at 0.01", "told forbid B",
+        -- the resume of A waits for the batch's forbid of A, which the nested run drives to its end
+        "answer forbid A at 0.50", "send resume A at 0.50", "answer resume A at 0.51", "told resume A",
+        "nested returned", "told forbid A",
+      }, io.log)
+      assert.same({ "forbid B", "forbid A" }, told)
+      assert.same({ name = "forbid A" }, jobs[1].result)
+    end)
+
+  it("runs beside a job of a run in another coroutine (an nginx request's and a timer's interleave)", function()
+    local io = async_io(function(req) return req.name == "forbid A" and 0.5 or 0.01 end)
+    local e = engine(io)
+    local co = coroutine.create(function()
+      e:run({ { action = "Forbid", name = "forbid A", streams = { "A" }, params = {} } })
+    end)
+    -- the first run starts and waits in its poll: here the poll yields instead
+    local poll = io.poll
+    io.poll = function(timeout)
+      if coroutine.running() == co then coroutine.yield() end
+      return poll(timeout)
+    end
+    coroutine.resume(co)
+    e:run({ { action = "Resume", name = "resume A", streams = { "A" }, params = {} } })
+    assert.same({ "send forbid A at 0.00", "send resume A at 0.00" }, { io.log[1], io.log[2] })
+  end)
+end)

@@ -655,6 +655,7 @@ function Engine:run(jobs, opts)
       -- Every run in progress, the outermost (the earliest submissions) first.
       for _, r in ipairs(active) do
         while r.inbox[1] do r.complete(remove(r.inbox, 1)) end
+        r.admit() -- (what it admits is due at once: sent in this same round)
         r.send_due()
         r.admit()
       end
