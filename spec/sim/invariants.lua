@@ -108,10 +108,17 @@ local function check_caps(rec, out)
   end
   rec.strict_caps = strict
   -- a throttle that said when to come back (x-acs-retry-after) is honoured:
-  -- the job's next request leaves no sooner
+  -- the job's next request leaves no sooner; and a job whose last request
+  -- was throttled is retried, or reported as failed (never OK)
   for _, op in ipairs(rec.ops) do
     for _, job in ipairs(op.jobs) do
       local sends = job.sim_sends or {}
+      local last = sends[#sends]
+      local arrived = last and last.arrivals and last.arrivals[#last.arrivals]
+      if arrived and last.answered_at and (arrived.verdict == "throttled" or arrived.verdict == "fault:throttle")
+          and job.result ~= nil then
+        fail(out, 1, "%s %s: reported OK after its last request was throttled", op.process, tostring(job.action))
+      end
       for i = 1, #sends - 1 do
         local s1, s2 = sends[i], sends[i + 1]
         if s1.retry_after and s1.answered_at and s2.t < s1.answered_at + s1.retry_after / 1000 - 1e-6 then
