@@ -640,7 +640,7 @@ M.INVARIANTS = {
   "no action over its cap in any second; every throttled request retried or reported failed",
   "each stream's final state is what the clients reported; what they reported done was applied",
   "no pull-to-push task created twice",
-  "every call and stream reported exactly once; nothing reported unsent reached the emulator",
+  "every call and stream reported exactly once; nothing reported unsent was applied",
   "ZEGO Sequences strictly increasing per stream in arrival order",
   "every process ended within its deadline",
 }
