@@ -37,6 +37,7 @@ build = {
       -- Lua modules: every file under lua/ (spec/00-package_spec.lua checks the list)
       ["streamctl"] = "lua/streamctl/init.lua",
       ["streamctl.aliyun"] = "lua/streamctl/aliyun.lua",
+      ["streamctl.batch"] = "lua/streamctl/batch.lua",
       ["streamctl.cli"] = "lua/streamctl/cli.lua",
       ["streamctl.client"] = "lua/streamctl/client.lua",
       ["streamctl.credentials"] = "lua/streamctl/credentials.lua",
@@ -59,6 +60,7 @@ build = {
       ["streamctl.json"] = "lua/streamctl/json.lua",
       ["streamctl.metrics"] = "lua/streamctl/metrics.lua",
       ["streamctl.ratelimit"] = "lua/streamctl/ratelimit.lua",
+      ["streamctl.redact"] = "lua/streamctl/redact.lua",
       ["streamctl.retry"] = "lua/streamctl/retry.lua",
       ["streamctl.runner"] = "lua/streamctl/runner.lua",
       ["streamctl.sequence"] = "lua/streamctl/sequence.lua",

@@ -64,13 +64,15 @@ local ratelimit = require "streamctl.ratelimit"
 local curl_transport = require "streamctl.transport.curl"
 local auto_transport = require "streamctl.transport.auto"
 local shdict = require "streamctl.store.shdict"
+local batch = require "streamctl.batch"
+local redact = require "streamctl.redact"
 
 local type, pairs, ipairs, error, setmetatable = type, pairs, ipairs, error, setmetatable
 local pcall, tostring = pcall, tostring
 local min = math.min
 local floor, huge = math.floor, math.huge
 local tonumber = tonumber
-local format, match, lower, find, gsub = string.format, string.match, string.lower, string.find, string.gsub
+local format, match, lower, find = string.format, string.match, string.lower, string.find
 
 local M = {}
 
@@ -480,14 +482,15 @@ function Client:rate_for(action)
 end
 
 -- Makes the job that runs `action` with encoded params.
-local function job_for(rules, action, op, params)
+function Client:_job(action, op, params)
+  local rules = self._rules
   return { action = action, params = params, recover = op.recover, done_codes = op.done_codes,
            ordered = op.ordered, streams = rules.streams(action, params) }
 end
 
 -- nil, or the error that stops every call from here (an nginx phase in
 -- which the transport can neither yield nor block): nothing is paced or sent.
-local function cannot_send_here(self, action)
+function Client:_here(action)
   local check = self._check
   if not check then return nil end
   local ok, why = check()
@@ -502,9 +505,9 @@ end
 function Client:call(action, params)
   local op, out = self:_encode(action, params, 2)
   if not op then return nil, out end
-  local here = cannot_send_here(self, action)
+  local here = self:_here(action)
   if here then return nil, here end
-  local job = self._engine:run({ job_for(self._rules, action, op, out) })[1]
+  local job = self:_run({ self:_job(action, op, out) }, { concurrency = 1 })[1]
   if job.result ~= nil then return job.result end
   return nil, job.err
 end
@@ -519,120 +522,31 @@ end
 
 -- Checks a method's fields and its cross-field rule.
 -- @return params, values; or nil, err
-local function check_fields(self, rules, method_name, spec, fields)
+function Client:_fields(method_name, spec, fields)
+  local provider = self._rules.provider
   local params, values = validate.fields(spec.fields, fields, method_name)
-  if not params then return nil, errors.invalid(rules.provider, spec.action, values) end
+  if not params then return nil, errors.invalid(provider, spec.action, values) end
   if spec.check then
     local why = spec.check(params, values, self)
-    if why then return nil, errors.invalid(rules.provider, spec.action, why) end
+    if why then return nil, errors.invalid(provider, spec.action, why) end
   end
   return params, values
+end
+
+-- Runs jobs on this client's engine (its concurrency unless `opts` says).
+function Client:_run(jobs, opts)
+  opts = opts or {}
+  opts.concurrency = opts.concurrency or self._concurrency
+  return self._engine:run(jobs, opts)
 end
 
 -- Runs a named method: validate fields, then call.
 local function named(rules, name, spec)
   local method_name = rules.provider .. "." .. name
   return function(self, fields)
-    local params, err = check_fields(self, rules, method_name, spec, fields)
+    local params, err = self:_fields(method_name, spec, fields)
     if not params then return nil, err end
     return self:call(spec.action, params)
-  end
-end
-
--- A batch's calls: its list without repeats, split into calls of `chunk`
--- items, each encoded (for a `dry` run, as prepare does).
--- @return jobs, items, duplicates; or nil, err
-local function batch_jobs(self, spec, params, values, dry)
-  local items, seen, duplicates = {}, {}, 0
-  for _, item in ipairs(values[spec.list]) do
-    if seen[item] then duplicates = duplicates + 1 else seen[item] = true; items[#items + 1] = item end
-  end
-  local size = spec.chunk or 1
-  local jobs = {}
-  for i = 1, #items, size do
-    local chunk = {}
-    for j = i, min(#items, i + size - 1) do chunk[#chunk + 1] = items[j] end
-    local p = {}
-    for k, v in pairs(params) do p[k] = v end
-    p[spec.param] = size == 1 and chunk[1] or chunk
-    local op, out = self:_encode(spec.action, p, 3, dry)
-    if not op then return nil, out end
-    local job = job_for(self._rules, spec.action, op, out)
-    job.items = chunk
-    jobs[#jobs + 1] = job
-  end
-  return jobs, items, duplicates
-end
-
--- Runs a batch method: validate the fields once, split the list into calls
--- (`chunk` items each), encode them, run them (calls on one stream in
--- submission order, so ZEGO Sequences, taken at each call's first send,
--- follow it), and report on every item.
-local function batch(rules, name, spec)
-  local method_name = rules.provider .. "." .. name
-  return function(self, fields)
-    local params, values = check_fields(self, rules, method_name, spec, fields)
-    if not params then return nil, values end
-    local here = cannot_send_here(self, spec.action)
-    if here then return nil, here end
-    local jobs, items, duplicates = batch_jobs(self, spec, params, values)
-    if not jobs then return nil, items end
-    local entries = {}
-    local report = { action = spec.action, total = #items, succeeded = 0, failed = 0, unknown = 0, calls = #jobs,
-                     duplicates = duplicates, results = entries }
-    local on_progress, done = values.on_progress, 0
-    local started = self._monotonic()
-    self._engine:run(jobs, {
-      concurrency = values.concurrency or self._concurrency,
-      on_progress = function(_, _, job)
-        local first = #entries + 1
-        for _, item in ipairs(job.items) do
-          local entry = { stream = item, ok = job.result ~= nil, attempts = job.attempts }
-          if entry.ok then
-            entry.result, entry.request_id = job.result, job.result.RequestId
-            report.succeeded = report.succeeded + 1
-          elseif job.err.outcome_unknown then
-            -- Not a failure: an attempt may have applied it (see streamctl.runner).
-            entry.error, entry.outcome_unknown = job.err, true
-            report.unknown = report.unknown + 1
-          else
-            entry.error = job.err
-            report.failed = report.failed + 1
-          end
-          entries[#entries + 1] = entry
-        end
-        -- The caller's callback runs after the report holds the whole call:
-        -- an error in it is kept (report.progress_error), never a lost stream.
-        for i = first, #entries do
-          done = done + 1
-          if on_progress and not report.progress_error then
-            local ok, perr = pcall(on_progress, done, #items, entries[i])
-            if not ok then report.progress_error = tostring(perr) end
-          end
-        end
-      end,
-    })
-    report.elapsed = self._monotonic() - started
-    -- Report in the order the items were given.
-    local position = {}
-    for i, item in ipairs(items) do position[item] = i end
-    table.sort(entries, function(a, b) return position[a.stream] < position[b.stream] end)
-    return report
-  end
-end
-
-local hidden_values -- (below, with the redaction of requests)
-
--- Replaces the hidden values in every string of a decoded answer (a few
--- levels deep: answers are shallow), in place.
-local function scrub_result(t, forms, depth)
-  if depth > 8 then return end
-  for k, v in pairs(t) do
-    if type(v) == "string" then
-      t[k] = errors.redact_forms(v, forms)
-    elseif type(v) == "table" then
-      scrub_result(v, forms, depth + 1)
-    end
   end
 end
 
@@ -666,7 +580,7 @@ local function engine_for(self, io)
       local req, err = self:_sign(action, attempt.params)
       -- What this request carries that no message may show (its signature,
       -- a token): a server that echoes the request must not put it into an error.
-      if req then attempt.hidden = hidden_values(self, req) end
+      if req then attempt.hidden = redact.hidden(rules, req) end
       return req, err
     end,
     -- The caller's hook, told of every attempt; an error in it never
@@ -687,16 +601,15 @@ local function engine_for(self, io)
       for _, v in ipairs(rules.secrets(self)) do hidden[#hidden + 1] = v end
       if not res then
         local err = errors.transport(provider, action, terr, rules.operations[action].idempotent)
-        err.message = errors.redact(err.message, hidden, core.percent_encode)
+        err.message = redact.text(err.message, hidden)
         return nil, err
       end
       local result, derr = rules.decode(self, action, res)
       if result == nil and derr then
         derr.server_date = derr.server_date or M.parse_http_date(res.headers and res.headers.date)
-        derr.message = errors.redact(derr.message, hidden, core.percent_encode)
+        derr.message = redact.text(derr.message, hidden)
       elseif type(result) == "table" and #hidden > 0 then
-        -- an answer that quotes the request shows none of it either
-        scrub_result(result, errors.redaction_forms(hidden, core.percent_encode), 0)
+        redact.answer(result, hidden) -- (an answer that quotes the request shows none of it either)
       end
       return result, derr
     end,
@@ -763,44 +676,10 @@ local function engine_for(self, io)
   }
 end
 
--- Percent-decoding, for values read back from a URL.
-local function unescape(s)
-  return (gsub(s, "%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
--- The values a signed request carries that must never be shown: those of
--- the provider's `redact` parameters and headers (decoded), and the
--- Signature=... part of a header that carries one.
-function hidden_values(self, req)
-  local hide = self._rules.redact or {}
-  local out = {}
-  for _, name in ipairs(hide.query or {}) do
-    for _, text in ipairs { req.url or "", req.body or "" } do
-      for v in string.gmatch("&" .. (match(text, "%?(.*)$") or text), "&" .. name .. "=([^&]*)") do
-        out[#out + 1] = unescape(v)
-      end
-    end
-  end
-  for name, how in pairs(hide.headers or {}) do
-    for k, v in pairs(req.headers or {}) do
-      if lower(k) == name and type(v) == "string" then
-        out[#out + 1] = how == "all" and v or match(v, "Signature=([^,%s]+)")
-      end
-    end
-  end
-  return out
-end
-
 --- A copy of a signed request (from `prepare`) that shows no secret,
 -- signature or security token: each is replaced by "<redacted>".
 function Client:redact(req)
-  local hidden = hidden_values(self, req)
-  for _, v in ipairs(self._rules.secrets(self)) do hidden[#hidden + 1] = v end
-  local function scrub(text) return errors.redact(text, hidden, core.percent_encode) end
-  local headers = {}
-  for name, value in pairs(req.headers or {}) do headers[name] = scrub(value) end
-  return { provider = req.provider, action = req.action, method = req.method, url = scrub(req.url),
-           headers = headers, body = scrub(req.body or "") }
+  return redact.request(self._rules, self._rules.secrets(self), req)
 end
 
 --- What a method would send for `fields`, without sending anything: the
@@ -818,12 +697,12 @@ function Client:dry_run(name, fields)
     error("bad argument #1 to 'dry_run' (not a method of streamctl." .. rules.provider .. ": " .. tostring(name)
       .. ")", 2)
   end
-  local params, values = check_fields(self, rules, rules.provider .. "." .. name, spec, fields)
+  local params, values = self:_fields(rules.provider .. "." .. name, spec, fields)
   if not params then return nil, values end
   local jobs
   if spec.list then
     local err
-    jobs, err = batch_jobs(self, spec, params, values, true)
+    jobs, err = batch.jobs(self, spec, params, values, true)
     if not jobs then return nil, err end
   else
     local op, out = self:_encode(spec.action, params, 2, true)
@@ -855,7 +734,7 @@ function M.define(rules)
   end
   for k, v in pairs(Client) do class[k] = v end
   for name, spec in pairs(rules.methods) do class[name] = named(rules, name, spec) end
-  for name, spec in pairs(rules.batches or {}) do class[name] = batch(rules, name, spec) end
+  for name, spec in pairs(rules.batches or {}) do class[name] = batch.method(rules, name, spec) end
   class.__index = class
   class.__tostring = function(self)
     return format("streamctl.%s client (%s)", rules.provider, self.endpoint.url)
