@@ -11,6 +11,9 @@
 --   operation that started it: the record then ties every request the
 --   model received to the operation and the report it belongs to. Neither
 --   changes what the engine does.
+--
+-- Outside a run (`M.current` unset: a spec file after spec/25 in one busted
+-- process) each replacement behaves as the original.
 -- @module sim.patch
 
 local core = require "streamctl.core"
@@ -39,6 +42,9 @@ end
 
 local real_new = runner.new
 runner.new = function(iface)
+  -- (an engine made outside a simulation, by a spec that runs after one in
+  -- the same process, is the library's own, untouched)
+  if not M.current then return real_new(iface) end
   local sign = iface.sign
   iface.sign = function(attempt)
     local req, err = sign(attempt)
