@@ -41,6 +41,7 @@ build = {
       ["streamctl.cli"] = "lua/streamctl/cli.lua",
       ["streamctl.client"] = "lua/streamctl/client.lua",
       ["streamctl.credentials"] = "lua/streamctl/credentials.lua",
+      ["streamctl.encode"] = "lua/streamctl/encode.lua",
       ["streamctl.errors"] = "lua/streamctl/errors.lua",
       -- the emulator: an nginx-lua app started by bin/streamctl-emulator
       ["streamctl.emulator.aliyun"] = "lua/streamctl/emulator/aliyun.lua",

@@ -65,6 +65,7 @@ local curl_transport = require "streamctl.transport.curl"
 local auto_transport = require "streamctl.transport.auto"
 local shdict = require "streamctl.store.shdict"
 local batch = require "streamctl.batch"
+local encode = require "streamctl.encode"
 local redact = require "streamctl.redact"
 
 local type, pairs, ipairs, error, setmetatable = type, pairs, ipairs, error, setmetatable
@@ -115,25 +116,9 @@ M.SETTLE_MS = 10000
 -- request in that year).
 M.MAX_CLOCK_CORRECTION = 24 * 3600
 
---- Turns a parameter value into the string the service expects.
--- Integers go as decimal digits, booleans as true/false; a number that would
--- need an exponent (1e+20) is refused rather than sent in a form the service
--- does not read as a number.
-function M.stringify(v)
-  local t = type(v)
-  if t == "string" then return v end
-  if t == "boolean" then return v and "true" or "false" end
-  if t == "number" then
-    if v ~= v or v == huge or v == -huge then return nil, "must be a finite number" end
-    if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return format("%.0f", v) end
-    local s = format("%.14g", v)
-    if find(s, "e", 1, true) then
-      return nil, "must be a number that can be written without an exponent (got " .. s .. ")"
-    end
-    return s
-  end
-  return nil, "must be a string, number or boolean (got " .. t .. ")"
-end
+--- Turns a parameter value into the string the service expects (see
+-- streamctl.encode).
+M.stringify = encode.stringify
 
 --- Parses and checks an endpoint: scheme, host and optional port, no path.
 -- @return { url = "https://host[:port]", host = "host[:port]", scheme = ... }, or nil and
@@ -281,65 +266,14 @@ local function common_options(rules)
   }
 end
 
--- Is `name` one of the provider's common parameters, in any case, with or
--- without "[]"? Answers are remembered per provider (a few hundred names at
--- most), since the same names come with every call.
-local common_memo = setmetatable({}, { __mode = "k" })
-local function is_common(rules, name)
-  local memo = common_memo[rules]
-  if not memo then
-    memo = { names = {}, count = 0 }
-    common_memo[rules] = memo
-  end
-  local v = memo.names[name]
-  if v == nil then
-    v = rules.common_params[lower((name:gsub("%[%]$", "")))] or false
-    if memo.count < 512 then
-      memo.names[name], memo.count = v, memo.count + 1
-    end
-  end
-  return v
-end
-
---- The longest parameter value `call` and `prepare` send, in bytes: the
--- named methods' fields have their own, shorter rules; this bounds what no
--- rule names (a URL far longer is refused by the providers' gateways).
-M.MAX_PARAM = 8192
-
--- A parameter value as text, or nil and the rule it breaks: the text rule
--- of `f` (the field a named method sets it from), else MAX_PARAM bytes of
--- UTF-8.
-local text_rule, text_flaws = validate.text_rule, core.text_flaws
-local function param_text(v, f)
-  local s = v
-  if type(v) ~= "string" then -- (strings, the usual case, skip stringify)
-    local why
-    s, why = M.stringify(v)
-    if not s then return nil, why end
-  end
-  if f then
-    local why = text_rule(f, s)
-    if why then return nil, why end
-    return s
-  end
-  if #s > M.MAX_PARAM then return nil, format("must be at most %d bytes (got %d)", M.MAX_PARAM, #s) end
-  if text_flaws(s) >= 4 then return nil, "must be valid UTF-8" end -- (validate.is_utf8, without a call)
-  return s
-end
+--- The longest parameter value `call` and `prepare` send (see streamctl.encode).
+M.MAX_PARAM = encode.MAX_PARAM
 
 local Client = {}
 
--- Of two bad parameters, the one to report: the first by name (so a
--- message does not depend on a table's order).
-local function first_bad(bad_name, bad_why, name, why)
-  if not bad_name or name < bad_name then return name, why end
-  return bad_name, bad_why
-end
-
--- Checks and encodes service-named params: every value becomes a string or,
--- for arrays, what the provider's `array` rule makes of it; then the provider
--- fills in what must stay fixed across retries (`complete`; `dry` for a
--- prepare, which must commit nothing).
+-- Checks and encodes service-named params (streamctl.encode); then the
+-- provider fills in what must stay fixed across retries (`complete`; `dry`
+-- for a prepare, which must commit nothing).
 -- @return op, params; or nil, err
 function Client:_encode(action, params, level, dry)
   local rules = self._rules
@@ -349,66 +283,8 @@ function Client:_encode(action, params, level, dry)
   if not op then
     return nil, errors.invalid(rules.provider, action, "unknown action '" .. action .. "'")
   end
-  -- Every parameter is checked; the first bad one by name is reported, so
-  -- the message does not depend on the table's order.
-  -- A parameter a named method sets keeps that field's text rule here too.
-  local texts = rules._texts[action]
-  local bad_name, bad_why
-  local out = {}
-  for name, v in pairs(params or {}) do
-    if type(name) ~= "string" or name == "" then
-      return nil, errors.invalid(rules.provider, action, "parameter names must be non-empty strings")
-    end
-    -- The common parameters belong to the signature: one given here could
-    -- change what is signed or sent (Action, AppId, Timestamp, ...).
-    if is_common(rules, name) then
-      bad_name, bad_why = first_bad(bad_name, bad_why, name,
-        "is a common parameter that streamctl sets itself; it cannot be passed")
-    elseif type(v) == "table" then
-      -- An array: as many keys as its length, each of 1..n holding a value.
-      local n, count, list = #v, 0, {}
-      for _ in pairs(v) do count = count + 1 end
-      if count ~= n then
-        list = nil
-        bad_name, bad_why = first_bad(bad_name, bad_why, name,
-          "must be an array (a table with keys 1..n) or a single value")
-      elseif n == 0 then
-        list = nil
-        bad_name, bad_why = first_bad(bad_name, bad_why, name, "must not be an empty array")
-      end
-      local f = texts and texts[name]
-      for i = 1, list and n or 0 do
-        local item = v[i]
-        if item == nil then -- (n keys, but not 1..n)
-          list = nil
-          bad_name, bad_why = first_bad(bad_name, bad_why, name,
-            "must be an array (a table with keys 1..n) or a single value")
-          break
-        end
-        local s, why = param_text(item, f)
-        if not s then
-          list = nil
-          bad_name, bad_why = first_bad(bad_name, bad_why, name, format("item %d %s", i, why))
-          break
-        end
-        list[i] = s
-      end
-      if list then
-        local k, value = rules.array(name, list)
-        out[k] = value
-      end
-    else
-      local s, why = param_text(v, texts and texts[name])
-      if s then
-        out[name] = s
-      else
-        bad_name, bad_why = first_bad(bad_name, bad_why, name, why)
-      end
-    end
-  end
-  if bad_name then
-    return nil, errors.invalid(rules.provider, action, format("parameter '%s' %s", bad_name, bad_why))
-  end
+  local out, err = encode.params(rules, rules._texts, action, params)
+  if not out then return nil, err end
   if rules.complete then
     local why
     out, why = rules.complete(self, action, op, out, dry)
@@ -722,16 +598,7 @@ end
 function M.define(rules)
   local class = { _rules = rules }
   -- action -> service parameter -> the text field that sets it (for `call`)
-  rules._texts = {}
-  for _, group in ipairs { rules.methods, rules.batches or {} } do
-    for _, spec in pairs(group) do
-      local texts = rules._texts[spec.action] or {}
-      rules._texts[spec.action] = texts
-      for _, f in ipairs(spec.fields) do
-        if f.param and (f.type == "string" or f.type == "strings") then texts[f.param] = f end
-      end
-    end
-  end
+  rules._texts = encode.texts(rules)
   for k, v in pairs(Client) do class[k] = v end
   for name, spec in pairs(rules.methods) do class[name] = named(rules, name, spec) end
   for name, spec in pairs(rules.batches or {}) do class[name] = batch.method(rules, name, spec) end
