@@ -95,6 +95,26 @@ describe("chaos checker", function()
       assert.matches("21 requests of ForbidLiveStream arrived within 0%.900 s %(cap 20", v[1].message)
     end)
 
+    it("leave out libcurl's own copy of a dropped request (chaos seed 593002), and only that", function()
+      -- 20 paced over 0.9975 s, the 20th dropped and sent again by the transport 2 ms later
+      local log = {}
+      for i = 1, 20 do log[i] = ali(i, 100 + (i - 1) * 0.0525, "ForbidLiveStream", "s" .. i) end
+      log[20].fault = "drop"
+      log[21] = ali(21, log[20].real_time + 0.002, "ForbidLiveStream", "s20", { fault = "drop" })
+      local v, f = check.caps(log)
+      assert.same({}, v)
+      assert.equal(1, f.copies)
+      -- another stream's request 2 ms later is no copy: over the cap
+      log[21] = ali(21, log[20].real_time + 0.002, "ForbidLiveStream", "s21")
+      v = check.caps(log)
+      assert.equal(1, #v)
+      -- nor is the same stream's request after a request that was not dropped
+      log[20].fault = nil
+      log[21] = ali(21, log[20].real_time + 0.002, "ForbidLiveStream", "s20")
+      v = check.caps(log)
+      assert.equal(1, #v)
+    end)
+
     it("count a V3 request a fault answered unread (no account logged) with the provider's account", function()
       local log = {}
       for i = 1, 20 do log[i] = ali(i, 100 + i * 0.01, "ResumeLiveStream", "s" .. i) end

@@ -200,6 +200,10 @@ local function add(out, n, message, at)
 end
 
 -------------------------------------------------------------------------------
+--- How soon after a dropped request its transport's own copy arrives, at
+-- most (seconds): libcurl re-sends at once, on a new connection.
+M.COPY_S = 0.05
+
 -- 1. No action over its cap in any sliding second; every throttled request
 -- retried or reported failed.
 
@@ -242,6 +246,28 @@ function M.caps(log, faults, caps)
       table.insert(groups[k], e)
     end
   end
+  -- A request whose connection the emulator dropped (a "drop" fault: closed
+  -- without an answer) is sent again by libcurl itself, once, when the
+  -- connection was a reused one: that copy arrives within milliseconds on
+  -- the same slot. It is the transport's, not the pacing's: it is left out
+  -- of the count and said (`copies`), as the README says.
+  local copies = 0
+  for k, list in pairs(groups) do
+    table.sort(list, function(a, b) return a.real_time < b.real_time end)
+    local kept, last_drop = {}, {}
+    for _, e in ipairs(list) do
+      local key = table.concat(e.items or {}, "\0")
+      local d = last_drop[key]
+      if d and e.real_time - d.real_time <= M.COPY_S then
+        copies = copies + 1
+        last_drop[key] = nil
+      else
+        kept[#kept + 1] = e
+        if e.fault == "drop" then last_drop[key] = e end
+      end
+    end
+    groups[k] = kept
+  end
   for _, k in ipairs(sorted_keys(groups)) do
     local list = groups[k]
     table.sort(list, function(a, b) return a.real_time < b.real_time end)
@@ -271,7 +297,7 @@ function M.caps(log, faults, caps)
     end
     busiest[k] = most
   end
-  return out, { busiest = busiest, excused_windows = excused }
+  return out, { busiest = busiest, excused_windows = excused, copies = copies }
 end
 
 local THROTTLE_CODES = { ["Throttling.User"] = true, ["30002"] = true }

@@ -399,8 +399,9 @@ local function main()
     local was = busiest[action] and tonumber(busiest[action]:match("^%d+")) or -1
     if n > was then busiest[action] = n .. "/" .. tostring(check.CAPS[provider][action]) end
   end
-  say("busiest second per action (arrivals/cap): %s; windows over the cap excused by delay faults: %d",
-    line_of(busiest), f.excused_windows or 0)
+  say("busiest second per action (arrivals/cap): %s; windows over the cap excused by delay faults: %d; "
+    .. "libcurl's own copies of dropped requests, not counted: %d", line_of(busiest), f.excused_windows or 0,
+    f.copies or 0)
   for _, p in ipairs(processes) do
     say("process %s: %s, %.1f s", p.name, p.overran and "KILLED at the deadline" or ("exit " .. tostring(p.status)),
       p.seconds)
