@@ -115,6 +115,17 @@ describe("chaos checker", function()
       assert.equal(1, #v)
     end)
 
+    it("count apart a window over the cap while Redis was down, or just back (chaos seed 106417)", function()
+      local log = {}
+      for i = 1, 21 do log[i] = ali(i, 100 + (i - 1) * 0.045, "ForbidLiveStream", "s" .. i) end
+      local v, f = check.caps(log, nil, nil, { { 99.5, 100.2 } })
+      assert.same({}, v)
+      assert.is_true(f.outage_windows > 0)
+      -- an outage that ended longer ago excuses nothing
+      v = check.caps(log, nil, nil, { { 97, 98 } })
+      assert.equal(1, #v)
+    end)
+
     it("count a V3 request a fault answered unread (no account logged) with the provider's account", function()
       local log = {}
       for i = 1, 20 do log[i] = ali(i, 100 + i * 0.01, "ResumeLiveStream", "s" .. i) end

@@ -200,6 +200,15 @@ local function add(out, n, message, at)
 end
 
 -------------------------------------------------------------------------------
+--- How long after Redis is back a process that met the outage may still
+-- pace on its own fallback budget beside those that never saw it (seconds:
+-- the store's retry_ms, 1 s, and its timeout). A window over the cap within
+-- an outage and this long after it is the README's documented limit ("the
+-- fallback ... can put one more request than the cap into a second"),
+-- counted apart (`outage_windows`), not a violation. (A FLUSHALL, with no
+-- outage, starts a fresh schedule after the loss pause: not excused.)
+M.OUTAGE_S = 1.5
+
 --- How soon after a dropped request its transport's own copy arrives, at
 -- most (seconds): libcurl re-sends at once, on a new connection.
 M.COPY_S = 0.05
@@ -212,9 +221,9 @@ M.COPY_S = 0.05
 -- was being served (for that action) within it, which makes it `excused`.
 -- Counts every arrival the gateway did not refuse (verdict "rejected": bad
 -- signature or clock), faulted ones too: the client paces every request it sends.
-function M.caps(log, faults, caps)
+function M.caps(log, faults, caps, outages)
   caps = caps or M.CAPS
-  local out, groups, busiest, excused = {}, {}, {}, 0
+  local out, groups, busiest, excused, outage_windows = {}, {}, {}, 0, 0
   -- the delay faults longer than the margin, as [arrival, arrival + delay] per provider|action
   local delayed = {}
   -- A request a fault answered before it was read has no account in the log
@@ -284,8 +293,14 @@ function M.caps(log, faults, caps)
         for _, d in ipairs(delayed[provider .. "|" .. action] or {}) do
           if d[1] <= to and d[2] >= from - 1 then excuse = true break end
         end
+        local outage = false
+        for _, o in ipairs(outages or {}) do
+          if o[1] <= to and o[2] + M.OUTAGE_S >= from then outage = true break end
+        end
         if excuse then
           excused = excused + 1
+        elseif outage then
+          outage_windows = outage_windows + 1
         elseif not reported then
           reported = true
           local lines = {}
@@ -297,7 +312,7 @@ function M.caps(log, faults, caps)
     end
     busiest[k] = most
   end
-  return out, { busiest = busiest, excused_windows = excused, copies = copies }
+  return out, { busiest = busiest, excused_windows = excused, outage_windows = outage_windows, copies = copies }
 end
 
 local THROTTLE_CODES = { ["Throttling.User"] = true, ["30002"] = true }
@@ -679,7 +694,7 @@ function M.all(run)
     for _, v in ipairs(list) do violations[#violations + 1] = v end
     for k, v in pairs(f or {}) do figures[k] = v end
   end
-  take(M.caps(log, run.faults, run.caps))
+  take(M.caps(log, run.faults, run.caps, run.outages))
   take(M.throttled(log, ops))
   take(M.final_state(run.state or {}, ops, run.app_id or "1234567890"))
   take(M.applied(log, ops))

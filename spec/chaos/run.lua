@@ -165,8 +165,11 @@ local function post_faults()
   figures.fault_posts = figures.fault_posts + 1
 end
 
+local outages = {} -- { from, to }: when Redis was down (wall clock), for check.caps
+
 local function redis_down_and_back(with_data)
   local dump = redis.dir .. "/dump.rdb"
+  local from = core.now()
   if with_data then
     assert(redis:cli("SAVE") == "OK", "redis SAVE failed")
   else
@@ -179,6 +182,7 @@ local function redis_down_and_back(with_data)
   redis:restart()
   track(redis.pid)
   note("redis restarted %s its data, down %.2f s", with_data and "with" or "without", down)
+  outages[#outages + 1] = { from, core.now() }
 end
 
 -- One chaos event at random.
@@ -360,6 +364,7 @@ local function main()
   local ops = load_ops()
 
   local result = check.all { log = log, state = state, ops = ops, faults = faults, processes = processes,
+    outages = outages,
                              app_id = "1234567890" }
 
   -- Figures
@@ -399,9 +404,9 @@ local function main()
     local was = busiest[action] and tonumber(busiest[action]:match("^%d+")) or -1
     if n > was then busiest[action] = n .. "/" .. tostring(check.CAPS[provider][action]) end
   end
-  say("busiest second per action (arrivals/cap): %s; windows over the cap excused by delay faults: %d; "
-    .. "libcurl's own copies of dropped requests, not counted: %d", line_of(busiest), f.excused_windows or 0,
-    f.copies or 0)
+  say("busiest second per action (arrivals/cap): %s; windows over the cap excused by delay faults: %d, by a Redis "
+    .. "outage: %d; libcurl's own copies of dropped requests, not counted: %d", line_of(busiest),
+    f.excused_windows or 0, f.outage_windows or 0, f.copies or 0)
   for _, p in ipairs(processes) do
     say("process %s: %s, %.1f s", p.name, p.overran and "KILLED at the deadline" or ("exit " .. tostring(p.status)),
       p.seconds)
