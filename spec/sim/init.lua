@@ -262,9 +262,8 @@ local function make_client(sim, p, transport)
     monotonic = function() return world:now() end,
     retry = { random = function() return sim.lib_rng:float() end },
     cancel = p.spec.cancel_at and function() return world:now() >= p.spec.cancel_at end or nil,
-    settle_ms = sim.settle_ms,
   }
-  if s.store == "redis" then o.redis = sim.redis:connect(p.name) end
+  if s.store == "redis" then o.redis = sim.redis:connect() end
   local c, err
   if s.provider == "aliyun" then
     o.access_key_id, o.access_key_secret, o.account_id = M.ACCESS_KEY, "simulated-secret", M.ACCOUNT
@@ -313,7 +312,6 @@ local function targets(s, op)
   end
   return out
 end
-M.targets = targets
 
 -- Runs one workload operation (and the one its on_progress starts).
 local function run_op(sim, p, client, op)
@@ -383,15 +381,14 @@ end
 
 --- Runs `schedule`; returns the record the invariants read:
 -- `{ schedule (the copy run), original, model, ops, sends, logs, procs, ok, why }`.
-function M.run(original, opts)
-  opts = opts or {}
+function M.run(original)
   local schedule = copy(original) -- (the run writes into its operations; the schedule stays data)
   local world = world_mod.new()
   local root = world_mod.rng(schedule.seed)
   local sim = {
     schedule = schedule, world = world, model = provider.new(world), net = schedule.net,
     net_rng = root:fork(), lib_rng = root:fork(), sends = {}, logs = {}, ops = {}, procs = {},
-    settle_ms = opts.settle_ms, original = original,
+    original = original,
   }
   sim.redis = redis_model.new(world)
   sim.redis.latency = schedule.redis.latency
@@ -423,7 +420,6 @@ function M.run(original, opts)
         if spec.cancel_at and world:now() >= spec.cancel_at then break end
         if op.kind == "sleep" then world:sleep(op.seconds) else run_op(sim, p, client, op) end
       end
-      p.transport = transport
     end)
     p.spec, p.creates = spec, {}
     sim.procs[#sim.procs + 1] = p

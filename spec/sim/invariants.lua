@@ -92,9 +92,8 @@ local function check_caps(rec, out)
     local l = by[key].list
     l[#l + 1] = a
   end
-  local caps = provider
   for key, g in pairs(by) do
-    local cap = (g.is_test and caps.TEST_CAPS[g.action]) or caps.CAPS[g.provider][g.action]
+    local cap = (g.is_test and provider.TEST_CAPS[g.action]) or provider.CAPS[g.provider][g.action]
     if cap and strict then
       local l = g.list
       for i = 1, #l - cap do

@@ -142,11 +142,6 @@ function M.transport(sim, proc)
     world:sleep(seconds)
   end
 
-  -- (for the checks: is anything of this process still awaited)
-  function t.pending()
-    return next(pending) ~= nil
-  end
-
   return t
 end
 

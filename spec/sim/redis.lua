@@ -33,7 +33,7 @@ Server.__index = Server
 --- A server in `world`.
 function M.new(world)
   local s = setmetatable({ world = world, data = {}, expires = {}, run = 1, skew = 0, gone = false,
-                           latency = 0.0005, evals = 0, losses = 0, restarts = 0 }, Server)
+                           latency = 0.0005 }, Server)
   return s
 end
 
@@ -143,30 +143,26 @@ function Server:exec(text, keys, args)
   }
   local fn, err = load(text, "=script", "t", env)
   if not fn then error("sim redis: " .. err) end
-  self.evals = self.evals + 1
   return reply(fn())
 end
 
 --- Loses every key (FLUSHALL, or an eviction of everything).
 function Server:flush()
   self.data, self.expires = {}, {}
-  self.losses = self.losses + 1
 end
 
 --- Restarts: a new run id; `keep` false loses the data too.
 function Server:restart(keep)
   self.run = self.run + 1
-  self.restarts = self.restarts + 1
   if not keep then self.data, self.expires = {}, {} end
 end
 
 --- A connection object for the stores: a real one, whose `eval` crosses
 -- this model's wire. `timeout` in seconds (the config's timeout_ms).
-function Server:connect(name)
+function Server:connect()
   local conn = redisconn.connect("redis://127.0.0.1:6379/0?timeout_ms=200")
   local server, world = self, self.world
   local timeout = conn.config.timeout_ms / 1000
-  conn.sim_name = name
   function conn.eval(_, script, keys, args) -- luacheck: ignore 212
     local argv = {}
     for i, v in ipairs(args or {}) do argv[i] = arg(v) end
