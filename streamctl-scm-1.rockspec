@@ -60,6 +60,7 @@ build = {
       ["streamctl.emulator.zego"] = "lua/streamctl/emulator/zego.lua",
       ["streamctl.json"] = "lua/streamctl/json.lua",
       ["streamctl.metrics"] = "lua/streamctl/metrics.lua",
+      ["streamctl.nginx"] = "lua/streamctl/nginx.lua",
       ["streamctl.ratelimit"] = "lua/streamctl/ratelimit.lua",
       ["streamctl.redact"] = "lua/streamctl/redact.lua",
       ["streamctl.retry"] = "lua/streamctl/retry.lua",

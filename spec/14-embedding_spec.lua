@@ -144,6 +144,47 @@ describe("where a call is sent from", function()
   end)
 end)
 
+describe("streamctl.nginx: the phase sets and their message, once", function()
+  local nginx = require "streamctl.nginx"
+  local saved
+  before_each(function() saved = rawget(_G, "ngx") end)
+  after_each(function() rawset(_G, "ngx", saved) end)
+  local function in_phase(phase) rawset(_G, "ngx", { get_phase = function() return phase end }) end
+
+  it("outside nginx: no phase, no yielding, blocking I/O", function()
+    rawset(_G, "ngx", nil)
+    assert.is_nil(nginx.phase())
+    assert.is_false(nginx.can_yield())
+    assert.equal("blocking", nginx.io("send"))
+  end)
+
+  it("lua-nginx-module's yieldable contexts (and stream's preread) use cosockets; init blocks", function()
+    for _, phase in ipairs { "rewrite", "server_rewrite", "access", "content", "timer", "ssl_client_hello",
+                             "ssl_cert", "ssl_session_fetch", "preread" } do
+      in_phase(phase)
+      assert.equal(phase, nginx.phase())
+      assert.is_true(nginx.can_yield(), phase)
+      assert.equal("cosocket", nginx.io("send"), phase)
+    end
+    in_phase("init")
+    assert.is_false(nginx.can_yield())
+    assert.equal("blocking", nginx.io("send"))
+  end)
+
+  it("refuses every other phase with one message naming the phase and what to do", function()
+    for _, phase in ipairs { "init_worker", "set", "header_filter", "body_filter", "log", "balancer",
+                             "ssl_session_store", "exit_worker" } do
+      in_phase(phase)
+      assert.is_false(nginx.can_yield(), phase)
+      local how, why = nginx.io("reach Redis")
+      assert.is_nil(how)
+      assert.equal("streamctl cannot reach Redis from nginx's '" .. phase .. "' phase: it has no cosockets and "
+        .. "must not block; reach Redis from ngx.timer.at(0, function() ... end) instead (or from a rewrite, "
+        .. "access or content handler)", why)
+    end
+  end)
+end)
+
 -- A stand-in for an ngx.shared dict: the calls the stores make, with ttl in
 -- seconds against a clock the spec moves, and `add` failing while `busy`.
 local function fake_dict(clock)

@@ -917,7 +917,9 @@ return M
   it("in a phase without cosockets answers 'phase' without blocking or logging", function()
     local status, body = web:get("/set")
     assert.equal(200, status)
-    assert.equal("nil|phase|Redis cannot be reached from nginx's 'set' phase (no cosockets)", body)
+    assert.equal("nil|phase|streamctl cannot reach Redis from nginx's 'set' phase: it has no cosockets and must "
+      .. "not block; reach Redis from ngx.timer.at(0, function() ... end) instead (or from a rewrite, access or "
+      .. "content handler)", body)
     assert.is_nil(web:error_log():find("streamctl: Redis", 1, true))
   end)
 end)

@@ -4,7 +4,8 @@
 --
 -- Where it talks to Redis, chosen at every call as the HTTP transport is
 -- (streamctl.transport.auto): inside nginx, in a phase with cosockets
--- (rewrite, access, content, ngx.timer callbacks, ssl_*), through
+-- (streamctl.nginx.YIELDING: rewrite, access, content, ngx.timer callbacks,
+-- ssl_*...), through
 -- `nginx.redis` (Debian's lua-nginx-redis; OpenResty's `resty.redis`):
 -- connect (from nginx's pool when it can), the greeting below on a new
 -- connection only, the script, then `set_keepalive` (a cosocket cannot
@@ -55,6 +56,7 @@ local concat = table.concat
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local validate = require "streamctl.validate"
+local nginx = require "streamctl.nginx"
 
 local M = {}
 
@@ -85,10 +87,6 @@ M.MAX_ROUTES = 1024
 M.EVICTION_WARNING = "streamctl: Redis at %s has maxmemory-policy %s: it may evict streamctl's keys, "
   .. "which streamctl then treats as lost state (it slows down for a second each time); "
   .. "set maxmemory-policy noeviction, or give streamctl a Redis of its own with room"
-
--- Phases in which nginx has cosockets.
-local COSOCKET_PHASES = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
-                          ssl_cert = true, ssl_session_fetch = true, ssl_client_hello = true, preread = true }
 
 --- Where warnings go unless a connection is given its own `log`
 -- (streamctl.log: nginx's error log inside nginx, else standard error).
@@ -725,16 +723,10 @@ function Conn:eval(script, keys, args)
     return res, err, kind
   end
 
-  local session
-  local ngx_ = rawget(_G, "ngx")
-  local phase = ngx_ and ngx_.get_phase and ngx_.get_phase()
-  if not phase or phase == "init" then
-    session = hiredis_session
-  elseif COSOCKET_PHASES[phase] then
-    session = ngx_session
-  else
-    return nil, "Redis cannot be reached from nginx's '" .. tostring(phase) .. "' phase (no cosockets)", "phase"
-  end
+  local how, why = nginx.io("reach Redis")
+  if not how then return nil, why, "phase" end
+  local session = how == "cosocket" and ngx_session or hiredis_session
+  local in_init = how == "blocking" and nginx.phase() == "init"
   local tag = keys[1] and hash_tag(keys[1])
   local node = tag and self._routes[tag] or self._home
   local res, err, kind = session(self, node, run)
@@ -743,7 +735,7 @@ function Conn:eval(script, keys, args)
   elseif res == nil and kind == "io" and node ~= self._home then
     self._routes[tag] = false -- (the node may be gone: ask the configured one again)
   end
-  if phase == "init" then self:close() end -- (so no worker inherits a connection)
+  if in_init then self:close() end -- (so no worker inherits a connection)
   if res == nil then return nil, scrub(err, self.config.password), kind end
   return res
 end

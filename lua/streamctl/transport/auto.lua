@@ -1,8 +1,9 @@
 --- The transport a client uses unless it is given one: the one that works
 -- where the call is made, chosen at every call.
 --
---   inside nginx, in a phase with cosockets (rewrite, access, content, and
---   `ngx.timer` callbacks)    streamctl.transport.ngx: never blocks the worker;
+--   inside nginx, in a phase with cosockets (rewrite, access, content,
+--   `ngx.timer` callbacks...: streamctl.nginx.YIELDING)
+--                             streamctl.transport.ngx: never blocks the worker;
 --                             one per request or timer (its light threads
 --                             belong to it), kept in `ngx.ctx`
 --   outside nginx, or in `init_by_lua` (the master, before workers start:
@@ -23,22 +24,19 @@
 -- luacheck: globals ngx
 local curl_transport = require "streamctl.transport.curl"
 local ngx_transport = require "streamctl.transport.ngx"
+local nginx = require "streamctl.nginx"
 
-local ipairs, tostring, rawget, error = ipairs, tostring, rawget, error
+local ipairs, error = ipairs, error
 
 local M = {}
 
 --- Where a call made now would go: "ngx", "curl", or nil and why neither
 -- works here (the phase, and what to do instead).
 function M.here()
-  local ngx = rawget(_G, "ngx")
-  if not ngx or not ngx.get_phase then return "curl" end
-  local phase = ngx.get_phase()
-  if ngx_transport.PHASES[phase] then return "ngx" end
-  if phase == "init" then return "curl" end
-  return nil, "streamctl cannot send from nginx's '" .. tostring(phase) .. "' phase: it has no cosockets and "
-    .. "must not block; send from ngx.timer.at(0, function() ... end) instead (or from a rewrite, access or "
-    .. "content handler)"
+  local how, why = nginx.io("send")
+  if how == "cosocket" then return "ngx" end
+  if how == "blocking" then return "curl" end
+  return nil, why
 end
 
 --- A sleep that suits where it is called: `ngx.sleep` where nginx can

@@ -82,9 +82,10 @@
 -- URL's host as SNI and verifies the certificate and the host name
 -- (`sslhandshake(false, host, true)`).
 --
--- Cosockets exist only in the rewrite, access and content phases and in
--- `ngx.timer.at` callbacks. Elsewhere (init, init_worker, set, header_filter,
--- body_filter, log...) `new()` works but `start` fails with InvalidRequest;
+-- Cosockets exist only in the phases streamctl.nginx.YIELDING names (the
+-- rewrite, access and content phases, `ngx.timer.at` callbacks, ssl_*...).
+-- Elsewhere (init, init_worker, set, header_filter, body_filter, log...)
+-- `new()` works but `start` fails with InvalidRequest;
 -- from init_worker, do the work in `ngx.timer.at(0, fn)`. A transport's
 -- light threads belong to the request (or timer) that started them, and end
 -- with it. A client that is not handed a transport (streamctl.transport.auto)
@@ -99,6 +100,7 @@
 local ngx = ngx -- nil outside nginx: the module loads anywhere, and start says why it cannot send
 
 local version = require "streamctl.version"
+local nginx = require "streamctl.nginx"
 local curl_transport = require "streamctl.transport.curl" -- its OPTIONS only (no C is loaded)
 
 local type, pairs, ipairs, tostring, tonumber, error, pcall, select =
@@ -116,9 +118,6 @@ M.MAX_HEADER_BYTES = 65536
 
 --- The defaults, the same as the libcurl transport's.
 M.DEFAULTS = { timeout_ms = 10000, connect_timeout_ms = 5000, max_connections = 8, max_body = 1048576 }
-
---- The nginx phases in which cosockets, light threads and semaphores work.
-M.PHASES = { rewrite = true, access = true, content = true, timer = true }
 
 local READ_SIZE = 65536   -- the most one receive asks for
 local MIN_WAIT = 0.001    -- the shortest wait nginx's timers keep (1 ms)
@@ -652,10 +651,7 @@ local function cosockets_here()
     return nil, "streamctl.transport.ngx needs nginx with lua-nginx-module (OpenResty): ngx.socket.tcp is missing"
   end
   local phase = ngx.get_phase()
-  if not M.PHASES[phase] then
-    return nil, "streamctl.transport.ngx cannot send in nginx's '" .. tostring(phase) .. "' phase (no cosockets "
-      .. "there): call from a request handler (rewrite/access/content_by_lua) or an ngx.timer.at callback"
-  end
+  if not nginx.can_yield(phase) then return nil, nginx.refusal("send", phase) end
   return true
 end
 
