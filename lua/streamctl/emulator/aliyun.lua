@@ -117,52 +117,52 @@ local fifo = {}
 local fifo_head, fifo_tail = 1, 0
 
 local ERRORS = {
-    ["UnsupportedHTTPMethod"] = { 400, "This http method is not supported." },
-    ["InvalidParameter.Format"] = { 400, "Specified parameter format is not valid. Only JSON and XML are supported." },
-    ["IncompleteSignature"] = { 400, "The request signature does not conform to Aliyun standards." },
-    ["InvalidSignatureMethod"] = { 400, "Specified signature method is not valid." },
-    ["InvalidSignatureVersion"] = { 400, "Specified parameter SignatureVersion is not valid." },
-    ["InvalidTimeStamp.Format"] = { 400, "Specified time stamp or date value is not well formatted." },
-    ["InvalidAccessKeyId.NotFound"] = { 404, "Specified access key is not found." },
-    ["InvalidTimeStamp.Expired"] = { 400, "Specified time stamp or date value is expired." },
-    ["SignatureDoesNotMatch"] = { 400, "Specified signature is not matched with our calculation." },
-    ["MissingSecurityToken"] = { 400, "SecurityToken is mandatory for this action." },
-    ["InvalidSecurityToken.MismatchWithAccessKey"] = { 400, "The security token does not match the access key." },
-    ["SignatureNonceUsed"] = { 400, "Specified signature nonce was used already." },
-    ["InvalidApi.NotFound"] = { 404, "Specified api is not found, please check your url and method." },
-    ["Throttling.User"] = { 400, "Request was denied due to user flow control." },
-    ["LiveServiceNotFound"] = { 400, "Your account does not open Live service yet." },
-    ["CodeInvalidAliUid"] = { 400, "This aliuid does not have a live domain name." },
-    ["InvalidParameter"] = { 400, "Specified parameter is not valid." },
-    ["InvalidDomain.NotFound"] = { 404, "The domain provided does not exist in our records." },
-    ["InvalidParam.CodeIllegalDuration"] = { 400, "The task duration is illegal." },
-    ["CodeConfigAlreadyExists"] = { 400, "The task config already exists." },
-    ["CodeNotEnoughResource"] = { 400, "Not enough resource." },
-    ["CodeTaskNotExist"] = { 400, "The task does not exist." },
-    ["CodeTaskHasStopped"] = { 400, "The task has stopped." },
-    ["Forbidden.RAM"] = { 403, "User not authorized to operate on the specified resource, or this API doesn't "
-        .. "support RAM." },
-    ["InternalError"] = { 500, "The request processing has failed due to some unknown error, exception or failure." },
-    ["ServiceUnavailable"] = { 503, "The request has failed due to a temporary failure of the server." },
+  ["UnsupportedHTTPMethod"] = { 400, "This http method is not supported." },
+  ["InvalidParameter.Format"] = { 400, "Specified parameter format is not valid. Only JSON and XML are supported." },
+  ["IncompleteSignature"] = { 400, "The request signature does not conform to Aliyun standards." },
+  ["InvalidSignatureMethod"] = { 400, "Specified signature method is not valid." },
+  ["InvalidSignatureVersion"] = { 400, "Specified parameter SignatureVersion is not valid." },
+  ["InvalidTimeStamp.Format"] = { 400, "Specified time stamp or date value is not well formatted." },
+  ["InvalidAccessKeyId.NotFound"] = { 404, "Specified access key is not found." },
+  ["InvalidTimeStamp.Expired"] = { 400, "Specified time stamp or date value is expired." },
+  ["SignatureDoesNotMatch"] = { 400, "Specified signature is not matched with our calculation." },
+  ["MissingSecurityToken"] = { 400, "SecurityToken is mandatory for this action." },
+  ["InvalidSecurityToken.MismatchWithAccessKey"] = { 400, "The security token does not match the access key." },
+  ["SignatureNonceUsed"] = { 400, "Specified signature nonce was used already." },
+  ["InvalidApi.NotFound"] = { 404, "Specified api is not found, please check your url and method." },
+  ["Throttling.User"] = { 400, "Request was denied due to user flow control." },
+  ["LiveServiceNotFound"] = { 400, "Your account does not open Live service yet." },
+  ["CodeInvalidAliUid"] = { 400, "This aliuid does not have a live domain name." },
+  ["InvalidParameter"] = { 400, "Specified parameter is not valid." },
+  ["InvalidDomain.NotFound"] = { 404, "The domain provided does not exist in our records." },
+  ["InvalidParam.CodeIllegalDuration"] = { 400, "The task duration is illegal." },
+  ["CodeConfigAlreadyExists"] = { 400, "The task config already exists." },
+  ["CodeNotEnoughResource"] = { 400, "Not enough resource." },
+  ["CodeTaskNotExist"] = { 400, "The task does not exist." },
+  ["CodeTaskHasStopped"] = { 400, "The task has stopped." },
+  ["Forbidden.RAM"] = { 403, "User not authorized to operate on the specified resource, or this API doesn't "
+    .. "support RAM." },
+  ["InternalError"] = { 500, "The request processing has failed due to some unknown error, exception or failure." },
+  ["ServiceUnavailable"] = { 503, "The request has failed due to a temporary failure of the server." },
 }
 
 _M.ERRORS = ERRORS
 
 -- The HTTP status of an error code (Missing<Name> and unknown codes: 400).
 function _M.status_of(code)
-    local e = ERRORS[code]
-    return e and e[1] or 400
+  local e = ERRORS[code]
+  return e and e[1] or 400
 end
 
 function _M.init(settings)
-    cfg = settings
+  cfg = settings
 end
 
 -- The account UID a known AccessKeyId belongs to (its "account" in the
 -- config); nil for an unknown key and for a key that is an account of its own.
 function _M.account_uid(ak)
-    local account = ak and cfg.aliyun.accounts[ak]
-    return account and account.account or nil
+  local account = ak and cfg.aliyun.accounts[ak]
+  return account and account.account or nil
 end
 
 -- The rate limiter's key for a request of `ak` (whose config entry is
@@ -170,110 +170,110 @@ end
 -- by their prefixes, so a key whose id happens to be a UID never shares that
 -- account's window.
 local function budget_key(ak, account, action)
-    if account.account then
-        return "uid\0" .. account.account .. "\0" .. action
-    end
-    return "key\0" .. ak .. "\0" .. action
+  if account.account then
+    return "uid\0" .. account.account .. "\0" .. action
+  end
+  return "key\0" .. ak .. "\0" .. action
 end
 
 local function request_id()
-    return format("%08X-%04X-%04X-%04X-%04X%08X",
-        random(0, 0x7fffffff), random(0, 0xffff), random(0, 0xffff),
-        random(0, 0xffff), random(0, 0xffff), random(0, 0x7fffffff))
+  return format("%08X-%04X-%04X-%04X-%04X%08X",
+    random(0, 0x7fffffff), random(0, 0xffff), random(0, 0xffff),
+    random(0, 0xffff), random(0, 0xffff), random(0, 0x7fffffff))
 end
 
 local function is_v3(req)
-    local auth = req.headers["authorization"]
-    return auth ~= nil and find(auth, "^%s*ACS3%-") ~= nil
+  local auth = req.headers["authorization"]
+  return auth ~= nil and find(auth, "^%s*ACS3%-") ~= nil
 end
 
 -- The action a request names, before any verification (for fault matching).
 function _M.peek_action(req)
-    if is_v3(req) then
-        return req.headers["x-acs-action"]
-    end
-    return req.params.Action
+  if is_v3(req) then
+    return req.headers["x-acs-action"]
+  end
+  return req.params.Action
 end
 
 -------------------------------------------------------------------------------
 -- Rendering
 
 local function xml_escape(s)
-    return (gsub(s, "[&<>\"']", {
-        ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&apos;",
-    }))
+  return (gsub(s, "[&<>\"']", {
+    ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&apos;",
+  }))
 end
 
 local function is_array(v)
-    local mt = getmetatable(v)
-    if mt and mt.__json_array then
-        return true
-    end
-    return #v > 0
+  local mt = getmetatable(v)
+  if mt and mt.__json_array then
+    return true
+  end
+  return #v > 0
 end
 
 local function xml_value(name, v, out)
-    if type(v) == "table" then
-        if is_array(v) then
-            for _, item in ipairs(v) do
-                xml_value(name, item, out)
-            end
-            return
-        end
-        out[#out + 1] = "<" .. name .. ">"
-        local keys = {}
-        for k in pairs(v) do
-            keys[#keys + 1] = tostring(k)
-        end
-        sort(keys)
-        for _, k in ipairs(keys) do
-            xml_value(k, v[k], out)
-        end
-        out[#out + 1] = "</" .. name .. ">"
-    else
-        if type(v) == "boolean" then
-            v = v and "true" or "false"
-        elseif type(v) ~= "string" and type(v) ~= "number" then
-            v = ""
-        end
-        out[#out + 1] = "<" .. name .. ">" .. xml_escape(tostring(v)) .. "</" .. name .. ">"
+  if type(v) == "table" then
+    if is_array(v) then
+      for _, item in ipairs(v) do
+        xml_value(name, item, out)
+      end
+      return
     end
+    out[#out + 1] = "<" .. name .. ">"
+    local keys = {}
+    for k in pairs(v) do
+      keys[#keys + 1] = tostring(k)
+    end
+    sort(keys)
+    for _, k in ipairs(keys) do
+      xml_value(k, v[k], out)
+    end
+    out[#out + 1] = "</" .. name .. ">"
+  else
+    if type(v) == "boolean" then
+      v = v and "true" or "false"
+    elseif type(v) ~= "string" and type(v) ~= "number" then
+      v = ""
+    end
+    out[#out + 1] = "<" .. name .. ">" .. xml_escape(tostring(v)) .. "</" .. name .. ">"
+  end
 end
 
 local function render(status, root, fields, fmt, rid, extra_headers)
-    local headers = { ["x-acs-request-id"] = rid }
-    local body
-    if fmt == "XML" then
-        local out = { "<?xml version='1.0' encoding='UTF-8'?>" }
-        xml_value(root, fields, out)
-        body = concat(out)
-        headers["Content-Type"] = "text/xml;charset=utf-8"
-    else
-        body = json.encode(fields)
-        headers["Content-Type"] = "application/json;charset=utf-8"
+  local headers = { ["x-acs-request-id"] = rid }
+  local body
+  if fmt == "XML" then
+    local out = { "<?xml version='1.0' encoding='UTF-8'?>" }
+    xml_value(root, fields, out)
+    body = concat(out)
+    headers["Content-Type"] = "text/xml;charset=utf-8"
+  else
+    body = json.encode(fields)
+    headers["Content-Type"] = "application/json;charset=utf-8"
+  end
+  if extra_headers then
+    for k, v in pairs(extra_headers) do
+      headers[k] = v
     end
-    if extra_headers then
-        for k, v in pairs(extra_headers) do
-            headers[k] = v
-        end
-    end
-    return { status = status, headers = headers, body = body }
+  end
+  return { status = status, headers = headers, body = body }
 end
 
 -- An error answer. message nil: the code's standard message.
 function _M.error_response(code, message, fmt, rid, extra_headers)
-    rid = rid or request_id()
-    local e = ERRORS[code]
-    local status = e and e[1] or 400
-    message = message or (e and e[2]) or code
-    local fields = {
-        RequestId = rid,
-        HostId = cfg and cfg.aliyun.host_id or "live.aliyuncs.com",
-        Code = code,
-        Message = message,
-        Recommend = "https://api.aliyun.com/troubleshoot?q=" .. code .. "&product=live&requestId=" .. rid,
-    }
-    return render(status, "Error", fields, fmt or "JSON", rid, extra_headers)
+  rid = rid or request_id()
+  local e = ERRORS[code]
+  local status = e and e[1] or 400
+  message = message or (e and e[2]) or code
+  local fields = {
+    RequestId = rid,
+    HostId = cfg and cfg.aliyun.host_id or "live.aliyuncs.com",
+    Code = code,
+    Message = message,
+    Recommend = "https://api.aliyun.com/troubleshoot?q=" .. code .. "&product=live&requestId=" .. rid,
+  }
+  return render(status, "Error", fields, fmt or "JSON", rid, extra_headers)
 end
 
 -------------------------------------------------------------------------------
@@ -284,82 +284,82 @@ end
 -- ("live:Describe*", "live:*", "*"), compared without regard to case as RAM
 -- compares them. (config.lua checked their form.)
 local ram_patterns = setmetatable({}, {
-    -- a RAM action as a Lua pattern, made once per action text
-    __index = function(cache, action)
-        local p = "^" .. gsub(gsub(lower(action), "[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"), "%*", ".*") .. "$"
-        cache[action] = p
-        return p
-    end,
+  -- a RAM action as a Lua pattern, made once per action text
+  __index = function(cache, action)
+    local p = "^" .. gsub(gsub(lower(action), "[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"), "%*", ".*") .. "$"
+    cache[action] = p
+    return p
+  end,
 })
 
 local function ram_allows(allowed, action)
-    local name = lower("live:" .. action)
-    for _, a in ipairs(allowed) do
-        if match(name, ram_patterns[a]) then
-            return true
-        end
+  local name = lower("live:" .. action)
+  for _, a in ipairs(allowed) do
+    if match(name, ram_patterns[a]) then
+      return true
     end
-    return false
+  end
+  return false
 end
 
 local function trim(s)
-    return (gsub(gsub(s, "^%s+", ""), "%s+$", ""))
+  return (gsub(gsub(s, "^%s+", ""), "%s+$", ""))
 end
 
 -- Records a nonce; false when it was already used and has not expired.
 local function use_nonce(ak, nonce, now)
-    local key = ak .. "\n" .. nonce
-    local exp = nonces[key]
-    if exp and exp > now then
-        return false
+  local key = ak .. "\n" .. nonce
+  local exp = nonces[key]
+  if exp and exp > now then
+    return false
+  end
+  exp = now + cfg.aliyun.nonce_ttl_s
+  nonces[key] = exp
+  fifo_tail = fifo_tail + 1
+  fifo[fifo_tail] = { key, exp }
+  while fifo_head <= fifo_tail do
+    local e = fifo[fifo_head]
+    if fifo_tail - fifo_head + 1 <= MAX_NONCES and e[2] > now then
+      break
     end
-    exp = now + cfg.aliyun.nonce_ttl_s
-    nonces[key] = exp
-    fifo_tail = fifo_tail + 1
-    fifo[fifo_tail] = { key, exp }
-    while fifo_head <= fifo_tail do
-        local e = fifo[fifo_head]
-        if fifo_tail - fifo_head + 1 <= MAX_NONCES and e[2] > now then
-            break
-        end
-        if nonces[e[1]] == e[2] then
-            nonces[e[1]] = nil
-        end
-        fifo[fifo_head] = nil
-        fifo_head = fifo_head + 1
+    if nonces[e[1]] == e[2] then
+      nonces[e[1]] = nil
     end
-    return true
+    fifo[fifo_head] = nil
+    fifo_head = fifo_head + 1
+  end
+  return true
 end
 
 -- Parses "ACS3-HMAC-SHA256 Credential=AK,SignedHeaders=a;b,Signature=hex".
 local function parse_authorization(auth)
-    local algorithm, rest = match(auth, "^%s*(%S+)%s+(.-)%s*$")
-    if not algorithm then
-        return nil
+  local algorithm, rest = match(auth, "^%s*(%S+)%s+(.-)%s*$")
+  if not algorithm then
+    return nil
+  end
+  local fields = {}
+  for part in (rest .. ","):gmatch("([^,]*),") do
+    local k, v = match(part, "^%s*([^=%s]+)%s*=%s*(.-)%s*$")
+    if k then
+      fields[k] = v
     end
-    local fields = {}
-    for part in (rest .. ","):gmatch("([^,]*),") do
-        local k, v = match(part, "^%s*([^=%s]+)%s*=%s*(.-)%s*$")
-        if k then
-            fields[k] = v
-        end
-    end
-    if not (fields.Credential and fields.SignedHeaders and fields.Signature)
-        or fields.Credential == "" or fields.SignedHeaders == "" or fields.Signature == "" then
-        return nil
-    end
-    return algorithm, fields
+  end
+  if not (fields.Credential and fields.SignedHeaders and fields.Signature)
+    or fields.Credential == "" or fields.SignedHeaders == "" or fields.Signature == "" then
+    return nil
+  end
+  return algorithm, fields
 end
 
 -- The headers of a V3 request worth logging (secrets redacted).
 local function loggable_headers(req)
-    local out = {}
-    for k, v in pairs(req.headers) do
-        if sub(k, 1, 6) == "x-acs-" or k == "host" or k == "content-type" or k == "authorization" then
-            out[k] = v
-        end
+  local out = {}
+  for k, v in pairs(req.headers) do
+    if sub(k, 1, 6) == "x-acs-" or k == "host" or k == "content-type" or k == "authorization" then
+      out[k] = v
     end
-    return requestlog.redact(out)
+  end
+  return requestlog.redact(out)
 end
 
 -------------------------------------------------------------------------------
@@ -368,265 +368,265 @@ end
 -- Verifies and executes one request. Returns a result:
 --   { status, headers, body, log = {...}, applied = bool }
 function _M.process(req)
-    local now = clock.now()
-    local rid = request_id()
-    local v3 = is_v3(req)
-    local fmt = "JSON"
-    local log = {
-        request_id = rid,
-        params = requestlog.redact(req.params),
-        signature_version = v3 and "ACS3-HMAC-SHA256" or "1.0",
-    }
-    if v3 then
-        log.action = req.headers["x-acs-action"]
-        log.headers = loggable_headers(req)
-    else
-        log.action = req.params.Action
-        log.account = req.params.AccessKeyId
-    end
+  local now = clock.now()
+  local rid = request_id()
+  local v3 = is_v3(req)
+  local fmt = "JSON"
+  local log = {
+    request_id = rid,
+    params = requestlog.redact(req.params),
+    signature_version = v3 and "ACS3-HMAC-SHA256" or "1.0",
+  }
+  if v3 then
+    log.action = req.headers["x-acs-action"]
+    log.headers = loggable_headers(req)
+  else
+    log.action = req.params.Action
+    log.account = req.params.AccessKeyId
+  end
 
-    local function fail(verdict, code, message, extra_headers)
-        local res = _M.error_response(code, message, fmt, rid, extra_headers)
-        log.verdict = verdict
-        log.code = code
-        log.message = message or (ERRORS[code] and ERRORS[code][2]) or code
-        log.status = res.status
-        log.applied = false
-        res.log = log
-        res.applied = false
-        return res
-    end
-
-    local function missing(name)
-        return fail("rejected", "Missing" .. name, name .. " is mandatory for this action.")
-    end
-
-    local p = req.params
-    if not v3 then
-        local f = p.Format
-        if f == nil or f == "" then
-            fmt = "XML"
-        elseif upper(f) == "XML" or upper(f) == "JSON" then
-            fmt = upper(f)
-        end
-    end
-
-    if req.method ~= "GET" and req.method ~= "POST" then
-        return fail("rejected", "UnsupportedHTTPMethod")
-    end
-
-    local ak, action, version, nonce, ts_text, token, account
-    if not v3 then
-        if p.Format ~= nil and p.Format ~= "" and fmt ~= upper(p.Format) then
-            return fail("rejected", "InvalidParameter.Format")
-        end
-        for _, name in ipairs({ "AccessKeyId", "Action", "Version", "Signature", "SignatureMethod",
-                                "SignatureVersion", "SignatureNonce", "Timestamp" }) do
-            if p[name] == nil or p[name] == "" then
-                return missing(name)
-            end
-        end
-        if p.SignatureMethod ~= "HMAC-SHA1" then
-            return fail("rejected", "InvalidSignatureMethod")
-        end
-        if p.SignatureVersion ~= "1.0" then
-            return fail("rejected", "InvalidSignatureVersion")
-        end
-        ak, action, version = p.AccessKeyId, p.Action, p.Version
-        nonce, ts_text, token = p.SignatureNonce, p.Timestamp, p.SecurityToken
-    else
-        local h = req.headers
-        local algorithm, auth = parse_authorization(h["authorization"])
-        if not algorithm then
-            return fail("rejected", "IncompleteSignature",
-                "The request signature does not conform to Aliyun standards. "
-                .. "Expected: ACS3-HMAC-SHA256 Credential=<AccessKeyId>,SignedHeaders=<list>,Signature=<hex>.")
-        end
-        if algorithm ~= "ACS3-HMAC-SHA256" then
-            return fail("rejected", "IncompleteSignature",
-                "The request signature does not conform to Aliyun standards. "
-                .. "Unsupported signature algorithm " .. algorithm .. ".")
-        end
-        for _, name in ipairs({ "host", "x-acs-action", "x-acs-version", "x-acs-date",
-                                "x-acs-signature-nonce", "x-acs-content-sha256" }) do
-            if h[name] == nil or h[name] == "" then
-                return fail("rejected", "IncompleteSignature",
-                    "The request signature does not conform to Aliyun standards. Header "
-                    .. name .. " is mandatory.")
-            end
-        end
-        ak, action, version = auth.Credential, h["x-acs-action"], h["x-acs-version"]
-        nonce, ts_text, token = h["x-acs-signature-nonce"], h["x-acs-date"], h["x-acs-security-token"]
-        log.account = ak
-        req.v3_auth = auth
-    end
-    log.action = action
-
-    local ts = clock.parse_iso8601(ts_text)
-    if not ts then
-        return fail("rejected", "InvalidTimeStamp.Format")
-    end
-    account = cfg.aliyun.accounts[ak]
-    if not account then
-        return fail("rejected", "InvalidAccessKeyId.NotFound")
-    end
-    log.account_uid = account.account
-    if abs(now - ts) > cfg.aliyun.timestamp_tolerance_s then
-        return fail("rejected", "InvalidTimeStamp.Expired")
-    end
-
-    if not v3 then
-        local sts = req.method .. "&%2F&"
-            .. encoding.aliyun_encode(encoding.aliyun_canonical_query(req.param_list, { Signature = true }))
-        local expected = ngx_encode_base64(ngx_hmac_sha1(account.secret .. "&", sts))
-        if expected ~= p.Signature then
-            return fail("rejected", "SignatureDoesNotMatch",
-                "Specified signature is not matched with our calculation. server string to sign is:" .. sts)
-        end
-    else
-        local auth = req.v3_auth
-        local signed = {}
-        local names = {}
-        for name in (auth.SignedHeaders .. ";"):gmatch("([^;]*);") do
-            name = lower(trim(name))
-            if name ~= "" and not signed[name] then
-                signed[name] = true
-                names[#names + 1] = name
-            end
-        end
-        sort(names)
-        for name in pairs(req.headers) do
-            if (sub(name, 1, 6) == "x-acs-" or name == "host") and not signed[name] then
-                return fail("rejected", "IncompleteSignature",
-                    "The request signature does not conform to Aliyun standards. Header "
-                    .. name .. " must be signed.")
-            end
-        end
-        local body_hash = hmac.sha256_hex(req.body)
-        local canon_headers = {}
-        for i, name in ipairs(names) do
-            canon_headers[i] = name .. ":" .. trim(req.headers[name] or "") .. "\n"
-        end
-        local canonical = concat({
-            req.method,
-            req.path,
-            encoding.aliyun_canonical_query(req.query_list),
-            concat(canon_headers),
-            concat(names, ";"),
-            body_hash,
-        }, "\n")
-        local sts = "ACS3-HMAC-SHA256\n" .. hmac.sha256_hex(canonical)
-        log.canonical_request = canonical
-        if req.headers["x-acs-content-sha256"] ~= body_hash then
-            return fail("rejected", "SignatureDoesNotMatch",
-                "Specified signature is not matched with our calculation. x-acs-content-sha256 is not "
-                .. "the SHA-256 of the request body (" .. body_hash .. "). server string to sign is:" .. sts)
-        end
-        local expected = hmac.hmac_sha256_hex(account.secret, sts)
-        if expected ~= auth.Signature then
-            return fail("rejected", "SignatureDoesNotMatch",
-                "Specified signature is not matched with our calculation. server string to sign is:" .. sts)
-        end
-    end
-
-    if account.security_token then
-        if token == nil or token == "" then
-            return fail("rejected", "MissingSecurityToken")
-        end
-        if token ~= account.security_token then
-            return fail("rejected", "InvalidSecurityToken.MismatchWithAccessKey")
-        end
-    end
-
-    if not use_nonce(ak, nonce, now) then
-        return fail("rejected", "SignatureNonceUsed")
-    end
-
-    local op = live.OPERATIONS[action]
-    if version ~= API_VERSION or not op then
-        return fail("rejected", "InvalidApi.NotFound")
-    end
-
-    local qps = account.qps and account.qps[action] or cfg.aliyun.qps[action]
-    local limiter = account.rate_limiter or cfg.aliyun.rate_limiter
-    local allowed, retry_after = ratelimit.take(budget_key(ak, account, action), qps, limiter)
-    local real_now = clock.real_now()
-    if not allowed then
-        stats.count("aliyun", action, "throttled", real_now)
-        log.retry_after_ms = retry_after
-        log.rate_limiter = limiter
-        return fail("throttled", "Throttling.User", nil, { ["x-acs-retry-after"] = tostring(retry_after) })
-    end
-    stats.count("aliyun", action, "accepted", real_now)
-
-    -- A key's RAM policy: the actions it may call (after the throttle: a
-    -- refused call still counts against the account's budget, the strict
-    -- reading).
-    if account.actions and not ram_allows(account.actions, action) then
-        return fail("rejected", "Forbidden.RAM")
-    end
-    if account.live_service == false then
-        return fail("error", "LiveServiceNotFound")
-    end
-    if account.has_live_domain == false and live.NEEDS_LIVE_DOMAIN[action] then
-        return fail("error", "CodeInvalidAliUid")
-    end
-
-    local fields, code, message = op(p, { account_id = ak, account = account, now = now, cfg = cfg.aliyun })
-    if not fields then
-        return fail("error", code, message)
-    end
-    local info = code
-    fields.RequestId = rid
-    local res = render(200, action .. "Response", fields, fmt, rid)
-    log.verdict = "ok"
-    log.code = "OK"
-    log.status = 200
-    log.applied = info.applied and true or false
-    log.detail = info.detail
+  local function fail(verdict, code, message, extra_headers)
+    local res = _M.error_response(code, message, fmt, rid, extra_headers)
+    log.verdict = verdict
+    log.code = code
+    log.message = message or (ERRORS[code] and ERRORS[code][2]) or code
+    log.status = res.status
+    log.applied = false
     res.log = log
-    res.applied = log.applied
+    res.applied = false
     return res
+  end
+
+  local function missing(name)
+    return fail("rejected", "Missing" .. name, name .. " is mandatory for this action.")
+  end
+
+  local p = req.params
+  if not v3 then
+    local f = p.Format
+    if f == nil or f == "" then
+      fmt = "XML"
+    elseif upper(f) == "XML" or upper(f) == "JSON" then
+      fmt = upper(f)
+    end
+  end
+
+  if req.method ~= "GET" and req.method ~= "POST" then
+    return fail("rejected", "UnsupportedHTTPMethod")
+  end
+
+  local ak, action, version, nonce, ts_text, token, account
+  if not v3 then
+    if p.Format ~= nil and p.Format ~= "" and fmt ~= upper(p.Format) then
+      return fail("rejected", "InvalidParameter.Format")
+    end
+    for _, name in ipairs({ "AccessKeyId", "Action", "Version", "Signature", "SignatureMethod",
+                            "SignatureVersion", "SignatureNonce", "Timestamp" }) do
+      if p[name] == nil or p[name] == "" then
+        return missing(name)
+      end
+    end
+    if p.SignatureMethod ~= "HMAC-SHA1" then
+      return fail("rejected", "InvalidSignatureMethod")
+    end
+    if p.SignatureVersion ~= "1.0" then
+      return fail("rejected", "InvalidSignatureVersion")
+    end
+    ak, action, version = p.AccessKeyId, p.Action, p.Version
+    nonce, ts_text, token = p.SignatureNonce, p.Timestamp, p.SecurityToken
+  else
+    local h = req.headers
+    local algorithm, auth = parse_authorization(h["authorization"])
+    if not algorithm then
+      return fail("rejected", "IncompleteSignature",
+        "The request signature does not conform to Aliyun standards. "
+        .. "Expected: ACS3-HMAC-SHA256 Credential=<AccessKeyId>,SignedHeaders=<list>,Signature=<hex>.")
+    end
+    if algorithm ~= "ACS3-HMAC-SHA256" then
+      return fail("rejected", "IncompleteSignature",
+        "The request signature does not conform to Aliyun standards. "
+        .. "Unsupported signature algorithm " .. algorithm .. ".")
+    end
+    for _, name in ipairs({ "host", "x-acs-action", "x-acs-version", "x-acs-date",
+                            "x-acs-signature-nonce", "x-acs-content-sha256" }) do
+      if h[name] == nil or h[name] == "" then
+        return fail("rejected", "IncompleteSignature",
+          "The request signature does not conform to Aliyun standards. Header "
+          .. name .. " is mandatory.")
+      end
+    end
+    ak, action, version = auth.Credential, h["x-acs-action"], h["x-acs-version"]
+    nonce, ts_text, token = h["x-acs-signature-nonce"], h["x-acs-date"], h["x-acs-security-token"]
+    log.account = ak
+    req.v3_auth = auth
+  end
+  log.action = action
+
+  local ts = clock.parse_iso8601(ts_text)
+  if not ts then
+    return fail("rejected", "InvalidTimeStamp.Format")
+  end
+  account = cfg.aliyun.accounts[ak]
+  if not account then
+    return fail("rejected", "InvalidAccessKeyId.NotFound")
+  end
+  log.account_uid = account.account
+  if abs(now - ts) > cfg.aliyun.timestamp_tolerance_s then
+    return fail("rejected", "InvalidTimeStamp.Expired")
+  end
+
+  if not v3 then
+    local sts = req.method .. "&%2F&"
+      .. encoding.aliyun_encode(encoding.aliyun_canonical_query(req.param_list, { Signature = true }))
+    local expected = ngx_encode_base64(ngx_hmac_sha1(account.secret .. "&", sts))
+    if expected ~= p.Signature then
+      return fail("rejected", "SignatureDoesNotMatch",
+        "Specified signature is not matched with our calculation. server string to sign is:" .. sts)
+    end
+  else
+    local auth = req.v3_auth
+    local signed = {}
+    local names = {}
+    for name in (auth.SignedHeaders .. ";"):gmatch("([^;]*);") do
+      name = lower(trim(name))
+      if name ~= "" and not signed[name] then
+        signed[name] = true
+        names[#names + 1] = name
+      end
+    end
+    sort(names)
+    for name in pairs(req.headers) do
+      if (sub(name, 1, 6) == "x-acs-" or name == "host") and not signed[name] then
+        return fail("rejected", "IncompleteSignature",
+          "The request signature does not conform to Aliyun standards. Header "
+          .. name .. " must be signed.")
+      end
+    end
+    local body_hash = hmac.sha256_hex(req.body)
+    local canon_headers = {}
+    for i, name in ipairs(names) do
+      canon_headers[i] = name .. ":" .. trim(req.headers[name] or "") .. "\n"
+    end
+    local canonical = concat({
+      req.method,
+      req.path,
+      encoding.aliyun_canonical_query(req.query_list),
+      concat(canon_headers),
+      concat(names, ";"),
+      body_hash,
+    }, "\n")
+    local sts = "ACS3-HMAC-SHA256\n" .. hmac.sha256_hex(canonical)
+    log.canonical_request = canonical
+    if req.headers["x-acs-content-sha256"] ~= body_hash then
+      return fail("rejected", "SignatureDoesNotMatch",
+        "Specified signature is not matched with our calculation. x-acs-content-sha256 is not "
+        .. "the SHA-256 of the request body (" .. body_hash .. "). server string to sign is:" .. sts)
+    end
+    local expected = hmac.hmac_sha256_hex(account.secret, sts)
+    if expected ~= auth.Signature then
+      return fail("rejected", "SignatureDoesNotMatch",
+        "Specified signature is not matched with our calculation. server string to sign is:" .. sts)
+    end
+  end
+
+  if account.security_token then
+    if token == nil or token == "" then
+      return fail("rejected", "MissingSecurityToken")
+    end
+    if token ~= account.security_token then
+      return fail("rejected", "InvalidSecurityToken.MismatchWithAccessKey")
+    end
+  end
+
+  if not use_nonce(ak, nonce, now) then
+    return fail("rejected", "SignatureNonceUsed")
+  end
+
+  local op = live.OPERATIONS[action]
+  if version ~= API_VERSION or not op then
+    return fail("rejected", "InvalidApi.NotFound")
+  end
+
+  local qps = account.qps and account.qps[action] or cfg.aliyun.qps[action]
+  local limiter = account.rate_limiter or cfg.aliyun.rate_limiter
+  local allowed, retry_after = ratelimit.take(budget_key(ak, account, action), qps, limiter)
+  local real_now = clock.real_now()
+  if not allowed then
+    stats.count("aliyun", action, "throttled", real_now)
+    log.retry_after_ms = retry_after
+    log.rate_limiter = limiter
+    return fail("throttled", "Throttling.User", nil, { ["x-acs-retry-after"] = tostring(retry_after) })
+  end
+  stats.count("aliyun", action, "accepted", real_now)
+
+  -- A key's RAM policy: the actions it may call (after the throttle: a
+  -- refused call still counts against the account's budget, the strict
+  -- reading).
+  if account.actions and not ram_allows(account.actions, action) then
+    return fail("rejected", "Forbidden.RAM")
+  end
+  if account.live_service == false then
+    return fail("error", "LiveServiceNotFound")
+  end
+  if account.has_live_domain == false and live.NEEDS_LIVE_DOMAIN[action] then
+    return fail("error", "CodeInvalidAliUid")
+  end
+
+  local fields, code, message = op(p, { account_id = ak, account = account, now = now, cfg = cfg.aliyun })
+  if not fields then
+    return fail("error", code, message)
+  end
+  local info = code
+  fields.RequestId = rid
+  local res = render(200, action .. "Response", fields, fmt, rid)
+  log.verdict = "ok"
+  log.code = "OK"
+  log.status = 200
+  log.applied = info.applied and true or false
+  log.detail = info.detail
+  res.log = log
+  res.applied = log.applied
+  return res
 end
 
 -- The answer an injected fault gives in place of (or over) a request.
 -- kind: http500 | http503 | throttle. Returns a result like process().
 function _M.fault_response(kind, fault, req)
-    local fmt = "JSON"
-    if not is_v3(req) then
-        local f = req.params.Format
-        if f == nil or f == "" or upper(f) == "XML" then
-            fmt = "XML"
-        end
+  local fmt = "JSON"
+  if not is_v3(req) then
+    local f = req.params.Format
+    if f == nil or f == "" or upper(f) == "XML" then
+      fmt = "XML"
     end
-    if kind == "code" then
-        local rid = request_id()
-        return render(200, (_M.peek_action(req) or "") .. "Response",
-            { RequestId = rid, RetCode = fault.code, Description = fault.message or "Failed" }, fmt, rid)
-    elseif kind == "http500" then
-        return _M.error_response("InternalError", nil, fmt)
-    elseif kind == "http503" then
-        return _M.error_response("ServiceUnavailable", nil, fmt)
-    end
-    return _M.error_response("Throttling.User", nil, fmt,
-        nil, { ["x-acs-retry-after"] = tostring(fault.retry_after_ms) })
+  end
+  if kind == "code" then
+    local rid = request_id()
+    return render(200, (_M.peek_action(req) or "") .. "Response",
+      { RequestId = rid, RetCode = fault.code, Description = fault.message or "Failed" }, fmt, rid)
+  elseif kind == "http500" then
+    return _M.error_response("InternalError", nil, fmt)
+  elseif kind == "http503" then
+    return _M.error_response("ServiceUnavailable", nil, fmt)
+  end
+  return _M.error_response("Throttling.User", nil, fmt,
+    nil, { ["x-acs-retry-after"] = tostring(fault.retry_after_ms) })
 end
 
 -- A plausible success body for malformed/truncated faults that replace the
 -- request entirely.
 function _M.placeholder_body(req)
-    return json.encode({ RequestId = request_id(), Action = _M.peek_action(req) })
+  return json.encode({ RequestId = request_id(), Action = _M.peek_action(req) })
 end
 
 -- The limiter each key uses (its own rate_limiter or the provider's), and
 -- the account UID of each key that has one.
 local function limiters()
-    local out, uids = {}, {}
-    for id, account in pairs(cfg.aliyun.accounts) do
-        out[id] = account.rate_limiter or cfg.aliyun.rate_limiter
-        uids[id] = account.account
-    end
-    return out, uids
+  local out, uids = {}, {}
+  for id, account in pairs(cfg.aliyun.accounts) do
+    out[id] = account.rate_limiter or cfg.aliyun.rate_limiter
+    uids[id] = account.account
+  end
+  return out, uids
 end
 
 -- Online streams (DescribeLiveStreamsOnlineList), set through /_emulator/online.
@@ -635,16 +635,16 @@ _M.mark_offline = live.mark_offline
 _M.online_snapshot = live.online_snapshot
 
 function _M.snapshot(now)
-    local s = live.snapshot(now)
-    s.counters = stats.snapshot("aliyun")
-    s.rate_limiter = cfg.aliyun.rate_limiter
-    s.rate_limiters, s.account_uids = limiters()
-    return s
+  local s = live.snapshot(now)
+  s.counters = stats.snapshot("aliyun")
+  s.rate_limiter = cfg.aliyun.rate_limiter
+  s.rate_limiters, s.account_uids = limiters()
+  return s
 end
 
 function _M.reset()
-    live.reset()
-    nonces, fifo, fifo_head, fifo_tail = {}, {}, 1, 0
+  live.reset()
+  nonces, fifo, fifo_head, fifo_tail = {}, {}, 1, 0
 end
 
 return _M

@@ -21,92 +21,92 @@ local pinned -- unix seconds, or nil
 local offset = 0
 
 function _M.real_now()
-    ngx_update_time()
-    return ngx_now()
+  ngx_update_time()
+  return ngx_now()
 end
 
 function _M.now()
-    if pinned then
-        return pinned
-    end
-    return _M.real_now() + offset
+  if pinned then
+    return pinned
+  end
+  return _M.real_now() + offset
 end
 
 -- spec: {now = unix} pins, {offset = seconds} shifts real time, {} resets.
 -- Returns true, or nil and a message.
 function _M.set(spec)
-    if type(spec) ~= "table" then
-        return nil, "clock: expected a JSON object"
+  if type(spec) ~= "table" then
+    return nil, "clock: expected a JSON object"
+  end
+  if spec.now ~= nil then
+    if type(spec.now) ~= "number" then
+      return nil, "clock: now must be a number (unix seconds)"
     end
-    if spec.now ~= nil then
-        if type(spec.now) ~= "number" then
-            return nil, "clock: now must be a number (unix seconds)"
-        end
-        pinned, offset = spec.now, 0
-    elseif spec.offset ~= nil then
-        if type(spec.offset) ~= "number" then
-            return nil, "clock: offset must be a number (seconds)"
-        end
-        pinned, offset = nil, spec.offset
-    else
-        pinned, offset = nil, 0
+    pinned, offset = spec.now, 0
+  elseif spec.offset ~= nil then
+    if type(spec.offset) ~= "number" then
+      return nil, "clock: offset must be a number (seconds)"
     end
-    return true
+    pinned, offset = nil, spec.offset
+  else
+    pinned, offset = nil, 0
+  end
+  return true
 end
 
 function _M.reset()
-    pinned, offset = nil, 0
+  pinned, offset = nil, 0
 end
 
 function _M.snapshot()
-    return { now = _M.now(), pinned = pinned ~= nil, offset = offset }
+  return { now = _M.now(), pinned = pinned ~= nil, offset = offset }
 end
 
 -- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
 local function days_from_civil(y, m, d)
-    if m <= 2 then
-        y = y - 1
-    end
-    local era = floor(y / 400)
-    local yoe = y - era * 400
-    local mp = (m + 9) % 12
-    local doy = floor((153 * mp + 2) / 5) + d - 1
-    local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
-    return era * 146097 + doe - 719468
+  if m <= 2 then
+    y = y - 1
+  end
+  local era = floor(y / 400)
+  local yoe = y - era * 400
+  local mp = (m + 9) % 12
+  local doy = floor((153 * mp + 2) / 5) + d - 1
+  local doe = yoe * 365 + floor(yoe / 4) - floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
 end
 
 local month_days = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 
 local function is_leap(y)
-    return (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
+  return (y % 4 == 0 and y % 100 ~= 0) or y % 400 == 0
 end
 
 -- Parses the providers' UTC time "YYYY-MM-DDThh:mm:ssZ" (no fraction, no
 -- offset) into unix seconds; nil when the text is anything else.
 function _M.parse_iso8601(s)
-    if type(s) ~= "string" then
-        return nil
-    end
-    local y, mo, d, h, mi, se = match(s, "^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)Z$")
-    if not y then
-        return nil
-    end
-    y, mo, d, h, mi, se = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(se)
-    if mo < 1 or mo > 12 or d < 1 or h > 23 or mi > 59 or se > 59 then
-        return nil
-    end
-    local dim = month_days[mo]
-    if mo == 2 and is_leap(y) then
-        dim = 29
-    end
-    if d > dim then
-        return nil
-    end
-    return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se
+  if type(s) ~= "string" then
+    return nil
+  end
+  local y, mo, d, h, mi, se = match(s, "^(%d%d%d%d)%-(%d%d)%-(%d%d)T(%d%d):(%d%d):(%d%d)Z$")
+  if not y then
+    return nil
+  end
+  y, mo, d, h, mi, se = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(se)
+  if mo < 1 or mo > 12 or d < 1 or h > 23 or mi > 59 or se > 59 then
+    return nil
+  end
+  local dim = month_days[mo]
+  if mo == 2 and is_leap(y) then
+    dim = 29
+  end
+  if d > dim then
+    return nil
+  end
+  return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se
 end
 
 function _M.format_iso8601(t)
-    return os_date("!%Y-%m-%dT%H:%M:%SZ", floor(t))
+  return os_date("!%Y-%m-%dT%H:%M:%SZ", floor(t))
 end
 
 return _M

@@ -74,177 +74,177 @@ local io_open = io.open
 local _M = {}
 
 local function defaults()
-    return {
-        aliyun = {
-            accounts = {
-                [DEFAULT.ALIYUN.access_key_id] = { secret = DEFAULT.ALIYUN.access_key_secret },
-            },
-            -- QPS per account and action: PROVIDERS.md where it gives one, the
-            -- operation's doc page otherwise (Describe*PullToPush, Update-, Restart-
-            -- and DeleteLivePullToPush: 10, BlockList: 50; ForbidLiveStream: 20,
-            -- its page of June 2026, not an older table's 200).
-            qps = {
-                ResumeLiveStream = 30,
-                ForbidLiveStream = 20,
-                CreateLivePullToPush = 10,
-                UpdateLivePullToPush = 10,
-                RestartLivePullToPush = 10,
-                DeleteLivePullToPush = 10,
-                StopLivePullToPush = 10,
-                DescribeLivePullToPush = 10,
-                DescribeLivePullToPushList = 10,
-                DescribeLiveStreamsBlockList = 50,
-                -- 10000 per minute (the QPS table); counted per second, the
-                -- strictest reading: at most 166 in any 1 s.
-                DescribeLiveStreamsOnlineList = 10000 / 60,
-            },
-            rate_limiter = ratelimit.DEFAULT,
-            timestamp_tolerance_s = 900,
-            nonce_ttl_s = 900,
-            domains = {},
-            max_pull_to_push_tasks = 1000,
-            host_id = "live.aliyuncs.com",
-        },
-        zego = {
-            apps = {
-                [DEFAULT.ZEGO.app_id] = { secret = DEFAULT.ZEGO.server_secret },
-            },
-            qps = {
-                ForbidRTCStream = 20,
-                ResumeRTCStream = 20,
-                ForbidRTCStreams = 20,
-                ResumeRTCStreams = 20,
-                ForbidCDNLiveStream = 20,
-                ResumeCDNLiveStream = 20,
-                DescribeRTCStreamState = 40,
-            },
-            rate_limiter = ratelimit.DEFAULT,
-            test_env_qps = 5,
-            timestamp_tolerance_s = 600,
-            sequence_window_s = 10,
-        },
-        log_limit = 10000,
-    }
+  return {
+    aliyun = {
+      accounts = {
+        [DEFAULT.ALIYUN.access_key_id] = { secret = DEFAULT.ALIYUN.access_key_secret },
+      },
+      -- QPS per account and action: PROVIDERS.md where it gives one, the
+      -- operation's doc page otherwise (Describe*PullToPush, Update-, Restart-
+      -- and DeleteLivePullToPush: 10, BlockList: 50; ForbidLiveStream: 20,
+      -- its page of June 2026, not an older table's 200).
+      qps = {
+        ResumeLiveStream = 30,
+        ForbidLiveStream = 20,
+        CreateLivePullToPush = 10,
+        UpdateLivePullToPush = 10,
+        RestartLivePullToPush = 10,
+        DeleteLivePullToPush = 10,
+        StopLivePullToPush = 10,
+        DescribeLivePullToPush = 10,
+        DescribeLivePullToPushList = 10,
+        DescribeLiveStreamsBlockList = 50,
+        -- 10000 per minute (the QPS table); counted per second, the
+        -- strictest reading: at most 166 in any 1 s.
+        DescribeLiveStreamsOnlineList = 10000 / 60,
+      },
+      rate_limiter = ratelimit.DEFAULT,
+      timestamp_tolerance_s = 900,
+      nonce_ttl_s = 900,
+      domains = {},
+      max_pull_to_push_tasks = 1000,
+      host_id = "live.aliyuncs.com",
+    },
+    zego = {
+      apps = {
+        [DEFAULT.ZEGO.app_id] = { secret = DEFAULT.ZEGO.server_secret },
+      },
+      qps = {
+        ForbidRTCStream = 20,
+        ResumeRTCStream = 20,
+        ForbidRTCStreams = 20,
+        ResumeRTCStreams = 20,
+        ForbidCDNLiveStream = 20,
+        ResumeCDNLiveStream = 20,
+        DescribeRTCStreamState = 40,
+      },
+      rate_limiter = ratelimit.DEFAULT,
+      test_env_qps = 5,
+      timestamp_tolerance_s = 600,
+      sequence_window_s = 10,
+    },
+    log_limit = 10000,
+  }
 end
 
 -- Checks a rate_limiter value; key is its full name for the message.
 local function check_limiter(value, key)
-    if type(value) == "string" and ratelimit.ALGORITHMS[value] then
-        return value
-    end
-    local got = type(value) == "string" and format("%q", value) or type(value)
-    error(key .. ": expected \"sliding_window\" or \"token_bucket\", got " .. got, 0)
+  if type(value) == "string" and ratelimit.ALGORITHMS[value] then
+    return value
+  end
+  local got = type(value) == "string" and format("%q", value) or type(value)
+  error(key .. ": expected \"sliding_window\" or \"token_bucket\", got " .. got, 0)
 end
 
 local function merge_numbers(into, from, what)
-    if from == nil then
-        return
+  if from == nil then
+    return
+  end
+  if type(from) ~= "table" then
+    error(what .. ": expected an object", 0)
+  end
+  for k, v in pairs(from) do
+    if type(v) ~= "number" then
+      error(what .. "." .. tostring(k) .. ": expected a number", 0)
     end
-    if type(from) ~= "table" then
-        error(what .. ": expected an object", 0)
-    end
-    for k, v in pairs(from) do
-        if type(v) ~= "number" then
-            error(what .. "." .. tostring(k) .. ": expected a number", 0)
-        end
-        into[k] = v
-    end
+    into[k] = v
+  end
 end
 
 -- A RAM policy's actions: an array of RAM action names ("live:ResumeLiveStream",
 -- "*" for any run of characters: "live:Describe*", "live:*"). Raises naming key.
 local function check_actions(v, key)
-    if type(v) ~= "table" then
-        error(key .. ": expected an array of RAM actions such as \"live:ResumeLiveStream\"", 0)
+  if type(v) ~= "table" then
+    error(key .. ": expected an array of RAM actions such as \"live:ResumeLiveStream\"", 0)
+  end
+  local n = 0
+  for _ in pairs(v) do
+    n = n + 1
+  end
+  for i = 1, n do
+    local a = v[i]
+    if type(a) ~= "string" or not (a == "*" or a:find("^[%w]+:[%w%*]+$")) then
+      error(format("%s[%d]: expected a RAM action such as \"live:ResumeLiveStream\" or \"live:Describe*\", "
+        .. "got %s", key, i, type(a) == "string" and ("\"" .. a .. "\"") or type(a)), 0)
     end
-    local n = 0
-    for _ in pairs(v) do
-        n = n + 1
-    end
-    for i = 1, n do
-        local a = v[i]
-        if type(a) ~= "string" or not (a == "*" or a:find("^[%w]+:[%w%*]+$")) then
-            error(format("%s[%d]: expected a RAM action such as \"live:ResumeLiveStream\" or \"live:Describe*\", "
-                .. "got %s", key, i, type(a) == "string" and ("\"" .. a .. "\"") or type(a)), 0)
-        end
-    end
+  end
 end
 
 -- Normalizes one account / app entry: a string is the secret. path names the
 -- entry in errors ("aliyun.accounts.LTAIx").
 local function credential(v, what, id, path)
-    if type(v) == "string" then
-        return { secret = v }
+  if type(v) == "string" then
+    return { secret = v }
+  end
+  if type(v) == "table" and type(v.secret) == "string" then
+    local c = {}
+    for k, x in pairs(v) do
+      c[k] = x
     end
-    if type(v) == "table" and type(v.secret) == "string" then
-        local c = {}
-        for k, x in pairs(v) do
-            c[k] = x
-        end
-        if c.rate_limiter ~= nil then
-            check_limiter(c.rate_limiter, path .. ".rate_limiter")
-        end
-        if c.actions ~= nil then
-            check_actions(c.actions, path .. ".actions")
-        end
-        if c.qps ~= nil then
-            -- checked here as the provider's are: a qps that is not an object
-            -- of numbers would only fail later, on a request
-            local qps = {}
-            merge_numbers(qps, c.qps, path .. ".qps")
-            c.qps = qps
-        end
-        return c
+    if c.rate_limiter ~= nil then
+      check_limiter(c.rate_limiter, path .. ".rate_limiter")
     end
-    error(what .. " " .. tostring(id) .. ": expected a secret string or {\"secret\": ...}", 0)
+    if c.actions ~= nil then
+      check_actions(c.actions, path .. ".actions")
+    end
+    if c.qps ~= nil then
+      -- checked here as the provider's are: a qps that is not an object
+      -- of numbers would only fail later, on a request
+      local qps = {}
+      merge_numbers(qps, c.qps, path .. ".qps")
+      c.qps = qps
+    end
+    return c
+  end
+  error(what .. " " .. tostring(id) .. ": expected a secret string or {\"secret\": ...}", 0)
 end
 
 local function merge_credentials(into, from, what, path)
-    if from == nil then
-        return
+  if from == nil then
+    return
+  end
+  if type(from) ~= "table" then
+    error(what .. "s: expected an object", 0)
+  end
+  for id, v in pairs(from) do
+    id = tostring(id)
+    if v == false then
+      into[id] = nil
+    else
+      into[id] = credential(v, what, id, path .. "." .. id)
     end
-    if type(from) ~= "table" then
-        error(what .. "s: expected an object", 0)
-    end
-    for id, v in pairs(from) do
-        id = tostring(id)
-        if v == false then
-            into[id] = nil
-        else
-            into[id] = credential(v, what, id, path .. "." .. id)
-        end
-    end
+  end
 end
 
 local function merge_scalar(into, from, key, kind)
-    local v = from[key]
-    if v == nil then
-        return
-    end
-    if type(v) ~= kind then
-        error(key .. ": expected a " .. kind, 0)
-    end
-    into[key] = v
+  local v = from[key]
+  if v == nil then
+    return
+  end
+  if type(v) ~= kind then
+    error(key .. ": expected a " .. kind, 0)
+  end
+  into[key] = v
 end
 
 -- An account UID: decimal digits, as a string. Returns it, or raises naming key.
 local MAX_UID = 32
 local function check_uid(value, key)
-    if type(value) == "string" and #value >= 1 and #value <= MAX_UID and not find(value, "%D") then
-        return value
-    end
-    local got = type(value) == "string" and format("%q", value) or type(value)
-    error(format("%s: expected a string of 1 to %d decimal digits (the account's UID), got %s", key, MAX_UID, got), 0)
+  if type(value) == "string" and #value >= 1 and #value <= MAX_UID and not find(value, "%D") then
+    return value
+  end
+  local got = type(value) == "string" and format("%q", value) or type(value)
+  error(format("%s: expected a string of 1 to %d decimal digits (the account's UID), got %s", key, MAX_UID, got), 0)
 end
 
 -- A qps or rate_limiter as a message shows it.
 local function shown(v)
-    if v == nil then
-        return "not given"
-    elseif type(v) == "number" then
-        return format("%.14g", v)
-    end
-    return format("%q", tostring(v))
+  if v == nil then
+    return "not given"
+  elseif type(v) == "number" then
+    return format("%.14g", v)
+  end
+  return format("%q", tostring(v))
 end
 
 -- Checks the "account" of every Aliyun key, and that the keys of one account
@@ -252,49 +252,49 @@ end
 -- order, so the same file always gets the same message: each key is compared
 -- with the first key of its account.
 local function check_accounts(accounts)
-    local ids = {}
-    for id in pairs(accounts) do
-        ids[#ids + 1] = id
-    end
-    sort(ids)
-    local first = {}
-    for _, id in ipairs(ids) do
-        local a = accounts[id]
-        local path = "aliyun.accounts." .. id
-        if a.account ~= nil then
-            check_uid(a.account, path .. ".account")
-            local other_id = first[a.account]
-            if not other_id then
-                first[a.account] = id
-            else
-                local other = accounts[other_id]
-                local function differ(what, mine, theirs)
-                    error(format("%s%s: %s here but %s on %s, another key of account %s; the keys of one "
-                        .. "account share its budget, so they must give the same qps and rate_limiter (or "
-                        .. "leave them out)", path, what, shown(mine), shown(theirs), other_id, a.account), 0)
-                end
-                if a.rate_limiter ~= other.rate_limiter then
-                    differ(".rate_limiter", a.rate_limiter, other.rate_limiter)
-                end
-                local actions, seen = {}, {}
-                for _, qps in ipairs({ a.qps or {}, other.qps or {} }) do
-                    for action in pairs(qps) do
-                        if not seen[action] then
-                            seen[action] = true
-                            actions[#actions + 1] = action
-                        end
-                    end
-                end
-                sort(actions)
-                for _, action in ipairs(actions) do
-                    local mine, theirs = a.qps and a.qps[action], other.qps and other.qps[action]
-                    if mine ~= theirs then
-                        differ(".qps." .. action, mine, theirs)
-                    end
-                end
-            end
+  local ids = {}
+  for id in pairs(accounts) do
+    ids[#ids + 1] = id
+  end
+  sort(ids)
+  local first = {}
+  for _, id in ipairs(ids) do
+    local a = accounts[id]
+    local path = "aliyun.accounts." .. id
+    if a.account ~= nil then
+      check_uid(a.account, path .. ".account")
+      local other_id = first[a.account]
+      if not other_id then
+        first[a.account] = id
+      else
+        local other = accounts[other_id]
+        local function differ(what, mine, theirs)
+          error(format("%s%s: %s here but %s on %s, another key of account %s; the keys of one "
+            .. "account share its budget, so they must give the same qps and rate_limiter (or "
+            .. "leave them out)", path, what, shown(mine), shown(theirs), other_id, a.account), 0)
         end
+        if a.rate_limiter ~= other.rate_limiter then
+          differ(".rate_limiter", a.rate_limiter, other.rate_limiter)
+        end
+        local actions, seen = {}, {}
+        for _, qps in ipairs({ a.qps or {}, other.qps or {} }) do
+          for action in pairs(qps) do
+            if not seen[action] then
+              seen[action] = true
+              actions[#actions + 1] = action
+            end
+          end
+        end
+        sort(actions)
+        for _, action in ipairs(actions) do
+          local mine, theirs = a.qps and a.qps[action], other.qps and other.qps[action]
+          if mine ~= theirs then
+            differ(".qps." .. action, mine, theirs)
+          end
+        end
+      end
     end
+  end
 end
 
 -- Merges the override's provider section `name` over cfg[name]: its
@@ -303,77 +303,77 @@ end
 -- ... }, checked in that order).
 -- Returns the section, or nil when the override has none.
 local function merge_section(cfg, override, name, ids, what, scalars)
-    local from = override[name]
-    if from == nil then
-        return nil
-    end
-    if type(from) ~= "table" then
-        error(name .. ": expected an object", 0)
-    end
-    local into = cfg[name]
-    merge_credentials(into[ids], from[ids], what, name .. "." .. ids)
-    merge_numbers(into.qps, from.qps, name .. ".qps")
-    if from.rate_limiter ~= nil then
-        into.rate_limiter = check_limiter(from.rate_limiter, name .. ".rate_limiter")
-    end
-    for _, s in ipairs(scalars) do
-        merge_scalar(into, from, s[1], s[2])
-    end
-    return from
+  local from = override[name]
+  if from == nil then
+    return nil
+  end
+  if type(from) ~= "table" then
+    error(name .. ": expected an object", 0)
+  end
+  local into = cfg[name]
+  merge_credentials(into[ids], from[ids], what, name .. "." .. ids)
+  merge_numbers(into.qps, from.qps, name .. ".qps")
+  if from.rate_limiter ~= nil then
+    into.rate_limiter = check_limiter(from.rate_limiter, name .. ".rate_limiter")
+  end
+  for _, s in ipairs(scalars) do
+    merge_scalar(into, from, s[1], s[2])
+  end
+  return from
 end
 
 -- Builds the settings from the defaults and an optional decoded override table.
 function _M.build(override)
-    local cfg = defaults()
-    if override == nil then
-        return cfg
-    end
-    if type(override) ~= "table" then
-        error("config: expected a JSON object", 0)
-    end
-    local a = merge_section(cfg, override, "aliyun", "accounts", "aliyun account", {
-        { "timestamp_tolerance_s", "number" }, { "nonce_ttl_s", "number" },
-        { "max_pull_to_push_tasks", "number" }, { "host_id", "string" },
-    })
-    check_accounts(cfg.aliyun.accounts)
-    if a and a.domains ~= nil then
-        if type(a.domains) ~= "table" then
-            error("aliyun.domains: expected an array of strings", 0)
-        end
-        cfg.aliyun.domains = {}
-        for _, d in ipairs(a.domains) do
-            cfg.aliyun.domains[#cfg.aliyun.domains + 1] = tostring(d)
-        end
-    end
-    merge_section(cfg, override, "zego", "apps", "zego app", {
-        { "test_env_qps", "number" }, { "timestamp_tolerance_s", "number" }, { "sequence_window_s", "number" },
-    })
-    merge_scalar(cfg, override, "log_limit", "number")
+  local cfg = defaults()
+  if override == nil then
     return cfg
+  end
+  if type(override) ~= "table" then
+    error("config: expected a JSON object", 0)
+  end
+  local a = merge_section(cfg, override, "aliyun", "accounts", "aliyun account", {
+    { "timestamp_tolerance_s", "number" }, { "nonce_ttl_s", "number" },
+    { "max_pull_to_push_tasks", "number" }, { "host_id", "string" },
+  })
+  check_accounts(cfg.aliyun.accounts)
+  if a and a.domains ~= nil then
+    if type(a.domains) ~= "table" then
+      error("aliyun.domains: expected an array of strings", 0)
+    end
+    cfg.aliyun.domains = {}
+    for _, d in ipairs(a.domains) do
+      cfg.aliyun.domains[#cfg.aliyun.domains + 1] = tostring(d)
+    end
+  end
+  merge_section(cfg, override, "zego", "apps", "zego app", {
+    { "test_env_qps", "number" }, { "timestamp_tolerance_s", "number" }, { "sequence_window_s", "number" },
+  })
+  merge_scalar(cfg, override, "log_limit", "number")
+  return cfg
 end
 
 -- Reads and builds the settings from a JSON file; path nil gives the defaults.
 -- Raises with a readable message on any problem (nginx then fails to start and
 -- the launcher shows the message from error.log).
 function _M.load(path)
-    if not path or path == "" then
-        return _M.build(nil)
-    end
-    local f, err = io_open(path, "rb")
-    if not f then
-        error("cannot read config file: " .. tostring(err), 0)
-    end
-    local text = f:read("*a")
-    f:close()
-    local decoded, derr = json.decode(text)
-    if decoded == nil then
-        error("config file " .. path .. " is not valid JSON: " .. tostring(derr), 0)
-    end
-    local ok, cfg = pcall(_M.build, decoded)
-    if not ok then
-        error("config file " .. path .. ": " .. tostring(cfg), 0)
-    end
-    return cfg
+  if not path or path == "" then
+    return _M.build(nil)
+  end
+  local f, err = io_open(path, "rb")
+  if not f then
+    error("cannot read config file: " .. tostring(err), 0)
+  end
+  local text = f:read("*a")
+  f:close()
+  local decoded, derr = json.decode(text)
+  if decoded == nil then
+    error("config file " .. path .. " is not valid JSON: " .. tostring(derr), 0)
+  end
+  local ok, cfg = pcall(_M.build, decoded)
+  if not ok then
+    error("config file " .. path .. ": " .. tostring(cfg), 0)
+  end
+  return cfg
 end
 
 return _M

@@ -50,8 +50,8 @@ local remove = table.remove
 local _M = {}
 
 local KINDS = {
-    http500 = true, http503 = true, throttle = true, delay = true,
-    drop = true, malformed = true, truncated = true, skew = true, code = true,
+  http500 = true, http503 = true, throttle = true, delay = true,
+  drop = true, malformed = true, truncated = true, skew = true, code = true,
 }
 
 _M.KINDS = KINDS
@@ -62,117 +62,117 @@ local next_id = 1
 -- Validates spec and queues it for `provider` (spec.provider wins). Returns the
 -- stored fault, or nil and a message.
 function _M.add(provider, spec)
-    if type(spec) ~= "table" then
-        return nil, "fault: expected a JSON object"
+  if type(spec) ~= "table" then
+    return nil, "fault: expected a JSON object"
+  end
+  if spec.provider ~= nil then
+    if spec.provider ~= "aliyun" and spec.provider ~= "zego" then
+      return nil, "fault: provider must be \"aliyun\" or \"zego\""
     end
-    if spec.provider ~= nil then
-        if spec.provider ~= "aliyun" and spec.provider ~= "zego" then
-            return nil, "fault: provider must be \"aliyun\" or \"zego\""
-        end
-        provider = spec.provider
-    end
-    if not KINDS[spec.kind] then
-        return nil, "fault: kind must be one of http500, http503, throttle, delay, drop, "
-            .. "malformed, truncated, skew, code"
-    end
-    local action = spec.action
-    if action == nil then
-        action = "*"
-    end
-    if type(action) ~= "string" or action == "" then
-        return nil, "fault: action must be an action name or \"*\""
-    end
-    local count = spec.count
-    if count == nil then
-        count = 1
-    end
-    if type(count) ~= "number" or count < 1 or floor(count) ~= count then
-        return nil, "fault: count must be a positive integer"
-    end
-    local delay_ms = spec.delay_ms
-    if delay_ms == nil then
-        delay_ms = 1000
-    end
-    if type(delay_ms) ~= "number" or delay_ms < 0 or delay_ms > 60000 then
-        return nil, "fault: delay_ms must be a number of milliseconds in 0..60000"
-    end
-    local skew_s = spec.skew_s
-    if skew_s == nil then
-        skew_s = 3600
-    end
-    if type(skew_s) ~= "number" then
-        return nil, "fault: skew_s must be a number of seconds"
-    end
-    local retry_after_ms = spec.retry_after_ms
-    if retry_after_ms == nil then
-        retry_after_ms = 1000
-    end
-    if type(retry_after_ms) ~= "number" or retry_after_ms < 0 then
-        return nil, "fault: retry_after_ms must be a non-negative number"
-    end
-    local code = spec.code
-    if code == nil then
-        code = 1
-    end
-    if type(code) ~= "number" or floor(code) ~= code or code == 0 or code < -2147483648 or code > 4294967295 then
-        return nil, "fault: code must be a non-zero integer (a 32-bit code)"
-    end
-    local message = spec.message
-    if message ~= nil and (type(message) ~= "string" or #message > 1000) then
-        return nil, "fault: message must be a string of at most 1000 bytes"
-    end
-    local after_apply = spec.after_apply
-    if after_apply == nil then
-        after_apply = false
-    end
-    if type(after_apply) ~= "boolean" then
-        return nil, "fault: after_apply must be true or false"
-    end
-    local fault = {
-        id = next_id,
-        provider = provider,
-        kind = spec.kind,
-        action = action,
-        count = count,
-        delay_ms = delay_ms,
-        skew_s = skew_s,
-        retry_after_ms = retry_after_ms,
-        code = code,
-        message = message,
-        after_apply = after_apply,
-    }
-    next_id = next_id + 1
-    local list = pending[provider]
-    list[#list + 1] = fault
-    return fault
+    provider = spec.provider
+  end
+  if not KINDS[spec.kind] then
+    return nil, "fault: kind must be one of http500, http503, throttle, delay, drop, "
+      .. "malformed, truncated, skew, code"
+  end
+  local action = spec.action
+  if action == nil then
+    action = "*"
+  end
+  if type(action) ~= "string" or action == "" then
+    return nil, "fault: action must be an action name or \"*\""
+  end
+  local count = spec.count
+  if count == nil then
+    count = 1
+  end
+  if type(count) ~= "number" or count < 1 or floor(count) ~= count then
+    return nil, "fault: count must be a positive integer"
+  end
+  local delay_ms = spec.delay_ms
+  if delay_ms == nil then
+    delay_ms = 1000
+  end
+  if type(delay_ms) ~= "number" or delay_ms < 0 or delay_ms > 60000 then
+    return nil, "fault: delay_ms must be a number of milliseconds in 0..60000"
+  end
+  local skew_s = spec.skew_s
+  if skew_s == nil then
+    skew_s = 3600
+  end
+  if type(skew_s) ~= "number" then
+    return nil, "fault: skew_s must be a number of seconds"
+  end
+  local retry_after_ms = spec.retry_after_ms
+  if retry_after_ms == nil then
+    retry_after_ms = 1000
+  end
+  if type(retry_after_ms) ~= "number" or retry_after_ms < 0 then
+    return nil, "fault: retry_after_ms must be a non-negative number"
+  end
+  local code = spec.code
+  if code == nil then
+    code = 1
+  end
+  if type(code) ~= "number" or floor(code) ~= code or code == 0 or code < -2147483648 or code > 4294967295 then
+    return nil, "fault: code must be a non-zero integer (a 32-bit code)"
+  end
+  local message = spec.message
+  if message ~= nil and (type(message) ~= "string" or #message > 1000) then
+    return nil, "fault: message must be a string of at most 1000 bytes"
+  end
+  local after_apply = spec.after_apply
+  if after_apply == nil then
+    after_apply = false
+  end
+  if type(after_apply) ~= "boolean" then
+    return nil, "fault: after_apply must be true or false"
+  end
+  local fault = {
+    id = next_id,
+    provider = provider,
+    kind = spec.kind,
+    action = action,
+    count = count,
+    delay_ms = delay_ms,
+    skew_s = skew_s,
+    retry_after_ms = retry_after_ms,
+    code = code,
+    message = message,
+    after_apply = after_apply,
+  }
+  next_id = next_id + 1
+  local list = pending[provider]
+  list[#list + 1] = fault
+  return fault
 end
 
 -- Takes one use of the oldest fault matching provider/action; returns a copy
 -- (with `remaining` set) or nil.
 function _M.take(provider, action)
-    local list = pending[provider]
-    for i, f in ipairs(list) do
-        if f.action == "*" or f.action == action then
-            f.count = f.count - 1
-            if f.count <= 0 then
-                remove(list, i)
-            end
-            return {
-                id = f.id, kind = f.kind, action = f.action, delay_ms = f.delay_ms,
-                skew_s = f.skew_s, retry_after_ms = f.retry_after_ms, code = f.code, message = f.message,
-                after_apply = f.after_apply, remaining = f.count,
-            }
-        end
+  local list = pending[provider]
+  for i, f in ipairs(list) do
+    if f.action == "*" or f.action == action then
+      f.count = f.count - 1
+      if f.count <= 0 then
+        remove(list, i)
+      end
+      return {
+        id = f.id, kind = f.kind, action = f.action, delay_ms = f.delay_ms,
+        skew_s = f.skew_s, retry_after_ms = f.retry_after_ms, code = f.code, message = f.message,
+        after_apply = f.after_apply, remaining = f.count,
+      }
     end
-    return nil
+  end
+  return nil
 end
 
 function _M.list()
-    return pending
+  return pending
 end
 
 function _M.reset()
-    pending = { aliyun = {}, zego = {} }
+  pending = { aliyun = {}, zego = {} }
 end
 
 return _M

@@ -28,35 +28,35 @@ local _M = {}
 
 -- Binary SHA-256 digest (32 bytes) of s.
 function _M.sha256(s)
-    local h = sha256:new()
-    h:update(s)
-    return h:final()
+  local h = sha256:new()
+  h:update(s)
+  return h:final()
 end
 
 -- Lowercase hex SHA-256 of s.
 function _M.sha256_hex(s)
-    return to_hex(_M.sha256(s))
+  return to_hex(_M.sha256(s))
 end
 
 -- Binary HMAC-SHA256 (32 bytes) of msg under key.
 function _M.hmac_sha256(key, msg)
-    if #key > BLOCK then
-        key = _M.sha256(key)
-    end
-    key = key .. rep("\0", BLOCK - #key)
-    local ipad, opad = {}, {}
-    for i = 1, BLOCK do
-        local b = byte(key, i)
-        ipad[i] = char(bxor(b, 0x36))
-        opad[i] = char(bxor(b, 0x5c))
-    end
-    local inner = _M.sha256(concat(ipad) .. msg)
-    return _M.sha256(concat(opad) .. inner)
+  if #key > BLOCK then
+    key = _M.sha256(key)
+  end
+  key = key .. rep("\0", BLOCK - #key)
+  local ipad, opad = {}, {}
+  for i = 1, BLOCK do
+    local b = byte(key, i)
+    ipad[i] = char(bxor(b, 0x36))
+    opad[i] = char(bxor(b, 0x5c))
+  end
+  local inner = _M.sha256(concat(ipad) .. msg)
+  return _M.sha256(concat(opad) .. inner)
 end
 
 -- Lowercase hex HMAC-SHA256.
 function _M.hmac_sha256_hex(key, msg)
-    return to_hex(_M.hmac_sha256(key, msg))
+  return to_hex(_M.hmac_sha256(key, msg))
 end
 
 _M.to_hex = to_hex

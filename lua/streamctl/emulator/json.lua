@@ -31,105 +31,105 @@ _M.null = cjson.null
 
 -- Marks t (or a new table) as a JSON array.
 function _M.array(t)
-    return setmetatable(t or {}, array_mt)
+  return setmetatable(t or {}, array_mt)
 end
 
 local escapes = {
-    ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
-    ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
+  ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+  ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t",
 }
 
 local function escape_char(c)
-    return escapes[c] or format("\\u%04x", byte(c))
+  return escapes[c] or format("\\u%04x", byte(c))
 end
 
 local function encode_string(s)
-    return '"' .. gsub(s, '[%c"\\]', escape_char) .. '"'
+  return '"' .. gsub(s, '[%c"\\]', escape_char) .. '"'
 end
 
 local function encode_number(n)
-    if n ~= n or n == huge or n == -huge then
-        return "null"
-    end
-    if floor(n) == n and n > -1e15 and n < 1e15 then
-        return format("%d", n)
-    end
-    return format("%.14g", n)
+  if n ~= n or n == huge or n == -huge then
+    return "null"
+  end
+  if floor(n) == n and n > -1e15 and n < 1e15 then
+    return format("%d", n)
+  end
+  return format("%.14g", n)
 end
 
 local function is_sequence(t)
-    local n = #t
-    if n == 0 then
-        return false
-    end
-    local count = 0
-    for _ in pairs(t) do
-        count = count + 1
-    end
-    return count == n
+  local n = #t
+  if n == 0 then
+    return false
+  end
+  local count = 0
+  for _ in pairs(t) do
+    count = count + 1
+  end
+  return count == n
 end
 
 local encode_value
 
 local function encode_table(t, out)
-    local mt = getmetatable(t)
-    if (mt and mt.__json_array) or is_sequence(t) then
-        out[#out + 1] = "["
-        for i, v in ipairs(t) do
-            if i > 1 then
-                out[#out + 1] = ","
-            end
-            encode_value(v, out)
-        end
-        out[#out + 1] = "]"
-        return
+  local mt = getmetatable(t)
+  if (mt and mt.__json_array) or is_sequence(t) then
+    out[#out + 1] = "["
+    for i, v in ipairs(t) do
+      if i > 1 then
+        out[#out + 1] = ","
+      end
+      encode_value(v, out)
     end
-    local keys = {}
-    for k in pairs(t) do
-        keys[#keys + 1] = tostring(k)
+    out[#out + 1] = "]"
+    return
+  end
+  local keys = {}
+  for k in pairs(t) do
+    keys[#keys + 1] = tostring(k)
+  end
+  sort(keys)
+  out[#out + 1] = "{"
+  for i, k in ipairs(keys) do
+    if i > 1 then
+      out[#out + 1] = ","
     end
-    sort(keys)
-    out[#out + 1] = "{"
-    for i, k in ipairs(keys) do
-        if i > 1 then
-            out[#out + 1] = ","
-        end
-        out[#out + 1] = encode_string(k)
-        out[#out + 1] = ":"
-        local v = t[k]
-        if v == nil then
-            v = t[tonumber(k)]
-        end
-        encode_value(v, out)
+    out[#out + 1] = encode_string(k)
+    out[#out + 1] = ":"
+    local v = t[k]
+    if v == nil then
+      v = t[tonumber(k)]
     end
-    out[#out + 1] = "}"
+    encode_value(v, out)
+  end
+  out[#out + 1] = "}"
 end
 
 encode_value = function(v, out)
-    local tv = type(v)
-    if tv == "string" then
-        out[#out + 1] = encode_string(v)
-    elseif tv == "number" then
-        out[#out + 1] = encode_number(v)
-    elseif tv == "boolean" then
-        out[#out + 1] = v and "true" or "false"
-    elseif tv == "table" then
-        encode_table(v, out)
-    else
-        -- nil, json.null (lightuserdata) and anything else
-        out[#out + 1] = "null"
-    end
+  local tv = type(v)
+  if tv == "string" then
+    out[#out + 1] = encode_string(v)
+  elseif tv == "number" then
+    out[#out + 1] = encode_number(v)
+  elseif tv == "boolean" then
+    out[#out + 1] = v and "true" or "false"
+  elseif tv == "table" then
+    encode_table(v, out)
+  else
+    -- nil, json.null (lightuserdata) and anything else
+    out[#out + 1] = "null"
+  end
 end
 
 function _M.encode(v)
-    local out = {}
-    encode_value(v, out)
-    return concat(out)
+  local out = {}
+  encode_value(v, out)
+  return concat(out)
 end
 
 -- Returns the decoded value, or nil and an error message.
 function _M.decode(s)
-    return cjson.decode(s)
+  return cjson.decode(s)
 end
 
 return _M

@@ -67,119 +67,119 @@ local CLOCK_MONOTONIC = 1 -- Linux
 -- The limiter clock: seconds (arbitrary origin), as precise as the host allows.
 local precise_now
 do
-    local has_ffi, ffi = pcall(require, "ffi")
-    if has_ffi then
-        -- A private type and name (bound to the libc symbol with __asm__), so no
-        -- other module's declaration of struct timespec or clock_gettime clashes.
-        local declared = pcall(ffi.cdef, [[
-            typedef struct { long tv_sec; long tv_nsec; } streamctl_emulator_timespec;
-            int streamctl_emulator_clock_gettime(int clk_id, streamctl_emulator_timespec *tp)
-                __asm__("clock_gettime");
-        ]])
-        if declared then
-            local ts = ffi.new("streamctl_emulator_timespec")
-            local C = ffi.C
-            local ok, rc = pcall(function() return C.streamctl_emulator_clock_gettime(CLOCK_MONOTONIC, ts) end)
-            if ok and rc == 0 then
-                precise_now = function()
-                    C.streamctl_emulator_clock_gettime(CLOCK_MONOTONIC, ts)
-                    return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
-                end
-                _M.CLOCK = "clock_gettime(CLOCK_MONOTONIC)"
-            end
+  local has_ffi, ffi = pcall(require, "ffi")
+  if has_ffi then
+    -- A private type and name (bound to the libc symbol with __asm__), so no
+    -- other module's declaration of struct timespec or clock_gettime clashes.
+    local declared = pcall(ffi.cdef, [[
+      typedef struct { long tv_sec; long tv_nsec; } streamctl_emulator_timespec;
+      int streamctl_emulator_clock_gettime(int clk_id, streamctl_emulator_timespec *tp)
+        __asm__("clock_gettime");
+    ]])
+    if declared then
+      local ts = ffi.new("streamctl_emulator_timespec")
+      local C = ffi.C
+      local ok, rc = pcall(function() return C.streamctl_emulator_clock_gettime(CLOCK_MONOTONIC, ts) end)
+      if ok and rc == 0 then
+        precise_now = function()
+          C.streamctl_emulator_clock_gettime(CLOCK_MONOTONIC, ts)
+          return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
         end
+        _M.CLOCK = "clock_gettime(CLOCK_MONOTONIC)"
+      end
     end
+  end
 end
 
 if precise_now then
-    _M.now = precise_now
+  _M.now = precise_now
 else
-    _M.CLOCK = "ngx.now"
-    function _M.now()
-        local ngx = ngx
-        ngx.update_time()
-        return ngx.now()
-    end
+  _M.CLOCK = "ngx.now"
+  function _M.now()
+    local ngx = ngx
+    ngx.update_time()
+    return ngx.now()
+  end
 end
 
 local buckets = {}
 local windows = {}
 
 local function token_bucket(key, qps, now)
-    local b = buckets[key]
-    if not b then
-        b = { tokens = qps, last = now }
-        buckets[key] = b
-    else
-        local elapsed = now - b.last
-        if elapsed > 0 then
-            b.tokens = min(qps, b.tokens + elapsed * qps)
-        end
-        b.last = now
+  local b = buckets[key]
+  if not b then
+    b = { tokens = qps, last = now }
+    buckets[key] = b
+  else
+    local elapsed = now - b.last
+    if elapsed > 0 then
+      b.tokens = min(qps, b.tokens + elapsed * qps)
     end
-    if b.tokens >= 1 then
-        b.tokens = b.tokens - 1
-        return true
-    end
-    return false, ceil((1 - b.tokens) / qps * 1000)
+    b.last = now
+  end
+  if b.tokens >= 1 then
+    b.tokens = b.tokens - 1
+    return true
+  end
+  return false, ceil((1 - b.tokens) / qps * 1000)
 end
 
 -- The ring of a key: w[1..size] hold arrival times, w.head the oldest's slot,
 -- w.count how many are in use (oldest to newest, wrapping around).
 local function sliding_window(key, qps, now)
-    local size, span = floor(qps), 1
-    if size < 1 then
-        size, span = 1, 1 / qps
-    end
-    local w = windows[key]
-    if not w or w.size ~= size or w.span ~= span then
-        w = { size = size, span = span, head = 1, count = 0 }
-        windows[key] = w
-    end
-    local head, count = w.head, w.count
-    -- Arrivals at or before now - span have left (now - span, now].
-    local edge = now - span
-    while count > 0 and w[head] <= edge do
-        head = head % size + 1
-        count = count - 1
-    end
-    w.head = head
-    if count < size then
-        w[(head + count - 1) % size + 1] = now
-        w.count = count + 1
-        return true
-    end
-    w.count = count
-    local wait = ceil((w[head] + span - now) * 1000)
-    if wait < 1 then
-        wait = 1
-    end
-    return false, wait
+  local size, span = floor(qps), 1
+  if size < 1 then
+    size, span = 1, 1 / qps
+  end
+  local w = windows[key]
+  if not w or w.size ~= size or w.span ~= span then
+    w = { size = size, span = span, head = 1, count = 0 }
+    windows[key] = w
+  end
+  local head, count = w.head, w.count
+  -- Arrivals at or before now - span have left (now - span, now].
+  local edge = now - span
+  while count > 0 and w[head] <= edge do
+    head = head % size + 1
+    count = count - 1
+  end
+  w.head = head
+  if count < size then
+    w[(head + count - 1) % size + 1] = now
+    w.count = count + 1
+    return true
+  end
+  w.count = count
+  local wait = ceil((w[head] + span - now) * 1000)
+  if wait < 1 then
+    wait = 1
+  end
+  return false, wait
 end
 
 -- The algorithms by the names the config uses.
 _M.ALGORITHMS = {
-    sliding_window = sliding_window,
-    token_bucket = token_bucket,
+  sliding_window = sliding_window,
+  token_bucket = token_bucket,
 }
 
 -- Returns true when the request may proceed; false and retry_after_ms
 -- otherwise. qps <= 0 or nil means unlimited. algorithm: a name from
 -- ALGORITHMS (nil: DEFAULT). now: the limiter clock (default _M.now()).
 function _M.take(key, qps, algorithm, now)
-    if not qps or qps <= 0 then
-        return true
-    end
-    local take = _M.ALGORITHMS[algorithm or _M.DEFAULT]
-    if not take then
-        error("unknown rate limiter " .. tostring(algorithm), 2)
-    end
-    return take(key, qps, now or _M.now())
+  if not qps or qps <= 0 then
+    return true
+  end
+  local take = _M.ALGORITHMS[algorithm or _M.DEFAULT]
+  if not take then
+    error("unknown rate limiter " .. tostring(algorithm), 2)
+  end
+  return take(key, qps, now or _M.now())
 end
 
 function _M.reset()
-    buckets = {}
-    windows = {}
+  buckets = {}
+  windows = {}
 end
 
 return _M

@@ -137,299 +137,299 @@ local PROVIDERS = { aliyun = aliyun, zego = zego }
 
 -- Fault kinds that replace the answer (the others only delay or skew it).
 local REPLACING = {
-    http500 = true, http503 = true, throttle = true, drop = true, malformed = true, truncated = true, code = true,
+  http500 = true, http503 = true, throttle = true, drop = true, malformed = true, truncated = true, code = true,
 }
 
 -- Called from init_by_lua with { config_file = path|nil, dir = DIR, ports = {...} }.
 function _M.init(opts)
-    options = opts or {}
-    settings = config.load(options.config_file)
-    aliyun.init(settings)
-    zego.init(settings)
-    requestlog.set_limit(settings.log_limit)
+  options = opts or {}
+  settings = config.load(options.config_file)
+  aliyun.init(settings)
+  zego.init(settings)
+  requestlog.set_limit(settings.log_limit)
 end
 
 -- Called from init_worker_by_lua.
 function _M.init_worker()
-    randomseed(floor(clock.real_now() * 1000) % 2147483647 + ngx.worker.pid())
+  randomseed(floor(clock.real_now() * 1000) % 2147483647 + ngx.worker.pid())
 end
 
 local function reset_all()
-    aliyun.reset()
-    zego.reset()
-    ratelimit.reset()
-    stats.reset()
-    requestlog.reset()
-    faults.reset()
-    clock.reset()
+  aliyun.reset()
+  zego.reset()
+  ratelimit.reset()
+  stats.reset()
+  requestlog.reset()
+  faults.reset()
+  clock.reset()
 end
 
 -------------------------------------------------------------------------------
 -- Request collection
 
 local function read_body()
-    ngx_req.read_body()
-    local body = ngx_req.get_body_data()
-    if body then
-        return body
-    end
-    local file = ngx_req.get_body_file()
-    if not file then
-        return ""
-    end
-    local f = io_open(file, "rb")
-    if not f then
-        return ""
-    end
-    body = f:read("*a") or ""
-    f:close()
+  ngx_req.read_body()
+  local body = ngx_req.get_body_data()
+  if body then
     return body
+  end
+  local file = ngx_req.get_body_file()
+  if not file then
+    return ""
+  end
+  local f = io_open(file, "rb")
+  if not f then
+    return ""
+  end
+  body = f:read("*a") or ""
+  f:close()
+  return body
 end
 
 local function collect()
-    local body = read_body()
-    local headers = {}
-    for k, v in pairs(ngx_req.get_headers(200)) do
-        if type(v) == "table" then
-            v = concat(v, ",")
-        end
-        headers[lower(k)] = v
+  local body = read_body()
+  local headers = {}
+  for k, v in pairs(ngx_req.get_headers(200)) do
+    if type(v) == "table" then
+      v = concat(v, ",")
     end
-    local query = ngx_var.args or ""
-    local query_list = encoding.parse_query(query, {}, {})
-    local list, map = encoding.parse_query(query, {}, {})
-    local ctype = lower(headers["content-type"] or "")
-    if find(ctype, "^application/x%-www%-form%-urlencoded") then
-        encoding.parse_query(body, list, map)
-    end
-    local path = match(ngx_var.request_uri or "/", "^[^?]*")
-    if path == "" then
-        path = "/"
-    end
-    return {
-        method = ngx_req.get_method(),
-        path = path,
-        query = query,
-        query_list = query_list,
-        param_list = list,
-        params = map,
-        headers = headers,
-        body = body,
-        scheme = ngx_var.scheme,
-        port = tonumber(ngx_var.server_port),
-    }
+    headers[lower(k)] = v
+  end
+  local query = ngx_var.args or ""
+  local query_list = encoding.parse_query(query, {}, {})
+  local list, map = encoding.parse_query(query, {}, {})
+  local ctype = lower(headers["content-type"] or "")
+  if find(ctype, "^application/x%-www%-form%-urlencoded") then
+    encoding.parse_query(body, list, map)
+  end
+  local path = match(ngx_var.request_uri or "/", "^[^?]*")
+  if path == "" then
+    path = "/"
+  end
+  return {
+    method = ngx_req.get_method(),
+    path = path,
+    query = query,
+    query_list = query_list,
+    param_list = list,
+    params = map,
+    headers = headers,
+    body = body,
+    scheme = ngx_var.scheme,
+    port = tonumber(ngx_var.server_port),
+  }
 end
 
 -------------------------------------------------------------------------------
 -- Sending
 
 local function send(res)
-    if res.drop then
-        return ngx_exit(444)
-    end
-    ngx.status = res.status
-    for k, v in pairs(res.headers or {}) do
-        ngx_header[k] = v
-    end
-    local body = res.body or ""
-    ngx_header["Content-Length"] = #body
-    if res.truncate then
-        ngx_print(sub(body, 1, floor(#body / 2)))
-        ngx_flush(true)
-        return ngx_exit(444)
-    end
-    ngx_print(body)
+  if res.drop then
+    return ngx_exit(444)
+  end
+  ngx.status = res.status
+  for k, v in pairs(res.headers or {}) do
+    ngx_header[k] = v
+  end
+  local body = res.body or ""
+  ngx_header["Content-Length"] = #body
+  if res.truncate then
+    ngx_print(sub(body, 1, floor(#body / 2)))
+    ngx_flush(true)
+    return ngx_exit(444)
+  end
+  ngx_print(body)
 end
 
 local function send_json(status, value)
-    return send({
-        status = status,
-        headers = { ["Content-Type"] = "application/json" },
-        body = json.encode(value),
-    })
+  return send({
+    status = status,
+    headers = { ["Content-Type"] = "application/json" },
+    body = json.encode(value),
+  })
 end
 
 -------------------------------------------------------------------------------
 -- Faults
 
 local FAULT_CODES = {
-    aliyun = { http500 = "InternalError", http503 = "ServiceUnavailable", throttle = "Throttling.User" },
-    zego = { http500 = 30003, http503 = 100000015, throttle = 30002 },
+  aliyun = { http500 = "InternalError", http503 = "ServiceUnavailable", throttle = "Throttling.User" },
+  zego = { http500 = 30003, http503 = 100000015, throttle = 30002 },
 }
 
 -- The minimal log of a request that a fault answered before any processing.
 local function unprocessed_log(provider, req, action)
-    local p = req.params
-    return {
-        action = action,
-        account = provider == "aliyun" and p.AccessKeyId or p.AppId,
-        account_uid = provider == "aliyun" and aliyun.account_uid(p.AccessKeyId) or nil,
-        params = requestlog.redact(p),
-        sequence = provider == "zego" and p.Sequence or nil,
-        stream_ids = provider == "zego" and zego.request_stream_ids(req) or nil,
-        applied = false,
-    }
+  local p = req.params
+  return {
+    action = action,
+    account = provider == "aliyun" and p.AccessKeyId or p.AppId,
+    account_uid = provider == "aliyun" and aliyun.account_uid(p.AccessKeyId) or nil,
+    params = requestlog.redact(p),
+    sequence = provider == "zego" and p.Sequence or nil,
+    stream_ids = provider == "zego" and zego.request_stream_ids(req) or nil,
+    applied = false,
+  }
 end
 
 -- Builds the faulted answer. processed: the real result when after_apply.
 local function fault_result(provider, mod, fault, req, action, processed)
-    local kind = fault.kind
-    local log = processed and processed.log or unprocessed_log(provider, req, action)
-    local res
-    if kind == "http500" or kind == "http503" or kind == "throttle" or kind == "code" then
-        res = mod.fault_response(kind, fault, req)
-        log.code = kind == "code" and fault.code or FAULT_CODES[provider][kind]
-        log.status = res.status
-    elseif kind == "drop" then
-        res = { drop = true }
-        log.status = nil
+  local kind = fault.kind
+  local log = processed and processed.log or unprocessed_log(provider, req, action)
+  local res
+  if kind == "http500" or kind == "http503" or kind == "throttle" or kind == "code" then
+    res = mod.fault_response(kind, fault, req)
+    log.code = kind == "code" and fault.code or FAULT_CODES[provider][kind]
+    log.status = res.status
+  elseif kind == "drop" then
+    res = { drop = true }
+    log.status = nil
+  else
+    local base = processed or {
+      status = 200,
+      headers = { ["Content-Type"] = "application/json" },
+      body = mod.placeholder_body(req),
+    }
+    res = { status = base.status, headers = base.headers, body = base.body }
+    if kind == "malformed" then
+      res.body = sub(base.body, 1, floor(#base.body / 2)) .. "<!-- emulator fault: malformed -->"
     else
-        local base = processed or {
-            status = 200,
-            headers = { ["Content-Type"] = "application/json" },
-            body = mod.placeholder_body(req),
-        }
-        res = { status = base.status, headers = base.headers, body = base.body }
-        if kind == "malformed" then
-            res.body = sub(base.body, 1, floor(#base.body / 2)) .. "<!-- emulator fault: malformed -->"
-        else
-            res.truncate = true
-        end
-        log.status = res.status
+      res.truncate = true
     end
-    log.verdict = "fault"
-    log.applied = processed ~= nil and processed.applied == true
-    res.log = log
-    return res
+    log.status = res.status
+  end
+  log.verdict = "fault"
+  log.applied = processed ~= nil and processed.applied == true
+  res.log = log
+  return res
 end
 
 -------------------------------------------------------------------------------
 -- Provider requests
 
 local function serve_provider(provider)
-    local mod = PROVIDERS[provider]
-    local received = clock.now()
-    local real_start = clock.real_now()
-    local req = collect()
-    local action = mod.peek_action(req)
-    local fault = faults.take(provider, action)
-    if fault and fault.kind == "delay" then
-        ngx_sleep(fault.delay_ms / 1000)
-    elseif fault and fault.kind == "skew" then
-        ngx.ctx.date_skew = fault.skew_s
-    end
+  local mod = PROVIDERS[provider]
+  local received = clock.now()
+  local real_start = clock.real_now()
+  local req = collect()
+  local action = mod.peek_action(req)
+  local fault = faults.take(provider, action)
+  if fault and fault.kind == "delay" then
+    ngx_sleep(fault.delay_ms / 1000)
+  elseif fault and fault.kind == "skew" then
+    ngx.ctx.date_skew = fault.skew_s
+  end
 
-    local res
-    local ok, err = pcall(function()
-        if fault and REPLACING[fault.kind] and not fault.after_apply then
-            stats.count(provider, action, "faulted", clock.real_now())
-            res = fault_result(provider, mod, fault, req, action, nil)
-        else
-            res = mod.process(req)
-            if fault and REPLACING[fault.kind] then
-                res = fault_result(provider, mod, fault, req, action, res)
-            end
-        end
-    end)
-    if not ok then
-        ngx_log(ngx_ERR, "emulator: ", provider, " request failed: ", tostring(err))
-        res = mod.fault_response("http500", fault or {}, req)
-        res.log = unprocessed_log(provider, req, action)
-        res.log.verdict = "crash"
-        res.log.code = FAULT_CODES[provider].http500
-        res.log.status = res.status
-        res.log.message = tostring(err)
+  local res
+  local ok, err = pcall(function()
+    if fault and REPLACING[fault.kind] and not fault.after_apply then
+      stats.count(provider, action, "faulted", clock.real_now())
+      res = fault_result(provider, mod, fault, req, action, nil)
+    else
+      res = mod.process(req)
+      if fault and REPLACING[fault.kind] then
+        res = fault_result(provider, mod, fault, req, action, res)
+      end
     end
+  end)
+  if not ok then
+    ngx_log(ngx_ERR, "emulator: ", provider, " request failed: ", tostring(err))
+    res = mod.fault_response("http500", fault or {}, req)
+    res.log = unprocessed_log(provider, req, action)
+    res.log.verdict = "crash"
+    res.log.code = FAULT_CODES[provider].http500
+    res.log.status = res.status
+    res.log.message = tostring(err)
+  end
 
-    local entry = res.log
-    entry.provider = provider
-    entry.time = received
-    entry.real_time = real_start
-    entry.duration_ms = floor((clock.real_now() - real_start) * 1000 + 0.5)
-    entry.method = req.method
-    entry.scheme = req.scheme
-    entry.port = req.port
-    if fault then
-        entry.fault = fault.kind
-        entry.fault_id = fault.id
-    end
-    -- A message quoting a string to sign, or the canonical request, holds the
-    -- request's security token: the log shows "***" there as everywhere.
-    requestlog.append(requestlog.scrub(entry, req))
-    return send(res)
+  local entry = res.log
+  entry.provider = provider
+  entry.time = received
+  entry.real_time = real_start
+  entry.duration_ms = floor((clock.real_now() - real_start) * 1000 + 0.5)
+  entry.method = req.method
+  entry.scheme = req.scheme
+  entry.port = req.port
+  if fault then
+    entry.fault = fault.kind
+    entry.fault_id = fault.id
+  end
+  -- A message quoting a string to sign, or the canonical request, holds the
+  -- request's security token: the log shows "***" there as everywhere.
+  requestlog.append(requestlog.scrub(entry, req))
+  return send(res)
 end
 
 -------------------------------------------------------------------------------
 -- Control endpoints
 
 local function fault_lists()
-    local all = faults.list()
-    local out = {}
-    for provider, list in pairs(all) do
-        local copy = json.array()
-        for i, f in ipairs(list) do
-            copy[i] = f
-        end
-        out[provider] = copy
+  local all = faults.list()
+  local out = {}
+  for provider, list in pairs(all) do
+    local copy = json.array()
+    for i, f in ipairs(list) do
+      copy[i] = f
     end
-    return out
+    out[provider] = copy
+  end
+  return out
 end
 
 local function read_json_body()
-    local body = read_body()
-    if body == "" then
-        return {}
-    end
-    local v, err = json.decode(body)
-    if v == nil then
-        return nil, "body is not valid JSON: " .. tostring(err)
-    end
-    return v
+  local body = read_body()
+  if body == "" then
+    return {}
+  end
+  local v, err = json.decode(body)
+  if v == nil then
+    return nil, "body is not valid JSON: " .. tostring(err)
+  end
+  return v
 end
 
 local function public_config()
-    local a, z = {}, {}
-    for id in pairs(settings.aliyun.accounts) do
-        a[#a + 1] = id
-    end
-    for id in pairs(settings.zego.apps) do
-        z[#z + 1] = id
-    end
-    sort(a)
-    sort(z)
-    return {
-        aliyun = {
-            accounts = json.array(a), qps = settings.aliyun.qps,
-            rate_limiter = settings.aliyun.rate_limiter,
-            timestamp_tolerance_s = settings.aliyun.timestamp_tolerance_s,
-            nonce_ttl_s = settings.aliyun.nonce_ttl_s,
-            domains = json.array(settings.aliyun.domains),
-            max_pull_to_push_tasks = settings.aliyun.max_pull_to_push_tasks,
-        },
-        zego = {
-            apps = json.array(z), qps = settings.zego.qps, test_env_qps = settings.zego.test_env_qps,
-            rate_limiter = settings.zego.rate_limiter,
-            timestamp_tolerance_s = settings.zego.timestamp_tolerance_s,
-            sequence_window_s = settings.zego.sequence_window_s,
-        },
-        log_limit = settings.log_limit,
-        rate_limit_clock = ratelimit.CLOCK,
-        ports = options.ports,
-        dir = options.dir,
-        config_file = options.config_file,
-    }
+  local a, z = {}, {}
+  for id in pairs(settings.aliyun.accounts) do
+    a[#a + 1] = id
+  end
+  for id in pairs(settings.zego.apps) do
+    z[#z + 1] = id
+  end
+  sort(a)
+  sort(z)
+  return {
+    aliyun = {
+      accounts = json.array(a), qps = settings.aliyun.qps,
+      rate_limiter = settings.aliyun.rate_limiter,
+      timestamp_tolerance_s = settings.aliyun.timestamp_tolerance_s,
+      nonce_ttl_s = settings.aliyun.nonce_ttl_s,
+      domains = json.array(settings.aliyun.domains),
+      max_pull_to_push_tasks = settings.aliyun.max_pull_to_push_tasks,
+    },
+    zego = {
+      apps = json.array(z), qps = settings.zego.qps, test_env_qps = settings.zego.test_env_qps,
+      rate_limiter = settings.zego.rate_limiter,
+      timestamp_tolerance_s = settings.zego.timestamp_tolerance_s,
+      sequence_window_s = settings.zego.sequence_window_s,
+    },
+    log_limit = settings.log_limit,
+    rate_limit_clock = ratelimit.CLOCK,
+    ports = options.ports,
+    dir = options.dir,
+    config_file = options.config_file,
+  }
 end
 
 -- A POST handler that takes the request's JSON body (an empty body reads as
 -- {}); a body that is not JSON answers 400.
 local function with_json_body(handler)
-    return function(provider)
-        local value, err = read_json_body()
-        if value == nil then
-            return 400, { error = err }
-        end
-        return handler(value, provider)
+  return function(provider)
+    local value, err = read_json_body()
+    if value == nil then
+      return 400, { error = err }
     end
+    return handler(value, provider)
+  end
 end
 
 -- The control endpoints: name -> { METHOD = handler(provider) -> status, value }.
@@ -437,81 +437,81 @@ end
 local CONTROL = {}
 
 CONTROL.health = {
-    GET = function(provider)
-        return 200, { ok = true, provider = provider, pid = ngx.worker.pid(), version = _M._VERSION }
-    end,
+  GET = function(provider)
+    return 200, { ok = true, provider = provider, pid = ngx.worker.pid(), version = _M._VERSION }
+  end,
 }
 
 CONTROL.state = {
-    GET = function(provider)
-        local now = clock.now()
-        return 200, {
-            now = now,
-            clock = clock.snapshot(),
-            provider = provider,
-            aliyun = aliyun.snapshot(now),
-            zego = zego.snapshot(now),
-            faults = fault_lists(),
-        }
-    end,
+  GET = function(provider)
+    local now = clock.now()
+    return 200, {
+      now = now,
+      clock = clock.snapshot(),
+      provider = provider,
+      aliyun = aliyun.snapshot(now),
+      zego = zego.snapshot(now),
+      faults = fault_lists(),
+    }
+  end,
 }
 
 CONTROL.log = {
-    GET = function()
-        local args = ngx_req.get_uri_args()
-        local provider = args.provider
-        if provider ~= nil and provider ~= "aliyun" and provider ~= "zego" then
-            return 400, { error = "provider must be aliyun or zego" }
-        end
-        local entries, last, dropped = requestlog.query(args.since, provider, args.action, args.limit)
-        return 200, { entries = json.array(entries), last_seq = last, dropped = dropped }
-    end,
+  GET = function()
+    local args = ngx_req.get_uri_args()
+    local provider = args.provider
+    if provider ~= nil and provider ~= "aliyun" and provider ~= "zego" then
+      return 400, { error = "provider must be aliyun or zego" }
+    end
+    local entries, last, dropped = requestlog.query(args.since, provider, args.action, args.limit)
+    return 200, { entries = json.array(entries), last_seq = last, dropped = dropped }
+  end,
 }
 
 CONTROL.reset = {
-    POST = function()
-        read_body()
-        reset_all()
-        return 200, { ok = true }
-    end,
+  POST = function()
+    read_body()
+    reset_all()
+    return 200, { ok = true }
+  end,
 }
 
 CONTROL.faults = {
-    GET = function()
-        return 200, { faults = fault_lists() }
-    end,
-    POST = with_json_body(function(spec, provider)
-        local specs = spec
-        if type(spec) ~= "table" or spec.kind ~= nil or #spec == 0 then
-            specs = { spec }
-        end
-        local added = json.array()
-        for _, s in ipairs(specs) do
-            local f, ferr = faults.add(provider, s)
-            if not f then
-                return 400, { error = ferr, added = added }
-            end
-            added[#added + 1] = f
-        end
-        return 200, { added = added, faults = fault_lists() }
-    end),
-    DELETE = function()
-        faults.reset()
-        return 200, { faults = fault_lists() }
-    end,
+  GET = function()
+    return 200, { faults = fault_lists() }
+  end,
+  POST = with_json_body(function(spec, provider)
+    local specs = spec
+    if type(spec) ~= "table" or spec.kind ~= nil or #spec == 0 then
+      specs = { spec }
+    end
+    local added = json.array()
+    for _, s in ipairs(specs) do
+      local f, ferr = faults.add(provider, s)
+      if not f then
+        return 400, { error = ferr, added = added }
+      end
+      added[#added + 1] = f
+    end
+    return 200, { added = added, faults = fault_lists() }
+  end),
+  DELETE = function()
+    faults.reset()
+    return 200, { faults = fault_lists() }
+  end,
 }
 
 CONTROL.clock = {
-    GET = function()
-        return 200, clock.snapshot()
-    end,
-    POST = with_json_body(function(spec)
-        local ok, cerr = clock.set(spec)
-        if not ok then
-            return 400, { error = cerr }
-        end
-        return 200, clock.snapshot()
-    end),
+  GET = function()
+    return 200, clock.snapshot()
+  end,
+  POST = with_json_body(function(spec)
+    local ok, cerr = clock.set(spec)
+    if not ok then
+      return 400, { error = cerr }
+    end
+    return 200, clock.snapshot()
+  end),
 }
 
 -- Streams being published, for DescribeLiveStreamsOnlineList (the emulator has
@@ -520,82 +520,82 @@ CONTROL.clock = {
 -- stream that is blocked now is refused, not marked. DELETE takes the streams
 -- in the body offline, or every stream when the body is empty.
 local function online_specs(value)
-    if type(value) ~= "table" then
-        return nil, "online: expected an object or an array of objects"
-    end
-    if value.domain ~= nil or value.app ~= nil or value.stream ~= nil then
-        return { value }
-    end
-    return value
+  if type(value) ~= "table" then
+    return nil, "online: expected an object or an array of objects"
+  end
+  if value.domain ~= nil or value.app ~= nil or value.stream ~= nil then
+    return { value }
+  end
+  return value
 end
 
 CONTROL.online = {
-    GET = function()
-        return 200, { online = aliyun.online_snapshot(clock.now()) }
-    end,
-    POST = with_json_body(function(value)
-        local specs, err = online_specs(value)
-        if not specs then
-            return 400, { error = err }
-        end
-        local now = clock.now()
-        local marked, refused = aliyun.mark_online(specs, now)
-        if not marked then
-            return 400, { error = refused }
-        end
-        return 200, { marked = marked, refused = refused, online = aliyun.online_snapshot(now) }
-    end),
-    DELETE = function()
-        local body = read_body()
-        local specs, err
-        if body ~= "" then
-            local value, derr = json.decode(body)
-            if value == nil then
-                return 400, { error = "body is not valid JSON: " .. tostring(derr) }
-            end
-            specs, err = online_specs(value)
-            if not specs then
-                return 400, { error = err }
-            end
-        end
-        local removed
-        removed, err = aliyun.mark_offline(specs)
-        if not removed then
-            return 400, { error = err }
-        end
-        return 200, { removed = removed, online = aliyun.online_snapshot(clock.now()) }
-    end,
+  GET = function()
+    return 200, { online = aliyun.online_snapshot(clock.now()) }
+  end,
+  POST = with_json_body(function(value)
+    local specs, err = online_specs(value)
+    if not specs then
+      return 400, { error = err }
+    end
+    local now = clock.now()
+    local marked, refused = aliyun.mark_online(specs, now)
+    if not marked then
+      return 400, { error = refused }
+    end
+    return 200, { marked = marked, refused = refused, online = aliyun.online_snapshot(now) }
+  end),
+  DELETE = function()
+    local body = read_body()
+    local specs, err
+    if body ~= "" then
+      local value, derr = json.decode(body)
+      if value == nil then
+        return 400, { error = "body is not valid JSON: " .. tostring(derr) }
+      end
+      specs, err = online_specs(value)
+      if not specs then
+        return 400, { error = err }
+      end
+    end
+    local removed
+    removed, err = aliyun.mark_offline(specs)
+    if not removed then
+      return 400, { error = err }
+    end
+    return 200, { removed = removed, online = aliyun.online_snapshot(clock.now()) }
+  end,
 }
 
 CONTROL.config = {
-    GET = function()
-        return 200, public_config()
-    end,
+  GET = function()
+    return 200, public_config()
+  end,
 }
 
 -- The methods an endpoint allows, for the Allow header of a 405.
 local function allowed_methods(endpoint)
-    local out = {}
-    for _, m in ipairs({ "GET", "POST", "DELETE" }) do
-        if endpoint[m] then
-            out[#out + 1] = m
-        end
+  local out = {}
+  for _, m in ipairs({ "GET", "POST", "DELETE" }) do
+    if endpoint[m] then
+      out[#out + 1] = m
     end
-    return concat(out, ", ")
+  end
+  return concat(out, ", ")
 end
 
 local function serve_control(provider, name)
-    local endpoint = CONTROL[name]
-    if not endpoint then
-        return send_json(404, { error = "unknown endpoint /_emulator/" .. tostring(name) })
-    end
-    local method = ngx_req.get_method()
-    local handler = endpoint[method]
-    if not handler then
-        ngx_header["Allow"] = allowed_methods(endpoint)
-        return send_json(405, { error = method .. " is not allowed on /_emulator/" .. name })
-    end
-    return send_json(handler(provider))
+  local endpoint = CONTROL[name]
+  if not endpoint then
+    return send_json(404, { error = "unknown endpoint /_emulator/" .. tostring(name) })
+  end
+  local method = ngx_req.get_method()
+  local handler = endpoint[method]
+  if not handler then
+    ngx_header["Allow"] = allowed_methods(endpoint)
+    return send_json(405, { error = method .. " is not allowed on /_emulator/" .. name })
+  end
+  return send_json(handler(provider))
 end
 
 -------------------------------------------------------------------------------
@@ -603,19 +603,19 @@ end
 
 -- content_by_lua: every request on a provider port.
 function _M.handle()
-    local provider = ngx_var.emu_provider
-    local uri = ngx_var.uri or "/"
-    local name = match(uri, "^/_emulator/([%w_]*)/?$")
-    if name or uri == "/_emulator" then
-        return serve_control(provider, name or "")
-    end
-    return serve_provider(provider)
+  local provider = ngx_var.emu_provider
+  local uri = ngx_var.uri or "/"
+  local name = match(uri, "^/_emulator/([%w_]*)/?$")
+  if name or uri == "/_emulator" then
+    return serve_control(provider, name or "")
+  end
+  return serve_provider(provider)
 end
 
 -- header_filter_by_lua: the Date header from the emulator clock.
 function _M.header_filter()
-    local skew = ngx.ctx.date_skew or 0
-    ngx_header["Date"] = ngx_http_time(floor(clock.now() + skew))
+  local skew = ngx.ctx.date_skew or 0
+  ngx_header["Date"] = ngx_http_time(floor(clock.now() + skew))
 end
 
 return _M

@@ -26,54 +26,54 @@ local _M = {}
 local counters = { aliyun = {}, zego = {} }
 
 local function entry(provider, action)
-    local by_action = counters[provider]
-    local c = by_action[action]
-    if not c then
-        c = { accepted = 0, throttled = 0, faulted = 0, per_second = {} }
-        by_action[action] = c
-    end
-    return c
+  local by_action = counters[provider]
+  local c = by_action[action]
+  if not c then
+    c = { accepted = 0, throttled = 0, faulted = 0, per_second = {} }
+    by_action[action] = c
+  end
+  return c
 end
 
 local function prune(per_second, now_s)
-    for k in pairs(per_second) do
-        if tonumber(k) < now_s - KEEP_SECONDS then
-            per_second[k] = nil
-        end
+  for k in pairs(per_second) do
+    if tonumber(k) < now_s - KEEP_SECONDS then
+      per_second[k] = nil
     end
+  end
 end
 
 -- kind: "accepted", "throttled" or "faulted".
 function _M.count(provider, action, kind, real_now)
-    if not action or action == "" then
-        action = "(none)"
-    end
-    local c = entry(provider, action)
-    c[kind] = c[kind] + 1
-    if kind == "faulted" then
-        return
-    end
-    local s = floor(real_now)
-    local key = tostring(s)
-    local ps = c.per_second[key]
-    if not ps then
-        ps = { accepted = 0, throttled = 0 }
-        c.per_second[key] = ps
-        prune(c.per_second, s)
-    end
-    ps[kind] = ps[kind] + 1
+  if not action or action == "" then
+    action = "(none)"
+  end
+  local c = entry(provider, action)
+  c[kind] = c[kind] + 1
+  if kind == "faulted" then
+    return
+  end
+  local s = floor(real_now)
+  local key = tostring(s)
+  local ps = c.per_second[key]
+  if not ps then
+    ps = { accepted = 0, throttled = 0 }
+    c.per_second[key] = ps
+    prune(c.per_second, s)
+  end
+  ps[kind] = ps[kind] + 1
 end
 
 function _M.snapshot(provider)
-    return counters[provider]
+  return counters[provider]
 end
 
 function _M.reset(provider)
-    if provider then
-        counters[provider] = {}
-    else
-        counters = { aliyun = {}, zego = {} }
-    end
+  if provider then
+    counters[provider] = {}
+  else
+    counters = { aliyun = {}, zego = {} }
+  end
 end
 
 return _M
