@@ -3,7 +3,8 @@
  *
  *   curl.version()             libcurl's version ("7.88.1")
  *   curl.easy(opts)            one reusable easy handle: h:request(req), h:close()
- *   curl.multi(opts)           concurrent transfers: m:add(key, req), m:poll(ms),
+ *   curl.multi(opts)           concurrent transfers: m:add(key, req) (key: any value
+ *                              but nil and NaN), m:poll(ms),
  *                              m:pending(), m:close(); a signal handler ends a
  *                              poll early (with what has completed, maybe none)
  *   curl.sleep(seconds)        a blocking sleep (scripts only); a signal handler
@@ -780,8 +781,11 @@ static int multi_add(lua_State *L) {
     int body_idx, running;
     CURLMcode mc;
     lua_settop(L, 3);
-    if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER)
-        luaL_argerror(L, 2, "key must be a number or a string");
+    /* Any value but nil is a key (the engine passes its attempt tables): it is
+       held by a registry reference while in flight and compared raw, so a
+       table key comes back from poll as the very same table. NaN is refused:
+       it is never raw-equal to itself, so a duplicate could not be seen. */
+    if (lua_isnil(L, 2)) luaL_argerror(L, 2, "key must not be nil");
     if (lua_type(L, 2) == LUA_TNUMBER && lua_tonumber(L, 2) != lua_tonumber(L, 2))
         luaL_argerror(L, 2, "key must not be NaN");
     for (x = m->xfers; x != NULL; x = x->next) {

@@ -607,16 +607,47 @@ describe("streamctl.curl", function()
 
     it("raises on a bad or duplicate key and on bad requests", function()
       local m = multi({ timeout_ms = SHORT })
-      assert.has_error(function() m:add(nil, { url = base .. "/json" }) end)
-      assert.has_error(function() m:add({}, { url = base .. "/json" }) end)
-      assert.has_error(function() m:add(0 / 0, { url = base .. "/json" }) end)
+      local function raises(key, why)
+        local ok, err = pcall(m.add, m, key, { url = base .. "/json" })
+        assert.is_false(ok)
+        assert.matches("bad argument #2 to '[^']+' %(" .. why .. "%)", err)
+      end
+      raises(nil, "key must not be nil")
+      raises(0 / 0, "key must not be NaN")
       assert.has_error(function() m:add("a", { url = 5 }) end, "streamctl.curl: request.url must be a string")
       assert.is_true(m:add("a", { url = base .. "/hang" }))
-      assert.has_error(function() m:add("a", { url = base .. "/json" }) end)
+      raises("a", "a transfer with this key is in flight")
       assert.equal(1, m:pending())
       local done = drain(m)
       assert.equal(1, #done)
       assert.equal("Timeout", done[1].err.code)
+    end)
+
+    it("takes any key but nil: a table comes back as the same table, held while in flight", function()
+      local m = multi()
+      local attempt, other = { n = 1 }, { n = 1 } -- equal contents, different tables
+      local fn = function() end
+      assert.is_true(m:add(attempt, { url = base .. "/json" }))
+      assert.is_true(m:add(other, { url = base .. "/json" }))
+      assert.has_error(function() m:add(attempt, { url = base .. "/json" }) end)
+      assert.is_true(m:add(true, { url = base .. "/json" }))
+      assert.is_true(m:add(fn, { url = base .. "/json" }))
+      -- a key only the multi holds is not collected while its transfer is in flight
+      local weak = setmetatable({}, { __mode = "k" })
+      do
+        local held = {}
+        weak[held] = true
+        assert.is_true(m:add(held, { url = base .. "/json" }))
+      end
+      collectgarbage()
+      collectgarbage()
+      local held = next(weak)
+      assert.is_table(held)
+      local done = drain(m)
+      assert.equal(5, #done)
+      local by_key = {} -- a table key finds its completion only if it is the same table
+      for _, c in ipairs(done) do by_key[c.key] = c.res.status end
+      for _, key in ipairs { attempt, other, true, fn, held } do assert.equal(200, by_key[key]) end
     end)
 
     it("poll() returns {} at once when nothing is pending", function()
