@@ -100,7 +100,7 @@ local sub = string.sub
 local sort = table.sort
 local concat = table.concat
 
-local _M = {}
+local M = {}
 
 local API_VERSION = "2016-11-01"
 
@@ -146,21 +146,21 @@ local ERRORS = {
   ["ServiceUnavailable"] = { 503, "The request has failed due to a temporary failure of the server." },
 }
 
-_M.ERRORS = ERRORS
+M.ERRORS = ERRORS
 
 -- The HTTP status of an error code (Missing<Name> and unknown codes: 400).
-function _M.status_of(code)
+function M.status_of(code)
   local e = ERRORS[code]
   return e and e[1] or 400
 end
 
-function _M.init(settings)
+function M.init(settings)
   cfg = settings
 end
 
 -- The account UID a known AccessKeyId belongs to (its "account" in the
 -- config); nil for an unknown key and for a key that is an account of its own.
-function _M.account_uid(ak)
+function M.account_uid(ak)
   local account = ak and cfg.aliyun.accounts[ak]
   return account and account.account or nil
 end
@@ -188,7 +188,7 @@ local function is_v3(req)
 end
 
 -- The action a request names, before any verification (for fault matching).
-function _M.peek_action(req)
+function M.peek_action(req)
   if is_v3(req) then
     return req.headers["x-acs-action"]
   end
@@ -261,7 +261,7 @@ local function render(status, root, fields, fmt, rid, extra_headers)
 end
 
 -- An error answer. message nil: the code's standard message.
-function _M.error_response(code, message, fmt, rid, extra_headers)
+function M.error_response(code, message, fmt, rid, extra_headers)
   rid = rid or request_id()
   local e = ERRORS[code]
   local status = e and e[1] or 400
@@ -367,7 +367,7 @@ end
 
 -- Verifies and executes one request. Returns a result:
 --   { status, headers, body, log = {...}, applied = bool }
-function _M.process(req)
+function M.process(req)
   local now = clock.now()
   local rid = request_id()
   local v3 = is_v3(req)
@@ -386,7 +386,7 @@ function _M.process(req)
   end
 
   local function fail(verdict, code, message, extra_headers)
-    local res = _M.error_response(code, message, fmt, rid, extra_headers)
+    local res = M.error_response(code, message, fmt, rid, extra_headers)
     log.verdict = verdict
     log.code = code
     log.message = message or (ERRORS[code] and ERRORS[code][2]) or code
@@ -591,7 +591,7 @@ end
 
 -- The answer an injected fault gives in place of (or over) a request.
 -- kind: http500 | http503 | throttle. Returns a result like process().
-function _M.fault_response(kind, fault, req)
+function M.fault_response(kind, fault, req)
   local fmt = "JSON"
   if not is_v3(req) then
     local f = req.params.Format
@@ -601,21 +601,21 @@ function _M.fault_response(kind, fault, req)
   end
   if kind == "code" then
     local rid = request_id()
-    return render(200, (_M.peek_action(req) or "") .. "Response",
+    return render(200, (M.peek_action(req) or "") .. "Response",
       { RequestId = rid, RetCode = fault.code, Description = fault.message or "Failed" }, fmt, rid)
   elseif kind == "http500" then
-    return _M.error_response("InternalError", nil, fmt)
+    return M.error_response("InternalError", nil, fmt)
   elseif kind == "http503" then
-    return _M.error_response("ServiceUnavailable", nil, fmt)
+    return M.error_response("ServiceUnavailable", nil, fmt)
   end
-  return _M.error_response("Throttling.User", nil, fmt,
+  return M.error_response("Throttling.User", nil, fmt,
     nil, { ["x-acs-retry-after"] = tostring(fault.retry_after_ms) })
 end
 
 -- A plausible success body for malformed/truncated faults that replace the
 -- request entirely.
-function _M.placeholder_body(req)
-  return json.encode({ RequestId = request_id(), Action = _M.peek_action(req) })
+function M.placeholder_body(req)
+  return json.encode({ RequestId = request_id(), Action = M.peek_action(req) })
 end
 
 -- The limiter each key uses (its own rate_limiter or the provider's), and
@@ -630,11 +630,11 @@ local function limiters()
 end
 
 -- Online streams (DescribeLiveStreamsOnlineList), set through /_emulator/online.
-_M.mark_online = live.mark_online
-_M.mark_offline = live.mark_offline
-_M.online_snapshot = live.online_snapshot
+M.mark_online = live.mark_online
+M.mark_offline = live.mark_offline
+M.online_snapshot = live.online_snapshot
 
-function _M.snapshot(now)
+function M.snapshot(now)
   local s = live.snapshot(now)
   s.counters = stats.snapshot("aliyun")
   s.rate_limiter = cfg.aliyun.rate_limiter
@@ -642,9 +642,9 @@ function _M.snapshot(now)
   return s
 end
 
-function _M.reset()
+function M.reset()
   live.reset()
   nonces, fifo, fifo_head, fifo_tail = {}, {}, 1, 0
 end
 
-return _M
+return M

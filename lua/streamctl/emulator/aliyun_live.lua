@@ -61,7 +61,7 @@ local insert = table.insert
 local remove = table.remove
 local concat = table.concat
 
-local _M = {}
+local M = {}
 
 local streams = {}
 local tasks = {}
@@ -168,7 +168,7 @@ local function utf8_chars(s)
   return n
 end
 
-_M.utf8_chars = utf8_chars
+M.utf8_chars = utf8_chars
 
 -- Whether s is valid UTF-8 of at most max characters (the pages count URL
 -- lengths in characters; text that is not UTF-8 is refused).
@@ -283,7 +283,7 @@ end
 
 -- ForbidLiveStream: puts a stream on the block list (until ResumeTime, when
 -- given); with Oneshot=yes it only cuts the current ingest and blocks nothing.
-function _M.ForbidLiveStream(p, ctx)
+function M.ForbidLiveStream(p, ctx)
   local ok, code, msg = check_stream_params(p)
   if not ok then
     return nil, code, msg
@@ -325,7 +325,7 @@ end
 -- ResumeLiveStream: takes a stream (or, with AppName=*, every stream of that
 -- name under the domain) off the block list. Resuming a stream that is not
 -- blocked succeeds and changes nothing but the counters.
-function _M.ResumeLiveStream(p, ctx)
+function M.ResumeLiveStream(p, ctx)
   local ok, code, msg = check_stream_params(p)
   if not ok then
     return nil, code, msg
@@ -357,7 +357,7 @@ function _M.ResumeLiveStream(p, ctx)
 end
 
 -- DescribeLiveStreamsBlockList: the blocked streams of a domain, paged.
-function _M.DescribeLiveStreamsBlockList(p, ctx)
+function M.DescribeLiveStreamsBlockList(p, ctx)
   if not present(p.DomainName) then
     return missing("DomainName")
   end
@@ -397,7 +397,7 @@ end
 -- Marks streams online: specs is a list of { domain, app, stream, client_ip,
 -- publish_time (Unix s, default now) }. Returns the entries marked and those
 -- refused (blocked now), or nil and a message for a bad spec (nothing marked).
-function _M.mark_online(specs, now)
+function M.mark_online(specs, now)
   local checked = {}
   for i, spec in ipairs(specs) do
     if type(spec) ~= "table" then
@@ -436,7 +436,7 @@ end
 
 -- Takes streams offline: specs as for mark_online (nil: every stream).
 -- Returns the keys taken offline, or nil and a message.
-function _M.mark_offline(specs)
+function M.mark_offline(specs)
   local removed = json.array()
   if specs == nil then
     for key in pairs(online) do
@@ -481,7 +481,7 @@ local function online_streams(now)
 end
 
 -- The online list for /_emulator/online and the state: key -> entry.
-function _M.online_snapshot(now)
+function M.online_snapshot(now)
   local out = {}
   for _, o in ipairs(online_streams(now)) do
     out[o.key] = o.entry
@@ -496,7 +496,7 @@ local STREAM_TYPES = { all = true, raw = true, trans = true }
 -- query); StreamName is a substring (QueryType fuzzy, the default) or exact
 -- (strict). Every emulated stream is a source stream (Transcoded "no"), so
 -- StreamType=trans lists nothing.
-function _M.DescribeLiveStreamsOnlineList(p, ctx)
+function M.DescribeLiveStreamsOnlineList(p, ctx)
   if not present(p.DomainName) then
     return missing("DomainName")
   end
@@ -715,7 +715,7 @@ local OPTIONAL_SETTINGS = {
 -- CreateLivePullToPush: validates every rule of the operation and stores a task.
 -- SourceProtocol is read for live sources only (ignored, not refused, for vod
 -- and url); RegionId is accepted; TaskName may be empty.
-function _M.CreateLivePullToPush(p, ctx)
+function M.CreateLivePullToPush(p, ctx)
   for _, name in ipairs({ "Region", "StartTime", "EndTime", "SourceType", "SourceUrls", "DstUrl" }) do
     if not present(p[name]) then
       return missing(name)
@@ -831,7 +831,7 @@ end
 -- StopLivePullToPush: stops a running task. The page: it "stops running tasks
 -- ... It does not affect tasks that are not running": a stopped task answers
 -- CodeTaskHasStopped, one that has not started is refused and left as it is.
-function _M.StopLivePullToPush(p, ctx)
+function M.StopLivePullToPush(p, ctx)
   local t, code, msg = find_task(p, ctx)
   if not t then
     return nil, code, msg
@@ -852,7 +852,7 @@ end
 -- RestartLivePullToPush: a running task is stopped and started again, a
 -- stopped one is started; before its StartTime a restart "does not take
 -- effect", and is refused.
-function _M.RestartLivePullToPush(p, ctx)
+function M.RestartLivePullToPush(p, ctx)
   local t, code, msg = find_task(p, ctx)
   if not t then
     return nil, code, msg
@@ -872,7 +872,7 @@ end
 
 -- DeleteLivePullToPush: removes a task in any state; a running one is stopped
 -- for good (it cannot be restarted: it no longer exists).
-function _M.DeleteLivePullToPush(p, ctx)
+function M.DeleteLivePullToPush(p, ctx)
   local t, code, msg = find_task(p, ctx)
   if not t then
     return nil, code, msg
@@ -908,7 +908,7 @@ local NOT_UPDATABLE = { "TaskName", "SourceType", "SourceProtocol", "DstUrl", "R
 local STATE_NAMES = { [0] = "before its start time", [1] = "while it runs", [3] = "once it is stopped" }
 
 -- UpdateLivePullToPush: changes a task's settings, as its state allows.
-function _M.UpdateLivePullToPush(p, ctx)
+function M.UpdateLivePullToPush(p, ctx)
   local ok, code, msg = check_region(p)
   if not ok then
     return nil, code, msg
@@ -1015,7 +1015,7 @@ function _M.UpdateLivePullToPush(p, ctx)
 end
 
 -- DescribeLivePullToPush: one task by TaskId.
-function _M.DescribeLivePullToPush(p, ctx)
+function M.DescribeLivePullToPush(p, ctx)
   local t, code, msg = find_task(p, ctx)
   if not t then
     return nil, code, msg
@@ -1035,7 +1035,7 @@ end
 
 -- DescribeLivePullToPushList: the tasks of a Region, filtered (substring match
 -- on DstUrl, TaskId, TaskName) and paged, in creation order.
-function _M.DescribeLivePullToPushList(p, ctx)
+function M.DescribeLivePullToPushList(p, ctx)
   local ok, code, msg = check_region(p)
   if not ok then
     return nil, code, msg
@@ -1065,28 +1065,28 @@ function _M.DescribeLivePullToPushList(p, ctx)
 end
 
 -- Operations that need a live domain on the account (CodeInvalidAliUid).
-_M.NEEDS_LIVE_DOMAIN = {
+M.NEEDS_LIVE_DOMAIN = {
   CreateLivePullToPush = true, StopLivePullToPush = true, UpdateLivePullToPush = true,
   RestartLivePullToPush = true, DeleteLivePullToPush = true,
   DescribeLivePullToPush = true, DescribeLivePullToPushList = true,
 }
 
-_M.OPERATIONS = {
-  ForbidLiveStream = _M.ForbidLiveStream,
-  ResumeLiveStream = _M.ResumeLiveStream,
-  DescribeLiveStreamsBlockList = _M.DescribeLiveStreamsBlockList,
-  DescribeLiveStreamsOnlineList = _M.DescribeLiveStreamsOnlineList,
-  CreateLivePullToPush = _M.CreateLivePullToPush,
-  UpdateLivePullToPush = _M.UpdateLivePullToPush,
-  RestartLivePullToPush = _M.RestartLivePullToPush,
-  DeleteLivePullToPush = _M.DeleteLivePullToPush,
-  StopLivePullToPush = _M.StopLivePullToPush,
-  DescribeLivePullToPush = _M.DescribeLivePullToPush,
-  DescribeLivePullToPushList = _M.DescribeLivePullToPushList,
+M.OPERATIONS = {
+  ForbidLiveStream = M.ForbidLiveStream,
+  ResumeLiveStream = M.ResumeLiveStream,
+  DescribeLiveStreamsBlockList = M.DescribeLiveStreamsBlockList,
+  DescribeLiveStreamsOnlineList = M.DescribeLiveStreamsOnlineList,
+  CreateLivePullToPush = M.CreateLivePullToPush,
+  UpdateLivePullToPush = M.UpdateLivePullToPush,
+  RestartLivePullToPush = M.RestartLivePullToPush,
+  DeleteLivePullToPush = M.DeleteLivePullToPush,
+  StopLivePullToPush = M.StopLivePullToPush,
+  DescribeLivePullToPush = M.DescribeLivePullToPush,
+  DescribeLivePullToPushList = M.DescribeLivePullToPushList,
 }
 
 -- State for /_emulator/state, evaluated at time now.
-function _M.snapshot(now)
+function M.snapshot(now)
   local s_out = {}
   for key, s in pairs(streams) do
     s_out[key] = {
@@ -1113,11 +1113,11 @@ function _M.snapshot(now)
   for i, id in ipairs(task_order) do
     order[i] = id
   end
-  return { streams = s_out, tasks = t_out, task_order = order, online = _M.online_snapshot(now) }
+  return { streams = s_out, tasks = t_out, task_order = order, online = M.online_snapshot(now) }
 end
 
-function _M.reset()
+function M.reset()
   streams, tasks, task_order, online = {}, {}, {}, {}
 end
 
-return _M
+return M

@@ -15,26 +15,26 @@ local type = type
 local match = string.match
 local os_date = os.date
 
-local _M = {}
+local M = {}
 
 local pinned -- unix seconds, or nil
 local offset = 0
 
-function _M.real_now()
+function M.real_now()
   ngx_update_time()
   return ngx_now()
 end
 
-function _M.now()
+function M.now()
   if pinned then
     return pinned
   end
-  return _M.real_now() + offset
+  return M.real_now() + offset
 end
 
 -- spec: {now = unix} pins, {offset = seconds} shifts real time, {} resets.
 -- Returns true, or nil and a message.
-function _M.set(spec)
+function M.set(spec)
   if type(spec) ~= "table" then
     return nil, "clock: expected a JSON object"
   end
@@ -54,12 +54,12 @@ function _M.set(spec)
   return true
 end
 
-function _M.reset()
+function M.reset()
   pinned, offset = nil, 0
 end
 
-function _M.snapshot()
-  return { now = _M.now(), pinned = pinned ~= nil, offset = offset }
+function M.snapshot()
+  return { now = M.now(), pinned = pinned ~= nil, offset = offset }
 end
 
 -- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
@@ -83,7 +83,7 @@ end
 
 -- Parses the providers' UTC time "YYYY-MM-DDThh:mm:ssZ" (no fraction, no
 -- offset) into unix seconds; nil when the text is anything else.
-function _M.parse_iso8601(s)
+function M.parse_iso8601(s)
   if type(s) ~= "string" then
     return nil
   end
@@ -105,8 +105,8 @@ function _M.parse_iso8601(s)
   return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se
 end
 
-function _M.format_iso8601(t)
+function M.format_iso8601(t)
   return os_date("!%Y-%m-%dT%H:%M:%SZ", floor(t))
 end
 
-return _M
+return M

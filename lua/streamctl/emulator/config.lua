@@ -71,7 +71,7 @@ local find = string.find
 local sort = table.sort
 local io_open = io.open
 
-local _M = {}
+local M = {}
 
 local function defaults()
   return {
@@ -323,7 +323,7 @@ local function merge_section(cfg, override, name, ids, what, scalars)
 end
 
 -- Builds the settings from the defaults and an optional decoded override table.
-function _M.build(override)
+function M.build(override)
   local cfg = defaults()
   if override == nil then
     return cfg
@@ -355,9 +355,9 @@ end
 -- Reads and builds the settings from a JSON file; path nil gives the defaults.
 -- Raises with a readable message on any problem (nginx then fails to start and
 -- the launcher shows the message from error.log).
-function _M.load(path)
+function M.load(path)
   if not path or path == "" then
-    return _M.build(nil)
+    return M.build(nil)
   end
   local f, err = io_open(path, "rb")
   if not f then
@@ -369,11 +369,11 @@ function _M.load(path)
   if decoded == nil then
     error("config file " .. path .. " is not valid JSON: " .. tostring(derr), 0)
   end
-  local ok, cfg = pcall(_M.build, decoded)
+  local ok, cfg = pcall(M.build, decoded)
   if not ok then
     error("config file " .. path .. ": " .. tostring(cfg), 0)
   end
   return cfg
 end
 
-return _M
+return M

@@ -15,7 +15,7 @@ local ipairs = ipairs
 local sort = table.sort
 local concat = table.concat
 
-local _M = {}
+local M = {}
 
 local function pct(c)
   return format("%%%02X", byte(c))
@@ -23,7 +23,7 @@ end
 
 -- Alibaba Cloud percent-encoding: UTF-8 bytes, only A-Z a-z 0-9 - _ . ~ stay
 -- literal, every other byte is %XY with uppercase hex (space is %20, * is %2A).
-function _M.aliyun_encode(s)
+function M.aliyun_encode(s)
   return (gsub(s, "[^A-Za-z0-9%-_%.~]", pct))
 end
 
@@ -33,7 +33,7 @@ end
 
 -- Decodes one application/x-www-form-urlencoded component: "+" is a space,
 -- %XY is a byte (either case); a stray "%" stays as it is.
-function _M.form_decode(s)
+function M.form_decode(s)
   s = gsub(s, "+", " ")
   return (gsub(s, "%%(%x%x)", unhex))
 end
@@ -41,7 +41,7 @@ end
 -- Parses "a=1&b=&c&a=2" into a list of {name, value} pairs in arrival order
 -- (duplicates kept) and a map name -> last value. Empty segments are skipped;
 -- a segment without "=" has the value "".
-function _M.parse_query(raw, list, map)
+function M.parse_query(raw, list, map)
   list = list or {}
   map = map or {}
   if not raw or raw == "" then
@@ -57,10 +57,10 @@ function _M.parse_query(raw, list, map)
       local eq = find(seg, "=", 1, true)
       local name, value
       if eq then
-        name = _M.form_decode(sub(seg, 1, eq - 1))
-        value = _M.form_decode(sub(seg, eq + 1))
+        name = M.form_decode(sub(seg, 1, eq - 1))
+        value = M.form_decode(sub(seg, eq + 1))
       else
-        name = _M.form_decode(seg)
+        name = M.form_decode(seg)
         value = ""
       end
       list[#list + 1] = { name, value }
@@ -73,7 +73,7 @@ end
 -- The canonicalized query both Aliyun signatures use: every pair except those
 -- named in `skip`, sorted by the raw name (then raw value) in byte order,
 -- "enc(name)=enc(value)" joined by "&".
-function _M.aliyun_canonical_query(list, skip)
+function M.aliyun_canonical_query(list, skip)
   local pairs_ = {}
   for _, kv in ipairs(list) do
     if not (skip and skip[kv[1]]) then
@@ -88,16 +88,16 @@ function _M.aliyun_canonical_query(list, skip)
   end)
   local out = {}
   for i, kv in ipairs(pairs_) do
-    out[i] = _M.aliyun_encode(kv[1]) .. "=" .. _M.aliyun_encode(kv[2])
+    out[i] = M.aliyun_encode(kv[1]) .. "=" .. M.aliyun_encode(kv[2])
   end
   return concat(out, "&")
 end
 
 -- Lowercase hex of a binary string.
-function _M.hex(s)
+function M.hex(s)
   return (gsub(s, ".", function(c)
     return format("%02x", byte(c))
   end))
 end
 
-return _M
+return M

@@ -47,21 +47,21 @@ local ipairs = ipairs
 local floor = math.floor
 local remove = table.remove
 
-local _M = {}
+local M = {}
 
 local KINDS = {
   http500 = true, http503 = true, throttle = true, delay = true,
   drop = true, malformed = true, truncated = true, skew = true, code = true,
 }
 
-_M.KINDS = KINDS
+M.KINDS = KINDS
 
 local pending = { aliyun = {}, zego = {} }
 local next_id = 1
 
 -- Validates spec and queues it for `provider` (spec.provider wins). Returns the
 -- stored fault, or nil and a message.
-function _M.add(provider, spec)
+function M.add(provider, spec)
   if type(spec) ~= "table" then
     return nil, "fault: expected a JSON object"
   end
@@ -149,7 +149,7 @@ end
 
 -- Takes one use of the oldest fault matching provider/action; returns a copy
 -- (with `remaining` set) or nil.
-function _M.take(provider, action)
+function M.take(provider, action)
   local list = pending[provider]
   for i, f in ipairs(list) do
     if f.action == "*" or f.action == action then
@@ -167,12 +167,12 @@ function _M.take(provider, action)
   return nil
 end
 
-function _M.list()
+function M.list()
   return pending
 end
 
-function _M.reset()
+function M.reset()
   pending = { aliyun = {}, zego = {} }
 end
 
-return _M
+return M

@@ -24,24 +24,24 @@ local to_hex = nginx_string.to_hex
 
 local BLOCK = 64
 
-local _M = {}
+local M = {}
 
 -- Binary SHA-256 digest (32 bytes) of s.
-function _M.sha256(s)
+function M.sha256(s)
   local h = sha256:new()
   h:update(s)
   return h:final()
 end
 
 -- Lowercase hex SHA-256 of s.
-function _M.sha256_hex(s)
-  return to_hex(_M.sha256(s))
+function M.sha256_hex(s)
+  return to_hex(M.sha256(s))
 end
 
 -- Binary HMAC-SHA256 (32 bytes) of msg under key.
-function _M.hmac_sha256(key, msg)
+function M.hmac_sha256(key, msg)
   if #key > BLOCK then
-    key = _M.sha256(key)
+    key = M.sha256(key)
   end
   key = key .. rep("\0", BLOCK - #key)
   local ipad, opad = {}, {}
@@ -50,15 +50,15 @@ function _M.hmac_sha256(key, msg)
     ipad[i] = char(bxor(b, 0x36))
     opad[i] = char(bxor(b, 0x5c))
   end
-  local inner = _M.sha256(concat(ipad) .. msg)
-  return _M.sha256(concat(opad) .. inner)
+  local inner = M.sha256(concat(ipad) .. msg)
+  return M.sha256(concat(opad) .. inner)
 end
 
 -- Lowercase hex HMAC-SHA256.
-function _M.hmac_sha256_hex(key, msg)
-  return to_hex(_M.hmac_sha256(key, msg))
+function M.hmac_sha256_hex(key, msg)
+  return to_hex(M.hmac_sha256(key, msg))
 end
 
-_M.to_hex = to_hex
+M.to_hex = to_hex
 
-return _M
+return M

@@ -23,14 +23,14 @@ local byte = string.byte
 local sort = table.sort
 local concat = table.concat
 
-local _M = {}
+local M = {}
 
 local array_mt = { __json_array = true }
 
-_M.null = cjson.null
+M.null = cjson.null
 
 -- Marks t (or a new table) as a JSON array.
-function _M.array(t)
+function M.array(t)
   return setmetatable(t or {}, array_mt)
 end
 
@@ -121,15 +121,15 @@ encode_value = function(v, out)
   end
 end
 
-function _M.encode(v)
+function M.encode(v)
   local out = {}
   encode_value(v, out)
   return concat(out)
 end
 
 -- Returns the decoded value, or nil and an error message.
-function _M.decode(s)
+function M.decode(s)
   return cjson.decode(s)
 end
 
-return _M
+return M

@@ -29,7 +29,7 @@
 --   an idle second plus the refill lets about 2 * qps through within one second,
 --   which a sliding window refuses.
 --
--- Time: both run on the limiter's own clock, _M.now(), read afresh when each
+-- Time: both run on the limiter's own clock, M.now(), read afresh when each
 -- request reaches the limiter (never nginx's cached event-loop time, never the
 -- pinnable emulator clock): clock_gettime(CLOCK_MONOTONIC) through LuaJIT's FFI,
 -- nanosecond resolution, elapsed real time that wall-clock steps cannot move
@@ -58,9 +58,9 @@ local tonumber = tonumber
 local tostring = tostring
 local error = error
 
-local _M = {}
+local M = {}
 
-_M.DEFAULT = "sliding_window"
+M.DEFAULT = "sliding_window"
 
 local CLOCK_MONOTONIC = 1 -- Linux
 
@@ -85,17 +85,17 @@ do
           C.streamctl_emulator_clock_gettime(CLOCK_MONOTONIC, ts)
           return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
         end
-        _M.CLOCK = "clock_gettime(CLOCK_MONOTONIC)"
+        M.CLOCK = "clock_gettime(CLOCK_MONOTONIC)"
       end
     end
   end
 end
 
 if precise_now then
-  _M.now = precise_now
+  M.now = precise_now
 else
-  _M.CLOCK = "ngx.now"
-  function _M.now()
+  M.CLOCK = "ngx.now"
+  function M.now()
     local ngx = ngx
     ngx.update_time()
     return ngx.now()
@@ -158,28 +158,28 @@ local function sliding_window(key, qps, now)
 end
 
 -- The algorithms by the names the config uses.
-_M.ALGORITHMS = {
+M.ALGORITHMS = {
   sliding_window = sliding_window,
   token_bucket = token_bucket,
 }
 
 -- Returns true when the request may proceed; false and retry_after_ms
 -- otherwise. qps <= 0 or nil means unlimited. algorithm: a name from
--- ALGORITHMS (nil: DEFAULT). now: the limiter clock (default _M.now()).
-function _M.take(key, qps, algorithm, now)
+-- ALGORITHMS (nil: DEFAULT). now: the limiter clock (default M.now()).
+function M.take(key, qps, algorithm, now)
   if not qps or qps <= 0 then
     return true
   end
-  local take = _M.ALGORITHMS[algorithm or _M.DEFAULT]
+  local take = M.ALGORITHMS[algorithm or M.DEFAULT]
   if not take then
     error("unknown rate limiter " .. tostring(algorithm), 2)
   end
-  return take(key, qps, now or _M.now())
+  return take(key, qps, now or M.now())
 end
 
-function _M.reset()
+function M.reset()
   buckets = {}
   windows = {}
 end
 
-return _M
+return M

@@ -11,7 +11,7 @@ local tonumber = tonumber
 
 local encoding = require "streamctl.emulator.encoding"
 
-local _M = {}
+local M = {}
 
 local entries = {}   -- seq -> entry
 local first = 1      -- oldest seq still kept
@@ -30,18 +30,18 @@ local SECRET_NAMES = {
   serversecret = true,
 }
 
-_M.REDACTED = "***"
+M.REDACTED = "***"
 
-function _M.is_secret(name)
+function M.is_secret(name)
   return SECRET_NAMES[lower(name)] == true
 end
 
 -- A copy of a name -> value map with every secret value replaced.
-function _M.redact(map)
+function M.redact(map)
   local out = {}
   for k, v in pairs(map) do
     if SECRET_NAMES[lower(k)] then
-      out[k] = _M.REDACTED
+      out[k] = M.REDACTED
     else
       out[k] = v
     end
@@ -74,12 +74,12 @@ end
 -- Replaces every secret value of `req` in the entry's strings (a message that
 -- quotes a string to sign, a canonical request) with "***", one level of
 -- tables deep (params and headers are redacted by name already).
-function _M.scrub(entry, req)
+function M.scrub(entry, req)
   local values = secret_values(req)
   if #values == 0 then return entry end
   local function clean(text)
     for _, v in pairs(values) do
-      if find(text, v, 1, true) then text = gsub(text, escape_pattern(v), _M.REDACTED) end
+      if find(text, v, 1, true) then text = gsub(text, escape_pattern(v), M.REDACTED) end
     end
     return text
   end
@@ -95,14 +95,14 @@ function _M.scrub(entry, req)
   return entry
 end
 
-function _M.set_limit(n)
+function M.set_limit(n)
   if n and n >= 1 then
     limit = n
   end
 end
 
 -- Stores entry (a table), stamping entry.seq; returns the seq.
-function _M.append(entry)
+function M.append(entry)
   last = last + 1
   entry.seq = last
   entries[last] = entry
@@ -116,7 +116,7 @@ end
 
 -- Entries with seq > since, optionally only one provider / action, at most
 -- `max` of the newest. Returns the list, the newest seq and the dropped count.
-function _M.query(since, provider, action, max)
+function M.query(since, provider, action, max)
   since = tonumber(since) or 0
   local out = {}
   local from = since + 1
@@ -140,8 +140,8 @@ function _M.query(since, provider, action, max)
   return out, last, dropped
 end
 
-function _M.reset()
+function M.reset()
   entries, first, last, dropped = {}, 1, 0, 0
 end
 
-return _M
+return M

@@ -9,7 +9,7 @@
 -- Control endpoints (on every port; JSON in and out; they are not logged and
 -- never rate limited):
 --   GET    /_emulator/health   {"ok":true,"provider":"aliyun","pid":n,"version":"<v>"}
---                              (<v>: streamctl.version's _VERSION, also _M._VERSION)
+--                              (<v>: streamctl.version's _VERSION, also M._VERSION)
 --   GET    /_emulator/state    see "State" below
 --   GET    /_emulator/log      ?since=<seq>&provider=aliyun|zego&action=<A>&limit=<n>
 --                              -> {"entries":[...],"last_seq":n,"dropped":n}
@@ -128,7 +128,7 @@ local io_open = io.open
 
 -- The version is written once, in streamctl.version (pure Lua, on the same
 -- lua_package_path as the emulator's modules).
-local _M = { _VERSION = version._VERSION }
+local M = { _VERSION = version._VERSION }
 
 local settings
 local options = {}
@@ -141,7 +141,7 @@ local REPLACING = {
 }
 
 -- Called from init_by_lua with { config_file = path|nil, dir = DIR, ports = {...} }.
-function _M.init(opts)
+function M.init(opts)
   options = opts or {}
   settings = config.load(options.config_file)
   aliyun.init(settings)
@@ -150,7 +150,7 @@ function _M.init(opts)
 end
 
 -- Called from init_worker_by_lua.
-function _M.init_worker()
+function M.init_worker()
   randomseed(floor(clock.real_now() * 1000) % 2147483647 + ngx.worker.pid())
 end
 
@@ -438,7 +438,7 @@ local CONTROL = {}
 
 CONTROL.health = {
   GET = function(provider)
-    return 200, { ok = true, provider = provider, pid = ngx.worker.pid(), version = _M._VERSION }
+    return 200, { ok = true, provider = provider, pid = ngx.worker.pid(), version = M._VERSION }
   end,
 }
 
@@ -602,7 +602,7 @@ end
 -- nginx entry points
 
 -- content_by_lua: every request on a provider port.
-function _M.handle()
+function M.handle()
   local provider = ngx_var.emu_provider
   local uri = ngx_var.uri or "/"
   local name = match(uri, "^/_emulator/([%w_]*)/?$")
@@ -613,9 +613,9 @@ function _M.handle()
 end
 
 -- header_filter_by_lua: the Date header from the emulator clock.
-function _M.header_filter()
+function M.header_filter()
   local skew = ngx.ctx.date_skew or 0
   ngx_header["Date"] = ngx_http_time(floor(clock.now() + skew))
 end
 
-return _M
+return M

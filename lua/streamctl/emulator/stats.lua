@@ -21,7 +21,7 @@ local tonumber = tonumber
 
 local KEEP_SECONDS = 600
 
-local _M = {}
+local M = {}
 
 local counters = { aliyun = {}, zego = {} }
 
@@ -44,7 +44,7 @@ local function prune(per_second, now_s)
 end
 
 -- kind: "accepted", "throttled" or "faulted".
-function _M.count(provider, action, kind, real_now)
+function M.count(provider, action, kind, real_now)
   if not action or action == "" then
     action = "(none)"
   end
@@ -64,11 +64,11 @@ function _M.count(provider, action, kind, real_now)
   ps[kind] = ps[kind] + 1
 end
 
-function _M.snapshot(provider)
+function M.snapshot(provider)
   return counters[provider]
 end
 
-function _M.reset(provider)
+function M.reset(provider)
   if provider then
     counters[provider] = {}
   else
@@ -76,4 +76,4 @@ function _M.reset(provider)
   end
 end
 
-return _M
+return M

@@ -76,7 +76,7 @@ local match = string.match
 local gsub = string.gsub
 local sub = string.sub
 
-local _M = {}
+local M = {}
 
 local cfg
 
@@ -113,7 +113,7 @@ local MESSAGES = {
   [100000017] = "The service is not available for the app.",
 }
 
-_M.MESSAGES = MESSAGES
+M.MESSAGES = MESSAGES
 
 -- The CDN actions' pages list their own return codes (0 success, 1 failed,
 -- 2 parameter error, 3 authentication failed) where the RTC ones use the
@@ -146,7 +146,7 @@ local MAX_BATCH = 20
 local DEFAULT_CDN_BAN = 86400
 local MAX_CDN_BAN = 30 * 86400
 
-function _M.init(settings)
+function M.init(settings)
   cfg = settings
 end
 
@@ -154,7 +154,7 @@ local function request_id()
   return format("%d%09d", random(100000000, 999999999), random(0, 999999999))
 end
 
-function _M.peek_action(req)
+function M.peek_action(req)
   return req.params.Action
 end
 
@@ -189,7 +189,7 @@ local function compare_decimal(a, b)
   return a < b and -1 or 1
 end
 
-_M.compare_decimal = compare_decimal
+M.compare_decimal = compare_decimal
 
 local function stream_state(app_id, stream_id)
   local by_app = streams[app_id]
@@ -257,7 +257,7 @@ end
 -- action and whether or not it is valid: the request log's `stream_ids`, on
 -- every entry (a throttled or fault-answered one too), so a reader can follow
 -- a stream's requests and their Sequences in the order they arrived.
-function _M.request_stream_ids(req)
+function M.request_stream_ids(req)
   local ids = json.array()
   for _, kv in ipairs(req.param_list or {}) do
     if kv[1] == "StreamId[]" or kv[1] == "StreamId" then
@@ -268,7 +268,7 @@ function _M.request_stream_ids(req)
 end
 
 -- Verifies and executes one request. Returns { status, headers, body, log, applied }.
-function _M.process(req)
+function M.process(req)
   local now = clock.now()
   local rid = request_id()
   local p = req.params
@@ -279,7 +279,7 @@ function _M.process(req)
     params = requestlog.redact(p),
     signature_version = p.SignatureVersion,
     sequence = p.Sequence,
-    stream_ids = _M.request_stream_ids(req),
+    stream_ids = M.request_stream_ids(req),
   }
 
   local spec -- (the action's, once known: its page's codes)
@@ -479,7 +479,7 @@ function _M.process(req)
 end
 
 -- The answer of an injected fault: http500 | http503 | throttle.
-function _M.fault_response(kind, fault)
+function M.fault_response(kind, fault)
   local rid = request_id()
   if kind == "code" then
     return respond(200, fault.code, rid, nil, fault.message)
@@ -491,7 +491,7 @@ function _M.fault_response(kind, fault)
   return respond(200, 30002, rid)
 end
 
-function _M.placeholder_body()
+function M.placeholder_body()
   return body(0, request_id())
 end
 
@@ -504,7 +504,7 @@ local function limiters()
   return out
 end
 
-function _M.snapshot(now)
+function M.snapshot(now)
   local out = {}
   for app_id, by_app in pairs(streams) do
     local o = {}
@@ -530,8 +530,8 @@ function _M.snapshot(now)
   }
 end
 
-function _M.reset()
+function M.reset()
   streams = {}
 end
 
-return _M
+return M
