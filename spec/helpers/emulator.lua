@@ -51,53 +51,53 @@ emu.DEFAULT_PORTS = { aliyun = 18080, zego = 18081, aliyun_tls = 18443, zego_tls
 --- `n` distinct ports on 127.0.0.1 that nothing listens on now: all are
 -- bound at once (so the kernel cannot hand out one twice), then closed.
 function emu.free_ports(n)
-    local socks, ports = {}, {}
-    for i = 1, n do
-        socks[i] = assert(require("socket").bind("127.0.0.1", 0))
-        local _, port = socks[i]:getsockname()
-        ports[i] = tonumber(port)
-    end
-    for _, s in ipairs(socks) do s:close() end
-    return ports
+  local socks, ports = {}, {}
+  for i = 1, n do
+    socks[i] = assert(require("socket").bind("127.0.0.1", 0))
+    local _, port = socks[i]:getsockname()
+    ports[i] = tonumber(port)
+  end
+  for _, s in ipairs(socks) do s:close() end
+  return ports
 end
 
 local shell_quote = openssl.shell_quote
 
 -- os.execute: 5.1/LuaJIT return the raw wait status, 5.2+ ok, "exit", code.
 local function run(cmd)
-    local a, _, c = os.execute(cmd)
-    if type(a) == "number" then
-        if a > 255 then
-            a = math.floor(a / 256)
-        end
-        return a == 0, a
+  local a, _, c = os.execute(cmd)
+  if type(a) == "number" then
+    if a > 255 then
+      a = math.floor(a / 256)
     end
-    return a == true, c
+    return a == 0, a
+  end
+  return a == true, c
 end
 
 local function read_file(path)
-    local f = io.open(path, "rb")
-    if not f then
-        return nil
-    end
-    local s = f:read("*a")
-    f:close()
-    return s
+  local f = io.open(path, "rb")
+  if not f then
+    return nil
+  end
+  local s = f:read("*a")
+  f:close()
+  return s
 end
 
 -- The repository root: $STREAMCTL_ROOT, else two levels above this file.
 local function repo_root()
-    local env = os.getenv("STREAMCTL_ROOT")
-    if env and env ~= "" then
-        return env
-    end
-    local src = debug.getinfo(1, "S").source
-    local file = src:sub(1, 1) == "@" and src:sub(2) or ""
-    local dir = file:match("^(.*)/spec/helpers/[^/]*$")
-    if not dir or dir == "" then
-        return "."
-    end
-    return dir
+  local env = os.getenv("STREAMCTL_ROOT")
+  if env and env ~= "" then
+    return env
+  end
+  local src = debug.getinfo(1, "S").source
+  local file = src:sub(1, 1) == "@" and src:sub(2) or ""
+  local dir = file:match("^(.*)/spec/helpers/[^/]*$")
+  if not dir or dir == "" then
+    return "."
+  end
+  return dir
 end
 
 emu.root = repo_root()
@@ -105,203 +105,203 @@ emu.root = repo_root()
 -- The interpreter to run bin/streamctl-emulator with: $STREAMCTL_LUA, else the
 -- one running this spec.
 function emu.interpreter()
-    local env = os.getenv("STREAMCTL_LUA")
-    if env and env ~= "" then
-        return env
-    end
-    if rawget(_G, "jit") then
-        return "luajit"
-    end
-    local v = _VERSION:match("Lua (%d+%.%d+)")
-    return v and ("lua" .. v) or "lua"
+  local env = os.getenv("STREAMCTL_LUA")
+  if env and env ~= "" then
+    return env
+  end
+  if rawget(_G, "jit") then
+    return "luajit"
+  end
+  local v = _VERSION:match("Lua (%d+%.%d+)")
+  return v and ("lua" .. v) or "lua"
 end
 
 -- Runs the launcher; returns ok, output.
 function emu.launcher(args)
-    local root = emu.root
-    local out = os.tmpname()
-    local cmd = "LUA_PATH=" .. shell_quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;")
-        .. " " .. emu.interpreter() .. " " .. shell_quote(root .. "/bin/streamctl-emulator")
-        .. " " .. args .. " >" .. shell_quote(out) .. " 2>&1"
-    local ok, code = run(cmd)
-    local text = read_file(out) or ""
-    os.remove(out)
-    return ok, text, code
+  local root = emu.root
+  local out = os.tmpname()
+  local cmd = "LUA_PATH=" .. shell_quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;")
+    .. " " .. emu.interpreter() .. " " .. shell_quote(root .. "/bin/streamctl-emulator")
+    .. " " .. args .. " >" .. shell_quote(out) .. " 2>&1"
+  local ok, code = run(cmd)
+  local text = read_file(out) or ""
+  os.remove(out)
+  return ok, text, code
 end
 
 local function temp_dir()
-    local name = os.tmpname()
-    os.remove(name)
-    assert(run("mkdir -p " .. shell_quote(name)), "cannot create " .. name)
-    return name
+  local name = os.tmpname()
+  os.remove(name)
+  assert(run("mkdir -p " .. shell_quote(name)), "cannot create " .. name)
+  return name
 end
 
 local Server = {}
 Server.__index = Server
 
 function emu.start(opts)
-    opts = opts or {}
-    local ports = {}
-    -- Ports not asked for are free ones, so runs never collide with each other
-    -- or with an emulator the user has running.
-    local free = emu.free_ports(4)
-    for k in pairs(emu.DEFAULT_PORTS) do
-        ports[k] = (opts.ports and opts.ports[k]) or table.remove(free)
-    end
-    local own_dir = opts.dir == nil and not opts.keep_dir
-    local dir = opts.dir or temp_dir()
-    assert(run("mkdir -p " .. shell_quote(dir)), "cannot create " .. dir)
-    local args = { "start", "--dir", shell_quote(dir),
-        "--aliyun-port", ports.aliyun, "--zego-port", ports.zego,
-        "--aliyun-tls-port", ports.aliyun_tls, "--zego-tls-port", ports.zego_tls }
-    if opts.config then
-        local path = dir .. "/config.json"
-        local f = assert(io.open(path, "wb"))
-        f:write(cjson.encode(opts.config))
-        f:close()
-        args[#args + 1] = "--config"
-        args[#args + 1] = shell_quote(path)
-    end
-    local ok, output = emu.launcher(table.concat(args, " "))
-    if not ok then
-        error("streamctl-emulator start failed:\n" .. output, 2)
-    end
-    local self = setmetatable({
-        start_args = table.concat(args, " "),
-        dir = dir,
-        ports = ports,
-        output = output,
-        aliyun_url = "http://127.0.0.1:" .. ports.aliyun,
-        zego_url = "http://127.0.0.1:" .. ports.zego,
-        aliyun_tls_url = "https://127.0.0.1:" .. ports.aliyun_tls,
-        zego_tls_url = "https://127.0.0.1:" .. ports.zego_tls,
-        ca_file = dir .. "/ca.pem",
-        running = true,
-        own_dir = own_dir,
-    }, Server)
-    return self
+  opts = opts or {}
+  local ports = {}
+  -- Ports not asked for are free ones, so runs never collide with each other
+  -- or with an emulator the user has running.
+  local free = emu.free_ports(4)
+  for k in pairs(emu.DEFAULT_PORTS) do
+    ports[k] = (opts.ports and opts.ports[k]) or table.remove(free)
+  end
+  local own_dir = opts.dir == nil and not opts.keep_dir
+  local dir = opts.dir or temp_dir()
+  assert(run("mkdir -p " .. shell_quote(dir)), "cannot create " .. dir)
+  local args = { "start", "--dir", shell_quote(dir),
+    "--aliyun-port", ports.aliyun, "--zego-port", ports.zego,
+    "--aliyun-tls-port", ports.aliyun_tls, "--zego-tls-port", ports.zego_tls }
+  if opts.config then
+    local path = dir .. "/config.json"
+    local f = assert(io.open(path, "wb"))
+    f:write(cjson.encode(opts.config))
+    f:close()
+    args[#args + 1] = "--config"
+    args[#args + 1] = shell_quote(path)
+  end
+  local ok, output = emu.launcher(table.concat(args, " "))
+  if not ok then
+    error("streamctl-emulator start failed:\n" .. output, 2)
+  end
+  local self = setmetatable({
+    start_args = table.concat(args, " "),
+    dir = dir,
+    ports = ports,
+    output = output,
+    aliyun_url = "http://127.0.0.1:" .. ports.aliyun,
+    zego_url = "http://127.0.0.1:" .. ports.zego,
+    aliyun_tls_url = "https://127.0.0.1:" .. ports.aliyun_tls,
+    zego_tls_url = "https://127.0.0.1:" .. ports.zego_tls,
+    ca_file = dir .. "/ca.pem",
+    running = true,
+    own_dir = own_dir,
+  }, Server)
+  return self
 end
 
 -- One HTTP request. spec: { method = "GET", url = "http://..." or
 -- provider = "aliyun"|"zego" and path = "/?...", headers = {}, body = "" }.
 -- Returns status (number or nil), body (string), headers (lowercased), err.
 function Server:request(spec)
-    local url = spec.url or ((spec.provider == "zego" and self.zego_url or self.aliyun_url) .. (spec.path or "/"))
-    local chunks = {}
-    local headers = {}
-    for k, v in pairs(spec.headers or {}) do
-        headers[k] = v
-    end
-    local source
-    if spec.body then
-        source = ltn12.source.string(spec.body)
-        headers["content-length"] = headers["content-length"] or tostring(#spec.body)
-    end
-    local ok, status, rheaders = http.request({
-        url = url,
-        method = spec.method or "GET",
-        headers = headers,
-        source = source,
-        sink = ltn12.sink.table(chunks),
-        redirect = false,
-    })
-    if not ok then
-        return nil, table.concat(chunks), nil, status
-    end
-    return status, table.concat(chunks), rheaders or {}
+  local url = spec.url or ((spec.provider == "zego" and self.zego_url or self.aliyun_url) .. (spec.path or "/"))
+  local chunks = {}
+  local headers = {}
+  for k, v in pairs(spec.headers or {}) do
+    headers[k] = v
+  end
+  local source
+  if spec.body then
+    source = ltn12.source.string(spec.body)
+    headers["content-length"] = headers["content-length"] or tostring(#spec.body)
+  end
+  local ok, status, rheaders = http.request({
+    url = url,
+    method = spec.method or "GET",
+    headers = headers,
+    source = source,
+    sink = ltn12.sink.table(chunks),
+    redirect = false,
+  })
+  if not ok then
+    return nil, table.concat(chunks), nil, status
+  end
+  return status, table.concat(chunks), rheaders or {}
 end
 
 -- A control request; returns the decoded JSON answer and the status.
 function Server:control(method, path, value, provider)
-    local body
-    if value ~= nil then
-        body = cjson.encode(value)
-    end
-    local status, text, _, err = self:request({
-        method = method, provider = provider or "aliyun", path = "/_emulator/" .. path, body = body,
-        headers = body and { ["content-type"] = "application/json" } or nil,
-    })
-    if not status then
-        error("emulator control " .. method .. " " .. path .. " failed: " .. tostring(err), 2)
-    end
-    local ok, decoded = pcall(cjson.decode, text)
-    if not ok then
-        error("emulator control " .. path .. " answered " .. tostring(status) .. " non-JSON: " .. text, 2)
-    end
-    return decoded, status
+  local body
+  if value ~= nil then
+    body = cjson.encode(value)
+  end
+  local status, text, _, err = self:request({
+    method = method, provider = provider or "aliyun", path = "/_emulator/" .. path, body = body,
+    headers = body and { ["content-type"] = "application/json" } or nil,
+  })
+  if not status then
+    error("emulator control " .. method .. " " .. path .. " failed: " .. tostring(err), 2)
+  end
+  local ok, decoded = pcall(cjson.decode, text)
+  if not ok then
+    error("emulator control " .. path .. " answered " .. tostring(status) .. " non-JSON: " .. text, 2)
+  end
+  return decoded, status
 end
 
 function Server:reset()
-    return self:control("POST", "reset", {})
+  return self:control("POST", "reset", {})
 end
 
 function Server:state()
-    return self:control("GET", "state")
+  return self:control("GET", "state")
 end
 
 local function query_string(q)
-    if not q then
-        return ""
-    end
-    local parts = {}
-    for k, v in pairs(q) do
-        parts[#parts + 1] = k .. "=" .. tostring(v)
-    end
-    table.sort(parts)
-    return #parts > 0 and ("?" .. table.concat(parts, "&")) or ""
+  if not q then
+    return ""
+  end
+  local parts = {}
+  for k, v in pairs(q) do
+    parts[#parts + 1] = k .. "=" .. tostring(v)
+  end
+  table.sort(parts)
+  return #parts > 0 and ("?" .. table.concat(parts, "&")) or ""
 end
 
 function Server:log(q)
-    local answer = self:control("GET", "log" .. query_string(q))
-    return answer.entries, answer
+  local answer = self:control("GET", "log" .. query_string(q))
+  return answer.entries, answer
 end
 
 function Server:faults(spec, provider)
-    if spec == nil then
-        return self:control("GET", "faults")
-    end
-    return self:control("POST", "faults", spec, provider)
+  if spec == nil then
+    return self:control("GET", "faults")
+  end
+  return self:control("POST", "faults", spec, provider)
 end
 
 function Server:clear_faults()
-    return self:control("DELETE", "faults")
+  return self:control("DELETE", "faults")
 end
 
 function Server:clock(spec)
-    if spec == nil then
-        return self:control("GET", "clock")
-    end
-    return self:control("POST", "clock", spec)
+  if spec == nil then
+    return self:control("GET", "clock")
+  end
+  return self:control("POST", "clock", spec)
 end
 
 function Server:online(spec, method)
-    if spec == nil and method == nil then
-        return self:control("GET", "online")
-    end
-    return self:control(method or "POST", "online", spec)
+  if spec == nil and method == nil then
+    return self:control("GET", "online")
+  end
+  return self:control(method or "POST", "online", spec)
 end
 
 -- Stops the emulator and starts it again on the same ports and directory
 -- (certificates kept, state and log gone, as after a crash and a restart).
 function Server:restart()
-    local ok, output = emu.launcher("stop --dir " .. shell_quote(self.dir))
-    assert(ok, "streamctl-emulator stop failed:\n" .. output)
-    ok, output = emu.launcher(self.start_args)
-    assert(ok, "streamctl-emulator start failed:\n" .. output)
-    self.running = true
-    return true
+  local ok, output = emu.launcher("stop --dir " .. shell_quote(self.dir))
+  assert(ok, "streamctl-emulator stop failed:\n" .. output)
+  ok, output = emu.launcher(self.start_args)
+  assert(ok, "streamctl-emulator start failed:\n" .. output)
+  self.running = true
+  return true
 end
 
 function Server:stop()
-    if not self.running then
-        return true
-    end
-    local ok, output = emu.launcher("stop --dir " .. shell_quote(self.dir))
-    self.running = not ok
-    if ok and self.own_dir then
-        run("rm -rf " .. shell_quote(self.dir))
-    end
-    return ok, output
+  if not self.running then
+    return true
+  end
+  local ok, output = emu.launcher("stop --dir " .. shell_quote(self.dir))
+  self.running = not ok
+  if ok and self.own_dir then
+    run("rm -rf " .. shell_quote(self.dir))
+  end
+  return ok, output
 end
 
 -------------------------------------------------------------------------------
@@ -317,68 +317,68 @@ emu.hmac_sha256_hex = openssl.hmac_sha256_hex
 
 -- Alibaba Cloud percent-encoding (only A-Za-z0-9-_.~ literal, uppercase %XY).
 function emu.pct(s)
-    return (tostring(s):gsub("[^%w%-_%.~]", function(c)
-        return string.format("%%%02X", c:byte())
-    end))
+  return (tostring(s):gsub("[^%w%-_%.~]", function(c)
+    return string.format("%%%02X", c:byte())
+  end))
 end
 
 function emu.iso8601(t)
-    return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
+  return os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t))
 end
 
 local nonce_counter = 0
 
 -- A fresh nonce for hand-built requests.
 function emu.nonce()
-    nonce_counter = nonce_counter + 1
-    return string.format("spec-%d-%d-%d", os.time(), math.random(1, 1e9), nonce_counter)
+  nonce_counter = nonce_counter + 1
+  return string.format("spec-%d-%d-%d", os.time(), math.random(1, 1e9), nonce_counter)
 end
 
 -- The keys of a table, sorted.
 function emu.sorted_keys(t)
-    local names = {}
-    for k in pairs(t) do
-        names[#names + 1] = k
-    end
-    table.sort(names)
-    return names
+  local names = {}
+  for k in pairs(t) do
+    names[#names + 1] = k
+  end
+  table.sort(names)
+  return names
 end
 
 -- A percent-encoded query string of params (sorted, Aliyun encoding).
 function emu.query(params)
-    local parts = {}
-    for _, k in ipairs(emu.sorted_keys(params)) do
-        parts[#parts + 1] = emu.pct(k) .. "=" .. emu.pct(params[k])
-    end
-    return table.concat(parts, "&")
+  local parts = {}
+  for _, k in ipairs(emu.sorted_keys(params)) do
+    parts[#parts + 1] = emu.pct(k) .. "=" .. emu.pct(params[k])
+  end
+  return table.concat(parts, "&")
 end
 
 -- Signature V1 over params (name -> value, without Signature) for method.
 -- Returns the signature and the string to sign.
 function emu.v1_signature(method, params, secret)
-    local sts = method .. "&%2F&" .. emu.pct(emu.query(params))
-    return openssl.hmac_sha1_base64(secret .. "&", sts), sts
+  local sts = method .. "&%2F&" .. emu.pct(emu.query(params))
+  return openssl.hmac_sha1_base64(secret .. "&", sts), sts
 end
 
 -- A complete V1 request for an ApsaraVideo Live action with the common
 -- parameters filled in. opts: { action, params, key, secret, method, time,
 -- nonce, format }. Returns the query string (Signature last) and the params.
 function emu.v1_request(opts)
-    local p = {
-        Action = opts.action,
-        Version = opts.version or "2016-11-01",
-        Format = opts.format or "JSON",
-        AccessKeyId = opts.key or "LTAIemulatorKey",
-        SignatureMethod = "HMAC-SHA1",
-        SignatureVersion = "1.0",
-        SignatureNonce = opts.nonce or emu.nonce(),
-        Timestamp = emu.iso8601(opts.time or os.time()),
-    }
-    for k, v in pairs(opts.params or {}) do
-        p[k] = v
-    end
-    local sig = emu.v1_signature(opts.method or "POST", p, opts.secret or "emulator-secret")
-    return emu.query(p) .. "&Signature=" .. emu.pct(sig), p
+  local p = {
+    Action = opts.action,
+    Version = opts.version or "2016-11-01",
+    Format = opts.format or "JSON",
+    AccessKeyId = opts.key or "LTAIemulatorKey",
+    SignatureMethod = "HMAC-SHA1",
+    SignatureVersion = "1.0",
+    SignatureNonce = opts.nonce or emu.nonce(),
+    Timestamp = emu.iso8601(opts.time or os.time()),
+  }
+  for k, v in pairs(opts.params or {}) do
+    p[k] = v
+  end
+  local sig = emu.v1_signature(opts.method or "POST", p, opts.secret or "emulator-secret")
+  return emu.query(p) .. "&Signature=" .. emu.pct(sig), p
 end
 
 -- V3 (ACS3-HMAC-SHA256) headers for a request. opts: { method, path, query
@@ -386,39 +386,39 @@ end
 -- body, key, secret }. Returns the headers with Authorization added, the
 -- canonical request and the string to sign.
 function emu.v3_sign(opts)
-    local headers = {}
-    for k, v in pairs(opts.headers) do
-        headers[k] = v
+  local headers = {}
+  for k, v in pairs(opts.headers) do
+    headers[k] = v
+  end
+  local body = opts.body or ""
+  local body_hash = openssl.sha256_hex(body)
+  headers["x-acs-content-sha256"] = headers["x-acs-content-sha256"] or body_hash
+  local names = {}
+  for k in pairs(headers) do
+    if k:sub(1, 6) == "x-acs-" or k == "host" or k == "content-type" then
+      names[#names + 1] = k
     end
-    local body = opts.body or ""
-    local body_hash = openssl.sha256_hex(body)
-    headers["x-acs-content-sha256"] = headers["x-acs-content-sha256"] or body_hash
-    local names = {}
-    for k in pairs(headers) do
-        if k:sub(1, 6) == "x-acs-" or k == "host" or k == "content-type" then
-            names[#names + 1] = k
-        end
-    end
-    table.sort(names)
-    local canon_headers = {}
-    for i, k in ipairs(names) do
-        canon_headers[i] = k .. ":" .. headers[k] .. "\n"
-    end
-    local signed = table.concat(names, ";")
-    local canonical = table.concat({
-        opts.method or "POST", opts.path or "/", emu.query(opts.query or {}),
-        table.concat(canon_headers), signed, body_hash,
-    }, "\n")
-    local sts = "ACS3-HMAC-SHA256\n" .. openssl.sha256_hex(canonical)
-    local sig = openssl.hmac_sha256_hex(opts.secret or "emulator-secret", sts)
-    headers["authorization"] = "ACS3-HMAC-SHA256 Credential=" .. (opts.key or "LTAIemulatorKey")
-        .. ",SignedHeaders=" .. signed .. ",Signature=" .. sig
-    return headers, canonical, sts
+  end
+  table.sort(names)
+  local canon_headers = {}
+  for i, k in ipairs(names) do
+    canon_headers[i] = k .. ":" .. headers[k] .. "\n"
+  end
+  local signed = table.concat(names, ";")
+  local canonical = table.concat({
+    opts.method or "POST", opts.path or "/", emu.query(opts.query or {}),
+    table.concat(canon_headers), signed, body_hash,
+  }, "\n")
+  local sts = "ACS3-HMAC-SHA256\n" .. openssl.sha256_hex(canonical)
+  local sig = openssl.hmac_sha256_hex(opts.secret or "emulator-secret", sts)
+  headers["authorization"] = "ACS3-HMAC-SHA256 Credential=" .. (opts.key or "LTAIemulatorKey")
+    .. ",SignedHeaders=" .. signed .. ",Signature=" .. sig
+  return headers, canonical, sts
 end
 
 -- ZEGO signature: lowercase hex MD5(AppId .. nonce .. secret .. timestamp).
 function emu.zego_signature(app_id, nonce, secret, timestamp)
-    return openssl.md5_hex(tostring(app_id) .. nonce .. secret .. tostring(timestamp))
+  return openssl.md5_hex(tostring(app_id) .. nonce .. secret .. tostring(timestamp))
 end
 
 -- The actions whose Sequence ZEGO requires (RTC forbid and resume, single and batch).
@@ -429,8 +429,8 @@ local last_sequence = 0
 -- A Sequence larger than every one emu.next_sequence gave before (milliseconds
 -- of the wall clock, or the last plus one).
 function emu.next_sequence()
-    last_sequence = math.max(last_sequence + 1, math.floor(os.time() * 1000))
-    return string.format("%d", last_sequence)
+  last_sequence = math.max(last_sequence + 1, math.floor(os.time() * 1000))
+  return string.format("%d", last_sequence)
 end
 
 -- A complete ZEGO query string. opts: { action, app_id, secret, time, nonce,
@@ -438,29 +438,29 @@ end
 -- The RTC forbid/resume actions get a fresh Sequence (emu.next_sequence)
 -- unless params has one or sequence is false.
 function emu.zego_query(opts)
-    local app_id = opts.app_id or "1234567890"
-    local ts = math.floor(opts.time or os.time())
-    local nonce = opts.nonce or string.format("%08x%08x", math.random(0, 0x7fffffff), nonce_counter)
-    nonce_counter = nonce_counter + 1
-    local sig = emu.zego_signature(app_id, nonce, opts.secret or "0123456789abcdef0123456789abcdef", ts)
-    local parts = {
-        "Action=" .. opts.action, "AppId=" .. app_id, "SignatureNonce=" .. nonce,
-        "Timestamp=" .. ts, "Signature=" .. sig, "SignatureVersion=2.0",
-    }
-    if opts.is_test ~= nil then
-        parts[#parts + 1] = "IsTest=" .. tostring(opts.is_test)
-    end
-    for _, id in ipairs(opts.streams or {}) do
-        parts[#parts + 1] = "StreamId[]=" .. emu.pct(id)
-    end
-    local params = opts.params or {}
-    for _, k in ipairs(emu.sorted_keys(params)) do
-        parts[#parts + 1] = emu.pct(k) .. "=" .. emu.pct(params[k])
-    end
-    if SEQUENCED[opts.action] and params.Sequence == nil and opts.sequence ~= false then
-        parts[#parts + 1] = "Sequence=" .. emu.next_sequence()
-    end
-    return table.concat(parts, "&")
+  local app_id = opts.app_id or "1234567890"
+  local ts = math.floor(opts.time or os.time())
+  local nonce = opts.nonce or string.format("%08x%08x", math.random(0, 0x7fffffff), nonce_counter)
+  nonce_counter = nonce_counter + 1
+  local sig = emu.zego_signature(app_id, nonce, opts.secret or "0123456789abcdef0123456789abcdef", ts)
+  local parts = {
+    "Action=" .. opts.action, "AppId=" .. app_id, "SignatureNonce=" .. nonce,
+    "Timestamp=" .. ts, "Signature=" .. sig, "SignatureVersion=2.0",
+  }
+  if opts.is_test ~= nil then
+    parts[#parts + 1] = "IsTest=" .. tostring(opts.is_test)
+  end
+  for _, id in ipairs(opts.streams or {}) do
+    parts[#parts + 1] = "StreamId[]=" .. emu.pct(id)
+  end
+  local params = opts.params or {}
+  for _, k in ipairs(emu.sorted_keys(params)) do
+    parts[#parts + 1] = emu.pct(k) .. "=" .. emu.pct(params[k])
+  end
+  if SEQUENCED[opts.action] and params.Sequence == nil and opts.sequence ~= false then
+    parts[#parts + 1] = "Sequence=" .. emu.next_sequence()
+  end
+  return table.concat(parts, "&")
 end
 
 return emu
