@@ -10,6 +10,8 @@ local fake_clock = checks.fake_clock
 -- Asserts that fn raises an error mentioning `fragment`, blamed on this file.
 local function raises(fn, fragment) checks.raises(fn, fragment, "06-ratelimit_spec.lua") end
 
+local refused = checks.refused
+
 -- (two arguments only: a reservation's second result, committed, is no epsilon)
 local function near(expected, actual)
   local eps = EPS
@@ -495,10 +497,10 @@ describe("ratelimit.memory_store", function()
     assert.is_true(rl.store:count() <= 1024)
   end)
 
-  it("raises on bad options", function()
-    raises(function() ratelimit.memory_store(5) end, "bad argument #1 to 'memory_store' (opts")
-    raises(function() ratelimit.memory_store { clock = 5 } end, "(option 'clock' must be a function)")
-    raises(function() ratelimit.memory_store { sweep_every = 0 } end, "(option 'sweep_every' must be at least 1)")
+  it("raises when the options are not a table; returns nil, err for a bad option", function()
+    raises(function() ratelimit.memory_store(5) end, "bad argument #1 to 'memory_store' (opts must be a table or nil)")
+    refused("option 'clock' must be a function", ratelimit.memory_store { clock = 5 })
+    refused("option 'sweep_every' must be at least 1", ratelimit.memory_store { sweep_every = 0 })
   end)
 end)
 
@@ -510,16 +512,33 @@ describe("ratelimit.new", function()
     assert.is_true(d > 0.5 and d <= 1, "delay " .. tostring(d))
   end)
 
-  it("raises on bad options, naming them", function()
+  it("raises when the options are not a table (misuse)", function()
     raises(function() ratelimit.new(5) end, "bad argument #1 to 'new' (opts must be a table or nil)")
-    raises(function() ratelimit.new { clok = os.time } end,
-      "bad argument #1 to 'new' (option 'clok' is not an option of streamctl.ratelimit.new (did you mean 'clock'?))")
-    raises(function() ratelimit.new { clock = 5 } end, "(option 'clock' must be a function)")
-    raises(function() ratelimit.new { store = 5 } end, "(option 'store' must be an object with methods 'get', 'set')")
-    raises(function() ratelimit.new { store = { get = function() end } } end,
-      "(option 'store' must be an object with methods 'get', 'set' (it has no 'set'))")
-    raises(function()
-      ratelimit.new { store = { get = function() end, set = function() end, atomically = 1 } }
-    end, "(option 'store' has an 'atomically' that is not a function)")
+  end)
+
+  it("returns nil and an InvalidParameter error naming a bad option", function()
+    refused("option 'clok' is not an option of streamctl.ratelimit.new (did you mean 'clock'?)",
+      ratelimit.new { clok = os.time })
+    refused("option 'clock' must be a function", ratelimit.new { clock = 5 })
+    refused("option 'store' must be an object with methods 'get', 'set'", ratelimit.new { store = 5 })
+    refused("option 'store' must be an object with methods 'get', 'set' (it has no 'set')",
+      ratelimit.new { store = { get = function() end } })
+    refused("option 'store' has an 'atomically' that is not a function",
+      ratelimit.new { store = { get = function() end, set = function() end, atomically = 1 } })
+    -- (a store with reserve needs nothing else)
+    assert.truthy(ratelimit.new { store = { reserve = function() return 0, true end } })
+  end)
+
+  it("applies one GCRA step in gcra (its store's and the shared stores' fallback rule)", function()
+    -- fresh budget: free now; the next slot one interval on
+    assert.same({ 0, true, 0.5, 10.5 }, { ratelimit.gcra(nil, 10, 0.5, 0, math.huge) })
+    -- a tat in the past counts as now
+    assert.same({ 0, true, 0.5, 10.5 }, { ratelimit.gcra(3, 10, 0.5, 0, math.huge) })
+    -- a burst of 2 (tau = T): free until tat runs one interval ahead
+    assert.same({ 0, true, 0.5, 11 }, { ratelimit.gcra(10.5, 10, 0.5, 0.5, 0) })
+    -- beyond max_delay: not committed, the delay twice, no new tat
+    assert.same({ 1, false, 1 }, { ratelimit.gcra(11, 10, 0.5, 0, 0.9) })
+    -- within EPSILON of free counts as free
+    assert.same({ 0, true, 0.5 + 1e-10, 10.5 + 1e-10 }, { ratelimit.gcra(10 + 1e-10, 10, 0.5, 0, 0) })
   end)
 end)

@@ -24,7 +24,7 @@ local function lcg(seed)
   end
 end
 
-describe("generator:next", function()
+describe("generator:next_for, one stream", function()
   local clock, g
   before_each(function()
     clock = fake_clock()
@@ -32,67 +32,67 @@ describe("generator:next", function()
   end)
 
   it("starts at now_ms", function()
-    assert.are.equal("1700000000000", g:next("s1"))
+    assert.are.equal("1700000000000", g:next_for { "s1" })
   end)
 
   it("strictly increases under a frozen clock", function()
     for i = 0, 999 do
-      assert.are.equal(string.format("%.0f", T0 + i), g:next("s1"))
+      assert.are.equal(string.format("%.0f", T0 + i), g:next_for { "s1" })
     end
   end)
 
   it("follows the clock when it moves past the last value", function()
-    assert.are.equal("1700000000000", g:next("s1"))
+    assert.are.equal("1700000000000", g:next_for { "s1" })
     clock.t = T0 + 5
-    assert.are.equal("1700000000005", g:next("s1"))
+    assert.are.equal("1700000000005", g:next_for { "s1" })
     clock.t = T0 + 1000
-    assert.are.equal("1700000001000", g:next("s1"))
+    assert.are.equal("1700000001000", g:next_for { "s1" })
   end)
 
   it("keeps increasing when the clock goes backwards", function()
     clock.t = T0 + 2000
-    assert.are.equal("1700000002000", g:next("s1"))
+    assert.are.equal("1700000002000", g:next_for { "s1" })
     clock.t = T0 -- NTP step back by 2 s
-    assert.are.equal("1700000002001", g:next("s1"))
-    assert.are.equal("1700000002002", g:next("s1"))
+    assert.are.equal("1700000002001", g:next_for { "s1" })
+    assert.are.equal("1700000002002", g:next_for { "s1" })
     clock.t = T0 + 1999
-    assert.are.equal("1700000002003", g:next("s1"))
+    assert.are.equal("1700000002003", g:next_for { "s1" })
     clock.t = T0 + 5000
-    assert.are.equal("1700000005000", g:next("s1"))
+    assert.are.equal("1700000005000", g:next_for { "s1" })
   end)
 
   it("catches up with the clock after a burst in one millisecond", function()
-    for _ = 1, 10 do g:next("s1") end -- up to T0 + 9
+    for _ = 1, 10 do g:next_for { "s1" } end -- up to T0 + 9
     clock.t = T0 + 5
-    assert.are.equal("1700000000010", g:next("s1"))
+    assert.are.equal("1700000000010", g:next_for { "s1" })
     clock.t = T0 + 11
-    assert.are.equal("1700000000011", g:next("s1"))
+    assert.are.equal("1700000000011", g:next_for { "s1" })
     clock.t = T0 + 11
-    assert.are.equal("1700000000012", g:next("s1"))
+    assert.are.equal("1700000000012", g:next_for { "s1" })
   end)
 
   it("keeps streams independent", function()
-    assert.are.equal("1700000000000", g:next("a"))
-    assert.are.equal("1700000000001", g:next("a"))
-    assert.are.equal("1700000000000", g:next("b"))
-    assert.are.equal("1700000000002", g:next("a"))
-    assert.are.equal("1700000000001", g:next("b"))
+    assert.are.equal("1700000000000", g:next_for { "a" })
+    assert.are.equal("1700000000001", g:next_for { "a" })
+    assert.are.equal("1700000000000", g:next_for { "b" })
+    assert.are.equal("1700000000002", g:next_for { "a" })
+    assert.are.equal("1700000000001", g:next_for { "b" })
   end)
 
   it("drops fractions of a millisecond", function()
     clock.t = T0 + 0.9
-    assert.are.equal("1700000000000", g:next("s1"))
+    assert.are.equal("1700000000000", g:next_for { "s1" })
     clock.t = T0 + 1.2
-    assert.are.equal("1700000000001", g:next("s1"))
+    assert.are.equal("1700000000001", g:next_for { "s1" })
     clock.t = T0 + 1.99
-    assert.are.equal("1700000000002", g:next("s1"))
+    assert.are.equal("1700000000002", g:next_for { "s1" })
   end)
 
   it("formats as plain decimal digits, from integer or float clocks", function()
     local values = {}
     for _, t in ipairs { T0, T0 + 0.0, 1e12, 1.7e12 + 1, 2 ^ 40, 0, 1, 12345678901234 } do
       local gen = sequence.new { clock_ms = function() return t end }
-      local s = gen:next("x")
+      local s = gen:next_for { "x" }
       assert.is_true(is_decimal(s), "not plain digits: " .. s)
       assert.is_nil(s:find(".", 1, true))
       assert.is_nil(s:find("e", 1, true))
@@ -104,36 +104,29 @@ describe("generator:next", function()
 
   it("formats exactly up to 2^53 - 1", function()
     local gen = sequence.new { clock_ms = function() return 2 ^ 53 - 3 end }
-    assert.are.equal("9007199254740989", gen:next("x"))
-    assert.are.equal("9007199254740990", gen:next("x"))
-    assert.are.equal("9007199254740991", gen:next("x"))
-    raises(function() gen:next("x") end, "store:advance returned")
+    assert.are.equal("9007199254740989", gen:next_for { "x" })
+    assert.are.equal("9007199254740990", gen:next_for { "x" })
+    assert.are.equal("9007199254740991", gen:next_for { "x" })
+    raises(function() gen:next_for { "x" } end, "store:advance_all returned")
   end)
 
   it("accepts any non-empty string as a stream id", function()
-    assert.are.equal("1700000000000", g:next("zegotest-123-room/1 ü"))
-  end)
-
-  it("raises on a bad stream id, naming it", function()
-    raises(function() g:next() end, "bad argument #1 to 'next' (stream id must be a non-empty string, got nil)")
-    raises(function() g:next(42) end, "bad argument #1 to 'next' (stream id must be a non-empty string, got number)")
-    raises(function() g:next("") end, 'got "")')
-    raises(function() g:next { "a" } end, "got table")
+    assert.are.equal("1700000000000", g:next_for { "zegotest-123-room/1 ü" })
   end)
 
   it("raises when the clock returns a bad value", function()
     for _, bad in ipairs { -1, 0 / 0, 2 ^ 53, math.huge } do
       local gen = sequence.new { clock_ms = function() return bad end }
-      raises(function() gen:next("x") end, "clock_ms returned")
+      raises(function() gen:next_for { "x" } end, "clock_ms returned")
     end
     local gen = sequence.new { clock_ms = function() return nil end }
-    raises(function() gen:next("x") end, "clock_ms returned nil")
+    raises(function() gen:next_for { "x" } end, "clock_ms returned nil")
     gen = sequence.new { clock_ms = function() return "1700000000000" end }
     raises(function() gen:next_for { "x" } end, "clock_ms returned")
   end)
 end)
 
-describe("generator:next_for", function()
+describe("generator:next_for, several streams", function()
   local clock, g, store
   before_each(function()
     clock = fake_clock()
@@ -144,32 +137,32 @@ describe("generator:next_for", function()
   it("is now_ms for fresh streams, recorded for each", function()
     assert.are.equal("1700000000000", g:next_for { "a", "b", "c" })
     for _, id in ipairs { "a", "b", "c" } do assert.are.equal(T0, store:get(id)) end
-    assert.are.equal("1700000000001", g:next("b"))
+    assert.are.equal("1700000000001", g:next_for { "b" })
   end)
 
   it("is max over the ids of last + 1 when that is ahead of the clock", function()
     clock.t = T0 + 5
-    g:next("a")            -- a: T0+5
+    g:next_for { "a" }            -- a: T0+5
     clock.t = T0 + 10
-    g:next("b")            -- b: T0+10
+    g:next_for { "b" }            -- b: T0+10
     clock.t = T0
     assert.are.equal("1700000000011", g:next_for { "a", "b", "c" })
     for _, id in ipairs { "a", "b", "c" } do
       assert.are.equal(T0 + 11, store:get(id))
-      assert.are.equal("1700000000012", g:next(id))
+      assert.are.equal("1700000000012", g:next_for { id })
     end
   end)
 
   it("is now_ms when the clock is ahead of every last value", function()
-    g:next("a")
-    g:next("b")
+    g:next_for { "a" }
+    g:next_for { "b" }
     clock.t = T0 + 500
     assert.are.equal("1700000000500", g:next_for { "a", "b" })
   end)
 
   it("handles the raising id anywhere in the list", function()
-    g:next("z")
-    g:next("z")  -- z: T0+1
+    g:next_for { "z" }
+    g:next_for { "z" }  -- z: T0+1
     clock.t = T0 - 10
     for _, ids in ipairs { { "z", "p", "q" }, { "p", "z", "q" }, { "p", "q", "z" } } do
       local v = g:next_for(ids)
@@ -189,12 +182,7 @@ describe("generator:next_for", function()
 
   it("counts a repeated id once", function()
     assert.are.equal("1700000000000", g:next_for { "a", "a", "b", "a" })
-    assert.are.equal("1700000000001", g:next("a"))
-  end)
-
-  it("matches next for a single id", function()
-    local other = sequence.new { clock_ms = clock.now }
-    for _ = 1, 5 do assert.are.equal(other:next("a"), g:next_for { "a" }) end
+    assert.are.equal("1700000000001", g:next_for { "a" })
   end)
 
   it("raises on a bad list, naming the argument", function()
@@ -224,9 +212,9 @@ describe("generator:record (a caller's own Sequence)", function()
   end)
 
   it("refuses one not above a stream's last value, naming the stream and recording nothing", function()
-    assert.equal(tostring(T0), g:next("b"))
+    assert.equal(tostring(T0), g:next_for { "b" })
     assert.same({ false, "b", T0 }, { g:record({ "a", "b" }, T0) })
-    assert.equal(tostring(T0), g:next("a")) -- a was not moved
+    assert.equal(tostring(T0), g:next_for { "a" }) -- a was not moved
     assert.same({ false, "a", T0 }, { g:record({ "a" }, T0 - 5) })
   end)
 
@@ -236,7 +224,7 @@ describe("generator:record (a caller's own Sequence)", function()
     raises(function() g:record({ "a" }, sequence.MAX_GIVEN + 1) end,
       "bad argument #2 to 'record' (value must be an integer in [0, 2^53 - 1 - 10^9]")
     -- the headroom: a billion more calls on the stream stay exact
-    assert.equal("9007198254740992", g:next("a"))
+    assert.equal("9007198254740992", g:next_for { "a" })
   end)
 
   it("takes a whole call in one store step when the store can", function()
@@ -272,7 +260,7 @@ describe("interleaved callers", function()
         if not seen[id] then seen[id] = true; batch[#batch + 1] = id end
       end
       local v
-      if #batch == 1 and rnd(2) == 1 then v = g:next(batch[1]) else v = g:next_for(batch) end
+      v = g:next_for(batch)
       assert.is_true(is_decimal(v))
       local n = tonumber(v)
       assert.is_true(n >= math.floor(clock.t))
@@ -409,21 +397,21 @@ describe("the store contract", function()
       return candidate
     end }
     local g = sequence.new { clock_ms = function() return T0 + 0.5 end, store = spy }
-    assert.are.equal("1700000000000", g:next("s"))
+    assert.are.equal("1700000000000", g:next_for { "s" })
     assert.are.same({ { "s", T0 } }, calls)
   end)
 
   it("returns nil, err when the store fails", function()
     local failing = { advance = function() return nil, "no memory" end }
     local g = sequence.new { clock_ms = function() return T0 end, store = failing }
-    local v, err = g:next("s")
+    local v, err = g:next_for { "s" }
     assert.is_nil(v)
     assert.are.equal("no memory", err)
     v, err = g:next_for { "a", "b" }
     assert.is_nil(v)
     assert.are.equal("no memory", err)
     g = sequence.new { clock_ms = function() return T0 end, store = { advance = function() return nil end } }
-    v, err = g:next("s")
+    v, err = g:next_for { "s" }
     assert.is_nil(v)
     assert.are.equal("store advance failed", err)
   end)
@@ -432,7 +420,7 @@ describe("the store contract", function()
     for _, bad in ipairs { T0 - 1, "1700000000000", T0 + 0.5, 2 ^ 53 } do
       local g = sequence.new { clock_ms = function() return T0 end,
                                store = { advance = function() return bad end } }
-      raises(function() g:next("s") end, "store:advance returned")
+      raises(function() g:next_for { "s" } end, "store:advance returned")
     end
   end)
 
@@ -440,8 +428,8 @@ describe("the store contract", function()
     local store = sequence.memory_store()
     local a = sequence.new { clock_ms = function() return T0 end, store = store }
     local b = sequence.new { clock_ms = function() return T0 end, store = store }
-    assert.are.equal("1700000000000", a:next("s"))
-    assert.are.equal("1700000000001", b:next("s"))
+    assert.are.equal("1700000000000", a:next_for { "s" })
+    assert.are.equal("1700000000001", b:next_for { "s" })
     assert.are.equal("1700000000002", a:next_for { "s" })
   end)
 end)
@@ -476,21 +464,25 @@ describe("sequence.new", function()
     -- clock the generator reads by a tick: at a second's boundary it still
     -- says the second before, so the bounds allow a second more each side)
     local before = os.time() * 1000
-    local v = g:next("s")
+    local v = g:next_for { "s" }
     local after = (os.time() + 2) * 1000
     assert.is_true(is_decimal(v))
     local n = tonumber(v)
     assert.is_true(n >= before - 1000 and n <= after, v)
-    assert.is_true(tonumber(g:next("s")) > n)
+    assert.is_true(tonumber(g:next_for { "s" }) > n)
   end)
 
-  it("raises on bad options, naming them", function()
+  it("raises when the options are not a table (misuse)", function()
     raises(function() sequence.new(1) end, "bad argument #1 to 'new' (opts must be a table or nil)")
-    raises(function() sequence.new { clock = os.time } end,
-      "(option 'clock' is not an option of streamctl.sequence.new (did you mean 'clock_ms'?))")
-    raises(function() sequence.new { clock_ms = 5 } end, "(option 'clock_ms' must be a function)")
-    raises(function() sequence.new { store = {} } end,
-      "(option 'store' must be an object with methods 'advance' (it has no 'advance'))")
-    raises(function() sequence.new { store = 5 } end, "(option 'store' must be an object with methods 'advance')")
+  end)
+
+  it("returns nil and an InvalidParameter error naming a bad option", function()
+    local refused = checks.refused
+    refused("option 'clock' is not an option of streamctl.sequence.new (did you mean 'clock_ms'?)",
+      sequence.new { clock = os.time })
+    refused("option 'clock_ms' must be a function", sequence.new { clock_ms = 5 })
+    refused("option 'store' must be an object with methods 'advance' (it has no 'advance')",
+      sequence.new { store = {} })
+    refused("option 'store' must be an object with methods 'advance'", sequence.new { store = 5 })
   end)
 end)

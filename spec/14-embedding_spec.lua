@@ -288,7 +288,7 @@ describe("the shared-dict stores", function()
     rl:reserve("k", 10)
     local gen = sequence.new { clock_ms = function() return 1000 end,
                                store = shdict.sequence_store(dict, "z:", { log = function(m) logs[#logs + 1] = m end }) }
-    gen:next("s")
+    gen:next_for { "s" }
     assert.same({ "streamctl: the shared dict 'tiny' is full: taking a lock evicted other entries; what it forgot "
       .. "is treated as lost (the budget waits 1.55 s, as after a restart); give it more room (lua_shared_dict ... "
       .. "10m holds about 80,000 streams; see the README)" }, logs)
@@ -315,13 +315,13 @@ describe("the shared-dict stores", function()
     local function gen() return sequence.new { clock_ms = function() return ms end,
                                                 store = shdict.sequence_store(dict, "zego:1:") } end
     local w1, w2 = gen(), gen()
-    assert.equal("1700000000000", w1:next("s"))
-    assert.equal("1700000000001", w2:next("s"))
-    assert.equal("1700000000002", w1:next("s"))
+    assert.equal("1700000000000", w1:next_for { "s" })
+    assert.equal("1700000000001", w2:next_for { "s" })
+    assert.equal("1700000000002", w1:next_for { "s" })
     ms = ms + 500
-    assert.equal("1700000000500", w2:next("s"))
+    assert.equal("1700000000500", w2:next_for { "s" })
     -- one counter per AppId: above every earlier value of any stream
-    assert.equal("1700000000501", w1:next("t"))
+    assert.equal("1700000000501", w1:next_for { "t" })
     assert.equal(1700000000500, dict.values["seq:zego:1:s"])
     assert.equal(sequence.KEEP_MS / 1000, dict.expires["seq:zego:1:s"] - clock.t)
     assert.equal("1700000000502", w2:next_for { "s", "t" })
@@ -329,7 +329,7 @@ describe("the shared-dict stores", function()
     -- a caller's own Sequence: only above its streams' last ones
     assert.same({ false, "t", 1700000000502 }, { w1:record({ "u", "t" }, 1700000000502) })
     assert.is_true(w1:record({ "u", "t" }, 1800000000000))
-    assert.equal("1800000000001", w2:next("v")) -- the counter followed it
+    assert.equal("1800000000001", w2:next_for { "v" }) -- the counter followed it
   end)
 end)
 
@@ -367,6 +367,18 @@ describe("a ZEGO Sequence", function()
 end)
 
 describe("streamctl.metrics", function()
+  it("raises when the options are not a table; returns nil, err for a bad option", function()
+    local metrics = require "streamctl.metrics"
+    local ok, err = pcall(metrics.new, 5)
+    assert.is_false(ok)
+    assert.truthy(tostring(err):find("bad argument #1 to 'new' (opts must be a table or nil)", 1, true))
+    checks.refused("option 'dict' must be an object with methods 'incr', 'get', 'get_keys'", metrics.new { dict = 5 })
+    checks.refused("option 'dict' must be an object with methods 'incr', 'get', 'get_keys' (it has no 'get_keys')",
+      metrics.new { dict = { incr = function() end, get = function() end } })
+    checks.refused("option 'dcit' is not an option of streamctl.metrics.new (did you mean 'dict'?)",
+      metrics.new { dcit = {} })
+  end)
+
   it("renders what on_attempt saw in the Prometheus text format, byte for byte", function()
     local metrics = require("streamctl.metrics").new()
     local cli = client(aliyun, { on_attempt = metrics.on_attempt }, function(_, n)

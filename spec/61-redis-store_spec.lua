@@ -575,7 +575,7 @@ describe("streamctl.store.redis against redis-server", function()
       local before = server_ms()
       local last = -1
       for _ = 1, 100 do
-        local v = tonumber(gen:next("s"))
+        local v = tonumber(gen:next_for { "s" })
         assert.is_true(v > last)
         last = v
       end
@@ -622,7 +622,7 @@ describe("streamctl.store.redis against redis-server", function()
       local gen2 = sequence.new { store = R.sequence_store(R.connect(cfg), "p:") }
       local last = -1
       for i = 1, 50 do
-        local v = tonumber((i % 3 == 0 and gen2 or gen1):next("s"))
+        local v = tonumber((i % 3 == 0 and gen2 or gen1):next_for { "s" })
         assert.is_true(v > last)
         last = v
       end
@@ -677,7 +677,7 @@ describe("streamctl.store.redis against redis-server", function()
       local c = direct(down)
       seed(c, "d:", "k")
       assert.equal(0, rl:reserve("k", 8))
-      last_seq = tonumber(seq:next("s"))
+      last_seq = tonumber(seq:next_for { "s" })
       local ms = math.floor(server_us(c) / 1000)
       assert.is_true(last_seq <= ms and last_seq > ms - 1000, "Sequence " .. last_seq) -- the server's clock
       assert.equal(1, c:command("EXISTS", "d:{k}:rl"))
@@ -710,7 +710,7 @@ describe("streamctl.store.redis against redis-server", function()
     it("killed: sequences keep increasing from this process's last value", function()
       now_ms = 1000 -- a clock far behind: the last value still counts
       for _ = 1, 5 do
-        local v = tonumber(seq:next("s"))
+        local v = tonumber(seq:next_for { "s" })
         assert.equal(last_seq + 1, v)
         last_seq = v
       end
@@ -723,7 +723,7 @@ describe("streamctl.store.redis against redis-server", function()
     it("killed: Redis is tried again only after retry_ms, and still no second log line", function()
       clock.t = clock.t + 1.01
       rl:reserve("k2", 8)
-      seq:next("s2")
+      seq:next_for { "s2" }
       assert.equal(1, #logs)
       assert.equal(1, #seq_logs)
     end)
@@ -744,14 +744,14 @@ describe("streamctl.store.redis against redis-server", function()
         .. " answers again; rate limits are shared through it again", logs[2])
       assert.truthy(logs[3]:find("lost the shared rate-limit schedule of k: its key is gone", 1, true), logs[3])
 
-      local v = tonumber(seq:next("s")) -- Redis lost everything: still above this process's last value
+      local v = tonumber(seq:next_for { "s" }) -- Redis lost everything: still above this process's last value
       assert.is_true(v > last_seq)
       assert.equal(string.format("%.0f", v), c:command("GET", "d:{zego:1}:seq:s"))
       assert.equal(2, #seq_logs)
       assert.equal("streamctl: Redis at 127.0.0.1:" .. down.port
         .. " answers again; ZEGO Sequences are shared through it again", seq_logs[2])
       rl:reserve("k", 8)
-      seq:next("s")
+      seq:next_for { "s" }
       assert.equal(3, #logs)
       assert.equal(2, #seq_logs)
       c:close()
@@ -836,7 +836,7 @@ local seq = sequence.new { store = R.sequence_store(conn, "z:", { log = log }), 
 function M.run()
   local out = { delays = {}, seqs = {} }
   for i = 1, 3 do out.delays[i] = rl:reserve("k", 10) end
-  for i = 1, 3 do out.seqs[i] = seq:next("s") end
+  for i = 1, 3 do out.seqs[i] = seq:next_for { "s" } end
   out.logs = logs
   ngx.say(cjson.encode(out))
 end

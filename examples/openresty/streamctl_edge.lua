@@ -242,7 +242,7 @@ end
 -- re-applies the forbid list. (No call is made here: init_worker has no
 -- cosockets; the timer's callbacks do.)
 function M.init_worker()
-  metrics = metrics_mod.new { dict = ngx.shared[METRICS_DICT] }
+  metrics = assert(metrics_mod.new { dict = ngx.shared[METRICS_DICT] }) -- (nil, err only for a bad option)
   local path = setting("STREAMCTL_EDGE_FORBIDS")
   if not path or ngx.worker.id() ~= 0 then return end
   local every = tonumber(setting("STREAMCTL_EDGE_REAPPLY_S", "60"))

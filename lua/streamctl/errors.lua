@@ -1,8 +1,22 @@
 --- The error model shared by every streamctl call.
 --
+-- The convention, everywhere in the library:
+--
+-- * Misuse raises, blamed on the caller (`error(..., 2)`: "bad argument #1
+--   to 'reserve' (...)"): a wrong type where a client, a table of options or
+--   a key was expected, an unknown method, a store that breaks its contract.
+-- * Expected failures return `nil, err` with an error object (below): the
+--   provider refused, the network failed, a store could not answer.
+-- * Options are checked at construction (`new`, a store's constructor) and
+--   a bad or unknown one is an expected failure: `nil, err`, `err.code`
+--   "InvalidParameter", its message naming the option
+--   (streamctl.validate.construct). Options that are not a table at all
+--   are misuse and raise.
+--
 -- Expected failures are returned as `nil, err`, where `err` is a table:
 --
---   provider      "aliyun" | "zego"
+--   provider      "aliyun" | "zego", or nil for a library object's own
+--                 options (a rate limiter's, a store's)
 --   action        the service action ("ResumeLiveStream"), or nil
 --   code          the service's code as it sends it (Aliyun: a string such as
 --                 "Throttling.User"; ZEGO: a number such as 30002), or a local
@@ -36,9 +50,11 @@ local Error = {}
 Error.__index = Error
 
 function Error.__tostring(e)
-  local parts = { "streamctl: ", e.provider or "?" }
-  if e.action then parts[#parts + 1] = " " .. e.action end
-  parts[#parts + 1] = ": " .. tostring(e.code)
+  -- ("streamctl: zego ForbidRTCStream: 30002 ..."; without a provider,
+  -- "streamctl: InvalidParameter: ...")
+  local parts = { "streamctl: " }
+  if e.provider then parts[#parts + 1] = e.provider .. (e.action and " " .. e.action or "") .. ": " end
+  parts[#parts + 1] = tostring(e.code)
   if e.http_status then parts[#parts + 1] = format(" (HTTP %d)", e.http_status) end
   if e.message and e.message ~= "" then parts[#parts + 1] = ": " .. e.message end
   if e.request_id then parts[#parts + 1] = " [RequestId " .. e.request_id .. "]" end

@@ -20,9 +20,12 @@
 --                                         (or to the failure) of every attempt
 -- @module streamctl.metrics
 
-local type, pairs, ipairs, error, tostring, setmetatable = type, pairs, ipairs, error, tostring, setmetatable
+local pairs, ipairs, tostring, setmetatable = pairs, ipairs, tostring, setmetatable
 local format, gsub, match = string.format, string.gsub, string.match
 local concat, sort = table.concat, table.sort
+
+local validate = require "streamctl.validate"
+local decimal = validate.decimal
 
 local M = {}
 
@@ -62,15 +65,19 @@ end
 local Metrics = {}
 Metrics.__index = Metrics
 
+local OPTIONS = {
+  -- (the calls of ngx.shared.DICT that are used)
+  { name = "dict", type = "object", methods = { "incr", "get", "get_keys" } },
+}
+
 --- Makes a set of metrics.
 -- @tparam[opt] table opts `{ dict = an ngx.shared dict }` (default: in this Lua state)
+-- @return metrics; or nil, err (an InvalidParameter error object naming the
+--   option) for a bad or unknown option. Options that are not a table raise.
 function M.new(opts)
-  if opts ~= nil and type(opts) ~= "table" then error("bad argument #1 to 'new' (a table or nil expected)", 2) end
-  local dict = opts and opts.dict
-  if dict ~= nil and type(dict) ~= "table" and type(dict) ~= "userdata" then
-    error("bad argument #1 to 'new' (dict must be an ngx.shared dict)", 2)
-  end
-  local self = setmetatable({ dict = dict or memory_dict() }, Metrics)
+  local o, why = validate.construct(OPTIONS, opts, "streamctl.metrics.new", "new")
+  if not o then return nil, why end
+  local self = setmetatable({ dict = o.dict or memory_dict() }, Metrics)
   -- A plain function, to pass as a client's on_attempt.
   self.on_attempt = function(info) return self:observe(info) end
   return self
@@ -115,7 +122,7 @@ function Metrics:render()
     out[#out + 1] = "# HELP " .. name .. " " .. c[2]
     out[#out + 1] = "# TYPE " .. name .. " counter"
     for _, id in ipairs(ids) do
-      out[#out + 1] = name .. labels(id) .. " " .. format("%.0f", d:get("c|" .. c[1] .. "|" .. id) or 0)
+      out[#out + 1] = name .. labels(id) .. " " .. decimal(d:get("c|" .. c[1] .. "|" .. id) or 0)
     end
   end
   out[#out + 1] = "# HELP " .. HISTOGRAM .. " Time from sending an attempt to its answer or failure."
@@ -125,12 +132,12 @@ function Metrics:render()
     for i, bound in ipairs(M.BUCKETS) do
       cumulative = cumulative + (d:get("h|" .. i .. "|" .. id) or 0)
       out[#out + 1] = HISTOGRAM .. "_bucket" .. labels(id, format(',le="%s"', format("%g", bound)))
-        .. " " .. format("%.0f", cumulative)
+        .. " " .. decimal(cumulative)
     end
     local count = d:get("h|count|" .. id) or 0
-    out[#out + 1] = HISTOGRAM .. "_bucket" .. labels(id, ',le="+Inf"') .. " " .. format("%.0f", count)
+    out[#out + 1] = HISTOGRAM .. "_bucket" .. labels(id, ',le="+Inf"') .. " " .. decimal(count)
     out[#out + 1] = HISTOGRAM .. "_sum" .. labels(id) .. " " .. format("%.6f", d:get("h|sum|" .. id) or 0)
-    out[#out + 1] = HISTOGRAM .. "_count" .. labels(id) .. " " .. format("%.0f", count)
+    out[#out + 1] = HISTOGRAM .. "_count" .. labels(id) .. " " .. decimal(count)
   end
   return concat(out, "\n") .. "\n"
 end

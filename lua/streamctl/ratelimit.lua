@@ -67,8 +67,8 @@
 --
 -- @module streamctl.ratelimit
 
-local type, error, pairs, ipairs, tostring, require, setmetatable, pcall =
-  type, error, pairs, ipairs, tostring, require, setmetatable, pcall
+local type, error, pairs, tostring, require, setmetatable =
+  type, error, pairs, tostring, require, setmetatable
 local floor, huge = math.floor, math.huge
 local format = string.format
 
@@ -77,8 +77,28 @@ local validate = require "streamctl.validate"
 local M = {}
 
 --- Delays at or below this many seconds count as zero (absorbs the rounding
--- of summed float intervals; far below any clock's resolution).
+-- of summed float intervals; far below any clock's resolution). The one
+-- tolerance of the library's schedules: the stores' and the runner's.
 M.EPSILON = 1e-9
+
+--- One GCRA step, the rule every schedule in the library applies (a
+-- limiter on its store, a shared store's local fallback): for a budget whose
+-- theoretical arrival time is `tat` (nil: none yet) at `now`, with T =
+-- `interval` and `tau`, the delay before the slot (0 within EPSILON),
+-- whether it is committed (the delay is at most `max_delay` + EPSILON),
+-- when the slot after it would be free (the delay again when not
+-- committed), and the new tat to record (nil when not committed).
+function M.gcra(tat, now, interval, tau, max_delay)
+  if tat == nil or tat < now then tat = now end
+  local delay = tat - tau - now
+  if delay <= M.EPSILON then
+    delay = 0
+  elseif delay > max_delay + M.EPSILON then
+    return delay, false, delay
+  end
+  local new_tat = tat + interval
+  return delay, true, new_tat - tau - now, new_tat
+end
 
 --- The longest horizon a shared store commits a slot ahead, in seconds:
 -- further than that, it answers `committed = false` whatever `max_delay`
@@ -105,9 +125,11 @@ local MEMORY_STORE_OPTIONS = {
 -- `opts.sweep_every` (default 1024) `set`s, so per-key state does not pile up.
 -- Without a clock, ttl is ignored and entries live as long as the store.
 -- @tparam[opt] table opts `{ clock = function, sweep_every = integer }`
--- @return a store
+-- @return a store; or nil, err (an InvalidParameter error object) for a bad option
 function M.memory_store(opts)
-  opts = validate.options_or_raise(MEMORY_STORE_OPTIONS, opts, "streamctl.ratelimit.memory_store", "memory_store")
+  local why
+  opts, why = validate.construct(MEMORY_STORE_OPTIONS, opts, "streamctl.ratelimit.memory_store", "memory_store")
+  if not opts then return nil, why end
   local clock = opts.clock
   local sweep_every = opts.sweep_every or 1024
 
@@ -162,32 +184,19 @@ end
 local Limiter = {}
 Limiter.__index = Limiter
 
---- The options of `new` (a streamctl.validate schema). A store is an
--- object with `get` and `set` (and optionally `atomically`), see above.
-M.STORE = { type = "object", methods = { "get", "set" }, optional = { "atomically" } }
-
--- A method lookup that cannot raise (a userdata without __index would).
-local function method_of(obj, name)
-  local ok, m = pcall(function() return obj[name] end)
-  return ok and m or nil
-end
+-- A store without `reserve` (a streamctl.validate spec): an object with
+-- `get` and `set`, and optionally `atomically` (see above).
+local GET_SET_STORE = { type = "object", methods = { "get", "set" }, optional = { "atomically" } }
 
 --- Checks a store for the limiter (a streamctl.validate custom check): an
 -- object with a `reserve` function, or else one with `get` and `set` (and
 -- optionally `atomically`). Returns the store, or nil and the rule broken
--- (the rule of `STORE`: stores with `reserve` are the exception).
+-- (the get/set one: a store with `reserve` is the exception to it).
 function M.check_store(v)
-  if (type(v) == "table" or type(v) == "userdata") and type(method_of(v, "reserve")) == "function" then
+  if (type(v) == "table" or type(v) == "userdata") and type(validate.method_of(v, "reserve")) == "function" then
     return v
   end
-  local rule = "must be an object with methods 'get', 'set'"
-  if type(v) ~= "table" and type(v) ~= "userdata" then return nil, rule end
-  for _, m in ipairs(M.STORE.methods) do
-    if type(method_of(v, m)) ~= "function" then return nil, rule .. " (it has no '" .. m .. "')" end
-  end
-  local fn = method_of(v, "atomically")
-  if fn ~= nil and type(fn) ~= "function" then return nil, "has an 'atomically' that is not a function" end
-  return v
+  return validate.value(GET_SET_STORE, v)
 end
 
 local OPTIONS = {
@@ -200,9 +209,12 @@ local OPTIONS = {
 --   `clock`: function returning seconds (any origin, monotonic, fractional
 --   preferred); default streamctl.core's monotonic clock.
 --   `store`: see the store contract above; default `memory_store{ clock = clock }`.
--- @return limiter
+-- @return limiter; or nil, err (an InvalidParameter error object naming the
+--   option) for a bad or unknown option. Options that are not a table raise.
 function M.new(opts)
-  opts = validate.options_or_raise(OPTIONS, opts, "streamctl.ratelimit.new", "new")
+  local why
+  opts, why = validate.construct(OPTIONS, opts, "streamctl.ratelimit.new", "new")
+  if not opts then return nil, why end
   local clock = opts.clock or get_default_clock()
   local store = opts.store or M.memory_store { clock = clock }
   return setmetatable({ clock = clock, store = store }, Limiter)
@@ -258,17 +270,11 @@ local function take(self, key, rate, burst, max_delay)
   local function body()
     local tat, err = store:get(key)
     if tat == nil and err ~= nil then return nil, err end
-    if tat == nil or tat < now then tat = now end
-    local delay = tat - tau - now
-    if delay <= M.EPSILON then
-      delay = 0
-    elseif delay > max_delay + M.EPSILON then
-      return delay, false, delay
-    end
-    local new_tat = tat + interval
+    local delay, committed, next_delay, new_tat = M.gcra(tat, now, interval, tau, max_delay)
+    if not committed then return delay, false, next_delay end
     local ok, serr = store:set(key, new_tat, new_tat - now)
     if not ok then return nil, serr or "store set failed" end
-    return delay, true, new_tat - tau - now
+    return delay, true, next_delay
   end
 
   if store.atomically then

@@ -56,6 +56,7 @@ local floor = math.floor
 local format = string.format
 
 local validate = require "streamctl.validate"
+local to_decimal = validate.decimal
 
 local M = {}
 
@@ -156,12 +157,6 @@ local function get_default_clock_ms()
   return function() return now() * 1000 end
 end
 
--- Decimal string of a non-negative integer-valued number, in both Lua 5.1
--- and 5.4 ("%.0f" never gives ".0" or an exponent below 2^53).
-local function to_decimal(v)
-  return format("%.0f", v)
-end
-
 local Generator = {}
 Generator.__index = Generator
 
@@ -176,9 +171,12 @@ local OPTIONS = {
 --   `clock_ms`: function returning milliseconds since the epoch (fractions
 --   are dropped); default streamctl.core's wall clock in milliseconds.
 --   `store`: see the store contract above; default `memory_store()`.
--- @return generator
+-- @return generator; or nil, err (an InvalidParameter error object naming
+--   the option) for a bad or unknown option. Options that are not a table raise.
 function M.new(opts)
-  opts = validate.options_or_raise(OPTIONS, opts, "streamctl.sequence.new", "new")
+  local why
+  opts, why = validate.construct(OPTIONS, opts, "streamctl.sequence.new", "new")
+  if not opts then return nil, why end
   return setmetatable({ clock_ms = opts.clock_ms or get_default_clock_ms(), store = opts.store or M.memory_store(),
                         handed = 0 }, Generator)
 end
@@ -227,20 +225,7 @@ local function advance(store, key, candidate)
   return r, e
 end
 
---- The next Sequence for one stream: `max(now_ms, last + 1)`, recorded.
--- @tparam string stream_id
--- @treturn string decimal digits, e.g. "1700000000001"; or nil, err if the
---   store failed
-function Generator:next(stream_id)
-  check_stream_id("next", 1, stream_id)
-  local now = now_ms(self)
-  maybe_prune(self, now)
-  local v, err = advance(self.store, stream_id, now)
-  if not v then return nil, err end
-  return to_decimal(v)
-end
-
---- One Sequence for a call that names several streams (ForbidRTCStreams):
+--- The Sequence for a call on one stream or several (ForbidRTCStreams):
 -- `max(now_ms, max over the ids of last + 1)`, recorded for every id.
 --
 -- Repeated ids count once. With a store shared by concurrent callers it still

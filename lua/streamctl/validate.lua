@@ -1,5 +1,5 @@
 --- Checking of what callers pass: a named method's fields, and the options of
--- `new()` (clients, rate limiters, sequence generators).
+-- `new()` (clients, rate limiters, sequence generators, metrics, stores).
 --
 -- A schema is an array of specs, in the order they are checked and reported:
 --
@@ -26,11 +26,18 @@
 -- for the provider's encoder) and the parsed values by field name; `options`
 -- returns the parsed values. Both return `nil, message` naming the field or
 -- option and the rule; an unknown name is refused with a "did you mean".
+-- `construct` is `options` for a library constructor: `nil, err` with an
+-- error object (streamctl.errors' convention), raising only when the
+-- options are not a table at all. `value` checks one value against one
+-- spec (what a custom check built on a schema uses).
+--
+-- `decimal` is the one integer-to-decimal formatting of the library.
 -- @module streamctl.validate
 
 local core = require "streamctl.core"
+local errors = require "streamctl.errors"
 
-local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
+local type, pairs, ipairs, tostring, tonumber, pcall, error = type, pairs, ipairs, tostring, tonumber, pcall, error
 local floor, huge = math.floor, math.huge
 local format, sub, byte, find, lower = string.format, string.sub, string.byte, string.find, string.lower
 local concat, sort = table.concat, table.sort
@@ -39,6 +46,14 @@ local M = {}
 
 local function is_integer(n)
   return type(n) == "number" and n == floor(n) and n > -huge and n < huge
+end
+
+--- The decimal digits of an integer-valued number (a minus sign when
+-- negative), the same in Lua 5.1 and 5.4: "%.0f" never gives ".0" (5.4's
+-- tostring of a float) nor an exponent (%d refuses floats in 5.4, and
+-- tostring gives "1e+15"), exact below 2^53.
+function M.decimal(v)
+  return format("%.0f", v)
 end
 
 --- Edit distance, for "did you mean" on misspelt names.
@@ -170,8 +185,8 @@ function checkers.integer(f, v, strict)
   if v > MAX_INTEGER or v < -MAX_INTEGER then
     return nil, "must be an integer between -(2^53 - 1) and 2^53 - 1"
   end
-  if f.min and v < f.min then return nil, format("must be at least %.0f", f.min) end
-  if f.max and v > f.max then return nil, format("must be at most %.0f", f.max) end
+  if f.min and v < f.min then return nil, "must be at least " .. M.decimal(f.min) end
+  if f.max and v > f.max then return nil, "must be at most " .. M.decimal(f.max) end
   return v
 end
 
@@ -231,11 +246,13 @@ function checkers.boolean(_, v)
   return v
 end
 
--- Method lookups on a userdata can raise (a userdata without __index).
-local function method_of(obj, name)
+--- `obj[name]`, or nil where looking it up raises (a userdata without
+-- __index would).
+function M.method_of(obj, name)
   local ok, m = pcall(function() return obj[name] end)
   return ok and m or nil
 end
+local method_of = M.method_of
 
 function checkers.object(f, v)
   if type(v) ~= "table" and type(v) ~= "userdata" then
@@ -255,6 +272,13 @@ end
 
 function checkers.custom(f, v)
   return f.check(v)
+end
+
+--- Checks one value `v` against one spec `f` (its `type` and rules, as in a
+-- schema; `strict` as for options: numbers only). Returns the parsed value,
+-- or nil and the rule broken ("must be ...", without the name).
+function M.value(f, v, strict)
+  return checkers[f.type](f, v, strict)
 end
 
 -- The shared loop: unknown names first, then each spec in order. Messages
@@ -326,8 +350,24 @@ function M.options(schema, input, owner, prefix)
   return values
 end
 
---- Like `options`, for library constructors whose bad options are
--- programming errors: raises "bad argument #1 to 'fname' (message)".
+--- `options` for a library constructor `fname` (streamctl.errors'
+-- convention): options that are not a table are a misuse and raise "bad
+-- argument #1 to 'fname' (opts must be a table or nil)" at the caller's
+-- caller (level 3); a bad or unknown option is an expected failure: nil
+-- and an InvalidParameter error object whose message names it.
+-- @return values (option -> parsed value); or nil, err
+function M.construct(schema, input, owner, fname)
+  if input ~= nil and type(input) ~= "table" then
+    error(format("bad argument #1 to '%s' (opts must be a table or nil)", fname), 3)
+  end
+  local values, why = M.options(schema, input, owner)
+  if not values then return nil, errors.invalid(nil, nil, why) end
+  return values
+end
+
+--- Like `options`, for constructors whose bad options still raise
+-- (streamctl.retry.policy, until it follows `construct`): raises "bad
+-- argument #1 to 'fname' (message)".
 function M.options_or_raise(schema, input, owner, fname)
   if input ~= nil and type(input) ~= "table" then
     error(format("bad argument #1 to '%s' (opts must be a table or nil)", fname), 3)

@@ -50,4 +50,16 @@ function M.raises(fn, fragment, file)
   assert.truthy(err:find(file, 1, true), "error not blamed on the caller: " .. err)
 end
 
+--- Asserts that a constructor's results (`...`) are nil and the
+-- InvalidParameter error object whose message is `message`: a bad option,
+-- an expected failure (streamctl.errors' convention).
+function M.refused(message, ...)
+  local obj, err = ...
+  assert.is_nil(obj)
+  assert.equal("InvalidParameter", err.code)
+  assert.equal("validation", err.kind)
+  assert.equal(message, err.message)
+  assert.equal("streamctl: InvalidParameter: " .. message, tostring(err))
+end
+
 return M
