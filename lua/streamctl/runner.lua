@@ -116,7 +116,8 @@
 -- (two clients on one transport) never take each other's answers.
 -- @module streamctl.runner
 
-local type, ipairs, pairs, error, tostring, setmetatable = type, ipairs, pairs, error, tostring, setmetatable
+local type, ipairs, pairs, error, tostring = type, ipairs, pairs, error, tostring
+local setmetatable, getmetatable = setmetatable, getmetatable
 local max, min, floor, huge = math.max, math.min, math.floor, math.huge
 local remove, sort = table.remove, table.sort
 
@@ -174,19 +175,6 @@ function M.sync_io(send, now, sleep)
     now = now,
     sleep = sleep,
   }
-end
-
--- One router per io (keyed by its poll function, which a shared transport
--- shares): keys unique across every run on that io, and the run each belongs to.
-local routers = setmetatable({}, { __mode = "k" })
-
-local function router_for(io)
-  local r = routers[io.poll]
-  if not r then
-    r = { next_key = 0, owner = {} }
-    routers[io.poll] = r
-  end
-  return r
 end
 
 local Engine = {}
@@ -330,279 +318,368 @@ local function not_yet(engine, job, now)
   return window_hold(engine, action, now) -- an earlier request went late: wait for its second to pass
 end
 
+
 -- A run: one call of Engine:run, its jobs and their state. Every run of an
 -- engine in progress (a run started from another's `on_progress` nests in
 -- it) is driven by the innermost one's loop (see "Nesting" above).
+local Run = {}
+Run.__index = Run
+
 local function new_run(engine, jobs, concurrency, on_progress, active)
-  local io, policy = engine.io, engine.retry
-  local run = {
-    inbox = {}, attempts = {},   -- completions routed here by another engine's loop; attempts by key
-    total = #jobs, finished = 0,
+  local run = setmetatable({
+    engine = engine, io = engine.io, policy = engine.retry,
+    on_progress = on_progress, concurrency = concurrency,
+    active = active,             -- the runs in progress in this coroutine, outermost first (this one last)
+    inbox = {},                  -- completions routed here by another engine's loop
+    attempts = {},               -- attempt -> true while it is on the wire
+    total = #jobs, finished = 0, told = 0,
     queue = {},                  -- jobs not yet admitted, in submission order
     waiting = {},                -- admitted jobs waiting for their time (`at`)
     inflight = 0, busy = {},     -- attempts on the wire; streams held by admitted jobs
     notify = {},                 -- finished jobs whose on_progress is still to be called
-    concurrency = concurrency,
-  }
-  local queue, waiting, busy = run.queue, run.waiting, run.busy
-  local router = router_for(io)
-
+  }, Run)
   for i, job in ipairs(jobs) do
     job.attempts, job.lookups = 0, 0
-    queue[i] = job
+    run.queue[i] = job
   end
-
-  -- A finished job frees its streams at once; the caller hears of it from
-  -- this run's own loop (never from inside a nested run's).
-  local function finish(job)
-    if job.unknown_since and engine.settle > 0 then unsettle(engine, job, io.now()) end
-    for _, s in ipairs(job.streams or {}) do busy[s] = nil end
-    run.finished = run.finished + 1
-    if on_progress then run.notify[#run.notify + 1] = job end
-  end
-
-  -- Tells the caller of the jobs finished so far, in the order they finished.
-  function run.flush()
-    local i = 1
-    while run.notify[i] do
-      local job = run.notify[i]
-      run.notify[i] = false
-      i = i + 1
-      run.told = (run.told or 0) + 1
-      on_progress(run.told, run.total, job)
-    end
-    run.notify = {}
-  end
-
-  -- Puts `job` in line for its next attempt of `role`, after `delay`
-  -- seconds; its rate-limit slot is reserved when that time has come.
-  local function schedule(job, role, delay)
-    job.next_role = role
-    job.at = io.now() + delay
-    job.slot_at = nil
-    waiting[#waiting + 1] = job
-  end
-
-  -- Is one of `job`'s streams held or queued by a run this one is nested
-  -- in (an earlier submission)?
-  local function held_outside(job)
-    for _, outer in ipairs(active) do
-      if outer == run then return false end
-      for _, s in ipairs(job.streams or {}) do
-        if outer.busy[s] then return true end
-        for _, q in ipairs(outer.queue) do
-          for _, qs in ipairs(q.streams or {}) do if qs == s then return true end end
-        end
-      end
-    end
-    return false
-  end
-
-  -- Admits queued jobs whose streams are free, in order; a job never passes
-  -- an earlier queued job that shares a stream with it, in this run or in
-  -- one it is nested in.
-  function run.admit()
-    local blocked = {}
-    local i = 1
-    while i <= #queue do
-      if run.inflight + #waiting >= run.concurrency then return end
-      local job = queue[i]
-      local free = true
-      for _, s in ipairs(job.streams or {}) do
-        if busy[s] or blocked[s] then free = false break end
-      end
-      if free and #active > 1 and held_outside(job) then free = false end
-      if free then
-        remove(queue, i)
-        for _, s in ipairs(job.streams or {}) do busy[s] = true end
-        schedule(job, "call", 0)
-      else
-        for _, s in ipairs(job.streams or {}) do blocked[s] = true end
-        i = i + 1
-      end
-    end
-  end
-
-  local function succeed(job, result)
-    policy:on_success()
-    local now = io.now()
-    local at = job.recover and settles_at(engine, job, now)
-    if at then
-      -- An earlier attempt of another action may still land: verify then.
-      job.pending, job.verifying = result, true
-      return schedule(job, "lookup", at - now)
-    end
-    job.result, job.err = result, nil
-    finish(job)
-  end
-
-  local function fail(job)
-    local err = job.err
-    err.attempts = job.attempts
-    if job.maybe_applied then err.sent, err.outcome_unknown = true, true end
-    finish(job)
-  end
-
-  -- Retries the call as the policy allows after `err` (which may stand in
-  -- for the failure, see below); otherwise finishes with the job's own error.
-  local function retry_or_finish(job, err)
-    local decision = policy:decide(err, job.attempts)
-    if not decision.retry then return fail(job) end
-    if err.kind == "clock" and engine.correct_clock and not engine.correct_clock(err) then return fail(job) end
-    schedule(job, "call", decision.delay_ms / 1000)
-  end
-
-  local function after_call(job, result, err, attempt)
-    if result ~= nil then return succeed(job, result) end
-    if job.maybe_applied and job.done_codes and job.done_codes[err.code] then
-      return succeed(job, { RequestId = err.request_id, Recovered = true })
-    end
-    job.err = err
-    -- An attempt that may have taken effect is looked up before anything is
-    -- sent again, where the operation has a look-up.
-    if err.outcome_unknown or err.kind == "server" then
-      job.maybe_applied, job.unknown_since = true, attempt.sent_at
-      if job.recover then return schedule(job, "lookup", 0) end
-    end
-    retry_or_finish(job, err)
-  end
-
-  -- The look-up after the settle time: the stream as the job left it, or
-  -- the job's call once more (a straggler changed it).
-  local function after_verify(job, result, err)
-    if result ~= nil then
-      job.verifying = nil
-      if job.recover.found(result, job.params) then
-        job.result, job.err = job.pending, nil
-        return finish(job)
-      end
-      return schedule(job, "call", 0)
-    end
-    local decision = policy:decide(err, job.lookups)
-    if decision.retry then return schedule(job, "lookup", decision.delay_ms / 1000) end
-    job.err = err
-    err.message = (err.message or "") .. "; it was to verify " .. job.action .. " after an earlier attempt "
-      .. "whose outcome was unknown"
-    err.outcome_unknown = true
-    fail(job)
-  end
-
-  local function after_look_up(job, result, err)
-    if job.verifying then return after_verify(job, result, err) end
-    if result ~= nil then
-      local found = job.recover.found(result, job.params)
-      if found then return succeed(job, found) end
-      -- Not in effect: the call may be sent again, as the policy allows.
-      return retry_or_finish(job, { kind = job.err.kind, retryable = true, retry_after_ms = job.err.retry_after_ms })
-    end
-    local decision = policy:decide(err, job.lookups)
-    if decision.retry then return schedule(job, "lookup", decision.delay_ms / 1000) end
-    -- Still unknown: the call's own failure, and why it stays unknown.
-    job.err.message = (job.err.message or "") .. "; the look-up by " .. job.recover.action
-      .. " failed too: " .. tostring(err)
-    fail(job)
-  end
-
-  local function settle(attempt, result, err)
-    if attempt.role == "lookup" then return after_look_up(attempt.job, result, err) end
-    return after_call(attempt.job, result, err, attempt)
-  end
-
-  -- An attempt the io has answered (or failed to start): decoded, shown to
-  -- the observer, settled.
-  local function answered(attempt, res, terr)
-    local result, err = engine.decode(attempt, res, terr)
-    if engine.observe then engine.observe(attempt, result, err, io.now() - attempt.sent_at, res) end
-    return settle(attempt, result, err)
-  end
-
-  -- A completion of one of this run's attempts.
-  function run.complete(c)
-    local attempt = run.attempts[c.key]
-    if attempt then
-      run.attempts[c.key] = nil
-      run.inflight = run.inflight - 1
-      answered(attempt, c.res, c.err)
-    end
-  end
-
-  local function send(job)
-    local role = job.next_role
-    local attempt
-    if role == "lookup" then
-      job.lookups = job.lookups + 1
-      attempt = { role = role, action = job.recover.action, params = job.recover.params(job.params),
-                  n = job.lookups, job = job }
-    else
-      job.attempts = job.attempts + 1
-      attempt = { role = role, action = job.action, params = job.params, n = job.attempts, job = job }
-    end
-    attempt.sent_at = io.now()
-    local req, serr = engine.sign(attempt)
-    if not req then return settle(attempt, nil, serr) end
-    router.next_key = router.next_key + 1
-    local key = router.next_key
-    router.owner[key], run.attempts[key] = run, attempt
-    run.inflight = run.inflight + 1
-    local ok, terr = engine.io.start(key, req)
-    if ok then record_send(engine, attempt.action, io.now()) end
-    if not ok then
-      router.owner[key], run.attempts[key] = nil, nil
-      run.inflight = run.inflight - 1
-      -- A start that fails is this attempt's failure, whatever its role.
-      answered(attempt, nil, terr)
-    end
-  end
-
-  -- Sends the jobs whose time has come, as concurrency allows.
-  function run.send_due()
-    local now = io.now()
-    sort(waiting, by_time)
-    while waiting[1] and waiting[1].at <= now + EPSILON and run.inflight < run.concurrency do
-      local job = remove(waiting, 1)
-      local later = not_yet(engine, job, now)
-      if later then
-        job.at = later
-        waiting[#waiting + 1] = job
-        sort(waiting, by_time)
-      else
-        send(job)
-      end
-      now = io.now()
-    end
-  end
-
-  -- When this run next has something to do without an answer (nil: never).
-  function run.next_at()
-    if waiting[1] and run.inflight < run.concurrency then return waiting[1].at end
-    return nil
-  end
-
-  -- Once the caller cancels: every job not on the wire ends now, its own
-  -- error (an earlier attempt's, kept unknown if that may have applied) or
-  -- "interrupted" when it has none.
-  function run.cancel_rest()
-    local rest = {}
-    for _, job in ipairs(queue) do rest[#rest + 1] = job end
-    for _, job in ipairs(waiting) do rest[#rest + 1] = job end
-    for i = #queue, 1, -1 do queue[i] = nil end
-    for i = #waiting, 1, -1 do waiting[i] = nil end
-    for _, job in ipairs(rest) do
-      local _, err = engine.decode({ role = job.next_role or "call", action = job.action, job = job }, nil,
-        { code = "Interrupted", message = "interrupted before it was sent", sent = false })
-      if job.verifying or not job.err then job.err = err end
-      if job.verifying then
-        -- Its call was sent and succeeded, but a straggler of an earlier
-        -- attempt may still undo it: applied, with an unknown outcome.
-        job.err.message = "interrupted while waiting to verify " .. job.action .. " after an earlier attempt "
-          .. "whose outcome was unknown"
-        job.err.sent, job.err.outcome_unknown = true, true
-      end
-      fail(job)
-    end
-  end
-
   return run
+end
+
+-- Admission -----------------------------------------------------------------
+
+-- Puts `job` in line for its next attempt of `role`, after `delay`
+-- seconds; its rate-limit slot is reserved when that time has come.
+function Run:schedule(job, role, delay)
+  job.next_role = role
+  job.at = self.io.now() + delay
+  job.slot_at = nil
+  self.waiting[#self.waiting + 1] = job
+end
+
+-- Is one of `job`'s streams held or queued by a run this one is nested in
+-- (an earlier submission)?
+function Run:held_outside(job)
+  for _, outer in ipairs(self.active) do
+    if outer == self then return false end
+    for _, s in ipairs(job.streams or {}) do
+      if outer.busy[s] then return true end
+      for _, q in ipairs(outer.queue) do
+        for _, qs in ipairs(q.streams or {}) do if qs == s then return true end end
+      end
+    end
+  end
+  return false
+end
+
+-- Admits queued jobs whose streams are free, in order; a job never passes
+-- an earlier queued job that shares a stream with it, in this run or in
+-- one it is nested in.
+function Run:admit()
+  local queue, busy, blocked = self.queue, self.busy, {}
+  local i = 1
+  while i <= #queue do
+    if self.inflight + #self.waiting >= self.concurrency then return end
+    local job = queue[i]
+    local free = true
+    for _, s in ipairs(job.streams or {}) do
+      if busy[s] or blocked[s] then free = false break end
+    end
+    if free and #self.active > 1 and self:held_outside(job) then free = false end
+    if free then
+      remove(queue, i)
+      for _, s in ipairs(job.streams or {}) do busy[s] = true end
+      self:schedule(job, "call", 0)
+    else
+      for _, s in ipairs(job.streams or {}) do blocked[s] = true end
+      i = i + 1
+    end
+  end
+end
+
+-- Endings -------------------------------------------------------------------
+
+-- A finished job frees its streams at once; the caller hears of it from
+-- this run's own loop (never from inside a nested run's).
+function Run:finish(job)
+  local engine = self.engine
+  if job.unknown_since and engine.settle > 0 then unsettle(engine, job, self.io.now()) end
+  for _, s in ipairs(job.streams or {}) do self.busy[s] = nil end
+  self.finished = self.finished + 1
+  if self.on_progress then self.notify[#self.notify + 1] = job end
+end
+
+-- Tells the caller of the jobs finished so far, in the order they finished.
+function Run:flush()
+  local notify = self.notify
+  self.notify = {}
+  for _, job in ipairs(notify) do
+    self.told = self.told + 1
+    self.on_progress(self.told, self.total, job)
+  end
+end
+
+function Run:succeed(job, result)
+  self.policy:on_success()
+  local now = self.io.now()
+  local at = job.recover and settles_at(self.engine, job, now)
+  if at then
+    -- An earlier attempt of another action may still land: verify then.
+    job.pending, job.verifying = result, true
+    return self:schedule(job, "lookup", at - now)
+  end
+  job.result, job.err = result, nil
+  self:finish(job)
+end
+
+-- Finishes with the job's own error: applied and unknown once any of its
+-- attempts may have taken effect, whatever the last one met.
+function Run:fail(job)
+  local err = job.err
+  err.attempts = job.attempts
+  if job.maybe_applied then err.sent, err.outcome_unknown = true, true end
+  self:finish(job)
+end
+
+-- Retries the call as the policy allows after `err` (which may stand in
+-- for the failure, see AFTER.lookup); otherwise finishes with the job's own error.
+function Run:retry_or_finish(job, err)
+  local decision = self.policy:decide(err, job.attempts)
+  if not decision.retry then return self:fail(job) end
+  local correct = self.engine.correct_clock
+  if err.kind == "clock" and correct and not correct(err) then return self:fail(job) end
+  self:schedule(job, "call", decision.delay_ms / 1000)
+end
+
+-- Transitions ---------------------------------------------------------------
+
+-- What an answered attempt leads to, by what it was: the job's call, a
+-- look-up of whether a call whose outcome is unknown took effect, or the
+-- look-up that verifies a success after the settle time (see "Order").
+local AFTER = {}
+
+function AFTER.call(run, job, result, err, attempt)
+  if result ~= nil then return run:succeed(job, result) end
+  if job.maybe_applied and job.done_codes and job.done_codes[err.code] then
+    return run:succeed(job, { RequestId = err.request_id, Recovered = true })
+  end
+  job.err = err
+  -- An attempt that may have taken effect is looked up before anything is
+  -- sent again, where the operation has a look-up.
+  if err.outcome_unknown or err.kind == "server" then
+    job.maybe_applied, job.unknown_since = true, attempt.sent_at
+    if job.recover then return run:schedule(job, "lookup", 0) end
+  end
+  run:retry_or_finish(job, err)
+end
+
+function AFTER.lookup(run, job, result, err)
+  if result ~= nil then
+    local found = job.recover.found(result, job.params)
+    if found then return run:succeed(job, found) end
+    -- Not in effect: the call may be sent again, as the policy allows.
+    return run:retry_or_finish(job, { kind = job.err.kind, retryable = true, retry_after_ms = job.err.retry_after_ms })
+  end
+  local decision = run.policy:decide(err, job.lookups)
+  if decision.retry then return run:schedule(job, "lookup", decision.delay_ms / 1000) end
+  -- Still unknown: the call's own failure, and why it stays unknown.
+  job.err.message = (job.err.message or "") .. "; the look-up by " .. job.recover.action
+    .. " failed too: " .. tostring(err)
+  run:fail(job)
+end
+
+-- The stream as the job left it: done; else the job's call once more (a
+-- straggler changed it).
+function AFTER.verify(run, job, result, err)
+  if result ~= nil then
+    job.verifying = nil
+    if job.recover.found(result, job.params) then
+      job.result, job.err = job.pending, nil
+      return run:finish(job)
+    end
+    return run:schedule(job, "call", 0)
+  end
+  local decision = run.policy:decide(err, job.lookups)
+  if decision.retry then return run:schedule(job, "lookup", decision.delay_ms / 1000) end
+  job.err = err
+  err.message = (err.message or "") .. "; it was to verify " .. job.action .. " after an earlier attempt "
+    .. "whose outcome was unknown"
+  err.outcome_unknown = true
+  run:fail(job)
+end
+
+function Run:conclude(attempt, result, err)
+  local job = attempt.job
+  local step = attempt.role ~= "lookup" and "call" or job.verifying and "verify" or "lookup"
+  return AFTER[step](self, job, result, err, attempt)
+end
+
+-- Sending -------------------------------------------------------------------
+
+-- An attempt the io has answered (or failed to start): decoded, shown to
+-- the observer, concluded.
+function Run:answered(attempt, res, terr)
+  local engine = self.engine
+  local result, err = engine.decode(attempt, res, terr)
+  if engine.observe then engine.observe(attempt, result, err, self.io.now() - attempt.sent_at, res) end
+  return self:conclude(attempt, result, err)
+end
+
+-- A completion of one of this run's attempts (its key is the attempt).
+function Run:complete(c)
+  local attempt = c.key
+  if self.attempts[attempt] then
+    self.attempts[attempt] = nil
+    self.inflight = self.inflight - 1
+    self:answered(attempt, c.res, c.err)
+  end
+end
+
+-- The job's next attempt: its call, or a look-up.
+local function next_attempt(run, job)
+  if job.next_role == "lookup" then
+    job.lookups = job.lookups + 1
+    return { role = "lookup", action = job.recover.action, params = job.recover.params(job.params),
+             n = job.lookups, job = job, run = run }
+  end
+  job.attempts = job.attempts + 1
+  return { role = "call", action = job.action, params = job.params, n = job.attempts, job = job, run = run }
+end
+
+-- Signs and starts the job's next attempt. The attempt itself is the key
+-- the io hands back with its completion, and it names its run: no table of
+-- keys outlives a run, and engines sharing an io never take each other's.
+function Run:send(job)
+  local io = self.io
+  local attempt = next_attempt(self, job)
+  attempt.sent_at = io.now()
+  local req, serr = self.engine.sign(attempt)
+  if not req then return self:conclude(attempt, nil, serr) end
+  self.attempts[attempt] = true
+  self.inflight = self.inflight + 1
+  local ok, terr = io.start(attempt, req)
+  if ok then return record_send(self.engine, attempt.action, io.now()) end
+  self.attempts[attempt] = nil
+  self.inflight = self.inflight - 1
+  -- A start that fails is this attempt's failure, whatever its role.
+  self:answered(attempt, nil, terr)
+end
+
+-- Sends the jobs whose time has come, as concurrency allows.
+function Run:send_due()
+  local io, waiting = self.io, self.waiting
+  local now = io.now()
+  sort(waiting, by_time)
+  while waiting[1] and waiting[1].at <= now + EPSILON and self.inflight < self.concurrency do
+    local job = remove(waiting, 1)
+    local later = not_yet(self.engine, job, now)
+    if later then
+      job.at = later
+      waiting[#waiting + 1] = job
+      sort(waiting, by_time)
+    else
+      self:send(job)
+    end
+    now = io.now()
+  end
+end
+
+-- When this run next has something to do without an answer (nil: never).
+function Run:next_at()
+  local first = self.waiting[1]
+  if first and self.inflight < self.concurrency then return first.at end
+  return nil
+end
+
+-- Once the caller cancels: every job not on the wire ends now, its own
+-- error (an earlier attempt's, kept unknown if that may have applied) or
+-- "interrupted" when it has none. (The failure is wrapped by `decode`, as
+-- every transport failure is.)
+function Run:cancel_rest()
+  local rest = {}
+  for _, list in ipairs { self.queue, self.waiting } do
+    for i, job in ipairs(list) do rest[#rest + 1], list[i] = job, nil end
+  end
+  for _, job in ipairs(rest) do
+    local _, err = self.engine.decode({ role = job.next_role or "call", action = job.action, job = job }, nil,
+      { code = "Interrupted", message = "interrupted before it was sent", sent = false })
+    if job.verifying or not job.err then job.err = err end
+    if job.verifying then
+      -- Its call was sent and succeeded, but a straggler of an earlier
+      -- attempt may still undo it: applied, with an unknown outcome.
+      job.err.message = "interrupted while waiting to verify " .. job.action .. " after an earlier attempt "
+        .. "whose outcome was unknown"
+      job.err.sent, job.err.outcome_unknown = true, true
+    end
+    self:fail(job)
+  end
+end
+
+-- The loop ------------------------------------------------------------------
+
+-- One round over every run in progress, the outermost (the earliest
+-- submissions) first: their answers, then admission and sends.
+local function round(active)
+  for _, r in ipairs(active) do
+    while r.inbox[1] do r:complete(remove(r.inbox, 1)) end
+    r:admit() -- (what it admits is due at once: sent in this same round)
+    r:send_due()
+    r:admit()
+  end
+end
+
+-- How long to wait for the next job's time, or for a transfer to finish (a
+-- poll returns as soon as one does).
+local function timeout_for(engine, active)
+  local next_at, flying = nil, false
+  for _, r in ipairs(active) do
+    local at = r:next_at()
+    if at and (not next_at or at < next_at) then next_at = at end
+    if r.inflight > 0 then flying = true end
+  end
+  local timeout
+  if next_at then
+    timeout = max(0, next_at - engine.io.now())
+    if flying and timeout > MAX_WAIT then timeout = MAX_WAIT end
+  elseif flying then
+    timeout = MAX_WAIT
+  else
+    error("streamctl.runner: no job can make progress") -- a bug, never a user's error
+  end
+  if engine.cancel and timeout > M.CANCEL_POLL then timeout = M.CANCEL_POLL end
+  return timeout
+end
+
+-- Hands each completion to the run whose attempt it is: one this loop
+-- drives, or (another engine's on the same io) its inbox, which its own
+-- loop empties. (A key that is not an attempt of ours is dropped.)
+local function route(completions, driven)
+  for _, c in ipairs(completions) do
+    local owner = type(c.key) == "table" and c.key.run
+    if owner and driven[owner] then
+      owner:complete(c)
+    elseif getmetatable(owner) == Run then
+      owner.inbox[#owner.inbox + 1] = c
+    end
+  end
+end
+
+-- Drives `run` (and the runs it is nested in) until its jobs are done and told.
+local function drive(engine, run, active)
+  local driven = {}
+  for _, r in ipairs(active) do driven[r] = true end
+  local cancelled = false
+  while true do
+    if run.notify[1] then run:flush() end
+    if run.finished >= run.total and not run.notify[1] then return end
+    if engine.cancel and (cancelled or engine.cancel()) then
+      cancelled = true
+      for _, r in ipairs(active) do r:cancel_rest() end
+    end
+    round(active)
+    if not run.notify[1] and run.finished < run.total then
+      route(engine.io.poll(timeout_for(engine, active)), driven)
+    end
+  end
 end
 
 --- Runs `jobs` to completion.
@@ -615,8 +692,6 @@ function Engine:run(jobs, opts)
   if type(concurrency) ~= "number" or concurrency < 1 or concurrency ~= floor(concurrency) then
     error("concurrency must be a whole number >= 1", 2)
   end
-  local engine, io = self, self.io
-  local router = router_for(io)
   -- The runs this one is nested in: those in progress in this coroutine
   -- (runs in other coroutines, an nginx request's and a timer's, interleave
   -- and are not ordered with it).
@@ -628,62 +703,7 @@ function Engine:run(jobs, opts)
   end
   local run = new_run(self, jobs, concurrency, opts.on_progress, active)
   active[#active + 1] = run
-  local mine = {}
-  for _, r in ipairs(active) do mine[r] = true end
-
-  -- Hands a completion to its run: one of this engine's in progress, or
-  -- (another engine's on the same io) to be taken from its inbox.
-  local function route(c)
-    local owner = router.owner[c.key]
-    router.owner[c.key] = nil
-    if owner and mine[owner] then
-      owner.complete(c)
-    elseif owner then
-      owner.inbox[#owner.inbox + 1] = c
-    end
-  end
-
-  local ok, err = pcall(function()
-    local cancelled = false
-    while true do
-      if run.notify[1] then run.flush() end
-      if run.finished >= run.total and not run.notify[1] then break end
-      if engine.cancel and (cancelled or engine.cancel()) then
-        cancelled = true
-        for _, r in ipairs(active) do r.cancel_rest() end
-      end
-      -- Every run in progress, the outermost (the earliest submissions) first.
-      for _, r in ipairs(active) do
-        while r.inbox[1] do r.complete(remove(r.inbox, 1)) end
-        r.admit() -- (what it admits is due at once: sent in this same round)
-        r.send_due()
-        r.admit()
-      end
-      if run.notify[1] or (run.finished >= run.total) then goto continue end
-      do
-        -- Wait for the next job's time, or for a transfer to finish (a poll
-        -- returns as soon as one does).
-        local next_at, flying = nil, false
-        for _, r in ipairs(active) do
-          local at = r.next_at()
-          if at and (not next_at or at < next_at) then next_at = at end
-          if r.inflight > 0 then flying = true end
-        end
-        local timeout
-        if next_at then
-          timeout = max(0, next_at - io.now())
-          if flying and timeout > MAX_WAIT then timeout = MAX_WAIT end
-        elseif flying then
-          timeout = MAX_WAIT
-        else
-          error("streamctl.runner: no job can make progress") -- a bug, never a user's error
-        end
-        if engine.cancel and timeout > M.CANCEL_POLL then timeout = M.CANCEL_POLL end
-        for _, c in ipairs(io.poll(timeout)) do route(c) end
-      end
-      ::continue::
-    end
-  end)
+  local ok, err = pcall(drive, self, run, active)
   remove(active)
   if not active[1] then self.stacks[thread] = nil end
   if not ok then error(err, 0) end

@@ -14,7 +14,7 @@ local only = os.getenv("MUTANT")
 local lua = os.getenv("SIM_LUA") or "lua5.4"
 
 local MUTANTS = {
-  { name = "pacing margin 0", file = "lua/streamctl/client.lua",
+  { name = "pacing margin 0", file = "lua/streamctl/pacing.lua",
     from = "M.RATE_MARGIN = 0.05", to = "M.RATE_MARGIN = 0" },
   { name = "settle window switched off", file = "lua/streamctl/client.lua",
     from = "M.SETTLE_MS = 10000", to = "M.SETTLE_MS = 0" },
@@ -22,7 +22,7 @@ local MUTANTS = {
     from = "    recover = {\n      action = \"DescribeLivePullToPushList\",",
     to = "    no_recover = {\n      action = \"DescribeLivePullToPushList\"," },
   { name = "retry after a throttle without waiting", file = "lua/streamctl/runner.lua",
-    from = "schedule(job, \"call\", decision.delay_ms / 1000)", to = "schedule(job, \"call\", 0)" },
+    from = "self:schedule(job, \"call\", decision.delay_ms / 1000)", to = "self:schedule(job, \"call\", 0)" },
   { name = "sent taken from the last attempt only", file = "lua/streamctl/runner.lua",
     from = "if job.maybe_applied then err.sent, err.outcome_unknown = true, true end",
     to = "if false then err.sent, err.outcome_unknown = true, true end" },
