@@ -430,6 +430,26 @@ describe("aliyun client options", function()
     assert.equal("environment variable ALIBABA_CLOUD_ACCESS_KEY_ID must not contain CR, LF or NUL", err.message)
   end)
 
+  it("never mixes the options and the environment, and names the half of a pair that is missing", function()
+    isolate_env({ ALIBABA_CLOUD_ACCESS_KEY_ID = "AKenv", ALIBABA_CLOUD_ACCESS_KEY_SECRET = "s",
+                  ALIBABA_CLOUD_SECURITY_TOKEN = "tok" })
+    local c, err = aliyun.new { transport = function() end, access_key_id = "AKopt" }
+    assert.is_nil(c)
+    assert.equal("MissingCredentials", err.code)
+    assert.equal("option 'access_key_secret' is missing: 'access_key_id' was given (the environment is read only "
+      .. "when no credential option is)", err.message)
+    -- given as options, the environment's token is not added to them
+    c = assert(aliyun.new { transport = function() end, access_key_id = "AKopt", access_key_secret = "s",
+                            clock = function() return NOW end })
+    local req = c:prepare("ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s" })
+    assert.is_nil(req.headers["x-acs-security-token"])
+    isolate_env({ ALIBABA_CLOUD_ACCESS_KEY_SECRET = "s" })
+    c, err = aliyun.new { transport = function() end }
+    assert.is_nil(c)
+    assert.equal("MissingCredentials", err.code)
+    assert.equal("ALIBABA_CLOUD_ACCESS_KEY_SECRET is set but ALIBABA_CLOUD_ACCESS_KEY_ID is not", err.message)
+  end)
+
   it("isolates only the ALIBABA_CLOUD_* variables", function()
     local real = os.getenv
     isolate_env({})

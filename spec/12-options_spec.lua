@@ -175,3 +175,22 @@ describe("prepare", function()
     assert.equal("1700000000001", seq(z:prepare("ResumeRTCStream", { StreamId = "s" }).url))
   end)
 end)
+
+describe("close", function()
+  local redis_store = require "streamctl.store.redis"
+
+  it("closes the Redis connection the client made, never one it was given (other clients may share it)", function()
+    local given = redis_store.connect("redis://127.0.0.1:1") -- (connects on first use: never here)
+    local closes = 0
+    given.close = function() closes = closes + 1 end
+    local a = assert(aliyun.new(ali_opts { transport = function() end, redis = given }))
+    local z = assert(zego.new(zego_opts { transport = function() end, redis = given }))
+    a:close()
+    z:close()
+    assert.equal(0, closes)
+    local own = assert(aliyun.new(ali_opts { transport = function() end, redis = "redis://127.0.0.1:1" }))
+    own._redis.close = function() closes = closes + 1 end
+    own:close()
+    assert.equal(1, closes)
+  end)
+end)

@@ -7,12 +7,14 @@
 
 local core = require "streamctl.core"
 local client = require "streamctl.client"
+local options = require "streamctl.options"
+local encode = require "streamctl.encode"
 local errors = require "streamctl.errors"
 local jsonenc = require "streamctl.json"
 local validate = require "streamctl.validate"
 
 local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
-local format, floor = string.format, math.floor
+local format = string.format
 
 local VERSION = "2016-11-01"
 local PROVIDER = "aliyun"
@@ -408,17 +410,17 @@ local RETRYABLE = errors.RETRYABLE_KINDS
 
 -- A credential: the rule it breaks, as streamctl.validate's custom checks say it.
 local function header_value(v)
-  local why = client.header_rule(v)
+  local why = options.header_rule(v)
   if why then return nil, why end
   return v
 end
 local function token_value(v)
-  local why = client.header_rule(v, client.MAX_TOKEN)
+  local why = options.header_rule(v, options.MAX_TOKEN)
   if why then return nil, why end
   return v
 end
 local function secret_value(v)
-  local why = client.secret_rule(v)
+  local why = options.secret_rule(v)
   if why then return nil, why end
   return v
 end
@@ -479,39 +481,18 @@ for _, name in ipairs { "Action", "Version", "Format", "AccessKeyId", "Signature
   rules.common_params[name:lower()] = true
 end
 
--- Credentials: the options, else the ALIBABA_CLOUD_* environment (read at
--- call time, so a caller can isolate it); an environment value obeys the
--- same rules as the option, and its message names the variable.
-function rules.configure(self, o)
-  local getenv = os.getenv
-  local id, secret, token = o.access_key_id, o.access_key_secret, o.security_token
-  local from_env = {}
-  if id == nil then id, from_env.id = getenv("ALIBABA_CLOUD_ACCESS_KEY_ID"), true end
-  if secret == nil then secret, from_env.secret = getenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET"), true end
-  if token == nil and o.access_key_id == nil then
-    token, from_env.token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN"), true
-  end
-  if id == nil or id == "" or secret == nil or secret == "" then
-    return nil, { code = "MissingCredentials",
-      message = "no credentials: pass access_key_id and access_key_secret, or set "
-        .. "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET" }
-  end
-  if from_env.secret and client.secret_rule(secret) then
-    return nil, "environment variable ALIBABA_CLOUD_ACCESS_KEY_SECRET " .. client.secret_rule(secret)
-  end
-  if from_env.id and client.header_rule(id) then
-    return nil, "environment variable ALIBABA_CLOUD_ACCESS_KEY_ID " .. client.header_rule(id)
-  end
-  if token == "" then token = nil end
-  if token ~= nil and from_env.token and client.header_rule(token, client.MAX_TOKEN) then
-    return nil, "environment variable ALIBABA_CLOUD_SECURITY_TOKEN " .. client.header_rule(token, client.MAX_TOKEN)
-  end
-  self.access_key_id = id
-  self.account_id = o.account_id
-  self.signature_version = o.signature_version or "v3"
-  self._secret = client.is_secret(secret) and secret or core.secret(secret)
-  TOKENS[self] = token
-  return true
+-- The client's fields, from its options and its credentials (taken from
+-- the options or the environment by the client: streamctl.credentials);
+-- the token is kept in TOKENS.
+function rules.configure(self, o, creds)
+  local secret = creds.access_key_secret
+  TOKENS[self] = creds.security_token
+  return {
+    access_key_id = creds.access_key_id,
+    account_id = o.account_id,
+    signature_version = o.signature_version or "v3",
+    _secret = options.is_secret(secret) and secret or core.secret(secret),
+  }
 end
 
 --- The streams an action changes (their order and settling are kept):
@@ -555,16 +536,12 @@ end
 -- process that requires streamctl (2 MB and a millisecond). spec/02 checks it.
 local EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
--- The last second formatted and its text (one per second, not per request).
-local stamp_second, stamp_text
+-- The signing time's text (ISO 8601, UTC), made once a second.
+local timestamp_of = encode.per_second(core.utc_timestamp)
 
 function rules.build(self, action, op, params, now, nonce)
   local method = op.method
-  local second = floor(now)
-  if second ~= stamp_second then
-    stamp_second, stamp_text = second, core.utc_timestamp(second)
-  end
-  local timestamp = stamp_text
+  local timestamp = timestamp_of(now)
   if self.signature_version == "v1" then
     params.Action = action
     params.Version = VERSION

@@ -17,7 +17,7 @@ local argparse = require "argparse"
 local cjson = require "cjson.safe"
 local streamctl = require "streamctl"
 local credentials = require "streamctl.credentials"
-local client_module = require "streamctl.client"
+local options_module = require "streamctl.options"
 local emulator = require "streamctl.emulator.defaults"
 local version = require "streamctl.version"
 
@@ -180,8 +180,8 @@ local function add_common(cmd, provider)
     cmd:option("--timeout", "Per attempt, in milliseconds (default: 10000)."):argname("<ms>"),
     cmd:option("--concurrency", "Requests in flight for batches (default: 8)."):argname("<n>"),
     cmd:option("--rate", format("Send no action faster than this, in requests per second, at least %s: one "
-      .. "every %d s (lowers the published caps; it never raises them).", tostring(client_module.MIN_RATE),
-      floor(1 / client_module.MIN_RATE + 0.5))):argname("<n>"),
+      .. "every %d s (lowers the published caps; it never raises them).", tostring(options_module.MIN_RATE),
+      floor(1 / options_module.MIN_RATE + 0.5))):argname("<n>"),
     cmd:option("--redis", "Share rate limits and ZEGO Sequences with every process using this Redis, "
       .. "redis://[[user]:password@]host[:port][/db][?nodes=N&prefix=P&timeout_ms=MS] (default: "
       .. "$STREAMCTL_REDIS_URL; the password is better "
@@ -433,7 +433,7 @@ local function client_options(provider, args, defaults, where, getenv)
   if not ok then return nil, why end
   ok, why = num("concurrency", "concurrency", true)
   if not ok then return nil, why end
-  ok, why = num("rate", "max_rate", false, client_module.MIN_RATE)
+  ok, why = num("rate", "max_rate", false, options_module.MIN_RATE)
   if not ok then return nil, why end
   o.ca_file = args.ca_file or defaults.ca_file
   o.endpoint = args.endpoint
@@ -443,25 +443,19 @@ local function client_options(provider, args, defaults, where, getenv)
     o.ca_file = o.ca_file or (dir .. "/ca.pem")
   end
   o.redis = args.redis
-  if o.redis == nil then
-    local url = (getenv or os.getenv)("STREAMCTL_REDIS_URL")
-    if url and url ~= "" then
-      local valid, rwhy = require("streamctl.store.redis").config(url)
-      if not valid then return nil, "environment variable STREAMCTL_REDIS_URL " .. rwhy end
-      o.redis = url
-    end
-  end
   o.signature_version = args.signature_version -- (Aliyun's flag)
   o.is_test = args.is_test or nil                -- (ZEGO's flag)
-  if provider == "aliyun" then
-    -- The flag is checked by the client (its message names the flag); the
-    -- variable here, so that its message names the variable.
-    o.account_id = args.account_id
-    local env = o.account_id == nil and (getenv or os.getenv)("ALIBABA_CLOUD_ACCOUNT_ID")
-    if env and env ~= "" then
-      local awhy = streamctl.aliyun.account_id_rule(env)
-      if awhy then return nil, "environment variable ALIBABA_CLOUD_ACCOUNT_ID " .. awhy end
-      o.account_id = env
+  o.account_id = args.account_id                 -- (Aliyun's flag)
+  -- The environment's settings where no flag gave one. A flag is checked by
+  -- the client (its message names the flag); a variable here, so that its
+  -- message names the variable.
+  local rules = { redis = function(v) local _, rule = require("streamctl.store.redis").config(v) return rule end,
+                  account_id = streamctl.aliyun.account_id_rule }
+  for _, env in ipairs(credentials.settings(provider, { getenv = getenv })) do
+    if o[env.option] == nil then
+      local rule = rules[env.option](env.value)
+      if rule then return nil, "environment variable " .. env.variable .. " " .. rule end
+      o[env.option] = env.value
     end
   end
   -- Credentials: the flags, else the emulator's account, else the chain.

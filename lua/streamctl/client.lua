@@ -19,7 +19,11 @@
 --   streams(action, params) -> { key, ... } | nil  (the streams an action changes: their
 --                order is kept, and a later change waits for an earlier unknown one to settle)
 --   array(name, list) -> name, value          (how the service takes a Lua array)
---   configure(self, values) -> true | nil, err  (credentials and the provider's options)
+--   configure(self, values, credentials) -> fields | nil, err  (the provider's fields on the
+--                client, from its checked options and its credentials, which the client
+--                has taken from the options or the environment: streamctl.credentials)
+--   sequenced    true when its calls carry a Sequence: the client makes the generator
+--                (option `sequence`, else one on the client's shared dict or Redis)
 --   cap(self, action, op) -> n | nil          (optional: the cap for this client, when it is
 --                                              not op.cap, e.g. ZEGO's test environment)
 --   complete(self, action, op, params, dry) -> params | nil, why  (optional: checks what
@@ -51,8 +55,12 @@
 -- (streamctl.transport.curl, on libcurl's multi interface).
 --
 -- Calls and batches are carried out by a streamctl.runner engine, which the
--- client hands an explicit interface: its io, how to sign and decode an
--- attempt, how to pace an action, the retry policy and the clock correction.
+-- client hands an explicit interface, built in one place (`engine_for`): its
+-- io, how to sign and decode an attempt (the client's steps), how to pace an
+-- action (streamctl.pacing), the retry policy and the clock correction.
+-- Beside it, each one job: streamctl.options (the options and their rules),
+-- streamctl.encode (service parameters), streamctl.batch (batches and
+-- reports), streamctl.redact (what is never shown).
 -- @module streamctl.client
 
 local core = require "streamctl.core"
@@ -60,50 +68,36 @@ local errors = require "streamctl.errors"
 local validate = require "streamctl.validate"
 local runner = require "streamctl.runner"
 local retry = require "streamctl.retry"
-local ratelimit = require "streamctl.ratelimit"
-local curl_transport = require "streamctl.transport.curl"
 local auto_transport = require "streamctl.transport.auto"
 local shdict = require "streamctl.store.shdict"
+local sequence = require "streamctl.sequence"
+local credentials = require "streamctl.credentials"
 local batch = require "streamctl.batch"
 local encode = require "streamctl.encode"
 local redact = require "streamctl.redact"
+local options = require "streamctl.options"
+local pacing = require "streamctl.pacing"
 
 local type, pairs, ipairs, error, setmetatable = type, pairs, ipairs, error, setmetatable
-local pcall, tostring = pcall, tostring
-local min = math.min
-local floor, huge = math.floor, math.huge
-local tonumber = tonumber
-local format, match, lower, find = string.format, string.match, string.lower, string.find
+local pcall, tostring, tonumber = pcall, tostring, tonumber
+local floor = math.floor
+local format, match = string.format, string.match
 
 local M = {}
 
---- The fraction by which pacing stays under every cap (see the README's
--- "Pacing, retries, order"): with 5%, any N + 1 consecutive requests to an
--- action capped at N per second span at least 1.05 s, so up to 50 ms of
--- scheduling and network jitter cannot put N + 1 of them into one second,
--- the strictest way a provider can count.
-M.RATE_MARGIN = 0.05
-
---- How many slots of one action a client reserves ahead at most (see
--- streamctl.runner, "Pacing"): a horizon of this many intervals, and never
--- more than `MAX_HORIZON` seconds. Whatever happens to a shared store, the
--- slots already promised are this few.
-M.HORIZON_SLOTS = 4
-M.MAX_HORIZON = ratelimit.MAX_HORIZON
-
---- The lowest `max_rate` (and command-line `--rate`) accepted, in requests
--- per second: one request every 10,000 s (2 h 47 min), slower than any pace
--- anyone asks of a stream switch. Below some rate pacing cannot keep its
--- word: the Redis store caps an interval at a year (a slower rate would run
--- faster than asked), and from about 5e-324 the interval 1/rate is infinite
--- and the slots' arithmetic NaN, which sends unpaced. A clear floor, named
--- in the message, instead of a limit found by accident.
-M.MIN_RATE = 0.0001
-
---- When a rate-limit store fails (an error, not a wait), the client paces
--- in its own process at the rate divided by this, and says so once: the
--- store's other users are unknown, so it keeps to the safe side.
-M.FALLBACK_SHARE = 4
+-- Pacing's figures (streamctl.pacing) and the options' bounds
+-- (streamctl.options), where callers have found them so far.
+M.RATE_MARGIN = pacing.RATE_MARGIN
+M.HORIZON_SLOTS = pacing.HORIZON_SLOTS
+M.MAX_HORIZON = pacing.MAX_HORIZON
+M.FALLBACK_SHARE = pacing.FALLBACK_SHARE
+M.MIN_RATE = options.MIN_RATE
+M.MAX_CREDENTIAL = options.MAX_CREDENTIAL
+M.MAX_TOKEN = options.MAX_TOKEN
+M.parse_endpoint = options.parse_endpoint
+M.header_rule = options.header_rule
+M.secret_rule = options.secret_rule
+M.is_secret = options.is_secret
 
 --- How long after it was sent an attempt whose outcome is unknown is taken
 -- to be able to land, in milliseconds (see streamctl.runner, "Order", and the
@@ -120,38 +114,8 @@ M.MAX_CLOCK_CORRECTION = 24 * 3600
 -- streamctl.encode).
 M.stringify = encode.stringify
 
---- Parses and checks an endpoint: scheme, host and optional port, no path.
--- @return { url = "https://host[:port]", host = "host[:port]", scheme = ... }, or nil and
---   the rule broken ("must not have a path, query or fragment")
-function M.parse_endpoint(url)
-  if type(url) ~= "string" then return nil, "must be a string" end
-  if #url > 300 then return nil, "must be at most 300 bytes (got " .. #url .. ")" end
-  if find(url, "[%z\r\n%s]") then return nil, "must not contain whitespace, CR, LF or NUL" end
-  local scheme = match(url, "^(%a[%w+.-]*)://")
-  if not scheme then return nil, "must look like https://host[:port]" end
-  scheme = lower(scheme)
-  if scheme ~= "https" and scheme ~= "http" then
-    return nil, "must use https or http (got " .. scheme .. ")"
-  end
-  local authority, rest = match(url, "^%a[%w+.-]*://([^/?#]+)(.*)$")
-  if not authority then return nil, "must look like https://host[:port]" end
-  if rest ~= "" and rest ~= "/" then return nil, "must not have a path, query or fragment" end
-  if find(authority, "@", 1, true) then return nil, "must not carry user information" end
-  local host, port = match(authority, "^([%w.-]+):(%d+)$")
-  if not host then
-    host = match(authority, "^([%w.-]+)$") or match(authority, "^(%[[%x:.]+%])$")
-    if not host then
-      host, port = match(authority, "^(%[[%x:.]+%]):(%d+)$")
-      if not host then return nil, "must name a valid host" end
-    end
-  end
-  if port and (tonumber(port) < 1 or tonumber(port) > 65535) then
-    return nil, "must have a port in 1..65535"
-  end
-  local base = scheme .. "://" .. lower(authority)
-  -- query_url: what a request's query string follows
-  return { scheme = scheme, url = base, query_url = base .. "/?", host = lower(authority) }
-end
+--- The longest parameter value `call` and `prepare` send (see streamctl.encode).
+M.MAX_PARAM = encode.MAX_PARAM
 
 -- Parses an HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT") into Unix seconds.
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
@@ -162,112 +126,6 @@ function M.parse_http_date(s)
   if not d or not MONTHS[mon] then return nil end
   return core.parse_utc_timestamp(format("%s-%02d-%sT%s:%s:%sZ", y, MONTHS[mon], d, hh, mm, ss))
 end
-
---- The longest credential taken, in bytes: key IDs, AppIds and secrets are
--- tens of bytes; an STS security token can run to a few KiB (MAX_TOKEN).
-M.MAX_CREDENTIAL = 256
-M.MAX_TOKEN = 16384
-
---- Checks a value that will reach a header (a key id, a token): the rule
--- broken, or nil when it is fine.
--- @param value the value
--- @param max (optional) the most bytes it may have (default MAX_CREDENTIAL)
-function M.header_rule(value, max)
-  if type(value) ~= "string" or value == "" then return "must be a non-empty string" end
-  max = max or M.MAX_CREDENTIAL
-  if #value > max then return format("must be at most %d bytes (got %d)", max, #value) end
-  if find(value, "[%z\r\n]") then return "must not contain CR, LF or NUL" end
-  if find(value, "[%c\128-\255]") then return "must be printable ASCII" end
-  return nil
-end
-
---- Is `v` a streamctl.secret (see streamctl.core)?
-function M.is_secret(v)
-  return core.is_secret(v)
-end
-
---- Checks a secret: a non-empty string or a streamctl.secret; the rule
--- broken, or nil. (The value itself never goes into a message.)
-function M.secret_rule(value)
-  if not M.is_secret(value) and type(value) ~= "string" then return "must be a string or a streamctl.secret" end
-  if #value == 0 then return "must not be empty" end
-  if #value > M.MAX_CREDENTIAL then return format("must be at most %d bytes (got %d)", M.MAX_CREDENTIAL, #value) end
-  -- Both providers issue secrets in printable ASCII; anything else (most
-  -- often a line break read from a file) would only come back as a refused
-  -- signature. (A streamctl.secret's bytes are not looked at.)
-  if type(value) == "string" and find(value, "[%c\128-\255]") then
-    return "must be printable ASCII (a line break or control character in a secret is usually a copy-and-paste "
-      .. "mistake)"
-  end
-  return nil
-end
-
--- The options every client takes; the provider's own and the transport's
--- are added by `define`.
-local TRANSPORT_NAMES = { auto = true, curl = true, ngx = true }
-local function check_transport(t)
-  if type(t) == "function" then return t end
-  if type(t) == "table" and type(t.start) == "function" and type(t.poll) == "function" then return t end
-  if TRANSPORT_NAMES[t] then return t end
-  return nil, "must be \"auto\", \"curl\", \"ngx\", a function(request) or a table with start and poll"
-end
-
--- The caller's overrides of the caps: every key an action of the provider
--- (or "*"), every value a rate > 0 or false.
-local function rate_limits_check(operations)
-  local actions = {}
-  for a in pairs(operations) do actions[#actions + 1] = a end
-  table.sort(actions)
-  return function(v)
-    if type(v) ~= "table" then return nil, "must be a table of action = requests per second, or false" end
-    for k, rate in pairs(v) do
-      if k ~= "*" and not operations[k] then
-        return nil, format("names '%s', which is not an action%s", tostring(k), validate.hint(tostring(k), actions))
-      end
-      if rate ~= false and not (type(rate) == "number" and rate > 0 and rate < huge) then
-        return nil, format("['%s'] must be a number > 0 (requests per second) or false", k)
-      end
-    end
-    return v
-  end
-end
-
-local function common_options(rules)
-  return {
-    { name = "endpoint", type = "custom", check = M.parse_endpoint },
-    { name = "concurrency", type = "integer", min = 1, max = 256 },
-    { name = "rate_limits", type = "custom", nullable_false = true, check = rate_limits_check(rules.operations) },
-    { name = "rate_burst", type = "integer", min = 1, max = 1000 },
-    { name = "rate_margin", type = "number", min = 0, max_exclusive = 1 },
-    { name = "settle_ms", type = "integer", min = 0, max = 900000 },
-    { name = "rate_limit_store", type = "custom", check = ratelimit.check_store },
-    { name = "retry", type = "custom", nullable_false = true, check = function(v)
-        if type(v) ~= "table" then return nil, "must be a table of retry settings, or false" end
-        local ok, why = validate.options(retry.OPTIONS, v, "the retry settings", "retry.")
-        if not ok then return nil, why, true end
-        return v
-      end },
-    { name = "clock", type = "function" },
-    { name = "nonce", type = "function" },
-    { name = "monotonic", type = "function" },
-    { name = "sleep", type = "function" },
-    { name = "transport", type = "custom", check = check_transport },
-    { name = "shared_dict", type = "custom", check = shdict.open },
-    -- (the Redis store is loaded only when a client asks for it)
-    -- (a config, or a connection object from streamctl.store.redis.connect, which clients may share)
-    { name = "redis", type = "custom", check = function(v)
-        local redis_store = require "streamctl.store.redis"
-        if redis_store.is_connection(v) then return v end
-        return redis_store.config(v)
-      end },
-    { name = "on_attempt", type = "function" },
-    { name = "cancel", type = "function" },
-    { name = "max_rate", type = "number", min = M.MIN_RATE },
-  }
-end
-
---- The longest parameter value `call` and `prepare` send (see streamctl.encode).
-M.MAX_PARAM = encode.MAX_PARAM
 
 local Client = {}
 
@@ -283,7 +141,7 @@ function Client:_encode(action, params, level, dry)
   if not op then
     return nil, errors.invalid(rules.provider, action, "unknown action '" .. action .. "'")
   end
-  local out, err = encode.params(rules, rules._texts, action, params)
+  local out, err = encode.params(rules, self._texts, action, params)
   if not out then return nil, err end
   if rules.complete then
     local why
@@ -333,28 +191,10 @@ function Client:account()
   return self._rules.account(self)
 end
 
--- The cap on `action` for this client (an override, else the provider's),
--- in requests per second; nil when it is not paced.
-local function cap_for(self, action)
-  local o = self._rate_limits
-  if o == false then return nil end
-  local v = o and o[action]
-  if v == nil and o then v = o["*"] end
-  if v == nil then
-    local rules = self._rules
-    local op = rules.operations[action]
-    v = rules.cap and rules.cap(self, action, op) or op.cap
-  end
-  local ceiling = self._max_rate
-  if ceiling and (not v or v > ceiling) then v = ceiling end
-  return v or nil
-end
-
 --- The rate at which this client sends `action` (requests per second, with
 -- the margin taken off), or nil when it is not paced.
 function Client:rate_for(action)
-  local cap = cap_for(self, action)
-  return cap and cap / (1 + self._rate_margin)
+  return self._pacer:rate(action)
 end
 
 -- Makes the job that runs `action` with encoded params.
@@ -388,12 +228,13 @@ function Client:call(action, params)
   return nil, job.err
 end
 
---- Frees the transport's connection (if it has one). Idempotent.
+--- Frees the transport's connection (if it has one) and the Redis
+-- connection the client made (not one it was given). Idempotent.
 function Client:close()
   local close = self._close
   self._close = nil
   if close then close() end
-  if self._redis then self._redis:close() end
+  if self._own_redis then self._redis:close() end
 end
 
 -- Checks a method's fields and its cross-field rule.
@@ -426,129 +267,92 @@ local function named(rules, name, spec)
   end
 end
 
--- A line for the log: nginx's error log inside nginx, else standard error.
-local io_log = require("streamctl.log").warn
-
 -- A uniform number in [0, 1] for backoff jitter.
 local function jitter()
   return tonumber(core.random_hex(4), 16) / 4294967295
 end
 
+-- The client's steps of an attempt, which the engine calls (see
+-- streamctl.runner): sign it when it is sent, decode what came back, tell
+-- the caller's hook, correct the clock on a skew error.
+
+-- Signs an attempt. A ZEGO call's first send takes its Sequence (`commit`)
+-- into the job's own params, where it stays for the retries.
+function Client:_sign_attempt(attempt)
+  local rules, action = self._rules, attempt.action
+  if rules.commit and attempt.role == "call" and attempt.n == 1 and not attempt.job.sequence_taken then
+    local ok, err = rules.commit(self, action, rules.operations[action], attempt.params)
+    if not ok then err.action = action return nil, err end
+  end
+  local req, err = self:_sign(action, attempt.params)
+  -- What this request carries that no message may show (its signature,
+  -- a token): a server that echoes the request must not put it into an error.
+  if req then attempt.hidden = redact.hidden(rules, req) end
+  return req, err
+end
+
+-- Reads an attempt's answer, or wraps its transport failure; nothing it
+-- returns shows a secret.
+function Client:_decode_attempt(attempt, res, terr)
+  local rules, action = self._rules, attempt.action
+  local hidden = attempt.hidden or {}
+  for _, v in ipairs(rules.secrets(self)) do hidden[#hidden + 1] = v end
+  if not res then
+    local err = errors.transport(rules.provider, action, terr, rules.operations[action].idempotent)
+    err.message = redact.text(err.message, hidden)
+    return nil, err
+  end
+  local result, derr = rules.decode(self, action, res)
+  if result == nil and derr then
+    derr.server_date = derr.server_date or M.parse_http_date(res.headers and res.headers.date)
+    derr.message = redact.text(derr.message, hidden)
+  elseif type(result) == "table" and #hidden > 0 then
+    redact.answer(result, hidden) -- (an answer that quotes the request shows none of it either)
+  end
+  return result, derr
+end
+
+-- The caller's hook, told of every attempt; an error in it never affects
+-- the call (the first one is kept in client.on_attempt_error).
+function Client:_observe(attempt, result, err, seconds, res)
+  local ok, herr = pcall(self._on_attempt, {
+    provider = self._rules.provider, action = attempt.action, role = attempt.role, attempt = attempt.n,
+    retry = attempt.n > 1, ok = result ~= nil, seconds = seconds,
+    status = res and res.status, code = err and err.code, kind = err and err.kind,
+    throttled = err ~= nil and err.kind == "throttled", sent = err == nil or err.sent ~= false,
+    error = err,
+  })
+  if not ok and self.on_attempt_error == nil then self.on_attempt_error = tostring(herr) end
+end
+
+-- Only on a clock-skew error (the engine asks), only from a Date, and only
+-- within MAX_CLOCK_CORRECTION; otherwise the error stands, saying why.
+function Client:_correct_clock(err)
+  local offset = retry.clock_offset(err, self._clock())
+  if not offset or offset > M.MAX_CLOCK_CORRECTION or offset < -M.MAX_CLOCK_CORRECTION then
+    err.message = (err.message or "") .. "; the clock was not corrected: the response's Date is "
+      .. (offset and "more than a day from the local clock" or "missing")
+    return false
+  end
+  self.clock_offset = offset
+  return true
+end
+
 -- The engine's interface onto this client: the only things the runner uses.
 local function engine_for(self, io)
-  local rules = self._rules
-  local provider = rules.provider
-  local limiter, burst = self._limiter, self._rate_burst
-  local commit = rules.commit
-  local on_attempt = self._on_attempt
+  local pacer = self._pacer
   return runner.new {
     io = io,
     retry = self._retry,
     settle = self._settle,
     cancel = self._cancel,
-    sign = function(attempt)
-      local action = attempt.action
-      if commit and attempt.role == "call" and attempt.n == 1 and not attempt.job.sequence_taken then
-        -- attempt.params is the job's own: what commit fills in stays for the retries.
-        local ok, err = commit(self, action, rules.operations[action], attempt.params)
-        if not ok then err.action = action return nil, err end
-      end
-      local req, err = self:_sign(action, attempt.params)
-      -- What this request carries that no message may show (its signature,
-      -- a token): a server that echoes the request must not put it into an error.
-      if req then attempt.hidden = redact.hidden(rules, req) end
-      return req, err
-    end,
-    -- The caller's hook, told of every attempt; an error in it never
-    -- affects the call (the first one is kept in client.on_attempt_error).
-    observe = on_attempt and function(attempt, result, err, seconds, res)
-      local ok, herr = pcall(on_attempt, {
-        provider = provider, action = attempt.action, role = attempt.role, attempt = attempt.n,
-        retry = attempt.n > 1, ok = result ~= nil, seconds = seconds,
-        status = res and res.status, code = err and err.code, kind = err and err.kind,
-        throttled = err ~= nil and err.kind == "throttled", sent = err == nil or err.sent ~= false,
-        error = err,
-      })
-      if not ok and self.on_attempt_error == nil then self.on_attempt_error = tostring(herr) end
-    end,
-    decode = function(attempt, res, terr)
-      local action = attempt.action
-      local hidden = attempt.hidden or {}
-      for _, v in ipairs(rules.secrets(self)) do hidden[#hidden + 1] = v end
-      if not res then
-        local err = errors.transport(provider, action, terr, rules.operations[action].idempotent)
-        err.message = redact.text(err.message, hidden)
-        return nil, err
-      end
-      local result, derr = rules.decode(self, action, res)
-      if result == nil and derr then
-        derr.server_date = derr.server_date or M.parse_http_date(res.headers and res.headers.date)
-        derr.message = redact.text(derr.message, hidden)
-      elseif type(result) == "table" and #hidden > 0 then
-        redact.answer(result, hidden) -- (an answer that quotes the request shows none of it either)
-      end
-      return result, derr
-    end,
-    -- A slot reserved just in time (at most `horizon` ahead); a ZEGO call's
-    -- first send takes its Sequence with the slot, in the same round trip,
-    -- where the store can (Redis).
-    pace = function(action, max_delay, job)
-      if not limiter then return 0, true end
-      local rate = self:rate_for(action)
-      if not rate then return 0, true end
-      local key = provider .. ":" .. rules.account(self) .. ":" .. action
-      local seq_store = self._sequence_store
-      -- A job asking again before its first send gave up its slot (late):
-      -- the Sequence taken with it would now leave after later ones; it
-      -- takes a new one with its new slot.
-      if job and job.sequence_taken and job.attempts == 0 then
-        job.params.Sequence, job.sequence_taken = nil, nil
-      end
-      local ids = seq_store and job and job.next_role == "call" and job.attempts == 0 and not job.sequence_taken
-        and rules.sequence_ids and rules.sequence_ids(action, rules.operations[action], job.params)
-      if ids then
-        local delay, committed, next_delay, value = limiter.store:reserve_sequenced(key, rate, burst, max_delay,
-          seq_store, ids)
-        if value then job.params.Sequence, job.sequence_taken = value, true end
-        return delay, committed, next_delay
-      end
-      local delay, committed, next_delay = limiter:reserve(key, rate, burst, max_delay)
-      if delay ~= nil then return delay, committed, next_delay end
-      -- The store failed (not a wait): pace in this process on a share of
-      -- the rate, and say so once (never unpaced: the store's other users
-      -- are still sending).
-      if not self._fallback_limiter then
-        self._fallback_limiter = ratelimit.new { clock = self._monotonic }
-        io_log(format("streamctl: the rate-limit store failed (%s); pacing in this process at rate / %d "
-          .. "until it answers", tostring(committed), M.FALLBACK_SHARE))
-      end
-      return self._fallback_limiter:reserve(key, rate / M.FALLBACK_SHARE, 1, max_delay)
-    end,
-    horizon = function(action)
-      local rate = self:rate_for(action)
-      if not rate then return huge end
-      return min(M.HORIZON_SLOTS / rate, M.MAX_HORIZON)
-    end,
-    -- Only on a clock-skew error (the engine asks), only from a Date, and
-    -- only within MAX_CLOCK_CORRECTION; otherwise the error stands.
-    -- The cap as "n requests in any second", which the engine holds to by the
-    -- actual send times (a request sent late never crowds a second). Pacing
-    -- off (or a burst above 1, which trades the margin away) turns it off.
-    window = function(action)
-      if not limiter or burst > 1 then return nil end
-      local cap = cap_for(self, action)
-      return cap and floor(cap)
-    end,
-    correct_clock = function(err)
-      local offset = retry.clock_offset(err, self._clock())
-      if not offset or offset > M.MAX_CLOCK_CORRECTION or offset < -M.MAX_CLOCK_CORRECTION then
-        err.message = (err.message or "") .. "; the clock was not corrected: the response's Date is "
-          .. (offset and "more than a day from the local clock" or "missing")
-        return false
-      end
-      self.clock_offset = offset
-      return true
-    end,
+    sign = function(attempt) return self:_sign_attempt(attempt) end,
+    decode = function(attempt, res, terr) return self:_decode_attempt(attempt, res, terr) end,
+    observe = self._on_attempt and function(...) return self:_observe(...) end,
+    correct_clock = function(err) return self:_correct_clock(err) end,
+    pace = function(action, max_delay, job) return pacer:pace(action, max_delay, job) end,
+    horizon = function(action) return pacer:horizon(action) end,
+    window = function(action) return pacer:window(action) end,
   }
 end
 
@@ -594,22 +398,93 @@ function Client:dry_run(name, fields)
   return out
 end
 
---- Defines a provider's client class from its rules.
-function M.define(rules)
-  local class = { _rules = rules }
-  -- action -> service parameter -> the text field that sets it (for `call`)
-  rules._texts = encode.texts(rules)
-  for k, v in pairs(Client) do class[k] = v end
-  for name, spec in pairs(rules.methods) do class[name] = named(rules, name, spec) end
-  for name, spec in pairs(rules.batches or {}) do class[name] = batch.method(rules, name, spec) end
-  class.__index = class
-  class.__tostring = function(self)
-    return format("streamctl.%s client (%s)", rules.provider, self.endpoint.url)
-  end
+-- The option check that `credentials.client_options` applies to a value
+-- from the environment: the option's own.
+local function credential_check(schema)
+  local checks = {}
+  for _, spec in ipairs(schema) do checks[spec.name] = spec.check end
+  return function(name, value) return checks[name](value) end
+end
 
-  --- The client's named and batch methods, for tools such as the command
-  -- line: an array sorted by name of `{ name, action, fields (the
-  -- streamctl.validate schema), list (a batch's list field, or nil) }`.
+-- The Sequence generator of a provider whose calls carry one: the option
+-- `sequence`, else one on the client's shared dict or Redis (or in memory).
+-- With Redis as both stores, a call's slot and Sequence are taken in one
+-- round trip (streamctl.pacing).
+local function sequence_for(self, o)
+  local rules = self._rules
+  local prefix = rules.provider .. ":" .. rules.account(self) .. ":"
+  local redis_seq = self._redis and require("streamctl.store.redis").sequence_store(self._redis, prefix,
+    { monotonic = self._monotonic })
+  local limiter = self._pacer.limiter
+  if redis_seq and limiter and limiter.store.reserve_sequenced then self._sequence_store = redis_seq end
+  return o.sequence or sequence.new {
+    clock_ms = function() return floor(self._clock() * 1000) end,
+    store = (o.shared_dict and shdict.sequence_store(o.shared_dict, prefix)) or redis_seq,
+  }
+end
+
+-- The client's transport as the engine's io (see streamctl.runner); the
+-- built-in one unless the caller gave one.
+local function io_for(self, o)
+  local transport = o.transport
+  if transport == nil or type(transport) == "string" then
+    local t, why = auto_transport.new(o, transport)
+    if not t then return nil, why end
+    transport = t
+  end
+  local is_table = type(transport) == "table"
+  self._close = is_table and transport.close or nil
+  self._check = is_table and transport.check or nil
+  local sleep = o.sleep or (is_table and transport.sleep) or auto_transport.sleep
+  if not is_table then return runner.sync_io(transport, self._monotonic, sleep) end
+  return { start = transport.start, poll = transport.poll, now = self._monotonic, sleep = sleep }
+end
+
+-- Makes a client of `class` from checked options and credentials.
+local function make(class, o, creds)
+  local rules = class._rules
+  local self = setmetatable({
+    endpoint = o.endpoint or options.parse_endpoint(rules.defaults.endpoint),
+    clock_offset = 0,
+    _concurrency = o.concurrency or 8,
+    _settle = (o.settle_ms or M.SETTLE_MS) / 1000,
+    _clock = o.clock or core.now,
+    _monotonic = o.monotonic or core.monotonic,
+    _on_attempt = o.on_attempt,
+    _cancel = o.cancel,
+    _nonce_given = o.nonce ~= nil,
+  }, class)
+  local fields, err = rules.configure(self, o, creds)
+  if not fields then return nil, err end
+  for k, v in pairs(fields) do self[k] = v end
+  self._nonce = o.nonce or function() return rules.nonce(self) end
+  -- One Redis connection for the client's rate limits and Sequences (made
+  -- on first use: a client made while Redis is down works from its fallback).
+  if o.redis then
+    local redis_store = require "streamctl.store.redis"
+    local shared = redis_store.is_connection(o.redis)
+    self._redis = shared and o.redis or redis_store.connect(o.redis)
+    self._own_redis = not shared -- (a connection the caller made, other clients may share: theirs to close)
+  end
+  -- Jitter from OpenSSL, so processes never share one math.random sequence.
+  local retry_opts = { random = jitter }
+  for k, v in pairs(o.retry or {}) do retry_opts[k] = v end
+  if o.retry == false then retry_opts.attempts = 1 end
+  self._retry = retry.policy(retry_opts)
+  self._pacer = pacing.new(self, o, self._redis)
+  if rules.sequenced then self._sequence = sequence_for(self, o) end
+  local io, why = io_for(self, o)
+  if not io then return nil, why end
+  self._engine = engine_for(self, io)
+  return self
+end
+
+-- The class's own functions: its methods and actions, for tools such as
+-- the command line, and `new`.
+local function class_functions(class, rules)
+  --- The client's named and batch methods: an array sorted by name of
+  -- `{ name, action, fields (the streamctl.validate schema), list (a
+  -- batch's list field, or nil) }`.
   function class.methods()
     local out = {}
     for name, spec in pairs(rules.methods) do
@@ -630,93 +505,38 @@ function M.define(rules)
     return out
   end
 
-  local owner = "streamctl." .. rules.provider .. ".new"
-  local schema = common_options(rules)
-  for _, list in ipairs { rules.options, curl_transport.OPTIONS } do
-    for _, o in ipairs(list) do schema[#schema + 1] = o end
-  end
+  local schema = options.schema(rules)
+  local check = credential_check(schema)
 
   --- Makes a client. See the README for every option.
   -- @return client, or nil, err (bad or unknown option, missing credentials)
   function class.new(opts)
     if opts ~= nil and type(opts) ~= "table" then error("options must be a table", 2) end
-    local function fail(message, code)
-      local e = errors.invalid(rules.provider, nil, message)
-      if code then e.code = code end
-      return nil, e
-    end
-    local o, why = validate.options(schema, opts, owner)
-    if not o then return fail(why) end
-    local transport = o.transport
-    if type(transport) == "function" or type(transport) == "table" then
-      for _, t in ipairs(curl_transport.OPTIONS) do
-        if o[t.name] ~= nil then
-          return fail(format("option '%s' configures the built-in transport; it cannot be combined with 'transport'",
-            t.name))
-        end
-      end
-    end
-    local self = setmetatable({
-      endpoint = o.endpoint or M.parse_endpoint(rules.defaults.endpoint),
-      clock_offset = 0,
-      _rate_limits = o.rate_limits,
-      _rate_burst = o.rate_burst or 1,
-      _rate_margin = o.rate_margin or M.RATE_MARGIN,
-      _concurrency = o.concurrency or 8,
-      _settle = (o.settle_ms or M.SETTLE_MS) / 1000,
-      _clock = o.clock or core.now,
-      _monotonic = o.monotonic or core.monotonic,
-      _on_attempt = o.on_attempt,
-      _cancel = o.cancel,
-      _max_rate = o.max_rate,
-    }, class)
-    if o.max_rate and o.rate_limits == false then
-      return fail("option 'max_rate' needs pacing; it cannot be combined with rate_limits = false")
-    end
-    if o.shared_dict and o.rate_limit_store then
-      return fail("option 'shared_dict' holds the rate-limit state; it cannot be combined with 'rate_limit_store'")
-    end
-    for _, other in ipairs { "shared_dict", "rate_limit_store" } do
-      if o.redis and o[other] then
-        return fail(format("option 'redis' holds the rate-limit state; it cannot be combined with '%s'", other))
-      end
-    end
-    -- One Redis connection for the client's rate limits and Sequences (made
-    -- on first use: a client made while Redis is down works from its fallback).
-    local redis_store = o.redis and require "streamctl.store.redis"
-    self._redis = redis_store and (redis_store.is_connection(o.redis) and o.redis or redis_store.connect(o.redis))
-    -- Jitter from OpenSSL, so processes never share one math.random sequence.
-    local retry_opts = { random = jitter }
-    for k, v in pairs(o.retry or {}) do retry_opts[k] = v end
-    if o.retry == false then retry_opts.attempts = 1 end
-    self._retry = retry.policy(retry_opts)
-    if o.rate_limits ~= false then
-      local store = o.rate_limit_store
-        or (o.shared_dict and shdict.ratelimit_store(o.shared_dict, { clock = self._monotonic }))
-        or (redis_store and redis_store.ratelimit_store(self._redis, { monotonic = self._monotonic }))
-      self._limiter = ratelimit.new { clock = self._monotonic, store = store }
-    end
-    self._nonce = o.nonce or function() return rules.nonce(self) end
-    self._nonce_given = o.nonce ~= nil
-    local ok, err = rules.configure(self, o)
-    if not ok then return fail(err.message or err, err.code) end
-    if transport == nil or type(transport) == "string" then
-      transport = auto_transport.new(o, transport)
-    end
-    self._close = type(transport) == "table" and transport.close or nil
-    self._check = type(transport) == "table" and transport.check or nil
-    local sleep = o.sleep or (type(transport) == "table" and transport.sleep)
-      or auto_transport.sleep
-    local io
-    if type(transport) == "function" then
-      io = runner.sync_io(transport, self._monotonic, sleep)
-    else
-      io = { start = transport.start, poll = transport.poll, now = self._monotonic, sleep = sleep }
-    end
-    self._engine = engine_for(self, io)
-    return self
+    local o, why, code = options.check(rules, schema, opts)
+    local creds
+    if o then creds, why, code = credentials.client_options(rules.provider, o, check) end
+    local self
+    if creds then self, why = make(class, o, creds) end
+    if self then return self end
+    local e = errors.is(why) and why or errors.invalid(rules.provider, nil, why)
+    if code then e.code = code end
+    return nil, e
   end
+end
 
+--- Defines a provider's client class from its rules.
+function M.define(rules)
+  local class = { _rules = rules }
+  -- action -> service parameter -> the text field that sets it (for `call`)
+  class._texts = encode.texts(rules)
+  for k, v in pairs(Client) do class[k] = v end
+  for name, spec in pairs(rules.methods) do class[name] = named(rules, name, spec) end
+  for name, spec in pairs(rules.batches or {}) do class[name] = batch.method(rules, name, spec) end
+  class.__index = class
+  class.__tostring = function(self)
+    return format("streamctl.%s client (%s)", rules.provider, self.endpoint.url)
+  end
+  class_functions(class, rules)
   return class
 end
 

@@ -168,6 +168,16 @@ local function line_of(text, offset)
   return n
 end
 
+-- The environment variables each provider's credential options come from
+-- (the two that go together first, then an optional one), as the
+-- providers' own tools name them.
+local VARIABLES = {
+  aliyun = { { "access_key_id", "ALIBABA_CLOUD_ACCESS_KEY_ID" },
+             { "access_key_secret", "ALIBABA_CLOUD_ACCESS_KEY_SECRET" },
+             { "security_token", "ALIBABA_CLOUD_SECURITY_TOKEN" } },
+  zego = { { "app_id", "ZEGO_APP_ID" }, { "server_secret", "ZEGO_SERVER_SECRET" } },
+}
+
 -- The variables `a` and `b`, which go together: both values; nil when
 -- neither is set; or nil and which one is missing.
 local function env_pair(getenv, a, b)
@@ -268,10 +278,11 @@ function M.aliyun(opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
   local warnings = {}
-  local id, secret = env_pair(getenv, "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+  local vars = VARIABLES.aliyun
+  local id, secret = env_pair(getenv, vars[1][2], vars[2][2])
   if not id and secret then return nil, secret, warnings end
   if id then
-    local token = getenv("ALIBABA_CLOUD_SECURITY_TOKEN")
+    local token = getenv(vars[3][2])
     return { access_key_id = id, access_key_secret = secret, security_token = token ~= "" and token or nil },
       nil, warnings, "environment"
   end
@@ -333,7 +344,7 @@ function M.zego(opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
   local warnings = {}
-  local app, secret = env_pair(getenv, "ZEGO_APP_ID", "ZEGO_SERVER_SECRET")
+  local app, secret = env_pair(getenv, VARIABLES.zego[1][2], VARIABLES.zego[2][2])
   if not app and secret then return nil, secret, warnings end
   if app then
     return { app_id = app, server_secret = secret }, nil, warnings, "environment"
@@ -351,6 +362,76 @@ function M.zego(opts)
   local why = missing(s, { "app_id", "server_secret" }, where)
   if why then return nil, why, warnings end
   return { app_id = s.app_id, server_secret = s.server_secret }, nil, warnings, format("%s [%s]", path, name)
+end
+
+--- A client's credential options: those it was given, else (none given)
+-- the provider's environment variables, read when the client is made (so a
+-- caller can isolate the environment). The sources are never mixed: with
+-- any credential option given, the environment is not read, and the pair
+-- must be complete; from the environment, a half-set pair is refused as
+-- `aliyun` and `zego` refuse it. A value from the environment obeys the
+-- option's own rule, and the message names the variable.
+-- @tparam string provider "aliyun" or "zego"
+-- @tparam table o the client's checked options (not changed)
+-- @tparam function check `check(option, value) -> value | nil, rule`: the option's rule
+-- @tparam[opt] function getenv (for tests; default os.getenv)
+-- @return `{ option = value }` for the provider's credential options, or nil, message and
+--   "MissingCredentials" when one is missing
+function M.client_options(provider, o, check, getenv)
+  local vars = VARIABLES[provider]
+  local out, given = {}, nil
+  for _, v in ipairs(vars) do
+    out[v[1]] = o[v[1]]
+    if o[v[1]] ~= nil then given = given or v[1] end
+  end
+  local a, b = vars[1], vars[2]
+  if given then
+    for _, v in ipairs { a, b } do
+      if out[v[1]] == nil then
+        return nil, format("option '%s' is missing: '%s' was given (the environment is read only when no "
+          .. "credential option is)", v[1], given), "MissingCredentials"
+      end
+    end
+    return out
+  end
+  getenv = getenv or os.getenv
+  local x, y = env_pair(getenv, a[2], b[2])
+  if not x then
+    return nil, y or format("no credentials: pass %s and %s, or set %s and %s", a[1], b[1], a[2], b[2]),
+      "MissingCredentials"
+  end
+  for _, v in ipairs(vars) do
+    local value = getenv(v[2])
+    if value ~= nil and value ~= "" then
+      local parsed, why = check(v[1], value)
+      if parsed == nil then return nil, "environment variable " .. v[2] .. " " .. why end
+      out[v[1]] = parsed
+    end
+  end
+  return out
+end
+
+-- The command line's settings that the environment may give, by option.
+local SETTINGS = {
+  aliyun = { { "redis", "STREAMCTL_REDIS_URL" }, { "account_id", "ALIBABA_CLOUD_ACCOUNT_ID" } },
+  zego = { { "redis", "STREAMCTL_REDIS_URL" } },
+}
+
+--- The command line's settings from the environment (beside the
+-- credentials): `redis` from $STREAMCTL_REDIS_URL, and for Alibaba Cloud
+-- `account_id` from $ALIBABA_CLOUD_ACCOUNT_ID. Unchecked: the caller checks
+-- each by its option's rule and names the variable.
+-- @tparam string provider "aliyun" or "zego"
+-- @tparam[opt] table opts `{ getenv = }` (for tests)
+-- @return an array of `{ option =, value =, variable = }`, one for each set and not empty
+function M.settings(provider, opts)
+  local getenv = (opts and opts.getenv) or os.getenv
+  local out = {}
+  for _, s in ipairs(SETTINGS[provider]) do
+    local value = getenv(s[2])
+    if value and value ~= "" then out[#out + 1] = { option = s[1], value = value, variable = s[2] } end
+  end
+  return out
 end
 
 --- The [defaults] section of streamctl's file: a table of strings (empty

@@ -158,4 +158,16 @@ function M.params(rules, texts, action, params)
   return out
 end
 
+--- A timestamp's text, made once per second rather than per request (both
+-- providers sign the time to the second): `stamp(now)` is `text(floor(now))`
+-- from the last call in the same second.
+function M.per_second(text)
+  local second, cached
+  return function(now)
+    local s = floor(now)
+    if s ~= second then second, cached = s, text(s) end
+    return cached
+  end
+end
+
 return M

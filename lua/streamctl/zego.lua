@@ -7,9 +7,10 @@
 
 local core = require "streamctl.core"
 local client = require "streamctl.client"
+local options = require "streamctl.options"
+local encode = require "streamctl.encode"
 local errors = require "streamctl.errors"
 local sequence = require "streamctl.sequence"
-local shdict = require "streamctl.store.shdict"
 local validate = require "streamctl.validate"
 local json = require "streamctl.json"
 
@@ -118,7 +119,7 @@ local rules = {
         return id
       end },
     { name = "server_secret", type = "custom", check = function(v)
-        local why = client.secret_rule(v)
+        local why = options.secret_rule(v)
         if why then return nil, why end
         return v
       end },
@@ -153,47 +154,20 @@ for _, name in ipairs { "Action", "AppId", "SignatureNonce", "Timestamp", "Signa
   rules.common_params[name:lower()] = true
 end
 
--- Credentials: the options, else ZEGO_APP_ID / ZEGO_SERVER_SECRET (read at
--- call time, so a caller can isolate the environment).
-function rules.configure(self, o)
-  local getenv = os.getenv
-  local app_id, secret = o.app_id, o.server_secret
-  if app_id == nil then
-    local env = getenv("ZEGO_APP_ID")
-    if env ~= nil and env ~= "" then
-      app_id = parse_app_id(env)
-      if not app_id then return nil, "environment variable ZEGO_APP_ID " .. APP_ID_RULE end
-    end
-  end
-  local secret_from_env = secret == nil
-  if secret_from_env then secret = getenv("ZEGO_SERVER_SECRET") end
-  if app_id == nil or secret == nil or secret == "" then
-    return nil, { code = "MissingCredentials",
-      message = "no credentials: pass app_id and server_secret, or set ZEGO_APP_ID and ZEGO_SERVER_SECRET" }
-  end
-  if secret_from_env and client.secret_rule(secret) then
-    return nil, "environment variable ZEGO_SERVER_SECRET " .. client.secret_rule(secret)
-  end
-  self.app_id = app_id
-  self.is_test = o.is_test
-  self._secret = client.is_secret(secret) and secret or core.secret(secret)
-  for _, holder in ipairs { "shared_dict", "redis" } do
-    if o.sequence and o[holder] then
-      return nil, "option '" .. holder .. "' holds the Sequences; it cannot be combined with 'sequence'"
-    end
-  end
-  local prefix = PROVIDER .. ":" .. app_id .. ":"
-  local redis_seq = self._redis and require("streamctl.store.redis").sequence_store(self._redis, prefix,
-    { monotonic = self._monotonic })
-  self._sequence = o.sequence or sequence.new {
-    clock_ms = function() return floor(self._clock() * 1000) end,
-    store = (o.shared_dict and shdict.sequence_store(o.shared_dict, prefix)) or redis_seq,
+-- The client's fields, from its options and its credentials (taken from
+-- the options or the environment by the client: streamctl.credentials).
+function rules.configure(_, o, creds)
+  local secret = creds.server_secret
+  return {
+    app_id = creds.app_id,
+    is_test = o.is_test,
+    _secret = options.is_secret(secret) and secret or core.secret(secret),
   }
-  -- The rate-limit slot and the Sequence of a call in one Redis round trip.
-  local limiter = self._limiter
-  if redis_seq and limiter and limiter.store.reserve_sequenced then self._sequence_store = redis_seq end
-  return true
 end
+
+-- Its RTC calls carry a Sequence: the client makes the generator (the
+-- option `sequence`, else one on the client's shared dict or Redis).
+rules.sequenced = true
 
 --- The streams whose Sequence a call is still to take at its first send
 -- (none when the caller gave one).
@@ -293,13 +267,11 @@ function rules.commit(self, _, op, params)
   return true
 end
 
--- The last second and its decimal text (one per second, not per request).
-local stamp_second, stamp_text
+-- The signing time's text (Unix seconds in decimal), made once a second.
+local timestamp_of = encode.per_second(function(second) return format("%.0f", second) end)
 
 function rules.build(self, action, op, params, now, nonce)
-  local second = floor(now)
-  if second ~= stamp_second then stamp_second, stamp_text = second, format("%.0f", second) end
-  local timestamp = stamp_text
+  local timestamp = timestamp_of(now)
   local signature = core.zego_sign(self.app_id, nonce, self._secret, timestamp)
   local business = core.canonical_query(params)
   -- The action is one of the operations' names and the nonce 16 hex
