@@ -80,25 +80,13 @@ local requestlog = require "streamctl.emulator.requestlog"
 local live = require "streamctl.emulator.aliyun_live"
 
 local ngx = ngx
-local ngx_hmac_sha1 = ngx.hmac_sha1
-local ngx_encode_base64 = ngx.encode_base64
+local ngx_hmac_sha1, ngx_encode_base64 = ngx.hmac_sha1, ngx.encode_base64
 
-local type = type
-local pairs = pairs
-local ipairs = ipairs
-local tostring = tostring
-local getmetatable = getmetatable
-local random = math.random
-local abs = math.abs
-local format = string.format
-local gsub = string.gsub
-local find = string.find
-local match = string.match
-local lower = string.lower
-local upper = string.upper
-local sub = string.sub
-local sort = table.sort
-local concat = table.concat
+local type, pairs, ipairs, tostring, getmetatable = type, pairs, ipairs, tostring, getmetatable
+local random, abs = math.random, math.abs
+local format, gsub, find, match, lower = string.format, string.gsub, string.find, string.match, string.lower
+local upper, sub = string.upper, string.sub
+local sort, concat = table.sort, table.concat
 
 local M = {}
 

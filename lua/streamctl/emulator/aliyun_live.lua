@@ -43,23 +43,11 @@
 local json = require "streamctl.emulator.json"
 local clock = require "streamctl.emulator.clock"
 
-local type = type
-local pairs = pairs
-local ipairs = ipairs
-local tonumber = tonumber
-local next = next
-local ceil = math.ceil
-local random = math.random
-local format = string.format
-local match = string.match
-local find = string.find
-local lower = string.lower
-local sub = string.sub
+local type, pairs, ipairs, tonumber, next = type, pairs, ipairs, tonumber, next
+local ceil, random = math.ceil, math.random
+local format, match, find, lower, sub = string.format, string.match, string.find, string.lower, string.sub
 local byte = string.byte
-local sort = table.sort
-local insert = table.insert
-local remove = table.remove
-local concat = table.concat
+local sort, insert, remove, concat = table.sort, table.insert, table.remove, table.concat
 
 local M = {}
 

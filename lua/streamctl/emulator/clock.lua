@@ -7,11 +7,9 @@
 -- time, so pinning the clock never stalls a token bucket.
 
 local ngx = ngx
-local ngx_now = ngx.now
-local ngx_update_time = ngx.update_time
+local ngx_now, ngx_update_time = ngx.now, ngx.update_time
 local floor = math.floor
-local tonumber = tonumber
-local type = type
+local tonumber, type = tonumber, type
 local match = string.match
 local os_date = os.date
 

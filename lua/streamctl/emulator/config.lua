@@ -62,12 +62,8 @@ local json = require "streamctl.emulator.json"
 local DEFAULT = require "streamctl.emulator.defaults"
 local ratelimit = require "streamctl.emulator.ratelimit"
 
-local type = type
-local pairs = pairs
-local ipairs = ipairs
-local tostring = tostring
-local format = string.format
-local find = string.find
+local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
+local format, find = string.format, string.find
 local sort = table.sort
 local io_open = io.open
 

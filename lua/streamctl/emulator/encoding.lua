@@ -4,16 +4,10 @@
 -- reserved characters alone depending on the version), and `ngx.decode_args`
 -- caps the number of arguments and hides duplicates, so both are done by hand.
 
-local byte = string.byte
-local char = string.char
-local format = string.format
-local gsub = string.gsub
-local find = string.find
+local byte, char, format, gsub, find = string.byte, string.char, string.format, string.gsub, string.find
 local sub = string.sub
-local tonumber = tonumber
-local ipairs = ipairs
-local sort = table.sort
-local concat = table.concat
+local tonumber, ipairs = tonumber, ipairs
+local sort, concat = table.sort, table.concat
 
 local M = {}
 

@@ -42,8 +42,7 @@
 -- provider and action. Each fault's count goes down by one per request taken;
 -- at zero it is removed.
 
-local type = type
-local ipairs = ipairs
+local type, ipairs = type, ipairs
 local floor = math.floor
 local remove = table.remove
 

@@ -16,9 +16,7 @@ local nginx_string = require "nginx.string"
 local bit = require "bit"
 
 local bxor = bit.bxor
-local byte = string.byte
-local char = string.char
-local rep = string.rep
+local byte, char, rep = string.byte, string.char, string.rep
 local concat = table.concat
 local to_hex = nginx_string.to_hex
 

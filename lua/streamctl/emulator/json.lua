@@ -8,20 +8,11 @@
 
 local cjson = require "cjson.safe"
 
-local type = type
-local pairs = pairs
-local ipairs = ipairs
-local tostring = tostring
-local tonumber = tonumber
-local setmetatable = setmetatable
+local type, pairs, ipairs, tostring, tonumber, setmetatable = type, pairs, ipairs, tostring, tonumber, setmetatable
 local getmetatable = getmetatable
-local floor = math.floor
-local huge = math.huge
-local format = string.format
-local gsub = string.gsub
-local byte = string.byte
-local sort = table.sort
-local concat = table.concat
+local floor, huge = math.floor, math.huge
+local format, gsub, byte = string.format, string.gsub, string.byte
+local sort, concat = table.sort, table.concat
 
 local M = {}
 

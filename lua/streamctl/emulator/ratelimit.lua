@@ -49,14 +49,8 @@
 -- This module needs no nginx API at load time, so config.lua can use
 -- ALGORITHMS outside nginx too.
 
-local ceil = math.ceil
-local floor = math.floor
-local min = math.min
-local pcall = pcall
-local require = require
-local tonumber = tonumber
-local tostring = tostring
-local error = error
+local ceil, floor, min = math.ceil, math.floor, math.min
+local pcall, require, tonumber, tostring, error = pcall, require, tonumber, tostring, error
 
 local M = {}
 

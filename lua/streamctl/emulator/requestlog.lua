@@ -2,11 +2,8 @@
 -- numbered by `seq` (1, 2, ... since the last reset), oldest dropped beyond the
 -- configured limit. Secrets never enter it: see redact().
 
-local pairs = pairs
-local type = type
-local lower = string.lower
-local gsub = string.gsub
-local find = string.find
+local pairs, type = pairs, type
+local lower, gsub, find = string.lower, string.gsub, string.find
 local tonumber = tonumber
 
 local encoding = require "streamctl.emulator.encoding"

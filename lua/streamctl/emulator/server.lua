@@ -99,30 +99,13 @@ local aliyun = require "streamctl.emulator.aliyun"
 local zego = require "streamctl.emulator.zego"
 
 local ngx = ngx
-local ngx_var = ngx.var
-local ngx_req = ngx.req
-local ngx_header = ngx.header
-local ngx_print = ngx.print
-local ngx_flush = ngx.flush
-local ngx_exit = ngx.exit
-local ngx_sleep = ngx.sleep
-local ngx_log = ngx.log
-local ngx_ERR = ngx.ERR
-local ngx_http_time = ngx.http_time
+local ngx_var, ngx_req, ngx_header, ngx_print, ngx_flush = ngx.var, ngx.req, ngx.header, ngx.print, ngx.flush
+local ngx_exit, ngx_sleep, ngx_log, ngx_ERR, ngx_http_time = ngx.exit, ngx.sleep, ngx.log, ngx.ERR, ngx.http_time
 
-local type = type
-local pairs = pairs
-local ipairs = ipairs
-local pcall = pcall
-local tostring = tostring
-local tonumber = tonumber
-local floor = math.floor
-local randomseed = math.randomseed
+local type, pairs, ipairs, pcall, tostring, tonumber = type, pairs, ipairs, pcall, tostring, tonumber
+local floor, randomseed = math.floor, math.randomseed
 local sort = table.sort
-local lower = string.lower
-local sub = string.sub
-local find = string.find
-local match = string.match
+local lower, sub, find, match = string.lower, string.sub, string.find, string.match
 local concat = table.concat
 local io_open = io.open
 

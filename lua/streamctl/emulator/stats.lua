@@ -15,9 +15,7 @@
 -- about twice the cap in one.
 
 local floor = math.floor
-local pairs = pairs
-local tostring = tostring
-local tonumber = tonumber
+local pairs, tostring, tonumber = pairs, tostring, tonumber
 
 local KEEP_SECONDS = 600
 

@@ -65,16 +65,9 @@ local requestlog = require "streamctl.emulator.requestlog"
 local ngx = ngx
 local ngx_md5 = ngx.md5
 
-local pairs = pairs
-local ipairs = ipairs
-local tonumber = tonumber
-local tostring = tostring
-local random = math.random
-local abs = math.abs
-local format = string.format
-local match = string.match
-local gsub = string.gsub
-local sub = string.sub
+local pairs, ipairs, tonumber, tostring = pairs, ipairs, tonumber, tostring
+local random, abs = math.random, math.abs
+local format, match, gsub, sub = string.format, string.match, string.gsub, string.sub
 
 local M = {}
 
