@@ -75,6 +75,7 @@ build = {
       ["streamctl.transport.auto"] = "lua/streamctl/transport/auto.lua",
       ["streamctl.transport.curl"] = "lua/streamctl/transport/curl.lua",
       ["streamctl.transport.ngx"] = "lua/streamctl/transport/ngx.lua",
+      ["streamctl.url"] = "lua/streamctl/url.lua",
       ["streamctl.validate"] = "lua/streamctl/validate.lua",
       ["streamctl.version"] = "lua/streamctl/version.lua",
       ["streamctl.zego"] = "lua/streamctl/zego.lua",

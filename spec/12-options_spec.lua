@@ -82,6 +82,17 @@ local COMMON = {
   { { transport = function() end, timeout_ms = 100 },
     "option 'timeout_ms' configures the built-in transport; it cannot be combined with 'transport'" },
   { { endpoint = "ftp://x" }, "option 'endpoint' must use https or http (got ftp)" },
+  { { endpoint = "live.aliyuncs.com" }, "option 'endpoint' must look like https://host[:port]" },
+  { { endpoint = "https://" }, "option 'endpoint' must look like https://host[:port]" },
+  { { endpoint = "https://h/live" }, "option 'endpoint' must not have a path, query or fragment" },
+  { { endpoint = "https://h?x=1" }, "option 'endpoint' must not have a path, query or fragment" },
+  { { endpoint = "https://u:p@h" }, "option 'endpoint' must not carry user information" },
+  { { endpoint = "https://h:0" }, "option 'endpoint' must have a port in 1..65535" },
+  { { endpoint = "https://h:65536" }, "option 'endpoint' must have a port in 1..65535" },
+  { { endpoint = "https://h:x" }, "option 'endpoint' must have a port in 1..65535" },
+  { { endpoint = "https://h_1" }, "option 'endpoint' must name a valid host" },
+  { { endpoint = "https://[fe80::1" }, "option 'endpoint' must name a valid host" },
+  { { endpoint = "https://h 1" }, "option 'endpoint' must not contain whitespace, CR, LF or NUL" },
 }
 
 describe("client options", function()
@@ -96,6 +107,19 @@ describe("client options", function()
       end)
     end
   end
+
+  it("takes an endpoint as scheme://host[:port], a name or an IPv6 literal, in lower case", function()
+    for input, want in pairs {
+      ["https://Live.Aliyuncs.com"] = { "https://live.aliyuncs.com", "live.aliyuncs.com" },
+      ["http://127.0.0.1:8080/"] = { "http://127.0.0.1:8080", "127.0.0.1:8080" },
+      ["HTTPS://[::1]:8443"] = { "https://[::1]:8443", "[::1]:8443" },
+      ["https://[fe80::1]"] = { "https://[fe80::1]", "[fe80::1]" },
+    } do
+      local c = assert(aliyun.new(ali_opts { endpoint = input, transport = function() end }))
+      assert.same(want, { c.endpoint.url, c.endpoint.host })
+      assert.equal(want[1] .. "/?", c.endpoint.query_url)
+    end
+  end)
 
   it("aliyun: refuses a rate limit for an action it does not have, or one that is not a rate", function()
     assert.equal("option 'rate_limits' names 'ResumeLiveStreams', which is not an action (did you mean "

@@ -15,10 +15,11 @@ local retry = require "streamctl.retry"
 local ratelimit = require "streamctl.ratelimit"
 local curl_transport = require "streamctl.transport.curl"
 local shdict = require "streamctl.store.shdict"
+local url = require "streamctl.url"
 
-local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
+local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local huge = math.huge
-local format, match, lower, find = string.format, string.match, string.lower, string.find
+local format, lower, find = string.format, string.lower, string.find
 
 local M = {}
 
@@ -39,31 +40,21 @@ M.MAX_TOKEN = 16384
 --- Parses and checks an endpoint: scheme, host and optional port, no path.
 -- @return { url = "https://host[:port]", host = "host[:port]", scheme = ... }, or nil and
 --   the rule broken ("must not have a path, query or fragment")
-function M.parse_endpoint(url)
-  if type(url) ~= "string" then return nil, "must be a string" end
-  if #url > 300 then return nil, "must be at most 300 bytes (got " .. #url .. ")" end
-  if find(url, "[%z\r\n%s]") then return nil, "must not contain whitespace, CR, LF or NUL" end
-  local scheme = match(url, "^(%a[%w+.-]*)://")
+function M.parse_endpoint(s)
+  if type(s) ~= "string" then return nil, "must be a string" end
+  if #s > 300 then return nil, "must be at most 300 bytes (got " .. #s .. ")" end
+  if find(s, "[%z\r\n%s]") then return nil, "must not contain whitespace, CR, LF or NUL" end
+  local scheme, authority, rest = url.split(s)
   if not scheme then return nil, "must look like https://host[:port]" end
-  scheme = lower(scheme)
   if scheme ~= "https" and scheme ~= "http" then
     return nil, "must use https or http (got " .. scheme .. ")"
   end
-  local authority, rest = match(url, "^%a[%w+.-]*://([^/?#]+)(.*)$")
-  if not authority then return nil, "must look like https://host[:port]" end
+  if authority == "" then return nil, "must look like https://host[:port]" end
   if rest ~= "" and rest ~= "/" then return nil, "must not have a path, query or fragment" end
-  if find(authority, "@", 1, true) then return nil, "must not carry user information" end
-  local host, port = match(authority, "^([%w.-]+):(%d+)$")
-  if not host then
-    host = match(authority, "^([%w.-]+)$") or match(authority, "^(%[[%x:.]+%])$")
-    if not host then
-      host, port = match(authority, "^(%[[%x:.]+%]):(%d+)$")
-      if not host then return nil, "must name a valid host" end
-    end
-  end
-  if port and (tonumber(port) < 1 or tonumber(port) > 65535) then
-    return nil, "must have a port in 1..65535"
-  end
+  if url.userinfo(authority) then return nil, "must not carry user information" end
+  local host, port, bracketed = url.host_port(authority)
+  if port == "port" then return nil, "must have a port in 1..65535" end
+  if not host or not (bracketed or url.is_name(host)) then return nil, "must name a valid host" end
   local base = scheme .. "://" .. lower(authority)
   -- query_url: what a request's query string follows
   return { scheme = scheme, url = base, query_url = base .. "/?", host = lower(authority) }
