@@ -85,20 +85,6 @@ local format, match = string.format, string.match
 
 local M = {}
 
--- Pacing's figures (streamctl.pacing) and the options' bounds
--- (streamctl.options), where callers have found them so far.
-M.RATE_MARGIN = pacing.RATE_MARGIN
-M.HORIZON_SLOTS = pacing.HORIZON_SLOTS
-M.MAX_HORIZON = pacing.MAX_HORIZON
-M.FALLBACK_SHARE = pacing.FALLBACK_SHARE
-M.MIN_RATE = options.MIN_RATE
-M.MAX_CREDENTIAL = options.MAX_CREDENTIAL
-M.MAX_TOKEN = options.MAX_TOKEN
-M.parse_endpoint = options.parse_endpoint
-M.header_rule = options.header_rule
-M.secret_rule = options.secret_rule
-M.is_secret = options.is_secret
-
 --- How long after it was sent an attempt whose outcome is unknown is taken
 -- to be able to land, in milliseconds (see streamctl.runner, "Order", and the
 -- README): 10 s, ZEGO's Sequence window.
@@ -109,13 +95,6 @@ M.SETTLE_MS = 10000
 -- never for the time (a Date of 9999-12-31 would otherwise sign every later
 -- request in that year).
 M.MAX_CLOCK_CORRECTION = 24 * 3600
-
---- Turns a parameter value into the string the service expects (see
--- streamctl.encode).
-M.stringify = encode.stringify
-
---- The longest parameter value `call` and `prepare` send (see streamctl.encode).
-M.MAX_PARAM = encode.MAX_PARAM
 
 -- Parses an HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT") into Unix seconds.
 local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,

@@ -139,7 +139,7 @@ M.WINDOW_GUARD = 0.02
 
 --- How late (seconds) a request may go out after its reserved slot before
 -- the slot is given up and a new one reserved. Within the pacing margin
--- (streamctl.client's RATE_MARGIN: 5% of a second is 50 ms, of which this
+-- (streamctl.pacing's RATE_MARGIN: 5% of a second is 50 ms, of which this
 -- takes 20 and the network's jitter the rest).
 M.LATE = 0.02
 

@@ -35,7 +35,7 @@ M.DOMAIN = "live.sim.example"
 M.APP = "app"
 
 --- The documented pacing margin left for network and store jitter, in
--- seconds: 5% of a second (client.RATE_MARGIN) less the 20 ms a request
+-- seconds: 5% of a second (streamctl.pacing's RATE_MARGIN) less the 20 ms a request
 -- may go late on its slot (runner.LATE). Within it, no request may arrive
 -- over a cap (invariant 1).
 M.JITTER_MARGIN = 0.05 - runner.LATE
