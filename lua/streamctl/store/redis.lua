@@ -79,8 +79,8 @@
 --
 -- @module streamctl.store.redis
 
-local type, error, tostring, tonumber, pairs, require =
-  type, error, tostring, tonumber, pairs, require
+local type, error, tostring, tonumber, pairs, require, setmetatable =
+  type, error, tostring, tonumber, pairs, require, setmetatable
 local floor, ceil, min = math.floor, math.ceil, math.min
 local format, match = string.format, string.match
 
@@ -305,6 +305,12 @@ local function new_losses(conn, log)
   end
 end
 
+-- The rate-limit store's methods and steps. A store's state (one table,
+-- its fields named where ratelimit_store makes it) is per process: what
+-- Redis last said, and this process's own budget for the fallback.
+local RateStore = {}
+RateStore.__index = RateStore
+
 --- A store for streamctl.ratelimit with `reserve` (see the module comment).
 -- @param config_or_conn a connection object, or a config (table or URL) for a new one
 -- @tparam[opt] table opts `log` (function(message)), `retry_ms` (default 1000),
@@ -318,211 +324,254 @@ function M.ratelimit_store(config_or_conn, opts)
   local conn = as_conn(config_or_conn, "ratelimit_store", opts.log)
   reserve_script = reserve_script or M.script(RESERVE_TEXT)
   local cfg = conn.config
-  local retry_s = (opts.retry_ms or M.RETRY_MS) / 1000
   local log = opts.log or default_log
-  local health = new_health(conn, "rate limits are shared through it again",
-    format("rate limits fall back to rate / %d (or the processes last seen, if more) in this process",
-      cfg.nodes), opts)
-  local lost = new_losses(conn, log)
-  local clock = opts.monotonic or require("streamctl.core").monotonic
-  local fb_store = ratelimit.memory_store { clock = clock }
-  local fallback = ratelimit.new { clock = clock, store = fb_store }
-  local id = require("streamctl.core").random_hex(8) -- this store's heartbeat name
-  local horizon = {}          -- per key: when this process's latest slot is due (clock seconds)
-  local backlog = {}          -- per key, from Redis' last answer: how far ahead its schedule ran (s)
-  local answered = {}         -- per key: when Redis last answered (clock seconds)
-  local seen_nodes = {}       -- per tag: how many processes Redis last counted
-  local beat_at = {}          -- per tag: when this process last sent a heartbeat
-  local server_at = {}        -- per tag: { Redis' TIME (us), this clock (s) } at its last answer
-  local jumped = {}           -- per tag: Redis' clock ran ahead of this one: start afresh
-  local calls = 0
-  local grace_until = -math.huge   -- until then, this process's own budget holds besides Redis'
-  local store = { conn = conn }
+  -- (streamctl.core looked up now, not when this module loaded: the
+  -- simulation replaces its random_hex)
+  local core = require "streamctl.core"
+  return setmetatable({
+    conn = conn, cfg = cfg, log = log,
+    retry_s = (opts.retry_ms or M.RETRY_MS) / 1000,
+    health = new_health(conn, "rate limits are shared through it again",
+      format("rate limits fall back to rate / %d (or the processes last seen, if more) in this process",
+        cfg.nodes), opts),
+    lost = new_losses(conn, log),
+    clock = opts.monotonic or core.monotonic,
+    random_hex = core.random_hex,
+    id = core.random_hex(8), -- this store's heartbeat name
+    own_tat = {},         -- per key: the fallback's GCRA state (ratelimit.gcra), in this clock
+    horizon = {},         -- per key: when this process's latest slot is due (clock seconds)
+    backlog = {},         -- per key, from Redis' last answer: how far ahead its schedule ran (s)
+    answered = {},        -- per key: when Redis last answered (clock seconds)
+    seen_nodes = {},      -- per tag: how many processes Redis last counted
+    beat_at = {},         -- per tag: when this process last sent a heartbeat
+    server_at = {},       -- per tag: { Redis' TIME (us), this clock (s) } at its last answer
+    jumped = {},          -- per tag: Redis' clock ran ahead of this one: start afresh
+    calls = 0,
+    grace_until = -math.huge, -- until then, this process's own budget holds besides Redis'
+  }, RateStore)
+end
 
-  -- The processes the budget is shared by, as far as anyone knows.
-  local function nodes_for(tag)
-    local n = seen_nodes[tag]
-    if n and n > cfg.nodes then return n end
-    return cfg.nodes
+-- The processes the budget is shared by, as far as anyone knows.
+local function nodes_for(s, tag)
+  local n = s.seen_nodes[tag]
+  if n and n > s.cfg.nodes then return n end
+  return s.cfg.nodes
+end
+
+-- The delay from this process's own budget (rate / nodes, the GCRA of
+-- streamctl.ratelimit on `own_tat`). Just after Redis answered, it starts
+-- after the slots Redis had handed out by then (this process's, and the
+-- others' as far as Redis' last answer showed them: its schedule ran that
+-- far ahead), so they are not crowded.
+local function local_delay(s, key, rate, burst, max_delay, now, shared_end)
+  local nodes = nodes_for(s, (split_key(key)))
+  local local_rate, local_burst = rate / nodes, floor(burst / nodes)
+  if local_burst < 1 then local_burst = 1 end
+  local interval = 1 / local_rate
+  local h = s.horizon[key]
+  if shared_end and shared_end > now and (h == nil or shared_end > h) then h = shared_end end
+  if h then
+    local start = h + interval
+    local tat = s.own_tat[key]
+    if start > now and (tat == nil or tat < start) then s.own_tat[key] = start end
   end
+  -- (the clock read again: an eval may have taken up to timeout_ms since `now`)
+  local delay, committed, next_delay, new_tat = ratelimit.gcra(s.own_tat[key], s.clock(), interval,
+    (local_burst - 1) * interval, max_delay)
+  if committed then s.own_tat[key] = new_tat end
+  return delay, committed, next_delay
+end
 
-  -- The delay from this process's own budget (rate / nodes). Just after
-  -- Redis answered, it starts after the slots Redis had handed out by then
-  -- (this process's, and the others' as far as Redis' last answer showed
-  -- them: its schedule ran that far ahead), so they are not crowded.
-  local function local_delay(key, rate, burst, max_delay, now, shared_end)
-    local nodes = nodes_for((split_key(key)))
-    local local_rate, local_burst = rate / nodes, floor(burst / nodes)
-    if local_burst < 1 then local_burst = 1 end
-    local h = horizon[key]
-    if shared_end and shared_end > now and (h == nil or shared_end > h) then h = shared_end end
-    if h then
-      local start = h + 1 / local_rate
-      local tat = fb_store:get(key)
-      if start > now and (tat == nil or tat < start) then fb_store:set(key, start, start - now) end
+-- Records a committed slot as this process's latest for key.
+local function note(s, key, now, delay, committed, next_delay)
+  if committed then
+    local at = now + delay
+    local h = s.horizon[key]
+    if h == nil or at > h then s.horizon[key] = at end
+  end
+  return delay, committed, next_delay
+end
+
+-- A number in [0, 1) from OpenSSL (LuaJIT's math.random is the same
+-- sequence in every process).
+local function uniform(s)
+  return tonumber(s.random_hex(4), 16) / 4294967296
+end
+
+-- Every 1024 calls, forgets what is past (the tables stay bounded).
+local function sweep(s, now)
+  s.calls = s.calls + 1
+  if s.calls % 1024 ~= 0 then return end
+  for k, at in pairs(s.horizon) do if at < now then s.horizon[k] = nil end end
+  for k, tat in pairs(s.own_tat) do if tat <= now then s.own_tat[k] = nil end end
+  for k, at in pairs(s.answered) do
+    if at + s.backlog[k] < now then s.answered[k], s.backlog[k] = nil, nil end
+  end
+end
+
+-- The script's KEYS and ARGV for one reservation (see RESERVE_TEXT).
+local function script_args(s, key, rate, burst, max_delay, now, own, seq)
+  local tag, action = split_key(key)
+  local base = tagged(s.cfg.prefix, tag)
+  local keys = { base .. "rl", base .. "procs" }
+  local beat = ""
+  if not s.beat_at[tag] or now - s.beat_at[tag] >= 1 then beat = s.id end
+  if seq then
+    for i = 1, #seq.ids do keys[#keys + 1] = base .. "seq:" .. seq.ids[i] end
+  end
+  local t = interval_us(rate)
+  local tau = (burst - 1) * t
+  if tau > MAX_US then tau = MAX_US end
+  return keys, { "tat:" .. action, t, tau, floor(max_delay * 1e6),
+    own and min(ceil(own * 1e6), MAX_US) or 0, ceil(M.LOSS_PAUSE * 1e6), beat,
+    seq and seq.floor or 0, sequence.KEEP_MS, M.ALIVE * 1e6, s.jumped[tag] and "jumped" or "" }
+end
+
+-- A TIME that ran ahead of this machine's clock (a step forward, a
+-- failover to a server whose clock is ahead) makes the slots handed out
+-- before it look past: the next call starts the schedule afresh. (Backward
+-- steps the script sees by itself.) (TIME is read somewhere within each
+-- round trip: between the start of the last one and the end of this one,
+-- this clock ran at least as far as Redis' did, however long either took;
+-- from this call's start, a Redis that stalled, its answer still within
+-- timeout_ms, would look like a jump)
+local function watch_server_clock(s, tag, server_now, now)
+  local before = s.server_at[tag]
+  s.jumped[tag] = nil
+  if server_now and before and (server_now - before[1]) / 1e6 - (s.clock() - before[2]) > M.MAX_JUMP then
+    s.jumped[tag] = true
+  end
+  s.server_at[tag] = server_now and { server_now, now } or nil
+end
+
+-- Redis' answer to one reservation, read: delay, committed, when to ask
+-- again, the Sequence (a string) when one was taken; nil when the answer
+-- is broken. `t`, `tau`: the interval and tau sent (us); `own`: this
+-- process's own delay, when it keeps to its budget too.
+local function read_answer(s, res, key, rate, now, own, beat, t, tau)
+  local delay = type(res) == "table" and tonumber(res[1])
+  local ahead = type(res) == "table" and tonumber(res[3])
+  -- (nothing read back is trusted without bounds: a delay beyond what the
+  -- script can give is a broken answer, never a reason to sleep)
+  if not (delay and delay >= 0 and delay <= (2 * M.LOSS_PAUSE + 1) * 1e6 + tau + 2 * t and ahead) then
+    return nil
+  end
+  local tag = (split_key(key))
+  local committed = res[2] == 1
+  delay = delay / 1e6
+  s.backlog[key], s.answered[key] = ahead / 1e6, now
+  if beat ~= "" then
+    s.beat_at[tag] = now
+    local n = tonumber(res[7])
+    if n and n >= 1 then s.seen_nodes[tag] = n end
+  end
+  -- Back from an outage: the others are back only when they try Redis
+  -- again (retry_ms after their last failure, which may have ended
+  -- timeout_ms before this call began, at their next own slot), and what
+  -- they sent on their own budgets until then is not in Redis' schedule:
+  -- this process keeps to its own budget until all are back and a whole
+  -- window (1 s) has passed since. (retry_ms alone let it run on Redis'
+  -- schedule beside others still on theirs: spec/65's DEBUG SLEEP,
+  -- throttled.)
+  if s.health.succeeded() then
+    s.grace_until = now + s.retry_s + s.cfg.timeout_ms / 1000 + nodes_for(s, tag) / rate + 1
+  end
+  s.lost(tag, tonumber(res[4]), res[5], res[6] == 1)
+  watch_server_clock(s, tag, tonumber(res[10]), now)
+  -- (own counts from before the round trip, the engine counts from its
+  -- end: what is left of it)
+  local left = own and own - (s.clock() - now)
+  if left and left > delay then delay = left end
+  -- When to ask again: the slot after this one; refused, the free slot
+  -- plus a share of the processes' turns, so they do not all come back at
+  -- once (each refusal is a round trip).
+  local next_delay
+  if committed then
+    next_delay = (ahead - tau) / 1e6
+  else
+    next_delay = delay + uniform(s) * (nodes_for(s, tag) - 1) * t / 1e6
+  end
+  if next_delay < delay then next_delay = delay end
+  local value = committed and res[8] ~= "" and res[8] or nil
+  if value and tonumber(res[9]) and tonumber(res[9]) > 0 then
+    s.log(format("streamctl: Redis at %s held %d Sequence(s) for %s that cannot be right (not an integer "
+      .. "in 0..2^53-1); they were reset to the server's time", s.conn:address(), res[9], tag))
+  end
+  return delay, committed, next_delay, value
+end
+
+-- One reservation through Redis. Returns what read_answer gives, or
+-- nothing (Redis failed: told) and the time the attempt took.
+local function ask_redis(s, key, rate, burst, max_delay, now, own, seq)
+  local keys, args = script_args(s, key, rate, burst, max_delay, now, own, seq)
+  local res, err, kind = s.conn:eval(reserve_script, keys, args)
+  local delay, committed, next_delay, value = read_answer(s, res, key, rate, now, own, args[7], args[2], args[3])
+  if delay then return delay, committed, next_delay, value end
+  if kind ~= "phase" then
+    s.health.failed(err or ("unexpected answer " .. (type(res) == "table" and tostring(res[1]) or tostring(res))))
+  end
+end
+
+-- One reservation, through Redis when it can; `seq` (optional): the
+-- Sequence keys and floor of a ZEGO call, taken in the same script when
+-- the slot is committed. Returns delay, committed, when to ask again
+-- (`next`, see streamctl.ratelimit), and the Sequence (a string) when
+-- Redis gave one.
+local function reserve(s, key, rate, burst, max_delay, seq)
+  local now = s.clock()
+  if max_delay == nil then max_delay = M.MAX_HORIZON end
+  -- (a slot further ahead could not be kept through a loss: see LOSS_PAUSE)
+  if max_delay > M.MAX_HORIZON then max_delay = M.MAX_HORIZON end
+  sweep(s, now)
+  if s.health.usable() then
+    -- Trying Redis again, or just back from an outage: the others may
+    -- still be on their own budgets, so for retry_ms this process keeps to
+    -- its own as well, and its slot (not earlier) goes into Redis'
+    -- schedule, so the schedule resumes after the slots handed out here.
+    local own
+    if s.health.down or now < s.grace_until then
+      local committed, own_next
+      own, committed, own_next = local_delay(s, key, rate, burst, max_delay, now)
+      if not committed then return own, false, own_next end
     end
-    local delay, committed, next_delay = fallback:reserve(key, local_rate, local_burst, max_delay)
-    return delay or 1 / local_rate, committed ~= false, next_delay
+    local delay, committed, next_delay, value = ask_redis(s, key, rate, burst, max_delay, now, own, seq)
+    if delay then return delay, committed, next_delay, value end
+    -- The slot already taken from this process's budget, counted from now
+    -- (the engine counts a delay from the answer, and a failed eval can
+    -- take timeout_ms: sent that late, it would crowd the next one); one
+    -- that passed meanwhile is given up for the next.
+    local spent = s.clock() - now
+    if own and own >= spent then return note(s, key, now + spent, own - spent, true) end
+    now = now + spent
   end
-
-  local function note(key, now, delay, committed, next_delay)
-    if committed then
-      local at = now + delay
-      local h = horizon[key]
-      if h == nil or at > h then horizon[key] = at end
-    end
-    return delay, committed, next_delay
+  -- (the first time after Redis answered: after its schedule as last seen,
+  -- which the others kept extending since, as far as a second of it)
+  local shared_end
+  local at = s.answered[key]
+  if at then
+    shared_end = (now - at <= 1 and now or at) + s.backlog[key]
+    s.answered[key], s.backlog[key] = nil, nil
   end
+  return note(s, key, now, local_delay(s, key, rate, burst, max_delay, now, shared_end))
+end
 
-  -- A number in [0, 1) from OpenSSL (LuaJIT's math.random is the same
-  -- sequence in every process).
-  local random_hex = require("streamctl.core").random_hex
-  local function uniform() return tonumber(random_hex(4), 16) / 4294967296 end
+--- The store's reservation (see the module comment and streamctl.ratelimit).
+function RateStore:reserve(key, rate, burst, max_delay)
+  local delay, committed, next_delay = reserve(self, key, rate, burst, max_delay)
+  return delay, committed, next_delay
+end
 
-  -- One reservation, through Redis when it can; `seq` (optional): the
-  -- Sequence keys and floor of a ZEGO call, taken in the same script when
-  -- the slot is committed. Returns delay, committed, when to ask again
-  -- (`next`, see streamctl.ratelimit), and the Sequence (a string) when
-  -- Redis gave one.
-  local function reserve(key, rate, burst, max_delay, seq)
-    local now = clock()
-    if max_delay == nil then max_delay = M.MAX_HORIZON end
-    -- (a slot further ahead could not be kept through a loss: see LOSS_PAUSE)
-    if max_delay > M.MAX_HORIZON then max_delay = M.MAX_HORIZON end
-    calls = calls + 1
-    if calls % 1024 == 0 then -- (what is past matters no more: the tables stay bounded)
-      for k, at in pairs(horizon) do if at < now then horizon[k] = nil end end
-      for k, at in pairs(answered) do
-        if at + backlog[k] < now then answered[k], backlog[k] = nil, nil end
-      end
-    end
-    if health.usable() then
-      -- Trying Redis again, or just back from an outage: the others may
-      -- still be on their own budgets, so for retry_ms this process keeps to
-      -- its own as well, and its slot (not earlier) goes into Redis'
-      -- schedule, so the schedule resumes after the slots handed out here.
-      local own
-      if health.down or now < grace_until then
-        local committed, own_next
-        own, committed, own_next = local_delay(key, rate, burst, max_delay, now)
-        if not committed then return own, false, own_next end
-      end
-      local tag, action = split_key(key)
-      local base = tagged(cfg.prefix, tag)
-      local keys = { base .. "rl", base .. "procs" }
-      local beat = ""
-      if not beat_at[tag] or now - beat_at[tag] >= 1 then beat = id end
-      if seq then
-        for i = 1, #seq.ids do keys[#keys + 1] = base .. "seq:" .. seq.ids[i] end
-      end
-      local t = interval_us(rate)
-      local tau = (burst - 1) * t
-      if tau > MAX_US then tau = MAX_US end
-      local res, err, kind = conn:eval(reserve_script, keys,
-        { "tat:" .. action, t, tau, floor(max_delay * 1e6),
-          own and min(ceil(own * 1e6), MAX_US) or 0, ceil(M.LOSS_PAUSE * 1e6), beat,
-          seq and seq.floor or 0, sequence.KEEP_MS, M.ALIVE * 1e6, jumped[tag] and "jumped" or "" })
-      local delay = type(res) == "table" and tonumber(res[1])
-      local ahead = type(res) == "table" and tonumber(res[3])
-      -- (nothing read back is trusted without bounds: a delay beyond what the
-      -- script can give is a broken answer, never a reason to sleep)
-      if delay and delay >= 0 and delay <= (2 * M.LOSS_PAUSE + 1) * 1e6 + tau + 2 * t and ahead then
-        local committed = res[2] == 1
-        delay = delay / 1e6
-        backlog[key], answered[key] = ahead / 1e6, now
-        if beat ~= "" then
-          beat_at[tag] = now
-          local n = tonumber(res[7])
-          if n and n >= 1 then seen_nodes[tag] = n end
-        end
-        -- Back from an outage: the others are back only when they try Redis
-        -- again (retry_ms after their last failure, which may have ended
-        -- timeout_ms before this call began, at their next own slot), and
-        -- what they sent on their own budgets until then is not in Redis'
-        -- schedule: this process keeps to its own budget until all are back
-        -- and a whole window (1 s) has passed since. (retry_ms alone let it
-        -- run on Redis' schedule beside others still on theirs: spec/65's
-        -- DEBUG SLEEP, throttled.)
-        if health.succeeded() then
-          grace_until = now + retry_s + cfg.timeout_ms / 1000 + nodes_for(tag) / rate + 1
-        end
-        lost(tag, tonumber(res[4]), res[5], res[6] == 1)
-        -- A TIME that ran ahead of this machine's clock (a step forward, a
-        -- failover to a server whose clock is ahead) makes the slots handed
-        -- out before it look past: the next call starts the schedule afresh.
-        -- (Backward steps the script sees by itself.)
-        -- (TIME is read somewhere within each round trip: between the start
-        -- of the last one and the end of this one, this clock ran at least as
-        -- far as Redis' did, however long either took; from this call's
-        -- start, a Redis that stalled, its answer still within timeout_ms,
-        -- would look like a jump)
-        local server_now, before = tonumber(res[10]), server_at[tag]
-        jumped[tag] = nil
-        if server_now and before and (server_now - before[1]) / 1e6 - (clock() - before[2]) > M.MAX_JUMP then
-          jumped[tag] = true
-        end
-        server_at[tag] = server_now and { server_now, now } or nil
-        -- (own counts from before the round trip, the engine counts from its
-        -- end: what is left of it)
-        if own and own - (clock() - now) > delay then delay = own - (clock() - now) end
-        -- When to ask again: the slot after this one; refused, the free slot
-        -- plus a share of the processes' turns, so they do not all come back
-        -- at once (each refusal is a round trip).
-        local next_delay
-        if committed then
-          next_delay = (ahead - tau) / 1e6
-        else
-          next_delay = delay + uniform() * (nodes_for(tag) - 1) * t / 1e6
-        end
-        if next_delay < delay then next_delay = delay end
-        local value = committed and seq and res[8] ~= "" and res[8] or nil
-        if value and tonumber(res[9]) and tonumber(res[9]) > 0 then
-          log(format("streamctl: Redis at %s held %d Sequence(s) for %s that cannot be right (not an integer "
-            .. "in 0..2^53-1); they were reset to the server's time", conn:address(), res[9], tag))
-        end
-        return delay, committed, next_delay, value
-      end
-      if kind ~= "phase" then
-        health.failed(err or ("unexpected answer " .. (type(res) == "table" and tostring(res[1]) or tostring(res))))
-      end
-      -- The slot already taken from this process's budget, counted from
-      -- now (the engine counts a delay from the answer, and a failed eval
-      -- can take timeout_ms: sent that late, it would crowd the next one);
-      -- one that passed meanwhile is given up for the next.
-      local spent = clock() - now
-      if own and own >= spent then return note(key, now + spent, own - spent, true) end
-      now = now + spent
-    end
-    -- (the first time after Redis answered: after its schedule as last seen,
-    -- which the others kept extending since, as far as a second of it)
-    local shared_end
-    local at = answered[key]
-    if at then
-      shared_end = (now - at <= 1 and now or at) + backlog[key]
-      answered[key], backlog[key] = nil, nil
-    end
-    return note(key, now, local_delay(key, rate, burst, max_delay, now, shared_end))
-  end
-
-  function store:reserve(key, rate, burst, max_delay) -- luacheck: ignore 212/self
-    local delay, committed, next_delay = reserve(key, rate, burst, max_delay)
-    return delay, committed, next_delay
-  end
-
-  --- A reservation and, when it is committed, the Sequence of a ZEGO call
-  -- on `ids` from `seq_store` (a sequence store on the same connection), in
-  -- one round trip. Returns the delay, whether it committed, when to ask
-  -- again, and the Sequence (a string) when one was taken; with none (the
-  -- slot not committed, or Redis unreachable) the caller takes it the
-  -- usual way.
-  function store:reserve_sequenced(key, rate, burst, max_delay, seq_store, ids) -- luacheck: ignore 212/self
-    local delay, committed, next_delay, value = reserve(key, rate, burst, max_delay,
-      { ids = ids, floor = seq_store:floor(ids) })
-    if value then seq_store:took(ids, tonumber(value), true) end
-    return delay, committed, next_delay, value
-  end
-
-  return store
+--- A reservation and, when it is committed, the Sequence of a ZEGO call
+-- on `ids` from `seq_store` (a sequence store on the same connection), in
+-- one round trip. Returns the delay, whether it committed, when to ask
+-- again, and the Sequence (a string) when one was taken; with none (the
+-- slot not committed, or Redis unreachable) the caller takes it the
+-- usual way.
+function RateStore:reserve_sequenced(key, rate, burst, max_delay, seq_store, ids)
+  local delay, committed, next_delay, value = reserve(self, key, rate, burst, max_delay,
+    { ids = ids, floor = seq_store:floor(ids) })
+  if value then seq_store:took(ids, tonumber(value), true) end
+  return delay, committed, next_delay, value
 end
 
 -- ---- Sequences
@@ -560,6 +609,12 @@ local function is_sequence(v)
   return v ~= nil and v >= 0 and v <= sequence.MAX and v == floor(v)
 end
 
+-- The sequence store's methods; its state: the connection, its health,
+-- its keys' prefix, and `last`, the last value handed out per stream (from
+-- Redis or locally).
+local SeqStore = {}
+SeqStore.__index = SeqStore
+
 --- A store for streamctl.sequence (`advance`, `advance_all`, `record_all`,
 -- `get`, `prune`; see the module comment), its keys `config.prefix ..
 -- "{" .. tag .. "}:seq:" .. stream ID`, where the tag is `prefix` without its
@@ -578,133 +633,133 @@ function M.sequence_store(config_or_conn, prefix, opts)
   local conn = as_conn(config_or_conn, "sequence_store", opts.log)
   advance_script = advance_script or M.script(ADVANCE_TEXT)
   get_script = get_script or M.script(GET_TEXT)
-  local log = opts.log or default_log
-  local health = new_health(conn, "ZEGO Sequences are shared through it again",
-    "ZEGO Sequences fall back to this process's own (still increasing)", opts)
-  local key_prefix = tagged(conn.config.prefix, (match(prefix, "^(.-):?$"))) .. "seq:"
-  local clock = opts.monotonic or require("streamctl.core").monotonic
-  local keep_ms = sequence.KEEP_MS
-  local last = {} -- the last value handed out per stream, from Redis or locally
-  local store = { conn = conn, own_clock = true }
+  return setmetatable({
+    conn = conn, own_clock = true,
+    log = opts.log or default_log,
+    health = new_health(conn, "ZEGO Sequences are shared through it again",
+      "ZEGO Sequences fall back to this process's own (still increasing)", opts),
+    key_prefix = tagged(conn.config.prefix, (match(prefix, "^(.-):?$"))) .. "seq:",
+    clock = opts.monotonic or require("streamctl.core").monotonic,
+    last = {}, -- the last value handed out per stream, from Redis or locally
+  }, SeqStore)
+end
 
-  local function keys_for(ids)
-    local keys = {}
-    for i = 1, #ids do keys[i] = key_prefix .. ids[i] end
-    return keys
+local function keys_for(s, ids)
+  local keys = {}
+  for i = 1, #ids do keys[i] = s.key_prefix .. ids[i] end
+  return keys
+end
+
+-- max(candidate, last + 1) over ids: what this process may hand out now.
+local function at_least(s, ids, candidate)
+  for i = 1, #ids do
+    local l = s.last[ids[i]]
+    if l and l + 1 > candidate then candidate = l + 1 end
   end
+  return candidate
+end
 
-  -- max(candidate, last + 1) over ids: what this process may hand out now.
-  local function at_least(ids, candidate)
-    for i = 1, #ids do
-      local l = last[ids[i]]
-      if l and l + 1 > candidate then candidate = l + 1 end
+local function told_bad(s, n)
+  if n and n > 0 then
+    s.log(format("streamctl: Redis at %s held %d Sequence(s) under %s that cannot be right (not an integer in "
+      .. "0..2^53-1); they were reset to the server's time", s.conn:address(), n, s.key_prefix))
+  end
+end
+
+-- One script call; returns the reply or nil (Redis unusable: told).
+local function run(s, ids, floor_value, mode)
+  if not s.health.usable() then return nil end
+  local res, err, kind = s.conn:eval(advance_script, keys_for(s, ids), { floor_value, sequence.KEEP_MS, mode })
+  if type(res) == "table" and (res[1] == 1 or res[1] == 0) then
+    s.health.succeeded()
+    told_bad(s, tonumber(res[4]))
+    return res
+  end
+  if kind ~= "phase" then s.health.failed(err or ("unexpected answer " .. tostring(res))) end
+  return nil
+end
+
+--- This process's floor for a call on ids: its last value + 1 (0: none).
+function SeqStore:floor(ids)
+  return at_least(self, ids, 0)
+end
+
+--- Records that `value` was taken for ids (by the rate-limit store's
+-- reserve_sequenced: `from_redis` true).
+function SeqStore:took(ids, value, from_redis)
+  local last = self.last
+  for i = 1, #ids do
+    local l = last[ids[i]]
+    if l == nil or value > l then last[ids[i]] = value end
+  end
+  -- (Redis gave this call's Sequence: it answers again, which this store,
+  -- no longer asked while the rate-limit store takes the Sequences, would
+  -- otherwise never say)
+  if from_redis then self.health.succeeded() end
+end
+
+--- v = max(server ms, candidate floor, every id's value + 1) for all ids
+-- at once, recorded in Redis (or, while it is down, locally from
+-- `candidate`, this machine's clock).
+function SeqStore:advance_all(ids, candidate)
+  local t0 = self.clock()
+  local res = run(self, ids, at_least(self, ids, 0), "next")
+  local v = res and tonumber(res[2])
+  if not is_sequence(v) then
+    -- (the candidate is this machine's clock when the call began, and a
+    -- failed eval can take timeout_ms, in which another process may send
+    -- a later value for these streams: the clock as it is now. And
+    -- at_least again: the eval may have yielded.)
+    local spent = floor((self.clock() - t0) * 1000)
+    if spent > 0 and candidate + spent <= sequence.MAX then candidate = candidate + spent end
+    v = at_least(self, ids, candidate)
+  end
+  self:took(ids, v)
+  return v
+end
+
+--- max(candidate, current + 1) for one stream (see advance_all).
+function SeqStore:advance(key, candidate)
+  return self:advance_all({ key }, candidate)
+end
+
+--- A caller's own Sequence for ids: recorded when it is above every id's
+-- last value; else false, the id and its last value, nothing written.
+function SeqStore:record_all(ids, value)
+  for i = 1, #ids do
+    local l = self.last[ids[i]]
+    if l and l >= value then return false, ids[i], l end
+  end
+  local res = run(self, ids, value, "record")
+  if res and res[1] == 0 then
+    local i = tonumber(res[2])
+    return false, ids[i], tonumber(res[3])
+  end
+  self:took(ids, value)
+  return true
+end
+
+--- The last value handed out for key (Redis', or this store's when larger), or nil.
+function SeqStore:get(key)
+  local l = self.last[key]
+  if self.health.usable() then
+    local res, err, kind = self.conn:eval(get_script, { self.key_prefix .. key }, {})
+    if res ~= nil then
+      self.health.succeeded()
+      local v = tonumber(res)
+      if is_sequence(v) and (l == nil or v > l) then return v end
+      return l
     end
-    return candidate
+    if kind ~= "phase" then self.health.failed(err) end
   end
+  return l
+end
 
-  --- This process's floor for a call on ids: its last value + 1 (0: none).
-  function store:floor(ids) -- luacheck: ignore 212/self
-    return at_least(ids, 0)
-  end
-
-  --- Records that `value` was taken for ids (by the rate-limit store's
-  -- reserve_sequenced: `from_redis` true).
-  function store:took(ids, value, from_redis) -- luacheck: ignore 212/self
-    for i = 1, #ids do
-      local l = last[ids[i]]
-      if l == nil or value > l then last[ids[i]] = value end
-    end
-    -- (Redis gave this call's Sequence: it answers again, which this store,
-    -- no longer asked while the rate-limit store takes the Sequences, would
-    -- otherwise never say)
-    if from_redis then health.succeeded() end
-  end
-
-  local function told_bad(n)
-    if n and n > 0 then
-      log(format("streamctl: Redis at %s held %d Sequence(s) under %s that cannot be right (not an integer in "
-        .. "0..2^53-1); they were reset to the server's time", conn:address(), n, key_prefix))
-    end
-  end
-
-  -- One script call; returns the reply or nil (Redis unusable: told).
-  local function run(ids, floor_value, mode)
-    if not health.usable() then return nil end
-    local res, err, kind = conn:eval(advance_script, keys_for(ids), { floor_value, keep_ms, mode })
-    if type(res) == "table" and (res[1] == 1 or res[1] == 0) then
-      health.succeeded()
-      told_bad(tonumber(res[4]))
-      return res
-    end
-    if kind ~= "phase" then health.failed(err or ("unexpected answer " .. tostring(res))) end
-    return nil
-  end
-
-  --- v = max(server ms, candidate floor, every id's value + 1) for all ids
-  -- at once, recorded in Redis (or, while it is down, locally from
-  -- `candidate`, this machine's clock).
-  function store:advance_all(ids, candidate) -- luacheck: ignore 212/self
-    local t0 = clock()
-    local res = run(ids, at_least(ids, 0), "next")
-    local v = res and tonumber(res[2])
-    if not is_sequence(v) then
-      -- (the candidate is this machine's clock when the call began, and a
-      -- failed eval can take timeout_ms, in which another process may send
-      -- a later value for these streams: the clock as it is now. And
-      -- at_least again: the eval may have yielded.)
-      local spent = floor((clock() - t0) * 1000)
-      if spent > 0 and candidate + spent <= sequence.MAX then candidate = candidate + spent end
-      v = at_least(ids, candidate)
-    end
-    store:took(ids, v)
-    return v
-  end
-
-  --- max(candidate, current + 1) for one stream (see advance_all).
-  function store:advance(key, candidate) -- luacheck: ignore 212/self
-    return store:advance_all({ key }, candidate)
-  end
-
-  --- A caller's own Sequence for ids: recorded when it is above every id's
-  -- last value; else false, the id and its last value, nothing written.
-  function store:record_all(ids, value) -- luacheck: ignore 212/self
-    for i = 1, #ids do
-      local l = last[ids[i]]
-      if l and l >= value then return false, ids[i], l end
-    end
-    local res = run(ids, value, "record")
-    if res and res[1] == 0 then
-      local i = tonumber(res[2])
-      return false, ids[i], tonumber(res[3])
-    end
-    store:took(ids, value)
-    return true
-  end
-
-  --- The last value handed out for key (Redis', or this store's when larger), or nil.
-  function store:get(key) -- luacheck: ignore 212/self
-    local l = last[key]
-    if health.usable() then
-      local res, err, kind = conn:eval(get_script, { key_prefix .. key }, {})
-      if res ~= nil then
-        health.succeeded()
-        local v = tonumber(res)
-        if is_sequence(v) and (l == nil or v > l) then return v end
-        return l
-      end
-      if kind ~= "phase" then health.failed(err) end
-    end
-    return l
-  end
-
-  --- Forgets this store's own record of streams whose last value is below
-  -- `below` (Redis expires its keys by itself). Returns how many.
-  function store:prune(below) -- luacheck: ignore 212/self
-    local n = sequence.prune_below(last, below, 3) -- (not a tail call: the error names prune's caller)
-    return n
-  end
-
-  return store
+--- Forgets this store's own record of streams whose last value is below
+-- `below` (Redis expires its keys by itself). Returns how many.
+function SeqStore:prune(below)
+  local n = sequence.prune_below(self.last, below, 3) -- (not a tail call: the error names prune's caller)
+  return n
 end
 
 return M
