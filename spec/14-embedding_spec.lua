@@ -227,6 +227,19 @@ describe("the shared-dict stores", function()
   end)
   after_each(function() rawset(_G, "ngx", saved) end)
 
+  it("keep Sequences as long as streamctl.sequence's store contract asks (without requiring it)", function()
+    assert.equal(sequence.KEEP_MS / 1000, shdict.SEQUENCE_TTL)
+    local dict = fake_dict({ t = 0 })
+    local ttls = {}
+    local set, incr = dict.set, dict.incr
+    function dict.set(d, k, v, ttl) ttls[#ttls + 1] = ttl return set(d, k, v, ttl) end
+    function dict.incr(d, k, by, init, ttl) ttls[#ttls + 1] = ttl return incr(d, k, by, init, ttl) end
+    local store = shdict.sequence_store(dict, "zego:1:")
+    assert.equal(1700000000000, store:advance_all({ "a", "b" }, 1700000000000))
+    assert.is_true(#ttls >= 3) -- (the counter and both streams; the stand-in's incr sets too)
+    for _, ttl in ipairs(ttls) do assert.equal(60, ttl) end
+  end)
+
   it("pace one budget through the dict, under a lock that is always released", function()
     local clock = { t = 0 }
     local dict = fake_dict(clock)

@@ -42,6 +42,9 @@ local type, error, tostring, tonumber, pcall, rawget, setmetatable =
   type, error, tostring, tonumber, pcall, rawget, setmetatable
 local format, match = string.format, string.match
 
+local ratelimit = require "streamctl.ratelimit"
+local nginx = require "streamctl.nginx"
+
 local M = {}
 
 --- How long a rate-limit lock may be held before it expires by itself, in
@@ -53,11 +56,13 @@ M.LOCK_WAIT = 2
 
 --- The longest horizon a reservation commits ahead (the limiter's:
 -- streamctl.ratelimit.MAX_HORIZON).
-M.MAX_HORIZON = require("streamctl.ratelimit").MAX_HORIZON
+M.MAX_HORIZON = ratelimit.MAX_HORIZON
 
--- Phases in which ngx.sleep can yield.
-local YIELDING = { rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
-                   ssl_session_fetch = true, ssl_client_hello = true }
+--- How long a stream's Sequence entry and the AppId's counter live after
+-- their last use, in seconds: a minute, what streamctl.sequence's store
+-- contract asks (its KEEP_MS; spec/66 checks they agree). The store's own
+-- setting: the generator's logic is streamctl.sequence's, not this module's.
+M.SEQUENCE_TTL = 60
 
 --- The shared dict `name`, or nil and the rule broken (for an option's message).
 function M.open(name)
@@ -103,7 +108,55 @@ end
 --- How long (seconds) nothing is sent on a budget whose state the dict
 -- cannot vouch for (first use since nginx started, an entry evicted or
 -- implausible): the limiter's streamctl.ratelimit.LOSS_PAUSE.
-M.LOSS_PAUSE = require("streamctl.ratelimit").LOSS_PAUSE
+M.LOSS_PAUSE = ratelimit.LOSS_PAUSE
+
+-- A budget's entry, "born tat", read: born and tat (monotonic seconds), or
+-- why the budget must start afresh (the entry is missing, unreadable, or
+-- further ahead than any worker reserves).
+local function read_budget(dict, k, now, interval, tau)
+  local v = dict:get(k)
+  local born, tat
+  if type(v) == "string" then born, tat = match(v, "^(%S+) (%S+)$") end
+  born, tat = tonumber(born), tonumber(tat)
+  if not born or not tat then
+    return nil, nil, v == nil and "its entry is gone (nginx started, or the dict evicted it)"
+      or "its entry is unreadable"
+  elseif born > now + 0.1 or tat > now + 2 * M.LOSS_PAUSE + tau + 2 * interval then
+    return nil, nil, "its entry lies further ahead than any worker reserves"
+  end
+  return born, tat
+end
+
+-- Writes a budget's entry; false (said once) when the dict has no room.
+local function write_budget(dict, k, born, tat, name, log)
+  local ok, err, forcible = dict:set(k, format("%.6f %.6f", born, tat))
+  if forcible then tell_full(dict, name, log, "writing a budget evicted other entries") end
+  if not ok then
+    tell_full(dict, name, log, "no room for a budget (" .. tostring(err) .. ")")
+    return nil, "shared dict set: " .. tostring(err)
+  end
+  return true
+end
+
+-- Takes the per-key lock ("lock:rl:" .. key, expiring after LOCK_TTL),
+-- runs fn under it and releases it; nil, err when it cannot be had within
+-- LOCK_WAIT. A waiter sleeps 1 ms where nginx can yield, else spins.
+local function atomically(dict, key, fn, monotonic, name, log)
+  local lock = "lock:rl:" .. key
+  local deadline
+  while true do
+    local ok, err, forcible = dict:add(lock, true, M.LOCK_TTL)
+    if forcible then tell_full(dict, name, log, "taking a lock evicted other entries") end
+    if ok then return release(dict, lock, pcall(fn)) end
+    if err ~= "exists" then return nil, "shared dict lock: " .. tostring(err) end
+    local now = monotonic()
+    deadline = deadline or now + M.LOCK_WAIT
+    if now > deadline then
+      return nil, "shared dict lock for '" .. key .. "' still held after " .. M.LOCK_WAIT .. " s"
+    end
+    if nginx.can_yield() then ngx.sleep(0.001) end
+  end
+end
 
 --- A store for streamctl.ratelimit in `dict`: `reserve(key, rate, burst,
 -- max_delay)` (see streamctl.ratelimit), under the per-key lock of
@@ -127,20 +180,28 @@ function M.ratelimit_store(dict, opts)
   local store = {}
 
   function store:atomically(key, fn) -- luacheck: ignore 212/self
-    local lock = "lock:rl:" .. key
-    local deadline
-    while true do
-      local ok, err, forcible = dict:add(lock, true, M.LOCK_TTL)
-      if forcible then tell_full(dict, opts.name, log, "taking a lock evicted other entries") end
-      if ok then return release(dict, lock, pcall(fn)) end
-      if err ~= "exists" then return nil, "shared dict lock: " .. tostring(err) end
-      local now = monotonic()
-      deadline = deadline or now + M.LOCK_WAIT
-      if now > deadline then
-        return nil, "shared dict lock for '" .. key .. "' still held after " .. M.LOCK_WAIT .. " s"
+    return atomically(dict, key, fn, monotonic, opts.name, log)
+  end
+
+  -- Born of a budget: as read, or now after a loss (said once, by a worker
+  -- that knew the budget).
+  local function born_of(key, born, why, now)
+    if why then
+      if known[key] ~= nil then
+        log(format("streamctl: the shared dict lost the rate-limit schedule of %s: %s; nothing is sent on it "
+          .. "for %g s (the last second may have held a full cap), then it starts afresh", key, why,
+          M.LOSS_PAUSE))
       end
-      if YIELDING[ngx.get_phase()] then ngx.sleep(0.001) end
+      -- (born as the entry holds it, to the microsecond: read back later, it
+      -- must equal what this worker remembers, or it would say a loss that
+      -- never happened)
+      born = tonumber(format("%.6f", now))
+    elseif known[key] ~= nil and known[key] ~= born then
+      log(format("streamctl: the shared dict lost the rate-limit schedule of %s (another worker found it); "
+        .. "nothing is sent on it until %g s after that", key, M.LOSS_PAUSE))
     end
+    known[key] = born
+    return born
   end
 
   function store:reserve(key, rate, burst, max_delay) -- luacheck: ignore 212/self
@@ -150,49 +211,24 @@ function M.ratelimit_store(dict, opts)
     local k = "rl:" .. key
     return store:atomically(key, function()
       local now = monotonic()
-      local v = dict:get(k)
-      local born, tat
-      if type(v) == "string" then born, tat = match(v, "^(%S+) (%S+)$") end
-      born, tat = tonumber(born), tonumber(tat)
-      local why
-      if not born or not tat then
-        why = v == nil and "its entry is gone (nginx started, or the dict evicted it)" or "its entry is unreadable"
-      elseif born > now + 0.1 or tat > now + 2 * M.LOSS_PAUSE + tau + 2 * interval then
-        why = "its entry lies further ahead than any worker reserves"
-      end
-      if why then
-        if known[key] ~= nil then
-          log(format("streamctl: the shared dict lost the rate-limit schedule of %s: %s; nothing is sent on it "
-            .. "for %g s (the last second may have held a full cap), then it starts afresh", key, why,
-            M.LOSS_PAUSE))
-        end
-        -- (born as the entry holds it, to the microsecond: read back later, it
-        -- must equal what this worker remembers, or it would say a loss that
-        -- never happened)
-        born = tonumber(format("%.6f", now))
-        tat = now
-      elseif known[key] ~= nil and known[key] ~= born then
-        log(format("streamctl: the shared dict lost the rate-limit schedule of %s (another worker found it); "
-          .. "nothing is sent on it until %g s after that", key, M.LOSS_PAUSE))
-      end
-      known[key] = born
-      if tat < now then tat = now end
-      if tat < born + M.LOSS_PAUSE + tau then tat = born + M.LOSS_PAUSE + tau end
-      local delay = tat - tau - now
-      if delay < 1e-9 then delay = 0 end
-      if delay > max_delay + 1e-9 and not why then return delay, false end
-      local new_tat = delay > max_delay + 1e-9 and tat or tat + interval -- (a fresh entry is written either way)
-      local ok, err, forcible = dict:set(k, format("%.6f %.6f", born, new_tat))
-      if forcible then tell_full(dict, opts.name, log, "writing a budget evicted other entries") end
+      local born, tat, why = read_budget(dict, k, now, interval, tau)
+      born = born_of(key, born, why, now)
+      -- (nothing is sent before LOSS_PAUSE after born: the GCRA of
+      -- streamctl.ratelimit from there)
+      local start = born + M.LOSS_PAUSE + tau
+      if tat == nil or tat < start then tat = start end
+      local delay, committed, _, new_tat = ratelimit.gcra(tat, now, interval, tau, max_delay)
+      if not committed and not why then return delay, false end
+      -- (a fresh entry is written either way)
+      local ok, err = write_budget(dict, k, born, new_tat or (tat > now and tat or now), opts.name, log)
       if not ok then
         -- A fresh entry that could not be written was never known: its absence
         -- next time is no loss to tell (nor, in a dict with no room for it, at
         -- every reservation).
         if why then known[key] = nil end
-        tell_full(dict, opts.name, log, "no room for a budget (" .. tostring(err) .. ")")
-        return nil, "shared dict set: " .. tostring(err)
+        return nil, err
       end
-      return delay, delay <= max_delay + 1e-9
+      return delay, committed
     end)
   end
 
@@ -207,8 +243,8 @@ end
 -- the candidate when the clock has moved past it), so every value is above
 -- every earlier one of the AppId, for any stream; then one `set` per stream
 -- records v as its last value ("seq:" .. prefix .. stream ID), which only a
--- caller's own Sequence is checked against. Entries live `sequence.KEEP_MS`
--- after their last use. A full dict that evicts the counter costs nothing:
+-- caller's own Sequence is checked against. Entries live `SEQUENCE_TTL`
+-- (streamctl.sequence.KEEP_MS) after their last use. A full dict that evicts the counter costs nothing:
 -- it starts again from the clock, above every value handed out (unless a
 -- caller's own Sequence ran ahead of the clock). Evicted stream entries only
 -- weaken the check of a caller's own Sequence.
@@ -222,7 +258,7 @@ function M.sequence_store(dict, prefix, opts)
   end
   opts = opts or {}
   local log = opts.log or default_log
-  local ttl = require("streamctl.sequence").KEEP_MS / 1000
+  local ttl = M.SEQUENCE_TTL
   local counter = "seqg:" .. prefix
   local store = {}
 
