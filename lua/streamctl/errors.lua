@@ -61,8 +61,6 @@ function Error.__tostring(e)
   return concat(parts)
 end
 
-M.Error = Error
-
 --- The kinds of provider answer that a retry can help: throttling, server
 -- failures, and a clock the provider disagrees with (retried once).
 M.RETRYABLE_KINDS = { throttled = true, server = true, clock = true }

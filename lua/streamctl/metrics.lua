@@ -30,7 +30,7 @@ local decimal = validate.decimal
 local M = {}
 
 -- The histogram's upper bounds in seconds (Prometheus' defaults).
-M.BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
+local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
 
 local COUNTERS = {
   { "requests", "Requests sent to the provider: every attempt, retries and look-ups included." },
@@ -92,7 +92,7 @@ function Metrics:observe(info)
   if info.throttled then d:incr("c|throttled|" .. id, 1, 0) end
   if not info.ok then d:incr("c|failures|" .. id, 1, 0) end
   local s = info.seconds or 0
-  for i, bound in ipairs(M.BUCKETS) do
+  for i, bound in ipairs(BUCKETS) do
     if s <= bound then
       d:incr("h|" .. i .. "|" .. id, 1, 0)
       break
@@ -129,7 +129,7 @@ function Metrics:render()
   out[#out + 1] = "# TYPE " .. HISTOGRAM .. " histogram"
   for _, id in ipairs(ids) do
     local cumulative = 0
-    for i, bound in ipairs(M.BUCKETS) do
+    for i, bound in ipairs(BUCKETS) do
       cumulative = cumulative + (d:get("h|" .. i .. "|" .. id) or 0)
       out[#out + 1] = HISTOGRAM .. "_bucket" .. labels(id, format(',le="%s"', format("%g", bound)))
         .. " " .. decimal(cumulative)

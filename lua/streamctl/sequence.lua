@@ -63,12 +63,14 @@ local M = {}
 --- Largest value handed out; beyond it doubles lose integer precision.
 M.MAX = 2 ^ 53 - 1
 
---- Room left above a caller's own Sequence for the values that follow it
+-- Room left above a caller's own Sequence for the values that follow it
 -- on the same stream (each later call takes at least last + 1).
-M.HEADROOM = 1e9
+local HEADROOM = 1e9
 
---- The largest Sequence a caller may give: `MAX - HEADROOM`.
-M.MAX_GIVEN = M.MAX - M.HEADROOM
+--- The largest Sequence a caller may give: `MAX` less room (10^9) for the
+-- values that follow it on the same stream (each later call takes at least
+-- last + 1).
+M.MAX_GIVEN = M.MAX - HEADROOM
 
 -- How many passes over its ids next_for makes before giving up.
 local MAX_PASSES = 100

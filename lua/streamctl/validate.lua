@@ -74,10 +74,8 @@ local function distance(a, b)
   return prev[#b]
 end
 
---- The candidate closest to `name` (an edit distance of at most 3), or nil.
--- @param name the misspelt name
--- @param candidates array of names
-function M.closest(name, candidates)
+-- The candidate closest to `name` (an edit distance of at most 3), or nil.
+local function closest(name, candidates)
   local best, bestd
   for _, c in ipairs(candidates) do
     local d = distance(name, c)
@@ -89,7 +87,7 @@ end
 
 --- " (did you mean 'x'?)" for `name` among `candidates`, or "".
 function M.hint(name, candidates)
-  local best = M.closest(name, candidates)
+  local best = closest(name, candidates)
   return best and format(" (did you mean '%s'?)", best) or ""
 end
 
@@ -121,10 +119,10 @@ local function utf8_length(s)
   return #s - continuation
 end
 
---- The longest string a field takes unless its spec says otherwise, in
+-- The longest string a field takes unless its spec says otherwise, in
 -- bytes: stream names, domains, regions, IDs (the providers document 256
 -- and less for theirs). URLs say 2000 characters themselves.
-M.DEFAULT_MAX_LEN = 256
+local DEFAULT_MAX_LEN = 256
 
 local text_flaws = core.text_flaws
 
@@ -137,7 +135,7 @@ end
 -- huge value costs nothing more), then CR/LF/NUL, other control characters
 -- (TAB, DEL...), and UTF-8.
 local function text_rule(f, v)
-  local limit = f.max_len or (not f.max_chars and M.DEFAULT_MAX_LEN) or nil
+  local limit = f.max_len or (not f.max_chars and DEFAULT_MAX_LEN) or nil
   if limit and #v > limit then return format("must be at most %d bytes (got %d)", limit, #v) end
   if f.max_chars and #v > 4 * f.max_chars then
     return format("must be at most %d characters (got more)", f.max_chars)

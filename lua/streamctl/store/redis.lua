@@ -9,7 +9,7 @@
 --
 -- Connections (configuration, URLs, scripts, where Redis is reached from and
 -- with how many round trips) are streamctl.store.redisconn's; this module
--- re-exports its `config`, `connect`, `script` and `null`.
+-- re-exports its `config`, `connect`, `is_connection`, `script` and `null`.
 --
 -- Keys. All of one account's keys share one hash tag, `{provider:account}`
 -- (the limiter key up to its last ':', or a sequence store's prefix), so a
@@ -46,14 +46,15 @@
 --
 -- When Redis is unreachable, slow (timeout_ms) or answers an error, neither
 -- store raises nor sends unlimited. The rate-limit store falls back to a
--- GCRA in this process (streamctl.ratelimit's memory store, monotonic
--- clock) at `rate / nodes` with a burst of `floor(burst / nodes)` (at least
+-- GCRA in this process (streamctl.ratelimit.gcra on a table of its own, in
+-- the monotonic clock) at `rate / nodes` with a burst of `floor(burst / nodes)` (at least
 -- 1), where `nodes` is the config's (default 4, the number of processes
 -- expected to share the account) or the processes Redis last counted (by
 -- their heartbeats of the last ALIVE seconds), whichever is more: with that
 -- many processes each in fallback, their sum stays at the rate. More
--- processes can exceed it while Redis is down; fewer leave budget unused. The changes over never crowd the
--- provider: the fallback starts after the slots Redis had handed out (its
+-- processes can exceed it while Redis is down; fewer leave budget unused. The
+-- switches between the two never crowd the provider: the fallback starts
+-- after the slots Redis had handed out (its
 -- schedule ran as far ahead as its last answer said), and after Redis
 -- answers again a process keeps to its own budget as well, until the others
 -- (which may still be on theirs until they try Redis again) must be back,
@@ -65,8 +66,7 @@
 -- The sequence store falls back to `max(candidate, last + 1)` where `last`
 -- is the last value it handed out for that stream (from Redis or locally),
 -- and while Redis is back it passes `last + 1` as the floor, so the values
--- of one process never go down. Across
--- processes, the fallback relies on the candidates (each machine's wall
+-- of one process never go down. Across processes, the fallback relies on the candidates (each machine's wall
 -- clock in milliseconds) being sane: two machines whose clocks differ can
 -- hand out values out of order for one stream while Redis is down.
 --
@@ -96,9 +96,6 @@ M.config = redisconn.config
 M.connect = redisconn.connect
 M.is_connection = redisconn.is_connection
 M.script = redisconn.script
-M.CONFIG = redisconn.CONFIG
-M.MAX_PASSWORD = redisconn.MAX_PASSWORD
-M.POOL_IDLE_MS, M.POOL_SIZE = redisconn.POOL_IDLE_MS, redisconn.POOL_SIZE
 
 --- Milliseconds a store in fallback waits before it tries Redis again.
 M.RETRY_MS = 1000
@@ -180,13 +177,13 @@ end
 -- limiter's (streamctl.ratelimit.LOSS_PAUSE, MAX_HORIZON).
 M.LOSS_PAUSE, M.MAX_HORIZON = ratelimit.LOSS_PAUSE, ratelimit.MAX_HORIZON
 
---- How far Redis' clock may run ahead of this machine's between two
+-- How far Redis' clock may run ahead of this machine's between two
 -- answers (seconds) before the schedule is taken for lost.
-M.MAX_JUMP = 0.5
+local MAX_JUMP = 0.5
 
---- How long a process counts as sharing a budget after its last heartbeat
+-- How long a process counts as sharing a budget after its last heartbeat
 -- (seconds): the fallback divides the rate by the most processes seen.
-M.ALIVE = 10
+local ALIVE = 10
 
 -- The rate-limit script. KEYS[1]: the account's hash (born, run, ts, why,
 -- and "tat:<action>" per action); KEYS[2]: the account's processes (a
@@ -424,7 +421,7 @@ local function script_args(s, key, rate, burst, max_delay, now, own, seq)
   if tau > MAX_US then tau = MAX_US end
   return keys, { "tat:" .. action, t, tau, floor(max_delay * 1e6),
     own and min(ceil(own * 1e6), MAX_US) or 0, ceil(M.LOSS_PAUSE * 1e6), beat,
-    seq and seq.floor or 0, sequence.KEEP_MS, M.ALIVE * 1e6, s.jumped[tag] and "jumped" or "" }
+    seq and seq.floor or 0, sequence.KEEP_MS, ALIVE * 1e6, s.jumped[tag] and "jumped" or "" }
 end
 
 -- A TIME that ran ahead of this machine's clock (a step forward, a
@@ -438,7 +435,7 @@ end
 local function watch_server_clock(s, tag, server_now, now)
   local before = s.server_at[tag]
   s.jumped[tag] = nil
-  if server_now and before and (server_now - before[1]) / 1e6 - (s.clock() - before[2]) > M.MAX_JUMP then
+  if server_now and before and (server_now - before[1]) / 1e6 - (s.clock() - before[2]) > MAX_JUMP then
     s.jumped[tag] = true
   end
   s.server_at[tag] = server_now and { server_now, now } or nil

@@ -17,8 +17,9 @@
 -- worker that dies holding it cannot stop the others for longer) and
 -- released with `delete`; `ngx.shared` has no compare-and-set and `incr`
 -- cannot express `max(tat, now) + T`. A worker that finds the lock taken
--- waits 1 ms (`ngx.sleep` where nginx can yield) or spins (in `init_by_lua`,
--- where only the master runs). lua-resty-lock does the same, but is not
+-- waits 1 ms (`ngx.sleep` where Lua can yield: streamctl.nginx) or spins
+-- where it cannot (init_by_lua, init_worker, a log phase...; the work under
+-- the lock takes microseconds). lua-resty-lock does the same, but is not
 -- packaged for Debian. A missing or implausible entry is lost state: the
 -- budget waits `LOSS_PAUSE` (see `ratelimit_store`).
 --
@@ -47,9 +48,9 @@ local nginx = require "streamctl.nginx"
 
 local M = {}
 
---- How long a rate-limit lock may be held before it expires by itself, in
+-- How long a rate-limit lock may be held before it expires by itself, in
 -- seconds. The work under it takes microseconds.
-M.LOCK_TTL = 0.5
+local LOCK_TTL = 0.5
 
 --- How long a waiter tries for the lock before it gives up, in seconds.
 M.LOCK_WAIT = 2
@@ -145,7 +146,7 @@ local function atomically(dict, key, fn, monotonic, name, log)
   local lock = "lock:rl:" .. key
   local deadline
   while true do
-    local ok, err, forcible = dict:add(lock, true, M.LOCK_TTL)
+    local ok, err, forcible = dict:add(lock, true, LOCK_TTL)
     if forcible then tell_full(dict, name, log, "taking a lock evicted other entries") end
     if ok then return release(dict, lock, pcall(fn)) end
     if err ~= "exists" then return nil, "shared dict lock: " .. tostring(err) end
