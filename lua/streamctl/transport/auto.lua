@@ -87,7 +87,9 @@ function M.new(opts, mode)
     local ctx = ngx.ctx
     local tr = ctx[ctx_key]
     if not tr then
-      tr = ngx_transport.new(ngx_opts)
+      local err
+      tr, err = ngx_transport.new(ngx_opts) -- (checked by the client already: a ca_file gone since)
+      if not tr then return nil, err.message end
       ctx[ctx_key] = tr
     end
     return tr

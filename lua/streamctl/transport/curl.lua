@@ -14,9 +14,11 @@
 -- @module streamctl.transport.curl
 
 local version = require "streamctl.version"
+local validate = require "streamctl.validate"
 
-local floor, find, lower, match = math.floor, string.find, string.lower, string.match
-local io_open, ipairs, type, tostring = io.open, ipairs, type, tostring
+local floor, find, lower, match, sub, gsub = math.floor, string.find, string.lower, string.match, string.sub,
+  string.gsub
+local io_open, ipairs, pairs, type, tostring, sort = io.open, ipairs, pairs, type, tostring, table.sort
 
 local M = {}
 
@@ -63,6 +65,73 @@ M.OPTIONS = {
   { name = "user_agent", type = "custom", check = check_user_agent },
 }
 
+--- The defaults of both transports (streamctl.transport.ngx reads them
+-- too), written once: `new` passes every option to the C module, whose own
+-- fallbacks serve only its direct callers (bench, examples, spec helpers).
+M.DEFAULTS = {
+  timeout_ms = 10000,
+  connect_timeout_ms = 5000,
+  max_connections = 8,
+  max_body = 1048576,
+  user_agent = version.user_agent, -- "streamctl/<version>"
+}
+
+-- Request headers -------------------------------------------------------------
+
+-- RFC 9110 token characters (a header name, a method).
+M.TOKEN = "^[%w!#$%%&'*+%-%.%^_`|~]+$"
+
+-- A header name fit for a message: its first 64 bytes, control characters,
+-- quotes and non-ASCII bytes shown as "?", "..." when cut (as curl.c shows it).
+local function shown(name)
+  local s = gsub(sub(name, 1, 64), "[%c'\128-\255]", "?")
+  return #name > 64 and s .. "..." or s
+end
+
+-- A header value as text: strings as they are, integers in decimal.
+local function header_text(v)
+  if type(v) == "string" then return v end
+  if type(v) == "number" then
+    if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return validate.decimal(v) end
+    return tostring(v)
+  end
+  return nil
+end
+
+--- The one header rule of both transports (RFC 9110): a name is a token; a
+-- value is text without control characters (TAB aside), so no CR, LF or NUL
+-- can split a header; Content-Length and Transfer-Encoding belong to the
+-- transport (it frames the body); a name is given once, whatever its case.
+-- Numbers are sent in decimal.
+-- @param headers the request's headers (name -> string or number), or nil
+-- @return the headers as `{ lower-case name, name, value text }`, sorted by
+--   lower-case name, and the set of lower-case names; or nil and why (a
+--   message naming the header, never its value)
+function M.header_fields(headers)
+  local fields, seen = {}, {}
+  for name, value in pairs(headers or fields) do
+    if type(name) ~= "string" then return nil, "header names must be strings (got " .. type(name) .. ")" end
+    local v = header_text(value)
+    if not v then return nil, "header '" .. shown(name) .. "' must have a string or number value" end
+    if name == "" then return nil, "header name must not be empty" end
+    if not find(name, M.TOKEN) then
+      return nil, "header '" .. shown(name) .. "' has CR, LF, NUL or another invalid character in its name"
+    end
+    if find(v, "[%z\1-\8\10-\31\127]") then
+      return nil, "header '" .. name .. "' value contains CR, LF, NUL or another control character"
+    end
+    local l = lower(name)
+    if l == "content-length" or l == "transfer-encoding" then
+      return nil, "header '" .. name .. "' is set by the transport"
+    end
+    if seen[l] then return nil, "header '" .. name .. "' given twice (names are case-insensitive)" end
+    seen[l] = true
+    fields[#fields + 1] = { l, name, v }
+  end
+  sort(fields, function(a, b) return a[1] < b[1] end)
+  return fields, seen
+end
+
 --- A blocking sleep, for scripts.
 -- @return the seconds not slept: 0, or more when a signal handler ended it
 function M.sleep(seconds)
@@ -71,16 +140,26 @@ end
 
 --- Makes a transport.
 -- @param opts the options in `OPTIONS` (all optional, already checked);
---   `user_agent` defaults to "streamctl/<version>"
+--   those not given are `DEFAULTS`'
 function M.new(opts)
   local curl = c()
   local copts = {}
-  for _, o in ipairs(M.OPTIONS) do copts[o.name] = opts[o.name] end
-  copts.user_agent = copts.user_agent or version.user_agent
+  for _, o in ipairs(M.OPTIONS) do
+    local v = opts[o.name]
+    if v == nil then v = M.DEFAULTS[o.name] end
+    copts[o.name] = v
+  end
   local m = curl.multi(copts)
   local t = { sleep = curl.sleep }
 
   function t.start(key, request)
+    -- The header rule is checked here, as the cosocket transport checks it;
+    -- curl.c checks again on its own (see there why).
+    local headers = type(request) == "table" and request.headers -- (anything else: curl.c raises)
+    if type(headers) == "table" then
+      local ok, why = M.header_fields(headers)
+      if not ok then return nil, { code = "InvalidRequest", message = why, sent = false } end
+    end
     return m:add(key, request)
   end
 

@@ -60,7 +60,9 @@
 -- server dropped an idle connection) is sent again on another connection,
 -- as libcurl does.
 --
--- Options (those of streamctl.transport.curl, checked here; bad ones raise):
+-- Options (those of streamctl.transport.curl, checked here with
+-- streamctl.validate: a bad one makes `new` return nil and an error object;
+-- defaults: streamctl.transport.curl.DEFAULTS):
 --
 --   timeout_ms          10000    per attempt: connect, TLS, send and read together
 --   connect_timeout_ms  5000     the TCP connect (bounded by timeout_ms too)
@@ -99,16 +101,16 @@
 -- luacheck: globals ngx
 local ngx = ngx -- nil outside nginx: the module loads anywhere, and start says why it cannot send
 
-local version = require "streamctl.version"
 local nginx = require "streamctl.nginx"
-local curl_transport = require "streamctl.transport.curl" -- its OPTIONS only (no C is loaded)
+local validate = require "streamctl.validate"
+local curl_transport = require "streamctl.transport.curl" -- its OPTIONS and DEFAULTS only (no C is loaded)
 
 local type, pairs, ipairs, tostring, tonumber, error, pcall, select =
   type, pairs, ipairs, tostring, tonumber, error, pcall, select
 local floor, min, huge = math.floor, math.min, math.huge
-local format, find, match, lower, sub, byte, gsub, gmatch =
-  string.format, string.find, string.match, string.lower, string.sub, string.byte, string.gsub, string.gmatch
-local concat, sort = table.concat, table.sort
+local format, find, match, lower, sub, byte, gmatch =
+  string.format, string.find, string.match, string.lower, string.sub, string.byte, string.gmatch
+local concat = table.concat
 
 local M = {}
 
@@ -116,61 +118,29 @@ local M = {}
 -- answers before it and trailers after a chunked body), in bytes.
 M.MAX_HEADER_BYTES = 65536
 
---- The defaults, the same as the libcurl transport's.
-M.DEFAULTS = { timeout_ms = 10000, connect_timeout_ms = 5000, max_connections = 8, max_body = 1048576 }
+-- The defaults: the libcurl transport's, one table for both.
+local DEFAULTS = curl_transport.DEFAULTS
 
 local READ_SIZE = 65536   -- the most one receive asks for
 local MIN_WAIT = 0.001    -- the shortest wait nginx's timers keep (1 ms)
 local MAX_CHUNK_LINE = 4096 -- a chunk-size line, extensions included
 
--- RFC 9110 token characters.
-local TOKEN = "^[%w!#$%%&'*+%-%.%^_`|~]+$"
+-- RFC 9110 token characters (a method; header names: streamctl.transport.curl.header_fields).
+local TOKEN = curl_transport.TOKEN
 
 local BODY_METHODS = { POST = true, PUT = true, PATCH = true }
 
 -- Options ---------------------------------------------------------------------
 
-local OPTION_NAMES = {}
-for i, o in ipairs(curl_transport.OPTIONS) do OPTION_NAMES[i] = o.name end
-
-local function bad_option(why)
-  error("bad argument #1 to 'new' (" .. why .. ")", 4)
+local function refuse_proxy()
+  return nil, "option 'proxy' is not supported by streamctl.transport.ngx: cosockets connect directly "
+    .. "(use the libcurl transport where a proxy is needed)", true
 end
 
-local function check_options(opts)
-  if opts == nil then opts = {} end
-  if type(opts) ~= "table" then bad_option("opts must be a table or nil") end
-  local known = {}
-  for _, o in ipairs(curl_transport.OPTIONS) do known[o.name] = o end
-  local unknown = {}
-  for k in pairs(opts) do
-    if not known[k] then unknown[#unknown + 1] = tostring(k) end
-  end
-  if #unknown > 0 then
-    sort(unknown)
-    bad_option(format("option '%s' is not an option of streamctl.transport.ngx.new (options: %s)",
-      unknown[1], concat(OPTION_NAMES, ", ")))
-  end
-  local values = {}
-  for _, o in ipairs(curl_transport.OPTIONS) do
-    local v = opts[o.name]
-    if v ~= nil then
-      if o.name == "proxy" then
-        bad_option("option 'proxy' is not supported by streamctl.transport.ngx: cosockets connect directly "
-          .. "(use the libcurl transport where a proxy is needed)")
-      elseif o.type == "integer" then
-        if type(v) ~= "number" or v ~= floor(v) then bad_option(format("option '%s' must be an integer", o.name)) end
-        if v < o.min then bad_option(format("option '%s' must be at least %.0f", o.name, o.min)) end
-        if v > o.max then bad_option(format("option '%s' must be at most %.0f", o.name, o.max)) end
-      else
-        local parsed, why = o.check(v)
-        if parsed == nil then bad_option(format("option '%s' %s", o.name, why)) end
-        v = parsed
-      end
-      values[o.name] = v
-    end
-  end
-  return values
+-- The libcurl transport's options (a streamctl.validate schema), `proxy` refused.
+local OPTIONS = {}
+for i, o in ipairs(curl_transport.OPTIONS) do
+  OPTIONS[i] = o.name == "proxy" and { name = "proxy", type = "custom", check = refuse_proxy } or o
 end
 
 -- Requests --------------------------------------------------------------------
@@ -183,18 +153,61 @@ local function invalid(message)
   return nil, failure("InvalidRequest", message, false)
 end
 
--- A header name fit for a message: control characters shown as "?".
-local function shown(name)
-  return (gsub(tostring(name), "%c", "?"))
+-- The parts of an http(s) URL an attempt needs: scheme, authority (as
+-- written, for Host), host (to connect to), server_name (SNI), port and the
+-- request-target; or nil and why it is refused.
+local function parse_url(url)
+  if type(url) ~= "string" then return nil, "the request has no URL" end
+  if find(url, "[%z\1-\32\127]") then return nil, "the URL must not contain whitespace or control characters" end
+  local scheme, authority, rest = match(url, "^(%a[%w+.-]*)://([^/?#]*)(.*)$")
+  if not scheme then return nil, "the URL must look like http://host[:port]/path" end
+  scheme = lower(scheme)
+  if scheme ~= "http" and scheme ~= "https" then
+    return nil, "only http and https URLs are supported (got '" .. scheme .. "')"
+  end
+  if find(authority, "@", 1, true) then return nil, "the URL must not carry user information" end
+  -- nginx connects to an IPv6 literal written in brackets; SNI takes it without
+  local host, port = match(authority, "^(%[[%x:.]+%]):?(%d*)$")
+  local server_name
+  if host then
+    server_name = sub(host, 2, -2)
+  else
+    host, port = match(authority, "^([%w.-]+):?(%d*)$")
+    if not host then return nil, "the URL must name a valid host" end
+    server_name = host
+  end
+  if port == "" then
+    port = scheme == "https" and 443 or 80
+  else
+    port = tonumber(port)
+    if port < 1 or port > 65535 then return nil, "the URL's port must be in 1..65535" end
+  end
+  local target = match(rest, "^[^#]*") -- the fragment is not sent
+  if target == "" then
+    target = "/"
+  elseif byte(target, 1) == 63 then -- "?"
+    target = "/" .. target
+  end
+  return { scheme = scheme, authority = authority, host = host, server_name = server_name, port = port,
+           target = target }
 end
 
-local function header_value(v)
-  if type(v) == "string" then return v end
-  if type(v) == "number" then
-    if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return format("%.0f", v) end
-    return tostring(v)
+-- The request head: the request line, Host and User-Agent unless the caller
+-- gave them, the caller's headers (`fields`, sorted), the body's length.
+local function build_head(self, method, u, fields, seen, body)
+  local head = { method, " ", u.target, " HTTP/1.1\r\n" }
+  if not seen.host then head[#head + 1] = "Host: " .. u.authority .. "\r\n" end
+  if not seen["user-agent"] and self.user_agent ~= "" then
+    head[#head + 1] = "User-Agent: " .. self.user_agent .. "\r\n"
   end
-  return nil
+  for _, f in ipairs(fields) do head[#head + 1] = f[2] .. ": " .. f[3] .. "\r\n" end
+  if body ~= nil then
+    head[#head + 1] = "Content-Length: " .. #body .. "\r\n"
+  elseif BODY_METHODS[method] then
+    head[#head + 1] = "Content-Length: 0\r\n"
+  end
+  head[#head + 1] = "\r\n"
+  return concat(head)
 end
 
 -- Checks `request` and makes everything an attempt needs: the bytes of the
@@ -206,90 +219,26 @@ local function prepare(self, request)
   if type(method) ~= "string" or not find(method, TOKEN) then
     return invalid("the request method must be a token such as GET or POST")
   end
-  local url = request.url
-  if type(url) ~= "string" then return invalid("the request has no URL") end
-  if find(url, "[%z\1-\32\127]") then return invalid("the URL must not contain whitespace or control characters") end
-  local scheme, authority, rest = match(url, "^(%a[%w+.-]*)://([^/?#]*)(.*)$")
-  if not scheme then return invalid("the URL must look like http://host[:port]/path") end
-  scheme = lower(scheme)
-  if scheme ~= "http" and scheme ~= "https" then
-    return invalid("only http and https URLs are supported (got '" .. scheme .. "')")
-  end
-  if find(authority, "@", 1, true) then return invalid("the URL must not carry user information") end
-  -- nginx connects to an IPv6 literal written in brackets; SNI takes it without
-  local host, port = match(authority, "^(%[[%x:.]+%]):?(%d*)$")
-  local server_name
-  if host then
-    server_name = sub(host, 2, -2)
-  else
-    host, port = match(authority, "^([%w.-]+):?(%d*)$")
-    if not host then return invalid("the URL must name a valid host") end
-    server_name = host
-  end
-  if port == "" then
-    port = scheme == "https" and 443 or 80
-  else
-    port = tonumber(port)
-    if port < 1 or port > 65535 then return invalid("the URL's port must be in 1..65535") end
-  end
-  rest = match(rest, "^[^#]*")
-  local target = rest
-  if target == "" then
-    target = "/"
-  elseif byte(target, 1) == 63 then -- "?"
-    target = "/" .. target
-  end
-
+  local u, why = parse_url(request.url)
+  if not u then return invalid(why) end
   local headers = request.headers
   if headers ~= nil and type(headers) ~= "table" then return invalid("the request headers must be a table") end
-  local lines, seen = {}, {}
-  for name, value in pairs(headers or {}) do
-    if type(name) ~= "string" or not find(name, TOKEN) then
-      if type(name) == "string" and find(name, "[%z\r\n]") then
-        return invalid("header name '" .. shown(name) .. "' must not contain CR, LF or NUL")
-      end
-      return invalid("header name '" .. shown(name) .. "' is not a token")
-    end
-    local l = lower(name)
-    if seen[l] then return invalid("header '" .. name .. "' is given twice (names are case-insensitive)") end
-    seen[l] = true
-    if l == "content-length" or l == "transfer-encoding" then
-      return invalid("header '" .. name .. "' is set by the transport, not the caller")
-    end
-    local v = header_value(value)
-    if not v then return invalid("header '" .. name .. "' must have a string or number value") end
-    if find(v, "[%z\r\n]") then return invalid("header '" .. name .. "' must not contain CR, LF or NUL") end
-    lines[#lines + 1] = { l, name .. ": " .. v .. "\r\n" }
-  end
-  sort(lines, function(a, b) return a[1] < b[1] end)
-
+  local fields, seen = curl_transport.header_fields(headers)
+  if not fields then return invalid(seen) end
   local body = request.body
   if body ~= nil and type(body) ~= "string" then return invalid("the request body must be a string") end
 
-  local head = { method, " ", target, " HTTP/1.1\r\n" }
-  if not seen.host then head[#head + 1] = "Host: " .. authority .. "\r\n" end
-  if not seen["user-agent"] and self.user_agent ~= "" then
-    head[#head + 1] = "User-Agent: " .. self.user_agent .. "\r\n"
-  end
-  for _, h in ipairs(lines) do head[#head + 1] = h[2] end
-  if body ~= nil then
-    head[#head + 1] = "Content-Length: " .. #body .. "\r\n"
-  elseif BODY_METHODS[method] then
-    head[#head + 1] = "Content-Length: 0\r\n"
-  end
-  head[#head + 1] = "\r\n"
-
-  local tls = scheme == "https"
+  local tls = u.scheme == "https"
   return {
-    head = concat(head),
+    head = build_head(self, method, u, fields, seen, body),
     body = body ~= "" and body or nil,
     head_only = method == "HEAD",
     tls = tls,
-    host = host,
-    server_name = server_name,
-    port = port,
-    origin = scheme .. "://" .. authority, -- for messages: never the path or query
-    pool = format("streamctl:%s:%s:%d%s", scheme, lower(host), port,
+    host = u.host,
+    server_name = u.server_name,
+    port = u.port,
+    origin = u.scheme .. "://" .. u.authority, -- for messages: never the path or query
+    pool = format("streamctl:%s:%s:%d%s", u.scheme, lower(u.host), u.port,
       tls and (":verify:" .. (self.ca_file or "nginx")) or ""),
     sent = false,
   }
@@ -461,9 +410,10 @@ end
 
 local HEADERS_TOO_LARGE = "the response header section is over 64 KiB"
 
--- Reads one response from `r`: res, keep (may the connection be reused); or
--- nil, failure.
-local function read_response(self, plan, r)
+-- Reads the head of the final answer (1xx ones skipped): status, minor
+-- version, fields and the header budget left (trailers count against it);
+-- or nil, failure.
+local function read_head(plan, r)
   local budget = M.MAX_HEADER_BYTES
   local status, minor, fields
   repeat
@@ -487,55 +437,60 @@ local function read_response(self, plan, r)
     fields, budget = left, why
     if status == 101 then return nil, malformed(plan, "an unrequested 101 Switching Protocols") end
   until status >= 200
+  return status, minor, fields, budget
+end
 
-  local keep
-  if minor >= 1 then
-    keep = not has_token(fields.connection, "close")
-  else
-    keep = has_token(fields.connection, "keep-alive")
+-- Reads a chunked body into `parts`, then its trailers (dropped): true, or
+-- nil, failure.
+local function read_chunked(self, plan, r, parts, budget)
+  local size = 0
+  for _ = 1, 1e9 do -- bounded by max_body: every round but the last reads at least a byte
+    local line, err = read_line(r, MAX_CHUNK_LINE)
+    if not line then
+      if err == "too long" then return nil, malformed(plan, "a chunk-size line is too long") end
+      return nil, read_failure(plan, err, "body", " (inside a chunked body)")
+    end
+    local hex, ext = match(line, "^(%x+)[ \t]*(.*)$")
+    if not hex or (ext ~= "" and byte(ext, 1) ~= 59) then -- ";"
+      return nil, malformed(plan, "a chunk-size line is not hex digits")
+    end
+    hex = match(hex, "^0*(.*)$")
+    if #hex > 8 then return nil, over_max_body(self, plan) end
+    local n = hex == "" and 0 or tonumber(hex, 16)
+    if n == 0 then break end
+    size = size + n
+    if size > self.max_body then return nil, over_max_body(self, plan) end
+    local ok, rerr = read_exact(r, n, parts)
+    if not ok then return nil, read_failure(plan, rerr, "body", " (inside a chunk)") end
+    local crlf, cerr = read_line(r, 2)
+    if not crlf then
+      if cerr == "too long" then return nil, malformed(plan, "a chunk is longer than its size") end
+      return nil, read_failure(plan, cerr, "body", " (after a chunk)")
+    end
+    if crlf ~= "" then return nil, malformed(plan, "a chunk is longer than its size") end
   end
+  local ok, why, detail = read_fields(r, budget) -- trailers, dropped
+  if not ok then
+    if why == "malformed" then return nil, malformed(plan, "trailer: " .. detail) end
+    if why == "too long" then return nil, malformed(plan, HEADERS_TOO_LARGE) end
+    return nil, read_failure(plan, why, "trailers")
+  end
+  return true
+end
 
-  local parts = {}
+-- Reads the body the head announces into `parts`: true and whether the
+-- connection may still be kept as far as the body goes; or nil, failure.
+local function read_body(self, plan, r, parts, status, fields, budget)
   local te, cl = fields["transfer-encoding"], fields["content-length"]
   if plan.head_only or status == 204 or status == 304 then -- no body, whatever the headers say
-    if plan.head_only and te then keep = false end
+    return true, not (plan.head_only and te)
   elseif te then
     if lower(trim(te)) ~= "chunked" then
       return nil, malformed(plan, "an unsupported Transfer-Encoding (only chunked is read)")
     end
-    if cl then keep = false end -- both: chunked wins, and the connection is not trusted
-    local size = 0
-    for _ = 1, 1e9 do -- bounded by max_body: every round but the last reads at least a byte
-      local line, err = read_line(r, MAX_CHUNK_LINE)
-      if not line then
-        if err == "too long" then return nil, malformed(plan, "a chunk-size line is too long") end
-        return nil, read_failure(plan, err, "body", " (inside a chunked body)")
-      end
-      local hex, ext = match(line, "^(%x+)[ \t]*(.*)$")
-      if not hex or (ext ~= "" and byte(ext, 1) ~= 59) then -- ";"
-        return nil, malformed(plan, "a chunk-size line is not hex digits")
-      end
-      hex = match(hex, "^0*(.*)$")
-      if #hex > 8 then return nil, over_max_body(self, plan) end
-      local n = hex == "" and 0 or tonumber(hex, 16)
-      if n == 0 then break end
-      size = size + n
-      if size > self.max_body then return nil, over_max_body(self, plan) end
-      local ok, rerr = read_exact(r, n, parts)
-      if not ok then return nil, read_failure(plan, rerr, "body", " (inside a chunk)") end
-      local crlf, cerr = read_line(r, 2)
-      if not crlf then
-        if cerr == "too long" then return nil, malformed(plan, "a chunk is longer than its size") end
-        return nil, read_failure(plan, cerr, "body", " (after a chunk)")
-      end
-      if crlf ~= "" then return nil, malformed(plan, "a chunk is longer than its size") end
-    end
-    local ok, why, detail = read_fields(r, budget) -- trailers, dropped
-    if not ok then
-      if why == "malformed" then return nil, malformed(plan, "trailer: " .. detail) end
-      if why == "too long" then return nil, malformed(plan, HEADERS_TOO_LARGE) end
-      return nil, read_failure(plan, why, "trailers")
-    end
+    local ok, err = read_chunked(self, plan, r, parts, budget)
+    if not ok then return nil, err end
+    return true, not cl -- both: chunked wins, and the connection is not trusted
   elseif cl then
     local n = content_length(cl)
     if not n then return nil, malformed(plan, "an invalid Content-Length") end
@@ -545,14 +500,32 @@ local function read_response(self, plan, r)
       local got = #concat(parts)
       return nil, read_failure(plan, err, "body", format(" (%d of %d bytes)", got, n))
     end
-  else -- neither: the body ends when the server closes
-    keep = false
-    local ok, err = read_to_close(r, self.max_body, parts)
-    if not ok then
-      if err == "too long" then return nil, over_max_body(self, plan) end
-      return nil, read_failure(plan, err, "body")
-    end
+    return true, true
   end
+  -- neither: the body ends when the server closes
+  local ok, err = read_to_close(r, self.max_body, parts)
+  if not ok then
+    if err == "too long" then return nil, over_max_body(self, plan) end
+    return nil, read_failure(plan, err, "body")
+  end
+  return true, false
+end
+
+-- Reads one response from `r`: res, keep (may the connection be reused); or
+-- nil, failure.
+local function read_response(self, plan, r)
+  local status, minor, fields, budget = read_head(plan, r)
+  if not status then return nil, minor end
+  local keep
+  if minor >= 1 then
+    keep = not has_token(fields.connection, "close")
+  else
+    keep = has_token(fields.connection, "keep-alive")
+  end
+  local parts = {}
+  local ok, body_keep = read_body(self, plan, r, parts, status, fields, budget)
+  if not ok then return nil, body_keep end
+  keep = keep and body_keep
   if r.buf ~= "" then keep = false end -- more than one answer: do not trust the connection
   return { status = status, headers = fields, body = concat(parts) }, keep
 end
@@ -655,90 +628,108 @@ local function cosockets_here()
   return true
 end
 
---- Makes a transport.
--- @param opts the options of streamctl.transport.curl (all optional; see the
---   module's description); a bad or unknown option, and `proxy`, raise
-function M.new(opts)
-  local o = check_options(opts)
-  local self = {
-    timeout = o.timeout_ms or M.DEFAULTS.timeout_ms,
-    connect_timeout = o.connect_timeout_ms or M.DEFAULTS.connect_timeout_ms,
-    pool_size = o.max_connections or M.DEFAULTS.max_connections,
-    max_body = o.max_body or M.DEFAULTS.max_body,
-    user_agent = o.user_agent or version.user_agent,
+-- A transport's settings from its checked options `o`, the defaults for the others.
+local function settings(o)
+  local function get(name)
+    local v = o[name]
+    if v == nil then v = DEFAULTS[name] end
+    return v
+  end
+  return {
+    timeout = get("timeout_ms"),
+    connect_timeout = get("connect_timeout_ms"),
+    pool_size = get("max_connections"),
+    max_body = get("max_body"),
+    user_agent = get("user_agent"),
     ca_file = o.ca_file,
   }
-  local done = {}     -- completions not yet polled
-  local threads = {}  -- key -> light thread, while in flight
-  local pending = 0   -- requests in flight
-  local closed = false
-  local sema          -- made on the first start (needs nginx)
-  local t = {}
+end
 
-  local function run(key, plan)
-    local ok, res, err = pcall(exchange, self, plan)
-    if not ok then
-      res, err = nil, failure("NetworkError", "streamctl.transport.ngx: internal error: " .. tostring(res), plan.sent)
+-- The light thread of one request: the exchange, then its completion for
+-- `poll`, waking every poller (each takes what it finds).
+local function run(self, key, plan)
+  local ok, res, err = pcall(exchange, self, plan)
+  if not ok then
+    res, err = nil, failure("NetworkError", "streamctl.transport.ngx: internal error: " .. tostring(res), plan.sent)
+  end
+  self.pending = self.pending - 1
+  self.threads[key] = nil
+  if self.closed then return end
+  self.done[#self.done + 1] = { key = key, res = res, err = err }
+  local count = self.sema:count()
+  if count < 0 then self.sema:post(-count) end
+end
+
+local function start(self, key, request)
+  if self.closed then return invalid("the transport is closed") end
+  local plan, err = prepare(self, request)
+  if not plan then return nil, err end
+  local here, why = cosockets_here()
+  if not here then return invalid(why) end
+  if not self.sema then self.sema = require("ngx.semaphore").new(0) end
+  self.pending = self.pending + 1
+  local ok, th = pcall(ngx.thread.spawn, run, self, key, plan)
+  if not ok then
+    self.pending = self.pending - 1
+    return invalid("streamctl.transport.ngx cannot start a light thread here: " .. tostring(th))
+  end
+  if coroutine.status(th) ~= "dead" then self.threads[key] = th end -- it ran until its first wait
+  return true
+end
+
+local function sleep(seconds)
+  if not ngx or not ngx.sleep then error("streamctl.transport.ngx: sleep needs nginx (ngx.sleep)", 2) end
+  if seconds < MIN_WAIT then seconds = MIN_WAIT end
+  return ngx.sleep(seconds)
+end
+
+-- Completions, waiting up to `timeout` seconds for at least one.
+local function poll(self, timeout)
+  if #self.done == 0 and timeout > 0 then
+    -- nginx's timers count whole milliseconds: a shorter wait would not
+    -- yield at all (a busy loop) and ngx.sleep(0) only warns.
+    if timeout < MIN_WAIT then timeout = MIN_WAIT end
+    if self.pending > 0 then
+      self.sema:wait(timeout)
+    else
+      sleep(timeout)
     end
-    pending = pending - 1
-    threads[key] = nil
-    if closed then return end
-    done[#done + 1] = { key = key, res = res, err = err }
-    local count = sema:count()
-    if count < 0 then sema:post(-count) end -- wake every poller: each takes what it finds
   end
+  local out = self.done
+  self.done = {}
+  return out
+end
 
-  function t.start(key, request)
-    if closed then return invalid("the transport is closed") end
-    local plan, err = prepare(self, request)
-    if not plan then return nil, err end
-    local here, why = cosockets_here()
-    if not here then return invalid(why) end
-    if not sema then sema = require("ngx.semaphore").new(0) end
-    pending = pending + 1
-    local ok, th = pcall(ngx.thread.spawn, run, key, plan)
-    if not ok then
-      pending = pending - 1
-      return invalid("streamctl.transport.ngx cannot start a light thread here: " .. tostring(th))
-    end
-    if coroutine.status(th) ~= "dead" then threads[key] = th end -- it ran until its first wait
-    return true
+local function close(self)
+  if self.closed then return end
+  self.closed = true
+  for key, th in pairs(self.threads) do
+    pcall(ngx.thread.kill, th) -- only the threads this light thread started can be killed
+    self.threads[key] = nil
   end
+  self.done = {}
+end
 
-  --- Completions, waiting up to `timeout` seconds for at least one.
-  function t.poll(timeout)
-    if #done == 0 and timeout > 0 then
-      -- nginx's timers count whole milliseconds: a shorter wait would not
-      -- yield at all (a busy loop) and ngx.sleep(0) only warns.
-      if timeout < MIN_WAIT then timeout = MIN_WAIT end
-      if pending > 0 then
-        sema:wait(timeout)
-      else
-        t.sleep(timeout)
-      end
-    end
-    local out = done
-    done = {}
-    return out
-  end
-
-  function t.sleep(seconds)
-    if not ngx or not ngx.sleep then error("streamctl.transport.ngx: sleep needs nginx (ngx.sleep)", 2) end
-    if seconds < MIN_WAIT then seconds = MIN_WAIT end
-    return ngx.sleep(seconds)
-  end
-
-  function t.close()
-    if closed then return end
-    closed = true
-    for key, th in pairs(threads) do
-      pcall(ngx.thread.kill, th) -- only the threads this light thread started can be killed
-      threads[key] = nil
-    end
-    done = {}
-  end
-
-  return t
+--- Makes a transport.
+-- @param opts the options of streamctl.transport.curl (all optional; see the
+--   module's description)
+-- @return the transport; or nil and an InvalidParameter error (streamctl.errors)
+--   naming a bad or unknown option, or `proxy`. Options that are not a table raise.
+function M.new(opts)
+  local o, err = validate.construct(OPTIONS, opts, "streamctl.transport.ngx.new", "new")
+  if not o then return nil, err end
+  local self = settings(o)
+  self.done = {}     -- completions not yet polled
+  self.threads = {}  -- key -> light thread, while in flight
+  self.pending = 0   -- requests in flight
+  self.closed = false
+  self.sema = nil    -- made on the first start (needs nginx)
+  return {
+    start = function(key, request) return start(self, key, request) end,
+    poll = function(timeout) return poll(self, timeout) end,
+    sleep = sleep,
+    close = function() return close(self) end,
+  }
 end
 
 --- For specs and the fuzzer (make fuzz): reads `bytes` as the answer to one
@@ -758,15 +749,15 @@ function M._read_response(bytes, opts)
       return piece
     end,
   }
-  local self = { max_body = opts.max_body or M.DEFAULTS.max_body }
+  local self = { max_body = opts.max_body or DEFAULTS.max_body }
   local plan = { origin = "http://127.0.0.1", head_only = opts.method == "HEAD" }
   return read_response(self, plan, reader(sock, huge))
 end
 
 -- For specs: the request head `prepare` makes (nil, failure when refused).
 function M._prepare(request, opts)
-  local o = check_options(opts)
-  local plan, err = prepare({ user_agent = o.user_agent or version.user_agent, ca_file = o.ca_file }, request)
+  local o = assert(validate.construct(OPTIONS, opts, "streamctl.transport.ngx._prepare", "_prepare"))
+  local plan, err = prepare(settings(o), request)
   if not plan then return nil, err end
   return plan.head, plan
 end
