@@ -1,9 +1,13 @@
 /*
  * streamctl.core: signing, encoding, nonces and time for streamctl.
  *
- * No I/O and no global state, so it is safe in every nginx phase. Every
- * temporary lives in Lua-owned memory (userdata or luaL_Buffer) before
- * anything can raise; copies of secrets are wiped with OPENSSL_cleanse.
+ * No I/O, so it is safe in every nginx phase. Its only process-wide state is
+ * the fork watch of the nonce pools (fork_count, forks_seen, fork_once: see
+ * "Random bytes" below), set once and read-only to everything but the
+ * pthread_atfork child handler; all other state is per Lua state (upvalues,
+ * userdata). Every temporary lives in Lua-owned memory (userdata or
+ * luaL_Buffer) before anything can raise; copies of secrets are wiped with
+ * OPENSSL_cleanse.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -777,17 +781,91 @@ static void sha256(lua_State *L, sc_secret *sec, const void *p, size_t n, unsign
     if (EVP_Digest(p, n, out, &len, EVP_sha256(), NULL) != 1 || len != 32) luaL_error(L, "SHA-256 failed");
 }
 
+/* Pushes the signed header names, "a;b;c". */
+static void push_signed_names(lua_State *L, const sc_header *hs, size_t nh) {
+    luaL_Buffer b;
+    size_t i;
+    luaL_buffinit(L, &b);
+    for (i = 0; i < nh; i++) {
+        if (i) luaL_addchar(&b, ';');
+        luaL_addlstring(&b, hs[i].name, hs[i].nl);
+    }
+    luaL_pushresult(&b);
+}
+
+/* Pushes V3's canonical request: method, encoded path, the canonical query
+   (at base + 4), the headers, the signed names (base + 3) and the payload's
+   hash (base + 2), a line each. */
+static void push_canonical_request(lua_State *L, const char *method, size_t ml, const char *path, size_t pl,
+                                   const sc_header *hs, size_t nh, int base) {
+    luaL_Buffer b;
+    size_t i;
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, method, ml);
+    luaL_addchar(&b, '\n');
+    add_encoded(&b, path, pl, 1);
+    luaL_addchar(&b, '\n');
+    lua_pushvalue(L, base + 4);
+    luaL_addvalue(&b);
+    luaL_addchar(&b, '\n');
+    for (i = 0; i < nh; i++) {
+        luaL_addlstring(&b, hs[i].name, hs[i].nl);
+        luaL_addchar(&b, ':');
+        luaL_addlstring(&b, hs[i].v, hs[i].vl);
+        luaL_addchar(&b, '\n');
+    }
+    luaL_addchar(&b, '\n');
+    lua_pushvalue(L, base + 3);
+    luaL_addvalue(&b);
+    luaL_addchar(&b, '\n');
+    lua_pushvalue(L, base + 2);
+    luaL_addvalue(&b);
+    luaL_pushresult(&b);
+}
+
+/* HMAC-SHA256 of `sts` under the secret (its cached keyed MAC when it is a
+   secret object): 1 when sig holds the 32 bytes. */
+static int v3_mac(sc_secret *sec, const unsigned char *secret, size_t sl, const char *sts, unsigned char *sig) {
+    unsigned int siglen = 0;
+    int ok;
+#if SC_KEYED_MAC
+    if (sec != NULL) {
+        size_t mlen = 0;
+        if (sec->v3 == NULL) sec->v3 = keyed_mac("SHA256", sec->bytes, sec->len);
+        ok = sec->v3 != NULL && EVP_MAC_init(sec->v3, NULL, 0, NULL) &&
+             EVP_MAC_update(sec->v3, (const unsigned char *)sts, strlen(sts)) &&
+             EVP_MAC_final(sec->v3, sig, &mlen, 32);
+        return ok && mlen == 32;
+    }
+#endif
+    (void)sec;
+    ok = HMAC(EVP_sha256(), secret, (int)sl, (const unsigned char *)sts, strlen(sts), sig, &siglen) != NULL;
+    return ok && siglen == 32;
+}
+
+/* Pushes the Authorization value. */
+static void push_authorization(lua_State *L, const char *akid, size_t akl, int names, const char *hexsig) {
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, V3_ALGORITHM " Credential=");
+    luaL_addlstring(&b, akid, akl);
+    luaL_addstring(&b, ",SignedHeaders=");
+    lua_pushvalue(L, names);
+    luaL_addvalue(&b);
+    luaL_addstring(&b, ",Signature=");
+    luaL_addstring(&b, hexsig);
+    luaL_pushresult(&b);
+}
+
 static int l_aliyun_sign_v3(lua_State *L) {
-    size_t ml, pl, bl, akl, sl, nh, i, crl;
+    size_t ml, pl, bl, akl, sl, nh, crl;
     const char *method, *path, *body, *akid, *cr;
     const unsigned char *secret;
     sc_header *hs;
     unsigned char digest[32], sig[32];
-    unsigned int siglen = 0;
     char sts[sizeof(V3_ALGORITHM) + 1 + 64], hexsig[65], hexcr[65];
-    int ok, base;
+    int base;
     sc_secret *sec;
-    luaL_Buffer b;
 
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
@@ -820,38 +898,9 @@ static int l_aliyun_sign_v3(lua_State *L) {
         sha256(L, sec, body, bl, digest);
         push_hex(L, digest, 32);               /* base + 2: hashed payload */
     }
-
-    /* signed header names, "a;b;c" */
-    luaL_buffinit(L, &b);
-    for (i = 0; i < nh; i++) {
-        if (i) luaL_addchar(&b, ';');
-        luaL_addlstring(&b, hs[i].name, hs[i].nl);
-    }
-    luaL_pushresult(&b);                       /* base + 3 */
-
+    push_signed_names(L, hs, nh);              /* base + 3 */
     push_canonical_query(L, 4);                /* base + 4 */
-
-    luaL_buffinit(L, &b);
-    luaL_addlstring(&b, method, ml);
-    luaL_addchar(&b, '\n');
-    add_encoded(&b, path, pl, 1);
-    luaL_addchar(&b, '\n');
-    lua_pushvalue(L, base + 4);
-    luaL_addvalue(&b);
-    luaL_addchar(&b, '\n');
-    for (i = 0; i < nh; i++) {
-        luaL_addlstring(&b, hs[i].name, hs[i].nl);
-        luaL_addchar(&b, ':');
-        luaL_addlstring(&b, hs[i].v, hs[i].vl);
-        luaL_addchar(&b, '\n');
-    }
-    luaL_addchar(&b, '\n');
-    lua_pushvalue(L, base + 3);
-    luaL_addvalue(&b);
-    luaL_addchar(&b, '\n');
-    lua_pushvalue(L, base + 2);
-    luaL_addvalue(&b);
-    luaL_pushresult(&b);                       /* base + 5: canonical request */
+    push_canonical_request(L, method, ml, path, pl, hs, nh, base); /* base + 5 */
     cr = lua_tolstring(L, -1, &crl);
 
     sha256(L, sec, cr, crl, digest);
@@ -859,33 +908,11 @@ static int l_aliyun_sign_v3(lua_State *L) {
     hexcr[64] = '\0';
     memcpy(sts, V3_ALGORITHM "\n", sizeof(V3_ALGORITHM));
     memcpy(sts + sizeof(V3_ALGORITHM), hexcr, 65);
-#if SC_KEYED_MAC
-    if (sec != NULL) {
-        size_t mlen = 0;
-        if (sec->v3 == NULL) sec->v3 = keyed_mac("SHA256", sec->bytes, sec->len);
-        ok = sec->v3 != NULL && EVP_MAC_init(sec->v3, NULL, 0, NULL) &&
-             EVP_MAC_update(sec->v3, (const unsigned char *)sts, strlen(sts)) &&
-             EVP_MAC_final(sec->v3, sig, &mlen, sizeof(sig));
-        siglen = (unsigned int)mlen;
-    } else
-#endif
-    {
-        (void)sec;
-        ok = HMAC(EVP_sha256(), secret, (int)sl, (const unsigned char *)sts, strlen(sts), sig, &siglen) != NULL;
-    }
-    if (!ok || siglen != 32) return luaL_error(L, "HMAC-SHA256 failed");
+    if (!v3_mac(sec, secret, sl, sts, sig)) return luaL_error(L, "HMAC-SHA256 failed");
     to_hex(hexsig, sig, 32);
     hexsig[64] = '\0';
 
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, V3_ALGORITHM " Credential=");
-    luaL_addlstring(&b, akid, akl);
-    luaL_addstring(&b, ",SignedHeaders=");
-    lua_pushvalue(L, base + 3);
-    luaL_addvalue(&b);
-    luaL_addstring(&b, ",Signature=");
-    luaL_addstring(&b, hexsig);
-    luaL_pushresult(&b);
+    push_authorization(L, akid, akl, base + 3, hexsig);
     lua_pushstring(L, hexsig);
     lua_pushstring(L, hexcr);
     lua_pushvalue(L, base + 4);

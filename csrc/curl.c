@@ -1,7 +1,6 @@
 /*
  * streamctl.curl: the HTTP transport of streamctl, over libcurl.
  *
- *   curl.version()             libcurl's version ("7.88.1")
  *   curl.easy(opts)            one reusable easy handle: h:request(req), h:close()
  *   curl.multi(opts)           concurrent transfers: m:add(key, req) (key: any value
  *                              but nil and NaN), m:poll(ms),
@@ -56,10 +55,13 @@
 #define MULTI_MT "streamctl.curl.multi"
 #define CLOSED_MSG "streamctl.curl: handle is closed"
 
+/* Fallbacks for the module's direct callers only (bench, examples, spec
+   helpers): streamctl.transport.curl passes every option, from its DEFAULTS
+   (the one table of the transports' defaults), so these never apply to a
+   client's request. No User-Agent fallback: without the option none is sent. */
 #define DEFAULT_TIMEOUT_MS 10000L
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000L
 #define DEFAULT_MAX_BODY 1048576L
-#define DEFAULT_USER_AGENT "streamctl" /* the Lua transport sends "streamctl/<version>" */
 #define DEFAULT_MAX_CONNECTIONS 8L
 #define MAX_BODY_LIMIT 1073741824L /* 1 GiB */
 #define MAX_HEADER_BYTES 65536     /* response header lines, all of one transfer */
@@ -74,7 +76,7 @@ typedef struct {
     long max_connections; /* multi only */
     char *ca_file;        /* NULL: libcurl's default CA store */
     char *proxy;          /* NULL: no proxy (environment variables ignored) */
-    char *user_agent;     /* "" sends none */
+    char *user_agent;     /* NULL or "": none sent */
 } sc_opts;
 
 static void opts_free(sc_opts *o) {
@@ -110,12 +112,10 @@ static long opt_int(lua_State *L, int t, const char *name, long def, long min, l
     return v;
 }
 
-/* A string option, copied into *dst (owned by the caller's userdata). */
-static void opt_str(lua_State *L, int t, const char *name, const char *def, char **dst) {
+/* A string option, copied into *dst (owned by the caller's userdata); absent: NULL. */
+static void opt_str(lua_State *L, int t, const char *name, char **dst) {
     lua_getfield(L, t, name);
-    if (lua_isnil(L, -1)) {
-        if (def != NULL) *dst = dup_mem(L, def, strlen(def));
-    } else {
+    if (!lua_isnil(L, -1)) {
         size_t n, i;
         const char *s;
         if (lua_type(L, -1) != LUA_TSTRING)
@@ -136,10 +136,7 @@ static void read_opts(lua_State *L, int idx, sc_opts *o, int multi) {
     o->connect_timeout_ms = DEFAULT_CONNECT_TIMEOUT_MS;
     o->max_body = (size_t)DEFAULT_MAX_BODY;
     o->max_connections = DEFAULT_MAX_CONNECTIONS;
-    if (lua_isnoneornil(L, idx)) {
-        o->user_agent = dup_mem(L, DEFAULT_USER_AGENT, strlen(DEFAULT_USER_AGENT));
-        return;
-    }
+    if (lua_isnoneornil(L, idx)) return;
     luaL_checktype(L, idx, LUA_TTABLE);
     o->timeout_ms = opt_int(L, idx, "timeout_ms", DEFAULT_TIMEOUT_MS, 1, INT_MAX);
     o->connect_timeout_ms =
@@ -148,9 +145,9 @@ static void read_opts(lua_State *L, int idx, sc_opts *o, int multi) {
     if (multi)
         o->max_connections =
             opt_int(L, idx, "max_connections", DEFAULT_MAX_CONNECTIONS, 1, 1024);
-    opt_str(L, idx, "ca_file", NULL, &o->ca_file);
-    opt_str(L, idx, "proxy", NULL, &o->proxy);
-    opt_str(L, idx, "user_agent", DEFAULT_USER_AGENT, &o->user_agent);
+    opt_str(L, idx, "ca_file", &o->ca_file);
+    opt_str(L, idx, "proxy", &o->proxy);
+    opt_str(L, idx, "user_agent", &o->user_agent);
 }
 
 /* ------------------------------------------------------------------ */
@@ -350,6 +347,103 @@ static int method_has_body(const char *m) {
     return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 || strcmp(m, "PATCH") == 0;
 }
 
+/* The method and URL rules: NULL, or an InvalidRequest message (pushed). */
+static const char *check_line(lua_State *L, const char *method, size_t ml, const char *url, size_t ul,
+                              size_t bl) {
+    size_t i;
+    if (ml == 0) return lua_pushfstring(L, "method must not be empty");
+    for (i = 0; i < ml; i++)
+        if (!is_tchar((unsigned char)method[i]))
+            return lua_pushfstring(L, "method contains CR, LF, NUL or another invalid character");
+    for (i = 0; i < ul; i++)
+        if ((unsigned char)url[i] < 0x20 || url[i] == 0x7f)
+            return lua_pushfstring(L, "url contains CR, LF, NUL or another control character");
+    if (!((ul > 7 && ieq(url, 7, "http://")) || (ul > 8 && ieq(url, 8, "https://"))))
+        return lua_pushfstring(L, "url must start with http:// or https://");
+    if (strcmp(method, "HEAD") == 0 && bl > 0)
+        return lua_pushfstring(L, "a HEAD request must not have a body");
+    return NULL;
+}
+
+/*
+ * One header (name at -2, value at -1, popped on success) into x's list.
+ * The rule is streamctl.transport.curl.header_fields', which both transports
+ * apply before they get here; it is checked again here on purpose (defence
+ * in depth): this module is also called directly (bench, examples, spec
+ * helpers), and libcurl sends a list line as it is, so a CR or LF that got
+ * this far would inject a header. NULL, or an InvalidRequest message (pushed).
+ */
+static const char *add_header(lua_State *L, sc_xfer *x, int *has_expect, int *has_ctype) {
+    size_t nl, vl, i;
+    const char *name, *value;
+    if (lua_type(L, -2) != LUA_TSTRING)
+        luaL_error(L, "streamctl.curl: header names must be strings (got %s)", luaL_typename(L, -2));
+    name = lua_tolstring(L, -2, &nl);
+    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
+        push_safe_name(L, name, nl);
+        luaL_error(L, "streamctl.curl: header '%s' must be a string (got %s)", lua_tostring(L, -1),
+                   luaL_typename(L, -2));
+    }
+    value = lua_tolstring(L, -1, &vl); /* converts the stack copy, not the table */
+    if (nl == 0) return lua_pushfstring(L, "header name must not be empty");
+    for (i = 0; i < nl; i++)
+        if (!is_tchar((unsigned char)name[i]))
+            return bad_header(L, name, nl, "has CR, LF, NUL or another invalid character in its name");
+    for (i = 0; i < vl; i++) {
+        unsigned char c = (unsigned char)value[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return bad_header(L, name, nl, "value contains CR, LF, NUL or another control character");
+    }
+    if (ieq(name, nl, "Content-Length") || ieq(name, nl, "Transfer-Encoding"))
+        return bad_header(L, name, nl, "is set by the transport");
+    if (slist_has(x->slist, name, nl))
+        return bad_header(L, name, nl, "given twice (names are case-insensitive)");
+    if (ieq(name, nl, "Expect")) *has_expect = 1;
+    if (ieq(name, nl, "Content-Type")) *has_ctype = 1;
+    /* "Name;" sends an empty header; "Name:" would remove curl's own. */
+    if (vl == 0)
+        lua_pushfstring(L, "%s;", name);
+    else
+        lua_pushfstring(L, "%s: %s", name, value);
+    slist_push(L, x, lua_tostring(L, -1));
+    lua_pop(L, 2); /* line, value */
+    return NULL;
+}
+
+/* The headers table at hidx (or nil) into x's list, then the two curl would
+   invent. NULL, or an InvalidRequest message (pushed). */
+static const char *add_headers(lua_State *L, sc_xfer *x, int hidx) {
+    int has_expect = 0, has_ctype = 0;
+    if (!lua_isnil(L, hidx)) {
+        lua_pushnil(L);
+        while (lua_next(L, hidx) != 0) {
+            const char *bad = add_header(L, x, &has_expect, &has_ctype);
+            if (bad != NULL) return bad;
+        }
+    }
+    if (!has_expect) slist_push(L, x, "Expect:"); /* no 100-continue round trip */
+    if (!has_ctype) slist_push(L, x, "Content-Type:"); /* no invented form type */
+    return NULL;
+}
+
+/* The method, URL, headers and body as curl options (after base_options). */
+static CURLcode set_request(sc_xfer *x, const char *method, const char *url, const char *body, size_t bl) {
+    CURLcode rc;
+    if ((rc = curl_easy_setopt(x->curl, CURLOPT_URL, url)) != CURLE_OK ||
+        (rc = curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, x->slist)) != CURLE_OK)
+        return rc;
+    if (strcmp(method, "HEAD") == 0) return curl_easy_setopt(x->curl, CURLOPT_NOBODY, 1L);
+    if (bl > 0 || method_has_body(method)) {
+        /* The body string stays referenced (stack or registry) until the end. */
+        if ((rc = curl_easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bl)) != CURLE_OK ||
+            (rc = curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, body)) != CURLE_OK)
+            return rc;
+        return strcmp(method, "POST") != 0 ? curl_easy_setopt(x->curl, CURLOPT_CUSTOMREQUEST, method) : CURLE_OK;
+    }
+    if (strcmp(method, "GET") != 0) return curl_easy_setopt(x->curl, CURLOPT_CUSTOMREQUEST, method);
+    return CURLE_OK;
+}
+
 /*
  * Validates the request table at ridx and sets x up for it (reset first).
  * Returns NULL when ready, or an InvalidRequest message (pushed on the stack).
@@ -357,9 +451,9 @@ static int method_has_body(const char *m) {
  * index of the body string, which must stay referenced until the transfer ends.
  */
 static const char *prepare(lua_State *L, int ridx, sc_xfer *x, const sc_opts *o, int *body_idx) {
-    size_t ml, ul, bl, i;
-    const char *method, *url, *body;
-    int base, hidx, has_expect = 0, has_ctype = 0;
+    size_t ml, ul, bl;
+    const char *method, *url, *body, *bad;
+    int base;
     CURLcode rc;
 
     luaL_checktype(L, ridx, LUA_TTABLE);
@@ -372,7 +466,6 @@ static const char *prepare(lua_State *L, int ridx, sc_xfer *x, const sc_opts *o,
     lua_getfield(L, ridx, "headers"); /* base + 3 */
     lua_getfield(L, ridx, "body");    /* base + 4 */
     base = lua_gettop(L) - 4;
-    hidx = base + 3;
 
     if (lua_isnil(L, base + 1)) {
         lua_pushliteral(L, "GET");
@@ -382,7 +475,7 @@ static const char *prepare(lua_State *L, int ridx, sc_xfer *x, const sc_opts *o,
         luaL_error(L, "streamctl.curl: request.method must be a string");
     if (lua_type(L, base + 2) != LUA_TSTRING)
         luaL_error(L, "streamctl.curl: request.url must be a string");
-    if (!lua_isnil(L, hidx) && !lua_istable(L, hidx))
+    if (!lua_isnil(L, base + 3) && !lua_istable(L, base + 3))
         luaL_error(L, "streamctl.curl: request.headers must be a table");
     if (lua_isnil(L, base + 4)) {
         lua_pushliteral(L, "");
@@ -395,83 +488,10 @@ static const char *prepare(lua_State *L, int ridx, sc_xfer *x, const sc_opts *o,
     body = lua_tolstring(L, base + 4, &bl);
     *body_idx = base + 4;
 
-    if (ml == 0) return lua_pushfstring(L, "method must not be empty");
-    for (i = 0; i < ml; i++)
-        if (!is_tchar((unsigned char)method[i]))
-            return lua_pushfstring(L, "method contains CR, LF, NUL or another invalid character");
-    for (i = 0; i < ul; i++)
-        if ((unsigned char)url[i] < 0x20 || url[i] == 0x7f)
-            return lua_pushfstring(L, "url contains CR, LF, NUL or another control character");
-    if (!((ul > 7 && ieq(url, 7, "http://")) || (ul > 8 && ieq(url, 8, "https://"))))
-        return lua_pushfstring(L, "url must start with http:// or https://");
-    if (strcmp(method, "HEAD") == 0 && bl > 0)
-        return lua_pushfstring(L, "a HEAD request must not have a body");
-
-    if (!lua_isnil(L, hidx)) {
-        lua_pushnil(L);
-        while (lua_next(L, hidx) != 0) {
-            size_t nl, vl;
-            const char *name, *value;
-            if (lua_type(L, -2) != LUA_TSTRING)
-                luaL_error(L, "streamctl.curl: header names must be strings (got %s)",
-                           luaL_typename(L, -2));
-            name = lua_tolstring(L, -2, &nl);
-            if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) {
-                push_safe_name(L, name, nl);
-                luaL_error(L, "streamctl.curl: header '%s' must be a string (got %s)",
-                           lua_tostring(L, -1), luaL_typename(L, -2));
-            }
-            value = lua_tolstring(L, -1, &vl); /* converts the stack copy, not the table */
-            if (nl == 0) return lua_pushfstring(L, "header name must not be empty");
-            for (i = 0; i < nl; i++)
-                if (!is_tchar((unsigned char)name[i]))
-                    return bad_header(L, name, nl,
-                                      "has CR, LF, NUL or another invalid character in its name");
-            for (i = 0; i < vl; i++) {
-                unsigned char c = (unsigned char)value[i];
-                if ((c < 0x20 && c != '\t') || c == 0x7f)
-                    return bad_header(L, name, nl,
-                                      "value contains CR, LF, NUL or another control character");
-            }
-            if (ieq(name, nl, "Content-Length") || ieq(name, nl, "Transfer-Encoding"))
-                return bad_header(L, name, nl, "is set by the transport");
-            if (slist_has(x->slist, name, nl))
-                return bad_header(L, name, nl, "given twice (names are case-insensitive)");
-            if (ieq(name, nl, "Expect")) has_expect = 1;
-            if (ieq(name, nl, "Content-Type")) has_ctype = 1;
-            /* "Name;" sends an empty header; "Name:" would remove curl's own. */
-            if (vl == 0)
-                lua_pushfstring(L, "%s;", name);
-            else
-                lua_pushfstring(L, "%s: %s", name, value);
-            slist_push(L, x, lua_tostring(L, -1));
-            lua_pop(L, 2); /* line, value */
-        }
-    }
-    if (!has_expect) slist_push(L, x, "Expect:"); /* no 100-continue round trip */
-    if (!has_ctype) slist_push(L, x, "Content-Type:"); /* no invented form type */
-
-    if ((rc = base_options(x, o)) != CURLE_OK ||
-        (rc = curl_easy_setopt(x->curl, CURLOPT_URL, url)) != CURLE_OK ||
-        (rc = curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, x->slist)) != CURLE_OK)
-        goto setopt_failed;
-    if (strcmp(method, "HEAD") == 0) {
-        rc = curl_easy_setopt(x->curl, CURLOPT_NOBODY, 1L);
-    } else if (bl > 0 || method_has_body(method)) {
-        /* The body string stays referenced (stack or registry) until the end. */
-        if ((rc = curl_easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bl)) ==
-                CURLE_OK &&
-            (rc = curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, body)) == CURLE_OK &&
-            strcmp(method, "POST") != 0)
-            rc = curl_easy_setopt(x->curl, CURLOPT_CUSTOMREQUEST, method);
-    } else if (strcmp(method, "GET") != 0) {
-        rc = curl_easy_setopt(x->curl, CURLOPT_CUSTOMREQUEST, method);
-    }
-    if (rc != CURLE_OK) goto setopt_failed;
-    return NULL;
-
-setopt_failed:
-    luaL_error(L, "streamctl.curl: curl_easy_setopt failed: %s", curl_easy_strerror(rc));
+    if ((bad = check_line(L, method, ml, url, ul, bl)) != NULL) return bad;
+    if ((bad = add_headers(L, x, base + 3)) != NULL) return bad;
+    if ((rc = base_options(x, o)) != CURLE_OK || (rc = set_request(x, method, url, body, bl)) != CURLE_OK)
+        luaL_error(L, "streamctl.curl: curl_easy_setopt failed: %s", curl_easy_strerror(rc));
     return NULL;
 }
 
@@ -982,12 +1002,6 @@ static int l_sleep(lua_State *L) {
     return 1;
 }
 
-static int l_version(lua_State *L) {
-    const curl_version_info_data *d = curl_version_info(CURLVERSION_NOW);
-    lua_pushstring(L, d != NULL && d->version != NULL ? d->version : LIBCURL_VERSION);
-    return 1;
-}
-
 static const luaL_Reg easy_methods[] = {
     {"request", easy_request},
     {"close", easy_close},
@@ -1001,7 +1015,6 @@ static const luaL_Reg multi_methods[] = {
     {NULL, NULL}};
 
 static const luaL_Reg curl_funcs[] = {
-    {"version", l_version},
     {"sleep", l_sleep},
     {"easy", l_easy},
     {"multi", l_multi},
