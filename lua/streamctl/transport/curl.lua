@@ -5,7 +5,8 @@
 -- `new(opts)` returns a transport table (see streamctl.client):
 -- `start(key, request)`, `poll(timeout_seconds)`, `sleep(seconds)`, `close()`.
 -- The C module (streamctl.curl) is loaded on first use, so reading
--- `OPTIONS` costs nothing where libcurl is never used.
+-- `OPTIONS`, `DEFAULTS` or `header_fields` (which streamctl.transport.ngx
+-- does) never loads libcurl; they need streamctl.core only (streamctl.validate).
 --
 -- Every wait ends early when a signal handler runs (a Ctrl-C or SIGTERM that
 -- streamctl.signal caught): `sleep` returns what it did not sleep and `poll`

@@ -31,10 +31,11 @@
 --   InvalidResponse  malformed status line, header line or chunk, a body over
 --                    max_body, a header section over 64 KiB
 --   InvalidRequest   refused before anything is sent: a scheme other than http
---                    or https, a malformed URL or method, CR/LF/NUL in a header
---                    value, a header name that is not a token, a caller's
---                    Content-Length or Transfer-Encoding, or a phase without
---                    cosockets (see below)
+--                    or https, a malformed URL or method, a header against the
+--                    transports' one rule (streamctl.transport.curl.header_fields:
+--                    a name not a token, a control character but TAB in a value,
+--                    a caller's Content-Length or Transfer-Encoding, a name given
+--                    twice), or a phase without cosockets (see below)
 --   NetworkError     everything else (refused, reset, closed early, no resolver)
 --
 -- `sent` is false while no byte of the request was handed to a connection,
@@ -95,7 +96,8 @@
 -- right; a transport passed as `transport =` must be made in the request or
 -- timer that sends, with a client made there too.
 -- Outside nginx the module loads and `new()` works (for checking options),
--- but `start` fails.
+-- but `start` fails. It needs streamctl.core (options are checked with
+-- streamctl.validate), never libcurl.
 -- @module streamctl.transport.ngx
 
 -- luacheck: globals ngx
@@ -103,7 +105,7 @@ local ngx = ngx -- nil outside nginx: the module loads anywhere, and start says 
 
 local nginx = require "streamctl.nginx"
 local validate = require "streamctl.validate"
-local curl_transport = require "streamctl.transport.curl" -- its OPTIONS and DEFAULTS only (no C is loaded)
+local curl_transport = require "streamctl.transport.curl" -- OPTIONS, DEFAULTS, header_fields (no libcurl)
 
 local type, pairs, ipairs, tostring, tonumber, error, pcall, select =
   type, pairs, ipairs, tostring, tonumber, error, pcall, select
