@@ -218,3 +218,30 @@ describe("close", function()
     assert.equal(1, closes)
   end)
 end)
+
+describe("streamctl.url", function()
+  local url = require "streamctl.url"
+
+  it("splits scheme, authority and the rest, the scheme in lower case", function()
+    assert.same({ "https", "H:1", "/p?q#f" }, { url.split("HTTPS://H:1/p?q#f") })
+    assert.same({ "redis", "", "" }, { url.split("redis://") })
+    assert.is_nil(url.split("h:1/p"))
+    assert.is_nil(url.split("1x://h"))
+  end)
+
+  it("splits user information at the last @, and host[:port] with IPv6 literals in brackets", function()
+    assert.same({ "u:p@ss", "h:1" }, { url.userinfo("u:p@ss@h:1") })
+    assert.same({ nil, "h" }, { url.userinfo("h") })
+    assert.same({ "h", 6379 }, { url.host_port("h:6379") })
+    assert.same({ "h" }, { url.host_port("h") })
+    assert.same({ "::1", 443, true }, { url.host_port("[::1]:443") })
+    assert.same({ "fe80::1", nil, true }, { url.host_port("[fe80::1]") })
+    for input, wrong in pairs { [""] = "host", [":1"] = "host", ["[zz]"] = "host", ["[::1"] = "host",
+                                ["h:"] = "port", ["h:0"] = "port", ["h:65536"] = "port", ["h:000001"] = "port",
+                                ["h:x"] = "port", ["a:b:c"] = "port", ["[::1]:"] = "port", ["[::1]x"] = "port" } do
+      assert.same({ nil, wrong }, { url.host_port(input) }, input)
+    end
+    assert.is_true(url.is_name("live.aliyuncs.com"))
+    assert.is_false(url.is_name("h_1"))
+  end)
+end)

@@ -57,6 +57,7 @@ local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local validate = require "streamctl.validate"
 local nginx = require "streamctl.nginx"
+local url_grammar = require "streamctl.url"
 
 local M = {}
 
@@ -257,41 +258,27 @@ local function parse_url(url)
   end
   if scheme ~= "redis" then return nil, "redis URL must start with redis://" end
   local fields = {}
-  -- The userinfo ends at the last '@': a password may hold '/', '?' and '@'
-  -- unescaped (so an '@' in a parameter must be written %40).
-  local at
-  for i = #rest, 1, -1 do
-    if byte(rest, i) == 64 then -- '@'
-      at = i
-      break
-    end
-  end
-  if at then
-    local ok, why = parse_userinfo(sub(rest, 1, at - 1), fields)
+  -- The userinfo ends at the last '@' of all the rest: a password may hold
+  -- '/', '?' and '@' unescaped (so an '@' in a parameter must be written %40).
+  local userinfo
+  userinfo, rest = url_grammar.userinfo(rest)
+  if userinfo then
+    local ok, why = parse_userinfo(userinfo, fields)
     if not ok then return nil, why end
-    rest = sub(rest, at + 1)
   end
   local query
   local q = find(rest, "?", 1, true)
   if q then rest, query = sub(rest, 1, q - 1), sub(rest, q + 1) end
   local hostport, slash, db = match(rest, "^([^/]*)(/?)(.*)$")
-  local host, port
-  if sub(hostport, 1, 1) == "[" then
-    host, port = match(hostport, "^%[([%x:%.]+)%](.*)$")
-    if not host then return nil, "redis URL: the host in [] must be an IPv6 address" end
-  else
-    host, port = match(hostport, "^([^:]*)(.*)$")
+  local host, port = url_grammar.host_port(hostport)
+  if port == "host" and sub(hostport, 1, 1) == "[" then
+    return nil, "redis URL: the host in [] must be an IPv6 address"
   end
-  if host == "" then return nil, "redis URL: the host is missing" end
+  if port == "host" then return nil, "redis URL: the host is missing" end
+  if port == "port" then return nil, "redis URL: the port must be an integer in 1..65535" end
   local _, hwhy = check_host(host)
   if hwhy then return nil, "redis URL: the host " .. hwhy end
-  fields.host = host
-  if port ~= "" then
-    local digits = match(port, "^:(%d+)$")
-    local n = digits and #digits <= 5 and tonumber(digits)
-    if not n or n < 1 or n > 65535 then return nil, "redis URL: the port must be an integer in 1..65535" end
-    fields.port = n
-  end
+  fields.host, fields.port = host, port
   if slash == "/" and db ~= "" then
     local n = find(db, "^%d+$") and #db <= 10 and tonumber(db)
     if not n or n > 2147483647 then return nil, "redis URL: the database must be an integer in 0..2147483647" end

@@ -16,9 +16,9 @@
 
 local version = require "streamctl.version"
 local validate = require "streamctl.validate"
+local url = require "streamctl.url"
 
-local floor, find, lower, match, sub, gsub = math.floor, string.find, string.lower, string.match, string.sub,
-  string.gsub
+local floor, find, lower, sub, gsub = math.floor, string.find, string.lower, string.sub, string.gsub
 local io_open, ipairs, pairs, type, tostring, sort = io.open, ipairs, pairs, type, tostring, table.sort
 
 local M = {}
@@ -32,8 +32,8 @@ local PROXY_SCHEMES = { http = true, https = true, socks4 = true, socks4a = true
 local function check_proxy(v)
   if type(v) ~= "string" or v == "" then return nil, "must be a non-empty string" end
   if find(v, "[%c%s]") then return nil, "must not contain whitespace or control characters" end
-  local scheme = match(v, "^(%a[%w+.-]*)://[^/]")
-  if not scheme or not PROXY_SCHEMES[lower(scheme)] then
+  local scheme, authority = url.split(v)
+  if not scheme or authority == "" or not PROXY_SCHEMES[scheme] then
     return nil, "must look like http://host:port (schemes: http, https, socks4, socks4a, socks5, socks5h)"
   end
   return v

@@ -106,6 +106,7 @@ local ngx = ngx -- nil outside nginx: the module loads anywhere, and start says 
 local nginx = require "streamctl.nginx"
 local validate = require "streamctl.validate"
 local curl_transport = require "streamctl.transport.curl" -- OPTIONS, DEFAULTS, header_fields (no libcurl)
+local url_grammar = require "streamctl.url"
 
 local type, pairs, ipairs, tostring, tonumber, error, pcall, select =
   type, pairs, ipairs, tostring, tonumber, error, pcall, select
@@ -161,29 +162,20 @@ end
 local function parse_url(url)
   if type(url) ~= "string" then return nil, "the request has no URL" end
   if find(url, "[%z\1-\32\127]") then return nil, "the URL must not contain whitespace or control characters" end
-  local scheme, authority, rest = match(url, "^(%a[%w+.-]*)://([^/?#]*)(.*)$")
+  local scheme, authority, rest = url_grammar.split(url)
   if not scheme then return nil, "the URL must look like http://host[:port]/path" end
-  scheme = lower(scheme)
   if scheme ~= "http" and scheme ~= "https" then
     return nil, "only http and https URLs are supported (got '" .. scheme .. "')"
   end
-  if find(authority, "@", 1, true) then return nil, "the URL must not carry user information" end
+  if url_grammar.userinfo(authority) then return nil, "the URL must not carry user information" end
+  local server_name, port, bracketed = url_grammar.host_port(authority)
+  if port == "port" then return nil, "the URL's port must be in 1..65535" end
+  if not server_name or not (bracketed or url_grammar.is_name(server_name)) then
+    return nil, "the URL must name a valid host"
+  end
   -- nginx connects to an IPv6 literal written in brackets; SNI takes it without
-  local host, port = match(authority, "^(%[[%x:.]+%]):?(%d*)$")
-  local server_name
-  if host then
-    server_name = sub(host, 2, -2)
-  else
-    host, port = match(authority, "^([%w.-]+):?(%d*)$")
-    if not host then return nil, "the URL must name a valid host" end
-    server_name = host
-  end
-  if port == "" then
-    port = scheme == "https" and 443 or 80
-  else
-    port = tonumber(port)
-    if port < 1 or port > 65535 then return nil, "the URL's port must be in 1..65535" end
-  end
+  local host = bracketed and "[" .. server_name .. "]" or server_name
+  port = port or (scheme == "https" and 443 or 80)
   local target = match(rest, "^[^#]*") -- the fragment is not sent
   if target == "" then
     target = "/"
