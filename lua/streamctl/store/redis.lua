@@ -85,6 +85,7 @@ local floor, ceil, min = math.floor, math.ceil, math.min
 local format, match = string.format, string.match
 
 local validate = require "streamctl.validate"
+local errors = require "streamctl.errors"
 local ratelimit = require "streamctl.ratelimit"
 local sequence = require "streamctl.sequence"
 local redisconn = require "streamctl.store.redisconn"
@@ -144,13 +145,22 @@ local function new_health(conn, what, fallback, opts)
   return h
 end
 
--- A connection object: the one given, or a new one for a config (its
--- eviction-policy warning told through the store's log).
-local function as_conn(value, fname, log)
-  if redisconn.is_connection(value) then return value end
-  local cfg, why = M.config(value)
-  if not cfg then error("bad argument #1 to '" .. fname .. "' (" .. why .. ")", 3) end
-  return M.connect(cfg, { log = log })
+-- A store's options checked, and its connection: the one given, or a new
+-- one for a config (its eviction-policy warning told through the store's
+-- log). Returns opts and the connection, or nil and an InvalidParameter
+-- error object (a bad config or option: streamctl.errors' convention);
+-- options that are not a table raise at the store's caller.
+local function store_setup(config_or_conn, opts, fname)
+  if opts ~= nil and type(opts) ~= "table" then -- (here: construct would blame the store, not its caller)
+    error("bad argument #" .. (fname == "sequence_store" and 3 or 2) .. " to '" .. fname
+      .. "' (opts must be a table or nil)", 3)
+  end
+  local o, err = validate.construct(STORE_OPTIONS, opts, "streamctl.store.redis." .. fname, fname)
+  if not o then return nil, err end
+  if redisconn.is_connection(config_or_conn) then return o, config_or_conn end
+  local cfg, why = M.config(config_or_conn)
+  if not cfg then return nil, errors.invalid(nil, nil, why) end
+  return o, M.connect(cfg, { log = o.log })
 end
 
 -- ---- Keys
@@ -314,11 +324,12 @@ RateStore.__index = RateStore
 --   `monotonic` (the fallback's and retry's clock, seconds; default streamctl.core's)
 -- @return a store; its `reserve(key, rate, burst, max_delay)` returns the
 --   delay in seconds and whether it committed, from Redis or from the
---   fallback; never nil. `store.conn` is its connection object.
+--   fallback; never nil. `store.conn` is its connection object. Or nil and
+--   an InvalidParameter error object for a bad config or option.
 function M.ratelimit_store(config_or_conn, opts)
-  opts = validate.options_or_raise(STORE_OPTIONS, opts, "streamctl.store.redis.ratelimit_store",
-    "ratelimit_store")
-  local conn = as_conn(config_or_conn, "ratelimit_store", opts.log)
+  local conn
+  opts, conn = store_setup(config_or_conn, opts, "ratelimit_store")
+  if not opts then return nil, conn end
   reserve_script = reserve_script or M.script(RESERVE_TEXT)
   local cfg = conn.config
   local log = opts.log or default_log
@@ -621,13 +632,15 @@ SeqStore.__index = SeqStore
 -- @param config_or_conn a connection object, or a config (table or URL) for a new one
 -- @tparam string prefix e.g. "zego:1234567890:"
 -- @tparam[opt] table opts as for `ratelimit_store`
--- @return a store (`store.conn` is its connection object)
+-- @return a store (`store.conn` is its connection object); or nil and an
+--   InvalidParameter error object for a bad config or option
 function M.sequence_store(config_or_conn, prefix, opts)
   if type(prefix) ~= "string" then
     error("bad argument #2 to 'sequence_store' (prefix must be a string, got " .. type(prefix) .. ")", 2)
   end
-  opts = validate.options_or_raise(STORE_OPTIONS, opts, "streamctl.store.redis.sequence_store", "sequence_store")
-  local conn = as_conn(config_or_conn, "sequence_store", opts.log)
+  local conn
+  opts, conn = store_setup(config_or_conn, opts, "sequence_store")
+  if not opts then return nil, conn end
   advance_script = advance_script or M.script(ADVANCE_TEXT)
   get_script = get_script or M.script(GET_TEXT)
   return setmetatable({
