@@ -227,6 +227,22 @@ describe("the shared-dict stores", function()
   end)
   after_each(function() rawset(_G, "ngx", saved) end)
 
+  it("check their options: nil, err for a bad one; raise for a dict or options of the wrong type", function()
+    local dict = fake_dict({ t = 0 })
+    checks.refused("option 'clock' must be a function", shdict.ratelimit_store(dict, { clock = 5 }))
+    checks.refused("option 'nmae' is not an option of streamctl.store.shdict.ratelimit_store (did you mean 'name'?)",
+      shdict.ratelimit_store(dict, { nmae = "x" }))
+    checks.refused("option 'clock' is not an option of streamctl.store.shdict.sequence_store (did you mean 'log'?)",
+      shdict.sequence_store(dict, "z:", { clock = os.time }))
+    checks.refused("option 'log' must be a function", shdict.sequence_store(dict, "z:", { log = "x" }))
+    checks.raises(function() shdict.ratelimit_store(dict, 5) end,
+      "bad argument #2 to 'ratelimit_store' (opts must be a table or nil)", "14-embedding_spec.lua")
+    checks.raises(function() shdict.sequence_store(dict, "z:", 5) end,
+      "bad argument #3 to 'sequence_store' (opts must be a table or nil)", "14-embedding_spec.lua")
+    checks.raises(function() shdict.ratelimit_store(nil) end,
+      "bad argument #1 to 'ratelimit_store' (an ngx.shared dict expected, got nil)", "14-embedding_spec.lua")
+  end)
+
   it("keep Sequences as long as streamctl.sequence's store contract asks (without requiring it)", function()
     assert.equal(sequence.KEEP_MS / 1000, shdict.SEQUENCE_TTL)
     local dict = fake_dict({ t = 0 })

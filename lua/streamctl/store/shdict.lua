@@ -45,6 +45,7 @@ local format, match = string.format, string.match
 
 local ratelimit = require "streamctl.ratelimit"
 local nginx = require "streamctl.nginx"
+local validate = require "streamctl.validate"
 
 local M = {}
 
@@ -83,6 +84,24 @@ local function check_dict(dict, fname)
   if type(dict) ~= "table" and type(dict) ~= "userdata" then
     error("bad argument #1 to '" .. fname .. "' (an ngx.shared dict expected, got " .. type(dict) .. ")", 3)
   end
+end
+
+-- The stores' options (the sequence store takes no clock).
+local RATELIMIT_OPTIONS = {
+  { name = "log", type = "function" },
+  { name = "name", type = "string" },
+  { name = "clock", type = "function" },
+}
+local SEQUENCE_OPTIONS = { RATELIMIT_OPTIONS[1], RATELIMIT_OPTIONS[2] }
+
+-- A store's options checked (streamctl.errors' convention): the values, or
+-- nil and an InvalidParameter error object; options that are not a table
+-- raise, blamed on the store's caller (argument `argn`).
+local function options(schema, opts, fname, argn)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("bad argument #" .. argn .. " to '" .. fname .. "' (opts must be a table or nil)", 3)
+  end
+  return validate.construct(schema, opts, "streamctl.store.shdict." .. fname, fname)
 end
 
 -- Releases `lock`, then returns what pcall(fn) gave, or raises its error.
@@ -172,9 +191,12 @@ end
 -- @param dict an `ngx.shared` dict
 -- @tparam[opt] table opts `log` (function(message)), `name` (the dict's
 --   name, for messages), `clock` (monotonic seconds; default streamctl.core's)
+-- @return a store; or nil and an InvalidParameter error object for a bad option
 function M.ratelimit_store(dict, opts)
   check_dict(dict, "ratelimit_store")
-  opts = opts or {}
+  local bad
+  opts, bad = options(RATELIMIT_OPTIONS, opts, "ratelimit_store", 2)
+  if not opts then return nil, bad end
   local log = opts.log or default_log
   local monotonic = opts.clock or require("streamctl.core").monotonic
   local known = {} -- key -> born, as this worker last saw it
@@ -245,19 +267,23 @@ end
 -- every earlier one of the AppId, for any stream; then one `set` per stream
 -- records v as its last value ("seq:" .. prefix .. stream ID), which only a
 -- caller's own Sequence is checked against. Entries live `SEQUENCE_TTL`
--- (streamctl.sequence.KEEP_MS) after their last use. A full dict that evicts the counter costs nothing:
--- it starts again from the clock, above every value handed out (unless a
--- caller's own Sequence ran ahead of the clock). Evicted stream entries only
--- weaken the check of a caller's own Sequence.
+-- (streamctl.sequence.KEEP_MS) after their last use. A full dict that
+-- evicts the counter costs nothing: it starts again from the clock, above
+-- every value handed out (unless a caller's own Sequence ran ahead of the
+-- clock). Evicted stream entries only weaken the check of a caller's own
+-- Sequence.
 -- @param dict an `ngx.shared` dict
 -- @tparam string prefix
 -- @tparam[opt] table opts `log`, `name` (as for `ratelimit_store`)
+-- @return a store; or nil and an InvalidParameter error object for a bad option
 function M.sequence_store(dict, prefix, opts)
   check_dict(dict, "sequence_store")
   if type(prefix) ~= "string" then
     error("bad argument #2 to 'sequence_store' (prefix must be a string, got " .. type(prefix) .. ")", 2)
   end
-  opts = opts or {}
+  local why
+  opts, why = options(SEQUENCE_OPTIONS, opts, "sequence_store", 3)
+  if not opts then return nil, why end
   local log = opts.log or default_log
   local ttl = M.SEQUENCE_TTL
   local counter = "seqg:" .. prefix
