@@ -794,3 +794,19 @@ describe("streamctl.curl", function()
     end)
   end)
 end)
+
+describe("streamctl.transport.curl", function()
+  local transport = require "streamctl.transport.curl"
+  local refused = require("spec.helpers.checks").refused
+
+  it("checks its options at construction: nil, err naming the option; other keys (a client's) not looked at", function()
+    refused("option 'timeout_ms' must be at least 1", transport.new { timeout_ms = 0 })
+    refused("option 'proxy' must look like http://host:port (schemes: http, https, socks4, socks4a, socks5, socks5h)",
+      transport.new { proxy = "ftp://h:1" })
+    refused("option 'proxy' must look like http://host:port (schemes: http, https, socks4, socks4a, socks5, socks5h)",
+      transport.new { proxy = "http://" })
+    local t = assert(transport.new { timeout_ms = 500, access_key_id = "not the transport's" })
+    t.close()
+    assert.has_error(function() transport.new(5) end, "bad argument #1 to 'new' (opts must be a table or nil)")
+  end)
+end)

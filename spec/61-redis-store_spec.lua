@@ -212,10 +212,12 @@ describe("streamctl.store.redis config", function()
   end)
 
   it("bad configs and options: nil, err from the stores' constructors, naming the field; misuse raises", function()
-    raises("bad argument #1 to 'connect' (option 'redis.port' must be at least 1)", function()
-      R.connect { port = 0 }
-    end)
     local refused = require("spec.helpers.checks").refused
+    refused("option 'redis.port' must be at least 1", R.connect { port = 0 })
+    refused("redis URL must start with redis://", R.connect("http://h"))
+    refused("option 'lg' is not an option of streamctl.store.redis.connect (did you mean 'log'?)",
+      R.connect({}, { lg = print }))
+    raises("bad argument #2 to 'connect' (opts must be a table or nil)", function() R.connect({}, 5) end)
     refused("redis URL must start with redis://", R.ratelimit_store("http://h"))
     refused("option 'redis.nodes' must be at least 1", R.sequence_store({ nodes = 0 }, "p:"))
     refused("option 'retry_ms' must be at least 1", R.ratelimit_store({}, { retry_ms = 0 }))

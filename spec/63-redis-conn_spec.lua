@@ -155,14 +155,13 @@ describe("streamctl.store.redisconn config", function()
     end)
   end
 
-  it("connect checks its options", function()
-    raises("bad argument #2 to 'connect' (option 'log' must be a function)", function()
-      R.connect({}, { log = "stderr" })
-    end)
-    raises("bad argument #2 to 'connect' (option 'lg' is not an option of streamctl.store.redis.connect "
-      .. "(did you mean 'log'?))", function() R.connect({}, { lg = print }) end)
-    raises("bad argument #2 to 'connect' (options must be a table)", function() R.connect({}, 5) end)
-    raises("bad argument #1 to 'connect' (" .. TLS .. ")", function() R.connect "rediss://h" end)
+  it("connect checks its config and options: nil, err naming them; opts that are not a table raise", function()
+    local refused = require("spec.helpers.checks").refused
+    refused("option 'log' must be a function", R.connect({}, { log = "stderr" }))
+    refused("option 'lg' is not an option of streamctl.store.redis.connect (did you mean 'log'?)",
+      R.connect({}, { lg = print }))
+    raises("bad argument #2 to 'connect' (opts must be a table or nil)", function() R.connect({}, 5) end)
+    refused(TLS, R.connect "rediss://h")
     assert.is_true(R.is_connection(R.connect({}, { log = print })))
   end)
 end)

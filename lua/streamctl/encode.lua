@@ -30,7 +30,7 @@ function M.stringify(v)
   if t == "boolean" then return v and "true" or "false" end
   if t == "number" then
     if v ~= v or v == huge or v == -huge then return nil, "must be a finite number" end
-    if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return format("%.0f", v) end
+    if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return validate.decimal(v) end
     local s = format("%.14g", v)
     if find(s, "e", 1, true) then
       return nil, "must be a number that can be written without an exponent (got " .. s .. ")"

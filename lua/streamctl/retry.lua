@@ -101,9 +101,11 @@ end
 --   `false` for no budget; `capacity` > 0, `refill_per_success` >= 0;
 --   `random`: function returning a number in [0, 1], default `math.random`
 --   (not seeded here: seeding is the application's business).
--- @return policy
+-- @return policy, or nil and an InvalidParameter error naming the option
 function M.policy(opts)
-  opts = validate.options_or_raise(M.OPTIONS, opts, "streamctl.retry.policy", "policy")
+  local why
+  opts, why = validate.construct(M.OPTIONS, opts, "streamctl.retry.policy", "policy")
+  if not opts then return nil, why end
   local p = {}
   for k, d in pairs(DEFAULTS) do
     local v = opts[k]

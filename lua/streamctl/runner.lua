@@ -130,8 +130,8 @@ local MAX_WAIT = 1
 -- The key of the main thread's runs (LuaJIT's coroutine.running() is nil there).
 local MAIN = {}
 
--- Delays at or below this many seconds count as zero.
-local EPSILON = 1e-9
+-- Delays at or below this many seconds count as zero (pacing's own).
+local EPSILON = require("streamctl.ratelimit").EPSILON
 
 --- What the (k + n)-th request of an action waits beyond 1 s after the k-th
 -- was sent: room for the network to carry one a little faster than the other.

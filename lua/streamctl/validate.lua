@@ -363,18 +363,6 @@ function M.construct(schema, input, owner, fname)
   return values
 end
 
---- Like `options`, for constructors whose bad options still raise
--- (streamctl.retry.policy, until it follows `construct`): raises "bad
--- argument #1 to 'fname' (message)".
-function M.options_or_raise(schema, input, owner, fname)
-  if input ~= nil and type(input) ~= "table" then
-    error(format("bad argument #1 to '%s' (opts must be a table or nil)", fname), 3)
-  end
-  local values, why = M.options(schema, input, owner)
-  if not values then error(format("bad argument #1 to '%s' (%s)", fname, why), 3) end
-  return values
-end
-
 --- The fields every batch method takes besides its own.
 M.BATCH_OPTIONS = {
   { name = "concurrency", type = "integer", min = 1, max = 256 },

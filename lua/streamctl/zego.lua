@@ -104,7 +104,7 @@ local RETRYABLE = errors.RETRYABLE_KINDS
 local function parse_app_id(v)
   if type(v) == "string" and find(v, "^%d+$") and #v <= 10 then v = tonumber(v) end
   if type(v) ~= "number" or v ~= floor(v) or v < 1 or v > 4294967295 then return nil end
-  return format("%.0f", v)
+  return validate.decimal(v)
 end
 
 local APP_ID_RULE = "must be an integer in 1..4294967295"
@@ -230,7 +230,7 @@ function rules.complete(self, _, op, params, dry)
     local seq = tonumber(params.Sequence)
     if not seq or not params.Sequence:find("^%d+$") or #params.Sequence > 16 or seq > sequence.MAX_GIVEN then
       return nil, format("parameter 'Sequence' must be decimal digits of an integer at most %s "
-        .. "(2^53 - 1 less room for the calls after it)", format("%.0f", sequence.MAX_GIVEN))
+        .. "(2^53 - 1 less room for the calls after it)", validate.decimal(sequence.MAX_GIVEN))
     end
     return params
   end
@@ -254,7 +254,7 @@ function rules.commit(self, _, op, params)
     local ok, err, last = self._sequence:record(ids, tonumber(params.Sequence))
     if ok == false then -- ZEGO would ignore it as stale: refused, nothing sent
       local e = errors.invalid(PROVIDER, nil, format("parameter 'Sequence' (%s) must be above the last one "
-        .. "sent for stream '%s' (%s)", params.Sequence, err, format("%.0f", last)))
+        .. "sent for stream '%s' (%s)", params.Sequence, err, validate.decimal(last)))
       e.sent = false
       return nil, e
     end
@@ -268,7 +268,7 @@ function rules.commit(self, _, op, params)
 end
 
 -- The signing time's text (Unix seconds in decimal), made once a second.
-local timestamp_of = encode.per_second(function(second) return format("%.0f", second) end)
+local timestamp_of = encode.per_second(validate.decimal)
 
 function rules.build(self, action, op, params, now, nonce)
   local timestamp = timestamp_of(now)

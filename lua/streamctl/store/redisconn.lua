@@ -56,6 +56,7 @@ local concat = table.concat
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local validate = require "streamctl.validate"
+local errors = require "streamctl.errors"
 local nginx = require "streamctl.nginx"
 local url_grammar = require "streamctl.url"
 
@@ -367,7 +368,7 @@ end
 -- Lua 5.1's "%.14g", which rounds 16-digit values).
 local function arg_string(v)
   if type(v) == "number" then
-    if v == floor(v) and v > -2 ^ 63 and v < 2 ^ 63 then return format("%.0f", v) end
+    if v == floor(v) and v > -2 ^ 63 and v < 2 ^ 63 then return validate.decimal(v) end
     return format("%.17g", v)
   end
   return v
@@ -429,17 +430,21 @@ end
 
 --- A connection object for `config` (see `config`). Makes no connection yet:
 -- the first `eval` does, and each later one reuses or remakes it.
--- @param config a config, a table or a URL (bad ones raise)
+-- @param config a config, a table or a URL
 -- @param[opt] opts `{ log = function(message) }`: where the eviction warning
 --   goes (default `default_log`)
 -- @return connection object with `eval`, `close`, `address`, `config` and
 --   `maxmemory_policy` (the policy the last new connection's INFO showed; nil
---   until then, or when INFO is refused)
+--   until then, or when INFO is refused); or nil and an InvalidParameter
+--   error for a bad config or option (opts that are not a table raise)
 function M.connect(config, opts)
+  if opts ~= nil and type(opts) ~= "table" then -- (construct would blame this function, not its caller)
+    error("bad argument #2 to 'connect' (opts must be a table or nil)", 2)
+  end
+  local o, oerr = validate.construct(CONNECT_OPTIONS, opts, "streamctl.store.redis.connect", "connect")
+  if not o then return nil, oerr end
   local cfg, why = M.config(config)
-  if not cfg then error("bad argument #1 to 'connect' (" .. why .. ")", 2) end
-  local o, owhy = validate.options(CONNECT_OPTIONS, opts, "streamctl.store.redis.connect")
-  if not o then error("bad argument #2 to 'connect' (" .. owhy .. ")", 2) end
+  if not cfg then return nil, errors.invalid(nil, nil, why) end
   local suffix = ":" .. cfg.db
   if cfg.password then
     local secret = (cfg.user or "") .. "\0" .. cfg.password -- ('\0' is in neither)

@@ -54,67 +54,69 @@ end
 --- Makes the transport.
 -- @param opts the client's options (only the transport's are read)
 -- @param mode "auto" (default), "curl" or "ngx"
+-- The transport for a call made now (the client's libcurl one, made on
+-- first use, or its request's cosocket one), or nil and why there is none.
+local function pick(state)
+  local mode = state.mode
+  local where, why = M.here()
+  if mode ~= "auto" and where ~= mode then
+    if mode == "ngx" then
+      return nil, why or "transport 'ngx' needs nginx's cosockets: call from a rewrite, access or content "
+        .. "handler or an ngx.timer.at callback"
+    end
+    if not where then return nil, why end
+    -- "curl" inside a request handler: the caller asked for it (it blocks the worker).
+  elseif not where then
+    return nil, why
+  end
+  if mode == "curl" or where == "curl" then
+    if not state.curl then
+      local curl, err = curl_transport.new(state.opts) -- (checked by the client already: a ca_file gone since)
+      if not curl then return nil, err.message end
+      state.curl = curl
+    end
+    return state.curl
+  end
+  if state.opts.proxy then
+    return nil, "option 'proxy' cannot be used inside nginx: cosockets connect directly (leave the proxy out, "
+      .. "or pass transport = \"curl\", which blocks the worker)"
+  end
+  local ctx = ngx.ctx
+  local tr = ctx[state]  -- (this client's transport in this request)
+  if not tr then
+    local err
+    tr, err = ngx_transport.new(state.ngx_opts) -- (checked by the client already: a ca_file gone since)
+    if not tr then return nil, err.message end
+    ctx[state] = tr
+  end
+  return tr
+end
+
 function M.new(opts, mode)
-  mode = mode or "auto"
-  local ngx_opts = {}
-  for _, name in ipairs(NGX_OPTIONS) do ngx_opts[name] = opts[name] end
-  local proxy = opts.proxy
-  local curl               -- made on first use
-  local ctx_key = {}       -- this client's transport in ngx.ctx
+  local state = { mode = mode or "auto", opts = opts, ngx_opts = {} }
+  for _, name in ipairs(NGX_OPTIONS) do state.ngx_opts[name] = opts[name] end
   local t = {}
 
-  -- The transport for a call made now, or nil and why there is none.
-  local function pick()
-    local where, why = M.here()
-    if mode ~= "auto" and where ~= mode then
-      if mode == "ngx" then
-        return nil, why or "transport 'ngx' needs nginx's cosockets: call from a rewrite, access or content "
-          .. "handler or an ngx.timer.at callback"
-      end
-      if not where then return nil, why end
-      -- "curl" inside a request handler: the caller asked for it (it blocks the worker).
-    elseif not where then
-      return nil, why
-    end
-    if mode == "curl" or where == "curl" then
-      if not curl then curl = curl_transport.new(opts) end
-      return curl
-    end
-    if proxy then
-      return nil, "option 'proxy' cannot be used inside nginx: cosockets connect directly (leave the proxy out, "
-        .. "or pass transport = \"curl\", which blocks the worker)"
-    end
-    local ctx = ngx.ctx
-    local tr = ctx[ctx_key]
-    if not tr then
-      local err
-      tr, err = ngx_transport.new(ngx_opts) -- (checked by the client already: a ca_file gone since)
-      if not tr then return nil, err.message end
-      ctx[ctx_key] = tr
-    end
-    return tr
-  end
-
   function t.check()
-    local tr, why = pick()
+    local tr, why = pick(state)
     if not tr then return nil, why end
     return true
   end
 
   function t.start(key, request)
-    local tr, why = pick()
+    local tr, why = pick(state)
     if not tr then return nil, { code = "InvalidRequest", message = why, sent = false } end
     return tr.start(key, request)
   end
 
   function t.poll(timeout)
-    local tr = pick()
+    local tr = pick(state)
     if not tr then return {} end
     return tr.poll(timeout)
   end
 
   function t.sleep(seconds)
-    local tr, why = pick()
+    local tr, why = pick(state)
     if not tr then error(why, 2) end
     return tr.sleep(seconds)
   end
@@ -122,8 +124,8 @@ function M.new(opts, mode)
   --- Frees the libcurl transport's connections. (A request's cosocket
   -- transport ends with its request.)
   function t.close()
-    if curl then curl.close() end
-    curl = nil
+    if state.curl then state.curl.close() end
+    state.curl = nil
   end
 
   return t

@@ -140,16 +140,23 @@ function M.sleep(seconds)
 end
 
 --- Makes a transport.
--- @param opts the options in `OPTIONS` (all optional, already checked);
---   those not given are `DEFAULTS`'
+-- @param opts a table holding the options in `OPTIONS` (all optional; other
+--   keys, a client's own options, are not looked at); those not given are
+--   `DEFAULTS`'
+-- @return the transport, or nil and an InvalidParameter error naming the option
 function M.new(opts)
-  local curl = c()
+  if opts ~= nil and type(opts) ~= "table" then error("bad argument #1 to 'new' (opts must be a table or nil)", 2) end
+  local given = {}
+  for _, o in ipairs(M.OPTIONS) do given[o.name] = opts and opts[o.name] end
+  local checked, err = validate.construct(M.OPTIONS, given, "streamctl.transport.curl.new", "new")
+  if not checked then return nil, err end
   local copts = {}
   for _, o in ipairs(M.OPTIONS) do
-    local v = opts[o.name]
+    local v = checked[o.name]
     if v == nil then v = M.DEFAULTS[o.name] end
     copts[o.name] = v
   end
+  local curl = c()
   local m = curl.multi(copts)
   local t = { sleep = curl.sleep }
 
