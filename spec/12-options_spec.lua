@@ -241,6 +241,9 @@ describe("streamctl.url", function()
                                 ["h:x"] = "port", ["a:b:c"] = "port", ["[::1]:"] = "port", ["[::1]x"] = "port" } do
       assert.same({ nil, wrong }, { url.host_port(input) }, input)
     end
+    assert.equal("a b/@%", url.unescape("a%20b%2F%40%25"))
+    assert.equal("plain", url.unescape("plain"))
+    for _, bad in ipairs { "%", "%2", "%zz", "a%2Gb", "100%" } do assert.is_nil(url.unescape(bad), bad) end
     assert.is_true(url.is_name("live.aliyuncs.com"))
     assert.is_false(url.is_name("h_1"))
   end)

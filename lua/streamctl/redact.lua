@@ -6,15 +6,17 @@
 
 local core = require "streamctl.core"
 local errors = require "streamctl.errors"
+local url = require "streamctl.url"
 
-local type, ipairs, pairs, tonumber = type, ipairs, pairs, tonumber
-local match, gmatch, gsub, lower, char = string.match, string.gmatch, string.gsub, string.lower, string.char
+local type, ipairs, pairs = type, ipairs, pairs
+local match, gmatch, lower = string.match, string.gmatch, string.lower
 
 local M = {}
 
--- Percent-decoding, for values read back from a URL.
+-- Percent-decoding, for values read back from a URL (ours: well formed; one
+-- that is not is hidden as it stands).
 local function unescape(s)
-  return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
+  return url.unescape(s) or s
 end
 
 --- The values a signed request carries that must never be shown: those of

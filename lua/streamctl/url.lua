@@ -4,7 +4,8 @@
 -- and its own messages; how a URL splits into its parts is written here once.
 -- @module streamctl.url
 
-local match, lower, find, byte = string.match, string.lower, string.find, string.byte
+local match, lower, find, byte, gsub, gmatch, char = string.match, string.lower, string.find, string.byte,
+  string.gsub, string.gmatch, string.char
 local tonumber = tonumber
 
 local M = {}
@@ -54,6 +55,15 @@ end
 -- digits, `.` and `-`)?
 function M.is_name(host)
   return find(host, "^[%w.-]+$") ~= nil
+end
+
+--- `s` with its `%XX` escapes decoded; nil when one is malformed (a `%`
+-- not followed by two hex digits).
+function M.unescape(s)
+  for at in gmatch(s, "()%%") do
+    if not find(s, "^%x%x", at + 1) then return nil end
+  end
+  return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
 end
 
 return M

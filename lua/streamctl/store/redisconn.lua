@@ -50,8 +50,8 @@
 local type, error, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, rawget, require, pcall =
   type, error, tostring, tonumber, pairs, ipairs, setmetatable, getmetatable, rawget, require, pcall
 local floor = math.floor
-local format, find, sub, byte, char, lower, match = string.format, string.find, string.sub, string.byte,
-  string.char, string.lower, string.match
+local format, find, sub, byte, lower, match = string.format, string.find, string.sub, string.byte,
+  string.lower, string.match
 local concat = table.concat
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
@@ -157,22 +157,7 @@ function Config.__tostring(c)
 end
 
 -- s with its %XX escapes decoded; nil when one is malformed.
-local function percent_decode(s)
-  local out, i, n = {}, 1, #s
-  while i <= n do
-    local c = sub(s, i, i)
-    if c == "%" then
-      local h = sub(s, i + 1, i + 2)
-      if not find(h, "^%x%x$") then return nil end
-      out[#out + 1] = char(tonumber(h, 16))
-      i = i + 3
-    else
-      out[#out + 1] = c
-      i = i + 1
-    end
-  end
-  return concat(out)
-end
+local percent_decode = url_grammar.unescape
 
 -- A query parameter's name for a message: " 'name'" when it is a plain word,
 -- else nothing (it may be a mangled secret, or junk).
