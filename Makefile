@@ -11,6 +11,7 @@
 #   make fuzz    libFuzzer on the encoders, signers and parsers (FUZZ_SECONDS each; make fuzz-smoke: 5 s)
 #   make sim     the deterministic simulation (docs/simulation.md): seeds for SIM_SECONDS (60), every invariant
 #                checked after each; SIM_SEED=n replays one with its trace; make mutants: planted bugs it must catch
+#   make sizes   the library's file sizes and longest functions (bench/sizes.sh; SIZES_TOP: 15)
 #   make chaos   real emulator, Redis and nginx under random faults, restarts and reloads, five client processes on
 #                one account, then the invariants checked (CHAOS_SECONDS: 300; CHAOS_SEED replays; make chaos-short: 60 s)
 
@@ -41,7 +42,7 @@ SPECS ?= spec
 
 .PHONY: all deps build build-5.4 build-jit test test-5.4 test-jit lint static doc check-doc demo bench check-c \
 	valgrind asan \
-	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants clean
+	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes clean
 
 all: build
 
@@ -68,6 +69,9 @@ $(TREEJIT)/.stamp: $(SRC) $(ROCKSPEC) $(INSTALLED)
 
 lint:
 	luacheck --quiet lua bin spec examples bench
+
+sizes:
+	@bench/sizes.sh $(or $(SIZES_TOP),15)
 
 # Static analysis of the C: cppcheck, and clang-tidy with .clang-tidy's checks
 # (warnings are errors). Suppressions are inline, each with its reason.

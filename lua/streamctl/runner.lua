@@ -67,7 +67,12 @@
 -- with `{ RequestId, Recovered = true }`.
 --
 -- Every send is an *attempt*: `{ role = "call" | "lookup", action, params, n,
--- job }`, with `n` counting the attempts of its role. When a call may have
+-- job }`, with `n` counting the attempts of its role. The attempt is also the
+-- key the io hands back, and the interface's to use: what `sign` learns of it
+-- (the values the signed request carries that no message may show) it may
+-- keep on it for `decode`. A job's `params` may be filled in once, before its
+-- first send (a ZEGO Sequence, taken with its slot or at that send), and
+-- then stay fixed for its retries. When a call may have
 -- taken effect (sent with no answer, a copy arrived first, a server error),
 -- the job's `recover` rule, if it has one, is asked first (a "lookup"
 -- attempt): found means done; not found means the call may be sent again as
