@@ -104,7 +104,7 @@ doc: build-5.4
 DOC_TMP := $(ROOT)/build/doc-check
 check-doc: build-5.4
 	@rm -rf $(DOC_TMP) && mkdir -p $(DOC_TMP)
-	@ldoc -d $(DOC_TMP)/api . | grep -v '^reading configuration\|^output written' | { ! grep . ; } \
+	@ldoc -d $(DOC_TMP)/api . 2>&1 | grep -v '^reading configuration\|^output written' | { ! grep . ; } \
 	  || { echo "ldoc warns (above): fix the doc comments"; exit 1; }
 	@$(ENV54) lua5.4 -e 'io.write(require("streamctl.cli").man_commands())' > $(DOC_TMP)/commands.h2m
 	@$(ENV54) help2man --no-info --name="$(MAN_NAME)" --section=1 --include=docs/streamctl.h2m \

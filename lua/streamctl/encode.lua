@@ -120,7 +120,10 @@ end
 --- Checks and encodes `params` (service names) for `action` of `rules`.
 -- Every parameter is checked; the first bad one by name is reported, so a
 -- message does not depend on a table's order.
+-- @param rules the provider's rules (streamctl.client)
 -- @param texts `M.texts(rules)`
+-- @param action the service action
+-- @param params the caller's service-named parameters (nil: none)
 -- @return the encoded params, or nil and an error object
 function M.params(rules, texts, action, params)
   local provider = rules.provider

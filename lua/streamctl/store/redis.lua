@@ -183,9 +183,12 @@ end
 -- ---- Rate limits
 
 --- How long (seconds) nothing is sent on a budget after its state was lost
--- or first made, and the longest horizon a slot is committed ahead: the
--- limiter's (streamctl.ratelimit.LOSS_PAUSE, MAX_HORIZON).
-M.LOSS_PAUSE, M.MAX_HORIZON = ratelimit.LOSS_PAUSE, ratelimit.MAX_HORIZON
+-- or first made: the limiter's (streamctl.ratelimit.LOSS_PAUSE).
+M.LOSS_PAUSE = ratelimit.LOSS_PAUSE
+
+--- The longest horizon a slot is committed ahead: the limiter's
+-- (streamctl.ratelimit.MAX_HORIZON).
+M.MAX_HORIZON = ratelimit.MAX_HORIZON
 
 -- How far Redis' clock may run ahead of this machine's between two
 -- answers (seconds) before the schedule is taken for lost.

@@ -51,9 +51,6 @@ for _, o in ipairs(curl_transport.OPTIONS) do
   if o.name ~= "proxy" then NGX_OPTIONS[#NGX_OPTIONS + 1] = o.name end
 end
 
---- Makes the transport.
--- @param opts the client's options (only the transport's are read)
--- @param mode "auto" (default), "curl" or "ngx"
 -- The transport for a call made now (the client's libcurl one, made on
 -- first use, or its request's cosocket one), or nil and why there is none.
 local function pick(state)
@@ -92,6 +89,9 @@ local function pick(state)
   return tr
 end
 
+--- Makes the transport.
+-- @param opts the client's options (only the transport's are read)
+-- @param mode "auto" (default), "curl" or "ngx"
 function M.new(opts, mode)
   local state = { mode = mode or "auto", opts = opts, ngx_opts = {} }
   for _, name in ipairs(NGX_OPTIONS) do state.ngx_opts[name] = opts[name] end
