@@ -128,32 +128,33 @@ end
 function M.params(rules, texts, action, params)
   local provider = rules.provider
   local fields = texts[action]
+  -- (the first bad one by name: kept in two locals, not a closure, which
+  -- LuaJIT cannot compile and would make every call leave its trace)
   local bad_name, bad_why
-  local function bad(name, why)
-    if not bad_name or name < bad_name then bad_name, bad_why = name, why end
-  end
   local out = {}
   for name, v in pairs(params or {}) do
     if type(name) ~= "string" or name == "" then
       return nil, errors.invalid(provider, action, "parameter names must be non-empty strings")
     end
     local f = fields and fields[name]
+    local why
     if is_common(rules, name) then
       -- The common parameters belong to the signature: one given here could
       -- change what is signed or sent (Action, AppId, Timestamp, ...).
-      bad(name, "is a common parameter that streamctl sets itself; it cannot be passed")
+      why = "is a common parameter that streamctl sets itself; it cannot be passed"
     elseif type(v) == "table" then
-      local list, why = array_text(v, f)
+      local list
+      list, why = array_text(v, f)
       if list then
         local k, value = rules.array(name, list)
         out[k] = value
-      else
-        bad(name, why)
       end
     else
-      local s, why = param_text(v, f)
-      if s then out[name] = s else bad(name, why) end
+      local s
+      s, why = param_text(v, f)
+      if s then out[name] = s end
     end
+    if why and (not bad_name or name < bad_name) then bad_name, bad_why = name, why end
   end
   if bad_name then
     return nil, errors.invalid(provider, action, format("parameter '%s' %s", bad_name, bad_why))
