@@ -1,6 +1,7 @@
 # streamctl: one source tree, built and tested for Lua 5.4 and LuaJIT (5.1 C API).
 #
 #   make demo    install what is missing, build, run examples/demo.lua against the emulator
+#   make check   the fast loop: build, lint, every spec under Lua 5.4 and LuaJIT (no C checks, fuzz or chaos)
 #   make test    install what is missing, build, lint, static analysis, check the docs, every spec
 #                under Lua 5.4 and LuaJIT (the simulation's seeds 1..300 among them), check-c,
 #                fuzz-smoke and chaos-short
@@ -40,7 +41,7 @@ ENVJIT := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREEJIT)/lib/lua/5.1/?.so;;" S
 BUSTED := /usr/bin/busted
 SPECS ?= spec
 
-.PHONY: all deps build build-5.4 build-jit test test-5.4 test-jit lint static doc check-doc demo bench check-c \
+.PHONY: all deps build build-5.4 build-jit check test test-5.4 test-jit lint static doc check-doc demo bench check-c \
 	valgrind asan \
 	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes clean
 
@@ -79,6 +80,11 @@ static:
 	cppcheck --enable=warning,style,performance,portability --error-exitcode=1 --inline-suppr --quiet \
 	  -U__clang_analyzer__ -I csrc csrc/
 	clang-tidy --quiet csrc/*.c -- -I csrc -I /usr/include/lua5.4
+
+# The fast loop for development: what most changes break, without the C
+# checks, the fuzzer and chaos (those are in make test).
+check: build lint test-5.4 test-jit
+	@cat build/test-5.4.count build/test-jit.count | awk '{p += $$1; f += $$2} END {printf "%d passed, %d failed\n", p, f}'
 
 test: deps build lint static check-doc test-5.4 test-jit check-c fuzz-smoke chaos-short
 	@cat build/test-5.4.count build/test-jit.count | awk '{p += $$1; f += $$2} END {printf "%d passed, %d failed\n", p, f}'
