@@ -134,13 +134,20 @@ test-jit: build-jit
 	@set -o pipefail; $(ENVJIT) luajit $(BUSTED) $(SPECS) | tee build/test-jit.log
 	@{ $(COUNT); } < build/test-jit.log > build/test-jit.count
 
-# The demo runs against the emulator in its own directory on the default ports.
+# The demo runs against an emulator of its own, in its own directory, on
+# ports free at the time (so one already running, such as the command line's
+# on the default ports, is left alone).
 DEMO_DIR := $(ROOT)/build/demo-emulator
 EMULATOR54 := $(ENV54) $(TREE54)/bin/streamctl-emulator
+FREE_PORTS := $(ENV54) LUA_PATH="$(ROOT)/?.lua;$(LUA_PATH_DEV)" lua5.4 -e \
+	'io.write(table.concat(require("spec.helpers.emulator").free_ports(4), " "))'
 
 demo: deps build
-	@$(EMULATOR54) start --dir $(DEMO_DIR)
-	@status=0; $(ENV54) STREAMCTL_EMULATOR_DIR=$(DEMO_DIR) lua5.4 examples/demo.lua || status=$$?; \
+	@set -e; set -- $$($(FREE_PORTS)); [ $$# = 4 ] || { echo "make demo: could not find 4 free ports" >&2; exit 1; }; \
+	$(EMULATOR54) stop --dir $(DEMO_DIR) >/dev/null 2>&1 || true; \
+	$(EMULATOR54) start --dir $(DEMO_DIR) --aliyun-port $$1 --zego-port $$2 --aliyun-tls-port $$3 --zego-tls-port $$4; \
+	status=0; $(ENV54) STREAMCTL_EMULATOR_DIR=$(DEMO_DIR) STREAMCTL_ALIYUN_ENDPOINT=https://127.0.0.1:$$3 \
+	  STREAMCTL_ZEGO_ENDPOINT=https://127.0.0.1:$$4 lua5.4 examples/demo.lua || status=$$?; \
 	$(EMULATOR54) stop --dir $(DEMO_DIR) >/dev/null; exit $$status
 
 # Figures, never pass/fail (README "Performance"): signing beside bare OpenSSL
