@@ -171,6 +171,23 @@ describe("streamctl.nginx: the phase sets and their message, once", function()
     assert.equal("blocking", nginx.io("send"))
   end)
 
+  it("sends only where a request's ngx.ctx is documented: not from the SSL phases or preread", function()
+    for _, phase in ipairs { "rewrite", "server_rewrite", "access", "content", "timer" } do
+      in_phase(phase)
+      assert.equal("cosocket", nginx.io("send", nginx.SENDING), phase)
+      assert.equal("ngx", require("streamctl.transport.auto").here(), phase)
+    end
+    for _, phase in ipairs { "ssl_client_hello", "ssl_cert", "ssl_session_fetch", "preread" } do
+      in_phase(phase)
+      assert.equal("cosocket", nginx.io("reach Redis"), phase) -- (Redis and the lock wait still can)
+      local how, why = require("streamctl.transport.auto").here()
+      assert.is_nil(how, phase)
+      assert.equal("streamctl cannot send from nginx's '" .. phase .. "' phase: it has no request context "
+        .. "(ngx.ctx) to keep a client's connections in; send from ngx.timer.at(0, function() ... end) instead "
+        .. "(or from a rewrite, access or content handler)", why)
+    end
+  end)
+
   it("refuses every other phase with one message naming the phase and what to do", function()
     for _, phase in ipairs { "init_worker", "set", "header_filter", "body_filter", "log", "balancer",
                              "ssl_session_store", "exit_worker" } do

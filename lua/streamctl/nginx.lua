@@ -26,6 +26,16 @@ local M = {}
 M.YIELDING = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true,
                ssl_client_hello = true, ssl_cert = true, ssl_session_fetch = true, preread = true }
 
+--- The phases in which a client sends: the yielding ones that have a
+-- request's `ngx.ctx` (lua-nginx-module documents it for rewrite, access,
+-- content and timers; server_rewrite is rewrite at the server level), where
+-- the transport keeps a request's cosocket connections. The SSL phases and
+-- stream's preread can yield but have no `ngx.ctx` in the documented
+-- contexts (lua-resty-core shares one across SSL phases only in some
+-- versions): a client refuses to send there, as it does in a phase that
+-- cannot yield, and Redis and the shared dict's lock wait still work.
+M.SENDING = { rewrite = true, server_rewrite = true, access = true, content = true, timer = true }
+
 --- The current nginx phase (`ngx.get_phase()`), or nil outside nginx.
 function M.phase()
   local ngx = rawget(_G, "ngx")
@@ -43,18 +53,19 @@ end
 --- The message for `action` (e.g. "send", "reach Redis") refused in nginx's
 -- `phase`: names the phase and says where to do it instead.
 function M.refusal(action, phase)
-  return "streamctl cannot " .. action .. " from nginx's '" .. tostring(phase) .. "' phase: it has no cosockets "
-    .. "and must not block; " .. action .. " from ngx.timer.at(0, function() ... end) instead (or from a rewrite, "
-    .. "access or content handler)"
+  local why = M.YIELDING[phase] and "it has no request context (ngx.ctx) to keep a client's connections in"
+    or "it has no cosockets and must not block"
+  return "streamctl cannot " .. action .. " from nginx's '" .. tostring(phase) .. "' phase: " .. why .. "; "
+    .. action .. " from ngx.timer.at(0, function() ... end) instead (or from a rewrite, access or content handler)"
 end
 
---- How I/O made now must be done: "cosocket" (nginx, a yielding phase),
--- "blocking" (outside nginx, or init_by_lua), or nil and the refusal for
--- `action` (any other phase).
-function M.io(action)
+--- How I/O made now must be done: "cosocket" (nginx, a phase of `phases`:
+-- default YIELDING), "blocking" (outside nginx, or init_by_lua), or nil and
+-- the refusal for `action` (any other phase).
+function M.io(action, phases)
   local phase = M.phase()
   if phase == nil or phase == "init" then return "blocking" end
-  if M.YIELDING[phase] then return "cosocket" end
+  if (phases or M.YIELDING)[phase] then return "cosocket" end
   return nil, M.refusal(action, phase)
 end
 

@@ -33,7 +33,7 @@ local M = {}
 --- Where a call made now would go: "ngx", "curl", or nil and why neither
 -- works here (the phase, and what to do instead).
 function M.here()
-  local how, why = nginx.io("send")
+  local how, why = nginx.io("send", nginx.SENDING)
   if how == "cosocket" then return "ngx" end
   if how == "blocking" then return "curl" end
   return nil, why

@@ -618,7 +618,7 @@ local function cosockets_here()
     return nil, "streamctl.transport.ngx needs nginx with lua-nginx-module (OpenResty): ngx.socket.tcp is missing"
   end
   local phase = ngx.get_phase()
-  if not nginx.can_yield(phase) then return nil, nginx.refusal("send", phase) end
+  if not nginx.SENDING[phase] then return nil, nginx.refusal("send", phase) end
   return true
 end
 
