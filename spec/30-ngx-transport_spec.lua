@@ -360,6 +360,8 @@ describe("streamctl.transport.ngx outside nginx", function()
     head = transport._prepare({ method = "POST", url = "https://h.example?q", body = "",
                                 headers = { ["x-b"] = "2", ["X-a"] = 1, Host = "other" } }, { user_agent = "x/1" })
     assert.equal("POST /?q HTTP/1.1\r\nUser-Agent: x/1\r\nHost: other\r\nX-a: 1\r\nx-b: 2\r\nContent-Length: 0\r\n\r\n", head)
+    head = transport._prepare({ url = "http://h:/p" }) -- (an empty port: the default, Host as written)
+    assert.equal("GET /p HTTP/1.1\r\nHost: h:\r\nUser-Agent: " .. UA .. "\r\n\r\n", head)
     head = transport._prepare({ method = "PUT", url = "http://h/" })
     assert.equal("PUT / HTTP/1.1\r\nHost: h\r\nUser-Agent: " .. UA .. "\r\nContent-Length: 0\r\n\r\n", head)
   end)

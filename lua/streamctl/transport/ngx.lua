@@ -168,7 +168,8 @@ local function parse_url(url)
     return nil, "only http and https URLs are supported (got '" .. scheme .. "')"
   end
   if url_grammar.userinfo(authority) then return nil, "the URL must not carry user information" end
-  local server_name, port, bracketed = url_grammar.host_port(authority)
+  -- (an empty port, "h:", is the scheme's default: RFC 3986 3.2.3, as libcurl reads it)
+  local server_name, port, bracketed = url_grammar.host_port((authority:gsub(":$", "")))
   if port == "port" then return nil, "the URL's port must be in 1..65535" end
   if not server_name or not (bracketed or url_grammar.is_name(server_name)) then
     return nil, "the URL must name a valid host"
