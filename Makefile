@@ -203,22 +203,33 @@ CHECK_C_BUSTED := $(BUSTED) --exclude-pattern='6[56]%-'
 VALGRIND_BUSTED := $(BUSTED) --exclude-pattern='[26][56]%-'
 SAN_DIR := $(ROOT)/build/asan
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(WARN)
+# A long step that writes only to its log says how far it is every
+# PROGRESS_EVERY seconds (busted writes a '+' to the log for each test passed).
+PROGRESS_EVERY ?= 60
+PROGRESS = ( while sleep $(PROGRESS_EVERY); do printf '  %s: %s tests passed so far\n' "$(1)" \
+	"$$(tr -cd '+' < $(2) 2>/dev/null | wc -c)"; done ) & progress=$$!;
+DONE = status=$$?; kill $$progress 2>/dev/null; \
+	if [ $$status != 0 ]; then tail -60 $(2); echo "$(1): see above ($(2))"; exit 1; fi; \
+	grep -E '^[0-9]+ success' $(2) | tail -1
+
 valgrind: deps build
+	@echo "valgrind: the suite under valgrind (about 8 minutes)"
+	@$(call PROGRESS,valgrind,build/valgrind.log) \
 	$(ENV54) valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-	  --show-leak-kinds=definite lua5.4 $(VALGRIND_BUSTED) $(SPECS) > build/valgrind.log 2>&1 \
-	  || { tail -60 build/valgrind.log; echo "valgrind: see above (build/valgrind.log)"; exit 1; }
-	@tail -1 build/valgrind.log
+	  --show-leak-kinds=definite lua5.4 $(VALGRIND_BUSTED) $(SPECS) > build/valgrind.log 2>&1; \
+	$(call DONE,valgrind,build/valgrind.log)
 asan: deps build
 	mkdir -p $(SAN_DIR)/streamctl
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/core.c -o $(SAN_DIR)/streamctl/core.so -lcrypto
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/curl.c -o $(SAN_DIR)/streamctl/curl.so -lcurl
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/signal.c -o $(SAN_DIR)/streamctl/signal.so
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/redis.c -o $(SAN_DIR)/streamctl/redis.so -lhiredis -lcrypto
+	@echo "ASan/UBSan: the suite against the sanitized C modules (about 4 minutes)"
+	@$(call PROGRESS,ASan/UBSan,build/asan.log) \
 	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0 \
 	  LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(SAN_DIR)/?.so;;" STREAMCTL_ROOT="$(ROOT)" \
-	  lua5.4 $(CHECK_C_BUSTED) $(SPECS) > build/asan.log 2>&1 \
-	  || { tail -60 build/asan.log; echo "ASan/UBSan: see above (build/asan.log)"; exit 1; }
-	@tail -1 build/asan.log
+	  lua5.4 $(CHECK_C_BUSTED) $(SPECS) > build/asan.log 2>&1; \
+	$(call DONE,ASan/UBSan,build/asan.log)
 check-c: valgrind asan
 
 # libFuzzer harnesses (clang): fuzz/harness.c with the C modules, built with
