@@ -1,5 +1,5 @@
 #!/bin/sh
-# make sizes: the library's file sizes and its longest functions (issue 23's measure).
+# make sizes: the library's file sizes and its longest functions (the house keeps every function under about 80 lines).
 #   Lua: luac5.4 -l lists every function with its first and last line ("function <file:a,b>").
 #   C:   Universal Ctags gives each function's end line (--fields=+ne).
 # Usage: bench/sizes.sh [TOP]   (TOP: how many functions to list, 15 by default)
