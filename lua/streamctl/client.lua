@@ -24,6 +24,9 @@
 --                has taken from the options or the environment: streamctl.credentials)
 --   sequenced    true when its calls carry a Sequence: the client makes the generator
 --                (option `sequence`, else one on the client's shared dict or Redis)
+--   sequence_ids(action, op, params) -> { id, ... } | nil  (optional: the streams whose
+--                Sequence a call still has to take at its first send; streamctl.pacing
+--                takes it with the call's rate-limit slot where the store can)
 --   cap(self, action, op) -> n | nil          (optional: the cap for this client, when it is
 --                                              not op.cap, e.g. ZEGO's test environment)
 --   complete(self, action, op, params, dry) -> params | nil, why  (optional: checks what
