@@ -350,13 +350,15 @@ end
 
 --- `options` for a library constructor `fname` (streamctl.errors'
 -- convention): options that are not a table are a misuse and raise "bad
--- argument #1 to 'fname' (opts must be a table or nil)" at the caller's
--- caller (level 3); a bad or unknown option is an expected failure: nil
--- and an InvalidParameter error object whose message names it.
+-- argument #argn to 'fname' (opts must be a table or nil)" (argn: 1 unless
+-- given) at `level` (3 unless given: the caller of the constructor that
+-- calls this; one more for each helper between them); a bad or unknown
+-- option is an expected failure: nil and an InvalidParameter error object
+-- whose message names it.
 -- @return values (option -> parsed value); or nil, err
-function M.construct(schema, input, owner, fname)
+function M.construct(schema, input, owner, fname, argn, level)
   if input ~= nil and type(input) ~= "table" then
-    error(format("bad argument #1 to '%s' (opts must be a table or nil)", fname), 3)
+    error(format("bad argument #%d to '%s' (opts must be a table or nil)", argn or 1, fname), level or 3)
   end
   local values, why = M.options(schema, input, owner)
   if not values then return nil, errors.invalid(nil, nil, why) end

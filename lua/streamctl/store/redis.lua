@@ -151,11 +151,8 @@ end
 -- error object (a bad config or option: streamctl.errors' convention);
 -- options that are not a table raise at the store's caller.
 local function store_setup(config_or_conn, opts, fname)
-  if opts ~= nil and type(opts) ~= "table" then -- (here: construct would blame the store, not its caller)
-    error("bad argument #" .. (fname == "sequence_store" and 3 or 2) .. " to '" .. fname
-      .. "' (opts must be a table or nil)", 3)
-  end
-  local o, err = validate.construct(STORE_OPTIONS, opts, "streamctl.store.redis." .. fname, fname)
+  local o, err = validate.construct(STORE_OPTIONS, opts, "streamctl.store.redis." .. fname, fname,
+    fname == "sequence_store" and 3 or 2, 4) -- (blamed on the store's caller: two calls up)
   if not o then return nil, err end
   if redisconn.is_connection(config_or_conn) then return o, config_or_conn end
   local cfg, why = M.config(config_or_conn)

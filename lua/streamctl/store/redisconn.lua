@@ -423,10 +423,7 @@ end
 --   until then, or when INFO is refused); or nil and an InvalidParameter
 --   error for a bad config or option (opts that are not a table raise)
 function M.connect(config, opts)
-  if opts ~= nil and type(opts) ~= "table" then -- (construct would blame this function, not its caller)
-    error("bad argument #2 to 'connect' (opts must be a table or nil)", 2)
-  end
-  local o, oerr = validate.construct(CONNECT_OPTIONS, opts, "streamctl.store.redis.connect", "connect")
+  local o, oerr = validate.construct(CONNECT_OPTIONS, opts, "streamctl.store.redis.connect", "connect", 2)
   if not o then return nil, oerr end
   local cfg, why = M.config(config)
   if not cfg then return nil, errors.invalid(nil, nil, why) end

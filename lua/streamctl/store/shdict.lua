@@ -98,10 +98,9 @@ local SEQUENCE_OPTIONS = { RATELIMIT_OPTIONS[1], RATELIMIT_OPTIONS[2] }
 -- nil and an InvalidParameter error object; options that are not a table
 -- raise, blamed on the store's caller (argument `argn`).
 local function options(schema, opts, fname, argn)
-  if opts ~= nil and type(opts) ~= "table" then
-    error("bad argument #" .. argn .. " to '" .. fname .. "' (opts must be a table or nil)", 3)
-  end
-  return validate.construct(schema, opts, "streamctl.store.shdict." .. fname, fname)
+  -- (not a tail call: the raise is blamed two frames up, on the store's caller)
+  local values, err = validate.construct(schema, opts, "streamctl.store.shdict." .. fname, fname, argn, 4)
+  return values, err
 end
 
 -- Releases `lock`, then returns what pcall(fn) gave, or raises its error.
