@@ -20,8 +20,13 @@ SHELL := /bin/bash
 ROOT := $(CURDIR)
 WARN := -Wall -Wextra -Werror
 CFLAGS_BUILD := -O2 -g -fPIC $(WARN)
-JIT_INC := /usr/include/luajit-2.1
-ROCKSPEC := streamctl-scm-1.rockspec
+# The three rocks (rockspecs/): streamctl, streamctl-redis (hiredis) and
+# streamctl-emulator. The development trees get all three, each in a tree
+# of its own as README "Install" does for LuaJIT (LR_CONFIG: luarocks sees
+# Debian's Lua packages, and the trees' commands find their trees).
+LR_CONFIG := rockspecs/luarocks-config.lua
+ROCKSPECS := rockspecs/streamctl-scm-1.rockspec rockspecs/streamctl-redis-scm-1.rockspec \
+	rockspecs/streamctl-emulator-scm-1.rockspec
 TREE54 := $(ROOT)/build/5.4
 TREEJIT := $(ROOT)/build/jit
 SRC := $(wildcard csrc/*.c csrc/*.h)
@@ -41,7 +46,7 @@ ENVJIT := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREEJIT)/lib/lua/5.1/?.so;;" S
 BUSTED := /usr/bin/busted
 SPECS ?= spec
 
-.PHONY: all deps build build-5.4 build-jit check test test-5.4 test-jit lint static doc check-doc demo bench check-c \
+.PHONY: all deps build build-5.4 build-jit rockspecs check test test-5.4 test-jit lint static doc check-doc demo bench check-c \
 	valgrind asan \
 	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes clean
 
@@ -60,16 +65,27 @@ build: build-5.4 build-jit
 build-5.4: $(TREE54)/.stamp
 build-jit: $(TREEJIT)/.stamp
 
-$(TREE54)/.stamp: $(SRC) $(ROCKSPEC) $(INSTALLED)
-	luarocks --lua-version=5.4 --tree $(TREE54) make $(ROCKSPEC) --deps-mode=none CFLAGS="$(CFLAGS_BUILD)" >/dev/null
+$(TREE54)/.stamp: $(SRC) $(ROCKSPECS) $(LR_CONFIG) $(INSTALLED)
+	for r in $(ROCKSPECS); do \
+	  LUAROCKS_CONFIG=$(LR_CONFIG) luarocks --lua-version=5.4 --tree $(TREE54) make $$r \
+	    CFLAGS="$(CFLAGS_BUILD)" >/dev/null || exit 1; \
+	done
 	@touch $@
 
-$(TREEJIT)/.stamp: $(SRC) $(ROCKSPEC) $(INSTALLED)
-	luarocks --lua-version=5.1 --tree $(TREEJIT) make $(ROCKSPEC) --deps-mode=none LUA_INCDIR=$(JIT_INC) CFLAGS="$(CFLAGS_BUILD)" >/dev/null
+$(TREEJIT)/.stamp: $(SRC) $(ROCKSPECS) $(LR_CONFIG) $(INSTALLED)
+	for r in $(ROCKSPECS); do \
+	  LUAROCKS_CONFIG=$(LR_CONFIG) luarocks --lua-version=5.1 --tree $(TREEJIT) make $$r \
+	    CFLAGS="$(CFLAGS_BUILD)" >/dev/null || exit 1; \
+	done
 	@touch $@
+
+# The release rockspecs (rockspecs/NAME-X.Y.Z-1.rockspec) from the scm ones
+# and lua/streamctl/version.lua (CHANGELOG.md: when the version changes).
+rockspecs:
+	lua5.4 tools/rockspecs.lua
 
 lint:
-	luacheck --quiet lua bin spec examples bench
+	luacheck --quiet lua bin spec examples bench tools
 
 sizes:
 	@bench/sizes.sh $(or $(SIZES_TOP),15)

@@ -1,4 +1,4 @@
--- The package itself: the rockspec installs every module, and every module
+-- The package itself: the rockspecs install every module, and every module
 -- loads without touching globals and returns a table.
 local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 
@@ -10,37 +10,68 @@ local function lua_files()
   return out
 end
 
-local function rockspec()
+local function rockspec(name)
   local env = {}
-  local chunk = assert(loadfile(ROOT .. "/streamctl-scm-1.rockspec", "t", env))
+  local chunk = assert(loadfile(ROOT .. "/rockspecs/" .. name .. "-scm-1.rockspec", "t", env))
   if setfenv then setfenv(chunk, env) end
   chunk()
   return env
 end
 
-describe("the rockspec", function()
-  local spec = rockspec()
+describe("the rockspecs", function()
+  local main, redis, emulator = rockspec("streamctl"), rockspec("streamctl-redis"), rockspec("streamctl-emulator")
 
-  it("lists every Lua file under lua/ as a module of the right name", function()
+  it("list every Lua file under lua/ once, by the right name: the emulator's in its own rock", function()
     local listed = {}
-    for name, m in pairs(spec.build.modules) do
-      if type(m) == "string" then listed[m] = name end
+    for _, spec in ipairs { main, redis, emulator } do
+      for name, m in pairs(spec.build.modules) do
+        if type(m) == "string" then
+          assert.is_nil(listed[m], m .. " is in two rocks")
+          listed[m] = { name = name, rock = spec.package }
+        end
+      end
     end
     local files = lua_files()
     assert.is_true(#files >= 10)
     for _, f in ipairs(files) do
       local expected = f:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
-      assert.equal(expected, listed[f], f .. " is not installed by the rockspec")
+      assert.is_table(listed[f], f .. " is not installed by any rockspec")
+      assert.equal(expected, listed[f].name, f)
+      -- the command's --emulator needs the defaults (ports, accounts) without the emulator rock
+      local rock = (f:find("^lua/streamctl/emulator/") and f ~= "lua/streamctl/emulator/defaults.lua")
+        and "streamctl-emulator" or "streamctl"
+      assert.equal(rock, listed[f].rock, f)
       listed[f] = nil
     end
     assert.same({}, listed)
   end)
 
-  it("builds both C modules and installs the emulator command", function()
-    assert.same({ "csrc/core.c" }, spec.build.modules["streamctl.core"].sources)
-    assert.same({ "csrc/curl.c" }, spec.build.modules["streamctl.curl"].sources)
-    assert.same({ "csrc/redis.c" }, spec.build.modules["streamctl.redis"].sources)
-    assert.equal("bin/streamctl-emulator", spec.build.install.bin["streamctl-emulator"])
+  it("build the C where it belongs: hiredis only in streamctl-redis", function()
+    assert.same({ "csrc/core.c" }, main.build.modules["streamctl.core"].sources)
+    assert.same({ "csrc/curl.c" }, main.build.modules["streamctl.curl"].sources)
+    assert.same({ "csrc/signal.c" }, main.build.modules["streamctl.signal"].sources)
+    assert.is_nil(main.build.modules["streamctl.redis"])
+    assert.is_nil(main.external_dependencies.HIREDIS)
+    assert.same({ "csrc/redis.c" }, redis.build.modules["streamctl.redis"].sources)
+    assert.same({ "OPENSSL", "HIREDIS" }, { redis.external_dependencies.OPENSSL and "OPENSSL",
+                                            redis.external_dependencies.HIREDIS and "HIREDIS" })
+  end)
+
+  it("install each command from its own rock, and declare the Lua dependencies", function()
+    assert.same({ streamctl = "bin/streamctl" }, main.build.install.bin)
+    assert.same({ ["streamctl-emulator"] = "bin/streamctl-emulator" }, emulator.build.install.bin)
+    assert.same({ "lua >= 5.1, < 5.5", "lua-cjson >= 2.1", "argparse >= 0.7", "luafilesystem >= 1.8" },
+      main.dependencies)
+    assert.same({ "lua >= 5.1, < 5.5", "streamctl" }, redis.dependencies)
+    assert.same({ "lua >= 5.1, < 5.5", "streamctl", "lua-cjson >= 2.1" }, emulator.dependencies)
+  end)
+
+  it("have release rockspecs made from them for the version in streamctl.version", function()
+    local lua = arg and arg[-1] or "lua"
+    local p = assert(io.popen("'" .. lua .. "' '" .. ROOT .. "/tools/rockspecs.lua' --check 2>&1; echo \"rc=$?\""))
+    local out = p:read("*a")
+    p:close()
+    assert.equal("rc=0\n", out)
   end)
 end)
 

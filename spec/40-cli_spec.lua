@@ -50,7 +50,8 @@ describe("streamctl (the command)", function()
     it("prints the version", function()
       local code, out = run("--version")
       assert.equal(0, code)
-      assert.equal("streamctl " .. version._VERSION .. "\n", out)
+      local interpreter = rawget(_G, "jit") and rawget(_G, "jit").version or _VERSION
+      assert.equal("streamctl " .. version._VERSION .. " (" .. interpreter .. ")\n", out)
     end)
 
     it("lists the providers and commands, and every operation of each with its flags and an example", function()
@@ -336,6 +337,36 @@ describe("streamctl (the command)", function()
       assert.equal(0, code)
       code = run("emulator status --dir " .. q(dir))
       assert.equal(3, code)
+    end)
+
+    it("works without the emulator rock, and says how to get it when asked to start one", function()
+      -- the streamctl rock alone, installed as README "Install" does for a
+      -- tree of its own (luarocks make: about 4 s of C)
+      local root = os.getenv("STREAMCTL_ROOT") or "."
+      local tree = HOME .. "/alone"
+      local v = rawget(_G, "jit") and "5.1" or "5.4"
+      assert.is_true(process.run("cd " .. q(root) .. " && LUAROCKS_CONFIG=rockspecs/luarocks-config.lua luarocks "
+        .. "--lua-version=" .. v .. " --tree " .. q(tree) .. " make rockspecs/streamctl-scm-1.rockspec >/dev/null 2>&1"))
+      assert.is_nil(process.read_file(tree .. "/bin/streamctl-emulator"))
+      local alone = "env -i PATH=/usr/bin:/bin HOME=" .. q(HOME) .. " " .. q(tree .. "/bin/streamctl")
+      local function alone_run(args)
+        local p = assert(io.popen(alone .. " " .. args .. " 2>&1; echo \"exit $?\""))
+        local out = p:read("*a")
+        p:close()
+        return out
+      end
+      local interpreter = rawget(_G, "jit") and rawget(_G, "jit").version or _VERSION
+      assert.equal("streamctl " .. version._VERSION .. " (" .. interpreter .. ")\nexit 0\n", alone_run("--version"))
+      local out = alone_run("zego resume-rtc-stream --stream-id s --dry-run " .. ZEGO .. " --endpoint "
+        .. server.zego_tls_url)
+      assert.truthy(out:find("?Action=ResumeRTCStream&", 1, true), out)
+      assert.truthy(out:find("exit 0\n", 1, true), out)
+      assert.equal("streamctl: the emulator is not installed: it is the streamctl-emulator rock. "
+        .. "From a clone of streamctl:\n"
+        .. "  apt-get install nginx libnginx-mod-http-lua lua-resty-core lua-nginx-string lua-cjson\n"
+        .. "  luarocks --lua-version=5.4 make --deps-mode=none rockspecs/streamctl-emulator-scm-1.rockspec\n"
+        .. "(docs/emulator.md)\nexit 1\n", alone_run("emulator start --dir " .. q(HOME .. "/none")))
+      os.execute("rm -rf " .. q(tree))
     end)
   end)
 

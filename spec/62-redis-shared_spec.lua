@@ -207,13 +207,12 @@ describe("one provider budget in Redis", function()
   local TREE = ROOT .. (JIT and "/build/jit" or "/build/5.4")
   local function command(args, env)
     local q = process.quote
-    local installed = TREE .. "/lib/luarocks/rocks-" .. V .. "/streamctl/scm-1/bin/streamctl"
     n_clients = n_clients + 1
     local out, err = tmp .. "/cli-" .. n_clients .. ".out", tmp .. "/cli-" .. n_clients .. ".err"
     local line = "env -i PATH=/usr/bin:/bin HOME=" .. q(tmp)
       .. " LUA_PATH=" .. q(TREE .. "/share/lua/" .. V .. "/?.lua;" .. TREE .. "/share/lua/" .. V .. "/?/init.lua;;")
       .. " LUA_CPATH=" .. q(TREE .. "/lib/lua/" .. V .. "/?.so;;") .. " " .. (env or "") .. " "
-      .. (JIT and ("luajit " .. q(installed)) or q(TREE .. "/bin/streamctl")) .. " " .. args
+      .. q(TREE .. "/bin/streamctl") .. " " .. args
     -- the shell prints the command's exit status last
     local child = process.spawn("sh -c " .. q(line .. " >" .. q(out) .. " 2>" .. q(err) .. "; echo $?"))
     return { child = child, out = out, err = err }

@@ -164,6 +164,25 @@ describe("streamctl.store.redisconn config", function()
     refused(TLS, R.connect "rediss://h")
     assert.is_true(R.is_connection(R.connect({}, { log = print })))
   end)
+
+  it("without the streamctl-redis rock, connect and a client's redis option say which rock to install", function()
+    local saved = package.loaded["streamctl.redis"]
+    package.loaded["streamctl.redis"] = nil
+    package.preload["streamctl.redis"] = function() error("module 'streamctl.redis' not found:\n\tno file", 0) end
+    local refused = require("spec.helpers.checks").refused
+    local NO_ROCK = "Redis outside nginx needs the streamctl.redis module, which is not installed: it is the "
+      .. "streamctl-redis rock (apt-get install libhiredis-dev; luarocks --lua-version=5.4 make --deps-mode=none "
+      .. "rockspecs/streamctl-redis-scm-1.rockspec) (module 'streamctl.redis' not found:)"
+    local conn, err = R.connect "redis://127.0.0.1:1"
+    package.loaded["streamctl.redis"] = nil -- (LuaJIT marks a module that failed to load)
+    local client, cerr = require("streamctl.zego").new { app_id = 1234567890,
+      server_secret = "0123456789abcdef0123456789abcdef", redis = "redis://127.0.0.1:1" }
+    package.preload["streamctl.redis"] = nil
+    package.loaded["streamctl.redis"] = saved
+    refused(NO_ROCK, conn, err)
+    assert.is_nil(client)
+    assert.equal("streamctl: zego: InvalidParameter: option 'redis': " .. NO_ROCK, tostring(cerr))
+  end)
 end)
 
 describe("streamctl.store.redisconn against redis-server", function()

@@ -445,7 +445,10 @@ local function make(class, o, creds)
   if o.redis then
     local redis_store = require "streamctl.store.redis"
     local shared = redis_store.is_connection(o.redis)
-    self._redis = shared and o.redis or redis_store.connect(o.redis)
+    local conn, cerr = o.redis, nil
+    if not shared then conn, cerr = redis_store.connect(o.redis) end
+    if not conn then return nil, errors.invalid(rules.provider, nil, "option 'redis': " .. cerr.message) end
+    self._redis = conn
     self._own_redis = not shared -- (a connection the caller made, other clients may share: theirs to close)
   end
   -- Jitter from OpenSSL, so processes never share one math.random sequence.

@@ -113,7 +113,7 @@ end
 -- when it is nil), and SIGPIPE at its default action (this process ignores
 -- it, as LuaSocket does when it loads, and children would inherit that; a
 -- shell's children do not). Returns a table:
---   command   the shell words that run it (the interpreter and the script)
+--   command   the shell word that runs it (the tree's bin/streamctl)
 --   env       the `env -i ...` words in front of it
 --   run(args[, extra[, stdin[, stdout]]]) -> status, stdout, stderr:
 --             `streamctl <args>` (a shell fragment), `extra` variables
@@ -131,9 +131,8 @@ function M.installed(opts)
   local q = M.quote
   local cmd = {
     tree = tree,
-    -- 5.4: luarocks' wrapper; LuaJIT: the installed script under luajit (the
-    -- wrapper for a 5.1 tree runs PUC Lua 5.1, which cannot load LuaJIT builds).
-    command = jit and ("luajit " .. q(script)) or q(tree .. "/bin/streamctl"),
+    -- luarocks' wrapper (build/jit's runs LuaJIT: rockspecs/luajit-config.lua)
+    command = q(tree .. "/bin/streamctl"),
     env = table.concat({
       "env -i --default-signal=PIPE",
       "PATH=" .. q(tree .. "/bin:/usr/local/bin:/usr/bin:/bin"),

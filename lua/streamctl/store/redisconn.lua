@@ -94,6 +94,12 @@ M.EVICTION_WARNING = "streamctl: Redis at %s has maxmemory-policy %s: it may evi
 -- (streamctl.log: nginx's error log inside nginx, else standard error).
 M.default_log = require("streamctl.log").warn
 
+-- Outside nginx (and in its init phase) Redis is reached through the C module
+-- streamctl.redis, which is a rock of its own (it needs hiredis).
+local NO_HIREDIS = "Redis outside nginx needs the streamctl.redis module, which is not installed: it is the "
+  .. "streamctl-redis rock (apt-get install libhiredis-dev; luarocks --lua-version=5.4 make --deps-mode=none "
+  .. "rockspecs/streamctl-redis-scm-1.rockspec)"
+
 -- ---- Configuration
 
 local function check_host(v)
@@ -427,6 +433,13 @@ function M.connect(config, opts)
   if not o then return nil, oerr end
   local cfg, why = M.config(config)
   if not cfg then return nil, errors.invalid(nil, nil, why) end
+  if not rawget(_G, "ngx") then
+    -- outside nginx every command goes through the streamctl-redis rock: said now, not at the first command
+    local ok, loaded = pcall(require, "streamctl.redis")
+    if not ok then
+      return nil, errors.invalid(nil, nil, NO_HIREDIS .. " (" .. tostring(loaded):match("^[^\n]*") .. ")")
+    end
+  end
   local suffix = ":" .. cfg.db
   if cfg.password then
     local secret = (cfg.user or "") .. "\0" .. cfg.password -- ('\0' is in neither)
@@ -491,7 +504,7 @@ local hiredis_module -- streamctl.redis, loaded on first use
 local function hiredis_open(self, node)
   if not hiredis_module then
     local ok, mod = pcall(require, "streamctl.redis")
-    if not ok then return nil, "streamctl.redis cannot be loaded: " .. tostring(mod), "io" end
+    if not ok then return nil, NO_HIREDIS .. " (" .. tostring(mod):match("^[^\n]*") .. ")", "io" end
     hiredis_module = mod
   end
   local c, err, kind = hiredis_module.connect(node.host, node.port, self.config.timeout_ms)

@@ -1,8 +1,10 @@
 rockspec_format = "3.0"
 package = "streamctl"
 version = "scm-1"
+-- Releases are tagged vX.Y.Z; rockspecs/streamctl-X.Y.Z-1.rockspec is this
+-- file with that version and tag (tools/rockspecs.lua writes it: make rockspecs).
 source = {
-   url = "git+file:///streamctl",
+   url = "git+https://github.com/streamctl/streamctl.git",
 }
 description = {
    summary = "Control live streams on Alibaba Cloud ApsaraVideo Live and ZEGOCLOUD from Lua",
@@ -11,7 +13,9 @@ streamctl signs and sends stream-control requests (resume, forbid, pull-to-push
 relays) to Alibaba Cloud ApsaraVideo Live and ZEGOCLOUD Server API v2. A C core
 does the signing over OpenSSL and the HTTP over libcurl; Lua does validation,
 batching, rate limiting and retries. Builds for Lua 5.1 (LuaJIT/OpenResty) to 5.4.
-Ships a local emulator of both APIs (nginx + Lua) for offline work and tests.
+Needs OpenSSL and libcurl. Two rocks beside it: streamctl-redis (the Redis
+store outside nginx, over hiredis) and streamctl-emulator (a local emulator of
+both APIs, on nginx-lua).
 ]],
    license = "MIT",
    labels = { "live", "streaming", "aliyun", "zego", "openresty" },
@@ -21,20 +25,21 @@ dependencies = {
    "lua-cjson >= 2.1",
    "argparse >= 0.7",       -- the command line (Debian: lua-argparse)
    "luafilesystem >= 1.8",  -- profile file permissions (Debian: lua-filesystem)
-   -- The redis option also needs, inside nginx only, lua-resty-redis (Debian:
-   -- lua-nginx-redis, `require "nginx.redis"`), which OpenResty bundles.
+   -- The redis option also needs: outside nginx, the streamctl-redis rock;
+   -- inside nginx, lua-resty-redis (Debian: lua-nginx-redis, `require
+   -- "nginx.redis"`), which OpenResty bundles.
 }
 external_dependencies = {
    OPENSSL = { header = "openssl/evp.h", library = "crypto" },
    -- No header check for curl: Debian keeps curl/curl.h under a multiarch
    -- include directory that luarocks does not search (the compiler does).
    CURL = { library = "curl" },
-   HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
 }
 build = {
    type = "builtin",
    modules = {
-      -- Lua modules: every file under lua/ (spec/00-package_spec.lua checks the list)
+      -- Lua modules: every file under lua/ but the emulator's, which
+      -- streamctl-emulator installs (spec/00-package_spec.lua checks the lists)
       ["streamctl"] = "lua/streamctl/init.lua",
       ["streamctl.aliyun"] = "lua/streamctl/aliyun.lua",
       ["streamctl.batch"] = "lua/streamctl/batch.lua",
@@ -43,21 +48,9 @@ build = {
       ["streamctl.credentials"] = "lua/streamctl/credentials.lua",
       ["streamctl.encode"] = "lua/streamctl/encode.lua",
       ["streamctl.errors"] = "lua/streamctl/errors.lua",
-      -- the emulator: an nginx-lua app started by bin/streamctl-emulator
-      ["streamctl.emulator.aliyun"] = "lua/streamctl/emulator/aliyun.lua",
-      ["streamctl.emulator.aliyun_live"] = "lua/streamctl/emulator/aliyun_live.lua",
-      ["streamctl.emulator.clock"] = "lua/streamctl/emulator/clock.lua",
-      ["streamctl.emulator.config"] = "lua/streamctl/emulator/config.lua",
+      -- where the emulator listens and its accounts (the command's --emulator);
+      -- the emulator itself is the streamctl-emulator rock
       ["streamctl.emulator.defaults"] = "lua/streamctl/emulator/defaults.lua",
-      ["streamctl.emulator.encoding"] = "lua/streamctl/emulator/encoding.lua",
-      ["streamctl.emulator.faults"] = "lua/streamctl/emulator/faults.lua",
-      ["streamctl.emulator.hmac"] = "lua/streamctl/emulator/hmac.lua",
-      ["streamctl.emulator.json"] = "lua/streamctl/emulator/json.lua",
-      ["streamctl.emulator.ratelimit"] = "lua/streamctl/emulator/ratelimit.lua",
-      ["streamctl.emulator.requestlog"] = "lua/streamctl/emulator/requestlog.lua",
-      ["streamctl.emulator.server"] = "lua/streamctl/emulator/server.lua",
-      ["streamctl.emulator.stats"] = "lua/streamctl/emulator/stats.lua",
-      ["streamctl.emulator.zego"] = "lua/streamctl/emulator/zego.lua",
       ["streamctl.json"] = "lua/streamctl/json.lua",
       ["streamctl.metrics"] = "lua/streamctl/metrics.lua",
       ["streamctl.nginx"] = "lua/streamctl/nginx.lua",
@@ -93,13 +86,6 @@ build = {
          incdirs = { "$(CURL_INCDIR)", "csrc" },
          libdirs = { "$(CURL_LIBDIR)" },
       },
-      -- Redis for streamctl.store.redis outside nginx (blocking; SHA-1 of scripts from libcrypto)
-      ["streamctl.redis"] = {
-         sources = { "csrc/redis.c" },
-         libraries = { "hiredis", "crypto" },
-         incdirs = { "$(HIREDIS_INCDIR)", "$(OPENSSL_INCDIR)", "csrc" },
-         libdirs = { "$(HIREDIS_LIBDIR)", "$(OPENSSL_LIBDIR)" },
-      },
    },
    install = {
       -- the man page and the bash completion (made by make doc), into the rock's conf directory
@@ -109,7 +95,6 @@ build = {
       },
       bin = {
          ["streamctl"] = "bin/streamctl",
-         ["streamctl-emulator"] = "bin/streamctl-emulator",
       },
    },
 }

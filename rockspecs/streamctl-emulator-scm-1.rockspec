@@ -1,0 +1,49 @@
+rockspec_format = "3.0"
+package = "streamctl-emulator"
+version = "scm-1"
+-- Releases are tagged vX.Y.Z; rockspecs/streamctl-emulator-X.Y.Z-1.rockspec is
+-- this file with that version and tag (tools/rockspecs.lua writes it: make rockspecs).
+source = {
+   url = "git+https://github.com/streamctl/streamctl.git",
+}
+description = {
+   summary = "A local emulator of Alibaba Cloud ApsaraVideo Live and ZEGOCLOUD Server API v2",
+   detailed = [[
+streamctl-emulator starts a local nginx that answers as both providers do:
+signatures, clock skew, nonces, rate limits, state and injected faults, over
+HTTP and HTTPS (with a CA of its own). For trying streamctl offline and for
+tests. Needs nginx with the Lua module (Debian: nginx libnginx-mod-http-lua
+lua-resty-core lua-nginx-string lua-cjson), which luarocks cannot install.
+]],
+   license = "MIT",
+   labels = { "live", "streaming", "emulator", "testing" },
+}
+dependencies = {
+   "lua >= 5.1, < 5.5",
+   "streamctl",      -- its version (the health answer) and defaults (ports, accounts)
+   "lua-cjson >= 2.1",
+}
+build = {
+   type = "builtin",
+   modules = {
+      -- an nginx-lua app: bin/streamctl-emulator points nginx at these files
+      ["streamctl.emulator.aliyun"] = "lua/streamctl/emulator/aliyun.lua",
+      ["streamctl.emulator.aliyun_live"] = "lua/streamctl/emulator/aliyun_live.lua",
+      ["streamctl.emulator.clock"] = "lua/streamctl/emulator/clock.lua",
+      ["streamctl.emulator.config"] = "lua/streamctl/emulator/config.lua",
+      ["streamctl.emulator.encoding"] = "lua/streamctl/emulator/encoding.lua",
+      ["streamctl.emulator.faults"] = "lua/streamctl/emulator/faults.lua",
+      ["streamctl.emulator.hmac"] = "lua/streamctl/emulator/hmac.lua",
+      ["streamctl.emulator.json"] = "lua/streamctl/emulator/json.lua",
+      ["streamctl.emulator.ratelimit"] = "lua/streamctl/emulator/ratelimit.lua",
+      ["streamctl.emulator.requestlog"] = "lua/streamctl/emulator/requestlog.lua",
+      ["streamctl.emulator.server"] = "lua/streamctl/emulator/server.lua",
+      ["streamctl.emulator.stats"] = "lua/streamctl/emulator/stats.lua",
+      ["streamctl.emulator.zego"] = "lua/streamctl/emulator/zego.lua",
+   },
+   install = {
+      bin = {
+         ["streamctl-emulator"] = "bin/streamctl-emulator",
+      },
+   },
+}
