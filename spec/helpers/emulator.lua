@@ -25,6 +25,7 @@
 --   server:online(spec, method)    POST /_emulator/online (spec: one {domain,app,stream} or a list);
 --                                  method "DELETE" takes them offline (spec nil: all); nil spec -> GET
 --   server:stop()                  streamctl-emulator stop (idempotent)
+--   emu.launcher(args, env)        runs bin/streamctl-emulator args (env: more variables) -> ok, output, code
 --   server:request{ method, url | provider+path, headers, body } -> status, body, headers, err
 --                                  (plain HTTP only; luasocket has no TLS here)
 --   server:control(method, path, value, provider) -> decoded JSON, status
@@ -116,11 +117,17 @@ function emu.interpreter()
   return v and ("lua" .. v) or "lua"
 end
 
--- Runs the launcher; returns ok, output.
-function emu.launcher(args)
+-- Runs the launcher; returns ok, output, exit status. env (optional): more
+-- variables for it, name -> value.
+function emu.launcher(args, env)
   local root = emu.root
   local out = os.tmpname()
-  local cmd = "LUA_PATH=" .. shell_quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;")
+  local vars = {}
+  for k, v in pairs(env or {}) do
+    vars[#vars + 1] = k .. "=" .. shell_quote(v) .. " "
+  end
+  table.sort(vars)
+  local cmd = table.concat(vars) .. "LUA_PATH=" .. shell_quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;")
     .. " " .. emu.interpreter() .. " " .. shell_quote(root .. "/bin/streamctl-emulator")
     .. " " .. args .. " >" .. shell_quote(out) .. " 2>&1"
   local ok, code = run(cmd)
