@@ -12,6 +12,8 @@
 #   make fuzz    libFuzzer on the encoders, signers and parsers (FUZZ_SECONDS each; make fuzz-smoke: 5 s)
 #   make sim     the deterministic simulation (docs/simulation.md): seeds for SIM_SECONDS (60), every invariant
 #                checked after each; SIM_SEED=n replays one with its trace; make mutants: planted bugs it must catch
+#   make check-install  README "Install" run block by block on a pristine Debian 12 root (debootstrap, a network
+#                namespace of its own; not in make test: root, the mirror, about ten minutes)
 #   make sizes   the library's file sizes and longest functions (bench/sizes.sh; SIZES_TOP: 15)
 #   make chaos   real emulator, Redis and nginx under random faults, restarts and reloads, five client processes on
 #                one account, then the invariants checked (CHAOS_SECONDS: 300; CHAOS_SEED replays; make chaos-short: 60 s)
@@ -33,12 +35,14 @@ SRC := $(wildcard csrc/*.c csrc/*.h)
 # what the rock installs besides the C: a change to any of it reinstalls the trees
 INSTALLED := $(wildcard lua/streamctl/*.lua lua/streamctl/*/*.lua bin/*)
 
-# Debian packages the build, the tests, the emulator and the demo need.
-PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev \
-	libssl-dev openssl libcurl4-openssl-dev lua-cjson lua-busted lua-check luarocks \
-	lua-socket lua-sec nginx libnginx-mod-http-lua lua-resty-core lua-nginx-string valgrind \
-	lua-argparse lua-filesystem lua-ldoc help2man cppcheck clang-tidy clang libclang-rt-14-dev \
-	libhiredis-dev redis-server lua-nginx-redis gnuplot-nox curl
+# Debian packages: what make demo needs (the Lua 5.4 build and the emulator),
+# and what the rest needs besides (LuaJIT, the tests, the C checks, the docs,
+# Redis, the benchmarks).
+DEMO_PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev libssl-dev openssl libcurl4-openssl-dev lua-cjson \
+	lua-argparse lua-filesystem luarocks libhiredis-dev lua-socket nginx libnginx-mod-http-lua lua-resty-core \
+	lua-nginx-string
+PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev lua-busted lua-check lua-sec valgrind lua-ldoc help2man \
+	cppcheck clang-tidy clang libclang-rt-14-dev redis-server lua-nginx-redis gnuplot-nox curl
 
 LUA_PATH_DEV := $(ROOT)/lua/?.lua;$(ROOT)/lua/?/init.lua;;
 ENV54 := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"
@@ -46,19 +50,24 @@ ENVJIT := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREEJIT)/lib/lua/5.1/?.so;;" S
 BUSTED := /usr/bin/busted
 SPECS ?= spec
 
-.PHONY: all deps build build-5.4 build-jit rockspecs check test test-5.4 test-jit lint static doc check-doc demo bench check-c \
+.PHONY: all test-banner deps demo-deps build build-5.4 build-jit rockspecs check test test-5.4 test-jit lint static doc check-doc demo bench check-c \
 	valgrind asan \
-	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes clean
+	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes check-install clean
 
 all: build
 
-deps:
-	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+# Installs what is missing of $(1) with apt-get (through sudo unless root).
+INSTALL_MISSING = @missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+	  | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
-	  echo "installing:" $$missing; \
+	  echo "installing with apt-get (a few minutes on a new machine):" $$missing; \
 	  if [ "$$(id -u)" != 0 ]; then SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
 	fi
+deps:
+	$(call INSTALL_MISSING,$(PACKAGES))
+demo-deps:
+	$(call INSTALL_MISSING,$(DEMO_PACKAGES))
 
 build: build-5.4 build-jit
 
@@ -84,7 +93,12 @@ $(TREEJIT)/.stamp: $(SRC) $(ROCKSPECS) $(LR_CONFIG) $(INSTALLED)
 rockspecs:
 	lua5.4 tools/rockspecs.lua
 
+test-banner:
+	@echo "make test: build, lint, static analysis, the docs, the specs under Lua 5.4 and LuaJIT (6.5 minutes each),"
+	@echo "  valgrind (8), ASan/UBSan (4), fuzz-smoke (1), chaos-short (1): about 27 minutes on 2 cores"
+
 lint:
+	@echo "== lint: luacheck"
 	luacheck --quiet lua bin spec examples bench tools
 
 sizes:
@@ -93,6 +107,7 @@ sizes:
 # Static analysis of the C: cppcheck, and clang-tidy with .clang-tidy's checks
 # (warnings are errors). Suppressions are inline, each with its reason.
 static:
+	@echo "== static analysis: cppcheck and clang-tidy on csrc/"
 	cppcheck --enable=warning,style,performance,portability --error-exitcode=1 --inline-suppr --quiet \
 	  -U__clang_analyzer__ -I csrc csrc/
 	clang-tidy --quiet csrc/*.c -- -I csrc -I /usr/include/lua5.4
@@ -102,7 +117,10 @@ static:
 check: build lint test-5.4 test-jit
 	@cat build/test-5.4.count build/test-jit.count | awk '{p += $$1; f += $$2} END {printf "%d passed, %d failed\n", p, f}'
 
-test: deps build lint static check-doc test-5.4 test-jit check-c fuzz-smoke chaos-short
+# About 27 minutes on 2 cores, measured (each phase says what it runs, and
+# the long ones show progress): the specs 6.5 minutes under each interpreter,
+# valgrind 8, ASan/UBSan 4, fuzz-smoke 1, chaos-short 1.
+test: test-banner deps build lint static check-doc test-5.4 test-jit check-c fuzz-smoke chaos-short
 	@cat build/test-5.4.count build/test-jit.count | awk '{p += $$1; f += $$2} END {printf "%d passed, %d failed\n", p, f}'
 
 # The API reference (LDoc, from the modules' doc comments) into docs/api, and the
@@ -142,11 +160,13 @@ check-doc: build-5.4
 COUNT = sed -n 's/^\([0-9]*\) successes \/ \([0-9]*\) failures \/ \([0-9]*\) errors.*/\1 \2 \3/p' | awk '{print $$1, $$2 + $$3}'
 test-5.4: build-5.4 build-jit
 	@mkdir -p build
+	@echo "== every spec under Lua 5.4 (a dot per test)"
 	@set -o pipefail; $(ENV54) lua5.4 $(BUSTED) $(SPECS) | tee build/test-5.4.log
 	@{ $(COUNT); } < build/test-5.4.log > build/test-5.4.count
 
 test-jit: build-jit
 	@mkdir -p build
+	@echo "== every spec under LuaJIT (a dot per test)"
 	@set -o pipefail; $(ENVJIT) luajit $(BUSTED) $(SPECS) | tee build/test-jit.log
 	@{ $(COUNT); } < build/test-jit.log > build/test-jit.count
 
@@ -158,7 +178,7 @@ EMULATOR54 := $(ENV54) $(TREE54)/bin/streamctl-emulator
 FREE_PORTS := $(ENV54) LUA_PATH="$(ROOT)/?.lua;$(LUA_PATH_DEV)" lua5.4 -e \
 	'io.write(table.concat(require("spec.helpers.emulator").free_ports(4), " "))'
 
-demo: deps build
+demo: demo-deps build-5.4
 	@set -e; set -- $$($(FREE_PORTS)); [ $$# = 4 ] || { echo "make demo: could not find 4 free ports" >&2; exit 1; }; \
 	$(EMULATOR54) stop --dir $(DEMO_DIR) >/dev/null 2>&1 || true; \
 	$(EMULATOR54) start --dir $(DEMO_DIR) --aliyun-port $$1 --zego-port $$2 --aliyun-tls-port $$3 --zego-tls-port $$4; \
@@ -265,6 +285,7 @@ $(FUZZ_DIR)/%: fuzz/harness.c csrc/core.c csrc/curl.c csrc/compat.h
 	clang $(FUZZ_CFLAGS) -DFUZZ_TARGET='"$*"' -DFUZZ_ROOT='"$(ROOT)"' fuzz/harness.c csrc/core.c csrc/curl.c \
 	  -o $@ -llua5.4 -lcrypto -lcurl
 fuzz fuzz-smoke: fuzz-build
+	@echo "== $@: libFuzzer on $(words $(FUZZ_TARGETS)) targets, $(if $(filter fuzz-smoke,$@),5,$(FUZZ_SECONDS)) s each"
 	@seconds=$(if $(filter fuzz-smoke,$@),5,$(FUZZ_SECONDS)); \
 	for t in $(FUZZ_TARGETS); do \
 	  rm -rf $(FUZZ_DIR)/corpus-$$t && cp -r fuzz/corpus/$$t $(FUZZ_DIR)/corpus-$$t; \
@@ -297,6 +318,13 @@ chaos: deps build
 	@$(ENV54) CHAOS_SECONDS=$(CHAOS_SECONDS) lua5.4 spec/chaos/run.lua
 chaos-short: deps build
 	@$(ENV54) CHAOS_SECONDS=$(CHAOS_SHORT_SECONDS) lua5.4 spec/chaos/run.lua
+
+# README "Install" as a new user meets it (tools/check-install.sh; not in make
+# test: needs root, debootstrap and the Debian mirror; about ten minutes):
+# every ```sh install block of that section, in order, as root on a pristine
+# Debian 12 root in a network namespace of its own, from a clone of HEAD.
+check-install:
+	@tools/check-install.sh
 
 clean:
 	rm -rf build csrc/*.o streamctl
