@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# The OpenResty example (nginx.conf + streamctl_edge.lua in this directory)
+# against the local emulator, ready for curl: `make openresty-demo`.
+#
+#   examples/openresty/run.sh start [--port N] [--dir DIR]
+#                                   [--emulator-dir EDIR | --emulator-ports A,Z,AT,ZT]
+#   examples/openresty/run.sh stop  [--dir DIR]
+#
+# start: starts an emulator of its own in DIR/emulator on free ports (or on
+# --emulator-ports: Aliyun, ZEGO, Aliyun TLS, ZEGO TLS), or uses the one
+# already running in EDIR (not stopped by `stop`); writes DIR/nginx.conf, a
+# copy of this directory's nginx.conf changed only where it must be (it
+# trusts the emulator's CA instead of the system's, listens on 127.0.0.1:N
+# only, finds streamctl_edge.lua here and streamctl in the LuaJIT build, keeps
+# its temp files in DIR, and runs its workers as root when started as root)
+# and DIR/demo.env, the settings nginx starts with (a fresh token, the
+# emulator's endpoints, CA and default account); starts nginx with DIR as its
+# prefix (logs in DIR/logs) and prints the token and the curl lines to try.
+# stop: stops that nginx and the emulator it started.
+#
+# DIR: build/openresty-demo in a checkout (ignored by git), else
+# ${TMPDIR:-/tmp}/streamctl-openresty-demo-$USER. N: 8080.
+# Environment: STREAMCTL_LUAJIT_TREE, the luarocks tree with streamctl built
+# for LuaJIT (default: the checkout's build/jit, made by `make build-jit`;
+# /usr/local for one installed as nginx.conf's header says); STREAMCTL_NGINX
+# (default /usr/sbin/nginx); STREAMCTL_EMULATOR, the command that runs
+# streamctl-emulator (default: the checkout's bin/streamctl-emulator under
+# lua5.4, else streamctl-emulator on PATH). nginx starts with only PATH and
+# demo.env's variables: credentials in your environment are never used.
+set -euo pipefail
+shopt -u patsub_replacement 2>/dev/null || true
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=${STREAMCTL_ROOT:-$(cd "$HERE/../.." && pwd)}
+PROG="examples/openresty/run.sh"
+WAIT_TENTHS=100 # 10 s
+
+die() { printf '%s: %s\n' "$PROG" "$*" >&2; exit 1; }
+usage() { sed -n '5,7s/^# //p' "${BASH_SOURCE[0]}" >&2; exit 2; }
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+PORT=8080
+if [ -f "$ROOT/Makefile" ] && [ -d "$ROOT/lua/streamctl" ]; then
+  DIR="$ROOT/build/openresty-demo"
+else
+  DIR="${TMPDIR:-/tmp}/streamctl-openresty-demo-${USER:-$(id -u)}"
+fi
+EMU_DIR_GIVEN="" EMU_PORTS=""
+while [ $# -gt 0 ]; do
+  case $1 in
+    --port) PORT=${2:?--port needs a value}; shift 2 ;;
+    --dir) DIR=${2:?--dir needs a value}; shift 2 ;;
+    --emulator-dir) EMU_DIR_GIVEN=${2:?--emulator-dir needs a value}; shift 2 ;;
+    --emulator-ports) EMU_PORTS=${2:?--emulator-ports needs a value}; shift 2 ;;
+    *) printf '%s: unknown argument %s\n' "$PROG" "$1" >&2; usage ;;
+  esac
+done
+case $PORT in ''|*[!0-9]*) die "--port: not a port number: $PORT" ;; esac
+if [ "$PORT" -lt 1 ] || [ "$PORT" -gt 65535 ]; then die "--port: not a port number: $PORT"; fi
+if [ "$cmd" = start ]; then mkdir -p "$DIR" || die "cannot create $DIR"; fi
+if [ -d "$DIR" ]; then DIR=$(cd "$DIR" && pwd); fi
+PIDFILE="$DIR/logs/nginx.pid"
+NGINX=${STREAMCTL_NGINX:-/usr/sbin/nginx}
+
+# The emulator's launcher, as words in the array EMULATOR.
+if [ -n "${STREAMCTL_EMULATOR:-}" ]; then
+  read -r -a EMULATOR <<<"$STREAMCTL_EMULATOR"
+elif [ -f "$ROOT/bin/streamctl-emulator" ] && [ -d "$ROOT/lua/streamctl/emulator" ]; then
+  EMULATOR=(env "LUA_PATH=$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" lua5.4 "$ROOT/bin/streamctl-emulator")
+else
+  EMULATOR=(streamctl-emulator)
+fi
+
+alive() { [ -n "${1:-}" ] && kill -0 "$1" 2>/dev/null; }
+nginx_pid() { if [ -f "$PIDFILE" ]; then tr -dc '0-9' <"$PIDFILE"; fi; }
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+setting() { sed -n "s/^$1='\\(.*\\)'\$/\\1/p" "$DIR/demo.env" 2>/dev/null; }
+
+# What nginx logged at level error or worse from byte $2 of file $1 on, each
+# entry whole (a Lua error's traceback is one entry of many lines).
+log_errors() {
+  tail -c +"$(($2 + 1))" "$1" 2>/dev/null | awk '
+    /^[0-9]+\/[0-9]+\/[0-9]+ [0-9:]+ \[/ { keep = ($3 ~ /^\[(emerg|alert|crit|error)\]$/) }
+    keep { print "  " $0 }'
+}
+
+print_try() {
+  local token port ali
+  token=$(setting STREAMCTL_EDGE_TOKEN) port=$(setting DEMO_PORT) ali=$(setting DEMO_EMULATOR_HTTP)
+  cat <<EOF
+The OpenResty example runs on http://127.0.0.1:$port against the emulator ($(setting DEMO_EMULATOR_DIR)).
+Its token (a throwaway, made for this demo):
+
+  export STREAMCTL_EDGE_TOKEN=$token
+
+Try:
+
+  curl -s -H "Authorization: Bearer \$STREAMCTL_EDGE_TOKEN" -d '{"domain_name":"push.example.com","app_name":"live","stream_name":"match-7"}' http://127.0.0.1:$port/streams/aliyun/forbid
+  curl -s -H "Authorization: Bearer \$STREAMCTL_EDGE_TOKEN" -d '{"domain_name":"push.example.com","app_name":"live","stream_names":["a","b"]}' http://127.0.0.1:$port/streams/aliyun/resume
+  curl -s -H "Authorization: Bearer \$STREAMCTL_EDGE_TOKEN" -d '{"stream_ids":["rtc-1","rtc-2"]}' http://127.0.0.1:$port/streams/zego/forbid
+  curl -s -H "Authorization: Bearer \$STREAMCTL_EDGE_TOKEN" -d '{"stream_id":"rtc-1"}' http://127.0.0.1:$port/streams/zego/resume
+  curl -s http://127.0.0.1:$port/metrics
+  curl -s $ali/_emulator/state        # what the emulator holds now
+
+Logs: $DIR/logs/error.log. Settings: $DIR/demo.env. Stop: $PROG stop$( [ "$DIR" = "$ROOT/build/openresty-demo" ] || printf ' --dir %q' "$DIR")
+EOF
+}
+
+stop_nginx() {
+  local pid i
+  pid=$(nginx_pid)
+  if ! alive "$pid"; then rm -f "$PIDFILE"; return 1; fi
+  kill -TERM "$pid"
+  i=0
+  while alive "$pid" && [ $i -lt $WAIT_TENTHS ]; do sleep 0.1; i=$((i + 1)); done
+  if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  rm -f "$PIDFILE"
+  echo "nginx stopped (pid $pid)"
+}
+
+stop_emulator() {
+  if [ "$(setting DEMO_EMULATOR_OWNED)" = 1 ]; then
+    "${EMULATOR[@]}" stop --dir "$(setting DEMO_EMULATOR_DIR)"
+  fi
+}
+
+cmd_stop() {
+  stop_nginx || echo "nginx not running (dir $DIR)"
+  stop_emulator
+}
+
+# Replaces the one occurrence of $2 in the variable named $1 by $3; fails
+# naming it when there is none or more than one (the example changed and this
+# script must follow it).
+replace_once() {
+  local -n text=$1
+  local rest=${text#*"$2"}
+  [ "$rest" != "$text" ] || die "$HERE/nginx.conf no longer has: $2"
+  [ "${rest#*"$2"}" = "$rest" ] || die "$HERE/nginx.conf has more than one: $2"
+  text=${text/"$2"/"$3"}
+}
+
+# nginx.conf and demo.env quote paths plainly: refuse the few characters that would need more.
+check_path() {
+  case $1 in *[\"\\\;\?\']*) die "cannot use a path with \", ', \\, ; or ? here: $1" ;; esac
+}
+
+write_conf() {
+  local ca=$1 tree=$2 conf temp="" kind user=""
+  check_path "$HERE"; check_path "$tree"; check_path "$ca"; check_path "$DIR"
+  conf=$(<"$HERE/nginx.conf")
+  [ "$(id -u)" = 0 ] && user="user root; # (run.sh: started as root, its workers too, as the emulator's)"$'\n'
+  replace_once conf "worker_processes auto;" "${user}worker_processes auto;"
+  for kind in client_body proxy fastcgi uwsgi scgi; do
+    temp+=$'\n'"    ${kind}_temp_path tmp/$kind;"
+  done
+  replace_once conf "access_log logs/access.log;" "access_log logs/access.log;$temp"
+  # shellcheck disable=SC2016 # nginx.conf's own $prefix, replaced
+  replace_once conf '"$prefix/?.lua;' "\"$HERE/?.lua;$tree/share/lua/5.1/?.lua;$tree/share/lua/5.1/?/init.lua;"
+  replace_once conf 'lua_package_cpath "' "lua_package_cpath \"$tree/lib/lua/5.1/?.so;"
+  replace_once conf "lua_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;" \
+    "lua_ssl_trusted_certificate \"$ca\"; # the emulator's CA (run.sh)"
+  replace_once conf "listen 8080;" "listen 127.0.0.1:$PORT;"
+  printf '# Written by %s from %s for the demo against the emulator; edits are lost.\n%s\n' \
+    "$PROG" "$HERE/nginx.conf" "$conf" >"$DIR/nginx.conf"
+}
+
+free_ports() {
+  lua5.4 -e 'local socket = require "socket"
+    local socks, ports = {}, {}
+    for i = 1, 4 do socks[i] = assert(socket.bind("127.0.0.1", 0)); ports[i] = select(2, socks[i]:getsockname()) end
+    for _, s in ipairs(socks) do s:close() end
+    io.write(table.concat(ports, ","))' 2>/dev/null \
+    || die "cannot find free ports (needs lua5.4 and lua-socket): give them with --emulator-ports A,Z,AT,ZT"
+}
+
+cmd_start() {
+  local pid tree ca emu_dir owned=0 ali ali_tls zego_tls token offset ok i
+  pid=$(nginx_pid)
+  if alive "$pid"; then
+    echo "already running (nginx pid $pid); not restarted ($PROG stop first to change settings)"
+    print_try
+    return 0
+  fi
+  [ -x "$NGINX" ] || die "no nginx at $NGINX: apt-get install nginx libnginx-mod-http-lua lua-resty-core lua-cjson (or set STREAMCTL_NGINX)"
+  tree=${STREAMCTL_LUAJIT_TREE:-$ROOT/build/jit}
+  if [ ! -f "$tree/lib/lua/5.1/streamctl/core.so" ] || [ ! -f "$tree/share/lua/5.1/streamctl/init.lua" ]; then
+    die "no LuaJIT build of streamctl in $tree (lib/lua/5.1/streamctl/core.so, share/lua/5.1/streamctl/init.lua):" \
+      "run make build-jit, or set STREAMCTL_LUAJIT_TREE"
+  fi
+  listening "$PORT" && die "port $PORT is in use: give another with --port N"
+
+  if [ -n "$EMU_DIR_GIVEN" ]; then
+    emu_dir=$(cd "$EMU_DIR_GIVEN" 2>/dev/null && pwd) || die "--emulator-dir: no directory $EMU_DIR_GIVEN"
+    "${EMULATOR[@]}" status --dir "$emu_dir" >/dev/null \
+      || die "no emulator runs in $emu_dir (start it: streamctl emulator start --dir $emu_dir)"
+  else
+    emu_dir="$DIR/emulator"
+    [ -n "$EMU_PORTS" ] || EMU_PORTS=$(free_ports)
+    IFS=, read -r p1 p2 p3 p4 extra <<<"$EMU_PORTS"
+    if [ -z "${p4:-}" ] || [ -n "${extra:-}" ]; then die "--emulator-ports: four ports, comma-separated: $EMU_PORTS"; fi
+    "${EMULATOR[@]}" stop --dir "$emu_dir" >/dev/null 2>&1 || true
+    "${EMULATOR[@]}" start --dir "$emu_dir" --aliyun-port "$p1" --zego-port "$p2" \
+      --aliyun-tls-port "$p3" --zego-tls-port "$p4" >/dev/null || die "the emulator did not start (above: why)"
+    owned=1
+  fi
+  local -a e
+  # shellcheck source=/dev/null # the emulator's endpoints.env (shell variables it writes)
+  mapfile -t e < <(. "$emu_dir/endpoints.env" && printf '%s\n' "$STREAMCTL_EMULATOR_ALIYUN_URL" \
+    "$STREAMCTL_EMULATOR_ALIYUN_TLS_URL" "$STREAMCTL_EMULATOR_ZEGO_TLS_URL" "$STREAMCTL_EMULATOR_CA_FILE")
+  ali=${e[0]:-} ali_tls=${e[1]:-} zego_tls=${e[2]:-} ca=${e[3]:-}
+  if [ -z "$zego_tls" ] || [ ! -f "$ca" ]; then
+    die "cannot read the emulator's endpoints and CA from $emu_dir/endpoints.env"
+  fi
+
+  token=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+  mkdir -p "$DIR/logs" "$DIR/tmp"
+  write_conf "$ca" "$tree"
+  (
+    umask 077
+    cat >"$DIR/demo.env" <<EOF
+# Written by $PROG: what the example's nginx starts with (only these and PATH).
+# The token is a throwaway made for this demo; the account is the emulator's default.
+STREAMCTL_EDGE_TOKEN='$token'
+ALIBABA_CLOUD_ACCESS_KEY_ID='LTAIemulatorKey'
+ALIBABA_CLOUD_ACCESS_KEY_SECRET='emulator-secret'
+ZEGO_APP_ID='1234567890'
+ZEGO_SERVER_SECRET='0123456789abcdef0123456789abcdef'
+STREAMCTL_ALIYUN_ENDPOINT='$ali_tls'
+STREAMCTL_ZEGO_ENDPOINT='$zego_tls'
+STREAMCTL_CA_FILE='$ca'
+# for run.sh itself (nginx.conf names none of these)
+DEMO_PORT='$PORT'
+DEMO_EMULATOR_DIR='$emu_dir'
+DEMO_EMULATOR_OWNED='$owned'
+DEMO_EMULATOR_HTTP='$ali'
+EOF
+  )
+
+  local -a vars=()
+  local line value
+  while IFS= read -r line; do
+    case $line in
+      DEMO_*) ;;
+      [A-Z]*=*) value=${line#*=}; value=${value#\'}; vars+=("${line%%=*}=${value%\'}") ;;
+    esac
+  done <"$DIR/demo.env"
+  offset=$(stat -c %s "$DIR/logs/error.log" 2>/dev/null || echo 0)
+  ok=1
+  env -i PATH="$PATH" "${vars[@]}" \
+    "$NGINX" -p "$DIR/" -c "$DIR/nginx.conf" -e "$DIR/logs/error.log" >"$DIR/logs/start.log" 2>&1 || ok=0
+  if [ $ok = 1 ]; then
+    ok=0
+    for ((i = 0; i < WAIT_TENTHS; i++)); do
+      pid=$(nginx_pid)
+      if alive "$pid" && listening "$PORT"; then ok=1; break; fi
+      sleep 0.1
+    done
+  fi
+  if [ $ok = 0 ]; then
+    # error.log's entries whole; what nginx printed when it has none (its
+    # copy of an entry is cut at 2 KB)
+    local said
+    said=$(log_errors "$DIR/logs/error.log" "$offset")
+    if [ -n "$said" ]; then
+      printf '%s: nginx did not start; %s:\n%s\n' "$PROG" "$DIR/logs/error.log" "$said" >&2
+    else
+      printf '%s: nginx did not start; it printed:\n' "$PROG" >&2
+      sed 's/^/  /' "$DIR/logs/start.log" >&2
+    fi
+    stop_nginx >/dev/null || true
+    stop_emulator >/dev/null || true
+    exit 1
+  fi
+  print_try
+}
+
+case $cmd in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  *) usage ;;
+esac
