@@ -1,6 +1,7 @@
 # streamctl: one source tree, built and tested for Lua 5.4 and LuaJIT (5.1 C API).
 #
 #   make demo    install what is missing, build, run examples/demo.lua against the emulator
+#   make openresty-demo  the OpenResty example against the emulator, for the curl lines it prints (-stop: ends it)
 #   make check   the fast loop: build, lint, every spec under Lua 5.4 and LuaJIT (no C checks, fuzz or chaos)
 #   make test    install what is missing, build, lint, static analysis, check the docs, every spec
 #                under Lua 5.4 and LuaJIT (the simulation's seeds 1..300 among them), check-c,
@@ -41,6 +42,7 @@ INSTALLED := $(wildcard lua/streamctl/*.lua lua/streamctl/*/*.lua bin/*)
 DEMO_PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev libssl-dev openssl libcurl4-openssl-dev lua-cjson \
 	lua-argparse lua-filesystem luarocks libhiredis-dev lua-socket nginx libnginx-mod-http-lua lua-resty-core \
 	lua-nginx-string
+OPENRESTY_DEMO_PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev curl
 PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev lua-busted lua-check lua-sec valgrind lua-ldoc help2man \
 	cppcheck clang-tidy clang libclang-rt-14-dev redis-server lua-nginx-redis gnuplot-nox curl
 
@@ -50,7 +52,7 @@ ENVJIT := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREEJIT)/lib/lua/5.1/?.so;;" S
 BUSTED := /usr/bin/busted
 SPECS ?= spec
 
-.PHONY: all test-banner deps demo-deps build build-5.4 build-jit rockspecs check test test-5.4 test-jit lint static doc check-doc demo bench check-c \
+.PHONY: all test-banner deps demo-deps openresty-demo-deps openresty-demo openresty-demo-stop build build-5.4 build-jit rockspecs check test test-5.4 test-jit lint static doc check-doc demo bench check-c \
 	valgrind asan \
 	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes check-install clean
 
@@ -68,6 +70,8 @@ deps:
 	$(call INSTALL_MISSING,$(PACKAGES))
 demo-deps:
 	$(call INSTALL_MISSING,$(DEMO_PACKAGES))
+openresty-demo-deps:
+	$(call INSTALL_MISSING,$(OPENRESTY_DEMO_PACKAGES))
 
 build: build-5.4 build-jit
 
@@ -185,6 +189,15 @@ demo: demo-deps build-5.4
 	status=0; $(ENV54) STREAMCTL_EMULATOR_DIR=$(DEMO_DIR) STREAMCTL_ALIYUN_ENDPOINT=https://127.0.0.1:$$3 \
 	  STREAMCTL_ZEGO_ENDPOINT=https://127.0.0.1:$$4 lua5.4 examples/demo.lua || status=$$?; \
 	$(EMULATOR54) stop --dir $(DEMO_DIR) >/dev/null; exit $$status
+
+# The OpenResty example (examples/openresty/) against an emulator of its own,
+# on 127.0.0.1:8080, ready for the curl lines it prints with a throwaway token
+# (examples/openresty/run.sh; docs/openresty.md). make openresty-demo-stop
+# stops both.
+openresty-demo: openresty-demo-deps build-jit
+	@examples/openresty/run.sh start
+openresty-demo-stop:
+	@examples/openresty/run.sh stop
 
 # Figures, never pass/fail (README "Performance"): signing beside bare OpenSSL
 # (bench/sign.lua, bench/floor.c) on both interpreters; against the emulator,

@@ -12,18 +12,18 @@
 -- paths (with --deps-mode=none they carry no tree, and find only the
 -- system's).
 rocks_provided = {
-   ["lua-cjson"] = "2.1.0-1",
-   argparse = "0.7.1-1",
-   luafilesystem = "1.8.0-1",
+  ["lua-cjson"] = "2.1.0-1",
+  argparse = "0.7.1-1",
+  luafilesystem = "1.8.0-1",
 }
 -- For 5.1, LuaJIT: the tree's commands run luajit (luarocks would pick PUC
 -- Lua 5.1, which cannot load a LuaJIT build's C modules), and the headers
 -- are LuaJIT's. LUAJIT_PREFIX names another LuaJIT (OpenResty's:
 -- /usr/local/openresty/luajit); the default is Debian's luajit2.
 if lua_version == "5.1" then
-   local prefix = os_getenv("LUAJIT_PREFIX") or "/usr"
-   lua_interpreter = "luajit"
-   variables.LUA_DIR = prefix
-   variables.LUA_BINDIR = prefix .. "/bin"
-   variables.LUA_INCDIR = prefix .. "/include/luajit-2.1"
+  local prefix = os_getenv("LUAJIT_PREFIX") or "/usr"
+  lua_interpreter = "luajit"
+  variables.LUA_DIR = prefix
+  variables.LUA_BINDIR = prefix .. "/bin"
+  variables.LUA_INCDIR = prefix .. "/include/luajit-2.1"
 end

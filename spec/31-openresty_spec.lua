@@ -107,10 +107,10 @@ local function example_conf(port, dir, ca_file, workers)
   text = rewrite(text, "error_log logs/error.log info;", "error_log " .. q(dir .. "/error.log") .. " info;")
   text = rewrite(text, "pid logs/nginx.pid;", "pid " .. q(dir .. "/nginx.pid") .. ";")
   text = rewrite(text, "access_log logs/access.log;", "access_log off;\n" .. nginx.temp_paths(dir))
-  text = rewrite(text, 'lua_package_path "$prefix/?.lua;/usr/local/share/lua/5.1/?.lua;'
-    .. '/usr/local/share/lua/5.1/?/init.lua;;";',
+  text = rewrite(text, 'lua_package_path "$prefix/?.lua;/opt/streamctl-luajit/share/lua/5.1/?.lua;'
+    .. '/opt/streamctl-luajit/share/lua/5.1/?/init.lua;;";',
     "lua_package_path " .. q(nginx.lua_path(ROOT .. "/examples/openresty/?.lua")) .. ";")
-  text = rewrite(text, 'lua_package_cpath "/usr/local/lib/lua/5.1/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";',
+  text = rewrite(text, 'lua_package_cpath "/opt/streamctl-luajit/lib/lua/5.1/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";',
     "lua_package_cpath " .. q(nginx.jit_cpath()) .. ";")
   text = rewrite(text, "resolver 127.0.0.53 ipv6=off;", "resolver 127.0.0.1 ipv6=off;") -- never used: IPs only
   text = rewrite(text, "lua_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;",

@@ -22,7 +22,7 @@
 # ${TMPDIR:-/tmp}/streamctl-openresty-demo-$USER. N: 8080.
 # Environment: STREAMCTL_LUAJIT_TREE, the luarocks tree with streamctl built
 # for LuaJIT (default: the checkout's build/jit, made by `make build-jit`;
-# /usr/local for one installed as nginx.conf's header says); STREAMCTL_NGINX
+# /opt/streamctl-luajit for one installed as nginx.conf's header says); STREAMCTL_NGINX
 # (default /usr/sbin/nginx); STREAMCTL_EMULATOR, the command that runs
 # streamctl-emulator (default: the checkout's bin/streamctl-emulator under
 # lua5.4, else streamctl-emulator on PATH). nginx starts with only PATH and
