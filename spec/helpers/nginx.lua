@@ -77,7 +77,7 @@ end
 --- true, or false and what is missing.
 function M.available()
   for _, m in ipairs(M.MODULES) do
-    if not read_file(m) then return false, "missing " .. m .. " (install nginx libnginx-mod-http-lua lua-resty-core)" end
+    if not read_file(m) then return false, "missing " .. m .. " (install nginx libnginx-mod-http-lua lua-resty-core lua-nginx-string)" end
   end
   if not read_file("/usr/share/lua/5.1/ngx/semaphore.lua") then
     return false, "missing lua-resty-core (ngx.semaphore)"
