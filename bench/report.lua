@@ -1,9 +1,180 @@
 -- Gathers the figures the benchmarks appended to BENCH_OUT (one JSON line
 -- each, see bench/lib.lua) into bench/results.json, with the machine and the
--- versions they were measured on, and prints them as one table.
+-- versions they were measured on, and prints them as one table, then as the
+-- table docs/performance.md shows (which spec/70 checks against the file).
 --
 --   lua5.4 bench/report.lua FIGURES.jsonl bench/results.json
+--   lua5.4 bench/report.lua --markdown bench/results.json    docs/performance.md's table only
 local cjson = require "cjson"
+
+-------------------------------------------------------------------------------
+-- docs/performance.md's table, from a results file: every figure in it is
+-- one of the file's medians (or a ratio of two), rounded as written here.
+
+local format = string.format
+
+-- 547028.2 -> "547,000" (to `unit`: 1000 rounds to thousands)
+local function grouped(n, unit)
+  local s = format("%d", math.floor(n / (unit or 1) + 0.5) * (unit or 1))
+  return (s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""))
+end
+
+local function markdown(results)
+  local by = {}
+  for _, f in ipairs(results.figures) do
+    local i = f.interpreter
+    local key = i:match("^LuaJIT") and "jit" or i:match("^nginx") and "nginx" or i:match("^C ") and "C" or "5.4"
+    by[key .. "|" .. f.name] = f
+  end
+  local function fig(name, interp)
+    local f = by[(interp or "5.4") .. "|" .. name]
+    return f and f.median
+  end
+  local function need(name, interp)
+    local v = fig(name, interp)
+    return v or error("bench results: no figure '" .. name .. "' (" .. (interp or "5.4") .. ")")
+  end
+  local rows = {}
+  local function row(label, a, b, c) rows[#rows + 1] = format("| %s | %s | %s | %s |", label, a, b, c) end
+  local function both(name, unit) return grouped(need(name), unit), grouped(need(name, "jit"), unit) end
+  local function x(v) return format("%.1fx", v) end
+
+  local SIGN = {
+    { "Aliyun V1 signature, 16-parameter CreateLivePullToPush (`core.aliyun_sign_v1`)",
+      "core.aliyun_sign_v1, CreateLivePullToPush, 16 parameters",
+      "floor: HMAC-SHA1, keyed context (V1 string-to-sign)", "bare keyed HMAC-SHA1 of its %d-byte string-to-sign" },
+    { "Aliyun V3 signature, the same request (`core.aliyun_sign_v3`)", "core.aliyun_sign_v3, CreateLivePullToPush",
+      "floor: SHA-256 + HMAC-SHA256, keyed context (V3 canonical request)",
+      "SHA-256 + HMAC-SHA256 of its %d-byte canonical request" },
+    { "ZEGO signature (`core.zego_sign`)", "core.zego_sign", "floor: MD5 (ZEGO signature input)",
+      "MD5 of its %d bytes" },
+  }
+  for _, s in ipairs(SIGN) do
+    local a, b = both(s[2], 1000)
+    local floor = need(s[3], "C")
+    row(s[1], a .. "/s", b .. "/s", format(s[4], by["C|" .. s[3]] and by["C|" .. s[3]].bytes or 0) .. ": "
+      .. grouped(floor, 1000) .. "/s (" .. x(floor / need(s[2])) .. " / " .. x(floor / need(s[2], "jit")) .. ")")
+  end
+  local V1, V3 = "aliyun:prepare, V1, CreateLivePullToPush (whole request)",
+    "aliyun:prepare, V3, CreateLivePullToPush (whole request)"
+  row("whole `prepare` (check, encode, nonce, time, sign, URL), V1 / V3",
+    grouped(need(V1), 1000) .. " / " .. grouped(need(V3), 1000) .. "/s",
+    grouped(need(V1, "jit"), 1000) .. " / " .. grouped(need(V3, "jit"), 1000) .. "/s", "")
+  local a, b = both("zego:prepare, ResumeRTCStreams, 20 IDs (whole request)", 1000)
+  row("whole `prepare`, ZEGO ResumeRTCStreams with 20 IDs", a .. "/s", b .. "/s", "")
+
+  local function ms(name, interp) return format("%.2f", need(name, interp)) end
+  local KEPT, FLOOR = "a) client call, sequential, kept-alive connection",
+    "floor: pre-signed request, easy handle, kept-alive connection"
+  a, b = both(KEPT)
+  row("calls on loopback, one kept-alive connection", a .. "/s", b .. "/s",
+    "a bare pre-signed request: " .. grouped(need(FLOOR)) .. " / " .. grouped(need(FLOOR, "jit"))
+    .. "/s; streamctl adds " .. ms("a) overhead over the floor, p50") .. " / "
+    .. ms("a) overhead over the floor, p50", "jit") .. " ms (p50)")
+  a, b = both("b) client call, sequential, a new client (connection) per call")
+  row("a new client (connection) per call", a .. "/s", b .. "/s", "adds " .. ms("b) overhead over the floor, p50")
+    .. " / " .. ms("b) overhead over the floor, p50", "jit") .. " ms (p50)")
+  local C = "c) resume_live_streams, libcurl multi, concurrency 16, "
+  local D = "d) resume_live_streams, nginx (1 worker), concurrency 16, "
+  row("a batch, 16 in flight (libcurl multi), http / https",
+    grouped(need(C .. "http")) .. " / " .. grouped(need(C .. "https")) .. "/s",
+    grouped(need(C .. "http", "jit")) .. " / " .. grouped(need(C .. "https", "jit")) .. "/s",
+    "one nginx worker (cosockets): " .. grouped(need(D .. "http", "nginx")) .. " / "
+    .. grouped(need(D .. "https", "nginx")) .. "/s")
+  a, b = both("e) shell: sh + openssl + curl, a process per request")
+  row("the shell way: `sh` + `openssl` + `curl`, a process per request (`bench/shell/resume.sh`)", a .. "/s",
+    b .. "/s", "streamctl makes " .. grouped(need("a) / e): client calls per shell request")) .. " / "
+    .. grouped(need("a) / e): client calls per shell request", "jit")) .. " calls in the time it makes one")
+
+  -- batches at the caps, idle and with every core busy
+  local ratios, throttled, most, busy = {}, 0, {}, nil
+  for _, f in ipairs(results.figures) do
+    if f.group == "batch" then
+      local who = f.provider
+      if f.name:match(": wall time / minimum$") then ratios[format("%.2f", f.median)] = true end
+      if f.name:match(": throttled %(emulator%)$") then throttled = throttled + f.median end
+      if f.name:match(": most requests in any 1 s$") then most[who] = math.max(most[who] or 0, f.median) end
+      if f.load == "busy" then busy = f.busy_processes end
+    end
+  end
+  local list = {}
+  for r in pairs(ratios) do list[#list + 1] = r .. "x" end
+  table.sort(list)
+  local cores = results.machine and results.machine.cores
+  row("1,000 ZEGO IDs, 300 Aliyun streams against the sliding window",
+    format("%.2f s, %.2f s", need("ZEGO 1,000 IDs (cap 20/s), idle: wall time"),
+      need("Aliyun 300 streams (cap 30/s), idle: wall time")), "",
+    table.concat(list, " to ") .. " the minimum at the caps, idle or "
+    .. (busy == cores and "every core busy" or format("%d cores busy", busy or 0)) .. "; "
+    .. format("%d throttled; at most %d and %d in any second", throttled, most.zego or 0, most.aliyun or 0))
+
+  local function redis_row(label, what, runs, unit, per)
+    local cells = {}
+    for _, r in ipairs(runs) do
+      local pre = what .. ", " .. r[1] .. ": "
+      if fig(pre .. "wall time") or fig(pre .. unit .. " done") then
+        local cell = format("%s: %d done, %d throttled", r[2], need(pre .. unit .. " done"),
+          need(pre .. (unit == "IDs" and "calls" or "requests") .. " throttled"))
+        if r[3] then
+          local share = math.floor(100 * need(pre .. "accepted per second / cap") + 0.5)
+          cell = cell .. format(", %d%% of the cap, %.2f Redis round trips per %s", share,
+            need(pre .. "Redis round trips per " .. per), per)
+        end
+        cells[#cells + 1] = cell
+      end
+    end
+    if #cells > 0 then row(label, "", "", table.concat(cells, "; ")) end
+  end
+  redis_row("3 processes x 100 streams on one account", "3 processes x 100 streams",
+    { { "each on its own budget", "each on its own" }, { "one budget in Redis", "one budget in Redis", true } },
+    "streams", "request")
+  redis_row("ZEGO, 3 processes x 500 IDs x 2 (20 per call) through Redis", "ZEGO, 3 processes x 500 IDs x 2",
+    { { "Redis on loopback", "Redis on loopback", true }, { "Redis 5 ms away", "Redis 5 ms away", true } },
+    "IDs", "call")
+
+  local function mib(name, interp) return format("%.1f", need(name, interp) / 1024) end
+  row("resident memory after 1,000 / 100,000 calls",
+    mib("RSS after 1,000 calls") .. " / " .. mib("RSS after 100,000 calls") .. " MiB",
+    mib("RSS after 1,000 calls", "jit") .. " / " .. mib("RSS after 100,000 calls", "jit") .. " MiB",
+    format("Lua heap +%d KiB from 1,000 to 100,000 calls (LuaJIT: +%d KiB from 10,000)",
+      math.floor(need("Lua heap growth from 1,000 to 100,000 calls") + 0.5),
+      math.floor(need("Lua heap growth from 10,000 to 100,000 calls", "jit") + 0.5)))
+  local HELD = "10,000 clients: RSS held, growth from round 2 to 5"
+  row("10,000 clients made, used, collected, five times", format("RSS +%d KiB from round 2 to 5", need(HELD)),
+    format("+%d KiB", need(HELD, "jit")),
+    format("a client: %.1f KiB of Lua heap (LuaJIT: %.1f), plus %.1f KiB in C once it has signed (its keyed HMAC)",
+      need("one Aliyun client, one request signed: Lua heap"),
+      need("one Aliyun client, one request signed: Lua heap", "jit"),
+      need("one Aliyun client, one request signed: C-side (malloc)", "jit")))
+  local REQ = "require \"streamctl\" in a fresh process (minus the bare start-up)"
+  local RSS = "RSS added by require \"streamctl\""
+  row("`require \"streamctl\"` in a fresh process", format("%.1f ms, %s MiB", need(REQ), mib(RSS)),
+    format("%.1f ms, %s MiB", need(REQ, "jit"), mib(RSS, "jit")), "libcurl is loaded at a client's first call")
+
+  local v, m = results.versions or {}, results.machine or {}
+  local function ver(s, pat) return s and s:match(pat) or "?" end
+  return table.concat({
+    format("bench/results.json of %s (streamctl %s; %s cores of an %s; OpenSSL %s, Lua %s, LuaJIT %s, libcurl %s, "
+      .. "nginx %s):", (results.date or "?"):sub(1, 10), v.streamctl or "?",
+      m.cores and format("%d", m.cores) or "?", m.cpu or "?",
+      ver(v.openssl, "OpenSSL (%S+)"), ver(v.lua, "Lua (%S+)"), ver(v.luajit, "LuaJIT (%S+)"),
+      ver(v.libcurl, "libcurl (%S+)"), ver(v.nginx, "nginx/(%S+)")),
+    "",
+    "| | Lua 5.4 | LuaJIT | beside it |",
+    "|---|---|---|---|",
+    table.concat(rows, "\n"),
+  }, "\n") .. "\n"
+end
+
+if arg[1] == "--markdown" then
+  local f = assert(io.open(arg[2] or "bench/results.json", "rb"))
+  local results = cjson.decode(f:read("*a"))
+  f:close()
+  io.write(markdown(results))
+  return
+end
+
+-------------------------------------------------------------------------------
 local lib = require "bench.lib"
 
 local input, output = arg[1], arg[2]
@@ -49,3 +220,8 @@ for _, fig in ipairs(figures) do
   end
   print(lib.line(fig))
 end
+
+print("")
+print("== docs/performance.md's table (paste it between its markers; spec/70 checks it against " .. output .. ")")
+local made, md = pcall(markdown, results)
+io.write(made and md or ("(not made: " .. tostring(md) .. ")\n"))
