@@ -7,7 +7,7 @@
 #                under Lua 5.4 and LuaJIT (the simulation's seeds 1..300 among them), check-c,
 #                fuzz-smoke and chaos-short
 #   make doc     the API reference (docs/api), the man page and the bash completion
-#   make bench   the figures of README "Performance" into bench/results.json and bench/pacing.svg:
+#   make bench   the figures of docs/performance.md into bench/results.json and bench/pacing.svg:
 #                signing beside bare OpenSSL, round trips, batches at the caps, memory, load time
 #   make check-c the suite (less the fault specs 65, 66) under valgrind and against ASan/UBSan builds (make valgrind, make asan)
 #   make fuzz    libFuzzer on the encoders, signers and parsers (FUZZ_SECONDS each; make fuzz-smoke: 5 s)
@@ -138,6 +138,7 @@ doc: build-5.4
 	@mkdir -p build
 	$(ENV54) lua5.4 -e 'io.write(require("streamctl.cli").man_commands())' > build/commands.h2m
 	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) $(ENV54) help2man --no-info \
+	  --version-string="$$($(ENV54) lua5.4 -e 'io.write(require("streamctl.version")._VERSION)')" \
 	  --name="$(MAN_NAME)" --section=1 --include=docs/streamctl.h2m --include=build/commands.h2m \
 	  "$(STREAMCTL54)" > docs/streamctl.1
 	$(ENV54) $(STREAMCTL54) completion bash > docs/streamctl.bash
@@ -199,7 +200,7 @@ openresty-demo: openresty-demo-deps build-jit
 openresty-demo-stop:
 	@examples/openresty/run.sh stop
 
-# Figures, never pass/fail (README "Performance"): signing beside bare OpenSSL
+# Figures, never pass/fail (docs/performance.md): signing beside bare OpenSSL
 # (bench/sign.lua, bench/floor.c) on both interpreters; against the emulator,
 # batches at the caps with bench/pacing.svg (bench/batch.lua), three processes
 # on one account without and with Redis (bench/redis.lua), memory and load

@@ -337,7 +337,7 @@ describe("the shared-dict stores", function()
     gen:next_for { "s" }
     assert.same({ "streamctl: the shared dict 'tiny' is full: taking a lock evicted other entries; what it forgot "
       .. "is treated as lost (the budget waits 1.55 s, as after a restart); give it more room (lua_shared_dict ... "
-      .. "10m holds about 80,000 streams; see the README)" }, logs)
+      .. "10m holds about 80,000 streams; see docs/openresty.md in streamctl)" }, logs)
   end)
 
   it("a lock held elsewhere is waited for, then given up with a message", function()

@@ -9,7 +9,7 @@
 --     new ones start: the dict, and the schedule in it, survive;
 --   * four workers sharing a budget while every core is busy and, one at a
 --     time, a worker is stopped for 150 ms (descheduled);
---   * the room an entry takes, for the README's "10m holds about N streams";
+--   * the room an entry takes, for docs/openresty.md's "10m holds about N streams";
 -- and, over a stand-in dict, the Sequence counter evicted between the two
 -- `incr` of one call. Each run asserts: zero throttled, every stream
 -- succeeded, ZEGO Sequences strictly increasing per stream in arrival order

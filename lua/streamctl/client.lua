@@ -89,8 +89,8 @@ local format, match = string.format, string.match
 local M = {}
 
 --- How long after it was sent an attempt whose outcome is unknown is taken
--- to be able to land, in milliseconds (see streamctl.runner, "Order", and the
--- README): 10 s, ZEGO's Sequence window.
+-- to be able to land, in milliseconds (see streamctl.runner, "Order", and
+-- docs/pacing.md "Not out of order"): 10 s, ZEGO's Sequence window.
 M.SETTLE_MS = 10000
 
 --- The largest clock correction the client makes, in seconds: a response's
@@ -493,7 +493,7 @@ local function class_functions(class, rules)
   local schema = options.schema(rules)
   local check = credential_check(schema)
 
-  --- Makes a client. See the README for every option.
+  --- Makes a client. Every option: docs/clients.md.
   -- @return client, or nil, err (bad or unknown option, missing credentials)
   function class.new(opts)
     if opts ~= nil and type(opts) ~= "table" then error("options must be a table", 2) end

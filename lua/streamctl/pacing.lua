@@ -1,6 +1,6 @@
 --- A client's pacing: the cap on each action, the limiter and its store, and
 -- the slot reserved for each request (streamctl.runner's `pace`, `horizon`
--- and `window`). See the README's "Pacing, retries, order".
+-- and `window`). See docs/pacing.md.
 --
 -- `new(client, o)` takes the client (for its provider's rules, account and
 -- clock) and its checked options (`rate_limits`, `rate_burst`,
@@ -18,8 +18,8 @@ local format = string.format
 
 local M = {}
 
---- The fraction by which pacing stays under every cap (see the README's
--- "Pacing, retries, order"): with 5%, any N + 1 consecutive requests to an
+--- The fraction by which pacing stays under every cap (docs/pacing.md, "The
+-- margin"): with 5%, any N + 1 consecutive requests to an
 -- action capped at N per second span at least 1.05 s, so up to 50 ms of
 -- scheduling and network jitter cannot put N + 1 of them into one second,
 -- the strictest way a provider can count.

@@ -203,8 +203,8 @@ end
 --- How long after Redis is back a process that met the outage may still
 -- pace on its own fallback budget beside those that never saw it (seconds:
 -- the store's retry_ms, 1 s, and its timeout). A window over the cap within
--- an outage and this long after it is the README's documented limit ("the
--- fallback ... can put one more request than the cap into a second"),
+-- an outage and this long after it is the documented limit (docs/redis.md,
+-- "When Redis is down or slow": each keeps its own budget for one more second),
 -- counted apart (`outage_windows`), not a violation. (A FLUSHALL, with no
 -- outage, starts a fresh schedule after the loss pause: not excused.)
 M.OUTAGE_S = 1.5
@@ -259,7 +259,7 @@ function M.caps(log, faults, caps, outages)
   -- without an answer) is sent again by libcurl itself, once, when the
   -- connection was a reused one: that copy arrives within milliseconds on
   -- the same slot. It is the transport's, not the pacing's: it is left out
-  -- of the count and said (`copies`), as the README says.
+  -- of the count and said (`copies`), as docs/pacing.md says.
   local copies = 0
   for k, list in pairs(groups) do
     table.sort(list, function(a, b) return a.real_time < b.real_time end)
@@ -575,7 +575,7 @@ function M.reports(log, ops)
       end
     end
   end
-  -- sent = false: no request of that op applied that item (README "What a
+  -- sent = false: no request of that op applied that item (docs/pacing.md "What a
   -- report says": a failure is `sent = false` only when no attempt can have
   -- taken effect; one the service refused, a throttle, may have arrived)
   local unsent = 0

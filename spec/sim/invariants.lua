@@ -24,7 +24,7 @@
 --                 services received: a failure that says `sent = false`, or
 --                 that is definite (no `outcome_unknown`), was applied by no
 --                 request of its call (one refused at the door, a throttle,
---                 may have arrived: README "What a report says")
+--                 may have arrived: docs/pacing.md "What a report says")
 --   5 sequences   per ZEGO stream, the Sequences of distinct calls first
 --                 leave strictly increasing, and none is applied below one
 --                 applied before it within 10 s
@@ -338,7 +338,7 @@ end
 -- slots and Sequences in one schedule. (Calls of two actions from two
 -- processes race: the Sequence, taken with the slot, decides which is
 -- later. While Redis is down or forgot, each process falls back to its own
--- clock: the README's limits.)
+-- clock: docs/redis.md's limits.)
 local function check_sequences(rec, out)
   local s = rec.schedule
   if s.provider ~= "zego" then return end

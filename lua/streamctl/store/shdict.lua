@@ -121,7 +121,7 @@ local function tell_full(dict, name, log, what)
   full_told[dict] = true
   log(format("streamctl: the shared dict%s is full: %s; what it forgot is treated as lost (the budget "
     .. "waits %g s, as after a restart); give it more room (lua_shared_dict ... 10m holds about 80,000 "
-    .. "streams; see the README)", name and (" '" .. name .. "'") or "", what, M.LOSS_PAUSE))
+    .. "streams; see docs/openresty.md in streamctl)", name and (" '" .. name .. "'") or "", what, M.LOSS_PAUSE))
 end
 
 --- How long (seconds) nothing is sent on a budget whose state the dict
