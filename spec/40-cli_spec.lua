@@ -389,7 +389,7 @@ describe("streamctl (the command)", function()
       return out:match("Credential=([^,]+)"), err, out
     end
 
-    it("come from flags, then the environment, then ~/.alibabacloud/credentials, then ~/.aliyun/config.json", function()
+    it("come from flags, then the environment, then ~/.aliyun/config.json, then ~/.alibabacloud/credentials", function()
       write(HOME .. "/.aliyun/config.json", cjson.encode { current = "default", profiles = {
         { name = "default", mode = "AK", access_key_id = "KEY_CLI", access_key_secret = "s" },
         { name = "sts", mode = "StsToken", access_key_id = "STS.KEY", access_key_secret = "s", sts_token = "TOKEN-1" },
@@ -401,8 +401,10 @@ describe("streamctl (the command)", function()
       assert.is_nil(out:find("TOKEN-1", 1, true))
       write(HOME .. "/.alibabacloud/credentials", "# mine\n[default]\ntype = access_key\naccess_key_id = KEY_FILE\n"
         .. "access_key_secret = s\n\n[prod]\naccess_key_id = KEY_PROD\naccess_key_secret = s\n")
-      assert.equal("KEY_FILE", (ali_key()))
-      assert.equal("KEY_PROD", (ali_key(nil, "--profile prod")))
+      -- the official chain's order: aliyun-cli's file first, unless it is turned off
+      assert.equal("KEY_CLI", (ali_key()))
+      assert.equal("KEY_FILE", (ali_key("ALIBABA_CLOUD_CLI_PROFILE_DISABLED=TRUE")))
+      assert.equal("KEY_PROD", (ali_key(nil, "--profile prod"))) -- (config.json has no profile 'prod')
       assert.equal("KEY_PROD", (ali_key("ALIBABA_CLOUD_PROFILE=prod")))
       local env = "ALIBABA_CLOUD_ACCESS_KEY_ID=KEY_ENV ALIBABA_CLOUD_ACCESS_KEY_SECRET=s"
       assert.equal("KEY_ENV", (ali_key(env)))
@@ -421,11 +423,11 @@ describe("streamctl (the command)", function()
       key, err = ali_key()
       assert.is_nil(key)
       assert.equal("streamctl: " .. file .. ":3: expected 'key = value' or '[section]'\n", err)
-      write(file, "[default]\ntype = ram_role_arn\n")
+      write(file, "[default]\ntype = rsa_key_pair\n")
       key, err = ali_key()
       assert.is_nil(key)
-      assert.truthy(err:find(file .. ":1: profile [default] has type 'ram_role_arn'; streamctl reads 'access_key' "
-        .. "and 'sts'", 1, true), err)
+      assert.equal("streamctl: " .. file .. ":1: profile [default] has type 'rsa_key_pair', which streamctl does not "
+        .. "serve (it serves access_key, ecs_ram_role, ram_role_arn, sts)\n", err)
       os.remove(file)
       write(HOME .. "/.aliyun/config.json", '{"profiles": [\n  {"name": "default",\n  "mode": AK}\n]}')
       key, err = ali_key()
@@ -463,7 +465,7 @@ describe("streamctl (the command)", function()
     local CREDENTIALS = HOME .. "/.alibabacloud/credentials"
     local SECRET = "0123456789abcdef0123456789abcdef" -- (the emulator's ZEGO account)
 
-    it("read the README's own examples, comments after a [section] included, and call with them", function()
+    it("read docs/cli.md's own examples, comments after a [section] included, and call with them", function()
       write(CONFIG, "\239\187\191[zego]                 ; the default profile\napp_id = 1234567890\n"
         .. "server_secret = " .. SECRET .. "\n[zego.staging]         ; --profile staging\napp_id = 1234567891\n"
         .. "server_secret = '...'\n[defaults]             ; the command line's defaults\noutput = json\n"

@@ -192,8 +192,8 @@ local function add_common(cmd, provider)
       .. "${XDG_RUNTIME_DIR:-/tmp}/streamctl-emulator-$USER)."):argname("<dir>")
   )
   if provider == "aliyun" then
-    cmd:group("Credentials (default: ALIBABA_CLOUD_* variables, then ~/.alibabacloud/credentials, then "
-      .. "~/.aliyun/config.json)",
+    cmd:group("Credentials (default: ALIBABA_CLOUD_* variables, then ~/.aliyun/config.json, then "
+      .. "~/.alibabacloud/credentials)",
       cmd:option("--access-key-id", "AccessKey ID."):argname("<id>"),
       cmd:option("--access-key-secret", "AccessKey secret (visible to other users in ps: prefer the "
         .. "environment or a profile file)."):argname("<secret>"),
@@ -296,7 +296,7 @@ function M.parser()
       "Exit status: 0 all succeeded, 1 an operation failed or its outcome is unknown, or the output",
       "could not be written (a closed pipe stops sending), 2 a usage or input error (nothing sent),",
       "130 interrupted (after reporting every stream).",
-      "Documentation: the README, and man streamctl.",
+      "Documentation: man streamctl, and docs/cli.md in streamctl's repository.",
     }, "\n"))
     :help_max_width(100)
   parser:flag("--version", "Print the version and exit."):action(function()

@@ -1,20 +1,13 @@
 --- Where credentials come from when they are not passed: the providers'
 -- environment variables, then profile files, the way their own tools read them.
 --
--- Alibaba Cloud, in this order:
---
---   1. ALIBABA_CLOUD_ACCESS_KEY_ID, ALIBABA_CLOUD_ACCESS_KEY_SECRET
---      (and ALIBABA_CLOUD_SECURITY_TOKEN for STS credentials)
---   2. the shared credentials file, ~/.alibabacloud/credentials (or
---      $ALIBABA_CLOUD_CREDENTIALS_FILE): INI, a section per profile, with
---      `type = access_key` (the default) or `type = sts` and the keys
---      access_key_id, access_key_secret (and security_token); a section with
---      `enable = false` is skipped
---   3. aliyun-cli's ~/.aliyun/config.json: its profiles in mode `AK` or
---      `StsToken` (access_key_id, access_key_secret, sts_token)
---
--- The profile is `opts.profile`, else $ALIBABA_CLOUD_PROFILE, else
--- "default" (for config.json, its `current` profile).
+-- Alibaba Cloud: the official credential chain, in its order (the
+-- environment's keys, OIDC, aliyun-cli's ~/.aliyun/config.json, the shared
+-- ~/.alibabacloud/credentials, the ECS instance's role, a credentials URI),
+-- written in streamctl.credentials.aliyun with where streamctl is stricter.
+-- The sources that give temporary credentials by a role (RAM role ARN, OIDC,
+-- ECS, URI) are recognised and refused, naming the source, until streamctl
+-- gets and refreshes such credentials.
 --
 -- ZEGO: ZEGO_APP_ID and ZEGO_SERVER_SECRET, then streamctl's own file,
 -- ~/.config/streamctl/config (or $XDG_CONFIG_HOME/streamctl/config):
@@ -47,11 +40,8 @@
 --   local ali = assert(streamctl.aliyun.new(assert(creds, err)))
 -- @module streamctl.credentials
 
-local cjson = require "cjson.safe"
-
-local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
+local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local format, match, find, sub, lower = string.format, string.match, string.find, string.sub, string.lower
-local concat = table.concat
 local io_open = io.open
 
 local M = {}
@@ -161,13 +151,6 @@ function M.parse_ini(text, path)
   return sections
 end
 
--- The line that a character offset of `text` is on.
-local function line_of(text, offset)
-  local n = 1
-  for _ in sub(text, 1, offset):gmatch("\n") do n = n + 1 end
-  return n
-end
-
 -- The environment variables each provider's credential options come from
 -- (the two that go together first, then an optional one), as the
 -- providers' own tools name them.
@@ -210,67 +193,9 @@ local function missing(c, keys, where)
   return nil
 end
 
--- From the shared credentials file: credentials, or nil (no file, no such
--- profile), or nil and an error.
-local function from_credentials_file(path, profile, warnings)
-  local text, err = read(path)
-  if not text then return nil, err end
-  local sections, perr = M.parse_ini(text, path)
-  if not sections then return nil, perr end
-  local s = sections[profile]
-  if not s then return nil end
-  local where = format("%s:%d: profile [%s]", path, s._line, profile)
-  if lower(s.enable or "true") == "false" then return nil end
-  local kind = lower(s.type or "access_key")
-  local keys
-  if kind == "access_key" then
-    keys = { "access_key_id", "access_key_secret" }
-  elseif kind == "sts" then
-    keys = { "access_key_id", "access_key_secret", "security_token" }
-  else
-    return nil, format("%s has type '%s'; streamctl reads 'access_key' and 'sts'", where, kind)
-  end
-  local why = missing(s, keys, where)
-  if why then return nil, why end
-  warnings[#warnings + 1] = permissions_warning(path)
-  return { access_key_id = s.access_key_id, access_key_secret = s.access_key_secret,
-           security_token = kind == "sts" and s.security_token or nil }, nil, format("%s [%s]", path, profile)
-end
-
--- From aliyun-cli's config.json: credentials, or nil, or nil and an error.
-local function from_cli_config(path, profile, explicit, warnings)
-  local text, err = read(path)
-  if not text then return nil, err end
-  local config, jerr = cjson.decode(text)
-  if type(config) ~= "table" then
-    local at = tonumber(match(tostring(jerr), "character (%d+)"))
-    return nil, format("%s:%d: not valid JSON (%s)", path, at and line_of(text, at) or 1, tostring(jerr))
-  end
-  if not explicit and type(config.current) == "string" and config.current ~= "" then profile = config.current end
-  if type(config.profiles) ~= "table" then return nil, path .. ": has no \"profiles\" list" end
-  for i, p in ipairs(config.profiles) do
-    if type(p) == "table" and p.name == profile then
-      local where = format("%s: profile '%s' (profiles[%d])", path, profile, i)
-      local mode = p.mode
-      local keys
-      if mode == "AK" then
-        keys = { "access_key_id", "access_key_secret" }
-      elseif mode == "StsToken" then
-        keys = { "access_key_id", "access_key_secret", "sts_token" }
-      else
-        return nil, format("%s has mode '%s'; streamctl reads 'AK' and 'StsToken'", where, tostring(mode))
-      end
-      local why = missing(p, keys, where)
-      if why then return nil, why end
-      warnings[#warnings + 1] = permissions_warning(path)
-      return { access_key_id = p.access_key_id, access_key_secret = p.access_key_secret,
-               security_token = mode == "StsToken" and p.sts_token or nil }, nil, format("%s [%s]", path, profile)
-    end
-  end
-  return nil
-end
-
---- Alibaba Cloud credentials (see above).
+--- Alibaba Cloud credentials: the source the official chain picks
+-- (`streamctl.credentials.aliyun` the module: its order, and where streamctl
+-- is stricter), as a client's options.
 -- @tparam[opt] table opts `{ profile =, getenv =, home = }` (getenv and home: for tests)
 -- @return `{ access_key_id, access_key_secret, security_token }`, or nil and why;
 --   the warnings; the source
@@ -278,34 +203,19 @@ function M.aliyun(opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
   local warnings = {}
-  local vars = VARIABLES.aliyun
-  local id, secret = env_pair(getenv, vars[1][2], vars[2][2])
-  if not id and secret then return nil, secret, warnings end
-  if id then
-    local token = getenv(vars[3][2])
-    return { access_key_id = id, access_key_secret = secret, security_token = token ~= "" and token or nil },
-      nil, warnings, "environment"
-  end
-  local explicit = opts.profile or getenv("ALIBABA_CLOUD_PROFILE")
-  if explicit == "" then explicit = nil end
-  local profile = explicit or "default"
   local dir = home(opts)
-  local file = getenv("ALIBABA_CLOUD_CREDENTIALS_FILE")
-  if not file or file == "" then file = dir and dir .. "/.alibabacloud/credentials" end
-  local cli_file = dir and dir .. "/.aliyun/config.json"
-  local c, err, source
-  if file then
-    c, err, source = from_credentials_file(file, profile, warnings)
-    if c or err then return c, err, warnings, source end
+  local source, err, file = require("streamctl.credentials.aliyun").resolve {
+    profile = opts.profile, getenv = getenv, home = dir, read = read, parse_ini = M.parse_ini }
+  if not source then
+    return nil, err .. ((dir or not find(err, "^no Alibaba Cloud credentials")) and "" or NO_HOME), warnings
   end
-  if cli_file then
-    c, err, source = from_cli_config(cli_file, profile, explicit ~= nil, warnings)
-    if c or err then return c, err, warnings, source end
+  if file then warnings[#warnings + 1] = permissions_warning(file) end
+  if source.type ~= "access_key" and source.type ~= "sts" then
+    return nil, format("%s: source type %s (temporary credentials through a role) is not supported yet",
+      source.from, source.type), warnings
   end
-  local message = "no Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET"
-  local looked = { file, cli_file } -- (either may be nil; file first)
-  if #looked > 0 then message = format("%s, or add profile [%s] to %s", message, profile, concat(looked, " or ")) end
-  return nil, message .. (dir and "" or NO_HOME), warnings
+  return { access_key_id = source.access_key_id, access_key_secret = source.access_key_secret,
+           security_token = source.security_token }, nil, warnings, source.from
 end
 
 --- The path of streamctl's own file: $XDG_CONFIG_HOME/streamctl/config,

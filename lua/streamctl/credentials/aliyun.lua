@@ -1,0 +1,315 @@
+--- The Alibaba Cloud credential chain: which source the environment and the
+-- two profile files name, read the way the official `@alicloud/credentials`
+-- package (2.4.7) reads them, in its order:
+--
+--   1. environment: ALIBABA_CLOUD_ACCESS_KEY_ID and _ACCESS_KEY_SECRET
+--      (with ALIBABA_CLOUD_SECURITY_TOKEN: an STS token)
+--   2. OIDC (RRSA): ALIBABA_CLOUD_OIDC_TOKEN_FILE, _OIDC_PROVIDER_ARN and
+--      ALIBABA_CLOUD_ROLE_ARN (ALIBABA_CLOUD_ROLE_SESSION_NAME,
+--      _STS_REGION, _VPC_ENDPOINT_ENABLED optional)
+--   3. aliyun-cli's ~/.aliyun/config.json (skipped when
+--      ALIBABA_CLOUD_CLI_PROFILE_DISABLED is true): the profile named by
+--      `opts.profile` or ALIBABA_CLOUD_PROFILE, else the file's `current`;
+--      modes AK, StsToken, RamRoleArn, ChainableRamRoleArn (its
+--      source_profile resolved in the same file), EcsRamRole and OIDC
+--   4. the shared credentials file, $ALIBABA_CLOUD_CREDENTIALS_FILE or
+--      ~/.alibabacloud/credentials: the section named as above, else
+--      [default]; types access_key (the default), ecs_ram_role and
+--      ram_role_arn, and sts (which older official SDKs read); a section with
+--      `enable = false` is skipped
+--   5. the ECS instance's RAM role, through the metadata service (skipped
+--      when ALIBABA_CLOUD_ECS_METADATA_DISABLED is true): ALIBABA_CLOUD_ECS_METADATA
+--      names the role (else it is asked for); ALIBABA_CLOUD_IMDSV1_DISABLED
+--   6. ALIBABA_CLOUD_CREDENTIALS_URI
+--
+-- Where streamctl is stricter than the official chain, on purpose (a
+-- failure is never silent, and a process never runs as an identity its
+-- operator did not pick):
+--
+-- * The chain picks the first source that is *configured*, and that source
+--   is the one used: if it later fails (its role cannot be assumed, the
+--   metadata service is down), calls fail naming it. The official chain
+--   tries each source at call time and moves on past one that fails, so a
+--   broken role would quietly give way to, say, an instance role.
+-- * A group set in part (an AccessKeyId without its secret, one or two of
+--   the three OIDC variables) is an error naming what is missing, where the
+--   official chain skips it.
+-- * A profile mode or type the official SDK does not serve here (External,
+--   CloudSSO, OAuth, CredentialsURI and the CLI-only modes; the types
+--   oidc_role_arn, rsa_key_pair) is an error naming it.
+-- * The metadata service is asked only on an ECS instance: when
+--   ALIBABA_CLOUD_ECS_METADATA names the role, or the machine says it is one
+--   (/sys/class/dmi/id/sys_vendor is "Alibaba Cloud"). The official chain asks
+--   100.100.100.200 everywhere and waits a second for nothing off ECS; in a
+--   container on ECS that hides the DMI, set ALIBABA_CLOUD_ECS_METADATA.
+--
+-- A source is a table: `type` ("access_key", "sts", "ram_role_arn",
+-- "oidc_role_arn", "ecs_ram_role" or "credentials_uri"), `from` (where it
+-- was found, for messages: never a secret), and its fields: access_key_id,
+-- access_key_secret, security_token; role_arn, role_session_name, policy,
+-- external_id, duration_seconds, sts_endpoint, sts_region, enable_vpc and,
+-- for a role, `source` (the source of the keys that assume it);
+-- oidc_provider_arn, oidc_token_file; role_name, imdsv1_disabled; uri.
+-- @module streamctl.credentials.aliyun
+
+local cjson = require "cjson.safe"
+
+local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
+local format, match, lower = string.format, string.match, string.lower
+local concat = table.concat
+
+local M = {}
+
+-- The variables each part of the chain reads.
+local ENV = {
+  id = "ALIBABA_CLOUD_ACCESS_KEY_ID", secret = "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+  token = "ALIBABA_CLOUD_SECURITY_TOKEN",
+  oidc = { "ALIBABA_CLOUD_OIDC_TOKEN_FILE", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_ROLE_ARN" },
+  session = "ALIBABA_CLOUD_ROLE_SESSION_NAME", sts_region = "ALIBABA_CLOUD_STS_REGION",
+  vpc = "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED",
+  profile = "ALIBABA_CLOUD_PROFILE", cli_disabled = "ALIBABA_CLOUD_CLI_PROFILE_DISABLED",
+  file = "ALIBABA_CLOUD_CREDENTIALS_FILE",
+  ecs_disabled = "ALIBABA_CLOUD_ECS_METADATA_DISABLED", ecs_role = "ALIBABA_CLOUD_ECS_METADATA",
+  imdsv1_disabled = "ALIBABA_CLOUD_IMDSV1_DISABLED",
+  uri = "ALIBABA_CLOUD_CREDENTIALS_URI",
+}
+M.ENV = ENV
+
+-- Where the machine says who made it (an ECS instance: "Alibaba Cloud").
+M.DMI_VENDOR = "/sys/class/dmi/id/sys_vendor"
+
+-- The official SDKs count only the string "true", in any case, as true.
+local function is_true(v)
+  return type(v) == "string" and lower(v) == "true"
+end
+
+local function nonempty(v)
+  if type(v) ~= "string" or v == "" then return nil end
+  return v
+end
+
+-- A positive whole number of seconds from a profile (JSON number or text), or nil.
+local function seconds(v)
+  local n = tonumber(v)
+  if n and n >= 1 and n == math.floor(n) then return n end
+  return nil
+end
+
+-- Checks that `t` has every key in `keys` as non-empty text: the first
+-- missing, as "WHERE has no KEY", or nil.
+local function lacks(t, keys, where)
+  for _, k in ipairs(keys) do
+    if not nonempty(t[k]) then return format("%s has no %s", where, k) end
+  end
+  return nil
+end
+
+-- 1. the environment's keys: a source, nil, or nil and what is missing.
+local function from_env_keys(getenv)
+  local id, secret = nonempty(getenv(ENV.id)), nonempty(getenv(ENV.secret))
+  if not id and not secret then return nil end
+  if not secret then return nil, ENV.id .. " is set but " .. ENV.secret .. " is not" end
+  if not id then return nil, ENV.secret .. " is set but " .. ENV.id .. " is not" end
+  local token = nonempty(getenv(ENV.token))
+  return { type = token and "sts" or "access_key", from = "environment", access_key_id = id,
+           access_key_secret = secret, security_token = token }
+end
+
+-- 2. OIDC from the environment (RRSA): a source, nil, or nil and what is missing.
+local function from_env_oidc(getenv)
+  local set, unset = {}, {}
+  for _, name in ipairs(ENV.oidc) do
+    if nonempty(getenv(name)) then set[#set + 1] = name else unset[#unset + 1] = name end
+  end
+  if #set == 0 then return nil end
+  if #unset > 0 then
+    return nil, format("%s %s set but %s %s not (OIDC needs all three)", concat(set, " and "),
+      #set == 1 and "is" or "are", concat(unset, " and "), #unset == 1 and "is" or "are")
+  end
+  return { type = "oidc_role_arn", from = "environment (OIDC)", oidc_token_file = getenv(ENV.oidc[1]),
+           oidc_provider_arn = getenv(ENV.oidc[2]), role_arn = getenv(ENV.oidc[3]),
+           role_session_name = nonempty(getenv(ENV.session)), sts_region = nonempty(getenv(ENV.sts_region)),
+           enable_vpc = is_true(getenv(ENV.vpc)) }
+end
+
+-- The role fields aliyun-cli's RamRoleArn-like modes share.
+local function cli_role_fields(p, s)
+  s.role_arn, s.role_session_name = p.ram_role_arn, nonempty(p.ram_session_name)
+  s.duration_seconds = seconds(p.expired_seconds)
+  s.policy, s.external_id = nonempty(p.policy), nonempty(p.external_id)
+  s.sts_region, s.sts_endpoint = nonempty(p.sts_region), nonempty(p.sts_endpoint)
+  s.enable_vpc = p.enable_vpc == true or is_true(p.enable_vpc)
+  return s
+end
+
+-- The modes of aliyun-cli's profiles: for each, the fields it needs and
+-- the source it makes (`resolve` finds a source profile, for chains).
+local CLI_MODES = {
+  AK = { keys = { "access_key_id", "access_key_secret" }, make = function(p, from)
+    return { type = "access_key", from = from, access_key_id = p.access_key_id,
+             access_key_secret = p.access_key_secret }
+  end },
+  StsToken = { keys = { "access_key_id", "access_key_secret", "sts_token" }, make = function(p, from)
+    return { type = "sts", from = from, access_key_id = p.access_key_id, access_key_secret = p.access_key_secret,
+             security_token = p.sts_token }
+  end },
+  RamRoleArn = { keys = { "access_key_id", "access_key_secret", "ram_role_arn" }, make = function(p, from)
+    local keys = { type = nonempty(p.sts_token) and "sts" or "access_key", from = from,
+                   access_key_id = p.access_key_id, access_key_secret = p.access_key_secret,
+                   security_token = nonempty(p.sts_token) }
+    return cli_role_fields(p, { type = "ram_role_arn", from = from, source = keys })
+  end },
+  ChainableRamRoleArn = { keys = { "source_profile", "ram_role_arn" }, make = function(p, from, resolve)
+    local source, err = resolve(p.source_profile)
+    if not source then return nil, err end
+    return cli_role_fields(p, { type = "ram_role_arn", from = from, source = source })
+  end },
+  EcsRamRole = { keys = {}, make = function(p, from)
+    return { type = "ecs_ram_role", from = from, role_name = nonempty(p.ram_role_name) }
+  end },
+  OIDC = { keys = { "oidc_provider_arn", "oidc_token_file", "ram_role_arn" }, make = function(p, from)
+    local s = cli_role_fields(p, { type = "oidc_role_arn", from = from, oidc_provider_arn = p.oidc_provider_arn,
+                                   oidc_token_file = p.oidc_token_file })
+    -- (the official package takes duration_seconds over expired_seconds here)
+    s.duration_seconds = seconds(p.duration_seconds) or s.duration_seconds
+    return s
+  end },
+}
+M.CLI_MODES = {}
+for mode in pairs(CLI_MODES) do M.CLI_MODES[#M.CLI_MODES + 1] = mode end
+table.sort(M.CLI_MODES)
+
+-- 3. aliyun-cli's config.json: a source, nil (no file, no such profile), or nil and an error.
+local function from_cli_config(read, path, profile, explicit)
+  local text, err = read(path)
+  if not text then return nil, err end
+  local config, jerr = cjson.decode(text)
+  if type(config) ~= "table" then
+    local at = tonumber(match(tostring(jerr), "character (%d+)")) or 1
+    local line = 1
+    for _ in text:sub(1, at):gmatch("\n") do line = line + 1 end
+    return nil, format("%s:%d: not valid JSON (%s)", path, line, tostring(jerr))
+  end
+  if not explicit and nonempty(config.current) then profile = config.current end
+  if type(config.profiles) ~= "table" then return nil, path .. ": has no \"profiles\" list" end
+  local seen = {}
+  local function resolve(name, chain)
+    for i, p in ipairs(config.profiles) do
+      if type(p) == "table" and p.name == name then
+        local where = format("%s: profile '%s' (profiles[%d])", path, name, i)
+        if seen[name] then
+          return nil, format("%s: source_profile goes round in a circle (%s)", where, concat(chain, " -> "))
+        end
+        seen[name] = true
+        local mode = CLI_MODES[p.mode]
+        if not mode then
+          return nil, format("%s has mode '%s', which streamctl does not serve (it serves %s)", where,
+            tostring(p.mode), concat(M.CLI_MODES, ", "))
+        end
+        local why = lacks(p, mode.keys, where)
+        if why then return nil, why end
+        return mode.make(p, format("%s [%s]", path, name), function(source)
+          chain[#chain + 1] = source
+          local s, serr = resolve(source, chain)
+          if not s and not serr then serr = format("%s: its source_profile '%s' is not in the file", where, source) end
+          return s, serr
+        end)
+      end
+    end
+    return nil
+  end
+  return resolve(profile, { profile })
+end
+
+-- The types of the shared credentials file's sections.
+local INI_TYPES = {
+  access_key = { keys = { "access_key_id", "access_key_secret" }, make = function(s, from)
+    return { type = "access_key", from = from, access_key_id = s.access_key_id,
+             access_key_secret = s.access_key_secret }
+  end },
+  sts = { keys = { "access_key_id", "access_key_secret", "security_token" }, make = function(s, from)
+    return { type = "sts", from = from, access_key_id = s.access_key_id, access_key_secret = s.access_key_secret,
+             security_token = s.security_token }
+  end },
+  ram_role_arn = { keys = { "access_key_id", "access_key_secret", "role_arn", "role_session_name" },
+    make = function(s, from)
+      return { type = "ram_role_arn", from = from, role_arn = s.role_arn, role_session_name = s.role_session_name,
+               policy = nonempty(s.policy),
+               source = { type = "access_key", from = from, access_key_id = s.access_key_id,
+                          access_key_secret = s.access_key_secret } }
+    end },
+  ecs_ram_role = { keys = {}, make = function(s, from)
+    return { type = "ecs_ram_role", from = from, role_name = nonempty(s.role_name) }
+  end },
+}
+M.INI_TYPES = {}
+for t in pairs(INI_TYPES) do M.INI_TYPES[#M.INI_TYPES + 1] = t end
+table.sort(M.INI_TYPES)
+
+-- 4. the shared credentials file: a source, nil, or nil and an error.
+local function from_credentials_file(read, parse_ini, path, profile)
+  local text, err = read(path)
+  if not text then return nil, err end
+  local sections, perr = parse_ini(text, path)
+  if not sections then return nil, perr end
+  local s = sections[profile]
+  if not s or lower(s.enable or "true") == "false" then return nil end
+  local where = format("%s:%d: profile [%s]", path, s._line, profile)
+  local kind = lower(s.type or "access_key")
+  local t = INI_TYPES[kind]
+  if not t then
+    return nil, format("%s has type '%s', which streamctl does not serve (it serves %s)", where, kind,
+      concat(M.INI_TYPES, ", "))
+  end
+  local why = lacks(s, t.keys, where)
+  if why then return nil, why end
+  return t.make(s, format("%s [%s]", path, profile))
+end
+
+-- 5. Is this an ECS instance (or is a role named)?
+local function on_ecs(read, getenv)
+  if nonempty(getenv(ENV.ecs_role)) then return true end
+  local vendor = read(M.DMI_VENDOR)
+  return vendor ~= nil and match(vendor, "^%s*(.-)%s*$") == "Alibaba Cloud"
+end
+
+--- The source the chain picks (see above).
+-- @tparam table opts `{ profile =, getenv =, home =, read =, parse_ini = }`: the
+--   profile (the command's --profile), and for the file readers and tests:
+--   getenv, the home directory (nil: none, so no file under it), read(path)
+--   -> text | nil | nil, err, and the INI parser
+-- @return the source, or nil and why (no source: naming the files looked at);
+--   then the profile file it came from, if it did (for a permissions warning)
+function M.resolve(opts)
+  local getenv, read, home = opts.getenv, opts.read, opts.home
+  local s, err = from_env_keys(getenv)
+  if s or err then return s, err end
+  s, err = from_env_oidc(getenv)
+  if s or err then return s, err end
+  local explicit = nonempty(opts.profile) or nonempty(getenv(ENV.profile))
+  local profile = explicit or "default"
+  local cli_file = home and not is_true(getenv(ENV.cli_disabled)) and home .. "/.aliyun/config.json" or nil
+  local file = nonempty(getenv(ENV.file)) or (home and home .. "/.alibabacloud/credentials") or nil
+  if cli_file then
+    s, err = from_cli_config(read, cli_file, profile, explicit ~= nil)
+    if s or err then return s, err, cli_file end
+  end
+  if file then
+    s, err = from_credentials_file(read, opts.parse_ini, file, profile)
+    if s or err then return s, err, file end
+  end
+  if not is_true(getenv(ENV.ecs_disabled)) and on_ecs(read, getenv) then
+    return { type = "ecs_ram_role", from = "the ECS instance's RAM role", role_name = nonempty(getenv(ENV.ecs_role)),
+             imdsv1_disabled = is_true(getenv(ENV.imdsv1_disabled)) }
+  end
+  local uri = nonempty(getenv(ENV.uri))
+  if uri then return { type = "credentials_uri", from = "environment (" .. ENV.uri .. ")", uri = uri } end
+  local message = format("no Alibaba Cloud credentials: set %s and %s", ENV.id, ENV.secret)
+  local looked = {}
+  looked[#looked + 1] = file
+  looked[#looked + 1] = cli_file
+  if #looked > 0 then message = format("%s, or add profile [%s] to %s", message, profile, concat(looked, " or ")) end
+  return nil, message
+end
+
+return M
