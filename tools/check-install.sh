@@ -41,6 +41,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 
+begun=$(date +%s)
 cleanup() {
   set +e
   # anything the blocks left running inside the root (nginx, the emulator)
@@ -98,10 +99,9 @@ inside() {
 # git, to clone: a user has the clone already (README: "from a clone of this repository")
 inside 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq git >/dev/null' \
   || die "could not install git in the root"
-inside 'git clone -q /root/streamctl.bundle /root/streamctl' || die "could not clone"
+inside 'git -c advice.detachedHead=false clone -q /root/streamctl.bundle /root/streamctl' || die "could not clone"
 say "a pristine Debian 12 root, no network but the mirror, a clone of $(git log -1 --format='%h %s' | cut -c1-70)"
 
-start=$(date +%s)
 n=0
 for b in "$blocks"/*.sh; do
   n=$((n + 1))
@@ -121,4 +121,4 @@ for b in "$blocks"/*.sh; do
   fi
 done
 say ""
-say "check-install: all $count blocks of README Install passed in $(( $(date +%s) - start )) s"
+say "check-install: all $count blocks of README Install passed ($(( $(date +%s) - begun )) s in all)"
