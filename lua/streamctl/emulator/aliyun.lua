@@ -1,7 +1,16 @@
--- Alibaba Cloud OpenAPI (RPC style) as ApsaraVideo Live answers it: request
--- parsing, signature V1 (HMAC-SHA1) and V3 (ACS3-HMAC-SHA256) verification,
--- clock/nonce/key checks, per-account per-action throttling, and the response
--- and error formats. The operations themselves are in aliyun_live.lua.
+-- Alibaba Cloud OpenAPI (RPC style) as ApsaraVideo Live and STS answer it:
+-- request parsing, signature V1 (HMAC-SHA1) and V3 (ACS3-HMAC-SHA256)
+-- verification, clock/nonce/key checks, per-account per-action throttling,
+-- and the response and error formats. The operations themselves are in
+-- aliyun_live.lua (Live, version 2016-11-01) and sts.lua (STS, version
+-- 2015-04-01): the request's Version (V3: x-acs-version) picks the product.
+-- GET /credentials-uri on the same ports is the credentials URI
+-- (credentials_uri.lua), outside this pipeline.
+--
+-- Keys: a configured AccessKeyId (config.lua), or one STS issued
+-- (sessions.lua), which must carry its SecurityToken and is refused once
+-- expired. AssumeRoleWithOIDC is anonymous: a request with no AccessKeyId,
+-- Signature or Authorization that names it takes the short path below.
 --
 -- Signatures are checked with nginx-lua's primitives only (ngx.hmac_sha1,
 -- ngx.encode_base64, nginx.sha256 via hmac.lua), never with streamctl's core.
@@ -16,18 +25,30 @@
 --   7. clock skew <= timestamp_tolerance_s (15 minutes)
 --   8. V3: every x-acs-* header and host signed; x-acs-content-sha256 = SHA-256(body)
 --   9. signature
---  10. security token (accounts configured with one: STS)
+--  10. security token (accounts configured with one, and issued STS keys:
+--      MissingSecurityToken, InvalidSecurityToken.MismatchWithAccessKey),
+--      then an issued key's expiry: InvalidSecurityToken.Expired (400,
+--      "Specified SecurityToken is expired."; a code Alibaba Cloud's common
+--      error list has, with no status given: 400 is the emulator's choice)
 --  11. nonce not used within nonce_ttl_s (the nonce is recorded here, once the
 --      signature is known good, so a throttled request still uses its nonce)
---  12. Action and Version name a Live operation
+--  12. Action and Version name a Live or STS operation (an anonymous one,
+--      AssumeRoleWithOIDC, sent signed: InvalidParameter, sts.lua)
 --  13. rate limit per account and Action (ratelimit.lua): the account is the
 --      key's "account" UID (config.lua), so every key of one UID draws on one
 --      budget as Alibaba Cloud counts it, else the AccessKeyId alone; the
 --      key's rate_limiter, else aliyun.rate_limiter (default sliding_window:
 --      at most qps accepted in any 1 s; a refusal carries x-acs-retry-after,
---      the ms until the oldest accepted arrival leaves the window)
---  14. account has Live (LiveServiceNotFound) / a live domain (CodeInvalidAliUid)
---  15. the operation's own rules (aliyun_live.lua)
+--      the ms until the oldest accepted arrival leaves the window). An
+--      issued STS key counts against its role's account. STS answers
+--      Throttling on AssumeRole* (sts.lua)
+--  14. Live: the key's RAM policy (ram.lua: its "actions", an STS session's
+--      role's and session policy; Forbidden.RAM), then the account has Live
+--      (LiveServiceNotFound) / a live domain (CodeInvalidAliUid)
+--  15. the operation's own rules (aliyun_live.lua, sts.lua)
+--
+-- Anonymous requests (AssumeRoleWithOIDC): 1, 2, then Action, Version and
+-- Timestamp required (Missing<Name>), 5, 7, 13 (the RoleArn's account), 15.
 --
 -- Error codes and HTTP statuses (from the OpenAPI gateway's common error table and
 -- the Live operations' pages; statuses marked * are not confirmed by a document):
@@ -47,6 +68,7 @@
 --                                                      x-acs-content-sha256 that is not the body's
 --   MissingSecurityToken                         400*  STS account without a token
 --   InvalidSecurityToken.MismatchWithAccessKey   400*  STS token not the account's
+--   InvalidSecurityToken.Expired                 400*  issued STS key past its Expiration
 --   SignatureNonceUsed                           400   nonce seen before
 --   InvalidApi.NotFound                          404   Action/Version not a Live operation
 --   Throttling.User                              400   rate limit; header x-acs-retry-after (ms)
@@ -64,6 +86,8 @@
 --   CodeTaskHasStopped                           400   StopLivePullToPush of a stopped task
 --   InternalError                                500   injected fault http500
 --   ServiceUnavailable                           503   injected fault http503
+--   (STS's own codes: sts.lua. Error bodies of STS requests carry HostId
+--   sts.aliyuncs.com and product=Sts in Recommend.)
 --
 -- Response formats: V1 answers JSON when Format=JSON and XML when Format=XML or
 -- when Format is absent (the service's default); the XML is a plain rendering
@@ -78,6 +102,10 @@ local ratelimit = require "streamctl.emulator.ratelimit"
 local stats = require "streamctl.emulator.stats"
 local requestlog = require "streamctl.emulator.requestlog"
 local live = require "streamctl.emulator.aliyun_live"
+local sts_api = require "streamctl.emulator.sts"
+local ram = require "streamctl.emulator.ram"
+local sessions = require "streamctl.emulator.sessions"
+local credentials_uri = require "streamctl.emulator.credentials_uri"
 
 local ngx = ngx
 local ngx_hmac_sha1, ngx_encode_base64 = ngx.hmac_sha1, ngx.encode_base64
@@ -134,7 +162,28 @@ local ERRORS = {
   ["ServiceUnavailable"] = { 503, "The request has failed due to a temporary failure of the server." },
 }
 
+for code, e in pairs(sts_api.ERRORS) do
+  ERRORS[code] = e
+end
+
 M.ERRORS = ERRORS
+
+-- The products on these ports, by API version.
+local LIVE = {
+  name = "live", operations = live.OPERATIONS, anonymous = {},
+  host_id = function() return cfg and cfg.aliyun.host_id or "live.aliyuncs.com" end,
+}
+local STS = {
+  name = sts_api.PRODUCT, operations = sts_api.OPERATIONS, anonymous = sts_api.ANONYMOUS,
+  host_id = function() return sts_api.HOST_ID end,
+  internal_error = sts_api.INTERNAL_ERROR, throttle_code = sts_api.throttle_code,
+}
+local PRODUCTS = { [API_VERSION] = LIVE, [sts_api.VERSION] = STS }
+
+-- The product a request's version names (Live when it names none).
+local function product_of(version)
+  return PRODUCTS[version] or LIVE
+end
 
 -- The HTTP status of an error code (Missing<Name> and unknown codes: 400).
 function M.status_of(code)
@@ -146,10 +195,16 @@ function M.init(settings)
   cfg = settings
 end
 
+-- A key's entry: a configured one, or an issued STS session.
+local function lookup(ak)
+  return cfg.aliyun.accounts[ak] or sessions.get(ak)
+end
+
 -- The account UID a known AccessKeyId belongs to (its "account" in the
--- config); nil for an unknown key and for a key that is an account of its own.
+-- config, or an issued key's role's); nil for an unknown key and for a key
+-- that is an account of its own.
 function M.account_uid(ak)
-  local account = ak and cfg.aliyun.accounts[ak]
+  local account = ak and lookup(ak)
   return account and account.account or nil
 end
 
@@ -157,9 +212,13 @@ end
 -- `account`): its account's UID, or the key itself. The two are kept apart
 -- by their prefixes, so a key whose id happens to be a UID never shares that
 -- account's window.
+local function uid_budget_key(uid, action)
+  return "uid\0" .. uid .. "\0" .. action
+end
+
 local function budget_key(ak, account, action)
   if account.account then
-    return "uid\0" .. account.account .. "\0" .. action
+    return uid_budget_key(account.account, action)
   end
   return "key\0" .. ak .. "\0" .. action
 end
@@ -175,12 +234,29 @@ local function is_v3(req)
   return auth ~= nil and find(auth, "^%s*ACS3%-") ~= nil
 end
 
--- The action a request names, before any verification (for fault matching).
+-- A request with no key and no signature of either version.
+local function is_anonymous(req)
+  return req.headers["authorization"] == nil and req.params.AccessKeyId == nil and req.params.Signature == nil
+end
+
+-- The action a request names, before any verification (for fault matching):
+-- "credentials-uri" for the credentials URI.
 function M.peek_action(req)
+  if req.path == credentials_uri.PATH then
+    return credentials_uri.ACTION
+  end
   if is_v3(req) then
     return req.headers["x-acs-action"]
   end
-  return req.params.Action
+  return req.params.Action or req.headers["x-acs-action"]
+end
+
+-- The product a request names, before any verification.
+local function peek_product(req)
+  if is_v3(req) then
+    return product_of(req.headers["x-acs-version"])
+  end
+  return product_of(req.params.Version or req.headers["x-acs-version"])
 end
 
 -------------------------------------------------------------------------------
@@ -209,13 +285,18 @@ local function xml_value(name, v, out)
       return
     end
     out[#out + 1] = "<" .. name .. ">"
-    local keys = {}
-    for k in pairs(v) do
-      keys[#keys + 1] = tostring(k)
+    local keys = json.order_of(v)
+    if not keys then
+      keys = {}
+      for k in pairs(v) do
+        keys[#keys + 1] = tostring(k)
+      end
+      sort(keys)
     end
-    sort(keys)
     for _, k in ipairs(keys) do
-      xml_value(k, v[k], out)
+      if v[k] ~= nil then
+        xml_value(k, v[k], out)
+      end
     end
     out[#out + 1] = "</" .. name .. ">"
   else
@@ -248,47 +329,30 @@ local function render(status, root, fields, fmt, rid, extra_headers)
   return { status = status, headers = headers, body = body }
 end
 
--- An error answer. message nil: the code's standard message.
-function M.error_response(code, message, fmt, rid, extra_headers)
+-- An error answer. message nil: the code's standard message (STS's own
+-- InternalError text for STS). product: LIVE (default) or STS.
+function M.error_response(code, message, fmt, rid, extra_headers, product)
+  product = product or LIVE
   rid = rid or request_id()
   local e = ERRORS[code]
   local status = e and e[1] or 400
+  if code == "InternalError" and product.internal_error then
+    message = message or product.internal_error
+  end
   message = message or (e and e[2]) or code
   local fields = {
     RequestId = rid,
-    HostId = cfg and cfg.aliyun.host_id or "live.aliyuncs.com",
+    HostId = product.host_id(),
     Code = code,
     Message = message,
-    Recommend = "https://api.aliyun.com/troubleshoot?q=" .. code .. "&product=live&requestId=" .. rid,
+    Recommend = "https://api.aliyun.com/troubleshoot?q=" .. code .. "&product=" .. product.name
+      .. "&requestId=" .. rid,
   }
   return render(status, "Error", fields, fmt or "JSON", rid, extra_headers)
 end
 
 -------------------------------------------------------------------------------
 -- Verification helpers
-
--- Does a RAM policy's action list allow `action`? Entries are RAM action
--- names, "live:<Operation>", where "*" matches any run of characters
--- ("live:Describe*", "live:*", "*"), compared without regard to case as RAM
--- compares them. (config.lua checked their form.)
-local ram_patterns = setmetatable({}, {
-  -- a RAM action as a Lua pattern, made once per action text
-  __index = function(cache, action)
-    local p = "^" .. gsub(gsub(lower(action), "[%^%$%(%)%%%.%[%]%+%-%?]", "%%%0"), "%*", ".*") .. "$"
-    cache[action] = p
-    return p
-  end,
-})
-
-local function ram_allows(allowed, action)
-  local name = lower("live:" .. action)
-  for _, a in ipairs(allowed) do
-    if match(name, ram_patterns[a]) then
-      return true
-    end
-  end
-  return false
-end
 
 local function trim(s)
   return (gsub(gsub(s, "^%s+", ""), "%s+$", ""))
@@ -356,10 +420,16 @@ end
 -- Verifies and executes one request. Returns a result:
 --   { status, headers, body, log = {...}, applied = bool }
 function M.process(req)
+  if req.path == credentials_uri.PATH then
+    return credentials_uri.process(req, cfg.aliyun)
+  end
   local now = clock.now()
   local rid = request_id()
   local v3 = is_v3(req)
   local fmt = "JSON"
+  -- The product whose HostId errors name: the one the request names, until
+  -- the operation is known.
+  local product = peek_product(req)
   local log = {
     request_id = rid,
     params = requestlog.redact(req.params),
@@ -374,10 +444,11 @@ function M.process(req)
   end
 
   local function fail(verdict, code, message, extra_headers)
-    local res = M.error_response(code, message, fmt, rid, extra_headers)
+    local res = M.error_response(code, message, fmt, rid, extra_headers, product)
     log.verdict = verdict
     log.code = code
-    log.message = message or (ERRORS[code] and ERRORS[code][2]) or code
+    log.message = message or (code == "InternalError" and product.internal_error)
+      or (ERRORS[code] and ERRORS[code][2]) or code
     log.status = res.status
     log.applied = false
     res.log = log
@@ -404,9 +475,81 @@ function M.process(req)
   end
 
   local ak, action, version, nonce, ts_text, token, account
+
+  -- Takes this request from a budget (rate limiter key `key`; `entry`, the
+  -- key's config entry or session, may give qps and rate_limiter). Returns
+  -- the throttled answer, or nil when the request may go on.
+  local function take_budget(key, entry)
+    local qps = entry and entry.qps and entry.qps[action] or cfg.aliyun.qps[action]
+    local limiter = entry and entry.rate_limiter or cfg.aliyun.rate_limiter
+    local allowed, retry_after = ratelimit.take(key, qps, limiter)
+    local real_now = clock.real_now()
+    if not allowed then
+      stats.count("aliyun", action, "throttled", real_now)
+      log.retry_after_ms = retry_after
+      log.rate_limiter = limiter
+      local code = product.throttle_code and product.throttle_code(action) or "Throttling.User"
+      return fail("throttled", code, nil, { ["x-acs-retry-after"] = tostring(retry_after) })
+    end
+    stats.count("aliyun", action, "accepted", real_now)
+    return nil
+  end
+
+  -- The answer of an operation's result: fields, info or nil, code, message, detail.
+  local function finish(fields, info, message, detail)
+    if not fields then
+      log.detail = detail
+      return fail("error", info, message)
+    end
+    fields.RequestId = rid
+    local res = render(200, action .. "Response", fields, fmt, rid)
+    log.verdict = "ok"
+    log.code = "OK"
+    log.status = 200
+    log.applied = info.applied and true or false
+    log.detail = info.detail
+    res.log = log
+    res.applied = log.applied
+    return res
+  end
+
+  -- An anonymous operation (AssumeRoleWithOIDC): no key, no signature, no
+  -- nonce; a Timestamp within the tolerance; the budget of the RoleArn's account.
+  local function anonymous()
+    local h = req.headers
+    action, version = p.Action or h["x-acs-action"], p.Version or h["x-acs-version"]
+    log.action = action
+    log.signature_version = "anonymous"
+    ts_text = p.Timestamp or h["x-acs-date"]
+    if ts_text == nil or ts_text == "" then
+      return missing("Timestamp")
+    end
+    local ts = clock.parse_iso8601(ts_text)
+    if not ts then
+      return fail("rejected", "InvalidTimeStamp.Format")
+    end
+    if abs(now - ts) > cfg.aliyun.timestamp_tolerance_s then
+      return fail("rejected", "InvalidTimeStamp.Expired")
+    end
+    local uid = sts_api.budget_uid(p)
+    log.account_uid = uid
+    if uid then
+      local limited = take_budget(uid_budget_key(uid, action), cfg.aliyun.account_settings[uid])
+      if limited then
+        return limited
+      end
+    else
+      stats.count("aliyun", action, "accepted", clock.real_now())
+    end
+    return finish(product.operations[action](p, { now = now, cfg = cfg.aliyun }))
+  end
+
   if not v3 then
     if p.Format ~= nil and p.Format ~= "" and fmt ~= upper(p.Format) then
       return fail("rejected", "InvalidParameter.Format")
+    end
+    if is_anonymous(req) and product.anonymous[p.Action or req.headers["x-acs-action"]] then
+      return anonymous()
     end
     for _, name in ipairs({ "AccessKeyId", "Action", "Version", "Signature", "SignatureMethod",
                             "SignatureVersion", "SignatureNonce", "Timestamp" }) do
@@ -454,7 +597,7 @@ function M.process(req)
   if not ts then
     return fail("rejected", "InvalidTimeStamp.Format")
   end
-  account = cfg.aliyun.accounts[ak]
+  account = lookup(ak)
   if not account then
     return fail("rejected", "InvalidAccessKeyId.NotFound")
   end
@@ -525,61 +668,58 @@ function M.process(req)
       return fail("rejected", "InvalidSecurityToken.MismatchWithAccessKey")
     end
   end
+  if account.expires_at and now >= account.expires_at then
+    return fail("rejected", "InvalidSecurityToken.Expired")
+  end
 
   if not use_nonce(ak, nonce, now) then
     return fail("rejected", "SignatureNonceUsed")
   end
 
-  local op = live.OPERATIONS[action]
-  if version ~= API_VERSION or not op then
+  local named = PRODUCTS[version]
+  local op = named and named.operations[action]
+  if not op then
     return fail("rejected", "InvalidApi.NotFound")
   end
-
-  local qps = account.qps and account.qps[action] or cfg.aliyun.qps[action]
-  local limiter = account.rate_limiter or cfg.aliyun.rate_limiter
-  local allowed, retry_after = ratelimit.take(budget_key(ak, account, action), qps, limiter)
-  local real_now = clock.real_now()
-  if not allowed then
-    stats.count("aliyun", action, "throttled", real_now)
-    log.retry_after_ms = retry_after
-    log.rate_limiter = limiter
-    return fail("throttled", "Throttling.User", nil, { ["x-acs-retry-after"] = tostring(retry_after) })
-  end
-  stats.count("aliyun", action, "accepted", real_now)
-
-  -- A key's RAM policy: the actions it may call (after the throttle: a
-  -- refused call still counts against the account's budget, the strict
-  -- reading).
-  if account.actions and not ram_allows(account.actions, action) then
-    return fail("rejected", "Forbidden.RAM")
-  end
-  if account.live_service == false then
-    return fail("error", "LiveServiceNotFound")
-  end
-  if account.has_live_domain == false and live.NEEDS_LIVE_DOMAIN[action] then
-    return fail("error", "CodeInvalidAliUid")
+  product = named
+  if product.anonymous[action] then
+    return fail("rejected", "InvalidParameter", action .. " is called anonymously: a request that carries an "
+      .. "AccessKeyId or a signature is refused.")
   end
 
-  local fields, code, message = op(p, { account_id = ak, account = account, now = now, cfg = cfg.aliyun })
-  if not fields then
-    return fail("error", code, message)
+  local limited = take_budget(budget_key(ak, account, action), account)
+  if limited then
+    return limited
   end
-  local info = code
-  fields.RequestId = rid
-  local res = render(200, action .. "Response", fields, fmt, rid)
-  log.verdict = "ok"
-  log.code = "OK"
-  log.status = 200
-  log.applied = info.applied and true or false
-  log.detail = info.detail
-  res.log = log
-  res.applied = log.applied
-  return res
+
+  local ctx
+  if product == LIVE then
+    -- A key's RAM policy: the actions it may call (after the throttle: a
+    -- refused call still counts against the account's budget, the strict
+    -- reading).
+    if not ram.allows(account, "live:" .. action) then
+      return fail("rejected", "Forbidden.RAM")
+    end
+    if account.live_service == false then
+      return fail("error", "LiveServiceNotFound")
+    end
+    if account.has_live_domain == false and live.NEEDS_LIVE_DOMAIN[action] then
+      return fail("error", "CodeInvalidAliUid")
+    end
+    ctx = { account_id = ak, account = account, now = now, cfg = cfg.aliyun }
+  else
+    ctx = { ak = ak, principal = account, now = now, cfg = cfg.aliyun }
+  end
+  return finish(op(p, ctx))
 end
 
 -- The answer an injected fault gives in place of (or over) a request.
 -- kind: http500 | http503 | throttle. Returns a result like process().
 function M.fault_response(kind, fault, req)
+  if req.path == credentials_uri.PATH then
+    return credentials_uri.fault_response(kind)
+  end
+  local product = peek_product(req)
   local fmt = "JSON"
   if not is_v3(req) then
     local f = req.params.Format
@@ -592,17 +732,20 @@ function M.fault_response(kind, fault, req)
     return render(200, (M.peek_action(req) or "") .. "Response",
       { RequestId = rid, RetCode = fault.code, Description = fault.message or "Failed" }, fmt, rid)
   elseif kind == "http500" then
-    return M.error_response("InternalError", nil, fmt)
+    return M.error_response("InternalError", nil, fmt, nil, nil, product)
   elseif kind == "http503" then
-    return M.error_response("ServiceUnavailable", nil, fmt)
+    return M.error_response("ServiceUnavailable", nil, fmt, nil, nil, product)
   end
   return M.error_response("Throttling.User", nil, fmt,
-    nil, { ["x-acs-retry-after"] = tostring(fault.retry_after_ms) })
+    nil, { ["x-acs-retry-after"] = tostring(fault.retry_after_ms) }, product)
 end
 
 -- A plausible success body for malformed/truncated faults that replace the
 -- request entirely.
 function M.placeholder_body(req)
+  if req.path == credentials_uri.PATH then
+    return credentials_uri.placeholder_body()
+  end
   return json.encode({ RequestId = request_id(), Action = M.peek_action(req) })
 end
 
@@ -632,6 +775,7 @@ end
 
 function M.reset()
   live.reset()
+  sessions.reset()
   nonces, fifo, fifo_head, fifo_tail = {}, {}, 1, 0
 end
 

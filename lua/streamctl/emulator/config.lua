@@ -15,9 +15,26 @@
 --         "LTAIram2": { "secret": "t", "account": "1234567890123456" },   -- account: one budget
 --         "LTAIops": { "secret": "s", "actions": ["live:ResumeLiveStream", "live:Describe*"] },
 --                                          -- its RAM policy: any other action is Forbidden.RAM
+--                                          -- ("sts:AssumeRole" for AssumeRole: NoPermission)
+--         "LTAIalice": { "secret": "s", "account": "1234567890123456", "user": "alice" },
+--                                          -- a RAM user's key (identity.lua)
+--         "LTAIroot": { "secret": "s", "account": "1234567890123456", "root": true },
+--                                          -- the account's own key: no AssumeRole
 --         "testid": "testsecret"
 --       },                                 -- (a value of false removes a default account)
---       "qps": { "ResumeLiveStream": 30 },  -- per account and action; 0 = unlimited
+--       "roles": { "acs:ram::1234567890123456:role/streamctl": {      -- RAM roles (STS)
+--         "max_session_duration": 3600, "trusted_accounts": ["1234567890123456"],
+--         "trusted_oidc_providers": [], "external_id": "x", "actions": ["live:*"] } },
+--       "oidc_providers": { "acs:ram::1234567890123456:oidc-provider/ack": {
+--         "issuer": "https://oidc.emulator.invalid/ack", "client_ids": ["sts.aliyuncs.com"],
+--         "tokens": [] } },
+--       "imds": { "role": "acs:ram::1234567890123456:role/streamctl",  -- ECS metadata service
+--         "credential_lifetime_s": 21600, "rotation_lead_s": 300, "hardened": false },
+--       "credentials_uri": { "role": "acs:ram::1234567890123456:role/streamctl",
+--         "credential_lifetime_s": 3600, "rotation_lead_s": 300 },
+--                                          -- (identity.lua says what each key means)
+--       "qps": { "ResumeLiveStream": 30 },  -- per account and action; 0 = unlimited (STS's
+--                                          -- AssumeRole, AssumeRoleWithOIDC, GetCallerIdentity too)
 --       "rate_limiter": "sliding_window",   -- or "token_bucket" (ratelimit.lua)
 --       "timestamp_tolerance_s": 900,       -- InvalidTimeStamp.Expired beyond this skew
 --       "nonce_ttl_s": 900,                 -- how long a SignatureNonce stays "used"
@@ -61,6 +78,7 @@
 local json = require "streamctl.emulator.json"
 local DEFAULT = require "streamctl.emulator.defaults"
 local ratelimit = require "streamctl.emulator.ratelimit"
+local identity = require "streamctl.emulator.identity"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local format, find = string.format, string.find
@@ -93,6 +111,12 @@ local function defaults()
         -- 10000 per minute (the QPS table); counted per second, the
         -- strictest reading: at most 166 in any 1 s.
         DescribeLiveStreamsOnlineList = 10000 / 60,
+        -- STS, per account too: AssumeRole 100/s (the RAM notice of
+        -- 2022-08-29), AssumeRoleWithOIDC 100/s (its page); GetCallerIdentity
+        -- publishes none: 100/s like its neighbours, the emulator's choice.
+        AssumeRole = 100,
+        AssumeRoleWithOIDC = 100,
+        GetCallerIdentity = 100,
       },
       rate_limiter = ratelimit.DEFAULT,
       timestamp_tolerance_s = 900,
@@ -322,6 +346,7 @@ end
 function M.build(override)
   local cfg = defaults()
   if override == nil then
+    identity.build(cfg.aliyun, nil, check_actions)
     return cfg
   end
   if type(override) ~= "table" then
@@ -332,6 +357,7 @@ function M.build(override)
     { "max_pull_to_push_tasks", "number" }, { "host_id", "string" },
   })
   check_accounts(cfg.aliyun.accounts)
+  identity.build(cfg.aliyun, a, check_actions)
   if a and a.domains ~= nil then
     if type(a.domains) ~= "table" then
       error("aliyun.domains: expected an array of strings", 0)

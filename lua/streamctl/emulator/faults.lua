@@ -12,7 +12,8 @@
 --     "code": 1, "message": "..."          -- code: the non-zero code answered (default 1) and
 --                                          --   its text (default: the code's own, see below)
 --     "after_apply": false,                -- see below
---     "provider": "aliyun" | "zego"        -- default: the provider of the port posted to
+--     "duration_s": 30,                    -- see below
+--     "provider": "aliyun" | "zego" | "imds" -- default: the provider of the port posted to
 --   }
 --
 -- Kinds:
@@ -41,10 +42,25 @@
 -- A request takes at most one fault: the oldest pending one that matches its
 -- provider and action. Each fault's count goes down by one per request taken;
 -- at zero it is removed.
+--
+-- duration_s (a number of seconds above 0): the fault answers every matching
+-- request from now until the emulator clock reaches now + duration_s ("the
+-- metadata service is down for a minute"); count is then ignored, and the
+-- fault shows "until" (emulator time). Moving the clock past it ends it.
+--
+-- Provider "imds" (the ECS metadata service, when the emulator serves it):
+-- its actions are token, role, credentials and other (imds.lua); its kinds
+-- are http500, http503 (HTML 500/503), drop, malformed, truncated, delay and
+-- skew. A metadata service that is down shows as drop (the connection closes
+-- without an answer: the nearest a listening server comes to "connection
+-- refused"), http500/http503, or delay (a timeout, for a client that gives up
+-- first: the SDKs wait 1 s). The Aliyun ports' STS actions (AssumeRole,
+-- AssumeRoleWithOIDC, GetCallerIdentity) and the credentials URI
+-- ("credentials-uri") take faults as any Aliyun action.
 
-local type, ipairs = type, ipairs
+local type, ipairs, pairs = type, ipairs, pairs
 local floor = math.floor
-local remove = table.remove
+local remove, concat = table.remove, table.concat
 
 local M = {}
 
@@ -55,24 +71,54 @@ local KINDS = {
 
 M.KINDS = KINDS
 
+local providers = { aliyun = true, zego = true }
 local pending = { aliyun = {}, zego = {} }
 local next_id = 1
 
--- Validates spec and queues it for `provider` (spec.provider wins). Returns the
--- stored fault, or nil and a message.
-function M.add(provider, spec)
+-- The kinds each provider takes (nil: all).
+local PROVIDER_KINDS = {
+  imds = { http500 = true, http503 = true, drop = true, malformed = true, truncated = true, delay = true,
+           skew = true },
+}
+
+-- The providers faults can be posted for: aliyun and zego, and those the
+-- emulator serves besides (imds). Called at start.
+function M.set_providers(extra)
+  providers = { aliyun = true, zego = true }
+  for _, p in ipairs(extra or {}) do
+    providers[p] = true
+  end
+  M.reset()
+end
+
+local function provider_names()
+  local names = { "aliyun", "zego" }
+  if providers.imds then
+    names[#names + 1] = "imds"
+  end
+  return names
+end
+
+-- Validates spec and queues it for `provider` (spec.provider wins). now: the
+-- emulator time (for duration_s). Returns the stored fault, or nil and a message.
+function M.add(provider, spec, now)
   if type(spec) ~= "table" then
     return nil, "fault: expected a JSON object"
   end
   if spec.provider ~= nil then
-    if spec.provider ~= "aliyun" and spec.provider ~= "zego" then
-      return nil, "fault: provider must be \"aliyun\" or \"zego\""
+    if not providers[spec.provider] then
+      return nil, "fault: provider must be \"" .. concat(provider_names(), "\", \"") .. "\""
+        .. (spec.provider == "imds" and " (imds: the emulator serves no metadata service; start it with "
+          .. "--imds-port)" or "")
     end
     provider = spec.provider
   end
   if not KINDS[spec.kind] then
     return nil, "fault: kind must be one of http500, http503, throttle, delay, drop, "
       .. "malformed, truncated, skew, code"
+  end
+  if PROVIDER_KINDS[provider] and not PROVIDER_KINDS[provider][spec.kind] then
+    return nil, "fault: kind " .. spec.kind .. " does not apply to " .. provider
   end
   local action = spec.action
   if action == nil then
@@ -127,6 +173,10 @@ function M.add(provider, spec)
   if type(after_apply) ~= "boolean" then
     return nil, "fault: after_apply must be true or false"
   end
+  local duration_s = spec.duration_s
+  if duration_s ~= nil and (type(duration_s) ~= "number" or duration_s <= 0) then
+    return nil, "fault: duration_s must be a number of seconds above 0"
+  end
   local fault = {
     id = next_id,
     provider = provider,
@@ -139,6 +189,8 @@ function M.add(provider, spec)
     code = code,
     message = message,
     after_apply = after_apply,
+    duration_s = duration_s,
+    ["until"] = duration_s and now + duration_s or nil,
   }
   next_id = next_id + 1
   local list = pending[provider]
@@ -146,15 +198,31 @@ function M.add(provider, spec)
   return fault
 end
 
--- Takes one use of the oldest fault matching provider/action; returns a copy
--- (with `remaining` set) or nil.
-function M.take(provider, action)
+-- Drops the faults of a list whose period has ended at emulator time now.
+local function expire(list, now)
+  for i = #list, 1, -1 do
+    local f = list[i]
+    if f["until"] and now >= f["until"] then
+      remove(list, i)
+    end
+  end
+end
+
+-- Takes one use of the oldest fault matching provider/action at emulator
+-- time now; returns a copy (with `remaining` set) or nil.
+function M.take(provider, action, now)
   local list = pending[provider]
+  if not list then
+    return nil
+  end
+  expire(list, now)
   for i, f in ipairs(list) do
     if f.action == "*" or f.action == action then
-      f.count = f.count - 1
-      if f.count <= 0 then
-        remove(list, i)
+      if not f["until"] then
+        f.count = f.count - 1
+        if f.count <= 0 then
+          remove(list, i)
+        end
       end
       return {
         id = f.id, kind = f.kind, action = f.action, delay_ms = f.delay_ms,
@@ -166,12 +234,19 @@ function M.take(provider, action)
   return nil
 end
 
-function M.list()
+-- The pending faults by provider (those whose period ended dropped).
+function M.list(now)
+  for _, list in pairs(pending) do
+    expire(list, now)
+  end
   return pending
 end
 
 function M.reset()
-  pending = { aliyun = {}, zego = {} }
+  pending = {}
+  for p in pairs(providers) do
+    pending[p] = {}
+  end
 end
 
 return M

@@ -4,7 +4,9 @@
 -- its key order is random. This encoder is deterministic instead: object keys are
 -- sorted, a table marked with json.array() is always an array (even when empty),
 -- an unmarked table is an array when it is a non-empty sequence, and json.null is
--- JSON null. Decoding is cjson's (it is fast and strict).
+-- JSON null. Decoding is cjson's (it is fast and strict). A table marked with
+-- json.ordered(t, keys) is an object whose members come in that order (the
+-- byte shape a provider documents; absent keys are left out).
 
 local cjson = require "cjson.safe"
 
@@ -23,6 +25,18 @@ M.null = cjson.null
 -- Marks t (or a new table) as a JSON array.
 function M.array(t)
   return setmetatable(t or {}, array_mt)
+end
+
+-- Marks t as a JSON object written with its members in the order of `keys`
+-- (a list of names); members not named there are not written.
+function M.ordered(t, keys)
+  return setmetatable(t, { __json_order = keys })
+end
+
+-- The order json.ordered gave t, or nil.
+function M.order_of(t)
+  local mt = getmetatable(t)
+  return mt and mt.__json_order or nil
 end
 
 local escapes = {
@@ -73,6 +87,24 @@ local function encode_table(t, out)
       encode_value(v, out)
     end
     out[#out + 1] = "]"
+    return
+  end
+  if mt and mt.__json_order then
+    out[#out + 1] = "{"
+    local first = true
+    for _, k in ipairs(mt.__json_order) do
+      local v = t[k]
+      if v ~= nil then
+        if not first then
+          out[#out + 1] = ","
+        end
+        first = false
+        out[#out + 1] = encode_string(k)
+        out[#out + 1] = ":"
+        encode_value(v, out)
+      end
+    end
+    out[#out + 1] = "}"
     return
   end
   local keys = {}

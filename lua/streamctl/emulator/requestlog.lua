@@ -25,6 +25,8 @@ local SECRET_NAMES = {
   ["x-acs-security-token"] = true,
   authorization = true,
   serversecret = true,
+  oidctoken = true,                        -- AssumeRoleWithOIDC's OIDCToken
+  ["x-aliyun-ecs-metadata-token"] = true,  -- the metadata service's token
 }
 
 M.REDACTED = "***"

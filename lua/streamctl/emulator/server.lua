@@ -3,8 +3,12 @@
 -- request log. One nginx worker; all state lives in Lua module tables.
 --
 -- Provider ports (set $emu_provider in nginx.conf): "aliyun" ports answer as
--- ApsaraVideo Live (aliyun.lua), "zego" ports as ZEGOCLOUD Server API v2
--- (zego.lua). The HTTP and HTTPS port of a provider share one state.
+-- ApsaraVideo Live and STS (aliyun.lua, sts.lua) and serve the credentials
+-- URI (credentials_uri.lua), "zego" ports as ZEGOCLOUD Server API v2
+-- (zego.lua), and the "imds" port, when the launcher is given one, as the ECS
+-- instance metadata service (imds.lua). The HTTP and HTTPS port of a provider
+-- share one state. Providers listed in the state, the faults and the log
+-- filter: aliyun and zego, and imds only when it is served.
 --
 -- Control endpoints (on every port; JSON in and out; they are not logged and
 -- never rate limited):
@@ -24,6 +28,16 @@
 --   POST   /_emulator/clock    {"now":unix} pins, {"offset":s} shifts, {} real time
 --   GET    /_emulator/config   the settings without secrets (with each provider's
 --                              rate_limiter and the limiter's clock, rate_limit_clock)
+--   GET    /_emulator/credentials  identities, roles, OIDC providers, issued STS
+--                              sessions (no secrets), the metadata service and the
+--                              credentials URI: see credentials_view below
+--   POST   /_emulator/oidc_token   {"provider"?,"subject"?,"audience"?,"lifetime_s"?,
+--                              "issued_at"?} -> {"token","claims","provider"}: a token
+--                              AssumeRoleWithOIDC accepts (oidc.lua); lifetime_s <= 0
+--                              makes an expired one
+--   GET    /_emulator/imds     the metadata service (imds.lua's snapshot)
+--   POST   /_emulator/imds     {"hardened": true|false}: security hardening mode on/off
+--                              (reset returns to the config's)
 --   GET    /_emulator/online   -> {"online":{"<domain>/<app>/<stream>":{...}}}
 --   POST   /_emulator/online   {"domain","app","stream"[,"client_ip","publish_time"]} or an
 --                              array: marks streams published (DescribeLiveStreamsOnlineList);
@@ -58,7 +72,10 @@
 --       "counters": { same shape as aliyun },
 --       "rate_limiter": ..., "rate_limiters": { "<AppId>": ... }   -- as aliyun
 --     },
---     "faults": { "aliyun": [...], "zego": [...] }
+--     "imds": { see imds.lua's snapshot: "served", "listen", "role", "hardened",
+--               "credential_lifetime_s", "rotation_lead_s", "tokens", "current",
+--               "rotations", "counters" },         -- only when the metadata service is served
+--     "faults": { "aliyun": [...], "zego": [...] [, "imds": [...]] }
 --   }
 --
 -- Request log entry (GET /_emulator/log), one per provider request:
@@ -97,6 +114,11 @@ local stats = require "streamctl.emulator.stats"
 local requestlog = require "streamctl.emulator.requestlog"
 local aliyun = require "streamctl.emulator.aliyun"
 local zego = require "streamctl.emulator.zego"
+local imds = require "streamctl.emulator.imds"
+local sessions = require "streamctl.emulator.sessions"
+local oidc = require "streamctl.emulator.oidc"
+local ram = require "streamctl.emulator.ram"
+local credentials_uri = require "streamctl.emulator.credentials_uri"
 
 local ngx = ngx
 local ngx_var, ngx_req, ngx_header, ngx_print, ngx_flush = ngx.var, ngx.req, ngx.header, ngx.print, ngx.flush
@@ -116,19 +138,22 @@ local M = { _VERSION = version._VERSION }
 local settings
 local options = {}
 
-local PROVIDERS = { aliyun = aliyun, zego = zego }
+local PROVIDERS = { aliyun = aliyun, zego = zego, imds = imds }
 
 -- Fault kinds that replace the answer (the others only delay or skew it).
 local REPLACING = {
   http500 = true, http503 = true, throttle = true, drop = true, malformed = true, truncated = true, code = true,
 }
 
--- Called from init_by_lua with { config_file = path|nil, dir = DIR, ports = {...} }.
+-- Called from init_by_lua with { config_file = path|nil, dir = DIR, ports = {...},
+-- imds_listen = "addr:port"|nil }.
 function M.init(opts)
   options = opts or {}
   settings = config.load(options.config_file)
   aliyun.init(settings)
   zego.init(settings)
+  imds.init(settings, options.imds_listen)
+  faults.set_providers(imds.served() and { "imds" } or nil)
   requestlog.set_limit(settings.log_limit)
 end
 
@@ -140,6 +165,7 @@ end
 local function reset_all()
   aliyun.reset()
   zego.reset()
+  imds.reset()
   ratelimit.reset()
   stats.reset()
   requestlog.reset()
@@ -238,6 +264,7 @@ end
 local FAULT_CODES = {
   aliyun = { http500 = "InternalError", http503 = "ServiceUnavailable", throttle = "Throttling.User" },
   zego = { http500 = 30003, http503 = 100000015, throttle = 30002 },
+  imds = { http500 = "InternalError", http503 = "ServiceUnavailable" },
 }
 
 -- The minimal log of a request that a fault answered before any processing.
@@ -295,7 +322,7 @@ local function serve_provider(provider)
   local real_start = clock.real_now()
   local req = collect()
   local action = mod.peek_action(req)
-  local fault = faults.take(provider, action)
+  local fault = faults.take(provider, action, received)
   if fault and fault.kind == "delay" then
     ngx_sleep(fault.delay_ms / 1000)
   elseif fault and fault.kind == "skew" then
@@ -346,7 +373,7 @@ end
 -- Control endpoints
 
 local function fault_lists()
-  local all = faults.list()
+  local all = faults.list(clock.now())
   local out = {}
   for provider, list in pairs(all) do
     local copy = json.array()
@@ -398,6 +425,7 @@ local function public_config()
     log_limit = settings.log_limit,
     rate_limit_clock = ratelimit.CLOCK,
     ports = options.ports,
+    imds_listen = options.imds_listen,
     dir = options.dir,
     config_file = options.config_file,
   }
@@ -434,6 +462,7 @@ CONTROL.state = {
       provider = provider,
       aliyun = aliyun.snapshot(now),
       zego = zego.snapshot(now),
+      imds = imds.served() and imds.snapshot(now) or nil,
       faults = fault_lists(),
     }
   end,
@@ -443,8 +472,9 @@ CONTROL.log = {
   GET = function()
     local args = ngx_req.get_uri_args()
     local provider = args.provider
-    if provider ~= nil and provider ~= "aliyun" and provider ~= "zego" then
-      return 400, { error = "provider must be aliyun or zego" }
+    local served = provider == "aliyun" or provider == "zego" or (provider == "imds" and imds.served())
+    if provider ~= nil and not served then
+      return 400, { error = "provider must be aliyun or zego" .. (imds.served() and " or imds" or "") }
     end
     local entries, last, dropped = requestlog.query(args.since, provider, args.action, args.limit)
     return 200, { entries = json.array(entries), last_seq = last, dropped = dropped }
@@ -470,7 +500,7 @@ CONTROL.faults = {
     end
     local added = json.array()
     for _, s in ipairs(specs) do
-      local f, ferr = faults.add(provider, s)
+      local f, ferr = faults.add(provider, s, clock.now())
       if not f then
         return 400, { error = ferr, added = added }
       end
@@ -554,6 +584,143 @@ CONTROL.config = {
   GET = function()
     return 200, public_config()
   end,
+}
+
+local function list_copy(t)
+  local out = json.array()
+  for i, v in ipairs(t or {}) do
+    out[i] = v
+  end
+  return out
+end
+
+-- GET /_emulator/credentials, no secrets (no key secret, security token,
+-- OIDC token or MAC key):
+--   { "principals": { "<AK>": { "type": "Account"|"RAMUser", "account", "user", "user_id" } },
+--     "roles": { "<ARN>": { "account", "name", "role_id", "max_session_duration",
+--                "trusted_accounts", "trusted_oidc_providers", "external_id", "actions" } },
+--     "oidc_providers": { "<ARN>": { "account", "name", "issuer", "client_ids", "tokens": n } },
+--     "sessions": { "<STS.AK>": { "source", "role", "account", "session_name", "issued_at",
+--                   "expires_at", "Expiration", "expired" } },
+--     "issued": { "AssumeRole": n, "AssumeRoleWithOIDC": n, "imds": n, "credentials-uri": n },
+--     "imds": <GET /_emulator/imds>,
+--     "credentials_uri": { "path", "role", "credential_lifetime_s", "rotation_lead_s",
+--                          "current": {"AccessKeyId","Expiration","LastUpdated"}, "rotations" } }
+-- ("issued" counts every session since the last reset, by what issued it;
+-- "sessions" lists those still kept, expired ones too.)
+local function credentials_view(now)
+  local a = settings.aliyun
+  local principals, roles, providers = {}, {}, {}
+  for ak, entry in pairs(a.accounts) do
+    local id = entry.identity
+    principals[ak] = { type = id.type, account = id.account, user = id.name, user_id = id.user_id }
+  end
+  for arn, r in pairs(a.roles) do
+    roles[arn] = {
+      account = r.account, name = r.name, role_id = r.role_id, max_session_duration = r.max_session_duration,
+      trusted_accounts = list_copy(r.trusted_accounts), trusted_oidc_providers = list_copy(r.trusted_oidc_providers),
+      external_id = r.external_id, actions = r.actions and list_copy(r.actions) or nil,
+    }
+  end
+  for arn, pr in pairs(a.oidc_providers) do
+    providers[arn] = { account = pr.account, name = pr.name, issuer = pr.issuer,
+                       client_ids = list_copy(pr.client_ids), tokens = #pr.tokens }
+  end
+  local list, issued = sessions.snapshot(now)
+  local current, rotations = sessions.rotating("credentials-uri")
+  local uri = a.credentials_uri
+  return {
+    principals = principals, roles = roles, oidc_providers = providers,
+    sessions = list, issued = issued,
+    imds = imds.snapshot(now),
+    credentials_uri = {
+      path = credentials_uri.PATH, role = uri.role,
+      credential_lifetime_s = uri.credential_lifetime_s, rotation_lead_s = uri.rotation_lead_s,
+      current = sessions.summary(current),
+      rotations = rotations,
+    },
+  }
+end
+
+CONTROL.credentials = {
+  GET = function()
+    return 200, credentials_view(clock.now())
+  end,
+}
+
+-- POST /_emulator/oidc_token: a token of the emulator's for an OIDC provider
+-- of the config. Body (every key optional): "provider" (its ARN; needed when
+-- the config has more than one), "subject" (default
+-- "system:serviceaccount:default:streamctl"), "audience" (a string or an array
+-- of them; default the provider's first client id), "issued_at" (emulator
+-- time, default now), "lifetime_s" (default 3600; 0 or less: already expired).
+local function oidc_token(spec)
+  if type(spec) ~= "table" then
+    return 400, { error = "oidc_token: expected a JSON object" }
+  end
+  local all = settings.aliyun.oidc_providers
+  local arn = spec.provider
+  if arn == nil then
+    local only, n = nil, 0
+    for k in pairs(all) do
+      only, n = k, n + 1
+    end
+    if n ~= 1 then
+      return 400, { error = "oidc_token: provider is required (the ARN of one of aliyun.oidc_providers; "
+        .. n .. " are configured)" }
+    end
+    arn = only
+  end
+  local provider = type(arn) == "string" and all[arn]
+  if not provider then
+    return 400, { error = "oidc_token: provider " .. tostring(arn) .. " is not one of aliyun.oidc_providers" }
+  end
+  local subject = spec.subject
+  if subject == nil then
+    subject = "system:serviceaccount:default:streamctl"
+  end
+  if type(subject) ~= "string" or subject == "" then
+    return 400, { error = "oidc_token: subject must be a non-empty string" }
+  end
+  local audience = spec.audience
+  if audience == nil then
+    audience = provider.client_ids[1]
+  end
+  if not ram.string_list(audience) then
+    return 400, { error = "oidc_token: audience must be a non-empty string or a non-empty array of them" }
+  end
+  local issued_at, lifetime = spec.issued_at, spec.lifetime_s
+  if issued_at == nil then
+    issued_at = clock.now()
+  end
+  if lifetime == nil then
+    lifetime = 3600
+  end
+  if type(issued_at) ~= "number" or type(lifetime) ~= "number" then
+    return 400, { error = "oidc_token: issued_at and lifetime_s must be numbers of seconds" }
+  end
+  local token, claims = oidc.issue({
+    provider = provider, subject = subject, audience = audience,
+    issued_at = issued_at, expires_at = issued_at + lifetime,
+  })
+  return 200, { token = token, claims = claims, provider = provider.arn }
+end
+
+CONTROL.oidc_token = {
+  POST = with_json_body(oidc_token),
+}
+
+CONTROL.imds = {
+  GET = function()
+    return 200, imds.snapshot(clock.now())
+  end,
+  POST = with_json_body(function(spec)
+    if type(spec) ~= "table" or type(spec.hardened) ~= "boolean" then
+      return 400, { error = "imds: expected {\"hardened\": true|false}" }
+    end
+    imds.set_hardened(spec.hardened)
+    return 200, imds.snapshot(clock.now())
+  end),
 }
 
 -- The methods an endpoint allows, for the Allow header of a 405.

@@ -7,6 +7,12 @@
 --     per_second = { ["<unix second>"] = { accepted = n, throttled = n } },
 --   }
 --
+-- The providers are aliyun, zego and imds (the ECS metadata service). The
+-- endpoints that have no rate limiter (the metadata service's, the
+-- credentials URI: aliyun.counters["credentials-uri"]) count "accepted" for
+-- an answer of 200 and "refused" for any other, a kind that appears only
+-- once counted.
+--
 -- Seconds are real time (integer part of ngx.now()); only the last
 -- KEEP_SECONDS seconds are kept. They are calendar seconds for reading, not
 -- the limiter's rule: the default sliding window (ratelimit.lua) caps accepted
@@ -21,7 +27,11 @@ local KEEP_SECONDS = 600
 
 local M = {}
 
-local counters = { aliyun = {}, zego = {} }
+local function empty()
+  return { aliyun = {}, zego = {}, imds = {} }
+end
+
+local counters = empty()
 
 local function entry(provider, action)
   local by_action = counters[provider]
@@ -41,14 +51,14 @@ local function prune(per_second, now_s)
   end
 end
 
--- kind: "accepted", "throttled" or "faulted".
+-- kind: "accepted", "throttled", "faulted" (or "refused", see above).
 function M.count(provider, action, kind, real_now)
   if not action or action == "" then
     action = "(none)"
   end
   local c = entry(provider, action)
-  c[kind] = c[kind] + 1
-  if kind == "faulted" then
+  c[kind] = (c[kind] or 0) + 1
+  if kind ~= "accepted" and kind ~= "throttled" then
     return
   end
   local s = floor(real_now)
@@ -70,7 +80,7 @@ function M.reset(provider)
   if provider then
     counters[provider] = {}
   else
-    counters = { aliyun = {}, zego = {} }
+    counters = empty()
   end
 end
 
