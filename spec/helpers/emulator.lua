@@ -9,6 +9,9 @@
 --                                                   -- :stop() unless keep_dir = true
 --       ports = nil,                                -- default: free ports (or { aliyun = 28080, ... })
 --       config = { aliyun = { accounts = { testid = "testsecret" } } },  -- written as JSON
+--       imds = nil,                                 -- true: also serve the ECS metadata service
+--                                                   -- on a free port (--imds-port)
+--       imds_listen = nil,                          -- or "ADDR:PORT" (--imds-listen)
 --     }
 --   end)
 --   lazy_teardown(function() if server then server:stop() end end)
@@ -16,6 +19,7 @@
 --   server.aliyun_url, server.zego_url             "http://127.0.0.1:<port>"
 --   server.aliyun_tls_url, server.zego_tls_url     "https://127.0.0.1:<port>"
 --   server.ca_file, server.dir, server.ports
+--   server.imds_url                "http://<addr>:<port>" when imds/imds_listen was given
 --   server:reset()                 POST /_emulator/reset
 --   server:state()                 GET  /_emulator/state (decoded)
 --   server:log(query)              GET  /_emulator/log?... -> entries (list), whole answer
@@ -24,6 +28,9 @@
 --   server:clock(spec)             POST /_emulator/clock ({now=..}|{offset=..}|{}); nil -> GET
 --   server:online(spec, method)    POST /_emulator/online (spec: one {domain,app,stream} or a list);
 --                                  method "DELETE" takes them offline (spec nil: all); nil spec -> GET
+--   server:credentials()           GET  /_emulator/credentials (decoded)
+--   server:oidc_token(spec)        POST /_emulator/oidc_token -> the decoded answer ({token, claims, ...})
+--   server:imds_mode(spec)         POST /_emulator/imds ({hardened = bool}); nil -> GET
 --   server:stop()                  streamctl-emulator stop (idempotent)
 --   emu.launcher(args, env)        runs bin/streamctl-emulator args (env: more variables) -> ok, output, code
 --   server:request{ method, url | provider+path, headers, body } -> status, body, headers, err
@@ -151,16 +158,29 @@ function emu.start(opts)
   local ports = {}
   -- Ports not asked for are free ones, so runs never collide with each other
   -- or with an emulator the user has running.
-  local free = emu.free_ports(4)
+  local free = emu.free_ports(5)
   for k in pairs(emu.DEFAULT_PORTS) do
     ports[k] = (opts.ports and opts.ports[k]) or table.remove(free)
   end
+  local imds_host, imds_port
+  if opts.imds_listen then
+    imds_host, imds_port = opts.imds_listen:match("^(.*):(%d+)$")
+    imds_port = tonumber(imds_port)
+  elseif opts.imds then
+    imds_host, imds_port = "127.0.0.1", (opts.ports and opts.ports.imds) or table.remove(free)
+  end
+  ports.imds = imds_port
   local own_dir = opts.dir == nil and not opts.keep_dir
   local dir = opts.dir or temp_dir()
   assert(run("mkdir -p " .. shell_quote(dir)), "cannot create " .. dir)
   local args = { "start", "--dir", shell_quote(dir),
     "--aliyun-port", ports.aliyun, "--zego-port", ports.zego,
     "--aliyun-tls-port", ports.aliyun_tls, "--zego-tls-port", ports.zego_tls }
+  if opts.imds_listen then
+    args[#args + 1] = "--imds-listen " .. shell_quote(opts.imds_listen)
+  elseif opts.imds then
+    args[#args + 1] = "--imds-port " .. imds_port
+  end
   if opts.config then
     local path = dir .. "/config.json"
     local f = assert(io.open(path, "wb"))
@@ -183,6 +203,7 @@ function emu.start(opts)
     aliyun_tls_url = "https://127.0.0.1:" .. ports.aliyun_tls,
     zego_tls_url = "https://127.0.0.1:" .. ports.zego_tls,
     ca_file = dir .. "/ca.pem",
+    imds_url = imds_port and ("http://" .. imds_host .. ":" .. imds_port) or nil,
     running = true,
     own_dir = own_dir,
   }, Server)
@@ -286,6 +307,21 @@ function Server:online(spec, method)
     return self:control("GET", "online")
   end
   return self:control(method or "POST", "online", spec)
+end
+
+function Server:credentials()
+  return self:control("GET", "credentials")
+end
+
+function Server:oidc_token(spec)
+  return self:control("POST", "oidc_token", spec or {})
+end
+
+function Server:imds_mode(spec)
+  if spec == nil then
+    return self:control("GET", "imds")
+  end
+  return self:control("POST", "imds", spec)
 end
 
 -- Stops the emulator and starts it again on the same ports and directory
