@@ -141,7 +141,7 @@ _streamctl() {
                 ;;
             emulator)
                 cmd="emulator"
-                opts="$opts -h --help --dir --config --aliyun-port --zego-port --aliyun-tls-port --zego-tls-port"
+                opts="$opts -h --help --dir --config --aliyun-port --zego-port --aliyun-tls-port --zego-tls-port --imds-port --imds-listen"
                 break
                 ;;
             completion)
@@ -1763,6 +1763,14 @@ _streamctl() {
                     return 0
                     ;;
                 --zego-tls-port)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --imds-port)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --imds-listen)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;

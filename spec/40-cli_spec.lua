@@ -321,12 +321,13 @@ describe("streamctl (the command)", function()
   describe("emulator", function()
     it("starts, reports and stops the emulator (streamctl-emulator)", function()
       local dir = HOME .. "/emu"
-      local ports = emu.free_ports(4)
-      local flags = string.format("--dir %s --aliyun-port %d --zego-port %d --aliyun-tls-port %d --zego-tls-port %d",
-        q(dir), ports[1], ports[2], ports[3], ports[4])
+      local ports = emu.free_ports(5)
+      local flags = string.format("--dir %s --aliyun-port %d --zego-port %d --aliyun-tls-port %d --zego-tls-port %d "
+        .. "--imds-port %d", q(dir), ports[1], ports[2], ports[3], ports[4], ports[5])
       local code, out, err = run("emulator start " .. flags)
       assert.equal(0, code, err)
       assert.truthy(out:find("https://127.0.0.1:" .. ports[3], 1, true), out)
+      assert.truthy(out:find("IMDS    http://127.0.0.1:" .. ports[5] .. "\n", 1, true), out)
       code, out = run("emulator status --dir " .. q(dir))
       assert.equal(0, code, out)
       -- the command against it, by --emulator and its directory

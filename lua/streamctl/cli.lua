@@ -326,6 +326,10 @@ function M.parser()
   for _, port in ipairs { "aliyun", "zego", "aliyun_tls", "zego_tls" } do
     emu:option(flag(port .. "_port"), format("Port (default: %d).", emulator.PORTS[port])):argname("<port>")
   end
+  emu:option("--imds-port", "Also serve an ECS instance metadata service on 127.0.0.1 (default: none; "
+    .. "docs/emulator-credentials.md)."):argname("<port>")
+  emu:option("--imds-listen", "The same on another IPv4 address (a test in a network namespace)."):argname(
+    "<addr:port>")
   emu:epilog("Example:\n   streamctl emulator start && streamctl aliyun resume-live-stream --emulator "
     .. "--domain-name push.example.com --app-name live --stream-name match-7")
   emu:action(function(args) args._emulator = true end)
@@ -631,7 +635,8 @@ local function run_emulator(args)
     return 1
   end
   local words = { command, args.what }
-  for _, name in ipairs { "dir", "config", "aliyun_port", "zego_port", "aliyun_tls_port", "zego_tls_port" } do
+  for _, name in ipairs { "dir", "config", "aliyun_port", "zego_port", "aliyun_tls_port", "zego_tls_port",
+                          "imds_port", "imds_listen" } do
     if args[name] then words[#words + 1] = flag(name) .. " " .. q(args[name]) end
   end
   local a, _, code = os.execute(concat(words, " "))
