@@ -1,0 +1,182 @@
+--- Temporary credentials that renew themselves before they expire: one
+-- holder per credential source (a role assumed through STS, the ECS
+-- instance's role, a credentials URI), which every attempt asks for the
+-- credentials current when it is signed.
+--
+-- When, as the official SDKs do (`@alicloud/credentials` and
+-- credentials-python: STALE_TIME): credentials with more than `stale_s`
+-- (900 s) left are used as they are; with less, the next `get` renews
+-- them first, and while that fails the current ones are used until they
+-- expire. A failed renewal is tried again after a backoff with full jitter
+-- (1 s doubling to 60 s, each wait a random fraction of its bound), never
+-- at every call, so a metadata service or STS that is down is not stormed.
+-- Once the credentials have expired and none could be had, `get` fails with
+-- an `auth` error naming the source, the expiry and the last failure, until
+-- a renewal succeeds.
+--
+-- One at a time: `get` never starts a second renewal while one is under
+-- way in this process; a caller in another coroutine (an nginx request)
+-- waits for it through `wait` when it has nothing valid to use, or uses the
+-- current credentials. Across processes (nginx workers) the holder takes a
+-- `shared` store (streamctl.store.shdict's credential cache: the current
+-- credentials and a lock), so one machine renews once.
+--
+-- Nothing here does I/O: `fetch` does (streamctl.credentials.sources).
+-- @module streamctl.credentials.refresh
+
+local core = require "streamctl.core"
+local errors = require "streamctl.errors"
+
+local type, tostring, tonumber, setmetatable, error, pcall = type, tostring, tonumber, setmetatable, error, pcall
+local format, floor, min = string.format, math.floor, math.min
+
+local M = {}
+
+--- Renew when this many seconds or fewer are left (the official SDKs' 15 minutes).
+M.STALE_S = 900
+--- The first wait after a failed renewal, and the most it doubles to (seconds).
+M.RETRY_MIN_S = 1
+M.RETRY_MAX_S = 60
+--- How long a caller with nothing valid waits for another's renewal (seconds).
+M.WAIT_S = 10
+
+local Holder = {}
+Holder.__index = Holder
+function Holder.__tostring(h) return "streamctl credentials from " .. h.source end
+
+-- A uniform number in [0, 1) from OpenSSL (never math.random: processes must not share a sequence).
+local function jitter()
+  local hex = core.random_hex(4)
+  return tonumber(hex, 16) / 4294967296
+end
+
+local function check_credentials(c)
+  if type(c) ~= "table" or type(c.access_key_id) ~= "string" or c.access_key_id == ""
+      or c.access_key_secret == nil or type(c.expiration) ~= "number" then
+    return "fetch returned something that is not credentials (access_key_id, access_key_secret, expiration)"
+  end
+  return nil
+end
+
+--- Makes a holder.
+-- @tparam table opts `{ source =, fetch =, clock =, random =, sleep =, stale_s =, shared = }`:
+--   `source` names it in messages ("the ECS instance's RAM role edge"); `fetch()`
+--   returns `{ access_key_id, access_key_secret, security_token, expiration }`
+--   (expiration in Unix seconds) or nil and an error; `clock` (default
+--   core.now), `random` (default OpenSSL), `sleep(s)` (to wait for another's
+--   renewal; default none: no waiting), `stale_s` (default STALE_S),
+--   `shared` (a store with `get()`, `set(creds)`, `lock()`, `unlock()`)
+function M.new(opts)
+  if type(opts) ~= "table" then error("bad argument #1 to 'new' (opts must be a table)", 2) end
+  if type(opts.source) ~= "string" or type(opts.fetch) ~= "function" then
+    error("bad argument #1 to 'new' (opts.source must be a string and opts.fetch a function)", 2)
+  end
+  return setmetatable({
+    source = opts.source, _fetch = opts.fetch, _clock = opts.clock or core.now, _random = opts.random or jitter,
+    _sleep = opts.sleep, _stale = opts.stale_s or M.STALE_S, _shared = opts.shared,
+    _current = nil, _busy = false, _failures = 0, _next_try = nil, _last_error = nil,
+    fetches = 0, -- (how many times fetch was called: for tests and metrics)
+  }, Holder)
+end
+
+-- The error for "no valid credentials".
+local function no_credentials(self, now)
+  local c = self._current
+  local what = c and format("expired at %s", core.utc_timestamp(floor(c.expiration)))
+    or "could not be had"
+  local message = format("credentials from %s %s: %s", self.source, what,
+    self._last_error and tostring(self._last_error) or "no renewal has been tried")
+  if self._next_try and self._next_try > now then
+    message = message .. format(" (next try in %.1f s)", self._next_try - now)
+  end
+  return errors.new { provider = "aliyun", code = "CredentialsUnavailable", kind = "auth", message = message,
+                      retryable = false }
+end
+
+-- One renewal, by this caller: updates the holder; true, or nil (the failure kept).
+local function renew(self, now)
+  self._busy = true
+  self.fetches = self.fetches + 1
+  local ok, creds, err = pcall(self._fetch)
+  self._busy = false
+  if ok and creds then
+    local why = check_credentials(creds)
+    if not why then
+      self._current, self._failures, self._next_try, self._last_error = creds, 0, nil, nil
+      if self._shared then self._shared.set(creds) end
+      return true
+    end
+    err = why
+  elseif not ok then
+    err = creds
+  end
+  self._failures = self._failures + 1
+  local bound = min(M.RETRY_MAX_S, M.RETRY_MIN_S * 2 ^ (self._failures - 1))
+  self._next_try = now + bound * self._random()
+  self._last_error = err
+  return nil
+end
+
+-- Whether `c` can still sign at `now` (a margin of a second: a request
+-- signed in its last second may arrive after it).
+local function valid(c, now)
+  return c ~= nil and now < c.expiration - 1
+end
+
+--- The credentials to sign with now: `{ access_key_id, access_key_secret,
+-- security_token, expiration }` (one table, never changed: id, secret and
+-- token always from the same renewal), or nil and an `auth` error.
+function Holder:get()
+  local now = self._clock()
+  local shared = self._shared
+  if shared then
+    local c = shared.get()
+    if c and (not self._current or c.expiration > self._current.expiration) then self._current = c end
+  end
+  local c = self._current
+  if valid(c, now) and now < c.expiration - self._stale then return c end
+  -- stale or gone: renew, unless another renewal is under way or the backoff says wait
+  if not self._busy and not (self._next_try and self._next_try > now) then
+    local locked = not shared or shared.lock()
+    if locked then
+      -- (another process may have renewed while this one waited for the lock)
+      local fresh = shared and shared.get()
+      if fresh and fresh.expiration - self._stale > now then
+        self._current = fresh
+      else
+        renew(self, now)
+      end
+      if shared then shared.unlock() end
+      c = self._current
+      if valid(c, now) then return c end
+      return nil, no_credentials(self, now)
+    end
+  end
+  if valid(c, now) then return c end
+  -- nothing valid: wait for the renewal under way (here or in another process), within WAIT_S
+  if self._sleep and (self._busy or shared) then
+    local waited = 0
+    while waited < M.WAIT_S do
+      self._sleep(0.05)
+      waited = waited + 0.05
+      now = self._clock()
+      if shared then
+        local s = shared.get()
+        if s and valid(s, now) then self._current = s end
+      end
+      if valid(self._current, now) then return self._current end
+      if not self._busy and not shared then break end
+    end
+  end
+  return nil, no_credentials(self, now)
+end
+
+--- What the holder knows, for `whoami` and metrics (never a secret).
+function Holder:state()
+  local c = self._current
+  return { source = self.source, access_key_id = c and c.access_key_id, expiration = c and c.expiration,
+           fetches = self.fetches, failures = self._failures, next_try = self._next_try,
+           last_error = self._last_error and tostring(self._last_error) or nil }
+end
+
+return M
