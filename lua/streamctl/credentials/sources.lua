@@ -1,0 +1,153 @@
+--- Fetching temporary credentials from the sources that hand them out over
+-- plain HTTP: the ECS instance metadata service (the instance's RAM role)
+-- and a credentials URI. Each `fetch` returns `{ access_key_id,
+-- access_key_secret (a streamctl.secret), security_token, expiration (Unix
+-- seconds) }` or nil and why (never a secret); streamctl.credentials.refresh
+-- decides when to call it.
+--
+-- The metadata service, as the official SDKs ask it (facts:
+-- docs/emulator-credentials.md and the issue's notes): a token first
+-- (IMDSv2: `PUT /latest/api/token` with
+-- `X-aliyun-ecs-metadata-token-ttl-seconds`), then with it the role's name
+-- (unless given) and its credentials. When the token cannot be had, or a
+-- request with it fails, the same request goes without one (IMDSv1), unless
+-- `imdsv1_disabled`. An answer must be HTTP 200 with `Code` "Success" and
+-- the four fields. The service is plain HTTP at 100.100.100.200 and is never
+-- reached through a proxy; timeouts are 1 s to connect, 1 s to answer.
+-- @module streamctl.credentials.sources
+
+local core = require "streamctl.core"
+local json = require "streamctl.json"
+
+local type, tostring, ipairs = type, tostring, ipairs
+local format, match = string.format, string.match
+
+local M = {}
+
+--- Where the metadata service is (its fixed address).
+M.IMDS = "http://100.100.100.200"
+--- The token lifetime asked for, and the official SDKs' timeouts (ms).
+M.TOKEN_TTL_S = 21600
+M.IMDS_TIMEOUT_MS = 1000
+M.IMDS_CONNECT_TIMEOUT_MS = 1000
+M.URI_TIMEOUT_MS = 10000
+M.URI_CONNECT_TIMEOUT_MS = 5000
+
+local TOKEN_HEADER = "x-aliyun-ecs-metadata-token"
+local ROLES = "/latest/meta-data/ram/security-credentials/"
+
+--- One request at a time over a transport of its own (never the client's,
+-- whose completions belong to its engine), for `fetcher`: `exchange(request)
+-- -> response | nil, err`. `opts` are streamctl.transport.curl's options
+-- (timeouts, ca_file, proxy); inside nginx it uses cosockets.
+function M.exchange(opts)
+  local io, err = require("streamctl.transport.auto").new(opts, "auto")
+  if not io then return nil, err end
+  local n = 0
+  -- (the transport ends each request by its timeout: the loop's bound is a guard)
+  local rounds = ((opts.timeout_ms or 10000) + (opts.connect_timeout_ms or 0)) / 100 + 50
+  return function(request)
+    n = n + 1
+    local key = { n = n }
+    local ok, serr = io.start(key, request)
+    if not ok then return nil, serr end
+    for _ = 1, rounds do
+      for _, c in ipairs(io.poll(0.1)) do
+        if c.key == key then return c.res, c.err end
+      end
+    end
+    return nil, { code = "NetworkError", message = "no answer (the transport did not end the request)" }
+  end
+end
+
+-- One request through `exchange`: the response, or nil and why.
+local function ask(exchange, method, url, headers)
+  local res, err = exchange { method = method, url = url, headers = headers or {}, body = "" }
+  if not res then return nil, format("%s %s: %s", method, url, tostring(err and err.message or err)) end
+  if res.status ~= 200 then
+    return nil, format("%s %s: HTTP %d", method, url, res.status), res
+  end
+  return res
+end
+
+-- The credentials in a JSON answer (the metadata service's and a URI's
+-- share the form), or nil and why.
+local function parse(body, where)
+  local data = json.decode(body)
+  if type(data) ~= "table" then return nil, where .. ": the answer is not JSON" end
+  if data.Code ~= "Success" then
+    return nil, format("%s: Code is %s, not Success", where, type(data.Code) == "string" and data.Code or "missing")
+  end
+  for _, f in ipairs { "AccessKeyId", "AccessKeySecret", "SecurityToken", "Expiration" } do
+    if type(data[f]) ~= "string" or data[f] == "" then return nil, format("%s: the answer has no %s", where, f) end
+  end
+  local expiration = core.parse_utc_timestamp(data.Expiration)
+  if not expiration then
+    return nil, format("%s: Expiration is not a UTC time (YYYY-MM-DDThh:mm:ssZ)", where)
+  end
+  return { access_key_id = data.AccessKeyId, access_key_secret = core.secret(data.AccessKeySecret),
+           security_token = data.SecurityToken, expiration = expiration }
+end
+
+-- The metadata service: a fetch for `source` (its role_name, imdsv1_disabled).
+local function imds_fetch(source, exchange, base)
+  local function get(path, token)
+    return ask(exchange, "GET", base .. path, token and { [TOKEN_HEADER] = token } or nil)
+  end
+  -- GET with the token when there is one; without it (IMDSv1) when that is allowed and the first failed
+  local function get_either(path, token)
+    local res, why = get(path, token)
+    if res or not token or source.imdsv1_disabled then return res, why end
+    return get(path, nil)
+  end
+  return function()
+    local tres, twhy = ask(exchange, "PUT", base .. "/latest/api/token",
+      { ["x-aliyun-ecs-metadata-token-ttl-seconds"] = tostring(M.TOKEN_TTL_S) })
+    local token = tres and tres.body or nil
+    if not token and source.imdsv1_disabled then
+      return nil, "the metadata service gave no token and IMDSv1 is turned off (ALIBABA_CLOUD_IMDSV1_DISABLED): "
+        .. twhy
+    end
+    local role = source.role_name
+    if not role then
+      local res, why = get_either(ROLES, token)
+      if not res then return nil, "the instance's RAM role name: " .. why end
+      role = match(res.body, "^%s*(.-)%s*$")
+      if role == "" then return nil, "the instance has no RAM role (" .. base .. ROLES .. " is empty)" end
+    end
+    local res, why = get_either(ROLES .. role, token)
+    if not res then
+      if match(why, "HTTP 404$") then
+        why = why .. format(" (is '%s' the instance's RAM role?)", role)
+      end
+      return nil, why
+    end
+    return parse(res.body, format("the RAM role %s's credentials", role))
+  end
+end
+
+-- A credentials URI: a fetch for `source` (its uri).
+local function uri_fetch(source, exchange)
+  return function()
+    local res, why = ask(exchange, "GET", source.uri, nil)
+    if not res then return nil, why end
+    return parse(res.body, source.uri)
+  end
+end
+
+--- A fetch for `source` (from streamctl.credentials.aliyun.resolve): for
+-- "ecs_ram_role" and "credentials_uri"; nil and why for another type.
+-- @param source the source
+-- @tparam function exchange `exchange(request) -> response | nil, err`: one
+--   request (`{ method, url, headers, body }`) and its answer (`{ status,
+--   headers, body }`); `M.exchange` makes one (for the metadata service
+--   with `IMDS_TIMEOUT_MS` and no proxy; for a URI, `URI_TIMEOUT_MS`)
+-- @tparam[opt] string imds_base where the metadata service is (default
+--   `IMDS`; another only in tests: STREAMCTL_TEST_IMDS_ENDPOINT)
+function M.fetcher(source, exchange, imds_base)
+  if source.type == "ecs_ram_role" then return imds_fetch(source, exchange, imds_base or M.IMDS) end
+  if source.type == "credentials_uri" then return uri_fetch(source, exchange) end
+  return nil, format("%s: source type %s is not fetched over plain HTTP", source.from, source.type)
+end
+
+return M
