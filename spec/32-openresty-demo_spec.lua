@@ -9,8 +9,16 @@ local nginx = require "spec.helpers.nginx"
 local emu = require "spec.helpers.emulator"
 local process = require "spec.helpers.process"
 
-local q, run, read_file, capture = process.quote, process.run, process.read_file, process.capture
+local q, run, read_file = process.quote, process.run, process.read_file
 local SCRIPT = nginx.root .. "/examples/openresty/run.sh"
+
+-- Every command here is a process of its own, run without `make asan`'s
+-- preloaded sanitizer runtime (which is for the C in this process: curl under
+-- it hangs at start, and run.sh's servers must not inherit it), and within a
+-- time limit, so a server that never answers fails the spec instead of hanging it.
+local function capture(cmd)
+  return process.capture("env -u LD_PRELOAD timeout 60 bash -c " .. q(cmd))
+end
 
 local available, why_not = nginx.available()
 assert(available, why_not) -- `make test` installs nginx; a spec that cannot run fails
