@@ -451,6 +451,8 @@ local rules = {
     { name = "security_token", type = "custom", check = token_value },
     { name = "signature_version", type = "string", enum = { "v3", "v1" } },
     { name = "account_id", type = "custom", check = account_id_value },
+    -- temporary credentials that renew themselves (streamctl.credentials.refresh)
+    { name = "credentials", type = "object", methods = { "get" } },
   },
   operations = operations,
   methods = methods,
@@ -485,6 +487,10 @@ end
 -- the options or the environment by the client: streamctl.credentials);
 -- the token is kept in TOKENS.
 function rules.configure(self, o, creds)
+  if creds.credentials then
+    return { account_id = o.account_id, signature_version = o.signature_version or "v3",
+             _holder = creds.credentials }
+  end
   local secret = creds.access_key_secret
   TOKENS[self] = creds.security_token
   return {
@@ -513,7 +519,17 @@ end
 -- shared_dict, one rate_limit_store); else the AccessKeyId, a budget of its
 -- own, which over-sends when several keys of one account run at once.
 function rules.account(self)
-  return self.account_id or self.access_key_id
+  return self.account_id or self.access_key_id or ("source " .. tostring(self._holder.source or self._holder))
+end
+
+-- The credentials to sign with now: the client's own, or its holder's
+-- current ones (each attempt, retries included, asks); or nil and why.
+local function signer(self)
+  local h = self._holder
+  if not h then return self.access_key_id, self._secret, TOKENS[self] end
+  local c, err = h:get()
+  if not c then return nil, err end
+  return c.access_key_id, c.access_key_secret, c.security_token
 end
 
 -- What a dry run hides: V1's Signature and SecurityToken parameters, V3's
@@ -540,21 +556,26 @@ local EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b78
 local timestamp_of = encode.per_second(core.utc_timestamp)
 
 function rules.build(self, action, op, params, now, nonce)
+  local access_key_id, secret, token = signer(self)
+  if not access_key_id then
+    secret.action = action
+    return nil, secret
+  end
   local method = op.method
   local timestamp = timestamp_of(now)
   if self.signature_version == "v1" then
     params.Action = action
     params.Version = VERSION
     params.Format = "JSON"
-    params.AccessKeyId = self.access_key_id
+    params.AccessKeyId = access_key_id
     params.SignatureMethod = "HMAC-SHA1"
     params.SignatureVersion = "1.0"
     params.SignatureNonce = nonce
     params.Timestamp = timestamp
     -- (params is the call's own, signed again on a retry: every common
     -- parameter is set each time, the token cleared when there is none)
-    params.SecurityToken = TOKENS[self]
-    local _, url = core.aliyun_sign_v1(method, params, self._secret, self.endpoint.query_url) -- (the URL, made in C)
+    params.SecurityToken = token
+    local _, url = core.aliyun_sign_v1(method, params, secret, self.endpoint.query_url) -- (the URL, made in C)
     return {
       provider = PROVIDER, action = action, method = method, url = url,
       headers = { host = self.endpoint.host }, body = "",
@@ -568,14 +589,13 @@ function rules.build(self, action, op, params, now, nonce)
     ["x-acs-signature-nonce"] = nonce,
     ["x-acs-content-sha256"] = EMPTY_SHA256,
   }
-  local token = TOKENS[self]
   if token then
-    headers["x-acs-accesskey-id"] = self.access_key_id
+    headers["x-acs-accesskey-id"] = access_key_id
     headers["x-acs-security-token"] = token
   end
   local authorization, _, _, query = core.aliyun_sign_v3 {
     method = method, path = "/", query = params, headers = headers, body = "",
-    access_key_id = self.access_key_id, access_key_secret = self._secret,
+    access_key_id = access_key_id, access_key_secret = secret,
   }
   headers.authorization = authorization
   return {

@@ -289,6 +289,14 @@ end
 --   "MissingCredentials" when one is missing
 function M.client_options(provider, o, check, getenv)
   local vars = VARIABLES[provider]
+  if o.credentials ~= nil then
+    for _, v in ipairs(vars) do
+      if o[v[1]] ~= nil then
+        return nil, format("option '%s' cannot be given with 'credentials' (which gives the keys)", v[1])
+      end
+    end
+    return { credentials = o.credentials }
+  end
   local out, given = {}, nil
   for _, v in ipairs(vars) do
     out[v[1]] = o[v[1]]
