@@ -164,9 +164,14 @@ describe("streamctl.credentials.aliyun.resolve", function()
   it("is what streamctl.credentials.aliyun gives a client, or refuses naming the source until it can serve it", function()
     local env = { HOME = "/nonexistent", ALIBABA_CLOUD_ECS_METADATA = "edge" }
     local creds, err = credentials.aliyun { getenv = function(name) return env[name] end }
+    assert.is_nil(err)
+    assert.equal("streamctl credentials from the ECS instance's RAM role (edge)", tostring(creds.credentials))
+    assert.equal(0, creds.credentials.fetches) -- (nothing is asked until a call is signed)
+    env = { ALIBABA_CLOUD_OIDC_TOKEN_FILE = "/t", ALIBABA_CLOUD_OIDC_PROVIDER_ARN = "p", ALIBABA_CLOUD_ROLE_ARN = "r" }
+    creds, err = credentials.aliyun { getenv = function(name) return env[name] end }
     assert.is_nil(creds)
-    assert.equal("the ECS instance's RAM role: source type ecs_ram_role (temporary credentials through a role) "
-      .. "is not supported yet", err)
+    assert.equal("environment (OIDC): source type oidc_role_arn (temporary credentials from STS) is not supported "
+      .. "yet", err)
     env = { ALIBABA_CLOUD_ACCESS_KEY_ID = "K", ALIBABA_CLOUD_ACCESS_KEY_SECRET = "S", ALIBABA_CLOUD_SECURITY_TOKEN = "T" }
     local getenv = function(name) return env[name] end
     creds, err = credentials.aliyun { getenv = getenv }

@@ -22,6 +22,7 @@ local CONFIG = { aliyun = {
   accounts = { LTAIuser = { secret = "s", account = UID, user = "u" } },
   roles = { [ROLE] = {} },
   imds = { role = ROLE, credential_lifetime_s = LIFE, rotation_lead_s = 60 },
+  credentials_uri = { role = ROLE },
   qps = { ResumeLiveStream = 0 }, -- (unlimited: this spec is about credentials, not pacing)
 } }
 
@@ -107,6 +108,34 @@ describe("an Aliyun client with self-renewing credentials", function()
     down = false
     advance(61) -- past the longest backoff
     assert(c:resume_live_stream(p))
+  end)
+
+  it("from the command: the instance's role and a credentials URI found by the chain", function()
+    local process = require "spec.helpers.process"
+    local home = process.temp_dir()
+    local cli = process.installed { home = home }
+    local call = "aliyun resume-live-stream --domain-name push.example.com --app-name live --stream-name a "
+      .. "--endpoint " .. server.aliyun_tls_url .. " --ca-file " .. process.quote(server.ca_file) .. " --output json"
+    local code, out, err = cli.run(call, "ALIBABA_CLOUD_ECS_METADATA=edge STREAMCTL_TEST_IMDS_ENDPOINT="
+      .. server.imds_url)
+    assert.equal(0, code, err)
+    assert.matches('"ok":true', out)
+    assert.equal(1, #server:log { provider = "imds", action = "credentials" })
+    local uri = server.aliyun_url .. "/credentials-uri"
+    code, out, err = cli.run(call, "ALIBABA_CLOUD_CREDENTIALS_URI=" .. uri)
+    assert.equal(0, code, err)
+    assert.matches('"ok":true', out)
+    -- the metadata service down: the command says so, naming the source, and sends nothing
+    local before = #server:log { action = "ResumeLiveStream" }
+    server:faults { provider = "imds", kind = "http500", count = 10 }
+    code, out = cli.run(call, "ALIBABA_CLOUD_ECS_METADATA=edge ALIBABA_CLOUD_IMDSV1_DISABLED=true "
+      .. "STREAMCTL_TEST_IMDS_ENDPOINT=" .. server.imds_url)
+    assert.equal(1, code)
+    assert.matches('"code":"CredentialsUnavailable"', out)
+    assert.matches("credentials from the ECS instance's RAM role %(edge%) could not be had: the metadata service "
+      .. "gave no token and IMDSv1 is turned off", out)
+    assert.equal(before, #server:log { action = "ResumeLiveStream" })
+    os.execute("rm -rf " .. process.quote(home))
   end)
 
   it("takes either the keys or credentials, not both", function()

@@ -210,12 +210,42 @@ function M.aliyun(opts)
     return nil, err .. ((dir or not find(err, "^no Alibaba Cloud credentials")) and "" or NO_HOME), warnings
   end
   if file then warnings[#warnings + 1] = permissions_warning(file) end
-  if source.type ~= "access_key" and source.type ~= "sts" then
-    return nil, format("%s: source type %s (temporary credentials through a role) is not supported yet",
-      source.from, source.type), warnings
+  if source.type == "access_key" or source.type == "sts" then
+    return { access_key_id = source.access_key_id, access_key_secret = source.access_key_secret,
+             security_token = source.security_token }, nil, warnings, source.from
   end
-  return { access_key_id = source.access_key_id, access_key_secret = source.access_key_secret,
-           security_token = source.security_token }, nil, warnings, source.from
+  local holder, why = M.holder(source, { getenv = getenv, ca_file = opts.ca_file })
+  if not holder then return nil, why, warnings end
+  return { credentials = holder }, nil, warnings, source.from
+end
+
+--- A holder (streamctl.credentials.refresh) that keeps `source`'s temporary
+-- credentials current, for the sources fetched over plain HTTP (the ECS
+-- instance's role, a credentials URI); nil and why for the others.
+-- STREAMCTL_TEST_IMDS_ENDPOINT, for tests only, stands in for the metadata
+-- service's address (100.100.100.200), which no test may reach.
+-- @param source from streamctl.credentials.aliyun.resolve
+-- @tparam[opt] table opts `{ getenv =, ca_file = }` (ca_file: for an https credentials URI)
+function M.holder(source, opts)
+  opts = opts or {}
+  local getenv = opts.getenv or os.getenv
+  local sources = require "streamctl.credentials.sources"
+  local imds = source.type == "ecs_ram_role"
+  if not imds and source.type ~= "credentials_uri" then
+    return nil, format("%s: source type %s (temporary credentials from STS) is not supported yet", source.from,
+      source.type)
+  end
+  local exchange, err = sources.exchange {
+    timeout_ms = imds and sources.IMDS_TIMEOUT_MS or sources.URI_TIMEOUT_MS,
+    connect_timeout_ms = imds and sources.IMDS_CONNECT_TIMEOUT_MS or sources.URI_CONNECT_TIMEOUT_MS,
+    ca_file = (not imds) and opts.ca_file or nil,
+  }
+  if not exchange then return nil, tostring(err) end
+  local base = getenv("STREAMCTL_TEST_IMDS_ENDPOINT")
+  local fetch = sources.fetcher(source, exchange, base ~= "" and base or nil)
+  local name = source.from
+  if imds and source.role_name then name = format("%s (%s)", name, source.role_name) end
+  return require("streamctl.credentials.refresh").new { source = name, fetch = fetch }
 end
 
 --- The path of streamctl's own file: $XDG_CONFIG_HOME/streamctl/config,
