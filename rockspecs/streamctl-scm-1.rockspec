@@ -41,6 +41,7 @@ build = {
       -- Lua modules: every file under lua/ but the emulator's, which
       -- streamctl-emulator installs (spec/00-package_spec.lua checks the lists)
       ["streamctl"] = "lua/streamctl/init.lua",
+      ["streamctl.acs"] = "lua/streamctl/acs.lua",
       ["streamctl.aliyun"] = "lua/streamctl/aliyun.lua",
       ["streamctl.batch"] = "lua/streamctl/batch.lua",
       ["streamctl.cli"] = "lua/streamctl/cli.lua",
@@ -65,6 +66,7 @@ build = {
       ["streamctl.runner"] = "lua/streamctl/runner.lua",
       ["streamctl.sequence"] = "lua/streamctl/sequence.lua",
       ["streamctl.store.shdict"] = "lua/streamctl/store/shdict.lua",
+      ["streamctl.sts"] = "lua/streamctl/sts.lua",
       ["streamctl.store.redis"] = "lua/streamctl/store/redis.lua",
       ["streamctl.store.redisconn"] = "lua/streamctl/store/redisconn.lua",
       ["streamctl.log"] = "lua/streamctl/log.lua",

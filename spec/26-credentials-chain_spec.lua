@@ -161,17 +161,20 @@ describe("streamctl.credentials.aliyun.resolve", function()
     end)
   end
 
-  it("is what streamctl.credentials.aliyun gives a client, or refuses naming the source until it can serve it", function()
+  it("is what streamctl.credentials.aliyun gives a client: keys, or a holder that renews (nothing asked yet)", function()
     local env = { HOME = "/nonexistent", ALIBABA_CLOUD_ECS_METADATA = "edge" }
     local creds, err = credentials.aliyun { getenv = function(name) return env[name] end }
     assert.is_nil(err)
     assert.equal("streamctl credentials from the ECS instance's RAM role (edge)", tostring(creds.credentials))
     assert.equal(0, creds.credentials.fetches) -- (nothing is asked until a call is signed)
-    env = { ALIBABA_CLOUD_OIDC_TOKEN_FILE = "/t", ALIBABA_CLOUD_OIDC_PROVIDER_ARN = "p", ALIBABA_CLOUD_ROLE_ARN = "r" }
+    env = { ALIBABA_CLOUD_OIDC_TOKEN_FILE = "/t", ALIBABA_CLOUD_OIDC_PROVIDER_ARN = "p",
+            ALIBABA_CLOUD_ROLE_ARN = "acs:ram::1234567890123456:role/pods" }
     creds, err = credentials.aliyun { getenv = function(name) return env[name] end }
-    assert.is_nil(creds)
-    assert.equal("environment (OIDC): source type oidc_role_arn (temporary credentials from STS) is not supported "
-      .. "yet", err)
+    assert.is_nil(err)
+    assert.equal("streamctl credentials from environment (OIDC) (acs:ram::1234567890123456:role/pods)",
+      tostring(creds.credentials))
+    assert.equal("1234567890123456", creds.credentials.account_id)
+    assert.equal(0, creds.credentials.fetches)
     env = { ALIBABA_CLOUD_ACCESS_KEY_ID = "K", ALIBABA_CLOUD_ACCESS_KEY_SECRET = "S", ALIBABA_CLOUD_SECURITY_TOKEN = "T" }
     local getenv = function(name) return env[name] end
     creds, err = credentials.aliyun { getenv = getenv }

@@ -18,9 +18,12 @@ local LIFE, STALE = 120, 40
 local PRELOAD = os.getenv("LD_PRELOAD") or ""
 local CALLS = (rawget(_G, "jit") or PRELOAD:find("vgpreload", 1, true) or PRELOAD:find("libasan", 1, true))
   and 400 or 2000
+local OIDC_PROVIDER = "acs:ram::" .. UID .. ":oidc-provider/ack"
+local OIDC_ROLE = "acs:ram::" .. UID .. ":role/pods"
 local CONFIG = { aliyun = {
   accounts = { LTAIuser = { secret = "s", account = UID, user = "u" } },
-  roles = { [ROLE] = {} },
+  roles = { [ROLE] = {}, [OIDC_ROLE] = { trusted_oidc_providers = { OIDC_PROVIDER } } },
+  oidc_providers = { [OIDC_PROVIDER] = {} },
   imds = { role = ROLE, credential_lifetime_s = LIFE, rotation_lead_s = 60 },
   credentials_uri = { role = ROLE },
   qps = { ResumeLiveStream = 0 }, -- (unlimited: this spec is about credentials, not pacing)
@@ -136,6 +139,81 @@ describe("an Aliyun client with self-renewing credentials", function()
       .. "gave no token and IMDSv1 is turned off", out)
     assert.equal(before, #server:log { action = "ResumeLiveStream" })
     os.execute("rm -rf " .. process.quote(home))
+  end)
+
+  describe("roles assumed through STS, found by the chain", function()
+    local process = require "spec.helpers.process"
+    local cjson = require "cjson"
+    local home
+    before_each(function() home = process.temp_dir() end)
+    after_each(function() os.execute("rm -rf " .. process.quote(home)) end)
+
+    -- The client streamctl.credentials.aliyun makes from `env` and HOME's files, and a call with it.
+    local function call_with(env)
+      env.HOME = home
+      local creds, err = require("streamctl.credentials").aliyun { getenv = function(name) return env[name] end,
+                                                                   ca_file = server.ca_file }
+      assert.is_nil(err)
+      local c = assert(aliyun.new { endpoint = server.aliyun_tls_url, ca_file = server.ca_file,
+                                    credentials = creds.credentials })
+      local res, cerr = c:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "a" }
+      return res, cerr, creds.credentials
+    end
+    local function sts_calls(action)
+      local n = 0
+      for _, e in ipairs(server:log { action = action }) do
+        if e.status == 200 then n = n + 1 end
+      end
+      return n
+    end
+
+    it("RamRoleArn (aliyun-cli), and a chain of two roles", function()
+      local sts_host = server.aliyun_tls_url:gsub("^https://", "")
+      os.execute("mkdir -p " .. process.quote(home .. "/.aliyun"))
+      process.write_file(home .. "/.aliyun/config.json", cjson.encode { current = "ops", profiles = {
+        { name = "ops", mode = "RamRoleArn", access_key_id = "LTAIuser", access_key_secret = "s",
+          ram_role_arn = ROLE, ram_session_name = "cron", sts_endpoint = sts_host },
+        { name = "chain", mode = "ChainableRamRoleArn", source_profile = "ops", ram_role_arn = ROLE,
+          sts_endpoint = sts_host } } })
+      local res, err, holder = call_with {}
+      assert.is_nil(err)
+      assert.truthy(res.RequestId)
+      assert.equal(UID, holder.account_id) -- (from the role's ARN: the budget's key)
+      assert.equal(1, sts_calls("AssumeRole"))
+      res, err = call_with { ALIBABA_CLOUD_PROFILE = "chain" }
+      assert.is_nil(err)
+      assert.truthy(res.RequestId)
+      assert.equal(3, sts_calls("AssumeRole")) -- (the chain: ops's role, then the role it assumes)
+    end)
+
+    it("OIDC from the environment (RRSA), the token file read at each renewal", function()
+      local token = server:oidc_token({ provider = OIDC_PROVIDER }).token
+      process.write_file(home .. "/token", token .. "\n")
+      local res, err = call_with { ALIBABA_CLOUD_OIDC_TOKEN_FILE = home .. "/token",
+        ALIBABA_CLOUD_OIDC_PROVIDER_ARN = OIDC_PROVIDER, ALIBABA_CLOUD_ROLE_ARN = OIDC_ROLE,
+        ALIBABA_CLOUD_STS_ENDPOINT = server.aliyun_tls_url }
+      assert.is_nil(err)
+      assert.truthy(res.RequestId)
+      assert.equal(1, sts_calls("AssumeRoleWithOIDC"))
+      os.remove(home .. "/token")
+      local _, err2 = call_with { ALIBABA_CLOUD_OIDC_TOKEN_FILE = home .. "/token",
+        ALIBABA_CLOUD_OIDC_PROVIDER_ARN = OIDC_PROVIDER, ALIBABA_CLOUD_ROLE_ARN = OIDC_ROLE,
+        ALIBABA_CLOUD_STS_ENDPOINT = server.aliyun_tls_url }
+      assert.equal("auth", err2.kind)
+      assert.matches("the OIDC token file " .. (home .. "/token"):gsub("%p", "%%%0") .. " cannot be read", err2.message)
+    end)
+
+    it("a role that refuses: the call fails naming the source and STS's answer", function()
+      os.execute("mkdir -p " .. process.quote(home .. "/.aliyun"))
+      process.write_file(home .. "/.aliyun/config.json", cjson.encode { current = "ops", profiles = {
+        { name = "ops", mode = "RamRoleArn", access_key_id = "LTAIuser", access_key_secret = "s",
+          ram_role_arn = "acs:ram::" .. UID .. ":role/nobody", sts_endpoint = server.aliyun_tls_url } } })
+      local res, err = call_with {}
+      assert.is_nil(res)
+      assert.equal("auth", err.kind)
+      assert.matches("^credentials from .*config%.json %[ops%] %(acs:ram::" .. UID .. ":role/nobody%) could not be "
+        .. "had: streamctl: sts AssumeRole: ", err.message)
+    end)
   end)
 
   it("takes either the keys or credentials, not both", function()

@@ -1,14 +1,13 @@
 --- Alibaba Cloud ApsaraVideo Live (RPC OpenAPI, version 2016-11-01).
 --
--- This file holds only Aliyun's rules: its operations and their fields, how a
--- request is laid out and signed (V1 HMAC-SHA1 or V3 ACS3-HMAC-SHA256), and
--- how its answers and error codes read. The pipeline is streamctl.client.
+-- This file holds only ApsaraVideo Live's rules: its operations and their
+-- fields, the streams they change, and its own way of saying no (RetCode).
+-- How Alibaba Cloud lays out, signs and answers a request is streamctl.acs;
+-- the pipeline is streamctl.client.
 -- @module streamctl.aliyun
 
-local core = require "streamctl.core"
+local acs = require "streamctl.acs"
 local client = require "streamctl.client"
-local options = require "streamctl.options"
-local encode = require "streamctl.encode"
 local errors = require "streamctl.errors"
 local jsonenc = require "streamctl.json"
 local validate = require "streamctl.validate"
@@ -28,11 +27,6 @@ local REGIONS = { "ap-southeast-1", "ap-southeast-5", "cn-beijing", "cn-shanghai
 local TASK_REGIONS = { "ap-southeast-1", "ap-southeast-5", "cn-beijing", "cn-shanghai" }
 
 local BLOCK_LIST_PAGE = 3000
-
--- Each client's STS security token, kept here rather than in the client
--- table, so that no dump of a client shows it (weak keys: it goes with its
--- client). Needed in plain text: it travels in the request as it is.
-local TOKENS = setmetatable({}, { __mode = "k" })
 
 -- After a forbid or resume whose outcome is unknown, the block list tells
 -- whether it took effect, so it is not applied a second time. Only a complete
@@ -392,118 +386,9 @@ local batches = {
 }
 
 -- Error codes and what they mean for a retry.
-local KIND = {
-  ["Throttling"] = "throttled", ["Throttling.User"] = "throttled", ["Throttling.Api"] = "throttled",
-  ["InternalError"] = "server", ["ServiceUnavailable"] = "server",
-  ["SignatureDoesNotMatch"] = "signature", ["IncompleteSignature"] = "signature",
-  -- A copy of this very request arrived first (a transport, libcurl among them,
-  -- re-sends once when a reused connection closes without an answer): what
-  -- the first copy did is unknown, not wrong.
-  ["SignatureNonceUsed"] = "duplicate",
-  ["InvalidTimeStamp.Expired"] = "clock", ["InvalidTimeStamp.Format"] = "signature",
-  ["InvalidAccessKeyId.NotFound"] = "auth", ["InvalidAccessKeyId.Inactive"] = "auth",
-  ["InvalidSecurityToken.Expired"] = "auth", ["InvalidSecurityToken.MismatchWithAccessKey"] = "auth",
-  ["InvalidSecurityToken.Malformed"] = "auth", ["Forbidden.RAM"] = "auth", ["Forbidden"] = "auth",
-  ["InvalidParameter"] = "validation", ["MissingParameter"] = "validation",
-}
-local RETRYABLE = errors.RETRYABLE_KINDS
-
--- A credential: the rule it breaks, as streamctl.validate's custom checks say it.
-local function header_value(v)
-  local why = options.header_rule(v)
-  if why then return nil, why end
-  return v
-end
-local function token_value(v)
-  local why = options.header_rule(v, options.MAX_TOKEN)
-  if why then return nil, why end
-  return v
-end
-local function secret_value(v)
-  local why = options.secret_rule(v)
-  if why then return nil, why end
-  return v
-end
-
--- The account UID: Alibaba Cloud counts an API's QPS per account, over every
--- AccessKey and STS session of its RAM users, so the pacing budget is keyed
--- by it (rules.account). Decimal digits, as a string: a UID has 16, more than
--- a Lua 5.1 number keeps exactly.
-local MAX_ACCOUNT_ID = 32
-local function account_id_rule(v)
-  if type(v) ~= "string" or #v < 1 or #v > MAX_ACCOUNT_ID or v:find("%D") then
-    return format("must be a string of 1 to %d decimal digits (the account UID)", MAX_ACCOUNT_ID)
-  end
-  return nil
-end
-local function account_id_value(v)
-  local why = account_id_rule(v)
-  if why then return nil, why end
-  return v
-end
-
-local rules = {
-  provider = PROVIDER,
-  defaults = { endpoint = "https://live.aliyuncs.com" },
-  options = {
-    { name = "access_key_id", type = "custom", check = header_value },
-    { name = "access_key_secret", type = "custom", check = secret_value },
-    { name = "security_token", type = "custom", check = token_value },
-    { name = "signature_version", type = "string", enum = { "v3", "v1" } },
-    { name = "account_id", type = "custom", check = account_id_value },
-    -- temporary credentials that renew themselves (streamctl.credentials.refresh)
-    { name = "credentials", type = "object", methods = { "get" } },
-  },
-  operations = operations,
-  methods = methods,
-  batches = batches,
-}
-
---- Aliyun sends an array parameter as one JSON array string: SourceUrls=["u1","u2"].
-function rules.array(name, list)
-  return name, jsonenc.string_array(list)
-end
-
-function rules.nonce()
-  return core.uuid4()
-end
-
---- A nonce goes into a header (V3) or the signed query (V1): 1..64 printable
--- characters (the official SDKs send a UUID).
-function rules.nonce_rule(n)
-  if type(n) ~= "string" or n == "" then return "is not a non-empty string" end
-  if #n > 64 or n:find("[^%w%-_.~]") then return "is not 1..64 of A-Z a-z 0-9 - _ . ~" end
-  return nil
-end
-
--- The common parameters of both signature versions: never taken from a caller.
-rules.common_params = {}
-for _, name in ipairs { "Action", "Version", "Format", "AccessKeyId", "SignatureMethod", "SignatureVersion",
-                        "SignatureNonce", "SignatureType", "Timestamp", "SecurityToken", "Signature" } do
-  rules.common_params[name:lower()] = true
-end
-
--- The client's fields, from its options and its credentials (taken from
--- the options or the environment by the client: streamctl.credentials);
--- the token is kept in TOKENS.
-function rules.configure(self, o, creds)
-  if creds.credentials then
-    return { account_id = o.account_id, signature_version = o.signature_version or "v3",
-             _holder = creds.credentials }
-  end
-  local secret = creds.access_key_secret
-  TOKENS[self] = creds.security_token
-  return {
-    access_key_id = creds.access_key_id,
-    account_id = o.account_id,
-    signature_version = o.signature_version or "v3",
-    _secret = options.is_secret(secret) and secret or core.secret(secret),
-  }
-end
-
 --- The streams an action changes (their order and settling are kept):
 -- forbid and resume act on domain/app/stream.
-function rules.streams(action, params)
+local function streams(action, params)
   if action == "ResumeLiveStream" or action == "ForbidLiveStream" then
     local d, a, s = params.DomainName, params.AppName, params.StreamName
     -- (a `call` may leave one out or give a list: the service refuses it, unordered)
@@ -514,151 +399,28 @@ function rules.streams(action, params)
   return nil
 end
 
---- The budget's owner: the account UID when `account_id` is given, so that
--- every key of one account shares one budget (in a shared store: Redis,
--- shared_dict, one rate_limit_store); else the AccessKeyId, a budget of its
--- own, which over-sends when several keys of one account run at once.
-function rules.account(self)
-  return self.account_id or self.access_key_id or ("source " .. tostring(self._holder.source or self._holder))
-end
-
--- The credentials to sign with now: the client's own, or its holder's
--- current ones (each attempt, retries included, asks); or nil and why.
-local function signer(self)
-  local h = self._holder
-  if not h then return self.access_key_id, self._secret, TOKENS[self] end
-  local c, err = h:get()
-  if not c then return nil, err end
-  return c.access_key_id, c.access_key_secret, c.security_token
-end
-
--- What a dry run hides: V1's Signature and SecurityToken parameters, V3's
--- signature in Authorization and its token header.
-rules.redact = {
-  query = { "Signature", "SecurityToken" },
-  headers = { authorization = "signature", ["x-acs-security-token"] = "all" },
-}
-
-function rules.secrets(self)
-  return { TOKENS[self] }
-end
-
-local function query_url(self, q)
-  return q ~= "" and self.endpoint.query_url .. q or self.endpoint.url .. "/"
-end
-
--- SHA-256 of the empty body (every request's body is empty), written out:
--- hashing it when the module loads would start OpenSSL's digests in every
--- process that requires streamctl (2 MB and a millisecond). spec/02 checks it.
-local EMPTY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-
--- The signing time's text (ISO 8601, UTC), made once a second.
-local timestamp_of = encode.per_second(core.utc_timestamp)
-
-function rules.build(self, action, op, params, now, nonce)
-  local access_key_id, secret, token = signer(self)
-  if not access_key_id then
-    secret.action = action
-    return nil, secret
-  end
-  local method = op.method
-  local timestamp = timestamp_of(now)
-  if self.signature_version == "v1" then
-    params.Action = action
-    params.Version = VERSION
-    params.Format = "JSON"
-    params.AccessKeyId = access_key_id
-    params.SignatureMethod = "HMAC-SHA1"
-    params.SignatureVersion = "1.0"
-    params.SignatureNonce = nonce
-    params.Timestamp = timestamp
-    -- (params is the call's own, signed again on a retry: every common
-    -- parameter is set each time, the token cleared when there is none)
-    params.SecurityToken = token
-    local _, url = core.aliyun_sign_v1(method, params, secret, self.endpoint.query_url) -- (the URL, made in C)
-    return {
-      provider = PROVIDER, action = action, method = method, url = url,
-      headers = { host = self.endpoint.host }, body = "",
-    }
-  end
-  local headers = {
-    host = self.endpoint.host,
-    ["x-acs-action"] = action,
-    ["x-acs-version"] = VERSION,
-    ["x-acs-date"] = timestamp,
-    ["x-acs-signature-nonce"] = nonce,
-    ["x-acs-content-sha256"] = EMPTY_SHA256,
-  }
-  if token then
-    headers["x-acs-accesskey-id"] = access_key_id
-    headers["x-acs-security-token"] = token
-  end
-  local authorization, _, _, query = core.aliyun_sign_v3 {
-    method = method, path = "/", query = params, headers = headers, body = "",
-    access_key_id = access_key_id, access_key_secret = secret,
-  }
-  headers.authorization = authorization
-  return {
-    provider = PROVIDER, action = action, method = method,
-    url = query_url(self, query), headers = headers, body = "",
-  }
-end
-
--- A 2xx whose JSON is not the operation's answer ({}, [], no RequestId, a
--- create without TaskId): an answer came back, but not one to trust.
-local function not_the_answer(action, status, data, why)
+-- A pull-to-push operation answers 200 with RetCode (0: done; any other
+-- value: an error, with its Description) before anything else: a create
+-- refused that way has no TaskId, and is a definite failure, not an unknown
+-- outcome to look up and send again.
+local function refused(action, status, data)
+  if data.RetCode == nil or tonumber(data.RetCode) == 0 then return nil end
   return errors.new {
-    provider = PROVIDER, action = action, http_status = status, code = "InvalidResponse", kind = "response",
-    message = format("HTTP %d with JSON that is not the %s answer (%s)", status, action, why),
-    request_id = type(data.RequestId) == "string" and data.RequestId or nil,
-    retryable = false, outcome_unknown = true,
+    provider = PROVIDER, action = action, http_status = status, code = "RetCode" .. tostring(data.RetCode),
+    kind = "service", message = data.Description and tostring(data.Description) or "",
+    request_id = data.RequestId, retryable = false,
   }
 end
 
-function rules.decode(_, action, res)
-  local status, body = res.status, res.body
-  local data = jsonenc.decode(body)
-  local headers = res.headers or {}
-  if type(data) ~= "table" then
-    return nil, errors.unreadable(PROVIDER, action, status, body, "ServiceUnavailable", "JSON")
-  end
-  if status >= 200 and status < 300 and data.Code == nil then
-    if type(data.RequestId) ~= "string" or data.RequestId == "" then
-      return nil, not_the_answer(action, status, data, "no RequestId")
-    end
-    -- The pull-to-push operations answer 200 with RetCode (0: done; any
-    -- other value: an error, with its Description) before anything else:
-    -- a create refused that way has no TaskId, and is a definite failure,
-    -- not an unknown outcome to look up and send again.
-    if data.RetCode ~= nil and tonumber(data.RetCode) ~= 0 then
-      return nil, errors.new {
-        provider = PROVIDER, action = action, http_status = status, code = "RetCode" .. tostring(data.RetCode),
-        kind = "service", message = data.Description and tostring(data.Description) or "",
-        request_id = data.RequestId, retryable = false,
-      }
-    end
-    for _, field in ipairs(operations[action].answer or {}) do
-      if data[field] == nil then return nil, not_the_answer(action, status, data, "no " .. field) end
-    end
-    return data
-  end
-  local code = data.Code and tostring(data.Code) or format("HTTP%d", status)
-  local kind = KIND[code] or (code:find("^Throttling") and "throttled") or (status >= 500 and "server") or "service"
-  local retry_after = tonumber(headers["x-acs-retry-after"])
-  local duplicate = kind == "duplicate"
-  return nil, errors.new {
-    provider = PROVIDER, action = action, http_status = status, code = code, kind = kind,
-    message = data.Message and tostring(data.Message) or "", request_id = data.RequestId,
-    retryable = RETRYABLE[kind] or (duplicate and operations[action].idempotent) or false,
-    outcome_unknown = duplicate or nil,
-    retry_after_ms = retry_after,
-  }
-end
+local rules = acs.rules {
+  provider = PROVIDER, version = VERSION, endpoint = "https://live.aliyuncs.com",
+  operations = operations, methods = methods, batches = batches, streams = streams, refused = refused,
+}
 
 local Aliyun = client.define(rules)
 Aliyun.VERSION = VERSION
 Aliyun.REGIONS = REGIONS
 --- The rule an `account_id` breaks (a message fragment), or nil: for callers
 -- that take one from elsewhere (the command line's ALIBABA_CLOUD_ACCOUNT_ID).
-Aliyun.account_id_rule = account_id_rule
+Aliyun.account_id_rule = acs.account_id_rule
 return Aliyun

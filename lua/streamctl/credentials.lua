@@ -40,6 +40,8 @@
 --   local ali = assert(streamctl.aliyun.new(assert(creds, err)))
 -- @module streamctl.credentials
 
+local core = require "streamctl.core"
+
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local format, match, find, sub, lower = string.format, string.match, string.find, string.sub, string.lower
 local io_open = io.open
@@ -160,6 +162,7 @@ local VARIABLES = {
              { "security_token", "ALIBABA_CLOUD_SECURITY_TOKEN" } },
   zego = { { "app_id", "ZEGO_APP_ID" }, { "server_secret", "ZEGO_SERVER_SECRET" } },
 }
+VARIABLES.sts = VARIABLES.aliyun -- (Alibaba Cloud's STS: the same keys)
 
 -- The variables `a` and `b`, which go together: both values; nil when
 -- neither is set; or nil and which one is missing.
@@ -219,22 +222,98 @@ function M.aliyun(opts)
   return { credentials = holder }, nil, warnings, source.from
 end
 
+-- Where STS is for `source`: its sts_endpoint, else ALIBABA_CLOUD_STS_ENDPOINT
+-- (as aliyun-cli), else the region's (sts-vpc.<region> with enable_vpc), else
+-- sts.aliyuncs.com, as the official SDKs build it.
+local function sts_endpoint(source, getenv)
+  local e = source.sts_endpoint or getenv("ALIBABA_CLOUD_STS_ENDPOINT")
+  if e and e ~= "" then return find(e, "^https?://") and e or "https://" .. e end
+  local region = source.sts_region or getenv("ALIBABA_CLOUD_STS_REGION")
+  if region and region ~= "" then
+    return format("https://sts%s.%s.aliyuncs.com", source.enable_vpc and "-vpc" or "", region)
+  end
+  return "https://sts.aliyuncs.com"
+end
+
+-- A client of STS signing with `source`'s keys (a role's own source: keys,
+-- or another role's holder), or none (AssumeRoleWithOIDC is anonymous).
+local NO_KEYS = { get = function() return nil, "AssumeRoleWithOIDC is sent unsigned" end }
+local function sts_client(source, opts, getenv)
+  local o = { endpoint = sts_endpoint(source, getenv), ca_file = opts.ca_file }
+  local keys = source.source
+  if not keys then
+    o.credentials = NO_KEYS
+  elseif keys.type == "access_key" or keys.type == "sts" then
+    o.access_key_id, o.access_key_secret, o.security_token = keys.access_key_id, keys.access_key_secret,
+      keys.security_token
+  else
+    local inner, why = M.holder(keys, opts)
+    if not inner then return nil, why end
+    o.credentials = inner
+  end
+  local c, err = require("streamctl.sts").new(o)
+  if not c then return nil, format("%s: %s", source.from, tostring(err)) end
+  return c
+end
+
+-- The credentials in an STS answer, or nil and why.
+local function sts_credentials(res, err)
+  if not res then return nil, tostring(err) end
+  local c = res.Credentials
+  local expiration = type(c) == "table" and type(c.Expiration) == "string" and core.parse_utc_timestamp(c.Expiration)
+  if not expiration or type(c.AccessKeyId) ~= "string" or type(c.AccessKeySecret) ~= "string" then
+    return nil, "STS answered without usable Credentials"
+  end
+  return { access_key_id = c.AccessKeyId, access_key_secret = core.secret(c.AccessKeySecret),
+           security_token = c.SecurityToken, expiration = expiration }
+end
+
+-- A fetch for a role assumed through STS (ram_role_arn, oidc_role_arn).
+local function sts_fetch(source, opts, getenv)
+  local sts, why = sts_client(source, opts, getenv)
+  if not sts then return nil, why end
+  local function session()
+    return source.role_session_name or format("streamctl-%d", math.floor(core.now() * 1000))
+  end
+  if source.type == "ram_role_arn" then
+    return function()
+      return sts_credentials(sts:assume_role { role_arn = source.role_arn, role_session_name = session(),
+        duration_seconds = source.duration_seconds, policy = source.policy, external_id = source.external_id })
+    end
+  end
+  return function()
+    -- the token file is read at every renewal: Kubernetes rotates it
+    local token, rerr = read(source.oidc_token_file)
+    if not token or token == "" then
+      return nil, format("the OIDC token file %s cannot be read%s", source.oidc_token_file,
+        rerr and " (" .. rerr .. ")" or " (missing or empty)")
+    end
+    return sts_credentials(sts:assume_role_with_oidc { role_arn = source.role_arn, role_session_name = session(),
+      oidc_provider_arn = source.oidc_provider_arn, oidc_token = (token:gsub("%s+$", "")),
+      duration_seconds = source.duration_seconds, policy = source.policy })
+  end
+end
+
 --- A holder (streamctl.credentials.refresh) that keeps `source`'s temporary
--- credentials current, for the sources fetched over plain HTTP (the ECS
--- instance's role, a credentials URI); nil and why for the others.
--- STREAMCTL_TEST_IMDS_ENDPOINT, for tests only, stands in for the metadata
--- service's address (100.100.100.200), which no test may reach.
+-- credentials current: a role assumed through STS (its keys, another role,
+-- or an OIDC token), the ECS instance's role, a credentials URI. Its
+-- `account_id` is the UID in a role's ARN. STREAMCTL_TEST_IMDS_ENDPOINT, for
+-- tests only, stands in for the metadata service's address
+-- (100.100.100.200), which no test may reach.
 -- @param source from streamctl.credentials.aliyun.resolve
--- @tparam[opt] table opts `{ getenv =, ca_file = }` (ca_file: for an https credentials URI)
+-- @tparam[opt] table opts `{ getenv =, ca_file = }` (ca_file: for STS and an https credentials URI)
 function M.holder(source, opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
   local sources = require "streamctl.credentials.sources"
-  local imds = source.type == "ecs_ram_role"
-  if not imds and source.type ~= "credentials_uri" then
-    return nil, format("%s: source type %s (temporary credentials from STS) is not supported yet", source.from,
-      source.type)
+  local refresh = require "streamctl.credentials.refresh"
+  if source.type == "ram_role_arn" or source.type == "oidc_role_arn" then
+    local fetch, why = sts_fetch(source, opts, getenv)
+    if not fetch then return nil, why end
+    return refresh.new { source = format("%s (%s)", source.from, source.role_arn), fetch = fetch,
+                         account_id = match(source.role_arn or "", "^acs:ram::(%d+):role/") }
   end
+  local imds = source.type == "ecs_ram_role"
   local exchange, err = sources.exchange {
     timeout_ms = imds and sources.IMDS_TIMEOUT_MS or sources.URI_TIMEOUT_MS,
     connect_timeout_ms = imds and sources.IMDS_CONNECT_TIMEOUT_MS or sources.URI_CONNECT_TIMEOUT_MS,
@@ -245,7 +324,7 @@ function M.holder(source, opts)
   local fetch = sources.fetcher(source, exchange, base ~= "" and base or nil)
   local name = source.from
   if imds and source.role_name then name = format("%s (%s)", name, source.role_name) end
-  return require("streamctl.credentials.refresh").new { source = name, fetch = fetch }
+  return refresh.new { source = name, fetch = fetch }
 end
 
 --- The path of streamctl's own file: $XDG_CONFIG_HOME/streamctl/config,

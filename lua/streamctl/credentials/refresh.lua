@@ -59,10 +59,11 @@ local function check_credentials(c)
 end
 
 --- Makes a holder.
--- @tparam table opts `{ source =, fetch =, clock =, random =, sleep =, stale_s =, shared = }`:
+-- @tparam table opts `{ source =, fetch =, account_id =, clock =, random =, sleep =, stale_s =, shared = }`:
 --   `source` names it in messages ("the ECS instance's RAM role edge"); `fetch()`
 --   returns `{ access_key_id, access_key_secret, security_token, expiration }`
---   (expiration in Unix seconds) or nil and an error; `clock` (default
+--   (expiration in Unix seconds) or nil and an error; `account_id`, the
+--   account UID when the source says it (a role's ARN); `clock` (default
 --   core.now), `random` (default OpenSSL), `sleep(s)` (to wait for another's
 --   renewal; default none: no waiting), `stale_s` (default STALE_S),
 --   `shared` (a store with `get()`, `set(creds)`, `lock()`, `unlock()`)
@@ -72,7 +73,8 @@ function M.new(opts)
     error("bad argument #1 to 'new' (opts.source must be a string and opts.fetch a function)", 2)
   end
   return setmetatable({
-    source = opts.source, _fetch = opts.fetch, _clock = opts.clock or core.now, _random = opts.random or jitter,
+    source = opts.source, account_id = opts.account_id, _fetch = opts.fetch, _clock = opts.clock or core.now,
+    _random = opts.random or jitter,
     _sleep = opts.sleep, _stale = opts.stale_s or M.STALE_S, _shared = opts.shared,
     _current = nil, _busy = false, _failures = 0, _next_try = nil, _last_error = nil,
     fetches = 0, -- (how many times fetch was called: for tests and metrics)
