@@ -41,9 +41,13 @@ describe("streamctl.credentials.refresh", function()
     local c2 = assert(h:get())
     assert.equal("STS.K2", c2.access_key_id)
     assert.equal(2, h.fetches)
-    -- one table per renewal, never changed: id, secret and token always belong together
-    assert.same({ access_key_id = "STS.K1", access_key_secret = "secret-1", security_token = "token-1",
-                  expiration = T0 + 3600 }, c)
+    -- one table per renewal, never changed: id, secret and token always belong together; the
+    -- secret held as a streamctl.secret (shown as nothing)
+    assert.equal("STS.K1", c.access_key_id)
+    assert.equal("token-1", c.security_token)
+    assert.equal(T0 + 3600, c.expiration)
+    assert.equal("userdata", type(c.access_key_secret))
+    assert.equal(#"secret-1", #c.access_key_secret)
   end)
 
   it("keeps the current credentials while renewal fails, retrying after a doubling, jittered backoff", function()
@@ -93,6 +97,28 @@ describe("streamctl.credentials.refresh", function()
       assert.equal("STS.K2", c.access_key_id)
     end)
 
+  it("renews short-lived credentials with a third of their life left, and a source that has not rotated yet later",
+    function()
+      local w = world(900) -- (STS's shortest)
+      local h = holder(w)
+      assert(h:get())
+      w.now = T0 + 599
+      h:get()
+      assert.equal(1, h.fetches)
+      w.now = T0 + 600
+      assert.equal("STS.K2", h:get().access_key_id)
+      -- a source that gives the same credentials again: kept, and asked again after the backoff only
+      local same = h:get()
+      h = holder(w, { fetch = function() return same end })
+      h:get()
+      w.now = w.now + 601
+      assert.equal(same, (h:get()))
+      assert.equal(2, h.fetches)
+      assert.equal(same, (h:get()))
+      assert.equal(2, h.fetches)
+      assert.equal("the source gave no newer credentials yet", h:state().last_error)
+    end)
+
   it("says what fetch got wrong: an error raised, something that is not credentials", function()
     local w = world(3600)
     local h = holder(w, { fetch = function() error("boom", 0) end })
@@ -120,8 +146,9 @@ describe("streamctl.credentials.refresh", function()
     assert.same({ true, "fetching" }, { coroutine.resume(a) }) -- a renews...
     assert.equal("STS.K1", h:get().access_key_id)               -- ...b meanwhile uses the current ones
     assert.equal(2, h.fetches)
-    assert.same({ true, { access_key_id = "STS.K2", access_key_secret = "secret-2", security_token = "token-2",
-                          expiration = w.now + 3600 } }, { coroutine.resume(a) })
+    local ok, renewed = coroutine.resume(a)
+    assert.is_true(ok)
+    assert.equal("STS.K2", renewed.access_key_id)
     -- nothing valid: a second caller waits for the first's renewal, and fetches nothing itself
     w.now = T0 + 10 * 3600
     a = coroutine.create(function() return h:get() end)
@@ -129,8 +156,8 @@ describe("streamctl.credentials.refresh", function()
     assert.same({ true, "fetching" }, { coroutine.resume(a) })
     assert.same({ true, "sleeping" }, { coroutine.resume(b) })
     assert.is_true((coroutine.resume(a)))
-    local ok, c = coroutine.resume(b)
-    assert.is_true(ok)
+    local ok_b, c = coroutine.resume(b)
+    assert.is_true(ok_b)
     assert.equal("STS.K3", c.access_key_id)
     assert.equal(3, h.fetches)
   end)
@@ -162,6 +189,42 @@ describe("streamctl.credentials.refresh", function()
     assert.equal(3, fetches)
     assert.equal(3, w.issued)
   end)
+
+  it("shares through an nginx shared dict (streamctl.store.shdict): the text there, a streamctl.secret in each holder",
+    function()
+      -- a dict with ngx.shared's get/set/add/delete (expiry ignored: the clock here is fake)
+      local data = {}
+      local dict = {
+        get = function(_, k) return data[k] end,
+        set = function(_, k, v) data[k] = v return true end,
+        add = function(_, k, v)
+          if data[k] ~= nil then return false, "exists" end
+          data[k] = v
+          return true
+        end,
+        delete = function(_, k) data[k] = nil end,
+      }
+      local shdict = require "streamctl.store.shdict"
+      local w = world(3600)
+      w.now = math.floor(require("streamctl.core").now()) -- (the store sets a TTL from the real clock)
+      local workers = {}
+      for i = 1, 4 do
+        workers[i] = holder(w, { shared = shdict.credentials_store(dict, "the ECS instance's RAM role edge") })
+      end
+      local c1 = assert(workers[1]:get())
+      local c2 = assert(workers[2]:get())
+      assert.equal("STS.K1", c2.access_key_id)
+      assert.equal("userdata", type(c2.access_key_secret))
+      assert.equal(1, workers[1].fetches + workers[2].fetches)
+      assert.matches('"secret":"secret%-1"', data["cred:the ECS instance's RAM role edge"])
+      assert.is_nil(data["lock:cred:the ECS instance's RAM role edge"])
+      assert.equal(c1.expiration, c2.expiration)
+      -- a lock another worker holds: this one uses what it has, and fetches nothing
+      w.now = w.now + 3000
+      data["lock:cred:the ECS instance's RAM role edge"] = true
+      assert.equal("STS.K1", workers[3]:get().access_key_id)
+      assert.equal(0, workers[3].fetches)
+    end)
 
   it("uses a renewal another process finished while this one waited for the lock, rather than fetch again", function()
     local w = world(3600)

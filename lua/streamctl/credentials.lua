@@ -199,7 +199,8 @@ end
 --- Alibaba Cloud credentials: the source the official chain picks
 -- (`streamctl.credentials.aliyun` the module: its order, and where streamctl
 -- is stricter), as a client's options.
--- @tparam[opt] table opts `{ profile =, getenv =, home = }` (getenv and home: for tests)
+-- @tparam[opt] table opts `{ profile =, ca_file =, shared_dict =, getenv =, home = }` (getenv and home:
+--   for tests; ca_file and shared_dict: see `holder`)
 -- @return `{ access_key_id, access_key_secret, security_token }`, or nil and why;
 --   the warnings; the source
 function M.aliyun(opts)
@@ -217,7 +218,7 @@ function M.aliyun(opts)
     return { access_key_id = source.access_key_id, access_key_secret = source.access_key_secret,
              security_token = source.security_token }, nil, warnings, source.from
   end
-  local holder, why = M.holder(source, { getenv = getenv, ca_file = opts.ca_file })
+  local holder, why = M.holder(source, { getenv = getenv, ca_file = opts.ca_file, shared_dict = opts.shared_dict })
   if not holder then return nil, why, warnings end
   return { credentials = holder }, nil, warnings, source.from
 end
@@ -264,7 +265,7 @@ local function sts_credentials(res, err)
   if not expiration or type(c.AccessKeyId) ~= "string" or type(c.AccessKeySecret) ~= "string" then
     return nil, "STS answered without usable Credentials"
   end
-  return { access_key_id = c.AccessKeyId, access_key_secret = core.secret(c.AccessKeySecret),
+  return { access_key_id = c.AccessKeyId, access_key_secret = c.AccessKeySecret,
            security_token = c.SecurityToken, expiration = expiration }
 end
 
@@ -301,17 +302,31 @@ end
 -- tests only, stands in for the metadata service's address
 -- (100.100.100.200), which no test may reach.
 -- @param source from streamctl.credentials.aliyun.resolve
--- @tparam[opt] table opts `{ getenv =, ca_file = }` (ca_file: for STS and an https credentials URI)
+-- @tparam[opt] table opts `{ getenv =, ca_file =, shared_dict = }` (ca_file: for STS and an
+--   https credentials URI; shared_dict: inside nginx, the lua_shared_dict through which every
+--   worker shares the credentials and renews them once)
 function M.holder(source, opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
   local sources = require "streamctl.credentials.sources"
   local refresh = require "streamctl.credentials.refresh"
+  -- A holder of `fetch`'s credentials, named `name`; shared by the workers when a dict is given.
+  local function holder(name, fetch, account_id)
+    local shared
+    if opts.shared_dict then
+      local shdict = require "streamctl.store.shdict"
+      local dict, why = shdict.open(opts.shared_dict)
+      if not dict then return nil, "option 'shared_dict' " .. why end
+      shared = shdict.credentials_store(dict, name)
+    end
+    return refresh.new { source = name, fetch = fetch, account_id = account_id, shared = shared,
+                         sleep = require("streamctl.transport.auto").sleep }
+  end
   if source.type == "ram_role_arn" or source.type == "oidc_role_arn" then
     local fetch, why = sts_fetch(source, opts, getenv)
     if not fetch then return nil, why end
-    return refresh.new { source = format("%s (%s)", source.from, source.role_arn), fetch = fetch,
-                         account_id = match(source.role_arn or "", "^acs:ram::(%d+):role/") }
+    return holder(format("%s (%s)", source.from, source.role_arn), fetch,
+      match(source.role_arn or "", "^acs:ram::(%d+):role/"))
   end
   local imds = source.type == "ecs_ram_role"
   local exchange, err = sources.exchange {
@@ -324,7 +339,7 @@ function M.holder(source, opts)
   local fetch = sources.fetcher(source, exchange, base ~= "" and base or nil)
   local name = source.from
   if imds and source.role_name then name = format("%s (%s)", name, source.role_name) end
-  return refresh.new { source = name, fetch = fetch }
+  return holder(name, fetch)
 end
 
 --- The path of streamctl's own file: $XDG_CONFIG_HOME/streamctl/config,

@@ -7,7 +7,11 @@
 -- credentials-python: STALE_TIME): credentials with more than `stale_s`
 -- (900 s) left are used as they are; with less, the next `get` renews
 -- them first, and while that fails the current ones are used until they
--- expire. A failed renewal is tried again after a backoff with full jitter
+-- expire. Credentials that live less than 45 minutes are renewed once a
+-- third of their life is left instead (the SDKs' rule would renew
+-- 15-minute STS credentials at every call), and an answer that is no newer
+-- than the current ones (a metadata service that has not rotated them yet)
+-- counts as a failed renewal: tried again after the backoff, not at once. A failed renewal is tried again after a backoff with full jitter
 -- (1 s doubling to 60 s, each wait a random fraction of its bound), never
 -- at every call, so a metadata service or STS that is down is not stormed.
 -- Once the credentials have expired and none could be had, `get` fails with
@@ -96,6 +100,21 @@ local function no_credentials(self, now)
 end
 
 -- One renewal, by this caller: updates the holder; true, or nil (the failure kept).
+-- Whether `c` can still sign at `now` (a margin of a second: a request
+-- signed in its last second may arrive after it).
+local function valid(c, now)
+  return c ~= nil and now < c.expiration - 1
+end
+
+-- Takes `c` as the current credentials, at `now`: they are renewed once a
+-- third of their lifetime or `stale_s`, whichever is less, is left (so
+-- credentials that live 15 minutes, STS's shortest, are not renewed at
+-- every call).
+local function take(self, c, now)
+  self._current = c
+  self._renew_at = c.expiration - min(self._stale, (c.expiration - now) / 3)
+end
+
 local function renew(self, now)
   self._busy = true
   self.fetches = self.fetches + 1
@@ -103,9 +122,20 @@ local function renew(self, now)
   self._busy = false
   if ok and creds then
     local why = check_credentials(creds)
+    local current = self._current
+    if not why and current and creds.expiration <= current.expiration and valid(current, now) then
+      -- the source has not renewed them yet (the metadata service rotates on its own schedule): try again later
+      why = "the source gave no newer credentials yet"
+    end
     if not why then
-      self._current, self._failures, self._next_try, self._last_error = creds, 0, nil, nil
+      -- the shared store keeps the text (other workers need it); this holder, a streamctl.secret
       if self._shared then self._shared.set(creds) end
+      if type(creds.access_key_secret) == "string" then
+        creds = { access_key_id = creds.access_key_id, access_key_secret = core.secret(creds.access_key_secret),
+                  security_token = creds.security_token, expiration = creds.expiration }
+      end
+      take(self, creds, now)
+      self._failures, self._next_try, self._last_error = 0, nil, nil
       return true
     end
     err = why
@@ -119,11 +149,6 @@ local function renew(self, now)
   return nil
 end
 
--- Whether `c` can still sign at `now` (a margin of a second: a request
--- signed in its last second may arrive after it).
-local function valid(c, now)
-  return c ~= nil and now < c.expiration - 1
-end
 
 --- The credentials to sign with now: `{ access_key_id, access_key_secret,
 -- security_token, expiration }` (one table, never changed: id, secret and
@@ -133,18 +158,18 @@ function Holder:get()
   local shared = self._shared
   if shared then
     local c = shared.get()
-    if c and (not self._current or c.expiration > self._current.expiration) then self._current = c end
+    if c and (not self._current or c.expiration > self._current.expiration) then take(self, c, now) end
   end
   local c = self._current
-  if valid(c, now) and now < c.expiration - self._stale then return c end
+  if valid(c, now) and now < self._renew_at then return c end
   -- stale or gone: renew, unless another renewal is under way or the backoff says wait
   if not self._busy and not (self._next_try and self._next_try > now) then
     local locked = not shared or shared.lock()
     if locked then
       -- (another process may have renewed while this one waited for the lock)
       local fresh = shared and shared.get()
-      if fresh and fresh.expiration - self._stale > now then
-        self._current = fresh
+      if fresh and (not self._current or fresh.expiration > self._current.expiration) then
+        take(self, fresh, now)
       else
         renew(self, now)
       end
@@ -164,7 +189,9 @@ function Holder:get()
       now = self._clock()
       if shared then
         local s = shared.get()
-        if s and valid(s, now) then self._current = s end
+        if s and valid(s, now) and (not self._current or s.expiration > self._current.expiration) then
+          take(self, s, now)
+        end
       end
       if valid(self._current, now) then return self._current end
       if not self._busy and not shared then break end

@@ -1,9 +1,9 @@
 --- Fetching temporary credentials from the sources that hand them out over
 -- plain HTTP: the ECS instance metadata service (the instance's RAM role)
 -- and a credentials URI. Each `fetch` returns `{ access_key_id,
--- access_key_secret (a streamctl.secret), security_token, expiration (Unix
--- seconds) }` or nil and why (never a secret); streamctl.credentials.refresh
--- decides when to call it.
+-- access_key_secret, security_token, expiration (Unix seconds) }` or nil and
+-- why (never a secret); streamctl.credentials.refresh decides when to call
+-- it, and holds the secret as a streamctl.secret from then on.
 --
 -- The metadata service, as the official SDKs ask it (facts:
 -- docs/emulator-credentials.md and the issue's notes): a token first
@@ -85,7 +85,7 @@ local function parse(body, where)
   if not expiration then
     return nil, format("%s: Expiration is not a UTC time (YYYY-MM-DDThh:mm:ssZ)", where)
   end
-  return { access_key_id = data.AccessKeyId, access_key_secret = core.secret(data.AccessKeySecret),
+  return { access_key_id = data.AccessKeyId, access_key_secret = data.AccessKeySecret,
            security_token = data.SecurityToken, expiration = expiration }
 end
 

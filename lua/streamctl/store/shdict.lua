@@ -341,4 +341,51 @@ function M.sequence_store(dict, prefix, opts)
   return store
 end
 
+--- How long a worker may hold a credential renewal's lock, in seconds: a
+-- worker that dies renewing frees it for another after this (the metadata
+-- service and STS answer within their timeouts, 2 s and 15 s).
+M.CREDENTIALS_LOCK_TTL = 30
+
+--- The current temporary credentials of one source and a lock, shared by
+-- every worker (streamctl.credentials.refresh's `shared`): so one machine
+-- renews once per expiry, whichever worker finds them stale. The entry is
+-- JSON holding the secret as it is (shared memory of this nginx only; it
+-- is never logged) and expires with the credentials.
+-- @param dict an ngx.shared dict
+-- @tparam string key the source's name (keys: "cred:" .. key, "lock:cred:" .. key)
+-- @return `{ get(), set(creds), lock(), unlock() }`
+function M.credentials_store(dict, key)
+  check_dict(dict, "credentials_store")
+  if type(key) ~= "string" or key == "" then
+    error("bad argument #2 to 'credentials_store' (a non-empty string expected)", 2)
+  end
+  local cjson = require "cjson.safe"
+  local core = require "streamctl.core"
+  local entry, lock = "cred:" .. key, "lock:cred:" .. key
+  local cache_text, cache -- (the table last decoded, kept while the text is the same: one table per renewal)
+  return {
+    get = function()
+      local text = dict:get(entry)
+      if text == nil then return nil end
+      if text == cache_text then return cache end
+      local v = cjson.decode(text)
+      if type(v) ~= "table" or type(v.id) ~= "string" or type(v.secret) ~= "string" or type(v.exp) ~= "number" then
+        return nil
+      end
+      cache_text, cache = text, { access_key_id = v.id, access_key_secret = core.secret(v.secret),
+                                  security_token = v.token, expiration = v.exp }
+      return cache
+    end,
+    -- (`c` as fetched: its secret still text, which only this dict keeps)
+    set = function(c)
+      local text = cjson.encode { id = c.access_key_id, secret = c.access_key_secret, token = c.security_token,
+                                  exp = math.floor(c.expiration) } -- (whole seconds, as every source gives them)
+      local ttl = c.expiration - core.now()
+      if ttl > 0 then dict:set(entry, text, ttl) end
+    end,
+    lock = function() return (dict:add(lock, true, M.CREDENTIALS_LOCK_TTL)) == true end,
+    unlock = function() dict:delete(lock) end,
+  }
+end
+
 return M
