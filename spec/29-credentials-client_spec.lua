@@ -216,6 +216,36 @@ describe("an Aliyun client with self-renewing credentials", function()
     end)
   end)
 
+  it("says who the credentials are: streamctl aliyun whoami, and streamctl.credentials.identity", function()
+    local process = require "spec.helpers.process"
+    local home = process.temp_dir()
+    local cli = process.installed { home = home }
+    local flags = " --ca-file " .. process.quote(server.ca_file) .. " --sts-endpoint " .. server.aliyun_tls_url
+    local code, out, err = cli.run("aliyun whoami" .. flags, "ALIBABA_CLOUD_ACCESS_KEY_ID=LTAIuser "
+      .. "ALIBABA_CLOUD_ACCESS_KEY_SECRET=s")
+    assert.equal(0, code, err)
+    assert.equal("account   " .. UID .. "\nidentity  RAMUser\narn       acs:ram::" .. UID .. ":user/u\n"
+      .. "source    environment\n", out)
+    code, out, err = cli.run("aliyun whoami --output json" .. flags, "ALIBABA_CLOUD_ECS_METADATA=edge "
+      .. "STREAMCTL_TEST_IMDS_ENDPOINT=" .. server.imds_url)
+    assert.equal(0, code, err)
+    assert.matches('^{"account_id":"' .. UID .. '","identity_type":"AssumedRoleUser","arn":"acs:ram::' .. UID
+      .. ':role/edge/[^"]+","principal_id":"[^"]+","source":"the ECS instance\'s RAM role"}\n$', out)
+    -- a key STS does not know: said, exit 1, no secret shown
+    code, out, err = cli.run("aliyun whoami" .. flags, "ALIBABA_CLOUD_ACCESS_KEY_ID=LTAInobody "
+      .. "ALIBABA_CLOUD_ACCESS_KEY_SECRET=topsecret-value")
+    assert.equal(1, code)
+    assert.equal("", out)
+    assert.matches("^streamctl: sts GetCallerIdentity: InvalidAccessKeyId%.NotFound %(HTTP 404%): Specified access key "
+      .. "is not found%. %[RequestId [%x-]+%]\n$", err)
+    assert.is_nil(err:find("topsecret", 1, true))
+    os.execute("rm -rf " .. process.quote(home))
+    -- in Lua
+    local who = assert(require("streamctl.credentials").identity({ access_key_id = "LTAIuser",
+      access_key_secret = "s" }, { sts_endpoint = server.aliyun_tls_url, ca_file = server.ca_file }))
+    assert.same({ UID, "RAMUser", "acs:ram::" .. UID .. ":user/u" }, { who.account_id, who.identity_type, who.arn })
+  end)
+
   it("takes either the keys or credentials, not both", function()
     local c, err = aliyun.new { credentials = refresh.new { source = "s", fetch = function() end },
                                 access_key_id = "K", access_key_secret = "S" }

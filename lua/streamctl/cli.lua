@@ -316,6 +316,16 @@ function M.parser()
     p:command_target("operation")
     for _, m in ipairs(mod.methods()) do add_method(p, provider, m) end
     add_call(p, provider, mod)
+    if provider == "aliyun" then
+      local who = p:command("whoami", "Prints who the credentials are (STS GetCallerIdentity): the account, "
+        .. "the identity type and ARN, and where the credentials came from; never a secret.")
+      who:summary("Who the credentials are.")
+      add_common(who, provider)
+      who:option("--sts-endpoint", "STS, https://host[:port] (default: $ALIBABA_CLOUD_STS_ENDPOINT, else "
+        .. "https://sts.aliyuncs.com; with --emulator, the emulator's)."):argname("<url>")
+      who:epilog("Example:\n   streamctl aliyun whoami")
+      who:action(function(args) args._whoami = true end)
+    end
   end
   local emu = parser:command("emulator", "Start, stop or check the local emulator (runs streamctl-emulator).")
   emu:summary("Start, stop or check the local emulator.")
@@ -467,21 +477,45 @@ local function client_options(provider, args, defaults, where, getenv)
   -- Credentials: the flags, else the emulator's account, else the chain.
   local p = PROVIDERS[provider]
   local id, secret = p.keys[1], p.keys[2]
-  local c
+  local c, source
   if args[id] or args[secret] then
     if not (args[id] and args[secret]) then return nil, format("%s and %s go together", flag(id), flag(secret)) end
-    c = {}
+    c, source = {}, "the command line's flags"
     for _, k in ipairs(p.keys) do c[k] = args[k] end
   elseif args.emulator then
-    c = p.emulator_account
+    c, source = p.emulator_account, "the emulator's account"
   else
     local err, w
-    c, err, w = credentials[provider] { profile = args.profile, getenv = getenv }
+    c, err, w, source = credentials[provider] { profile = args.profile, getenv = getenv, ca_file = o.ca_file }
     for _, x in ipairs(w) do warnings[#warnings + 1] = x end
     if not c then return nil, err, warnings end
   end
   for k, v in pairs(c) do o[k] = v end
-  return o, nil, warnings
+  return o, nil, warnings, source
+end
+
+-- `streamctl aliyun whoami`: who the credentials are, and where they came from.
+local function run_whoami(out, opts, args, output, source, getenv)
+  local sts = args.sts_endpoint or (args.emulator and opts.endpoint) or nil
+  local who, err = credentials.identity(opts, { sts_endpoint = sts, ca_file = opts.ca_file, getenv = getenv })
+  if not who then
+    out:warn((gsub(tostring(err), "^streamctl: ", "")))
+    return M.EXIT.failed
+  end
+  if output == "json" then
+    local parts = {}
+    for _, k in ipairs { "account_id", "identity_type", "arn", "principal_id" } do
+      if who[k] ~= nil then parts[#parts + 1] = '"' .. k .. '":' .. encode(who[k]) end
+    end
+    parts[#parts + 1] = '"source":' .. encode(source)
+    out:line("{" .. concat(parts, ",") .. "}")
+  else
+    for _, row in ipairs { { "account", who.account_id }, { "identity", who.identity_type }, { "arn", who.arn },
+                           { "source", source } } do
+      out:line(format("%-9s %s", row[1], tostring(row[2])))
+    end
+  end
+  return M.EXIT.ok
 end
 
 -- A validation message with fields named as the flags that set them.
@@ -816,9 +850,10 @@ function M.main(argv, env)
     return M.EXIT.usage
   end
 
-  local opts, why, warnings = client_options(provider, args, defaults, where, env.getenv)
+  local opts, why, warnings, source = client_options(provider, args, defaults, where, env.getenv)
   for _, w in ipairs(warnings or {}) do out:warn("warning: ", w) end
   if not opts then out:warn(why) return M.EXIT.usage end
+  if args._whoami then return run_whoami(out, opts, args, output, source, env.getenv) end
 
   -- Every attempt of a call counted; Ctrl-C and SIGTERM caught, to report
   -- first (catch() also ignores SIGPIPE: a closed output is a failed write,

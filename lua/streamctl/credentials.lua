@@ -342,6 +342,30 @@ function M.holder(source, opts)
   return holder(name, fetch)
 end
 
+--- Who a set of Alibaba Cloud credentials is: STS GetCallerIdentity asked
+-- with them (no permission needed). Never shows a secret.
+-- @tparam table creds a client's credential options: `{ access_key_id,
+--   access_key_secret, security_token }` or `{ credentials = holder }` (as
+--   `aliyun` gives them)
+-- @tparam[opt] table opts `{ sts_endpoint =, ca_file =, getenv = }`: STS
+--   (default: $ALIBABA_CLOUD_STS_ENDPOINT, else https://sts.aliyuncs.com)
+-- @return `{ account_id, identity_type, arn, principal_id, user_id, role_id,
+--   request_id }`, or nil and an error
+function M.identity(creds, opts)
+  opts = opts or {}
+  local getenv = opts.getenv or os.getenv
+  local o = { endpoint = sts_endpoint({ sts_endpoint = opts.sts_endpoint }, getenv), ca_file = opts.ca_file,
+              credentials = creds.credentials, access_key_id = creds.access_key_id,
+              access_key_secret = creds.access_key_secret, security_token = creds.security_token }
+  local sts, err = require("streamctl.sts").new(o)
+  if not sts then return nil, err end
+  local res, cerr = sts:get_caller_identity {}
+  sts:close()
+  if not res then return nil, cerr end
+  return { account_id = res.AccountId, identity_type = res.IdentityType, arn = res.Arn,
+           principal_id = res.PrincipalId, user_id = res.UserId, role_id = res.RoleId, request_id = res.RequestId }
+end
+
 --- The path of streamctl's own file: $XDG_CONFIG_HOME/streamctl/config,
 -- else ~/.config/streamctl/config; nil when there is neither (XDG_CONFIG_HOME
 -- unset, empty or relative, which the XDG spec says to ignore, and HOME
