@@ -85,32 +85,32 @@ describe("an Aliyun client with self-renewing credentials", function()
     assert.equal(4, n)
   end)
 
-  it("fails with an auth error naming the source while nothing valid can be had, and recovers", function()
-    local down = false
-    local exchange = assert(sources.exchange { timeout_ms = 1000, connect_timeout_ms = 1000 })
-    local inner = assert(sources.fetcher({ type = "ecs_ram_role", from = "x", role_name = "edge" }, exchange,
-      server.imds_url))
-    local c = client(function()
-      if down then return nil, "the metadata service is down" end
-      return inner()
-    end)
+  it("the metadata service down for 30 s around an expiry: calls work until the credentials expire, then fail "
+    .. "clearly, sending nothing, then recover", function()
+    local c = client()
     local p = { domain_name = "push.example.com", app_name = "live", stream_name = "a" }
-    assert(c:resume_live_stream(p))
-    down = true
-    advance(LIFE - STALE + 1) -- stale: the renewal fails, the current ones still sign
-    assert(c:resume_live_stream(p))
-    advance(STALE) -- expired, and the backoff not over: nothing is sent
+    assert(c:resume_live_stream(p)) -- t = 0: credentials until t = 120
+    advance(100)
+    server:faults { provider = "imds", kind = "http500", duration_s = 30 } -- down from t = 100 to t = 130
+    assert(c:resume_live_stream(p)) -- stale: the renewal fails, the current ones still sign
+    advance(21) -- t = 121: expired, and the service still down
     local sent = #server:log { action = "ResumeLiveStream" }
     local res, err = c:resume_live_stream(p)
     assert.is_nil(res)
     assert.equal("auth", err.kind)
     assert.equal("ResumeLiveStream", err.action)
-    assert.matches("^credentials from the ECS instance's RAM role edge expired at .*: the metadata service is down",
-      err.message)
+    assert.matches("^credentials from the ECS instance's RAM role edge expired at %d+%-%d+%-%d+T%d+:%d+:%d+Z: GET "
+      .. ".*/latest/meta%-data/ram/security%-credentials/edge: HTTP 500", err.message)
     assert.equal(sent, #server:log { action = "ResumeLiveStream" })
-    down = false
-    advance(61) -- past the longest backoff
+    advance(10) -- t = 131: back
     assert(c:resume_live_stream(p))
+    -- the role's credentials were asked for four times in all: at the start, once when stale, once after the
+    -- expiry, once when back (while down, without a token: the token request failed first), never in a loop
+    local asked = 0
+    for _, e in ipairs(server:log { provider = "imds", action = "credentials" }) do
+      if e.status == 500 or e.status == 200 then asked = asked + 1 end
+    end
+    assert.equal(4, asked)
   end)
 
   it("from the command: the instance's role and a credentials URI found by the chain", function()
