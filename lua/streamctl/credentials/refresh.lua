@@ -11,9 +11,10 @@
 -- third of their life is left instead (the SDKs' rule would renew
 -- 15-minute STS credentials at every call), and an answer that is no newer
 -- than the current ones (a metadata service that has not rotated them yet)
--- counts as a failed renewal: tried again after the backoff, not at once. A failed renewal is tried again after a backoff with full jitter
--- (1 s doubling to 60 s, each wait a random fraction of its bound), never
--- at every call, so a metadata service or STS that is down is not stormed.
+-- counts as a failed renewal. A failed renewal is tried again after a
+-- backoff with full jitter (1 s doubling to 60 s, each wait a random
+-- fraction of its bound), never at every call, so a metadata service or STS
+-- that is down is not stormed.
 -- Once the credentials have expired and none could be had, `get` fails with
 -- an `auth` error naming the source, the expiry and the last failure, until
 -- a renewal succeeds.
