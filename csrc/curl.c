@@ -335,8 +335,12 @@ static CURLcode base_options(sc_xfer *x, const sc_opts *o) {
     SETOPT(c, CURLOPT_HEADERDATA, (void *)x);
     SETOPT(c, CURLOPT_PRIVATE, (void *)x);
     if (o->max_body > 0) SETOPT(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body);
-    /* An empty string disables proxies, including http_proxy & co. from the environment. */
-    SETOPT(c, CURLOPT_PROXY, o->proxy != NULL ? o->proxy : "");
+    /* An empty string disables proxies, including http_proxy & co. from the
+     * environment; "env" leaves CURLOPT_PROXY unset, so that libcurl reads
+     * them itself (https_proxy/HTTPS_PROXY, http_proxy, no_proxy/NO_PROXY),
+     * as the official SDKs read HTTPS_PROXY and NO_PROXY. */
+    if (o->proxy == NULL) SETOPT(c, CURLOPT_PROXY, "");
+    else if (strcmp(o->proxy, "env") != 0) SETOPT(c, CURLOPT_PROXY, o->proxy);
     if (o->ca_file != NULL) SETOPT(c, CURLOPT_CAINFO, o->ca_file);
     if (o->user_agent != NULL && o->user_agent[0] != '\0')
         SETOPT(c, CURLOPT_USERAGENT, o->user_agent);

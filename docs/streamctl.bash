@@ -17,77 +17,77 @@ _streamctl() {
                     case "$arg" in
                         create-live-pull-to-push)
                             cmd="$cmd create-live-pull-to-push"
-                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         delete-live-pull-to-push)
                             cmd="$cmd delete-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         describe-live-pull-to-push)
                             cmd="$cmd describe-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         describe-live-pull-to-push-list)
                             cmd="$cmd describe-live-pull-to-push-list"
-                            opts="$opts -h --help --region --dst-url --task-id --task-name --page-number --page-size --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --dst-url --task-id --task-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         describe-live-streams-block-list)
                             cmd="$cmd describe-live-streams-block-list"
-                            opts="$opts -h --help --domain-name --page-number --page-size --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         describe-live-streams-online-list)
                             cmd="$cmd describe-live-streams-online-list"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         forbid-live-stream)
                             cmd="$cmd forbid-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         forbid-live-streams)
                             cmd="$cmd forbid-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         restart-live-pull-to-push)
                             cmd="$cmd restart-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         resume-live-stream)
                             cmd="$cmd resume-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         resume-live-streams)
                             cmd="$cmd resume-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         stop-live-pull-to-push)
                             cmd="$cmd stop-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         update-live-pull-to-push)
                             cmd="$cmd update-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         whoami)
                             cmd="$cmd whoami"
-                            opts="$opts -h --help --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --sts-endpoint"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --sts-endpoint"
                             break
                             ;;
                     esac
@@ -102,42 +102,42 @@ _streamctl() {
                     case "$arg" in
                         describe-rtc-stream-state)
                             cmd="$cmd describe-rtc-stream-state"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                         forbid-cdn-live-stream)
                             cmd="$cmd forbid-cdn-live-stream"
-                            opts="$opts -h --help --stream-id --resume-time --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --stream-id --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                         forbid-rtc-stream)
                             cmd="$cmd forbid-rtc-stream"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                         forbid-rtc-streams)
                             cmd="$cmd forbid-rtc-streams"
-                            opts="$opts -h --help --from --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                         resume-cdn-live-stream)
                             cmd="$cmd resume-cdn-live-stream"
-                            opts="$opts -h --help --stream-id --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --stream-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                         resume-rtc-stream)
                             cmd="$cmd resume-rtc-stream"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                         resume-rtc-streams)
                             cmd="$cmd resume-rtc-streams"
-                            opts="$opts -h --help --from --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                     esac
@@ -234,6 +234,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -307,6 +311,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -373,6 +381,10 @@ _streamctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -461,6 +473,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -531,6 +547,10 @@ _streamctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -612,6 +632,10 @@ _streamctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -704,6 +728,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -793,6 +821,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -863,6 +895,10 @@ _streamctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -943,6 +979,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1020,6 +1060,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1090,6 +1134,10 @@ _streamctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1194,6 +1242,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1255,6 +1307,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1313,6 +1369,10 @@ _streamctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1392,6 +1452,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1446,6 +1510,10 @@ _streamctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1506,6 +1574,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1559,6 +1631,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1609,6 +1685,10 @@ _streamctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1669,6 +1749,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1722,6 +1806,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1768,6 +1856,10 @@ _streamctl() {
                     return 0
                     ;;
                 --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;

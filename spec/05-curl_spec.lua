@@ -295,6 +295,21 @@ describe("streamctl.curl", function()
       assert.equal("streamctl.invalid:8080", host)
     end)
 
+    it("with proxy = \"env\", takes the environment's proxy and its no_proxy; without, ignores them", function()
+      -- a process of its own, whose environment names this server as the proxy
+      local function target(proxy_opt, extra_env)
+        local code = "local curl = require 'streamctl.curl' local h = curl.easy { proxy = " .. proxy_opt .. " } "
+          .. "local res, err = h:request { url = 'http://127.0.0.1:" .. port .. "/echo?x=1' } "
+          .. "io.write(res and require('cjson').decode(res.body).target or tostring(err and err.message))"
+        return process.capture("env -u LD_PRELOAD http_proxy=http://127.0.0.1:" .. port .. " " .. (extra_env or "")
+          .. " " .. process.quote(process.interpreter()) .. " -e " .. process.quote(code))
+      end
+      -- through the proxy: the absolute form; directly: the path only
+      assert.equal("http://127.0.0.1:" .. port .. "/echo?x=1", target("'env'"))
+      assert.equal("/echo?x=1", target("'env'", "no_proxy=127.0.0.1"))
+      assert.equal("/echo?x=1", target("nil"))
+    end)
+
     it("accepts an upper-case scheme", function()
       local res = assert(easy():request({ url = "HTTP://127.0.0.1:" .. port .. "/json" }))
       assert.equal(200, res.status)
@@ -801,9 +816,11 @@ describe("streamctl.transport.curl", function()
 
   it("checks its options at construction: nil, err naming the option; other keys (a client's) not looked at", function()
     refused("option 'timeout_ms' must be at least 1", transport.new { timeout_ms = 0 })
-    refused("option 'proxy' must look like http://host:port (schemes: http, https, socks4, socks4a, socks5, socks5h)",
+    refused("option 'proxy' must look like http://host:port (schemes: http, https, socks4, socks4a, socks5, socks5h), or be "
+      .. "\"env\" (the environment's https_proxy and no_proxy)",
       transport.new { proxy = "ftp://h:1" })
-    refused("option 'proxy' must look like http://host:port (schemes: http, https, socks4, socks4a, socks5, socks5h)",
+    refused("option 'proxy' must look like http://host:port (schemes: http, https, socks4, socks4a, socks5, socks5h), or be "
+      .. "\"env\" (the environment's https_proxy and no_proxy)",
       transport.new { proxy = "http://" })
     local t = assert(transport.new { timeout_ms = 500, access_key_id = "not the transport's" })
     t.close()

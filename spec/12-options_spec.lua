@@ -52,7 +52,8 @@ local COMMON = {
   { { proxy = {} }, "option 'proxy' must be a non-empty string" },
   { { proxy = "http://proxy:3128\nX: y" }, "option 'proxy' must not contain whitespace or control characters" },
   { { proxy = "ftp://proxy:21" },
-    "option 'proxy' must look like http://host:port (schemes: http, https, socks4, socks4a, socks5, socks5h)" },
+    "option 'proxy' must look like http://host:port (schemes: http, https, socks4, socks4a, socks5, socks5h), or be "
+      .. "\"env\" (the environment's https_proxy and no_proxy)" },
   { { concurrency = 0 }, "option 'concurrency' must be at least 1" },
   { { concurrency = 257 }, "option 'concurrency' must be at most 256" },
   { { rate_burst = 0 }, "option 'rate_burst' must be at least 1" },

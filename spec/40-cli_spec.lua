@@ -234,6 +234,9 @@ describe("streamctl (the command)", function()
           "--timeout must be an integer > 0 (got '0')" },
         { ali("resume-live-stream --domain-name d --app-name a --stream-name s --concurrency x"),
           "--concurrency must be an integer > 0 (got 'x')" },
+        { ali("resume-live-stream --domain-name d --app-name a --stream-name s --proxy ftp://proxy:21"),
+          "streamctl: '--proxy' must look like http://host:port (schemes: http, https, socks4, socks4a, socks5, "
+          .. "socks5h), or be \"env\" (the environment's https_proxy and no_proxy)\n" },
         { ali("resume-live-stream --domain-name d --app-name a --stream-name s --rate=-1"),
           "--rate must be a number >= 0.0001 (got '-1')" },
         -- (the lowest rate pacing keeps: below it, the slots' arithmetic overflows and sends unpaced)

@@ -177,6 +177,9 @@ local function add_common(cmd, provider)
   cmd:group("Connection",
     cmd:option("--endpoint", "The API endpoint, https://host[:port] (default: the provider's)."):argname("<url>"),
     cmd:option("--ca-file", "Trust this CA bundle (TLS verification is always on)."):argname("<file>"),
+    cmd:option("--proxy", "Send through this proxy, http://host:port, or 'env': the environment's https_proxy "
+      .. "and no_proxy (default: none; the environment is ignored). Credential requests use it too; the "
+      .. "ECS metadata service never does."):argname("<url|env>"),
     cmd:option("--timeout", "Per attempt, in milliseconds (default: 10000)."):argname("<ms>"),
     cmd:option("--concurrency", "Requests in flight for batches (default: 8)."):argname("<n>"),
     cmd:option("--rate", format("Send no action faster than this, in requests per second, at least %s: one "
@@ -453,6 +456,7 @@ local function client_options(provider, args, defaults, where, getenv)
   if not ok then return nil, why end
   o.ca_file = args.ca_file or defaults.ca_file
   o.endpoint = args.endpoint
+  o.proxy = args.proxy
   if args.emulator then
     local dir = args.emulator_dir or emulator.dir()
     o.endpoint = o.endpoint or format("https://127.0.0.1:%d", PROVIDERS[provider].emulator_port)
@@ -486,7 +490,8 @@ local function client_options(provider, args, defaults, where, getenv)
     c, source = p.emulator_account, "the emulator's account"
   else
     local err, w
-    c, err, w, source = credentials[provider] { profile = args.profile, getenv = getenv, ca_file = o.ca_file }
+    c, err, w, source = credentials[provider] { profile = args.profile, getenv = getenv, ca_file = o.ca_file,
+                                                proxy = o.proxy }
     for _, x in ipairs(w) do warnings[#warnings + 1] = x end
     if not c then return nil, err, warnings end
   end
@@ -497,7 +502,8 @@ end
 -- `streamctl aliyun whoami`: who the credentials are, and where they came from.
 local function run_whoami(out, opts, args, output, source, getenv)
   local sts = args.sts_endpoint or (args.emulator and opts.endpoint) or nil
-  local who, err = credentials.identity(opts, { sts_endpoint = sts, ca_file = opts.ca_file, getenv = getenv })
+  local who, err = credentials.identity(opts, { sts_endpoint = sts, ca_file = opts.ca_file, proxy = opts.proxy,
+                                                getenv = getenv })
   if not who then
     out:warn((gsub(tostring(err), "^streamctl: ", "")))
     return M.EXIT.failed

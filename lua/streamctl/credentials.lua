@@ -199,8 +199,8 @@ end
 --- Alibaba Cloud credentials: the source the official chain picks
 -- (`streamctl.credentials.aliyun` the module: its order, and where streamctl
 -- is stricter), as a client's options.
--- @tparam[opt] table opts `{ profile =, ca_file =, shared_dict =, getenv =, home = }` (getenv and home:
---   for tests; ca_file and shared_dict: see `holder`)
+-- @tparam[opt] table opts `{ profile =, ca_file =, proxy =, shared_dict =, getenv =, home = }` (getenv
+--   and home: for tests; the others: see `holder`)
 -- @return `{ access_key_id, access_key_secret, security_token }`, or nil and why;
 --   the warnings; the source
 function M.aliyun(opts)
@@ -218,7 +218,8 @@ function M.aliyun(opts)
     return { access_key_id = source.access_key_id, access_key_secret = source.access_key_secret,
              security_token = source.security_token }, nil, warnings, source.from
   end
-  local holder, why = M.holder(source, { getenv = getenv, ca_file = opts.ca_file, shared_dict = opts.shared_dict })
+  local holder, why = M.holder(source, { getenv = getenv, ca_file = opts.ca_file, proxy = opts.proxy,
+                                         shared_dict = opts.shared_dict })
   if not holder then return nil, why, warnings end
   return { credentials = holder }, nil, warnings, source.from
 end
@@ -240,7 +241,7 @@ end
 -- or another role's holder), or none (AssumeRoleWithOIDC is anonymous).
 local NO_KEYS = { get = function() return nil, "AssumeRoleWithOIDC is sent unsigned" end }
 local function sts_client(source, opts, getenv)
-  local o = { endpoint = sts_endpoint(source, getenv), ca_file = opts.ca_file }
+  local o = { endpoint = sts_endpoint(source, getenv), ca_file = opts.ca_file, proxy = opts.proxy }
   local keys = source.source
   if not keys then
     o.credentials = NO_KEYS
@@ -302,9 +303,10 @@ end
 -- tests only, stands in for the metadata service's address
 -- (100.100.100.200), which no test may reach.
 -- @param source from streamctl.credentials.aliyun.resolve
--- @tparam[opt] table opts `{ getenv =, ca_file =, shared_dict = }` (ca_file: for STS and an
---   https credentials URI; shared_dict: inside nginx, the lua_shared_dict through which every
---   worker shares the credentials and renews them once)
+-- @tparam[opt] table opts `{ getenv =, ca_file =, proxy =, shared_dict = }` (ca_file, proxy: for
+--   STS and a credentials URI, as the client's, never for the metadata service; shared_dict:
+--   inside nginx, the lua_shared_dict through which every worker shares the credentials and
+--   renews them once)
 function M.holder(source, opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
@@ -333,6 +335,7 @@ function M.holder(source, opts)
     timeout_ms = imds and sources.IMDS_TIMEOUT_MS or sources.URI_TIMEOUT_MS,
     connect_timeout_ms = imds and sources.IMDS_CONNECT_TIMEOUT_MS or sources.URI_CONNECT_TIMEOUT_MS,
     ca_file = (not imds) and opts.ca_file or nil,
+    proxy = (not imds) and opts.proxy or nil, -- (the metadata service is never reached through a proxy)
   }
   if not exchange then return nil, tostring(err) end
   local base = getenv("STREAMCTL_TEST_IMDS_ENDPOINT")
@@ -347,7 +350,7 @@ end
 -- @tparam table creds a client's credential options: `{ access_key_id,
 --   access_key_secret, security_token }` or `{ credentials = holder }` (as
 --   `aliyun` gives them)
--- @tparam[opt] table opts `{ sts_endpoint =, ca_file =, getenv = }`: STS
+-- @tparam[opt] table opts `{ sts_endpoint =, ca_file =, proxy =, getenv = }`: STS
 --   (default: $ALIBABA_CLOUD_STS_ENDPOINT, else https://sts.aliyuncs.com)
 -- @return `{ account_id, identity_type, arn, principal_id, user_id, role_id,
 --   request_id }`, or nil and an error
@@ -355,6 +358,7 @@ function M.identity(creds, opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
   local o = { endpoint = sts_endpoint({ sts_endpoint = opts.sts_endpoint }, getenv), ca_file = opts.ca_file,
+              proxy = opts.proxy,
               credentials = creds.credentials, access_key_id = creds.access_key_id,
               access_key_secret = creds.access_key_secret, security_token = creds.security_token }
   local sts, err = require("streamctl.sts").new(o)

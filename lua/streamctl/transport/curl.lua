@@ -31,10 +31,12 @@ local PROXY_SCHEMES = { http = true, https = true, socks4 = true, socks4a = true
 
 local function check_proxy(v)
   if type(v) ~= "string" or v == "" then return nil, "must be a non-empty string" end
+  if v == "env" then return v end -- (the environment's https_proxy, no_proxy: libcurl reads them)
   if find(v, "[%c%s]") then return nil, "must not contain whitespace or control characters" end
   local scheme, authority = url.split(v)
   if not scheme or authority == "" or not PROXY_SCHEMES[scheme] then
-    return nil, "must look like http://host:port (schemes: http, https, socks4, socks4a, socks5, socks5h)"
+    return nil, "must look like http://host:port (schemes: http, https, socks4, socks4a, socks5, socks5h), or "
+      .. "be \"env\" (the environment's https_proxy and no_proxy)"
   end
   return v
 end
