@@ -144,17 +144,12 @@ describe("the doc test's comparison of output", function()
   end)
 end)
 
-local function preloaded()
-  local p = os.getenv("LD_PRELOAD") or ""
-  return p:find("vgpreload", 1, true) or p:find("libasan", 1, true)
-end
-
 describe("the docs' examples", function()
   if rawget(_G, "jit") then
     pending("run once, in the Lua 5.4 run (make test-5.4): each is a program of its own, not this interpreter's")
     return
   end
-  if preloaded() then
+  if process.preloaded() then
     pending("run once, in the plain Lua 5.4 run: under valgrind or ASan they would be the same programs again")
     return
   end

@@ -107,6 +107,14 @@ function M.exit_status(a, _, code)
   return code
 end
 
+--- Whether this process runs under `make valgrind` or `make asan` (their
+-- runtime preloaded): specs whose work is in processes of their own run it
+-- once, in the plain run, and are pending here.
+function M.preloaded()
+  local p = os.getenv("LD_PRELOAD") or ""
+  return p:find("vgpreload", 1, true) ~= nil or p:find("libasan", 1, true) ~= nil
+end
+
 --- The `streamctl` command as `make build` installed it for this spec's
 -- interpreter: the luarocks tree build/5.4 or build/jit, with only that tree
 -- on the module paths, in an empty environment with `opts.home` as HOME (none
