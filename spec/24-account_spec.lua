@@ -14,6 +14,7 @@ local cli = require "streamctl.cli"
 local core = require "streamctl.core"
 local curl = require "streamctl.transport.curl"
 local ratelimit = require "streamctl.ratelimit"
+local log = require "streamctl.log"
 
 local UID = "1234567890123456"
 local EDGE_UID = "2000000000000001"
@@ -251,15 +252,72 @@ describe("the budget belongs to the account", function()
         end,
         set = function(_, ...) return store:set(...) end,
       }
-      local function transport()
+      -- Live answers; STS GetCallerIdentity answers `identity` (JSON text)
+      local sent = {}
+      local function transport_for(identity)
+        return function(req)
+          local action = req.headers["x-acs-action"]
+          sent[#sent + 1] = action .. " " .. req.url:match("^https://([^/]+)")
+          if action == "GetCallerIdentity" then return { status = 200, headers = {}, body = identity } end
+          return { status = 200, headers = {}, body = '{"RequestId":"R1"}' }
+        end
+      end
+      local WHO = '{"RequestId":"R2","AccountId":"%s","Arn":"acs:ram::%s:user/edge","IdentityType":"RAMUser"}'
+      local warnings = {}
+      local warn = log.warn
+      log.warn = function(msg) warnings[#warnings + 1] = msg end
+      local clients = {
+        { account_id = UID, transport = transport_for("{}") },
+        -- no account_id: STS says it, asked once (the second call and client know it)
+        { transport = transport_for(WHO:format(EDGE_UID, EDGE_UID)) },
+        { transport = transport_for(WHO:format(EDGE_UID, EDGE_UID)) },
+        -- STS answers nothing usable: the one budget of unknown accounts, said once
+        { transport = transport_for("{}"), access_key_id = "LTAIedge2", endpoint = "https://live.cn-shanghai.aliyuncs.com" },
+        { transport = transport_for("{}"), access_key_id = "LTAIedge2", endpoint = "https://live.cn-shanghai.aliyuncs.com" },
+      }
+      for _, extra in ipairs(clients) do
+        extra.rate_limit_store = watched
+        c = assert(ali(extra))
+        for _ = 1, 2 do
+          assert(c:resume_live_stream { domain_name = "d.example.com", app_name = "a", stream_name = "s" })
+        end
+      end
+      log.warn = warn
+      assert.same({ "aliyun:" .. UID .. ":ResumeLiveStream", "aliyun:" .. EDGE_UID .. ":ResumeLiveStream",
+                    "aliyun:unknown-account:ResumeLiveStream" }, keys)
+      assert.same({
+        "ResumeLiveStream live.aliyuncs.com", "ResumeLiveStream live.aliyuncs.com",
+        "GetCallerIdentity sts.aliyuncs.com", "ResumeLiveStream live.aliyuncs.com",
+        "ResumeLiveStream live.aliyuncs.com", "ResumeLiveStream live.aliyuncs.com",
+        "ResumeLiveStream live.aliyuncs.com",
+        -- (asked again only after LOOKUP_RETRY_S)
+        "GetCallerIdentity sts.cn-shanghai.aliyuncs.com",
+        "ResumeLiveStream live.cn-shanghai.aliyuncs.com", "ResumeLiveStream live.cn-shanghai.aliyuncs.com",
+        "ResumeLiveStream live.cn-shanghai.aliyuncs.com", "ResumeLiveStream live.cn-shanghai.aliyuncs.com",
+      }, sent)
+      assert.equal(1, #warnings)
+      assert.matches("^streamctl: the account behind AccessKeyId LTAIedge2 is unknown %(STS GetCallerIdentity at "
+        .. "https://sts.cn%-shanghai.aliyuncs.com: .-%); its calls are paced under one budget with every other "
+        .. "unknown account's until STS answers %(asked again every 60 s%); give account_id to say it$", warnings[1])
+      assert.not_matches("secret", warnings[1])
+    end)
+
+    it("asks STS for the account only when the budget is shared, or never with account_id", function()
+      local sent = 0
+      local function transport(req)
+        sent = sent + 1
+        assert.equal("ResumeLiveStream", req.headers["x-acs-action"])
         return { status = 200, headers = {}, body = '{"RequestId":"R1"}' }
       end
-      for _, extra in ipairs { { account_id = UID }, {} } do
-        extra.rate_limit_store, extra.transport = watched, transport
-        c = assert(ali(extra))
+      for _, extra in ipairs { { transport = transport }, { transport = transport, rate_limits = false },
+                               { transport = transport, rate_limit_store = ratelimit.memory_store(), account_id = UID } } do
+        extra.access_key_id = "LTAIprivate"
+        local c = assert(ali(extra))
         assert(c:resume_live_stream { domain_name = "d.example.com", app_name = "a", stream_name = "s" })
+        -- a private budget's key is the AccessKeyId's, as before
+        assert.equal(extra.account_id or "LTAIprivate", c:account())
       end
-      assert.same({ "aliyun:" .. UID .. ":ResumeLiveStream", "aliyun:LTAIedge1:ResumeLiveStream" }, keys)
+      assert.equal(3, sent)
     end)
 
     it("refuses an account_id that is not 1 to 32 decimal digits as a string, naming the option", function()
@@ -324,12 +382,12 @@ describe("the budget belongs to the account", function()
     -- emulator's 30: one budget sends under the account's cap with room for
     -- a late send, two budgets send at about 50/s.
     local STREAMS = 25
-    local function two_machines(account_id)
+    local function two_machines(account_id, stores)
       local store = ratelimit.memory_store()
       local function machine(n)
         return function()
           local c = assert(streamctl.aliyun.new {
-            endpoint = server.aliyun_url, transport = cooperative(), rate_limit_store = store,
+            endpoint = server.aliyun_url, transport = cooperative(), rate_limit_store = stores and stores[n] or store,
             access_key_id = "LTAIedge" .. n, access_key_secret = "edge" .. n .. "-secret",
             account_id = account_id, rate_limits = { ResumeLiveStream = 25 },
           })
@@ -363,8 +421,26 @@ describe("the budget belongs to the account", function()
       assert.same({ LTAIedge1 = STREAMS, LTAIedge2 = STREAMS }, seen)
     end)
 
-    it("without account_id, gives each AccessKey a budget of its own, and the account is throttled", function()
+    it("without account_id, asks STS once per AccessKey and paces both on the account's budget: zero throttled",
+      function()
+      local reports = two_machines(nil)
+      for _, r in ipairs(reports) do assert.equal(STREAMS, r.succeeded) end
+      local c = server:state().aliyun.counters.ResumeLiveStream
+      assert.equal(0, c.throttled)
+      assert.equal(2 * STREAMS, c.accepted)
+      local asked = {}
+      for _, e in ipairs(server:log { action = "GetCallerIdentity" }) do asked[#asked + 1] = e.account end
+      table.sort(asked)
+      assert.same({ "LTAIedge1", "LTAIedge2" }, asked)
+      -- a second run asks nobody: the account is remembered per AccessKey (and STS endpoint)
+      server:reset()
       two_machines(nil)
+      assert.same({}, server:log { action = "GetCallerIdentity" })
+      assert.equal(0, server:state().aliyun.counters.ResumeLiveStream.throttled)
+    end)
+
+    it("with a budget each (what keying by AccessKeyId did), the account is throttled", function()
+      two_machines(nil, { ratelimit.memory_store(), ratelimit.memory_store() })
       local c = server:state().aliyun.counters.ResumeLiveStream
       assert.is_true(c.throttled > 0, "two budgets of one account were never throttled")
     end)

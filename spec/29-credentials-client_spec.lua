@@ -44,15 +44,36 @@ describe("an Aliyun client with self-renewing credentials", function()
     server:clock { offset = offset }
   end
 
-  local function client(fetch)
+  -- `store`: a rate_limit_store (a shared budget) and no account_id (STS is asked)
+  local function client(fetch, store)
     local exchange = assert(sources.exchange { timeout_ms = 1000, connect_timeout_ms = 1000 })
     local holder = refresh.new { source = "the ECS instance's RAM role edge", clock = clock, stale_s = STALE,
       fetch = fetch or assert(sources.fetcher({ type = "ecs_ram_role", from = "x", role_name = "edge" }, exchange,
         server.imds_url)) }
     local c = assert(aliyun.new { endpoint = server.aliyun_tls_url, ca_file = server.ca_file, credentials = holder,
-                                  clock = clock, account_id = UID })
+                                  clock = clock, account_id = not store and UID or nil, rate_limit_store = store })
     return c, holder
   end
+
+  it("the account behind the instance's role (no ARN in its answer): asked of STS once, it keys a shared budget",
+    function()
+    local store = require("streamctl.ratelimit").memory_store()
+    local c = client(nil, store)
+    assert.equal("unknown-account", c:account()) -- (not known before the first call asks)
+    local streams = { "a1", "a2", "a3" }
+    for round = 1, 3 do
+      local report = c:resume_live_streams { domain_name = "push.example.com", app_name = "live",
+                                             stream_names = streams }
+      assert.equal(3, report.succeeded)
+      if round < 3 then advance(LIFE - STALE + 1) end -- (renewed: the account stays known)
+    end
+    assert.equal(UID, c:account())
+    local asked = server:log { action = "GetCallerIdentity" }
+    assert.equal(1, #asked)
+    assert.equal(200, asked[1].status)
+    assert.matches("^STS%.", asked[1].account) -- signed with the role's temporary key
+    c:close()
+  end)
 
   it("signs every attempt with the current credentials: " .. CALLS .. " calls across three expiries, no auth failure",
     function()

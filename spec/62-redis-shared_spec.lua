@@ -293,7 +293,7 @@ describe("one provider budget in Redis", function()
       assert.equal(1, count_lines(e, "^streamctl: Redis at 127%.0%.0%.1:%d+ answers again"), "client " .. i .. "'s notices:\n" .. e)
       -- (restarted without its data: the schedule is gone, which is said, and waited out)
       assert.equal(1, count_lines(e, "^streamctl: Redis at 127%.0%.0%.1:%d+ lost the shared rate%-limit schedule of "
-        .. "aliyun:LTAIemulatorKey: its key is gone"), "client " .. i .. "'s notices:\n" .. e)
+        .. "aliyun:" .. emu.aliyun_uid("LTAIemulatorKey") .. ": its key is gone"), "client " .. i .. "'s notices:\n" .. e)
       assert.equal(3, count_lines(e, "."), "client " .. i .. " said more:\n" .. e)
     end
     -- While Redis was down (after the slots it had handed out were used):

@@ -381,7 +381,7 @@ assert(available, why_not) -- `make test` installs nginx; a spec that cannot run
 
 local FALLBACK = "streamctl: the rate%-limit store failed %(shared dict set: no memory%); pacing in this process"
 local ZEGO_BUDGET = "zego:1234567890:ResumeRTCStreams"
-local ALIYUN_BUDGET = "aliyun:LTAIemulatorKey:ResumeLiveStream"
+local ALIYUN_BUDGET = "aliyun:" .. emu.aliyun_uid("LTAIemulatorKey") .. ":ResumeLiveStream" -- (its account, from STS)
 
 -- Runs fn(srv) against a driver nginx, and stops it whatever fn does.
 local function with_driver(emulator, workers, size, fn)

@@ -12,9 +12,12 @@ local options = require "streamctl.options"
 local encode = require "streamctl.encode"
 local errors = require "streamctl.errors"
 local jsonenc = require "streamctl.json"
+local log = require "streamctl.log"
+local curl_options = require("streamctl.transport.curl").OPTIONS
 
-local type, tostring, tonumber, ipairs, setmetatable = type, tostring, tonumber, ipairs, setmetatable
-local format = string.format
+local type, tostring, tonumber, ipairs, pairs, setmetatable, pcall = type, tostring, tonumber, ipairs, pairs,
+  setmetatable, pcall
+local format, match = string.format, string.match
 
 local M = {}
 
@@ -76,6 +79,42 @@ end
 --- The rule an `account_id` breaks (a message fragment), or nil.
 M.account_id_rule = account_id_rule
 
+--- The budget key of clients whose account is not known (the lookup below
+-- failed, or has not answered yet): one budget for all of them, which can
+-- only send less than the caps allow, never more.
+M.UNKNOWN_ACCOUNT = "unknown-account"
+--- Seconds before a failed account lookup is tried again.
+M.LOOKUP_RETRY_S = 60
+--- Seconds a call waits for a lookup another coroutine of the process has
+-- under way (inside nginx) before it paces as UNKNOWN_ACCOUNT.
+M.LOOKUP_WAIT_S = 10
+
+-- The account behind credentials that name none (no `account_id`, no role
+-- ARN): STS GetCallerIdentity, asked once per credential source in a
+-- process and remembered: the state of each AccessKeyId's lookup (by STS
+-- endpoint and key id), and of each holder's (on the holder). Asked only when the budget is shared (a
+-- rate_limit_store, shared_dict or Redis): a client's own budget is keyed
+-- by nothing another client sees.
+local LOOKUPS = {}
+
+--- Where a client's account lookup asks STS unless `sts_endpoint` says:
+-- $ALIBABA_CLOUD_STS_ENDPOINT (given by the client: `env`), else for an
+-- Alibaba Cloud endpoint the STS of its region (live.<region>.aliyuncs.com ->
+-- sts.<region>.aliyuncs.com; live.aliyuncs.com -> sts.aliyuncs.com), else
+-- the endpoint itself: a gateway or the emulator, which serves STS beside
+-- the API; anything else would send the keys somewhere the caller never named.
+-- @tparam table endpoint the client's (options.parse_endpoint)
+-- @tparam[opt] string env $ALIBABA_CLOUD_STS_ENDPOINT
+function M.sts_endpoint_for(endpoint, env)
+  if env and env ~= "" then return match(env, "^https?://") and env or "https://" .. env end
+  local host = endpoint.host
+  if host == "live.aliyuncs.com" then return "https://sts.aliyuncs.com" end
+  local region = match(host, "^live%.([%w%-]+)%.aliyuncs%.com$")
+  if region then return "https://sts." .. region .. ".aliyuncs.com" end
+  if match(host, "%.aliyuncs%.com$") then return "https://sts.aliyuncs.com" end
+  return endpoint.url
+end
+
 --- A product's rules: `spec` gives `provider`, `version`, `endpoint` (the
 -- default), `operations`, `methods`, `batches` and optionally `streams`
 -- (the streams an action changes) and `refused(action, status, data)` (an
@@ -94,6 +133,8 @@ function M.rules(spec)
       { name = "security_token", type = "custom", check = token_value },
       { name = "signature_version", type = "string", enum = { "v3", "v1" } },
       { name = "account_id", type = "custom", check = account_id_value },
+      -- where the account is asked when account_id is not given (M.sts_endpoint_for)
+      { name = "sts_endpoint", type = "custom", check = options.parse_endpoint },
       -- temporary credentials that renew themselves (streamctl.credentials.refresh)
       { name = "credentials", type = "object", methods = { "get" } },
     },
@@ -131,27 +172,122 @@ function M.rules(spec)
   -- the options or the environment by the client: streamctl.credentials);
   -- the token is kept in TOKENS.
   function r.configure(self, o, creds)
+    local sts = o.sts_endpoint and o.sts_endpoint.url
+    if not sts then
+      local variable = "ALIBABA_CLOUD_STS_ENDPOINT"
+      sts = M.sts_endpoint_for(self.endpoint, require("streamctl.credentials").variable(variable))
+      local ok, why = options.parse_endpoint(sts)
+      if not ok then return nil, format("environment variable %s %s", variable, why) end
+    end
+    -- (the transport's options, for the lookup: never the whole options, which hold the secret)
+    local lookup = { transport = o.transport }
+    for _, t in ipairs(curl_options) do lookup[t.name] = o[t.name] end
+    local fields = { account_id = o.account_id, signature_version = o.signature_version or "v3",
+                     _sts_endpoint = sts, _lookup_options = lookup, _lookup_dict = o.shared_dict }
     if creds.credentials then
-      return { account_id = o.account_id, signature_version = o.signature_version or "v3",
-               _holder = creds.credentials }
+      fields._holder = creds.credentials
+      return fields
     end
     local secret = creds.access_key_secret
     TOKENS[self] = creds.security_token
-    return {
-      access_key_id = creds.access_key_id,
-      account_id = o.account_id,
-      signature_version = o.signature_version or "v3",
-      _secret = options.is_secret(secret) and secret or core.secret(secret),
-    }
+    fields.access_key_id = creds.access_key_id
+    fields._secret = options.is_secret(secret) and secret or core.secret(secret)
+    return fields
   end
 
-  --- The budget's owner: the account UID when `account_id` is given, so that
-  -- every key of one account shares one budget (in a shared store: Redis,
-  -- shared_dict, one rate_limit_store); else the AccessKeyId, a budget of its
-  -- own, which over-sends when several keys of one account run at once.
-  function r.account(self)
+  -- The state of the lookup of `self`'s account (see LOOKUPS), or nil when
+  -- its credentials say the account (a holder's role ARN).
+  local function lookup_of(self)
     local h = self._holder
-    return self.account_id or self.access_key_id or h.account_id or ("source " .. tostring(h.source or h))
+    if not h then
+      local id = self.access_key_id
+      local key = self._sts_endpoint .. " " .. id -- (one key id may be an emulator's and a real one)
+      local st = LOOKUPS[key]
+      if not st then st = { source = "AccessKeyId " .. id, key = key, retry_at = -1 / 0 }; LOOKUPS[key] = st end
+      return st
+    end
+    if h.account_id then return nil end
+    local st = h._account_lookup
+    if not st then
+      local source = tostring(h.source or "the credentials")
+      st = { source = source, key = self._sts_endpoint .. " " .. source, retry_at = -1 / 0 }
+      h._account_lookup = st
+    end
+    return st
+  end
+
+  --- The budget's owner: the account UID. Alibaba Cloud counts a QPS cap per
+  -- account, over all its RAM users' keys and STS sessions, so that every
+  -- client of one account must share one budget: `account_id` when given,
+  -- else a role ARN's UID, else the UID STS gave (`resolve_account`); while
+  -- that is unknown, UNKNOWN_ACCOUNT when the budget is shared, and the
+  -- AccessKeyId or the source when it is the client's own (nothing else sees it).
+  function r.account(self)
+    if self.account_id then return self.account_id end
+    local st = lookup_of(self)
+    if not st then return self._holder.account_id end
+    if st.uid then return st.uid end
+    if self._pacer and self._pacer.shared then return M.UNKNOWN_ACCOUNT end
+    return self.access_key_id or ("source " .. st.source)
+  end
+
+  -- Asks STS who `self`'s credentials are: the account UID, or nil and why.
+  local function ask(self)
+    local so = { endpoint = self._sts_endpoint, rate_limits = false, retry = { attempts = 2 } }
+    for k, v in pairs(self._lookup_options) do so[k] = v end
+    local given = type(so.transport) == "table"
+    if self._holder then
+      so.credentials = self._holder
+    else
+      so.credentials = { get = function()
+        return { access_key_id = self.access_key_id, access_key_secret = self._secret, security_token = TOKENS[self] }
+      end }
+    end
+    local sts, err = require("streamctl.sts").new(so)
+    if not sts then return nil, tostring(err) end
+    local res, cerr = sts:get_caller_identity {}
+    if not given then sts:close() end -- (a transport the caller gave is the caller's to close)
+    if not res then return nil, tostring(cerr) end
+    local why = account_id_rule(res.AccountId)
+    if why then return nil, "its AccountId " .. why end
+    return res.AccountId
+  end
+
+  --- Before a call or batch: when the budget is shared and the account is
+  -- not known, asks STS once (GetCallerIdentity; a failure is said once and
+  -- asked again after LOOKUP_RETRY_S, the calls meanwhile paced as
+  -- UNKNOWN_ACCOUNT: the safe side). `sleep` waits for a lookup another
+  -- coroutine has under way.
+  function r.resolve_account(self, sleep)
+    if self.account_id or not (self._pacer and self._pacer.shared) then return end
+    local st = lookup_of(self)
+    if not st or st.uid then return end
+    local monotonic = self._monotonic
+    local deadline = monotonic() + M.LOOKUP_WAIT_S
+    while st.pending and monotonic() < deadline do sleep(0.02) end
+    if st.uid or st.pending or monotonic() < st.retry_at then return end
+    -- inside nginx, what another worker learnt (an account never changes: kept for the dict's life)
+    local dict, dict_key = self._lookup_dict, "streamctl:account:" .. st.key
+    local known = dict and dict:get(dict_key)
+    if known then st.uid = known; return end
+    st.pending = true
+    local ok, uid, why = pcall(ask, self)
+    st.pending = false
+    if ok and uid then
+      st.uid = uid
+      if dict then dict:set(dict_key, uid) end -- (no room: each worker asks once, which is all)
+      if st.warned then log.warn(format("streamctl: %s is account %s: its calls share that account's budget "
+        .. "from now on", st.source, uid)) end
+      return
+    end
+    st.retry_at = monotonic() + M.LOOKUP_RETRY_S
+    if not st.warned then
+      st.warned = true
+      log.warn(format("streamctl: the account behind %s is unknown (STS GetCallerIdentity at %s: %s); its calls "
+        .. "are paced under one budget with every other unknown account's until STS answers (asked again every "
+        .. "%d s); give account_id to say it", st.source, self._sts_endpoint, tostring(ok and why or uid),
+        M.LOOKUP_RETRY_S))
+    end
   end
 
   -- The credentials to sign with now: the client's own, or its holder's

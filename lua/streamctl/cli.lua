@@ -207,7 +207,7 @@ local function add_common(cmd, provider)
         :choices { "v3", "v1" },
       cmd:option("--account-id", "The account's UID (decimal digits): the rate-limit budget is the "
         .. "account's, shared by all its AccessKeys and STS sessions (default: $ALIBABA_CLOUD_ACCOUNT_ID; "
-        .. "without it, each AccessKey ID paces as an account of its own)."):argname("<uid>")
+        .. "without it, a role's ARN, else, with --redis, STS GetCallerIdentity asked once)."):argname("<uid>")
     )
   else
     cmd:group("Credentials (default: ZEGO_APP_ID and ZEGO_SERVER_SECRET, then ~/.config/streamctl/config)",

@@ -41,6 +41,8 @@
 --   nonce_rule(nonce) -> nil | rule broken    (what any nonce source must give)
 --   common_params  set of lower-case names the signature owns (refused in params)
 --   account(self) -> the id the provider's rate limits apply to
+--   resolve_account(self, sleep)              (optional: before each call or batch, finds the
+--                account when it is not known yet: Alibaba Cloud's STS GetCallerIdentity)
 --   secrets(self) -> array of strings never to be shown
 --   redact = { query = { names }, headers = { [lower-case name] = "all" | "signature" } }
 --                what of a signed request a dry run must not show: query (or form)
@@ -168,7 +170,8 @@ function Client:now()
 end
 
 --- The account the provider's limits apply to, which keys the pacing budget
--- (Aliyun: the `account_id` option, else the AccessKeyId; ZEGO: the AppId).
+-- (Aliyun: the `account_id` option, else a role ARN's UID, else the UID STS
+-- answered once the budget is shared, see docs/pacing.md; ZEGO: the AppId).
 function Client:account()
   return self._rules.account(self)
 end
@@ -234,6 +237,8 @@ end
 
 -- Runs jobs on this client's engine (its concurrency unless `opts` says).
 function Client:_run(jobs, opts)
+  local resolve = self._rules.resolve_account
+  if resolve then resolve(self, self._sleep) end
   opts = opts or {}
   opts.concurrency = opts.concurrency or self._concurrency
   return self._engine:run(jobs, opts)
@@ -461,6 +466,7 @@ local function make(class, o, creds)
   local io, why = io_for(self, o)
   if not io then return nil, why end
   self._engine = engine_for(self, io)
+  self._sleep = io.sleep
   return self
 end
 

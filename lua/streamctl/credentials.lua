@@ -6,8 +6,7 @@
 -- ~/.alibabacloud/credentials, the ECS instance's role, a credentials URI),
 -- written in streamctl.credentials.aliyun with where streamctl is stricter.
 -- The sources that give temporary credentials by a role (RAM role ARN, OIDC,
--- ECS, URI) are recognised and refused, naming the source, until streamctl
--- gets and refreshes such credentials.
+-- ECS, URI) give a holder that renews them (`holder`, streamctl.credentials.refresh).
 --
 -- ZEGO: ZEGO_APP_ID and ZEGO_SERVER_SECRET, then streamctl's own file,
 -- ~/.config/streamctl/config (or $XDG_CONFIG_HOME/streamctl/config):
@@ -368,6 +367,14 @@ function M.identity(creds, opts)
   if not res then return nil, cerr end
   return { account_id = res.AccountId, identity_type = res.IdentityType, arn = res.Arn,
            principal_id = res.PrincipalId, user_id = res.UserId, role_id = res.RoleId, request_id = res.RequestId }
+end
+
+--- The value of environment variable `name` (this module reads the
+-- environment for the library), nil when it is unset or empty.
+function M.variable(name, getenv)
+  local v = (getenv or os.getenv)(name)
+  if v == "" then return nil end
+  return v
 end
 
 --- The path of streamctl's own file: $XDG_CONFIG_HOME/streamctl/config,

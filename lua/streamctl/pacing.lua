@@ -48,6 +48,8 @@ function M.new(client, o, redis)
     max_rate = o.max_rate,
   }, Pacer)
   if o.rate_limits ~= false then
+    -- shared: other clients (processes, workers, machines) may pace under the same keys
+    self.shared = (o.rate_limit_store or o.shared_dict or redis) and true or false
     local store = o.rate_limit_store
       or (o.shared_dict and shdict.ratelimit_store(o.shared_dict, { clock = self.monotonic }))
       or (redis and require("streamctl.store.redis").ratelimit_store(redis, { monotonic = self.monotonic }))

@@ -359,6 +359,13 @@ emu.hmac_sha1_base64 = openssl.hmac_sha1_base64
 emu.hmac_sha256_hex = openssl.hmac_sha256_hex
 
 -- Alibaba Cloud percent-encoding (only A-Za-z0-9-_.~ literal, uppercase %XY).
+-- The account UID the emulator gives an Aliyun key configured without an
+-- "account" (its own account, derived from the AccessKeyId: identity.lua),
+-- which a client without account_id learns from STS and keys its budget by.
+function emu.aliyun_uid(access_key_id)
+  return require("streamctl.emulator.identity").digits("uid:" .. access_key_id, 16, "1")
+end
+
 function emu.pct(s)
   return (tostring(s):gsub("[^%w%-_%.~]", function(c)
     return string.format("%%%02X", c:byte())
