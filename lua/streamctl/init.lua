@@ -12,4 +12,6 @@ return {
   zego = require "streamctl.zego",
   errors = require "streamctl.errors",
   credentials = require "streamctl.credentials",
+  callbacks = require "streamctl.callbacks",
+  authkey = require "streamctl.authkey",
 }

@@ -6,7 +6,7 @@
 
 local match, lower, find, byte, gsub, gmatch, char = string.match, string.lower, string.find, string.byte,
   string.gsub, string.gmatch, string.char
-local tonumber = tonumber
+local tonumber, type = tonumber, type
 
 local M = {}
 
@@ -64,6 +64,28 @@ function M.unescape(s)
     if not find(s, "^%x%x", at + 1) then return nil end
   end
   return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
+end
+
+--- A query string (or a form body) as a table: each name's value decoded
+-- (`%XX`, and `+` as a space, as forms and nginx read them); a name given
+-- more than once, an array of its values; a name without `=`, "". nil when
+-- an escape is malformed.
+function M.parse_query(q)
+  local out = {}
+  for pair in gmatch(q, "[^&]+") do
+    local k, v = match(pair, "^([^=]*)=?(.*)$")
+    k, v = M.unescape((gsub(k, "+", " "))), M.unescape((gsub(v, "+", " ")))
+    if not k or not v then return nil end
+    local had = out[k]
+    if had == nil then
+      out[k] = v
+    elseif type(had) == "table" then
+      had[#had + 1] = v
+    else
+      out[k] = { had, v }
+    end
+  end
+  return out
 end
 
 return M
