@@ -434,6 +434,14 @@ describe("streamctl.metrics", function()
     assert(cli:resume_live_stream(STREAM))
     -- One more, by hand: a ZEGO action with a quote in its name shows the escaping, and a time of 0.3 s.
     metrics:observe { provider = "zego", action = 'Odd"Action', ok = true, retry = false, seconds = 0.3 }
+    -- the edge's event counters
+    metrics:count("callbacks", { provider = "aliyun", event = "publish", result = "accepted" })
+    metrics:count("callbacks", { provider = "aliyun", event = "publish", result = "accepted" })
+    metrics:count("callbacks", { provider = "aliyun", event = "publish", result = "InvalidSignature" })
+    metrics:count("drift", { provider = "aliyun", state = "found" }, 3)
+    assert.has_error(function() metrics:count("nope", {}) end)
+    assert.has_error(function() metrics:count("drift", { provider = "aliyun" }) end)
+    assert.has_error(function() metrics:count("drift", { provider = "a|b", state = "found" }) end)
     local buckets = function(id, counts, total, sum)
       local lines = {}
       for i, le in ipairs { "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10" } do
@@ -467,6 +475,17 @@ describe("streamctl.metrics", function()
       -- the fake clock does not move while a request is answered: both took 0 s
       buckets(ali, { 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2 }, 2, "0.000000"),
       buckets(odd, { 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1 }, 1, "0.300000"),
+      "# HELP streamctl_callbacks_total Provider callbacks received, by event and result (accepted, or the code "
+        .. "that refused it).",
+      "# TYPE streamctl_callbacks_total counter",
+      'streamctl_callbacks_total{provider="aliyun",event="publish",result="InvalidSignature"} 1',
+      'streamctl_callbacks_total{provider="aliyun",event="publish",result="accepted"} 2',
+      "# HELP streamctl_reactions_total What the edge did about a callback, and whether it worked.",
+      "# TYPE streamctl_reactions_total counter",
+      "# HELP streamctl_drift_total Differences the reconciler found between the desired state and the provider's, "
+        .. "and what became of them.",
+      "# TYPE streamctl_drift_total counter",
+      'streamctl_drift_total{provider="aliyun",state="found"} 3',
     }, "\n") .. "\n", metrics:render())
   end)
 end)

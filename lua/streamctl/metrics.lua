@@ -18,10 +18,20 @@
 --   streamctl_failures_total              attempts that failed, throttled ones included
 --   streamctl_request_duration_seconds    histogram of the time from send to answer
 --                                         (or to the failure) of every attempt
+--
+-- And the edge's own events, counted with `count(name, labels)`:
+--
+--   streamctl_callbacks_total{provider,event,result}   callbacks received: `result` is
+--                                         "accepted" or the code that refused it
+--   streamctl_reactions_total{provider,reaction,result}  what the edge did about one
+--                                         ("forbid_again", "restart_relay"; "ok" or "failed")
+--   streamctl_drift_total{provider,state}  the reconciler's differences: "found", "fixed",
+--                                         "failed", "extra" (listed nowhere, left alone)
 -- @module streamctl.metrics
 
-local pairs, ipairs, tostring, setmetatable = pairs, ipairs, tostring, setmetatable
-local format, gsub, match = string.format, string.gsub, string.match
+local pairs, ipairs, tostring, setmetatable, type, error = pairs, ipairs, tostring, setmetatable, type, error
+local format, gsub, match, gmatch, find, sub = string.format, string.gsub, string.match, string.gmatch,
+  string.find, string.sub
 local concat, sort = table.concat, table.sort
 
 local validate = require "streamctl.validate"
@@ -39,6 +49,17 @@ local COUNTERS = {
   { "failures", "Attempts that failed (throttled ones included)." },
 }
 local HISTOGRAM = "streamctl_request_duration_seconds"
+
+-- The event counters `count` adds to: name -> { help, label names in order }.
+local EVENTS = {
+  { "callbacks", "Provider callbacks received, by event and result (accepted, or the code that refused it).",
+    { "provider", "event", "result" } },
+  { "reactions", "What the edge did about a callback, and whether it worked.", { "provider", "reaction", "result" } },
+  { "drift", "Differences the reconciler found between the desired state and the provider's, and what became of them.",
+    { "provider", "state" } },
+}
+local EVENT_LABELS = {}
+for _, e in ipairs(EVENTS) do EVENT_LABELS[e[1]] = e[3] end
 
 -- A store in this Lua state, with the calls of ngx.shared that are used.
 local function memory_dict()
@@ -102,6 +123,42 @@ function Metrics:observe(info)
   d:incr("h|sum|" .. id, s, 0)
 end
 
+--- Adds `n` (default 1) to an event counter (see above): `name` is
+-- "callbacks", "reactions" or "drift", `labels` a table with exactly its
+-- label names (strings). Misuse raises.
+function Metrics:count(name, labels, n)
+  local names = EVENT_LABELS[name]
+  if not names then error("bad argument #1 to 'count' (not an event counter: " .. tostring(name) .. ")", 2) end
+  local parts = {}
+  for i, l in ipairs(names) do
+    local v = type(labels) == "table" and labels[l]
+    if type(v) ~= "string" or v == "" or find(v, "[|\n]") then
+      error(format("bad argument #2 to 'count' (label '%s' must be a non-empty string without | or newline)", l), 2)
+    end
+    parts[i] = v
+  end
+  self.dict:incr("e|" .. name .. "|" .. concat(parts, "|"), n or 1, 0)
+end
+
+-- The event counters' lines.
+local function render_events(d, keys, out)
+  for _, e in ipairs(EVENTS) do
+    local name, prefix, lines = "streamctl_" .. e[1] .. "_total", "e|" .. e[1] .. "|", {}
+    out[#out + 1] = "# HELP " .. name .. " " .. e[2]
+    out[#out + 1] = "# TYPE " .. name .. " counter"
+    for _, k in ipairs(keys) do
+      if sub(k, 1, #prefix) == prefix then
+        local values, i, l = {}, 0, {}
+        for v in gmatch(sub(k, #prefix + 1), "[^|]+") do i = i + 1; values[i] = v end
+        for j, label_name in ipairs(e[3]) do l[j] = format('%s="%s"', label_name, label(values[j] or "")) end
+        lines[#lines + 1] = name .. "{" .. concat(l, ",") .. "} " .. decimal(d:get(k) or 0)
+      end
+    end
+    sort(lines)
+    for _, line in ipairs(lines) do out[#out + 1] = line end
+  end
+end
+
 --- The text format (version 0.0.4) of every series recorded so far.
 function Metrics:render()
   local d = self.dict
@@ -139,6 +196,7 @@ function Metrics:render()
     out[#out + 1] = HISTOGRAM .. "_sum" .. labels(id) .. " " .. format("%.6f", d:get("h|sum|" .. id) or 0)
     out[#out + 1] = HISTOGRAM .. "_count" .. labels(id) .. " " .. decimal(count)
   end
+  render_events(d, keys, out)
   return concat(out, "\n") .. "\n"
 end
 
