@@ -394,6 +394,132 @@ describe("the OpenResty example's timer", function()
   end)
 end)
 
+describe("the OpenResty example's callbacks", function()
+  local NOTIFY_KEY, DOMAIN, ZEGO_CB_SECRET, CB_TOKEN = "notify-key-0123456789", "push.example.com",
+    "zego-callback-secret", "relay-token-abc123"
+  local core = require "streamctl.core"
+  local function callback_env()
+    return { env = { STREAMCTL_ALIYUN_NOTIFY_KEY = NOTIFY_KEY, STREAMCTL_ALIYUN_NOTIFY_DOMAIN = DOMAIN,
+                     ZEGO_CALLBACK_SECRET = ZEGO_CB_SECRET, STREAMCTL_EDGE_CALLBACK_TOKEN = CB_TOKEN,
+                     STREAMCTL_EDGE_TASK_REGION = "cn-shanghai" } }
+  end
+  -- An ingest callback as Alibaba Cloud sends it, signed with `key` at `ts`.
+  local function ali_publish(port, stream, ts, key, action)
+    local t = tostring(ts or os.time())
+    local path = "/callbacks/aliyun?action=" .. (action or "publish") .. "&ip=10.0.0.9&id=" .. stream .. "&app="
+      .. DOMAIN .. "&appname=live&time=" .. t .. "&node=n1"
+    local req = raw_request("GET", path, nil, { ["ALI-LIVE-TIMESTAMP"] = t,
+      ["ALI-LIVE-SIGNATURE"] = core.digest_hex("md5", "|", false, DOMAIN, t, key or NOTIFY_KEY) })
+    return concurrently(port, { req }, 30)[1], socket.gettime()
+  end
+  -- The emulator's entries for `action` on stream `name` (StreamName or StreamId).
+  local function sent(emulator, action, name)
+    local out = {}
+    for _, e in ipairs(emulator:log { action = action, limit = 10000 }) do
+      for _, id in ipairs(e.stream_ids or {}) do -- (ZEGO's; Aliyun's is StreamName)
+        if id == name then out[#out + 1] = e end
+      end
+      if e.params.StreamName == name then out[#out + 1] = e end
+    end
+    return out
+  end
+  local function wait_for(fn, seconds)
+    local deadline = socket.gettime() + seconds
+    while not fn() and socket.gettime() < deadline do socket.sleep(0.02) end
+    return fn()
+  end
+
+  it("forbids again, within a second, a listed stream whose publish callback arrives; refuses forged, stale "
+    .. "and replayed ones (401) and sends nothing for them", function()
+    with_edge(callback_env, function(emulator, edge)
+      local port = edge.ports[1]
+      local res = post(port, "/streams/aliyun/forbid",
+        '{"domain_name":"push.example.com","app_name":"live","stream_name":"listed"}', TOKEN)
+      assert.equal(200, res.status, res.body)
+      -- lifted behind the edge's back, and the stream publishes again
+      emulator:reset()
+      local answer, at = ali_publish(port, "listed")
+      assert.equal(200, answer.status, answer.body)
+      assert.is_truthy(wait_for(function() return #sent(emulator, "ForbidLiveStream", "listed") == 1 end, 5),
+        "not forbidden again")
+      local again = sent(emulator, "ForbidLiveStream", "listed")[1]
+      assert.equal("ok", again.verdict)
+      assert.is_true(again.real_time - at < 1, "forbidden again after " .. (again.real_time - at) .. " s")
+      -- a stream that is not listed: answered, nothing sent
+      assert.equal(200, ali_publish(port, "free").status)
+      -- forged, stale, replayed: 401, nothing sent
+      assert.equal(401, ali_publish(port, "listed2", nil, "wrong-key").status)
+      assert.equal(401, ali_publish(port, "listed", os.time() - 301).status)
+      local t = os.time() + 1
+      assert.equal(200, ali_publish(port, "free2", t).status)
+      assert.equal(401, ali_publish(port, "free2", t).status)
+      socket.sleep(0.3)
+      assert.equal(1, #emulator:log { action = "ForbidLiveStream", limit = 100 })
+      local metrics = get(port, "/metrics").body
+      for _, line in ipairs {
+        'streamctl_callbacks_total{provider="aliyun",event="publish",result="accepted"} 3',
+        'streamctl_callbacks_total{provider="aliyun",event="unverified",result="InvalidSignature"} 1',
+        'streamctl_callbacks_total{provider="aliyun",event="unverified",result="StaleCallback"} 1',
+        'streamctl_callbacks_total{provider="aliyun",event="unverified",result="ReplayedCallback"} 1',
+        'streamctl_reactions_total{provider="aliyun",reaction="forbid_again",result="ok"} 1',
+      } do
+        assert.truthy(metrics:find(line, 1, true), line .. " not in:\n" .. metrics)
+      end
+      assert.is_nil(edge:error_log():find(NOTIFY_KEY, 1, true))
+    end)
+  end)
+
+  it("ZEGO: forbids again a listed stream whose stream_create arrives; a bad signature is 401", function()
+    with_edge(callback_env, function(emulator, edge)
+      local port = edge.ports[1]
+      assert.equal(200, post(port, "/streams/zego/forbid", '{"stream_id":"z-listed"}', TOKEN).status)
+      emulator:reset()
+      local function created(stream, secret, nonce)
+        local ts = tostring(os.time())
+        return post(port, "/callbacks/zego", cjson.encode { event = "stream_create", appid = ZEGO_APP, timestamp = ts,
+          nonce = nonce, stream_id = stream, room_id = "r",
+          signature = core.digest_hex("sha1", "", true, secret or ZEGO_CB_SECRET, ts, nonce) }), socket.gettime()
+      end
+      local answer, at = created("z-listed", nil, "1001")
+      assert.equal(200, answer.status, answer.body)
+      assert.is_truthy(wait_for(function() return #sent(emulator, "ForbidRTCStreams", "z-listed") == 1 end, 5))
+      assert.is_true(sent(emulator, "ForbidRTCStreams", "z-listed")[1].real_time - at < 1)
+      assert.equal(401, created("z-listed", "wrong", "1002").status)
+      assert.equal(401, created("z-listed", nil, "1001").status) -- (its signature again: a replay)
+      socket.sleep(0.3)
+      assert.equal(1, #sent(emulator, "ForbidRTCStreams", "z-listed"))
+    end)
+  end)
+
+  it("a relay reported offline is looked up and restarted; a stop asked for and a wrong token are not", function()
+    with_edge(callback_env, function(emulator, edge)
+      local port = edge.ports[1]
+      local ali = assert(require("streamctl.aliyun").new { endpoint = emulator.aliyun_url,
+        access_key_id = ALI_KEY, access_key_secret = ALI_SECRET, rate_limits = false })
+      local task = assert(ali:create_live_pull_to_push { region = "cn-shanghai", source_type = "live",
+        source_protocol = "rtmp", source_urls = { "rtmp://source.example.com/live/in" }, dst_url = "rtmp://push.example.com/live/out",
+        start_time = os.time() - 10, end_time = os.time() + 3600 })
+      assert(ali:stop_live_pull_to_push { region = "cn-shanghai", task_id = task.TaskId })
+      local function status(reason, token)
+        return post(port, "/callbacks/relay/" .. (token or CB_TOKEN), cjson.encode {
+          Event = "LivePullToPushRuning", EventTime = tostring(os.time()), TaskId = task.TaskId, TaskStatus = 3,
+          TaskInvalidReason = reason })
+      end
+      assert.equal(404, status("PullStreamFailed", "not-the-token").status)
+      assert.equal(200, status("TriggerByUser").status)
+      socket.sleep(0.3)
+      assert.equal(0, #emulator:log { action = "RestartLivePullToPush", limit = 10 })
+      assert.equal(200, status("PullStreamFailed").status)
+      assert.is_truthy(wait_for(function() return #emulator:log { action = "RestartLivePullToPush", limit = 10 } == 1 end, 5))
+      local looked = emulator:log { action = "DescribeLivePullToPush", limit = 10 }
+      assert.equal(1, #looked)
+      local d = assert(ali:describe_live_pull_to_push { region = "cn-shanghai", task_id = task.TaskId })
+      assert.equal(1, d.TaskStatus)
+      ali:close()
+    end)
+  end)
+end)
+
 -------------------------------------------------------------------------------
 -- The driver: streamctl used the ways the example does not show alone.
 

@@ -5,7 +5,23 @@
 --                                 "oneshot", "region_id"
 --   POST /streams/zego/resume     {"stream_id": "..."} or {"stream_ids": [...]} (RTC streams)
 --   POST /streams/zego/forbid
---   GET  /metrics                 Prometheus text: requests, retries, throttles, failures, latency
+--   GET  /metrics                 Prometheus text: requests, retries, throttles, failures, latency,
+--                                 callbacks, reactions, drift
+--   GET  /callbacks/aliyun        Alibaba Cloud's stream ingest callbacks (publish, publish_done),
+--                                 signed with $STREAMCTL_ALIYUN_NOTIFY_KEY for the ingest domain
+--                                 $STREAMCTL_ALIYUN_NOTIFY_DOMAIN
+--   POST /callbacks/zego          ZEGO's stream callbacks, signed with $ZEGO_CALLBACK_SECRET
+--   POST /callbacks/relay/<token> pull-to-push task status (unsigned: the path's token,
+--                                 $STREAMCTL_EDGE_CALLBACK_TOKEN, is all that says it is ours)
+--
+-- The forbid list is a desired state, kept in the shared dict
+-- streamctl_desired: a forbid adds its streams, a resume takes them out. A
+-- stream that starts publishing while it is on the list (its callback says
+-- so) is forbidden again at once; a relay that reports going offline for
+-- any reason but a stop asked for (TriggerByUser) is looked up and, when
+-- the service confirms it is offline, restarted. Each reaction and each
+-- callback is counted in /metrics. Callbacks are answered at once; the
+-- reactions run in timers.
 --
 -- Every /streams request needs `Authorization: Bearer <STREAMCTL_EDGE_TOKEN>`
 -- (401 otherwise; compared in constant time). The answer is the per-stream
@@ -41,6 +57,8 @@ local M = {}
 
 local SHARED_DICT = "streamctl"          -- rate limits and ZEGO Sequences, one budget per nginx
 local METRICS_DICT = "streamctl_metrics" -- the counters every worker adds to
+local CALLBACKS_DICT = "streamctl_callbacks" -- callbacks seen (replays refused), for every worker
+local DESIRED_DICT = "streamctl_desired" -- the forbid list: "aliyun|domain|app|stream", "zego|stream_id"
 
 local metrics -- made in init_worker, over the shared dict
 local clients = {} -- per worker, made on first use
@@ -64,7 +82,7 @@ function M.init()
     local ok, why = require("streamctl.store.redis").config(redis)
     if not ok then error("streamctl_edge: STREAMCTL_REDIS_URL " .. why) end
   end
-  for _, dict in ipairs { SHARED_DICT, METRICS_DICT } do
+  for _, dict in ipairs { SHARED_DICT, METRICS_DICT, CALLBACKS_DICT, DESIRED_DICT } do
     if not ngx.shared[dict] then error("streamctl_edge: nginx.conf needs 'lua_shared_dict " .. dict .. " ...;'") end
   end
 end
@@ -122,6 +140,12 @@ local function authorized()
   local token = type(header) == "string" and header:match("^[Bb]earer +(%S+)%s*$")
   if not token then return false end
   return same_secret(token, setting("STREAMCTL_EDGE_TOKEN", ""))
+end
+
+-- A stream's key in the desired state.
+local function desired_key(provider, fields, name)
+  if provider == "aliyun" then return format("aliyun|%s|%s|%s", fields.domain_name, fields.app_name, name) end
+  return "zego|" .. name
 end
 
 -- What a body may hold, per provider and operation: the batch method's
@@ -192,8 +216,120 @@ function M.streams(provider, operation)
     if err.code == "InvalidParameter" then return refuse(400, err.message) end
     return refuse(500, tostring(err))
   end
+  -- the desired state follows the request, whatever became of each stream (the reconciler fixes the rest)
+  for _, name in ipairs(fields[route.list]) do
+    local key = desired_key(provider, fields, name)
+    if operation == "forbid" then ngx.shared[DESIRED_DICT]:set(key, true) else ngx.shared[DESIRED_DICT]:delete(key) end
+  end
   local status = (report.failed == 0 and report.unknown == 0) and 200 or 502
   return reply(status, report_json(report))
+end
+
+-- --------------------------------------------------------------------
+-- Callbacks: checked, counted, answered at once; what they call for, done in a timer.
+
+-- Counts a callback and answers it: 200, or 401 (503 when the replay store is full:
+-- the provider delivers it again) with the code that refused it.
+local function answer_callback(provider, event_name, err)
+  metrics:count("callbacks", { provider = provider, event = event_name, result = err and err.code or "accepted" })
+  if err then
+    ngx.log(ngx.WARN, "streamctl_edge: ", provider, " callback refused: ", err.code, ": ", err.message)
+    return refuse(err.code == "ReplayStoreFull" and 503 or 401, err.code)
+  end
+  return reply(200, { ok = true })
+end
+
+-- Runs `fn(...)` in a timer (cosockets there), counting its reaction.
+local function react(provider, reaction, fn, ...)
+  local ok, terr = ngx.timer.at(0, function(premature, ...)
+    if premature then return end
+    local done, why = fn(...)
+    metrics:count("reactions", { provider = provider, reaction = reaction, result = done and "ok" or "failed" })
+    if not done then ngx.log(ngx.ERR, "streamctl_edge: ", reaction, ": ", tostring(why)) end
+  end, ...)
+  if not ok then
+    metrics:count("reactions", { provider = provider, reaction = reaction, result = "failed" })
+    ngx.log(ngx.ERR, "streamctl_edge: ", reaction, ": no timer: ", tostring(terr))
+  end
+end
+
+-- One stream forbidden again: true, or nil and why.
+local function forbid_again(provider, fields)
+  local c, cerr = client(provider)
+  if not c then return nil, cerr end
+  local res, err
+  if provider == "aliyun" then
+    res, err = c:forbid_live_stream(fields)
+  else
+    res, err = c:forbid_rtc_streams(fields)
+    if res and res.succeeded ~= res.total then res, err = nil, "not forbidden: " .. cjson.encode(report_json(res)) end
+  end
+  if not res then return nil, err end
+  return true
+end
+
+--- content_by_lua for GET /callbacks/aliyun: a stream started or stopped publishing.
+function M.aliyun_callback()
+  local event, err = streamctl.callbacks.aliyun.check_nginx {
+    key = setting("STREAMCTL_ALIYUN_NOTIFY_KEY", ""), domain = setting("STREAMCTL_ALIYUN_NOTIFY_DOMAIN", "-"),
+    shared_dict = CALLBACKS_DICT }
+  if event and event.action == "publish" then
+    -- `app` is the ingest domain (the streaming domain where no ingest domain is bound)
+    local fields = { domain_name = event.app, app_name = event.appname, stream_name = event.id }
+    if ngx.shared[DESIRED_DICT]:get(desired_key("aliyun", fields, event.id)) then
+      react("aliyun", "forbid_again", forbid_again, "aliyun", fields)
+    end
+  end
+  return answer_callback("aliyun", event and event.action or "unverified", err)
+end
+
+--- content_by_lua for POST /callbacks/zego: a stream was created or closed.
+function M.zego_callback()
+  local event, err = streamctl.callbacks.zego.check_nginx { secret = setting("ZEGO_CALLBACK_SECRET", ""),
+                                                            shared_dict = CALLBACKS_DICT }
+  if event and event.event == "stream_create" and type(event.stream_id) == "string"
+     and ngx.shared[DESIRED_DICT]:get(desired_key("zego", nil, event.stream_id)) then
+    react("zego", "forbid_again", forbid_again, "zego", { stream_ids = { event.stream_id } })
+  end
+  return answer_callback("zego", event and type(event.event) == "string" and event.event or "unverified", err)
+end
+
+-- A relay reported offline: looked up (a callback carries no signature: it is a hint,
+-- never a command), and restarted when the service says it is offline.
+local function restart_relay(task_id, region)
+  local c, cerr = client("aliyun")
+  if not c then return nil, cerr end
+  local task, err = c:describe_live_pull_to_push { region = region, task_id = task_id }
+  if not task then return nil, err end
+  if tonumber(task.TaskStatus) ~= 3 then return true end -- (running, abnormal or not started: nothing to do)
+  local ok, rerr = c:restart_live_pull_to_push { region = region, task_id = task_id }
+  if not ok then return nil, rerr end
+  return true
+end
+
+--- content_by_lua for POST /callbacks/relay/<token>: a pull-to-push task's status.
+function M.relay_callback(token)
+  local expected = setting("STREAMCTL_EDGE_CALLBACK_TOKEN")
+  if not expected or not same_secret(token or "", expected) then
+    metrics:count("callbacks", { provider = "aliyun", event = "relay", result = "InvalidToken" })
+    return refuse(404, "not found")
+  end
+  ngx.req.read_body()
+  local event = cjson.decode(ngx.req.get_body_data() or "")
+  if type(event) ~= "table" or type(event.TaskId) ~= "string" then
+    return answer_callback("aliyun", "relay", { code = "MalformedCallback", message = "not a task's JSON" })
+  end
+  local status = tonumber(event.TaskStatus)
+  local region = setting("STREAMCTL_EDGE_TASK_REGION")
+  if status == 3 and event.TaskInvalidReason ~= "TriggerByUser" then
+    if region then
+      react("aliyun", "restart_relay", restart_relay, event.TaskId, region)
+    else
+      ngx.log(ngx.WARN, "streamctl_edge: relay ", event.TaskId, " is offline; STREAMCTL_EDGE_TASK_REGION is not set, "
+        .. "so it is not restarted")
+    end
+  end
+  return answer_callback("aliyun", "relay", nil)
 end
 
 --- content_by_lua for GET /metrics.
