@@ -1,0 +1,277 @@
+--- What a run meant to change, and the limit on how much at once: the
+-- blast-radius guard and the audit log's lines.
+--
+-- `guard(count, opts)` is the one rule for "how many streams may one run
+-- forbid without a confirmation": the command line (`--yes`,
+-- `--max-forbid`), streamctl.reconcile and an nginx handler (a `confirm`
+-- field in its API) all ask it. `record(fields)` makes one audit line (a
+-- JSON object, keys in a fixed order, never a secret: it takes only the
+-- fields below, and an AccessKeyId or AppId names the credential);
+-- `writer(path)` appends lines to a file created with mode 0600. See
+-- docs/reconcile.md.
+-- @module streamctl.audit
+
+local core = require "streamctl.core"
+local errors = require "streamctl.errors"
+local json = require "streamctl.json"
+local validate = require "streamctl.validate"
+
+local type, ipairs, pairs, tostring, error, pcall = type, ipairs, pairs, tostring, error, pcall
+local format, gsub, match, find = string.format, string.gsub, string.match, string.find
+local concat, sort = table.concat, table.sort
+local floor, huge = math.floor, math.huge
+
+local M = {}
+
+--- The default limit: forbidding more than this many streams in one run
+-- needs a confirmation. A mistaken list of thousands would cut that many
+-- live streams and hold ForbidLiveStream's whole budget (20 a second per
+-- account) for minutes: 100 is 5 seconds of it.
+M.MAX_FORBID = 100
+
+local GUARD_OPTIONS = {
+  { name = "max_forbid", type = "integer", min = 0 },
+  { name = "confirm", type = "boolean" },
+}
+
+--- The blast-radius guard: may one run forbid `count` streams?
+-- @tparam integer count the streams the run would forbid (repeats dropped)
+-- @tparam[opt] table opts `max_forbid` (integer >= 0, default `MAX_FORBID`) and `confirm`
+-- (true: the caller confirmed a larger run)
+-- @return true and the decision `{ count, max_forbid, confirmed, allowed = true }`; or nil and an error
+-- (code `TooManyStreams`, kind `validation`, `sent = false`, its `guard` the decision with
+-- `allowed = false`), or nil and an `InvalidParameter` error for a bad option
+function M.guard(count, opts)
+  if type(count) ~= "number" or count < 0 or count ~= floor(count) or count == huge then
+    error("bad argument #1 to 'guard' (count must be an integer >= 0)", 2)
+  end
+  local o, err = validate.construct(GUARD_OPTIONS, opts, "streamctl.audit.guard", "guard", 2)
+  if not o then return nil, err end
+  local max = o.max_forbid or M.MAX_FORBID
+  local decision = { count = count, max_forbid = max, confirmed = o.confirm == true, allowed = true }
+  if count <= max or o.confirm then return true, decision end
+  decision.allowed = false
+  local e = errors.new {
+    code = "TooManyStreams", kind = "validation", sent = false,
+    message = format("forbidding %d streams in one run is more than max_forbid (%d): nothing was sent; "
+      .. "confirm to send them", count, max),
+  }
+  e.guard = decision
+  return nil, e
+end
+
+-- JSON --------------------------------------------------------------------------
+
+local encode_value
+
+-- An array (every key 1..n) or an object (keys sorted), written by the
+-- library's own string escaping (lua-cjson writes "/" as "\/").
+local function encode_table(t, depth)
+  if depth > 8 then error("audit record nested too deeply", 4) end
+  local n = #t
+  local count = 0
+  for _ in pairs(t) do count = count + 1 end
+  local parts = {}
+  if count == n and n > 0 then
+    for i = 1, n do parts[i] = encode_value(t[i], depth + 1) end
+    return "[" .. concat(parts, ",") .. "]"
+  end
+  local keys = {}
+  for k in pairs(t) do
+    if type(k) ~= "string" then error("audit record: object keys must be strings", 4) end
+    keys[#keys + 1] = k
+  end
+  sort(keys)
+  for i, k in ipairs(keys) do parts[i] = json.string(k) .. ":" .. encode_value(t[k], depth + 1) end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+function encode_value(v, depth)
+  local t = type(v)
+  if t == "string" then return json.string(v) end
+  if t == "boolean" then return tostring(v) end
+  if t == "number" then
+    if v ~= v or v == huge or v == -huge then return "null" end
+    if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return validate.decimal(v) end
+    return format("%.17g", v)
+  end
+  if t == "table" then return encode_table(v, depth) end
+  if v == nil then return "null" end
+  error("audit record: a " .. t .. " cannot be written", 4)
+end
+
+-- A list as a JSON array, `[]` when empty.
+local function array_json(list)
+  local parts = {}
+  for i = 1, #list do parts[i] = encode_value(list[i], 2) end
+  return "[" .. concat(parts, ",") .. "]"
+end
+
+-- The keys of an audit line, in the order written, and what each must be.
+local FIELDS = {
+  { "time", "string" },            -- UTC, YYYY-MM-DDThh:mm:ssZ
+  { "user", "string" },            -- the OS user
+  { "host", "string" },            -- the machine
+  { "provider", "string" },        -- aliyun, zego
+  { "credential", "string" },      -- the AccessKeyId or AppId (never a secret)
+  { "credential_source", "string" }, -- where the credentials came from
+  { "command", "string" },         -- the subcommand (reconcile, forbid-live-streams...)
+  { "actions", "table" },          -- the service actions the run sent (or would have)
+  { "guard", "table" },            -- the guard's decision
+  { "outcome", "string" },         -- ok, failed, unknown, refused, interrupted
+  { "exit", "number" },            -- the command's exit status
+  { "counts", "table" },           -- streams per outcome
+  { "request_ids", "table" },      -- the providers' RequestIds, each once
+  { "unknown", "table" },          -- the streams whose outcome is unknown
+  { "streams", "table" },          -- { stream, action, outcome, code, request_id } each
+  { "note", "string" },            -- anything else worth a line (a state that could not be saved)
+}
+local KNOWN = {}
+for _, f in ipairs(FIELDS) do KNOWN[f[1]] = f[2] end
+
+-- Each stream's entry, its keys in this order.
+local STREAM_KEYS = { "stream", "action", "outcome", "code", "request_id" }
+
+local function stream_json(s)
+  local parts = {}
+  for _, k in ipairs(STREAM_KEYS) do
+    if s[k] ~= nil then parts[#parts + 1] = '"' .. k .. '":' .. encode_value(s[k], 2) end
+  end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+--- One audit line: a JSON object (without the newline) of `fields`, keys in
+-- the order of the table in docs/reconcile.md. `time` defaults to now (UTC);
+-- `request_ids`, `unknown` and `counts` are made from `streams` when not given.
+-- A key that is not an audit field raises (so nothing unexpected, a secret
+-- least of all, is ever written); `nil` values are left out.
+-- @tparam table fields see docs/reconcile.md "The audit log"
+-- @treturn string the line
+function M.record(fields)
+  if type(fields) ~= "table" then error("bad argument #1 to 'record' (fields must be a table)", 2) end
+  for k, v in pairs(fields) do
+    if not KNOWN[k] then error(format("bad argument #1 to 'record' ('%s' is not an audit field)", tostring(k)), 2) end
+    if type(v) ~= KNOWN[k] then
+      error(format("bad argument #1 to 'record' (field '%s' must be a %s)", k, KNOWN[k]), 2)
+    end
+  end
+  local f = {}
+  for k, v in pairs(fields) do f[k] = v end
+  f.time = f.time or core.utc_timestamp(floor(core.now()))
+  local streams = f.streams
+  if streams then
+    local ids, seen, unknown, counts = {}, {}, {}, {}
+    for _, s in ipairs(streams) do
+      if s.request_id and not seen[s.request_id] then seen[s.request_id] = true; ids[#ids + 1] = s.request_id end
+      if s.outcome == "unknown" then unknown[#unknown + 1] = s.stream end
+      if s.outcome then counts[s.outcome] = (counts[s.outcome] or 0) + 1 end
+    end
+    f.request_ids = f.request_ids or ids
+    f.unknown = f.unknown or unknown
+    f.counts = f.counts or counts
+  end
+  local parts = {}
+  for _, spec in ipairs(FIELDS) do
+    local k, v = spec[1], f[spec[1]]
+    if v ~= nil then
+      local text
+      if k == "streams" then
+        local items = {}
+        for i, s in ipairs(v) do items[i] = stream_json(s) end
+        text = "[" .. concat(items, ",") .. "]"
+      elseif k == "actions" or k == "request_ids" or k == "unknown" then
+        text = array_json(v)
+      else
+        text = encode_value(v, 1)
+      end
+      parts[#parts + 1] = '"' .. k .. '":' .. text
+    end
+  end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+-- Files -------------------------------------------------------------------------
+
+local function shell_quote(s)
+  return "'" .. gsub(s, "'", "'\\''") .. "'"
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+--- Makes `path` (and the directories above it) if it does not exist: the
+-- file with mode 0600, the directories 0700 (a shell's umask 077; blocking,
+-- so inside nginx call it from init_worker, not from a request).
+-- @return true, or nil and why
+function M.private_file(path)
+  if type(path) ~= "string" or path == "" then error("bad argument #1 to 'private_file' (a path)", 2) end
+  if exists(path) then return true end
+  local dir = match(path, "^(.*)/[^/]*$")
+  local cmd = "umask 077 && " .. (dir and dir ~= "" and ("mkdir -p -- " .. shell_quote(dir) .. " && ") or "")
+    .. ": >> " .. shell_quote(path) .. " 2>/dev/null"
+  local a = os.execute(cmd)
+  if (a == true or a == 0) and exists(path) then return true end
+  return nil, format("cannot create %s", path)
+end
+
+--- Is `path` readable or writable by others than its owner? The reason, or nil.
+function M.loose_mode(path)
+  local ok, lfs = pcall(require, "lfs")
+  if not ok then return nil end
+  local perms = lfs.attributes(path, "permissions")
+  if perms and not find(perms, "^...%-%-%-%-%-%-$") then
+    return format("%s can be read by other users (%s); run: chmod 600 %s", path, perms, path)
+  end
+  return nil
+end
+
+--- An appender of audit lines to `path`: the file is made now if it does
+-- not exist (mode 0600, see `private_file`), so a log that cannot be
+-- written is found before anything is sent.
+-- @tparam string path the file
+-- @return a function `write(line) -> true | nil, why` (each line one write, appended), and a warning
+-- when the file can be read by other users; or nil and why
+function M.writer(path)
+  if type(path) ~= "string" or path == "" then error("bad argument #1 to 'writer' (path must be a string)", 2) end
+  local ok, why = M.private_file(path)
+  if not ok then return nil, why end
+  local f, err = io.open(path, "ab")
+  if not f then return nil, format("cannot write %s", tostring(err)) end
+  f:close()
+  return function(line)
+    if type(line) ~= "string" then error("bad argument #1 to 'write' (a line)", 2) end
+    local file, oerr = io.open(path, "ab")
+    if not file then return nil, format("cannot write %s", tostring(oerr)) end
+    -- One buffer as large as the line: one write(2) to a file opened for
+    -- appending, so lines of processes writing at once do not interleave.
+    file:setvbuf("full", #line + 2)
+    local wok, werr = file:write(line, "\n")
+    local cok, cerr = file:close()
+    if not wok or not cok then return nil, format("cannot write %s: %s", path, tostring(werr or cerr)) end
+    return true
+  end, M.loose_mode(path)
+end
+
+--- Who runs this: `{ user, host }`, from USER (else LOGNAME, else `id -un`)
+-- and the kernel's host name (else HOSTNAME).
+-- @tparam[opt] function getenv the environment (default os.getenv)
+function M.who(getenv)
+  getenv = getenv or os.getenv
+  local user = getenv("USER")
+  if not user or user == "" then user = getenv("LOGNAME") end
+  if not user or user == "" then
+    local p = io.popen("id -un 2>/dev/null")
+    user = p and p:read("*l")
+    if p then p:close() end
+  end
+  local host
+  local f = io.open("/proc/sys/kernel/hostname", "rb")
+  if f then host = f:read("*l") f:close() end
+  if not host or host == "" then host = getenv("HOSTNAME") end
+  return { user = (user and user ~= "") and user or "unknown", host = (host and host ~= "") and host or "unknown" }
+end
+
+return M

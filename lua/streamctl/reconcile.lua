@@ -1,0 +1,555 @@
+--- The forbid list as a desired state: read what the provider blocks,
+-- compare, send only the difference.
+--
+-- `reconcile.aliyun(client, desired, opts)` reads each domain's block list
+-- (DescribeLiveStreamsBlockList, every page, bounded), forbids the desired
+-- streams it lacks (`forbid_live_streams`, paced), and, only with
+-- `remove_extra`, resumes the blocked streams not desired. ZEGO's Server API
+-- cannot be asked which streams are forbidden (DescribeRTCStreamState answers
+-- for one stream, in a shape its pages do not document), so
+-- `reconcile.zego(client, desired, opts)` takes its view from a state store
+-- the caller gives (`get`/`set`: `file_store(path)`, an nginx shared dict):
+-- what this reconciler last applied. A change made behind its back on ZEGO
+-- cannot be seen there. Both refuse, sending nothing, when the provider's
+-- view cannot be read, and when the forbids are more than the blast-radius
+-- guard allows (streamctl.audit.guard). See docs/reconcile.md.
+-- @module streamctl.reconcile
+
+local audit = require "streamctl.audit"
+local errors = require "streamctl.errors"
+local json = require "streamctl.json"
+local validate = require "streamctl.validate"
+
+local type, ipairs, pairs, tostring, tonumber, pcall, error = type, ipairs, pairs, tostring, tonumber, pcall, error
+local format, sub, find, match, gmatch = string.format, string.sub, string.find, string.match, string.gmatch
+local concat, sort = table.concat, table.sort
+local floor = math.floor
+
+local M = {}
+
+--- Pages of the block list read per domain at most (by default), and their size.
+M.MAX_PAGES = 100
+M.PAGE_SIZE = 3000
+
+--- How long a ZEGO CDN forbid lasts when no resume time is given (its page: a day).
+M.CDN_BAN = 24 * 3600
+-- The state forgets a CDN forbid this much before the provider lifts it.
+local CDN_MARGIN = 60
+
+local COMMON = {
+  { name = "remove_extra", type = "boolean" },
+  { name = "dry_run", type = "boolean" },
+  { name = "on_progress", type = "function" },
+  { name = "max_forbid", type = "integer", min = 0 },
+  { name = "confirm", type = "boolean" },
+  { name = "concurrency", type = "integer", min = 1, max = 256 },
+}
+local function schema(more)
+  local out = {}
+  for _, f in ipairs(COMMON) do out[#out + 1] = f end
+  for _, f in ipairs(more) do out[#out + 1] = f end
+  return out
+end
+
+local ALIYUN_OPTIONS = schema {
+  { name = "resume_time", type = "time" },
+  { name = "domains", type = "strings" },
+  { name = "max_pages", type = "integer", min = 1 },
+  { name = "page_size", type = "integer", min = 1, max = 3000 },
+}
+local ZEGO_OPTIONS = schema {
+  { name = "state", type = "object", methods = { "get", "set" }, required = true },
+  { name = "state_key", type = "string" },
+  { name = "cdn_resume_time", type = "time" },
+}
+
+-- The rule every name obeys: the clients' own text rule for a field.
+local NAME = { type = "string" }
+local ID = { type = "string", max_len = 256 }
+
+local function invalid(provider, message)
+  local e = errors.invalid(provider, nil, message)
+  e.sent = false
+  return e
+end
+
+-- The desired items ----------------------------------------------------------------
+
+local ALIYUN_KEYS = { "domain_name", "app_name", "stream_name" }
+local ZEGO_KEYS = { "stream_id", "kind" }
+local KINDS = { rtc = true, cdn = true }
+
+-- What is wrong with an item (a message fragment naming the key), or nil.
+local function item_rule(provider, item)
+  if type(item) ~= "table" then
+    return provider == "aliyun" and "must be a table { domain_name, app_name, stream_name }"
+      or "must be a table { stream_id, kind }"
+  end
+  local keys = provider == "aliyun" and ALIYUN_KEYS or ZEGO_KEYS
+  local known = {}
+  for _, k in ipairs(keys) do known[k] = true end
+  for k in pairs(item) do
+    if not known[k] then return format("has '%s', which is not one of %s", tostring(k), concat(keys, ", ")) end
+  end
+  if provider == "aliyun" then
+    for _, k in ipairs(ALIYUN_KEYS) do
+      if item[k] == nil then return k .. " is required" end
+      local _, why = validate.value(NAME, item[k])
+      if why then return k .. " " .. why end
+    end
+    if item.app_name == "*" then return "app_name must not be '*' (ForbidLiveStream takes no wildcard)" end
+    return nil
+  end
+  if item.stream_id == nil then return "stream_id is required" end
+  local _, why = validate.value(ID, item.stream_id)
+  if why then return "stream_id " .. why end
+  if item.kind ~= nil and not KINDS[item.kind] then return "kind must be 'rtc' or 'cdn'" end
+  return nil
+end
+
+-- The key of an item: "domain/app/stream", or "rtc:ID" / "cdn:ID".
+local function key_of(provider, item)
+  if provider == "aliyun" then return item.domain_name .. "/" .. item.app_name .. "/" .. item.stream_name end
+  return (item.kind or "rtc") .. ":" .. item.stream_id
+end
+
+-- The desired items without repeats: keys in order, key -> item; or nil, err.
+local function wanted(provider, desired)
+  local keys, by_key = {}, {}
+  for i, item in ipairs(desired) do
+    local why = item_rule(provider, item)
+    if why then return nil, invalid(provider, format("desired[%d] %s", i, why)) end
+    local key = key_of(provider, item)
+    if not by_key[key] then keys[#keys + 1] = key; by_key[key] = item end
+  end
+  return keys, by_key
+end
+
+--- Reads a desired state from text: one stream a line (blank lines and lines
+-- starting with # skipped), or a JSON array of objects. Aliyun lines are
+-- `domain/app/stream` (split at the first two "/"); ZEGO lines are a stream
+-- ID (RTC), or `rtc:ID` / `cdn:ID`.
+-- @tparam string provider "aliyun" or "zego"
+-- @tparam string text the list
+-- @tparam[opt] string name what to call it in messages (default "the list")
+-- @return the items (tables as `aliyun`/`zego` take them); or nil and why (naming the line or item)
+function M.parse(provider, text, name)
+  if provider ~= "aliyun" and provider ~= "zego" then
+    error("bad argument #1 to 'parse' (provider must be 'aliyun' or 'zego')", 2)
+  end
+  if type(text) ~= "string" then error("bad argument #2 to 'parse' (text must be a string)", 2) end
+  name = name or "the list"
+  local items = {}
+  if find(text, "^%s*%[") then
+    local list, err = json.decode(text)
+    if type(list) ~= "table" then return nil, format("%s: not a JSON array (%s)", name, tostring(err)) end
+    for i, item in ipairs(list) do
+      local why = item_rule(provider, item)
+      if why then return nil, format("%s: item %d %s", name, i, why) end
+      items[i] = item
+    end
+    return items
+  end
+  local n = 0
+  for line in gmatch(text, "([^\n]*)\n?") do
+    n = n + 1
+    line = match(line, "^%s*(.-)%s*$")
+    if line ~= "" and not find(line, "^#") then
+      local item
+      if provider == "aliyun" then
+        local d, a, s = match(line, "^([^/]*)/([^/]*)/(.*)$")
+        if not d or d == "" or a == "" or s == "" then
+          return nil, format("%s:%d: must be domain/app/stream (got '%s')", name, n, line)
+        end
+        item = { domain_name = d, app_name = a, stream_name = s }
+      else
+        local kind, id = match(line, "^(%a%a%a):(.*)$")
+        if kind and KINDS[kind] then item = { stream_id = id, kind = kind } else item = { stream_id = line } end
+      end
+      local why = item_rule(provider, item)
+      if why then return nil, format("%s:%d: %s", name, n, why) end
+      items[#items + 1] = item
+    end
+  end
+  return items
+end
+
+-- Reports ------------------------------------------------------------------------
+
+local function new_report(provider, o, ndesired)
+  return { provider = provider, dry_run = o.dry_run == true, desired = ndesired, blocked = 0,
+           found = { missing = {}, extra = {} }, fixed = 0, failed = {}, unknown = {}, results = {}, calls = 0 }
+end
+
+-- One stream's entry: { stream, action, ok, attempts, request_id, error, outcome_unknown }.
+local function entry_of(key, action, e)
+  return { stream = key, action = action, ok = e.ok, attempts = e.attempts or 0, request_id = e.request_id,
+           error = e.error, outcome_unknown = e.outcome_unknown }
+end
+
+-- Adds a finished entry to the report, and tells on_progress.
+local function add(report, o, entry, total)
+  local r = report.results
+  r[#r + 1] = entry
+  if entry.ok then
+    report.fixed = report.fixed + 1
+  elseif entry.outcome_unknown then
+    report.unknown[#report.unknown + 1] = { stream = entry.stream, action = entry.action, error = entry.error }
+  else
+    report.failed[#report.failed + 1] = { stream = entry.stream, action = entry.action, error = entry.error }
+  end
+  if o.on_progress and not report.progress_error then
+    local ok, perr = pcall(o.on_progress, #r, total, entry)
+    if not ok then report.progress_error = tostring(perr) end
+  end
+end
+
+-- Runs a batch method over `names` (each with its report key) and adds each stream.
+local function batch(client, method, fields, keys, action, report, o, total)
+  local r, err = client[method](client, fields)
+  if not r then
+    for _, key in ipairs(keys) do add(report, o, entry_of(key, action, { ok = false, error = err }), total) end
+    return
+  end
+  report.calls = report.calls + r.calls
+  local by_name = {}
+  for i, name in ipairs(fields.stream_names or fields.stream_ids) do by_name[name] = keys[i] end
+  for _, e in ipairs(r.results) do add(report, o, entry_of(by_name[e.stream], action, e), total) end
+end
+
+-- One call for one stream.
+local function single(client, method, fields, key, action, report, o, total)
+  local res, err = client[method](client, fields)
+  report.calls = report.calls + 1
+  add(report, o, entry_of(key, action, { ok = res ~= nil, attempts = 1, request_id = res and res.RequestId
+    or err and err.request_id, error = err, outcome_unknown = err and err.outcome_unknown }), total)
+end
+
+-- The guard, the report's in_sync, and what a dry run or a refusal returns.
+-- Returns true to go on sending; else what `aliyun`/`zego` return.
+local function before_sending(report, o, nsend)
+  local gok, decision = audit.guard(#report.found.missing, { max_forbid = o.max_forbid, confirm = o.confirm })
+  report.guard = gok and decision or decision.guard
+  if o.dry_run or nsend == 0 then
+    report.in_sync = #report.found.missing == 0 and (not o.remove_extra or #report.found.extra == 0)
+    return false, report
+  end
+  if not gok then
+    decision.report = report
+    return false, nil, decision
+  end
+  return true
+end
+
+local function finish(report)
+  report.in_sync = #report.failed == 0 and #report.unknown == 0 and report.state_error == nil
+  return report
+end
+
+local function has_methods(client, names)
+  if type(client) ~= "table" then return false end
+  for _, n in ipairs(names) do
+    if type(client[n]) ~= "function" then return false end
+  end
+  return true
+end
+
+-- Groups `keys` by domain and app: { {domain, app, names = {}, keys = {}} } in order.
+local function by_app(keys, parts)
+  local groups, index = {}, {}
+  for _, key in ipairs(keys) do
+    local p = parts[key]
+    local g = p.domain_name .. "\0" .. p.app_name
+    if not index[g] then
+      index[g] = { domain_name = p.domain_name, app_name = p.app_name, names = {}, keys = {} }
+      groups[#groups + 1] = index[g]
+    end
+    local t = index[g]
+    t.names[#t.names + 1], t.keys[#t.keys + 1] = p.stream_name, key
+  end
+  return groups
+end
+
+-- Alibaba Cloud -----------------------------------------------------------------
+
+-- Every page of `domain`'s block list: the entries, or nil and an error.
+local function block_list(client, domain, o, report)
+  local out, size = {}, o.page_size or M.PAGE_SIZE
+  for page = 1, o.max_pages or M.MAX_PAGES do
+    local res, err = client:describe_live_streams_block_list { domain_name = domain, page_number = page,
+                                                              page_size = size }
+    report.calls = report.calls + 1
+    if not res then return nil, err end
+    local urls = res.StreamUrls
+    if type(urls) == "table" and urls.StreamUrl ~= nil then urls = urls.StreamUrl end
+    if urls == nil and tonumber(res.TotalNum) == 0 then urls = {} end
+    if type(urls) ~= "table" then
+      return nil, errors.new { provider = "aliyun", action = "DescribeLiveStreamsBlockList", code = "InvalidResponse",
+        kind = "response", request_id = res.RequestId, message = "the answer has no StreamUrls list" }
+    end
+    for _, u in ipairs(urls) do out[#out + 1] = tostring(u) end
+    local total = tonumber(res.TotalNum)
+    if #urls < size or (total and page * size >= total) then return out end
+  end
+  return nil, errors.new { provider = "aliyun", action = "DescribeLiveStreamsBlockList", code = "TooManyPages",
+    kind = "validation", message = format("the block list of %s has more than %d pages of %d: nothing was sent "
+      .. "(raise max_pages)", domain, o.max_pages or M.MAX_PAGES, size) }
+end
+
+-- An extra entry "domain/app/stream" as its parts, or nil when the app
+-- cannot be told from the stream (a "/" in either).
+local function split_extra(domain, entry)
+  local rest = sub(entry, #domain + 2)
+  if sub(entry, 1, #domain + 1) ~= domain .. "/" then return nil end
+  local a, s = match(rest, "^([^/]+)/([^/]+)$")
+  if not a then return nil end
+  return { domain_name = domain, app_name = a, stream_name = s }
+end
+
+--- Makes Alibaba Cloud's block list hold the desired streams.
+-- @param client a `streamctl.aliyun` client
+-- @tparam table desired `{ { domain_name, app_name, stream_name }, ... }`: the streams that must be blocked
+-- @tparam[opt] table opts `remove_extra`, `dry_run`, `on_progress(done, total, entry)`, `max_forbid`,
+-- `confirm`, `concurrency`, `resume_time` (the forbids', default none: until resumed), `domains` (more
+-- domains to read: their blocked streams are extras), `max_pages` (per domain, default 100), `page_size`
+-- (default 3000)
+-- @return the report (docs/reconcile.md); or nil and an error: a bad item or option, the block list
+-- unreadable, the guard's refusal (its `report`: the difference found). Nothing is sent then.
+function M.aliyun(client, desired, opts)
+  if not has_methods(client, { "describe_live_streams_block_list", "forbid_live_streams", "resume_live_streams" })
+  then
+    error("bad argument #1 to 'aliyun' (a streamctl.aliyun client expected)", 2)
+  end
+  if type(desired) ~= "table" then error("bad argument #2 to 'aliyun' (desired must be a table)", 2) end
+  local o, oerr = validate.construct(ALIYUN_OPTIONS, opts, "streamctl.reconcile.aliyun", "aliyun", 3)
+  if not o then return nil, oerr end
+  local keys, items = wanted("aliyun", desired)
+  if not keys then return nil, items end
+  local report = new_report("aliyun", o, #keys)
+  local domains, seen = {}, {}
+  for _, key in ipairs(keys) do
+    local d = items[key].domain_name
+    if not seen[d] then seen[d] = true; domains[#domains + 1] = d end
+  end
+  for _, d in ipairs(o.domains or {}) do
+    if not seen[d] then seen[d] = true; domains[#domains + 1] = d end
+  end
+  local blocked, extra_parts = {}, {}
+  for _, d in ipairs(domains) do
+    local list, err = block_list(client, d, o, report)
+    if not list then return nil, err end
+    for _, u in ipairs(list) do
+      if not blocked[u] then
+        blocked[u] = true
+        report.blocked = report.blocked + 1
+        if not items[u] then
+          report.found.extra[#report.found.extra + 1] = u
+          extra_parts[u] = split_extra(d, u) or false
+        end
+      end
+    end
+  end
+  for _, key in ipairs(keys) do
+    if not blocked[key] then report.found.missing[#report.found.missing + 1] = key end
+  end
+  sort(report.found.extra)
+  local extras = o.remove_extra and report.found.extra or {}
+  local go, out, err = before_sending(report, o, #report.found.missing + #extras)
+  if not go then return out, err end
+  local total = #report.found.missing + #extras
+  for _, g in ipairs(by_app(report.found.missing, items)) do
+    batch(client, "forbid_live_streams", { domain_name = g.domain_name, app_name = g.app_name,
+      stream_names = g.names, resume_time = o.resume_time, concurrency = o.concurrency }, g.keys,
+      "ForbidLiveStream", report, o, total)
+  end
+  local resumable = {}
+  for _, key in ipairs(extras) do
+    if extra_parts[key] then
+      resumable[#resumable + 1] = key
+    else
+      add(report, o, entry_of(key, "ResumeLiveStream", { ok = false, error = invalid("aliyun", format(
+        "cannot tell the app name from the stream name in '%s' (a '/' in one of them): resume it by hand", key)) }),
+        total)
+    end
+  end
+  for _, g in ipairs(by_app(resumable, extra_parts)) do
+    batch(client, "resume_live_streams", { domain_name = g.domain_name, app_name = g.app_name,
+      stream_names = g.names, concurrency = o.concurrency }, g.keys, "ResumeLiveStream", report, o, total)
+  end
+  return finish(report)
+end
+
+-- ZEGO ---------------------------------------------------------------------------
+
+local STATE_VERSION = 1
+
+local function state_error(code, message)
+  return errors.new { provider = "zego", code = code, kind = "service", sent = false, message = message }
+end
+
+-- The state's streams still forbidden at `now`: key -> expiry (0: none); or nil, err.
+local function read_state(store, key, now)
+  local ok, text, err = pcall(store.get, store, key)
+  if not ok then error(format("the state store's get raised: %s", tostring(text)), 3) end
+  if text == nil and err ~= nil then
+    return nil, state_error("StateUnavailable", format("the state '%s' cannot be read: %s", key, tostring(err)))
+  end
+  if text == nil then return {} end
+  local state = type(text) == "string" and json.decode(text)
+  if type(state) ~= "table" or state.v ~= STATE_VERSION or type(state.streams) ~= "table" then
+    return nil, state_error("InvalidState", format("the state '%s' is not a reconciler's (version %d): remove "
+      .. "it to start from nothing applied", key, STATE_VERSION))
+  end
+  local live = {}
+  for k, expiry in pairs(state.streams) do
+    expiry = tonumber(expiry)
+    if type(k) == "string" and expiry and (expiry == 0 or expiry > now) then live[k] = floor(expiry) end
+  end
+  return live
+end
+
+local function state_text(streams)
+  local keys = {}
+  for k in pairs(streams) do keys[#keys + 1] = k end
+  sort(keys)
+  local parts = {}
+  for i, k in ipairs(keys) do parts[i] = json.string(k) .. ":" .. validate.decimal(streams[k]) end
+  return format('{"v":%d,"streams":{%s}}', STATE_VERSION, concat(parts, ","))
+end
+
+--- Makes ZEGO's forbidden streams the desired ones, as far as this
+-- reconciler's state knows them (ZEGO cannot be asked).
+-- @param client a `streamctl.zego` client
+-- @tparam table desired `{ { stream_id, kind = "rtc" | "cdn" (default "rtc") }, ... }`
+-- @tparam table opts `state` (required: an object with `get(key) -> text | nil | nil, err` and
+-- `set(key, text) -> true | nil, err`, such as `file_store(path)` or an `ngx.shared` dict), `state_key`
+-- (default `streamctl:reconcile:zego:<AppId>`), `cdn_resume_time` (CDN forbids', default a day), and
+-- `remove_extra`, `dry_run`, `on_progress`, `max_forbid`, `confirm`, `concurrency` as `aliyun`'s
+-- @return the report; or nil and an error (nothing sent)
+function M.zego(client, desired, opts)
+  if not has_methods(client, { "forbid_rtc_streams", "resume_rtc_streams", "forbid_cdn_live_stream",
+                               "resume_cdn_live_stream" }) then
+    error("bad argument #1 to 'zego' (a streamctl.zego client expected)", 2)
+  end
+  if type(desired) ~= "table" then error("bad argument #2 to 'zego' (desired must be a table)", 2) end
+  local o, oerr = validate.construct(ZEGO_OPTIONS, opts, "streamctl.reconcile.zego", "zego", 3)
+  if not o then return nil, oerr end
+  local keys, items = wanted("zego", desired)
+  if not keys then return nil, items end
+  local now = floor(client:now())
+  if o.cdn_resume_time and o.cdn_resume_time <= now then
+    return nil, invalid("zego", "option 'cdn_resume_time' must be in the future")
+  end
+  local state_key = o.state_key or ("streamctl:reconcile:zego:" .. tostring(client.app_id))
+  local view, err = read_state(o.state, state_key, now)
+  if not view then return nil, err end
+  local report = new_report("zego", o, #keys)
+  for k in pairs(view) do
+    report.blocked = report.blocked + 1
+    if not items[k] then report.found.extra[#report.found.extra + 1] = k end
+  end
+  sort(report.found.extra)
+  for _, key in ipairs(keys) do
+    if not view[key] then report.found.missing[#report.found.missing + 1] = key end
+  end
+  local extras = o.remove_extra and report.found.extra or {}
+  local go, out, gerr = before_sending(report, o, #report.found.missing + #extras)
+  if not go then return out, gerr end
+  local total = #report.found.missing + #extras
+  local function send(list, rtc_method, rtc_action, cdn_method, cdn_action, extra_fields)
+    local rtc, rtc_keys = {}, {}
+    for _, key in ipairs(list) do
+      local kind, id = match(key, "^(%a+):(.*)$")
+      if kind == "rtc" then
+        rtc[#rtc + 1], rtc_keys[#rtc_keys + 1] = id, key
+      end
+    end
+    if #rtc > 0 then
+      batch(client, rtc_method, { stream_ids = rtc, concurrency = o.concurrency }, rtc_keys, rtc_action, report, o,
+        total)
+    end
+    for _, key in ipairs(list) do
+      local kind, id = match(key, "^(%a+):(.*)$")
+      if kind == "cdn" then
+        local fields = { stream_id = id }
+        for k, v in pairs(extra_fields) do fields[k] = v end
+        single(client, cdn_method, fields, key, cdn_action, report, o, total)
+      end
+    end
+  end
+  send(report.found.missing, "forbid_rtc_streams", "ForbidRTCStreams", "forbid_cdn_live_stream",
+    "ForbidCDNLiveStream", { resume_time = o.cdn_resume_time })
+  send(extras, "resume_rtc_streams", "ResumeRTCStreams", "resume_cdn_live_stream", "ResumeCDNLiveStream", {})
+  -- What is known applied: a forbid whose outcome is unknown is sent again
+  -- next time; a resume whose outcome is unknown is kept, and tried again.
+  local cdn_until = (o.cdn_resume_time or (now + M.CDN_BAN)) - CDN_MARGIN
+  for _, e in ipairs(report.results) do
+    if e.ok and find(e.action, "^Forbid") then
+      view[e.stream] = find(e.stream, "^cdn:") and cdn_until or 0
+    elseif e.ok then
+      view[e.stream] = nil
+    end
+  end
+  local ok, serr = o.state:set(state_key, state_text(view))
+  if not ok then
+    report.state_error = state_error("StateUnavailable", format("the state '%s' could not be saved: %s", state_key,
+      tostring(serr)))
+  end
+  return finish(report)
+end
+
+-- A state in a file ---------------------------------------------------------------
+
+--- A state store in one JSON file (`{ key: value }`), for the command line:
+-- `get(key)` and `set(key, value)`; the file is made with mode 0600 and
+-- replaced whole at each `set` (written beside it, then renamed). One
+-- reconciler at a time per file.
+-- @tparam string path the file
+-- @return the store
+function M.file_store(path)
+  if type(path) ~= "string" or path == "" then error("bad argument #1 to 'file_store' (path must be a string)", 2) end
+  local store = {}
+  local function load()
+    local f = io.open(path, "rb")
+    if not f then return {} end
+    local text = f:read("*a")
+    f:close()
+    if not text or match(text, "^%s*$") then return {} end
+    local t = json.decode(text)
+    if type(t) ~= "table" then return nil, format("%s is not a JSON object", path) end
+    return t
+  end
+  function store.get(_, key)
+    local t, err = load()
+    if not t then return nil, err end
+    return t[key]
+  end
+  function store.set(_, key, value)
+    local t, err = load()
+    if not t then return nil, err end
+    t[key] = value
+    local names = {}
+    for k in pairs(t) do names[#names + 1] = k end
+    sort(names)
+    local parts = {}
+    for i, k in ipairs(names) do parts[i] = json.string(k) .. ":" .. json.string(tostring(t[k])) end
+    local tmp = path .. ".tmp"
+    os.remove(tmp)
+    local ok, why = audit.private_file(tmp)
+    if not ok then return nil, why end
+    local f, oerr = io.open(tmp, "wb")
+    if not f then return nil, tostring(oerr) end
+    local wok, werr = f:write("{", concat(parts, ","), "}\n")
+    local cok, cerr = f:close()
+    if not wok or not cok then
+      os.remove(tmp)
+      return nil, format("cannot write %s: %s", tmp, tostring(werr or cerr))
+    end
+    local rok, rerr = os.rename(tmp, path)
+    if not rok then return nil, tostring(rerr) end
+    return true
+  end
+  return store
+end
+
+return M
