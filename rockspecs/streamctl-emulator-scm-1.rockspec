@@ -29,7 +29,10 @@ build = {
       -- an nginx-lua app: bin/streamctl-emulator points nginx at these files
       ["streamctl.emulator.aliyun"] = "lua/streamctl/emulator/aliyun.lua",
       ["streamctl.emulator.aliyun_live"] = "lua/streamctl/emulator/aliyun_live.lua",
+      ["streamctl.emulator.aliyun_notify"] = "lua/streamctl/emulator/aliyun_notify.lua",
       ["streamctl.emulator.bounded"] = "lua/streamctl/emulator/bounded.lua",
+      ["streamctl.emulator.callback_http"] = "lua/streamctl/emulator/callback_http.lua",
+      ["streamctl.emulator.callbacks"] = "lua/streamctl/emulator/callbacks.lua",
       ["streamctl.emulator.clock"] = "lua/streamctl/emulator/clock.lua",
       ["streamctl.emulator.config"] = "lua/streamctl/emulator/config.lua",
       ["streamctl.emulator.credentials_uri"] = "lua/streamctl/emulator/credentials_uri.lua",
@@ -47,7 +50,9 @@ build = {
       ["streamctl.emulator.sessions"] = "lua/streamctl/emulator/sessions.lua",
       ["streamctl.emulator.stats"] = "lua/streamctl/emulator/stats.lua",
       ["streamctl.emulator.sts"] = "lua/streamctl/emulator/sts.lua",
+      ["streamctl.emulator.task_events"] = "lua/streamctl/emulator/task_events.lua",
       ["streamctl.emulator.zego"] = "lua/streamctl/emulator/zego.lua",
+      ["streamctl.emulator.zego_streams"] = "lua/streamctl/emulator/zego_streams.lua",
    },
    install = {
       bin = {

@@ -193,6 +193,7 @@ end
 
 function M.init(settings)
   cfg = settings
+  live.init(settings)
 end
 
 -- A key's entry: a configured one, or an issued STS session.
@@ -761,6 +762,7 @@ local function limiters()
 end
 
 -- Online streams (DescribeLiveStreamsOnlineList), set through /_emulator/online.
+M.tick = live.tick
 M.mark_online = live.mark_online
 M.mark_offline = live.mark_offline
 M.online_snapshot = live.online_snapshot

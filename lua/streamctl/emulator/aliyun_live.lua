@@ -42,6 +42,8 @@
 
 local json = require "streamctl.emulator.json"
 local clock = require "streamctl.emulator.clock"
+local notify = require "streamctl.emulator.aliyun_notify"
+local task_events = require "streamctl.emulator.task_events"
 
 local type, pairs, ipairs, tonumber, next = type, pairs, ipairs, tonumber, next
 local ceil, random = math.ceil, math.random
@@ -296,8 +298,12 @@ function M.ForbidLiveStream(p, ctx)
   local key, s = stream_record(p)
   s.account = ctx.account_id
   s.updated_at = ctx.now
-  -- Either kind of forbid cuts the current ingest: the stream goes offline.
-  online[key] = nil
+  -- Either kind of forbid cuts the current ingest: the stream goes offline
+  -- (its publish_done callback, aliyun_notify.lua).
+  if online[key] then
+    notify.stream_event("publish_done", online[key], ctx.now)
+    online[key] = nil
+  end
   if oneshot == "yes" then
     s.interrupt_count = s.interrupt_count + 1
     return {}, { applied = true, detail = { stream = key, oneshot = true } }
@@ -382,8 +388,12 @@ end
 -- forbid cuts the current ingest (Oneshot=yes as well), so a blocked stream
 -- cannot be marked online and ForbidLiveStream takes a stream offline.
 
+-- What an online entry shows (the rest is kept for its callbacks).
+local ONLINE_FIELDS = { "DomainName", "AppName", "StreamName", "PublishTime", "ClientIp" }
+
 -- Marks streams online: specs is a list of { domain, app, stream, client_ip,
--- publish_time (Unix s, default now) }. Returns the entries marked and those
+-- publish_time (Unix s, default now), usrargs, node, height, width (the
+-- publish callback's fields) }. Returns the entries marked and those
 -- refused (blocked now), or nil and a message for a bad spec (nothing marked).
 function M.mark_online(specs, now)
   local checked = {}
@@ -402,6 +412,16 @@ function M.mark_online(specs, now)
     if spec.publish_time ~= nil and type(spec.publish_time) ~= "number" then
       return nil, "online: entry " .. i .. ": publish_time must be a number (Unix seconds)"
     end
+    for _, k in ipairs({ "usrargs", "node" }) do
+      if spec[k] ~= nil and type(spec[k]) ~= "string" then
+        return nil, "online: entry " .. i .. ": " .. k .. " must be a string"
+      end
+    end
+    for _, k in ipairs({ "height", "width" }) do
+      if spec[k] ~= nil and (type(spec[k]) ~= "number" or spec[k] < 1 or spec[k] % 1 ~= 0) then
+        return nil, "online: entry " .. i .. ": " .. k .. " must be a positive whole number of pixels"
+      end
+    end
     checked[i] = spec
   end
   local marked, refused = json.array(), json.array()
@@ -411,27 +431,43 @@ function M.mark_online(specs, now)
     if s and is_blocked(s, now) then
       refused[#refused + 1] = key
     else
-      online[key] = {
+      local was = online[key]
+      local entry = json.ordered({
         DomainName = spec.domain, AppName = spec.app, StreamName = spec.stream,
         PublishTime = clock.format_iso8601(spec.publish_time or now),
         ClientIp = spec.client_ip or "127.0.0.1",
-      }
+        -- for the ingest callbacks (aliyun_notify.lua), not shown
+        publish_unix = spec.publish_time or now, usrargs = spec.usrargs, node = spec.node,
+        height = spec.height, width = spec.width,
+        notify_key = was and was.notify_key or notify.key_for_publish(spec.domain),
+      }, ONLINE_FIELDS)
+      online[key] = entry
       marked[#marked + 1] = key
+      -- Marking a stream that is online already updates its entry: it is the
+      -- same ingest, so no second publish callback.
+      if not was then
+        notify.stream_event("publish", entry, now)
+      end
     end
   end
   return marked, refused
 end
 
--- Takes streams offline: specs as for mark_online (nil: every stream).
--- Returns the keys taken offline, or nil and a message.
-function M.mark_offline(specs)
+-- Takes streams offline: specs as for mark_online (nil: every stream), each
+-- with its publish_done callback. Returns the keys taken offline, or nil and a
+-- message.
+function M.mark_offline(specs, now)
+  now = now or clock.now()
   local removed = json.array()
   if specs == nil then
     for key in pairs(online) do
       removed[#removed + 1] = key
     end
-    online = {}
     sort(removed)
+    for _, key in ipairs(removed) do
+      notify.stream_event("publish_done", online[key], now)
+    end
+    online = {}
     return removed
   end
   for i, spec in ipairs(specs) do
@@ -443,6 +479,7 @@ function M.mark_offline(specs)
   for _, spec in ipairs(specs) do
     local key = stream_key(spec.domain, spec.app, spec.stream)
     if online[key] then
+      notify.stream_event("publish_done", online[key], now)
       online[key] = nil
       removed[#removed + 1] = key
     end
@@ -557,6 +594,12 @@ local NOT_IN_THIS_STATE = "InvalidParameter"
 -- task "automatically stops and is deleted at the specified end time"). Run
 -- lazily, before anything reads or changes the tasks.
 local function purge_ended(now)
+  -- First the tasks' health up to now (task_events.lua: the source faults,
+  -- the retries and their callbacks).
+  for _, id in ipairs(task_order) do
+    task_events.evaluate(tasks[id], now)
+  end
+  task_events.prune(now)
   local kept = {}
   for _, id in ipairs(task_order) do
     local t = tasks[id]
@@ -580,7 +623,9 @@ local function delete_task(id)
 end
 
 -- Task status at time now (a task past its EndTime is already deleted):
--- 3 stopped by StopLivePullToPush, 0 before StartTime, 1 running.
+-- 3 stopped by StopLivePullToPush, 0 before StartTime, then its health
+-- (task_events.lua, evaluated up to now by purge_ended): 1 running, 2
+-- recovering (retrying a failed source), 3 offline (retries exhausted).
 local function task_status(t, now)
   if t.stopped then
     return 3
@@ -588,7 +633,18 @@ local function task_status(t, now)
   if now < t.start_at then
     return 0
   end
-  return 1
+  return task_events.status(t)
+end
+
+-- The settings (the notify presets, the task event name).
+function M.init(settings)
+  notify.init(settings)
+  task_events.init(settings)
+end
+
+-- Brings the tasks up to now (health, callbacks, EndTime): the ticker's call.
+function M.tick(now)
+  purge_ended(now)
 end
 
 -- A task as the Describe operations show it. TaskExitReason is only returned
@@ -834,8 +890,11 @@ function M.StopLivePullToPush(p, ctx)
   end
   t.stopped = true
   t.stopped_at = ctx.now
+  task_events.emit(t, 3, ctx.now, "TriggerByUser")
   return { TaskId = t.TaskId }, { applied = true, detail = { task_id = t.TaskId } }
 end
+
+local RESTARTED_FROM = { [1] = "running", [2] = "recovering", [3] = "stopped" }
 
 -- RestartLivePullToPush: a running task is stopped and started again, a
 -- stopped one is started; before its StartTime a restart "does not take
@@ -854,8 +913,9 @@ function M.RestartLivePullToPush(p, ctx)
   t.stopped_at = nil
   t.restart_count = t.restart_count + 1
   t.restarted_at = ctx.now
+  task_events.running(t, ctx.now)
   return { TaskId = t.TaskId },
-    { applied = true, detail = { task_id = t.TaskId, was = status == 1 and "running" or "stopped" } }
+    { applied = true, detail = { task_id = t.TaskId, was = RESTARTED_FROM[status] } }
 end
 
 -- DeleteLivePullToPush: removes a task in any state; a running one is stopped
@@ -867,6 +927,9 @@ function M.DeleteLivePullToPush(p, ctx)
   end
   local status = task_status(t, ctx.now)
   delete_task(t.TaskId)
+  if status == 1 or status == 2 then
+    task_events.emit(t, 3, ctx.now, "TriggerByUser")
+  end
   return { RetCode = 0, Description = "OK" },
     { applied = true, detail = { task_id = t.TaskId, status = status } }
 end
@@ -883,17 +946,18 @@ local UPDATABLE = {
   { "StartTime", { [0] = true } },
   { "EndTime", { [0] = true, [3] = true } },
   { "SourceUrls", { [3] = true } },
-  { "RepeatNumber", { [0] = true, [1] = true, [3] = true } },
+  { "RepeatNumber", { [0] = true, [1] = true, [2] = true, [3] = true } },
   { "FileIndex", { [3] = true } },
   { "Offset", { [3] = true } },
-  { "CallbackUrl", { [0] = true, [1] = true, [3] = true } },
+  { "CallbackUrl", { [0] = true, [1] = true, [2] = true, [3] = true } },
 }
 
 -- Settings a create takes that an update does not (they are not parameters of
 -- UpdateLivePullToPush): refused rather than silently ignored.
 local NOT_UPDATABLE = { "TaskName", "SourceType", "SourceProtocol", "DstUrl", "RetryInterval", "RetryCount" }
 
-local STATE_NAMES = { [0] = "before its start time", [1] = "while it runs", [3] = "once it is stopped" }
+local STATE_NAMES = { [0] = "before its start time", [1] = "while it runs", [2] = "while it recovers",
+  [3] = "once it is stopped" }
 
 -- UpdateLivePullToPush: changes a task's settings, as its state allows.
 function M.UpdateLivePullToPush(p, ctx)
@@ -1059,7 +1123,21 @@ M.NEEDS_LIVE_DOMAIN = {
   DescribeLivePullToPush = true, DescribeLivePullToPushList = true,
 }
 
+-- The notify configuration operations (aliyun_notify.lua), given the
+-- aliyun.domains check.
+local function with_domains(op)
+  return function(p, ctx)
+    ctx.domain_known = function(domain)
+      return domain_known(ctx, domain)
+    end
+    return op(p, ctx)
+  end
+end
+
 M.OPERATIONS = {
+  SetLiveStreamsNotifyUrlConfig = with_domains(notify.SetLiveStreamsNotifyUrlConfig),
+  DescribeLiveStreamsNotifyUrlConfig = with_domains(notify.DescribeLiveStreamsNotifyUrlConfig),
+  DeleteLiveStreamsNotifyUrlConfig = with_domains(notify.DeleteLiveStreamsNotifyUrlConfig),
   ForbidLiveStream = M.ForbidLiveStream,
   ResumeLiveStream = M.ResumeLiveStream,
   DescribeLiveStreamsBlockList = M.DescribeLiveStreamsBlockList,
@@ -1095,17 +1173,21 @@ function M.snapshot(now)
     v.restarted_at = t.restarted_at
     v.restart_count = t.restart_count
     v.account = t.account
+    v.health = task_events.view(t)
     t_out[id] = v
   end
   local order = json.array()
   for i, id in ipairs(task_order) do
     order[i] = id
   end
-  return { streams = s_out, tasks = t_out, task_order = order, online = M.online_snapshot(now) }
+  return { streams = s_out, tasks = t_out, task_order = order, online = M.online_snapshot(now),
+    notify = notify.snapshot(), source_faults = task_events.snapshot() }
 end
 
 function M.reset()
   streams, tasks, task_order, online = {}, {}, {}, {}
+  notify.reset()
+  task_events.reset()
 end
 
 return M

@@ -40,19 +40,27 @@
 --       "nonce_ttl_s": 900,                 -- how long a SignatureNonce stays "used"
 --       "domains": [],                      -- non-empty: other DomainNames -> InvalidDomain.NotFound
 --       "max_pull_to_push_tasks": 1000,     -- tasks beyond this -> CodeNotEnoughResource
---       "host_id": "live.aliyuncs.com"      -- HostId in error bodies
+--       "host_id": "live.aliyuncs.com",     -- HostId in error bodies
+--       "notify": { "live.example.com": { "url": "http://127.0.0.1:9000/ali", "auth_key": "k" } },
+--                                          -- stream ingest callbacks preset per ingest domain
+--                                          -- (as SetLiveStreamsNotifyUrlConfig; aliyun_notify.lua)
+--       "pull_to_push_event": "LivePullToPushRuning"  -- or "LivePullToPushRunning": the Event
+--                                          -- of the task callbacks (task_events.lua)
 --     },
 --     "zego": {
 --       "apps": {                           -- AppId (decimal string) -> ServerSecret, or an object, or false
 --         "1234567890": "0123456789abcdef0123456789abcdef",
 --         "12345": { "secret": "...", "test_env": true, "cdn_types": ["ws"], "cdn_resume_enabled": true,
---                    "qps": { "ForbidRTCStream": 2 }, "rate_limiter": "token_bucket" }
---       },
+--                    "qps": { "ForbidRTCStream": 2 }, "rate_limiter": "token_bucket",
+--                    "callback_url": "http://127.0.0.1:9000/zego", "callback_secret": "s" }
+--       },                                 -- (callback_url and callback_secret go together:
+--                                          -- stream callbacks, zego_streams.lua)
 --       "qps": { "ForbidRTCStream": 20 },   -- per AppId and action
 --       "rate_limiter": "sliding_window",   -- or "token_bucket"
 --       "test_env_qps": 5,                  -- RTC forbid/resume limit for test_env apps
 --       "timestamp_tolerance_s": 600,       -- 100000004 beyond this skew
---       "sequence_window_s": 10             -- the Sequence ordering window
+--       "sequence_window_s": 10,            -- the Sequence ordering window
+--       "callback_retry_scale": 1           -- multiplies the callback retry delays 2..32 s
 --     },
 --     "log_limit": 10000                    -- request log entries kept (oldest dropped)
 --   }
@@ -111,6 +119,12 @@ local function defaults()
         -- 10000 per minute (the QPS table); counted per second, the
         -- strictest reading: at most 166 in any 1 s.
         DescribeLiveStreamsOnlineList = 10000 / 60,
+        -- The stream ingest callbacks' configuration: Set is 15 (its page);
+        -- Describe and Delete publish none in the notes: 15 like Set, the
+        -- emulator's (strict) choice.
+        SetLiveStreamsNotifyUrlConfig = 15,
+        DescribeLiveStreamsNotifyUrlConfig = 15,
+        DeleteLiveStreamsNotifyUrlConfig = 15,
         -- STS, per account too: AssumeRole 100/s (the RAM notice of
         -- 2022-08-29), AssumeRoleWithOIDC 100/s (its page); GetCallerIdentity
         -- publishes none: 100/s like its neighbours, the emulator's choice.
@@ -124,6 +138,8 @@ local function defaults()
       domains = {},
       max_pull_to_push_tasks = 1000,
       host_id = "live.aliyuncs.com",
+      notify = {},
+      pull_to_push_event = "LivePullToPushRuning",
     },
     zego = {
       apps = {
@@ -142,6 +158,7 @@ local function defaults()
       test_env_qps = 5,
       timestamp_tolerance_s = 600,
       sequence_window_s = 10,
+      callback_retry_scale = 1,
     },
     log_limit = 10000,
   }
@@ -342,6 +359,48 @@ local function merge_section(cfg, override, name, ids, what, scalars)
   return from
 end
 
+local function http_url(v)
+  return type(v) == "string" and (find(v, "^[hH][tT][tT][pP]://[^/?#]") or find(v, "^[hH][tT][tT][pP][sS]://[^/?#]"))
+end
+
+-- aliyun.notify: ingest domain -> { url, auth_key (optional) }.
+local function check_notify(v)
+  if type(v) ~= "table" then
+    error("aliyun.notify: expected an object of ingest domains", 0)
+  end
+  local out = {}
+  for domain, n in pairs(v) do
+    local path = "aliyun.notify." .. tostring(domain)
+    if type(n) ~= "table" then
+      error(path .. ": expected an object {\"url\": ..., \"auth_key\": ...}", 0)
+    end
+    if not http_url(n.url) then
+      error(path .. ".url: expected an http:// or https:// URL", 0)
+    end
+    if n.auth_key ~= nil and (type(n.auth_key) ~= "string" or n.auth_key == "") then
+      error(path .. ".auth_key: expected a non-empty string", 0)
+    end
+    out[tostring(domain)] = { url = n.url, auth_key = n.auth_key }
+  end
+  return out
+end
+
+-- The ZEGO apps' callback settings: callback_url and callback_secret together.
+local function check_zego_callbacks(apps)
+  for id, app in pairs(apps) do
+    local path = "zego.apps." .. id
+    if app.callback_url ~= nil and not http_url(app.callback_url) then
+      error(path .. ".callback_url: expected an http:// or https:// URL", 0)
+    end
+    if app.callback_secret ~= nil and (type(app.callback_secret) ~= "string" or app.callback_secret == "") then
+      error(path .. ".callback_secret: expected a non-empty string", 0)
+    end
+    if (app.callback_url == nil) ~= (app.callback_secret == nil) then
+      error(path .. ": callback_url and callback_secret go together (the secret signs the callbacks)", 0)
+    end
+  end
+end
+
 -- Builds the settings from the defaults and an optional decoded override table.
 function M.build(override)
   local cfg = defaults()
@@ -367,9 +426,24 @@ function M.build(override)
       cfg.aliyun.domains[#cfg.aliyun.domains + 1] = tostring(d)
     end
   end
-  merge_section(cfg, override, "zego", "apps", "zego app", {
+  if a and a.notify ~= nil then
+    cfg.aliyun.notify = check_notify(a.notify)
+  end
+  if a and a.pull_to_push_event ~= nil then
+    local e = a.pull_to_push_event
+    if e ~= "LivePullToPushRuning" and e ~= "LivePullToPushRunning" then
+      error("aliyun.pull_to_push_event: expected \"LivePullToPushRuning\" or \"LivePullToPushRunning\"", 0)
+    end
+    cfg.aliyun.pull_to_push_event = e
+  end
+  local z = merge_section(cfg, override, "zego", "apps", "zego app", {
     { "test_env_qps", "number" }, { "timestamp_tolerance_s", "number" }, { "sequence_window_s", "number" },
+    { "callback_retry_scale", "number" },
   })
+  if z and z.callback_retry_scale ~= nil and z.callback_retry_scale < 0 then
+    error("callback_retry_scale: expected a number >= 0", 0)
+  end
+  check_zego_callbacks(cfg.zego.apps)
   merge_scalar(cfg, override, "log_limit", "number")
   return cfg
 end

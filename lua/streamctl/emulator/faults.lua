@@ -13,6 +13,7 @@
 --                                          --   its text (default: the code's own, see below)
 --     "after_apply": false,                -- see below
 --     "duration_s": 30,                    -- see below
+--     "task_id": "...", "source_url": "...", -- source_down: which tasks' source (see below)
 --     "provider": "aliyun" | "zego" | "imds" -- default: the provider of the port posted to
 --   }
 --
@@ -26,6 +27,10 @@
 --   truncated          a response announcing Content-Length N that closes after N/2 bytes
 --   delay              the request waits delay_ms (ngx.sleep), then is served normally
 --   skew               the request is served normally, its Date header shifted by skew_s
+--   source_down        (aliyun only) not a request fault: the source of pull-to-push tasks is
+--                      down (task_events.lua) from now for duration_s (none: until the faults
+--                      are deleted), for the task task_id and/or the tasks pulling source_url
+--                      (neither: every task); no request ever takes it, count is ignored
 --   code               an HTTP 200 answer with a non-zero code, the way an operation's page
 --                      documents its own failures: Aliyun {"RequestId","RetCode":code,
 --                      "Description":message} (the pull-to-push operations' RetCode; message
@@ -66,7 +71,7 @@ local M = {}
 
 local KINDS = {
   http500 = true, http503 = true, throttle = true, delay = true,
-  drop = true, malformed = true, truncated = true, skew = true, code = true,
+  drop = true, malformed = true, truncated = true, skew = true, code = true, source_down = true,
 }
 
 M.KINDS = KINDS
@@ -80,6 +85,9 @@ local PROVIDER_KINDS = {
   imds = { http500 = true, http503 = true, drop = true, malformed = true, truncated = true, delay = true,
            skew = true },
 }
+
+-- Kinds that no request takes (they act elsewhere), and the providers they apply to.
+local NOT_REQUEST = { source_down = { aliyun = true } }
 
 -- The providers faults can be posted for: aliyun and zego, and those the
 -- emulator serves besides (imds). Called at start.
@@ -115,10 +123,16 @@ function M.add(provider, spec, now)
   end
   if not KINDS[spec.kind] then
     return nil, "fault: kind must be one of http500, http503, throttle, delay, drop, "
-      .. "malformed, truncated, skew, code"
+      .. "malformed, truncated, skew, code, source_down"
   end
-  if PROVIDER_KINDS[provider] and not PROVIDER_KINDS[provider][spec.kind] then
+  if (PROVIDER_KINDS[provider] and not PROVIDER_KINDS[provider][spec.kind])
+    or (NOT_REQUEST[spec.kind] and not NOT_REQUEST[spec.kind][provider]) then
     return nil, "fault: kind " .. spec.kind .. " does not apply to " .. provider
+  end
+  for _, k in ipairs({ "task_id", "source_url" }) do
+    if spec[k] ~= nil and (spec.kind ~= "source_down" or type(spec[k]) ~= "string" or spec[k] == "") then
+      return nil, "fault: " .. k .. " must be a non-empty string, for kind source_down only"
+    end
   end
   local action = spec.action
   if action == nil then
@@ -191,6 +205,8 @@ function M.add(provider, spec, now)
     after_apply = after_apply,
     duration_s = duration_s,
     ["until"] = duration_s and now + duration_s or nil,
+    task_id = spec.task_id,
+    source_url = spec.source_url,
   }
   next_id = next_id + 1
   local list = pending[provider]
@@ -217,7 +233,7 @@ function M.take(provider, action, now)
   end
   expire(list, now)
   for i, f in ipairs(list) do
-    if f.action == "*" or f.action == action then
+    if not NOT_REQUEST[f.kind] and (f.action == "*" or f.action == action) then
       if not f["until"] then
         f.count = f.count - 1
         if f.count <= 0 then

@@ -25,6 +25,7 @@ local SECRET_NAMES = {
   ["x-acs-security-token"] = true,
   authorization = true,
   serversecret = true,
+  notifyauthkey = true,                    -- SetLiveStreamsNotifyUrlConfig's key
   oidctoken = true,                        -- AssumeRoleWithOIDC's OIDCToken
   ["x-aliyun-ecs-metadata-token"] = true,  -- the metadata service's token
 }

@@ -119,6 +119,8 @@ local sessions = require "streamctl.emulator.sessions"
 local oidc = require "streamctl.emulator.oidc"
 local ram = require "streamctl.emulator.ram"
 local credentials_uri = require "streamctl.emulator.credentials_uri"
+local callbacks = require "streamctl.emulator.callbacks"
+local task_events = require "streamctl.emulator.task_events"
 
 local ngx = ngx
 local ngx_var, ngx_req, ngx_header, ngx_print, ngx_flush = ngx.var, ngx.req, ngx.header, ngx.print, ngx.flush
@@ -157,12 +159,35 @@ function M.init(opts)
   requestlog.set_limit(settings.log_limit)
 end
 
+-- The ticker: every TICK_S seconds (real time) it brings the pull-to-push
+-- tasks up to the emulator clock (their health transitions and callbacks go
+-- out without a request) and starts callbacks waiting for a connection.
+local TICK_S = 0.2
+
+local function tick(premature)
+  if premature then
+    return
+  end
+  local ok, err = pcall(function()
+    aliyun.tick(clock.now())
+    callbacks.tick()
+  end)
+  if not ok then
+    ngx_log(ngx_ERR, "emulator: tick failed: ", tostring(err))
+  end
+end
+
 -- Called from init_worker_by_lua.
 function M.init_worker()
   randomseed(floor(clock.real_now() * 1000) % 2147483647 + ngx.worker.pid())
+  local ok, err = ngx.timer.every(TICK_S, tick)
+  if not ok then
+    ngx_log(ngx_ERR, "emulator: cannot start the ticker: ", tostring(err))
+  end
 end
 
 local function reset_all()
+  callbacks.reset()
   aliyun.reset()
   zego.reset()
   imds.reset()
@@ -464,6 +489,7 @@ CONTROL.state = {
       zego = zego.snapshot(now),
       imds = imds.served() and imds.snapshot(now) or nil,
       faults = fault_lists(),
+      callbacks = callbacks.snapshot(),
     }
   end,
 }
@@ -500,16 +526,25 @@ CONTROL.faults = {
     end
     local added = json.array()
     for _, s in ipairs(specs) do
-      local f, ferr = faults.add(provider, s, clock.now())
+      local now = clock.now()
+      local f, ferr = faults.add(provider, s, now)
       if not f then
         return 400, { error = ferr, added = added }
+      end
+      if f.kind == "source_down" then
+        -- the tasks as they were until now, then their source goes down
+        aliyun.tick(now)
+        task_events.add_source_fault(f, now)
       end
       added[#added + 1] = f
     end
     return 200, { added = added, faults = fault_lists() }
   end),
   DELETE = function()
+    local now = clock.now()
+    aliyun.tick(now)
     faults.reset()
+    task_events.end_source_faults(now)
     return 200, { faults = fault_lists() }
   end,
 }
@@ -572,11 +607,62 @@ CONTROL.online = {
       end
     end
     local removed
-    removed, err = aliyun.mark_offline(specs)
+    removed, err = aliyun.mark_offline(specs, clock.now())
     if not removed then
       return 400, { error = err }
     end
     return 200, { removed = removed, online = aliyun.online_snapshot(clock.now()) }
+  end,
+}
+
+-- ZEGO streams being published (zego_streams.lua): POST publishes one
+-- {"app_id","stream_id","room_id","user_id",...} or an array (stream_create
+-- callbacks; a forbidden stream is refused), DELETE stops those of the body
+-- ({"app_id","stream_id"[,"type"]}) or, without a body, all (stream_close).
+local function zego_specs(value)
+  if type(value) ~= "table" then
+    return nil, "zego_online: expected an object or an array of objects"
+  end
+  if value.app_id ~= nil or value.stream_id ~= nil then
+    return { value }
+  end
+  return value
+end
+
+CONTROL.zego_online = {
+  GET = function()
+    return 200, { online = zego.online_snapshot() }
+  end,
+  POST = with_json_body(function(value)
+    local specs, err = zego_specs(value)
+    if not specs then
+      return 400, { error = err }
+    end
+    local marked, refused = zego.publish(specs, clock.now())
+    if not marked then
+      return 400, { error = refused }
+    end
+    return 200, { marked = marked, refused = refused, online = zego.online_snapshot() }
+  end),
+  DELETE = function()
+    local body = read_body()
+    local specs, err
+    if body ~= "" then
+      local value, derr = json.decode(body)
+      if value == nil then
+        return 400, { error = "body is not valid JSON: " .. tostring(derr) }
+      end
+      specs, err = zego_specs(value)
+      if not specs then
+        return 400, { error = err }
+      end
+    end
+    local removed
+    removed, err = zego.stop(specs)
+    if not removed then
+      return 400, { error = err }
+    end
+    return 200, { removed = removed, online = zego.online_snapshot() }
   end,
 }
 

@@ -61,6 +61,7 @@ local clock = require "streamctl.emulator.clock"
 local ratelimit = require "streamctl.emulator.ratelimit"
 local stats = require "streamctl.emulator.stats"
 local requestlog = require "streamctl.emulator.requestlog"
+local zego_streams = require "streamctl.emulator.zego_streams"
 
 local ngx = ngx
 local ngx_md5 = ngx.md5
@@ -139,9 +140,23 @@ local MAX_BATCH = 20
 local DEFAULT_CDN_BAN = 86400
 local MAX_CDN_BAN = 30 * 86400
 
+-- Whether a stream may not be published now: forbidden by ForbidRTCStream(s),
+-- or by ForbidCDNLiveStream until its ResumeTime.
+local function forbidden(app_id, stream_id, now)
+  local s = streams[app_id] and streams[app_id][stream_id]
+  return s ~= nil and (s.rtc == "forbidden" or M.cdn_state(s, now) == "forbidden")
+end
+
 function M.init(settings)
   cfg = settings
+  zego_streams.init(settings, forbidden)
 end
+
+-- Streams being published and their callbacks (zego_streams.lua), through
+-- /_emulator/zego_online.
+M.publish = zego_streams.publish
+M.stop = zego_streams.stop
+M.online_snapshot = zego_streams.snapshot
 
 local function request_id()
   return format("%d%09d", random(100000000, 999999999), random(0, 999999999))
@@ -204,6 +219,8 @@ local function cdn_state(s, now)
   end
   return s.cdn
 end
+
+M.cdn_state = cdn_state
 
 -- Collects and validates the stream ids of a request: a list (each id once),
 -- or nil and a code. A batch's StreamId[] entries are counted as sent,
@@ -517,6 +534,7 @@ function M.snapshot(now)
   end
   return {
     streams = out,
+    online = zego_streams.snapshot(),
     counters = stats.snapshot("zego"),
     rate_limiter = cfg.zego.rate_limiter,
     rate_limiters = limiters(),
@@ -525,6 +543,7 @@ end
 
 function M.reset()
   streams = {}
+  zego_streams.reset()
 end
 
 return M
