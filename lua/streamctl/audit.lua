@@ -210,8 +210,8 @@ function M.private_file(path)
   if type(path) ~= "string" or path == "" then error("bad argument #1 to 'private_file' (a path)", 2) end
   if exists(path) then return true end
   local dir = match(path, "^(.*)/[^/]*$")
-  local cmd = "umask 077 && " .. (dir and dir ~= "" and ("mkdir -p -- " .. shell_quote(dir) .. " && ") or "")
-    .. ": >> " .. shell_quote(path) .. " 2>/dev/null"
+  local cmd = "{ umask 077 && " .. (dir and dir ~= "" and ("mkdir -p -- " .. shell_quote(dir) .. " && ") or "")
+    .. ": >> " .. shell_quote(path) .. "; } 2>/dev/null"
   local a = os.execute(cmd)
   if (a == true or a == 0) and exists(path) then return true end
   return nil, format("cannot create %s", path)

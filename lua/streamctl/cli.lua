@@ -16,8 +16,10 @@
 local argparse = require "argparse"
 local cjson = require "cjson.safe"
 local streamctl = require "streamctl"
+local audit = require "streamctl.audit"
 local credentials = require "streamctl.credentials"
 local options_module = require "streamctl.options"
+local reconcile = require "streamctl.reconcile"
 local emulator = require "streamctl.emulator.defaults"
 local version = require "streamctl.version"
 
@@ -113,6 +115,28 @@ end
 
 -- Reading stream lists --------------------------------------------------------
 
+--- The text of `path` ("-": standard input), a UTF-8 byte order mark at
+-- the top taken off: the text and the name to give it in messages, or nil
+-- and why (naming `flag_name`, default --from).
+function M.read_text(path, stdin, flag_name)
+  local f, err
+  flag_name = flag_name or "--from"
+  local name = path == "-" and "standard input" or path
+  if path == "-" then
+    f = stdin or io.stdin
+  else
+    f, err = io.open(path, "rb")
+    if not f then return nil, flag_name .. ": cannot read " .. tostring(err) end
+  end
+  -- (read whole: a directory, or a read that fails midway, is an error
+  -- return here, where f:lines() raises)
+  local text, rerr = f:read("*a")
+  if f ~= (stdin or io.stdin) then f:close() end
+  if not text then return nil, format("%s: cannot read %s: %s", flag_name, name, tostring(rerr)) end
+  if sub(text, 1, #credentials.BOM) == credentials.BOM then text = sub(text, #credentials.BOM + 1) end
+  return text, name
+end
+
 --- Reads stream names from `path` ("-": standard input): one per line,
 -- surrounding blanks trimmed, blank lines and lines starting with "#"
 -- skipped. A UTF-8 byte order mark at the top (Notepad writes one) is
@@ -120,20 +144,8 @@ end
 -- error, since it would be sent as part of a name nobody can see.
 -- @return array, or nil and why (naming --from, the file and the line)
 function M.read_list(path, stdin)
-  local f, err
-  local name = path == "-" and "standard input" or path
-  if path == "-" then
-    f = stdin or io.stdin
-  else
-    f, err = io.open(path, "rb")
-    if not f then return nil, "--from: cannot read " .. tostring(err) end
-  end
-  -- (read whole: a directory, or a read that fails midway, is an error
-  -- return here, where f:lines() raises)
-  local text, rerr = f:read("*a")
-  if f ~= (stdin or io.stdin) then f:close() end
-  if not text then return nil, format("--from: cannot read %s: %s", name, tostring(rerr)) end
-  if sub(text, 1, #credentials.BOM) == credentials.BOM then text = sub(text, #credentials.BOM + 1) end
+  local text, name = M.read_text(path, stdin)
+  if not text then return nil, name end
   local list, n = {}, 0
   for line in gmatch(text, "([^\n]*)\n?") do
     n = n + 1
@@ -173,7 +185,9 @@ local function field_help(f)
 end
 
 -- Options every leaf command takes, with their defaults in the help.
-local function add_common(cmd, provider)
+local DRY_RUN_HELP = "Print the signed request(s), secrets, signatures and tokens redacted, and send nothing."
+
+local function add_common(cmd, provider, dry_run_help)
   cmd:group("Connection",
     cmd:option("--endpoint", "The API endpoint, https://host[:port] (default: the provider's)."):argname("<url>"),
     cmd:option("--ca-file", "Trust this CA bundle (TLS verification is always on)."):argname("<file>"),
@@ -221,10 +235,32 @@ local function add_common(cmd, provider)
   cmd:group("Output",
     cmd:option("--output", "table (for people, the default) or json (one JSON object per line).")
       :choices { "table", "json" },
-    cmd:flag("--dry-run", "Print the signed request(s), secrets, signatures and tokens redacted, and "
-      .. "send nothing."),
+    cmd:flag("--dry-run", dry_run_help or DRY_RUN_HELP),
     cmd:flag("--no-progress", "No progress bar (it is drawn on standard error only when that is a terminal).")
   )
+end
+
+-- Does an action change something (everything but the Describe* look-ups)?
+local function changes(action)
+  return not find(action, "^Describe")
+end
+
+-- The audit log's and the blast-radius guard's flags: every command that
+-- changes something, and (`forbids`) those that forbid a list.
+local function add_safety(cmd, forbids)
+  local list = {
+    cmd:option("--audit-log", "Append this run's audit line (one JSON object) to FILE, made with mode 0600 "
+      .. "(default: $STREAMCTL_AUDIT_LOG, else ${XDG_STATE_HOME:-~/.local/state}/streamctl/audit.jsonl). "
+      .. "A log that cannot be opened stops the run before anything is sent."):argname("<file>"),
+    cmd:flag("--no-audit-log", "Write no audit line."),
+  }
+  if forbids then
+    list[#list + 1] = cmd:flag("--yes", "Confirm a run that forbids more streams than --max-forbid; without it "
+      .. "such a run sends nothing.")
+    list[#list + 1] = cmd:option("--max-forbid", format("Forbidding more streams than this in one run needs --yes "
+      .. "(default: [defaults] max_forbid, else %d).", audit.MAX_FORBID)):argname("<n>")
+  end
+  cmd:group("Safety", unpack(list))
 end
 
 -- Values the help's examples show, by field.
@@ -271,6 +307,7 @@ local function add_method(parent, provider, m)
   end
   cmd:group(m.action .. " (required ones marked)", unpack(options))
   add_common(cmd, provider)
+  if changes(m.action) then add_safety(cmd, m.list ~= nil and find(m.action, "^Forbid") ~= nil) end
   cmd:epilog("Example:\n   " .. concat(example, " "))
   cmd:action(function(args) args._method = m end)
 end
@@ -281,10 +318,61 @@ local function add_call(parent, provider, mod)
   cmd:argument("action", "The action: " .. concat(mod.actions(), ", ") .. "."):argname("<action>")
   cmd:argument("params", "Key=Value parameters."):args("*")
   add_common(cmd, provider)
+  add_safety(cmd, false)
   cmd:epilog("Example:\n   streamctl " .. provider .. " call "
     .. (provider == "aliyun" and "DescribeLiveStreamsBlockList DomainName=push.example.com PageSize=100"
         or "DescribeRTCStreamState StreamId=room1-host"))
   cmd:action(function(args) args._call = true end)
+end
+
+local RECONCILE = {
+  aliyun = {
+    what = "Makes the block list hold the streams of a desired state: reads every page of "
+      .. "DescribeLiveStreamsBlockList of each domain, forbids the desired streams it lacks, and with "
+      .. "--remove-extra resumes the blocked streams not desired (default: reported and left).",
+    from = "The desired state: one stream a line, domain/app/stream ('-': standard input; blank lines and "
+      .. "lines starting with # skipped), or a JSON array of {domain_name, app_name, stream_name}.",
+    example = "streamctl aliyun reconcile --from blocked.txt --dry-run",
+  },
+  zego = {
+    what = "Makes the forbidden streams those of a desired state, as far as --state knows them: ZEGO "
+      .. "cannot be asked which streams are forbidden, so the state file holds what this command last "
+      .. "applied (a change made elsewhere is not seen).",
+    from = "The desired state: one stream ID a line, RTC unless written cdn:ID (rtc:ID also reads as RTC; "
+      .. "'-': standard input; blank lines and lines starting with # skipped), or a JSON array of "
+      .. "{stream_id, kind} (kind rtc or cdn).",
+    example = "streamctl zego reconcile --from forbidden.txt --state ~/.local/state/streamctl/zego-state.json",
+  },
+}
+
+local function add_reconcile(parent, provider)
+  local r = RECONCILE[provider]
+  local cmd = parent:command("reconcile", r.what)
+  cmd:summary("Makes the forbidden streams a desired state: only the difference is sent.")
+  local list = {
+    cmd:option("--from", "(required) " .. r.from):argname("<file>"),
+    cmd:flag("--remove-extra", "Also resume the streams forbidden but not desired (default: report them and "
+      .. "leave them: someone else may have forbidden them)."),
+  }
+  if provider == "aliyun" then
+    list[#list + 1] = cmd:option("--domain-name", "Also read this domain's block list (repeat for more): its "
+      .. "blocked streams are extras."):argname("<domain>"):count("*")
+    list[#list + 1] = cmd:option("--resume-time", "The forbids last until this time (YYYY-MM-DDThh:mm:ssZ or "
+      .. "Unix seconds; default: until resumed)."):argname("<time>")
+  else
+    list[#list + 1] = cmd:option("--state", "(required) The file holding what this command last applied "
+      .. "(JSON, made with mode 0600)."):argname("<file>")
+    list[#list + 1] = cmd:option("--cdn-resume-time", "CDN forbids last until this time (at most 30 days "
+      .. "ahead; default: a day)."):argname("<time>")
+  end
+  cmd:group("Reconcile", unpack(list))
+  add_common(cmd, provider, "Print the difference (the streams to forbid and to resume) and send nothing; "
+    .. "exit 1 when there is one.")
+  add_safety(cmd, true)
+  cmd:epilog("Exit status: 0 when the provider matches the desired state after the run, 1 when it does not "
+    .. "(a change failed or its outcome is unknown; a dry run found a difference), 2 a usage error or a run "
+    .. "refused by the guard (nothing sent).\nExample:\n   " .. r.example)
+  cmd:action(function(args) args._reconcile = true end)
 end
 
 --- The argparse parser of the whole command.
@@ -319,6 +407,7 @@ function M.parser()
     p:command_target("operation")
     for _, m in ipairs(mod.methods()) do add_method(p, provider, m) end
     add_call(p, provider, mod)
+    add_reconcile(p, provider)
     if provider == "aliyun" then
       local who = p:command("whoami", "Prints who the credentials are (STS GetCallerIdentity): the account, "
         .. "the identity type and ARN, and where the credentials came from; never a secret.")
@@ -377,6 +466,12 @@ function M.man_commands()
     out[#out + 1] = ".B streamctl " .. provider .. " call"
     out[#out + 1] = "ACTION Key=Value...: any action by the service's own names ("
       .. concat(mod.actions(), ", ") .. ")."
+    out[#out + 1] = ".TP"
+    out[#out + 1] = ".B streamctl " .. provider .. " reconcile"
+    out[#out + 1] = esc("Forbids the streams of a desired state that are not forbidden, and only those "
+      .. (provider == "aliyun" and "(the block list is read first)" or "(as the state file knows them)")
+      .. ". --from FILE (required), " .. (provider == "zego" and "--state FILE (required), " or "")
+      .. "--remove-extra, --dry-run, --yes, --max-forbid N. See docs/reconcile.md.")
   end
   out[#out + 1] = ".TP"
   out[#out + 1] = ".B streamctl emulator start|stop|status"
@@ -386,6 +481,8 @@ function M.man_commands()
   out[#out + 1] = "Writes a completion script (the rock also installs the bash one as streamctl.bash)."
   out[#out + 1] = ".PP"
   out[#out + 1] = "Every command also takes the connection, credential and output flags that its \\-\\-help lists."
+  out[#out + 1] = "Those that change something write an audit line and take \\-\\-audit\\-log FILE and "
+    .. "\\-\\-no\\-audit\\-log; those that forbid a list take \\-\\-yes and \\-\\-max\\-forbid N."
   return concat(out, "\n") .. "\n"
 end
 
@@ -784,9 +881,9 @@ local function run_batch(out, client, m, fields, args, output)
     else
       out:lost("the report is incomplete; " .. summary)
     end
-    return M.EXIT.failed
+    return M.EXIT.failed, rows
   end
-  return status
+  return status, rows
 end
 
 -- A named method or `call`: one row (and a describe's answer), or one JSON line with the result.
@@ -816,9 +913,292 @@ local function run_call(out, client, m, fields, args, output, attempts)
   if not out:flush() then
     out:lost(format("the report is incomplete; %s %s", stream,
       r.ok and "succeeded" or r.outcome_unknown and "has an unknown outcome" or "failed"))
+    return M.EXIT.failed, { r }
+  end
+  return r.ok and M.EXIT.ok or M.EXIT.failed, { r }
+end
+
+-- The audit log and the guard --------------------------------------------------
+
+-- Where this run's audit line goes: --audit-log, else $STREAMCTL_AUDIT_LOG,
+-- else $XDG_STATE_HOME (an absolute path) or ~/.local/state, under
+-- streamctl/audit.jsonl; nil with --no-audit-log, or without HOME.
+local function audit_path(args, getenv)
+  if args.no_audit_log then return nil end
+  if args.audit_log then return args.audit_log end
+  local v = getenv("STREAMCTL_AUDIT_LOG")
+  if v and v ~= "" then return v end
+  local state = getenv("XDG_STATE_HOME")
+  if state and sub(state, 1, 1) == "/" then return state .. "/streamctl/audit.jsonl" end
+  local home = getenv("HOME")
+  if home and home ~= "" then return home .. "/.local/state/streamctl/audit.jsonl" end
+  return nil
+end
+
+-- The guard's limit: --max-forbid, else [defaults] max_forbid, else the
+-- library's; or nil and a usage error naming the one given.
+local function max_forbid(args, defaults, where)
+  local text, said = args.max_forbid, "--max-forbid"
+  if text == nil and defaults.max_forbid ~= nil then
+    text, said = defaults.max_forbid, where.max_forbid .. ": max_forbid"
+  end
+  if text == nil then return audit.MAX_FORBID end
+  local n, rule = number_text(text, true, 0)
+  if not n then return nil, format("%s must be %s (got '%s')", said, rule, text) end
+  return n
+end
+
+-- A row (a record of the output) as the audit line's stream entry.
+local function audit_stream(r, action)
+  local outcome = r.ok and "ok" or r.outcome_unknown and "unknown"
+    or (r.code == "Interrupted" and "not_sent") or "failed"
+  return { stream = r.stream, action = r.action or action, outcome = outcome, code = (not r.ok) and r.code or nil,
+           request_id = r.request_id }
+end
+
+-- The run's outcome in a word, from its audit streams.
+local function overall(streams)
+  local worst = "ok"
+  for _, s in ipairs(streams) do
+    if s.outcome == "failed" or s.outcome == "not_sent" then return "failed" end
+    if s.outcome == "unknown" then worst = "unknown" end
+  end
+  return worst
+end
+
+-- The refusal of a run that would forbid more than the guard allows.
+local function refuse(out, decision)
+  out:warn(format("refused: this run would forbid %d streams, more than --max-forbid (%d); nothing was sent. "
+    .. "Pass --yes to send them (or a larger --max-forbid).", decision.count, decision.max_forbid))
+  return M.EXIT.usage
+end
+
+-- Reconcile -------------------------------------------------------------------
+
+local CHANGE = { ForbidLiveStream = "forbid", ForbidRTCStreams = "forbid", ForbidCDNLiveStream = "forbid",
+                 ResumeLiveStream = "resume", ResumeRTCStreams = "resume", ResumeCDNLiveStream = "resume" }
+
+local function reconcile_row(e)
+  local r = record(e.stream, e.ok, e.attempts, nil, e.error, e.outcome_unknown)
+  r.request_id = e.request_id or r.request_id
+  r.change, r.action = CHANGE[e.action], e.action
+  return r
+end
+
+local RECONCILE_KEYS = { "stream", "change", "ok", "attempts", "request_id", "code", "message", "outcome_unknown",
+                         "dry_run", "left" }
+
+local function reconcile_json(r)
+  local parts = {}
+  for _, k in ipairs(RECONCILE_KEYS) do
+    if r[k] ~= nil then parts[#parts + 1] = '"' .. k .. '":' .. encode(r[k]) end
+  end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+-- The report as the table (or the last JSON lines): what was or would be
+-- changed, the extras left, and a summary.
+local function print_reconcile(out, report, rows, output, remove_extra)
+  local dry = report.dry_run
+  local shown = {}
+  if dry then
+    for _, key in ipairs(report.found.missing) do
+      shown[#shown + 1] = { stream = key, change = "forbid", dry_run = true }
+    end
+  else
+    for _, r in ipairs(rows) do shown[#shown + 1] = r end
+  end
+  for _, key in ipairs(report.found.extra) do
+    if dry and remove_extra then
+      shown[#shown + 1] = { stream = key, change = "resume", dry_run = true }
+    elseif not remove_extra then
+      shown[#shown + 1] = { stream = key, change = "extra", left = true }
+    end
+  end
+  local summary = format("%d desired, %d forbidden before: %d missing, %d extra; %d fixed, %d failed, %d unknown; "
+    .. "%d calls. %s", report.desired, report.blocked, #report.found.missing, #report.found.extra, report.fixed,
+    #report.failed, #report.unknown, report.calls, report.in_sync and "In sync."
+      or dry and "Not in sync (dry run: nothing sent)." or "NOT in sync.")
+  if output == "json" then
+    for _, r in ipairs(shown) do
+      if r.dry_run or r.left then out:line(reconcile_json(r)) end
+    end
+    out:line(encode { summary = { desired = report.desired, blocked = report.blocked,
+      missing = #report.found.missing, extra = #report.found.extra, fixed = report.fixed,
+      failed = #report.failed, unknown = #report.unknown, calls = report.calls, in_sync = report.in_sync,
+      dry_run = dry } })
+    return
+  end
+  local width = #"STREAM"
+  for _, r in ipairs(shown) do width = min(max(width, #r.stream), 60) end
+  out:line(format("%-6s  %-" .. width .. "s  %-8s  %s", "CHANGE", "STREAM", "RESULT", "REQUEST ID / ERROR"))
+  for _, r in ipairs(shown) do
+    local result, detail
+    if r.dry_run then
+      result, detail = "dry run", "not sent"
+    elseif r.left then
+      result, detail = "left", "not desired: --remove-extra resumes it"
+    else
+      result = status_word(r)
+      detail = r.ok and (r.request_id or "") or (tostring(r.code) .. ": " .. tostring(r.message or ""))
+    end
+    out:line(format("%-6s  %-" .. width .. "s  %-8s  %s", r.change, r.stream, result, detail))
+  end
+  out:line(summary)
+  if report.state_error then out:line("the state was not saved: " .. tostring(report.state_error.message)) end
+end
+
+-- `streamctl PROVIDER reconcile`: returns the exit status and what the
+-- audit line needs ({ streams, actions, outcome, guard, note }).
+local function run_reconcile(out, client, provider, args, output, limit, stdin)
+  if not args.from then
+    out:warn("--from FILE is required: the desired state (see --help)")
+    return M.EXIT.usage
+  end
+  if provider == "zego" and not args.state then
+    out:warn("--state FILE is required: ZEGO cannot be asked which streams are forbidden, so the file keeps "
+      .. "what this command applied (see --help)")
+    return M.EXIT.usage
+  end
+  local text, name = M.read_text(args.from, stdin)
+  if not text then out:warn(name) return M.EXIT.usage end
+  local desired, perr = reconcile.parse(provider, text, "--from " .. name)
+  if not desired then out:warn(perr) return M.EXIT.usage end
+  local draw = (not args.no_progress and not args.dry_run and is_tty(2))
+    and progress_bar(out.err, require("streamctl.core").monotonic)
+  local opts = { remove_extra = args.remove_extra or nil, dry_run = args.dry_run or nil, max_forbid = limit,
+                 confirm = args.yes or nil }
+  local function time_of(v) return v and (find(v, "^%d+$") and tonumber(v) or v) or nil end
+  if provider == "aliyun" then
+    opts.domains = (args.domain_name and #args.domain_name > 0) and args.domain_name or nil
+    opts.resume_time = time_of(args.resume_time)
+  else
+    opts.state = reconcile.file_store(args.state)
+    opts.cdn_resume_time = time_of(args.cdn_resume_time)
+  end
+  opts.on_progress = function(done, total, entry)
+    if output == "json" and out:line(reconcile_json(reconcile_row(entry))) then out:flush() end
+    if draw then draw(done, total, entry) end
+  end
+  local report, err = reconcile[provider](client, desired, opts)
+  if not report then
+    if err.code == "TooManyStreams" then
+      local streams = {}
+      for _, key in ipairs(err.report.found.missing) do
+        streams[#streams + 1] = { stream = key, outcome = "not_sent", action = provider == "aliyun"
+          and "ForbidLiveStream" or find(key, "^cdn:") and "ForbidCDNLiveStream" or "ForbidRTCStreams" }
+      end
+      return refuse(out, err.guard), { streams = streams, outcome = "refused", guard = err.guard }
+    end
+    local message = gsub(as_flags(tostring(err.message)), "option '([%w_]+)'", function(o) return "'" .. flag(o)
+      .. "'" end)
+    if err.code == "InvalidParameter" and not err.http_status then
+      out:warn(message)
+      return M.EXIT.usage
+    end
+    out:warn(format("cannot read the provider's view, nothing was sent: %s", (gsub(tostring(err), "^streamctl: ",
+      ""))))
     return M.EXIT.failed
   end
-  return r.ok and M.EXIT.ok or M.EXIT.failed
+  if draw and #report.results > 0 then draw(#report.results, #report.results, nil, true) end
+  local rows = {}
+  for i, e in ipairs(report.results) do rows[i] = reconcile_row(e) end
+  print_reconcile(out, report, rows, output, args.remove_extra)
+  if not out:flush() then
+    out:lost(format("the report is incomplete; %d fixed, %d failed, %d unknown", report.fixed, #report.failed,
+      #report.unknown))
+    return M.EXIT.failed
+  end
+  local streams, actions, seen = {}, {}, {}
+  for i, r in ipairs(rows) do
+    streams[i] = audit_stream(r)
+    if not seen[r.action] then seen[r.action] = true; actions[#actions + 1] = r.action end
+  end
+  return report.in_sync and M.EXIT.ok or M.EXIT.failed, {
+    streams = streams, actions = actions, guard = report.guard, dry_run = report.dry_run,
+    outcome = report.in_sync and "ok" or (overall(streams) ~= "ok" and overall(streams) or "failed"),
+    note = report.state_error and tostring(report.state_error.message) or nil,
+  }
+end
+
+-- Before anything is sent: the guard's limit, the audit log (opened now, so
+-- that one that cannot be written stops the run), and the guard on a list of
+-- forbids. Returns { limit, write, prefix, status (set when refused), info };
+-- or nil and the exit status.
+local function safety(out, args, m, fields, defaults, where, getenv)
+  local action = m and m.action or args.action
+  local forbids_list = m and m.list and find(m.action, "^Forbid") ~= nil
+  local safe = { action = action }
+  if args._reconcile or forbids_list then
+    local limit, lerr = max_forbid(args, defaults, where)
+    if not limit then out:warn(lerr) return nil, M.EXIT.usage end
+    safe.limit = limit
+  end
+  if args.audit_log and args.no_audit_log then
+    out:warn("--audit-log and --no-audit-log: one or the other")
+    return nil, M.EXIT.usage
+  end
+  if not args.dry_run and (args._reconcile or (action and changes(action))) then
+    local path = audit_path(args, getenv)
+    if path then
+      local w, why = audit.writer(path)
+      if not w then
+        out:warn(format("the audit log cannot be written (%s): nothing was sent (--audit-log FILE for another "
+          .. "file, or --no-audit-log)", why))
+        return nil, M.EXIT.usage
+      end
+      if why then out:warn("warning: ", why) end
+      safe.write, safe.getenv = w, getenv
+    end
+  end
+  -- Aliyun batches name streams by name alone: the audit line names them whole.
+  safe.prefix = (m and m.list == "stream_names") and format("%s/%s/", tostring(fields.domain_name),
+    tostring(fields.app_name)) or ""
+  if forbids_list and not args.dry_run then
+    local n, seen = 0, {}
+    for _, name in ipairs(fields[m.list]) do
+      if not seen[name] then seen[name] = true; n = n + 1 end
+    end
+    local ok, decision = audit.guard(n, { max_forbid = safe.limit, confirm = args.yes or nil })
+    safe.info = { guard = ok and decision or decision.guard }
+    if not ok then
+      safe.status, safe.info.outcome, safe.info.streams = refuse(out, safe.info.guard), "refused", {}
+      for name in pairs(seen) do
+        safe.info.streams[#safe.info.streams + 1] = { stream = safe.prefix .. name, action = m.action,
+                                                      outcome = "not_sent" }
+      end
+      sort(safe.info.streams, function(a, b) return a.stream < b.stream end)
+    end
+  end
+  return safe
+end
+
+-- Writes the run's audit line: `rows` (a batch's or a call's records) or
+-- `info` (reconcile's, or the guard's refusal). A line that cannot be
+-- written is said on standard error; the run's exit status stays.
+local function audit_run(out, safe, rows, info, run)
+  info = info or {}
+  if rows then
+    info.streams = {}
+    for i, r in ipairs(rows) do
+      info.streams[i] = audit_stream(r, safe.action)
+      info.streams[i].stream = safe.prefix .. info.streams[i].stream
+    end
+    info.actions = { safe.action }
+    info.outcome = overall(info.streams)
+  end
+  local who, opts, m = audit.who(safe.getenv), run.opts, run.m
+  local line = audit.record {
+    user = who.user, host = who.host, provider = run.provider,
+    credential = opts.access_key_id or (opts.app_id and tostring(opts.app_id)) or nil,
+    credential_source = run.source, command = run.args._reconcile and "reconcile"
+      or m and command_name(m.name) or "call",
+    actions = info.actions or (m and { m.action }) or {}, guard = info.guard,
+    outcome = run.interrupted and "interrupted" or info.outcome, exit = run.status, streams = info.streams,
+    note = info.note,
+  }
+  local ok, werr = safe.write(line)
+  if not ok then out:warn("warning: the audit line was not written (the run's outcome is above): ", werr) end
 end
 
 --- Runs the command line `argv` (without the program name).
@@ -885,21 +1265,29 @@ function M.main(argv, env)
     if not fields then out:warn(ferr) return M.EXIT.usage end
   end
 
-  local status
-  if args.dry_run then
+  local safe, sstatus = safety(out, args, m, fields, defaults, where, env.getenv or os.getenv)
+  if not safe then return sstatus end
+  local status, rows, info = safe.status, nil, safe.info
+  if status then -- luacheck: ignore 542 (the guard refused: nothing is sent)
+  elseif args._reconcile then
+    status, info = run_reconcile(out, client, provider, args, output, safe.limit, env.stdin)
+  elseif args.dry_run then
     status = dry_run(out, client, m, fields, args, output)
   elseif m and m.list then
-    status = run_batch(out, client, m, fields, args, output)
+    status, rows = run_batch(out, client, m, fields, args, output)
   else
-    status = run_call(out, client, m, fields, args, output, function() return attempts end)
+    status, rows = run_call(out, client, m, fields, args, output, function() return attempts end)
   end
   client:close()
-  if status == M.EXIT.usage then return status end
-  local sig = signal.caught()
+  local sig = status ~= M.EXIT.usage and signal.caught()
   if sig then
     out:warn(format("interrupted (signal %d): every stream above is reported; those marked Interrupted "
       .. "were not sent", sig))
-    return 128 + sig
+    status = 128 + sig
+  end
+  if safe.write and (rows or (info and info.streams)) then
+    audit_run(out, safe, rows, info, { provider = provider, opts = opts, source = source, args = args, m = m,
+                                       status = status, interrupted = sig and true or false })
   end
   return status
 end
