@@ -1,0 +1,301 @@
+-- The blast-radius guard and the audit log: a 1,000-stream forbid without
+-- --yes sends nothing; with it, it goes; [defaults] max_forbid and
+-- --max-forbid set the limit; every run that changes something writes one
+-- JSON line (exact fields, no secret) to a file made with mode 0600.
+local cjson = require "cjson"
+local cli = require "streamctl.cli"
+local emu = require "spec.helpers.emulator"
+local nginx = require "spec.helpers.nginx"
+local audit = require "streamctl.audit"
+local lfs = require "lfs"
+
+local HOME = nginx.temp_dir()
+local ALI_SECRET, ZEGO_SECRET = "emulator-secret", "0123456789abcdef0123456789abcdef"
+local HOST = (function()
+  local f = io.open("/proc/sys/kernel/hostname", "rb")
+  local h = f and f:read("*l")
+  if f then f:close() end
+  return h or os.getenv("HOSTNAME") or "unknown"
+end)()
+
+local function buffer()
+  local b = { parts = {} }
+  function b.write(self, ...)
+    for i = 1, select("#", ...) do self.parts[#self.parts + 1] = tostring((select(i, ...))) end
+    return self
+  end
+  function b.flush() return true end
+  function b.text(self) return table.concat(self.parts) end
+  return b
+end
+
+local NO_SIGNALS = { catch = function() end, caught = function() return nil end }
+local ENV = {}
+
+local function run(argv)
+  local out, err = buffer(), buffer()
+  local ok, status = pcall(cli.main, argv, { stdout = out, stderr = err, signal = NO_SIGNALS,
+    getenv = function(name)
+      if name == "HOME" then return HOME end
+      if name == "USER" then return "tester" end
+      return ENV[name]
+    end })
+  assert(ok, "raised: " .. tostring(status))
+  return status, out:text(), err:text()
+end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local t = f:read("*a")
+  f:close()
+  return t
+end
+
+local function lines_of(path)
+  local out = {}
+  for l in (read(path) or ""):gmatch("[^\n]+") do out[#out + 1] = l end
+  return out
+end
+
+local server
+local SINCE = 0
+local function count(action)
+  return #(server:log { action = action, since = SINCE, limit = 10000 })
+end
+
+local function ali(...)
+  local argv = { "aliyun", ... }
+  for _, a in ipairs { "--endpoint", server.aliyun_url, "--access-key-id", "LTAIemulatorKey",
+                       "--access-key-secret", ALI_SECRET } do argv[#argv + 1] = a end
+  return argv
+end
+
+local function zg(...)
+  local argv = { "zego", ... }
+  for _, a in ipairs { "--endpoint", server.zego_url, "--app-id", "1234567890", "--server-secret", ZEGO_SECRET } do
+    argv[#argv + 1] = a
+  end
+  return argv
+end
+
+local function list_file(n, fmt)
+  local parts = {}
+  for i = 1, n do parts[i] = fmt:format(i) end
+  local path = HOME .. "/list-" .. n .. ".txt"
+  local f = assert(io.open(path, "wb"))
+  f:write(table.concat(parts, "\n"), "\n")
+  f:close()
+  return path
+end
+
+local DEFAULT_LOG = HOME .. "/.local/state/streamctl/audit.jsonl"
+
+describe("the blast-radius guard and the audit log", function()
+  lazy_setup(function() server = emu.start {} end)
+  lazy_teardown(function()
+    if server then server:stop() end
+    os.execute("rm -rf '" .. HOME .. "'")
+  end)
+  before_each(function()
+    server:reset()
+    SINCE = 0
+    ENV = {}
+    os.remove(DEFAULT_LOG)
+    os.remove(HOME .. "/.config/streamctl/config")
+  end)
+
+  describe("audit.guard", function()
+    it("allows up to max_forbid, more only when confirmed", function()
+      assert.same({ true, { count = 100, max_forbid = 100, confirmed = false, allowed = true } },
+        { audit.guard(100) })
+      local ok, err = audit.guard(101)
+      assert.is_nil(ok)
+      assert.equal("TooManyStreams", err.code)
+      assert.is_false(err.sent)
+      assert.equal("forbidding 101 streams in one run is more than max_forbid (100): nothing was sent; confirm to "
+        .. "send them", err.message)
+      assert.same({ count = 101, max_forbid = 100, confirmed = false, allowed = false }, err.guard)
+      assert.same({ true, { count = 5000, max_forbid = 100, confirmed = true, allowed = true } },
+        { audit.guard(5000, { confirm = true }) })
+      assert.is_nil((audit.guard(3, { max_forbid = 2 })))
+      ok, err = audit.guard(3, { max_forbid = -1 })
+      assert.is_nil(ok)
+      assert.equal("option 'max_forbid' must be at least 0", err.message)
+      assert.has_error(function() audit.guard("3") end, "bad argument #1 to 'guard' (count must be an integer >= 0)")
+    end)
+  end)
+
+  describe("on the command line", function()
+    it("stops a 1,000-stream forbid without --yes: nothing sent, exit 2, the flag to pass", function()
+      local list = list_file(1000, "room-%d")
+      local status, out, err = run(zg("forbid-rtc-streams", "--from", list))
+      assert.equal(2, status)
+      assert.equal("", out)
+      assert.equal("streamctl: refused: this run would forbid 1000 streams, more than --max-forbid (100); nothing "
+        .. "was sent. Pass --yes to send them (or a larger --max-forbid).\n", err)
+      assert.equal(0, count("ForbidRTCStreams"))
+      status = run(ali("forbid-live-streams", "--domain-name", "push.example.com", "--app-name", "live",
+        "--from", list))
+      assert.equal(2, status)
+      assert.equal(0, count("ForbidLiveStream"))
+      -- the refusals are in the audit log
+      local lines = lines_of(DEFAULT_LOG)
+      assert.equal(2, #lines)
+      local rec = cjson.decode(lines[2])
+      assert.same({ "refused", 2, { count = 1000, max_forbid = 100, confirmed = false, allowed = false }, 1000 },
+        { rec.outcome, rec.exit, rec.guard, #rec.streams })
+      assert.same({ stream = "push.example.com/live/room-1", action = "ForbidLiveStream", outcome = "not_sent" },
+        rec.streams[1])
+    end)
+
+    it("lets it through with --yes (1,000 ZEGO streams: 50 calls)", function()
+      local list = list_file(1000, "room-%d")
+      local status, out, err = run(zg("forbid-rtc-streams", "--from", list, "--yes", "--output", "json"))
+      assert.equal(0, status, err)
+      assert.equal(50, count("ForbidRTCStreams"))
+      local n = 0
+      for _ in out:gmatch("[^\n]+") do n = n + 1 end
+      assert.equal(1000, n)
+      local rec = cjson.decode(lines_of(DEFAULT_LOG)[1])
+      assert.same({ "ok", { count = 1000, max_forbid = 100, confirmed = true, allowed = true }, 1000 },
+        { rec.outcome, rec.guard, rec.counts.ok })
+    end)
+
+    it("reconcile obeys the guard too; a dry run shows what --yes would send", function()
+      local list = list_file(1000, "push.example.com/live/s%d")
+      local status, _, err = run(ali("reconcile", "--from", list))
+      assert.equal(2, status)
+      assert.truthy(err:find("would forbid 1000 streams", 1, true), err)
+      assert.equal(0, count("ForbidLiveStream"))
+      local out
+      status, out = run(ali("reconcile", "--from", list, "--yes", "--dry-run", "--output", "json"))
+      assert.equal(1, status)
+      local last
+      for l in out:gmatch("[^\n]+") do last = l end
+      assert.equal(1000, cjson.decode(last).summary.missing)
+      assert.equal(0, count("ForbidLiveStream"))
+      list = list_file(3, "push.example.com/live/s%d")
+      status, _, err = run(ali("reconcile", "--from", list, "--max-forbid", "2"))
+      assert.equal(2, status)
+      assert.truthy(err:find("would forbid 3 streams, more than --max-forbid (2)", 1, true), err)
+      status = run(ali("reconcile", "--from", list, "--max-forbid", "2", "--yes"))
+      assert.equal(0, status)
+      assert.equal(3, count("ForbidLiveStream"))
+    end)
+
+    it("takes the limit from [defaults] max_forbid, the flag first, and refuses a bad one", function()
+      os.execute("mkdir -p '" .. HOME .. "/.config/streamctl'")
+      local f = assert(io.open(HOME .. "/.config/streamctl/config", "wb"))
+      f:write("[defaults]\nmax_forbid = 2\n")
+      f:close()
+      os.execute("chmod 600 '" .. HOME .. "/.config/streamctl/config'")
+      local status, _, err = run(zg("forbid-rtc-streams", "a", "b", "c"))
+      assert.equal(2, status)
+      assert.truthy(err:find("more than --max-forbid (2)", 1, true), err)
+      status = run(zg("forbid-rtc-streams", "a", "b", "c", "--max-forbid", "3"))
+      assert.equal(0, status)
+      status, _, err = run(zg("forbid-rtc-streams", "a", "--max-forbid", "x"))
+      assert.equal(2, status)
+      assert.equal("streamctl: --max-forbid must be an integer >= 0 (got 'x')\n", err)
+      f = assert(io.open(HOME .. "/.config/streamctl/config", "wb"))
+      f:write("[defaults]\nmax_forbid = lots\n")
+      f:close()
+      status, _, err = run(zg("forbid-rtc-streams", "a"))
+      assert.equal(2, status)
+      assert.truthy(err:find("config:2: max_forbid must be an integer >= 0 (got 'lots')", 1, true), err)
+      assert.equal(1, count("ForbidRTCStreams"))
+    end)
+
+    it("writes one line per run that changes something, its exact fields, no secret, mode 0600", function()
+      local status, _, err = run(ali("forbid-live-streams", "--domain-name", "push.example.com", "--app-name", "live",
+        "a", "b", "a"))
+      assert.equal(0, status, err)
+      assert.equal("rw-------", lfs.attributes(DEFAULT_LOG, "permissions"))
+      assert.equal("drwx------", "d" .. lfs.attributes(HOME .. "/.local/state/streamctl", "permissions"))
+      local text = read(DEFAULT_LOG)
+      assert.is_nil(text:find(ALI_SECRET, 1, true))
+      local rec = cjson.decode(lines_of(DEFAULT_LOG)[1])
+      assert.truthy(rec.time:find("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$"), rec.time)
+      local ids = {}
+      for i, s in ipairs(rec.streams) do
+        assert.truthy(s.request_id:find("^%x+%-%x+%-%x+%-%x+%-%x+$"), s.request_id)
+        ids[i] = s.request_id
+        s.request_id = nil
+      end
+      assert.same(ids, rec.request_ids)
+      rec.time, rec.request_ids = nil, nil
+      assert.same({
+        user = "tester", host = HOST, provider = "aliyun", credential = "LTAIemulatorKey",
+        credential_source = "the command line's flags", command = "forbid-live-streams",
+        actions = { "ForbidLiveStream" }, guard = { count = 2, max_forbid = 100, confirmed = false, allowed = true },
+        outcome = "ok", exit = 0, counts = { ok = 2 }, unknown = {},
+        streams = { { stream = "push.example.com/live/a", action = "ForbidLiveStream", outcome = "ok" },
+                    { stream = "push.example.com/live/b", action = "ForbidLiveStream", outcome = "ok" } },
+      }, rec)
+      -- keys in the documented order
+      assert.truthy(lines_of(DEFAULT_LOG)[1]:find('^{"time":"[^"]+","user":"tester","host":'))
+
+      -- a failure and an unknown outcome, on ZEGO: codes and unknowns listed
+      server:faults { kind = "code", action = "ResumeRTCStream", code = 30006, count = 1, provider = "zego" }
+      status = run(zg("resume-rtc-stream", "--stream-id", "r1"))
+      assert.equal(1, status)
+      server:faults { kind = "drop", action = "ForbidCDNLiveStream", after_apply = true, count = 10,
+                      provider = "zego" }
+      status = run(zg("forbid-cdn-live-stream", "--stream-id", "c1", "--timeout", "2000"))
+      assert.equal(1, status)
+      server:clear_faults()
+      local lines = lines_of(DEFAULT_LOG)
+      assert.equal(3, #lines)
+      local failed, unknown = cjson.decode(lines[2]), cjson.decode(lines[3])
+      assert.same({ "1234567890", "the command line's flags", "resume-rtc-stream", "failed", 1 },
+        { failed.credential, failed.credential_source, failed.command, failed.outcome, failed.exit })
+      assert.same({ stream = "r1", action = "ResumeRTCStream", outcome = "failed", code = 30006 },
+        { stream = failed.streams[1].stream, action = failed.streams[1].action, outcome = failed.streams[1].outcome,
+          code = failed.streams[1].code })
+      assert.same({ "unknown", { "c1" } }, { unknown.outcome, unknown.unknown })
+      assert.equal("unknown", unknown.streams[1].outcome)
+      assert.is_nil(read(DEFAULT_LOG):find(ZEGO_SECRET, 1, true))
+      assert.is_nil(read(DEFAULT_LOG):find(ALI_SECRET, 1, true))
+    end)
+
+    it("writes nothing for look-ups and dry runs; --no-audit-log, --audit-log and STREAMCTL_AUDIT_LOG", function()
+      assert.equal(0, (run(ali("describe-live-streams-block-list", "--domain-name", "push.example.com"))))
+      assert.equal(0, (run(ali("resume-live-stream", "--domain-name", "d", "--app-name", "a", "--stream-name", "s",
+        "--dry-run"))))
+      assert.equal(1, (run(ali("reconcile", "--from", list_file(1, "d/a/s%d"), "--dry-run")))) -- (a difference)
+      assert.is_nil(read(DEFAULT_LOG))
+      assert.equal(0, (run(zg("resume-rtc-streams", "r1", "--no-audit-log"))))
+      assert.is_nil(read(DEFAULT_LOG))
+      local mine = HOME .. "/logs/mine.jsonl"
+      assert.equal(0, (run(zg("resume-rtc-streams", "r1", "--audit-log", mine))))
+      assert.equal(1, #lines_of(mine))
+      assert.equal("rw-------", lfs.attributes(mine, "permissions"))
+      ENV.STREAMCTL_AUDIT_LOG = mine
+      assert.equal(0, (run(ali("call", "ResumeLiveStream", "DomainName=d", "AppName=a", "StreamName=s",
+        "LiveStreamType=publisher"))))
+      local rec = cjson.decode(lines_of(mine)[2])
+      assert.same({ "call", { "ResumeLiveStream" } }, { rec.command, rec.actions })
+      assert.is_nil(read(DEFAULT_LOG))
+    end)
+
+    it("refuses to run when the log cannot be opened; a line lost after the run is said once", function()
+      local status, out, err = run(zg("forbid-rtc-streams", "r1", "--audit-log", "/proc/no/such/audit.jsonl"))
+      local _
+      assert.equal(2, status)
+      assert.equal("", out)
+      assert.equal("streamctl: the audit log cannot be written (cannot create /proc/no/such/audit.jsonl): nothing "
+        .. "was sent (--audit-log FILE for another file, or --no-audit-log)\n", err)
+      assert.equal(0, count("ForbidRTCStreams"))
+      status, _, err = run(zg("forbid-rtc-streams", "r1", "--audit-log", "/dev/full"))
+      assert.equal(0, status)
+      assert.equal(1, count("ForbidRTCStreams"))
+      local n = 0
+      for _ in err:gmatch("audit line was not written") do n = n + 1 end
+      assert.equal(1, n, err)
+      status, _, err = run(zg("forbid-rtc-streams", "r1", "--audit-log", "x", "--no-audit-log"))
+      assert.equal(2, status)
+      assert.equal("streamctl: --audit-log and --no-audit-log: one or the other\n", err)
+    end)
+  end)
+end)
