@@ -17,12 +17,12 @@ _streamctl() {
                     case "$arg" in
                         create-live-pull-to-push)
                             cmd="$cmd create-live-pull-to-push"
-                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         delete-live-pull-to-push)
                             cmd="$cmd delete-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         describe-live-pull-to-push)
@@ -47,42 +47,47 @@ _streamctl() {
                             ;;
                         forbid-live-stream)
                             cmd="$cmd forbid-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         forbid-live-streams)
                             cmd="$cmd forbid-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid"
                             break
                             ;;
                         restart-live-pull-to-push)
                             cmd="$cmd restart-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         resume-live-stream)
                             cmd="$cmd resume-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         resume-live-streams)
                             cmd="$cmd resume-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         stop-live-pull-to-push)
                             cmd="$cmd stop-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         update-live-pull-to-push)
                             cmd="$cmd update-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
+                            break
+                            ;;
+                        reconcile)
+                            cmd="$cmd reconcile"
+                            opts="$opts -h --help --from --remove-extra --domain-name --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid"
                             break
                             ;;
                         whoami)
@@ -107,37 +112,42 @@ _streamctl() {
                             ;;
                         forbid-cdn-live-stream)
                             cmd="$cmd forbid-cdn-live-stream"
-                            opts="$opts -h --help --stream-id --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --stream-id --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         forbid-rtc-stream)
                             cmd="$cmd forbid-rtc-stream"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         forbid-rtc-streams)
                             cmd="$cmd forbid-rtc-streams"
-                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid"
                             break
                             ;;
                         resume-cdn-live-stream)
                             cmd="$cmd resume-cdn-live-stream"
-                            opts="$opts -h --help --stream-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --stream-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         resume-rtc-stream)
                             cmd="$cmd resume-rtc-stream"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         resume-rtc-streams)
                             cmd="$cmd resume-rtc-streams"
-                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
+                            break
+                            ;;
+                        reconcile)
+                            cmd="$cmd reconcile"
+                            opts="$opts -h --help --from --remove-extra --state --cdn-resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid"
                             break
                             ;;
                     esac
@@ -162,7 +172,7 @@ _streamctl() {
             COMPREPLY=($(compgen -W "aliyun zego emulator completion" -- "$cur"))
             ;;
         'aliyun')
-            COMPREPLY=($(compgen -W "create-live-pull-to-push delete-live-pull-to-push describe-live-pull-to-push describe-live-pull-to-push-list describe-live-streams-block-list describe-live-streams-online-list forbid-live-stream forbid-live-streams restart-live-pull-to-push resume-live-stream resume-live-streams stop-live-pull-to-push update-live-pull-to-push call whoami" -- "$cur"))
+            COMPREPLY=($(compgen -W "create-live-pull-to-push delete-live-pull-to-push describe-live-pull-to-push describe-live-pull-to-push-list describe-live-streams-block-list describe-live-streams-online-list forbid-live-stream forbid-live-streams restart-live-pull-to-push resume-live-stream resume-live-streams stop-live-pull-to-push update-live-pull-to-push call reconcile whoami" -- "$cur"))
             ;;
         'aliyun create-live-pull-to-push')
             case "$prev" in
@@ -286,6 +296,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -361,6 +375,10 @@ _streamctl() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
             esac
@@ -780,6 +798,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -873,6 +895,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --max-forbid)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -948,6 +978,10 @@ _streamctl() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
             esac
@@ -1031,6 +1065,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -1112,6 +1150,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -1187,6 +1229,10 @@ _streamctl() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
             esac
@@ -1294,6 +1340,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -1357,6 +1407,95 @@ _streamctl() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'aliyun reconcile')
+            case "$prev" in
+                --from)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --domain-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --resume-time)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --emulator-dir)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-secret)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --security-token)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --signature-version)
+                    COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
+                    return 0
+                    ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --max-forbid)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
             esac
@@ -1432,7 +1571,7 @@ _streamctl() {
 
             ;;
         'zego')
-            COMPREPLY=($(compgen -W "describe-rtc-stream-state forbid-cdn-live-stream forbid-rtc-stream forbid-rtc-streams resume-cdn-live-stream resume-rtc-stream resume-rtc-streams call" -- "$cur"))
+            COMPREPLY=($(compgen -W "describe-rtc-stream-state forbid-cdn-live-stream forbid-rtc-stream forbid-rtc-streams resume-cdn-live-stream resume-rtc-stream resume-rtc-streams call reconcile" -- "$cur"))
             ;;
         'zego describe-rtc-stream-state')
             case "$prev" in
@@ -1553,6 +1692,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -1614,6 +1757,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -1671,6 +1818,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --max-forbid)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -1726,6 +1881,10 @@ _streamctl() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
             esac
@@ -1789,6 +1948,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -1846,6 +2009,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -1897,6 +2064,83 @@ _streamctl() {
                     ;;
                 --output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'zego reconcile')
+            case "$prev" in
+                --from)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cdn-resume-time)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --emulator-dir)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --app-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --server-secret)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --max-forbid)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
             esac
