@@ -26,7 +26,10 @@
 --     deleted" at EndTime (CreateLivePullToPush): from EndTime on it is gone, its
 --     DstUrl is free and every operation answers CodeTaskNotExist. Evaluated
 --     lazily, against the emulator clock, before anything reads the tasks.
---   * TaskStatus: 0 before StartTime, 1 running, 3 stopped by StopLivePullToPush.
+--   * TaskStatus: 0 before StartTime, 1 running, 2 recovering (its source is
+--     down: a source_down fault, task_events.lua), 3 stopped by
+--     StopLivePullToPush or offline once its retries ran out. Each change is
+--     a callback to the task's CallbackUrl (task_events.lua).
 --     -1 (exited) is never seen: an exited task is deleted at once.
 --     TaskExitReason is only returned for an exited task, so it never shows.
 --   * StopLivePullToPush stops a running task; it "does not affect tasks that
@@ -39,6 +42,10 @@
 --   * DeleteLivePullToPush removes a task in any state (a running one stops for
 --     good); afterwards the task is unknown (CodeTaskNotExist).
 --   * UpdateLivePullToPush: see UPDATABLE below.
+--
+-- Stream ingest callbacks: a stream marked online sends publish, one taken
+-- offline (or cut by a forbid) publish_done (aliyun_notify.lua, which also
+-- holds the Set/Describe/DeleteLiveStreamsNotifyUrlConfig operations).
 
 local json = require "streamctl.emulator.json"
 local clock = require "streamctl.emulator.clock"

@@ -43,6 +43,18 @@
 --                              array: marks streams published (DescribeLiveStreamsOnlineList);
 --                              blocked ones are refused -> {"marked":[...],"refused":[...],"online":{...}}
 --   DELETE /_emulator/online   the same body takes those offline; empty: all -> {"removed":[...],"online":{...}}
+--                              (publish / publish_done callbacks: aliyun_notify.lua)
+--   GET    /_emulator/zego_online  -> {"online":{"<AppId>/<StreamId>":{...}}}
+--   POST   /_emulator/zego_online  {"app_id","stream_id","room_id","user_id"[,"user_name",
+--                              "extra_info","nonce"]} or an array: ZEGO streams published
+--                              (stream_create callbacks); forbidden ones are refused
+--                              -> {"marked":[...],"refused":[...],"online":{...}}
+--   DELETE /_emulator/zego_online  {"app_id","stream_id"[,"type"]} or an array; empty: all
+--                              (stream_close callbacks) -> {"removed":[...],"online":{...}}
+-- Callbacks (callbacks.lua): each attempt is a log entry (kind "callback",
+-- action "callback:<event>"), pending ones are the state's "callbacks", a
+-- reset drops them. A ticker (TICK_S, 200 ms) brings the pull-to-push tasks
+-- up to the emulator clock (task_events.lua) and starts waiting attempts.
 -- Errors: 400 {"error":"..."} (bad JSON / spec), 404 unknown endpoint, 405 wrong method.
 --
 -- State (GET /_emulator/state), stable shape:
@@ -75,8 +87,11 @@
 --     "imds": { see imds.lua's snapshot: "served", "listen", "role", "hardened",
 --               "credential_lifetime_s", "rotation_lead_s", "tokens", "current",
 --               "rotations", "counters" },         -- only when the metadata service is served
---     "faults": { "aliyun": [...], "zego": [...] [, "imds": [...]] }
+--     "faults": { "aliyun": [...], "zego": [...] [, "imds": [...]] },
+--     "callbacks": { "pending": [...], "counters": {...}, "inflight": n }   -- callbacks.lua
 --   }
+--   (aliyun also has "notify" and "source_faults", each task a "health";
+--   zego an "online" list: docs/emulator.md, "State")
 --
 -- Request log entry (GET /_emulator/log), one per provider request:
 --   { "seq": n, "provider": "aliyun"|"zego", "time": <emulator unix time at receipt>,
