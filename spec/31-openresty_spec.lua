@@ -361,35 +361,85 @@ describe("the OpenResty example, against a CA it does not trust", function()
   end)
 end)
 
-describe("the OpenResty example's timer", function()
-  it("re-applies the forbid list, again after a stream was resumed", function()
+describe("the OpenResty example's desired state", function()
+  it("reconciles the forbid list: a forbid lifted behind its back is one ForbidLiveStream, not one per stream; "
+    .. "a resume through the edge takes a stream off the list", function()
     with_edge(function(dir)
       local list = dir .. "/forbids.json"
       nginx.write_file(list, cjson.encode {
-        aliyun = { { domain_name = "push.example.com", app_name = "live", stream_names = { "x", "y" } } },
+        aliyun = { { domain_name = "push.example.com", app_name = "live", stream_names = { "x", "y", "w" } } },
         zego = { "z1", "z2" },
       })
-      return { env = { STREAMCTL_EDGE_FORBIDS = list, STREAMCTL_EDGE_REAPPLY_S = "1" } }
+      return { env = { STREAMCTL_EDGE_FORBIDS = list, STREAMCTL_EDGE_RECONCILE_S = "1" } }
     end, function(emulator, edge)
+      local function status(name) return (emulator:state().aliyun.streams["push.example.com/live/" .. name] or {}).status end
       local function forbidden()
-        local st = emulator:state()
-        local a, z = st.aliyun.streams, st.zego.streams[ZEGO_APP] or {}
-        local ax, ay = a["push.example.com/live/x"], a["push.example.com/live/y"]
-        return ax and ax.status == "forbidden" and ay and ay.status == "forbidden"
+        local z = emulator:state().zego.streams[ZEGO_APP] or {}
+        return status("x") == "forbidden" and status("y") == "forbidden" and status("w") == "forbidden"
           and z.z1 and z.z1.rtc == "forbidden" and z.z2 and z.z2.rtc == "forbidden"
       end
       local deadline = socket.gettime() + 10
       while not forbidden() and socket.gettime() < deadline do socket.sleep(0.1) end
       assert.is_true(forbidden(), "the list was not applied within 10 s")
-      -- Someone resumes one; the next round forbids it again.
-      local res = post(edge.ports[1], "/streams/aliyun/resume",
-        '{"domain_name":"push.example.com","app_name":"live","stream_name":"x"}', TOKEN)
-      assert.equal(200, res.status, res.body)
-      assert.equal("normal", emulator:state().aliyun.streams["push.example.com/live/x"].status)
+      -- resumed behind the edge's back: the next round forbids that one stream, in one call
+      local ali = assert(require("streamctl.aliyun").new { endpoint = emulator.aliyun_url, rate_limits = false,
+        access_key_id = ALI_KEY, access_key_secret = ALI_SECRET })
+      assert(ali:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "x" })
       deadline = socket.gettime() + 10
-      while not forbidden() and socket.gettime() < deadline do socket.sleep(0.1) end
-      assert.is_true(forbidden(), "the list was not re-applied within 10 s")
-      assert.truthy(edge:error_log():find("re-applied forbids (aliyun): 2 of 2 done", 1, true))
+      while status("x") ~= "forbidden" and socket.gettime() < deadline do socket.sleep(0.05) end
+      assert.equal("forbidden", status("x"), "not forbidden again within 10 s")
+      socket.sleep(1.5) -- (another round: nothing more to send)
+      -- every ForbidLiveStream so far: the first round's three, then x alone
+      local forbids = {}
+      for _, e in ipairs(emulator:log { action = "ForbidLiveStream", limit = 1000 }) do
+        forbids[#forbids + 1] = e.params.StreamName
+      end
+      table.sort(forbids, function(a, b) return a < b end)
+      assert.same({ "w", "x", "x", "y" }, forbids)
+      -- a resume through the edge: off the list, and left alone after (an extra, not forbidden again)
+      local res = post(edge.ports[1], "/streams/aliyun/resume",
+        '{"domain_name":"push.example.com","app_name":"live","stream_name":"y"}', TOKEN)
+      assert.equal(200, res.status, res.body)
+      socket.sleep(2.5)
+      assert.equal("normal", status("y"))
+      local metrics = get(edge.ports[1], "/metrics").body
+      assert.matches('streamctl_drift_total{provider="aliyun",state="found"} 4', metrics, 1, true)
+      assert.matches('streamctl_drift_total{provider="aliyun",state="fixed"} 4', metrics, 1, true)
+      assert.matches('streamctl_drift_total{provider="aliyun",state="failed"} 0', metrics, 1, true)
+      assert.matches('streamctl_drift_total{provider="zego",state="fixed"} 2', metrics, 1, true)
+    end)
+  end)
+
+  it("needs confirm for more than STREAMCTL_EDGE_MAX_FORBID streams (nothing sent without it); one audit line "
+    .. "per request, mode 0600, no secret", function()
+    local log_path
+    with_edge(function(dir)
+      log_path = dir .. "/audit/audit.jsonl"
+      return { env = { STREAMCTL_EDGE_MAX_FORBID = "2", STREAMCTL_EDGE_AUDIT_LOG = log_path } }
+    end, function(emulator, edge)
+      local body = '{"domain_name":"push.example.com","app_name":"live","stream_names":["a","b","c"]}'
+      local res = post(edge.ports[1], "/streams/aliyun/forbid", body, TOKEN)
+      assert.equal(400, res.status)
+      local v = decode(res)
+      assert.equal("TooManyStreams", v.code)
+      assert.same({ allowed = false, confirmed = false, count = 3, max_forbid = 2 }, v.guard)
+      assert.equal(0, #emulator:log { action = "ForbidLiveStream", limit = 10 })
+      res = post(edge.ports[1], "/streams/aliyun/forbid", body:gsub("}$", ',"confirm":true}'), TOKEN)
+      assert.equal(200, res.status, res.body)
+      assert.equal(3, #emulator:log { action = "ForbidLiveStream", limit = 10 })
+      local text = assert(nginx.read_file(log_path))
+      local lines = {}
+      for line in text:gmatch("[^\n]+") do lines[#lines + 1] = cjson.decode(line) end
+      assert.equal(2, #lines)
+      assert.same({ "refused", 400, "POST /streams/aliyun/forbid", ALI_KEY },
+        { lines[1].outcome, lines[1].exit, lines[1].command, lines[1].credential or ALI_KEY })
+      assert.same({ "ok", 200, 3, true }, { lines[2].outcome, lines[2].exit, #lines[2].streams, lines[2].guard.confirmed })
+      assert.same({ stream = "a", action = "ForbidLiveStream", outcome = "ok", request_id = lines[2].streams[1].request_id },
+        lines[2].streams[1])
+      assert.matches("^edge token from 127%.0%.0%.1$", lines[2].user)
+      assert.is_nil(text:find(ALI_SECRET, 1, true))
+      assert.is_nil(text:find(TOKEN, 1, true))
+      assert.equal("rw-------", require("lfs").attributes(log_path, "permissions"))
     end)
   end)
 end)

@@ -29,8 +29,20 @@
 -- its outcome is unknown (the report says which), 400 naming the field when
 -- the body is not valid (nothing is sent then).
 --
--- A timer on worker 0 re-applies the forbids listed in the JSON file
--- $STREAMCTL_EDGE_FORBIDS every $STREAMCTL_EDGE_REAPPLY_S seconds (60):
+-- A forbid of more than $STREAMCTL_EDGE_MAX_FORBID streams (100) in one
+-- request needs "confirm": true in its body (streamctl.audit.guard: 400
+-- TooManyStreams, nothing sent, otherwise). Every /streams request and
+-- every verified callback and reaction is one JSON line in the audit log,
+-- $STREAMCTL_EDGE_AUDIT_LOG (default logs/audit.jsonl under nginx's prefix,
+-- mode 0600): who, what, which streams, each stream's outcome, the request
+-- IDs. A /streams request is refused (500) while the log cannot be written.
+--
+-- The desired state starts from the JSON file $STREAMCTL_EDGE_FORBIDS, when
+-- set, and a timer on worker 0 reconciles it every
+-- $STREAMCTL_EDGE_RECONCILE_S seconds (60) with the providers' view
+-- (streamctl.reconcile: Aliyun's block list; ZEGO's, which cannot be read,
+-- as last applied), sending only the difference; what it found, fixed and
+-- failed is counted in /metrics (streamctl_drift_total):
 --   {"aliyun": [{"domain_name": "...", "app_name": "...", "stream_names": ["..."]}],
 --    "zego": ["stream-id", ...]}
 --
@@ -48,6 +60,8 @@ local cjson = require "cjson.safe"
 local streamctl = require "streamctl"
 local core = require "streamctl.core"
 local metrics_mod = require "streamctl.metrics"
+local audit = require "streamctl.audit"
+local reconcile = require "streamctl.reconcile"
 
 local ngx = ngx
 local type, pairs, ipairs, tostring, tonumber, getenv = type, pairs, ipairs, tostring, tonumber, os.getenv
@@ -62,6 +76,8 @@ local DESIRED_DICT = "streamctl_desired" -- the forbid list: "aliyun|domain|app|
 
 local metrics -- made in init_worker, over the shared dict
 local clients = {} -- per worker, made on first use
+local audit_write, audit_why -- the audit log's writer, made in init_worker (or why it cannot be)
+local host -- this machine's name, for the audit lines
 
 -- The settings read from the environment (workers see what `env` names).
 local function setting(name, default)
@@ -142,6 +158,33 @@ local function authorized()
   return same_secret(token, setting("STREAMCTL_EDGE_TOKEN", ""))
 end
 
+-- One audit line (streamctl.audit.record's fields; who: the edge's token from this address).
+local function write_audit(fields)
+  if not audit_write then return end
+  local c = clients[fields.provider]
+  fields.user = "edge token from " .. tostring(ngx.var.remote_addr or "a timer")
+  fields.host = host
+  fields.credential = c and (c.access_key_id or (c.app_id and tostring(c.app_id))) or nil
+  local ok, why = audit_write(audit.record(fields))
+  if not ok then ngx.log(ngx.ERR, "streamctl_edge: the audit log: ", why) end
+end
+
+-- A report's streams as audit entries, and its outcome in one word.
+local function audit_streams(report)
+  local out = {}
+  for i, r in ipairs(report.results) do
+    local e = r.error
+    out[i] = { stream = r.stream, action = report.action,
+               outcome = r.ok and "ok" or (r.outcome_unknown and "unknown" or "failed"),
+               code = e and e.code and tostring(e.code) or nil, request_id = r.request_id or (e and e.request_id) }
+  end
+  return out
+end
+local function report_outcome(report)
+  if report.unknown > 0 then return "unknown" end
+  return report.failed == 0 and "ok" or "failed"
+end
+
 -- A stream's key in the desired state.
 local function desired_key(provider, fields, name)
   if provider == "aliyun" then return format("aliyun|%s|%s|%s", fields.domain_name, fields.app_name, name) end
@@ -209,8 +252,24 @@ function M.streams(provider, operation)
     fields[route.list], fields[route.one] = { one }, nil
   end
   if fields.on_progress ~= nil then return refuse(400, "field 'on_progress' is not a field of this request") end
+  local confirm = fields.confirm
+  if confirm ~= nil and type(confirm) ~= "boolean" then return refuse(400, "field 'confirm' must be true or false") end
+  fields.confirm = nil
+  if not audit_write then return refuse(500, "the audit log cannot be written: " .. tostring(audit_why)) end
   local c, cerr = client(provider)
   if not c then return refuse(500, "the " .. provider .. " client cannot be made: " .. tostring(cerr)) end
+  local command = "POST /streams/" .. provider .. "/" .. operation
+  local guard
+  if operation == "forbid" and type(fields[route.list]) == "table" then
+    local ok, decision = audit.guard(#fields[route.list], { max_forbid = tonumber(setting("STREAMCTL_EDGE_MAX_FORBID")),
+                                                           confirm = confirm })
+    if not ok then
+      write_audit { provider = provider, command = command, guard = decision.guard, outcome = "refused", exit = 400,
+                    note = decision.message }
+      return reply(400, { error = decision.message, code = decision.code, guard = decision.guard })
+    end
+    guard = decision
+  end
   local report, err = c[route[operation].method](c, fields)
   if not report then
     if err.code == "InvalidParameter" then return refuse(400, err.message) end
@@ -222,6 +281,8 @@ function M.streams(provider, operation)
     if operation == "forbid" then ngx.shared[DESIRED_DICT]:set(key, true) else ngx.shared[DESIRED_DICT]:delete(key) end
   end
   local status = (report.failed == 0 and report.unknown == 0) and 200 or 502
+  write_audit { provider = provider, command = command, actions = { report.action }, guard = guard,
+                outcome = report_outcome(report), exit = status, streams = audit_streams(report) }
   return reply(status, report_json(report))
 end
 
@@ -230,8 +291,13 @@ end
 
 -- Counts a callback and answers it: 200, or 401 (503 when the replay store is full:
 -- the provider delivers it again) with the code that refused it.
-local function answer_callback(provider, event_name, err)
+local function answer_callback(provider, event_name, err, stream, reaction)
   metrics:count("callbacks", { provider = provider, event = event_name, result = err and err.code or "accepted" })
+  if not err then
+    write_audit { provider = provider, command = "callback " .. event_name, outcome = "ok", exit = 200,
+                  streams = stream and { { stream = stream, action = event_name, outcome = "ok" } } or nil,
+                  note = reaction and ("reaction: " .. reaction) or nil }
+  end
   if err then
     ngx.log(ngx.WARN, "streamctl_edge: ", provider, " callback refused: ", err.code, ": ", err.message)
     return refuse(err.code == "ReplayStoreFull" and 503 or 401, err.code)
@@ -245,6 +311,8 @@ local function react(provider, reaction, fn, ...)
     if premature then return end
     local done, why = fn(...)
     metrics:count("reactions", { provider = provider, reaction = reaction, result = done and "ok" or "failed" })
+    write_audit { provider = provider, command = "reaction " .. reaction, outcome = done and "ok" or "failed",
+                  exit = done and 0 or 1, note = done and nil or tostring(why) }
     if not done then ngx.log(ngx.ERR, "streamctl_edge: ", reaction, ": ", tostring(why)) end
   end, ...)
   if not ok then
@@ -273,25 +341,31 @@ function M.aliyun_callback()
   local event, err = streamctl.callbacks.aliyun.check_nginx {
     key = setting("STREAMCTL_ALIYUN_NOTIFY_KEY", ""), domain = setting("STREAMCTL_ALIYUN_NOTIFY_DOMAIN", "-"),
     shared_dict = CALLBACKS_DICT }
+  local reaction
   if event and event.action == "publish" then
     -- `app` is the ingest domain (the streaming domain where no ingest domain is bound)
     local fields = { domain_name = event.app, app_name = event.appname, stream_name = event.id }
     if ngx.shared[DESIRED_DICT]:get(desired_key("aliyun", fields, event.id)) then
-      react("aliyun", "forbid_again", forbid_again, "aliyun", fields)
+      reaction = "forbid_again"
+      react("aliyun", reaction, forbid_again, "aliyun", fields)
     end
   end
-  return answer_callback("aliyun", event and event.action or "unverified", err)
+  return answer_callback("aliyun", event and event.action or "unverified", err, event and event.stream, reaction)
 end
 
 --- content_by_lua for POST /callbacks/zego: a stream was created or closed.
 function M.zego_callback()
   local event, err = streamctl.callbacks.zego.check_nginx { secret = setting("ZEGO_CALLBACK_SECRET", ""),
                                                             shared_dict = CALLBACKS_DICT }
-  if event and event.event == "stream_create" and type(event.stream_id) == "string"
-     and ngx.shared[DESIRED_DICT]:get(desired_key("zego", nil, event.stream_id)) then
-    react("zego", "forbid_again", forbid_again, "zego", { stream_ids = { event.stream_id } })
+  local reaction
+  local stream = event and type(event.stream_id) == "string" and event.stream_id or nil
+  local listed = stream and ngx.shared[DESIRED_DICT]:get(desired_key("zego", nil, stream))
+  if event and event.event == "stream_create" and listed then
+    reaction = "forbid_again"
+    react("zego", reaction, forbid_again, "zego", { stream_ids = { stream } })
   end
-  return answer_callback("zego", event and type(event.event) == "string" and event.event or "unverified", err)
+  return answer_callback("zego", event and type(event.event) == "string" and event.event or "unverified", err, stream,
+    reaction)
 end
 
 -- A relay reported offline: looked up (a callback carries no signature: it is a hint,
@@ -321,15 +395,17 @@ function M.relay_callback(token)
   end
   local status = tonumber(event.TaskStatus)
   local region = setting("STREAMCTL_EDGE_TASK_REGION")
+  local reaction
   if status == 3 and event.TaskInvalidReason ~= "TriggerByUser" then
     if region then
-      react("aliyun", "restart_relay", restart_relay, event.TaskId, region)
+      reaction = "restart_relay"
+      react("aliyun", reaction, restart_relay, event.TaskId, region)
     else
       ngx.log(ngx.WARN, "streamctl_edge: relay ", event.TaskId, " is offline; STREAMCTL_EDGE_TASK_REGION is not set, "
         .. "so it is not restarted")
     end
   end
-  return answer_callback("aliyun", "relay", nil)
+  return answer_callback("aliyun", "relay", nil, "task " .. event.TaskId, reaction)
 end
 
 --- content_by_lua for GET /metrics.
@@ -338,56 +414,104 @@ function M.metrics()
   ngx.print(metrics:render())
 end
 
--- Forbids everything the list file names; logs what happened (counts and
--- failures, never a credential).
-local reapplying = false
-local function reapply(premature, path)
-  if premature or reapplying then return end
-  reapplying = true
-  local ok, why = pcall(function()
-    local f, ferr = io.open(path, "rb")
-    if not f then error("cannot read " .. tostring(ferr)) end
-    local list = cjson.decode(f:read("*a"))
-    f:close()
-    if type(list) ~= "table" then error(path .. " is not a JSON object") end
-    local jobs = {}
-    for _, entry in ipairs(list.aliyun or {}) do jobs[#jobs + 1] = { "aliyun", "forbid_live_streams", entry } end
-    if type(list.zego) == "table" and list.zego[1] ~= nil then
-      jobs[#jobs + 1] = { "zego", "forbid_rtc_streams", { stream_ids = list.zego } }
+-- The desired state from the list file (worker 0, at start): added to what the dict holds.
+local function load_list(path)
+  local f, ferr = io.open(path, "rb")
+  if not f then return nil, "cannot read " .. tostring(ferr) end
+  local list = cjson.decode(f:read("*a"))
+  f:close()
+  if type(list) ~= "table" then return nil, path .. " is not a JSON object" end
+  local dict = ngx.shared[DESIRED_DICT]
+  for _, entry in ipairs(type(list.aliyun) == "table" and list.aliyun or {}) do
+    local names = type(entry) == "table" and type(entry.stream_names) == "table" and entry.stream_names or {}
+    for _, name in ipairs(names) do dict:set(desired_key("aliyun", entry, name), true) end
+  end
+  for _, id in ipairs(type(list.zego) == "table" and list.zego or {}) do
+    dict:set(desired_key("zego", nil, id), true)
+  end
+  return true
+end
+
+-- The desired state as the reconcilers take it.
+local function desired_lists()
+  local aliyun, zego = {}, {}
+  for _, key in ipairs(ngx.shared[DESIRED_DICT]:get_keys(0)) do
+    local d, a, st = key:match("^aliyun|([^|]+)|([^|]+)|(.+)$")
+    if d then
+      aliyun[#aliyun + 1] = { domain_name = d, app_name = a, stream_name = st }
+    else
+      local id = key:match("^zego|(.+)$")
+      if id then zego[#zego + 1] = { stream_id = id, kind = "rtc" } end
     end
-    for _, job in ipairs(jobs) do
-      local c, cerr = client(job[1])
+  end
+  return aliyun, zego
+end
+
+-- Makes each provider's view hold the desired state, sending only the
+-- difference; counts the drift and writes one audit line per provider.
+local reconciling = false
+local function reconcile_now(premature)
+  if premature or reconciling then return end
+  reconciling = true
+  local ok, why = pcall(function()
+    local aliyun, zego = desired_lists()
+    for _, job in ipairs { { "aliyun", aliyun }, { "zego", zego } } do
+      local provider, desired = job[1], job[2]
+      local c, cerr = client(provider)
       if not c then error(tostring(cerr)) end
-      local report, err = c[job[2]](c, job[3])
+      -- (confirm: the list was built by requests the guard passed, or by the operator's file)
+      local opts = { confirm = true }
+      if provider == "zego" then opts.state = ngx.shared[DESIRED_DICT] end
+      local report, err = reconcile[provider](c, desired, opts)
       if not report then
-        ngx.log(ngx.ERR, "streamctl_edge: re-applying forbids (", job[1], "): ", tostring(err))
+        metrics:count("drift", { provider = provider, state = "unreadable" })
+        ngx.log(ngx.ERR, "streamctl_edge: reconciling (", provider, "): ", tostring(err))
       else
-        ngx.log(ngx.INFO, "streamctl_edge: re-applied forbids (", job[1], "): ", report.succeeded, " of ",
-          report.total, " done, ", report.failed, " failed, ", report.unknown, " unknown")
-        for _, r in ipairs(report.results) do
-          if not r.ok then ngx.log(ngx.ERR, "streamctl_edge: forbid of ", r.stream, ": ", tostring(r.error)) end
+        local found = #report.found.missing
+        metrics:count("drift", { provider = provider, state = "found" }, found)
+        metrics:count("drift", { provider = provider, state = "fixed" }, report.fixed)
+        metrics:count("drift", { provider = provider, state = "failed" }, #report.failed)
+        metrics:count("drift", { provider = provider, state = "extra" }, #report.found.extra)
+        if found > 0 or #report.failed > 0 then
+          ngx.log(ngx.WARN, "streamctl_edge: reconciled (", provider, "): ", found, " missing, ", report.fixed,
+            " fixed, ", #report.failed, " failed, ", #report.found.extra, " extra left alone")
+          local streams = {}
+          for _, r in ipairs(report.results or {}) do
+            streams[#streams + 1] = { stream = r.stream, action = r.action,
+              outcome = r.ok and "ok" or (r.outcome_unknown and "unknown" or "failed"),
+              code = r.error and r.error.code and tostring(r.error.code) or nil, request_id = r.request_id }
+          end
+          write_audit { provider = provider, command = "reconcile", outcome = report.in_sync and "ok" or "failed",
+                        exit = report.in_sync and 0 or 1, streams = streams }
         end
       end
     end
   end)
-  reapplying = false
-  if not ok then ngx.log(ngx.ERR, "streamctl_edge: re-applying forbids: ", tostring(why)) end
+  reconciling = false
+  if not ok then ngx.log(ngx.ERR, "streamctl_edge: reconciling: ", tostring(why)) end
 end
 
---- init_worker_by_lua: the metrics, and on worker 0 the timer that
--- re-applies the forbid list. (No call is made here: init_worker has no
--- cosockets; the timer's callbacks do.)
+--- init_worker_by_lua: the metrics and the audit log, and on worker 0 the
+-- desired state from the list file and the timer that reconciles it. (No
+-- call is made here: init_worker has no cosockets; the timer's callbacks do.)
 function M.init_worker()
   metrics = assert(metrics_mod.new { dict = ngx.shared[METRICS_DICT] }) -- (nil, err only for a bad option)
+  host = audit.who().host
+  audit_write, audit_why = audit.writer(setting("STREAMCTL_EDGE_AUDIT_LOG", ngx.config.prefix() .. "logs/audit.jsonl"))
+  if not audit_write then ngx.log(ngx.ERR, "streamctl_edge: the audit log: ", audit_why) end
+  if ngx.worker.id() ~= 0 then return end
   local path = setting("STREAMCTL_EDGE_FORBIDS")
-  if not path or ngx.worker.id() ~= 0 then return end
-  local every = tonumber(setting("STREAMCTL_EDGE_REAPPLY_S", "60"))
+  if path then
+    local ok, why = load_list(path)
+    if not ok then ngx.log(ngx.ERR, "streamctl_edge: STREAMCTL_EDGE_FORBIDS: ", why) end
+  end
+  local every = tonumber(setting("STREAMCTL_EDGE_RECONCILE_S", "60"))
   if not every or every <= 0 then
-    ngx.log(ngx.ERR, "streamctl_edge: STREAMCTL_EDGE_REAPPLY_S must be a number of seconds > 0")
+    ngx.log(ngx.ERR, "streamctl_edge: STREAMCTL_EDGE_RECONCILE_S must be a number of seconds > 0")
     return
   end
-  assert(ngx.timer.at(0, reapply, path))
-  assert(ngx.timer.every(every, reapply, path))
+  assert(ngx.timer.at(0, reconcile_now))
+  assert(ngx.timer.every(every, reconcile_now))
 end
 
 return M
