@@ -130,7 +130,7 @@ local function start_edge(emulator, opts)
   }
   for k, v in pairs(opts.env or {}) do env[k] = v end
   return nginx.start {
-    env = env,
+    env = env, ports = opts.ports,
     conf = function(ports, dir) return example_conf(ports[1], dir, opts.ca_file or emulator.ca_file) end,
   }
 end
@@ -567,6 +567,134 @@ describe("the OpenResty example's callbacks", function()
       assert.equal(1, d.TaskStatus)
       ali:close()
     end)
+  end)
+end)
+
+describe("the OpenResty example and the emulator's own callbacks", function()
+  -- The edge's port is chosen first: the emulator's config names its callback URLs.
+  local NOTIFY_KEY, ZEGO_CB_SECRET, CB_TOKEN = "NotifyKey0123456789", "zego-callback-secret", "relay-token-abc123"
+  local emulator, edge, port
+  lazy_setup(function()
+    port = emu.free_ports(1)[1]
+    local base = "http://127.0.0.1:" .. port
+    emulator = emu.start { config = {
+      aliyun = { notify = { ["push.example.com"] = { url = base .. "/callbacks/aliyun", auth_key = NOTIFY_KEY } } },
+      zego = { apps = { [ZEGO_APP] = { secret = ZEGO_SECRET, callback_url = base .. "/callbacks/zego",
+                                       callback_secret = ZEGO_CB_SECRET } } },
+    } }
+    edge = start_edge(emulator, { ports = { port }, env = {
+      STREAMCTL_ALIYUN_NOTIFY_KEY = NOTIFY_KEY, STREAMCTL_ALIYUN_NOTIFY_DOMAIN = "push.example.com",
+      ZEGO_CALLBACK_SECRET = ZEGO_CB_SECRET, STREAMCTL_EDGE_CALLBACK_TOKEN = CB_TOKEN,
+      STREAMCTL_EDGE_TASK_REGION = "cn-shanghai", STREAMCTL_EDGE_RECONCILE_S = "3600" } })
+  end)
+  lazy_teardown(function()
+    if edge then edge:stop() end
+    if emulator then emulator:stop() end
+  end)
+  before_each(function() emulator:reset() end)
+
+  local function wait_for(fn, seconds)
+    local deadline = socket.gettime() + seconds
+    while not fn() and socket.gettime() < deadline do socket.sleep(0.02) end
+    return fn()
+  end
+  local function first(action, pred)
+    for _, e in ipairs(emulator:log { action = action, limit = 1000 }) do
+      if not pred or pred(e) then return e end
+    end
+  end
+  local function ali_client()
+    return assert(require("streamctl.aliyun").new { endpoint = emulator.aliyun_url, rate_limits = false,
+      access_key_id = ALI_KEY, access_key_secret = ALI_SECRET })
+  end
+
+  it("Aliyun: a listed stream that starts publishing is forbidden again within a second of the emulator's "
+    .. "callback", function()
+    local res = post(port, "/streams/aliyun/forbid",
+      '{"domain_name":"push.example.com","app_name":"live","stream_name":"cam-1"}', TOKEN)
+    assert.equal(200, res.status, res.body)
+    -- lifted behind the edge's back, then the publisher comes back
+    local ali = ali_client()
+    assert(ali:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "cam-1" })
+    ali:close()
+    local marked = emulator:control("POST", "online", { domain = "push.example.com", app = "live", stream = "cam-1" })
+    assert.equal(1, #marked.marked)
+    local again = wait_for(function()
+      return first("ForbidLiveStream", function(e) return e.params.StreamName == "cam-1" and e.time > 0 end) and
+        #emulator:log { action = "ForbidLiveStream", limit = 10 } == 2 and
+        emulator:log({ action = "ForbidLiveStream", limit = 10 })[2]
+    end, 5)
+    assert.truthy(again, "not forbidden again within 5 s")
+    local cb = first("callback:publish")
+    assert.equal(200, cb.status)
+    assert.equal(1, cb.attempt)
+    local delay = again.real_time - cb.real_time
+    assert.is_true(delay < 1, "forbidden again " .. delay .. " s after the callback")
+    if os.getenv("SPEC_FIGURES") then io.stderr:write(string.format("[31] callback to forbid: %.3f s\n", delay)) end
+    assert.equal("forbidden", emulator:state().aliyun.streams["push.example.com/live/cam-1"].status)
+    -- a stream that is not listed publishes: its callback is answered, nothing is sent
+    emulator:control("POST", "online", { domain = "push.example.com", app = "live", stream = "free-1" })
+    assert.truthy(wait_for(function() return first("callback:publish", function(e) return e.stream and
+      e.stream:find("free%-1") end) end, 5))
+    socket.sleep(0.3)
+    assert.equal(2, #emulator:log { action = "ForbidLiveStream", limit = 10 })
+  end)
+
+  it("ZEGO: a listed stream created again is forbidden again within a second of the emulator's callback",
+    function()
+    assert.equal(200, post(port, "/streams/zego/forbid", '{"stream_id":"zcam-1"}', TOKEN).status)
+    -- lifted behind the edge's back (the edge's own client resumes it in the emulator's state)
+    local z = assert(require("streamctl.zego").new { endpoint = emulator.zego_url, rate_limits = false,
+      app_id = ZEGO_APP, server_secret = ZEGO_SECRET })
+    assert(z:resume_rtc_streams { stream_ids = { "zcam-1" } })
+    z:close()
+    local published = emulator:control("POST", "zego_online", { app_id = ZEGO_APP, stream_id = "zcam-1",
+      room_id = "room-1", user_id = "u1" })
+    assert.same({}, published.refused or {})
+    local again = wait_for(function()
+      local list = emulator:log { action = "ForbidRTCStreams", limit = 10 }
+      return #list == 2 and list[2]
+    end, 5)
+    assert.truthy(again, "not forbidden again within 5 s")
+    local cb = first("callback:stream_create")
+    assert.equal(200, cb.status)
+    assert.is_true(again.real_time - cb.real_time < 1, "forbidden again " .. (again.real_time - cb.real_time) .. " s after")
+  end)
+
+  it("a relay whose source fails and goes offline is restarted by the edge and runs again", function()
+    local ali = ali_client()
+    local now = os.time()
+    local task = assert(ali:create_live_pull_to_push { region = "cn-shanghai", source_type = "live",
+      source_protocol = "rtmp", source_urls = { "rtmp://source.example.com/live/in" },
+      dst_url = "rtmp://push.example.com/live/relay", start_time = now - 10, end_time = now + 86400,
+      callback_url = "http://127.0.0.1:" .. port .. "/callbacks/relay/" .. CB_TOKEN })
+    emulator:faults { kind = "source_down", task_id = task.TaskId }
+    -- the service retries RetryCount (3) times RetryInterval (60 s) apart, on its clock
+    local offset = 0
+    local offline = wait_for(function()
+      offset = offset + 61
+      emulator:clock { offset = offset }
+      socket.sleep(0.5)
+      return first("callback:LivePullToPushRuning", function(e) return tonumber(e.task_status) == 3 end)
+    end, 10)
+    assert.truthy(offline, "no Offline callback")
+    emulator:clear_faults() -- (the source is back)
+    local restart = wait_for(function() return first("RestartLivePullToPush") end, 5)
+    assert.truthy(restart, "not restarted")
+    -- back well within the service's own retry (RetryInterval, 60 s by default). (In a fresh dict the first
+    -- use of each action's budget waits out a second that may have held a full cap: 1.55 s for the look-up
+    -- and 1.55 s for the restart here, the first time.)
+    local delay = restart.real_time - offline.real_time
+    assert.is_true(delay < 60, "restarted " .. delay .. " s after the Offline callback")
+    if os.getenv("SPEC_FIGURES") then io.stderr:write(string.format("[31] offline to restart: %.3f s\n", delay)) end
+    assert.equal(1, #emulator:log { action = "DescribeLivePullToPush", limit = 10 })
+    local running = wait_for(function()
+      local d = ali:describe_live_pull_to_push { region = "cn-shanghai", task_id = task.TaskId }
+      return d and d.TaskStatus == 1
+    end, 5)
+    assert.truthy(running, "the relay is not running again")
+    assert.equal(1, #emulator:log { action = "RestartLivePullToPush", limit = 10 })
+    ali:close()
   end)
 end)
 

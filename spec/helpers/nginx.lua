@@ -6,6 +6,7 @@
 --   local ok, why = nginx.available()         -- false, "missing ..." when not installed
 --   local srv = nginx.start {
 --     ports = 3,                                -- free 127.0.0.1 ports to reserve: srv.ports[1..3]
+--                                               -- (or a list of ports the caller reserved)
 --     http = function(ports, dir) return "server { listen 127.0.0.1:" .. ports[1] .. "; ... }" end,
 --     main = nil,                               -- optional: more main-context lines (string)
 --     ready = { 1, 2 },                         -- indexes of the ports to wait for (default: { 1 })
@@ -202,7 +203,7 @@ function M.start(opts)
   local own_dir = opts.dir == nil
   local dir = opts.dir or M.temp_dir()
   assert(run("mkdir -p " .. quote(dir .. "/tmp")), "cannot create " .. dir)
-  local ports = M.free_ports(opts.ports or 1)
+  local ports = type(opts.ports) == "table" and opts.ports or M.free_ports(opts.ports or 1)
   if opts.prepare then
     local prepared, err = pcall(opts.prepare, dir, ports)
     if not prepared then
