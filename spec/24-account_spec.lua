@@ -302,6 +302,25 @@ describe("the budget belongs to the account", function()
       assert.not_matches("secret", warnings[1])
     end)
 
+    it("asks STS where the caller named: the region's STS for Alibaba Cloud's endpoints, else the endpoint itself",
+      function()
+      local acs = require "streamctl.acs"
+      local parse = require("streamctl.options").parse_endpoint
+      for endpoint, sts in pairs {
+        ["https://live.aliyuncs.com"] = "https://sts.aliyuncs.com",
+        ["https://live.aliyuncs.com:443"] = "https://sts.aliyuncs.com",
+        ["https://live.cn-shanghai.aliyuncs.com"] = "https://sts.cn-shanghai.aliyuncs.com",
+        ["https://LIVE.ap-southeast-1.aliyuncs.com:8443"] = "https://sts.ap-southeast-1.aliyuncs.com",
+        ["https://live-vpc.aliyuncs.com"] = "https://sts.aliyuncs.com",
+        ["https://127.0.0.1:18443"] = "https://127.0.0.1:18443",
+        ["https://gateway.example.com"] = "https://gateway.example.com",
+      } do
+        assert.equal(sts, acs.sts_endpoint_for(assert(parse(endpoint))), endpoint)
+      end
+      assert.equal("https://sts-vpc.cn-beijing.aliyuncs.com",
+        acs.sts_endpoint_for(assert(parse("https://live.aliyuncs.com")), "sts-vpc.cn-beijing.aliyuncs.com"))
+    end)
+
     it("asks STS for the account only when the budget is shared, or never with account_id", function()
       local sent = 0
       local function transport(req)

@@ -364,13 +364,15 @@ end)
 describe("the OpenResty example's desired state", function()
   it("reconciles the forbid list: a forbid lifted behind its back is one ForbidLiveStream, not one per stream; "
     .. "a resume through the edge takes a stream off the list", function()
+    local audit_path
     with_edge(function(dir)
       local list = dir .. "/forbids.json"
       nginx.write_file(list, cjson.encode {
         aliyun = { { domain_name = "push.example.com", app_name = "live", stream_names = { "x", "y", "w" } } },
         zego = { "z1", "z2" },
       })
-      return { env = { STREAMCTL_EDGE_FORBIDS = list, STREAMCTL_EDGE_RECONCILE_S = "1" } }
+      audit_path = dir .. "/audit.jsonl"
+      return { env = { STREAMCTL_EDGE_FORBIDS = list, STREAMCTL_EDGE_RECONCILE_S = "1", STREAMCTL_EDGE_AUDIT_LOG = audit_path } }
     end, function(emulator, edge)
       local function status(name) return (emulator:state().aliyun.streams["push.example.com/live/" .. name] or {}).status end
       local function forbidden()
@@ -407,6 +409,20 @@ describe("the OpenResty example's desired state", function()
       assert.matches('streamctl_drift_total{provider="aliyun",state="fixed"} 4', metrics, 1, true)
       assert.matches('streamctl_drift_total{provider="aliyun",state="failed"} 0', metrics, 1, true)
       assert.matches('streamctl_drift_total{provider="zego",state="fixed"} 2', metrics, 1, true)
+      -- the timer's rounds ran whole: no error, and their audit lines written (from a timer: no request)
+      local log = edge:error_log()
+      assert.is_nil(log:find("reconciling (", 1, true), log)
+      assert.is_nil(log:find("the audit log", 1, true), log)
+      local audit_text = assert(nginx.read_file(audit_path))
+      local rounds = 0
+      for line in audit_text:gmatch("[^\n]+") do
+        local v = cjson.decode(line)
+        if v.command == "reconcile" then
+          rounds = rounds + 1
+          assert.equal("the edge (timer)", v.user)
+        end
+      end
+      assert.is_true(rounds >= 3, "reconcile lines: " .. rounds) -- (Aliyun's first and x's, ZEGO's first)
     end)
   end)
 
@@ -550,16 +566,21 @@ describe("the OpenResty example's callbacks", function()
         source_protocol = "rtmp", source_urls = { "rtmp://source.example.com/live/in" }, dst_url = "rtmp://push.example.com/live/out",
         start_time = os.time() - 10, end_time = os.time() + 3600 })
       assert(ali:stop_live_pull_to_push { region = "cn-shanghai", task_id = task.TaskId })
-      local function status(reason, token)
+      local function status(reason, token, at)
         return post(port, "/callbacks/relay/" .. (token or CB_TOKEN), cjson.encode {
-          Event = "LivePullToPushRuning", EventTime = tostring(os.time()), TaskId = task.TaskId, TaskStatus = 3,
+          Event = "LivePullToPushRuning", EventTime = tostring(at or os.time()), TaskId = task.TaskId, TaskStatus = 3,
           TaskInvalidReason = reason })
       end
+      local t = os.time()
       assert.equal(404, status("PullStreamFailed", "not-the-token").status)
-      assert.equal(200, status("TriggerByUser").status)
+      assert.equal(200, status("TriggerByUser", nil, t - 1).status)
+      -- stale, or the same (task, time, status) again: refused, nothing done
+      assert.equal(401, status("PullStreamFailed", nil, t - 400).status)
+      assert.equal(401, status("PullStreamFailed", nil, t - 1).status)
       socket.sleep(0.3)
       assert.equal(0, #emulator:log { action = "RestartLivePullToPush", limit = 10 })
-      assert.equal(200, status("PullStreamFailed").status)
+      assert.equal(0, #emulator:log { action = "DescribeLivePullToPush", limit = 10 })
+      assert.equal(200, status("PullStreamFailed", nil, t).status)
       assert.is_truthy(wait_for(function() return #emulator:log { action = "RestartLivePullToPush", limit = 10 } == 1 end, 5))
       local looked = emulator:log { action = "DescribeLivePullToPush", limit = 10 }
       assert.equal(1, #looked)
@@ -669,7 +690,11 @@ describe("the OpenResty example and the emulator's own callbacks", function()
       dst_url = "rtmp://push.example.com/live/relay", start_time = now - 10, end_time = now + 86400,
       callback_url = "http://127.0.0.1:" .. port .. "/callbacks/relay/" .. CB_TOKEN })
     emulator:faults { kind = "source_down", task_id = task.TaskId }
-    -- the service retries RetryCount (3) times RetryInterval (60 s) apart, on its clock
+    assert.truthy(wait_for(function()
+      return first("callback:LivePullToPushRuning", function(e) return tonumber(e.task_status) == 2 end)
+    end, 5), "no Recovering callback")
+    -- the service retries RetryCount (3) times RetryInterval (60 s) apart, on its clock (which the
+    -- callbacks' EventTime follows: 183 s ahead of the edge's, inside its 300 s window)
     local offset = 0
     local offline = wait_for(function()
       offset = offset + 61

@@ -148,7 +148,7 @@ describe("Alibaba Cloud ingest callbacks", function()
       local o = opts()
       for _, r in ipairs {
         req { method = "POST" }, req { query = "id=world&appname=a" }, req { query = "action=publish&appname=a" },
-        req { query = QUERY .. "&id=other" }, req { query = "action=publish&id=%zz&appname=a" },
+        req { query = QUERY .. "&id=other" }, req { query = QUERY .. "&action=publish_done" },
         req { headers = { ["ali-live-timestamp"] = ALI.timestamp } },
         req { headers = { ["ali-live-timestamp"] = { ALI.timestamp, ALI.timestamp }, ["ali-live-signature"] = ALI.signature } },
       } do
@@ -158,11 +158,22 @@ describe("Alibaba Cloud ingest callbacks", function()
       end
     end)
 
-    it("a retry of one event is refused; publish_done of the same stream in the same second is not", function()
+    it("a retry of one event is refused, under a new timestamp too; publish_done of the same stream is not", function()
       local o = opts()
       assert(callbacks.aliyun.check(req(), o))
       assert.equal("ReplayedCallback", select(2, callbacks.aliyun.check(req(), o)).code)
+      -- the provider's retry: the same event, a new ALI-LIVE-TIMESTAMP and so a new signature
+      local retry = req { headers = { ["ali-live-timestamp"] = "1519375991",
+        ["ali-live-signature"] = callbacks.aliyun.signature("yourkey", ALI.domain, "1519375991") } }
+      assert.equal("ReplayedCallback", select(2, callbacks.aliyun.check(retry, o)).code)
       assert(callbacks.aliyun.check(req { query = QUERY:gsub("action=publish", "action=publish_done") }, o))
+    end)
+
+    it("takes the publisher's own parameters as they come: a broken escape kept, a repeat of them allowed", function()
+      local event = assert(callbacks.aliyun.check(req { query = QUERY:gsub("usrargs=a%%3D1", "usrargs=off=50%%")
+        .. "&usrargs=again" }, opts()))
+      assert.equal("off=50%", event.usrargs)
+      assert.equal("world", event.id)
     end)
   end)
 end)
@@ -213,6 +224,19 @@ describe("ZEGO callbacks", function()
       event = assert(callbacks.zego.check({ method = "POST", body = form,
         headers = { ["content-type"] = "application/x-www-form-urlencoded" } }, opts()))
       assert.same({ "stream_close", "s 1", "0" }, { event.event, event.stream_id, event.type })
+    end)
+
+    it("refuses ZEGO's retry of an event (a new timestamp and nonce: the same stream_sid and stream_seq)", function()
+      local o = opts()
+      local first = body { stream_sid = "9001", stream_seq = 3 }
+      assert(callbacks.zego.check({ method = "POST", body = first }, o))
+      local sig = callbacks.zego.signature("secret", "1470820199", "555")
+      local retry = body { stream_sid = "9001", stream_seq = 3, timestamp = "1470820199", nonce = "555", signature = sig }
+      assert.equal("ReplayedCallback", select(2, callbacks.zego.check({ method = "POST", body = retry }, o)).code)
+      -- the next change of that stream is a new event
+      local next_sig = callbacks.zego.signature("secret", "1470820199", "556")
+      assert(callbacks.zego.check({ method = "POST", body = body { stream_sid = "9001", stream_seq = 4,
+        timestamp = "1470820199", nonce = "556", signature = next_sig } }, o))
     end)
 
     it("refuses a GET, an empty, oversized or non-JSON body, and a fractional timestamp", function()

@@ -126,6 +126,44 @@ describe("the blast-radius guard and the audit log", function()
     end)
   end)
 
+  describe("audit.writer", function()
+    it("appends each line in one write, however long, and makes a file rotated away again with mode 0600", function()
+      local path = HOME .. "/writer/audit.jsonl"
+      local write = assert(audit.writer(path))
+      assert.equal("rw-------", lfs.attributes(path, "permissions"))
+      local long = audit.record { provider = "aliyun", command = "x", note = string.rep("n", 40000) }
+      -- two processes appending long lines at once: every line whole
+      local script = os.tmpname()
+      local f = assert(io.open(script, "w"))
+      f:write(string.format([[
+        package.path = %q
+        package.cpath = %q
+        local w = assert(require("streamctl.audit").writer(%q))
+        for _ = 1, 50 do assert(w(%q)) end
+      ]], package.path, package.cpath, path, long))
+      f:close()
+      local p1 = io.popen("lua5.4 " .. script .. " & lua5.4 " .. script .. "; wait")
+      p1:read("*a")
+      p1:close()
+      os.remove(script)
+      local n = 0
+      for line in io.lines(path) do
+        n = n + 1
+        assert.equal(long, line)
+      end
+      assert.equal(100, n)
+      -- rotated away: made again, private, whatever the umask
+      os.remove(path)
+      assert(write(long))
+      assert.equal("rw-------", lfs.attributes(path, "permissions"))
+      os.remove(path)
+      assert(os.execute("rmdir " .. HOME .. "/writer"))
+      local ok, why = write("x")
+      assert.is_nil(ok)
+      assert.matches("^cannot open .*/writer/audit.jsonl: No such file or directory$", why)
+    end)
+  end)
+
   describe("on the command line", function()
     it("stops a 1,000-stream forbid without --yes: nothing sent, exit 2, the flag to pass", function()
       local list = list_file(1000, "room-%d")

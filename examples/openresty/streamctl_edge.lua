@@ -76,8 +76,9 @@ local DESIRED_DICT = "streamctl_desired" -- the forbid list: "aliyun|domain|app|
 
 local metrics -- made in init_worker, over the shared dict
 local clients = {} -- per worker, made on first use
-local audit_write, audit_why -- the audit log's writer, made in init_worker (or why it cannot be)
+local audit_write, audit_why -- the audit log's writer, made in init_worker (and why the last write failed)
 local host -- this machine's name, for the audit lines
+local max_forbid, follow -- (defined below)
 
 -- The settings read from the environment (workers see what `env` names).
 local function setting(name, default)
@@ -100,6 +101,10 @@ function M.init()
   end
   for _, dict in ipairs { SHARED_DICT, METRICS_DICT, CALLBACKS_DICT, DESIRED_DICT } do
     if not ngx.shared[dict] then error("streamctl_edge: nginx.conf needs 'lua_shared_dict " .. dict .. " ...;'") end
+  end
+  local max = setting("STREAMCTL_EDGE_MAX_FORBID")
+  if max and not audit.guard(0, { max_forbid = tonumber(max) or -1 }) then
+    error("streamctl_edge: STREAMCTL_EDGE_MAX_FORBID must be a whole number >= 0 (got " .. max .. ")")
   end
 end
 
@@ -136,7 +141,7 @@ local function reply(status, value)
   return ngx.exit(status)
 end
 
-local function refuse(status, message)
+local function answer_error(status, message)
   return reply(status, { error = message })
 end
 
@@ -158,15 +163,26 @@ local function authorized()
   return same_secret(token, setting("STREAMCTL_EDGE_TOKEN", ""))
 end
 
--- One audit line (streamctl.audit.record's fields; who: the edge's token from this address).
+-- One audit line (streamctl.audit.record's fields). Who: `fields.user`, else the
+-- client of this request (a timer has none: it is the edge's own doing). A line that
+-- cannot be written is said, and /streams requests are refused until one can be.
 local function write_audit(fields)
-  if not audit_write then return end
+  if not audit_write then return false end
   local c = clients[fields.provider]
-  fields.user = "edge token from " .. tostring(ngx.var.remote_addr or "a timer")
+  if not fields.user then
+    local timer = ngx.get_phase() == "timer"
+    fields.user = timer and "the edge (timer)" or ("edge token from " .. tostring(ngx.var.remote_addr))
+  end
   fields.host = host
   fields.credential = c and (c.access_key_id or (c.app_id and tostring(c.app_id))) or nil
   local ok, why = audit_write(audit.record(fields))
-  if not ok then ngx.log(ngx.ERR, "streamctl_edge: the audit log: ", why) end
+  if not ok then
+    audit_why = why
+    ngx.log(ngx.ERR, "streamctl_edge: the audit log: ", why)
+    return false
+  end
+  audit_why = nil
+  return true
 end
 
 -- A report's streams as audit entries, and its outcome in one word.
@@ -189,6 +205,44 @@ end
 local function desired_key(provider, fields, name)
   if provider == "aliyun" then return format("aliyun|%s|%s|%s", fields.domain_name, fields.app_name, name) end
   return "zego|" .. name
+end
+
+-- The forbid limit (STREAMCTL_EDGE_MAX_FORBID, checked at start), or nil: the default.
+function max_forbid()
+  return tonumber(setting("STREAMCTL_EDGE_MAX_FORBID"))
+end
+
+-- Makes the desired state follow a request: a forbid adds its streams, a resume takes
+-- them out (an Aliyun resume of app "*" every app's). A full dict evicts nothing
+-- (safe_set): true, or nil and why some were not kept. ZEGO streams changed here are
+-- looked at again by the next reconcile (its record of what it applied may no longer hold).
+function follow(provider, operation, fields, names)
+  local dict = ngx.shared[DESIRED_DICT]
+  local failed
+  for _, name in ipairs(names) do
+    if operation == "forbid" then
+      local ok, err = dict:safe_set(desired_key(provider, fields, name), true)
+      if not ok then
+        failed = failed or format("%s not kept: %s (lua_shared_dict %s is full?)", name, err, DESIRED_DICT)
+      end
+    elseif provider == "aliyun" and fields.app_name == "*" then
+      local prefix = format("aliyun|%s|", fields.domain_name)
+      for _, key in ipairs(dict:get_keys(0)) do
+        if key:sub(1, #prefix) == prefix and key:sub(-(#name + 1)) == "|" .. name then dict:delete(key) end
+      end
+    else
+      dict:delete(desired_key(provider, fields, name))
+    end
+  end
+  if provider == "zego" then
+    local c = clients.zego
+    local items = {}
+    for i, id in ipairs(names) do items[i] = { stream_id = id, kind = "rtc" } end
+    local ok, err = reconcile.zego_forget(dict, "streamctl:reconcile:zego:" .. tostring(c and c.app_id), items)
+    if not ok then failed = failed or tostring(err) end
+  end
+  if failed then return nil, failed end
+  return true
 end
 
 -- What a body may hold, per provider and operation: the batch method's
@@ -225,6 +279,12 @@ end
 --- content_by_lua for POST /streams/<provider>/<operation>.
 function M.streams(provider, operation)
   local route = ROUTES[provider]
+  local command = "POST /streams/" .. provider .. "/" .. operation
+  -- every refusal is audited too (a wrong token included)
+  local function refuse(status, message)
+    write_audit { provider = provider, command = command, outcome = "refused", exit = status, note = message }
+    return reply(status, { error = message })
+  end
   if ngx.req.get_method() ~= "POST" then
     ngx.header.allow = "POST"
     return refuse(405, "use POST")
@@ -255,14 +315,17 @@ function M.streams(provider, operation)
   local confirm = fields.confirm
   if confirm ~= nil and type(confirm) ~= "boolean" then return refuse(400, "field 'confirm' must be true or false") end
   fields.confirm = nil
-  if not audit_write then return refuse(500, "the audit log cannot be written: " .. tostring(audit_why)) end
+  if not audit_write or audit_why then
+    -- (nothing is sent that the log cannot record; this refusal is the next try at writing it)
+    if not write_audit { provider = provider, command = command, outcome = "refused", exit = 500 } then
+      return reply(500, { error = "the audit log cannot be written: " .. tostring(audit_why) })
+    end
+  end
   local c, cerr = client(provider)
   if not c then return refuse(500, "the " .. provider .. " client cannot be made: " .. tostring(cerr)) end
-  local command = "POST /streams/" .. provider .. "/" .. operation
   local guard
   if operation == "forbid" and type(fields[route.list]) == "table" then
-    local ok, decision = audit.guard(#fields[route.list], { max_forbid = tonumber(setting("STREAMCTL_EDGE_MAX_FORBID")),
-                                                           confirm = confirm })
+    local ok, decision = audit.guard(#fields[route.list], { max_forbid = max_forbid(), confirm = confirm })
     if not ok then
       write_audit { provider = provider, command = command, guard = decision.guard, outcome = "refused", exit = 400,
                     note = decision.message }
@@ -276,11 +339,12 @@ function M.streams(provider, operation)
     return refuse(500, tostring(err))
   end
   -- the desired state follows the request, whatever became of each stream (the reconciler fixes the rest)
-  for _, name in ipairs(fields[route.list]) do
-    local key = desired_key(provider, fields, name)
-    if operation == "forbid" then ngx.shared[DESIRED_DICT]:set(key, true) else ngx.shared[DESIRED_DICT]:delete(key) end
-  end
+  local kept, why = follow(provider, operation, fields, fields[route.list])
   local status = (report.failed == 0 and report.unknown == 0) and 200 or 502
+  if not kept then
+    ngx.log(ngx.ERR, "streamctl_edge: the desired state: ", why)
+    status = 500
+  end
   write_audit { provider = provider, command = command, actions = { report.action }, guard = guard,
                 outcome = report_outcome(report), exit = status, streams = audit_streams(report) }
   return reply(status, report_json(report))
@@ -291,7 +355,7 @@ end
 
 -- Counts a callback and answers it: 200, or 401 (503 when the replay store is full:
 -- the provider delivers it again) with the code that refused it.
-local function answer_callback(provider, event_name, err, stream, reaction)
+local function answer_callback(provider, event_name, err, stream, reaction, quiet)
   metrics:count("callbacks", { provider = provider, event = event_name, result = err and err.code or "accepted" })
   if not err then
     write_audit { provider = provider, command = "callback " .. event_name, outcome = "ok", exit = 200,
@@ -299,8 +363,11 @@ local function answer_callback(provider, event_name, err, stream, reaction)
                   note = reaction and ("reaction: " .. reaction) or nil }
   end
   if err then
-    ngx.log(ngx.WARN, "streamctl_edge: ", provider, " callback refused: ", err.code, ": ", err.message)
-    return refuse(err.code == "ReplayStoreFull" and 503 or 401, err.code)
+    if not quiet then
+      ngx.log(ngx.WARN, "streamctl_edge: ", provider, " callback refused: ", err.code, ": ", err.message)
+    end
+    local status = (err.code == "ReplayStoreFull" or err.code == "NotConfigured") and 503 or 401
+    return answer_error(status, err.code)
   end
   return reply(200, { ok = true })
 end
@@ -336,11 +403,20 @@ local function forbid_again(provider, fields)
   return true
 end
 
+-- An error for callbacks whose settings are missing: 503, said in the error log (every time: the
+-- provider retries, and an operator must see why).
+local function not_configured(names)
+  return { code = "NotConfigured", message = names .. " not set (and named by an 'env' directive)" }
+end
+
 --- content_by_lua for GET /callbacks/aliyun: a stream started or stopped publishing.
 function M.aliyun_callback()
-  local event, err = streamctl.callbacks.aliyun.check_nginx {
-    key = setting("STREAMCTL_ALIYUN_NOTIFY_KEY", ""), domain = setting("STREAMCTL_ALIYUN_NOTIFY_DOMAIN", "-"),
-    shared_dict = CALLBACKS_DICT }
+  local key, domain = setting("STREAMCTL_ALIYUN_NOTIFY_KEY"), setting("STREAMCTL_ALIYUN_NOTIFY_DOMAIN")
+  if not key or not domain then
+    return answer_callback("aliyun", "unverified",
+      not_configured("STREAMCTL_ALIYUN_NOTIFY_KEY and STREAMCTL_ALIYUN_NOTIFY_DOMAIN are"))
+  end
+  local event, err = streamctl.callbacks.aliyun.check_nginx { key = key, domain = domain, shared_dict = CALLBACKS_DICT }
   local reaction
   if event and event.action == "publish" then
     -- `app` is the ingest domain (the streaming domain where no ingest domain is bound)
@@ -355,8 +431,9 @@ end
 
 --- content_by_lua for POST /callbacks/zego: a stream was created or closed.
 function M.zego_callback()
-  local event, err = streamctl.callbacks.zego.check_nginx { secret = setting("ZEGO_CALLBACK_SECRET", ""),
-                                                            shared_dict = CALLBACKS_DICT }
+  local secret = setting("ZEGO_CALLBACK_SECRET")
+  if not secret then return answer_callback("zego", "unverified", not_configured("ZEGO_CALLBACK_SECRET is")) end
+  local event, err = streamctl.callbacks.zego.check_nginx { secret = secret, shared_dict = CALLBACKS_DICT }
   local reaction
   local stream = event and type(event.stream_id) == "string" and event.stream_id or nil
   local listed = stream and ngx.shared[DESIRED_DICT]:get(desired_key("zego", nil, stream))
@@ -371,6 +448,7 @@ end
 -- A relay reported offline: looked up (a callback carries no signature: it is a hint,
 -- never a command), and restarted when the service says it is offline.
 local function restart_relay(task_id, region)
+  if not region then return nil, "relay " .. task_id .. " is offline; STREAMCTL_EDGE_TASK_REGION is not set" end
   local c, cerr = client("aliyun")
   if not c then return nil, cerr end
   local task, err = c:describe_live_pull_to_push { region = region, task_id = task_id }
@@ -386,24 +464,36 @@ function M.relay_callback(token)
   local expected = setting("STREAMCTL_EDGE_CALLBACK_TOKEN")
   if not expected or not same_secret(token or "", expected) then
     metrics:count("callbacks", { provider = "aliyun", event = "relay", result = "InvalidToken" })
-    return refuse(404, "not found")
+    return answer_error(404, "not found")
   end
+  -- (nothing is written to the error log while this request runs: nginx would add its request
+  -- line, the token with it; the location has no access log for the same reason)
   ngx.req.read_body()
   local event = cjson.decode(ngx.req.get_body_data() or "")
-  if type(event) ~= "table" or type(event.TaskId) ~= "string" then
-    return answer_callback("aliyun", "relay", { code = "MalformedCallback", message = "not a task's JSON" })
+  if type(event) ~= "table" or type(event.TaskId) ~= "string" or not event.TaskId:find("^[%w-]+$") then
+    return answer_callback("aliyun", "relay", { code = "MalformedCallback", message = "not a task's JSON" }, nil, nil,
+      true)
+  end
+  -- Fresh and once: EventTime within the callbacks' window, each (task, time, status) once (the
+  -- token is all that says the sender is the service: a copy sent later does nothing).
+  local at, now = tonumber(event.EventTime), ngx.now()
+  if not at or math.abs(now - at) > streamctl.callbacks.WINDOW_S then
+    return answer_callback("aliyun", "relay", { code = "StaleCallback", message = "EventTime outside the window" }, nil,
+      nil, true)
   end
   local status = tonumber(event.TaskStatus)
+  local seen = streamctl.callbacks.shdict_replay(ngx.shared[CALLBACKS_DICT])
+  local fresh = seen:add(format("relay:%s:%s:%s", event.TaskId, tostring(event.EventTime), tostring(status)),
+    2 * streamctl.callbacks.WINDOW_S, now)
+  if fresh ~= true then
+    return answer_callback("aliyun", "relay", { code = fresh == false and "ReplayedCallback" or "ReplayStoreFull",
+                                                message = "seen before" }, nil, nil, true)
+  end
   local region = setting("STREAMCTL_EDGE_TASK_REGION")
   local reaction
   if status == 3 and event.TaskInvalidReason ~= "TriggerByUser" then
-    if region then
-      reaction = "restart_relay"
-      react("aliyun", reaction, restart_relay, event.TaskId, region)
-    else
-      ngx.log(ngx.WARN, "streamctl_edge: relay ", event.TaskId, " is offline; STREAMCTL_EDGE_TASK_REGION is not set, "
-        .. "so it is not restarted")
-    end
+    reaction = "restart_relay" -- (without STREAMCTL_EDGE_TASK_REGION it fails, and says why)
+    react("aliyun", reaction, restart_relay, event.TaskId, region)
   end
   return answer_callback("aliyun", "relay", nil, "task " .. event.TaskId, reaction)
 end
@@ -449,46 +539,57 @@ end
 
 -- Makes each provider's view hold the desired state, sending only the
 -- difference; counts the drift and writes one audit line per provider.
+-- One provider's round: true, or nil and why (logged by the caller).
+local function reconcile_provider(provider, desired)
+  local c, cerr = client(provider)
+  if not c then return nil, "no client: " .. tostring(cerr) end
+  -- (confirm: the list was built by requests the guard passed, or by the operator's file)
+  local opts = { confirm = true }
+  if provider == "zego" then opts.state = ngx.shared[DESIRED_DICT] end
+  local report, err = reconcile[provider](c, desired, opts)
+  if not report then
+    metrics:count("drift", { provider = provider, state = "unreadable" })
+    return nil, err
+  end
+  local found = #report.found.missing
+  metrics:count("drift", { provider = provider, state = "found" }, found)
+  metrics:count("drift", { provider = provider, state = "fixed" }, report.fixed)
+  metrics:count("drift", { provider = provider, state = "failed" }, #report.failed)
+  metrics:count("drift", { provider = provider, state = "extra" }, #report.found.extra)
+  if found > 0 or #report.failed > 0 then
+    ngx.log(ngx.WARN, "streamctl_edge: reconciled (", provider, "): ", found, " missing, ", report.fixed,
+      " fixed, ", #report.failed, " failed, ", #report.found.extra, " extra left alone")
+    local streams = {}
+    for _, r in ipairs(report.results or {}) do
+      streams[#streams + 1] = { stream = r.stream, action = r.action,
+        outcome = r.ok and "ok" or (r.outcome_unknown and "unknown" or "failed"),
+        code = r.error and r.error.code and tostring(r.error.code) or nil, request_id = r.request_id }
+    end
+    write_audit { provider = provider, command = "reconcile", outcome = report.in_sync and "ok" or "failed",
+                  exit = report.in_sync and 0 or 1, streams = streams }
+  end
+  return true
+end
+
+-- Makes each provider's view hold the desired state, sending only the difference;
+-- counts the drift and writes one audit line per provider that had any. Each
+-- provider on its own: one that cannot be reached does not hold up the other.
 local reconciling = false
 local function reconcile_now(premature)
   if premature or reconciling then return end
   reconciling = true
-  local ok, why = pcall(function()
-    local aliyun, zego = desired_lists()
-    for _, job in ipairs { { "aliyun", aliyun }, { "zego", zego } } do
-      local provider, desired = job[1], job[2]
-      local c, cerr = client(provider)
-      if not c then error(tostring(cerr)) end
-      -- (confirm: the list was built by requests the guard passed, or by the operator's file)
-      local opts = { confirm = true }
-      if provider == "zego" then opts.state = ngx.shared[DESIRED_DICT] end
-      local report, err = reconcile[provider](c, desired, opts)
-      if not report then
-        metrics:count("drift", { provider = provider, state = "unreadable" })
-        ngx.log(ngx.ERR, "streamctl_edge: reconciling (", provider, "): ", tostring(err))
-      else
-        local found = #report.found.missing
-        metrics:count("drift", { provider = provider, state = "found" }, found)
-        metrics:count("drift", { provider = provider, state = "fixed" }, report.fixed)
-        metrics:count("drift", { provider = provider, state = "failed" }, #report.failed)
-        metrics:count("drift", { provider = provider, state = "extra" }, #report.found.extra)
-        if found > 0 or #report.failed > 0 then
-          ngx.log(ngx.WARN, "streamctl_edge: reconciled (", provider, "): ", found, " missing, ", report.fixed,
-            " fixed, ", #report.failed, " failed, ", #report.found.extra, " extra left alone")
-          local streams = {}
-          for _, r in ipairs(report.results or {}) do
-            streams[#streams + 1] = { stream = r.stream, action = r.action,
-              outcome = r.ok and "ok" or (r.outcome_unknown and "unknown" or "failed"),
-              code = r.error and r.error.code and tostring(r.error.code) or nil, request_id = r.request_id }
-          end
-          write_audit { provider = provider, command = "reconcile", outcome = report.in_sync and "ok" or "failed",
-                        exit = report.in_sync and 0 or 1, streams = streams }
-        end
+  local aliyun, zego = desired_lists()
+  for _, job in ipairs { { "aliyun", aliyun }, { "zego", zego } } do
+    local provider, desired = job[1], job[2]
+    -- (an empty list sends nothing and has no extras to report unless the provider is in use)
+    if #desired > 0 or clients[provider] then
+      local ok, done, why = pcall(reconcile_provider, provider, desired)
+      if not ok or not done then
+        ngx.log(ngx.ERR, "streamctl_edge: reconciling (", provider, "): ", tostring(ok and why or done))
       end
     end
-  end)
+  end
   reconciling = false
-  if not ok then ngx.log(ngx.ERR, "streamctl_edge: reconciling: ", tostring(why)) end
 end
 
 --- init_worker_by_lua: the metrics and the audit log, and on worker 0 the

@@ -107,7 +107,7 @@ local LOOKUPS = {}
 -- @tparam[opt] string env $ALIBABA_CLOUD_STS_ENDPOINT
 function M.sts_endpoint_for(endpoint, env)
   if env and env ~= "" then return match(env, "^https?://") and env or "https://" .. env end
-  local host = endpoint.host
+  local host = match(endpoint.host, "^(.-):%d+$") or endpoint.host -- (a port is the endpoint's, not STS's)
   if host == "live.aliyuncs.com" then return "https://sts.aliyuncs.com" end
   local region = match(host, "^live%.([%w%-]+)%.aliyuncs%.com$")
   if region then return "https://sts." .. region .. ".aliyuncs.com" end
@@ -174,10 +174,8 @@ function M.rules(spec)
   function r.configure(self, o, creds)
     local sts = o.sts_endpoint and o.sts_endpoint.url
     if not sts then
-      local variable = "ALIBABA_CLOUD_STS_ENDPOINT"
-      sts = M.sts_endpoint_for(self.endpoint, require("streamctl.credentials").variable(variable))
-      local ok, why = options.parse_endpoint(sts)
-      if not ok then return nil, format("environment variable %s %s", variable, why) end
+      -- (checked when it is used: a client that never asks STS is not refused for it)
+      sts = M.sts_endpoint_for(self.endpoint, require("streamctl.credentials").variable("ALIBABA_CLOUD_STS_ENDPOINT"))
     end
     -- (the transport's options, for the lookup: never the whole options, which hold the secret)
     local lookup = { transport = o.transport }
@@ -209,8 +207,11 @@ function M.rules(spec)
     if h.account_id then return nil end
     local st = h._account_lookup
     if not st then
-      local source = tostring(h.source or "the credentials")
-      st = { source = source, key = self._sts_endpoint .. " " .. source, retry_at = -1 / 0 }
+      -- (a holder without a name is known in this process only: no shared-dict key, which another
+      -- worker's unnamed holder of another account would read)
+      local named = type(h.source) == "string" and h.source ~= ""
+      st = { source = named and h.source or tostring(h), retry_at = -1 / 0,
+             key = named and (self._sts_endpoint .. " " .. h.source) or nil }
       h._account_lookup = st
     end
     return st
@@ -243,10 +244,14 @@ function M.rules(spec)
         return { access_key_id = self.access_key_id, access_key_secret = self._secret, security_token = TOKENS[self] }
       end }
     end
+    if not options.parse_endpoint(so.endpoint) then
+      return nil, "its endpoint (sts_endpoint or $ALIBABA_CLOUD_STS_ENDPOINT) is not https://host[:port]"
+    end
     local sts, err = require("streamctl.sts").new(so)
     if not sts then return nil, tostring(err) end
-    local res, cerr = sts:get_caller_identity {}
+    local ok, res, cerr = pcall(sts.get_caller_identity, sts, {})
     if not given then sts:close() end -- (a transport the caller gave is the caller's to close)
+    if not ok then return nil, tostring(res) end
     if not res then return nil, tostring(cerr) end
     local why = account_id_rule(res.AccountId)
     if why then return nil, "its AccountId " .. why end
@@ -263,16 +268,19 @@ function M.rules(spec)
     local st = lookup_of(self)
     if not st or st.uid then return end
     local monotonic = self._monotonic
+    -- (a lookup under way in another coroutine, until its deadline: one abandoned mid-way,
+    -- an nginx request killed, is not waited for after it)
     local deadline = monotonic() + M.LOOKUP_WAIT_S
-    while st.pending and monotonic() < deadline do sleep(0.02) end
-    if st.uid or st.pending or monotonic() < st.retry_at then return end
+    while st.pending_until and st.pending_until > monotonic() and monotonic() < deadline do sleep(0.02) end
+    if st.uid or (st.pending_until and st.pending_until > monotonic()) or monotonic() < st.retry_at then return end
     -- inside nginx, what another worker learnt (an account never changes: kept for the dict's life)
-    local dict, dict_key = self._lookup_dict, "streamctl:account:" .. st.key
+    local dict = st.key and self._lookup_dict
+    local dict_key = dict and "streamctl:account:" .. st.key
     local known = dict and dict:get(dict_key)
     if known then st.uid = known; return end
-    st.pending = true
+    st.pending_until = monotonic() + M.LOOKUP_WAIT_S
     local ok, uid, why = pcall(ask, self)
-    st.pending = false
+    st.pending_until = nil
     if ok and uid then
       st.uid = uid
       if dict then dict:set(dict_key, uid) end -- (no room: each worker asks once, which is all)

@@ -243,15 +243,10 @@ function M.writer(path)
   f:close()
   return function(line)
     if type(line) ~= "string" then error("bad argument #1 to 'write' (a line)", 2) end
-    local file, oerr = io.open(path, "ab")
-    if not file then return nil, format("cannot write %s", tostring(oerr)) end
-    -- One buffer as large as the line: one write(2) to a file opened for
-    -- appending, so lines of processes writing at once do not interleave.
-    file:setvbuf("full", #line + 2)
-    local wok, werr = file:write(line, "\n")
-    local cok, cerr = file:close()
-    if not wok or not cok then return nil, format("cannot write %s: %s", path, tostring(werr or cerr)) end
-    return true
+    -- One write(2) to a file opened for appending (streamctl.core), so that lines of
+    -- processes writing at once never interleave, however long; a file rotated away is
+    -- made again with mode 0600.
+    return core.append_private(path, line .. "\n")
   end, M.loose_mode(path)
 end
 

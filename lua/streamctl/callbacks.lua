@@ -28,8 +28,12 @@
 -- each signature one callback's, so a ZEGO signature is accepted once.
 -- Alibaba Cloud's is the same for every callback of a domain within one
 -- second, so what is remembered is the signature with the event's own
--- fields (a retry or a replay of the same event is refused; another stream's
--- event in the same second is not). docs/callbacks.md says what else helps.
+-- fields (a replay of the same callback is refused; another stream's event
+-- in the same second is not). `check` also remembers the event's identity
+-- (Aliyun: action, domain, app, stream and event time; ZEGO: event, AppId,
+-- stream_sid and stream_seq), so that a provider's retry, sent again under
+-- a new timestamp or nonce, is refused as well. docs/callbacks.md says what
+-- else helps.
 -- @module streamctl.callbacks
 
 -- luacheck: globals ngx
@@ -182,11 +186,16 @@ local function checked(provider, o)
   if not core.equal(o.compute(), o.signature) then
     return fail(provider, "InvalidSignature", "the signature does not match")
   end
-  -- remembered for the rest of its window (after it, the timestamp is refused anyway)
+  -- remembered for the rest of its window (after it, the timestamp is refused anyway): the signature
+  -- with what the caller says makes a callback different, and (check) the event's own identity, which
+  -- a provider's retry keeps under a new timestamp or nonce
   local ttl = floor(ts + o.window - o.now) + 1
-  local fresh, why = o.replay:add(provider .. ":" .. o.signature .. ":" .. o.event, ttl, o.now)
-  if fresh == nil then return fail(provider, "ReplayStoreFull", tostring(why), "server") end
-  if not fresh then return fail(provider, "ReplayedCallback", "this callback was seen before within its window") end
+  local keys = { o.signature .. ":" .. o.event, o.identity and ("event:" .. o.identity) }
+  for _, key in ipairs(keys) do
+    local fresh, why = o.replay:add(provider .. ":" .. key, ttl, o.now)
+    if fresh == nil then return fail(provider, "ReplayStoreFull", tostring(why), "server") end
+    if not fresh then return fail(provider, "ReplayedCallback", "this callback was seen before within its window") end
+  end
   return true
 end
 
@@ -202,6 +211,8 @@ function M.aliyun.signature(key, domain, timestamp)
 end
 
 local ALIYUN_FIELDS = { "action", "ip", "id", "app", "appname", "time", "usrargs", "node", "height", "width" }
+local USED = { action = true, id = true, app = true, appname = true, time = true }
+
 
 --- Verifies the signed values of an Alibaba Cloud ingest callback.
 -- @tparam table o `{ key =, domain =, timestamp =, signature =, now =, window =, event =, replay =,
@@ -222,7 +233,7 @@ function M.aliyun.verify(o)
     timestamp = ts, signature = o.signature, length = 32, form = "32 lowercase hex digits (MD5)",
     now = now, window = window, replay = replay_store(o, "verify"),
     compute = function() return M.aliyun.signature(key, o.domain, ts) end,
-    event = tostring(o.event or ""),
+    event = tostring(o.event or ""), identity = o.identity,
   })
 end
 
@@ -247,13 +258,18 @@ function M.aliyun.check(req, opts)
       "validation")
   end
   local headers = req.headers or {}
-  local query = url.parse_query(req.query or "")
-  if not query then return fail("aliyun", "MalformedCallback", "the query string cannot be read", "validation") end
+  -- (the publisher's own parameters come as the publisher wrote them: a broken escape is kept)
+  local query = url.parse_query(req.query or "", true)
   local event, parts = {}, {}
   for _, name in ipairs(ALIYUN_FIELDS) do
     local v = query[name]
     if type(v) == "table" then
-      return fail("aliyun", "MalformedCallback", "the query repeats '" .. name .. "'", "validation")
+      -- (the fields that say what happened to which stream must be one; the publisher's own
+      -- parameters, usrargs, unescaped and unsigned, may bring anything else along)
+      if USED[name] then
+        return fail("aliyun", "MalformedCallback", "the query repeats '" .. name .. "'", "validation")
+      end
+      v = v[1]
     end
     event[name] = v
     parts[#parts + 1] = v or ""
@@ -268,6 +284,8 @@ function M.aliyun.check(req, opts)
   for k, x in pairs(opts) do v[k] = x end
   v.timestamp, v.signature = header(headers, "ali-live-timestamp"), header(headers, "ali-live-signature")
   v.event = concat(parts, "&")
+  -- a retry of this event (a new ALI-LIVE-TIMESTAMP, the same event time) is refused too
+  v.identity = concat({ event.action, event.app or "", event.appname, event.id, event.time or "" }, "|")
   local ok, err = M.aliyun.verify(v)
   if not ok then return nil, err end
   event.stream = format("%s/%s/%s", event.app or "", event.appname, event.id)
@@ -302,7 +320,7 @@ function M.zego.verify(o)
     timestamp = o.timestamp, signature = o.signature, length = 40, form = "40 lowercase hex digits (SHA-1)",
     now = now, window = window, replay = replay_store(o, "verify"),
     compute = function() return M.zego.signature(secret, o.timestamp, nonce) end,
-    event = "", -- (the nonce, signed, makes each signature one callback's)
+    event = "", identity = o.identity, -- (the nonce, signed, makes each signature one callback's)
   })
 end
 
@@ -348,6 +366,11 @@ function M.zego.check(req, opts)
   local v = {}
   for k, x in pairs(opts) do v[k] = x end
   v.signature, v.timestamp, v.nonce = as_text(event.signature), as_text(event.timestamp), as_text(event.nonce)
+  -- a retry of this event (a new timestamp and nonce): the same event, stream and its server id and seq
+  local sid, seq = as_text(event.stream_sid), as_text(event.stream_seq)
+  if sid and seq then
+    v.identity = concat({ tostring(as_text(event.event)), tostring(as_text(event.appid)), sid, seq }, "|")
+  end
   local ok, err = M.zego.verify(v)
   if not ok then return nil, err end
   return event

@@ -498,6 +498,38 @@ function M.zego(client, desired, opts)
   return finish(report)
 end
 
+--- Forgets what the state says was applied to ZEGO streams that something
+-- else has just changed (an nginx handler's own forbid or resume), so that
+-- the next `zego` run looks at them again instead of trusting a view that
+-- may no longer hold: a desired stream is forbidden again, an extra is
+-- reported. Misuse raises.
+-- @tparam table store the state store (`get`, `set`)
+-- @tparam string state_key the key `zego` uses (`streamctl:reconcile:zego:<AppId>` by default)
+-- @tparam table items `{ { stream_id, kind = "rtc" | "cdn" }, ... }`
+-- @return true, or nil and an error (the state unreadable or not saved)
+function M.zego_forget(store, state_key, items)
+  if type(store) ~= "table" and type(store) ~= "userdata" then
+    error("bad argument #1 to 'zego_forget' (a state store expected)", 2)
+  end
+  if type(state_key) ~= "string" or type(items) ~= "table" then
+    error("bad argument to 'zego_forget' (a state key and a list of items expected)", 2)
+  end
+  local view, err = read_state(store, state_key, 0)
+  if not view then return nil, err end
+  local changed = false
+  for _, item in ipairs(items) do
+    local key = key_of("zego", item)
+    if view[key] ~= nil then view[key], changed = nil, true end
+  end
+  if not changed then return true end
+  local ok, serr = store:set(state_key, state_text(view))
+  if not ok then
+    return nil, state_error("StateUnavailable", format("the state '%s' could not be saved: %s", state_key,
+      tostring(serr)))
+  end
+  return true
+end
+
 -- A state in a file ---------------------------------------------------------------
 
 --- A state store in one JSON file (`{ key: value }`), for the command line:

@@ -69,12 +69,13 @@ end
 --- A query string (or a form body) as a table: each name's value decoded
 -- (`%XX`, and `+` as a space, as forms and nginx read them); a name given
 -- more than once, an array of its values; a name without `=`, "". nil when
--- an escape is malformed.
-function M.parse_query(q)
+-- an escape is malformed, unless `lenient`: then that text is kept as it came.
+function M.parse_query(q, lenient)
   local out = {}
   for pair in gmatch(q, "[^&]+") do
-    local k, v = match(pair, "^([^=]*)=?(.*)$")
-    k, v = M.unescape((gsub(k, "+", " "))), M.unescape((gsub(v, "+", " ")))
+    local rk, rv = match(pair, "^([^=]*)=?(.*)$")
+    local k, v = M.unescape((gsub(rk, "+", " "))), M.unescape((gsub(rv, "+", " ")))
+    if lenient then k, v = k or rk, v or rv end
     if not k or not v then return nil end
     local had = out[k]
     if had == nil then
