@@ -1104,17 +1104,18 @@ local function run_reconcile(out, client, provider, args, output, limit, stdin)
   local rows = {}
   for i, e in ipairs(report.results) do rows[i] = reconcile_row(e) end
   print_reconcile(out, report, rows, output, args.remove_extra)
-  if not out:flush() then
-    out:lost(format("the report is incomplete; %d fixed, %d failed, %d unknown", report.fixed, #report.failed,
-      #report.unknown))
-    return M.EXIT.failed
-  end
+  -- (what was sent is audited even when the report cannot be printed)
   local streams, actions, seen = {}, {}, {}
   for i, r in ipairs(rows) do
     streams[i] = audit_stream(r)
     if not seen[r.action] then seen[r.action] = true; actions[#actions + 1] = r.action end
   end
-  return report.in_sync and M.EXIT.ok or M.EXIT.failed, {
+  local flushed = out:flush()
+  if not flushed then
+    out:lost(format("the report is incomplete; %d fixed, %d failed, %d unknown", report.fixed, #report.failed,
+      #report.unknown))
+  end
+  return (report.in_sync and flushed) and M.EXIT.ok or M.EXIT.failed, {
     streams = streams, actions = actions, guard = report.guard, dry_run = report.dry_run,
     outcome = report.in_sync and "ok" or (overall(streams) ~= "ok" and overall(streams) or "failed"),
     note = report.state_error and tostring(report.state_error.message) or nil,

@@ -36,6 +36,11 @@ function M.parse_url(url)
   if type(url) ~= "string" then
     return nil, "not a string"
   end
+  -- (it becomes a request line: no whitespace or control character, and no
+  -- fragment, after which the event's fields would be lost)
+  if find(url, "[%s%c#]") then
+    return nil, "whitespace, a control character or # in the URL"
+  end
   local scheme, authority, rest = match(url, "^(%a[%w+.-]*)://([^/?#]*)(.*)$")
   if not scheme then
     return nil, "not an absolute http(s) URL"
