@@ -54,6 +54,7 @@ build = {
       ["streamctl.credentials.aliyun"] = "lua/streamctl/credentials/aliyun.lua",
       ["streamctl.credentials.refresh"] = "lua/streamctl/credentials/refresh.lua",
       ["streamctl.credentials.sources"] = "lua/streamctl/credentials/sources.lua",
+      ["streamctl.desired"] = "lua/streamctl/desired.lua",
       ["streamctl.encode"] = "lua/streamctl/encode.lua",
       ["streamctl.errors"] = "lua/streamctl/errors.lua",
       -- where the emulator listens and its accounts (the command's --emulator);

@@ -317,6 +317,39 @@ describe("the OpenResty example with STREAMCTL_REDIS_URL", function()
     assert.is_nil(edge:error_log():find("edge-redis-pw", 1, true))
   end)
 
+  it("keeps the desired state in Redis for many edges: a forbid through one, a publish callback to the other, "
+    .. "forbidden again", function()
+    local key, domain = "notify-key-0123456789", "push.example.com"
+    local other = start_edge(emulator, { env = { STREAMCTL_REDIS_URL = redis.url, STREAMCTL_ALIYUN_NOTIFY_KEY = key,
+                                                 STREAMCTL_ALIYUN_NOTIFY_DOMAIN = domain } })
+    local ok, err = pcall(function()
+      local res = post(edge.ports[1], "/streams/aliyun/forbid",
+        '{"domain_name":"push.example.com","app_name":"live","stream_name":"shared-1"}', TOKEN)
+      assert.equal(200, res.status, res.body)
+      assert.equal("1", redis:cli("SISMEMBER", "{streamctl:desired}:set", "aliyun|push.example.com|live|shared-1"))
+      emulator:reset()
+      local t = tostring(os.time())
+      local req = raw_request("GET", "/callbacks/aliyun?action=publish&id=shared-1&app=" .. domain
+        .. "&appname=live&time=" .. t, nil, { ["ALI-LIVE-TIMESTAMP"] = t,
+        ["ALI-LIVE-SIGNATURE"] = require("streamctl.core").digest_hex("md5", "|", false, domain, t, key) })
+      assert.equal(200, concurrently(other.ports[1], { req }, 30)[1].status)
+      local deadline = socket.gettime() + 5
+      while #emulator:log { action = "ForbidLiveStream", limit = 10 } == 0 and socket.gettime() < deadline do
+        socket.sleep(0.05)
+      end
+      local sent = emulator:log { action = "ForbidLiveStream", limit = 10 }
+      assert.equal(1, #sent, "the other edge did not forbid it again")
+      assert.equal("shared-1", sent[1].params.StreamName)
+      -- a resume through the second edge takes it off the list for both
+      res = post(other.ports[1], "/streams/aliyun/resume",
+        '{"domain_name":"push.example.com","app_name":"live","stream_name":"shared-1"}', TOKEN)
+      assert.equal(200, res.status, res.body)
+      assert.equal("0", redis:cli("SISMEMBER", "{streamctl:desired}:set", "aliyun|push.example.com|live|shared-1"))
+    end)
+    other:stop()
+    assert(ok, err)
+  end)
+
   it("refuses to start with a bad STREAMCTL_REDIS_URL, naming it", function()
     local ok, err = pcall(start_edge, emulator, { env = { STREAMCTL_REDIS_URL = "redis://127.0.0.1:99999" } })
     assert.is_false(ok)

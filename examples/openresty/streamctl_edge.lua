@@ -62,6 +62,7 @@ local core = require "streamctl.core"
 local metrics_mod = require "streamctl.metrics"
 local audit = require "streamctl.audit"
 local reconcile = require "streamctl.reconcile"
+local desired_store = require "streamctl.desired"
 
 local ngx = ngx
 local type, pairs, ipairs, tostring, tonumber, getenv = type, pairs, ipairs, tostring, tonumber, os.getenv
@@ -80,11 +81,27 @@ local audit_write, audit_why -- the audit log's writer, made in init_worker (and
 local host -- this machine's name, for the audit lines
 local max_forbid, follow -- (defined below)
 
+
 -- The settings read from the environment (workers see what `env` names).
 local function setting(name, default)
   local v = getenv(name)
   if v == nil or v == "" then return default end
   return v
+end
+
+-- The desired state: in Redis with STREAMCTL_REDIS_URL (every edge naming it agrees), else in
+-- the shared dict (this nginx). One per worker, made on first use.
+local desired_state
+local function store()
+  if not desired_state then
+    local redis = setting("STREAMCTL_REDIS_URL")
+    if redis then
+      desired_state = assert(desired_store.redis(redis)) -- (the URL was checked in init)
+    else
+      desired_state = desired_store.shdict(ngx.shared[DESIRED_DICT])
+    end
+  end
+  return desired_state
 end
 
 --- init_by_lua: checks what the workers will need, so a mistake stops nginx
@@ -217,31 +234,34 @@ end
 -- (safe_set): true, or nil and why some were not kept. ZEGO streams changed here are
 -- looked at again by the next reconcile (its record of what it applied may no longer hold).
 function follow(provider, operation, fields, names)
-  local dict = ngx.shared[DESIRED_DICT]
-  local failed
-  for _, name in ipairs(names) do
-    if operation == "forbid" then
-      local ok, err = dict:safe_set(desired_key(provider, fields, name), true)
-      if not ok then
-        failed = failed or format("%s not kept: %s (lua_shared_dict %s is full?)", name, err, DESIRED_DICT)
+  local st = store()
+  local keys = {}
+  for i, name in ipairs(names) do keys[i] = desired_key(provider, fields, name) end
+  local ok, err
+  if operation == "forbid" then
+    ok, err = st:add(keys)
+  elseif provider == "aliyun" and fields.app_name == "*" then
+    -- (every app's: what the list holds of this domain and these streams)
+    local all, merr = st:members()
+    ok, err = all ~= nil, merr
+    if all then
+      local prefix, wanted, gone = format("aliyun|%s|", fields.domain_name), {}, {}
+      for _, name in ipairs(names) do wanted[name] = true end
+      for _, key in ipairs(all) do
+        if key:sub(1, #prefix) == prefix and wanted[key:match("|([^|]*)$")] then gone[#gone + 1] = key end
       end
-    elseif provider == "aliyun" and fields.app_name == "*" then
-      local prefix = format("aliyun|%s|", fields.domain_name)
-      for _, key in ipairs(dict:get_keys(0)) do
-        if key:sub(1, #prefix) == prefix and key:sub(-(#name + 1)) == "|" .. name then dict:delete(key) end
-      end
-    else
-      dict:delete(desired_key(provider, fields, name))
+      if #gone > 0 then ok, err = st:remove(gone) end
     end
+  else
+    ok, err = st:remove(keys)
   end
-  if provider == "zego" then
+  if ok and provider == "zego" then
     local c = clients.zego
     local items = {}
     for i, id in ipairs(names) do items[i] = { stream_id = id, kind = "rtc" } end
-    local ok, err = reconcile.zego_forget(dict, "streamctl:reconcile:zego:" .. tostring(c and c.app_id), items)
-    if not ok then failed = failed or tostring(err) end
+    ok, err = reconcile.zego_forget(st, "streamctl:reconcile:zego:" .. tostring(c and c.app_id), items)
   end
-  if failed then return nil, failed end
+  if not ok then return nil, tostring(err) end
   return true
 end
 
@@ -403,6 +423,14 @@ local function forbid_again(provider, fields)
   return true
 end
 
+-- Whether a stream is on the list; a list that cannot be read is said (the callback is
+-- still answered: the next reconcile round puts right what this one could not).
+local function listed_or_say(key)
+  local yes, err = store():has(key)
+  if yes == nil then ngx.log(ngx.ERR, "streamctl_edge: the desired state cannot be read: ", tostring(err)) end
+  return yes
+end
+
 -- An error for callbacks whose settings are missing: 503, said in the error log (every time: the
 -- provider retries, and an operator must see why).
 local function not_configured(names)
@@ -421,7 +449,7 @@ function M.aliyun_callback()
   if event and event.action == "publish" then
     -- `app` is the ingest domain (the streaming domain where no ingest domain is bound)
     local fields = { domain_name = event.app, app_name = event.appname, stream_name = event.id }
-    if ngx.shared[DESIRED_DICT]:get(desired_key("aliyun", fields, event.id)) then
+    if listed_or_say(desired_key("aliyun", fields, event.id)) then
       reaction = "forbid_again"
       react("aliyun", reaction, forbid_again, "aliyun", fields)
     end
@@ -436,7 +464,7 @@ function M.zego_callback()
   local event, err = streamctl.callbacks.zego.check_nginx { secret = secret, shared_dict = CALLBACKS_DICT }
   local reaction
   local stream = event and type(event.stream_id) == "string" and event.stream_id or nil
-  local listed = stream and ngx.shared[DESIRED_DICT]:get(desired_key("zego", nil, stream))
+  local listed = stream and listed_or_say(desired_key("zego", nil, stream))
   if event and event.event == "stream_create" and listed then
     reaction = "forbid_again"
     react("zego", reaction, forbid_again, "zego", { stream_ids = { stream } })
@@ -504,28 +532,31 @@ function M.metrics()
   ngx.print(metrics:render())
 end
 
--- The desired state from the list file (worker 0, at start): added to what the dict holds.
+-- The desired state from the list file (worker 0, the first round): added to what the store holds.
 local function load_list(path)
   local f, ferr = io.open(path, "rb")
   if not f then return nil, "cannot read " .. tostring(ferr) end
   local list = cjson.decode(f:read("*a"))
   f:close()
   if type(list) ~= "table" then return nil, path .. " is not a JSON object" end
-  local dict = ngx.shared[DESIRED_DICT]
+  local keys = {}
   for _, entry in ipairs(type(list.aliyun) == "table" and list.aliyun or {}) do
     local names = type(entry) == "table" and type(entry.stream_names) == "table" and entry.stream_names or {}
-    for _, name in ipairs(names) do dict:set(desired_key("aliyun", entry, name), true) end
+    for _, name in ipairs(names) do keys[#keys + 1] = desired_key("aliyun", entry, name) end
   end
   for _, id in ipairs(type(list.zego) == "table" and list.zego or {}) do
-    dict:set(desired_key("zego", nil, id), true)
+    keys[#keys + 1] = desired_key("zego", nil, id)
   end
-  return true
+  if #keys == 0 then return true end
+  return store():add(keys)
 end
 
--- The desired state as the reconcilers take it.
+-- The desired state as the reconcilers take it; or nil and why it cannot be read.
 local function desired_lists()
+  local keys, err = store():members()
+  if not keys then return nil, err end
   local aliyun, zego = {}, {}
-  for _, key in ipairs(ngx.shared[DESIRED_DICT]:get_keys(0)) do
+  for _, key in ipairs(keys) do
     local d, a, st = key:match("^aliyun|([^|]+)|([^|]+)|(.+)$")
     if d then
       aliyun[#aliyun + 1] = { domain_name = d, app_name = a, stream_name = st }
@@ -537,15 +568,13 @@ local function desired_lists()
   return aliyun, zego
 end
 
--- Makes each provider's view hold the desired state, sending only the
--- difference; counts the drift and writes one audit line per provider.
 -- One provider's round: true, or nil and why (logged by the caller).
 local function reconcile_provider(provider, desired)
   local c, cerr = client(provider)
   if not c then return nil, "no client: " .. tostring(cerr) end
   -- (confirm: the list was built by requests the guard passed, or by the operator's file)
   local opts = { confirm = true }
-  if provider == "zego" then opts.state = ngx.shared[DESIRED_DICT] end
+  if provider == "zego" then opts.state = store() end
   local report, err = reconcile[provider](c, desired, opts)
   if not report then
     metrics:count("drift", { provider = provider, state = "unreadable" })
@@ -574,11 +603,26 @@ end
 -- Makes each provider's view hold the desired state, sending only the difference;
 -- counts the drift and writes one audit line per provider that had any. Each
 -- provider on its own: one that cannot be reached does not hold up the other.
-local reconciling = false
+local reconciling, list_loaded = false, false
 local function reconcile_now(premature)
   if premature or reconciling then return end
   reconciling = true
+  -- the list file, once, before the first round (Redis needs this timer's cosockets)
+  local path = setting("STREAMCTL_EDGE_FORBIDS")
+  if path and not list_loaded then
+    local ok, done, why = pcall(load_list, path)
+    if ok and done then
+      list_loaded = true
+    else
+      ngx.log(ngx.ERR, "streamctl_edge: STREAMCTL_EDGE_FORBIDS: ", tostring(ok and why or done))
+    end
+  end
   local aliyun, zego = desired_lists()
+  if not aliyun then
+    ngx.log(ngx.ERR, "streamctl_edge: reconciling: the desired state cannot be read: ", tostring(zego))
+    reconciling = false
+    return
+  end
   for _, job in ipairs { { "aliyun", aliyun }, { "zego", zego } } do
     local provider, desired = job[1], job[2]
     -- (an empty list sends nothing and has no extras to report unless the provider is in use)
@@ -601,11 +645,6 @@ function M.init_worker()
   audit_write, audit_why = audit.writer(setting("STREAMCTL_EDGE_AUDIT_LOG", ngx.config.prefix() .. "logs/audit.jsonl"))
   if not audit_write then ngx.log(ngx.ERR, "streamctl_edge: the audit log: ", audit_why) end
   if ngx.worker.id() ~= 0 then return end
-  local path = setting("STREAMCTL_EDGE_FORBIDS")
-  if path then
-    local ok, why = load_list(path)
-    if not ok then ngx.log(ngx.ERR, "streamctl_edge: STREAMCTL_EDGE_FORBIDS: ", why) end
-  end
   local every = tonumber(setting("STREAMCTL_EDGE_RECONCILE_S", "60"))
   if not every or every <= 0 then
     ngx.log(ngx.ERR, "streamctl_edge: STREAMCTL_EDGE_RECONCILE_S must be a number of seconds > 0")
