@@ -14,8 +14,10 @@
 --   POST /callbacks/relay/<token> pull-to-push task status (unsigned: the path's token,
 --                                 $STREAMCTL_EDGE_CALLBACK_TOKEN, is all that says it is ours)
 --
--- The forbid list is a desired state, kept in the shared dict
--- streamctl_desired: a forbid adds its streams, a resume takes them out. A
+-- The forbid list is a desired state (streamctl.desired), kept in the
+-- shared dict streamctl_desired, or in Redis with STREAMCTL_REDIS_URL (every
+-- edge naming it keeps one list): a forbid adds its streams, a resume takes
+-- them out. A
 -- stream that starts publishing while it is on the list (its callback says
 -- so) is forbidden again at once; a relay that reports going offline for
 -- any reason but a stop asked for (TriggerByUser) is looked up and, when
@@ -31,11 +33,12 @@
 --
 -- A forbid of more than $STREAMCTL_EDGE_MAX_FORBID streams (100) in one
 -- request needs "confirm": true in its body (streamctl.audit.guard: 400
--- TooManyStreams, nothing sent, otherwise). Every /streams request and
--- every verified callback and reaction is one JSON line in the audit log,
+-- TooManyStreams, nothing sent, otherwise). Every /streams request
+-- (refusals too), every verified callback and reaction, and every reconcile
+-- round that found a difference is one JSON line in the audit log,
 -- $STREAMCTL_EDGE_AUDIT_LOG (default logs/audit.jsonl under nginx's prefix,
 -- mode 0600): who, what, which streams, each stream's outcome, the request
--- IDs. A /streams request is refused (500) while the log cannot be written.
+-- IDs. A /streams request sends nothing (500) while the log cannot be written.
 --
 -- The desired state starts from the JSON file $STREAMCTL_EDGE_FORBIDS, when
 -- set, and a timer on worker 0 reconciles it every
