@@ -210,7 +210,7 @@ local function audit_streams(report)
   local out = {}
   for i, r in ipairs(report.results) do
     local e = r.error
-    out[i] = { stream = r.stream, action = report.action,
+    out[i] = { stream = r.stream, action = r.action or report.action, -- (a reconcile's entries name their own)
                outcome = r.ok and "ok" or (r.outcome_unknown and "unknown" or "failed"),
                code = e and e.code and tostring(e.code) or nil, request_id = r.request_id or (e and e.request_id) }
   end
@@ -591,14 +591,8 @@ local function reconcile_provider(provider, desired)
   if found > 0 or #report.failed > 0 then
     ngx.log(ngx.WARN, "streamctl_edge: reconciled (", provider, "): ", found, " missing, ", report.fixed,
       " fixed, ", #report.failed, " failed, ", #report.found.extra, " extra left alone")
-    local streams = {}
-    for _, r in ipairs(report.results or {}) do
-      streams[#streams + 1] = { stream = r.stream, action = r.action,
-        outcome = r.ok and "ok" or (r.outcome_unknown and "unknown" or "failed"),
-        code = r.error and r.error.code and tostring(r.error.code) or nil, request_id = r.request_id }
-    end
     write_audit { provider = provider, command = "reconcile", outcome = report.in_sync and "ok" or "failed",
-                  exit = report.in_sync and 0 or 1, streams = streams }
+                  exit = report.in_sync and 0 or 1, streams = audit_streams(report) }
   end
   return true
 end
