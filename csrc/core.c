@@ -1,8 +1,9 @@
 /*
  * streamctl.core: signing, encoding, nonces and time for streamctl.
  *
- * No I/O but one short file append (append_private, for audit lines: a local
- * file, like nginx's own logs), so it is safe in every nginx phase. Its only process-wide state is
+ * No I/O but three small file operations (csrc/file.c: an audit record
+ * appended, a state file replaced or read; local files, like nginx's own
+ * logs), so it is safe in every nginx phase. Its only process-wide state is
  * the fork watch of the nonce pools (fork_count, forks_seen, fork_once: see
  * "Random bytes" below), set once and read-only to everything but the
  * pthread_atfork child handler; all other state is per Lua state (upvalues,
@@ -28,6 +29,7 @@
 #include <openssl/rand.h>
 
 #include "compat.h"
+#include "file.h"
 
 #define SECRET_MT "streamctl.secret"
 #define V3_ALGORITHM "ACS3-HMAC-SHA256"
@@ -1072,41 +1074,6 @@ static int l_equal(lua_State *L) {
     return 1;
 }
 
-/* core.append_private(path, data): appends `data` to the file at `path` in
-   one write(2) (O_APPEND: lines that processes append at once never
-   interleave), making it with mode 0600 when it does not exist (whatever the
-   umask: a log rotated away is made again as private as it was). true, or
-   nil and the system's reason. Nothing here raises once the file is open. */
-static int l_append_private(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
-    size_t n, done = 0;
-    const char *data = luaL_checklstring(L, 2, &n);
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-    int err = 0;
-    if (fd < 0) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "cannot open %s: %s", path, strerror(errno));
-        return 2;
-    }
-    while (done < n) {
-        ssize_t w = write(fd, data + done, n - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            err = w < 0 ? errno : EIO;
-            break;
-        }
-        done += (size_t)w;
-    }
-    if (close(fd) != 0 && err == 0 && errno != EINTR) err = errno;
-    if (err != 0) {
-        lua_pushnil(L);
-        lua_pushfstring(L, "cannot write %s: %s", path, strerror(err));
-        return 2;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
 /* Random bytes for nonces come from RAND_bytes a kilobyte at a time (one
  * call costs about as much as a whole signature: it asks the kernel for the
  * process ID each time), kept in a pool that is the first upvalue of
@@ -1292,7 +1259,6 @@ static const luaL_Reg core_funcs[] = {
     {"sha256_hex", l_sha256_hex},
     {"digest_hex", l_digest_hex},
     {"equal", l_equal},
-    {"append_private", l_append_private},
     {"utc_timestamp", l_utc_timestamp},
     {"parse_utc_timestamp", l_parse_utc_timestamp},
     {"now", l_now},
@@ -1312,6 +1278,7 @@ int luaopen_streamctl_core(lua_State *L) {
     }
     lua_pop(L, 1);
     sc_newlib(L, core_funcs);
+    luaL_setfuncs(L, sc_file_funcs, 0);
     {
         sc_pool *pool;
         pthread_once(&fork_once, watch_forks);

@@ -1,0 +1,254 @@
+/*
+ * streamctl.core's three file operations, for what must survive a crash
+ * (docs/reconcile.md): an audit record appended whole and made durable, a
+ * state file replaced atomically, and a state file read so that "absent"
+ * (a first run) is told from "unreadable" and "not a file".
+ *
+ * Lua's io library cannot fsync, cannot lock, and tells none of these apart
+ * (io.open of a directory succeeds; of a FIFO, blocks), hence C here. Each
+ * function owns one descriptor on the C stack and closes it on every path
+ * before it returns; the only allocation is Lua's (lua_pushlstring, a
+ * luaL_Buffer), made while no descriptor is open or through a buffer Lua
+ * owns, so an error raised by Lua (out of memory) leaks nothing but, at
+ * worst, the descriptor of a read under way (see read_file).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+#include "compat.h"
+#include "file.h"
+
+/* write(2) until `n` bytes are written: 0, or the errno that stopped it
+   (EIO for a write that wrote nothing); *done says how many were. */
+static int write_all(int fd, const char *data, size_t n, size_t *done) {
+    *done = 0;
+    while (*done < n) {
+        ssize_t w = write(fd, data + *done, n - *done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return w < 0 ? errno : EIO;
+        *done += (size_t)w;
+    }
+    return 0;
+}
+
+static int push_failure(lua_State *L, const char *what, const char *path, int err) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot %s %s: %s", what, path, strerror(err));
+    return 2;
+}
+
+/* Whether the file open on `fd` is empty or ends with "\n": 1 yes, 0 no,
+   -1 it cannot be told (errno set). */
+static int ends_in_newline(int fd) {
+    struct stat st;
+    char last;
+    if (fstat(fd, &st) != 0) return -1;
+    if (st.st_size == 0) return 1;
+    for (;;) {
+        ssize_t r = pread(fd, &last, 1, st.st_size - 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r != 1) {
+            if (r == 0) errno = EIO;
+            return -1;
+        }
+        return last == '\n';
+    }
+}
+
+/* core.append_private(path, data [, sync]): appends `data` to the file at
+   `path` in one write(2), made with mode 0600 when it does not exist
+   (whatever the umask: a log rotated away is made again as private as it
+   was). Under flock(LOCK_EX), so that processes appending at once never
+   interleave and the tail check below sees a whole record: when the file
+   does not end with "\n" (a record cut short: a full disk, a crash), a
+   "\n" is written first, so this record starts on a line of its own. With
+   `sync`, fdatasync(2) before returning: the record is on the disk.
+   Returns true and whether a newline had to be added; or nil, the reason,
+   and how many bytes of `data` reached the file (0: none; fewer than
+   #data: the record is cut short, and the next append starts a new line). */
+static int l_append_private(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    size_t n, done = 0;
+    const char *data = luaL_checklstring(L, 2, &n);
+    int sync = lua_toboolean(L, 3);
+    int err = 0, repaired = 0;
+    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) return push_failure(L, "open", path, errno);
+    while (flock(fd, LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            err = errno;
+            break;
+        }
+    }
+    if (err == 0) {
+        int tail = ends_in_newline(fd);
+        if (tail < 0) {
+            err = errno;
+        } else if (tail == 0) {
+            size_t one;
+            err = write_all(fd, "\n", 1, &one);
+            repaired = err == 0;
+        }
+    }
+    if (err == 0) err = write_all(fd, data, n, &done);
+    if (err == 0 && sync && fdatasync(fd) != 0) err = errno;
+    if (close(fd) != 0 && err == 0 && errno != EINTR) err = errno; /* (closing drops the lock) */
+    if (err != 0) {
+        push_failure(L, "write", path, err);
+        lua_pushinteger(L, (lua_Integer)done);
+        return 3;
+    }
+    lua_pushboolean(L, 1);
+    lua_pushboolean(L, repaired);
+    return 2;
+}
+
+/* The directory part of `path` into `dir` (at most `size` bytes): "." for
+   a bare name. 0, or -1 when it does not fit. */
+static int dir_of(const char *path, char *dir, size_t size) {
+    const char *slash = strrchr(path, '/');
+    size_t len;
+    if (slash == NULL) {
+        if (size < 2) return -1;
+        memcpy(dir, ".", 2);
+        return 0;
+    }
+    len = slash == path ? 1 : (size_t)(slash - path);
+    if (len + 1 > size) return -1;
+    memcpy(dir, path, len);
+    dir[len] = '\0';
+    return 0;
+}
+
+/* core.replace_file(path, data): replaces the file at `path` with `data`,
+   atomically: written whole to a temporary file beside it (made with
+   O_EXCL and mode 0600, named from RAND_bytes), fsync(2)ed, renamed over
+   `path`, and the directory fsync(2)ed so that the rename itself is on the
+   disk. A reader sees the old bytes or the new, never a part; on any
+   failure the old file is left as it was and the temporary removed. true,
+   or nil and the reason (naming `path`). */
+static int l_replace_file(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    size_t n, done;
+    const char *data = luaL_checklstring(L, 2, &n);
+    unsigned char rnd[8];
+    char tmp[4096], dir[4096];
+    int fd, dfd, err = 0;
+    size_t i;
+    size_t plen = strlen(path);
+    if (plen == 0) return luaL_argerror(L, 1, "an empty path");
+    if (plen + 1 + 4 + 16 + 1 > sizeof(tmp) || dir_of(path, dir, sizeof(dir)) != 0)
+        return push_failure(L, "replace", path, ENAMETOOLONG);
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) return push_failure(L, "replace", path, EIO);
+    memcpy(tmp, path, plen);
+    memcpy(tmp + plen, ".tmp.", 5);
+    for (i = 0; i < sizeof(rnd); i++) {
+        tmp[plen + 5 + 2 * i] = "0123456789abcdef"[rnd[i] >> 4];
+        tmp[plen + 5 + 2 * i + 1] = "0123456789abcdef"[rnd[i] & 15];
+    }
+    tmp[plen + 5 + 16] = '\0';
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+    if (fd < 0) return push_failure(L, "replace", path, errno);
+    err = write_all(fd, data, n, &done);
+    if (err == 0 && fsync(fd) != 0) err = errno;
+    if (close(fd) != 0 && err == 0 && errno != EINTR) err = errno;
+    if (err == 0 && rename(tmp, path) != 0) err = errno;
+    if (err != 0) {
+        unlink(tmp);
+        return push_failure(L, "replace", path, err);
+    }
+    /* The rename is done; its durability needs the directory synced. A
+       directory that cannot be opened or synced is said: the new bytes are
+       in place, but a power loss could bring the old ones back. */
+    dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return push_failure(L, "sync the directory of", path, errno);
+    if (fsync(dfd) != 0 && errno != EINVAL) err = errno;
+    close(dfd);
+    if (err != 0) return push_failure(L, "sync the directory of", path, err);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* What a failed open or read means for a state: "absent" when there is no
+   such file (ENOENT; ENOTDIR: a component is a file), else "unreadable". */
+static const char *kind_of(int err) {
+    return (err == ENOENT || err == ENOTDIR) ? "absent" : "unreadable";
+}
+
+static const char *type_name(mode_t m) {
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
+static int push_read_failure(lua_State *L, const char *path, const char *what, const char *kind) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s %s", path, what);
+    lua_pushstring(L, kind);
+    return 3;
+}
+
+/* core.read_file(path): the whole of a regular file. nil, a message
+   naming the path and the reason, and a kind: "absent" (no such file),
+   "not_a_file" (a directory, a FIFO, a device: opened without blocking,
+   never read) or "unreadable" (permissions, an I/O error). */
+static int l_read_file(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    luaL_Buffer b;
+    int err = 0;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        err = errno;
+        return push_read_failure(L, path, err == ENOENT || err == ENOTDIR ? "does not exist"
+                                 : lua_pushfstring(L, "cannot be read: %s", strerror(err)), kind_of(err));
+    }
+    if (fstat(fd, &st) != 0) {
+        err = errno;
+        close(fd);
+        return push_read_failure(L, path, lua_pushfstring(L, "cannot be read: %s", strerror(err)), "unreadable");
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return push_read_failure(L, path, lua_pushfstring(L, "is not a file (%s)", type_name(st.st_mode)),
+                                 "not_a_file");
+    }
+    /* (a raise from here, out of memory in the buffer, would leave fd open:
+       the one leak this file allows, on a process that is failing anyway) */
+    luaL_buffinit(L, &b);
+    for (;;) {
+        char *p = sc_prepbuffsize(&b, SC_PREP_MAX);
+        ssize_t r = read(fd, p, SC_PREP_MAX);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            err = errno;
+            break;
+        }
+        if (r == 0) break;
+        luaL_addsize(&b, (size_t)r);
+    }
+    close(fd);
+    luaL_pushresult(&b);
+    if (err != 0) {
+        lua_pop(L, 1);
+        return push_read_failure(L, path, lua_pushfstring(L, "cannot be read: %s", strerror(err)), "unreadable");
+    }
+    return 1;
+}
+
+const luaL_Reg sc_file_funcs[] = {
+    {"append_private", l_append_private},
+    {"replace_file", l_replace_file},
+    {"read_file", l_read_file},
+    {NULL, NULL}};
