@@ -158,6 +158,22 @@ describe("Alibaba Cloud ingest callbacks", function()
       end
     end)
 
+    it("compares header names without regard to case: one name twice, in two cases, is refused", function()
+      -- as nginx's get_headers(100, true) hands them: the names as the sender wrote them
+      local upper = { method = "GET", query = QUERY, headers = {
+        ["ALI-LIVE-TIMESTAMP"] = ALI.timestamp, ["Ali-Live-Signature"] = ALI.signature } }
+      assert.equal("example.aliyundoc.com/liveApp/world", assert(callbacks.aliyun.check(upper, opts())).stream)
+      for _, forged in ipairs { "0000000000000000000000000000000f", ALI.signature } do
+        local twice = { method = "GET", query = QUERY, headers = { ["ali-live-timestamp"] = ALI.timestamp,
+          ["ALI-LIVE-SIGNATURE"] = ALI.signature, ["ali-live-signature"] = forged } }
+        local event, err = callbacks.aliyun.check(twice, opts())
+        assert.is_nil(event)
+        assert.equal("MalformedCallback", err.code)
+        assert.equal("streamctl: aliyun: MalformedCallback: the request has more than one ALI-LIVE-SIGNATURE "
+          .. "header (names compared without regard to case)", tostring(err))
+      end
+    end)
+
     it("a retry of one event is refused, under a new timestamp too; publish_done of the same stream is not", function()
       local o = opts()
       assert(callbacks.aliyun.check(req(), o))

@@ -109,6 +109,16 @@ describe("callbacks checked inside nginx", function()
     status, body = request(port, "GET", "/cb/aliyun?" .. QUERY:gsub("world", "w4") .. "&now=1519376000",
       { ["ALI-LIVE-TIMESTAMP"] = "1519375990" })
     assert.same({ 401, "MalformedCallback" }, { status, body.code })
+    -- the signature twice, in two cases (a good one and a forged one): refused, neither picked
+    local twice = { ["ALI-LIVE-TIMESTAMP"] = "1519375990", ["ALI-LIVE-SIGNATURE"] = SIGNED["ALI-LIVE-SIGNATURE"],
+                    ["ali-live-signature"] = string.rep("0", 32) }
+    status, body = request(port, "GET", "/cb/aliyun?" .. QUERY:gsub("world", "w5") .. "&now=1519376000", twice)
+    assert.same({ 401, "MalformedCallback" }, { status, body.code })
+    -- more than 100 headers: nginx would leave the rest (a second signature among them) unread
+    local many = { ["ALI-LIVE-TIMESTAMP"] = "1519375990", ["ALI-LIVE-SIGNATURE"] = SIGNED["ALI-LIVE-SIGNATURE"] }
+    for i = 1, 100 do many["X-Filler-" .. i] = "x" end
+    status, body = request(port, "GET", "/cb/aliyun?" .. QUERY:gsub("world", "w6") .. "&now=1519376000", many)
+    assert.same({ 401, "MalformedCallback" }, { status, body.code })
     assert.is_nil(server:error_log():find("yourkey", 1, true))
   end)
 

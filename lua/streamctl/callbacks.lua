@@ -4,9 +4,10 @@
 --
 -- Each provider has `verify{...}` (the signed values, as the contract
 -- names them) and `check(request, opts)` (what nginx gives: `{ method =,
--- headers = { lower-case name = value }, query = raw query string, body =
--- raw body }`), which returns the parsed event; `check_nginx(opts)` reads
--- the current request itself (rewrite, access or content phase).
+-- headers = { name = value }, query = raw query string, body = raw body }`;
+-- header names in any case, and one sent twice, in one case or two, is
+-- refused), which returns the parsed event; `check_nginx(opts)` reads the
+-- current request itself (rewrite, access or content phase).
 --
 -- Every check, in order: the signed values are well formed; the timestamp
 -- is within `window` seconds of `now` (default WINDOW_S, at most
@@ -237,6 +238,32 @@ function M.aliyun.verify(o)
   })
 end
 
+-- The request's headers by lower-case name, however the caller or the
+-- sender wrote them: a name given twice, in one case or in two
+-- ("ALI-LIVE-SIGNATURE" and "ali-live-signature"), becomes a list of its
+-- values, which `header` refuses; never one of them picked by hash order.
+local function by_lower_name(headers)
+  local out = {}
+  for k, v in pairs(headers or {}) do
+    if type(k) == "string" then
+      local name = lower(k)
+      local have = out[name]
+      if have == nil then
+        out[name] = v
+      else
+        local list = type(have) == "table" and have or { have }
+        if type(v) == "table" then
+          for _, x in ipairs(v) do list[#list + 1] = x end
+        else
+          list[#list + 1] = v
+        end
+        out[name] = list
+      end
+    end
+  end
+  return out
+end
+
 -- A header's value from a table of lower-case names (a repeated header: refused).
 local function header(headers, name)
   local v = headers[name]
@@ -247,7 +274,8 @@ end
 --- Checks an Alibaba Cloud ingest callback as it arrives: a GET whose query
 -- holds the event, signed by the ALI-LIVE-TIMESTAMP and ALI-LIVE-SIGNATURE
 -- headers.
--- @tparam table req `{ method =, headers = { lower-case name = value }, query = raw query string }`
+-- @tparam table req `{ method =, headers = { name = value }, query = raw query string }` (names in any
+--   case; one given twice, in one case or two, is refused)
 -- @tparam table opts `{ key =, domain =, now =, window =, replay =, shared_dict = }` (see verify)
 -- @return the event `{ action, ip, id, app, appname, time, usrargs, node, height, width }` (strings,
 --   those present; `stream` = "app/appname/id" for convenience), or nil and an error
@@ -257,7 +285,7 @@ function M.aliyun.check(req, opts)
     return fail("aliyun", "MalformedCallback", "an ingest callback is a GET (got " .. tostring(req.method) .. ")",
       "validation")
   end
-  local headers = req.headers or {}
+  local headers = by_lower_name(req.headers)
   -- (the publisher's own parameters come as the publisher wrote them: a broken escape is kept)
   local query = url.parse_query(req.query or "", true)
   local event, parts = {}, {}
@@ -282,6 +310,12 @@ function M.aliyun.check(req, opts)
   end
   local v = {}
   for k, x in pairs(opts) do v[k] = x end
+  for _, name in ipairs { "ALI-LIVE-TIMESTAMP", "ALI-LIVE-SIGNATURE" } do
+    if type(headers[lower(name)]) == "table" then
+      return fail("aliyun", "MalformedCallback", "the request has more than one " .. name .. " header (names "
+        .. "compared without regard to case)", "validation")
+    end
+  end
   v.timestamp, v.signature = header(headers, "ali-live-timestamp"), header(headers, "ali-live-signature")
   v.event = concat(parts, "&")
   -- a retry of this event (a new ALI-LIVE-TIMESTAMP, the same event time) is refused too
@@ -335,7 +369,7 @@ end
 --- Checks a ZEGO server callback as it arrives: a POST whose body is JSON
 -- (or, as older pages allow, a form), with `signature`, `timestamp` and
 -- `nonce` among its fields.
--- @tparam table req `{ method =, headers = { lower-case name = value }, body = raw body }`
+-- @tparam table req `{ method =, headers = { name = value }, body = raw body }` (names as `aliyun.check`)
 -- @tparam table opts `{ secret =, now =, window =, replay =, shared_dict = }` (see verify)
 -- @return the event: the body's fields (`event` names it: "stream_create", ...), or nil and an error
 function M.zego.check(req, opts)
@@ -350,7 +384,7 @@ function M.zego.check(req, opts)
   if #body > M.MAX_BODY then
     return fail("zego", "MalformedCallback", "the body is larger than " .. M.MAX_BODY .. " bytes", "validation")
   end
-  local ctype = lower(tostring(header(req.headers or {}, "content-type") or ""))
+  local ctype = lower(tostring(header(by_lower_name(req.headers), "content-type") or ""))
   local event
   if find(ctype, "^application/x%-www%-form%-urlencoded") then
     event = url.parse_query(body)
@@ -380,12 +414,15 @@ end
 -- The nginx forms
 
 -- The current nginx request as `check` takes it (its body read, up to MAX_BODY).
-local function nginx_request(with_body)
+local function nginx_request(provider, with_body)
   local req = ngx.req
-  local headers = req.get_headers(100, true) -- (raw names; lower-cased below)
-  local h = {}
-  for k, v in pairs(headers) do h[lower(k)] = v end
-  local r = { method = req.get_method(), headers = h, query = ngx.var.args or "" }
+  -- (raw names: `check` lower-cases them, and a name sent twice in two cases is refused there;
+  -- past 100 headers nginx leaves the rest out, where a second signature could hide: refused)
+  local headers, truncated = req.get_headers(100, true)
+  if truncated == "truncated" then
+    return fail(provider, "MalformedCallback", "the request has more than 100 headers", "validation")
+  end
+  local r = { method = req.get_method(), headers = headers, query = ngx.var.args or "" }
   if with_body then
     req.read_body()
     local body = req.get_body_data()
@@ -405,12 +442,16 @@ end
 
 --- `aliyun.check` of the current nginx request.
 function M.aliyun.check_nginx(opts)
-  return M.aliyun.check(nginx_request(false), opts)
+  local req, err = nginx_request("aliyun", false)
+  if not req then return nil, err end
+  return M.aliyun.check(req, opts)
 end
 
 --- `zego.check` of the current nginx request (its body is read).
 function M.zego.check_nginx(opts)
-  return M.zego.check(nginx_request(true), opts)
+  local req, err = nginx_request("zego", true)
+  if not req then return nil, err end
+  return M.zego.check(req, opts)
 end
 
 return M
