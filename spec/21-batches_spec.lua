@@ -131,6 +131,32 @@ describe("batches through faults", function()
     end
   end)
 
+  it("reports as calls the requests that left: retries counted, an interrupted batch's unsent calls not", function()
+    local function received(action)
+      local n = 0
+      for _, e in ipairs(server:log { limit = 10000 }) do
+        if e.action == action then n = n + 1 end
+      end
+      return n
+    end
+    local ali = assert(streamctl.aliyun.new { endpoint = server.aliyun_url, access_key_id = "LTAIemulatorKey",
+      access_key_secret = "emulator-secret", retry = RETRY })
+    queue(server, "aliyun", "ForbidLiveStream", { { kind = "http500" }, 2, { kind = "throttle", count = 2 } })
+    local report = ali:forbid_live_streams { domain_name = "d.example.com", app_name = "live",
+                                             stream_names = names("c", 10), concurrency = 2 }
+    assert.same({ 10, 10, 13 }, { report.succeeded, report.planned, report.calls }) -- (10, a 500 and 2 throttles)
+    assert.equal(received("ForbidLiveStream"), report.calls)
+    -- interrupted after its third request: 250 planned is not 250 sent
+    local started = 0
+    local z = assert(streamctl.zego.new { endpoint = server.zego_url, app_id = 1234567890,
+      server_secret = "0123456789abcdef0123456789abcdef", retry = RETRY,
+      on_attempt = function(info) if info.role == "call" then started = started + 1 end end,
+      cancel = function() return started >= 3 end })
+    report = z:forbid_rtc_streams { stream_ids = names("i", 5000), concurrency = 1 }
+    assert.same({ 250, 3, 3 }, { report.planned, report.calls, received("ForbidRTCStreams") })
+    assert.equal(60, report.succeeded)
+  end)
+
   it("creates a relay once although its answer was dropped", function()
     local ali = assert(streamctl.aliyun.new { endpoint = server.aliyun_url, access_key_id = "LTAIemulatorKey",
       access_key_secret = "emulator-secret", retry = RETRY })

@@ -70,8 +70,8 @@ function M.method(rules, name, spec)
     local jobs, items, duplicates = M.jobs(self, spec, params, values)
     if not jobs then return nil, items end
     local entries = {}
-    local report = { action = spec.action, total = #items, succeeded = 0, failed = 0, unknown = 0, calls = #jobs,
-                     duplicates = duplicates, results = entries }
+    local report = { action = spec.action, total = #items, succeeded = 0, failed = 0, unknown = 0, calls = 0,
+                     planned = #jobs, duplicates = duplicates, results = entries }
     local on_progress, done = values.on_progress, 0
     local started = self._monotonic()
     self:_run(jobs, {
@@ -91,6 +91,8 @@ function M.method(rules, name, spec)
       end,
     })
     report.elapsed = self._monotonic() - started
+    -- the requests that left, retries included (an interrupted run sent fewer than it planned)
+    for _, job in ipairs(jobs) do report.calls = report.calls + job.sent end
     -- Report in the order the items were given.
     local position = {}
     for i, item in ipairs(items) do position[item] = i end

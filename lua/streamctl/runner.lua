@@ -344,7 +344,7 @@ local function new_run(engine, jobs, concurrency, on_progress, active)
     notify = {},                 -- finished jobs whose on_progress is still to be called
   }, Run)
   for i, job in ipairs(jobs) do
-    job.attempts, job.lookups = 0, 0
+    job.attempts, job.lookups, job.sent = 0, 0, 0
     run.queue[i] = job
   end
   return run
@@ -562,7 +562,11 @@ function Run:send(job)
   self.attempts[attempt] = true
   self.inflight = self.inflight + 1
   local ok, terr = io.start(attempt, req)
-  if ok then return record_send(self.engine, attempt.action, io.now()) end
+  if ok then
+    -- (a call's requests that left: what a report's `calls` counts, never those planned)
+    if attempt.role == "call" then job.sent = job.sent + 1 end
+    return record_send(self.engine, attempt.action, io.now())
+  end
   self.attempts[attempt] = nil
   self.inflight = self.inflight - 1
   -- A start that fails is this attempt's failure, whatever its role.
