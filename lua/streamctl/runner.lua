@@ -338,14 +338,18 @@ local function new_run(engine, jobs, concurrency, on_progress, active)
     inbox = {},                  -- completions routed here by another engine's loop
     attempts = {},               -- attempt -> true while it is on the wire
     total = #jobs, finished = 0, told = 0,
-    queue = {},                  -- jobs not yet admitted, in submission order
+    queue = {}, head = 1,        -- jobs not yet admitted, in submission order, from queue[head]
+                                 -- (an admitted job leaves a false behind it: no shifting)
+    queued = {},                 -- stream -> how many jobs in the queue name it
     waiting = {},                -- admitted jobs waiting for their time (`at`)
     inflight = 0, busy = {},     -- attempts on the wire; streams held by admitted jobs
     notify = {},                 -- finished jobs whose on_progress is still to be called
   }, Run)
+  local queued = run.queued
   for i, job in ipairs(jobs) do
     job.attempts, job.lookups, job.sent = 0, 0, 0
     run.queue[i] = job
+    for _, s in ipairs(job.streams or {}) do queued[s] = (queued[s] or 0) + 1 end
   end
   return run
 end
@@ -367,37 +371,53 @@ function Run:held_outside(job)
   for _, outer in ipairs(self.active) do
     if outer == self then return false end
     for _, s in ipairs(job.streams or {}) do
-      if outer.busy[s] then return true end
-      for _, q in ipairs(outer.queue) do
-        for _, qs in ipairs(q.streams or {}) do if qs == s then return true end end
-      end
+      if outer.busy[s] or outer.queued[s] then return true end
     end
   end
   return false
 end
 
+-- Takes `job`, at queue[i], out of the queue; the head moves past the
+-- holes, so admitting a batch in order costs O(1) a job.
+function Run:dequeue(i, job)
+  local queue, queued = self.queue, self.queued
+  queue[i] = false
+  for _, s in ipairs(job.streams or {}) do
+    local n = queued[s] - 1
+    queued[s] = n > 0 and n or nil
+  end
+  local head = self.head
+  while queue[head] == false do queue[head], head = nil, head + 1 end
+  self.head = head
+end
+
 -- Admits queued jobs whose streams are free, in order; a job never passes
 -- an earlier queued job that shares a stream with it, in this run or in
--- one it is nested in.
+-- one it is nested in. (A job held back is looked at again each round:
+-- only jobs on a stream already in use wait so, and each is one of a
+-- stream's later jobs.)
 function Run:admit()
-  local queue, busy, blocked = self.queue, self.busy, {}
-  local i = 1
-  while i <= #queue do
+  local queue, busy, blocked = self.queue, self.busy, nil
+  local i = self.head
+  while queue[i] ~= nil do
     if self.inflight + #self.waiting >= self.concurrency then return end
     local job = queue[i]
-    local free = true
-    for _, s in ipairs(job.streams or {}) do
-      if busy[s] or blocked[s] then free = false break end
+    if job then
+      local free = true
+      for _, s in ipairs(job.streams or {}) do
+        if busy[s] or (blocked and blocked[s]) then free = false break end
+      end
+      if free and #self.active > 1 and self:held_outside(job) then free = false end
+      if free then
+        self:dequeue(i, job)
+        for _, s in ipairs(job.streams or {}) do busy[s] = true end
+        self:schedule(job, "call", 0)
+      else
+        blocked = blocked or {}
+        for _, s in ipairs(job.streams or {}) do blocked[s] = true end
+      end
     end
-    if free and #self.active > 1 and self:held_outside(job) then free = false end
-    if free then
-      remove(queue, i)
-      for _, s in ipairs(job.streams or {}) do busy[s] = true end
-      self:schedule(job, "call", 0)
-    else
-      for _, s in ipairs(job.streams or {}) do blocked[s] = true end
-      i = i + 1
-    end
+    i = i + 1
   end
 end
 
@@ -604,10 +624,14 @@ end
 -- "interrupted" when it has none. (The failure is wrapped by `decode`, as
 -- every transport failure is.)
 function Run:cancel_rest()
-  local rest = {}
-  for _, list in ipairs { self.queue, self.waiting } do
-    for i, job in ipairs(list) do rest[#rest + 1], list[i] = job, nil end
+  local rest, queue = {}, self.queue
+  local at = self.head
+  while queue[at] ~= nil do
+    if queue[at] then rest[#rest + 1] = queue[at] end
+    queue[at], at = nil, at + 1
   end
+  self.head, self.queued = 1, {}
+  for i, job in ipairs(self.waiting) do rest[#rest + 1], self.waiting[i] = job, nil end
   for _, job in ipairs(rest) do
     local _, err = self.engine.decode({ role = job.next_role or "call", action = job.action, job = job }, nil,
       { code = "Interrupted", message = "interrupted before it was sent", sent = false })
