@@ -10,7 +10,6 @@
 
 local ipairs, pairs, pcall, tostring = ipairs, pairs, pcall, tostring
 local min = math.min
-local sort = table.sort
 
 local M = {}
 
@@ -93,10 +92,13 @@ function M.method(rules, name, spec)
     report.elapsed = self._monotonic() - started
     -- the requests that left, retries included (an interrupted run sent fewer than it planned)
     for _, job in ipairs(jobs) do report.calls = report.calls + job.sent end
-    -- Report in the order the items were given.
+    -- Report in the order the items were given (each item is in the list
+    -- once: its entry goes to its place, no sort).
     local position = {}
     for i, item in ipairs(items) do position[item] = i end
-    sort(entries, function(a, b) return position[a.stream] < position[b.stream] end)
+    local ordered = {}
+    for _, e in ipairs(entries) do ordered[position[e.stream]] = e end
+    report.results = ordered
     return report
   end
 end
