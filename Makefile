@@ -271,7 +271,7 @@ valgrind: deps build
 	$(call DONE,valgrind,build/valgrind.log)
 asan: deps build
 	mkdir -p $(SAN_DIR)/streamctl
-	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/core.c csrc/file.c -o $(SAN_DIR)/streamctl/core.so -lcrypto
+	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/core.c csrc/file.c csrc/fingerprint.c -o $(SAN_DIR)/streamctl/core.so -lcrypto
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/curl.c -o $(SAN_DIR)/streamctl/curl.so -lcurl
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/signal.c -o $(SAN_DIR)/streamctl/signal.so
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/redis.c -o $(SAN_DIR)/streamctl/redis.so -lhiredis -lcrypto
@@ -295,9 +295,9 @@ FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-Wall -Wextra -Werror -I/usr/include/lua5.4 -Icsrc
 fuzz-build: deps $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
-$(FUZZ_DIR)/%: fuzz/harness.c csrc/core.c csrc/file.c csrc/curl.c csrc/compat.h
+$(FUZZ_DIR)/%: fuzz/harness.c csrc/core.c csrc/file.c csrc/fingerprint.c csrc/curl.c csrc/compat.h
 	@mkdir -p $(FUZZ_DIR)
-	clang $(FUZZ_CFLAGS) -DFUZZ_TARGET='"$*"' -DFUZZ_ROOT='"$(ROOT)"' fuzz/harness.c csrc/core.c csrc/file.c csrc/curl.c \
+	clang $(FUZZ_CFLAGS) -DFUZZ_TARGET='"$*"' -DFUZZ_ROOT='"$(ROOT)"' fuzz/harness.c csrc/core.c csrc/file.c csrc/fingerprint.c csrc/curl.c \
 	  -o $@ -llua5.4 -lcrypto -lcurl
 fuzz fuzz-smoke: fuzz-build
 	@echo "== $@: libFuzzer on $(words $(FUZZ_TARGETS)) targets, $(if $(filter fuzz-smoke,$@),5,$(FUZZ_SECONDS)) s each"

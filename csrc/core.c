@@ -30,6 +30,7 @@
 
 #include "compat.h"
 #include "file.h"
+#include "fingerprint.h"
 
 #define SECRET_MT "streamctl.secret"
 #define V3_ALGORITHM "ACS3-HMAC-SHA256"
@@ -1279,6 +1280,7 @@ int luaopen_streamctl_core(lua_State *L) {
     lua_pop(L, 1);
     sc_newlib(L, core_funcs);
     luaL_setfuncs(L, sc_file_funcs, 0);
+    sc_fingerprint_open(L);
     {
         sc_pool *pool;
         pthread_once(&fork_once, watch_forks);

@@ -85,7 +85,7 @@ build = {
       ["streamctl.zego"] = "lua/streamctl/zego.lua",
       -- C modules
       ["streamctl.core"] = {
-         sources = { "csrc/core.c", "csrc/file.c" },
+         sources = { "csrc/core.c", "csrc/file.c", "csrc/fingerprint.c" },
          libraries = { "crypto" },
          incdirs = { "$(OPENSSL_INCDIR)", "csrc" },
          libdirs = { "$(OPENSSL_LIBDIR)" },

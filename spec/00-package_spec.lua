@@ -47,7 +47,7 @@ describe("the rockspecs", function()
   end)
 
   it("build the C where it belongs: hiredis only in streamctl-redis", function()
-    assert.same({ "csrc/core.c", "csrc/file.c" }, main.build.modules["streamctl.core"].sources)
+    assert.same({ "csrc/core.c", "csrc/file.c", "csrc/fingerprint.c" }, main.build.modules["streamctl.core"].sources)
     assert.same({ "csrc/curl.c" }, main.build.modules["streamctl.curl"].sources)
     assert.same({ "csrc/signal.c" }, main.build.modules["streamctl.signal"].sources)
     assert.is_nil(main.build.modules["streamctl.redis"])

@@ -131,6 +131,10 @@ local M = {}
 -- Longest single poll while transfers are in flight and nothing else is due
 -- (a poll returns early when a transfer finishes).
 local MAX_WAIT = 1
+-- How many jobs a run takes from its source beyond those it can admit now:
+-- a few, so that admission never waits on the source, and a streamed list
+-- is held in memory only as far as it is in flight.
+local PULL_AHEAD = 16
 
 -- The key of the main thread's runs (LuaJIT's coroutine.running() is nil there).
 local MAIN = {}
@@ -330,8 +334,10 @@ end
 local Run = {}
 Run.__index = Run
 
-local function new_run(engine, jobs, concurrency, on_progress, active)
+local function new_run(engine, jobs, concurrency, on_progress, active, source)
   local run = setmetatable({
+    source = source,             -- (optional) more jobs, made when there is room for them
+    exhausted = source == nil,   -- the source has no more
     engine = engine, io = engine.io, policy = engine.retry,
     on_progress = on_progress, concurrency = concurrency,
     active = active,             -- the runs in progress in this coroutine, outermost first (this one last)
@@ -345,13 +351,38 @@ local function new_run(engine, jobs, concurrency, on_progress, active)
     inflight = 0, busy = {},     -- attempts on the wire; streams held by admitted jobs
     notify = {},                 -- finished jobs whose on_progress is still to be called
   }, Run)
-  local queued = run.queued
-  for i, job in ipairs(jobs) do
-    job.attempts, job.lookups, job.sent = 0, 0, 0
-    run.queue[i] = job
-    for _, s in ipairs(job.streams or {}) do queued[s] = (queued[s] or 0) + 1 end
-  end
+  for i, job in ipairs(jobs) do run:enqueue(i, job) end
+  run.tail = #jobs
   return run
+end
+
+-- Puts `job` at queue[i] (the end).
+function Run:enqueue(i, job)
+  local queued = self.queued
+  job.attempts, job.lookups, job.sent = 0, 0, 0
+  self.queue[i] = job
+  for _, s in ipairs(job.streams or {}) do queued[s] = (queued[s] or 0) + 1 end
+end
+
+-- The source's next job at the end of the queue (true), when there is room
+-- for it: the jobs not yet admitted are few (so a source that is read as
+-- the run goes, a file, is read no faster than it is sent). False when the
+-- source has no more, or while a run is nested in this one: what the
+-- source has not yet made is not yet submitted, so a run started inside
+-- this one (a later submission, which waits for this run's jobs on its
+-- streams) comes before it, and the source waits for it to end.
+function Run:pull()
+  if self.exhausted or self.tail - self.head + 1 > self.concurrency + PULL_AHEAD then return false end
+  if self.active[#self.active] ~= self then return false end
+  local job = self.source()
+  if job == nil then
+    self.exhausted = true
+    return false
+  end
+  self.tail = self.tail + 1
+  self.total = self.total + 1
+  self:enqueue(self.tail, job)
+  return true
 end
 
 -- Admission -----------------------------------------------------------------
@@ -399,7 +430,7 @@ end
 function Run:admit()
   local queue, busy, blocked = self.queue, self.busy, nil
   local i = self.head
-  while queue[i] ~= nil do
+  while queue[i] ~= nil or (self.inflight + #self.waiting < self.concurrency and self:pull()) do
     if self.inflight + #self.waiting >= self.concurrency then return end
     local job = queue[i]
     if job then
@@ -630,7 +661,7 @@ function Run:cancel_rest()
     if queue[at] then rest[#rest + 1] = queue[at] end
     queue[at], at = nil, at + 1
   end
-  self.head, self.queued = 1, {}
+  self.head, self.tail, self.queued, self.exhausted = 1, 0, {}, true
   for i, job in ipairs(self.waiting) do rest[#rest + 1], self.waiting[i] = job, nil end
   for _, job in ipairs(rest) do
     local _, err = self.engine.decode({ role = job.next_role or "call", action = job.action, job = job }, nil,
@@ -703,13 +734,13 @@ local function drive(engine, run, active)
   local cancelled = false
   while true do
     if run.notify[1] then run:flush() end
-    if run.finished >= run.total and not run.notify[1] then return end
+    if run.finished >= run.total and run.exhausted and not run.notify[1] then return end
     if engine.cancel and (cancelled or engine.cancel()) then
       cancelled = true
       for _, r in ipairs(active) do r:cancel_rest() end
     end
     round(active)
-    if not run.notify[1] and run.finished < run.total then
+    if not run.notify[1] and (run.finished < run.total or not run.exhausted) then
       route(engine.io.poll(timeout_for(engine, active)), driven)
     end
   end
@@ -734,7 +765,7 @@ function Engine:run(jobs, opts)
     active = {}
     self.stacks[thread] = active
   end
-  local run = new_run(self, jobs, concurrency, opts.on_progress, active)
+  local run = new_run(self, jobs, concurrency, opts.on_progress, active, opts.source)
   active[#active + 1] = run
   local ok, err = pcall(drive, self, run, active)
   remove(active)

@@ -369,6 +369,9 @@ end
 M.BATCH_OPTIONS = {
   { name = "concurrency", type = "integer", min = 1, max = 256 },
   { name = "on_progress", type = "function" },
+  { name = "on_result", type = "function" },
+  { name = "on_duplicate", type = "function" },
+  { name = "keep_results", type = "boolean" },
 }
 
 return M

@@ -57,9 +57,22 @@ runner.new = function(iface)
     local sim = M.current
     local p = sim and sim.world:process()
     local op = p and p.sim_op
-    for _, job in ipairs(jobs) do
+    local function mark(job)
       job.sim_op = op
       if op then op.jobs[#op.jobs + 1] = job end
+      return job
+    end
+    for _, job in ipairs(jobs) do mark(job) end
+    local source = opts and opts.source
+    if source then
+      -- (a batch's jobs made as the run has room for them: marked as they come)
+      local o = {}
+      for k, v in pairs(opts) do o[k] = v end
+      o.source = function()
+        local job = source()
+        return job and mark(job)
+      end
+      opts = o
     end
     return run(self, jobs, opts)
   end
