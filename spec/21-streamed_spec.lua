@@ -138,6 +138,33 @@ describe("a streamed batch", function()
     assert.equal(44, #log)
   end)
 
+  it("(the list form, its calls made as they are admitted too: a batch started inside waits for every stream)",
+    function()
+    local log = {}
+    local cli = checks.scripted_client(aliyun, NOW, { rate_limits = false }, function(req)
+      log[#log + 1] = req.headers["x-acs-action"] .. " " .. req.url:match("StreamName=([^&]+)")
+      return checks.reply(200, '{"RequestId":"r"}')
+    end)
+    local list, nested = {}, false
+    for i = 1, 40 do list[i] = "s" .. i end
+    local report = assert(cli:forbid_live_streams { domain_name = "d.example", app_name = "live",
+      stream_names = list, concurrency = 4,
+      on_progress = function(_, _, e)
+        if e.stream == "s3" and not nested then
+          nested = true
+          assert(cli:resume_live_streams { domain_name = "d.example", app_name = "live",
+            stream_names = { "s2", "s4", "s30", "s31" } })
+        end
+      end })
+    assert.equal(40, report.succeeded)
+    local first = {}
+    for i, line in ipairs(log) do first[line] = first[line] or i end
+    for _, s in ipairs { "s2", "s4", "s30", "s31" } do
+      assert.is_true(first["ForbidLiveStream " .. s] < first["ResumeLiveStream " .. s], s)
+    end
+    assert.equal(44, #log)
+  end)
+
   it("reads a file of one name a line: a repeat late in it dropped and counted, a bad name reported", function()
     local path = os.tmpname()
     local f = assert(io.open(path, "wb"))

@@ -211,12 +211,12 @@ end
 
 -- Runs `jobs` and those of `source` (nil: none) and reports each stream of
 -- each as its call ends.
-local function run(client, values, report, jobs, source, deliver)
+local function run(client, values, report, jobs, source, deliver, rest)
   local started = client._monotonic()
   local sent = 0
   client:_run(jobs, {
     concurrency = values.concurrency,
-    source = source,
+    source = source, rest = rest,
     on_progress = function(_, _, job)
       sent = sent + job.sent
       for _, item in ipairs(job.items) do deliver(entry_for(report, job, item)) end
@@ -251,12 +251,29 @@ local function run_list(client, spec, params, values)
     at = at + size
     return chunk
   end
-  -- Every call made now: the list was given whole, so each of its calls is
-  -- submitted now, and a batch an on_progress starts inside this one (a
-  -- later submission) must see every stream of it to keep the order.
-  local jobs, source = {}, job_source(client, spec, params, values, next_chunk, nil, deliver)
-  for job in source do jobs[#jobs + 1] = job end
-  run(client, values, report, jobs, nil, deliver)
+  -- The list was given whole, so each of its calls is submitted now: a
+  -- batch started inside this one (a later submission) must wait for every
+  -- stream of it, those of the calls not yet made too (`rest`).
+  local function rest()
+    local out, streams = {}, client._rules.streams
+    for i = at, #items, size do
+      local chunk = {}
+      for j = i, min(#items, i + size - 1) do chunk[#chunk + 1] = items[j] end
+      for _, key in ipairs(streams(spec.action, chunk_params(spec, params, chunk)) or {}) do out[#out + 1] = key end
+    end
+    return out
+  end
+  run(client, values, report, {}, job_source(client, spec, params, values, next_chunk, nil, deliver), deliver,
+    rest)
+  -- Interrupted before its calls were all made: the rest of the list is reported, not sent.
+  while at <= #items do
+    local err = errors.transport(client._rules.provider, spec.action,
+      { code = "Interrupted", message = "interrupted before it was sent", sent = false })
+    for _, item in ipairs(next_chunk()) do
+      report.failed = report.failed + 1
+      deliver { stream = item, ok = false, attempts = 0, error = err }
+    end
+  end
   if keep then
     -- each item is in the list once: its entry goes to its place, no sort
     local ordered = {}

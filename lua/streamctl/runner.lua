@@ -334,10 +334,12 @@ end
 local Run = {}
 Run.__index = Run
 
-local function new_run(engine, jobs, concurrency, on_progress, active, source)
+local function new_run(engine, jobs, concurrency, on_progress, active, source, rest)
   local run = setmetatable({
     source = source,             -- (optional) more jobs, made when there is room for them
     exhausted = source == nil,   -- the source has no more
+    rest = rest,                 -- (optional) the streams of the jobs the source has still to make
+    reserved = false,            -- those streams are counted in `queued` (a run was nested in this one)
     engine = engine, io = engine.io, policy = engine.retry,
     on_progress = on_progress, concurrency = concurrency,
     active = active,             -- the runs in progress in this coroutine, outermost first (this one last)
@@ -357,11 +359,24 @@ local function new_run(engine, jobs, concurrency, on_progress, active, source)
 end
 
 -- Puts `job` at queue[i] (the end).
-function Run:enqueue(i, job)
+function Run:enqueue(i, job, counted)
   local queued = self.queued
   job.attempts, job.lookups, job.sent = 0, 0, 0
   self.queue[i] = job
+  if counted then return end
   for _, s in ipairs(job.streams or {}) do queued[s] = (queued[s] or 0) + 1 end
+end
+
+-- Before a run is nested in this one: the streams of the jobs this run's
+-- source has still to make count as queued (they were submitted with it),
+-- so that the later run waits for them. A source without `rest` (a list
+-- read as it goes) has submitted only what it has made: it makes no more
+-- while the nested run is active (see `pull`).
+function Run:reserve_rest()
+  if self.exhausted or self.reserved or not self.rest then return end
+  self.reserved = true
+  local queued = self.queued
+  for _, s in ipairs(self.rest()) do queued[s] = (queued[s] or 0) + 1 end
 end
 
 -- The source's next job at the end of the queue (true), when there is room
@@ -373,7 +388,7 @@ end
 -- streams) comes before it, and the source waits for it to end.
 function Run:pull()
   if self.exhausted or self.tail - self.head + 1 > self.concurrency + PULL_AHEAD then return false end
-  if self.active[#self.active] ~= self then return false end
+  if not self.reserved and self.active[#self.active] ~= self then return false end
   local job = self.source()
   if job == nil then
     self.exhausted = true
@@ -381,7 +396,7 @@ function Run:pull()
   end
   self.tail = self.tail + 1
   self.total = self.total + 1
-  self:enqueue(self.tail, job)
+  self:enqueue(self.tail, job, self.reserved)
   return true
 end
 
@@ -748,7 +763,11 @@ end
 
 --- Runs `jobs` to completion.
 -- @param jobs array of jobs (see above)
--- @param opts `concurrency` (default 1), `on_progress(done, total, job)`
+-- @param opts `concurrency` (default 1), `on_progress(done, total, job)`,
+-- `source` (a function that makes the next job, nil at the end: called when
+-- the run has room, a few jobs ahead; `total` grows as it makes them), and
+-- `rest` (with `source`: a function that returns the streams of every job
+-- the source has still to make, called when a run is nested in this one)
 -- @return jobs
 function Engine:run(jobs, opts)
   opts = opts or {}
@@ -765,7 +784,8 @@ function Engine:run(jobs, opts)
     active = {}
     self.stacks[thread] = active
   end
-  local run = new_run(self, jobs, concurrency, opts.on_progress, active, opts.source)
+  for _, outer in ipairs(active) do outer:reserve_rest() end
+  local run = new_run(self, jobs, concurrency, opts.on_progress, active, opts.source, opts.rest)
   active[#active + 1] = run
   local ok, err = pcall(drive, self, run, active)
   remove(active)
