@@ -8,7 +8,8 @@
 #                fuzz-smoke and chaos-short
 #   make doc     the API reference (docs/api), the man page and the bash completion
 #   make bench   the figures of docs/performance.md into bench/results.json and bench/pacing.svg:
-#                signing beside bare OpenSSL, round trips, batches at the caps, memory, load time
+#                signing beside bare OpenSSL, batches of 1,000 to 1,000,000 streams, round trips,
+#                batches at the caps, memory, load time
 #   make check-c the suite (less the fault specs 65, 66) under valgrind and against ASan/UBSan builds (make valgrind, make asan)
 #   make fuzz    libFuzzer on the encoders, signers and parsers (FUZZ_SECONDS each; make fuzz-smoke: 5 s)
 #   make sim     the deterministic simulation (docs/simulation.md): seeds for SIM_SECONDS (60), every invariant
@@ -218,6 +219,9 @@ bench: deps build
 	@echo "== signatures per second"
 	@$(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) BENCH_FLOOR=$(BENCH_FLOOR) lua5.4 bench/sign.lua
 	@$(ENVJIT) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) luajit bench/sign.lua
+	@echo "== batches of any size: 1,000 to 1,000,000 streams, a transport that answers at once (Lua 5.4, then LuaJIT)"
+	@$(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) lua5.4 bench/scale.lua
+	@$(ENVJIT) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) luajit bench/scale.lua
 	@echo "== batches against the emulator"
 	@$(EMULATOR54) start --dir $(BENCH_DIR) --aliyun-port 38080 --zego-port 38081 \
 	  --aliyun-tls-port 38443 --zego-tls-port 38444 --config bench/emulator.json >/dev/null

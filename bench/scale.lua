@@ -1,0 +1,107 @@
+-- Batches of any size (docs/performance.md, "Batches of any size"): what
+-- streamctl itself spends per stream at 1,000 to 1,000,000 streams, with a
+-- transport that answers at once and pacing lifted (rate_limits = false), so
+-- that nothing but the library's own work is measured. Each run is a fresh
+-- process of this interpreter (its peak RSS is the run's own): CPU per
+-- 1,000 streams (os.clock) and peak RSS (VmHWM), for
+--
+--   streamed:  the list a function (one name at a time), keep_results = false
+--   list:      the list a Lua array, keep_results = false (the array itself,
+--              made before the clock starts, is in the RSS)
+--
+-- for Aliyun forbid_live_streams (a call per stream) and ZEGO
+-- forbid_rtc_streams (20 IDs a call). ZEGO's clock moves a second at each
+-- reading, as a batch at the cap's pace would see it (20 calls a second),
+-- so that its Sequence store holds the last minute's IDs as it would there,
+-- not every ID of a run that pacing lifted squeezes into seconds.
+--
+--   lua5.4 bench/scale.lua            every row (BENCH_SCALE_MAX: the largest size, default 1000000)
+--   lua5.4 bench/scale.lua RUN provider form n    one run, its figures as a JSON line (internal)
+local lib = require "bench.lib"
+
+local function one(provider, form, n)
+  local streamctl = require "streamctl"
+  local answer = provider == "zego" and '{"Code":0,"Message":"success","RequestId":"r"}' or '{"RequestId":"r"}'
+  local reply = { status = 200, headers = {}, body = answer }
+  local function transport() return reply end
+  local c
+  if provider == "aliyun" then
+    c = assert(streamctl.aliyun.new { access_key_id = "LTAIbench", access_key_secret = "bench-secret",
+      transport = transport, rate_limits = false })
+  else
+    local t = os.time()
+    c = assert(streamctl.zego.new { app_id = 1234567890, server_secret = "0123456789abcdef0123456789abcdef",
+      transport = transport, rate_limits = false, clock = function() t = t + 1 return t end })
+  end
+  local list
+  if form == "list" then
+    list = {}
+    for i = 1, n do list[i] = string.format("bench-%07d", i) end
+  else
+    local i = 0
+    list = function()
+      i = i + 1
+      if i <= n then return string.format("bench-%07d", i) end
+    end
+  end
+  collectgarbage()
+  local t0 = os.clock()
+  local report
+  if provider == "aliyun" then
+    report = assert(c:forbid_live_streams { domain_name = "bench.example", app_name = "live", stream_names = list,
+                                            keep_results = false, concurrency = 16 })
+  else
+    report = assert(c:forbid_rtc_streams { stream_ids = list, keep_results = false, concurrency = 16 })
+  end
+  local cpu = os.clock() - t0
+  assert(report.succeeded == n, "not every stream succeeded")
+  local f = assert(io.open("/proc/self/status", "r"))
+  local status = f:read("*a")
+  f:close()
+  io.write(string.format('{"cpu_ms_per_1000":%.3f,"peak_kib":%d,"dedupe_bytes":%d,"calls":%d}\n',
+    cpu * 1e6 / n, tonumber(status:match("VmHWM:%s*(%d+)")), report.dedupe_bytes or 0, report.calls))
+end
+
+if arg[1] == "RUN" then
+  one(arg[2], arg[3], tonumber(arg[4]))
+  return
+end
+
+local cjson = require "cjson"
+local interpreter = arg[-1] or "lua5.4"
+local max = tonumber(os.getenv("BENCH_SCALE_MAX") or "") or 1000000
+local SIZES = {}
+for _, n in ipairs { 1000, 10000, 100000, 1000000 } do
+  if n <= max then SIZES[#SIZES + 1] = n end
+end
+
+local function thousands(n)
+  return (string.format("%d", n):reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""))
+end
+
+for _, provider in ipairs { "aliyun", "zego" } do
+  for _, form in ipairs { "streamed", "list" } do
+    for _, n in ipairs(SIZES) do
+      -- (three runs up to 100,000 streams, their medians; one of a million)
+      local cpu, rss, dedupe, calls = {}, {}, {}, nil
+      for run = 1, n < 1000000 and 3 or 1 do
+        local cmd = string.format("'%s' bench/scale.lua RUN %s %s %d", interpreter, provider, form, n)
+        local p = assert(io.popen(cmd))
+        local out = p:read("*a")
+        assert(p:close(), cmd .. " failed: " .. out)
+        local r = cjson.decode(out)
+        cpu[run], rss[run], dedupe[run], calls = r.cpu_ms_per_1000, r.peak_kib / 1024, r.dedupe_bytes / n, r.calls
+      end
+      local label = string.format("%s %s, %s streams", provider == "aliyun" and "Aliyun forbid_live_streams"
+        or "ZEGO forbid_rtc_streams", form, thousands(n))
+      lib.record { group = "batches of any size", name = label .. ": CPU per 1,000 streams", unit = "ms",
+                   samples = cpu, decimals = 1, streams = n, calls = calls }
+      lib.record { group = "batches of any size", name = label .. ": peak RSS", unit = "MiB",
+                   samples = rss, decimals = 1, streams = n }
+      if form == "streamed" then
+        lib.record { group = "batches of any size", name = label .. ": dedupe set, bytes per stream", unit = "B",
+                     samples = dedupe, decimals = 1, streams = n }
+      end
+    end
+  end
+end
