@@ -197,9 +197,16 @@ describe("the blast-radius guard and the audit log", function()
       local n = 0
       for _ in out:gmatch("[^\n]+") do n = n + 1 end
       assert.equal(1000, n)
-      local rec = cjson.decode(lines_of(DEFAULT_LOG)[1])
-      assert.same({ "ok", { count = 1000, max_forbid = 100, confirmed = true, allowed = true }, 1000 },
-        { rec.outcome, rec.guard, rec.counts.ok })
+      local lines = lines_of(DEFAULT_LOG)
+      local intent, rec = cjson.decode(lines[1]), cjson.decode(lines[2])
+      -- the intent: 1,000 streams, too many to name one by one: their count and digest
+      local names = {}
+      for i = 1, 1000 do names[i] = "room-" .. i end
+      assert.same({ "intent", 1000, (audit.digest(names)), list }, { intent.record, intent.count, intent.digest,
+        intent.from })
+      assert.is_nil(intent.streams)
+      assert.same({ "outcome", intent.run, "ok", { count = 1000, max_forbid = 100, confirmed = true, allowed = true },
+        1000, 50 }, { rec.record, rec.run, rec.outcome, rec.guard, rec.counts.ok, rec.calls })
     end)
 
     it("reconcile obeys the guard too; a dry run shows what --yes would send", function()
@@ -247,7 +254,7 @@ describe("the blast-radius guard and the audit log", function()
       assert.equal(1, count("ForbidRTCStreams"))
     end)
 
-    it("writes one line per run that changes something, its exact fields, no secret, mode 0600", function()
+    it("writes an intent before a run sends and its outcome after: exact fields, no secret, mode 0600", function()
       local status, _, err = run(ali("forbid-live-streams", "--domain-name", "push.example.com", "--app-name", "live",
         "a", "b", "a"))
       assert.equal(0, status, err)
@@ -255,8 +262,20 @@ describe("the blast-radius guard and the audit log", function()
       assert.equal("drwx------", "d" .. lfs.attributes(HOME .. "/.local/state/streamctl", "permissions"))
       local text = read(DEFAULT_LOG)
       assert.is_nil(text:find(ALI_SECRET, 1, true))
-      local rec = cjson.decode(lines_of(DEFAULT_LOG)[1])
+      local intent, rec = cjson.decode(lines_of(DEFAULT_LOG)[1]), cjson.decode(lines_of(DEFAULT_LOG)[2])
       assert.truthy(rec.time:find("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$"), rec.time)
+      assert.truthy(intent.run:find("^%x+$") and #intent.run == 16, intent.run)
+      local run_id = intent.run
+      intent.time, intent.run = nil, nil
+      assert.same({
+        record = "intent", user = "tester", host = HOST, provider = "aliyun", credential = "LTAIemulatorKey",
+        credential_source = "the command line's flags", command = "forbid-live-streams",
+        actions = { "ForbidLiveStream" }, guard = { count = 2, max_forbid = 100, confirmed = false, allowed = true },
+        from = "the command line", count = 2,
+        digest = require("streamctl.core").sha256_hex("push.example.com/live/a\npush.example.com/live/b"),
+        streams = { { stream = "push.example.com/live/a", action = "ForbidLiveStream" },
+                    { stream = "push.example.com/live/b", action = "ForbidLiveStream" } },
+      }, intent)
       local ids = {}
       for i, s in ipairs(rec.streams) do
         assert.truthy(s.request_id:find("^%x+%-%x+%-%x+%-%x+%-%x+$"), s.request_id)
@@ -266,15 +285,17 @@ describe("the blast-radius guard and the audit log", function()
       assert.same(ids, rec.request_ids)
       rec.time, rec.request_ids = nil, nil
       assert.same({
-        user = "tester", host = HOST, provider = "aliyun", credential = "LTAIemulatorKey",
-        credential_source = "the command line's flags", command = "forbid-live-streams",
-        actions = { "ForbidLiveStream" }, guard = { count = 2, max_forbid = 100, confirmed = false, allowed = true },
-        outcome = "ok", exit = 0, counts = { ok = 2 }, unknown = {},
+        record = "outcome", run = run_id, user = "tester", host = HOST, provider = "aliyun",
+        credential = "LTAIemulatorKey", credential_source = "the command line's flags",
+        command = "forbid-live-streams", actions = { "ForbidLiveStream" },
+        guard = { count = 2, max_forbid = 100, confirmed = false, allowed = true },
+        outcome = "ok", exit = 0, calls = 2, counts = { ok = 2 }, unknown = {},
         streams = { { stream = "push.example.com/live/a", action = "ForbidLiveStream", outcome = "ok" },
                     { stream = "push.example.com/live/b", action = "ForbidLiveStream", outcome = "ok" } },
       }, rec)
       -- keys in the documented order
-      assert.truthy(lines_of(DEFAULT_LOG)[1]:find('^{"time":"[^"]+","user":"tester","host":'))
+      assert.truthy(lines_of(DEFAULT_LOG)[1]:find('^{"time":"[^"]+","record":"intent","run":"%x+","user":"tester",'
+        .. '"host":'))
 
       -- a failure and an unknown outcome, on ZEGO: codes and unknowns listed
       server:faults { kind = "code", action = "ResumeRTCStream", code = 30006, count = 1, provider = "zego" }
@@ -286,8 +307,10 @@ describe("the blast-radius guard and the audit log", function()
       assert.equal(1, status)
       server:clear_faults()
       local lines = lines_of(DEFAULT_LOG)
-      assert.equal(3, #lines)
-      local failed, unknown = cjson.decode(lines[2]), cjson.decode(lines[3])
+      assert.equal(6, #lines)
+      local failed, unknown = cjson.decode(lines[4]), cjson.decode(lines[6])
+      assert.same({ "intent", "intent", failed.run, unknown.run }, { cjson.decode(lines[3]).record,
+        cjson.decode(lines[5]).record, cjson.decode(lines[3]).run, cjson.decode(lines[5]).run })
       assert.same({ "1234567890", "the command line's flags", "resume-rtc-stream", "failed", 1 },
         { failed.credential, failed.credential_source, failed.command, failed.outcome, failed.exit })
       assert.same({ stream = "r1", action = "ResumeRTCStream", outcome = "failed", code = 30006 },
@@ -309,30 +332,56 @@ describe("the blast-radius guard and the audit log", function()
       assert.is_nil(read(DEFAULT_LOG))
       local mine = HOME .. "/logs/mine.jsonl"
       assert.equal(0, (run(zg("resume-rtc-streams", "r1", "--audit-log", mine))))
-      assert.equal(1, #lines_of(mine))
+      assert.equal(2, #lines_of(mine))
       assert.equal("rw-------", lfs.attributes(mine, "permissions"))
       ENV.STREAMCTL_AUDIT_LOG = mine
       assert.equal(0, (run(ali("call", "ResumeLiveStream", "DomainName=d", "AppName=a", "StreamName=s",
         "LiveStreamType=publisher"))))
-      local rec = cjson.decode(lines_of(mine)[2])
-      assert.same({ "call", { "ResumeLiveStream" } }, { rec.command, rec.actions })
+      local rec = cjson.decode(lines_of(mine)[4])
+      assert.same({ "outcome", "call", { "ResumeLiveStream" }, 1 }, { rec.record, rec.command, rec.actions,
+        rec.calls })
       assert.is_nil(read(DEFAULT_LOG))
     end)
 
-    it("refuses to run when the log cannot be opened; a line lost after the run is said once", function()
+    it("refuses to run when the log cannot be opened or its intent written; a lost outcome is said once", function()
       local status, out, err = run(zg("forbid-rtc-streams", "r1", "--audit-log", "/proc/no/such/audit.jsonl"))
-      local _
       assert.equal(2, status)
       assert.equal("", out)
       assert.equal("streamctl: the audit log cannot be written (cannot create /proc/no/such/audit.jsonl): nothing "
         .. "was sent (--audit-log FILE for another file, or --no-audit-log)\n", err)
       assert.equal(0, count("ForbidRTCStreams"))
-      status, _, err = run(zg("forbid-rtc-streams", "r1", "--audit-log", "/dev/full"))
-      assert.equal(0, status)
+      -- a full disk: the intent cannot be written, so nothing is sent
+      status, out, err = run(zg("forbid-rtc-streams", "r1", "--audit-log", "/dev/full"))
+      assert.equal(2, status)
+      assert.equal("", out)
+      assert.equal("streamctl: warning: /dev/full can be read by other users (rw-rw-rw-); run: chmod 600 /dev/full\n"
+        .. "streamctl: the audit log cannot be written (cannot write /dev/full: No space left on device): "
+        .. "nothing was sent (--audit-log FILE for another file, or --no-audit-log)\n", err)
+      assert.equal(0, count("ForbidRTCStreams"))
+      -- the disk fills between the intent and the outcome: sent, and the lost outcome said once
+      local core = require "streamctl.core"
+      local append, writes = core.append_private, 0
+      core.append_private = function(path, data, sync)
+        writes = writes + 1
+        if writes == 2 then return nil, "cannot write " .. path .. ": No space left on device", 17 end
+        return append(path, data, sync)
+      end
+      local mine = HOME .. "/logs/full.jsonl"
+      local ok, s2, _, e2 = pcall(run, zg("forbid-rtc-streams", "r1", "--audit-log", mine))
+      core.append_private = append
+      assert(ok, s2)
+      assert.equal(0, s2)
       assert.equal(1, count("ForbidRTCStreams"))
+      local intent = cjson.decode(lines_of(mine)[1])
+      assert.same({ 1, "intent" }, { #lines_of(mine), intent.record })
+      local said = "streamctl: warning: the run's outcome was not written to the audit log (the output above says "
+        .. "it; its intent is there, run " .. intent.run .. "): cannot write " .. mine .. ": No space left on device "
+        .. "(the line was cut short: 17 of its "
+      assert.equal(said, e2:sub(1, #said))
+      assert.truthy(e2:find("^%d+ bytes written; the next line starts on a line of its own%)\n$", #said + 1), e2)
       local n = 0
-      for _ in err:gmatch("audit line was not written") do n = n + 1 end
-      assert.equal(1, n, err)
+      for _ in e2:gmatch("was not written") do n = n + 1 end
+      assert.equal(1, n, e2)
       status, _, err = run(zg("forbid-rtc-streams", "r1", "--audit-log", "x", "--no-audit-log"))
       assert.equal(2, status)
       assert.equal("streamctl: --audit-log and --no-audit-log: one or the other\n", err)

@@ -110,6 +110,8 @@ end
 -- The keys of an audit line, in the order written, and what each must be.
 local FIELDS = {
   { "time", "string" },            -- UTC, YYYY-MM-DDThh:mm:ssZ
+  { "record", "string" },          -- intent (before the first request), outcome (after); absent: a single line
+  { "run", "string" },             -- the run's id: an intent and its outcome share it
   { "user", "string" },            -- the OS user
   { "host", "string" },            -- the machine
   { "provider", "string" },        -- aliyun, zego
@@ -118,8 +120,12 @@ local FIELDS = {
   { "command", "string" },         -- the subcommand (reconcile, forbid-live-streams...)
   { "actions", "table" },          -- the service actions the run sent (or would have)
   { "guard", "table" },            -- the guard's decision
+  { "from", "string" },            -- where the streams came from (--from FILE, standard input, the flags)
+  { "count", "number" },           -- the streams the run means to change (an intent)
+  { "digest", "string" },          -- SHA-256 of their names, sorted, one a line (an intent)
   { "outcome", "string" },         -- ok, failed, unknown, refused, interrupted
   { "exit", "number" },            -- the command's exit status
+  { "calls", "number" },           -- the requests that left
   { "counts", "table" },           -- streams per outcome
   { "request_ids", "table" },      -- the providers' RequestIds, each once
   { "unknown", "table" },          -- the streams whose outcome is unknown
@@ -159,7 +165,7 @@ function M.record(fields)
   for k, v in pairs(fields) do f[k] = v end
   f.time = f.time or core.utc_timestamp(floor(core.now()))
   local streams = f.streams
-  if streams then
+  if streams and f.record ~= "intent" then
     local ids, seen, unknown, counts = {}, {}, {}, {}
     for _, s in ipairs(streams) do
       if s.request_id and not seen[s.request_id] then seen[s.request_id] = true; ids[#ids + 1] = s.request_id end
@@ -231,23 +237,61 @@ end
 --- An appender of audit lines to `path`: the file is made now if it does
 -- not exist (mode 0600, see `private_file`), so a log that cannot be
 -- written is found before anything is sent.
+--
+-- Each line is one write(2) under an exclusive lock (streamctl.core's
+-- append_private), so that lines of processes writing at once never
+-- interleave, however long, and always starts on a line of its own: after
+-- a line cut short (a full disk, a crash) a newline is written first. With
+-- `sync`, the line is on the disk (fdatasync) before `write` returns: an
+-- intent is written so, before its run sends anything.
 -- @tparam string path the file
--- @return a function `write(line) -> true | nil, why` (each line one write, appended), and a warning
--- when the file can be read by other users; or nil and why
-function M.writer(path)
+-- @return a function `write(line [, sync]) -> true | nil, why`, and a warning when the file can be read
+-- by other users; or nil and why. `why` names the file and, for a line cut short, the bytes written of
+-- it. The first line that had to start after a cut one is said through `opts.warn(text)` (default: none).
+-- @tparam[opt] table opts `{ warn = function(text) }`
+function M.writer(path, opts)
   if type(path) ~= "string" or path == "" then error("bad argument #1 to 'writer' (path must be a string)", 2) end
+  local warn = opts and opts.warn
   local ok, why = M.private_file(path)
   if not ok then return nil, why end
   local f, err = io.open(path, "ab")
   if not f then return nil, format("cannot write %s", tostring(err)) end
   f:close()
-  return function(line)
+  return function(line, sync)
     if type(line) ~= "string" then error("bad argument #1 to 'write' (a line)", 2) end
-    -- One write(2) to a file opened for appending (streamctl.core), so that lines of
-    -- processes writing at once never interleave, however long; a file rotated away is
-    -- made again with mode 0600.
-    return core.append_private(path, line .. "\n")
+    local data = line .. "\n"
+    local done, repaired, written = core.append_private(path, data, sync)
+    if not done then
+      if written and written > 0 then
+        return nil, format("%s (the line was cut short: %d of its %d bytes written; the next line starts on a "
+          .. "line of its own)", repaired, written, #data)
+      end
+      return nil, repaired
+    end
+    if repaired and warn then
+      warn(format("%s ended in a line cut short (a full disk or a crash): a newline was added before this "
+        .. "run's line", path))
+    end
+    return true
   end, M.loose_mode(path)
+end
+
+--- A new run's id: 16 hex digits from OpenSSL, which its intent and its
+-- outcome share.
+function M.run_id()
+  return core.random_hex(8)
+end
+
+--- The digest of a run's streams, for its intent: SHA-256 (hex) of their
+-- names sorted and joined by newlines, and how many.
+-- @tparam table names the names
+-- @return digest, count
+function M.digest(names)
+  if type(names) ~= "table" then error("bad argument #1 to 'digest' (a list of names)", 2) end
+  local copy = {}
+  for i, n in ipairs(names) do copy[i] = tostring(n) end
+  sort(copy)
+  return core.sha256_hex(concat(copy, "\n")), #copy
 end
 
 --- Who runs this: `{ user, host }`, from USER (else LOGNAME, else `id -un`)

@@ -881,9 +881,9 @@ local function run_batch(out, client, m, fields, args, output)
     else
       out:lost("the report is incomplete; " .. summary)
     end
-    return M.EXIT.failed, rows
+    return M.EXIT.failed, rows, report.calls
   end
-  return status, rows
+  return status, rows, report.calls
 end
 
 -- A named method or `call`: one row (and a describe's answer), or one JSON line with the result.
@@ -1050,7 +1050,14 @@ end
 
 -- `streamctl PROVIDER reconcile`: returns the exit status and what the
 -- audit line needs ({ streams, actions, outcome, guard, note }).
-local function run_reconcile(out, client, provider, args, output, limit, stdin)
+-- The action that changes `key` (a reconcile's stream) one way or the other.
+local function reconcile_action(provider, key, forbid)
+  if provider == "aliyun" then return forbid and "ForbidLiveStream" or "ResumeLiveStream" end
+  if find(key, "^cdn:") then return forbid and "ForbidCDNLiveStream" or "ResumeCDNLiveStream" end
+  return forbid and "ForbidRTCStreams" or "ResumeRTCStreams"
+end
+
+local function run_reconcile(out, client, provider, args, output, limit, stdin, intend)
   if not args.from then
     out:warn("--from FILE is required: the desired state (see --help)")
     return M.EXIT.usage
@@ -1080,13 +1087,26 @@ local function run_reconcile(out, client, provider, args, output, limit, stdin)
     if output == "json" and out:line(reconcile_json(reconcile_row(entry))) then out:flush() end
     if draw then draw(done, total, entry) end
   end
+  -- the difference found, as the run's intent, before any of it is sent
+  opts.before_send = function(plan)
+    local streams, actions, seen = {}, {}, {}
+    for _, part in ipairs { { plan.missing, true }, { plan.extra, false } } do
+      for _, key in ipairs(part[1]) do
+        local action = reconcile_action(provider, key, part[2])
+        streams[#streams + 1] = { stream = key, action = action }
+        if not seen[action] then seen[action] = true; actions[#actions + 1] = action end
+      end
+    end
+    return intend { streams = streams, actions = actions, guard = plan.guard,
+                    from = args.from == "-" and "standard input" or args.from }
+  end
   local report, err = reconcile[provider](client, desired, opts)
+  if not report and err.code == "AuditUnavailable" then return M.EXIT.usage end -- (said by intend)
   if not report then
     if err.code == "TooManyStreams" then
       local streams = {}
       for _, key in ipairs(err.report.found.missing) do
-        streams[#streams + 1] = { stream = key, outcome = "not_sent", action = provider == "aliyun"
-          and "ForbidLiveStream" or find(key, "^cdn:") and "ForbidCDNLiveStream" or "ForbidRTCStreams" }
+        streams[#streams + 1] = { stream = key, outcome = "not_sent", action = reconcile_action(provider, key, true) }
       end
       return refuse(out, err.guard), { streams = streams, outcome = "refused", guard = err.guard }
     end
@@ -1116,7 +1136,7 @@ local function run_reconcile(out, client, provider, args, output, limit, stdin)
       #report.unknown))
   end
   return (report.in_sync and flushed) and M.EXIT.ok or M.EXIT.failed, {
-    streams = streams, actions = actions, guard = report.guard, dry_run = report.dry_run,
+    streams = streams, actions = actions, guard = report.guard, dry_run = report.dry_run, calls = report.calls,
     outcome = report.in_sync and "ok" or (overall(streams) ~= "ok" and overall(streams) or "failed"),
     note = report.state_error and tostring(report.state_error.message) or nil,
   }
@@ -1142,7 +1162,7 @@ local function safety(out, args, m, fields, defaults, where, getenv)
   if not args.dry_run and (args._reconcile or (action and changes(action))) then
     local path = audit_path(args, getenv)
     if path then
-      local w, why = audit.writer(path)
+      local w, why = audit.writer(path, { warn = function(text) out:warn("warning: ", text) end })
       if not w then
         out:warn(format("the audit log cannot be written (%s): nothing was sent (--audit-log FILE for another "
           .. "file, or --no-audit-log)", why))
@@ -1174,7 +1194,43 @@ local function safety(out, args, m, fields, defaults, where, getenv)
   return safe
 end
 
--- Writes the run's audit line: `rows` (a batch's or a call's records) or
+-- The fields every record of this run carries: who, the credential, the command.
+local function audit_who(safe, run)
+  local who, opts, m = audit.who(safe.getenv), run.opts, run.m
+  return {
+    run = safe.run_id, user = who.user, host = who.host, provider = run.provider,
+    credential = opts.access_key_id or (opts.app_id and tostring(opts.app_id)) or nil,
+    credential_source = run.source, command = run.args._reconcile and "reconcile"
+      or m and command_name(m.name) or "call",
+  }
+end
+
+-- The most streams an intent names one by one (beyond: their count and digest only).
+local INTENT_STREAMS = 100
+
+-- Writes the run's intent, on the disk before its first request leaves:
+-- `plan` = { streams = { { stream, action } }, actions, guard, from }. True,
+-- or false after saying that nothing was sent (the caller exits 2).
+local function audit_intent(out, safe, run, plan)
+  if not safe.write then return true end
+  local names = {}
+  for i, e in ipairs(plan.streams) do names[i] = e.stream end
+  local digest, count = audit.digest(names)
+  local fields = audit_who(safe, run)
+  fields.record, fields.actions, fields.guard, fields.from = "intent", plan.actions, plan.guard, plan.from
+  fields.count, fields.digest = count, digest
+  if count <= INTENT_STREAMS then fields.streams = plan.streams end
+  local ok, why = safe.write(audit.record(fields), true)
+  if ok then
+    safe.intended = true
+    return true
+  end
+  out:warn(format("the audit log cannot be written (%s): nothing was sent (--audit-log FILE for another file, "
+    .. "or --no-audit-log)", why))
+  return false
+end
+
+-- Writes the run's outcome: `rows` (a batch's or a call's records) or
 -- `info` (reconcile's, or the guard's refusal). A line that cannot be
 -- written is said on standard error; the run's exit status stays.
 local function audit_run(out, safe, rows, info, run)
@@ -1188,18 +1244,36 @@ local function audit_run(out, safe, rows, info, run)
     info.actions = { safe.action }
     info.outcome = overall(info.streams)
   end
-  local who, opts, m = audit.who(safe.getenv), run.opts, run.m
-  local line = audit.record {
-    user = who.user, host = who.host, provider = run.provider,
-    credential = opts.access_key_id or (opts.app_id and tostring(opts.app_id)) or nil,
-    credential_source = run.source, command = run.args._reconcile and "reconcile"
-      or m and command_name(m.name) or "call",
-    actions = info.actions or (m and { m.action }) or {}, guard = info.guard,
-    outcome = run.interrupted and "interrupted" or info.outcome, exit = run.status, streams = info.streams,
-    note = info.note,
-  }
-  local ok, werr = safe.write(line)
-  if not ok then out:warn("warning: the audit line was not written (the run's outcome is above): ", werr) end
+  local m = run.m
+  local fields = audit_who(safe, run)
+  fields.record = "outcome"
+  fields.actions, fields.guard = info.actions or (m and { m.action }) or {}, info.guard
+  fields.outcome, fields.exit = run.interrupted and "interrupted" or info.outcome, run.status
+  fields.calls, fields.streams, fields.note = info.calls, info.streams, info.note
+  local ok, werr = safe.write(audit.record(fields), true)
+  if not ok then
+    out:warn("warning: the run's outcome was not written to the audit log (the output above says it; its intent "
+      .. "is there, run ", safe.run_id, "): ", werr)
+  end
+end
+
+-- What a batch or a call means to change, for its intent: each stream
+-- once (named whole: an Aliyun batch names streams by name alone) and the
+-- action.
+local function plan_of(m, fields, args, safe)
+  local action = m and m.action or args.action
+  local streams, seen = {}, {}
+  if m and m.list then
+    for _, name in ipairs(fields[m.list]) do
+      if not seen[name] then
+        seen[name] = true
+        streams[#streams + 1] = { stream = safe.prefix .. name, action = action }
+      end
+    end
+  else
+    streams[1] = { stream = m and stream_of(m, fields) or tostring(action), action = action }
+  end
+  return { streams = streams, actions = { action }, guard = safe.info and safe.info.guard }
 end
 
 --- Runs the command line `argv` (without the program name).
@@ -1268,16 +1342,28 @@ function M.main(argv, env)
 
   local safe, sstatus = safety(out, args, m, fields, defaults, where, env.getenv or os.getenv)
   if not safe then return sstatus end
-  local status, rows, info = safe.status, nil, safe.info
+  local run = { provider = provider, opts = opts, source = source, args = args, m = m }
+  if safe.write then safe.run_id = audit.run_id() end
+  -- The run's intent goes to the audit log, on the disk, before its first
+  -- request leaves (reconcile: once it knows the difference to send).
+  local function intend(plan)
+    plan.from = plan.from or (args.from and (args.from == "-" and "standard input" or args.from))
+      or "the command line"
+    return audit_intent(out, safe, run, plan)
+  end
+  local status, rows, info, calls = safe.status, nil, safe.info, nil
   if status then -- luacheck: ignore 542 (the guard refused: nothing is sent)
   elseif args._reconcile then
-    status, info = run_reconcile(out, client, provider, args, output, safe.limit, env.stdin)
+    status, info = run_reconcile(out, client, provider, args, output, safe.limit, env.stdin, intend)
   elseif args.dry_run then
     status = dry_run(out, client, m, fields, args, output)
+  elseif not intend(plan_of(m, fields, args, safe)) then
+    status = M.EXIT.usage
   elseif m and m.list then
-    status, rows = run_batch(out, client, m, fields, args, output)
+    status, rows, calls = run_batch(out, client, m, fields, args, output)
   else
     status, rows = run_call(out, client, m, fields, args, output, function() return attempts end)
+    calls = attempts
   end
   client:close()
   local sig = status ~= M.EXIT.usage and signal.caught()
@@ -1287,8 +1373,10 @@ function M.main(argv, env)
     status = 128 + sig
   end
   if safe.write and (rows or (info and info.streams)) then
-    audit_run(out, safe, rows, info, { provider = provider, opts = opts, source = source, args = args, m = m,
-                                       status = status, interrupted = sig and true or false })
+    info = info or {}
+    info.calls = info.calls or calls
+    run.status, run.interrupted = status, sig and true or false
+    audit_run(out, safe, rows, info, run)
   end
   return status
 end

@@ -43,6 +43,7 @@ local COMMON = {
   { name = "max_forbid", type = "integer", min = 0 },
   { name = "confirm", type = "boolean" },
   { name = "concurrency", type = "integer", min = 1, max = 256 },
+  { name = "before_send", type = "function" },
 }
 local function schema(more)
   local out = {}
@@ -225,9 +226,10 @@ local function single(client, method, fields, key, action, report, o, total)
     or err and err.request_id, error = err, outcome_unknown = err and err.outcome_unknown }), total)
 end
 
--- The guard, the report's in_sync, and what a dry run or a refusal returns.
--- Returns true to go on sending; else what `aliyun`/`zego` return.
-local function before_sending(report, o, nsend)
+-- The guard, the report's in_sync, and what a dry run or a refusal returns;
+-- then `before_send` (the caller's intent, written before anything is
+-- sent). Returns true to go on sending; else what `aliyun`/`zego` return.
+local function before_sending(report, o, nsend, extras)
   local gok, decision = audit.guard(#report.found.missing, { max_forbid = o.max_forbid, confirm = o.confirm })
   report.guard = gok and decision or decision.guard
   if o.dry_run or nsend == 0 then
@@ -237,6 +239,14 @@ local function before_sending(report, o, nsend)
   if not gok then
     decision.report = report
     return false, nil, decision
+  end
+  if o.before_send then
+    local ok, why = o.before_send { missing = report.found.missing, extra = extras, guard = report.guard }
+    if not ok then
+      return false, nil, errors.new { provider = report.provider, code = "AuditUnavailable", kind = "validation",
+        sent = false, message = "before_send refused the run" .. (why and (": " .. tostring(why)) or "")
+          .. ": nothing was sent" }
+    end
   end
   return true
 end
@@ -354,7 +364,7 @@ function M.aliyun(client, desired, opts)
   end
   sort(report.found.extra)
   local extras = o.remove_extra and report.found.extra or {}
-  local go, out, err = before_sending(report, o, #report.found.missing + #extras)
+  local go, out, err = before_sending(report, o, #report.found.missing + #extras, extras)
   if not go then return out, err end
   local total = #report.found.missing + #extras
   for _, g in ipairs(by_app(report.found.missing, items)) do
@@ -453,7 +463,7 @@ function M.zego(client, desired, opts)
     if not view[key] then report.found.missing[#report.found.missing + 1] = key end
   end
   local extras = o.remove_extra and report.found.extra or {}
-  local go, out, gerr = before_sending(report, o, #report.found.missing + #extras)
+  local go, out, gerr = before_sending(report, o, #report.found.missing + #extras, extras)
   if not go then return out, gerr end
   local total = #report.found.missing + #extras
   local function send(list, rtc_method, rtc_action, cdn_method, cdn_action, extra_fields)
