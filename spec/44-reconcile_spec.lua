@@ -299,7 +299,8 @@ describe("reconcile", function()
         { state = { get = function() return nil, "no memory" end, set = function() return true end } })
       assert.is_nil(r)
       assert.equal("StateUnavailable", err.code)
-      assert.equal("the state 'streamctl:reconcile:zego:1234567890' cannot be read: no memory", err.message)
+      assert.equal("the state 'streamctl:reconcile:zego:1234567890' cannot be read: no memory; nothing was sent",
+        err.message)
       r, err = reconcile.zego(z, { { stream_id = "r1" } },
         { state = { get = function() return "{}" end, set = function() return true end } })
       assert.is_nil(r)

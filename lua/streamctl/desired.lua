@@ -81,7 +81,12 @@ end
 
 function Dict:get(key)
   check_key(key, "get")
-  return self.dict:get(VALUE .. key)
+  local v, err = self.dict:get(VALUE .. key)
+  if v == nil then return nil, err end -- (absent; or the dict's error)
+  if type(v) ~= "string" then
+    return nil, format("the shared dict holds a %s for %s, not its text", type(v), key), "corrupt"
+  end
+  return v
 end
 
 function Dict:set(key, text)
@@ -172,7 +177,11 @@ function Redis:get(key)
   check_key(key, "get")
   local res, err = self.conn:eval(script("get"), { self.value_prefix .. key }, {})
   if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. tostring(err) end
-  if type(res) ~= "string" then return nil end -- (none: null)
+  if res == false or res == require("streamctl.store.redis").null then return nil end -- (none: null)
+  if type(res) ~= "string" then
+    return nil, format("Redis at %s answered a %s for %s, not its text", self.conn:address(), type(res), key),
+      "corrupt"
+  end
   return res
 end
 

@@ -601,7 +601,12 @@ function Run:complete(c)
   if self.attempts[attempt] then
     self.attempts[attempt] = nil
     self.inflight = self.inflight - 1
-    self:answered(attempt, c.res, c.err)
+    -- (a request the transport says never left, a refused connection: not a call made)
+    local err = c.err
+    if attempt.role == "call" and type(err) == "table" and err.sent == false then
+      attempt.job.sent = attempt.job.sent - 1
+    end
+    self:answered(attempt, c.res, err)
   end
 end
 
@@ -629,7 +634,8 @@ function Run:send(job)
   self.inflight = self.inflight + 1
   local ok, terr = io.start(attempt, req)
   if ok then
-    -- (a call's requests that left: what a report's `calls` counts, never those planned)
+    -- (a call's requests that left: what a report's `calls` counts, never those planned; one
+    -- the transport then says never left is taken back in `complete`)
     if attempt.role == "call" then job.sent = job.sent + 1 end
     return record_send(self.engine, attempt.action, io.now())
   end
