@@ -8,6 +8,7 @@
 -- @module streamctl.acs
 
 local core = require "streamctl.core"
+local urls = require "streamctl.url"
 local options = require "streamctl.options"
 local encode = require "streamctl.encode"
 local errors = require "streamctl.errors"
@@ -293,7 +294,8 @@ function M.rules(spec)
       st.warned = true
       log.warn(format("streamctl: the account behind %s is unknown (STS GetCallerIdentity at %s: %s); its calls "
         .. "are paced under one budget with every other unknown account's until STS answers (asked again every "
-        .. "%d s); give account_id to say it", st.source, self._sts_endpoint, tostring(ok and why or uid),
+        .. "%d s); give account_id to say it", st.source, urls.redacted(self._sts_endpoint),
+        tostring(ok and why or uid),
         M.LOOKUP_RETRY_S))
     end
   end

@@ -37,7 +37,7 @@ M.EXIT = { ok = 0, failed = 1, usage = 2 }
 local PROVIDERS = {
   aliyun = {
     title = "Alibaba Cloud ApsaraVideo Live",
-    emulator_port = emulator.PORTS.aliyun_tls,
+    emulator_port = "aliyun_tls",
     emulator_account = emulator.ALIYUN,
     keys = { "access_key_id", "access_key_secret", "security_token" }, -- the id, the secret, the rest
     example = "streamctl aliyun resume-live-stream --domain-name push.example.com --app-name live "
@@ -45,7 +45,7 @@ local PROVIDERS = {
   },
   zego = {
     title = "ZEGOCLOUD Server API v2",
-    emulator_port = emulator.PORTS.zego_tls,
+    emulator_port = "zego_tls",
     emulator_account = emulator.ZEGO,
     keys = { "app_id", "server_secret" },
     example = "streamctl zego forbid-rtc-streams --from ids.txt",
@@ -555,9 +555,20 @@ local function client_options(provider, args, defaults, where, getenv)
   o.endpoint = args.endpoint
   o.proxy = args.proxy
   if args.emulator then
-    local dir = args.emulator_dir or emulator.dir()
-    o.endpoint = o.endpoint or format("https://127.0.0.1:%d", PROVIDERS[provider].emulator_port)
+    -- the emulator's endpoint and CA both from the directory it runs in: its
+    -- ports as it was started there, never the default ones beside its CA
+    local dir = args.emulator_dir or emulator.dir(getenv)
+    if not o.endpoint then
+      local ports, perr = emulator.ports(dir)
+      if not ports then
+        return nil, format("--emulator: %s; start it with: streamctl emulator start%s", perr,
+          args.emulator_dir and (" --dir " .. dir) or "")
+      end
+      o.endpoint = format("https://127.0.0.1:%d", ports[PROVIDERS[provider].emulator_port])
+    end
     o.ca_file = o.ca_file or (dir .. "/ca.pem")
+  elseif args.emulator_dir then
+    return nil, "--emulator-dir goes with --emulator"
   end
   o.redis = args.redis
   o.signature_version = args.signature_version -- (Aliyun's flag)

@@ -43,21 +43,17 @@ local core = require "streamctl.core"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local format, match, find, sub, lower = string.format, string.match, string.find, string.sub, string.lower
-local io_open = io.open
 
 local M = {}
 
 -- Reads a whole file: its text, or nil when it does not exist, or nil and
--- an error when it exists but cannot be read.
+-- an error when it exists but cannot be read or is not a file (a
+-- directory, a FIFO: never read, never taken for an empty file).
 local function read(path)
-  local f, err = io_open(path, "rb")
-  if not f then
-    if find(tostring(err), "No such file", 1, true) then return nil end
-    return nil, "cannot read " .. tostring(err)
-  end
-  local text = f:read("*a")
-  f:close()
-  return text
+  local text, why, kind = core.read_file(path)
+  if text then return text end
+  if kind == "absent" then return nil end
+  return nil, why
 end
 
 -- A warning when `path` can be read by its group or others.

@@ -190,7 +190,8 @@ local function from_cli_config(read, path, profile, explicit)
     for _ in text:sub(1, at):gmatch("\n") do line = line + 1 end
     return nil, format("%s:%d: not valid JSON (%s)", path, line, tostring(jerr))
   end
-  if not explicit and nonempty(config.current) then profile = config.current end
+  local by_current = not explicit and nonempty(config.current)
+  if by_current then profile = config.current end
   if type(config.profiles) ~= "table" then return nil, path .. ": has no \"profiles\" list" end
   local seen = {}
   local function resolve(name, chain)
@@ -218,7 +219,12 @@ local function from_cli_config(read, path, profile, explicit)
     end
     return nil
   end
-  return resolve(profile, { profile })
+  local found, ferr = resolve(profile, { profile })
+  if not found and not ferr and by_current then
+    -- (the file names it: its own current profile missing is an error, never a fall-through)
+    return nil, format("%s: its current profile '%s' is not in its \"profiles\" list", path, profile)
+  end
+  return found, ferr
 end
 
 -- The types of the shared credentials file's sections.
@@ -247,14 +253,18 @@ for t in pairs(INI_TYPES) do M.INI_TYPES[#M.INI_TYPES + 1] = t end
 table.sort(M.INI_TYPES)
 
 -- 4. the shared credentials file: a source, nil, or nil and an error.
-local function from_credentials_file(read, parse_ini, path, profile)
+local function from_credentials_file(read, parse_ini, path, profile, explicit)
   local text, err = read(path)
   if not text then return nil, err end
   local sections, perr = parse_ini(text, path)
   if not sections then return nil, perr end
   local s = sections[profile]
-  if not s or lower(s.enable or "true") == "false" then return nil end
+  if not s then return nil end
   local where = format("%s:%d: profile [%s]", path, s._line, profile)
+  if lower(s.enable or "true") == "false" then
+    if explicit then return nil, where .. " is turned off (enable = false), and it is the one named" end
+    return nil
+  end
   local kind = lower(s.type or "access_key")
   local t = INI_TYPES[kind]
   if not t then
@@ -282,21 +292,40 @@ end
 --   then the profile file it came from, if it did (for a permissions warning)
 function M.resolve(opts)
   local getenv, read, home = opts.getenv, opts.read, opts.home
-  local s, err = from_env_keys(getenv)
-  if s or err then return s, err end
-  s, err = from_env_oidc(getenv)
-  if s or err then return s, err end
   local explicit = nonempty(opts.profile) or nonempty(getenv(ENV.profile))
+  local named = explicit and format("profile '%s' (named by %s)", explicit,
+    nonempty(opts.profile) and "the profile option, --profile" or ENV.profile)
+  local s, err = from_env_keys(getenv)
+  if not s and not err then s, err = from_env_oidc(getenv) end
+  if s and named then
+    -- (two sources named, two identities: the official chain takes the environment's; streamctl refuses)
+    return nil, format("%s and the %s both name credentials: unset one of them", named, s.from)
+  end
+  if s or err then return s, err end
   local profile = explicit or "default"
   local cli_file = home and not is_true(getenv(ENV.cli_disabled)) and home .. "/.aliyun/config.json" or nil
-  local file = nonempty(getenv(ENV.file)) or (home and home .. "/.alibabacloud/credentials") or nil
+  local named_file = nonempty(getenv(ENV.file))
+  local file = named_file or (home and home .. "/.alibabacloud/credentials") or nil
+  if named_file and not read(named_file) then
+    local _, why = read(named_file)
+    return nil, format("%s names %s, which %s", ENV.file, named_file, why and ("cannot be read: " .. why)
+      or "does not exist")
+  end
   if cli_file then
     s, err = from_cli_config(read, cli_file, profile, explicit ~= nil)
     if s or err then return s, err, cli_file end
   end
   if file then
-    s, err = from_credentials_file(read, opts.parse_ini, file, profile)
+    s, err = from_credentials_file(read, opts.parse_ini, file, profile, explicit ~= nil)
     if s or err then return s, err, file end
+  end
+  if named then
+    -- (a profile named and found nowhere: never another identity in its place)
+    local looked = {}
+    looked[#looked + 1] = cli_file
+    looked[#looked + 1] = file
+    return nil, format("%s is not in %s", named, #looked > 0 and concat(looked, " or ")
+      or "any profile file (HOME is not set)")
   end
   if not is_true(getenv(ENV.ecs_disabled)) and on_ecs(read, getenv) then
     return { type = "ecs_ram_role", from = "the ECS instance's RAM role", role_name = nonempty(getenv(ENV.ecs_role)),

@@ -44,6 +44,13 @@ M.RETRY_MIN_S = 1
 M.RETRY_MAX_S = 60
 --- How long a caller with nothing valid waits for another's renewal (seconds).
 M.WAIT_S = 10
+--- The clock's uncertainty (seconds): credentials that arrive with less than
+-- this left (already expired, or this machine's clock ahead of the
+-- source's) count as a failed renewal, tried again after the backoff; never
+-- taken, never fetched again at every call. Five seconds: clocks kept by
+-- NTP agree within far less, and the shortest credentials a source hands
+-- out (STS: 15 minutes; the emulator's tests: seconds) stay usable.
+M.UNCERTAINTY_S = 5
 
 local Holder = {}
 Holder.__index = Holder
@@ -124,7 +131,12 @@ local function renew(self, now)
   if ok and creds then
     local why = check_credentials(creds)
     local current = self._current
-    if not why and current and creds.expiration <= current.expiration and valid(current, now) then
+    if not why and creds.expiration - now < M.UNCERTAINTY_S then
+      -- arrived expired, or too close to it for the clock's uncertainty: a failed renewal (backoff)
+      why = format("the source gave credentials that %s at %s (this machine's clock says %s; less than %d s "
+        .. "left is taken as none)", creds.expiration <= now and "expired" or "expire",
+        core.utc_timestamp(floor(creds.expiration)), core.utc_timestamp(floor(now)), M.UNCERTAINTY_S)
+    elseif not why and current and creds.expiration <= current.expiration and valid(current, now) then
       -- the source has not renewed them yet (the metadata service rotates on its own schedule): try again later
       why = "the source gave no newer credentials yet"
     end

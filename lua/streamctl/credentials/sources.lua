@@ -18,9 +18,10 @@
 
 local core = require "streamctl.core"
 local json = require "streamctl.json"
+local urls = require "streamctl.url"
 
 local type, tostring, ipairs = type, tostring, ipairs
-local format, match = string.format, string.match
+local format, match, find, gsub = string.format, string.match, string.find, string.gsub
 
 local M = {}
 
@@ -60,12 +61,19 @@ function M.exchange(opts)
   end
 end
 
--- One request through `exchange`: the response, or nil and why.
+-- One request through `exchange`: the response, or nil and why (the URL
+-- shown redacted: a credentials URI may carry a password or a token).
 local function ask(exchange, method, url, headers)
   local res, err = exchange { method = method, url = url, headers = headers or {}, body = "" }
-  if not res then return nil, format("%s %s: %s", method, url, tostring(err and err.message or err)) end
+  local shown = urls.redacted(url)
+  if not res then
+    -- (a transport's message may quote the URL too)
+    local why = tostring(err and err.message or err)
+    if find(why, url, 1, true) then why = gsub(why, gsub(url, "%p", "%%%0"), (gsub(shown, "%%", "%%%%"))) end
+    return nil, format("%s %s: %s", method, shown, why)
+  end
   if res.status ~= 200 then
-    return nil, format("%s %s: HTTP %d", method, url, res.status), res
+    return nil, format("%s %s: HTTP %d", method, shown, res.status), res
   end
   return res
 end
@@ -131,7 +139,7 @@ local function uri_fetch(source, exchange)
   return function()
     local res, why = ask(exchange, "GET", source.uri, nil)
     if not res then return nil, why end
-    return parse(res.body, source.uri)
+    return parse(res.body, urls.redacted(source.uri))
   end
 end
 

@@ -30,4 +30,19 @@ function M.dir(getenv)
   return base .. "/streamctl-emulator-" .. user
 end
 
+--- The ports the emulator in `dir` listens on, as its launcher wrote them
+-- into dir/nginx.conf (`streamctl-emulator start --dir DIR --aliyun-port
+-- ...`): `{ aliyun, zego, aliyun_tls, zego_tls }`; or nil and why (no
+-- emulator was started there).
+function M.ports(dir)
+  local path = dir .. "/nginx.conf"
+  local f, err = io.open(path, "rb")
+  if not f then return nil, string.format("no emulator was started in %s (%s)", dir, tostring(err)) end
+  local text = f:read("*a") or ""
+  f:close()
+  local a, z, at, zt = text:match("ports = { aliyun = (%d+), zego = (%d+), aliyun_tls = (%d+), zego_tls = (%d+)")
+  if not a then return nil, string.format("%s does not name the emulator's ports", path) end
+  return { aliyun = tonumber(a), zego = tonumber(z), aliyun_tls = tonumber(at), zego_tls = tonumber(zt) }
+end
+
 return M

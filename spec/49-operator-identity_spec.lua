@@ -1,0 +1,231 @@
+-- The operator's layer under faults, identities and what is shown (issue 34),
+-- one row per fault: a source the operator named (a profile, a credentials
+-- file, a config file's current profile) that is missing or broken is an
+-- error naming it, never a fall-through to another identity; credentials
+-- that arrive expired are a failed renewal (backoff, one fetch per step, a
+-- message that says what arrived); a URL with a password or a token is
+-- never shown whole; --emulator-dir takes that emulator's ports. Rows on the
+-- audit log and the state: spec/47.
+local credentials = require "streamctl.credentials"
+local refresh = require "streamctl.credentials.refresh"
+local sources = require "streamctl.credentials.sources"
+local url = require "streamctl.url"
+local cli = require "streamctl.cli"
+local emu = require "spec.helpers.emulator"
+local process = require "spec.helpers.process"
+
+local q = process.quote
+local T0 = 1800000000
+
+local function home_with(files)
+  local dir = process.temp_dir()
+  for path, text in pairs(files) do
+    os.execute("mkdir -p " .. q(dir .. "/" .. path:match("^(.*)/[^/]*$")))
+    process.write_file(dir .. "/" .. path, text)
+    os.execute("chmod 600 " .. q(dir .. "/" .. path))
+  end
+  return dir
+end
+
+local function env(vars)
+  return function(name) return vars[name] end
+end
+
+local INI_DEFAULT = "[default]\naccess_key_id = LTAIdefault\naccess_key_secret = default-secret\n"
+local CONFIG = [[{"current":"dev","profiles":[{"name":"dev","mode":"AK","access_key_id":"LTAIdev",
+  "access_key_secret":"dev-secret"}]}]]
+
+describe("the operator's layer under faults: identities", function()
+  describe("a source the operator named", function()
+    it("a profile named by --profile that is nowhere: an error naming it, not the [default] beside it", function()
+      local home = home_with { [".alibabacloud/credentials"] = INI_DEFAULT }
+      local c, err = credentials.aliyun { profile = "prod", getenv = env {}, home = home }
+      assert.is_nil(c)
+      assert.equal("profile 'prod' (named by the profile option, --profile) is not in " .. home
+        .. "/.aliyun/config.json or " .. home .. "/.alibabacloud/credentials", err)
+    end)
+
+    it("a profile named by ALIBABA_CLOUD_PROFILE that is nowhere, with an instance role configured too", function()
+      local home = home_with { [".alibabacloud/credentials"] = INI_DEFAULT }
+      local c, err = credentials.aliyun { getenv = env { ALIBABA_CLOUD_PROFILE = "prod",
+        ALIBABA_CLOUD_ECS_METADATA = "edge", ALIBABA_CLOUD_CREDENTIALS_URI = "http://127.0.0.1:1/creds" },
+        home = home }
+      assert.is_nil(c)
+      assert.equal("profile 'prod' (named by ALIBABA_CLOUD_PROFILE) is not in " .. home .. "/.aliyun/config.json or "
+        .. home .. "/.alibabacloud/credentials", err)
+    end)
+
+    it("a profile named while the environment's keys are set: two identities named, refused", function()
+      local home = home_with { [".alibabacloud/credentials"] = INI_DEFAULT .. "[prod]\naccess_key_id = LTAIprod\n"
+        .. "access_key_secret = prod-secret\n" }
+      local c, err = credentials.aliyun { profile = "prod", home = home, getenv = env {
+        ALIBABA_CLOUD_ACCESS_KEY_ID = "LTAIenv", ALIBABA_CLOUD_ACCESS_KEY_SECRET = "env-secret" } }
+      assert.is_nil(c)
+      assert.equal("profile 'prod' (named by the profile option, --profile) and the environment both name "
+        .. "credentials: unset one of them", err)
+    end)
+
+    it("a credentials file named by ALIBABA_CLOUD_CREDENTIALS_FILE that is not there, or not a file", function()
+      local home = home_with { [".alibabacloud/credentials"] = INI_DEFAULT }
+      local c, err = credentials.aliyun { home = home, getenv = env {
+        ALIBABA_CLOUD_CREDENTIALS_FILE = home .. "/elsewhere/credentials" } }
+      assert.is_nil(c)
+      assert.equal("ALIBABA_CLOUD_CREDENTIALS_FILE names " .. home .. "/elsewhere/credentials, which does not exist",
+        err)
+      c, err = credentials.aliyun { home = home, getenv = env { ALIBABA_CLOUD_CREDENTIALS_FILE = home } }
+      assert.is_nil(c)
+      assert.equal("ALIBABA_CLOUD_CREDENTIALS_FILE names " .. home .. ", which cannot be read: " .. home
+        .. " is not a file (a directory)", err)
+    end)
+
+    it("aliyun-cli's config names a current profile it lacks: an error, not the [default] of the other file",
+      function()
+      local home = home_with { [".aliyun/config.json"] = CONFIG:gsub('"current":"dev"', '"current":"gone"'),
+                               [".alibabacloud/credentials"] = INI_DEFAULT }
+      local c, err = credentials.aliyun { home = home, getenv = env {} }
+      assert.is_nil(c)
+      assert.equal(home .. "/.aliyun/config.json: its current profile 'gone' is not in its \"profiles\" list", err)
+    end)
+
+    it("a profile file that is a directory, or unreadable: an error naming it, never an empty file", function()
+      local home = home_with {}
+      os.execute("mkdir -p " .. q(home .. "/.aliyun/config.json") .. " " .. q(home .. "/.alibabacloud"))
+      local c, err = credentials.aliyun { home = home, getenv = env {} }
+      assert.is_nil(c)
+      assert.equal(home .. "/.aliyun/config.json is not a file (a directory)", err)
+      -- (a link to itself: ELOOP, where a dangling link is a file that is not there)
+      os.execute("rmdir " .. q(home .. "/.aliyun/config.json") .. "; ln -s config.json "
+        .. q(home .. "/.aliyun/config.json"))
+      c, err = credentials.aliyun { home = home, getenv = env {} }
+      assert.is_nil(c)
+      assert.equal(home .. "/.aliyun/config.json cannot be read: Too many levels of symbolic links", err)
+    end)
+
+    it("a named profile turned off (enable = false): an error, not the next source", function()
+      local home = home_with { [".alibabacloud/credentials"] = INI_DEFAULT .. "[prod]\nenable = false\n"
+        .. "access_key_id = LTAIprod\naccess_key_secret = prod-secret\n" }
+      local c, err = credentials.aliyun { profile = "prod", home = home, getenv = env {} }
+      assert.is_nil(c)
+      assert.equal(home .. "/.alibabacloud/credentials:4: profile [prod] is turned off (enable = false), and it is "
+        .. "the one named", err)
+    end)
+  end)
+
+  describe("credentials that arrive expired", function()
+    local function world(expires_in)
+      local w = { now = T0, fetches = 0 }
+      function w.clock() return w.now end
+      function w.fetch()
+        if w.fail then return nil, "the metadata service answered 500" end
+        w.fetches = w.fetches + 1
+        return { access_key_id = "STS.K" .. w.fetches, access_key_secret = "s", security_token = "t",
+                 expiration = w.now + expires_in }
+      end
+      return w
+    end
+
+    for _, row in ipairs {
+      { "already expired (a clock ahead of the source's)", -30, "expired at 2027-01-15T07:59:30Z" },
+      { "expiring within the clock's uncertainty", 3, "expire at 2027-01-15T08:00:03Z" },
+    } do
+      it(row[1] .. ": a failed renewal, one fetch per backoff step, the message saying what arrived", function()
+        local w = world(row[2])
+        local h = refresh.new { source = "the ECS instance's RAM role edge", fetch = w.fetch, clock = w.clock,
+                                random = function() return 1 end }
+        local err
+        for _ = 1, 50 do
+          local c
+          c, err = h:get()
+          assert.is_nil(c)
+        end
+        assert.equal(1, w.fetches) -- (50 gets, 50 fetches before)
+        assert.equal("credentials from the ECS instance's RAM role edge could not be had: the source gave "
+          .. "credentials that " .. row[3] .. " (this machine's clock says 2027-01-15T08:00:00Z; less than 5 s left "
+          .. "is taken as none) (next try in 1.0 s)", err.message)
+        w.now = T0 + 1
+        assert.is_nil((h:get()))
+        assert.equal(2, w.fetches)
+        w.now = T0 + 2 -- (the second step: 2 s)
+        assert.is_nil((h:get()))
+        assert.equal(2, w.fetches)
+      end)
+    end
+
+    it("rotated: credentials renewed before they expire are used; none signs past its expiry", function()
+      local w = world(1800)
+      local h = refresh.new { source = "s", fetch = w.fetch, clock = w.clock, random = function() return 1 end }
+      assert.equal("STS.K1", assert(h:get()).access_key_id)
+      w.now = T0 + 1300 -- (a third of the life left: renewed first)
+      assert.equal("STS.K2", assert(h:get()).access_key_id)
+      -- the source fails from here: the current ones until their last signing second, then an error
+      w.fail = true
+      w.now = T0 + 1300 + 1800 - 2
+      assert.equal("STS.K2", assert(h:get()).access_key_id)
+      w.now = T0 + 1300 + 1800 - 1
+      local c, err = h:get()
+      assert.is_nil(c)
+      assert.equal("CredentialsUnavailable", err.code)
+    end)
+  end)
+
+  describe("a URL never shown whole", function()
+    it("url.redacted: the user information and every query value, the rest kept", function()
+      assert.equal("http://<redacted>@127.0.0.1:8080/creds?token=<redacted>&role=<redacted>",
+        url.redacted("http://ops:hunter2@127.0.0.1:8080/creds?token=abc123&role=edge"))
+      assert.equal("redis://<redacted>@10.0.0.5:6379/0", url.redacted("redis://:s3cret@10.0.0.5:6379/0"))
+      assert.equal("https://sts.aliyuncs.com", url.redacted("https://sts.aliyuncs.com"))
+      assert.equal("https://h/p#<redacted>", url.redacted("https://h/p#access_token=x"))
+      assert.equal("<redacted>", url.redacted("ops:hunter2@host"))
+    end)
+
+    it("a credentials URI with a password and a token, failing: neither in the message", function()
+      local port = process.free_port()
+      local uri = "http://ops:hunter2@127.0.0.1:" .. port .. "/creds?token=abc123"
+      local fetch = assert(sources.fetcher({ type = "credentials_uri", uri = uri },
+        assert(sources.exchange { timeout_ms = 1000, connect_timeout_ms = 1000 })))
+      local c, why = fetch()
+      assert.is_nil(c)
+      assert.is_nil(why:find("hunter2", 1, true), why)
+      assert.is_nil(why:find("abc123", 1, true), why)
+      assert.equal("GET http://<redacted>@127.0.0.1:" .. port .. "/creds?token=<redacted>: ",
+        why:sub(1, #("GET http://<redacted>@127.0.0.1:" .. port .. "/creds?token=<redacted>: ")))
+    end)
+  end)
+
+  describe("the emulator the command is pointed at", function()
+    local server
+    lazy_setup(function() server = emu.start {} end)
+    lazy_teardown(function() if server then server:stop() end end)
+
+    local function run(argv)
+      local out, err = {}, {}
+      local function sink(t) return { write = function(self, ...)
+        for i = 1, select("#", ...) do t[#t + 1] = tostring((select(i, ...))) end
+        return self
+      end, flush = function() return true end } end
+      local status = cli.main(argv, { stdout = sink(out), stderr = sink(err),
+        signal = { catch = function() end, caught = function() return nil end },
+        getenv = function(name) if name == "HOME" then return server.dir end end })
+      return status, table.concat(out), table.concat(err)
+    end
+
+    it("--emulator --emulator-dir DIR: that emulator's ports, not the default ones beside its CA", function()
+      assert.are_not.equal(18444, server.ports.zego_tls)
+      local status, out, err = run { "zego", "forbid-rtc-stream", "--stream-id", "e1", "--emulator", "--emulator-dir",
+        server.dir, "--no-audit-log" }
+      assert.equal(0, status, err)
+      assert.truthy(out:find("e1", 1, true), out)
+      assert.equal(1, #server:log { action = "ForbidRTCStream" })
+      local dir = process.temp_dir()
+      local _
+      status, _, err = run { "zego", "forbid-rtc-stream", "--stream-id", "e1", "--emulator", "--emulator-dir", dir }
+      assert.equal(2, status)
+      assert.truthy(err:find("--emulator: no emulator was started in " .. dir, 1, true), err)
+      assert.truthy(err:find("start it with: streamctl emulator start --dir " .. dir, 1, true), err)
+      status, _, err = run { "zego", "forbid-rtc-stream", "--stream-id", "e1", "--emulator-dir", dir }
+      assert.equal(2, status)
+      assert.equal("streamctl: --emulator-dir goes with --emulator\n", err)
+      os.execute("rm -rf " .. q(dir))
+    end)
+  end)
+end)
