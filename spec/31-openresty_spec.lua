@@ -479,13 +479,17 @@ describe("the OpenResty example's desired state", function()
       local text = assert(nginx.read_file(log_path))
       local lines = {}
       for line in text:gmatch("[^\n]+") do lines[#lines + 1] = cjson.decode(line) end
-      assert.equal(2, #lines)
+      assert.equal(3, #lines)
       assert.same({ "refused", 400, "POST /streams/aliyun/forbid", ALI_KEY },
         { lines[1].outcome, lines[1].exit, lines[1].command, lines[1].credential or ALI_KEY })
-      assert.same({ "ok", 200, 3, true }, { lines[2].outcome, lines[2].exit, #lines[2].streams, lines[2].guard.confirmed })
-      assert.same({ stream = "a", action = "ForbidLiveStream", outcome = "ok", request_id = lines[2].streams[1].request_id },
-        lines[2].streams[1])
-      assert.matches("^edge token from 127%.0%.0%.1$", lines[2].user)
+      -- the intent (before the first ForbidLiveStream left), then the outcome of the same run
+      assert.same({ "intent", 3, { stream = "a", action = "ForbidLiveStream" }, true },
+        { lines[2].record, lines[2].count, lines[2].streams[1], lines[2].guard.confirmed })
+      assert.same({ "outcome", lines[2].run, "ok", 200, 3, 3, true }, { lines[3].record, lines[3].run, lines[3].outcome,
+        lines[3].exit, #lines[3].streams, lines[3].calls, lines[3].guard.confirmed })
+      assert.same({ stream = "a", action = "ForbidLiveStream", outcome = "ok", request_id = lines[3].streams[1].request_id },
+        lines[3].streams[1])
+      assert.matches("^edge token from 127%.0%.0%.1$", lines[3].user)
       assert.is_nil(text:find(ALI_SECRET, 1, true))
       assert.is_nil(text:find(TOKEN, 1, true))
       assert.equal("rw-------", require("lfs").attributes(log_path, "permissions"))

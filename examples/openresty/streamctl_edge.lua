@@ -205,6 +205,21 @@ local function write_audit(fields)
   return true
 end
 
+-- The intent of a change about to be sent (the audit log as a write-ahead
+-- log: docs/reconcile.md): a new run id, the streams (each when at most 100,
+-- always their count and digest). True and the run id, or false: nothing
+-- may be sent. (write(2) under a lock, no fdatasync: that would block the
+-- worker; a worker that crashes keeps it, a power loss may not.)
+local function write_intent(fields, streams)
+  local run = audit.run_id()
+  local names = {}
+  for i, e in ipairs(streams) do names[i] = e.stream end
+  fields.record, fields.run = "intent", run
+  fields.digest, fields.count = audit.digest(names)
+  if #streams <= 100 then fields.streams = streams end
+  return write_audit(fields), run
+end
+
 -- A report's streams as audit entries, and its outcome in one word.
 local function audit_streams(report)
   local out = {}
@@ -273,13 +288,13 @@ end
 local ROUTES = {
   aliyun = {
     list = "stream_names", one = "stream_name",
-    resume = { method = "resume_live_streams" },
-    forbid = { method = "forbid_live_streams" },
+    resume = { method = "resume_live_streams", action = "ResumeLiveStream" },
+    forbid = { method = "forbid_live_streams", action = "ForbidLiveStream" },
   },
   zego = {
     list = "stream_ids", one = "stream_id",
-    resume = { method = "resume_rtc_streams" },
-    forbid = { method = "forbid_rtc_streams" },
+    resume = { method = "resume_rtc_streams", action = "ResumeRTCStreams" },
+    forbid = { method = "forbid_rtc_streams", action = "ForbidRTCStreams" },
   },
 }
 
@@ -356,8 +371,19 @@ function M.streams(provider, operation)
     end
     guard = decision
   end
+  local planned = {}
+  for i, name in ipairs(type(fields[route.list]) == "table" and fields[route.list] or {}) do
+    planned[i] = { stream = tostring(name), action = route[operation].action } -- (named as its outcome names it)
+  end
+  local intended, run = write_intent({ provider = provider, command = command,
+    actions = { route[operation].action }, guard = guard }, planned)
+  if not intended then
+    return reply(500, { error = "the audit log cannot be written: " .. tostring(audit_why) .. "; nothing was sent" })
+  end
   local report, err = c[route[operation].method](c, fields)
   if not report then
+    write_audit { record = "outcome", run = run, provider = provider, command = command, outcome = "failed",
+                  exit = err.code == "InvalidParameter" and 400 or 500, note = "nothing was sent: " .. err.message }
     if err.code == "InvalidParameter" then return refuse(400, err.message) end
     return refuse(500, tostring(err))
   end
@@ -368,8 +394,9 @@ function M.streams(provider, operation)
     ngx.log(ngx.ERR, "streamctl_edge: the desired state: ", why)
     status = 500
   end
-  write_audit { provider = provider, command = command, actions = { report.action }, guard = guard,
-                outcome = report_outcome(report), exit = status, streams = audit_streams(report) }
+  write_audit { record = "outcome", run = run, provider = provider, command = command, actions = { report.action },
+                guard = guard, outcome = report_outcome(report), exit = status, calls = report.calls,
+                streams = audit_streams(report) }
   return reply(status, report_json(report))
 end
 
@@ -399,10 +426,17 @@ end
 local function react(provider, reaction, fn, ...)
   local ok, terr = ngx.timer.at(0, function(premature, ...)
     if premature then return end
+    -- (its intent first: a reaction the log cannot record is not made)
+    local intended, run = write_intent({ provider = provider, command = "reaction " .. reaction }, {})
+    if not intended then
+      metrics:count("reactions", { provider = provider, reaction = reaction, result = "failed" })
+      ngx.log(ngx.ERR, "streamctl_edge: ", reaction, ": not made: the audit log cannot be written")
+      return
+    end
     local done, why = fn(...)
     metrics:count("reactions", { provider = provider, reaction = reaction, result = done and "ok" or "failed" })
-    write_audit { provider = provider, command = "reaction " .. reaction, outcome = done and "ok" or "failed",
-                  exit = done and 0 or 1, note = done and nil or tostring(why) }
+    write_audit { record = "outcome", run = run, provider = provider, command = "reaction " .. reaction,
+                  outcome = done and "ok" or "failed", exit = done and 0 or 1, note = done and nil or tostring(why) }
     if not done then ngx.log(ngx.ERR, "streamctl_edge: ", reaction, ": ", tostring(why)) end
   end, ...)
   if not ok then
@@ -578,6 +612,16 @@ local function reconcile_provider(provider, desired)
   -- (confirm: the list was built by requests the guard passed, or by the operator's file)
   local opts = { confirm = true }
   if provider == "zego" then opts.state = store() end
+  -- the difference, as the round's intent, before any of it is sent
+  local run
+  opts.before_send = function(plan)
+    local streams = {}
+    for _, key in ipairs(plan.missing) do streams[#streams + 1] = { stream = key, action = "forbid" } end
+    for _, key in ipairs(plan.extra) do streams[#streams + 1] = { stream = key, action = "resume" } end
+    local ok
+    ok, run = write_intent({ provider = provider, command = "reconcile", guard = plan.guard }, streams)
+    return ok, not ok and "the audit log cannot be written" or nil
+  end
   local report, err = reconcile[provider](c, desired, opts)
   if not report then
     metrics:count("drift", { provider = provider, state = "unreadable" })
@@ -591,8 +635,9 @@ local function reconcile_provider(provider, desired)
   if found > 0 or #report.failed > 0 then
     ngx.log(ngx.WARN, "streamctl_edge: reconciled (", provider, "): ", found, " missing, ", report.fixed,
       " fixed, ", #report.failed, " failed, ", #report.found.extra, " extra left alone")
-    write_audit { provider = provider, command = "reconcile", outcome = report.in_sync and "ok" or "failed",
-                  exit = report.in_sync and 0 or 1, streams = audit_streams(report) }
+    write_audit { record = run and "outcome" or nil, run = run, provider = provider, command = "reconcile",
+                  outcome = report.in_sync and "ok" or "failed", exit = report.in_sync and 0 or 1,
+                  calls = report.calls, streams = audit_streams(report) }
   end
   return true
 end
