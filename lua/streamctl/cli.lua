@@ -54,7 +54,7 @@ local PROVIDERS = {
 
 -- Fields a command line does not take as flags: callbacks, and options the
 -- command has globally.
-local SKIP = { on_progress = true, concurrency = true }
+local SKIP = { on_progress = true, concurrency = true, keep_results = true } -- (the command keeps its own)
 
 -- The one stream field of each method, for output: which value names the stream.
 local STREAM_FIELDS = { "stream_name", "stream_id", "task_id", "domain_name" }
@@ -205,8 +205,8 @@ local function add_common(cmd, provider, dry_run_help)
       .. "kept in that variable than on the command line)."):argname("<url>"),
     cmd:flag("--emulator", "Use the local emulator: its HTTPS endpoint, CA and default account "
       .. "(start it with 'streamctl emulator start')."),
-    cmd:option("--emulator-dir", "Where the emulator runs (default: $STREAMCTL_EMULATOR_DIR or "
-      .. "${XDG_RUNTIME_DIR:-/tmp}/streamctl-emulator-$USER)."):argname("<dir>")
+    cmd:option("--emulator-dir", "With --emulator: where the emulator runs; its ports and CA are read there "
+      .. "(default: $STREAMCTL_EMULATOR_DIR or ${XDG_RUNTIME_DIR:-/tmp}/streamctl-emulator-$USER)."):argname("<dir>")
   )
   if provider == "aliyun" then
     cmd:group("Credentials (default: ALIBABA_CLOUD_* variables, then ~/.aliyun/config.json, then "
