@@ -11,6 +11,7 @@
 local sim = require "sim"
 local invariants = require "sim.invariants"
 local shrink = require "sim.shrink"
+local operator = require "sim.operator"
 
 local format = string.format
 
@@ -42,11 +43,23 @@ local function report_failure(seed, failures, rec)
   print(format("replay: SIM_SEED=%d make sim", seed))
 end
 
+-- The seed's operator scenario (spec/sim/operator.lua: invariants 7 to 10):
+-- true, or false after saying what failed.
+local function check_operator(seed)
+  local failures = operator.run(seed)
+  if #failures == 0 then return true end
+  print(format("\nseed %d FAILED invariant %d: %s", seed, failures[1].invariant, failures[1].message))
+  for i = 2, math.min(#failures, 5) do print("  also: " .. failures[i].message) end
+  print(format("replay: SIM_SEED=%d make sim", seed))
+  return false
+end
+
 local one = tonumber(os.getenv("SIM_SEED") or "")
 if one then
   local failures, rec = check(sim.generate(one))
   print(shrink.trace(rec, failures[1]))
   if #failures > 0 then report_failure(one, failures, rec) os.exit(1) end
+  if not check_operator(one) then os.exit(1) end
   print(format("seed %d: every invariant held (%d requests, %d operations)", one, #rec.model.arrivals, #rec.ops))
   os.exit(0)
 end
@@ -69,12 +82,15 @@ while true do
     report_failure(seed, failures, rec)
     os.exit(1)
   end
+  if not check_operator(seed) then os.exit(1) end
   if runs % 1000 == 0 then io.stderr:write(format("  %d seeds, %d requests ...\n", runs, requests)) end
   seed = seed + 1
 end
 local elapsed = os.clock() - started
 print(format("sim: %d seeds (%d..%d) in %.1f s CPU: %.0f seeds/min; %d requests, %d operations; every invariant "
   .. "held", runs, seed - runs, seed - 1, elapsed, runs / elapsed * 60, requests, ops))
+print(format("  and as many operator scenarios (credentials renewed, reconcile rounds killed): invariants 7 to 10 "
+  .. "held"))
 print(format("  caps checked strictly (jitter within %.0f ms) in %d runs", sim.JITTER_MARGIN * 1000, strict))
 local kinds = {}
 for k in pairs(faults) do kinds[#kinds + 1] = k end

@@ -30,6 +30,16 @@ local MUTANTS = {
     from = "local start = born + pause + tau", to = "local start = born + tau" },
   { name = "an interrupted verification reported not sent (seed 304's bug)", file = "lua/streamctl/runner.lua",
     from = "job.err.sent, job.err.outcome_unknown = true, true", to = "" },
+  -- the operator's layer (spec/sim/operator.lua)
+  { name = "the intent not written before a reconcile sends", file = "lua/streamctl/reconcile.lua",
+    from = "  if o.before_send then\n", to = "  if false then\n" },
+  { name = "the ZEGO state's pending record not saved before sending", file = "lua/streamctl/reconcile.lua",
+    from = 'local saved, serr = save_state(o.state, state_key, view, pending, "before sending (nothing was sent)")',
+    to = "local saved, serr = true, nil" },
+  { name = "credentials in their last second handed out", file = "lua/streamctl/credentials/refresh.lua",
+    from = "return c ~= nil and now < c.expiration - 1", to = "return c ~= nil and now < c.expiration + 30" },
+  { name = "credentials that arrive expired taken (no backoff)", file = "lua/streamctl/credentials/refresh.lua",
+    from = "if not why and creds.expiration - now < M.UNCERTAINTY_S then", to = "if false then" },
   { name = "Sequence taken at build instead of first send", file = "lua/streamctl/zego.lua",
     from = "  if not dry then return params end",
     to = "  if not dry then params.Sequence = self._sequence:next_for(type(ids) == \"table\" and ids or { ids }) "
@@ -71,7 +81,7 @@ for _, m in ipairs(MUTANTS) do
       .. "SIM_SECONDS=%d", root, root, tmp, tmp, seconds)
     local caught = not sh(string.format("cd %s && %s %s %s/spec/sim/main.lua > %s 2>&1", root, env, lua, root, out))
     local text_out = read(out)
-    local seed, inv = text_out:match("seed (%d+) FAILED invariant (%d)")
+    local seed, inv = text_out:match("seed (%d+) FAILED invariant (%d+)")
     if caught and not seed then
       error("mutant '" .. m.name .. "': the simulation failed without naming a seed:\n" .. text_out:sub(1, 2000))
     end
