@@ -206,7 +206,8 @@ function M.aliyun(opts)
   local source, err, file = require("streamctl.credentials.aliyun").resolve {
     profile = opts.profile, getenv = getenv, home = dir, read = read, parse_ini = M.parse_ini }
   if not source then
-    return nil, err .. ((dir or not find(err, "^no Alibaba Cloud credentials")) and "" or NO_HOME), warnings
+    local looked_for = find(err, "^no Alibaba Cloud credentials") or find(err, "%(named by [^)]*%) is not in ")
+    return nil, err .. ((dir or not looked_for) and "" or NO_HOME), warnings
   end
   if file then warnings[#warnings + 1] = permissions_warning(file) end
   if source.type == "access_key" or source.type == "sts" then
