@@ -45,14 +45,27 @@ describe("the operator's layer under faults: identities", function()
         .. "/.aliyun/config.json or " .. home .. "/.alibabacloud/credentials", err)
     end)
 
-    it("a profile named by ALIBABA_CLOUD_PROFILE that is nowhere, with an instance role configured too", function()
-      local home = home_with { [".alibabacloud/credentials"] = INI_DEFAULT }
-      local c, err = credentials.aliyun { getenv = env { ALIBABA_CLOUD_PROFILE = "prod",
-        ALIBABA_CLOUD_ECS_METADATA = "edge", ALIBABA_CLOUD_CREDENTIALS_URI = "http://127.0.0.1:1/creds" },
-        home = home }
+    it("a profile named by ALIBABA_CLOUD_PROFILE that is nowhere, with aliyun-cli's current profile there", function()
+      local home = home_with { [".alibabacloud/credentials"] = INI_DEFAULT, [".aliyun/config.json"] = CONFIG }
+      local c, err = credentials.aliyun { getenv = env { ALIBABA_CLOUD_PROFILE = "prod" }, home = home }
       assert.is_nil(c)
       assert.equal("profile 'prod' (named by ALIBABA_CLOUD_PROFILE) is not in " .. home .. "/.aliyun/config.json or "
         .. home .. "/.alibabacloud/credentials", err)
+    end)
+
+    it("a profile named with an instance role or a credentials URI also named: refused, naming both", function()
+      local home = home_with { [".alibabacloud/credentials"] = INI_DEFAULT .. "[prod]\naccess_key_id = LTAIprod\n"
+        .. "access_key_secret = prod-secret\n" }
+      local c, err = credentials.aliyun { getenv = env { ALIBABA_CLOUD_PROFILE = "prod",
+        ALIBABA_CLOUD_ECS_METADATA = "edge" }, home = home }
+      assert.is_nil(c)
+      assert.equal("profile 'prod' (named by ALIBABA_CLOUD_PROFILE) and ALIBABA_CLOUD_ECS_METADATA (the RAM role "
+        .. "'edge') both name credentials: unset one of them", err)
+      c, err = credentials.aliyun { profile = "prod", getenv = env {
+        ALIBABA_CLOUD_CREDENTIALS_URI = "http://ops:hunter2@127.0.0.1:1/creds?token=abc123" }, home = home }
+      assert.is_nil(c)
+      assert.equal("profile 'prod' (named by the profile option, --profile) and ALIBABA_CLOUD_CREDENTIALS_URI both "
+        .. "name credentials: unset one of them", err)
     end)
 
     it("a profile named while the environment's keys are set: two identities named, refused", function()
@@ -61,8 +74,22 @@ describe("the operator's layer under faults: identities", function()
       local c, err = credentials.aliyun { profile = "prod", home = home, getenv = env {
         ALIBABA_CLOUD_ACCESS_KEY_ID = "LTAIenv", ALIBABA_CLOUD_ACCESS_KEY_SECRET = "env-secret" } }
       assert.is_nil(c)
-      assert.equal("profile 'prod' (named by the profile option, --profile) and the environment both name "
-        .. "credentials: unset one of them", err)
+      assert.equal("profile 'prod' (named by the profile option, --profile) and the environment's keys "
+        .. "(ALIBABA_CLOUD_ACCESS_KEY_ID) both name credentials: unset one of them", err)
+    end)
+
+    it("ZEGO: a profile named while ZEGO_APP_ID is set, or named and missing: an error naming it", function()
+      local home = home_with { [".config/streamctl/config"] = "[zego]\napp_id = 1234567890\nserver_secret = "
+        .. "0123456789abcdef0123456789abcdef\n" }
+      local c, err = credentials.zego { profile = "prod", home = home, getenv = env {
+        ZEGO_APP_ID = "1234567890", ZEGO_SERVER_SECRET = "0123456789abcdef0123456789abcdef" } }
+      assert.is_nil(c)
+      assert.equal("profile 'prod' (named by the profile option, --profile) and the environment (ZEGO_APP_ID) both "
+        .. "name credentials: unset one of them", err)
+      c, err = credentials.zego { profile = "prod", home = home, getenv = env {} }
+      assert.is_nil(c)
+      assert.equal("no ZEGO credentials: set ZEGO_APP_ID and ZEGO_SERVER_SECRET, or add [zego.prod] to " .. home
+        .. "/.config/streamctl/config", err)
     end)
 
     it("a credentials file named by ALIBABA_CLOUD_CREDENTIALS_FILE that is not there, or not a file", function()

@@ -571,10 +571,10 @@ end
 
 -- The desired state from the list file (worker 0, the first round): added to what the store holds.
 local function load_list(path)
-  local f, ferr = io.open(path, "rb")
-  if not f then return nil, "cannot read " .. tostring(ferr) end
-  local list = cjson.decode(f:read("*a"))
-  f:close()
+  -- (absent, unreadable or not a file: said, never taken for an empty list)
+  local text, ferr = require("streamctl.core").read_file(path)
+  if not text then return nil, ferr end
+  local list = cjson.decode(text)
   if type(list) ~= "table" then return nil, path .. " is not a JSON object" end
   local keys = {}
   for _, entry in ipairs(type(list.aliyun) == "table" and list.aliyun or {}) do

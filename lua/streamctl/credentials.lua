@@ -412,6 +412,11 @@ function M.zego(opts)
   local warnings = {}
   local app, secret = env_pair(getenv, VARIABLES.zego[1][2], VARIABLES.zego[2][2])
   if not app and secret then return nil, secret, warnings end
+  if app and opts.profile and opts.profile ~= "" then
+    -- (two identities named: streamctl refuses rather than pick one)
+    return nil, format("profile '%s' (named by the profile option, --profile) and the environment (%s) both name "
+      .. "credentials: unset one of them", opts.profile, VARIABLES.zego[1][2]), warnings
+  end
   if app then
     return { app_id = app, server_secret = secret }, nil, warnings, "environment"
   end
