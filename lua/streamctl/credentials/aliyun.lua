@@ -26,6 +26,16 @@
 -- failure is never silent, and a process never runs as an identity its
 -- operator did not pick):
 --
+-- * What the operator names is the one used, or an error naming it; never
+--   the next source. Named: the environment's keys, the OIDC variables, a
+--   profile (`opts.profile`, ALIBABA_CLOUD_PROFILE) and/or a credentials
+--   file (ALIBABA_CLOUD_CREDENTIALS_FILE: the profile, else [default], from
+--   that file alone; aliyun-cli's config is not read then),
+--   ALIBABA_CLOUD_ECS_METADATA (a role) and ALIBABA_CLOUD_CREDENTIALS_URI.
+--   Two of them named is an error naming both (the official chain takes the
+--   first in its order). One named beats what the files say unnamed
+--   (aliyun-cli's `current`, a [default] section) and an ECS machine's DMI.
+--   aliyun-cli's `current` naming a profile the file lacks is an error.
 -- * The chain picks the first source that is *configured*, and that source
 --   is the one used: if it later fails (its role cannot be assumed, the
 --   metadata service is down), calls fail naming it. The official chain
@@ -252,10 +262,12 @@ M.INI_TYPES = {}
 for t in pairs(INI_TYPES) do M.INI_TYPES[#M.INI_TYPES + 1] = t end
 table.sort(M.INI_TYPES)
 
--- 4. the shared credentials file: a source, nil, or nil and an error.
+-- 4. the shared credentials file: a source; nil (no such section); nil, nil, "absent" (no such
+-- file); or nil and an error (then "unreadable" when the file could not be read). A section turned
+-- off (enable = false) is skipped, unless named.
 local function from_credentials_file(read, parse_ini, path, profile, explicit)
   local text, err = read(path)
-  if not text then return nil, err end
+  if not text then return nil, err, err and "unreadable" or "absent" end
   local sections, perr = parse_ini(text, path)
   if not sections then return nil, perr end
   local s = sections[profile]
@@ -283,6 +295,90 @@ local function on_ecs(read, getenv)
   return vendor ~= nil and match(vendor, "^%s*(.-)%s*$") == "Alibaba Cloud"
 end
 
+-- What the operator named, in the chain's order: an array of `{ what =,
+-- kind = }` (kind: "keys", "oidc", "profile", "ecs", "uri"), the
+-- environment's source when it named one, or nil and why (a group set in
+-- part, a role named with the metadata service turned off).
+local function named_sources(opts, getenv)
+  local list = {}
+  local keys, kerr = from_env_keys(getenv)
+  if kerr then return nil, kerr end
+  local oidc, oerr = from_env_oidc(getenv)
+  if oerr then return nil, oerr end
+  local profile = nonempty(opts.profile) or nonempty(getenv(ENV.profile))
+  local file = nonempty(getenv(ENV.file))
+  if profile then
+    list[#list + 1] = { kind = "profile", what = format("profile '%s' (named by %s)", profile,
+      nonempty(opts.profile) and "the profile option, --profile" or ENV.profile) }
+  elseif file then
+    list[#list + 1] = { kind = "profile", what = format("%s (%s)", ENV.file, file) }
+  end
+  if keys then
+    list[#list + 1] = { kind = "keys", what = format("the environment's keys (%s)", ENV.id), source = keys }
+  end
+  if oidc then
+    list[#list + 1] = { kind = "oidc", what = format("the environment's OIDC role (%s)", ENV.oidc[3]), source = oidc }
+  end
+  local role = nonempty(getenv(ENV.ecs_role))
+  if role then
+    if is_true(getenv(ENV.ecs_disabled)) then
+      return nil, format("%s names the RAM role '%s' but %s is true: unset one of them", ENV.ecs_role, role,
+        ENV.ecs_disabled)
+    end
+    list[#list + 1] = { kind = "ecs", what = format("%s (the RAM role '%s')", ENV.ecs_role, role) }
+  end
+  if nonempty(getenv(ENV.uri)) then list[#list + 1] = { kind = "uri", what = ENV.uri } end
+  return list, nil, profile, file
+end
+
+-- The instance's role, and a credentials URI, as sources.
+local function ecs_source(getenv)
+  return { type = "ecs_ram_role", from = "the ECS instance's RAM role", role_name = nonempty(getenv(ENV.ecs_role)),
+           imdsv1_disabled = is_true(getenv(ENV.imdsv1_disabled)) }
+end
+
+-- ALIBABA_CLOUD_CREDENTIALS_FILE named: the profile (named, else [default])
+-- from that file, and from no other: the source, or nil and why; the file.
+local function from_named_file(read, parse_ini, path, profile, named)
+  local s, err, kind = from_credentials_file(read, parse_ini, path, profile or "default", true)
+  if kind == "unreadable" then return nil, format("%s names %s, which cannot be read: %s", ENV.file, path, err) end
+  if kind == "absent" then return nil, format("%s names %s, which does not exist", ENV.file, path) end
+  if s or err then return s, err, path end
+  if profile then return nil, format("%s is not in %s (named by %s)", named.what, path, ENV.file) end
+  return nil, format("%s names %s, which has no profile [default]", ENV.file, path)
+end
+
+-- Nothing named but a profile, or nothing at all: the profile files at
+-- their places (aliyun-cli's first), then an ECS instance's role.
+local function from_home(opts, getenv, profile, named)
+  local read, home = opts.read, opts.home
+  local name = profile or "default"
+  local cli_file = home and not is_true(getenv(ENV.cli_disabled)) and home .. "/.aliyun/config.json" or nil
+  local file = home and home .. "/.alibabacloud/credentials" or nil
+  if cli_file then
+    local s, err = from_cli_config(read, cli_file, name, profile ~= nil)
+    if s or err then return s, err, cli_file end
+  end
+  if file then
+    local s, err = from_credentials_file(read, opts.parse_ini, file, name, profile ~= nil)
+    if s or err then return s, err, file end
+  end
+  local looked = {}
+  if named then
+    -- (a profile named and found nowhere: never another identity in its place)
+    looked[#looked + 1] = cli_file
+    looked[#looked + 1] = file
+    return nil, format("%s is not in %s", named.what, #looked > 0 and concat(looked, " or ")
+      or "any profile file (HOME is not set)")
+  end
+  if not is_true(getenv(ENV.ecs_disabled)) and on_ecs(read, getenv) then return ecs_source(getenv) end
+  local message = format("no Alibaba Cloud credentials: set %s and %s", ENV.id, ENV.secret)
+  looked[#looked + 1] = file
+  looked[#looked + 1] = cli_file
+  if #looked > 0 then message = format("%s, or add profile [%s] to %s", message, name, concat(looked, " or ")) end
+  return nil, message
+end
+
 --- The source the chain picks (see above).
 -- @tparam table opts `{ profile =, getenv =, home =, read =, parse_ini = }`: the
 --   profile (the command's --profile), and for the file readers and tests:
@@ -291,54 +387,21 @@ end
 -- @return the source, or nil and why (no source: naming the files looked at);
 --   then the profile file it came from, if it did (for a permissions warning)
 function M.resolve(opts)
-  local getenv, read, home = opts.getenv, opts.read, opts.home
-  local explicit = nonempty(opts.profile) or nonempty(getenv(ENV.profile))
-  local named = explicit and format("profile '%s' (named by %s)", explicit,
-    nonempty(opts.profile) and "the profile option, --profile" or ENV.profile)
-  local s, err = from_env_keys(getenv)
-  if not s and not err then s, err = from_env_oidc(getenv) end
-  if s and named then
-    -- (two sources named, two identities: the official chain takes the environment's; streamctl refuses)
-    return nil, format("%s and the %s both name credentials: unset one of them", named, s.from)
+  local getenv = opts.getenv
+  local named, why, profile, file = named_sources(opts, getenv)
+  if not named then return nil, why end
+  if #named > 1 then
+    -- (two identities named: the official chain would take the first in its order; streamctl refuses)
+    return nil, format("%s and %s both name credentials: unset one of them", named[1].what, named[2].what)
   end
-  if s or err then return s, err end
-  local profile = explicit or "default"
-  local cli_file = home and not is_true(getenv(ENV.cli_disabled)) and home .. "/.aliyun/config.json" or nil
-  local named_file = nonempty(getenv(ENV.file))
-  local file = named_file or (home and home .. "/.alibabacloud/credentials") or nil
-  if named_file and not read(named_file) then
-    local _, why = read(named_file)
-    return nil, format("%s names %s, which %s", ENV.file, named_file, why and ("cannot be read: " .. why)
-      or "does not exist")
+  local one = named[1]
+  if one and one.source then return one.source end
+  if one and one.kind == "ecs" then return ecs_source(getenv) end
+  if one and one.kind == "uri" then
+    return { type = "credentials_uri", from = "environment (" .. ENV.uri .. ")", uri = getenv(ENV.uri) }
   end
-  if cli_file then
-    s, err = from_cli_config(read, cli_file, profile, explicit ~= nil)
-    if s or err then return s, err, cli_file end
-  end
-  if file then
-    s, err = from_credentials_file(read, opts.parse_ini, file, profile, explicit ~= nil)
-    if s or err then return s, err, file end
-  end
-  if named then
-    -- (a profile named and found nowhere: never another identity in its place)
-    local looked = {}
-    looked[#looked + 1] = cli_file
-    looked[#looked + 1] = file
-    return nil, format("%s is not in %s", named, #looked > 0 and concat(looked, " or ")
-      or "any profile file (HOME is not set)")
-  end
-  if not is_true(getenv(ENV.ecs_disabled)) and on_ecs(read, getenv) then
-    return { type = "ecs_ram_role", from = "the ECS instance's RAM role", role_name = nonempty(getenv(ENV.ecs_role)),
-             imdsv1_disabled = is_true(getenv(ENV.imdsv1_disabled)) }
-  end
-  local uri = nonempty(getenv(ENV.uri))
-  if uri then return { type = "credentials_uri", from = "environment (" .. ENV.uri .. ")", uri = uri } end
-  local message = format("no Alibaba Cloud credentials: set %s and %s", ENV.id, ENV.secret)
-  local looked = {}
-  looked[#looked + 1] = file
-  looked[#looked + 1] = cli_file
-  if #looked > 0 then message = format("%s, or add profile [%s] to %s", message, profile, concat(looked, " or ")) end
-  return nil, message
+  if file then return from_named_file(opts.read, opts.parse_ini, file, profile, one) end
+  return from_home(opts, getenv, profile, one)
 end
 
 return M
