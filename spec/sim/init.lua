@@ -326,6 +326,19 @@ local function run_op(sim, p, client, op)
     local list_field = s.provider == "aliyun" and "stream_names" or "stream_ids"
     local f = s.provider == "aliyun" and { domain_name = M.DOMAIN, app_name = M.APP } or {}
     f[list_field] = op.streams
+    -- A third of the batches that start nothing inside them stream their list
+    -- (a function, read as the calls go; issue 35): the same faults, the
+    -- same invariants. (Not with a nested operation: the names a streamed
+    -- list has not read yet are submitted after it, which the state
+    -- invariant's order by submission does not model.)
+    if not op.nested and #op.streams % 3 == 0 then
+      op.streamed = true
+      local i = 0
+      f[list_field] = function()
+        i = i + 1
+        return op.streams[i]
+      end
+    end
     f.concurrency = op.concurrency
     f.on_progress = function(done, _, entry)
       -- (the entries of one call are told one after another, an operation
