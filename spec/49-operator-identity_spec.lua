@@ -9,7 +9,7 @@
 local credentials = require "streamctl.credentials"
 local refresh = require "streamctl.credentials.refresh"
 local sources = require "streamctl.credentials.sources"
-local url = require "streamctl.url"
+local redact = require "streamctl.redact"
 local cli = require "streamctl.cli"
 local emu = require "spec.helpers.emulator"
 local process = require "spec.helpers.process"
@@ -128,6 +128,48 @@ describe("the operator's layer under faults: identities", function()
       assert.equal(home .. "/.aliyun/config.json cannot be read: Too many levels of symbolic links", err)
     end)
 
+    it("a profile file that is a FIFO, or corrupt: an error naming the path (and the line), never skipped", function()
+      local home = home_with { [".alibabacloud/credentials"] = INI_DEFAULT }
+      os.execute("mkdir -p " .. q(home .. "/.aliyun") .. "; mkfifo " .. q(home .. "/.aliyun/config.json"))
+      local c, err = credentials.aliyun { home = home, getenv = env {} }
+      assert.is_nil(c)
+      assert.equal(home .. "/.aliyun/config.json is not a file (a FIFO)", err)
+      os.execute("rm -f " .. q(home .. "/.aliyun/config.json"))
+      process.write_file(home .. "/.aliyun/config.json", '{"current":"dev",\n"profiles":[')
+      c, err = credentials.aliyun { home = home, getenv = env {} }
+      assert.is_nil(c)
+      assert.truthy(err:find(home .. "/.aliyun/config.json:2: not valid JSON (", 1, true), err)
+      os.execute("rm -f " .. q(home .. "/.aliyun/config.json"))
+      process.write_file(home .. "/.alibabacloud/credentials", INI_DEFAULT .. "access_key_id = again\n")
+      c, err = credentials.aliyun { home = home, getenv = env {} }
+      assert.is_nil(c)
+      assert.equal(home .. "/.alibabacloud/credentials:4: access_key_id is set twice in [default] (first at line 2)",
+        err)
+    end)
+
+    it("a credentials file named without the profile, or with aliyun-cli's current beside it", function()
+      local home = home_with { [".aliyun/config.json"] = CONFIG, ["etc/ali"] = "[prod]\naccess_key_id = LTAIprod\n"
+        .. "access_key_secret = prod-secret\n" }
+      local c, err = credentials.aliyun { home = home, getenv = env { ALIBABA_CLOUD_CREDENTIALS_FILE = home
+        .. "/etc/ali" } }
+      assert.is_nil(c)
+      assert.equal("ALIBABA_CLOUD_CREDENTIALS_FILE names " .. home .. "/etc/ali, which has no profile [default]", err)
+      -- (the profile named: from that file, not from aliyun-cli's, whose current is 'dev')
+      c, err = credentials.aliyun { home = home, profile = "prod", getenv = env { ALIBABA_CLOUD_CREDENTIALS_FILE = home
+        .. "/etc/ali" } }
+      assert.is_nil(err)
+      assert.equal("LTAIprod", c.access_key_id)
+    end)
+
+    it("a credentials URI named, with a [default] nobody named: the URI, never the [default]", function()
+      local home = home_with { [".alibabacloud/credentials"] = INI_DEFAULT }
+      local c, err, _, source = credentials.aliyun { home = home, getenv = env {
+        ALIBABA_CLOUD_CREDENTIALS_URI = "http://127.0.0.1:1/creds" } }
+      assert.is_nil(err)
+      assert.equal("environment (ALIBABA_CLOUD_CREDENTIALS_URI)", source)
+      assert.equal("streamctl credentials from environment (ALIBABA_CLOUD_CREDENTIALS_URI)", tostring(c.credentials))
+    end)
+
     it("a named profile turned off (enable = false): an error, not the next source", function()
       local home = home_with { [".alibabacloud/credentials"] = INI_DEFAULT .. "[prod]\nenable = false\n"
         .. "access_key_id = LTAIprod\naccess_key_secret = prod-secret\n" }
@@ -195,27 +237,126 @@ describe("the operator's layer under faults: identities", function()
     end)
   end)
 
-  describe("a URL never shown whole", function()
-    it("url.redacted: the user information and every query value, the rest kept", function()
-      assert.equal("http://<redacted>@127.0.0.1:8080/creds?token=<redacted>&role=<redacted>",
-        url.redacted("http://ops:hunter2@127.0.0.1:8080/creds?token=abc123&role=edge"))
-      assert.equal("redis://<redacted>@10.0.0.5:6379/0", url.redacted("redis://:s3cret@10.0.0.5:6379/0"))
-      assert.equal("https://sts.aliyuncs.com", url.redacted("https://sts.aliyuncs.com"))
-      assert.equal("https://h/p#<redacted>", url.redacted("https://h/p#access_token=x"))
-      assert.equal("<redacted>", url.redacted("ops:hunter2@host"))
+  describe("credentials and the clock", function()
+    it("a clock ahead of the source's: what arrives counts as expired, one fetch per backoff step", function()
+      -- the source's clock says T0; this machine's says T0 + 1000; it hands out 900 s by its own
+      local now, fetches = T0 + 1000, 0
+      local h = refresh.new { source = "the credentials URI", clock = function() return now end,
+        random = function() return 1 end, fetch = function()
+          fetches = fetches + 1
+          return { access_key_id = "STS.A", access_key_secret = "s", security_token = "t", expiration = T0 + 900 }
+        end }
+      local err
+      for _ = 1, 50 do
+        local c
+        c, err = h:get()
+        assert.is_nil(c)
+      end
+      assert.equal(1, fetches)
+      assert.equal("credentials from the credentials URI could not be had: the source gave credentials that expired "
+        .. "at 2027-01-15T08:15:00Z (this machine's clock says 2027-01-15T08:16:40Z; less than 5 s left is taken as "
+        .. "none) (next try in 1.0 s)", err.message)
+      assert.equal("auth", err.kind)
     end)
 
-    it("a credentials URI with a password and a token, failing: neither in the message", function()
+    it("a holder of another make that hands out expired credentials: nothing signed with them", function()
+      local exp, started = os.time() - 10, 0
+      local transport = { start = function() started = started + 1 return true end, poll = function() return {} end,
+                          sleep = function() end, close = function() end }
+      local ali = assert(require("streamctl.aliyun").new { account_id = "1234567890123456", transport = transport,
+        endpoint = "https://127.0.0.1:1", credentials = { source = "a test holder", get = function()
+          return { access_key_id = "STS.old", access_key_secret = "s", security_token = "t", expiration = exp }
+        end } })
+      local res, err = ali:forbid_live_stream { domain_name = "push.example.com", app_name = "live",
+        stream_name = "s1" }
+      assert.is_nil(res)
+      assert.equal("CredentialsUnavailable", err.code)
+      assert.equal("credentials from a test holder expired at " .. os.date("!%Y-%m-%dT%H:%M:%SZ", exp) .. ": the "
+        .. "holder gave them, nothing was signed with them", err.message)
+      assert.equal(0, started)
+    end)
+  end)
+
+  describe("a URL never shown whole", function()
+    it("redact.url: the user information, every query value and the fragment hidden, the rest kept", function()
+      for _, row in ipairs {
+        { "http://ops:hunter2@127.0.0.1:8080/creds?token=abc123&role=edge",
+          "http://<redacted>@127.0.0.1:8080/creds?token=<redacted>&role=<redacted>" },
+        { "redis://:s3cret@10.0.0.5:6379/0", "redis://<redacted>@10.0.0.5:6379/0" },
+        { "socks5h://proxy-user:proxy-pw@10.0.0.9:1080", "socks5h://<redacted>@10.0.0.9:1080" },
+        { "https://sts.aliyuncs.com", "https://sts.aliyuncs.com" },
+        { "http://[::1]:8080/x", "http://[::1]:8080/x" },
+        { "https://h/p#access_token=x", "https://h/p#<redacted>" },
+        { "http://h/p?a=1&bare-token&b=", "http://h/p?a=<redacted>&<redacted>&b=<redacted>" },
+        -- (a password with an unescaped '/', '?' or '#' cuts the authority short: all hidden)
+        { "http://ops:hun/ter2@host/creds", "http://<redacted>" },
+        { "http://ops:hun?ter2@host/creds", "http://<redacted>" },
+        { "http://ops:hun#ter2@host/creds", "http://<redacted>" },
+        { "http://ops:hunter2/creds", "http://<redacted>" }, -- (no '@': 'ops:hunter2' is no host:port)
+        { "ops:hunter2@host", "<redacted>" },
+        { "/var/run/creds", "/var/run/creds" },
+      } do
+        assert.equal(row[2], redact.url(row[1]), row[1])
+      end
+    end)
+
+    it("a credentials URI with a password and a token, failing: neither in the message, exact", function()
+      local uri = "http://ops:hunter2@127.0.0.1:1/creds?token=abc123"
+      -- a transport whose message quotes the URL, as some do
+      local fetch = assert(sources.fetcher({ type = "credentials_uri", uri = uri }, function(req)
+        return nil, { code = "NetworkError", message = "connect to " .. req.url .. " refused" }
+      end))
+      local h = refresh.new { source = "environment (ALIBABA_CLOUD_CREDENTIALS_URI)", fetch = fetch,
+        clock = function() return T0 end, random = function() return 0.5 end }
+      local c, err = h:get()
+      assert.is_nil(c)
+      assert.equal("credentials from environment (ALIBABA_CLOUD_CREDENTIALS_URI) could not be had: GET "
+        .. "http://<redacted>@127.0.0.1:1/creds?token=<redacted>: connect to http://<redacted>@127.0.0.1:1/creds?"
+        .. "token=<redacted> refused (next try in 0.5 s)", err.message)
+      -- and through libcurl, a port nobody listens on
       local port = process.free_port()
-      local uri = "http://ops:hunter2@127.0.0.1:" .. port .. "/creds?token=abc123"
-      local fetch = assert(sources.fetcher({ type = "credentials_uri", uri = uri },
+      uri = "http://ops:hunter2@127.0.0.1:" .. port .. "/creds?token=abc123"
+      fetch = assert(sources.fetcher({ type = "credentials_uri", uri = uri },
         assert(sources.exchange { timeout_ms = 1000, connect_timeout_ms = 1000 })))
-      local c, why = fetch()
+      local why
+      c, why = fetch()
       assert.is_nil(c)
       assert.is_nil(why:find("hunter2", 1, true), why)
       assert.is_nil(why:find("abc123", 1, true), why)
       assert.equal("GET http://<redacted>@127.0.0.1:" .. port .. "/creds?token=<redacted>: ",
         why:sub(1, #("GET http://<redacted>@127.0.0.1:" .. port .. "/creds?token=<redacted>: ")))
+    end)
+
+    it("a Redis URL with a password, bad or unreachable: the password in no message", function()
+      local redisconn = require "streamctl.store.redisconn"
+      local c, err = redisconn.config("redis://alice:s3cret@127.0.0.1:99999/0")
+      assert.is_nil(c)
+      assert.equal("redis URL: the port must be an integer in 1..65535", err)
+      local port = process.free_port()
+      local cfg = assert(redisconn.config("redis://alice:s3cret@127.0.0.1:" .. port .. "/0"))
+      local conn = assert(redisconn.connect(cfg))
+      local res, why = conn:eval(redisconn.script("return 1"), {}, {})
+      assert.is_nil(res)
+      for _, text in ipairs { tostring(cfg), tostring(conn), tostring(why), conn:address() } do
+        assert.is_nil(text:find("s3cret", 1, true), text)
+      end
+      assert.equal("127.0.0.1:" .. port, conn:address())
+      conn:close()
+    end)
+
+    it("a proxy with a password, failing: neither the user's password nor the proxy's in the message", function()
+      local port = process.free_port()
+      local proxy = "http://proxy-user:proxy-pw@127.0.0.1:" .. port .. "/?key=k3y"
+      local fetch = assert(sources.fetcher({ type = "credentials_uri", uri = "http://127.0.0.1:1/creds" },
+        assert(sources.exchange { timeout_ms = 1000, connect_timeout_ms = 1000, proxy = proxy })))
+      local c, why = fetch()
+      assert.is_nil(c)
+      assert.is_nil(why:find("proxy-pw", 1, true), why)
+      assert.is_nil(why:find("k3y", 1, true), why)
+      assert.truthy(why:find("^GET http://127.0.0.1:1/creds: "), why)
+      -- a transport's message that quotes the proxy: shown redacted
+      assert.equal("via http://<redacted>@127.0.0.1:" .. port .. "/?key=<redacted>: refused",
+        redact.url_in("via " .. proxy .. ": refused", proxy))
     end)
   end)
 

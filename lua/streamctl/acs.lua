@@ -8,7 +8,7 @@
 -- @module streamctl.acs
 
 local core = require "streamctl.core"
-local urls = require "streamctl.url"
+local redact = require "streamctl.redact"
 local options = require "streamctl.options"
 local encode = require "streamctl.encode"
 local errors = require "streamctl.errors"
@@ -294,10 +294,16 @@ function M.rules(spec)
       st.warned = true
       log.warn(format("streamctl: the account behind %s is unknown (STS GetCallerIdentity at %s: %s); its calls "
         .. "are paced under one budget with every other unknown account's until STS answers (asked again every "
-        .. "%d s); give account_id to say it", st.source, urls.redacted(self._sts_endpoint),
+        .. "%d s); give account_id to say it", st.source, redact.url(self._sts_endpoint),
         tostring(ok and why or uid),
         M.LOOKUP_RETRY_S))
     end
+  end
+
+  -- A holder in a message: its source (streamctl.credentials.refresh's), else the option.
+  local function holder_name(h)
+    local ok, source = pcall(function() return h.source end)
+    return ok and type(source) == "string" and source or "the 'credentials' option"
   end
 
   -- The credentials to sign with now: the client's own, or its holder's
@@ -306,7 +312,20 @@ function M.rules(spec)
     local h = self._holder
     if not h then return self.access_key_id, self._secret, TOKENS[self] end
     local c, err = h:get()
-    if not c then return nil, err end
+    if not c then
+      if type(err) ~= "table" then
+        err = errors.new { provider = P, code = "CredentialsUnavailable", kind = "auth", retryable = false,
+                           message = format("credentials from %s: %s", holder_name(h), tostring(err)) }
+      end
+      return nil, err
+    end
+    -- (a holder of another make may hand out what has expired: never signed with, in its last second either)
+    local expiration = c.expiration
+    if type(expiration) == "number" and self._clock() >= expiration - 1 then
+      return nil, errors.new { provider = P, code = "CredentialsUnavailable", kind = "auth", retryable = false,
+        message = format("credentials from %s expired at %s: the holder gave them, nothing was signed with them",
+          holder_name(h), core.utc_timestamp(math.floor(expiration))) }
+    end
     return c.access_key_id, c.access_key_secret, c.security_token
   end
 

@@ -525,7 +525,7 @@ function M.define(rules)
   for name, spec in pairs(rules.batches or {}) do class[name] = batch.method(rules, name, spec) end
   class.__index = class
   class.__tostring = function(self)
-    return format("streamctl.%s client (%s)", rules.provider, self.endpoint.url)
+    return format("streamctl.%s client (%s)", rules.provider, redact.url(self.endpoint.url))
   end
   class_functions(class, rules)
   return class

@@ -8,8 +8,10 @@ local core = require "streamctl.core"
 local errors = require "streamctl.errors"
 local url = require "streamctl.url"
 
-local type, ipairs, pairs = type, ipairs, pairs
-local match, gmatch, lower = string.match, string.gmatch, string.lower
+local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
+local match, gmatch, lower, gsub, find, sub = string.match, string.gmatch, string.lower, string.gsub, string.find,
+  string.sub
+local concat = table.concat
 
 local M = {}
 
@@ -41,6 +43,62 @@ function M.hidden(rules, req)
     end
   end
   return out
+end
+
+-- A query (or a fragment) with each value hidden: `name=<redacted>`, and a
+-- part without `=` (it could be a bare token) `<redacted>`.
+local function hide_query(q)
+  return (gsub(q, "[^&]+", function(part)
+    local name = match(part, "^([%w_.~%-]*)=")
+    return name and (name .. "=<redacted>") or "<redacted>"
+  end))
+end
+
+--- The one way a URL is shown in an error, a log line, a report or a dry
+-- run (a credentials URI, a proxy, a Redis URL, an endpoint, STS): its user
+-- information (a password, a token) replaced by `<redacted>@`, the value of
+-- every query parameter by `<redacted>` (a part without `=` whole), a
+-- fragment by `#<redacted>`; the scheme, host, port, path and the
+-- parameters' names kept, so the reader still sees which URL it was.
+-- Conservative where the text is not plainly `scheme://host[:port]...`: a
+-- `host[:port]` that does not parse, or an `@` after the authority (a
+-- password holding an unescaped `/`, `?` or `#` splits there, so the part
+-- before it may be one), hides all after `scheme://`; text that is not a
+-- URL at all is `<redacted>` whole when it has an `@`, `?` or `#` in it,
+-- else shown as it is (a path, `host:port`).
+function M.url(u)
+  u = tostring(u)
+  local scheme, authority, rest = url.split(u)
+  if not scheme then
+    if find(u, "[@?#]") then return "<redacted>" end
+    return u
+  end
+  local info, hostport = url.userinfo(authority)
+  if find(rest, "@", 1, true) or (hostport ~= "" and not url.host_port((gsub(hostport, ":$", "")))) then
+    return scheme .. "://<redacted>"
+  end
+  local path, query, fragment = match(rest, "^([^?#]*)(%??[^#]*)(#?.*)$")
+  if query ~= "" then query = "?" .. hide_query(sub(query, 2)) end
+  if fragment ~= "" then fragment = "#<redacted>" end
+  return scheme .. "://" .. (info and "<redacted>@" or "") .. hostport .. path .. query .. fragment
+end
+
+--- `text` with `u` (a URL: see `url`) replaced, wherever it appears whole,
+-- by its redacted form: for a message that may quote a URL (a transport's).
+function M.url_in(text, u)
+  text, u = tostring(text), tostring(u)
+  if u == "" then return text end
+  local shown = M.url(u)
+  local out, at = {}, 1
+  while true do
+    local i, j = find(text, u, at, true)
+    if not i then break end
+    out[#out + 1] = sub(text, at, i - 1)
+    out[#out + 1] = shown
+    at = j + 1
+  end
+  out[#out + 1] = sub(text, at)
+  return concat(out)
 end
 
 --- `text` with every hidden value replaced by "<redacted>".

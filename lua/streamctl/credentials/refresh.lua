@@ -93,13 +93,15 @@ function M.new(opts)
   }, Holder)
 end
 
--- The error for "no valid credentials".
+-- The error for "no valid credentials": what the last renewal here met, or
+-- (none tried here yet) that another caller's renewal has not ended.
 local function no_credentials(self, now)
   local c = self._current
   local what = c and format("expired at %s", core.utc_timestamp(floor(c.expiration)))
     or "could not be had"
-  local message = format("credentials from %s %s: %s", self.source, what,
-    self._last_error and tostring(self._last_error) or "no renewal has been tried")
+  local why = self._last_error and tostring(self._last_error)
+    or format("a renewal by another %s is under way and gave none yet", self._shared and "worker" or "caller")
+  local message = format("credentials from %s %s: %s", self.source, what, why)
   if self._next_try and self._next_try > now then
     message = message .. format(" (next try in %.1f s)", self._next_try - now)
   end
@@ -181,7 +183,7 @@ function Holder:get()
     if locked then
       -- (another process may have renewed while this one waited for the lock)
       local fresh = shared and shared.get()
-      if fresh and (not self._current or fresh.expiration > self._current.expiration) then
+      if fresh and valid(fresh, now) and (not self._current or fresh.expiration > self._current.expiration) then
         take(self, fresh, now)
       else
         renew(self, now)

@@ -18,10 +18,10 @@
 
 local core = require "streamctl.core"
 local json = require "streamctl.json"
-local urls = require "streamctl.url"
+local redact = require "streamctl.redact"
 
 local type, tostring, ipairs = type, tostring, ipairs
-local format, match, find, gsub = string.format, string.match, string.find, string.gsub
+local format, match = string.format, string.match
 
 local M = {}
 
@@ -65,12 +65,10 @@ end
 -- shown redacted: a credentials URI may carry a password or a token).
 local function ask(exchange, method, url, headers)
   local res, err = exchange { method = method, url = url, headers = headers or {}, body = "" }
-  local shown = urls.redacted(url)
+  local shown = redact.url(url)
   if not res then
     -- (a transport's message may quote the URL too)
-    local why = tostring(err and err.message or err)
-    if find(why, url, 1, true) then why = gsub(why, gsub(url, "%p", "%%%0"), (gsub(shown, "%%", "%%%%"))) end
-    return nil, format("%s %s: %s", method, shown, why)
+    return nil, format("%s %s: %s", method, shown, redact.url_in(tostring(err and err.message or err), url))
   end
   if res.status ~= 200 then
     return nil, format("%s %s: HTTP %d", method, shown, res.status), res
@@ -139,7 +137,7 @@ local function uri_fetch(source, exchange)
   return function()
     local res, why = ask(exchange, "GET", source.uri, nil)
     if not res then return nil, why end
-    return parse(res.body, urls.redacted(source.uri))
+    return parse(res.body, redact.url(source.uri))
   end
 end
 

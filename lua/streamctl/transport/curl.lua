@@ -141,6 +141,33 @@ function M.sleep(seconds)
   return c().sleep(seconds)
 end
 
+-- The proxies a transport may go through (its option's, or with "env" the
+-- environment's), for its messages: a completion's message that quotes one
+-- shows it as streamctl.redact.url does (user information and query hidden).
+local PROXY_VARIABLES = { "https_proxy", "HTTPS_PROXY", "http_proxy", "all_proxy", "ALL_PROXY" }
+local function proxies(proxy)
+  if proxy == nil then return nil end
+  if proxy ~= "env" then return { proxy } end
+  local out = {}
+  for _, name in ipairs(PROXY_VARIABLES) do
+    local v = os.getenv(name)
+    if v and v ~= "" then out[#out + 1] = v end
+  end
+  return #out > 0 and out or nil
+end
+
+-- `done`'s failures with every proxy in their messages redacted.
+local function redact_proxies(done, urls)
+  local redact = require "streamctl.redact"
+  for _, d in ipairs(done) do
+    local e = d.err
+    if type(e) == "table" and type(e.message) == "string" then
+      for _, p in ipairs(urls) do e.message = redact.url_in(e.message, p) end
+    end
+  end
+  return done
+end
+
 --- Makes a transport.
 -- @param opts a table holding the options in `OPTIONS` (all optional; other
 --   keys, a client's own options, are not looked at); those not given are
@@ -161,6 +188,7 @@ function M.new(opts)
   local curl = c()
   local m = curl.multi(copts)
   local t = { sleep = curl.sleep }
+  local via = proxies(copts.proxy)
 
   function t.start(key, request)
     -- The header rule is checked here, as the cosocket transport checks it;
@@ -180,7 +208,9 @@ function M.new(opts)
       if timeout > 0 then curl.sleep(timeout) end
       return {}
     end
-    return m:poll(floor(timeout * 1000 + 0.5))
+    local done = m:poll(floor(timeout * 1000 + 0.5))
+    if via then return redact_proxies(done, via) end
+    return done
   end
 
   function t.close()
