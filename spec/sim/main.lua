@@ -89,8 +89,10 @@ end
 local elapsed = os.clock() - started
 print(format("sim: %d seeds (%d..%d) in %.1f s CPU: %.0f seeds/min; %d requests, %d operations; every invariant "
   .. "held", runs, seed - runs, seed - 1, elapsed, runs / elapsed * 60, requests, ops))
-print(format("  and as many operator scenarios (credentials renewed, reconcile rounds killed): invariants 7 to 10 "
-  .. "held"))
+local st = operator.stats
+print(format("  and as many operator scenarios (credentials renewed; %d command-line runs, reconcile rounds and "
+  .. "batches, %d requests, %d killed (%d of them with a power loss), %d writes cut short and %d refused by a full "
+  .. "disk): invariants 7 to 10 held", st.runs, st.requests, st.kills, st.power_losses, st.cut, st.full - st.cut))
 print(format("  caps checked strictly (jitter within %.0f ms) in %d runs", sim.JITTER_MARGIN * 1000, strict))
 local kinds = {}
 for k in pairs(faults) do kinds[#kinds + 1] = k end

@@ -40,6 +40,20 @@ local MUTANTS = {
     from = "return c ~= nil and now < c.expiration - 1", to = "return c ~= nil and now < c.expiration + 30" },
   { name = "credentials that arrive expired taken (no backoff)", file = "lua/streamctl/credentials/refresh.lua",
     from = "if not why and creds.expiration - now < M.UNCERTAINTY_S then", to = "if false then" },
+  { name = "the command's intent written after its batch", file = "lua/streamctl/cli.lua",
+    from = "  elseif not intend(plan_of(m, fields, args, safe)) then\n    status = M.EXIT.usage\n"
+      .. "  elseif m and m.list then\n    status, rows, calls = run_batch(out, client, m, fields, args, output)\n",
+    to = "  elseif m and m.list then\n    status, rows, calls = run_batch(out, client, m, fields, args, output)\n"
+      .. "    intend(plan_of(m, fields, args, safe))\n" },
+  { name = "the command's intent written without fdatasync", file = "lua/streamctl/cli.lua",
+    from = "  local ok, why = safe.write(audit.record(fields), true)\n  if ok then\n    safe.intended = true",
+    to = "  local ok, why = safe.write(audit.record(fields))\n  if ok then\n    safe.intended = true" },
+  { name = "an audit line cut short by a full disk taken as written", file = "lua/streamctl/audit.lua",
+    from = "    if not done then\n      if written and written > 0 then",
+    to = "    if false then\n      if written and written > 0 then" },
+  { name = "no backoff after credentials that arrive stale", file = "lua/streamctl/credentials/refresh.lua",
+    from = "  self._next_try = now + bound * self._random()",
+    to = "  if type(creds) ~= \"table\" then self._next_try = now + bound * self._random() end" },
   { name = "Sequence taken at build instead of first send", file = "lua/streamctl/zego.lua",
     from = "  if not dry then return params end",
     to = "  if not dry then params.Sequence = self._sequence:next_for(type(ids) == \"table\" and ids or { ids }) "

@@ -18,13 +18,20 @@
 
 local world_mod = require "sim.world"
 local refresh = require "streamctl.credentials.refresh"
-local reconcile = require "streamctl.reconcile"
 local audit = require "streamctl.audit"
+local cli = require "streamctl.cli"
+local zego = require "streamctl.zego"
+local json = require "streamctl.json"
+local disk_mod = require "sim.disk"
 
 local format = string.format
-local ipairs, pairs, pcall, error, sort = ipairs, pairs, pcall, error, table.sort
+local ipairs, pairs, pcall, error, sort, concat = ipairs, pairs, pcall, error, table.sort, table.concat
+local type, tostring, tonumber = type, tostring, tonumber
 
 local M = {}
+
+--- Totals over every scenario run in this process (make sim prints them).
+M.stats = { runs = 0, requests = 0, kills = 0, power_losses = 0, cut = 0, full = 0, refused = 0 }
 
 local T0 = 1800000000
 
@@ -85,133 +92,228 @@ local function credentials(rng, out)
   end
 end
 
--- ---- Reconcile rounds (7, 8)
+-- ---- The command line's runs on a simulated disk (7, 8)
+--
+-- Each run is the real command (streamctl.cli's main: its audit log through
+-- streamctl.audit, reconcile.zego with reconcile.file_store) on the disk of
+-- spec/sim/disk.lua, against a provider that records what reached it. A
+-- run is killed, or the machine loses its power, before a drawn effect:
+-- an append to the audit log (the intent, the outcome), a replace of the
+-- state (the pending record, the confirmation), a request leaving, an
+-- answer coming back.
 
+local LOG = "/dev/null"                  -- (io.open'd by audit.writer; every write goes to the disk below)
+local STATE = "/sim-disk/zego-state.json" -- (only ever read and replaced through the disk)
+local APP_ID, SECRET = "1234567890", "0123456789abcdef0123456789abcdef"
 local POOL = { "rtc:a", "rtc:b", "rtc:c", "rtc:d", "rtc:e", "rtc:f", "cdn:g", "cdn:h" }
+local LOOSE = { "x1", "x2", "x3", "x4", "x5" }  -- the batches' streams (ForbidRTCStreams from the command line)
 
-local function items_of(keys)
-  local out = {}
-  for i, k in ipairs(keys) do
-    local kind, id = k:match("^(%a+):(.*)$")
-    out[i] = { stream_id = id, kind = kind }
+local SINK = { write = function(self) return self end, flush = function() return true end,
+               setvbuf = function() return true end }
+local NO_SIGNAL = { catch = function() end, caught = function() return nil end }
+local ENV = { HOME = "/nonexistent-sim-home", USER = "sim" }
+local function getenv(k) return ENV[k] end
+local PARSER
+
+-- The line of `log` (its durable part) that is run `run`'s whole intent, decoded; nil when there is none.
+local function intent_of(durable, run)
+  if not (durable and run) then return nil end
+  local tag = '"record":"intent","run":"' .. run .. '"'
+  for line in durable:gmatch("([^\n]*)\n") do
+    if line:find(tag, 1, true) then
+      local rec = json.decode(line)
+      if type(rec) == "table" then return rec end
+    end
   end
-  return out
+  return nil
+end
+
+local function names_stream(rec, name)
+  for _, s in ipairs(rec.streams or {}) do if s.stream == name then return true end end
+  return rec.streams == nil -- (more than the intent lists one by one: its count and digest only)
+end
+
+local Scene = {}
+
+local function new_scene(rng, out)
+  local sc = { rng = rng, out = out, now = T0, forbidden = {}, effects = 0, kill_at = nil, run = nil,
+               send_fault = 0, kills = 0 }
+  sc.disk = disk_mod.new(rng, { effect = function(what) Scene.effect(sc, what) end })
+  sc.disk:register(LOG)
+  sc.disk:register(STATE)
+  return sc
+end
+
+function Scene.effect(sc, what)
+  sc.effects = sc.effects + 1
+  if sc.kill_at and sc.effects == sc.kill_at then error({ killed = what }, 0) end
+end
+
+-- A request reaching the provider; 7 checked as it arrives.
+function Scene.arrive(sc, key, name, forbid)
+  local _, durable = sc.disk:text(LOG)
+  local rec = intent_of(durable, sc.run)
+  if not rec then
+    fail(sc.out, 7, "%s: a %s of %s reached the provider, and run %s's intent is not whole on the disk",
+      sc.what, forbid and "forbid" or "resume", key, tostring(sc.run))
+  elseif not names_stream(rec, name) then
+    fail(sc.out, 7, "%s: a %s of %s reached the provider; run %s's intent does not name it", sc.what,
+      forbid and "forbid" or "resume", key, sc.run)
+  end
+  sc.forbidden[key] = forbid or nil
+  M.stats.requests = M.stats.requests + 1
+end
+
+-- One stream's request: failed before applying, applied with its answer lost, or applied.
+function Scene.change(sc, key, name, forbid)
+  Scene.effect(sc, "a request")
+  local r = sc.rng:float()
+  local res
+  if r < sc.send_fault then
+    res = { stream = name, ok = false, attempts = 1, error = { code = "InternalError", message = "500" } }
+  elseif r < 2 * sc.send_fault then
+    Scene.arrive(sc, key, name, forbid)
+    res = { stream = name, ok = false, attempts = 1, outcome_unknown = true,
+            error = { code = "Timeout", message = "no answer", outcome_unknown = true, sent = true } }
+  else
+    Scene.arrive(sc, key, name, forbid)
+    res = { stream = name, ok = true, attempts = 1, result = { RequestId = "r" } }
+  end
+  Scene.effect(sc, "an answer")
+  return res
+end
+
+local function client_of(sc)
+  local function batch(forbid)
+    return function(_, f)
+      local results, counts = {}, { ok = 0, failed = 0, unknown = 0 }
+      for i, id in ipairs(f.stream_ids) do
+        local r = Scene.change(sc, "rtc:" .. id, sc.mode == "batch" and id or ("rtc:" .. id), forbid)
+        r.stream = id
+        results[i] = r
+        local k = r.ok and "ok" or r.outcome_unknown and "unknown" or "failed"
+        counts[k] = counts[k] + 1
+        if f.on_progress then f.on_progress(i, #f.stream_ids, r) end
+      end
+      return { results = results, total = #results, succeeded = counts.ok, failed = counts.failed + counts.unknown,
+               unknown = counts.unknown, calls = #results, elapsed = 0, duplicates = 0 }
+    end
+  end
+  local function single(forbid)
+    return function(_, f)
+      local r = Scene.change(sc, "cdn:" .. f.stream_id, "cdn:" .. f.stream_id, forbid)
+      if r.ok then return { RequestId = "r" } end
+      return nil, r.error
+    end
+  end
+  return { app_id = tonumber(APP_ID), now = function() return sc.now end, close = function() end,
+           forbid_rtc_streams = batch(true), resume_rtc_streams = batch(false),
+           forbid_cdn_live_stream = single(true), resume_cdn_live_stream = single(false) }
+end
+
+-- Runs the command `argv` (stdin: `input`), killed before effect `kill_at`
+-- (nil: not), then a power loss when `power` is set.
+function Scene.run(sc, what, argv, input, kill_at, power)
+  sc.what, sc.effects, sc.kill_at, sc.run = what, 0, kill_at, nil
+  local stdin = { read = function() return input end, close = function() return true end }
+  local ok, r = pcall(cli.main, argv, { stdout = SINK, stderr = SINK, stdin = stdin, getenv = getenv,
+                                        signal = NO_SIGNAL })
+  local st = M.stats
+  st.runs = st.runs + 1
+  if not ok then
+    if not (type(r) == "table" and r.killed) then error(r, 0) end
+    st.kills = st.kills + 1
+    if power then sc.disk:power_loss() st.power_losses = st.power_losses + 1 end
+  elseif r == 2 then
+    st.refused = st.refused + 1 -- (nothing sent: the intent or the state could not be written or read)
+  end
+  sc.kill_at = nil
+end
+
+local COMMON = { "--app-id", APP_ID, "--server-secret", SECRET, "--audit-log", LOG, "--no-progress" }
+
+local function argv_of(head)
+  local a = {}
+  for _, x in ipairs(head) do a[#a + 1] = x end
+  for _, x in ipairs(COMMON) do a[#a + 1] = x end
+  return a
+end
+
+-- 8, "nothing forgotten": every stream of the pool the provider forbids is in the durable state.
+local function check_remembered(sc)
+  local _, state = sc.disk:text(STATE)
+  for _, key in ipairs(POOL) do
+    if sc.forbidden[key] and not (state and state:find('\\"' .. key .. '\\"', 1, true)) then
+      fail(sc.out, 8, "%s: %s is forbidden at the provider and no state or pending record remembers it",
+        sc.what, key)
+    end
+  end
 end
 
 local function rounds(rng, out)
-  local now = T0
-  local forbidden = {}                 -- the provider: key -> true
-  local log = {}                       -- the audit log's durable lines
-  local held = nil                     -- the state store's durable text
-  local run = nil                      -- this round's intent: { durable }
-  local effects, kill_at = 0, nil      -- effects made this round; the one a kill comes before
-  local faults = { set = 0, get = 0, send = 0, intent = 0 }
-  local function effect(what)
-    effects = effects + 1
-    if kill_at and effects == kill_at then error({ killed = what }, 0) end
+  local sc = new_scene(rng, out)
+  local client = client_of(sc)
+  local real_new, real_run_id, real_parser = zego.new, audit.run_id, cli.parser
+  zego.new = function() return client end
+  -- (argparse's parser, 3 ms to build, is built once: main sets its error handler each run, and a parse keeps
+  -- nothing in it)
+  PARSER = PARSER or real_parser()
+  cli.parser = function() return PARSER end
+  audit.run_id = function()
+    local id = real_run_id()
+    sc.run = id
+    return id
   end
-  local store = {
-    get = function()
-      if rng:chance(faults.get) then return nil, "cannot be read (simulated)" end
-      return held
-    end,
-    set = function(_, _, text)
-      effect("a state save")
-      if rng:chance(faults.set) then return nil, "disk full (simulated)" end
-      held = text
-      return true
-    end,
-  }
-  -- a request reaching the provider: 7 checked as it arrives
-  local function arrive(key, forbid)
-    if not (run and run.durable) then
-      fail(out, 7, "reconcile: a %s of %s reached the provider without a durable intent", forbid and "forbid"
-        or "resume", key)
-    end
-    forbidden[key] = forbid or nil
-  end
-  local function change(keys, forbid)
-    local results = {}
-    for _, key in ipairs(keys) do
-      effect("a request")
-      local r = rng:float()
-      if r < faults.send then
-        results[#results + 1] = { stream = key, ok = false, error = { code = "InternalError" } }
-      elseif r < 2 * faults.send then
-        arrive(key, forbid) -- (applied, its answer lost)
-        results[#results + 1] = { stream = key, ok = false, outcome_unknown = true, error = { code = "Timeout" } }
+  local restore_disk = sc.disk:install()
+  local ok, err = pcall(function()
+    local desired = {}
+    for i = 1, rng:int(2, 6) do
+      sc.now = sc.now + rng:int(1, 600)
+      sc.disk.space = rng:chance(0.25) and rng:int(0, 900) or math.huge
+      sc.disk.read_fault = rng:chance(0.15) and 0.5 or 0
+      sc.send_fault = rng:chance(0.4) and 0.15 or 0
+      local kill_at = rng:chance(0.5) and rng:int(1, 12) or nil
+      local power = rng:chance(0.3)
+      if rng:chance(0.4) then
+        -- a batch from the command line, on streams the reconciler never touches
+        local list = {}
+        for _, id in ipairs(LOOSE) do if rng:chance(0.5) then list[#list + 1] = id end end
+        if #list > 0 then
+          sc.mode = "batch"
+          local argv = argv_of { "zego", rng:chance(0.6) and "forbid-rtc-streams" or "resume-rtc-streams" }
+          for _, id in ipairs(list) do argv[#argv + 1] = id end
+          Scene.run(sc, format("run %d (a batch)", i), argv, nil, kill_at, power)
+        end
       else
-        arrive(key, forbid)
-        results[#results + 1] = { stream = key, ok = true, attempts = 1, request_id = "r" }
+        desired = {}
+        for _, k in ipairs(POOL) do if rng:chance(0.4) then desired[#desired + 1] = k end end
+        sc.mode = "reconcile"
+        Scene.run(sc, format("round %d", i), argv_of { "zego", "reconcile", "--from", "-", "--state", STATE,
+          "--remove-extra", "--yes" }, concat(desired, "\n") .. "\n", kill_at, power)
+        check_remembered(sc)
       end
-      effect("a recorded answer")
     end
-    return results
-  end
-  local function batch(prefix, forbid)
-    return function(_, f)
-      local keys = {}
-      for i, id in ipairs(f.stream_ids) do keys[i] = prefix .. id end
-      local results = change(keys, forbid)
-      for i, r in ipairs(results) do r.stream = f.stream_ids[i] end
-      return { results = results, calls = #keys }
+    -- the clean round: no kill, no fault
+    sc.now, sc.disk.space, sc.disk.read_fault, sc.send_fault = sc.now + 1, math.huge, 0, 0
+    sc.mode = "reconcile"
+    Scene.run(sc, "the clean round", argv_of { "zego", "reconcile", "--from", "-", "--state", STATE,
+      "--remove-extra", "--yes" }, concat(desired, "\n") .. "\n")
+    check_remembered(sc)
+    local want, got, in_pool = {}, {}, {}
+    for _, k in ipairs(POOL) do in_pool[k] = true end
+    for _, k in ipairs(desired) do want[#want + 1] = k end
+    for k in pairs(sc.forbidden) do if in_pool[k] then got[#got + 1] = k end end
+    sort(want)
+    sort(got)
+    if concat(want, " ") ~= concat(got, " ") then
+      fail(out, 8, "reconcile: after a clean round the provider forbids {%s}, the desired state is {%s}",
+        concat(got, " "), concat(want, " "))
     end
-  end
-  local function single(prefix, forbid)
-    return function(_, f)
-      local r = change({ prefix .. f.stream_id }, forbid)[1]
-      if r.ok then return { RequestId = "r" } end
-      return nil, { code = r.error.code, outcome_unknown = r.outcome_unknown }
-    end
-  end
-  local client = { app_id = "1234567890", now = function() return now end,
-    forbid_rtc_streams = batch("rtc:", true), resume_rtc_streams = batch("rtc:", false),
-    forbid_cdn_live_stream = single("cdn:", true), resume_cdn_live_stream = single("cdn:", false) }
-  local function before_send(plan)
-    effect("the intent")
-    run = { durable = false }
-    local names = {}
-    for _, k in ipairs(plan.missing) do names[#names + 1] = k end
-    for _, k in ipairs(plan.extra) do names[#names + 1] = k end
-    local digest, count = audit.digest(names)
-    local line = audit.record { record = "intent", run = audit.run_id(), command = "reconcile", count = count,
-                                digest = digest }
-    if rng:chance(faults.intent) then return false, "disk full (simulated)" end
-    log[#log + 1] = line
-    run.durable = true
-    return true
-  end
-  local desired
-  for _ = 1, rng:int(2, 6) do
-    now = now + rng:int(1, 600)
-    desired = {}
-    for _, k in ipairs(POOL) do if rng:chance(0.4) then desired[#desired + 1] = k end end
-    faults = { set = rng:chance(0.3) and 0.2 or 0, get = rng:chance(0.15) and 0.5 or 0,
-               send = rng:chance(0.4) and 0.15 or 0, intent = rng:chance(0.15) and 0.5 or 0 }
-    effects, run = 0, nil
-    kill_at = rng:chance(0.5) and rng:int(1, 12) or nil
-    local ok, r = pcall(reconcile.zego, client, items_of(desired),
-      { state = store, remove_extra = true, confirm = true, before_send = before_send })
-    if not ok and not (type(r) == "table" and r.killed) then error(r, 0) end
-  end
-  -- the clean round: no kill, no fault; twice when the first finds unknowns to settle
-  faults, kill_at = { set = 0, get = 0, send = 0, intent = 0 }, nil
-  now = now + 1
-  local report, err = reconcile.zego(client, items_of(desired), { state = store, remove_extra = true, confirm = true,
-                                                                    before_send = before_send })
-  if not report then
-    fail(out, 8, "reconcile: the clean round did not run: %s", tostring(err and err.message))
-    return
-  end
-  local want, got = {}, {}
-  for _, k in ipairs(desired) do want[#want + 1] = k end
-  for k in pairs(forbidden) do got[#got + 1] = k end
-  sort(want)
-  sort(got)
-  if table.concat(want, " ") ~= table.concat(got, " ") then
-    fail(out, 8, "reconcile: after a clean round the provider forbids {%s}, the desired state is {%s}",
-      table.concat(got, " "), table.concat(want, " "))
-  end
+  end)
+  restore_disk()
+  M.stats.cut, M.stats.full = M.stats.cut + sc.disk.cut, M.stats.full + sc.disk.full
+  zego.new, audit.run_id, cli.parser = real_new, real_run_id, real_parser
+  if not ok then error(err, 0) end
 end
 
 --- Runs seed's operator scenario; returns the failures (empty when every
