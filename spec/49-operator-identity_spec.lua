@@ -131,6 +131,8 @@ describe("the operator's layer under faults: identities", function()
     it("a profile file that is a FIFO, or corrupt: an error naming the path (and the line), never skipped", function()
       local home = home_with { [".alibabacloud/credentials"] = INI_DEFAULT }
       os.execute("mkdir -p " .. q(home .. "/.aliyun") .. "; mkfifo " .. q(home .. "/.aliyun/config.json"))
+      -- (a writer for 2 s at most: code that opens the FIFO to read it gets an empty file, not a hang)
+      os.execute("timeout 2 sh -c " .. q("exec 3>>" .. q(home .. "/.aliyun/config.json")) .. " >/dev/null 2>&1 &")
       local c, err = credentials.aliyun { home = home, getenv = env {} }
       assert.is_nil(c)
       assert.equal(home .. "/.aliyun/config.json is not a file (a FIFO)", err)
@@ -261,8 +263,17 @@ describe("the operator's layer under faults: identities", function()
 
     it("a holder of another make that hands out expired credentials: nothing signed with them", function()
       local exp, started = os.time() - 10, 0
-      local transport = { start = function() started = started + 1 return true end, poll = function() return {} end,
-                          sleep = function() end, close = function() end }
+      -- (a transport that answers 200 at once: the code before the check signed and "succeeded")
+      local keys = {}
+      local transport = { start = function(key) started = started + 1 keys[#keys + 1] = key return true end,
+        poll = function()
+          local done = {}
+          for i, key in ipairs(keys) do
+            done[i] = { key = key, res = { status = 200, headers = {}, body = '{"RequestId":"R-1"}' } }
+          end
+          keys = {}
+          return done
+        end, sleep = function() end, close = function() end }
       local ali = assert(require("streamctl.aliyun").new { account_id = "1234567890123456", transport = transport,
         endpoint = "https://127.0.0.1:1", credentials = { source = "a test holder", get = function()
           return { access_key_id = "STS.old", access_key_secret = "s", security_token = "t", expiration = exp }
