@@ -21,6 +21,7 @@ local redis_model = require "sim.redis"
 local net = require "sim.net"
 local aliyun = require "streamctl.aliyun"
 local zego = require "streamctl.zego"
+local refresh = require "streamctl.credentials.refresh"
 local runner = require "streamctl.runner"
 
 local format = string.format
@@ -246,10 +247,46 @@ function M.generate(seed)
     end
     s.procs[i] = p
   end
+  -- (drawn apart, so that the rest of the seed's schedule is as before)
+  local crng = world_mod.rng(seed + 5000011)
+  if s.provider == "aliyun" and crng:chance(0.4) then
+    s.credentials = { life = { crng:int(5, 60), crng:int(60, 1800) },
+                      stale = crng:chance(0.5) and crng:between(0, 0.3) or 0,
+                      near = crng:chance(0.5) and crng:between(0, 0.2) or 0,
+                      fails = crng:chance(0.5) and crng:between(0, 0.3) or 0 }
+  end
   return s
 end
 
 -- ---- Running
+
+-- Temporary credentials for process `p`: the library's refresh holder on
+-- the process's clock, under a source whose every answer is drawn (fresh for
+-- a drawn life; stale, already expired; within the clock's uncertainty; a
+-- failure). Each key names its expiry ("STS.sim.<expiration>.<process>.<n>"),
+-- which the provider model reads (invariant 9).
+local function holder_for(sim, p, clock)
+  local c = sim.schedule.credentials
+  local rng = world_mod.rng(sim.schedule.seed * 7 + tonumber(p.name:sub(2)))
+  local n = 0
+  local function fetch()
+    n = n + 1
+    local now, r = clock(), rng:float()
+    local expiration
+    if r < c.fails then return nil, "the metadata service answered 500 (simulated)" end
+    if r < c.fails + c.stale then
+      expiration = math.floor(now) - rng:int(0, 600)
+    elseif r < c.fails + c.stale + c.near then
+      expiration = math.floor(now + rng:between(0, refresh.UNCERTAINTY_S))
+    else
+      expiration = math.floor(now + rng:int(c.life[1], c.life[2]))
+    end
+    return { access_key_id = format("STS.sim.%d.%s.%d", expiration, p.name, n), access_key_secret = "simulated-secret",
+             security_token = "simulated-token", expiration = expiration }
+  end
+  return refresh.new { source = "the simulated role of " .. p.name, fetch = fetch, clock = clock,
+                       random = function() return rng:float() end }
+end
 
 -- A client for process `p`.
 local function make_client(sim, p, transport)
@@ -265,7 +302,12 @@ local function make_client(sim, p, transport)
   }
   if s.store == "redis" then o.redis = sim.redis:connect() end
   local c, err
-  if s.provider == "aliyun" then
+  if s.provider == "aliyun" and s.credentials then
+    o.credentials, o.account_id = holder_for(sim, p, o.clock), M.ACCOUNT
+    o.signature_version = s.signature_version
+    o.nonce = function() counter = counter + 1 return format("sim-%s-%d", p.name, counter) end
+    c, err = aliyun.new(o)
+  elseif s.provider == "aliyun" then
     o.access_key_id, o.access_key_secret, o.account_id = M.ACCESS_KEY, "simulated-secret", M.ACCOUNT
     o.signature_version = s.signature_version
     o.nonce = function() counter = counter + 1 return format("sim-%s-%d", p.name, counter) end

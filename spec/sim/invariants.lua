@@ -31,6 +31,10 @@
 --   6 progress    the run ends within the time limit (no hang); after a
 --                 process's `cancel` turns true, its operation returns
 --                 within CANCEL_POLL, an answer's timeout and a store's
+--   9 credentials no request is signed with temporary credentials past
+--                 their expiry, by its process's clock when it left (the
+--                 expiry its key names: Aliyun schedules with a refresh
+--                 holder); 7, 8 and 10 are checked by spec/sim/operator.lua
 -- @module sim.invariants
 
 local runner = require "streamctl.runner"
@@ -405,9 +409,27 @@ end
 
 --- Checks a run's record; returns an array of failures `{ invariant, message }`
 -- (empty when every promise held).
+-- 9: the signing time of every arrival signed with temporary credentials
+-- before their expiry.
+-- (The process's own clock when it signed: the holder's and the signer's;
+-- the signed Timestamp may carry a correction learnt from the provider.)
+local function check_credentials(rec, out)
+  local skew = {}
+  for _, p in ipairs(rec.schedule.procs) do skew[p.name] = p.skew or 0 end
+  for _, a in ipairs(rec.model.arrivals) do
+    local at = a.key_expires and a.sent_at and provider.EPOCH + a.sent_at + (skew[a.process] or 0)
+    if at and at >= a.key_expires then
+      fail(out, 9, "%s: a %s signed at %.3f (its clock) with credentials that expired at %d (%.3f s before)",
+        tostring(a.process), tostring(a.action), at, a.key_expires, at - a.key_expires)
+      return
+    end
+  end
+end
+
 function M.check(rec)
   local out = {}
   check_progress(rec, out)
+  check_credentials(rec, out)
   if rec.ok then
     check_caps(rec, out)
     check_reports(rec, out)

@@ -144,8 +144,10 @@ function M.parse(req)
     action, nonce, stamp = h["x-acs-action"], h["x-acs-signature-nonce"], h["x-acs-date"]
     key = match(h.authorization or "", "Credential=([^,]+)")
   end
-  return { provider = "aliyun", action = action, account = key, params = q, nonce = nonce,
-           signed_at = stamp and core.parse_utc_timestamp(stamp) }
+  -- temporary credentials (spec/sim's holders) name their expiry; one account behind them all
+  local expires = key and tonumber(match(key, "^STS%.sim%.(%d+)%."))
+  return { provider = "aliyun", action = action, account = expires and "STS.sim" or key, params = q, nonce = nonce,
+           signed_at = stamp and core.parse_utc_timestamp(stamp), key_expires = expires }
 end
 
 -- ---- Aliyun
