@@ -66,9 +66,19 @@ function Dict:remove(keys)
   return true
 end
 
+-- true, false; or nil and why: the dict's error, or a value that is not a
+-- member's (true), with "corrupt".
 function Dict:has(key)
   check_key(key, "has")
-  return self.dict:get(MEMBER .. key) == true
+  local v, err = self.dict:get(MEMBER .. key)
+  if v == nil then
+    if err ~= nil then return nil, format("the shared dict cannot tell whether %s is listed: %s", key, err) end
+    return false
+  end
+  if v ~= true then
+    return nil, format("the shared dict holds a %s for member %s, not true", type(v), key), "corrupt"
+  end
+  return true
 end
 
 function Dict:members()
@@ -82,7 +92,8 @@ end
 function Dict:get(key)
   check_key(key, "get")
   local v, err = self.dict:get(VALUE .. key)
-  if v == nil then return nil, err end -- (absent; or the dict's error)
+  if v == nil and err ~= nil then return nil, format("the shared dict cannot read %s: %s", key, tostring(err)) end
+  if v == nil then return nil end -- (absent)
   if type(v) ~= "string" then
     return nil, format("the shared dict holds a %s for %s, not its text", type(v), key), "corrupt"
   end
@@ -160,15 +171,27 @@ function Redis:has(key)
   check_key(key, "has")
   local res, err = self.conn:eval(script("has"), { self.set_key }, { key })
   if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. tostring(err) end
+  if res ~= 0 and res ~= 1 then
+    return nil, format("Redis at %s answered %s for whether %s is listed, not 0 or 1", self.conn:address(),
+      type(res), key), "corrupt"
+  end
   return res == 1
 end
 
 function Redis:members()
   local res, err = self.conn:eval(script("members"), { self.set_key }, {})
   if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. tostring(err) end
+  if type(res) ~= "table" then
+    return nil, format("Redis at %s answered a %s for the members, not a list", self.conn:address(), type(res)),
+      "corrupt"
+  end
   local out = {}
-  for _, k in ipairs(res) do
-    if type(k) == "string" then out[#out + 1] = k end
+  for i, k in ipairs(res) do
+    if type(k) ~= "string" then
+      return nil, format("Redis at %s answered a %s as member %d, not a key", self.conn:address(), type(k), i),
+        "corrupt"
+    end
+    out[i] = k
   end
   return out
 end

@@ -284,6 +284,34 @@ end
 
 -- Alibaba Cloud -----------------------------------------------------------------
 
+-- What is wrong with a block-list page (a message), or nil: its StreamUrls
+-- must be a list of non-empty texts, TotalNum (when given) a count, and a
+-- last page (shorter than asked) must not end before TotalNum says the
+-- list does (entries resumed between two pages may make it end later).
+local function page_flaw(urls, total, page, size)
+  if type(urls) ~= "table" then return "has no StreamUrls list" end
+  local n = #urls
+  for k in pairs(urls) do
+    if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then
+      return "has a StreamUrls that is not a list (key " .. tostring(k) .. ")"
+    end
+  end
+  for i = 1, n do
+    if type(urls[i]) ~= "string" or urls[i] == "" then
+      return format("has a StreamUrls entry %d that is not a stream (%s)", i, type(urls[i]))
+    end
+  end
+  if n > size then return format("holds %d entries, more than the %d asked", n, size) end
+  local count = tonumber(total)
+  if total ~= nil and (not count or count < 0 or count ~= floor(count)) then
+    return "has a TotalNum that is not a count (" .. tostring(total) .. ")"
+  end
+  if count and n < size and (page - 1) * size + n < count then
+    return format("ends the list at %d entries, but its TotalNum is %d", (page - 1) * size + n, count)
+  end
+  return nil
+end
+
 -- Every page of `domain`'s block list: the entries, or nil and an error.
 local function block_list(client, domain, o, report)
   local out, size = {}, o.page_size or M.PAGE_SIZE
@@ -292,15 +320,17 @@ local function block_list(client, domain, o, report)
                                                               page_size = size }
     report.calls = report.calls + 1
     if not res then return nil, err end
-    local urls = res.StreamUrls
+    local urls, total = res.StreamUrls, res.TotalNum
     if type(urls) == "table" and urls.StreamUrl ~= nil then urls = urls.StreamUrl end
-    if urls == nil and tonumber(res.TotalNum) == 0 then urls = {} end
-    if type(urls) ~= "table" then
+    if urls == nil and tonumber(total) == 0 then urls = {} end
+    local flaw = page_flaw(urls, total, page, size)
+    if flaw then
       return nil, errors.new { provider = "aliyun", action = "DescribeLiveStreamsBlockList", code = "InvalidResponse",
-        kind = "response", request_id = res.RequestId, message = "the answer has no StreamUrls list" }
+        kind = "response", request_id = res.RequestId, message = format("page %d of the block list of "
+          .. "%s %s: nothing was sent", page, domain, flaw) }
     end
-    for _, u in ipairs(urls) do out[#out + 1] = tostring(u) end
-    local total = tonumber(res.TotalNum)
+    for _, u in ipairs(urls) do out[#out + 1] = u end
+    total = tonumber(total)
     if #urls < size or (total and page * size >= total) then return out end
   end
   return nil, errors.new { provider = "aliyun", action = "DescribeLiveStreamsBlockList", code = "TooManyPages",
@@ -401,22 +431,37 @@ local function state_error(code, message)
   return errors.new { provider = "zego", code = code, kind = "service", sent = false, message = message }
 end
 
+local STATE_FIELDS = { v = true, streams = true, pending = true }
+local MAX_TIME = 2 ^ 53
+
+-- Whether `k` is a state's stream key: "rtc:ID" or "cdn:ID".
+local function stream_key(k)
+  return type(k) == "string" and (find(k, "^rtc:.") or find(k, "^cdn:.")) ~= nil
+end
+
 -- What is wrong with a state's decoded table (a message), or nil.
 local function state_flaw(state)
   if type(state) ~= "table" then return "is not a JSON object" end
   if state.v ~= 1 and state.v ~= STATE_VERSION then
     return format("has version %s, not 1 or %d", tostring(state.v), STATE_VERSION)
   end
+  for k in pairs(state) do
+    if not STATE_FIELDS[k] then return format("has \"%s\", which is not v, streams or pending", tostring(k)) end
+  end
   if type(state.streams) ~= "table" then return "has no \"streams\" object" end
   for k, expiry in pairs(state.streams) do
-    if type(k) ~= "string" or not find(k, "^%a%a%a:.") or type(expiry) ~= "number" or expiry < 0 then
-      return format("has a stream entry that is not \"rtc:ID\" or \"cdn:ID\" with a time (%s)", tostring(k))
+    if not stream_key(k) or type(expiry) ~= "number" or not (expiry >= 0 and expiry < MAX_TIME) then
+      return format("has a stream entry that is not \"rtc:ID\" or \"cdn:ID\" with a time (%s: %s)", tostring(k),
+        tostring(expiry))
     end
   end
-  if state.pending ~= nil and type(state.pending) ~= "table" then return "has a \"pending\" that is not an object" end
+  if state.pending ~= nil and (state.v == 1 or type(state.pending) ~= "table") then
+    return "has a \"pending\" that is not a version 2 object"
+  end
   for k, change in pairs(state.pending or {}) do
-    if type(k) ~= "string" or not find(k, "^%a%a%a:.") or (change ~= "forbid" and change ~= "resume") then
-      return format("has a pending entry that is not a stream with \"forbid\" or \"resume\" (%s)", tostring(k))
+    if not stream_key(k) or (change ~= "forbid" and change ~= "resume") then
+      return format("has a pending entry that is not a stream with \"forbid\" or \"resume\" (%s: %s)",
+        tostring(k), tostring(change))
     end
   end
   return nil
@@ -626,7 +671,7 @@ function M.file_store(path)
       if kind == "absent" then return {} end
       return nil, why
     end
-    local t = json.decode(text)
+    local t = find(text, "^%s*{") and json.decode(text)
     if type(t) ~= "table" or (next(t) ~= nil and #t > 0) then
       return nil, format("%s is not a JSON object of states (%d bytes%s)", path, #text,
         match(text, "^%s*$") and ", all blank" or ""), "corrupt"
