@@ -1127,8 +1127,12 @@ local function run_reconcile(out, client, provider, args, output, limit, stdin, 
       out:warn(message)
       return M.EXIT.usage
     end
-    out:warn(format("cannot read the provider's view, nothing was sent: %s", (gsub(tostring(err), "^streamctl: ",
-      ""))))
+    local said = gsub(tostring(err), "^streamctl: ", "")
+    if err.code == "StateUnavailable" or err.code == "InvalidState" then
+      out:warn(said) -- (the message names the state, says why, and that nothing was sent)
+    else
+      out:warn(format("cannot read the provider's view, nothing was sent: %s", said))
+    end
     return M.EXIT.failed
   end
   if draw and #report.results > 0 then draw(#report.results, #report.results, nil, true) end
