@@ -41,10 +41,12 @@ local MUTANTS = {
   { name = "credentials that arrive expired taken (no backoff)", file = "lua/streamctl/credentials/refresh.lua",
     from = "if not why and creds.expiration - now < M.UNCERTAINTY_S then", to = "if false then" },
   { name = "the command's intent written after its batch", file = "lua/streamctl/cli.lua",
+    -- (the batch method wrapped: its intent is written once the batch has returned)
     from = "  elseif not intend(plan_of(m, fields, args, safe)) then\n    status = M.EXIT.usage\n"
-      .. "  elseif m and m.list then\n    status, rows, calls = run_batch(out, client, m, fields, args, output)\n",
-    to = "  elseif m and m.list then\n    status, rows, calls = run_batch(out, client, m, fields, args, output)\n"
-      .. "    intend(plan_of(m, fields, args, safe))\n" },
+      .. "  elseif m and m.list then\n",
+    to = "  elseif m and m.list and (function() local real = client[m.name] client[m.name] = function(...) "
+      .. "local a, b = real(...) intend(plan_of(m, fields, args, safe)) return a, b end end)() then\n"
+      .. "  elseif m and m.list then\n" },
   { name = "the command's intent written without fdatasync", file = "lua/streamctl/cli.lua",
     from = "  local ok, why = safe.write(audit.record(fields), true)\n  if ok then\n    safe.intended = true",
     to = "  local ok, why = safe.write(audit.record(fields))\n  if ok then\n    safe.intended = true" },

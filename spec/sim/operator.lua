@@ -21,6 +21,7 @@ local refresh = require "streamctl.credentials.refresh"
 local audit = require "streamctl.audit"
 local cli = require "streamctl.cli"
 local zego = require "streamctl.zego"
+local aliyun = require "streamctl.aliyun"
 local json = require "streamctl.json"
 local disk_mod = require "sim.disk"
 
@@ -107,6 +108,9 @@ local STATE = "/sim-disk/zego-state.json" -- (only ever read and replaced throug
 local APP_ID, SECRET = "1234567890", "0123456789abcdef0123456789abcdef"
 local POOL = { "rtc:a", "rtc:b", "rtc:c", "rtc:d", "rtc:e", "rtc:f", "cdn:g", "cdn:h" }
 local LOOSE = { "x1", "x2", "x3", "x4", "x5" }  -- the batches' streams (ForbidRTCStreams from the command line)
+local DOMAIN, APP = "sim.example.com", "live"
+local BLOCKS = {}                                -- Aliyun's reconcile streams (its block list is the state)
+for i = 1, 6 do BLOCKS[i] = DOMAIN .. "/" .. APP .. "/s" .. i end
 
 local SINK = { write = function(self) return self end, flush = function() return true end,
                setvbuf = function() return true end }
@@ -211,6 +215,38 @@ local function client_of(sc)
            forbid_cdn_live_stream = single(true), resume_cdn_live_stream = single(false) }
 end
 
+-- An Aliyun client: the block list is what the provider forbids on the domain, a page at a time.
+local function aliyun_client_of(sc)
+  local function batch(forbid)
+    return function(_, f)
+      local results, counts = {}, { ok = 0, failed = 0, unknown = 0 }
+      for i, name in ipairs(f.stream_names) do
+        local key = f.domain_name .. "/" .. f.app_name .. "/" .. name
+        local r = Scene.change(sc, key, key, forbid)
+        r.stream = name
+        results[i] = r
+        local k = r.ok and "ok" or r.outcome_unknown and "unknown" or "failed"
+        counts[k] = counts[k] + 1
+      end
+      return { results = results, total = #results, succeeded = counts.ok, failed = counts.failed + counts.unknown,
+               unknown = counts.unknown, calls = #results, elapsed = 0, duplicates = 0 }
+    end
+  end
+  local function block_list(_, f)
+    Scene.effect(sc, "a read of the block list")
+    local urls = {}
+    for key in pairs(sc.forbidden) do
+      if key:sub(1, #f.domain_name + 1) == f.domain_name .. "/" then urls[#urls + 1] = key end
+    end
+    sort(urls)
+    local page, first = {}, (f.page_number - 1) * f.page_size
+    for i = first + 1, math.min(#urls, first + f.page_size) do page[#page + 1] = urls[i] end
+    return { StreamUrls = { StreamUrl = page }, TotalNum = #urls, RequestId = "r" }
+  end
+  return { now = function() return sc.now end, close = function() end, describe_live_streams_block_list = block_list,
+           forbid_live_streams = batch(true), resume_live_streams = batch(false) }
+end
+
 -- Runs the command `argv` (stdin: `input`), killed before effect `kill_at`
 -- (nil: not), then a power loss when `power` is set.
 function Scene.run(sc, what, argv, input, kill_at, power)
@@ -230,13 +266,44 @@ function Scene.run(sc, what, argv, input, kill_at, power)
   sc.kill_at = nil
 end
 
-local COMMON = { "--app-id", APP_ID, "--server-secret", SECRET, "--audit-log", LOG, "--no-progress" }
+local COMMON = {
+  zego = { "--app-id", APP_ID, "--server-secret", SECRET, "--audit-log", LOG, "--no-progress" },
+  aliyun = { "--access-key-id", "LTAIsimulated", "--access-key-secret", "simulated-secret", "--audit-log", LOG,
+             "--no-progress" },
+}
 
 local function argv_of(head)
   local a = {}
   for _, x in ipairs(head) do a[#a + 1] = x end
-  for _, x in ipairs(COMMON) do a[#a + 1] = x end
+  for _, x in ipairs(COMMON[head[1]]) do a[#a + 1] = x end
   return a
+end
+
+local function zego_round(sc, what, desired)
+  sc.mode = "reconcile"
+  return argv_of { "zego", "reconcile", "--from", "-", "--state", STATE, "--remove-extra", "--yes" },
+    concat(desired, "\n") .. "\n", what
+end
+
+local function aliyun_round(sc, what, desired)
+  sc.mode = "reconcile"
+  -- (--domain-name: the block list read even when the desired list names none of its streams)
+  return argv_of { "aliyun", "reconcile", "--from", "-", "--remove-extra", "--yes", "--domain-name", DOMAIN },
+    concat(desired, "\n") .. "\n", what
+end
+
+-- 8, convergence: after the clean round, the provider forbids exactly the desired streams of `pool`.
+local function check_converged(sc, who, pool, desired)
+  local want, got, in_pool = {}, {}, {}
+  for _, k in ipairs(pool) do in_pool[k] = true end
+  for _, k in ipairs(desired) do want[#want + 1] = k end
+  for k in pairs(sc.forbidden) do if in_pool[k] then got[#got + 1] = k end end
+  sort(want)
+  sort(got)
+  if concat(want, " ") ~= concat(got, " ") then
+    fail(sc.out, 8, "%s reconcile: after a clean round the provider forbids {%s}, the desired state is {%s}", who,
+      concat(got, " "), concat(want, " "))
+  end
 end
 
 -- 8, "nothing forgotten": every stream of the pool the provider forbids is in the durable state.
@@ -252,9 +319,10 @@ end
 
 local function rounds(rng, out)
   local sc = new_scene(rng, out)
-  local client = client_of(sc)
-  local real_new, real_run_id, real_parser = zego.new, audit.run_id, cli.parser
+  local client, aclient = client_of(sc), aliyun_client_of(sc)
+  local real_new, real_anew, real_run_id, real_parser = zego.new, aliyun.new, audit.run_id, cli.parser
   zego.new = function() return client end
+  aliyun.new = function() return aclient end
   -- (argparse's parser, 3 ms to build, is built once: main sets its error handler each run, and a parse keeps
   -- nothing in it)
   PARSER = PARSER or real_parser()
@@ -266,7 +334,7 @@ local function rounds(rng, out)
   end
   local restore_disk = sc.disk:install()
   local ok, err = pcall(function()
-    local desired = {}
+    local desired, blocked = {}, {}
     for i = 1, rng:int(2, 6) do
       sc.now = sc.now + rng:int(1, 600)
       sc.disk.space = rng:chance(0.25) and rng:int(0, 900) or math.huge
@@ -274,8 +342,9 @@ local function rounds(rng, out)
       sc.send_fault = rng:chance(0.4) and 0.15 or 0
       local kill_at = rng:chance(0.5) and rng:int(1, 12) or nil
       local power = rng:chance(0.3)
-      if rng:chance(0.4) then
-        -- a batch from the command line, on streams the reconciler never touches
+      local r = rng:float()
+      if r < 0.3 then
+        -- a batch from the command line, on streams the reconcilers never touch
         local list = {}
         for _, id in ipairs(LOOSE) do if rng:chance(0.5) then list[#list + 1] = id end end
         if #list > 0 then
@@ -284,35 +353,32 @@ local function rounds(rng, out)
           for _, id in ipairs(list) do argv[#argv + 1] = id end
           Scene.run(sc, format("run %d (a batch)", i), argv, nil, kill_at, power)
         end
+      elseif r < 0.5 then
+        blocked = {}
+        for _, k in ipairs(BLOCKS) do if rng:chance(0.4) then blocked[#blocked + 1] = k end end
+        local argv, input, what = aliyun_round(sc, format("run %d (Aliyun reconcile)", i), blocked)
+        Scene.run(sc, what, argv, input, kill_at, power)
       else
         desired = {}
         for _, k in ipairs(POOL) do if rng:chance(0.4) then desired[#desired + 1] = k end end
-        sc.mode = "reconcile"
-        Scene.run(sc, format("round %d", i), argv_of { "zego", "reconcile", "--from", "-", "--state", STATE,
-          "--remove-extra", "--yes" }, concat(desired, "\n") .. "\n", kill_at, power)
+        local argv, input, what = zego_round(sc, format("run %d (ZEGO reconcile)", i), desired)
+        Scene.run(sc, what, argv, input, kill_at, power)
         check_remembered(sc)
       end
     end
-    -- the clean round: no kill, no fault
+    -- the clean rounds: no kill, no fault
     sc.now, sc.disk.space, sc.disk.read_fault, sc.send_fault = sc.now + 1, math.huge, 0, 0
-    sc.mode = "reconcile"
-    Scene.run(sc, "the clean round", argv_of { "zego", "reconcile", "--from", "-", "--state", STATE,
-      "--remove-extra", "--yes" }, concat(desired, "\n") .. "\n")
+    local argv, input, what = zego_round(sc, "the clean ZEGO round", desired)
+    Scene.run(sc, what, argv, input)
     check_remembered(sc)
-    local want, got, in_pool = {}, {}, {}
-    for _, k in ipairs(POOL) do in_pool[k] = true end
-    for _, k in ipairs(desired) do want[#want + 1] = k end
-    for k in pairs(sc.forbidden) do if in_pool[k] then got[#got + 1] = k end end
-    sort(want)
-    sort(got)
-    if concat(want, " ") ~= concat(got, " ") then
-      fail(out, 8, "reconcile: after a clean round the provider forbids {%s}, the desired state is {%s}",
-        concat(got, " "), concat(want, " "))
-    end
+    check_converged(sc, "ZEGO", POOL, desired)
+    argv, input, what = aliyun_round(sc, "the clean Aliyun round", blocked)
+    Scene.run(sc, what, argv, input)
+    check_converged(sc, "Aliyun", BLOCKS, blocked)
   end)
   restore_disk()
   M.stats.cut, M.stats.full = M.stats.cut + sc.disk.cut, M.stats.full + sc.disk.full
-  zego.new, audit.run_id, cli.parser = real_new, real_run_id, real_parser
+  zego.new, aliyun.new, audit.run_id, cli.parser = real_new, real_anew, real_run_id, real_parser
   if not ok then error(err, 0) end
 end
 
