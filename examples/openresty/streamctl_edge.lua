@@ -35,10 +35,12 @@
 -- request needs "confirm": true in its body (streamctl.audit.guard: 400
 -- TooManyStreams, nothing sent, otherwise). Every /streams request
 -- (refusals too), every verified callback and reaction, and every reconcile
--- round that found a difference is one JSON line in the audit log,
+-- round that found a difference is in the audit log,
 -- $STREAMCTL_EDGE_AUDIT_LOG (default logs/audit.jsonl under nginx's prefix,
--- mode 0600): who, what, which streams, each stream's outcome, the request
--- IDs. A /streams request sends nothing (500) while the log cannot be written.
+-- mode 0600): a change's intent (who, what, which streams) before anything
+-- is sent, its outcome (each stream's, the request IDs) after, sharing a run
+-- id (docs/reconcile.md "In nginx"). A /streams request sends nothing (500)
+-- while its intent cannot be written.
 --
 -- The desired state starts from the JSON file $STREAMCTL_EDGE_FORBIDS, when
 -- set, and a timer on worker 0 reconciles it every
@@ -684,7 +686,8 @@ end
 function M.init_worker()
   metrics = assert(metrics_mod.new { dict = ngx.shared[METRICS_DICT] }) -- (nil, err only for a bad option)
   host = audit.who().host
-  audit_write, audit_why = audit.writer(setting("STREAMCTL_EDGE_AUDIT_LOG", ngx.config.prefix() .. "logs/audit.jsonl"))
+  audit_write, audit_why = audit.writer(setting("STREAMCTL_EDGE_AUDIT_LOG", ngx.config.prefix() .. "logs/audit.jsonl"),
+    { warn = function(text) ngx.log(ngx.WARN, "streamctl_edge: ", text) end }) -- (a torn tail, said once)
   if not audit_write then ngx.log(ngx.ERR, "streamctl_edge: the audit log: ", audit_why) end
   if ngx.worker.id() ~= 0 then return end
   local every = tonumber(setting("STREAMCTL_EDGE_RECONCILE_S", "60"))

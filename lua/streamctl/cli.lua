@@ -566,7 +566,8 @@ local function client_options(provider, args, defaults, where, getenv)
       end
       o.endpoint = format("https://127.0.0.1:%d", ports[PROVIDERS[provider].emulator_port])
     end
-    o.ca_file = o.ca_file or (dir .. "/ca.pem")
+    -- (its CA too: a [defaults] ca_file is for the real providers; --ca-file alone overrides)
+    o.ca_file = args.ca_file or (dir .. "/ca.pem")
   elseif args.emulator_dir then
     return nil, "--emulator-dir goes with --emulator"
   end
@@ -892,9 +893,9 @@ local function run_batch(out, client, m, fields, args, output)
     else
       out:lost("the report is incomplete; " .. summary)
     end
-    return M.EXIT.failed, rows, report.calls
+    return M.EXIT.failed, rows, report.calls, report.planned
   end
-  return status, rows, report.calls
+  return status, rows, report.calls, report.planned
 end
 
 -- A named method or `call`: one row (and a describe's answer), or one JSON line with the result.
@@ -1366,7 +1367,7 @@ function M.main(argv, env)
       or "the command line"
     return audit_intent(out, safe, run, plan)
   end
-  local status, rows, info, calls = safe.status, nil, safe.info, nil
+  local status, rows, info, calls, planned = safe.status, nil, safe.info, nil, nil
   if status then -- luacheck: ignore 542 (the guard refused: nothing is sent)
   elseif args._reconcile then
     status, info = run_reconcile(out, client, provider, args, output, safe.limit, env.stdin, intend)
@@ -1375,7 +1376,7 @@ function M.main(argv, env)
   elseif not intend(plan_of(m, fields, args, safe)) then
     status = M.EXIT.usage
   elseif m and m.list then
-    status, rows, calls = run_batch(out, client, m, fields, args, output)
+    status, rows, calls, planned = run_batch(out, client, m, fields, args, output)
   else
     status, rows = run_call(out, client, m, fields, args, output, function() return attempts end)
     calls = attempts
@@ -1383,8 +1384,11 @@ function M.main(argv, env)
   client:close()
   local sig = status ~= M.EXIT.usage and signal.caught()
   if sig then
+    -- (how many calls left, never those planned as if sent)
+    local sent = calls or (info and info.calls)
     out:warn(format("interrupted (signal %d): every stream above is reported; those marked Interrupted "
-      .. "were not sent", sig))
+      .. "were not sent%s", sig, not sent and "" or planned and format(" (%d of the %d calls planned were sent)",
+      sent, planned) or format(" (%d calls were sent)", sent)))
     status = 128 + sig
   end
   if safe.write and (rows or (info and info.streams)) then
