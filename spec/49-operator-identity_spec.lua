@@ -45,6 +45,14 @@ describe("the operator's layer under faults: identities", function()
         .. "/.aliyun/config.json or " .. home .. "/.alibabacloud/credentials", err)
     end)
 
+    it("a profile named without a home directory: an error naming it, once saying why no file was read", function()
+      local c, err = credentials.aliyun { profile = "prod", getenv = env {
+        ALIBABA_CLOUD_CREDENTIALS_URI = nil, HOME = nil } }
+      assert.is_nil(c)
+      assert.equal("profile 'prod' (named by the profile option, --profile) is not in any profile file (HOME is not "
+        .. "set: profile files under it were not read)", err)
+    end)
+
     it("a profile named by ALIBABA_CLOUD_PROFILE that is nowhere, with aliyun-cli's current profile there", function()
       local home = home_with { [".alibabacloud/credentials"] = INI_DEFAULT, [".aliyun/config.json"] = CONFIG }
       local c, err = credentials.aliyun { getenv = env { ALIBABA_CLOUD_PROFILE = "prod" }, home = home }

@@ -369,7 +369,7 @@ local function from_home(opts, getenv, profile, named)
     looked[#looked + 1] = cli_file
     looked[#looked + 1] = file
     return nil, format("%s is not in %s", named.what, #looked > 0 and concat(looked, " or ")
-      or "any profile file (HOME is not set)")
+      or "any profile file") -- (streamctl.credentials adds why: HOME is not set)
   end
   if not is_true(getenv(ENV.ecs_disabled)) and on_ecs(read, getenv) then return ecs_source(getenv) end
   local message = format("no Alibaba Cloud credentials: set %s and %s", ENV.id, ENV.secret)
