@@ -537,7 +537,8 @@ describe("streamctl (the command)", function()
           .. q(HOME .. "/etc/credentials"))
         -- (a profile named and found nowhere: an error naming it, never another source)
         assert.same({ 2, "", "streamctl: profile 'prod' (named by the profile option, --profile) is not in " .. HOME
-          .. "/etc/credentials (HOME is not set: profile files under it were not read)\n" }, { code, out, err })
+          .. "/etc/credentials (named by ALIBABA_CLOUD_CREDENTIALS_FILE) (HOME is not set: profile files under it "
+          .. "were not read)\n" }, { code, out, err })
         code, out, err = homeless.run("zego resume-rtc-stream --stream-id r1 " .. target("zego"), extra
           .. " XDG_CONFIG_HOME=" .. q(HOME .. "/xdg"))
         assert.equal(0, code, err .. out)
