@@ -150,6 +150,25 @@ describe("simulation", function()
     end)
   end)
 
+  it("10 has teeth in make sim's holder runs: a source asked again at once after a stale answer", function()
+    local rec, name, at
+    for seed = 1, 300 do
+      local r = sim.run(sim.generate(seed))
+      for n, log in pairs(r.fetches or {}) do
+        for i = 2, #log do
+          if log[i - 1].bad then rec, name, at = r, n, i break end
+        end
+        if rec then break end
+      end
+      if rec then break end
+    end
+    assert.truthy(rec, "no seed in 1..300 has a fetch after a stale or failed one")
+    assert.same({}, invariants.check(rec))
+    rec.fetches[name][at].at = rec.fetches[name][at - 1].at + 0.01
+    local f = invariants.check(rec)
+    assert.equal(10, f[1] and f[1].invariant)
+  end)
+
   it("replays a seed exactly", function()
     for _, seed in ipairs { 7, 52, 304 } do
       assert.equal(digest(sim.run(sim.generate(seed))), digest(sim.run(sim.generate(seed))))

@@ -269,10 +269,14 @@ local function holder_for(sim, p, clock)
   local c = sim.schedule.credentials
   local rng = world_mod.rng(sim.schedule.seed * 7 + tonumber(p.name:sub(2)))
   local n = 0
+  sim.fetches = sim.fetches or {}
+  local log = {}                      -- each fetch: { at (the process's clock), bad (nothing usable) }
+  sim.fetches[p.name] = log
   local function fetch()
     n = n + 1
     local now, r = clock(), rng:float()
     local expiration
+    log[#log + 1] = { at = now, bad = r < c.fails + c.stale + c.near }
     if r < c.fails then return nil, "the metadata service answered 500 (simulated)" end
     if r < c.fails + c.stale then
       expiration = math.floor(now) - rng:int(0, 600)
@@ -284,8 +288,9 @@ local function holder_for(sim, p, clock)
     return { access_key_id = format("STS.sim.%d.%s.%d", expiration, p.name, n), access_key_secret = "simulated-secret",
              security_token = "simulated-token", expiration = expiration }
   end
+  -- (the jitter drawn in [0.5, 1): every backoff is at least half its step, which invariant 10 checks)
   return refresh.new { source = "the simulated role of " .. p.name, fetch = fetch, clock = clock,
-                       random = function() return rng:float() end }
+                       random = function() return 0.5 + rng:float() / 2 end }
 end
 
 -- A client for process `p`.

@@ -35,6 +35,9 @@
 --                 their expiry, by its process's clock when it left (the
 --                 expiry its key names: Aliyun schedules with a refresh
 --                 holder); 7, 8 and 10 are checked by spec/sim/operator.lua
+--  10 backoff     in those runs, after a fetch that gave nothing usable, a
+--                 process's source is not asked again within half its
+--                 backoff step (the holder's jitter is drawn in [0.5, 1))
 -- @module sim.invariants
 
 local runner = require "streamctl.runner"
@@ -426,10 +429,31 @@ local function check_credentials(rec, out)
   end
 end
 
+-- 10: after a fetch that gave nothing usable (the streak-th in a row), a
+-- process's source is not asked again within half of min(60, 2^(streak-1))
+-- seconds (the holder's jitter is drawn in [0.5, 1) here).
+local function check_fetches(rec, out)
+  for name, log in pairs(rec.fetches or {}) do
+    local streak = 0
+    for i, f in ipairs(log) do
+      if i > 1 and streak > 0 then
+        local least = 0.5 * math.min(60, 2 ^ (streak - 1))
+        if f.at - log[i - 1].at < least - 1e-9 then
+          fail(out, 10, "%s: its credentials source was asked again %.3f s after fetch %d gave nothing usable "
+            .. "(%d in a row: at least %.1f s)", name, f.at - log[i - 1].at, i - 1, streak, least)
+          return
+        end
+      end
+      streak = f.bad and streak + 1 or 0
+    end
+  end
+end
+
 function M.check(rec)
   local out = {}
   check_progress(rec, out)
   check_credentials(rec, out)
+  check_fetches(rec, out)
   if rec.ok then
     check_caps(rec, out)
     check_reports(rec, out)
