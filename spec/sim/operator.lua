@@ -1,10 +1,13 @@
 --- The operator's layer in the simulation: each seed also runs, on a
 -- virtual clock, a credentials source that expires, rotates, arrives stale
--- and fails under the library's refresh holder, and a few ZEGO reconcile
--- rounds (the library's reconcile.zego, its state in a store that fills and
--- cannot be read, an audit log written through before_send) killed at a
--- random effect: before a request, after one, before the confirmation.
--- Then one clean round. Four invariants (docs/simulation.md):
+-- and fails under the library's refresh holder, and 2 to 6 runs of the real
+-- command line (streamctl.cli's main): ZEGO reconcile rounds (reconcile.zego,
+-- its state in reconcile.file_store), Aliyun reconcile rounds (against the
+-- block list) and ZEGO batches, their audit log through streamctl.audit, on
+-- a simulated disk (sim.disk) that fills, cuts lines short, fails reads and
+-- loses what was not durable in a power loss; each run killed before a
+-- drawn effect (an append, a state replace, a request, an answer) or not.
+-- Then one clean round of each provider. Invariants (docs/simulation.md):
 --
 --   7  every request that reached the provider belongs to a run whose
 --      intent was durable before it left
