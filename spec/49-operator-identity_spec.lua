@@ -396,6 +396,22 @@ describe("the operator's layer under faults: identities", function()
       return status, table.concat(out), table.concat(err)
     end
 
+    it("--profile with the command line's keys or with --emulator: two identities named, refused", function()
+      for _, row in ipairs {
+        { { "zego", "forbid-rtc-stream", "--stream-id", "p1", "--profile", "prod", "--emulator", "--emulator-dir",
+            server.dir }, "--emulator" },
+        { { "zego", "forbid-rtc-stream", "--stream-id", "p1", "--profile", "prod", "--app-id", "1234567890",
+            "--server-secret", "0123456789abcdef0123456789abcdef", "--endpoint", server.zego_url }, "--app-id" },
+        { { "aliyun", "resume-live-stream", "--domain-name", "d", "--app-name", "a", "--stream-name", "s",
+            "--profile", "prod", "--access-key-secret", "x", "--endpoint", server.aliyun_url }, "--access-key-secret" },
+      } do
+        local status, out, err = run(row[1])
+        assert.same({ 2, "", "streamctl: --profile and " .. row[2] .. " both name credentials: give one of them\n" },
+          { status, out, err })
+      end
+      assert.equal(0, #server:log { limit = 10 })
+    end)
+
     it("--emulator --emulator-dir DIR: that emulator's ports, not the default ones beside its CA", function()
       assert.are_not.equal(18444, server.ports.zego_tls)
       local status, out, err = run { "zego", "forbid-rtc-stream", "--stream-id", "e1", "--emulator", "--emulator-dir",

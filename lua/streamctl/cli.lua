@@ -591,6 +591,11 @@ local function client_options(provider, args, defaults, where, getenv)
   local p = PROVIDERS[provider]
   local id, secret = p.keys[1], p.keys[2]
   local c, source
+  if args.profile and (args[id] or args[secret] or args.emulator) then
+    -- (two identities named: refused, never one of them picked)
+    return nil, format("--profile and %s both name credentials: give one of them",
+      args.emulator and "--emulator" or flag(args[id] and id or secret))
+  end
   if args[id] or args[secret] then
     if not (args[id] and args[secret]) then return nil, format("%s and %s go together", flag(id), flag(secret)) end
     c, source = {}, "the command line's flags"

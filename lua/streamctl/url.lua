@@ -6,7 +6,7 @@
 
 local match, lower, find, byte, gsub, gmatch, char = string.match, string.lower, string.find, string.byte,
   string.gsub, string.gmatch, string.char
-local tonumber, type, tostring = tonumber, type, tostring
+local tonumber, type = tonumber, type
 
 local M = {}
 
@@ -27,33 +27,6 @@ function M.userinfo(authority)
     if byte(authority, i) == 64 then return authority:sub(1, i - 1), authority:sub(i + 1) end
   end
   return nil, authority
-end
-
---- The one way a URL is shown in an error, a log line, a report or a dry
--- run: its user information (a password, a token) replaced by
--- `<redacted>@`, and the value of every query parameter by `<redacted>`
--- (a signed URL's token, an API key); the scheme, host, port, path and the
--- parameters' names kept, so the reader still sees which URL it was. Text
--- that is not `scheme://...` is shown as `<redacted>` whole when it has an
--- `@` or a `?` (it could hold either), else as it is.
-function M.redacted(s)
-  s = tostring(s)
-  local scheme, authority, rest = M.split(s)
-  if not scheme then
-    if find(s, "[@?]") then return "<redacted>" end
-    return s
-  end
-  local info, hostport = M.userinfo(authority)
-  local path, query, fragment = match(rest, "^([^?#]*)%??([^#]*)(#?.*)$")
-  if query ~= "" then
-    query = gsub(query, "([^&=]*)=[^&]*", "%1=<redacted>")
-    query = gsub(query, "^([^&=]+)$", "<redacted>")
-    path = path .. "?" .. query
-  elseif find(rest, "?", 1, true) then
-    path = path .. "?"
-  end
-  return scheme .. "://" .. (info and "<redacted>@" or "") .. hostport .. path
-    .. (#fragment > 1 and "#<redacted>" or fragment)
 end
 
 --- Splits `host[:port]`: a name (any characters but `:`, `[` and `]`: the
