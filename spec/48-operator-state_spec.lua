@@ -191,6 +191,8 @@ describe("state is refused, never guessed", function()
     end)
 
     it("a device (/dev/null): refused, and never replaced", function()
+      assert.equal("character special file", (process.capture("stat -c %F /dev/null"):gsub("%s+$", "")),
+        "(before the row: /dev/null was replaced by something else)")
       local err = refused(reconcile.file_store("/dev/null"), "StateUnavailable")
       assert.truthy(err.message:find("/dev/null is not a file (a character device)", 1, true), err.message)
       assert.equal("character special file", (process.capture("stat -c %F /dev/null"):gsub("%s+$", "")))
@@ -440,6 +442,11 @@ describe("state is refused, never guessed", function()
         err.message)
       local yes, why, kind = s:has("zego|a")
       assert.same({ nil, "the shared dict holds a number for member zego|a, not true", "corrupt" }, { yes, why, kind })
+      -- members() the same (it listed such a key as a member)
+      local d = dict(function(_, k) return k == "m|zego|b" and "yes" or true end)
+      d.get_keys = function() return { "m|zego|a", "m|zego|b" } end
+      assert.same({ nil, "the shared dict holds a string for member zego|b, not true", "corrupt" },
+        { desired.shdict(d):members() })
     end)
 
     it("a shared dict: absent is a first run", function()

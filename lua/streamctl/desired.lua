@@ -81,10 +81,18 @@ function Dict:has(key)
   return true
 end
 
+-- The members; or nil and why: a member whose value is not true (as `has`).
 function Dict:members()
   local out = {}
   for _, k in ipairs(self.dict:get_keys(0)) do
-    if sub(k, 1, #MEMBER) == MEMBER then out[#out + 1] = sub(k, #MEMBER + 1) end
+    if sub(k, 1, #MEMBER) == MEMBER then
+      local v = self.dict:get(k)
+      if v ~= nil and v ~= true then
+        return nil, format("the shared dict holds a %s for member %s, not true", type(v), sub(k, #MEMBER + 1)),
+          "corrupt"
+      end
+      if v then out[#out + 1] = sub(k, #MEMBER + 1) end -- (nil: deleted since get_keys)
+    end
   end
   return out
 end
