@@ -128,6 +128,15 @@ static int dir_of(const char *path, char *dir, size_t size) {
     return 0;
 }
 
+static const char *type_name(mode_t m) {
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
 /* core.replace_file(path, data): replaces the file at `path` with `data`,
    atomically: written whole to a temporary file beside it (made with
    O_EXCL and mode 0600, named from RAND_bytes), fsync(2)ed, renamed over
@@ -147,6 +156,18 @@ static int l_replace_file(lua_State *L) {
     if (plen == 0) return luaL_argerror(L, 1, "an empty path");
     if (plen + 1 + 4 + 16 + 1 > sizeof(tmp) || dir_of(path, dir, sizeof(dir)) != 0)
         return push_failure(L, "replace", path, ENAMETOOLONG);
+    {
+        /* Only a regular file (or nothing) is replaced: a rename over a device
+           node (as root: /dev/null) or a symbolic link would replace the node or
+           the link itself, not the state someone reads through it. */
+        struct stat st;
+        if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "cannot replace %s: it is %s, not a regular file", path,
+                            S_ISLNK(st.st_mode) ? "a symbolic link" : type_name(st.st_mode));
+            return 2;
+        }
+    }
     if (RAND_bytes(rnd, sizeof(rnd)) != 1) return push_failure(L, "replace", path, EIO);
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp.", 5);
@@ -183,14 +204,6 @@ static const char *kind_of(int err) {
     return (err == ENOENT || err == ENOTDIR) ? "absent" : "unreadable";
 }
 
-static const char *type_name(mode_t m) {
-    if (S_ISDIR(m)) return "a directory";
-    if (S_ISFIFO(m)) return "a FIFO";
-    if (S_ISCHR(m)) return "a character device";
-    if (S_ISBLK(m)) return "a block device";
-    if (S_ISSOCK(m)) return "a socket";
-    return "not a regular file";
-}
 
 static int push_read_failure(lua_State *L, const char *path, const char *what, const char *kind) {
     lua_pushnil(L);

@@ -91,15 +91,21 @@ describe("core.replace_file", function()
   it("fails naming the path, and leaves the old bytes, when it cannot write beside it", function()
     assert.same({ nil, "cannot replace " .. dir .. "/no/state: No such file or directory" },
       { core.replace_file(dir .. "/no/state", "x") })
-    -- a path that is a directory: the rename fails, the temporary is removed
-    assert(sh("mkdir " .. quote(dir .. "/d") .. " && touch " .. quote(dir .. "/d/keep")))
-    local ok, msg = core.replace_file(dir .. "/d", "x")
-    assert.is_nil(ok)
-    assert.equal("cannot replace " .. dir .. "/d: Is a directory", msg)
+    -- a directory, a FIFO, a symbolic link (as root, a device node too): never replaced, nothing left beside
+    assert(sh("mkdir " .. quote(dir .. "/d") .. " && touch " .. quote(dir .. "/d/keep") .. " && mkfifo "
+      .. quote(dir .. "/fifo") .. " && echo held > " .. quote(dir .. "/target") .. " && ln -s target "
+      .. quote(dir .. "/link")))
+    assert.same({ nil, "cannot replace " .. dir .. "/d: it is a directory, not a regular file" },
+      { core.replace_file(dir .. "/d", "x") })
+    assert.same({ nil, "cannot replace " .. dir .. "/fifo: it is a FIFO, not a regular file" },
+      { core.replace_file(dir .. "/fifo", "x") })
+    assert.same({ nil, "cannot replace " .. dir .. "/link: it is a symbolic link, not a regular file" },
+      { core.replace_file(dir .. "/link", "x") })
     local p = assert(io.popen("ls -A " .. quote(dir)))
-    assert.equal("d\n", p:read("*a"))
+    assert.equal("d\nfifo\nlink\ntarget\n", p:read("*a"))
     p:close()
     assert.equal("", slurp(dir .. "/d/keep"))
+    assert.equal("held\n", slurp(dir .. "/target"))
   end)
 
   it("raises on misuse", function()
