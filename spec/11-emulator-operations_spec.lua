@@ -1989,7 +1989,9 @@ describe("streamctl emulator operations", function()
       local e = server:log()[1]
       assert.are.equal("delay", e.fault)
       assert.are.equal("ok", e.verdict)
-      assert.is_true(e.duration_ms >= 300)
+      -- (the log's duration is nginx's cached clock, updated once per turn of its event loop: a loaded
+      -- machine reads it a few ms late at the start; the wait itself is the client's dt above)
+      assert.is_true(e.duration_ms >= 290, tostring(e.duration_ms))
     end)
 
     it("drops the connection without an answer", function()
