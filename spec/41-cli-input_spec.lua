@@ -27,16 +27,7 @@ local NOW = os.time()
 local HOME = nginx.temp_dir() -- empty: no profile or config file is read
 
 -- A file-like buffer for stdout and stderr.
-local function buffer()
-  local b = { parts = {} }
-  function b.write(self, ...)
-    for i = 1, select("#", ...) do self.parts[#self.parts + 1] = tostring((select(i, ...))) end
-    return self
-  end
-  function b.flush() return true end
-  function b.text(self) return table.concat(self.parts) end
-  return b
-end
+local buffer = require("spec.helpers.checks").buffer
 
 local NO_SIGNALS = { catch = function() end, caught = function() return nil end }
 local function getenv(name) if name == "HOME" then return HOME end end

@@ -13,16 +13,7 @@ local streamctl = require "streamctl"
 local D, APP = "push.example.com", "live"
 local HOME = nginx.temp_dir()
 
-local function buffer()
-  local b = { parts = {} }
-  function b.write(self, ...)
-    for i = 1, select("#", ...) do self.parts[#self.parts + 1] = tostring((select(i, ...))) end
-    return self
-  end
-  function b.flush() return true end
-  function b.text(self) return table.concat(self.parts) end
-  return b
-end
+local buffer = require("spec.helpers.checks").buffer
 
 local NO_SIGNALS = { catch = function() end, caught = function() return nil end }
 

@@ -19,16 +19,7 @@ local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 local ZEGO_SECRET = "0123456789abcdef0123456789abcdef"
 local HOME = process.temp_dir()
 
-local function buffer()
-  local b = { parts = {} }
-  function b.write(self, ...)
-    for i = 1, select("#", ...) do self.parts[#self.parts + 1] = tostring((select(i, ...))) end
-    return self
-  end
-  function b.flush() return true end
-  function b.text(self) return table.concat(self.parts) end
-  return b
-end
+local buffer = require("spec.helpers.checks").buffer
 
 local function run(argv, signal)
   local out, err = buffer(), buffer()

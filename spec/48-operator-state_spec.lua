@@ -80,16 +80,7 @@ local function file_with(name, text, inner)
   return path, reconcile.file_store(path)
 end
 
-local function buffer()
-  local b = { parts = {} }
-  function b.write(self, ...)
-    for i = 1, select("#", ...) do self.parts[#self.parts + 1] = tostring((select(i, ...))) end
-    return self
-  end
-  function b.flush() return true end
-  function b.text(self) return table.concat(self.parts) end
-  return b
-end
+local buffer = require("spec.helpers.checks").buffer
 
 local server
 -- `streamctl zego reconcile` in this process against the emulator; status, stdout, stderr.

@@ -385,15 +385,12 @@ describe("the operator's layer under faults: identities", function()
     lazy_teardown(function() if server then server:stop() end end)
 
     local function run(argv)
-      local out, err = {}, {}
-      local function sink(t) return { write = function(self, ...)
-        for i = 1, select("#", ...) do t[#t + 1] = tostring((select(i, ...))) end
-        return self
-      end, flush = function() return true end } end
-      local status = cli.main(argv, { stdout = sink(out), stderr = sink(err),
+      local buffer = require("spec.helpers.checks").buffer
+      local out, err = buffer(), buffer()
+      local status = cli.main(argv, { stdout = out, stderr = err,
         signal = { catch = function() end, caught = function() return nil end },
         getenv = function(name) if name == "HOME" then return server.dir end end })
-      return status, table.concat(out), table.concat(err)
+      return status, out:text(), err:text()
     end
 
     it("--profile with the command line's keys or with --emulator: two identities named, refused", function()

@@ -62,4 +62,17 @@ function M.refused(message, ...)
   assert.equal("streamctl: InvalidParameter: " .. message, tostring(err))
 end
 
+--- A file stand-in that keeps what is written (`write`, `flush`), for the
+-- command's stdout and stderr in this process: `b:text()` gives it back.
+function M.buffer()
+  local b = { parts = {} }
+  function b.write(self, ...)
+    for i = 1, select("#", ...) do self.parts[#self.parts + 1] = tostring((select(i, ...))) end
+    return self
+  end
+  function b.flush() return true end
+  function b.text(self) return table.concat(self.parts) end
+  return b
+end
+
 return M
