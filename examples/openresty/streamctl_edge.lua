@@ -214,12 +214,8 @@ end
 -- worker; a worker that crashes keeps it, a power loss may not.)
 local function write_intent(fields, streams)
   local run = audit.run_id()
-  local names = {}
-  for i, e in ipairs(streams) do names[i] = e.stream end
-  fields.record, fields.run = "intent", run
-  fields.digest, fields.count = audit.digest(names)
-  if #streams <= 100 then fields.streams = streams end
-  return write_audit(fields), run
+  fields.run = run
+  return write_audit(audit.intent(fields, streams)), run
 end
 
 -- A report's streams as audit entries, and its outcome in one word.

@@ -276,6 +276,24 @@ function M.writer(path, opts)
   end, M.loose_mode(path)
 end
 
+--- The most streams an intent names one by one; beyond, their count and digest only.
+M.INTENT_STREAMS = 100
+
+--- Makes `fields` an intent for `streams` (`{ { stream, action }, ... }`):
+-- `record`, `count` and `digest`, and `streams` when there are at most
+-- INTENT_STREAMS of them. Returns `fields`, for `record`.
+function M.intent(fields, streams)
+  if type(fields) ~= "table" or type(streams) ~= "table" then
+    error("bad argument to 'intent' (fields and a list of streams expected)", 2)
+  end
+  local names = {}
+  for i, e in ipairs(streams) do names[i] = e.stream end
+  fields.record = "intent"
+  fields.digest, fields.count = M.digest(names)
+  if fields.count <= M.INTENT_STREAMS then fields.streams = streams end
+  return fields
+end
+
 --- A new run's id: 16 hex digits from OpenSSL, which its intent and its
 -- outcome share.
 function M.run_id()

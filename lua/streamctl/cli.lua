@@ -1226,22 +1226,14 @@ local function audit_who(safe, run)
   }
 end
 
--- The most streams an intent names one by one (beyond: their count and digest only).
-local INTENT_STREAMS = 100
-
 -- Writes the run's intent, on the disk before its first request leaves:
 -- `plan` = { streams = { { stream, action } }, actions, guard, from }. True,
 -- or false after saying that nothing was sent (the caller exits 2).
 local function audit_intent(out, safe, run, plan)
   if not safe.write then return true end
-  local names = {}
-  for i, e in ipairs(plan.streams) do names[i] = e.stream end
-  local digest, count = audit.digest(names)
   local fields = audit_who(safe, run)
-  fields.record, fields.actions, fields.guard, fields.from = "intent", plan.actions, plan.guard, plan.from
-  fields.count, fields.digest = count, digest
-  if count <= INTENT_STREAMS then fields.streams = plan.streams end
-  local ok, why = safe.write(audit.record(fields), true)
+  fields.actions, fields.guard, fields.from = plan.actions, plan.guard, plan.from
+  local ok, why = safe.write(audit.record(audit.intent(fields, plan.streams)), true)
   if ok then
     safe.intended = true
     return true
