@@ -36,10 +36,8 @@ end
 -- emulator was started there).
 function M.ports(dir)
   local path = dir .. "/nginx.conf"
-  local f, err = io.open(path, "rb")
-  if not f then return nil, string.format("no emulator was started in %s (%s)", dir, tostring(err)) end
-  local text = f:read("*a") or ""
-  f:close()
+  local text, err = require("streamctl.core").read_file(path) -- (a directory or a FIFO said, never read)
+  if not text then return nil, string.format("no emulator was started in %s (%s)", dir, tostring(err)) end
   local a, z, at, zt = text:match("ports = { aliyun = (%d+), zego = (%d+), aliyun_tls = (%d+), zego_tls = (%d+)")
   if not a then return nil, string.format("%s does not name the emulator's ports", path) end
   return { aliyun = tonumber(a), zego = tonumber(z), aliyun_tls = tonumber(at), zego_tls = tonumber(zt) }
