@@ -1,4 +1,7 @@
 /*
+ * What a list read as it goes needs in C: the compact set of names seen and
+ * the running digest of its bytes.
+ *
  * streamctl.core.fingerprint_set(): the compact set a streamed batch keeps
  * to drop repeats (docs/clients.md, "Streamed batches"), where a Lua table
  * of a million names would hold the names themselves (about 100 bytes each).
@@ -16,6 +19,10 @@
  * Where OpenSSL is older than 3.0 (no EVP_MAC), the fingerprint is the
  * first 8 bytes of HMAC-SHA256 under the same random key: slower, the same
  * rule.
+ *
+ * streamctl.core.sha256_stream(): SHA-256 over bytes given a piece at a
+ * time (the command's digest of a --from file it reads in blocks, which
+ * `sha256sum FILE` gives too), where core.sha256_hex needs them whole.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
@@ -174,23 +181,91 @@ static int fp_new(lua_State *L) {
 
 static const luaL_Reg fp_methods[] = {{"add", fp_add}, {"bytes", fp_bytes}, {NULL, NULL}};
 
-void sc_fingerprint_open(lua_State *L) {
-    if (luaL_newmetatable(L, FP_MT)) {
+/* The running SHA-256 ------------------------------------------------ */
+
+#define SHA_MT "streamctl.sha256_stream"
+
+typedef struct {
+    EVP_MD_CTX *ctx; /* NULL once finished (or closed) */
+} sha_stream;
+
+static int sha_gc(lua_State *L) {
+    sha_stream *h = (sha_stream *)luaL_checkudata(L, 1, SHA_MT);
+    EVP_MD_CTX_free(h->ctx); /* cleanses its state */
+    h->ctx = NULL;
+    return 0;
+}
+
+/* h:update(bytes) -> h. Raises after hex(), or when OpenSSL fails. */
+static int sha_update(lua_State *L) {
+    sha_stream *h = (sha_stream *)luaL_checkudata(L, 1, SHA_MT);
+    size_t n;
+    const char *p = luaL_checklstring(L, 2, &n);
+    if (h->ctx == NULL) return luaL_error(L, "sha256_stream: updated after hex()");
+    if (!EVP_DigestUpdate(h->ctx, p, n)) return luaL_error(L, "sha256_stream: OpenSSL could not hash");
+    lua_settop(L, 1);
+    return 1;
+}
+
+/* h:hex() -> the lowercase hex digest of every byte given; once. */
+static int sha_hex(lua_State *L) {
+    static const char digits[] = "0123456789abcdef";
+    sha_stream *h = (sha_stream *)luaL_checkudata(L, 1, SHA_MT);
+    unsigned char d[EVP_MAX_MD_SIZE];
+    char hex[2 * EVP_MAX_MD_SIZE];
+    unsigned int n = 0, i;
+    int ok;
+    if (h->ctx == NULL) return luaL_error(L, "sha256_stream: hex() called twice");
+    ok = EVP_DigestFinal_ex(h->ctx, d, &n);
+    EVP_MD_CTX_free(h->ctx);
+    h->ctx = NULL;
+    if (!ok) return luaL_error(L, "sha256_stream: OpenSSL could not hash");
+    for (i = 0; i < n; i++) {
+        hex[2 * i] = digits[d[i] >> 4];
+        hex[2 * i + 1] = digits[d[i] & 15];
+    }
+    lua_pushlstring(L, hex, 2 * (size_t)n);
+    return 1;
+}
+
+/* core.sha256_stream(): a digest with nothing in it yet. */
+static int sha_new(lua_State *L) {
+    sha_stream *h = (sha_stream *)lua_newuserdata(L, sizeof(sha_stream));
+    h->ctx = NULL;
+    luaL_setmetatable(L, SHA_MT);
+    h->ctx = EVP_MD_CTX_new();
+    if (h->ctx == NULL || !EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL))
+        return luaL_error(L, "sha256_stream: OpenSSL has no SHA-256");
+    return 1;
+}
+
+static const luaL_Reg sha_methods[] = {{"update", sha_update}, {"hex", sha_hex}, {NULL, NULL}};
+
+/* Registers class `name`: its metatable (methods, __gc, and `meta`'s
+   metamethods; __name, and a locked __metatable) and its constructor `new`
+   as field `field` of the table on the top of the stack. */
+static void add_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                      const luaL_Reg *meta, const char *field, lua_CFunction new_fn) {
+    if (luaL_newmetatable(L, name)) {
         lua_newtable(L);
-        luaL_setfuncs(L, fp_methods, 0);
+        luaL_setfuncs(L, methods, 0);
         lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, fp_gc);
+        lua_pushcfunction(L, gc);
         lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, fp_len);
-        lua_setfield(L, -2, "__len");
-        lua_pushcfunction(L, fp_tostring);
-        lua_setfield(L, -2, "__tostring");
-        lua_pushliteral(L, FP_MT);
+        if (meta != NULL) luaL_setfuncs(L, meta, 0);
+        lua_pushstring(L, name);
         lua_setfield(L, -2, "__name");
         lua_pushboolean(L, 0);
         lua_setfield(L, -2, "__metatable");
     }
     lua_pop(L, 1);
-    lua_pushcfunction(L, fp_new);
-    lua_setfield(L, -2, "fingerprint_set");
+    lua_pushcfunction(L, new_fn);
+    lua_setfield(L, -2, field);
+}
+
+static const luaL_Reg fp_meta[] = {{"__len", fp_len}, {"__tostring", fp_tostring}, {NULL, NULL}};
+
+void sc_fingerprint_open(lua_State *L) {
+    add_class(L, SHA_MT, sha_methods, sha_gc, NULL, "sha256_stream", sha_new);
+    add_class(L, FP_MT, fp_methods, fp_gc, fp_meta, "fingerprint_set", fp_new);
 }

@@ -48,6 +48,7 @@ build = {
       ["streamctl.batch"] = "lua/streamctl/batch.lua",
       ["streamctl.callbacks"] = "lua/streamctl/callbacks.lua",
       ["streamctl.cli"] = "lua/streamctl/cli.lua",
+      ["streamctl.cli.input"] = "lua/streamctl/cli/input.lua",
       ["streamctl.client"] = "lua/streamctl/client.lua",
       ["streamctl.credentials"] = "lua/streamctl/credentials.lua",
       ["streamctl.credentials.aliyun"] = "lua/streamctl/credentials/aliyun.lua",

@@ -110,7 +110,8 @@ end
 -- The keys of an audit line, in the order written, and what each must be.
 local FIELDS = {
   { "time", "string" },            -- UTC, YYYY-MM-DDThh:mm:ssZ
-  { "record", "string" },          -- intent (before the first request), outcome (after); absent: a single line
+  { "record", "string" },          -- intent (before the first request), outcomes (a long run's streams as
+                                   -- they finish), outcome (after); absent: a single line
   { "run", "string" },             -- the run's id: an intent and its outcome share it
   { "user", "string" },            -- the OS user
   { "host", "string" },            -- the machine
@@ -122,7 +123,9 @@ local FIELDS = {
   { "guard", "table" },            -- the guard's decision
   { "from", "string" },            -- where the streams came from (--from FILE, standard input, the flags)
   { "count", "number" },           -- the streams the run means to change (an intent)
+  { "count_at_least", "number" },  -- instead of count, where a list read as it goes could not be counted first
   { "digest", "string" },          -- SHA-256 of their names, sorted, one a line (an intent)
+  { "from_sha256", "string" },     -- instead of digest, for a list read as it goes: SHA-256 of the file's bytes
   { "outcome", "string" },         -- ok, failed, unknown, refused, interrupted
   { "exit", "number" },            -- the command's exit status
   { "calls", "number" },           -- the requests that left
@@ -293,6 +296,22 @@ function M.intent(fields, streams)
   if fields.count <= M.INTENT_STREAMS then fields.streams = streams end
   return fields
 end
+
+--- Makes `fields` the intent of a run whose list is read as it goes
+-- (too long to name, or to sort for a digest, before the first request):
+-- `about` = `{ count, sha256 }` for a file counted first, or
+-- `{ count_at_least }` for a pipe. Returns `fields`, for `record`.
+function M.intent_streamed(fields, about)
+  if type(fields) ~= "table" or type(about) ~= "table" then
+    error("bad argument to 'intent_streamed' (fields and { count, sha256 } or { count_at_least } expected)", 2)
+  end
+  fields.record = "intent"
+  fields.count, fields.from_sha256, fields.count_at_least = about.count, about.sha256, about.count_at_least
+  return fields
+end
+
+--- The most streams an "outcomes" record of a long run names.
+M.OUTCOMES_STREAMS = 1000
 
 --- A new run's id: 16 hex digits from OpenSSL, which its intent and its
 -- outcome share.

@@ -21,10 +21,12 @@ local credentials = require "streamctl.credentials"
 local options_module = require "streamctl.options"
 local reconcile = require "streamctl.reconcile"
 local emulator = require "streamctl.emulator.defaults"
+local input = require "streamctl.cli.input"
+local validate = require "streamctl.validate"
 local version = require "streamctl.version"
 
 local type, pairs, ipairs, tostring, tonumber, setmetatable = type, pairs, ipairs, tostring, tonumber, setmetatable
-local format, gsub, gmatch, match, find, rep, sub = string.format, string.gsub, string.gmatch, string.match,
+local format, gsub, match, find, rep, sub = string.format, string.gsub, string.match,
   string.find, string.rep, string.sub
 local concat, sort = table.concat, table.sort
 local floor, max, min, huge = math.floor, math.max, math.min, math.huge
@@ -119,15 +121,9 @@ end
 -- the top taken off: the text and the name to give it in messages, or nil
 -- and why (naming `flag_name`, default --from).
 function M.read_text(path, stdin, flag_name)
-  local f, err
   flag_name = flag_name or "--from"
-  local name = path == "-" and "standard input" or path
-  if path == "-" then
-    f = stdin or io.stdin
-  else
-    f, err = io.open(path, "rb")
-    if not f then return nil, flag_name .. ": cannot read " .. tostring(err) end
-  end
+  local f, name = input.handle(path, stdin, flag_name)
+  if not f then return nil, name end
   -- (read whole: a directory, or a read that fails midway, is an error
   -- return here, where f:lines() raises)
   local text, rerr = f:read("*a")
@@ -137,26 +133,12 @@ function M.read_text(path, stdin, flag_name)
   return text, name
 end
 
---- Reads stream names from `path` ("-": standard input): one per line,
--- surrounding blanks trimmed, blank lines and lines starting with "#"
--- skipped. A UTF-8 byte order mark at the top (Notepad writes one) is
--- skipped too, as the profile files' reader does; one anywhere else is an
--- error, since it would be sent as part of a name nobody can see.
+--- Reads stream names from `path` ("-": standard input), whole: one per
+-- line, by streamctl.cli.input's rules (which the batches read as they go).
 -- @return array, or nil and why (naming --from, the file and the line)
 function M.read_list(path, stdin)
-  local text, name = M.read_text(path, stdin)
-  if not text then return nil, name end
-  local list, n = {}, 0
-  for line in gmatch(text, "([^\n]*)\n?") do
-    n = n + 1
-    if find(line, credentials.BOM, 1, true) then
-      return nil, format("--from: %s:%d: a byte order mark (U+FEFF) inside the list; only the first line may "
-        .. "start with one", name, n)
-    end
-    line = match(line, "^%s*(.-)%s*$")
-    if line ~= "" and not find(line, "^#") then list[#list + 1] = line end
-  end
-  return list
+  local list, err = input.open(path, stdin, { lookahead = huge })
+  return list and list.names, err
 end
 
 -- The parser ------------------------------------------------------------------
@@ -491,17 +473,22 @@ end
 -- The fields of method `m` from the parsed arguments, each converted to the
 -- field's type where the text is one (otherwise left for the field's check
 -- to refuse by name).
+-- A list from --from longer than streamctl.cli.input's look-ahead is an
+-- iterator, and the list (its count, digest...) the third value.
 local function fields_of(m, args, stdin)
-  local fields = {}
+  local fields, long = {}, nil
   for _, f in ipairs(m.fields) do
     local v = args[f.name]
     if f.name == m.list then
       local list = {}
       for _, s in ipairs(args.streams or {}) do list[#list + 1] = s end
       if args.from then
-        local more, err = M.read_list(args.from, stdin)
-        if not more then return nil, err end
-        for _, s in ipairs(more) do list[#list + 1] = s end
+        -- (a dry run prints every request: its list is read whole)
+        local from, err = input.open(args.from, stdin, { first = list, lookahead = args.dry_run and huge or nil,
+          check = function(name) return validate.text_rule(f, name) end })
+        if not from then return nil, err end
+        list = from.names
+        if from.streamed then long = from end
       end
       fields[f.name] = list
     elseif v ~= nil and not SKIP[f.name] then
@@ -515,7 +502,7 @@ local function fields_of(m, args, stdin)
       fields[f.name] = v
     end
   end
-  return fields
+  return fields, nil, long
 end
 
 -- The number a flag's (or [defaults]') text says: the number, or nil and
@@ -703,28 +690,41 @@ local function status_word(r)
 end
 
 -- The table people read: one row per stream, failures with their message.
+local function table_header(out, width)
+  out:line(format("%-" .. width .. "s  %-8s  %8s  %s", "STREAM", "RESULT", "ATTEMPTS", "REQUEST ID / ERROR"))
+end
+
+local function table_row(out, width, r)
+  local detail = r.ok and (r.request_id or "") or (tostring(r.code) .. ": " .. tostring(r.message or ""))
+  return out:line(format("%-" .. width .. "s  %-8s  %8d  %s", r.stream, status_word(r), r.attempts or 0, detail))
+end
+
 local function print_table(out, rows)
   local width = #"STREAM"
   for _, r in ipairs(rows) do width = max(width, #r.stream) end
   width = min(width, 60)
-  out:line(format("%-" .. width .. "s  %-8s  %8s  %s", "STREAM", "RESULT", "ATTEMPTS", "REQUEST ID / ERROR"))
-  for _, r in ipairs(rows) do
-    local detail = r.ok and (r.request_id or "") or (tostring(r.code) .. ": " .. tostring(r.message or ""))
-    out:line(format("%-" .. width .. "s  %-8s  %8d  %s", r.stream, status_word(r), r.attempts or 0, detail))
-  end
+  table_header(out, width)
+  for _, r in ipairs(rows) do table_row(out, width, r) end
 end
 
--- A progress bar on standard error: done/total, rate, ETA, failures so far.
+-- A progress bar on standard error: done/total, rate, ETA, failures so
+-- far; done and rate where the total is not known (a list from a pipe).
 local function progress_bar(err_stream, clock)
   local started, last = clock(), -1
   local failed = 0
   return function(done, total, entry, final)
     if entry and not entry.ok then failed = failed + 1 end
     local now = clock()
-    if not final and (done >= total or now - last < 0.1) then return end
+    if not final and ((total and done >= total) or now - last < 0.1) then return end
     last = now
     local elapsed = now - started
     local rate = elapsed > 0 and done / elapsed or 0
+    if not total then
+      err_stream:write(format("\r%d done  %.1f/s  failed %d ", done, rate, failed))
+      if final then err_stream:write("\n") end
+      err_stream:flush()
+      return
+    end
     local eta = rate > 0 and (total - done) / rate or 0
     local cells = 24
     local filled = total > 0 and floor(cells * done / total) or cells
@@ -903,6 +903,66 @@ local function run_batch(out, client, m, fields, args, output)
   return status, rows, report.calls, report.planned
 end
 
+-- A row (a record of the output) as the audit line's stream entry.
+local function audit_stream(r, action)
+  local outcome = r.ok and "ok" or r.outcome_unknown and "unknown"
+    or (r.code == "Interrupted" and "not_sent") or "failed"
+  return { stream = r.stream, action = r.action or action, outcome = outcome, code = (not r.ok) and r.code or nil,
+           request_id = r.request_id }
+end
+
+-- A batch whose list is read as it goes (streamctl.cli.input): each row
+-- (or JSON line) written as its stream finishes and handed to `finished`
+-- (the audit log's), nothing per stream kept, the summary at the end.
+-- Returns the exit status, the counts per outcome, the calls sent and
+-- planned.
+local function run_long(out, client, m, fields, args, output, long, finished)
+  local monotonic = require("streamctl.core").monotonic
+  local draw = (not args.no_progress and is_tty(2)) and progress_bar(out.err, monotonic)
+  local width = min(max(#"STREAM", long.width), 60)
+  local counts = { ok = 0, failed = 0, unknown = 0, not_sent = 0 }
+  local flushed = monotonic()
+  if output == "table" then table_header(out, width) end
+  out:flush()
+  fields.keep_results = false
+  fields.on_result = function(entry)
+    local r = record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error, entry.outcome_unknown)
+    if output == "json" then out:line(record_json(r)) else table_row(out, width, r) end
+    -- (written as they finish, pushed out ten times a second: a killed run
+    -- has shown nearly all it did, and its audit log all of it)
+    local now = monotonic()
+    if now - flushed >= 0.1 then
+      out:flush()
+      flushed = now
+    end
+    local a = audit_stream(r, m.action)
+    counts[a.outcome] = counts[a.outcome] + 1
+    finished(r)
+  end
+  fields.on_progress = draw and function(done, total, entry) draw(done, long.count or total, entry) end or nil
+  local report, err = client[m.name](client, fields)
+  if not report then
+    out:warn(as_flags(tostring(err.message), m))
+    return is_usage_error(err) and M.EXIT.usage or M.EXIT.failed, counts, 0, 0
+  end
+  if draw then draw(report.total, long.count or report.total, nil, true) end
+  local unread = report.input_left and (long.count and format("%d", long.count - report.total) or "the rest")
+  local summary = format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s%s", report.total,
+    report.succeeded, report.failed, counts.not_sent > 0 and format(" (%d of them not sent)", counts.not_sent) or "",
+    report.unknown, report.calls, report.elapsed,
+    report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or "",
+    unread and format("; %s of the list not read (not sent)", unread) or "")
+  local status = (report.failed > 0 or report.unknown > 0 or unread or long.error) and M.EXIT.failed or M.EXIT.ok
+  if output == "table" then out:line(summary) end
+  if long.error then out:warn(long.error) end
+  if report.progress_error then out:warn("the report could not be written as it went: ", report.progress_error) end
+  if not out:flush() then
+    out:lost(format("stopped sending: %s", summary))
+    return M.EXIT.failed, counts, report.calls, report.planned
+  end
+  return status, counts, report.calls, report.planned
+end
+
 -- A named method or `call`: one row (and a describe's answer), or one JSON line with the result.
 local function run_call(out, client, m, fields, args, output, attempts)
   local result, err, stream
@@ -965,14 +1025,6 @@ local function max_forbid(args, defaults, where)
   return n
 end
 
--- A row (a record of the output) as the audit line's stream entry.
-local function audit_stream(r, action)
-  local outcome = r.ok and "ok" or r.outcome_unknown and "unknown"
-    or (r.code == "Interrupted" and "not_sent") or "failed"
-  return { stream = r.stream, action = r.action or action, outcome = outcome, code = (not r.ok) and r.code or nil,
-           request_id = r.request_id }
-end
-
 -- The run's outcome in a word, from its audit streams.
 local function overall(streams)
   local worst = "ok"
@@ -984,7 +1036,13 @@ local function overall(streams)
 end
 
 -- The refusal of a run that would forbid more than the guard allows.
-local function refuse(out, decision)
+local function refuse(out, decision, long)
+  if long and not long.count then
+    out:warn(format("refused: %s is read as it goes and holds more than %d names, so how many this run would "
+      .. "forbid is not known before sending; nothing was sent. Pass --yes to send them all, or give the list as "
+      .. "a file (--from FILE is counted first).", long.name, input.LOOKAHEAD))
+    return M.EXIT.usage
+  end
   out:warn(format("refused: this run would forbid %d streams, more than --max-forbid (%d); nothing was sent. "
     .. "Pass --yes to send them (or a larger --max-forbid).", decision.count, decision.max_forbid))
   return M.EXIT.usage
@@ -1167,7 +1225,7 @@ end
 -- that one that cannot be written stops the run), and the guard on a list of
 -- forbids. Returns { limit, write, prefix, status (set when refused), info };
 -- or nil and the exit status.
-local function safety(out, args, m, fields, defaults, where, getenv)
+local function safety(out, args, m, fields, long, defaults, where, getenv)
   local action = m and m.action or args.action
   local forbids_list = m and m.list and find(m.action, "^Forbid") ~= nil
   local safe = { action = action }
@@ -1196,7 +1254,19 @@ local function safety(out, args, m, fields, defaults, where, getenv)
   -- Aliyun batches name streams by name alone: the audit line names them whole.
   safe.prefix = (m and m.list == "stream_names") and format("%s/%s/", tostring(fields.domain_name),
     tostring(fields.app_name)) or ""
-  if forbids_list and not args.dry_run then
+  if forbids_list and not args.dry_run and long then
+    -- A list read as it goes: counted before sending (a file), or not
+    -- known (a pipe: refused unless --yes).
+    local n = long.count or long.count_at_least
+    local ok, decision = audit.guard(n, { max_forbid = safe.limit, confirm = args.yes or nil })
+    if ok and not long.count and not args.yes then
+      ok, decision = false, { guard = { allowed = false, confirmed = false, count = n, max_forbid = safe.limit } }
+    end
+    safe.info = { guard = ok and decision or decision.guard }
+    if not ok then
+      safe.status, safe.info.outcome, safe.info.streams = refuse(out, safe.info.guard, long), "refused", {}
+    end
+  elseif forbids_list and not args.dry_run then
     local n, seen = 0, {}
     for _, name in ipairs(fields[m.list]) do
       if not seen[name] then seen[name] = true; n = n + 1 end
@@ -1233,7 +1303,8 @@ local function audit_intent(out, safe, run, plan)
   if not safe.write then return true end
   local fields = audit_who(safe, run)
   fields.actions, fields.guard, fields.from = plan.actions, plan.guard, plan.from
-  local ok, why = safe.write(audit.record(audit.intent(fields, plan.streams)), true)
+  local intent = plan.long and audit.intent_streamed(fields, plan.long) or audit.intent(fields, plan.streams)
+  local ok, why = safe.write(audit.record(intent), true)
   if ok then
     safe.intended = true
     return true
@@ -1248,7 +1319,12 @@ end
 -- written is said on standard error; the run's exit status stays.
 local function audit_run(out, safe, rows, info, run)
   info = info or {}
-  if rows then
+  if info.counts then
+    -- a long run: its streams went to "outcomes" records as they finished
+    local c = info.counts
+    info.outcome = (c.failed > 0 or c.not_sent > 0) and "failed" or c.unknown > 0 and "unknown" or "ok"
+    info.actions = { safe.action }
+  elseif rows then
     info.streams = {}
     for i, r in ipairs(rows) do
       info.streams[i] = audit_stream(r, safe.action)
@@ -1262,7 +1338,7 @@ local function audit_run(out, safe, rows, info, run)
   fields.record = "outcome"
   fields.actions, fields.guard = info.actions or (m and { m.action }) or {}, info.guard
   fields.outcome, fields.exit = run.interrupted and "interrupted" or info.outcome, run.status
-  fields.calls, fields.streams, fields.note = info.calls, info.streams, info.note
+  fields.calls, fields.streams, fields.note, fields.counts = info.calls, info.streams, info.note, info.counts
   local ok, werr = safe.write(audit.record(fields), true)
   if not ok then
     out:warn("warning: the run's outcome was not written to the audit log (the output above says it; its intent "
@@ -1273,8 +1349,9 @@ end
 -- What a batch or a call means to change, for its intent: each stream
 -- once (named whole: an Aliyun batch names streams by name alone) and the
 -- action.
-local function plan_of(m, fields, args, safe)
+local function plan_of(m, fields, args, safe, long)
   local action = m and m.action or args.action
+  if long then return { long = long, actions = { action }, guard = safe.info and safe.info.guard } end
   local streams, seen = {}, {}
   if m and m.list then
     for _, name in ipairs(fields[m.list]) do
@@ -1287,6 +1364,33 @@ local function plan_of(m, fields, args, safe)
     streams[1] = { stream = m and stream_of(m, fields) or tostring(action), action = action }
   end
   return { streams = streams, actions = { action }, guard = safe.info and safe.info.guard }
+end
+
+-- The audit log's "outcomes" records of a long run: its streams as they
+-- finish, OUTCOMES_STREAMS a line, each line synced. A line that cannot be
+-- written stops the run (what it would change next would go unrecorded):
+-- said once, `stop.why` set. `stop.flush()` writes what is left.
+local function outcomes_writer(out, safe, run, stop)
+  local pending = {}
+  function stop.flush()
+    if #pending == 0 or not safe.write or stop.why then return end
+    local fields = audit_who(safe, run)
+    fields.record, fields.actions, fields.streams = "outcomes", { safe.action }, pending
+    pending = {}
+    local ok, why = safe.write(audit.record(fields), true)
+    if not ok then
+      stop.why = why
+      out:warn("the audit log cannot be written (", why, "): the run stops here; the streams it finished are "
+        .. "above, its intent is in the log (run ", safe.run_id, ")")
+    end
+  end
+  return function(r)
+    if not safe.write then return end
+    local a = audit_stream(r, safe.action)
+    a.stream = safe.prefix .. a.stream
+    pending[#pending + 1] = a
+    if #pending >= audit.OUTCOMES_STREAMS then stop.flush() end
+  end
 end
 
 --- Runs the command line `argv` (without the program name).
@@ -1336,7 +1440,8 @@ function M.main(argv, env)
   opts.on_attempt = function(info) if info.role == "call" then attempts = attempts + 1 end end
   local signal = env.signal or require "streamctl.signal"
   if not args.dry_run then signal.catch() end
-  opts.cancel = function() return signal.caught() ~= nil or out.failed ~= nil end
+  local stop = {} -- (stop.why: the audit log failed in a long run; see outcomes_writer)
+  opts.cancel = function() return signal.caught() ~= nil or out.failed ~= nil or stop.why ~= nil end
 
   local client, cerr = mod.new(opts)
   if not client then out:warn(as_flags(cerr.message)) return M.EXIT.usage end
@@ -1347,13 +1452,13 @@ function M.main(argv, env)
       command_name(m.name)))
     return M.EXIT.usage
   end
-  local fields, ferr
+  local fields, ferr, long
   if m then
-    fields, ferr = fields_of(m, args, env.stdin)
+    fields, ferr, long = fields_of(m, args, env.stdin)
     if not fields then out:warn(ferr) return M.EXIT.usage end
   end
 
-  local safe, sstatus = safety(out, args, m, fields, defaults, where, env.getenv or os.getenv)
+  local safe, sstatus = safety(out, args, m, fields, long, defaults, where, env.getenv or os.getenv)
   if not safe then return sstatus end
   local run = { provider = provider, opts = opts, source = source, args = args, m = m }
   if safe.write then safe.run_id = audit.run_id() end
@@ -1370,8 +1475,14 @@ function M.main(argv, env)
     status, info = run_reconcile(out, client, provider, args, output, safe.limit, env.stdin, intend)
   elseif args.dry_run then
     status = dry_run(out, client, m, fields, args, output)
-  elseif not intend(plan_of(m, fields, args, safe)) then
+  elseif not intend(plan_of(m, fields, args, safe, long)) then
     status = M.EXIT.usage
+  elseif long then
+    local counts
+    status, counts, calls, planned = run_long(out, client, m, fields, args, output, long,
+      outcomes_writer(out, safe, run, stop))
+    info = info or {}
+    info.counts = counts
   elseif m and m.list then
     status, rows, calls, planned = run_batch(out, client, m, fields, args, output)
   else
@@ -1388,7 +1499,8 @@ function M.main(argv, env)
       sent, planned) or format(" (%d calls were sent)", sent)))
     status = 128 + sig
   end
-  if safe.write and (rows or (info and info.streams)) then
+  if safe.write and (rows or (info and (info.streams or info.counts))) then
+    if info and info.counts then stop.flush() end
     info = info or {}
     info.calls = info.calls or calls
     run.status, run.interrupted = status, sig and true or false

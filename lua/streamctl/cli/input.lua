@@ -1,0 +1,241 @@
+--- The command's stream lists from `--from FILE` (or "-", standard input),
+-- read as they go (docs/cli.md, "Long lists").
+--
+-- One name a line, surrounding blanks trimmed, blank lines and lines
+-- starting with "#" skipped; a UTF-8 byte order mark at the top is skipped
+-- (Notepad writes one) and one anywhere else is an error, since it would be
+-- sent as part of a name nobody can see.
+--
+-- A list of at most LOOKAHEAD names is read whole and handed to the batch
+-- as an array: what it sends, its guard and its audit intent are exactly
+-- those of names given on the command line. A longer one is *streamed*:
+--
+--   * from a file that can be read twice (a regular file, or standard
+--     input redirected from one), a first pass reads it to the end in
+--     blocks: every name checked by the list's rule (a bad one refuses the
+--     run, naming its line, before anything is sent), the distinct names
+--     counted in a streamctl.core.fingerprint_set (the guard's count and the
+--     progress bar's total), the bytes' SHA-256 taken (what `sha256sum FILE`
+--     says: the audit intent's `from_sha256`). The second pass, which the
+--     batch reads as it sends, stops where the first one ended, and says so
+--     if the bytes it read are not those counted;
+--   * from a pipe, the names read so far are sent first and the rest as it
+--     comes; how many there are is not known before sending, which the
+--     guard refuses unless told --yes.
+--
+-- Memory: the names in the look-ahead, one block, and the fingerprints.
+-- @module streamctl.cli.input
+local core = require "streamctl.core"
+
+local byte, find, format, match, sub = string.byte, string.find, string.format, string.match, string.sub
+
+local M = {}
+
+--- Names read whole before a list is streamed (a field, for specs).
+M.LOOKAHEAD = 10000
+
+--- Bytes read at a time.
+M.BLOCK = 65536
+
+local BOM = "\239\187\191"
+local HASH = byte("#")
+local SPACE = { [9] = true, [10] = true, [11] = true, [12] = true, [13] = true, [32] = true } -- (what %s is)
+
+-- A parser of the lines of `f`, in blocks of BLOCK bytes: next() -> name,
+-- line | nil (the end) | false, message (a byte order mark inside). At most
+-- `limit` bytes are read (nil: to the end); every byte read goes to `hash`
+-- (a core.sha256_stream) when given. A read that fails raises its message
+-- (`error` with a string): the caller turns it into an expected failure.
+local function lines(f, name, flag, limit, hash)
+  local buf, pos, line, eof, read, bom = "", 1, 0, false, 0, false
+  local function fill()
+    local want = M.BLOCK
+    if limit then want = limit - read end
+    if want <= 0 then eof = true return end
+    if want > M.BLOCK then want = M.BLOCK end
+    local block, err = f:read(want)
+    if block == nil then
+      if err then error(format("%s: cannot read %s: %s", flag, name, tostring(err)), 0) end
+      eof = true
+      return
+    end
+    read = read + #block
+    if hash then hash:update(block) end
+    buf = sub(buf, pos) .. block
+    pos = 1
+    -- (a byte order mark is looked for line by line only in a block that has one)
+    bom = find(buf, BOM, 1, true) ~= nil
+  end
+  local self = {}
+  function self.next()
+    while true do
+      local stop = find(buf, "\n", pos, true)
+      while not stop and not eof do
+        fill()
+        stop = find(buf, "\n", pos, true)
+      end
+      local text
+      if stop then
+        text, pos = sub(buf, pos, stop - 1), stop + 1
+      elseif pos <= #buf then
+        text, pos = sub(buf, pos), #buf + 1
+      else
+        return nil
+      end
+      line = line + 1
+      if bom then
+        if line == 1 and sub(text, 1, 3) == BOM then text = sub(text, 4) end
+        if find(text, BOM, 1, true) then
+          return false, format("%s: %s:%d: a byte order mark (U+FEFF) inside the list; only the first line may "
+            .. "start with one", flag, name, line)
+        end
+      end
+      -- (trimmed only when it starts or ends with a blank: most lines do not)
+      local first, last = byte(text, 1), byte(text, -1)
+      if first and (SPACE[first] or SPACE[last]) then
+        text = match(text, "^%s*(.-)%s*$")
+        first = byte(text, 1)
+      end
+      if first and first ~= HASH then return text, line end
+    end
+  end
+  function self.read() return read end
+  return self
+end
+
+-- next() raising a read error as nil, message.
+local function step(p)
+  local ok, a, b = pcall(p.next)
+  if not ok then return false, a end
+  return a, b
+end
+
+--- The file `path` names ("-": `stdin`, default io.stdin) and its name in
+-- messages ("standard input" or the path); or nil and why, naming `flag`.
+function M.handle(path, stdin, flag)
+  if path == "-" then return stdin or io.stdin, "standard input" end
+  local f, err = io.open(path, "rb")
+  if not f then return nil, flag .. ": cannot read " .. tostring(err) end
+  return f, path
+end
+
+--- Opens a stream list.
+-- @tparam string path the file, or "-" for `stdin`
+-- @tparam[opt] file stdin standard input (default io.stdin)
+-- @tparam[opt] table opts `first` (names given before the file: counted and
+-- sent first), `check(name) -> why|nil` (the list's rule for one name),
+-- `flag` (the flag named in messages, default "--from"), `lookahead`
+-- (default LOOKAHEAD: math.huge reads any list whole)
+-- @return a list: `{ names, streamed, count, count_at_least, sha256, name }`
+-- with `names` the whole list (`streamed` false) or an iterator; or nil and
+-- a message naming the flag, the file and the line
+function M.open(path, stdin, opts)
+  opts = opts or {}
+  local flag = opts.flag or "--from"
+  local f, name = M.handle(path, stdin, flag)
+  if not f then return nil, name end
+  local own = path ~= "-"
+  local function fail(message)
+    if own then f:close() end
+    return nil, message
+  end
+  local check = opts.check
+  local function checked(text, line)
+    local why = check and check(text)
+    if why then return format("%s: %s:%d: the name %s", flag, name, line, why) end
+  end
+
+  -- The look-ahead: up to LOOKAHEAD names, after the ones given first,
+  -- and one more (which says the list is longer).
+  local start = f:seek("cur") -- (nil: a pipe, read once)
+  local first = opts.first or {}
+  local names, n = {}, 0
+  for _, s in ipairs(first) do n = n + 1; names[n] = s end
+  local head = lines(f, name, flag, nil, nil)
+  local ahead = 0
+  local most = opts.lookahead or M.LOOKAHEAD
+  while ahead <= most do
+    local text, line = step(head)
+    if text == nil then
+      if own then f:close() end
+      return { names = names, streamed = false, name = name }
+    end
+    if text == false then return fail(line) end
+    local why = checked(text, line)
+    if why then return fail(why) end
+    ahead, n = ahead + 1, n + 1
+    names[n] = text
+  end
+
+  local list = { streamed = true, name = name, width = 0 }
+  for i = 1, n do if #names[i] > list.width then list.width = #names[i] end end
+  if start and f:seek("set", start) then
+    -- A file: counted to the end first, then read again as the batch sends.
+    names = nil -- luacheck: ignore 311 (let the look-ahead go)
+    local seen, hash = core.fingerprint_set(), core.sha256_stream()
+    for _, s in ipairs(first) do seen:add(s) end
+    local pass = lines(f, name, flag, nil, hash)
+    while true do
+      local text, line = step(pass)
+      if text == nil then break end
+      if text == false then return fail(line) end
+      local why = checked(text, line)
+      if why then return fail(why) end
+      seen:add(text)
+    end
+    local bytes = pass.read()
+    list.count, list.sha256, list.bytes = #seen, hash:hex(), bytes
+    if not f:seek("set", start) then return fail(format("%s: cannot read %s again", flag, name)) end
+    local again, ended = core.sha256_stream(), false
+    local second = lines(f, name, flag, bytes, again)
+    local i = 0
+    list.names = function()
+      if ended then return nil end
+      i = i + 1
+      if first[i] then return first[i] end
+      local text, line = step(second)
+      if text then return text end
+      ended = true
+      if text == false then list.error = line end
+      -- (the end: the bytes sent from against the ones counted)
+      if not list.error and (second.read() ~= bytes or again:hex() ~= list.sha256) then
+        list.error = format("%s: %s changed while it was read (its bytes are not those counted before "
+          .. "sending)", flag, name)
+      end
+      if own then f:close() end
+      return nil
+    end
+    return list
+  end
+
+  -- A pipe: the names read so far, then the rest as it comes.
+  local distinct, count = {}, 0
+  for i = 1, n do
+    if not distinct[names[i]] then distinct[names[i]], count = true, count + 1 end
+  end
+  distinct = nil -- luacheck: ignore 311 (let the look-ahead's set go)
+  list.count_at_least = count
+  local i, ended = 0, false
+  list.names = function()
+    if ended then return nil end
+    i = i + 1
+    if i <= n then
+      local s = names[i]
+      if i == n then names = nil end -- (the look-ahead is sent: let it go)
+      return s
+    end
+    local text, line = step(head)
+    if text then
+      local why = checked(text, line)
+      if not why then return text end
+      list.error = why .. "; the rest of the list was not read"
+    elseif text == false then
+      list.error = line .. "; the rest of the list was not read"
+    end
+    ended = true
+    return nil
+  end
+  return list
+end
+
+return M
