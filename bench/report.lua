@@ -132,6 +132,35 @@ local function markdown(results)
     { { "Redis on loopback", "Redis on loopback", true }, { "Redis 5 ms away", "Redis 5 ms away", true } },
     "IDs", "call")
 
+  -- batches of any size: CPU per 1,000 streams and peak RSS at each size, streamed, as a list, reconciled
+  for _, batch in ipairs { { "Aliyun forbid_live_streams", "Aliyun" }, { "ZEGO forbid_rtc_streams", "ZEGO" } } do
+    for _, form in ipairs { "streamed", "list", "reconcile" } do
+      local sizes = form == "reconcile" and { "1,000", "10,000", "100,000" }
+        or { "1,000", "10,000", "100,000", "1,000,000" }
+      local function at(interp)
+        local cpu, rss = {}, {}
+        for i, n in ipairs(sizes) do
+          local pre = form == "reconcile" and format("%s reconcile, %s desired streams: ", batch[2], n)
+            or format("%s %s, %s streams: ", batch[1], form, n)
+          cpu[i] = format("%.1f", need(pre .. "CPU per 1,000 streams", interp))
+          rss[i] = format("%.0f", need(pre .. "peak RSS", interp))
+        end
+        return table.concat(cpu, " / ") .. " ms; " .. table.concat(rss, " / ") .. " MiB"
+      end
+      local what = {
+        streamed = format("the list a function, keep_results = false; dedupe set %.1f bytes a stream at a million",
+          need(batch[1] .. " streamed, 1,000,000 streams: dedupe set, bytes per stream")),
+        list = "the list a Lua array (in the RSS), keep_results = false",
+        reconcile = "half of the desired streams already blocked, as many blocked not desired: n/2 forbids, "
+          .. "n/2 resumes (remove_extra)",
+      }
+      row(format("%s %s: CPU per 1,000 streams; peak RSS, at %s streams", batch[2],
+          form == "reconcile" and "reconcile" or form == "streamed" and "batch, streamed" or "batch, a list",
+          table.concat(sizes, " / ")),
+        at(), at("jit"), what[form] .. "; a transport that answers at once, pacing lifted")
+    end
+  end
+
   local function mib(name, interp) return format("%.1f", need(name, interp) / 1024) end
   row("resident memory after 1,000 / 100,000 calls",
     mib("RSS after 1,000 calls") .. " / " .. mib("RSS after 100,000 calls") .. " MiB",

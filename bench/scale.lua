@@ -62,8 +62,73 @@ local function one(provider, form, n)
     cpu * 1e6 / n, tonumber(status:match("VmHWM:%s*(%d+)")), report.dedupe_bytes or 0, report.calls))
 end
 
+-- Reconcile at scale: a desired state of n streams, of which the provider
+-- (Aliyun's block list; ZEGO's state) already holds half, and n/2 more
+-- blocked that are not desired: n/2 forbids and, with remove_extra, n/2
+-- resumes. The transport answers at once; the block list is read in pages of
+-- 3,000 as the emulator serves them.
+local function reconcile_run(provider, n)
+  local streamctl = require "streamctl"
+  local reconcile = require "streamctl.reconcile"
+  local json = require "cjson"
+  local blocked = {}
+  for i = n / 2 + 1, n + n / 2 do blocked[#blocked + 1] = string.format("bench.example/live/s%07d", i) end
+  local ok_reply = { status = 200, headers = {}, body = provider == "zego"
+    and '{"Code":0,"Message":"success","RequestId":"r"}' or '{"RequestId":"r"}' }
+  local function transport(req)
+    if req.action == "DescribeLiveStreamsBlockList" then
+      local text = req.url .. "&" .. req.body
+      local page = tonumber(text:match("PageNum=(%d+)"))
+      local size = tonumber(text:match("PageSize=(%d+)"))
+      local urls = {}
+      for i = (page - 1) * size + 1, math.min(page * size, #blocked) do urls[#urls + 1] = blocked[i] end
+      return { status = 200, headers = {}, body = json.encode { RequestId = "r", TotalNum = #blocked,
+        PageNum = page, StreamUrls = { StreamUrl = urls } } }
+    end
+    return ok_reply
+  end
+  local desired = {}
+  local report, err
+  collectgarbage()
+  local t0
+  if provider == "aliyun" then
+    local c = assert(streamctl.aliyun.new { access_key_id = "LTAIbench", access_key_secret = "bench-secret",
+      transport = transport, rate_limits = false })
+    for i = 1, n do
+      desired[i] = { domain_name = "bench.example", app_name = "live", stream_name = string.format("s%07d", i) }
+    end
+    t0 = os.clock()
+    report, err = reconcile.aliyun(c, desired, { remove_extra = true, confirm = true, concurrency = 16 })
+  else
+    local t = os.time()
+    local c = assert(streamctl.zego.new { app_id = 1234567890, server_secret = "0123456789abcdef0123456789abcdef",
+      transport = transport, rate_limits = false, clock = function() t = t + 1 return t end })
+    local parts = {}
+    for i = n / 2 + 1, n + n / 2 do parts[#parts + 1] = string.format('"rtc:s%07d":0', i) end
+    local saved = '{"v":2,"streams":{' .. table.concat(parts, ",") .. '},"pending":{}}'
+    parts = nil -- luacheck: ignore 311
+    local state = { get = function() return saved end, set = function(_, _, text) saved = text return true end }
+    for i = 1, n do desired[i] = { stream_id = string.format("s%07d", i) } end
+    t0 = os.clock()
+    report, err = reconcile.zego(c, desired, { state = state, remove_extra = true, confirm = true,
+                                                concurrency = 16 })
+  end
+  local cpu = os.clock() - t0
+  assert(report, err and tostring(err.message or err))
+  assert(report.fixed == n, string.format("fixed %d of %d", report.fixed, n))
+  local f = assert(io.open("/proc/self/status", "r"))
+  local status = f:read("*a")
+  f:close()
+  io.write(string.format('{"cpu_ms_per_1000":%.3f,"peak_kib":%d,"dedupe_bytes":0,"calls":%d}\n',
+    cpu * 1e6 / n, tonumber(status:match("VmHWM:%s*(%d+)")), report.calls))
+end
+
 if arg[1] == "RUN" then
-  one(arg[2], arg[3], tonumber(arg[4]))
+  if arg[3] == "reconcile" then
+    reconcile_run(arg[2], tonumber(arg[4]))
+  else
+    one(arg[2], arg[3], tonumber(arg[4]))
+  end
   return
 end
 
@@ -80,8 +145,9 @@ local function thousands(n)
 end
 
 for _, provider in ipairs { "aliyun", "zego" } do
-  for _, form in ipairs { "streamed", "list" } do
+  for _, form in ipairs { "streamed", "list", "reconcile" } do
     for _, n in ipairs(SIZES) do
+      if form == "reconcile" and n > 100000 then break end
       -- (three runs up to 100,000 streams, their medians; one of a million)
       local cpu, rss, dedupe, calls = {}, {}, {}, nil
       for run = 1, n < 1000000 and 3 or 1 do
@@ -94,6 +160,10 @@ for _, provider in ipairs { "aliyun", "zego" } do
       end
       local label = string.format("%s %s, %s streams", provider == "aliyun" and "Aliyun forbid_live_streams"
         or "ZEGO forbid_rtc_streams", form, thousands(n))
+      if form == "reconcile" then
+        label = string.format("%s reconcile, %s desired streams", provider == "aliyun" and "Aliyun" or "ZEGO",
+          thousands(n))
+      end
       lib.record { group = "batches of any size", name = label .. ": CPU per 1,000 streams", unit = "ms",
                    samples = cpu, decimals = 1, streams = n, calls = calls }
       lib.record { group = "batches of any size", name = label .. ": peak RSS", unit = "MiB",

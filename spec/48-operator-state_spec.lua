@@ -23,6 +23,13 @@ local KEY = "streamctl:reconcile:zego:1234567890"
 local HOME = process.temp_dir()
 local ROOTED = process.capture("id -u") == "0\n"
 
+-- A batch's report of `results`, as a client's batch method makes it:
+-- each entry handed to `on_result`, kept only without keep_results = false.
+local function batch_report(f, calls, results)
+  for _, e in ipairs(results) do if f.on_result then f.on_result(e) end end
+  return { calls = calls, results = f.keep_results == false and {} or results }
+end
+
 -- A ZEGO client that changes nothing and counts what it is asked to send;
 -- `fail` = { method = function(self, fields) ... end } replaces one method.
 local function fake_zego(fail)
@@ -34,7 +41,7 @@ local function fake_zego(fail)
       for _, id in ipairs(f.stream_ids) do self.sent[#self.sent + 1] = method .. " " .. id end
       local results = {}
       for i, id in ipairs(f.stream_ids) do results[i] = { stream = id, ok = true, attempts = 1 } end
-      return { calls = 1, results = results }
+      return batch_report(f, 1, results)
     end
   end
   local function single(method)
@@ -345,8 +352,8 @@ describe("state is refused, never guessed", function()
       local path = HOME .. "/unknown.json"
       os.remove(path)
       local z = fake_zego { forbid_rtc_streams = function(_, f)
-        return { calls = 1, results = { { stream = f.stream_ids[1], ok = true, attempts = 1 },
-          { stream = f.stream_ids[2], ok = false, outcome_unknown = true, attempts = 3 } } }
+        return batch_report(f, 1, { { stream = f.stream_ids[1], ok = true, attempts = 1 },
+          { stream = f.stream_ids[2], ok = false, outcome_unknown = true, attempts = 3 } })
       end }
       local report = assert(reconcile.zego(z, WANT, { state = reconcile.file_store(path) }))
       assert.same({ false, 1 }, { report.in_sync, #report.unknown })

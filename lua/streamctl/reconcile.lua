@@ -207,17 +207,20 @@ local function add(report, o, entry, total)
   end
 end
 
--- Runs a batch method over `names` (each with its report key) and adds each stream.
+-- Runs a batch method over `names` (each with its report key) and adds
+-- each stream as it finishes (the batch keeps none of its own results).
 local function batch(client, method, fields, keys, action, report, o, total)
+  local by_name = {}
+  for i, name in ipairs(fields.stream_names or fields.stream_ids) do by_name[name] = keys[i] end
+  fields.keep_results = false
+  fields.on_result = function(e) add(report, o, entry_of(by_name[e.stream], action, e), total) end
   local r, err = client[method](client, fields)
   if not r then
     for _, key in ipairs(keys) do add(report, o, entry_of(key, action, { ok = false, error = err }), total) end
     return
   end
   report.calls = report.calls + r.calls
-  local by_name = {}
-  for i, name in ipairs(fields.stream_names or fields.stream_ids) do by_name[name] = keys[i] end
-  for _, e in ipairs(r.results) do add(report, o, entry_of(by_name[e.stream], action, e), total) end
+  if r.progress_error and not report.progress_error then report.progress_error = r.progress_error end
 end
 
 -- One call for one stream.

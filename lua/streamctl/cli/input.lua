@@ -147,7 +147,7 @@ function M.open(path, stdin, opts)
 
   -- The look-ahead: up to LOOKAHEAD names, after the ones given first,
   -- and one more (which says the list is longer).
-  local start = f:seek("cur") -- (nil: a pipe, read once)
+  local start = f.seek and f:seek("cur") -- (nil: a pipe, read once)
   local first = opts.first or {}
   local names, n = {}, 0
   for _, s in ipairs(first) do n = n + 1; names[n] = s end
