@@ -70,7 +70,11 @@ describe("streamctl.cli.input", function()
     local p = io.popen("sha256sum '" .. path .. "'")
     assert.equal(list.sha256, p:read("*a"):match("^(%x+)"))
     p:close()
-    assert.same({ "f1", "n3", "n1", "n2", "n3", "n2", "n4", "n5", "n6", "n7", "n1", "n8" }, drain(list))
+    local got, lines_at = {}, {}
+    for name in list.names do got[#got + 1], lines_at[#lines_at + 1] = name, list.line or 0 end
+    assert.same({ "f1", "n3", "n1", "n2", "n3", "n2", "n4", "n5", "n6", "n7", "n1", "n8" }, got)
+    -- the line of each (none for the names given first; comments and blank lines counted)
+    assert.same({ 0, 0, 1, 2, 3, 5, 6, 7, 8, 10, 11, 12 }, lines_at)
     assert.is_nil(list.names())
     assert.is_nil(list.error)
     os.remove(path)
@@ -118,6 +122,7 @@ describe("streamctl.cli.input", function()
     assert.same({ true, nil, 4 }, { list.streamed, list.count, list.count_at_least })
     assert.same(names, drain(list))
     assert.is_nil(list.error)
+    assert.equal(30, list.line)
     -- a bad name after the look-ahead stops the reading there
     names[20] = "bad\1"
     list = assert(input.open("-", pipe(table.concat(names, "\n")), {
@@ -201,7 +206,9 @@ describe("the command with a long list", function()
     local path = list_file(28, "room-%02d", { "room-03", "room-07" })
     local status, out, err = run(zg("forbid-rtc-streams", "--from", path))
     assert.equal(0, status, err)
-    assert.equal("", err)
+    -- each repeat named, with its line
+    assert.equal("streamctl: " .. path .. ":29: 'room-03' was read before: dropped (it is sent once)\n"
+      .. "streamctl: " .. path .. ":30: 'room-07' was read before: dropped (it is sent once)\n", err)
     local rows = lines(out)
     assert.equal(30, #rows) -- the header, 28 streams, the summary
     assert.equal("STREAM   RESULT    ATTEMPTS  REQUEST ID / ERROR", rows[1])

@@ -940,6 +940,12 @@ local function run_long(out, client, m, fields, args, output, long, finished)
     finished(r)
   end
   fields.on_progress = draw and function(done, total, entry) draw(done, long.count or total, entry) end or nil
+  -- Each repeat said (its fingerprint was seen: see streamctl.core.fingerprint_set's
+  -- collision rule, which makes a false repeat possible, if unlikely, and never silent).
+  fields.on_duplicate = function(name)
+    out:warn(format("%s: '%s' was read before: dropped (it is sent once)", long.line and format("%s:%d",
+      long.name, long.line) or "the command line", name))
+  end
   local report, err = client[m.name](client, fields)
   if not report then
     out:warn(as_flags(tostring(err.message), m))

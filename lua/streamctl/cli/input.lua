@@ -127,8 +127,9 @@ end
 -- `flag` (the flag named in messages, default "--from"), `lookahead`
 -- (default LOOKAHEAD: math.huge reads any list whole)
 -- @return a list: `{ names, streamed, count, count_at_least, sha256, name }`
--- with `names` the whole list (`streamed` false) or an iterator; or nil and
--- a message naming the flag, the file and the line
+-- with `names` the whole list (`streamed` false) or an iterator (then
+-- `line`: the line of the name it gave last, nil for one given first); or
+-- nil and a message naming the flag, the file and the line
 function M.open(path, stdin, opts)
   opts = opts or {}
   local flag = opts.flag or "--from"
@@ -149,7 +150,7 @@ function M.open(path, stdin, opts)
   -- and one more (which says the list is longer).
   local start = f.seek and f:seek("cur") -- (nil: a pipe, read once)
   local first = opts.first or {}
-  local names, n = {}, 0
+  local names, at, n = {}, {}, 0 -- (at: each name's line; none for those given first)
   for _, s in ipairs(first) do n = n + 1; names[n] = s end
   local head = lines(f, name, flag, nil, nil)
   local ahead = 0
@@ -164,14 +165,14 @@ function M.open(path, stdin, opts)
     local why = checked(text, line)
     if why then return fail(why) end
     ahead, n = ahead + 1, n + 1
-    names[n] = text
+    names[n], at[n] = text, line
   end
 
   local list = { streamed = true, name = name, width = 0 }
   for i = 1, n do if #names[i] > list.width then list.width = #names[i] end end
   if start and f:seek("set", start) then
     -- A file: counted to the end first, then read again as the batch sends.
-    names = nil -- luacheck: ignore 311 (let the look-ahead go)
+    names, at = nil, nil -- luacheck: ignore 311 (let the look-ahead go)
     local seen, hash = core.fingerprint_set(), core.sha256_stream()
     for _, s in ipairs(first) do seen:add(s) end
     local pass = lines(f, name, flag, nil, hash)
@@ -194,7 +195,10 @@ function M.open(path, stdin, opts)
       i = i + 1
       if first[i] then return first[i] end
       local text, line = step(second)
-      if text then return text end
+      if text then
+        list.line = line
+        return text
+      end
       ended = true
       if text == false then list.error = line end
       -- (the end: the bytes sent from against the ones counted)
@@ -221,13 +225,17 @@ function M.open(path, stdin, opts)
     i = i + 1
     if i <= n then
       local s = names[i]
-      if i == n then names = nil end -- (the look-ahead is sent: let it go)
+      list.line = at[i]
+      if i == n then names, at = nil, nil end -- (the look-ahead is sent: let it go)
       return s
     end
     local text, line = step(head)
     if text then
       local why = checked(text, line)
-      if not why then return text end
+      if not why then
+        list.line = line
+        return text
+      end
       list.error = why .. "; the rest of the list was not read"
     elseif text == false then
       list.error = line .. "; the rest of the list was not read"
