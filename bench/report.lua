@@ -235,7 +235,9 @@ local results = {
     lua = capture("lua5.4 -v"), luajit = capture("luajit -v"), openssl = capture("openssl version"),
     libcurl = capture("curl-config --version") or capture("curl --version | head -1"),
     nginx = capture("nginx -v 2>&1 || /usr/sbin/nginx -v 2>&1"),
-    streamctl = capture("git rev-parse --short HEAD"),
+    -- (the commit measured; "-dirty" when the tree had changes not committed: spec/70's freshness
+    -- rule counts from the commit either way)
+    streamctl = capture("git describe --always --dirty --abbrev=7"),
   },
   figures = figures,
 }

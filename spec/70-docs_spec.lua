@@ -107,6 +107,34 @@ describe("the docs", function()
     end)
 end)
 
+-- The figures are today's (CHANGELOG.md, "A release"): bench/results.json
+-- names the commit it measured; at most BENCH_LAG commits that touch lua/ or
+-- csrc/ may follow it, and none on a release tag.
+local BENCH_LAG = 30
+
+describe("bench/results.json", function()
+  it("is today's: at most " .. BENCH_LAG .. " commits to lua/ or csrc/ since the one it measured, none on a "
+    .. "release tag", function()
+    local text = assert(docs.read(ROOT .. "/bench/results.json"))
+    local commit = text:match('"streamctl":"(%x+)')
+    assert.truthy(commit, "bench/results.json names no commit (versions.streamctl)")
+    local git = "git -C " .. q(ROOT) .. " "
+    if not process.capture(git .. "rev-parse --git-dir 2>/dev/null"):find("%S") then
+      pending("not a git checkout: the figures' age cannot be told here (make bench writes them)")
+      return
+    end
+    local known = process.capture(git .. "cat-file -t " .. commit .. " 2>&1")
+    assert.truthy(known:find("^commit"), "bench/results.json measured " .. commit .. ", which this history "
+      .. "does not have: run make bench")
+    local since = tonumber((process.capture(git .. "rev-list --count " .. commit .. "..HEAD -- lua csrc")))
+    local tag = process.capture(git .. "describe --exact-match --tags --match 'v[0-9]*' HEAD 2>/dev/null")
+    local allowed = tag:find("%S") and 0 or BENCH_LAG
+    assert(since <= allowed, ("bench/results.json measured %s; %d commits to lua/ or csrc/ came after it, more "
+      .. "than the %d the release rule allows%s: run make bench and paste its table into docs/performance.md")
+      :format(commit, since, allowed, allowed == 0 and " on a release tag" or ""))
+  end)
+end)
+
 describe("the doc test's comparison of output", function()
   local function same(expected, actual) return (docs.compare(expected, actual)) end
 
