@@ -213,14 +213,15 @@ static int sha_hex(lua_State *L) {
     sha_stream *h = (sha_stream *)luaL_checkudata(L, 1, SHA_MT);
     unsigned char d[EVP_MAX_MD_SIZE];
     char hex[2 * EVP_MAX_MD_SIZE];
-    unsigned int n = 0, i;
+    unsigned int n = 0;
+    size_t i;
     int ok;
     if (h->ctx == NULL) return luaL_error(L, "sha256_stream: hex() called twice");
     ok = EVP_DigestFinal_ex(h->ctx, d, &n);
     EVP_MD_CTX_free(h->ctx);
     h->ctx = NULL;
     if (!ok) return luaL_error(L, "sha256_stream: OpenSSL could not hash");
-    for (i = 0; i < n; i++) {
+    for (i = 0; i < (size_t)n; i++) {
         hex[2 * i] = digits[d[i] >> 4];
         hex[2 * i + 1] = digits[d[i] & 15];
     }
