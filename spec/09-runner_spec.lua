@@ -51,9 +51,9 @@ end
 local S = { domain_name = "example.com", app_name = "live" }
 
 describe("pacing", function()
-  it("sends ResumeLiveStream evenly under 30/s, with the 5% margin", function()
+  it("sends ResumeLiveStream evenly under 30/s, with a fixed 5% margin (rate_margin)", function()
     local w = world()
-    local cli = ali(w)
+    local cli = ali(w, { rate_margin = 0.05 })
     local report = cli:resume_live_streams { domain_name = S.domain_name, app_name = S.app_name,
                                              stream_names = names(90), concurrency = 8 }
     assert.equal(90, report.succeeded)
@@ -62,6 +62,85 @@ describe("pacing", function()
       assert.near(1.05 / 30, w.sent[i].at - w.sent[i - 1].at, 1e-9)
     end
     assert.near(89 * 1.05 / 30, w.mono, 1e-9)
+  end)
+
+  it("has a margin rule: the constants while cold; twice the spreads measured, within floors and ceilings",
+    function()
+      local pacing = require "streamctl.pacing"
+      local m = pacing.measure()
+      assert.same({ 0.05, 0.02, 0.02 }, { m:rule() })
+      for _ = 1, pacing.WARM - 1 do m:round_trip(0.001) m:sent_late(0) end
+      assert.same({ 0.05, 0.02, 0.02 }, { m:rule() }) -- still cold
+      m:round_trip(0.001)
+      m:sent_late(0)
+      assert.same({ 0.01, 0.005, 0.005 }, { m:rule() }) -- warm, quiet: the floors
+      m:round_trip(0.9) -- a spread of 0.899 s: the guard at its ceiling (an eighth of a second)
+      assert.same({ 0.13, 0.125, 0.005 }, { m:rule() })
+      -- only the last SAMPLES count: a spread of 10 ms, sends up to 4 ms late
+      for i = 1, pacing.SAMPLES do m:round_trip(0.002 + (i % 2) * 0.010) m:sent_late(0.004) end
+      local margin, guard, late = m:rule()
+      assert.near(0.022, guard, 1e-12)
+      assert.near(0.010, late, 1e-12)
+      assert.near(0.032, margin, 1e-12)
+      m:round_trip(-1) -- (a clock that went back is no sample)
+      assert.near(0.022, select(2, m:rule()), 1e-12)
+      -- the lowest and highest kept as samples come and go: those of the last SAMPLES, every time
+      local seen, k = {}, 7
+      m = pacing.measure()
+      for i = 1, 700 do
+        k = (k * 1103515245 + 12345) % 2147483648
+        local v = (k % 1000) / 1e5
+        seen[i] = v
+        m:round_trip(v)
+        local lo, hi = math.huge, 0
+        for j = math.max(1, i - pacing.SAMPLES + 1), i do lo, hi = math.min(lo, seen[j]), math.max(hi, seen[j]) end
+        assert(m.rtt.lo == lo and m.rtt.hi == hi, "sample " .. i)
+      end
+    end)
+
+  it("takes its margin from what it measured: the constant while cold, the floor on a quiet link", function()
+    -- Answers at once, sent on time: after pacing.WARM requests the spread is
+    -- nil and the margin is its floor (1%), the window guard and lateness 5 ms.
+    local pacing = require "streamctl.pacing"
+    local w = world()
+    local cli = ali(w)
+    assert(cli:resume_live_streams { domain_name = "d", app_name = "a", stream_names = names(60) })
+    -- (a slot is reserved a few intervals ahead: the margin known then, the first pacing.WARM at 5%)
+    local warm
+    for i = 2, 60 do
+      local gap = (w.sent[i].at - w.sent[i - 1].at) * 30
+      if math.abs(gap - 1.01) < 1e-6 then
+        warm = warm or i
+      else
+        assert.is_nil(warm, "request " .. i .. " at the cold margin after a warm one")
+        assert.near(1.05, gap, 1e-6, "request " .. i)
+      end
+    end
+    assert.is_true(warm > pacing.WARM and warm <= pacing.WARM + 8, "warm from request " .. tostring(warm))
+    assert.same({ 0.01, 0.005, 0.005 }, { cli._pacer.measure:rule() })
+  end)
+
+  it("takes a larger margin on a noisy link: twice the round trips' spread and the sends' lateness", function()
+    -- Round trips between 10 and 40 ms (a spread of 30 ms): the window
+    -- guard 62 ms, and the margin that plus the lateness allowed (5 ms).
+    local w = world()
+    local k = 0
+    w.transport = function(req)
+      w.sent[#w.sent + 1] = { req = req, at = w.mono }
+      k = k + 1
+      w.mono = w.mono + 0.010 + (k % 4) * 0.010 -- (a transport that takes that long: this fake io waits)
+      return w.script(req, #w.sent)
+    end
+    local cli = ali(w, { concurrency = 1 })
+    assert(cli:resume_live_streams { domain_name = "d", app_name = "a", stream_names = names(40) })
+    local margin, guard, late = cli._pacer.measure:rule()
+    assert.near(0.062, guard, 1e-9)
+    assert.is_true(late >= 0.005 and late <= 0.02, "late " .. late) -- (each send waited on the one before)
+    assert.near(guard + late, margin, 1e-9)
+    -- and every 31 consecutive sends span more than a second plus the guard, once warm
+    for i = 31 + 10, #w.sent do
+      assert.is_true(w.sent[i].at - w.sent[i - 30].at >= 1 + guard - 1e-9, "request " .. i)
+    end
   end)
 
   it("keeps every N + 1 consecutive requests more than 1 s apart, so jitter cannot crowd a second", function()
@@ -103,7 +182,7 @@ describe("pacing", function()
       sleeps = sleeps + 1
       w.mono = w.mono + s + (sleeps == 10 and 0.08 or 0)
     end
-    local cli = ali(w, { sleep = w.sleep })
+    local cli = ali(w, { sleep = w.sleep, rate_margin = 0.05 }) -- (the fixed margin: runner.LATE, WINDOW_GUARD)
     assert(cli:resume_live_streams { domain_name = "d", app_name = "a", stream_names = names(100) })
     local most, j = 0, 1
     for i = 1, #w.sent do
@@ -515,7 +594,7 @@ describe("ZEGO", function()
 
   it("paces 1,000 IDs as 50 calls under 20/s", function()
     local w = world()
-    local cli = zc(w)
+    local cli = zc(w, { rate_margin = 0.05 })
     local report = cli:forbid_rtc_streams { stream_ids = names(1000) }
     assert.equal(1000, report.succeeded)
     assert.equal(50, #w.sent)

@@ -420,6 +420,33 @@ describe("streamctl.store.redis against redis-server", function()
       assert.is_true(last_delay > 0.35 and last_delay <= 0.4, "delay " .. last_delay)
     end)
 
+    it("hands back the earliest free slot within 0.5 s whatever the asker's horizon: one round trip, not a refusal",
+      function()
+        -- Two processes asking with a horizon of 0.1 s (a slot at 10/s each,
+        -- the schedule already ahead of both): every slot up to 0.5 s ahead
+        -- is committed to whoever asks, spaced 1/rate; past it, nothing is.
+        seed(check, "t:", "back")
+        local a = ratelimit.new { store = R.ratelimit_store(R.connect(cfg)) }
+        local b = ratelimit.new { store = R.ratelimit_store(R.connect(cfg)) }
+        local last_tat, last_delay = nil, -1
+        for i = 1, 6 do
+          local d, committed = (i % 2 == 1 and a or b):reserve("back", 10, 1, 0.1)
+          assert.is_true(committed, "ask " .. i)
+          local t = tat("back")
+          if last_tat then assert.equal(100000, t - last_tat) end -- (never over the cap)
+          assert.is_true(d > last_delay and d <= 0.5, "delay " .. d)
+          last_tat, last_delay = t, d
+        end
+        assert.is_true(last_delay > 0.45, "delay " .. last_delay)
+        local d, committed = a:reserve("back", 10, 1, 0.1) -- (0.6 s away: past the store's horizon)
+        assert.is_false(committed)
+        assert.is_true(d > 0.5 and d <= 0.6, "delay " .. d)
+        assert.equal(last_tat, tat("back"))
+        -- and 0 still means "only if free now"
+        assert.is_false((b:try("back", 10)))
+        assert.equal(last_tat, tat("back"))
+      end)
+
     it("a budget Redis has never seen waits one window (it cannot be told from a lost one), saying nothing", function()
       local logs = {}
       local rl = ratelimit.new { store = R.ratelimit_store(cfg, { log = function(m) logs[#logs + 1] = m end }) }

@@ -340,6 +340,8 @@ local function engine_for(self, io)
     pace = function(action, max_delay, job) return pacer:pace(action, max_delay, job) end,
     horizon = function(action) return pacer:horizon(action) end,
     window = function(action) return pacer:window(action) end,
+    slack = function() return pacer:slack() end,
+    measured = function(kind, seconds) return pacer.measure[kind](pacer.measure, seconds) end,
   }
 end
 

@@ -13,7 +13,7 @@ local shdict = require "streamctl.store.shdict"
 local log = require "streamctl.log"
 
 local tostring, setmetatable = tostring, setmetatable
-local min, floor, huge = math.min, math.floor, math.huge
+local min, max, floor, huge = math.min, math.max, math.floor, math.huge
 local format = string.format
 
 local M = {}
@@ -37,6 +37,89 @@ M.MAX_HORIZON = ratelimit.MAX_HORIZON
 -- store's other users are unknown, so it keeps to the safe side.
 M.FALLBACK_SHARE = 4
 
+-- The margin from what is measured (docs/pacing.md, "The margin") -------------
+
+--- Round trips and send delays kept, and how many make the measure warm.
+M.SAMPLES = 64
+M.WARM = 8
+
+--- What the measured margin never goes below (seconds of a one-second
+-- window: the margin's 1% is 0.01), and what it never goes above.
+M.MARGIN_FLOOR = 0.01
+M.MARGIN_CEILING = 0.25
+M.GUARD_FLOOR = 0.005
+M.LATE_FLOOR = 0.005
+
+--- Before anything is measured: the fixed margin, window guard and
+-- lateness (what a cold client, or one given `rate_margin`, keeps).
+M.COLD_GUARD = 0.02
+M.COLD_LATE = 0.02
+
+local Measure = {}
+Measure.__index = Measure
+
+--- A measure of the spread the margin must cover: the last SAMPLES round
+-- trips (send to answer, of attempts the provider answered) and the last
+-- SAMPLES send delays (how late a request left on its slot).
+function M.measure()
+  return setmetatable({ rtt = { n = 0, pos = 0, lo = huge, hi = 0 }, late = { n = 0, pos = 0, lo = huge, hi = 0 } },
+    Measure)
+end
+
+-- Adds `v` to a ring of SAMPLES, keeping its lowest and highest: updated
+-- as values come, counted again only when the one that falls out was one
+-- of them (a sample a request: cheap on the hot path).
+local function push(ring, v)
+  local pos = ring.pos % M.SAMPLES + 1
+  local out = ring.n == M.SAMPLES and ring[pos] or nil
+  ring.pos, ring[pos] = pos, v
+  if ring.n < M.SAMPLES then ring.n = ring.n + 1 end
+  if out and (out <= ring.lo or out >= ring.hi) then
+    local lo, hi = huge, 0
+    for i = 1, ring.n do
+      local x = ring[i]
+      if x < lo then lo = x end
+      if x > hi then hi = x end
+    end
+    ring.lo, ring.hi = lo, hi
+  else
+    if v < ring.lo then ring.lo = v end
+    if v > ring.hi then ring.hi = v end
+  end
+end
+
+--- A round trip the provider answered (seconds from send to answer).
+function Measure:round_trip(seconds)
+  if seconds >= 0 then push(self.rtt, seconds) self.cached = nil end
+end
+
+--- How late a request left after its slot's time (seconds, >= 0).
+function Measure:sent_late(seconds)
+  if seconds >= 0 then push(self.late, seconds) self.cached = nil end
+end
+
+--- The rule: `margin, guard, late` in seconds (see docs/pacing.md).
+-- Cold (fewer than WARM round trips or sends): RATE_MARGIN, COLD_GUARD,
+-- COLD_LATE. Warm, with J the spread of the round trips (the most one
+-- request's arrival can trail another's, each leg within it) and D the
+-- latest send: the window guard covers twice J, the lateness allowed twice
+-- D (a slot used later than that is given up), and the margin both, since a
+-- request may leave `late` after its slot and arrive J after that; each
+-- within its floor and ceiling.
+function Measure:rule()
+  local c = self.cached
+  if c then return c[1], c[2], c[3] end
+  local margin, guard, late = M.RATE_MARGIN, M.COLD_GUARD, M.COLD_LATE
+  if self.rtt.n >= M.WARM and self.late.n >= M.WARM then
+    local j, d = self.rtt.hi - self.rtt.lo, self.late.hi
+    guard = min(max(2 * j + 0.002, M.GUARD_FLOOR), M.MARGIN_CEILING / 2)
+    late = min(max(2 * d + 0.002, M.LATE_FLOOR), M.COLD_LATE)
+    margin = min(max(guard + late, M.MARGIN_FLOOR), M.MARGIN_CEILING)
+  end
+  self.cached = { margin, guard, late }
+  return margin, guard, late
+end
+
 local Pacer = {}
 Pacer.__index = Pacer
 
@@ -44,8 +127,8 @@ Pacer.__index = Pacer
 function M.new(client, o, redis)
   local self = setmetatable({
     client = client, rules = client._rules, monotonic = client._monotonic,
-    overrides = o.rate_limits, burst = o.rate_burst or 1, margin = o.rate_margin or M.RATE_MARGIN,
-    max_rate = o.max_rate,
+    overrides = o.rate_limits, burst = o.rate_burst or 1, fixed_margin = o.rate_margin,
+    max_rate = o.max_rate, measure = M.measure(),
   }, Pacer)
   if o.rate_limits ~= false then
     -- shared: other clients (processes, workers, machines) may pace under the same keys
@@ -79,7 +162,26 @@ end
 -- the margin taken off), or nil when it is not paced.
 function Pacer:rate(action)
   local cap = self:cap(action)
-  return cap and cap / (1 + self.margin)
+  return cap and cap / (1 + self:margin())
+end
+
+--- The margin this client paces with (a fraction of the cap): `rate_margin`
+-- when given; with a shared store, never below RATE_MARGIN (the others
+-- sharing the budget measure their own links, which this one cannot see);
+-- else the measured rule's.
+function Pacer:margin()
+  if self.fixed_margin then return self.fixed_margin end
+  local margin = self.measure:rule()
+  if self.shared and margin < M.RATE_MARGIN then return M.RATE_MARGIN end
+  return margin
+end
+
+--- The window guard and the lateness allowed (runner's `slack`): the
+-- measured rule's, or the cold ones with a fixed `rate_margin`.
+function Pacer:slack()
+  if self.fixed_margin then return M.COLD_GUARD, M.COLD_LATE end
+  local _, guard, late = self.measure:rule()
+  return guard, late
 end
 
 --- The longest a slot of `action` is reserved ahead (runner's `horizon`).

@@ -37,6 +37,12 @@
 --                                             sent = false }` as their attempt's (unknown if an
 --                                             earlier attempt may have applied); attempts in
 --                                             flight are waited for and reported as they end
+--   slack() -> guard, late                   (optional) the window guard and the lateness
+--                                             allowed, in seconds (default WINDOW_GUARD, LATE):
+--                                             a client's, from what it measured (streamctl.pacing)
+--   measured(kind, seconds)                  (optional) told "round_trip" (an attempt's send to
+--                                             its answer, when the provider answered) and
+--                                             "sent_late" (how late a request left on its slot)
 --   observe(attempt, result, err, seconds, response)
 --                                            (optional) told of every attempt handed to the
 --                                             io, once it is decoded: `seconds` from its send
@@ -81,9 +87,11 @@
 --
 -- Pacing. `pace` spaces requests on a schedule, reserved just in time: a
 -- job asks for its slot only when its own time has come (a retry's backoff
--- over), and only a slot at most `horizon(action)` ahead is taken; a farther
--- one is asked for again when it is within reach (one job per action asks
--- meanwhile, the others wait with it). So whatever goes wrong (a shared
+-- over), and only a slot at most `horizon(action)` ahead is asked for; a
+-- farther one is asked for again when it is within reach (one job per action
+-- asks meanwhile, the others wait with it). A shared store may hand back a
+-- slot further than the horizon (never more than its own MAX_HORIZON): it is
+-- taken, and waited for. So whatever goes wrong (a shared
 -- store that forgets its schedule), the slots this engine holds lie within
 -- the horizon, a few requests. A request sent late (a stalled process, a
 -- garbage-collection pause) must not crowd a second either: a slot that was
@@ -210,6 +218,8 @@ function M.new(iface)
   if iface.window ~= nil then need(iface, "window", "function") end
   if iface.horizon ~= nil then need(iface, "horizon", "function") end
   if iface.observe ~= nil then need(iface, "observe", "function") end
+  if iface.slack ~= nil then need(iface, "slack", "function") end
+  if iface.measured ~= nil then need(iface, "measured", "function") end
   if iface.cancel ~= nil then need(iface, "cancel", "function") end
   if iface.settle ~= nil and not (type(iface.settle) == "number" and iface.settle >= 0) then
     error("bad argument #1 to 'new' (settle must be a number >= 0)", 2)
@@ -218,6 +228,7 @@ function M.new(iface)
     io = iface.io, sign = iface.sign, decode = iface.decode, pace = iface.pace,
     retry = iface.retry, correct_clock = iface.correct_clock, settle = iface.settle or 0, window = iface.window,
     observe = iface.observe, cancel = iface.cancel, horizon = iface.horizon,
+    slack = iface.slack or function() return M.WINDOW_GUARD, M.LATE end, measured = iface.measured,
     unsettled = {}, unsettled_count = 0, -- stream -> { settled_at = t, action = a }
     stacks = setmetatable({}, { __mode = "k" }), -- per coroutine: its runs in progress, outermost first
     sends = {},                          -- action -> ring of the last n send times
@@ -237,7 +248,8 @@ local function window_hold(engine, action, now)
   local ring = engine.sends[action]
   if not ring or #ring < n then return nil end
   local oldest = ring[ring.pos % n + 1] -- the send n back
-  local at = oldest + 1 + M.WINDOW_GUARD
+  local guard = engine.slack()
+  local at = oldest + 1 + guard
   if at > now + EPSILON then return at end
   return nil
 end
@@ -301,7 +313,10 @@ local function not_yet(engine, job, now)
     local at = settles_at(engine, job, now)
     if at and at > now + EPSILON then return at end
   end
-  if job.slot_at and now - job.slot_at > M.LATE then job.slot_at = nil end -- too late for its slot
+  if job.slot_at then
+    local _, late = engine.slack()
+    if now - job.slot_at > late then job.slot_at = nil end -- too late for its slot
+  end
   if not job.slot_at then
     local wait = engine.pace_wait[action]
     if wait then
@@ -591,7 +606,9 @@ end
 function Run:answered(attempt, res, terr)
   local engine = self.engine
   local result, err = engine.decode(attempt, res, terr)
-  if engine.observe then engine.observe(attempt, result, err, self.io.now() - attempt.sent_at, res) end
+  local seconds = self.io.now() - attempt.sent_at
+  if res ~= nil and engine.measured then engine.measured("round_trip", seconds) end
+  if engine.observe then engine.observe(attempt, result, err, seconds, res) end
   return self:conclude(attempt, result, err)
 end
 
@@ -633,6 +650,10 @@ function Run:send(job)
   self.attempts[attempt] = true
   self.inflight = self.inflight + 1
   local ok, terr = io.start(attempt, req)
+  if ok and job.slot_at and self.engine.measured then
+    local late = attempt.sent_at - job.slot_at
+    self.engine.measured("sent_late", late > 0 and late or 0)
+  end
   if ok then
     -- (a call's requests that left: what a report's `calls` counts, never those planned; one
     -- the transport then says never left is taken back in `complete`)

@@ -35,10 +35,11 @@ M.APP_ID = "1234567890"
 M.DOMAIN = "live.sim.example"
 M.APP = "app"
 
---- The documented pacing margin left for network and store jitter, in
--- seconds: 5% of a second (streamctl.pacing's RATE_MARGIN) less the 20 ms a request
--- may go late on its slot (runner.LATE). Within it, no request may arrive
--- over a cap (invariant 1).
+--- The pacing margin left for network and store jitter, in seconds: 5% of
+-- a second (streamctl.pacing's RATE_MARGIN, a cold client's) less the 20 ms
+-- a request may go late on its slot (runner.LATE). Within it (the jitter
+-- and any heavier tail together), no request may arrive over a cap
+-- (invariant 1), whatever margin the clients measured.
 M.JITTER_MARGIN = 0.05 - runner.LATE
 
 -- The longest a run may take in virtual time before it counts as a hang.
@@ -186,10 +187,28 @@ local function stragglers(seed)
   return s
 end
 
+-- A heavier tail on a third of the networks (drawn by a stream of its own,
+-- so that the rest of each schedule stays as it was): most transits within
+-- the jitter, one in 10 to 50 up to `tail` more, the two together within
+-- the margin when the jitter is: the clients' measured margin must see
+-- the tail (it is in the round trips it keeps) or stay wide enough.
+local function tail(seed, s)
+  local rng = world_mod.rng(seed + 3000017)
+  if not rng:chance(1 / 3) then return s end
+  local room = M.JITTER_MARGIN * 0.9 - s.net.jitter
+  if room <= 0.002 then return s end
+  s.net.tail, s.net.tail_odds = rng:between(0.002, room), rng:between(0.02, 0.1)
+  return s
+end
+
 --- Draws a schedule from `seed`: a fifth of them pressure schedules and
 -- a tenth stragglers, each chosen by a stream of its own so that the
--- others stay as they were.
+-- others stay as they were; a third of their networks with a heavier tail.
 function M.generate(seed)
+  return tail(seed, M.draw(seed))
+end
+
+function M.draw(seed)
   if world_mod.rng(seed + 1000004):chance(0.2) then return pressure(seed) end
   if world_mod.rng(seed + 2000003):chance(0.1) then return stragglers(seed) end
   local rng = world_mod.rng(seed)

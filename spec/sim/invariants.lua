@@ -85,12 +85,13 @@ end
 -- 1: per account and action, the arrivals in any one second.
 local function check_caps(rec, out)
   local s = rec.schedule
-  local strict = s.net.jitter <= sim.JITTER_MARGIN
+  local spread = s.net.jitter + (s.net.tail or 0)
+  local strict = spread <= sim.JITTER_MARGIN
   for _, k in ipairs(s.net.kinds) do
     if s.net.faulty and (k == "late_delivery" or k == "duplicate") then strict = false end
   end
   for _, e in ipairs(s.redis.events) do
-    if e.kind == "slow" and e.latency / 2 > sim.JITTER_MARGIN - s.net.jitter then strict = false end
+    if e.kind == "slow" and e.latency / 2 > sim.JITTER_MARGIN - spread then strict = false end
   end
   local by = {}
   for _, a in ipairs(rec.model.arrivals) do

@@ -16,6 +16,11 @@ local lua = os.getenv("SIM_LUA") or "lua5.4"
 local MUTANTS = {
   { name = "pacing margin 0", file = "lua/streamctl/pacing.lua",
     from = "M.RATE_MARGIN = 0.05", to = "M.RATE_MARGIN = 0" },
+  -- (the measured margin: within one process the window guard is what holds a second to the cap; the
+  -- rate's margin adds the lateness allowed, and a shared store's never goes below RATE_MARGIN)
+  { name = "the measured margin at its floor, whatever the round trips' spread", file = "lua/streamctl/pacing.lua",
+    from = "guard = min(max(2 * j + 0.002, M.GUARD_FLOOR), M.MARGIN_CEILING / 2)",
+    to = "guard = M.GUARD_FLOOR" },
   { name = "settle window switched off", file = "lua/streamctl/client.lua",
     from = "M.SETTLE_MS = 10000", to = "M.SETTLE_MS = 0" },
   { name = "look-up before resending a create skipped", file = "lua/streamctl/aliyun.lua",
@@ -42,11 +47,11 @@ local MUTANTS = {
     from = "if not why and creds.expiration - now < M.UNCERTAINTY_S then", to = "if false then" },
   { name = "the command's intent written after its batch", file = "lua/streamctl/cli.lua",
     -- (the batch method wrapped: its intent is written once the batch has returned)
-    from = "  elseif not intend(plan_of(m, fields, args, safe)) then\n    status = M.EXIT.usage\n"
-      .. "  elseif m and m.list then\n",
+    from = "  elseif not intend(plan_of(m, fields, args, safe, long)) then\n    status = M.EXIT.usage\n"
+      .. "  elseif long then\n",
     to = "  elseif m and m.list and (function() local real = client[m.name] client[m.name] = function(...) "
-      .. "local a, b = real(...) intend(plan_of(m, fields, args, safe)) return a, b end end)() then\n"
-      .. "  elseif m and m.list then\n" },
+      .. "local a, b = real(...) intend(plan_of(m, fields, args, safe, long)) return a, b end end)() then\n"
+      .. "  elseif long then\n" },
   { name = "the command's intent written without fdatasync", file = "lua/streamctl/cli.lua",
     from = "  local ok, why = safe.write(audit.record(fields), true)\n  if ok then\n    safe.intended = true",
     to = "  local ok, why = safe.write(audit.record(fields))\n  if ok then\n    safe.intended = true" },

@@ -3,7 +3,8 @@
 -- the provider model and answers back through the fault schedule.
 --
 -- Each request draws its fate from the schedule's network settings: a
--- transit time (base + jitter) each way, and with the schedule's odds one
+-- transit time (base + jitter, and in some schedules a heavier tail: now and
+-- then up to `tail` more) each way, and with the schedule's odds one
 -- of: refused before it was sent; a second copy delivered (a transport's
 -- resend on a reused connection); delivered after the client's timeout (the
 -- delayed forbid); answered never; answered after the timeout; the
@@ -46,8 +47,11 @@ function M.transport(sim, proc)
     world:wake(proc)
   end
 
+  -- (a heavier tail where the schedule has one: now and then, up to `tail` more)
   local function transit()
-    return net.base + rng:float() * net.jitter
+    local t = net.base + rng:float() * net.jitter
+    if net.tail and rng:chance(net.tail_odds) then t = t + rng:float() * net.tail end
+    return t
   end
 
   -- Which fault, if any, this request meets (one at most).

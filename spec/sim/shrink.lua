@@ -117,6 +117,10 @@ function M.trace(rec, failure)
     .. "faults %s at %.0f%%: %s", tostring(s.seed), s.provider, s.processes, s.store, s.net.base * 1000,
     s.net.jitter * 1000, s.net.timeout, s.net.faulty and "on" or "off", s.net.fault_rate * 100,
     table.concat(s.net.kinds, " "))
+  if s.net.tail then
+    lines[#lines + 1] = format("  net tail: up to %.1f ms more, %.0f%% of transits", s.net.tail * 1000,
+      s.net.tail_odds * 100)
+  end
   for _, e in ipairs(s.redis.events) do
     lines[#lines + 1] = format("  redis %s at %.3f%s", e.kind, e.t, e.duration and format(" for %.3f s", e.duration)
       or "")

@@ -527,9 +527,11 @@ end
 -- Redis gave one.
 local function reserve(s, key, rate, burst, max_delay, seq)
   local now = s.clock()
-  if max_delay == nil then max_delay = M.MAX_HORIZON end
-  -- (a slot further ahead could not be kept through a loss: see LOSS_PAUSE)
-  if max_delay > M.MAX_HORIZON then max_delay = M.MAX_HORIZON end
+  -- The slot handed back: whatever the caller's own horizon, the earliest
+  -- free one within MAX_HORIZON is committed (a refusal is a round trip
+  -- spent for nothing while processes compete), never one further (it could
+  -- not be kept through a loss: see LOSS_PAUSE); 0 still means "only now".
+  if max_delay == nil or max_delay > 0 then max_delay = M.MAX_HORIZON end
   sweep(s, now)
   if s.health.usable() then
     -- Trying Redis again, or just back from an outage: the others may

@@ -227,7 +227,9 @@ function M.ratelimit_store(dict, opts)
   end
 
   function store:reserve(key, rate, burst, max_delay) -- luacheck: ignore 212/self
-    if max_delay == nil or max_delay > M.MAX_HORIZON then max_delay = M.MAX_HORIZON end
+    -- (the earliest free slot within MAX_HORIZON handed back, whatever the caller's own horizon, as the
+    -- Redis store does: a refusal is an ask spent for nothing while workers compete; 0: only now)
+    if max_delay == nil or max_delay > 0 then max_delay = M.MAX_HORIZON end
     local interval = 1 / rate
     local tau = (burst - 1) * interval
     local k = "rl:" .. key
