@@ -283,6 +283,20 @@ describe("the command with a long list", function()
     assert.equal(0, count("ForbidRTCStreams"))
   end)
 
+  it("refuses a bad field before sending: the audit outcome says none of the list was sent", function()
+    local path = list_file(12, "cam-%d")
+    local status, out, err = run(ali("forbid-live-streams", "--domain-name", "push.example.com", "--app-name",
+      "live\1", "--from", path))
+    assert.equal(2, status)
+    assert.equal("", out)
+    assert.matches("app%-name", err)
+    assert.equal(0, count("ForbidLiveStream"))
+    local recs = records(LOG)
+    assert.same({ "intent", "outcome" }, { recs[1].record, recs[2].record })
+    assert.same({ "failed", 2, { ok = 0, failed = 0, unknown = 0, not_sent = 12 } },
+      { recs[2].outcome, recs[2].exit, recs[2].counts })
+  end)
+
   it("refuses a long pipe without --yes (its count is not known), and sends it as it comes with it", function()
     local names = {}
     for i = 1, 25 do names[i] = "pipe-" .. i end

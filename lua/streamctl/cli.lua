@@ -921,12 +921,14 @@ local function run_long(out, client, m, fields, args, output, long, finished)
   local draw = (not args.no_progress and is_tty(2)) and progress_bar(out.err, monotonic)
   local width = min(max(#"STREAM", long.width), 60)
   local counts = { ok = 0, failed = 0, unknown = 0, not_sent = 0 }
-  local flushed = monotonic()
-  if output == "table" then table_header(out, width) end
-  out:flush()
+  local flushed, headed = monotonic(), output ~= "table"
+  local function head() -- (the table's header with its first row, or its summary)
+    if not headed then table_header(out, width) headed = true end
+  end
   fields.keep_results = false
   fields.on_result = function(entry)
     local r = record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error, entry.outcome_unknown)
+    head()
     if output == "json" then out:line(record_json(r)) else table_row(out, width, r) end
     -- (written as they finish, pushed out ten times a second: a killed run
     -- has shown nearly all it did, and its audit log all of it)
@@ -948,7 +950,9 @@ local function run_long(out, client, m, fields, args, output, long, finished)
   end
   local report, err = client[m.name](client, fields)
   if not report then
+    -- (refused before anything was sent, a field by its rule: the audit outcome says none was sent)
     out:warn(as_flags(tostring(err.message), m))
+    counts.not_sent = long.count or long.count_at_least
     return is_usage_error(err) and M.EXIT.usage or M.EXIT.failed, counts, 0, 0
   end
   if draw then draw(report.total, long.count or report.total, nil, true) end
@@ -959,7 +963,10 @@ local function run_long(out, client, m, fields, args, output, long, finished)
     report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or "",
     unread and format("; %s of the list not read (not sent)", unread) or "")
   local status = (report.failed > 0 or report.unknown > 0 or unread or long.error) and M.EXIT.failed or M.EXIT.ok
-  if output == "table" then out:line(summary) end
+  if output == "table" then
+    head()
+    out:line(summary)
+  end
   if long.error then out:warn(long.error) end
   if report.progress_error then out:warn("the report could not be written as it went: ", report.progress_error) end
   if not out:flush() then
