@@ -20,7 +20,8 @@ local HOME = nginx.temp_dir()
 local ALI_SECRET, ZEGO_SECRET = "emulator-secret", "0123456789abcdef0123456789abcdef"
 local NO_SIGNALS = { catch = function() end, caught = function() return nil end }
 
-local write, read = checks.write_file, checks.read_file
+local process = require "spec.helpers.process"
+local write, read = function(path, text) process.write_file(path, text) return path end, process.read_file
 
 local function records(path)
   local out = {}

@@ -34,13 +34,7 @@ local function write(path, text)
   return path
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local t = f:read("*a")
-  f:close()
-  return t
-end
+local read = require("spec.helpers.process").read_file
 
 local server, ali, z
 local SINCE = 0 -- the request log is read from after this entry

@@ -35,13 +35,7 @@ local function run(argv)
   return status, out:text(), err:text()
 end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local t = f:read("*a")
-  f:close()
-  return t
-end
+local read = require("spec.helpers.process").read_file
 
 local function lines_of(path)
   local out = {}

@@ -62,23 +62,6 @@ function M.refused(message, ...)
   assert.equal("streamctl: InvalidParameter: " .. message, tostring(err))
 end
 
---- The bytes of `path`, or nil when it cannot be read.
-function M.read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local t = f:read("*a")
-  f:close()
-  return t
-end
-
---- Writes `text` to `path` (replacing it); returns `path`.
-function M.write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(text))
-  f:close()
-  return path
-end
-
 --- A file stand-in that keeps what is written (`write`, `flush`), for the
 -- command's stdout and stderr in this process: `b:text()` gives it back.
 function M.buffer()
