@@ -15,7 +15,7 @@
 #   make sim     the deterministic simulation (docs/simulation.md): seeds for SIM_SECONDS (60), every invariant
 #                checked after each; SIM_SEED=n replays one with its trace; make mutants: planted bugs it must catch
 #   make check-install  README "Install" run block by block on a pristine Debian 12 root (debootstrap, a network
-#                namespace of its own; not in make test: root, the mirror, about ten minutes)
+#                namespace of its own; not in make test: root, the mirror, about two minutes)
 #   make sizes   the library's file sizes and longest functions (bench/sizes.sh; SIZES_TOP: 15)
 #   make chaos   real emulator, Redis and nginx under random faults, restarts and reloads, five client processes on
 #                one account, then the invariants checked (CHAOS_SECONDS: 300; CHAOS_SEED replays; make chaos-short: 60 s)
@@ -99,8 +99,8 @@ rockspecs:
 	lua5.4 tools/rockspecs.lua
 
 test-banner:
-	@echo "make test: build, lint, static analysis, the docs, the specs under Lua 5.4 and LuaJIT (about 9 minutes each),"
-	@echo "  valgrind (10), ASan/UBSan (5), fuzz-smoke (1), chaos-short (1): about 35 minutes on 2 cores"
+	@echo "make test: build, lint, static analysis, the docs, the specs under Lua 5.4 (about 12 minutes) and LuaJIT (10),"
+	@echo "  valgrind (16), ASan/UBSan (6), fuzz-smoke (1), chaos-short (1): about 45 minutes on 2 cores"
 
 lint:
 	@echo "== lint: luacheck"
@@ -122,10 +122,10 @@ static:
 check: build lint test-5.4 test-jit
 	@cat build/test-5.4.count build/test-jit.count | awk '{p += $$1; f += $$2} END {printf "%d passed, %d failed\n", p, f}'
 
-# About 35 minutes on 2 cores, measured (35 min 10 s at 58f4ccc; each phase
-# says what it runs, and the long ones show progress): the specs 9.6 minutes
-# under Lua 5.4 and 8 under LuaJIT, valgrind 10, ASan/UBSan 5.3, fuzz-smoke 1,
-# chaos-short 1.
+# About 45 minutes on 2 cores, measured at 6353f41 in two fresh clones side
+# by side (each phase says what it runs, and the long ones show progress):
+# the specs 11.7 minutes under Lua 5.4 and 9.7 under LuaJIT, valgrind 15.7,
+# ASan/UBSan 6, fuzz-smoke 1, chaos-short 1, the builds and checks about 2.
 test: test-banner deps build lint static check-doc test-5.4 test-jit check-c fuzz-smoke chaos-short
 	@cat build/test-5.4.count build/test-jit.count | awk '{p += $$1; f += $$2} END {printf "%d passed, %d failed\n", p, f}'
 
@@ -343,7 +343,7 @@ chaos-short: deps build
 	@$(ENV54) CHAOS_SECONDS=$(CHAOS_SHORT_SECONDS) lua5.4 spec/chaos/run.lua
 
 # README "Install" as a new user meets it (tools/check-install.sh; not in make
-# test: needs root, debootstrap and the Debian mirror; about ten minutes):
+# test: needs root, debootstrap and the Debian mirror; about two minutes, 76 s of them the blocks):
 # every ```sh install block of that section, in order, as root on a pristine
 # Debian 12 root in a network namespace of its own, from a clone of HEAD.
 check-install:
