@@ -1,11 +1,10 @@
 -- A long --from file starts sending at once (docs/cli.md, "Long lists"):
 -- the wall time from a fresh process's start (CLOCK_MONOTONIC read by the
--- parent before it starts the process) to the moment the command hands its
--- batch the list (the table's header is written then, after the file was
--- counted and the audit intent synced; the first request leaves next), with
--- a file of 1,000,000 lines. The run is then stopped (its standard output
--- fails, as `| head` would) before a request can leave: the endpoint is a
--- closed port on 127.0.0.1.
+-- parent before it starts the process) to the moment the command's audit
+-- intent is on the disk (written and synced after the file was counted; the
+-- first request leaves next), with a file of 1,000,000 lines. The run is
+-- then stopped (its standard output fails, as `| head` would): the
+-- endpoint is a closed port on 127.0.0.1.
 --
 --   lua5.4 bench/first.lua        three runs, their median recorded
 --   lua5.4 bench/first.lua RUN    one run, its seconds printed (internal)
@@ -13,13 +12,21 @@ local LINES = 1000000
 
 if arg[1] == "RUN" then
   local clock = require("streamctl.core").monotonic
+  local audit = require "streamctl.audit"
   local cli = require "streamctl.cli"
   local seconds
-  local stdout = {
-    write = function()
+  local writer = audit.writer
+  audit.writer = function(...) -- (the intent is the run's first record: when it is synced, sending begins)
+    local write, why = writer(...)
+    if not write then return write, why end
+    return function(...)
+      local ok, err = write(...)
       seconds = seconds or clock()
-      return nil, "stopped by the benchmark"
-    end,
+      return ok, err
+    end, why
+  end
+  local stdout = {
+    write = function() return nil, "stopped by the benchmark" end,
     flush = function() return true end,
   }
   local stderr = { write = function() return true end, flush = function() return true end }
