@@ -542,3 +542,49 @@ describe("ratelimit.new", function()
     assert.same({ 0, true, 0.5 + 1e-10, 10.5 + 1e-10 }, { ratelimit.gcra(10 + 1e-10, 10, 0.5, 0, 0) })
   end)
 end)
+
+describe("ratelimit.loss_pause", function()
+  it("is one window and the lateness (1.05 s) at 2 a second or more; a slower schedule's horizon beyond", function()
+    assert.equal(1.05, ratelimit.LOSS_PAUSE)
+    for _, c in ipairs { { 0.001, 1.05 }, { 1 / 30, 1.05 }, { 0.05, 1.05 }, { 0.5, 1.05 }, { 0.75, 1.3 },
+                         { 1, 1.55 }, { 2, 2.55 } } do
+      near(c[2], ratelimit.loss_pause(c[1]))
+    end
+  end)
+
+  -- What the pause must keep apart (see its comment): the slots the lost
+  -- schedule handed out (a GCRA at the same interval, the last within
+  -- MAX_HORIZON of the loss) and the new schedule, which together must be
+  -- one GCRA; and what the fallback sent before Redis answered, which no
+  -- window holding a new slot may hold.
+  it("keeps the lost schedule's slots and the new one a single GCRA, and the fallback's sends a window apart",
+    function()
+      for _, rate in ipairs { 2, 3, 10, 19, 28.5, 100 } do
+        local interval = 1 / rate
+        local pause = ratelimit.loss_pause(interval)
+        -- The lost slots: spaced by the interval, the last MAX_HORIZON after the loss at 0.
+        local sends = {}
+        for k = math.floor(2 * rate), 0, -1 do sends[#sends + 1] = ratelimit.MAX_HORIZON - k * interval end
+        -- The new schedule: the stores start its tat at pause + tau (no burst credit), sends at tat - tau on.
+        local first_new = #sends + 1
+        local clock = fake_clock(pause)
+        local rl = ratelimit.new { clock = clock.now }
+        rl:reserve("k", rate) -- (a memory store's first slot is now: the new schedule's first)
+        sends[#sends + 1] = clock.t
+        for _ = 1, 3 * rate do
+          local d = rl:reserve("k", rate)
+          clock.t = clock.t + d
+          sends[#sends + 1] = clock.t
+        end
+        -- One GCRA without a burst: no two sends closer than the interval, across the loss too.
+        for i = 2, #sends do
+          assert.is_true(sends[i] - sends[i - 1] >= interval - EPS,
+            string.format("%g/s: sends at %.4f and %.4f", rate, sends[i - 1], sends[i]))
+        end
+        -- The fallback sent before the loss (time 0): a window holding the first new slot starts after it.
+        assert.is_true(sends[first_new] - 1 > 0, rate .. "/s: the first new slot within a window of the fallback")
+        -- and the pause is no longer than these two need, plus the lateness
+        near(math.max(1, ratelimit.MAX_HORIZON + interval) + 0.05, pause)
+      end
+    end)
+end)

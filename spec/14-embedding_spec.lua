@@ -281,14 +281,16 @@ describe("the shared-dict stores", function()
     local store = shdict.ratelimit_store(dict, { clock = now, log = function(m) logs[#logs + 1] = m end })
     local a = ratelimit.new { clock = now, store = store }
     local b = ratelimit.new { clock = now, store = store } -- another worker
-    -- a budget the dict has never held (nginx just started): one whole window first, said by nobody
+    -- a budget the dict has never held (nginx just started): one whole window and the lateness first
+    -- (1.05 s), said by nobody
     assert.same({ shdict.LOSS_PAUSE, false }, { a:reserve("k", 10, 1, 0.5) })
-    assert.equal("0.000000 1.550000", dict.values["rl:k"])
-    clock.t = 1.55
+    assert.equal(1.05, shdict.LOSS_PAUSE)
+    assert.equal("0.000000 1.050000", dict.values["rl:k"])
+    clock.t = 1.05
     assert.equal(0, a:reserve("k", 10))
     assert.near(0.1, b:reserve("k", 10), 1e-9)
     assert.near(0.2, a:reserve("k", 10), 1e-9)
-    assert.equal("0.000000 1.850000", dict.values["rl:k"])
+    assert.equal("0.000000 1.350000", dict.values["rl:k"])
     assert.is_nil(dict.values["lock:rl:k"])
     assert.same({}, logs)
     local ok, err = pcall(store.atomically, store, "k", function() error("inside") end)
@@ -331,7 +333,7 @@ describe("the shared-dict stores", function()
     assert.near(shdict.LOSS_PAUSE, d0, 1e-9)
     assert.is_false(c0)
     assert.same({ "streamctl: the shared dict lost the rate-limit schedule of k: its entry is gone (nginx started, "
-      .. "or the dict evicted it); nothing is sent on it for 1.55 s (the last second may have held a full cap), "
+      .. "or the dict evicted it); nothing is sent on it for 1.05 s (the last second may have held a full cap), "
       .. "then it starts afresh" }, logs)
     clock.t = clock.t + 10
     dict.values["rl:k"] = string.format("%.6f %.6f", clock.t - 20, clock.t + 3600) -- an hour ahead: never slept
@@ -356,7 +358,7 @@ describe("the shared-dict stores", function()
                                store = shdict.sequence_store(dict, "z:", { log = function(m) logs[#logs + 1] = m end }) }
     gen:next_for { "s" }
     assert.same({ "streamctl: the shared dict 'tiny' is full: taking a lock evicted other entries; what it forgot "
-      .. "is treated as lost (the budget waits 1.55 s, as after a restart); give it more room (lua_shared_dict ... "
+      .. "is treated as lost (the budget waits 1.05 s, as after a restart); give it more room (lua_shared_dict ... "
       .. "10m holds about 80,000 streams; see docs/openresty.md in streamctl)" }, logs)
   end)
 

@@ -746,8 +746,8 @@ describe("the OpenResty example and the emulator's own callbacks", function()
     local restart = wait_for(function() return first("RestartLivePullToPush") end, 5)
     assert.truthy(restart, "not restarted")
     -- back well within the service's own retry (RetryInterval, 60 s by default). (In a fresh dict the first
-    -- use of each action's budget waits out a second that may have held a full cap: 1.55 s for the look-up
-    -- and 1.55 s for the restart here, the first time.)
+    -- use of each action's budget waits out a second that may have held a full cap: 1.05 s for the look-up
+    -- and 1.05 s for the restart here, the first time.)
     local delay = restart.real_time - offline.real_time
     assert.is_true(delay < 60, "restarted " .. delay .. " s after the Offline callback")
     if os.getenv("SPEC_FIGURES") then io.stderr:write(string.format("[31] offline to restart: %.3f s\n", delay)) end

@@ -449,34 +449,40 @@ describe("streamctl.store.redis against redis-server", function()
 
     it("a budget Redis has never seen waits one window (it cannot be told from a lost one), saying nothing", function()
       local logs = {}
-      local rl = ratelimit.new { store = R.ratelimit_store(cfg, { log = function(m) logs[#logs + 1] = m end }) }
+      local store = R.ratelimit_store(cfg, { log = function(m) logs[#logs + 1] = m end })
+      local rl = ratelimit.new { store = store }
+      local pause = store:loss_pause(10)
+      -- (one window, or retry_ms + timeout_ms + the fallback's horizon when longer: 0.5 + 1 + 0.05 here; and 0.05)
+      assert.equal(1.6, pause)
       local d, committed = rl:reserve("new", 10)
       assert.is_false(committed)
-      assert.is_true(d > R.LOSS_PAUSE - 0.05 and d <= R.LOSS_PAUSE, "delay " .. d)
+      assert.is_true(d > pause - 0.05 and d <= pause, "delay " .. d)
       assert.equal("missing", check:command("HGET", hash("new"), "why"))
       assert.same({}, logs)
       -- a second process sees the same young budget: the same pause, no second reset
       local born = check:command("HGET", hash("new"), "born")
       local d2 = ratelimit.new { store = R.ratelimit_store(R.connect(cfg)) }:reserve("new", 10)
-      assert.is_true(d2 > R.LOSS_PAUSE - 0.1 and d2 <= d, "delay " .. d2)
+      assert.is_true(d2 > pause - 0.1 and d2 <= d, "delay " .. d2)
       assert.equal(born, check:command("HGET", hash("new"), "born"))
     end)
 
     -- Each way a store can forget: the next reservation waits LOSS_PAUSE,
     -- and a process that knew the budget says so once, with the reason.
     local function forgets(what, reason, damage)
-      it("treats " .. what .. " as lost state: waits " .. R.LOSS_PAUSE .. " s, says so once", function()
+      it("treats " .. what .. " as lost state: waits the loss pause, says so once", function()
         seed(check, "t:", "lose")
         local logs = {}
-        local rl = ratelimit.new { store = R.ratelimit_store(cfg, { log = function(m) logs[#logs + 1] = m end }) }
+        local store = R.ratelimit_store(cfg, { log = function(m) logs[#logs + 1] = m end })
+        local rl = ratelimit.new { store = store }
+        local pause = store:loss_pause(10)
         assert.equal(0, rl:reserve("lose", 10))
         damage()
         local d, committed = rl:reserve("lose", 10)
         assert.is_false(committed)
-        assert.is_true(d > R.LOSS_PAUSE - 0.05 and d <= R.LOSS_PAUSE, "delay " .. d)
+        assert.is_true(d > pause - 0.05 and d <= pause, "delay " .. d)
         assert.equal(1, #logs)
         assert.equal("streamctl: Redis at 127.0.0.1:" .. srv.port .. " lost the shared rate-limit schedule of lose: "
-          .. reason .. "; nothing is sent on it for 1.55 s (the last second may have held a full cap), then it "
+          .. reason .. "; nothing is sent on it for 1.6 s (the last second may have held a full cap), then it "
           .. "starts afresh", logs[1])
         rl:reserve("lose", 10)
         assert.equal(1, #logs)
@@ -724,15 +730,17 @@ describe("streamctl.store.redis against redis-server", function()
       down:kill()
       -- after Redis' schedule as its last answer showed it (one slot, 1/8 s
       -- ahead), then every 1/2 s; a slot beyond the horizon is not taken
+      -- (a slot of its own committed only within FALLBACK_HORIZON: a local refusal costs nothing)
+      assert.equal(0.05, R.FALLBACK_HORIZON)
       assert.same({ 0.625, false, 0.625 }, { rl:reserve("k", 8) })
       assert.same({ 0.625, false, 0.625 }, { rl:reserve("k", 8) })
       clock.t = clock.t + 0.125
-      assert.same({ 0.5, true, 1 }, { rl:reserve("k", 8) }) -- (and the slot after it 1 s away)
+      assert.same({ 0.5, false, 0.5 }, { rl:reserve("k", 8) })
       clock.t = clock.t + 0.5
-      assert.same({ 0.5, true, 1 }, { rl:reserve("k", 8) })
+      assert.same({ 0, true, 0.5 }, { rl:reserve("k", 8) }) -- (and the slot after it 1/2 s away)
       local ok, delay = rl:try("k", 8)
       assert.is_false(ok)
-      assert.equal(1, delay)
+      assert.equal(0.5, delay)
       assert.is_true(rl:try("other", 8))
       assert.equal(1, #logs)
       assert.truthy(logs[1]:find("Redis at 127.0.0.1:" .. down.port .. " failed (", 1, true), logs[1])
@@ -771,7 +779,9 @@ describe("streamctl.store.redis against redis-server", function()
       clock.t = clock.t + 1.01
       local d, committed = rl:reserve("k", 8)
       assert.is_false(committed)
-      assert.is_true(d > R.LOSS_PAUSE - 0.05 and d <= R.LOSS_PAUSE, "delay " .. d)
+      local pause = rl.store:loss_pause(8)
+      assert.equal(1.6, pause) -- (retry_ms 1000 + timeout_ms 500 + 0.05, and 0.05)
+      assert.is_true(d > pause - 0.05 and d <= pause, "delay " .. d)
       assert.equal("missing", c:command("HGET", "d:{k}:rl", "why"))
       assert.equal(3, #logs)
       assert.equal("streamctl: Redis at 127.0.0.1:" .. down.port

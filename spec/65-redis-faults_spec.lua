@@ -49,7 +49,7 @@ local function said(addr)
   local at = "^streamctl: Redis at " .. addr:gsub("%.", "%%.") .. " "
   local function lost(tag, reason)
     return at .. "lost the shared rate%-limit schedule of " .. tag:gsub("%p", "%%%0") .. ": " .. reason
-      .. ".*; nothing is sent on it for 1%.55 s"
+      .. ".*; nothing is sent on it for 1%.05 s"
   end
   return {
     lost = lost,
@@ -576,7 +576,7 @@ describe("shared state you can trust: Redis faults mid-run", function()
         { log = function(m) logs[#logs + 1] = m end })
       local key = "aliyun:stall:ResumeLiveStream"
       assert.is_false(select(2, rl:reserve(key, 10, 1, 0.5)))  -- a first use: the pause
-      sleep(store.LOSS_PAUSE + 0.1)
+      sleep(rl:loss_pause(10) + 0.1) -- (2.6 s: timeout_ms 2000 counts)
       assert.is_true(select(2, rl:reserve(key, 10, 1, 0.5)))
       assert(process.run("redis-cli -h 127.0.0.1 -p " .. srv.port .. " -a " .. process.quote(PASSWORD)
         .. " --no-auth-warning DEBUG SLEEP 0.8 >/dev/null 2>&1 &"))

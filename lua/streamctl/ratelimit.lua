@@ -107,11 +107,48 @@ end
 M.MAX_HORIZON = 0.5
 
 --- How long (seconds) nothing is sent on a budget after a shared store
--- lost its state (or made it afresh): one whole window (the last second may
--- already hold a full cap), plus `MAX_HORIZON` (the slots handed out before
--- the loss still fire until then), plus runner.LATE and the network's share
--- of the pacing margin. The shared stores' own `LOSS_PAUSE` is this.
-M.LOSS_PAUSE = 1.55
+-- lost its state (or made it afresh), at any rate of 2 a second or more (a
+-- slower budget waits longer: `loss_pause`). The shared stores' own
+-- `LOSS_PAUSE` is this.
+M.LOSS_PAUSE = 1.05
+
+-- A schedule's window (s): a provider's cap counts the calls of one second.
+local WINDOW = 1
+-- What a lost schedule's pause adds for lateness and jitter (s): runner.LATE
+-- and the network's share of the margin, as the cold margin allows them.
+local LOSS_LATE = 0.05
+
+--- How long (seconds) nothing is sent on a budget of `interval` (1/rate,
+-- seconds) after a shared store lost its state (or made it afresh);
+-- `fallback` (seconds, optional): how long after the store answers again a
+-- process still on a budget of its own may yet send on a slot of its own
+-- (the Redis store's retry_ms + timeout_ms + its fallback horizon). What the
+-- new schedule cannot see is of three kinds, each with its own end:
+--
+-- - the slots the lost schedule handed out, which still fire until
+--   MAX_HORIZON (plus one interval, the schedule's tat) after the loss.
+--   They were a GCRA sequence; a schedule started at or after their tat is
+--   the same GCRA continued (a later tat only delays), so any window holds
+--   what the GCRA allows whatever it spans of both. (The stores start the
+--   new tat at pause + tau, so it has no burst credit either.)
+-- - what processes in the fallback sent while the store was away, at most
+--   a cap in the last second before it answered again: one WINDOW after,
+--   no window holds both them and a new slot.
+-- - what those not back yet still send on their own slots, until `fallback`
+--   after it answered: a new slot after them keeps a ZEGO Sequence taken
+--   later from arriving earlier.
+--
+-- A window spanning new slots holds at most the first kind, so the ends are
+-- not added: the latest of them plus LOSS_LATE; 1.05 s at any rate of 2 a
+-- second or more with the Redis store's defaults (it was 1.55, the window
+-- and the horizon added).
+function M.loss_pause(interval, fallback)
+  local pause = WINDOW
+  local horizon_end = M.MAX_HORIZON + interval
+  if horizon_end > pause then pause = horizon_end end
+  if fallback and fallback > pause then pause = fallback end
+  return pause + LOSS_LATE
+end
 
 local MEMORY_STORE_OPTIONS = {
   { name = "clock", type = "function" },

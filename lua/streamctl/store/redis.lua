@@ -28,7 +28,7 @@
 -- happens. The answer also says when to ask again (`next`).
 --
 -- Lost state. The script starts an account's schedule afresh, LOSS_PAUSE
--- (1.55 s) from now, when it cannot prove it remembers the last second: the
+-- (1.05 s; streamctl.ratelimit.loss_pause) from now, when it cannot prove it remembers the last second: the
 -- hash is missing (a first use, FLUSHALL, eviction, a restart without its
 -- data), its `run` is not the server's run id (a restart or failover onto
 -- older data), TIME went back more than 100 ms, a schedule lies further
@@ -75,7 +75,7 @@
 -- ...)` inside nginx, else standard error), naming host:port and the error
 -- (never the password), and its end once, when Redis answers again. While
 -- in fallback a store does not try Redis on every call: again after
--- `opts.retry_ms` (default 1000) milliseconds.
+-- `opts.retry_ms` (default 500) milliseconds.
 --
 -- @module streamctl.store.redis
 
@@ -99,7 +99,17 @@ M.is_connection = redisconn.is_connection
 M.script = redisconn.script
 
 --- Milliseconds a store in fallback waits before it tries Redis again.
-M.RETRY_MS = 1000
+-- (It bounds how long a process may stay on its own budget after Redis is
+-- back, which the pause after a loss waits out: see `FALLBACK_HORIZON`.)
+M.RETRY_MS = 500
+
+--- How far ahead (seconds) a slot of a process's own budget is committed
+-- (the fallback, and a process just back from it). A local refusal costs no
+-- round trip, so this can be short: the slots a process still in fallback
+-- holds when Redis answers again end within retry_ms + timeout_ms + this,
+-- and a schedule Redis starts afresh waits that out
+-- (streamctl.ratelimit.loss_pause).
+M.FALLBACK_HORIZON = 0.05
 
 -- ---- Outages
 
@@ -301,14 +311,14 @@ local reserve_script
 -- process that found it or that had seen the budget before.
 local function new_losses(conn, log)
   local known = {} -- tag -> born, as last seen
-  return function(tag, born, why, fresh)
+  return function(tag, born, why, fresh, pause)
     local before = known[tag]
     known[tag] = born
     if before == born then return end
     if before == nil and (not fresh or why == "missing") then return end -- (a first use looks the same)
     log(format("streamctl: Redis at %s lost the shared rate-limit schedule of %s: %s; nothing is sent on it "
       .. "for %g s (the last second may have held a full cap), then it starts afresh", conn:address(), tag,
-      LOSS_REASONS[why] or tostring(why), M.LOSS_PAUSE))
+      LOSS_REASONS[why] or tostring(why), pause))
   end
 end
 
@@ -320,7 +330,7 @@ RateStore.__index = RateStore
 
 --- A store for streamctl.ratelimit with `reserve` (see the module comment).
 -- @param config_or_conn a connection object, or a config (table or URL) for a new one
--- @tparam[opt] table opts `log` (function(message)), `retry_ms` (default 1000),
+-- @tparam[opt] table opts `log` (function(message)), `retry_ms` (default 500),
 --   `monotonic` (the fallback's and retry's clock, seconds; default streamctl.core's)
 -- @return a store; its `reserve(key, rate, burst, max_delay)` returns the
 --   delay in seconds and whether it committed, from Redis or from the
@@ -417,6 +427,15 @@ local function sweep(s, now)
   end
 end
 
+-- The pause after a loss (seconds) for a budget of `interval`: what every
+-- process still on its own budget may send after Redis answers again
+-- (retry_ms, then an attempt of up to timeout_ms that began just before,
+-- then a slot FALLBACK_HORIZON ahead) waited out too. (Processes sharing a
+-- budget are taken to share retry_ms and timeout_ms: docs/redis.md.)
+local function loss_pause(s, interval)
+  return ratelimit.loss_pause(interval, s.retry_s + s.cfg.timeout_ms / 1000 + M.FALLBACK_HORIZON)
+end
+
 -- The script's KEYS and ARGV for one reservation (see RESERVE_TEXT).
 local function script_args(s, key, rate, burst, max_delay, now, own, seq)
   local tag, action = split_key(key)
@@ -431,7 +450,7 @@ local function script_args(s, key, rate, burst, max_delay, now, own, seq)
   local tau = (burst - 1) * t
   if tau > MAX_US then tau = MAX_US end
   return keys, { "tat:" .. action, t, tau, floor(max_delay * 1e6),
-    own and min(ceil(own * 1e6), MAX_US) or 0, ceil(M.LOSS_PAUSE * 1e6), beat,
+    own and min(ceil(own * 1e6), MAX_US) or 0, ceil(loss_pause(s, t / 1e6) * 1e6), beat,
     seq and seq.floor or 0, sequence.KEEP_MS, ALIVE * 1e6, s.jumped[tag] and "jumped" or "" }
 end
 
@@ -455,13 +474,14 @@ end
 -- Redis' answer to one reservation, read: delay, committed, when to ask
 -- again, the Sequence (a string) when one was taken; nil when the answer
 -- is broken. `t`, `tau`: the interval and tau sent (us); `own`: this
--- process's own delay, when it keeps to its budget too.
-local function read_answer(s, res, key, rate, now, own, beat, t, tau)
+-- process's own delay, when it keeps to its budget too; `pause`: the loss
+-- pause sent (us).
+local function read_answer(s, res, key, rate, now, own, beat, t, tau, pause)
   local delay = type(res) == "table" and tonumber(res[1])
   local ahead = type(res) == "table" and tonumber(res[3])
   -- (nothing read back is trusted without bounds: a delay beyond what the
   -- script can give is a broken answer, never a reason to sleep)
-  if not (delay and delay >= 0 and delay <= (2 * M.LOSS_PAUSE + 1) * 1e6 + tau + 2 * t and ahead) then
+  if not (delay and delay >= 0 and delay <= 2 * pause + 1e6 + tau + 2 * t and ahead) then
     return nil
   end
   local tag = (split_key(key))
@@ -484,7 +504,7 @@ local function read_answer(s, res, key, rate, now, own, beat, t, tau)
   if s.health.succeeded() then
     s.grace_until = now + s.retry_s + s.cfg.timeout_ms / 1000 + nodes_for(s, tag) / rate + 1
   end
-  s.lost(tag, tonumber(res[4]), res[5], res[6] == 1)
+  s.lost(tag, tonumber(res[4]), res[5], res[6] == 1, pause / 1e6)
   watch_server_clock(s, tag, tonumber(res[10]), now)
   -- (own counts from before the round trip, the engine counts from its
   -- end: what is left of it)
@@ -513,7 +533,8 @@ end
 local function ask_redis(s, key, rate, burst, max_delay, now, own, seq)
   local keys, args = script_args(s, key, rate, burst, max_delay, now, own, seq)
   local res, err, kind = s.conn:eval(reserve_script, keys, args)
-  local delay, committed, next_delay, value = read_answer(s, res, key, rate, now, own, args[7], args[2], args[3])
+  local delay, committed, next_delay, value = read_answer(s, res, key, rate, now, own, args[7], args[2], args[3],
+    args[6])
   if delay then return delay, committed, next_delay, value end
   if kind ~= "phase" then
     s.health.failed(err or ("unexpected answer " .. (type(res) == "table" and tostring(res[1]) or tostring(res))))
@@ -541,7 +562,7 @@ local function reserve(s, key, rate, burst, max_delay, seq)
     local own
     if s.health.down or now < s.grace_until then
       local committed, own_next
-      own, committed, own_next = local_delay(s, key, rate, burst, max_delay, now)
+      own, committed, own_next = local_delay(s, key, rate, burst, min(max_delay, M.FALLBACK_HORIZON), now)
       if not committed then return own, false, own_next end
     end
     local delay, committed, next_delay, value = ask_redis(s, key, rate, burst, max_delay, now, own, seq)
@@ -562,7 +583,14 @@ local function reserve(s, key, rate, burst, max_delay, seq)
     shared_end = (now - at <= 1 and now or at) + s.backlog[key]
     s.answered[key], s.backlog[key] = nil, nil
   end
-  return note(s, key, now, local_delay(s, key, rate, burst, max_delay, now, shared_end))
+  return note(s, key, now, local_delay(s, key, rate, burst, min(max_delay, M.FALLBACK_HORIZON), now, shared_end))
+end
+
+--- How long (seconds) a budget of `rate` waits after a loss through this
+-- store (its retry_ms and timeout_ms count: see `FALLBACK_HORIZON`);
+-- 1.05 with the defaults at any rate of 2 a second or more.
+function RateStore:loss_pause(rate)
+  return ceil(loss_pause(self, interval_us(rate) / 1e6) * 1e6) / 1e6
 end
 
 --- The store's reservation (see the module comment and streamctl.ratelimit).

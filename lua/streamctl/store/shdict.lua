@@ -207,12 +207,11 @@ function M.ratelimit_store(dict, opts)
 
   -- Born of a budget: as read, or now after a loss (said once, by a worker
   -- that knew the budget).
-  local function born_of(key, born, why, now)
+  local function born_of(key, born, why, now, pause)
     if why then
       if known[key] ~= nil then
         log(format("streamctl: the shared dict lost the rate-limit schedule of %s: %s; nothing is sent on it "
-          .. "for %g s (the last second may have held a full cap), then it starts afresh", key, why,
-          M.LOSS_PAUSE))
+          .. "for %g s (the last second may have held a full cap), then it starts afresh", key, why, pause))
       end
       -- (born as the entry holds it, to the microsecond: read back later, it
       -- must equal what this worker remembers, or it would say a loss that
@@ -220,7 +219,7 @@ function M.ratelimit_store(dict, opts)
       born = tonumber(format("%.6f", now))
     elseif known[key] ~= nil and known[key] ~= born then
       log(format("streamctl: the shared dict lost the rate-limit schedule of %s (another worker found it); "
-        .. "nothing is sent on it until %g s after that", key, M.LOSS_PAUSE))
+        .. "nothing is sent on it until %g s after that", key, pause))
     end
     known[key] = born
     return born
@@ -236,10 +235,11 @@ function M.ratelimit_store(dict, opts)
     return store:atomically(key, function()
       local now = monotonic()
       local born, tat, why = read_budget(dict, k, now, interval, tau)
-      born = born_of(key, born, why, now)
-      -- (nothing is sent before LOSS_PAUSE after born: the GCRA of
-      -- streamctl.ratelimit from there)
-      local start = born + M.LOSS_PAUSE + tau
+      local pause = ratelimit.loss_pause(interval)
+      born = born_of(key, born, why, now, pause)
+      -- (nothing is sent before the loss pause after born: the GCRA of
+      -- streamctl.ratelimit from there, with no burst credit)
+      local start = born + pause + tau
       if tat == nil or tat < start then tat = start end
       local delay, committed, _, new_tat = ratelimit.gcra(tat, now, interval, tau, max_delay)
       if not committed and not why then return delay, false end
