@@ -7,7 +7,8 @@
 -- this script starts on 127.0.0.1. Recorded through bench/lib.lua (group
 -- "redis"): streams done, requests throttled (the emulator's counters), the
 -- requests per second that reached the emulator as a fraction of the cap
--- (over its request log, first to last arrival), the wall time, and Redis
+-- (over its request log, first to last arrival, and over the whole run: a
+-- budget's first use and the processes' start included), the wall time, and Redis
 -- round trips per request sent (EVALSHA and EVAL calls from Redis' INFO
 -- commandstats, over the requests the emulator saw).
 --
@@ -95,6 +96,8 @@ local function measure(p, what, redis)
   rec(p.done, "", done)
   rec(p.unit .. " throttled", "", counters.throttled or 0)
   rec("accepted per second / cap", "x", rate / p.cap)
+  -- (from the workers' start to the last one's end: a budget's first use included)
+  rec("accepted over the whole run / cap", "x", accepted / wall / p.cap)
   rec("wall time", "s", wall, 2)
   if redis then rec("Redis round trips per " .. p.per, "x", (script_calls(redis) - calls0) / math.max(#entries, 1)) end
   return done, counters.throttled or 0
