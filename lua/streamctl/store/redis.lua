@@ -427,13 +427,19 @@ local function sweep(s, now)
   end
 end
 
+-- How long (seconds) after Redis answers again every process in the
+-- fallback has tried it again: retry_ms after its last failure, which may
+-- have been an attempt of up to timeout_ms begun just before. (Processes
+-- sharing a budget are taken to share both: docs/redis.md.)
+local function others_back_within(s)
+  return s.retry_s + s.cfg.timeout_ms / 1000
+end
+
 -- The pause after a loss (seconds) for a budget of `interval`: what every
--- process still on its own budget may send after Redis answers again
--- (retry_ms, then an attempt of up to timeout_ms that began just before,
--- then a slot FALLBACK_HORIZON ahead) waited out too. (Processes sharing a
--- budget are taken to share retry_ms and timeout_ms: docs/redis.md.)
+-- process still on its own budget may send after Redis answers again (until
+-- it is back, on a slot FALLBACK_HORIZON ahead) waited out too.
 local function loss_pause(s, interval)
-  return ratelimit.loss_pause(interval, s.retry_s + s.cfg.timeout_ms / 1000 + M.FALLBACK_HORIZON)
+  return ratelimit.loss_pause(interval, others_back_within(s) + M.FALLBACK_HORIZON)
 end
 
 -- The script's KEYS and ARGV for one reservation (see RESERVE_TEXT).
@@ -502,7 +508,7 @@ local function read_answer(s, res, key, rate, now, own, beat, t, tau, pause)
   -- schedule beside others still on theirs: spec/65's DEBUG SLEEP,
   -- throttled.)
   if s.health.succeeded() then
-    s.grace_until = now + s.retry_s + s.cfg.timeout_ms / 1000 + nodes_for(s, tag) / rate + 1
+    s.grace_until = now + others_back_within(s) + nodes_for(s, tag) / rate + 1
   end
   s.lost(tag, tonumber(res[4]), res[5], res[6] == 1, pause / 1e6)
   watch_server_clock(s, tag, tonumber(res[10]), now)
