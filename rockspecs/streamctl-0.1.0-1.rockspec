@@ -66,6 +66,7 @@ build = {
       ["streamctl.nginx"] = "lua/streamctl/nginx.lua",
       ["streamctl.options"] = "lua/streamctl/options.lua",
       ["streamctl.pacing"] = "lua/streamctl/pacing.lua",
+      ["streamctl.samples"] = "lua/streamctl/samples.lua",
       ["streamctl.ratelimit"] = "lua/streamctl/ratelimit.lua",
       ["streamctl.reconcile"] = "lua/streamctl/reconcile.lua",
       ["streamctl.redact"] = "lua/streamctl/redact.lua",

@@ -98,6 +98,22 @@ describe("pacing", function()
       end
     end)
 
+  it("has a shared margin: the constant while cold, the longest round trip and the lateness once warm", function()
+    -- Beside other processes on one budget what counts is how far this
+    -- one's requests may trail theirs: its longest round trip (a one-way
+    -- trip is anywhere within it), not its spread.
+    local pacing = require "streamctl.pacing"
+    local m = pacing.measure()
+    assert.equal(0.05, m:shared_margin())
+    for _ = 1, pacing.WARM do m:round_trip(0.001) m:sent_late(0) end
+    assert.equal(0.01, m:shared_margin()) -- quiet and near: the floor (1 ms + 5 ms + 2 ms under 1%)
+    for _ = 1, pacing.SAMPLES do m:round_trip(0.040) m:sent_late(0.004) end
+    assert.near(0.040 + 0.010 + 0.002, m:shared_margin(), 1e-12) -- steady but 40 ms away: no spread, 5.2%
+    assert.near(0.005 + 0.010, m:rule(), 1e-12) -- (its own rule sees no spread: the guard at its floor)
+    m:round_trip(0.5)
+    assert.equal(0.25, m:shared_margin()) -- the ceiling
+  end)
+
   it("takes its margin from what it measured: the constant while cold, the floor on a quiet link", function()
     -- Answers at once, sent on time: after pacing.WARM requests the spread is
     -- nil and the margin is its floor (1%), the window guard and lateness 5 ms.

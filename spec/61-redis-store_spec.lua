@@ -534,6 +534,38 @@ describe("streamctl.store.redis against redis-server", function()
       assert.truthy(logs[1]:find("lost the shared rate-limit schedule of seen: its key is gone", 1, true), logs[1])
     end)
 
+    it("spaces the schedule at the largest margin a caller asked with in the last MARGIN_HOLD, then at its own",
+      function()
+        seed(check, "t:", "wide")
+        -- (a store's first reservation has no Redis round trip measured yet: its margin goes as given)
+        local a = ratelimit.new { store = R.ratelimit_store(cfg) }
+        local b = ratelimit.new { store = R.ratelimit_store(R.connect(cfg)) }
+        assert.equal(0, a:reserve("wide", 10 / 1.10, 1, nil, 0.10)) -- a noisy link: 10%
+        local t0 = tat("wide")
+        assert.equal("100000", check:command("HGET", hash("wide"), "mg:")) -- (ppm of the cap's interval)
+        local till = tonumber(check:command("HGET", hash("wide"), "mu:"))
+        assert.is_true(till > server_us(check) + 1.9e6 and till <= server_us(check) + 2e6, "held until " .. till)
+        -- a quiet one (1%) on the same budget is spaced at 10% while a's margin is held
+        b:reserve("wide", 10 / 1.01, 1, nil, 0.01)
+        assert.equal(t0 + 110000, tat("wide"))
+        b:reserve("wide", 10 / 1.01, 1, nil, 0.01)
+        assert.equal(t0 + 220000, tat("wide"))
+        assert.equal("100000", check:command("HGET", hash("wide"), "mg:")) -- (a smaller one never lowers it)
+        -- once held past MARGIN_HOLD, the next caller's own (plus its longest Redis round trip) spaces it
+        check:command("HSET", hash("wide"), "mu:", string.format("%.0f", server_us(check) - 1))
+        local before = tat("wide")
+        b:reserve("wide", 10 / 1.01, 1, nil, 0.01)
+        local ppm = tonumber(check:command("HGET", hash("wide"), "mg:"))
+        assert.is_true(ppm > 10000 and ppm < 60000, "ppm " .. ppm) -- 1% and b's round trips
+        assert.equal(before + math.ceil(100000 * (1e6 + ppm) / 1e6), tat("wide"))
+        -- a caller that carries no margin (the limiter without one) is spaced at the held one too
+        local held = tonumber(check:command("HGET", hash("wide"), "mg:"))
+        before = tat("wide")
+        ratelimit.new { store = R.ratelimit_store(R.connect(cfg)) }:reserve("wide", 10)
+        assert.equal(before + math.ceil(100000 * (1e6 + held) / 1e6), tat("wide"))
+        assert.equal(held, tonumber(check:command("HGET", hash("wide"), "mg:")))
+      end)
+
     it("takes a ZEGO call's 20 Sequences with its slot in one round trip, from the server's clock", function()
       seed(check, "t:", "zego:77")
       local conn = R.connect(cfg)
@@ -853,6 +885,58 @@ describe("streamctl.store.redis against redis-server", function()
     assert.truthy(text:find("Redis at 127.0.0.1:" .. port .. " failed (connect: Connection refused)", 1, true), text)
     assert.is_nil(text:find(PASSWORD, 1, true))
   end)
+end)
+
+describe("streamctl.store.redis: a budget's first use on a Redis that shows it lost nothing", function()
+  -- (a server of its own: the others are flushed before each test, and a
+  -- flush is what this proof must see)
+  local srv, check, cfg
+  local function hash(tag) return "n:{" .. tag .. "}:rl" end
+
+  lazy_setup(function()
+    srv = helper.start()
+    check = direct(srv)
+    cfg = assert(R.config { port = srv.port, prefix = "n:", timeout_ms = 1000 })
+    -- up longer than the loss pause and a second (uptime counts whole seconds): a bounded wait
+    local deadline = socket.gettime() + 10
+    while tonumber(check:command("INFO", "server"):match("uptime_in_seconds:(%d+)")) < 3 do
+      assert(socket.gettime() < deadline, "redis-server's uptime did not reach 3 s")
+      socket.sleep(0.1)
+    end
+  end)
+
+  lazy_teardown(function()
+    if check then check:close() end
+    if srv then srv:stop() end
+  end)
+
+  it("is not paused; a process that knew a budget whose key is gone waits; after a flush every new one waits",
+    function()
+      local logs = {}
+      local store = R.ratelimit_store(cfg, { log = function(m) logs[#logs + 1] = m end })
+      local rl = ratelimit.new { store = store }
+      -- never seen, nothing lost: at once, and said nowhere
+      local d0, c0 = rl:reserve("first", 10)
+      assert.same({ 0, true }, { d0, c0 })
+      assert.equal("new", check:command("HGET", hash("first"), "why"))
+      assert.same({}, logs)
+      -- its key deleted by hand: this process knew it, so it cannot be new
+      check:command("DEL", hash("first"))
+      local d, committed = rl:reserve("first", 10)
+      assert.is_false(committed)
+      assert.is_true(d > store:loss_pause(10) - 0.05, "delay " .. d)
+      assert.equal("missing", check:command("HGET", hash("first"), "why"))
+      assert.equal(1, #logs)
+      -- a FLUSHDB anywhere (another db here): from then on a missing budget waits the pause
+      local other = direct(srv, 5)
+      other:command("FLUSHDB")
+      other:close()
+      local rl2 = ratelimit.new { store = R.ratelimit_store(R.connect(cfg)) }
+      d, committed = rl2:reserve("second", 10)
+      assert.is_false(committed)
+      assert.is_true(d > store:loss_pause(10) - 0.05, "delay " .. d)
+      assert.equal("missing", check:command("HGET", hash("second"), "why"))
+    end)
 end)
 
 describe("streamctl.store.redis inside nginx (cosockets)", function()

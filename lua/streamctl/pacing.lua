@@ -11,9 +11,11 @@
 local ratelimit = require "streamctl.ratelimit"
 local shdict = require "streamctl.store.shdict"
 local log = require "streamctl.log"
+local samples = require "streamctl.samples"
 
 local tostring, setmetatable = tostring, setmetatable
 local min, max, floor, huge = math.min, math.max, math.floor, math.huge
+local push = samples.push
 local format = string.format
 
 local M = {}
@@ -62,30 +64,7 @@ Measure.__index = Measure
 -- trips (send to answer, of attempts the provider answered) and the last
 -- SAMPLES send delays (how late a request left on its slot).
 function M.measure()
-  return setmetatable({ rtt = { n = 0, pos = 0, lo = huge, hi = 0 }, late = { n = 0, pos = 0, lo = huge, hi = 0 } },
-    Measure)
-end
-
--- Adds `v` to a ring of SAMPLES, keeping its lowest and highest: updated
--- as values come, counted again only when the one that falls out was one
--- of them (a sample a request: cheap on the hot path).
-local function push(ring, v)
-  local pos = ring.pos % M.SAMPLES + 1
-  local out = ring.n == M.SAMPLES and ring[pos] or nil
-  ring.pos, ring[pos] = pos, v
-  if ring.n < M.SAMPLES then ring.n = ring.n + 1 end
-  if out and (out <= ring.lo or out >= ring.hi) then
-    local lo, hi = huge, 0
-    for i = 1, ring.n do
-      local x = ring[i]
-      if x < lo then lo = x end
-      if x > hi then hi = x end
-    end
-    ring.lo, ring.hi = lo, hi
-  else
-    if v < ring.lo then ring.lo = v end
-    if v > ring.hi then ring.hi = v end
-  end
+  return setmetatable({ rtt = samples.new(M.SAMPLES), late = samples.new(M.SAMPLES) }, Measure)
 end
 
 --- A round trip the provider answered (seconds from send to answer).
@@ -120,6 +99,18 @@ function Measure:rule()
   return margin, guard, late
 end
 
+--- The margin this client needs beside others on one shared budget (docs/
+-- pacing.md, "With a shared budget"): what its own requests may trail
+-- another client's by, whose link this one cannot see. Not the spread of
+-- its round trips but their longest (a request's one-way trip is anywhere
+-- within it, another's may be near nothing) plus the lateness allowed;
+-- within the floor and ceiling. Cold: RATE_MARGIN.
+function Measure:shared_margin()
+  if self.rtt.n < M.WARM or self.late.n < M.WARM then return M.RATE_MARGIN end
+  local _, _, late = self:rule()
+  return min(max(self.rtt.hi + late + 0.002, M.MARGIN_FLOOR), M.MARGIN_CEILING)
+end
+
 local Pacer = {}
 Pacer.__index = Pacer
 
@@ -137,6 +128,7 @@ function M.new(client, o, redis)
       or (o.shared_dict and shdict.ratelimit_store(o.shared_dict, { clock = self.monotonic }))
       or (redis and require("streamctl.store.redis").ratelimit_store(redis, { monotonic = self.monotonic }))
     self.limiter = ratelimit.new { clock = self.monotonic, store = store }
+    self.carried = store ~= nil and store.carries_margin == true
   end
   return self
 end
@@ -166,14 +158,19 @@ function Pacer:rate(action)
 end
 
 --- The margin this client paces with (a fraction of the cap): `rate_margin`
--- when given; with a shared store, never below RATE_MARGIN (the others
--- sharing the budget measure their own links, which this one cannot see);
--- else the measured rule's.
+-- when given; else the measured rule's, and with a shared store the larger
+-- of that and `shared_margin` (what its requests may trail another
+-- client's by). A store that holds the largest margin of all its users
+-- (`store.carries_margin`: Redis) is told this one with each reservation
+-- and spaces the schedule at theirs; with any other shared store the
+-- others are unknown, and the margin never goes below RATE_MARGIN.
 function Pacer:margin()
   if self.fixed_margin then return self.fixed_margin end
-  local margin = self.measure:rule()
-  if self.shared and margin < M.RATE_MARGIN then return M.RATE_MARGIN end
-  return margin
+  local m = self.measure
+  local margin = m:rule()
+  if not self.shared then return margin end
+  if self.carried then return max(margin, m:shared_margin()) end
+  return max(margin, M.RATE_MARGIN)
 end
 
 --- The window guard and the lateness allowed (runner's `slack`): the
@@ -219,8 +216,12 @@ end
 function Pacer:pace(action, max_delay, job)
   local limiter = self.limiter
   if not limiter then return 0, true end
-  local rate = self:rate(action)
-  if not rate then return 0, true end
+  local cap = self:cap(action)
+  if not cap then return 0, true end
+  local margin = self:margin()
+  local rate = cap / (1 + margin)
+  -- (a store that carries margins is told this one: see Pacer:margin)
+  if not self.carried then margin = nil end
   local rules, client = self.rules, self.client
   local key = rules.provider .. ":" .. rules.account(client) .. ":" .. action
   local seq_store = client._sequence_store
@@ -234,11 +235,11 @@ function Pacer:pace(action, max_delay, job)
     and rules.sequence_ids and rules.sequence_ids(action, rules.operations[action], job.params)
   if ids then
     local delay, committed, next_delay, value = limiter.store:reserve_sequenced(key, rate, self.burst, max_delay,
-      seq_store, ids)
+      seq_store, ids, margin)
     if value then job.params.Sequence, job.sequence_taken = value, true end
     return delay, committed, next_delay
   end
-  local delay, committed, next_delay = limiter:reserve(key, rate, self.burst, max_delay)
+  local delay, committed, next_delay = limiter:reserve(key, rate, self.burst, max_delay, margin)
   if delay ~= nil then return delay, committed, next_delay end
   return self:fallback(key, rate, max_delay, committed)
 end

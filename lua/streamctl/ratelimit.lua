@@ -19,7 +19,7 @@
 --
 -- or, instead of those three, one method that does the whole reservation:
 --
---   store:reserve(key, rate, burst, max_delay) -> delay, committed[, next] | nil, err
+--   store:reserve(key, rate, burst, max_delay[, margin]) -> delay, committed[, next] | nil, err
 --
 -- `value` is a `tat` in the limiter's clock. `ttl` is when the entry stops
 -- mattering: once it has passed, a missing entry means the same as the stored
@@ -57,6 +57,12 @@
 -- The engine asks again when `next` is within its horizon, not before: one
 -- round trip per request where the schedule allows. `nil, err` when it
 -- fails.
+--
+-- `margin` (optional, a fraction: rate = cap / (1 + margin)) is the caller's
+-- pacing margin, for a store whose users may need different ones (their
+-- links differ): a store that says `carries_margin = true` spaces the
+-- schedule at the largest margin any of its users asked with lately (the
+-- cap, `rate * (1 + margin)`, stays the caller's), and any other ignores it.
 --
 -- Reserving just in time. A caller that holds a slot far in the future has
 -- promised a request nobody can take back: if the shared state is lost
@@ -281,10 +287,10 @@ end
 -- Computes one reservation and records it when its delay is at most
 -- `max_delay`. Returns the delay and whether it was committed, or nil, err
 -- when the store fails.
-local function take(self, key, rate, burst, max_delay)
+local function take(self, key, rate, burst, max_delay, margin)
   local store = self.store
   if store.reserve then -- the store's own clock and atomicity
-    local delay, committed, next_delay = store:reserve(key, rate, burst, max_delay)
+    local delay, committed, next_delay = store:reserve(key, rate, burst, max_delay, margin)
     if delay == nil then return nil, committed or "store reserve failed" end
     if type(delay) ~= "number" or not (delay >= 0 and delay < huge) then
       error("streamctl.ratelimit: store:reserve returned " .. tostring(delay) .. ", not a delay in seconds", 3)
@@ -332,18 +338,22 @@ end
 -- @tparam number|nil|false rate tokens per second (> 0)
 -- @tparam[opt=1] integer burst bucket size (>= 1)
 -- @tparam[opt=math.huge] number max_delay the longest delay to commit, in seconds (>= 0)
+-- @tparam[opt] number margin the caller's pacing margin (>= 0; see the store contract)
 -- @treturn number seconds to wait (0: go now); or nil, err if the store failed
 -- @treturn boolean whether the slot was committed
 -- @treturn[opt] number when to ask again (see the store contract's `next`)
-function Limiter:reserve(key, rate, burst, max_delay)
+function Limiter:reserve(key, rate, burst, max_delay, margin)
   burst = check_args("reserve", key, rate, burst)
   if max_delay == nil then
     max_delay = huge
   elseif type(max_delay) ~= "number" or max_delay ~= max_delay or max_delay < 0 then
     error("bad argument #4 to 'reserve' (max_delay must be a number >= 0, got " .. tostring(max_delay) .. ")", 2)
   end
+  if margin ~= nil and (type(margin) ~= "number" or not (margin >= 0 and margin < huge)) then
+    error("bad argument #5 to 'reserve' (margin must be a number >= 0, got " .. tostring(margin) .. ")", 2)
+  end
   if not burst then return 0, true end
-  local delay, committed, next_delay = take(self, key, rate, burst, max_delay) -- (not a tail call: error levels)
+  local delay, committed, next_delay = take(self, key, rate, burst, max_delay, margin) -- (not a tail call)
   return delay, committed, next_delay
 end
 

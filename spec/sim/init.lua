@@ -201,11 +201,43 @@ local function tail(seed, s)
   return s
 end
 
+-- Where processes and Redis stand (a stream of its own, as for `tail`):
+-- in half the runs Redis has been up for a while when they start (a
+-- budget's first use is then proved new: nothing waits), a flush is an
+-- eviction half the time (INFO counts one or the other), and in a third
+-- of the runs of several processes on Redis each has a distance of its
+-- own (half the pressure runs: transit bases that differ by up to what the margin's room leaves:
+-- the margin a shared schedule is spaced at must cover how far one
+-- process's requests may trail another's, which no one of them sees).
+local function distances(seed, s)
+  local rng = world_mod.rng(seed + 4000037)
+  s.redis.up = rng:chance(0.5) and rng:between(3, 60) or 0
+  for _, e in ipairs(s.redis.events) do
+    if e.kind == "flush" then e.evict = rng:chance(0.5) end
+  end
+  -- (a late joiner: in pressure runs on a Redis up for a while, the last
+  -- process starts just after Redis lost its data, before the others ask
+  -- again: it, not they, finds the budget missing)
+  local loss = s.pressure and s.redis.up > 0 and s.redis.events[1]
+  if loss and rng:chance(0.5) then s.procs[s.processes].start = loss.t + rng:between(0.0002, 0.005) end
+  if s.store == "redis" and s.processes > 1 and rng:chance(s.pressure and 1 / 2 or 1 / 3) then
+    -- (in pressure runs a quiet network, so the distances take the room)
+    if s.pressure then s.net.jitter, s.net.tail = rng:between(0, 0.004), nil end
+    local room = M.JITTER_MARGIN * 0.9 - s.net.jitter - (s.net.tail or 0)
+    if room > 0.002 then
+      s.net.bases = { p1 = s.net.base + room * rng:between(0.6, 1) }
+      for i = 2, s.processes do s.net.bases["p" .. i] = s.net.base + rng:between(0, room) end
+    end
+  end
+  return s
+end
+
 --- Draws a schedule from `seed`: a fifth of them pressure schedules and
 -- a tenth stragglers, each chosen by a stream of its own so that the
--- others stay as they were; a third of their networks with a heavier tail.
+-- others stay as they were; a third of their networks with a heavier tail;
+-- Redis up for a while in half, processes at distances of their own in some.
 function M.generate(seed)
-  return tail(seed, M.draw(seed))
+  return distances(seed, tail(seed, M.draw(seed)))
 end
 
 function M.draw(seed)
@@ -471,11 +503,12 @@ function M.run(original)
   }
   sim.redis = redis_model.new(world)
   sim.redis.latency = schedule.redis.latency
+  sim.redis.started = -(schedule.redis.up or 0)
   patch.current = sim
   for _, e in ipairs(schedule.redis.events) do
     world:at(e.t, function()
       local r = sim.redis
-      if e.kind == "flush" then r:flush()
+      if e.kind == "flush" then r:flush(e.evict)
       elseif e.kind == "restart" then r:restart(false)
       elseif e.kind == "restart_keep" then r:restart(true)
       elseif e.kind == "clock" then r.skew = r.skew + e.step

@@ -86,6 +86,11 @@ end
 local function check_caps(rec, out)
   local s = rec.schedule
   local spread = s.net.jitter + (s.net.tail or 0)
+  if s.net.bases then -- (processes at distances of their own: how far one's transits may trail another's)
+    local lo, hi = math.huge, 0
+    for _, b in pairs(s.net.bases) do lo, hi = math.min(lo, b), math.max(hi, b) end
+    spread = spread + hi - lo
+  end
   local strict = spread <= sim.JITTER_MARGIN
   for _, k in ipairs(s.net.kinds) do
     if s.net.faulty and (k == "late_delivery" or k == "duplicate") then strict = false end

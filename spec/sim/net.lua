@@ -47,9 +47,11 @@ function M.transport(sim, proc)
     world:wake(proc)
   end
 
-  -- (a heavier tail where the schedule has one: now and then, up to `tail` more)
+  -- (this process's own distance where the schedule gives each one; a
+  -- heavier tail where it has one: now and then, up to `tail` more)
+  local base = net.bases and net.bases[proc.name] or net.base
   local function transit()
-    local t = net.base + rng:float() * net.jitter
+    local t = base + rng:float() * net.jitter
     if net.tail and rng:chance(net.tail_odds) then t = t + rng:float() * net.tail end
     return t
   end

@@ -33,7 +33,7 @@ Server.__index = Server
 --- A server in `world`.
 function M.new(world)
   local s = setmetatable({ world = world, data = {}, expires = {}, run = 1, skew = 0, gone = false,
-                           latency = 0.0005 }, Server)
+                           latency = 0.0005, started = world:now(), evicted = 0, flushes = 0 }, Server)
   return s
 end
 
@@ -70,7 +70,21 @@ function Server:command(name, ...)
     local us = self:time_us()
     return { format("%.0f", floor(us / 1e6)), format("%.0f", us % 1e6) }
   elseif name == "INFO" then
-    return "# Server\r\nredis_version:7.0.0\r\nrun_id:" .. self:run_id() .. "\r\n"
+    -- (the sections the stores read: the run id and uptime, evictions,
+    -- the role, the commands that replace data)
+    local section = a[1] and string.lower(a[1]) or "server"
+    if section == "server" then
+      return format("# Server\r\nredis_version:7.0.0\r\nrun_id:%s\r\nuptime_in_seconds:%d\r\n", self:run_id(),
+        floor(self.world:now() - self.started))
+    elseif section == "stats" then
+      return format("# Stats\r\nevicted_keys:%d\r\n", self.evicted)
+    elseif section == "replication" then
+      return "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nsecond_repl_offset:-1\r\n"
+    elseif section == "commandstats" then
+      return "# Commandstats\r\ncmdstat_eval:calls=1,usec=1\r\n"
+        .. (self.flushes > 0 and format("cmdstat_flushall:calls=%d,usec=1\r\n", self.flushes) or "")
+    end
+    error("sim redis: INFO " .. section .. " is not modelled")
   elseif name == "GET" then
     local v = self:get_key(a[1])
     if type(v) == "table" then error("WRONGTYPE") end
@@ -146,14 +160,17 @@ function Server:exec(text, keys, args)
   return reply(fn())
 end
 
---- Loses every key (FLUSHALL, or an eviction of everything).
-function Server:flush()
+--- Loses every key: FLUSHALL, or (`evict`) an eviction of everything;
+-- either is counted where INFO shows it.
+function Server:flush(evict)
   self.data, self.expires = {}, {}
+  if evict then self.evicted = self.evicted + 1 else self.flushes = self.flushes + 1 end
 end
 
---- Restarts: a new run id; `keep` false loses the data too.
+--- Restarts: a new run id, uptime and counters; `keep` false loses the data too.
 function Server:restart(keep)
   self.run = self.run + 1
+  self.started, self.evicted, self.flushes = self.world:now(), 0, 0
   if not keep then self.data, self.expires = {}, {} end
 end
 

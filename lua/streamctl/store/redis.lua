@@ -89,6 +89,7 @@ local errors = require "streamctl.errors"
 local ratelimit = require "streamctl.ratelimit"
 local sequence = require "streamctl.sequence"
 local redisconn = require "streamctl.store.redisconn"
+local samples = require "streamctl.samples"
 
 local M = {}
 
@@ -205,6 +206,16 @@ local MAX_JUMP = 0.5
 -- (seconds): the fallback divides the rate by the most processes seen.
 local ALIVE = 10
 
+-- Margins carried (streamctl.pacing, "With a shared budget"): a caller's
+-- margin, plus its longest Redis round trip of the last RTT_SAMPLES (it
+-- learns its slot that late), spaces the whole schedule for MARGIN_HOLD
+-- seconds after it last asked (a window and the horizon: its slots are
+-- over by then), unless a larger one comes; never more than MARGIN_CEILING.
+local RTT_SAMPLES = 64
+M.MARGIN_HOLD = 2
+local MARGIN_HOLD = M.MARGIN_HOLD
+local MARGIN_CEILING = 0.25
+
 -- The rate-limit script. KEYS[1]: the account's hash (born, run, ts, why,
 -- and "tat:<action>" per action); KEYS[2]: the account's processes (a
 -- sorted set of heartbeats); KEYS[3..]: the Sequence keys of a ZEGO call
@@ -226,14 +237,35 @@ local RESERVE_TEXT = [[
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or ''
+local info = redis.call('INFO', 'server')
+local run = string.match(info, 'run_id:(%w+)') or ''
 local K = KEYS[1]
 local interval, tau, maxd = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local pause = tonumber(ARGV[6])
-local h = redis.call('HMGET', K, 'born', 'run', 'ts', 'why', ARGV[1])
+local act = string.sub(ARGV[1], 5)
+local h = redis.call('HMGET', K, 'born', 'run', 'ts', 'why', ARGV[1], 'new', 'mg:' .. act, 'mu:' .. act)
 local born, ts, why, tat = tonumber(h[1]), tonumber(h[3]), h[4], tonumber(h[5])
+local new, held, till = h[6], tonumber(h[7]), tonumber(h[8])
+-- A missing hash no caller knew is a new budget when the server shows it
+-- lost nothing that could have held one in the last pause: up longer than
+-- that, never evicted a key, never flushed, swapped or replaced its data,
+-- a master that was never anything else.
+local function unlost()
+  local up = tonumber(string.match(info, 'uptime_in_seconds:(%d+)'))
+  if up == nil or up * 1000000 < pause + 1000000 then return false end
+  if string.match(redis.call('INFO', 'stats'), 'evicted_keys:(%d+)') ~= '0' then return false end
+  local rep = redis.call('INFO', 'replication')
+  if string.match(rep, 'role:(%a+)') ~= 'master' or string.match(rep, 'second_repl_offset:(%-?%d+)') ~= '-1' then
+    return false
+  end
+  local cs = redis.call('INFO', 'commandstats')
+  for _, c in ipairs({ 'flushall', 'flushdb', 'swapdb', 'debug', 'replicaof', 'slaveof', 'failover' }) do
+    if string.find(cs, 'cmdstat_' .. c .. ':', 1, true) then return false end
+  end
+  return true
+end
 local fresh = nil
-if born == nil then fresh = 'missing'
+if born == nil then fresh = (ARGV[12] == '' and unlost()) and 'new' or 'missing'
 elseif h[2] ~= run then fresh = 'restarted'
 elseif ts ~= nil and now < ts - 100000 then fresh = 'clock'
 elseif born > now + 100000 or (tat ~= nil and tat > now + 2 * pause + tau + 2 * interval) then fresh = 'ahead'
@@ -241,13 +273,28 @@ elseif ARGV[11] ~= '' and born < now - pause then fresh = ARGV[11]
 end
 if fresh then
   redis.call('DEL', K)
-  born, tat, why = now, nil, fresh
+  born, tat, why, new, held = now, nil, fresh, nil, nil
   redis.call('HSET', K, 'born', now, 'run', run, 'why', fresh, 'ts', now)
+  if fresh == 'new' then new = '1' redis.call('HSET', K, 'new', '1') end
 else
   redis.call('HSET', K, 'ts', now)
 end
+-- The schedule's spacing: at the largest margin a caller asked with in the
+-- last HOLD (ARGV[13], ppm of the cap whose interval is ARGV[14]), this
+-- caller's refreshing it when it is the largest; a caller that carries
+-- none ('') is spaced at the held one over its own interval.
+local m, base = tonumber(ARGV[13]), tonumber(ARGV[14])
+local live = held ~= nil and till ~= nil and till >= now
+if m ~= nil then
+  if live and held > m then m = held
+  else redis.call('HSET', K, 'mg:' .. act, m, 'mu:' .. act, now + tonumber(ARGV[15])) end
+elseif live then m, base = held, interval end
+if m ~= nil then
+  local wide = math.ceil(base * (1000000 + m) / 1000000)
+  if wide > interval then interval = wide end
+end
 if tat == nil or tat < now then tat = now end
-local start = born + pause + tau
+local start = born + (new == '1' and 0 or pause) + tau
 if tat < start then tat = start end
 local earliest = now + tonumber(ARGV[5])
 if tat < earliest then tat = earliest end
@@ -260,7 +307,7 @@ if ARGV[7] ~= '' then
   nodes = redis.call('ZCARD', KEYS[2])
 end
 if maxd >= 0 and delay > maxd then
-  return { delay, 0, tat - now, born, why or '', fresh and 1 or 0, nodes, '', 0, now }
+  return { delay, 0, tat - now, born, why or '', fresh and 1 or 0, nodes, '', 0, now, interval }
 end
 local new_tat = tat + interval
 redis.call('HSET', K, ARGV[1], string.format('%.0f', new_tat))
@@ -277,7 +324,7 @@ if #KEYS > 2 then
   seq = string.format('%.0f', v)
   for i = 3, #KEYS do redis.call('SET', KEYS[i], seq, 'PX', ARGV[9]) end
 end
-return { delay, 1, new_tat - now, born, why or '', fresh and 1 or 0, nodes, seq, bad, now }
+return { delay, 1, new_tat - now, born, why or '', fresh and 1 or 0, nodes, seq, bad, now, interval }
 ]]
 
 -- The longest interval (and burst window) in microseconds: a year. Keeps
@@ -308,14 +355,15 @@ local LOSS_REASONS = {
 local reserve_script
 
 -- Where a store tells of lost state: once per loss and budget, by the
--- process that found it or that had seen the budget before.
-local function new_losses(conn, log)
-  local known = {} -- tag -> born, as last seen
+-- process that found it or that had seen the budget before. `known`: tag
+-- -> born, as last seen (a budget this process knew is never taken for a
+-- new one: see RESERVE_TEXT).
+local function new_losses(conn, log, known)
   return function(tag, born, why, fresh, pause)
     local before = known[tag]
     known[tag] = born
     if before == born then return end
-    if before == nil and (not fresh or why == "missing") then return end -- (a first use looks the same)
+    if before == nil and (not fresh or why == "missing" or why == "new") then return end -- (a first use looks the same)
     log(format("streamctl: Redis at %s lost the shared rate-limit schedule of %s: %s; nothing is sent on it "
       .. "for %g s (the last second may have held a full cap), then it starts afresh", conn:address(), tag,
       LOSS_REASONS[why] or tostring(why), pause))
@@ -346,13 +394,17 @@ function M.ratelimit_store(config_or_conn, opts)
   -- (streamctl.core looked up now, not when this module loaded: the
   -- simulation replaces its random_hex)
   local core = require "streamctl.core"
+  local known = {}
   return setmetatable({
     conn = conn, cfg = cfg, log = log,
     retry_s = (opts.retry_ms or M.RETRY_MS) / 1000,
     health = new_health(conn, "rate limits are shared through it again",
       format("rate limits fall back to rate / %d (or the processes last seen, if more) in this process",
         cfg.nodes), opts),
-    lost = new_losses(conn, log),
+    known = known,
+    lost = new_losses(conn, log, known),
+    carries_margin = true, -- (see streamctl.ratelimit's store contract)
+    rtt = samples.new(RTT_SAMPLES), -- the last evals' round trips (s)
     clock = opts.monotonic or core.monotonic,
     random_hex = core.random_hex,
     id = core.random_hex(8), -- this store's heartbeat name
@@ -443,7 +495,7 @@ local function loss_pause(s, interval)
 end
 
 -- The script's KEYS and ARGV for one reservation (see RESERVE_TEXT).
-local function script_args(s, key, rate, burst, max_delay, now, own, seq)
+local function script_args(s, key, rate, burst, max_delay, now, own, seq, margin)
   local tag, action = split_key(key)
   local base = tagged(s.cfg.prefix, tag)
   local keys = { base .. "rl", base .. "procs" }
@@ -455,9 +507,18 @@ local function script_args(s, key, rate, burst, max_delay, now, own, seq)
   local t = interval_us(rate)
   local tau = (burst - 1) * t
   if tau > MAX_US then tau = MAX_US end
+  -- The margin this process needs beside the others: its own, and how late
+  -- it learns a slot (its longest Redis round trip of late).
+  local ppm, cap_us = "", ""
+  if margin then
+    local m = margin + (s.rtt.n > 0 and s.rtt.hi or 0)
+    if m > MARGIN_CEILING then m = MARGIN_CEILING end
+    ppm, cap_us = ceil(m * 1e6), interval_us(rate * (1 + margin))
+  end
   return keys, { "tat:" .. action, t, tau, floor(max_delay * 1e6),
     own and min(ceil(own * 1e6), MAX_US) or 0, ceil(loss_pause(s, t / 1e6) * 1e6), beat,
-    seq and seq.floor or 0, sequence.KEEP_MS, ALIVE * 1e6, s.jumped[tag] and "jumped" or "" }
+    seq and seq.floor or 0, sequence.KEEP_MS, ALIVE * 1e6, s.jumped[tag] and "jumped" or "",
+    s.known[tag] and "1" or "", ppm, cap_us, MARGIN_HOLD * 1e6 }
 end
 
 -- A TIME that ran ahead of this machine's clock (a step forward, a
@@ -485,6 +546,10 @@ end
 local function read_answer(s, res, key, rate, now, own, beat, t, tau, pause)
   local delay = type(res) == "table" and tonumber(res[1])
   local ahead = type(res) == "table" and tonumber(res[3])
+  -- (the interval the schedule was spaced at: this process's, or wider for
+  -- another's margin, by at most MARGIN_CEILING)
+  local wide = type(res) == "table" and tonumber(res[11])
+  if wide and wide >= t and wide <= t * (1 + MARGIN_CEILING) + 1 then t = wide end
   -- (nothing read back is trusted without bounds: a delay beyond what the
   -- script can give is a broken answer, never a reason to sleep)
   if not (delay and delay >= 0 and delay <= 2 * pause + 1e6 + tau + 2 * t and ahead) then
@@ -536,9 +601,10 @@ end
 
 -- One reservation through Redis. Returns what read_answer gives, or
 -- nothing (Redis failed: told) and the time the attempt took.
-local function ask_redis(s, key, rate, burst, max_delay, now, own, seq)
-  local keys, args = script_args(s, key, rate, burst, max_delay, now, own, seq)
+local function ask_redis(s, key, rate, burst, max_delay, now, own, seq, margin)
+  local keys, args = script_args(s, key, rate, burst, max_delay, now, own, seq, margin)
   local res, err, kind = s.conn:eval(reserve_script, keys, args)
+  if res ~= nil then samples.push(s.rtt, s.clock() - now) end
   local delay, committed, next_delay, value = read_answer(s, res, key, rate, now, own, args[7], args[2], args[3],
     args[6])
   if delay then return delay, committed, next_delay, value end
@@ -552,7 +618,7 @@ end
 -- the slot is committed. Returns delay, committed, when to ask again
 -- (`next`, see streamctl.ratelimit), and the Sequence (a string) when
 -- Redis gave one.
-local function reserve(s, key, rate, burst, max_delay, seq)
+local function reserve(s, key, rate, burst, max_delay, seq, margin)
   local now = s.clock()
   -- The slot handed back: whatever the caller's own horizon, the earliest
   -- free one within MAX_HORIZON is committed (a refusal is a round trip
@@ -571,7 +637,7 @@ local function reserve(s, key, rate, burst, max_delay, seq)
       own, committed, own_next = local_delay(s, key, rate, burst, min(max_delay, M.FALLBACK_HORIZON), now)
       if not committed then return own, false, own_next end
     end
-    local delay, committed, next_delay, value = ask_redis(s, key, rate, burst, max_delay, now, own, seq)
+    local delay, committed, next_delay, value = ask_redis(s, key, rate, burst, max_delay, now, own, seq, margin)
     if delay then return delay, committed, next_delay, value end
     -- The slot already taken from this process's budget, counted from now
     -- (the engine counts a delay from the answer, and a failed eval can
@@ -600,8 +666,8 @@ function RateStore:loss_pause(rate)
 end
 
 --- The store's reservation (see the module comment and streamctl.ratelimit).
-function RateStore:reserve(key, rate, burst, max_delay)
-  local delay, committed, next_delay = reserve(self, key, rate, burst, max_delay)
+function RateStore:reserve(key, rate, burst, max_delay, margin)
+  local delay, committed, next_delay = reserve(self, key, rate, burst, max_delay, nil, margin)
   return delay, committed, next_delay
 end
 
@@ -611,9 +677,9 @@ end
 -- again, and the Sequence (a string) when one was taken; with none (the
 -- slot not committed, or Redis unreachable) the caller takes it the
 -- usual way.
-function RateStore:reserve_sequenced(key, rate, burst, max_delay, seq_store, ids)
+function RateStore:reserve_sequenced(key, rate, burst, max_delay, seq_store, ids, margin)
   local delay, committed, next_delay, value = reserve(self, key, rate, burst, max_delay,
-    { ids = ids, floor = seq_store:floor(ids) })
+    { ids = ids, floor = seq_store:floor(ids) }, margin)
   if value then seq_store:took(ids, tonumber(value), true) end
   return delay, committed, next_delay, value
 end
