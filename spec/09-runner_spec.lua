@@ -751,6 +751,45 @@ describe("the engine", function()
     assert.equal(12, #w.sent)
   end)
 
+  it("measures no round trip over which a reservation held the loop (its answer waited on the process)",
+    function()
+      -- Each transfer is answered 5 ms after it starts; the second job's
+      -- reservation takes 20 ms (a blocking Redis call), while the first is
+      -- in flight. The first's 25 ms is the process's, not the network's.
+      local w = world()
+      local pending = {}
+      local io = {
+        start = function(key) pending[#pending + 1] = { key = key, at = w.mono + 0.005 } return true end,
+        poll = function(timeout)
+          local c = pending[1]
+          if not c then w.mono = w.mono + timeout return {} end
+          table.remove(pending, 1)
+          if c.at > w.mono then w.mono = c.at end
+          return { { key = c.key, res = { status = 200, headers = {}, body = "ok" } } }
+        end,
+        now = w.monotonic, sleep = w.sleep,
+      }
+      local rtts, n = {}, 0
+      local engine = runner.new {
+        io = io, retry = retry.policy {},
+        sign = function() return { url = "/" } end,
+        decode = function(_, res) return { RequestId = res.body } end,
+        pace = function()
+          n = n + 1
+          if n == 2 then w.mono = w.mono + 0.020 end
+          return 0
+        end,
+        measured = function(kind, seconds) if kind == "round_trip" then rtts[#rtts + 1] = seconds end end,
+      }
+      local jobs = {}
+      for i = 1, 3 do jobs[i] = { action = "A", params = {}, streams = { "s" .. i } } end
+      engine:run(jobs, { concurrency = 3 })
+      -- the first held (not measured); the others 5 ms each
+      assert.equal(2, #rtts)
+      for _, v in ipairs(rtts) do assert.near(0.005, v, 1e-9) end
+      assert.equal(0.002, runner.STALL)
+    end)
+
   it("routes completions between interleaved runs on one io by their keys", function()
     local w = world()
     local io = one_per_poll(w)

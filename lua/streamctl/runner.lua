@@ -154,6 +154,10 @@ local EPSILON = require("streamctl.ratelimit").EPSILON
 -- was sent: room for the network to carry one a little faster than the other.
 M.WINDOW_GUARD = 0.02
 
+--- How long (seconds) a reservation may hold the loop before the round trips
+-- in flight meanwhile go unmeasured (see `answered`).
+M.STALL = 0.002
+
 --- How late (seconds) a request may go out after its reserved slot before
 -- the slot is given up and a new one reserved. Within the pacing margin
 -- (streamctl.pacing's RATE_MARGIN: 5% of a second is 50 ms, of which this
@@ -324,9 +328,12 @@ local function not_yet(engine, job, now)
       engine.pace_wait[action] = nil
     end
     local horizon = engine.horizon and engine.horizon(action) or huge
+    local asked = engine.io.now()
     local delay, committed, next_delay = engine.pace(action, horizon, job)
     delay = delay or 0
     now = engine.io.now() -- (a shared store's answer took a round trip: its delays count from now)
+    -- (held that long, the loop read no answer meanwhile: see `answered`)
+    if now - asked > M.STALL then engine.stalled_until = now end
     if committed == false then
       local back = now + min(max((next_delay or delay) - horizon, MIN_PACE_WAIT), M.MAX_PACE_WAIT)
       engine.pace_wait[action] = back
@@ -607,7 +614,12 @@ function Run:answered(attempt, res, terr)
   local engine = self.engine
   local result, err = engine.decode(attempt, res, terr)
   local seconds = self.io.now() - attempt.sent_at
-  if res ~= nil and engine.measured then engine.measured("round_trip", seconds) end
+  -- A round trip over which this process was held in a store's round trip
+  -- (a blocking Redis call) is not measured: its answer may have waited on
+  -- the process, not on the network (the lateness the hold causes is
+  -- measured where it is real, in the sends).
+  local held = engine.stalled_until and engine.stalled_until > attempt.sent_at
+  if res ~= nil and engine.measured and not held then engine.measured("round_trip", seconds) end
   if engine.observe then engine.observe(attempt, result, err, seconds, res) end
   return self:conclude(attempt, result, err)
 end

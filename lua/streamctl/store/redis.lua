@@ -603,8 +603,10 @@ end
 -- nothing (Redis failed: told) and the time the attempt took.
 local function ask_redis(s, key, rate, burst, max_delay, now, own, seq, margin)
   local keys, args = script_args(s, key, rate, burst, max_delay, now, own, seq, margin)
+  local setups = s.conn.setups
   local res, err, kind = s.conn:eval(reserve_script, keys, args)
-  if res ~= nil then samples.push(s.rtt, s.clock() - now) end
+  -- (a plain round trip: not one that connected or loaded the script)
+  if res ~= nil and s.conn.setups == setups then samples.push(s.rtt, s.clock() - now) end
   local delay, committed, next_delay, value = read_answer(s, res, key, rate, now, own, args[7], args[2], args[3],
     args[6])
   if delay then return delay, committed, next_delay, value end

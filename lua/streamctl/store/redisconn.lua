@@ -426,7 +426,9 @@ end
 --   goes (default `default_log`)
 -- @return connection object with `eval`, `close`, `address`, `config` and
 --   `maxmemory_policy` (the policy the last new connection's INFO showed; nil
---   until then, or when INFO is refused); or nil and an InvalidParameter
+--   until then, or when INFO is refused), `setups` (connections made and
+--   scripts loaded so far: a call across one took more than one round
+--   trip); or nil and an InvalidParameter
 --   error for a bad config or option (opts that are not a table raise)
 function M.connect(config, opts)
   local o, oerr = validate.construct(CONNECT_OPTIONS, opts, "streamctl.store.redis.connect", "connect", 2)
@@ -452,7 +454,7 @@ function M.connect(config, opts)
     suffix = suffix .. ":" .. id
   end
   local self = setmetatable({ config = cfg, _log = o.log or M.default_log, _warned = {}, _pool_suffix = suffix,
-                              _nodes = {}, _routes = {}, _route_count = 0 }, Conn)
+                              _nodes = {}, _routes = {}, _route_count = 0, setups = 0 }, Conn)
   self._home = node_for(self, cfg.host, cfg.port)
   return self
 end
@@ -514,6 +516,7 @@ local function hiredis_open(self, node)
     c:close()
     return nil, gerr, gkind
   end
+  self.setups = self.setups + 1
   return c
 end
 
@@ -585,6 +588,7 @@ local function ngx_session(self, node, fn)
         red:close()
         return nil, gerr, gkind
       end
+      self.setups = self.setups + 1
     end
     local broken, stale, sent = false, false, 0
     local function cmd(argv)
@@ -704,6 +708,7 @@ function Conn:eval(script, keys, args)
   local function run(cmd)
     local res, err, kind = cmd(argv)
     if res == nil and kind == "server" and find(err, "^NOSCRIPT") then
+      self.setups = self.setups + 1
       argv[1], argv[2] = "EVAL", script.text
       res, err, kind = cmd(argv)
     end
