@@ -544,10 +544,11 @@ describe("ratelimit.new", function()
 end)
 
 describe("ratelimit.loss_pause", function()
-  it("is one window and the lateness (1.05 s) at 2 a second or more; a slower schedule's horizon beyond", function()
+  it("is one window and the lateness (1.05 s) at 4 a second or more; a slower schedule's horizon beyond", function()
     assert.equal(1.05, ratelimit.LOSS_PAUSE)
-    for _, c in ipairs { { 0.001, 1.05 }, { 1 / 30, 1.05 }, { 0.05, 1.05 }, { 0.5, 1.05 }, { 0.75, 1.3 },
-                         { 1, 1.55 }, { 2, 2.55 } } do
+    assert.equal(0.75, ratelimit.MAX_HORIZON)
+    for _, c in ipairs { { 0.001, 1.05 }, { 1 / 30, 1.05 }, { 0.05, 1.05 }, { 0.2, 1.05 }, { 0.25, 1.05 },
+                         { 0.5, 1.3 }, { 1, 1.8 }, { 2, 2.8 } } do
       near(c[2], ratelimit.loss_pause(c[1]))
     end
   end)

@@ -110,10 +110,14 @@ end
 -- further than that, it answers `committed = false` whatever `max_delay`
 -- says, so the slots handed out before a loss are few (the engine's
 -- horizon keeps below it). The shared stores' own `MAX_HORIZON` is this.
-M.MAX_HORIZON = 0.5
+-- Three quarters of a second: room for a slot each for 15 processes on a
+-- budget of 20 a second (0.5 s refused a third of ten processes' asks),
+-- and with one interval of any published cap (5 a second and up) still
+-- within the window, so the pause after a loss is no longer for it.
+M.MAX_HORIZON = 0.75
 
 --- How long (seconds) nothing is sent on a budget after a shared store
--- lost its state (or made it afresh), at any rate of 2 a second or more (a
+-- lost its state (or made it afresh), at any rate of 4 a second or more (a
 -- slower budget waits longer: `loss_pause`). The shared stores' own
 -- `LOSS_PAUSE` is this.
 M.LOSS_PAUSE = 1.05
@@ -145,7 +149,7 @@ local LOSS_LATE = 0.05
 --   later from arriving earlier.
 --
 -- A window spanning new slots holds at most the first kind, so the ends are
--- not added: the latest of them plus LOSS_LATE; 1.05 s at any rate of 2 a
+-- not added: the latest of them plus LOSS_LATE; 1.05 s at any rate of 4 a
 -- second or more with the Redis store's defaults (it was 1.55, the window
 -- and the horizon added).
 function M.loss_pause(interval, fallback)

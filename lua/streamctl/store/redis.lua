@@ -24,7 +24,7 @@
 -- server's clock (`TIME`), so machines whose clocks differ share one
 -- schedule. T is 1/rate rounded up to a whole microsecond (never faster than
 -- the rate). A slot is committed only within `max_delay`, and never more
--- than MAX_HORIZON (0.5 s) ahead, so the slots handed out are few whatever
+-- than MAX_HORIZON (0.75 s) ahead, so the slots handed out are few whatever
 -- happens. The answer also says when to ask again (`next`).
 --
 -- Lost state. The script starts an account's schedule afresh, LOSS_PAUSE
@@ -662,7 +662,7 @@ end
 
 --- How long (seconds) a budget of `rate` waits after a loss through this
 -- store (its retry_ms and timeout_ms count: see `FALLBACK_HORIZON`);
--- 1.05 with the defaults at any rate of 2 a second or more.
+-- 1.05 with the defaults at any rate of 4 a second or more.
 function RateStore:loss_pause(rate)
   return ceil(loss_pause(self, interval_us(rate) / 1e6) * 1e6) / 1e6
 end
