@@ -1,0 +1,212 @@
+--- The house's walls, checked: every module's requires (those inside
+-- functions too), the layer each module belongs to, and what breaks the
+-- rule that dependencies point down only (docs/architecture.md, "Layers").
+--
+--   lua5.4 tools/layers.lua [ROOT]   prints the graph's problems; exit 1 if any
+--
+-- As a module (spec/71-layers): `scan(root)` reads lua/streamctl/ and gives
+-- `{ [module] = { [required module] = line } }`; `check(graph)` gives the
+-- problems, each a line naming the arrow or the cycle.
+--
+-- A require is any `require "streamctl..."`, `require("streamctl...")` or
+-- `pcall(require, "streamctl...")` outside a comment: where in the file it
+-- sits does not matter (one inside a function is a dependency all the same,
+-- only a later one). Hand-written: no Debian package reads Lua's requires.
+-- @script layers
+
+local M = {}
+
+--- The layers, bottom first: a module may require modules of its own layer
+-- or of a lower one, never of a higher one, and no cycle anywhere. The
+-- optional parts (`optional`: with dependencies of their own, or used by
+-- some users only) are never named by a module of the core, whatever
+-- their place. A module is placed by the longest prefix listed
+-- (`streamctl.store.` for streamctl.store.redis).
+M.LAYERS = {
+  { name = "base", "streamctl.core", "streamctl.curl", "streamctl.redis", "streamctl.signal",
+    "streamctl.version", "streamctl.errors", "streamctl.json", "streamctl.log", "streamctl.nginx",
+    "streamctl.url", "streamctl.samples", "streamctl.validate", "streamctl.redact", "streamctl.encode" },
+  { name = "engine", "streamctl.ratelimit", "streamctl.retry", "streamctl.sequence", "streamctl.runner" },
+  { name = "transports", "streamctl.transport." },
+  { name = "stores", optional = true, "streamctl.store." },
+  { name = "pipeline", "streamctl.options", "streamctl.pacing", "streamctl.batch", "streamctl.client",
+    "streamctl.acs" },
+  { name = "providers", "streamctl.aliyun", "streamctl.zego", "streamctl.sts" },
+  { name = "credentials", "streamctl.credentials" },
+  { name = "operator", optional = true, "streamctl.audit", "streamctl.reconcile", "streamctl.desired",
+    "streamctl.metrics" },
+  { name = "edge", optional = true, "streamctl.callbacks", "streamctl.authkey" },
+  { name = "face", "streamctl" },
+  { name = "command", optional = true, "streamctl.cli" },
+  { name = "emulator", optional = true, "streamctl.emulator." },
+}
+
+--- The layer of `module`: its index in LAYERS, its name and whether it is
+-- optional; or nil.
+function M.layer_of(module)
+  local best, best_len, name, optional
+  for i, layer in ipairs(M.LAYERS) do
+    for _, prefix in ipairs(layer) do
+      -- (a name ending in '.' holds what is under it; another one itself and its
+      -- submodules, but the root, `streamctl`, only itself)
+      local fits = module == prefix or (prefix:sub(-1) == "." and module:sub(1, #prefix) == prefix)
+        or (prefix:find(".", 1, true) and module:sub(1, #prefix + 1) == prefix .. ".")
+      if fits and (not best_len or #prefix > best_len) then
+        best, best_len, name, optional = i, #prefix, layer.name, layer.optional == true
+      end
+    end
+  end
+  return best, name, optional
+end
+
+-- Lua text with its comments blanked (line breaks kept, so lines still
+-- count), and its strings kept: a long comment `--[==[ ]==]`, a line
+-- comment, a string's `--` not taken for one.
+local function strip_comments(text)
+  local out, i, n = {}, 1, #text
+  while i <= n do
+    local c = text:sub(i, i)
+    if c == "-" and text:sub(i + 1, i + 1) == "-" then
+      local eq = text:match("^%[(=*)%[", i + 2)
+      local stop
+      if eq then
+        local _, e = text:find("]" .. eq .. "]", i + 4 + #eq, true)
+        stop = e or n
+      else
+        stop = (text:find("\n", i, true) or n + 1) - 1
+      end
+      out[#out + 1] = text:sub(i, stop):gsub("[^\n]", " ")
+      i = stop + 1
+    elseif c == '"' or c == "'" then
+      local j = i + 1
+      while j <= n do
+        local d = text:sub(j, j)
+        if d == "\\" then j = j + 2
+        elseif d == c or d == "\n" then break
+        else j = j + 1 end
+      end
+      out[#out + 1] = text:sub(i, j)
+      i = j + 1
+    elseif c == "[" and text:match("^%[=*%[", i) then
+      local eq = text:match("^%[(=*)%[", i)
+      local _, e = text:find("]" .. eq .. "]", i + 2 + #eq, true)
+      e = e or n
+      out[#out + 1] = text:sub(i, e)
+      i = e + 1
+    else
+      out[#out + 1] = c
+      i = i + 1
+    end
+  end
+  return table.concat(out)
+end
+M.strip_comments = strip_comments
+
+--- The streamctl modules `text` requires: `{ [module] = line }` (the first line).
+function M.requires(text)
+  local found = {}
+  local code = strip_comments(text)
+  local line = 1
+  local pos = 1
+  for start, name in code:gmatch("()require%s*%(?%s*[\"'](streamctl[%w_%.]*)[\"']") do
+    line = line + select(2, code:sub(pos, start - 1):gsub("\n", ""))
+    pos = start
+    if not found[name] then found[name] = line end
+  end
+  for start, name in code:gmatch("()pcall%(%s*require%s*,%s*[\"'](streamctl[%w_%.]*)[\"']") do
+    local l = 1 + select(2, code:sub(1, start - 1):gsub("\n", ""))
+    if not found[name] or found[name] > l then found[name] = l end
+  end
+  return found
+end
+
+-- The module name of a file under lua/.
+local function module_name(path)
+  return (path:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", "."))
+end
+
+--- Reads every module under ROOT/lua/streamctl: `{ [module] = { [required] = line } }`.
+function M.scan(root)
+  local graph = {}
+  local list = assert(io.popen("cd '" .. root .. "' && find lua/streamctl -name '*.lua' | LC_ALL=C sort"))
+  for path in list:lines() do
+    local f = assert(io.open(root .. "/" .. path, "rb"))
+    local text = f:read("a")
+    f:close()
+    local name = module_name(path)
+    local reqs = M.requires(text)
+    reqs[name] = nil -- (a module naming itself, in an example, is no arrow)
+    graph[name] = reqs
+  end
+  list:close()
+  return graph
+end
+
+-- The cycles of `graph` (Tarjan's strongly connected components of more
+-- than one module), each a sorted list of modules.
+local function cycles(graph)
+  local index, low, on, stack, out, n = {}, {}, {}, {}, {}, 0
+  local function visit(v)
+    n = n + 1
+    index[v], low[v] = n, n
+    stack[#stack + 1], on[v] = v, true
+    for w in pairs(graph[v] or {}) do
+      if graph[w] then
+        if not index[w] then
+          visit(w)
+          if low[w] < low[v] then low[v] = low[w] end
+        elseif on[w] and index[w] < low[v] then
+          low[v] = index[w]
+        end
+      end
+    end
+    if low[v] == index[v] then
+      local comp = {}
+      repeat
+        local w = table.remove(stack)
+        on[w] = nil
+        comp[#comp + 1] = w
+      until w == v
+      if #comp > 1 then table.sort(comp) out[#out + 1] = comp end
+    end
+  end
+  local names = {}
+  for v in pairs(graph) do names[#names + 1] = v end
+  table.sort(names)
+  for _, v in ipairs(names) do if not index[v] then visit(v) end end
+  return out
+end
+
+--- The problems of `graph`, sorted: "cycle: a b c", "up: a (layer) -> b
+-- (layer), line N", "optional: a (layer) -> b (layer), line N" (the core
+-- naming an optional part), "unplaced: m" (a module no layer holds).
+function M.check(graph)
+  local problems = {}
+  for _, comp in ipairs(cycles(graph)) do problems[#problems + 1] = "cycle: " .. table.concat(comp, " ") end
+  for from, reqs in pairs(graph) do
+    local lf, nf, of = M.layer_of(from)
+    if not lf then problems[#problems + 1] = "unplaced: " .. from end
+    for to, line in pairs(reqs) do
+      local lt, nt, ot = M.layer_of(to)
+      if not lt then
+        problems[#problems + 1] = "unplaced: " .. to
+      elseif lf and lt > lf then
+        problems[#problems + 1] = string.format("up: %s (%s) -> %s (%s), line %d", from, nf, to, nt, line)
+      elseif lf and ot and not of then
+        problems[#problems + 1] = string.format("optional: %s (%s) -> %s (%s), line %d", from, nf, to, nt, line)
+      end
+    end
+  end
+  table.sort(problems)
+  local out, last = {}, nil
+  for _, p in ipairs(problems) do if p ~= last then out[#out + 1] = p end last = p end
+  return out
+end
+
+if arg and arg[0] and arg[0]:match("layers%.lua$") and not package.loaded["tools.layers"] then
+  local problems = M.check(M.scan(arg[1] or "."))
+  for _, p in ipairs(problems) do print(p) end
+  os.exit(#problems == 0 and 0 or 1)
+end
+
+return M
