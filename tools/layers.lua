@@ -30,9 +30,11 @@ M.LAYERS = {
   { name = "transports", "streamctl.transport." },
   { name = "stores", optional = true, "streamctl.store." },
   { name = "pipeline", "streamctl.options", "streamctl.pacing", "streamctl.batch", "streamctl.client",
-    "streamctl.acs" },
-  { name = "providers", "streamctl.aliyun", "streamctl.zego", "streamctl.sts" },
+    "streamctl.acs", "streamctl.keys" },
+  -- (STS's client is made by the credential chain, which the providers' clients may be given)
+  { name = "sts", "streamctl.sts" },
   { name = "credentials", "streamctl.credentials" },
+  { name = "providers", "streamctl.aliyun", "streamctl.zego" },
   { name = "operator", optional = true, "streamctl.audit", "streamctl.reconcile", "streamctl.desired",
     "streamctl.metrics" },
   { name = "edge", optional = true, "streamctl.callbacks", "streamctl.authkey" },

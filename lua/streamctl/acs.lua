@@ -14,6 +14,7 @@ local encode = require "streamctl.encode"
 local errors = require "streamctl.errors"
 local jsonenc = require "streamctl.json"
 local log = require "streamctl.log"
+local keys = require "streamctl.keys"
 local curl_options = require("streamctl.transport.curl").OPTIONS
 
 local type, tostring, tonumber, ipairs, pairs, setmetatable, pcall = type, tostring, tonumber, ipairs, pairs,
@@ -118,8 +119,11 @@ end
 
 --- A product's rules: `spec` gives `provider`, `version`, `endpoint` (the
 -- default), `operations`, `methods`, `batches` and optionally `streams`
--- (the streams an action changes) and `refused(action, status, data)` (an
--- error for a 2xx answer that says no in the product's own way); the rest
+-- (the streams an action changes), `refused(action, status, data)` (an
+-- error for a 2xx answer that says no in the product's own way) and
+-- `identity` (a function giving STS's client class: the account look-up of
+-- a shared budget asks it who the keys belong to; streamctl.sts, which
+-- sits above these rules, is never named here); the rest
 -- (options, signing, decoding) is Alibaba Cloud's, the same for every
 -- product. An operation with `anonymous = true` is sent unsigned
 -- (AssumeRoleWithOIDC).
@@ -176,7 +180,7 @@ function M.rules(spec)
     local sts = o.sts_endpoint and o.sts_endpoint.url
     if not sts then
       -- (checked when it is used: a client that never asks STS is not refused for it)
-      sts = M.sts_endpoint_for(self.endpoint, require("streamctl.credentials").variable("ALIBABA_CLOUD_STS_ENDPOINT"))
+      sts = M.sts_endpoint_for(self.endpoint, keys.variable("ALIBABA_CLOUD_STS_ENDPOINT"))
     end
     -- (the transport's options, for the lookup: never the whole options, which hold the secret)
     local lookup = { transport = o.transport }
@@ -248,7 +252,10 @@ function M.rules(spec)
     if not options.parse_endpoint(so.endpoint) then
       return nil, "its endpoint (sts_endpoint or $ALIBABA_CLOUD_STS_ENDPOINT) is not https://host[:port]"
     end
-    local sts, err = require("streamctl.sts").new(so)
+    -- (STS's client class, from the provider's rules: `identity`, a loader;
+    -- STS's own rules have none, and it never shares a budget)
+    if not spec.identity then return nil, "these rules cannot ask STS who the keys belong to" end
+    local sts, err = spec.identity().new(so)
     if not sts then return nil, tostring(err) end
     local ok, res, cerr = pcall(sts.get_caller_identity, sts, {})
     if not given then sts:close() end -- (a transport the caller gave is the caller's to close)

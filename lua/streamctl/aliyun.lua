@@ -415,6 +415,8 @@ end
 local rules = acs.rules {
   provider = PROVIDER, version = VERSION, endpoint = "https://live.aliyuncs.com",
   operations = operations, methods = methods, batches = batches, streams = streams, refused = refused,
+  -- who the keys belong to, when a shared budget needs the account: STS's client (loaded then)
+  identity = function() return require "streamctl.sts" end,
 }
 
 local Aliyun = client.define(rules)

@@ -76,7 +76,7 @@ local retry = require "streamctl.retry"
 local auto_transport = require "streamctl.transport.auto"
 local shdict = require "streamctl.store.shdict"
 local sequence = require "streamctl.sequence"
-local credentials = require "streamctl.credentials"
+local keys = require "streamctl.keys"
 local batch = require "streamctl.batch"
 local encode = require "streamctl.encode"
 local redact = require "streamctl.redact"
@@ -387,7 +387,7 @@ function Client:dry_run(name, fields)
   return out
 end
 
--- The option check that `credentials.client_options` applies to a value
+-- The option check that `keys.from_options` applies to a value
 -- from the environment: the option's own.
 local function credential_check(schema)
   local checks = {}
@@ -507,7 +507,7 @@ local function class_functions(class, rules)
     if opts ~= nil and type(opts) ~= "table" then error("options must be a table", 2) end
     local o, why, code = options.check(rules, schema, opts)
     local creds
-    if o then creds, why, code = credentials.client_options(rules.provider, o, check) end
+    if o then creds, why, code = keys.from_options(rules.provider, o, check) end
     local self
     if creds then self, why = make(class, o, creds) end
     if self then return self end

@@ -40,6 +40,7 @@
 -- @module streamctl.credentials
 
 local core = require "streamctl.core"
+local key_options = require "streamctl.keys"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local format, match, find, sub, lower = string.format, string.match, string.find, string.sub, string.lower
@@ -146,29 +147,6 @@ function M.parse_ini(text, path)
     end
   end
   return sections
-end
-
--- The environment variables each provider's credential options come from
--- (the two that go together first, then an optional one), as the
--- providers' own tools name them.
-local VARIABLES = {
-  aliyun = { { "access_key_id", "ALIBABA_CLOUD_ACCESS_KEY_ID" },
-             { "access_key_secret", "ALIBABA_CLOUD_ACCESS_KEY_SECRET" },
-             { "security_token", "ALIBABA_CLOUD_SECURITY_TOKEN" } },
-  zego = { { "app_id", "ZEGO_APP_ID" }, { "server_secret", "ZEGO_SERVER_SECRET" } },
-}
-VARIABLES.sts = VARIABLES.aliyun -- (Alibaba Cloud's STS: the same keys)
-
--- The variables `a` and `b`, which go together: both values; nil when
--- neither is set; or nil and which one is missing.
-local function env_pair(getenv, a, b)
-  local x, y = getenv(a), getenv(b)
-  if x == "" then x = nil end
-  if y == "" then y = nil end
-  if not x and not y then return nil end
-  if not x then return nil, b .. " is set but " .. a .. " is not" end
-  if not y then return nil, a .. " is set but " .. b .. " is not" end
-  return x, y
 end
 
 -- The home directory: `opts.home`, else $HOME; nil when it is unset or
@@ -366,13 +344,9 @@ function M.identity(creds, opts)
            principal_id = res.PrincipalId, user_id = res.UserId, role_id = res.RoleId, request_id = res.RequestId }
 end
 
---- The value of environment variable `name` (this module reads the
--- environment for the library), nil when it is unset or empty.
-function M.variable(name, getenv)
-  local v = (getenv or os.getenv)(name)
-  if v == "" then return nil end
-  return v
-end
+--- The value of environment variable `name`, nil when it is unset or
+-- empty: streamctl.keys' `variable`.
+M.variable = key_options.variable
 
 --- The path of streamctl's own file: $XDG_CONFIG_HOME/streamctl/config,
 -- else ~/.config/streamctl/config; nil when there is neither (XDG_CONFIG_HOME
@@ -410,12 +384,12 @@ function M.zego(opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
   local warnings = {}
-  local app, secret = env_pair(getenv, VARIABLES.zego[1][2], VARIABLES.zego[2][2])
+  local app, secret = key_options.env_pair(getenv, key_options.VARIABLES.zego[1][2], key_options.VARIABLES.zego[2][2])
   if not app and secret then return nil, secret, warnings end
   if app and opts.profile and opts.profile ~= "" then
     -- (two identities named: streamctl refuses rather than pick one)
     return nil, format("profile '%s' (named by the profile option, --profile) and the environment (%s) both name "
-      .. "credentials: unset one of them", opts.profile, VARIABLES.zego[1][2]), warnings
+      .. "credentials: unset one of them", opts.profile, key_options.VARIABLES.zego[1][2]), warnings
   end
   if app then
     return { app_id = app, server_secret = secret }, nil, warnings, "environment"
@@ -435,60 +409,9 @@ function M.zego(opts)
   return { app_id = s.app_id, server_secret = s.server_secret }, nil, warnings, format("%s [%s]", path, name)
 end
 
---- A client's credential options: those it was given, else (none given)
--- the provider's environment variables, read when the client is made (so a
--- caller can isolate the environment). The sources are never mixed: with
--- any credential option given, the environment is not read, and the pair
--- must be complete; from the environment, a half-set pair is refused as
--- `aliyun` and `zego` refuse it. A value from the environment obeys the
--- option's own rule, and the message names the variable.
--- @tparam string provider "aliyun" or "zego"
--- @tparam table o the client's checked options (not changed)
--- @tparam function check `check(option, value) -> value | nil, rule`: the option's rule
--- @tparam[opt] function getenv (for tests; default os.getenv)
--- @return `{ option = value }` for the provider's credential options, or nil, message and
---   "MissingCredentials" when one is missing
-function M.client_options(provider, o, check, getenv)
-  local vars = VARIABLES[provider]
-  if o.credentials ~= nil then
-    for _, v in ipairs(vars) do
-      if o[v[1]] ~= nil then
-        return nil, format("option '%s' cannot be given with 'credentials' (which gives the keys)", v[1])
-      end
-    end
-    return { credentials = o.credentials }
-  end
-  local out, given = {}, nil
-  for _, v in ipairs(vars) do
-    out[v[1]] = o[v[1]]
-    if o[v[1]] ~= nil then given = given or v[1] end
-  end
-  local a, b = vars[1], vars[2]
-  if given then
-    for _, v in ipairs { a, b } do
-      if out[v[1]] == nil then
-        return nil, format("option '%s' is missing: '%s' was given (the environment is read only when no "
-          .. "credential option is)", v[1], given), "MissingCredentials"
-      end
-    end
-    return out
-  end
-  getenv = getenv or os.getenv
-  local x, y = env_pair(getenv, a[2], b[2])
-  if not x then
-    return nil, y or format("no credentials: pass %s and %s, or set %s and %s", a[1], b[1], a[2], b[2]),
-      "MissingCredentials"
-  end
-  for _, v in ipairs(vars) do
-    local value = getenv(v[2])
-    if value ~= nil and value ~= "" then
-      local parsed, why = check(v[1], value)
-      if parsed == nil then return nil, "environment variable " .. v[2] .. " " .. why end
-      out[v[1]] = parsed
-    end
-  end
-  return out
-end
+--- A client's credential options, from its options or the environment:
+-- streamctl.keys' `from_options` (here for callers of this module).
+M.client_options = key_options.from_options
 
 -- The command line's settings that the environment may give, by option.
 local SETTINGS = {
