@@ -66,6 +66,7 @@ build = {
       ["streamctl.options"] = "lua/streamctl/options.lua",
       ["streamctl.pacing"] = "lua/streamctl/pacing.lua",
       ["streamctl.samples"] = "lua/streamctl/samples.lua",
+      ["streamctl.jitter"] = "lua/streamctl/jitter.lua",
       ["streamctl.keys"] = "lua/streamctl/keys.lua",
       ["streamctl.ratelimit"] = "lua/streamctl/ratelimit.lua",
       ["streamctl.reconcile"] = "lua/streamctl/reconcile.lua",

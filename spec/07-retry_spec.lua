@@ -450,3 +450,30 @@ describe("argument checking", function()
     assert.are.equal(10, p:budget())
   end)
 end)
+
+describe("streamctl.jitter", function()
+  it("draws a uniform number in [0, 1) from streamctl.core's random_hex, looked up at each draw", function()
+    local core = require "streamctl.core"
+    local jitter = require "streamctl.jitter"
+    local real = core.random_hex
+    local asked = {}
+    local ok, err = pcall(function()
+      core.random_hex = function(n) asked[#asked + 1] = n return "ffffffff" end
+      assert.equal(4294967295 / 4294967296, jitter.unit()) -- (never 1)
+      core.random_hex = function(n) asked[#asked + 1] = n return "00000000" end
+      assert.equal(0, jitter.unit())
+    end)
+    core.random_hex = real
+    assert(ok, err)
+    assert.same({ 4, 4 }, asked)
+    local seen = {}
+    for _ = 1, 50 do
+      local u = jitter.unit()
+      assert.is_true(u >= 0 and u < 1)
+      seen[u] = true
+    end
+    local distinct = 0
+    for _ in pairs(seen) do distinct = distinct + 1 end
+    assert.is_true(distinct > 45, distinct .. " distinct draws in 50")
+  end)
+end)

@@ -25,7 +25,7 @@ local M = {}
 M.LAYERS = {
   { name = "base", "streamctl.core", "streamctl.curl", "streamctl.redis", "streamctl.signal",
     "streamctl.version", "streamctl.errors", "streamctl.json", "streamctl.log", "streamctl.nginx",
-    "streamctl.url", "streamctl.samples", "streamctl.validate", "streamctl.redact", "streamctl.encode" },
+    "streamctl.url", "streamctl.samples", "streamctl.jitter", "streamctl.validate", "streamctl.redact", "streamctl.encode" },
   { name = "engine", "streamctl.ratelimit", "streamctl.retry", "streamctl.sequence", "streamctl.runner" },
   { name = "transports", "streamctl.transport." },
   { name = "stores", optional = true, "streamctl.store." },

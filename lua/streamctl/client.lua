@@ -77,6 +77,7 @@ local auto_transport = require "streamctl.transport.auto"
 local shdict = require "streamctl.store.shdict"
 local sequence = require "streamctl.sequence"
 local keys = require "streamctl.keys"
+local jitter = require "streamctl.jitter"
 local batch = require "streamctl.batch"
 local encode = require "streamctl.encode"
 local redact = require "streamctl.redact"
@@ -84,7 +85,7 @@ local options = require "streamctl.options"
 local pacing = require "streamctl.pacing"
 
 local type, pairs, ipairs, error, setmetatable = type, pairs, ipairs, error, setmetatable
-local pcall, tostring, tonumber = pcall, tostring, tonumber
+local pcall, tostring = pcall, tostring
 local floor = math.floor
 local format, match = string.format, string.match
 
@@ -252,11 +253,6 @@ local function named(rules, name, spec)
     if not params then return nil, err end
     return self:call(spec.action, params)
   end
-end
-
--- A uniform number in [0, 1] for backoff jitter.
-local function jitter()
-  return tonumber(core.random_hex(4), 16) / 4294967295
 end
 
 -- The client's steps of an attempt, which the engine calls (see
@@ -459,7 +455,7 @@ local function make(class, o, creds)
     self._own_redis = not shared -- (a connection the caller made, other clients may share: theirs to close)
   end
   -- Jitter from OpenSSL, so processes never share one math.random sequence.
-  local retry_opts = { random = jitter }
+  local retry_opts = { random = jitter.unit }
   for k, v in pairs(o.retry or {}) do retry_opts[k] = v end
   if o.retry == false then retry_opts.attempts = 1 end
   self._retry = retry.policy(retry_opts)

@@ -31,8 +31,9 @@
 
 local core = require "streamctl.core"
 local errors = require "streamctl.errors"
+local jitter = require "streamctl.jitter"
 
-local type, tostring, tonumber, setmetatable, error, pcall = type, tostring, tonumber, setmetatable, error, pcall
+local type, tostring, setmetatable, error, pcall = type, tostring, setmetatable, error, pcall
 local format, floor, min = string.format, math.floor, math.min
 
 local M = {}
@@ -55,12 +56,6 @@ M.UNCERTAINTY_S = 5
 local Holder = {}
 Holder.__index = Holder
 function Holder.__tostring(h) return "streamctl credentials from " .. h.source end
-
--- A uniform number in [0, 1) from OpenSSL (never math.random: processes must not share a sequence).
-local function jitter()
-  local hex = core.random_hex(4)
-  return tonumber(hex, 16) / 4294967296
-end
 
 local function check_credentials(c)
   if type(c) ~= "table" or type(c.access_key_id) ~= "string" or c.access_key_id == ""
@@ -86,7 +81,7 @@ function M.new(opts)
   end
   return setmetatable({
     source = opts.source, account_id = opts.account_id, _fetch = opts.fetch, _clock = opts.clock or core.now,
-    _random = opts.random or jitter,
+    _random = opts.random or jitter.unit,
     _sleep = opts.sleep, _stale = opts.stale_s or M.STALE_S, _shared = opts.shared,
     _current = nil, _busy = false, _failures = 0, _next_try = nil, _last_error = nil,
     fetches = 0, -- (how many times fetch was called: for tests and metrics)

@@ -90,6 +90,7 @@ local ratelimit = require "streamctl.ratelimit"
 local sequence = require "streamctl.sequence"
 local redisconn = require "streamctl.store.redisconn"
 local samples = require "streamctl.samples"
+local jitter = require "streamctl.jitter"
 
 local M = {}
 
@@ -406,7 +407,6 @@ function M.ratelimit_store(config_or_conn, opts)
     carries_margin = true, -- (see streamctl.ratelimit's store contract)
     rtt = samples.new(RTT_SAMPLES), -- the last evals' round trips (s)
     clock = opts.monotonic or core.monotonic,
-    random_hex = core.random_hex,
     id = core.random_hex(8), -- this store's heartbeat name
     own_tat = {},         -- per key: the fallback's GCRA state (ratelimit.gcra), in this clock
     horizon = {},         -- per key: when this process's latest slot is due (clock seconds)
@@ -460,12 +460,6 @@ local function note(s, key, now, delay, committed, next_delay)
     if h == nil or at > h then s.horizon[key] = at end
   end
   return delay, committed, next_delay
-end
-
--- A number in [0, 1) from OpenSSL (LuaJIT's math.random is the same
--- sequence in every process).
-local function uniform(s)
-  return tonumber(s.random_hex(4), 16) / 4294967296
 end
 
 -- Every 1024 calls, forgets what is past (the tables stay bounded).
@@ -588,7 +582,7 @@ local function read_answer(s, res, key, rate, now, own, beat, t, tau, pause)
   if committed then
     next_delay = (ahead - tau) / 1e6
   else
-    next_delay = delay + uniform(s) * (nodes_for(s, tag) - 1) * t / 1e6
+    next_delay = delay + jitter.unit() * (nodes_for(s, tag) - 1) * t / 1e6
   end
   if next_delay < delay then next_delay = delay end
   local value = committed and res[8] ~= "" and res[8] or nil
