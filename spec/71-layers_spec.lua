@@ -11,8 +11,6 @@ local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 -- What the tree still does that the walls forbid, as tools/layers.lua says
 -- it. Each line goes when its move is made (issue 37).
 local STILL_TO_MOVE = {
-  "optional: streamctl (face) -> streamctl.authkey (edge)",
-  "optional: streamctl (face) -> streamctl.callbacks (edge)",
   "optional: streamctl.client (pipeline) -> streamctl.store.redis (stores)",
   "optional: streamctl.client (pipeline) -> streamctl.store.shdict (stores)",
   "optional: streamctl.credentials (credentials) -> streamctl.store.shdict (stores)",

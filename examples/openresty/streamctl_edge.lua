@@ -63,6 +63,7 @@
 
 local cjson = require "cjson.safe"
 local streamctl = require "streamctl"
+local callbacks = require "streamctl.callbacks"
 local core = require "streamctl.core"
 local metrics_mod = require "streamctl.metrics"
 local audit = require "streamctl.audit"
@@ -479,7 +480,7 @@ function M.aliyun_callback()
     return answer_callback("aliyun", "unverified",
       not_configured("STREAMCTL_ALIYUN_NOTIFY_KEY and STREAMCTL_ALIYUN_NOTIFY_DOMAIN are"))
   end
-  local event, err = streamctl.callbacks.aliyun.check_nginx { key = key, domain = domain, shared_dict = CALLBACKS_DICT }
+  local event, err = callbacks.aliyun.check_nginx { key = key, domain = domain, shared_dict = CALLBACKS_DICT }
   local reaction
   if event and event.action == "publish" then
     -- `app` is the ingest domain (the streaming domain where no ingest domain is bound)
@@ -496,7 +497,7 @@ end
 function M.zego_callback()
   local secret = setting("ZEGO_CALLBACK_SECRET")
   if not secret then return answer_callback("zego", "unverified", not_configured("ZEGO_CALLBACK_SECRET is")) end
-  local event, err = streamctl.callbacks.zego.check_nginx { secret = secret, shared_dict = CALLBACKS_DICT }
+  local event, err = callbacks.zego.check_nginx { secret = secret, shared_dict = CALLBACKS_DICT }
   local reaction
   local stream = event and type(event.stream_id) == "string" and event.stream_id or nil
   local listed = stream and listed_or_say(desired_key("zego", nil, stream))
@@ -540,14 +541,14 @@ function M.relay_callback(token)
   -- Fresh and once: EventTime within the callbacks' window, each (task, time, status) once (the
   -- token is all that says the sender is the service: a copy sent later does nothing).
   local at, now = tonumber(event.EventTime), ngx.now()
-  if not at or math.abs(now - at) > streamctl.callbacks.WINDOW_S then
+  if not at or math.abs(now - at) > callbacks.WINDOW_S then
     return answer_callback("aliyun", "relay", { code = "StaleCallback", message = "EventTime outside the window" }, nil,
       nil, true)
   end
   local status = tonumber(event.TaskStatus)
-  local seen = streamctl.callbacks.shdict_replay(ngx.shared[CALLBACKS_DICT])
+  local seen = callbacks.shdict_replay(ngx.shared[CALLBACKS_DICT])
   local fresh = seen:add(format("relay:%s:%s:%s", event.TaskId, tostring(event.EventTime), tostring(status)),
-    2 * streamctl.callbacks.WINDOW_S, now)
+    2 * callbacks.WINDOW_S, now)
   if fresh ~= true then
     return answer_callback("aliyun", "relay", { code = fresh == false and "ReplayedCallback" or "ReplayStoreFull",
                                                 message = "seen before" }, nil, nil, true)

@@ -4,6 +4,11 @@
 --     local ali = assert(streamctl.aliyun.new{ access_key_id = ..., access_key_secret = ... })
 --     local res, err = ali:resume_live_stream{ domain_name = ..., app_name = ..., stream_name = ... }
 --
+-- The optional parts are required by their own names, and only where
+-- they are used: the edge's `streamctl.callbacks` and `streamctl.authkey`,
+-- the operator's `streamctl.reconcile`, `streamctl.audit`,
+-- `streamctl.desired` and `streamctl.metrics`, the stores under
+-- `streamctl.store` (docs/architecture.md, "Layers").
 -- @module streamctl
 
 return {
@@ -12,6 +17,4 @@ return {
   zego = require "streamctl.zego",
   errors = require "streamctl.errors",
   credentials = require "streamctl.credentials",
-  callbacks = require "streamctl.callbacks",
-  authkey = require "streamctl.authkey",
 }
