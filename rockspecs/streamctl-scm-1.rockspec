@@ -68,6 +68,7 @@ build = {
       ["streamctl.samples"] = "lua/streamctl/samples.lua",
       ["streamctl.jitter"] = "lua/streamctl/jitter.lua",
       ["streamctl.keys"] = "lua/streamctl/keys.lua",
+      ["streamctl.stores"] = "lua/streamctl/stores.lua",
       ["streamctl.ratelimit"] = "lua/streamctl/ratelimit.lua",
       ["streamctl.reconcile"] = "lua/streamctl/reconcile.lua",
       ["streamctl.redact"] = "lua/streamctl/redact.lua",

@@ -74,7 +74,7 @@ local validate = require "streamctl.validate"
 local runner = require "streamctl.runner"
 local retry = require "streamctl.retry"
 local auto_transport = require "streamctl.transport.auto"
-local shdict = require "streamctl.store.shdict"
+local stores = require "streamctl.stores"
 local sequence = require "streamctl.sequence"
 local keys = require "streamctl.keys"
 local jitter = require "streamctl.jitter"
@@ -398,13 +398,12 @@ end
 local function sequence_for(self, o)
   local rules = self._rules
   local prefix = rules.provider .. ":" .. rules.account(self) .. ":"
-  local redis_seq = self._redis and require("streamctl.store.redis").sequence_store(self._redis, prefix,
-    { monotonic = self._monotonic })
+  local store, redis_seq = stores.sequence(o, self._redis, prefix, self._monotonic)
   local limiter = self._pacer.limiter
   if redis_seq and limiter and limiter.store.reserve_sequenced then self._sequence_store = redis_seq end
   return o.sequence or sequence.new {
     clock_ms = function() return floor(self._clock() * 1000) end,
-    store = (o.shared_dict and shdict.sequence_store(o.shared_dict, prefix)) or redis_seq,
+    store = store,
   }
 end
 
@@ -446,13 +445,10 @@ local function make(class, o, creds)
   -- One Redis connection for the client's rate limits and Sequences (made
   -- on first use: a client made while Redis is down works from its fallback).
   if o.redis then
-    local redis_store = require "streamctl.store.redis"
-    local shared = redis_store.is_connection(o.redis)
-    local conn, cerr = o.redis, nil
-    if not shared then conn, cerr = redis_store.connect(o.redis) end
-    if not conn then return nil, errors.invalid(rules.provider, nil, "option 'redis': " .. cerr.message) end
+    local conn, own = stores.redis_connection(o.redis)
+    if not conn then return nil, errors.invalid(rules.provider, nil, "option 'redis': " .. own.message) end
     self._redis = conn
-    self._own_redis = not shared -- (a connection the caller made, other clients may share: theirs to close)
+    self._own_redis = own -- (a connection the caller made, other clients may share: theirs to close)
   end
   -- Jitter from OpenSSL, so processes never share one math.random sequence.
   local retry_opts = { random = jitter.unit }

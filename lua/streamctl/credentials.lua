@@ -290,10 +290,9 @@ function M.holder(source, opts)
   local function holder(name, fetch, account_id)
     local shared
     if opts.shared_dict then
-      local shdict = require "streamctl.store.shdict"
-      local dict, why = shdict.open(opts.shared_dict)
-      if not dict then return nil, "option 'shared_dict' " .. why end
-      shared = shdict.credentials_store(dict, name)
+      local why
+      shared, why = require("streamctl.stores").credentials(opts.shared_dict, name)
+      if not shared then return nil, "option 'shared_dict' " .. why end
     end
     return refresh.new { source = name, fetch = fetch, account_id = account_id, shared = shared,
                          sleep = require("streamctl.transport.auto").sleep }

@@ -14,7 +14,7 @@ local validate = require "streamctl.validate"
 local retry = require "streamctl.retry"
 local ratelimit = require "streamctl.ratelimit"
 local curl_transport = require "streamctl.transport.curl"
-local shdict = require "streamctl.store.shdict"
+local stores = require "streamctl.stores"
 local url = require "streamctl.url"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
@@ -134,9 +134,7 @@ end
 -- (which clients may share). (The Redis store is loaded only when a client
 -- asks for it.)
 local function redis_check(v)
-  local redis_store = require "streamctl.store.redis"
-  if redis_store.is_connection(v) then return v end
-  return redis_store.config(v)
+  return stores.check_redis(v)
 end
 
 --- The options a client of `rules` takes: every client's, the provider's
@@ -156,7 +154,7 @@ function M.schema(rules)
     { name = "monotonic", type = "function" },
     { name = "sleep", type = "function" },
     { name = "transport", type = "custom", check = check_transport },
-    { name = "shared_dict", type = "custom", check = shdict.open },
+    { name = "shared_dict", type = "custom", check = stores.check_shared_dict },
     { name = "redis", type = "custom", check = redis_check },
     { name = "on_attempt", type = "function" },
     { name = "cancel", type = "function" },

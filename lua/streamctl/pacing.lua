@@ -9,7 +9,7 @@
 -- @module streamctl.pacing
 
 local ratelimit = require "streamctl.ratelimit"
-local shdict = require "streamctl.store.shdict"
+local stores = require "streamctl.stores"
 local log = require "streamctl.log"
 local samples = require "streamctl.samples"
 
@@ -124,9 +124,7 @@ function M.new(client, o, redis)
   if o.rate_limits ~= false then
     -- shared: other clients (processes, workers, machines) may pace under the same keys
     self.shared = (o.rate_limit_store or o.shared_dict or redis) and true or false
-    local store = o.rate_limit_store
-      or (o.shared_dict and shdict.ratelimit_store(o.shared_dict, { clock = self.monotonic }))
-      or (redis and require("streamctl.store.redis").ratelimit_store(redis, { monotonic = self.monotonic }))
+    local store = stores.ratelimit(o, redis, self.monotonic)
     self.limiter = ratelimit.new { clock = self.monotonic, store = store }
     self.carried = store ~= nil and store.carries_margin == true
   end
