@@ -50,6 +50,7 @@ build = {
       ["streamctl.callbacks"] = "lua/streamctl/callbacks.lua",
       ["streamctl.cli"] = "lua/streamctl/cli.lua",
       ["streamctl.cli.input"] = "lua/streamctl/cli/input.lua",
+      ["streamctl.cli.emulator"] = "lua/streamctl/cli/emulator.lua",
       ["streamctl.client"] = "lua/streamctl/client.lua",
       ["streamctl.credentials"] = "lua/streamctl/credentials.lua",
       ["streamctl.credentials.aliyun"] = "lua/streamctl/credentials/aliyun.lua",
@@ -60,7 +61,6 @@ build = {
       ["streamctl.errors"] = "lua/streamctl/errors.lua",
       -- where the emulator listens and its accounts (the command's --emulator);
       -- the emulator itself is the streamctl-emulator rock
-      ["streamctl.emulator.defaults"] = "lua/streamctl/emulator/defaults.lua",
       ["streamctl.json"] = "lua/streamctl/json.lua",
       ["streamctl.metrics"] = "lua/streamctl/metrics.lua",
       ["streamctl.nginx"] = "lua/streamctl/nginx.lua",

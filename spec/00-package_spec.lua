@@ -37,9 +37,7 @@ describe("the rockspecs", function()
       local expected = f:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
       assert.is_table(listed[f], f .. " is not installed by any rockspec")
       assert.equal(expected, listed[f].name, f)
-      -- the command's --emulator needs the defaults (ports, accounts) without the emulator rock
-      local rock = (f:find("^lua/streamctl/emulator/") and f ~= "lua/streamctl/emulator/defaults.lua")
-        and "streamctl-emulator" or "streamctl"
+      local rock = f:find("^lua/streamctl/emulator/") and "streamctl-emulator" or "streamctl"
       assert.equal(rock, listed[f].rock, f)
       listed[f] = nil
     end

@@ -84,7 +84,7 @@
 -- naming both keys.
 
 local json = require "streamctl.emulator.json"
-local DEFAULT = require "streamctl.emulator.defaults"
+local DEFAULT = require "streamctl.cli.emulator"
 local ratelimit = require "streamctl.emulator.ratelimit"
 local identity = require "streamctl.emulator.identity"
 

@@ -1,7 +1,9 @@
---- The emulator's defaults that its users need too (the launcher, the
--- command line's --emulator, the demo): ports, accounts, and where it runs.
--- Written once here.
--- @module streamctl.emulator.defaults
+--- What the command knows of the emulator, and the emulator takes its
+-- defaults from (its launcher, its config, the demo): ports, accounts, and
+-- where it runs. Written once here, in the core rock beside the command
+-- (whose --emulator needs it without the emulator rock); the emulator,
+-- above the command, requires it.
+-- @module streamctl.cli.emulator
 
 local M = {}
 
