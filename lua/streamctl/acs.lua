@@ -238,7 +238,7 @@ function M.rules(spec)
   end
 
   -- Asks STS who `self`'s credentials are: the account UID, or nil and why.
-  local function ask(self)
+  local function ask_sts_account(self)
     local so = { endpoint = self._sts_endpoint, rate_limits = false, retry = { attempts = 2 } }
     for k, v in pairs(self._lookup_options) do so[k] = v end
     local given = type(so.transport) == "table"
@@ -287,7 +287,7 @@ function M.rules(spec)
     local known = dict and dict:get(dict_key)
     if known then st.uid = known; return end
     st.pending_until = monotonic() + M.LOOKUP_WAIT_S
-    local ok, uid, why = pcall(ask, self)
+    local ok, uid, why = pcall(ask_sts_account, self)
     st.pending_until = nil
     if ok and uid then
       st.uid = uid

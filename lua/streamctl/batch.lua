@@ -18,7 +18,7 @@
 --
 -- A client's batch method is `batch.method(rules, name, spec)`; what it
 -- needs of the client are the client's own steps: `_fields` (check a
--- method's fields), `_here` (can it send from here), `_encode` and `_job`
+-- method's fields), `_send_blocker` (can it send from here), `_encode` and `_job`
 -- (a call's parameters and its job), `_run` (the engine) and `_monotonic`.
 -- @module streamctl.batch
 
@@ -336,13 +336,13 @@ function M.method(rules, name, spec)
       for k, v in pairs(fields) do if k ~= spec.list then rest[k] = v end end
       local params, values = self:_fields(method_name, { fields = s.fields, action = spec.action }, rest)
       if not params then return nil, values end
-      local here = self:_here(spec.action)
+      local here = self:_send_blocker(spec.action)
       if here then return nil, here end
       return run_streamed(self, spec, params, values, list, method_name)
     end
     local params, values = self:_fields(method_name, spec, fields)
     if not params then return nil, values end
-    local here = self:_here(spec.action)
+    local here = self:_send_blocker(spec.action)
     if here then return nil, here end
     return run_list(self, spec, params, values)
   end

@@ -192,7 +192,7 @@ end
 
 -- nil, or the error that stops every call from here (an nginx phase in
 -- which the transport can neither yield nor block): nothing is paced or sent.
-function Client:_here(action)
+function Client:_send_blocker(action)
   local check = self._check
   if not check then return nil end
   local ok, why = check()
@@ -207,7 +207,7 @@ end
 function Client:call(action, params)
   local op, out = self:_encode(action, params, 2)
   if not op then return nil, out end
-  local here = self:_here(action)
+  local here = self:_send_blocker(action)
   if here then return nil, here end
   local job = self:_run({ self:_job(action, op, out) }, { concurrency = 1 })[1]
   if job.result ~= nil then return job.result end

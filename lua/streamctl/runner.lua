@@ -308,7 +308,7 @@ local function by_time(a, b) return a.at < b.at end
 -- gone stale is given up, a refused reservation keeps every job of that
 -- action waiting until the slot is within reach, and the window holds a
 -- request whose second is full.
-local function not_yet(engine, job, now)
+local function reserve_or_wait(engine, job, now)
   local action = next_action(job)
   -- A call that neither a look-up can verify nor the service orders itself
   -- waits until an earlier unknown attempt of another action on its
@@ -685,7 +685,7 @@ function Run:send_due()
   sort(waiting, by_time)
   while waiting[1] and waiting[1].at <= now + EPSILON and self.inflight < self.concurrency do
     local job = remove(waiting, 1)
-    local later = not_yet(self.engine, job, now)
+    local later = reserve_or_wait(self.engine, job, now)
     if later then
       job.at = later
       waiting[#waiting + 1] = job

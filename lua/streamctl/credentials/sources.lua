@@ -63,7 +63,7 @@ end
 
 -- One request through `exchange`: the response, or nil and why (the URL
 -- shown redacted: a credentials URI may carry a password or a token).
-local function ask(exchange, method, url, headers)
+local function fetch_once(exchange, method, url, headers)
   local res, err = exchange { method = method, url = url, headers = headers or {}, body = "" }
   local shown = redact.url(url)
   if not res then
@@ -98,7 +98,7 @@ end
 -- The metadata service: a fetch for `source` (its role_name, imdsv1_disabled).
 local function imds_fetch(source, exchange, base)
   local function get(path, token)
-    return ask(exchange, "GET", base .. path, token and { [TOKEN_HEADER] = token } or nil)
+    return fetch_once(exchange, "GET", base .. path, token and { [TOKEN_HEADER] = token } or nil)
   end
   -- GET with the token when there is one; without it (IMDSv1) when that is allowed and the first failed
   local function get_either(path, token)
@@ -107,7 +107,7 @@ local function imds_fetch(source, exchange, base)
     return get(path, nil)
   end
   return function()
-    local tres, twhy = ask(exchange, "PUT", base .. "/latest/api/token",
+    local tres, twhy = fetch_once(exchange, "PUT", base .. "/latest/api/token",
       { ["x-aliyun-ecs-metadata-token-ttl-seconds"] = tostring(M.TOKEN_TTL_S) })
     local token = tres and tres.body or nil
     if not token and source.imdsv1_disabled then
@@ -135,7 +135,7 @@ end
 -- A credentials URI: a fetch for `source` (its uri).
 local function uri_fetch(source, exchange)
   return function()
-    local res, why = ask(exchange, "GET", source.uri, nil)
+    local res, why = fetch_once(exchange, "GET", source.uri, nil)
     if not res then return nil, why end
     return parse(res.body, redact.url(source.uri))
   end

@@ -767,7 +767,7 @@ local function at_least(s, ids, candidate)
   return candidate
 end
 
-local function told_bad(s, n)
+local function say_bad_sequences(s, n)
   if n and n > 0 then
     s.log(format("streamctl: Redis at %s held %d Sequence(s) under %s that cannot be right (not an integer in "
       .. "0..2^53-1); they were reset to the server's time", s.conn:address(), n, s.key_prefix))
@@ -780,7 +780,7 @@ local function run(s, ids, floor_value, mode)
   local res, err, kind = s.conn:eval(advance_script, keys_for(s, ids), { floor_value, sequence.KEEP_MS, mode })
   if type(res) == "table" and (res[1] == 1 or res[1] == 0) then
     s.health.succeeded()
-    told_bad(s, tonumber(res[4]))
+    say_bad_sequences(s, tonumber(res[4]))
     return res
   end
   if kind ~= "phase" then s.health.failed(err or ("unexpected answer " .. tostring(res))) end
