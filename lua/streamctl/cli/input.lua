@@ -119,100 +119,57 @@ function M.handle(path, stdin, flag)
   return f, path
 end
 
---- Opens a stream list.
--- @tparam string path the file, or "-" for `stdin`
--- @tparam[opt] file stdin standard input (default io.stdin)
--- @tparam[opt] table opts `first` (names given before the file: counted and
--- sent first), `check(name) -> why|nil` (the list's rule for one name),
--- `flag` (the flag named in messages, default "--from"), `lookahead`
--- (default LOOKAHEAD: math.huge reads any list whole)
--- @return a list: `{ names, streamed, count, count_at_least, sha256, name }`
--- with `names` the whole list (`streamed` false) or an iterator (then
--- `line`: the line of the name it gave last, nil for one given first); or
--- nil and a message naming the flag, the file and the line
-function M.open(path, stdin, opts)
-  opts = opts or {}
-  local flag = opts.flag or "--from"
-  local f, name = M.handle(path, stdin, flag)
-  if not f then return nil, name end
-  local own = path ~= "-"
-  local function fail(message)
-    if own then f:close() end
-    return nil, message
-  end
-  local check = opts.check
-  local function checked(text, line)
-    local why = check and check(text)
-    if why then return format("%s: %s:%d: the name %s", flag, name, line, why) end
-  end
+-- A list read so far: `c` holds the file (`f`, `name`, `own`: opened
+-- here), the `flag`, the names given `first`, `checked(text, line)` (the
+-- list's rule: a message or nil) and `fail(message)` (closes what is ours).
 
-  -- The look-ahead: up to LOOKAHEAD names, after the ones given first,
-  -- and one more (which says the list is longer).
-  local start = f.seek and f:seek("cur") -- (nil: a pipe, read once)
-  local first = opts.first or {}
-  local names, at, n = {}, {}, 0 -- (at: each name's line; none for those given first)
-  for _, s in ipairs(first) do n = n + 1; names[n] = s end
-  local head = lines(f, name, flag, nil, nil)
-  local ahead = 0
-  local most = opts.lookahead or M.LOOKAHEAD
-  while ahead <= most do
-    local text, line = step(head)
-    if text == nil then
-      if own then f:close() end
-      return { names = names, streamed = false, name = name }
-    end
-    if text == false then return fail(line) end
-    local why = checked(text, line)
-    if why then return fail(why) end
-    ahead, n = ahead + 1, n + 1
-    names[n], at[n] = text, line
+-- A file: counted to the end first (every name checked, the distinct ones
+-- counted, its bytes hashed), then read again as the batch sends, and the
+-- bytes sent from compared with those counted.
+local function stream_file(c, list, start)
+  local f, name, flag, first = c.f, c.name, c.flag, c.first
+  local seen, hash = core.fingerprint_set(), core.sha256_stream()
+  for _, s in ipairs(first) do seen:add(s) end
+  local pass = lines(f, name, flag, nil, hash)
+  while true do
+    local text, line = step(pass)
+    if text == nil then break end
+    if text == false then return c.fail(line) end
+    local why = c.checked(text, line)
+    if why then return c.fail(why) end
+    seen:add(text)
   end
-
-  local list = { streamed = true, name = name, width = 0 }
-  for i = 1, n do if #names[i] > list.width then list.width = #names[i] end end
-  if start and f:seek("set", start) then
-    -- A file: counted to the end first, then read again as the batch sends.
-    names, at = nil, nil -- luacheck: ignore 311 (let the look-ahead go)
-    local seen, hash = core.fingerprint_set(), core.sha256_stream()
-    for _, s in ipairs(first) do seen:add(s) end
-    local pass = lines(f, name, flag, nil, hash)
-    while true do
-      local text, line = step(pass)
-      if text == nil then break end
-      if text == false then return fail(line) end
-      local why = checked(text, line)
-      if why then return fail(why) end
-      seen:add(text)
+  local bytes = pass.read()
+  list.count, list.sha256, list.bytes = #seen, hash:hex(), bytes
+  if not f:seek("set", start) then return c.fail(format("%s: cannot read %s again", flag, name)) end
+  local again, ended = core.sha256_stream(), false
+  local second = lines(f, name, flag, bytes, again)
+  local i = 0
+  list.names = function()
+    if ended then return nil end
+    i = i + 1
+    if first[i] then return first[i] end
+    local text, line = step(second)
+    if text then
+      list.line = line
+      return text
     end
-    local bytes = pass.read()
-    list.count, list.sha256, list.bytes = #seen, hash:hex(), bytes
-    if not f:seek("set", start) then return fail(format("%s: cannot read %s again", flag, name)) end
-    local again, ended = core.sha256_stream(), false
-    local second = lines(f, name, flag, bytes, again)
-    local i = 0
-    list.names = function()
-      if ended then return nil end
-      i = i + 1
-      if first[i] then return first[i] end
-      local text, line = step(second)
-      if text then
-        list.line = line
-        return text
-      end
-      ended = true
-      if text == false then list.error = line end
-      -- (the end: the bytes sent from against the ones counted)
-      if not list.error and (second.read() ~= bytes or again:hex() ~= list.sha256) then
-        list.error = format("%s: %s changed while it was read (its bytes are not those counted before "
-          .. "sending)", flag, name)
-      end
-      if own then f:close() end
-      return nil
+    ended = true
+    if text == false then list.error = line end
+    -- (the end: the bytes sent from against the ones counted)
+    if not list.error and (second.read() ~= bytes or again:hex() ~= list.sha256) then
+      list.error = format("%s: %s changed while it was read (its bytes are not those counted before "
+        .. "sending)", flag, name)
     end
-    return list
+    if c.own then f:close() end
+    return nil
   end
+  return list
+end
 
-  -- A pipe: the names read so far, then the rest as it comes.
+-- A pipe: the `n` names read ahead (`names`, their lines `at`), then the
+-- rest as it comes from `head`; only a lower bound of the count is known.
+local function stream_pipe(c, list, head, names, at, n)
   local distinct, count = {}, 0
   for i = 1, n do
     if not distinct[names[i]] then distinct[names[i]], count = true, count + 1 end
@@ -231,7 +188,7 @@ function M.open(path, stdin, opts)
     end
     local text, line = step(head)
     if text then
-      local why = checked(text, line)
+      local why = c.checked(text, line)
       if not why then
         list.line = line
         return text
@@ -244,6 +201,63 @@ function M.open(path, stdin, opts)
     return nil
   end
   return list
+end
+
+--- Opens a stream list.
+-- @tparam string path the file, or "-" for `stdin`
+-- @tparam[opt] file stdin standard input (default io.stdin)
+-- @tparam[opt] table opts `first` (names given before the file: counted and
+-- sent first), `check(name) -> why|nil` (the list's rule for one name),
+-- `flag` (the flag named in messages, default "--from"), `lookahead`
+-- (default LOOKAHEAD: math.huge reads any list whole)
+-- @return a list: `{ names, streamed, count, count_at_least, sha256, name }`
+-- with `names` the whole list (`streamed` false) or an iterator (then
+-- `line`: the line of the name it gave last, nil for one given first); or
+-- nil and a message naming the flag, the file and the line
+function M.open(path, stdin, opts)
+  opts = opts or {}
+  local flag = opts.flag or "--from"
+  local f, name = M.handle(path, stdin, flag)
+  if not f then return nil, name end
+  local c = { f = f, name = name, flag = flag, own = path ~= "-", first = opts.first or {} }
+  function c.fail(message)
+    if c.own then f:close() end
+    return nil, message
+  end
+  local check = opts.check
+  function c.checked(text, line)
+    local why = check and check(text)
+    if why then return format("%s: %s:%d: the name %s", flag, name, line, why) end
+  end
+
+  -- The look-ahead: up to LOOKAHEAD names, after the ones given first,
+  -- and one more (which says the list is longer).
+  local start = f.seek and f:seek("cur") -- (nil: a pipe, read once)
+  local names, at, n = {}, {}, 0 -- (at: each name's line; none for those given first)
+  for _, s in ipairs(c.first) do n = n + 1; names[n] = s end
+  local head = lines(f, name, flag, nil, nil)
+  local ahead = 0
+  local most = opts.lookahead or M.LOOKAHEAD
+  while ahead <= most do
+    local text, line = step(head)
+    if text == nil then
+      if c.own then f:close() end
+      return { names = names, streamed = false, name = name }
+    end
+    if text == false then return c.fail(line) end
+    local why = c.checked(text, line)
+    if why then return c.fail(why) end
+    ahead, n = ahead + 1, n + 1
+    names[n], at[n] = text, line
+  end
+
+  local list = { streamed = true, name = name, width = 0 }
+  for i = 1, n do if #names[i] > list.width then list.width = #names[i] end end
+  if start and f:seek("set", start) then
+    names, at = nil, nil -- luacheck: ignore 311 (let the look-ahead go)
+    return stream_file(c, list, start)
+  end
+  return stream_pipe(c, list, head, names, at, n)
 end
 
 return M
