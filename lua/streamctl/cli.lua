@@ -1406,14 +1406,9 @@ local function outcomes_writer(out, safe, run, stop)
   end
 end
 
---- Runs the command line `argv` (without the program name).
--- @tparam table argv the arguments
--- @tparam[opt] table env `{ stdout, stderr, stdin, getenv, signal }` (for tests: the files, the
--- environment's `os.getenv`, and a stand-in for `streamctl.signal`)
--- @return the exit status
-function M.main(argv, env)
-  env = env or {}
-  local out = new_out(env.stdout, env.stderr)
+-- The command line parsed: the arguments, or nil and the exit status (the
+-- usage or the help said).
+local function parse(out, argv)
   local parser = M.parser()
   -- argparse hands its error handler the (sub)command being parsed: its
   -- usage is the one to show.
@@ -1422,61 +1417,76 @@ function M.main(argv, env)
   if not ok then
     if type(args) ~= "table" then error(args, 0) end
     out.err:write(args.usage, "\n\nstreamctl: ", args.message, " (see --help)\n")
-    return M.EXIT.usage
+    return nil, M.EXIT.usage
   end
-  if args._emulator then return run_emulator(args) end
-  if not args.provider then
+  if not args._emulator and not args.provider then
     out.err:write(parser:get_help(), "\n")
-    return M.EXIT.usage
+    return nil, M.EXIT.usage
   end
-  local provider = args.provider
-  local mod = streamctl[provider]
+  return args
+end
 
+-- The client a run of `args` uses, and the run's record: its options,
+-- their source, the method and its fields, the guard (`safe`), the
+-- defaults; or nil and the exit status (the reason said). `whoami` is
+-- answered here (it needs no client).
+local function prepare(out, args, env)
+  local provider = args.provider
   local defaults, where, dwarnings = credentials.defaults { getenv = env.getenv }
-  if not defaults then out:warn(where) return M.EXIT.usage end
+  if not defaults then out:warn(where) return nil, M.EXIT.usage end
   for _, w in ipairs(dwarnings) do out:warn("warning: ", w) end
   local output = args.output or defaults.output or "table"
   if output ~= "table" and output ~= "json" then
     out:warn(format("%s: output must be table or json", where.output))
-    return M.EXIT.usage
+    return nil, M.EXIT.usage
   end
 
   local opts, why, warnings, source = client_options(provider, args, defaults, where, env.getenv)
   for _, w in ipairs(warnings or {}) do out:warn("warning: ", w) end
-  if not opts then out:warn(why) return M.EXIT.usage end
-  if args._whoami then return run_whoami(out, opts, args, output, source, env.getenv) end
+  if not opts then out:warn(why) return nil, M.EXIT.usage end
+  if args._whoami then return nil, run_whoami(out, opts, args, output, source, env.getenv) end
 
   -- Every attempt of a call counted; Ctrl-C and SIGTERM caught, to report
   -- first (catch() also ignores SIGPIPE: a closed output is a failed write,
   -- which stops the run as Ctrl-C does, rather than the end of the process).
-  local attempts = 0
-  opts.on_attempt = function(info) if info.role == "call" then attempts = attempts + 1 end end
+  local run = { provider = provider, opts = opts, source = source, args = args, output = output, attempts = 0,
+                stop = {} } -- (stop.why: the audit log failed in a long run; see outcomes_writer)
+  opts.on_attempt = function(info) if info.role == "call" then run.attempts = run.attempts + 1 end end
   local signal = env.signal or require "streamctl.signal"
+  run.signal = signal
   if not args.dry_run then signal.catch() end
-  local stop = {} -- (stop.why: the audit log failed in a long run; see outcomes_writer)
-  opts.cancel = function() return signal.caught() ~= nil or out.failed ~= nil or stop.why ~= nil end
+  opts.cancel = function() return signal.caught() ~= nil or out.failed ~= nil or run.stop.why ~= nil end
 
-  local client, cerr = mod.new(opts)
-  if not client then out:warn(as_flags(cerr.message)) return M.EXIT.usage end
+  local client, cerr = streamctl[provider].new(opts)
+  if not client then out:warn(as_flags(cerr.message)) return nil, M.EXIT.usage end
+  run.client = client
 
   local m = args._method
+  run.m = m
   if args.unexpected and args.unexpected[1] then
     out:warn(format("unexpected argument '%s': %s takes flags only (see --help)", args.unexpected[1],
       command_name(m.name)))
-    return M.EXIT.usage
+    return nil, M.EXIT.usage
   end
-  local fields, ferr, long
   if m then
-    fields, ferr, long = fields_of(m, args, env.stdin)
-    if not fields then out:warn(ferr) return M.EXIT.usage end
+    local ferr
+    run.fields, ferr, run.long = fields_of(m, args, env.stdin)
+    if not run.fields then out:warn(ferr) return nil, M.EXIT.usage end
   end
 
-  local safe, sstatus = safety(out, args, m, fields, long, defaults, where, env.getenv or os.getenv)
-  if not safe then return sstatus end
-  local run = { provider = provider, opts = opts, source = source, args = args, m = m }
+  local safe, sstatus = safety(out, args, m, run.fields, run.long, defaults, where, env.getenv or os.getenv)
+  if not safe then return nil, sstatus end
   if safe.write then safe.run_id = audit.run_id() end
-  -- The run's intent goes to the audit log, on the disk, before its first
-  -- request leaves (reconcile: once it knows the difference to send).
+  run.safe = safe
+  return run
+end
+
+-- Carries out a prepared run: status, rows, info, calls, planned. The
+-- run's intent goes to the audit log, on the disk, before its first
+-- request leaves (reconcile: once it knows the difference to send).
+local function carry_out(out, run, env)
+  local client, m, fields, args, safe, long = run.client, run.m, run.fields, run.args, run.safe, run.long
+  local output = run.output
   local function intend(plan)
     plan.from = plan.from or (args.from and (args.from == "-" and "standard input" or args.from))
       or "the command line"
@@ -1485,7 +1495,7 @@ function M.main(argv, env)
   local status, rows, info, calls, planned = safe.status, nil, safe.info, nil, nil
   if status then -- luacheck: ignore 542 (the guard refused: nothing is sent)
   elseif args._reconcile then
-    status, info = run_reconcile(out, client, provider, args, output, safe.limit, env.stdin, intend)
+    status, info = run_reconcile(out, client, run.provider, args, output, safe.limit, env.stdin, intend)
   elseif args.dry_run then
     status = dry_run(out, client, m, fields, args, output)
   elseif not intend(plan_of(m, fields, args, safe, long)) then
@@ -1493,19 +1503,24 @@ function M.main(argv, env)
   elseif long then
     local counts
     status, counts, calls, planned = run_long(out, client, m, fields, args, output, long,
-      outcomes_writer(out, safe, run, stop))
+      outcomes_writer(out, safe, run, run.stop))
     info = info or {}
     info.counts = counts
   elseif m and m.list then
     status, rows, calls, planned = run_batch(out, client, m, fields, args, output)
   else
-    status, rows = run_call(out, client, m, fields, args, output, function() return attempts end)
-    calls = attempts
+    status, rows = run_call(out, client, m, fields, args, output, function() return run.attempts end)
+    calls = run.attempts
   end
-  client:close()
-  local sig = status ~= M.EXIT.usage and signal.caught()
+  return status, rows, info, calls, planned
+end
+
+-- After a run: an interruption said (how many calls left, never those
+-- planned as if sent) and the outcome audited. Returns the exit status.
+local function conclude(out, run, status, rows, info, calls, planned)
+  local safe = run.safe
+  local sig = status ~= M.EXIT.usage and run.signal.caught()
   if sig then
-    -- (how many calls left, never those planned as if sent)
     local sent = calls or (info and info.calls)
     out:warn(format("interrupted (signal %d): every stream above is reported; those marked Interrupted "
       .. "were not sent%s", sig, not sent and "" or planned and format(" (%d of the %d calls planned were sent)",
@@ -1513,13 +1528,33 @@ function M.main(argv, env)
     status = 128 + sig
   end
   if safe.write and (rows or (info and (info.streams or info.counts))) then
-    if info and info.counts then stop.flush() end
+    if info and info.counts then run.stop.flush() end
     info = info or {}
     info.calls = info.calls or calls
     run.status, run.interrupted = status, sig and true or false
     audit_run(out, safe, rows, info, run)
   end
   return status
+end
+
+--- Runs the command line `argv` (without the program name).
+-- @tparam table argv the arguments
+-- @tparam[opt] table env `{ stdout, stderr, stdin, getenv, signal }` (for tests: the files, the
+-- environment's `os.getenv`, and a stand-in for `streamctl.signal`)
+-- @return the exit status
+function M.main(argv, env)
+  env = env or {}
+  local out = new_out(env.stdout, env.stderr)
+  local args, status = parse(out, argv)
+  if not args then return status end
+  if args._emulator then return run_emulator(args) end
+  local run
+  run, status = prepare(out, args, env)
+  if not run then return status end
+  local rows, info, calls, planned
+  status, rows, info, calls, planned = carry_out(out, run, env)
+  run.client:close()
+  return conclude(out, run, status, rows, info, calls, planned)
 end
 
 return M
