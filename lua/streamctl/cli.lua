@@ -1145,20 +1145,10 @@ local function reconcile_action(provider, key, forbid)
   return forbid and "ForbidRTCStreams" or "ResumeRTCStreams"
 end
 
-local function run_reconcile(out, client, provider, args, output, limit, stdin, intend)
-  if not args.from then
-    out:warn("--from FILE is required: the desired state (see --help)")
-    return M.EXIT.usage
-  end
-  if provider == "zego" and not args.state then
-    out:warn("--state FILE is required: ZEGO cannot be asked which streams are forbidden, so the file keeps "
-      .. "what this command applied (see --help)")
-    return M.EXIT.usage
-  end
-  local text, name = M.read_text(args.from, stdin)
-  if not text then out:warn(name) return M.EXIT.usage end
-  local desired, perr = reconcile.parse(provider, text, "--from " .. name)
-  if not desired then out:warn(perr) return M.EXIT.usage end
+-- The options of a reconcile run from the command line: the guard's limit,
+-- the provider's scope, the progress shown, and the difference found
+-- handed to `intend` (the run's intent) before any of it is sent.
+local function reconcile_options(out, provider, args, output, limit, intend)
   local draw = (not args.no_progress and not args.dry_run and is_tty(2))
     and progress_bar(out.err, require("streamctl.core").monotonic)
   local opts = { remove_extra = args.remove_extra or nil, dry_run = args.dry_run or nil, max_forbid = limit,
@@ -1188,30 +1178,52 @@ local function run_reconcile(out, client, provider, args, output, limit, stdin, 
     return intend { streams = streams, actions = actions, guard = plan.guard,
                     from = args.from == "-" and "standard input" or args.from }
   end
-  local report, err = reconcile[provider](client, desired, opts)
-  if not report and err.code == "AuditUnavailable" then return M.EXIT.usage end -- (said by intend)
-  if not report then
-    if err.code == "TooManyStreams" then
-      local streams = {}
-      for _, key in ipairs(err.report.found.missing) do
-        streams[#streams + 1] = { stream = key, outcome = "not_sent", action = reconcile_action(provider, key, true) }
-      end
-      return refuse(out, err.guard), { streams = streams, outcome = "refused", guard = err.guard }
+  return opts, draw
+end
+
+-- A reconcile that sent nothing (`err`): the exit status said, and for a
+-- guard's refusal the streams it would have forbidden, for the audit.
+local function reconcile_refused(out, provider, err)
+  if err.code == "AuditUnavailable" then return M.EXIT.usage end -- (said by intend)
+  if err.code == "TooManyStreams" then
+    local streams = {}
+    for _, key in ipairs(err.report.found.missing) do
+      streams[#streams + 1] = { stream = key, outcome = "not_sent", action = reconcile_action(provider, key, true) }
     end
-    local message = gsub(as_flags(tostring(err.message)), "option '([%w_]+)'", function(o) return "'" .. flag(o)
-      .. "'" end)
-    if err.code == "InvalidParameter" and not err.http_status then
-      out:warn(message)
-      return M.EXIT.usage
-    end
-    local said = gsub(tostring(err), "^streamctl: ", "")
-    if err.code == "StateUnavailable" or err.code == "InvalidState" then
-      out:warn(said) -- (the message names the state, says why, and that nothing was sent)
-    else
-      out:warn(format("cannot read the provider's view, nothing was sent: %s", said))
-    end
-    return M.EXIT.failed
+    return refuse(out, err.guard), { streams = streams, outcome = "refused", guard = err.guard }
   end
+  local message = gsub(as_flags(tostring(err.message)), "option '([%w_]+)'", function(o) return "'" .. flag(o)
+    .. "'" end)
+  if err.code == "InvalidParameter" and not err.http_status then
+    out:warn(message)
+    return M.EXIT.usage
+  end
+  local said = gsub(tostring(err), "^streamctl: ", "")
+  if err.code == "StateUnavailable" or err.code == "InvalidState" then
+    out:warn(said) -- (the message names the state, says why, and that nothing was sent)
+  else
+    out:warn(format("cannot read the provider's view, nothing was sent: %s", said))
+  end
+  return M.EXIT.failed
+end
+
+local function run_reconcile(out, client, provider, args, output, limit, stdin, intend)
+  if not args.from then
+    out:warn("--from FILE is required: the desired state (see --help)")
+    return M.EXIT.usage
+  end
+  if provider == "zego" and not args.state then
+    out:warn("--state FILE is required: ZEGO cannot be asked which streams are forbidden, so the file keeps "
+      .. "what this command applied (see --help)")
+    return M.EXIT.usage
+  end
+  local text, name = M.read_text(args.from, stdin)
+  if not text then out:warn(name) return M.EXIT.usage end
+  local desired, perr = reconcile.parse(provider, text, "--from " .. name)
+  if not desired then out:warn(perr) return M.EXIT.usage end
+  local opts, draw = reconcile_options(out, provider, args, output, limit, intend)
+  local report, err = reconcile[provider](client, desired, opts)
+  if not report then return reconcile_refused(out, provider, err) end
   if draw and #report.results > 0 then draw(#report.results, #report.results, nil, true) end
   local rows = {}
   for i, e in ipairs(report.results) do rows[i] = reconcile_row(e) end
