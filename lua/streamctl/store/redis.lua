@@ -14,7 +14,9 @@
 -- Keys. All of one account's keys share one hash tag, `{provider:account}`
 -- (the limiter key up to its last ':', or a sequence store's prefix), so a
 -- script touches one node of a cluster: `prefix .. "{aliyun:123}:rl"` (a
--- hash: `born`, `run`, `ts`, `why`, `tat:<Action>`; no expiry),
+-- hash: `born`, `run`, `ts`, `why`, `new`, and per action `tat:<Action>` and
+-- the largest margin asked with lately, `mg:<Action>` until `mu:<Action>`;
+-- no expiry),
 -- `...}:procs` (a sorted set of heartbeats) and `...}:seq:<stream>`.
 --
 -- Rate limits (`ratelimit_store`): a store for streamctl.ratelimit with
@@ -34,6 +36,10 @@
 -- older data), TIME went back more than 100 ms, a schedule lies further
 -- ahead than any process reserves, or the caller saw TIME run ahead of its
 -- own clock (MAX_JUMP). Each process that had used the budget says so once.
+-- A missing hash that no asking process knew starts at once when INFO shows
+-- the server lost nothing since it could have held one (up longer than the
+-- pause and a second, no eviction, flush, swap, DEBUG or change of role
+-- ever: docs/redis.md "A budget's first use"); `why` is then `new`.
 --
 -- Sequences (`sequence_store`): a store for streamctl.sequence whose values
 -- follow the Redis server's clock: v = max(server ms, floor, every stream's
