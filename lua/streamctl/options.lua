@@ -130,13 +130,6 @@ local function retry_check(v)
   return v
 end
 
--- A Redis config, or a connection object from streamctl.store.redis.connect
--- (which clients may share). (The Redis store is loaded only when a client
--- asks for it.)
-local function redis_check(v)
-  return stores.check_redis(v)
-end
-
 --- The options a client of `rules` takes: every client's, the provider's
 -- own, then the built-in transport's.
 function M.schema(rules)
@@ -155,7 +148,8 @@ function M.schema(rules)
     { name = "sleep", type = "function" },
     { name = "transport", type = "custom", check = check_transport },
     { name = "shared_dict", type = "custom", check = stores.check_shared_dict },
-    { name = "redis", type = "custom", check = redis_check },
+    -- (a Redis config, or a connection object clients may share; the store is loaded only when asked for)
+    { name = "redis", type = "custom", check = stores.check_redis },
     { name = "on_attempt", type = "function" },
     { name = "cancel", type = "function" },
     { name = "max_rate", type = "number", min = M.MIN_RATE },

@@ -48,7 +48,7 @@ M.WARM = 8
 --- What the measured margin never goes below (seconds of a one-second
 -- window: the margin's 1% is 0.01), and what it never goes above.
 M.MARGIN_FLOOR = 0.01
-M.MARGIN_CEILING = 0.25
+M.MARGIN_CEILING = ratelimit.MARGIN_CEILING
 M.GUARD_FLOOR = 0.005
 M.LATE_FLOOR = 0.005
 
@@ -149,10 +149,12 @@ function Pacer:cap(action)
 end
 
 --- The rate at which this client sends `action` (requests per second, with
--- the margin taken off), or nil when it is not paced.
+-- the margin taken off) and that margin, or nil when it is not paced.
 function Pacer:rate(action)
   local cap = self:cap(action)
-  return cap and cap / (1 + self:margin())
+  if not cap then return nil end
+  local margin = self:margin()
+  return cap / (1 + margin), margin
 end
 
 --- The margin this client paces with (a fraction of the cap): `rate_margin`
@@ -214,10 +216,8 @@ end
 function Pacer:pace(action, max_delay, job)
   local limiter = self.limiter
   if not limiter then return 0, true end
-  local cap = self:cap(action)
-  if not cap then return 0, true end
-  local margin = self:margin()
-  local rate = cap / (1 + margin)
+  local rate, margin = self:rate(action)
+  if not rate then return 0, true end
   -- (a store that carries margins is told this one: see Pacer:margin)
   if not self.carried then margin = nil end
   local rules, client = self.rules, self.client

@@ -116,6 +116,11 @@ end
 -- within the window, so the pause after a loss is no longer for it.
 M.MAX_HORIZON = 0.75
 
+--- The largest pacing margin (a fraction of the cap) a caller paces with,
+-- and a store that carries margins spaces its schedule at: streamctl.pacing's
+-- ceiling, and the Redis store's bound on what it sends and reads back.
+M.MARGIN_CEILING = 0.25
+
 --- How long (seconds) nothing is sent on a budget after a shared store
 -- lost its state (or made it afresh), at any rate of 4 a second or more (a
 -- slower budget waits longer: `loss_pause`). The shared stores' own

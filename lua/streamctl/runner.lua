@@ -237,6 +237,7 @@ function M.new(iface)
     stacks = setmetatable({}, { __mode = "k" }), -- per coroutine: its runs in progress, outermost first
     sends = {},                          -- action -> ring of the last n send times
     pace_wait = {},                      -- action -> until when no job asks pace again (refused)
+    stalled_until = nil,                 -- when a reservation last held the loop over STALL (see `answered`)
   }, Engine)
 end
 

@@ -221,7 +221,7 @@ local ALIVE = 10
 local RTT_SAMPLES = 64
 M.MARGIN_HOLD = 2
 local MARGIN_HOLD = M.MARGIN_HOLD
-local MARGIN_CEILING = 0.25
+local MARGIN_CEILING = ratelimit.MARGIN_CEILING
 
 -- The rate-limit script. KEYS[1]: the account's hash (born, run, ts, why,
 -- and "tat:<action>" per action); KEYS[2]: the account's processes (a
@@ -511,7 +511,7 @@ local function script_args(s, key, rate, burst, max_delay, now, own, seq, margin
   -- it learns a slot (its longest Redis round trip of late).
   local ppm, cap_us = "", ""
   if margin then
-    local m = margin + (s.rtt.n > 0 and s.rtt.hi or 0)
+    local m = margin + s.rtt.hi -- (0 before the first)
     if m > MARGIN_CEILING then m = MARGIN_CEILING end
     ppm, cap_us = ceil(m * 1e6), interval_us(rate * (1 + margin))
   end
