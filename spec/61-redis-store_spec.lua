@@ -342,24 +342,31 @@ describe("streamctl.store.redis against redis-server", function()
     it("spaces reservations by exactly 1/rate microseconds of the server's clock, at most 0.75 s ahead", function()
       seed(check, "t:", "spaced")
       local rl = ratelimit.new { store = R.ratelimit_store(cfg) }
+      -- Asked until one is refused: at least 8 fit (0 to 0.7 s ahead), more
+      -- when the asks are slow (under valgrind time passes between them), so
+      -- what is asserted is the rule, not how fast this machine asks.
       local delays, tats = {}, {}
-      for i = 1, 8 do
-        local committed
-        delays[i], committed = rl:reserve("spaced", 10)
-        assert.is_true(committed)
+      local d, committed
+      for i = 1, 30 do
+        d, committed = rl:reserve("spaced", 10)
+        if not committed then break end
+        delays[i] = d
         tats[i] = tat("spaced")
       end
+      assert.is_false(committed)
+      local n = #delays
+      assert.is_true(n >= 8 and n < 30, n .. " committed")
       assert.equal(0, delays[1])
-      for i = 2, 8 do
+      for i = 2, n do
         assert.equal(100000, tats[i] - tats[i - 1])
         assert.is_true(delays[i] > delays[i - 1])
-        assert.is_true(math.abs(delays[i] - (i - 1) * 0.1) < 0.05, "delay " .. delays[i])
+        assert.is_true(delays[i] <= 0.75, "delay " .. delays[i])
       end
-      -- the ninth is 0.8 s away: beyond the horizon, nothing committed or written
-      local d, committed = rl:reserve("spaced", 10)
-      assert.is_false(committed)
-      assert.is_true(d > 0.75 and d <= 0.8, "delay " .. d)
-      assert.equal(tats[8], tat("spaced"))
+      assert.is_true(math.abs(delays[2] - 0.1) < 0.05, "delay " .. delays[2])
+      -- the refused one is beyond the horizon, within one interval (plus the
+      -- time since the last ask) of it; nothing committed or written
+      assert.is_true(d > 0.75 and d <= delays[n] + 0.1, "delay " .. d)
+      assert.equal(tats[n], tat("spaced"))
       -- 1/3 s is 333333.33 microseconds: rounded up, never faster than the rate
       seed(check, "t:", "third")
       rl:reserve("third", 3)
