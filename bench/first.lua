@@ -12,7 +12,7 @@ local LINES = 1000000
 
 if arg[1] == "RUN" then
   local clock = require("streamctl.core").monotonic
-  local audit = require "streamctl.audit"
+  local audit = require "streamctl.operator.audit"
   local cli = require "streamctl.cli"
   local seconds
   local writer = audit.writer

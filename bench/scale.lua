@@ -69,7 +69,7 @@ end
 -- 3,000 as the emulator serves them.
 local function reconcile_run(provider, n)
   local streamctl = require "streamctl"
-  local reconcile = require "streamctl.reconcile"
+  local reconcile = require "streamctl.operator.reconcile"
   local json = require "cjson"
   local blocked = {}
   for i = n / 2 + 1, n + n / 2 do blocked[#blocked + 1] = string.format("bench.example/live/s%07d", i) end

@@ -93,7 +93,7 @@ describe("modules", function()
     local streamctl = require "streamctl"
     assert.equal(require "streamctl.aliyun", streamctl.aliyun)
     assert.equal(require "streamctl.zego", streamctl.zego)
-    assert.equal(require "streamctl.errors", streamctl.errors)
+    assert.equal(require "streamctl.base.errors", streamctl.errors)
     assert.matches("^%d+%.%d+%.%d+$", streamctl._VERSION)
   end)
 end)

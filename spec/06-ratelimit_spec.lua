@@ -1,6 +1,6 @@
--- streamctl.ratelimit: GCRA token buckets, driven by a fake clock.
+-- streamctl.engine.ratelimit: GCRA token buckets, driven by a fake clock.
 
-local ratelimit = require "streamctl.ratelimit"
+local ratelimit = require "streamctl.engine.ratelimit"
 
 local EPS = 1e-9
 
@@ -517,7 +517,7 @@ describe("ratelimit.new", function()
   end)
 
   it("returns nil and an InvalidParameter error naming a bad option", function()
-    refused("option 'clok' is not an option of streamctl.ratelimit.new (did you mean 'clock'?)",
+    refused("option 'clok' is not an option of streamctl.engine.ratelimit.new (did you mean 'clock'?)",
       ratelimit.new { clok = os.time })
     refused("option 'clock' must be a function", ratelimit.new { clock = 5 })
     refused("option 'store' must be an object with methods 'get', 'set'", ratelimit.new { store = 5 })

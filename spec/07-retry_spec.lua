@@ -1,6 +1,6 @@
--- streamctl.retry: decisions, backoff schedule and budget, with a fixed random.
+-- streamctl.engine.retry: decisions, backoff schedule and budget, with a fixed random.
 
-local retry = require "streamctl.retry"
+local retry = require "streamctl.engine.retry"
 
 local checks = require "spec.helpers.checks"
 
@@ -400,7 +400,7 @@ describe("argument checking", function()
   it("refuses bad policy options with nil, err naming them (options not a table raise)", function()
     raises(function() retry.policy(3) end, "bad argument #1 to 'policy' (opts must be a table or nil)")
     local function refused(message, opts) checks.refused(message, retry.policy(opts)) end
-    refused("option 'retries' is not an option of streamctl.retry.policy", { retries = 3 })
+    refused("option 'retries' is not an option of streamctl.engine.retry.policy", { retries = 3 })
     refused("option 'attempts' must be at least 1", { attempts = 0 })
     refused("option 'attempts' must be an integer", { attempts = 2.5 })
     refused("option 'attempts' must be an integer", { attempts = math.huge })
@@ -451,10 +451,10 @@ describe("argument checking", function()
   end)
 end)
 
-describe("streamctl.jitter", function()
+describe("streamctl.base.jitter", function()
   it("draws a uniform number in [0, 1) from streamctl.core's random_hex, looked up at each draw", function()
     local core = require "streamctl.core"
-    local jitter = require "streamctl.jitter"
+    local jitter = require "streamctl.base.jitter"
     local real = core.random_hex
     local asked = {}
     local ok, err = pcall(function()

@@ -1,6 +1,6 @@
--- streamctl.sequence: ZEGO Sequence values, driven by a fake millisecond clock.
+-- streamctl.engine.sequence: ZEGO Sequence values, driven by a fake millisecond clock.
 
-local sequence = require "streamctl.sequence"
+local sequence = require "streamctl.engine.sequence"
 
 local T0 = 1700000000000
 
@@ -478,7 +478,7 @@ describe("sequence.new", function()
 
   it("returns nil and an InvalidParameter error naming a bad option", function()
     local refused = checks.refused
-    refused("option 'clock' is not an option of streamctl.sequence.new (did you mean 'clock_ms'?)",
+    refused("option 'clock' is not an option of streamctl.engine.sequence.new (did you mean 'clock_ms'?)",
       sequence.new { clock = os.time })
     refused("option 'clock_ms' must be a function", sequence.new { clock_ms = 5 })
     refused("option 'store' must be an object with methods 'advance' (it has no 'advance')",

@@ -4,8 +4,8 @@
 -- create whose outcome is unknown.
 local aliyun = require "streamctl.aliyun"
 local zego = require "streamctl.zego"
-local runner = require "streamctl.runner"
-local retry = require "streamctl.retry"
+local runner = require "streamctl.engine.runner"
+local retry = require "streamctl.engine.retry"
 
 local NOW = 1700000000
 
@@ -66,7 +66,7 @@ describe("pacing", function()
 
   it("has a margin rule: the constants while cold; twice the spreads measured, within floors and ceilings",
     function()
-      local pacing = require "streamctl.pacing"
+      local pacing = require "streamctl.pipeline.pacing"
       local m = pacing.measure()
       assert.same({ 0.05, 0.02, 0.02 }, { m:rule() })
       for _ = 1, pacing.WARM - 1 do m:round_trip(0.001) m:sent_late(0) end
@@ -102,7 +102,7 @@ describe("pacing", function()
     -- Beside other processes on one budget what counts is how far this
     -- one's requests may trail theirs: its longest round trip (a one-way
     -- trip is anywhere within it), not its spread.
-    local pacing = require "streamctl.pacing"
+    local pacing = require "streamctl.pipeline.pacing"
     local m = pacing.measure()
     assert.equal(0.05, m:shared_margin())
     for _ = 1, pacing.WARM do m:round_trip(0.001) m:sent_late(0) end
@@ -117,7 +117,7 @@ describe("pacing", function()
   it("takes its margin from what it measured: the constant while cold, the floor on a quiet link", function()
     -- Answers at once, sent on time: after pacing.WARM requests the spread is
     -- nil and the margin is its floor (1%), the window guard and lateness 5 ms.
-    local pacing = require "streamctl.pacing"
+    local pacing = require "streamctl.pipeline.pacing"
     local w = world()
     local cli = ali(w)
     assert(cli:resume_live_streams { domain_name = "d", app_name = "a", stream_names = names(60) })
@@ -248,7 +248,7 @@ describe("pacing just in time", function()
       end,
       now = w.monotonic, sleep = w.sleep,
     }
-    local limiter = require("streamctl.ratelimit").new { clock = w.monotonic }
+    local limiter = require("streamctl.engine.ratelimit").new { clock = w.monotonic }
     w.held = 0   -- slots committed and not yet used, at most
     w.max_held = 0
     local engine = runner.new {

@@ -220,8 +220,8 @@ describe("close", function()
   end)
 end)
 
-describe("streamctl.url", function()
-  local url = require "streamctl.url"
+describe("streamctl.base.url", function()
+  local url = require "streamctl.base.url"
 
   it("splits scheme, authority and the rest, the scheme in lower case", function()
     assert.same({ "https", "H:1", "/p?q#f" }, { url.split("HTTPS://H:1/p?q#f") })

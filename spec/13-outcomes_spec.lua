@@ -5,7 +5,7 @@
 -- Fake transports only; the emulator versions are in spec/22.
 local aliyun = require "streamctl.aliyun"
 local zego = require "streamctl.zego"
-local sequence = require "streamctl.sequence"
+local sequence = require "streamctl.engine.sequence"
 
 local checks = require "spec.helpers.checks"
 

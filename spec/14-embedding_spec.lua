@@ -6,8 +6,8 @@ local aliyun = require "streamctl.aliyun"
 local zego = require "streamctl.zego"
 local auto = require "streamctl.transport.auto"
 local shdict = require "streamctl.store.shdict"
-local ratelimit = require "streamctl.ratelimit"
-local sequence = require "streamctl.sequence"
+local ratelimit = require "streamctl.engine.ratelimit"
+local sequence = require "streamctl.engine.sequence"
 
 local checks = require "spec.helpers.checks"
 
@@ -144,8 +144,8 @@ describe("where a call is sent from", function()
   end)
 end)
 
-describe("streamctl.nginx: the phase sets and their message, once", function()
-  local nginx = require "streamctl.nginx"
+describe("streamctl.base.nginx: the phase sets and their message, once", function()
+  local nginx = require "streamctl.base.nginx"
   local saved
   before_each(function() saved = rawget(_G, "ngx") end)
   after_each(function() rawset(_G, "ngx", saved) end)
@@ -260,7 +260,7 @@ describe("the shared-dict stores", function()
       "bad argument #1 to 'ratelimit_store' (an ngx.shared dict expected, got nil)", "14-embedding_spec.lua")
   end)
 
-  it("keep Sequences as long as streamctl.sequence's store contract asks (without requiring it)", function()
+  it("keep Sequences as long as streamctl.engine.sequence's store contract asks (without requiring it)", function()
     assert.equal(sequence.KEEP_MS / 1000, shdict.SEQUENCE_TTL)
     local dict = fake_dict({ t = 0 })
     local ttls = {}
@@ -434,21 +434,21 @@ describe("a ZEGO Sequence", function()
   end)
 end)
 
-describe("streamctl.metrics", function()
+describe("streamctl.operator.metrics", function()
   it("raises when the options are not a table; returns nil, err for a bad option", function()
-    local metrics = require "streamctl.metrics"
+    local metrics = require "streamctl.operator.metrics"
     local ok, err = pcall(metrics.new, 5)
     assert.is_false(ok)
     assert.truthy(tostring(err):find("bad argument #1 to 'new' (opts must be a table or nil)", 1, true))
     checks.refused("option 'dict' must be an object with methods 'incr', 'get', 'get_keys'", metrics.new { dict = 5 })
     checks.refused("option 'dict' must be an object with methods 'incr', 'get', 'get_keys' (it has no 'get_keys')",
       metrics.new { dict = { incr = function() end, get = function() end } })
-    checks.refused("option 'dcit' is not an option of streamctl.metrics.new (did you mean 'dict'?)",
+    checks.refused("option 'dcit' is not an option of streamctl.operator.metrics.new (did you mean 'dict'?)",
       metrics.new { dcit = {} })
   end)
 
   it("renders what on_attempt saw in the Prometheus text format, byte for byte", function()
-    local metrics = require("streamctl.metrics").new()
+    local metrics = require("streamctl.operator.metrics").new()
     local cli = client(aliyun, { on_attempt = metrics.on_attempt }, function(_, n)
       if n == 1 then return reply(400, '{"RequestId":"t","Code":"Throttling.User","Message":"slow down"}') end
       return reply(200, '{"RequestId":"ok"}')

@@ -4,7 +4,7 @@
 -- ASCII where they reach a header), and what `call` passes (8 KiB, UTF-8).
 local aliyun = require "streamctl.aliyun"
 local zego = require "streamctl.zego"
-local validate = require "streamctl.validate"
+local validate = require "streamctl.base.validate"
 local checks = require "spec.helpers.checks"
 
 local NOW = 1700000000

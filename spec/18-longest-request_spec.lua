@@ -6,7 +6,7 @@
 -- byte of a multi-byte character is percent-encoded to three.
 local emu = require "spec.helpers.emulator"
 local streamctl = require "streamctl"
-local sequence = require "streamctl.sequence"
+local sequence = require "streamctl.engine.sequence"
 
 local ALI = { access_key_id = "LTAIemulatorKey", access_key_secret = "emulator-secret",
               retry = { base_ms = 1, throttle_base_ms = 1 } }

@@ -6,7 +6,7 @@
 -- figure of `make bench`, not a timed test.)
 local emu = require "spec.helpers.emulator"
 local streamctl = require "streamctl"
-local pacing = require "streamctl.pacing"
+local pacing = require "streamctl.pipeline.pacing"
 
 describe("pacing against a sliding window", function()
   local server

@@ -13,8 +13,8 @@ local config = require "streamctl.emulator.config"
 local cli = require "streamctl.cli"
 local core = require "streamctl.core"
 local curl = require "streamctl.transport.curl"
-local ratelimit = require "streamctl.ratelimit"
-local log = require "streamctl.log"
+local ratelimit = require "streamctl.engine.ratelimit"
+local log = require "streamctl.base.log"
 
 local UID = "1234567890123456"
 local EDGE_UID = "2000000000000001"
@@ -304,8 +304,8 @@ describe("the budget belongs to the account", function()
 
     it("asks STS where the caller named: the region's STS for Alibaba Cloud's endpoints, else the endpoint itself",
       function()
-      local acs = require "streamctl.acs"
-      local parse = require("streamctl.options").parse_endpoint
+      local acs = require "streamctl.pipeline.acs"
+      local parse = require("streamctl.pipeline.options").parse_endpoint
       for endpoint, sts in pairs {
         ["https://live.aliyuncs.com"] = "https://sts.aliyuncs.com",
         ["https://live.aliyuncs.com:443"] = "https://sts.aliyuncs.com",

@@ -97,7 +97,7 @@ describe("simulation", function()
     end)
 
     it("7 has teeth: an intent written without fdatasync", function()
-      local audit = require "streamctl.audit"
+      local audit = require "streamctl.operator.audit"
       local real = audit.writer
       audit.writer = function(path, opts)
         local w, x = real(path, opts)
@@ -110,7 +110,7 @@ describe("simulation", function()
     end)
 
     it("8 has teeth: a state store whose saves do not reach the disk", function()
-      local reconcile = require "streamctl.reconcile"
+      local reconcile = require "streamctl.operator.reconcile"
       local real = reconcile.file_store
       reconcile.file_store = function(path)
         local store = real(path)

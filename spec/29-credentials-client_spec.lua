@@ -57,7 +57,7 @@ describe("an Aliyun client with self-renewing credentials", function()
 
   it("the account behind the instance's role (no ARN in its answer): asked of STS once, it keys a shared budget",
     function()
-    local store = require("streamctl.ratelimit").memory_store()
+    local store = require("streamctl.engine.ratelimit").memory_store()
     local c = client(nil, store)
     assert.equal("unknown-account", c:account()) -- (not known before the first call asks)
     local streams = { "a1", "a2", "a3" }

@@ -510,7 +510,7 @@ describe("streamctl.transport.ngx in nginx", function()
     srv = nginx.start {
       ports = 5,
       lua_path = function(dir) return dir .. "/?.lua" end,
-      -- streamctl.core: the transport checks its options with streamctl.validate
+      -- streamctl.core: the transport checks its options with streamctl.base.validate
       lua_cpath = function() return (nginx.jit_cpath():gsub(";.*$", "")) end,
       ready = { 1, 2, 3, 4, 5 },
       prepare = function(dir)
@@ -822,7 +822,7 @@ describe("streamctl.transport.ngx in nginx", function()
       assert.is_false(iw.ok)
       assert.equal("InvalidRequest", iw.err.code)
       assert.is_false(iw.err.sent)
-      -- streamctl.nginx's one message: the phase, and where to send from instead
+      -- streamctl.base.nginx's one message: the phase, and where to send from instead
       assert.equal("streamctl cannot send from nginx's 'init_worker' phase: it has no cosockets and must not "
         .. "block; send from ngx.timer.at(0, function() ... end) instead (or from a rewrite, access or content "
         .. "handler)", iw.err.message)

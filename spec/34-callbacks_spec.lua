@@ -1,10 +1,10 @@
--- Provider callbacks and signed URLs, verified (streamctl.callbacks,
--- streamctl.authkey), in plain Lua: the providers' documented examples byte
+-- Provider callbacks and signed URLs, verified (streamctl.edge.callbacks,
+-- streamctl.edge.authkey), in plain Lua: the providers' documented examples byte
 -- for byte, then every check (form, window, signature, replay) failing on
 -- its own. The nginx forms run in spec/35 against real nginx.
 local core = require "streamctl.core"
-local callbacks = require "streamctl.callbacks"
-local authkey = require "streamctl.authkey"
+local callbacks = require "streamctl.edge.callbacks"
+local authkey = require "streamctl.edge.authkey"
 
 -- The documented examples (docs/callbacks.md says where each is from).
 local ALI = { domain = "learn.aliyundoc.com", timestamp = "1519375990", key = "yourkey",

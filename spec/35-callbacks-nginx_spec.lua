@@ -1,5 +1,5 @@
 -- Callbacks and signed URLs checked inside nginx, as they arrive: the
--- nginx forms of streamctl.callbacks and streamctl.authkey (headers, raw
+-- nginx forms of streamctl.edge.callbacks and streamctl.edge.authkey (headers, raw
 -- query and body as nginx hands them over, a body nginx buffered to a
 -- file), with replay refused across two workers through one shared dict.
 local cjson = require "cjson"
@@ -16,8 +16,8 @@ local PLAY_KEY = "aliyunliveexp1234"
 
 -- Answers 200 with the event as JSON, or 401 with the error's code.
 local DRIVER = [[
-local callbacks = require "streamctl.callbacks"
-local authkey = require "streamctl.authkey"
+local callbacks = require "streamctl.edge.callbacks"
+local authkey = require "streamctl.edge.authkey"
 local M = {}
 local function answer(event, err)
   if not event then
@@ -153,7 +153,7 @@ describe("callbacks checked inside nginx", function()
     status, body = request(port, "GET", "/video/standard", { ["X-Now"] = "1622194000" })
     assert.same({ 401, "InvalidAuthKey" }, { status, body.code })
     -- a URL made by sign_url with the other key passes
-    local url = require("streamctl.authkey").sign_url { url = "http://127.0.0.1/video/new", key = "newkey",
+    local url = require("streamctl.edge.authkey").sign_url { url = "http://127.0.0.1/video/new", key = "newkey",
                                                         timestamp = 1622194197 }
     status = request(port, "GET", url:match("^http://[^/]+(.*)$"), { ["X-Now"] = "1622194000" })
     assert.equal(200, status)

@@ -9,7 +9,7 @@
 local cjson = require "cjson"
 local cli = require "streamctl.cli"
 local input = require "streamctl.cli.input"
-local audit = require "streamctl.audit"
+local audit = require "streamctl.operator.audit"
 local core = require "streamctl.core"
 local emu = require "spec.helpers.emulator"
 local nginx = require "spec.helpers.nginx"

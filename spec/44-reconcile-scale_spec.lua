@@ -6,7 +6,7 @@
 -- within a fixed number of bytes a stream (CPU and peak RSS: make bench,
 -- "Batches of any size").
 local cjson = require "cjson"
-local reconcile = require "streamctl.reconcile"
+local reconcile = require "streamctl.operator.reconcile"
 local streamctl = require "streamctl"
 
 local N = 20000

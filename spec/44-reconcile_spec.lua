@@ -1,4 +1,4 @@
--- streamctl.reconcile and `streamctl PROVIDER reconcile`: the forbid list as
+-- streamctl.operator.reconcile and `streamctl PROVIDER reconcile`: the forbid list as
 -- a desired state, against the emulator. What is sent is counted in the
 -- emulator's request log: a drift of one stream is one ForbidLiveStream, a
 -- clean state sends nothing, --remove-extra resumes exactly the extras, and
@@ -7,7 +7,7 @@ local cjson = require "cjson"
 local cli = require "streamctl.cli"
 local emu = require "spec.helpers.emulator"
 local nginx = require "spec.helpers.nginx"
-local reconcile = require "streamctl.reconcile"
+local reconcile = require "streamctl.operator.reconcile"
 local streamctl = require "streamctl"
 
 local D, APP = "push.example.com", "live"

@@ -6,7 +6,7 @@ local cjson = require "cjson"
 local cli = require "streamctl.cli"
 local emu = require "spec.helpers.emulator"
 local nginx = require "spec.helpers.nginx"
-local audit = require "streamctl.audit"
+local audit = require "streamctl.operator.audit"
 local lfs = require "lfs"
 
 local HOME = nginx.temp_dir()
@@ -123,7 +123,7 @@ describe("the blast-radius guard and the audit log", function()
       f:write(string.format([[
         package.path = %q
         package.cpath = %q
-        local w = assert(require("streamctl.audit").writer(%q))
+        local w = assert(require("streamctl.operator.audit").writer(%q))
         for _ = 1, 50 do assert(w(%q)) end
       ]], package.path, package.cpath, path, long))
       f:close()

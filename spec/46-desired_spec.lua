@@ -1,9 +1,9 @@
--- streamctl.desired: a desired state's set and values, in a shared dict (a
+-- streamctl.operator.desired: a desired state's set and values, in a shared dict (a
 -- stand-in with ngx.shared's calls here; spec/31 runs the real one in nginx)
 -- and in Redis (a real server this spec starts), with the same answers; a
 -- full dict refuses instead of evicting; a Redis that is gone says so.
-local desired = require "streamctl.desired"
-local reconcile = require "streamctl.reconcile"
+local desired = require "streamctl.operator.desired"
+local reconcile = require "streamctl.operator.reconcile"
 local redis_helper = require "spec.helpers.redis"
 
 -- ngx.shared's calls, over a table; `room` entries at most (safe_set: "no memory").
@@ -53,7 +53,7 @@ local function behaves(store)
   assert.has_error(function() store:has(nil) end)
 end
 
-describe("streamctl.desired", function()
+describe("streamctl.operator.desired", function()
   it("in a shared dict: a set and values; a full dict refuses, naming the stream, and evicts nothing", function()
     behaves(desired.shdict(fake_dict(100)))
     local small = desired.shdict(fake_dict(2))

@@ -9,7 +9,7 @@ local cjson = require "cjson"
 local socket = require "socket"
 local cli = require "streamctl.cli"
 local core = require "streamctl.core"
-local audit = require "streamctl.audit"
+local audit = require "streamctl.operator.audit"
 local emu = require "spec.helpers.emulator"
 local process = require "spec.helpers.process"
 

@@ -9,7 +9,7 @@ local cjson = require "cjson"
 local socket = require "socket"
 local cli = require "streamctl.cli"
 local core = require "streamctl.core"
-local reconcile = require "streamctl.reconcile"
+local reconcile = require "streamctl.operator.reconcile"
 local streamctl = require "streamctl"
 local emu = require "spec.helpers.emulator"
 local process = require "spec.helpers.process"
@@ -94,7 +94,7 @@ describe("the operator's layer under faults", function()
       local lines = lines_of(log)
       assert.equal(1, #lines)
       local intent = cjson.decode(lines[1])
-      assert.same({ "intent", 5000, (require("streamctl.audit").digest(names)), list, { "ForbidRTCStreams" } },
+      assert.same({ "intent", 5000, (require("streamctl.operator.audit").digest(names)), list, { "ForbidRTCStreams" } },
         { intent.record, intent.count, intent.digest, intent.from, intent.actions })
     end)
 

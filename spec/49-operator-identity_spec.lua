@@ -9,7 +9,7 @@
 local credentials = require "streamctl.credentials"
 local refresh = require "streamctl.credentials.refresh"
 local sources = require "streamctl.credentials.sources"
-local redact = require "streamctl.redact"
+local redact = require "streamctl.base.redact"
 local cli = require "streamctl.cli"
 local emu = require "spec.helpers.emulator"
 local process = require "spec.helpers.process"

@@ -3,8 +3,8 @@
 -- Redis is down or slow, and (inside nginx) the cosocket backend.
 
 local R = require "streamctl.store.redis"
-local ratelimit = require "streamctl.ratelimit"
-local sequence = require "streamctl.sequence"
+local ratelimit = require "streamctl.engine.ratelimit"
+local sequence = require "streamctl.engine.sequence"
 local hiredis = require "streamctl.redis"
 local core = require "streamctl.core"
 local helper = require "spec.helpers.redis"
@@ -28,7 +28,7 @@ local function direct(srv, db)
   return c
 end
 
-describe("streamctl.ratelimit with a store that has reserve", function()
+describe("streamctl.engine.ratelimit with a store that has reserve", function()
   -- A store that records its calls and answers from a script of delays.
   local function reserve_store(answers)
     local s = { calls = {} }
@@ -75,7 +75,7 @@ describe("streamctl.ratelimit with a store that has reserve", function()
   it("raises when the store answers something that is not a delay", function()
     for _, bad in ipairs { -1, "0.5", 0 / 0, math.huge, true } do
       local rl = ratelimit.new { store = reserve_store { bad }, clock = no_clock }
-      raises("streamctl.ratelimit: store:reserve returned " .. tostring(bad) .. ", not a delay in seconds",
+      raises("streamctl.engine.ratelimit: store:reserve returned " .. tostring(bad) .. ", not a delay in seconds",
         function() rl:reserve("k", 1) end)
     end
   end)
@@ -957,8 +957,8 @@ describe("streamctl.store.redis inside nginx (cosockets)", function()
   local DRIVER = [==[
 local cjson = require "cjson"
 local R = require "streamctl.store.redis"
-local ratelimit = require "streamctl.ratelimit"
-local sequence = require "streamctl.sequence"
+local ratelimit = require "streamctl.engine.ratelimit"
+local sequence = require "streamctl.engine.sequence"
 
 local M = {}
 local conn = R.connect { port = tonumber(os.getenv("REDIS_PORT")), password = os.getenv("REDIS_PASSWORD"),

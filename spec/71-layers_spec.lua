@@ -12,38 +12,38 @@ describe("tools/layers.lua", function()
       'local a = require "streamctl.core"',
       '-- local b = require "streamctl.cli"',
       '--[[ require("streamctl.emulator.server") ]]',
-      'local s = "-- not a comment"; local t = require("streamctl.url")',
+      'local s = "-- not a comment"; local t = require("streamctl.base.url")',
       'local function later()',
       '  return require("streamctl.store.redis").connect, pcall(require, "streamctl.redis")',
       'end',
-      'local long = [==[ require "streamctl.metrics" ]==]',
+      'local long = [==[ require "streamctl.operator.metrics" ]==]',
     }, "\n")
-    assert.same({ ["streamctl.core"] = 1, ["streamctl.url"] = 4, ["streamctl.store.redis"] = 6,
-                  ["streamctl.redis"] = 6, ["streamctl.metrics"] = 8 }, layers.requires(text))
+    assert.same({ ["streamctl.core"] = 1, ["streamctl.base.url"] = 4, ["streamctl.store.redis"] = 6,
+                  ["streamctl.redis"] = 6, ["streamctl.operator.metrics"] = 8 }, layers.requires(text))
   end)
 
   it("finds an arrow that points up, the core naming an optional part, a cycle and a module with no layer",
     function()
       local graph = {
-        ["streamctl.runner"] = { ["streamctl.ratelimit"] = 3, ["streamctl.cli"] = 40 },       -- up
-        ["streamctl.client"] = { ["streamctl.store.redis"] = 12, ["streamctl.retry"] = 2 },   -- optional
-        ["streamctl.ratelimit"] = { ["streamctl.sequence"] = 5 },                             -- a cycle ...
-        ["streamctl.sequence"] = { ["streamctl.ratelimit"] = 7 },                             -- ... of two
+        ["streamctl.engine.runner"] = { ["streamctl.engine.ratelimit"] = 3, ["streamctl.cli"] = 40 },       -- up
+        ["streamctl.pipeline.client"] = { ["streamctl.store.redis"] = 12, ["streamctl.engine.retry"] = 2 },   -- optional
+        ["streamctl.engine.ratelimit"] = { ["streamctl.engine.sequence"] = 5 },                             -- a cycle ...
+        ["streamctl.engine.sequence"] = { ["streamctl.engine.ratelimit"] = 7 },                             -- ... of two
         ["streamctl.cli"] = { ["streamctl.zego"] = 1 },
-        ["streamctl.zego"] = { ["streamctl.client"] = 1 },
-        ["streamctl.store.redis"] = { ["streamctl.ratelimit"] = 1 },
+        ["streamctl.zego"] = { ["streamctl.pipeline.client"] = 1 },
+        ["streamctl.store.redis"] = { ["streamctl.engine.ratelimit"] = 1 },
         ["streamctl.nowhere"] = {},
       }
       assert.same({
-        "cycle: streamctl.ratelimit streamctl.sequence",
-        "optional: streamctl.client (pipeline) -> streamctl.store.redis (stores), line 12",
+        "cycle: streamctl.engine.ratelimit streamctl.engine.sequence",
+        "optional: streamctl.pipeline.client (pipeline) -> streamctl.store.redis (stores), line 12",
         "unplaced: streamctl.nowhere",
-        "up: streamctl.runner (engine) -> streamctl.cli (command), line 40",
+        "up: streamctl.engine.runner (engine) -> streamctl.cli (command), line 40",
       }, layers.check(graph))
       -- and a graph that keeps the walls has nothing to say
-      graph["streamctl.runner"]["streamctl.cli"] = nil
-      graph["streamctl.client"]["streamctl.store.redis"] = nil
-      graph["streamctl.sequence"] = {}
+      graph["streamctl.engine.runner"]["streamctl.cli"] = nil
+      graph["streamctl.pipeline.client"]["streamctl.store.redis"] = nil
+      graph["streamctl.engine.sequence"] = {}
       graph["streamctl.nowhere"] = nil
       assert.same({}, layers.check(graph))
     end)
@@ -52,21 +52,21 @@ describe("tools/layers.lua", function()
     local dir = os.tmpname()
     os.remove(dir)
     assert(os.execute("mkdir -p '" .. dir .. "/lua' && cp -r '" .. ROOT .. "/lua/streamctl' '" .. dir .. "/lua/'"))
-    local f = assert(io.open(dir .. "/lua/streamctl/runner.lua", "a"))
-    f:write('\nlocal function planted() return require("streamctl.reconcile") end\n')
+    local f = assert(io.open(dir .. "/lua/streamctl/engine/runner.lua", "a"))
+    f:write('\nlocal function planted() return require("streamctl.operator.reconcile") end\n')
     f:close()
     local problems = layers.check(layers.scan(dir))
     os.execute("rm -rf '" .. dir .. "'")
     local found
     for _, p in ipairs(problems) do
-      if p:find("^up: streamctl.runner %(engine%) %-> streamctl.reconcile %(operator%), line %d+$") then found = p end
+      if p:find("^up: streamctl.engine.runner %(engine%) %-> streamctl.operator.reconcile %(operator%), line %d+$") then found = p end
     end
     assert.truthy(found, table.concat(problems, "\n"))
   end)
 end)
 
 describe("the tree", function()
-  it("keeps the walls: no cycle, no arrow up, the core naming no optional part (but through streamctl.stores)",
+  it("keeps the walls: no cycle, no arrow up, the core naming no optional part (but through streamctl.pipeline.stores)",
     function()
     -- (without their line numbers: an edit above a require does not move a wall)
     local problems = {}

@@ -16,29 +16,29 @@
 
 local M = {}
 
---- The layers, bottom first: a module may require modules of its own layer
--- or of a lower one, never of a higher one, and no cycle anywhere. The
--- optional parts (`optional`: with dependencies of their own, or used by
--- some users only) are never named by a module of the core, whatever
--- their place. A module is placed by the longest prefix listed
--- (`streamctl.store.` for streamctl.store.redis).
+--- The layers, bottom first, each a folder of lua/streamctl (docs/architecture.md,
+-- "Layers"): a module may require modules of its own layer or of a lower
+-- one, never of a higher one, and no cycle anywhere. The optional parts
+-- (`optional`: with dependencies of their own, or used by some users only)
+-- are never named by a module of the core, whatever their place. A module
+-- is placed by the longest prefix listed (`streamctl.store.` for
+-- streamctl.store.redis); one in no folder listed, or at the top but not
+-- listed there, is unplaced: a new module goes into its layer's folder.
+-- At the top sit only the face (`streamctl`, the providers), the version
+-- and the C modules (named by the rockspecs, built from csrc/).
 M.LAYERS = {
-  { name = "base", "streamctl.core", "streamctl.curl", "streamctl.redis", "streamctl.signal",
-    "streamctl.version", "streamctl.errors", "streamctl.json", "streamctl.log", "streamctl.nginx",
-    "streamctl.url", "streamctl.samples", "streamctl.jitter", "streamctl.validate", "streamctl.redact",
-    "streamctl.encode" },
-  { name = "engine", "streamctl.ratelimit", "streamctl.retry", "streamctl.sequence", "streamctl.runner" },
+  { name = "base", "streamctl.base.", "streamctl.version",
+    "streamctl.core", "streamctl.curl", "streamctl.redis", "streamctl.signal" },
+  { name = "engine", "streamctl.engine." },
   { name = "transports", "streamctl.transport." },
   { name = "stores", optional = true, "streamctl.store." },
-  { name = "pipeline", "streamctl.options", "streamctl.pacing", "streamctl.batch", "streamctl.client",
-    "streamctl.acs", "streamctl.keys", "streamctl.stores" },
+  { name = "pipeline", "streamctl.pipeline." },
   -- (STS's client is made by the credential chain, which the providers' clients may be given)
-  { name = "sts", "streamctl.sts" },
+  { name = "sts", "streamctl.credentials.sts" },
   { name = "credentials", "streamctl.credentials" },
   { name = "providers", "streamctl.aliyun", "streamctl.zego" },
-  { name = "operator", optional = true, "streamctl.audit", "streamctl.reconcile", "streamctl.desired",
-    "streamctl.metrics" },
-  { name = "edge", optional = true, "streamctl.callbacks", "streamctl.authkey" },
+  { name = "operator", optional = true, "streamctl.operator." },
+  { name = "edge", optional = true, "streamctl.edge." },
   { name = "face", "streamctl" },
   { name = "command", optional = true, "streamctl.cli" },
   { name = "emulator", optional = true, "streamctl.emulator." },
@@ -47,7 +47,7 @@ M.LAYERS = {
 --- The core's one door to an optional layer: the module that turns
 -- options into store objects names the stores (when an option asks for
 -- one); no other module of the core may.
-M.GATEWAYS = { ["streamctl.stores"] = "stores" }
+M.GATEWAYS = { ["streamctl.pipeline.stores"] = "stores" }
 
 --- The layer of `module`: its index in LAYERS, its name and whether it is
 -- optional; or nil.

@@ -14,7 +14,7 @@
 --   POST /callbacks/relay/<token> pull-to-push task status (unsigned: the path's token,
 --                                 $STREAMCTL_EDGE_CALLBACK_TOKEN, is all that says it is ours)
 --
--- The forbid list is a desired state (streamctl.desired), kept in the
+-- The forbid list is a desired state (streamctl.operator.desired), kept in the
 -- shared dict streamctl_desired, or in Redis with STREAMCTL_REDIS_URL (every
 -- edge naming it keeps one list): a forbid adds its streams, a resume takes
 -- them out. A
@@ -32,7 +32,7 @@
 -- the body is not valid (nothing is sent then).
 --
 -- A forbid of more than $STREAMCTL_EDGE_MAX_FORBID streams (100) in one
--- request needs "confirm": true in its body (streamctl.audit.guard: 400
+-- request needs "confirm": true in its body (streamctl.operator.audit.guard: 400
 -- TooManyStreams, nothing sent, otherwise). Every /streams request
 -- (refusals too), every verified callback and reaction, and every reconcile
 -- round that found a difference is in the audit log,
@@ -45,7 +45,7 @@
 -- The desired state starts from the JSON file $STREAMCTL_EDGE_FORBIDS, when
 -- set, and a timer on worker 0 reconciles it every
 -- $STREAMCTL_EDGE_RECONCILE_S seconds (60) with the providers' view
--- (streamctl.reconcile: Aliyun's block list; ZEGO's, which cannot be read,
+-- (streamctl.operator.reconcile: Aliyun's block list; ZEGO's, which cannot be read,
 -- as last applied), sending only the difference; what it found, fixed and
 -- failed is counted in /metrics (streamctl_drift_total):
 --   {"aliyun": [{"domain_name": "...", "app_name": "...", "stream_names": ["..."]}],
@@ -63,12 +63,12 @@
 
 local cjson = require "cjson.safe"
 local streamctl = require "streamctl"
-local callbacks = require "streamctl.callbacks"
+local callbacks = require "streamctl.edge.callbacks"
 local core = require "streamctl.core"
-local metrics_mod = require "streamctl.metrics"
-local audit = require "streamctl.audit"
-local reconcile = require "streamctl.reconcile"
-local desired_store = require "streamctl.desired"
+local metrics_mod = require "streamctl.operator.metrics"
+local audit = require "streamctl.operator.audit"
+local reconcile = require "streamctl.operator.reconcile"
+local desired_store = require "streamctl.operator.desired"
 
 local ngx = ngx
 local type, pairs, ipairs, tostring, tonumber, getenv = type, pairs, ipairs, tostring, tonumber, os.getenv
@@ -186,7 +186,7 @@ local function authorized()
   return same_secret(token, setting("STREAMCTL_EDGE_TOKEN", ""))
 end
 
--- One audit line (streamctl.audit.record's fields). Who: `fields.user`, else the
+-- One audit line (streamctl.operator.audit.record's fields). Who: `fields.user`, else the
 -- client of this request (a timer has none: it is the edge's own doing). A line that
 -- cannot be written is said, and /streams requests are refused until one can be.
 local function write_audit(fields)

@@ -1,10 +1,10 @@
--- Callbacks as they arrive from the network (streamctl.callbacks): any
+-- Callbacks as they arrive from the network (streamctl.edge.callbacks): any
 -- method, headers, query and body give the event or nil and an error with
 -- one of the documented codes, never a raise; the C core's digests agree
 -- with themselves (a sorted digest is the digest of the parts sorted here,
 -- a streamctl.secret hashes as its string); core.equal is string equality.
 local core = require "streamctl.core"
-local callbacks = require "streamctl.callbacks"
+local callbacks = require "streamctl.edge.callbacks"
 local u = require "targets.util"
 
 local CODES = { MalformedCallback = true, StaleCallback = true, InvalidSignature = true, ReplayedCallback = true,

@@ -1,7 +1,7 @@
 -- Times: a UTC timestamp parses to seconds that write back as the same text
 -- (or is refused with a reason); an HTTP date parses or gives nil; neither raises.
 local core = require "streamctl.core"
-local client = require "streamctl.client"
+local client = require "streamctl.pipeline.client"
 local u = require "targets.util"
 
 return function(data)

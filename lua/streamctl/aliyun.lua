@@ -2,15 +2,15 @@
 --
 -- This file holds only ApsaraVideo Live's rules: its operations and their
 -- fields, the streams they change, and its own way of saying no (RetCode).
--- How Alibaba Cloud lays out, signs and answers a request is streamctl.acs;
--- the pipeline is streamctl.client.
+-- How Alibaba Cloud lays out, signs and answers a request is streamctl.pipeline.acs;
+-- the pipeline is streamctl.pipeline.client.
 -- @module streamctl.aliyun
 
-local acs = require "streamctl.acs"
-local client = require "streamctl.client"
-local errors = require "streamctl.errors"
-local jsonenc = require "streamctl.json"
-local validate = require "streamctl.validate"
+local acs = require "streamctl.pipeline.acs"
+local client = require "streamctl.pipeline.client"
+local errors = require "streamctl.base.errors"
+local jsonenc = require "streamctl.base.json"
+local validate = require "streamctl.base.validate"
 
 local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
 local format = string.format
@@ -416,7 +416,7 @@ local rules = acs.rules {
   provider = PROVIDER, version = VERSION, endpoint = "https://live.aliyuncs.com",
   operations = operations, methods = methods, batches = batches, streams = streams, refused = refused,
   -- who the keys belong to, when a shared budget needs the account: STS's client (loaded then)
-  identity = function() return require "streamctl.sts" end,
+  identity = function() return require "streamctl.credentials.sts" end,
 }
 
 local Aliyun = client.define(rules)

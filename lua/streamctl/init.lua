@@ -5,9 +5,9 @@
 --     local res, err = ali:resume_live_stream{ domain_name = ..., app_name = ..., stream_name = ... }
 --
 -- The optional parts are required by their own names, and only where
--- they are used: the edge's `streamctl.callbacks` and `streamctl.authkey`,
--- the operator's `streamctl.reconcile`, `streamctl.audit`,
--- `streamctl.desired` and `streamctl.metrics`, the stores under
+-- they are used: the edge's `streamctl.edge.callbacks` and `streamctl.edge.authkey`,
+-- the operator's `streamctl.operator.reconcile`, `streamctl.operator.audit`,
+-- `streamctl.operator.desired` and `streamctl.operator.metrics`, the stores under
 -- `streamctl.store` (docs/architecture.md, "Layers").
 -- @module streamctl
 
@@ -15,6 +15,6 @@ return {
   _VERSION = require("streamctl.version")._VERSION,
   aliyun = require "streamctl.aliyun",
   zego = require "streamctl.zego",
-  errors = require "streamctl.errors",
+  errors = require "streamctl.base.errors",
   credentials = require "streamctl.credentials",
 }

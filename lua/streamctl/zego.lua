@@ -2,17 +2,17 @@
 --
 -- This file holds only ZEGO's rules: its actions and fields, the query layout
 -- and MD5 signature, the Sequence rule and its return codes. The pipeline is
--- streamctl.client.
+-- streamctl.pipeline.client.
 -- @module streamctl.zego
 
 local core = require "streamctl.core"
-local client = require "streamctl.client"
-local options = require "streamctl.options"
-local encode = require "streamctl.encode"
-local errors = require "streamctl.errors"
-local sequence = require "streamctl.sequence"
-local validate = require "streamctl.validate"
-local json = require "streamctl.json"
+local client = require "streamctl.pipeline.client"
+local options = require "streamctl.pipeline.options"
+local encode = require "streamctl.base.encode"
+local errors = require "streamctl.base.errors"
+local sequence = require "streamctl.engine.sequence"
+local validate = require "streamctl.base.validate"
+local json = require "streamctl.base.json"
 
 local type, tostring, tonumber, pairs, ipairs = type, tostring, tonumber, pairs, ipairs
 local floor = math.floor
@@ -23,7 +23,7 @@ local MAX_IDS = 20
 
 -- Every stream-control action is a GET with all parameters in the query.
 -- `sequence` marks the actions whose Sequence streamctl fills in (and which the
--- service orders by it: `ordered`, see streamctl.runner "Order"); `cap` is the
+-- service orders by it: `ordered`, see streamctl.engine.runner "Order"); `cap` is the
 -- published limit per AppId in requests per second, `test_cap` the one of the
 -- test environment (the ResumeRTCStreams page: 5/s for RTC forbid/resume).
 local CDN_CODES = { [1] = "service", [2] = "validation", [3] = "auth" }

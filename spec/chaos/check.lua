@@ -44,7 +44,7 @@ M.CAPS = {
   },
 }
 
---- The pacing margin (streamctl.client's rate_margin default, 5%: at most
+--- The pacing margin (streamctl.pipeline.client's rate_margin default, 5%: at most
 -- 50 ms of a second): a delay fault longer than this may let the emulator's
 -- limiter see requests closer together than they arrived.
 M.MARGIN_MS = 50

@@ -52,7 +52,7 @@ end
 
 --- Asserts that a constructor's results (`...`) are nil and the
 -- InvalidParameter error object whose message is `message`: a bad option,
--- an expected failure (streamctl.errors' convention).
+-- an expected failure (streamctl.base.errors' convention).
 function M.refused(message, ...)
   local obj, err = ...
   assert.is_nil(obj)

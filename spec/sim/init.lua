@@ -22,7 +22,7 @@ local net = require "sim.net"
 local aliyun = require "streamctl.aliyun"
 local zego = require "streamctl.zego"
 local refresh = require "streamctl.credentials.refresh"
-local runner = require "streamctl.runner"
+local runner = require "streamctl.engine.runner"
 
 local format = string.format
 local type, ipairs, pairs, tostring, pcall = type, ipairs, pairs, tostring, pcall
@@ -36,7 +36,7 @@ M.DOMAIN = "live.sim.example"
 M.APP = "app"
 
 --- The pacing margin left for network and store jitter, in seconds: 5% of
--- a second (streamctl.pacing's RATE_MARGIN, a cold client's) less the 20 ms
+-- a second (streamctl.pipeline.pacing's RATE_MARGIN, a cold client's) less the 20 ms
 -- a request may go late on its slot (runner.LATE). Within it (the jitter
 -- and any heavier tail together), no request may arrive over a cap
 -- (invariant 1), whatever margin the clients measured.

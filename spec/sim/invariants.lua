@@ -40,7 +40,7 @@
 --                 backoff step (the holder's jitter is drawn in [0.5, 1))
 -- @module sim.invariants
 
-local runner = require "streamctl.runner"
+local runner = require "streamctl.engine.runner"
 local sim = require "sim"
 local provider = require "sim.provider"
 

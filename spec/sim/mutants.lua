@@ -14,23 +14,23 @@ local only = os.getenv("MUTANT")
 local lua = os.getenv("SIM_LUA") or "lua5.4"
 
 local MUTANTS = {
-  { name = "pacing margin 0", file = "lua/streamctl/pacing.lua",
+  { name = "pacing margin 0", file = "lua/streamctl/pipeline/pacing.lua",
     from = "M.RATE_MARGIN = 0.05", to = "M.RATE_MARGIN = 0" },
   -- (the measured margin: within one process the window guard is what holds a second to the cap; the
   -- rate's margin adds the lateness allowed, and a shared store's never goes below RATE_MARGIN)
-  { name = "the measured margin at its floor, whatever the round trips' spread", file = "lua/streamctl/pacing.lua",
+  { name = "the measured margin at its floor, whatever the round trips' spread", file = "lua/streamctl/pipeline/pacing.lua",
     from = "guard = min(max(2 * j + 0.002, M.GUARD_FLOOR), M.MARGIN_CEILING / 2)",
     to = "guard = M.GUARD_FLOOR",
     -- (it needs one process at the cap on a noisy link, and strict: about one seed in 600 has both)
     seconds = 60 },
-  { name = "settle window switched off", file = "lua/streamctl/client.lua",
+  { name = "settle window switched off", file = "lua/streamctl/pipeline/client.lua",
     from = "M.SETTLE_MS = 10000", to = "M.SETTLE_MS = 0" },
   { name = "look-up before resending a create skipped", file = "lua/streamctl/aliyun.lua",
     from = "    recover = {\n      action = \"DescribeLivePullToPushList\",",
     to = "    no_recover = {\n      action = \"DescribeLivePullToPushList\"," },
-  { name = "retry after a throttle without waiting", file = "lua/streamctl/runner.lua",
+  { name = "retry after a throttle without waiting", file = "lua/streamctl/engine/runner.lua",
     from = "self:schedule(job, \"call\", decision.delay_ms / 1000)", to = "self:schedule(job, \"call\", 0)" },
-  { name = "sent taken from the last attempt only", file = "lua/streamctl/runner.lua",
+  { name = "sent taken from the last attempt only", file = "lua/streamctl/engine/runner.lua",
     from = "if job.maybe_applied then err.sent, err.outcome_unknown = true, true end",
     to = "if false then err.sent, err.outcome_unknown = true, true end" },
   { name = "state loss in a store ignored (no pause after a fresh schedule)", file = "lua/streamctl/store/redis.lua",
@@ -40,32 +40,32 @@ local MUTANTS = {
     from = "  if up == nil or up * 1000000 < pause + 1000000 then return false end",
     to = "  if up == nil or up * 1000000 < pause + 1000000 then return false end\n  do return true end" },
   { name = "a shared budget spaced at a process's own spread (its round trips' longest left out)",
-    file = "lua/streamctl/pacing.lua",
+    file = "lua/streamctl/pipeline/pacing.lua",
     from = "return min(max(self.rtt.hi + late + 0.002, M.MARGIN_FLOOR), M.MARGIN_CEILING)",
     to = "return min(max(late + 0.002, M.MARGIN_FLOOR), M.MARGIN_CEILING)" },
-  { name = "an interrupted verification reported not sent (seed 304's bug)", file = "lua/streamctl/runner.lua",
+  { name = "an interrupted verification reported not sent (seed 304's bug)", file = "lua/streamctl/engine/runner.lua",
     from = "job.err.sent, job.err.outcome_unknown = true, true", to = "" },
   -- the operator's layer (spec/sim/operator.lua)
-  { name = "the intent not written before a reconcile sends", file = "lua/streamctl/reconcile.lua",
+  { name = "the intent not written before a reconcile sends", file = "lua/streamctl/operator/reconcile.lua",
     from = "  if o.before_send then\n", to = "  if false then\n" },
-  { name = "the ZEGO state's pending record not saved before sending", file = "lua/streamctl/reconcile.lua",
+  { name = "the ZEGO state's pending record not saved before sending", file = "lua/streamctl/operator/reconcile.lua",
     from = 'local saved, serr = save_state(o.state, state_key, view, pending, "before sending (nothing was sent)")',
     to = "local saved, serr = true, nil" },
   { name = "credentials in their last second handed out", file = "lua/streamctl/credentials/refresh.lua",
     from = "return c ~= nil and now < c.expiration - 1", to = "return c ~= nil and now < c.expiration + 30" },
   { name = "credentials that arrive expired taken (no backoff)", file = "lua/streamctl/credentials/refresh.lua",
     from = "if not why and creds.expiration - now < M.UNCERTAINTY_S then", to = "if false then" },
-  { name = "the command's intent written after its batch", file = "lua/streamctl/cli.lua",
+  { name = "the command's intent written after its batch", file = "lua/streamctl/cli/init.lua",
     -- (the batch method wrapped: its intent is written once the batch has returned)
-    from = "  elseif not intend(plan_of(m, fields, args, safe, long)) then\n    status = M.EXIT.usage\n"
+    from = "  elseif not intend(plan_of(m, fields, args, safe, long)) then\n    status = EXIT.usage\n"
       .. "  elseif long then\n",
     to = "  elseif m and m.list and (function() local real = client[m.name] client[m.name] = function(...) "
       .. "local a, b = real(...) intend(plan_of(m, fields, args, safe, long)) return a, b end end)() then\n"
       .. "  elseif long then\n" },
-  { name = "the command's intent written without fdatasync", file = "lua/streamctl/cli.lua",
+  { name = "the command's intent written without fdatasync", file = "lua/streamctl/cli/guard.lua",
     from = "  local ok, why = safe.write(audit.record(intent), true)\n  if ok then\n    safe.intended = true",
     to = "  local ok, why = safe.write(audit.record(intent))\n  if ok then\n    safe.intended = true" },
-  { name = "an audit line cut short by a full disk taken as written", file = "lua/streamctl/audit.lua",
+  { name = "an audit line cut short by a full disk taken as written", file = "lua/streamctl/operator/audit.lua",
     from = "    if not done then\n      if written and written > 0 then",
     to = "    if false then\n      if written and written > 0 then" },
   { name = "no backoff after credentials that arrive stale", file = "lua/streamctl/credentials/refresh.lua",

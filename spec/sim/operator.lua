@@ -3,7 +3,7 @@
 -- and fails under the library's refresh holder, and 2 to 6 runs of the real
 -- command line (streamctl.cli's main): ZEGO reconcile rounds (reconcile.zego,
 -- its state in reconcile.file_store), Aliyun reconcile rounds (against the
--- block list) and ZEGO batches, their audit log through streamctl.audit, on
+-- block list) and ZEGO batches, their audit log through streamctl.operator.audit, on
 -- a simulated disk (sim.disk) that fills, cuts lines short, fails reads and
 -- loses what was not durable in a power loss; each run killed before a
 -- drawn effect (an append, a state replace, a request, an answer) or not.
@@ -21,11 +21,11 @@
 
 local world_mod = require "sim.world"
 local refresh = require "streamctl.credentials.refresh"
-local audit = require "streamctl.audit"
+local audit = require "streamctl.operator.audit"
 local cli = require "streamctl.cli"
 local zego = require "streamctl.zego"
 local aliyun = require "streamctl.aliyun"
-local json = require "streamctl.json"
+local json = require "streamctl.base.json"
 local disk_mod = require "sim.disk"
 
 local format = string.format
@@ -99,7 +99,7 @@ end
 -- ---- The command line's runs on a simulated disk (7, 8)
 --
 -- Each run is the real command (streamctl.cli's main: its audit log through
--- streamctl.audit, reconcile.zego with reconcile.file_store) on the disk of
+-- streamctl.operator.audit, reconcile.zego with reconcile.file_store) on the disk of
 -- spec/sim/disk.lua, against a provider that records what reached it. A
 -- run is killed, or the machine loses its power, before a drawn effect:
 -- an append to the audit log (the intent, the outcome), a replace of the

@@ -4,9 +4,9 @@
 --
 -- * streamctl.core.random_hex: OpenSSL's randomness (backoff jitter, the
 --   Redis store's heartbeat name and spread) drawn from the run's generator;
--- * streamctl.log.warn: the library's warnings go into the run's record
+-- * streamctl.base.log.warn: the library's warnings go into the run's record
 --   (a promise the code cannot keep must be said: the checks read them);
--- * streamctl.runner.new: each engine's `sign` tags the request with its
+-- * streamctl.engine.runner.new: each engine's `sign` tags the request with its
 --   attempt's job and role, and `run` tags each job with the workload
 --   operation that started it: the record then ties every request the
 --   model received to the operation and the report it belongs to. Neither
@@ -17,8 +17,8 @@
 -- @module sim.patch
 
 local core = require "streamctl.core"
-local log = require "streamctl.log"
-local runner = require "streamctl.runner"
+local log = require "streamctl.base.log"
+local runner = require "streamctl.engine.runner"
 
 local format, floor = string.format, math.floor
 

@@ -260,4 +260,28 @@ function M.open(path, stdin, opts)
   return stream_pipe(c, list, head, names, at, n)
 end
 
+--- The text of `path` ("-": standard input), a UTF-8 byte order mark at
+-- the top taken off: the text and the name to give it in messages, or nil
+-- and why (naming `flag_name`, default --from).
+function M.read_text(path, stdin, flag_name)
+  flag_name = flag_name or "--from"
+  local f, name = M.handle(path, stdin, flag_name)
+  if not f then return nil, name end
+  -- (read whole: a directory, or a read that fails midway, is an error
+  -- return here, where f:lines() raises)
+  local text, rerr = f:read("*a")
+  if f ~= (stdin or io.stdin) then f:close() end
+  if not text then return nil, format("%s: cannot read %s: %s", flag_name, name, tostring(rerr)) end
+  if sub(text, 1, #BOM) == BOM then text = sub(text, #BOM + 1) end
+  return text, name
+end
+
+--- Reads stream names from `path` ("-": standard input), whole: one per
+-- line, by streamctl.cli.input's rules (which the batches read as they go).
+-- @return array, or nil and why (naming --from, the file and the line)
+function M.read_list(path, stdin)
+  local list, err = M.open(path, stdin, { lookahead = math.huge })
+  return list and list.names, err
+end
+
 return M

@@ -30,8 +30,8 @@
 -- @module streamctl.credentials.refresh
 
 local core = require "streamctl.core"
-local errors = require "streamctl.errors"
-local jitter = require "streamctl.jitter"
+local errors = require "streamctl.base.errors"
+local jitter = require "streamctl.base.jitter"
 
 local type, tostring, setmetatable, error, pcall = type, tostring, setmetatable, error, pcall
 local format, floor, min = string.format, math.floor, math.min

@@ -17,8 +17,8 @@
 -- @module streamctl.credentials.sources
 
 local core = require "streamctl.core"
-local json = require "streamctl.json"
-local redact = require "streamctl.redact"
+local json = require "streamctl.base.json"
+local redact = require "streamctl.base.redact"
 
 local type, tostring, ipairs = type, tostring, ipairs
 local format, match = string.format, string.match

@@ -19,9 +19,9 @@
 -- no expiry),
 -- `...}:procs` (a sorted set of heartbeats) and `...}:seq:<stream>`.
 --
--- Rate limits (`ratelimit_store`): a store for streamctl.ratelimit with
+-- Rate limits (`ratelimit_store`): a store for streamctl.engine.ratelimit with
 -- `reserve(key, rate, burst, max_delay)`, so the limiter's reservation
--- happens in one script, atomically: the GCRA of streamctl.ratelimit (tat,
+-- happens in one script, atomically: the GCRA of streamctl.engine.ratelimit (tat,
 -- T = 1/rate, tau = (burst - 1) * T) in integer microseconds of the Redis
 -- server's clock (`TIME`), so machines whose clocks differ share one
 -- schedule. T is 1/rate rounded up to a whole microsecond (never faster than
@@ -30,7 +30,7 @@
 -- happens. The answer also says when to ask again (`next`).
 --
 -- Lost state. The script starts an account's schedule afresh, LOSS_PAUSE
--- (1.05 s; streamctl.ratelimit.loss_pause) from now, when it cannot prove it remembers the last second: the
+-- (1.05 s; streamctl.engine.ratelimit.loss_pause) from now, when it cannot prove it remembers the last second: the
 -- hash is missing (a first use, FLUSHALL, eviction, a restart without its
 -- data), its `run` is not the server's run id (a restart or failover onto
 -- older data), TIME went back more than 100 ms, a schedule lies further
@@ -41,7 +41,7 @@
 -- pause and a second, no eviction, flush, swap, DEBUG or change of role
 -- ever: docs/redis.md "A budget's first use"); `why` is then `new`.
 --
--- Sequences (`sequence_store`): a store for streamctl.sequence whose values
+-- Sequences (`sequence_store`): a store for streamctl.engine.sequence whose values
 -- follow the Redis server's clock: v = max(server ms, floor, every stream's
 -- value + 1) for all of a call's streams in one script (`advance_all`), SET
 -- with an expiry of sequence.KEEP_MS; a caller's own Sequence only when it
@@ -52,7 +52,7 @@
 --
 -- When Redis is unreachable, slow (timeout_ms) or answers an error, neither
 -- store raises nor sends unlimited. The rate-limit store falls back to a
--- GCRA in this process (streamctl.ratelimit.gcra on a table of its own, in
+-- GCRA in this process (streamctl.engine.ratelimit.gcra on a table of its own, in
 -- the monotonic clock) at `rate / nodes` with a burst of `floor(burst / nodes)` (at least
 -- 1), where `nodes` is the config's (default 4, the number of processes
 -- expected to share the account) or the processes Redis last counted (by
@@ -90,13 +90,13 @@ local type, error, tostring, tonumber, pairs, require, setmetatable =
 local floor, ceil, min = math.floor, math.ceil, math.min
 local format, match = string.format, string.match
 
-local validate = require "streamctl.validate"
-local errors = require "streamctl.errors"
-local ratelimit = require "streamctl.ratelimit"
-local sequence = require "streamctl.sequence"
+local validate = require "streamctl.base.validate"
+local errors = require "streamctl.base.errors"
+local ratelimit = require "streamctl.engine.ratelimit"
+local sequence = require "streamctl.engine.sequence"
 local redisconn = require "streamctl.store.redisconn"
-local samples = require "streamctl.samples"
-local jitter = require "streamctl.jitter"
+local samples = require "streamctl.base.samples"
+local jitter = require "streamctl.base.jitter"
 
 local M = {}
 
@@ -116,7 +116,7 @@ M.RETRY_MS = 500
 -- round trip, so this can be short: the slots a process still in fallback
 -- holds when Redis answers again end within retry_ms + timeout_ms + this,
 -- and a schedule Redis starts afresh waits that out
--- (streamctl.ratelimit.loss_pause).
+-- (streamctl.engine.ratelimit.loss_pause).
 M.FALLBACK_HORIZON = 0.05
 
 -- ---- Outages
@@ -166,7 +166,7 @@ end
 -- A store's options checked, and its connection: the one given, or a new
 -- one for a config (its eviction-policy warning told through the store's
 -- log). Returns opts and the connection, or nil and an InvalidParameter
--- error object (a bad config or option: streamctl.errors' convention);
+-- error object (a bad config or option: streamctl.base.errors' convention);
 -- options that are not a table raise at the store's caller.
 local function store_setup(config_or_conn, opts, fname)
   local o, err = validate.construct(STORE_OPTIONS, opts, "streamctl.store.redis." .. fname, fname,
@@ -198,11 +198,11 @@ end
 -- ---- Rate limits
 
 --- How long (seconds) nothing is sent on a budget after its state was lost
--- or first made: the limiter's (streamctl.ratelimit.LOSS_PAUSE).
+-- or first made: the limiter's (streamctl.engine.ratelimit.LOSS_PAUSE).
 M.LOSS_PAUSE = ratelimit.LOSS_PAUSE
 
 --- The longest horizon a slot is committed ahead: the limiter's
--- (streamctl.ratelimit.MAX_HORIZON).
+-- (streamctl.engine.ratelimit.MAX_HORIZON).
 M.MAX_HORIZON = ratelimit.MAX_HORIZON
 
 -- How far Redis' clock may run ahead of this machine's between two
@@ -213,7 +213,7 @@ local MAX_JUMP = 0.5
 -- (seconds): the fallback divides the rate by the most processes seen.
 local ALIVE = 10
 
--- Margins carried (streamctl.pacing, "With a shared budget"): a caller's
+-- Margins carried (streamctl.pipeline.pacing, "With a shared budget"): a caller's
 -- margin, plus its longest Redis round trip of the last RTT_SAMPLES (it
 -- learns its slot that late), spaces the whole schedule for MARGIN_HOLD
 -- seconds after it last asked (a window and the horizon: its slots are
@@ -383,7 +383,7 @@ end
 local RateStore = {}
 RateStore.__index = RateStore
 
---- A store for streamctl.ratelimit with `reserve` (see the module comment).
+--- A store for streamctl.engine.ratelimit with `reserve` (see the module comment).
 -- @param config_or_conn a connection object, or a config (table or URL) for a new one
 -- @tparam[opt] table opts `log` (function(message)), `retry_ms` (default 500),
 --   `monotonic` (the fallback's and retry's clock, seconds; default streamctl.core's)
@@ -410,7 +410,7 @@ function M.ratelimit_store(config_or_conn, opts)
         cfg.nodes), opts),
     known = known,
     lost = new_losses(conn, log, known),
-    carries_margin = true, -- (see streamctl.ratelimit's store contract)
+    carries_margin = true, -- (see streamctl.engine.ratelimit's store contract)
     rtt = samples.new(RTT_SAMPLES), -- the last evals' round trips (s)
     clock = opts.monotonic or core.monotonic,
     id = core.random_hex(8), -- this store's heartbeat name
@@ -435,7 +435,7 @@ local function nodes_for(s, tag)
 end
 
 -- The delay from this process's own budget (rate / nodes, the GCRA of
--- streamctl.ratelimit on `own_tat`). Just after Redis answered, it starts
+-- streamctl.engine.ratelimit on `own_tat`). Just after Redis answered, it starts
 -- after the slots Redis had handed out by then (this process's, and the
 -- others' as far as Redis' last answer showed them: its schedule ran that
 -- far ahead), so they are not crowded.
@@ -618,7 +618,7 @@ end
 -- One reservation, through Redis when it can; `seq` (optional): the
 -- Sequence keys and floor of a ZEGO call, taken in the same script when
 -- the slot is committed. Returns delay, committed, when to ask again
--- (`next`, see streamctl.ratelimit), and the Sequence (a string) when
+-- (`next`, see streamctl.engine.ratelimit), and the Sequence (a string) when
 -- Redis gave one.
 local function reserve(s, key, rate, burst, max_delay, seq, margin)
   local now = s.clock()
@@ -667,7 +667,7 @@ function RateStore:loss_pause(rate)
   return ceil(loss_pause(self, interval_us(rate) / 1e6) * 1e6) / 1e6
 end
 
---- The store's reservation (see the module comment and streamctl.ratelimit).
+--- The store's reservation (see the module comment and streamctl.engine.ratelimit).
 function RateStore:reserve(key, rate, burst, max_delay, margin)
   local delay, committed, next_delay = reserve(self, key, rate, burst, max_delay, nil, margin)
   return delay, committed, next_delay
@@ -727,7 +727,7 @@ end
 local SeqStore = {}
 SeqStore.__index = SeqStore
 
---- A store for streamctl.sequence (`advance`, `advance_all`, `record_all`,
+--- A store for streamctl.engine.sequence (`advance`, `advance_all`, `record_all`,
 -- `get`, `prune`; see the module comment), its keys `config.prefix ..
 -- "{" .. tag .. "}:seq:" .. stream ID`, where the tag is `prefix` without its
 -- trailing ':' (the provider and AppId, the hash tag the rate-limit store

@@ -4,7 +4,7 @@
 --
 -- Where it talks to Redis, chosen at every call as the HTTP transport is
 -- (streamctl.transport.auto): inside nginx, in a phase with cosockets
--- (streamctl.nginx.YIELDING: rewrite, access, content, ngx.timer callbacks,
+-- (streamctl.base.nginx.YIELDING: rewrite, access, content, ngx.timer callbacks,
 -- ssl_*...), through
 -- `nginx.redis` (Debian's lua-nginx-redis; OpenResty's `resty.redis`):
 -- connect (from nginx's pool when it can), the greeting below on a new
@@ -55,10 +55,10 @@ local format, find, sub, byte, lower, match = string.format, string.find, string
 local concat = table.concat
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
-local validate = require "streamctl.validate"
-local errors = require "streamctl.errors"
-local nginx = require "streamctl.nginx"
-local url_grammar = require "streamctl.url"
+local validate = require "streamctl.base.validate"
+local errors = require "streamctl.base.errors"
+local nginx = require "streamctl.base.nginx"
+local url_grammar = require "streamctl.base.url"
 
 local M = {}
 
@@ -91,8 +91,8 @@ M.EVICTION_WARNING = "streamctl: Redis at %s has maxmemory-policy %s: it may evi
   .. "set maxmemory-policy noeviction, or give streamctl a Redis of its own with room"
 
 --- Where warnings go unless a connection is given its own `log`
--- (streamctl.log: nginx's error log inside nginx, else standard error).
-M.default_log = require("streamctl.log").warn
+-- (streamctl.base.log: nginx's error log inside nginx, else standard error).
+M.default_log = require("streamctl.base.log").warn
 
 -- Outside nginx (and in its init phase) Redis is reached through the C module
 -- streamctl.redis, which is a rock of its own (it needs hiredis).
@@ -128,7 +128,7 @@ local function check_user(v)
   return v
 end
 
---- The fields of a Redis configuration (a streamctl.validate schema), with
+--- The fields of a Redis configuration (a streamctl.base.validate schema), with
 -- their defaults.
 M.CONFIG = {
   { name = "host", type = "custom", check = check_host, default = "127.0.0.1" },

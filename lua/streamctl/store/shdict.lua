@@ -7,8 +7,8 @@
 --   local client = streamctl.zego.new { shared_dict = "streamctl", ... }
 --
 -- A client's `shared_dict` option uses both stores below; they can also be
--- handed to `streamctl.ratelimit.new{ store = }` and
--- `streamctl.sequence.new{ store = }` directly.
+-- handed to `streamctl.engine.ratelimit.new{ store = }` and
+-- `streamctl.engine.sequence.new{ store = }` directly.
 --
 -- Rate limits (`ratelimit_store`): a store with `reserve`. Each budget is one
 -- entry, "born tat" (the monotonic clock, which every worker shares and a
@@ -17,7 +17,7 @@
 -- worker that dies holding it cannot stop the others for longer) and
 -- released with `delete`; `ngx.shared` has no compare-and-set and `incr`
 -- cannot express `max(tat, now) + T`. A worker that finds the lock taken
--- waits 1 ms (`ngx.sleep` where Lua can yield: streamctl.nginx) or spins
+-- waits 1 ms (`ngx.sleep` where Lua can yield: streamctl.base.nginx) or spins
 -- where it cannot (init_by_lua, init_worker, a log phase...; the work under
 -- the lock takes microseconds). lua-resty-lock does the same, but is not
 -- packaged for Debian. A missing or implausible entry is lost state: the
@@ -43,9 +43,9 @@ local type, error, tostring, tonumber, pcall, rawget, setmetatable =
   type, error, tostring, tonumber, pcall, rawget, setmetatable
 local format, match = string.format, string.match
 
-local ratelimit = require "streamctl.ratelimit"
-local nginx = require "streamctl.nginx"
-local validate = require "streamctl.validate"
+local ratelimit = require "streamctl.engine.ratelimit"
+local nginx = require "streamctl.base.nginx"
+local validate = require "streamctl.base.validate"
 
 local M = {}
 
@@ -57,13 +57,13 @@ local LOCK_TTL = 0.5
 M.LOCK_WAIT = 2
 
 --- The longest horizon a reservation commits ahead (the limiter's:
--- streamctl.ratelimit.MAX_HORIZON).
+-- streamctl.engine.ratelimit.MAX_HORIZON).
 M.MAX_HORIZON = ratelimit.MAX_HORIZON
 
 --- How long a stream's Sequence entry and the AppId's counter live after
--- their last use, in seconds: a minute, what streamctl.sequence's store
+-- their last use, in seconds: a minute, what streamctl.engine.sequence's store
 -- contract asks (its KEEP_MS; spec/66 checks they agree). The store's own
--- setting: the generator's logic is streamctl.sequence's, not this module's.
+-- setting: the generator's logic is streamctl.engine.sequence's, not this module's.
 M.SEQUENCE_TTL = 60
 
 --- The shared dict `name`, or nil and the rule broken (for an option's message).
@@ -94,7 +94,7 @@ local RATELIMIT_OPTIONS = {
 }
 local SEQUENCE_OPTIONS = { RATELIMIT_OPTIONS[1], RATELIMIT_OPTIONS[2] }
 
--- A store's options checked (streamctl.errors' convention): the values, or
+-- A store's options checked (streamctl.base.errors' convention): the values, or
 -- nil and an InvalidParameter error object; options that are not a table
 -- raise, blamed on the store's caller (argument `argn`).
 local function options(schema, opts, fname, argn)
@@ -111,7 +111,7 @@ local function release(dict, lock, ok, ...)
 end
 
 -- A line for nginx's error log (standard error outside nginx).
-local default_log = require("streamctl.log").warn
+local default_log = require("streamctl.base.log").warn
 
 -- Tells, once per dict and process, that the dict is full: a write evicted
 -- live entries (`forcible`) or found no room at all.
@@ -126,7 +126,7 @@ end
 
 --- How long (seconds) nothing is sent on a budget whose state the dict
 -- cannot vouch for (first use since nginx started, an entry evicted or
--- implausible): the limiter's streamctl.ratelimit.LOSS_PAUSE.
+-- implausible): the limiter's streamctl.engine.ratelimit.LOSS_PAUSE.
 M.LOSS_PAUSE = ratelimit.LOSS_PAUSE
 
 -- A budget's entry, "born tat", read: born and tat (monotonic seconds), or
@@ -177,8 +177,8 @@ local function atomically(dict, key, fn, monotonic, name, log)
   end
 end
 
---- A store for streamctl.ratelimit in `dict`: `reserve(key, rate, burst,
--- max_delay)` (see streamctl.ratelimit), under the per-key lock of
+--- A store for streamctl.engine.ratelimit in `dict`: `reserve(key, rate, burst,
+-- max_delay)` (see streamctl.engine.ratelimit), under the per-key lock of
 -- `atomically`. Each budget is one entry, "rl:" .. key, holding
 -- "born tat" (monotonic seconds) and no expiry, so only LRU eviction of a
 -- full dict can take it. When it is missing (nginx started, or evicted) or
@@ -238,7 +238,7 @@ function M.ratelimit_store(dict, opts)
       local pause = ratelimit.loss_pause(interval)
       born = born_of(key, born, why, now, pause)
       -- (nothing is sent before the loss pause after born: the GCRA of
-      -- streamctl.ratelimit from there, with no burst credit)
+      -- streamctl.engine.ratelimit from there, with no burst credit)
       local start = born + pause + tau
       if tat == nil or tat < start then tat = start end
       local delay, committed, _, new_tat = ratelimit.gcra(tat, now, interval, tau, max_delay)
@@ -259,7 +259,7 @@ function M.ratelimit_store(dict, opts)
   return store
 end
 
---- A store for streamctl.sequence in `dict`, its keys under `prefix` (e.g.
+--- A store for streamctl.engine.sequence in `dict`, its keys under `prefix` (e.g.
 -- "zego:1234567890:"): `advance_all`, `advance`, `record_all`, `get`.
 --
 -- One counter per prefix (the AppId), "seqg:" .. prefix, hands out
@@ -268,7 +268,7 @@ end
 -- every earlier one of the AppId, for any stream; then one `set` per stream
 -- records v as its last value ("seq:" .. prefix .. stream ID), which only a
 -- caller's own Sequence is checked against. Entries live `SEQUENCE_TTL`
--- (streamctl.sequence.KEEP_MS) after their last use. A full dict that
+-- (streamctl.engine.sequence.KEEP_MS) after their last use. A full dict that
 -- evicts the counter costs nothing: it starts again from the clock, above
 -- every value handed out (unless a caller's own Sequence ran ahead of the
 -- clock). Evicted stream entries only weaken the check of a caller's own

@@ -2,7 +2,7 @@
 -- where the call is made, chosen at every call.
 --
 --   inside nginx, in a phase with cosockets (rewrite, access, content,
---   `ngx.timer` callbacks...: streamctl.nginx.YIELDING)
+--   `ngx.timer` callbacks...: streamctl.base.nginx.YIELDING)
 --                             streamctl.transport.ngx: never blocks the worker;
 --                             one per request or timer (its light threads
 --                             belong to it), kept in `ngx.ctx`
@@ -16,7 +16,7 @@
 -- `new(opts, mode)` takes the client's transport options (those of
 -- streamctl.transport.curl, already checked) and a mode: "auto", or "curl" or
 -- "ngx" to use one of them only. It returns a transport table (see
--- streamctl.client) with `start`, `poll`, `sleep`, `close`, and
+-- streamctl.pipeline.client) with `start`, `poll`, `sleep`, `close`, and
 -- `check() -> true | nil, why`. Waits (pacing, backoff, polls) use the chosen
 -- transport's sleep: `ngx.sleep` inside nginx.
 -- @module streamctl.transport.auto
@@ -24,7 +24,7 @@
 -- luacheck: globals ngx
 local curl_transport = require "streamctl.transport.curl"
 local ngx_transport = require "streamctl.transport.ngx"
-local nginx = require "streamctl.nginx"
+local nginx = require "streamctl.base.nginx"
 
 local ipairs, error = ipairs, error
 

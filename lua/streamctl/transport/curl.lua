@@ -2,11 +2,11 @@
 -- interface, one connection cache per client. It blocks while it waits, so
 -- it is not for nginx request handlers.
 --
--- `new(opts)` returns a transport table (see streamctl.client):
+-- `new(opts)` returns a transport table (see streamctl.pipeline.client):
 -- `start(key, request)`, `poll(timeout_seconds)`, `sleep(seconds)`, `close()`.
 -- The C module (streamctl.curl) is loaded on first use, so reading
 -- `OPTIONS`, `DEFAULTS` or `header_fields` (which streamctl.transport.ngx
--- does) never loads libcurl; they need streamctl.core only (streamctl.validate).
+-- does) never loads libcurl; they need streamctl.core only (streamctl.base.validate).
 --
 -- Every wait ends early when a signal handler runs (a Ctrl-C or SIGTERM that
 -- streamctl.signal caught): `sleep` returns what it did not sleep and `poll`
@@ -15,8 +15,8 @@
 -- @module streamctl.transport.curl
 
 local version = require "streamctl.version"
-local validate = require "streamctl.validate"
-local url = require "streamctl.url"
+local validate = require "streamctl.base.validate"
+local url = require "streamctl.base.url"
 
 local floor, find, lower, sub, gsub = math.floor, string.find, string.lower, string.sub, string.gsub
 local io_open, ipairs, pairs, type, tostring, sort = io.open, ipairs, pairs, type, tostring, table.sort
@@ -57,7 +57,7 @@ local function check_user_agent(v)
 end
 
 --- The options this transport takes, which a client passes through (a
--- streamctl.validate schema). Timeouts are per attempt.
+-- streamctl.base.validate schema). Timeouts are per attempt.
 M.OPTIONS = {
   { name = "timeout_ms", type = "integer", min = 1, max = 2147483647 },
   { name = "connect_timeout_ms", type = "integer", min = 1, max = 2147483647 },
@@ -143,7 +143,7 @@ end
 
 -- The proxies a transport may go through (its option's, or with "env" the
 -- environment's), for its messages: a completion's message that quotes one
--- shows it as streamctl.redact.url does (user information and query hidden).
+-- shows it as streamctl.base.redact.url does (user information and query hidden).
 local PROXY_VARIABLES = { "https_proxy", "HTTPS_PROXY", "http_proxy", "all_proxy", "ALL_PROXY" }
 local function proxies(proxy)
   if proxy == nil then return nil end
@@ -158,7 +158,7 @@ end
 
 -- `done`'s failures with every proxy in their messages redacted.
 local function redact_proxies(done, urls)
-  local redact = require "streamctl.redact"
+  local redact = require "streamctl.base.redact"
   for _, d in ipairs(done) do
     local e = d.err
     if type(e) == "table" and type(e.message) == "string" then

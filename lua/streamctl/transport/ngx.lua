@@ -1,7 +1,7 @@
 --- The OpenResty transport: HTTP/1.1 over nginx cosockets (`ngx.socket.tcp`),
 -- so a request never blocks an nginx worker.
 --
--- `new(opts)` returns a transport table (see streamctl.client):
+-- `new(opts)` returns a transport table (see streamctl.pipeline.client):
 --
 --   start(key, request) -> true | nil, failure   spawns one `ngx.thread` per request
 --   poll(timeout_seconds) -> { {key=, res=, err=}, ... }
@@ -62,7 +62,7 @@
 -- as libcurl does.
 --
 -- Options (those of streamctl.transport.curl, checked here with
--- streamctl.validate: a bad one makes `new` return nil and an error object;
+-- streamctl.base.validate: a bad one makes `new` return nil and an error object;
 -- defaults: streamctl.transport.curl.DEFAULTS):
 --
 --   timeout_ms          10000    per attempt: connect, TLS, send and read together
@@ -85,7 +85,7 @@
 -- URL's host as SNI and verifies the certificate and the host name
 -- (`sslhandshake(false, host, true)`).
 --
--- Cosockets exist only in the phases streamctl.nginx.YIELDING names (the
+-- Cosockets exist only in the phases streamctl.base.nginx.YIELDING names (the
 -- rewrite, access and content phases, `ngx.timer.at` callbacks, ssl_*...).
 -- Elsewhere (init, init_worker, set, header_filter, body_filter, log...)
 -- `new()` works but `start` fails with InvalidRequest;
@@ -97,16 +97,16 @@
 -- timer that sends, with a client made there too.
 -- Outside nginx the module loads and `new()` works (for checking options),
 -- but `start` fails. It needs streamctl.core (options are checked with
--- streamctl.validate), never libcurl.
+-- streamctl.base.validate), never libcurl.
 -- @module streamctl.transport.ngx
 
 -- luacheck: globals ngx
 local ngx = ngx -- nil outside nginx: the module loads anywhere, and start says why it cannot send
 
-local nginx = require "streamctl.nginx"
-local validate = require "streamctl.validate"
+local nginx = require "streamctl.base.nginx"
+local validate = require "streamctl.base.validate"
 local curl_transport = require "streamctl.transport.curl" -- OPTIONS, DEFAULTS, header_fields (no libcurl)
-local url_grammar = require "streamctl.url"
+local url_grammar = require "streamctl.base.url"
 
 local type, pairs, ipairs, tostring, tonumber, error, pcall, select =
   type, pairs, ipairs, tostring, tonumber, error, pcall, select
@@ -140,7 +140,7 @@ local function refuse_proxy()
     .. "(use the libcurl transport where a proxy is needed)", true
 end
 
--- The libcurl transport's options (a streamctl.validate schema), `proxy` refused.
+-- The libcurl transport's options (a streamctl.base.validate schema), `proxy` refused.
 local OPTIONS = {}
 for i, o in ipairs(curl_transport.OPTIONS) do
   OPTIONS[i] = o.name == "proxy" and { name = "proxy", type = "custom", check = refuse_proxy } or o
@@ -708,7 +708,7 @@ end
 --- Makes a transport.
 -- @param opts the options of streamctl.transport.curl (all optional; see the
 --   module's description)
--- @return the transport; or nil and an InvalidParameter error (streamctl.errors)
+-- @return the transport; or nil and an InvalidParameter error (streamctl.base.errors)
 --   naming a bad or unknown option, or `proxy`. Options that are not a table raise.
 function M.new(opts)
   local o, err = validate.construct(OPTIONS, opts, "streamctl.transport.ngx.new", "new")

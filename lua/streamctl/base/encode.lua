@@ -1,0 +1,177 @@
+--- A call's service parameters as the service takes them: every value a
+-- string (or, for an array, what the provider's `array` rule makes of it),
+-- checked by the text rule of the field that sets it (else MAX_PARAM bytes
+-- of UTF-8), and none of the common parameters the signature owns.
+-- @module streamctl.base.encode
+
+local core = require "streamctl.core"
+local errors = require "streamctl.base.errors"
+local validate = require "streamctl.base.validate"
+
+local type, pairs, ipairs, setmetatable = type, pairs, ipairs, setmetatable
+local floor, huge = math.floor, math.huge
+local format, find, lower = string.format, string.find, string.lower
+
+local M = {}
+
+--- The longest parameter value `call` and `prepare` send, in bytes: the
+-- named methods' fields have their own, shorter rules; this bounds what no
+-- rule names (a URL far longer is refused by the providers' gateways).
+M.MAX_PARAM = 8192
+
+--- Turns a parameter value into the string the service expects.
+-- Integers go as decimal digits, booleans as true/false; a number that would
+-- need an exponent (1e+20) is refused rather than sent in a form the service
+-- does not read as a number.
+-- @return the string, or nil and the rule broken
+function M.stringify(v)
+  local t = type(v)
+  if t == "string" then return v end
+  if t == "boolean" then return v and "true" or "false" end
+  if t == "number" then
+    if v ~= v or v == huge or v == -huge then return nil, "must be a finite number" end
+    if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return validate.decimal(v) end
+    local s = format("%.14g", v)
+    if find(s, "e", 1, true) then
+      return nil, "must be a number that can be written without an exponent (got " .. s .. ")"
+    end
+    return s
+  end
+  return nil, "must be a string, number or boolean (got " .. t .. ")"
+end
+
+--- For each action, the text field of a named method or batch that sets
+-- each service parameter: `call` keeps that field's rule for it.
+-- @return action -> parameter -> field
+function M.texts(rules)
+  local out = {}
+  for _, group in ipairs { rules.methods, rules.batches or {} } do
+    for _, spec in pairs(group) do
+      local texts = out[spec.action] or {}
+      out[spec.action] = texts
+      for _, f in ipairs(spec.fields) do
+        if f.param and (f.type == "string" or f.type == "strings") then texts[f.param] = f end
+      end
+    end
+  end
+  return out
+end
+
+-- Is `name` one of the provider's common parameters, in any case, with or
+-- without "[]"? Answers are remembered per provider (a few hundred names at
+-- most), since the same names come with every call.
+local common_memo = setmetatable({}, { __mode = "k" })
+local function is_common(rules, name)
+  local memo = common_memo[rules]
+  if not memo then
+    memo = { names = {}, count = 0 }
+    common_memo[rules] = memo
+  end
+  local v = memo.names[name]
+  if v == nil then
+    v = rules.common_params[lower((name:gsub("%[%]$", "")))] or false
+    if memo.count < 512 then
+      memo.names[name], memo.count = v, memo.count + 1
+    end
+  end
+  return v
+end
+
+-- A parameter value as text, or nil and the rule it breaks: the text rule
+-- of `f` (the field a named method sets it from), else MAX_PARAM bytes of
+-- UTF-8.
+local text_rule, text_flaws = validate.text_rule, core.text_flaws
+local function param_text(v, f)
+  local s = v
+  if type(v) ~= "string" then -- (strings, the usual case, skip stringify)
+    local why
+    s, why = M.stringify(v)
+    if not s then return nil, why end
+  end
+  if f then
+    local why = text_rule(f, s)
+    if why then return nil, why end
+    return s
+  end
+  if #s > M.MAX_PARAM then return nil, format("must be at most %d bytes (got %d)", M.MAX_PARAM, #s) end
+  if text_flaws(s) >= 4 then return nil, "must be valid UTF-8" end -- (validate.is_utf8, without a call)
+  return s
+end
+
+local NOT_ARRAY = "must be an array (a table with keys 1..n) or a single value"
+
+-- An array parameter's items as text: the list, or nil and the rule broken.
+local function array_text(v, f)
+  local n, count = #v, 0
+  for _ in pairs(v) do count = count + 1 end
+  if count ~= n then return nil, NOT_ARRAY end
+  if n == 0 then return nil, "must not be an empty array" end
+  local list = {}
+  for i = 1, n do
+    local item = v[i]
+    if item == nil then return nil, NOT_ARRAY end -- (n keys, but not 1..n)
+    local s, why = param_text(item, f)
+    if not s then return nil, format("item %d %s", i, why) end
+    list[i] = s
+  end
+  return list
+end
+
+--- Checks and encodes `params` (service names) for `action` of `rules`.
+-- Every parameter is checked; the first bad one by name is reported, so a
+-- message does not depend on a table's order.
+-- @param rules the provider's rules (streamctl.pipeline.client)
+-- @param texts `M.texts(rules)`
+-- @param action the service action
+-- @param params the caller's service-named parameters (nil: none)
+-- @return the encoded params, or nil and an error object
+function M.params(rules, texts, action, params)
+  local provider = rules.provider
+  local fields = texts[action]
+  -- (the first bad one by name: kept in two locals, not a closure, which
+  -- LuaJIT cannot compile and would make every call leave its trace)
+  local bad_name, bad_why
+  local out = {}
+  for name, v in pairs(params or {}) do
+    if type(name) ~= "string" or name == "" then
+      return nil, errors.invalid(provider, action, "parameter names must be non-empty strings")
+    end
+    local f = fields and fields[name]
+    local why
+    if is_common(rules, name) then
+      -- The common parameters belong to the signature: one given here could
+      -- change what is signed or sent (Action, AppId, Timestamp, ...).
+      why = "is a common parameter that streamctl sets itself; it cannot be passed"
+    elseif type(v) == "table" then
+      local list
+      list, why = array_text(v, f)
+      if list then
+        local k, value = rules.array(name, list)
+        out[k] = value
+      end
+    else
+      local s
+      s, why = param_text(v, f)
+      if s then out[name] = s end
+    end
+    if why and (not bad_name or name < bad_name) then bad_name, bad_why = name, why end
+  end
+  if bad_name then
+    return nil, errors.invalid(provider, action, format("parameter '%s' %s", bad_name, bad_why))
+  end
+  return out
+end
+
+--- A timestamp's text, made once per second rather than per request (both
+-- providers sign the time to the second): `stamp(now)` is `text(floor(now))`
+-- from the last call in the same second.
+function M.per_second(text)
+  local second, cached
+  return function(now)
+    local s = floor(now)
+    if s ~= second then second, cached = s, text(s) end
+    return cached
+  end
+end
+
+return M

@@ -1,0 +1,138 @@
+--- What a signed request carries that no one may see (its signature, a
+-- security token, the provider's secrets) and where it must not show: a
+-- dry run's requests, error messages, and answers that quote the request.
+-- Each value is hidden in every form it can take (as is, percent-encoded).
+-- @module streamctl.base.redact
+
+local core = require "streamctl.core"
+local errors = require "streamctl.base.errors"
+local url = require "streamctl.base.url"
+
+local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
+local match, gmatch, lower, gsub, find, sub = string.match, string.gmatch, string.lower, string.gsub, string.find,
+  string.sub
+local concat = table.concat
+
+local M = {}
+
+-- Percent-decoding, for values read back from a URL (ours: well formed; one
+-- that is not is hidden as it stands).
+local function unescape(s)
+  return url.unescape(s) or s
+end
+
+--- The values a signed request carries that must never be shown: those of
+-- the provider's `redact` parameters and headers (`rules.redact`, decoded),
+-- and the Signature=... part of a header that carries one.
+-- @return array of strings
+function M.hidden(rules, req)
+  local hide = rules.redact or {}
+  local out = {}
+  for _, name in ipairs(hide.query or {}) do
+    for _, text in ipairs { req.url or "", req.body or "" } do
+      for v in gmatch("&" .. (match(text, "%?(.*)$") or text), "&" .. name .. "=([^&]*)") do
+        out[#out + 1] = unescape(v)
+      end
+    end
+  end
+  for name, how in pairs(hide.headers or {}) do
+    for k, v in pairs(req.headers or {}) do
+      if lower(k) == name and type(v) == "string" then
+        out[#out + 1] = how == "all" and v or match(v, "Signature=([^,%s]+)")
+      end
+    end
+  end
+  return out
+end
+
+-- A query (or a fragment) with each value hidden: `name=<redacted>`, and a
+-- part without `=` (it could be a bare token) `<redacted>`.
+local function hide_query(q)
+  return (gsub(q, "[^&]+", function(part)
+    local name = match(part, "^([%w_.~%-]*)=")
+    return name and (name .. "=<redacted>") or "<redacted>"
+  end))
+end
+
+--- The one way a URL is shown in an error, a log line, a report or a dry
+-- run (a credentials URI, a proxy, a Redis URL, an endpoint, STS): its user
+-- information (a password, a token) replaced by `<redacted>@`, the value of
+-- every query parameter by `<redacted>` (a part without `=` whole), a
+-- fragment by `#<redacted>`; the scheme, host, port, path and the
+-- parameters' names kept, so the reader still sees which URL it was.
+-- Conservative where the text is not plainly `scheme://host[:port]...`: a
+-- `host[:port]` that does not parse, or an `@` after the authority (a
+-- password holding an unescaped `/`, `?` or `#` splits there, so the part
+-- before it may be one), hides all after `scheme://`; text that is not a
+-- URL at all is `<redacted>` whole when it has an `@`, `?` or `#` in it,
+-- else shown as it is (a path, `host:port`).
+function M.url(u)
+  u = tostring(u)
+  local scheme, authority, rest = url.split(u)
+  if not scheme then
+    if find(u, "[@?#]") then return "<redacted>" end
+    return u
+  end
+  local info, hostport = url.userinfo(authority)
+  if find(rest, "@", 1, true) or (hostport ~= "" and not url.host_port((gsub(hostport, ":$", "")))) then
+    return scheme .. "://<redacted>"
+  end
+  local path, query, fragment = match(rest, "^([^?#]*)(%??[^#]*)(#?.*)$")
+  if query ~= "" then query = "?" .. hide_query(sub(query, 2)) end
+  if fragment ~= "" then fragment = "#<redacted>" end
+  return scheme .. "://" .. (info and "<redacted>@" or "") .. hostport .. path .. query .. fragment
+end
+
+--- `text` with `u` (a URL: see `url`) replaced, wherever it appears whole,
+-- by its redacted form: for a message that may quote a URL (a transport's).
+function M.url_in(text, u)
+  text, u = tostring(text), tostring(u)
+  if u == "" then return text end
+  local shown = M.url(u)
+  local out, at = {}, 1
+  while true do
+    local i, j = find(text, u, at, true)
+    if not i then break end
+    out[#out + 1] = sub(text, at, i - 1)
+    out[#out + 1] = shown
+    at = j + 1
+  end
+  out[#out + 1] = sub(text, at)
+  return concat(out)
+end
+
+--- `text` with every hidden value replaced by "<redacted>".
+function M.text(text, hidden)
+  return errors.redact(text, hidden, core.percent_encode)
+end
+
+-- Replaces the hidden forms in every string of a decoded answer (a few
+-- levels deep: answers are shallow), in place.
+local function scrub(t, forms, depth)
+  if depth > 8 then return end
+  for k, v in pairs(t) do
+    if type(v) == "string" then
+      t[k] = errors.redact_forms(v, forms)
+    elseif type(v) == "table" then
+      scrub(v, forms, depth + 1)
+    end
+  end
+end
+
+--- Hides the hidden values in every string of a decoded answer, in place.
+function M.answer(t, hidden)
+  scrub(t, errors.redaction_forms(hidden, core.percent_encode), 0)
+end
+
+--- A copy of a signed request with its hidden values (and `secrets`)
+-- replaced by "<redacted>".
+function M.request(rules, secrets, req)
+  local hidden = M.hidden(rules, req)
+  for _, v in ipairs(secrets) do hidden[#hidden + 1] = v end
+  local headers = {}
+  for name, value in pairs(req.headers or {}) do headers[name] = M.text(value, hidden) end
+  return { provider = req.provider, action = req.action, method = req.method, url = M.text(req.url, hidden),
+           headers = headers, body = M.text(req.body or "", hidden) }
+end
+
+return M

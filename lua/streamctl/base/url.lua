@@ -1,0 +1,92 @@
+--- One URL grammar for the library: a client's endpoint, a request's URL
+-- (the nginx transport), a proxy, a Redis URL. Each caller keeps its own
+-- rules (which schemes, whether user information or a path may be there)
+-- and its own messages; how a URL splits into its parts is written here once.
+-- @module streamctl.base.url
+
+local match, lower, find, byte, gsub, gmatch, char = string.match, string.lower, string.find, string.byte,
+  string.gsub, string.gmatch, string.char
+local tonumber, type = tonumber, type
+
+local M = {}
+
+--- Splits `scheme://authority rest`: the scheme in lower case, the
+-- authority as written (up to the first `/`, `?` or `#`), and the rest.
+-- @return scheme, authority, rest; or nil when the text is not of that shape
+function M.split(s)
+  local scheme, authority, rest = match(s, "^(%a[%w+.-]*)://([^/?#]*)(.*)$")
+  if not scheme then return nil end
+  return lower(scheme), authority, rest
+end
+
+--- Splits an authority at its last `@`: the user information (nil when
+-- there is none) and `host[:port]`. (A password may hold an `@` unescaped;
+-- a host never does.)
+function M.userinfo(authority)
+  for i = #authority, 1, -1 do
+    if byte(authority, i) == 64 then return authority:sub(1, i - 1), authority:sub(i + 1) end
+  end
+  return nil, authority
+end
+
+--- Splits `host[:port]`: a name (any characters but `:`, `[` and `]`: the
+-- caller checks them), or an IPv6 literal in brackets.
+-- @return host (an IPv6 literal without its brackets), port (a number in
+--   1..65535, or nil when none is written), bracketed (true for an IPv6
+--   literal); or nil and what is wrong: "host" or "port"
+function M.host_port(hostport)
+  local host, rest, bracketed = match(hostport, "^%[([%x:.]+)%](.*)$")
+  if host then
+    bracketed = true
+  elseif find(hostport, "^%[") then
+    return nil, "host"
+  else
+    host, rest = match(hostport, "^([^:%[%]]*)(.*)$")
+  end
+  if host == "" then return nil, "host" end
+  if rest == "" then return host, nil, bracketed end
+  local digits = match(rest, "^:(%d+)$")
+  local port = digits and #digits <= 5 and tonumber(digits)
+  if not port or port < 1 or port > 65535 then return nil, "port" end
+  return host, port, bracketed
+end
+
+--- Is `host` a DNS name or an IPv4 address as a URL writes it (letters,
+-- digits, `.` and `-`)?
+function M.is_name(host)
+  return find(host, "^[%w.-]+$") ~= nil
+end
+
+--- `s` with its `%XX` escapes decoded; nil when one is malformed (a `%`
+-- not followed by two hex digits).
+function M.unescape(s)
+  for at in gmatch(s, "()%%") do
+    if not find(s, "^%x%x", at + 1) then return nil end
+  end
+  return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
+end
+
+--- A query string (or a form body) as a table: each name's value decoded
+-- (`%XX`, and `+` as a space, as forms and nginx read them); a name given
+-- more than once, an array of its values; a name without `=`, "". nil when
+-- an escape is malformed, unless `lenient`: then that text is kept as it came.
+function M.parse_query(q, lenient)
+  local out = {}
+  for pair in gmatch(q, "[^&]+") do
+    local rk, rv = match(pair, "^([^=]*)=?(.*)$")
+    local k, v = M.unescape((gsub(rk, "+", " "))), M.unescape((gsub(rv, "+", " ")))
+    if lenient then k, v = k or rk, v or rv end
+    if not k or not v then return nil end
+    local had = out[k]
+    if had == nil then
+      out[k] = v
+    elseif type(had) == "table" then
+      had[#had + 1] = v
+    else
+      out[k] = { had, v }
+    end
+  end
+  return out
+end
+
+return M

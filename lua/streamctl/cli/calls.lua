@@ -1,0 +1,221 @@
+--- The command's calls: one call, a list (read whole), a long list (read
+-- as it goes, rows as streams finish), or a dry run; each reported as a
+-- table or JSON lines.
+-- @module streamctl.cli.calls
+
+local cli_output = require "streamctl.cli.output"
+local cli_guard = require "streamctl.cli.guard"
+
+local type, pairs, ipairs, tostring, format = type, pairs, ipairs, tostring, string.format
+local match, sort, max, min = string.match, table.sort, math.max, math.min
+local EXIT, encode, as_flags = cli_output.EXIT, cli_output.encode, cli_output.as_flags
+local stream_of, record, record_json = cli_output.stream_of, cli_output.record, cli_output.record_json
+local has_content, table_header, table_row = cli_output.has_content, cli_output.table_header, cli_output.table_row
+local print_table, progress_bar, is_tty = cli_output.print_table, cli_output.progress_bar, cli_output.is_tty
+local is_usage_error = cli_output.is_usage_error
+local audit_stream = cli_guard.audit_stream
+
+local M = {}
+
+-- Parses `Key=Value` arguments into service parameters (a repeated key: an array).
+local function call_params(list)
+  local params = {}
+  for _, kv in ipairs(list or {}) do
+    local k, v = match(kv, "^([^=]+)=(.*)$")
+    if not k then return nil, format("parameter '%s' must be Key=Value", kv) end
+    if params[k] == nil then
+      params[k] = v
+    elseif type(params[k]) == "table" then
+      params[k][#params[k] + 1] = v
+    else
+      params[k] = { params[k], v }
+    end
+  end
+  return params
+end
+
+-- --dry-run: prints the requests, redacted; sends nothing.
+local function dry_run(out, client, m, fields, args, output)
+  local requests, derr
+  if m then
+    requests, derr = client:dry_run(m.name, fields)
+  else
+    local params, perr = call_params(args.params)
+    if not params then out:warn(perr) return EXIT.usage end
+    local req
+    req, derr = client:prepare(args.action, params)
+    requests = req and { client:redact(req) }
+  end
+  if not requests then out:warn(as_flags(derr.message, m)) return EXIT.usage end
+  for _, req in ipairs(requests) do
+    if output == "json" then
+      out:line(encode { method = req.method, url = req.url, headers = req.headers, body = req.body })
+    else
+      out:line(req.method, " ", req.url)
+      local names = {}
+      for k in pairs(req.headers) do names[#names + 1] = k end
+      sort(names)
+      for _, k in ipairs(names) do out:line(k, ": ", req.headers[k]) end
+      if req.body ~= "" then out:line("") out:line(req.body) end
+      out:line("")
+    end
+  end
+  if not out:flush() then
+    out:lost("the requests above are incomplete (nothing was sent)")
+    return EXIT.failed
+  end
+  return EXIT.ok
+end
+
+-- A batch method: every stream reported (JSON lines as each finishes, or
+-- the table and a summary at the end), with the progress bar on a terminal.
+local function run_batch(out, client, m, fields, args, output)
+  local draw = (not args.no_progress and is_tty(2)) and progress_bar(out.err, require("streamctl.core").monotonic)
+  fields.on_progress = draw or nil
+  if output == "json" then
+    -- JSON lines as each stream finishes: a killed run has written what it did.
+    fields.on_progress = function(done, total, entry)
+      -- (once this fails, main's `cancel` stops the run: nothing more is sent)
+      if out:line(record_json(record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error,
+        entry.outcome_unknown))) then
+        out:flush()
+      end
+      if draw then draw(done, total, entry) end
+    end
+  end
+  local report, err = client[m.name](client, fields)
+  if not report then
+    out:warn(as_flags(tostring(err.message), m))
+    return is_usage_error(err) and EXIT.usage or EXIT.failed
+  end
+  if draw then draw(report.total, report.total, nil, true) end
+  local rows, status, not_sent = {}, EXIT.ok, 0
+  for _, r in ipairs(report.results) do
+    rows[#rows + 1] = record(r.stream, r.ok, r.attempts, r.result, r.error, r.outcome_unknown)
+    if not r.ok then status = EXIT.failed end
+    if r.error and r.error.code == "Interrupted" and not r.outcome_unknown then not_sent = not_sent + 1 end
+  end
+  local summary = format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s", report.total,
+    report.succeeded, report.failed, not_sent > 0 and format(" (%d of them not sent)", not_sent) or "",
+    report.unknown, report.calls, report.elapsed,
+    report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or "")
+  if output == "table" then
+    print_table(out, rows)
+    out:line(summary)
+  end
+  if not out:flush() then
+    if not_sent > 0 then
+      -- The run stopped early (the output closed, a `| head`; or a signal).
+      out:lost(format("stopped sending: %d of %d streams done (%d succeeded, %d failed, %d unknown), %d not sent",
+        report.total - not_sent, report.total, report.succeeded, report.failed - not_sent, report.unknown, not_sent))
+    else
+      out:lost("the report is incomplete; " .. summary)
+    end
+    return EXIT.failed, rows, report.calls, report.planned
+  end
+  return status, rows, report.calls, report.planned
+end
+
+-- A batch whose list is read as it goes (streamctl.cli.input): each row
+-- (or JSON line) written as its stream finishes and handed to `finished`
+-- (the audit log's), nothing per stream kept, the summary at the end.
+-- Returns the exit status, the counts per outcome, the calls sent and
+-- planned.
+local function run_long(out, client, m, fields, args, output, long, finished)
+  local monotonic = require("streamctl.core").monotonic
+  local draw = (not args.no_progress and is_tty(2)) and progress_bar(out.err, monotonic)
+  local width = min(max(#"STREAM", long.width), 60)
+  local counts = { ok = 0, failed = 0, unknown = 0, not_sent = 0 }
+  local flushed, headed = monotonic(), output ~= "table"
+  local function head() -- (the table's header with its first row, or its summary)
+    if not headed then table_header(out, width) headed = true end
+  end
+  fields.keep_results = false
+  fields.on_result = function(entry)
+    local r = record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error, entry.outcome_unknown)
+    head()
+    if output == "json" then out:line(record_json(r)) else table_row(out, width, r) end
+    -- (written as they finish, pushed out ten times a second: a killed run
+    -- has shown nearly all it did, and its audit log all of it)
+    local now = monotonic()
+    if now - flushed >= 0.1 then
+      out:flush()
+      flushed = now
+    end
+    local a = audit_stream(r, m.action)
+    counts[a.outcome] = counts[a.outcome] + 1
+    finished(r)
+  end
+  fields.on_progress = draw and function(done, total, entry) draw(done, long.count or total, entry) end or nil
+  -- Each repeat said (its fingerprint was seen: see streamctl.core.fingerprint_set's
+  -- collision rule, which makes a false repeat possible, if unlikely, and never silent).
+  fields.on_duplicate = function(name)
+    out:warn(format("%s: '%s' was read before: dropped (it is sent once)", long.line and format("%s:%d",
+      long.name, long.line) or "the command line", name))
+  end
+  local report, err = client[m.name](client, fields)
+  if not report then
+    -- (refused before anything was sent, a field by its rule: the audit outcome says none was sent)
+    out:warn(as_flags(tostring(err.message), m))
+    counts.not_sent = long.count or long.count_at_least
+    return is_usage_error(err) and EXIT.usage or EXIT.failed, counts, 0, 0
+  end
+  if draw then draw(report.total, long.count or report.total, nil, true) end
+  local unread = report.input_left and (long.count and format("%d", long.count - report.total) or "the rest")
+  local summary = format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s%s", report.total,
+    report.succeeded, report.failed, counts.not_sent > 0 and format(" (%d of them not sent)", counts.not_sent) or "",
+    report.unknown, report.calls, report.elapsed,
+    report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or "",
+    unread and format("; %s of the list not read (not sent)", unread) or "")
+  local status = (report.failed > 0 or report.unknown > 0 or unread or long.error) and EXIT.failed or EXIT.ok
+  if output == "table" then
+    head()
+    out:line(summary)
+  end
+  if long.error then out:warn(long.error) end
+  if report.progress_error then out:warn("the report could not be written as it went: ", report.progress_error) end
+  if not out:flush() then
+    out:lost(format("stopped sending: %s", summary))
+    return EXIT.failed, counts, report.calls, report.planned
+  end
+  return status, counts, report.calls, report.planned
+end
+
+-- A named method or `call`: one row (and a describe's answer), or one JSON line with the result.
+local function run_call(out, client, m, fields, args, output, attempts)
+  local result, err, stream
+  if m then
+    stream = stream_of(m, fields)
+    result, err = client[m.name](client, fields)
+  else
+    local params, perr = call_params(args.params)
+    if not params then out:warn(perr) return EXIT.usage end
+    stream = args.action
+    result, err = client:call(args.action, params)
+  end
+  if not result and is_usage_error(err) then
+    out:warn(as_flags(tostring(err.message), m))
+    return EXIT.usage
+  end
+  local r = record(stream, result ~= nil, attempts(), result, err, err and err.outcome_unknown)
+  if output == "json" then
+    r.result = result
+    out:line(record_json(r))
+  else
+    print_table(out, { r })
+    if result and has_content(result) then out:line(encode(result)) end
+  end
+  if not out:flush() then
+    out:lost(format("the report is incomplete; %s %s", stream,
+      r.ok and "succeeded" or r.outcome_unknown and "has an unknown outcome" or "failed"))
+    return EXIT.failed, { r }
+  end
+  return r.ok and EXIT.ok or EXIT.failed, { r }
+end
+
+M.dry_run = dry_run
+M.run_batch = run_batch
+M.run_long = run_long
+M.run_call = run_call
+
+return M

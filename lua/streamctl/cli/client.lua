@@ -1,0 +1,182 @@
+--- The command's client: its options from flags, the environment, the
+-- profile and the defaults file (each value said with where it came
+-- from); a method's fields from flags or a --from list; whoami.
+-- @module streamctl.cli.client
+
+local streamctl = require "streamctl"
+local credentials = require "streamctl.credentials"
+local options_module = require "streamctl.pipeline.options"
+local emulator = require "streamctl.cli.emulator"
+local input = require "streamctl.cli.input"
+local validate = require "streamctl.base.validate"
+local cli_output = require "streamctl.cli.output"
+local cli_parser = require "streamctl.cli.parser"
+
+local pairs, ipairs, tostring, tonumber, format = pairs, ipairs, tostring, tonumber, string.format
+local gsub, find, concat, floor, huge = string.gsub, string.find, table.concat, math.floor, math.huge
+local EXIT, flag, encode = cli_output.EXIT, cli_output.flag, cli_output.encode
+local PROVIDERS, SKIP = cli_parser.PROVIDERS, cli_parser.SKIP
+
+local M = {}
+
+-- The fields of method `m` from the parsed arguments, each converted to the
+-- field's type where the text is one (otherwise left for the field's check
+-- to refuse by name).
+-- A list from --from longer than streamctl.cli.input's look-ahead is an
+-- iterator, and the list (its count, digest...) the third value.
+local function fields_of(m, args, stdin)
+  local fields, long = {}, nil
+  for _, f in ipairs(m.fields) do
+    local v = args[f.name]
+    if f.name == m.list then
+      local list = {}
+      for _, s in ipairs(args.streams or {}) do list[#list + 1] = s end
+      if args.from then
+        -- (a dry run prints every request: its list is read whole)
+        local from, err = input.open(args.from, stdin, { first = list, lookahead = args.dry_run and huge or nil,
+          check = function(name) return validate.text_rule(f, name) end })
+        if not from then return nil, err end
+        list = from.names
+        if from.streamed then long = from end
+      end
+      fields[f.name] = list
+    elseif v ~= nil and not SKIP[f.name] then
+      if f.type == "strings" then
+        if #v == 0 then v = nil end
+      elseif f.type == "integer" or f.type == "number" then
+        v = tonumber(v) or v
+      elseif f.type == "time" and find(v, "^%d+$") then
+        v = tonumber(v)
+      end
+      fields[f.name] = v
+    end
+  end
+  return fields, nil, long
+end
+
+-- The number a flag's (or [defaults]') text says: the number, or nil and
+-- the rule broken ("a number >= 0.0001"). `least`: the lowest accepted
+-- (default: anything above 0).
+local function number_text(text, integer, least)
+  local n = tonumber(text)
+  local ok = n ~= nil and n == n and n ~= huge and not (integer and n ~= floor(n))
+  if ok and least then ok = n >= least elseif ok then ok = n > 0 end
+  if ok then return n end
+  return nil, format("%s %s", integer and "an integer" or "a number", least and ">= " .. tostring(least) or "> 0")
+end
+
+-- The client's options from flags, then the emulator, then the environment
+-- and the profile files (see streamctl.credentials), then the config's
+-- [defaults]. Returns options, or nil and a usage error; and warnings.
+local function client_options(provider, args, defaults, where, getenv)
+  local o, warnings = {}, {}
+  -- The flag, else the [defaults] key, by the same rule; the message names
+  -- the one that was given.
+  local function num(name, option, integer, least)
+    local text, said = args[name], flag(name)
+    if text == nil and defaults[option] ~= nil then text, said = defaults[option], where[option] .. ": " .. option end
+    if text == nil then return true end
+    local v, rule = number_text(text, integer, least)
+    if not v then return nil, format("%s must be %s (got '%s')", said, rule, text) end
+    o[option] = v
+    return true
+  end
+  local ok, why = num("timeout", "timeout_ms", true)
+  if not ok then return nil, why end
+  ok, why = num("concurrency", "concurrency", true)
+  if not ok then return nil, why end
+  ok, why = num("rate", "max_rate", false, options_module.MIN_RATE)
+  if not ok then return nil, why end
+  o.ca_file = args.ca_file or defaults.ca_file
+  o.endpoint = args.endpoint
+  o.proxy = args.proxy
+  if args.emulator then
+    -- the emulator's endpoint and CA both from the directory it runs in: its
+    -- ports as it was started there, never the default ones beside its CA
+    local dir = args.emulator_dir or emulator.dir(getenv)
+    if not o.endpoint then
+      local ports, perr = emulator.ports(dir)
+      if not ports then
+        return nil, format("--emulator: %s; start it with: streamctl emulator start%s", perr,
+          args.emulator_dir and (" --dir " .. dir) or "")
+      end
+      o.endpoint = format("https://127.0.0.1:%d", ports[PROVIDERS[provider].emulator_port])
+    end
+    -- (its CA too: a [defaults] ca_file is for the real providers; --ca-file alone overrides)
+    o.ca_file = args.ca_file or (dir .. "/ca.pem")
+  elseif args.emulator_dir then
+    return nil, "--emulator-dir goes with --emulator"
+  end
+  o.redis = args.redis
+  o.signature_version = args.signature_version -- (Aliyun's flag)
+  o.is_test = args.is_test or nil                -- (ZEGO's flag)
+  o.account_id = args.account_id                 -- (Aliyun's flag)
+  -- The environment's settings where no flag gave one. A flag is checked by
+  -- the client (its message names the flag); a variable here, so that its
+  -- message names the variable.
+  local rules = { redis = function(v) local _, rule = require("streamctl.store.redis").config(v) return rule end,
+                  account_id = streamctl.aliyun.account_id_rule }
+  for _, env in ipairs(credentials.settings(provider, { getenv = getenv })) do
+    if o[env.option] == nil then
+      local rule = rules[env.option](env.value)
+      if rule then return nil, "environment variable " .. env.variable .. " " .. rule end
+      o[env.option] = env.value
+    end
+  end
+  -- Credentials: the flags, else the emulator's account, else the chain.
+  local p = PROVIDERS[provider]
+  local id, secret = p.keys[1], p.keys[2]
+  local c, source
+  if args.profile and (args[id] or args[secret] or args.emulator) then
+    -- (two identities named: refused, never one of them picked)
+    return nil, format("--profile and %s both name credentials: give one of them",
+      args.emulator and "--emulator" or flag(args[id] and id or secret))
+  end
+  if args[id] or args[secret] then
+    if not (args[id] and args[secret]) then return nil, format("%s and %s go together", flag(id), flag(secret)) end
+    c, source = {}, "the command line's flags"
+    for _, k in ipairs(p.keys) do c[k] = args[k] end
+  elseif args.emulator then
+    c, source = p.emulator_account, "the emulator's account"
+  else
+    local err, w
+    c, err, w, source = credentials[provider] { profile = args.profile, getenv = getenv, ca_file = o.ca_file,
+                                                proxy = o.proxy }
+    for _, x in ipairs(w) do warnings[#warnings + 1] = x end
+    if not c then return nil, err, warnings end
+  end
+  for k, v in pairs(c) do o[k] = v end
+  return o, nil, warnings, source
+end
+
+-- `streamctl aliyun whoami`: who the credentials are, and where they came from.
+local function run_whoami(out, opts, args, output, source, getenv)
+  local sts = args.sts_endpoint or (args.emulator and opts.endpoint) or nil
+  local who, err = credentials.identity(opts, { sts_endpoint = sts, ca_file = opts.ca_file, proxy = opts.proxy,
+                                                getenv = getenv })
+  if not who then
+    out:warn((gsub(tostring(err), "^streamctl: ", "")))
+    return EXIT.failed
+  end
+  if output == "json" then
+    local parts = {}
+    for _, k in ipairs { "account_id", "identity_type", "arn", "principal_id" } do
+      if who[k] ~= nil then parts[#parts + 1] = '"' .. k .. '":' .. encode(who[k]) end
+    end
+    parts[#parts + 1] = '"source":' .. encode(source)
+    out:line("{" .. concat(parts, ",") .. "}")
+  else
+    for _, row in ipairs { { "account", who.account_id }, { "identity", who.identity_type }, { "arn", who.arn },
+                           { "source", source } } do
+      out:line(format("%-9s %s", row[1], tostring(row[2])))
+    end
+  end
+  return EXIT.ok
+end
+
+M.fields_of = fields_of
+M.number_text = number_text
+M.client_options = client_options
+M.run_whoami = run_whoami
+
+return M

@@ -1,0 +1,263 @@
+--- The command's safety: the blast-radius guard (how many forbids one run
+-- may send unconfirmed), and the audit log's records (the intent before
+-- the first request, each stream's outcome, the run's end).
+-- @module streamctl.cli.guard
+
+local audit = require "streamctl.operator.audit"
+local input = require "streamctl.cli.input"
+local cli_output = require "streamctl.cli.output"
+local cli_parser = require "streamctl.cli.parser"
+local cli_client = require "streamctl.cli.client"
+
+local pairs, ipairs, tostring, format, find = pairs, ipairs, tostring, string.format, string.find
+local sub, sort = string.sub, table.sort
+local EXIT, command_name, stream_of = cli_output.EXIT, cli_output.command_name, cli_output.stream_of
+local changes = cli_parser.changes
+local number_text = cli_client.number_text
+
+local M = {}
+
+-- A row (a record of the output) as the audit line's stream entry.
+local function audit_stream(r, action)
+  local outcome = r.ok and "ok" or r.outcome_unknown and "unknown"
+    or (r.code == "Interrupted" and "not_sent") or "failed"
+  return { stream = r.stream, action = r.action or action, outcome = outcome, code = (not r.ok) and r.code or nil,
+           request_id = r.request_id }
+end
+
+-- Where this run's audit line goes: --audit-log, else $STREAMCTL_AUDIT_LOG,
+-- else $XDG_STATE_HOME (an absolute path) or ~/.local/state, under
+-- streamctl/audit.jsonl; nil with --no-audit-log, or without HOME.
+local function audit_path(args, getenv)
+  if args.no_audit_log then return nil end
+  if args.audit_log then return args.audit_log end
+  local v = getenv("STREAMCTL_AUDIT_LOG")
+  if v and v ~= "" then return v end
+  local state = getenv("XDG_STATE_HOME")
+  if state and sub(state, 1, 1) == "/" then return state .. "/streamctl/audit.jsonl" end
+  local home = getenv("HOME")
+  if home and home ~= "" then return home .. "/.local/state/streamctl/audit.jsonl" end
+  return nil
+end
+
+-- The guard's limit: --max-forbid, else [defaults] max_forbid, else the
+-- library's; or nil and a usage error naming the one given.
+local function max_forbid(args, defaults, where)
+  local text, said = args.max_forbid, "--max-forbid"
+  if text == nil and defaults.max_forbid ~= nil then
+    text, said = defaults.max_forbid, where.max_forbid .. ": max_forbid"
+  end
+  if text == nil then return audit.MAX_FORBID end
+  local n, rule = number_text(text, true, 0)
+  if not n then return nil, format("%s must be %s (got '%s')", said, rule, text) end
+  return n
+end
+
+-- The run's outcome in a word, from its audit streams.
+local function overall(streams)
+  local worst = "ok"
+  for _, s in ipairs(streams) do
+    if s.outcome == "failed" or s.outcome == "not_sent" then return "failed" end
+    if s.outcome == "unknown" then worst = "unknown" end
+  end
+  return worst
+end
+
+-- The refusal of a run that would forbid more than the guard allows.
+local function refuse(out, decision, long)
+  if long and not long.count then
+    out:warn(format("refused: %s is read as it goes and holds more than %d names, so how many this run would "
+      .. "forbid is not known before sending; nothing was sent. Pass --yes to send them all, or give the list as "
+      .. "a file (--from FILE is counted first).", long.name, input.LOOKAHEAD))
+    return EXIT.usage
+  end
+  out:warn(format("refused: this run would forbid %d streams, more than --max-forbid (%d); nothing was sent. "
+    .. "Pass --yes to send them (or a larger --max-forbid).", decision.count, decision.max_forbid))
+  return EXIT.usage
+end
+
+-- Before anything is sent: the guard's limit, the audit log (opened now, so
+-- that one that cannot be written stops the run), and the guard on a list of
+-- forbids. Returns { limit, write, prefix, status (set when refused), info };
+-- or nil and the exit status.
+local function safety(out, args, m, fields, long, defaults, where, getenv)
+  local action = m and m.action or args.action
+  local forbids_list = m and m.list and find(m.action, "^Forbid") ~= nil
+  local safe = { action = action }
+  if args._reconcile or forbids_list then
+    local limit, lerr = max_forbid(args, defaults, where)
+    if not limit then out:warn(lerr) return nil, EXIT.usage end
+    safe.limit = limit
+  end
+  if args.audit_log and args.no_audit_log then
+    out:warn("--audit-log and --no-audit-log: one or the other")
+    return nil, EXIT.usage
+  end
+  if not args.dry_run and (args._reconcile or (action and changes(action))) then
+    local path = audit_path(args, getenv)
+    if path then
+      local w, why = audit.writer(path, { warn = function(text) out:warn("warning: ", text) end })
+      if not w then
+        out:warn(format("the audit log cannot be written (%s): nothing was sent (--audit-log FILE for another "
+          .. "file, or --no-audit-log)", why))
+        return nil, EXIT.usage
+      end
+      if why then out:warn("warning: ", why) end
+      safe.write, safe.getenv = w, getenv
+    end
+  end
+  -- Aliyun batches name streams by name alone: the audit line names them whole.
+  safe.prefix = (m and m.list == "stream_names") and format("%s/%s/", tostring(fields.domain_name),
+    tostring(fields.app_name)) or ""
+  if forbids_list and not args.dry_run and long then
+    -- A list read as it goes: counted before sending (a file), or not
+    -- known (a pipe: refused unless --yes).
+    local n = long.count or long.count_at_least
+    local ok, decision = audit.guard(n, { max_forbid = safe.limit, confirm = args.yes or nil })
+    if ok and not long.count and not args.yes then
+      ok, decision = false, { guard = { allowed = false, confirmed = false, count = n, max_forbid = safe.limit } }
+    end
+    safe.info = { guard = ok and decision or decision.guard }
+    if not ok then
+      safe.status, safe.info.outcome, safe.info.streams = refuse(out, safe.info.guard, long), "refused", {}
+    end
+  elseif forbids_list and not args.dry_run then
+    local n, seen = 0, {}
+    for _, name in ipairs(fields[m.list]) do
+      if not seen[name] then seen[name] = true; n = n + 1 end
+    end
+    local ok, decision = audit.guard(n, { max_forbid = safe.limit, confirm = args.yes or nil })
+    safe.info = { guard = ok and decision or decision.guard }
+    if not ok then
+      safe.status, safe.info.outcome, safe.info.streams = refuse(out, safe.info.guard), "refused", {}
+      for name in pairs(seen) do
+        safe.info.streams[#safe.info.streams + 1] = { stream = safe.prefix .. name, action = m.action,
+                                                      outcome = "not_sent" }
+      end
+      sort(safe.info.streams, function(a, b) return a.stream < b.stream end)
+    end
+  end
+  return safe
+end
+
+-- The fields every record of this run carries: who, the credential, the command.
+local function audit_who(safe, run)
+  local who, opts, m = audit.who(safe.getenv), run.opts, run.m
+  return {
+    run = safe.run_id, user = who.user, host = who.host, provider = run.provider,
+    credential = opts.access_key_id or (opts.app_id and tostring(opts.app_id)) or nil,
+    credential_source = run.source, command = run.args._reconcile and "reconcile"
+      or m and command_name(m.name) or "call",
+  }
+end
+
+-- Writes the run's intent, on the disk before its first request leaves:
+-- `plan` = { streams = { { stream, action } }, actions, guard, from }. True,
+-- or false after saying that nothing was sent (the caller exits 2).
+local function audit_intent(out, safe, run, plan)
+  if not safe.write then return true end
+  local fields = audit_who(safe, run)
+  fields.actions, fields.guard, fields.from = plan.actions, plan.guard, plan.from
+  local intent = plan.long and audit.intent_streamed(fields, plan.long) or audit.intent(fields, plan.streams)
+  local ok, why = safe.write(audit.record(intent), true)
+  if ok then
+    safe.intended = true
+    return true
+  end
+  out:warn(format("the audit log cannot be written (%s): nothing was sent (--audit-log FILE for another file, "
+    .. "or --no-audit-log)", why))
+  return false
+end
+
+-- Writes the run's outcome: `rows` (a batch's or a call's records) or
+-- `info` (reconcile's, or the guard's refusal). A line that cannot be
+-- written is said on standard error; the run's exit status stays.
+local function audit_run(out, safe, rows, info, run)
+  info = info or {}
+  if info.counts then
+    -- a long run: its streams went to "outcomes" records as they finished
+    local c = info.counts
+    info.outcome = (c.failed > 0 or c.not_sent > 0) and "failed" or c.unknown > 0 and "unknown" or "ok"
+    info.actions = { safe.action }
+  elseif rows then
+    info.streams = {}
+    for i, r in ipairs(rows) do
+      info.streams[i] = audit_stream(r, safe.action)
+      info.streams[i].stream = safe.prefix .. info.streams[i].stream
+    end
+    info.actions = { safe.action }
+    info.outcome = overall(info.streams)
+  end
+  local m = run.m
+  local fields = audit_who(safe, run)
+  fields.record = "outcome"
+  fields.actions, fields.guard = info.actions or (m and { m.action }) or {}, info.guard
+  fields.outcome, fields.exit = run.interrupted and "interrupted" or info.outcome, run.status
+  fields.calls, fields.streams, fields.note, fields.counts = info.calls, info.streams, info.note, info.counts
+  local ok, werr = safe.write(audit.record(fields), true)
+  if not ok then
+    out:warn("warning: the run's outcome was not written to the audit log (the output above says it; its intent "
+      .. "is there, run ", safe.run_id, "): ", werr)
+  end
+end
+
+-- What a batch or a call means to change, for its intent: each stream
+-- once (named whole: an Aliyun batch names streams by name alone) and the
+-- action.
+local function plan_of(m, fields, args, safe, long)
+  local action = m and m.action or args.action
+  if long then return { long = long, actions = { action }, guard = safe.info and safe.info.guard } end
+  local streams, seen = {}, {}
+  if m and m.list then
+    for _, name in ipairs(fields[m.list]) do
+      if not seen[name] then
+        seen[name] = true
+        streams[#streams + 1] = { stream = safe.prefix .. name, action = action }
+      end
+    end
+  else
+    streams[1] = { stream = m and stream_of(m, fields) or tostring(action), action = action }
+  end
+  return { streams = streams, actions = { action }, guard = safe.info and safe.info.guard }
+end
+
+-- The audit log's "outcomes" records of a long run: its streams as they
+-- finish, OUTCOMES_STREAMS a line, each line synced. A line that cannot be
+-- written stops the run (what it would change next would go unrecorded):
+-- said once, `stop.why` set. `stop.flush()` writes what is left.
+local function outcomes_writer(out, safe, run, stop)
+  local pending = {}
+  function stop.flush()
+    if #pending == 0 or not safe.write or stop.why then return end
+    local fields = audit_who(safe, run)
+    fields.record, fields.actions, fields.streams = "outcomes", { safe.action }, pending
+    pending = {}
+    local ok, why = safe.write(audit.record(fields), true)
+    if not ok then
+      stop.why = why
+      out:warn("the audit log cannot be written (", why, "): the run stops here; the streams it finished are "
+        .. "above, its intent is in the log (run ", safe.run_id, ")")
+    end
+  end
+  return function(r)
+    if not safe.write then return end
+    local a = audit_stream(r, safe.action)
+    a.stream = safe.prefix .. a.stream
+    pending[#pending + 1] = a
+    if #pending >= audit.OUTCOMES_STREAMS then stop.flush() end
+  end
+end
+
+M.audit_path = audit_path
+M.max_forbid = max_forbid
+M.overall = overall
+M.refuse = refuse
+M.safety = safety
+M.audit_stream = audit_stream
+M.audit_who = audit_who
+M.audit_intent = audit_intent
+M.audit_run = audit_run
+M.plan_of = plan_of
+M.outcomes_writer = outcomes_writer
+
+return M

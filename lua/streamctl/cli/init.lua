@@ -1,0 +1,201 @@
+--- The `streamctl` command: every operation of both providers from a shell
+-- or cron, batches from files, progress, JSON lines. bin/streamctl runs
+-- `os.exit(require("streamctl.cli").main(arg))`.
+--
+-- Subcommands are made from the clients' own method schemas
+-- (`streamctl.aliyun.methods()`), so each flag is a method's field
+-- (`--domain-name` is `domain_name`), checked by the same rules, and a new
+-- method is a new subcommand. Exit codes: 0 everything succeeded, 1 an
+-- operation failed or its outcome is unknown (each is named in the output),
+-- or standard output could not be written (a full disk; a closed pipe,
+-- which stops sending as Ctrl-C does; said on standard error), 2 a usage or
+-- input error (nothing was sent), 130 (143) interrupted by SIGINT (SIGTERM)
+-- after reporting every stream.
+-- @module streamctl.cli
+
+
+local streamctl = require "streamctl"
+local audit = require "streamctl.operator.audit"
+local credentials = require "streamctl.credentials"
+local input = require "streamctl.cli.input"
+local cli_output = require "streamctl.cli.output"
+local cli_parser = require "streamctl.cli.parser"
+local cli_client = require "streamctl.cli.client"
+local cli_guard = require "streamctl.cli.guard"
+local cli_calls = require "streamctl.cli.calls"
+local cli_reconcile = require "streamctl.cli.reconcile"
+local cli_emulator_command = require "streamctl.cli.emulator_command"
+
+local type, ipairs, format = type, ipairs, string.format
+local EXIT, command_name, new_out = cli_output.EXIT, cli_output.command_name, cli_output.new_out
+local as_flags = cli_output.as_flags
+local new_parser = cli_parser.parser
+local fields_of, client_options, run_whoami = cli_client.fields_of, cli_client.client_options, cli_client.run_whoami
+local safety, audit_intent, audit_run = cli_guard.safety, cli_guard.audit_intent, cli_guard.audit_run
+local plan_of, outcomes_writer = cli_guard.plan_of, cli_guard.outcomes_writer
+local dry_run, run_batch, run_long = cli_calls.dry_run, cli_calls.run_batch, cli_calls.run_long
+local run_call = cli_calls.run_call
+local run_reconcile = cli_reconcile.run_reconcile
+local run_emulator = cli_emulator_command.run_emulator
+
+local M = {}
+
+M.EXIT = EXIT
+M.parser = cli_parser.parser
+M.man_commands = cli_parser.man_commands
+M.read_text = input.read_text
+M.read_list = input.read_list
+
+-- The command line parsed: the arguments, or nil and the exit status (the
+-- usage or the help said).
+local function parse(out, argv)
+  local parser = new_parser()
+  -- argparse hands its error handler the (sub)command being parsed: its
+  -- usage is the one to show.
+  parser.error = function(p, message) error({ usage = p:get_usage(), message = message }, 0) end
+  local ok, args = pcall(parser.parse, parser, argv)
+  if not ok then
+    if type(args) ~= "table" then error(args, 0) end
+    out.err:write(args.usage, "\n\nstreamctl: ", args.message, " (see --help)\n")
+    return nil, EXIT.usage
+  end
+  if not args._emulator and not args.provider then
+    out.err:write(parser:get_help(), "\n")
+    return nil, EXIT.usage
+  end
+  return args
+end
+
+-- The client a run of `args` uses, and the run's record: its options,
+-- their source, the method and its fields, the guard (`safe`), the
+-- defaults; or nil and the exit status (the reason said). `whoami` is
+-- answered here (it needs no client).
+local function prepare(out, args, env)
+  local provider = args.provider
+  local defaults, where, dwarnings = credentials.defaults { getenv = env.getenv }
+  if not defaults then out:warn(where) return nil, EXIT.usage end
+  for _, w in ipairs(dwarnings) do out:warn("warning: ", w) end
+  local output = args.output or defaults.output or "table"
+  if output ~= "table" and output ~= "json" then
+    out:warn(format("%s: output must be table or json", where.output))
+    return nil, EXIT.usage
+  end
+
+  local opts, why, warnings, source = client_options(provider, args, defaults, where, env.getenv)
+  for _, w in ipairs(warnings or {}) do out:warn("warning: ", w) end
+  if not opts then out:warn(why) return nil, EXIT.usage end
+  if args._whoami then return nil, run_whoami(out, opts, args, output, source, env.getenv) end
+
+  -- Every attempt of a call counted; Ctrl-C and SIGTERM caught, to report
+  -- first (catch() also ignores SIGPIPE: a closed output is a failed write,
+  -- which stops the run as Ctrl-C does, rather than the end of the process).
+  local run = { provider = provider, opts = opts, source = source, args = args, output = output, attempts = 0,
+                stop = {} } -- (stop.why: the audit log failed in a long run; see outcomes_writer)
+  opts.on_attempt = function(info) if info.role == "call" then run.attempts = run.attempts + 1 end end
+  local signal = env.signal or require "streamctl.signal"
+  run.signal = signal
+  if not args.dry_run then signal.catch() end
+  opts.cancel = function() return signal.caught() ~= nil or out.failed ~= nil or run.stop.why ~= nil end
+
+  local client, cerr = streamctl[provider].new(opts)
+  if not client then out:warn(as_flags(cerr.message)) return nil, EXIT.usage end
+  run.client = client
+
+  local m = args._method
+  run.m = m
+  if args.unexpected and args.unexpected[1] then
+    out:warn(format("unexpected argument '%s': %s takes flags only (see --help)", args.unexpected[1],
+      command_name(m.name)))
+    return nil, EXIT.usage
+  end
+  if m then
+    local ferr
+    run.fields, ferr, run.long = fields_of(m, args, env.stdin)
+    if not run.fields then out:warn(ferr) return nil, EXIT.usage end
+  end
+
+  local safe, sstatus = safety(out, args, m, run.fields, run.long, defaults, where, env.getenv or os.getenv)
+  if not safe then return nil, sstatus end
+  if safe.write then safe.run_id = audit.run_id() end
+  run.safe = safe
+  return run
+end
+
+-- Carries out a prepared run: status, rows, info, calls, planned. The
+-- run's intent goes to the audit log, on the disk, before its first
+-- request leaves (reconcile: once it knows the difference to send).
+local function carry_out(out, run, env)
+  local client, m, fields, args, safe, long = run.client, run.m, run.fields, run.args, run.safe, run.long
+  local output = run.output
+  local function intend(plan)
+    plan.from = plan.from or (args.from and (args.from == "-" and "standard input" or args.from))
+      or "the command line"
+    return audit_intent(out, safe, run, plan)
+  end
+  local status, rows, info, calls, planned = safe.status, nil, safe.info, nil, nil
+  if status then -- luacheck: ignore 542 (the guard refused: nothing is sent)
+  elseif args._reconcile then
+    status, info = run_reconcile(out, client, run.provider, args, output, safe.limit, env.stdin, intend)
+  elseif args.dry_run then
+    status = dry_run(out, client, m, fields, args, output)
+  elseif not intend(plan_of(m, fields, args, safe, long)) then
+    status = EXIT.usage
+  elseif long then
+    local counts
+    status, counts, calls, planned = run_long(out, client, m, fields, args, output, long,
+      outcomes_writer(out, safe, run, run.stop))
+    info = info or {}
+    info.counts = counts
+  elseif m and m.list then
+    status, rows, calls, planned = run_batch(out, client, m, fields, args, output)
+  else
+    status, rows = run_call(out, client, m, fields, args, output, function() return run.attempts end)
+    calls = run.attempts
+  end
+  return status, rows, info, calls, planned
+end
+
+-- After a run: an interruption said (how many calls left, never those
+-- planned as if sent) and the outcome audited. Returns the exit status.
+local function conclude(out, run, status, rows, info, calls, planned)
+  local safe = run.safe
+  local sig = status ~= EXIT.usage and run.signal.caught()
+  if sig then
+    local sent = calls or (info and info.calls)
+    out:warn(format("interrupted (signal %d): every stream above is reported; those marked Interrupted "
+      .. "were not sent%s", sig, not sent and "" or planned and format(" (%d of the %d calls planned were sent)",
+      sent, planned) or format(" (%d calls were sent)", sent)))
+    status = 128 + sig
+  end
+  if safe.write and (rows or (info and (info.streams or info.counts))) then
+    if info and info.counts then run.stop.flush() end
+    info = info or {}
+    info.calls = info.calls or calls
+    run.status, run.interrupted = status, sig and true or false
+    audit_run(out, safe, rows, info, run)
+  end
+  return status
+end
+
+--- Runs the command line `argv` (without the program name).
+-- @tparam table argv the arguments
+-- @tparam[opt] table env `{ stdout, stderr, stdin, getenv, signal }` (for tests: the files, the
+-- environment's `os.getenv`, and a stand-in for `streamctl.signal`)
+-- @return the exit status
+function M.main(argv, env)
+  env = env or {}
+  local out = new_out(env.stdout, env.stderr)
+  local args, status = parse(out, argv)
+  if not args then return status end
+  if args._emulator then return run_emulator(args) end
+  local run
+  run, status = prepare(out, args, env)
+  if not run then return status end
+  local rows, info, calls, planned
+  status, rows, info, calls, planned = carry_out(out, run, env)
+  run.client:close()
+  return conclude(out, run, status, rows, info, calls, planned)
+end
+
+return M
+

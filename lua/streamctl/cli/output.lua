@@ -1,0 +1,208 @@
+--- How the command speaks: its exit codes, names in flag form, standard
+-- output checked as it is written, JSON lines, the table of rows, the
+-- progress bar, and messages whose field names are said as flags.
+-- @module streamctl.cli.output
+
+local cjson = require "cjson.safe"
+
+local pairs, ipairs, tostring, setmetatable, format = pairs, ipairs, tostring, setmetatable, string.format
+local gsub, rep, concat, floor, max = string.gsub, string.rep, table.concat, math.floor, math.max
+local min = math.min
+
+local M = {}
+
+local EXIT = { ok = 0, failed = 1, usage = 2 }
+
+-- The one stream field of each method, for output: which value names the stream.
+local STREAM_FIELDS = { "stream_name", "stream_id", "task_id", "domain_name" }
+
+local function flag(name)
+  return "--" .. gsub(name, "_", "-")
+end
+
+local function command_name(name)
+  return (gsub(name, "_", "-"))
+end
+
+local Out = {}
+Out.__index = Out
+
+local function new_out(io_out, io_err)
+  return setmetatable({ out = io_out or io.stdout, err = io_err or io.stderr }, Out)
+end
+
+-- Standard output is checked: the first write or flush that fails (a full
+-- disk, a closed pipe: SIGPIPE is ignored once streamctl.signal.catch() ran)
+-- is kept as `self.failed`, the system's reason, and nothing more is
+-- written. A batch stops sending then (see main's `cancel`), and the
+-- command says on standard error what the lost output would have said.
+function Out:line(...)
+  if self.failed then return nil end
+  local ok, err = self.out:write(...)
+  if ok then ok, err = self.out:write("\n") end
+  if not ok then self.failed = tostring(err) end
+  return ok
+end
+
+--- Pushes what Lua buffered to standard output: true, or nil once a write failed.
+function Out:flush()
+  if self.failed then return nil end
+  local ok, err = self.out:flush()
+  if not ok then self.failed = tostring(err) end
+  return ok
+end
+
+-- Says on standard error that standard output failed, and what it lost.
+function Out:lost(what)
+  self:warn(format("cannot write to standard output (%s): %s", self.failed, what))
+end
+
+function Out:warn(...)
+  self.err:write("streamctl: ", ...)
+  self.err:write("\n")
+end
+
+-- JSON with "/" as it is (cjson writes "\/").
+local function encode(value)
+  local text = cjson.encode(value)
+  return text and (gsub(text, "\\/", "/")) or "null"
+end
+
+-- A validation message with fields named as the flags that set them.
+local function as_flags(message, m)
+  message = gsub(message, "field '([%w_]+)'", function(name)
+    if m and name == m.list then return "the stream list (arguments or --from)" end
+    return "'" .. flag(name) .. "'"
+  end)
+  message = gsub(message, "option '([%w_]+)'", function(name)
+    local flags = { timeout_ms = "--timeout", max_rate = "--rate", concurrency = "--concurrency",
+                    ca_file = "--ca-file", endpoint = "--endpoint", app_id = "--app-id" }
+    return "'" .. (flags[name] or flag(name)) .. "'"
+  end)
+  return message
+end
+
+local function stream_of(m, fields)
+  for _, name in ipairs(STREAM_FIELDS) do
+    if fields[name] ~= nil then
+      if name == "stream_name" then
+        return format("%s/%s/%s", fields.domain_name or "", fields.app_name or "", fields.stream_name)
+      end
+      return tostring(fields[name])
+    end
+  end
+  return m and m.action or ""
+end
+
+-- One result as the JSON lines carry it.
+local function record(stream, ok, attempts, result, err, unknown)
+  return {
+    stream = stream, ok = ok, attempts = attempts,
+    request_id = (result and result.RequestId) or (err and err.request_id) or nil,
+    code = err and err.code or nil, message = err and err.message or nil,
+    outcome_unknown = unknown or nil,
+  }
+end
+
+local RECORD_KEYS = { "stream", "ok", "attempts", "request_id", "code", "message", "outcome_unknown", "result" }
+
+-- A record as one line of JSON, its keys always in the same order.
+local function record_json(r)
+  local parts = {}
+  for _, k in ipairs(RECORD_KEYS) do
+    if r[k] ~= nil then parts[#parts + 1] = '"' .. k .. '":' .. encode(r[k]) end
+  end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+-- Does a result say more than its RequestId (a describe's answer)?
+local function has_content(result)
+  for k in pairs(result) do
+    if k ~= "RequestId" then return true end
+  end
+  return false
+end
+
+local function status_word(r)
+  if r.ok then return "ok" end
+  if r.code == "Interrupted" then return "NOT SENT" end
+  if r.outcome_unknown then return "UNKNOWN" end
+  return "FAILED"
+end
+
+-- The table people read: one row per stream, failures with their message.
+local function table_header(out, width)
+  out:line(format("%-" .. width .. "s  %-8s  %8s  %s", "STREAM", "RESULT", "ATTEMPTS", "REQUEST ID / ERROR"))
+end
+
+local function table_row(out, width, r)
+  local detail = r.ok and (r.request_id or "") or (tostring(r.code) .. ": " .. tostring(r.message or ""))
+  return out:line(format("%-" .. width .. "s  %-8s  %8d  %s", r.stream, status_word(r), r.attempts or 0, detail))
+end
+
+local function print_table(out, rows)
+  local width = #"STREAM"
+  for _, r in ipairs(rows) do width = max(width, #r.stream) end
+  width = min(width, 60)
+  table_header(out, width)
+  for _, r in ipairs(rows) do table_row(out, width, r) end
+end
+
+-- A progress bar on standard error: done/total, rate, ETA, failures so
+-- far; done and rate where the total is not known (a list from a pipe).
+local function progress_bar(err_stream, clock)
+  local started, last = clock(), -1
+  local failed = 0
+  return function(done, total, entry, final)
+    if entry and not entry.ok then failed = failed + 1 end
+    local now = clock()
+    if not final and ((total and done >= total) or now - last < 0.1) then return end
+    last = now
+    local elapsed = now - started
+    local rate = elapsed > 0 and done / elapsed or 0
+    if not total then
+      err_stream:write(format("\r%d done  %.1f/s  failed %d ", done, rate, failed))
+      if final then err_stream:write("\n") end
+      err_stream:flush()
+      return
+    end
+    local eta = rate > 0 and (total - done) / rate or 0
+    local cells = 24
+    local filled = total > 0 and floor(cells * done / total) or cells
+    err_stream:write(format("\r[%s%s] %d/%d  %.1f/s  ETA %ds  failed %d ", rep("#", filled), rep(".", cells - filled),
+      done, total, rate, floor(eta + 0.5), failed))
+    if final then err_stream:write("\n") end
+    err_stream:flush()
+  end
+end
+
+local function is_tty(fd)
+  local ok = os.execute("[ -t " .. fd .. " ]")
+  return ok == true or ok == 0
+end
+
+-- Was `err` found here, before anything was sent (a usage error), rather
+-- than answered by the provider (which can say InvalidParameter too)?
+local function is_usage_error(err)
+  return err.code == "InvalidParameter" and err.http_status == nil
+end
+
+M.EXIT = EXIT
+M.flag = flag
+M.command_name = command_name
+M.new_out = new_out
+M.encode = encode
+M.as_flags = as_flags
+M.stream_of = stream_of
+M.record = record
+M.record_json = record_json
+M.has_content = has_content
+M.status_word = status_word
+M.table_header = table_header
+M.table_row = table_row
+M.print_table = print_table
+M.progress_bar = progress_bar
+M.is_tty = is_tty
+M.is_usage_error = is_usage_error
+
+return M

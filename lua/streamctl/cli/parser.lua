@@ -1,0 +1,375 @@
+--- What the command accepts: a subcommand per method of each provider's
+-- client (made from its schema: each flag a field), the reconcile and
+-- whoami commands, the emulator's; the man page's command list from the
+-- same parser.
+-- @module streamctl.cli.parser
+
+local argparse = require "argparse"
+local streamctl = require "streamctl"
+local audit = require "streamctl.operator.audit"
+local options_module = require "streamctl.pipeline.options"
+local emulator = require "streamctl.cli.emulator"
+local version = require "streamctl.version"
+local cli_output = require "streamctl.cli.output"
+
+local ipairs, tostring, format, gsub, find = ipairs, tostring, string.format, string.gsub, string.find
+local concat, floor = table.concat, math.floor
+local unpack = table.unpack or unpack -- luacheck: ignore 143 (5.1's global)
+local flag, command_name = cli_output.flag, cli_output.command_name
+
+local M = {}
+
+local PROVIDERS = {
+  aliyun = {
+    title = "Alibaba Cloud ApsaraVideo Live",
+    emulator_port = "aliyun_tls",
+    emulator_account = emulator.ALIYUN,
+    keys = { "access_key_id", "access_key_secret", "security_token" }, -- the id, the secret, the rest
+    example = "streamctl aliyun resume-live-stream --domain-name push.example.com --app-name live "
+      .. "--stream-name match-7",
+  },
+  zego = {
+    title = "ZEGOCLOUD Server API v2",
+    emulator_port = "zego_tls",
+    emulator_account = emulator.ZEGO,
+    keys = { "app_id", "server_secret" },
+    example = "streamctl zego forbid-rtc-streams --from ids.txt",
+  },
+}
+
+-- Fields a command line does not take as flags: callbacks, and options the
+-- command has globally.
+local SKIP = { on_progress = true, concurrency = true, keep_results = true } -- (the command keeps its own)
+
+local function field_help(f)
+  local parts = {}
+  if f.enum then parts[#parts + 1] = "one of " .. concat(f.enum, ", ") end
+  if f.note then parts[#parts + 1] = f.note end
+  if f.type == "time" then parts[#parts + 1] = "YYYY-MM-DDThh:mm:ssZ or Unix seconds" end
+  if f.type == "yesno" then parts[#parts + 1] = "yes or no" end
+  if f.type == "integer" then
+    if f.min and f.max then
+      parts[#parts + 1] = format("an integer, %d..%d", f.min, f.max)
+    elseif f.min then
+      parts[#parts + 1] = format("an integer >= %d", f.min)
+    else
+      parts[#parts + 1] = "an integer"
+    end
+  end
+  if f.type == "strings" then parts[#parts + 1] = "repeat for more than one" end
+  if f.default ~= nil then parts[#parts + 1] = "default: " .. tostring(f.default) end
+  local text = f.required and "(required) " or ""
+  if f.param then text = text .. f.param end
+  if #parts > 0 then text = text .. " (" .. concat(parts, "; ") .. ")" end
+  return text
+end
+
+-- Options every leaf command takes, with their defaults in the help.
+local DRY_RUN_HELP = "Print the signed request(s), secrets, signatures and tokens redacted, and send nothing."
+
+local function add_common(cmd, provider, dry_run_help)
+  cmd:group("Connection",
+    cmd:option("--endpoint", "The API endpoint, https://host[:port] (default: the provider's)."):argname("<url>"),
+    cmd:option("--ca-file", "Trust this CA bundle (TLS verification is always on)."):argname("<file>"),
+    cmd:option("--proxy", "Send through this proxy, http://host:port, or 'env': the environment's https_proxy "
+      .. "and no_proxy (default: none; the environment is ignored). Credential requests use it too; the "
+      .. "ECS metadata service never does."):argname("<url|env>"),
+    cmd:option("--timeout", "Per attempt, in milliseconds (default: 10000)."):argname("<ms>"),
+    cmd:option("--concurrency", "Requests in flight for batches (default: 8)."):argname("<n>"),
+    cmd:option("--rate", format("Send no action faster than this, in requests per second, at least %s: one "
+      .. "every %d s (lowers the published caps; it never raises them).", tostring(options_module.MIN_RATE),
+      floor(1 / options_module.MIN_RATE + 0.5))):argname("<n>"),
+    cmd:option("--redis", "Share rate limits and ZEGO Sequences with every process using this Redis, "
+      .. "redis://[[user]:password@]host[:port][/db][?nodes=N&prefix=P&timeout_ms=MS] (default: "
+      .. "$STREAMCTL_REDIS_URL; the password is better "
+      .. "kept in that variable than on the command line)."):argname("<url>"),
+    cmd:flag("--emulator", "Use the local emulator: its HTTPS endpoint, CA and default account "
+      .. "(start it with 'streamctl emulator start')."),
+    cmd:option("--emulator-dir", "With --emulator: where the emulator runs; its ports and CA are read there "
+      .. "(default: $STREAMCTL_EMULATOR_DIR or ${XDG_RUNTIME_DIR:-/tmp}/streamctl-emulator-$USER)."):argname("<dir>")
+  )
+  if provider == "aliyun" then
+    cmd:group("Credentials (default: ALIBABA_CLOUD_* variables, then ~/.aliyun/config.json, then "
+      .. "~/.alibabacloud/credentials)",
+      cmd:option("--access-key-id", "AccessKey ID."):argname("<id>"),
+      cmd:option("--access-key-secret", "AccessKey secret (visible to other users in ps: prefer the "
+        .. "environment or a profile file)."):argname("<secret>"),
+      cmd:option("--security-token", "STS security token."):argname("<token>"),
+      cmd:option("--profile", "Profile in the credentials files (default: $ALIBABA_CLOUD_PROFILE or "
+        .. "'default')."):argname("<name>"),
+      cmd:option("--signature-version", "Request signature: v3 (ACS3-HMAC-SHA256) or v1 (HMAC-SHA1).")
+        :choices { "v3", "v1" },
+      cmd:option("--account-id", "The account's UID (decimal digits): the rate-limit budget is the "
+        .. "account's, shared by all its AccessKeys and STS sessions (default: $ALIBABA_CLOUD_ACCOUNT_ID; "
+        .. "without it, a role's ARN, else, with --redis, STS GetCallerIdentity asked once)."):argname("<uid>")
+    )
+  else
+    cmd:group("Credentials (default: ZEGO_APP_ID and ZEGO_SERVER_SECRET, then ~/.config/streamctl/config)",
+      cmd:option("--app-id", "AppId."):argname("<id>"),
+      cmd:option("--server-secret", "ServerSecret (visible to other users in ps: prefer the environment "
+        .. "or the config file)."):argname("<secret>"),
+      cmd:option("--profile", "Profile in ~/.config/streamctl/config: section [zego.NAME]."):argname("<name>"),
+      cmd:flag("--is-test", "Send IsTest=true (the test environment of projects made before 2021-11-16).")
+    )
+  end
+  cmd:group("Output",
+    cmd:option("--output", "table (for people, the default) or json (one JSON object per line).")
+      :choices { "table", "json" },
+    cmd:flag("--dry-run", dry_run_help or DRY_RUN_HELP),
+    cmd:flag("--no-progress", "No progress bar (it is drawn on standard error only when that is a terminal).")
+  )
+end
+
+-- Does an action change something (everything but the Describe* look-ups)?
+local function changes(action)
+  return not find(action, "^Describe")
+end
+
+-- The audit log's and the blast-radius guard's flags: every command that
+-- changes something, and (`forbids`) those that forbid a list.
+local function add_safety(cmd, forbids)
+  local list = {
+    cmd:option("--audit-log", "Append this run's audit line (one JSON object) to FILE, made with mode 0600 "
+      .. "(default: $STREAMCTL_AUDIT_LOG, else ${XDG_STATE_HOME:-~/.local/state}/streamctl/audit.jsonl). "
+      .. "A log that cannot be opened stops the run before anything is sent."):argname("<file>"),
+    cmd:flag("--no-audit-log", "Write no audit line."),
+  }
+  if forbids then
+    list[#list + 1] = cmd:flag("--yes", "Confirm a run that forbids more streams than --max-forbid; without it "
+      .. "such a run sends nothing.")
+    list[#list + 1] = cmd:option("--max-forbid", format("Forbidding more streams than this in one run needs --yes "
+      .. "(default: [defaults] max_forbid, else %d).", audit.MAX_FORBID)):argname("<n>")
+  end
+  cmd:group("Safety", unpack(list))
+end
+
+-- Values the help's examples show, by field.
+local EXAMPLE_VALUES = {
+  domain_name = "push.example.com", app_name = "live", stream_name = "match-7", stream_id = "room1-host",
+  region = "cn-shanghai", task_id = "<TaskId>", source_type = "url",
+  source_urls = "https://cdn.example.com/intro.mp4", dst_url = "rtmp://push.example.com/live/intro",
+  start_time = "2026-12-01T00:00:00Z", end_time = "2026-12-01T01:00:00Z",
+}
+
+local function add_method(parent, provider, m)
+  local what = m.list and format("One %s per stream%s, every stream reported.", m.action,
+    m.list == "stream_ids" and " (20 IDs a call)" or "") or ("Calls " .. m.action .. ".")
+  local cmd = parent:command(command_name(m.name), what)
+  cmd:summary(what)
+  local example = { "streamctl", provider, command_name(m.name) }
+  local options = {}
+  for _, f in ipairs(m.fields) do
+    if not SKIP[f.name] and f.type ~= "function" then
+      if f.name == m.list then
+        cmd:argument("streams", "Stream " .. (provider == "zego" and "IDs" or "names")
+          .. " (or --from FILE, or both).")
+          :args("*")
+        options[#options + 1] = cmd:option("--from", "Read more, one per line, from FILE ('-': standard "
+          .. "input); blank lines and lines starting with # are skipped, and so is a UTF-8 byte order mark "
+          .. "at the top."):argname("<file>")
+        example[#example + 1] = provider == "zego" and "room1-host room2-host" or "match-1 match-2"
+      else
+        local o = cmd:option(flag(f.name), field_help(f)):argname("<" .. (f.type == "strings" and "value" or f.type
+          == "time" and "time" or gsub(f.name, "_", "-")) .. ">")
+        if f.type == "strings" then o:count("*") end
+        if f.enum then o:choices(f.enum) end
+        if f.type == "yesno" then o:choices { "yes", "no" } end
+        options[#options + 1] = o
+        if f.required then
+          example[#example + 1] = flag(f.name) .. " " .. (EXAMPLE_VALUES[f.name] or (f.enum and f.enum[1]) or "X")
+        end
+      end
+    end
+  end
+  if not m.list then
+    -- argparse's own message for a stray word ("too many arguments") does not say which.
+    cmd:argument("unexpected"):args("*"):hidden(true)
+  end
+  cmd:group(m.action .. " (required ones marked)", unpack(options))
+  add_common(cmd, provider)
+  if changes(m.action) then add_safety(cmd, m.list ~= nil and find(m.action, "^Forbid") ~= nil) end
+  cmd:epilog("Example:\n   " .. concat(example, " "))
+  cmd:action(function(args) args._method = m end)
+end
+
+local function add_call(parent, provider, mod)
+  local cmd = parent:command("call", "Calls any action by the service's own names: Key=Value arguments "
+    .. "(a key given twice makes an array).")
+  cmd:argument("action", "The action: " .. concat(mod.actions(), ", ") .. "."):argname("<action>")
+  cmd:argument("params", "Key=Value parameters."):args("*")
+  add_common(cmd, provider)
+  add_safety(cmd, false)
+  cmd:epilog("Example:\n   streamctl " .. provider .. " call "
+    .. (provider == "aliyun" and "DescribeLiveStreamsBlockList DomainName=push.example.com PageSize=100"
+        or "DescribeRTCStreamState StreamId=room1-host"))
+  cmd:action(function(args) args._call = true end)
+end
+
+local RECONCILE = {
+  aliyun = {
+    what = "Makes the block list hold the streams of a desired state: reads every page of "
+      .. "DescribeLiveStreamsBlockList of each domain, forbids the desired streams it lacks, and with "
+      .. "--remove-extra resumes the blocked streams not desired (default: reported and left).",
+    from = "The desired state: one stream a line, domain/app/stream ('-': standard input; blank lines and "
+      .. "lines starting with # skipped), or a JSON array of {domain_name, app_name, stream_name}.",
+    example = "streamctl aliyun reconcile --from blocked.txt --dry-run",
+  },
+  zego = {
+    what = "Makes the forbidden streams those of a desired state, as far as --state knows them: ZEGO "
+      .. "cannot be asked which streams are forbidden, so the state file holds what this command last "
+      .. "applied (a change made elsewhere is not seen).",
+    from = "The desired state: one stream ID a line, RTC unless written cdn:ID (rtc:ID also reads as RTC; "
+      .. "'-': standard input; blank lines and lines starting with # skipped), or a JSON array of "
+      .. "{stream_id, kind} (kind rtc or cdn).",
+    example = "streamctl zego reconcile --from forbidden.txt --state ~/.local/state/streamctl/zego-state.json",
+  },
+}
+
+local function add_reconcile(parent, provider)
+  local r = RECONCILE[provider]
+  local cmd = parent:command("reconcile", r.what)
+  cmd:summary("Makes the forbidden streams a desired state: only the difference is sent.")
+  local list = {
+    cmd:option("--from", "(required) " .. r.from):argname("<file>"),
+    cmd:flag("--remove-extra", "Also resume the streams forbidden but not desired (default: report them and "
+      .. "leave them: someone else may have forbidden them)."),
+  }
+  if provider == "aliyun" then
+    list[#list + 1] = cmd:option("--domain-name", "Also read this domain's block list (repeat for more): its "
+      .. "blocked streams are extras."):argname("<domain>"):count("*")
+    list[#list + 1] = cmd:option("--resume-time", "The forbids last until this time (YYYY-MM-DDThh:mm:ssZ or "
+      .. "Unix seconds; default: until resumed)."):argname("<time>")
+  else
+    list[#list + 1] = cmd:option("--state", "(required) The file holding what this command last applied "
+      .. "(JSON, made with mode 0600)."):argname("<file>")
+    list[#list + 1] = cmd:option("--cdn-resume-time", "CDN forbids last until this time (at most 30 days "
+      .. "ahead; default: a day)."):argname("<time>")
+  end
+  cmd:group("Reconcile", unpack(list))
+  add_common(cmd, provider, "Print the difference (the streams to forbid and to resume) and send nothing; "
+    .. "exit 1 when there is one.")
+  add_safety(cmd, true)
+  cmd:epilog("Exit status: 0 when the provider matches the desired state after the run, 1 when it does not "
+    .. "(a change failed or its outcome is unknown; a dry run found a difference), 2 a usage error or a run "
+    .. "refused by the guard (nothing sent).\nExample:\n   " .. r.example)
+  cmd:action(function(args) args._reconcile = true end)
+end
+
+--- The argparse parser of the whole command.
+local function new_parser()
+  local parser = argparse("streamctl", "Control live streams on Alibaba Cloud ApsaraVideo Live and ZEGOCLOUD.")
+    :epilog(table.concat({
+      "Examples:",
+      "   " .. PROVIDERS.aliyun.example,
+      "   " .. PROVIDERS.zego.example,
+      "   streamctl emulator start",
+      "",
+      "Exit status: 0 all succeeded, 1 an operation failed or its outcome is unknown, or the output",
+      "could not be written (a closed pipe stops sending), 2 a usage or input error (nothing sent),",
+      "130 interrupted (after reporting every stream).",
+      "Documentation: man streamctl, and docs/cli.md in streamctl's repository.",
+    }, "\n"))
+    :help_max_width(100)
+  parser:flag("--version", "Print the version and exit."):action(function()
+    -- (and the interpreter: the Lua 5.4 and the LuaJIT build can be installed side by side)
+    local jit = rawget(_G, "jit")
+    local ok, err = io.stdout:write("streamctl ", version._VERSION, " (", jit and jit.version or _VERSION, ")\n")
+    if ok then ok, err = io.stdout:flush() end
+    if not ok then io.stderr:write("streamctl: cannot write to standard output (", tostring(err), ")\n") end
+    os.exit(ok and 0 or 1)
+  end)
+  parser:command_target("provider")
+  for _, provider in ipairs { "aliyun", "zego" } do
+    local mod = streamctl[provider]
+    local p = parser:command(provider, PROVIDERS[provider].title .. ": every operation.")
+    p:summary(PROVIDERS[provider].title .. " operations.")
+    p:epilog("Example:\n   " .. PROVIDERS[provider].example)
+    p:command_target("operation")
+    for _, m in ipairs(mod.methods()) do add_method(p, provider, m) end
+    add_call(p, provider, mod)
+    add_reconcile(p, provider)
+    if provider == "aliyun" then
+      local who = p:command("whoami", "Prints who the credentials are (STS GetCallerIdentity): the account, "
+        .. "the identity type and ARN, and where the credentials came from; never a secret.")
+      who:summary("Who the credentials are.")
+      add_common(who, provider)
+      who:option("--sts-endpoint", "STS, https://host[:port] (default: $ALIBABA_CLOUD_STS_ENDPOINT, else "
+        .. "https://sts.aliyuncs.com; with --emulator, the emulator's)."):argname("<url>")
+      who:epilog("Example:\n   streamctl aliyun whoami")
+      who:action(function(args) args._whoami = true end)
+    end
+  end
+  local emu = parser:command("emulator", "Start, stop or check the local emulator (runs streamctl-emulator).")
+  emu:summary("Start, stop or check the local emulator.")
+  emu:argument("what", "start, stop or status."):choices { "start", "stop", "status" }
+  emu:option("--dir", "Where it runs (default: $STREAMCTL_EMULATOR_DIR or "
+    .. "${XDG_RUNTIME_DIR:-/tmp}/streamctl-emulator-$USER)."):argname("<dir>")
+  emu:option("--config", "JSON settings (accounts, rate limits; see docs/emulator.md)."):argname("<file>")
+  for _, port in ipairs { "aliyun", "zego", "aliyun_tls", "zego_tls" } do
+    emu:option(flag(port .. "_port"), format("Port (default: %d).", emulator.PORTS[port])):argname("<port>")
+  end
+  emu:option("--imds-port", "Also serve an ECS instance metadata service on 127.0.0.1 (default: none; "
+    .. "docs/emulator-credentials.md)."):argname("<port>")
+  emu:option("--imds-listen", "The same on another IPv4 address (a test in a network namespace)."):argname(
+    "<addr:port>")
+  emu:epilog("Example:\n   streamctl emulator start && streamctl aliyun resume-live-stream --emulator "
+    .. "--domain-name push.example.com --app-name live --stream-name match-7")
+  emu:action(function(args) args._emulator = true end)
+  parser:add_complete_command()
+  return parser
+end
+
+--- The man page's COMMANDS section (a help2man include): every command
+-- with its flags, made from the same schemas as the parser.
+local function man_commands()
+  local out = { "[COMMANDS]" }
+  local function esc(text) return (gsub(gsub(text, "\\", "\\e"), "%-", "\\-")) end
+  for _, provider in ipairs { "aliyun", "zego" } do
+    local mod = streamctl[provider]
+    for _, m in ipairs(mod.methods()) do
+      local flags = {}
+      for _, f in ipairs(m.fields) do
+        if not SKIP[f.name] and f.type ~= "function" then
+          if f.name == m.list then
+            flags[#flags + 1] = (provider == "zego" and "ID" or "STREAM") .. "... | \\-\\-from FILE"
+          else
+            flags[#flags + 1] = esc(flag(f.name)) .. (f.required and " (required)" or "")
+          end
+        end
+      end
+      out[#out + 1] = ".TP"
+      out[#out + 1] = ".B streamctl " .. provider .. " " .. esc(command_name(m.name))
+      out[#out + 1] = esc(m.list and format("One %s per stream.", m.action) or ("Calls " .. m.action .. "."))
+        .. " " .. concat(flags, ", ") .. "."
+    end
+    out[#out + 1] = ".TP"
+    out[#out + 1] = ".B streamctl " .. provider .. " call"
+    out[#out + 1] = "ACTION Key=Value...: any action by the service's own names ("
+      .. concat(mod.actions(), ", ") .. ")."
+    out[#out + 1] = ".TP"
+    out[#out + 1] = ".B streamctl " .. provider .. " reconcile"
+    out[#out + 1] = esc("Forbids the streams of a desired state that are not forbidden, and only those "
+      .. (provider == "aliyun" and "(the block list is read first)" or "(as the state file knows them)")
+      .. ". --from FILE (required), " .. (provider == "zego" and "--state FILE (required), " or "")
+      .. "--remove-extra, --dry-run, --yes, --max-forbid N. See docs/reconcile.md.")
+  end
+  out[#out + 1] = ".TP"
+  out[#out + 1] = ".B streamctl emulator start|stop|status"
+  out[#out + 1] = "Runs streamctl\\-emulator, the local emulator of both providers."
+  out[#out + 1] = ".TP"
+  out[#out + 1] = ".B streamctl completion bash|zsh|fish"
+  out[#out + 1] = "Writes a completion script (the rock also installs the bash one as streamctl.bash)."
+  out[#out + 1] = ".PP"
+  out[#out + 1] = "Every command also takes the connection, credential and output flags that its \\-\\-help lists."
+  out[#out + 1] = "Those that change something write an audit line and take \\-\\-audit\\-log FILE and "
+    .. "\\-\\-no\\-audit\\-log; those that forbid a list take \\-\\-yes and \\-\\-max\\-forbid N."
+  return concat(out, "\n") .. "\n"
+end
+
+M.PROVIDERS = PROVIDERS
+M.SKIP = SKIP
+M.changes = changes
+M.parser = new_parser
+M.man_commands = man_commands
+
+return M

@@ -1,0 +1,204 @@
+--- The command's reconcile: a desired forbid list read, the provider's
+-- view compared, only the difference sent, and the report printed.
+-- @module streamctl.cli.reconcile
+
+local reconcile = require "streamctl.operator.reconcile"
+local input = require "streamctl.cli.input"
+local cli_output = require "streamctl.cli.output"
+local cli_guard = require "streamctl.cli.guard"
+
+local ipairs, tostring, tonumber, format, gsub = ipairs, tostring, tonumber, string.format, string.gsub
+local find, concat, max, min = string.find, table.concat, math.max, math.min
+local EXIT, flag, encode = cli_output.EXIT, cli_output.flag, cli_output.encode
+local as_flags, record, status_word = cli_output.as_flags, cli_output.record, cli_output.status_word
+local progress_bar, is_tty = cli_output.progress_bar, cli_output.is_tty
+local overall, refuse, audit_stream = cli_guard.overall, cli_guard.refuse, cli_guard.audit_stream
+
+local M = {}
+
+local CHANGE = { ForbidLiveStream = "forbid", ForbidRTCStreams = "forbid", ForbidCDNLiveStream = "forbid",
+                 ResumeLiveStream = "resume", ResumeRTCStreams = "resume", ResumeCDNLiveStream = "resume" }
+
+local function reconcile_row(e)
+  local r = record(e.stream, e.ok, e.attempts, nil, e.error, e.outcome_unknown)
+  r.request_id = e.request_id or r.request_id
+  r.change, r.action = CHANGE[e.action], e.action
+  return r
+end
+
+local RECONCILE_KEYS = { "stream", "change", "ok", "attempts", "request_id", "code", "message", "outcome_unknown",
+                         "dry_run", "left" }
+
+local function reconcile_json(r)
+  local parts = {}
+  for _, k in ipairs(RECONCILE_KEYS) do
+    if r[k] ~= nil then parts[#parts + 1] = '"' .. k .. '":' .. encode(r[k]) end
+  end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+-- The report as the table (or the last JSON lines): what was or would be
+-- changed, the extras left, and a summary.
+local function print_reconcile(out, report, rows, output, remove_extra)
+  local dry = report.dry_run
+  local shown = {}
+  if dry then
+    for _, key in ipairs(report.found.missing) do
+      shown[#shown + 1] = { stream = key, change = "forbid", dry_run = true }
+    end
+  else
+    for _, r in ipairs(rows) do shown[#shown + 1] = r end
+  end
+  for _, key in ipairs(report.found.extra) do
+    if dry and remove_extra then
+      shown[#shown + 1] = { stream = key, change = "resume", dry_run = true }
+    elseif not remove_extra then
+      shown[#shown + 1] = { stream = key, change = "extra", left = true }
+    end
+  end
+  local summary = format("%d desired, %d forbidden before: %d missing, %d extra; %d fixed, %d failed, %d unknown; "
+    .. "%d calls. %s", report.desired, report.blocked, #report.found.missing, #report.found.extra, report.fixed,
+    #report.failed, #report.unknown, report.calls, report.in_sync and "In sync."
+      or dry and "Not in sync (dry run: nothing sent)." or "NOT in sync.")
+  if output == "json" then
+    for _, r in ipairs(shown) do
+      if r.dry_run or r.left then out:line(reconcile_json(r)) end
+    end
+    out:line(encode { summary = { desired = report.desired, blocked = report.blocked,
+      missing = #report.found.missing, extra = #report.found.extra, fixed = report.fixed,
+      failed = #report.failed, unknown = #report.unknown, calls = report.calls, in_sync = report.in_sync,
+      dry_run = dry } })
+    return
+  end
+  local width = #"STREAM"
+  for _, r in ipairs(shown) do width = min(max(width, #r.stream), 60) end
+  out:line(format("%-6s  %-" .. width .. "s  %-8s  %s", "CHANGE", "STREAM", "RESULT", "REQUEST ID / ERROR"))
+  for _, r in ipairs(shown) do
+    local result, detail
+    if r.dry_run then
+      result, detail = "dry run", "not sent"
+    elseif r.left then
+      result, detail = "left", "not desired: --remove-extra resumes it"
+    else
+      result = status_word(r)
+      detail = r.ok and (r.request_id or "") or (tostring(r.code) .. ": " .. tostring(r.message or ""))
+    end
+    out:line(format("%-6s  %-" .. width .. "s  %-8s  %s", r.change, r.stream, result, detail))
+  end
+  out:line(summary)
+  if report.state_error then out:line("the state was not saved: " .. tostring(report.state_error.message)) end
+end
+
+-- `streamctl PROVIDER reconcile`: returns the exit status and what the
+-- audit line needs ({ streams, actions, outcome, guard, note }).
+-- The action that changes `key` (a reconcile's stream) one way or the other.
+local function reconcile_action(provider, key, forbid)
+  if provider == "aliyun" then return forbid and "ForbidLiveStream" or "ResumeLiveStream" end
+  if find(key, "^cdn:") then return forbid and "ForbidCDNLiveStream" or "ResumeCDNLiveStream" end
+  return forbid and "ForbidRTCStreams" or "ResumeRTCStreams"
+end
+
+-- The options of a reconcile run from the command line: the guard's limit,
+-- the provider's scope, the progress shown, and the difference found
+-- handed to `intend` (the run's intent) before any of it is sent.
+local function reconcile_options(out, provider, args, output, limit, intend)
+  local draw = (not args.no_progress and not args.dry_run and is_tty(2))
+    and progress_bar(out.err, require("streamctl.core").monotonic)
+  local opts = { remove_extra = args.remove_extra or nil, dry_run = args.dry_run or nil, max_forbid = limit,
+                 confirm = args.yes or nil }
+  local function time_of(v) return v and (find(v, "^%d+$") and tonumber(v) or v) or nil end
+  if provider == "aliyun" then
+    opts.domains = (args.domain_name and #args.domain_name > 0) and args.domain_name or nil
+    opts.resume_time = time_of(args.resume_time)
+  else
+    opts.state = reconcile.file_store(args.state)
+    opts.cdn_resume_time = time_of(args.cdn_resume_time)
+  end
+  opts.on_progress = function(done, total, entry)
+    if output == "json" and out:line(reconcile_json(reconcile_row(entry))) then out:flush() end
+    if draw then draw(done, total, entry) end
+  end
+  -- the difference found, as the run's intent, before any of it is sent
+  opts.before_send = function(plan)
+    local streams, actions, seen = {}, {}, {}
+    for _, part in ipairs { { plan.missing, true }, { plan.extra, false } } do
+      for _, key in ipairs(part[1]) do
+        local action = reconcile_action(provider, key, part[2])
+        streams[#streams + 1] = { stream = key, action = action }
+        if not seen[action] then seen[action] = true; actions[#actions + 1] = action end
+      end
+    end
+    return intend { streams = streams, actions = actions, guard = plan.guard,
+                    from = args.from == "-" and "standard input" or args.from }
+  end
+  return opts, draw
+end
+
+-- A reconcile that sent nothing (`err`): the exit status said, and for a
+-- guard's refusal the streams it would have forbidden, for the audit.
+local function reconcile_refused(out, provider, err)
+  if err.code == "AuditUnavailable" then return EXIT.usage end -- (said by intend)
+  if err.code == "TooManyStreams" then
+    local streams = {}
+    for _, key in ipairs(err.report.found.missing) do
+      streams[#streams + 1] = { stream = key, outcome = "not_sent", action = reconcile_action(provider, key, true) }
+    end
+    return refuse(out, err.guard), { streams = streams, outcome = "refused", guard = err.guard }
+  end
+  local message = gsub(as_flags(tostring(err.message)), "option '([%w_]+)'", function(o) return "'" .. flag(o)
+    .. "'" end)
+  if err.code == "InvalidParameter" and not err.http_status then
+    out:warn(message)
+    return EXIT.usage
+  end
+  local said = gsub(tostring(err), "^streamctl: ", "")
+  if err.code == "StateUnavailable" or err.code == "InvalidState" then
+    out:warn(said) -- (the message names the state, says why, and that nothing was sent)
+  else
+    out:warn(format("cannot read the provider's view, nothing was sent: %s", said))
+  end
+  return EXIT.failed
+end
+
+local function run_reconcile(out, client, provider, args, output, limit, stdin, intend)
+  if not args.from then
+    out:warn("--from FILE is required: the desired state (see --help)")
+    return EXIT.usage
+  end
+  if provider == "zego" and not args.state then
+    out:warn("--state FILE is required: ZEGO cannot be asked which streams are forbidden, so the file keeps "
+      .. "what this command applied (see --help)")
+    return EXIT.usage
+  end
+  local text, name = input.read_text(args.from, stdin)
+  if not text then out:warn(name) return EXIT.usage end
+  local desired, perr = reconcile.parse(provider, text, "--from " .. name)
+  if not desired then out:warn(perr) return EXIT.usage end
+  local opts, draw = reconcile_options(out, provider, args, output, limit, intend)
+  local report, err = reconcile[provider](client, desired, opts)
+  if not report then return reconcile_refused(out, provider, err) end
+  if draw and #report.results > 0 then draw(#report.results, #report.results, nil, true) end
+  local rows = {}
+  for i, e in ipairs(report.results) do rows[i] = reconcile_row(e) end
+  print_reconcile(out, report, rows, output, args.remove_extra)
+  -- (what was sent is audited even when the report cannot be printed)
+  local streams, actions, seen = {}, {}, {}
+  for i, r in ipairs(rows) do
+    streams[i] = audit_stream(r)
+    if not seen[r.action] then seen[r.action] = true; actions[#actions + 1] = r.action end
+  end
+  local flushed = out:flush()
+  if not flushed then
+    out:lost(format("the report is incomplete; %d fixed, %d failed, %d unknown", report.fixed, #report.failed,
+      #report.unknown))
+  end
+  return (report.in_sync and flushed) and EXIT.ok or EXIT.failed, {
+    streams = streams, actions = actions, guard = report.guard, dry_run = report.dry_run, calls = report.calls,
+    outcome = report.in_sync and "ok" or (overall(streams) ~= "ok" and overall(streams) or "failed"),
+    note = report.state_error and tostring(report.state_error.message) or nil,
+  }
+end
+
+M.run_reconcile = run_reconcile
+
+return M

@@ -1,0 +1,353 @@
+--- What a run meant to change, and the limit on how much at once: the
+-- blast-radius guard and the audit log's lines.
+--
+-- `guard(count, opts)` is the one rule for "how many streams may one run
+-- forbid without a confirmation": the command line (`--yes`,
+-- `--max-forbid`), streamctl.operator.reconcile and an nginx handler (a `confirm`
+-- field in its API) all ask it. `record(fields)` makes one audit line (a
+-- JSON object, keys in a fixed order, never a secret: it takes only the
+-- fields below, and an AccessKeyId or AppId names the credential);
+-- `writer(path)` appends lines to a file created with mode 0600. See
+-- docs/reconcile.md.
+-- @module streamctl.operator.audit
+
+local core = require "streamctl.core"
+local errors = require "streamctl.base.errors"
+local json = require "streamctl.base.json"
+local validate = require "streamctl.base.validate"
+
+local type, ipairs, pairs, tostring, error, pcall = type, ipairs, pairs, tostring, error, pcall
+local format, gsub, match, find = string.format, string.gsub, string.match, string.find
+local concat, sort = table.concat, table.sort
+local floor, huge = math.floor, math.huge
+
+local M = {}
+
+--- The default limit: forbidding more than this many streams in one run
+-- needs a confirmation. A mistaken list of thousands would cut that many
+-- live streams and hold ForbidLiveStream's whole budget (20 a second per
+-- account) for minutes: 100 is 5 seconds of it.
+M.MAX_FORBID = 100
+
+local GUARD_OPTIONS = {
+  { name = "max_forbid", type = "integer", min = 0 },
+  { name = "confirm", type = "boolean" },
+}
+
+--- The blast-radius guard: may one run forbid `count` streams?
+-- @tparam integer count the streams the run would forbid (repeats dropped)
+-- @tparam[opt] table opts `max_forbid` (integer >= 0, default `MAX_FORBID`) and `confirm`
+-- (true: the caller confirmed a larger run)
+-- @return true and the decision `{ count, max_forbid, confirmed, allowed = true }`; or nil and an error
+-- (code `TooManyStreams`, kind `validation`, `sent = false`, its `guard` the decision with
+-- `allowed = false`), or nil and an `InvalidParameter` error for a bad option
+function M.guard(count, opts)
+  if type(count) ~= "number" or count < 0 or count ~= floor(count) or count == huge then
+    error("bad argument #1 to 'guard' (count must be an integer >= 0)", 2)
+  end
+  local o, err = validate.construct(GUARD_OPTIONS, opts, "streamctl.operator.audit.guard", "guard", 2)
+  if not o then return nil, err end
+  local max = o.max_forbid or M.MAX_FORBID
+  local decision = { count = count, max_forbid = max, confirmed = o.confirm == true, allowed = true }
+  if count <= max or o.confirm then return true, decision end
+  decision.allowed = false
+  local e = errors.new {
+    code = "TooManyStreams", kind = "validation", sent = false,
+    message = format("forbidding %d streams in one run is more than max_forbid (%d): nothing was sent; "
+      .. "confirm to send them", count, max),
+  }
+  e.guard = decision
+  return nil, e
+end
+
+-- JSON --------------------------------------------------------------------------
+
+local encode_value
+
+-- An array (every key 1..n) or an object (keys sorted), written by the
+-- library's own string escaping (lua-cjson writes "/" as "\/").
+local function encode_table(t, depth)
+  if depth > 8 then error("audit record nested too deeply", 4) end
+  local n = #t
+  local count = 0
+  for _ in pairs(t) do count = count + 1 end
+  local parts = {}
+  if count == n and n > 0 then
+    for i = 1, n do parts[i] = encode_value(t[i], depth + 1) end
+    return "[" .. concat(parts, ",") .. "]"
+  end
+  local keys = {}
+  for k in pairs(t) do
+    if type(k) ~= "string" then error("audit record: object keys must be strings", 4) end
+    keys[#keys + 1] = k
+  end
+  sort(keys)
+  for i, k in ipairs(keys) do parts[i] = json.string(k) .. ":" .. encode_value(t[k], depth + 1) end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+function encode_value(v, depth)
+  local t = type(v)
+  if t == "string" then return json.string(v) end
+  if t == "boolean" then return tostring(v) end
+  if t == "number" then
+    if v ~= v or v == huge or v == -huge then return "null" end
+    if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return validate.decimal(v) end
+    return format("%.17g", v)
+  end
+  if t == "table" then return encode_table(v, depth) end
+  if v == nil then return "null" end
+  error("audit record: a " .. t .. " cannot be written", 4)
+end
+
+-- A list as a JSON array, `[]` when empty.
+local function array_json(list)
+  local parts = {}
+  for i = 1, #list do parts[i] = encode_value(list[i], 2) end
+  return "[" .. concat(parts, ",") .. "]"
+end
+
+-- The keys of an audit line, in the order written, and what each must be.
+local FIELDS = {
+  { "time", "string" },            -- UTC, YYYY-MM-DDThh:mm:ssZ
+  { "record", "string" },          -- intent (before the first request), outcomes (a long run's streams as
+                                   -- they finish), outcome (after); absent: a single line
+  { "run", "string" },             -- the run's id: an intent and its outcome share it
+  { "user", "string" },            -- the OS user
+  { "host", "string" },            -- the machine
+  { "provider", "string" },        -- aliyun, zego
+  { "credential", "string" },      -- the AccessKeyId or AppId (never a secret)
+  { "credential_source", "string" }, -- where the credentials came from
+  { "command", "string" },         -- the subcommand (reconcile, forbid-live-streams...)
+  { "actions", "table" },          -- the service actions the run sent (or would have)
+  { "guard", "table" },            -- the guard's decision
+  { "from", "string" },            -- where the streams came from (--from FILE, standard input, the flags)
+  { "count", "number" },           -- the streams the run means to change (an intent)
+  { "count_at_least", "number" },  -- instead of count, where a list read as it goes could not be counted first
+  { "digest", "string" },          -- SHA-256 of their names, sorted, one a line (an intent)
+  { "from_sha256", "string" },     -- instead of digest, for a list read as it goes: SHA-256 of the file's bytes
+  { "outcome", "string" },         -- ok, failed, unknown, refused, interrupted
+  { "exit", "number" },            -- the command's exit status
+  { "calls", "number" },           -- the requests that left
+  { "counts", "table" },           -- streams per outcome
+  { "request_ids", "table" },      -- the providers' RequestIds, each once
+  { "unknown", "table" },          -- the streams whose outcome is unknown
+  { "streams", "table" },          -- { stream, action, outcome, code, request_id } each
+  { "note", "string" },            -- anything else worth a line (a state that could not be saved)
+}
+local KNOWN = {}
+for _, f in ipairs(FIELDS) do KNOWN[f[1]] = f[2] end
+
+-- Each stream's entry, its keys in this order.
+local STREAM_KEYS = { "stream", "action", "outcome", "code", "request_id" }
+
+local function stream_json(s)
+  local parts = {}
+  for _, k in ipairs(STREAM_KEYS) do
+    if s[k] ~= nil then parts[#parts + 1] = '"' .. k .. '":' .. encode_value(s[k], 2) end
+  end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+--- One audit line: a JSON object (without the newline) of `fields`, keys in
+-- the order of the table in docs/reconcile.md. `time` defaults to now (UTC);
+-- `request_ids`, `unknown` and `counts` are made from `streams` when not given.
+-- A key that is not an audit field raises (so nothing unexpected, a secret
+-- least of all, is ever written); `nil` values are left out.
+-- @tparam table fields see docs/reconcile.md "The audit log"
+-- @treturn string the line
+function M.record(fields)
+  if type(fields) ~= "table" then error("bad argument #1 to 'record' (fields must be a table)", 2) end
+  for k, v in pairs(fields) do
+    if not KNOWN[k] then error(format("bad argument #1 to 'record' ('%s' is not an audit field)", tostring(k)), 2) end
+    if type(v) ~= KNOWN[k] then
+      error(format("bad argument #1 to 'record' (field '%s' must be a %s)", k, KNOWN[k]), 2)
+    end
+  end
+  local f = {}
+  for k, v in pairs(fields) do f[k] = v end
+  f.time = f.time or core.utc_timestamp(floor(core.now()))
+  local streams = f.streams
+  if streams and f.record ~= "intent" then
+    local ids, seen, unknown, counts = {}, {}, {}, {}
+    for _, s in ipairs(streams) do
+      if s.request_id and not seen[s.request_id] then seen[s.request_id] = true; ids[#ids + 1] = s.request_id end
+      if s.outcome == "unknown" then unknown[#unknown + 1] = s.stream end
+      if s.outcome then counts[s.outcome] = (counts[s.outcome] or 0) + 1 end
+    end
+    f.request_ids = f.request_ids or ids
+    f.unknown = f.unknown or unknown
+    f.counts = f.counts or counts
+  end
+  local parts = {}
+  for _, spec in ipairs(FIELDS) do
+    local k, v = spec[1], f[spec[1]]
+    if v ~= nil then
+      local text
+      if k == "streams" then
+        local items = {}
+        for i, s in ipairs(v) do items[i] = stream_json(s) end
+        text = "[" .. concat(items, ",") .. "]"
+      elseif k == "actions" or k == "request_ids" or k == "unknown" then
+        text = array_json(v)
+      else
+        text = encode_value(v, 1)
+      end
+      parts[#parts + 1] = '"' .. k .. '":' .. text
+    end
+  end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+-- Files -------------------------------------------------------------------------
+
+local function shell_quote(s)
+  return "'" .. gsub(s, "'", "'\\''") .. "'"
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+--- Makes `path` (and the directories above it) if it does not exist: the
+-- file with mode 0600, the directories 0700 (a shell's umask 077; blocking,
+-- so inside nginx call it from init_worker, not from a request).
+-- @return true, or nil and why
+function M.private_file(path)
+  if type(path) ~= "string" or path == "" then error("bad argument #1 to 'private_file' (a path)", 2) end
+  if exists(path) then return true end
+  local dir = match(path, "^(.*)/[^/]*$")
+  local cmd = "{ umask 077 && " .. (dir and dir ~= "" and ("mkdir -p -- " .. shell_quote(dir) .. " && ") or "")
+    .. ": >> " .. shell_quote(path) .. "; } 2>/dev/null"
+  local a = os.execute(cmd)
+  if (a == true or a == 0) and exists(path) then return true end
+  return nil, format("cannot create %s", path)
+end
+
+--- Is `path` readable or writable by others than its owner? The reason, or nil.
+function M.loose_mode(path)
+  local ok, lfs = pcall(require, "lfs")
+  if not ok then return nil end
+  local perms = lfs.attributes(path, "permissions")
+  if perms and not find(perms, "^...%-%-%-%-%-%-$") then
+    return format("%s can be read by other users (%s); run: chmod 600 %s", path, perms, path)
+  end
+  return nil
+end
+
+--- An appender of audit lines to `path`: the file is made now if it does
+-- not exist (mode 0600, see `private_file`), so a log that cannot be
+-- written is found before anything is sent.
+--
+-- Each line is one write(2) under an exclusive lock (streamctl.core's
+-- append_private), so that lines of processes writing at once never
+-- interleave, however long, and always starts on a line of its own: after
+-- a line cut short (a full disk, a crash) a newline is written first. With
+-- `sync`, the line is on the disk (fdatasync) before `write` returns: an
+-- intent is written so, before its run sends anything.
+-- @tparam string path the file
+-- @return a function `write(line [, sync]) -> true | nil, why`, and a warning when the file can be read
+-- by other users; or nil and why. `why` names the file and, for a line cut short, the bytes written of
+-- it. The first line that had to start after a cut one is said through `opts.warn(text)` (default: none).
+-- @tparam[opt] table opts `{ warn = function(text) }`
+function M.writer(path, opts)
+  if type(path) ~= "string" or path == "" then error("bad argument #1 to 'writer' (path must be a string)", 2) end
+  local warn = opts and opts.warn
+  local ok, why = M.private_file(path)
+  if not ok then return nil, why end
+  local f, err = io.open(path, "ab")
+  if not f then return nil, format("cannot write %s", tostring(err)) end
+  f:close()
+  return function(line, sync)
+    if type(line) ~= "string" then error("bad argument #1 to 'write' (a line)", 2) end
+    local data = line .. "\n"
+    local done, repaired, written = core.append_private(path, data, sync)
+    if not done then
+      if written and written > 0 then
+        return nil, format("%s (the line was cut short: %d of its %d bytes written; the next line starts on a "
+          .. "line of its own)", repaired, written, #data)
+      end
+      return nil, repaired
+    end
+    if repaired and warn then
+      warn(format("%s ended in a line cut short (a full disk or a crash): a newline was added before this "
+        .. "run's line", path))
+    end
+    return true
+  end, M.loose_mode(path)
+end
+
+--- The most streams an intent names one by one; beyond, their count and digest only.
+M.INTENT_STREAMS = 100
+
+--- Makes `fields` an intent for `streams` (`{ { stream, action }, ... }`):
+-- `record`, `count` and `digest`, and `streams` when there are at most
+-- INTENT_STREAMS of them. Returns `fields`, for `record`.
+function M.intent(fields, streams)
+  if type(fields) ~= "table" or type(streams) ~= "table" then
+    error("bad argument to 'intent' (fields and a list of streams expected)", 2)
+  end
+  local names = {}
+  for i, e in ipairs(streams) do names[i] = e.stream end
+  fields.record = "intent"
+  fields.digest, fields.count = M.digest(names)
+  if fields.count <= M.INTENT_STREAMS then fields.streams = streams end
+  return fields
+end
+
+--- Makes `fields` the intent of a run whose list is read as it goes
+-- (too long to name, or to sort for a digest, before the first request):
+-- `about` = `{ count, sha256 }` for a file counted first, or
+-- `{ count_at_least }` for a pipe. Returns `fields`, for `record`.
+function M.intent_streamed(fields, about)
+  if type(fields) ~= "table" or type(about) ~= "table" then
+    error("bad argument to 'intent_streamed' (fields and { count, sha256 } or { count_at_least } expected)", 2)
+  end
+  fields.record = "intent"
+  fields.count, fields.from_sha256, fields.count_at_least = about.count, about.sha256, about.count_at_least
+  return fields
+end
+
+--- The most streams an "outcomes" record of a long run names.
+M.OUTCOMES_STREAMS = 1000
+
+--- A new run's id: 16 hex digits from OpenSSL, which its intent and its
+-- outcome share.
+function M.run_id()
+  return core.random_hex(8)
+end
+
+--- The digest of a run's streams, for its intent: SHA-256 (hex) of their
+-- names sorted and joined by newlines, and how many.
+-- @tparam table names the names
+-- @return digest, count
+function M.digest(names)
+  if type(names) ~= "table" then error("bad argument #1 to 'digest' (a list of names)", 2) end
+  local copy = {}
+  for i, n in ipairs(names) do copy[i] = tostring(n) end
+  sort(copy)
+  return core.sha256_hex(concat(copy, "\n")), #copy
+end
+
+--- Who runs this: `{ user, host }`, from USER (else LOGNAME, else `id -un`)
+-- and the kernel's host name (else HOSTNAME).
+-- @tparam[opt] function getenv the environment (default os.getenv)
+function M.who(getenv)
+  getenv = getenv or os.getenv
+  local user = getenv("USER")
+  if not user or user == "" then user = getenv("LOGNAME") end
+  if not user or user == "" then
+    local p = io.popen("id -un 2>/dev/null")
+    user = p and p:read("*l")
+    if p then p:close() end
+  end
+  local host
+  local f = io.open("/proc/sys/kernel/hostname", "rb")
+  if f then host = f:read("*l") f:close() end
+  if not host or host == "" then host = getenv("HOSTNAME") end
+  return { user = (user and user ~= "") and user or "unknown", host = (host and host ~= "") and host or "unknown" }
+end
+
+return M

@@ -1,0 +1,528 @@
+--- The request pipeline shared by both providers.
+--
+-- A call flows one way: validate -> build -> sign -> send -> decode -> report.
+-- This module owns every step that is the same for both providers; a provider
+-- module (streamctl.aliyun, streamctl.zego) hands `define` a table of rules:
+--
+--   provider     "aliyun" | "zego"
+--   defaults     { endpoint = ... }
+--   options      schema of the provider's own options (streamctl.base.validate)
+--   operations   action -> { method = "GET"|"POST", idempotent = bool, cap = n (requests per
+--                            second, the published limit; nil: none), recover = { action,
+--                            params(p), found(result, p) } (optional: how to look up whether
+--                            an attempt took effect), ordered = bool (the service orders
+--                            requests itself, e.g. by a Sequence: a late copy cannot undo a
+--                            later change; a stream operation with neither waits for an
+--                            earlier unknown attempt on its stream to settle) }
+--   methods      snake_case name -> { action, fields = schema, check = fn(params, values, self) }
+--   batches      snake_case name -> { action, fields, list, param, chunk, check }
+--   streams(action, params) -> { key, ... } | nil  (the streams an action changes: their
+--                order is kept, and a later change waits for an earlier unknown one to settle)
+--   array(name, list) -> name, value          (how the service takes a Lua array)
+--   configure(self, values, credentials) -> fields | nil, err  (the provider's fields on the
+--                client, from its checked options and its credentials, which the client
+--                has taken from the options or the environment: streamctl.credentials)
+--   sequenced    true when its calls carry a Sequence: the client makes the generator
+--                (option `sequence`, else one on the client's shared dict or Redis)
+--   sequence_ids(action, op, params) -> { id, ... } | nil  (optional: the streams whose
+--                Sequence a call still has to take at its first send; streamctl.pipeline.pacing
+--                takes it with the call's rate-limit slot where the store can)
+--   cap(self, action, op) -> n | nil          (optional: the cap for this client, when it is
+--                                              not op.cap, e.g. ZEGO's test environment)
+--   complete(self, action, op, params, dry) -> params | nil, why  (optional: checks what
+--                only the provider can, before anything is sent; for a `dry` run (prepare),
+--                also fills in what `commit` would, without committing anything)
+--   commit(self, action, op, params) -> true | nil, err  (optional: at the first send of a
+--                call, fills in what must be taken at that moment and stay fixed across its
+--                retries, in `params` itself: ZEGO's Sequence)
+--   build(self, action, op, params, now, nonce) -> request   (common params, signature)
+--   decode(self, action, response) -> result | nil, err
+--   nonce(self) -> string                     (the default nonce source)
+--   nonce_rule(nonce) -> nil | rule broken    (what any nonce source must give)
+--   common_params  set of lower-case names the signature owns (refused in params)
+--   account(self) -> the id the provider's rate limits apply to
+--   resolve_account(self, sleep)              (optional: before each call or batch, finds the
+--                account when it is not known yet: Alibaba Cloud's STS GetCallerIdentity)
+--   secrets(self) -> array of strings never to be shown
+--   redact = { query = { names }, headers = { [lower-case name] = "all" | "signature" } }
+--                what of a signed request a dry run must not show: query (or form)
+--                parameters, whole header values, or the Signature=... part of one
+--
+-- A request is `{ method, url, headers, body, action, provider }`; a response
+-- is `{ status, headers (lower-case names), body }`; a transport failure is
+-- `{ code, message, sent }`. A transport is either a blocking
+-- `function(request) -> response | nil, failure`, or a table with
+-- `start(key, request) -> true | nil, failure`, `poll(timeout_seconds) ->
+-- { {key=, res=, err=}, ... }`, and optionally `sleep(seconds)`, `close()`
+-- and `check() -> true | nil, why` (whether it can send from here).
+-- Unless the caller gives one, a client uses streamctl.transport.auto:
+-- cosockets inside nginx (streamctl.transport.ngx), libcurl elsewhere
+-- (streamctl.transport.curl, on libcurl's multi interface).
+--
+-- Calls and batches are carried out by a streamctl.engine.runner engine, which the
+-- client hands an explicit interface, built in one place (`engine_for`): its
+-- io, how to sign and decode an attempt (the client's steps), how to pace an
+-- action (streamctl.pipeline.pacing), the retry policy and the clock correction.
+-- Beside it, each one job: streamctl.pipeline.options (the options and their rules),
+-- streamctl.base.encode (service parameters), streamctl.pipeline.batch (batches and
+-- reports), streamctl.base.redact (what is never shown).
+-- @module streamctl.pipeline.client
+
+local core = require "streamctl.core"
+local errors = require "streamctl.base.errors"
+local validate = require "streamctl.base.validate"
+local runner = require "streamctl.engine.runner"
+local retry = require "streamctl.engine.retry"
+local auto_transport = require "streamctl.transport.auto"
+local stores = require "streamctl.pipeline.stores"
+local sequence = require "streamctl.engine.sequence"
+local keys = require "streamctl.pipeline.keys"
+local jitter = require "streamctl.base.jitter"
+local batch = require "streamctl.pipeline.batch"
+local encode = require "streamctl.base.encode"
+local redact = require "streamctl.base.redact"
+local options = require "streamctl.pipeline.options"
+local pacing = require "streamctl.pipeline.pacing"
+
+local type, pairs, ipairs, error, setmetatable = type, pairs, ipairs, error, setmetatable
+local pcall, tostring = pcall, tostring
+local floor = math.floor
+local format, match = string.format, string.match
+
+local M = {}
+
+--- How long after it was sent an attempt whose outcome is unknown is taken
+-- to be able to land, in milliseconds (see streamctl.engine.runner, "Order", and
+-- docs/pacing.md "Not out of order"): 10 s, ZEGO's Sequence window.
+M.SETTLE_MS = 10000
+
+--- The largest clock correction the client makes, in seconds: a response's
+-- Date further than a day from the local clock is taken for a broken Date,
+-- never for the time (a Date of 9999-12-31 would otherwise sign every later
+-- request in that year).
+M.MAX_CLOCK_CORRECTION = 24 * 3600
+
+-- Parses an HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT") into Unix seconds.
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+function M.parse_http_date(s)
+  if type(s) ~= "string" then return nil end
+  local d, mon, y, hh, mm, ss = match(s, "^%a+, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if not d or not MONTHS[mon] then return nil end
+  return core.parse_utc_timestamp(format("%s-%02d-%sT%s:%s:%sZ", y, MONTHS[mon], d, hh, mm, ss))
+end
+
+local Client = {}
+
+-- Checks and encodes service-named params (streamctl.base.encode); then the
+-- provider fills in what must stay fixed across retries (`complete`; `dry`
+-- for a prepare, which must commit nothing).
+-- @return op, params; or nil, err
+function Client:_encode(action, params, level, dry)
+  local rules = self._rules
+  if type(action) ~= "string" then error("action must be a string", level + 1) end
+  if params ~= nil and type(params) ~= "table" then error("params must be a table", level + 1) end
+  local op = rules.operations[action]
+  if not op then
+    return nil, errors.invalid(rules.provider, action, "unknown action '" .. action .. "'")
+  end
+  local out, err = encode.params(rules, self._texts, action, params)
+  if not out then return nil, err end
+  if rules.complete then
+    local why
+    out, why = rules.complete(self, action, op, out, dry)
+    if not out then
+      if errors.is(why) then why.action = action return nil, why end
+      return nil, errors.invalid(rules.provider, action, why)
+    end
+  end
+  return op, out
+end
+
+-- Signs one request: a fresh nonce and time every time.
+function Client:_sign(action, params)
+  local rules = self._rules
+  local nonce = self._nonce()
+  local why = self._nonce_given and rules.nonce_rule(nonce) -- (the built-in source is trusted)
+  if why then
+    return nil, errors.invalid(rules.provider, action, "the nonce source returned " .. (type(nonce) == "string"
+      and "a value that" or "a " .. type(nonce) .. ", which") .. " " .. why)
+  end
+  -- params is the call's own (from _encode): a build may add the common
+  -- parameters to it, as every signing sets all of them again.
+  return rules.build(self, action, rules.operations[action], params, self:now(), nonce)
+end
+
+--- Builds and signs the request for `action` without sending it (and
+-- without taking a ZEGO Sequence: the generator is only peeked at).
+-- `params` uses the service's own parameter names; a Lua array becomes what
+-- the service expects (see the provider's rules).
+-- @return request table `{ method, url, headers, body, action, provider }`, or nil, err
+function Client:prepare(action, params)
+  local op, out = self:_encode(action, params, 2, true)
+  if not op then return nil, out end
+  return self:_sign(action, out)
+end
+
+--- The current time in Unix seconds, as the provider will see it
+-- (the injected clock plus any measured skew correction).
+function Client:now()
+  return self._clock() + self.clock_offset
+end
+
+--- The account the provider's limits apply to, which keys the pacing budget
+-- (Aliyun: the `account_id` option, else a role ARN's UID, else the UID STS
+-- answered once the budget is shared, see docs/pacing.md; ZEGO: the AppId).
+function Client:account()
+  return self._rules.account(self)
+end
+
+--- The rate at which this client sends `action` (requests per second, with
+-- the margin taken off), or nil when it is not paced.
+function Client:rate_for(action)
+  return self._pacer:rate(action)
+end
+
+-- Makes the job that runs `action` with encoded params.
+function Client:_job(action, op, params)
+  local rules = self._rules
+  return { action = action, params = params, recover = op.recover, done_codes = op.done_codes,
+           ordered = op.ordered, streams = rules.streams(action, params) }
+end
+
+-- nil, or the error that stops every call from here (an nginx phase in
+-- which the transport can neither yield nor block): nothing is paced or sent.
+function Client:_send_blocker(action)
+  local check = self._check
+  if not check then return nil end
+  local ok, why = check()
+  if ok then return nil end
+  return errors.new { provider = self._rules.provider, action = action, code = "InvalidRequest",
+                      kind = "validation", message = why, sent = false }
+end
+
+--- Sends `action` with service-named `params` and decodes the answer, with
+-- rate limiting and retries (each attempt signed afresh).
+-- @return the decoded response table, or nil, err (`err.attempts` says how many were made)
+function Client:call(action, params)
+  local op, out = self:_encode(action, params, 2)
+  if not op then return nil, out end
+  local here = self:_send_blocker(action)
+  if here then return nil, here end
+  local job = self:_run({ self:_job(action, op, out) }, { concurrency = 1 })[1]
+  if job.result ~= nil then return job.result end
+  return nil, job.err
+end
+
+--- Frees the transport's connection (if it has one) and the Redis
+-- connection the client made (not one it was given). Idempotent.
+function Client:close()
+  local close = self._close
+  self._close = nil
+  if close then close() end
+  if self._own_redis then self._redis:close() end
+end
+
+-- Checks a method's fields and its cross-field rule.
+-- @return params, values; or nil, err
+function Client:_fields(method_name, spec, fields)
+  local provider = self._rules.provider
+  local params, values = validate.fields(spec.fields, fields, method_name)
+  if not params then return nil, errors.invalid(provider, spec.action, values) end
+  if spec.check then
+    local why = spec.check(params, values, self)
+    if why then return nil, errors.invalid(provider, spec.action, why) end
+  end
+  return params, values
+end
+
+-- Runs jobs on this client's engine (its concurrency unless `opts` says).
+function Client:_run(jobs, opts)
+  local resolve = self._rules.resolve_account
+  if resolve then resolve(self, self._sleep) end
+  opts = opts or {}
+  opts.concurrency = opts.concurrency or self._concurrency
+  return self._engine:run(jobs, opts)
+end
+
+-- Runs a named method: validate fields, then call.
+local function named(rules, name, spec)
+  local method_name = rules.provider .. "." .. name
+  return function(self, fields)
+    local params, err = self:_fields(method_name, spec, fields)
+    if not params then return nil, err end
+    return self:call(spec.action, params)
+  end
+end
+
+-- The client's steps of an attempt, which the engine calls (see
+-- streamctl.engine.runner): sign it when it is sent, decode what came back, tell
+-- the caller's hook, correct the clock on a skew error.
+
+-- Signs an attempt. A ZEGO call's first send takes its Sequence (`commit`)
+-- into the job's own params, where it stays for the retries.
+function Client:_sign_attempt(attempt)
+  local rules, action = self._rules, attempt.action
+  if rules.commit and attempt.role == "call" and attempt.n == 1 and not attempt.job.sequence_taken then
+    local ok, err = rules.commit(self, action, rules.operations[action], attempt.params)
+    if not ok then err.action = action return nil, err end
+  end
+  local req, err = self:_sign(action, attempt.params)
+  -- What this request carries that no message may show (its signature,
+  -- a token): a server that echoes the request must not put it into an error.
+  if req then attempt.hidden = redact.hidden(rules, req) end
+  return req, err
+end
+
+-- Reads an attempt's answer, or wraps its transport failure; nothing it
+-- returns shows a secret.
+function Client:_decode_attempt(attempt, res, terr)
+  local rules, action = self._rules, attempt.action
+  local hidden = attempt.hidden or {}
+  for _, v in ipairs(rules.secrets(self)) do hidden[#hidden + 1] = v end
+  if not res then
+    local err = errors.transport(rules.provider, action, terr, rules.operations[action].idempotent)
+    err.message = redact.text(err.message, hidden)
+    return nil, err
+  end
+  local result, derr = rules.decode(self, action, res)
+  if result == nil and derr then
+    derr.server_date = derr.server_date or M.parse_http_date(res.headers and res.headers.date)
+    derr.message = redact.text(derr.message, hidden)
+  elseif type(result) == "table" and #hidden > 0 then
+    redact.answer(result, hidden) -- (an answer that quotes the request shows none of it either)
+  end
+  return result, derr
+end
+
+-- The caller's hook, told of every attempt; an error in it never affects
+-- the call (the first one is kept in client.on_attempt_error).
+function Client:_observe(attempt, result, err, seconds, res)
+  local ok, herr = pcall(self._on_attempt, {
+    provider = self._rules.provider, action = attempt.action, role = attempt.role, attempt = attempt.n,
+    retry = attempt.n > 1, ok = result ~= nil, seconds = seconds,
+    status = res and res.status, code = err and err.code, kind = err and err.kind,
+    throttled = err ~= nil and err.kind == "throttled", sent = err == nil or err.sent ~= false,
+    error = err,
+  })
+  if not ok and self.on_attempt_error == nil then self.on_attempt_error = tostring(herr) end
+end
+
+-- Only on a clock-skew error (the engine asks), only from a Date, and only
+-- within MAX_CLOCK_CORRECTION; otherwise the error stands, saying why.
+function Client:_correct_clock(err)
+  local offset = retry.clock_offset(err, self._clock())
+  if not offset or offset > M.MAX_CLOCK_CORRECTION or offset < -M.MAX_CLOCK_CORRECTION then
+    err.message = (err.message or "") .. "; the clock was not corrected: the response's Date is "
+      .. (offset and "more than a day from the local clock" or "missing")
+    return false
+  end
+  self.clock_offset = offset
+  return true
+end
+
+-- The engine's interface onto this client: the only things the runner uses.
+local function engine_for(self, io)
+  local pacer = self._pacer
+  return runner.new {
+    io = io,
+    retry = self._retry,
+    settle = self._settle,
+    cancel = self._cancel,
+    sign = function(attempt) return self:_sign_attempt(attempt) end,
+    decode = function(attempt, res, terr) return self:_decode_attempt(attempt, res, terr) end,
+    observe = self._on_attempt and function(...) return self:_observe(...) end,
+    correct_clock = function(err) return self:_correct_clock(err) end,
+    pace = function(action, max_delay, job) return pacer:pace(action, max_delay, job) end,
+    horizon = function(action) return pacer:horizon(action) end,
+    window = function(action) return pacer:window(action) end,
+    slack = function() return pacer:slack() end,
+    measured = function(kind, seconds) return pacer.measure[kind](pacer.measure, seconds) end,
+  }
+end
+
+--- A copy of a signed request (from `prepare`) that shows no secret,
+-- signature or security token: each is replaced by "<redacted>".
+function Client:redact(req)
+  return redact.request(self._rules, self._rules.secrets(self), req)
+end
+
+--- What a method would send for `fields`, without sending anything: the
+-- requests signed as they would be now (one per call a batch would make),
+-- each with every secret, signature and security token replaced by
+-- "<redacted>", so that it can be shown or logged. Fields are checked
+-- exactly as the method checks them; no ZEGO Sequence is taken.
+-- @tparam string name a named or batch method, e.g. "resume_live_stream"
+-- @tparam table fields the method's fields
+-- @return array of requests `{ method, url, headers, body, action, provider }`, or nil, err
+function Client:dry_run(name, fields)
+  local rules = self._rules
+  local spec = rules.methods[name] or (rules.batches or {})[name]
+  if type(name) ~= "string" or not spec then
+    error("bad argument #1 to 'dry_run' (not a method of streamctl." .. rules.provider .. ": " .. tostring(name)
+      .. ")", 2)
+  end
+  local params, values = self:_fields(rules.provider .. "." .. name, spec, fields)
+  if not params then return nil, values end
+  local jobs
+  if spec.list then
+    local err
+    jobs, err = batch.jobs(self, spec, params, values, true)
+    if not jobs then return nil, err end
+  else
+    local op, out = self:_encode(spec.action, params, 2, true)
+    if not op then return nil, out end
+    jobs = { { action = spec.action, params = out } }
+  end
+  local out = {}
+  for i, job in ipairs(jobs) do
+    local req, err = self:_sign(job.action, job.params)
+    if not req then return nil, err end
+    out[i] = self:redact(req)
+  end
+  return out
+end
+
+-- The option check that `keys.from_options` applies to a value
+-- from the environment: the option's own.
+local function credential_check(schema)
+  local checks = {}
+  for _, spec in ipairs(schema) do checks[spec.name] = spec.check end
+  return function(name, value) return checks[name](value) end
+end
+
+-- The Sequence generator of a provider whose calls carry one: the option
+-- `sequence`, else one on the client's shared dict or Redis (or in memory).
+-- With Redis as both stores, a call's slot and Sequence are taken in one
+-- round trip (streamctl.pipeline.pacing).
+local function sequence_for(self, o)
+  local rules = self._rules
+  local prefix = rules.provider .. ":" .. rules.account(self) .. ":"
+  local store, redis_seq = stores.sequence(o, self._redis, prefix, self._monotonic)
+  local limiter = self._pacer.limiter
+  if redis_seq and limiter and limiter.store.reserve_sequenced then self._sequence_store = redis_seq end
+  return o.sequence or sequence.new {
+    clock_ms = function() return floor(self._clock() * 1000) end,
+    store = store,
+  }
+end
+
+-- The client's transport as the engine's io (see streamctl.engine.runner); the
+-- built-in one unless the caller gave one.
+local function io_for(self, o)
+  local transport = o.transport
+  if transport == nil or type(transport) == "string" then
+    local t, why = auto_transport.new(o, transport)
+    if not t then return nil, why end
+    transport = t
+  end
+  local is_table = type(transport) == "table"
+  self._close = is_table and transport.close or nil
+  self._check = is_table and transport.check or nil
+  local sleep = o.sleep or (is_table and transport.sleep) or auto_transport.sleep
+  if not is_table then return runner.sync_io(transport, self._monotonic, sleep) end
+  return { start = transport.start, poll = transport.poll, now = self._monotonic, sleep = sleep }
+end
+
+-- Makes a client of `class` from checked options and credentials.
+local function make(class, o, creds)
+  local rules = class._rules
+  local self = setmetatable({
+    endpoint = o.endpoint or options.parse_endpoint(rules.defaults.endpoint),
+    clock_offset = 0,
+    _concurrency = o.concurrency or 8,
+    _settle = (o.settle_ms or M.SETTLE_MS) / 1000,
+    _clock = o.clock or core.now,
+    _monotonic = o.monotonic or core.monotonic,
+    _on_attempt = o.on_attempt,
+    _cancel = o.cancel,
+    _nonce_given = o.nonce ~= nil,
+  }, class)
+  local fields, err = rules.configure(self, o, creds)
+  if not fields then return nil, err end
+  for k, v in pairs(fields) do self[k] = v end
+  self._nonce = o.nonce or function() return rules.nonce(self) end
+  -- One Redis connection for the client's rate limits and Sequences (made
+  -- on first use: a client made while Redis is down works from its fallback).
+  if o.redis then
+    local conn, own = stores.redis_connection(o.redis)
+    if not conn then return nil, errors.invalid(rules.provider, nil, "option 'redis': " .. own.message) end
+    self._redis = conn
+    self._own_redis = own -- (a connection the caller made, other clients may share: theirs to close)
+  end
+  -- Jitter from OpenSSL, so processes never share one math.random sequence.
+  local retry_opts = { random = jitter.unit }
+  for k, v in pairs(o.retry or {}) do retry_opts[k] = v end
+  if o.retry == false then retry_opts.attempts = 1 end
+  self._retry = retry.policy(retry_opts)
+  self._pacer = pacing.new(self, o, self._redis)
+  if rules.sequenced then self._sequence = sequence_for(self, o) end
+  local io, why = io_for(self, o)
+  if not io then return nil, why end
+  self._engine = engine_for(self, io)
+  self._sleep = io.sleep
+  return self
+end
+
+-- The class's own functions: its methods and actions, for tools such as
+-- the command line, and `new`.
+local function class_functions(class, rules)
+  --- The client's named and batch methods: an array sorted by name of
+  -- `{ name, action, fields (the streamctl.base.validate schema), list (a
+  -- batch's list field, or nil) }`.
+  function class.methods()
+    local out = {}
+    for name, spec in pairs(rules.methods) do
+      out[#out + 1] = { name = name, action = spec.action, fields = spec.fields }
+    end
+    for name, spec in pairs(rules.batches or {}) do
+      out[#out + 1] = { name = name, action = spec.action, fields = spec.fields, list = spec.list }
+    end
+    table.sort(out, function(a, b) return a.name < b.name end)
+    return out
+  end
+
+  --- The provider's actions (for `call`), sorted.
+  function class.actions()
+    local out = {}
+    for action in pairs(rules.operations) do out[#out + 1] = action end
+    table.sort(out)
+    return out
+  end
+
+  local schema = options.schema(rules)
+  local check = credential_check(schema)
+
+  --- Makes a client. Every option: docs/clients.md.
+  -- @return client, or nil, err (bad or unknown option, missing credentials)
+  function class.new(opts)
+    if opts ~= nil and type(opts) ~= "table" then error("options must be a table", 2) end
+    local o, why, code = options.check(rules, schema, opts)
+    local creds
+    if o then creds, why, code = keys.from_options(rules.provider, o, check) end
+    local self
+    if creds then self, why = make(class, o, creds) end
+    if self then return self end
+    local e = errors.is(why) and why or errors.invalid(rules.provider, nil, why)
+    if code then e.code = code end
+    return nil, e
+  end
+end
+
+--- Defines a provider's client class from its rules.
+function M.define(rules)
+  local class = { _rules = rules }
+  -- action -> service parameter -> the text field that sets it (for `call`)
+  class._texts = encode.texts(rules)
+  for k, v in pairs(Client) do class[k] = v end
+  for name, spec in pairs(rules.methods) do class[name] = named(rules, name, spec) end
+  for name, spec in pairs(rules.batches or {}) do class[name] = batch.method(rules, name, spec) end
+  class.__index = class
+  class.__tostring = function(self)
+    return format("streamctl.%s client (%s)", rules.provider, redact.url(self.endpoint.url))
+  end
+  class_functions(class, rules)
+  return class
+end
+
+return M

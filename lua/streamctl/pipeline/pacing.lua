@@ -1,0 +1,245 @@
+--- A client's pacing: the cap on each action, the limiter and its store, and
+-- the slot reserved for each request (streamctl.engine.runner's `pace`, `horizon`
+-- and `window`). See docs/pacing.md.
+--
+-- `new(client, o)` takes the client (for its provider's rules, account and
+-- clock) and its checked options (`rate_limits`, `rate_burst`,
+-- `rate_margin`, `max_rate`, and the store: `rate_limit_store`,
+-- `shared_dict` or the client's Redis connection).
+-- @module streamctl.pipeline.pacing
+
+local ratelimit = require "streamctl.engine.ratelimit"
+local stores = require "streamctl.pipeline.stores"
+local log = require "streamctl.base.log"
+local samples = require "streamctl.base.samples"
+
+local tostring, setmetatable = tostring, setmetatable
+local min, max, floor, huge = math.min, math.max, math.floor, math.huge
+local push = samples.push
+local format = string.format
+
+local M = {}
+
+--- The fraction by which pacing stays under every cap (docs/pacing.md, "The
+-- margin"): with 5%, any N + 1 consecutive requests to an
+-- action capped at N per second span at least 1.05 s, so up to 50 ms of
+-- scheduling and network jitter cannot put N + 1 of them into one second,
+-- the strictest way a provider can count.
+M.RATE_MARGIN = 0.05
+
+--- How many slots of one action a client reserves ahead at most (see
+-- streamctl.engine.runner, "Pacing"): a horizon of this many intervals, and never
+-- more than `MAX_HORIZON` seconds. Whatever happens to a shared store, the
+-- slots already promised are this few.
+M.HORIZON_SLOTS = 4
+M.MAX_HORIZON = ratelimit.MAX_HORIZON
+
+--- When a rate-limit store fails (an error, not a wait), the client paces
+-- in its own process at the rate divided by this, and says so once: the
+-- store's other users are unknown, so it keeps to the safe side.
+M.FALLBACK_SHARE = 4
+
+-- The margin from what is measured (docs/pacing.md, "The margin") -------------
+
+--- Round trips and send delays kept, and how many make the measure warm.
+M.SAMPLES = 64
+M.WARM = 8
+
+--- What the measured margin never goes below (seconds of a one-second
+-- window: the margin's 1% is 0.01), and what it never goes above.
+M.MARGIN_FLOOR = 0.01
+M.MARGIN_CEILING = ratelimit.MARGIN_CEILING
+M.GUARD_FLOOR = 0.005
+M.LATE_FLOOR = 0.005
+
+--- Before anything is measured: the fixed margin, window guard and
+-- lateness (what a cold client, or one given `rate_margin`, keeps).
+M.COLD_GUARD = 0.02
+M.COLD_LATE = 0.02
+
+local Measure = {}
+Measure.__index = Measure
+
+--- A measure of the spread the margin must cover: the last SAMPLES round
+-- trips (send to answer, of attempts the provider answered) and the last
+-- SAMPLES send delays (how late a request left on its slot).
+function M.measure()
+  return setmetatable({ rtt = samples.new(M.SAMPLES), late = samples.new(M.SAMPLES) }, Measure)
+end
+
+--- A round trip the provider answered (seconds from send to answer).
+function Measure:round_trip(seconds)
+  if seconds >= 0 then push(self.rtt, seconds) self.cached = nil end
+end
+
+--- How late a request left after its slot's time (seconds, >= 0).
+function Measure:sent_late(seconds)
+  if seconds >= 0 then push(self.late, seconds) self.cached = nil end
+end
+
+--- The rule: `margin, guard, late` in seconds (see docs/pacing.md).
+-- Cold (fewer than WARM round trips or sends): RATE_MARGIN, COLD_GUARD,
+-- COLD_LATE. Warm, with J the spread of the round trips (the most one
+-- request's arrival can trail another's, each leg within it) and D the
+-- latest send: the window guard covers twice J, the lateness allowed twice
+-- D (a slot used later than that is given up), and the margin both, since a
+-- request may leave `late` after its slot and arrive J after that; each
+-- within its floor and ceiling.
+function Measure:rule()
+  local c = self.cached
+  if c then return c[1], c[2], c[3] end
+  local margin, guard, late = M.RATE_MARGIN, M.COLD_GUARD, M.COLD_LATE
+  if self.rtt.n >= M.WARM and self.late.n >= M.WARM then
+    local j, d = self.rtt.hi - self.rtt.lo, self.late.hi
+    guard = min(max(2 * j + 0.002, M.GUARD_FLOOR), M.MARGIN_CEILING / 2)
+    late = min(max(2 * d + 0.002, M.LATE_FLOOR), M.COLD_LATE)
+    margin = min(max(guard + late, M.MARGIN_FLOOR), M.MARGIN_CEILING)
+  end
+  self.cached = { margin, guard, late }
+  return margin, guard, late
+end
+
+--- The margin this client needs beside others on one shared budget (docs/
+-- pacing.md, "With a shared budget"): what its own requests may trail
+-- another client's by, whose link this one cannot see. Not the spread of
+-- its round trips but their longest (a request's one-way trip is anywhere
+-- within it, another's may be near nothing) plus the lateness allowed;
+-- within the floor and ceiling. Cold: RATE_MARGIN.
+function Measure:shared_margin()
+  if self.rtt.n < M.WARM or self.late.n < M.WARM then return M.RATE_MARGIN end
+  local _, _, late = self:rule()
+  return min(max(self.rtt.hi + late + 0.002, M.MARGIN_FLOOR), M.MARGIN_CEILING)
+end
+
+local Pacer = {}
+Pacer.__index = Pacer
+
+--- Makes a client's pacer (see above); `redis` is the client's connection.
+function M.new(client, o, redis)
+  local self = setmetatable({
+    client = client, rules = client._rules, monotonic = client._monotonic,
+    overrides = o.rate_limits, burst = o.rate_burst or 1, fixed_margin = o.rate_margin,
+    max_rate = o.max_rate, measure = M.measure(),
+  }, Pacer)
+  if o.rate_limits ~= false then
+    -- shared: other clients (processes, workers, machines) may pace under the same keys
+    self.shared = (o.rate_limit_store or o.shared_dict or redis) and true or false
+    local store = stores.ratelimit(o, redis, self.monotonic)
+    self.limiter = ratelimit.new { clock = self.monotonic, store = store }
+    self.carried = store ~= nil and store.carries_margin == true
+  end
+  return self
+end
+
+--- The cap on `action` for this client (an override, else the provider's),
+-- in requests per second; nil when it is not paced.
+function Pacer:cap(action)
+  local o = self.overrides
+  if o == false then return nil end
+  local v = o and o[action]
+  if v == nil and o then v = o["*"] end
+  if v == nil then
+    local rules = self.rules
+    local op = rules.operations[action]
+    v = rules.cap and rules.cap(self.client, action, op) or op.cap
+  end
+  local ceiling = self.max_rate
+  if ceiling and (not v or v > ceiling) then v = ceiling end
+  return v or nil
+end
+
+--- The rate at which this client sends `action` (requests per second, with
+-- the margin taken off) and that margin, or nil when it is not paced.
+function Pacer:rate(action)
+  local cap = self:cap(action)
+  if not cap then return nil end
+  local margin = self:margin()
+  return cap / (1 + margin), margin
+end
+
+--- The margin this client paces with (a fraction of the cap): `rate_margin`
+-- when given; else the measured rule's, and with a shared store the larger
+-- of that and `shared_margin` (what its requests may trail another
+-- client's by). A store that holds the largest margin of all its users
+-- (`store.carries_margin`: Redis) is told this one with each reservation
+-- and spaces the schedule at theirs; with any other shared store the
+-- others are unknown, and the margin never goes below RATE_MARGIN.
+function Pacer:margin()
+  if self.fixed_margin then return self.fixed_margin end
+  local m = self.measure
+  local margin = m:rule()
+  if not self.shared then return margin end
+  if self.carried then return max(margin, m:shared_margin()) end
+  return max(margin, M.RATE_MARGIN)
+end
+
+--- The window guard and the lateness allowed (runner's `slack`): the
+-- measured rule's, or the cold ones with a fixed `rate_margin`.
+function Pacer:slack()
+  if self.fixed_margin then return M.COLD_GUARD, M.COLD_LATE end
+  local _, guard, late = self.measure:rule()
+  return guard, late
+end
+
+--- The longest a slot of `action` is reserved ahead (runner's `horizon`).
+function Pacer:horizon(action)
+  local rate = self:rate(action)
+  if not rate then return huge end
+  return min(M.HORIZON_SLOTS / rate, M.MAX_HORIZON)
+end
+
+--- The cap as "n requests in any second", which the engine holds to by the
+-- actual send times (a request sent late never crowds a second). Pacing
+-- off (or a burst above 1, which trades the margin away) turns it off.
+function Pacer:window(action)
+  if not self.limiter or self.burst > 1 then return nil end
+  local cap = self:cap(action)
+  return cap and floor(cap)
+end
+
+-- The store failed (not a wait): pace in this process on a share of the
+-- rate, and say so once (never unpaced: the store's other users are still
+-- sending).
+function Pacer:fallback(key, rate, max_delay, why)
+  if not self.fallback_limiter then
+    self.fallback_limiter = ratelimit.new { clock = self.monotonic }
+    log.warn(format("streamctl: the rate-limit store failed (%s); pacing in this process at rate / %d "
+      .. "until it answers", tostring(why), M.FALLBACK_SHARE))
+  end
+  return self.fallback_limiter:reserve(key, rate / M.FALLBACK_SHARE, 1, max_delay)
+end
+
+--- A slot reserved just in time (at most `max_delay` ahead: runner's
+-- `pace`). A ZEGO call's first send takes its Sequence with the slot, in
+-- the same round trip, where the store can (Redis): it goes into the
+-- job's params, which stay fixed for its retries.
+function Pacer:pace(action, max_delay, job)
+  local limiter = self.limiter
+  if not limiter then return 0, true end
+  local rate, margin = self:rate(action)
+  if not rate then return 0, true end
+  -- (a store that carries margins is told this one: see Pacer:margin)
+  if not self.carried then margin = nil end
+  local rules, client = self.rules, self.client
+  local key = rules.provider .. ":" .. rules.account(client) .. ":" .. action
+  local seq_store = client._sequence_store
+  -- A job asking again before its first send gave up its slot (late): the
+  -- Sequence taken with it would now leave after later ones; it takes a
+  -- new one with its new slot.
+  if job and job.sequence_taken and job.attempts == 0 then
+    job.params.Sequence, job.sequence_taken = nil, nil
+  end
+  local ids = seq_store and job and job.next_role == "call" and job.attempts == 0 and not job.sequence_taken
+    and rules.sequence_ids and rules.sequence_ids(action, rules.operations[action], job.params)
+  if ids then
+    local delay, committed, next_delay, value = limiter.store:reserve_sequenced(key, rate, self.burst, max_delay,
+      seq_store, ids, margin)
+    if value then job.params.Sequence, job.sequence_taken = value, true end
+    return delay, committed, next_delay
+  end
+  local delay, committed, next_delay = limiter:reserve(key, rate, self.burst, max_delay, margin)
+  if delay ~= nil then return delay, committed, next_delay end
+  return self:fallback(key, rate, max_delay, committed)
+end
+
+return M
