@@ -1,0 +1,510 @@
+--- The rate-limit store in Redis (`ratelimit_store`): one budget for every
+-- process that uses the same Redis, its script, the loss rules and the
+-- fallback while Redis is away. streamctl.store.redis, which users require,
+-- says what it does and re-exports it.
+-- @module streamctl.store.redisrate
+
+local type, tostring, tonumber, pairs, require, setmetatable = type, tostring, tonumber, pairs, require, setmetatable
+local floor, ceil, min, format = math.floor, math.ceil, math.min, string.format
+
+local ratelimit = require "streamctl.engine.ratelimit"
+local sequence = require "streamctl.engine.sequence"
+local redisconn = require "streamctl.store.redisconn"
+local samples = require "streamctl.base.samples"
+local jitter = require "streamctl.base.jitter"
+local shared = require "streamctl.store.redisstore"
+local default_log, new_health, store_setup = shared.default_log, shared.new_health, shared.store_setup
+local tagged, split_key = shared.tagged, shared.split_key
+
+local M = {}
+
+--- How long (seconds) nothing is sent on a budget after its state was lost
+-- or first made: the limiter's (streamctl.engine.ratelimit.LOSS_PAUSE).
+M.LOSS_PAUSE = ratelimit.LOSS_PAUSE
+
+--- The longest horizon a slot is committed ahead: the limiter's
+-- (streamctl.engine.ratelimit.MAX_HORIZON).
+M.MAX_HORIZON = ratelimit.MAX_HORIZON
+
+-- How far Redis' clock may run ahead of this machine's between two
+-- answers (seconds) before the schedule is taken for lost.
+local MAX_JUMP = 0.5
+
+-- How long a process counts as sharing a budget after its last heartbeat
+-- (seconds): the fallback divides the rate by the most processes seen.
+local ALIVE = 10
+
+-- Margins carried (streamctl.pipeline.pacing, "With a shared budget"): a caller's
+-- margin, plus its longest Redis round trip of the last RTT_SAMPLES (it
+-- learns its slot that late), spaces the whole schedule for MARGIN_HOLD
+-- seconds after it last asked (a window and the horizon: its slots are
+-- over by then), unless a larger one comes; never more than MARGIN_CEILING.
+local RTT_SAMPLES = 64
+M.MARGIN_HOLD = 2
+local MARGIN_HOLD = M.MARGIN_HOLD
+local MARGIN_CEILING = ratelimit.MARGIN_CEILING
+
+-- The rate-limit script. KEYS[1]: the account's hash (born, run, ts, why,
+-- and "tat:<action>" per action); KEYS[2]: the account's processes (a
+-- sorted set of heartbeats); KEYS[3..]: the Sequence keys of a ZEGO call
+-- (optional: their Sequence is taken only when the slot is committed).
+-- ARGV: the action's field, interval and tau (us), max_delay (us, -1 for
+-- none), earliest (us from now: the local slot after an outage), the loss
+-- pause (us), this process's id ('' when no heartbeat is due), the
+-- Sequences' floor and keep (ms), the heartbeat lifetime (us), and a reason
+-- to start afresh the caller found ('jumped': TIME ran ahead of its own
+-- clock), honoured unless the schedule is younger than the pause already.
+--
+-- The hash has no expiry (one per account: volatile-* eviction never
+-- takes it, and an idle budget is not mistaken for a lost one). When the
+-- script cannot prove it remembers the last second (the hash is missing,
+-- it was written by another Redis run, TIME went back, or a schedule lies
+-- further ahead than any process can reserve), it starts the schedule
+-- afresh `pause` from now and says why.
+local RESERVE_TEXT = [[
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local info = redis.call('INFO', 'server')
+local run = string.match(info, 'run_id:(%w+)') or ''
+local K = KEYS[1]
+local interval, tau, maxd = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local pause = tonumber(ARGV[6])
+local act = string.sub(ARGV[1], 5)
+local h = redis.call('HMGET', K, 'born', 'run', 'ts', 'why', ARGV[1], 'new', 'mg:' .. act, 'mu:' .. act)
+local born, ts, why, tat = tonumber(h[1]), tonumber(h[3]), h[4], tonumber(h[5])
+local new, held, till = h[6], tonumber(h[7]), tonumber(h[8])
+-- A missing hash no caller knew is a new budget when the server shows it
+-- lost nothing that could have held one in the last pause: up longer than
+-- that, never evicted a key, never flushed, swapped or replaced its data,
+-- a master that was never anything else.
+local function unlost()
+  local up = tonumber(string.match(info, 'uptime_in_seconds:(%d+)'))
+  if up == nil or up * 1000000 < pause + 1000000 then return false end
+  if string.match(redis.call('INFO', 'stats'), 'evicted_keys:(%d+)') ~= '0' then return false end
+  local rep = redis.call('INFO', 'replication')
+  if string.match(rep, 'role:(%a+)') ~= 'master' or string.match(rep, 'second_repl_offset:(%-?%d+)') ~= '-1' then
+    return false
+  end
+  local cs = redis.call('INFO', 'commandstats')
+  for _, c in ipairs({ 'flushall', 'flushdb', 'swapdb', 'debug', 'replicaof', 'slaveof', 'failover' }) do
+    if string.find(cs, 'cmdstat_' .. c .. ':', 1, true) then return false end
+  end
+  return true
+end
+local fresh = nil
+if born == nil then fresh = (ARGV[12] == '' and unlost()) and 'new' or 'missing'
+elseif h[2] ~= run then fresh = 'restarted'
+elseif ts ~= nil and now < ts - 100000 then fresh = 'clock'
+elseif born > now + 100000 or (tat ~= nil and tat > now + 2 * pause + tau + 2 * interval) then fresh = 'ahead'
+elseif ARGV[11] ~= '' and born < now - pause then fresh = ARGV[11]
+end
+if fresh then
+  redis.call('DEL', K)
+  born, tat, why, new, held = now, nil, fresh, nil, nil
+  redis.call('HSET', K, 'born', now, 'run', run, 'why', fresh, 'ts', now)
+  if fresh == 'new' then new = '1' redis.call('HSET', K, 'new', '1') end
+else
+  redis.call('HSET', K, 'ts', now)
+end
+-- The schedule's spacing: at the largest margin a caller asked with in the
+-- last HOLD (ARGV[13], ppm of the cap whose interval is ARGV[14]), this
+-- caller's refreshing it when it is the largest; a caller that carries
+-- none ('') is spaced at the held one over its own interval.
+local m, base = tonumber(ARGV[13]), tonumber(ARGV[14])
+local live = held ~= nil and till ~= nil and till >= now
+if m ~= nil then
+  if live and held > m then m = held
+  else redis.call('HSET', K, 'mg:' .. act, m, 'mu:' .. act, now + tonumber(ARGV[15])) end
+elseif live then m, base = held, interval end
+if m ~= nil then
+  local wide = math.ceil(base * (1000000 + m) / 1000000)
+  if wide > interval then interval = wide end
+end
+if tat == nil or tat < now then tat = now end
+local start = born + (new == '1' and 0 or pause) + tau
+if tat < start then tat = start end
+local earliest = now + tonumber(ARGV[5])
+if tat < earliest then tat = earliest end
+local delay = tat - tau - now
+if delay < 0 then delay = 0 end
+local nodes = 0
+if ARGV[7] ~= '' then
+  redis.call('ZADD', KEYS[2], now, ARGV[7])
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[10]))
+  nodes = redis.call('ZCARD', KEYS[2])
+end
+if maxd >= 0 and delay > maxd then
+  return { delay, 0, tat - now, born, why or '', fresh and 1 or 0, nodes, '', 0, now, interval }
+end
+local new_tat = tat + interval
+redis.call('HSET', K, ARGV[1], string.format('%.0f', new_tat))
+local seq, bad = '', 0
+if #KEYS > 2 then
+  local v = math.floor(now / 1000)
+  local fl = tonumber(ARGV[8])
+  if fl > v then v = fl end
+  for i = 3, #KEYS do
+    local cur = tonumber(redis.call('GET', KEYS[i]))
+    if cur ~= nil and not (cur >= 0 and cur <= 9007199254740991) then cur, bad = nil, bad + 1 end
+    if cur ~= nil and cur + 1 > v then v = cur + 1 end
+  end
+  seq = string.format('%.0f', v)
+  for i = 3, #KEYS do redis.call('SET', KEYS[i], seq, 'PX', ARGV[9]) end
+end
+return { delay, 1, new_tat - now, born, why or '', fresh and 1 or 0, nodes, seq, bad, now, interval }
+]]
+
+-- The longest interval (and burst window) in microseconds: a year. Keeps
+-- every sum in the script below 2^53.
+local MAX_US = 365 * 86400 * 1e6
+
+-- 1/rate in whole microseconds, rounded up (a value a hair over an integer
+-- through float error is that integer).
+local function interval_us(rate)
+  local x = 1e6 / rate
+  local r = floor(x + 0.5)
+  if r >= 1 and x - r <= x * 1e-12 and r - x <= x * 1e-12 then x = r else x = ceil(x) end
+  if x < 1 then x = 1 end
+  if x > MAX_US then x = MAX_US end
+  return x
+end
+
+-- What each reason for a fresh schedule means, for the log.
+local LOSS_REASONS = {
+  missing = "its key is gone (FLUSHALL, eviction, or a Redis restarted without its data)",
+  restarted = "Redis restarted or failed over (a new run id): its data may be older than the last second",
+  clock = "Redis' clock went back",
+  jumped = "Redis' clock jumped ahead of this machine's (by more than 0.5 s between two answers)",
+  ahead = "it held a schedule further ahead than any process reserves (a clock that stepped back, "
+    .. "a stale replica, a key written by hand)",
+}
+
+local reserve_script
+
+-- Where a store tells of lost state: once per loss and budget, by the
+-- process that found it or that had seen the budget before. `known`: tag
+-- -> born, as last seen (a budget this process knew is never taken for a
+-- new one: see RESERVE_TEXT).
+local function new_losses(conn, log, known)
+  return function(tag, born, why, fresh, pause)
+    local before = known[tag]
+    known[tag] = born
+    if before == born then return end
+    if before == nil and (not fresh or why == "missing" or why == "new") then return end -- (a first use looks the same)
+    log(format("streamctl: Redis at %s lost the shared rate-limit schedule of %s: %s; nothing is sent on it "
+      .. "for %g s (the last second may have held a full cap), then it starts afresh", conn:address(), tag,
+      LOSS_REASONS[why] or tostring(why), pause))
+  end
+end
+
+-- The rate-limit store's methods and steps. A store's state (one table,
+-- its fields named where ratelimit_store makes it) is per process: what
+-- Redis last said, and this process's own budget for the fallback.
+local RateStore = {}
+RateStore.__index = RateStore
+
+--- A store for streamctl.engine.ratelimit with `reserve` (see streamctl.store.redis).
+-- @param config_or_conn a connection object, or a config (table or URL) for a new one
+-- @tparam[opt] table opts `log` (function(message)), `retry_ms` (default 500),
+--   `monotonic` (the fallback's and retry's clock, seconds; default streamctl.core's)
+-- @return a store; its `reserve(key, rate, burst, max_delay)` returns the
+--   delay in seconds and whether it committed, from Redis or from the
+--   fallback; never nil. `store.conn` is its connection object. Or nil and
+--   an InvalidParameter error object for a bad config or option.
+function M.ratelimit_store(config_or_conn, opts)
+  local conn
+  opts, conn = store_setup(config_or_conn, opts, "ratelimit_store")
+  if not opts then return nil, conn end
+  reserve_script = reserve_script or redisconn.script(RESERVE_TEXT)
+  local cfg = conn.config
+  local log = opts.log or default_log
+  -- (streamctl.core looked up now, not when this module loaded: the
+  -- simulation replaces its random_hex)
+  local core = require "streamctl.core"
+  local known = {}
+  return setmetatable({
+    conn = conn, cfg = cfg, log = log,
+    retry_s = (opts.retry_ms or shared.RETRY_MS) / 1000,
+    health = new_health(conn, "rate limits are shared through it again",
+      format("rate limits fall back to rate / %d (or the processes last seen, if more) in this process",
+        cfg.nodes), opts),
+    known = known,
+    lost = new_losses(conn, log, known),
+    carries_margin = true, -- (see streamctl.engine.ratelimit's store contract)
+    rtt = samples.new(RTT_SAMPLES), -- the last evals' round trips (s)
+    clock = opts.monotonic or core.monotonic,
+    id = core.random_hex(8), -- this store's heartbeat name
+    own_tat = {},         -- per key: the fallback's GCRA state (ratelimit.gcra), in this clock
+    horizon = {},         -- per key: when this process's latest slot is due (clock seconds)
+    backlog = {},         -- per key, from Redis' last answer: how far ahead its schedule ran (s)
+    answered = {},        -- per key: when Redis last answered (clock seconds)
+    seen_nodes = {},      -- per tag: how many processes Redis last counted
+    beat_at = {},         -- per tag: when this process last sent a heartbeat
+    server_at = {},       -- per tag: { Redis' TIME (us), this clock (s) } at its last answer
+    jumped = {},          -- per tag: Redis' clock ran ahead of this one: start afresh
+    calls = 0,
+    grace_until = -math.huge, -- until then, this process's own budget holds besides Redis'
+  }, RateStore)
+end
+
+-- The processes the budget is shared by, as far as anyone knows.
+local function nodes_for(s, tag)
+  local n = s.seen_nodes[tag]
+  if n and n > s.cfg.nodes then return n end
+  return s.cfg.nodes
+end
+
+-- The delay from this process's own budget (rate / nodes, the GCRA of
+-- streamctl.engine.ratelimit on `own_tat`). Just after Redis answered, it starts
+-- after the slots Redis had handed out by then (this process's, and the
+-- others' as far as Redis' last answer showed them: its schedule ran that
+-- far ahead), so they are not crowded.
+local function local_delay(s, key, rate, burst, max_delay, now, shared_end)
+  local nodes = nodes_for(s, (split_key(key)))
+  local local_rate, local_burst = rate / nodes, floor(burst / nodes)
+  if local_burst < 1 then local_burst = 1 end
+  local interval = 1 / local_rate
+  local h = s.horizon[key]
+  if shared_end and shared_end > now and (h == nil or shared_end > h) then h = shared_end end
+  if h then
+    local start = h + interval
+    local tat = s.own_tat[key]
+    if start > now and (tat == nil or tat < start) then s.own_tat[key] = start end
+  end
+  -- (the clock read again: an eval may have taken up to timeout_ms since `now`)
+  local delay, committed, next_delay, new_tat = ratelimit.gcra(s.own_tat[key], s.clock(), interval,
+    (local_burst - 1) * interval, max_delay)
+  if committed then s.own_tat[key] = new_tat end
+  return delay, committed, next_delay
+end
+
+-- Records a committed slot as this process's latest for key.
+local function note(s, key, now, delay, committed, next_delay)
+  if committed then
+    local at = now + delay
+    local h = s.horizon[key]
+    if h == nil or at > h then s.horizon[key] = at end
+  end
+  return delay, committed, next_delay
+end
+
+-- Every 1024 calls, forgets what is past (the tables stay bounded).
+local function sweep(s, now)
+  s.calls = s.calls + 1
+  if s.calls % 1024 ~= 0 then return end
+  for k, at in pairs(s.horizon) do if at < now then s.horizon[k] = nil end end
+  for k, tat in pairs(s.own_tat) do if tat <= now then s.own_tat[k] = nil end end
+  for k, at in pairs(s.answered) do
+    if at + s.backlog[k] < now then s.answered[k], s.backlog[k] = nil, nil end
+  end
+end
+
+-- How long (seconds) after Redis answers again every process in the
+-- fallback has tried it again: retry_ms after its last failure, which may
+-- have been an attempt of up to timeout_ms begun just before. (Processes
+-- sharing a budget are taken to share both: docs/redis.md.)
+local function others_back_within(s)
+  return s.retry_s + s.cfg.timeout_ms / 1000
+end
+
+-- The pause after a loss (seconds) for a budget of `interval`: what every
+-- process still on its own budget may send after Redis answers again (until
+-- it is back, on a slot FALLBACK_HORIZON ahead) waited out too.
+local function loss_pause(s, interval)
+  return ratelimit.loss_pause(interval, others_back_within(s) + shared.FALLBACK_HORIZON)
+end
+
+-- The script's KEYS and ARGV for one reservation (see RESERVE_TEXT).
+local function script_args(s, key, rate, burst, max_delay, now, own, seq, margin)
+  local tag, action = split_key(key)
+  local base = tagged(s.cfg.prefix, tag)
+  local keys = { base .. "rl", base .. "procs" }
+  local beat = ""
+  if not s.beat_at[tag] or now - s.beat_at[tag] >= 1 then beat = s.id end
+  if seq then
+    for i = 1, #seq.ids do keys[#keys + 1] = base .. "seq:" .. seq.ids[i] end
+  end
+  local t = interval_us(rate)
+  local tau = (burst - 1) * t
+  if tau > MAX_US then tau = MAX_US end
+  -- The margin this process needs beside the others: its own, and how late
+  -- it learns a slot (its longest Redis round trip of late).
+  local ppm, cap_us = "", ""
+  if margin then
+    local m = margin + s.rtt.hi -- (0 before the first)
+    if m > MARGIN_CEILING then m = MARGIN_CEILING end
+    ppm, cap_us = ceil(m * 1e6), interval_us(rate * (1 + margin))
+  end
+  return keys, { "tat:" .. action, t, tau, floor(max_delay * 1e6),
+    own and min(ceil(own * 1e6), MAX_US) or 0, ceil(loss_pause(s, t / 1e6) * 1e6), beat,
+    seq and seq.floor or 0, sequence.KEEP_MS, ALIVE * 1e6, s.jumped[tag] and "jumped" or "",
+    s.known[tag] and "1" or "", ppm, cap_us, MARGIN_HOLD * 1e6 }
+end
+
+-- A TIME that ran ahead of this machine's clock (a step forward, a
+-- failover to a server whose clock is ahead) makes the slots handed out
+-- before it look past: the next call starts the schedule afresh. (Backward
+-- steps the script sees by itself.) (TIME is read somewhere within each
+-- round trip: between the start of the last one and the end of this one,
+-- this clock ran at least as far as Redis' did, however long either took;
+-- from this call's start, a Redis that stalled, its answer still within
+-- timeout_ms, would look like a jump)
+local function watch_server_clock(s, tag, server_now, now)
+  local before = s.server_at[tag]
+  s.jumped[tag] = nil
+  if server_now and before and (server_now - before[1]) / 1e6 - (s.clock() - before[2]) > MAX_JUMP then
+    s.jumped[tag] = true
+  end
+  s.server_at[tag] = server_now and { server_now, now } or nil
+end
+
+-- Redis' answer to one reservation, read: delay, committed, when to ask
+-- again, the Sequence (a string) when one was taken; nil when the answer
+-- is broken. `t`, `tau`: the interval and tau sent (us); `own`: this
+-- process's own delay, when it keeps to its budget too; `pause`: the loss
+-- pause sent (us).
+local function read_answer(s, res, key, rate, now, own, beat, t, tau, pause)
+  local delay = type(res) == "table" and tonumber(res[1])
+  local ahead = type(res) == "table" and tonumber(res[3])
+  -- (the interval the schedule was spaced at: this process's, or wider for
+  -- another's margin, by at most MARGIN_CEILING)
+  local wide = type(res) == "table" and tonumber(res[11])
+  if wide and wide >= t and wide <= t * (1 + MARGIN_CEILING) + 1 then t = wide end
+  -- (nothing read back is trusted without bounds: a delay beyond what the
+  -- script can give is a broken answer, never a reason to sleep)
+  if not (delay and delay >= 0 and delay <= 2 * pause + 1e6 + tau + 2 * t and ahead) then
+    return nil
+  end
+  local tag = (split_key(key))
+  local committed = res[2] == 1
+  delay = delay / 1e6
+  s.backlog[key], s.answered[key] = ahead / 1e6, now
+  if beat ~= "" then
+    s.beat_at[tag] = now
+    local n = tonumber(res[7])
+    if n and n >= 1 then s.seen_nodes[tag] = n end
+  end
+  -- Back from an outage: the others are back only when they try Redis
+  -- again (retry_ms after their last failure, which may have ended
+  -- timeout_ms before this call began, at their next own slot), and what
+  -- they sent on their own budgets until then is not in Redis' schedule:
+  -- this process keeps to its own budget until all are back and a whole
+  -- window (1 s) has passed since. (retry_ms alone let it run on Redis'
+  -- schedule beside others still on theirs: spec/65's DEBUG SLEEP,
+  -- throttled.)
+  if s.health.succeeded() then
+    s.grace_until = now + others_back_within(s) + nodes_for(s, tag) / rate + 1
+  end
+  s.lost(tag, tonumber(res[4]), res[5], res[6] == 1, pause / 1e6)
+  watch_server_clock(s, tag, tonumber(res[10]), now)
+  -- (own counts from before the round trip, the engine counts from its
+  -- end: what is left of it)
+  local left = own and own - (s.clock() - now)
+  if left and left > delay then delay = left end
+  -- When to ask again: the slot after this one; refused, the free slot
+  -- plus a share of the processes' turns, so they do not all come back at
+  -- once (each refusal is a round trip).
+  local next_delay
+  if committed then
+    next_delay = (ahead - tau) / 1e6
+  else
+    next_delay = delay + jitter.unit() * (nodes_for(s, tag) - 1) * t / 1e6
+  end
+  if next_delay < delay then next_delay = delay end
+  local value = committed and res[8] ~= "" and res[8] or nil
+  if value and tonumber(res[9]) and tonumber(res[9]) > 0 then
+    s.log(format("streamctl: Redis at %s held %d Sequence(s) for %s that cannot be right (not an integer "
+      .. "in 0..2^53-1); they were reset to the server's time", s.conn:address(), res[9], tag))
+  end
+  return delay, committed, next_delay, value
+end
+
+-- One reservation through Redis. Returns what read_answer gives, or
+-- nothing (Redis failed: told) and the time the attempt took.
+local function ask_redis(s, key, rate, burst, max_delay, now, own, seq, margin)
+  local keys, args = script_args(s, key, rate, burst, max_delay, now, own, seq, margin)
+  local setups = s.conn.setups
+  local res, err, kind = s.conn:eval(reserve_script, keys, args)
+  -- (a plain round trip: not one that connected or loaded the script)
+  if res ~= nil and s.conn.setups == setups then samples.push(s.rtt, s.clock() - now) end
+  local delay, committed, next_delay, value = read_answer(s, res, key, rate, now, own, args[7], args[2], args[3],
+    args[6])
+  if delay then return delay, committed, next_delay, value end
+  if kind ~= "phase" then
+    s.health.failed(err or ("unexpected answer " .. (type(res) == "table" and tostring(res[1]) or tostring(res))))
+  end
+end
+
+-- One reservation, through Redis when it can; `seq` (optional): the
+-- Sequence keys and floor of a ZEGO call, taken in the same script when
+-- the slot is committed. Returns delay, committed, when to ask again
+-- (`next`, see streamctl.engine.ratelimit), and the Sequence (a string) when
+-- Redis gave one.
+local function reserve(s, key, rate, burst, max_delay, seq, margin)
+  local now = s.clock()
+  -- The slot handed back: whatever the caller's own horizon, the earliest
+  -- free one within MAX_HORIZON is committed (a refusal is a round trip
+  -- spent for nothing while processes compete), never one further (it could
+  -- not be kept through a loss: see LOSS_PAUSE); 0 still means "only now".
+  if max_delay == nil or max_delay > 0 then max_delay = M.MAX_HORIZON end
+  sweep(s, now)
+  if s.health.usable() then
+    -- Trying Redis again, or just back from an outage: the others may
+    -- still be on their own budgets, so for retry_ms this process keeps to
+    -- its own as well, and its slot (not earlier) goes into Redis'
+    -- schedule, so the schedule resumes after the slots handed out here.
+    local own
+    if s.health.down or now < s.grace_until then
+      local committed, own_next
+      own, committed, own_next = local_delay(s, key, rate, burst, min(max_delay, shared.FALLBACK_HORIZON), now)
+      if not committed then return own, false, own_next end
+    end
+    local delay, committed, next_delay, value = ask_redis(s, key, rate, burst, max_delay, now, own, seq, margin)
+    if delay then return delay, committed, next_delay, value end
+    -- The slot already taken from this process's budget, counted from now
+    -- (the engine counts a delay from the answer, and a failed eval can
+    -- take timeout_ms: sent that late, it would crowd the next one); one
+    -- that passed meanwhile is given up for the next.
+    local spent = s.clock() - now
+    if own and own >= spent then return note(s, key, now + spent, own - spent, true) end
+    now = now + spent
+  end
+  -- (the first time after Redis answered: after its schedule as last seen,
+  -- which the others kept extending since, as far as a second of it)
+  local shared_end
+  local at = s.answered[key]
+  if at then
+    shared_end = (now - at <= 1 and now or at) + s.backlog[key]
+    s.answered[key], s.backlog[key] = nil, nil
+  end
+  return note(s, key, now, local_delay(s, key, rate, burst, min(max_delay, shared.FALLBACK_HORIZON), now, shared_end))
+end
+
+--- How long (seconds) a budget of `rate` waits after a loss through this
+-- store (its retry_ms and timeout_ms count: see `FALLBACK_HORIZON`);
+-- 1.05 with the defaults at any rate of 4 a second or more.
+function RateStore:loss_pause(rate)
+  return ceil(loss_pause(self, interval_us(rate) / 1e6) * 1e6) / 1e6
+end
+
+--- The store's reservation (see the module comment and streamctl.engine.ratelimit).
+function RateStore:reserve(key, rate, burst, max_delay, margin)
+  local delay, committed, next_delay = reserve(self, key, rate, burst, max_delay, nil, margin)
+  return delay, committed, next_delay
+end
+
+--- A reservation and, when it is committed, the Sequence of a ZEGO call
+-- on `ids` from `seq_store` (a sequence store on the same connection), in
+-- one round trip. Returns the delay, whether it committed, when to ask
+-- again, and the Sequence (a string) when one was taken; with none (the
+-- slot not committed, or Redis unreachable) the caller takes it the
+-- usual way.
+function RateStore:reserve_sequenced(key, rate, burst, max_delay, seq_store, ids, margin)
+  local delay, committed, next_delay, value = reserve(self, key, rate, burst, max_delay,
+    { ids = ids, floor = seq_store:floor(ids) }, margin)
+  if value then seq_store:took(ids, tonumber(value), true) end
+  return delay, committed, next_delay, value
+end
+
+return M
