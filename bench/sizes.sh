@@ -1,18 +1,25 @@
 #!/bin/sh
-# make sizes: the library's file sizes and its longest functions (the house keeps every function under about 80 lines).
-#   Lua: luac5.4 -l lists every function with its first and last line ("function <file:a,b>").
+# make sizes: the library's file sizes and its longest functions, and what is over the house's limits (no library
+# file over about 500 lines, no function over about 80 counting the functions nested in it).
+#   Lua: luac5.4 -l lists every function with its first and last line ("function <file:a,b>"): a function's span
+#        holds the functions nested in it, so they count.
 #   C:   Universal Ctags gives each function's end line (--fields=+ne).
-# Usage: bench/sizes.sh [TOP]   (TOP: how many functions to list, 15 by default)
+# Usage: bench/sizes.sh [TOP]   (TOP: how many files and functions to list, 15 by default)
 # Run from the repository's root; reads lua/streamctl (the library, emulator aside) and csrc.
 set -eu
 top=${1:-15}
 lib=$(find lua/streamctl -name '*.lua' -not -path '*/emulator/*' | sort)
-echo "== files (lines), library"
-wc -l $lib csrc/*.c | sort -rn
-echo "== longest functions (lines, file:first line)"
-{
+files=$(wc -l $lib csrc/*.c | grep -v ' total$' | sort -rn)
+funcs=$({
   for f in $lib; do
     luac5.4 -p -l "$f" | sed -nE 's/^function <([^:]+):([0-9]+),([0-9]+)>.*/\1 \2 \3/p'
   done
   ctags -x --c-kinds=f --fields=+ne --_xformat='%F %n %{end}' csrc/*.c
-} | awk '{ printf "%5d  %s:%d\n", $3 - $2 + 1, $1, $2 }' | sort -rn | head -n "$top"
+} | awk '{ printf "%5d  %s:%d\n", $3 - $2 + 1, $1, $2 }' | sort -rn)
+echo "== largest files (lines), library"
+echo "$files" | head -n "$top"
+echo "== longest functions (lines, nested ones counted; file:first line)"
+echo "$funcs" | head -n "$top"
+echo "== over the limits: files over 500 lines, functions over 80"
+echo "$files" | awk '$1 > 500 { print "  file " $0; n++ } END { if (!n) print "  no file" }'
+echo "$funcs" | awk '$1 > 80 { print "  function " $0; n++ } END { if (!n) print "  no function" }'

@@ -92,6 +92,7 @@ build = {
       ["streamctl.base.log"] = "lua/streamctl/base/log.lua",
       ["streamctl.transport.auto"] = "lua/streamctl/transport/auto.lua",
       ["streamctl.transport.curl"] = "lua/streamctl/transport/curl.lua",
+      ["streamctl.transport.http1"] = "lua/streamctl/transport/http1.lua",
       ["streamctl.transport.ngx"] = "lua/streamctl/transport/ngx.lua",
       ["streamctl.base.url"] = "lua/streamctl/base/url.lua",
       ["streamctl.base.validate"] = "lua/streamctl/base/validate.lua",
