@@ -87,6 +87,7 @@ build = {
       ["streamctl.credentials.sts"] = "lua/streamctl/credentials/sts.lua",
       ["streamctl.store.redis"] = "lua/streamctl/store/redis.lua",
       ["streamctl.store.redisconn"] = "lua/streamctl/store/redisconn.lua",
+      ["streamctl.store.redisconfig"] = "lua/streamctl/store/redisconfig.lua",
       ["streamctl.store.redisstore"] = "lua/streamctl/store/redisstore.lua",
       ["streamctl.store.redisrate"] = "lua/streamctl/store/redisrate.lua",
       ["streamctl.store.redisseq"] = "lua/streamctl/store/redisseq.lua",
