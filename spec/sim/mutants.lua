@@ -46,9 +46,9 @@ local MUTANTS = {
   { name = "an interrupted verification reported not sent (seed 304's bug)", file = "lua/streamctl/engine/run.lua",
     from = "job.err.sent, job.err.outcome_unknown = true, true", to = "" },
   -- the operator's layer (spec/sim/operator.lua)
-  { name = "the intent not written before a reconcile sends", file = "lua/streamctl/operator/reconcile.lua",
+  { name = "the intent not written before a reconcile sends", file = "lua/streamctl/operator/reconcile_base.lua",
     from = "  if o.before_send then\n", to = "  if false then\n" },
-  { name = "the ZEGO state's pending record not saved before sending", file = "lua/streamctl/operator/reconcile.lua",
+  { name = "the ZEGO state's pending record not saved before sending", file = "lua/streamctl/operator/reconcile_zego.lua",
     from = 'local saved, serr = save_state(o.state, state_key, view, pending, "before sending (nothing was sent)")',
     to = "local saved, serr = true, nil" },
   { name = "credentials in their last second handed out", file = "lua/streamctl/credentials/refresh.lua",

@@ -1,0 +1,288 @@
+--- What both reconcilers share (streamctl.operator.reconcile, which users
+-- require, says what they do): their options, the desired list read and
+-- checked item by item, and the report (each stream's entry, the calls,
+-- the intent written before anything is sent).
+-- @module streamctl.operator.reconcile_base
+
+local audit = require "streamctl.operator.audit"
+local errors = require "streamctl.base.errors"
+local json = require "streamctl.base.json"
+local validate = require "streamctl.base.validate"
+
+local type, ipairs, pairs, tostring, pcall, error = type, ipairs, pairs, tostring, pcall, error
+local format, find, match, gmatch, concat = string.format, string.find, string.match, string.gmatch, table.concat
+
+local M = {}
+
+--- Pages of the block list read per domain at most (by default), and their size.
+M.MAX_PAGES = 100
+M.PAGE_SIZE = 3000
+
+--- How long a ZEGO CDN forbid lasts when no resume time is given (its page: a day).
+M.CDN_BAN = 24 * 3600
+-- The state forgets a CDN forbid this much before the provider lifts it.
+local CDN_MARGIN = 60
+
+local COMMON = {
+  { name = "remove_extra", type = "boolean" },
+  { name = "dry_run", type = "boolean" },
+  { name = "on_progress", type = "function" },
+  { name = "max_forbid", type = "integer", min = 0 },
+  { name = "confirm", type = "boolean" },
+  { name = "concurrency", type = "integer", min = 1, max = 256 },
+  { name = "before_send", type = "function" },
+}
+local function schema(more)
+  local out = {}
+  for _, f in ipairs(COMMON) do out[#out + 1] = f end
+  for _, f in ipairs(more) do out[#out + 1] = f end
+  return out
+end
+
+local ALIYUN_OPTIONS = schema {
+  { name = "resume_time", type = "time" },
+  { name = "domains", type = "strings" },
+  { name = "max_pages", type = "integer", min = 1 },
+  { name = "page_size", type = "integer", min = 1, max = 3000 },
+}
+local ZEGO_OPTIONS = schema {
+  { name = "state", type = "object", methods = { "get", "set" }, required = true },
+  { name = "state_key", type = "string" },
+  { name = "cdn_resume_time", type = "time" },
+}
+
+-- The rule every name obeys: the clients' own text rule for a field.
+local NAME = { type = "string" }
+local ID = { type = "string", max_len = 256 }
+
+local function invalid(provider, message)
+  local e = errors.invalid(provider, nil, message)
+  e.sent = false
+  return e
+end
+
+local ALIYUN_KEYS = { "domain_name", "app_name", "stream_name" }
+local ZEGO_KEYS = { "stream_id", "kind" }
+local KINDS = { rtc = true, cdn = true }
+
+-- What is wrong with an item (a message fragment naming the key), or nil.
+local function item_rule(provider, item)
+  if type(item) ~= "table" then
+    return provider == "aliyun" and "must be a table { domain_name, app_name, stream_name }"
+      or "must be a table { stream_id, kind }"
+  end
+  local keys = provider == "aliyun" and ALIYUN_KEYS or ZEGO_KEYS
+  local known = {}
+  for _, k in ipairs(keys) do known[k] = true end
+  for k in pairs(item) do
+    if not known[k] then return format("has '%s', which is not one of %s", tostring(k), concat(keys, ", ")) end
+  end
+  if provider == "aliyun" then
+    for _, k in ipairs(ALIYUN_KEYS) do
+      if item[k] == nil then return k .. " is required" end
+      local _, why = validate.value(NAME, item[k])
+      if why then return k .. " " .. why end
+    end
+    if item.app_name == "*" then return "app_name must not be '*' (ForbidLiveStream takes no wildcard)" end
+    return nil
+  end
+  if item.stream_id == nil then return "stream_id is required" end
+  local _, why = validate.value(ID, item.stream_id)
+  if why then return "stream_id " .. why end
+  if item.kind ~= nil and not KINDS[item.kind] then return "kind must be 'rtc' or 'cdn'" end
+  return nil
+end
+
+-- The key of an item: "domain/app/stream", or "rtc:ID" / "cdn:ID".
+local function key_of(provider, item)
+  if provider == "aliyun" then return item.domain_name .. "/" .. item.app_name .. "/" .. item.stream_name end
+  return (item.kind or "rtc") .. ":" .. item.stream_id
+end
+
+-- The desired items without repeats: keys in order, key -> item; or nil, err.
+local function wanted(provider, desired)
+  local keys, by_key = {}, {}
+  for i, item in ipairs(desired) do
+    local why = item_rule(provider, item)
+    if why then return nil, invalid(provider, format("desired[%d] %s", i, why)) end
+    local key = key_of(provider, item)
+    if not by_key[key] then keys[#keys + 1] = key; by_key[key] = item end
+  end
+  return keys, by_key
+end
+
+--- Reads a desired state from text: one stream a line (blank lines and lines
+-- starting with # skipped), or a JSON array of objects. Aliyun lines are
+-- `domain/app/stream` (split at the first two "/"); ZEGO lines are a stream
+-- ID (RTC), or `rtc:ID` / `cdn:ID`.
+-- @tparam string provider "aliyun" or "zego"
+-- @tparam string text the list
+-- @tparam[opt] string name what to call it in messages (default "the list")
+-- @return the items (tables as `aliyun`/`zego` take them); or nil and why (naming the line or item)
+local function parse(provider, text, name)
+  if provider ~= "aliyun" and provider ~= "zego" then
+    error("bad argument #1 to 'parse' (provider must be 'aliyun' or 'zego')", 2)
+  end
+  if type(text) ~= "string" then error("bad argument #2 to 'parse' (text must be a string)", 2) end
+  name = name or "the list"
+  local items = {}
+  if find(text, "^%s*%[") then
+    local list, err = json.decode(text)
+    if type(list) ~= "table" then return nil, format("%s: not a JSON array (%s)", name, tostring(err)) end
+    for i, item in ipairs(list) do
+      local why = item_rule(provider, item)
+      if why then return nil, format("%s: item %d %s", name, i, why) end
+      items[i] = item
+    end
+    return items
+  end
+  local n = 0
+  for line in gmatch(text, "([^\n]*)\n?") do
+    n = n + 1
+    line = match(line, "^%s*(.-)%s*$")
+    if line ~= "" and not find(line, "^#") then
+      local item
+      if provider == "aliyun" then
+        local d, a, s = match(line, "^([^/]*)/([^/]*)/(.*)$")
+        if not d or d == "" or a == "" or s == "" then
+          return nil, format("%s:%d: must be domain/app/stream (got '%s')", name, n, line)
+        end
+        item = { domain_name = d, app_name = a, stream_name = s }
+      else
+        local kind, id = match(line, "^(%a%a%a):(.*)$")
+        if kind and KINDS[kind] then item = { stream_id = id, kind = kind } else item = { stream_id = line } end
+      end
+      local why = item_rule(provider, item)
+      if why then return nil, format("%s:%d: %s", name, n, why) end
+      items[#items + 1] = item
+    end
+  end
+  return items
+end
+
+local function new_report(provider, o, ndesired)
+  return { provider = provider, dry_run = o.dry_run == true, desired = ndesired, blocked = 0,
+           found = { missing = {}, extra = {} }, fixed = 0, failed = {}, unknown = {}, results = {}, calls = 0 }
+end
+
+-- One stream's entry: { stream, action, ok, attempts, request_id, error, outcome_unknown }.
+local function entry_of(key, action, e)
+  return { stream = key, action = action, ok = e.ok, attempts = e.attempts or 0, request_id = e.request_id,
+           error = e.error, outcome_unknown = e.outcome_unknown }
+end
+
+-- Adds a finished entry to the report, and tells on_progress.
+local function add(report, o, entry, total)
+  local r = report.results
+  r[#r + 1] = entry
+  if entry.ok then
+    report.fixed = report.fixed + 1
+  elseif entry.outcome_unknown then
+    report.unknown[#report.unknown + 1] = { stream = entry.stream, action = entry.action, error = entry.error }
+  else
+    report.failed[#report.failed + 1] = { stream = entry.stream, action = entry.action, error = entry.error }
+  end
+  if o.on_progress and not report.progress_error then
+    local ok, perr = pcall(o.on_progress, #r, total, entry)
+    if not ok then report.progress_error = tostring(perr) end
+  end
+end
+
+-- Runs a batch method over `names` (each with its report key) and adds
+-- each stream as it finishes (the batch keeps none of its own results).
+local function batch(client, method, fields, keys, action, report, o, total)
+  local by_name = {}
+  for i, name in ipairs(fields.stream_names or fields.stream_ids) do by_name[name] = keys[i] end
+  fields.keep_results = false
+  fields.on_result = function(e) add(report, o, entry_of(by_name[e.stream], action, e), total) end
+  local r, err = client[method](client, fields)
+  if not r then
+    for _, key in ipairs(keys) do add(report, o, entry_of(key, action, { ok = false, error = err }), total) end
+    return
+  end
+  report.calls = report.calls + r.calls
+  if r.progress_error and not report.progress_error then report.progress_error = r.progress_error end
+end
+
+-- One call for one stream.
+local function single(client, method, fields, key, action, report, o, total)
+  local res, err = client[method](client, fields)
+  report.calls = report.calls + 1
+  add(report, o, entry_of(key, action, { ok = res ~= nil, attempts = 1, request_id = res and res.RequestId
+    or err and err.request_id, error = err, outcome_unknown = err and err.outcome_unknown }), total)
+end
+
+-- The guard, the report's in_sync, and what a dry run or a refusal returns;
+-- then `before_send` (the caller's intent, written before anything is
+-- sent). Returns true to go on sending; else what `aliyun`/`zego` return.
+local function before_sending(report, o, nsend, extras)
+  local gok, decision = audit.guard(#report.found.missing, { max_forbid = o.max_forbid, confirm = o.confirm })
+  report.guard = gok and decision or decision.guard
+  if o.dry_run or nsend == 0 then
+    report.in_sync = #report.found.missing == 0 and (not o.remove_extra or #report.found.extra == 0)
+    return false, report
+  end
+  if not gok then
+    decision.report = report
+    return false, nil, decision
+  end
+  if o.before_send then
+    local ok, why = o.before_send { missing = report.found.missing, extra = extras, guard = report.guard }
+    if not ok then
+      return false, nil, errors.new { provider = report.provider, code = "AuditUnavailable", kind = "validation",
+        sent = false, message = "before_send refused the run" .. (why and (": " .. tostring(why)) or "")
+          .. ": nothing was sent" }
+    end
+  end
+  return true
+end
+
+local function finish(report)
+  report.in_sync = #report.failed == 0 and #report.unknown == 0 and report.state_error == nil
+  return report
+end
+
+local function has_methods(client, names)
+  if type(client) ~= "table" then return false end
+  for _, n in ipairs(names) do
+    if type(client[n]) ~= "function" then return false end
+  end
+  return true
+end
+
+-- Groups `keys` by domain and app: { {domain, app, names = {}, keys = {}} } in order.
+local function by_app(keys, parts)
+  local groups, index = {}, {}
+  for _, key in ipairs(keys) do
+    local p = parts[key]
+    local g = p.domain_name .. "\0" .. p.app_name
+    if not index[g] then
+      index[g] = { domain_name = p.domain_name, app_name = p.app_name, names = {}, keys = {} }
+      groups[#groups + 1] = index[g]
+    end
+    local t = index[g]
+    t.names[#t.names + 1], t.keys[#t.keys + 1] = p.stream_name, key
+  end
+  return groups
+end
+
+M.ALIYUN_OPTIONS = ALIYUN_OPTIONS
+M.ZEGO_OPTIONS = ZEGO_OPTIONS
+M.wanted = wanted
+M.by_app = by_app
+M.CDN_MARGIN = CDN_MARGIN
+M.schema = schema
+M.COMMON = COMMON
+M.invalid = invalid
+M.key_of = key_of
+M.new_report = new_report
+M.entry_of = entry_of
+M.add = add
+M.batch = batch
+M.single = single
+M.before_sending = before_sending
+M.finish = finish
+M.has_methods = has_methods
+M.parse = parse
+
+return M
