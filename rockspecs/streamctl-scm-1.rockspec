@@ -106,7 +106,8 @@ build = {
       ["streamctl.zego"] = "lua/streamctl/zego.lua",
       -- C modules
       ["streamctl.core"] = {
-         sources = { "csrc/core.c", "csrc/file.c", "csrc/fingerprint.c" },
+         sources = { "csrc/core.c", "csrc/encode.c", "csrc/sign_v1.c", "csrc/sign_v3.c", "csrc/sign_zego.c",
+            "csrc/digest.c", "csrc/nonce.c", "csrc/clock.c", "csrc/file.c", "csrc/fingerprint.c" },
          libraries = { "crypto" },
          incdirs = { "$(OPENSSL_INCDIR)", "csrc" },
          libdirs = { "$(OPENSSL_LIBDIR)" },

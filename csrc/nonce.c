@@ -1,0 +1,80 @@
+/* streamctl.core, nonce.c: random bytes from OpenSSL's RAND_bytes, drawn
+   ahead into a pool per Lua state (1 KiB) that is refilled after a fork (a
+   child never repeats its parent's bytes) and wiped as it is used; nonces
+   as hex and UUIDv4. */
+#include "core.h"
+
+static volatile unsigned long fork_count = 0;
+static int forks_seen = 0; /* 1: the handler counts forks */
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void on_fork_child(void) { fork_count++; }
+static void watch_forks(void) { forks_seen = pthread_atfork(NULL, NULL, on_fork_child) == 0; }
+
+typedef struct {
+    unsigned long forks;
+    pid_t pid;
+    size_t pos;
+    unsigned char buf[1024];
+} sc_pool;
+
+static void random_bytes(lua_State *L, unsigned char *p, int n) {
+    sc_pool *pool = (sc_pool *)lua_touserdata(L, lua_upvalueindex(1));
+    int forked = forks_seen ? pool->forks != fork_count : pool->pid != getpid();
+    if (forked || pool->pos + (size_t)n > sizeof(pool->buf)) {
+        if (RAND_bytes(pool->buf, (int)sizeof(pool->buf)) != 1) {
+            pool->pos = sizeof(pool->buf);
+            luaL_error(L, "RAND_bytes failed: the OpenSSL random generator is not seeded");
+        }
+        pool->forks = fork_count;
+        pool->pid = forks_seen ? 0 : getpid();
+        pool->pos = 0;
+    }
+    memcpy(p, pool->buf + pool->pos, (size_t)n);
+    OPENSSL_cleanse(pool->buf + pool->pos, (size_t)n);
+    pool->pos += (size_t)n;
+}
+
+static int l_random_hex(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    unsigned char buf[MAX_RANDOM_BYTES];
+    luaL_argcheck(L, n >= 1 && n <= MAX_RANDOM_BYTES, 1, "nbytes must be in 1..256");
+    random_bytes(L, buf, (int)n);
+    sc_push_hex(L, buf, (size_t)n);
+    return 1;
+}
+
+static int l_uuid4(lua_State *L) {
+    unsigned char u[16];
+    char out[36];
+    random_bytes(L, u, 16);
+    u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
+    u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+    /* 8-4-4-4-12 hex digits */
+    sc_to_hex(out, u, 4);
+    out[8] = '-';
+    sc_to_hex(out + 9, u + 4, 2);
+    out[13] = '-';
+    sc_to_hex(out + 14, u + 6, 2);
+    out[18] = '-';
+    sc_to_hex(out + 19, u + 8, 2);
+    out[23] = '-';
+    sc_to_hex(out + 24, u + 10, 6);
+    lua_pushlstring(L, out, 36);
+    return 1;
+}
+
+/* Sets random_hex and uuid4 into the module's table (at the top of the
+   stack), sharing one pool. */
+void sc_nonce_open(lua_State *L) {
+    sc_pool *pool;
+    pthread_once(&fork_once, watch_forks);
+    pool = (sc_pool *)lua_newuserdata(L, sizeof(sc_pool));
+    pool->forks = fork_count;
+    pool->pid = 0;
+    pool->pos = sizeof(pool->buf); /* empty: filled on first use */
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, l_random_hex, 1);
+    lua_setfield(L, -3, "random_hex");
+    lua_pushcclosure(L, l_uuid4, 1);
+    lua_setfield(L, -2, "uuid4");
+}
