@@ -261,7 +261,8 @@ CHECK_C_BUSTED := $(BUSTED) --exclude-pattern='6[56]%-'
 # every request, ASan/UBSan runs)
 VALGRIND_BUSTED := $(BUSTED) --exclude-pattern='[26][56]%-' --exclude-pattern='%-scale_spec'
 SAN_DIR := $(ROOT)/build/asan
-# streamctl.core's sources (the rockspec lists the same)
+# streamctl.curl's and streamctl.core's sources (the rockspec lists the same)
+CURL_SRC := csrc/curl.c csrc/curl_request.c csrc/curl_transfer.c
 CORE_SRC := csrc/core.c csrc/encode.c csrc/sign_v1.c csrc/sign_v3.c csrc/sign_zego.c csrc/digest.c csrc/nonce.c csrc/clock.c csrc/file.c csrc/fingerprint.c
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(WARN)
 # A long step that writes only to its log says how far it is every
@@ -282,7 +283,7 @@ valgrind: deps build
 asan: deps build
 	mkdir -p $(SAN_DIR)/streamctl
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(CORE_SRC) -o $(SAN_DIR)/streamctl/core.so -lcrypto
-	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/curl.c -o $(SAN_DIR)/streamctl/curl.so -lcurl
+	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(CURL_SRC) -o $(SAN_DIR)/streamctl/curl.so -lcurl
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/signal.c -o $(SAN_DIR)/streamctl/signal.so
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/redis.c -o $(SAN_DIR)/streamctl/redis.so -lhiredis -lcrypto
 	@echo "ASan/UBSan: the suite against the sanitized C modules (about 5 minutes)"
@@ -305,9 +306,9 @@ FUZZ_SECONDS ?= 60
 FUZZ_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	-Wall -Wextra -Werror -I/usr/include/lua5.4 -Icsrc
 fuzz-build: deps $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
-$(FUZZ_DIR)/%: fuzz/harness.c $(CORE_SRC) csrc/curl.c csrc/core.h csrc/compat.h
+$(FUZZ_DIR)/%: fuzz/harness.c $(CORE_SRC) $(CURL_SRC) csrc/core.h csrc/transfer.h csrc/compat.h
 	@mkdir -p $(FUZZ_DIR)
-	clang $(FUZZ_CFLAGS) -DFUZZ_TARGET='"$*"' -DFUZZ_ROOT='"$(ROOT)"' fuzz/harness.c $(CORE_SRC) csrc/curl.c \
+	clang $(FUZZ_CFLAGS) -DFUZZ_TARGET='"$*"' -DFUZZ_ROOT='"$(ROOT)"' fuzz/harness.c $(CORE_SRC) $(CURL_SRC) \
 	  -o $@ -llua5.4 -lcrypto -lcurl
 fuzz fuzz-smoke: fuzz-build
 	@echo "== $@: libFuzzer on $(words $(FUZZ_TARGETS)) targets, $(if $(filter fuzz-smoke,$@),5,$(FUZZ_SECONDS)) s each"

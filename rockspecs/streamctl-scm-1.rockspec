@@ -114,7 +114,7 @@ build = {
       },
       ["streamctl.signal"] = { sources = { "csrc/signal.c" }, incdirs = { "csrc" } },
       ["streamctl.curl"] = {
-         sources = { "csrc/curl.c" },
+         sources = { "csrc/curl.c", "csrc/curl_request.c", "csrc/curl_transfer.c" },
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)", "csrc" },
          libdirs = { "$(CURL_LIBDIR)" },

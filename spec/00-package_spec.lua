@@ -45,14 +45,17 @@ describe("the rockspecs", function()
   end)
 
   it("build the C where it belongs: hiredis only in streamctl-redis", function()
-    -- streamctl.core is made of several files: the rockspec and the Makefile's
-    -- own builds (ASan, the fuzzer) list the same ones, core.c first
+    -- streamctl.core and streamctl.curl are made of several files: the
+    -- rockspec and the Makefile's own builds (ASan, the fuzzer) list the
+    -- same ones, core.c first
     local mk = assert(io.open(ROOT .. "/Makefile")):read("a")
     local core_src = {}
     for f in mk:match("\nCORE_SRC := ([^\n]+)"):gmatch("%S+") do core_src[#core_src + 1] = f end
     assert.equal("csrc/core.c", core_src[1])
     assert.same(core_src, main.build.modules["streamctl.core"].sources)
-    assert.same({ "csrc/curl.c" }, main.build.modules["streamctl.curl"].sources)
+    local curl_src = {}
+    for f in mk:match("\nCURL_SRC := ([^\n]+)"):gmatch("%S+") do curl_src[#curl_src + 1] = f end
+    assert.same(curl_src, main.build.modules["streamctl.curl"].sources)
     assert.same({ "csrc/signal.c" }, main.build.modules["streamctl.signal"].sources)
     assert.is_nil(main.build.modules["streamctl.redis"])
     assert.is_nil(main.external_dependencies.HIREDIS)
