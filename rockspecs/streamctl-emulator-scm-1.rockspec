@@ -29,6 +29,9 @@ build = {
       -- an nginx-lua app: bin/streamctl-emulator points nginx at these files
       ["streamctl.emulator.aliyun"] = "lua/streamctl/emulator/aliyun.lua",
       ["streamctl.emulator.aliyun_live"] = "lua/streamctl/emulator/aliyun_live.lua",
+      ["streamctl.emulator.live_params"] = "lua/streamctl/emulator/live_params.lua",
+      ["streamctl.emulator.live_streams"] = "lua/streamctl/emulator/live_streams.lua",
+      ["streamctl.emulator.live_relay"] = "lua/streamctl/emulator/live_relay.lua",
       ["streamctl.emulator.aliyun_notify"] = "lua/streamctl/emulator/aliyun_notify.lua",
       ["streamctl.emulator.bounded"] = "lua/streamctl/emulator/bounded.lua",
       ["streamctl.emulator.callback_http"] = "lua/streamctl/emulator/callback_http.lua",
