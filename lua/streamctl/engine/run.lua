@@ -161,7 +161,7 @@ end
 
 -- A finished job frees its streams at once; the caller hears of it from
 -- this run's own loop (never from inside a nested run's).
-function Run:finish(job)
+function Run:end_job(job)
   local engine = self.engine
   if job.unknown_since and engine.settle > 0 then unsettle(engine, job, self.io.now()) end
   for _, s in ipairs(job.streams or {}) do self.busy[s] = nil end
@@ -170,7 +170,7 @@ function Run:finish(job)
 end
 
 -- Tells the caller of the jobs finished so far, in the order they finished.
-function Run:flush()
+function Run:tell_finished()
   local notify = self.notify
   self.notify = {}
   for _, job in ipairs(notify) do
@@ -179,7 +179,7 @@ function Run:flush()
   end
 end
 
-function Run:succeed(job, result)
+function Run:job_succeeded(job, result)
   self.policy:on_success()
   local now = self.io.now()
   local at = job.recover and settles_at(self.engine, job, now)
@@ -189,25 +189,25 @@ function Run:succeed(job, result)
     return self:schedule(job, "lookup", at - now)
   end
   job.result, job.err = result, nil
-  self:finish(job)
+  self:end_job(job)
 end
 
 -- Finishes with the job's own error: applied and unknown once any of its
 -- attempts may have taken effect, whatever the last one met.
-function Run:fail(job)
+function Run:job_failed(job)
   local err = job.err
   err.attempts = job.attempts
   if job.maybe_applied then err.sent, err.outcome_unknown = true, true end
-  self:finish(job)
+  self:end_job(job)
 end
 
 -- Retries the call as the policy allows after `err` (which may stand in
 -- for the failure, see AFTER.lookup); otherwise finishes with the job's own error.
-function Run:retry_or_finish(job, err)
+function Run:retry_or_end(job, err)
   local decision = self.policy:decide(err, job.attempts)
-  if not decision.retry then return self:fail(job) end
+  if not decision.retry then return self:job_failed(job) end
   local correct = self.engine.correct_clock
-  if err.kind == "clock" and correct and not correct(err) then return self:fail(job) end
+  if err.kind == "clock" and correct and not correct(err) then return self:job_failed(job) end
   self:schedule(job, "call", decision.delay_ms / 1000)
 end
 
@@ -219,9 +219,9 @@ end
 local AFTER = {}
 
 function AFTER.call(run, job, result, err, attempt)
-  if result ~= nil then return run:succeed(job, result) end
+  if result ~= nil then return run:job_succeeded(job, result) end
   if job.maybe_applied and job.done_codes and job.done_codes[err.code] then
-    return run:succeed(job, { RequestId = err.request_id, Recovered = true })
+    return run:job_succeeded(job, { RequestId = err.request_id, Recovered = true })
   end
   job.err = err
   -- An attempt that may have taken effect is looked up before anything is
@@ -230,22 +230,22 @@ function AFTER.call(run, job, result, err, attempt)
     job.maybe_applied, job.unknown_since = true, attempt.sent_at
     if job.recover then return run:schedule(job, "lookup", 0) end
   end
-  run:retry_or_finish(job, err)
+  run:retry_or_end(job, err)
 end
 
 function AFTER.lookup(run, job, result, err)
   if result ~= nil then
     local found = job.recover.found(result, job.params)
-    if found then return run:succeed(job, found) end
+    if found then return run:job_succeeded(job, found) end
     -- Not in effect: the call may be sent again, as the policy allows.
-    return run:retry_or_finish(job, { kind = job.err.kind, retryable = true, retry_after_ms = job.err.retry_after_ms })
+    return run:retry_or_end(job, { kind = job.err.kind, retryable = true, retry_after_ms = job.err.retry_after_ms })
   end
   local decision = run.policy:decide(err, job.lookups)
   if decision.retry then return run:schedule(job, "lookup", decision.delay_ms / 1000) end
   -- Still unknown: the call's own failure, and why it stays unknown.
   job.err.message = (job.err.message or "") .. "; the look-up by " .. job.recover.action
     .. " failed too: " .. tostring(err)
-  run:fail(job)
+  run:job_failed(job)
 end
 
 -- The stream as the job left it: done; else the job's call once more (a
@@ -255,7 +255,7 @@ function AFTER.verify(run, job, result, err)
     job.verifying = nil
     if job.recover.found(result, job.params) then
       job.result, job.err = job.pending, nil
-      return run:finish(job)
+      return run:end_job(job)
     end
     return run:schedule(job, "call", 0)
   end
@@ -265,10 +265,10 @@ function AFTER.verify(run, job, result, err)
   err.message = (err.message or "") .. "; it was to verify " .. job.action .. " after an earlier attempt "
     .. "whose outcome was unknown"
   err.outcome_unknown = true
-  run:fail(job)
+  run:job_failed(job)
 end
 
-function Run:conclude(attempt, result, err)
+function Run:apply_outcome(attempt, result, err)
   local job = attempt.job
   local step = attempt.role ~= "lookup" and "call" or job.verifying and "verify" or "lookup"
   return AFTER[step](self, job, result, err, attempt)
@@ -278,7 +278,7 @@ end
 
 -- An attempt the io has answered (or failed to start): decoded, shown to
 -- the observer, concluded.
-function Run:answered(attempt, res, terr)
+function Run:decode_answer(attempt, res, terr)
   local engine = self.engine
   local result, err = engine.decode(attempt, res, terr)
   local seconds = self.io.now() - attempt.sent_at
@@ -289,11 +289,11 @@ function Run:answered(attempt, res, terr)
   local held = engine.stalled_until and engine.stalled_until > attempt.sent_at
   if res ~= nil and engine.measured and not held then engine.measured("round_trip", seconds) end
   if engine.observe then engine.observe(attempt, result, err, seconds, res) end
-  return self:conclude(attempt, result, err)
+  return self:apply_outcome(attempt, result, err)
 end
 
 -- A completion of one of this run's attempts (its key is the attempt).
-function Run:complete(c)
+function Run:take_completion(c)
   local attempt = c.key
   if self.attempts[attempt] then
     self.attempts[attempt] = nil
@@ -303,7 +303,7 @@ function Run:complete(c)
     if attempt.role == "call" and type(err) == "table" and err.sent == false then
       attempt.job.sent = attempt.job.sent - 1
     end
-    self:answered(attempt, c.res, err)
+    self:decode_answer(attempt, c.res, err)
   end
 end
 
@@ -326,7 +326,7 @@ function Run:send(job)
   local attempt = next_attempt(self, job)
   attempt.sent_at = io.now()
   local req, serr = self.engine.sign(attempt)
-  if not req then return self:conclude(attempt, nil, serr) end
+  if not req then return self:apply_outcome(attempt, nil, serr) end
   self.attempts[attempt] = true
   self.inflight = self.inflight + 1
   local ok, terr = io.start(attempt, req)
@@ -336,14 +336,14 @@ function Run:send(job)
   end
   if ok then
     -- (a call's requests that left: what a report's `calls` counts, never those planned; one
-    -- the transport then says never left is taken back in `complete`)
+    -- the transport then says never left is taken back in `take_completion`)
     if attempt.role == "call" then job.sent = job.sent + 1 end
     return record_send(self.engine, attempt.action, io.now())
   end
   self.attempts[attempt] = nil
   self.inflight = self.inflight - 1
   -- A start that fails is this attempt's failure, whatever its role.
-  self:answered(attempt, nil, terr)
+  self:decode_answer(attempt, nil, terr)
 end
 
 -- Sends the jobs whose time has come, as concurrency allows.
@@ -396,7 +396,7 @@ function Run:cancel_rest()
         .. "whose outcome was unknown"
       job.err.sent, job.err.outcome_unknown = true, true
     end
-    self:fail(job)
+    self:job_failed(job)
   end
 end
 

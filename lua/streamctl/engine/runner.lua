@@ -228,7 +228,7 @@ function M.new(iface)
     stacks = setmetatable({}, { __mode = "k" }), -- per coroutine: its runs in progress, outermost first
     sends = {},                          -- action -> ring of the last n send times
     pace_wait = {},                      -- action -> until when no job asks pace again (refused)
-    stalled_until = nil,                 -- when a reservation last held the loop over STALL (see `answered`)
+    stalled_until = nil,                 -- when a reservation last held the loop over STALL (see `decode_answer`)
   }, Engine)
 end
 
@@ -238,7 +238,7 @@ end
 -- submissions) first: their answers, then admission and sends.
 local function round(active)
   for _, r in ipairs(active) do
-    while r.inbox[1] do r:complete(remove(r.inbox, 1)) end
+    while r.inbox[1] do r:take_completion(remove(r.inbox, 1)) end
     r:admit() -- (what it admits is due at once: sent in this same round)
     r:send_due()
     r:admit()
@@ -274,7 +274,7 @@ local function route(completions, driven)
   for _, c in ipairs(completions) do
     local owner = type(c.key) == "table" and c.key.run
     if owner and driven[owner] then
-      owner:complete(c)
+      owner:take_completion(c)
     elseif getmetatable(owner) == Run then
       owner.inbox[#owner.inbox + 1] = c
     end
@@ -287,7 +287,7 @@ local function drive(engine, run, active)
   for _, r in ipairs(active) do driven[r] = true end
   local cancelled = false
   while true do
-    if run.notify[1] then run:flush() end
+    if run.notify[1] then run:tell_finished() end
     if run.finished >= run.total and run.exhausted and not run.notify[1] then return end
     if engine.cancel and (cancelled or engine.cancel()) then
       cancelled = true

@@ -14,7 +14,7 @@ local EPSILON = require("streamctl.engine.ratelimit").EPSILON
 local M = {}
 
 --- How long (seconds) a reservation may hold the loop before the round trips
--- in flight meanwhile go unmeasured (see `answered`).
+-- in flight meanwhile go unmeasured (see `decode_answer`).
 M.STALL = 0.002
 
 --- The longest the engine waits before asking `pace` again after it
@@ -117,7 +117,7 @@ local function reserve_or_wait(engine, job, now)
     local delay, committed, next_delay = engine.pace(action, horizon, job)
     delay = delay or 0
     now = engine.io.now() -- (a shared store's answer took a round trip: its delays count from now)
-    -- (held that long, the loop read no answer meanwhile: see `answered`)
+    -- (held that long, the loop read no answer meanwhile: see `decode_answer`)
     if now - asked > M.STALL then engine.stalled_until = now end
     if committed == false then
       local back = now + min(max((next_delay or delay) - horizon, MIN_PACE_WAIT), M.MAX_PACE_WAIT)
