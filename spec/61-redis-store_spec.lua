@@ -417,6 +417,7 @@ describe("streamctl.store.redis against redis-server", function()
       local a = ratelimit.new { store = R.ratelimit_store(R.connect(cfg)) }
       local b = ratelimit.new { store = R.ratelimit_store(R.connect(cfg)) }
       local last_tat, last_delay = nil, -1
+      local t0 = core.monotonic()
       for i = 1, 5 do
         local d = (i % 2 == 1 and a or b):reserve("shared", 10)
         local t = tat("shared")
@@ -424,7 +425,9 @@ describe("streamctl.store.redis against redis-server", function()
         assert.is_true(d > last_delay)
         last_tat, last_delay = t, d
       end
-      assert.is_true(last_delay > 0.35 and last_delay <= 0.4, "delay " .. last_delay)
+      -- 0.4 s after the first slot, less the time the asks took (slow under valgrind)
+      local spent = core.monotonic() - t0
+      assert.is_true(last_delay > 0.35 - spent and last_delay <= 0.4, "delay " .. last_delay)
     end)
 
     it("hands back the earliest free slot within 0.75 s whatever the asker's horizon: one round trip, not a refusal",
@@ -435,19 +438,23 @@ describe("streamctl.store.redis against redis-server", function()
         seed(check, "t:", "back")
         local a = ratelimit.new { store = R.ratelimit_store(R.connect(cfg)) }
         local b = ratelimit.new { store = R.ratelimit_store(R.connect(cfg)) }
-        local last_tat, last_delay = nil, -1
-        for i = 1, 8 do
-          local d, committed = (i % 2 == 1 and a or b):reserve("back", 10, 1, 0.1)
-          assert.is_true(committed, "ask " .. i)
+        -- (asked until one is refused: at least 8 fit, more when the asks are
+        -- slow, as under valgrind: the rule is asserted, not the machine's speed)
+        local last_tat, last_delay, n, d, committed = nil, -1, 0, nil, nil
+        for i = 1, 30 do
+          d, committed = (i % 2 == 1 and a or b):reserve("back", 10, 1, 0.1)
+          if not committed then break end
+          n = i
           local t = tat("back")
           if last_tat then assert.equal(100000, t - last_tat) end -- (never over the cap)
           assert.is_true(d > last_delay and d <= 0.75, "delay " .. d)
           last_tat, last_delay = t, d
         end
+        assert.is_true(n >= 8 and n < 30, n .. " committed")
         assert.is_true(last_delay > 0.65, "delay " .. last_delay)
-        local d, committed = a:reserve("back", 10, 1, 0.1) -- (0.8 s away: past the store's horizon)
+        -- the refused one: past the store's horizon, one interval after the last
         assert.is_false(committed)
-        assert.is_true(d > 0.75 and d <= 0.8, "delay " .. d)
+        assert.is_true(d > 0.75 and d <= last_delay + 0.1, "delay " .. d)
         assert.equal(last_tat, tat("back"))
         -- and 0 still means "only if free now"
         assert.is_false((b:try("back", 10)))
