@@ -35,7 +35,7 @@ TREE54 := $(ROOT)/build/5.4
 TREEJIT := $(ROOT)/build/jit
 SRC := $(wildcard csrc/*.c csrc/*.h)
 # what the rock installs besides the C: a change to any of it reinstalls the trees
-INSTALLED := $(wildcard lua/streamctl/*.lua lua/streamctl/*/*.lua bin/*)
+INSTALLED := $(wildcard src/streamctl/*.lua src/streamctl/*/*.lua bin/*)
 
 # Debian packages: what make demo needs (the Lua 5.4 build and the emulator),
 # and what the rest needs besides (LuaJIT, the tests, the C checks, the docs,
@@ -47,7 +47,7 @@ OPENRESTY_DEMO_PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev curl
 PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev lua-busted lua-check lua-sec valgrind lua-ldoc help2man \
 	cppcheck clang-tidy clang libclang-rt-14-dev redis-server lua-nginx-redis gnuplot-nox curl
 
-LUA_PATH_DEV := $(ROOT)/lua/?.lua;$(ROOT)/lua/?/init.lua;;
+LUA_PATH_DEV := $(ROOT)/src/?.lua;$(ROOT)/src/?/init.lua;;
 ENV54 := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"
 ENVJIT := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREEJIT)/lib/lua/5.1/?.so;;" STREAMCTL_ROOT="$(ROOT)"
 BUSTED := /usr/bin/busted
@@ -94,7 +94,7 @@ $(TREEJIT)/.stamp: $(SRC) $(ROCKSPECS) $(LR_CONFIG) $(INSTALLED)
 	@touch $@
 
 # The release rockspecs (rockspecs/NAME-X.Y.Z-1.rockspec) from the scm ones
-# and lua/streamctl/version.lua (CHANGELOG.md: when the version changes).
+# and src/streamctl/version.lua (CHANGELOG.md: when the version changes).
 rockspecs:
 	lua5.4 tools/rockspecs.lua
 
@@ -104,7 +104,7 @@ test-banner:
 
 lint:
 	@echo "== lint: luacheck"
-	luacheck --quiet lua bin spec examples bench tools
+	luacheck --quiet src bin spec examples bench tools
 
 sizes:
 	@bench/sizes.sh $(or $(SIZES_TOP),15)

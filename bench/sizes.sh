@@ -5,10 +5,10 @@
 #        holds the functions nested in it, so they count.
 #   C:   Universal Ctags gives each function's end line (--fields=+ne).
 # Usage: bench/sizes.sh [TOP]   (TOP: how many files and functions to list, 15 by default)
-# Run from the repository's root; reads lua/streamctl (the library, emulator aside) and csrc.
+# Run from the repository's root; reads src/streamctl (the library, emulator aside) and csrc.
 set -eu
 top=${1:-15}
-lib=$(find lua/streamctl -name '*.lua' -not -path '*/emulator/*' | sort)
+lib=$(find src/streamctl -name '*.lua' -not -path '*/emulator/*' | sort)
 files=$(wc -l $lib csrc/*.c | grep -v ' total$' | sort -rn)
 funcs=$({
   for f in $lib; do

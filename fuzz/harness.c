@@ -1,7 +1,7 @@
 /*
  * One libFuzzer harness for every fuzz target (make fuzz): a Lua 5.4 state
  * with streamctl's C modules linked in (built with the fuzzer and ASan/UBSan),
- * the repository's lua/ on package.path, and a target, fuzz/targets/NAME.lua,
+ * the repository's src/ on package.path, and a target, fuzz/targets/NAME.lua,
  * chosen at build time (-DFUZZ_TARGET="NAME"). A target is a function of the
  * input bytes that checks its own invariants and raises when one breaks;
  * whatever it raises, and every crash or sanitizer report, is a finding.
@@ -45,7 +45,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     lua_pushcfunction(state, luaopen_streamctl_curl);
     lua_setfield(state, -2, "streamctl.curl");
     lua_pop(state, 1);
-    lua_pushstring(state, FUZZ_ROOT "/lua/?.lua;" FUZZ_ROOT "/lua/?/init.lua;" FUZZ_ROOT "/fuzz/?.lua;"
+    lua_pushstring(state, FUZZ_ROOT "/src/?.lua;" FUZZ_ROOT "/src/?/init.lua;" FUZZ_ROOT "/fuzz/?.lua;"
                           "/usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua");
     lua_setfield(state, -2, "path");
     lua_pop(state, 1);

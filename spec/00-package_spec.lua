@@ -3,7 +3,7 @@
 local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 
 local function lua_files()
-  local p = assert(io.popen("cd '" .. ROOT .. "' && find lua -name '*.lua' | sort"))
+  local p = assert(io.popen("cd '" .. ROOT .. "' && find src -name '*.lua' | sort"))
   local out = {}
   for line in p:lines() do out[#out + 1] = line end
   p:close()
@@ -21,7 +21,7 @@ end
 describe("the rockspecs", function()
   local main, redis, emulator = rockspec("streamctl"), rockspec("streamctl-redis"), rockspec("streamctl-emulator")
 
-  it("list every Lua file under lua/ once, by the right name: the emulator's in its own rock", function()
+  it("list every Lua file under src/ once, by the right name: the emulator's in its own rock", function()
     local listed = {}
     for _, spec in ipairs { main, redis, emulator } do
       for name, m in pairs(spec.build.modules) do
@@ -34,10 +34,10 @@ describe("the rockspecs", function()
     local files = lua_files()
     assert.is_true(#files >= 10)
     for _, f in ipairs(files) do
-      local expected = f:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
+      local expected = f:gsub("^src/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
       assert.is_table(listed[f], f .. " is not installed by any rockspec")
       assert.equal(expected, listed[f].name, f)
-      local rock = f:find("^lua/streamctl/emulator/") and "streamctl-emulator" or "streamctl"
+      local rock = f:find("^src/streamctl/emulator/") and "streamctl-emulator" or "streamctl"
       assert.equal(rock, listed[f].rock, f)
       listed[f] = nil
     end
@@ -84,7 +84,7 @@ end)
 
 describe("modules", function()
   for _, f in ipairs(lua_files()) do
-    local name = f:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
+    local name = f:gsub("^src/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
     if not name:find("^streamctl%.emulator") then -- the emulator runs inside nginx
       it(name .. " returns a table and sets no globals", function()
         local before = {}

@@ -494,7 +494,7 @@ describe("argument checks", function()
 end)
 
 describe("module", function()
-  it("keeps no version of its own (lua/streamctl/version.lua holds it, once)", function()
+  it("keeps no version of its own (src/streamctl/version.lua holds it, once)", function()
     assert.is_nil(core._VERSION)
   end)
 end)

@@ -106,7 +106,7 @@ describe("streamctl.curl", function()
   end)
 
   describe("module", function()
-    it("keeps no version of its own (lua/streamctl/version.lua holds streamctl's, once)", function()
+    it("keeps no version of its own (src/streamctl/version.lua holds streamctl's, once)", function()
       assert.is_nil(curl._VERSION)
       assert.is_nil(curl.version) -- (removed: nothing but this spec read libcurl's version)
     end)

@@ -3,7 +3,7 @@
 -- them in short):
 --
 --  * ```lua: run as it is, in a fresh `lua5.4` process with this tree's
---    modules (lua/, build/5.4), in an empty directory of its own. No text of
+--    modules (src/, build/5.4), in an empty directory of its own. No text of
 --    it is changed and nothing runs before it: it finds the emulator through
 --    the environment, as a reader's would: ALIBABA_CLOUD_ACCESS_KEY_ID and
 --    _SECRET, ZEGO_APP_ID and ZEGO_SERVER_SECRET (the emulator's accounts),
@@ -108,12 +108,12 @@ describe("the docs", function()
 end)
 
 -- The figures are today's (CHANGELOG.md, "A release"): bench/results.json
--- names the commit it measured; at most BENCH_LAG commits that touch lua/ or
+-- names the commit it measured; at most BENCH_LAG commits that touch src/ (lua/ before it was renamed) or
 -- csrc/ may follow it, and none on a release tag.
 local BENCH_LAG = 30
 
 describe("bench/results.json", function()
-  it("is today's: at most " .. BENCH_LAG .. " commits to lua/ or csrc/ since the one it measured, none on a "
+  it("is today's: at most " .. BENCH_LAG .. " commits to src/ or csrc/ since the one it measured, none on a "
     .. "release tag", function()
     local text = assert(docs.read(ROOT .. "/bench/results.json"))
     local commit = text:match('"streamctl":"(%x+)')
@@ -126,10 +126,10 @@ describe("bench/results.json", function()
     local known = process.capture(git .. "cat-file -t " .. commit .. " 2>&1")
     assert.truthy(known:find("^commit"), "bench/results.json measured " .. commit .. ", which this history "
       .. "does not have: run make bench")
-    local since = tonumber((process.capture(git .. "rev-list --count " .. commit .. "..HEAD -- lua csrc")))
+    local since = tonumber((process.capture(git .. "rev-list --count " .. commit .. "..HEAD -- src lua csrc")))
     local tag = process.capture(git .. "describe --exact-match --tags --match 'v[0-9]*' HEAD 2>/dev/null")
     local allowed = tag:find("%S") and 0 or BENCH_LAG
-    assert(since <= allowed, ("bench/results.json measured %s; %d commits to lua/ or csrc/ came after it, more "
+    assert(since <= allowed, ("bench/results.json measured %s; %d commits to src/ or csrc/ came after it, more "
       .. "than the %d the release rule allows%s: run make bench and paste its table into docs/performance.md")
       :format(commit, since, allowed, allowed == 0 and " on a release tag" or ""))
   end)
@@ -204,7 +204,7 @@ describe("the docs' examples", function()
       blocks[i] = { lang = b.lang, tags = b.tags, text = b.text, commands = b.commands }
     end
     process.write_file(dir .. "/in.json", cjson.encode({ dir = dir, isolated = isolated, blocks = blocks }))
-    local driver = "env LUA_PATH=" .. q(ROOT .. "/?.lua;" .. ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;")
+    local driver = "env LUA_PATH=" .. q(ROOT .. "/?.lua;" .. ROOT .. "/src/?.lua;" .. ROOT .. "/src/?/init.lua;;")
       .. " LUA_CPATH=" .. q(ROOT .. "/build/5.4/lib/lua/5.4/?.so;;") .. " STREAMCTL_ROOT=" .. q(ROOT)
       .. " lua5.4 " .. q(ROOT .. "/spec/helpers/docs_driver.lua") .. " " .. q(dir .. "/in.json") .. " "
       .. q(dir .. "/out.json")

@@ -4,7 +4,7 @@
 --
 --   lua5.4 tools/layers.lua [ROOT]   prints the graph's problems; exit 1 if any
 --
--- As a module (spec/71-layers): `scan(root)` reads lua/streamctl/ and gives
+-- As a module (spec/71-layers): `scan(root)` reads src/streamctl/ and gives
 -- `{ [module] = { [required module] = line } }`; `check(graph)` gives the
 -- problems, each a line naming the arrow or the cycle.
 --
@@ -16,7 +16,7 @@
 
 local M = {}
 
---- The layers, bottom first, each a folder of lua/streamctl (docs/architecture.md,
+--- The layers, bottom first, each a folder of src/streamctl (docs/architecture.md,
 -- "Layers"): a module may require modules of its own layer or of a lower
 -- one, never of a higher one, and no cycle anywhere. The optional parts
 -- (`optional`: with dependencies of their own, or used by some users only)
@@ -128,15 +128,15 @@ function M.requires(text)
   return found
 end
 
--- The module name of a file under lua/.
+-- The module name of a file under src/.
 local function module_name(path)
-  return (path:gsub("^lua/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", "."))
+  return (path:gsub("^src/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", "."))
 end
 
---- Reads every module under ROOT/lua/streamctl: `{ [module] = { [required] = line } }`.
+--- Reads every module under ROOT/src/streamctl: `{ [module] = { [required] = line } }`.
 function M.scan(root)
   local graph = {}
-  local list = assert(io.popen("cd '" .. root .. "' && find lua/streamctl -name '*.lua' | LC_ALL=C sort"))
+  local list = assert(io.popen("cd '" .. root .. "' && find src/streamctl -name '*.lua' | LC_ALL=C sort"))
   for path in list:lines() do
     local f = assert(io.open(root .. "/" .. path, "rb"))
     local text = f:read("a")

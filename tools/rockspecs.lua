@@ -1,6 +1,6 @@
 -- The release rockspecs, made from the scm ones so the two never drift:
 -- rockspecs/NAME-X.Y.Z-1.rockspec is rockspecs/NAME-scm-1.rockspec with the
--- version of lua/streamctl/version.lua, the tag vX.Y.Z, and its dependency on
+-- version of src/streamctl/version.lua, the tag vX.Y.Z, and its dependency on
 -- streamctl pinned to that version. Edit the scm files only.
 --
 --   lua5.4 tools/rockspecs.lua          write them (make rockspecs), removing other releases'
@@ -8,7 +8,7 @@
 --                                       (spec/00-package_spec.lua runs this)
 
 local root = (arg[0]:match("^(.*)/tools/[^/]*$") or ".")
-package.path = root .. "/lua/?.lua;" .. package.path
+package.path = root .. "/src/?.lua;" .. package.path
 local V = require("streamctl.version")._VERSION
 local check = arg[1] == "--check"
 local NAMES = { "streamctl", "streamctl-redis", "streamctl-emulator" }

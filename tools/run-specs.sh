@@ -24,7 +24,7 @@ files=("$@")
 [ ${#files[@]} -gt 0 ] || files=(spec/*_spec.lua)
 out=$ROOT/build/specs-$interp
 rm -rf "$out" && mkdir -p "$out"
-export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" LUA_CPATH="$cpath" STREAMCTL_ROOT="$ROOT" interp out
+export LUA_PATH="$ROOT/src/?.lua;$ROOT/src/?/init.lua;;" LUA_CPATH="$cpath" STREAMCTL_ROOT="$ROOT" interp out
 
 one() {
   local f=$1 name t0 t1 rc

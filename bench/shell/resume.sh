@@ -12,7 +12,7 @@
 #
 # Prints the response body; exits 0 only when the answer is HTTP 200.
 #
-# The signature (docs: "RPC signature V1"; lua/streamctl/aliyun.lua):
+# The signature (docs: "RPC signature V1"; src/streamctl/aliyun.lua):
 #   1. every parameter but Signature, sorted by name in byte order;
 #   2. canonical query: enc(name)=enc(value) joined by "&", where enc is
 #      RFC 3986 percent-encoding of the UTF-8 bytes: A-Z a-z 0-9 - _ . ~ stay,

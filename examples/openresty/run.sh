@@ -41,7 +41,7 @@ usage() { sed -n '5,7s/^# //p' "${BASH_SOURCE[0]}" >&2; exit 2; }
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 PORT=8080
-if [ -f "$ROOT/Makefile" ] && [ -d "$ROOT/lua/streamctl" ]; then
+if [ -f "$ROOT/Makefile" ] && [ -d "$ROOT/src/streamctl" ]; then
   DIR="$ROOT/build/openresty-demo"
 else
   DIR="${TMPDIR:-/tmp}/streamctl-openresty-demo-${USER:-$(id -u)}"
@@ -66,8 +66,8 @@ NGINX=${STREAMCTL_NGINX:-/usr/sbin/nginx}
 # The emulator's launcher, as words in the array EMULATOR.
 if [ -n "${STREAMCTL_EMULATOR:-}" ]; then
   read -r -a EMULATOR <<<"$STREAMCTL_EMULATOR"
-elif [ -f "$ROOT/bin/streamctl-emulator" ] && [ -d "$ROOT/lua/streamctl/emulator" ]; then
-  EMULATOR=(env "LUA_PATH=$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;" lua5.4 "$ROOT/bin/streamctl-emulator")
+elif [ -f "$ROOT/bin/streamctl-emulator" ] && [ -d "$ROOT/src/streamctl/emulator" ]; then
+  EMULATOR=(env "LUA_PATH=$ROOT/src/?.lua;$ROOT/src/?/init.lua;;" lua5.4 "$ROOT/bin/streamctl-emulator")
 else
   EMULATOR=(streamctl-emulator)
 fi

@@ -30,7 +30,7 @@ local M = {}
 M.DOMAIN, M.APP = "push.example.com", "live"
 
 -- The published caps, requests per second per account (Aliyun) or AppId
--- (ZEGO) and action: lua/streamctl/aliyun.lua's and zego.lua's `cap` (spec/19
+-- (ZEGO) and action: src/streamctl/aliyun.lua's and zego.lua's `cap` (spec/19
 -- checks these against the library's).
 M.CAPS = {
   aliyun = {

@@ -18,7 +18,7 @@
 -- did not (the first violation is printed in full), 2 when the run itself
 -- could not be carried out, 130 when interrupted (Ctrl-C, SIGTERM).
 -- The clients, the client nginx and the emulator load the Lua modules of
--- STREAMCTL_ROOT's lua/ (the working tree), the C modules of its build/.
+-- STREAMCTL_ROOT's src/ (the working tree), the C modules of its build/.
 local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 package.path = ROOT .. "/?.lua;" .. package.path
 
@@ -220,7 +220,7 @@ end
 
 local function start_workers(deadline)
   local tree54, treejit = ROOT .. "/build/5.4/lib/lua/5.4/?.so;;", ROOT .. "/build/jit/lib/lua/5.1/?.so;;"
-  local lua_path = ROOT .. "/?.lua;" .. ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;"
+  local lua_path = ROOT .. "/?.lua;" .. ROOT .. "/src/?.lua;" .. ROOT .. "/src/?/init.lua;;"
   local base = { deadline = deadline, aliyun_url = server.aliyun_url, zego_url = server.zego_url,
                  redis = redis.url .. "/0?nodes=" .. NODES, streams = STREAMS, timeout_ms = TIMEOUT_MS,
                  settle_ms = SETTLE_MS }

@@ -42,7 +42,7 @@ local A, Z, P = defaults.ALIYUN, defaults.ZEGO, defaults.PORTS
 local ENV = {
   HOME = DIR .. "/home", USER = "docs", LANG = "C.UTF-8",
   PATH = DIR .. "/bin:/usr/local/bin:/usr/bin:/bin",
-  LUA_PATH = ROOT .. "/lua/?.lua;" .. ROOT .. "/lua/?/init.lua;;",
+  LUA_PATH = ROOT .. "/src/?.lua;" .. ROOT .. "/src/?/init.lua;;",
   LUA_CPATH = ROOT .. "/build/5.4/lib/lua/5.4/?.so;;",
   STREAMCTL_EMULATOR_DIR = EMU,
   ALIBABA_CLOUD_ACCESS_KEY_ID = A.access_key_id, ALIBABA_CLOUD_ACCESS_KEY_SECRET = A.access_key_secret,

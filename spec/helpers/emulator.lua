@@ -134,7 +134,7 @@ function emu.launcher(args, env)
     vars[#vars + 1] = k .. "=" .. shell_quote(v) .. " "
   end
   table.sort(vars)
-  local cmd = table.concat(vars) .. "LUA_PATH=" .. shell_quote(root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;")
+  local cmd = table.concat(vars) .. "LUA_PATH=" .. shell_quote(root .. "/src/?.lua;" .. root .. "/src/?/init.lua;;")
     .. " " .. emu.interpreter() .. " " .. shell_quote(root .. "/bin/streamctl-emulator")
     .. " " .. args .. " >" .. shell_quote(out) .. " 2>&1"
   local ok, code = run(cmd)

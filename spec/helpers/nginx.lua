@@ -32,7 +32,7 @@
 -- The server: one worker (so a counter or a connection pool is one per
 -- server), `daemon off` as a child of the spec (stopped by its pid), its prefix,
 -- pid, error log and temp files in `dir`, workers as root when the spec runs as
--- root (so they read the spec's files), the repository's lua/ first on
+-- root (so they read the spec's files), the repository's src/ first on
 -- lua_package_path, Debian's Lua 5.1 C modules (cjson) on lua_package_cpath.
 -- nginx.start raises, with nginx's own output and error log, when it does not
 -- come up within 10 s. Only 127.0.0.1 is ever used.
@@ -107,12 +107,12 @@ local function conf_quoted(s)
 end
 M.conf_quoted = conf_quoted
 
---- lua_package_path for nginx: `first` (optional), the repository's lua/,
+--- lua_package_path for nginx: `first` (optional), the repository's src/,
 -- then the system's Lua 5.1 directories.
 function M.lua_path(first)
   local root = M.root
   return (first and (first .. ";") or "") .. table.concat({
-    root .. "/lua/?.lua", root .. "/lua/?/init.lua",
+    root .. "/src/?.lua", root .. "/src/?/init.lua",
     "/usr/local/share/lua/5.1/?.lua", "/usr/local/share/lua/5.1/?/init.lua",
     "/usr/share/lua/5.1/?.lua", "/usr/share/lua/5.1/?/init.lua", "",
   }, ";") .. ";"

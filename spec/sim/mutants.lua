@@ -14,64 +14,64 @@ local only = os.getenv("MUTANT")
 local lua = os.getenv("SIM_LUA") or "lua5.4"
 
 local MUTANTS = {
-  { name = "pacing margin 0", file = "lua/streamctl/pipeline/pacing.lua",
+  { name = "pacing margin 0", file = "src/streamctl/pipeline/pacing.lua",
     from = "M.RATE_MARGIN = 0.05", to = "M.RATE_MARGIN = 0" },
   -- (the measured margin: within one process the window guard is what holds a second to the cap; the
   -- rate's margin adds the lateness allowed, and a shared store's never goes below RATE_MARGIN)
-  { name = "the measured margin at its floor, whatever the round trips' spread", file = "lua/streamctl/pipeline/pacing.lua",
+  { name = "the measured margin at its floor, whatever the round trips' spread", file = "src/streamctl/pipeline/pacing.lua",
     from = "guard = min(max(2 * j + 0.002, M.GUARD_FLOOR), M.MARGIN_CEILING / 2)",
     to = "guard = M.GUARD_FLOOR",
     -- (it needs one process at the cap on a noisy link, and strict: about one seed in 600 has both)
     seconds = 60 },
-  { name = "settle window switched off", file = "lua/streamctl/pipeline/client.lua",
+  { name = "settle window switched off", file = "src/streamctl/pipeline/client.lua",
     from = "M.SETTLE_MS = 10000", to = "M.SETTLE_MS = 0" },
-  { name = "look-up before resending a create skipped", file = "lua/streamctl/aliyun.lua",
+  { name = "look-up before resending a create skipped", file = "src/streamctl/aliyun.lua",
     from = "    recover = {\n      action = \"DescribeLivePullToPushList\",",
     to = "    no_recover = {\n      action = \"DescribeLivePullToPushList\"," },
-  { name = "retry after a throttle without waiting", file = "lua/streamctl/engine/run.lua",
+  { name = "retry after a throttle without waiting", file = "src/streamctl/engine/run.lua",
     from = "self:schedule(job, \"call\", decision.delay_ms / 1000)", to = "self:schedule(job, \"call\", 0)" },
-  { name = "sent taken from the last attempt only", file = "lua/streamctl/engine/run.lua",
+  { name = "sent taken from the last attempt only", file = "src/streamctl/engine/run.lua",
     from = "if job.maybe_applied then err.sent, err.outcome_unknown = true, true end",
     to = "if false then err.sent, err.outcome_unknown = true, true end" },
-  { name = "state loss in a store ignored (no pause after a fresh schedule)", file = "lua/streamctl/store/redisrate.lua",
+  { name = "state loss in a store ignored (no pause after a fresh schedule)", file = "src/streamctl/store/redisrate.lua",
     from = "local start = born + (new == '1' and 0 or pause) + tau", to = "local start = born + tau" },
   { name = "a budget taken for new after a flush or an eviction (Redis' counters not read)",
-    file = "lua/streamctl/store/redisrate.lua",
+    file = "src/streamctl/store/redisrate.lua",
     from = "  if up == nil or up * 1000000 < pause + 1000000 then return false end",
     to = "  if up == nil or up * 1000000 < pause + 1000000 then return false end\n  do return true end" },
   { name = "a shared budget spaced at a process's own spread (its round trips' longest left out)",
-    file = "lua/streamctl/pipeline/pacing.lua",
+    file = "src/streamctl/pipeline/pacing.lua",
     from = "return min(max(self.rtt.hi + late + 0.002, M.MARGIN_FLOOR), M.MARGIN_CEILING)",
     to = "return min(max(late + 0.002, M.MARGIN_FLOOR), M.MARGIN_CEILING)" },
-  { name = "an interrupted verification reported not sent (seed 304's bug)", file = "lua/streamctl/engine/run.lua",
+  { name = "an interrupted verification reported not sent (seed 304's bug)", file = "src/streamctl/engine/run.lua",
     from = "job.err.sent, job.err.outcome_unknown = true, true", to = "" },
   -- the operator's layer (spec/sim/operator.lua)
-  { name = "the intent not written before a reconcile sends", file = "lua/streamctl/operator/reconcile_base.lua",
+  { name = "the intent not written before a reconcile sends", file = "src/streamctl/operator/reconcile_base.lua",
     from = "  if o.before_send then\n", to = "  if false then\n" },
-  { name = "the ZEGO state's pending record not saved before sending", file = "lua/streamctl/operator/reconcile_zego.lua",
+  { name = "the ZEGO state's pending record not saved before sending", file = "src/streamctl/operator/reconcile_zego.lua",
     from = 'local saved, serr = save_state(o.state, state_key, view, pending, "before sending (nothing was sent)")',
     to = "local saved, serr = true, nil" },
-  { name = "credentials in their last second handed out", file = "lua/streamctl/credentials/refresh.lua",
+  { name = "credentials in their last second handed out", file = "src/streamctl/credentials/refresh.lua",
     from = "return c ~= nil and now < c.expiration - 1", to = "return c ~= nil and now < c.expiration + 30" },
-  { name = "credentials that arrive expired taken (no backoff)", file = "lua/streamctl/credentials/refresh.lua",
+  { name = "credentials that arrive expired taken (no backoff)", file = "src/streamctl/credentials/refresh.lua",
     from = "if not why and creds.expiration - now < M.UNCERTAINTY_S then", to = "if false then" },
-  { name = "the command's intent written after its batch", file = "lua/streamctl/cli/init.lua",
+  { name = "the command's intent written after its batch", file = "src/streamctl/cli/init.lua",
     -- (the batch method wrapped: its intent is written once the batch has returned)
     from = "  elseif not intend(plan_of(m, fields, args, safe, long)) then\n    status = EXIT.usage\n"
       .. "  elseif long then\n",
     to = "  elseif m and m.list and (function() local real = client[m.name] client[m.name] = function(...) "
       .. "local a, b = real(...) intend(plan_of(m, fields, args, safe, long)) return a, b end end)() then\n"
       .. "  elseif long then\n" },
-  { name = "the command's intent written without fdatasync", file = "lua/streamctl/cli/guard.lua",
+  { name = "the command's intent written without fdatasync", file = "src/streamctl/cli/guard.lua",
     from = "  local ok, why = safe.write(audit.record(intent), true)\n  if ok then\n    safe.intended = true",
     to = "  local ok, why = safe.write(audit.record(intent))\n  if ok then\n    safe.intended = true" },
-  { name = "an audit line cut short by a full disk taken as written", file = "lua/streamctl/operator/audit.lua",
+  { name = "an audit line cut short by a full disk taken as written", file = "src/streamctl/operator/audit.lua",
     from = "    if not done then\n      if written and written > 0 then",
     to = "    if false then\n      if written and written > 0 then" },
-  { name = "no backoff after credentials that arrive stale", file = "lua/streamctl/credentials/refresh.lua",
+  { name = "no backoff after credentials that arrive stale", file = "src/streamctl/credentials/refresh.lua",
     from = "  self._next_try = now + bound * self._random()",
     to = "  if type(creds) ~= \"table\" then self._next_try = now + bound * self._random() end" },
-  { name = "Sequence taken at build instead of first send", file = "lua/streamctl/zego.lua",
+  { name = "Sequence taken at build instead of first send", file = "src/streamctl/zego.lua",
     from = "  if not dry then return params end",
     to = "  if not dry then params.Sequence = self._sequence:next_for(type(ids) == \"table\" and ids or { ids }) "
       .. "return params end" },
@@ -102,13 +102,13 @@ assert(sh("mkdir -p " .. tmp))
 local rows, missed = {}, 0
 for _, m in ipairs(MUTANTS) do
   if not only or only == m.name then
-    assert(sh(string.format("rm -rf %s/lua && cp -r %s/lua %s/lua", tmp, root, tmp)))
+    assert(sh(string.format("rm -rf %s/src && cp -r %s/src %s/src", tmp, root, tmp)))
     local text = read(root .. "/" .. m.file)
     local a, b = text:find(m.from, 1, true)
     if not a then error("mutant '" .. m.name .. "': its text is not in " .. m.file .. " any more") end
     write(tmp .. "/" .. m.file, text:sub(1, a - 1) .. m.to .. text:sub(b + 1))
     local out = tmp .. "/out.txt"
-    local env = string.format("LUA_PATH='%s/spec/?.lua;%s/spec/?/init.lua;%s/lua/?.lua;%s/lua/?/init.lua;;' "
+    local env = string.format("LUA_PATH='%s/spec/?.lua;%s/spec/?/init.lua;%s/src/?.lua;%s/src/?/init.lua;;' "
       .. "SIM_SECONDS=%d", root, root, tmp, tmp, math.max(seconds, m.seconds or 0))
     local caught = not sh(string.format("cd %s && %s %s %s/spec/sim/main.lua > %s 2>&1", root, env, lua, root, out))
     local text_out = read(out)
