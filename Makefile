@@ -24,13 +24,14 @@ SHELL := /bin/bash
 ROOT := $(CURDIR)
 WARN := -Wall -Wextra -Werror
 CFLAGS_BUILD := -O2 -g -fPIC $(WARN)
-# The three rocks (rockspecs/): streamctl, streamctl-redis (hiredis) and
-# streamctl-emulator. The development trees get all three, each in a tree
+# The four rocks (rockspecs/): streamctl (the library), streamctl-cli (the
+# command: argparse), streamctl-redis (the Redis store: hiredis) and
+# streamctl-emulator (nginx-lua). The development trees get all four, each in a tree
 # of its own as README "Install" does for LuaJIT (LR_CONFIG: luarocks sees
 # Debian's Lua packages, and the trees' commands find their trees).
 LR_CONFIG := rockspecs/luarocks-config.lua
-ROCKSPECS := rockspecs/streamctl-scm-1.rockspec rockspecs/streamctl-redis-scm-1.rockspec \
-	rockspecs/streamctl-emulator-scm-1.rockspec
+ROCKSPECS := rockspecs/streamctl-scm-1.rockspec rockspecs/streamctl-cli-scm-1.rockspec \
+	rockspecs/streamctl-redis-scm-1.rockspec rockspecs/streamctl-emulator-scm-1.rockspec
 TREE54 := $(ROOT)/build/5.4
 TREEJIT := $(ROOT)/build/jit
 SRC := $(wildcard csrc/*.c csrc/*.h)

@@ -21,7 +21,8 @@ lua-resty-core lua-nginx-string lua-cjson), which luarocks cannot install.
 }
 dependencies = {
    "lua >= 5.1, < 5.5",
-   "streamctl == 0.1.0",      -- its version (the health answer) and defaults (ports, accounts)
+   "streamctl == 0.1.0",      -- its version (the health answer)
+   "streamctl-cli == 0.1.0",  -- its defaults (ports, accounts), which the command's --emulator shares
    "lua-cjson >= 2.1",
 }
 build = {

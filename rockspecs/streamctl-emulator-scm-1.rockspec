@@ -20,7 +20,8 @@ lua-resty-core lua-nginx-string lua-cjson), which luarocks cannot install.
 }
 dependencies = {
    "lua >= 5.1, < 5.5",
-   "streamctl",      -- its version (the health answer) and defaults (ports, accounts)
+   "streamctl",      -- its version (the health answer)
+   "streamctl-cli",  -- its defaults (ports, accounts), which the command's --emulator shares
    "lua-cjson >= 2.1",
 }
 build = {

@@ -7,12 +7,13 @@ source = {
    url = "git+https://github.com/streamctl/streamctl.git",
 }
 description = {
-   summary = "Redis over hiredis for streamctl outside nginx (the redis option's shared budgets)",
+   summary = "The Redis store for streamctl: one provider budget and Sequence shared by every process",
    detailed = [[
-streamctl.redis: a blocking Redis client over hiredis, which streamctl's Redis
-store uses outside nginx (plain Lua, the command line, cron) to share one
-provider budget across processes and machines. Inside nginx the store uses
-cosockets (lua-resty-redis) and does not need this rock.
+streamctl's redis option: the rate-limit and Sequence stores on Redis, which
+share one provider budget across processes, nginx workers and machines.
+Outside nginx (plain Lua, the command line, cron) they talk to Redis through
+streamctl.redis, a blocking client over hiredis; inside nginx through
+cosockets (lua-resty-redis: Debian's lua-nginx-redis, bundled by OpenResty).
 ]],
    license = "MIT",
    labels = { "live", "streaming", "redis" },
@@ -28,6 +29,12 @@ external_dependencies = {
 build = {
    type = "builtin",
    modules = {
+      ["streamctl.store.redis"] = "src/streamctl/store/redis.lua",
+      ["streamctl.store.redisconn"] = "src/streamctl/store/redisconn.lua",
+      ["streamctl.store.redisconfig"] = "src/streamctl/store/redisconfig.lua",
+      ["streamctl.store.redisstore"] = "src/streamctl/store/redisstore.lua",
+      ["streamctl.store.redisrate"] = "src/streamctl/store/redisrate.lua",
+      ["streamctl.store.redisseq"] = "src/streamctl/store/redisseq.lua",
       -- SHA-1 of the store's scripts (EVALSHA) from libcrypto
       ["streamctl.redis"] = {
          sources = { "csrc/redis.c" },

@@ -13,9 +13,10 @@ streamctl signs and sends stream-control requests (resume, forbid, pull-to-push
 relays) to Alibaba Cloud ApsaraVideo Live and ZEGOCLOUD Server API v2. A C core
 does the signing over OpenSSL and the HTTP over libcurl; Lua does validation,
 batching, rate limiting and retries. Builds for Lua 5.1 (LuaJIT/OpenResty) to 5.4.
-Needs OpenSSL and libcurl. Two rocks beside it: streamctl-redis (the Redis
-store outside nginx, over hiredis) and streamctl-emulator (a local emulator of
-both APIs, on nginx-lua).
+Needs OpenSSL and libcurl. Three rocks beside it, each for a part with
+dependencies of its own: streamctl-cli (the streamctl command, on argparse),
+streamctl-redis (the Redis store, over hiredis outside nginx) and
+streamctl-emulator (a local emulator of both APIs, on nginx-lua).
 ]],
    license = "MIT",
    labels = { "live", "streaming", "aliyun", "zego", "openresty" },
@@ -23,11 +24,9 @@ both APIs, on nginx-lua).
 dependencies = {
    "lua >= 5.1, < 5.5",
    "lua-cjson >= 2.1",
-   "argparse >= 0.7",       -- the command line (Debian: lua-argparse)
    "luafilesystem >= 1.8",  -- profile file permissions (Debian: lua-filesystem)
-   -- The redis option also needs: outside nginx, the streamctl-redis rock;
-   -- inside nginx, lua-resty-redis (Debian: lua-nginx-redis, `require
-   -- "nginx.redis"`), which OpenResty bundles.
+   -- The redis option needs the streamctl-redis rock; the command is the
+   -- streamctl-cli rock.
 }
 external_dependencies = {
    OPENSSL = { header = "openssl/evp.h", library = "crypto" },
@@ -38,8 +37,9 @@ external_dependencies = {
 build = {
    type = "builtin",
    modules = {
-      -- Lua modules: every file under src/ but the emulator's, which
-      -- streamctl-emulator installs (spec/00-package_spec.lua checks the lists)
+      -- Lua modules: every file under src/ but the command's, the Redis
+      -- store's and the emulator's, which their own rocks install
+      -- (spec/00-package_spec.lua checks the lists)
       ["streamctl"] = "src/streamctl/init.lua",
       ["streamctl.pipeline.acs"] = "src/streamctl/pipeline/acs.lua",
       ["streamctl.aliyun"] = "src/streamctl/aliyun.lua",
@@ -47,16 +47,6 @@ build = {
       ["streamctl.edge.authkey"] = "src/streamctl/edge/authkey.lua",
       ["streamctl.pipeline.batch"] = "src/streamctl/pipeline/batch.lua",
       ["streamctl.edge.callbacks"] = "src/streamctl/edge/callbacks.lua",
-      ["streamctl.cli"] = "src/streamctl/cli/init.lua",
-      ["streamctl.cli.input"] = "src/streamctl/cli/input.lua",
-      ["streamctl.cli.output"] = "src/streamctl/cli/output.lua",
-      ["streamctl.cli.parser"] = "src/streamctl/cli/parser.lua",
-      ["streamctl.cli.client"] = "src/streamctl/cli/client.lua",
-      ["streamctl.cli.guard"] = "src/streamctl/cli/guard.lua",
-      ["streamctl.cli.calls"] = "src/streamctl/cli/calls.lua",
-      ["streamctl.cli.reconcile"] = "src/streamctl/cli/reconcile.lua",
-      ["streamctl.cli.emulator_command"] = "src/streamctl/cli/emulator_command.lua",
-      ["streamctl.cli.emulator"] = "src/streamctl/cli/emulator.lua",
       ["streamctl.pipeline.client"] = "src/streamctl/pipeline/client.lua",
       ["streamctl.credentials"] = "src/streamctl/credentials/init.lua",
       ["streamctl.credentials.aliyun"] = "src/streamctl/credentials/aliyun.lua",
@@ -65,8 +55,6 @@ build = {
       ["streamctl.operator.desired"] = "src/streamctl/operator/desired.lua",
       ["streamctl.base.encode"] = "src/streamctl/base/encode.lua",
       ["streamctl.base.errors"] = "src/streamctl/base/errors.lua",
-      -- where the emulator listens and its accounts (the command's --emulator);
-      -- the emulator itself is the streamctl-emulator rock
       ["streamctl.base.json"] = "src/streamctl/base/json.lua",
       ["streamctl.operator.metrics"] = "src/streamctl/operator/metrics.lua",
       ["streamctl.base.nginx"] = "src/streamctl/base/nginx.lua",
@@ -89,12 +77,6 @@ build = {
       ["streamctl.engine.sequence"] = "src/streamctl/engine/sequence.lua",
       ["streamctl.store.shdict"] = "src/streamctl/store/shdict.lua",
       ["streamctl.credentials.sts"] = "src/streamctl/credentials/sts.lua",
-      ["streamctl.store.redis"] = "src/streamctl/store/redis.lua",
-      ["streamctl.store.redisconn"] = "src/streamctl/store/redisconn.lua",
-      ["streamctl.store.redisconfig"] = "src/streamctl/store/redisconfig.lua",
-      ["streamctl.store.redisstore"] = "src/streamctl/store/redisstore.lua",
-      ["streamctl.store.redisrate"] = "src/streamctl/store/redisrate.lua",
-      ["streamctl.store.redisseq"] = "src/streamctl/store/redisseq.lua",
       ["streamctl.base.log"] = "src/streamctl/base/log.lua",
       ["streamctl.transport.auto"] = "src/streamctl/transport/auto.lua",
       ["streamctl.transport.curl"] = "src/streamctl/transport/curl.lua",
@@ -118,16 +100,6 @@ build = {
          libraries = { "curl" },
          incdirs = { "$(CURL_INCDIR)", "csrc" },
          libdirs = { "$(CURL_LIBDIR)" },
-      },
-   },
-   install = {
-      -- the man page and the bash completion (made by make doc), into the rock's conf directory
-      conf = {
-         ["streamctl.1"] = "docs/streamctl.1",
-         ["streamctl.bash"] = "docs/streamctl.bash",
-      },
-      bin = {
-         ["streamctl"] = "bin/streamctl",
       },
    },
 }

@@ -10,20 +10,23 @@ local function lua_files()
   return out
 end
 
-local function rockspec(name)
-  local env = {}
-  local chunk = assert(loadfile(ROOT .. "/rockspecs/" .. name .. "-scm-1.rockspec", "t", env))
-  if setfenv then setfenv(chunk, env) end
-  chunk()
-  return env
-end
+local rockspec = require("spec.helpers.rockspec").load
 
 describe("the rockspecs", function()
-  local main, redis, emulator = rockspec("streamctl"), rockspec("streamctl-redis"), rockspec("streamctl-emulator")
+  local main, cli, redis, emulator = rockspec("streamctl"), rockspec("streamctl-cli"), rockspec("streamctl-redis"),
+    rockspec("streamctl-emulator")
 
-  it("list every Lua file under src/ once, by the right name: the emulator's in its own rock", function()
+  -- the rock a file belongs to: each optional part with dependencies of its own in its own
+  local function rock_of(f)
+    if f:find("^src/streamctl/emulator/") then return "streamctl-emulator" end
+    if f:find("^src/streamctl/cli/") then return "streamctl-cli" end
+    if f:find("^src/streamctl/store/redis") then return "streamctl-redis" end
+    return "streamctl"
+  end
+
+  it("list every Lua file under src/ once, by the right name, in its part's rock", function()
     local listed = {}
-    for _, spec in ipairs { main, redis, emulator } do
+    for _, spec in ipairs { main, cli, redis, emulator } do
       for name, m in pairs(spec.build.modules) do
         if type(m) == "string" then
           assert.is_nil(listed[m], m .. " is in two rocks")
@@ -37,8 +40,7 @@ describe("the rockspecs", function()
       local expected = f:gsub("^src/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
       assert.is_table(listed[f], f .. " is not installed by any rockspec")
       assert.equal(expected, listed[f].name, f)
-      local rock = f:find("^src/streamctl/emulator/") and "streamctl-emulator" or "streamctl"
-      assert.equal(rock, listed[f].rock, f)
+      assert.equal(rock_of(f), listed[f].rock, f)
       listed[f] = nil
     end
     assert.same({}, listed)
@@ -65,12 +67,15 @@ describe("the rockspecs", function()
   end)
 
   it("install each command from its own rock, and declare the Lua dependencies", function()
-    assert.same({ streamctl = "bin/streamctl" }, main.build.install.bin)
+    assert.is_nil(main.build.install)
+    assert.same({ streamctl = "bin/streamctl" }, cli.build.install.bin)
+    assert.same({ ["streamctl.1"] = "docs/streamctl.1", ["streamctl.bash"] = "docs/streamctl.bash" },
+      cli.build.install.conf)
     assert.same({ ["streamctl-emulator"] = "bin/streamctl-emulator" }, emulator.build.install.bin)
-    assert.same({ "lua >= 5.1, < 5.5", "lua-cjson >= 2.1", "argparse >= 0.7", "luafilesystem >= 1.8" },
-      main.dependencies)
+    assert.same({ "lua >= 5.1, < 5.5", "lua-cjson >= 2.1", "luafilesystem >= 1.8" }, main.dependencies)
+    assert.same({ "lua >= 5.1, < 5.5", "streamctl", "argparse >= 0.7" }, cli.dependencies)
     assert.same({ "lua >= 5.1, < 5.5", "streamctl" }, redis.dependencies)
-    assert.same({ "lua >= 5.1, < 5.5", "streamctl", "lua-cjson >= 2.1" }, emulator.dependencies)
+    assert.same({ "lua >= 5.1, < 5.5", "streamctl", "streamctl-cli", "lua-cjson >= 2.1" }, emulator.dependencies)
   end)
 
   it("have release rockspecs made from them for the version in streamctl.version", function()

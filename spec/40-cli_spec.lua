@@ -345,13 +345,16 @@ describe("streamctl (the command)", function()
     end)
 
     it("works without the emulator rock, and says how to get it when asked to start one", function()
-      -- the streamctl rock alone, installed as README "Install" does for a
-      -- tree of its own (luarocks make: about 4 s of C)
+      -- the streamctl and streamctl-cli rocks alone, installed as README
+      -- "Install" does for a tree of its own (luarocks make: about 4 s of C)
       local root = os.getenv("STREAMCTL_ROOT") or "."
       local tree = HOME .. "/alone"
       local v = rawget(_G, "jit") and "5.1" or "5.4"
-      assert.is_true(process.run("cd " .. q(root) .. " && LUAROCKS_CONFIG=rockspecs/luarocks-config.lua luarocks "
-        .. "--lua-version=" .. v .. " --tree " .. q(tree) .. " make rockspecs/streamctl-scm-1.rockspec >/dev/null 2>&1"))
+      for _, rock in ipairs { "streamctl", "streamctl-cli" } do
+        assert.is_true(process.run("cd " .. q(root) .. " && LUAROCKS_CONFIG=rockspecs/luarocks-config.lua luarocks "
+          .. "--lua-version=" .. v .. " --tree " .. q(tree) .. " make rockspecs/" .. rock .. "-scm-1.rockspec "
+          .. ">/dev/null 2>&1"), rock)
+      end
       assert.is_nil(process.read_file(tree .. "/bin/streamctl-emulator"))
       local alone = "env -i PATH=/usr/bin:/bin HOME=" .. q(HOME) .. " " .. q(tree .. "/bin/streamctl")
       local function alone_run(args)

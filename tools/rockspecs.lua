@@ -1,7 +1,8 @@
 -- The release rockspecs, made from the scm ones so the two never drift:
 -- rockspecs/NAME-X.Y.Z-1.rockspec is rockspecs/NAME-scm-1.rockspec with the
--- version of src/streamctl/version.lua, the tag vX.Y.Z, and its dependency on
--- streamctl pinned to that version. Edit the scm files only.
+-- version of src/streamctl/version.lua, the tag vX.Y.Z, and its dependencies
+-- on the other rocks (streamctl, streamctl-cli) pinned to that version. Edit
+-- the scm files only.
 --
 --   lua5.4 tools/rockspecs.lua          write them (make rockspecs), removing other releases'
 --   lua5.4 tools/rockspecs.lua --check  exit 1, naming the file, unless they are current
@@ -11,7 +12,9 @@ local root = (arg[0]:match("^(.*)/tools/[^/]*$") or ".")
 package.path = root .. "/src/?.lua;" .. package.path
 local V = require("streamctl.version")._VERSION
 local check = arg[1] == "--check"
-local NAMES = { "streamctl", "streamctl-redis", "streamctl-emulator" }
+local NAMES = { "streamctl", "streamctl-cli", "streamctl-redis", "streamctl-emulator" }
+-- how many of the others each depends on
+local PINS = { streamctl = 0, ["streamctl-cli"] = 1, ["streamctl-redis"] = 1, ["streamctl-emulator"] = 2 }
 
 local function read(path)
   local f = io.open(path, "rb")
@@ -46,7 +49,8 @@ local function release(name, scm)
   s = replace(s, 'version = "scm-1"', ('version = "%s-1"'):format(V), 1, name)
   s = replace(s, 'url = "git+https://github.com/streamctl/streamctl.git",\n',
     ('url = "git+https://github.com/streamctl/streamctl.git",\n   tag = "v%s",\n'):format(V), 1, name)
-  s = replace(s, '"streamctl",', ('"streamctl == %s",'):format(V), name == "streamctl" and 0 or 1, name)
+  s = replace(s, '"streamctl",', ('"streamctl == %s",'):format(V), math.min(PINS[name], 1), name)
+  s = replace(s, '"streamctl-cli",', ('"streamctl-cli == %s",'):format(V), PINS[name] - 1 > 0 and 1 or 0, name)
   return s
 end
 

@@ -134,7 +134,7 @@ function M.installed(opts)
   local jit = rawget(_G, "jit") ~= nil
   local v = jit and "5.1" or "5.4"
   local tree = root .. (jit and "/build/jit" or "/build/5.4")
-  local script = tree .. "/lib/luarocks/rocks-" .. v .. "/streamctl/scm-1/bin/streamctl"
+  local script = tree .. "/lib/luarocks/rocks-" .. v .. "/streamctl-cli/scm-1/bin/streamctl"
   assert(M.read_file(script), "streamctl is not installed in " .. tree .. ": run make build")
   local q = M.quote
   local cmd = {

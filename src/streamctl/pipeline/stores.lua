@@ -8,11 +8,23 @@
 -- `rate_limit_store` (a store object, used as given).
 -- @module streamctl.pipeline.stores
 
-local require = require
+local require, pcall, error = require, pcall, error
+local searchpath = package.searchpath
 
 local M = {}
 
-local function redis() return require "streamctl.store.redis" end
+-- The Redis store is a rock of its own (streamctl-redis: it brings hiredis),
+-- so a core installed alone answers the redis option with what to install.
+local NO_REDIS = "needs the streamctl-redis rock, which is not installed (README \"Install\": apt-get install "
+  .. "libhiredis-dev, then luarocks make rockspecs/streamctl-redis-scm-1.rockspec)"
+
+local function redis()
+  local ok, m = pcall(require, "streamctl.store.redis")
+  if ok then return m end
+  -- (installed but failing to load is another matter: its own error, raised)
+  if not searchpath("streamctl.store.redis", package.path) then return nil, NO_REDIS end
+  error(m, 0)
+end
 local function shdict() return require "streamctl.store.shdict" end
 
 --- The `shared_dict` option's rule: the dict, or nil and why.
@@ -21,9 +33,11 @@ function M.check_shared_dict(v)
 end
 
 --- The `redis` option's rule: a connection object as given, else the
--- config it parses to; or nil and why (an error object).
+-- config it parses to; or nil and why (an error object, or the rule when
+-- the streamctl-redis rock is not installed).
 function M.check_redis(v)
-  local r = redis()
+  local r, missing = redis()
+  if not r then return nil, missing end
   if r.is_connection(v) then return v end
   return r.config(v)
 end

@@ -1,0 +1,51 @@
+rockspec_format = "3.0"
+package = "streamctl-cli"
+version = "scm-1"
+-- Releases are tagged vX.Y.Z; rockspecs/streamctl-cli-X.Y.Z-1.rockspec is
+-- this file with that version and tag (tools/rockspecs.lua writes it: make rockspecs).
+source = {
+   url = "git+https://github.com/streamctl/streamctl.git",
+}
+description = {
+   summary = "The streamctl command: control live streams on Alibaba Cloud and ZEGOCLOUD from a shell",
+   detailed = [[
+streamctl-cli installs the streamctl command (one subcommand per provider
+operation, reconcile, a desired-state file, audit records, the local
+emulator's start and stop), its man page and its bash completion. The
+library it drives is the streamctl rock.
+]],
+   license = "MIT",
+   labels = { "live", "streaming", "aliyun", "zego", "cli" },
+}
+dependencies = {
+   "lua >= 5.1, < 5.5",
+   "streamctl",
+   "argparse >= 0.7",       -- the command line (Debian: lua-argparse)
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["streamctl.cli"] = "src/streamctl/cli/init.lua",
+      ["streamctl.cli.input"] = "src/streamctl/cli/input.lua",
+      ["streamctl.cli.output"] = "src/streamctl/cli/output.lua",
+      ["streamctl.cli.parser"] = "src/streamctl/cli/parser.lua",
+      ["streamctl.cli.client"] = "src/streamctl/cli/client.lua",
+      ["streamctl.cli.guard"] = "src/streamctl/cli/guard.lua",
+      ["streamctl.cli.calls"] = "src/streamctl/cli/calls.lua",
+      ["streamctl.cli.reconcile"] = "src/streamctl/cli/reconcile.lua",
+      ["streamctl.cli.emulator_command"] = "src/streamctl/cli/emulator_command.lua",
+      -- where the emulator listens and its accounts (the command's --emulator,
+      -- and the emulator's own defaults: streamctl-emulator depends on this rock)
+      ["streamctl.cli.emulator"] = "src/streamctl/cli/emulator.lua",
+   },
+   install = {
+      -- the man page and the bash completion (made by make doc), into the rock's conf directory
+      conf = {
+         ["streamctl.1"] = "docs/streamctl.1",
+         ["streamctl.bash"] = "docs/streamctl.bash",
+      },
+      bin = {
+         ["streamctl"] = "bin/streamctl",
+      },
+   },
+}
