@@ -3,7 +3,7 @@
 -- credentials chain and its files, stream lists.
 local aliyun = require "streamctl.aliyun"
 local zego = require "streamctl.zego"
-local credentials = require "streamctl.credentials"
+local credentials = require "spec.helpers.credentials"
 local cli = require "streamctl.cli"
 local checks = require "spec.helpers.checks"
 

@@ -6,7 +6,7 @@
 -- message that says what arrived); a URL with a password or a token is
 -- never shown whole; --emulator-dir takes that emulator's ports. Rows on the
 -- audit log and the state: spec/47.
-local credentials = require "streamctl.credentials"
+local credentials = require "spec.helpers.credentials"
 local refresh = require "streamctl.credentials.refresh"
 local sources = require "streamctl.credentials.sources"
 local redact = require "streamctl.base.redact"

@@ -293,10 +293,10 @@ describe("streamctl.store.redis against redis-server", function()
 
     it("returns a script's error as nil, message, 'server'", function()
       local conn = R.connect(cfg)
-      local res, err, kind = conn:eval(R.script("return redis.error_reply('MINE went wrong')"), {}, {})
+      local res, e = conn:eval(R.script("return redis.error_reply('MINE went wrong')"), {}, {})
       assert.is_nil(res)
-      assert.equal("MINE went wrong", err)
-      assert.equal("server", kind)
+      assert.equal("MINE went wrong", e.message)
+      assert.same({ "RedisError", "store", "server" }, { e.code, e.kind, e.reason })
     end)
 
     it("raises for a programming error", function()
@@ -314,10 +314,10 @@ describe("streamctl.store.redis against redis-server", function()
 
     it("answers a wrong password as a server error, never showing it", function()
       local conn = R.connect { port = srv.port, password = "wrong-one" }
-      local res, err, kind = conn:eval(R.script("return 1"), {}, {})
+      local res, e = conn:eval(R.script("return 1"), {}, {})
       assert.is_nil(res)
-      assert.equal("AUTH: WRONGPASS invalid username-password pair or user is disabled.", err)
-      assert.equal("server", kind)
+      assert.equal("AUTH: WRONGPASS invalid username-password pair or user is disabled.", e.message)
+      assert.same({ "RedisError", "store", "server" }, { e.code, e.kind, e.reason })
     end)
   end)
 
@@ -984,8 +984,8 @@ function M.run()
 end
 
 function M.set_phase()
-  local res, err, kind = conn:eval(R.script("return 1"), {}, {})
-  return tostring(res) .. "|" .. tostring(kind) .. "|" .. tostring(err)
+  local res, e = conn:eval(R.script("return 1"), {}, {})
+  return tostring(res) .. "|" .. tostring(e.reason) .. "|" .. tostring(e.message)
 end
 
 return M

@@ -215,15 +215,15 @@ describe("streamctl.store.redisconn against redis-server", function()
 
     it("a wrong password is a server error that never shows it", function()
       local conn = R.connect { port = srv.port, user = "alice", password = "wrong-" .. PASSWORD }
-      local res, err, kind = conn:eval(script, { "k" }, { "v" })
+      local res, e = conn:eval(script, { "k" }, { "v" })
       assert.is_nil(res)
-      assert.equal("AUTH: WRONGPASS invalid username-password pair or user is disabled.", err)
-      assert.equal("server", kind)
+      assert.equal("AUTH: WRONGPASS invalid username-password pair or user is disabled.", e.message)
+      assert.same({ "RedisError", "store", "server" }, { e.code, e.kind, e.reason })
       conn = R.connect { port = srv.port, user = "bob", password = "alice-" .. PASSWORD }
-      res, err, kind = conn:eval(script, { "k" }, { "v" })
+      res, e = conn:eval(script, { "k" }, { "v" })
       assert.is_nil(res)
-      assert.equal("AUTH: WRONGPASS invalid username-password pair or user is disabled.", err)
-      assert.equal("server", kind)
+      assert.equal("AUTH: WRONGPASS invalid username-password pair or user is disabled.", e.message)
+      assert.same({ "RedisError", "store", "server" }, { e.code, e.kind, e.reason })
     end)
   end)
 
@@ -363,10 +363,10 @@ describe("streamctl.store.redisconn and MOVED from a fake node", function()
     local port = fake("-MOVED 866 127.0.0.1:" .. gone)
     local conn = R.connect { port = port, timeout_ms = 2000 }
     for _ = 1, 2 do -- (remembered, the second call would go to the gone node directly: no "after MOVED")
-      local res, err, kind = conn:eval(R.script("return 1"), { "{t}k" }, {})
+      local res, e = conn:eval(R.script("return 1"), { "{t}k" }, {})
       assert.is_nil(res)
-      assert.equal("after MOVED to 127.0.0.1:" .. gone .. ": connect: Connection refused", err)
-      assert.equal("io", kind)
+      assert.equal("after MOVED to 127.0.0.1:" .. gone .. ": connect: Connection refused", e.message)
+      assert.same({ "RedisError", "store", "io" }, { e.code, e.kind, e.reason })
     end
     assert.is_nil(conn.maxmemory_policy) -- (INFO answered an error: nothing said)
     conn:close()
@@ -375,17 +375,17 @@ describe("streamctl.store.redisconn and MOVED from a fake node", function()
   it("an empty host is the node that answered; an address it cannot use is an error", function()
     local port = fake("-MOVED 866 :PORT")
     local conn = R.connect { port = port, timeout_ms = 2000 }
-    local res, err, kind = conn:eval(R.script("return 1"), { "k" }, {})
+    local res, e = conn:eval(R.script("return 1"), { "k" }, {})
     assert.is_nil(res)
     assert.equal("after MOVED to 127.0.0.1:" .. port .. ": MOVED 866 :" .. port
-      .. " (a second redirection: streamctl follows one per call)", err)
-    assert.equal("server", kind)
+      .. " (a second redirection: streamctl follows one per call)", e.message)
+    assert.same({ "RedisError", "store", "server" }, { e.code, e.kind, e.reason })
     conn:close()
     conn = R.connect { port = fake("-ASK 866 ?:6379"), timeout_ms = 2000 }
-    res, err, kind = conn:eval(R.script("return 1"), {}, {})
+    res, e = conn:eval(R.script("return 1"), {}, {})
     assert.is_nil(res)
-    assert.equal("ASK 866 ?:6379 (streamctl cannot follow that address)", err)
-    assert.equal("server", kind)
+    assert.equal("ASK 866 ?:6379 (streamctl cannot follow that address)", e.message)
+    assert.same({ "RedisError", "store", "server" }, { e.code, e.kind, e.reason })
     conn:close()
   end)
 end)
@@ -460,11 +460,11 @@ describe("streamctl.store.redisconn with a Redis Cluster", function()
   end)
   it("refuses a database other than 0, saying why", function()
     local conn = R.connect { port = cl.nodes[1].port, password = PASSWORD, db = 1 }
-    local res, err, kind = conn:eval(script, { "k" }, { "v" })
+    local res, e = conn:eval(script, { "k" }, { "v" })
     assert.is_nil(res)
     assert.equal("SELECT: ERR SELECT is not allowed in cluster mode (a Redis Cluster has database 0 only: set db to 0)",
-      err)
-    assert.equal("server", kind)
+      e.message)
+    assert.same({ "RedisError", "store", "server" }, { e.code, e.kind, e.reason })
   end)
 
   it("follows ASK once, with ASKING, without remembering it", function()
@@ -499,11 +499,11 @@ describe("streamctl.store.redisconn with a Redis Cluster", function()
     assert.equal("OK", checks[1]:command("CLUSTER", "SETSLOT", slot, "MIGRATING", id3))
     local ok, err = pcall(function()
       local conn = R.connect { port = cl.nodes[1].port, password = PASSWORD, timeout_ms = 2000 }
-      local res, rerr, kind = conn:eval(script, { key }, { "v" })
+      local res, e = conn:eval(script, { key }, { "v" })
       assert.is_nil(res)
       assert.equal("after ASK to 127.0.0.1:" .. cl.nodes[3].port .. ": MOVED " .. slot .. " 127.0.0.1:"
-        .. cl.nodes[1].port .. " (a second redirection: streamctl follows one per call)", rerr)
-      assert.equal("server", kind)
+        .. cl.nodes[1].port .. " (a second redirection: streamctl follows one per call)", e.message)
+      assert.same({ "RedisError", "store", "server" }, { e.code, e.kind, e.reason })
       conn:close()
     end)
     checks[1]:command("CLUSTER", "SETSLOT", slot, "STABLE")
@@ -552,9 +552,9 @@ local script = R.script("redis.call('SET', KEYS[1], ARGV[1]) return redis.call('
 local function run(conn, keys)
   local out = { results = {}, errors = {} }
   for i, key in ipairs(keys) do
-    local res, err, kind = conn:eval(script, { key }, { ngx.var.arg_v .. i })
+    local res, e = conn:eval(script, { key }, { ngx.var.arg_v .. i })
     out.results[i] = res or "nil"
-    if not res then out.errors[#out.errors + 1] = tostring(err) .. "|" .. tostring(kind) end
+    if not res then out.errors[#out.errors + 1] = tostring(e.message) .. "|" .. tostring(e.reason) end
   end
   out.policy = conn.maxmemory_policy or "nil"
   ngx.say(cjson.encode(out))

@@ -19,6 +19,7 @@
 -- @module sim.redis
 
 local redisconn = require "streamctl.store.redisconn"
+local errors = require "streamctl.base.errors"
 
 local type, tostring, tonumber, pairs, ipairs, error, setmetatable, load, select =
   type, tostring, tonumber, pairs, ipairs, error, setmetatable, load, select
@@ -26,6 +27,12 @@ local floor, huge = math.floor, math.huge
 local format, upper = string.format, string.upper
 
 local M = {}
+
+-- A failure as conn:eval hands it on (streamctl.store.redisconn).
+local function failure(message, reason)
+  return errors.new { code = "RedisError", kind = "store", reason = reason, message = message,
+                      retryable = reason ~= "server" }
+end
 
 local Server = {}
 Server.__index = Server
@@ -185,7 +192,7 @@ function Server:connect()
     for i, v in ipairs(args or {}) do argv[i] = arg(v) end
     if server.gone then
       world:sleep(0.0002)
-      return nil, "connection refused (simulated)", "io"
+      return nil, failure("connection refused (simulated)", "io")
     end
     local half = server.latency / 2
     if server.latency >= timeout then
@@ -194,16 +201,16 @@ function Server:connect()
         if not server.gone then server:exec(script.text, keys, argv) end
       end)
       world:sleep(timeout)
-      return nil, "timeout (simulated)", "io"
+      return nil, failure("timeout (simulated)", "io")
     end
     world:sleep(half)
     if server.gone then
       world:sleep(timeout - half)
-      return nil, "timeout (simulated)", "io"
+      return nil, failure("timeout (simulated)", "io")
     end
     local ok, res = pcall(server.exec, server, script.text, keys, argv)
     world:sleep(half)
-    if not ok then return nil, tostring(res), "server" end
+    if not ok then return nil, failure(tostring(res), "server") end
     return res
   end
   return conn

@@ -22,7 +22,7 @@
 --                 "Throttling.User"; ZEGO: a number such as 30002), or a local
 --                 code: "InvalidParameter", "MissingCredentials", "Timeout",
 --                 "NetworkError", "TLSError", "InvalidResponse", "InvalidRequest",
---                 "Interrupted"
+--                 "Interrupted", "RedisError" (a Redis connection's `eval`)
 --   message       human text; names the field and the rule for validation errors
 --   http_status   the HTTP status, when a response arrived
 --   request_id    the provider's RequestId, when it sent one
@@ -30,7 +30,8 @@
 --   kind          "validation" | "auth" | "signature" | "clock" | "throttled" |
 --                 "server" | "network" | "timeout" | "tls" | "response" |
 --                 "duplicate" (a copy of the request arrived first) | "service" |
---                 "interrupted" (the caller stopped the run before it was sent)
+--                 "interrupted" (the caller stopped the run before it was sent) |
+--                 "store" (Redis failed; `reason`: "server", "io" or "phase")
 --   sent          for network failures: whether the request reached the wire
 --   outcome_unknown  the request may or may not have taken effect
 --   retry_after_ms  from `x-acs-retry-after`, when present

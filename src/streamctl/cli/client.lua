@@ -143,7 +143,7 @@ local function client_options(provider, args, defaults, where, getenv)
     c, err, w, source = credentials[provider] { profile = args.profile, getenv = getenv, ca_file = o.ca_file,
                                                 proxy = o.proxy }
     for _, x in ipairs(w) do warnings[#warnings + 1] = x end
-    if not c then return nil, err, warnings end
+    if not c then return nil, err.message, warnings end
   end
   for k, v in pairs(c) do o[k] = v end
   return o, nil, warnings, source

@@ -29,23 +29,33 @@
 -- no file under it is looked for; the "no credentials" message says so.
 --
 -- Each function returns the credentials as the client's options (so they
--- can be handed to `new` as they are), or nil and an error message; then an
--- array of warnings (a file others can read) and where they were found
+-- can be handed to `new` as they are), or nil and an error object (code
+-- "MissingCredentials", kind "auth"; its message names the variable, file
+-- or line to fix); then an array of warnings (a file others can read) and where they were found
 -- ("environment", or the file and profile). A malformed file is an error
 -- naming the file and the line; a file that is missing is skipped. No secret
 -- is ever put into a message.
 --
 --   local creds, err, warnings, source = streamctl.credentials.aliyun { profile = "prod" }
---   local ali = assert(streamctl.aliyun.new(assert(creds, err)))
+--   local ali = assert(streamctl.aliyun.new(assert(creds, err and err.message)))
 -- @module streamctl.credentials
 
 local core = require "streamctl.core"
+local errors = require "streamctl.base.errors"
 local key_options = require "streamctl.pipeline.keys"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local format, match, find, sub, lower = string.format, string.match, string.find, string.sub, string.lower
 
 local M = {}
+
+-- The chains below say why they found nothing in words; the functions of
+-- the module hand that on as an error object (the library's one shape).
+local aliyun_credentials, zego_credentials
+local function with_error_object(provider, c, why, warnings, source)
+  if c then return c, nil, warnings, source end
+  return nil, errors.new { provider = provider, code = "MissingCredentials", kind = "auth", message = why }, warnings
+end
 
 -- Reads a whole file: its text, or nil when it does not exist, or nil and
 -- an error when it exists but cannot be read or is not a file (a
@@ -174,9 +184,14 @@ end
 -- is stricter), as a client's options.
 -- @tparam[opt] table opts `{ profile =, ca_file =, proxy =, shared_dict =, getenv =, home = }` (getenv
 --   and home: for tests; the others: see `holder`)
--- @return `{ access_key_id, access_key_secret, security_token }`, or nil and why;
---   the warnings; the source
+-- @return `{ access_key_id, access_key_secret, security_token }`, or nil and
+--   the error object; the warnings; the source
 function M.aliyun(opts)
+  return with_error_object("aliyun", aliyun_credentials(opts))
+end
+
+-- (M.aliyun without the error object)
+aliyun_credentials = function(opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
   local warnings = {}
@@ -378,8 +393,13 @@ end
 
 --- ZEGO credentials (see above).
 -- @tparam[opt] table opts `{ profile =, getenv =, home = }`
--- @return `{ app_id, server_secret }`, or nil and why; the warnings; the source
+-- @return `{ app_id, server_secret }`, or nil and the error object; the
+--   warnings; the source
 function M.zego(opts)
+  return with_error_object("zego", zego_credentials(opts))
+end
+
+zego_credentials = function(opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
   local warnings = {}

@@ -160,7 +160,7 @@ local function each_chunk(self, name, keys)
     local chunk = {}
     for j = i, math.min(i + 499, #keys) do chunk[#chunk + 1] = keys[j] end
     local res, err = self.conn:eval(script(name), { self.set_key }, chunk)
-    if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. tostring(err) end
+    if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. err.message end
   end
   return true
 end
@@ -178,7 +178,7 @@ end
 function Redis:has(key)
   check_key(key, "has")
   local res, err = self.conn:eval(script("has"), { self.set_key }, { key })
-  if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. tostring(err) end
+  if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. err.message end
   if res ~= 0 and res ~= 1 then
     return nil, format("Redis at %s answered %s for whether %s is listed, not 0 or 1", self.conn:address(),
       type(res), key), "corrupt"
@@ -188,7 +188,7 @@ end
 
 function Redis:members()
   local res, err = self.conn:eval(script("members"), { self.set_key }, {})
-  if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. tostring(err) end
+  if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. err.message end
   if type(res) ~= "table" then
     return nil, format("Redis at %s answered a %s for the members, not a list", self.conn:address(), type(res)),
       "corrupt"
@@ -207,7 +207,7 @@ end
 function Redis:get(key)
   check_key(key, "get")
   local res, err = self.conn:eval(script("get"), { self.value_prefix .. key }, {})
-  if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. tostring(err) end
+  if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. err.message end
   if res == false or res == require("streamctl.store.redis").null then return nil end -- (none: null)
   if type(res) ~= "string" then
     return nil, format("Redis at %s answered a %s for %s, not its text", self.conn:address(), type(res), key),
@@ -220,7 +220,7 @@ function Redis:set(key, text)
   check_key(key, "set")
   if type(text) ~= "string" then error("bad argument #2 to 'set' (text expected)", 2) end
   local res, err = self.conn:eval(script("set"), { self.value_prefix .. key }, { text })
-  if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. tostring(err) end
+  if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. err.message end
   return true
 end
 

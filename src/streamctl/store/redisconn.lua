@@ -460,23 +460,32 @@ local function follow(self, session, from, tag, err, run)
   return res
 end
 
+-- A failure of Redis as the library hands it on: the plumbing below (the C
+-- module's and nginx.redis' answers, the sessions) speaks `nil, message,
+-- kind`, as those clients do; this is where it becomes an error object.
+local function redis_error(message, reason)
+  return errors.new { code = "RedisError", kind = "store", reason = reason, message = message,
+                      retryable = reason ~= "server" }
+end
+
 --- Runs a script: EVALSHA, and EVAL when Redis answers NOSCRIPT; on the
 -- node a cluster says holds KEYS[1] (see the module comment).
 -- @param script made by `script`
 -- @tparam {string,...} keys the script's KEYS (in a cluster: one hash tag)
 -- @tparam {string|number,...} args its ARGV (numbers sent as decimals)
 -- @return the script's reply (nil replies as `null`; an error inside an
---   array as `{ false, message }`); or nil, err, kind, where kind is "server"
---   (Redis answered an error, a second redirection included), "io"
---   (unreachable, timeout, connection lost) or "phase" (an nginx phase
---   without cosockets). Never raises for Redis.
+--   array as `{ false, message }`); or nil and an error object (code
+--   "RedisError", kind "store") whose `reason` is "server" (Redis answered
+--   an error, a second redirection included), "io" (unreachable, timeout,
+--   connection lost) or "phase" (an nginx phase without cosockets). Never
+--   raises for Redis.
 function Conn:eval(script, keys, args)
   if getmetatable(script) ~= Script then
     error("bad argument #1 to 'eval' (a script made by streamctl.store.redis.script expected)", 2)
   end
   if type(keys) ~= "table" then error("bad argument #2 to 'eval' (keys must be an array of strings)", 2) end
   if args ~= nil and type(args) ~= "table" then error("bad argument #3 to 'eval' (args must be an array)", 2) end
-  if script.sha == nil then return nil, "streamctl.redis (the C module) is not installed", "io" end
+  if script.sha == nil then return nil, redis_error("streamctl.redis (the C module) is not installed", "io") end
   local argv = { "EVALSHA", script.sha, #keys }
   for i = 1, #keys do
     if type(keys[i]) ~= "string" then
@@ -504,7 +513,7 @@ function Conn:eval(script, keys, args)
   end
 
   local how, why = nginx.io("reach Redis")
-  if not how then return nil, why, "phase" end
+  if not how then return nil, redis_error(why, "phase") end
   local session = how == "cosocket" and ngx_session or hiredis_session
   local in_init = how == "blocking" and nginx.phase() == "init"
   local tag = keys[1] and hash_tag(keys[1])
@@ -516,7 +525,7 @@ function Conn:eval(script, keys, args)
     self._routes[tag] = false -- (the node may be gone: ask the configured one again)
   end
   if in_init then self:close() end -- (so no worker inherits a connection)
-  if res == nil then return nil, scrub(err, self.config.password), kind end
+  if res == nil then return nil, redis_error(scrub(err, self.config.password), kind) end
   return res
 end
 

@@ -425,14 +425,15 @@ end
 local function ask_redis(s, key, rate, burst, max_delay, now, own, seq, margin)
   local keys, args = script_args(s, key, rate, burst, max_delay, now, own, seq, margin)
   local setups = s.conn.setups
-  local res, err, kind = s.conn:eval(reserve_script, keys, args)
+  local res, err = s.conn:eval(reserve_script, keys, args)
   -- (a plain round trip: not one that connected or loaded the script)
   if res ~= nil and s.conn.setups == setups then samples.push(s.rtt, s.clock() - now) end
   local delay, committed, next_delay, value = read_answer(s, res, key, rate, now, own, args[7], args[2], args[3],
     args[6])
   if delay then return delay, committed, next_delay, value end
-  if kind ~= "phase" then
-    s.health.failed(err or ("unexpected answer " .. (type(res) == "table" and tostring(res[1]) or tostring(res))))
+  if not (err and err.reason == "phase") then
+    s.health.failed(err and err.message or ("unexpected answer " .. (type(res) == "table" and tostring(res[1])
+      or tostring(res))))
   end
 end
 

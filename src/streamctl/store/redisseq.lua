@@ -110,13 +110,14 @@ end
 -- One script call; returns the reply or nil (Redis unusable: told).
 local function run(s, ids, floor_value, mode)
   if not s.health.usable() then return nil end
-  local res, err, kind = s.conn:eval(advance_script, keys_for(s, ids), { floor_value, sequence.KEEP_MS, mode })
+  local res, err = s.conn:eval(advance_script, keys_for(s, ids), { floor_value, sequence.KEEP_MS, mode })
   if type(res) == "table" and (res[1] == 1 or res[1] == 0) then
     s.health.succeeded()
     say_bad_sequences(s, tonumber(res[4]))
     return res
   end
-  if kind ~= "phase" then s.health.failed(err or ("unexpected answer " .. tostring(res))) end
+  if not (err and err.reason == "phase") then s.health.failed(err and err.message or ("unexpected answer "
+    .. tostring(res))) end
   return nil
 end
 
@@ -184,14 +185,14 @@ end
 function SeqStore:get(key)
   local l = self.last[key]
   if self.health.usable() then
-    local res, err, kind = self.conn:eval(get_script, { self.key_prefix .. key }, {})
+    local res, err = self.conn:eval(get_script, { self.key_prefix .. key }, {})
     if res ~= nil then
       self.health.succeeded()
       local v = tonumber(res)
       if is_sequence(v) and (l == nil or v > l) then return v end
       return l
     end
-    if kind ~= "phase" then self.health.failed(err) end
+    if err.reason ~= "phase" then self.health.failed(err.message) end
   end
   return l
 end
