@@ -224,7 +224,20 @@ describe("reconcile", function()
       assert.truthy(err.message:find("did you mean 'remove_extra'", 1, true), err.message)
       assert.has_error(function() reconcile.aliyun(z, want("a")) end,
         "bad argument #1 to 'aliyun' (a streamctl.aliyun client expected)")
-      assert.has_error(function() reconcile.aliyun(ali, want("a"), 5) end)
+      -- misuse raises, blamed on the line that called the reconciler (this file)
+      local function blamed(f, message)
+        local ok, e = pcall(f)
+        assert.is_false(ok)
+        assert.equal("44-reconcile_spec.lua:" .. message, tostring(e):match("[^/]*$"):gsub("^(44%-reconcile_spec%.lua:)%d+:",
+          "%1"))
+      end
+      blamed(function() reconcile.aliyun(ali, want("a"), 5) end,
+        " bad argument #3 to 'aliyun' (opts must be a table or nil)")
+      blamed(function() reconcile.aliyun(ali, 5) end, " bad argument #2 to 'aliyun' (desired must be a table)")
+      blamed(function() reconcile.aliyun(z, want("a")) end,
+        " bad argument #1 to 'aliyun' (a streamctl.aliyun client expected)")
+      blamed(function() reconcile.zego(ali, {}) end, " bad argument #1 to 'zego' (a streamctl.zego client expected)")
+      blamed(function() reconcile.zego(z, {}, "x") end, " bad argument #3 to 'zego' (opts must be a table or nil)")
       assert.equal(0, #log {})
     end)
 

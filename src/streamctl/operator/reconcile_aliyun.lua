@@ -4,15 +4,14 @@
 -- @module streamctl.operator.reconcile_aliyun
 
 local errors = require "streamctl.base.errors"
-local validate = require "streamctl.base.validate"
 local base = require "streamctl.operator.reconcile_base"
 
-local type, ipairs, pairs, tostring, tonumber, error = type, ipairs, pairs, tostring, tonumber, error
+local type, ipairs, pairs, tostring, tonumber = type, ipairs, pairs, tostring, tonumber
 local format, sub, match, sort, floor = string.format, string.sub, string.match, table.sort, math.floor
-local ALIYUN_OPTIONS, wanted, by_app = base.ALIYUN_OPTIONS, base.wanted, base.by_app
+local ALIYUN_OPTIONS, by_app = base.ALIYUN_OPTIONS, base.by_app
 local invalid, new_report, entry_of = base.invalid, base.new_report, base.entry_of
 local add, batch, before_sending = base.add, base.batch, base.before_sending
-local finish, has_methods = base.finish, base.has_methods
+local finish = base.finish
 
 local M = {}
 
@@ -90,15 +89,9 @@ end
 -- @return the report (docs/reconcile.md); or nil and an error: a bad item or option, the block list
 -- unreadable, the guard's refusal (its `report`: the difference found). Nothing is sent then.
 local function aliyun(client, desired, opts)
-  if not has_methods(client, { "describe_live_streams_block_list", "forbid_live_streams", "resume_live_streams" })
-  then
-    error("bad argument #1 to 'aliyun' (a streamctl.aliyun client expected)", 2)
-  end
-  if type(desired) ~= "table" then error("bad argument #2 to 'aliyun' (desired must be a table)", 2) end
-  local o, oerr = validate.construct(ALIYUN_OPTIONS, opts, "streamctl.operator.reconcile.aliyun", "aliyun", 3)
-  if not o then return nil, oerr end
-  local keys, items = wanted("aliyun", desired)
-  if not keys then return nil, items end
+  local o, keys, items = base.arguments("aliyun", "streamctl.aliyun", { "describe_live_streams_block_list",
+    "forbid_live_streams", "resume_live_streams" }, ALIYUN_OPTIONS, client, desired, opts)
+  if not o then return nil, keys end
   local report = new_report("aliyun", o, #keys)
   local domains, seen = {}, {}
   for _, key in ipairs(keys) do

@@ -268,6 +268,24 @@ end
 
 M.ALIYUN_OPTIONS = ALIYUN_OPTIONS
 M.ZEGO_OPTIONS = ZEGO_OPTIONS
+--- What every reconciler does first with its arguments: `client` must have
+-- `methods` (else misuse: raised, blamed on the reconciler's caller, as is
+-- `desired` not a table), `opts` is checked against `options`, and the
+-- desired list is read. Returns the options, the desired keys and their
+-- items; or nil and the error object (a bad option or item: nothing sent).
+local function arguments(provider, what, methods, options, client, desired, opts)
+  if not has_methods(client, methods) then
+    error(format("bad argument #1 to '%s' (a %s client expected)", provider, what), 3)
+  end
+  if type(desired) ~= "table" then error(format("bad argument #2 to '%s' (desired must be a table)", provider), 3) end
+  local o, oerr = validate.construct(options, opts, "streamctl.operator.reconcile." .. provider, provider, 3, 4)
+  if not o then return nil, oerr end
+  local keys, items = wanted(provider, desired)
+  if not keys then return nil, items end
+  return o, keys, items
+end
+
+M.arguments = arguments
 M.wanted = wanted
 M.by_app = by_app
 M.CDN_MARGIN = CDN_MARGIN

@@ -13,10 +13,10 @@ local base = require "streamctl.operator.reconcile_base"
 local type, ipairs, pairs, tostring, pcall, error = type, ipairs, pairs, tostring, pcall, error
 local next, format, find, match, concat, sort = next, string.format, string.find, string.match, table.concat, table.sort
 local floor = math.floor
-local ZEGO_OPTIONS, wanted, CDN_MARGIN = base.ZEGO_OPTIONS, base.wanted, base.CDN_MARGIN
+local ZEGO_OPTIONS, CDN_MARGIN = base.ZEGO_OPTIONS, base.CDN_MARGIN
 local invalid, key_of, new_report = base.invalid, base.key_of, base.new_report
 local batch, single, before_sending = base.batch, base.single, base.before_sending
-local finish, has_methods = base.finish, base.has_methods
+local finish = base.finish
 
 local M = {}
 
@@ -153,15 +153,9 @@ end
 -- @return the report; or nil and an error (nothing sent): StateUnavailable (the state cannot be read, or
 -- the pending record cannot be saved), InvalidState (it is not a reconciler's state), the guard's refusal
 local function zego(client, desired, opts)
-  if not has_methods(client, { "forbid_rtc_streams", "resume_rtc_streams", "forbid_cdn_live_stream",
-                               "resume_cdn_live_stream" }) then
-    error("bad argument #1 to 'zego' (a streamctl.zego client expected)", 2)
-  end
-  if type(desired) ~= "table" then error("bad argument #2 to 'zego' (desired must be a table)", 2) end
-  local o, oerr = validate.construct(ZEGO_OPTIONS, opts, "streamctl.operator.reconcile.zego", "zego", 3)
-  if not o then return nil, oerr end
-  local keys, items = wanted("zego", desired)
-  if not keys then return nil, items end
+  local o, keys, items = base.arguments("zego", "streamctl.zego", { "forbid_rtc_streams", "resume_rtc_streams",
+    "forbid_cdn_live_stream", "resume_cdn_live_stream" }, ZEGO_OPTIONS, client, desired, opts)
+  if not o then return nil, keys end
   local now = floor(client:now())
   if o.cdn_resume_time and o.cdn_resume_time <= now then
     return nil, invalid("zego", "option 'cdn_resume_time' must be in the future")
