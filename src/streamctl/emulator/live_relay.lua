@@ -313,15 +313,21 @@ local function find_task(p, ctx, any_region)
   return t
 end
 
+-- An operation on one task (StopLivePullToPush, Restart..., Delete...): the
+-- task the request names, or the answer that there is none, and then
+-- `op(task, its status now, params, ctx)`.
+local function on_task(op)
+  return function(p, ctx)
+    local t, code, msg = find_task(p, ctx)
+    if not t then return nil, code, msg end
+    return op(t, task_status(t, ctx.now), p, ctx)
+  end
+end
+
 -- StopLivePullToPush: stops a running task. The page: it "stops running tasks
 -- ... It does not affect tasks that are not running": a stopped task answers
 -- CodeTaskHasStopped, one that has not started is refused and left as it is.
-function M.StopLivePullToPush(p, ctx)
-  local t, code, msg = find_task(p, ctx)
-  if not t then
-    return nil, code, msg
-  end
-  local status = task_status(t, ctx.now)
+M.StopLivePullToPush = on_task(function(t, status, _, ctx)
   if status == 3 then
     return nil, "CodeTaskHasStopped", "The task has been stopped."
   end
@@ -333,19 +339,14 @@ function M.StopLivePullToPush(p, ctx)
   t.stopped_at = ctx.now
   task_events.emit(t, 3, ctx.now, "TriggerByUser")
   return { TaskId = t.TaskId }, { applied = true, detail = { task_id = t.TaskId } }
-end
+end)
 
 local RESTARTED_FROM = { [1] = "running", [2] = "recovering", [3] = "stopped" }
 
 -- RestartLivePullToPush: a running task is stopped and started again, a
 -- stopped one is started; before its StartTime a restart "does not take
 -- effect", and is refused.
-function M.RestartLivePullToPush(p, ctx)
-  local t, code, msg = find_task(p, ctx)
-  if not t then
-    return nil, code, msg
-  end
-  local status = task_status(t, ctx.now)
+M.RestartLivePullToPush = on_task(function(t, status, _, ctx)
   if status == 0 then
     return nil, NOT_IN_THIS_STATE, "Specified parameter TaskId is not valid. The task has not reached "
       .. "its StartTime (TaskStatus 0): a restart does not take effect."
@@ -357,23 +358,18 @@ function M.RestartLivePullToPush(p, ctx)
   task_events.running(t, ctx.now)
   return { TaskId = t.TaskId },
     { applied = true, detail = { task_id = t.TaskId, was = RESTARTED_FROM[status] } }
-end
+end)
 
 -- DeleteLivePullToPush: removes a task in any state; a running one is stopped
 -- for good (it cannot be restarted: it no longer exists).
-function M.DeleteLivePullToPush(p, ctx)
-  local t, code, msg = find_task(p, ctx)
-  if not t then
-    return nil, code, msg
-  end
-  local status = task_status(t, ctx.now)
+M.DeleteLivePullToPush = on_task(function(t, status, _, ctx)
   delete_task(t.TaskId)
   if status == 1 or status == 2 then
     task_events.emit(t, 3, ctx.now, "TriggerByUser")
   end
   return { RetCode = 0, Description = "OK" },
     { applied = true, detail = { task_id = t.TaskId, status = status } }
-end
+end)
 
 -- What UpdateLivePullToPush may change, and in which task states (0 before
 -- StartTime, 1 running, 3 stopped). The operation's page: Region only before
