@@ -49,6 +49,7 @@ build = {
       ["streamctl.pipeline.batch"] = "src/streamctl/pipeline/batch.lua",
       ["streamctl.edge.callbacks"] = "src/streamctl/edge/callbacks.lua",
       ["streamctl.pipeline.client"] = "src/streamctl/pipeline/client.lua",
+      ["streamctl.pipeline.decode"] = "src/streamctl/pipeline/decode.lua",
       ["streamctl.credentials"] = "src/streamctl/credentials/init.lua",
       ["streamctl.credentials.aliyun"] = "src/streamctl/credentials/aliyun.lua",
       ["streamctl.credentials.refresh"] = "src/streamctl/credentials/refresh.lua",

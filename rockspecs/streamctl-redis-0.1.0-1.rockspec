@@ -33,8 +33,10 @@ build = {
       ["streamctl.store.redis"] = "src/streamctl/store/redis.lua",
       ["streamctl.store.redisconn"] = "src/streamctl/store/redisconn.lua",
       ["streamctl.store.redisconfig"] = "src/streamctl/store/redisconfig.lua",
+      ["streamctl.store.rediscluster"] = "src/streamctl/store/rediscluster.lua",
       ["streamctl.store.redisstore"] = "src/streamctl/store/redisstore.lua",
       ["streamctl.store.redisrate"] = "src/streamctl/store/redisrate.lua",
+      ["streamctl.store.redisrate_script"] = "src/streamctl/store/redisrate_script.lua",
       ["streamctl.store.redisseq"] = "src/streamctl/store/redisseq.lua",
       -- SHA-1 of the store's scripts (EVALSHA) from libcrypto
       ["streamctl.redis"] = {

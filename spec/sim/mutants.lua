@@ -33,10 +33,11 @@ local MUTANTS = {
   { name = "sent taken from the last attempt only", file = "src/streamctl/engine/run.lua",
     from = "if job.maybe_applied then err.sent, err.outcome_unknown = true, true end",
     to = "if false then err.sent, err.outcome_unknown = true, true end" },
-  { name = "state loss in a store ignored (no pause after a fresh schedule)", file = "src/streamctl/store/redisrate.lua",
+  { name = "state loss in a store ignored (no pause after a fresh schedule)",
+    file = "src/streamctl/store/redisrate_script.lua",
     from = "local start = born + (new == '1' and 0 or pause) + tau", to = "local start = born + tau" },
   { name = "a budget taken for new after a flush or an eviction (Redis' counters not read)",
-    file = "src/streamctl/store/redisrate.lua",
+    file = "src/streamctl/store/redisrate_script.lua",
     from = "  if up == nil or up * 1000000 < pause + 1000000 then return false end",
     to = "  if up == nil or up * 1000000 < pause + 1000000 then return false end\n  do return true end" },
   { name = "a shared budget spaced at a process's own spread (its round trips' longest left out)",
@@ -44,7 +45,10 @@ local MUTANTS = {
     from = "return min(max(self.rtt.hi + late + 0.002, M.MARGIN_FLOOR), M.MARGIN_CEILING)",
     to = "return min(max(late + 0.002, M.MARGIN_FLOOR), M.MARGIN_CEILING)" },
   { name = "an interrupted verification reported not sent (seed 304's bug)", file = "src/streamctl/engine/run.lua",
-    from = "job.err.sent, job.err.outcome_unknown = true, true", to = "" },
+    from = "job.err.sent, job.err.outcome_unknown = true, true", to = "",
+    -- (seed 304 is the one that catches it, and 20 s of seeds reach about 330 on 2 cores: missed once in
+    -- three runs when the machine was busy)
+    seconds = 40 },
   -- the operator's layer (spec/sim/operator.lua)
   { name = "the intent not written before a reconcile sends", file = "src/streamctl/operator/reconcile_base.lua",
     from = "  if o.before_send then\n", to = "  if false then\n" },

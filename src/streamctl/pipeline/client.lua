@@ -81,13 +81,14 @@ local jitter = require "streamctl.base.jitter"
 local batch = require "streamctl.pipeline.batch"
 local encode = require "streamctl.base.encode"
 local redact = require "streamctl.base.redact"
+local decode = require "streamctl.pipeline.decode"
 local options = require "streamctl.pipeline.options"
 local pacing = require "streamctl.pipeline.pacing"
 
 local type, pairs, ipairs, error, setmetatable = type, pairs, ipairs, error, setmetatable
 local pcall, tostring = pcall, tostring
 local floor = math.floor
-local format, match = string.format, string.match
+local format = string.format
 
 local M = {}
 
@@ -95,22 +96,6 @@ local M = {}
 -- to be able to land, in milliseconds (see streamctl.engine.runner, "Order", and
 -- docs/pacing.md "Not out of order"): 10 s, ZEGO's Sequence window.
 M.SETTLE_MS = 10000
-
---- The largest clock correction the client makes, in seconds: a response's
--- Date further than a day from the local clock is taken for a broken Date,
--- never for the time (a Date of 9999-12-31 would otherwise sign every later
--- request in that year).
-M.MAX_CLOCK_CORRECTION = 24 * 3600
-
--- Parses an HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT") into Unix seconds.
-local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
-                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
-function M.parse_http_date(s)
-  if type(s) ~= "string" then return nil end
-  local d, mon, y, hh, mm, ss = match(s, "^%a+, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
-  if not d or not MONTHS[mon] then return nil end
-  return core.parse_utc_timestamp(format("%s-%02d-%sT%s:%s:%sZ", y, MONTHS[mon], d, hh, mm, ss))
-end
 
 local Client = {}
 
@@ -274,27 +259,6 @@ function Client:_sign_attempt(attempt)
   return req, err
 end
 
--- Reads an attempt's answer, or wraps its transport failure; nothing it
--- returns shows a secret.
-function Client:_decode_attempt(attempt, res, terr)
-  local rules, action = self._rules, attempt.action
-  local hidden = attempt.hidden or {}
-  for _, v in ipairs(rules.secrets(self)) do hidden[#hidden + 1] = v end
-  if not res then
-    local err = errors.transport(rules.provider, action, terr, rules.operations[action].idempotent)
-    err.message = redact.text(err.message, hidden)
-    return nil, err
-  end
-  local result, derr = rules.decode(self, action, res)
-  if result == nil and derr then
-    derr.server_date = derr.server_date or M.parse_http_date(res.headers and res.headers.date)
-    derr.message = redact.text(derr.message, hidden)
-  elseif type(result) == "table" and #hidden > 0 then
-    redact.answer(result, hidden) -- (an answer that quotes the request shows none of it either)
-  end
-  return result, derr
-end
-
 -- The caller's hook, told of every attempt; an error in it never affects
 -- the call (the first one is kept in client.on_attempt_error).
 function Client:_observe(attempt, result, err, seconds, res)
@@ -308,19 +272,6 @@ function Client:_observe(attempt, result, err, seconds, res)
   if not ok and self.on_attempt_error == nil then self.on_attempt_error = tostring(herr) end
 end
 
--- Only on a clock-skew error (the engine asks), only from a Date, and only
--- within MAX_CLOCK_CORRECTION; otherwise the error stands, saying why.
-function Client:_correct_clock(err)
-  local offset = retry.clock_offset(err, self._clock())
-  if not offset or offset > M.MAX_CLOCK_CORRECTION or offset < -M.MAX_CLOCK_CORRECTION then
-    err.message = (err.message or "") .. "; the clock was not corrected: the response's Date is "
-      .. (offset and "more than a day from the local clock" or "missing")
-    return false
-  end
-  self.clock_offset = offset
-  return true
-end
-
 -- The engine's interface onto this client: the only things the runner uses.
 local function engine_for(self, io)
   local pacer = self._pacer
@@ -330,9 +281,9 @@ local function engine_for(self, io)
     settle = self._settle,
     cancel = self._cancel,
     sign = function(attempt) return self:_sign_attempt(attempt) end,
-    decode = function(attempt, res, terr) return self:_decode_attempt(attempt, res, terr) end,
+    decode = function(attempt, res, terr) return decode.attempt(self, attempt, res, terr) end,
     observe = self._on_attempt and function(...) return self:_observe(...) end,
-    correct_clock = function(err) return self:_correct_clock(err) end,
+    correct_clock = function(err) return decode.correct_clock(self, err) end,
     pace = function(action, max_delay, job) return pacer:pace(action, max_delay, job) end,
     horizon = function(action) return pacer:horizon(action) end,
     window = function(action) return pacer:window(action) end,

@@ -48,8 +48,8 @@
 -- @module streamctl.store.redisconn
 
 -- luacheck: globals ngx
-local type, error, tostring, tonumber, pairs, setmetatable, getmetatable, rawget, require, pcall =
-  type, error, tostring, tonumber, pairs, setmetatable, getmetatable, rawget, require, pcall
+local type, error, tostring, pairs, setmetatable, getmetatable, rawget, require, pcall =
+  type, error, tostring, pairs, setmetatable, getmetatable, rawget, require, pcall
 local floor = math.floor
 local format, find, sub, byte, lower, match = string.format, string.find, string.sub, string.byte,
   string.lower, string.match
@@ -60,6 +60,7 @@ local validate = require "streamctl.base.validate"
 local errors = require "streamctl.base.errors"
 local nginx = require "streamctl.base.nginx"
 local redisconfig = require "streamctl.store.redisconfig"
+local rediscluster = require "streamctl.store.rediscluster"
 
 local M = {}
 
@@ -105,8 +106,6 @@ M.MAX_USER = redisconfig.MAX_USER
 
 --- A configuration checked, from a table or a redis:// URL (streamctl.store.redisconfig.config).
 M.config = redisconfig.config
-
-local check_host = redisconfig.check_host
 
 -- ---- Scripts
 
@@ -400,65 +399,10 @@ local function ngx_session(self, node, fn)
   return res, err, kind
 end
 
--- The hash tag of a key as Redis Cluster reads it: what lies between the
--- first '{' and the next '}' when that is not empty, else the whole key.
-local function hash_tag(key)
-  local open = find(key, "{", 1, true)
-  if open then
-    local close = find(key, "}", open + 1, true)
-    if close and close > open + 1 then return sub(key, open + 1, close - 1) end
-  end
-  return key
-end
-
--- "MOVED 3999 127.0.0.1:6381" -> "MOVED", host, port (an empty host: the
--- node that answered); nil when err is no redirection.
-local function redirection(err, from)
-  local what, addr = match(err, "^(%u+) %d+ (%S+)$")
-  if what ~= "MOVED" and what ~= "ASK" then return nil end
-  local host, port = match(addr, "^(.*):(%d+)$")
-  if host then host = match(host, "^%[(.*)%]$") or host end
-  if host == "" then host = from.host end
-  port = port and #port <= 5 and tonumber(port)
-  if not host or not check_host(host) or not port or port < 1 or port > 65535 then return what end
-  return what, host, port
-end
-
-local ASKING = { "ASKING" }
-
--- Follows the redirection `err` that `from` answered, once: the call's
--- result, or nil, err, kind.
-local function follow(self, session, from, tag, err, run)
-  local what, host, port = redirection(err, from)
-  if not host then return nil, err .. " (streamctl cannot follow that address)", "server" end
-  local node = node_for(self, host, port)
-  local fn = run
-  if what == "MOVED" then
-    if tag then
-      if self._route_count >= M.MAX_ROUTES then self._routes, self._route_count = {}, 0 end
-      if self._routes[tag] == nil then self._route_count = self._route_count + 1 end
-      self._routes[tag] = node ~= self._home and node or false
-    end
-  else
-    -- ASKING lets the importing node run the next command, once
-    fn = function(cmd)
-      return run(function(argv)
-        local r, aerr, akind = cmd(ASKING)
-        if r == nil then return nil, aerr, akind end
-        return cmd(argv)
-      end)
-    end
-  end
-  local res, rerr, kind = session(self, node, fn)
-  if res == nil then
-    if tag and kind == "io" and self._routes[tag] == node then self._routes[tag] = false end
-    if kind == "server" and redirection(rerr, node) then
-      rerr = rerr .. " (a second redirection: streamctl follows one per call)"
-    end
-    return nil, "after " .. what .. " to " .. node.addr .. ": " .. tostring(rerr), kind
-  end
-  return res
-end
+-- MOVED and ASK: a Redis Cluster's redirections, followed once
+-- (streamctl.store.rediscluster).
+local hash_tag = rediscluster.hash_tag
+local follow = rediscluster.follower(node_for, function() return M.MAX_ROUTES end)
 
 -- A failure of Redis as the library hands it on: the plumbing below (the C
 -- module's and nginx.redis' answers, the sessions) speaks `nil, message,
@@ -519,7 +463,7 @@ function Conn:eval(script, keys, args)
   local tag = keys[1] and hash_tag(keys[1])
   local node = tag and self._routes[tag] or self._home
   local res, err, kind = session(self, node, run)
-  if res == nil and kind == "server" and redirection(err, node) then
+  if res == nil and kind == "server" and rediscluster.redirection(err, node) then
     res, err, kind = follow(self, session, node, tag, err, run)
   elseif res == nil and kind == "io" and node ~= self._home then
     self._routes[tag] = false -- (the node may be gone: ask the configured one again)

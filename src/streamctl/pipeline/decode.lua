@@ -1,0 +1,74 @@
+--- The decode step of a call, the same for both providers: an attempt's
+-- answer read by its provider's `decode` (or its transport failure made an
+-- error object), with nothing the request carried that is secret shown; and
+-- the clock corrected from the answer's Date when the provider said the
+-- request's time was wrong (streamctl.pipeline.client hands both to the
+-- engine).
+-- @module streamctl.pipeline.decode
+
+local core = require "streamctl.core"
+local errors = require "streamctl.base.errors"
+local redact = require "streamctl.base.redact"
+local retry = require "streamctl.engine.retry"
+
+local type, ipairs = type, ipairs
+local format, match = string.format, string.match
+
+local M = {}
+
+--- The largest clock correction the client makes, in seconds: a response's
+-- Date further than a day from the local clock is taken for a broken Date,
+-- never for the time (a Date of 9999-12-31 would otherwise sign every later
+-- request in that year).
+M.MAX_CLOCK_CORRECTION = 24 * 3600
+
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+
+--- Parses an HTTP-date ("Sun, 06 Nov 1994 08:49:37 GMT") into Unix seconds;
+-- nil for anything else.
+function M.parse_http_date(s)
+  if type(s) ~= "string" then return nil end
+  local d, mon, y, hh, mm, ss = match(s, "^%a+, (%d%d) (%a%a%a) (%d%d%d%d) (%d%d):(%d%d):(%d%d) GMT$")
+  if not d or not MONTHS[mon] then return nil end
+  return core.parse_utc_timestamp(format("%s-%02d-%sT%s:%s:%sZ", y, MONTHS[mon], d, hh, mm, ss))
+end
+
+--- Reads `attempt`'s answer `res` for `client`, or wraps its transport
+-- failure `terr`: the result, or nil and the error object; nothing it
+-- returns shows a secret (the client's, or what the signed request hid).
+function M.attempt(client, attempt, res, terr)
+  local rules, action = client._rules, attempt.action
+  local hidden = attempt.hidden or {}
+  for _, v in ipairs(rules.secrets(client)) do hidden[#hidden + 1] = v end
+  if not res then
+    local err = errors.transport(rules.provider, action, terr, rules.operations[action].idempotent)
+    err.message = redact.text(err.message, hidden)
+    return nil, err
+  end
+  local result, derr = rules.decode(client, action, res)
+  if result == nil and derr then
+    derr.server_date = derr.server_date or M.parse_http_date(res.headers and res.headers.date)
+    derr.message = redact.text(derr.message, hidden)
+  elseif type(result) == "table" and #hidden > 0 then
+    redact.answer(result, hidden) -- (an answer that quotes the request shows none of it either)
+  end
+  return result, derr
+end
+
+--- Corrects `client`'s clock from a clock-skew error `err` (the engine asks
+-- on such an error only): from the answer's Date, and only within
+-- MAX_CLOCK_CORRECTION; otherwise the error stands, saying why. Returns
+-- whether the clock was corrected.
+function M.correct_clock(client, err)
+  local offset = retry.clock_offset(err, client._clock())
+  if not offset or offset > M.MAX_CLOCK_CORRECTION or offset < -M.MAX_CLOCK_CORRECTION then
+    err.message = (err.message or "") .. "; the clock was not corrected: the response's Date is "
+      .. (offset and "more than a day from the local clock" or "missing")
+    return false
+  end
+  client.clock_offset = offset
+  return true
+end
+
+return M
