@@ -80,6 +80,7 @@ build = {
       ["streamctl.credentials.sts"] = "src/streamctl/credentials/sts.lua",
       ["streamctl.base.log"] = "src/streamctl/base/log.lua",
       ["streamctl.transport.auto"] = "src/streamctl/transport/auto.lua",
+      ["streamctl.transport.common"] = "src/streamctl/transport/common.lua",
       ["streamctl.transport.curl"] = "src/streamctl/transport/curl.lua",
       ["streamctl.transport.http1"] = "src/streamctl/transport/http1.lua",
       ["streamctl.transport.ngx"] = "src/streamctl/transport/ngx.lua",

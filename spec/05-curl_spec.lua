@@ -184,7 +184,7 @@ describe("streamctl.curl", function()
     end)
 
     it("sends the user_agent option as User-Agent", function()
-      -- the Lua transport passes "streamctl/<version>" (streamctl.transport.curl.DEFAULTS); C has no default
+      -- the Lua transport passes "streamctl/<version>" (streamctl.transport.common.DEFAULTS); C has no default
       assert.same({ "accept: */*", "host: 127.0.0.1:" .. port, "user-agent: streamctl/1.2.3" },
         sorted_lines(echo({}, { user_agent = "streamctl/1.2.3" })))
     end)

@@ -374,7 +374,7 @@ describe("streamctl.transport.ngx outside nginx", function()
       { { url = "http://u:p@h/" }, "the URL must not carry user information" },
       { { url = "http://h:0/" }, "the URL's port must be in 1..65535" },
       { { method = "GE T", url = "http://h/" }, "the request method must be a token such as GET or POST" },
-      -- the header rule both transports share (streamctl.transport.curl.header_fields), curl.c's messages
+      -- the header rule both transports share (streamctl.transport.common.header_fields), curl.c's messages
       { { url = "http://h/", headers = { ["X-A"] = "a\r\nInjected: 1" } },
         "header 'X-A' value contains CR, LF, NUL or another control character" },
       { { url = "http://h/", headers = { ["X-A"] = "a\0" } },

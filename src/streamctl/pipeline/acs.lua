@@ -15,7 +15,7 @@ local errors = require "streamctl.base.errors"
 local jsonenc = require "streamctl.base.json"
 local log = require "streamctl.base.log"
 local keys = require "streamctl.pipeline.keys"
-local curl_options = require("streamctl.transport.curl").OPTIONS
+local curl_options = require("streamctl.transport.common").OPTIONS
 
 local type, tostring, tonumber, ipairs, pairs, setmetatable, pcall = type, tostring, tonumber, ipairs, pairs,
   setmetatable, pcall

@@ -13,7 +13,7 @@ local core = require "streamctl.core"
 local validate = require "streamctl.base.validate"
 local retry = require "streamctl.engine.retry"
 local ratelimit = require "streamctl.engine.ratelimit"
-local curl_transport = require "streamctl.transport.curl"
+local transport_common = require "streamctl.transport.common"
 local stores = require "streamctl.pipeline.stores"
 local url = require "streamctl.base.url"
 
@@ -154,7 +154,7 @@ function M.schema(rules)
     { name = "cancel", type = "function" },
     { name = "max_rate", type = "number", min = M.MIN_RATE },
   }
-  for _, list in ipairs { rules.options, curl_transport.OPTIONS } do
+  for _, list in ipairs { rules.options, transport_common.OPTIONS } do
     for _, o in ipairs(list) do schema[#schema + 1] = o end
   end
   return schema
@@ -164,7 +164,7 @@ end
 local function conflict(o, sequenced)
   local transport = o.transport
   if type(transport) == "function" or type(transport) == "table" then
-    for _, t in ipairs(curl_transport.OPTIONS) do
+    for _, t in ipairs(transport_common.OPTIONS) do
       if o[t.name] ~= nil then
         return format("option '%s' configures the built-in transport; it cannot be combined with 'transport'", t.name)
       end

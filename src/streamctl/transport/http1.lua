@@ -7,7 +7,7 @@
 -- is not a Debian package (docs/openresty.md, "With lua-resty-http instead").
 -- @module streamctl.transport.http1
 
-local curl_transport = require "streamctl.transport.curl" -- TOKEN (no libcurl)
+local common = require "streamctl.transport.common"
 
 local tonumber, tostring = tonumber, tostring
 local floor, min, huge = math.floor, math.min, math.huge
@@ -25,7 +25,7 @@ local READ_SIZE = 65536   -- the most one receive asks for
 local MAX_CHUNK_LINE = 4096 -- a chunk-size line, extensions included
 
 -- RFC 9110 token characters (header names: streamctl.transport.curl.header_fields).
-local TOKEN = curl_transport.TOKEN
+local TOKEN = common.TOKEN
 
 --- A transport failure: `{ code, message, sent }`.
 local function failure(code, message, sent)
@@ -342,7 +342,7 @@ function M._read_response(bytes, opts)
       return piece
     end,
   }
-  local self = { max_body = opts.max_body or curl_transport.DEFAULTS.max_body }
+  local self = { max_body = opts.max_body or common.DEFAULTS.max_body }
   local plan = { origin = "http://127.0.0.1", head_only = opts.method == "HEAD" }
   return read_response(self, plan, reader(sock, huge))
 end

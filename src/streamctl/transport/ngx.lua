@@ -105,7 +105,7 @@ local ngx = ngx -- nil outside nginx: the module loads anywhere, and start says 
 
 local nginx = require "streamctl.base.nginx"
 local validate = require "streamctl.base.validate"
-local curl_transport = require "streamctl.transport.curl" -- OPTIONS, DEFAULTS, header_fields (no libcurl)
+local common = require "streamctl.transport.common"
 local url_grammar = require "streamctl.base.url"
 local http1 = require "streamctl.transport.http1"
 
@@ -122,12 +122,12 @@ M.MAX_HEADER_BYTES = http1.MAX_HEADER_BYTES
 local failure, reader, read_response, ms_left = http1.failure, http1.reader, http1.read_response, http1.ms_left
 
 -- The defaults: the libcurl transport's, one table for both.
-local DEFAULTS = curl_transport.DEFAULTS
+local DEFAULTS = common.DEFAULTS
 
 local MIN_WAIT = 0.001    -- the shortest wait nginx's timers keep (1 ms)
 
 -- RFC 9110 token characters (a method; header names: streamctl.transport.curl.header_fields).
-local TOKEN = curl_transport.TOKEN
+local TOKEN = common.TOKEN
 
 local BODY_METHODS = { POST = true, PUT = true, PATCH = true }
 
@@ -140,7 +140,7 @@ end
 
 -- The libcurl transport's options (a streamctl.base.validate schema), `proxy` refused.
 local OPTIONS = {}
-for i, o in ipairs(curl_transport.OPTIONS) do
+for i, o in ipairs(common.OPTIONS) do
   OPTIONS[i] = o.name == "proxy" and { name = "proxy", type = "custom", check = refuse_proxy } or o
 end
 
@@ -212,7 +212,7 @@ local function prepare(self, request)
   if not u then return invalid(why) end
   local headers = request.headers
   if headers ~= nil and type(headers) ~= "table" then return invalid("the request headers must be a table") end
-  local fields, seen = curl_transport.header_fields(headers)
+  local fields, seen = common.header_fields(headers)
   if not fields then return invalid(seen) end
   local body = request.body
   if body ~= nil and type(body) ~= "string" then return invalid("the request body must be a string") end
