@@ -51,8 +51,20 @@ PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev lua-busted lua-check lua
 LUA_PATH_DEV := $(ROOT)/src/?.lua;$(ROOT)/src/?/init.lua;;
 ENV54 := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"
 ENVJIT := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREEJIT)/lib/lua/5.1/?.so;;" STREAMCTL_ROOT="$(ROOT)"
-BUSTED := /usr/bin/busted
-SPECS ?= spec
+# The spec files a run takes (empty: every spec/*_spec.lua the phase runs),
+# and how many run at once: each in a busted process of its own
+# (tools/run-specs.sh), as they mostly wait on servers, sleeps and children.
+# (valgrind's and ASan's are CPU-bound, every child process under ASan
+# too: as many as there are cores, 2 here)
+SPECS ?=
+SPEC_JOBS ?= 3
+VALGRIND_JOBS ?= 2
+ASAN_JOBS ?= 2
+RUN_SPECS = tools/run-specs.sh $(1) $(or $(2),$(SPEC_JOBS)) $(SPECS)
+# the totals of the phases that ran, each "passed failed" (build/specs-*/count)
+SUMMARY = @for m in $(1); do read -r p f < build/specs-$$m/count; printf '%s %s %s\n' $$m $$p $$f; done | \
+	awk '{printf "%s%s %d passed", (NR > 1 ? "; " : ""), $$1, $$2; p += $$2; f += $$3} \
+	END {printf "\nin all: %d passed, %d failed\n", p, f}'
 
 .PHONY: all test-banner deps demo-deps openresty-demo-deps openresty-demo openresty-demo-stop build build-5.4 build-jit rockspecs check test test-5.4 test-jit lint static doc check-doc demo bench check-c \
 	valgrind asan \
@@ -121,14 +133,14 @@ static:
 # The fast loop for development: what most changes break, without the C
 # checks, the fuzzer and chaos (those are in make test).
 check: build lint test-5.4 test-jit
-	@cat build/test-5.4.count build/test-jit.count | awk '{p += $$1; f += $$2} END {printf "%d passed, %d failed\n", p, f}'
+	$(call SUMMARY,lua5.4 luajit)
 
 # About 45 minutes on 2 cores, measured at 6353f41 in two fresh clones side
 # by side (each phase says what it runs, and the long ones show progress):
 # the specs 11.7 minutes under Lua 5.4 and 9.7 under LuaJIT, valgrind 15.7,
 # ASan/UBSan 6, fuzz-smoke 1, chaos-short 1, the builds and checks about 2.
 test: test-banner deps build lint static check-doc test-5.4 test-jit check-c fuzz-smoke chaos-short
-	@cat build/test-5.4.count build/test-jit.count | awk '{p += $$1; f += $$2} END {printf "%d passed, %d failed\n", p, f}'
+	$(call SUMMARY,lua5.4 luajit valgrind asan)
 
 # The API reference (LDoc, from the modules' doc comments) into docs/api, and the
 # command's man page and bash completion, made from the command itself (both
@@ -163,20 +175,15 @@ check-doc: build-5.4
 	  || { echo "docs/streamctl.bash is out of date: run make doc"; exit 1; }
 	@echo "docs: ldoc clean, man page and completion current"
 
-# Each run leaves "passed failed" in build/test-*.count for the summary line
-# (braces: the log is the whole pipeline's input, not only awk's).
-COUNT = sed -n 's/^\([0-9]*\) successes \/ \([0-9]*\) failures \/ \([0-9]*\) errors.*/\1 \2 \3/p' | awk '{print $$1, $$2 + $$3}'
+# Each phase says each file's result as it ends, and its totals; the logs
+# are in build/specs-MODE/ (a failure names its log and how to replay it).
 test-5.4: build-5.4 build-jit
-	@mkdir -p build
-	@echo "== every spec under Lua 5.4 (a dot per test)"
-	@set -o pipefail; $(ENV54) lua5.4 $(BUSTED) $(SPECS) | tee build/test-5.4.log
-	@{ $(COUNT); } < build/test-5.4.log > build/test-5.4.count
+	@echo "== every spec under Lua 5.4, $(SPEC_JOBS) files at once"
+	@$(call RUN_SPECS,lua5.4)
 
 test-jit: build-jit
-	@mkdir -p build
-	@echo "== every spec under LuaJIT (a dot per test)"
-	@set -o pipefail; $(ENVJIT) luajit $(BUSTED) $(SPECS) | tee build/test-jit.log
-	@{ $(COUNT); } < build/test-jit.log > build/test-jit.count
+	@echo "== every spec under LuaJIT, $(SPEC_JOBS) files at once"
+	@$(call RUN_SPECS,luajit)
 
 # The demo runs against an emulator of its own, in its own directory, on
 # ports free at the time (so one already running, such as the command line's
@@ -253,46 +260,24 @@ bench: deps build
 # (any report aborts the run). Lua 5.4: valgrind and the sanitizers see the
 # test process and the C it loads; nginx, the emulator and the installed
 # command run in processes of their own.
-# The fault specs (spec/65, spec/66: minutes of Redis and nginx faults under
-# many client processes) are left out here: what they run is in processes of
-# their own, and the C they load in the test process is what the rest covers.
-CHECK_C_BUSTED := $(BUSTED) --exclude-pattern='6[56]%-'
-# (and valgrind leaves out the simulation, spec/25, and reconcile at scale,
-# spec/44-reconcile-scale: minutes of Lua there, whose C, the signing of
-# every request, ASan/UBSan runs)
-VALGRIND_BUSTED := $(BUSTED) --exclude-pattern='[26][56]%-' --exclude-pattern='%-scale_spec'
+# The specs each leaves out, and why: tools/run-specs.sh (valgrind, asan).
 SAN_DIR := $(ROOT)/build/asan
 # streamctl.curl's and streamctl.core's sources (the rockspec lists the same)
 CURL_SRC := csrc/curl.c csrc/curl_request.c csrc/curl_transfer.c
 CORE_SRC := csrc/core.c csrc/encode.c csrc/sign_v1.c csrc/sign_v3.c csrc/sign_zego.c csrc/digest.c csrc/nonce.c csrc/clock.c csrc/file.c csrc/fingerprint.c
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(WARN)
-# A long step that writes only to its log says how far it is every
-# PROGRESS_EVERY seconds (busted writes a '+' to the log for each test passed).
-PROGRESS_EVERY ?= 60
-PROGRESS = ( while sleep $(PROGRESS_EVERY); do printf '  %s: %s tests passed so far\n' "$(1)" \
-	"$$(tr -cd '+' < $(2) 2>/dev/null | wc -c)"; done ) & progress=$$!;
-DONE = status=$$?; kill $$progress 2>/dev/null; \
-	if [ $$status != 0 ]; then tail -60 $(2); echo "$(1): see above ($(2))"; exit 1; fi; \
-	grep -E '^[0-9]+ success' $(2) | tail -1
 
 valgrind: deps build
-	@echo "valgrind: the suite under valgrind (about 10 minutes)"
-	@$(call PROGRESS,valgrind,build/valgrind.log) \
-	$(ENV54) valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-	  --show-leak-kinds=definite lua5.4 $(VALGRIND_BUSTED) $(SPECS) > build/valgrind.log 2>&1; \
-	$(call DONE,valgrind,build/valgrind.log)
+	@echo "== valgrind: the suite under valgrind, $(VALGRIND_JOBS) files at once"
+	@$(call RUN_SPECS,valgrind,$(VALGRIND_JOBS))
 asan: deps build
 	mkdir -p $(SAN_DIR)/streamctl
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(CORE_SRC) -o $(SAN_DIR)/streamctl/core.so -lcrypto
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(CURL_SRC) -o $(SAN_DIR)/streamctl/curl.so -lcurl
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/signal.c -o $(SAN_DIR)/streamctl/signal.so
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/redis.c -o $(SAN_DIR)/streamctl/redis.so -lhiredis -lcrypto
-	@echo "ASan/UBSan: the suite against the sanitized C modules (about 5 minutes)"
-	@$(call PROGRESS,ASan/UBSan,build/asan.log) \
-	LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libubsan.so)" ASAN_OPTIONS=detect_leaks=0 \
-	  LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(SAN_DIR)/?.so;;" STREAMCTL_ROOT="$(ROOT)" \
-	  lua5.4 $(CHECK_C_BUSTED) $(SPECS) > build/asan.log 2>&1; \
-	$(call DONE,ASan/UBSan,build/asan.log)
+	@echo "== ASan/UBSan: the suite against the sanitized C modules, $(ASAN_JOBS) files at once"
+	@$(call RUN_SPECS,asan,$(ASAN_JOBS))
 check-c: valgrind asan
 
 # libFuzzer harnesses (clang): fuzz/harness.c with the C modules, built with

@@ -578,12 +578,26 @@ describe("shared state you can trust: Redis faults mid-run", function()
       assert.is_false(select(2, rl:reserve(key, 10, 1, 0.5)))  -- a first use: the pause
       sleep(rl:loss_pause(10) + 0.1) -- (2.6 s: timeout_ms 2000 counts)
       assert.is_true(select(2, rl:reserve(key, 10, 1, 0.5)))
-      assert(process.run("redis-cli -h 127.0.0.1 -p " .. srv.port .. " -a " .. process.quote(PASSWORD)
-        .. " --no-auth-warning DEBUG SLEEP 0.8 >/dev/null 2>&1 &"))
+      -- the stall asked for on a connection of this process's own, so it is
+      -- under way before the reserve (a redis-cli started in the background
+      -- could come after it on a busy machine)
+      local function resp(args)
+        local parts = { "*" .. #args .. "\r\n" }
+        for _, x in ipairs(args) do parts[#parts + 1] = "$" .. #x .. "\r\n" .. x .. "\r\n" end
+        return table.concat(parts)
+      end
+      local staller = assert(socket.tcp())
+      staller:settimeout(5)
+      assert(staller:connect("127.0.0.1", srv.port))
+      assert(staller:send(resp { "AUTH", PASSWORD }))
+      assert.equal("+OK", staller:receive("*l"))
+      assert(staller:send(resp { "DEBUG", "SLEEP", "0.8" }))
       sleep(0.05)
       local t = now()
       assert.is_true(select(2, rl:reserve(key, 10, 1, 0.5)))  -- answered when Redis wakes
       assert.is_true(now() - t > 0.5, "Redis did not stall")
+      assert.equal("+OK", staller:receive("*l"))
+      staller:close()
       local d, committed = rl:reserve(key, 10, 1, 0.5)
       assert.is_true(committed and d < 0.5, "after the stall: " .. d .. " s")
       assert.same({}, logs)
