@@ -64,7 +64,7 @@ export interp out wrap preload mode
 # One file: its log, its status line ("name rc seconds passed failed"), and
 # its line on standard output as it ends.
 one() {
-  local f=$1 name t0 t1 rc secs counts p fl
+  local f=$1 name t0 t1 rc secs counts p fl pe more=""
   name=$(basename "$f" .lua)
   t0=$(date +%s.%N)
   if [ -n "$preload" ]; then
@@ -75,14 +75,15 @@ one() {
   rc=$?
   t1=$(date +%s.%N)
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')
-  counts=$(sed -n 's/^\([0-9]*\) success\(es\)* \/ \([0-9]*\) failures* \/ \([0-9]*\) errors*.*/\1 \3 \4/p' \
+  counts=$(sed -n 's/^\([0-9]*\) success\(es\)* \/ \([0-9]*\) failures* \/ \([0-9]*\) errors* \/ \([0-9]*\) pending.*/\1 \3 \4 \5/p' \
     "$out/$name.log" | tail -1)
   set -- $counts
-  p=${1:-0} fl=$(( ${2:-0} + ${3:-0} ))
+  p=${1:-0} fl=$(( ${2:-0} + ${3:-0} )) pe=${4:-0}
   [ -n "$counts" ] || [ "$rc" != 0 ] || rc=1 # (no summary line: busted died)
-  echo "$name $rc $secs $p $fl" > "$out/$name.status"
+  echo "$name $rc $secs $p $fl $pe" > "$out/$name.status"
+  [ "$pe" = 0 ] || more=", $pe pending (each says why in the log)"
   if [ "$rc" = 0 ]; then
-    printf '  ok     %-34s %6s s  %s passed\n' "$name" "$secs" "$p"
+    printf '  ok     %-34s %6s s  %s passed%s\n' "$name" "$secs" "$p" "$more"
   else
     printf '  FAILED %-34s %6s s  %s passed, %s failed (exit %s): %s\n' "$name" "$secs" "$p" "$fl" "$rc" \
       "$out/$name.log"
@@ -94,7 +95,7 @@ printf '%s\n' "${files[@]}" | xargs -P "$jobs" -I{} bash -c 'one "$@"' _ {}
 status=0 passed=0 failed=0 broken=()
 for f in "${files[@]}"; do
   name=$(basename "$f" .lua)
-  read -r _ rc _ p fl < "$out/$name.status"
+  read -r _ rc _ p fl _ < "$out/$name.status"
   passed=$((passed + p)) failed=$((failed + fl))
   if [ "$rc" != 0 ]; then status=1; broken+=("$f"); fi
 done
