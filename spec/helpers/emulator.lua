@@ -56,17 +56,11 @@ local emu = {}
 -- specs get free ports unless they name their own).
 emu.DEFAULT_PORTS = { aliyun = 18080, zego = 18081, aliyun_tls = 18443, zego_tls = 18444 }
 
---- `n` distinct ports on 127.0.0.1 that nothing listens on now: all are
--- bound at once (so the kernel cannot hand out one twice), then closed.
+--- `n` distinct ports on 127.0.0.1 that nothing listens on now, from this
+-- spec process's own block (spec/helpers/ports.lua: below the ephemeral
+-- range, never another spec's).
 function emu.free_ports(n)
-  local socks, ports = {}, {}
-  for i = 1, n do
-    socks[i] = assert(require("socket").bind("127.0.0.1", 0))
-    local _, port = socks[i]:getsockname()
-    ports[i] = tonumber(port)
-  end
-  for _, s in ipairs(socks) do s:close() end
-  return ports
+  return require("spec.helpers.ports").free(n)
 end
 
 local shell_quote = openssl.shell_quote

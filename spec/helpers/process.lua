@@ -91,12 +91,10 @@ function M.stop(child)
   end
 end
 
---- A port on 127.0.0.1 that nothing listens on (bound, then closed).
+--- A port on 127.0.0.1 that nothing listens on, of this spec process's own
+-- block (spec/helpers/ports.lua).
 function M.free_port()
-  local s = assert(require("socket").bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
+  return require("spec.helpers.ports").free(1)[1]
 end
 
 --- The exit status of os.execute's results (5.1/LuaJIT: a wait status;

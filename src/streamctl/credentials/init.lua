@@ -182,11 +182,14 @@ end
 --- Alibaba Cloud credentials: the source the official chain picks
 -- (`streamctl.credentials.aliyun` the module: its order, and where streamctl
 -- is stricter), as a client's options.
--- @tparam[opt] table opts `{ profile =, ca_file =, proxy =, shared_dict =, getenv =, home = }` (getenv
---   and home: for tests; the others: see `holder`)
+-- @tparam[opt] table opts `{ profile =, ca_file =, proxy =, shared_dict =, clock =, getenv =, home = }`
+--   (getenv and home: for tests; the others: see `holder`)
 -- @return `{ access_key_id, access_key_secret, security_token }`, or nil and
 --   the error object; the warnings; the source
 function M.aliyun(opts)
+  if opts ~= nil and opts.clock ~= nil and type(opts.clock) ~= "function" then
+    error("bad argument #1 to 'aliyun' (opts.clock must be a function)", 2)
+  end
   return with_error_object("aliyun", aliyun_credentials(opts))
 end
 
@@ -208,7 +211,7 @@ aliyun_credentials = function(opts)
              security_token = source.security_token }, nil, warnings, source.from
   end
   local holder, why = M.holder(source, { getenv = getenv, ca_file = opts.ca_file, proxy = opts.proxy,
-                                         shared_dict = opts.shared_dict })
+                                         shared_dict = opts.shared_dict, clock = opts.clock })
   if not holder then return nil, why, warnings end
   return { credentials = holder }, nil, warnings, source.from
 end
@@ -292,12 +295,16 @@ end
 -- tests only, stands in for the metadata service's address
 -- (100.100.100.200), which no test may reach.
 -- @param source from streamctl.credentials.aliyun.resolve
--- @tparam[opt] table opts `{ getenv =, ca_file =, proxy =, shared_dict = }` (ca_file, proxy: for
---   STS and a credentials URI, as the client's, never for the metadata service; shared_dict:
+-- @tparam[opt] table opts `{ getenv =, ca_file =, proxy =, shared_dict =, clock = }` (ca_file, proxy:
+--   for STS and a credentials URI, as the client's, never for the metadata service; shared_dict:
 --   inside nginx, the lua_shared_dict through which every worker shares the credentials and
---   renews them once)
+--   renews them once; clock: Unix seconds, by which they are stale or expired, default the
+--   system's: give the client the same one)
 function M.holder(source, opts)
   opts = opts or {}
+  if opts.clock ~= nil and type(opts.clock) ~= "function" then
+    error("bad argument #2 to 'holder' (opts.clock must be a function)", 2)
+  end
   local getenv = opts.getenv or os.getenv
   local sources = require "streamctl.credentials.sources"
   local refresh = require "streamctl.credentials.refresh"
@@ -310,7 +317,7 @@ function M.holder(source, opts)
       if not shared then return nil, "option 'shared_dict' " .. why end
     end
     return refresh.new { source = name, fetch = fetch, account_id = account_id, shared = shared,
-                         sleep = require("streamctl.transport.auto").sleep }
+                         clock = opts.clock, sleep = require("streamctl.transport.auto").sleep }
   end
   if source.type == "ram_role_arn" or source.type == "oidc_role_arn" then
     local fetch, why = sts_fetch(source, opts, getenv)

@@ -1,0 +1,143 @@
+-- Ports for the servers a spec starts, so that spec files run side by side,
+-- and two runs of the suite on one machine, never reach for the same one.
+--
+-- Each spec process claims a block of BLOCK ports of its own, below the
+-- kernel's ephemeral range (/proc/sys/net/ipv4/ip_local_port_range): a port
+-- from bind(0) is an ephemeral one, which another process's outgoing
+-- connection may take between the moment it is found free and the moment
+-- the server binds it; a port below that range is only ever taken by a
+-- bind that names it. A claim is a directory (mkdir is atomic) holding its
+-- owner's pid, under $TMPDIR/streamctl-spec-ports; a claim whose owner is
+-- gone is taken over under a second directory of its own (two processes
+-- never take the same one over). Hand-written: no Debian Lua package
+-- allocates ports across processes.
+--
+-- STREAMCTL_SPEC_PORT_BLOCK=N makes a process start at block N (a failed
+-- spec is replayed on the ports it had: tools/run-specs.sh names them).
+local M = {}
+
+M.BLOCK = 50
+M.FIRST = 10240
+
+local claimed   -- the block this process holds: its number
+local next_port -- the next port of the block to hand out
+
+local function sh_ok(cmd)
+  local a, _, c = os.execute(cmd)
+  if type(a) == "number" then return a == 0 end
+  return a == true and (c == nil or c == 0)
+end
+
+local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+-- The first port of the kernel's ephemeral range (32768 when it cannot be read).
+local function ephemeral_low()
+  local s = read("/proc/sys/net/ipv4/ip_local_port_range")
+  return tonumber(s and s:match("^%s*(%d+)")) or 32768
+end
+
+--- How many blocks fit below the ephemeral range.
+function M.blocks()
+  return math.floor((ephemeral_low() - M.FIRST) / M.BLOCK)
+end
+
+-- This process's pid (the shell's parent: the interpreter that runs the spec).
+local my_pid
+local function pid()
+  if not my_pid then
+    local p = io.popen("echo $PPID")
+    my_pid = assert(tonumber(p:read("*l")), "ports: cannot read this process's pid")
+    p:close()
+  end
+  return my_pid
+end
+
+local function root()
+  local tmp = os.getenv("TMPDIR")
+  return ((tmp and tmp ~= "") and tmp or "/tmp") .. "/streamctl-spec-ports"
+end
+
+local function alive(p)
+  return p and sh_ok("kill -0 " .. p .. " 2>/dev/null")
+end
+
+-- Claims block `b`: true when this process holds it now.
+local function try(b)
+  local dir = root() .. "/" .. b
+  if sh_ok("mkdir " .. quote(dir) .. " 2>/dev/null") then
+    local f = assert(io.open(dir .. "/pid", "wb"))
+    f:write(tostring(pid()))
+    f:close()
+    return true
+  end
+  local owner = tonumber(read(dir .. "/pid") or "")
+  if owner == nil or alive(owner) then return false end -- (no pid yet: being claimed now)
+  -- its owner is gone: taken over by whoever makes `b.takeover` first
+  local guard = dir .. ".takeover"
+  if not sh_ok("mkdir " .. quote(guard) .. " 2>/dev/null") then return false end
+  local ok = false
+  if tonumber(read(dir .. "/pid") or "") == owner then
+    os.execute("rm -rf " .. quote(dir))
+    ok = try(b)
+  end
+  os.execute("rmdir " .. quote(guard) .. " 2>/dev/null")
+  return ok
+end
+
+-- Claims a block (from STREAMCTL_SPEC_PORT_BLOCK, else from one that this
+-- process's pid picks, so that processes started together spread out).
+local function claim()
+  assert(sh_ok("mkdir -p " .. quote(root())), "ports: cannot create " .. root())
+  local n = M.blocks()
+  assert(n > 0, "ports: no room below the ephemeral range")
+  local start = tonumber(os.getenv("STREAMCTL_SPEC_PORT_BLOCK") or "")
+  if claimed then start = claimed + 1 end
+  start = (start or pid()) % n
+  for i = 0, n - 1 do
+    local b = (start + i) % n
+    if b ~= claimed and try(b) then
+      claimed, next_port = b, M.FIRST + b * M.BLOCK
+      return
+    end
+  end
+  error("ports: every one of the " .. n .. " blocks of " .. M.BLOCK .. " ports is held by a live process")
+end
+
+--- The block this process holds, as text for a message ("block 3: ports 10390-10439"), or nil.
+function M.describe()
+  if not claimed then return nil end
+  local first = M.FIRST + claimed * M.BLOCK
+  return string.format("block %d: ports %d-%d", claimed, first, first + M.BLOCK - 1)
+end
+
+--- `n` distinct ports on 127.0.0.1 of this process's block that nothing
+-- listens on now (each bound to be sure, then closed).
+function M.free(n)
+  local socket = require "socket"
+  local out = {}
+  while #out < n do
+    if not claimed or next_port >= M.FIRST + (claimed + 1) * M.BLOCK then
+      claim()
+      io.stderr:write("spec ports: " .. M.describe() .. " (STREAMCTL_SPEC_PORT_BLOCK=" .. claimed
+        .. " replays on them)\n")
+    end
+    local port = next_port
+    next_port = next_port + 1
+    local s = socket.bind("127.0.0.1", port)
+    if s then
+      s:close()
+      out[#out + 1] = port
+    end
+  end
+  return out
+end
+
+return M
