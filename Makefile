@@ -2,10 +2,13 @@
 #
 #   make demo    install what is missing, build, run examples/demo.lua against the emulator
 #   make openresty-demo  the OpenResty example against the emulator, for the curl lines it prints (-stop: ends it)
-#   make check   the fast loop: build, lint, every spec under Lua 5.4 and LuaJIT (no C checks, fuzz or chaos)
+#   make check-unit  the specs that start no server, under Lua 5.4 (seconds)
+#   make check   the loop after every change: build, lint, every spec under Lua 5.4 and LuaJIT, side by side
+#                (no C checks, fuzz or chaos)
 #   make test    install what is missing, build, lint, static analysis, check the docs, every spec
-#                under Lua 5.4 and LuaJIT (the simulation's seeds 1..300 among them), check-c,
-#                fuzz-smoke and chaos-short
+#                under Lua 5.4 and LuaJIT (the simulation's seeds 1..300 among them), under valgrind
+#                and against ASan/UBSan builds (one pool), fuzz-smoke and chaos-short
+#   make test-5.4, test-jit, valgrind, asan  one phase of the specs alone (SPECS=...: those files)
 #   make doc     the API reference (docs/api), the man page and the bash completion
 #   make bench   the figures of docs/performance.md into bench/results.json and bench/pacing.svg:
 #                signing beside bare OpenSSL, batches of 1,000 to 1,000,000 streams, round trips,
@@ -53,21 +56,30 @@ ENV54 := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STR
 ENVJIT := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREEJIT)/lib/lua/5.1/?.so;;" STREAMCTL_ROOT="$(ROOT)"
 # The spec files a run takes (empty: every spec/*_spec.lua the phase runs),
 # and how many run at once: each in a busted process of its own
-# (tools/run-specs.sh), as they mostly wait on servers, sleeps and children.
-# (valgrind's and ASan's are CPU-bound, every child process under ASan
-# too: as many as there are cores, 2 here)
+# (tools/run-specs.sh). Most wait on servers, pacing and children, so more
+# files run at once than there are cores; valgrind's and ASan's are
+# CPU-bound and run at nice 10 beside them (make test: one pool for all
+# four). The unit tier is CPU-bound too: as many as there are cores.
 SPECS ?=
-SPEC_JOBS ?= 3
-VALGRIND_JOBS ?= 2
-ASAN_JOBS ?= 2
-RUN_SPECS = tools/run-specs.sh $(1) $(or $(2),$(SPEC_JOBS)) $(SPECS)
-# the totals of the phases that ran, each "passed failed" (build/specs-*/count)
-SUMMARY = @for m in $(1); do read -r p f < build/specs-$$m/count; printf '%s %s %s\n' $$m $$p $$f; done | \
-	awk '{printf "%s%s %d passed", (NR > 1 ? "; " : ""), $$1, $$2; p += $$2; f += $$3} \
-	END {printf "\nin all: %d passed, %d failed\n", p, f}'
+CORES := $(shell nproc 2>/dev/null || echo 2)
+UNIT_JOBS ?= $(CORES)
+SPEC_JOBS ?= 8
+TEST_JOBS ?= 8
+VALGRIND_JOBS ?= $(CORES)
+ASAN_JOBS ?= $(CORES)
+RUN_SPECS = tools/run-specs.sh $(1) $(2) $(SPECS)
+# the totals of the phases that ran, each "passed failed pending" (build/specs-*/count)
+SUMMARY_SH = for m in $(1); do read -r p f e < build/specs-$$m/count; printf '%s %s %s %s\n' $$m $$p $$f $$e; done | \
+	awk '{printf "%s%s %d passed", (NR > 1 ? "; " : ""), $$1, $$2; p += $$2; f += $$3; e += $$4} \
+	END {printf "\nin all: %d passed, %d failed, %d pending\n", p, f, e}'
+COMMA := ,
+# A tier's recipe: its steps (sub-makes, so that the time it says counts
+# them), then its specs; it says what it ran and how long it took.
+TIER = @t0=$$(date +%s); $(MAKE) --no-print-directory $(1) && { $(2); }; rc=$$?; \
+	echo "make $@: $(3), in $$(( $$(date +%s) - t0 )) s$$( [ $$rc = 0 ] || echo ': FAILED' )"; exit $$rc
 
-.PHONY: all test-banner deps demo-deps openresty-demo-deps openresty-demo openresty-demo-stop build build-5.4 build-jit rockspecs check test test-5.4 test-jit lint static doc check-doc demo bench check-c \
-	valgrind asan \
+.PHONY: all check-unit deps demo-deps openresty-demo-deps openresty-demo openresty-demo-stop build build-5.4 build-jit rockspecs check test test-5.4 test-jit lint static doc check-doc demo bench check-c \
+	valgrind asan asan-build \
 	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes check-install clean
 
 all: build
@@ -111,10 +123,6 @@ $(TREEJIT)/.stamp: $(SRC) $(ROCKSPECS) $(LR_CONFIG) $(INSTALLED)
 rockspecs:
 	lua5.4 tools/rockspecs.lua
 
-test-banner:
-	@echo "make test: build, lint, static analysis, the docs, the specs under Lua 5.4 (about 12 minutes) and LuaJIT (10),"
-	@echo "  valgrind (16), ASan/UBSan (6), fuzz-smoke (1), chaos-short (1): about 45 minutes on 2 cores"
-
 lint:
 	@echo "== lint: luacheck"
 	luacheck --quiet src bin spec examples bench tools
@@ -130,17 +138,23 @@ static:
 	  -U__clang_analyzer__ -I csrc csrc/
 	clang-tidy --quiet csrc/*.c -- -I csrc -I /usr/include/lua5.4
 
-# The fast loop for development: what most changes break, without the C
-# checks, the fuzzer and chaos (those are in make test).
-check: build lint test-5.4 test-jit
-	$(call SUMMARY,lua5.4 luajit)
-
-# About 45 minutes on 2 cores, measured at 6353f41 in two fresh clones side
-# by side (each phase says what it runs, and the long ones show progress):
-# the specs 11.7 minutes under Lua 5.4 and 9.7 under LuaJIT, valgrind 15.7,
-# ASan/UBSan 6, fuzz-smoke 1, chaos-short 1, the builds and checks about 2.
-test: test-banner deps build lint static check-doc test-5.4 test-jit check-c fuzz-smoke chaos-short
-	$(call SUMMARY,lua5.4 luajit valgrind asan)
+# The tiers (README, Development): check-unit, the specs that start no
+# server (Lua 5.4: seconds); check, the loop after every change (build,
+# lint, every spec under Lua 5.4 and LuaJIT in one pool); test, what CI
+# runs (installs what is missing; check, static analysis, the docs, the
+# suite under valgrind and against ASan/UBSan builds in the same pool,
+# fuzz-smoke and chaos-short). Each says what it ran and how long it took.
+check-unit:
+	$(call TIER,build-5.4,tools/run-specs.sh -u lua5.4 $(UNIT_JOBS) $(SPECS),the unit tier under Lua 5.4)
+check:
+	$(call TIER,build lint,tools/run-specs.sh lua5.4$(COMMA)luajit $(SPEC_JOBS) $(SPECS); r=$$?; \
+	  $(call SUMMARY_SH,lua5.4 luajit); [ $$r = 0 ],build$(COMMA) lint$(COMMA) every spec under Lua 5.4 and LuaJIT)
+test:
+	$(call TIER,deps build lint static check-doc asan-build fuzz-build,tools/run-specs.sh \
+	  lua5.4$(COMMA)luajit$(COMMA)valgrind$(COMMA)asan $(TEST_JOBS) $(SPECS); r=$$?; \
+	  $(call SUMMARY_SH,lua5.4 luajit valgrind asan); [ $$r = 0 ] && $(MAKE) --no-print-directory fuzz-smoke \
+	  chaos-short,deps$(COMMA) build$(COMMA) lint$(COMMA) static analysis$(COMMA) the docs$(COMMA) every spec \
+	  under Lua 5.4$(COMMA) LuaJIT$(COMMA) valgrind and ASan/UBSan$(COMMA) fuzz-smoke$(COMMA) chaos-short)
 
 # The API reference (LDoc, from the modules' doc comments) into docs/api, and the
 # command's man page and bash completion, made from the command itself (both
@@ -175,15 +189,14 @@ check-doc: build-5.4
 	  || { echo "docs/streamctl.bash is out of date: run make doc"; exit 1; }
 	@echo "docs: ldoc clean, man page and completion current"
 
-# Each phase says each file's result as it ends, and its totals; the logs
-# are in build/specs-MODE/ (a failure names its log and how to replay it).
+# One phase alone (its files $(SPEC_JOBS) at once; the logs are in
+# build/specs-MODE/, and a failure names its log, its ports and how to
+# replay it).
 test-5.4: build-5.4 build-jit
-	@echo "== every spec under Lua 5.4, $(SPEC_JOBS) files at once"
-	@$(call RUN_SPECS,lua5.4)
+	@$(call RUN_SPECS,lua5.4,$(SPEC_JOBS))
 
 test-jit: build-jit
-	@echo "== every spec under LuaJIT, $(SPEC_JOBS) files at once"
-	@$(call RUN_SPECS,luajit)
+	@$(call RUN_SPECS,luajit,$(SPEC_JOBS))
 
 # The demo runs against an emulator of its own, in its own directory, on
 # ports free at the time (so one already running, such as the command line's
@@ -268,15 +281,14 @@ CORE_SRC := csrc/core.c csrc/encode.c csrc/sign_v1.c csrc/sign_v3.c csrc/sign_ze
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(WARN)
 
 valgrind: deps build
-	@echo "== valgrind: the suite under valgrind, $(VALGRIND_JOBS) files at once"
 	@$(call RUN_SPECS,valgrind,$(VALGRIND_JOBS))
-asan: deps build
-	mkdir -p $(SAN_DIR)/streamctl
+asan-build: deps build
+	@mkdir -p $(SAN_DIR)/streamctl
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(CORE_SRC) -o $(SAN_DIR)/streamctl/core.so -lcrypto
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(CURL_SRC) -o $(SAN_DIR)/streamctl/curl.so -lcurl
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/signal.c -o $(SAN_DIR)/streamctl/signal.so
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/redis.c -o $(SAN_DIR)/streamctl/redis.so -lhiredis -lcrypto
-	@echo "== ASan/UBSan: the suite against the sanitized C modules, $(ASAN_JOBS) files at once"
+asan: asan-build
 	@$(call RUN_SPECS,asan,$(ASAN_JOBS))
 check-c: valgrind asan
 

@@ -1,3 +1,4 @@
+-- tier: unit
 -- The package itself: the rockspecs install every module, and every module
 -- loads without touching globals and returns a table.
 local ROOT = os.getenv("STREAMCTL_ROOT") or "."

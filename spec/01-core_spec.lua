@@ -1,3 +1,4 @@
+-- tier: unit
 -- streamctl.core: the providers' published vectors, percent-encoding, nonces,
 -- time, and secret handling.
 local core = require "streamctl.core"

@@ -1,3 +1,4 @@
+-- tier: unit
 -- streamctl.core's file operations (csrc/file.c): what the audit log and the
 -- state files stand on. Exact messages and kinds; a torn tail repaired; a
 -- record cut short counted; a replace that fails leaves the old bytes.

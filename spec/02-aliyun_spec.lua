@@ -1,3 +1,4 @@
+-- tier: unit
 -- streamctl.aliyun: exact requests for every operation (V3 and V1), every
 -- validation rule with its message, and how answers and failures decode.
 local aliyun = require "streamctl.aliyun"

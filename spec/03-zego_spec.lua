@@ -1,3 +1,4 @@
+-- tier: unit
 -- streamctl.zego: exact requests for every action, the Sequence rule, the
 -- test-environment rule, validation messages and return codes.
 local zego = require "streamctl.zego"

@@ -1,3 +1,4 @@
+-- tier: unit
 -- streamctl.engine.ratelimit: GCRA token buckets, driven by a fake clock.
 
 local ratelimit = require "streamctl.engine.ratelimit"

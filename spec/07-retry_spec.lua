@@ -1,3 +1,4 @@
+-- tier: unit
 -- streamctl.engine.retry: decisions, backoff schedule and budget, with a fixed random.
 
 local retry = require "streamctl.engine.retry"

@@ -1,3 +1,4 @@
+-- tier: unit
 -- streamctl.engine.sequence: ZEGO Sequence values, driven by a fake millisecond clock.
 
 local sequence = require "streamctl.engine.sequence"

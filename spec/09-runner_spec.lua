@@ -1,3 +1,4 @@
+-- tier: unit
 -- The runner through the clients, on a fake clock: pacing at the published
 -- caps, retries (re-signed, backoff, budget), clock-skew correction,
 -- per-stream order, ZEGO Sequence kept across retries, and recovery of a

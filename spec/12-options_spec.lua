@@ -1,3 +1,4 @@
+-- tier: unit
 -- Client options: every option is checked in new(), which returns nil and an
 -- InvalidParameter error naming the option and the rule (nothing raises, and
 -- no client exists); an unknown option is refused with a "did you mean".

@@ -1,3 +1,4 @@
+-- tier: unit
 -- Outcomes that never lie, and values sent the way the services read them:
 -- what a report says about attempts that may have taken effect, answers that
 -- are not the operation's answer, parameter smuggling, exact block-list

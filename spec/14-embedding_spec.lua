@@ -1,3 +1,4 @@
+-- tier: unit
 -- What embedding streamctl needs, checked outside nginx (spec/31 does it inside
 -- a real one): the on_attempt hook, where a call may be sent from (the
 -- transport chosen by phase), the shared-dict stores' logic over a stand-in

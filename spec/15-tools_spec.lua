@@ -1,3 +1,4 @@
+-- tier: unit
 -- What the command line stands on, checked in one process: dry runs that
 -- show no secret, stopping a run between steps (Ctrl-C), max_rate, the
 -- credentials chain and its files, stream lists.

@@ -1,3 +1,4 @@
+-- tier: unit
 -- Every text a caller gives has a length and a character rule, checked
 -- before anything is sent: names (256 bytes, no control characters, UTF-8),
 -- URLs (2000 characters), credentials (256 bytes, a token 16 KiB, printable

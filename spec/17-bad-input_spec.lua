@@ -1,3 +1,4 @@
+-- tier: unit
 -- The bad-input matrix: every field of every method of both providers, each
 -- given every kind of wrong value (types, NaN and infinities, negative and
 -- huge numbers, empty and 10 MB strings, NUL, CR/LF, TAB, invalid UTF-8,

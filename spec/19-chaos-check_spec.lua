@@ -1,3 +1,4 @@
+-- tier: unit
 -- The chaos run's checker (spec/chaos/check.lua, docs/chaos.md): each check
 -- passes a clean run and catches the bug it exists for, fed a doctored log,
 -- state or report. Pure: no server, no process.

@@ -1,3 +1,4 @@
+-- tier: unit
 -- The deterministic simulation (spec/sim, docs/simulation.md): a small set
 -- of seeds under every invariant, the seeds that found bugs, replays that
 -- give the same run, and checks shown to catch what they exist for.

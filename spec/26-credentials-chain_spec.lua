@@ -1,3 +1,4 @@
+-- tier: unit
 -- streamctl.credentials.aliyun: the source the official credential chain
 -- picks from the environment and the profile files, one case a row (inputs
 -- and the expected source, or the message), in memory: no file is touched

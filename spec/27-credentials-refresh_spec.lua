@@ -1,3 +1,4 @@
+-- tier: unit
 -- streamctl.credentials.refresh: temporary credentials renewed before they
 -- expire, on a fake clock with fake fetches (no I/O): when it renews, what a
 -- failed renewal does (the old credentials until they expire, a backoff with

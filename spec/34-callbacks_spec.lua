@@ -1,3 +1,4 @@
+-- tier: unit
 -- Provider callbacks and signed URLs, verified (streamctl.edge.callbacks,
 -- streamctl.edge.authkey), in plain Lua: the providers' documented examples byte
 -- for byte, then every check (form, window, signature, replay) failing on

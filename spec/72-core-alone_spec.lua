@@ -1,3 +1,4 @@
+-- tier: unit
 -- The core rock installed alone (issue 37, "optional means optional"): the
 -- streamctl rock, built by luarocks from a copy of the tree into a tree of
 -- its own with none of the other three rocks (the command, the Redis store,

@@ -1,77 +1,125 @@
 #!/usr/bin/env bash
-# Runs spec files side by side, each in a busted process of its own, and
-# says per file, as each ends, what passed, what failed and how long it
-# took; a failure names its file, its log and the command that replays it
-# alone. make test-5.4, test-jit, valgrind and asan run the suite this way.
+# Runs spec files side by side, each in a busted process of its own, under
+# one or more modes at once, and says per file, as each ends, what passed,
+# what failed and how long it took; a failure names its file, its log, the
+# ports it had and the command that replays it alone. make check-unit,
+# check, test and their phases run the suite this way.
 #
-#   tools/run-specs.sh MODE JOBS [SPEC_FILE...]
+#   tools/run-specs.sh [-u] MODES JOBS [SPEC_FILE...]
 #
-# MODE: lua5.4 or luajit (the trees build/5.4 or build/jit); valgrind (Lua
-# 5.4 under valgrind: no definite leak, no invalid read or write, exit 99
-# otherwise); asan (Lua 5.4 against the C modules make asan builds with
-# ASan/UBSan into build/asan, the runtime preloaded: any report aborts).
-# JOBS: files at once. No files: every spec/*_spec.lua but those the mode
-# leaves out (below). Logs in build/specs-MODE/; the totals ("passed
-# failed") in build/specs-MODE/count. Exit 1 when a file fails.
+# MODES: one or more of lua5.4, luajit (the trees build/5.4, build/jit),
+# valgrind (Lua 5.4 under valgrind: no definite leak, no invalid read or
+# write, exit 99 otherwise) and asan (Lua 5.4 against the C modules make
+# asan builds with ASan/UBSan into build/asan, the runtime preloaded: any
+# report aborts), joined by commas: their files share one pool of JOBS
+# (valgrind's and asan's at nice 10: they fill the cores while the others
+# wait on their servers, and never hold those back).
+# -u: the unit tier, the specs that start no server (a spec says so on a
+# line "-- tier: unit" of its own; with STREAMCTL_SPEC_TIER=unit the helpers
+# refuse to start one, so a spec that says it wrongly fails).
+# No files: every spec/*_spec.lua but those a mode leaves out (below).
+# Logs in build/specs-MODE/; each mode's totals ("passed failed pending")
+# in build/specs-MODE/count (STREAMCTL_SPEC_OUT: another directory than
+# build/ for both, and for the times). Exit 1 when a file fails.
 #
 # Two runs of the suite on one machine do not collide: a spec takes its
-# ports free at the time and its directories from mktemp, and starts its
-# own emulator, Redis and nginx (spec/helpers).
+# ports from a block of its own (spec/helpers/ports.lua), its directories
+# from mktemp, and starts its own emulator, Redis and nginx. The longest
+# files go first, by the times the last run left in build/spec-times.
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-mode=${1:?mode: lua5.4, luajit, valgrind or asan}
+tier=all
+if [ "${1-}" = -u ]; then tier=unit; shift; fi
+modes=${1:?modes: lua5.4, luajit, valgrind or asan, joined by commas}
 jobs=${2:?jobs}
 shift 2
-interp=lua5.4 cpath="$ROOT/build/5.4/lib/lua/5.4/?.so;;" wrap="" preload="" skip=""
-case $mode in
-  lua5.4) ;;
-  luajit) interp=luajit cpath="$ROOT/build/jit/lib/lua/5.1/?.so;;" ;;
-  valgrind)
-    wrap="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite"
-    wrap="$wrap --show-leak-kinds=definite"
-    # The fault specs (65, 66: minutes of Redis and nginx faults under many
-    # client processes) run what they test in processes of their own, and the
-    # C they load here is what the rest covers; the simulation (25), the
-    # credentials chain's long waits (26) and reconcile at scale are minutes of
-    # Lua whose C, the signing of every request, asan runs.
-    skip='/(25|26|65|66)-|-scale_spec' ;;
-  asan)
-    [ -f "$ROOT/build/asan/streamctl/core.so" ] || { echo "run-specs: make asan builds build/asan first" >&2; exit 2; }
-    cpath="$ROOT/build/asan/?.so;;"
-    preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
-    skip='/(65|66)-' ;;
-  *) echo "run-specs: mode must be lua5.4, luajit, valgrind or asan" >&2; exit 2 ;;
-esac
-files=("$@")
-if [ ${#files[@]} -eq 0 ]; then
-  # the longest first, so the others fill in beside them (an order, not a list:
-  # a spec missing here runs all the same)
-  for f in spec/65-redis-faults_spec.lua spec/29-credentials-client_spec.lua spec/31-openresty_spec.lua \
-           spec/66-shared-dict-faults_spec.lua spec/62-redis-shared_spec.lua spec/33-credentials-nginx_spec.lua \
-           spec/40-cli_spec.lua spec/41-cli-input_spec.lua spec/25-sim_spec.lua spec/11-emulator-operations_spec.lua \
-           spec/*_spec.lua; do
-    [ -f "$f" ] || continue
-    [ -n "$skip" ] && [[ "/$f" =~ $skip ]] && continue
-    case " ${files[*]-} " in *" $f "*) ;; *) files+=("$f") ;; esac
+given=("$@")
+
+# A mode's settings: interp, cpath, wrap, preload, nice and skip (a pattern
+# of the files it leaves out).
+settings() {
+  interp=lua5.4 cpath="$ROOT/build/5.4/lib/lua/5.4/?.so;;" wrap="" preload="" skip="" nice=0
+  case $1 in
+    lua5.4) ;;
+    luajit) interp=luajit cpath="$ROOT/build/jit/lib/lua/5.1/?.so;;" ;;
+    valgrind)
+      wrap="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite"
+      wrap="$wrap --show-leak-kinds=definite" nice=10
+      # The fault specs (65, 66: minutes of Redis and nginx faults under many
+      # client processes) run what they test in processes of their own, and the
+      # C they load here is what the rest covers; the simulation (25), the
+      # credentials chain's long waits (26) and reconcile at scale are minutes of
+      # Lua whose C, the signing of every request, asan runs.
+      skip='/(25|26|65|66)-|-scale_spec' ;;
+    asan)
+      cpath="$ROOT/build/asan/?.so;;" nice=10
+      preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+      skip='/(65|66)-' ;;
+    *) echo "run-specs: a mode is lua5.4, luajit, valgrind or asan, not '$1'" >&2; exit 2 ;;
+  esac
+}
+
+IFS=, read -r -a mode_list <<< "$modes"
+for m in "${mode_list[@]}"; do
+  settings "$m"
+  if [ "$m" = asan ] && [ ! -f "$ROOT/build/asan/streamctl/core.so" ]; then
+    echo "run-specs: make asan builds build/asan first" >&2; exit 2
+  fi
+done
+
+# The files: those given, else every spec (of the tier).
+files=()
+if [ ${#given[@]} -gt 0 ]; then
+  files=("${given[@]}")
+else
+  for f in spec/*_spec.lua; do
+    if [ "$tier" = unit ] && ! grep -q '^-- tier: unit$' "$f"; then continue; fi
+    files+=("$f")
   done
 fi
-out=$ROOT/build/specs-$mode
-rm -rf "$out" && mkdir -p "$out"
-export LUA_PATH="$ROOT/src/?.lua;$ROOT/src/?/init.lua;;" LUA_CPATH="$cpath" STREAMCTL_ROOT="$ROOT"
-export interp out wrap preload mode
 
-# One file: its log, its status line ("name rc seconds passed failed"), and
-# its line on standard output as it ends.
+# The jobs ("MODE FILE"), the longest first: by the seconds the last run of
+# that mode took (build/spec-times/MODE: "file seconds"); a file not timed
+# yet (a fresh clone) by LONG, the files that took longest when this was
+# written, in that order, and the others after them.
+LONG='41-cli-input 65-redis-faults-memory 65-redis-faults-keys 65-redis-faults-lost 65-redis-faults-sleep
+  31-openresty 66-shared-dict-faults 62-redis-shared 40-cli 11-emulator-callbacks 11-emulator-operations 22-order
+  21-batches 21-streamed 23-pacing 25-sim 24-account 20-integration 70-docs 50-faults 32-openresty-demo'
+outroot=${STREAMCTL_SPEC_OUT:-$ROOT/build}
+times=$outroot/spec-times
+mkdir -p "$times"
+list=$(for m in "${mode_list[@]}"; do
+  settings "$m"
+  for f in "${files[@]}"; do
+    [ -f "$f" ] || { echo "run-specs: no spec file $f" >&2; exit 2; }
+    [ -n "$skip" ] && [[ "/$f" =~ $skip ]] && [ ${#given[@]} -eq 0 ] && continue
+    s=$(awk -v f="$f" '$1 == f { print $2 }' "$times/$m" 2>/dev/null)
+    if [ -z "$s" ]; then
+      s=$(echo $LONG | tr ' ' '\n' | awk -v n="$(basename "$f" _spec.lua)" '$1 == n { print 5000 - NR }')
+    fi
+    echo "${s:-0} $m $f"
+  done
+done | sort -k1,1 -rn -s | cut -d' ' -f2-) || exit 2
+[ -n "$list" ] || { echo "run-specs: no spec file to run" >&2; exit 2; }
+for m in "${mode_list[@]}"; do rm -rf "$outroot/specs-$m" && mkdir -p "$outroot/specs-$m"; done
+
+export ROOT tier outroot
+export -f settings
+
+# One file under one mode: its log, its status line ("file rc seconds passed
+# failed pending"), and its line on standard output as it ends.
 one() {
-  local f=$1 name t0 t1 rc secs counts p fl pe more=""
-  name=$(basename "$f" .lua)
+  local m=$1 f=$2 name out t0 t1 rc secs counts p fl pe more="" block
+  settings "$m"
+  name=$(basename "$f" .lua) out=$outroot/specs-$m
   t0=$(date +%s.%N)
-  if [ -n "$preload" ]; then
-    LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0 $wrap "$interp" /usr/bin/busted "$f" > "$out/$name.log" 2>&1 </dev/null
-  else
-    $wrap "$interp" /usr/bin/busted "$f" > "$out/$name.log" 2>&1 </dev/null
-  fi
+  (
+    export LUA_PATH="$ROOT/src/?.lua;$ROOT/src/?/init.lua;;" LUA_CPATH="$cpath" STREAMCTL_ROOT="$ROOT"
+    [ "$tier" = unit ] && export STREAMCTL_SPEC_TIER=unit
+    if [ -n "$preload" ]; then export LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0; fi
+    exec nice -n "$nice" $wrap "$interp" /usr/bin/busted "$f"
+  ) > "$out/$name.log" 2>&1 </dev/null
   rc=$?
   t1=$(date +%s.%N)
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')
@@ -80,34 +128,49 @@ one() {
   set -- $counts
   p=${1:-0} fl=$(( ${2:-0} + ${3:-0} )) pe=${4:-0}
   [ -n "$counts" ] || [ "$rc" != 0 ] || rc=1 # (no summary line: busted died)
-  echo "$name $rc $secs $p $fl $pe" > "$out/$name.status"
+  echo "$f $rc $secs $p $fl $pe" > "$out/$name.status"
   [ "$pe" = 0 ] || more=", $pe pending (each says why in the log)"
   if [ "$rc" = 0 ]; then
-    printf '  ok     %-34s %6s s  %s passed%s\n' "$name" "$secs" "$p" "$more"
+    printf '  ok     %-8s %-32s %6s s  %s passed%s\n' "$m" "$name" "$secs" "$p" "$more"
   else
-    printf '  FAILED %-34s %6s s  %s passed, %s failed (exit %s): %s\n' "$name" "$secs" "$p" "$fl" "$rc" \
-      "$out/$name.log"
+    block=$(sed -n 's/^spec ports: \(block [0-9]*\):.*/\1/p' "$out/$name.log" | head -1)
+    printf '  FAILED %-8s %-32s %6s s  %s passed, %s failed (exit %s%s): %s\n' "$m" "$name" "$secs" "$p" "$fl" \
+      "$rc" "${block:+; ports of $block}" "$out/$name.log"
   fi
 }
 export -f one
+
 start=$(date +%s)
-printf '%s\n' "${files[@]}" | xargs -P "$jobs" -I{} bash -c 'one "$@"' _ {}
-status=0 passed=0 failed=0 broken=()
-for f in "${files[@]}"; do
-  name=$(basename "$f" .lua)
-  read -r _ rc _ p fl _ < "$out/$name.status"
-  passed=$((passed + p)) failed=$((failed + fl))
-  if [ "$rc" != 0 ]; then status=1; broken+=("$f"); fi
+echo "$list" | xargs -P "$jobs" -L 1 bash -c 'one "$@"' _
+elapsed=$(( $(date +%s) - start ))
+
+status=0 all_p=0 all_f=0
+for m in "${mode_list[@]}"; do
+  out=$outroot/specs-$m passed=0 failed=0 pending=0 n=0 broken=()
+  for s in "$out"/*.status; do
+    [ -f "$s" ] || continue
+    read -r f rc secs p fl pe < "$s"
+    passed=$((passed + p)) failed=$((failed + fl)) pending=$((pending + pe)) n=$((n + 1))
+    if [ "$rc" != 0 ]; then status=1; broken+=("$f"); fi
+    # (the times the next run orders its files by)
+    { grep -v "^$f " "$times/$m" 2>/dev/null; echo "$f $secs"; } > "$times/$m.new" && mv "$times/$m.new" "$times/$m"
+  done
+  echo "$passed $failed $pending" > "$out/count"
+  all_p=$((all_p + passed)) all_f=$((all_f + failed))
+  printf '%s: %d passed, %d failed, %d pending, %d files\n' "$m" "$passed" "$failed" "$pending" "$n"
+  settings "$m"
+  for f in "${broken[@]+"${broken[@]}"}"; do
+    name=$(basename "$f" .lua)
+    block=$(sed -n 's/^spec ports: block \([0-9]*\):.*/\1/p' "$out/$name.log" | head -1)
+    echo "FAILED $m $f: $out/$name.log (its end:)"
+    tail -25 "$out/$name.log" | sed 's/^/  | /'
+    printf '  replay alone: %s%sLUA_PATH="%s" LUA_CPATH="%s" STREAMCTL_ROOT=%s %s%s /usr/bin/busted %s\n' \
+      "${block:+STREAMCTL_SPEC_PORT_BLOCK=$block }" \
+      "${preload:+LD_PRELOAD=\"$preload\" ASAN_OPTIONS=detect_leaks=0 }" "$ROOT/src/?.lua;$ROOT/src/?/init.lua;;" \
+      "$cpath" "$ROOT" "${wrap:+$wrap }" "$interp" "$f"
+  done
 done
-echo "$passed $failed" > "$out/count"
-printf '%s: %d passed, %d failed, %d files, %d at once, in %d s\n' "$mode" "$passed" "$failed" "${#files[@]}" \
-  "$jobs" $(( $(date +%s) - start ))
-for f in "${broken[@]+"${broken[@]}"}"; do
-  name=$(basename "$f" .lua)
-  echo "FAILED $f: $out/$name.log (its end:)"
-  tail -25 "$out/$name.log" | sed 's/^/  | /'
-  printf '  replay alone: %sLUA_PATH="%s" LUA_CPATH="%s" STREAMCTL_ROOT=%s %s%s /usr/bin/busted %s\n' \
-    "${preload:+LD_PRELOAD=\"$preload\" ASAN_OPTIONS=detect_leaks=0 }" "$LUA_PATH" "$LUA_CPATH" "$ROOT" \
-    "${wrap:+$wrap }" "$interp" "$f"
-done
+label=$modes
+[ "$tier" = unit ] && label="$modes, unit tier"
+printf '%s: %d passed, %d failed, %d files at once, in %d s\n' "$label" "$all_p" "$all_f" "$jobs" "$elapsed"
 exit $status

@@ -111,6 +111,16 @@ local function claim()
   error("ports: every one of the " .. n .. " blocks of " .. M.BLOCK .. " ports is held by a live process")
 end
 
+--- Raises when this spec runs in the unit tier (STREAMCTL_SPEC_TIER=unit:
+-- tools/run-specs.sh -u), which holds the specs that start no server:
+-- every helper that starts one (or asks for ports to) calls it first.
+-- @tparam string what what the spec was starting
+function M.refuse_in_unit_tier(what)
+  if os.getenv("STREAMCTL_SPEC_TIER") == "unit" then
+    error("this spec starts " .. what .. ": it is not a unit spec (drop its line '-- tier: unit')", 3)
+  end
+end
+
 --- The block this process holds, as text for a message ("block 3: ports 10390-10439"), or nil.
 function M.describe()
   if not claimed then return nil end
@@ -121,6 +131,7 @@ end
 --- `n` distinct ports on 127.0.0.1 of this process's block that nothing
 -- listens on now (each bound to be sure, then closed).
 function M.free(n)
+  M.refuse_in_unit_tier("a server (it asks for ports)")
   local socket = require "socket"
   local out = {}
   while #out < n do

@@ -173,6 +173,7 @@ end
 --- A socket listening on 127.0.0.1 that never accepts: connects complete (in the
 -- kernel's backlog), commands are never answered. Close it with sock:close().
 function M.silent_server()
+  require("spec.helpers.ports").refuse_in_unit_tier("a silent server")
   local sock = assert(socket.bind("127.0.0.1", 0))
   local _, port = sock:getsockname()
   return sock, tonumber(port)

@@ -211,11 +211,28 @@ local function check_reports(rec, out)
   end
 end
 
+-- The model's changes of stream `key`, in their order (an index made once
+-- per record: scanning every change for every report made the checks
+-- quadratic in the run's length).
+local function changes_of(rec, key)
+  local index = rec.model.changes_by_stream
+  if not index then
+    index = {}
+    for _, c in ipairs(rec.model.changes) do
+      local l = index[c.stream]
+      if not l then l = {}; index[c.stream] = l end
+      l[#l + 1] = c
+    end
+    rec.model.changes_by_stream = index
+  end
+  return index[key] or {}
+end
+
 -- When the last arrival of `job` that changed stream `key` was applied (nil: none).
 local function last_apply(rec, job, key)
   local at
-  for _, c in ipairs(rec.model.changes) do
-    if c.stream == key and c.arrival.job == job then at = c.t end
+  for _, c in ipairs(changes_of(rec, key)) do
+    if c.arrival.job == job then at = c.t end
   end
   return at
 end
@@ -223,9 +240,9 @@ end
 -- The last change of stream `key` at or before t.
 local function last_change(rec, key, t)
   local last
-  for _, c in ipairs(rec.model.changes) do
+  for _, c in ipairs(changes_of(rec, key)) do
     if c.t > t then break end
-    if c.stream == key then last = c end
+    last = c
   end
   return last
 end

@@ -46,13 +46,25 @@ M.man_commands = cli_parser.man_commands
 M.read_text = input.read_text
 M.read_list = input.read_list
 
+-- The parser, made once per process: it depends on nothing but the
+-- providers' methods, and making it is most of a usage error's time
+-- (cli.main called again in one process: an embedding, the specs, the
+-- simulation). argparse keeps each parse's results apart from the parser.
+local the_parser
+local function get_parser()
+  if not the_parser then
+    the_parser = new_parser()
+    -- argparse hands its error handler the (sub)command being parsed: its
+    -- usage is the one to show.
+    the_parser.error = function(p, message) error({ usage = p:get_usage(), message = message }, 0) end
+  end
+  return the_parser
+end
+
 -- The command line parsed: the arguments, or nil and the exit status (the
 -- usage or the help said).
 local function parse(out, argv)
-  local parser = new_parser()
-  -- argparse hands its error handler the (sub)command being parsed: its
-  -- usage is the one to show.
-  parser.error = function(p, message) error({ usage = p:get_usage(), message = message }, 0) end
+  local parser = get_parser()
   local ok, args = pcall(parser.parse, parser, argv)
   if not ok then
     if type(args) ~= "table" then error(args, 0) end

@@ -1,0 +1,98 @@
+-- Shared state you can trust (spec/65-redis-faults-*: four files, run side by
+-- side; what they share is spec/helpers/redis_faults.lua): Redis loses what it
+-- held, restarts empty, stalls, evicts, or holds a schedule an hour ahead,
+-- mid-run, under ten independent processes on one account (and ZEGO processes
+-- on one AppId, on the same 20 streams), against the emulator counting the
+-- strictest way (a sliding window). Each case: zero throttled, every stream
+-- succeeded, every ZEGO Sequence accepted and, per stream, strictly increasing
+-- in the order the emulator received them; and each process said exactly what
+-- streamctl.store.redis says it says (counted line by line, never the
+-- password; a process whose run ended before the event says nothing).
+--
+-- This file: two RAM users' AccessKeys of one account on one budget, and ZEGO
+-- with Redis 5 ms away.
+--
+--   FLUSHALL                 -> "lost the shared rate-limit schedule ... its key is gone", once each
+--   kill -9 and restart      -> the same (and "failed" / "answers again" when a call fell in the gap)
+--   DEBUG SLEEP 3            -> "failed", then "answers again", once each; meanwhile rate / 10
+--                               (10 processes seen in the heartbeats, though nodes is 4)
+--   an evicting maxmemory    -> the policy warned once per process; evictions of other keys harmless
+--   a tat an hour ahead      -> "further ahead than any process reserves", once each; nobody sleeps
+--   two AccessKeys, one UID  -> one budget through account_id (without it: throttled)
+--   Redis 5 ms away (ZEGO)   -> at least 90% of the cap, one round trip per call
+--   a Redis that never answers, or stalls (one process): what a call hands out counts from its end
+--
+-- SPEC_FIGURES=1 prints each case's figures on stderr; SPEC_DEBUG=1 also
+-- every arrival time.
+local faults = require "spec.helpers.redis_faults"
+
+describe("shared state you can trust: Redis faults mid-run", function()
+  local F = faults.new()
+  lazy_setup(F.setup)
+  lazy_teardown(F.teardown)
+  after_each(F.cleanup)
+  local delayproxy, CAP, UID, KEYS = F.delayproxy, F.CAP, F.UID, F.KEYS
+  local rate_of, busiest_second, started, fresh_redis = F.rate_of, F.busiest_second, F.started, F.fresh_redis
+  local log_of, figures, run, check_outcome = F.log_of, F.figures, F.run, F.check_outcome
+  local check_all_lines, redis_url = F.check_all_lines, F.redis_url
+
+  it("two RAM users' AccessKeys of one account: one budget, zero throttled, with account_id or asking STS "
+    .. "(two budgets: throttled)", function()
+    local srv = fresh_redis()
+    -- `uid(k)`: the account_id the process with key k gives (nil: none, it asks STS)
+    local function key_opts(i, uid)
+      local k = i % 2 == 1 and KEYS.A or KEYS.B
+      local args = { "key=" .. k[1], "secret=" .. k[2] }
+      if uid and uid(k) then args[#args + 1] = "account_id=" .. uid(k) end
+      return args
+    end
+    for _, how in ipairs { "account_id", "STS" } do
+      local given = how == "account_id" and function() return UID end or nil
+      local o = { url = srv.url, aliyun = 10, count = 30, opts = function(i) return key_opts(i, given) end }
+      local r = run(o)
+      check_outcome(r, o)
+      check_all_lines(r, function() return {} end)
+      local rate = rate_of(r.ali)
+      assert.is_true(rate >= 0.9 * CAP.aliyun, how .. ": together only " .. rate .. " requests per second")
+      -- asking STS: once per process (each has one key), none with account_id
+      local asked = log_of("aliyun", "GetCallerIdentity")
+      assert.equal(how == "STS" and 10 or 0, #asked)
+      figures("two keys, " .. how, { throttled = r.ali_counters.throttled or 0, seconds = r.seconds, rate = rate,
+                                     busiest = busiest_second(r.ali), sts_calls = #asked })
+    end
+    -- each key on a budget of its own (each process names a different account, as keying by
+    -- AccessKeyId did): the account sees twice the cap
+    local o2 = { url = srv.url, aliyun = 2, count = 40,
+                 opts = function(i) return key_opts(i, function(k) return k == KEYS.A and "1" or "2" end) end }
+    local r2 = run(o2)
+    assert.equal(80, r2.sum.total)
+    assert.is_true((r2.ali_counters.throttled or 0) > 0, "two budgets on one account were never throttled")
+    figures("two keys, two budgets", { throttled = r2.ali_counters.throttled or 0 })
+  end)
+
+  describe("ZEGO with Redis 5 ms away (a delaying proxy)", function()
+    for _, procs in ipairs { 1, 3 } do
+      it(procs .. " process(es): at least 90% of the cap, and one round trip per call", function()
+        local srv = fresh_redis()
+        local proxy = delayproxy.start { target_port = srv.port, delay_ms = 5, max_seconds = 120 }
+        started[#started + 1] = proxy.stop
+        assert.equal("OK", srv:cli("CONFIG", "RESETSTAT"))
+        local o = { url = redis_url(proxy.port), zego = procs, ids = 20, rounds = math.floor(150 / procs) }
+        local r = run(o)
+        check_outcome(r, o)
+        check_all_lines(r, function() return {} end)
+        local rate = rate_of(r.zego)
+        local stats = srv:cli("INFO", "commandstats")
+        local evals = tonumber(stats:match("cmdstat_evalsha:calls=(%d+)") or 0)
+          + tonumber(stats:match("cmdstat_eval:calls=(%d+)") or 0)
+        local calls = r.zego_counters.accepted
+        figures("ZEGO 5 ms x" .. procs, { throttled = r.zego_counters.throttled or 0, seconds = r.seconds,
+          rate = rate, calls = calls, evals = evals, per_call = evals / calls, busiest = busiest_second(r.zego) })
+        assert.is_true(rate >= 0.9 * CAP.zego, "only " .. rate .. " calls per second")
+        -- one script call per call; a few more per process: the first
+        -- (NOSCRIPT, then EVAL) and the first use's pause, asked about again
+        assert.is_true(evals <= calls * 1.05 + 6 * procs, evals .. " script calls for " .. calls .. " calls")
+      end)
+    end
+  end)
+end)

@@ -1,0 +1,94 @@
+-- Shared state you can trust (spec/65-redis-faults-*: four files, run side by
+-- side; what they share is spec/helpers/redis_faults.lua): Redis loses what it
+-- held, restarts empty, stalls, evicts, or holds a schedule an hour ahead,
+-- mid-run, under ten independent processes on one account (and ZEGO processes
+-- on one AppId, on the same 20 streams), against the emulator counting the
+-- strictest way (a sliding window). Each case: zero throttled, every stream
+-- succeeded, every ZEGO Sequence accepted and, per stream, strictly increasing
+-- in the order the emulator received them; and each process said exactly what
+-- streamctl.store.redis says it says (counted line by line, never the
+-- password; a process whose run ended before the event says nothing).
+--
+-- This file: what Redis holds goes wrong: an evicting maxmemory beside a cache
+-- that fills it, and a schedule an hour ahead mid-run.
+--
+--   FLUSHALL                 -> "lost the shared rate-limit schedule ... its key is gone", once each
+--   kill -9 and restart      -> the same (and "failed" / "answers again" when a call fell in the gap)
+--   DEBUG SLEEP 3            -> "failed", then "answers again", once each; meanwhile rate / 10
+--                               (10 processes seen in the heartbeats, though nodes is 4)
+--   an evicting maxmemory    -> the policy warned once per process; evictions of other keys harmless
+--   a tat an hour ahead      -> "further ahead than any process reserves", once each; nobody sleeps
+--   two AccessKeys, one UID  -> one budget through account_id (without it: throttled)
+--   Redis 5 ms away (ZEGO)   -> at least 90% of the cap, one round trip per call
+--   a Redis that never answers, or stalls (one process): what a call hands out counts from its end
+--
+-- SPEC_FIGURES=1 prints each case's figures on stderr; SPEC_DEBUG=1 also
+-- every arrival time.
+local faults = require "spec.helpers.redis_faults"
+
+describe("shared state you can trust: Redis faults mid-run", function()
+  local F = faults.new()
+  lazy_setup(F.setup)
+  lazy_teardown(F.teardown)
+  after_each(F.cleanup)
+  local cjson, store, RATE, PASSWORD = F.cjson, F.store, F.RATE, F.PASSWORD
+  local ALI_TAG, ZEGO_TAG, sleep, now = F.ALI_TAG, F.ZEGO_TAG, F.sleep, F.now
+  local said, rate_of, busiest_second, fresh_redis = F.said, F.rate_of, F.busiest_second, F.fresh_redis
+  local start_client, report_of, figures, run = F.start_client, F.report_of, F.figures, F.run
+  local check_outcome, check_all_lines, once_if_running = F.check_outcome, F.check_all_lines, F.once_if_running
+
+  for _, policy in ipairs { "allkeys-lru", "volatile-ttl" } do
+    it("an evicting maxmemory (" .. policy .. ") beside a cache that fills it: warned once per process, "
+      .. "zero throttled, nothing lost", function()
+      local srv = fresh_redis { "--maxmemory", "4mb", "--maxmemory-policy", policy }
+      local filler = start_client { "fill", srv.port, PASSWORD, 16, policy == "volatile-ttl" and 600 or 0 }
+      local o = { url = srv.url, aliyun = 10, count = 40, zego = 2, ids = 20, rounds = 60 }
+      local r = run(o)
+      local fill = cjson.decode((assert(report_of(filler), "the filler printed nothing")))
+      check_outcome(r, o)
+      for i, rep in ipairs(r.reports) do assert.equal(policy, rep.policy, "process " .. i .. "'s connection") end
+      local evicted = tonumber(srv:cli("INFO", "stats"):match("evicted_keys:(%d+)"))
+      assert.is_true(evicted > 100, "evicted only " .. tostring(evicted) .. " keys")
+      local s = said("127.0.0.1:" .. srv.port)
+      -- (allkeys-lru may take streamctl's own hash, rarely: each time, each
+      -- process says so; volatile-* never takes it, it has no expiry)
+      local losses = policy == "allkeys-lru" and 100 or 0
+      local total = check_all_lines(r, function(kind)
+        return { { s.policy(policy), 1 }, { s.gone(kind == "zego" and ZEGO_TAG or ALI_TAG), 0, losses } }
+      end)
+      figures("maxmemory " .. policy, { throttled = r.ali_counters.throttled or 0,
+        zthrottled = r.zego_counters.throttled or 0, seconds = r.seconds, evicted = evicted, filled = fill.set,
+        fill_errors = fill.errors, losses_ali = total.aliyun2, losses_zego = total.zego2,
+        busiest = busiest_second(r.ali), zbusiest = busiest_second(r.zego) })
+    end)
+  end
+
+  it("a schedule an hour ahead mid-run: said once by each process as further ahead than possible; "
+    .. "nobody sleeps on it", function()
+    local srv = fresh_redis()
+    local o = { url = srv.url, aliyun = 10, count = 50 }
+    local key = "streamctl:{" .. ALI_TAG .. "}:rl"
+    o.event = function(t0)
+      sleep(6 - (now() - t0))
+      local secs, usecs = srv:cli("TIME"):match("^(%d+)\n(%d+)$")
+      local ahead = string.format("%.0f", (tonumber(secs) + 3600) * 1e6 + tonumber(usecs))
+      assert.equal("0", srv:cli("HSET", key, "tat:ResumeLiveStream", ahead)) -- (the field was there)
+      return { ahead = now() }
+    end
+    local r = run(o)
+    check_outcome(r, o)
+    local s = said("127.0.0.1:" .. srv.port)
+    local total = check_all_lines(r, function(_, rep)
+      local lo, hi = once_if_running(rep, r.marks.ahead)
+      return { { s.ahead(ALI_TAG), lo, hi } }
+    end)
+    -- the run's own time (500 at the rate), the first use's pause and the
+    -- loss's, and a few seconds for a loaded machine
+    local expected = o.aliyun * o.count / RATE.aliyun + 2 * store.LOSS_PAUSE
+    for i, rep in ipairs(r.reports) do
+      assert.is_true(rep.seconds < expected + 4, "process " .. i .. " took " .. rep.seconds .. " s")
+    end
+    figures("an hour ahead", { throttled = r.ali_counters.throttled or 0, lines = total.aliyun1, seconds = r.seconds, expected = expected,
+      busiest = busiest_second(r.ali), rate = rate_of(r.ali) })
+  end)
+end)
