@@ -11,9 +11,11 @@
 # valgrind (Lua 5.4 under valgrind: no definite leak, no invalid read or
 # write, exit 99 otherwise) and asan (Lua 5.4 against the C modules make
 # asan builds with ASan/UBSan into build/asan, the runtime preloaded: any
-# report aborts), joined by commas: their files share one pool of JOBS
-# (valgrind's and asan's at nice 10: they fill the cores while the others
-# wait on their servers, and never hold those back).
+# report aborts), joined by commas: their files share one pool of JOBS.
+# What is CPU-bound runs at nice 10 (valgrind's and asan's files, and the
+# unit tier's: pure Lua, a fake clock), so it fills the cores while the
+# others wait on their servers and never holds back the specs that time
+# real servers.
 # -u: the unit tier, the specs that start no server (a spec says so on a
 # line "-- tier: unit" of its own; with STREAMCTL_SPEC_TIER=unit the helpers
 # refuse to start one, so a spec that says it wrongly fails).
@@ -112,6 +114,7 @@ export -f settings
 one() {
   local m=$1 f=$2 name out t0 t1 rc secs counts p fl pe more="" block
   settings "$m"
+  grep -q '^-- tier: unit$' "$f" && nice=10
   name=$(basename "$f" .lua) out=$outroot/specs-$m
   t0=$(date +%s.%N)
   (
