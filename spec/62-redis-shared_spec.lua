@@ -1,3 +1,4 @@
+-- load: heavy
 -- One provider budget across machines: independent clients (separate Lua
 -- processes and two nginx servers, none sharing anything but a Redis) act on
 -- one account against the emulator counting the strictest way (a sliding

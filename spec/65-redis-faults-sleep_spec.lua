@@ -1,3 +1,4 @@
+-- load: heavy
 -- Shared state you can trust (spec/65-redis-faults-*: four files, run side by
 -- side; what they share is spec/helpers/redis_faults.lua): Redis loses what it
 -- held, restarts empty, stalls, evicts, or holds a schedule an hour ahead,

@@ -1,3 +1,4 @@
+-- load: heavy
 -- The shared-dict stores (streamctl.store.shdict) when the dict or nginx
 -- misbehaves, against the emulator counting the strictest way (a sliding
 -- window: at most N accepted in any 1 s), with real nginx workers:

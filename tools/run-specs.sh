@@ -16,6 +16,7 @@
 # unit tier's: pure Lua, a fake clock), so it fills the cores while the
 # others wait on their servers and never holds back the specs that time
 # real servers.
+# HEAVY_JOBS (3): how many of the pool's files may be heavy at once (below).
 # -u: the unit tier, the specs that start no server (a spec says so on a
 # line "-- tier: unit" of its own; with STREAMCTL_SPEC_TIER=unit the helpers
 # refuse to start one, so a spec that says it wrongly fails).
@@ -106,8 +107,6 @@ done | sort -k1,1 -rn -s | cut -d' ' -f2-) || exit 2
 [ -n "$list" ] || { echo "run-specs: no spec file to run" >&2; exit 2; }
 for m in "${mode_list[@]}"; do rm -rf "$outroot/specs-$m" && mkdir -p "$outroot/specs-$m"; done
 
-export ROOT tier outroot
-export -f settings
 
 # One file under one mode: its log, its status line ("file rc seconds passed
 # failed pending"), and its line on standard output as it ends.
@@ -141,10 +140,36 @@ one() {
       "$rc" "${block:+; ports of $block}" "$out/$name.log"
   fi
 }
-export -f one
 
 start=$(date +%s)
-echo "$list" | xargs -P "$jobs" -L 1 bash -c 'one "$@"' _
+# The pool: JOBS files at once, of which HEAVY_JOBS at most are heavy (a
+# spec's line "-- load: heavy": many processes or nginx workers at a
+# provider's cap, under the emulator's strictest count); a heavy file that
+# must wait lets the next light one go first.
+heavy_jobs=${HEAVY_JOBS:-3}
+mapfile -t queue <<< "$list"
+declare -A weight
+running=0 heavy=0
+while [ ${#queue[@]} -gt 0 ] || [ "$running" -gt 0 ]; do
+  started=
+  if [ "$running" -lt "$jobs" ]; then
+    for i in "${!queue[@]}"; do
+      read -r m f <<< "${queue[$i]}"
+      h=0
+      grep -q '^-- load: heavy$' "$f" && h=1
+      [ "$h" = 1 ] && [ "$heavy" -ge "$heavy_jobs" ] && continue
+      one "$m" "$f" &
+      weight[$!]=$h running=$((running + 1)) heavy=$((heavy + h)) started=1
+      unset 'queue[i]'
+      break
+    done
+  fi
+  if [ -z "$started" ]; then
+    wait -n -p ended
+    running=$((running - 1)) heavy=$((heavy - ${weight[$ended]:-0}))
+    unset 'weight[$ended]'
+  fi
+done
 elapsed=$(( $(date +%s) - start ))
 
 status=0 all_p=0 all_f=0
