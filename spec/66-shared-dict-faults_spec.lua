@@ -53,10 +53,15 @@ function jobs.zego(job, w)
   return report
 end
 
--- Aliyun: resumes PREFIX-COUNT streams of its own.
+-- Aliyun: resumes PREFIX-COUNT streams of its own (job.first_sent: when
+-- its first request was handed to the transport, its pacing done).
 function jobs.aliyun(job, w)
   local c = assert(streamctl.aliyun.new { endpoint = getenv("ALIYUN"), access_key_id = "LTAIemulatorKey",
-    access_key_secret = "emulator-secret", shared_dict = "streamctl" })
+    access_key_secret = "emulator-secret", shared_dict = "streamctl",
+    on_attempt = function(info)
+      local sent = now() - info.seconds
+      if not job.first_sent or sent < job.first_sent then job.first_sent = sent end
+    end })
   local names = {}
   for i = 1, job.count do names[i] = job.prefix .. "-w" .. w .. "-" .. i end
   local report = assert(c:resume_live_streams { domain_name = "push.example.com", app_name = "live",
@@ -70,7 +75,7 @@ local function run(job)
   local w = ngx.worker.id()
   local t0 = now()
   local ok, report = pcall(jobs[job.kind], job, w)
-  local out = { worker = w, pid = ngx.worker.pid(), t0 = t0, t1 = now() }
+  local out = { worker = w, pid = ngx.worker.pid(), t0 = t0, t1 = now(), first_sent = job.first_sent }
   if not ok then
     out.error = tostring(report)
     return out
@@ -565,16 +570,16 @@ describe("the shared-dict stores under faults", function()
       assert.same({ accepted = 180, throttled = 0 }, { accepted = c.accepted, throttled = c.throttled or 0 })
       local entries = log_of(emulator, "aliyun", "ResumeLiveStream")
       assert.is_true(densest_second(entries) <= CAP.aliyun)
-      -- The new workers found the schedule: their first request went out
-      -- within the horizon (0.5 s) and a little, not after a fresh dict's 1.05 s.
-      local first_new
-      for _, e in ipairs(entries) do
-        if (e.params.StreamName or ""):find("^new%-request") then first_new = first_new or e.real_time end
-      end
-      local wait = first_new - sent_new_at
-      print(string.format("\n[66] reload: %d old workers -> %d new; the first new request %.3f s after it was "
-        .. "asked, %d arrivals, at most %d in a second", #old_pids, #new_pids, wait, #entries,
-        densest_second(entries)))
+      -- The new workers found the schedule: their first request was sent
+      -- within the horizon (0.75 s) of a new worker beginning its batch, not
+      -- after a fresh dict's 1.05 s. (Timed in the workers, from the start
+      -- of the batch to the first request handed to the transport: on a
+      -- busy machine the arrival can trail that by a few tenths.)
+      local began = math.min(answers[2].t0, answers[3].t0)
+      local wait = math.min(answers[2].first_sent, answers[3].first_sent) - began
+      print(string.format("\n[66] reload: %d old workers -> %d new, %.3f s after they were asked; the first new "
+        .. "request sent %.3f s after a new worker began, %d arrivals, at most %d in a second", #old_pids,
+        #new_pids, began - sent_new_at, wait, #entries, densest_second(entries)))
       assert.is_true(wait < 0.95, "the new workers waited " .. wait .. " s: the schedule was lost")
       local lines = notable(srv:error_log())
       assert.equal("", others(lines, {}))
