@@ -1324,7 +1324,7 @@ describe("streamctl emulator operations", function()
       local t0 = socket.gettime()
       for i, p in ipairs(plan) do
         local wait = t0 + (p.at or 0) - socket.gettime()
-        if wait > 0 then
+        if wait > 0 then -- (real time: the emulator's limits count real arrivals, as a provider's do)
           socket.sleep(wait)
         end
         local sent = socket.gettime()
@@ -1747,7 +1747,8 @@ describe("streamctl emulator operations", function()
         local t0 = socket.gettime()
         assert.are.same(oks(2 * N), verdicts((timed(first))))
         local first_done = socket.gettime()
-        -- half a second in: the window is full, so these are refused
+        -- half a second in: the window is full, so these are refused (real
+        -- time: the emulator's limits count real arrivals, as a provider's do)
         socket.sleep(math.max(0, t0 + 0.5 - socket.gettime()))
         local refused_at = socket.gettime()
         assert.are.same({ "throttled", "throttled" }, verdicts((timed(refused))))
