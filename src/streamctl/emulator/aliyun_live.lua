@@ -6,7 +6,7 @@
 --                            caller), info.applied (state changed or read done),
 --                            info.detail (what happened, for the request log)
 -- or
---   nil, code, message    -- an error code from the table in aliyun.lua
+--   nil, code, message    -- an error code from the table in aliyun_response.lua
 --
 -- State (global to the emulator, not per account; `account` records who wrote):
 --   streams["<domain>/<app>/<stream>"] = { DomainName, AppName, StreamName,

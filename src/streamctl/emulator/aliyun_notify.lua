@@ -2,7 +2,7 @@
 -- operations and the publish / publish_done callbacks they make the emulator
 -- send (callbacks.lua delivers them).
 --
--- Operations (version 2016-11-01; the gateway checks of aliyun.lua apply;
+-- Operations (version 2016-11-01; the gateway checks of aliyun_gateway.lua apply;
 -- each returns fields, info or nil, code, message as aliyun_live.lua's do):
 --   SetLiveStreamsNotifyUrlConfig   DomainName*, NotifyUrl* (http:// or https://
 --       with a host), NotifyReqAuth yes|no (default no), NotifyAuthKey (required

@@ -16,7 +16,7 @@
 --     the AccessKeyId), and the root key of an account of its own otherwise
 --     (the existing meaning of a key without "account"). The UID of a key
 --     without "account" is derived from its AccessKeyId (16 digits, the same
---     every run); its rate-limit budget stays its own (aliyun.lua).
+--     every run); its rate-limit budget stays its own (aliyun_gateway.lua).
 --
 --   roles: { "acs:ram::<uid>:role/<name>": {
 --       "max_session_duration": 3600,      -- 3600..43200 (RAM's range); default 3600

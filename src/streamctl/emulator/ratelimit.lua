@@ -44,7 +44,7 @@
 -- Keys are built by the callers: one per budget and action. Aliyun's budget
 -- is the account's ("uid\0<UID>\0<action>" for a key configured with an
 -- account UID, shared by every key of that UID; "key\0<AccessKeyId>\0<action>"
--- for a key that is an account of its own: aliyun.lua); ZEGO's is the app's
+-- for a key that is an account of its own: aliyun_gateway.lua); ZEGO's is the app's
 -- ("<AppId>\0<action>"). State lives in this module (single worker).
 -- This module needs no nginx API at load time, so config.lua can use
 -- ALGORITHMS outside nginx too.

@@ -1,6 +1,6 @@
 -- Temporary credentials the emulator issues (STS sessions): by AssumeRole,
 -- AssumeRoleWithOIDC, the ECS metadata service and the credentials URI. An
--- issued key is looked up like a configured one (aliyun.lua): it signs with
+-- issued key is looked up like a configured one (aliyun_gateway.lua): it signs with
 -- its secret, must carry its SecurityToken, and is refused once its
 -- Expiration has passed on the emulator clock (InvalidSecurityToken.Expired).
 -- It belongs to its role's account: that UID's rate-limit budget (and the

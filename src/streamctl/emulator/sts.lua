@@ -1,9 +1,9 @@
 -- Security Token Service (product Sts, version 2015-04-01, RPC style) as the
--- emulator answers it on the Aliyun ports. aliyun.lua routes a request here by
+-- emulator answers it on the Aliyun ports. aliyun_products.lua routes a request here by
 -- its Version (V1 `Version`, V3 `x-acs-version`): 2015-04-01 is STS, whatever
 -- the Host header says, so a client pointed at the emulator's one endpoint
 -- reaches both products. The gateway checks (signature, clock, nonce, rate
--- limit per account and action) are aliyun.lua's, the same as for Live.
+-- limit per account and action) are aliyun_gateway.lua's, the same as for Live.
 --
 -- Operations (each takes the parameters and a context { ak, principal (the
 -- caller's config entry or STS session, nil when anonymous), now, cfg

@@ -1,7 +1,7 @@
 -- ZEGO streams being published, and the server callbacks stream_create and
 -- stream_close (callbacks.lua delivers them). The emulator has no
 -- publishers: POST /_emulator/zego_online marks streams published, DELETE
--- stops them (server.lua).
+-- stops them (control_online.lua).
 --
 -- A spec: {"app_id","stream_id","room_id","user_id"} (strings; app_id a
 -- configured AppId, also as a number), optional "user_name" (default the
