@@ -5,7 +5,8 @@
 #        holds the functions nested in it, so they count.
 #   C:   Universal Ctags gives each function's end line (--fields=+ne).
 # Usage: bench/sizes.sh [TOP]   (TOP: how many files and functions to list, 15 by default)
-# Run from the repository's root; reads src/streamctl (the library, emulator aside) and csrc.
+# Run from the repository's root; reads src/streamctl (the library, emulator aside) and csrc, then the
+# emulator apart.
 set -eu
 top=${1:-15}
 lib=$(find src/streamctl -name '*.lua' -not -path '*/emulator/*' | sort)
@@ -23,3 +24,10 @@ echo "$funcs" | head -n "$top"
 echo "== over the limits: files over 500 lines, functions over 80"
 echo "$files" | awk '$1 > 500 { print "  file " $0; n++ } END { if (!n) print "  no file" }'
 echo "$funcs" | awk '$1 > 80 { print "  function " $0; n++ } END { if (!n) print "  no function" }'
+# The emulator (its own rock) is held to the same limits, listed apart.
+emu=$(find src/streamctl/emulator -name '*.lua' | sort)
+echo "== over the limits in the emulator"
+wc -l $emu | grep -v ' total$' | awk '$1 > 500 { print "  file " $0; n++ } END { if (!n) print "  no file" }'
+for f in $emu; do
+  luac5.4 -p -l "$f" | sed -nE 's/^function <([^:]+):([0-9]+),([0-9]+)>.*/\1 \2 \3/p'
+done | awk '{ n = $3 - $2 + 1; if (n > 80) { print "  function " n "  " $1 ":" $2; k++ } } END { if (!k) print "  no function" }'
