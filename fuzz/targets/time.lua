@@ -1,7 +1,7 @@
 -- Times: a UTC timestamp parses to seconds that write back as the same text
 -- (or is refused with a reason); an HTTP date parses or gives nil; neither raises.
 local core = require "streamctl.core"
-local client = require "streamctl.pipeline.client"
+local decode = require "streamctl.pipeline.decode"
 local u = require "targets.util"
 
 return function(data)
@@ -12,6 +12,6 @@ return function(data)
   else
     u.check(type(why) == "string", "refused without a reason")
   end
-  local d = client.parse_http_date(data)
+  local d = decode.parse_http_date(data)
   u.check(d == nil or math.type == nil or math.type(d) == "integer", "an HTTP date that is not whole seconds")
 end
