@@ -144,6 +144,9 @@ static:
 # runs (installs what is missing; check, static analysis, the docs, the
 # suite under valgrind and against ASan/UBSan builds in the same pool,
 # fuzz-smoke and chaos-short). Each says what it ran and how long it took.
+# (make test's two pools one after the other: valgrind's and ASan's files
+# beside the specs that time real servers under both interpreters made
+# those late now and then: throttled, or under 90% of a cap.)
 check-unit:
 	$(call TIER,build-5.4,tools/run-specs.sh -u lua5.4 $(UNIT_JOBS) $(SPECS),the unit tier under Lua 5.4)
 check:
@@ -151,10 +154,10 @@ check:
 	  $(call SUMMARY_SH,lua5.4 luajit); [ $$r = 0 ],build$(COMMA) lint$(COMMA) every spec under Lua 5.4 and LuaJIT)
 test:
 	$(call TIER,deps build lint static check-doc asan-build fuzz-build,tools/run-specs.sh \
-	  lua5.4$(COMMA)luajit$(COMMA)valgrind$(COMMA)asan $(TEST_JOBS) $(SPECS); r=$$?; \
-	  $(call SUMMARY_SH,lua5.4 luajit valgrind asan); [ $$r = 0 ] && $(FUZZ_BESIDE_CHAOS),deps$(COMMA) build$(COMMA) \
-	  lint$(COMMA) static analysis$(COMMA) the docs$(COMMA) every spec under Lua 5.4$(COMMA) LuaJIT$(COMMA) valgrind \
-	  and ASan/UBSan$(COMMA) fuzz-smoke$(COMMA) chaos-short)
+	  lua5.4$(COMMA)luajit $(TEST_JOBS) $(SPECS); r=$$?; tools/run-specs.sh valgrind$(COMMA)asan $(TEST_JOBS) \
+	  $(SPECS) || r=1; $(call SUMMARY_SH,lua5.4 luajit valgrind asan); [ $$r = 0 ] && \
+	  $(FUZZ_BESIDE_CHAOS),deps$(COMMA) build$(COMMA) lint$(COMMA) static analysis$(COMMA) the docs$(COMMA) every spec under Lua 5.4 and \
+	  LuaJIT$(COMMA) then under valgrind and ASan/UBSan$(COMMA) fuzz-smoke$(COMMA) chaos-short)
 # fuzz-smoke (one core, at nice 10) while chaos-short runs, its output after.
 FUZZ_BESIDE_CHAOS = { nice -n 10 $(MAKE) --no-print-directory fuzz-smoke > build/fuzz-smoke.log 2>&1 & fz=$$!; \
 	$(MAKE) --no-print-directory chaos-short; c=$$?; wait $$fz; f=$$?; cat build/fuzz-smoke.log; \

@@ -15,7 +15,7 @@
 # What is CPU-bound runs at nice 10 (valgrind's and asan's files, and the
 # unit tier's: pure Lua, a fake clock), so it fills the cores while the
 # others wait on their servers and never holds back the specs that time
-# real servers.
+# real servers; a heavy file (below) runs at nice 0 in every mode.
 # HEAVY_JOBS (3): how many of the pool's files may be heavy at once (below).
 # -u: the unit tier, the specs that start no server (a spec says so on a
 # line "-- tier: unit" of its own; with STREAMCTL_SPEC_TIER=unit the helpers
@@ -114,6 +114,7 @@ one() {
   local m=$1 f=$2 name out t0 t1 rc secs counts p fl pe more="" block
   settings "$m"
   grep -q '^-- tier: unit$' "$f" && nice=10
+  grep -q '^-- load: heavy$' "$f" && nice=0 # (it times real servers, whatever the mode)
   name=$(basename "$f" .lua) out=$outroot/specs-$m
   t0=$(date +%s.%N)
   (
