@@ -22,21 +22,8 @@ M.FIRST = 10240
 local claimed   -- the block this process holds: its number
 local next_port -- the next port of the block to hand out
 
-local function sh_ok(cmd)
-  local a, _, c = os.execute(cmd)
-  if type(a) == "number" then return a == 0 end
-  return a == true and (c == nil or c == 0)
-end
-
-local function quote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local process = require "spec.helpers.process"
+local sh_ok, quote, read = process.run, process.quote, process.read_file
 
 -- The first port of the kernel's ephemeral range (32768 when it cannot be read).
 local function ephemeral_low()
