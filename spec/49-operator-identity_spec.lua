@@ -140,10 +140,13 @@ describe("the operator's layer under faults: identities", function()
       local home = home_with { [".alibabacloud/credentials"] = INI_DEFAULT }
       os.execute("mkdir -p " .. q(home .. "/.aliyun") .. "; mkfifo " .. q(home .. "/.aliyun/config.json"))
       -- (a writer for 2 s at most: code that opens the FIFO to read it gets an empty file, not a hang)
-      os.execute("timeout 2 sh -c " .. q("exec 3>>" .. q(home .. "/.aliyun/config.json")) .. " >/dev/null 2>&1 &")
+      local writer = process.spawn("timeout 2 sh -c " .. q("exec 3>>" .. q(home .. "/.aliyun/config.json"))
+        .. " >/dev/null 2>&1")
       local c, err = credentials.aliyun { home = home, getenv = env {} }
       assert.is_nil(c)
       assert.equal(home .. "/.aliyun/config.json is not a file (a FIFO)", err)
+      -- (ended first: a writer that started late, on a busy machine, made the path a file after the rm)
+      process.stop(writer)
       os.execute("rm -f " .. q(home .. "/.aliyun/config.json"))
       process.write_file(home .. "/.aliyun/config.json", '{"current":"dev",\n"profiles":[')
       c, err = credentials.aliyun { home = home, getenv = env {} }
