@@ -16,7 +16,7 @@
 # unit tier's: pure Lua, a fake clock), so it fills the cores while the
 # others wait on their servers and never holds back the specs that time
 # real servers; a heavy file (below) runs at nice 0 in every mode.
-# HEAVY_JOBS (3): how many of the pool's files may be heavy at once (below).
+# HEAVY_JOBS (3): how many heavy files may run at once on this machine (below).
 # -u: the unit tier, the specs that start no server (a spec says so on a
 # line "-- tier: unit" of its own; with STREAMCTL_SPEC_TIER=unit the helpers
 # refuse to start one, so a spec that says it wrongly fails).
@@ -38,6 +38,7 @@ modes=${1:?modes: lua5.4, luajit, valgrind or asan, joined by commas}
 jobs=${2:?jobs}
 shift 2
 given=("$@")
+heavy_jobs=${HEAVY_JOBS:-3}
 
 # A mode's settings: interp, cpath, wrap, preload, nice and skip (a pattern
 # of the files it leaves out).
@@ -108,13 +109,42 @@ done | sort -k1,1 -rn -s | cut -d' ' -f2-) || exit 2
 for m in "${mode_list[@]}"; do rm -rf "$outroot/specs-$m" && mkdir -p "$outroot/specs-$m"; done
 
 
+# A heavy file's slot, machine-wide: one of HEAVY_JOBS directories under
+# $TMPDIR/streamctl-spec-heavy, holding its owner's pid, so that two runs of
+# the suite at once hold no more heavy files between them than one does. A
+# slot whose owner is gone is taken over under a second directory of its
+# own, as spec/helpers/ports.lua takes over a port block. Waits until one
+# is free; sets `slot`.
+heavy_slot() {
+  local dir=${TMPDIR:-/tmp}/streamctl-spec-heavy i owner
+  mkdir -p "$dir"
+  while :; do
+    for ((i = 0; i < heavy_jobs; i++)); do
+      if mkdir "$dir/$i" 2>/dev/null; then
+        echo "$BASHPID" > "$dir/$i/pid"
+        slot=$dir/$i
+        return
+      fi
+      owner=$(cat "$dir/$i/pid" 2>/dev/null)
+      if [ -n "$owner" ] && ! kill -0 "$owner" 2>/dev/null && mkdir "$dir/$i.takeover" 2>/dev/null; then
+        [ "$(cat "$dir/$i/pid" 2>/dev/null)" = "$owner" ] && rm -rf "$dir/$i"
+        rmdir "$dir/$i.takeover"
+      fi
+    done
+    sleep 0.5
+  done
+}
+
 # One file under one mode: its log, its status line ("file rc seconds passed
 # failed pending"), and its line on standard output as it ends.
 one() {
-  local m=$1 f=$2 name out t0 t1 rc secs counts p fl pe more="" block
+  local m=$1 f=$2 name out t0 t1 rc secs counts p fl pe more="" block slot=""
   settings "$m"
   grep -q '^-- tier: unit$' "$f" && nice=10
-  grep -q '^-- load: heavy$' "$f" && nice=0 # (it times real servers, whatever the mode)
+  if grep -q '^-- load: heavy$' "$f"; then
+    nice=0 # (it times real servers, whatever the mode)
+    heavy_slot
+  fi
   name=$(basename "$f" .lua) out=$outroot/specs-$m
   t0=$(date +%s.%N)
   (
@@ -125,6 +155,7 @@ one() {
   ) > "$out/$name.log" 2>&1 </dev/null
   rc=$?
   t1=$(date +%s.%N)
+  [ -z "$slot" ] || rm -rf "$slot"
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')
   counts=$(sed -n 's/^\([0-9]*\) success\(es\)* \/ \([0-9]*\) failures* \/ \([0-9]*\) errors* \/ \([0-9]*\) pending.*/\1 \3 \4 \5/p' \
     "$out/$name.log" | tail -1)
@@ -145,9 +176,9 @@ one() {
 start=$(date +%s)
 # The pool: JOBS files at once, of which HEAVY_JOBS at most are heavy (a
 # spec's line "-- load: heavy": many processes or nginx workers at a
-# provider's cap, under the emulator's strictest count); a heavy file that
-# must wait lets the next light one go first.
-heavy_jobs=${HEAVY_JOBS:-3}
+# provider's cap, under the emulator's strictest count), on this machine
+# whatever else runs the suite (heavy_slot); a heavy file that must wait
+# lets the next light one go first.
 mapfile -t queue <<< "$list"
 declare -A weight
 running=0 heavy=0
