@@ -16,7 +16,8 @@
 # unit tier's: pure Lua, a fake clock), so it fills the cores while the
 # others wait on their servers and never holds back the specs that time
 # real servers; a heavy file (below) runs at nice 0 in every mode.
-# HEAVY_JOBS (3): how many heavy files may run at once on this machine (below).
+# HEAVY_JOBS (3): how many heavy files may run at once on this machine, and
+# SPEC_MACHINE_JOBS (8) how many files, whatever else runs the suite (below).
 # -u: the unit tier, the specs that start no server (a spec says so on a
 # line "-- tier: unit" of its own; with STREAMCTL_SPEC_TIER=unit the helpers
 # refuse to start one, so a spec that says it wrongly fails).
@@ -39,6 +40,7 @@ jobs=${2:?jobs}
 shift 2
 given=("$@")
 heavy_jobs=${HEAVY_JOBS:-3}
+machine_jobs=${SPEC_MACHINE_JOBS:-8}
 
 # A mode's settings: interp, cpath, wrap, preload, nice and skip (a pattern
 # of the files it leaves out).
@@ -109,20 +111,21 @@ done | sort -k1,1 -rn -s | cut -d' ' -f2-) || exit 2
 for m in "${mode_list[@]}"; do rm -rf "$outroot/specs-$m" && mkdir -p "$outroot/specs-$m"; done
 
 
-# A heavy file's slot, machine-wide: one of HEAVY_JOBS directories under
-# $TMPDIR/streamctl-spec-heavy, holding its owner's pid, so that two runs of
-# the suite at once hold no more heavy files between them than one does. A
-# slot whose owner is gone is taken over under a second directory of its
-# own, as spec/helpers/ports.lua takes over a port block. Waits until one
-# is free; sets `slot`.
-heavy_slot() {
-  local dir=${TMPDIR:-/tmp}/streamctl-spec-heavy i owner
+# A slot of a machine-wide pool: one of N directories under
+# $TMPDIR/streamctl-spec-NAME, holding its owner's pid, so that two runs of
+# the suite at once hold no more files between them than one does (pool
+# "jobs", SPEC_MACHINE_JOBS: files running; pool "heavy", HEAVY_JOBS: heavy
+# files). A slot whose owner is gone is taken over under a second directory
+# of its own, as spec/helpers/ports.lua takes over a port block. Waits until
+# one is free (OWNER, a pid, holds it); prints its directory.
+machine_slot() {
+  local dir=${TMPDIR:-/tmp}/streamctl-spec-$1 n=$2 me=$3 i owner
   mkdir -p "$dir"
   while :; do
-    for ((i = 0; i < heavy_jobs; i++)); do
+    for ((i = 0; i < n; i++)); do
       if mkdir "$dir/$i" 2>/dev/null; then
-        echo "$BASHPID" > "$dir/$i/pid"
-        slot=$dir/$i
+        echo "$me" > "$dir/$i/pid"
+        echo "$dir/$i"
         return
       fi
       owner=$(cat "$dir/$i/pid" 2>/dev/null)
@@ -138,12 +141,16 @@ heavy_slot() {
 # One file under one mode: its log, its status line ("file rc seconds passed
 # failed pending"), and its line on standard output as it ends.
 one() {
-  local m=$1 f=$2 name out t0 t1 rc secs counts p fl pe more="" block slot=""
+  local m=$1 f=$2 name out t0 t1 rc secs counts p fl pe more="" block slots me
   settings "$m"
   grep -q '^-- tier: unit$' "$f" && nice=10
+  # (the slots' owner is this subshell, which lives until the file has run;
+  # read here: inside $(...) BASHPID is the substitution's own)
+  me=$BASHPID
+  slots=$(machine_slot jobs "$machine_jobs" "$me")
   if grep -q '^-- load: heavy$' "$f"; then
     nice=0 # (it times real servers, whatever the mode)
-    heavy_slot
+    slots="$slots $(machine_slot heavy "$heavy_jobs" "$me")"
   fi
   name=$(basename "$f" .lua) out=$outroot/specs-$m
   t0=$(date +%s.%N)
@@ -155,7 +162,7 @@ one() {
   ) > "$out/$name.log" 2>&1 </dev/null
   rc=$?
   t1=$(date +%s.%N)
-  [ -z "$slot" ] || rm -rf "$slot"
+  rm -rf $slots
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')
   counts=$(sed -n 's/^\([0-9]*\) success\(es\)* \/ \([0-9]*\) failures* \/ \([0-9]*\) errors* \/ \([0-9]*\) pending.*/\1 \3 \4 \5/p' \
     "$out/$name.log" | tail -1)
@@ -176,9 +183,10 @@ one() {
 start=$(date +%s)
 # The pool: JOBS files at once, of which HEAVY_JOBS at most are heavy (a
 # spec's line "-- load: heavy": many processes or nginx workers at a
-# provider's cap, under the emulator's strictest count), on this machine
-# whatever else runs the suite (heavy_slot); a heavy file that must wait
-# lets the next light one go first.
+# provider's cap, under the emulator's strictest count); on this machine,
+# whatever else runs the suite, SPEC_MACHINE_JOBS files and HEAVY_JOBS heavy
+# ones at most (machine_slot); a heavy file that must wait lets the next
+# light one go first.
 mapfile -t queue <<< "$list"
 declare -A weight
 running=0 heavy=0
