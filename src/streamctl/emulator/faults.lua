@@ -107,104 +107,126 @@ local function provider_names()
   return names
 end
 
+-- A setting's value, `default` when it is absent.
+local function or_default(value, default)
+  if value == nil then
+    return default
+  end
+  return value
+end
+
+-- The provider a fault is for: spec.provider when given (the message when
+-- the emulator does not serve it), else the port's `provider`.
+local function provider_of(provider, spec)
+  if spec.provider == nil then
+    return provider
+  end
+  if not providers[spec.provider] then
+    return nil, "fault: provider must be \"" .. concat(provider_names(), "\", \"") .. "\""
+      .. (spec.provider == "imds" and " (imds: the emulator serves no metadata service; start it with "
+        .. "--imds-port)" or "")
+  end
+  return spec.provider
+end
+
+-- The kind, one `provider` takes, and the tasks a source_down names: the
+-- message when they are wrong, else nil.
+local function check_kind(provider, spec)
+  if not KINDS[spec.kind] then
+    return "fault: kind must be one of http500, http503, throttle, delay, drop, "
+      .. "malformed, truncated, skew, code, source_down"
+  end
+  if (PROVIDER_KINDS[provider] and not PROVIDER_KINDS[provider][spec.kind])
+    or (NOT_REQUEST[spec.kind] and not NOT_REQUEST[spec.kind][provider]) then
+    return "fault: kind " .. spec.kind .. " does not apply to " .. provider
+  end
+  for _, k in ipairs({ "task_id", "source_url" }) do
+    if spec[k] ~= nil and (spec.kind ~= "source_down" or type(spec[k]) ~= "string" or spec[k] == "") then
+      return "fault: " .. k .. " must be a non-empty string, for kind source_down only"
+    end
+  end
+end
+
+-- The requests a fault takes (action, count) and how long a delay and a skew
+-- are, into `s`: the message when one is wrong, else nil.
+local function read_reach(spec, s)
+  local action = or_default(spec.action, "*")
+  if type(action) ~= "string" or action == "" then
+    return "fault: action must be an action name or \"*\""
+  end
+  local count = or_default(spec.count, 1)
+  if type(count) ~= "number" or count < 1 or floor(count) ~= count then
+    return "fault: count must be a positive integer"
+  end
+  local delay_ms = or_default(spec.delay_ms, 1000)
+  if type(delay_ms) ~= "number" or delay_ms < 0 or delay_ms > 60000 then
+    return "fault: delay_ms must be a number of milliseconds in 0..60000"
+  end
+  local skew_s = or_default(spec.skew_s, 3600)
+  if type(skew_s) ~= "number" then
+    return "fault: skew_s must be a number of seconds"
+  end
+  s.action, s.count, s.delay_ms, s.skew_s = action, count, delay_ms, skew_s
+end
+
+-- What a fault answers (retry_after_ms, code, message), when (after_apply)
+-- and for how long (duration_s), into `s`: the message when one is wrong,
+-- else nil.
+local function read_answer(spec, s)
+  local retry_after_ms = or_default(spec.retry_after_ms, 1000)
+  if type(retry_after_ms) ~= "number" or retry_after_ms < 0 then
+    return "fault: retry_after_ms must be a non-negative number"
+  end
+  local code = or_default(spec.code, 1)
+  if type(code) ~= "number" or floor(code) ~= code or code == 0 or code < -2147483648 or code > 4294967295 then
+    return "fault: code must be a non-zero integer (a 32-bit code)"
+  end
+  local message = spec.message
+  if message ~= nil and (type(message) ~= "string" or #message > 1000) then
+    return "fault: message must be a string of at most 1000 bytes"
+  end
+  local after_apply = or_default(spec.after_apply, false)
+  if type(after_apply) ~= "boolean" then
+    return "fault: after_apply must be true or false"
+  end
+  local duration_s = spec.duration_s
+  if duration_s ~= nil and (type(duration_s) ~= "number" or duration_s <= 0) then
+    return "fault: duration_s must be a number of seconds above 0"
+  end
+  s.retry_after_ms, s.code, s.message = retry_after_ms, code, message
+  s.after_apply, s.duration_s = after_apply, duration_s
+end
+
 -- Validates spec and queues it for `provider` (spec.provider wins). now: the
 -- emulator time (for duration_s). Returns the stored fault, or nil and a message.
 function M.add(provider, spec, now)
   if type(spec) ~= "table" then
     return nil, "fault: expected a JSON object"
   end
-  if spec.provider ~= nil then
-    if not providers[spec.provider] then
-      return nil, "fault: provider must be \"" .. concat(provider_names(), "\", \"") .. "\""
-        .. (spec.provider == "imds" and " (imds: the emulator serves no metadata service; start it with "
-          .. "--imds-port)" or "")
-    end
-    provider = spec.provider
+  local err
+  provider, err = provider_of(provider, spec)
+  if err then
+    return nil, err
   end
-  if not KINDS[spec.kind] then
-    return nil, "fault: kind must be one of http500, http503, throttle, delay, drop, "
-      .. "malformed, truncated, skew, code, source_down"
-  end
-  if (PROVIDER_KINDS[provider] and not PROVIDER_KINDS[provider][spec.kind])
-    or (NOT_REQUEST[spec.kind] and not NOT_REQUEST[spec.kind][provider]) then
-    return nil, "fault: kind " .. spec.kind .. " does not apply to " .. provider
-  end
-  for _, k in ipairs({ "task_id", "source_url" }) do
-    if spec[k] ~= nil and (spec.kind ~= "source_down" or type(spec[k]) ~= "string" or spec[k] == "") then
-      return nil, "fault: " .. k .. " must be a non-empty string, for kind source_down only"
-    end
-  end
-  local action = spec.action
-  if action == nil then
-    action = "*"
-  end
-  if type(action) ~= "string" or action == "" then
-    return nil, "fault: action must be an action name or \"*\""
-  end
-  local count = spec.count
-  if count == nil then
-    count = 1
-  end
-  if type(count) ~= "number" or count < 1 or floor(count) ~= count then
-    return nil, "fault: count must be a positive integer"
-  end
-  local delay_ms = spec.delay_ms
-  if delay_ms == nil then
-    delay_ms = 1000
-  end
-  if type(delay_ms) ~= "number" or delay_ms < 0 or delay_ms > 60000 then
-    return nil, "fault: delay_ms must be a number of milliseconds in 0..60000"
-  end
-  local skew_s = spec.skew_s
-  if skew_s == nil then
-    skew_s = 3600
-  end
-  if type(skew_s) ~= "number" then
-    return nil, "fault: skew_s must be a number of seconds"
-  end
-  local retry_after_ms = spec.retry_after_ms
-  if retry_after_ms == nil then
-    retry_after_ms = 1000
-  end
-  if type(retry_after_ms) ~= "number" or retry_after_ms < 0 then
-    return nil, "fault: retry_after_ms must be a non-negative number"
-  end
-  local code = spec.code
-  if code == nil then
-    code = 1
-  end
-  if type(code) ~= "number" or floor(code) ~= code or code == 0 or code < -2147483648 or code > 4294967295 then
-    return nil, "fault: code must be a non-zero integer (a 32-bit code)"
-  end
-  local message = spec.message
-  if message ~= nil and (type(message) ~= "string" or #message > 1000) then
-    return nil, "fault: message must be a string of at most 1000 bytes"
-  end
-  local after_apply = spec.after_apply
-  if after_apply == nil then
-    after_apply = false
-  end
-  if type(after_apply) ~= "boolean" then
-    return nil, "fault: after_apply must be true or false"
-  end
-  local duration_s = spec.duration_s
-  if duration_s ~= nil and (type(duration_s) ~= "number" or duration_s <= 0) then
-    return nil, "fault: duration_s must be a number of seconds above 0"
+  local s = {}
+  err = check_kind(provider, spec) or read_reach(spec, s) or read_answer(spec, s)
+  if err then
+    return nil, err
   end
   local fault = {
     id = next_id,
     provider = provider,
     kind = spec.kind,
-    action = action,
-    count = count,
-    delay_ms = delay_ms,
-    skew_s = skew_s,
-    retry_after_ms = retry_after_ms,
-    code = code,
-    message = message,
-    after_apply = after_apply,
-    duration_s = duration_s,
-    ["until"] = duration_s and now + duration_s or nil,
+    action = s.action,
+    count = s.count,
+    delay_ms = s.delay_ms,
+    skew_s = s.skew_s,
+    retry_after_ms = s.retry_after_ms,
+    code = s.code,
+    message = s.message,
+    after_apply = s.after_apply,
+    duration_s = s.duration_s,
+    ["until"] = s.duration_s and now + s.duration_s or nil,
     task_id = spec.task_id,
     source_url = spec.source_url,
   }
