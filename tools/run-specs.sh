@@ -110,7 +110,6 @@ done | sort -k1,1 -rn -s | cut -d' ' -f2-) || exit 2
 [ -n "$list" ] || { echo "run-specs: no spec file to run" >&2; exit 2; }
 for m in "${mode_list[@]}"; do rm -rf "$outroot/specs-$m" && mkdir -p "$outroot/specs-$m"; done
 
-
 # A slot of a machine-wide pool: one of N directories under
 # $TMPDIR/streamctl-spec-NAME, holding its owner's pid, so that two runs of
 # the suite at once hold no more files between them than one does (pool
