@@ -1,27 +1,13 @@
 -- load: heavy
--- Shared state you can trust (spec/65-redis-faults-*: four files, run side by
--- side; what they share is spec/helpers/redis_faults.lua): Redis loses what it
--- held, restarts empty, stalls, evicts, or holds a schedule an hour ahead,
--- mid-run, under ten independent processes on one account (and ZEGO processes
--- on one AppId, on the same 20 streams), against the emulator counting the
--- strictest way (a sliding window). Each case: zero throttled, every stream
--- succeeded, every ZEGO Sequence accepted and, per stream, strictly increasing
--- in the order the emulator received them; and each process said exactly what
--- streamctl.store.redis says it says (counted line by line, never the
--- password; a process whose run ended before the event says nothing).
+-- Shared state you can trust: Redis faults mid-run, one of four files
+-- (spec/65-redis-faults-*) run side by side. What every case asserts, and
+-- what they share: spec/helpers/redis_faults.lua.
 --
 -- This file: Redis loses what it held mid-run: FLUSHALL, and kill -9 with an
 -- immediate restart without persistence.
 --
 --   FLUSHALL                 -> "lost the shared rate-limit schedule ... its key is gone", once each
 --   kill -9 and restart      -> the same (and "failed" / "answers again" when a call fell in the gap)
---   DEBUG SLEEP 3            -> "failed", then "answers again", once each; meanwhile rate / 10
---                               (10 processes seen in the heartbeats, though nodes is 4)
---   an evicting maxmemory    -> the policy warned once per process; evictions of other keys harmless
---   a tat an hour ahead      -> "further ahead than any process reserves", once each; nobody sleeps
---   two AccessKeys, one UID  -> one budget through account_id (without it: throttled)
---   Redis 5 ms away (ZEGO)   -> at least 90% of the cap, one round trip per call
---   a Redis that never answers, or stalls (one process): what a call hands out counts from its end
 --
 -- SPEC_FIGURES=1 prints each case's figures on stderr; SPEC_DEBUG=1 also
 -- every arrival time.

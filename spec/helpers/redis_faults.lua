@@ -1,8 +1,26 @@
--- What the Redis fault specs (spec/65-redis-faults-*) share: the emulator
--- counting the strictest way, fresh Redis servers, client processes
--- (spec/helpers/redis_worker.lua) and what each process may say, and the
--- checks every case makes. The cases, and what each asserts, are in the
--- spec files; they were one file, split so that they run side by side.
+-- What the Redis fault specs share (spec/65-redis-faults-*: four files, run
+-- side by side): the emulator counting the strictest way, fresh Redis
+-- servers, client processes (spec/helpers/redis_worker.lua), what each
+-- process may say, and the checks every case makes. The cases are in the
+-- spec files. Between them: Redis loses what it held, restarts empty,
+-- stalls, evicts, or holds a schedule an hour ahead, mid-run, under ten
+-- independent processes on one account (and ZEGO processes on one AppId, on
+-- the same 20 streams), against the emulator counting the strictest way (a
+-- sliding window). Each case: zero throttled, every stream succeeded, every
+-- ZEGO Sequence accepted and, per stream, strictly increasing in the order
+-- the emulator received them; and each process said exactly what
+-- streamctl.store.redis says it says (counted line by line, never the
+-- password; a process whose run ended before the event says nothing).
+--
+--   FLUSHALL                 -> "lost the shared rate-limit schedule ... its key is gone", once each
+--   kill -9 and restart      -> the same (and "failed" / "answers again" when a call fell in the gap)
+--   DEBUG SLEEP 3            -> "failed", then "answers again", once each; meanwhile rate / 10
+--                               (10 processes seen in the heartbeats, though nodes is 4)
+--   an evicting maxmemory    -> the policy warned once per process; evictions of other keys harmless
+--   a tat an hour ahead      -> "further ahead than any process reserves", once each; nobody sleeps
+--   two AccessKeys, one UID  -> one budget through account_id (without it: throttled)
+--   Redis 5 ms away (ZEGO)   -> at least 90% of the cap, one round trip per call
+--   a Redis that never answers, or stalls (one process): what a call hands out counts from its end
 --
 --   local F = require("spec.helpers.redis_faults").new()
 --   lazy_setup(F.setup) lazy_teardown(F.teardown) after_each(F.cleanup)
