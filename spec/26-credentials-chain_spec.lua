@@ -191,6 +191,14 @@ describe("streamctl.credentials.aliyun.resolve", function()
     end)
   end
 
+  it("refuses a clock that is not a function, naming the option (streamctl.credentials.aliyun and .holder)",
+    function()
+    assert.has_error(function() credentials.aliyun { clock = 5 } end,
+      "bad argument #1 to 'aliyun' (opts.clock must be a function)")
+    assert.has_error(function() credentials.holder({ type = "ecs_ram_role" }, { clock = "now" }) end,
+      "bad argument #2 to 'holder' (opts.clock must be a function)")
+  end)
+
   it("is what streamctl.credentials.aliyun gives a client: keys, or a holder that renews (nothing asked yet)", function()
     local env = { HOME = "/nonexistent", ALIBABA_CLOUD_ECS_METADATA = "edge" }
     local creds, err = credentials.aliyun { getenv = function(name) return env[name] end }
