@@ -85,7 +85,17 @@ else
   done
 fi
 
-# The jobs ("MODE FILE"), the longest first: by the seconds the last run of
+# A file's kind, read once per file (not per mode or pool turn): unit ("-- tier: unit"),
+# heavy ("-- load: heavy") or plain.
+declare -A kind_of
+for f in "${files[@]}"; do
+  [ -f "$f" ] || { echo "run-specs: no spec file $f" >&2; exit 2; }
+  if grep -q '^-- load: heavy$' "$f"; then kind_of[$f]=heavy
+  elif grep -q '^-- tier: unit$' "$f"; then kind_of[$f]=unit
+  else kind_of[$f]=plain; fi
+done
+
+# The jobs ("MODE FILE KIND"), the longest first: by the seconds the last run of
 # that mode took (build/spec-times/MODE: "file seconds"); a file not timed
 # yet (a fresh clone) by LONG, the files that took longest when this was
 # written, in that order, and the others after them.
@@ -98,13 +108,12 @@ mkdir -p "$times"
 list=$(for m in "${mode_list[@]}"; do
   settings "$m"
   for f in "${files[@]}"; do
-    [ -f "$f" ] || { echo "run-specs: no spec file $f" >&2; exit 2; }
     [ -n "$skip" ] && [[ "/$f" =~ $skip ]] && [ ${#given[@]} -eq 0 ] && continue
     s=$(awk -v f="$f" '$1 == f { print $2 }' "$times/$m" 2>/dev/null)
     if [ -z "$s" ]; then
       s=$(echo $LONG | tr ' ' '\n' | awk -v n="$(basename "$f" _spec.lua)" '$1 == n { print 5000 - NR }')
     fi
-    echo "${s:-0} $m $f"
+    echo "${s:-0} $m $f ${kind_of[$f]}"
   done
 done | sort -k1,1 -rn -s | cut -d' ' -f2-) || exit 2
 [ -n "$list" ] || { echo "run-specs: no spec file to run" >&2; exit 2; }
@@ -140,14 +149,14 @@ machine_slot() {
 # One file under one mode: its log, its status line ("file rc seconds passed
 # failed pending"), and its line on standard output as it ends.
 one() {
-  local m=$1 f=$2 name out t0 t1 rc secs counts p fl pe more="" block slots me
+  local m=$1 f=$2 kind=$3 name out t0 t1 rc secs counts p fl pe more="" block slots me
   settings "$m"
-  grep -q '^-- tier: unit$' "$f" && nice=10
+  [ "$kind" = unit ] && nice=10
   # (the slots' owner is this subshell, which lives until the file has run;
   # read here: inside $(...) BASHPID is the substitution's own)
   me=$BASHPID
   slots=$(machine_slot jobs "$machine_jobs" "$me")
-  if grep -q '^-- load: heavy$' "$f"; then
+  if [ "$kind" = heavy ]; then
     nice=0 # (it times real servers, whatever the mode)
     slots="$slots $(machine_slot heavy "$heavy_jobs" "$me")"
   fi
@@ -193,11 +202,11 @@ while [ ${#queue[@]} -gt 0 ] || [ "$running" -gt 0 ]; do
   started=
   if [ "$running" -lt "$jobs" ]; then
     for i in "${!queue[@]}"; do
-      read -r m f <<< "${queue[$i]}"
+      read -r m f kind <<< "${queue[$i]}"
       h=0
-      grep -q '^-- load: heavy$' "$f" && h=1
+      [ "$kind" = heavy ] && h=1
       [ "$h" = 1 ] && [ "$heavy" -ge "$heavy_jobs" ] && continue
-      one "$m" "$f" &
+      one "$m" "$f" "$kind" &
       weight[$!]=$h running=$((running + 1)) heavy=$((heavy + h)) started=1
       unset 'queue[i]'
       break

@@ -175,11 +175,14 @@ end
 
 -- Runs a script's text with KEYS and ARGV (all strings, as Redis passes them).
 function Server:exec(text, keys, args)
-  local server = self
   local c = compile(text)
+  if not self.script_api then
+    local server = self
+    self.script_api = { call = function(...) return server:command(...) end }
+  end
   rawset(c.env, "KEYS", keys)
   rawset(c.env, "ARGV", args)
-  rawset(c.env, "redis", { call = function(...) return server:command(...) end })
+  rawset(c.env, "redis", self.script_api)
   return reply(c.fn())
 end
 
