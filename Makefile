@@ -80,7 +80,7 @@ TIER = @t0=$$(date +%s); $(MAKE) --no-print-directory $(1) && { $(2); }; rc=$$?;
 
 .PHONY: all check-unit deps demo-deps openresty-demo-deps openresty-demo openresty-demo-stop build build-5.4 build-jit rockspecs check test test-5.4 test-jit lint static doc check-doc demo bench check-c \
 	valgrind asan asan-build \
-	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes check-install clean
+	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes check-install deb check-deb dist clean
 
 all: build
 
@@ -168,6 +168,11 @@ FUZZ_BESIDE_CHAOS = { nice -n 10 $(MAKE) --no-print-directory fuzz-smoke > build
 # are installed by the rock, so they are kept in the repository).
 STREAMCTL54 := lua5.4 $(ROOT)/bin/streamctl
 MAN_NAME := control live streams on Alibaba Cloud ApsaraVideo Live and ZEGOCLOUD
+# streamctl-emulator's page, from its --help (installed by the Debian package)
+EMULATOR_MAN = help2man --no-info --no-discard-stderr --section=1 \
+	  --name="local emulator of the Alibaba Cloud Live and ZEGOCLOUD APIs, for streamctl" \
+	  --version-string="$$($(ENV54) lua5.4 -e 'io.write(require("streamctl.version")._VERSION)')" \
+	  "lua5.4 $(ROOT)/bin/streamctl-emulator"
 doc: build-5.4
 	rm -rf docs/api
 	ldoc . | grep -v '^reading configuration\|^output written' | { ! grep . ; }
@@ -177,8 +182,10 @@ doc: build-5.4
 	  --version-string="$$($(ENV54) lua5.4 -e 'io.write(require("streamctl.version")._VERSION)')" \
 	  --name="$(MAN_NAME)" --section=1 --include=docs/streamctl.h2m --include=build/commands.h2m \
 	  "$(STREAMCTL54)" > docs/streamctl.1
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) $(ENV54) $(EMULATOR_MAN) \
+	  > docs/streamctl-emulator.1
 	$(ENV54) $(STREAMCTL54) completion bash > docs/streamctl.bash
-	@echo "docs/api/index.html, docs/streamctl.1, docs/streamctl.bash"
+	@echo "docs/api/index.html, docs/streamctl.1, docs/streamctl-emulator.1, docs/streamctl.bash"
 
 # In make test: LDoc warning-free, and the man page and completion in the
 # repository the ones the command makes now.
@@ -192,6 +199,8 @@ check-doc: build-5.4
 	  --include=$(DOC_TMP)/commands.h2m "$(STREAMCTL54)" | grep -v '^\.TH ' > $(DOC_TMP)/streamctl.1
 	@grep -v '^\.TH ' docs/streamctl.1 | diff -u - $(DOC_TMP)/streamctl.1 \
 	  || { echo "docs/streamctl.1 is out of date: run make doc"; exit 1; }
+	@$(ENV54) $(EMULATOR_MAN) | grep -v '^\.TH ' | diff -u <(grep -v '^\.TH ' docs/streamctl-emulator.1) - \
+	  || { echo "docs/streamctl-emulator.1 is out of date: run make doc"; exit 1; }
 	@$(ENV54) $(STREAMCTL54) completion bash | diff -u docs/streamctl.bash - \
 	  || { echo "docs/streamctl.bash is out of date: run make doc"; exit 1; }
 	@echo "docs: ldoc clean, man page and completion current"
@@ -363,6 +372,16 @@ chaos-short: deps build
 # Debian 12 root in a network namespace of its own, from a clone of HEAD.
 check-install:
 	@tools/check-install.sh
+
+# The Debian packages (debian/, dh-lua) into build/deb, checked by lintian
+# (tools/deb.sh; installs its build dependencies from apt as root). check-deb
+# also installs them into a pristine Debian 12 root in a network namespace
+# and runs them there, then purges them (tools/check-deb.sh; like
+# check-install: root, debootstrap and the mirror, not in make test).
+deb:
+	@tools/deb.sh
+check-deb: deb
+	@tools/check-deb.sh
 
 clean:
 	rm -rf build csrc/*.o streamctl

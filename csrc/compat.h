@@ -1,7 +1,8 @@
 /*
  * Lua 5.1 (LuaJIT) .. 5.4 C API compatibility, kept to what streamctl uses.
  * LuaJIT 2.1 (recognised by LUA_JITLIBNAME) already exports luaL_setfuncs, luaL_testudata and
- * luaL_setmetatable, so only plain PUC Lua 5.1 needs the fallbacks.
+ * luaL_setmetatable, so only plain PUC Lua 5.1 needs the fallbacks (inline: a file that uses
+ * none of them is no warning; the Debian packages build the 5.1 modules against these headers).
  */
 #ifndef STREAMCTL_COMPAT_H
 #define STREAMCTL_COMPAT_H
@@ -11,7 +12,7 @@
 #include <lualib.h> /* LuaJIT's defines LUA_JITLIBNAME */
 
 #if LUA_VERSION_NUM == 501 && !defined(LUA_JITLIBNAME)
-static void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
+static inline void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
     luaL_checkstack(L, nup + 1, "too many upvalues");
     for (; l->name != NULL; l++) {
         int i;
@@ -21,7 +22,7 @@ static void luaL_setfuncs(lua_State *L, const luaL_Reg *l, int nup) {
     }
     lua_pop(L, nup);
 }
-static void *luaL_testudata(lua_State *L, int ud, const char *tname) {
+static inline void *luaL_testudata(lua_State *L, int ud, const char *tname) {
     void *p = lua_touserdata(L, ud);
     if (p != NULL && lua_getmetatable(L, ud)) {
         luaL_getmetatable(L, tname);
@@ -31,7 +32,7 @@ static void *luaL_testudata(lua_State *L, int ud, const char *tname) {
     }
     return NULL;
 }
-static void luaL_setmetatable(lua_State *L, const char *tname) {
+static inline void luaL_setmetatable(lua_State *L, const char *tname) {
     luaL_getmetatable(L, tname);
     lua_setmetatable(L, -2);
 }

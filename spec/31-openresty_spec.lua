@@ -107,11 +107,13 @@ local function example_conf(port, dir, ca_file, workers)
   text = rewrite(text, "error_log logs/error.log info;", "error_log " .. q(dir .. "/error.log") .. " info;")
   text = rewrite(text, "pid logs/nginx.pid;", "pid " .. q(dir .. "/nginx.pid") .. ";")
   text = rewrite(text, "access_log logs/access.log;", "access_log off;\n" .. nginx.temp_paths(dir))
-  text = rewrite(text, 'lua_package_path "$prefix/?.lua;/opt/streamctl-luajit/share/lua/5.1/?.lua;'
-    .. '/opt/streamctl-luajit/share/lua/5.1/?/init.lua;;";',
-    "lua_package_path " .. q(nginx.lua_path(ROOT .. "/examples/openresty/?.lua")) .. ";")
-  text = rewrite(text, 'lua_package_cpath "/opt/streamctl-luajit/lib/lua/5.1/?.so;/usr/lib/x86_64-linux-gnu/lua/5.1/?.so;;";',
-    "lua_package_cpath " .. q(nginx.jit_cpath()) .. ";")
+  -- (the example names no Lua path: installed from the Debian packages,
+  -- streamctl is where nginx-lua looks; here it is the checkout's)
+  assert(not text:find("\n%s*lua_package_c?path"), "examples/openresty/nginx.conf names a Lua path")
+  text = rewrite(text, "http {", "http {\n    lua_package_path " .. q(nginx.lua_path()) .. ";\n"
+    .. "    lua_package_cpath " .. q(nginx.jit_cpath()) .. ";")
+  text = rewrite(text, 'dofile(ngx.config.prefix() .. "streamctl_edge.lua")',
+    "dofile(" .. q(ROOT .. "/examples/openresty/streamctl_edge.lua") .. ")")
   text = rewrite(text, "resolver 127.0.0.53 ipv6=off;", "resolver 127.0.0.1 ipv6=off;") -- never used: IPs only
   text = rewrite(text, "lua_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;",
     "lua_ssl_trusted_certificate " .. q(ca_file) .. ";")

@@ -11,7 +11,8 @@
 # already running in EDIR (not stopped by `stop`); writes DIR/nginx.conf, a
 # copy of this directory's nginx.conf changed only where it must be (it
 # trusts the emulator's CA instead of the system's, listens on 127.0.0.1:N
-# only, finds streamctl_edge.lua here and streamctl in the LuaJIT build, keeps
+# only, finds streamctl_edge.lua here and streamctl in the LuaJIT build (none
+# outside a checkout: the system's, from the lua-streamctl package), keeps
 # its temp files in DIR, and runs its workers as root when started as root)
 # and DIR/demo.env, the settings nginx starts with (a fresh token, the
 # emulator's endpoints, CA and default account); starts nginx with DIR as its
@@ -21,8 +22,9 @@
 # DIR: build/openresty-demo in a checkout (ignored by git), else
 # ${TMPDIR:-/tmp}/streamctl-openresty-demo-$USER. N: 8080.
 # Environment: STREAMCTL_LUAJIT_TREE, the luarocks tree with streamctl built
-# for LuaJIT (default: the checkout's build/jit, made by `make build-jit`;
-# /opt/streamctl-luajit for one installed as nginx.conf's header says); STREAMCTL_NGINX
+# for LuaJIT (default: in a checkout, its build/jit, made by `make build-jit`;
+# elsewhere none, streamctl being where nginx-lua looks, as the Debian package
+# installs it; /opt/streamctl-luajit for one built as nginx.conf's header says); STREAMCTL_NGINX
 # (default /usr/sbin/nginx); STREAMCTL_EMULATOR, the command that runs
 # streamctl-emulator (default: the checkout's bin/streamctl-emulator under
 # lua5.4, else streamctl-emulator on PATH). nginx starts with only PATH and
@@ -148,7 +150,8 @@ check_path() {
 
 write_conf() {
   local ca=$1 tree=$2 conf temp="" kind user=""
-  check_path "$HERE"; check_path "$tree"; check_path "$ca"; check_path "$DIR"
+  check_path "$HERE"; check_path "$ca"; check_path "$DIR"
+  [ -z "$tree" ] || check_path "$tree"
   conf=$(<"$HERE/nginx.conf")
   [ "$(id -u)" = 0 ] && user="user root; # (run.sh: started as root, its workers too, as the emulator's)"$'\n'
   replace_once conf "worker_processes auto;" "${user}worker_processes auto;"
@@ -156,9 +159,13 @@ write_conf() {
     temp+=$'\n'"    ${kind}_temp_path tmp/$kind;"
   done
   replace_once conf "access_log logs/access.log;" "access_log logs/access.log;$temp"
-  # shellcheck disable=SC2016 # nginx.conf's own $prefix, replaced
-  replace_once conf '"$prefix/?.lua;' "\"$HERE/?.lua;$tree/share/lua/5.1/?.lua;$tree/share/lua/5.1/?/init.lua;"
-  replace_once conf 'lua_package_cpath "' "lua_package_cpath \"$tree/lib/lua/5.1/?.so;"
+  replace_once conf 'dofile(ngx.config.prefix() .. "streamctl_edge.lua")' "dofile(\"$HERE/streamctl_edge.lua\")"
+  if [ -n "$tree" ]; then
+    replace_once conf "http {" "http {
+    # streamctl's LuaJIT build (run.sh)
+    lua_package_path \"$tree/share/lua/5.1/?.lua;$tree/share/lua/5.1/?/init.lua;;\";
+    lua_package_cpath \"$tree/lib/lua/5.1/?.so;;\";"
+  fi
   replace_once conf "lua_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;" \
     "lua_ssl_trusted_certificate \"$ca\"; # the emulator's CA (run.sh)"
   replace_once conf "listen 8080;" "listen 127.0.0.1:$PORT;"
@@ -184,10 +191,16 @@ cmd_start() {
     return 0
   fi
   [ -x "$NGINX" ] || die "no nginx at $NGINX: apt-get install nginx libnginx-mod-http-lua lua-resty-core lua-cjson (or set STREAMCTL_NGINX)"
-  tree=${STREAMCTL_LUAJIT_TREE:-$ROOT/build/jit}
-  if [ ! -f "$tree/lib/lua/5.1/streamctl/core.so" ] || [ ! -f "$tree/share/lua/5.1/streamctl/init.lua" ]; then
-    die "no LuaJIT build of streamctl in $tree (lib/lua/5.1/streamctl/core.so, share/lua/5.1/streamctl/init.lua):" \
-      "run make build-jit, or set STREAMCTL_LUAJIT_TREE"
+  tree=${STREAMCTL_LUAJIT_TREE:-}
+  if [ -z "$tree" ] && [ -f "$ROOT/Makefile" ] && [ -d "$ROOT/src/streamctl" ]; then tree=$ROOT/build/jit; fi
+  if [ -n "$tree" ]; then
+    if [ ! -f "$tree/lib/lua/5.1/streamctl/core.so" ] || [ ! -f "$tree/share/lua/5.1/streamctl/init.lua" ]; then
+      die "no LuaJIT build of streamctl in $tree (lib/lua/5.1/streamctl/core.so, share/lua/5.1/streamctl/init.lua):" \
+        "run make build-jit, or set STREAMCTL_LUAJIT_TREE"
+    fi
+  elif [ ! -f /usr/share/lua/5.1/streamctl/init.lua ] || ! compgen -G '/usr/lib/*/lua/5.1/streamctl/core.so' >/dev/null; then
+    die "streamctl is not installed for nginx-lua (/usr/share/lua/5.1/streamctl, /usr/lib/*/lua/5.1/streamctl):" \
+      "apt install the lua-streamctl package (README, Install), or set STREAMCTL_LUAJIT_TREE to a luarocks tree"
   fi
   listening "$PORT" && die "port $PORT is in use: give another with --port N"
 

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# make deb: the Debian packages (debian/, dh-lua, debhelper) from this working
+# tree (its tracked files and the new ones git does not ignore), into
+# build/deb/: lua-streamctl, lua-streamctl-redis, streamctl and
+# streamctl-emulator. Installs what the build needs from apt first (as root;
+# otherwise names it), then checks the packages with lintian (--pedantic,
+# informational tags shown): any error or warning that no override in debian/
+# explains fails the build.
+#
+#   tools/deb.sh          build and check; prints the packages
+#   tools/deb.sh --lint   only lintian, on what build/deb holds
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=$PWD/build/deb
+
+die() { printf 'make deb: %s\n' "$*" >&2; exit 1; }
+
+apt_install() {
+  [ $# -gt 0 ] || return 0
+  if [ "$(id -u)" != 0 ]; then die "needs these packages (apt-get install $*), or run as root to install them"; fi
+  echo "installing: $*"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } \
+    >"$OUT.apt.log" 2>&1 || { tail -20 "$OUT.apt.log"; die "apt-get install failed ($OUT.apt.log)"; }
+}
+
+lint() {
+  local changes
+  changes=$(ls "$OUT"/*.changes 2>/dev/null | head -1)
+  [ -n "$changes" ] || die "nothing to check in $OUT: run make deb"
+  # (lintian is not meant to run as root: as nobody, when this is root)
+  local -a as=()
+  if [ "$(id -u)" = 0 ]; then as=(setpriv --reuid=nobody --regid=nogroup --clear-groups env HOME=/tmp); fi
+  echo "lintian --pedantic --info on $(basename "$changes"):"
+  if "${as[@]}" lintian --pedantic --info --fail-on error,warning "$changes" >"$OUT/lintian.log" 2>&1; then
+    sed 's/^/  /' "$OUT/lintian.log"
+    echo "  no error or warning ($(grep -c . "$OUT/lintian.log" || true) lines above; overridden, each with its reason: $(
+      grep -hvc '^#\|^$' debian/*.lintian-overrides | paste -sd+ | bc) tags in debian/*.lintian-overrides)"
+  else
+    sed 's/^/  /' "$OUT/lintian.log"
+    die "lintian found errors or warnings (above)"
+  fi
+}
+
+if [ "${1:-}" = --lint ]; then lint; exit 0; fi
+
+mkdir -p build
+missing=()
+for tool in dpkg-buildpackage:dpkg-dev lintian:lintian git:git bc:bc setpriv:util-linux; do
+  command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
+done
+apt_install "${missing[@]}"
+
+version=$(sed -n 's/^local V = "\(.*\)"$/\1/p' src/streamctl/version.lua)
+debversion=$(dpkg-parsechangelog -S Version)
+[ "$version" = "$debversion" ] \
+  || die "debian/changelog is at $debversion but src/streamctl/version.lua at $version: add a debian/changelog entry"
+
+rm -rf "$OUT" && mkdir -p "$OUT"
+tree=$OUT/streamctl-$version
+mkdir -p "$tree"
+git ls-files -z -co --exclude-standard | xargs -0 cp -P --parents -t "$tree"
+
+# the build dependencies debian/control names that this machine lacks
+unmet=$(cd "$tree" && dpkg-checkbuilddeps 2>&1 | sed -n 's/.*Unmet build dependencies: //p' \
+  | sed 's/([^)]*)//g; s/<[^>]*>//g; s/|[^ ]*//g')
+# shellcheck disable=SC2086 # one word per package
+apt_install $unmet
+
+echo "dpkg-buildpackage -b (log: $OUT/build.log)"
+if ! (cd "$tree" && dpkg-buildpackage -b -us -uc) >"$OUT/build.log" 2>&1; then
+  tail -40 "$OUT/build.log"
+  die "dpkg-buildpackage failed (above; whole log: $OUT/build.log)"
+fi
+grep -h 'signs the .* published vectors' "$OUT/build.log" | sed 's/^/  built: /'
+rm -rf "$tree"
+lint
+echo "packages in $OUT:"
+for d in "$OUT"/*.deb; do
+  printf '  %-42s %6s KB  Depends: %s\n' "$(basename "$d")" "$(( $(stat -c %s "$d") / 1024 ))" \
+    "$(dpkg-deb -f "$d" Depends)"
+done
+echo "install them: apt install $(for d in "$OUT"/*.deb; do printf './build/deb/%s ' "$(basename "$d")"; done)"
