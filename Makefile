@@ -380,8 +380,8 @@ check-install:
 # check-install: root, debootstrap and the mirror, not in make test).
 deb:
 	@tools/deb.sh
-check-deb: deb
-	@tools/check-deb.sh
+check-deb:
+	@DEB_LINT=1 tools/deb.sh && tools/check-deb.sh
 
 clean:
 	rm -rf build csrc/*.o streamctl
