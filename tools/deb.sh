@@ -63,11 +63,13 @@ tree=$OUT/streamctl-$version
 mkdir -p "$tree"
 git ls-files -z -co --exclude-standard | xargs -0 cp -P --parents -t "$tree"
 
-# the build dependencies debian/control names that this machine lacks
-unmet=$(cd "$tree" && dpkg-checkbuilddeps 2>&1 | sed -n 's/.*Unmet build dependencies: //p' \
-  | sed 's/([^)]*)//g; s/<[^>]*>//g; s/|[^ ]*//g')
-# shellcheck disable=SC2086 # one word per package
-apt_install $unmet
+# the build dependencies debian/control names, when this machine lacks some
+if ! unmet=$(cd "$tree" && dpkg-checkbuilddeps 2>&1); then
+  [ "$(id -u)" = 0 ] || die "${unmet#dpkg-checkbuilddeps: error: } (apt-get build-dep ./, or run as root to install them)"
+  echo "installing the build dependencies (apt-get build-dep)"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -qq --no-install-recommends "$tree"; } \
+    >"$OUT.apt.log" 2>&1 || { tail -20 "$OUT.apt.log"; die "apt-get build-dep failed ($OUT.apt.log)"; }
+fi
 
 echo "dpkg-buildpackage -b (log: $OUT/build.log)"
 if ! (cd "$tree" && dpkg-buildpackage -b -us -uc) >"$OUT/build.log" 2>&1; then
