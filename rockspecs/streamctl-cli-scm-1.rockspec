@@ -2,7 +2,9 @@ rockspec_format = "3.0"
 package = "streamctl-cli"
 version = "scm-1"
 -- Releases are tagged vX.Y.Z; rockspecs/streamctl-cli-X.Y.Z-1.rockspec is
--- this file with that version and tag (tools/rockspecs.lua writes it: make rockspecs).
+-- this file with that version and the release's source tarball,
+-- streamctl-X.Y.Z.tar.gz (tools/rockspecs.lua writes it: make rockspecs; make
+-- dist writes the tarball).
 source = {
    url = "git+https://github.com/streamctl/streamctl.git",
 }

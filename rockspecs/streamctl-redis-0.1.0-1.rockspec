@@ -4,8 +4,8 @@ version = "0.1.0-1"
 -- Release 0.1.0, made from rockspecs/streamctl-redis-scm-1.rockspec by tools/rockspecs.lua
 -- (make rockspecs): edit that file, not this one.
 source = {
-   url = "git+https://github.com/streamctl/streamctl.git",
-   tag = "v0.1.0",
+   url = "https://github.com/streamctl/streamctl/releases/download/v0.1.0/streamctl-0.1.0.tar.gz",
+   dir = "streamctl-0.1.0",
 }
 description = {
    summary = "The Redis store for streamctl: one provider budget and Sequence shared by every process",

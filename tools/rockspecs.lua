@@ -1,12 +1,15 @@
 -- The release rockspecs, made from the scm ones so the two never drift:
 -- rockspecs/NAME-X.Y.Z-1.rockspec is rockspecs/NAME-scm-1.rockspec with the
--- version of src/streamctl/version.lua, the tag vX.Y.Z, and its dependencies
+-- version of src/streamctl/version.lua, the release's source tarball as its
+-- source (streamctl-X.Y.Z.tar.gz, published with the tag vX.Y.Z; make dist
+-- writes it), and its dependencies
 -- on the other rocks (streamctl, streamctl-cli) pinned to that version. Edit
 -- the scm files only.
 --
 --   lua5.4 tools/rockspecs.lua          write them (make rockspecs), removing other releases'
 --   lua5.4 tools/rockspecs.lua --check  exit 1, naming the file, unless they are current
 --                                       (spec/00-package_spec.lua runs this)
+--   lua5.4 tools/rockspecs.lua --tarball  the tarball's file name and top directory
 
 local root = (arg[0]:match("^(.*)/tools/[^/]*$") or ".")
 package.path = root .. "/src/?.lua;" .. package.path
@@ -40,6 +43,17 @@ local function replace(text, from, to, count, name)
   return table.concat(out)
 end
 
+-- The release's source tarball (make dist: tools/dist.sh) and its top directory.
+local function tarball_dir(v) return "streamctl-" .. v end
+local function tarball_url(v)
+  return ("https://github.com/streamctl/streamctl/releases/download/v%s/%s.tar.gz"):format(v, tarball_dir(v))
+end
+
+if arg[1] == "--tarball" then -- for tools/dist.sh: the tarball's file name and top directory
+  print(tarball_url(V):match("[^/]+$") .. " " .. tarball_dir(V))
+  os.exit(0)
+end
+
 local function release(name, scm)
   local s = scm
   local header = scm:match("\n(%-%- Releases are tagged.-)\nsource = {")
@@ -47,8 +61,9 @@ local function release(name, scm)
   s = replace(s, header, ("-- Release %s, made from rockspecs/%s-scm-1.rockspec by tools/rockspecs.lua\n"
     .. "-- (make rockspecs): edit that file, not this one."):format(V, name), 1, name)
   s = replace(s, 'version = "scm-1"', ('version = "%s-1"'):format(V), 1, name)
+  -- (the source tarball make dist writes, as the release vX.Y.Z publishes it)
   s = replace(s, 'url = "git+https://github.com/streamctl/streamctl.git",\n',
-    ('url = "git+https://github.com/streamctl/streamctl.git",\n   tag = "v%s",\n'):format(V), 1, name)
+    ('url = "%s",\n   dir = "%s",\n'):format(tarball_url(V), tarball_dir(V)), 1, name)
   s = replace(s, '"streamctl",', ('"streamctl == %s",'):format(V), math.min(PINS[name], 1), name)
   s = replace(s, '"streamctl-cli",', ('"streamctl-cli == %s",'):format(V), PINS[name] - 1 > 0 and 1 or 0, name)
   return s
