@@ -49,7 +49,8 @@ DEMO_PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev libssl-dev openssl libc
 	lua-nginx-string
 OPENRESTY_DEMO_PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev curl
 PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev lua-busted lua-check lua-sec valgrind lua-ldoc help2man \
-	cppcheck clang-tidy clang libclang-rt-14-dev redis-server lua-nginx-redis gnuplot-nox curl universal-ctags
+	cppcheck clang-tidy clang libclang-rt-14-dev redis-server lua-nginx-redis gnuplot-nox curl universal-ctags \
+	prometheus zip
 
 LUA_PATH_DEV := $(ROOT)/src/?.lua;$(ROOT)/src/?/init.lua;;
 ENV54 := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"
@@ -380,6 +381,12 @@ check-install:
 # check-install: root, debootstrap and the mirror, not in make test).
 deb:
 	@tools/deb.sh
+
+# The release artifacts of HEAD into build/dist: the source tarball, the four
+# release rockspecs and their packed source rocks, a rock manifest (a local
+# rock server) and SHA256SUMS (tools/dist.sh; spec/74 checks them).
+dist:
+	@tools/dist.sh
 check-deb:
 	@DEB_LINT=1 tools/deb.sh && tools/check-deb.sh
 

@@ -13,6 +13,7 @@ local cjson = require "cjson"
 local socket = require "socket"
 local nginx = require "spec.helpers.nginx"
 local emu = require "spec.helpers.emulator"
+local process = require "spec.helpers.process"
 
 local ROOT = nginx.root
 local TOKEN = "edge-token-0123456789abcdef"
@@ -267,6 +268,13 @@ describe("the OpenResty example", function()
     assert.truthy(text:find("# TYPE streamctl_throttled_total counter\n", 1, true))
     -- Waits of under a millisecond are made 1 ms: nginx would not yield for them (and warns).
     assert.is_nil(edge:error_log():find("ngx.sleep(0)", 1, true))
+    -- Prometheus' own checker parses it and lints its names and units (spec/75: it catches what it is for)
+    local dir = process.temp_dir()
+    process.write_file(dir .. "/metrics.txt", text)
+    local said = process.capture("promtool check metrics < " .. process.quote(dir .. "/metrics.txt")
+      .. " 2>&1; echo \"rc=$?\"")
+    process.run("rm -rf " .. process.quote(dir))
+    assert.equal("rc=0\n", said)
   end)
 
   it("shows no secret, signature or token in its answers or its error log, failures included", function()
