@@ -14,7 +14,8 @@
 --  * ```sh: run by `bash -e -o pipefail` in the same environment, with
 --    `streamctl` and `streamctl-emulator` on PATH (bin/ of this tree under
 --    Lua 5.4); exit 0; a ```text block after it is its output. ```sh install
---    blocks (README "Install") are not run here: make check-install runs them.
+--    and ```sh install-deb blocks (README "Install") are not run here: make
+--    check-install runs them.
 --  * ```console: the lines that start with `$ ` are commands (a line ending in
 --    `\` goes on), run one after the other in one bash, same environment; the
 --    lines after each are its output, standard output and error together as

@@ -7,7 +7,7 @@
 --   docs.blocks(file)         its fenced blocks: { file, line, info, lang, tags, text,
 --                             output = the ```text block right after a lua/sh one, or nil }
 --   docs.check_kind(block)    nil, or why the test cannot run a block of that kind
---   docs.runs(block)          whether the test runs it (lua, sh, console; not `sh install`)
+--   docs.runs(block)          whether the test runs it (lua, sh, console; not `sh install`, `sh install-deb`)
 --   docs.installs(block)      nil, or why it must not run here (it installs: make check-install's)
 --   docs.console(block)       a console block's commands: { { line, command, expected = {lines} } }
 --   docs.lines(text)          output as a terminal shows it, one string a line
@@ -58,7 +58,8 @@ end
 -- it; `tags`: the further words it may carry (what the block needs set up).
 M.KINDS = {
   lua = { run = true, tags = {} },
-  sh = { run = true, tags = { install = true } },           -- `sh install`: make check-install runs it
+  -- `sh install` (luarocks), `sh install-deb` (the Debian packages): make check-install runs them
+  sh = { run = true, tags = { install = true, ["install-deb"] = true } },
   console = { run = true, tags = { edge = true } },        -- edge: the OpenResty example on 127.0.0.1:8080
   text = { output = true, tags = {} },                      -- the output of the lua or sh block above it
   ini = { tags = {} }, json = { tags = {} }, nginx = { tags = {} }, [""] = { tags = {} },
@@ -136,11 +137,11 @@ function M.installs(b)
   return nil
 end
 
---- Does the test run this block? (`sh install` is make check-install's.)
+--- Does the test run this block? (`sh install` and `sh install-deb` are make check-install's.)
 function M.runs(b)
   local kind = M.KINDS[b.lang]
   if not (kind and kind.run) then return false end
-  return not (b.lang == "sh" and b.tags[1] == "install")
+  return not (b.lang == "sh" and (b.tags[1] == "install" or b.tags[1] == "install-deb"))
 end
 
 --- A console block's commands: a line that starts with `$ ` is a command (a
