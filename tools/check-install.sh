@@ -4,9 +4,11 @@
 # install block (luarocks), each kind in order in a pristine Debian 12 root of
 # its own (tools/pristine-root.sh: debootstrap --variant=minbase bookworm, in
 # a private network namespace that reaches only the Debian mirror), as root,
-# from a clone of this repository's HEAD (committed work only). Not in make
-# test: it needs root, debootstrap and the mirror, and takes about ten
-# minutes.
+# from a clone of this repository's HEAD (committed work only); then checks
+# each rock the luarocks blocks installed, in each tree, against its
+# rockspec (tools/rock-manifest-check.lua: no file of another rock). Not in
+# make test: it needs root, debootstrap and the mirror; about 80 s once the
+# pristine root is made.
 #
 #   tools/check-install.sh            run every block; exit 1 at the first that fails
 #   KEEP=1 tools/check-install.sh     leave the last root in build/check-install/ to look at
@@ -70,6 +72,18 @@ for kind in install-deb install; do
     fi
   done
   total=$((total + n))
+  if [ "$kind" = install ]; then
+    # each rock the blocks installed, in each tree, holds what its rockspec lists and nothing else
+    say ""
+    say "== the installed rocks' manifests against their rockspecs (tools/rock-manifest-check.lua):"
+    if pristine_run 'cd /root/streamctl && lua5.4 tools/rock-manifest-check.lua /usr/local 5.4 /opt/streamctl-luajit 5.1' \
+        >"$WORK/manifests.log" 2>&1; then
+      sed 's/^/   | /' "$WORK/manifests.log"
+    else
+      sed 's/^/   | /' "$WORK/manifests.log"
+      die "an installed rock holds what its rockspec does not list (above)"
+    fi
+  fi
   pristine_end
 done
 say ""
