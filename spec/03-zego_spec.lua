@@ -31,7 +31,7 @@ local COMMON = "https://rtc-api.zego.im/?Action=%s&AppId=1234567890&SignatureNon
 
 describe("zego requests", function()
   local CASES = {
-    { "resume_rtc_stream", { stream_id = "s/1" }, "ResumeRTCStream", "&Sequence=1700000000000&StreamId=s%2F1" },
+    { "resume_rtc_stream", { stream_id = "s_1-A" }, "ResumeRTCStream", "&Sequence=1700000000000&StreamId=s_1-A" },
     { "forbid_rtc_stream", { stream_id = "s1" }, "ForbidRTCStream", "&Sequence=1700000000000&StreamId=s1" },
     { "describe_rtc_stream_state", { stream_id = "s1" }, "DescribeRTCStreamState",
       "&Sequence=1700000000000&StreamId=s1" },

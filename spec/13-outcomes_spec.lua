@@ -140,7 +140,7 @@ describe("an Aliyun 200 that is not the operation's answer", function()
 end)
 
 describe("the block-list look-up", function()
-  -- A resume of app `team`, stream `match-7` whose answer was lost, and the
+  -- A resume of app `live`, stream `match-7` whose answer was lost, and the
   -- block list the look-up finds.
   local function resume_with(listed)
     local cli, w = client(aliyun, { retry = { attempts = 2, random = function() return 0 end } }, function(req, n)
@@ -151,17 +151,19 @@ describe("the block-list look-up", function()
       return reply(200, '{"RequestId":"R"}')
     end)
     local res = assert(cli:resume_live_stream { domain_name = "d.example", app_name = "live",
-                                                stream_name = "team/match-7" })
+                                                stream_name = "match-7" })
     return res, w
   end
 
-  it("matches domain/app/stream exactly, names with '/' included", function()
-    local res, w = resume_with("d.example/live/team/match-7")
+  it("matches domain/app/stream exactly", function()
+    local res, w = resume_with("d.example/live/match-7")
     assert.equal("R", res.RequestId) -- still listed (forbidden): resent, not "recovered"
     assert.equal(3, #w.sent)
-    res, w = resume_with("d.example/live/team/match-70")
-    assert.is_true(res.Recovered) -- another stream: ours is not listed
-    assert.equal(2, #w.sent)
+    for _, other in ipairs { "d.example/live/match-70", "d.example/live-2/match-7", "d.example.org/live/match-7" } do
+      res, w = resume_with(other)
+      assert.is_true(res.Recovered, other) -- another stream: ours is not listed
+      assert.equal(2, #w.sent)
+    end
   end)
 end)
 

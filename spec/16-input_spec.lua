@@ -58,14 +58,18 @@ describe("fields", function()
     end)
   end
 
-  it("take any UTF-8 text within the rules", function()
+  it("take any UTF-8 text within the rules, where a field is text; names keep their shape", function()
     local sent = 0
     local c = checks.scripted_client(aliyun, NOW, {}, function()
       sent = sent + 1
       return checks.reply(200, '{"RequestId":"r"}')
     end)
-    assert(c:resume_live_stream(with(STREAM, "stream_name", "直播-1 ünïcödé 🎥")))
+    assert(c:describe_live_pull_to_push_list { region = "cn-shanghai", task_name = "直播-1 ünïcödé 🎥" })
     assert(c:resume_live_stream(with(STREAM, "stream_name", string.rep("z", 256))))
+    assert.equal(2, sent)
+    local _, err = c:resume_live_stream(with(STREAM, "stream_name", "直播-1"))
+    assert.equal("field 'stream_name' must hold only letters, digits, '-' and '_' (found a non-ASCII character at byte 1)",
+      err.message)
     assert.equal(2, sent)
   end)
 end)

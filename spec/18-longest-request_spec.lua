@@ -27,10 +27,28 @@ local function bytes(n)
   return string.rep(E_ACUTE, math.floor(n / 2)) .. string.rep("a", n % 2)
 end
 
+-- The longest value a field's shape allows (streamctl.base.validate): a
+-- name of its length limit in letters; a domain of 253 bytes, four labels.
+local SHAPED = {
+  name = function(f) return string.rep("n", f.max_len or 256) end,
+  domain = function()
+    local l63 = string.rep("d", 63)
+    return l63 .. "." .. l63 .. "." .. l63 .. "." .. string.rep("d", 61)
+  end,
+}
+
 -- The longest value of a field, from its schema: the longest enum value, a
--- text at its length limit, the largest integer, the most items.
+-- text at its length limit (or its shape's), the largest integer, the most items.
 local function longest(f)
-  if f.enum then
+  if f.shape then
+    local v = SHAPED[f.shape](f)
+    if f.type == "strings" then
+      local t = {}
+      for i = 1, f.max_items or 2 do t[i] = v end
+      return t
+    end
+    return v
+  elseif f.enum then
     local best = f.enum[1]
     for _, e in ipairs(f.enum) do if #e > #best then best = e end end
     return best
@@ -165,14 +183,14 @@ describe("the longest valid request of every operation", function()
       local fields = fields_of(m)
       if m.list then
         local ids = {}
-        for i = 1, 20 do ids[i] = bytes(253) .. string.format("%03d", i) end
+        for i = 1, 20 do ids[i] = string.rep("n", 253) .. string.format("%03d", i) end
         fields.stream_ids = ids
       end
       local entries = check(cli, "zego", m, fields)
       if m.list then
         assert.equal(1, #entries)
         assert.equal(20, #entries[1].streams)
-        assert.equal(bytes(253) .. "020", entries[1].streams[20])
+        assert.equal(string.rep("n", 253) .. "020", entries[1].streams[20])
       end
       seen = seen + 1
     end

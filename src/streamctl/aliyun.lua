@@ -176,11 +176,14 @@ local function with(...)
   return out
 end
 
-local DOMAIN = { name = "domain_name", param = "DomainName", type = "string", required = true }
-local APP = { name = "app_name", param = "AppName", type = "string", required = true }
+-- The domain, app and stream keep the strictest reading of the page (none
+-- states their characters): streamctl.base.validate's shapes.
+local DOMAIN = { name = "domain_name", param = "DomainName", type = "string", required = true, shape = "domain" }
+local APP = { name = "app_name", param = "AppName", type = "string", required = true, shape = "name", also = { "*" } }
 local STREAM_TYPE = { name = "live_stream_type", param = "LiveStreamType", type = "string", enum = { "publisher" },
                       default = "publisher" }
-local STREAM = { DOMAIN, APP, { name = "stream_name", param = "StreamName", type = "string", required = true },
+local STREAM = { DOMAIN, APP, { name = "stream_name", param = "StreamName", type = "string", required = true,
+                                shape = "name" },
                  STREAM_TYPE }
 local REGION_ID = { name = "region_id", param = "RegionId", type = "string" }
 -- What ForbidLiveStream takes beyond the stream (single and batch alike).
@@ -364,7 +367,7 @@ local methods = {
   describe_live_streams_online_list = {
     action = "DescribeLiveStreamsOnlineList",
     fields = with({
-      { name = "domain_name", param = "DomainName", type = "string", required = true },
+      DOMAIN,
       { name = "app_name", param = "AppName", type = "string" },
       { name = "stream_name", param = "StreamName", type = "string" },
     }, paging(3000, "PageNum")),
@@ -374,7 +377,7 @@ local methods = {
 -- Batch methods: one call per stream, every stream of the list reported.
 local STREAMS = with({
   DOMAIN, APP,
-  { name = "stream_names", param = "StreamName", type = "strings", required = true, min_items = 1 },
+  { name = "stream_names", param = "StreamName", type = "strings", required = true, min_items = 1, shape = "name" },
   STREAM_TYPE,
 }, validate.BATCH_OPTIONS)
 
@@ -384,6 +387,19 @@ local batches = {
   forbid_live_streams = { action = "ForbidLiveStream", fields = with(STREAMS, FORBID), list = "stream_names",
                           param = "StreamName" },
 }
+
+-- A ResumeTime already past would let the stream back at once: the forbid
+-- answered ok would do nothing a caller asked for. Refused before sending,
+-- as ZEGO's is.
+local function future_resume_time(_, values, self)
+  local t = values.resume_time
+  if t and t <= self:now() then
+    return "field 'resume_time' must be in the future (it is when the forbidden stream may publish again)"
+  end
+  return nil
+end
+methods.forbid_live_stream.check = future_resume_time
+batches.forbid_live_streams.check = future_resume_time
 
 -- Error codes and what they mean for a retry.
 --- The streams an action changes (their order and settling are kept):

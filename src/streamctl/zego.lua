@@ -41,7 +41,10 @@ local operations = {
   ForbidCDNLiveStream = { method = "GET", idempotent = true, cap = 20, codes = CDN_CODES },
 }
 
-local STREAM_ID = { name = "stream_id", param = "StreamId", type = "string", required = true, max_len = 256 }
+-- Stream IDs: at most 256 of letters, digits, '-' and '_' (the strictest of
+-- ZEGO's pages: streamctl.base.validate's "name" shape).
+local STREAM_ID = { name = "stream_id", param = "StreamId", type = "string", required = true, max_len = 256,
+                    shape = "name" }
 local SEQUENCE = { name = "sequence", param = "Sequence", type = "integer", min = 0 }
 
 local methods = {
@@ -60,7 +63,7 @@ local methods = {
 -- Batch methods: any number of stream IDs, sent MAX_IDS at a time, each call
 -- with its own Sequence; every stream reported.
 local BATCH_IDS = { { name = "stream_ids", param = "StreamId", type = "strings", required = true, min_items = 1,
-                      max_len = 256 } }
+                      max_len = 256, shape = "name" } }
 for _, f in ipairs(validate.BATCH_OPTIONS) do BATCH_IDS[#BATCH_IDS + 1] = f end
 local batches = {
   resume_rtc_streams = { action = "ResumeRTCStreams", fields = BATCH_IDS, list = "stream_ids",

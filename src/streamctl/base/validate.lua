@@ -6,6 +6,7 @@
 --   { name = "domain_name", param = "DomainName", type = "string", required = true,
 --     max_len = 256 (bytes), max_chars = 2000 (UTF-8 characters), allow_empty = true,
 --     enum = {...}, prefix = {"rtmp://"} (case-insensitive), min = n, max = n,
+--     shape = "name" | "domain" (see SHAPES), also = {"*"} (values taken beside the shape),
 --     min_items = n, max_items = n, default = v,
 --     note = "what the help says of its values" (not checked here) }
 --
@@ -131,9 +132,60 @@ function M.is_utf8(s)
   return text_flaws(s) < 4 -- (the UTF-8 flag is the highest: see streamctl.core)
 end
 
+-- What an identifier a provider keys its state by may hold, by `shape`.
+-- The providers' pages say little; where they are silent streamctl takes the
+-- strictest reading (../shared/notes/PROVIDERS.md, "Names"), so a name is
+-- refused here, with the field named, rather than stored or matched oddly
+-- there. Each returns the rule `v` breaks, or nil.
+local SHAPES = {}
+
+-- The character at byte `i` of `v`, said so a reader sees it (a blank as "a space").
+local function said_char(v, i)
+  local c = sub(v, i, i)
+  if c == " " then return "a space" end
+  local b = c:byte()
+  if b >= 0x80 then return "a non-ASCII character" end
+  return "'" .. c .. "'"
+end
+
+-- AppName, StreamName (Aliyun), StreamId (ZEGO): letters, digits, '-' and '_'.
+function SHAPES.name(v)
+  local i = find(v, "[^%w_%-]")
+  if not i then return nil end
+  return format("must hold only letters, digits, '-' and '_' (found %s at byte %d)", said_char(v, i), i)
+end
+
+-- DomainName: a host name as the provider's console adds it: lower-case
+-- labels of letters, digits and '-' (none first or last), 1-63 bytes each,
+-- joined by dots, at most 253 bytes; no scheme, port, path or final dot.
+function SHAPES.domain(v)
+  if find(v, "^%a[%w+.-]*://") then return "must be a domain name (push.example.com), not a URL" end
+  if find(v, "[:/]") then return "must be a domain name alone (push.example.com): no port or path" end
+  if find(v, "%u") then return "must be lower case (" .. lower(v) .. ")" end
+  if #v > 253 then return format("must be at most 253 bytes (got %d)", #v) end
+  if sub(v, -1) == "." then return "must not end with a dot" end
+  for label in (v .. "."):gmatch("([^.]*)%.") do
+    if label == "" then return "must not hold an empty label (two dots, or a dot first)" end
+    if #label > 63 then return format("must hold labels of at most 63 bytes (got %d)", #label) end
+    local i = find(label, "[^%l%d%-]")
+    if i then return format("must hold only letters, digits, '-' and dots (found %s)", said_char(label, i)) end
+    if sub(label, 1, 1) == "-" or sub(label, -1) == "-" then
+      return "must not hold a label that starts or ends with '-'"
+    end
+  end
+  return nil
+end
+
+-- The shape rule `v` breaks for field `f`, or nil (a value in `f.also` is taken as it is).
+local function shape_rule(f, v)
+  if not f.shape then return nil end
+  for _, a in ipairs(f.also or {}) do if v == a then return nil end end
+  return SHAPES[f.shape](v)
+end
+
 -- The rule a text value breaks, or nil: its length (checked first, so a
 -- huge value costs nothing more), then CR/LF/NUL, other control characters
--- (TAB, DEL...), and UTF-8.
+-- (TAB, DEL...), UTF-8, and the field's shape.
 local function text_rule(f, v)
   local limit = f.max_len or (not f.max_chars and DEFAULT_MAX_LEN) or nil
   if limit and #v > limit then return format("must be at most %d bytes (got %d)", limit, #v) end
@@ -141,18 +193,18 @@ local function text_rule(f, v)
     return format("must be at most %d characters (got more)", f.max_chars)
   end
   local flaws = text_flaws(v) -- one pass in C: 1 CR/LF/NUL, 2 other control characters, 4 not UTF-8
-  if flaws == 0 and not f.max_chars then return nil end -- (the usual case)
+  if flaws == 0 and not f.max_chars then return shape_rule(f, v) end -- (the usual case)
   if flaws % 2 == 1 then return "must not contain CR, LF or NUL" end
   if flaws % 4 >= 2 then return "must not contain control characters (TAB, DEL...)" end
   if flaws >= 4 then return "must be valid UTF-8" end
   if f.max_chars and #v > f.max_chars and utf8_length(v) > f.max_chars then
     return format("must be at most %d characters (got %d)", f.max_chars, utf8_length(v))
   end
-  return nil
+  return shape_rule(f, v)
 end
 
---- The length and character rule a text value of field `f` breaks, or nil
--- (what `call` applies to a parameter a named method's field sets).
+--- The length, character and shape rule a text value of field `f` breaks,
+-- or nil (what `call` applies to a parameter a named method's field sets).
 M.text_rule = text_rule
 
 function checkers.string(f, v)

@@ -37,7 +37,14 @@ M.MIN_RATE = 0.0001
 M.MAX_CREDENTIAL = 256
 M.MAX_TOKEN = 16384
 
---- Parses and checks an endpoint: scheme, host and optional port, no path.
+--- Is `host` (as url.host_port gives it) this machine: 127.0.0.0/8, ::1 or localhost?
+function M.is_loopback(host)
+  host = lower(host)
+  return host == "localhost" or host == "::1" or find(host, "^127%.%d+%.%d+%.%d+$") ~= nil
+end
+
+--- Parses and checks an endpoint: scheme, host and optional port, no path;
+-- https, or http to this machine only.
 -- @return { url = "https://host[:port]", host = "host[:port]", scheme = ... }, or nil and
 --   the rule broken ("must not have a path, query or fragment")
 function M.parse_endpoint(s)
@@ -55,6 +62,11 @@ function M.parse_endpoint(s)
   local host, port, bracketed = url.host_port(authority)
   if port == "port" then return nil, "must have a port in 1..65535" end
   if not host or not (bracketed or url.is_name(host)) then return nil, "must name a valid host" end
+  -- Plain HTTP only where nothing but this machine can read or change it (the
+  -- emulator's HTTP ports): the providers answer over TLS, verified always.
+  if scheme == "http" and not M.is_loopback(host) then
+    return nil, "must use https (plain http only for this machine: 127.0.0.1, ::1, localhost)"
+  end
   local base = scheme .. "://" .. lower(authority)
   -- query_url: what a request's query string follows
   return { scheme = scheme, url = base, query_url = base .. "/?", host = lower(authority) }

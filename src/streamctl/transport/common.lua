@@ -29,12 +29,25 @@ local function check_proxy(v)
   return v
 end
 
+-- How much of a CA file is read to find a certificate in it (a system
+-- bundle is about 200 KiB).
+local MAX_CA_BYTES = 16 * 1024 * 1024
+
 local function check_ca_file(v)
   if type(v) ~= "string" or v == "" then return nil, "must be a non-empty string (a path)" end
   if find(v, "%z") then return nil, "must not contain NUL" end
   local f, why = io_open(v, "rb")
   if not f then return nil, "cannot be read: " .. tostring(why) end
+  -- A CA bundle in PEM (what libcurl and nginx read): a key, a DER file or
+  -- an empty one would fail every request later, as a TLS error.
+  local text, read_why = f:read(MAX_CA_BYTES)
   f:close()
+  if not text then return nil, read_why and "cannot be read: " .. tostring(read_why) or "is empty" end
+  if not find(text, "-----BEGIN CERTIFICATE-----", 1, true)
+      and not find(text, "-----BEGIN TRUSTED CERTIFICATE-----", 1, true) then
+    return nil, "holds no PEM certificate (-----BEGIN CERTIFICATE-----): name the CA's certificate, "
+      .. "not its key or another file"
+  end
   return v
 end
 
