@@ -159,6 +159,11 @@ _streamctl() {
                 opts="$opts -h --help --dir --config --aliyun-port --zego-port --aliyun-tls-port --zego-tls-port --imds-port --imds-listen"
                 break
                 ;;
+            man)
+                cmd="man"
+                opts="$opts -h --help"
+                break
+                ;;
             completion)
                 cmd="completion"
                 opts="$opts -h --help"
@@ -169,7 +174,7 @@ _streamctl() {
 
     case "$cmd" in
         '')
-            COMPREPLY=($(compgen -W "aliyun zego emulator completion" -- "$cur"))
+            COMPREPLY=($(compgen -W "aliyun zego emulator man completion" -- "$cur"))
             ;;
         'aliyun')
             COMPREPLY=($(compgen -W "create-live-pull-to-push delete-live-pull-to-push describe-live-pull-to-push describe-live-pull-to-push-list describe-live-streams-block-list describe-live-streams-online-list forbid-live-stream forbid-live-streams restart-live-pull-to-push resume-live-stream resume-live-streams stop-live-pull-to-push update-live-pull-to-push call reconcile whoami" -- "$cur"))

@@ -35,6 +35,7 @@ build = {
       ["streamctl.cli.calls"] = "src/streamctl/cli/calls.lua",
       ["streamctl.cli.reconcile"] = "src/streamctl/cli/reconcile.lua",
       ["streamctl.cli.emulator_command"] = "src/streamctl/cli/emulator_command.lua",
+      ["streamctl.cli.man"] = "src/streamctl/cli/man.lua",
       -- where the emulator listens and its accounts (the command's --emulator,
       -- and the emulator's own defaults: streamctl-emulator depends on this rock)
       ["streamctl.cli.emulator"] = "src/streamctl/cli/emulator.lua",

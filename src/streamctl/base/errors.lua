@@ -34,6 +34,8 @@
 --                 "store" (Redis failed; `reason`: "server", "io" or "phase")
 --   sent          for network failures: whether the request reached the wire
 --   outcome_unknown  the request may or may not have taken effect
+--   hint          what to do about it, where the failure tells (a certificate
+--                 that cannot be verified: option 'ca_file'), or nil
 --   retry_after_ms  from `x-acs-retry-after`, when present
 --   server_date   Unix seconds of the response's `Date` header, when present
 --
@@ -148,7 +150,26 @@ local TRANSPORT_KIND = {
   Interrupted = "interrupted", -- the caller stopped the run (streamctl.engine.runner's cancel)
 }
 
---- Wraps a transport failure `{code, message, sent}` for `action`.
+-- What to do about a transport failure, when its message says: a server's
+-- certificate this client cannot verify names the option that fixes it
+-- (libcurl: "unable to get local issuer certificate", "self-signed
+-- certificate in certificate chain"; nginx: "certificate verify failed").
+local function transport_hint(code, message)
+  if code ~= "TLSError" or type(message) ~= "string" then return nil end
+  if find(message, "subject name", 1, true) or find(message, "does not match", 1, true) then
+    return "the server's certificate does not name the endpoint's host: check option 'endpoint'"
+  end
+  local function says(word) return find(message, word, 1, true) end
+  if says("certificate") and (says("issuer") or says("self-signed") or says("self signed") or says("verif")) then
+    return "the server's certificate is not signed by a CA this client trusts: name the CA that signed it with "
+      .. "option 'ca_file' (the default is the system's CAs)"
+  end
+  return nil
+end
+
+--- Wraps a transport failure `{code, message, sent}` for `action`; `hint`
+-- says what to do about it where the message tells (a certificate that
+-- cannot be verified: option 'ca_file').
 -- A failure before the request reached the wire is always retryable; after it,
 -- only when the operation may safely be repeated (`idempotent`). A request
 -- that was sent and got no answer, or one that could not be read (a body over
@@ -161,10 +182,10 @@ function M.transport(provider, action, terr, idempotent)
   if kind == "network" or kind == "timeout" then
     retryable = (sent == false) or (idempotent and true or false)
   end
+  local message = type(terr) == "table" and terr.message or tostring(terr)
   return M.new {
-    provider = provider, action = action, code = code, kind = kind,
-    message = type(terr) == "table" and terr.message or tostring(terr),
-    sent = sent, retryable = retryable,
+    provider = provider, action = action, code = code, kind = kind, message = message,
+    hint = transport_hint(code, message), sent = sent, retryable = retryable,
     outcome_unknown = (sent ~= false and (kind == "network" or kind == "timeout" or kind == "response")) or nil,
   }
 end

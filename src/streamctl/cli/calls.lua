@@ -12,6 +12,7 @@ local EXIT, encode, as_flags = cli_output.EXIT, cli_output.encode, cli_output.as
 local stream_of, record, record_json = cli_output.stream_of, cli_output.record, cli_output.record_json
 local has_content, table_header, table_row = cli_output.has_content, cli_output.table_header, cli_output.table_row
 local print_table, progress_bar, is_tty = cli_output.print_table, cli_output.progress_bar, cli_output.is_tty
+local hints = cli_output.hints
 local is_usage_error = cli_output.is_usage_error
 local audit_stream = cli_guard.audit_stream
 
@@ -90,9 +91,11 @@ local function run_batch(out, client, m, fields, args, output)
   end
   if draw then draw(report.total, report.total, nil, true) end
   local rows, status, not_sent = {}, EXIT.ok, 0
+  local hint = hints(out, m)
   for _, r in ipairs(report.results) do
     rows[#rows + 1] = record(r.stream, r.ok, r.attempts, r.result, r.error, r.outcome_unknown)
     if not r.ok then status = EXIT.failed end
+    hint.add(r.error)
     if r.error and r.error.code == "Interrupted" and not r.outcome_unknown then not_sent = not_sent + 1 end
   end
   local summary = format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s", report.total,
@@ -103,6 +106,7 @@ local function run_batch(out, client, m, fields, args, output)
     print_table(out, rows)
     out:line(summary)
   end
+  hint.say()
   if not out:flush() then
     if not_sent > 0 then
       -- The run stopped early (the output closed, a `| head`; or a signal).
@@ -127,6 +131,7 @@ local function run_long(out, client, m, fields, args, output, long, finished)
   local width = min(max(#"STREAM", long.width), 60)
   local counts = { ok = 0, failed = 0, unknown = 0, not_sent = 0 }
   local flushed, headed = monotonic(), output ~= "table"
+  local hint = hints(out, m)
   local function head() -- (the table's header with its first row, or its summary)
     if not headed then table_header(out, width) headed = true end
   end
@@ -144,6 +149,7 @@ local function run_long(out, client, m, fields, args, output, long, finished)
     end
     local a = audit_stream(r, m.action)
     counts[a.outcome] = counts[a.outcome] + 1
+    hint.add(entry.error)
     finished(r)
   end
   fields.on_progress = draw and function(done, total, entry) draw(done, long.count or total, entry) end or nil
@@ -172,6 +178,7 @@ local function run_long(out, client, m, fields, args, output, long, finished)
     head()
     out:line(summary)
   end
+  hint.say()
   if long.error then out:warn(long.error) end
   if report.progress_error then out:warn("the report could not be written as it went: ", report.progress_error) end
   if not out:flush() then
@@ -205,6 +212,9 @@ local function run_call(out, client, m, fields, args, output, attempts)
     print_table(out, { r })
     if result and has_content(result) then out:line(encode(result)) end
   end
+  local hint = hints(out, m)
+  hint.add(err)
+  hint.say()
   if not out:flush() then
     out:lost(format("the report is incomplete; %s %s", stream,
       r.ok and "succeeded" or r.outcome_unknown and "has an unknown outcome" or "failed"))

@@ -24,6 +24,7 @@ local cli_client = require "streamctl.cli.client"
 local cli_guard = require "streamctl.cli.guard"
 local cli_calls = require "streamctl.cli.calls"
 local cli_reconcile = require "streamctl.cli.reconcile"
+local validate = require "streamctl.base.validate"
 local cli_emulator_command = require "streamctl.cli.emulator_command"
 
 local type, ipairs, format = type, ipairs, string.format
@@ -56,9 +57,49 @@ local function get_parser()
     the_parser = new_parser()
     -- argparse hands its error handler the (sub)command being parsed: its
     -- usage is the one to show.
-    the_parser.error = function(p, message) error({ usage = p:get_usage(), message = message }, 0) end
+    the_parser.error = function(p, message)
+      error({ usage = p:get_usage(), message = message, help = p:get_help() }, 0)
+    end
   end
   return the_parser
+end
+
+-- For an unknown option argparse had no tip for (it knows one edit away,
+-- never a start: `--domain`): " (did you mean '--domain-name'?)" when the
+-- typed name starts one option, or two of them, of the (sub)command's help,
+-- else when one is a few edits away; or nil. Suggested, never taken.
+-- Returns the message and the suggestion: argparse's own tip ("...\nDid you
+-- mean '--stream-name'?") said the same way. A value that starts with '-'
+-- (`--start-time -1`: argparse reads an option '-1') is told how to give it.
+local function suggest(message, help, argv)
+  if type(message) ~= "string" then return message, nil end
+  local head, tip = message:match("^(unknown option '[^']*')\nDid you mean '([^']*)'%?$")
+  local short = (head or message):match("^unknown option '(%-[^%-'][^']*)'")
+  if short then
+    for i = 2, #(argv or {}) do
+      local before = argv[i - 1]
+      if argv[i]:sub(1, #short) == short and before:match("^%-%-[%w][%w%-]*$") then
+        return "unknown option '" .. argv[i] .. "'", format(" (a value that starts with '-' goes after '=': %s=%s)",
+          before, argv[i])
+      end
+    end
+  end
+  if head then return head, " (did you mean '" .. tip .. "'?)" end
+  local typed = message:match("^unknown option '(%-%-[^'=]+)[^']*'$")
+  if not typed or type(help) ~= "string" then return message, nil end
+  local names, seen, starting = {}, {}, {}
+  for name in help:gmatch("%-%-[%w][%w%-]*") do
+    if not seen[name] then
+      seen[name] = true
+      names[#names + 1] = name
+      if name:sub(1, #typed) == typed then starting[#starting + 1] = name end
+    end
+  end
+  if #starting == 1 or #starting == 2 then
+    return message, " (did you mean '" .. table.concat(starting, "' or '") .. "'?)"
+  end
+  local hint = validate.hint(typed, names)
+  return message, hint ~= "" and hint or nil
 end
 
 -- The command line parsed: the arguments, or nil and the exit status (the
@@ -68,10 +109,15 @@ local function parse(out, argv)
   local ok, args = pcall(parser.parse, parser, argv)
   if not ok then
     if type(args) ~= "table" then error(args, 0) end
-    out.err:write(args.usage, "\n\nstreamctl: ", args.message, " (see --help)\n")
+    local message, suggestion = suggest(args.message, args.help, argv)
+    if suggestion then -- (an option mistyped: the suggestion, not the whole usage)
+      out.err:write("streamctl: ", message, suggestion, "\n")
+    else
+      out.err:write(args.usage, "\n\nstreamctl: ", args.message, " (see --help)\n")
+    end
     return nil, EXIT.usage
   end
-  if not args._emulator and not args.provider then
+  if not args._emulator and not args._man and not args.provider then
     out.err:write(parser:get_help(), "\n")
     return nil, EXIT.usage
   end
@@ -200,6 +246,7 @@ function M.main(argv, env)
   local args, status = parse(out, argv)
   if not args then return status end
   if args._emulator then return run_emulator(args) end
+  if args._man then return require("streamctl.cli.man").run(out) end
   local run
   run, status = prepare(out, args, env)
   if not run then return status end

@@ -115,10 +115,31 @@ local function record_json(r)
   return "{" .. concat(parts, ",") .. "}"
 end
 
--- Does a result say more than its RequestId (a describe's answer)?
+-- The distinct hints of a run's failures (errors' `hint`), each said once
+-- on standard error after the report, options named as the flags that set
+-- them: `add(err)` as failures come, `say()` at the end.
+local function hints(out, m)
+  local seen, list = {}, {}
+  return {
+    add = function(err)
+      local h = type(err) == "table" and err.hint
+      if h and not seen[h] then seen[h] = true list[#list + 1] = h end
+    end,
+    say = function()
+      for _, h in ipairs(list) do out:warn("hint: ", as_flags(h, m)) end
+    end,
+  }
+end
+
+-- What every answer carries, whatever it did: its RequestId, and ZEGO's
+-- Code and Message (0, "success" on a result).
+local ENVELOPE = { RequestId = true, Code = true, Message = true }
+
+-- Does a result say more than its envelope (a describe's answer)? A null or
+-- empty value (ZEGO's "Data": null) says nothing.
 local function has_content(result)
-  for k in pairs(result) do
-    if k ~= "RequestId" then return true end
+  for k, v in pairs(result) do
+    if not ENVELOPE[k] and v ~= cjson.null and not (type(v) == "table" and next(v) == nil) then return true end
   end
   return false
 end
@@ -200,6 +221,7 @@ M.has_content = has_content
 M.status_word = status_word
 M.table_header = table_header
 M.table_row = table_row
+M.hints = hints
 M.print_table = print_table
 M.progress_bar = progress_bar
 M.is_tty = is_tty

@@ -69,12 +69,14 @@ local DRY_RUN_HELP = "Print the signed request(s), secrets, signatures and token
 
 local function add_common(cmd, provider, dry_run_help)
   cmd:group("Connection",
-    cmd:option("--endpoint", "The API endpoint, https://host[:port] (default: the provider's)."):argname("<url>"),
+    cmd:option("--endpoint", "The API endpoint, https://host[:port] (default: the provider's; http:// only to "
+      .. "127.0.0.1, ::1 or localhost)."):argname("<url>"),
     cmd:option("--ca-file", "Trust this CA bundle (TLS verification is always on)."):argname("<file>"),
     cmd:option("--proxy", "Send through this proxy, http://host:port, or 'env': the environment's https_proxy "
       .. "and no_proxy (default: none; the environment is ignored). Credential requests use it too; the "
       .. "ECS metadata service never does."):argname("<url|env>"),
-    cmd:option("--timeout", "Per attempt, in milliseconds (default: 10000)."):argname("<ms>"),
+    cmd:option("--timeout", "The most one attempt may take, in milliseconds, answer included (default: 10000); "
+      .. "its connection may take 5000 of them at most. A call makes up to 3 attempts."):argname("<ms>"),
     cmd:option("--concurrency", "Requests in flight for batches (default: 8)."):argname("<n>"),
     cmd:option("--rate", format("Send no action faster than this, in requests per second, at least %s: one "
       .. "every %d s (lowers the published caps; it never raises them).", tostring(options_module.MIN_RATE),
@@ -267,7 +269,9 @@ local function new_parser()
       "Exit status: 0 all succeeded, 1 an operation failed or its outcome is unknown, or the output",
       "could not be written (a closed pipe stops sending), 2 a usage or input error (nothing sent),",
       "130 interrupted (after reporting every stream).",
-      "Documentation: man streamctl, and docs/cli.md in streamctl's repository.",
+      "Documentation: streamctl man (or man streamctl, from the Debian package), and docs/cli.md in",
+      "streamctl's repository. Completion: streamctl completion bash >",
+      "~/.local/share/bash-completion/completions/streamctl (the Debian package installs it).",
     }, "\n"))
     :help_max_width(100)
   parser:flag("--version", "Print the version and exit."):action(function()
@@ -315,6 +319,11 @@ local function new_parser()
   emu:epilog("Example:\n   streamctl emulator start && streamctl aliyun resume-live-stream --emulator "
     .. "--domain-name push.example.com --app-name live --stream-name match-7")
   emu:action(function(args) args._emulator = true end)
+  local man = parser:command("man", "Shows this manual page (man -l on a terminal; else writes it out, to keep "
+    .. "where man looks: streamctl man > ~/.local/share/man/man1/streamctl.1). For installs that put it "
+    .. "where man does not look (luarocks: the rock's own directory).")
+  man:summary("Show the manual page.")
+  man:action(function(args) args._man = true end)
   parser:add_complete_command()
   return parser
 end

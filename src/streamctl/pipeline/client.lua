@@ -460,14 +460,36 @@ local function class_functions(class, rules)
   end
 end
 
+-- `fn`, refusing to run on anything but a client of `class` (or a table that
+-- reaches one through __index, as a wrapper does): a method called with a
+-- dot (client.forbid_live_stream{...}) gets its fields as the client, and
+-- would fail deep inside on a name the caller never wrote.
+local function on_client(class, provider, name, fn)
+  local rules = class._rules
+  return function(self, ...)
+    if type(self) ~= "table" or self._rules ~= rules then
+      error(format("streamctl.%s: %s is a method: call it with a colon, client:%s(...), not client.%s(...)",
+        provider, name, name, name), 2)
+    end
+    return fn(self, ...)
+  end
+end
+
+-- The client's own methods a caller may use (the others are its steps, called by itself).
+local PUBLIC = { "prepare", "now", "account", "rate_for", "call", "close", "redact", "dry_run" }
+
 --- Defines a provider's client class from its rules.
 function M.define(rules)
   local class = { _rules = rules }
+  local p = rules.provider
   -- action -> service parameter -> the text field that sets it (for `call`)
   class._texts = encode.texts(rules)
   for k, v in pairs(Client) do class[k] = v end
-  for name, spec in pairs(rules.methods) do class[name] = named(rules, name, spec) end
-  for name, spec in pairs(rules.batches or {}) do class[name] = batch.method(rules, name, spec) end
+  for _, name in ipairs(PUBLIC) do class[name] = on_client(class, p, name, Client[name]) end
+  for name, spec in pairs(rules.methods) do class[name] = on_client(class, p, name, named(rules, name, spec)) end
+  for name, spec in pairs(rules.batches or {}) do
+    class[name] = on_client(class, p, name, batch.method(rules, name, spec))
+  end
   class.__index = class
   class.__tostring = function(self)
     return format("streamctl.%s client (%s)", rules.provider, redact.url(self.endpoint.url))
