@@ -70,8 +70,10 @@ VALGRIND_JOBS ?= $(CORES)
 ASAN_JOBS ?= $(CORES)
 RUN_SPECS = tools/run-specs.sh $(1) $(2) $(SPECS)
 # the totals of the phases that ran, each "passed failed pending" (build/specs-*/count)
-SUMMARY_SH = for m in $(1); do read -r p f e < build/specs-$$m/count; printf '%s %s %s %s\n' $$m $$p $$f $$e; done | \
-	awk '{printf "%s%s %d passed", (NR > 1 ? "; " : ""), $$1, $$2; p += $$2; f += $$3; e += $$4} \
+SUMMARY_SH = for m in $(1); do if read -r p f e 2>/dev/null < build/specs-$$m/count; then \
+	  printf '%s %s %s %s\n' $$m $$p $$f $$e; else printf '%s -\n' $$m; fi; done | \
+	awk '$$2 == "-" {printf "%s%s not run", (NR > 1 ? "; " : ""), $$1; next} \
+	{printf "%s%s %d passed", (NR > 1 ? "; " : ""), $$1, $$2; p += $$2; f += $$3; e += $$4} \
 	END {printf "\nin all: %d passed, %d failed, %d pending\n", p, f, e}'
 COMMA := ,
 # A tier's recipe: its steps (sub-makes, so that the time it says counts
@@ -126,7 +128,7 @@ rockspecs:
 
 lint:
 	@echo "== lint: luacheck"
-	luacheck --quiet src bin spec examples bench tools
+	luacheck --quiet $$([ -t 1 ] || echo --no-color) src bin spec examples bench tools
 
 sizes:
 	@bench/sizes.sh $(or $(SIZES_TOP),15)
@@ -236,7 +238,7 @@ demo: demo-deps build-5.4
 # (examples/openresty/run.sh; docs/openresty.md). make openresty-demo-stop
 # stops both.
 openresty-demo: openresty-demo-deps build-jit
-	@examples/openresty/run.sh start
+	@STREAMCTL_DEMO_STOP="make openresty-demo-stop" examples/openresty/run.sh start
 openresty-demo-stop:
 	@examples/openresty/run.sh stop
 

@@ -21,7 +21,8 @@
 #
 # DIR: build/openresty-demo in a checkout (ignored by git), else
 # ${TMPDIR:-/tmp}/streamctl-openresty-demo-$USER. N: 8080.
-# Environment: STREAMCTL_LUAJIT_TREE, the luarocks tree with streamctl built
+# Environment: STREAMCTL_DEMO_STOP, the command that stops it, as start
+# prints it (make openresty-demo: make openresty-demo-stop); STREAMCTL_LUAJIT_TREE, the luarocks tree with streamctl built
 # for LuaJIT (default: in a checkout, its build/jit, made by `make build-jit`;
 # elsewhere none, streamctl being where nginx-lua looks, as the Debian package
 # installs it; /opt/streamctl-luajit for one built as nginx.conf's header says); STREAMCTL_NGINX
@@ -44,10 +45,11 @@ cmd=${1:-}
 [ $# -gt 0 ] && shift
 PORT=8080
 if [ -f "$ROOT/Makefile" ] && [ -d "$ROOT/src/streamctl" ]; then
-  DIR="$ROOT/build/openresty-demo"
+  DEFAULT_DIR="$ROOT/build/openresty-demo"
 else
-  DIR="${TMPDIR:-/tmp}/streamctl-openresty-demo-${USER:-$(id -u)}"
+  DEFAULT_DIR="${TMPDIR:-/tmp}/streamctl-openresty-demo-${USER:-$(id -u)}"
 fi
+DIR=$DEFAULT_DIR
 EMU_DIR_GIVEN="" EMU_PORTS=""
 while [ $# -gt 0 ]; do
   case $1 in
@@ -87,6 +89,16 @@ log_errors() {
     keep { print "  " $0 }'
 }
 
+# How to stop this demo: what started it says (make openresty-demo sets
+# STREAMCTL_DEMO_STOP), for the default directory; else run.sh stop with its --dir.
+stop_command() {
+  if [ "$DIR" = "$DEFAULT_DIR" ]; then
+    printf '%s' "${STREAMCTL_DEMO_STOP:-$PROG stop}"
+  else
+    printf '%s stop --dir %q' "$PROG" "$DIR"
+  fi
+}
+
 print_try() {
   local token port ali
   token=$(setting STREAMCTL_EDGE_TOKEN) port=$(setting DEMO_PORT) ali=$(setting DEMO_EMULATOR_HTTP)
@@ -105,7 +117,7 @@ Try:
   curl -s http://127.0.0.1:$port/metrics
   curl -s $ali/_emulator/state        # what the emulator holds now
 
-Logs: $DIR/logs/error.log. Settings: $DIR/demo.env. Stop: $PROG stop$( [ "$DIR" = "$ROOT/build/openresty-demo" ] || printf ' --dir %q' "$DIR")
+Logs: $DIR/logs/error.log. Settings: $DIR/demo.env. Stop: $(stop_command)
 EOF
 }
 
@@ -186,7 +198,7 @@ cmd_start() {
   local pid tree ca emu_dir owned=0 ali ali_tls zego_tls token offset ok i
   pid=$(nginx_pid)
   if alive "$pid"; then
-    echo "already running (nginx pid $pid); not restarted ($PROG stop first to change settings)"
+    echo "already running (nginx pid $pid); not restarted ($(stop_command) first to change settings)"
     print_try
     return 0
   fi
