@@ -54,6 +54,9 @@ local GOOD = {
   stream_id = "s",
 }
 
+-- The fields that hold a stream's, an app's or a stream ID's name.
+local NAMES = { app_name = true, stream_name = true, stream_names = true, stream_id = true, stream_ids = true }
+
 -- Wrong text for a field of the schema `f`.
 local function bad_texts(f)
   local out = {}
@@ -73,12 +76,13 @@ local function bad_texts(f)
     add("maybe")
   end
   if f.enum then add("not-" .. f.enum[1]) end
-  -- (a field's shape: streamctl.base.validate; each of these was sent before)
-  if f.shape == "name" then
+  -- (the names' and domains' shapes, by the field's name, whatever its schema
+  -- says: streamctl.base.validate; each of these was sent before)
+  if NAMES[f.name] then
     for _, v in ipairs { "match 1/../x", "room 1#host", " b ", "b ", "a/b", "a.b", "m80f{" } do
       add(v)
     end
-  elseif f.shape == "domain" then
+  elseif f.name == "domain_name" then
     for _, v in ipairs { "https://push.example.com", "push.example.com:1935", "push.example.com/live",
                           "PUSH.example.com", "push.example.com.", "push..example.com", "-push.example.com",
                           "push_1.example.com", " push.example.com" } do

@@ -368,8 +368,8 @@ local methods = {
     action = "DescribeLiveStreamsOnlineList",
     fields = with({
       DOMAIN,
-      { name = "app_name", param = "AppName", type = "string" },
-      { name = "stream_name", param = "StreamName", type = "string" },
+      { name = "app_name", param = "AppName", type = "string", shape = "name", also = { "*" } },
+      { name = "stream_name", param = "StreamName", type = "string", shape = "name" },
     }, paging(3000, "PageNum")),
   },
 }

@@ -134,7 +134,7 @@ end
 
 -- What an identifier a provider keys its state by may hold, by `shape`.
 -- The providers' pages say little; where they are silent streamctl takes the
--- strictest reading (../shared/notes/PROVIDERS.md, "Names"), so a name is
+-- strictest reading (docs/clients.md, "Names and domains"), so a name is
 -- refused here, with the field named, rather than stored or matched oddly
 -- there. Each returns the rule `v` breaks, or nil.
 local SHAPES = {}

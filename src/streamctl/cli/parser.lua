@@ -75,8 +75,8 @@ local function add_common(cmd, provider, dry_run_help)
     cmd:option("--proxy", "Send through this proxy, http://host:port, or 'env': the environment's https_proxy "
       .. "and no_proxy (default: none; the environment is ignored). Credential requests use it too; the "
       .. "ECS metadata service never does."):argname("<url|env>"),
-    cmd:option("--timeout", "The most one attempt may take, in milliseconds, answer included (default: 10000); "
-      .. "its connection may take 5000 of them at most. A call makes up to 3 attempts."):argname("<ms>"),
+    cmd:option("--timeout", "Milliseconds one attempt may take (default: 10000), answer included; its "
+      .. "connection may take 5000 of them at most. A call makes up to 3 attempts."):argname("<ms>"),
     cmd:option("--concurrency", "Requests in flight for batches (default: 8)."):argname("<n>"),
     cmd:option("--rate", format("Send no action faster than this, in requests per second, at least %s: one "
       .. "every %d s (lowers the published caps; it never raises them).", tostring(options_module.MIN_RATE),
