@@ -4,7 +4,8 @@
 -- each packed source rock holds its rockspec and the tarball, byte for byte;
 -- SHA256SUMS verifies; the same commit gives the same bytes twice; and
 -- luarocks installs the command and the library from the directory alone
--- (--only-server: nothing else is asked), Debian's packages standing in for
+-- (--only-server: nothing else is asked; --server in a network namespace of
+-- its own, where nothing else can be), Debian's packages standing in for
 -- the Lua dependencies (rockspecs/luarocks-config.lua), into a tree of its
 -- own, where `streamctl --version` runs.
 local process = require "spec.helpers.process"
@@ -108,5 +109,17 @@ describe("make dist", function()
     assert.truthy(said:find("streamctl-cli " .. V .. "-1 is now installed", 1, true), said)
     assert.truthy(said:find("Installing " .. dir .. "/a/streamctl-" .. V .. "-1.src.rock", 1, true), said)
     assert.equal("streamctl " .. V .. " (Lua 5.4)\n", process.capture(q(tree .. "/bin/streamctl") .. " --version"))
+  end)
+
+  it("installs with --server=DIR too, where nothing else can be reached (a network namespace of its own)", function()
+    if not process.run("unshare -rn true 2>/dev/null") then
+      pending("unshare -rn is not allowed here: --only-server above asks nothing else")
+      return
+    end
+    local tree = dir .. "/tree-server"
+    local rc, said = sh("unshare -rn env LUAROCKS_CONFIG=" .. q(ROOT .. "/rockspecs/luarocks-config.lua")
+      .. " luarocks --lua-version=5.4 --tree " .. q(tree) .. " install --server=" .. q(dir .. "/a") .. " streamctl")
+    assert.equal(0, rc, said)
+    assert.truthy(said:find("streamctl " .. V .. "-1 is now installed", 1, true), said)
   end)
 end)
