@@ -140,6 +140,28 @@ describe("streamctl emulator operations", function()
   end
 
   describe("Aliyun ForbidLiveStream / ResumeLiveStream", function()
+    it("refuses names and domains outside their shape (the strictest reading) with InvalidParameter", function()
+      local cases = {
+        { { StreamName = "match 1/../x" }, "StreamName", "It may hold letters, digits, '-' and '_'." },
+        { { StreamName = "caf\195\169" }, "StreamName", "It may hold letters, digits, '-' and '_'." },
+        { { AppName = "li ve" }, "AppName", "It may hold letters, digits, '-' and '_'." },
+        { { DomainName = "https://live.example.com" }, "DomainName",
+          "A domain name in lower case, without scheme, port or path." },
+        { { DomainName = "Live.example.com" }, "DomainName", "A domain name in lower case, without scheme, port or path." },
+        { { DomainName = "live.example.com." }, "DomainName",
+          "A domain name in lower case, without scheme, port or path." },
+      }
+      for _, action in ipairs { "ForbidLiveStream", "ResumeLiveStream" } do
+        for _, case in ipairs(cases) do
+          local status, v = live(action, stream("m1", case[1]))
+          assert.are.same({ 400, "InvalidParameter", "Specified parameter " .. case[2] .. " is not valid. " .. case[3] },
+            { status, v.Code, v.Message }, action)
+        end
+      end
+      local status = live("ForbidLiveStream", stream("match_1-A"))
+      assert.are.equal(200, status)
+    end)
+
     it("forbids a stream, lists it, and resumes it", function()
       local status, v = live("ForbidLiveStream", stream("s1"))
       assert.are.equal(200, status)
@@ -1113,6 +1135,19 @@ describe("streamctl emulator operations", function()
       assert.are.same({ "c1" }, entries[3].stream_ids)
       assert.are.equal("error", entries[4].verdict)
       assert.are.same({ "" }, entries[4].stream_ids)
+    end)
+
+    it("refuses a stream ID outside letters, digits, '-' and '_' (the strictest reading), single or listed", function()
+      for _, bad in ipairs { "room 1#host", " b", "a/b", "caf\195\169", string.rep("z", 257) } do
+        local _, v = zego("ForbidRTCStream", { params = { StreamId = bad } })
+        assert.are.same({ 30006, "Invalid StreamId list." }, { v.Code, v.Message }, bad)
+        _, v = zego("ForbidRTCStreams", { streams = { "ok-1", bad } })
+        assert.are.equal(30006, v.Code, bad)
+        _, v = zego("ForbidCDNLiveStream", { params = { StreamId = bad } })
+        assert.are.equal(2, v.Code, bad)
+      end
+      local _, v = zego("ForbidRTCStreams", { streams = { "room_1-host", string.rep("z", 256) } })
+      assert.are.equal(0, v.Code)
     end)
 
     it("takes 1 to 20 StreamId[], bracketed literally or percent-encoded", function()

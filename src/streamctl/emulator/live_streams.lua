@@ -10,6 +10,7 @@ local params = require "streamctl.emulator.live_params"
 
 local type, pairs, ipairs, ceil, find = type, pairs, ipairs, math.ceil, string.find
 local sort = table.sort
+local match, gmatch = string.match, string.gmatch
 local missing, invalid, present = params.missing, params.invalid, params.present
 local page_params, page_of, domain_known = params.page_params, params.page_of, params.domain_known
 local domain_not_found = params.domain_not_found
@@ -45,11 +46,39 @@ local function stream_record(p)
   return key, s
 end
 
+-- The names' shapes, the strictest reading (the pages give none): letters,
+-- digits, '-' and '_', at most 256; a domain in lower-case labels of
+-- letters, digits and '-' (docs/emulator.md, "Names").
+local function name_shaped(v)
+  return #v <= 256 and match(v, "^[%w_%-]+$") ~= nil
+end
+
+local function domain_ok(v)
+  if #v > 253 or not match(v, "^[%l%d%-%.]+$") then
+    return false
+  end
+  for label in gmatch(v .. ".", "([^.]*)%.") do
+    if label == "" or #label > 63 or match(label, "^%-") or match(label, "%-$") then
+      return false
+    end
+  end
+  return true
+end
+
 local function check_stream_params(p)
   for _, name in ipairs({ "DomainName", "AppName", "StreamName", "LiveStreamType" }) do
     if not present(p[name]) then
       return missing(name)
     end
+  end
+  if not domain_ok(p.DomainName) then
+    return invalid("DomainName", "A domain name in lower case, without scheme, port or path.")
+  end
+  if p.AppName ~= "*" and not name_shaped(p.AppName) then
+    return invalid("AppName", "It may hold letters, digits, '-' and '_'.")
+  end
+  if not name_shaped(p.StreamName) then
+    return invalid("StreamName", "It may hold letters, digits, '-' and '_'.")
   end
   if p.LiveStreamType ~= "publisher" then
     return invalid("LiveStreamType", "Valid value: publisher.")

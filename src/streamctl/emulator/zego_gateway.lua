@@ -253,6 +253,13 @@ local function stream_ids(req, spec, app_id, app)
     end
     ids[1] = id
   end
+  -- (the strictest reading of ZEGO's stream ID page: at most 256 letters,
+  -- digits, '-' and '_'; docs/emulator.md, "Names")
+  for _, id in ipairs(ids) do
+    if #id > 256 or not match(id, "^[%w_%-]+$") then
+      return nil, 30006
+    end
+  end
   if app.test_env then
     local prefix = "zegotest-" .. app_id .. "-"
     for _, id in ipairs(ids) do
