@@ -147,6 +147,19 @@ end
 local Server = {}
 Server.__index = Server
 
+-- The emulator stands for a service on other machines, whose clock no load
+-- here delays: its nginx (master and workers) runs ahead of the specs'
+-- clients where this process may raise it (root), so a busy machine moves
+-- its arrival times less. (Its rate limits count arrivals as it reads them:
+-- a worker kept waiting reads a queue at once, compressed.)
+local function ahead(dir)
+  local f = io.open(dir .. "/nginx.pid", "rb")
+  local master = f and tonumber((f:read("*a") or ""):match("%d+"))
+  if f then f:close() end
+  if not master then return end
+  run("[ \"$(id -u)\" = 0 ] && renice -n -5 -p " .. master .. " $(pgrep -P " .. master .. ") >/dev/null 2>&1")
+end
+
 function emu.start(opts)
   opts = opts or {}
   local ports = {}
@@ -187,6 +200,7 @@ function emu.start(opts)
   if not ok then
     error("streamctl-emulator start failed:\n" .. output, 2)
   end
+  ahead(dir)
   local self = setmetatable({
     start_args = table.concat(args, " "),
     dir = dir,
@@ -325,6 +339,7 @@ function Server:restart()
   assert(ok, "streamctl-emulator stop failed:\n" .. output)
   ok, output = emu.launcher(self.start_args)
   assert(ok, "streamctl-emulator start failed:\n" .. output)
+  ahead(self.dir)
   self.running = true
   return true
 end
