@@ -157,7 +157,9 @@ local function ahead(dir)
   local master = f and tonumber((f:read("*a") or ""):match("%d+"))
   if f then f:close() end
   if not master then return end
-  run("[ \"$(id -u)\" = 0 ] && renice -n -5 -p " .. master .. " $(pgrep -P " .. master .. ") >/dev/null 2>&1")
+  -- (without the sanitizer's LD_PRELOAD, under which pgrep never returns)
+  run("env -u LD_PRELOAD sh -c " .. shell_quote("[ \"$(id -u)\" = 0 ] && renice -n -5 -p " .. master
+    .. " $(pgrep -P " .. master .. ") >/dev/null 2>&1"))
 end
 
 function emu.start(opts)
