@@ -10,6 +10,7 @@ local emu = require "spec.helpers.emulator"
 local redis_helper = require "spec.helpers.redis"
 local nginx = require "spec.helpers.nginx"
 local process = require "spec.helpers.process"
+local steady_rate = require("spec.helpers.redis_faults").steady_rate
 local cjson = require "cjson"
 local core = require "streamctl.core"
 
@@ -169,8 +170,11 @@ describe("one provider budget in Redis", function()
     local entries = log_of("aliyun", "ResumeLiveStream")
     assert.equal(300, #entries)
     local rate = rate_of(entries)
-    assert.is_true(rate >= 0.9 * CAP.aliyun, "together only " .. rate .. " requests per second")
     assert.is_true(rate <= CAP.aliyun, "together faster than the cap: " .. rate)
+    -- (at least 90% of the cap while paced: a stall of the machine's left out; spec/helpers/redis_faults.lua)
+    local steady, stalls = steady_rate(entries, CAP.aliyun)
+    assert.is_true(steady >= 0.9 * CAP.aliyun, "together only " .. steady .. " requests per second")
+    assert.is_true(stalls <= 3, stalls .. " stalls")
   end)
 
   it("ZEGO Sequences for one stream strictly increase across processes and nginx servers", function()
@@ -318,8 +322,9 @@ describe("one provider budget in Redis", function()
     assert.is_true(down <= 3 * CAP.aliyun / 1.05 / 4 * 1.1, "without Redis, together " .. down .. " per second")
     -- (every process has tried Redis again within retry_ms of its return, and
     -- kept to its own budget until the others must be back and a second more)
-    local again = rate_of(between(back_at + 4.5, math.huge))
+    local again, stalls = steady_rate(between(back_at + 4.5, math.huge), CAP.aliyun)
     assert.is_true(again >= 0.9 * CAP.aliyun, "back on Redis, only " .. again .. " per second")
+    assert.is_true(stalls <= 3, "back on Redis, " .. stalls .. " stalls")
     local c = emulator:state().aliyun.counters.ResumeLiveStream
     assert.equal(300, c.accepted)
     assert.equal(0, c.throttled or 0)

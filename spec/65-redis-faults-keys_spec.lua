@@ -19,9 +19,9 @@ describe("shared state you can trust: Redis faults mid-run", function()
   lazy_teardown(F.teardown)
   after_each(F.cleanup)
   local delayproxy, CAP, UID, KEYS = F.delayproxy, F.CAP, F.UID, F.KEYS
-  local rate_of, busiest_second, started, fresh_redis = F.rate_of, F.busiest_second, F.started, F.fresh_redis
+  local busiest_second, started, fresh_redis = F.busiest_second, F.started, F.fresh_redis
   local log_of, figures, run, check_outcome = F.log_of, F.figures, F.run, F.check_outcome
-  local check_all_lines, redis_url = F.check_all_lines, F.redis_url
+  local check_all_lines, redis_url, steady_rate = F.check_all_lines, F.redis_url, F.steady_rate
 
   it("two RAM users' AccessKeys of one account: one budget, zero throttled, with account_id or asking STS "
     .. "(two budgets: throttled)", function()
@@ -39,8 +39,9 @@ describe("shared state you can trust: Redis faults mid-run", function()
       local r = run(o)
       check_outcome(r, o)
       check_all_lines(r, function() return {} end)
-      local rate = rate_of(r.ali)
+      local rate, stalls = steady_rate(r.ali, CAP.aliyun)
       assert.is_true(rate >= 0.9 * CAP.aliyun, how .. ": together only " .. rate .. " requests per second")
+      assert.is_true(stalls <= 3, how .. ": " .. stalls .. " stalls")
       -- asking STS: once per process (each has one key), none with account_id
       local asked = log_of("aliyun", "GetCallerIdentity")
       assert.equal(how == "STS" and 10 or 0, #asked)
@@ -68,7 +69,7 @@ describe("shared state you can trust: Redis faults mid-run", function()
         local r = run(o)
         check_outcome(r, o)
         check_all_lines(r, function() return {} end)
-        local rate = rate_of(r.zego)
+        local rate, stalls = steady_rate(r.zego, CAP.zego)
         local stats = srv:cli("INFO", "commandstats")
         local evals = tonumber(stats:match("cmdstat_evalsha:calls=(%d+)") or 0)
           + tonumber(stats:match("cmdstat_eval:calls=(%d+)") or 0)
@@ -76,6 +77,7 @@ describe("shared state you can trust: Redis faults mid-run", function()
         figures("ZEGO 5 ms x" .. procs, { throttled = r.zego_counters.throttled or 0, seconds = r.seconds,
           rate = rate, calls = calls, evals = evals, per_call = evals / calls, busiest = busiest_second(r.zego) })
         assert.is_true(rate >= 0.9 * CAP.zego, "only " .. rate .. " calls per second")
+        assert.is_true(stalls <= 3, stalls .. " stalls")
         -- one script call per call; a few more per process: the first
         -- (NOSCRIPT, then EVAL) and the first use's pause, asked about again
         assert.is_true(evals <= calls * 1.05 + 6 * procs, evals .. " script calls for " .. calls .. " calls")

@@ -17,8 +17,10 @@ local TOP = "streamctl-" .. V
 local TARBALL = TOP .. ".tar.gz"
 local NAMES = { "streamctl", "streamctl-cli", "streamctl-emulator", "streamctl-redis" }
 
+-- `cmd`'s exit status and output, run without the sanitizer's LD_PRELOAD
+-- (under ASan, luarocks' wget never returns).
 local function sh(cmd)
-  local out = process.capture("(" .. cmd .. ") 2>&1; echo \"rc=$?\"")
+  local out = process.capture("env -u LD_PRELOAD sh -c " .. q("(" .. cmd .. ") 2>&1; echo \"rc=$?\""))
   return tonumber(out:match("rc=(%d+)%s*$")), (out:gsub("rc=%d+%s*$", ""))
 end
 
