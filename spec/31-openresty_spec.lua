@@ -1028,12 +1028,14 @@ describe("streamctl in four nginx workers sharing a lua_shared_dict", function()
     end
     local counters = emulator:state().aliyun.counters.ResumeLiveStream
     assert.same({ 160, 0 }, { counters.accepted, counters.throttled })
-    local times = {}
-    for _, e in ipairs(emulator:log({ action = "ResumeLiveStream", limit = 1000 })) do times[#times + 1] = e.real_time end
-    table.sort(times)
-    local rate = (#times - 1) / (times[#times] - times[1])
-    assert.is_true(rate >= 0.9 * 30, "together they sent " .. rate .. " per second against a cap of 30")
+    local arrivals = emulator:log({ action = "ResumeLiveStream", limit = 1000 })
+    table.sort(arrivals, function(a, b) return a.real_time < b.real_time end)
+    local rate = (#arrivals - 1) / (arrivals[#arrivals].real_time - arrivals[1].real_time)
     assert.is_true(rate <= 30, "together they sent " .. rate .. " per second against a cap of 30")
+    -- (at least 90% of the cap while paced: a stall of the machine's left out; spec/helpers/checks.lua)
+    local steady, stalls = require("spec.helpers.checks").steady_rate(arrivals, 30)
+    assert.is_true(steady >= 0.9 * 30, "together they sent " .. steady .. " per second against a cap of 30")
+    assert.is_true(stalls <= 3, stalls .. " stalls")
   end)
 
   it("hands out strictly increasing Sequences for one stream, whichever worker sends", function()

@@ -10,7 +10,7 @@ local emu = require "spec.helpers.emulator"
 local redis_helper = require "spec.helpers.redis"
 local nginx = require "spec.helpers.nginx"
 local process = require "spec.helpers.process"
-local steady_rate = require("spec.helpers.redis_faults").steady_rate
+local steady_rate = require("spec.helpers.checks").steady_rate
 local cjson = require "cjson"
 local core = require "streamctl.core"
 

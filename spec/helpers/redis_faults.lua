@@ -106,23 +106,8 @@ local function rate_of(entries)
   return (#entries - 1) / (entries[#entries].real_time - entries[1].real_time)
 end
 
--- The rate of arrivals while they were paced (`entries` sorted by arrival):
--- a gap longer than five intervals of `cap` is a stall, the machine's (a
--- descheduled process under 8 spec files on 2 cores), not the pacing's, and
--- its time is left out. Returns the rate and the stalls. A pacing bug still
--- shows: a slower schedule in the rate, a pause at every call in the stalls.
-local function steady_rate(entries, cap)
-  if #entries < 2 then return 0, 0 end
-  local span, stalls, limit = entries[#entries].real_time - entries[1].real_time, 0, 5 / cap
-  for i = 2, #entries do
-    local gap = entries[i].real_time - entries[i - 1].real_time
-    if gap > limit then
-      span = span - gap
-      stalls = stalls + 1
-    end
-  end
-  return span > 0 and (#entries - 1 - stalls) / span or 0, stalls
-end
+-- The rate while paced, stalls of the machine's left out (spec/helpers/checks.lua).
+local steady_rate = require("spec.helpers.checks").steady_rate
 
 -- The most arrivals in any one second (the sliding window's view).
 local function busiest_second(entries)
