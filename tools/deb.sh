@@ -16,12 +16,17 @@ OUT=$PWD/build/deb
 
 die() { printf 'make deb: %s\n' "$*" >&2; exit 1; }
 
-apt_install() {
+# apt_get install PACKAGE... | apt_get build-dep DIR: as root, quietly (the
+# log in build/deb.apt.log, its end said on a failure); otherwise says what
+# to run.
+apt_get() {
+  local what=$1
+  shift
   [ $# -gt 0 ] || return 0
-  if [ "$(id -u)" != 0 ]; then die "needs these packages (apt-get install $*), or run as root to install them"; fi
-  echo "installing: $*"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"; } \
-    >"$OUT.apt.log" 2>&1 || { tail -20 "$OUT.apt.log"; die "apt-get install failed ($OUT.apt.log)"; }
+  if [ "$(id -u)" != 0 ]; then die "needs: apt-get $what $*, or run as root to do it"; fi
+  echo "apt-get $what $*"
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get "$what" -y -qq --no-install-recommends "$@"; } \
+    >"$OUT.apt.log" 2>&1 || { tail -20 "$OUT.apt.log"; die "apt-get $what failed ($OUT.apt.log)"; }
 }
 
 lint() {
@@ -51,7 +56,7 @@ tools=(dpkg-buildpackage:dpkg-dev git:git)
 for tool in "${tools[@]}"; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
-apt_install "${missing[@]}"
+apt_get install "${missing[@]}"
 
 version=$(sed -n 's/^local V = "\(.*\)"$/\1/p' src/streamctl/version.lua)
 debversion=$(dpkg-parsechangelog -S Version)
@@ -65,10 +70,8 @@ git ls-files -z -co --exclude-standard | xargs -0 cp -P --parents -t "$tree"
 
 # the build dependencies debian/control names, when this machine lacks some
 if ! unmet=$(cd "$tree" && dpkg-checkbuilddeps 2>&1); then
-  [ "$(id -u)" = 0 ] || die "${unmet#dpkg-checkbuilddeps: error: } (apt-get build-dep ./, or run as root to install them)"
-  echo "installing the build dependencies (apt-get build-dep)"
-  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get build-dep -y -qq --no-install-recommends "$tree"; } \
-    >"$OUT.apt.log" 2>&1 || { tail -20 "$OUT.apt.log"; die "apt-get build-dep failed ($OUT.apt.log)"; }
+  echo "${unmet#dpkg-checkbuilddeps: error: }"
+  apt_get build-dep "$tree"
 fi
 
 echo "dpkg-buildpackage -b (log: $OUT/build.log)"

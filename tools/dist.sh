@@ -44,15 +44,8 @@ for r in "${rockspecs[@]}"; do
   name=$(basename "$r" .rockspec)
   git show "HEAD:$r" >"$OUT/$name.rockspec"
   # each rockspec's source is this tarball, unpacked into $top
-  lua5.4 - "$OUT/$name.rockspec" "$tarball" "$top" <<'LUA' || die "the release rockspecs do not name $tarball"
-    local spec = {}
-    assert(load(io.open(arg[1]):read("a"), "@" .. arg[1], "t", spec))()
-    local file = spec.source.url:match("[^/]+$")
-    if file ~= arg[2] or spec.source.dir ~= arg[3] then
-      io.stderr:write(arg[1], ": its source is ", file, " (", tostring(spec.source.dir), "), not ", arg[2], "\n")
-      os.exit(1)
-    end
-LUA
+  source=$(lua5.4 tools/rock-files.lua "$OUT/$name.rockspec" source)
+  [ "$source" = "$tarball $top" ] || die "$name.rockspec: its source is $source, not $tarball $top"
   touch -d "@$epoch" "$OUT/$name.rockspec" "$OUT/$tarball"
   (cd "$OUT" && zip -q -X "$name.src.rock" "$name.rockspec" "$tarball")
 done

@@ -9,6 +9,8 @@
 --   lua5.4 tools/rock-files.lua ROCKSPEC libs MODULE  its libraries as -l flags
 --   lua5.4 tools/rock-files.lua ROCKSPEC cmodules     its C modules' names
 --   lua5.4 tools/rock-files.lua ROCKSPEC bin          the programs it installs (bin/...)
+--   lua5.4 tools/rock-files.lua ROCKSPEC source       its source's file name and directory
+--                                                     (the release tarball: tools/dist.sh)
 --
 -- Prints one per line, sorted; exits 1 naming what is wrong (no such file,
 -- mode or module).
@@ -19,7 +21,7 @@ local function die(...)
 end
 
 local path, mode, module = arg[1], arg[2], arg[3]
-if not path or not mode then die("usage: rock-files.lua ROCKSPEC lua|objs MODULE|libs MODULE|cmodules|bin") end
+if not path or not mode then die("usage: rock-files.lua ROCKSPEC lua|objs MODULE|libs MODULE|cmodules|bin|source") end
 
 -- A rockspec is Lua assignments: run in an empty environment of its own.
 local f = io.open(path, "rb")
@@ -48,10 +50,13 @@ elseif mode == "objs" or mode == "libs" then
   for _, v in ipairs(mode == "objs" and m.sources or m.libraries or {}) do
     out[#out + 1] = mode == "objs" and (v:gsub("%.c$", ".lo")) or "-l" .. v
   end
+elseif mode == "source" then
+  local src = spec.source or {}
+  out[1] = tostring(src.url):match("[^/]+$") .. " " .. tostring(src.dir)
 elseif mode == "bin" then
   for _, v in pairs(spec.build and spec.build.install and spec.build.install.bin or {}) do out[#out + 1] = v end
 else
-  die("unknown mode ", mode, " (lua, objs, libs, cmodules, bin)")
+  die("unknown mode ", mode, " (lua, objs, libs, cmodules, bin, source)")
 end
-if mode ~= "libs" then table.sort(out) end
+if mode ~= "libs" and mode ~= "source" then table.sort(out) end
 io.write(table.concat(out, "\n"), #out > 0 and "\n" or "")

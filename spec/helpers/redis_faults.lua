@@ -128,7 +128,6 @@ local function between(entries, from, to)
 end
 
 local M = {}
-M.steady_rate = steady_rate
 
 --- A suite's state and its steps (its emulator, the servers and processes
 -- a case started): everything the cases use, by the name they use.
