@@ -135,7 +135,8 @@ function Client:_sign(action, params)
   end
   -- params is the call's own (from _encode): a build may add the common
   -- parameters to it, as every signing sets all of them again.
-  return rules.build(self, action, rules.operations[action], params, self:now(), nonce)
+  -- (Client.now: the class's copy first checks it was called with a colon.)
+  return rules.build(self, action, rules.operations[action], params, Client.now(self), nonce)
 end
 
 --- Builds and signs the request for `action` without sending it (and
@@ -329,17 +330,9 @@ function Client:dry_run(name, fields)
   for i, job in ipairs(jobs) do
     local req, err = self:_sign(job.action, job.params)
     if not req then return nil, err end
-    out[i] = self:redact(req)
+    out[i] = Client.redact(self, req)
   end
   return out
-end
-
--- The option check that `keys.from_options` applies to a value
--- from the environment: the option's own.
-local function credential_check(schema)
-  local checks = {}
-  for _, spec in ipairs(schema) do checks[spec.name] = spec.check end
-  return function(name, value) return checks[name](value) end
 end
 
 -- The Sequence generator of a provider whose calls carry one: the option
@@ -442,7 +435,7 @@ local function class_functions(class, rules)
   end
 
   local schema = options.schema(rules)
-  local check = credential_check(schema)
+  local check = options.check_one(schema)
 
   --- Makes a client. Every option: docs/clients.md.
   -- @return client, or nil, err (bad or unknown option, missing credentials)

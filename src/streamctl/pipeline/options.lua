@@ -172,6 +172,15 @@ function M.schema(rules)
   return schema
 end
 
+--- One option's own check, by name, from `schema`: what `keys.from_options`
+-- applies to a value it reads from the environment.
+-- @return function(name, value) -> the option's check's returns
+function M.check_one(schema)
+  local checks = {}
+  for _, spec in ipairs(schema) do checks[spec.name] = spec.check end
+  return function(name, value) return checks[name](value) end
+end
+
 -- The options that cannot go together: the first pair given, as a message.
 local function conflict(o, sequenced)
   local transport = o.transport
