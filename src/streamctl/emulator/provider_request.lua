@@ -63,6 +63,19 @@ local function log_entry(provider, req, res, fault, received, real_start)
   return entry
 end
 
+-- Waits until `deadline` (real seconds, as clock.real_now tells them). Alone,
+-- ngx.sleep can end a few milliseconds early: its timers run on nginx's
+-- CLOCK_MONOTONIC_COARSE milliseconds, which trail the real clock by up to
+-- a kernel tick, and a loop woken by another event (the ticker, another
+-- connection) runs a timer as soon as that clock reaches it.
+local function sleep_until(deadline)
+  local left = deadline - clock.real_now()
+  while left > 0 do
+    ngx_sleep(left)
+    left = deadline - clock.real_now()
+  end
+end
+
 -- Serves the request in progress on a port of `provider`.
 function M.serve(provider)
   local mod = PROVIDERS[provider]
@@ -72,7 +85,8 @@ function M.serve(provider)
   local action = mod.peek_action(req)
   local fault = faults.take(provider, action, received)
   if fault and fault.kind == "delay" then
-    ngx_sleep(fault.delay_ms / 1000)
+    -- (+1 ms: real_now is in whole milliseconds, cut, so the arrival was up to 1 ms after real_start)
+    sleep_until(real_start + fault.delay_ms / 1000 + 0.001)
   elseif fault and fault.kind == "skew" then
     ngx.ctx.date_skew = fault.skew_s
   end
