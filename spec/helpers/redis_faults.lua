@@ -119,6 +119,32 @@ local function busiest_second(entries)
   return most
 end
 
+-- What a failure says of a throttled request: when it came (from t0), how
+-- many accepted arrivals the second before it held, and the arrivals of
+-- that second's last 0.3 s (a burst shows there), with the case's marks.
+local function throttle_story(entries, t0, marks)
+  local out = {}
+  for i, e in ipairs(entries) do
+    if e.verdict == "throttled" and #out < 3 then
+      local held, recent = 0, {}
+      for j = i - 1, 1, -1 do
+        local ago = e.real_time - entries[j].real_time
+        if ago >= 1 then break end
+        if entries[j].verdict == "ok" then held = held + 1 end
+        if ago < 0.3 then table.insert(recent, 1, string.format("%.3f", entries[j].real_time - t0)) end
+      end
+      out[#out + 1] = string.format("throttled at %.3f s (retry after %s ms): %d accepted in the second before; "
+        .. "arrivals in its last 0.3 s at %s", e.real_time - t0, tostring(e.retry_after_ms), held,
+        table.concat(recent, " "))
+    end
+  end
+  local m = {}
+  for k, v in pairs(marks or {}) do m[#m + 1] = string.format("%s at %.3f s", k, v - t0) end
+  table.sort(m)
+  if #m > 0 then out[#out + 1] = "marks: " .. table.concat(m, ", ") end
+  return table.concat(out, "; ")
+end
+
 local function between(entries, from, to)
   local list = {}
   for _, e in ipairs(entries) do
@@ -303,9 +329,9 @@ function M.new()
   local function check_outcome(r, o)
     local streams = (o.aliyun or 0) * (o.count or 0) + (o.zego or 0) * (o.ids or 20) * (o.rounds or 0)
     assert.same({ total = streams, succeeded = streams, failed = 0, unknown = 0 }, r.sum)
-    assert.equal(0, r.ali_counters.throttled or 0, "Aliyun throttled")
+    assert.equal(0, r.ali_counters.throttled or 0, "Aliyun throttled: " .. throttle_story(r.ali, r.t0, r.marks))
     assert.equal((o.aliyun or 0) * (o.count or 0), r.ali_counters.accepted or 0)
-    assert.equal(0, r.zego_counters.throttled or 0, "ZEGO throttled")
+    assert.equal(0, r.zego_counters.throttled or 0, "ZEGO throttled: " .. throttle_story(r.zego, r.t0, r.marks))
     assert.equal((o.zego or 0) * (o.rounds or 0), r.zego_counters.accepted or 0)
     check_sequences(r.zego)
   end
