@@ -64,15 +64,25 @@ local function spawn_workers(mode, worker_args)
   for i = 1, PROCS do
     local args = {}
     for j, a in ipairs(worker_args(i)) do args[j] = process.quote(tostring(a)) end
+    -- (what a worker says on standard error: the fallback's notices, or why it failed)
+    local err_file = os.tmpname()
     children[i] = process.spawn(process.quote(process.interpreter()) .. " " .. process.quote(WORKER) .. " " .. mode
-      .. " " .. table.concat(args, " ") .. " 2>/dev/null")
+      .. " " .. table.concat(args, " ") .. " 2>" .. process.quote(err_file))
+    children[i].err_file = err_file
   end
-  local done = 0
-  for _, c in ipairs(children) do
+  local done, failed = 0, nil
+  for i, c in ipairs(children) do
     local line = c.pipe:read("*l")
     c.pipe:close()
+    local f = io.open(c.err_file)
+    local said = f and f:read("a") or ""
+    if f then f:close() end
+    os.remove(c.err_file)
+    -- A worker that printed no report failed: the bench stops and says why, never a 0 recorded.
+    if not line then failed = failed or string.format("worker %d (%s) printed no report; it said: %s", i, mode, said) end
     done = done + (line and cjson.decode(line).succeeded or 0)
   end
+  if failed then error(failed, 0) end
   return done, core.monotonic() - t0
 end
 
@@ -112,7 +122,8 @@ local function run(label, redis)
   return measure({ mode = "aliyun", action = "ResumeLiveStream", cap = CAP, done = "streams done",
                    unit = "requests", per = "request",
                    worker_args = function(i)
-                     return { ALIYUN, redis and redis.url or "-", label .. "-" .. i, STREAMS }
+                     -- (a stream name is letters, digits, '_' and '-')
+                     return { ALIYUN, redis and redis.url or "-", label:gsub("%W", "") .. i, STREAMS }
                    end },
     string.format("%d processes x %d streams, %s", PROCS, STREAMS, label), redis)
 end
@@ -133,10 +144,12 @@ end
 -- then proved new, docs/redis.md "A budget's first use"; on a Redis just
 -- started it would wait the loss pause once)
 local redis = redis_helper.start {}
-run("each on its own budget", nil)
 local delayproxy = require "spec.helpers.delayproxy"
 local proxy
+-- (every run inside: a failure stops Redis and the proxy before it is raised,
+-- or the process would wait for them at its exit)
 local ok, err = pcall(function()
+  run("each on its own budget", nil)
   local results = {}
   proxy = delayproxy.start { target_port = redis.port, delay_ms = 5, max_seconds = 900 }
   for _, n in ipairs(COUNTS) do
