@@ -79,7 +79,9 @@ local function spawn_workers(mode, worker_args)
     if f then f:close() end
     os.remove(c.err_file)
     -- A worker that printed no report failed: the bench stops and says why, never a 0 recorded.
-    if not line then failed = failed or string.format("worker %d (%s) printed no report; it said: %s", i, mode, said) end
+    if not line and not failed then
+      failed = string.format("worker %d (%s) printed no report; it said: %s", i, mode, said)
+    end
     done = done + (line and cjson.decode(line).succeeded or 0)
   end
   if failed then error(failed, 0) end
