@@ -104,7 +104,8 @@ local function markdown(results)
   row("1,000 ZEGO IDs, 300 Aliyun streams against the sliding window",
     format("%.2f s, %.2f s", need("ZEGO 1,000 IDs (cap 20/s), idle: wall time"),
       need("Aliyun 300 streams (cap 30/s), idle: wall time")), "",
-    table.concat(list, " to ") .. " the minimum at the caps, idle or "
+    -- (the least and the most of the four runs' ratios, or the one when they round alike)
+    (#list > 1 and list[1] .. " to " .. list[#list] or list[1] or "?") .. " the minimum at the caps, idle or "
     .. (busy == cores and "every core busy" or format("%d cores busy", busy or 0)) .. "; "
     .. format("%d throttled; at most %d and %d in any second", throttled, most.zego or 0, most.aliyun or 0))
 

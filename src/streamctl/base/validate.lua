@@ -178,9 +178,12 @@ end
 
 -- The shape rule `v` breaks for field `f`, or nil (a value in `f.also` is taken as it is).
 local function shape_rule(f, v)
-  if not f.shape then return nil end
-  for _, a in ipairs(f.also or {}) do if v == a then return nil end end
-  return SHAPES[f.shape](v)
+  local shape, also = f.shape, f.also
+  if not shape then return nil end
+  if also then -- (no table made when there is none: this runs for every ID of a batch)
+    for i = 1, #also do if v == also[i] then return nil end end
+  end
+  return SHAPES[shape](v)
 end
 
 -- The rule a text value breaks, or nil: its length (checked first, so a
