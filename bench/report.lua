@@ -172,12 +172,12 @@ local function markdown(results)
   row("resident memory after 1,000 / 100,000 calls",
     mib("RSS after 1,000 calls") .. " / " .. mib("RSS after 100,000 calls") .. " MiB",
     mib("RSS after 1,000 calls", "jit") .. " / " .. mib("RSS after 100,000 calls", "jit") .. " MiB",
-    format("Lua heap +%d KiB from 1,000 to 100,000 calls (LuaJIT: +%d KiB from 10,000)",
+    format("Lua heap %+d KiB from 1,000 to 100,000 calls (LuaJIT: %+d KiB from 10,000)",
       math.floor(need("Lua heap growth from 1,000 to 100,000 calls") + 0.5),
       math.floor(need("Lua heap growth from 10,000 to 100,000 calls", "jit") + 0.5)))
   local HELD = "10,000 clients: RSS held, growth from round 2 to 5"
-  row("10,000 clients made, used, collected, five times", format("RSS +%d KiB from round 2 to 5", need(HELD)),
-    format("+%d KiB", need(HELD, "jit")),
+  row("10,000 clients made, used, collected, five times", format("RSS %+d KiB from round 2 to 5", need(HELD)),
+    format("%+d KiB", need(HELD, "jit")),
     format("a client: %.1f KiB of Lua heap (LuaJIT: %.1f), plus %.1f KiB in C once it has signed (its keyed HMAC)",
       need("one Aliyun client, one request signed: Lua heap"),
       need("one Aliyun client, one request signed: Lua heap", "jit"),
