@@ -25,7 +25,7 @@
 --   drop               the connection is closed without any response (nginx 444)
 --   malformed          a complete HTTP response whose JSON body is broken
 --   truncated          a response announcing Content-Length N that closes after N/2 bytes
---   delay              the request waits delay_ms (ngx.sleep), then is served normally
+--   delay              the request waits delay_ms of real time from its arrival, then is served normally
 --   skew               the request is served normally, its Date header shifted by skew_s
 --   source_down        (aliyun only) not a request fault: the source of pull-to-push tasks is
 --                      down (task_events.lua) from now for duration_s (none: until the faults
