@@ -284,7 +284,8 @@ bench: deps build
 	if [ $$status = 0 ]; then echo "== soak: 100,000 calls with faults injected at random"; \
 	  $(ENV54) lua5.4 bench/soak.lua || status=$$?; fi; \
 	$(EMULATOR54) stop --dir $(BENCH_DIR) >/dev/null; \
-	if [ $$status = 0 ]; then $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" lua5.4 bench/report.lua $(BENCH_OUT) bench/results.json; \
+	if [ $$status = 0 ]; then $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" lua5.4 bench/report.lua $(BENCH_OUT) bench/results.json \
+	  || status=$$?; \
 	else $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" lua5.4 bench/report.lua $(BENCH_OUT) build/bench/results-failed.json; \
 	  echo "make bench: a benchmark failed (above): bench/results.json is left as it was; this run's figures are in build/bench/results-failed.json" >&2; fi; \
 	exit $$status

@@ -20,7 +20,8 @@
 -- call's slot and all its Sequences are one script).
 --
 -- Figures, not a test: it exits non-zero only when a shared run lost a
--- stream or was throttled.
+-- stream or was throttled, or when a worker printed no report (what it
+-- said on standard error is quoted).
 local curl = require "streamctl.curl"
 local core = require "streamctl.core"
 local cjson = require "cjson"
@@ -79,10 +80,12 @@ local function spawn_workers(mode, worker_args)
     if f then f:close() end
     os.remove(c.err_file)
     -- A worker that printed no report failed: the bench stops and says why, never a 0 recorded.
-    if not line and not failed then
-      failed = string.format("worker %d (%s) printed no report; it said: %s", i, mode, said)
+    local ok, report = pcall(cjson.decode, line or "")
+    if not (ok and type(report) == "table") and not failed then
+      failed = string.format("worker %d (%s) printed no report (%s); it said: %s", i, mode,
+        line and "a line that is not JSON" or "nothing", said)
     end
-    done = done + (line and cjson.decode(line).succeeded or 0)
+    done = done + (ok and type(report) == "table" and tonumber(report.succeeded) or 0)
   end
   if failed then error(failed, 0) end
   return done, core.monotonic() - t0

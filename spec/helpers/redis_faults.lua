@@ -124,6 +124,11 @@ end
 -- that second's last 0.3 s (a burst shows there), with the case's marks.
 local function throttle_story(entries, t0, marks)
   local out = {}
+  -- (by arrival: the log's order is when each answer was logged)
+  local sorted = {}
+  for i, e in ipairs(entries) do sorted[i] = e end
+  table.sort(sorted, function(a, b) return a.real_time < b.real_time end)
+  entries = sorted
   for i, e in ipairs(entries) do
     if e.verdict == "throttled" and #out < 3 then
       local held, recent = 0, {}
