@@ -258,13 +258,20 @@ function M.new()
   -- Every ZEGO call accepted ("ok"), and per stream strictly increasing
   -- Sequences in arrival order.
   local function check_sequences(entries)
-    local last = {}
+    local last, last_at = {}, {}
     for _, e in ipairs(entries) do
       local s = assert(tonumber(e.sequence), "no Sequence logged")
-      assert.equal("ok", e.verdict, "a call answered " .. tostring(e.verdict) .. " (Sequence " .. e.sequence .. ")")
+      if e.verdict ~= "ok" then
+        -- (what came before it on its first stream: a later Sequence that arrived
+        -- first, and how long before, tells a stall between taking and sending)
+        local id = e.streams and e.streams[1]
+        assert.equal("ok", e.verdict, string.format("a call answered %s (Sequence %s, arrived at %.3f); on stream %s "
+          .. "the last accepted was %s, arrived at %s", tostring(e.verdict), e.sequence, e.real_time, tostring(id),
+          tostring(id and last[id]), id and last_at[id] and string.format("%.3f", last_at[id]) or "-"))
+      end
       for _, id in ipairs(e.streams) do
         assert(last[id] == nil or s > last[id], "stream " .. id .. ": Sequence " .. s .. " after " .. tostring(last[id]))
-        last[id] = s
+        last[id], last_at[id] = s, e.real_time
       end
     end
   end
