@@ -6,6 +6,10 @@
  *   signal.catch()      installs handlers for SIGINT and SIGTERM, and ignores
  *                       SIGPIPE (idempotent)
  *   signal.caught()     the number of the first signal caught since, or nil
+ *   signal.output_closed(fd)  true when `fd` is a pipe or a socket whose
+ *                       reading end is gone (`... | head -1` after head
+ *                       exited), false otherwise (a file, a terminal, a
+ *                       pipe still read); never blocks, writes nothing
  *
  * The first signal, either one, only sets a flag, which the program polls
  * between steps (streamctl's engine does through a client's `cancel`
@@ -28,8 +32,10 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "compat.h"
 
@@ -88,9 +94,50 @@ static int l_caught(lua_State *L) {
     return 1;
 }
 
+/* signal.output_closed(fd): whether a write to `fd` can no longer reach a
+   reader, asked without writing (a table printed at the end, or a run whose
+   output comes seldom, learns it before sending more). poll(2) with no
+   events and no wait: POLLERR (a pipe's write end, its reader gone) and
+   POLLHUP (a socket shut down) are told whatever the events asked. Only a
+   pipe or a socket is asked: a regular file never reports either, and a
+   terminal's hang-up is SIGHUP's business. nil and the reason when `fd` is
+   not open. */
+static int l_output_closed(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    struct stat st;
+    struct pollfd p;
+    int r;
+    luaL_argcheck(L, n >= 0 && n <= 0x7fffffff, 1, "not a file descriptor");
+    if (fstat((int)n, &st) != 0) {
+        int err = errno;
+        lua_pushnil(L);
+        lua_pushfstring(L, "file descriptor %d: %s", (int)n, strerror(err));
+        return 2;
+    }
+    if (!S_ISFIFO(st.st_mode) && !S_ISSOCK(st.st_mode)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    p.fd = (int)n;
+    p.events = 0;
+    p.revents = 0;
+    do {
+        r = poll(&p, 1, 0);
+    } while (r < 0 && errno == EINTR);
+    if (r < 0) {
+        int err = errno;
+        lua_pushnil(L);
+        lua_pushfstring(L, "file descriptor %d: %s", (int)n, strerror(err));
+        return 2;
+    }
+    lua_pushboolean(L, r > 0 && (p.revents & (POLLERR | POLLHUP)) != 0);
+    return 1;
+}
+
 static const luaL_Reg signal_funcs[] = {
     {"catch", l_catch},
     {"caught", l_caught},
+    {"output_closed", l_output_closed},
     {NULL, NULL},
 };
 
