@@ -158,7 +158,8 @@ describe("streamctl (the command)", function()
     it("takes 2,000 IDs on standard input (--from -), blank lines and comments skipped", function()
       local ids = { "# today's list", "" }
       for i = 1, 2000 do ids[#ids + 1] = "  id-" .. i .. "  " end
-      local code, out = run(zg("resume-rtc-streams --from - --output json"), nil, table.concat(ids, "\n") .. "\n")
+      local code, out = run(zg("resume-rtc-streams --from - --yes --output json"), nil,
+        table.concat(ids, "\n") .. "\n")
       assert.equal(0, code)
       local lines = json_lines(out)
       assert.equal(2000, #lines)
@@ -291,7 +292,7 @@ describe("streamctl (the command)", function()
       finally(function() os.execute("rm -rf " .. q(dir)) end)
       local out, pidfile, codefile = dir .. "/out", dir .. "/pid", dir .. "/code"
       local cmd = ENV .. " " .. COMMAND .. " "
-        .. ali("resume-live-streams --domain-name d.example --app-name live --output json --from " .. q(list))
+        .. ali("resume-live-streams --domain-name d.example --app-name live --output json --yes --from " .. q(list))
       -- In the background: the command's own pid in pidfile, its exit status in codefile.
       os.execute("(sh -c " .. q("echo $$ >" .. q(pidfile) .. "; exec " .. cmd) .. " >" .. q(out) .. " 2>&1; echo $? >"
         .. q(codefile) .. ") &")

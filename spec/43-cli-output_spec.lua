@@ -31,14 +31,25 @@ describe("streamctl when its output fails", function()
   lazy_teardown(function() if server then server:stop() end end)
   before_each(function() server:reset() end)
 
-  it("a full device: the table's last write, seen by the final flush, is an error naming what was done", function()
-    local code, out, err = streamctl.run(ali("forbid-live-streams --domain-name d.example --app-name live a b"), nil,
-      nil, "/dev/full")
+  it("a full device: the table, written as it goes, stops the run at its first failed write, as JSON lines do",
+    function()
+    local code, out, err = streamctl.run(ali("forbid-live-streams --domain-name d.example --app-name live "
+      .. "--concurrency 1 --rate 10 a b c d e"), nil, nil, "/dev/full")
     assert.equal(1, code, err)
     assert.equal("", out) -- (the command's stdout went to /dev/full)
-    assert.truthy(err:find("^streamctl: " .. FULL:gsub("%p", "%%%0") .. "the report is incomplete; 2 streams: 2 "
-      .. "succeeded, 0 failed, 0 unknown; 2 calls, [%d.]+ s\n$"), err)
-    assert.equal(2, sent("ForbidLiveStream"))
+    local done = sent("ForbidLiveStream")
+    assert.is_true(done >= 1 and done < 5, done .. " sent")
+    assert.equal(string.format("streamctl: %sstopped sending: %d of 5 streams done (%d succeeded, 0 failed, 0 "
+      .. "unknown), %d not sent\n", FULL, done, done, 5 - done), err)
+  end)
+
+  it("a full device: a table that finished before its first write failed says the report is incomplete", function()
+    local code, _, err = streamctl.run(ali("forbid-live-streams --domain-name d.example --app-name live a"), nil,
+      nil, "/dev/full")
+    assert.equal(1, code, err)
+    assert.truthy(err:find("^streamctl: " .. FULL:gsub("%p", "%%%0") .. "the report is incomplete; 1 streams: 1 "
+      .. "succeeded, 0 failed, 0 unknown; 1 calls, [%d.]+ s\n$"), err)
+    assert.equal(1, sent("ForbidLiveStream"))
   end)
 
   it("a full device: JSON lines stop the run at the first failed line, and say how many were done", function()

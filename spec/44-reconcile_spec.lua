@@ -242,9 +242,13 @@ describe("reconcile", function()
     end)
 
     it("parses the command line's lists", function()
-      assert.same({ { domain_name = D, app_name = APP, stream_name = "a/b" } },
-        reconcile.parse("aliyun", "# c\n\n push.example.com/live/a/b \n"))
-      local r, why = reconcile.parse("aliyun", "push.example.com/live\n", "f.txt")
+      assert.same({ { domain_name = D, app_name = APP, stream_name = "a-b" } },
+        reconcile.parse("aliyun", "# c\n\n push.example.com/live/a-b \n"))
+      -- a name holds only what a forbid takes: a '/' past the first two is refused, never split or guessed
+      local r, why = reconcile.parse("aliyun", "push.example.com/live/a/b\n", "f.txt")
+      assert.is_nil(r)
+      assert.equal("f.txt:1: stream_name must hold only letters, digits, '-' and '_' (found '/' at byte 2)", why)
+      r, why = reconcile.parse("aliyun", "push.example.com/live\n", "f.txt")
       assert.is_nil(r)
       assert.equal("f.txt:1: must be domain/app/stream (got 'push.example.com/live')", why)
       assert.same({ { stream_id = "r1" }, { stream_id = "c1", kind = "cdn" }, { stream_id = "r2", kind = "rtc" } },

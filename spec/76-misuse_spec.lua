@@ -50,8 +50,8 @@ describe("names and domains", function()
       { "stream_name", "match 1/../x", "must hold only letters, digits, '-' and '_' (found a space at byte 6)" },
       { "stream_name", " b ", "must hold only letters, digits, '-' and '_' (found a space at byte 1)" },
       { "stream_name", "a/b", "must hold only letters, digits, '-' and '_' (found '/' at byte 2)" },
-      { "stream_name", "caf\195\169", "must hold only letters, digits, '-' and '_' (found a non-ASCII character at "
-        .. "byte 4)" },
+      { "stream_name", "caf\195\169", "must hold only letters, digits, '-' and '_' (found a non-ASCII character "
+        .. "(U+00E9) at byte 4)" },
     }
     for _, case in ipairs(cases) do
       local res, err = c:resume_live_stream(with(case[1], case[2]))

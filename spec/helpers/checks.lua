@@ -93,4 +93,40 @@ function M.buffer()
   return b
 end
 
+--- The command in this process, against the emulator `server`, with HOME
+-- at `home` and USER "tester": `run(argv[, signal])` gives the exit
+-- status, standard output and standard error (a raise fails the spec);
+-- `al(...)` and `zg(...)` are the argv of a subcommand with the emulator's
+-- endpoint and accounts after it.
+function M.cli(server, home)
+  local cli = require "streamctl.cli"
+  local c = {}
+  function c.run(argv, signal)
+    local out, err = M.buffer(), M.buffer()
+    local ok, status = pcall(cli.main, argv, { stdout = out, stderr = err,
+      signal = signal or { catch = function() end, caught = function() return nil end },
+      getenv = function(name)
+        if name == "HOME" then return home end
+        if name == "USER" then return "tester" end
+        return nil
+      end })
+    assert(ok, "raised: " .. tostring(status))
+    return status, out:text(), err:text()
+  end
+  local function with(provider, tail, ...)
+    local argv = { provider, ... }
+    for _, a in ipairs(tail()) do argv[#argv + 1] = a end
+    return argv
+  end
+  function c.al(...)
+    return with("aliyun", function() return { "--endpoint", server().aliyun_url, "--access-key-id", "LTAIemulatorKey",
+      "--access-key-secret", "emulator-secret" } end, ...)
+  end
+  function c.zg(...)
+    return with("zego", function() return { "--endpoint", server().zego_url, "--app-id", "1234567890",
+      "--server-secret", "0123456789abcdef0123456789abcdef" } end, ...)
+  end
+  return c
+end
+
 return M

@@ -144,8 +144,26 @@ local function said_char(v, i)
   local c = sub(v, i, i)
   if c == " " then return "a space" end
   local b = c:byte()
-  if b >= 0x80 then return "a non-ASCII character" end
+  if b >= 0x80 then
+    -- (the code point, so that a look-alike, U+2010 for '-', or an invisible
+    -- one, U+200B, is named: the text is UTF-8 by now, see text_rule)
+    local n = b >= 0xF0 and 4 or b >= 0xE0 and 3 or 2
+    local cp = b % (n == 4 and 8 or n == 3 and 16 or 32)
+    for k = i + 1, i + n - 1 do cp = cp * 64 + (byte(v, k) or 0x80) % 64 end
+    return format("a non-ASCII character (U+%04X)", cp)
+  end
   return "'" .. c .. "'"
+end
+
+--- A note for a value that breaks its field's rule with a '#' after its
+-- first character: list files take a '#' as a comment only at the start
+-- of a line, so "name # why" is a name with a '#' in it, refused rather
+-- than cut (docs/reconcile.md). "" when there is none.
+function M.comment_hint(v)
+  if type(v) == "string" and find(v, "#", 2, true) then
+    return " (a '#' after a name is not a comment: a comment is a line of its own that starts with '#')"
+  end
+  return ""
 end
 
 -- AppName, StreamName (Aliyun), StreamId (ZEGO): letters, digits, '-' and '_'.

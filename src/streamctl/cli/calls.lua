@@ -6,10 +6,14 @@
 local cli_output = require "streamctl.cli.output"
 local cli_guard = require "streamctl.cli.guard"
 
+local encode_params = require "streamctl.base.encode"
+
 local type, pairs, ipairs, tostring, format = type, pairs, ipairs, tostring, string.format
 local match, sort, max, min = string.match, table.sort, math.max, math.min
+local gsub, lower, find, sub, concat = string.gsub, string.lower, string.find, string.sub, table.concat
 local EXIT, encode, as_flags = cli_output.EXIT, cli_output.encode, cli_output.as_flags
 local stream_of, record, record_json = cli_output.stream_of, cli_output.record, cli_output.record_json
+local STREAM_FIELDS = cli_output.STREAM_FIELDS
 local has_content, table_header, table_row = cli_output.has_content, cli_output.table_header, cli_output.table_row
 local print_table, progress_bar, is_tty = cli_output.print_table, cli_output.progress_bar, cli_output.is_tty
 local hints = cli_output.hints
@@ -18,14 +22,30 @@ local audit_stream = cli_guard.audit_stream
 
 local M = {}
 
--- Parses `Key=Value` arguments into service parameters (a repeated key: an array).
+-- Does `text` hold a word of a credential's name (streamctl.base.encode's
+-- rule)? Such an argument is never echoed: its value may be a secret.
+local function credential_like(text)
+  local bare = gsub(lower(text), "[^%l%d]", "")
+  for _, word in ipairs(encode_params.CREDENTIAL_WORDS) do
+    if find(bare, word, 1, true) then return true end
+  end
+  return false
+end
+
+-- Parses `Key=Value` arguments into service parameters (a repeated key, or
+-- one written `Key[]`: an array).
 local function call_params(list)
   local params = {}
-  for _, kv in ipairs(list or {}) do
+  for i, kv in ipairs(list or {}) do
     local k, v = match(kv, "^([^=]+)=(.*)$")
-    if not k then return nil, format("parameter '%s' must be Key=Value", kv) end
+    if not k then
+      if credential_like(kv) then
+        return nil, format("parameter %d must be Key=Value (not shown: it may hold a credential)", i)
+      end
+      return nil, format("parameter '%s' must be Key=Value", kv)
+    end
     if params[k] == nil then
-      params[k] = v
+      params[k] = sub(k, -2) == "[]" and { v } or v
     elseif type(params[k]) == "table" then
       params[k][#params[k] + 1] = v
     else
@@ -35,16 +55,72 @@ local function call_params(list)
   return params
 end
 
+-- The streams a `call` names, as the named command of its action names
+-- them (streamctl.cli.output's stream_of: domain/app/stream, a stream ID,
+-- a task ID...), each once: one per item of a list (ZEGO's StreamId[]);
+-- the action itself when its parameters name none.
+local function call_streams(client, action, params)
+  local chosen -- (the action's single method before its batch: both name a stream the same way)
+  for _, m in ipairs(client.methods()) do
+    if m.action == action and (not chosen or (chosen.list and not m.list)) then chosen = m end
+  end
+  if not chosen then return { action } end
+  local fields, key = {}, nil
+  for _, f in ipairs(chosen.fields) do
+    local v = f.param and (params[f.param] or params[f.param .. "[]"])
+    if v ~= nil then fields[f.name] = v end
+  end
+  -- (a batch's list names one stream an item: stream_names, stream_ids)
+  if chosen.list and fields[chosen.list] ~= nil then
+    key = sub(chosen.list, 1, -2)
+    fields[key], fields[chosen.list] = fields[chosen.list], nil
+  else
+    for _, name in ipairs(STREAM_FIELDS) do
+      if fields[name] ~= nil then key = name break end
+    end
+  end
+  if not key then return { stream_of(chosen, fields) } end
+  -- (any other list, a domain given twice, shown as the values it holds)
+  for name, v in pairs(fields) do
+    if name ~= key and type(v) == "table" then fields[name] = concat(v, ",") end
+  end
+  local items = fields[key]
+  if type(items) ~= "table" then items = { items } end
+  local streams, seen = {}, {}
+  for _, item in ipairs(items) do
+    fields[key] = item
+    local name = stream_of(chosen, fields)
+    if not seen[name] then
+      seen[name] = true
+      streams[#streams + 1] = name
+    end
+  end
+  return streams
+end
+
+--- `call`'s parameters, checked as the call will check them (each by the
+-- rule of the field that sets it, a credential's name refused), before
+-- anything is written to the audit log or sent; kept in `args._checked` as
+-- `{ params, streams }` for the intent (guard.plan_of) and the call. True,
+-- or false after saying why.
+function M.check_call(out, client, args)
+  local params, perr = call_params(args.params)
+  if not params then out:warn(perr) return false end
+  local sent, err = client:check_call(args.action, params)
+  if not sent then out:warn(as_flags(tostring(err.message))) return false end
+  args._checked = { params = params, streams = call_streams(client, args.action, params) }
+  return true
+end
+
 -- --dry-run: prints the requests, redacted; sends nothing.
 local function dry_run(out, client, m, fields, args, output)
   local requests, derr
   if m then
     requests, derr = client:dry_run(m.name, fields)
   else
-    local params, perr = call_params(args.params)
-    if not params then out:warn(perr) return EXIT.usage end
+    if not args._checked and not M.check_call(out, client, args) then return EXIT.usage end
     local req
-    req, derr = client:prepare(args.action, params)
+    req, derr = client:prepare(args.action, args._checked.params)
     requests = req and { client:redact(req) }
   end
   if not requests then out:warn(as_flags(derr.message, m)) return EXIT.usage end
@@ -70,19 +146,61 @@ end
 
 -- A batch method: every stream reported (JSON lines as each finishes, or
 -- the table and a summary at the end), with the progress bar on a terminal.
+-- The table of a batch as it goes, in the order given: a stream's row is
+-- written once it and every stream before it have finished, and pushed out
+-- ten times a second, so that a reader that goes away (`| head -1`) is seen
+-- by the next write and the run stops sending, as it does for JSON lines.
+-- Returns `add(entry)` and `rest()` (the rows not written yet, at the end).
+local function table_as_it_goes(out, list)
+  local monotonic = require("streamctl.core").monotonic
+  local position, n, width = {}, 0, #"STREAM"
+  for _, name in ipairs(list) do
+    if not position[name] then
+      n = n + 1
+      position[name], width = n, max(width, #name)
+    end
+  end
+  width = min(width, 60)
+  local finished, written, flushed = {}, 0, monotonic()
+  local function write_ready()
+    while finished[written + 1] do
+      if written == 0 then table_header(out, width) end
+      written = written + 1
+      table_row(out, width, finished[written])
+      finished[written] = true -- (written: let the row go)
+    end
+  end
+  local function add(entry)
+    local i = position[entry.stream]
+    if not i then return end
+    finished[i] = record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error, entry.outcome_unknown)
+    local before = written
+    write_ready()
+    local now = monotonic()
+    if before == 0 and written > 0 or now - flushed >= 0.1 then
+      out:flush() -- (once this fails, main's `cancel` stops the run: nothing more is sent)
+      flushed = now
+    end
+  end
+  return add, function(rows)
+    if written == 0 and #rows > 0 then table_header(out, width) end
+    for k = written + 1, #rows do table_row(out, width, rows[k]) end
+  end
+end
+
 local function run_batch(out, client, m, fields, args, output)
   local draw = (not args.no_progress and is_tty(2)) and progress_bar(out.err, require("streamctl.core").monotonic)
-  fields.on_progress = draw or nil
-  if output == "json" then
-    -- JSON lines as each stream finishes: a killed run has written what it did.
-    fields.on_progress = function(done, total, entry)
-      -- (once this fails, main's `cancel` stops the run: nothing more is sent)
-      if out:line(record_json(record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error,
-        entry.outcome_unknown))) then
-        out:flush()
-      end
-      if draw then draw(done, total, entry) end
+  local add_row, rest_rows
+  if output == "table" then add_row, rest_rows = table_as_it_goes(out, fields[m.list]) end
+  fields.on_progress = function(done, total, entry)
+    if add_row then
+      add_row(entry)
+    elseif out:line(record_json(record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error,
+      entry.outcome_unknown))) then
+      -- JSON lines as each stream finishes: a killed run has written what it did.
+      out:flush() -- (once this fails, main's `cancel` stops the run: nothing more is sent)
     end
+    if draw then draw(done, total, entry) end
   end
   local report, err = client[m.name](client, fields)
   if not report then
@@ -103,7 +221,7 @@ local function run_batch(out, client, m, fields, args, output)
     report.unknown, report.calls, report.elapsed,
     report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or "")
   if output == "table" then
-    print_table(out, rows)
+    rest_rows(rows)
     out:line(summary)
   end
   hint.say()
@@ -167,7 +285,14 @@ local function run_long(out, client, m, fields, args, output, long, finished)
     return is_usage_error(err) and EXIT.usage or EXIT.failed, counts, 0, 0
   end
   if draw then draw(report.total, long.count or report.total, nil, true) end
-  local unread = report.input_left and (long.count and format("%d", long.count - report.total) or "the rest")
+  -- (the list stopped early, the input closed or changed, or the run
+  -- interrupted: the names counted and never reached were not sent either)
+  local stopped = report.input_left or long.error ~= nil
+  local unread = stopped and (long.count and long.count > report.total and format("%d", long.count - report.total)
+    or not long.count and "the rest") or nil
+  if stopped and long.count and long.count > report.total then
+    counts.not_sent = counts.not_sent + long.count - report.total
+  end
   local summary = format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s%s", report.total,
     report.succeeded, report.failed, counts.not_sent > 0 and format(" (%d of them not sent)", counts.not_sent) or "",
     report.unknown, report.calls, report.elapsed,
@@ -189,38 +314,45 @@ local function run_long(out, client, m, fields, args, output, long, finished)
 end
 
 -- A named method or `call`: one row (and a describe's answer), or one JSON line with the result.
+-- A `call` reports a row for each stream its parameters name (the call's
+-- outcome is theirs), as the audit log records them.
 local function run_call(out, client, m, fields, args, output, attempts)
-  local result, err, stream
+  local result, err, streams
   if m then
-    stream = stream_of(m, fields)
+    streams = { stream_of(m, fields) }
     result, err = client[m.name](client, fields)
   else
-    local params, perr = call_params(args.params)
-    if not params then out:warn(perr) return EXIT.usage end
-    stream = args.action
-    result, err = client:call(args.action, params)
+    if not args._checked and not M.check_call(out, client, args) then return EXIT.usage end
+    streams = args._checked.streams
+    result, err = client:call(args.action, args._checked.params)
   end
   if not result and is_usage_error(err) then
     out:warn(as_flags(tostring(err.message), m))
     return EXIT.usage
   end
-  local r = record(stream, result ~= nil, attempts(), result, err, err and err.outcome_unknown)
+  local rows, n = {}, attempts()
+  for i, stream in ipairs(streams) do
+    rows[i] = record(stream, result ~= nil, n, result, err, err and err.outcome_unknown)
+  end
+  local r = rows[1]
   if output == "json" then
-    r.result = result
-    out:line(record_json(r))
+    for _, row in ipairs(rows) do
+      row.result = result
+      out:line(record_json(row))
+    end
   else
-    print_table(out, { r })
+    print_table(out, rows)
     if result and has_content(result) then out:line(encode(result)) end
   end
   local hint = hints(out, m)
   hint.add(err)
   hint.say()
   if not out:flush() then
-    out:lost(format("the report is incomplete; %s %s", stream,
+    out:lost(format("the report is incomplete; %s %s", concat(streams, ", "),
       r.ok and "succeeded" or r.outcome_unknown and "has an unknown outcome" or "failed"))
-    return EXIT.failed, { r }
+    return EXIT.failed, rows
   end
-  return r.ok and EXIT.ok or EXIT.failed, { r }
+  return r.ok and EXIT.ok or EXIT.failed, rows
 end
 
 M.dry_run = dry_run

@@ -10,7 +10,7 @@ local cli_parser = require "streamctl.cli.parser"
 local cli_client = require "streamctl.cli.client"
 
 local pairs, ipairs, tostring, format, find = pairs, ipairs, tostring, string.format, string.find
-local sub, sort = string.sub, table.sort
+local sub, sort, gsub = string.sub, table.sort, string.gsub
 local EXIT, command_name, stream_of = cli_output.EXIT, cli_output.command_name, cli_output.stream_of
 local changes = cli_parser.changes
 local number_text = cli_client.number_text
@@ -22,7 +22,7 @@ local function audit_stream(r, action)
   local outcome = r.ok and "ok" or r.outcome_unknown and "unknown"
     or (r.code == "Interrupted" and "not_sent") or "failed"
   return { stream = r.stream, action = r.action or action, outcome = outcome, code = (not r.ok) and r.code or nil,
-           request_id = r.request_id }
+           request_id = r.request_id, lookup_request_id = r.lookup_request_id }
 end
 
 -- Where this run's audit line goes: --audit-log, else $STREAMCTL_AUDIT_LOG,
@@ -41,13 +41,15 @@ local function audit_path(args, getenv)
 end
 
 -- The guard's limit: --max-forbid, else [defaults] max_forbid, else the
--- library's; or nil and a usage error naming the one given.
-local function max_forbid(args, defaults, where)
-  local text, said = args.max_forbid, "--max-forbid"
-  if text == nil and defaults.max_forbid ~= nil then
-    text, said = defaults.max_forbid, where.max_forbid .. ": max_forbid"
+-- library's; or nil and a usage error naming the one given. (`key`:
+-- "max_resume" for the resumes' limit, read the same way.)
+local function max_forbid(args, defaults, where, key)
+  key = key or "max_forbid"
+  local text, said = args[key], "--" .. gsub(key, "_", "-")
+  if text == nil and defaults[key] ~= nil then
+    text, said = defaults[key], where[key] .. ": " .. key
   end
-  if text == nil then return audit.MAX_FORBID end
+  if text == nil then return key == "max_resume" and audit.MAX_RESUME or audit.MAX_FORBID end
   local n, rule = number_text(text, true, 0)
   if not n then return nil, format("%s must be %s (got '%s')", said, rule, text) end
   return n
@@ -63,16 +65,25 @@ local function overall(streams)
   return worst
 end
 
--- The refusal of a run that would forbid more than the guard allows.
+-- The refusal of a run that would forbid (or resume) more than the guard allows.
 local function refuse(out, decision, long)
+  local verb = decision.count == 0 and decision.resumes and "resume" or "forbid"
   if long and not long.count then
     out:warn(format("refused: %s is read as it goes and holds more than %d names, so how many this run would "
-      .. "forbid is not known before sending; nothing was sent. Pass --yes to send them all, or give the list as "
-      .. "a file (--from FILE is counted first).", long.name, input.LOOKAHEAD))
+      .. "%s is not known before sending; nothing was sent. Pass --yes to send them all, or give the list as "
+      .. "a file (--from FILE is counted first).", long.name, input.LOOKAHEAD, verb))
     return EXIT.usage
   end
-  out:warn(format("refused: this run would forbid %d streams, more than --max-forbid (%d); nothing was sent. "
-    .. "Pass --yes to send them (or a larger --max-forbid).", decision.count, decision.max_forbid))
+  local over = {}
+  if decision.count > decision.max_forbid then
+    over[1] = format("forbid %d streams, more than --max-forbid (%d)", decision.count, decision.max_forbid)
+  end
+  if decision.resumes and decision.resumes > decision.max_resume then
+    over[#over + 1] = format("resume %d streams, more than --max-resume (%d)", decision.resumes, decision.max_resume)
+  end
+  out:warn(format("refused: this run would %s; nothing was sent. Pass --yes to send them (or a larger %s).",
+    table.concat(over, " and "), #over == 2 and "--max-forbid and --max-resume"
+      or decision.resumes and decision.resumes > decision.max_resume and "--max-resume" or "--max-forbid"))
   return EXIT.usage
 end
 
@@ -83,11 +94,17 @@ end
 local function safety(out, args, m, fields, long, defaults, where, getenv)
   local action = m and m.action or args.action
   local forbids_list = m and m.list and find(m.action, "^Forbid") ~= nil
+  local resumes_list = m and m.list and find(m.action, "^Resume") ~= nil
   local safe = { action = action }
   if args._reconcile or forbids_list then
     local limit, lerr = max_forbid(args, defaults, where)
     if not limit then out:warn(lerr) return nil, EXIT.usage end
     safe.limit = limit
+  end
+  if args._reconcile or resumes_list then
+    local limit, lerr = max_forbid(args, defaults, where, "max_resume")
+    if not limit then out:warn(lerr) return nil, EXIT.usage end
+    safe.resume_limit = limit
   end
   if args.audit_log and args.no_audit_log then
     out:warn("--audit-log and --no-audit-log: one or the other")
@@ -109,24 +126,31 @@ local function safety(out, args, m, fields, long, defaults, where, getenv)
   -- Aliyun batches name streams by name alone: the audit line names them whole.
   safe.prefix = (m and m.list == "stream_names") and format("%s/%s/", tostring(fields.domain_name),
     tostring(fields.app_name)) or ""
-  if forbids_list and not args.dry_run and long then
+  local guarded = (forbids_list or resumes_list) and not args.dry_run
+  -- (the guard's question for `n` streams of this list: forbids, or resumes)
+  local function ask(n)
+    if forbids_list then return audit.guard(n, { max_forbid = safe.limit, confirm = args.yes or nil }) end
+    return audit.guard(0, { resumes = n, max_resume = safe.resume_limit, confirm = args.yes or nil })
+  end
+  if guarded and long then
     -- A list read as it goes: counted before sending (a file), or not
     -- known (a pipe: refused unless --yes).
     local n = long.count or long.count_at_least
-    local ok, decision = audit.guard(n, { max_forbid = safe.limit, confirm = args.yes or nil })
+    local ok, decision = ask(n)
     if ok and not long.count and not args.yes then
-      ok, decision = false, { guard = { allowed = false, confirmed = false, count = n, max_forbid = safe.limit } }
+      ok, decision = false, { guard = decision }
+      decision.guard.allowed = false
     end
     safe.info = { guard = ok and decision or decision.guard }
     if not ok then
       safe.status, safe.info.outcome, safe.info.streams = refuse(out, safe.info.guard, long), "refused", {}
     end
-  elseif forbids_list and not args.dry_run then
+  elseif guarded then
     local n, seen = 0, {}
     for _, name in ipairs(fields[m.list]) do
       if not seen[name] then seen[name] = true; n = n + 1 end
     end
-    local ok, decision = audit.guard(n, { max_forbid = safe.limit, confirm = args.yes or nil })
+    local ok, decision = ask(n)
     safe.info = { guard = ok and decision or decision.guard }
     if not ok then
       safe.status, safe.info.outcome, safe.info.streams = refuse(out, safe.info.guard), "refused", {}
@@ -177,7 +201,10 @@ local function audit_run(out, safe, rows, info, run)
   if info.counts then
     -- a long run: its streams went to "outcomes" records as they finished
     local c = info.counts
-    info.outcome = (c.failed > 0 or c.not_sent > 0) and "failed" or c.unknown > 0 and "unknown" or "ok"
+    -- (a run that exits 1 with every stream it reached ok stopped early: its
+    -- list changed or could not be read to the end, so it failed)
+    info.outcome = (c.failed > 0 or c.not_sent > 0 or (run.status == EXIT.failed and c.unknown == 0)) and "failed"
+      or c.unknown > 0 and "unknown" or "ok"
     info.actions = { safe.action }
   elseif rows then
     info.streams = {}
@@ -203,7 +230,8 @@ end
 
 -- What a batch or a call means to change, for its intent: each stream
 -- once (named whole: an Aliyun batch names streams by name alone) and the
--- action.
+-- action; a `call`'s, the streams its parameters name (checked first:
+-- streamctl.cli.calls.check_call).
 local function plan_of(m, fields, args, safe, long)
   local action = m and m.action or args.action
   if long then return { long = long, actions = { action }, guard = safe.info and safe.info.guard } end
@@ -215,6 +243,8 @@ local function plan_of(m, fields, args, safe, long)
         streams[#streams + 1] = { stream = safe.prefix .. name, action = action }
       end
     end
+  elseif not m and args._checked then
+    for i, name in ipairs(args._checked.streams) do streams[i] = { stream = name, action = action } end
   else
     streams[1] = { stream = m and stream_of(m, fields) or tostring(action), action = action }
   end

@@ -153,7 +153,14 @@ local function prepare(out, args, env)
   local signal = env.signal or require "streamctl.signal"
   run.signal = signal
   if not args.dry_run then signal.catch() end
-  opts.cancel = function() return signal.caught() ~= nil or out.failed ~= nil or run.stop.why ~= nil end
+  -- A reader of standard output gone (`| head -1`) stops the run before it
+  -- sends more, whatever the output format: asked without writing, so a
+  -- table written at the end stops as JSON lines do (their write fails).
+  local closed = out.out == io.stdout and signal.output_closed
+  opts.cancel = function()
+    if closed and not out.failed and closed(1) then out.failed = "its reader is gone: a closed pipe" end
+    return signal.caught() ~= nil or out.failed ~= nil or run.stop.why ~= nil
+  end
 
   local client, cerr = streamctl[provider].new(opts)
   if not client then out:warn(as_flags(cerr.message)) return nil, EXIT.usage end
@@ -179,6 +186,14 @@ local function prepare(out, args, env)
   return run
 end
 
+-- Are a method's fields what it takes (checked as the method checks them,
+-- before the run's intent is written)? False after saying why.
+local function checked(out, client, m, fields)
+  local ok, err = client:check(m.name, fields)
+  if not ok then out:warn(as_flags(tostring(err.message), m)) end
+  return ok
+end
+
 -- Carries out a prepared run: status, rows, info, calls, planned. The
 -- run's intent goes to the audit log, on the disk, before its first
 -- request leaves (reconcile: once it knows the difference to send).
@@ -193,9 +208,14 @@ local function carry_out(out, run, env)
   local status, rows, info, calls, planned = safe.status, nil, safe.info, nil, nil
   if status then -- luacheck: ignore 542 (the guard refused: nothing is sent)
   elseif args._reconcile then
-    status, info = run_reconcile(out, client, run.provider, args, output, safe.limit, env.stdin, intend)
+    status, info = run_reconcile(out, client, run.provider, args, output,
+      { forbid = safe.limit, resume = safe.resume_limit }, env.stdin, intend)
   elseif args.dry_run then
     status = dry_run(out, client, m, fields, args, output)
+  elseif m and not checked(out, client, m, fields) then
+    status = EXIT.usage -- (a field breaks its rule: said, and no intent written for a run that sends nothing)
+  elseif not m and not cli_calls.check_call(out, client, args) then
+    status = EXIT.usage -- (a `call` parameter breaks its rule, or names a credential: said; no intent written)
   elseif not intend(plan_of(m, fields, args, safe, long)) then
     status = EXIT.usage
   elseif long then

@@ -16,9 +16,13 @@
 --     run, naming its line, before anything is sent), the distinct names
 --     counted in a streamctl.core.fingerprint_set (the guard's count and the
 --     progress bar's total), the bytes' SHA-256 taken (what `sha256sum FILE`
---     says: the audit intent's `from_sha256`). The second pass, which the
---     batch reads as it sends, stops where the first one ended, and says so
---     if the bytes it read are not those counted;
+--     says: the audit intent's `from_sha256`), and each block's SHA-256
+--     kept (32 bytes a block). The second pass, which the batch reads as it
+--     sends, stops where the first one ended, and checks each block against
+--     the first pass's before a name of it is handed out: a file changed
+--     between the count and the sending stops the run at the first block
+--     that differs (said, with its line; nothing of it or after is sent),
+--     so what is sent is only ever what the guard counted;
 --   * from a pipe, the names read so far are sent first and the rest as it
 --     comes; how many there are is not known before sending, which the
 --     guard refuses unless told --yes.
@@ -100,6 +104,7 @@ local function lines(f, name, flag, limit, hash)
     end
   end
   function self.read() return read end
+  function self.lines() return line end
   return self
 end
 
@@ -123,14 +128,41 @@ end
 -- here), the `flag`, the names given `first`, `checked(text, line)` (the
 -- list's rule: a message or nil) and `fail(message)` (closes what is ours).
 
+-- Each block's digest, kept by the first pass (`update`), and checked by
+-- the second (`checker`'s `update`): a block that differs raises, naming
+-- its bytes and the line it starts, before any name of it is handed out.
+local function block_digests()
+  local sums, n, whole = {}, 0, core.sha256_stream()
+  local d = {}
+  function d.update(_, block)
+    n = n + 1
+    sums[n] = core.sha256_hex(block)
+    whole:update(block)
+  end
+  function d.hex() return whole:hex() end
+  function d.checker(flag, name, lines_before)
+    local i, at = 0, 0
+    return { update = function(_, block)
+      i = i + 1
+      if sums[i] ~= core.sha256_hex(block) then
+        error(format("%s: %s changed while it was read: its bytes %d to %d (from line %d) are not those counted "
+          .. "before sending; the run stops there and sends nothing of the list from that line on", flag, name,
+          at + 1, at + #block, lines_before() + 1), 0)
+      end
+      at = at + #block
+    end }
+  end
+  return d
+end
+
 -- A file: counted to the end first (every name checked, the distinct ones
--- counted, its bytes hashed), then read again as the batch sends, and the
--- bytes sent from compared with those counted.
+-- counted, its bytes hashed block by block), then read again as the batch
+-- sends, each block checked against the count's before it is used.
 local function stream_file(c, list, start)
   local f, name, flag, first = c.f, c.name, c.flag, c.first
-  local seen, hash = core.fingerprint_set(), core.sha256_stream()
+  local seen, digests = core.fingerprint_set(), block_digests()
   for _, s in ipairs(first) do seen:add(s) end
-  local pass = lines(f, name, flag, nil, hash)
+  local pass = lines(f, name, flag, nil, digests)
   while true do
     local text, line = step(pass)
     if text == nil then break end
@@ -140,11 +172,14 @@ local function stream_file(c, list, start)
     seen:add(text)
   end
   local bytes = pass.read()
-  list.count, list.sha256, list.bytes = #seen, hash:hex(), bytes
+  list.count, list.sha256, list.bytes = #seen, digests.hex(), bytes
   if not f:seek("set", start) then return c.fail(format("%s: cannot read %s again", flag, name)) end
-  local again, ended = core.sha256_stream(), false
-  local second = lines(f, name, flag, bytes, again)
-  local i = 0
+  -- (unbuffered: each block is read from the file when the batch needs it,
+  -- not from what stdio read ahead, so a change is seen at its block)
+  f:setvbuf("no")
+  local second
+  second = lines(f, name, flag, bytes, digests.checker(flag, name, function() return second.lines() end))
+  local i, ended = 0, false
   list.names = function()
     if ended then return nil end
     i = i + 1
@@ -156,10 +191,10 @@ local function stream_file(c, list, start)
     end
     ended = true
     if text == false then list.error = line end
-    -- (the end: the bytes sent from against the ones counted)
-    if not list.error and (second.read() ~= bytes or again:hex() ~= list.sha256) then
-      list.error = format("%s: %s changed while it was read (its bytes are not those counted before "
-        .. "sending)", flag, name)
+    -- (the end: a file cut shorter than counted)
+    if not list.error and second.read() ~= bytes then
+      list.error = format("%s: %s changed while it was read: it ends at byte %d, where %d bytes were counted "
+        .. "before sending", flag, name, second.read(), bytes)
     end
     if c.own then f:close() end
     return nil

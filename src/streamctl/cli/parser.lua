@@ -128,19 +128,29 @@ local function changes(action)
 end
 
 -- The audit log's and the blast-radius guard's flags: every command that
--- changes something, and (`forbids`) those that forbid a list.
-local function add_safety(cmd, forbids)
+-- changes something, and (`guards`: { forbid, resume }) those that forbid
+-- or resume a list.
+local function add_safety(cmd, guards)
   local list = {
     cmd:option("--audit-log", "Append this run's audit line (one JSON object) to FILE, made with mode 0600 "
       .. "(default: $STREAMCTL_AUDIT_LOG, else ${XDG_STATE_HOME:-~/.local/state}/streamctl/audit.jsonl). "
       .. "A log that cannot be opened stops the run before anything is sent."):argname("<file>"),
     cmd:flag("--no-audit-log", "Write no audit line."),
   }
-  if forbids then
-    list[#list + 1] = cmd:flag("--yes", "Confirm a run that forbids more streams than --max-forbid; without it "
-      .. "such a run sends nothing.")
+  if guards then
+    local over = guards.forbid and guards.resume and "forbids more streams than --max-forbid or resumes more than "
+      .. "--max-resume" or guards.forbid and "forbids more streams than --max-forbid"
+      or "resumes more streams than --max-resume"
+    list[#list + 1] = cmd:flag("--yes", "Confirm a run that " .. over .. "; without it such a run sends nothing.")
+  end
+  if guards and guards.forbid then
     list[#list + 1] = cmd:option("--max-forbid", format("Forbidding more streams than this in one run needs --yes "
       .. "(default: [defaults] max_forbid, else %d).", audit.MAX_FORBID)):argname("<n>")
+  end
+  if guards and guards.resume then
+    list[#list + 1] = cmd:option("--max-resume", format("Resuming more streams than this in one run needs --yes "
+      .. "(default: [defaults] max_resume, else %d): un-banning is a blast radius too.", audit.MAX_RESUME))
+      :argname("<n>")
   end
   cmd:group("Safety", unpack(list))
 end
@@ -189,7 +199,10 @@ local function add_method(parent, provider, m)
   end
   cmd:group(m.action .. " (required ones marked)", unpack(options))
   add_common(cmd, provider)
-  if changes(m.action) then add_safety(cmd, m.list ~= nil and find(m.action, "^Forbid") ~= nil) end
+  if changes(m.action) then
+    add_safety(cmd, m.list and { forbid = find(m.action, "^Forbid") ~= nil, resume = find(m.action, "^Resume") ~= nil }
+      or nil)
+  end
   cmd:epilog("Example:\n   " .. concat(example, " "))
   cmd:action(function(args) args._method = m end)
 end
@@ -200,7 +213,7 @@ local function add_call(parent, provider, mod)
   cmd:argument("action", "The action: " .. concat(mod.actions(), ", ") .. "."):argname("<action>")
   cmd:argument("params", "Key=Value parameters."):args("*")
   add_common(cmd, provider)
-  add_safety(cmd, false)
+  add_safety(cmd, nil)
   cmd:epilog("Example:\n   streamctl " .. provider .. " call "
     .. (provider == "aliyun" and "DescribeLiveStreamsBlockList DomainName=push.example.com PageSize=100"
         or "DescribeRTCStreamState StreamId=room1-host"))
@@ -213,7 +226,9 @@ local RECONCILE = {
       .. "DescribeLiveStreamsBlockList of each domain, forbids the desired streams it lacks, and with "
       .. "--remove-extra resumes the blocked streams not desired (default: reported and left).",
     from = "The desired state: one stream a line, domain/app/stream ('-': standard input; blank lines and "
-      .. "lines starting with # skipped), or a JSON array of {domain_name, app_name, stream_name}.",
+      .. "lines starting with # skipped; a # after a name is refused, not a comment; every name checked as "
+      .. "the forbid checks it, the whole list before anything is read or sent), or a JSON array of "
+      .. "{domain_name, app_name, stream_name}.",
     example = "streamctl aliyun reconcile --from blocked.txt --dry-run",
   },
   zego = {
@@ -221,7 +236,9 @@ local RECONCILE = {
       .. "cannot be asked which streams are forbidden, so the state file holds what this command last "
       .. "applied (a change made elsewhere is not seen).",
     from = "The desired state: one stream ID a line, RTC unless written cdn:ID (rtc:ID also reads as RTC; "
-      .. "'-': standard input; blank lines and lines starting with # skipped), or a JSON array of "
+      .. "'-': standard input; blank lines and lines starting with # skipped; a # after an ID is refused, not a "
+      .. "comment; every ID checked as the forbid checks it, the whole list before anything is sent), or a JSON "
+      .. "array of "
       .. "{stream_id, kind} (kind rtc or cdn).",
     example = "streamctl zego reconcile --from forbidden.txt --state ~/.local/state/streamctl/zego-state.json",
   },
@@ -235,6 +252,8 @@ local function add_reconcile(parent, provider)
     cmd:option("--from", "(required) " .. r.from):argname("<file>"),
     cmd:flag("--remove-extra", "Also resume the streams forbidden but not desired (default: report them and "
       .. "leave them: someone else may have forbidden them)."),
+    cmd:flag("--allow-empty", "With --remove-extra, take a --from that holds no stream (empty, or comments only) "
+      .. "as meant: resume every stream forbidden. Without it such a run is refused (a wrong or cut file)."),
   }
   if provider == "aliyun" then
     list[#list + 1] = cmd:option("--domain-name", "Also read this domain's block list (repeat for more): its "
@@ -250,7 +269,7 @@ local function add_reconcile(parent, provider)
   cmd:group("Reconcile", unpack(list))
   add_common(cmd, provider, "Print the difference (the streams to forbid and to resume) and send nothing; "
     .. "exit 1 when there is one.")
-  add_safety(cmd, true)
+  add_safety(cmd, { forbid = true, resume = true })
   cmd:epilog("Exit status: 0 when the provider matches the desired state after the run, 1 when it does not "
     .. "(a change failed or its outcome is unknown; a dry run found a difference), 2 a usage error or a run "
     .. "refused by the guard (nothing sent).\nExample:\n   " .. r.example)

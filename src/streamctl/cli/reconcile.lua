@@ -22,12 +22,13 @@ local CHANGE = { ForbidLiveStream = "forbid", ForbidRTCStreams = "forbid", Forbi
 local function reconcile_row(e)
   local r = record(e.stream, e.ok, e.attempts, nil, e.error, e.outcome_unknown)
   r.request_id = e.request_id or r.request_id
+  r.lookup_request_id = e.lookup_request_id or r.lookup_request_id
   r.change, r.action = CHANGE[e.action], e.action
   return r
 end
 
-local RECONCILE_KEYS = { "stream", "change", "ok", "attempts", "request_id", "code", "message", "outcome_unknown",
-                         "dry_run", "left" }
+local RECONCILE_KEYS = { "stream", "change", "ok", "attempts", "request_id", "lookup_request_id", "code", "message",
+                         "outcome_unknown", "dry_run", "left" }
 
 local function reconcile_json(r)
   local parts = {}
@@ -101,11 +102,11 @@ end
 -- The options of a reconcile run from the command line: the guard's limit,
 -- the provider's scope, the progress shown, and the difference found
 -- handed to `intend` (the run's intent) before any of it is sent.
-local function reconcile_options(out, provider, args, output, limit, intend)
+local function reconcile_options(out, provider, args, output, limits, intend)
   local draw = (not args.no_progress and not args.dry_run and is_tty(2))
     and progress_bar(out.err, require("streamctl.core").monotonic)
-  local opts = { remove_extra = args.remove_extra or nil, dry_run = args.dry_run or nil, max_forbid = limit,
-                 confirm = args.yes or nil }
+  local opts = { remove_extra = args.remove_extra or nil, dry_run = args.dry_run or nil, max_forbid = limits.forbid,
+                 max_resume = limits.resume, confirm = args.yes or nil, allow_empty = args.allow_empty or nil }
   local function time_of(v) return v and (find(v, "^%d+$") and tonumber(v) or v) or nil end
   if provider == "aliyun" then
     opts.domains = (args.domain_name and #args.domain_name > 0) and args.domain_name or nil
@@ -143,6 +144,11 @@ local function reconcile_refused(out, provider, err)
     for _, key in ipairs(err.report.found.missing) do
       streams[#streams + 1] = { stream = key, outcome = "not_sent", action = reconcile_action(provider, key, true) }
     end
+    if err.guard.resumes then -- (remove_extra: the resumes it would have sent)
+      for _, key in ipairs(err.report.found.extra) do
+        streams[#streams + 1] = { stream = key, outcome = "not_sent", action = reconcile_action(provider, key) }
+      end
+    end
     return refuse(out, err.guard), { streams = streams, outcome = "refused", guard = err.guard }
   end
   local message = gsub(as_flags(tostring(err.message)), "option '([%w_]+)'", function(o) return "'" .. flag(o)
@@ -160,7 +166,7 @@ local function reconcile_refused(out, provider, err)
   return EXIT.failed
 end
 
-local function run_reconcile(out, client, provider, args, output, limit, stdin, intend)
+local function run_reconcile(out, client, provider, args, output, limits, stdin, intend)
   if not args.from then
     out:warn("--from FILE is required: the desired state (see --help)")
     return EXIT.usage
@@ -174,7 +180,14 @@ local function run_reconcile(out, client, provider, args, output, limit, stdin, 
   if not text then out:warn(name) return EXIT.usage end
   local desired, perr = reconcile.parse(provider, text, "--from " .. name)
   if not desired then out:warn(perr) return EXIT.usage end
-  local opts, draw = reconcile_options(out, provider, args, output, limit, intend)
+  if #desired == 0 and args.remove_extra and not args.allow_empty and not args.dry_run then
+    out:warn(format("refused: --from %s holds no stream (it is empty, or holds only blank lines and comments), and "
+      .. "--remove-extra would resume every stream forbidden %s; nothing was read or sent. Pass --allow-empty if "
+      .. "that is what you mean.", name, provider == "aliyun" and "in the domains named by --domain-name"
+        or "in --state"))
+    return EXIT.usage
+  end
+  local opts, draw = reconcile_options(out, provider, args, output, limits, intend)
   local report, err = reconcile[provider](client, desired, opts)
   if not report then return reconcile_refused(out, provider, err) end
   if draw and #report.results > 0 then draw(#report.results, #report.results, nil, true) end

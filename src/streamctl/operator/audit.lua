@@ -29,18 +29,28 @@ local M = {}
 -- account) for minutes: 100 is 5 seconds of it.
 M.MAX_FORBID = 100
 
+--- The default limit on resumes: resuming more than this many streams in
+-- one run needs a confirmation too. Un-banning is a blast radius of its
+-- own: an empty or mistaken desired list with `remove_extra` would let
+-- every stream forbidden for moderation publish again.
+M.MAX_RESUME = 100
+
 local GUARD_OPTIONS = {
   { name = "max_forbid", type = "integer", min = 0 },
   { name = "confirm", type = "boolean" },
+  { name = "resumes", type = "integer", min = 0 },
+  { name = "max_resume", type = "integer", min = 0 },
 }
 
---- The blast-radius guard: may one run forbid `count` streams?
--- @tparam integer count the streams the run would forbid (repeats dropped)
--- @tparam[opt] table opts `max_forbid` (integer >= 0, default `MAX_FORBID`) and `confirm`
--- (true: the caller confirmed a larger run)
--- @return true and the decision `{ count, max_forbid, confirmed, allowed = true }`; or nil and an error
--- (code `TooManyStreams`, kind `validation`, `sent = false`, its `guard` the decision with
--- `allowed = false`), or nil and an `InvalidParameter` error for a bad option
+--- The blast-radius guard: may one run forbid `count` streams (and resume
+-- `opts.resumes`)?
+-- @tparam integer count how many distinct streams the run would forbid
+-- @tparam[opt] table opts `max_forbid` (integer >= 0, default `MAX_FORBID`), `confirm`, and for a run
+-- that also resumes: `resumes` (how many, counted as forbids are) and `max_resume` (default `MAX_RESUME`)
+-- @return true and the decision `{ count, max_forbid, confirmed, allowed }` (with `resumes` and
+-- `max_resume` when resumes were counted); or nil and an error (code `TooManyStreams`, kind
+-- `validation`, `sent = false`, its `guard` the decision with `allowed = false`). Bad options: `nil, err`
+-- (`InvalidParameter`).
 function M.guard(count, opts)
   if type(count) ~= "number" or count < 0 or count ~= floor(count) or count == huge then
     error("bad argument #1 to 'guard' (count must be an integer >= 0)", 2)
@@ -49,12 +59,21 @@ function M.guard(count, opts)
   if not o then return nil, err end
   local max = o.max_forbid or M.MAX_FORBID
   local decision = { count = count, max_forbid = max, confirmed = o.confirm == true, allowed = true }
-  if count <= max or o.confirm then return true, decision end
+  local resumes = o.resumes
+  if resumes then decision.resumes, decision.max_resume = resumes, o.max_resume or M.MAX_RESUME end
+  local over_forbid = count > max
+  local over_resume = resumes ~= nil and resumes > decision.max_resume
+  if not (over_forbid or over_resume) or o.confirm then return true, decision end
   decision.allowed = false
+  local said = {}
+  if over_forbid then said[1] = format("forbidding %d streams in one run is more than max_forbid (%d)", count, max) end
+  if over_resume then
+    said[#said + 1] = format("resuming %d streams in one run is more than max_resume (%d)", resumes,
+      decision.max_resume)
+  end
   local e = errors.new {
     code = "TooManyStreams", kind = "validation", sent = false,
-    message = format("forbidding %d streams in one run is more than max_forbid (%d): nothing was sent; "
-      .. "confirm to send them", count, max),
+    message = concat(said, "; ") .. ": nothing was sent; confirm to send them",
   }
   e.guard = decision
   return nil, e
@@ -132,14 +151,14 @@ local FIELDS = {
   { "counts", "table" },           -- streams per outcome
   { "request_ids", "table" },      -- the providers' RequestIds, each once
   { "unknown", "table" },          -- the streams whose outcome is unknown
-  { "streams", "table" },          -- { stream, action, outcome, code, request_id } each
+  { "streams", "table" },          -- { stream, action, outcome, code, request_id, lookup_request_id } each
   { "note", "string" },            -- anything else worth a line (a state that could not be saved)
 }
 local KNOWN = {}
 for _, f in ipairs(FIELDS) do KNOWN[f[1]] = f[2] end
 
 -- Each stream's entry, its keys in this order.
-local STREAM_KEYS = { "stream", "action", "outcome", "code", "request_id" }
+local STREAM_KEYS = { "stream", "action", "outcome", "code", "request_id", "lookup_request_id" }
 
 local function stream_json(s)
   local parts = {}

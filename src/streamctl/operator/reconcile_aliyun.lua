@@ -92,6 +92,12 @@ local function aliyun(client, desired, opts)
   local o, keys, items = base.arguments("aliyun", "streamctl.aliyun", { "describe_live_streams_block_list",
     "forbid_live_streams", "resume_live_streams" }, ALIYUN_OPTIONS, client, desired, opts)
   if not o then return nil, keys end
+  -- (a ResumeTime already past would let the streams back at once: refused
+  -- before anything is read, as the client refuses it for a forbid)
+  if o.resume_time and o.resume_time <= client:now() then
+    return nil, invalid("aliyun", "option 'resume_time' must be in the future (it is when the forbidden streams "
+      .. "may publish again)")
+  end
   local report = new_report("aliyun", o, #keys)
   local domains, seen = {}, {}
   for _, key in ipairs(keys) do

@@ -28,7 +28,9 @@ local COMMON = {
   { name = "dry_run", type = "boolean" },
   { name = "on_progress", type = "function" },
   { name = "max_forbid", type = "integer", min = 0 },
+  { name = "max_resume", type = "integer", min = 0 },
   { name = "confirm", type = "boolean" },
+  { name = "allow_empty", type = "boolean" },
   { name = "concurrency", type = "integer", min = 1, max = 256 },
   { name = "before_send", type = "function" },
 }
@@ -51,9 +53,23 @@ local ZEGO_OPTIONS = schema {
   { name = "cdn_resume_time", type = "time" },
 }
 
--- The rule every name obeys: the clients' own text rule for a field.
-local NAME = { type = "string" }
-local ID = { type = "string", max_len = 256 }
+-- The rule every desired field obeys: the provider's own field, as its
+-- client checks it (streamctl.aliyun's forbid_live_stream, streamctl.zego's
+-- forbid_rtc_stream: type, length, characters and shape), taken from the
+-- method's schema so that a desired item is never looser than a call.
+local FIELDS = {}
+local function field_rules()
+  if FIELDS.aliyun then return FIELDS end
+  for provider, method in pairs { aliyun = "forbid_live_stream", zego = "forbid_rtc_stream" } do
+    FIELDS[provider] = {}
+    for _, m in ipairs(require("streamctl." .. provider).methods()) do
+      if m.name == method then
+        for _, f in ipairs(m.fields) do FIELDS[provider][f.name] = f end
+      end
+    end
+  end
+  return FIELDS
+end
 
 local function invalid(provider, message)
   local e = errors.invalid(provider, nil, message)
@@ -77,18 +93,21 @@ local function item_rule(provider, item)
   for k in pairs(item) do
     if not known[k] then return format("has '%s', which is not one of %s", tostring(k), concat(keys, ", ")) end
   end
+  local rules = field_rules()[provider]
   if provider == "aliyun" then
     for _, k in ipairs(ALIYUN_KEYS) do
       if item[k] == nil then return k .. " is required" end
-      local _, why = validate.value(NAME, item[k])
-      if why then return k .. " " .. why end
+      if k == "app_name" and item[k] == "*" then
+        return "app_name must not be '*' (ForbidLiveStream takes no wildcard)"
+      end
+      local _, why = validate.value(rules[k], item[k])
+      if why then return k .. " " .. why .. validate.comment_hint(item[k]) end
     end
-    if item.app_name == "*" then return "app_name must not be '*' (ForbidLiveStream takes no wildcard)" end
     return nil
   end
   if item.stream_id == nil then return "stream_id is required" end
-  local _, why = validate.value(ID, item.stream_id)
-  if why then return "stream_id " .. why end
+  local _, why = validate.value(rules.stream_id, item.stream_id)
+  if why then return "stream_id " .. why .. validate.comment_hint(item.stream_id) end
   if item.kind ~= nil and not KINDS[item.kind] then return "kind must be 'rtc' or 'cdn'" end
   return nil
 end
@@ -165,9 +184,11 @@ local function new_report(provider, o, ndesired)
            found = { missing = {}, extra = {} }, fixed = 0, failed = {}, unknown = {}, results = {}, calls = 0 }
 end
 
--- One stream's entry: { stream, action, ok, attempts, request_id, error, outcome_unknown }.
+-- One stream's entry: { stream, action, ok, attempts, request_id, lookup_request_id, error,
+-- outcome_unknown } (the look-up's RequestId apart from the call's: streamctl.engine.runner).
 local function entry_of(key, action, e)
   return { stream = key, action = action, ok = e.ok, attempts = e.attempts or 0, request_id = e.request_id,
+           lookup_request_id = e.lookup_request_id or e.error and e.error.lookup_request_id or nil,
            error = e.error, outcome_unknown = e.outcome_unknown }
 end
 
@@ -209,14 +230,17 @@ local function single(client, method, fields, key, action, report, o, total)
   local res, err = client[method](client, fields)
   report.calls = report.calls + 1
   add(report, o, entry_of(key, action, { ok = res ~= nil, attempts = 1, request_id = res and res.RequestId
-    or err and err.request_id, error = err, outcome_unknown = err and err.outcome_unknown }), total)
+    or err and err.request_id, lookup_request_id = res and res.LookupRequestId, error = err,
+    outcome_unknown = err and err.outcome_unknown }), total)
 end
 
 -- The guard, the report's in_sync, and what a dry run or a refusal returns;
 -- then `before_send` (the caller's intent, written before anything is
 -- sent). Returns true to go on sending; else what `aliyun`/`zego` return.
 local function before_sending(report, o, nsend, extras)
-  local gok, decision = audit.guard(#report.found.missing, { max_forbid = o.max_forbid, confirm = o.confirm })
+  -- (resumes are counted when the run would send them: remove_extra)
+  local gok, decision = audit.guard(#report.found.missing, { max_forbid = o.max_forbid, confirm = o.confirm,
+    resumes = o.remove_extra and #extras or nil, max_resume = o.max_resume })
   report.guard = gok and decision or decision.guard
   if o.dry_run or nsend == 0 then
     report.in_sync = #report.found.missing == 0 and (not o.remove_extra or #report.found.extra == 0)
@@ -282,6 +306,13 @@ local function arguments(provider, what, methods, options, client, desired, opts
   if not o then return nil, oerr end
   local keys, items = wanted(provider, desired)
   if not keys then return nil, items end
+  if #keys == 0 and o.remove_extra and not o.allow_empty and not o.dry_run then
+    -- An empty list with remove_extra resumes every stream forbidden: what a
+    -- wrong or truncated file asks for far more often than an operator does.
+    return nil, invalid(provider, "desired is empty and remove_extra would resume every stream forbidden "
+      .. (provider == "aliyun" and "in the domains read" or "in the state") .. ": nothing was sent (option "
+      .. "'allow_empty' = true says that is meant)")
+  end
   return o, keys, items
 end
 

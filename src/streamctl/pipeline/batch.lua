@@ -136,7 +136,9 @@ end
 local function entry_for(report, job, item)
   local entry = { stream = item, ok = job.result ~= nil, attempts = job.attempts }
   if entry.ok then
+    -- (a call recovered by a look-up: its own RequestId, or none, and the look-up's apart)
     entry.result, entry.request_id = job.result, job.result.RequestId
+    entry.lookup_request_id = job.result.LookupRequestId
     report.succeeded = report.succeeded + 1
   elseif job.err.outcome_unknown then
     -- Not a failure: an attempt may have applied it (see streamctl.engine.runner).
@@ -323,27 +325,56 @@ local function run_streamed(client, spec, params, values, list, method_name)
   return report
 end
 
+-- A batch's fields checked (its list, or for a list read as it goes the
+-- rest, and the cross-field rule either way): params, values and, for a
+-- list read as it goes, the list; or nil, err. Nothing is sent.
+local function checked(client, spec, method_name, fields)
+  local list = type(fields) == "table" and fields[spec.list] or nil
+  if type(list) == "function" or io_type(list) == "file" then
+    local rest = {}
+    for k, v in pairs(fields) do if k ~= spec.list then rest[k] = v end end
+    local params, values = client:_fields(method_name, streamed_schema(spec), rest)
+    if not params then return nil, values end
+    return params, values, list
+  end
+  return client:_fields(method_name, spec, fields)
+end
+M.checked = checked
+
+--- What a method of `spec` would send for `fields`: its jobs (`{ action,
+-- params }` a call), checked and encoded as the method does, nothing
+-- committed (no ZEGO Sequence taken). With `streamed`, a batch's list may
+-- be one read as it goes: no jobs then, its other fields checked. Or nil, err.
+function M.planned(client, spec, method_name, fields, streamed)
+  if not spec.list then
+    local params, values = client:_fields(method_name, spec, fields)
+    if not params then return nil, values end
+    local op, out = client:_encode(spec.action, params, 3, true)
+    if not op then return nil, out end
+    return { { action = spec.action, params = out } }
+  end
+  local params, values, list
+  if streamed then
+    params, values, list = checked(client, spec, method_name, fields)
+  else
+    params, values = client:_fields(method_name, spec, fields)
+  end
+  if not params then return nil, values end
+  if list then return {} end
+  return M.jobs(client, spec, params, values, true)
+end
+
 --- A batch method: checks the fields once, splits the list into calls,
 -- runs them (calls on one stream in submission order, so ZEGO Sequences,
 -- taken at each call's first send, follow it), and reports every item.
 function M.method(rules, name, spec)
   local method_name = rules.provider .. "." .. name
   return function(self, fields)
-    local list = type(fields) == "table" and fields[spec.list] or nil
-    if type(list) == "function" or io_type(list) == "file" then
-      local s = streamed_schema(spec)
-      local rest = {}
-      for k, v in pairs(fields) do if k ~= spec.list then rest[k] = v end end
-      local params, values = self:_fields(method_name, { fields = s.fields, action = spec.action }, rest)
-      if not params then return nil, values end
-      local here = self:_send_blocker(spec.action)
-      if here then return nil, here end
-      return run_streamed(self, spec, params, values, list, method_name)
-    end
-    local params, values = self:_fields(method_name, spec, fields)
+    local params, values, list = checked(self, spec, method_name, fields)
     if not params then return nil, values end
     local here = self:_send_blocker(spec.action)
     if here then return nil, here end
+    if list then return run_streamed(self, spec, params, values, list, method_name) end
     return run_list(self, spec, params, values)
   end
 end

@@ -150,6 +150,20 @@ function Client:prepare(action, params)
   return self:_sign(action, out)
 end
 
+--- Checks `params` for `action` as `call` and `prepare` check them (each
+-- parameter by the rule of the named method's field that sets it; the
+-- common parameters and any whose name carries a credential refused; what
+-- only the provider's rules can check, such as ZEGO's stream ID count),
+-- without signing, sending or taking anything: a caller that records what
+-- it is about to do (the command's audit log) checks first.
+-- @return the parameters as they would be sent (before the common ones and
+--   a ZEGO Sequence are added), or nil, err (InvalidParameter, naming the parameter)
+function Client:check_call(action, params)
+  local op, out = self:_encode(action, params, 2)
+  if not op then return nil, out end
+  return out
+end
+
 --- The current time in Unix seconds, as the provider will see it
 -- (the injected clock plus any measured skew correction).
 function Client:now()
@@ -299,6 +313,17 @@ function Client:redact(req)
   return redact.request(self._rules, self._rules.secrets(self), req)
 end
 
+-- What method `name` would send for `fields` (pipeline/batch.lua's `planned`).
+local function planned(self, name, fields, fname, streamed)
+  local rules = self._rules
+  local spec = type(name) == "string" and (rules.methods[name] or (rules.batches or {})[name])
+  if not spec then
+    error("bad argument #1 to '" .. fname .. "' (not a method of streamctl." .. rules.provider .. ": "
+      .. tostring(name) .. ")", 3)
+  end
+  return batch.planned(self, spec, rules.provider .. "." .. name, fields, streamed)
+end
+
 --- What a method would send for `fields`, without sending anything: the
 -- requests signed as they would be now (one per call a batch would make),
 -- each with every secret, signature and security token replaced by
@@ -308,31 +333,26 @@ end
 -- @tparam table fields the method's fields
 -- @return array of requests `{ method, url, headers, body, action, provider }`, or nil, err
 function Client:dry_run(name, fields)
-  local rules = self._rules
-  local spec = rules.methods[name] or (rules.batches or {})[name]
-  if type(name) ~= "string" or not spec then
-    error("bad argument #1 to 'dry_run' (not a method of streamctl." .. rules.provider .. ": " .. tostring(name)
-      .. ")", 2)
-  end
-  local params, values = self:_fields(rules.provider .. "." .. name, spec, fields)
-  if not params then return nil, values end
-  local jobs
-  if spec.list then
-    local err
-    jobs, err = batch.jobs(self, spec, params, values, true)
-    if not jobs then return nil, err end
-  else
-    local op, out = self:_encode(spec.action, params, 2, true)
-    if not op then return nil, out end
-    jobs = { { action = spec.action, params = out } }
-  end
+  local jobs, err = planned(self, name, fields, "dry_run")
+  if not jobs then return nil, err end
   local out = {}
   for i, job in ipairs(jobs) do
-    local req, err = self:_sign(job.action, job.params)
-    if not req then return nil, err end
+    local req, serr = self:_sign(job.action, job.params)
+    if not req then return nil, serr end
     out[i] = Client.redact(self, req)
   end
   return out
+end
+
+--- Checks `fields` as method `name` would before sending (each field's and
+-- cross-field rule, each call built), sending nothing: run it before
+-- recording that a run is about to send. A batch's list may be read as it
+-- goes (a function or file): its items are checked as read, the rest now.
+-- @return true, or nil, err (as the method would return it)
+function Client:check(name, fields)
+  local jobs, err = planned(self, name, fields, "check", true)
+  if not jobs then return nil, err end
+  return true
 end
 
 -- The Sequence generator of a provider whose calls carry one: the option
@@ -469,7 +489,8 @@ local function on_client(class, provider, name, fn)
 end
 
 -- The client's own methods a caller may use (the others are its steps, called by itself).
-local PUBLIC = { "prepare", "now", "account", "rate_for", "call", "close", "redact", "dry_run" }
+local PUBLIC = { "check", "check_call", "prepare", "now", "account", "rate_for", "call", "close", "redact",
+                 "dry_run" }
 
 --- Defines a provider's client class from its rules.
 function M.define(rules)
