@@ -505,6 +505,37 @@ describe("the OpenResty example's desired state", function()
       assert.equal("rw-------", require("lfs").attributes(log_path, "permissions"))
     end)
   end)
+
+  it("needs confirm for more than STREAMCTL_EDGE_MAX_RESUME resumes too; a field out of its rule is a 400 with no "
+    .. "intent (issue 47)", function()
+    local log_path
+    with_edge(function(dir)
+      log_path = dir .. "/audit/audit.jsonl"
+      return { env = { STREAMCTL_EDGE_MAX_RESUME = "2", STREAMCTL_EDGE_AUDIT_LOG = log_path } }
+    end, function(emulator, edge)
+      local body = '{"domain_name":"push.example.com","app_name":"live","stream_names":["a","b","c","a"]}'
+      local res = post(edge.ports[1], "/streams/aliyun/resume", body, TOKEN)
+      assert.equal(400, res.status)
+      local v = decode(res)
+      assert.equal("TooManyStreams", v.code)
+      assert.same({ allowed = false, confirmed = false, count = 0, max_forbid = 100, resumes = 3, max_resume = 2 },
+        v.guard)
+      -- a name a forbid cannot take ('#' and a space): refused before anything is recorded as about to be sent
+      res = post(edge.ports[1], "/streams/aliyun/forbid",
+        '{"domain_name":"push.example.com","app_name":"live","stream_names":["a # keep"]}', TOKEN)
+      assert.equal(400, res.status, res.body)
+      assert.matches("stream_names", decode(res).error, 1, true)
+      assert.equal(0, #emulator:log { limit = 10 })
+      local text = assert(nginx.read_file(log_path))
+      for line in text:gmatch("[^\n]+") do
+        local rec = cjson.decode(line)
+        assert.is_not.equal("intent", rec.record, line)
+      end
+      res = post(edge.ports[1], "/streams/aliyun/resume", body:gsub("}$", ',"confirm":true}'), TOKEN)
+      assert.equal(200, res.status, res.body)
+      assert.equal(3, #emulator:log { action = "ResumeLiveStream", limit = 10 })
+    end)
+  end)
 end)
 
 describe("the OpenResty example's callbacks", function()

@@ -107,6 +107,21 @@ describe("issue 47: only what the operator asked", function()
       assert.equal(saved, process.read_file(state))
     end)
 
+    it("a batch's --from list refuses a '#' after a name, saying it is not a comment; nothing sent, no intent",
+      function()
+      local log = HOME .. "/batch-comment.jsonl"
+      os.remove(log)
+      local from = file("batch-comment.txt", "room-1\nroom-2 # the host's\nroom-3\n")
+      local status, out, err = run(zg("forbid-rtc-streams", "--from", from, "--audit-log", log))
+      assert.equal(2, status)
+      assert.equal("", out)
+      assert.equal("streamctl: --from: " .. from .. ":2: the name must hold only letters, digits, '-' and '_' (found "
+        .. "a space at byte 7) (a '#' after a name is not a comment: a comment is a line of its own that starts with "
+        .. "'#')\n", err)
+      assert.equal(0, sent_total())
+      assert.same({}, lines_of(log))
+    end)
+
     it("the library's desired tables obey the same field rules as a call: nil, err, nothing read or sent", function()
       local cases = {
         { "aliyun", { domain_name = D, app_name = APP, stream_name = "a # keep" },
@@ -300,6 +315,7 @@ describe("issue 47: only what the operator asked", function()
         zg("forbid-rtc-streams", "--from", "/dev/null"),
         al("forbid-live-streams", "--domain-name", D, "--app-name", APP, "--from", "/dev/null"),
         zg("reconcile", "--from", file("bad.txt", "a b\n"), "--state", HOME .. "/usage-state.json"),
+        al("reconcile", "--from", file("desired.txt", D .. "/live/a\n"), "--domain-name", "Push.example.com"),
       }
       for i, argv in ipairs(cases) do
         os.remove(log)

@@ -31,8 +31,9 @@
 -- its outcome is unknown (the report says which), 400 naming the field when
 -- the body is not valid (nothing is sent then).
 --
--- A forbid of more than $STREAMCTL_EDGE_MAX_FORBID streams (100) in one
--- request needs "confirm": true in its body (streamctl.operator.audit.guard: 400
+-- A forbid of more than $STREAMCTL_EDGE_MAX_FORBID streams (100), or a
+-- resume of more than $STREAMCTL_EDGE_MAX_RESUME (100), in one request needs
+-- "confirm": true in its body (streamctl.operator.audit.guard: 400
 -- TooManyStreams, nothing sent, otherwise). Every /streams request
 -- (refusals too), every verified callback and reaction, and every reconcile
 -- round that found a difference is in the audit log,
@@ -125,9 +126,12 @@ function M.init()
   for _, dict in ipairs { SHARED_DICT, METRICS_DICT, CALLBACKS_DICT, DESIRED_DICT } do
     if not ngx.shared[dict] then error("streamctl_edge: nginx.conf needs 'lua_shared_dict " .. dict .. " ...;'") end
   end
-  local max = setting("STREAMCTL_EDGE_MAX_FORBID")
-  if max and not audit.guard(0, { max_forbid = tonumber(max) or -1 }) then
-    error("streamctl_edge: STREAMCTL_EDGE_MAX_FORBID must be a whole number >= 0 (got " .. max .. ")")
+  for _, name in ipairs { "STREAMCTL_EDGE_MAX_FORBID", "STREAMCTL_EDGE_MAX_RESUME" } do
+    local max = setting(name)
+    -- (decimal digits only: tonumber would take 0x100, 1e3 or 200.0 for a count)
+    if max and not (max:find("^%d+$") and #max <= 15) then
+      error("streamctl_edge: " .. name .. " must be a whole number >= 0 in decimal digits (got " .. max .. ")")
+    end
   end
 end
 
@@ -226,7 +230,9 @@ local function audit_streams(report)
     local e = r.error
     out[i] = { stream = r.stream, action = r.action or report.action, -- (a reconcile's entries name their own)
                outcome = r.ok and "ok" or (r.outcome_unknown and "unknown" or "failed"),
-               code = e and e.code and tostring(e.code) or nil, request_id = r.request_id or (e and e.request_id) }
+               code = e and e.code and tostring(e.code) or nil, request_id = r.request_id or (e and e.request_id),
+               -- (a look-up that resolved an unknown outcome: its RequestId apart from the call's)
+               lookup_request_id = r.lookup_request_id or (e and e.lookup_request_id) }
   end
   return out
 end
@@ -241,9 +247,12 @@ local function desired_key(provider, fields, name)
   return "zego|" .. name
 end
 
--- The forbid limit (STREAMCTL_EDGE_MAX_FORBID, checked at start), or nil: the default.
+-- The guard's limits (STREAMCTL_EDGE_MAX_FORBID and _MAX_RESUME, checked at start), or nil: the defaults.
 function max_forbid()
   return tonumber(setting("STREAMCTL_EDGE_MAX_FORBID"))
+end
+local function max_resume()
+  return tonumber(setting("STREAMCTL_EDGE_MAX_RESUME"))
 end
 
 -- Makes the desired state follow a request: a forbid adds its streams, a resume takes
@@ -304,6 +313,7 @@ local function report_json(report)
     local e = r.error
     results[i] = {
       stream = r.stream, ok = r.ok, attempts = r.attempts, request_id = r.request_id or (e and e.request_id),
+      lookup_request_id = r.lookup_request_id or (e and e.lookup_request_id),
       code = e and e.code, message = e and e.message, outcome_unknown = r.outcome_unknown or nil,
     }
   end
@@ -360,9 +370,23 @@ function M.streams(provider, operation)
   end
   local c, cerr = client(provider)
   if not c then return refuse(500, "the " .. provider .. " client cannot be made: " .. tostring(cerr)) end
+  -- (every field checked as the method checks it before the intent: an intent is only ever written by a
+  -- request about to send)
+  local valid, verr = c:check(route[operation].method, fields)
+  if not valid then return refuse(400, verr.message) end
   local guard
-  if operation == "forbid" and type(fields[route.list]) == "table" then
-    local ok, decision = audit.guard(#fields[route.list], { max_forbid = max_forbid(), confirm = confirm })
+  if type(fields[route.list]) == "table" then
+    -- (a resume is a blast radius too: an un-ban of every stream forbidden for moderation)
+    local n, seen = 0, {}
+    for _, name in ipairs(fields[route.list]) do
+      if not seen[name] then seen[name], n = true, n + 1 end
+    end
+    local ok, decision
+    if operation == "forbid" then
+      ok, decision = audit.guard(n, { max_forbid = max_forbid(), confirm = confirm })
+    else
+      ok, decision = audit.guard(0, { resumes = n, max_resume = max_resume(), confirm = confirm })
+    end
     if not ok then
       write_audit { provider = provider, command = command, guard = decision.guard, outcome = "refused", exit = 400,
                     note = decision.message }
@@ -576,11 +600,24 @@ local function load_list(path)
   local list = cjson.decode(text)
   if type(list) ~= "table" then return nil, path .. " is not a JSON object" end
   local keys = {}
-  for _, entry in ipairs(type(list.aliyun) == "table" and list.aliyun or {}) do
-    local names = type(entry) == "table" and type(entry.stream_names) == "table" and entry.stream_names or {}
-    for _, name in ipairs(names) do keys[#keys + 1] = desired_key("aliyun", entry, name) end
+  -- (every entry of the shape below, or the file is refused whole: an entry skipped would be streams never
+  -- forbidden, unsaid; the names themselves are checked by the reconcilers' field rules)
+  if list.aliyun ~= nil and type(list.aliyun) ~= "table" then return nil, path .. ": aliyun must be a list" end
+  if list.zego ~= nil and type(list.zego) ~= "table" then return nil, path .. ": zego must be a list" end
+  for i, entry in ipairs(list.aliyun or {}) do
+    if type(entry) ~= "table" or type(entry.domain_name) ~= "string" or type(entry.app_name) ~= "string"
+      or type(entry.stream_names) ~= "table" then
+      return nil, format("%s: aliyun[%d] must be {domain_name, app_name, stream_names}", path, i)
+    end
+    for j, name in ipairs(entry.stream_names) do
+      if type(name) ~= "string" then
+        return nil, format("%s: aliyun[%d].stream_names[%d] must be a text", path, i, j)
+      end
+      keys[#keys + 1] = desired_key("aliyun", entry, name)
+    end
   end
-  for _, id in ipairs(type(list.zego) == "table" and list.zego or {}) do
+  for i, id in ipairs(list.zego or {}) do
+    if type(id) ~= "string" then return nil, format("%s: zego[%d] must be a stream ID (a text)", path, i) end
     keys[#keys + 1] = desired_key("zego", nil, id)
   end
   if #keys == 0 then return true end
@@ -594,11 +631,16 @@ local function desired_lists()
   local aliyun, zego = {}, {}
   for _, key in ipairs(keys) do
     local d, a, st = key:match("^aliyun|([^|]+)|([^|]+)|(.+)$")
+    local id = not d and key:match("^zego|(.+)$")
     if d then
       aliyun[#aliyun + 1] = { domain_name = d, app_name = a, stream_name = st }
+    elseif id then
+      zego[#zego + 1] = { stream_id = id, kind = "rtc" }
     else
-      local id = key:match("^zego|(.+)$")
-      if id then zego[#zego + 1] = { stream_id = id, kind = "rtc" } end
+      -- (read whole and valid, or not at all: a key dropped would be a stream left unforbidden unsaid; each
+      -- item is then checked by the providers' field rules in the reconcilers)
+      return nil, format("the desired store holds %q, which is neither aliyun|DOMAIN|APP|STREAM nor zego|ID: "
+        .. "nothing was reconciled", key)
     end
   end
   return aliyun, zego

@@ -30,6 +30,7 @@
 -- Memory: the names in the look-ahead, one block, and the fingerprints.
 -- @module streamctl.cli.input
 local core = require "streamctl.core"
+local validate = require "streamctl.base.validate"
 
 local byte, find, format, match, sub = string.byte, string.find, string.format, string.match, string.sub
 
@@ -262,7 +263,7 @@ function M.open(path, stdin, opts)
   local check = opts.check
   function c.checked(text, line)
     local why = check and check(text)
-    if why then return format("%s: %s:%d: the name %s", flag, name, line, why) end
+    if why then return format("%s: %s:%d: the name %s%s", flag, name, line, why, validate.comment_hint(text)) end
   end
 
   -- The look-ahead: up to LOOKAHEAD names, after the ones given first,

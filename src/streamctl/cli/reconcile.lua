@@ -151,8 +151,9 @@ local function reconcile_refused(out, provider, err)
     end
     return refuse(out, err.guard), { streams = streams, outcome = "refused", guard = err.guard }
   end
-  local message = gsub(as_flags(tostring(err.message)), "option '([%w_]+)'", function(o) return "'" .. flag(o)
-    .. "'" end)
+  local message = gsub(as_flags(tostring(err.message)), "option '([%w_]+)'", function(o)
+    return "'" .. (o == "domains" and "--domain-name" or flag(o)) .. "'"
+  end)
   if err.code == "InvalidParameter" and not err.http_status then
     out:warn(message)
     return EXIT.usage

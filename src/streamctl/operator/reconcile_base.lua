@@ -43,7 +43,7 @@ end
 
 local ALIYUN_OPTIONS = schema {
   { name = "resume_time", type = "time" },
-  { name = "domains", type = "strings" },
+  { name = "domains", type = "strings", shape = "domain" }, -- (DomainName's rule, as the block list's look-up takes it)
   { name = "max_pages", type = "integer", min = 1 },
   { name = "page_size", type = "integer", min = 1, max = 3000 },
 }
