@@ -10,7 +10,7 @@ local validate = require "streamctl.base.validate"
 
 local type, pairs, ipairs, setmetatable = type, pairs, ipairs, setmetatable
 local floor, huge = math.floor, math.huge
-local format, find, lower = string.format, string.find, string.lower
+local format, find, lower, gsub, sub = string.format, string.find, string.lower, string.gsub, string.sub
 
 local M = {}
 
@@ -57,11 +57,25 @@ function M.texts(rules)
   return out
 end
 
--- Is `name` one of the provider's common parameters, in any case, with or
--- without "[]"? Answers are remembered per provider (a few hundred names at
+--- What in a parameter's name marks it as carrying a credential: its name
+-- in lower case with everything but letters and digits dropped
+-- (`Access_Key-Secret` reads `accesskeysecret`) holds one of these. No
+-- parameter of ApsaraVideo Live's or ZEGO's actions holds one; a name that
+-- does is a secret on its way into a URL, where proxies, logs and a dry
+-- run's output would keep it. (A field of the action's own named method is
+-- the action's parameter by design, and taken: STS's OIDCToken.)
+M.CREDENTIAL_WORDS = { "secret", "password", "passwd", "token", "sign", "accesskey", "authkey", "privatekey",
+                       "apikey", "credential" }
+
+-- Why `name` cannot be passed, or false: one of the provider's common
+-- parameters (in any case, with or without "[]"), or a name that carries a
+-- credential. Answers are remembered per provider (a few hundred names at
 -- most), since the same names come with every call.
+local COMMON = "is a common parameter that streamctl sets itself; it cannot be passed"
+local CREDENTIAL = "names a credential (a secret, password, token, signature or key): streamctl never sends "
+  .. "one as a parameter (it signs each request with the credentials it was given), and its value is not shown"
 local common_memo = setmetatable({}, { __mode = "k" })
-local function is_common(rules, name)
+local function refused_name(rules, name)
   local memo = common_memo[rules]
   if not memo then
     memo = { names = {}, count = 0 }
@@ -69,7 +83,13 @@ local function is_common(rules, name)
   end
   local v = memo.names[name]
   if v == nil then
-    v = rules.common_params[lower((name:gsub("%[%]$", "")))] or false
+    v = rules.common_params[lower((name:gsub("%[%]$", "")))] and COMMON or false
+    if not v then
+      local bare = gsub(lower(name), "[^%l%d]", "")
+      for _, word in ipairs(M.CREDENTIAL_WORDS) do
+        if find(bare, word, 1, true) then v = CREDENTIAL break end
+      end
+    end
     if memo.count < 512 then
       memo.names[name], memo.count = v, memo.count + 1
     end
@@ -117,6 +137,22 @@ local function array_text(v, f)
   return list
 end
 
+-- Two parameters sent under one name (ZEGO's `StreamId`, an array, and
+-- `StreamId[]`): one would silently replace the other. The first of the
+-- two by name and why it is refused, naming the other (found again: this
+-- happens once, at a refusal).
+local function clash(rules, params, name, key)
+  for other, v in pairs(params) do
+    if other ~= name and type(other) == "string"
+        and (type(v) == "table" and (rules.array(other, { "" })) or other) == key then
+      local first, second = name, other
+      if second < first then first, second = second, first end
+      return first, format("and parameter '%s' are both sent as '%s': give the values under one name", second, key)
+    end
+  end
+  return name, format("is sent as '%s', which another parameter sets too", key)
+end
+
 --- Checks and encodes `params` (service names) for `action` of `rules`.
 -- Every parameter is checked; the first bad one by name is reported, so a
 -- message does not depend on a table's order.
@@ -136,25 +172,30 @@ function M.params(rules, texts, action, params)
     if type(name) ~= "string" or name == "" then
       return nil, errors.invalid(provider, action, "parameter names must be non-empty strings")
     end
-    local f = fields and fields[name]
-    local why
-    if is_common(rules, name) then
-      -- The common parameters belong to the signature: one given here could
-      -- change what is signed or sent (Action, AppId, Timestamp, ...).
-      why = "is a common parameter that streamctl sets itself; it cannot be passed"
+    -- (`Key[]`, ZEGO's way to write an array, keeps the rule of `Key`'s field)
+    local f = fields and (fields[name] or (sub(name, -2) == "[]" and fields[sub(name, 1, -3)]) or nil)
+    -- The common parameters belong to the signature: one given here could
+    -- change what is signed or sent (Action, AppId, Timestamp, ...); a
+    -- credential is never a parameter, unless the action's own named method
+    -- sends it as one (STS's AssumeRoleWithOIDC, its OIDCToken).
+    local why, who = refused_name(rules, name), name
+    if why == CREDENTIAL and f then why = false end
+    if why then -- luacheck: ignore 542 (said below, by name)
     elseif type(v) == "table" then
       local list
       list, why = array_text(v, f)
       if list then
         local k, value = rules.array(name, list)
-        out[k] = value
+        if out[k] == nil then out[k] = value else who, why = clash(rules, params, name, k) end
       end
     else
       local s
       s, why = param_text(v, f)
-      if s then out[name] = s end
+      if s then
+        if out[name] == nil then out[name] = s else who, why = clash(rules, params, name, name) end
+      end
     end
-    if why and (not bad_name or name < bad_name) then bad_name, bad_why = name, why end
+    if why and (not bad_name or who < bad_name) then bad_name, bad_why = who, why end
   end
   if bad_name then
     return nil, errors.invalid(provider, action, format("parameter '%s' %s", bad_name, bad_why))

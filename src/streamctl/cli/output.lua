@@ -215,6 +215,7 @@ M.new_out = new_out
 M.encode = encode
 M.as_flags = as_flags
 M.stream_of = stream_of
+M.STREAM_FIELDS = STREAM_FIELDS
 M.record = record
 M.record_json = record_json
 M.has_content = has_content

@@ -209,7 +209,10 @@ end
 
 local function add_call(parent, provider, mod)
   local cmd = parent:command("call", "Calls any action by the service's own names: Key=Value arguments "
-    .. "(a key given twice makes an array).")
+    .. "(a key given twice, or written Key[], makes an array), each checked by the rule of the field that sets it; "
+    .. "the signature's own parameters and any whose name carries a credential (AccessKeySecret, ServerSecret, "
+    .. "NotifyAuthKey, ...: streamctl signs with its own) are refused, their values never shown. The report and the "
+    .. "audit log name the streams the parameters name.")
   cmd:argument("action", "The action: " .. concat(mod.actions(), ", ") .. "."):argname("<action>")
   cmd:argument("params", "Key=Value parameters."):args("*")
   add_common(cmd, provider)

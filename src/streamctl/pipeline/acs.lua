@@ -446,8 +446,10 @@ function M.rules(spec)
     build = build, decode = decode, secrets = secrets, redact = REDACT,
   }
 
-  --- Aliyun sends an array parameter as one JSON array string: SourceUrls=["u1","u2"].
+  --- Aliyun sends an array parameter as one JSON array string: SourceUrls=["u1","u2"]
+  -- (under its own name: `SourceUrls[]`, ZEGO's way to write an array, is `SourceUrls`).
   function r.array(name, list)
+    if name:sub(-2) == "[]" then name = name:sub(1, -3) end
     return name, jsonenc.string_array(list)
   end
 
