@@ -111,7 +111,7 @@ describe("streamctl.credentials.sources", function()
     local c, err = fetch()
     process.stop(child)
     assert.is_nil(c)
-    assert.equal("http://127.0.0.1:" .. port .. "/echo: Code is missing, not Success", err)
+    assert.equal("http://127.0.0.1:" .. port .. "/<redacted>: Code is missing, not Success", err)
   end)
 
   it("refuses a role source it does not fetch over plain HTTP", function()

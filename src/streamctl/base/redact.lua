@@ -54,24 +54,35 @@ local function hide_query(q)
   end))
 end
 
+-- A path as shown: "" or "/" as it is (it holds nothing), any other
+-- `/<redacted>` (a credentials URI may carry its token there, as
+-- `/creds/<token>`, as well as in its query).
+local function hide_path(path)
+  if path == "" or path == "/" then return path end
+  return "/<redacted>"
+end
+
 --- The one way a URL is shown in an error, a log line, a report or a dry
 -- run (a credentials URI, a proxy, a Redis URL, an endpoint, STS): its user
--- information (a password, a token) replaced by `<redacted>@`, the value of
--- every query parameter by `<redacted>` (a part without `=` whole), a
--- fragment by `#<redacted>`; the scheme, host, port, path and the
--- parameters' names kept, so the reader still sees which URL it was.
--- Conservative where the text is not plainly `scheme://host[:port]...`: a
--- `host[:port]` that does not parse, or an `@` after the authority (a
--- password holding an unescaped `/`, `?` or `#` splits there, so the part
--- before it may be one), hides all after `scheme://`; text that is not a
--- URL at all is `<redacted>` whole when it has an `@`, `?` or `#` in it,
--- else shown as it is (a path, `host:port`).
+-- information (a password, a token) replaced by `<redacted>@`, a path
+-- other than `/` by `/<redacted>`, the value of every query parameter by
+-- `<redacted>` (a part without `=` whole), a fragment by `#<redacted>`;
+-- the scheme, host, port and the parameters' names kept, so the reader
+-- still sees which server it was. Conservative where the text is not
+-- plainly `scheme://host[:port]...`: a `host[:port]` that does not parse,
+-- or an `@` after the authority (a password holding an unescaped `/`, `?`
+-- or `#` splits there, so the part before it may be one), hides all after
+-- `scheme://`; text that is not a URL at all is `<redacted>` whole when it
+-- has an `@`, `?` or `#` in it, else shown up to its first `/`, the rest
+-- `/<redacted>` (`host:port/token`, which libcurl reads as http://; a
+-- file's path `/<redacted>`).
 function M.url(u)
   u = tostring(u)
   local scheme, authority, rest = url.split(u)
   if not scheme then
     if find(u, "[@?#]") then return "<redacted>" end
-    return u
+    local head, path = match(u, "^([^/]*)(.*)$")
+    return head .. hide_path(path)
   end
   local info, hostport = url.userinfo(authority)
   if find(rest, "@", 1, true) or (hostport ~= "" and not url.host_port((gsub(hostport, ":$", "")))) then
@@ -80,15 +91,17 @@ function M.url(u)
   local path, query, fragment = match(rest, "^([^?#]*)(%??[^#]*)(#?.*)$")
   if query ~= "" then query = "?" .. hide_query(sub(query, 2)) end
   if fragment ~= "" then fragment = "#<redacted>" end
-  return scheme .. "://" .. (info and "<redacted>@" or "") .. hostport .. path .. query .. fragment
+  return scheme .. "://" .. (info and "<redacted>@" or "") .. hostport .. hide_path(path) .. query .. fragment
 end
 
 --- `text` with `u` (a URL: see `url`) replaced, wherever it appears whole,
--- by its redacted form: for a message that may quote a URL (a transport's).
-function M.url_in(text, u)
+-- by its redacted form (or by `shown`, when the caller has a form of its
+-- own that shows no more: the metadata service's fixed paths): for a
+-- message that may quote a URL (a transport's).
+function M.url_in(text, u, shown)
   text, u = tostring(text), tostring(u)
   if u == "" then return text end
-  local shown = M.url(u)
+  shown = shown or M.url(u)
   local out, at = {}, 1
   while true do
     local i, j = find(text, u, at, true)

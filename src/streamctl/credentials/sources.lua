@@ -62,13 +62,13 @@ function M.exchange(opts)
 end
 
 -- One request through `exchange`: the response, or nil and why (the URL
--- shown redacted: a credentials URI may carry a password or a token).
-local function fetch_once(exchange, method, url, headers)
+-- shown redacted, `shown`: a credentials URI may carry a password or a
+-- token, in its path as well as its query).
+local function fetch_once(exchange, method, url, headers, shown)
   local res, err = exchange { method = method, url = url, headers = headers or {}, body = "" }
-  local shown = redact.url(url)
   if not res then
     -- (a transport's message may quote the URL too)
-    return nil, format("%s %s: %s", method, shown, redact.url_in(tostring(err and err.message or err), url))
+    return nil, format("%s %s: %s", method, shown, redact.url_in(tostring(err and err.message or err), url, shown))
   end
   if res.status ~= 200 then
     return nil, format("%s %s: HTTP %d", method, shown, res.status), res
@@ -97,8 +97,11 @@ end
 
 -- The metadata service: a fetch for `source` (its role_name, imdsv1_disabled).
 local function imds_fetch(source, exchange, base)
+  -- (its messages show the paths asked, the service's fixed ones and the
+  -- role's name, which hold no secret; the address by the one rule)
+  local shown_base = redact.url(base)
   local function get(path, token)
-    return fetch_once(exchange, "GET", base .. path, token and { [TOKEN_HEADER] = token } or nil)
+    return fetch_once(exchange, "GET", base .. path, token and { [TOKEN_HEADER] = token } or nil, shown_base .. path)
   end
   -- GET with the token when there is one; without it (IMDSv1) when that is allowed and the first failed
   local function get_either(path, token)
@@ -108,7 +111,7 @@ local function imds_fetch(source, exchange, base)
   end
   return function()
     local tres, twhy = fetch_once(exchange, "PUT", base .. "/latest/api/token",
-      { ["x-aliyun-ecs-metadata-token-ttl-seconds"] = tostring(M.TOKEN_TTL_S) })
+      { ["x-aliyun-ecs-metadata-token-ttl-seconds"] = tostring(M.TOKEN_TTL_S) }, shown_base .. "/latest/api/token")
     local token = tres and tres.body or nil
     if not token and source.imdsv1_disabled then
       return nil, "the metadata service gave no token and IMDSv1 is turned off (ALIBABA_CLOUD_IMDSV1_DISABLED): "
@@ -119,7 +122,7 @@ local function imds_fetch(source, exchange, base)
       local res, why = get_either(ROLES, token)
       if not res then return nil, "the instance's RAM role name: " .. why end
       role = match(res.body, "^%s*(.-)%s*$")
-      if role == "" then return nil, "the instance has no RAM role (" .. base .. ROLES .. " is empty)" end
+      if role == "" then return nil, "the instance has no RAM role (" .. shown_base .. ROLES .. " is empty)" end
     end
     local res, why = get_either(ROLES .. role, token)
     if not res then
@@ -135,9 +138,10 @@ end
 -- A credentials URI: a fetch for `source` (its uri).
 local function uri_fetch(source, exchange)
   return function()
-    local res, why = fetch_once(exchange, "GET", source.uri, nil)
+    local shown = redact.url(source.uri)
+    local res, why = fetch_once(exchange, "GET", source.uri, nil, shown)
     if not res then return nil, why end
-    return parse(res.body, redact.url(source.uri))
+    return parse(res.body, shown)
   end
 end
 
