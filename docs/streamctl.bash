@@ -311,7 +311,7 @@ _streamctl() {
         'aliyun delete-live-pull-to-push')
             case "$prev" in
                 --region)
-                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai" -- "$cur"))
+                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai cn-shenzhen" -- "$cur"))
                     return 0
                     ;;
                 --task-id)
@@ -392,7 +392,7 @@ _streamctl() {
         'aliyun describe-live-pull-to-push')
             case "$prev" in
                 --region)
-                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai" -- "$cur"))
+                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai cn-shenzhen" -- "$cur"))
                     return 0
                     ;;
                 --task-id)
@@ -465,7 +465,7 @@ _streamctl() {
         'aliyun describe-live-pull-to-push-list')
             case "$prev" in
                 --region)
-                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai" -- "$cur"))
+                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai cn-shenzhen" -- "$cur"))
                     return 0
                     ;;
                 --dst-url)
@@ -914,7 +914,7 @@ _streamctl() {
         'aliyun restart-live-pull-to-push')
             case "$prev" in
                 --region)
-                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai" -- "$cur"))
+                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai cn-shenzhen" -- "$cur"))
                     return 0
                     ;;
                 --task-id)
@@ -1165,7 +1165,7 @@ _streamctl() {
         'aliyun stop-live-pull-to-push')
             case "$prev" in
                 --region)
-                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai" -- "$cur"))
+                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai cn-shenzhen" -- "$cur"))
                     return 0
                     ;;
                 --task-id)
@@ -1246,7 +1246,7 @@ _streamctl() {
         'aliyun update-live-pull-to-push')
             case "$prev" in
                 --region)
-                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai" -- "$cur"))
+                    COMPREPLY=($(compgen -W "ap-southeast-1 ap-southeast-5 cn-beijing cn-shanghai cn-shenzhen" -- "$cur"))
                     return 0
                     ;;
                 --task-id)

@@ -401,17 +401,18 @@ describe("streamctl emulator operations", function()
       assert.are.equal("CodeTaskNotExist", v.Code)
     end)
 
-    it("takes each operation's own Regions: cn-shenzhen for Create only", function()
+    it("takes the create's Regions for every task operation, and refuses any other", function()
+      -- (issue 47: cn-shenzhen, the create's fifth, is taken by the others too: spec/47-input-relay)
       local _, v = create({ Region = "cn-shenzhen" })
       local id = assert(v.TaskId)
       local RULE = "Specified parameter Region is not valid. Valid values: ap-southeast-1, ap-southeast-5, "
-        .. "cn-beijing, cn-shanghai."
+        .. "cn-beijing, cn-shanghai, cn-shenzhen."
       for _, c in ipairs({
         { "StopLivePullToPush", {} }, { "RestartLivePullToPush", {} }, { "DeleteLivePullToPush", {} },
         { "DescribeLivePullToPush", {} }, { "UpdateLivePullToPush", { Offset = "5" } },
         { "DescribeLivePullToPushList", { TaskId = false } },
       }) do
-        local p = { Region = "cn-shenzhen", TaskId = id }
+        local p = { Region = "us-east-1", TaskId = id }
         for k, x in pairs(c[2]) do
           p[k] = x or nil
         end

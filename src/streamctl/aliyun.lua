@@ -20,11 +20,13 @@ local PROVIDER = "aliyun"
 local MAX_URL = 2000
 local WEEK = 7 * 24 * 3600
 
--- Each operation's page lists its own Regions: CreateLivePullToPush's five,
--- the other task operations' four (no cn-shenzhen: a task created there
--- cannot be stopped, changed or looked up by the pages' rules).
+-- The Regions of a pull-to-push task. The pages disagree: CreateLivePullToPush's
+-- lists five, the other task operations' (Stop, Update, Restart, Delete,
+-- Describe, DescribeList) four, without cn-shenzhen. Where a create and its
+-- follow-ups disagree, the follow-ups take what the create took: a task
+-- that can be created in a Region can be stopped, changed, deleted and
+-- looked up there (the stricter list would leave a relay nobody can stop).
 local REGIONS = { "ap-southeast-1", "ap-southeast-5", "cn-beijing", "cn-shanghai", "cn-shenzhen" }
-local TASK_REGIONS = { "ap-southeast-1", "ap-southeast-5", "cn-beijing", "cn-shanghai" }
 
 local BLOCK_LIST_PAGE = 3000
 
@@ -192,8 +194,7 @@ local FORBID = {
   { name = "oneshot", param = "Oneshot", type = "yesno" },
   { name = "resume_time", param = "ResumeTime", type = "time" },
 }
-local CREATE_REGION = { name = "region", param = "Region", type = "string", required = true, enum = REGIONS }
-local REGION = { name = "region", param = "Region", type = "string", required = true, enum = TASK_REGIONS }
+local REGION = { name = "region", param = "Region", type = "string", required = true, enum = REGIONS }
 -- DstUrl: an rtmp:// URL (any case) with a host and a path, at most 2000
 -- characters (the page).
 local DST_URL_TEXT = { max_chars = MAX_URL }
@@ -318,7 +319,7 @@ local methods = {
   create_live_pull_to_push = {
     action = "CreateLivePullToPush",
     fields = with({
-      CREATE_REGION,
+      REGION,
       { name = "task_name", param = "TaskName", type = "string", allow_empty = true },
       REGION_ID,
     }, task_settings(true)),

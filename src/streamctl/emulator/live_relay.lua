@@ -16,7 +16,7 @@ local update = require "streamctl.emulator.live_relay_update"
 
 local ipairs = ipairs
 local find, lower = string.find, string.lower
-local CREATE_REGIONS, SOURCE_TYPES = params.CREATE_REGIONS, params.SOURCE_TYPES
+local SOURCE_TYPES = params.SOURCE_TYPES
 local SOURCE_PROTOCOLS, MAX_URL = params.SOURCE_PROTOCOLS, params.MAX_URL
 local missing, invalid, present = params.missing, params.invalid, params.present
 local within_chars, page_params, page_of, fuzzy = params.within_chars, params.page_params, params.page_of, params.fuzzy
@@ -43,7 +43,7 @@ local function read_window(p, now)
       return missing(name)
     end
   end
-  local ok, code, msg = checks.region(p, CREATE_REGIONS)
+  local ok, code, msg = checks.region(p)
   if not ok then
     return nil, code, msg
   end

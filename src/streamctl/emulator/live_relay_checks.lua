@@ -10,7 +10,7 @@ local params = require "streamctl.emulator.live_params"
 
 local type, ipairs, next, format = type, ipairs, next, string.format
 local match, find, lower, sub, concat = string.match, string.find, string.lower, string.sub, table.concat
-local TASK_REGIONS, SOURCE_PROTOCOLS = params.TASK_REGIONS, params.SOURCE_PROTOCOLS
+local REGIONS, SOURCE_PROTOCOLS = params.REGIONS, params.SOURCE_PROTOCOLS
 local URL_SOURCE_SCHEMES, MAX_URL, MAX_SPAN = params.URL_SOURCE_SCHEMES, params.MAX_URL, params.MAX_SPAN
 local missing, invalid, present = params.missing, params.invalid, params.present
 local int_param, within_chars, url_param = params.int_param, params.within_chars, params.url_param
@@ -24,15 +24,14 @@ local M = {}
 -- choice: a client never takes it for done).
 M.NOT_IN_THIS_STATE = "InvalidParameter"
 
--- Region, one of `regions` (the operation's own list; default the task
--- operations').
-function M.region(p, regions)
-  regions = regions or TASK_REGIONS
+-- Region, one of a task's Regions (the create's list, which every task
+-- operation takes: live_params.lua).
+function M.region(p)
   if not present(p.Region) then
     return missing("Region")
   end
-  if not regions.valid[p.Region] then
-    return invalid("Region", "Valid values: " .. regions.text .. ".")
+  if not REGIONS.valid[p.Region] then
+    return invalid("Region", "Valid values: " .. REGIONS.text .. ".")
   end
   return true
 end
