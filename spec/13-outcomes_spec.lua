@@ -450,7 +450,7 @@ describe("the rest of the pull-to-push family", function()
       assert.equal("DescribeLivePullToPush", req.headers["x-acs-action"])
       return reply(200, '{"RequestId":"D","TaskId":"t","TaskStatus":1,"TaskInfo":{"CallbackURL":"https://cb/x"}}')
     end)
-    assert.same({ RequestId = "D", TaskId = "t", Recovered = true },
+    assert.same({ LookupRequestId = "D", TaskId = "t", Recovered = true },
       assert(cli:update_live_pull_to_push { region = "cn-shanghai", task_id = "t", callback_url = "https://cb/x" }))
     assert.equal(2, #w.sent)
     cli, w = answering(function(req, n)

@@ -57,7 +57,7 @@ local function block_list_check(want_listed)
       end
       local complete = (tonumber(result.TotalNum) or #urls) <= #urls
       if listed == want_listed and (listed or complete) then
-        return { RequestId = result.RequestId, Recovered = true }
+        return { Recovered = true }
       end
       return nil
     end,
@@ -116,7 +116,7 @@ local function task_check(done)
     action = "DescribeLivePullToPush",
     params = function(p) return { Region = p.Region, TaskId = p.TaskId } end,
     found = function(result, p)
-      if done(result, p) then return { RequestId = result.RequestId, TaskId = p.TaskId, Recovered = true } end
+      if done(result, p) then return { TaskId = p.TaskId, Recovered = true } end
       return nil
     end,
   }
@@ -140,7 +140,7 @@ local operations = {
       found = function(result, p)
         for _, task in ipairs(type(result.TaskList) == "table" and result.TaskList or {}) do
           if is_our_task(task, p) then
-            return { RequestId = result.RequestId, TaskId = task.TaskId, Recovered = true }
+            return { TaskId = task.TaskId, Recovered = true }
           end
         end
         return nil

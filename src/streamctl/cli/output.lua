@@ -94,17 +94,20 @@ local function stream_of(m, fields)
   return m and m.action or ""
 end
 
--- One result as the JSON lines carry it.
+-- One result as the JSON lines carry it. (`request_id` is the operation's
+-- own; a call found done by a look-up has the look-up's apart.)
 local function record(stream, ok, attempts, result, err, unknown)
   return {
     stream = stream, ok = ok, attempts = attempts,
     request_id = (result and result.RequestId) or (err and err.request_id) or nil,
+    lookup_request_id = (result and result.LookupRequestId) or (err and err.lookup_request_id) or nil,
     code = err and err.code or nil, message = err and err.message or nil,
     outcome_unknown = unknown or nil,
   }
 end
 
-local RECORD_KEYS = { "stream", "ok", "attempts", "request_id", "code", "message", "outcome_unknown", "result" }
+local RECORD_KEYS = { "stream", "ok", "attempts", "request_id", "lookup_request_id", "code", "message",
+                      "outcome_unknown", "result" }
 
 -- A record as one line of JSON, its keys always in the same order.
 local function record_json(r)

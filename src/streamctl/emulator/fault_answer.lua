@@ -3,11 +3,12 @@
 -- them), or when the emulator raised while serving it (a "crash", answered
 -- as fault http500), and the log entry of such an answer.
 
+local json = require "streamctl.emulator.json"
 local requestlog = require "streamctl.emulator.requestlog"
 local aliyun = require "streamctl.emulator.aliyun"
 local zego = require "streamctl.emulator.zego"
 
-local tostring = tostring
+local tostring, type = tostring, type
 local floor = math.floor
 local sub = string.sub
 
@@ -43,7 +44,18 @@ local function unprocessed_log(provider, req, action)
   }
 end
 
+-- The RequestId an answer carries (Aliyun's x-acs-request-id header, or
+-- its JSON body's RequestId: ZEGO's), or nil.
+local function answered_id(res)
+  local rid = res.headers and res.headers["x-acs-request-id"]
+  if rid then return rid end
+  local body = type(res.body) == "string" and json.decode(res.body)
+  return type(body) == "table" and type(body.RequestId) == "string" and body.RequestId or nil
+end
+
 -- Builds the faulted answer. processed: the real result when after_apply.
+-- The log's request_id is the one answered: the fault's own (none for a
+-- dropped answer), never the processed answer's that was not sent.
 function M.result(provider, mod, fault, req, action, processed)
   local kind = fault.kind
   local log = processed and processed.log or unprocessed_log(provider, req, action)
@@ -52,9 +64,11 @@ function M.result(provider, mod, fault, req, action, processed)
     res = mod.fault_response(kind, fault, req)
     log.code = kind == "code" and fault.code or FAULT_CODES[provider][kind]
     log.status = res.status
+    log.request_id = answered_id(res)
   elseif kind == "drop" then
     res = { drop = true }
     log.status = nil
+    log.request_id = nil
   else
     local base = processed or {
       status = 200,
@@ -83,6 +97,7 @@ function M.crash_result(provider, mod, fault, req, action, err)
   res.log.verdict = "crash"
   res.log.code = FAULT_CODES[provider].http500
   res.log.status = res.status
+  res.log.request_id = answered_id(res)
   res.log.message = tostring(err)
   return res
 end

@@ -236,15 +236,23 @@ end
 function AFTER.lookup(run, job, result, err)
   if result ~= nil then
     local found = job.recover.found(result, job.params)
-    if found then return run:job_succeeded(job, found) end
+    if found then
+      -- The call's RequestId is its own last attempt's, when that answer
+      -- carried one (a dropped answer carried none), never the look-up's:
+      -- the look-up's is told apart.
+      found.RequestId, found.LookupRequestId = job.err.request_id, result.RequestId
+      return run:job_succeeded(job, found)
+    end
     -- Not in effect: the call may be sent again, as the policy allows.
     return run:retry_or_end(job, { kind = job.err.kind, retryable = true, retry_after_ms = job.err.retry_after_ms })
   end
   local decision = run.policy:decide(err, job.lookups)
   if decision.retry then return run:schedule(job, "lookup", decision.delay_ms / 1000) end
-  -- Still unknown: the call's own failure, and why it stays unknown.
+  -- Still unknown: the call's own failure (its own RequestId), and why it
+  -- stays unknown (the look-up's RequestId apart).
   job.err.message = (job.err.message or "") .. "; the look-up by " .. job.recover.action
     .. " failed too: " .. tostring(err)
+  job.err.lookup_request_id = err.request_id
   run:job_failed(job)
 end
 
@@ -261,9 +269,14 @@ function AFTER.verify(run, job, result, err)
   end
   local decision = run.policy:decide(err, job.lookups)
   if decision.retry then return run:schedule(job, "lookup", decision.delay_ms / 1000) end
+  -- The look-up's failure stands for the job's, with the call's RequestId
+  -- (its answered attempt's) as the job's and the look-up's apart (and in
+  -- the message, where the look-up's action is named).
   job.err = err
-  err.message = (err.message or "") .. "; it was to verify " .. job.action .. " after an earlier attempt "
-    .. "whose outcome was unknown"
+  local own = job.pending and job.pending.RequestId
+  err.message = (err.message or "") .. (err.request_id and " [RequestId " .. err.request_id .. "]" or "")
+    .. "; it was to verify " .. job.action .. " after an earlier attempt whose outcome was unknown"
+  err.request_id, err.lookup_request_id = own, err.request_id
   err.outcome_unknown = true
   run:job_failed(job)
 end
@@ -395,6 +408,8 @@ function Run:cancel_rest()
       job.err.message = "interrupted while waiting to verify " .. job.action .. " after an earlier attempt "
         .. "whose outcome was unknown"
       job.err.sent, job.err.outcome_unknown = true, true
+      -- (the RequestId its answered call carried, with the look-up's when it was recovered)
+      job.err.request_id, job.err.lookup_request_id = job.pending.RequestId, job.pending.LookupRequestId
     end
     self:job_failed(job)
   end

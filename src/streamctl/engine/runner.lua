@@ -81,9 +81,12 @@
 -- then stay fixed for its retries. When a call may have
 -- taken effect (sent with no answer, a copy arrived first, a server error),
 -- the job's `recover` rule, if it has one, is asked first (a "lookup"
--- attempt): found means done; not found means the call may be sent again as
--- the retry policy allows; a failed look-up leaves the call's own error,
--- with the look-up's failure added to its message.
+-- attempt): found means done, with what `found` returned, its `RequestId`
+-- the call's own (its last attempt's, when that answer carried one: none
+-- for a dropped answer) and the look-up's `LookupRequestId` apart; not found
+-- means the call may be sent again as the retry policy allows; a failed
+-- look-up leaves the call's own error (and RequestId), with the look-up's
+-- failure added to its message and its RequestId as `lookup_request_id`.
 --
 -- Pacing. `pace` spaces requests on a schedule, reserved just in time: a
 -- job asks for its slot only when its own time has come (a retry's backoff
