@@ -60,9 +60,10 @@ local ZEGO_OPTIONS = schema {
 local FIELDS = {}
 local function field_rules()
   if FIELDS.aliyun then return FIELDS end
+  local classes = { aliyun = require "streamctl.aliyun", zego = require "streamctl.zego" }
   for provider, method in pairs { aliyun = "forbid_live_stream", zego = "forbid_rtc_stream" } do
     FIELDS[provider] = {}
-    for _, m in ipairs(require("streamctl." .. provider).methods()) do
+    for _, m in ipairs(classes[provider].methods()) do
       if m.name == method then
         for _, f in ipairs(m.fields) do FIELDS[provider][f.name] = f end
       end
