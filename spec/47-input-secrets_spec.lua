@@ -22,6 +22,8 @@ local server
 local cmd = require("spec.helpers.checks").cli(function() return server end, HOME)
 local run, ali, zg = cmd.run, cmd.al, cmd.zg
 
+local unpack = table.unpack or unpack -- luacheck: ignore 143 (LuaJIT's)
+
 local function with(argv, ...)
   for _, a in ipairs { ... } do argv[#argv + 1] = a end
   return argv
@@ -146,6 +148,32 @@ describe("issue 47, secrets: what `call` sends, shows and audits", function()
       assert.same({}, records(log))
       assert.equal(0, sent())
     end)
+
+  it("a call parameter outside its field's values (an enum, a URL scheme, a time, yes/no, empty, a DstUrl): exit 2 "
+    .. "naming it, no intent, nothing sent", function()
+    local forbid = { "call", "ForbidLiveStream", ALI_STREAM[1], ALI_STREAM[2], ALI_STREAM[3] }
+    for _, row in ipairs {
+      { with(ali(unpack(forbid)), "LiveStreamType=player"), "parameter 'LiveStreamType' must be one of "
+        .. "'publisher'" },
+      { with(ali(unpack(forbid)), ALI_STREAM[4], "ResumeTime=tomorrow"), "parameter 'ResumeTime' must be UTC "
+        .. "time as YYYY-MM-DDThh:mm:ssZ" },
+      { with(ali(unpack(forbid)), ALI_STREAM[4], "Oneshot=true"), "parameter 'Oneshot' must be 'yes' or 'no'" },
+      { ali("call", "ForbidLiveStream", ALI_STREAM[1], ALI_STREAM[2], "StreamName=", ALI_STREAM[4]),
+        "parameter 'StreamName' must not be empty" },
+      { ali("call", "UpdateLivePullToPush", "Region=cn-shanghai", "TaskId=t", "CallbackUrl=ftp://x/y"),
+        "parameter 'CallbackUrl' must start with 'http://', 'https://'" },
+      { ali("call", "CreateLivePullToPush", "Region=cn-shanghai", "DstUrl=http://x/y"),
+        "parameter 'DstUrl' must be an rtmp:// URL with a host and a path (rtmp://host/app/stream)" },
+      { zg("call", "ForbidCDNLiveStream", "StreamId=a", "ResumeTime=soon"),
+        "parameter 'ResumeTime' must be UTC time as YYYY-MM-DDThh:mm:ssZ" },
+    } do
+      local log = log_path()
+      local status, out, err = run(with(row[1], "--audit-log", log))
+      assert.same({ 2, "", "streamctl: " .. row[2] .. "\n" }, { status, out, err })
+      assert.same({}, records(log), "no intent: " .. row[2])
+    end
+    assert.equal(0, sent())
+  end)
 
   it("zego call ForbidRTCStreams StreamId[]=one: a key written Key[] is an array, even of one", function()
     local status, out, err = run(zg("call", "ForbidRTCStreams", "StreamId[]=one", "--no-audit-log"))

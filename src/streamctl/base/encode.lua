@@ -41,16 +41,20 @@ function M.stringify(v)
 end
 
 --- For each action, the text field of a named method or batch that sets
--- each service parameter: `call` keeps that field's rule for it.
+-- each service parameter: `call` keeps that field's rule for it (a single
+-- method's field before a batch's: `StreamName`, not `stream_names`).
 -- @return action -> parameter -> field
+-- (an integer keeps MAX_PARAM's rule here: the service reads its digits,
+-- and ZEGO's Sequence has its provider's own, fuller rule)
+local RULED = { string = true, strings = true, time = true, yesno = true, custom = true }
 function M.texts(rules)
   local out = {}
-  for _, group in ipairs { rules.methods, rules.batches or {} } do
+  for _, group in ipairs { rules.batches or {}, rules.methods } do
     for _, spec in pairs(group) do
       local texts = out[spec.action] or {}
       out[spec.action] = texts
       for _, f in ipairs(spec.fields) do
-        if f.param and (f.type == "string" or f.type == "strings") then texts[f.param] = f end
+        if f.param and RULED[f.type] then texts[f.param] = f end
       end
     end
   end
@@ -97,10 +101,29 @@ local function refused_name(rules, name)
   return v
 end
 
--- A parameter value as text, or nil and the rule it breaks: the text rule
--- of `f` (the field a named method sets it from), else MAX_PARAM bytes of
+-- The rule text `s` breaks as the value of field `f`, or nil: a text
+-- field's whole rule (length, characters, shape, not empty, one of its
+-- values, its URL schemes), an item of a list's text rule, a time's (as
+-- the service takes it: Unix seconds where the field sends those, else
+-- YYYY-MM-DDThh:mm:ssZ), yes or no, a custom check's.
+local text_rule, text_flaws, value_rule = validate.text_rule, core.text_flaws, validate.value
+local function field_rule(f, s)
+  local t = f.type
+  if t == "strings" then return text_rule(f, s) end
+  if t == "time" and f.as == "unix" then
+    return not find(s, "^%d+$") and "must be whole Unix seconds (decimal digits)" or nil
+  end
+  if t == "yesno" then -- (sent as it is: the service reads yes or no, never true)
+    return s ~= "yes" and s ~= "no" and "must be 'yes' or 'no'" or nil
+  end
+  local ok, why = value_rule(f, s)
+  if ok == nil then return why or "is not a value this field takes" end
+  return nil
+end
+
+-- A parameter value as text, or nil and the rule it breaks: the rule of
+-- `f` (the field a named method sets it from), else MAX_PARAM bytes of
 -- UTF-8.
-local text_rule, text_flaws = validate.text_rule, core.text_flaws
 local function param_text(v, f)
   local s = v
   if type(v) ~= "string" then -- (strings, the usual case, skip stringify)
@@ -109,7 +132,7 @@ local function param_text(v, f)
     if not s then return nil, why end
   end
   if f then
-    local why = text_rule(f, s)
+    local why = field_rule(f, s)
     if why then return nil, why end
     return s
   end
