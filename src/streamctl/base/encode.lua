@@ -71,6 +71,15 @@ end
 M.CREDENTIAL_WORDS = { "secret", "password", "passwd", "token", "sign", "accesskey", "authkey", "privatekey",
                        "apikey", "credential" }
 
+--- Does `name` carry a credential (one of `CREDENTIAL_WORDS` in it)?
+function M.is_credential_name(name)
+  local bare = gsub(lower(name), "[^%l%d]", "")
+  for _, word in ipairs(M.CREDENTIAL_WORDS) do
+    if find(bare, word, 1, true) then return true end
+  end
+  return false
+end
+
 -- Why `name` cannot be passed, or false: one of the provider's common
 -- parameters (in any case, with or without "[]"), or a name that carries a
 -- credential. Answers are remembered per provider (a few hundred names at
@@ -88,12 +97,7 @@ local function refused_name(rules, name)
   local v = memo.names[name]
   if v == nil then
     v = rules.common_params[lower((name:gsub("%[%]$", "")))] and COMMON or false
-    if not v then
-      local bare = gsub(lower(name), "[^%l%d]", "")
-      for _, word in ipairs(M.CREDENTIAL_WORDS) do
-        if find(bare, word, 1, true) then v = CREDENTIAL break end
-      end
-    end
+    if not v and M.is_credential_name(name) then v = CREDENTIAL end
     if memo.count < 512 then
       memo.names[name], memo.count = v, memo.count + 1
     end

@@ -10,7 +10,7 @@ local encode_params = require "streamctl.base.encode"
 
 local type, pairs, ipairs, tostring, format = type, pairs, ipairs, tostring, string.format
 local match, sort, max, min = string.match, table.sort, math.max, math.min
-local gsub, lower, find, sub, concat = string.gsub, string.lower, string.find, string.sub, table.concat
+local sub, concat = string.sub, table.concat
 local EXIT, encode, as_flags = cli_output.EXIT, cli_output.encode, cli_output.as_flags
 local stream_of, record, record_json = cli_output.stream_of, cli_output.record, cli_output.record_json
 local STREAM_FIELDS = cli_output.STREAM_FIELDS
@@ -22,16 +22,6 @@ local audit_stream = cli_guard.audit_stream
 
 local M = {}
 
--- Does `text` hold a word of a credential's name (streamctl.base.encode's
--- rule)? Such an argument is never echoed: its value may be a secret.
-local function credential_like(text)
-  local bare = gsub(lower(text), "[^%l%d]", "")
-  for _, word in ipairs(encode_params.CREDENTIAL_WORDS) do
-    if find(bare, word, 1, true) then return true end
-  end
-  return false
-end
-
 -- Parses `Key=Value` arguments into service parameters (a repeated key, or
 -- one written `Key[]`: an array).
 local function call_params(list)
@@ -39,7 +29,8 @@ local function call_params(list)
   for i, kv in ipairs(list or {}) do
     local k, v = match(kv, "^([^=]+)=(.*)$")
     if not k then
-      if credential_like(kv) then
+      -- (one that holds a word of a credential's name is never echoed: its value may be a secret)
+      if encode_params.is_credential_name(kv) then
         return nil, format("parameter %d must be Key=Value (not shown: it may hold a credential)", i)
       end
       return nil, format("parameter '%s' must be Key=Value", kv)
