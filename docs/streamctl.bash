@@ -67,7 +67,7 @@ _streamctl() {
                             ;;
                         resume-live-streams)
                             cmd="$cmd resume-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-resume"
                             break
                             ;;
                         stop-live-pull-to-push)
@@ -82,12 +82,12 @@ _streamctl() {
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         reconcile)
                             cmd="$cmd reconcile"
-                            opts="$opts -h --help --from --remove-extra --domain-name --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid"
+                            opts="$opts -h --help --from --remove-extra --allow-empty --domain-name --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         whoami)
@@ -137,17 +137,17 @@ _streamctl() {
                             ;;
                         resume-rtc-streams)
                             cmd="$cmd resume-rtc-streams"
-                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
+                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-resume"
                             break
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         reconcile)
                             cmd="$cmd reconcile"
-                            opts="$opts -h --help --from --remove-extra --state --cdn-resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid"
+                            opts="$opts -h --help --from --remove-extra --allow-empty --state --cdn-resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                     esac
@@ -1159,6 +1159,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --max-resume)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -1418,6 +1422,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --max-forbid)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --max-resume)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -1500,6 +1512,10 @@ _streamctl() {
                     return 0
                     ;;
                 --max-forbid)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --max-resume)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -2018,6 +2034,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --max-resume)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -2072,6 +2092,14 @@ _streamctl() {
                     return 0
                     ;;
                 --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --max-forbid)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --max-resume)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -2145,6 +2173,10 @@ _streamctl() {
                     return 0
                     ;;
                 --max-forbid)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --max-resume)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;

@@ -236,6 +236,30 @@ describe("issue 47: only what the operator asked", function()
       assert.equal(0, status)
       assert.equal(6, count("ResumeRTCStreams"))
     end)
+
+    it("a call of a Forbid* or Resume* action is guarded by the streams its parameters name", function()
+      local log = HOME .. "/call-guard.jsonl"
+      os.remove(log)
+      local status, out, err = run(zg("call", "ForbidRTCStreams", "StreamId[]=c-a", "StreamId[]=c-b",
+        "StreamId[]=c-c", "--max-forbid", "2", "--audit-log", log))
+      assert.equal(2, status)
+      assert.equal("", out)
+      assert.equal("streamctl: refused: this run would forbid 3 streams, more than --max-forbid (2); nothing was sent. "
+        .. "Pass --yes to send them (or a larger --max-forbid).\n", err)
+      status, out, err = run(zg("call", "ResumeRTCStreams", "StreamId[]=c-a", "StreamId[]=c-b", "--max-resume", "1",
+        "--audit-log", log))
+      assert.equal(2, status, out)
+      assert.truthy(err:find("would resume 2 streams, more than --max-resume (1)", 1, true), err)
+      assert.equal(0, sent_total())
+      local records = lines_of(log)
+      assert.same({ "refused", 3, "c-a", "not_sent" }, { records[1].outcome, #records[1].streams,
+        records[1].streams[1].stream, records[1].streams[1].outcome })
+      assert.same({ "refused", 2 }, { records[2].outcome, records[2].guard.resumes })
+      status = run(zg("call", "ForbidRTCStreams", "StreamId[]=c-a", "StreamId[]=c-b", "StreamId[]=c-c",
+        "--max-forbid", "2", "--yes", "--no-audit-log"))
+      assert.equal(0, status)
+      assert.equal(1, count("ForbidRTCStreams"))
+    end)
   end)
 
   describe("what the guard counted is what is sent", function()

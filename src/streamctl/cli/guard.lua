@@ -96,12 +96,13 @@ local function safety(out, args, m, fields, long, defaults, where, getenv)
   local forbids_list = m and m.list and find(m.action, "^Forbid") ~= nil
   local resumes_list = m and m.list and find(m.action, "^Resume") ~= nil
   local safe = { action = action }
-  if args._reconcile or forbids_list then
+  -- (`call`: its limits read now, its guard asked once its parameters are checked: call_refused)
+  if args._reconcile or forbids_list or args._call then
     local limit, lerr = max_forbid(args, defaults, where)
     if not limit then out:warn(lerr) return nil, EXIT.usage end
     safe.limit = limit
   end
-  if args._reconcile or resumes_list then
+  if args._reconcile or resumes_list or args._call then
     local limit, lerr = max_forbid(args, defaults, where, "max_resume")
     if not limit then out:warn(lerr) return nil, EXIT.usage end
     safe.resume_limit = limit
@@ -162,6 +163,31 @@ local function safety(out, args, m, fields, long, defaults, where, getenv)
     end
   end
   return safe
+end
+
+-- A `call` of a Forbid* or Resume* action, asked of the guard once its
+-- parameters are checked (cli/calls.lua check_call: `args._checked.streams`,
+-- the streams they name): true when refused (said; `safe.info` holds the
+-- refusal for the audit), false to go on (`safe.info.guard` the decision).
+local function call_refused(out, safe, args)
+  local action = args.action
+  local forbid, resume = find(action, "^Forbid") ~= nil, find(action, "^Resume") ~= nil
+  if not (forbid or resume) or args.dry_run then return false end
+  local streams = args._checked.streams
+  local ok, decision
+  if forbid then
+    ok, decision = audit.guard(#streams, { max_forbid = safe.limit, confirm = args.yes or nil })
+  else
+    ok, decision = audit.guard(0, { resumes = #streams, max_resume = safe.resume_limit, confirm = args.yes or nil })
+  end
+  safe.info = { guard = ok and decision or decision.guard }
+  if ok then return false end
+  refuse(out, safe.info.guard)
+  safe.info.outcome, safe.info.streams = "refused", {}
+  for i, name in ipairs(streams) do
+    safe.info.streams[i] = { stream = name, action = action, outcome = "not_sent" }
+  end
+  return true
 end
 
 -- The fields every record of this run carries: who, the credential, the command.
@@ -283,6 +309,7 @@ M.max_forbid = max_forbid
 M.overall = overall
 M.refuse = refuse
 M.safety = safety
+M.call_refused = call_refused
 M.audit_stream = audit_stream
 M.audit_who = audit_who
 M.audit_intent = audit_intent

@@ -33,7 +33,7 @@ local as_flags = cli_output.as_flags
 local new_parser = cli_parser.parser
 local fields_of, client_options, run_whoami = cli_client.fields_of, cli_client.client_options, cli_client.run_whoami
 local safety, audit_intent, audit_run = cli_guard.safety, cli_guard.audit_intent, cli_guard.audit_run
-local plan_of, outcomes_writer = cli_guard.plan_of, cli_guard.outcomes_writer
+local plan_of, outcomes_writer, call_refused = cli_guard.plan_of, cli_guard.outcomes_writer, cli_guard.call_refused
 local dry_run, run_batch, run_long = cli_calls.dry_run, cli_calls.run_batch, cli_calls.run_long
 local run_call = cli_calls.run_call
 local run_reconcile = cli_reconcile.run_reconcile
@@ -216,6 +216,8 @@ local function carry_out(out, run, env)
     status = EXIT.usage -- (a field breaks its rule: said, and no intent written for a run that sends nothing)
   elseif not m and not cli_calls.check_call(out, client, args) then
     status = EXIT.usage -- (a `call` parameter breaks its rule, or names a credential: said; no intent written)
+  elseif not m and call_refused(out, safe, args) then
+    status, info = EXIT.usage, safe.info -- (the guard: said, and audited as a refusal)
   elseif not intend(plan_of(m, fields, args, safe, long)) then
     status = EXIT.usage
   elseif long then

@@ -216,7 +216,8 @@ local function add_call(parent, provider, mod)
   cmd:argument("action", "The action: " .. concat(mod.actions(), ", ") .. "."):argname("<action>")
   cmd:argument("params", "Key=Value parameters."):args("*")
   add_common(cmd, provider)
-  add_safety(cmd, nil)
+  -- (a call of a Forbid* or Resume* action is guarded by the streams its parameters name)
+  add_safety(cmd, { forbid = true, resume = true })
   cmd:epilog("Example:\n   streamctl " .. provider .. " call "
     .. (provider == "aliyun" and "DescribeLiveStreamsBlockList DomainName=push.example.com PageSize=100"
         or "DescribeRTCStreamState StreamId=room1-host"))
