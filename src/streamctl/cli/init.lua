@@ -158,7 +158,8 @@ local function prepare(out, args, env)
   -- table written at the end stops as JSON lines do (their write fails).
   local closed = out.out == io.stdout and signal.output_closed
   opts.cancel = function()
-    if closed and not out.failed and closed(1) then out.failed = "its reader is gone: a closed pipe" end
+    -- (said as a write to it would be, EPIPE's words: the same message whichever way it was found)
+    if closed and not out.failed and closed(1) then out.failed = "Broken pipe" end
     return signal.caught() ~= nil or out.failed ~= nil or run.stop.why ~= nil
   end
 
