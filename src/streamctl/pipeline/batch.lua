@@ -341,11 +341,19 @@ local function checked(client, spec, method_name, fields)
 end
 M.checked = checked
 
---- What a method of `spec` would send for `fields`: its jobs (`{ action,
+--- What `client`'s method `name` would send for `fields` (for its
+-- `dry_run` and `check`, named `fname` when misused): its jobs (`{ action,
 -- params }` a call), checked and encoded as the method does, nothing
 -- committed (no ZEGO Sequence taken). With `streamed`, a batch's list may
 -- be one read as it goes: no jobs then, its other fields checked. Or nil, err.
-function M.planned(client, spec, method_name, fields, streamed)
+function M.planned(client, name, fields, fname, streamed)
+  local rules = client._rules
+  local spec = type(name) == "string" and (rules.methods[name] or (rules.batches or {})[name])
+  if not spec then
+    error("bad argument #1 to '" .. fname .. "' (not a method of streamctl." .. rules.provider .. ": "
+      .. tostring(name) .. ")", 3)
+  end
+  local method_name = rules.provider .. "." .. name
   if not spec.list then
     local params, values = client:_fields(method_name, spec, fields)
     if not params then return nil, values end

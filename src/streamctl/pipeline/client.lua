@@ -150,14 +150,11 @@ function Client:prepare(action, params)
   return self:_sign(action, out)
 end
 
---- Checks `params` for `action` as `call` and `prepare` check them (each
--- parameter by the rule of the named method's field that sets it; the
--- common parameters and any whose name carries a credential refused; what
--- only the provider's rules can check, such as ZEGO's stream ID count),
--- without signing, sending or taking anything: a caller that records what
--- it is about to do (the command's audit log) checks first.
+--- Checks `params` for `action` as `call` and `prepare` do (each by its
+-- named field's rule; the common parameters and credential-bearing names
+-- refused; the provider's own rules), signing, sending and taking nothing.
 -- @return the parameters as they would be sent (before the common ones and
---   a ZEGO Sequence are added), or nil, err (InvalidParameter, naming the parameter)
+--   a ZEGO Sequence), or nil, err (InvalidParameter, naming the parameter)
 function Client:check_call(action, params)
   local op, out = self:_encode(action, params, 2)
   if not op then return nil, out end
@@ -313,17 +310,6 @@ function Client:redact(req)
   return redact.request(self._rules, self._rules.secrets(self), req)
 end
 
--- What method `name` would send for `fields` (pipeline/batch.lua's `planned`).
-local function planned(self, name, fields, fname, streamed)
-  local rules = self._rules
-  local spec = type(name) == "string" and (rules.methods[name] or (rules.batches or {})[name])
-  if not spec then
-    error("bad argument #1 to '" .. fname .. "' (not a method of streamctl." .. rules.provider .. ": "
-      .. tostring(name) .. ")", 3)
-  end
-  return batch.planned(self, spec, rules.provider .. "." .. name, fields, streamed)
-end
-
 --- What a method would send for `fields`, without sending anything: the
 -- requests signed as they would be now (one per call a batch would make),
 -- each with every secret, signature and security token replaced by
@@ -333,7 +319,7 @@ end
 -- @tparam table fields the method's fields
 -- @return array of requests `{ method, url, headers, body, action, provider }`, or nil, err
 function Client:dry_run(name, fields)
-  local jobs, err = planned(self, name, fields, "dry_run")
+  local jobs, err = batch.planned(self, name, fields, "dry_run")
   if not jobs then return nil, err end
   local out = {}
   for i, job in ipairs(jobs) do
@@ -344,13 +330,12 @@ function Client:dry_run(name, fields)
   return out
 end
 
---- Checks `fields` as method `name` would before sending (each field's and
--- cross-field rule, each call built), sending nothing: run it before
--- recording that a run is about to send. A batch's list may be read as it
--- goes (a function or file): its items are checked as read, the rest now.
+--- Checks `fields` as method `name` would before sending, sending nothing
+-- (to run before recording that a run is about to send). A batch's list
+-- may be read as it goes (a function or file): the rest is checked now.
 -- @return true, or nil, err (as the method would return it)
 function Client:check(name, fields)
-  local jobs, err = planned(self, name, fields, "check", true)
+  local jobs, err = batch.planned(self, name, fields, "check", true)
   if not jobs then return nil, err end
   return true
 end
