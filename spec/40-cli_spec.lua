@@ -233,19 +233,22 @@ describe("streamctl (the command)", function()
         { ali("resume-live-stream --domain-name d --app-name a"), "'--stream-name' is required" },
         { ali("resume-live-stream --domain-name d --app-name a --stream-name s --bogus"), "unknown option '--bogus'" },
         { ali("resume-live-stream --domain-name d --app-name a --stream-name s --timeout 0"),
-          "--timeout must be an integer > 0 (got '0')" },
+          "--timeout must be an integer >= 1 in decimal digits (at most 9007199254740991) (got '0')" },
         { ali("resume-live-stream --domain-name d --app-name a --stream-name s --concurrency x"),
-          "--concurrency must be an integer > 0 (got 'x')" },
+          "--concurrency must be an integer >= 1 in decimal digits (at most 9007199254740991) "
+          .. "(got 'x')" },
         { ali("resume-live-stream --domain-name d --app-name a --stream-name s --proxy ftp://proxy:21"),
           "streamctl: '--proxy' must look like http://host:port (schemes: http, https, socks4, socks4a, socks5, "
           .. "socks5h), or be \"env\" (the environment's https_proxy and no_proxy)\n" },
         { ali("resume-live-stream --domain-name d --app-name a --stream-name s --rate=-1"),
-          "--rate must be a number >= 0.0001 (got '-1')" },
+          "--rate must be a number >= 0.0001 in decimal digits (a decimal point allowed) (got '-1')" },
         -- (the lowest rate pacing keeps: below it, the slots' arithmetic overflows and sends unpaced)
         { ali("resume-live-stream --domain-name d --app-name a --stream-name s --rate 0.00001"),
-          "streamctl: --rate must be a number >= 0.0001 (got '0.00001')\n" },
+          "streamctl: --rate must be a number >= 0.0001 in decimal digits (a decimal point allowed) "
+          .. "(got '0.00001')\n" },
         { ali("resume-live-streams --domain-name d --app-name a --rate 1e-310 s1 s2"),
-          "streamctl: --rate must be a number >= 0.0001 (got '1e-310')\n" },
+          "streamctl: --rate must be a number >= 0.0001 in decimal digits (a decimal point allowed) "
+          .. "(got '1e-310')\n" },
         { ali("resume-live-streams --domain-name d --app-name a --from " .. q(HOME)),
           "streamctl: --from: cannot read " .. HOME .. ": Is a directory\n" },
         { ali("resume-live-streams --domain-name d --app-name a --from /proc/self/mem"),

@@ -229,13 +229,15 @@ describe("the blast-radius guard and the audit log", function()
       assert.equal(0, status)
       status, _, err = run(zg("forbid-rtc-streams", "a", "--max-forbid", "x"))
       assert.equal(2, status)
-      assert.equal("streamctl: --max-forbid must be an integer >= 0 (got 'x')\n", err)
+      assert.equal("streamctl: --max-forbid must be an integer >= 0 in decimal digits (at most 9007199254740991) "
+        .. "(got 'x')\n", err)
       f = assert(io.open(HOME .. "/.config/streamctl/config", "wb"))
       f:write("[defaults]\nmax_forbid = lots\n")
       f:close()
       status, _, err = run(zg("forbid-rtc-streams", "a"))
       assert.equal(2, status)
-      assert.truthy(err:find("config:2: max_forbid must be an integer >= 0 (got 'lots')", 1, true), err)
+      assert.truthy(err:find("config:2: max_forbid must be an integer >= 0 in decimal digits (at most "
+        .. "9007199254740991) (got 'lots')", 1, true), err)
       assert.equal(1, count("ForbidRTCStreams"))
     end)
 

@@ -12,12 +12,21 @@ local validate = require "streamctl.base.validate"
 local cli_output = require "streamctl.cli.output"
 local cli_parser = require "streamctl.cli.parser"
 
-local pairs, ipairs, tostring, tonumber, format = pairs, ipairs, tostring, tonumber, string.format
-local gsub, find, concat, floor, huge = string.gsub, string.find, table.concat, math.floor, math.huge
+local type, pairs, ipairs, tostring, tonumber, format = type, pairs, ipairs, tostring, tonumber, string.format
+local gsub, find, concat, huge = string.gsub, string.find, table.concat, math.huge
 local EXIT, flag, encode = cli_output.EXIT, cli_output.flag, cli_output.encode
 local PROVIDERS, SKIP = cli_parser.PROVIDERS, cli_parser.SKIP
 
 local M = {}
+
+-- The text a count (an integer) or a rate (a number) may be written as:
+-- decimal digits, and for a number a decimal point after a digit. No
+-- sign, blank, hex (0x100), exponent (1e3), "inf" or "nan", all of which
+-- tonumber would take: a count is written as people read it, or refused.
+local DECIMAL = { integer = "^%d+$", number = "^%d+%.?%d*$" }
+
+-- The largest count taken: the largest integer a number holds exactly.
+local MAX_COUNT = 2 ^ 53 - 1
 
 -- The fields of method `m` from the parsed arguments, each converted to the
 -- field's type where the text is one (otherwise left for the field's check
@@ -44,7 +53,10 @@ local function fields_of(m, args, stdin)
       if f.type == "strings" then
         if #v == 0 then v = nil end
       elseif f.type == "integer" or f.type == "number" then
-        v = tonumber(v) or v
+        -- decimal digits only: other text (0x10, 1e3, 200.0, " 5") is left
+        -- for the field's check to refuse by name, never read as a number
+        -- it does not spell (tonumber takes hex, exponents and blanks)
+        if find(v, DECIMAL[f.type]) then v = tonumber(v) end
       elseif f.type == "time" and find(v, "^%d+$") then
         v = tonumber(v)
       end
@@ -55,21 +67,40 @@ local function fields_of(m, args, stdin)
 end
 
 -- The number a flag's (or [defaults]') text says: the number, or nil and
--- the rule broken ("a number >= 0.0001"). `least`: the lowest accepted
+-- the rule broken ("an integer >= 1 in decimal digits..."). `least`: the lowest accepted
 -- (default: anything above 0).
 local function number_text(text, integer, least)
-  local n = tonumber(text)
-  local ok = n ~= nil and n == n and n ~= huge and not (integer and n ~= floor(n))
+  local n = type(text) == "string" and find(text, DECIMAL[integer and "integer" or "number"]) and tonumber(text)
+  local ok = n and n < huge and not (integer and n > MAX_COUNT)
   if ok and least then ok = n >= least elseif ok then ok = n > 0 end
   if ok then return n end
-  return nil, format("%s %s", integer and "an integer" or "a number", least and ">= " .. tostring(least) or "> 0")
+  return nil, format("%s %s in decimal digits%s", integer and "an integer" or "a number",
+    least and ">= " .. tostring(least) or integer and ">= 1" or "> 0",
+    integer and " (at most 9007199254740991)" or " (a decimal point allowed)")
 end
 
 -- The client's options from flags, then the emulator, then the environment
 -- and the profile files (see streamctl.credentials), then the config's
 -- [defaults]. Returns options, or nil and a usage error; and warnings.
+-- The flags whose value names something (a file, a URL, a profile, a
+-- key): an empty one is refused naming the flag, never read as the flag
+-- left out (`--profile ""` would quietly take the default profile,
+-- `--audit-log ""` the default log) nor passed on to fail deeper down.
+local NAMING_FLAGS = { "endpoint", "ca_file", "proxy", "redis", "emulator_dir", "profile", "access_key_id",
+  "access_key_secret", "security_token", "app_id", "server_secret", "account_id", "sts_endpoint", "audit_log",
+  "from", "state" }
+
+-- The [defaults] keys that name a file: an empty value is refused naming the line.
+local DEFAULTS_PATHS = { "ca_file" }
+
 local function client_options(provider, args, defaults, where, getenv)
   local o, warnings = {}, {}
+  for _, name in ipairs(NAMING_FLAGS) do
+    if args[name] == "" then return nil, format("%s must not be empty", flag(name)) end
+  end
+  for _, key in ipairs(DEFAULTS_PATHS) do
+    if defaults[key] == "" then return nil, format("%s: %s must not be empty", where[key], key) end
+  end
   -- The flag, else the [defaults] key, by the same rule; the message names
   -- the one that was given.
   local function num(name, option, integer, least)
@@ -125,8 +156,13 @@ local function client_options(provider, args, defaults, where, getenv)
   end
   -- Credentials: the flags, else the emulator's account, else the chain.
   local p = PROVIDERS[provider]
-  local id, secret = p.keys[1], p.keys[2]
+  local id, secret, token = p.keys[1], p.keys[2], p.keys[3]
   local c, source
+  if token and args[token] and not (args[id] and args[secret]) then
+    -- (a token alone is no identity: never dropped for the chain's keys)
+    return nil, format("%s goes with %s and %s (an STS token is used with its own keys)", flag(token), flag(id),
+      flag(secret))
+  end
   if args.profile and (args[id] or args[secret] or args.emulator) then
     -- (two identities named: refused, never one of them picked)
     return nil, format("--profile and %s both name credentials: give one of them",

@@ -77,7 +77,8 @@ local function add_common(cmd, provider, dry_run_help)
       .. "ECS metadata service never does."):argname("<url|env>"),
     cmd:option("--timeout", "Milliseconds one attempt may take (default: 10000), answer included; its "
       .. "connection may take 5000 of them at most. A call makes up to 3 attempts."):argname("<ms>"),
-    cmd:option("--concurrency", "Requests in flight for batches (default: 8)."):argname("<n>"),
+    cmd:option("--concurrency", "Requests in flight for batches (default: 8). Counts are decimal digits: 0x10, "
+      .. "1e3, 8.0 are refused."):argname("<n>"),
     cmd:option("--rate", format("Send no action faster than this, in requests per second, at least %s: one "
       .. "every %d s (lowers the published caps; it never raises them).", tostring(options_module.MIN_RATE),
       floor(1 / options_module.MIN_RATE + 0.5))):argname("<n>"),
@@ -96,7 +97,8 @@ local function add_common(cmd, provider, dry_run_help)
       cmd:option("--access-key-id", "AccessKey ID."):argname("<id>"),
       cmd:option("--access-key-secret", "AccessKey secret (visible to other users in ps: prefer the "
         .. "environment or a profile file)."):argname("<secret>"),
-      cmd:option("--security-token", "STS security token."):argname("<token>"),
+      cmd:option("--security-token", "STS security token, with --access-key-id and --access-key-secret (alone: "
+        .. "refused)."):argname("<token>"),
       cmd:option("--profile", "Profile in the credentials files (default: $ALIBABA_CLOUD_PROFILE or "
         .. "'default')."):argname("<name>"),
       cmd:option("--signature-version", "Request signature: v3 (ACS3-HMAC-SHA256) or v1 (HMAC-SHA1).")
@@ -145,11 +147,12 @@ local function add_safety(cmd, guards)
   end
   if guards and guards.forbid then
     list[#list + 1] = cmd:option("--max-forbid", format("Forbidding more streams than this in one run needs --yes "
-      .. "(default: [defaults] max_forbid, else %d).", audit.MAX_FORBID)):argname("<n>")
+      .. "(decimal digits; default: [defaults] max_forbid, else %d).", audit.MAX_FORBID)):argname("<n>")
   end
   if guards and guards.resume then
     list[#list + 1] = cmd:option("--max-resume", format("Resuming more streams than this in one run needs --yes "
-      .. "(default: [defaults] max_resume, else %d): un-banning is a blast radius too.", audit.MAX_RESUME))
+      .. "(decimal digits; default: [defaults] max_resume, else %d): un-banning is a blast radius too.",
+      audit.MAX_RESUME))
       :argname("<n>")
   end
   cmd:group("Safety", unpack(list))
