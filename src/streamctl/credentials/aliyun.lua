@@ -63,6 +63,7 @@
 -- @module streamctl.credentials.aliyun
 
 local cjson = require "cjson.safe"
+local validate = require "streamctl.base.validate"
 
 local type, pairs, ipairs, tostring, tonumber = type, pairs, ipairs, tostring, tonumber
 local format, match, lower = string.format, string.match, string.lower
@@ -98,13 +99,6 @@ local function nonempty(v)
   return v
 end
 
--- A positive whole number of seconds from a profile (JSON number or text), or nil.
-local function seconds(v)
-  local n = tonumber(v)
-  if n and n >= 1 and n == math.floor(n) then return n end
-  return nil
-end
-
 -- Checks that `t` has every key in `keys` as non-empty text: the first
 -- missing, as "WHERE has no KEY", or nil.
 local function lacks(t, keys, where)
@@ -117,7 +111,15 @@ end
 -- 1. the environment's keys: a source, nil, or nil and what is missing.
 local function from_env_keys(getenv)
   local id, secret = nonempty(getenv(ENV.id)), nonempty(getenv(ENV.secret))
-  if not id and not secret then return nil end
+  if not id and not secret then
+    -- (a token alone is no identity: the official chain drops it and takes
+    -- the next source's keys, so the operator's STS session is silently not the one used)
+    if nonempty(getenv(ENV.token)) then
+      return nil, format("%s is set but %s and %s are not (an STS token goes with its own keys)", ENV.token,
+        ENV.id, ENV.secret)
+    end
+    return nil
+  end
   if not secret then return nil, ENV.id .. " is set but " .. ENV.secret .. " is not" end
   if not id then return nil, ENV.secret .. " is set but " .. ENV.id .. " is not" end
   local token = nonempty(getenv(ENV.token))
@@ -131,7 +133,14 @@ local function from_env_oidc(getenv)
   for _, name in ipairs(ENV.oidc) do
     if nonempty(getenv(name)) then set[#set + 1] = name else unset[#unset + 1] = name end
   end
-  if #set == 0 then return nil end
+  if #set == 0 then
+    -- (read for the OIDC role alone: set without it, it would name no session)
+    if nonempty(getenv(ENV.session)) then
+      return nil, format("%s is set but %s are not (it names the OIDC role's session)", ENV.session,
+        concat(ENV.oidc, ", "))
+    end
+    return nil
+  end
   if #unset > 0 then
     return nil, format("%s %s set but %s %s not (OIDC needs all three)", concat(set, " and "),
       #set == 1 and "is" or "are", concat(unset, " and "), #unset == 1 and "is" or "are")
@@ -142,13 +151,78 @@ local function from_env_oidc(getenv)
            enable_vpc = is_true(getenv(ENV.vpc)) }
 end
 
+--- The keys of aliyun-cli's config.json: at the top, and in a profile
+-- (every field aliyun-cli 3.x writes, `read_timeout` of older versions and
+-- `retry_timeout` of newer, and those the official SDKs read: policy,
+-- enable_vpc, duration_seconds, sts_endpoint). A profile streamctl uses (the
+-- one named or current, and a chain's source profiles) holding another key
+-- is refused naming the file, the line and the nearest key: a typo in
+-- `policy` or `sts_endpoint` would otherwise widen a session or move STS
+-- without a word.
+M.CLI_TOP_KEYS = { "current", "profiles", "meta_path" }
+M.CLI_PROFILE_KEYS = { "name", "mode", "access_key_id", "access_key_secret", "sts_token", "sts_region",
+  "ram_role_name", "ram_role_arn", "ram_session_name", "external_id", "source_profile", "private_key",
+  "key_pair_name", "expired_seconds", "verified", "region_id", "output_format", "language", "site",
+  "read_timeout", "retry_timeout", "connect_timeout", "retry_count", "process_command", "credentials_uri",
+  "oidc_provider_arn", "oidc_token_file", "cloud_sso_sign_in_url", "access_token", "cloud_sso_access_token_expire",
+  "sts_expiration", "cloud_sso_access_config", "cloud_sso_account_id", "oauth_access_token", "oauth_refresh_token",
+  "oauth_access_token_expire", "oauth_refresh_token_expire", "oauth_site_type", "endpoint_type", "endpoint",
+  "external_account_type", "auto_plugin_install", "auto_plugin_install_enable_pre", "bearer_token",
+  "bearer_token_header_key", "policy", "enable_vpc", "duration_seconds", "sts_endpoint" }
+
+-- The line of `text` at byte `at`.
+local function line_at(text, at)
+  local line = 1
+  for _ in text:sub(1, at):gmatch("\n") do line = line + 1 end
+  return line
+end
+
+-- "PATH:LINE: " for key `k` of a JSON text: the line of its first
+-- occurrence (a key is found by its quoted name before a colon).
+local function json_at(text, path, k)
+  return format("%s:%d: ", path, line_at(text, string.find(text, '"' .. k .. '"%s*:', 1) or 1))
+end
+
+-- The first key of `t` not in `list`, as "PATH:LINE: WHAT has an unknown key 'k' (did you mean ...)", or nil.
+local function unknown_json_key(t, list, text, path, what)
+  local set, bad = {}, {}
+  for _, k in ipairs(list) do set[k] = true end
+  for k in pairs(t) do
+    if not set[k] then bad[#bad + 1] = tostring(k) end
+  end
+  if #bad == 0 then return nil end
+  table.sort(bad)
+  local k = bad[1]
+  return format("%s%s has an unknown key '%s'%s", json_at(text, path, k), what, k, validate.hint(k, list))
+end
+
+-- A profile's count of seconds (expired_seconds, duration_seconds): a
+-- whole JSON number >= 1 or its decimal digits; nil when absent; else nil and the rule.
+local function profile_seconds(p, key)
+  local v = p[key]
+  if v == nil or v == 0 or v == "" then return nil end -- (older aliyun-cli writes 0 for "not set")
+  if type(v) == "string" and match(v, "^%d+$") then v = tonumber(v) end
+  if type(v) == "number" and v >= 1 and v == math.floor(v) and v < 2 ^ 53 then return v end
+  return nil, "must be a whole number of seconds >= 1 (decimal digits)"
+end
+
+-- A profile's switch (enable_vpc): true, false, or "true"/"false" in any
+-- case; false when absent; else nil and the rule.
+local function profile_switch(p, key)
+  local v = p[key]
+  if v == nil or v == "" or type(v) == "boolean" then return v == true end
+  if type(v) == "string" and (lower(v) == "true" or lower(v) == "false") then return lower(v) == "true" end
+  return nil, "must be true or false"
+end
+
 -- The role fields aliyun-cli's RamRoleArn-like modes share.
+-- (the values were checked by `from_cli_config`: profile_seconds, profile_switch)
 local function cli_role_fields(p, s)
   s.role_arn, s.role_session_name = p.ram_role_arn, nonempty(p.ram_session_name)
-  s.duration_seconds = seconds(p.expired_seconds)
+  s.duration_seconds = profile_seconds(p, "expired_seconds")
   s.policy, s.external_id = nonempty(p.policy), nonempty(p.external_id)
   s.sts_region, s.sts_endpoint = nonempty(p.sts_region), nonempty(p.sts_endpoint)
-  s.enable_vpc = p.enable_vpc == true or is_true(p.enable_vpc)
+  s.enable_vpc = profile_switch(p, "enable_vpc")
   return s
 end
 
@@ -181,7 +255,7 @@ local CLI_MODES = {
     local s = cli_role_fields(p, { type = "oidc_role_arn", from = from, oidc_provider_arn = p.oidc_provider_arn,
                                    oidc_token_file = p.oidc_token_file })
     -- (the official package takes duration_seconds over expired_seconds here)
-    s.duration_seconds = seconds(p.duration_seconds) or s.duration_seconds
+    s.duration_seconds = profile_seconds(p, "duration_seconds") or s.duration_seconds
     return s
   end },
 }
@@ -196,10 +270,10 @@ local function from_cli_config(read, path, profile, explicit)
   local config, jerr = cjson.decode(text)
   if type(config) ~= "table" then
     local at = tonumber(match(tostring(jerr), "character (%d+)")) or 1
-    local line = 1
-    for _ in text:sub(1, at):gmatch("\n") do line = line + 1 end
-    return nil, format("%s:%d: not valid JSON (%s)", path, line, tostring(jerr))
+    return nil, format("%s:%d: not valid JSON (%s)", path, line_at(text, at), tostring(jerr))
   end
+  local bad = unknown_json_key(config, M.CLI_TOP_KEYS, text, path, "the file")
+  if bad then return nil, bad end
   local by_current = not explicit and nonempty(config.current)
   if by_current then profile = config.current end
   if type(config.profiles) ~= "table" then return nil, path .. ": has no \"profiles\" list" end
@@ -217,8 +291,17 @@ local function from_cli_config(read, path, profile, explicit)
           return nil, format("%s has mode '%s', which streamctl does not serve (it serves %s)", where,
             tostring(p.mode), concat(M.CLI_MODES, ", "))
         end
-        local why = lacks(p, mode.keys, where)
+        local why = unknown_json_key(p, M.CLI_PROFILE_KEYS, text, path, format("profile '%s' (profiles[%d])", name, i))
+          or lacks(p, mode.keys, where)
         if why then return nil, why end
+        for _, check in ipairs { { profile_seconds, "expired_seconds" }, { profile_seconds, "duration_seconds" },
+                                 { profile_switch, "enable_vpc" } } do
+          local v, rule = check[1](p, check[2])
+          if v == nil and rule then
+            return nil, format("%sprofile '%s' (profiles[%d]): %s %s", json_at(text, path, check[2]), name, i,
+              check[2], rule)
+          end
+        end
         return mode.make(p, format("%s [%s]", path, name), function(source)
           chain[#chain + 1] = source
           local s, serr = resolve(source, chain)
@@ -262,18 +345,72 @@ M.INI_TYPES = {}
 for t in pairs(INI_TYPES) do M.INI_TYPES[#M.INI_TYPES + 1] = t end
 table.sort(M.INI_TYPES)
 
+-- The keys each type of section reads, beyond `type` and `enable` (its
+-- `keys` and the optional ones).
+local INI_OPTIONAL = { ram_role_arn = { "policy" }, ecs_ram_role = { "role_name" } }
+
+--- The keys the official tools write in the shared credentials file that
+-- streamctl takes without reading them (a section of a type it does not
+-- serve, and the legacy Go SDK's settings): oidc_role_arn's and
+-- rsa_key_pair's (Python), bearer's and the per-section timeout,
+-- connect_timeout, proxy and host (credentials-go's older reader). Any key
+-- neither read nor listed here is refused, naming the line (a typo, such as
+-- `acess_key_id` or `enabled`, would otherwise be a setting silently not made).
+M.INI_OTHER_KEYS = { "oidc_provider_arn", "oidc_token_file_path", "public_key_id", "private_key_file",
+  "bearer_token", "session_expiration", "timeout", "connect_timeout", "proxy", "host" }
+
+-- Every key a section may hold (a set), and for each key the types that read it.
+local INI_KEYS, READ_BY = { type = true, enable = true }, {}
+for name, t in pairs(INI_TYPES) do
+  for _, list in ipairs { t.keys, INI_OPTIONAL[name] or {} } do
+    for _, k in ipairs(list) do
+      INI_KEYS[k] = true
+      READ_BY[k] = READ_BY[k] or {}
+      READ_BY[k][#READ_BY[k] + 1] = name
+    end
+  end
+end
+for _, k in ipairs { "role_arn", "role_session_name", "policy" } do INI_KEYS[k] = true end
+for _, k in ipairs(M.INI_OTHER_KEYS) do INI_KEYS[k] = true end
+for _, types in pairs(READ_BY) do table.sort(types) end
+-- (every section of the file is a profile: any name, the same keys)
+local function ini_keys() return INI_KEYS end
+
+-- Section `s` (of type `kind`) holds a key its type does not read but
+-- another does (`security_token` without `type = sts`, `role_arn` without
+-- `type = ram_role_arn`): what the profile was meant to be is not what it
+-- says, and it is refused rather than used as the keys alone. Said, or nil.
+local function misplaced(s, kind, where)
+  local reads = { type = true, enable = true }
+  for _, list in ipairs { INI_TYPES[kind].keys, INI_OPTIONAL[kind] or {} } do
+    for _, k in ipairs(list) do reads[k] = true end
+  end
+  local found
+  for k in pairs(s) do
+    if READ_BY[k] and not reads[k] and (not found or s._lines[k] < s._lines[found]) then found = k end
+  end
+  if not found then return nil end
+  return format("%s has %s (line %d), which its type, %s, does not read: type %s reads it (set that type, or "
+    .. "remove the key)", where, found, s._lines[found], kind, concat(READ_BY[found], " or "))
+end
+
 -- 4. the shared credentials file: a source; nil (no such section); nil, nil, "absent" (no such
 -- file); or nil and an error (then "unreadable" when the file could not be read). A section turned
 -- off (enable = false) is skipped, unless named.
 local function from_credentials_file(read, parse_ini, path, profile, explicit)
   local text, err = read(path)
   if not text then return nil, err, err and "unreadable" or "absent" end
-  local sections, perr = parse_ini(text, path)
+  local sections, perr = parse_ini(text, path, ini_keys)
   if not sections then return nil, perr end
   local s = sections[profile]
   if not s then return nil end
   local where = format("%s:%d: profile [%s]", path, s._line, profile)
-  if lower(s.enable or "true") == "false" then
+  local enable = lower(s.enable or "true")
+  if enable ~= "true" and enable ~= "false" then
+    -- (only "false" turns a section off: `enable = no` would leave it on without a word)
+    return nil, format("%s:%d: enable must be true or false", path, s._lines.enable)
+  end
+  if enable == "false" then
     if explicit then return nil, where .. " is turned off (enable = false), and it is the one named" end
     return nil
   end
@@ -283,7 +420,7 @@ local function from_credentials_file(read, parse_ini, path, profile, explicit)
     return nil, format("%s has type '%s', which streamctl does not serve (it serves %s)", where, kind,
       concat(M.INI_TYPES, ", "))
   end
-  local why = lacks(s, t.keys, where)
+  local why = lacks(s, t.keys, where) or misplaced(s, kind, where)
   if why then return nil, why end
   return t.make(s, format("%s [%s]", path, profile))
 end

@@ -25,6 +25,9 @@
 -- Both INI files are read in one dialect (see `parse_ini`): `;` and `#`
 -- comments on lines of their own or after a [section], a key once per
 -- section, and no comment after a value (quote a value that holds " ;").
+-- A section or key a file does not hold (OWN_KEYS here; the credentials
+-- file's in streamctl.credentials.aliyun) is an error naming the line and
+-- the nearest name, never a setting silently not made.
 -- Without a home directory (HOME unset or empty, as under cron's `env -i`)
 -- no file under it is looked for; the "no credentials" message says so.
 --
@@ -43,6 +46,7 @@
 local core = require "streamctl.core"
 local errors = require "streamctl.base.errors"
 local key_options = require "streamctl.pipeline.keys"
+local validate = require "streamctl.base.validate"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local format, match, find, sub, lower = string.format, string.match, string.find, string.sub, string.lower
@@ -105,9 +109,12 @@ M.BOM = "\239\187\191"
 --   the value in quotes. `;` or `#` with no blank before (`a;b`) is part of
 --   the value.
 --
+-- With `known` (and `sections_hint`), the names are checked too: see
+-- `unknown_names`.
+--
 -- No value is ever put into an error message (values are secrets).
 -- @return { [section] = { key = value, _line = n, _lines = { key = n } } }, or nil and "path:line: what"
-function M.parse_ini(text, path)
+function M.parse_ini(text, path, known, sections_hint)
   local sections, current, current_name = {}, nil, nil
   local n = 0
   if sub(text, 1, #M.BOM) == M.BOM then text = sub(text, #M.BOM + 1) end
@@ -155,6 +162,10 @@ function M.parse_ini(text, path)
         current[key], current._lines[key] = value, n
       end
     end
+  end
+  if known then
+    local why = M.unknown_names(sections, path, known, sections_hint)
+    if why then return nil, why end
   end
   return sections
 end
@@ -385,14 +396,73 @@ function M.config_path(opts)
   return xdg .. "/streamctl/config"
 end
 
--- streamctl's file, parsed: sections, or nil (missing, or no path for it),
--- or nil and an error; and its path.
+--- The keys of streamctl's own file, by section: `[zego]` and each
+-- `[zego.NAME]` (a profile) hold the credentials; `[defaults]` the command
+-- line's defaults (each the flag's: `timeout_ms` is --timeout, `max_rate`
+-- --rate). No other section or key is read, so none other is taken: a
+-- typo (`max-forbid`, `[Defaults]`) is an error naming the file, the line
+-- and the nearest name, never a setting silently left at its default.
+M.OWN_KEYS = {
+  zego = { "app_id", "server_secret" },
+  defaults = { "output", "concurrency", "timeout_ms", "max_rate", "ca_file", "max_forbid", "max_resume" },
+}
+
+-- The sorted keys of section `s` (the parser's bookkeeping left out).
+local function keys_of(s)
+  local list = {}
+  for k in pairs(s) do
+    if k ~= "_line" and k ~= "_lines" then list[#list + 1] = k end
+  end
+  table.sort(list, function(a, b) return s._lines[a] < s._lines[b] end)
+  return list
+end
+
+--- Checks INI `sections` (from `parse_ini`) against the names a reader
+-- takes: `known(name)` gives a section's keys (an array, or a set
+-- `{ key = true }`), or nil for a section it does not take; `sections_hint`
+-- are the section names to suggest. The first unknown section or key, as
+-- "path:line: ... (did you mean 'x'?)", or nil.
+function M.unknown_names(sections, path, known, sections_hint)
+  local names = {}
+  for name, s in pairs(sections) do names[#names + 1] = { name = name, s = s } end
+  table.sort(names, function(a, b) return a.s._line < b.s._line end)
+  for _, n in ipairs(names) do
+    local keys = known(n.name)
+    if not keys then
+      return format("%s:%d: unknown section [%s]%s", path, n.s._line, n.name,
+        validate.hint(n.name, sections_hint))
+    end
+    local set, list = keys, {}
+    if keys[1] then
+      set = {}
+      for _, k in ipairs(keys) do set[k] = true end
+    end
+    for k in pairs(set) do list[#list + 1] = k end
+    table.sort(list)
+    for _, k in ipairs(keys_of(n.s)) do
+      if not set[k] then
+        return format("%s:%d: unknown key '%s' in [%s]%s", path, n.s._lines[k], k, n.name, validate.hint(k, list))
+      end
+    end
+  end
+  return nil
+end
+
+-- The keys of a section of streamctl's own file, or nil for a section it does not have.
+local function own_keys(name)
+  if name == "defaults" or name == "zego" then return M.OWN_KEYS[name] end
+  if sub(name, 1, 5) == "zego." and #name > 5 then return M.OWN_KEYS.zego end
+  return nil
+end
+
+-- streamctl's file, parsed and checked: sections, or nil (missing, or no
+-- path for it), or nil and an error; and its path.
 local function own_file(opts, warnings)
   local path = M.config_path(opts)
   if not path then return nil end
   local text, err = read(path)
   if not text then return nil, err, path end
-  local sections, perr = M.parse_ini(text, path)
+  local sections, perr = M.parse_ini(text, path, own_keys, { "zego", "defaults" })
   if not sections then return nil, perr, path end
   warnings[#warnings + 1] = permissions_warning(path)
   return sections, nil, path

@@ -73,6 +73,13 @@ function M.from_options(provider, o, check, getenv)
   getenv = getenv or os.getenv
   local x, y = M.env_pair(getenv, a[2], b[2])
   if not x then
+    -- (the pair unset and a further variable set, the security token: a
+    -- group set in part, said as such rather than as no credentials at all)
+    for i = 3, #vars do
+      if not y and M.variable(vars[i][2], getenv) then
+        y = format("%s is set but %s and %s are not (it goes with them)", vars[i][2], a[2], b[2])
+      end
+    end
     return nil, y or format("no credentials: pass %s and %s, or set %s and %s", a[1], b[1], a[2], b[2]),
       "MissingCredentials"
   end
