@@ -267,6 +267,20 @@ describe("issue 47: a group of credential variables or flags set in part is an e
       run(forbid(nil, false), home, { ALIBABA_CLOUD_ROLE_SESSION_NAME = "cron" }))
   end)
 
+  it("a credential from a file or a variable that breaks its rule names where it was read, never a flag not given",
+    function()
+    local home = home_with { [".config/streamctl/config"] = "[zego]\napp_id = 0x10\n"
+      .. "server_secret = 0123456789abcdef0123456789abcdef\n" }
+    usage(home .. "/.config/streamctl/config [zego]: app_id must be an integer in 1..4294967295",
+      run({ "zego", "forbid-rtc-streams", "s1", "--dry-run" }, home))
+    usage("environment variable ZEGO_APP_ID must be an integer in 1..4294967295",
+      run({ "zego", "forbid-rtc-streams", "s1", "--dry-run" }, home_with(),
+        { ZEGO_APP_ID = "1e3", ZEGO_SERVER_SECRET = "0123456789abcdef0123456789abcdef" }))
+    home = home_with { [".alibabacloud/credentials"] = '[default]\naccess_key_id = "LTAI\tx"\naccess_key_secret = s\n' }
+    usage(home .. "/.alibabacloud/credentials [default]: access_key_id must be printable ASCII",
+      run(forbid(nil, false), home))
+  end)
+
   it("a client made from the environment: a lone security token is named, not 'no credentials'", function()
     local env = { ALIBABA_CLOUD_SECURITY_TOKEN = "tok" }
     local out, err = keys.from_options("aliyun", {}, function(_, v) return v end, function(n) return env[n] end)

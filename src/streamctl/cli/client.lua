@@ -6,6 +6,7 @@
 local streamctl = require "streamctl"
 local credentials = require "streamctl.credentials"
 local options_module = require "streamctl.pipeline.options"
+local key_options = require "streamctl.pipeline.keys"
 local emulator = require "streamctl.cli.emulator"
 local input = require "streamctl.cli.input"
 local validate = require "streamctl.base.validate"
@@ -180,6 +181,22 @@ local function client_options(provider, args, defaults, where, getenv)
                                                 proxy = o.proxy }
     for _, x in ipairs(w) do warnings[#warnings + 1] = x end
     if not c then return nil, err.message, warnings end
+    -- Each value by its option's rule here, so that the message names where
+    -- it was read (the variable, the file's profile), never a flag that was
+    -- not given (the client would say '--app-id' of ZEGO_APP_ID=0x10).
+    local check = options_module.check_one(options_module.schema(streamctl[provider]._rules))
+    for _, k in ipairs(p.keys) do
+      local good, rule = true, nil
+      if c[k] ~= nil then good, rule = check(k, c[k]) end
+      if good == nil then
+        local variable
+        for _, v in ipairs(source == "environment" and key_options.VARIABLES[provider] or {}) do
+          if v[1] == k then variable = v[2] end
+        end
+        return nil, variable and format("environment variable %s %s", variable, rule)
+          or format("%s: %s %s", source, k, rule), warnings
+      end
+    end
   end
   for k, v in pairs(c) do o[k] = v end
   return o, nil, warnings, source
