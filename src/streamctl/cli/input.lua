@@ -83,6 +83,13 @@ local function lines(f, name, flag, limit, hash)
       if stop then
         text, pos = sub(buf, pos, stop - 1), stop + 1
       elseif pos <= #buf then
+        -- (a last line with no newline, read again from a file cut shorter
+        -- than counted at a block's end, whose every block matched: it may
+        -- be a name's first bytes, a stream nobody listed; never sent)
+        if limit and read < limit then
+          error(format("%s: %s changed while it was read: it ends at byte %d, where %d bytes were counted before "
+            .. "sending", flag, name, read, limit), 0)
+        end
         text, pos = sub(buf, pos), #buf + 1
       else
         return nil
