@@ -2,6 +2,10 @@
 -- The deterministic simulation (spec/sim, docs/simulation.md): a small set
 -- of seeds under every invariant, the seeds that found bugs, replays that
 -- give the same run, and checks shown to catch what they exist for.
+-- Issue 47 (the simulation draws dirty input): invariants 11 (only what the
+-- input asked for) and 12 (a closed output stops sending) held over the
+-- operator's seeds 1..150 and shown to catch the library's readings made
+-- loose, and seed 248's finding (a file cut at a block's end) pinned.
 local root = os.getenv("STREAMCTL_ROOT") or "."
 package.path = root .. "/spec/?.lua;" .. root .. "/spec/?/init.lua;" .. package.path
 local sim = require "sim"
@@ -85,16 +89,127 @@ describe("simulation", function()
       return false
     end
 
-    it("holds invariants 7 to 10 over seeds 1..150, with runs killed, power lost and the disk full", function()
+    it("holds invariants 7 to 12 over seeds 1..150, with runs killed, power lost, the disk full and dirty input",
+      function()
       local before = {}
       for k, v in pairs(operator.stats) do before[k] = v end
       assert.same({}, failures_over(1, 150))
       local st = operator.stats
       -- the workload did what it is there for
-      assert.is_true(st.kills - before.kills > 100, "kills")
+      assert.is_true(st.kills - before.kills > 60, "kills")
       assert.is_true(st.power_losses - before.power_losses > 20, "power losses")
       assert.is_true(st.cut - before.cut > 20, "writes cut short")
       assert.is_true(st.requests - before.requests > 500, "requests")
+      -- (issue 47: the operator's input; seeds 1..150 draw 147 runs with names that break their rule, 33 empty or
+      -- comment-only lists, 12 reconciles refused over --max-resume, 56 batches read as they go, 21 of them from a
+      -- file changed after its count, 47 with standard output closed)
+      assert.is_true(st.dirty - before.dirty > 100, "runs with names that break their rule")
+      assert.is_true(st.empty - before.empty > 20, "empty or comment-only lists")
+      assert.is_true(st.over_resume - before.over_resume > 5, "reconciles refused over --max-resume")
+      assert.is_true(st.streamed - before.streamed > 30, "batches read as they go")
+      assert.is_true(st.changed - before.changed > 10, "files changed between their reads")
+      assert.is_true(st.closed - before.closed > 20, "outputs closed")
+      assert.equal(st.runs - before.runs, st.checks - before.checks)
+    end)
+
+    -- 11's teeth: the library's own readings made loose, each caught.
+    local function caught_with(patch, first, last, n)
+      local restore = patch()
+      local ok, got = pcall(failures_over, first, last)
+      restore()
+      assert.is_true(ok, tostring(got))
+      assert.is_true(has(got, n), "invariant " .. n .. " did not fail over seeds " .. first .. ".." .. last)
+    end
+
+    -- (the same, with `mod[key]` replaced by `make(real)`)
+    local function caught_replacing(mod, key, make, first, last, n)
+      caught_with(function()
+        local real = mod[key]
+        mod[key] = make(real)
+        return function() mod[key] = real end
+      end, first, last, n)
+    end
+
+    it("11 has teeth: a desired list taken as far as it goes (its lines that break a rule dropped)", function()
+      caught_replacing(require "streamctl.operator.reconcile", "parse", function(real)
+        return function(provider, text, name)
+          local kept = {}
+          for line in text:gmatch("([^\n]*)\n?") do
+            if real(provider, line, name) then kept[#kept + 1] = line end
+          end
+          return real(provider, table.concat(kept, "\n"), name)
+        end
+      end, 1, 40, 11)
+    end)
+
+    it("11 has teeth: a guard that confirms every run (forbids and resumes over their limits sent)", function()
+      caught_replacing(require "streamctl.operator.audit", "guard", function(real)
+        return function(n, o)
+          o = o or {}
+          o.confirm = true
+          return real(n, o)
+        end
+      end, 1, 40, 11)
+    end)
+
+    it("11 has teeth: a file read twice whose blocks all compare equal (a change after the count sent)", function()
+      caught_replacing(require "streamctl.core", "sha256_hex", function()
+        return function() return "the same" end
+      end, 1, 150, 11)
+    end)
+
+    it("12 has teeth: a failed write to standard output that does not stop the batch", function()
+      local Out = getmetatable(require("streamctl.cli.output").new_out({}, {}))
+      caught_with(function()
+        local line, flush = Out.line, Out.flush
+        Out.line = function(self, ...)
+          self.out:write(...)
+          return true
+        end
+        Out.flush = function() return true end
+        return function() Out.line, Out.flush = line, flush end
+      end, 1, 40, 12)
+    end)
+
+    -- The simulation's finding (seed 248, docs/simulation.md): a file cut
+    -- short at a block's end between the count and the sending handed out
+    -- its last line, the rest of a name ("x" of "x-3"), which was forbidden;
+    -- the second read now stops there, with the end's message.
+    it("regression: seed 248 (a file cut at a block's end: no part of a name is sent)", function()
+      local input = require "streamctl.cli.input"
+      local lookahead, block = input.LOOKAHEAD, input.BLOCK
+      input.LOOKAHEAD, input.BLOCK = 3, 5
+      local text = "x-1\nx-2\nx-3\nx-4\nx-5\n"
+      local pos, rewinds = 1, 0
+      local f = { close = function() return true end, setvbuf = function() return true end }
+      function f.read(_, n)
+        if pos > #text then return nil end
+        local b = text:sub(pos, pos + n - 1)
+        pos = pos + #b
+        return b
+      end
+      function f.seek(_, whence, off)
+        if whence == "set" then
+          rewinds = rewinds + 1
+          if rewinds == 2 then text = text:sub(1, 10) end -- (cut after "x-1\nx-2\nx-": two blocks of 5)
+          pos = (off or 0) + 1
+        end
+        return pos - 1
+      end
+      local ok, list = pcall(input.open, "-", f, {})
+      local names = {}
+      while ok and list and list.streamed do
+        local name = list.names()
+        if not name then break end
+        names[#names + 1] = name
+      end
+      input.LOOKAHEAD, input.BLOCK = lookahead, block
+      assert.is_true(ok, tostring(list))
+      assert.equal(5, list.count)
+      assert.same({ "x-1", "x-2" }, names)
+      assert.equal("--from: standard input changed while it was read: it ends at byte 10, where 20 bytes were "
+        .. "counted before sending", list.error)
+      assert.same({}, operator.run(248))
     end)
 
     it("7 has teeth: an intent written without fdatasync", function()

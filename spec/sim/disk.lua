@@ -1,7 +1,9 @@
 --- A simulated disk for the operator's layer: the files the audit log and
 -- the reconcile state live in, held in memory, behind the three calls of
 -- streamctl.core the library writes and reads them with (append_private,
--- replace_file, read_file), for the paths registered here only.
+-- replace_file, read_file; private_file, which makes a log before a run,
+-- and lock_file, the state file's lock beside it), for the paths
+-- registered here only.
 --
 -- What it models:
 --   * what reached the file (a write(2)) and what is durable (fdatasync'd,
@@ -13,7 +15,10 @@
 --   * reads that fail (unreadable: EIO/EACCES), per call, with a drawn chance;
 --   * append_private's repair: a record after one cut short starts on a line
 --     of its own (a "\n" first);
---   * an effect hook called before every write (the kill machinery).
+--   * an effect hook called before every write (the kill machinery);
+--   * the lock on PATH.lock a state store takes across its read-modify-
+--     replace: one process runs at a time here, so it is always free, and
+--     a killed process's lock goes with it (`release`); `locks` counts them.
 --
 --   local d = disk.new(rng, { effect = function(what) ... end })
 --   d:register(path); local restore = d:install(); ...; restore()
@@ -29,7 +34,8 @@ Disk.__index = Disk
 
 function M.new(rng, opts)
   return setmetatable({ rng = rng, files = {}, paths = {}, space = math.huge, read_fault = 0,
-                        effect = opts and opts.effect or function() end, appends = 0, cut = 0, full = 0 }, Disk)
+                        effect = opts and opts.effect or function() end, appends = 0, cut = 0, full = 0,
+                        held = {}, locks = 0 }, Disk)
 end
 
 --- The paths this disk answers for (every other path goes to the real calls).
@@ -98,10 +104,25 @@ function Disk:read(path)
   return f.text
 end
 
+-- The lock on `path` (PATH.lock of a registered PATH): one process runs at
+-- a time, so a lock held is one its holder did not give back.
+function Disk:lock(path)
+  if self.held[path] then return nil, format("%s is locked by another process", path), "busy" end
+  self.held[path] = true
+  self.locks = self.locks + 1
+  return { unlock = function() self.held[path] = nil end }
+end
+
+--- A process ended (killed or not): its locks go with it.
+function Disk:release()
+  self.held = {}
+end
+
 --- Puts the disk behind streamctl.core's calls; returns the function that
 -- puts the real ones back.
 function Disk:install()
-  local real = { append_private = core.append_private, replace_file = core.replace_file, read_file = core.read_file }
+  local real = { append_private = core.append_private, replace_file = core.replace_file, read_file = core.read_file,
+                 private_file = core.private_file, lock_file = core.lock_file }
   core.append_private = function(path, data, sync)
     if self.paths[path] then return self:append(path, data, sync) end
     return real.append_private(path, data, sync)
@@ -114,8 +135,27 @@ function Disk:install()
     if self.paths[path] then return self:read(path) end
     return real.read_file(path)
   end
+  core.private_file = function(path)
+    if self.paths[path] then return true end -- (a regular file, made when first appended to)
+    return real.private_file(path)
+  end
+  core.lock_file = function(path, wait_ms)
+    if self.paths[(path:gsub("%.lock$", ""))] then return self:lock(path) end
+    return real.lock_file(path, wait_ms)
+  end
+  -- (and io.open, for a library that opens a log to see it can: a handle
+  -- that only closes, never a real file)
+  local lio = require "io"
+  local real_open = lio.open
+  lio.open = function(path, mode)
+    if self.paths[path] then return { close = function() return true end } end
+    return real_open(path, mode)
+  end
   return function()
-    for k, v in pairs(real) do core[k] = v end
+    for k in pairs { append_private = 1, replace_file = 1, read_file = 1, private_file = 1, lock_file = 1 } do
+      core[k] = real[k]
+    end
+    lio.open = real_open
   end
 end
 

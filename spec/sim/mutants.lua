@@ -6,6 +6,10 @@
 --
 --   MUTANT_SECONDS=20   the simulation's budget per mutant (a mutant's own `seconds` when longer)
 --   MUTANT=name         only this one
+--
+-- A mutant that names its `invariant` is there for that check: the seeds
+-- go on past those that fail only others (SIM_EXPECT), and the row says
+-- the one that failed it (or, if none did, the first other).
 -- @script mutants
 
 local root = assert(os.getenv("STREAMCTL_ROOT"), "STREAMCTL_ROOT is not set")
@@ -75,6 +79,24 @@ local MUTANTS = {
   { name = "no backoff after credentials that arrive stale", file = "src/streamctl/credentials/refresh.lua",
     from = "  self._next_try = now + bound * self._random()",
     to = "  if type(creds) ~= \"table\" then self._next_try = now + bound * self._random() end" },
+  -- the operator's input (issue 47: invariant 11; the first also leaves its bad key pending in the ZEGO
+  -- state, which stops every later round: invariant 8 at an earlier seed)
+  { name = "the desired list's field rules dropped (any string a desired name)", invariant = 11,
+    file = "src/streamctl/operator/reconcile_base.lua",
+    from = "  local rules = field_rules()[provider]\n",
+    to = "  local rules = setmetatable({}, { __index = function() return { type = \"string\" } end })\n" },
+  { name = "resumes left out of the guard", invariant = 11, file = "src/streamctl/operator/reconcile_base.lua",
+    from = "resumes = o.remove_extra and #extras or nil, max_resume = o.max_resume",
+    to = "resumes = nil, max_resume = o.max_resume" },
+  { name = "a list read twice not compared with what was counted", invariant = 11, file = "src/streamctl/cli/input.lua",
+    from = "if sums[i] ~= core.sha256_hex(block) then", to = "if false then" },
+  { name = "the first bytes of a name handed out from a file cut at a block's end (seed 248's finding)",
+    invariant = 11, file = "src/streamctl/cli/input.lua",
+    from = "        if limit and read < limit then\n", to = "        if false then\n" },
+  { name = "a batch that goes on sending when its standard output is gone", invariant = 12,
+    file = "src/streamctl/cli/init.lua",
+    from = "return signal.caught() ~= nil or out.failed ~= nil or run.stop.why ~= nil",
+    to = "return signal.caught() ~= nil or run.stop.why ~= nil" },
   { name = "Sequence taken at build instead of first send", file = "src/streamctl/zego.lua",
     from = "  if not dry then return params end",
     to = "  if not dry then params.Sequence = self._sequence:next_for(type(ids) == \"table\" and ids or { ids }) "
@@ -113,7 +135,8 @@ for _, m in ipairs(MUTANTS) do
     write(tmp .. "/" .. m.file, text:sub(1, a - 1) .. m.to .. text:sub(b + 1))
     local out = tmp .. "/out.txt"
     local env = string.format("LUA_PATH='%s/spec/?.lua;%s/spec/?/init.lua;%s/src/?.lua;%s/src/?/init.lua;;' "
-      .. "SIM_SECONDS=%d", root, root, tmp, tmp, math.max(seconds, m.seconds or 0))
+      .. "SIM_SECONDS=%d%s", root, root, tmp, tmp, math.max(seconds, m.seconds or 0),
+      m.invariant and (" SIM_EXPECT=" .. m.invariant) or "")
     local caught = not sh(string.format("cd %s && %s %s %s/spec/sim/main.lua > %s 2>&1", root, env, lua, root, out))
     local text_out = read(out)
     local seed, inv = text_out:match("seed (%d+) FAILED invariant (%d+)")
