@@ -940,7 +940,11 @@ describe("streamctl-emulator's metadata options", function()
       .. "(100.100.100.200:80), got 300.1.1.1:80" },
     { "--imds-listen localhost:80", "--imds-listen: expected an IPv4 address and a port, ADDR:PORT "
       .. "(100.100.100.200:80), got localhost:80" },
-    { "--imds-port 0", "--imds-port: not a port number: 0" },
+    { "--imds-port 0", "--imds-port: not a port number (1-65535, decimal digits): 0" },
+    -- (issue 47: a count is decimal digits, never what tonumber also takes)
+    { "--imds-port 0x50", "--imds-port: not a port number (1-65535, decimal digits): 0x50" },
+    { "--aliyun-port 8.08e3", "--aliyun-port: not a port number (1-65535, decimal digits): 8.08e3" },
+    { "--dir ''", "--dir must not be empty (see --help)" },
     { "--imds-port 18080", "port 18080 given twice" },
     { "--imds-port 1 --imds-listen 127.0.0.2:2", "give --imds-port or --imds-listen once" },
   }
