@@ -1,13 +1,21 @@
 /*
- * streamctl.core's three file operations, for what must survive a crash
+ * streamctl.core's file operations, for what must survive a crash
  * (docs/reconcile.md): an audit record appended whole and made durable, a
- * state file replaced atomically, and a state file read so that "absent"
- * (a first run) is told from "unreadable" and "not a file".
+ * state file replaced atomically, a state file read so that "absent" (a
+ * first run) is told from "unreadable" and "not a file", a private file
+ * (and its directories) made without a shell, and a lock held across a
+ * state's read-modify-replace.
  *
  * Lua's io library cannot fsync, cannot lock, and tells none of these apart
- * (io.open of a directory succeeds; of a FIFO, blocks), hence C here. Each
- * function owns one descriptor on the C stack and closes it on every path
- * before it returns; the only allocation is Lua's (lua_pushlstring, a
+ * (io.open of a directory succeeds; of a FIFO, blocks), hence C here. Every
+ * open is O_NONBLOCK|O_NOCTTY|O_CLOEXEC and anything but a regular file is
+ * refused, naming the path and what it is: a FIFO or a device is never
+ * waited on, a terminal never becomes the process's. A write that meets a
+ * size limit (EFBIG: SIGXFSZ is ignored by streamctl.signal.catch) or a
+ * full disk is an ordinary failure, with the bytes that reached the file.
+ * Each function owns one descriptor on the C stack and closes it on every
+ * path before it returns (the lock's lives in a userdata Lua owns, made
+ * before it is opened); the only allocation is Lua's (lua_pushlstring, a
  * luaL_Buffer), made while no descriptor is open or through a buffer Lua
  * owns, so an error raised by Lua (out of memory) leaks nothing but, at
  * worst, the descriptor of a read under way (see read_file).
@@ -19,6 +27,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/rand.h>
@@ -43,6 +52,54 @@ static int push_failure(lua_State *L, const char *what, const char *path, int er
     lua_pushnil(L);
     lua_pushfstring(L, "cannot %s %s: %s", what, path, strerror(err));
     return 2;
+}
+
+static const char *type_name(mode_t m) {
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISCHR(m)) return "a character device";
+    if (S_ISBLK(m)) return "a block device";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
+static int push_not_regular(lua_State *L, const char *what, const char *path, mode_t m) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot %s %s: it is %s, not a regular file", what, path,
+                    S_ISLNK(m) ? "a symbolic link" : type_name(m));
+    return 2;
+}
+
+/* Opens the regular file at `path` with `flags` (and O_NONBLOCK, O_NOCTTY,
+   O_CLOEXEC; mode 0600 when O_CREAT makes it): the descriptor, or -1 with
+   nil and why pushed, `what` the verb said ("cannot open PATH: ..."). What
+   is there and is not a regular file is refused before it is opened (the
+   open of a device can act on it: a tape rewinds), and again after, on the
+   descriptor (it may have been swapped in between). */
+static int open_regular(lua_State *L, const char *path, int flags, const char *what) {
+    struct stat st;
+    int fd;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        push_not_regular(L, what, path, st.st_mode);
+        return -1;
+    }
+    fd = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        push_failure(L, what, path, errno);
+        return -1;
+    }
+    if (fstat(fd, &st) != 0) {
+        int err = errno;
+        close(fd);
+        push_failure(L, what, path, err);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        push_not_regular(L, what, path, st.st_mode);
+        return -1;
+    }
+    return fd;
 }
 
 /* Whether the file open on `fd` is empty or ends with "\n": 1 yes, 0 no,
@@ -73,15 +130,17 @@ static int ends_in_newline(int fd) {
    `sync`, fdatasync(2) before returning: the record is on the disk.
    Returns true and whether a newline had to be added; or nil, the reason,
    and how many bytes of `data` reached the file (0: none; fewer than
-   #data: the record is cut short, and the next append starts a new line). */
+   #data: the record is cut short, and the next append starts a new line).
+   Anything but a regular file (a FIFO, a device, a directory) is refused,
+   never opened for writing nor waited on. */
 static int l_append_private(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     size_t n, done = 0;
     const char *data = luaL_checklstring(L, 2, &n);
     int sync = lua_toboolean(L, 3);
     int err = 0, repaired = 0;
-    int fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0600);
-    if (fd < 0) return push_failure(L, "open", path, errno);
+    int fd = open_regular(L, path, O_RDWR | O_APPEND | O_CREAT, "open");
+    if (fd < 0) return 2;
     while (flock(fd, LOCK_EX) != 0) {
         if (errno != EINTR) {
             err = errno;
@@ -128,15 +187,6 @@ static int dir_of(const char *path, char *dir, size_t size) {
     return 0;
 }
 
-static const char *type_name(mode_t m) {
-    if (S_ISDIR(m)) return "a directory";
-    if (S_ISFIFO(m)) return "a FIFO";
-    if (S_ISCHR(m)) return "a character device";
-    if (S_ISBLK(m)) return "a block device";
-    if (S_ISSOCK(m)) return "a socket";
-    return "not a regular file";
-}
-
 /* core.replace_file(path, data): replaces the file at `path` with `data`,
    atomically: written whole to a temporary file beside it (made with
    O_EXCL and mode 0600, named from RAND_bytes), fsync(2)ed, renamed over
@@ -161,12 +211,7 @@ static int l_replace_file(lua_State *L) {
            node (as root: /dev/null) or a symbolic link would replace the node or
            the link itself, not the state someone reads through it. */
         struct stat st;
-        if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-            lua_pushnil(L);
-            lua_pushfstring(L, "cannot replace %s: it is %s, not a regular file", path,
-                            S_ISLNK(st.st_mode) ? "a symbolic link" : type_name(st.st_mode));
-            return 2;
-        }
+        if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) return push_not_regular(L, "replace", path, st.st_mode);
     }
     if (RAND_bytes(rnd, sizeof(rnd)) != 1) return push_failure(L, "replace", path, EIO);
     memcpy(tmp, path, plen);
@@ -260,8 +305,139 @@ static int l_read_file(lua_State *L) {
     return 1;
 }
 
+/* core.private_file(path): makes the file at `path` when it is not there,
+   with mode 0600, and the directories above it that are not there, 0700
+   (whatever the umask: it can only take bits away), as an audit log is
+   made; one that is there is opened for writing and closed, untouched.
+   true, or nil and why (naming `path`): a FIFO, a device, a directory (or
+   a link to one) is refused without being waited on; a file that cannot
+   be written is refused now, before a run sends anything. No shell: the
+   directories are made one by one with mkdir(2). */
+static int l_private_file(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    char dir[4096];
+    char *p;
+    int fd;
+    size_t len = strlen(path);
+    if (len == 0) return luaL_argerror(L, 1, "an empty path");
+    if (len >= sizeof(dir)) return push_failure(L, "create", path, ENAMETOOLONG);
+    memcpy(dir, path, len + 1);
+    for (p = strchr(dir + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
+        struct stat st;
+        *p = '\0';
+        /* (EEXIST, or an error other than it for a directory that is there:
+           a read-only file system's EROFS; a file in the way is said by the
+           open below: ENOTDIR) */
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            int err = errno;
+            if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return push_failure(L, "create", path, err);
+        }
+        *p = '/';
+    }
+    fd = open_regular(L, path, O_WRONLY | O_APPEND | O_CREAT, "open");
+    if (fd < 0) return 2;
+    close(fd);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* A lock on a file: its descriptor, closed (the lock dropped) by unlock()
+   or when the userdata is collected. */
+#define LOCK_MT "streamctl.lock"
+typedef struct {
+    int fd;
+} sc_lock;
+
+static int lock_unlock(lua_State *L) {
+    sc_lock *lk = (sc_lock *)luaL_checkudata(L, 1, LOCK_MT);
+    if (lk->fd >= 0) close(lk->fd);
+    lk->fd = -1;
+    return 0;
+}
+
+static const luaL_Reg lock_methods[] = {{"unlock", lock_unlock}, {"__gc", lock_unlock}, {NULL, NULL}};
+
+static double monotonic_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* core.lock_file(path [, wait_ms]): an exclusive flock(2) on the file at
+   `path` (made 0600 when it is not there; anything but a regular file
+   refused), waited for at most `wait_ms` (0..60000, default 0), polled
+   every 10 ms. The lock (an object: lock:unlock(), also when collected);
+   or nil, why (naming `path`) and a kind: "busy" (another process held it
+   all the while), "interrupted" (a signal's handler ran during the wait:
+   Ctrl-C under streamctl.signal.catch, the caller looks), "failed" (it
+   cannot be opened or locked). A lock file is never removed: removing it
+   would let a second process lock a new file while the first holds the
+   old one. */
+static int l_lock_file(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    lua_Integer wait = luaL_optinteger(L, 2, 0);
+    sc_lock *lk;
+    double start;
+    luaL_argcheck(L, wait >= 0 && wait <= 60000, 2, "a wait of 0 to 60000 ms");
+    if (*path == '\0') return luaL_argerror(L, 1, "an empty path");
+    lua_settop(L, 2); /* the lock's userdata is 3 */
+    if (luaL_newmetatable(L, LOCK_MT)) {
+        luaL_setfuncs(L, lock_methods, 0);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -2, "__index");
+        lua_pushliteral(L, LOCK_MT);
+        lua_setfield(L, -2, "__name");
+    }
+    lua_pop(L, 1);
+    lk = (sc_lock *)lua_newuserdata(L, sizeof(sc_lock)); /* owned by Lua before the descriptor is */
+    lk->fd = -1;
+    luaL_setmetatable(L, LOCK_MT);
+    lk->fd = open_regular(L, path, O_RDWR | O_CREAT, "lock");
+    if (lk->fd < 0) {
+        lua_pushliteral(L, "failed");
+        return 3;
+    }
+    start = monotonic_ms();
+    for (;;) {
+        struct timespec pause = {0, 10000000L}; /* 10 ms */
+        double left;
+        if (flock(lk->fd, LOCK_EX | LOCK_NB) == 0) {
+            lua_settop(L, 3);
+            return 1;
+        }
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            int err = errno;
+            close(lk->fd);
+            lk->fd = -1;
+            push_failure(L, "lock", path, err);
+            lua_pushliteral(L, "failed");
+            return 3;
+        }
+        left = (double)wait - (monotonic_ms() - start);
+        if (left <= 0) {
+            close(lk->fd);
+            lk->fd = -1;
+            lua_pushnil(L);
+            lua_pushfstring(L, "%s is locked by another process (waited %d ms)", path, (int)wait);
+            lua_pushliteral(L, "busy");
+            return 3;
+        }
+        if (left < 10) pause.tv_nsec = (long)(left * 1e6);
+        if (nanosleep(&pause, NULL) != 0 && errno == EINTR) {
+            close(lk->fd);
+            lk->fd = -1;
+            lua_pushnil(L);
+            lua_pushfstring(L, "the wait for the lock on %s was interrupted", path);
+            lua_pushliteral(L, "interrupted");
+            return 3;
+        }
+    }
+}
+
 const luaL_Reg sc_file_funcs[] = {
     {"append_private", l_append_private},
     {"replace_file", l_replace_file},
     {"read_file", l_read_file},
+    {"private_file", l_private_file},
+    {"lock_file", l_lock_file},
     {NULL, NULL}};

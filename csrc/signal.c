@@ -4,7 +4,7 @@
  * requests in flight and streams in an unreported state.
  *
  *   signal.catch()      installs handlers for SIGINT and SIGTERM, and ignores
- *                       SIGPIPE (idempotent)
+ *                       SIGPIPE and SIGXFSZ (idempotent)
  *   signal.caught()     the number of the first signal caught since, or nil
  *   signal.output_closed(fd)  true when `fd` is a pipe or a socket whose
  *                       reading end is gone (`... | head -1` after head
@@ -27,15 +27,28 @@
  * only make the write fail the same way), and processes started afterwards
  * inherit SIG_IGN across exec, as POSIX says for ignored signals.
  *
+ * SIGXFSZ is set to SIG_IGN for the same reason: a write past a file size
+ * limit (RLIMIT_FSIZE: `ulimit -f`) then fails with EFBIG, an ordinary write
+ * error (the audit record cut and repaired as for a full disk, the table's
+ * loss said, the finished streams reported) instead of killing the process
+ * with the record torn and nothing said.
+ *
+ *   signal.isatty(fd)   whether `fd` is a terminal (isatty(3)), with no shell
+ *   signal.user()       the name of the process's user (getpwuid_r(3) of its
+ *                       real uid), or nil: what an audit record says when
+ *                       neither USER nor LOGNAME is set
+ *
  * Process-wide state by nature: for programs, never for nginx (whose
  * workers set their own signal dispositions).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "compat.h"
 
@@ -79,7 +92,8 @@ static int l_catch(lua_State *L) {
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_IGN;
     sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGPIPE, &sa, NULL) != 0) return luaL_error(L, "sigaction failed: %s", strerror(errno));
+    if (sigaction(SIGPIPE, &sa, NULL) != 0 || sigaction(SIGXFSZ, &sa, NULL) != 0)
+        return luaL_error(L, "sigaction failed: %s", strerror(errno));
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -134,7 +148,30 @@ static int l_output_closed(lua_State *L) {
     return 1;
 }
 
+static int l_isatty(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    luaL_argcheck(L, n >= 0 && n <= 0x7fffffff, 1, "not a file descriptor");
+    lua_pushboolean(L, isatty((int)n) == 1);
+    return 1;
+}
+
+/* (a buffer on the C stack: getpwuid_r's strings live in it; 16 KiB holds
+   any passwd entry a system makes, and ERANGE beyond is said as nil) */
+static int l_user(lua_State *L) {
+    struct passwd pw, *found = NULL;
+    char buf[16384];
+    if (getpwuid_r(getuid(), &pw, buf, sizeof buf, &found) != 0 || found == NULL || found->pw_name == NULL ||
+        found->pw_name[0] == '\0') {
+        lua_pushnil(L);
+    } else {
+        lua_pushstring(L, found->pw_name);
+    }
+    return 1;
+}
+
 static const luaL_Reg signal_funcs[] = {
+    {"isatty", l_isatty},
+    {"user", l_user},
     {"catch", l_catch},
     {"caught", l_caught},
     {"output_closed", l_output_closed},
@@ -150,5 +187,7 @@ int luaopen_streamctl_signal(lua_State *L) {
     lua_setfield(L, -2, "SIGTERM");
     lua_pushinteger(L, SIGPIPE);
     lua_setfield(L, -2, "SIGPIPE");
+    lua_pushinteger(L, SIGXFSZ);
+    lua_setfield(L, -2, "SIGXFSZ");
     return 1;
 }

@@ -334,20 +334,29 @@ describe("the blast-radius guard and the audit log", function()
       local status, out, err = run(zg("forbid-rtc-streams", "r1", "--audit-log", "/proc/no/such/audit.jsonl"))
       assert.equal(2, status)
       assert.equal("", out)
-      assert.equal("streamctl: the audit log cannot be written (cannot create /proc/no/such/audit.jsonl): nothing "
-        .. "was sent (--audit-log FILE for another file, or --no-audit-log)\n", err)
+      assert.equal("streamctl: the audit log cannot be written (cannot create /proc/no/such/audit.jsonl: No such file "
+        .. "or directory): nothing was sent (--audit-log FILE for another file, or --no-audit-log)\n", err)
       assert.equal(0, count("ForbidRTCStreams"))
-      -- a full disk: the intent cannot be written, so nothing is sent
+      -- a device is no log: refused before the intent, never written
       status, out, err = run(zg("forbid-rtc-streams", "r1", "--audit-log", "/dev/full"))
       assert.equal(2, status)
       assert.equal("", out)
-      assert.equal("streamctl: warning: /dev/full can be read by other users (rw-rw-rw-); run: chmod 600 /dev/full\n"
-        .. "streamctl: the audit log cannot be written (cannot write /dev/full: No space left on device): "
-        .. "nothing was sent (--audit-log FILE for another file, or --no-audit-log)\n", err)
+      assert.equal("streamctl: the audit log cannot be written (cannot open /dev/full: it is a character device, not "
+        .. "a regular file): nothing was sent (--audit-log FILE for another file, or --no-audit-log)\n", err)
       assert.equal(0, count("ForbidRTCStreams"))
-      -- the disk fills between the intent and the outcome: sent, and the lost outcome said once
+      -- a full disk: the intent cannot be written, so nothing is sent
       local core = require "streamctl.core"
       local append, writes = core.append_private, 0
+      core.append_private = function(path) return nil, "cannot write " .. path .. ": No space left on device", 0 end
+      local full = HOME .. "/logs/intent.jsonl"
+      local rok, rs, _, re = pcall(run, zg("forbid-rtc-streams", "r1", "--audit-log", full))
+      core.append_private = append
+      assert(rok, rs)
+      assert.equal(2, rs)
+      assert.equal("streamctl: the audit log cannot be written (cannot write " .. full .. ": No space left on device): "
+        .. "nothing was sent (--audit-log FILE for another file, or --no-audit-log)\n", re)
+      assert.equal(0, count("ForbidRTCStreams"))
+      -- the disk fills between the intent and the outcome: sent, and the lost outcome said once
       core.append_private = function(path, data, sync)
         writes = writes + 1
         if writes == 2 then return nil, "cannot write " .. path .. ": No space left on device", 17 end

@@ -10,7 +10,8 @@
 -- RetCode, TaskStatus, Code and TotalNum read the same on every Lua.
 -- @module streamctl.base.json
 
-local byte, format, gsub = string.byte, string.format, string.gsub
+local byte, format, gsub, find, match, sub = string.byte, string.format, string.gsub, string.find, string.match,
+  string.sub
 local concat = table.concat
 local type, pairs = type, pairs
 local cjson_decode = require("cjson.safe").decode
@@ -54,6 +55,50 @@ function M.decode(text)
   local v, err = cjson_decode(text)
   if type(v) == "table" and tointeger then integers(v, 1) end
   return v, err
+end
+
+--- What in `text` (JSON that `decode` took) its decoded table cannot show:
+-- a key an object holds twice (lua-cjson keeps the last one silently), a
+-- NUL byte (lua-cjson stops reading at one: what follows, never read, is
+-- taken) or, with `no_arrays`, an array (lua-cjson decodes `[]` and `{}`
+-- alike). A message saying which and at which byte, or nil. A reader of a file only
+-- its own writer makes (a reconciler's state) refuses both: the writer
+-- never writes either. Hand-written (a scan of the strings and brackets,
+-- nothing decoded but a key with an escape), because neither lua-cjson nor
+-- Debian's other JSON module for Lua (lua-dkjson) reports a duplicate key
+-- or tells an empty array from an empty object.
+function M.strict_flaw(text, no_arrays)
+  local nul = find(text, "\0", 1, true)
+  if nul then return format("has a NUL byte at byte %d", nul) end
+  local stack, depth, pos = {}, 0, 1
+  while true do
+    local i, _, c = find(text, '([{}%[%]"])', pos)
+    if not i then return nil end
+    if c == '"' then
+      local j, close = i + 1, nil
+      repeat
+        local k = find(text, '["\\]', j)
+        if not k then return nil end -- (an unterminated string: decode has refused it)
+        if byte(text, k) == 92 then j = k + 2 else close = k end
+      until close
+      local keys = stack[depth]
+      if keys and match(text, "^[ \t\r\n]*:", close + 1) then
+        local key = sub(text, i + 1, close - 1)
+        if find(key, "\\", 1, true) then key = cjson_decode(sub(text, i, close)) or key end
+        if keys[key] then return format("has the key %s twice (the second at byte %d)", M.string(key), i) end
+        keys[key] = true
+      end
+      pos = close + 1
+    elseif c == "[" and no_arrays then
+      return format("has an array at byte %d, where only objects are written", i)
+    elseif c == "{" or c == "[" then
+      depth = depth + 1
+      stack[depth] = c == "{" and {} -- (an array's strings are no keys)
+      pos = i + 1
+    else
+      stack[depth], depth, pos = nil, depth - 1, i + 1
+    end
+  end
 end
 
 return M

@@ -38,10 +38,18 @@ function M.find()
     local tree, lv = here:match("^(.-)share/lua/(%d%.%d)/streamctl/cli/man%.lua$")
     if tree then
       local rocks = tree .. "lib/luarocks/rocks-" .. lv .. "/streamctl-cli"
-      local p = io.popen("ls " .. quote(rocks) .. " 2>/dev/null")
-      local versions = p and p:read("*a") or ""
-      if p then p:close() end
-      for v in versions:gmatch("[^\n]+") do
+      -- (its versions' directories, read with lfs, in the order `ls` gave them: no shell)
+      local versions = {}
+      local lok, lfs = pcall(require, "lfs")
+      local dok, iter, dir = false, nil, nil
+      if lok then dok, iter, dir = pcall(lfs.dir, rocks) end
+      if dok then
+        for v in iter, dir do
+          if v ~= "." and v ~= ".." then versions[#versions + 1] = v end
+        end
+        table.sort(versions)
+      end
+      for _, v in ipairs(versions) do
         local page = rocks .. "/" .. v .. "/conf/streamctl.1"
         looked[#looked + 1] = page
         if readable(page) then return page end

@@ -200,9 +200,9 @@ local function progress_bar(err_stream, clock)
   end
 end
 
+-- Is `fd` a terminal? isatty(3) through streamctl.signal, no shell.
 local function is_tty(fd)
-  local ok = os.execute("[ -t " .. fd .. " ]")
-  return ok == true or ok == 0
+  return require("streamctl.signal").isatty(fd)
 end
 
 -- Was `err` found here, before anything was sent (a usage error), rather

@@ -17,7 +17,7 @@ local json = require "streamctl.base.json"
 local validate = require "streamctl.base.validate"
 
 local type, ipairs, pairs, tostring, error, pcall = type, ipairs, pairs, tostring, error, pcall
-local format, gsub, match, find = string.format, string.gsub, string.match, string.find
+local format, find = string.format, string.find
 local concat, sort = table.concat, table.sort
 local floor, huge = math.floor, math.huge
 
@@ -220,29 +220,16 @@ end
 
 -- Files -------------------------------------------------------------------------
 
-local function shell_quote(s)
-  return "'" .. gsub(s, "'", "'\\''") .. "'"
-end
-
-local function exists(path)
-  local f = io.open(path, "rb")
-  if f then f:close() return true end
-  return false
-end
-
 --- Makes `path` (and the directories above it) if it does not exist: the
--- file with mode 0600, the directories 0700 (a shell's umask 077; blocking,
--- so inside nginx call it from init_worker, not from a request).
--- @return true, or nil and why
+-- file with mode 0600, the directories 0700, with no shell (streamctl.core's
+-- private_file: mkdir(2) and open(2)). A FIFO, a device or a directory is
+-- refused, never waited on; a file that cannot be written is refused now.
+-- Blocking (a local disk), so inside nginx call it from init_worker, not
+-- from a request.
+-- @return true, or nil and why (naming the path)
 function M.private_file(path)
   if type(path) ~= "string" or path == "" then error("bad argument #1 to 'private_file' (a path)", 2) end
-  if exists(path) then return true end
-  local dir = match(path, "^(.*)/[^/]*$")
-  local cmd = "{ umask 077 && " .. (dir and dir ~= "" and ("mkdir -p -- " .. shell_quote(dir) .. " && ") or "")
-    .. ": >> " .. shell_quote(path) .. "; } 2>/dev/null"
-  local a = os.execute(cmd)
-  if (a == true or a == 0) and exists(path) then return true end
-  return nil, format("cannot create %s", path)
+  return core.private_file(path)
 end
 
 --- Is `path` readable or writable by others than its owner? The reason, or nil.
@@ -276,9 +263,6 @@ function M.writer(path, opts)
   local warn = opts and opts.warn
   local ok, why = M.private_file(path)
   if not ok then return nil, why end
-  local f, err = io.open(path, "ab")
-  if not f then return nil, format("cannot write %s", tostring(err)) end
-  f:close()
   return function(line, sync)
     if type(line) ~= "string" then error("bad argument #1 to 'write' (a line)", 2) end
     local data = line .. "\n"
@@ -350,17 +334,17 @@ function M.digest(names)
   return core.sha256_hex(concat(copy, "\n")), #copy
 end
 
---- Who runs this: `{ user, host }`, from USER (else LOGNAME, else `id -un`)
--- and the kernel's host name (else HOSTNAME).
+--- Who runs this: `{ user, host }`, from USER (else LOGNAME, else the
+-- passwd entry of the process's user: streamctl.signal.user, no shell) and
+-- the kernel's host name (else HOSTNAME).
 -- @tparam[opt] function getenv the environment (default os.getenv)
 function M.who(getenv)
   getenv = getenv or os.getenv
   local user = getenv("USER")
   if not user or user == "" then user = getenv("LOGNAME") end
   if not user or user == "" then
-    local p = io.popen("id -un 2>/dev/null")
-    user = p and p:read("*l")
-    if p then p:close() end
+    local ok, signal = pcall(require, "streamctl.signal")
+    user = ok and signal.user() or nil
   end
   local host
   local f = io.open("/proc/sys/kernel/hostname", "rb")

@@ -31,9 +31,26 @@ end
 local STATE_FIELDS = { v = true, streams = true, pending = true }
 local MAX_TIME = 2 ^ 53
 
--- Whether `k` is a state's stream key: "rtc:ID" or "cdn:ID".
+-- ZEGO's own rule for a stream ID (streamctl.zego's forbid_rtc_stream
+-- field: length, characters, shape), found once.
+local STREAM_ID
+local function stream_id_rule()
+  if not STREAM_ID then
+    for _, m in ipairs(require("streamctl.zego").methods()) do
+      if m.name == "forbid_rtc_stream" then
+        for _, f in ipairs(m.fields) do if f.name == "stream_id" then STREAM_ID = f end end
+      end
+    end
+  end
+  return STREAM_ID
+end
+
+-- Whether `k` is a state's stream key: "rtc:ID" or "cdn:ID", the ID by
+-- ZEGO's rule (what the writer saves is only ever a key a run could send).
 local function stream_key(k)
-  return type(k) == "string" and (find(k, "^rtc:.") or find(k, "^cdn:.")) ~= nil
+  if type(k) ~= "string" then return false end
+  local id = match(k, "^rtc:(.+)$") or match(k, "^cdn:(.+)$")
+  return id ~= nil and validate.text_rule(stream_id_rule(), id) == nil
 end
 
 -- What is wrong with a state's decoded table (a message), or nil.
@@ -47,9 +64,10 @@ local function state_flaw(state)
   end
   if type(state.streams) ~= "table" then return "has no \"streams\" object" end
   for k, expiry in pairs(state.streams) do
-    if not stream_key(k) or type(expiry) ~= "number" or not (expiry >= 0 and expiry < MAX_TIME) then
-      return format("has a stream entry that is not \"rtc:ID\" or \"cdn:ID\" with a time (%s: %s)", tostring(k),
-        tostring(expiry))
+    if not stream_key(k) or type(expiry) ~= "number" or not (expiry >= 0 and expiry < MAX_TIME)
+      or expiry ~= floor(expiry) then
+      return format("has a stream entry that is not \"rtc:ID\" or \"cdn:ID\" (the ID by ZEGO's stream ID rule) "
+        .. "with a time in whole seconds (%s: %s)", tostring(k), tostring(expiry))
     end
   end
   if state.pending ~= nil and (state.v == 1 or type(state.pending) ~= "table") then
@@ -57,8 +75,8 @@ local function state_flaw(state)
   end
   for k, change in pairs(state.pending or {}) do
     if not stream_key(k) or (change ~= "forbid" and change ~= "resume") then
-      return format("has a pending entry that is not a stream with \"forbid\" or \"resume\" (%s: %s)",
-        tostring(k), tostring(change))
+      return format("has a pending entry that is not a stream (\"rtc:ID\" or \"cdn:ID\", the ID by ZEGO's "
+        .. "stream ID rule) with \"forbid\" or \"resume\" (%s: %s)", tostring(k), tostring(change))
     end
   end
   return nil
@@ -82,7 +100,8 @@ local function read_state(store, key, now)
   end
   if text == nil then return {}, {} end
   local state = type(text) == "string" and json.decode(text)
-  local flaw = state_flaw(state)
+  -- then what the decoded table cannot show: a key twice, an array for an object
+  local flaw = state_flaw(state) or json.strict_flaw(text, true)
   if flaw then
     return nil, state_error("InvalidState", format("the state '%s' %s: not a reconciler's state (version %d); "
       .. "nothing was sent (look at it, or remove it to start from nothing applied)", key, flaw, STATE_VERSION))
@@ -241,14 +260,48 @@ local function zego_forget(store, state_key, items)
   return save_state(store, state_key, view, pending, "")
 end
 
+--- The longest wait for another process's save of the same state file (a
+-- save is a read, a write and two fsyncs: milliseconds, seconds on a slow
+-- disk).
+M.LOCK_WAIT_MS = 10000
+
+-- The lock on `lock_path`, waited for at most LOCK_WAIT_MS in slices of
+-- 100 ms, ended when the command has caught a signal (streamctl.signal:
+-- the C wait returns at the handler, EINTR, and each slice looks); or nil
+-- and why.
+local function lock_state(lock_path)
+  local sok, signal = pcall(require, "streamctl.signal")
+  local waited, slice = 0, 0
+  repeat
+    local lock, why, kind = core.lock_file(lock_path, slice)
+    if lock then return lock end
+    if kind == "failed" then return nil, why end
+    local sig = sok and signal.caught()
+    if sig then
+      return nil, format("%s is locked by another process, and this one stopped waiting at a signal (%d)", lock_path,
+        sig)
+    end
+    waited, slice = waited + slice, 100
+  until waited >= M.LOCK_WAIT_MS
+  return nil, format("%s is locked by another process (waited %d ms)", lock_path, waited)
+end
+
 --- A state store in one JSON file (`{ key: value }`), for the command line:
 -- `get(key)` and `set(key, value)`. Absent, the file is a first run
 -- (nothing held); one that cannot be read, is not a file, or is not such a
 -- JSON object is an error naming it (`get` returns nil, why and, when the
 -- file is there but not a state, "corrupt"), never taken for an empty one.
+-- A key the file holds twice or an array (its writer writes neither) is
+-- "corrupt" too: the decoded table would keep one of two values silently.
 -- `set` replaces the file whole and atomically (streamctl.core.replace_file:
 -- a temporary file beside it, fsync, rename, made with mode 0600): a failed
--- save leaves what it held. One reconciler at a time per file.
+-- save leaves what it held. Its read-modify-replace is made under an
+-- exclusive lock on PATH.lock (made 0600 beside it, never removed), so two
+-- processes saving states under different keys (two AppIds) never lose
+-- each other's: a wait for it is bounded (`LOCK_WAIT_MS`) and ends at once
+-- when the command's Ctrl-C or SIGTERM is caught (streamctl.signal). A FIFO,
+-- a device or a directory as the file or its lock is refused, never
+-- waited on. One reconciler at a time per key.
 -- @tparam string path the file
 -- @return the store
 local function file_store(path)
@@ -265,6 +318,10 @@ local function file_store(path)
       return nil, format("%s is not a JSON object of states (%d bytes%s)", path, #text,
         match(text, "^%s*$") and ", all blank" or ""), "corrupt"
     end
+    local flaw = json.strict_flaw(text, true)
+    if flaw then
+      return nil, format("%s %s: not a JSON object of states as streamctl writes it", path, flaw), "corrupt"
+    end
     for k, v in pairs(t) do
       if type(k) ~= "string" or type(v) ~= "string" then
         return nil, format("%s holds %s under '%s', not a state's text", path, type(v), tostring(k)), "corrupt"
@@ -277,7 +334,7 @@ local function file_store(path)
     if not t then return nil, err, kind end
     return t[key]
   end
-  function store.set(_, key, value)
+  local function merge(key, value)
     local t, err = load()
     if not t then return nil, err end
     t[key] = value
@@ -287,6 +344,14 @@ local function file_store(path)
     local parts = {}
     for i, k in ipairs(names) do parts[i] = json.string(k) .. ":" .. json.string(tostring(t[k])) end
     return core.replace_file(path, "{" .. concat(parts, ",") .. "}\n")
+  end
+  function store.set(_, key, value)
+    local lock, lerr = lock_state(path .. ".lock")
+    if not lock then return nil, lerr end
+    local ok, done, err = pcall(merge, key, value)
+    lock:unlock()
+    if not ok then error(done, 0) end
+    return done, err
   end
   return store
 end
