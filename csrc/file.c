@@ -257,12 +257,16 @@ static int push_read_failure(lua_State *L, const char *path, const char *what, c
     return 3;
 }
 
-/* core.read_file(path): the whole of a regular file. nil, a message
-   naming the path and the reason, and a kind: "absent" (no such file),
-   "not_a_file" (a directory, a FIFO, a device: opened without blocking,
-   never read) or "unreadable" (permissions, an I/O error). */
+/* core.read_file(path [, max]): the whole of a regular file, or its first
+   `max` bytes (an integer >= 0: a file that should be small, a CA bundle,
+   is never read whole when it is not). nil, a message naming the path and
+   the reason, and a kind: "absent" (no such file), "not_a_file" (a
+   directory, a FIFO, a device: opened without blocking, never read) or
+   "unreadable" (permissions, an I/O error). */
 static int l_read_file(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
+    lua_Integer max = luaL_optinteger(L, 2, -1);
+    size_t left;
     struct stat st;
     luaL_Buffer b;
     int err = 0;
@@ -284,10 +288,11 @@ static int l_read_file(lua_State *L) {
     }
     /* (a raise from here, out of memory in the buffer, would leave fd open:
        the one leak this file allows, on a process that is failing anyway) */
+    left = max < 0 ? (size_t)-1 : (size_t)max;
     luaL_buffinit(L, &b);
-    for (;;) {
+    while (left > 0) {
         char *p = sc_prepbuffsize(&b, SC_PREP_MAX);
-        ssize_t r = read(fd, p, SC_PREP_MAX);
+        ssize_t r = read(fd, p, left < SC_PREP_MAX ? left : SC_PREP_MAX);
         if (r < 0 && errno == EINTR) continue;
         if (r < 0) {
             err = errno;
@@ -295,6 +300,7 @@ static int l_read_file(lua_State *L) {
         }
         if (r == 0) break;
         luaL_addsize(&b, (size_t)r);
+        left -= (size_t)r;
     }
     close(fd);
     luaL_pushresult(&b);

@@ -178,6 +178,26 @@ describe("issue 47: files and states", function()
     assert.equal(0, count("ForbidRTCStreams"))
   end)
 
+  it("files are opened, never shelled: --ca-file naming a FIFO or a device is refused at once, nothing sent",
+    function()
+    if in_children() then return end
+    local fifo = HOME .. "/ca.fifo"
+    os.remove(fifo)
+    assert(process.run("mkfifo " .. q(fifo)))
+    for _, row in ipairs { { fifo, "a FIFO" }, { "/dev/zero", "a character device" } } do
+      -- (on 1e4452f io.open of a FIFO waits for a writer: cut by the timeout, then the FIFO opened and closed)
+      local status, out, err, took = child(nil, zego_args("forbid-rtc-streams", "c-a", "--ca-file", row[1],
+        "--no-audit-log"), 5, "cafifo")
+      local f = row[1] == fifo and io.open(fifo, "r+")
+      if f then f:close() end
+      assert.equal(2, status, err)
+      assert.is_true(took < 3, took .. " s")
+      assert.equal("", out)
+      assert.equal("streamctl: '--ca-file' cannot be read: " .. row[1] .. " is not a file (" .. row[2] .. ")\n", err)
+    end
+    assert.equal(0, count("ForbidRTCStreams"))
+  end)
+
   it("a size limit is an ordinary write error: the command under ulimit -f exits 1, the streams reported, the "
     .. "audit record whole or cut and said", function()
     if in_children() then return end

@@ -142,7 +142,7 @@ describe("a CA file", function()
     refused("option 'ca_file' holds no PEM certificate (-----BEGIN CERTIFICATE-----): name the CA's "
       .. "certificate, not its key or another file", new(dir .. "/key.pem"))
     refused("option 'ca_file' is empty", new(dir .. "/empty.pem"))
-    refused("option 'ca_file' cannot be read: Is a directory", new(dir))
+    refused("option 'ca_file' cannot be read: " .. dir .. " is not a file (a directory)", new(dir))
     assert(new(dir .. "/ca.pem")):close()
   end)
 end)

@@ -6,12 +6,13 @@
 -- it without loading either transport.
 -- @module streamctl.transport.common
 
+local core = require "streamctl.core"
 local version = require "streamctl.version"
 local validate = require "streamctl.base.validate"
 local url = require "streamctl.base.url"
 
 local floor, find, lower, sub, gsub = math.floor, string.find, string.lower, string.sub, string.gsub
-local io_open, pairs, type, tostring, sort = io.open, pairs, type, tostring, table.sort
+local pairs, type, tostring, sort = pairs, type, tostring, table.sort
 
 local M = {}
 
@@ -36,13 +37,13 @@ local MAX_CA_BYTES = 16 * 1024 * 1024
 local function check_ca_file(v)
   if type(v) ~= "string" or v == "" then return nil, "must be a non-empty string (a path)" end
   if find(v, "%z") then return nil, "must not contain NUL" end
-  local f, why = io_open(v, "rb")
-  if not f then return nil, "cannot be read: " .. tostring(why) end
+  -- (opened without blocking: a FIFO, a device or a directory is refused,
+  -- never waited on nor read; io.open of a FIFO waits for a writer)
+  local text, why = core.read_file(v, MAX_CA_BYTES)
+  if not text then return nil, "cannot be read: " .. tostring(why) end
   -- A CA bundle in PEM (what libcurl and nginx read): a key, a DER file or
   -- an empty one would fail every request later, as a TLS error.
-  local text, read_why = f:read(MAX_CA_BYTES)
-  f:close()
-  if not text then return nil, read_why and "cannot be read: " .. tostring(read_why) or "is empty" end
+  if text == "" then return nil, "is empty" end
   if not find(text, "-----BEGIN CERTIFICATE-----", 1, true)
       and not find(text, "-----BEGIN TRUSTED CERTIFICATE-----", 1, true) then
     return nil, "holds no PEM certificate (-----BEGIN CERTIFICATE-----): name the CA's certificate, "
