@@ -7,7 +7,6 @@
 -- child (bin/streamctl) for the kills and the full disk.
 local cjson = require "cjson"
 local socket = require "socket"
-local cli = require "streamctl.cli"
 local core = require "streamctl.core"
 local audit = require "streamctl.operator.audit"
 local emu = require "spec.helpers.emulator"
@@ -18,21 +17,7 @@ local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 local ZEGO_SECRET = "0123456789abcdef0123456789abcdef"
 local HOME = process.temp_dir()
 
-local buffer = require("spec.helpers.checks").buffer
-
-local NO_SIGNAL = { catch = function() end, caught = function() return nil end }
-
-local function run(argv, signal, getenv)
-  local out, err = buffer(), buffer()
-  local ok, status = pcall(cli.main, argv, { stdout = out, stderr = err, signal = signal or NO_SIGNAL,
-    getenv = getenv or function(name)
-      if name == "HOME" then return HOME end
-      if name == "USER" then return "tester" end
-      return nil
-    end })
-  assert(ok, "raised: " .. tostring(status))
-  return status, out:text(), err:text()
-end
+local run = require("spec.helpers.checks").cli(nil, HOME).run
 
 local function lines_of(path)
   local out = {}

@@ -7,7 +7,6 @@
 -- credentials: spec/49; on calls and callback headers: spec/21, 34 and 35.
 local cjson = require "cjson"
 local socket = require "socket"
-local cli = require "streamctl.cli"
 local core = require "streamctl.core"
 local reconcile = require "streamctl.operator.reconcile"
 local streamctl = require "streamctl"
@@ -19,20 +18,7 @@ local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 local ZEGO_SECRET = "0123456789abcdef0123456789abcdef"
 local HOME = process.temp_dir()
 
-local buffer = require("spec.helpers.checks").buffer
-
-local function run(argv, signal)
-  local out, err = buffer(), buffer()
-  local ok, status = pcall(cli.main, argv, { stdout = out, stderr = err,
-    signal = signal or { catch = function() end, caught = function() return nil end },
-    getenv = function(name)
-      if name == "HOME" then return HOME end
-      if name == "USER" then return "tester" end
-      return nil
-    end })
-  assert(ok, "raised: " .. tostring(status))
-  return status, out:text(), err:text()
-end
+local run = require("spec.helpers.checks").cli(nil, HOME).run
 
 local function lines_of(path)
   local out = {}

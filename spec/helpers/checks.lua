@@ -94,18 +94,18 @@ function M.buffer()
 end
 
 --- The command in this process, against the emulator `server`, with HOME
--- at `home` and USER "tester": `run(argv[, signal])` gives the exit
--- status, standard output and standard error (a raise fails the spec);
+-- at `home` and USER "tester" (or `getenv`): `run(argv[, signal[, getenv]])`
+-- gives the exit status, standard output and standard error (a raise fails the spec);
 -- `al(...)` and `zg(...)` are the argv of a subcommand with the emulator's
 -- endpoint and accounts after it.
 function M.cli(server, home)
   local cli = require "streamctl.cli"
   local c = {}
-  function c.run(argv, signal)
+  function c.run(argv, signal, getenv)
     local out, err = M.buffer(), M.buffer()
     local ok, status = pcall(cli.main, argv, { stdout = out, stderr = err,
       signal = signal or { catch = function() end, caught = function() return nil end },
-      getenv = function(name)
+      getenv = getenv or function(name)
         if name == "HOME" then return home end
         if name == "USER" then return "tester" end
         return nil
