@@ -278,6 +278,37 @@ describe("issue 47: files and states", function()
     assert.equal(400, n)
   end)
 
+  it("a state file has one writer at a time: a run of the same AppId saving over another's record is refused, "
+    .. "nothing sent, nothing forgotten", function()
+    local streamctl = require "streamctl"
+    local z = assert(streamctl.zego.new { endpoint = server.zego_url, app_id = 1234567890, server_secret = ZEGO_SECRET })
+    local path = HOME .. "/same-appid.json"
+    os.remove(path)
+    -- run B reads the state, then (in its before_send, before its pending save) run A does all of its work
+    local a_report, a_err
+    local b_report, b_err = reconcile.zego(z, { { stream_id = "s-b" } }, {
+      state = reconcile.file_store(path),
+      before_send = function()
+        a_report, a_err = reconcile.zego(z, { { stream_id = "s-a" } }, { state = reconcile.file_store(path) })
+        return true
+      end,
+    })
+    assert(a_report, a_err)
+    assert.is_true(a_report.in_sync)
+    assert.is_nil(b_report)
+    assert.same({ "StateUnavailable", false }, { b_err.code, b_err.sent })
+    assert.equal("the state '" .. KEY .. "' could not be saved before sending (nothing was sent): " .. path .. ": the "
+      .. "state '" .. KEY .. "' was changed by another run since this one read it (one reconciler per key at a time); "
+      .. "left as that run saved it", b_err.message)
+    -- A's forbid is remembered; B sent nothing
+    assert.same({ v = 2, streams = { ["rtc:s-a"] = 0 }, pending = {} },
+      cjson.decode(cjson.decode(process.read_file(path))[KEY]))
+    local log = server:log { action = "ForbidRTCStreams", limit = 100 }
+    assert.equal(1, #log)
+    local params = cjson.encode(log[1].params)
+    assert.truthy(params:find('"s-a"', 1, true) and not params:find('"s-b"', 1, true), params)
+  end)
+
   it("a state file has one writer at a time: a save waiting for the lock ends within 100 ms of Ctrl-C, the file "
     .. "as it was", function()
     if in_children() then return end

@@ -301,12 +301,20 @@ end
 -- each other's: a wait for it is bounded (`LOCK_WAIT_MS`) and ends at once
 -- when the command's Ctrl-C or SIGTERM is caught (streamctl.signal). A FIFO,
 -- a device or a directory as the file or its lock is refused, never
--- waited on. One reconciler at a time per key.
+-- waited on. One reconciler at a time per key, and `set` holds it: a key
+-- this store has read (`get`) or saved is saved again only if the file
+-- still holds what it read or saved there; else another run (the same
+-- AppId) changed that state meanwhile, and `set` returns nil and why,
+-- leaving the file as it is, rather than write over the other run's
+-- pending record (a run refused so before sending sends nothing; after,
+-- what it sent stays pending in the file, and the next run sends it again).
 -- @tparam string path the file
 -- @return the store
 local function file_store(path)
   if type(path) ~= "string" or path == "" then error("bad argument #1 to 'file_store' (path must be a string)", 2) end
   local store = {}
+  -- what this store last read or saved under each key (false: nothing was there)
+  local seen = {}
   local function load()
     local text, why, kind = core.read_file(path)
     if not text then
@@ -332,11 +340,16 @@ local function file_store(path)
   function store.get(_, key)
     local t, err, kind = load()
     if not t then return nil, err, kind end
+    if type(key) == "string" then seen[key] = t[key] or false end
     return t[key]
   end
   local function merge(key, value)
     local t, err = load()
     if not t then return nil, err end
+    if seen[key] ~= nil and seen[key] ~= (t[key] or false) then
+      return nil, format("%s: the state '%s' was changed by another run since this one read it (one reconciler "
+        .. "per key at a time); left as that run saved it", path, tostring(key))
+    end
     t[key] = value
     local names = {}
     for k in pairs(t) do names[#names + 1] = k end
@@ -351,6 +364,9 @@ local function file_store(path)
     local ok, done, err = pcall(merge, key, value)
     lock:unlock()
     if not ok then error(done, 0) end
+    -- (a save that failed may have replaced the file all the same, its
+    -- directory's fsync failing after the rename: what it holds is not known)
+    if done then seen[key] = tostring(value) else seen[key] = nil end
     return done, err
   end
   return store
