@@ -36,8 +36,7 @@ end
 
 -- Progress on one line that updates in place on a terminal; elsewhere (a log,
 -- CI) only failures and the final count are printed.
-local tty = os.execute("[ -t 1 ]")
-tty = tty == true or tty == 0
+local tty = require("streamctl.signal").isatty(1)
 local function progress(done, total, entry)
   if not entry.ok then io.write(string.format("\n  failed %s: %s\n", entry.stream, tostring(entry.error))) end
   if tty or done == total then

@@ -122,6 +122,30 @@ describe("issue 47: only what the operator asked", function()
       assert.same({}, lines_of(log))
     end)
 
+    it("a JSON desired list with a key given twice or a NUL is refused, never read as its last word", function()
+      local state = HOME .. "/json-state.json"
+      os.remove(state)
+      assert.equal(0, (run(zg("reconcile", "--from", file("ab.json", '[{"stream_id":"j-a"},{"stream_id":"j-b"}]'),
+        "--state", state, "--no-audit-log"))))
+      local saved = process.read_file(state)
+      local before = sent_total()
+      local cases = {
+        { '[{"stream_id":"j-a","stream_id":"j-c"},{"stream_id":"j-b"}]',
+          'has the key "stream_id" twice (the second at byte 21)' },
+        { '[{"stream_id":"j-b"}]\0[{"stream_id":"j-a"}]', "has a NUL byte at byte 22" },
+      }
+      for _, case in ipairs(cases) do
+        local from = file("twice.json", case[1])
+        local status, out, err = run(zg("reconcile", "--from", from, "--state", state, "--remove-extra",
+          "--no-audit-log"))
+        assert.equal(2, status, case[2])
+        assert.equal("", out)
+        assert.equal("streamctl: --from " .. from .. ": " .. case[2] .. "\n", err)
+      end
+      assert.equal(before, sent_total())
+      assert.equal(saved, process.read_file(state))
+    end)
+
     it("the library's desired tables obey the same field rules as a call: nil, err, nothing read or sent", function()
       local cases = {
         { "aliyun", { domain_name = D, app_name = APP, stream_name = "a # keep" },

@@ -24,11 +24,7 @@ function M.dir(getenv)
   local base = getenv("XDG_RUNTIME_DIR")
   if not base or base == "" then base = "/tmp" end
   local user = getenv("USER") or getenv("LOGNAME")
-  if not user or user == "" then
-    local p = io.popen("id -u")
-    user = p and (p:read("*l") or "") or ""
-    if p then p:close() end
-  end
+  if not user or user == "" then user = require("streamctl.signal").user() or "" end -- (the passwd name, no shell)
   return base .. "/streamctl-emulator-" .. user
 end
 

@@ -149,6 +149,10 @@ local function parse(provider, text, name)
   if find(text, "^%s*%[") then
     local list, err = json.decode(text)
     if type(list) ~= "table" then return nil, format("%s: not a JSON array (%s)", name, tostring(err)) end
+    -- (what decoding cannot show: a key given twice, of which lua-cjson keeps the last, so the stream the
+    -- first named would be an extra; a NUL, after which nothing is read)
+    local flaw = json.strict_flaw(text)
+    if flaw then return nil, format("%s: %s", name, flaw) end
     for i, item in ipairs(list) do
       local why = item_rule(provider, item)
       if why then return nil, format("%s: item %d %s", name, i, why) end
