@@ -141,12 +141,10 @@ static int l_append_private(lua_State *L) {
     int err = 0, repaired = 0;
     int fd = open_regular(L, path, O_RDWR | O_APPEND | O_CREAT, "open");
     if (fd < 0) return 2;
-    while (flock(fd, LOCK_EX) != 0) {
-        if (errno != EINTR) {
-            err = errno;
-            break;
-        }
-    }
+    /* (a wait for another writer's lock ends at a caught signal: SA_RESTART
+       is off, so flock returns EINTR at Ctrl-C or SIGTERM, and the record is
+       not written, "Interrupted system call", rather than waited on) */
+    if (flock(fd, LOCK_EX) != 0) err = errno;
     if (err == 0) {
         int tail = ends_in_newline(fd);
         if (tail < 0) {

@@ -37,6 +37,8 @@
  *   signal.user()       the name of the process's user (getpwuid_r(3) of its
  *                       real uid), or nil: what an audit record says when
  *                       neither USER nor LOGNAME is set
+ *   signal.uid()        the process's real user id (`id -u`), for a name
+ *                       where the passwd has none for it
  *
  * Process-wide state by nature: for programs, never for nginx (whose
  * workers set their own signal dispositions).
@@ -169,9 +171,17 @@ static int l_user(lua_State *L) {
     return 1;
 }
 
+/* signal.uid(): the process's real user id (what `id -u` says), for a name
+   where the passwd has no entry for it (a container's arbitrary uid). */
+static int l_uid(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)getuid());
+    return 1;
+}
+
 static const luaL_Reg signal_funcs[] = {
     {"isatty", l_isatty},
     {"user", l_user},
+    {"uid", l_uid},
     {"catch", l_catch},
     {"caught", l_caught},
     {"output_closed", l_output_closed},

@@ -405,6 +405,26 @@ describe("the OpenResty example, against a CA it does not trust", function()
 end)
 
 describe("the OpenResty example's desired state", function()
+  it("refuses a forbids file that is not whole and valid (a name out of its rule, a list given as an object): "
+    .. "said, nothing kept or sent (issue 47)", function()
+    local list
+    with_edge(function(dir)
+      list = dir .. "/forbids.json"
+      nginx.write_file(list, '{"aliyun":[{"domain_name":"push.example.com","app_name":"live",'
+        .. '"stream_names":["x","y # keep"]}],"zego":["z1"]}')
+      return { env = { STREAMCTL_EDGE_FORBIDS = list, STREAMCTL_EDGE_RECONCILE_S = "1" } }
+    end, function(emulator, edge)
+      local expected = "STREAMCTL_EDGE_FORBIDS: " .. list .. ": aliyun[1].stream_names[2]: stream_name must hold "
+        .. "only letters, digits, '-' and '_' (found a space at byte 2) (a '#' after a name is not a comment"
+      local deadline = socket.gettime() + 10
+      while not edge:error_log():find(expected, 1, true) and socket.gettime() < deadline do socket.sleep(0.1) end
+      assert.truthy(edge:error_log():find(expected, 1, true), edge:error_log())
+      socket.sleep(1.5) -- (a round or more: nothing of the file was kept, so nothing is forbidden)
+      assert.equal(0, #emulator:log { action = "ForbidLiveStream", limit = 10 })
+      assert.equal(0, #emulator:log { action = "ForbidRTCStreams", limit = 10 })
+    end)
+  end)
+
   it("reconciles the forbid list: a forbid lifted behind its back is one ForbidLiveStream, not one per stream; "
     .. "a resume through the edge takes a stream off the list", function()
     local audit_path

@@ -135,6 +135,21 @@ describe("streamctl.cli.input", function()
     assert.same({ "a", "b" }, got)
     assert.equal("--from: " .. path .. " changed while it was read: it ends at byte 8, where 17 bytes were counted "
       .. "before sending", list.error)
+    -- a last line counted without its newline, grown since ("fff" now "fffggg"): not sent as "fff"
+    input.BLOCK = 4
+    write(path, "a\nb\nc\nd\ne\nfff")
+    list = assert(input.open(path))
+    write(path, "a\nb\nc\nd\ne\nfffggg\n")
+    got = drain(list)
+    input.BLOCK = block
+    assert.same({ "a", "b", "c", "d", "e" }, got)
+    assert.equal("--from: " .. path .. " changed while it was read: its last line, counted without a newline at "
+      .. "byte 13, goes on past it; the run stops there and sends nothing of that line", list.error)
+    -- the same file unchanged: every name, "fff" last, and no error
+    write(path, "a\nb\nc\nd\ne\nfff")
+    list = assert(input.open(path))
+    assert.same({ "a", "b", "c", "d", "e", "fff" }, drain(list))
+    assert.is_nil(list.error)
     os.remove(path)
   end)
 

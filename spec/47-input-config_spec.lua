@@ -155,6 +155,9 @@ describe("issue 47: configuration is strict", function()
       { '"expired_seconds":900.5, "enable_vpc":true', ":3: profile 'dev' (profiles[1]): expired_seconds must be a "
         .. "whole number of seconds >= 1 (decimal digits)" },
       { '"enable_vpc":"yes"', ":3: profile 'dev' (profiles[1]): enable_vpc must be true or false" },
+      -- (a key with a pattern's characters is found as written, never a Lua error: the review's finding)
+      { '"foo[":1', ":3: profile 'dev' (profiles[1]) has an unknown key 'foo[' (did you mean 'mode'?)" },
+      { '"meta-path":1', ":3: profile 'dev' (profiles[1]) has an unknown key 'meta-path'" },
     } do
       local home = home_with { [".aliyun/config.json"] = config(case[1]) }
       local c, err = credentials.aliyun { getenv = function() return nil end, home = home }

@@ -146,6 +146,35 @@ describe("issue 47: only what the operator asked", function()
       assert.equal(saved, process.read_file(state))
     end)
 
+    it("a Lua desired table with a hole or a named key is refused, never read up to the hole", function()
+      local store = { data = { ["streamctl:reconcile:zego:1234567890"] =
+        '{"v":2,"streams":{"rtc:h-a":0,"rtc:h-b":0,"rtc:h-c":0},"pending":{}}' } }
+      function store.get(self, k) return self.data[k] end
+      function store.set(self, k, v) self.data[k] = v return true end
+      local saved = store.data["streamctl:reconcile:zego:1234567890"]
+      local report, err = reconcile.zego(z, { { stream_id = "h-a" }, nil, { stream_id = "h-c" },
+        b = { stream_id = "h-b" } }, { state = store, remove_extra = true })
+      assert.is_nil(report)
+      assert.same({ "InvalidParameter", false, "desired must be a list of 3 items: it has the key 'b', which is not "
+        .. "one of the positions 1..3 (a hole, or a named key)" }, { err.code, err.sent, err.message })
+      report, err = reconcile.aliyun(ali, { [2] = { domain_name = D, app_name = APP, stream_name = "h-a" } },
+        { remove_extra = true })
+      assert.is_nil(report)
+      assert.equal("desired must be a list of 1 items: it has the key 2, which is not one of the positions 1..1 (a "
+        .. "hole, or a named key)", err.message)
+      assert.equal(0, sent_total())
+      assert.equal(saved, store.data["streamctl:reconcile:zego:1234567890"])
+      -- the same rules without a client, for what keeps a desired state
+      assert.is_true(reconcile.check("zego", { { stream_id = "h-a" }, { stream_id = "h-b", kind = "cdn" } }))
+      local ok, cerr = reconcile.check("aliyun", { { domain_name = D, app_name = APP, stream_name = "h a" } })
+      assert.is_nil(ok)
+      assert.equal("desired[1] stream_name must hold only letters, digits, '-' and '_' (found a space at byte 2)",
+        cerr.message)
+      ok, cerr = reconcile.check("zego", { nil, { stream_id = "h-a" } })
+      assert.is_nil(ok)
+      assert.equal("InvalidParameter", cerr.code)
+    end)
+
     it("the library's desired tables obey the same field rules as a call: nil, err, nothing read or sent", function()
       local cases = {
         { "aliyun", { domain_name = D, app_name = APP, stream_name = "a # keep" },
@@ -346,6 +375,39 @@ describe("issue 47: only what the operator asked", function()
         assert.truthy(process.read_file(errfile):find("cannot write to standard output", 1, true),
           process.read_file(errfile))
       end
+    end)
+  end)
+
+  describe("a wait ends at Ctrl-C", function()
+    it("an audit log another process holds locked: Ctrl-C ends the intent's wait, nothing sent", function()
+      if process.preloaded() then
+        pending("a child of its own: the same under valgrind or ASan; run once, in the plain runs")
+        return
+      end
+      local log = HOME .. "/held.jsonl"
+      process.write_file(log, "")
+      os.execute("chmod 600 " .. q(log))
+      -- (flock(1) holds the log's lock for 10 s, or until it is stopped)
+      local holder = process.spawn("flock " .. q(log) .. " sleep 10")
+      require("socket").sleep(0.2)
+      local errfile = HOME .. "/held.err"
+      local child = process.spawn("env LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath)
+        .. " HOME=" .. q(HOME) .. " " .. q(process.interpreter()) .. " " .. q(ROOT .. "/bin/streamctl")
+        .. " zego forbid-rtc-streams w-a --audit-log " .. q(log) .. " --endpoint " .. q(server.zego_url)
+        .. " --app-id 1234567890 --server-secret " .. ZEGO_SECRET .. " 2>" .. q(errfile))
+      require("socket").sleep(0.5)
+      local t0 = require("socket").gettime()
+      os.execute("kill -INT " .. child.pid)
+      child.pipe:read("*a")
+      local took = require("socket").gettime() - t0
+      child.pipe:close()
+      process.stop(holder)
+      -- (the wait ends at the signal, not at the holder's 10 s; the margin is a loaded machine's scheduling)
+      assert.is_true(took < 1, took .. " s")
+      assert.equal("streamctl: the audit log cannot be written (cannot write " .. log .. ": Interrupted system call): "
+        .. "nothing was sent (--audit-log FILE for another file, or --no-audit-log)\n", process.read_file(errfile))
+      assert.equal(0, sent_total())
+      assert.equal("", process.read_file(log))
     end)
   end)
 

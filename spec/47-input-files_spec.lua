@@ -330,7 +330,9 @@ describe("issue 47: files and states", function()
     process.stop(holder)
     assert.equal("nil|" .. path .. ".lock is locked by another process, and this one stopped waiting at a signal (2)",
       said)
-    assert.is_true(took < 0.1 + 0.15, took .. " s") -- (the 100 ms, and a loaded machine's scheduling)
+    -- (the wait ends at the signal, not at its 10 s bound; the margin past the 100 ms is a loaded machine's
+    -- scheduling, which a gate on a busy machine must allow)
+    assert.is_true(took < 1, took .. " s")
     assert.equal("{}\n", process.read_file(path))
   end)
 

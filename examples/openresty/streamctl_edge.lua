@@ -597,28 +597,45 @@ local function load_list(path)
   -- (absent, unreadable or not a file: said, never taken for an empty list)
   local text, ferr = require("streamctl.core").read_file(path)
   if not text then return nil, ferr end
+  -- The file is read whole and valid, or not at all: an entry skipped, or a name no forbid could take kept in
+  -- the store, would be streams never forbidden, unsaid (or a store every later round refuses).
   local list = cjson.decode(text)
   if type(list) ~= "table" then return nil, path .. " is not a JSON object" end
+  local flaw = require("streamctl.base.json").strict_flaw(text) -- (a key twice, a NUL: cjson shows neither)
+  if flaw then return nil, path .. " " .. flaw end
+  local function is_list(t) -- (positions 1..n only: {"0": ...} or a single object is not a list)
+    if type(t) ~= "table" then return false end
+    local n = 0
+    for _ in pairs(t) do n = n + 1 end
+    return n == #t
+  end
+  for k in pairs(list) do
+    if k ~= "aliyun" and k ~= "zego" then
+      return nil, format("%s: unknown key %q (it holds \"aliyun\" and \"zego\")", path, tostring(k))
+    end
+    if not is_list(list[k]) then return nil, format("%s: %s must be a list", path, k) end
+  end
   local keys = {}
-  -- (every entry of the shape below, or the file is refused whole: an entry skipped would be streams never
-  -- forbidden, unsaid; the names themselves are checked by the reconcilers' field rules)
-  if list.aliyun ~= nil and type(list.aliyun) ~= "table" then return nil, path .. ": aliyun must be a list" end
-  if list.zego ~= nil and type(list.zego) ~= "table" then return nil, path .. ": zego must be a list" end
+  -- (each stream by its provider's field rules, as a reconcile round would read it; `where` names it in the file)
+  local function add(provider, item, where)
+    local ok, err = reconcile.check(provider, { item })
+    if not ok then return nil, format("%s: %s: %s", path, where, (err.message:gsub("^desired%[1%] ", ""))) end
+    keys[#keys + 1] = desired_key(provider, item, item.stream_name or item.stream_id)
+    return true
+  end
   for i, entry in ipairs(list.aliyun or {}) do
-    if type(entry) ~= "table" or type(entry.domain_name) ~= "string" or type(entry.app_name) ~= "string"
-      or type(entry.stream_names) ~= "table" then
-      return nil, format("%s: aliyun[%d] must be {domain_name, app_name, stream_names}", path, i)
+    if type(entry) ~= "table" or not is_list(entry.stream_names) then
+      return nil, format("%s: aliyun[%d] must be {domain_name, app_name, stream_names: [...]}", path, i)
     end
     for j, name in ipairs(entry.stream_names) do
-      if type(name) ~= "string" then
-        return nil, format("%s: aliyun[%d].stream_names[%d] must be a text", path, i, j)
-      end
-      keys[#keys + 1] = desired_key("aliyun", entry, name)
+      local ok, err = add("aliyun", { domain_name = entry.domain_name, app_name = entry.app_name, stream_name = name },
+        format("aliyun[%d].stream_names[%d]", i, j))
+      if not ok then return nil, err end
     end
   end
   for i, id in ipairs(list.zego or {}) do
-    if type(id) ~= "string" then return nil, format("%s: zego[%d] must be a stream ID (a text)", path, i) end
-    keys[#keys + 1] = desired_key("zego", nil, id)
+    local ok, err = add("zego", { stream_id = id, kind = "rtc" }, format("zego[%d]", i))
+    if not ok then return nil, err end
   end
   if #keys == 0 then return true end
   return store():add(keys)

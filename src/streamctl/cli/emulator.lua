@@ -24,7 +24,11 @@ function M.dir(getenv)
   local base = getenv("XDG_RUNTIME_DIR")
   if not base or base == "" then base = "/tmp" end
   local user = getenv("USER") or getenv("LOGNAME")
-  if not user or user == "" then user = require("streamctl.signal").user() or "" end -- (the passwd name, no shell)
+  if not user or user == "" then
+    -- (the passwd name, else the uid, as `id -u` said: never "" shared by every such user; no shell)
+    local signal = require "streamctl.signal"
+    user = signal.user() or tostring(signal.uid())
+  end
   return base .. "/streamctl-emulator-" .. user
 end
 

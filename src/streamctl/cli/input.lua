@@ -90,6 +90,12 @@ local function lines(f, name, flag, limit, hash)
           error(format("%s: %s changed while it was read: it ends at byte %d, where %d bytes were counted before "
             .. "sending", flag, name, read, limit), 0)
         end
+        -- (counted without a newline at its end, the last line may have grown
+        -- since: "fff" become "fffggg"; a byte past those counted says so)
+        if limit and f:read(1) ~= nil then
+          error(format("%s: %s changed while it was read: its last line, counted without a newline at byte %d, "
+            .. "goes on past it; the run stops there and sends nothing of that line", flag, name, limit), 0)
+        end
         text, pos = sub(buf, pos), #buf + 1
       else
         return nil

@@ -180,7 +180,9 @@ end
 -- "PATH:LINE: " for key `k` of a JSON text: the line of its first
 -- occurrence (a key is found by its quoted name before a colon).
 local function json_at(text, path, k)
-  return format("%s:%d: ", path, line_at(text, string.find(text, '"' .. k .. '"%s*:', 1) or 1))
+  -- (the key is the user's: its pattern characters escaped, "foo[" or "meta-path" found as written)
+  local pattern = '"' .. string.gsub(k, "%p", "%%%0") .. '"%s*:'
+  return format("%s:%d: ", path, line_at(text, string.find(text, pattern, 1) or 1))
 end
 
 -- The first key of `t` not in `list`, as "PATH:LINE: WHAT has an unknown key 'k' (did you mean ...)", or nil.

@@ -29,6 +29,7 @@ M.PAGE_SIZE = base.PAGE_SIZE
 M.CDN_BAN = base.CDN_BAN
 
 M.parse = base.parse
+M.check = base.check
 M.aliyun = aliyun.aliyun
 M.zego = zego.zego
 M.zego_forget = zego.zego_forget

@@ -11,6 +11,7 @@ local validate = require "streamctl.base.validate"
 
 local type, ipairs, pairs, tostring, pcall, error = type, ipairs, pairs, tostring, pcall, error
 local format, find, match, gmatch, concat = string.format, string.find, string.match, string.gmatch, table.concat
+local floor = math.floor
 
 local M = {}
 
@@ -120,7 +121,19 @@ local function key_of(provider, item)
 end
 
 -- The desired items without repeats: keys in order, key -> item; or nil, err.
+-- A list is read whole: a key of `desired` other than a position 1..n (a
+-- hole, a name) is refused, never skipped (ipairs would stop at a hole, and
+-- what follows it would be an extra).
 local function wanted(provider, desired)
+  local n = 0
+  for _ in pairs(desired) do n = n + 1 end
+  for k in pairs(desired) do
+    if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then
+      return nil, invalid(provider, format("desired must be a list of %d items: it has the key %s, which is not "
+        .. "one of the positions 1..%d (a hole, or a named key)", n, type(k) == "string" and ("'" .. k .. "'")
+        or tostring(k), n))
+    end
+  end
   local keys, by_key = {}, {}
   for i, item in ipairs(desired) do
     local why = item_rule(provider, item)
@@ -338,5 +351,20 @@ M.before_sending = before_sending
 M.finish = finish
 M.has_methods = has_methods
 M.parse = parse
+
+--- Is `desired` a desired list `aliyun` or `zego` would take (a list,
+-- each item by its provider's field rules), checked without a client, so
+-- that what keeps a desired state (a store, a file) refuses what no run
+-- could use before it is kept?
+-- @return true, or nil and an error (`InvalidParameter`, naming `desired[i]`, its field and the rule)
+function M.check(provider, desired)
+  if provider ~= "aliyun" and provider ~= "zego" then
+    error("bad argument #1 to 'check' (provider must be 'aliyun' or 'zego')", 2)
+  end
+  if type(desired) ~= "table" then error("bad argument #2 to 'check' (desired must be a table)", 2) end
+  local keys, err = wanted(provider, desired)
+  if not keys then return nil, err end
+  return true
+end
 
 return M
