@@ -109,7 +109,7 @@ local function dry_run(out, client, m, fields, args, output)
   if m then
     requests, derr = client:dry_run(m.name, fields)
   else
-    if not args._checked and not M.check_call(out, client, args) then return EXIT.usage end
+    if not M.check_call(out, client, args) then return EXIT.usage end
     local req
     req, derr = client:prepare(args.action, args._checked.params)
     requests = req and { client:redact(req) }
@@ -312,8 +312,7 @@ local function run_call(out, client, m, fields, args, output, attempts)
   if m then
     streams = { stream_of(m, fields) }
     result, err = client[m.name](client, fields)
-  else
-    if not args._checked and not M.check_call(out, client, args) then return EXIT.usage end
+  else -- (`call`: its parameters were checked, check_call above, before its intent was written)
     streams = args._checked.streams
     result, err = client:call(args.action, args._checked.params)
   end

@@ -87,22 +87,34 @@ local function refuse(out, decision, long)
   return EXIT.usage
 end
 
+-- Whether `action` forbids or resumes streams: "forbid", "resume", or nil.
+local function direction(action)
+  return find(action, "^Forbid") and "forbid" or find(action, "^Resume") and "resume" or nil
+end
+
+-- The guard's question for `n` streams an action of `way` ("forbid" or
+-- "resume") changes: forbids against --max-forbid, resumes against
+-- --max-resume, one --yes for both. audit.guard's answer.
+local function ask(safe, args, way, n)
+  if way == "forbid" then return audit.guard(n, { max_forbid = safe.limit, confirm = args.yes or nil }) end
+  return audit.guard(0, { resumes = n, max_resume = safe.resume_limit, confirm = args.yes or nil })
+end
+
 -- Before anything is sent: the guard's limit, the audit log (opened now, so
 -- that one that cannot be written stops the run), and the guard on a list of
 -- forbids. Returns { limit, write, prefix, status (set when refused), info };
 -- or nil and the exit status.
 local function safety(out, args, m, fields, long, defaults, where, getenv)
   local action = m and m.action or args.action
-  local forbids_list = m and m.list and find(m.action, "^Forbid") ~= nil
-  local resumes_list = m and m.list and find(m.action, "^Resume") ~= nil
+  local way = m and m.list and direction(m.action) -- (a list of forbids or of resumes: guarded)
   local safe = { action = action }
   -- (`call`: its limits read now, its guard asked once its parameters are checked: call_refused)
-  if args._reconcile or forbids_list or args._call then
+  if args._reconcile or way == "forbid" or args._call then
     local limit, lerr = max_forbid(args, defaults, where)
     if not limit then out:warn(lerr) return nil, EXIT.usage end
     safe.limit = limit
   end
-  if args._reconcile or resumes_list or args._call then
+  if args._reconcile or way == "resume" or args._call then
     local limit, lerr = max_forbid(args, defaults, where, "max_resume")
     if not limit then out:warn(lerr) return nil, EXIT.usage end
     safe.resume_limit = limit
@@ -127,17 +139,12 @@ local function safety(out, args, m, fields, long, defaults, where, getenv)
   -- Aliyun batches name streams by name alone: the audit line names them whole.
   safe.prefix = (m and m.list == "stream_names") and format("%s/%s/", tostring(fields.domain_name),
     tostring(fields.app_name)) or ""
-  local guarded = (forbids_list or resumes_list) and not args.dry_run
-  -- (the guard's question for `n` streams of this list: forbids, or resumes)
-  local function ask(n)
-    if forbids_list then return audit.guard(n, { max_forbid = safe.limit, confirm = args.yes or nil }) end
-    return audit.guard(0, { resumes = n, max_resume = safe.resume_limit, confirm = args.yes or nil })
-  end
+  local guarded = way and not args.dry_run
   if guarded and long then
     -- A list read as it goes: counted before sending (a file), or not
     -- known (a pipe: refused unless --yes).
     local n = long.count or long.count_at_least
-    local ok, decision = ask(n)
+    local ok, decision = ask(safe, args, way, n)
     if ok and not long.count and not args.yes then
       ok, decision = false, { guard = decision }
       decision.guard.allowed = false
@@ -151,7 +158,7 @@ local function safety(out, args, m, fields, long, defaults, where, getenv)
     for _, name in ipairs(fields[m.list]) do
       if not seen[name] then seen[name] = true; n = n + 1 end
     end
-    local ok, decision = ask(n)
+    local ok, decision = ask(safe, args, way, n)
     safe.info = { guard = ok and decision or decision.guard }
     if not ok then
       safe.status, safe.info.outcome, safe.info.streams = refuse(out, safe.info.guard), "refused", {}
@@ -171,15 +178,10 @@ end
 -- refusal for the audit), false to go on (`safe.info.guard` the decision).
 local function call_refused(out, safe, args)
   local action = args.action
-  local forbid, resume = find(action, "^Forbid") ~= nil, find(action, "^Resume") ~= nil
-  if not (forbid or resume) or args.dry_run then return false end
+  local way = direction(action)
+  if not way or args.dry_run then return false end
   local streams = args._checked.streams
-  local ok, decision
-  if forbid then
-    ok, decision = audit.guard(#streams, { max_forbid = safe.limit, confirm = args.yes or nil })
-  else
-    ok, decision = audit.guard(0, { resumes = #streams, max_resume = safe.resume_limit, confirm = args.yes or nil })
-  end
+  local ok, decision = ask(safe, args, way, #streams)
   safe.info = { guard = ok and decision or decision.guard }
   if ok then return false end
   refuse(out, safe.info.guard)
@@ -269,10 +271,10 @@ local function plan_of(m, fields, args, safe, long)
         streams[#streams + 1] = { stream = safe.prefix .. name, action = action }
       end
     end
-  elseif not m and args._checked then
+  elseif not m then -- (`call`: checked first, always: streamctl.cli.calls.check_call)
     for i, name in ipairs(args._checked.streams) do streams[i] = { stream = name, action = action } end
   else
-    streams[1] = { stream = m and stream_of(m, fields) or tostring(action), action = action }
+    streams[1] = { stream = stream_of(m, fields), action = action }
   end
   return { streams = streams, actions = { action }, guard = safe.info and safe.info.guard }
 end

@@ -308,6 +308,13 @@ local function by_app(keys, parts)
   return groups
 end
 
+--- The field `name` of a desired item of `provider` as its client checks
+-- it (forbid_live_stream's or forbid_rtc_stream's schema): for whatever
+-- else holds such a name (the ZEGO state's keys).
+function M.field_rule(provider, name)
+  return field_rules()[provider][name]
+end
+
 M.ALIYUN_OPTIONS = ALIYUN_OPTIONS
 M.ZEGO_OPTIONS = ZEGO_OPTIONS
 --- What every reconciler does first with its arguments: `client` must have

@@ -31,26 +31,12 @@ end
 local STATE_FIELDS = { v = true, streams = true, pending = true }
 local MAX_TIME = 2 ^ 53
 
--- ZEGO's own rule for a stream ID (streamctl.zego's forbid_rtc_stream
--- field: length, characters, shape), found once.
-local STREAM_ID
-local function stream_id_rule()
-  if not STREAM_ID then
-    for _, m in ipairs(require("streamctl.zego").methods()) do
-      if m.name == "forbid_rtc_stream" then
-        for _, f in ipairs(m.fields) do if f.name == "stream_id" then STREAM_ID = f end end
-      end
-    end
-  end
-  return STREAM_ID
-end
-
 -- Whether `k` is a state's stream key: "rtc:ID" or "cdn:ID", the ID by
 -- ZEGO's rule (what the writer saves is only ever a key a run could send).
 local function stream_key(k)
   if type(k) ~= "string" then return false end
   local id = match(k, "^rtc:(.+)$") or match(k, "^cdn:(.+)$")
-  return id ~= nil and validate.text_rule(stream_id_rule(), id) == nil
+  return id ~= nil and validate.text_rule(base.field_rule("zego", "stream_id"), id) == nil
 end
 
 -- What is wrong with a state's decoded table (a message), or nil.
