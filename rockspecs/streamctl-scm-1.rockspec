@@ -76,6 +76,7 @@ build = {
       ["streamctl.engine.runner"] = "src/streamctl/engine/runner.lua",
       ["streamctl.engine.run"] = "src/streamctl/engine/run.lua",
       ["streamctl.engine.slots"] = "src/streamctl/engine/slots.lua",
+      ["streamctl.engine.room"] = "src/streamctl/engine/room.lua",
       ["streamctl.engine.sequence"] = "src/streamctl/engine/sequence.lua",
       ["streamctl.store.shdict"] = "src/streamctl/store/shdict.lua",
       ["streamctl.credentials.sts"] = "src/streamctl/credentials/sts.lua",

@@ -2,6 +2,7 @@
 -- streamctl.engine.ratelimit: GCRA token buckets, driven by a fake clock.
 
 local ratelimit = require "streamctl.engine.ratelimit"
+local room = require "streamctl.engine.room"
 
 local EPS = 1e-9
 
@@ -343,7 +344,8 @@ describe("the store contract", function()
     local rl = ratelimit.new { clock = clock.now, store = s }
     rl:reserve("k", 4)
     rl:reserve("k", 4)
-    assert.are.same({ "k", "k" }, s.gets)
+    -- (each reservation reads the budget's room first: streamctl.engine.room)
+    assert.are.same({ "room:w:k", "k", "room:w:k", "k" }, s.gets)
     assert.are.equal(2, #s.sets)
     assert.are.equal("k", s.sets[1].key)
     near(10.25, s.sets[1].value)
@@ -367,7 +369,7 @@ describe("the store contract", function()
     local rl = ratelimit.new { clock = clock.now, store = s }
     assert.is_true(rl:try("k", 1))
     assert.is_false((rl:try("k", 1)))
-    assert.are.equal(2, #s.gets)
+    assert.are.equal(4, #s.gets) -- (two of them the room's)
     assert.are.equal(1, #s.sets)
   end)
 
@@ -400,6 +402,82 @@ describe("the store contract", function()
     near(2, delay)
     assert.is_true(rl:try("b", 1))
     assert.are.same({ "a", "a", "a", "b" }, calls)
+  end)
+
+  it("keeps a throttle's room under the store's own keys, and spaces the schedule at it", function()
+    local s = spy_store(clock.now)
+    local rl = ratelimit.new { clock = clock.now, store = s }
+    assert.are.equal(0, rl:reserve("k", 10))
+    -- a throttle of an attempt sent 0.01 s ago: the room falls to BETA of the cap
+    assert.is_true(rl:throttled("k", 0.01))
+    near(room.BETA, rl:room("k"))
+    assert.are.equal("room:w:k", s.sets[2].key)
+    assert.are.equal(1, s.sets[2].value)
+    assert.are.equal("room:t:k", s.sets[3].key)
+    assert.are.equal(10, s.sets[3].value)
+    -- (the ttl: until the room is whole again, and a second)
+    near(room.whole_after(1) + 1, s.sets[2].ttl)
+    -- the next slot is the old schedule's (0.1 s), the one after it spaced at 10 * BETA a second
+    near(0.1, rl:reserve("k", 10))
+    near(0.1 + 1 / (10 * room.BETA), rl:reserve("k", 10))
+    -- a throttle of an attempt sent before the cut, or within HOLD of it, belongs to the same overshoot
+    assert.is_false(rl:throttled("k", 0.02))
+    clock.t = clock.t + room.HOLD - 0.1
+    assert.is_false(rl:throttled("k", 0))
+    near(room.BETA, rl:room("k")) -- (flat through the hold)
+    -- one sent after it cuts again: BETA of the room it met, times the share that got through
+    clock.t = clock.t + 0.3
+    local before = rl:room("k")
+    assert.is_true(before > room.BETA and before < 1)
+    assert.is_true(rl:throttled("k", 0.1, 0.5))
+    near(room.BETA * 0.5 * before, rl:room("k"))
+    -- and the room grows back, whole again after room.whole_after(w)
+    clock.t = clock.t + room.whole_after(0.5 * before) + 0.001
+    assert.are.equal(1, rl:room("k"))
+  end)
+
+  it("holds the whole schedule for the provider's retry-after (at most room.MAX_AFTER)", function()
+    local rl = ratelimit.new { clock = clock.now }
+    assert.are.equal(0, rl:reserve("k", 10))
+    assert.is_true(rl:throttled("k", 0, 1, 0.4))
+    near(0.4, rl:reserve("k", 10))
+    raises(function() rl:throttled("k", 0, 1, room.MAX_AFTER + 0.001) end,
+      "bad argument #4 to 'throttled' (after must be a number from 0 to 1, got 1.001)")
+  end)
+
+  it("keeps the room in the limiter for a store with reserve that keeps none", function()
+    local asked = {}
+    local s = { reserve = function(_, key, rate) asked[#asked + 1] = { key, rate } return 0, true end }
+    local rl = ratelimit.new { clock = clock.now, store = s }
+    rl:reserve("k", 10)
+    assert.is_true(rl:throttled("k", 0))
+    rl:reserve("k", 10)
+    near(10, asked[1][2])
+    near(10 * room.BETA, asked[2][2])
+    near(room.BETA, rl:room("k"))
+  end)
+
+  it("leaves the room to a store that keeps its own", function()
+    local told = {}
+    local s = {
+      reserve = function(_, _, rate) told.rate = rate return 0, true end,
+      throttled = function(_, key, age, share, after) told.throttled = { key, age, share, after } return true end,
+      room = function() return 0.5 end,
+    }
+    local rl = ratelimit.new { clock = clock.now, store = s }
+    assert.is_true(rl:throttled("k", 0.25, 0.5, 0.1))
+    assert.are.same({ "k", 0.25, 0.5, 0.1 }, told.throttled)
+    rl:reserve("k", 10)
+    assert.are.equal(10, told.rate) -- (the store spaces it at its room itself)
+    assert.are.equal(0.5, rl:room("k"))
+  end)
+
+  it("refuses a throttle with a bad key or age, naming it", function()
+    local rl = ratelimit.new { clock = clock.now }
+    raises(function() rl:throttled(1, 0) end, "bad argument #1 to 'throttled' (key must be a string, got number)")
+    raises(function() rl:throttled("k", -1) end, "bad argument #2 to 'throttled' (age must be a number >= 0, got -1)")
+    raises(function() rl:throttled("k", 0 / 0) end, "bad argument #2 to 'throttled' (age must be a number >= 0")
+    raises(function() rl:throttled("k", 0, 2) end, "bad argument #3 to 'throttled' (share must be a number from 0 to 1, got 2)")
   end)
 
   it("returns nil, err when atomically cannot lock", function()

@@ -607,7 +607,20 @@ describe("ZEGO", function()
     local u1, u2 = w.sent[1].req.url, w.sent[2].req.url
     assert.equal(u1:match("Sequence=(%d+)"), u2:match("Sequence=(%d+)"))
     assert.not_equal(u1:match("SignatureNonce=(%x+)"), u2:match("SignatureNonce=(%x+)"))
-    assert.equal(0.5, w.sleeps[#w.sleeps]) -- throttle base
+    -- a throttle goes back to the schedule: no backoff, the next slot (1.05 / 20 s after the first)
+    assert.near(1.05 / 20, w.sleeps[#w.sleeps], 1e-9)
+  end)
+
+  it("backs a throttled call off when nothing paces it (rate_limits = false)", function()
+    local w = world()
+    w.script_zego = function(_, n)
+      if n == 1 then return { status = 200, headers = {}, body = '{"Code":30002,"Message":"limit","RequestId":"r"}' } end
+      return { status = 200, headers = {}, body = '{"Code":0,"Message":"ok","RequestId":"r2","Data":null}' }
+    end
+    local cli = zc(w, { rate_limits = false })
+    local report = cli:resume_rtc_streams { stream_ids = { "a" } }
+    assert.equal(1, report.succeeded)
+    assert.equal(0.5, w.sleeps[#w.sleeps]) -- throttle base (random() = 1 in this world)
   end)
 
   it("paces 1,000 IDs as 50 calls under 20/s", function()

@@ -22,7 +22,8 @@
 --                 "Throttling.User"; ZEGO: a number such as 30002), or a local
 --                 code: "InvalidParameter", "MissingCredentials", "Timeout",
 --                 "NetworkError", "TLSError", "InvalidResponse", "InvalidRequest",
---                 "Interrupted", "RedisError" (a Redis connection's `eval`)
+--                 "Interrupted", "DeadlineExceeded" (a run's `deadline_ms` passed before
+--                 it was sent), "RedisError" (a Redis connection's `eval`)
 --   message       human text; names the field and the rule for validation errors
 --   http_status   the HTTP status, when a response arrived
 --   request_id    the provider's RequestId, when it sent one
@@ -30,7 +31,8 @@
 --   kind          "validation" | "auth" | "signature" | "clock" | "throttled" |
 --                 "server" | "network" | "timeout" | "tls" | "response" |
 --                 "duplicate" (a copy of the request arrived first) | "service" |
---                 "interrupted" (the caller stopped the run before it was sent) |
+--                 "interrupted" (the caller stopped the run, or its deadline passed,
+--                 before it was sent) |
 --                 "store" (Redis failed; `reason`: "server", "io" or "phase")
 --   sent          for network failures: whether the request reached the wire
 --   outcome_unknown  the request may or may not have taken effect
@@ -148,6 +150,7 @@ local TRANSPORT_KIND = {
   Timeout = "timeout", NetworkError = "network", TLSError = "tls",
   InvalidResponse = "response", InvalidRequest = "validation",
   Interrupted = "interrupted", -- the caller stopped the run (streamctl.engine.runner's cancel)
+  DeadlineExceeded = "interrupted", -- the run's deadline passed (streamctl.engine.runner's deadline)
 }
 
 -- What to do about a transport failure, when its message says: a server's

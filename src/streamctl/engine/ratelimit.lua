@@ -58,6 +58,24 @@
 -- round trip per request where the schedule allows. `nil, err` when it
 -- fails.
 --
+-- The room (streamctl.engine.room): what the provider's throttles taught of
+-- the account's real room, a fraction of the cap the schedule is spaced at
+-- (`rate * room`). The limiter keeps it itself, under two keys of the store
+-- of its own for a get/set store ("room:w:" .. key, "room:t:" .. key: the
+-- rule's w and t0, in the limiter's clock), so every user of the store
+-- learns together, and in this Lua state for a store with `reserve` that
+-- says nothing of rooms. A store that keeps rooms itself (a Redis server's
+-- schedule, a shared dict's) says so with two more methods, and applies the
+-- room in its own `reserve`:
+--
+--   store:throttled(key, age, share, after) -> cut | nil, err  (a throttle of an attempt
+--                                 sent `age` seconds ago, when `share` of the last
+--                                 second's answers were not throttles: true when it cut
+--                                 the room; `after`, when the provider said when to come
+--                                 back (seconds, at most room.MAX_AFTER): no slot of the
+--                                 budget before then)
+--   store:room(key)             -> fraction          (the room as last known, 0 < f <= 1)
+--
 -- `margin` (optional, a fraction: rate = cap / (1 + margin)) is the caller's
 -- pacing margin, for a store whose users may need different ones (their
 -- links differ): a store that says `carries_margin = true` spaces the
@@ -79,6 +97,7 @@ local floor, huge = math.floor, math.huge
 local format = string.format
 
 local validate = require "streamctl.base.validate"
+local room = require "streamctl.engine.room"
 
 local M = {}
 
@@ -269,7 +288,96 @@ function M.new(opts)
   if not opts then return nil, why end
   local clock = opts.clock or get_default_clock()
   local store = opts.store or M.memory_store { clock = clock }
-  return setmetatable({ clock = clock, store = store }, Limiter)
+  -- (rooms: key -> { w, t0 }, for a store with `reserve` that keeps none)
+  return setmetatable({ clock = clock, store = store, rooms = {} }, Limiter)
+end
+
+-- The room's state of `key` (w, t0; nil, nil: none), where the limiter
+-- keeps it: under the store's own keys for a get/set store, else here. A
+-- get that fails is said as its error.
+local function room_state(self, key)
+  local store = self.store
+  if store.reserve then
+    local r = self.rooms[key]
+    if r then return r[1], r[2] end
+    return nil, nil
+  end
+  local w, err = store:get("room:w:" .. key)
+  if w == nil then return nil, nil, err end
+  local t0, terr = store:get("room:t:" .. key)
+  if t0 == nil and terr ~= nil then return nil, nil, terr end
+  if type(w) ~= "number" or type(t0) ~= "number" then return nil, nil end
+  return w, t0
+end
+
+-- Records the room's state of `key` after a cut, for as long as it matters.
+local function set_room(self, key, w, t0)
+  local store = self.store
+  if store.reserve then
+    self.rooms[key] = { w, t0 }
+    return true
+  end
+  local ttl = room.whole_after(w) + 1
+  local ok, err = store:set("room:w:" .. key, w, ttl)
+  if ok then ok, err = store:set("room:t:" .. key, t0, ttl) end
+  if not ok then return nil, err or "store set failed" end
+  return true
+end
+
+--- The room of `key` now: the fraction of its cap the provider's throttles
+-- left it (streamctl.engine.room; 1 until one did).
+-- @treturn number a fraction, room.FLOOR to 1
+function Limiter:room(key)
+  local store = self.store
+  if store.throttled then return store:room(key) end
+  local w, t0 = room_state(self, key)
+  return room.at(w, t0, self.clock())
+end
+
+--- Tells the limiter the provider throttled an attempt on `key` sent `age`
+-- seconds ago, when `share` (0 to 1; nil: 1) of the last second's answers
+-- were not throttles: the room is cut (streamctl.engine.room), once per
+-- overshoot; `after` (seconds, nil: none; at most room.MAX_AFTER): the
+-- provider's retry-after, before which no slot of `key` is handed out (a
+-- store with `reserve` that keeps no rooms cannot be told, and is not).
+-- @treturn boolean whether it cut the room (false: an earlier cut answered
+--   the same overshoot); or nil, err when the store failed
+function Limiter:throttled(key, age, share, after)
+  if type(key) ~= "string" then
+    error("bad argument #1 to 'throttled' (key must be a string, got " .. type(key) .. ")", 2)
+  end
+  if type(age) ~= "number" or not (age >= 0 and age < huge) then
+    error("bad argument #2 to 'throttled' (age must be a number >= 0, got " .. tostring(age) .. ")", 2)
+  end
+  if share ~= nil and not (type(share) == "number" and share >= 0 and share <= 1) then
+    error("bad argument #3 to 'throttled' (share must be a number from 0 to 1, got " .. tostring(share) .. ")", 2)
+  end
+  if after ~= nil and not (type(after) == "number" and after >= 0 and after <= room.MAX_AFTER) then
+    error("bad argument #4 to 'throttled' (after must be a number from 0 to " .. room.MAX_AFTER .. ", got "
+      .. tostring(after) .. ")", 2)
+  end
+  local store = self.store
+  if store.throttled then return store:throttled(key, age, share, after) end
+  local function cut()
+    local w, t0, err = room_state(self, key)
+    if err ~= nil then return nil, err end
+    local now = self.clock()
+    if after and after > 0 and not store.reserve then
+      local tat, gerr = store:get(key)
+      if tat == nil and gerr ~= nil then return nil, gerr end
+      if tat == nil or tat < now + after then
+        local ok, serr = store:set(key, now + after, after)
+        if not ok then return nil, serr or "store set failed" end
+      end
+    end
+    local nw, nt = room.cut(w, t0, now, now - age, share)
+    if not nw then return false end
+    local ok, serr = set_room(self, key, nw, nt)
+    if not ok then return nil, serr end
+    return true
+  end
+  if store.atomically and not store.reserve then return store:atomically("room:" .. key, cut) end
+  return cut()
 end
 
 local function is_positive_rate(v)
@@ -298,6 +406,12 @@ end
 -- when the store fails.
 local function take(self, key, rate, burst, max_delay, margin)
   local store = self.store
+  -- (the room, where the limiter keeps it: a store that keeps its own applies it; a get/set
+  -- store's is read with the schedule, under its lock)
+  if store.reserve and not store.throttled then
+    local w, t0 = room_state(self, key)
+    if w then rate = rate * room.at(w, t0, self.clock()) end
+  end
   if store.reserve then -- the store's own clock and atomicity
     local delay, committed, next_delay = store:reserve(key, rate, burst, max_delay, margin)
     if delay == nil then return nil, committed or "store reserve failed" end
@@ -312,14 +426,16 @@ local function take(self, key, rate, burst, max_delay, margin)
     return delay, committed, next_delay
   end
 
-  local interval = 1 / rate
-  local tau = (burst - 1) * interval
   local now = self.clock()
   if type(now) ~= "number" or now ~= now then
     error("streamctl.engine.ratelimit: clock returned " .. tostring(now) .. ", not a number", 3)
   end
 
   local function body()
+    local w, t0, rerr = room_state(self, key)
+    if rerr ~= nil then return nil, rerr end
+    local interval = 1 / (rate * room.at(w, t0, now))
+    local tau = (burst - 1) * interval
     local tat, err = store:get(key)
     if tat == nil and err ~= nil then return nil, err end
     local delay, committed, next_delay, new_tat = M.gcra(tat, now, interval, tau, max_delay)

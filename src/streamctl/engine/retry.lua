@@ -163,6 +163,15 @@ local function grant(self, delay_ms, reason)
   return { retry = true, delay_ms = delay_ms, reason = reason }
 end
 
+-- Full-jitter exponential backoff (ms) from `base` after attempt `n`.
+local function backoff(self, base, n)
+  local r = self.random()
+  if type(r) ~= "number" or not (r >= 0 and r <= 1) then
+    error("streamctl.engine.retry: random() returned " .. tostring(r) .. ", not a number in [0, 1]", 3)
+  end
+  return floor(r * min(self.cap_ms, base * 2 ^ (n - 1)))
+end
+
 --- Decides whether to retry after attempt number `attempt` failed with `err`.
 --
 -- A positive decision is committed: it has taken a token from the budget.
@@ -200,13 +209,7 @@ function Policy:decide(err, attempt)
   local why = refusal(self, attempt)
   if why then return no(why) end
 
-  local base = kind == "throttled" and self.throttle_base_ms or self.base_ms
-  local ceiling = min(self.cap_ms, base * 2 ^ (attempt - 1))
-  local r = self.random()
-  if type(r) ~= "number" or not (r >= 0 and r <= 1) then
-    error("streamctl.engine.retry: random() returned " .. tostring(r) .. ", not a number in [0, 1]", 2)
-  end
-  local delay = floor(r * ceiling)
+  local delay = backoff(self, kind == "throttled" and self.throttle_base_ms or self.base_ms, attempt)
   local reason = tostring(kind) .. ": backoff"
   local after = err.retry_after_ms
   if type(after) == "number" and after > 0 then
@@ -217,6 +220,34 @@ function Policy:decide(err, attempt)
     end
   end
   return grant(self, delay, reason)
+end
+
+--- Whether `err` says the provider throttled the request, or asked for it
+-- to come back later: kind "throttled", or any answer with a retry-after
+-- (`retry_after_ms`, Alibaba Cloud's `x-acs-retry-after`). The pacing
+-- learns the account's room from these (streamctl.engine.room).
+function M.is_throttle(err)
+  if type(err) ~= "table" then return false end
+  if err.kind == "throttled" then return true end
+  local after = err.retry_after_ms
+  return type(after) == "number" and after > 0
+end
+
+--- How long (ms) a throttled call waits before it goes back to the
+-- schedule, after its `n`-th throttle: the provider's retry-after when it
+-- sent one (at most `cap_ms`), else nothing when the call is `paced` (its
+-- slot, at the room the throttle left, spaces it); unpaced (`rate_limits =
+-- false`: nothing else spaces it), full-jitter backoff from
+-- `throttle_base_ms`. Throttles take no budget token and count no
+-- attempt: a throttled request was not applied (streamctl.engine.run).
+function Policy:throttle_delay(err, n, paced)
+  local delay = paced and 0 or backoff(self, self.throttle_base_ms, min(n, 64))
+  local after = type(err) == "table" and err.retry_after_ms
+  if type(after) == "number" and after > 0 then
+    after = ceil(min(after, self.cap_ms))
+    if after > delay then delay = after end
+  end
+  return delay
 end
 
 --- The offset to add to the local clock to match the server's, from the

@@ -5,9 +5,11 @@
 -- @module streamctl.engine.run
 
 local type, ipairs, tostring, setmetatable, remove = type, ipairs, tostring, setmetatable, table.remove
+local max = math.max
 local sort = table.sort
 
 local slots = require "streamctl.engine.slots"
+local retry = require "streamctl.engine.retry"
 local record_send, unsettle, settles_at = slots.record_send, slots.unsettle, slots.settles_at
 local by_time, reserve_or_wait = slots.by_time, slots.reserve_or_wait
 
@@ -51,7 +53,7 @@ end
 -- Puts `job` at queue[i] (the end).
 function Run:enqueue(i, job, counted)
   local queued = self.queued
-  job.attempts, job.lookups, job.sent = 0, 0, 0
+  job.attempts, job.lookups, job.sent, job.throttles = 0, 0, 0, 0
   self.queue[i] = job
   if counted then return end
   for _, s in ipairs(job.streams or {}) do queued[s] = (queued[s] or 0) + 1 end
@@ -97,6 +99,7 @@ end
 function Run:schedule(job, role, delay)
   job.next_role = role
   job.at = self.io.now() + delay
+  job.due = job.at -- (what `waited` counts from: docs/clients.md, "Watching attempts")
   job.slot_at = nil
   self.waiting[#self.waiting + 1] = job
 end
@@ -203,8 +206,19 @@ end
 
 -- Retries the call as the policy allows after `err` (which may stand in
 -- for the failure, see AFTER.lookup); otherwise finishes with the job's own error.
+-- A throttle was not applied: the call goes back to the schedule (its slot
+-- taken through the pacing like any other, at the room the throttle left:
+-- see `decode_answer`), for as long as the run lasts (its deadline, or a
+-- cancel, ends it), after the provider's retry-after when it sent one;
+-- neither the attempts nor the retry budget count it. Only a policy of one
+-- attempt (no retries at all) ends the call on a throttle.
 function Run:retry_or_end(job, err)
-  local decision = self.policy:decide(err, job.attempts)
+  if err.kind == "throttled" and self.policy.attempts > 1 then
+    job.throttles = job.throttles + 1
+    local paced = self.engine.paced == nil or self.engine.paced(job.action)
+    return self:schedule(job, "call", self.policy:throttle_delay(err, job.throttles, paced) / 1000)
+  end
+  local decision = self.policy:decide(err, max(1, job.attempts - job.throttles))
   if not decision.retry then return self:job_failed(job) end
   local correct = self.engine.correct_clock
   if err.kind == "clock" and correct and not correct(err) then return self:job_failed(job) end
@@ -301,6 +315,11 @@ function Run:decode_answer(attempt, res, terr)
   -- measured where it is real, in the sends).
   local held = engine.stalled_until and engine.stalled_until > attempt.sent_at
   if res ~= nil and engine.measured and not held then engine.measured("round_trip", seconds) end
+  -- A throttle (or an answer that says when to come back) tells the pacing
+  -- the account's room is smaller than it paced at: fed back, with the
+  -- answers beside it, before anything else is sent, so every later slot
+  -- (this call's own again too) is spaced at the room it leaves.
+  if engine.answered and (res ~= nil or retry.is_throttle(err)) then engine.answered(attempt.action, seconds, err) end
   if engine.observe then engine.observe(attempt, result, err, seconds, res) end
   return self:apply_outcome(attempt, result, err)
 end
@@ -338,6 +357,9 @@ function Run:send(job)
   local io = self.io
   local attempt = next_attempt(self, job)
   attempt.sent_at = io.now()
+  -- (how long it waited for its slot and window, and the failure it comes after)
+  attempt.waited = job.due and max(0, attempt.sent_at - job.due) or 0
+  attempt.after_code = job.err and job.err.code
   local req, serr = self.engine.sign(attempt)
   if not req then return self:apply_outcome(attempt, nil, serr) end
   self.attempts[attempt] = true
@@ -385,11 +407,21 @@ function Run:next_at()
   return nil
 end
 
--- Once the caller cancels: every job not on the wire ends now, its own
--- error (an earlier attempt's, kept unknown if that may have applied) or
--- "interrupted" when it has none. (The failure is wrapped by `decode`, as
--- every transport failure is.)
-function Run:cancel_rest()
+--- Why a run stopped sending before its jobs were done: the transport
+-- failure a job not yet sent ends with (M.STOPS.cancel: the caller's
+-- `cancel`; M.STOPS.deadline: the run's deadline passed).
+M.STOPS = {
+  cancel = { code = "Interrupted", message = "interrupted before it was sent", sent = false },
+  deadline = { code = "DeadlineExceeded", message = "the run's deadline passed before it was sent", sent = false },
+}
+
+-- Once the caller cancels, or the deadline passes (`stop`, one of M.STOPS):
+-- every job not on the wire ends now, its own error (an earlier attempt's,
+-- kept unknown if that may have applied: a throttle's, which was not
+-- applied) or the stop's when it has none. (The failure is wrapped by
+-- `decode`, as every transport failure is.)
+function Run:stop(stop)
+  self.opts.stopped = self.opts.stopped or stop
   local rest, queue = {}, self.queue
   local at = self.head
   while queue[at] ~= nil do
@@ -400,13 +432,13 @@ function Run:cancel_rest()
   for i, job in ipairs(self.waiting) do rest[#rest + 1], self.waiting[i] = job, nil end
   for _, job in ipairs(rest) do
     local _, err = self.engine.decode({ role = job.next_role or "call", action = job.action, job = job }, nil,
-      { code = "Interrupted", message = "interrupted before it was sent", sent = false })
+      { code = stop.code, message = stop.message, sent = false })
     if job.verifying or not job.err then job.err = err end
     if job.verifying then
       -- Its call was sent and succeeded, but a straggler of an earlier
       -- attempt may still undo it: applied, with an unknown outcome.
-      job.err.message = "interrupted while waiting to verify " .. job.action .. " after an earlier attempt "
-        .. "whose outcome was unknown"
+      job.err.message = (stop == M.STOPS.cancel and "interrupted" or "the run's deadline passed")
+        .. " while waiting to verify " .. job.action .. " after an earlier attempt whose outcome was unknown"
       job.err.sent, job.err.outcome_unknown = true, true
       -- (the RequestId its answered call carried, with the look-up's when it was recovered)
       job.err.request_id, job.err.lookup_request_id = job.pending.RequestId, job.pending.LookupRequestId

@@ -43,6 +43,15 @@
 --   measured(kind, seconds)                  (optional) told "round_trip" (an attempt's send to
 --                                             its answer, when the provider answered) and
 --                                             "sent_late" (how late a request left on its slot)
+--   answered(action, seconds, err)           (optional) told of every answer to a request
+--                                             of `action` (err nil: a success), `seconds` after
+--                                             it was sent, before anything else is sent: the
+--                                             pacing learns the room from the throttles among
+--                                             them (streamctl.engine.retry's `is_throttle`)
+--   paced(action) -> bool                    (optional, default true) whether `pace` spaces
+--                                             `action`: a throttled call goes back to the
+--                                             schedule at once when it does, after a backoff
+--                                             when it does not
 --   observe(attempt, result, err, seconds, response)
 --                                            (optional) told of every attempt handed to the
 --                                             io, once it is decoded: `seconds` from its send
@@ -107,6 +116,14 @@
 -- Cancellation. Once `cancel()` is true, no wait of the engine's lasts
 -- longer than `CANCEL_POLL` seconds: it asks `cancel` at least that often.
 --
+-- Throttles. A throttled call was not applied: it goes back to the
+-- schedule, through `pace` like any other request, as often as it is
+-- throttled, until the run ends; neither its attempts nor the retry budget
+-- count it (streamctl.engine.retry's `throttle_delay`). A run's `deadline`
+-- ends it: from then on nothing more is sent, as on a cancel, and the jobs
+-- not done end with their own error (a throttle's: not applied) or
+-- `{ code = "DeadlineExceeded", sent = false }`.
+--
 -- Order. An attempt whose outcome is unknown can still land later (a request
 -- the server holds while the client times out). Once a job on a stream had
 -- one, the stream is *unsettled* until `settle` seconds after that attempt
@@ -134,11 +151,12 @@
 
 local type, ipairs, error = type, ipairs, error
 local setmetatable, getmetatable = setmetatable, getmetatable
-local max, floor = math.max, math.floor
+local max, min, floor = math.max, math.min, math.floor
 local remove = table.remove
 
 local run_module = require "streamctl.engine.run"
 local new_run, Run = run_module.new_run, run_module.Run
+local STOPS = run_module.STOPS
 local slots = require "streamctl.engine.slots"
 
 local M = {}
@@ -216,6 +234,8 @@ function M.new(iface)
   if iface.window ~= nil then need(iface, "window", "function") end
   if iface.horizon ~= nil then need(iface, "horizon", "function") end
   if iface.observe ~= nil then need(iface, "observe", "function") end
+  if iface.answered ~= nil then need(iface, "answered", "function") end
+  if iface.paced ~= nil then need(iface, "paced", "function") end
   if iface.slack ~= nil then need(iface, "slack", "function") end
   if iface.measured ~= nil then need(iface, "measured", "function") end
   if iface.cancel ~= nil then need(iface, "cancel", "function") end
@@ -226,6 +246,7 @@ function M.new(iface)
     io = iface.io, sign = iface.sign, decode = iface.decode, pace = iface.pace,
     retry = iface.retry, correct_clock = iface.correct_clock, settle = iface.settle or 0, window = iface.window,
     observe = iface.observe, cancel = iface.cancel, horizon = iface.horizon,
+    answered = iface.answered, paced = iface.paced,
     slack = iface.slack or function() return M.WINDOW_GUARD, M.LATE end, measured = iface.measured,
     unsettled = {}, unsettled_count = 0, -- stream -> { settled_at = t, action = a }
     stacks = setmetatable({}, { __mode = "k" }), -- per coroutine: its runs in progress, outermost first
@@ -267,6 +288,10 @@ local function timeout_for(engine, active)
     error("streamctl.engine.runner: no job can make progress") -- a bug, never a user's error
   end
   if engine.cancel and timeout > M.CANCEL_POLL then timeout = M.CANCEL_POLL end
+  -- (a run's deadline wakes it)
+  for _, r in ipairs(active) do
+    if r.deadline_at then timeout = min(timeout, max(0, r.deadline_at - engine.io.now())) end
+  end
   return timeout
 end
 
@@ -294,7 +319,11 @@ local function drive(engine, run, active)
     if run.finished >= run.total and run.exhausted and not run.notify[1] then return end
     if engine.cancel and (cancelled or engine.cancel()) then
       cancelled = true
-      for _, r in ipairs(active) do r:cancel_rest() end
+      for _, r in ipairs(active) do r:stop(STOPS.cancel) end
+    end
+    -- (a run past its deadline sends nothing more; those it is nested in go on to theirs)
+    for _, r in ipairs(active) do
+      if r.deadline_at and engine.io.now() >= r.deadline_at then r:stop(STOPS.deadline) end
     end
     round(active)
     if not run.notify[1] and (run.finished < run.total or not run.exhausted) then
@@ -309,7 +338,12 @@ end
 -- `source` (a function that makes the next job, nil at the end: called when
 -- the run has room, a few jobs ahead; `total` grows as it makes them), and
 -- `rest` (with `source`: a function that returns the streams of every job
--- the source has still to make, called when a run is nested in this one)
+-- the source has still to make, called when a run is nested in this one),
+-- and `deadline` (seconds from now, > 0: see "Throttles"). When the run
+-- stopped sending before its jobs were done, `opts.stopped` is set to the
+-- failure its unsent jobs ended with (`{ code = "Interrupted" |
+-- "DeadlineExceeded", message, sent = false }`), for the caller to give
+-- what its source never made.
 -- @return jobs
 function Engine:run(jobs, opts)
   opts = opts or {}
@@ -327,7 +361,13 @@ function Engine:run(jobs, opts)
     self.stacks[thread] = active
   end
   for _, outer in ipairs(active) do outer:reserve_rest() end
+  local deadline = opts.deadline
+  if deadline ~= nil and not (type(deadline) == "number" and deadline > 0) then
+    error("deadline must be a number of seconds > 0", 2)
+  end
   local run = new_run(self, jobs, concurrency, opts.on_progress, active, opts.source, opts.rest)
+  run.deadline_at = deadline and self.io.now() + deadline
+  run.opts = opts
   active[#active + 1] = run
   local ok, err = pcall(drive, self, run, active)
   remove(active)

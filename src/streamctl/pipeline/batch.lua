@@ -213,20 +213,30 @@ end
 
 -- Runs `jobs` and those of `source` (nil: none) and reports each stream of
 -- each as its call ends.
+-- Returns the report and, when the run stopped sending before the end (a
+-- cancel, its deadline), the failure its unsent calls end with.
 local function run(client, values, report, jobs, source, deliver, rest)
   local started = client._monotonic()
-  local sent = 0
-  client:_run(jobs, {
+  local sent, throttled = 0, 0
+  local pacer = client._pacer
+  local lowest = pacer:watch()
+  local opts = {
     concurrency = values.concurrency,
     source = source, rest = rest,
     on_progress = function(_, _, job)
-      sent = sent + job.sent
+      sent, throttled = sent + job.sent, throttled + job.throttles
       for _, item in ipairs(job.items) do deliver(entry_for(report, job, item)) end
     end,
-  })
-  report.calls = sent
+  }
+  local ok, err = pcall(client._run, client, jobs, opts)
+  pacer:unwatch(lowest)
+  if not ok then error(err, 0) end
+  report.calls, report.throttled = sent, throttled
+  -- (the lowest room it paced at, in requests per second, when a throttle made it less than the cap)
+  local low, cap = lowest[report.action], pacer:cap(report.action)
+  report.lowest_room = low and cap and low < 1 and low * cap or nil
   report.elapsed = client._monotonic() - started
-  return report
+  return report, opts.stopped
 end
 
 -- A list given whole: checked whole, repeats dropped, reported in the order given.
@@ -265,12 +275,14 @@ local function run_list(client, spec, params, values)
     end
     return out
   end
-  run(client, values, report, {}, job_source(client, spec, params, values, next_chunk, nil, deliver), deliver,
-    rest)
-  -- Interrupted before its calls were all made: the rest of the list is reported, not sent.
+  local _, stopped = run(client, values, report, {}, job_source(client, spec, params, values, next_chunk, nil,
+    deliver), deliver, rest)
+  -- Stopped before its calls were all made (interrupted, or past its deadline): the rest of the
+  -- list is reported, not sent.
   while at <= #items do
+    local stop = stopped or { code = "Interrupted", message = "interrupted before it was sent" }
     local err = errors.transport(client._rules.provider, spec.action,
-      { code = "Interrupted", message = "interrupted before it was sent", sent = false })
+      { code = stop.code, message = stop.message, sent = false })
     for _, item in ipairs(next_chunk()) do
       report.failed = report.failed + 1
       deliver { stream = item, ok = false, attempts = 0, error = err }

@@ -86,7 +86,6 @@ local options = require "streamctl.pipeline.options"
 local pacing = require "streamctl.pipeline.pacing"
 
 local type, pairs, ipairs, error, setmetatable = type, pairs, ipairs, error, setmetatable
-local pcall, tostring = pcall, tostring
 local floor = math.floor
 local format = string.format
 
@@ -174,10 +173,15 @@ function Client:account()
   return self._rules.account(self)
 end
 
---- The rate at which this client sends `action` (requests per second, with
--- the margin taken off), or nil when it is not paced.
+--- The rate at which this client sends `action` now (requests per second,
+-- the margin and the room taken off: docs/pacing.md) and its room (the
+-- fraction of the cap the provider's throttles left it), or nil when it is
+-- not paced.
 function Client:rate_for(action)
-  return self._pacer:rate(action)
+  local rate = self._pacer:rate(action)
+  if not rate then return nil end
+  local room = self._pacer:room(action)
+  return rate * room, room
 end
 
 -- Makes the job that runs `action` with encoded params.
@@ -238,7 +242,7 @@ function Client:_run(jobs, opts)
   local resolve = self._rules.resolve_account
   if resolve then resolve(self, self._sleep) end
   opts = opts or {}
-  opts.concurrency = opts.concurrency or self._concurrency
+  opts.concurrency, opts.deadline = opts.concurrency or self._concurrency, self._deadline
   return self._engine:run(jobs, opts)
 end
 
@@ -271,19 +275,6 @@ function Client:_sign_attempt(attempt)
   return req, err
 end
 
--- The caller's hook, told of every attempt; an error in it never affects
--- the call (the first one is kept in client.on_attempt_error).
-function Client:_observe(attempt, result, err, seconds, res)
-  local ok, herr = pcall(self._on_attempt, {
-    provider = self._rules.provider, action = attempt.action, role = attempt.role, attempt = attempt.n,
-    retry = attempt.n > 1, ok = result ~= nil, seconds = seconds,
-    status = res and res.status, code = err and err.code, kind = err and err.kind,
-    throttled = err ~= nil and err.kind == "throttled", sent = err == nil or err.sent ~= false,
-    error = err,
-  })
-  if not ok and self.on_attempt_error == nil then self.on_attempt_error = tostring(herr) end
-end
-
 -- The engine's interface onto this client: the only things the runner uses.
 local function engine_for(self, io)
   local pacer = self._pacer
@@ -294,13 +285,15 @@ local function engine_for(self, io)
     cancel = self._cancel,
     sign = function(attempt) return self:_sign_attempt(attempt) end,
     decode = function(attempt, res, terr) return decode.attempt(self, attempt, res, terr) end,
-    observe = self._on_attempt and function(...) return self:_observe(...) end,
+    observe = self._on_attempt and function(...) return decode.observe(self, ...) end,
     correct_clock = function(err) return decode.correct_clock(self, err) end,
     pace = function(action, max_delay, job) return pacer:pace(action, max_delay, job) end,
     horizon = function(action) return pacer:horizon(action) end,
     window = function(action) return pacer:window(action) end,
     slack = function() return pacer:slack() end,
     measured = function(kind, seconds) return pacer.measure[kind](pacer.measure, seconds) end,
+    answered = function(action, age, err) return pacer:answered(action, age, err) end,
+    paced = function(action) return pacer:cap(action) ~= nil end,
   }
 end
 
@@ -380,7 +373,7 @@ local function make(class, o, creds)
     endpoint = o.endpoint or options.parse_endpoint(rules.defaults.endpoint),
     clock_offset = 0,
     _concurrency = o.concurrency or 8,
-    _settle = (o.settle_ms or M.SETTLE_MS) / 1000,
+    _settle = (o.settle_ms or M.SETTLE_MS) / 1000, _deadline = o.deadline_ms and o.deadline_ms / 1000,
     _clock = o.clock or core.now,
     _monotonic = o.monotonic or core.monotonic,
     _on_attempt = o.on_attempt,

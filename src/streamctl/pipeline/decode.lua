@@ -11,7 +11,7 @@ local errors = require "streamctl.base.errors"
 local redact = require "streamctl.base.redact"
 local retry = require "streamctl.engine.retry"
 
-local type, ipairs = type, ipairs
+local type, ipairs, pcall, tostring = type, ipairs, pcall, tostring
 local format, match = string.format, string.match
 
 local M = {}
@@ -69,6 +69,25 @@ function M.correct_clock(client, err)
   end
   client.clock_offset = offset
   return true
+end
+
+--- The caller's `on_attempt` hook, told of every attempt (docs/clients.md,
+-- "Watching attempts"); an error in it never affects the call (the first
+-- one is kept in client.on_attempt_error).
+function M.observe(self, attempt, result, err, seconds, res)
+  local pacer, action = self._pacer, attempt.action
+  local cap = pacer:cap(action)
+  local ok, herr = pcall(self._on_attempt, {
+    provider = self._rules.provider, action = action, role = attempt.role, attempt = attempt.n,
+    retry = attempt.n > 1, ok = result ~= nil, seconds = seconds,
+    status = res and res.status, code = err and err.code, kind = err and err.kind,
+    throttled = retry.is_throttle(err), sent = err == nil or err.sent ~= false,
+    error = err,
+    -- (the failure this attempt came after, the time it waited for its slot, the room it leaves)
+    after_code = attempt.after_code, waited = attempt.waited,
+    cap = cap, room = cap and cap * pacer:room(action) or nil,
+  })
+  if not ok and self.on_attempt_error == nil then self.on_attempt_error = tostring(herr) end
 end
 
 return M

@@ -152,6 +152,7 @@ function M.schema(rules)
     { name = "rate_burst", type = "integer", min = 1, max = 1000 },
     { name = "rate_margin", type = "number", min = 0, max_exclusive = 1 },
     { name = "settle_ms", type = "integer", min = 0, max = 900000 },
+    { name = "deadline_ms", type = "integer", min = 1, max = 2147483647 },
     { name = "rate_limit_store", type = "custom", check = ratelimit.check_store },
     { name = "retry", type = "custom", nullable_false = true, check = retry_check },
     { name = "clock", type = "function" },

@@ -9,11 +9,13 @@
 -- @module streamctl.pipeline.pacing
 
 local ratelimit = require "streamctl.engine.ratelimit"
+local retry = require "streamctl.engine.retry"
+local room = require "streamctl.engine.room"
 local stores = require "streamctl.pipeline.stores"
 local log = require "streamctl.base.log"
 local samples = require "streamctl.base.samples"
 
-local tostring, setmetatable = tostring, setmetatable
+local tostring, setmetatable, pairs, next = tostring, setmetatable, pairs, next
 local min, max, floor, huge = math.min, math.max, math.floor, math.huge
 local push = samples.push
 local format = string.format
@@ -120,6 +122,9 @@ function M.new(client, o, redis)
     client = client, rules = client._rules, monotonic = client._monotonic,
     overrides = o.rate_limits, burst = o.rate_burst or 1, fixed_margin = o.rate_margin,
     max_rate = o.max_rate, measure = M.measure(),
+    throttles = 0,                                   -- throttles fed back, in all
+    answers = {},                                    -- action -> the last second's answers
+    watchers = setmetatable({}, { __mode = "k" }),   -- the batches told the lowest room
   }, Pacer)
   if o.rate_limits ~= false then
     -- shared: other clients (processes, workers, machines) may pace under the same keys
@@ -201,12 +206,105 @@ end
 -- rate, and say so once (never unpaced: the store's other users are still
 -- sending).
 function Pacer:fallback(key, rate, max_delay, why)
-  if not self.fallback_limiter then
-    self.fallback_limiter = ratelimit.new { clock = self.monotonic }
-    log.warn(format("streamctl: the rate-limit store failed (%s); pacing in this process at rate / %d "
-      .. "until it answers", tostring(why), M.FALLBACK_SHARE))
-  end
+  self:fallback_limiter_made(why)
   return self.fallback_limiter:reserve(key, rate / M.FALLBACK_SHARE, 1, max_delay)
+end
+
+-- The fallback's limiter, made (and said, once) the first time the store fails.
+function Pacer:fallback_limiter_made(why)
+  if self.fallback_limiter then return end
+  self.fallback_limiter = ratelimit.new { clock = self.monotonic }
+  log.warn(format("streamctl: the rate-limit store failed (%s); pacing in this process at rate / %d "
+    .. "until it answers", tostring(why), M.FALLBACK_SHARE))
+end
+
+--- The budget's key of `action` in the limiter's store.
+function Pacer:key(action)
+  local rules = self.rules
+  return rules.provider .. ":" .. rules.account(self.client) .. ":" .. action
+end
+
+--- The room of `action` (streamctl.engine.room): the fraction of its cap
+-- the provider's throttles left it, 1 when it is whole or not paced.
+function Pacer:room(action)
+  if not self.limiter or not self:cap(action) then return 1 end
+  return self.limiter:room(self:key(action))
+end
+
+-- Tells every watcher the room of `action` just seen.
+local function note_room(self, action, f)
+  for w in pairs(self.watchers) do
+    local low = w[action]
+    if not low or f < low then w[action] = f end
+  end
+end
+
+--- A watcher of the lowest room of each action from now on (a table:
+-- action -> the lowest fraction seen, absent while it was whole), until it
+-- is let go by `unwatch`.
+function Pacer:watch()
+  local w = {}
+  self.watchers[w] = true
+  return w
+end
+
+function Pacer:unwatch(w)
+  self.watchers[w] = nil
+end
+
+--- Answers counted for the share a throttle's cut takes (see
+-- streamctl.engine.room): the last second's, when there are at least this
+-- many of them (fewer say too little: the room it paced at is taken).
+M.SHARE_ANSWERS = 4
+
+-- Counts an answer of the queue `q` (the last second's, oldest first) at
+-- `now`: how many there are, and how many were throttles.
+local function count_answer(q, now, throttled)
+  q.last = q.last + 1
+  q[q.last] = { now, throttled }
+  if throttled then q.bad = q.bad + 1 end
+  while q[q.first][1] <= now - 1 do
+    if q[q.first][2] then q.bad = q.bad - 1 end
+    q[q.first], q.first = nil, q.first + 1
+  end
+  return q.last - q.first + 1, q.bad
+end
+
+--- An answer to an attempt of `action` sent `age` seconds ago (runner's
+-- `answered`; `err` nil for a success). On a throttle the room is cut, for
+-- every user of the budget where the store is shared, by the share of the
+-- last second's answers that were not throttles (streamctl.engine.room);
+-- on a budget this client has alone, to no more than it got through in the
+-- last second (the AWS SDKs' "measured rate": a provider that counts the
+-- last second lets a cap through at once after a quiet one, and the share
+-- of the first throttle says nothing yet). A store that cannot take the
+-- cut is said once, and the cut holds in this process.
+function Pacer:answered(action, age, err)
+  local q = self.answers[action]
+  if not q then
+    q = { first = 1, last = 0, bad = 0 }
+    self.answers[action] = q
+  end
+  local throttled = retry.is_throttle(err)
+  local n, bad = count_answer(q, self.monotonic(), throttled)
+  if not throttled then return end
+  self.throttles = self.throttles + 1
+  local limiter = self.limiter
+  if not limiter or not self:cap(action) then return end
+  local key, share = self:key(action), n >= M.SHARE_ANSWERS and (n - bad) / n or 1
+  if not self.shared then
+    local got = (n - bad) / (self:cap(action) * limiter:room(key))
+    if got < share then share = got end
+  end
+  -- (the provider's retry-after holds the whole budget, up to room.MAX_AFTER: everyone waits)
+  local after = err.retry_after_ms
+  after = type(after) == "number" and after > 0 and min(after / 1000, room.MAX_AFTER) or nil
+  local cut, why = limiter:throttled(key, age, share, after)
+  if cut == nil then
+    self:fallback_limiter_made(why)
+    self.fallback_limiter:throttled(key, age, share, after)
+  end
+  note_room(self, action, cut == nil and self.fallback_limiter:room(key) or limiter:room(key))
 end
 
 --- A slot reserved just in time (at most `max_delay` ahead: runner's
@@ -221,7 +319,7 @@ function Pacer:pace(action, max_delay, job)
   -- (a store that carries margins is told this one: see Pacer:margin)
   if not self.carried then margin = nil end
   local rules, client = self.rules, self.client
-  local key = rules.provider .. ":" .. rules.account(client) .. ":" .. action
+  local key = self:key(action)
   local seq_store = client._sequence_store
   -- A job asking again before its first send gave up its slot (late): the
   -- Sequence taken with it would now leave after later ones; it takes a
@@ -235,9 +333,11 @@ function Pacer:pace(action, max_delay, job)
     local delay, committed, next_delay, value = limiter.store:reserve_sequenced(key, rate, self.burst, max_delay,
       seq_store, ids, margin)
     if value then job.params.Sequence, job.sequence_taken = value, true end
+    if next(self.watchers) then note_room(self, action, limiter:room(key)) end
     return delay, committed, next_delay
   end
   local delay, committed, next_delay = limiter:reserve(key, rate, self.burst, max_delay, margin)
+  if next(self.watchers) then note_room(self, action, limiter:room(key)) end
   if delay ~= nil then return delay, committed, next_delay end
   return self:fallback(key, rate, max_delay, committed)
 end

@@ -8,6 +8,7 @@ local type, tostring, tonumber, pairs, require, setmetatable = type, tostring, t
 local floor, ceil, min, format = math.floor, math.ceil, math.min, string.format
 
 local ratelimit = require "streamctl.engine.ratelimit"
+local room = require "streamctl.engine.room"
 local sequence = require "streamctl.engine.sequence"
 local redisconn = require "streamctl.store.redisconn"
 local samples = require "streamctl.base.samples"
@@ -44,8 +45,12 @@ M.MARGIN_HOLD = 2
 local MARGIN_HOLD = M.MARGIN_HOLD
 local MARGIN_CEILING = ratelimit.MARGIN_CEILING
 
--- The rate-limit script Redis runs (streamctl.store.redisrate_script).
+-- The rate-limit scripts Redis runs (streamctl.store.redisrate_script).
 local RESERVE_TEXT = require("streamctl.store.redisrate_script").reserve
+local THROTTLED_TEXT = require("streamctl.store.redisrate_script").throttled
+
+-- The widest a schedule's interval gets: the largest margin, the least room.
+local WIDEST = (1 + MARGIN_CEILING) / room.FLOOR
 
 -- The longest interval (and burst window) in microseconds: a year. Keeps
 -- every sum in the script below 2^53.
@@ -72,7 +77,7 @@ local LOSS_REASONS = {
     .. "a stale replica, a key written by hand)",
 }
 
-local reserve_script
+local reserve_script, throttled_script
 
 -- Where a store tells of lost state: once per loss and budget, by the
 -- process that found it or that had seen the budget before. `known`: tag
@@ -109,6 +114,7 @@ function M.ratelimit_store(config_or_conn, opts)
   opts, conn = store_setup(config_or_conn, opts, "ratelimit_store")
   if not opts then return nil, conn end
   reserve_script = reserve_script or redisconn.script(RESERVE_TEXT)
+  throttled_script = throttled_script or redisconn.script(THROTTLED_TEXT)
   local cfg = conn.config
   local log = opts.log or default_log
   -- (streamctl.core looked up now, not when this module loaded: the
@@ -128,6 +134,8 @@ function M.ratelimit_store(config_or_conn, opts)
     clock = opts.monotonic or core.monotonic,
     id = core.random_hex(8), -- this store's heartbeat name
     own_tat = {},         -- per key: the fallback's GCRA state (ratelimit.gcra), in this clock
+    learned = {},         -- per key: the room (a fraction) as Redis last answered it
+    own_room = {},        -- per key: { w, t0 } of the throttles this process met, in this clock
     horizon = {},         -- per key: when this process's latest slot is due (clock seconds)
     backlog = {},         -- per key, from Redis' last answer: how far ahead its schedule ran (s)
     answered = {},        -- per key: when Redis last answered (clock seconds)
@@ -154,7 +162,7 @@ end
 -- far ahead), so they are not crowded.
 local function local_delay(s, key, rate, burst, max_delay, now, shared_end)
   local nodes = nodes_for(s, (split_key(key)))
-  local local_rate, local_burst = rate / nodes, floor(burst / nodes)
+  local local_rate, local_burst = rate * s:room(key) / nodes, floor(burst / nodes)
   if local_burst < 1 then local_burst = 1 end
   local interval = 1 / local_rate
   local h = s.horizon[key]
@@ -231,7 +239,7 @@ local function script_args(s, key, rate, burst, max_delay, now, own, seq, margin
   return keys, { "tat:" .. action, t, tau, floor(max_delay * 1e6),
     own and min(ceil(own * 1e6), MAX_US) or 0, ceil(loss_pause(s, t / 1e6) * 1e6), beat,
     seq and seq.floor or 0, sequence.KEEP_MS, ALIVE * 1e6, s.jumped[tag] and "jumped" or "",
-    s.known[tag] and "1" or "", ppm, cap_us, MARGIN_HOLD * 1e6 }
+    s.known[tag] and "1" or "", ppm, cap_us, MARGIN_HOLD * 1e6, MARGIN_CEILING }
 end
 
 -- A TIME that ran ahead of this machine's clock (a step forward, a
@@ -260,9 +268,9 @@ local function read_answer(s, res, key, rate, now, own, beat, t, tau, pause)
   local delay = type(res) == "table" and tonumber(res[1])
   local ahead = type(res) == "table" and tonumber(res[3])
   -- (the interval the schedule was spaced at: this process's, or wider for
-  -- another's margin, by at most MARGIN_CEILING)
+  -- another's margin, by at most MARGIN_CEILING, and for the room)
   local wide = type(res) == "table" and tonumber(res[11])
-  if wide and wide >= t and wide <= t * (1 + MARGIN_CEILING) + 1 then t = wide end
+  if wide and wide >= t and wide <= t * WIDEST + 1 then t = wide end
   -- (nothing read back is trusted without bounds: a delay beyond what the
   -- script can give is a broken answer, never a reason to sleep)
   if not (delay and delay >= 0 and delay <= 2 * pause + 1e6 + tau + 2 * t and ahead) then
@@ -271,6 +279,8 @@ local function read_answer(s, res, key, rate, now, own, beat, t, tau, pause)
   local tag = (split_key(key))
   local committed = res[2] == 1
   delay = delay / 1e6
+  local f = tonumber(res[12])
+  if f and f >= room.FLOOR * 1e6 - 1 and f <= 1e6 then s.learned[key] = f / 1e6 end
   s.backlog[key], s.answered[key] = ahead / 1e6, now
   if beat ~= "" then
     s.beat_at[tag] = now
@@ -379,6 +389,42 @@ end
 -- 1.05 with the defaults at any rate of 4 a second or more.
 function RateStore:loss_pause(rate)
   return ceil(loss_pause(self, interval_us(rate) / 1e6) * 1e6) / 1e6
+end
+
+--- The room of `key` (streamctl.engine.ratelimit's store contract): Redis'
+-- as it last answered, or this process's own when lower (the throttles it
+-- met while Redis was away, or since its last answer).
+function RateStore:room(key)
+  local own = self.own_room[key]
+  local f = own and room.at(own[1], own[2], self.clock()) or 1
+  local shared_room = self.health.usable() and self.learned[key]
+  if shared_room and shared_room < f then f = shared_room end
+  return f
+end
+
+--- A throttle of an attempt on `key` sent `age` seconds ago (`share`: of
+-- the last second's answers, those not throttled): the room cut in Redis,
+-- for every process on the budget (and in this process's own
+-- room, which its fallback paces by). True when Redis cut it; false when an
+-- earlier cut answered the same overshoot; nil, err when Redis failed (the
+-- cut holds in this process).
+function RateStore:throttled(key, age, share, after)
+  local now = self.clock()
+  local own = self.own_room[key]
+  local w, t0 = room.cut(own and own[1], own and own[2], now, now - age, share)
+  if w then self.own_room[key] = { w, t0 } end
+  if not self.health.usable() then return nil, "Redis is not answering: the room is cut in this process only" end
+  local tag, action = split_key(key)
+  local res, err = self.conn:eval(throttled_script, { tagged(self.cfg.prefix, tag) .. "rl" },
+    { action, ceil(age * 1e6), format("%.6f", share or 1), ceil((after or 0) * 1e6) })
+  local f = type(res) == "table" and tonumber(res[2])
+  if not (f and f >= room.FLOOR * 1e6 - 1 and f <= 1e6) then
+    local why = err and err.message or ("unexpected answer " .. tostring(type(res) == "table" and res[1] or res))
+    if not (err and err.reason == "phase") then self.health.failed(why) end
+    return nil, why
+  end
+  self.learned[key] = f / 1e6
+  return res[1] == 1
 end
 
 --- The store's reservation (see the module comment and streamctl.engine.ratelimit).

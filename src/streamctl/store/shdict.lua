@@ -33,7 +33,12 @@
 -- 80,000 streams. A full dict evicts by LRU; what it evicts is found missing
 -- and treated as lost, and the first eviction is said once per worker.
 --
--- Keys: "rl:" .. the limiter's key, "lock:rl:" .. the limiter's key,
+-- Rooms (streamctl.engine.room): "room:" .. the limiter's key holds "w t0"
+-- (monotonic seconds) after a throttle cut the budget's room, for as long as
+-- the room is not whole again; every worker's reservations are spaced at
+-- interval / room, so all of them slow and recover together.
+--
+-- Keys: "rl:" .. the limiter's key, "room:" .. it, "lock:rl:" .. the limiter's key,
 -- "seqg:" .. a prefix (the provider and AppId), and "seq:" .. the prefix ..
 -- the stream ID.
 -- @module streamctl.store.shdict
@@ -44,6 +49,7 @@ local type, error, tostring, tonumber, pcall, rawget, setmetatable =
 local format, match = string.format, string.match
 
 local ratelimit = require "streamctl.engine.ratelimit"
+local room = require "streamctl.engine.room"
 local nginx = require "streamctl.base.nginx"
 local validate = require "streamctl.base.validate"
 
@@ -225,16 +231,53 @@ function M.ratelimit_store(dict, opts)
     return born
   end
 
+  -- The room's state of `key` (w, t0; nil, nil: none or unreadable).
+  local function room_state(key)
+    local v = dict:get("room:" .. key)
+    local w, t0
+    if type(v) == "string" then w, t0 = match(v, "^(%S+) (%S+)$") end
+    return tonumber(w), tonumber(t0)
+  end
+
+  --- The room of `key` (streamctl.engine.ratelimit's store contract).
+  function store:room(key) -- luacheck: ignore 212/self
+    local w, t0 = room_state(key)
+    return room.at(w, t0, monotonic())
+  end
+
+  --- A throttle of an attempt on `key` sent `age` seconds ago (`share`: of
+  -- the last second's answers, those not throttled): the room cut for every
+  -- worker, once per overshoot (under the budget's lock).
+  function store:throttled(key, age, share, after) -- luacheck: ignore 212/self
+    return store:atomically(key, function()
+      local w, t0 = room_state(key)
+      local now = monotonic()
+      -- (the provider's retry-after: no slot before it, the budget's born kept)
+      local v = after and after > 0 and dict:get("rl:" .. key)
+      local born, tat = match(type(v) == "string" and v or "", "^(%S+) (%S+)$")
+      born, tat = tonumber(born), tonumber(tat)
+      if born and tat and tat < now + after then write_budget(dict, "rl:" .. key, born, now + after, opts.name, log) end
+      local nw, nt = room.cut(w, t0, now, now - age, share)
+      if not nw then return false end
+      local ok, err, forcible = dict:set("room:" .. key, format("%.6f %.6f", nw, nt), room.whole_after(nw) + 1)
+      if forcible then tell_full(dict, opts.name, log, "writing a room evicted other entries") end
+      if not ok then return nil, "shared dict set: " .. tostring(err) end
+      return true
+    end)
+  end
+
   function store:reserve(key, rate, burst, max_delay) -- luacheck: ignore 212/self
     -- (the earliest free slot within MAX_HORIZON handed back, whatever the caller's own horizon, as the
     -- Redis store does: a refusal is an ask spent for nothing while workers compete; 0: only now)
     if max_delay == nil or max_delay > 0 then max_delay = M.MAX_HORIZON end
-    local interval = 1 / rate
+    local interval = 1 / (rate * store:room(key))
+    local widest = 1 / (rate * room.FLOOR)
     local tau = (burst - 1) * interval
     local k = "rl:" .. key
     return store:atomically(key, function()
       local now = monotonic()
-      local born, tat, why = read_budget(dict, k, now, interval, tau)
+      -- (a tat is implausible only past what the least room spaces a schedule at)
+      local born, tat, why = read_budget(dict, k, now, widest, tau)
       local pause = ratelimit.loss_pause(interval)
       born = born_of(key, born, why, now, pause)
       -- (nothing is sent before the loss pause after born: the GCRA of
