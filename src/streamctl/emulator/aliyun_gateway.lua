@@ -35,7 +35,9 @@
 --      at most qps accepted in any 1 s; a refusal carries x-acs-retry-after,
 --      the ms until the oldest accepted arrival leaves the window). An
 --      issued STS key counts against its role's account. STS answers
---      Throttling on AssumeRole* (sts.lua)
+--      Throttling on AssumeRole* (sts.lua). A stranger on the budget
+--      (strangers.lua) has its arrivals counted first; a run-time cap
+--      (POST /_emulator/qps) replaces the qps
 --  14. Live: the key's RAM policy (ram.lua: its "actions", an STS session's
 --      role's and session policy; Forbidden.RAM), then the account has Live
 --      (LiveServiceNotFound) / a live domain (CodeInvalidAliUid)
@@ -79,19 +81,18 @@ function M.lookup(ak)
   return cfg.aliyun.accounts[ak] or sessions.get(ak)
 end
 
--- The rate limiter's key for a request of `ak` (whose config entry is
--- `account`): its account's UID, or the key itself. The two are kept apart
--- by their prefixes, so a key whose id happens to be a UID never shares that
--- account's window.
-local function uid_budget_key(uid, action)
-  return "uid\0" .. uid .. "\0" .. action
-end
-
-local function budget_key(ak, account, action)
-  if account.account then
-    return uid_budget_key(account.account, action)
-  end
-  return "key\0" .. ak .. "\0" .. action
+-- The budget of an account for `action`, as the rate limiter counts it: its
+-- key, qps and limiter. The account is a UID (the "account" of its keys, an
+-- STS session's role's), or else `ak`, a key that is an account of its own;
+-- the two kinds of key are kept apart by their prefixes, so a key whose id
+-- happens to be a UID never shares that account's window. entry: the key,
+-- session or UID settings that may give qps and rate_limiter (nil: the
+-- provider's). control_budgets.lua names budgets by the same function.
+function M.budget(uid, ak, entry, action)
+  local key = uid and ("uid\0" .. uid .. "\0" .. action) or ("key\0" .. ak .. "\0" .. action)
+  local qps = entry and entry.qps and entry.qps[action] or cfg.aliyun.qps[action]
+  local limiter = entry and entry.rate_limiter or cfg.aliyun.rate_limiter
+  return key, qps, limiter
 end
 
 -- The headers of a V3 request worth logging (secrets redacted).
@@ -168,14 +169,15 @@ local function finish(r, fields, info, message, detail)
   return res
 end
 
--- Takes the request from a budget (rate limiter key `key`; `entry`, the
--- key's config entry or session, may give qps and rate_limiter). Returns
--- the throttled answer, or nil when the request may go on.
-local function take_budget(r, key, entry)
+-- Takes the request from a budget (M.budget's uid, ak and entry). Returns
+-- the throttled answer, or nil when the request may go on. The log entry
+-- keeps the limiter's time (rate_limit_time).
+local function take_budget(r, uid, ak, entry)
   local action = r.action
-  local qps = entry and entry.qps and entry.qps[action] or cfg.aliyun.qps[action]
-  local limiter = entry and entry.rate_limiter or cfg.aliyun.rate_limiter
-  local allowed, retry_after = ratelimit.take(key, qps, limiter)
+  local key, qps, limiter = M.budget(uid, ak, entry, action)
+  local at = ratelimit.now()
+  local allowed, retry_after = ratelimit.take(key, qps, limiter, at)
+  r.log.rate_limit_time = at
   local real_now = clock.real_now()
   if not allowed then
     stats.count("aliyun", action, "throttled", real_now)
@@ -212,7 +214,7 @@ local function serve_anonymous(r)
   local uid = sts_api.budget_uid(p)
   r.log.account_uid = uid
   if uid then
-    local limited = take_budget(r, uid_budget_key(uid, r.action), cfg.aliyun.account_settings[uid])
+    local limited = take_budget(r, uid, nil, cfg.aliyun.account_settings[uid])
     if limited then
       return limited
     end
@@ -369,7 +371,7 @@ function M.process(req)
   if not op then
     return refused
   end
-  refused = take_budget(r, budget_key(r.ak, r.account, r.action), r.account)
+  refused = take_budget(r, r.account.account, r.ak, r.account)
   if refused then
     return refused
   end

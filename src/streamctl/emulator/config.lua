@@ -10,6 +10,8 @@
 --         "LTAInoLive": { "secret": "s", "live_service": false },     -- LiveServiceNotFound
 --         "LTAInoDomain": { "secret": "s", "has_live_domain": false }, -- CodeInvalidAliUid
 --         "LTAIslow": { "secret": "s", "qps": { "ResumeLiveStream": 2 } },  -- per-account QPS
+--         "LTAIbusy": { "secret": "s", "strangers": { "ResumeLiveStream": { "rate": 5, "burst": 1 } } },
+--                                          -- another tool's load on its account (strangers.lua)
 --         "LTAIlax": { "secret": "s", "rate_limiter": "token_bucket" },     -- per-account limiter
 --         "LTAIram1": { "secret": "s", "account": "1234567890123456" },   -- two keys of one
 --         "LTAIram2": { "secret": "t", "account": "1234567890123456" },   -- account: one budget
@@ -52,6 +54,7 @@
 --         "1234567890": "0123456789abcdef0123456789abcdef",
 --         "12345": { "secret": "...", "test_env": true, "cdn_types": ["ws"], "cdn_resume_enabled": true,
 --                    "qps": { "ForbidRTCStream": 2 }, "rate_limiter": "token_bucket",
+--                    "strangers": { "ForbidRTCStream": { "rate": 5 } },
 --                    "callback_url": "http://127.0.0.1:9000/zego", "callback_secret": "s" }
 --       },                                 -- (callback_url and callback_secret go together:
 --                                          -- stream callbacks, zego_streams.lua)
@@ -78,7 +81,7 @@
 -- "account" share one budget (one window per UID and action); a key without
 -- one is an account of its own. The UID is a string of 1 to 32 decimal digits
 -- (a real one has 16, more than a JSON number is sure to keep exactly). The
--- keys of one account must give the same qps and rate_limiter (or none): a
+-- keys of one account must give the same qps, rate_limiter and strangers (or none): a
 -- budget has one size and one way of counting, and picking one key's over
 -- another's would hide a mistake, so a config where they differ is refused,
 -- naming both keys.
@@ -87,6 +90,7 @@ local json = require "streamctl.emulator.json"
 local DEFAULT = require "streamctl.cli.emulator"
 local ratelimit = require "streamctl.emulator.ratelimit"
 local identity = require "streamctl.emulator.identity"
+local strangers = require "streamctl.emulator.strangers"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local format, find = string.format, string.find
@@ -444,6 +448,7 @@ function M.build(override)
     error("callback_retry_scale: expected a number >= 0", 0)
   end
   check_zego_callbacks(cfg.zego.apps)
+  strangers.check_config(cfg)
   merge_scalar(cfg, override, "log_limit", "number")
   return cfg
 end

@@ -2,7 +2,8 @@
 -- request names, its answer (JSON), and the endpoints that read or reset
 -- the emulator as a whole (health, state, log, reset, faults, clock,
 -- config, imds). Streams published: control_online.lua; identities and
--- credentials: control_credentials.lua.
+-- credentials: control_credentials.lua; strangers and run-time caps:
+-- control_budgets.lua.
 --
 -- Control endpoints (on every port; JSON in and out; they are not logged and
 -- never rate limited):
@@ -12,7 +13,8 @@
 --   GET    /_emulator/log      ?since=<seq>&provider=aliyun|zego&action=<A>&limit=<n>
 --                              -> {"entries":[...],"last_seq":n,"dropped":n}
 --   POST   /_emulator/reset    clears streams, tasks, online streams, counters, rate-limiter state
---                              (windows and buckets), nonces, log
+--                              (windows, buckets and run-time caps), the run-time strangers (the
+--                              config's start again now), nonces, log
 --                              (seq restarts at 1), faults and the clock -> {"ok":true}
 --   GET    /_emulator/faults   -> {"faults":{"aliyun":[...],"zego":[...]}}
 --   POST   /_emulator/faults   a fault spec or an array of them (see faults.lua);
@@ -45,6 +47,19 @@
 --                              -> {"marked":[...],"refused":[...],"online":{...}}
 --   DELETE /_emulator/zego_online  {"app_id","stream_id"[,"type"]} or an array; empty: all
 --                              (stream_close callbacks) -> {"removed":[...],"online":{...}}
+--   GET    /_emulator/strangers  -> {"now":<limiter clock>,"strangers":[...]}
+--   POST   /_emulator/strangers  {"provider","account"|"account_uid"|"app_id","action","rate"
+--                              [,"burst"]} or an array: a stranger's load on that budget,
+--                              from now (replaces its stranger) -> {"set":[...],"strangers":[...]}
+--   DELETE /_emulator/strangers  the same budgets (without rate, burst); empty: all
+--                              -> {"removed":[...],"strangers":[...]}
+--   GET    /_emulator/qps      -> {"qps":[...]}: the run-time caps
+--   POST   /_emulator/qps      {"provider","account"|"account_uid"|"app_id","action","qps"} or an
+--                              array: that budget's cap until DELETE or a reset
+--                              -> {"set":[...],"qps":[...]}
+--   DELETE /_emulator/qps      the same budgets (without qps); empty: all (back to the
+--                              config's) -> {"removed":[...],"qps":[...]}
+--                              (strangers and caps: control_budgets.lua, strangers.lua)
 -- Errors: 400 {"error":"..."} (bad JSON / spec), 404 unknown endpoint, 405 wrong method.
 --
 -- State (GET /_emulator/state), stable shape:
@@ -62,7 +77,9 @@
 --       "online": { "<domain>/<app>/<stream>": { "DomainName","AppName","StreamName",
 --                   "PublishTime","ClientIp" } },
 --       "counters": { "<Action>": { "accepted","throttled","faulted",
---                     "per_second": { "<unix second>": {"accepted","throttled"} } } },
+--                     "per_second": { "<unix second>": {"accepted","throttled"} },
+--                     "stranger_accepted","stranger_throttled" } },  -- the last two: strangers'
+--       "strangers": [ ... ], "qps_overrides": [ ... ],  -- as /_emulator/strangers and /qps list them
 --       "rate_limiter": "sliding_window"|"token_bucket",   -- the provider's default
 --       "rate_limiters": { "<AccessKeyId>": "<the limiter it uses>" },
 --       "account_uids": { "<AccessKeyId>": "<its account's UID>" }   -- keys with an "account"
@@ -71,7 +88,7 @@
 --       "streams": { "<AppId>": { "<StreamId>": { "rtc": "normal"|"forbidden",
 --                    "cdn": "normal"|"forbidden", "cdn_resume_time", "last_sequence",
 --                    "last_sequence_at", "forbid_count", "resume_count", "updated_at" } } },
---       "counters": { same shape as aliyun },
+--       "counters": { same shape as aliyun }, "strangers": [...], "qps_overrides": [...],
 --       "rate_limiter": ..., "rate_limiters": { "<AppId>": ... }   -- as aliyun
 --     },
 --     "imds": { see imds.lua's snapshot: "served", "listen", "role", "hardened",
@@ -98,6 +115,7 @@ local task_events = require "streamctl.emulator.task_events"
 local request_io = require "streamctl.emulator.request_io"
 local online = require "streamctl.emulator.control_online"
 local credentials = require "streamctl.emulator.control_credentials"
+local budgets = require "streamctl.emulator.control_budgets"
 
 local ngx = ngx
 local ngx_req, ngx_header = ngx.req, ngx.header
@@ -114,6 +132,7 @@ local options = {}
 -- ({ config_file, dir, ports, imds_listen }), as the server loaded them.
 function M.init(loaded_settings, launcher_options)
   settings, options = loaded_settings, launcher_options
+  budgets.init(settings)
 end
 
 local function reset_all()
@@ -126,6 +145,7 @@ local function reset_all()
   requestlog.reset()
   faults.reset()
   clock.reset()
+  budgets.reset()
 end
 
 local function fault_lists()
@@ -199,8 +219,9 @@ CONTROL.health = {
 
 CONTROL.state = {
   GET = function(provider)
+    budgets.settle_all()
     local now = clock.now()
-    return 200, {
+    local state = {
       now = now,
       clock = clock.snapshot(),
       provider = provider,
@@ -210,6 +231,8 @@ CONTROL.state = {
       faults = fault_lists(),
       callbacks = callbacks.snapshot(),
     }
+    budgets.add_to_state(state)
+    return 200, state
   end,
 }
 
@@ -291,6 +314,18 @@ CONTROL.zego_online = {
   GET = online.list_zego,
   POST = with_json_body(online.publish_zego),
   DELETE = online.stop_zego,
+}
+
+CONTROL.strangers = {
+  GET = budgets.list_strangers,
+  POST = with_json_body(budgets.set_strangers),
+  DELETE = budgets.remove_strangers,
+}
+
+CONTROL.qps = {
+  GET = budgets.list_caps,
+  POST = with_json_body(budgets.set_caps),
+  DELETE = budgets.remove_caps,
 }
 
 CONTROL.config = {

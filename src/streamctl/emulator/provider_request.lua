@@ -21,7 +21,9 @@
 --     "stream_ids" (ZEGO, every entry: the StreamIds the request named, as sent),
 --     "detail" (what changed), "canonical_request" (V3),
 --     "fault": kind, "fault_id": n (when a fault touched the request),
---     "retry_after_ms", "rate_limiter" (throttled: the wait and the algorithm) }
+--     "retry_after_ms", "rate_limiter" (throttled: the wait and the algorithm),
+--     "rate_limit_time" (the limiter's clock when the request reached it:
+--     ratelimit.lua, the strangers' set_at's clock) }
 -- Secrets never appear: Signature, AccessKeySecret, SecurityToken,
 -- x-acs-security-token and Authorization values are replaced by "***".
 

@@ -41,6 +41,23 @@
 -- key in order (one worker runs requests one at a time between yields), which
 -- the ring relies on.
 --
+-- M.now() counts from its first reading (the emulator's start: the config's
+-- strangers are set then), so its values stay small (JSON keeps 14 digits):
+-- the request log's rate_limit_time and the strangers' set_at are on this
+-- clock.
+--
+-- Strangers (strangers.lua): a key may have a stranger, calls nobody sends
+-- that the limiter counts. take() first replays the stranger's arrivals due
+-- up to now, each at its own time and through the same algorithm, then takes
+-- the real request; settle() replays without one (the control endpoints, so
+-- the counters they show are current).
+--
+-- Run-time caps: set_cap(key, qps) replaces the qps the caller gives for that
+-- key (POST /_emulator/qps: an account whose real cap is below the page's);
+-- reset() drops them. A window whose size changes keeps its newest arrivals
+-- (up to the new size): only the N-th newest decides the next refusal, so a
+-- cap lowered mid-run counts what was already accepted.
+--
 -- Keys are built by the callers: one per budget and action. Aliyun's budget
 -- is the account's ("uid\0<UID>\0<action>" for a key configured with an
 -- account UID, shared by every key of that UID; "key\0<AccessKeyId>\0<action>"
@@ -48,6 +65,8 @@
 -- ("<AppId>\0<action>"). State lives in this module (single worker).
 -- This module needs no nginx API at load time, so config.lua can use
 -- ALGORITHMS outside nginx too.
+
+local strangers = require "streamctl.emulator.strangers"
 
 local ceil, floor, min = math.ceil, math.floor, math.min
 local pcall, require, tonumber, tostring, error = pcall, require, tonumber, tostring, error
@@ -85,19 +104,30 @@ do
   end
 end
 
-if precise_now then
-  M.now = precise_now
-else
+if not precise_now then
   M.CLOCK = "ngx.now"
-  function M.now()
+  precise_now = function()
     local ngx = ngx
     ngx.update_time()
     return ngx.now()
   end
 end
 
+-- The origin: the first reading (read lazily: outside nginx, without the
+-- FFI, there is no clock to read at load time).
+local origin
+
+function M.now()
+  local t = precise_now()
+  if not origin then
+    origin = t
+  end
+  return t - origin
+end
+
 local buckets = {}
 local windows = {}
+local caps = {}
 
 local function token_bucket(key, qps, now)
   local b = buckets[key]
@@ -119,7 +149,21 @@ local function token_bucket(key, qps, now)
 end
 
 -- The ring of a key: w[1..size] hold arrival times, w.head the oldest's slot,
--- w.count how many are in use (oldest to newest, wrapping around).
+-- w.count how many are in use (oldest to newest, wrapping around). A ring of
+-- another size or span (the qps changed) holds the newest arrivals of `w`
+-- (nil: none) that fit.
+local function resized(w, size, span)
+  local out = { size = size, span = span, head = 1, count = 0 }
+  if w then
+    local keep = min(w.count, size)
+    for i = w.count - keep + 1, w.count do
+      out.count = out.count + 1
+      out[out.count] = w[(w.head + i - 2) % w.size + 1]
+    end
+  end
+  return out
+end
+
 local function sliding_window(key, qps, now)
   local size, span = floor(qps), 1
   if size < 1 then
@@ -127,7 +171,7 @@ local function sliding_window(key, qps, now)
   end
   local w = windows[key]
   if not w or w.size ~= size or w.span ~= span then
-    w = { size = size, span = span, head = 1, count = 0 }
+    w = resized(w, size, span)
     windows[key] = w
   end
   local head, count = w.head, w.count
@@ -157,23 +201,100 @@ M.ALGORITHMS = {
   token_bucket = token_bucket,
 }
 
--- Returns true when the request may proceed; false and retry_after_ms
--- otherwise. qps <= 0 or nil means unlimited. algorithm: a name from
--- ALGORITHMS (nil: DEFAULT). now: the limiter clock (default M.now()).
-function M.take(key, qps, algorithm, now)
-  if not qps or qps <= 0 then
-    return true
+-- How far back an arrival can matter to a limiter of qps: its window's span.
+local function memory(qps)
+  if qps < 1 then
+    return 1 / qps
   end
-  local take = M.ALGORITHMS[algorithm or M.DEFAULT]
-  if not take then
-    error("unknown rate limiter " .. tostring(algorithm), 2)
-  end
-  return take(key, qps, now or M.now())
+  return 1
 end
 
+local function algorithm_named(algorithm)
+  local take = M.ALGORITHMS[algorithm or M.DEFAULT]
+  if not take then
+    error("unknown rate limiter " .. tostring(algorithm), 4)  -- take's or settle's caller
+  end
+  return take
+end
+
+-- Replays the stranger of `key` up to now, if it has one. take: the algorithm
+-- (nil with qps: unlimited, every arrival accepted).
+local function replay(key, qps, take, now)
+  if not strangers.get(key) then
+    return
+  end
+  if not take then
+    strangers.replay(key, now, nil, 1)
+    return
+  end
+  strangers.replay(key, now, function(t)
+    return (take(key, qps, t))
+  end, memory(qps))
+end
+
+-- The qps a key is limited to: its run-time cap, else the caller's.
+local function qps_of(key, qps)
+  local cap = caps[key]
+  if cap then
+    return cap.qps
+  end
+  return qps
+end
+
+-- Counts the stranger of `key` up to now; returns the key's qps (its
+-- run-time cap, else the caller's) and its algorithm (nil: unlimited).
+local function settled(key, qps, algorithm, now)
+  qps = qps_of(key, qps)
+  local take = qps and qps > 0 and algorithm_named(algorithm) or nil
+  replay(key, qps, take, now)
+  return qps, take
+end
+
+-- Returns true when the request may proceed; false and retry_after_ms
+-- otherwise. qps <= 0 or nil means unlimited (a run-time cap of the key
+-- replaces it). algorithm: a name from ALGORITHMS (nil: DEFAULT). now: the
+-- limiter clock (default M.now()); the key's stranger's arrivals up to now
+-- are counted first.
+function M.take(key, qps, algorithm, now)
+  now = now or M.now()
+  local take
+  qps, take = settled(key, qps, algorithm, now)
+  if not take then
+    return true
+  end
+  return take(key, qps, now)
+end
+
+-- Counts the stranger of `key` up to now (default M.now()) without a request.
+function M.settle(key, qps, algorithm, now)
+  settled(key, qps, algorithm, now or M.now())
+end
+
+-- Run-time caps: set_cap(key, qps, info) (info: what a listing shows of the
+-- budget), cap(key) -> { qps, info } or nil, drop_cap(key), caps() -> key -> cap.
+function M.set_cap(key, qps, info)
+  caps[key] = { qps = qps, info = info }
+end
+
+function M.cap(key)
+  return caps[key]
+end
+
+function M.drop_cap(key)
+  local c = caps[key]
+  caps[key] = nil
+  return c
+end
+
+function M.caps()
+  return caps
+end
+
+-- Drops every window, bucket and run-time cap (strangers are strangers.lua's).
 function M.reset()
   buckets = {}
   windows = {}
+  caps = {}
 end
 
 return M

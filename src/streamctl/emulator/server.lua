@@ -50,9 +50,10 @@ local M = { _VERSION = version._VERSION }
 function M.init(opts)
   local options = opts or {}
   local settings = config.load(options.config_file)
-  control.init(settings, options)
   aliyun.init(settings)
   zego.init(settings)
+  -- after the providers: it sets the config's strangers on their budgets
+  control.init(settings, options)
   imds.init(settings, options.imds_listen)
   faults.set_providers(imds.served() and { "imds" } or nil)
   requestlog.set_limit(settings.log_limit)

@@ -5,7 +5,8 @@
 --     throttled = n,  -- refused by the rate limiter (Throttling.User / 30002)
 --     faulted   = n,  -- answered by an injected fault instead of the operation
 --     per_second = { ["<unix second>"] = { accepted = n, throttled = n } },
---   }
+--     stranger_accepted = n, stranger_throttled = n,  -- a stranger's arrivals
+--   }                                                 -- (strangers.lua), once one came
 --
 -- The providers are aliyun, zego and imds (the ECS metadata service). The
 -- endpoints that have no rate limiter (the metadata service's, the
@@ -70,6 +71,15 @@ function M.count(provider, action, kind, real_now)
     prune(c.per_second, s)
   end
   ps[kind] = ps[kind] + 1
+end
+
+-- A stranger's arrivals of one replay (strangers.lua): never the real
+-- requests' accepted and throttled, and no per_second (they are counted when
+-- replayed, not when due).
+function M.count_strangers(provider, action, accepted, throttled)
+  local c = entry(provider, action)
+  c.stranger_accepted = (c.stranger_accepted or 0) + accepted
+  c.stranger_throttled = (c.stranger_throttled or 0) + throttled
 end
 
 function M.snapshot(provider)

@@ -20,7 +20,8 @@
 --   rate limit per AppId and Action (20/s; RTC actions of a test_env app 5/s;
 --       DescribeRTCStreamState 40/s) 30002; the app's rate_limiter, else
 --       zego.rate_limiter (default sliding_window: at most qps accepted in any
---       1 s, see ratelimit.lua); the log records retry_after_ms (no header)
+--       1 s, see ratelimit.lua; a stranger's arrivals first, strangers.lua); the
+--       log records retry_after_ms (no header)
 --   stream ids: StreamId[] (batch actions) must hold 1..20 non-empty entries,
 --       counted as sent (duplicates included; each id is applied once), StreamId
 --       (single actions) must be non-empty, and a test_env app's ids must start
@@ -202,18 +203,29 @@ local function check_app_and_signature(r)
   r.app_id, r.app = app_id, app
 end
 
--- The rate limit of the app and action.
-local function take_budget(r)
-  local action, app = r.p.Action, r.app
+-- The budget of app `app_id` (its config entry `app`) for `action`, as the
+-- rate limiter counts it: its key, qps and limiter (control_budgets.lua
+-- names budgets by the same function).
+function M.budget(app_id, app, action)
   local qps = cfg.zego.qps[action]
-  if app.test_env == true and r.spec.kind == "rtc" then
+  local spec = actions.ACTIONS[action]
+  if app.test_env == true and spec and spec.kind == "rtc" then
     qps = cfg.zego.test_env_qps
   end
   if app.qps and app.qps[action] then
     qps = app.qps[action]
   end
-  local limiter = app.rate_limiter or cfg.zego.rate_limiter
-  local allowed, retry_after = ratelimit.take(r.app_id .. "\0" .. action, qps, limiter)
+  return app_id .. "\0" .. action, qps, app.rate_limiter or cfg.zego.rate_limiter
+end
+
+-- The rate limit of the app and action; the log entry keeps the limiter's
+-- time (rate_limit_time).
+local function take_budget(r)
+  local action = r.p.Action
+  local key, qps, limiter = M.budget(r.app_id, r.app, action)
+  local at = ratelimit.now()
+  local allowed, retry_after = ratelimit.take(key, qps, limiter, at)
+  r.log.rate_limit_time = at
   local real_now = clock.real_now()
   if not allowed then
     stats.count("zego", action, "throttled", real_now)
