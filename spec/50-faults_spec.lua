@@ -83,13 +83,23 @@ describe("the fault matrix, against the emulator", function()
         assert.truthy(res, tostring(err))
         assert.equal(3, #server:log({ action = "ResumeLiveStream" }))
       end },
-    { "throttled (ZEGO 30002, no retry-after header) on every attempt: failed, not unknown",
+    { "throttled (ZEGO 30002, no retry-after header) ten times: sent again through the pacing, done (not 3 attempts)",
       { kind = "throttle", action = "ResumeCDNLiveStream", count = 10, provider = "zego" },
       function() return zg():resume_cdn_live_stream { stream_id = "c" } end,
       function(res, err)
+        assert.truthy(res, tostring(err))
+        assert.equal(11, #server:log({ action = "ResumeCDNLiveStream" }))
+        assert.equal(1, applied("ResumeCDNLiveStream"))
+      end },
+    { "throttled on every attempt until the run's deadline: failed with its throttle, not unknown",
+      { kind = "throttle", action = "ResumeCDNLiveStream", count = 1000, provider = "zego" },
+      function() return zg({ deadline_ms = 1500 }):resume_cdn_live_stream { stream_id = "c" } end,
+      function(res, err)
         assert.is_nil(res)
-        assert.same({ 30002, "throttled", 3 }, { err.code, err.kind, err.attempts })
+        assert.same({ 30002, "throttled" }, { err.code, err.kind })
         assert.is_nil(err.outcome_unknown)
+        assert.is_true(err.attempts >= 2) -- (sent again until the deadline: how often depends on the machine)
+        assert.equal(0, applied("ResumeCDNLiveStream"))
       end },
     { "a malformed body after it applied: unknown, looked up, reported done, applied once",
       { kind = "malformed", action = "ResumeLiveStream", count = 1, after_apply = true },

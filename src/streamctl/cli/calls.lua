@@ -16,6 +16,7 @@ local stream_of, record, record_json = cli_output.stream_of, cli_output.record, 
 local STREAM_FIELDS = cli_output.STREAM_FIELDS
 local has_content, table_header, table_row = cli_output.has_content, cli_output.table_header, cli_output.table_row
 local print_table, progress_bar, is_tty = cli_output.print_table, cli_output.progress_bar, cli_output.is_tty
+local room_text, throttle_text = cli_output.room_text, cli_output.throttle_text
 local hints = cli_output.hints
 local is_usage_error = cli_output.is_usage_error
 local audit_stream = cli_guard.audit_stream
@@ -180,7 +181,8 @@ local function table_as_it_goes(out, list)
 end
 
 local function run_batch(out, client, m, fields, args, output)
-  local draw = (not args.no_progress and is_tty(2)) and progress_bar(out.err, require("streamctl.core").monotonic)
+  local draw = (not args.no_progress and is_tty(2))
+    and progress_bar(out.err, require("streamctl.core").monotonic, room_text(client, m.action))
   local add_row, rest_rows
   if output == "table" then add_row, rest_rows = table_as_it_goes(out, fields[m.list]) end
   fields.on_progress = function(done, total, entry)
@@ -205,11 +207,13 @@ local function run_batch(out, client, m, fields, args, output)
     rows[#rows + 1] = record(r.stream, r.ok, r.attempts, r.result, r.error, r.outcome_unknown)
     if not r.ok then status = EXIT.failed end
     hint.add(r.error)
-    if r.error and r.error.code == "Interrupted" and not r.outcome_unknown then not_sent = not_sent + 1 end
+    if r.error and not r.outcome_unknown and (r.error.code == "Interrupted" or r.error.code == "DeadlineExceeded") then
+      not_sent = not_sent + 1
+    end
   end
-  local summary = format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s", report.total,
+  local summary = format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s%s", report.total,
     report.succeeded, report.failed, not_sent > 0 and format(" (%d of them not sent)", not_sent) or "",
-    report.unknown, report.calls, report.elapsed,
+    report.unknown, report.calls, report.elapsed, throttle_text(report),
     report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or "")
   if output == "table" then
     rest_rows(rows)
@@ -224,9 +228,9 @@ local function run_batch(out, client, m, fields, args, output)
     else
       out:lost("the report is incomplete; " .. summary)
     end
-    return EXIT.failed, rows, report.calls, report.planned
+    return EXIT.failed, rows, report.calls, report.planned, report
   end
-  return status, rows, report.calls, report.planned
+  return status, rows, report.calls, report.planned, report
 end
 
 -- A batch whose list is read as it goes (streamctl.cli.input): each row
@@ -236,7 +240,7 @@ end
 -- planned.
 local function run_long(out, client, m, fields, args, output, long, finished)
   local monotonic = require("streamctl.core").monotonic
-  local draw = (not args.no_progress and is_tty(2)) and progress_bar(out.err, monotonic)
+  local draw = (not args.no_progress and is_tty(2)) and progress_bar(out.err, monotonic, room_text(client, m.action))
   local width = min(max(#"STREAM", long.width), 60)
   local counts = { ok = 0, failed = 0, unknown = 0, not_sent = 0 }
   local flushed, headed = monotonic(), output ~= "table"
@@ -284,9 +288,9 @@ local function run_long(out, client, m, fields, args, output, long, finished)
   if stopped and long.count and long.count > report.total then
     counts.not_sent = counts.not_sent + long.count - report.total
   end
-  local summary = format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s%s", report.total,
+  local summary = format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s%s%s", report.total,
     report.succeeded, report.failed, counts.not_sent > 0 and format(" (%d of them not sent)", counts.not_sent) or "",
-    report.unknown, report.calls, report.elapsed,
+    report.unknown, report.calls, report.elapsed, throttle_text(report),
     report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or "",
     unread and format("; %s of the list not read (not sent)", unread) or "")
   local status = (report.failed > 0 or report.unknown > 0 or unread or long.error) and EXIT.failed or EXIT.ok
@@ -299,9 +303,9 @@ local function run_long(out, client, m, fields, args, output, long, finished)
   if report.progress_error then out:warn("the report could not be written as it went: ", report.progress_error) end
   if not out:flush() then
     out:lost(format("stopped sending: %s", summary))
-    return EXIT.failed, counts, report.calls, report.planned
+    return EXIT.failed, counts, report.calls, report.planned, report
   end
-  return status, counts, report.calls, report.planned
+  return status, counts, report.calls, report.planned, report
 end
 
 -- A named method or `call`: one row (and a describe's answer), or one JSON line with the result.

@@ -94,6 +94,28 @@ local NAMING_FLAGS = { "endpoint", "ca_file", "proxy", "redis", "emulator_dir", 
 -- The [defaults] keys that name a file: an empty value is refused naming the line.
 local DEFAULTS_PATHS = { "ca_file" }
 
+-- The longest --deadline, in seconds: what deadline_ms takes (2^31 - 1 ms).
+local MAX_DEADLINE = 2147483
+
+-- --deadline (seconds, the client's deadline_ms) and --cap (the command's
+-- action's cap, the client's rate_limits), each by its rule.
+local function run_limits(o, args)
+  if args.deadline ~= nil then
+    local v, rule = number_text(args.deadline, true, 1)
+    if v and v > MAX_DEADLINE then v, rule = nil, format("an integer from 1 to %d in decimal digits", MAX_DEADLINE) end
+    if not v then return nil, format("--deadline must be %s (got '%s')", rule, args.deadline) end
+    o.deadline_ms = v * 1000
+  end
+  if args.cap ~= nil then
+    local action = args._method and args._method.action or args.action
+    if not action or args._reconcile then return nil, "--cap goes with a command that sends one action" end
+    local v, rule = number_text(args.cap, false, options_module.MIN_RATE)
+    if not v then return nil, format("--cap must be %s (got '%s')", rule, args.cap) end
+    o.rate_limits = { [action] = v }
+  end
+  return true
+end
+
 local function client_options(provider, args, defaults, where, getenv)
   local o, warnings = {}, {}
   for _, name in ipairs(NAMING_FLAGS) do
@@ -118,6 +140,8 @@ local function client_options(provider, args, defaults, where, getenv)
   ok, why = num("concurrency", "concurrency", true)
   if not ok then return nil, why end
   ok, why = num("rate", "max_rate", false, options_module.MIN_RATE)
+  if not ok then return nil, why end
+  ok, why = run_limits(o, args)
   if not ok then return nil, why end
   o.ca_file = args.ca_file or defaults.ca_file
   o.endpoint = args.endpoint

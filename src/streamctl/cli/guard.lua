@@ -20,7 +20,7 @@ local M = {}
 -- A row (a record of the output) as the audit line's stream entry.
 local function audit_stream(r, action)
   local outcome = r.ok and "ok" or r.outcome_unknown and "unknown"
-    or (r.code == "Interrupted" and "not_sent") or "failed"
+    or ((r.code == "Interrupted" or r.code == "DeadlineExceeded") and "not_sent") or "failed"
   return { stream = r.stream, action = r.action or action, outcome = outcome, code = (not r.ok) and r.code or nil,
            request_id = r.request_id, lookup_request_id = r.lookup_request_id }
 end
@@ -249,6 +249,7 @@ local function audit_run(out, safe, rows, info, run)
   fields.actions, fields.guard = info.actions or (m and { m.action }) or {}, info.guard
   fields.outcome, fields.exit = run.interrupted and "interrupted" or info.outcome, run.status
   fields.calls, fields.streams, fields.note, fields.counts = info.calls, info.streams, info.note, info.counts
+  fields.throttled, fields.lowest_room = info.throttled, info.lowest_room
   local ok, werr = safe.write(audit.record(fields), true)
   if not ok then
     out:warn("warning: the run's outcome was not written to the audit log (the output above says it; its intent "

@@ -195,6 +195,17 @@ local function checked(out, client, m, fields)
   return ok
 end
 
+-- `info` with what a batch's report says of throttles, for the audit's
+-- outcome (its throttled calls, the lowest room in requests per second).
+local function paced(info, report)
+  info = info or {}
+  if report and report.throttled and report.throttled > 0 then
+    info.throttled = report.throttled
+    info.lowest_room = report.lowest_room and math.floor(report.lowest_room * 100 + 0.5) / 100
+  end
+  return info
+end
+
 -- Carries out a prepared run: status, rows, info, calls, planned. The
 -- run's intent goes to the audit log, on the disk, before its first
 -- request leaves (reconcile: once it knows the difference to send).
@@ -222,13 +233,15 @@ local function carry_out(out, run, env)
   elseif not intend(plan_of(m, fields, args, safe, long)) then
     status = EXIT.usage
   elseif long then
-    local counts
-    status, counts, calls, planned = run_long(out, client, m, fields, args, output, long,
+    local counts, report
+    status, counts, calls, planned, report = run_long(out, client, m, fields, args, output, long,
       outcomes_writer(out, safe, run, run.stop))
-    info = info or {}
+    info = paced(info, report)
     info.counts = counts
   elseif m and m.list then
-    status, rows, calls, planned = run_batch(out, client, m, fields, args, output)
+    local report
+    status, rows, calls, planned, report = run_batch(out, client, m, fields, args, output)
+    info = paced(info, report)
   else
     status, rows = run_call(out, client, m, fields, args, output, function() return run.attempts end)
     calls = run.attempts

@@ -76,6 +76,7 @@ local function as_flags(message, m)
   end)
   message = gsub(message, "option '([%w_]+)'", function(name)
     local flags = { timeout_ms = "--timeout", max_rate = "--rate", concurrency = "--concurrency",
+                    deadline_ms = "--deadline",
                     ca_file = "--ca-file", endpoint = "--endpoint", app_id = "--app-id" }
     return "'" .. (flags[name] or flag(name)) .. "'"
   end)
@@ -149,7 +150,7 @@ end
 
 local function status_word(r)
   if r.ok then return "ok" end
-  if r.code == "Interrupted" then return "NOT SENT" end
+  if r.code == "Interrupted" or r.code == "DeadlineExceeded" then return "NOT SENT" end
   if r.outcome_unknown then return "UNKNOWN" end
   return "FAILED"
 end
@@ -173,8 +174,10 @@ local function print_table(out, rows)
 end
 
 -- A progress bar on standard error: done/total, rate, ETA, failures so
--- far; done and rate where the total is not known (a list from a pipe).
-local function progress_bar(err_stream, clock)
+-- far; done and rate where the total is not known (a list from a pipe);
+-- and the room the pacing learned from the provider's throttles, while it
+-- is below the cap (`room()`: the text to show, or nil).
+local function progress_bar(err_stream, clock, room)
   local started, last = clock(), -1
   local failed = 0
   return function(done, total, entry, final)
@@ -184,8 +187,10 @@ local function progress_bar(err_stream, clock)
     last = now
     local elapsed = now - started
     local rate = elapsed > 0 and done / elapsed or 0
+    local learned = room and room()
+    learned = learned and "  " .. learned or ""
     if not total then
-      err_stream:write(format("\r%d done  %.1f/s  failed %d ", done, rate, failed))
+      err_stream:write(format("\r%d done  %.1f/s  failed %d%s ", done, rate, failed, learned))
       if final then err_stream:write("\n") end
       err_stream:flush()
       return
@@ -193,14 +198,31 @@ local function progress_bar(err_stream, clock)
     local eta = rate > 0 and (total - done) / rate or 0
     local cells = 24
     local filled = total > 0 and floor(cells * done / total) or cells
-    err_stream:write(format("\r[%s%s] %d/%d  %.1f/s  ETA %ds  failed %d ", rep("#", filled), rep(".", cells - filled),
-      done, total, rate, floor(eta + 0.5), failed))
+    err_stream:write(format("\r[%s%s] %d/%d  %.1f/s  ETA %ds  failed %d%s ", rep("#", filled),
+      rep(".", cells - filled), done, total, rate, floor(eta + 0.5), failed, learned))
     if final then err_stream:write("\n") end
     err_stream:flush()
   end
 end
 
 -- Is `fd` a terminal? isatty(3) through streamctl.signal, no shell.
+-- The room of `action` as the progress bar shows it while a throttle keeps
+-- it below the cap ("room 12.0/s of 30"), else nil.
+local function room_text(client, action)
+  return function()
+    local _, room, cap = client:rate_for(action)
+    if room and room < 1 then return format("room %.1f/s of %g", room * cap, cap) end
+  end
+end
+
+-- What a batch report says of throttles, for its summary ("; 9 throttled,
+-- room down to 11.2/s"), or "".
+local function throttle_text(report)
+  if not report.throttled or report.throttled == 0 then return "" end
+  return format("; %d throttled%s", report.throttled,
+    report.lowest_room and format(", room down to %.1f/s", report.lowest_room) or "")
+end
+
 local function is_tty(fd)
   return require("streamctl.signal").isatty(fd)
 end
@@ -228,6 +250,8 @@ M.table_row = table_row
 M.hints = hints
 M.print_table = print_table
 M.progress_bar = progress_bar
+M.room_text = room_text
+M.throttle_text = throttle_text
 M.is_tty = is_tty
 M.is_usage_error = is_usage_error
 

@@ -76,12 +76,20 @@ local function add_common(cmd, provider, dry_run_help)
       .. "and no_proxy (default: none; the environment is ignored). Credential requests use it too; the "
       .. "ECS metadata service never does."):argname("<url|env>"),
     cmd:option("--timeout", "Milliseconds one attempt may take (default: 10000), answer included; its "
-      .. "connection may take 5000 of them at most. A call makes up to 3 attempts."):argname("<ms>"),
+      .. "connection may take 5000 of them at most. A call makes up to 3 attempts (a throttled one: as many "
+      .. "as the run lasts)."):argname("<ms>"),
     cmd:option("--concurrency", "Requests in flight for batches (default: 8). Counts are decimal digits: 0x10, "
       .. "1e3, 8.0 are refused."):argname("<n>"),
     cmd:option("--rate", format("Send no action faster than this, in requests per second, at least %s: one "
       .. "every %d s (lowers the published caps; it never raises them).", tostring(options_module.MIN_RATE),
       floor(1 / options_module.MIN_RATE + 0.5))):argname("<n>"),
+    cmd:option("--cap", "This account's cap on the command's action, in requests per second, where its quota "
+      .. "is known to differ from the published cap (it may raise it; a lower room the pacing learns from the "
+      .. "provider's throttles by itself)."):argname("<n>"),
+    cmd:option("--deadline", "End the run this many seconds after it starts: nothing is sent after that, a "
+      .. "throttled call ends with its throttle, one never sent with DeadlineExceeded, and the command exits 1 "
+      .. "(default: none; a call the provider throttles is sent again, slower, for as long as the run lasts)."
+      ):argname("<s>"),
     cmd:option("--redis", "Share rate limits and ZEGO Sequences with every process using this Redis, "
       .. "redis://[[user]:password@]host[:port][/db][?nodes=N&prefix=P&timeout_ms=MS] (default: "
       .. "$STREAMCTL_REDIS_URL; the password is better "

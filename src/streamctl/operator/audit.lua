@@ -148,6 +148,8 @@ local FIELDS = {
   { "outcome", "string" },         -- ok, failed, unknown, refused, interrupted
   { "exit", "number" },            -- the command's exit status
   { "calls", "number" },           -- the requests that left
+  { "throttled", "number" },       -- of them, those the provider throttled (and sent again)
+  { "lowest_room", "number" },     -- the lowest room the pacing learned meanwhile (requests per second)
   { "counts", "table" },           -- streams per outcome
   { "request_ids", "table" },      -- the providers' RequestIds, each once
   { "unknown", "table" },          -- the streams whose outcome is unknown

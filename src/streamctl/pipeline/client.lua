@@ -174,14 +174,15 @@ function Client:account()
 end
 
 --- The rate at which this client sends `action` now (requests per second,
--- the margin and the room taken off: docs/pacing.md) and its room (the
--- fraction of the cap the provider's throttles left it), or nil when it is
--- not paced.
+-- the margin and the room taken off: docs/pacing.md), its room (the
+-- fraction of the cap the provider's throttles left it) and the cap; nil
+-- when it is not paced.
 function Client:rate_for(action)
-  local rate = self._pacer:rate(action)
+  local pacer = self._pacer
+  local rate = pacer:rate(action)
   if not rate then return nil end
-  local room = self._pacer:room(action)
-  return rate * room, room
+  local room = pacer:room(action)
+  return rate * room, room, pacer:cap(action)
 end
 
 -- Makes the job that runs `action` with encoded params.
