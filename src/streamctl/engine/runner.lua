@@ -252,6 +252,7 @@ function M.new(iface)
     stacks = setmetatable({}, { __mode = "k" }), -- per coroutine: its runs in progress, outermost first
     sends = {},                          -- action -> ring of the last n send times
     pace_wait = {},                      -- action -> until when no job asks pace again (refused)
+    throttled_at = {},                   -- action -> when a throttle of it was last answered
     stalled_until = nil,                 -- when a reservation last held the loop over STALL (see `decode_answer`)
   }, Engine)
 end

@@ -104,7 +104,14 @@ local function reserve_or_wait(engine, job, now)
   end
   if job.slot_at then
     local _, late = engine.slack()
-    if now - job.slot_at > late then job.slot_at = nil end -- too late for its slot
+    local cut = engine.throttled_at[action]
+    if now - job.slot_at > late then
+      job.slot_at = nil -- too late for its slot
+    elseif cut and job.slot_taken < cut then
+      -- A throttle came since it was reserved: the slot was spaced at a room
+      -- the provider just refused; a new one is spaced at the room it left.
+      job.slot_at = nil
+    end
   end
   if not job.slot_at then
     local wait = engine.pace_wait[action]
@@ -128,7 +135,7 @@ local function reserve_or_wait(engine, job, now)
     if next_delay and next_delay > horizon then
       engine.pace_wait[action] = now + min(next_delay - horizon, M.MAX_PACE_WAIT)
     end
-    job.slot_at = now + delay
+    job.slot_at, job.slot_taken = now + delay, now
     if delay > EPSILON then return job.slot_at end
   end
   return window_hold(engine, action, now) -- an earlier request went late: wait for its second to pass
