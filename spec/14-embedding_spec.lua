@@ -435,26 +435,62 @@ describe("a ZEGO Sequence", function()
   end)
 end)
 
+-- The lines of histogram `name` for `id` (its labels): a bucket a bound, `counts` cumulative.
+local DURATION_BOUNDS = { "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10" }
+local WAIT_BOUNDS = { "0.001", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10", "30", "60" }
+local function histogram_lines(name, bounds, id, counts, total, sum)
+  assert(#counts == #bounds, "a count for each bound")
+  local lines = {}
+  for i, le in ipairs(bounds) do lines[i] = name .. "_bucket{" .. id .. ',le="' .. le .. '"} ' .. counts[i] end
+  lines[#lines + 1] = name .. "_bucket{" .. id .. ',le="+Inf"} ' .. total
+  lines[#lines + 1] = name .. "_sum{" .. id .. "} " .. sum
+  lines[#lines + 1] = name .. "_count{" .. id .. "} " .. total
+  return table.concat(lines, "\n")
+end
+-- The HELP and TYPE lines of the series of issue 48.
+local THROTTLED_BY_CODE_HEAD = "# HELP streamctl_throttled_by_code_total Attempts the provider throttled, by their code.\n"
+  .. "# TYPE streamctl_throttled_by_code_total counter"
+local RETRIES_BY_CODE_HEAD = "# HELP streamctl_retries_by_code_total Attempts sent after a failure (a retry or a "
+  .. "look-up), by the code of the failure they came after.\n# TYPE streamctl_retries_by_code_total counter"
+local ROOM_HEAD = "# HELP streamctl_room_requests_per_second The action's learned room: its cap times the fraction "
+  .. "of it the provider's throttles left, as the last attempt saw it.\n"
+  .. "# TYPE streamctl_room_requests_per_second gauge"
+local CAP_HEAD = "# HELP streamctl_cap_requests_per_second The action's cap, as the last attempt saw it.\n"
+  .. "# TYPE streamctl_cap_requests_per_second gauge"
+local SLOT_WAIT_HEAD = "# HELP streamctl_slot_wait_seconds Time an attempt waited for its rate-limit slot and "
+  .. "window, from when it was due to when it was sent.\n# TYPE streamctl_slot_wait_seconds histogram"
+
 describe("streamctl.operator.metrics", function()
   it("raises when the options are not a table; returns nil, err for a bad option", function()
     local metrics = require "streamctl.operator.metrics"
     local ok, err = pcall(metrics.new, 5)
     assert.is_false(ok)
     assert.truthy(tostring(err):find("bad argument #1 to 'new' (opts must be a table or nil)", 1, true))
-    checks.refused("option 'dict' must be an object with methods 'incr', 'get', 'get_keys'", metrics.new { dict = 5 })
-    checks.refused("option 'dict' must be an object with methods 'incr', 'get', 'get_keys' (it has no 'get_keys')",
-      metrics.new { dict = { incr = function() end, get = function() end } })
+    checks.refused("option 'dict' must be an object with methods 'incr', 'set', 'get', 'get_keys'", metrics.new { dict = 5 })
+    checks.refused("option 'dict' must be an object with methods 'incr', 'set', 'get', 'get_keys' (it has no 'get_keys')",
+      metrics.new { dict = { incr = function() end, set = function() end, get = function() end } })
+    checks.refused("option 'dict' must be an object with methods 'incr', 'set', 'get', 'get_keys' (it has no 'set')",
+      metrics.new { dict = { incr = function() end, get = function() end, get_keys = function() end } })
     checks.refused("option 'dcit' is not an option of streamctl.operator.metrics.new (did you mean 'dict'?)",
       metrics.new { dcit = {} })
   end)
 
   it("renders what on_attempt saw in the Prometheus text format, byte for byte", function()
     local metrics = require("streamctl.operator.metrics").new()
-    local cli = client(aliyun, { on_attempt = metrics.on_attempt }, function(_, n)
+    local seen = {}
+    local function on_attempt(info)
+      seen[#seen + 1] = { info.room, info.cap, info.waited, info.after_code }
+      return metrics.on_attempt(info)
+    end
+    local cli = client(aliyun, { on_attempt = on_attempt }, function(_, n)
       if n == 1 then return reply(400, '{"RequestId":"t","Code":"Throttling.User","Message":"slow down"}') end
       return reply(200, '{"RequestId":"ok"}')
     end)
     assert(cli:resume_live_stream(STREAM))
+    -- What the engine told (the text below shows it): the room its lone throttle left (the floor, 5% of the
+    -- cap of 30: the last second's one answer was that throttle), and the retry's wait for its slot, 35 ms,
+    -- after the throttle it names.
+    assert.same({ { 1.5, 30, 0 }, { 1.5, 30, 0.035, "Throttling.User" } }, seen)
     -- One more, by hand: a ZEGO action with a quote in its name shows the escaping, and a time of 0.3 s.
     metrics:observe { provider = "zego", action = 'Odd"Action', ok = true, retry = false, seconds = 0.3 }
     -- the edge's event counters
@@ -466,14 +502,7 @@ describe("streamctl.operator.metrics", function()
     assert.has_error(function() metrics:count("drift", { provider = "aliyun" }) end)
     assert.has_error(function() metrics:count("drift", { provider = "a|b", state = "found" }) end)
     local buckets = function(id, counts, total, sum)
-      local lines = {}
-      for i, le in ipairs { "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "10" } do
-        lines[i] = "streamctl_request_duration_seconds_bucket{" .. id .. ',le="' .. le .. '"} ' .. counts[i]
-      end
-      lines[#lines + 1] = "streamctl_request_duration_seconds_bucket{" .. id .. ',le="+Inf"} ' .. total
-      lines[#lines + 1] = "streamctl_request_duration_seconds_sum{" .. id .. "} " .. sum
-      lines[#lines + 1] = "streamctl_request_duration_seconds_count{" .. id .. "} " .. total
-      return table.concat(lines, "\n")
+      return histogram_lines("streamctl_request_duration_seconds", DURATION_BOUNDS, id, counts, total, sum)
     end
     local ali, odd = 'provider="aliyun",action="ResumeLiveStream"', 'provider="zego",action="Odd\\"Action"'
     assert.equal(table.concat({
@@ -498,6 +527,17 @@ describe("streamctl.operator.metrics", function()
       -- the fake clock does not move while a request is answered: both took 0 s
       buckets(ali, { 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2 }, 2, "0.000000"),
       buckets(odd, { 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1 }, 1, "0.300000"),
+      THROTTLED_BY_CODE_HEAD,
+      "streamctl_throttled_by_code_total{" .. ali .. ',code="Throttling.User"} 1',
+      RETRIES_BY_CODE_HEAD,
+      "streamctl_retries_by_code_total{" .. ali .. ',code="Throttling.User"} 1',
+      ROOM_HEAD,
+      "streamctl_room_requests_per_second{" .. ali .. "} 1.5", -- (the hand-made one told no room: no line)
+      CAP_HEAD,
+      "streamctl_cap_requests_per_second{" .. ali .. "} 30",
+      SLOT_WAIT_HEAD,
+      histogram_lines("streamctl_slot_wait_seconds", WAIT_BOUNDS, ali,
+        { 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2 }, 2, "0.035000"),
       "# HELP streamctl_callbacks_total Provider callbacks received, by event and result (accepted, or the code "
         .. "that refused it).",
       "# TYPE streamctl_callbacks_total counter",
@@ -510,5 +550,129 @@ describe("streamctl.operator.metrics", function()
       "# TYPE streamctl_drift_total counter",
       'streamctl_drift_total{provider="aliyun",state="found"} 3',
     }, "\n") .. "\n", metrics:render())
+  end)
+
+  -- The part of `text` from the counters by code to the event counters: the series of issue 48.
+  local function issue48_part(text)
+    local from = assert(text:find("# HELP streamctl_throttled_by_code_total", 1, true))
+    local to = assert(text:find("# HELP streamctl_callbacks_total", 1, true))
+    return text:sub(from, to - 2)
+  end
+
+  it("renders the room and the cap (the last seen), the slot waits and the throttles and retries by code", function()
+    local metrics = require("streamctl.operator.metrics").new()
+    local function z(info)
+      info.provider, info.action, info.role, info.seconds, info.cap = "zego", "ResumeRTCStreams", "call", 0.01, 20
+      return info
+    end
+    -- ZEGO: its number codes, one of them a float (30002.0, as a JSON decoder may give it), in decimal;
+    -- the room cut twice, the last value shown
+    metrics:observe(z { ok = false, retry = false, throttled = true, code = 30002, waited = 0, room = 20 })
+    metrics:observe(z { ok = false, retry = true, throttled = true, code = 30002.0, after_code = 30002, waited = 0.001,
+                        room = 16 })
+    metrics:observe(z { ok = true, retry = true, after_code = 30002.0, waited = 0.0011, room = 12.8 })
+    -- Aliyun: string codes, one with a quote and a | (neither breaks the line nor the key); waits past 10 s
+    metrics:observe { provider = "aliyun", action = "ResumeLiveStream", ok = false, retry = false, throttled = true,
+                      code = "Throttling.User", waited = 0.3, room = 30, cap = 30, seconds = 0.01 }
+    metrics:observe { provider = "aliyun", action = "ResumeLiveStream", ok = false, retry = true, throttled = true,
+                      code = 'Odd"Code|x', after_code = "Throttling.User", waited = 45, room = 24, cap = 30,
+                      seconds = 0.01 }
+    metrics:observe { provider = "aliyun", action = "ResumeLiveStream", ok = true, retry = true,
+                      after_code = 'Odd"Code|x', waited = 61, room = 24, cap = 30, seconds = 0.01 }
+    -- a first look-up after a call's failure: not in streamctl_retries_total (its number is 1), in the
+    -- retries by code (it comes after a failure); unpaced, no room nor cap: no gauge line
+    metrics:observe { provider = "aliyun", action = "DescribeLiveStreamsBlockList", role = "lookup", ok = true,
+                      retry = false, after_code = "InternalError", waited = 0, seconds = 0.01 }
+    local text = metrics:render()
+    local ali, zid = 'provider="aliyun",action="ResumeLiveStream"', 'provider="zego",action="ResumeRTCStreams"'
+    local look = 'provider="aliyun",action="DescribeLiveStreamsBlockList"'
+    assert.equal(table.concat({
+      THROTTLED_BY_CODE_HEAD,
+      "streamctl_throttled_by_code_total{" .. ali .. ',code="Odd\\"Code|x"} 1',
+      "streamctl_throttled_by_code_total{" .. ali .. ',code="Throttling.User"} 1',
+      "streamctl_throttled_by_code_total{" .. zid .. ',code="30002"} 2',
+      RETRIES_BY_CODE_HEAD,
+      "streamctl_retries_by_code_total{" .. look .. ',code="InternalError"} 1',
+      "streamctl_retries_by_code_total{" .. ali .. ',code="Odd\\"Code|x"} 1',
+      "streamctl_retries_by_code_total{" .. ali .. ',code="Throttling.User"} 1',
+      "streamctl_retries_by_code_total{" .. zid .. ',code="30002"} 2',
+      ROOM_HEAD,
+      "streamctl_room_requests_per_second{" .. ali .. "} 24",
+      "streamctl_room_requests_per_second{" .. zid .. "} 12.8",
+      CAP_HEAD,
+      "streamctl_cap_requests_per_second{" .. ali .. "} 30",
+      "streamctl_cap_requests_per_second{" .. zid .. "} 20",
+      SLOT_WAIT_HEAD,
+      -- 0 s: the first bucket (1 ms)
+      histogram_lines("streamctl_slot_wait_seconds", WAIT_BOUNDS, look,
+        { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 }, 1, "0.000000"),
+      -- 0.3 s in 0.5; 45 s in 60; 61 s above every bound (+Inf only)
+      histogram_lines("streamctl_slot_wait_seconds", WAIT_BOUNDS, ali,
+        { 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2 }, 3, "106.300000"),
+      -- 0 and 0.001 s in 0.001 (a bound holds its own value), 0.0011 s in 0.005
+      histogram_lines("streamctl_slot_wait_seconds", WAIT_BOUNDS, zid,
+        { 2, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3 }, 3, "0.002100"),
+    }, "\n"), issue48_part(text))
+    -- the series before them as they were
+    for _, line in ipairs {
+      "streamctl_retries_total{" .. look .. "} 0", "streamctl_retries_total{" .. ali .. "} 2",
+      "streamctl_retries_total{" .. zid .. "} 2", "streamctl_throttled_total{" .. ali .. "} 2",
+      "streamctl_throttled_total{" .. zid .. "} 2", "streamctl_failures_total{" .. zid .. "} 2",
+    } do
+      assert.truthy(text:find("\n" .. line .. "\n", 1, true), line)
+    end
+  end)
+
+  it("with one dict for many workers: a gauge holds the last value any of them set; counters add", function()
+    local values = {}
+    local dict = {
+      incr = function(_, k, by, init) values[k] = (values[k] or init) + by return values[k] end,
+      set = function(_, k, v) values[k] = v return true end,
+      get = function(_, k) return values[k] end,
+      get_keys = function() local ks = {} for k in pairs(values) do ks[#ks + 1] = k end return ks end,
+    }
+    local metrics_mod = require "streamctl.operator.metrics"
+    local a, b = metrics_mod.new { dict = dict }, metrics_mod.new { dict = dict }
+    local info = { provider = "zego", action = "ForbidRTCStreams", ok = false, retry = false, throttled = true,
+                   code = 30002, waited = 0, cap = 20, seconds = 0.01 }
+    info.room = 20
+    a.on_attempt(info)
+    info.room, info.retry, info.after_code = 16, true, 30002
+    b.on_attempt(info)
+    local id = 'provider="zego",action="ForbidRTCStreams"'
+    local part = issue48_part(a:render()) .. "\n"
+    assert.equal(part, issue48_part(b:render()) .. "\n")
+    for _, line in ipairs {
+      "streamctl_throttled_by_code_total{" .. id .. ',code="30002"} 2',
+      "streamctl_retries_by_code_total{" .. id .. ',code="30002"} 1',
+      "streamctl_room_requests_per_second{" .. id .. "} 16", "streamctl_cap_requests_per_second{" .. id .. "} 20",
+      "streamctl_slot_wait_seconds_count{" .. id .. "} 2",
+    } do
+      assert.truthy(part:find("\n" .. line .. "\n", 1, true), line)
+    end
+  end)
+
+  it("raises for an info field of the wrong type, and records nothing of that attempt", function()
+    local metrics = require("streamctl.operator.metrics").new()
+    local good = { provider = "zego", action = "ResumeRTCStreams", ok = true, retry = false, seconds = 0.01,
+                   waited = 0, room = 20, cap = 20 }
+    metrics:observe(good)
+    local before = metrics:render()
+    for _, case in ipairs {
+      { "waited", -1, "info.waited must be a finite number >= 0 or nil" },
+      { "waited", 0 / 0, "info.waited must be a finite number >= 0 or nil" },
+      { "room", "fast", "info.room must be a finite number >= 0 or nil" },
+      { "cap", math.huge, "info.cap must be a finite number >= 0 or nil" },
+      { "code", {}, "info.code must be a string, a number or nil" },
+      { "after_code", true, "info.after_code must be a string, a number or nil" },
+    } do
+      local info = {}
+      for k, v in pairs(good) do info[k] = v end
+      info[case[1]] = case[2]
+      local ok, err = pcall(metrics.on_attempt, info)
+      assert.is_false(ok, case[1])
+      assert.truthy(tostring(err):find("bad argument #1 to 'observe' (" .. case[3] .. ")", 1, true), tostring(err))
+    end
+    assert.equal(before, metrics:render())
   end)
 end)

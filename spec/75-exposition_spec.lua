@@ -27,9 +27,11 @@ end
 local function rendered()
   local m = metrics_mod.new()
   m.on_attempt { provider = "aliyun", action = "ResumeLiveStream", ok = false, throttled = true, retry = false,
-    seconds = 0.02 }
-  m.on_attempt { provider = "aliyun", action = "ResumeLiveStream", ok = true, retry = true, seconds = 0.3 }
-  m.on_attempt { provider = "zego", action = 'Odd"Action\\with\nnewline', ok = true, retry = false, seconds = 12 }
+    seconds = 0.02, code = 'Throttling"Odd\\code\nline', waited = 0, room = 24, cap = 30 }
+  m.on_attempt { provider = "aliyun", action = "ResumeLiveStream", ok = true, retry = true, seconds = 0.3,
+    after_code = "Throttling.User", waited = 0.04, room = 22.5, cap = 30 }
+  m.on_attempt { provider = "zego", action = 'Odd"Action\\with\nnewline', ok = false, throttled = true, retry = false,
+    seconds = 12, code = 30002, waited = 75, room = 20, cap = 20 }
   m:count("callbacks", { provider = "zego", event = "stream_create", result = "accepted" })
   m:count("callbacks", { provider = "aliyun", event = "publish", result = "InvalidSignature" })
   m:count("reactions", { provider = "aliyun", reaction = "forbid_again", result = "ok" })
@@ -45,6 +47,8 @@ describe("the metrics exposition, checked by promtool", function()
       "# TYPE streamctl_requests_total counter", "# TYPE streamctl_request_duration_seconds histogram",
       'streamctl_request_duration_seconds_bucket{provider="aliyun",action="ResumeLiveStream",le="+Inf"} 2',
       'action="Odd\\"Action\\\\with\\nnewline"', "streamctl_reactions_total{", "streamctl_drift_total{",
+      '# TYPE streamctl_room_requests_per_second gauge', '# TYPE streamctl_slot_wait_seconds histogram',
+      'code="Throttling\\"Odd\\\\code\\nline"} 1', 'streamctl_retries_by_code_total{', 'code="30002"} 1',
     } do
       assert.truthy(text:find(want, 1, true), "the exposition has no " .. want)
     end

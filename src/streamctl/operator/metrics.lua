@@ -1,4 +1,4 @@
---- Counters and a latency histogram per provider and action, fed by a
+--- Counters, gauges and histograms per provider and action, fed by a
 -- client's `on_attempt` hook, written out in the Prometheus text format.
 --
 --   local metrics = require("streamctl.operator.metrics").new { dict = ngx.shared.streamctl_metrics }
@@ -6,8 +6,9 @@
 --   ngx.print(metrics:render())      -- in a `GET /metrics` handler
 --
 -- With `dict` (an `ngx.shared` dict) every nginx worker adds to the same
--- numbers (`incr` is atomic) and any worker renders them all; without it the
--- numbers live in this Lua state (a script, a test).
+-- numbers (`incr` is atomic; a gauge holds the last value any worker `set`)
+-- and any worker renders them all; without it the numbers live in this Lua
+-- state (a script, a test).
 --
 -- Series (labels `provider` and `action`; an attempt is one request sent, a
 -- retry or a look-up included):
@@ -18,6 +19,21 @@
 --   streamctl_failures_total              attempts that failed, throttled ones included
 --   streamctl_request_duration_seconds    histogram of the time from send to answer
 --                                         (or to the failure) of every attempt
+--   streamctl_throttled_by_code_total{provider,action,code}  attempts the provider
+--                                         throttled, by their code
+--   streamctl_retries_by_code_total{provider,action,code}  attempts sent after a
+--                                         failure (a retry or a look-up), by the code
+--                                         of the failure they came after (`after_code`)
+--   streamctl_room_requests_per_second    gauge: the action's learned room (its cap
+--                                         times the fraction of it the provider's
+--                                         throttles left), as the last attempt saw it
+--   streamctl_cap_requests_per_second     gauge: the action's cap, beside it
+--                                         (paced actions only, both)
+--   streamctl_slot_wait_seconds           histogram of the time each attempt waited
+--                                         for its rate-limit slot and window (`waited`)
+--
+-- A code is the provider's as it sent it: Aliyun's text ("Throttling.User"),
+-- ZEGO's number in decimal ("30002").
 --
 -- And the edge's own events, counted with `count(name, labels)`:
 --
@@ -29,18 +45,30 @@
 --                                         "failed", "extra" (listed nowhere, left alone)
 -- @module streamctl.operator.metrics
 
-local pairs, ipairs, tostring, setmetatable, type, error = pairs, ipairs, tostring, setmetatable, type, error
+local pairs, ipairs, tostring, tonumber, setmetatable, type, error = pairs, ipairs, tostring, tonumber,
+  setmetatable, type, error
 local format, gsub, match, gmatch, find, sub = string.format, string.gsub, string.match, string.gmatch,
   string.find, string.sub
 local concat, sort = table.concat, table.sort
+local floor, huge = math.floor, math.huge
 
 local validate = require "streamctl.base.validate"
 local decimal = validate.decimal
 
 local M = {}
 
--- The histogram's upper bounds in seconds (Prometheus' defaults).
+-- The latency histogram's upper bounds in seconds (Prometheus' defaults).
 local BUCKETS = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10 }
+
+-- The slot wait's upper bounds in seconds. 1 ms: sent when it was due (the
+-- loop's own latency). 5 ms to 0.25 s: within a slot or a few, the interval
+-- of a published cap running from 5 ms (200/s) to 200 ms (5/s), and a
+-- provider's retry-after holding the budget up to 1 s. Past that, a queue:
+-- a batch's calls in flight wait about concurrency x interval each (8 at
+-- 30/s: 0.27 s; 256 at 5/s: 51 s), longer still behind a room the
+-- throttles cut (to 5% of the cap at the least), so the bounds go on past
+-- Prometheus' 10 s to 30 and 60 s.
+local WAIT_BUCKETS = { 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60 }
 
 local COUNTERS = {
   { "requests", "Requests sent to the provider: every attempt, retries and look-ups included." },
@@ -48,7 +76,28 @@ local COUNTERS = {
   { "throttled", "Attempts the provider throttled." },
   { "failures", "Attempts that failed (throttled ones included)." },
 }
-local HISTOGRAM = "streamctl_request_duration_seconds"
+
+-- The histograms: key prefix, name, help, bounds.
+local LATENCY = { "h|", "streamctl_request_duration_seconds",
+  "Time from sending an attempt to its answer or failure.", BUCKETS }
+local WAIT = { "w|", "streamctl_slot_wait_seconds",
+  "Time an attempt waited for its rate-limit slot and window, from when it was due to when it was sent.",
+  WAIT_BUCKETS }
+
+-- The counters by code: key prefix, name, help.
+local BY_CODE = {
+  { "b|throttled|", "streamctl_throttled_by_code_total", "Attempts the provider throttled, by their code." },
+  { "b|retries|", "streamctl_retries_by_code_total",
+    "Attempts sent after a failure (a retry or a look-up), by the code of the failure they came after." },
+}
+
+-- The gauges: key prefix, name, help.
+local GAUGES = {
+  { "g|room|", "streamctl_room_requests_per_second",
+    "The action's learned room: its cap times the fraction of it the provider's throttles left, "
+      .. "as the last attempt saw it." },
+  { "g|cap|", "streamctl_cap_requests_per_second", "The action's cap, as the last attempt saw it." },
+}
 
 -- The event counters `count` adds to: name -> { help, label names in order }.
 local EVENTS = {
@@ -69,6 +118,10 @@ local function memory_dict()
     values[key] = (values[key] or init or 0) + by
     return values[key]
   end
+  function d:set(key, value) -- luacheck: ignore 212/self
+    values[key] = value
+    return true
+  end
   function d:get(key) return values[key] end -- luacheck: ignore 212/self
   function d:get_keys() -- luacheck: ignore 212/self
     local keys = {}
@@ -83,12 +136,27 @@ local function label(v)
   return (gsub(gsub(gsub(tostring(v), "\\", "\\\\"), "\"", "\\\""), "\n", "\\n"))
 end
 
+-- A gauge's value: at most 6 decimals, none trailing ("12", "22.5").
+local function real(v)
+  local s = format("%.6f", v)
+  if find(s, ".", 1, true) then s = gsub(gsub(s, "0+$", ""), "%.$", "") end
+  return s == "-0" and "0" or s
+end
+
+-- A code as a label value: a string as it is, a number in decimal (exact,
+-- never "3e+04" nor "30002.0"; a fraction with all its digits).
+local function code_text(code)
+  if type(code) ~= "number" then return code end
+  if code == floor(code) and code > -2 ^ 53 and code < 2 ^ 53 then return decimal(code) end
+  return format("%.17g", code)
+end
+
 local Metrics = {}
 Metrics.__index = Metrics
 
 local OPTIONS = {
   -- (the calls of ngx.shared.DICT that are used)
-  { name = "dict", type = "object", methods = { "incr", "get", "get_keys" } },
+  { name = "dict", type = "object", methods = { "incr", "set", "get", "get_keys" } },
 }
 
 --- Makes a set of metrics.
@@ -104,23 +172,65 @@ function M.new(opts)
   return self
 end
 
---- Records one attempt (the table a client's on_attempt receives).
+-- Misuse of observe: the info's field `name` breaks its rule.
+local function bad_info(name, rule)
+  error(format("bad argument #1 to 'observe' (info.%s must be %s)", name, rule), 4) -- (observe's caller)
+end
+
+-- The fields on_attempt's info carries since the room (issue 48), checked
+-- before anything is recorded: a number of seconds or requests per second
+-- (finite, not negative) or nil; a code a string, a number or nil.
+local function check_info(info)
+  for _, name in ipairs { "waited", "room", "cap" } do
+    local v = info[name]
+    if v ~= nil and (type(v) ~= "number" or not (v >= 0 and v < huge)) then
+      bad_info(name, "a finite number >= 0 or nil")
+    end
+  end
+  for _, name in ipairs { "code", "after_code" } do
+    local v = info[name]
+    if v ~= nil and type(v) ~= "string" and type(v) ~= "number" then bad_info(name, "a string, a number or nil") end
+  end
+end
+
+-- Adds `value` to histogram `h` of `id`.
+local function record(d, h, id, value)
+  for i, bound in ipairs(h[4]) do
+    if value <= bound then
+      d:incr(h[1] .. i .. "|" .. id, 1, 0)
+      break
+    end
+  end
+  d:incr(h[1] .. "count|" .. id, 1, 0)
+  d:incr(h[1] .. "sum|" .. id, value, 0)
+end
+
+-- A by-code counter's key: the code's length first, so that neither a code
+-- nor an action with a | in it can be read as the other.
+local function by_code_key(prefix, code, id)
+  local text = code_text(code)
+  return prefix .. #text .. ":" .. text .. id
+end
+
+--- Records one attempt (the table a client's on_attempt receives). A
+-- `waited`, `room`, `cap`, `code` or `after_code` of the wrong type raises,
+-- nothing of the attempt recorded.
 function Metrics:observe(info)
+  check_info(info)
   local d = self.dict
   local id = info.provider .. "|" .. info.action
   d:incr("c|requests|" .. id, 1, 0)
   if info.retry then d:incr("c|retries|" .. id, 1, 0) end
-  if info.throttled then d:incr("c|throttled|" .. id, 1, 0) end
-  if not info.ok then d:incr("c|failures|" .. id, 1, 0) end
-  local s = info.seconds or 0
-  for i, bound in ipairs(BUCKETS) do
-    if s <= bound then
-      d:incr("h|" .. i .. "|" .. id, 1, 0)
-      break
-    end
+  if info.throttled then
+    d:incr("c|throttled|" .. id, 1, 0)
+    if info.code ~= nil then d:incr(by_code_key("b|throttled|", info.code, id), 1, 0) end
   end
-  d:incr("h|count|" .. id, 1, 0)
-  d:incr("h|sum|" .. id, s, 0)
+  if not info.ok then d:incr("c|failures|" .. id, 1, 0) end
+  if info.after_code ~= nil then d:incr(by_code_key("b|retries|", info.after_code, id), 1, 0) end
+  record(d, LATENCY, id, info.seconds or 0)
+  if info.waited then record(d, WAIT, id, info.waited) end
+  if info.room then d:set("g|room|" .. id, info.room) end
+  if info.cap then d:set("g|cap|" .. id, info.cap) end
 end
 
 --- Adds `n` (default 1) to an event counter (see above): `name` is
@@ -140,22 +250,90 @@ function Metrics:count(name, labels, n)
   self.dict:incr("e|" .. name .. "|" .. concat(parts, "|"), n or 1, 0)
 end
 
+-- `{provider="...",action="..."` and `extra`, `}`, for `id`.
+local function labels(id, extra)
+  local provider, action = match(id, "^([^|]*)|(.*)$")
+  return format('{provider="%s",action="%s"%s}', label(provider), label(action), extra or "")
+end
+
+-- The HELP and TYPE lines of a family.
+local function head(out, name, help, kind)
+  out[#out + 1] = "# HELP " .. name .. " " .. help
+  out[#out + 1] = "# TYPE " .. name .. " " .. kind
+end
+
+-- The ids (provider|action) of the keys that begin with `prefix`, in order.
+local function ids_of(keys, prefix)
+  local ids, seen = {}, {}
+  for _, k in ipairs(keys) do
+    if sub(k, 1, #prefix) == prefix then
+      local id = sub(k, #prefix + 1)
+      if not seen[id] then seen[id] = true ids[#ids + 1] = id end
+    end
+  end
+  sort(ids)
+  return ids
+end
+
+-- Histogram `h`'s lines.
+local function render_histogram(d, keys, h, out)
+  local prefix, name = h[1], h[2]
+  head(out, name, h[3], "histogram")
+  for _, id in ipairs(ids_of(keys, prefix .. "count|")) do
+    local cumulative = 0
+    for i, bound in ipairs(h[4]) do
+      cumulative = cumulative + (d:get(prefix .. i .. "|" .. id) or 0)
+      out[#out + 1] = name .. "_bucket" .. labels(id, format(',le="%s"', format("%g", bound)))
+        .. " " .. decimal(cumulative)
+    end
+    local count = d:get(prefix .. "count|" .. id) or 0
+    out[#out + 1] = name .. "_bucket" .. labels(id, ',le="+Inf"') .. " " .. decimal(count)
+    out[#out + 1] = name .. "_sum" .. labels(id) .. " " .. format("%.6f", d:get(prefix .. "sum|" .. id) or 0)
+    out[#out + 1] = name .. "_count" .. labels(id) .. " " .. decimal(count)
+  end
+end
+
+-- A counter family whose labels are in its keys: HELP, TYPE, and a line for
+-- each key that begins with `prefix`, its labels `labels_of(the rest of the
+-- key)`, in order.
+local function render_keyed(d, keys, out, prefix, name, help, labels_of)
+  head(out, name, help, "counter")
+  local lines = {}
+  for _, k in ipairs(keys) do
+    if sub(k, 1, #prefix) == prefix then
+      lines[#lines + 1] = name .. labels_of(sub(k, #prefix + 1)) .. " " .. decimal(d:get(k) or 0)
+    end
+  end
+  sort(lines)
+  for _, line in ipairs(lines) do out[#out + 1] = line end
+end
+
+-- The labels of a by-code key's rest (see by_code_key).
+local function code_labels(rest)
+  local n, body = match(rest, "^(%d+):(.*)$")
+  n = tonumber(n)
+  return labels(sub(body, n + 1), format(',code="%s"', label(sub(body, 1, n))))
+end
+
+local function render_gauges(d, keys, out)
+  for _, g in ipairs(GAUGES) do
+    head(out, g[2], g[3], "gauge")
+    for _, id in ipairs(ids_of(keys, g[1])) do
+      local v = d:get(g[1] .. id)
+      if v then out[#out + 1] = g[2] .. labels(id) .. " " .. real(v) end
+    end
+  end
+end
+
 -- The event counters' lines.
 local function render_events(d, keys, out)
   for _, e in ipairs(EVENTS) do
-    local name, prefix, lines = "streamctl_" .. e[1] .. "_total", "e|" .. e[1] .. "|", {}
-    out[#out + 1] = "# HELP " .. name .. " " .. e[2]
-    out[#out + 1] = "# TYPE " .. name .. " counter"
-    for _, k in ipairs(keys) do
-      if sub(k, 1, #prefix) == prefix then
-        local values, i, l = {}, 0, {}
-        for v in gmatch(sub(k, #prefix + 1), "[^|]+") do i = i + 1; values[i] = v end
-        for j, label_name in ipairs(e[3]) do l[j] = format('%s="%s"', label_name, label(values[j] or "")) end
-        lines[#lines + 1] = name .. "{" .. concat(l, ",") .. "} " .. decimal(d:get(k) or 0)
-      end
-    end
-    sort(lines)
-    for _, line in ipairs(lines) do out[#out + 1] = line end
+    render_keyed(d, keys, out, "e|" .. e[1] .. "|", "streamctl_" .. e[1] .. "_total", e[2], function(rest)
+      local values, i, l = {}, 0, {}
+      for v in gmatch(rest, "[^|]+") do i = i + 1; values[i] = v end
+      for j, label_name in ipairs(e[3]) do l[j] = format('%s="%s"', label_name, label(values[j] or "")) end
+      return "{" .. concat(l, ",") .. "}"
+    end)
   end
 end
 
@@ -163,39 +341,19 @@ end
 function Metrics:render()
   local d = self.dict
   local keys = d:get_keys(0)
-  local ids, seen = {}, {}
-  for _, k in ipairs(keys) do
-    local id = match(k, "^h|count|(.*)$")
-    if id and not seen[id] then seen[id] = true ids[#ids + 1] = id end
-  end
-  sort(ids)
+  local ids = ids_of(keys, LATENCY[1] .. "count|")
   local out = {}
-  local function labels(id, extra)
-    local provider, action = match(id, "^([^|]*)|(.*)$")
-    return format('{provider="%s",action="%s"%s}', label(provider), label(action), extra or "")
-  end
   for _, c in ipairs(COUNTERS) do
     local name = "streamctl_" .. c[1] .. "_total"
-    out[#out + 1] = "# HELP " .. name .. " " .. c[2]
-    out[#out + 1] = "# TYPE " .. name .. " counter"
+    head(out, name, c[2], "counter")
     for _, id in ipairs(ids) do
       out[#out + 1] = name .. labels(id) .. " " .. decimal(d:get("c|" .. c[1] .. "|" .. id) or 0)
     end
   end
-  out[#out + 1] = "# HELP " .. HISTOGRAM .. " Time from sending an attempt to its answer or failure."
-  out[#out + 1] = "# TYPE " .. HISTOGRAM .. " histogram"
-  for _, id in ipairs(ids) do
-    local cumulative = 0
-    for i, bound in ipairs(BUCKETS) do
-      cumulative = cumulative + (d:get("h|" .. i .. "|" .. id) or 0)
-      out[#out + 1] = HISTOGRAM .. "_bucket" .. labels(id, format(',le="%s"', format("%g", bound)))
-        .. " " .. decimal(cumulative)
-    end
-    local count = d:get("h|count|" .. id) or 0
-    out[#out + 1] = HISTOGRAM .. "_bucket" .. labels(id, ',le="+Inf"') .. " " .. decimal(count)
-    out[#out + 1] = HISTOGRAM .. "_sum" .. labels(id) .. " " .. format("%.6f", d:get("h|sum|" .. id) or 0)
-    out[#out + 1] = HISTOGRAM .. "_count" .. labels(id) .. " " .. decimal(count)
-  end
+  render_histogram(d, keys, LATENCY, out)
+  for _, c in ipairs(BY_CODE) do render_keyed(d, keys, out, c[1], c[2], c[3], code_labels) end
+  render_gauges(d, keys, out)
+  render_histogram(d, keys, WAIT, out)
   render_events(d, keys, out)
   return concat(out, "\n") .. "\n"
 end
