@@ -594,6 +594,37 @@ describe("ZEGO", function()
     return assert(zego.new(o))
   end
 
+  it("lets go of a slot that went stale while its call was signed, and of the Sequence it took", function()
+    local w = world()
+    local slow = true
+    local n = 0
+    -- (signing held 0.1 s the first time: credentials renewed on the way, the process held)
+    local cli = zc(w, { nonce = function()
+      n = n + 1
+      if slow then slow = false w.mono = w.mono + 0.1 end
+      return string.format("%016x", n)
+    end })
+    local first = tonumber(cli._sequence:peek_for { "a" })
+    local res = assert(cli:resume_rtc_stream { stream_id = "a" })
+    assert.equal("z", res.RequestId)
+    assert.equal(1, #w.sent) -- (the stale one never left)
+    local sent = tonumber(w.sent[1].req.url:match("Sequence=(%d+)"))
+    assert.is_true(sent > first, "a later Sequence than the one let go")
+    assert.equal(2, n) -- signed twice
+  end)
+
+  it("sends a caller's Sequence late rather than lose it", function()
+    local w = world()
+    local slow = true
+    local cli = zc(w, { nonce = function()
+      if slow then slow = false w.mono = w.mono + 0.1 end
+      return "00000000000000aa"
+    end })
+    assert(cli:resume_rtc_stream { stream_id = "a", sequence = "5" })
+    assert.equal(1, #w.sent)
+    assert.equal("5", w.sent[1].req.url:match("Sequence=(%d+)"))
+  end)
+
   it("keeps the Sequence on a retry and signs afresh", function()
     local w = world()
     w.script_zego = function(_, n)

@@ -6,7 +6,8 @@
 --   POST /streams/zego/resume     {"stream_id": "..."} or {"stream_ids": [...]} (RTC streams)
 --   POST /streams/zego/forbid
 --   GET  /metrics                 Prometheus text: requests, retries, throttles, failures, latency,
---                                 callbacks, reactions, drift
+--                                 the learned room and the cap, slot waits, throttles and retries
+--                                 by code, callbacks, reactions, drift
 --   GET  /callbacks/aliyun        Alibaba Cloud's stream ingest callbacks (publish, publish_done),
 --                                 signed with $STREAMCTL_ALIYUN_NOTIFY_KEY for the ingest domain
 --                                 $STREAMCTL_ALIYUN_NOTIFY_DOMAIN

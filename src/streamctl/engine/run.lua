@@ -352,6 +352,22 @@ local function next_attempt(run, job)
   return { role = "call", action = job.action, params = job.params, n = job.attempts, job = job, run = run }
 end
 
+-- A slot that went stale while its attempt was signed (credentials
+-- renewed on the way, the process held): the attempt is taken back,
+-- unsent, with what signing took (`unsign`: a ZEGO Sequence it took), and
+-- the job reserves a new slot, as in `reserve_or_wait`. True when it was;
+-- false when the attempt goes (fresh, or what it took cannot be given back:
+-- a Sequence the caller chose, recorded as sent).
+local function stale_after_signing(run, job, attempt)
+  local engine = run.engine
+  local _, late = engine.slack()
+  if run.io.now() - job.slot_at <= late then return false end
+  if engine.unsign and not engine.unsign(attempt) then return false end
+  if attempt.role == "lookup" then job.lookups = job.lookups - 1 else job.attempts = job.attempts - 1 end
+  run:schedule(job, job.next_role, 0)
+  return true
+end
+
 -- Signs and starts the job's next attempt. The attempt itself is the key
 -- the io hands back with its completion, and it names its run: no table of
 -- keys outlives a run, and engines sharing an io never take each other's.
@@ -364,6 +380,7 @@ function Run:send(job)
   attempt.after_code = job.err and job.err.code
   local req, serr = self.engine.sign(attempt)
   if not req then return self:apply_outcome(attempt, nil, serr) end
+  if job.slot_at and stale_after_signing(self, job, attempt) then return end
   self.attempts[attempt] = true
   self.inflight = self.inflight + 1
   local ok, terr = io.start(attempt, req)

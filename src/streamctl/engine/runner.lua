@@ -43,6 +43,10 @@
 --   measured(kind, seconds)                  (optional) told "round_trip" (an attempt's send to
 --                                             its answer, when the provider answered) and
 --                                             "sent_late" (how late a request left on its slot)
+--   unsign(attempt) -> bool                  (optional) an attempt signed but never sent (its
+--                                             slot went stale while it was signed): undo what
+--                                             signing took, or false when it cannot be (the
+--                                             attempt is then sent); without it, nothing is undone
 --   answered(action, seconds, err)           (optional) told of every answer to a request
 --                                             of `action` (err nil: a success), `seconds` after
 --                                             it was sent, before anything else is sent: the
@@ -235,6 +239,7 @@ function M.new(iface)
   if iface.horizon ~= nil then need(iface, "horizon", "function") end
   if iface.observe ~= nil then need(iface, "observe", "function") end
   if iface.answered ~= nil then need(iface, "answered", "function") end
+  if iface.unsign ~= nil then need(iface, "unsign", "function") end
   if iface.paced ~= nil then need(iface, "paced", "function") end
   if iface.slack ~= nil then need(iface, "slack", "function") end
   if iface.measured ~= nil then need(iface, "measured", "function") end
@@ -246,7 +251,7 @@ function M.new(iface)
     io = iface.io, sign = iface.sign, decode = iface.decode, pace = iface.pace,
     retry = iface.retry, correct_clock = iface.correct_clock, settle = iface.settle or 0, window = iface.window,
     observe = iface.observe, cancel = iface.cancel, horizon = iface.horizon,
-    answered = iface.answered, paced = iface.paced,
+    answered = iface.answered, paced = iface.paced, unsign = iface.unsign,
     slack = iface.slack or function() return M.WINDOW_GUARD, M.LATE end, measured = iface.measured,
     unsettled = {}, unsettled_count = 0, -- stream -> { settled_at = t, action = a }
     stacks = setmetatable({}, { __mode = "k" }), -- per coroutine: its runs in progress, outermost first

@@ -258,16 +258,17 @@ local function named(rules, name, spec)
 end
 
 -- The client's steps of an attempt, which the engine calls (see
--- streamctl.engine.runner): sign it when it is sent, decode what came back, tell
--- the caller's hook, correct the clock on a skew error.
-
--- Signs an attempt. A ZEGO call's first send takes its Sequence (`commit`)
--- into the job's own params, where it stays for the retries.
+-- streamctl.engine.runner): sign it when it is sent (a ZEGO call's first send
+-- takes its Sequence, `commit`, into the job's own params, where it stays for
+-- the retries; one its slot went stale for before it left is let go,
+-- `unsign`), decode what came back, tell the caller's hook, correct the clock.
 function Client:_sign_attempt(attempt)
   local rules, action = self._rules, attempt.action
   if rules.commit and attempt.role == "call" and attempt.n == 1 and not attempt.job.sequence_taken then
+    local chosen = attempt.params.Sequence ~= nil -- (the caller's: recorded as sent, never given back)
     local ok, err = rules.commit(self, action, rules.operations[action], attempt.params)
     if not ok then err.action = action return nil, err end
+    attempt.took, attempt.chosen = not chosen and attempt.params.Sequence ~= nil, chosen
   end
   local req, err = self:_sign(action, attempt.params)
   -- What this request carries that no message may show (its signature,
@@ -294,6 +295,10 @@ local function engine_for(self, io)
     slack = function() return pacer:slack() end,
     measured = function(kind, seconds) return pacer.measure[kind](pacer.measure, seconds) end,
     answered = function(action, age, err) return pacer:answered(action, age, err) end,
+    unsign = function(attempt)
+      if attempt.took then attempt.params.Sequence = nil end
+      return not attempt.chosen
+    end,
     paced = function(action) return pacer:cap(action) ~= nil end,
   }
 end

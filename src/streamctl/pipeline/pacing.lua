@@ -292,7 +292,7 @@ function Pacer:answered(action, age, err)
   local limiter = self.limiter
   if not limiter or not self:cap(action) then return end
   local key, share = self:key(action), n >= M.SHARE_ANSWERS and (n - bad) / n or 1
-  if not self.shared then
+  if not self.shared and n >= M.SHARE_ANSWERS then
     local got = (n - bad) / (self:cap(action) * limiter:room(key))
     if got < share then share = got end
   end
