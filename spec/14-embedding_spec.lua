@@ -8,6 +8,7 @@ local zego = require "streamctl.zego"
 local auto = require "streamctl.transport.auto"
 local shdict = require "streamctl.store.shdict"
 local ratelimit = require "streamctl.engine.ratelimit"
+local room = require "streamctl.engine.room"
 local sequence = require "streamctl.engine.sequence"
 
 local checks = require "spec.helpers.checks"
@@ -298,6 +299,30 @@ describe("the shared-dict stores", function()
     assert.is_false(ok)
     assert.truthy(tostring(err):find("inside", 1, true))
     assert.is_nil(dict.values["lock:rl:k"], "the lock outlived an error")
+  end)
+
+  it("keep a throttle's room for every worker: the schedule spaced at it, once per overshoot", function()
+    local clock = { t = 10 }
+    local dict = fake_dict(clock)
+    local now = function() return clock.t end
+    local store = shdict.ratelimit_store(dict, { clock = now })
+    local a = ratelimit.new { clock = now, store = store }
+    local b = ratelimit.new { clock = now, store = store } -- another worker
+    dict.values["rl:k"] = "0.000000 10.000000" -- (a budget that lived: born long ago)
+    assert.equal(0, a:reserve("k", 10))
+    assert.is_true(a:throttled("k", 0, 0.5))
+    assert.equal("0.500000 10.000000", dict.values["room:k"])
+    assert.near(room.BETA * 0.5, b:room("k"), 1e-9)
+    -- the other worker's next slot: the old schedule's (0.1 s), the one after spaced at 10 * BETA * 0.5 a second
+    assert.near(0.1, b:reserve("k", 10), 1e-9)
+    assert.near(0.1 + 1 / (10 * room.BETA * 0.5), b:reserve("k", 10), 1e-9)
+    assert.is_false(b:throttled("k", 0.01)) -- (sent before the cut: the same overshoot)
+    -- the provider's retry-after holds the whole budget
+    assert.is_false(b:throttled("k", 0, 1, 0.9))
+    assert.equal("0.000000 10.900000", dict.values["rl:k"])
+    -- and the room grows back, whole after room.whole_after(0.5)
+    clock.t = 10 + room.whole_after(0.5) + 0.001
+    assert.equal(1, a:room("k"))
   end)
 
   it("hand back the earliest free slot within 0.75 s whatever the asker's horizon; none past it", function()

@@ -4,6 +4,7 @@
 
 local R = require "streamctl.store.redis"
 local ratelimit = require "streamctl.engine.ratelimit"
+local room = require "streamctl.engine.room"
 local sequence = require "streamctl.engine.sequence"
 local hiredis = require "streamctl.redis"
 local core = require "streamctl.core"
@@ -410,6 +411,37 @@ describe("streamctl.store.redis against redis-server", function()
       assert.is_false(ok)
       assert.is_true(delay > 0.9 and delay <= 1, "delay " .. delay)
       assert.equal(v, tat("free"))
+    end)
+
+    it("a throttle cuts the room in Redis for every process: the schedule spaced at it, once per overshoot",
+      function()
+      seed(check, "t:", "roomy")
+      local a_store, b_store = R.ratelimit_store(R.connect(cfg)), R.ratelimit_store(R.connect(cfg))
+      local a, b = ratelimit.new { store = a_store }, ratelimit.new { store = b_store }
+      assert.equal(0, a:reserve("roomy", 10))
+      local t1 = tat("roomy")
+      -- a throttle of an attempt sent just now, half the last second's answers throttled
+      assert.is_true(a:throttled("roomy", 0, 0.5))
+      local w = tonumber(check:command("HGET", hash("roomy"), "rw:"))
+      assert.near(0.5, w, 1e-6) -- (the room met, 1, times the share)
+      assert.is_number(tonumber(check:command("HGET", hash("roomy"), "rt:")))
+      -- the other process's next slot is spaced at interval / (BETA * w): one reservation tells it the room
+      b:reserve("roomy", 10)
+      local t2 = tat("roomy")
+      assert.equal(math.ceil(100000 / (room.BETA * 0.5)), t2 - t1)
+      assert.near(room.BETA * 0.5, b:room("roomy"), 1e-6)
+      -- a throttle of an attempt sent before the cut (or within its hold) cuts nothing more
+      assert.is_false(b:throttled("roomy", 0.5, 0.1))
+      assert.near(0.5, tonumber(check:command("HGET", hash("roomy"), "rw:")), 1e-6)
+      -- the provider's retry-after holds the whole budget: no slot before it
+      local before = tat("roomy")
+      assert.is_false(b:throttled("roomy", 0, 1, 0.9))
+      assert.is_true(tat("roomy") > before)
+      local d = a:reserve("roomy", 10)
+      assert.is_true(d > 0.5, "delay " .. d)
+      -- a throttle on a budget Redis has no schedule of makes none (it would be taken for a lost one)
+      assert.is_false(a:throttled("never-reserved", 0))
+      assert.equal(0, check:command("EXISTS", hash("never-reserved")))
     end)
 
     it("two store objects on two connections share one budget", function()
