@@ -189,6 +189,8 @@ describe("streamctl's command line, every flag given bad text", function()
       { "--timeout", { "", "0", "-5", "abc", "1.5", "inf", "nan", "1e999" } },
       { "--concurrency", { "", "0", "-1", "abc", "2.5", "inf", "nan" } },
       { "--rate", { "", "0", "-1", "abc", "inf", "nan" } },
+      { "--cap", { "", "0", "-1", "abc", "inf", "nan", "1e3", "0.00001" } },
+      { "--deadline", { "", "0", "-1", "abc", "1.5", "inf", "nan", "1e3", "2147484" } },
       { "--endpoint", { "", "ftp://127.0.0.1/", "not a url", "http://127.0.0.1:1/\r\nX-Injected: 1",
         "http://127.0.0.1:1/\0", "https://" .. BIG } },
       { "--output", { "xml", "" } },

@@ -319,9 +319,10 @@ function Run:decode_answer(attempt, res, terr)
   -- the account's room is smaller than it paced at: fed back, with the
   -- answers beside it, before anything else is sent, so every later slot
   -- (this call's own again too) is spaced at the room it leaves.
-  if engine.answered and (res ~= nil or retry.is_throttle(err)) then engine.answered(attempt.action, seconds, err) end
-  -- (and the slots reserved before it are given up: see `reserve_or_wait`)
-  if retry.is_throttle(err) then engine.throttled_at[attempt.action] = self.io.now() end
+  -- A cut gives up the slots reserved before it: see `reserve_or_wait`.
+  if engine.answered and (res ~= nil or retry.is_throttle(err)) and engine.answered(attempt.action, seconds, err) then
+    engine.throttled_at[attempt.action] = self.io.now()
+  end
   if engine.observe then engine.observe(attempt, result, err, seconds, res) end
   return self:apply_outcome(attempt, result, err)
 end

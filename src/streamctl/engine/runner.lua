@@ -47,11 +47,14 @@
 --                                             slot went stale while it was signed): undo what
 --                                             signing took, or false when it cannot be (the
 --                                             attempt is then sent); without it, nothing is undone
---   answered(action, seconds, err)           (optional) told of every answer to a request
+--   answered(action, seconds, err) -> cut    (optional) told of every answer to a request
 --                                             of `action` (err nil: a success), `seconds` after
 --                                             it was sent, before anything else is sent: the
 --                                             pacing learns the room from the throttles among
---                                             them (streamctl.engine.retry's `is_throttle`)
+--                                             them (streamctl.engine.retry's `is_throttle`);
+--                                             true when it cut the room: the slots of the action
+--                                             reserved before then are given up, and reserved
+--                                             again at the room it left
 --   paced(action) -> bool                    (optional, default true) whether `pace` spaces
 --                                             `action`: a throttled call goes back to the
 --                                             schedule at once when it does, after a backoff

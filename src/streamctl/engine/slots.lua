@@ -108,8 +108,10 @@ local function reserve_or_wait(engine, job, now)
     if now - job.slot_at > late then
       job.slot_at = nil -- too late for its slot
     elseif cut and job.slot_taken < cut then
-      -- A throttle came since it was reserved: the slot was spaced at a room
+      -- The room was cut since it was reserved: the slot was spaced at a room
       -- the provider just refused; a new one is spaced at the room it left.
+      -- (Once per cut, never for every throttle: a call throttled again and
+      -- again would otherwise take the slot of every other call each time.)
       job.slot_at = nil
     end
   end

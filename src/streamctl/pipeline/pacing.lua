@@ -271,7 +271,7 @@ local function count_answer(q, now, throttled)
 end
 
 --- An answer to an attempt of `action` sent `age` seconds ago (runner's
--- `answered`; `err` nil for a success). On a throttle the room is cut, for
+-- `answered`; `err` nil for a success); true when it cut the room. On a throttle the room is cut, for
 -- every user of the budget where the store is shared, by the share of the
 -- last second's answers that were not throttles (streamctl.engine.room);
 -- on a budget this client has alone, to no more than it got through in the
@@ -305,6 +305,7 @@ function Pacer:answered(action, age, err)
     self.fallback_limiter:throttled(key, age, share, after)
   end
   note_room(self, action, cut == nil and self.fallback_limiter:room(key) or limiter:room(key))
+  return cut ~= false
 end
 
 --- A slot reserved just in time (at most `max_delay` ahead: runner's
