@@ -136,12 +136,9 @@ local function client_options(provider, args, defaults, where, getenv)
     return true
   end
   local ok, why = num("timeout", "timeout_ms", true)
-  if not ok then return nil, why end
-  ok, why = num("concurrency", "concurrency", true)
-  if not ok then return nil, why end
-  ok, why = num("rate", "max_rate", false, options_module.MIN_RATE)
-  if not ok then return nil, why end
-  ok, why = run_limits(o, args)
+  if ok then ok, why = num("concurrency", "concurrency", true) end
+  if ok then ok, why = num("rate", "max_rate", false, options_module.MIN_RATE) end
+  if ok then ok, why = run_limits(o, args) end
   if not ok then return nil, why end
   o.ca_file = args.ca_file or defaults.ca_file
   o.endpoint = args.endpoint

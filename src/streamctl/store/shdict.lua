@@ -183,6 +183,32 @@ local function atomically(dict, key, fn, monotonic, name, log)
   end
 end
 
+-- The room's state of `key` (w, t0; nil, nil: none or unreadable).
+local function room_state(dict, key)
+  local v = dict:get("room:" .. key)
+  local w, t0
+  if type(v) == "string" then w, t0 = match(v, "^(%S+) (%S+)$") end
+  return tonumber(w), tonumber(t0)
+end
+
+-- A throttle at `now` of an attempt on `key` sent `age` seconds ago, under
+-- the budget's lock: the provider's retry-after (`after`) holds the
+-- schedule (its born kept), and the room is cut once per overshoot
+-- (streamctl.engine.room). True when it was cut.
+local function cut_room(dict, key, now, age, share, after, name, log)
+  local v = after and after > 0 and dict:get("rl:" .. key)
+  local born, tat = match(type(v) == "string" and v or "", "^(%S+) (%S+)$")
+  born, tat = tonumber(born), tonumber(tat)
+  if born and tat and tat < now + after then write_budget(dict, "rl:" .. key, born, now + after, name, log) end
+  local w, t0 = room_state(dict, key)
+  local nw, nt = room.cut(w, t0, now, now - age, share)
+  if not nw then return false end
+  local ok, err, forcible = dict:set("room:" .. key, format("%.6f %.6f", nw, nt), room.whole_after(nw) + 1)
+  if forcible then tell_full(dict, name, log, "writing a room evicted other entries") end
+  if not ok then return nil, "shared dict set: " .. tostring(err) end
+  return true
+end
+
 --- A store for streamctl.engine.ratelimit in `dict`: `reserve(key, rate, burst,
 -- max_delay)` (see streamctl.engine.ratelimit), under the per-key lock of
 -- `atomically`. Each budget is one entry, "rl:" .. key, holding
@@ -231,39 +257,15 @@ function M.ratelimit_store(dict, opts)
     return born
   end
 
-  -- The room's state of `key` (w, t0; nil, nil: none or unreadable).
-  local function room_state(key)
-    local v = dict:get("room:" .. key)
-    local w, t0
-    if type(v) == "string" then w, t0 = match(v, "^(%S+) (%S+)$") end
-    return tonumber(w), tonumber(t0)
-  end
-
-  --- The room of `key` (streamctl.engine.ratelimit's store contract).
+  -- The room (streamctl.engine.ratelimit's store contract): every worker's,
+  -- cut once per overshoot under the budget's lock.
   function store:room(key) -- luacheck: ignore 212/self
-    local w, t0 = room_state(key)
+    local w, t0 = room_state(dict, key)
     return room.at(w, t0, monotonic())
   end
-
-  --- A throttle of an attempt on `key` sent `age` seconds ago (`share`: of
-  -- the last second's answers, those not throttled): the room cut for every
-  -- worker, once per overshoot (under the budget's lock).
   function store:throttled(key, age, share, after) -- luacheck: ignore 212/self
-    return store:atomically(key, function()
-      local w, t0 = room_state(key)
-      local now = monotonic()
-      -- (the provider's retry-after: no slot before it, the budget's born kept)
-      local v = after and after > 0 and dict:get("rl:" .. key)
-      local born, tat = match(type(v) == "string" and v or "", "^(%S+) (%S+)$")
-      born, tat = tonumber(born), tonumber(tat)
-      if born and tat and tat < now + after then write_budget(dict, "rl:" .. key, born, now + after, opts.name, log) end
-      local nw, nt = room.cut(w, t0, now, now - age, share)
-      if not nw then return false end
-      local ok, err, forcible = dict:set("room:" .. key, format("%.6f %.6f", nw, nt), room.whole_after(nw) + 1)
-      if forcible then tell_full(dict, opts.name, log, "writing a room evicted other entries") end
-      if not ok then return nil, "shared dict set: " .. tostring(err) end
-      return true
-    end)
+    return store:atomically(key, function() return cut_room(dict, key, monotonic(), age, share, after, opts.name,
+      log) end)
   end
 
   function store:reserve(key, rate, burst, max_delay) -- luacheck: ignore 212/self
