@@ -245,7 +245,8 @@ openresty-demo-stop:
 # Figures, never pass/fail (docs/performance.md): signing beside bare OpenSSL
 # (bench/sign.lua, bench/floor.c) on both interpreters; against the emulator,
 # batches at the caps with bench/pacing.svg (bench/batch.lua), three processes
-# on one account without and with Redis (bench/redis.lua), memory and load
+# on one account without and with Redis (bench/redis.lua), a budget shared
+# with strangers against issue 48's goals (bench/strangers.lua), memory and load
 # time (bench/memory.lua), round trips beside a bare request, one nginx worker
 # and a shell script (bench/roundtrip.lua), and the soak (bench/soak.lua).
 # bench/report.lua gathers the figures into bench/results.json and one table.
@@ -272,6 +273,8 @@ bench: deps build
 	  lua5.4 bench/batch.lua || status=$$?; \
 	if [ $$status = 0 ]; then echo "== one account, three processes: each on its own budget, then one budget in Redis"; \
 	  $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) lua5.4 bench/redis.lua || status=$$?; fi; \
+	if [ $$status = 0 ]; then echo "== strangers: a budget shared with another tool's load, a lower cap, the load leaving (issue 48's goals)"; \
+	  $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) lua5.4 bench/strangers.lua || status=$$?; fi; \
 	if [ $$status = 0 ]; then echo "== memory and load time (Lua 5.4, then LuaJIT)"; \
 	  $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) lua5.4 bench/memory.lua || status=$$?; fi; \
 	if [ $$status = 0 ]; then $(ENVJIT) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) \

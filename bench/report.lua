@@ -1,11 +1,14 @@
 -- Gathers the figures the benchmarks appended to BENCH_OUT (one JSON line
 -- each, see bench/lib.lua) into bench/results.json, with the machine and the
 -- versions they were measured on, and prints them as one table, then as the
--- table docs/performance.md shows (which spec/70 checks against the file).
+-- table docs/performance.md shows (which spec/70 checks against the file),
+-- issue 48's goal table (bench/goals.lua) after it when the file holds
+-- bench/strangers.lua's runs.
 --
 --   lua5.4 bench/report.lua FIGURES.jsonl bench/results.json
 --   lua5.4 bench/report.lua --markdown bench/results.json    docs/performance.md's table only
 local cjson = require "cjson"
+local goals = require "bench.goals"
 
 -------------------------------------------------------------------------------
 -- docs/performance.md's table, from a results file: every figure in it is
@@ -189,6 +192,8 @@ local function markdown(results)
 
   local v, m = results.versions or {}, results.machine or {}
   local function ver(s, pat) return s and s:match(pat) or "?" end
+  -- (issue 48's goals, when the file holds bench/strangers.lua's runs)
+  local goal_table = goals.table(results.figures)
   return table.concat({
     format("bench/results.json of %s (streamctl %s; %s cores of an %s; OpenSSL %s, Lua %s, LuaJIT %s, libcurl %s, "
       .. "nginx %s):", (results.date or "?"):sub(1, 10), v.streamctl or "?",
@@ -199,7 +204,7 @@ local function markdown(results)
     "| | Lua 5.4 | LuaJIT | beside it |",
     "|---|---|---|---|",
     table.concat(rows, "\n"),
-  }, "\n") .. "\n"
+  }, "\n") .. "\n" .. (goal_table and "\n" .. goal_table or "")
 end
 
 if arg[1] == "--markdown" then
@@ -263,3 +268,11 @@ print("")
 print("== docs/performance.md's table (paste it between its markers; spec/70 checks it against " .. output .. ")")
 local made, md = pcall(markdown, results)
 io.write(made and md or ("(not made: " .. tostring(md) .. ")\n"))
+-- (issue 48's goal table is the markdown's last part; a file without the
+-- rest, bench/strangers.lua's figures alone, still shows it)
+local goal_table = not made and goals.table(figures)
+if goal_table then
+  print("")
+  print("== issue 48's goals (bench/goals.lua)")
+  io.write(goal_table)
+end
