@@ -385,7 +385,9 @@ describe("streamctl.store.redis against redis-server", function()
       local fields = {}
       for i = 1, #h, 2 do fields[#fields + 1] = h[i] end
       table.sort(fields)
-      assert.same({ "born", "run", "tat:ForbidLiveStream", "tat:ResumeLiveStream", "ts", "why" }, fields)
+      -- (d:<Action>: the slots handed out by when they are due, for the share a cut takes)
+      assert.same({ "born", "d:ForbidLiveStream", "d:ResumeLiveStream", "run", "tat:ForbidLiveStream",
+        "tat:ResumeLiveStream", "ts", "why" }, fields)
       assert.equal(-1, check:command("PTTL", "t:{aliyun:1234}:rl"))
       assert.equal(1, check:command("ZCARD", "t:{aliyun:1234}:procs"))
       assert.equal(-1, check:command("PTTL", "t:{aliyun:1234}:procs"))
@@ -442,6 +444,21 @@ describe("streamctl.store.redis against redis-server", function()
       -- a throttle on a budget Redis has no schedule of makes none (it would be taken for a lost one)
       assert.is_false(a:throttled("never-reserved", 0))
       assert.equal(0, check:command("EXISTS", hash("never-reserved")))
+    end)
+
+    it("a cut takes what got through the whole budget in the last second, as its slots and throttles show",
+      function()
+      seed(check, "t:", "through")
+      local a = ratelimit.new { store = R.ratelimit_store(R.connect(cfg)) }
+      local b = ratelimit.new { store = R.ratelimit_store(R.connect(cfg)) }
+      -- five slots, 0.1 s apart, handed to two processes; all due half a second later
+      for i = 1, 5 do (i % 2 == 1 and a or b):reserve("through", 10) end
+      socket.sleep(0.55)
+      -- a throttle reported with a local share of 1 (one process's few answers): the budget's own tally
+      -- says 5 slots were due in the last second, 1 of them throttled: 4 got through, at a cap of 10
+      assert.is_true(a:throttled("through", 0, 1, nil, 10))
+      assert.near(0.4, tonumber(check:command("HGET", hash("through"), "rw:")), 1e-6)
+      assert.near(room.BETA * 0.4, a:room("through"), 1e-6)
     end)
 
     it("two store objects on two connections share one budget", function()

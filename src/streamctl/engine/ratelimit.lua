@@ -68,12 +68,13 @@
 -- schedule, a shared dict's) says so with two more methods, and applies the
 -- room in its own `reserve`:
 --
---   store:throttled(key, age, share, after) -> cut | nil, err  (a throttle of an attempt
---                                 sent `age` seconds ago, when `share` of the last
+--   store:throttled(key, age, share, after, cap) -> cut | nil, err  (a throttle of an
+--                                 attempt sent `age` seconds ago, when `share` of the last
 --                                 second's answers were not throttles: true when it cut
 --                                 the room; `after`, when the provider said when to come
 --                                 back (seconds, at most room.MAX_AFTER): no slot of the
---                                 budget before then)
+--                                 budget before then; `cap`, the budget's cap in requests
+--                                 per second, for a store that measures what got through)
 --   store:room(key)             -> fraction          (the room as last known, 0 < f <= 1)
 --
 -- `margin` (optional, a fraction: rate = cap / (1 + margin)) is the caller's
@@ -339,10 +340,12 @@ end
 -- were not throttles: the room is cut (streamctl.engine.room), once per
 -- overshoot; `after` (seconds, nil: none; at most room.MAX_AFTER): the
 -- provider's retry-after, before which no slot of `key` is handed out (a
--- store with `reserve` that keeps no rooms cannot be told, and is not).
+-- store with `reserve` that keeps no rooms cannot be told, and is not);
+-- `cap` (requests per second, optional): the budget's, for a store that
+-- measures what got through against it (the Redis store).
 -- @treturn boolean whether it cut the room (false: an earlier cut answered
 --   the same overshoot); or nil, err when the store failed
-function Limiter:throttled(key, age, share, after)
+function Limiter:throttled(key, age, share, after, cap)
   if type(key) ~= "string" then
     error("bad argument #1 to 'throttled' (key must be a string, got " .. type(key) .. ")", 2)
   end
@@ -357,7 +360,7 @@ function Limiter:throttled(key, age, share, after)
       .. tostring(after) .. ")", 2)
   end
   local store = self.store
-  if store.throttled then return store:throttled(key, age, share, after) end
+  if store.throttled then return store:throttled(key, age, share, after, cap) end
   local function cut()
     local w, t0, err = room_state(self, key)
     if err ~= nil then return nil, err end

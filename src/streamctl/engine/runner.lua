@@ -8,7 +8,7 @@
 --   sign(attempt)  -> request | nil, err      signs one attempt, at the moment it is sent
 --   decode(attempt, response, failure) -> result | nil, err
 --                                             reads an answer, or wraps a transport failure
---   pace(action, max_delay, job) -> seconds, committed[, next]
+--   pace(action, max_delay, job) -> seconds, committed[, next[, cut]]
 --                                            reserves a rate-limit slot for one request of
 --                                             `action` (the job's next attempt) when it is at
 --                                             most `max_delay` seconds away, and says how long
@@ -16,7 +16,10 @@
 --                                             reserved, the delay says when a slot would be
 --                                             free (a pace that returns only seconds commits);
 --                                             `next`: when to ask again for this action (see
---                                             streamctl.engine.ratelimit's store contract)
+--                                             streamctl.engine.ratelimit's store contract);
+--                                             `cut`: the room was cut since the last slot (by
+--                                             another process): the slots reserved before it
+--                                             are given up
 --   horizon(action) -> seconds               (optional) the longest delay a slot may be
 --                                             reserved ahead (see "Pacing"); without it a
 --                                             slot is reserved whatever its delay

@@ -123,8 +123,11 @@ local function reserve_or_wait(engine, job, now)
     end
     local horizon = engine.horizon and engine.horizon(action) or huge
     local asked = engine.io.now()
-    local delay, committed, next_delay = engine.pace(action, horizon, job)
+    local delay, committed, next_delay, cut = engine.pace(action, horizon, job)
     delay = delay or 0
+    -- (a cut of the room another process made, learned with this slot: the
+    -- slots reserved before it are given up, as after one of our own)
+    if cut then engine.throttled_at[action] = asked end
     now = engine.io.now() -- (a shared store's answer took a round trip: its delays count from now)
     -- (held that long, the loop read no answer meanwhile: see `decode_answer`)
     if now - asked > M.STALL then engine.stalled_until = now end

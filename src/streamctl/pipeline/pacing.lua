@@ -124,6 +124,7 @@ function M.new(client, o, redis)
     max_rate = o.max_rate, measure = M.measure(),
     throttles = 0,                                   -- throttles fed back, in all
     answers = {},                                    -- action -> the last second's answers
+    last_room = {},                                  -- action -> the room its last reservation saw
     watchers = setmetatable({}, { __mode = "k" }),   -- the batches told the lowest room
   }, Pacer)
   if o.rate_limits ~= false then
@@ -299,7 +300,7 @@ function Pacer:answered(action, age, err)
   -- (the provider's retry-after holds the whole budget, up to room.MAX_AFTER: everyone waits)
   local after = err.retry_after_ms
   after = type(after) == "number" and after > 0 and min(after / 1000, room.MAX_AFTER) or nil
-  local cut, why = limiter:throttled(key, age, share, after)
+  local cut, why = limiter:throttled(key, age, share, after, self:cap(action))
   if cut == nil then
     self:fallback_limiter_made(why)
     self.fallback_limiter:throttled(key, age, share, after)
@@ -334,13 +335,22 @@ function Pacer:pace(action, max_delay, job)
     local delay, committed, next_delay, value = limiter.store:reserve_sequenced(key, rate, self.burst, max_delay,
       seq_store, ids, margin)
     if value then job.params.Sequence, job.sequence_taken = value, true end
-    if next(self.watchers) then note_room(self, action, limiter:room(key)) end
-    return delay, committed, next_delay
+    return delay, committed, next_delay, self:seen_room(action, limiter:room(key))
   end
   local delay, committed, next_delay = limiter:reserve(key, rate, self.burst, max_delay, margin)
-  if next(self.watchers) then note_room(self, action, limiter:room(key)) end
-  if delay ~= nil then return delay, committed, next_delay end
-  return self:fallback(key, rate, max_delay, committed)
+  if delay == nil then return self:fallback(key, rate, max_delay, committed) end
+  return delay, committed, next_delay, self:seen_room(action, limiter:room(key))
+end
+
+--- The room of `action` as a reservation just found it: told to the
+-- watchers; true when it is lower than the last one seen, a cut another
+-- process (or worker) made since (runner's `pace`: the slots reserved
+-- before it are given up).
+function Pacer:seen_room(action, f)
+  if next(self.watchers) then note_room(self, action, f) end
+  local before = self.last_room[action]
+  self.last_room[action] = f
+  return before ~= nil and f < before - 1e-6
 end
 
 return M

@@ -408,7 +408,7 @@ end
 -- room, which its fallback paces by). True when Redis cut it; false when an
 -- earlier cut answered the same overshoot; nil, err when Redis failed (the
 -- cut holds in this process).
-function RateStore:throttled(key, age, share, after)
+function RateStore:throttled(key, age, share, after, cap)
   local now = self.clock()
   local own = self.own_room[key]
   local w, t0 = room.cut(own and own[1], own and own[2], now, now - age, share)
@@ -416,7 +416,7 @@ function RateStore:throttled(key, age, share, after)
   if not self.health.usable() then return nil, "Redis is not answering: the room is cut in this process only" end
   local tag, action = split_key(key)
   local res, err = self.conn:eval(throttled_script, { tagged(self.cfg.prefix, tag) .. "rl" },
-    { action, ceil(age * 1e6), format("%.6f", share or 1), ceil((after or 0) * 1e6) })
+    { action, ceil(age * 1e6), format("%.6f", share or 1), ceil((after or 0) * 1e6), format("%.6f", cap or 1e9) })
   local f = type(res) == "table" and tonumber(res[2])
   if not (f and f >= room.FLOOR * 1e6 - 1 and f <= 1e6) then
     local why = err and err.message or ("unexpected answer " .. tostring(type(res) == "table" and res[1] or res))

@@ -34,7 +34,41 @@ local M = {}
 -- `throttled` script cuts it. Both run the rule's own text (room.SOURCE),
 -- so Redis and every other store learn by the same lines. A schedule
 -- started afresh has lost its room with it.
-M.reserve = room.SOURCE .. [[
+--
+-- The share a cut takes is the budget's, not one process's (ten processes
+-- see two or three answers a second each, too few to measure by): per
+-- action, "d:<action>" counts the slots handed out by when they are due,
+-- and "x:<action>" the throttles reported, in buckets of 100 ms ("epoch:n"
+-- pairs, those of the last 2 s kept, and the slots not due yet). A cut
+-- takes no more than what got through in the last second (the slots due in
+-- it less the throttles) over the cap, as a lone client does with its own
+-- answers (streamctl.pipeline.pacing), once the second holds SHARE_SLOTS.
+local TALLY = [[
+local SHARE_SLOTS = 4
+local function ring(v)
+  local r = {}
+  for e, c in string.gmatch(v or '', '(%d+):(%d+)') do r[#r + 1] = { tonumber(e), tonumber(c) } end
+  return r
+end
+local function ring_add(r, e, now_e)
+  local out, found = {}, false
+  for _, b in ipairs(r) do
+    if b[1] > now_e - 20 then
+      if b[1] == e then b[2], found = b[2] + 1, true end
+      out[#out + 1] = string.format('%.0f:%d', b[1], b[2])
+    end
+  end
+  if not found then out[#out + 1] = string.format('%.0f:1', e) end
+  return table.concat(out, ' ')
+end
+local function ring_sum(r, now_e)
+  local n = 0
+  for _, b in ipairs(r) do if b[1] > now_e - 10 and b[1] <= now_e then n = n + b[2] end end
+  return n
+end
+]]
+
+M.reserve = room.SOURCE .. TALLY .. [[
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -45,7 +79,7 @@ local interval, tau, maxd = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[
 local pause = tonumber(ARGV[6])
 local act = string.sub(ARGV[1], 5)
 local h = redis.call('HMGET', K, 'born', 'run', 'ts', 'why', ARGV[1], 'new', 'mg:' .. act, 'mu:' .. act,
-  'rw:' .. act, 'rt:' .. act)
+  'rw:' .. act, 'rt:' .. act, 'd:' .. act)
 local born, ts, why, tat = tonumber(h[1]), tonumber(h[3]), h[4], tonumber(h[5])
 local new, held, till = h[6], tonumber(h[7]), tonumber(h[8])
 local rw, rt = tonumber(h[9]), tonumber(h[10])
@@ -78,7 +112,7 @@ elseif ARGV[11] ~= '' and born < now - pause then fresh = ARGV[11]
 end
 if fresh then
   redis.call('DEL', K)
-  born, tat, why, new, held, rw, rt = now, nil, fresh, nil, nil, nil, nil
+  born, tat, why, new, held, rw, rt, h[11] = now, nil, fresh, nil, nil, nil, nil, nil
   redis.call('HSET', K, 'born', now, 'run', run, 'why', fresh, 'ts', now)
   if fresh == 'new' then new = '1' redis.call('HSET', K, 'new', '1') end
 else
@@ -119,7 +153,8 @@ if maxd >= 0 and delay > maxd then
   return { delay, 0, tat - now, born, why or '', fresh and 1 or 0, nodes, '', 0, now, interval, fppm }
 end
 local new_tat = tat + interval
-redis.call('HSET', K, ARGV[1], string.format('%.0f', new_tat))
+redis.call('HSET', K, ARGV[1], string.format('%.0f', new_tat),
+  'd:' .. act, ring_add(ring(h[11]), math.floor((now + delay) / 100000), math.floor(now / 100000)))
 local seq, bad = '', 0
 if #KEYS > 2 then
   local v = math.floor(now / 1000)
@@ -140,24 +175,35 @@ return { delay, 1, new_tat - now, born, why or '', fresh and 1 or 0, nodes, seq,
 -- script runs, when ARGV[3] (a fraction) of the last second's answers its
 -- process had were not throttles: KEYS[1] the account's hash, ARGV[1] the
 -- action; ARGV[4]: the provider's retry-after (us, 0: none), before which
--- no slot of the action is handed out. Cuts the
+-- no slot of the action is handed out; ARGV[5]: the action's cap (requests
+-- per second), which what got through is measured against (see TALLY). Cuts the
 -- room (once per overshoot: streamctl.engine.room) when the budget's
 -- schedule exists (a throttle never makes one: a hash without `born` would
 -- be taken for a lost schedule). Answers { cut (1 or 0), the room (ppm) }.
-M.throttled = room.SOURCE .. [[
+M.throttled = room.SOURCE .. TALLY .. [[
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000000
 local K, act = KEYS[1], ARGV[1]
 if redis.call('HEXISTS', K, 'born') == 0 then return { 0, 1000000 } end
-local h = redis.call('HMGET', K, 'rw:' .. act, 'rt:' .. act, 'tat:' .. act)
+local h = redis.call('HMGET', K, 'rw:' .. act, 'rt:' .. act, 'tat:' .. act, 'd:' .. act, 'x:' .. act)
 local w, t0, tat = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
+if t0 ~= nil then t0 = t0 / 1000000 end
 local after = tonumber(ARGV[4])
+local now_e = math.floor(now * 10)
+local x = ring(h[5])
+local bad = ring_sum(x, now_e) + 1
+redis.call('HSET', K, 'x:' .. act, ring_add(x, now_e, now_e))
+local share = tonumber(ARGV[3])
+local due = ring_sum(ring(h[4]), now_e)
+if due >= SHARE_SLOTS then
+  local got = (due - bad) / tonumber(ARGV[5]) / room_at(w, t0, now)
+  if got < share then share = got end
+end
 if after > 0 and (tat == nil or tat < now * 1000000 + after) then
   redis.call('HSET', K, 'tat:' .. act, string.format('%.0f', now * 1000000 + after))
 end
-if t0 ~= nil then t0 = t0 / 1000000 end
-local nw, nt = room_cut(w, t0, now, now - tonumber(ARGV[2]) / 1000000, tonumber(ARGV[3]))
+local nw, nt = room_cut(w, t0, now, now - tonumber(ARGV[2]) / 1000000, share)
 if nw == nil then return { 0, math.floor(room_at(w, t0, now) * 1000000) } end
 redis.call('HSET', K, 'rw:' .. act, string.format('%.6f', nw), 'rt:' .. act, string.format('%.0f', nt * 1000000))
 return { 1, math.floor(room_at(nw, nt, now) * 1000000) }
