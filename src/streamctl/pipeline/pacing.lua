@@ -122,7 +122,6 @@ function M.new(client, o, redis)
     client = client, rules = client._rules, monotonic = client._monotonic,
     overrides = o.rate_limits, burst = o.rate_burst or 1, fixed_margin = o.rate_margin,
     max_rate = o.max_rate, measure = M.measure(),
-    throttles = 0,                                   -- throttles fed back, in all
     answers = {},                                    -- action -> the last second's answers
     last_room = {},                                  -- action -> the room its last reservation saw
     watchers = setmetatable({}, { __mode = "k" }),   -- the batches told the lowest room
@@ -272,14 +271,15 @@ local function count_answer(q, now, throttled)
 end
 
 --- An answer to an attempt of `action` sent `age` seconds ago (runner's
--- `answered`; `err` nil for a success); true when it cut the room. On a throttle the room is cut, for
--- every user of the budget where the store is shared, by the share of the
--- last second's answers that were not throttles (streamctl.engine.room);
--- on a budget this client has alone, to no more than it got through in the
--- last second (the AWS SDKs' "measured rate": a provider that counts the
--- last second lets a cap through at once after a quiet one, and the share
--- of the first throttle says nothing yet). A store that cannot take the
--- cut is said once, and the cut holds in this process.
+-- `answered`; `err` nil for a success); true when it cut the room. On a
+-- throttle the room is cut, for every user of the budget where the store
+-- is shared, by the share of the last second's answers that were not
+-- throttles (streamctl.engine.room); on a budget this client has alone, to
+-- no more than it got through in the last second (the AWS SDKs' "measured
+-- rate": a provider that counts the last second lets a cap through at once
+-- after a quiet one, and the share of the first throttle says nothing yet;
+-- the Redis store measures the same over the whole budget). A store that
+-- cannot take the cut is said once, and the cut holds in this process.
 function Pacer:answered(action, age, err)
   local q = self.answers[action]
   if not q then
@@ -289,7 +289,6 @@ function Pacer:answered(action, age, err)
   local throttled = retry.is_throttle(err)
   local n, bad = count_answer(q, self.monotonic(), throttled)
   if not throttled then return end
-  self.throttles = self.throttles + 1
   local limiter = self.limiter
   if not limiter or not self:cap(action) then return end
   local key, share = self:key(action), n >= M.SHARE_ANSWERS and (n - bad) / n or 1
