@@ -325,6 +325,21 @@ describe("the shared-dict stores", function()
     assert.equal(1, a:room("k"))
   end)
 
+  it("cut the room by what got through every worker's slots in the last second", function()
+    local clock = { t = 10 }
+    local dict = fake_dict(clock)
+    local now = function() return clock.t end
+    local store = shdict.ratelimit_store(dict, { clock = now })
+    local a = ratelimit.new { clock = now, store = store }
+    local b = ratelimit.new { clock = now, store = store }
+    dict.values["rl:k"] = "0.000000 10.000000"
+    for i = 1, 5 do (i % 2 == 1 and a or b):reserve("k", 10) end -- (0.1 s apart)
+    clock.t = 10.55
+    -- a worker's own share says nothing (1); five slots were due in the last second, one throttled, cap 10
+    assert.is_true(a:throttled("k", 0, 1, nil, 10))
+    assert.equal("0.400000 10.550000", dict.values["room:k"])
+  end)
+
   it("hand back the earliest free slot within 0.75 s whatever the asker's horizon; none past it", function()
     local clock = { t = 10 }
     local dict = fake_dict(clock)

@@ -68,14 +68,9 @@
 -- schedule, a shared dict's) says so with two more methods, and applies the
 -- room in its own `reserve`:
 --
---   store:throttled(key, age, share, after, cap) -> cut | nil, err  (a throttle of an
---                                 attempt sent `age` seconds ago, when `share` of the last
---                                 second's answers were not throttles: true when it cut
---                                 the room; `after`, when the provider said when to come
---                                 back (seconds, at most room.MAX_AFTER): no slot of the
---                                 budget before then; `cap`, the budget's cap in requests
---                                 per second, for a store that measures what got through)
---   store:room(key)             -> fraction          (the room as last known, 0 < f <= 1)
+--   store:throttled(key, age, share, after, cap) -> cut | nil, err   (see Limiter:throttled;
+--                                 true when it cut the room)
+--   store:room(key) -> fraction   (the room as last known, 0 < f <= 1)
 --
 -- `margin` (optional, a fraction: rate = cap / (1 + margin)) is the caller's
 -- pacing margin, for a store whose users may need different ones (their
@@ -342,7 +337,8 @@ end
 -- provider's retry-after, before which no slot of `key` is handed out (a
 -- store with `reserve` that keeps no rooms cannot be told, and is not);
 -- `cap` (requests per second, optional): the budget's, for a store that
--- measures what got through against it (the Redis store).
+-- measures what got through the whole budget against it (Redis, a shared
+-- dict).
 -- @treturn boolean whether it cut the room (false: an earlier cut answered
 --   the same overshoot); or nil, err when the store failed
 function Limiter:throttled(key, age, share, after, cap)

@@ -101,7 +101,51 @@ local function room_cut(w, t0, now, sent, share)
 end
 ]], M.BETA, M.C, M.FLOOR, M.HOLD)
 
+--- What got through a shared budget, as text too (a shared store's: the
+-- Redis script's and the shared dict's), since one process of ten sees
+-- two or three answers a second, too few to measure a share by: the slots
+-- handed out, counted by when they are due, and the throttles reported,
+-- each in buckets of 100 ms ("epoch:n" pairs, those of the last 2 s kept,
+-- and the slots not due yet). `tally_add(text, epoch, now_epoch)` counts
+-- one (the new text); `tally_share(slots, throttles, now_epoch, cap, f)`
+-- is what got through in the last second (the slots due in it less the
+-- throttles, the one being reported counted) over the cap, as a share of
+-- the room `f` paced at, or nil while fewer than SHARE_SLOTS slots were due
+-- in it; `tally_epoch(seconds)` is the bucket of a time.
+M.TALLY_SOURCE = [[
+local SHARE_SLOTS = 4
+local function tally_epoch(seconds) return math.floor(seconds * 10) end
+local function tally_read(v)
+  local r = {}
+  for e, c in string.gmatch(v or '', '(%d+):(%d+)') do r[#r + 1] = { tonumber(e), tonumber(c) } end
+  return r
+end
+local function tally_add(v, e, now_e)
+  local out, found = {}, false
+  for _, b in ipairs(tally_read(v)) do
+    if b[1] > now_e - 20 then
+      if b[1] == e then b[2], found = b[2] + 1, true end
+      out[#out + 1] = string.format('%.0f:%d', b[1], b[2])
+    end
+  end
+  if not found then out[#out + 1] = string.format('%.0f:1', e) end
+  return table.concat(out, ' ')
+end
+local function tally_sum(v, now_e)
+  local n = 0
+  for _, b in ipairs(tally_read(v)) do if b[1] > now_e - 10 and b[1] <= now_e then n = n + b[2] end end
+  return n
+end
+local function tally_share(slots, throttles, now_e, cap, f)
+  local due = tally_sum(slots, now_e)
+  if due < SHARE_SLOTS then return nil end
+  return (due - tally_sum(throttles, now_e)) / cap / f
+end
+]]
+
 local room_at, room_cut = assert(load(M.SOURCE .. "return room_at, room_cut", "=streamctl.engine.room"))()
+local tally_epoch, tally_add, tally_share = assert(load(M.TALLY_SOURCE .. "return tally_epoch, tally_add, tally_share",
+  "=streamctl.engine.room"))()
 
 --- The room at `now` (a fraction of the cap, FLOOR to 1) after the last cut
 -- from `w` at `t0` (both nil: none, 1).
@@ -112,6 +156,9 @@ M.at = room_at
 -- new `w` and `t0`, or nil when an earlier cut already answered its
 -- overshoot.
 M.cut = room_cut
+
+--- The tally's steps (see TALLY_SOURCE).
+M.tally_epoch, M.tally_add, M.tally_share = tally_epoch, tally_add, tally_share
 
 --- How long (seconds) after a cut from `w` the room is whole again: past
 -- that, its state says nothing and may be forgotten.

@@ -35,40 +35,11 @@ local M = {}
 -- so Redis and every other store learn by the same lines. A schedule
 -- started afresh has lost its room with it.
 --
--- The share a cut takes is the budget's, not one process's (ten processes
--- see two or three answers a second each, too few to measure by): per
--- action, "d:<action>" counts the slots handed out by when they are due,
--- and "x:<action>" the throttles reported, in buckets of 100 ms ("epoch:n"
--- pairs, those of the last 2 s kept, and the slots not due yet). A cut
--- takes no more than what got through in the last second (the slots due in
--- it less the throttles) over the cap, as a lone client does with its own
--- answers (streamctl.pipeline.pacing), once the second holds SHARE_SLOTS.
-local TALLY = [[
-local SHARE_SLOTS = 4
-local function ring(v)
-  local r = {}
-  for e, c in string.gmatch(v or '', '(%d+):(%d+)') do r[#r + 1] = { tonumber(e), tonumber(c) } end
-  return r
-end
-local function ring_add(r, e, now_e)
-  local out, found = {}, false
-  for _, b in ipairs(r) do
-    if b[1] > now_e - 20 then
-      if b[1] == e then b[2], found = b[2] + 1, true end
-      out[#out + 1] = string.format('%.0f:%d', b[1], b[2])
-    end
-  end
-  if not found then out[#out + 1] = string.format('%.0f:1', e) end
-  return table.concat(out, ' ')
-end
-local function ring_sum(r, now_e)
-  local n = 0
-  for _, b in ipairs(r) do if b[1] > now_e - 10 and b[1] <= now_e then n = n + b[2] end end
-  return n
-end
-]]
+-- The share a cut takes is the budget's, not one process's (room's
+-- TALLY_SOURCE): per action "d:<action>" (the slots handed out, by when
+-- they are due) and "x:<action>" (the throttles reported).
 
-M.reserve = room.SOURCE .. TALLY .. [[
+M.reserve = room.SOURCE .. room.TALLY_SOURCE .. [[
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -154,7 +125,7 @@ if maxd >= 0 and delay > maxd then
 end
 local new_tat = tat + interval
 redis.call('HSET', K, ARGV[1], string.format('%.0f', new_tat),
-  'd:' .. act, ring_add(ring(h[11]), math.floor((now + delay) / 100000), math.floor(now / 100000)))
+  'd:' .. act, tally_add(h[11], tally_epoch((now + delay) / 1000000), tally_epoch(now / 1000000)))
 local seq, bad = '', 0
 if #KEYS > 2 then
   local v = math.floor(now / 1000)
@@ -180,7 +151,7 @@ return { delay, 1, new_tat - now, born, why or '', fresh and 1 or 0, nodes, seq,
 -- room (once per overshoot: streamctl.engine.room) when the budget's
 -- schedule exists (a throttle never makes one: a hash without `born` would
 -- be taken for a lost schedule). Answers { cut (1 or 0), the room (ppm) }.
-M.throttled = room.SOURCE .. TALLY .. [[
+M.throttled = room.SOURCE .. room.TALLY_SOURCE .. [[
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000000
@@ -190,16 +161,12 @@ local h = redis.call('HMGET', K, 'rw:' .. act, 'rt:' .. act, 'tat:' .. act, 'd:'
 local w, t0, tat = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
 if t0 ~= nil then t0 = t0 / 1000000 end
 local after = tonumber(ARGV[4])
-local now_e = math.floor(now * 10)
-local x = ring(h[5])
-local bad = ring_sum(x, now_e) + 1
-redis.call('HSET', K, 'x:' .. act, ring_add(x, now_e, now_e))
+local now_e = tally_epoch(now)
+local x = tally_add(h[5], now_e, now_e)
+redis.call('HSET', K, 'x:' .. act, x)
 local share = tonumber(ARGV[3])
-local due = ring_sum(ring(h[4]), now_e)
-if due >= SHARE_SLOTS then
-  local got = (due - bad) / tonumber(ARGV[5]) / room_at(w, t0, now)
-  if got < share then share = got end
-end
+local got = tally_share(h[4], x, now_e, tonumber(ARGV[5]), room_at(w, t0, now))
+if got ~= nil and got < share then share = got end
 if after > 0 and (tat == nil or tat < now * 1000000 + after) then
   redis.call('HSET', K, 'tat:' .. act, string.format('%.0f', now * 1000000 + after))
 end

@@ -191,16 +191,29 @@ local function room_state(dict, key)
   return tonumber(w), tonumber(t0)
 end
 
+-- Counts one in the tally `k` (streamctl.engine.room's TALLY_SOURCE), at
+-- `at`; its entry lives as long as it can count (the last 2 s, and the
+-- horizon). A tally the dict cannot keep only makes a cut measure less.
+local function tally(dict, k, at, now)
+  dict:set(k, room.tally_add(dict:get(k), room.tally_epoch(at), room.tally_epoch(now)), 3)
+end
+
 -- A throttle at `now` of an attempt on `key` sent `age` seconds ago, under
 -- the budget's lock: the provider's retry-after (`after`) holds the
 -- schedule (its born kept), and the room is cut once per overshoot
--- (streamctl.engine.room). True when it was cut.
-local function cut_room(dict, key, now, age, share, after, name, log)
+-- (streamctl.engine.room), by no more than what got through the budget
+-- in the last second (every worker's slots and throttles, against `cap`).
+-- True when it was cut.
+local function cut_room(dict, key, now, age, share, after, cap, name, log)
   local v = after and after > 0 and dict:get("rl:" .. key)
   local born, tat = match(type(v) == "string" and v or "", "^(%S+) (%S+)$")
   born, tat = tonumber(born), tonumber(tat)
   if born and tat and tat < now + after then write_budget(dict, "rl:" .. key, born, now + after, name, log) end
   local w, t0 = room_state(dict, key)
+  tally(dict, "tally:x:" .. key, now, now)
+  local got = cap and room.tally_share(dict:get("tally:d:" .. key), dict:get("tally:x:" .. key),
+    room.tally_epoch(now), cap, room.at(w, t0, now))
+  if got and got < (share or 1) then share = got end
   local nw, nt = room.cut(w, t0, now, now - age, share)
   if not nw then return false end
   local ok, err, forcible = dict:set("room:" .. key, format("%.6f %.6f", nw, nt), room.whole_after(nw) + 1)
@@ -263,9 +276,9 @@ function M.ratelimit_store(dict, opts)
     local w, t0 = room_state(dict, key)
     return room.at(w, t0, monotonic())
   end
-  function store:throttled(key, age, share, after) -- luacheck: ignore 212/self
-    return store:atomically(key, function() return cut_room(dict, key, monotonic(), age, share, after, opts.name,
-      log) end)
+  function store:throttled(key, age, share, after, cap) -- luacheck: ignore 212/self
+    return store:atomically(key, function() return cut_room(dict, key, monotonic(), age, share, after, cap,
+      opts.name, log) end)
   end
 
   function store:reserve(key, rate, burst, max_delay) -- luacheck: ignore 212/self
@@ -297,6 +310,7 @@ function M.ratelimit_store(dict, opts)
         if why then known[key] = nil end
         return nil, err
       end
+      if committed then tally(dict, "tally:d:" .. key, now + delay, now) end
       return delay, committed
     end)
   end
