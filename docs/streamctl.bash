@@ -17,82 +17,82 @@ _streamctl() {
                     case "$arg" in
                         create-live-pull-to-push)
                             cmd="$cmd create-live-pull-to-push"
-                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         delete-live-pull-to-push)
                             cmd="$cmd delete-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         describe-live-pull-to-push)
                             cmd="$cmd describe-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --task-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         describe-live-pull-to-push-list)
                             cmd="$cmd describe-live-pull-to-push-list"
-                            opts="$opts -h --help --region --dst-url --task-id --task-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --region --dst-url --task-id --task-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         describe-live-streams-block-list)
                             cmd="$cmd describe-live-streams-block-list"
-                            opts="$opts -h --help --domain-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         describe-live-streams-online-list)
                             cmd="$cmd describe-live-streams-online-list"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
                         forbid-live-stream)
                             cmd="$cmd forbid-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         forbid-live-streams)
                             cmd="$cmd forbid-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid"
                             break
                             ;;
                         restart-live-pull-to-push)
                             cmd="$cmd restart-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         resume-live-stream)
                             cmd="$cmd resume-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         resume-live-streams)
                             cmd="$cmd resume-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-resume"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-resume"
                             break
                             ;;
                         stop-live-pull-to-push)
                             cmd="$cmd stop-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         update-live-pull-to-push)
                             cmd="$cmd update-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         reconcile)
                             cmd="$cmd reconcile"
-                            opts="$opts -h --help --from --remove-extra --allow-empty --domain-name --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            opts="$opts -h --help --from --remove-extra --allow-empty --domain-name --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         whoami)
                             cmd="$cmd whoami"
-                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --sts-endpoint"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --sts-endpoint"
                             break
                             ;;
                     esac
@@ -107,47 +107,47 @@ _streamctl() {
                     case "$arg" in
                         describe-rtc-stream-state)
                             cmd="$cmd describe-rtc-stream-state"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress"
                             break
                             ;;
                         forbid-cdn-live-stream)
                             cmd="$cmd forbid-cdn-live-stream"
-                            opts="$opts -h --help --stream-id --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
+                            opts="$opts -h --help --stream-id --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         forbid-rtc-stream)
                             cmd="$cmd forbid-rtc-stream"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         forbid-rtc-streams)
                             cmd="$cmd forbid-rtc-streams"
-                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid"
+                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid"
                             break
                             ;;
                         resume-cdn-live-stream)
                             cmd="$cmd resume-cdn-live-stream"
-                            opts="$opts -h --help --stream-id --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
+                            opts="$opts -h --help --stream-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         resume-rtc-stream)
                             cmd="$cmd resume-rtc-stream"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log"
                             break
                             ;;
                         resume-rtc-streams)
                             cmd="$cmd resume-rtc-streams"
-                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-resume"
+                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-resume"
                             break
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         reconcile)
                             cmd="$cmd reconcile"
-                            opts="$opts -h --help --from --remove-extra --allow-empty --state --cdn-resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            opts="$opts -h --help --from --remove-extra --allow-empty --state --cdn-resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                     esac
@@ -265,6 +265,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -346,6 +354,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -420,6 +436,14 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -512,6 +536,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -586,6 +618,14 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -671,6 +711,14 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -764,6 +812,14 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -864,6 +920,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -946,6 +1010,14 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1034,6 +1106,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1119,6 +1199,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1201,6 +1289,14 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1313,6 +1409,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1379,6 +1483,14 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1471,6 +1583,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1545,6 +1665,14 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1628,6 +1756,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1686,6 +1822,14 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1754,6 +1898,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1812,6 +1964,14 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1880,6 +2040,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1945,6 +2113,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -2006,6 +2182,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --redis)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -2064,6 +2248,14 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -2141,6 +2333,14 @@ _streamctl() {
                     return 0
                     ;;
                 --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
