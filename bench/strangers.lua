@@ -30,13 +30,18 @@
 -- IDs a call); with several processes the spread of their shares: each
 -- one's rate while it was sending, (its accepted - 1) / (its last - its
 -- first accepted arrival), highest / lowest - 1 (each has the same work, so
--- a process served less ends later); for a stranger that leaves, the seconds
--- from `now` read just before the DELETE to the first accepted arrival with
--- 0.95 of the published cap (29 of 30) accepted in the second up to it,
--- (t - 1 s, t]. Recorded through bench/lib.lua (group "strangers");
+-- a process served less ends later; they start within 0.5 s of each other
+-- in runs of 15 to 20 s, so one running alone at the start moves this by
+-- under 3%, and each one's accepted calls a second over the span when all
+-- were sending are as far apart or further: the spread is the pacing's, not
+-- the measure's, docs/performance.md says why); for a stranger that
+-- leaves, the seconds from `now` read just before the DELETE to the first
+-- accepted arrival with 0.95 of the published cap (29 of 30) accepted in
+-- the second up to it, (t - 1 s, t]. Recorded through bench/lib.lua (group "strangers");
 -- bench/goals.lua sets them beside the goals (bench/report.lua prints that
 -- table). BENCH_STRANGERS_ONLY="zegoa s50p10" runs those runs alone (keys
--- in RUNS below).
+-- in RUNS below); STREAMCTL_ALIYUN_ENDPOINT and STREAMCTL_ZEGO_ENDPOINT
+-- point it at an emulator started on other ports than 38080 and 38081.
 --
 -- Figures, not a test: a run that misses a goal is printed with its misses
 -- and recorded as measured, and the script still exits 0; it exits non-zero
