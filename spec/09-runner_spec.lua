@@ -578,6 +578,47 @@ describe("unknown outcomes", function()
   end)
 end)
 
+describe("a room another process cut", function()
+  -- A shared store that keeps rooms (as Redis does): its room drops to `cut` when the first request is
+  -- answered (another process's throttle, learned at the next reservation). Never refuses a slot.
+  local function run_with(cut)
+    local w = world()
+    local tat, asked, f = 0, 0, 1
+    local store = {
+      reserve = function(_, _, rate)
+        asked = asked + 1
+        if tat < w.mono then tat = w.mono end
+        local delay = tat - w.mono
+        tat = tat + 1 / (rate * f)
+        return delay, true, tat - w.mono
+      end,
+      throttled = function() return true end,
+      room = function() return f end,
+    }
+    w.script = function(_, n)
+      if n == 2 then f = cut end -- (while other calls hold slots reserved before)
+      return { status = 200, headers = {}, body = '{"RequestId":"ok"}' }
+    end
+    local cli = ali(w, { rate_limit_store = store, rate_margin = 0, account_id = "1" })
+    local report = cli:resume_live_streams { domain_name = S.domain_name, app_name = S.app_name,
+                                             stream_names = names(8), concurrency = 4 }
+    assert.equal(8, report.succeeded)
+    return asked, #w.sent
+  end
+
+  it("under 0.7 of the room last seen: the slots reserved before it are given up and reserved again", function()
+    local asked, sent = run_with(0.5)
+    assert.equal(8, sent)
+    assert.is_true(asked > sent, asked .. " reservations for " .. sent .. " requests")
+  end)
+
+  it("a smaller cut (a probe's) keeps them: one reservation a request", function()
+    local asked, sent = run_with(0.8)
+    assert.equal(8, sent)
+    assert.equal(sent, asked)
+  end)
+end)
+
 describe("ZEGO", function()
   local function zc(w, opts)
     local n = 0
