@@ -19,6 +19,7 @@ local world_mod = require "sim.world"
 local provider = require "sim.provider"
 local redis_model = require "sim.redis"
 local net = require "sim.net"
+local crowd = require "sim.crowd"
 local aliyun = require "streamctl.aliyun"
 local zego = require "streamctl.zego"
 local refresh = require "streamctl.credentials.refresh"
@@ -232,10 +233,11 @@ local function distances(seed, s)
   return s
 end
 
---- Draws a schedule from `seed`: a fifth of them pressure schedules and
--- a tenth stragglers, each chosen by a stream of its own so that the
--- others stay as they were; a third of their networks with a heavier tail;
--- Redis up for a while in half, processes at distances of their own in some.
+--- Draws a schedule from `seed`: a fifth of them pressure schedules, a
+-- tenth stragglers and an eighth of the rest crowded (spec/sim/crowd.lua),
+-- each chosen by a stream of its own so that the others stay as they were;
+-- a third of their networks with a heavier tail; Redis up for a while in
+-- half, processes at distances of their own in some.
 function M.generate(seed)
   return distances(seed, tail(seed, M.draw(seed)))
 end
@@ -243,6 +245,9 @@ end
 function M.draw(seed)
   if world_mod.rng(seed + 1000004):chance(0.2) then return pressure(seed) end
   if world_mod.rng(seed + 2000003):chance(0.1) then return stragglers(seed) end
+  if crowd.chosen(seed) then
+    return crowd.draw(seed, { stream_pool = stream_pool, some = some, JITTER_MARGIN = M.JITTER_MARGIN })
+  end
   local rng = world_mod.rng(seed)
   local s = { seed = seed }
   s.provider = rng:chance(0.5) and "aliyun" or "zego"
@@ -355,7 +360,15 @@ local function make_client(sim, p, transport)
     monotonic = function() return world:now() end,
     retry = { random = function() return sim.lib_rng:float() end },
     cancel = p.spec.cancel_at and function() return world:now() >= p.spec.cancel_at end or nil,
+    deadline_ms = p.spec.deadline_ms,
   }
+  -- (a crowded run records the room each attempt's process paced at: invariants 15 and 16)
+  if s.crowd then
+    o.on_attempt = function(info)
+      sim.rooms[#sim.rooms + 1] = { t = world:now(), process = p.name, action = info.action, room = info.room,
+                                    cap = info.cap, throttled = info.throttled }
+    end
+  end
   if s.store == "redis" then o.redis = sim.redis:connect() end
   local c, err
   if s.provider == "aliyun" and s.credentials then
@@ -441,15 +454,23 @@ local function run_op(sim, p, client, op)
     f.on_progress = function(done, _, entry)
       -- (the entries of one call are told one after another, an operation
       -- nested in one of them running in between: each is reported when its
-      -- call finished, at the first of them)
+      -- call finished, at the first of them; the jobs are indexed by their
+      -- streams as they come: scanning every job at every entry made a big
+      -- batch's reports quadratic)
       local t = world:now()
-      for _, job in ipairs(op.jobs) do
-        for _, item in ipairs(job.items or {}) do
-          if item == entry.stream then
-            job.sim_reported_at = job.sim_reported_at or t
-            t = job.sim_reported_at
-          end
+      local index = op.job_index or {}
+      op.job_index = index
+      for i = (op.jobs_indexed or 0) + 1, #op.jobs do
+        for _, item in ipairs(op.jobs[i].items or {}) do
+          local list = index[item] or {}
+          index[item] = list
+          list[#list + 1] = op.jobs[i]
         end
+      end
+      op.jobs_indexed = #op.jobs
+      for _, job in ipairs(index[entry.stream] or {}) do
+        job.sim_reported_at = job.sim_reported_at or t
+        t = job.sim_reported_at
       end
       op.entries[#op.entries + 1] = { stream = entry.stream, ok = entry.ok, t = t,
                                       sent = entry.error and entry.error.sent,
@@ -499,8 +520,13 @@ function M.run(original)
   local sim = {
     schedule = schedule, world = world, model = provider.new(world), net = schedule.net,
     net_rng = root:fork(), lib_rng = root:fork(), sends = {}, logs = {}, ops = {}, procs = {},
-    original = original,
+    original = original, rooms = {},
   }
+  local c = schedule.crowd
+  if c then
+    sim.model.crowd = c
+    if c.stranger then c.stranger.next, c.stranger.accepted, c.stranger.refused = 0, 0, 0 end
+  end
   sim.redis = redis_model.new(world)
   sim.redis.latency = schedule.redis.latency
   sim.redis.started = -(schedule.redis.up or 0)
@@ -528,17 +554,24 @@ function M.run(original)
       world:sleep(spec.start or 0)
       local transport = net.transport(sim, p)
       local client = make_client(sim, p, transport)
-      for _, op in ipairs(spec.ops) do
-        if spec.cancel_at and world:now() >= spec.cancel_at then break end
-        if op.kind == "sleep" then world:sleep(op.seconds) else run_op(sim, p, client, op) end
-      end
+      -- (a crowded run's processes go round their operations until `until_t`, each round on copies)
+      local round, pristine = spec.ops, spec.until_t and copy(spec.ops)
+      repeat
+        for _, op in ipairs(round) do
+          if spec.cancel_at and world:now() >= spec.cancel_at then break end
+          if op.kind == "sleep" then world:sleep(op.seconds) else run_op(sim, p, client, op) end
+        end
+        round = copy(pristine)
+      until not spec.until_t or world:now() >= spec.until_t
     end)
     p.spec, p.creates = spec, {}
+    for _, st in ipairs(spec.stalls or {}) do world:at(st.t, function() world:stall(p, st.seconds) end) end
     sim.procs[#sim.procs + 1] = p
   end
   local ok, why = world:run(M.TIME_LIMIT)
   if ok then ok, why = world:drain(M.TIME_LIMIT + 600) end
   patch.current = nil
+  sim.model:settle_stranger(schedule.provider)
   sim.ok, sim.why = ok, why
   sim.end_time = world:now()
   return sim

@@ -127,6 +127,18 @@ print(format("  the operator's input: %d runs checked against what their input a
   .. "it was counted, %d with standard output closed: invariants 11 and 12 held", st.checks, st.dirty, st.empty,
   st.over_resume, st.over_resume_yes, st.streamed, st.changed, st.closed))
 print(format("  caps checked strictly (jitter within %.0f ms) in %d runs", sim.JITTER_MARGIN * 1000, strict))
+local checks = require "sim.crowd_checks"
+local cs = checks.stats
+print(format("  crowded budgets (13 to 16): %d runs, %d with a stranger (%d calls offered to the provider's window, %d of them "
+  .. "refused), %d a lower cap, %d a throttle storm, %d stalls, %d "
+  .. "clients with a deadline (%d streams failed by a throttle after it, none before); once the room was learned %d of "
+  .. "%d calls throttled (%.1f%%), at most %d in a %g s span (bound %d); the room back to %.2f of the cap at most %.1f s "
+  .. "after %d strangers left (bound %g s); %d first calls of a process beside others (%d while the room was cut) at "
+  .. "most %.3f of the cap above their room (bound %.2f): invariants 13 to 16 held", cs.runs, cs.strangers,
+  cs.stranger_calls, cs.stranger_refused, cs.caps,
+  cs.storms, cs.stalls, cs.deadlines, cs.after_deadline, cs.throttled, cs.calls,
+  100 * cs.throttled / math.max(cs.calls, 1), cs.worst_span, checks.SPAN, checks.SPAN_THROTTLES, checks.RECOVERED,
+  cs.worst_back, cs.left, checks.RECOVERY, cs.joiners, cs.joiners_cut, cs.worst_excess, checks.SHARED_SLACK))
 local kinds = {}
 for k in pairs(faults) do kinds[#kinds + 1] = k end
 table.sort(kinds)

@@ -20,6 +20,10 @@ local type, ipairs, tonumber = type, ipairs, tonumber
 
 local M = {}
 
+--- How many polls in a row may find nothing without waiting, at one
+-- virtual time, before the process counts as in a busy loop (invariant 6).
+M.IDLE_POLLS = 100000
+
 -- The faults a request can meet, with their kinds for the trace.
 M.KINDS = { "refused", "duplicate", "late_delivery", "no_answer", "late_answer", "reset_after", "reset_lost",
             "5xx_before", "5xx_after", "throttle", "malformed" }
@@ -137,8 +141,21 @@ function M.transport(sim, proc)
     return true
   end
 
+  -- (polls that found nothing and waited for nothing at one virtual time:
+  -- a process that keeps asking so is in a busy loop, which the world's
+  -- instruction hook cannot stop under LuaJIT)
+  local idle, idle_at = 0, nil
+
   function t.poll(timeout)
     if #done == 0 and timeout > 0 then world:wait(timeout) end
+    if #done == 0 and timeout <= 0 then
+      if idle_at ~= world:now() then idle, idle_at = 0, world:now() end
+      idle = idle + 1
+      if idle > M.IDLE_POLLS then
+        error("sim: process " .. proc.name .. " polled its transport " .. M.IDLE_POLLS .. " times at "
+          .. world:now() .. " without waiting (a busy loop: the clock stands still)")
+      end
+    end
     local out = done
     done = {}
     return out

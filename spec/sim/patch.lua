@@ -64,17 +64,20 @@ runner.new = function(iface)
     end
     for _, job in ipairs(jobs) do mark(job) end
     local source = opts and opts.source
-    if source then
-      -- (a batch's jobs made as the run has room for them: marked as they come)
-      local o = {}
-      for k, v in pairs(opts) do o[k] = v end
-      o.source = function()
-        local job = source()
-        return job and mark(job)
-      end
-      opts = o
+    if not source then return run(self, jobs, opts) end
+    -- (a batch's jobs made as the run has room for them: marked as they come;
+    -- what the run writes into its options, `stopped`, handed back)
+    local o = {}
+    for k, v in pairs(opts) do o[k] = v end
+    o.source = function()
+      local job = source()
+      return job and mark(job)
     end
-    return run(self, jobs, opts)
+    local out = run(self, jobs, o)
+    for k, v in pairs(o) do
+      if k ~= "source" then opts[k] = v end
+    end
+    return out
   end
   return engine
 end

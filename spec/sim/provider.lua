@@ -11,12 +11,16 @@
 -- Code 0), nonces used once (Aliyun), the signing time checked against the
 -- service's clock (15 min, ZEGO 10 min), and a strict sliding-window limiter
 -- per account and action: a request is refused when the caps's worth of
--- requests arrived within the last second. Signatures are not checked here
+-- requests arrived within the last second (a refused request takes
+-- nothing). A crowd (spec/sim/crowd.lua) adds, on one action, a stranger
+-- counted in that window as the emulator counts one (strangers.lua), a cap
+-- below the page's, and a storm that refuses every request of the account
+-- (the stranger's too) for a while. Signatures are not checked here
 -- (spec/01 pins them by the providers' published examples, and the emulator
 -- checks them with nginx's own primitives).
 --
 -- Every arrival is recorded: `{ t, provider, account, action, params, nonce,
--- ids, seq, verdict, applied }`; every change of a stream's state, with the
+-- ids, seq, verdict, applied, storm }`; every change of a stream's state, with the
 -- arrival that made it.
 -- @module sim.provider
 
@@ -25,7 +29,7 @@ local json = require "cjson"
 
 local pairs, ipairs, tonumber, tostring = pairs, ipairs, tonumber, tostring
 local format, gsub, match, gmatch = string.format, string.gsub, string.match, string.gmatch
-local floor = math.floor
+local floor, ceil, max = math.floor, math.ceil, math.max
 
 local M = {}
 
@@ -85,6 +89,7 @@ function M.new(world)
     tasks = {}, task_order = {}, next_task = 0,
     nonces = {},
     windows = {},       -- account|action -> array of arrival times (the last second's)
+    crowd = nil,        -- the schedule's crowd (spec/sim/crowd.lua): a stranger, a lowered cap, a storm
     next_request = 0,
     test_apps = {},     -- AppId -> true: the test environment's caps
   }, Model)
@@ -94,20 +99,81 @@ function Model:now()
   return M.EPOCH + self.world:now()
 end
 
--- Strict sliding window: refused when `cap` requests arrived within the last second.
-function Model:limited(provider, account, action, is_test)
-  local cap = (is_test and M.TEST_CAPS[action]) or M.CAPS[provider][action]
-  if not cap then return false end
-  local key = provider .. "|" .. account .. "|" .. action
-  local w = self.windows[key] or {}
-  self.windows[key] = w
-  local now = self.world:now()
+-- The arrivals of window `w` still in the second before `now` (now - span, now].
+local function window_at(w, now)
   local keep = {}
   for _, t in ipairs(w) do if now - t < 1 then keep[#keep + 1] = t end end
+  return keep
+end
+
+-- The cap of `action` at time `t` (a crowd's lowered cap from its time on).
+function Model:cap_at(provider, action, is_test, t)
+  local cap = (is_test and M.TEST_CAPS[action]) or M.CAPS[provider][action]
+  local low = self.crowd and self.crowd.cap
+  if cap and low and low.action == action and t >= low.from then cap = low.cap end
+  return cap
+end
+
+-- A crowd's stranger on `action` (spec/sim/crowd.lua), replayed into window
+-- `w` up to `now` as the emulator's strangers.lua does: group k is `burst`
+-- arrivals at from + k * burst / rate (before `to`, when it leaves), each
+-- offered to the window at its own time, counted when the window has room,
+-- refused taking nothing when it is full (or a storm refuses everything),
+-- and the rest of a group refused with its first refusal. Returns the
+-- window.
+local function replay_stranger(self, st, w, provider, action, now)
+  local period = st.burst / st.rate
+  local storm = self.crowd.storm
+  while true do
+    local t = st.from + st.next * period
+    if t > now or (st.to and t >= st.to) then return w end
+    w = window_at(w, t)
+    local cap = self:cap_at(provider, action, nil, t)
+    if storm and t >= storm.from and t < storm.to then cap = 0 end
+    for i = 1, st.burst do
+      if #w >= cap then
+        st.refused = st.refused + st.burst - i + 1
+        break
+      end
+      w[#w + 1] = t
+      st.accepted = st.accepted + 1
+    end
+    st.next = st.next + 1
+  end
+end
+
+-- Strict sliding window: refused when `cap` requests arrived within the
+-- last second (a refused request takes nothing); with a crowd, the
+-- stranger's arrivals are in the window, the cap may be lowered, and a
+-- storm refuses everything ("storm"). A refusal's retry-after (ms) is the
+-- emulator's: until the oldest arrival in the window leaves it (1 to 1000),
+-- a storm's 1000 (the emulator's throttle fault's).
+function Model:limited(provider, account, action, is_test)
+  local now = self.world:now()
+  local cap = self:cap_at(provider, action, is_test, now)
+  if not cap then return false end
+  local crowd = self.crowd
+  if crowd and crowd.storm and now >= crowd.storm.from and now < crowd.storm.to then return "storm", 1000 end
+  local key = provider .. "|" .. account .. "|" .. action
+  local w = self.windows[key] or {}
+  local st = crowd and crowd.stranger
+  if st and st.action == action then w = replay_stranger(self, st, w, provider, action, now) end
+  local keep = window_at(w, now)
   local over = #keep >= cap
   if not over then keep[#keep + 1] = now end
   self.windows[key] = keep
-  return over
+  if not over then return false end
+  return true, max(1, ceil((keep[#keep - cap + 1] + 1 - now) * 1000))
+end
+
+--- Replays a crowd's stranger of `provider` up to now (at the end of a
+-- run: its counts complete; the window it fills is dropped).
+function Model:settle_stranger(provider)
+  local st = self.crowd and self.crowd.stranger
+  if not st then return end
+  local w = {}
+  for k, v in pairs(self.windows) do if k:sub(-#st.action - 1) == "|" .. st.action then w = v end end
+  replay_stranger(self, st, w, provider, st.action, self.world:now())
 end
 
 local function request_id(self)
@@ -308,10 +374,11 @@ function Model:handle(req, fault)
     end
     self.nonces[a.nonce] = true
   end
-  if self:limited(a.provider, a.account, a.action, a.is_test) then
-    a.verdict = "throttled"
+  local over, after = self:limited(a.provider, a.account, a.action, a.is_test)
+  if over then
+    a.verdict, a.storm = "throttled", over == "storm" or nil
     if zego then return zego_answer(self, 30002), a end
-    return aliyun_error(self, "Throttling.User", 400, { ["x-acs-retry-after"] = "1000" }), a
+    return aliyun_error(self, "Throttling.User", 400, { ["x-acs-retry-after"] = tostring(after) }), a
   end
   local res = zego and zego_apply(self, a) or aliyun_apply(self, a)
   a.verdict = a.verdict or (a.applied and "applied" or "answered")

@@ -12,7 +12,7 @@
 -- run id, with or without its data). Its clock (TIME) is the world's plus
 -- a skew the schedule may step.
 --
--- Commands: TIME, INFO, GET, SET (PX), DEL, HMGET, HSET, ZADD,
+-- Commands: TIME, INFO, GET, SET (PX), DEL, HMGET, HEXISTS, HSET, ZADD,
 -- ZREMRANGEBYSCORE, ZCARD. Replies follow Redis' Lua conversion: a number
 -- becomes an integer (truncated), false a nil, a table an array up to its
 -- first nil. Hand-written: no Redis library runs scripts without a server.
@@ -109,6 +109,9 @@ function Server:command(name, ...)
     local out = {}
     for i = 2, n do out[i - 1] = h[a[i]] or false end
     return out
+  elseif name == "HEXISTS" then
+    local h = self:get_key(a[1])
+    return (h and h[a[2]] ~= nil) and 1 or 0
   elseif name == "HSET" then
     local h = self:get_key(a[1])
     if not h then h = {}; self.data[a[1]] = h end

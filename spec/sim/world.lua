@@ -10,6 +10,7 @@
 --   local w = world.new(seed)
 --   w:spawn("p1", function() ... w:sleep(0.5) ... end)
 --   w:at(2.0, function() ... end)          -- an event (a fault, a delivery)
+--   w:stall(p, 0.5)                        -- p runs nothing for 0.5 s (a process descheduled)
 --   local ok, why = w:run(limit)           -- until every process ended, or `limit`
 -- @module sim.world
 
@@ -199,6 +200,15 @@ function World:wake(p)
   end
 end
 
+--- Stalls process `p` for `seconds` from now (descheduled, stopped, in a
+-- long garbage collection): nothing of it runs before then; what it waits
+-- for (an answer, a wake, its sleep's end) is handed to it when it runs
+-- again, late. Its clock goes on meanwhile.
+function World:stall(p, seconds)
+  local till = self.t + seconds
+  if not p.stalled_until or p.stalled_until < till then p.stalled_until = till end
+end
+
 --- The process running now (nil outside any).
 function World:process()
   return self.current
@@ -221,7 +231,11 @@ function World:run(limit)
       local p = item.proc
       -- (an entry whose token is not the process's current one is stale: the
       -- timeout of a wait that was woken first, or the other way round)
-      if not p.done and item.token == p.token and coroutine.status(p.co) == "suspended" then
+      local due = not p.done and item.token == p.token and coroutine.status(p.co) == "suspended"
+      if due and p.stalled_until and p.stalled_until > self.t then
+        -- (stalled: it runs, and finds what came meanwhile, when the stall ends)
+        push(self, { at = p.stalled_until, proc = p, token = item.token })
+      elseif due then
         p.token, p.spins = nil, 0
         self.current = p
         local ok, err = coroutine.resume(p.co)
