@@ -300,9 +300,11 @@ local function timeout_for(engine, active)
     error("streamctl.engine.runner: no job can make progress") -- a bug, never a user's error
   end
   if engine.cancel and timeout > M.CANCEL_POLL then timeout = M.CANCEL_POLL end
-  -- (a run's deadline wakes it)
+  -- (a run's deadline wakes it; one past it waits for its answers in flight as any run does, never
+  -- polling at once again and again: make sim's seed 57 spun there)
   for _, r in ipairs(active) do
-    if r.deadline_at then timeout = min(timeout, max(0, r.deadline_at - engine.io.now())) end
+    local left = r.deadline_at and r.deadline_at - engine.io.now()
+    if left and left > 0 then timeout = min(timeout, left) end
   end
   return timeout
 end
