@@ -32,8 +32,6 @@ local MUTANTS = {
   { name = "look-up before resending a create skipped", file = "src/streamctl/aliyun.lua",
     from = "    recover = {\n      action = \"DescribeLivePullToPushList\",",
     to = "    no_recover = {\n      action = \"DescribeLivePullToPushList\"," },
-  { name = "retry after a throttle without waiting", file = "src/streamctl/engine/run.lua",
-    from = "self:schedule(job, \"call\", decision.delay_ms / 1000)", to = "self:schedule(job, \"call\", 0)" },
   { name = "sent taken from the last attempt only", file = "src/streamctl/engine/run.lua",
     from = "if job.maybe_applied then err.sent, err.outcome_unknown = true, true end",
     to = "if false then err.sent, err.outcome_unknown = true, true end" },
