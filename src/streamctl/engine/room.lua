@@ -157,8 +157,15 @@ M.at = room_at
 -- overshoot.
 M.cut = room_cut
 
---- The tally's steps (see TALLY_SOURCE).
-M.tally_epoch, M.tally_add, M.tally_share = tally_epoch, tally_add, tally_share
+--- The tally's bucket of a time in seconds (see TALLY_SOURCE).
+M.tally_epoch = tally_epoch
+
+--- One more in a tally's text (see TALLY_SOURCE): the new text.
+M.tally_add = tally_add
+
+--- What got through in the last second, as a share of the room paced at
+-- (see TALLY_SOURCE), or nil while too few slots were due in it.
+M.tally_share = tally_share
 
 --- How long (seconds) after a cut from `w` the room is whole again: past
 -- that, its state says nothing and may be forgotten.
