@@ -257,15 +257,21 @@ end
 -- many of them (fewer say too little: the room it paced at is taken).
 M.SHARE_ANSWERS = 4
 
--- Counts an answer of the queue `q` (the last second's, oldest first) at
--- `now`: how many there are, and how many were throttles.
+--- The most answers the share is measured over (the newest): a second of
+-- any published cap, and a bound on what a client keeps per action.
+M.MAX_ANSWERS = 1024
+
+-- Counts an answer of the queue `q` (the last second's, oldest first: their
+-- times in `q.at`, throttles as true in `q.bad_at`) at `now`: how many
+-- there are, and how many were throttles.
 local function count_answer(q, now, throttled)
+  local at, bad_at = q.at, q.bad_at
   q.last = q.last + 1
-  q[q.last] = { now, throttled }
+  at[q.last], bad_at[q.last] = now, throttled or nil
   if throttled then q.bad = q.bad + 1 end
-  while q[q.first][1] <= now - 1 do
-    if q[q.first][2] then q.bad = q.bad - 1 end
-    q[q.first], q.first = nil, q.first + 1
+  while at[q.first] <= now - 1 or q.last - q.first >= M.MAX_ANSWERS do
+    if bad_at[q.first] then q.bad = q.bad - 1 end
+    at[q.first], bad_at[q.first], q.first = nil, nil, q.first + 1
   end
   return q.last - q.first + 1, q.bad
 end
@@ -281,16 +287,16 @@ end
 -- the Redis store measures the same over the whole budget). A store that
 -- cannot take the cut is said once, and the cut holds in this process.
 function Pacer:answered(action, age, err)
+  local limiter = self.limiter
+  if not limiter or not self:cap(action) then return end -- (not paced: nothing to learn)
   local q = self.answers[action]
   if not q then
-    q = { first = 1, last = 0, bad = 0 }
+    q = { first = 1, last = 0, bad = 0, at = {}, bad_at = {} }
     self.answers[action] = q
   end
   local throttled = retry.is_throttle(err)
   local n, bad = count_answer(q, self.monotonic(), throttled)
   if not throttled then return end
-  local limiter = self.limiter
-  if not limiter or not self:cap(action) then return end
   local key, share = self:key(action), n >= M.SHARE_ANSWERS and (n - bad) / n or 1
   if not self.shared and n >= M.SHARE_ANSWERS then
     local got = (n - bad) / (self:cap(action) * limiter:room(key))
