@@ -6,10 +6,8 @@
 -- {} returns to real time. Rate limiting and per-second counters always use real
 -- time, so pinning the clock never stalls a token bucket.
 
-local ngx = ngx
-local ngx_now, ngx_update_time = ngx.now, ngx.update_time
-local floor = math.floor
-local tonumber, type = tonumber, type
+local floor, min = math.floor, math.min
+local tonumber, type, error = tonumber, type, error
 local match = string.match
 local os_date = os.date
 
@@ -18,9 +16,12 @@ local M = {}
 local pinned -- unix seconds, or nil
 local offset = 0
 
+-- (ngx is looked up here, not at load, so the calendar functions below can
+-- be used, and unit-tested, outside nginx.)
 function M.real_now()
-  ngx_update_time()
-  return ngx_now()
+  local ngx = ngx
+  ngx.update_time()
+  return ngx.now()
 end
 
 function M.now()
@@ -101,6 +102,51 @@ function M.parse_iso8601(s)
     return nil
   end
   return days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se
+end
+
+-- The date of a day number (days since 1970-01-01): y, m, d (H. Hinnant's
+-- algorithm, the inverse of days_from_civil).
+local function civil_from_days(z)
+  z = z + 719468
+  local era = floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = floor((doe - floor(doe / 1460) + floor(doe / 36524) - floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + floor(yoe / 4) - floor(yoe / 100))
+  local mp = floor((5 * doy + 2) / 153)
+  local d = doy - floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then
+    y = y + 1
+  end
+  return y, m, d
+end
+
+--- Unix time t plus `months` calendar months, in UTC: the same time of day
+-- (and fraction of a second), the day of the month kept unless the target
+-- month is shorter, then its last day (2026-08-31T10:00:00Z + 6 months =
+-- 2027-02-28T10:00:00Z; 2027-08-31 + 6 = 2028-02-29). ForbidLiveStream's
+-- default end is "6 months" (its Chinese page); a month has no fixed length,
+-- and clamping to the month's last day is the earliest reading of it (the
+-- alternative, rolling over into the next month, ends later), so a client
+-- that plans by it never counts on a forbid longer than the service's.
+-- months is a whole number >= 0; anything else raises.
+function M.add_months(t, months)
+  if type(t) ~= "number" or t ~= t then
+    error("clock.add_months: t must be a number (unix seconds)", 2)
+  end
+  if type(months) ~= "number" or months < 0 or months % 1 ~= 0 then
+    error("clock.add_months: months must be a whole number >= 0", 2)
+  end
+  local days = floor(t / 86400)
+  local y, m, d = civil_from_days(days)
+  local m0 = m - 1 + months
+  y, m = y + floor(m0 / 12), m0 % 12 + 1
+  local dim = month_days[m]
+  if m == 2 and is_leap(y) then
+    dim = 29
+  end
+  return days_from_civil(y, m, min(d, dim)) * 86400 + (t - days * 86400)
 end
 
 function M.format_iso8601(t)
