@@ -10,9 +10,12 @@
 --
 -- State (global to the emulator, not per account; `account` records who wrote):
 --   streams["<domain>/<app>/<stream>"] = { DomainName, AppName, StreamName,
---       status = "forbidden" | "normal"  (as of now: a passed ResumeTime reads "normal"),
+--       status = "forbidden" | "normal"  (as of now: a passed end reads "normal"),
+--       ends_at, ends_by ("resume_time" | "default": 6 months after the forbid),
 --       ResumeTime, Oneshot, forbid_count, resume_count, interrupt_count,
---       updated_at, account }
+--       updated_at, account }; the block list's places (aliyun.block_list_limit,
+--       every domain): live_places.lua
+--   domains: those Live calls named, for DescribeLiveUserDomains (live_domains.lua)
 --   online["<domain>/<app>/<stream>"] = { DomainName, AppName, StreamName,
 --       PublishTime, ClientIp }: streams being published, set through the
 --       control API (the emulator has no publishers); a forbid takes a stream
@@ -51,6 +54,9 @@ local task_events = require "streamctl.emulator.task_events"
 local params = require "streamctl.emulator.live_params"
 local live_streams = require "streamctl.emulator.live_streams"
 local relay = require "streamctl.emulator.live_relay"
+local domains = require "streamctl.emulator.live_domains"
+
+local pairs = pairs
 
 local M = {}
 
@@ -86,10 +92,29 @@ M.OPERATIONS = {
   StopLivePullToPush = relay.StopLivePullToPush,
   DescribeLivePullToPush = relay.DescribeLivePullToPush,
   DescribeLivePullToPushList = relay.DescribeLivePullToPushList,
+  DescribeLiveUserDomains = domains.DescribeLiveUserDomains,
 }
 
-M.init = relay.init
-M.tick = relay.tick
+-- Every operation notes the domains it accepts (live_params.domain_known).
+for action, op in pairs(M.OPERATIONS) do
+  M.OPERATIONS[action] = function(p, ctx)
+    ctx.note_domain = domains.note
+    return op(p, ctx)
+  end
+end
+
+local cfg
+
+function M.init(settings)
+  cfg = settings.aliyun
+  relay.init(settings)
+  domains.init(settings)
+end
+
+function M.tick(now)
+  relay.tick(now)
+  live_streams.tick(now)
+end
 M.mark_online = live_streams.mark_online
 M.mark_offline = live_streams.mark_offline
 M.online_snapshot = live_streams.online_snapshot
@@ -98,11 +123,13 @@ M.online_snapshot = live_streams.online_snapshot
 function M.snapshot(now)
   local tasks, order = relay.snapshot(now)
   return { streams = live_streams.snapshot(now), tasks = tasks, task_order = order,
+    block_list = { places_in_use = live_streams.places_in_use(now), limit = cfg and cfg.block_list_limit },
     online = live_streams.online_snapshot(now), notify = notify.snapshot(), source_faults = task_events.snapshot() }
 end
 
 function M.reset()
   live_streams.reset()
+  domains.reset()
   relay.reset()
   notify.reset()
   task_events.reset()

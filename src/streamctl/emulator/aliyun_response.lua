@@ -36,6 +36,9 @@
 --   CodeTaskNotExist                             400   pull-to-push TaskId unknown, in another Region,
 --                                                      deleted, or past its EndTime (deleted then)
 --   CodeTaskHasStopped                           400   StopLivePullToPush of a stopped task
+--   BlockList.LimitExceeded                      400*  ForbidLiveStream with the block list full
+--                                                      (aliyun.block_list_limit); the emulator's
+--                                                      own code: the pages name none
 --   InternalError                                500   injected fault http500
 --   ServiceUnavailable                           503   injected fault http503
 --   (STS's own codes: sts.lua. Error bodies of STS requests carry HostId
@@ -81,6 +84,7 @@ local ERRORS = {
   ["CodeNotEnoughResource"] = { 400, "Not enough resource." },
   ["CodeTaskNotExist"] = { 400, "The task does not exist." },
   ["CodeTaskHasStopped"] = { 400, "The task has stopped." },
+  ["BlockList.LimitExceeded"] = { 400, "The block list is full." },
   ["Forbidden.RAM"] = { 403, "User not authorized to operate on the specified resource, or this API doesn't "
     .. "support RAM." },
   ["InternalError"] = { 500, "The request processing has failed due to some unknown error, exception or failure." },

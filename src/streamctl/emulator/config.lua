@@ -42,6 +42,8 @@
 --       "nonce_ttl_s": 900,                 -- how long a SignatureNonce stays "used"
 --       "domains": [],                      -- non-empty: other DomainNames -> InvalidDomain.NotFound
 --       "max_pull_to_push_tasks": 1000,     -- tasks beyond this -> CodeNotEnoughResource
+--       "block_list_limit": 10000,          -- places on the block list (every domain), a whole
+--                                          -- number >= 0: one more -> BlockList.LimitExceeded
 --       "host_id": "live.aliyuncs.com",     -- HostId in error bodies
 --       "notify": { "live.example.com": { "url": "http://127.0.0.1:9000/ali", "auth_key": "k" } },
 --                                          -- stream ingest callbacks preset per ingest domain
@@ -120,6 +122,7 @@ local function defaults()
         DescribeLivePullToPush = 10,
         DescribeLivePullToPushList = 10,
         DescribeLiveStreamsBlockList = 50,
+        DescribeLiveUserDomains = 100,
         -- 10000 per minute (the QPS table); counted per second, the
         -- strictest reading: at most 166 in any 1 s.
         DescribeLiveStreamsOnlineList = 10000 / 60,
@@ -141,6 +144,8 @@ local function defaults()
       nonce_ttl_s = 900,
       domains = {},
       max_pull_to_push_tasks = 1000,
+      -- ForbidLiveStream's page: "You can disable up to 10,000 live streams."
+      block_list_limit = 10000,
       host_id = "live.aliyuncs.com",
       notify = {},
       pull_to_push_event = "LivePullToPushRuning",
@@ -432,6 +437,14 @@ function M.build(override)
   end
   if a and a.notify ~= nil then
     cfg.aliyun.notify = check_notify(a.notify)
+  end
+  if a and a.block_list_limit ~= nil then
+    local n = a.block_list_limit
+    if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
+      error("aliyun.block_list_limit: expected a whole number >= 0 (the places on the block list), got "
+        .. (type(n) == "number" and format("%.14g", n) or type(n)), 0)
+    end
+    cfg.aliyun.block_list_limit = n
   end
   if a and a.pull_to_push_event ~= nil then
     local e = a.pull_to_push_event

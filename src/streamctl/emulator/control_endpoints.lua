@@ -12,7 +12,8 @@
 --   GET    /_emulator/state    see "State" below
 --   GET    /_emulator/log      ?since=<seq>&provider=aliyun|zego&action=<A>&limit=<n>
 --                              -> {"entries":[...],"last_seq":n,"dropped":n}
---   POST   /_emulator/reset    clears streams, tasks, online streams, counters, rate-limiter state
+--   POST   /_emulator/reset    clears streams (and the block list's places), the domains seen, tasks,
+--                              online streams, counters, rate-limiter state
 --                              (windows, buckets and run-time caps), the run-time strangers (the
 --                              config's start again now), nonces, log
 --                              (seq restarts at 1), faults and the clock -> {"ok":true}
@@ -68,8 +69,10 @@
 --     "provider": "<this port's provider>",
 --     "aliyun": {
 --       "streams": { "<domain>/<app>/<stream>": { "DomainName","AppName","StreamName",
---                    "status": "forbidden"|"normal", "ResumeTime", "Oneshot",
+--                    "status": "forbidden"|"normal", "ends_at", "ends_by" (a forbidden one's
+--                    end, ISO 8601 UTC, and "resume_time"|"default"), "ResumeTime", "Oneshot",
 --                    "forbid_count","resume_count","interrupt_count","updated_at","account" } },
+--       "block_list": { "places_in_use", "limit" },   -- every domain's listed streams
 --       "tasks": { "<TaskId>": { "TaskId","TaskStatus","TaskInfo":{...},
 --                  "created_at","stopped_at","updated_at","restarted_at","restart_count",
 --                  "account" } },                -- tasks past their EndTime are deleted
@@ -179,6 +182,7 @@ local function public_config()
       nonce_ttl_s = settings.aliyun.nonce_ttl_s,
       domains = json.array(settings.aliyun.domains),
       max_pull_to_push_tasks = settings.aliyun.max_pull_to_push_tasks,
+      block_list_limit = settings.aliyun.block_list_limit,
     },
     zego = {
       apps = json.array(z), qps = settings.zego.qps, test_env_qps = settings.zego.test_env_qps,

@@ -6,7 +6,7 @@
 local json = require "streamctl.emulator.json"
 
 local type, ipairs, tonumber, random, format = type, ipairs, tonumber, math.random, string.format
-local match, find, byte, concat = string.match, string.find, string.byte, table.concat
+local match, gmatch, find, byte, concat = string.match, string.gmatch, string.find, string.byte, table.concat
 
 local M = {}
 
@@ -168,17 +168,36 @@ local function uuid()
     0x8000 + random(0, 0x3fff), random(0, 0xffff), random(0, 0x7fffffff))
 end
 
-local function domain_known(ctx, domain)
-  local list = ctx.cfg.domains
-  if not list or #list == 0 then
-    return true
+-- Whether v is shaped as a domain name: lower-case labels of letters,
+-- digits and '-' (not at a label's ends), at most 63 each and 253 in all
+-- (docs/emulator.md, "Names").
+local function domain_shaped(v)
+  if #v > 253 or not match(v, "^[%l%d%-%.]+$") then
+    return false
   end
-  for _, d in ipairs(list) do
-    if d == domain then
-      return true
+  for label in gmatch(v .. ".", "([^.]*)%.") do
+    if label == "" or #label > 63 or match(label, "^%-") or match(label, "%-$") then
+      return false
     end
   end
-  return false
+  return true
+end
+
+-- Whether a DomainName is the account's: any when aliyun.domains is empty,
+-- else one of them. A domain it accepts is noted as seen (ctx.note_domain,
+-- when the caller gives one: DescribeLiveUserDomains lists them).
+local function domain_known(ctx, domain)
+  local list = ctx.cfg.domains
+  local known = not list or #list == 0
+  for _, d in ipairs(list or {}) do
+    if d == domain then
+      known = true
+    end
+  end
+  if known and ctx.note_domain then
+    ctx.note_domain(domain, ctx.now)
+  end
+  return known
 end
 
 local function domain_not_found()
@@ -208,6 +227,7 @@ M.url_param = url_param
 M.page_params = page_params
 M.page_of = page_of
 M.uuid = uuid
+M.domain_shaped = domain_shaped
 M.domain_known = domain_known
 M.domain_not_found = domain_not_found
 M.fuzzy = fuzzy

@@ -1,16 +1,26 @@
 -- ApsaraVideo Live's streams in the emulator (aliyun_live.lua says how the
--- operations answer): forbidden and resumed streams, the block list, and
--- the streams marked online through the control API, with the ingest
--- callbacks a change sends.
+-- operations answer): forbidden and resumed streams, the block list (its
+-- places: live_places.lua), and the streams marked online through the
+-- control API, with the ingest callbacks a change sends.
+--
+-- ForbidLiveStream's page (help.aliyun.com/document_detail/35413.html): "You
+-- can disable up to 10,000 live streams. If the limit is reached, you cannot
+-- disable any more live streams", and "An interrupted live stream is not added
+-- to the blacklist and does not occupy the quota" (Oneshot=yes). Its Chinese
+-- version: with Oneshot no and no ResumeTime, the stream is forbidden for 6
+-- months by default. So every forbid has an end: its ResumeTime, or 6
+-- calendar months after the forbid (clock.add_months); at its end the stream
+-- leaves the list and frees its place.
 
 local json = require "streamctl.emulator.json"
 local clock = require "streamctl.emulator.clock"
 local notify = require "streamctl.emulator.aliyun_notify"
 local params = require "streamctl.emulator.live_params"
+local places = require "streamctl.emulator.live_places"
 
 local type, pairs, ipairs, ceil, find = type, pairs, ipairs, math.ceil, string.find
 local sort = table.sort
-local match, gmatch = string.match, string.gmatch
+local match = string.match
 local missing, invalid, present = params.missing, params.invalid, params.present
 local page_params, page_of, domain_known = params.page_params, params.page_of, params.domain_known
 local domain_not_found = params.domain_not_found
@@ -24,12 +34,27 @@ local function stream_key(domain, app, stream)
   return domain .. "/" .. app .. "/" .. stream
 end
 
+-- A forbid without ResumeTime ends this many calendar months after it.
+local DEFAULT_FORBID_MONTHS = 6
+
 -- Whether a stream record is on the block list at time now.
 local function is_blocked(s, now)
-  if s.status ~= "forbidden" then
-    return false
-  end
-  return s.resume_at == nil or s.resume_at > now
+  return s.status == "forbidden" and s.ends_at > now
+end
+
+-- Ends the forbids whose end passed (their places are free again).
+local function purge(now)
+  places.purge(now, function(key)
+    streams[key].status = "normal"
+  end)
+end
+
+-- The error at the block list's limit: the pages name none; the emulator's
+-- own code (docs/emulator.md, "Differences from the real services").
+local function list_full(limit, key)
+  return nil, "BlockList.LimitExceeded",
+    "The block list is full: at most " .. limit .. " streams can be disabled.",
+    { stream = key, places_in_use = places.in_use(), limit = limit }
 end
 
 -- The record of a stream, created (not blocked) on first use.
@@ -53,25 +78,13 @@ local function name_shaped(v)
   return #v <= 256 and match(v, "^[%w_%-]+$") ~= nil
 end
 
-local function domain_ok(v)
-  if #v > 253 or not match(v, "^[%l%d%-%.]+$") then
-    return false
-  end
-  for label in gmatch(v .. ".", "([^.]*)%.") do
-    if label == "" or #label > 63 or match(label, "^%-") or match(label, "%-$") then
-      return false
-    end
-  end
-  return true
-end
-
 local function check_stream_params(p)
   for _, name in ipairs({ "DomainName", "AppName", "StreamName", "LiveStreamType" }) do
     if not present(p[name]) then
       return missing(name)
     end
   end
-  if not domain_ok(p.DomainName) then
+  if not params.domain_shaped(p.DomainName) then
     return invalid("DomainName", "A domain name in lower case, without scheme, port or path.")
   end
   if p.AppName ~= "*" and not name_shaped(p.AppName) then
@@ -86,8 +99,11 @@ local function check_stream_params(p)
   return true
 end
 
--- ForbidLiveStream: puts a stream on the block list (until ResumeTime, when
--- given); with Oneshot=yes it only cuts the current ingest and blocks nothing.
+-- ForbidLiveStream: puts a stream on the block list until ResumeTime, or for
+-- 6 months when none is given; with Oneshot=yes it only cuts the current
+-- ingest and blocks nothing. A stream not listed yet takes a place: when none
+-- is free (aliyun.block_list_limit), the forbid is refused and changes
+-- nothing. A stream listed already keeps its place (a new end).
 function M.ForbidLiveStream(p, ctx)
   local ok, code, msg = check_stream_params(p)
   if not ok then
@@ -110,6 +126,14 @@ function M.ForbidLiveStream(p, ctx)
   if not domain_known(ctx, p.DomainName) then
     return domain_not_found()
   end
+  purge(ctx.now)
+  if oneshot ~= "yes" then
+    local key = stream_key(p.DomainName, p.AppName, p.StreamName)
+    local limit = ctx.cfg.block_list_limit
+    if places.ends_at(key) == nil and places.in_use() >= limit then
+      return list_full(limit, key)
+    end
+  end
   local key, s = stream_record(p)
   s.account = ctx.account_id
   s.updated_at = ctx.now
@@ -124,11 +148,18 @@ function M.ForbidLiveStream(p, ctx)
     return {}, { applied = true, detail = { stream = key, oneshot = true } }
   end
   s.status = "forbidden"
-  s.resume_at = resume_at
+  s.ends_at = resume_at or clock.add_months(ctx.now, DEFAULT_FORBID_MONTHS)
+  s.ends_by = resume_at and "resume_time" or "default"
   s.ResumeTime = resume_at and p.ResumeTime or nil
   s.Oneshot = oneshot
   s.forbid_count = s.forbid_count + 1
-  return {}, { applied = true, detail = { stream = key, resume_time = s.ResumeTime } }
+  if s.ends_at > ctx.now then
+    places.list(key, s.ends_at)
+  else
+    places.unlist(key) -- a ResumeTime already past: listed no longer
+  end
+  return {}, { applied = true, detail = { stream = key, resume_time = s.ResumeTime,
+    ends_at = clock.format_iso8601(s.ends_at), ends_by = s.ends_by } }
 end
 
 -- ResumeLiveStream: takes a stream (or, with AppName=*, every stream of that
@@ -142,10 +173,12 @@ function M.ResumeLiveStream(p, ctx)
   if not domain_known(ctx, p.DomainName) then
     return domain_not_found()
   end
+  purge(ctx.now)
   local resumed = json.array()
   local function resume(key, s)
+    places.unlist(key)
     s.status = "normal"
-    s.resume_at = nil
+    s.ends_at, s.ends_by = nil, nil
     s.ResumeTime = nil
     s.resume_count = s.resume_count + 1
     s.updated_at = ctx.now
@@ -177,6 +210,7 @@ function M.DescribeLiveStreamsBlockList(p, ctx)
   if not domain_known(ctx, p.DomainName) then
     return domain_not_found()
   end
+  purge(ctx.now)
   local all = {}
   for key, s in pairs(streams) do
     if s.DomainName == p.DomainName and is_blocked(s, ctx.now) then
@@ -239,6 +273,7 @@ function M.mark_online(specs, now)
     end
     checked[i] = spec
   end
+  purge(now)
   local marked, refused = json.array(), json.array()
   for _, spec in ipairs(checked) do
     local key = stream_key(spec.domain, spec.app, spec.stream)
@@ -305,6 +340,7 @@ end
 -- The online streams at time now, sorted by "domain/app/stream": a list of
 -- { key, entry }. Blocked streams are never online.
 local function online_streams(now)
+  purge(now)
   local keys = {}
   for key in pairs(online) do
     local s = streams[key]
@@ -398,13 +434,24 @@ end
 -------------------------------------------------------------------------------
 -- Pull-to-push tasks
 
---- State for /_emulator/state: every stream, evaluated at time now.
+--- Brings the block list up to now (the ticker's call): the forbids whose
+-- end passed leave it.
+function M.tick(now)
+  purge(now)
+end
+
+--- State for /_emulator/state: every stream, evaluated at time now; a
+-- forbidden one with its end (ends_at, ISO 8601 UTC) and what set it
+-- (ends_by: "resume_time", or "default", 6 months after the forbid).
 function M.snapshot(now)
+  purge(now)
   local out = {}
   for key, s in pairs(streams) do
+    local blocked = is_blocked(s, now)
     out[key] = {
       DomainName = s.DomainName, AppName = s.AppName, StreamName = s.StreamName,
-      status = is_blocked(s, now) and "forbidden" or "normal",
+      status = blocked and "forbidden" or "normal",
+      ends_at = blocked and clock.format_iso8601(s.ends_at) or nil, ends_by = blocked and s.ends_by or nil,
       ResumeTime = s.ResumeTime, Oneshot = s.Oneshot,
       forbid_count = s.forbid_count, resume_count = s.resume_count,
       interrupt_count = s.interrupt_count, updated_at = s.updated_at, account = s.account,
@@ -413,8 +460,15 @@ function M.snapshot(now)
   return out
 end
 
+-- The places the block list has in use now (every domain).
+function M.places_in_use(now)
+  purge(now)
+  return places.in_use()
+end
+
 function M.reset()
   streams, online = {}, {}
+  places.reset()
 end
 
 return M
