@@ -35,7 +35,7 @@ M.DOMAIN, M.APP = "push.example.com", "live"
 M.CAPS = {
   aliyun = {
     ForbidLiveStream = 20, ResumeLiveStream = 30, CreateLivePullToPush = 10, StopLivePullToPush = 10,
-    UpdateLivePullToPush = 10, RestartLivePullToPush = 10, DeleteLivePullToPush = 10,
+    UpdateLivePullToPush = 10, DescribeLiveUserDomains = 100, RestartLivePullToPush = 10, DeleteLivePullToPush = 10,
     DescribeLivePullToPush = 10, DescribeLivePullToPushList = 10, DescribeLiveStreamsBlockList = 50,
   },
   zego = {

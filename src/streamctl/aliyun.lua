@@ -7,12 +7,14 @@
 -- @module streamctl.aliyun
 
 local acs = require "streamctl.pipeline.acs"
+local calendar = require "streamctl.base.calendar"
 local client = require "streamctl.pipeline.client"
 local errors = require "streamctl.base.errors"
+local places = require "streamctl.aliyun.places"
 local jsonenc = require "streamctl.base.json"
 local validate = require "streamctl.base.validate"
 
-local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
+local type, tostring, tonumber, ipairs, pairs, getmetatable = type, tostring, tonumber, ipairs, pairs, getmetatable
 local format = string.format
 
 local VERSION = "2016-11-01"
@@ -28,41 +30,7 @@ local WEEK = 7 * 24 * 3600
 -- looked up there (the stricter list would leave a relay nobody can stop).
 local REGIONS = { "ap-southeast-1", "ap-southeast-5", "cn-beijing", "cn-shanghai", "cn-shenzhen" }
 
-local BLOCK_LIST_PAGE = 3000
-
--- After a forbid or resume whose outcome is unknown, the block list tells
--- whether it took effect, so it is not applied a second time. Only a complete
--- first page can prove a stream absent; otherwise the call is sent again
--- (harmless: both are idempotent).
-local function block_list_check(want_listed)
-  return {
-    action = "DescribeLiveStreamsBlockList",
-    params = function(p) return { DomainName = p.DomainName, PageSize = tostring(BLOCK_LIST_PAGE) } end,
-    found = function(result, p)
-      local urls = result.StreamUrls
-      if type(urls) == "table" and type(urls.StreamUrl) == "table" then urls = urls.StreamUrl end
-      if type(urls) ~= "table" then return nil end
-      -- Entries are "domain/app/stream", and app and stream names may hold
-      -- "/": match the whole entry, never a split of it.
-      local exact = p.DomainName .. "/" .. p.AppName .. "/" .. p.StreamName
-      local head, tail = p.DomainName .. "/", "/" .. p.StreamName
-      local listed = false
-      for _, u in ipairs(urls) do
-        u = tostring(u)
-        if u == exact or (p.AppName == "*" and #u > #head + #tail
-            and u:sub(1, #head) == head and u:sub(-#tail) == tail) then
-          listed = true
-          break
-        end
-      end
-      local complete = (tonumber(result.TotalNum) or #urls) <= #urls
-      if listed == want_listed and (listed or complete) then
-        return { Recovered = true }
-      end
-      return nil
-    end,
-  }
-end
+local block_list_check = places.lookup
 
 -- What a create sent, as DescribeLivePullToPushList shows it in TaskInfo
 -- (parameter -> TaskInfo key; SourceUrls is compared as a list).
@@ -128,7 +96,11 @@ end
 -- `recover` looks an unknown outcome up before the call is sent again.
 local operations = {
   ResumeLiveStream = { method = "POST", idempotent = true, cap = 30, recover = block_list_check(false) },
-  ForbidLiveStream = { method = "POST", idempotent = true, cap = 20, recover = block_list_check(true) },
+  -- (at the block list's limit every forbid after it would be refused too: a
+  -- batch sends no more, see `halt` in streamctl.pipeline.batch)
+  ForbidLiveStream = { method = "POST", idempotent = true, cap = 20, recover = block_list_check(true),
+                       halt = { [places.FULL] = { code = "BlockListFull", message = "not sent: a forbid of this "
+                         .. "run was refused at the block list's limit" } } },
   CreateLivePullToPush = {
     method = "POST", idempotent = false, cap = 10, answer = { "TaskId" },
     -- A create whose outcome is unknown is not sent again blindly: tasks for
@@ -160,6 +132,7 @@ local operations = {
   DescribeLivePullToPushList = { method = "GET", idempotent = true, cap = 10 },
   DescribeLiveStreamsBlockList = { method = "POST", idempotent = true, cap = 50 },
   DescribeLiveStreamsOnlineList = { method = "POST", idempotent = true },
+  DescribeLiveUserDomains = { method = "POST", idempotent = true, cap = 100 },
 }
 
 -- Paging fields; the stream lists call the page number PageNum.
@@ -191,8 +164,12 @@ local REGION_ID = { name = "region_id", param = "RegionId", type = "string" }
 -- What ForbidLiveStream takes beyond the stream (single and batch alike).
 local FORBID = {
   REGION_ID,
-  { name = "oneshot", param = "Oneshot", type = "yesno" },
-  { name = "resume_time", param = "ResumeTime", type = "time" },
+  { name = "oneshot", param = "Oneshot", type = "yesno",
+    note = "yes: cut the current ingest without listing the stream (it takes no place on the block list, and "
+      .. "may publish again at once); default no" },
+  { name = "resume_time", param = "ResumeTime", type = "time",
+    note = "when the forbid ends; without it the provider ends it 6 months after the forbid (the "
+      .. "ForbidLiveStream page)" },
 }
 local REGION = { name = "region", param = "Region", type = "string", required = true, enum = REGIONS }
 -- DstUrl: an rtmp:// URL (any case) with a host and a path, at most 2000
@@ -365,6 +342,19 @@ local methods = {
     action = "DescribeLiveStreamsBlockList",
     fields = with({ DOMAIN }, paging(3000, "PageNum")),
   },
+  describe_live_user_domains = {
+    action = "DescribeLiveUserDomains",
+    fields = with({
+      { name = "live_domain_type", param = "LiveDomainType", type = "string", enum = { "liveVideo", "liveEdge" } },
+      { name = "domain_name", param = "DomainName", type = "string" },
+      { name = "domain_search_type", param = "DomainSearchType", type = "string",
+        enum = { "fuzzy_match", "pre_match", "suf_match", "full_match" } },
+      { name = "domain_status", param = "DomainStatus", type = "string",
+        enum = { "online", "offline", "configuring" } },
+      { name = "region_name", param = "RegionName", type = "string" },
+    }, { { name = "page_number", param = "PageNumber", type = "integer", min = 1, max = 100000 },
+         { name = "page_size", param = "PageSize", type = "integer", min = 1, max = 50 } }),
+  },
   describe_live_streams_online_list = {
     action = "DescribeLiveStreamsOnlineList",
     fields = with({
@@ -385,8 +375,14 @@ local STREAMS = with({
 local batches = {
   resume_live_streams = { action = "ResumeLiveStream", fields = STREAMS, list = "stream_names",
                           param = "StreamName" },
-  forbid_live_streams = { action = "ForbidLiveStream", fields = with(STREAMS, FORBID), list = "stream_names",
-                          param = "StreamName" },
+  -- (`check_places`: the block list's places read before anything is sent, M.forbid_live_streams)
+  forbid_live_streams = { action = "ForbidLiveStream", fields = with(STREAMS, FORBID, {
+                            { name = "check_places", type = "boolean" },
+                            { name = "places_limit", type = "integer", min = 0,
+                              note = "the account's block-list places, where its quota differs (default 10000: "
+                                .. "the ForbidLiveStream page); the places in use are read first, and a run "
+                                .. "that needs more than are left sends nothing" } }),
+                          list = "stream_names", param = "StreamName" },
 }
 
 -- A ResumeTime already past would let the stream back at once: the forbid
@@ -429,9 +425,22 @@ local function refused(action, status, data)
   }
 end
 
+-- When a forbid ends by itself, for the report (`at`: when it was answered):
+-- its ResumeTime; else, the Chinese page's note on ResumeTime, "Oneshot 参数为
+-- no 时,ResumeTime 不传值时默认禁止直播流指定时间为 6 个月" (6 months); a
+-- oneshot forbid cuts the ingest and lists nothing (no end).
+local DEFAULT_MONTHS = 6
+local function ends(action, params, at)
+  if action ~= "ForbidLiveStream" then return nil end
+  if params.Oneshot == "yes" or params.Oneshot == true then return nil, "oneshot" end
+  if params.ResumeTime then return (validate.parse_time(params.ResumeTime)), "resume_time" end
+  return calendar.add_months(at, DEFAULT_MONTHS), "provider_default"
+end
+
 local rules = acs.rules {
   provider = PROVIDER, version = VERSION, endpoint = "https://live.aliyuncs.com",
   operations = operations, methods = methods, batches = batches, streams = streams, refused = refused,
+  ends = ends,
   -- who the keys belong to, when a shared budget needs the account: STS's client (loaded then)
   identity = function() return require "streamctl.credentials.sts" end,
 }
@@ -442,4 +451,38 @@ Aliyun.REGIONS = REGIONS
 --- The rule an `account_id` breaks (a message fragment), or nil: for callers
 -- that take one from elsewhere (the command line's ALIBABA_CLOUD_ACCOUNT_ID).
 Aliyun.account_id_rule = acs.account_id_rule
+
+--- When a forbid (`action` and its service parameters, as sent) answered
+-- at `at` (Unix seconds) ends by itself: Unix seconds and why
+-- ("resume_time", or "provider_default": 6 months); nil and "oneshot" for
+-- a oneshot forbid (nothing listed); nil for another action.
+Aliyun.forbid_ends = ends
+
+--- The block list's places (streamctl.aliyun.places): `LIMIT`, `in_use(client, known)`.
+Aliyun.places = places
+
+local forbid_batch = Aliyun.forbid_live_streams
+--- `forbid_live_streams{ ..., check_places = true, places_limit = 10000 }`:
+-- before anything is sent, the block list's places in use are read
+-- (every domain of the account) and a batch that would take more than
+-- are left is refused, `code` "BlockListFull" (its `places`: `{ used,
+-- limit, needed, domains }`), nothing sent; a oneshot batch takes none.
+-- The report carries `places`. docs/clients.md, "The block list's places".
+function Aliyun:forbid_live_streams(fields)
+  if type(self) ~= "table" or getmetatable(self) ~= Aliyun or type(fields) ~= "table"
+      or not fields.check_places then
+    return forbid_batch(self, fields) -- (misuse raises there, named as the method)
+  end
+  local ok, err = self:check("forbid_live_streams", fields)
+  if not ok then return nil, err end
+  if type(fields.stream_names) ~= "table" then
+    return nil, errors.invalid(PROVIDER, "ForbidLiveStream", "field 'check_places' needs 'stream_names' as a "
+      .. "table: a list read as it goes cannot be counted before sending")
+  end
+  local room, perr = places.check_batch(self, fields)
+  if not room then return nil, perr end
+  local report, rerr = forbid_batch(self, fields)
+  if report then report.places = room end
+  return report, rerr
+end
 return Aliyun

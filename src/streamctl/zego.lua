@@ -134,6 +134,22 @@ local rules = {
   batches = batches,
 }
 
+-- When a forbid ends by itself, for the report (`at`: when it was
+-- answered). ForbidCDNLiveStream's page: "The default banning duration is
+-- 1 day, and the maximum supported banning duration is 30 days" (its
+-- ResumeTime, else a day). The RTC forbids' pages give no end, default or
+-- limit (ForbidRTCStreams: "the stream IDs will be recorded in the
+-- background database"): they last until resumed.
+local CDN_BAN_DEFAULT = 24 * 3600
+function rules.ends(action, params, at)
+  if action == "ForbidCDNLiveStream" then
+    if params.ResumeTime then return (validate.parse_time(params.ResumeTime)), "resume_time" end
+    return at + CDN_BAN_DEFAULT, "provider_default"
+  end
+  if action == "ForbidRTCStream" or action == "ForbidRTCStreams" then return nil, "until_resumed" end
+  return nil
+end
+
 --- ZEGO repeats an array's key with brackets: StreamId[]=a&StreamId[]=b.
 function rules.array(name, list)
   if sub(name, -2) ~= "[]" then name = name .. "[]" end
@@ -308,5 +324,10 @@ function rules.decode(_, action, res)
 end
 
 local Zego = client.define(rules)
+--- When a forbid (`action` and its service parameters, as sent) answered
+-- at `at` ends by itself: Unix seconds and why ("resume_time", or
+-- "provider_default": a CDN forbid's day); nil and "until_resumed" for
+-- an RTC forbid; nil for another action.
+Zego.forbid_ends = rules.ends
 Zego.MAX_STREAM_IDS = MAX_IDS
 return Zego

@@ -23,7 +23,10 @@
 --                 code: "InvalidParameter", "MissingCredentials", "Timeout",
 --                 "NetworkError", "TLSError", "InvalidResponse", "InvalidRequest",
 --                 "Interrupted", "DeadlineExceeded" (a run's `deadline_ms` passed before
---                 it was sent), "RedisError" (a Redis connection's `eval`)
+--                 it was sent), "RedisError" (a Redis connection's `eval`),
+--                 "BlockListFull" (Alibaba Cloud's block list has no place for the run:
+--                 refused before sending, or, in a batch, a call not sent after one
+--                 was refused at the limit)
 --   message       human text; names the field and the rule for validation errors
 --   http_status   the HTTP status, when a response arrived
 --   request_id    the provider's RequestId, when it sent one
@@ -151,6 +154,9 @@ local TRANSPORT_KIND = {
   InvalidResponse = "response", InvalidRequest = "validation",
   Interrupted = "interrupted", -- the caller stopped the run (streamctl.engine.runner's cancel)
   DeadlineExceeded = "interrupted", -- the run's deadline passed (streamctl.engine.runner's deadline)
+  -- an answer every call after it would meet too stopped the sending (an operation's `halt`:
+  -- Alibaba Cloud's block list full, streamctl.aliyun.places)
+  BlockListFull = "interrupted",
 }
 
 -- What to do about a transport failure, when its message says: a server's

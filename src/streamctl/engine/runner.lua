@@ -330,6 +330,8 @@ local function drive(engine, run, active)
   local cancelled = false
   while true do
     if run.notify[1] then run:tell_finished() end
+    -- (the caller may halt it: an answer every call after it would meet too)
+    if run.opts.halt and not run.opts.stopped then run:stop(run.opts.halt) end
     if run.finished >= run.total and run.exhausted and not run.notify[1] then return end
     if engine.cancel and (cancelled or engine.cancel()) then
       cancelled = true
@@ -353,11 +355,13 @@ end
 -- the run has room, a few jobs ahead; `total` grows as it makes them), and
 -- `rest` (with `source`: a function that returns the streams of every job
 -- the source has still to make, called when a run is nested in this one),
--- and `deadline` (seconds from now, > 0: see "Throttles"). When the run
--- stopped sending before its jobs were done, `opts.stopped` is set to the
--- failure its unsent jobs ended with (`{ code = "Interrupted" |
--- "DeadlineExceeded", message, sent = false }`), for the caller to give
--- what its source never made.
+-- and `deadline` (seconds from now, > 0: see "Throttles"). Its
+-- `on_progress` may set `opts.halt` (`{ code, message, sent = false }`):
+-- nothing more is sent, and the jobs not on the wire end with it. When the
+-- run stopped sending before its jobs were done, `opts.stopped` is set to
+-- the failure its unsent jobs ended with (`{ code = "Interrupted" |
+-- "DeadlineExceeded" | the halt's code, message, sent = false }`), for the
+-- caller to give what its source never made.
 -- @return jobs
 function Engine:run(jobs, opts)
   opts = opts or {}

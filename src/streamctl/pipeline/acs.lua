@@ -441,7 +441,7 @@ function M.rules(spec)
     methods = spec.methods,
     batches = spec.batches,
     streams = spec.streams or function() return nil end,
-    version = V, refused = spec.refused, identity = spec.identity,
+    version = V, refused = spec.refused, identity = spec.identity, ends = spec.ends,
     configure = configure, account = account, resolve_account = resolve_account,
     build = build, decode = decode, secrets = secrets, redact = REDACT,
   }

@@ -220,12 +220,23 @@ local function run(client, values, report, jobs, source, deliver, rest)
   local sent, throttled = 0, 0
   local pacer = client._pacer
   local lowest = pacer:watch()
-  local opts = {
+  local rules = client._rules
+  -- (a forbid's end, when the provider ends it by itself: the provider's `ends`;
+  -- an answer every call after it would meet too, its operation's `halt`, stops the sending)
+  local ends, halts = rules.ends, (rules.operations[report.action] or {}).halt
+  local opts
+  opts = {
     concurrency = values.concurrency,
     source = source, rest = rest,
     on_progress = function(_, _, job)
       sent, throttled = sent + job.sent, throttled + job.throttles
-      for _, item in ipairs(job.items) do deliver(entry_for(report, job, item)) end
+      local at, halt = client:now(), halts and job.err and halts[job.err.code]
+      if halt and not opts.halt then opts.halt = { code = halt.code, message = halt.message, sent = false } end
+      for _, item in ipairs(job.items) do
+        local entry = entry_for(report, job, item)
+        if entry.ok and ends then entry.ends, entry.ends_by = ends(job.action, job.params, at) end
+        deliver(entry)
+      end
     end,
   }
   local ok, err = pcall(client._run, client, jobs, opts)
