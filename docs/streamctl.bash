@@ -45,6 +45,11 @@ _streamctl() {
                             opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
                             break
                             ;;
+                        describe-live-user-domains)
+                            cmd="$cmd describe-live-user-domains"
+                            opts="$opts -h --help --live-domain-type --domain-name --domain-search-type --domain-status --region-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress"
+                            break
+                            ;;
                         forbid-live-stream)
                             cmd="$cmd forbid-live-stream"
                             opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log"
@@ -52,7 +57,7 @@ _streamctl() {
                             ;;
                         forbid-live-streams)
                             cmd="$cmd forbid-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --places-limit --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid"
                             break
                             ;;
                         restart-live-pull-to-push)
@@ -87,7 +92,7 @@ _streamctl() {
                             ;;
                         reconcile)
                             cmd="$cmd reconcile"
-                            opts="$opts -h --help --from --remove-extra --allow-empty --domain-name --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            opts="$opts -h --help --from --remove-extra --allow-empty --domain-name --resume-time --places-limit --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id --output --dry-run --no-progress --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         whoami)
@@ -177,7 +182,7 @@ _streamctl() {
             COMPREPLY=($(compgen -W "aliyun zego emulator man completion" -- "$cur"))
             ;;
         'aliyun')
-            COMPREPLY=($(compgen -W "create-live-pull-to-push delete-live-pull-to-push describe-live-pull-to-push describe-live-pull-to-push-list describe-live-streams-block-list describe-live-streams-online-list forbid-live-stream forbid-live-streams restart-live-pull-to-push resume-live-stream resume-live-streams stop-live-pull-to-push update-live-pull-to-push call reconcile whoami" -- "$cur"))
+            COMPREPLY=($(compgen -W "create-live-pull-to-push delete-live-pull-to-push describe-live-pull-to-push describe-live-pull-to-push-list describe-live-streams-block-list describe-live-streams-online-list describe-live-user-domains forbid-live-stream forbid-live-streams restart-live-pull-to-push resume-live-stream resume-live-streams stop-live-pull-to-push update-live-pull-to-push call reconcile whoami" -- "$cur"))
             ;;
         'aliyun create-live-pull-to-push')
             case "$prev" in
@@ -761,6 +766,107 @@ _streamctl() {
             esac
 
             ;;
+        'aliyun describe-live-user-domains')
+            case "$prev" in
+                --live-domain-type)
+                    COMPREPLY=($(compgen -W "liveVideo liveEdge" -- "$cur"))
+                    return 0
+                    ;;
+                --domain-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --domain-search-type)
+                    COMPREPLY=($(compgen -W "fuzzy_match pre_match suf_match full_match" -- "$cur"))
+                    return 0
+                    ;;
+                --domain-status)
+                    COMPREPLY=($(compgen -W "online offline configuring" -- "$cur"))
+                    return 0
+                    ;;
+                --region-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --page-number)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --page-size)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --emulator-dir)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-secret)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --security-token)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --signature-version)
+                    COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
+                    return 0
+                    ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
         'aliyun forbid-live-stream')
             case "$prev" in
                 --domain-name)
@@ -893,6 +999,10 @@ _streamctl() {
                     return 0
                     ;;
                 --resume-time)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --places-limit)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1556,6 +1666,10 @@ _streamctl() {
                     return 0
                     ;;
                 --resume-time)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --places-limit)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;

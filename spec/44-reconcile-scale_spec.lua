@@ -44,7 +44,10 @@ describe("reconcile at scale", function()
     for i = 1, N do desired[i] = { domain_name = "push.example.com", app_name = "live", stream_name = ("s%06d"):format(i) } end
     local before = heap()
     local seen, order = {}, 0
+    -- (check_places = false: 20,000 blocked is twice the block list's 10,000 places, which the
+    -- service would never hold; this row measures the reconciler at scale, spec/45-places the places)
     local report = assert(reconcile.aliyun(c, desired, { remove_extra = true, confirm = true, concurrency = 16,
+      check_places = false,
       on_progress = function(done, total, entry)
         order = order + 1
         assert(done == order and total == N, "progress out of order")

@@ -242,8 +242,10 @@ describe("the blast-radius guard and the audit log", function()
     end)
 
     it("writes an intent before a run sends and its outcome after: exact fields, no secret, mode 0600", function()
+      local before = os.time()
       local status, _, err = run(ali("forbid-live-streams", "--domain-name", "push.example.com", "--app-name", "live",
         "a", "b", "a"))
+      local after = os.time()
       assert.equal(0, status, err)
       assert.equal("rw-------", lfs.attributes(DEFAULT_LOG, "permissions"))
       assert.equal("drwx------", "d" .. lfs.attributes(HOME .. "/.local/state/streamctl", "permissions"))
@@ -271,11 +273,21 @@ describe("the blast-radius guard and the audit log", function()
       end
       assert.same(ids, rec.request_ids)
       rec.time, rec.request_ids = nil, nil
+      -- each forbid's end: no --resume-time, the provider's 6 months after it was answered
+      local calendar, core = require "streamctl.base.calendar", require "streamctl.core"
+      for _, s in ipairs(rec.streams) do
+        local ends = core.parse_utc_timestamp(s.ends)
+        assert.is_true(ends >= calendar.add_months(before, 6) and ends <= calendar.add_months(after + 1, 6), s.ends)
+        assert.equal("provider_default", s.ends_by)
+        s.ends, s.ends_by = nil, nil
+      end
       assert.same({
         record = "outcome", run = run_id, user = "tester", host = HOST, provider = "aliyun",
         credential = "LTAIemulatorKey", credential_source = "the command line's flags",
         command = "forbid-live-streams", actions = { "ForbidLiveStream" },
         guard = { count = 2, max_forbid = 100, confirmed = false, allowed = true },
+        -- the block list's places read before it sent: none in use, 2 needed
+        places = { used = 0, limit = 10000, needed = 2, domains = 1 },
         outcome = "ok", exit = 0, calls = 2, counts = { ok = 2 }, unknown = {},
         streams = { { stream = "push.example.com/live/a", action = "ForbidLiveStream", outcome = "ok" },
                     { stream = "push.example.com/live/b", action = "ForbidLiveStream", outcome = "ok" } },

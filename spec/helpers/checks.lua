@@ -93,6 +93,13 @@ function M.buffer()
   return b
 end
 
+--- The lines of a text, empty ones left out.
+function M.lines(text)
+  local out = {}
+  for l in text:gmatch("[^\n]+") do out[#out + 1] = l end
+  return out
+end
+
 --- The command in this process, against the emulator `server`, with HOME
 -- at `home` and USER "tester" (or `getenv`): `run(argv[, signal[, getenv]])`
 -- gives the exit status, standard output and standard error (a raise fails the spec);

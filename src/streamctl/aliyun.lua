@@ -346,7 +346,9 @@ local methods = {
     action = "DescribeLiveUserDomains",
     fields = with({
       { name = "live_domain_type", param = "LiveDomainType", type = "string", enum = { "liveVideo", "liveEdge" } },
-      { name = "domain_name", param = "DomainName", type = "string" },
+      -- (a filter matched against the account's domains: a domain or a part of one, in the
+      -- domain's shape; the page's example "*.aliyundoc.com" is not taken, the strictest reading)
+      { name = "domain_name", param = "DomainName", type = "string", shape = "domain" },
       { name = "domain_search_type", param = "DomainSearchType", type = "string",
         enum = { "fuzzy_match", "pre_match", "suf_match", "full_match" } },
       { name = "domain_status", param = "DomainStatus", type = "string",

@@ -108,6 +108,7 @@ end
 
 --- Every entry ("domain/app/stream") of `domain`'s block list, every page.
 -- @param client a streamctl.aliyun client
+-- @tparam string domain the domain whose list is read
 -- @tparam[opt] table o `page_size` (default PAGE_SIZE), `max_pages` (default MAX_PAGES),
 --   `on_call()` (told of each request)
 -- @return the entries, or nil and an error (nothing was sent)

@@ -4,6 +4,9 @@
 -- Written here rather than taken from `os.time`, which reads a date table
 -- in the machine's local time zone (a daylight-saving change would move a
 -- UTC end by an hour) and rolls an overflowing day into the next month.
+-- The emulator keeps its own copy of the same arithmetic
+-- (streamctl.emulator.clock): it stands in for the providers and requires
+-- nothing of the library it judges.
 -- @module streamctl.base.calendar
 
 local floor = math.floor
@@ -12,9 +15,9 @@ local M = {}
 
 local DAY = 86400
 
--- Days since 1970-01-01 of a proleptic Gregorian date, and back (the
--- era-based conversion: 400-year cycles of 146097 days, March-first years
--- so that the leap day ends a year).
+-- Days since 1970-01-01 of a proleptic Gregorian date, and back (H.
+-- Hinnant's era-based conversion: 400-year cycles of 146097 days,
+-- March-first years so that the leap day ends a year).
 local function days_from_civil(y, m, d)
   if m <= 2 then y = y - 1 end
   local era = floor(y / 400)

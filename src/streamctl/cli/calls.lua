@@ -23,6 +23,12 @@ local audit_stream = cli_guard.audit_stream
 
 local M = {}
 
+-- A batch's report entry as a row.
+local function row_of(entry)
+  return record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error, entry.outcome_unknown, entry.ends,
+    entry.ends_by)
+end
+
 -- Parses `Key=Value` arguments into service parameters (a repeated key, or
 -- one written `Key[]`: an array).
 local function call_params(list)
@@ -165,7 +171,7 @@ local function table_as_it_goes(out, list)
   local function add(entry)
     local i = position[entry.stream]
     if not i then return end
-    finished[i] = record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error, entry.outcome_unknown)
+    finished[i] = row_of(entry)
     local before = written
     write_ready()
     local now = monotonic()
@@ -188,8 +194,7 @@ local function run_batch(out, client, m, fields, args, output)
   fields.on_progress = function(done, total, entry)
     if add_row then
       add_row(entry)
-    elseif out:line(record_json(record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error,
-      entry.outcome_unknown))) then
+    elseif out:line(record_json(row_of(entry))) then
       -- JSON lines as each stream finishes: a killed run has written what it did.
       out:flush() -- (once this fails, main's `cancel` stops the run: nothing more is sent)
     end
@@ -202,12 +207,13 @@ local function run_batch(out, client, m, fields, args, output)
   end
   if draw then draw(report.total, report.total, nil, true) end
   local rows, status, not_sent = {}, EXIT.ok, 0
-  local hint = hints(out, m)
+  local hint, ends = hints(out, m), cli_output.ends_tally()
   for _, r in ipairs(report.results) do
-    rows[#rows + 1] = record(r.stream, r.ok, r.attempts, r.result, r.error, r.outcome_unknown)
+    rows[#rows + 1] = row_of(r)
+    ends.add(rows[#rows])
     if not r.ok then status = EXIT.failed end
     hint.add(r.error)
-    if r.error and not r.outcome_unknown and (r.error.code == "Interrupted" or r.error.code == "DeadlineExceeded") then
+    if r.error and not r.outcome_unknown and cli_output.NOT_SENT[r.error.code] then
       not_sent = not_sent + 1
     end
   end
@@ -218,6 +224,7 @@ local function run_batch(out, client, m, fields, args, output)
   if output == "table" then
     rest_rows(rows)
     out:line(summary)
+    if ends.line() then out:line(ends.line()) end
   end
   hint.say()
   if not out:flush() then
@@ -244,13 +251,14 @@ local function run_long(out, client, m, fields, args, output, long, finished)
   local width = min(max(#"STREAM", long.width), 60)
   local counts = { ok = 0, failed = 0, unknown = 0, not_sent = 0 }
   local flushed, headed = monotonic(), output ~= "table"
-  local hint = hints(out, m)
+  local hint, ends = hints(out, m), cli_output.ends_tally()
   local function head() -- (the table's header with its first row, or its summary)
     if not headed then table_header(out, width) headed = true end
   end
   fields.keep_results = false
   fields.on_result = function(entry)
-    local r = record(entry.stream, entry.ok, entry.attempts, entry.result, entry.error, entry.outcome_unknown)
+    local r = row_of(entry)
+    ends.add(r)
     head()
     if output == "json" then out:line(record_json(r)) else table_row(out, width, r) end
     -- (written as they finish, pushed out ten times a second: a killed run
@@ -297,6 +305,7 @@ local function run_long(out, client, m, fields, args, output, long, finished)
   if output == "table" then
     head()
     out:line(summary)
+    if ends.line() then out:line(ends.line()) end
   end
   hint.say()
   if long.error then out:warn(long.error) end
@@ -312,21 +321,30 @@ end
 -- A `call` reports a row for each stream its parameters name (the call's
 -- outcome is theirs), as the audit log records them.
 local function run_call(out, client, m, fields, args, output, attempts)
-  local result, err, streams
+  local result, err, streams, params
   if m then
     streams = { stream_of(m, fields) }
     result, err = client[m.name](client, fields)
+    params = {} -- (its fields by the service's names: what a forbid's end is read from)
+    for _, f in ipairs(m.fields) do
+      local v = fields[f.name]
+      if f.param and v ~= nil then params[f.param] = f.type == "time" and tonumber(v) or v end
+    end
   else -- (`call`: its parameters were checked, check_call above, before its intent was written)
     streams = args._checked.streams
     result, err = client:call(args.action, args._checked.params)
+    params = args._checked.params
   end
+  local ends, ends_by
+  if result and client.forbid_ends then ends, ends_by = client.forbid_ends(m and m.action or args.action, params,
+    client:now()) end
   if not result and is_usage_error(err) then
     out:warn(as_flags(tostring(err.message), m))
     return EXIT.usage
   end
   local rows, n = {}, attempts()
   for i, stream in ipairs(streams) do
-    rows[i] = record(stream, result ~= nil, n, result, err, err and err.outcome_unknown)
+    rows[i] = record(stream, result ~= nil, n, result, err, err and err.outcome_unknown, ends, ends_by)
   end
   local r = rows[1]
   if output == "json" then
@@ -337,6 +355,9 @@ local function run_call(out, client, m, fields, args, output, attempts)
   else
     print_table(out, rows)
     if result and has_content(result) then out:line(encode(result)) end
+    local tally = cli_output.ends_tally()
+    tally.add(r)
+    if tally.line() then out:line(tally.line()) end
   end
   local hint = hints(out, m)
   hint.add(err)

@@ -9,7 +9,7 @@ local cli_output = require "streamctl.cli.output"
 local cli_parser = require "streamctl.cli.parser"
 local cli_client = require "streamctl.cli.client"
 
-local pairs, ipairs, tostring, format, find = pairs, ipairs, tostring, string.format, string.find
+local pairs, ipairs, tostring, tonumber, format, find = pairs, ipairs, tostring, tonumber, string.format, string.find
 local sub, sort, gsub = string.sub, table.sort, string.gsub
 local EXIT, command_name, stream_of = cli_output.EXIT, cli_output.command_name, cli_output.stream_of
 local changes = cli_parser.changes
@@ -20,9 +20,9 @@ local M = {}
 -- A row (a record of the output) as the audit line's stream entry.
 local function audit_stream(r, action)
   local outcome = r.ok and "ok" or r.outcome_unknown and "unknown"
-    or ((r.code == "Interrupted" or r.code == "DeadlineExceeded") and "not_sent") or "failed"
+    or (cli_output.NOT_SENT[r.code] and "not_sent") or "failed"
   return { stream = r.stream, action = r.action or action, outcome = outcome, code = (not r.ok) and r.code or nil,
-           request_id = r.request_id, lookup_request_id = r.lookup_request_id }
+           request_id = r.request_id, lookup_request_id = r.lookup_request_id, ends = r.ends, ends_by = r.ends_by }
 end
 
 -- Where this run's audit line goes: --audit-log, else $STREAMCTL_AUDIT_LOG,
@@ -192,6 +192,58 @@ local function call_refused(out, safe, args)
   return true
 end
 
+-- Before an Alibaba Cloud forbid batch (not oneshot), once its fields are
+-- checked and before its intent: the block list's places in use are read
+-- (every domain of the account: streamctl.aliyun.places) and a run that
+-- needs more than are left sends nothing. A list read whole needs a place
+-- for each stream not listed yet; one read as it goes, for each name it
+-- holds (counted, not kept). False to go on (`safe.places` set); or true
+-- after saying why (`safe.info` holds the refusal, for the audit, and
+-- `safe.places_status` the exit status).
+local function places_refused(out, client, m, fields, long, safe)
+  if not (m and m.action == "ForbidLiveStream" and m.list) then return false end
+  if fields.oneshot == "yes" or fields.oneshot == true then return false end
+  local places = require "streamctl.aliyun.places"
+  local limit = tonumber(fields.places_limit) or places.LIMIT
+  local room, err
+  if long then
+    local use
+    use, err = places.in_use(client, { domains = { fields.domain_name } })
+    if use then
+      room = { used = use.used, limit = limit, needed = long.count or long.count_at_least, domains = use.domains }
+      if room.used + room.needed > limit then room, err = nil, places.refusal(m.action, room) end
+    end
+  else
+    room, err = places.check_batch(client, { domain_name = fields.domain_name, app_name = fields.app_name,
+                                             stream_names = fields[m.list], places_limit = limit })
+  end
+  if room then
+    safe.places = room
+    return false
+  end
+  local full = err.code == "BlockListFull"
+  if full then
+    out:warn("refused: ", err.message, ". Pass --places-limit N where the account's quota is larger, or "
+      .. "--oneshot yes to cut the streams without listing them.")
+  else
+    out:warn(format("the block list's places could not be read (%s): nothing was sent", tostring(err)))
+  end
+  safe.info = { guard = safe.info and safe.info.guard, outcome = full and "refused" or "failed", streams = {},
+                places = err.places }
+  if not long then
+    local seen = {}
+    for _, name in ipairs(fields[m.list]) do
+      if not seen[name] then
+        seen[name] = true
+        safe.info.streams[#safe.info.streams + 1] = { stream = safe.prefix .. name, action = m.action,
+                                                      outcome = "not_sent", code = err.code }
+      end
+    end
+  end
+  safe.places_status = full and EXIT.usage or EXIT.failed
+  return true
+end
+
 -- The fields every record of this run carries: who, the credential, the command.
 local function audit_who(safe, run)
   local who, opts, m = audit.who(safe.getenv), run.opts, run.m
@@ -249,7 +301,7 @@ local function audit_run(out, safe, rows, info, run)
   fields.actions, fields.guard = info.actions or (m and { m.action }) or {}, info.guard
   fields.outcome, fields.exit = run.interrupted and "interrupted" or info.outcome, run.status
   fields.calls, fields.streams, fields.note, fields.counts = info.calls, info.streams, info.note, info.counts
-  fields.throttled, fields.lowest_room = info.throttled, info.lowest_room
+  fields.throttled, fields.lowest_room, fields.places = info.throttled, info.lowest_room, info.places
   local ok, werr = safe.write(audit.record(fields), true)
   if not ok then
     out:warn("warning: the run's outcome was not written to the audit log (the output above says it; its intent "
@@ -313,6 +365,7 @@ M.overall = overall
 M.refuse = refuse
 M.safety = safety
 M.call_refused = call_refused
+M.places_refused = places_refused
 M.audit_stream = audit_stream
 M.audit_who = audit_who
 M.audit_intent = audit_intent

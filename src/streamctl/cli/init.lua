@@ -34,6 +34,7 @@ local new_parser = cli_parser.parser
 local fields_of, client_options, run_whoami = cli_client.fields_of, cli_client.client_options, cli_client.run_whoami
 local safety, audit_intent, audit_run = cli_guard.safety, cli_guard.audit_intent, cli_guard.audit_run
 local plan_of, outcomes_writer, call_refused = cli_guard.plan_of, cli_guard.outcomes_writer, cli_guard.call_refused
+local places_refused = cli_guard.places_refused
 local dry_run, run_batch, run_long = cli_calls.dry_run, cli_calls.run_batch, cli_calls.run_long
 local run_call = cli_calls.run_call
 local run_reconcile = cli_reconcile.run_reconcile
@@ -230,6 +231,9 @@ local function carry_out(out, run, env)
     status = EXIT.usage -- (a `call` parameter breaks its rule, or names a credential: said; no intent written)
   elseif not m and call_refused(out, safe, args) then
     status, info = EXIT.usage, safe.info -- (the guard: said, and audited as a refusal)
+  elseif places_refused(out, client, m, fields, long, safe) then
+    -- (the block list has no room for it, or its places could not be read: said, and audited)
+    status, info = safe.places_status, safe.info
   elseif not intend(plan_of(m, fields, args, safe, long)) then
     status = EXIT.usage
   elseif long then
@@ -246,6 +250,7 @@ local function carry_out(out, run, env)
     status, rows = run_call(out, client, m, fields, args, output, function() return run.attempts end)
     calls = run.attempts
   end
+  if safe.places and info then info.places = safe.places end
   return status, rows, info, calls, planned
 end
 

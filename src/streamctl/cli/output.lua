@@ -4,6 +4,7 @@
 -- @module streamctl.cli.output
 
 local cjson = require "cjson.safe"
+local core = require "streamctl.core"
 
 local pairs, ipairs, tostring, setmetatable, format = pairs, ipairs, tostring, setmetatable, string.format
 local gsub, rep, concat, floor, max = string.gsub, string.rep, table.concat, math.floor, math.max
@@ -97,18 +98,21 @@ end
 
 -- One result as the JSON lines carry it. (`request_id` is the operation's
 -- own; a call found done by a look-up has the look-up's apart.)
-local function record(stream, ok, attempts, result, err, unknown)
+-- (`ends`, `ends_by`: when a forbid that succeeded ends by itself, Unix
+-- seconds, and why: the provider's `forbid_ends`; kept as UTC text)
+local function record(stream, ok, attempts, result, err, unknown, ends, ends_by)
   return {
     stream = stream, ok = ok, attempts = attempts,
     request_id = (result and result.RequestId) or (err and err.request_id) or nil,
     lookup_request_id = (result and result.LookupRequestId) or (err and err.lookup_request_id) or nil,
     code = err and err.code or nil, message = err and err.message or nil,
     outcome_unknown = unknown or nil,
+    ends = ok and ends and core.utc_timestamp(floor(ends)) or nil, ends_by = ok and ends_by or nil,
   }
 end
 
 local RECORD_KEYS = { "stream", "ok", "attempts", "request_id", "lookup_request_id", "code", "message",
-                      "outcome_unknown", "result" }
+                      "outcome_unknown", "ends", "ends_by", "result" }
 
 -- A record as one line of JSON, its keys always in the same order.
 local function record_json(r)
@@ -148,9 +152,13 @@ local function has_content(result)
   return false
 end
 
+--- The codes of a call its run stopped before sending (a cancel, the
+-- deadline, a batch halted at the block list's limit).
+M.NOT_SENT = { Interrupted = true, DeadlineExceeded = true, BlockListFull = true }
+
 local function status_word(r)
   if r.ok then return "ok" end
-  if r.code == "Interrupted" or r.code == "DeadlineExceeded" then return "NOT SENT" end
+  if M.NOT_SENT[r.code] then return "NOT SENT" end
   if r.outcome_unknown then return "UNKNOWN" end
   return "FAILED"
 end
@@ -231,6 +239,37 @@ end
 -- than answered by the provider (which can say InvalidParameter too)?
 local function is_usage_error(err)
   return err.code == "InvalidParameter" and err.http_status == nil
+end
+
+-- What each reason a forbid ends for says, in the table's closing line.
+local ENDS_BY = {
+  resume_time = "--resume-time",
+  provider_default = "no --resume-time: the provider's own end",
+}
+
+--- When a run's forbids end, for the table's closing line: `add(record)`
+-- as rows come, `line()` at the end (nil when no forbid succeeded): the
+-- end (the earliest and latest, when they differ) and why.
+function M.ends_tally()
+  local first, last, by
+  return {
+    add = function(r)
+      if not r.ok or not r.ends_by then return end
+      by = by or r.ends_by
+      if r.ends then
+        if not first or r.ends < first then first = r.ends end
+        if not last or r.ends > last then last = r.ends end
+      end
+    end,
+    line = function()
+      if by == "until_resumed" then return "forbidden until resumed (the provider gives these forbids no end)" end
+      if by == "oneshot" then
+        return "oneshot: the ingest was cut and nothing listed (the streams may publish again at once)"
+      end
+      if not first then return nil end
+      return format("forbidden until %s%s (%s)", first, last ~= first and " .. " .. last or "", ENDS_BY[by] or by)
+    end,
+  }
 end
 
 M.EXIT = EXIT

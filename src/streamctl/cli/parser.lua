@@ -39,7 +39,8 @@ local PROVIDERS = {
 
 -- Fields a command line does not take as flags: callbacks, and options the
 -- command has globally.
-local SKIP = { on_progress = true, concurrency = true, keep_results = true } -- (the command keeps its own)
+-- (the command keeps its own; it reads the block list's places itself, before the intent: cli/guard.lua)
+local SKIP = { on_progress = true, concurrency = true, keep_results = true, check_places = true }
 
 local function field_help(f)
   local parts = {}
@@ -274,7 +275,12 @@ local function add_reconcile(parent, provider)
     list[#list + 1] = cmd:option("--domain-name", "Also read this domain's block list (repeat for more): its "
       .. "blocked streams are extras."):argname("<domain>"):count("*")
     list[#list + 1] = cmd:option("--resume-time", "The forbids last until this time (YYYY-MM-DDThh:mm:ssZ or "
-      .. "Unix seconds; default: until resumed)."):argname("<time>")
+      .. "Unix seconds; default: the provider ends them 6 months after each forbid, and a later round forbids "
+      .. "them again)."):argname("<time>")
+    list[#list + 1] = cmd:option("--places-limit", "The account's block-list places, where its quota differs "
+      .. "(decimal digits; default 10000: the ForbidLiveStream page). The places in use, over every domain of the "
+      .. "account, are read before the forbids, and a round that needs more than are left sends nothing.")
+      :argname("<n>")
   else
     list[#list + 1] = cmd:option("--state", "(required) The file holding what this command last applied "
       .. "(JSON, made with mode 0600)."):argname("<file>")

@@ -20,7 +20,7 @@ local CHANGE = { ForbidLiveStream = "forbid", ForbidRTCStreams = "forbid", Forbi
                  ResumeLiveStream = "resume", ResumeRTCStreams = "resume", ResumeCDNLiveStream = "resume" }
 
 local function reconcile_row(e)
-  local r = record(e.stream, e.ok, e.attempts, nil, e.error, e.outcome_unknown)
+  local r = record(e.stream, e.ok, e.attempts, nil, e.error, e.outcome_unknown, e.ends, e.ends_by)
   r.request_id = e.request_id or r.request_id
   r.lookup_request_id = e.lookup_request_id or r.lookup_request_id
   r.change, r.action = CHANGE[e.action], e.action
@@ -28,7 +28,7 @@ local function reconcile_row(e)
 end
 
 local RECONCILE_KEYS = { "stream", "change", "ok", "attempts", "request_id", "lookup_request_id", "code", "message",
-                         "outcome_unknown", "dry_run", "left" }
+                         "outcome_unknown", "ends", "ends_by", "dry_run", "left" }
 
 local function reconcile_json(r)
   local parts = {}
@@ -68,7 +68,7 @@ local function print_reconcile(out, report, rows, output, remove_extra)
     out:line(encode { summary = { desired = report.desired, blocked = report.blocked,
       missing = #report.found.missing, extra = #report.found.extra, fixed = report.fixed,
       failed = #report.failed, unknown = #report.unknown, calls = report.calls, in_sync = report.in_sync,
-      dry_run = dry } })
+      dry_run = dry, places = report.places } })
     return
   end
   local width = #"STREAM"
@@ -87,6 +87,14 @@ local function print_reconcile(out, report, rows, output, remove_extra)
     out:line(format("%-6s  %-" .. width .. "s  %-8s  %s", r.change, r.stream, result, detail))
   end
   out:line(summary)
+  local ends = cli_output.ends_tally()
+  for _, r in ipairs(shown) do if r.change == "forbid" then ends.add(r) end end
+  if ends.line() then out:line(ends.line()) end
+  local p = report.places
+  if p then
+    out:line(format("block list: %d of %d places in use before this round, which needs %d%s", p.used, p.limit,
+      p.needed, p.full and " (more than are left: a run would be refused; --places-limit N)" or ""))
+  end
   if report.state_error then out:line("the state was not saved: " .. tostring(report.state_error.message)) end
 end
 
@@ -111,6 +119,9 @@ local function reconcile_options(out, provider, args, output, limits, intend)
   if provider == "aliyun" then
     opts.domains = (args.domain_name and #args.domain_name > 0) and args.domain_name or nil
     opts.resume_time = time_of(args.resume_time)
+    -- (decimal digits, or the text as given: the reconciler refuses it naming --places-limit)
+    opts.places_limit = args.places_limit and (find(args.places_limit, "^%d+$") and tonumber(args.places_limit)
+      or args.places_limit) or nil
   else
     opts.state = reconcile.file_store(args.state)
     opts.cdn_resume_time = time_of(args.cdn_resume_time)
@@ -150,6 +161,15 @@ local function reconcile_refused(out, provider, err)
       end
     end
     return refuse(out, err.guard), { streams = streams, outcome = "refused", guard = err.guard }
+  end
+  if err.code == "BlockListFull" then -- (the block list's places: too few for the missing forbids)
+    local streams = {}
+    for _, key in ipairs(err.report.found.missing) do
+      streams[#streams + 1] = { stream = key, outcome = "not_sent", action = reconcile_action(provider, key, true),
+                                code = err.code }
+    end
+    out:warn("refused: ", err.message, ". Pass --places-limit N where the account's quota is larger.")
+    return EXIT.usage, { streams = streams, outcome = "refused", places = err.places }
   end
   local message = gsub(as_flags(tostring(err.message)), "option '([%w_]+)'", function(o)
     return "'" .. (o == "domains" and "--domain-name" or flag(o)) .. "'"
@@ -209,6 +229,8 @@ local function run_reconcile(out, client, provider, args, output, limits, stdin,
   return (report.in_sync and flushed) and EXIT.ok or EXIT.failed, {
     streams = streams, actions = actions, guard = report.guard, dry_run = report.dry_run, calls = report.calls,
     outcome = report.in_sync and "ok" or (overall(streams) ~= "ok" and overall(streams) or "failed"),
+    places = report.places and { used = report.places.used, limit = report.places.limit,
+                                 needed = report.places.needed, domains = report.places.domains } or nil,
     note = report.state_error and tostring(report.state_error.message) or nil,
   }
 end

@@ -150,17 +150,20 @@ local FIELDS = {
   { "calls", "number" },           -- the requests that left
   { "throttled", "number" },       -- of them, those the provider throttled (and sent again)
   { "lowest_room", "number" },     -- the lowest room the pacing learned meanwhile (requests per second)
+  { "places", "table" },           -- Alibaba Cloud's block list before a forbid: { used, limit, needed, domains }
   { "counts", "table" },           -- streams per outcome
   { "request_ids", "table" },      -- the providers' RequestIds, each once
   { "unknown", "table" },          -- the streams whose outcome is unknown
-  { "streams", "table" },          -- { stream, action, outcome, code, request_id, lookup_request_id } each
+  { "streams", "table" },          -- { stream, action, outcome, code, request_id, lookup_request_id, ends,
+                                   --   ends_by } each (ends: when a forbid ends by itself, UTC; ends_by:
+                                   --   "resume_time", "provider_default", "until_resumed", "oneshot")
   { "note", "string" },            -- anything else worth a line (a state that could not be saved)
 }
 local KNOWN = {}
 for _, f in ipairs(FIELDS) do KNOWN[f[1]] = f[2] end
 
 -- Each stream's entry, its keys in this order.
-local STREAM_KEYS = { "stream", "action", "outcome", "code", "request_id", "lookup_request_id" }
+local STREAM_KEYS = { "stream", "action", "outcome", "code", "request_id", "lookup_request_id", "ends", "ends_by" }
 
 local function stream_json(s)
   local parts = {}

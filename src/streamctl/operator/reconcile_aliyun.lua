@@ -3,11 +3,11 @@
 -- missing forbids sent, and with `remove_extra` the extra ones resumed.
 -- @module streamctl.operator.reconcile_aliyun
 
-local errors = require "streamctl.base.errors"
 local base = require "streamctl.operator.reconcile_base"
+local places = require "streamctl.aliyun.places"
 
-local type, ipairs, pairs, tostring, tonumber = type, ipairs, pairs, tostring, tonumber
-local format, sub, match, sort, floor = string.format, string.sub, string.match, table.sort, math.floor
+local ipairs = ipairs
+local format, sub, match, sort = string.format, string.sub, string.match, table.sort
 local ALIYUN_OPTIONS, by_app = base.ALIYUN_OPTIONS, base.by_app
 local invalid, new_report, entry_of = base.invalid, base.new_report, base.entry_of
 local add, batch, before_sending = base.add, base.batch, base.before_sending
@@ -15,58 +15,29 @@ local finish = base.finish
 
 local M = {}
 
--- What is wrong with a block-list page (a message), or nil: its StreamUrls
--- must be a list of non-empty texts, TotalNum (when given) a count, and a
--- last page (shorter than asked) must not end before TotalNum says the
--- list does (entries resumed between two pages may make it end later).
-local function page_flaw(urls, total, page, size)
-  if type(urls) ~= "table" then return "has no StreamUrls list" end
-  local n = #urls
-  for k in pairs(urls) do
-    if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then
-      return "has a StreamUrls that is not a list (key " .. tostring(k) .. ")"
-    end
-  end
-  for i = 1, n do
-    if type(urls[i]) ~= "string" or urls[i] == "" then
-      return format("has a StreamUrls entry %d that is not a stream (%s)", i, type(urls[i]))
-    end
-  end
-  if n > size then return format("holds %d entries, more than the %d asked", n, size) end
-  local count = tonumber(total)
-  if total ~= nil and (not count or count < 0 or count ~= floor(count)) then
-    return "has a TotalNum that is not a count (" .. tostring(total) .. ")"
-  end
-  if count and n < size and (page - 1) * size + n < count then
-    return format("ends the list at %d entries, but its TotalNum is %d", (page - 1) * size + n, count)
-  end
-  return nil
-end
-
 -- Every page of `domain`'s block list: the entries, or nil and an error.
 local function block_list(client, domain, o, report)
-  local out, size = {}, o.page_size or base.PAGE_SIZE
-  for page = 1, o.max_pages or base.MAX_PAGES do
-    local res, err = client:describe_live_streams_block_list { domain_name = domain, page_number = page,
-                                                              page_size = size }
-    report.calls = report.calls + 1
-    if not res then return nil, err end
-    local urls, total = res.StreamUrls, res.TotalNum
-    if type(urls) == "table" and urls.StreamUrl ~= nil then urls = urls.StreamUrl end
-    if urls == nil and tonumber(total) == 0 then urls = {} end
-    local flaw = page_flaw(urls, total, page, size)
-    if flaw then
-      return nil, errors.new { provider = "aliyun", action = "DescribeLiveStreamsBlockList", code = "InvalidResponse",
-        kind = "response", request_id = res.RequestId, message = format("page %d of the block list of "
-          .. "%s %s: nothing was sent", page, domain, flaw) }
-    end
-    for _, u in ipairs(urls) do out[#out + 1] = u end
-    total = tonumber(total)
-    if #urls < size or (total and page * size >= total) then return out end
-  end
-  return nil, errors.new { provider = "aliyun", action = "DescribeLiveStreamsBlockList", code = "TooManyPages",
-    kind = "validation", message = format("the block list of %s has more than %d pages of %d: nothing was sent "
-      .. "(raise max_pages)", domain, o.max_pages or base.MAX_PAGES, size) }
+  return places.block_list(client, domain, { page_size = o.page_size, max_pages = o.max_pages,
+                                             on_call = function() report.calls = report.calls + 1 end })
+end
+
+-- The places the missing forbids need against those left on the account's
+-- block list (`counts`: the domains read, their entries): the report's
+-- `places`, and the refusal of a run that needs more than are left (none
+-- for a dry run: its report says so, `places.full`); or nil and an error.
+local function check_places(client, o, report, counts)
+  local needed = #report.found.missing
+  if needed == 0 or o.check_places == false then return true end
+  local use, err = places.in_use(client, { known = counts, on_call = function() report.calls = report.calls + 1 end })
+  if not use then return nil, err end
+  local room = { used = use.used, limit = o.places_limit or places.LIMIT, needed = needed, domains = use.domains }
+  report.places = room
+  if use.used + needed <= room.limit then return true end
+  room.full = true
+  if o.dry_run then return true end
+  local refusal = places.refusal("ForbidLiveStream", room)
+  refusal.report = report
+  return nil, refusal
 end
 
 -- An extra entry "domain/app/stream" as its parts, or nil when the app
@@ -83,11 +54,14 @@ end
 -- @param client a `streamctl.aliyun` client
 -- @tparam table desired `{ { domain_name, app_name, stream_name }, ... }`: the streams that must be blocked
 -- @tparam[opt] table opts `remove_extra`, `dry_run`, `on_progress(done, total, entry)`, `max_forbid`,
--- `confirm`, `concurrency`, `resume_time` (the forbids', default none: until resumed), `domains` (more
--- domains to read: their blocked streams are extras), `max_pages` (per domain, default 100), `page_size`
--- (default 3000)
+-- `confirm`, `concurrency`, `resume_time` (the forbids', default none: the provider ends them 6 months
+-- later), `domains` (more domains to read: their blocked streams are extras), `max_pages` (per domain,
+-- default 100), `page_size` (default 3000), `places_limit` (the account's block-list places, default
+-- 10000), `check_places` (default true: the places in use, every domain of the account, read before the
+-- forbids)
 -- @return the report (docs/reconcile.md); or nil and an error: a bad item or option, the block list
--- unreadable, the guard's refusal (its `report`: the difference found). Nothing is sent then.
+-- unreadable, the guard's refusal (its `report`: the difference found), the block list's places too few
+-- for the missing forbids (code "BlockListFull", its `places` and `report`). Nothing is sent then.
 local function aliyun(client, desired, opts)
   local o, keys, items = base.arguments("aliyun", "streamctl.aliyun", { "describe_live_streams_block_list",
     "forbid_live_streams", "resume_live_streams" }, ALIYUN_OPTIONS, client, desired, opts)
@@ -107,10 +81,11 @@ local function aliyun(client, desired, opts)
   for _, d in ipairs(o.domains or {}) do
     if not seen[d] then seen[d] = true; domains[#domains + 1] = d end
   end
-  local blocked, extra_parts = {}, {}
+  local blocked, extra_parts, counts = {}, {}, {}
   for _, d in ipairs(domains) do
     local list, err = block_list(client, d, o, report)
     if not list then return nil, err end
+    counts[d] = #list
     for _, u in ipairs(list) do
       if not blocked[u] then
         blocked[u] = true
@@ -126,6 +101,8 @@ local function aliyun(client, desired, opts)
     if not blocked[key] then report.found.missing[#report.found.missing + 1] = key end
   end
   sort(report.found.extra)
+  local room, perr = check_places(client, o, report, counts)
+  if not room then return nil, perr end
   local extras = o.remove_extra and report.found.extra or {}
   local go, out, err = before_sending(report, o, #report.found.missing + #extras, extras)
   if not go then return out, err end
