@@ -273,6 +273,12 @@ describe("reconcile", function()
       local state = cjson.decode(store.data["streamctl:reconcile:zego:1234567890"])
       assert.equal(0, state.streams["rtc:r1"])
       assert.is_true(state.streams["cdn:c1"] > os.time() + 86000)
+      -- each forbid's end: an RTC forbid's none, a CDN forbid's the provider's day
+      local ends = {}
+      for _, e in ipairs(report.results) do ends[e.stream] = { e.ends_by, e.ends } end
+      assert.same({ "until_resumed" }, ends["rtc:r1"])
+      assert.equal("provider_default", ends["cdn:c1"][1])
+      assert.is_true(math.abs(ends["cdn:c1"][2] - (os.time() + 86400)) <= 2, tostring(ends["cdn:c1"][2]))
 
       reset_log()
       report = assert(reconcile.zego(z, desired, { state = store }))

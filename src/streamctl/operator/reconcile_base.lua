@@ -254,9 +254,14 @@ end
 local function single(client, method, fields, key, action, report, o, total)
   local res, err = client[method](client, fields)
   report.calls = report.calls + 1
+  -- (a forbid's end, from what it sent: both providers call its time ResumeTime)
+  local ends, ends_by
+  if res and client.forbid_ends then
+    ends, ends_by = client.forbid_ends(action, { ResumeTime = fields.resume_time }, client:now())
+  end
   add(report, o, entry_of(key, action, { ok = res ~= nil, attempts = 1, request_id = res and res.RequestId
     or err and err.request_id, lookup_request_id = res and res.LookupRequestId, error = err,
-    outcome_unknown = err and err.outcome_unknown }), total)
+    outcome_unknown = err and err.outcome_unknown, ends = ends, ends_by = ends_by }), total)
 end
 
 -- The guard, the report's in_sync, and what a dry run or a refusal returns;
