@@ -118,6 +118,20 @@ describe("the block list's places (ForbidLiveStream: 10,000 per account)", funct
     assert.equal("oneshot", report.results[1].ends_by)
   end)
 
+  it("checks the places of a wrapper that reaches a client through __index too", function()
+    local cli, sent = service { ["a.example.com"] = listed("a.example.com", 8) }
+    local wrapper = setmetatable({}, { __index = cli })
+    local report, err = wrapper:forbid_live_streams { domain_name = "a.example.com", app_name = "live",
+      stream_names = { "n1" }, check_places = true, places_limit = 8 }
+    assert.is_nil(report)
+    assert.equal("BlockListFull", err.code)
+    assert.equal(0, count(sent, "ForbidLiveStream"))
+    -- and a method called with a dot is misuse, named as the method
+    assert.has_error(function() cli.forbid_live_streams { domain_name = "a.example.com", check_places = true } end,
+      "streamctl.aliyun: forbid_live_streams is a method: call it with a colon, client:forbid_live_streams(...), "
+        .. "not client.forbid_live_streams(...)")
+  end)
+
   it("without check_places reads nothing first (the library's default)", function()
     local cli, sent = service { ["a.example.com"] = listed("a.example.com", 8) }
     assert(cli:forbid_live_streams { domain_name = "a.example.com", app_name = "live", stream_names = { "n1" } })

@@ -14,7 +14,7 @@ local places = require "streamctl.aliyun.places"
 local jsonenc = require "streamctl.base.json"
 local validate = require "streamctl.base.validate"
 
-local type, tostring, tonumber, ipairs, pairs, getmetatable = type, tostring, tonumber, ipairs, pairs, getmetatable
+local type, tostring, tonumber, ipairs, pairs = type, tostring, tonumber, ipairs, pairs
 local format = string.format
 
 local VERSION = "2016-11-01"
@@ -471,8 +471,8 @@ local forbid_batch = Aliyun.forbid_live_streams
 -- limit, needed, domains }`), nothing sent; a oneshot batch takes none.
 -- The report carries `places`. docs/clients.md, "The block list's places".
 function Aliyun:forbid_live_streams(fields)
-  if type(self) ~= "table" or getmetatable(self) ~= Aliyun or type(fields) ~= "table"
-      or not fields.check_places then
+  -- (a client, or a table that reaches one through __index, as a wrapper does)
+  if type(self) ~= "table" or self._rules ~= rules or type(fields) ~= "table" or not fields.check_places then
     return forbid_batch(self, fields) -- (misuse raises there, named as the method)
   end
   local ok, err = self:check("forbid_live_streams", fields)
