@@ -172,6 +172,8 @@ describe("the OpenResty example", function()
     assert.same({ "a", true, 1 }, { report.results[1].stream, report.results[1].ok, report.results[1].attempts })
     assert.equal("b", report.results[2].stream)
     assert.truthy(report.results[1].request_id)
+    -- each forbid's end: the ResumeTime it sent
+    assert.same({ "2099-01-01T00:00:00Z", "resume_time" }, { report.results[1].ends, report.results[1].ends_by })
     local streams = emulator:state().aliyun.streams
     assert.equal("forbidden", streams["push.example.com/live/a"].status)
     assert.equal("forbidden", streams["push.example.com/live/b"].status)
@@ -186,6 +188,15 @@ describe("the OpenResty example", function()
     streams = emulator:state().aliyun.streams
     assert.equal("normal", streams["push.example.com/live/a"].status)
     assert.equal("forbidden", streams["push.example.com/live/b"].status)
+
+    -- a body that asks the block list's places first, past them: a 409 naming them, nothing forbidden
+    local before = #emulator:log { action = "ForbidLiveStream", limit = 100 }
+    res = edge_post("/streams/aliyun/forbid", '{"domain_name":"push.example.com","app_name":"live",'
+      .. '"stream_names":["c","d"],"check_places":true,"places_limit":2}')
+    assert.equal(409, res.status, res.body)
+    report = decode(res)
+    assert.same({ "BlockListFull", { used = 1, limit = 2, needed = 2, domains = 1 } }, { report.code, report.places })
+    assert.equal(before, #emulator:log { action = "ForbidLiveStream", limit = 100 })
   end)
 
   it("forbids and resumes ZEGO RTC streams, many or one", function()
@@ -517,8 +528,9 @@ describe("the OpenResty example's desired state", function()
         { lines[2].record, lines[2].count, lines[2].streams[1], lines[2].guard.confirmed })
       assert.same({ "outcome", lines[2].run, "ok", 200, 3, 3, true }, { lines[3].record, lines[3].run, lines[3].outcome,
         lines[3].exit, #lines[3].streams, lines[3].calls, lines[3].guard.confirmed })
-      assert.same({ stream = "a", action = "ForbidLiveStream", outcome = "ok", request_id = lines[3].streams[1].request_id },
-        lines[3].streams[1])
+      assert.same({ stream = "a", action = "ForbidLiveStream", outcome = "ok", request_id = lines[3].streams[1].request_id,
+                    ends = lines[3].streams[1].ends, ends_by = "provider_default" }, lines[3].streams[1])
+      assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", lines[3].streams[1].ends)
       assert.matches("^edge token from 127%.0%.0%.1$", lines[3].user)
       assert.is_nil(text:find(ALI_SECRET, 1, true))
       assert.is_nil(text:find(TOKEN, 1, true))

@@ -224,6 +224,11 @@ local function write_intent(fields, streams)
   return write_audit(audit.intent(fields, streams)), run
 end
 
+-- When a forbid ends by itself (an entry's `ends`, Unix seconds), as UTC text.
+local function ends_text(r)
+  return r.ends and core.utc_timestamp(math.floor(r.ends)) or nil
+end
+
 -- A report's streams as audit entries, and its outcome in one word.
 local function audit_streams(report)
   local out = {}
@@ -233,7 +238,8 @@ local function audit_streams(report)
                outcome = r.ok and "ok" or (r.outcome_unknown and "unknown" or "failed"),
                code = e and e.code and tostring(e.code) or nil, request_id = r.request_id or (e and e.request_id),
                -- (a look-up that resolved an unknown outcome: its RequestId apart from the call's)
-               lookup_request_id = r.lookup_request_id or (e and e.lookup_request_id) }
+               lookup_request_id = r.lookup_request_id or (e and e.lookup_request_id),
+               ends = ends_text(r), ends_by = r.ends_by }
   end
   return out
 end
@@ -316,6 +322,7 @@ local function report_json(report)
       stream = r.stream, ok = r.ok, attempts = r.attempts, request_id = r.request_id or (e and e.request_id),
       lookup_request_id = r.lookup_request_id or (e and e.lookup_request_id),
       code = e and e.code, message = e and e.message, outcome_unknown = r.outcome_unknown or nil,
+      ends = ends_text(r), ends_by = r.ends_by, -- (when a forbid ends by itself: docs/clients.md)
     }
   end
   return {
@@ -406,9 +413,14 @@ function M.streams(provider, operation)
   end
   local report, err = c[route[operation].method](c, fields)
   if not report then
-    write_audit { record = "outcome", run = run, provider = provider, command = command, outcome = "failed",
-                  exit = err.code == "InvalidParameter" and 400 or 500, note = "nothing was sent: " .. err.message }
+    -- (a body's "check_places": true, and the block list has no room for it: a 409, its places said)
+    local full = err.code == "BlockListFull"
+    write_audit { record = "outcome", run = run, provider = provider, command = command,
+                  outcome = full and "refused" or "failed", places = err.places,
+                  exit = err.code == "InvalidParameter" and 400 or full and 409 or 500,
+                  note = "nothing was sent: " .. err.message }
     if err.code == "InvalidParameter" then return refuse(400, err.message) end
+    if full then return reply(409, { error = err.message, code = err.code, places = err.places }) end
     return refuse(500, tostring(err))
   end
   -- the desired state follows the request, whatever became of each stream (the reconciler fixes the rest)
