@@ -155,6 +155,24 @@ describe("the block-list look-up", function()
     return res, w
   end
 
+  it("a copy's refusal (SignatureNonceUsed) is not the call's RequestId when the look-up finds it applied", function()
+    -- the first arrival applied and its answer was lost; libcurl sent the same signed request again (a
+    -- reused connection that died unanswered), and the service refused the copy by its nonce
+    local cli, w = client(aliyun, {}, function(req, n)
+      if n == 1 then
+        return reply(400, '{"RequestId":"COPY","Code":"SignatureNonceUsed","Message":"Specified signature nonce '
+          .. 'was used already."}')
+      end
+      if req.headers["x-acs-action"] == "DescribeLiveStreamsBlockList" then
+        return reply(200, '{"RequestId":"B","TotalNum":1,"StreamUrls":{"StreamUrl":["d.example/live/s"]}}')
+      end
+      return reply(200, '{"RequestId":"R"}')
+    end)
+    local res = assert(cli:forbid_live_stream(STREAM))
+    assert.same({ Recovered = true, LookupRequestId = "B" }, res) -- no RequestId of its own: the copy's is not
+    assert.equal(2, #w.sent)
+  end)
+
   it("matches domain/app/stream exactly", function()
     local res, w = resume_with("d.example/live/match-7")
     assert.equal("R", res.RequestId) -- still listed (forbidden): resent, not "recovered"

@@ -251,9 +251,18 @@ describe("issue 47, relay", function()
       local status, out, err = ali(log, "forbid-live-streams", "--domain-name", DOMAIN, "--app-name", "live",
         "a", "b", "--concurrency", "1")
       assert.equal(0, status, out .. err)
-      local calls = entries("ForbidLiveStream")
+      -- (a copy of the dropped request, which libcurl sends again by itself when the reused connection it
+      -- went on died without an answer, is refused by its nonce: not a call of the run's)
+      local calls = {}
+      for _, e in ipairs(entries("ForbidLiveStream")) do
+        if e.code ~= "SignatureNonceUsed" then calls[#calls + 1] = e end
+      end
       assert.equal(2, #calls)
-      local lookups = entries("DescribeLiveStreamsBlockList")
+      -- (the block list read twice: whole for its places, before anything was sent (PageNum=1), then the look-up)
+      local lookups = {}
+      for _, e in ipairs(entries("DescribeLiveStreamsBlockList")) do
+        if e.params.PageNum == nil then lookups[#lookups + 1] = e end
+      end
       assert.equal(1, #lookups)
       local rows = {}
       for _, r in ipairs(json_lines(out)) do rows[r.stream] = r end

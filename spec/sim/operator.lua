@@ -316,6 +316,17 @@ local function aliyun_client_of(sc)
   local c = checked("aliyun", { forbid_live_streams = batch(true), resume_live_streams = batch(false) })
   c.now, c.close, c.check = function() return sc.now end, function() end, checker("aliyun")
   c.describe_live_streams_block_list = block_list
+  -- (the account's domains, for the block list's places: those the scene's forbids are on)
+  c.describe_live_user_domains = function()
+    Scene.effect(sc, "a read of the account's domains")
+    local seen, list = {}, {}
+    for key in pairs(sc.forbidden) do
+      local d = key:match("^([^/]+)/")
+      if d and not seen[d] then seen[d] = true; list[#list + 1] = { DomainName = d } end
+    end
+    sort(list, function(a, b) return a.DomainName < b.DomainName end)
+    return { TotalCount = #list, Domains = { PageData = list }, RequestId = "r" }
+  end
   return c
 end
 

@@ -171,7 +171,7 @@ end
 
 -- How many streams `domain`'s block list holds (its TotalNum); or nil and an error.
 local function listed_on(client, domain, on_call)
-  local res, err = client:describe_live_streams_block_list { domain_name = domain, page_size = 1 }
+  local res, err = client:describe_live_streams_block_list { domain_name = domain, page_number = 1, page_size = 1 }
   if on_call then on_call() end
   if not res then return nil, err end
   local n = tonumber(res.TotalNum)

@@ -253,8 +253,12 @@ function AFTER.lookup(run, job, result, err)
     if found then
       -- The call's RequestId is its own last attempt's, when that answer
       -- carried one (a dropped answer carried none), never the look-up's:
-      -- the look-up's is told apart.
-      found.RequestId, found.LookupRequestId = job.err.request_id, result.RequestId
+      -- the look-up's is told apart. Nor a copy's refusal's (kind
+      -- "duplicate": a second arrival of the same signed request, which
+      -- libcurl sends by itself when a reused connection dies unanswered):
+      -- that RequestId is of the copy refused, not of the request that applied.
+      found.RequestId = job.err.kind ~= "duplicate" and job.err.request_id or nil
+      found.LookupRequestId = result.RequestId
       return run:job_succeeded(job, found)
     end
     -- Not in effect: the call may be sent again, as the policy allows.
