@@ -165,11 +165,11 @@ local REGION_ID = { name = "region_id", param = "RegionId", type = "string" }
 local FORBID = {
   REGION_ID,
   { name = "oneshot", param = "Oneshot", type = "yesno",
-    note = "yes: cut the current ingest without listing the stream (it takes no place on the block list, and "
-      .. "may publish again at once); default no" },
+    note = "yes: cut the current ingest without listing the stream, which takes no place on the block list "
+      .. "and may publish again at once; default no" },
   { name = "resume_time", param = "ResumeTime", type = "time",
-    note = "when the forbid ends; without it the provider ends it 6 months after the forbid (the "
-      .. "ForbidLiveStream page)" },
+    note = "when the forbid ends; without it the provider ends it 6 months after the forbid, as the "
+      .. "ForbidLiveStream page says" },
 }
 local REGION = { name = "region", param = "Region", type = "string", required = true, enum = REGIONS }
 -- DstUrl: an rtmp:// URL (any case) with a host and a path, at most 2000
@@ -381,9 +381,9 @@ local batches = {
   forbid_live_streams = { action = "ForbidLiveStream", fields = with(STREAMS, FORBID, {
                             { name = "check_places", type = "boolean" },
                             { name = "places_limit", type = "integer", min = 0,
-                              note = "the account's block-list places, where its quota differs (default 10000: "
-                                .. "the ForbidLiveStream page); the places in use are read first, and a run "
-                                .. "that needs more than are left sends nothing" } }),
+                              note = "the account's block-list places, where its quota differs from the "
+                                .. "ForbidLiveStream page's 10000 (the default); the places in use are read "
+                                .. "first, and a run that needs more than are left sends nothing" } }),
                           list = "stream_names", param = "StreamName" },
 }
 

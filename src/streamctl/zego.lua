@@ -56,7 +56,9 @@ local methods = {
     action = "ForbidCDNLiveStream",
     -- ResumeTime: a UTC time, later than now and at most 30 days ahead (the page;
     -- without it the ban lasts a day).
-    fields = { STREAM_ID, { name = "resume_time", param = "ResumeTime", type = "time" } },
+    fields = { STREAM_ID, { name = "resume_time", param = "ResumeTime", type = "time",
+                            note = "when the ban ends, at most 30 days ahead; without it the provider ends it "
+                              .. "after a day, as the ForbidCDNLiveStream page says" } },
   },
 }
 

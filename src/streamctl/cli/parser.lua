@@ -13,6 +13,7 @@ local version = require "streamctl.version"
 local cli_output = require "streamctl.cli.output"
 
 local ipairs, tostring, format, gsub, find = ipairs, tostring, string.format, string.gsub, string.find
+local upper = string.upper
 local concat, floor = table.concat, math.floor
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (5.1's global)
 local flag, command_name = cli_output.flag, cli_output.command_name
@@ -61,7 +62,11 @@ local function field_help(f)
   if f.default ~= nil then parts[#parts + 1] = "default: " .. tostring(f.default) end
   local text = f.required and "(required) " or ""
   if f.param then text = text .. f.param end
-  if #parts > 0 then text = text .. " (" .. concat(parts, "; ") .. ")" end
+  if #parts > 0 then
+    -- (a field the service never sees, the command's own: its rules alone, a sentence)
+    text = f.param and text .. " (" .. concat(parts, "; ") .. ")" or text .. gsub(concat(parts, "; "), "^%l", upper)
+      .. "."
+  end
   return text
 end
 
