@@ -27,7 +27,7 @@ local cli_reconcile = require "streamctl.cli.reconcile"
 local validate = require "streamctl.base.validate"
 local cli_emulator_command = require "streamctl.cli.emulator_command"
 
-local type, ipairs, format = type, ipairs, string.format
+local type, ipairs, format, concat = type, ipairs, string.format, table.concat
 local EXIT, command_name, new_out = cli_output.EXIT, cli_output.command_name, cli_output.new_out
 local as_flags = cli_output.as_flags
 local new_parser = cli_parser.parser
@@ -107,9 +107,23 @@ end
 -- usage or the help said).
 local function parse(out, argv)
   local parser = get_parser()
+  -- (an action's own name, as aliyun-cli users type it, is its command, and its parameters' names flags:
+  -- ForbidLiveStream --DomainName d is forbid-live-stream --domain-name d)
+  local provider = argv[1]
+  argv = cli_parser.canonical(argv)
   local ok, args = pcall(parser.parse, parser, argv)
   if not ok then
     if type(args) ~= "table" then error(args, 0) end
+    local unknown = type(args.message) == "string" and args.message:match("^unknown command '([^']*)'")
+    if unknown and (provider == "aliyun" or provider == "zego") then
+      local like = cli_parser.commands_like(provider, unknown)
+      local said = #like > 1 and "'" .. concat(like, "', '", 1, #like - 1) .. "' or '" .. like[#like] .. "'"
+        or like[1] and "'" .. like[1] .. "'"
+      out.err:write("streamctl: unknown command '", unknown, "' of ", provider, said and format(
+        " (did you mean %s?)", said) or "", "; `streamctl ", provider, " --help` lists them all, "
+        .. "and `streamctl ", provider, " call ACTION Key=Value...` sends any action by its own name\n")
+      return nil, EXIT.usage
+    end
     local message, suggestion = suggest(args.message, args.help, argv)
     if suggestion then -- (an option mistyped: the suggestion, not the whole usage)
       out.err:write("streamctl: ", message, suggestion, "\n")

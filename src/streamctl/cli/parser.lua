@@ -10,9 +10,10 @@ local audit = require "streamctl.operator.audit"
 local options_module = require "streamctl.pipeline.options"
 local emulator = require "streamctl.cli.emulator"
 local version = require "streamctl.version"
+local validate = require "streamctl.base.validate"
 local cli_output = require "streamctl.cli.output"
 
-local ipairs, tostring, format, gsub, find = ipairs, tostring, string.format, string.gsub, string.find
+local ipairs, tostring, type, format, gsub, find = ipairs, tostring, type, string.format, string.gsub, string.find
 local upper = string.upper
 local concat, floor = table.concat, math.floor
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (5.1's global)
@@ -421,6 +422,92 @@ local function man_commands()
 end
 
 M.PROVIDERS = PROVIDERS
+-- Commands by the service's names ------------------------------------------------------
+
+-- A provider's subcommands (its methods', and call, reconcile, whoami).
+local function command_names(provider)
+  local names = {}
+  for _, m in ipairs(streamctl[provider].methods()) do names[#names + 1] = command_name(m.name) end
+  for _, extra in ipairs(provider == "aliyun" and { "call", "reconcile", "whoami" } or { "call", "reconcile" }) do
+    names[#names + 1] = extra
+  end
+  return names
+end
+
+-- The words of a command or an API name, lower case: ForbidLiveStream,
+-- forbid_live_stream and forbid-live-stream are forbid, live, stream.
+local function words_of(text)
+  local out = {}
+  for w in gsub(gsub(text, "(%l)(%u)", "%1-%2"), "_", "-"):lower():gmatch("[^%-]+") do out[#out + 1] = w end
+  return out
+end
+
+--- The command `word` names for `provider` when it is an action's own name
+-- (aliyun-cli's habit: `ForbidLiveStream`, any case, or `forbid_live_stream`):
+-- the action's single command, else its batch (ZEGO's ForbidRTCStreams is
+-- forbid-rtc-streams); nil for anything else.
+function M.command_for(provider, word)
+  if type(word) ~= "string" or not streamctl[provider] then return nil end
+  -- (compared in lower case without separators: forbidlivestream too)
+  local function key(text) return (gsub(text:lower(), "[-_]", "")) end
+  local want = key(word)
+  local single, batch
+  for _, m in ipairs(streamctl[provider].methods()) do
+    if key(m.action) == want then
+      if m.list then batch = batch or command_name(m.name) else single = command_name(m.name) end
+    end
+  end
+  return single or batch
+end
+
+--- `argv` with the service's own names made the command's: an action's name
+-- its command (M.command_for), and after it a flag written as a parameter's
+-- name (`--DomainName d`, `--ResumeTime=t`: a capital in it) that field's flag.
+-- The table given is left as it is.
+function M.canonical(argv)
+  local provider = argv[1]
+  if provider ~= "aliyun" and provider ~= "zego" then return argv end
+  local command = M.command_for(provider, argv[2])
+  if not command then return argv end
+  local fields
+  for _, m in ipairs(streamctl[provider].methods()) do
+    if command_name(m.name) == command then fields = m.fields end
+  end
+  local out = { provider, command }
+  for i = 3, #argv do
+    local a = argv[i]
+    local name, rest = a:match("^%-%-(%w*%u%w*)(=?.*)$")
+    if name then
+      for _, f in ipairs(fields) do
+        if f.param and f.param:lower() == name:lower() and not SKIP[f.name] then a = flag(f.name) .. rest break end
+      end
+    end
+    out[#out + 1] = a
+  end
+  return out
+end
+
+--- The commands of `provider` that `word` (an unknown command) may have
+-- meant: those holding its words in order (forbid-stream: forbid-live-stream,
+-- forbid-rtc-stream...), else the closest by edit distance; at most 3.
+function M.commands_like(provider, word)
+  local want, out = words_of(word), {}
+  if #want == 0 then return out end
+  local names = command_names(provider)
+  for _, name in ipairs(names) do
+    local have, i = words_of(name), 1
+    for _, w in ipairs(have) do
+      if want[i] and (w == want[i] or w == want[i] .. "s") then i = i + 1 end
+    end
+    if i > #want and #out < 3 then out[#out + 1] = name end
+  end
+  if #out == 0 then
+    local hint = validate.hint(word, names):match("'([^']+)'")
+    if hint then out[1] = hint end
+  end
+  return out
+end
+
 M.SKIP = SKIP
 M.changes = changes
 M.parser = new_parser

@@ -1,0 +1,65 @@
+-- tier: unit
+-- The habits operators bring from aws and aliyun-cli (issue 50), a row per
+-- class: the service's own names as commands and flags, and a near miss
+-- answered with what was meant.
+local HOME = require("spec.helpers.nginx").temp_dir()
+local c = require("spec.helpers.checks").cli(function() return nil end, HOME)
+local run, lines = c.run, require("spec.helpers.checks").lines
+
+local KEYS = { "--access-key-id", "LTAIexample", "--access-key-secret", "example-secret" }
+
+local function with_keys(...)
+  local argv = { ... }
+  for _, a in ipairs(KEYS) do argv[#argv + 1] = a end
+  return argv
+end
+
+describe("the service's own names", function()
+  it("an action's name is its command, and its parameters' names its flags (aliyun-cli's way)", function()
+    local _, want = run(with_keys("aliyun", "forbid-live-stream", "--domain-name", "push.example.com", "--app-name",
+      "live", "--stream-name", "s1", "--resume-time", "2030-01-01T00:00:00Z", "--dry-run"))
+    for _, argv in ipairs {
+      { "aliyun", "ForbidLiveStream", "--DomainName", "push.example.com", "--AppName", "live", "--StreamName", "s1",
+        "--ResumeTime=2030-01-01T00:00:00Z", "--dry-run" },
+      { "aliyun", "forbidlivestream", "--DOMAINNAME", "push.example.com", "--APPNAME", "live", "--stream-name", "s1",
+        "--resume-time", "2030-01-01T00:00:00Z", "--dry-run" },
+      { "aliyun", "forbid_live_stream", "--domain-name", "push.example.com", "--app-name", "live", "--StreamName",
+        "s1", "--ResumeTime", "2030-01-01T00:00:00Z", "--dry-run" },
+    } do
+      local status, out, err = run(with_keys(table.unpack(argv)))
+      assert.equal(0, status, err)
+      -- the same signed request, but for its nonce, date and signature
+      local function shape(text)
+        return (text:gsub("x%-acs%-signature%-nonce: %S+", "N"):gsub("x%-acs%-date: %S+", "D"))
+      end
+      assert.equal(shape(want), shape(out), argv[2])
+    end
+    -- ZEGO's batch action is its batch command
+    local status, out = run { "zego", "ForbidRTCStreams", "a", "b", "--app-id", "1234567890", "--server-secret",
+      "0123456789abcdef0123456789abcdef", "--dry-run" }
+    assert.equal(0, status)
+    assert.truthy(out:find("Action=ForbidRTCStreams", 1, true), out)
+  end)
+
+  it("a near miss names what it may have meant, in one line, not a usage block", function()
+    local cases = {
+      { { "aliyun", "forbid-stream" }, "streamctl: unknown command 'forbid-stream' of aliyun (did you mean "
+        .. "'forbid-live-stream' or 'forbid-live-streams'?); `streamctl aliyun --help` lists them all, and "
+        .. "`streamctl aliyun call ACTION Key=Value...` sends any action by its own name" },
+      { { "zego", "forbid" }, "streamctl: unknown command 'forbid' of zego (did you mean 'forbid-cdn-live-stream', "
+        .. "'forbid-rtc-stream' or 'forbid-rtc-streams'?); `streamctl zego --help` lists them all, and `streamctl "
+        .. "zego call ACTION Key=Value...` sends any action by its own name" },
+      { { "aliyun", "resume-live-strem" }, "streamctl: unknown command 'resume-live-strem' of aliyun (did you mean "
+        .. "'resume-live-stream'?); `streamctl aliyun --help` lists them all, and `streamctl aliyun call ACTION "
+        .. "Key=Value...` sends any action by its own name" },
+      { { "aliyun", "frobnicate" }, "streamctl: unknown command 'frobnicate' of aliyun; `streamctl aliyun --help` "
+        .. "lists them all, and `streamctl aliyun call ACTION Key=Value...` sends any action by its own name" },
+    }
+    for _, case in ipairs(cases) do
+      local status, out, err = run(case[1])
+      assert.equal(2, status)
+      assert.equal("", out)
+      assert.same({ case[2] }, lines(err))
+    end
+  end)
+end)
