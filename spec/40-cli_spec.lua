@@ -358,6 +358,12 @@ describe("streamctl (the command)", function()
       assert.equal(0, code)
       code = run("emulator status --dir " .. q(dir))
       assert.equal(3, code)
+      -- stopped: --emulator says so in one line, and sends nothing (issue 50)
+      code, out, err = run("zego forbid-rtc-streams a b --emulator --emulator-dir " .. q(dir))
+      assert.equal(2, code)
+      assert.equal("", out)
+      assert.equal("streamctl: --emulator: no emulator runs in " .. dir .. " (it was stopped); start it with: "
+        .. "streamctl emulator start --dir " .. dir .. "\n", err)
     end)
 
     it("works without the emulator rock, and says how to get it when asked to start one", function()

@@ -63,3 +63,35 @@ describe("the service's own names", function()
     end
   end)
 end)
+
+describe("an endpoint that refuses every connection", function()
+  it("stops a batch after 3 calls that could not reach it: the rest reported not sent, in a short run", function()
+    -- a port of 127.0.0.1 nobody listens on (just freed)
+    local port = require("spec.helpers.emulator").free_ports(1)[1]
+    local ids = {}
+    for i = 1, 200 do ids[i] = "room-" .. i end
+    local argv = { "zego", "forbid-rtc-streams", "--endpoint", "http://127.0.0.1:" .. port, "--app-id", "1234567890",
+                   "--server-secret", "0123456789abcdef0123456789abcdef", "--concurrency", "1", "--output", "json",
+                   "--no-audit-log", "--yes" }
+    for _, id in ipairs(ids) do argv[#argv + 1] = id end
+    local status, out, err = run(argv)
+    assert.equal(1, status, err)
+    local rows = {}
+    for _, l in ipairs(lines(out)) do rows[#rows + 1] = require("cjson").decode(l) end
+    assert.equal(200, #rows)
+    -- 3 calls of 20 IDs tried (each its attempts), then none: 140 not sent
+    local tried, unsent = 0, 0
+    for _, r in ipairs(rows) do
+      assert.is_false(r.ok)
+      if r.code == "Unreachable" then
+        unsent = unsent + 1
+        assert.equal(0, r.attempts)
+        assert.matches("^not sent: the 3 calls before it could not reach http://127%.0%.0%.1:" .. port .. "/? %(", r.message)
+      else
+        tried = tried + 1
+        assert.equal("NetworkError", r.code)
+      end
+    end
+    assert.same({ 60, 140 }, { tried, unsent })
+  end)
+end)

@@ -157,6 +157,8 @@ local TRANSPORT_KIND = {
   -- an answer every call after it would meet too stopped the sending (an operation's `halt`:
   -- Alibaba Cloud's block list full, streamctl.aliyun.places)
   BlockListFull = "interrupted",
+  -- the calls before it could not reach the endpoint (streamctl.pipeline.batch: its sending stopped)
+  Unreachable = "interrupted",
 }
 
 -- What to do about a transport failure, when its message says: a server's

@@ -42,6 +42,14 @@ function M.ports(dir)
   if not text then return nil, string.format("no emulator was started in %s (%s)", dir, tostring(err)) end
   local a, z, at, zt = text:match("ports = { aliyun = (%d+), zego = (%d+), aliyun_tls = (%d+), zego_tls = (%d+)")
   if not a then return nil, string.format("%s does not name the emulator's ports", path) end
+  -- Started there once, but running now? nginx writes its pid file when it starts and removes it when it
+  -- stops; a pid whose process is gone (killed) is not running either (/proc: Linux, where it runs).
+  local read = require("streamctl.core").read_file
+  local pid = (read(dir .. "/nginx.pid") or ""):match("^%s*(%d+)")
+  if not pid then return nil, string.format("no emulator runs in %s (it was stopped)", dir) end
+  if read("/proc/self/stat") and not read("/proc/" .. pid .. "/stat") then
+    return nil, string.format("no emulator runs in %s (its server, pid %s, is gone)", dir, pid)
+  end
   return { aliyun = tonumber(a), zego = tonumber(z), aliyun_tls = tonumber(at), zego_tls = tonumber(zt) }
 end
 

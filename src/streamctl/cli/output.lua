@@ -154,7 +154,7 @@ end
 
 --- The codes of a call its run stopped before sending (a cancel, the
 -- deadline, a batch halted at the block list's limit).
-M.NOT_SENT = { Interrupted = true, DeadlineExceeded = true, BlockListFull = true }
+M.NOT_SENT = { Interrupted = true, DeadlineExceeded = true, BlockListFull = true, Unreachable = true }
 
 local function status_word(r)
   if r.ok then return "ok" end

@@ -24,6 +24,7 @@
 
 local core = require "streamctl.core"
 local errors = require "streamctl.base.errors"
+local redact = require "streamctl.base.redact"
 local validate = require "streamctl.base.validate"
 
 local ipairs, pairs, pcall, tostring, type, error, setmetatable = ipairs, pairs, pcall, tostring, type, error,
@@ -215,6 +216,13 @@ end
 -- each as its call ends.
 -- Returns the report and, when the run stopped sending before the end (a
 -- cancel, its deadline), the failure its unsent calls end with.
+-- The calls in a row that must fail unsent, for a connection that could not
+-- be made, before a batch stops sending: its endpoint is down (a stopped
+-- emulator, a wrong --endpoint) and every call after them would grind
+-- through its attempts to the same end. Any call that reached it resets the count.
+M.UNREACHABLE_CALLS = 3
+local UNREACHABLE = { network = true, timeout = true, tls = true }
+
 local function run(client, values, report, jobs, source, deliver, rest)
   local started = client._monotonic()
   local sent, throttled = 0, 0
@@ -224,14 +232,22 @@ local function run(client, values, report, jobs, source, deliver, rest)
   -- (a forbid's end, when the provider ends it by itself: the provider's `ends`;
   -- an answer every call after it would meet too, its operation's `halt`, stops the sending)
   local ends, halts = rules.ends, (rules.operations[report.action] or {}).halt
+  local unreachable = 0
   local opts
   opts = {
     concurrency = values.concurrency,
     source = source, rest = rest,
     on_progress = function(_, _, job)
       sent, throttled = sent + job.sent, throttled + job.throttles
-      local at, halt = client:now(), halts and job.err and halts[job.err.code]
+      local err = job.err
+      local at, halt = client:now(), halts and err and halts[err.code]
       if halt and not opts.halt then opts.halt = { code = halt.code, message = halt.message, sent = false } end
+      unreachable = (err and err.sent == false and UNREACHABLE[err.kind]) and unreachable + 1 or 0
+      if unreachable >= M.UNREACHABLE_CALLS and not opts.halt then
+        opts.halt = { code = "Unreachable", sent = false, message = format("not sent: the %d calls before it could "
+          .. "not reach %s (%s)", unreachable, client.endpoint and redact.url(client.endpoint.url) or "the endpoint",
+          tostring(err.message)) }
+      end
       for _, item in ipairs(job.items) do
         local entry = entry_for(report, job, item)
         if entry.ok and ends then entry.ends, entry.ends_by = ends(job.action, job.params, at) end
