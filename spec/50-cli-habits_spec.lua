@@ -95,3 +95,25 @@ describe("an endpoint that refuses every connection", function()
     assert.same({ 60, 140 }, { tried, unsent })
   end)
 end)
+
+describe("options where aws and aliyun-cli put them", function()
+  it("before the provider: moved after its command (-o is --output)", function()
+    local zego = { "--app-id", "1234567890", "--server-secret", "0123456789abcdef0123456789abcdef" }
+    local argv = { "-o", "json", "--dry-run", "zego", "forbid-rtc-streams", "a" }
+    for _, a in ipairs(zego) do argv[#argv + 1] = a end
+    local status, out, err = run(argv)
+    assert.equal(0, status, err)
+    local req = require("cjson").decode(lines(out)[1])
+    assert.truthy(req.url:find("Action=ForbidRTCStreams", 1, true), req.url)
+  end)
+
+  it("--region on a Live command says how regions work for it", function()
+    local status, out, err = run(with_keys("aliyun", "resume-live-stream", "--region", "cn-shanghai",
+      "--domain-name", "push.example.com", "--app-name", "live", "--stream-name", "s"))
+    assert.equal(2, status)
+    assert.equal("", out)
+    assert.same({ "streamctl: unknown option '--region': ApsaraVideo Live answers every region at one endpoint, "
+      .. "live.aliyuncs.com (--endpoint URL for another); the pull-to-push commands take --region as a field of "
+      .. "their own, and the forbids --region-id" }, lines(err))
+  end)
+end)

@@ -85,8 +85,15 @@ local function suggest(message, help, argv)
       end
     end
   end
+  local typed = message:match("^unknown option '(%-%-[^'=]+)[^']*'")
+  -- (aliyun-cli's --region: where ApsaraVideo Live has none, what stands for it)
+  if (typed == "--region" or typed == "--region-id") and argv and argv[1] ~= "zego" then
+    return "unknown option '" .. typed .. "'", ": ApsaraVideo Live answers every region at one endpoint, "
+      .. "live.aliyuncs.com (--endpoint URL for another); the pull-to-push commands take --region as a field of "
+      .. "their own, and the forbids --region-id"
+  end
   if head then return head, " (did you mean '" .. tip .. "'?)" end
-  local typed = message:match("^unknown option '(%-%-[^'=]+)[^']*'$")
+  typed = message:match("^unknown option '(%-%-[^'=]+)[^']*'$")
   if not typed or type(help) ~= "string" then return message, nil end
   local names, seen, starting = {}, {}, {}
   for name in help:gmatch("%-%-[%w][%w%-]*") do
@@ -109,8 +116,8 @@ local function parse(out, argv)
   local parser = get_parser()
   -- (an action's own name, as aliyun-cli users type it, is its command, and its parameters' names flags:
   -- ForbidLiveStream --DomainName d is forbid-live-stream --domain-name d)
-  local provider = argv[1]
   argv = cli_parser.canonical(argv)
+  local provider = argv[1]
   local ok, args = pcall(parser.parse, parser, argv)
   if not ok then
     if type(args) ~= "table" then error(args, 0) end

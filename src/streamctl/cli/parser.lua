@@ -132,7 +132,7 @@ local function add_common(cmd, provider, dry_run_help)
     )
   end
   cmd:group("Output",
-    cmd:option("--output", "table (for people, the default) or json (one JSON object per line).")
+    cmd:option("-o --output", "table (for people, the default) or json (one JSON object per line).")
       :choices { "table", "json" },
     cmd:flag("--dry-run", dry_run_help or DRY_RUN_HELP),
     cmd:flag("--no-progress", "No progress bar (it is drawn on standard error only when that is a terminal).")
@@ -460,11 +460,41 @@ function M.command_for(provider, word)
   return single or batch
 end
 
---- `argv` with the service's own names made the command's: an action's name
--- its command (M.command_for), and after it a flag written as a parameter's
--- name (`--DomainName d`, `--ResumeTime=t`: a capital in it) that field's flag.
--- The table given is left as it is.
+-- The flags of a leaf command that take no value (every other option takes one).
+local NO_VALUE = { ["--emulator"] = true, ["--is-test"] = true, ["--dry-run"] = true, ["--no-progress"] = true,
+                   ["--no-audit-log"] = true, ["--yes"] = true, ["--remove-extra"] = true, ["--allow-empty"] = true }
+M.NO_VALUE = NO_VALUE
+
+-- `argv` with the options before the provider (aws' habit: `streamctl
+-- --emulator -o json aliyun resume-live-stream ...`) moved after its
+-- command, where they belong; as it is when there are none, or no command.
+local function options_first(argv)
+  local lead, i = {}, 1
+  while argv[i] and argv[i]:find("^%-") and argv[i] ~= "-h" and argv[i] ~= "--help" and argv[i] ~= "--version" do
+    local a = argv[i]
+    lead[#lead + 1] = a
+    if not a:find("=", 1, true) and not NO_VALUE[a] and argv[i + 1] ~= nil then
+      lead[#lead + 1], i = argv[i + 1], i + 1
+    end
+    i = i + 1
+  end
+  if #lead == 0 or (argv[i] ~= "aliyun" and argv[i] ~= "zego") or argv[i + 1] == nil
+      or argv[i + 1]:find("^%-") then
+    return argv
+  end
+  local out = { argv[i], argv[i + 1] }
+  for _, a in ipairs(lead) do out[#out + 1] = a end
+  for k = i + 2, #argv do out[#out + 1] = argv[k] end
+  return out
+end
+
+--- `argv` with the options given before the provider moved after its
+-- command (aws' habit), and the service's own names made the command's:
+-- an action's name its command (M.command_for), and after it a flag written
+-- as a parameter's name (`--DomainName d`, `--ResumeTime=t`: a capital in
+-- it) that field's flag. The table given is left as it is.
 function M.canonical(argv)
+  argv = options_first(argv)
   local provider = argv[1]
   if provider ~= "aliyun" and provider ~= "zego" then return argv end
   local command = M.command_for(provider, argv[2])
