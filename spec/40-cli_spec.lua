@@ -139,6 +139,16 @@ describe("streamctl (the command)", function()
       code, out = run(ali("call DescribeLiveStreamsBlockList DomainName=push.example.com PageSize=100 --output json"))
       assert.equal(0, code)
       assert.equal("push.example.com", json_lines(out)[1].stream) -- (as describe-live-streams-block-list names it)
+      -- for people, one form: what was asked and how it went, then the answer a value a line (issue 50: a
+      -- table row whose STREAM held the action, and a JSON blob, before)
+      code, out = run(ali("call DescribeLiveStreamsBlockList DomainName=push.example.com PageSize=100"))
+      assert.equal(0, code)
+      local lines = {}
+      for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+      assert.matches("^push%.example%.com: ok, 1 attempt, RequestId %x+%-[%x-]+$", lines[1])
+      assert.same({ "  DomainName: push.example.com", "  PageNum: 1", "  PageSize: 100" },
+        { lines[2], lines[3], lines[4] })
+      for i = 2, #lines do assert.matches("^  [%w.%[%]]+: ", lines[i]) end
     end)
 
     it("runs every ZEGO operation", function()

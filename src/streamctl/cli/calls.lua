@@ -352,9 +352,13 @@ local function run_call(out, client, m, fields, args, output, attempts)
       row.result = result
       out:line(record_json(row))
     end
+  elseif result and has_content(result) then
+    -- (a describe's answer, or a call's: a line saying what it was, then the answer, a value a line)
+    out:line(format("%s: ok, %d attempt%s%s", concat(streams, ", "), n, n == 1 and "" or "s",
+      r.request_id and ", RequestId " .. r.request_id or ""))
+    for _, line in ipairs(cli_output.answer_lines(result)) do out:line("  ", line) end
   else
     print_table(out, rows)
-    if result and has_content(result) then out:line(encode(result)) end
     local tally = cli_output.ends_tally()
     tally.add(r)
     if tally.line() then out:line(tally.line()) end

@@ -152,6 +152,41 @@ local function has_content(result)
   return false
 end
 
+--- A provider's answer as lines for people, `path: value` each, the paths
+-- sorted (`TaskList[1].TaskInfo.DstUrl: rtmp://...`; an empty list or
+-- object as `(empty)`, null as `null`, a whole number without a decimal
+-- point), the envelope (RequestId, ZEGO's Code and Message) left to the
+-- line before it: one form, where the table's row and a JSON blob were two.
+-- `--output json` keeps the answer as JSON.
+function M.answer_lines(result)
+  local out = {}
+  local function walk(path, v)
+    if type(v) == "number" and v == floor(v) and v > -1e15 and v < 1e15 then
+      out[#out + 1] = path .. ": " .. format("%.0f", v)
+      return
+    elseif type(v) ~= "table" then
+      out[#out + 1] = path .. ": " .. (v == cjson.null and "null" or tostring(v))
+      return
+    end
+    local n, keys = #v, {}
+    for k in pairs(v) do
+      if path ~= "" or not ENVELOPE[k] then keys[#keys + 1] = k end
+    end
+    if #keys == 0 then
+      if path ~= "" then out[#out + 1] = path .. ": (empty)" end
+      return
+    end
+    if n > 0 and n == #keys then
+      for i = 1, n do walk(format("%s[%d]", path, i), v[i]) end
+      return
+    end
+    table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+    for _, k in ipairs(keys) do walk(path == "" and tostring(k) or path .. "." .. tostring(k), v[k]) end
+  end
+  walk("", result)
+  return out
+end
+
 --- The codes of a call its run stopped before sending (a cancel, the
 -- deadline, a batch halted at the block list's limit).
 M.NOT_SENT = { Interrupted = true, DeadlineExceeded = true, BlockListFull = true, Unreachable = true }
