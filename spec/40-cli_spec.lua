@@ -143,12 +143,12 @@ describe("streamctl (the command)", function()
       -- table row whose STREAM held the action, and a JSON blob, before)
       code, out = run(ali("call DescribeLiveStreamsBlockList DomainName=push.example.com PageSize=100"))
       assert.equal(0, code)
-      local lines = {}
-      for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
-      assert.matches("^push%.example%.com: ok, 1 attempt, RequestId %x+%-[%x-]+$", lines[1])
+      local said = {}
+      for l in out:gmatch("[^\n]+") do said[#said + 1] = l end
+      assert.matches("^push%.example%.com: ok, 1 attempt, RequestId %x+%-[%x-]+$", said[1])
       assert.same({ "  DomainName: push.example.com", "  PageNum: 1", "  PageSize: 100" },
-        { lines[2], lines[3], lines[4] })
-      for i = 2, #lines do assert.matches("^  [%w.%[%]]+: ", lines[i]) end
+        { said[2], said[3], said[4] })
+      for i = 2, #said do assert.matches("^  [%w.%[%]]+: ", said[i]) end
     end)
 
     it("runs every ZEGO operation", function()
