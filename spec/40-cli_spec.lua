@@ -151,6 +151,28 @@ describe("streamctl (the command)", function()
       for i = 2, #said do assert.matches("^  [%w.%[%]]+: ", said[i]) end
     end)
 
+    it("--debug writes each request and answer on standard error, every secret and signature redacted", function()
+      for _, argv in ipairs {
+        ali("resume-live-stream --domain-name push.example.com --app-name live --stream-name dbg --debug"),
+        zg("resume-rtc-stream --stream-id dbg --debug"),
+      } do
+        local code, out, err = run(argv)
+        assert.equal(0, code, err)
+        local lines = {}
+        for l in err:gmatch("[^\n]+") do lines[#lines + 1] = l end
+        assert.matches("^streamctl: debug: Resume%w+ call, attempt 1: ok in [%d.]+ s$", lines[1])
+        assert.matches("^> %u+ https://127%.0%.0%.1:%d+/%?", lines[2])
+        assert.truthy(err:find("< 200", 1, true), err)
+        assert.truthy(err:find('< {"', 1, true), err)
+        assert.truthy(err:find("<redacted>", 1, true), err)
+        -- the signature and the secret never
+        assert.is_nil(err:find("emulator-secret", 1, true))
+        assert.is_nil(err:find("0123456789abcdef0123456789abcdef", 1, true))
+        assert.is_nil(err:find("Signature=%x%x%x%x"), err)
+        assert.truthy(out:find("ok", 1, true), out) -- (the report as ever, on standard output)
+      end
+    end)
+
     it("runs every ZEGO operation", function()
       local code, out = run(zg("forbid-rtc-streams r1 r2 r3 --output json"))
       assert.equal(0, code, out)

@@ -187,7 +187,7 @@ local function table_as_it_goes(out, list)
 end
 
 local function run_batch(out, client, m, fields, args, output)
-  local draw = (not args.no_progress and is_tty(2))
+  local draw = (not args.no_progress and not args.debug and is_tty(2))
     and progress_bar(out.err, require("streamctl.core").monotonic, room_text(client, m.action))
   local add_row, rest_rows
   if output == "table" then add_row, rest_rows = table_as_it_goes(out, fields[m.list]) end
@@ -247,7 +247,8 @@ end
 -- planned.
 local function run_long(out, client, m, fields, args, output, long, finished)
   local monotonic = require("streamctl.core").monotonic
-  local draw = (not args.no_progress and is_tty(2)) and progress_bar(out.err, monotonic, room_text(client, m.action))
+  local draw = (not args.no_progress and not args.debug and is_tty(2))
+    and progress_bar(out.err, monotonic, room_text(client, m.action))
   local width = min(max(#"STREAM", long.width), 60)
   local counts = { ok = 0, failed = 0, unknown = 0, not_sent = 0 }
   local flushed, headed = monotonic(), output ~= "table"

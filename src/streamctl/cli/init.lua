@@ -171,7 +171,13 @@ local function prepare(out, args, env)
   -- which stops the run as Ctrl-C does, rather than the end of the process).
   local run = { provider = provider, opts = opts, source = source, args = args, output = output, attempts = 0,
                 stop = {} } -- (stop.why: the audit log failed in a long run; see outcomes_writer)
-  opts.on_attempt = function(info) if info.role == "call" then run.attempts = run.attempts + 1 end end
+  -- (--debug: each request and answer on standard error, redacted, as it ends)
+  opts.on_attempt = function(info)
+    if info.role == "call" then run.attempts = run.attempts + 1 end
+    if args.debug then
+      for _, line in ipairs(cli_output.debug_lines(info)) do out.err:write(line, "\n") end
+    end
+  end
   local signal = env.signal or require "streamctl.signal"
   run.signal = signal
   if not args.dry_run then signal.catch() end

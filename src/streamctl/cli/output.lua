@@ -187,6 +187,36 @@ function M.answer_lines(result)
   return out
 end
 
+--- What `--debug` writes on standard error for one attempt (an
+-- on_attempt `info`): a line naming it and how it ended, then the request
+-- as sent (`> `) and the answer as received (`< `), every secret, signature
+-- and token redacted (the library's `wire()`).
+function M.debug_lines(info)
+  local req, answer = info.wire()
+  local out = { format("streamctl: debug: %s %s, attempt %d: %s in %.3f s", tostring(info.action), info.role,
+    info.attempt, info.ok and "ok" or format("%s%s", tostring(info.code),
+      info.sent == false and " (never sent)" or ""), info.seconds or 0) }
+  local function headers(mark, h)
+    local names = {}
+    for k in pairs(h or {}) do names[#names + 1] = k end
+    table.sort(names)
+    for _, k in ipairs(names) do out[#out + 1] = mark .. k .. ": " .. tostring(h[k]) end
+  end
+  if req then
+    out[#out + 1] = "> " .. req.method .. " " .. req.url
+    headers("> ", req.headers)
+    if req.body and req.body ~= "" then out[#out + 1] = "> " .. req.body end
+  end
+  if answer then
+    out[#out + 1] = "< " .. tostring(answer.status)
+    headers("< ", answer.headers)
+    if answer.body and answer.body ~= "" then out[#out + 1] = "< " .. answer.body end
+  else
+    out[#out + 1] = "< no answer: " .. tostring(info.error and info.error.message or info.code)
+  end
+  return out
+end
+
 --- The codes of a call its run stopped before sending (a cancel, the
 -- deadline, a batch halted at the block list's limit).
 M.NOT_SENT = { Interrupted = true, DeadlineExceeded = true, BlockListFull = true, Unreachable = true }

@@ -135,7 +135,9 @@ local function add_common(cmd, provider, dry_run_help)
     cmd:option("-o --output", "table (for people, the default) or json (one JSON object per line).")
       :choices { "table", "json" },
     cmd:flag("--dry-run", dry_run_help or DRY_RUN_HELP),
-    cmd:flag("--no-progress", "No progress bar (it is drawn on standard error only when that is a terminal).")
+    cmd:flag("--no-progress", "No progress bar (it is drawn on standard error only when that is a terminal)."),
+    cmd:flag("--debug", "Write each request as sent and each answer as received on standard error, every "
+      .. "secret, signature and token redacted (and no progress bar).")
   )
 end
 
@@ -462,6 +464,7 @@ end
 
 -- The flags of a leaf command that take no value (every other option takes one).
 local NO_VALUE = { ["--emulator"] = true, ["--is-test"] = true, ["--dry-run"] = true, ["--no-progress"] = true,
+                   ["--debug"] = true,
                    ["--no-audit-log"] = true, ["--yes"] = true, ["--remove-extra"] = true, ["--allow-empty"] = true }
 M.NO_VALUE = NO_VALUE
 

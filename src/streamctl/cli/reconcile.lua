@@ -111,7 +111,7 @@ end
 -- the provider's scope, the progress shown, and the difference found
 -- handed to `intend` (the run's intent) before any of it is sent.
 local function reconcile_options(out, provider, args, output, limits, intend)
-  local draw = (not args.no_progress and not args.dry_run and is_tty(2))
+  local draw = (not args.no_progress and not args.debug and not args.dry_run and is_tty(2))
     and progress_bar(out.err, require("streamctl.core").monotonic)
   local opts = { remove_extra = args.remove_extra or nil, dry_run = args.dry_run or nil, max_forbid = limits.forbid,
                  max_resume = limits.resume, confirm = args.yes or nil, allow_empty = args.allow_empty or nil }

@@ -273,7 +273,7 @@ function Client:_sign_attempt(attempt)
   local req, err = self:_sign(action, attempt.params)
   -- What this request carries that no message may show (its signature,
   -- a token): a server that echoes the request must not put it into an error.
-  if req then attempt.hidden = redact.hidden(rules, req) end
+  if req then attempt.hidden, attempt.req = redact.hidden(rules, req), req end
   return req, err
 end
 

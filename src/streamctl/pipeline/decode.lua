@@ -11,7 +11,7 @@ local errors = require "streamctl.base.errors"
 local redact = require "streamctl.base.redact"
 local retry = require "streamctl.engine.retry"
 
-local type, ipairs, pcall, tostring = type, ipairs, pcall, tostring
+local type, ipairs, pairs, pcall, tostring = type, ipairs, pairs, pcall, tostring
 local format, match = string.format, string.match
 
 local M = {}
@@ -77,6 +77,15 @@ end
 function M.observe(self, attempt, result, err, seconds, res)
   local pacer, action = self._pacer, attempt.action
   local cap = pacer:cap(action)
+  -- The request as sent and the answer as received, every secret, signature and token redacted: made
+  -- when asked (a `--debug`), not for every attempt a metric counts.
+  local function wire()
+    local req = attempt.req and self:redact(attempt.req)
+    local hidden = attempt.hidden or {}
+    local answer = res and { status = res.status, headers = {}, body = res.body and redact.text(res.body, hidden) }
+    for k, v in pairs(answer and res.headers or {}) do answer.headers[k] = redact.text(tostring(v), hidden) end
+    return req, answer
+  end
   local ok, herr = pcall(self._on_attempt, {
     provider = self._rules.provider, action = action, role = attempt.role, attempt = attempt.n,
     retry = attempt.n > 1, ok = result ~= nil, seconds = seconds,
@@ -85,7 +94,7 @@ function M.observe(self, attempt, result, err, seconds, res)
     error = err,
     -- (the failure this attempt came after, the time it waited for its slot, the room it leaves)
     after_code = attempt.after_code, waited = attempt.waited,
-    cap = cap, room = cap and cap * pacer:room(action) or nil,
+    cap = cap, room = cap and cap * pacer:room(action) or nil, wire = wire,
   })
   if not ok and self.on_attempt_error == nil then self.on_attempt_error = tostring(herr) end
 end
