@@ -13,9 +13,10 @@
  *
  * The first signal, either one, only sets a flag, which the program polls
  * between steps (streamctl's engine does through a client's `cancel`
- * option). The handler then restores the default action of both signals, so
- * a second one of either kind ends the process at once: Ctrl-C after a
- * SIGTERM, SIGTERM after a Ctrl-C, Ctrl-C twice. SA_RESTART is left off, so a
+ * option). A second one of either kind ends the process at once: Ctrl-C
+ * after a SIGTERM, SIGTERM after a Ctrl-C, Ctrl-C twice; it first says so on
+ * standard error, on a line of its own (the output may end mid-row), then
+ * dies of that signal, its default action restored. SA_RESTART is left off, so a
  * blocking wait returns early (EINTR: curl.sleep, a multi's poll) and the
  * program sees the flag soon.
  *
@@ -62,14 +63,31 @@ static volatile sig_atomic_t caught_signal = 0;
 static struct sigaction default_action;
 static int default_ready = 0;
 
+static const char SECOND[] = "\nstreamctl: stopped at once (a second signal): what is above is all that was "
+                             "reported; the audit log has the run's intent, and requests in flight were not "
+                             "waited for\n";
+
+/* The second signal: said, then the default action, then the signal again
+   (the process dies of it, as a shell expects). write, sigaction and raise
+   are async-signal-safe. */
+static void on_second(int sig) {
+    ssize_t ignored = write(2, SECOND, sizeof SECOND - 1);
+    (void)ignored;
+    sigaction(SIGINT, &default_action, NULL);
+    sigaction(SIGTERM, &default_action, NULL);
+    raise(sig);
+}
+
 /* Async-signal-safe: sigaction only, and errno kept for the code it
    interrupted. Both signals are blocked while it runs (sa_mask), so one that
-   comes meanwhile waits and then meets the default action. */
+   comes meanwhile waits and then meets the second handler. */
+static struct sigaction second_action; /* on_second's, made with default_action before a handler runs */
+
 static void on_signal(int sig) {
     int saved = errno;
     if (caught_signal == 0) caught_signal = sig;
-    sigaction(SIGINT, &default_action, NULL);
-    sigaction(SIGTERM, &default_action, NULL);
+    sigaction(SIGINT, &second_action, NULL);
+    sigaction(SIGTERM, &second_action, NULL);
     errno = saved;
 }
 
@@ -81,6 +99,9 @@ static int l_catch(lua_State *L) {
         memset(&default_action, 0, sizeof default_action);
         default_action.sa_handler = SIG_DFL;
         sigemptyset(&default_action.sa_mask);
+        memset(&second_action, 0, sizeof second_action);
+        second_action.sa_handler = on_second;
+        sigemptyset(&second_action.sa_mask);
         default_ready = 1;
     }
     memset(&sa, 0, sizeof sa);

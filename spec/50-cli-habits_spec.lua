@@ -117,3 +117,35 @@ describe("options where aws and aliyun-cli put them", function()
       .. "their own, and the forbids --region-id" }, lines(err))
   end)
 end)
+
+describe("a stopped batch on a terminal", function()
+  it("counts the streams not sent instead of listing them; --output json lists every one", function()
+    local cli = require "streamctl.cli"
+    local buffer = require("spec.helpers.checks").buffer
+    local port = require("spec.helpers.emulator").free_ports(1)[1]
+    local argv = { "zego", "forbid-rtc-streams", "--endpoint", "http://127.0.0.1:" .. port, "--app-id", "1234567890",
+                   "--server-secret", "0123456789abcdef0123456789abcdef", "--concurrency", "1", "--no-audit-log",
+                   "--yes" }
+    for i = 1, 200 do argv[#argv + 1] = "room-" .. i end
+    local function on_terminal(args)
+      local out, err = buffer(), buffer()
+      local status = cli.main(args, { stdout = out, stderr = err, terminal = true,
+        signal = { catch = function() end, caught = function() return nil end },
+        getenv = function(name) return name == "HOME" and HOME or nil end })
+      return status, lines(out:text())
+    end
+    local status, shown = on_terminal(argv)
+    assert.equal(1, status)
+    -- the header, the 60 streams tried, the summary, and the count of those not listed
+    assert.equal(63, #shown)
+    assert.matches("^room%-60 +FAILED", shown[61])
+    assert.matches("^200 streams: 0 succeeded, 200 failed %(140 of them not sent%)", shown[62])
+    assert.equal("(140 streams not sent are counted, not listed, on a terminal: --output json, or standard output "
+      .. "to a file, lists every one)", shown[63])
+    argv[#argv + 1] = "--output"
+    argv[#argv + 1] = "json"
+    status, shown = on_terminal(argv)
+    assert.equal(1, status)
+    assert.equal(200, #shown)
+  end)
+end)

@@ -148,7 +148,13 @@ end
 -- written once it and every stream before it have finished, and pushed out
 -- ten times a second, so that a reader that goes away (`| head -1`) is seen
 -- by the next write and the run stops sending, as it does for JSON lines.
--- Returns `add(entry)` and `rest()` (the rows not written yet, at the end).
+-- Returns `add(entry)`, `rest()` (the rows not written yet, at the end) and
+-- `hidden()`: on a terminal (`out.terminal`) the rows of streams not sent
+-- (a stopped run: thousands of them) are counted, not listed.
+local function unsent(r)
+  return not r.ok and not r.outcome_unknown and cli_output.NOT_SENT[r.code] ~= nil
+end
+
 local function table_as_it_goes(out, list)
   local monotonic = require("streamctl.core").monotonic
   local position, n, width = {}, 0, #"STREAM"
@@ -159,12 +165,12 @@ local function table_as_it_goes(out, list)
     end
   end
   width = min(width, 60)
-  local finished, written, flushed = {}, 0, monotonic()
+  local finished, written, flushed, hidden = {}, 0, monotonic(), 0
   local function write_ready()
     while finished[written + 1] do
       if written == 0 then table_header(out, width) end
       written = written + 1
-      table_row(out, width, finished[written])
+      if finished[written] ~= "hidden" then table_row(out, width, finished[written]) end
       finished[written] = true -- (written: let the row go)
     end
   end
@@ -172,6 +178,7 @@ local function table_as_it_goes(out, list)
     local i = position[entry.stream]
     if not i then return end
     finished[i] = row_of(entry)
+    if out.terminal and unsent(finished[i]) then finished[i], hidden = "hidden", hidden + 1 end
     local before = written
     write_ready()
     local now = monotonic()
@@ -182,15 +189,29 @@ local function table_as_it_goes(out, list)
   end
   return add, function(rows)
     if written == 0 and #rows > 0 then table_header(out, width) end
-    for k = written + 1, #rows do table_row(out, width, rows[k]) end
-  end
+    for k = written + 1, #rows do
+      if finished[k] == "hidden" then -- luacheck: ignore 542 (counted when it finished)
+      elseif out.terminal and unsent(rows[k]) then
+        hidden = hidden + 1
+      else
+        table_row(out, width, rows[k])
+      end
+    end
+  end, function() return hidden end
+end
+
+-- The line that says how many rows a terminal was not shown, or nil.
+local function hidden_line(n)
+  if n == 0 then return nil end
+  return format("(%d streams not sent are counted, not listed, on a terminal: --output json, or standard output to "
+    .. "a file, lists every one)", n)
 end
 
 local function run_batch(out, client, m, fields, args, output)
   local draw = (not args.no_progress and not args.debug and is_tty(2))
     and progress_bar(out.err, require("streamctl.core").monotonic, room_text(client, m.action))
-  local add_row, rest_rows
-  if output == "table" then add_row, rest_rows = table_as_it_goes(out, fields[m.list]) end
+  local add_row, rest_rows, hidden
+  if output == "table" then add_row, rest_rows, hidden = table_as_it_goes(out, fields[m.list]) end
   fields.on_progress = function(done, total, entry)
     if add_row then
       add_row(entry)
@@ -225,6 +246,7 @@ local function run_batch(out, client, m, fields, args, output)
     rest_rows(rows)
     out:line(summary)
     if ends.line() then out:line(ends.line()) end
+    if hidden_line(hidden()) then out:line(hidden_line(hidden())) end
   end
   hint.say()
   if not out:flush() then
@@ -252,7 +274,7 @@ local function run_long(out, client, m, fields, args, output, long, finished)
   local width = min(max(#"STREAM", long.width), 60)
   local counts = { ok = 0, failed = 0, unknown = 0, not_sent = 0 }
   local flushed, headed = monotonic(), output ~= "table"
-  local hint, ends = hints(out, m), cli_output.ends_tally()
+  local hint, ends, hidden = hints(out, m), cli_output.ends_tally(), 0
   local function head() -- (the table's header with its first row, or its summary)
     if not headed then table_header(out, width) headed = true end
   end
@@ -261,7 +283,13 @@ local function run_long(out, client, m, fields, args, output, long, finished)
     local r = row_of(entry)
     ends.add(r)
     head()
-    if output == "json" then out:line(record_json(r)) else table_row(out, width, r) end
+    if output == "json" then
+      out:line(record_json(r))
+    elseif out.terminal and unsent(r) then
+      hidden = hidden + 1
+    else
+      table_row(out, width, r)
+    end
     -- (written as they finish, pushed out ten times a second: a killed run
     -- has shown nearly all it did, and its audit log all of it)
     local now = monotonic()
@@ -307,6 +335,7 @@ local function run_long(out, client, m, fields, args, output, long, finished)
     head()
     out:line(summary)
     if ends.line() then out:line(ends.line()) end
+    if hidden_line(hidden) then out:line(hidden_line(hidden)) end
   end
   hint.say()
   if long.error then out:warn(long.error) end

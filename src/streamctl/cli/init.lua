@@ -29,7 +29,7 @@ local cli_emulator_command = require "streamctl.cli.emulator_command"
 
 local type, ipairs, format, concat = type, ipairs, string.format, table.concat
 local EXIT, command_name, new_out = cli_output.EXIT, cli_output.command_name, cli_output.new_out
-local as_flags = cli_output.as_flags
+local as_flags, is_tty = cli_output.as_flags, cli_output.is_tty
 local new_parser = cli_parser.parser
 local fields_of, client_options, run_whoami = cli_client.fields_of, cli_client.client_options, cli_client.run_whoami
 local safety, audit_intent, audit_run = cli_guard.safety, cli_guard.audit_intent, cli_guard.audit_run
@@ -311,6 +311,9 @@ end
 function M.main(argv, env)
   env = env or {}
   local out = new_out(env.stdout, env.stderr)
+  -- (people read a terminal: a stopped batch's rows not sent are counted there, not listed; `terminal`:
+  -- a test's stand-in)
+  if env.terminal ~= nil then out.terminal = env.terminal else out.terminal = env.stdout == nil and is_tty(1) end
   local args, status = parse(out, argv)
   if not args then return status end
   if args._emulator then return run_emulator(args) end
