@@ -149,3 +149,34 @@ describe("a stopped batch on a terminal", function()
     assert.equal(200, #shown)
   end)
 end)
+
+describe("a big run's audit outcome", function()
+  it("goes into records of at most 1,000 streams, the outcome saying their counts", function()
+    local log = HOME .. "/big-audit.jsonl"
+    local argv = { "zego", "forbid-rtc-streams", "--endpoint", "http://127.0.0.1:9", "--app-id", "1234567890",
+                   "--server-secret", "0123456789abcdef0123456789abcdef", "--audit-log", log }
+    for i = 1, 2500 do argv[#argv + 1] = "room-" .. i end
+    local status = run(argv) -- (refused by the guard: 2,500 forbids without --yes; nothing sent)
+    assert.equal(2, status)
+    local records = {}
+    for _, l in ipairs(lines(require("spec.helpers.process").read_file(log))) do
+      assert.is_true(#l < 100000, "a line of " .. #l .. " bytes")
+      records[#records + 1] = require("cjson").decode(l)
+    end
+    assert.same({ "outcomes", "outcomes", "outcomes", "outcome" },
+      { records[1].record, records[2].record, records[3].record, records[4].record })
+    assert.same({ 1000, 1000, 500 }, { #records[1].streams, #records[2].streams, #records[3].streams })
+    local seen, n = {}, 0
+    for i = 1, 3 do
+      for _, s in ipairs(records[i].streams) do
+        if not seen[s.stream] then seen[s.stream], n = true, n + 1 end
+        assert.same({ "ForbidRTCStreams", "not_sent" }, { s.action, s.outcome })
+      end
+    end
+    assert.equal(2500, n)
+    assert.same({ "refused", { ok = 0, failed = 0, unknown = 0, not_sent = 2500 } },
+      { records[4].outcome, records[4].counts })
+    assert.is_nil(records[4].streams)
+    for i = 1, 3 do assert.equal(records[4].run, records[i].run) end
+  end)
+end)

@@ -295,6 +295,27 @@ local function audit_run(out, safe, rows, info, run)
     info.actions = { safe.action }
     info.outcome = overall(info.streams)
   end
+  -- A run of more streams than a record holds (a list of 10,000 read whole, a reconcile round): its
+  -- streams go to "outcomes" records first, OUTCOMES_STREAMS a line, as a long list's do, and the
+  -- outcome says their counts: no line of the log grows with the list.
+  local all = info.streams
+  if all and #all > audit.OUTCOMES_STREAMS then
+    local counts = { ok = 0, failed = 0, unknown = 0, not_sent = 0 }
+    for _, s in ipairs(all) do counts[s.outcome] = (counts[s.outcome] or 0) + 1 end
+    for first = 1, #all, audit.OUTCOMES_STREAMS do
+      local part = {}
+      for k = first, math.min(#all, first + audit.OUTCOMES_STREAMS - 1) do part[#part + 1] = all[k] end
+      local rec = audit_who(safe, run)
+      rec.record, rec.actions, rec.streams = "outcomes", info.actions or { safe.action }, part
+      local ok, werr = safe.write(audit.record(rec), true)
+      if not ok then
+        out:warn("warning: the run's outcomes were not all written to the audit log (the output above says them; "
+          .. "its intent is there, run ", safe.run_id, "): ", werr)
+        break
+      end
+    end
+    info.streams, info.counts = nil, counts
+  end
   local m = run.m
   local fields = audit_who(safe, run)
   fields.record = "outcome"
