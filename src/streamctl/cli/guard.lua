@@ -273,6 +273,17 @@ local function audit_intent(out, safe, run, plan)
   return false
 end
 
+-- Writes an outcome or outcomes record `fields`; a line that cannot be
+-- written is said on standard error (`what`: "outcome was not"). True when written.
+local function written(out, safe, fields, what)
+  local ok, werr = safe.write(audit.record(fields), true)
+  if not ok then
+    out:warn("warning: the run's ", what, " written to the audit log (the output above says it; its intent is "
+      .. "there, run ", safe.run_id, "): ", werr)
+  end
+  return ok
+end
+
 -- Writes the run's outcome: `rows` (a batch's or a call's records) or
 -- `info` (reconcile's, or the guard's refusal). A line that cannot be
 -- written is said on standard error; the run's exit status stays.
@@ -307,12 +318,7 @@ local function audit_run(out, safe, rows, info, run)
       for k = first, math.min(#all, first + audit.OUTCOMES_STREAMS - 1) do part[#part + 1] = all[k] end
       local rec = audit_who(safe, run)
       rec.record, rec.actions, rec.streams = "outcomes", info.actions or { safe.action }, part
-      local ok, werr = safe.write(audit.record(rec), true)
-      if not ok then
-        out:warn("warning: the run's outcomes were not all written to the audit log (the output above says them; "
-          .. "its intent is there, run ", safe.run_id, "): ", werr)
-        break
-      end
+      if not written(out, safe, rec, "outcomes were not all") then break end
     end
     info.streams, info.counts = nil, counts
   end
@@ -323,11 +329,7 @@ local function audit_run(out, safe, rows, info, run)
   fields.outcome, fields.exit = run.interrupted and "interrupted" or info.outcome, run.status
   fields.calls, fields.streams, fields.note, fields.counts = info.calls, info.streams, info.note, info.counts
   fields.throttled, fields.lowest_room, fields.places = info.throttled, info.lowest_room, info.places
-  local ok, werr = safe.write(audit.record(fields), true)
-  if not ok then
-    out:warn("warning: the run's outcome was not written to the audit log (the output above says it; its intent "
-      .. "is there, run ", safe.run_id, "): ", werr)
-  end
+  written(out, safe, fields, "outcome was not")
 end
 
 -- What a batch or a call means to change, for its intent: each stream
