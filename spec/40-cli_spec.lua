@@ -173,6 +173,24 @@ describe("streamctl (the command)", function()
       end
     end)
 
+    it("the README's Alibaba Cloud quick start runs again (issue 50: CodeConfigAlreadyExists the second time)",
+      function()
+        local root = os.getenv("STREAMCTL_ROOT") or "."
+        local block = assert(nginx.read_file(root .. "/README.md"):match("### Alibaba Cloud\n\n```lua\n(.-)```"))
+        local path = HOME .. "/quick-start.lua"
+        nginx.write_file(path, block)
+        local lua = rawget(_G, "jit") and "luajit" or "lua5.4"
+        local env = ENV .. " STREAMCTL_ALIYUN_ENDPOINT=" .. q(server.aliyun_tls_url) .. " STREAMCTL_CA_FILE="
+          .. q(server.ca_file) .. " ALIBABA_CLOUD_ACCESS_KEY_ID=LTAIemulatorKey "
+          .. "ALIBABA_CLOUD_ACCESS_KEY_SECRET=emulator-secret"
+        for i = 1, 2 do
+          local out = HOME .. "/quick-start.out"
+          local status = process.exit_status(os.execute(env .. " " .. lua .. " " .. q(path) .. " >" .. q(out)
+            .. " 2>&1"))
+          assert.equal(0, status, "run " .. i .. ": " .. tostring(nginx.read_file(out)))
+        end
+      end)
+
     it("runs every ZEGO operation", function()
       local code, out = run(zg("forbid-rtc-streams r1 r2 r3 --output json"))
       assert.equal(0, code, out)
