@@ -159,6 +159,11 @@ _streamctl() {
                 done
                 break
                 ;;
+            configure)
+                cmd="configure"
+                opts="$opts -h --help --profile"
+                break
+                ;;
             emulator)
                 cmd="emulator"
                 opts="$opts -h --help --dir --config --aliyun-port --zego-port --aliyun-tls-port --zego-tls-port --imds-port --imds-listen"
@@ -179,7 +184,7 @@ _streamctl() {
 
     case "$cmd" in
         '')
-            COMPREPLY=($(compgen -W "aliyun zego emulator man completion" -- "$cur"))
+            COMPREPLY=($(compgen -W "aliyun zego configure emulator man completion" -- "$cur"))
             ;;
         'aliyun')
             COMPREPLY=($(compgen -W "create-live-pull-to-push delete-live-pull-to-push describe-live-pull-to-push describe-live-pull-to-push-list describe-live-streams-block-list describe-live-streams-online-list describe-live-user-domains forbid-live-stream forbid-live-streams restart-live-pull-to-push resume-live-stream resume-live-streams stop-live-pull-to-push update-live-pull-to-push call reconcile whoami" -- "$cur"))
@@ -2491,6 +2496,15 @@ _streamctl() {
                     return 0
                     ;;
                 --max-resume)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'configure')
+            case "$prev" in
+                --profile)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;

@@ -31,6 +31,7 @@ build = {
       ["streamctl.cli.output"] = "src/streamctl/cli/output.lua",
       ["streamctl.cli.parser"] = "src/streamctl/cli/parser.lua",
       ["streamctl.cli.client"] = "src/streamctl/cli/client.lua",
+      ["streamctl.cli.configure"] = "src/streamctl/cli/configure.lua",
       ["streamctl.cli.guard"] = "src/streamctl/cli/guard.lua",
       ["streamctl.cli.calls"] = "src/streamctl/cli/calls.lua",
       ["streamctl.cli.reconcile"] = "src/streamctl/cli/reconcile.lua",

@@ -180,3 +180,76 @@ describe("a big run's audit outcome", function()
     for i = 1, 3 do assert.equal(records[4].run, records[i].run) end
   end)
 end)
+
+describe("streamctl configure", function()
+  local lfs = require "lfs"
+  local process = require "spec.helpers.process"
+  -- `streamctl configure ...` with HOME at `home` and `answers` on standard input.
+  local function configure(home, answers, ...)
+    local cli, checks = require "streamctl.cli", require "spec.helpers.checks"
+    local out, err = checks.buffer(), checks.buffer()
+    local lines_in = {}
+    for l in (answers .. "\n"):gmatch("([^\n]*)\n") do lines_in[#lines_in + 1] = l end
+    if answers:sub(-1) == "\n" then lines_in[#lines_in] = nil end
+    local i = 0
+    local stdin = { read = function() i = i + 1 return lines_in[i] end }
+    local status = cli.main({ "configure", ... }, { stdout = out, stderr = err, stdin = stdin,
+      getenv = function(name) return name == "HOME" and home or nil end })
+    return status, out:text(), err:text()
+  end
+
+  it("writes an Alibaba Cloud profile the credential chain reads, mode 0600, the file's other lines kept", function()
+    local home = HOME .. "/conf-a"
+    local dir = home .. "/.alibabacloud"
+    assert.is_true(os.execute("mkdir -p " .. dir) == true or os.execute("mkdir -p " .. dir) == 0)
+    process.write_file(dir .. "/credentials", "; mine\n[prod]\ntype = access_key\naccess_key_id = LTAIprod\n"
+      .. "access_key_secret = prod-secret-1234\n")
+    local status, out, err = configure(home, "LTAIexample01\nexample-secret-5678\n", "aliyun")
+    assert.equal(0, status, err)
+    assert.equal("[default] written to " .. dir .. "/credentials (mode 0600)\n", out)
+    assert.equal("", err) -- (no prompts for a script; no secret anywhere)
+    assert.equal("; mine\n[prod]\ntype = access_key\naccess_key_id = LTAIprod\naccess_key_secret = prod-secret-1234\n"
+      .. "\n[default]\ntype = access_key\naccess_key_id = LTAIexample01\naccess_key_secret = example-secret-5678\n",
+      process.read_file(dir .. "/credentials"))
+    assert.equal("rw-------", lfs.attributes(dir .. "/credentials", "permissions"))
+    -- an empty answer keeps the value; the profile's lines change where they stand
+    status = configure(home, "\nnew-secret-9999\n", "aliyun", "--profile", "prod")
+    assert.equal(0, status)
+    local text = process.read_file(dir .. "/credentials")
+    assert.truthy(text:find("[prod]\ntype = access_key\naccess_key_id = LTAIprod\naccess_key_secret = new-secret-9999\n",
+      1, true), text)
+    -- and the chain reads it
+    local creds = require("streamctl.credentials")
+    local o = assert(creds.aliyun { getenv = function(name) return name == "HOME" and home or nil end })
+    assert.same({ "LTAIexample01", "example-secret-5678" }, { o.access_key_id, o.access_key_secret })
+  end)
+
+  it("writes a ZEGO profile; a value that breaks its flag's rule, or a file that does not parse, writes nothing",
+    function()
+      local home = HOME .. "/conf-z"
+      local status, out, err = configure(home, "1234567890\n0123456789abcdef0123456789abcdef\n", "zego", "--profile",
+        "staging")
+      assert.equal(0, status, err)
+      local path = home .. "/.config/streamctl/config"
+      assert.equal("[zego.staging] written to " .. path .. " (mode 0600)\n", out)
+      assert.equal("[zego.staging]\napp_id = 1234567890\nserver_secret = 0123456789abcdef0123456789abcdef\n",
+        process.read_file(path))
+      local before = process.read_file(path)
+      status, out, err = configure(home, "12ab\nsecret-secret-secret\n", "zego")
+      assert.equal(2, status)
+      assert.equal("", out)
+      assert.truthy(err:find("app_id", 1, true) and err:find("nothing was written", 1, true), err)
+      assert.is_nil(err:find("secret-secret-secret", 1, true))
+      assert.equal(before, process.read_file(path))
+      process.write_file(path, before .. "oops\n")
+      status, out, err = configure(home, "1234567890\n0123456789abcdef0123456789abcdef\n", "zego")
+      assert.same({ 1, "" }, { status, out })
+      assert.equal("streamctl: configure: " .. path .. ":4: expected 'key = value' or '[section]': nothing was "
+        .. "written (fix that line first)\n", err)
+      -- and input that ends early writes nothing
+      status, out, err = configure(home .. "-2", "1234567890\n", "zego")
+      assert.same({ 1, "" }, { status, out })
+      assert.equal("streamctl: configure: standard input ended before ServerSecret: nothing was written\n", err)
+      assert.is_nil(process.read_file(home .. "-2/.config/streamctl/config"))
+    end)
+end)

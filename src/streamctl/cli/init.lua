@@ -139,7 +139,7 @@ local function parse(out, argv)
     end
     return nil, EXIT.usage
   end
-  if not args._emulator and not args._man and not args.provider then
+  if not args._emulator and not args._man and not args._configure and not args.provider then
     out.err:write(parser:get_help(), "\n")
     return nil, EXIT.usage
   end
@@ -318,6 +318,9 @@ function M.main(argv, env)
   if not args then return status end
   if args._emulator then return run_emulator(args) end
   if args._man then return require("streamctl.cli.man").run(out) end
+  if args._configure then
+    return require("streamctl.cli.configure").run(out, args, env.stdin or io.stdin, env.getenv or os.getenv)
+  end
   local run
   run, status = prepare(out, args, env)
   if not run then return status end

@@ -351,6 +351,17 @@ local function new_parser()
       who:action(function(args) args._whoami = true end)
     end
   end
+  local conf = parser:command("configure", "Asks for a provider's keys and writes them where the credential "
+    .. "chain reads them: Alibaba Cloud's AccessKey into ~/.alibabacloud/credentials ([default], or [NAME] with "
+    .. "--profile NAME), ZEGO's AppId and ServerSecret into ~/.config/streamctl/config ([zego], or [zego.NAME]); "
+    .. "mode 0600, the file's other lines kept. One answer a line on standard input (an empty one keeps the "
+    .. "current value), so it scripts too.")
+  conf:summary("Writes a provider's keys into its profile file.")
+  conf:argument("what", "aliyun or zego."):choices { "aliyun", "zego" }
+  conf:option("--profile", "The profile to write (default: the default one)."):argname("<name>")
+  conf:epilog("Example:\n   streamctl configure aliyun\n   printf '%s\\n' \"$AK_ID\" \"$AK_SECRET\" | "
+    .. "streamctl configure aliyun --profile prod")
+  conf:action(function(args) args._configure = true end)
   local emu = parser:command("emulator", "Start, stop or check the local emulator (runs streamctl-emulator).")
   emu:summary("Start, stop or check the local emulator.")
   emu:argument("what", "start, stop or status."):choices { "start", "stop", "status" }
