@@ -226,12 +226,15 @@ FREE_PORTS := $(ENV54) LUA_PATH="$(ROOT)/?.lua;$(LUA_PATH_DEV)" lua5.4 -e \
 	'io.write(table.concat(require("spec.helpers.emulator").free_ports(4), " "))'
 
 demo: demo-deps build-5.4
-	@set -e; set -- $$($(FREE_PORTS)); [ $$# = 4 ] || { echo "make demo: could not find 4 free ports" >&2; exit 1; }; \
+	@set -e; set -- $$($(FREE_PORTS) 2>/dev/null); [ $$# = 4 ] || { echo "make demo: could not find 4 free ports" >&2; \
+	  exit 1; }; \
 	$(EMULATOR54) stop --dir $(DEMO_DIR) >/dev/null 2>&1 || true; \
 	$(EMULATOR54) start --dir $(DEMO_DIR) --aliyun-port $$1 --zego-port $$2 --aliyun-tls-port $$3 --zego-tls-port $$4; \
 	status=0; $(ENV54) STREAMCTL_EMULATOR_DIR=$(DEMO_DIR) STREAMCTL_ALIYUN_ENDPOINT=https://127.0.0.1:$$3 \
 	  STREAMCTL_ZEGO_ENDPOINT=https://127.0.0.1:$$4 lua5.4 examples/demo.lua || status=$$?; \
-	$(EMULATOR54) stop --dir $(DEMO_DIR) >/dev/null; exit $$status
+	$(EMULATOR54) stop --dir $(DEMO_DIR) >/dev/null; \
+	[ $$status != 0 ] || { echo; echo "Next: make demo put no streamctl on your PATH (it ran the build in build/5.4)."; \
+	  echo "README.md \"Install\" installs it; \"Quick starts\" then runs it against an emulator."; }; exit $$status
 
 # The OpenResty example (examples/openresty/) against an emulator of its own,
 # on 127.0.0.1:8080, ready for the curl lines it prints with a throwaway token

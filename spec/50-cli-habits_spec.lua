@@ -1,4 +1,3 @@
--- tier: unit
 -- The habits operators bring from aws and aliyun-cli (issue 50), a row per
 -- class: the service's own names as commands and flags, and a near miss
 -- answered with what was meant.
