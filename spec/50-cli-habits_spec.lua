@@ -252,3 +252,36 @@ describe("streamctl configure", function()
       assert.is_nil(process.read_file(home .. "-2/.config/streamctl/config"))
     end)
 end)
+
+describe("ALIBABA_CLOUD_REGION_ID, as aliyun-cli takes it", function()
+  local function with_region(region, ...)
+    local cli, checks = require "streamctl.cli", require "spec.helpers.checks"
+    local out, err = checks.buffer(), checks.buffer()
+    local env = { HOME = HOME, ALIBABA_CLOUD_REGION_ID = region, ALIBABA_CLOUD_ACCESS_KEY_ID = "LTAIexample",
+                  ALIBABA_CLOUD_ACCESS_KEY_SECRET = "example-secret" }
+    local status = cli.main({ ... }, { stdout = out, stderr = err, getenv = function(name) return env[name] end })
+    return status, lines(out:text())[1], err:text()
+  end
+
+  it("is the Region of a command that takes one, unless a flag gives one; a value its field refuses is said",
+    function()
+      local status, first = with_region("cn-beijing", "aliyun", "stop-live-pull-to-push", "--task-id", "T1",
+        "--dry-run")
+      assert.equal(0, status)
+      assert.equal("GET https://live.aliyuncs.com/?Region=cn-beijing&RegionId=cn-beijing&TaskId=T1", first)
+      status, first = with_region("cn-beijing", "aliyun", "stop-live-pull-to-push", "--region", "cn-shanghai",
+        "--task-id", "T1", "--dry-run")
+      assert.equal(0, status)
+      assert.equal("GET https://live.aliyuncs.com/?Region=cn-shanghai&TaskId=T1", first)
+      status, first = with_region("cn-beijing", "aliyun", "forbid-live-stream", "--domain-name", "d.example",
+        "--app-name", "live", "--stream-name", "s", "--dry-run")
+      assert.equal(0, status)
+      assert.equal("POST https://live.aliyuncs.com/?AppName=live&DomainName=d.example&LiveStreamType=publisher"
+        .. "&RegionId=cn-beijing&StreamName=s", first)
+      local err
+      status, first, err = with_region("mars", "aliyun", "stop-live-pull-to-push", "--task-id", "T1", "--dry-run")
+      assert.same({ 2, nil }, { status, first })
+      assert.equal("streamctl: environment variable ALIBABA_CLOUD_REGION_ID (for --region) must be one of "
+        .. "ap-southeast-1, ap-southeast-5, cn-beijing, cn-shanghai, cn-shenzhen (got 'mars')\n", err)
+    end)
+end)

@@ -146,6 +146,29 @@ local function parse(out, argv)
   return args
 end
 
+-- aliyun-cli's ALIBABA_CLOUD_REGION_ID, as it takes it: the Region of a
+-- command that has one (--region of the pull-to-push family, --region-id of
+-- the others that take it) when none is given by a flag; a value its field
+-- refuses is said naming the variable. ApsaraVideo Live's endpoint is one
+-- for every region, so it never chooses the endpoint. The message, or nil.
+local function region_from_env(m, fields, getenv)
+  local region = getenv("ALIBABA_CLOUD_REGION_ID")
+  -- (a region given by a flag is the run's: the variable fills none of the others then)
+  if not region or region == "" or fields.region ~= nil or fields.region_id ~= nil then return nil end
+  for _, f in ipairs(m.fields) do
+    if (f.name == "region" or f.name == "region_id") and fields[f.name] == nil then
+      local ok = not f.enum
+      for _, v in ipairs(f.enum or {}) do ok = ok or v == region end
+      if not ok then
+        return format("environment variable ALIBABA_CLOUD_REGION_ID (for %s) must be one of %s (got '%s')",
+          cli_output.flag(f.name), concat(f.enum, ", "), region)
+      end
+      fields[f.name] = region
+    end
+  end
+  return nil
+end
+
 -- The client a run of `args` uses, and the run's record: its options,
 -- their source, the method and its fields, the guard (`safe`), the
 -- defaults; or nil and the exit status (the reason said). `whoami` is
@@ -206,6 +229,8 @@ local function prepare(out, args, env)
     local ferr
     run.fields, ferr, run.long = fields_of(m, args, env.stdin)
     if not run.fields then out:warn(ferr) return nil, EXIT.usage end
+    ferr = provider == "aliyun" and region_from_env(m, run.fields, env.getenv or os.getenv)
+    if ferr then out:warn(ferr) return nil, EXIT.usage end
   end
 
   local safe, sstatus = safety(out, args, m, run.fields, run.long, defaults, where, env.getenv or os.getenv)
