@@ -171,7 +171,7 @@ _streamctl() {
                 ;;
             man)
                 cmd="man"
-                opts="$opts -h --help"
+                opts="$opts -h --help --roff --install --prefix"
                 break
                 ;;
             completion)
@@ -2542,6 +2542,15 @@ _streamctl() {
                     return 0
                     ;;
                 --imds-listen)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'man')
+            case "$prev" in
+                --prefix)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;

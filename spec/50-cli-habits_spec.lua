@@ -285,3 +285,26 @@ describe("ALIBABA_CLOUD_REGION_ID, as aliyun-cli takes it", function()
         .. "ap-southeast-1, ap-southeast-5, cn-beijing, cn-shanghai, cn-shenzhen (got 'mars')\n", err)
     end)
 end)
+
+describe("the manual page without man, and where man and bash-completion look", function()
+  it("writes plain text into a pipe (--roff: its source); --install puts the page and the completion in place",
+    function()
+      local status, out = run { "man" }
+      assert.equal(0, status)
+      local l = lines(out)
+      assert.same({ "NAME", "       streamctl - control live streams on Alibaba Cloud ApsaraVideo Live and" },
+        { l[1], l[2] })
+      assert.is_nil(out:find("\n%.[A-Z][A-Z]? ") or out:find("\\f", 1, true), "roff left in the text")
+      status, out = run { "man", "--roff" }
+      assert.equal(0, status)
+      assert.matches("^%.\\\" DO NOT MODIFY", out)
+      local prefix = HOME .. "/share"
+      status, out = run { "man", "--install", "--prefix", prefix }
+      assert.equal(0, status)
+      assert.equal("the manual page: " .. prefix .. "/man/man1/streamctl.1 (man streamctl)\nbash completion: "
+        .. prefix .. "/bash-completion/completions/streamctl (new shells)\n", out)
+      local process = require "spec.helpers.process"
+      assert.matches("^%.\\\" DO NOT MODIFY", process.read_file(prefix .. "/man/man1/streamctl.1"))
+      assert.truthy(process.read_file(prefix .. "/bash-completion/completions/streamctl"):find("complete -F", 1, true))
+    end)
+end)

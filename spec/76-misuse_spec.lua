@@ -10,7 +10,7 @@
 --   * a TLS failure a CA would fix: its hint (said once by the command: spec/41);
 --   * an option mistyped, or a value that starts with '-': one line naming the fix;
 --   * ZEGO's envelope (Code, Message, Data null) is not an answer to print;
---   * `streamctl man` writes the page where man does not find it.
+--   * `streamctl man` writes the page's text where man does not show it (--roff: its source).
 local aliyun = require "streamctl.aliyun"
 local zego = require "streamctl.zego"
 local errors = require "streamctl.base.errors"
@@ -213,11 +213,15 @@ describe("the command's parsing", function()
     assert.truthy(err:find("streamctl: unknown option '--zzzzzz' (see --help)\n", 1, true))
   end)
 
-  it("streamctl man writes the manual page when it is not shown on a terminal", function()
-    local status, out, err = run { "man" }
-    assert.same({ 0, "" }, { status, err })
-    assert.equal(process.read_file(ROOT .. "/docs/streamctl.1"), out)
-  end)
+  it("streamctl man writes the manual page when it is not shown on a terminal: its text, or with --roff its source",
+    function()
+      local status, out, err = run { "man", "--roff" }
+      assert.same({ 0, "" }, { status, err })
+      assert.equal(process.read_file(ROOT .. "/docs/streamctl.1"), out)
+      status, out, err = run { "man" }
+      assert.same({ 0, "" }, { status, err })
+      assert.equal(require("streamctl.cli.man").plain(process.read_file(ROOT .. "/docs/streamctl.1")), out)
+    end)
 end)
 
 describe("a result's envelope", function()

@@ -342,7 +342,7 @@ function M.main(argv, env)
   local args, status = parse(out, argv)
   if not args then return status end
   if args._emulator then return run_emulator(args) end
-  if args._man then return require("streamctl.cli.man").run(out) end
+  if args._man then return require("streamctl.cli.man").run(out, args, env.getenv or os.getenv) end
   if args._configure then
     return require("streamctl.cli.configure").run(out, args, env.stdin or io.stdin, env.getenv or os.getenv)
   end

@@ -69,25 +69,138 @@ function M.find()
   return nil, looked
 end
 
---- Runs `streamctl man`: the exit status (0; 1 when the page is nowhere, the places said).
-function M.run(out)
+--- The page's roff as plain text, for a reader without man (a pipe, a
+-- minimal system): our page's few macros (help2man's and the command
+-- list's) read, its text filled into paragraphs of at most 78 columns
+-- (a tag's body indented), escapes undone, bold and italics dropped.
+-- Hand-written: no roff formatter (groff) is on a minimal system, and this
+-- page is ours.
+function M.plain(roff)
+  local out, words, indent, tag = {}, {}, "", false
+  local function unescape(t)
+    return (t:gsub("\\f[BRIP]", ""):gsub("\\f%(%a%a", ""):gsub("\\[/,]", ""):gsub("\\%-", "-")
+      :gsub("\\e", "\\"):gsub("\\&", ""))
+  end
+  local function flush()
+    local line = indent
+    for _, w in ipairs(words) do
+      if #line + #w + 1 > 78 and line ~= indent then out[#out + 1] = line line = indent end
+      line = line == indent and line .. w or line .. " " .. w
+    end
+    if line ~= indent then out[#out + 1] = line end
+    words = {}
+  end
+  local function gap() flush() if out[#out] ~= "" then out[#out + 1] = "" end end
+  for line in (roff .. "\n"):gmatch("([^\n]*)\n") do
+    local macro, rest = line:match("^%.(%a+)%s*(.*)$")
+    if line:find('^%.\\"') or macro == "TH" then -- luacheck: ignore 542 (a comment; the header)
+    elseif macro == "SH" or macro == "SS" then
+      gap()
+      out[#out + 1], indent = unescape((rest:gsub('^"(.*)"$', "%1"))), "       "
+    elseif macro == "TP" then
+      gap()
+      tag = true
+    elseif macro == "PP" or macro == "IP" or macro == "sp" or macro == "br" then
+      gap()
+      indent = "       "
+    elseif macro == "B" or macro == "I" or not macro then
+      local text = unescape(macro and rest or line)
+      if tag then
+        flush()
+        out[#out + 1], tag = "       " .. text, false
+        indent = "              "
+      else
+        for w in text:gmatch("%S+") do words[#words + 1] = w end
+      end
+    end
+  end
+  flush()
+  return table.concat(out, "\n"):gsub("\n\n\n+", "\n\n"):gsub("^\n+", "") .. "\n"
+end
+
+-- The page's text (its roff), or nil and why.
+local function read_page(page)
+  local f = page:match("%.gz$") and io.popen("gzip -dc " .. quote(page)) or io.open(page, "rb")
+  local text = f and f:read("*a")
+  if f then f:close() end
+  if not text or text == "" then return nil, "cannot read the manual page " .. page end
+  return text
+end
+
+-- Writes `text` to `path` whole (a temporary beside it, renamed over it),
+-- mode 0644 (the umask's: a manual page and a completion are for every
+-- user), its directories made; true, or nil and why.
+local function install_file(path, text)
+  local dir = path:match("^(.*)/[^/]+$")
+  if not succeeded("mkdir -p " .. quote(dir)) then return nil, "cannot make " .. dir end
+  local tmp = path .. ".tmp-" .. tostring(os.time())
+  local f, err = io.open(tmp, "wb")
+  if not f then return nil, tostring(err) end
+  local ok, werr = f:write(text)
+  local closed, cerr = f:close()
+  if not ok or not closed then os.remove(tmp) return nil, tostring(werr or cerr) end
+  local renamed, rerr = os.rename(tmp, path)
+  if not renamed then os.remove(tmp) return nil, tostring(rerr) end
+  return true
+end
+
+-- `streamctl man --install`: the page where man looks and the bash
+-- completion where bash-completion looks, under `prefix` when given, else
+-- for this user (under $XDG_DATA_HOME, else ~/.local/share) or, as root,
+-- for every user (under /usr/local/share). The exit status.
+local function install(out, roff, getenv, prefix)
+  local signal = require "streamctl.signal"
+  local base = prefix
+  if base then -- luacheck: ignore 542 (as given)
+  elseif signal.uid and signal.uid() == 0 then
+    base = "/usr/local/share"
+  else
+    local data, home = getenv("XDG_DATA_HOME"), getenv("HOME")
+    base = (data and data:sub(1, 1) == "/") and data or (home and home ~= "" and home .. "/.local/share")
+    if not base then out:warn("man --install: HOME is not set: nowhere to install") return 1 end
+  end
+  local page = base .. "/man/man1/streamctl.1"
+  local ok, why = install_file(page, roff)
+  if ok then
+    -- (the completion `streamctl completion bash` writes: argparse's, from the same parser)
+    local completion = require("streamctl.cli.parser").parser():get_bash_complete()
+    ok, why = install_file(base .. "/bash-completion/completions/streamctl", completion)
+    if ok then
+      out:line("the manual page: ", page, " (man streamctl)")
+      out:line("bash completion: ", base, "/bash-completion/completions/streamctl (new shells)")
+      return 0
+    end
+  end
+  out:warn("man --install: ", why)
+  return 1
+end
+
+--- Runs `streamctl man`: on a terminal with man, man shows the page;
+-- otherwise its plain text is written (`args.roff`: its roff source; and
+-- `args.install`: the page and the bash completion put where man and
+-- bash-completion look). The exit status (1 when the page is nowhere, the
+-- places said).
+function M.run(out, args, getenv)
+  args = args or {}
   local page, looked = M.find()
   if not page then
     out:warn("no manual page found (looked at ", table.concat(looked, ", "), "); streamctl --help has it all")
     return 1
   end
-  if out.out == io.stdout and cli_output.is_tty(1) and succeeded("command -v man >/dev/null 2>&1") then
+  if args.install then
+    local roff, why = read_page(page)
+    if not roff then out:warn(why) return 1 end
+    return install(out, roff, getenv or os.getenv, args.prefix)
+  end
+  if not args.roff and out.out == io.stdout and cli_output.is_tty(1)
+      and succeeded("command -v man >/dev/null 2>&1") then
     return succeeded("man -l " .. quote(page)) and 0 or 1
   end
-  local f = page:match("%.gz$") and io.popen("gzip -dc " .. quote(page)) or io.open(page, "rb")
-  local text = f and f:read("*a")
-  if f then f:close() end
-  if not text or text == "" then
-    out:warn("cannot read the manual page ", page)
-    return 1
-  end
-  local wrote, why = out.out:write(text)
-  if not wrote then out.failed = tostring(why) end
+  local text, why = read_page(page)
+  if not text then out:warn(why) return 1 end
+  if not args.roff then text = M.plain(text) end
+  local wrote, werr = out.out:write(text)
+  if not wrote then out.failed = tostring(werr) end
   if not out:flush() then
     out:lost("the manual page")
     return 1

@@ -378,10 +378,16 @@ local function new_parser()
   emu:epilog("Example:\n   streamctl emulator start && streamctl aliyun resume-live-stream --emulator "
     .. "--domain-name push.example.com --app-name live --stream-name match-7")
   emu:action(function(args) args._emulator = true end)
-  local man = parser:command("man", "Shows this manual page (man -l on a terminal; else writes it out, to keep "
-    .. "where man looks: streamctl man > ~/.local/share/man/man1/streamctl.1). For installs that put it "
-    .. "where man does not look (luarocks: the rock's own directory).")
+  local man = parser:command("man", "Shows this manual page: man shows it on a terminal; otherwise (a pipe, a "
+    .. "system without man) its plain text is written. For installs that put it where man does not look "
+    .. "(luarocks: the rock's own directory): --install.")
   man:summary("Show the manual page.")
+  man:flag("--roff", "Write the page's roff source (what man reads) instead of its text.")
+  man:flag("--install", "Put the page where man looks and the bash completion where bash-completion looks: "
+    .. "~/.local/share/man/man1 and ~/.local/share/bash-completion/completions ($XDG_DATA_HOME when set), "
+    .. "or /usr/local/share/... as root.")
+  man:option("--prefix", "With --install: under this directory instead (DIR/man/man1, "
+    .. "DIR/bash-completion/completions)."):argname("<dir>")
   man:action(function(args) args._man = true end)
   parser:add_complete_command()
   return parser
