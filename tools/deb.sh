@@ -69,8 +69,9 @@ mkdir -p "$tree"
 git ls-files -z -co --exclude-standard | xargs -0 cp -P --parents -t "$tree"
 
 # the build dependencies debian/control names, when this machine lacks some
+# (said as what it is on a fresh machine, the normal path: what the build will install, not an "error")
 if ! unmet=$(cd "$tree" && dpkg-checkbuilddeps 2>&1); then
-  echo "${unmet#dpkg-checkbuilddeps: error: }"
+  echo "the build needs, from Debian: ${unmet#*Unmet build dependencies: }"
   apt_get build-dep "$tree"
 fi
 

@@ -35,7 +35,14 @@ shopt -u patsub_replacement 2>/dev/null || true
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=${STREAMCTL_ROOT:-$(cd "$HERE/../.." && pwd)}
-PROG="examples/openresty/run.sh"
+# What a message calls this script: as a checkout names it, or where it is
+# (an install's copy: /usr/share/doc/lua-streamctl/examples/openresty/run.sh,
+# which may not be executable there: run with bash)
+if [ -f "$ROOT/Makefile" ] && [ -d "$ROOT/src/streamctl" ]; then
+  PROG="examples/openresty/run.sh"
+else
+  PROG="bash $HERE/run.sh"
+fi
 WAIT_TENTHS=100 # 10 s
 
 die() { printf '%s: %s\n' "$PROG" "$*" >&2; exit 1; }
@@ -119,6 +126,7 @@ Try:
 
 Logs: $DIR/logs/error.log. Settings: $DIR/demo.env. Stop: $(stop_command)
 EOF
+  command -v curl >/dev/null 2>&1 || printf '(curl is not installed here: apt-get install curl, or any HTTP client)\n'
 }
 
 stop_nginx() {
@@ -185,13 +193,20 @@ write_conf() {
     "$PROG" "$HERE/nginx.conf" "$conf" >"$DIR/nginx.conf"
 }
 
+# Four ports of 127.0.0.1 nobody listens on now, comma-separated: drawn
+# from the dynamic range and tried with bash's /dev/tcp (nothing but bash:
+# a Debian install has no lua-socket), at most 200 draws.
 free_ports() {
-  lua5.4 -e 'local socket = require "socket"
-    local socks, ports = {}, {}
-    for i = 1, 4 do socks[i] = assert(socket.bind("127.0.0.1", 0)); ports[i] = select(2, socks[i]:getsockname()) end
-    for _, s in ipairs(socks) do s:close() end
-    io.write(table.concat(ports, ","))' 2>/dev/null \
-    || die "cannot find free ports (needs lua5.4 and lua-socket): give them with --emulator-ports A,Z,AT,ZT"
+  local ports=() p tries=0
+  while [ ${#ports[@]} -lt 4 ] && [ $tries -lt 200 ]; do
+    tries=$((tries + 1))
+    p=$((49152 + (RANDOM * 32768 + RANDOM) % 16384))
+    case " ${ports[*]} " in *" $p "*) continue ;; esac
+    if ! listening "$p"; then ports+=("$p"); fi
+  done
+  [ ${#ports[@]} = 4 ] || die "cannot find 4 free ports: give them with --emulator-ports A,Z,AT,ZT"
+  local IFS=,
+  printf '%s' "${ports[*]}"
 }
 
 cmd_start() {

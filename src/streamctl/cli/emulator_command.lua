@@ -10,6 +10,15 @@ local flag = cli_output.flag
 
 local M = {}
 
+-- How to get the emulator when it is not installed, for a command the
+-- Debian package installed: its own package (which apt removes with
+-- nginx-lua when Debian's luajit, which conflicts with luajit2, is installed).
+local NO_EMULATOR_DEB = table.concat({
+  "streamctl: the emulator is not installed: apt-get install streamctl-emulator",
+  "(it needs nginx-lua, which needs luajit2: installing Debian's luajit package removes all three;",
+  "luajit2 has a luajit of its own)",
+}, "\n")
+
 -- How to get the emulator when it is not installed (it is a rock of its own).
 local NO_EMULATOR = table.concat({
   "streamctl: the emulator is not installed: it is the streamctl-emulator rock. From a clone of streamctl:",
@@ -53,7 +62,10 @@ local function run_emulator(args)
   local function q(w) return "'" .. gsub(w, "'", "'\\''") .. "'" end
   local command = emulator_command(q)
   if not command then
-    io.stderr:write(NO_EMULATOR, "\n")
+    -- (the message that fits how the command was installed: the Debian package knows its files)
+    local deb = io.open("/var/lib/dpkg/info/streamctl.list", "rb")
+    if deb then deb:close() end
+    io.stderr:write(deb and (arg and arg[0] or "") == "/usr/bin/streamctl" and NO_EMULATOR_DEB or NO_EMULATOR, "\n")
     return 1
   end
   local words = { command, args.what }
