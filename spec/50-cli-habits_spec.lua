@@ -34,10 +34,12 @@ describe("the service's own names", function()
       assert.equal(shape(want), shape(out), argv[2])
     end
     -- ZEGO's batch action is its batch command
-    local status, out = run { "zego", "ForbidRTCStreams", "a", "b", "--app-id", "1234567890", "--server-secret",
-      "0123456789abcdef0123456789abcdef", "--dry-run" }
+    local status, out = run { "zego", "ForbidRTCStreams", "a", "--StreamId", "b", "--StreamId=c", "--app-id",
+      "1234567890", "--server-secret", "0123456789abcdef0123456789abcdef", "--dry-run" }
     assert.equal(0, status)
     assert.truthy(out:find("Action=ForbidRTCStreams", 1, true), out)
+    -- (its list's parameter, StreamId, gives the list's items: a, b and c in one call)
+    assert.truthy(out:find("StreamId%5B%5D=a&StreamId%5B%5D=b&StreamId%5B%5D=c", 1, true), out)
   end)
 
   it("a near miss names what it may have meant, in one line, not a usage block", function()

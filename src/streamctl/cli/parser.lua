@@ -519,9 +519,9 @@ function M.canonical(argv)
   if provider ~= "aliyun" and provider ~= "zego" then return argv end
   local command = M.command_for(provider, argv[2])
   if not command then return argv end
-  local fields
+  local fields, list
   for _, m in ipairs(streamctl[provider].methods()) do
-    if command_name(m.name) == command then fields = m.fields end
+    if command_name(m.name) == command then fields, list = m.fields, m.list end
   end
   local out = { provider, command }
   for i = 3, #argv do
@@ -529,10 +529,14 @@ function M.canonical(argv)
     local name, rest = a:match("^%-%-(%w*%u%w*)(=?.*)$")
     if name then
       for _, f in ipairs(fields) do
-        if f.param and f.param:lower() == name:lower() and not SKIP[f.name] then a = flag(f.name) .. rest break end
+        if f.param and f.param:lower() == name:lower() and not SKIP[f.name] then
+          -- (a batch's list is its arguments: --StreamId a is the argument a)
+          if f.name == list then a = rest ~= "" and rest:sub(2) or nil else a = flag(f.name) .. rest end
+          break
+        end
       end
     end
-    out[#out + 1] = a
+    if a ~= nil then out[#out + 1] = a end
   end
   return out
 end
