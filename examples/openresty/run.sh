@@ -193,14 +193,23 @@ write_conf() {
     "$PROG" "$HERE/nginx.conf" "$conf" >"$DIR/nginx.conf"
 }
 
-# Four ports of 127.0.0.1 nobody listens on now, comma-separated: drawn
-# from the dynamic range and tried with bash's /dev/tcp (nothing but bash:
-# a Debian install has no lua-socket), at most 200 draws.
+# Four free ports of 127.0.0.1, comma-separated: the kernel's choice where
+# lua5.4 and lua-socket are there (each bound to port 0); else (a Debian
+# install has no lua-socket) drawn below the kernel's ephemeral range, where
+# no outgoing connection takes one, and tried with bash's /dev/tcp (nobody
+# listens there now), at most 200 draws.
 free_ports() {
-  local ports=() p tries=0
+  lua5.4 -e 'local socket = require "socket"
+    local socks, ports = {}, {}
+    for i = 1, 4 do socks[i] = assert(socket.bind("127.0.0.1", 0)); ports[i] = select(2, socks[i]:getsockname()) end
+    for _, s in ipairs(socks) do s:close() end
+    io.write(table.concat(ports, ","))' 2>/dev/null && return 0
+  local ports=() p tries=0 low
+  read -r low _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || low=32768
+  [ "$low" -gt 12000 ] 2>/dev/null || low=32768
   while [ ${#ports[@]} -lt 4 ] && [ $tries -lt 200 ]; do
     tries=$((tries + 1))
-    p=$((49152 + (RANDOM * 32768 + RANDOM) % 16384))
+    p=$((10000 + (RANDOM * 32768 + RANDOM) % (low - 10000)))
     case " ${ports[*]} " in *" $p "*) continue ;; esac
     if ! listening "$p"; then ports+=("$p"); fi
   done
