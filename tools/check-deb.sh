@@ -71,11 +71,14 @@ step "streamctl --version; lua5.4 and luajit require streamctl with no Lua path 
    lua5.4 /root/check/deb-smoke.lua /root/check/signing-vectors.json streamctl.redis
    luajit /root/check/deb-smoke.lua /root/check/signing-vectors.json streamctl.redis
    test -f /usr/share/man/man1/streamctl.1.gz && test -f /usr/share/man/man1/streamctl-emulator.1.gz
-   test -f /usr/share/bash-completion/completions/streamctl && echo 'man pages and bash completion: installed'"
+   test -f /usr/share/bash-completion/completions/streamctl && echo 'man pages and bash completion: installed'
+   streamctl man | head -2 | grep -qx '       streamctl - control live streams on Alibaba Cloud ApsaraVideo Live and' \
+     && echo 'streamctl man without man-db: the page as plain text'"
 
-TAIL=30 step "the OpenResty example as shipped, under Debian's nginx, against the installed emulator" \
-  "cp -r /usr/share/doc/lua-streamctl/examples/openresty /root/edge
-   bash /root/edge/run.sh start --dir /root/edge-run --port 8080 --emulator-ports 18080,18081,18443,18444 > /root/start.log
+TAIL=30 step "the OpenResty example as shipped, where it is installed, under Debian's nginx, against the installed emulator" \
+  "ex=/usr/share/doc/lua-streamctl/examples/openresty
+   bash \$ex/run.sh start --dir /root/edge-run --port 8080 > /root/start.log
+   grep -F \"Stop: bash \$ex/run.sh stop --dir /root/edge-run\" /root/start.log
    ! grep -n '^[[:space:]]*lua_package_c\\?path' /root/edge-run/nginx.conf || { echo 'nginx.conf names a Lua path'; exit 1; }
    echo 'nginx.conf: no lua_package_path, no lua_package_cpath'
    . /root/edge-run/demo.env 2>/dev/null || true
@@ -86,7 +89,7 @@ TAIL=30 step "the OpenResty example as shipped, under Debian's nginx, against th
    echo \"forbid: \$answer\"
    echo \"\$answer\" | grep -q '\"succeeded\":1' || { echo 'the forbid did not succeed'; exit 1; }
    curl -sS http://127.0.0.1:8080/metrics | grep -c '^streamctl_' | sed 's/\$/ metric samples/'
-   bash /root/edge/run.sh stop --dir /root/edge-run"
+   bash \$ex/run.sh stop --dir /root/edge-run"
 
 step "apt purge, autoremove --purge: nothing of theirs left, nothing new anywhere" \
   "apt-get purge -y -q lua-streamctl lua-streamctl-redis streamctl streamctl-emulator > /root/purge.log
