@@ -17,7 +17,7 @@ local STREAM_FIELDS = cli_output.STREAM_FIELDS
 local has_content, table_header, table_row = cli_output.has_content, cli_output.table_header, cli_output.table_row
 local print_table, progress_bar, is_tty = cli_output.print_table, cli_output.progress_bar, cli_output.is_tty
 local room_text, throttle_text = cli_output.room_text, cli_output.throttle_text
-local hints = cli_output.hints
+local hints, not_sent = cli_output.hints, cli_output.not_sent
 local is_usage_error = cli_output.is_usage_error
 local audit_stream = cli_guard.audit_stream
 
@@ -151,10 +151,6 @@ end
 -- Returns `add(entry)`, `rest()` (the rows not written yet, at the end) and
 -- `hidden()`: on a terminal (`out.terminal`) the rows of streams not sent
 -- (a stopped run: thousands of them) are counted, not listed.
-local function unsent(r)
-  return not r.ok and not r.outcome_unknown and cli_output.NOT_SENT[r.code] ~= nil
-end
-
 local function table_as_it_goes(out, list)
   local monotonic = require("streamctl.core").monotonic
   local position, n, width = {}, 0, #"STREAM"
@@ -178,7 +174,7 @@ local function table_as_it_goes(out, list)
     local i = position[entry.stream]
     if not i then return end
     finished[i] = row_of(entry)
-    if out.terminal and unsent(finished[i]) then finished[i], hidden = "hidden", hidden + 1 end
+    if out.terminal and not_sent(finished[i]) then finished[i], hidden = "hidden", hidden + 1 end
     local before = written
     write_ready()
     local now = monotonic()
@@ -191,7 +187,7 @@ local function table_as_it_goes(out, list)
     if written == 0 and #rows > 0 then table_header(out, width) end
     for k = written + 1, #rows do
       if finished[k] == "hidden" then -- luacheck: ignore 542 (counted when it finished)
-      elseif out.terminal and unsent(rows[k]) then
+      elseif out.terminal and not_sent(rows[k]) then
         hidden = hidden + 1
       else
         table_row(out, width, rows[k])
@@ -227,19 +223,17 @@ local function run_batch(out, client, m, fields, args, output)
     return is_usage_error(err) and EXIT.usage or EXIT.failed
   end
   if draw then draw(report.total, report.total, nil, true) end
-  local rows, status, not_sent = {}, EXIT.ok, 0
+  local rows, status, unsent = {}, EXIT.ok, 0
   local hint, ends = hints(out, m), cli_output.ends_tally()
   for _, r in ipairs(report.results) do
     rows[#rows + 1] = row_of(r)
     ends.add(rows[#rows])
     if not r.ok then status = EXIT.failed end
     hint.add(r.error)
-    if r.error and not r.outcome_unknown and cli_output.NOT_SENT[r.error.code] then
-      not_sent = not_sent + 1
-    end
+    if not_sent(rows[#rows]) then unsent = unsent + 1 end
   end
   local summary = format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s%s", report.total,
-    report.succeeded, report.failed, not_sent > 0 and format(" (%d of them not sent)", not_sent) or "",
+    report.succeeded, report.failed, unsent > 0 and format(" (%d of them not sent)", unsent) or "",
     report.unknown, report.calls, report.elapsed, throttle_text(report),
     report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or "")
   if output == "table" then
@@ -250,10 +244,10 @@ local function run_batch(out, client, m, fields, args, output)
   end
   hint.say()
   if not out:flush() then
-    if not_sent > 0 then
+    if unsent > 0 then
       -- The run stopped early (the output closed, a `| head`; or a signal).
       out:lost(format("stopped sending: %d of %d streams done (%d succeeded, %d failed, %d unknown), %d not sent",
-        report.total - not_sent, report.total, report.succeeded, report.failed - not_sent, report.unknown, not_sent))
+        report.total - unsent, report.total, report.succeeded, report.failed - unsent, report.unknown, unsent))
     else
       out:lost("the report is incomplete; " .. summary)
     end
@@ -285,7 +279,7 @@ local function run_long(out, client, m, fields, args, output, long, finished)
     head()
     if output == "json" then
       out:line(record_json(r))
-    elseif out.terminal and unsent(r) then
+    elseif out.terminal and not_sent(r) then
       hidden = hidden + 1
     else
       table_row(out, width, r)

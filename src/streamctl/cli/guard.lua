@@ -20,7 +20,7 @@ local M = {}
 -- A row (a record of the output) as the audit line's stream entry.
 local function audit_stream(r, action)
   local outcome = r.ok and "ok" or r.outcome_unknown and "unknown"
-    or (cli_output.NOT_SENT[r.code] and "not_sent") or "failed"
+    or (cli_output.not_sent(r) and "not_sent") or "failed"
   return { stream = r.stream, action = r.action or action, outcome = outcome, code = (not r.ok) and r.code or nil,
            request_id = r.request_id, lookup_request_id = r.lookup_request_id, ends = r.ends, ends_by = r.ends_by }
 end
@@ -273,6 +273,14 @@ local function audit_intent(out, safe, run, plan)
   return false
 end
 
+-- An "outcomes" record of this run: `streams` (audit entries) as they
+-- finished, at most audit.OUTCOMES_STREAMS, for `actions`.
+local function outcomes_record(safe, run, actions, streams)
+  local fields = audit_who(safe, run)
+  fields.record, fields.actions, fields.streams = "outcomes", actions, streams
+  return fields
+end
+
 -- Writes an outcome or outcomes record `fields`; a line that cannot be
 -- written is said on standard error (`what`: "outcome was not"). True when written.
 local function written(out, safe, fields, what)
@@ -316,9 +324,8 @@ local function audit_run(out, safe, rows, info, run)
     for first = 1, #all, audit.OUTCOMES_STREAMS do
       local part = {}
       for k = first, math.min(#all, first + audit.OUTCOMES_STREAMS - 1) do part[#part + 1] = all[k] end
-      local rec = audit_who(safe, run)
-      rec.record, rec.actions, rec.streams = "outcomes", info.actions or { safe.action }, part
-      if not written(out, safe, rec, "outcomes were not all") then break end
+      if not written(out, safe, outcomes_record(safe, run, info.actions or { safe.action }, part),
+        "outcomes were not all") then break end
     end
     info.streams, info.counts = nil, counts
   end
@@ -363,8 +370,7 @@ local function outcomes_writer(out, safe, run, stop)
   local pending = {}
   function stop.flush()
     if #pending == 0 or not safe.write or stop.why then return end
-    local fields = audit_who(safe, run)
-    fields.record, fields.actions, fields.streams = "outcomes", { safe.action }, pending
+    local fields = outcomes_record(safe, run, { safe.action }, pending)
     pending = {}
     local ok, why = safe.write(audit.record(fields), true)
     if not ok then

@@ -221,6 +221,12 @@ end
 -- deadline, a batch halted at the block list's limit).
 M.NOT_SENT = { Interrupted = true, DeadlineExceeded = true, BlockListFull = true, Unreachable = true }
 
+--- Was a record's stream not sent (its run stopped before it: failed, not
+-- unknown, with one of NOT_SENT's codes)?
+function M.not_sent(r)
+  return not r.ok and not r.outcome_unknown and M.NOT_SENT[r.code] ~= nil
+end
+
 local function status_word(r)
   if r.ok then return "ok" end
   if M.NOT_SENT[r.code] then return "NOT SENT" end

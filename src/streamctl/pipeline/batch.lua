@@ -240,7 +240,7 @@ local function run(client, values, report, jobs, source, deliver, rest)
     on_progress = function(_, _, job)
       sent, throttled = sent + job.sent, throttled + job.throttles
       local err = job.err
-      local at, halt = client:now(), halts and err and halts[err.code]
+      local halt = halts and err and halts[err.code]
       if halt and not opts.halt then opts.halt = { code = halt.code, message = halt.message, sent = false } end
       unreachable = (err and err.sent == false and UNREACHABLE[err.kind]) and unreachable + 1 or 0
       if unreachable >= M.UNREACHABLE_CALLS and not opts.halt then
@@ -248,9 +248,12 @@ local function run(client, values, report, jobs, source, deliver, rest)
           .. "not reach %s (%s)", unreachable, client.endpoint and redact.url(client.endpoint.url) or "the endpoint",
           tostring(err.message)) }
       end
+      -- (the call's end, once for its items, and only where the provider gives one: a succeeded forbid)
+      local ends_at, ends_by
+      if ends and job.result ~= nil then ends_at, ends_by = ends(job.action, job.params, client:now()) end
       for _, item in ipairs(job.items) do
         local entry = entry_for(report, job, item)
-        if entry.ok and ends then entry.ends, entry.ends_by = ends(job.action, job.params, at) end
+        if entry.ok then entry.ends, entry.ends_by = ends_at, ends_by end
         deliver(entry)
       end
     end,
