@@ -9,7 +9,7 @@ local cli_output = require "streamctl.cli.output"
 local cli_parser = require "streamctl.cli.parser"
 local cli_client = require "streamctl.cli.client"
 
-local pairs, ipairs, tostring, tonumber, format, find = pairs, ipairs, tostring, tonumber, string.format, string.find
+local ipairs, tostring, tonumber, format, find = ipairs, tostring, tonumber, string.format, string.find
 local sub, sort, gsub = string.sub, table.sort, string.gsub
 local EXIT, command_name, stream_of = cli_output.EXIT, cli_output.command_name, cli_output.stream_of
 local changes = cli_parser.changes
@@ -100,6 +100,19 @@ local function ask(safe, args, way, n)
   return audit.guard(0, { resumes = n, max_resume = safe.resume_limit, confirm = args.yes or nil })
 end
 
+-- The audit entries of a list refused before sending: each stream of it
+-- once, in the order given, named whole, `not_sent` (with `code`).
+local function unsent_entries(safe, m, fields, code)
+  local out, seen = {}, {}
+  for _, name in ipairs(fields[m.list]) do
+    if not seen[name] then
+      seen[name] = true
+      out[#out + 1] = { stream = safe.prefix .. name, action = m.action, outcome = "not_sent", code = code }
+    end
+  end
+  return out
+end
+
 -- Before anything is sent: the guard's limit, the audit log (opened now, so
 -- that one that cannot be written stops the run), and the guard on a list of
 -- forbids. Returns { limit, write, prefix, status (set when refused), info };
@@ -154,18 +167,11 @@ local function safety(out, args, m, fields, long, defaults, where, getenv)
       safe.status, safe.info.outcome, safe.info.streams = refuse(out, safe.info.guard, long), "refused", {}
     end
   elseif guarded then
-    local n, seen = 0, {}
-    for _, name in ipairs(fields[m.list]) do
-      if not seen[name] then seen[name] = true; n = n + 1 end
-    end
-    local ok, decision = ask(safe, args, way, n)
+    local unsent = unsent_entries(safe, m, fields)
+    local ok, decision = ask(safe, args, way, #unsent)
     safe.info = { guard = ok and decision or decision.guard }
     if not ok then
-      safe.status, safe.info.outcome, safe.info.streams = refuse(out, safe.info.guard), "refused", {}
-      for name in pairs(seen) do
-        safe.info.streams[#safe.info.streams + 1] = { stream = safe.prefix .. name, action = m.action,
-                                                      outcome = "not_sent" }
-      end
+      safe.status, safe.info.outcome, safe.info.streams = refuse(out, safe.info.guard), "refused", unsent
       sort(safe.info.streams, function(a, b) return a.stream < b.stream end)
     end
   end
@@ -228,18 +234,9 @@ local function places_refused(out, client, m, fields, long, safe)
   else
     out:warn(format("the block list's places could not be read (%s): nothing was sent", tostring(err)))
   end
-  safe.info = { guard = safe.info and safe.info.guard, outcome = full and "refused" or "failed", streams = {},
-                places = err.places }
-  if not long then
-    local seen = {}
-    for _, name in ipairs(fields[m.list]) do
-      if not seen[name] then
-        seen[name] = true
-        safe.info.streams[#safe.info.streams + 1] = { stream = safe.prefix .. name, action = m.action,
-                                                      outcome = "not_sent", code = err.code }
-      end
-    end
-  end
+  -- (a list read as it goes is not kept: none named, as in the guard's refusal of one)
+  safe.info = { guard = safe.info and safe.info.guard, outcome = full and "refused" or "failed",
+                streams = long and {} or unsent_entries(safe, m, fields, err.code), places = err.places }
   safe.places_status = full and EXIT.usage or EXIT.failed
   return true
 end
