@@ -48,7 +48,7 @@ DEMO_PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev libssl-dev openssl libc
 	lua-argparse lua-filesystem luarocks libhiredis-dev lua-socket nginx libnginx-mod-http-lua lua-resty-core \
 	lua-nginx-string
 OPENRESTY_DEMO_PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev curl
-PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev lua-busted lua-check lua-sec valgrind lua-ldoc help2man \
+PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev lua-busted lua-check lua-sec valgrind lua-ldoc help2man groff-base \
 	cppcheck clang-tidy clang libclang-rt-14-dev redis-server lua-nginx-redis gnuplot-nox curl universal-ctags \
 	prometheus zip
 
@@ -206,7 +206,11 @@ check-doc: build-5.4
 	  || { echo "docs/streamctl-emulator.1 is out of date: run make doc"; exit 1; }
 	@$(ENV54) $(STREAMCTL54) completion bash | diff -u docs/streamctl.bash - \
 	  || { echo "docs/streamctl.bash is out of date: run make doc"; exit 1; }
-	@echo "docs: ldoc clean, man page and completion current"
+	@for page in docs/streamctl.1 docs/streamctl-emulator.1; do \
+	  groff -man -Tutf8 -ww -z -rLL=78n -rLT=78n $$page 2>&1 | { ! grep . ; } \
+	    || { echo "$$page: groff warns when man shows it 80 columns wide (above)"; exit 1; }; \
+	done
+	@echo "docs: ldoc clean, man page and completion current, both pages without a warning at 80 columns"
 
 # One phase alone (its files $(SPEC_JOBS) at once; the logs are in
 # build/specs-MODE/, and a failure names its log, its ports and how to

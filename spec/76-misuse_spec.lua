@@ -222,6 +222,20 @@ describe("the command's parsing", function()
       assert.same({ 0, "" }, { status, err })
       assert.equal(require("streamctl.cli.man").plain(process.read_file(ROOT .. "/docs/streamctl.1")), out)
     end)
+
+  it("streamctl man's plain text indents an .RS block and keeps an .nf block's lines as they are", function()
+    local plain = require("streamctl.cli.man").plain
+    assert.equal(table.concat({
+      "SHARED LIMITS",
+      "       with --redis URL, the URL",
+      "              redis://[[user]:password@]host[:port][/db][?nodes=N&prefix=P&timeout_ms=MS]",
+      "              a  second   line",
+      "       every process keeps its limits.",
+      "" }, "\n"), plain(table.concat({
+      '.SH "SHARED LIMITS"', "with", ".B \\-\\-redis", "URL, the URL", ".RS", ".nf",
+      "redis://[[user]:password@]host[:port][/db][?nodes=N&prefix=P&timeout_ms=MS]", "a  second   line",
+      ".fi", ".RE", "every process keeps", "its limits." }, "\n")))
+  end)
 end)
 
 describe("a result's envelope", function()

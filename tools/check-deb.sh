@@ -8,11 +8,15 @@
 #   2. streamctl --version; lua5.4 and luajit each require "streamctl" with no
 #      Lua path set and sign the providers' published vectors byte for byte
 #      (tools/deb-smoke.lua), the Redis client loading too;
-#   3. the OpenResty example, as the package ships it, runs under Debian's nginx
+#   3. man finds the page, bash-completion loads the completion
+#      (tools/installed-check.sh, which check-install runs too);
+#   4. the OpenResty example, as the package ships it, runs under Debian's nginx
 #      against the emulator the package installed: its nginx.conf names no Lua
 #      path; a forbid through it succeeds and /metrics answers;
-#   4. apt purge (and autoremove --purge of what came with them) leaves no file
-#      of theirs behind, and nothing else that was not there before.
+#   5. apt purge (and autoremove --purge of what came with them) leaves no file
+#      of theirs behind, and nothing else that was not there before;
+#   6. Debian's luajit, installed after them, is asked about first, and
+#      streamctl then says how to get its emulator back.
 #
 # Not in make test (root, debootstrap, the mirror; about five minutes).
 #   KEEP=1 make check-deb    leave the root in build/check-deb/ to look at
@@ -31,7 +35,7 @@ begun=$(date +%s)
 pristine_begin root
 mkdir -p "$ROOT/root/debs" "$ROOT/root/check"
 cp "${debs[@]}" "$ROOT/root/debs/"
-cp tools/deb-smoke.lua spec/vectors/signing-vectors.json "$ROOT/root/check/"
+cp tools/deb-smoke.lua tools/installed-check.sh spec/vectors/signing-vectors.json "$ROOT/root/check/"
 
 step=0
 # step TITLE CMD: CMD inside the root; its output indented; stops at a failure
@@ -55,8 +59,8 @@ SNAPSHOT='find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run 
   -o -path /var/cache -o -path /var/lib/apt -o -path /var/lib/dpkg -o -path /var/log -o -path /root \
   -o -path /var/lib/systemd/deb-systemd-helper-enabled -o -path /etc/ld.so.cache \) -prune -o -print | sort'
 
-step "the check's own tools (not the packages' dependencies): luajit2 to require with, curl to ask the example" \
-  "apt-get update -qq && apt-get install -y -qq --no-install-recommends luajit2 curl ca-certificates >/dev/null
+step "the check's own tools (not the packages' dependencies; tools/installed-check.sh)" \
+  "bash /root/check/installed-check.sh tools
    $SNAPSHOT > /root/before.txt; wc -l < /root/before.txt | sed 's/\$/ paths in the root before/'"
 
 step "apt install ./*.deb (their dependencies from the mirror)" \
@@ -70,26 +74,17 @@ step "streamctl --version; lua5.4 and luajit require streamctl with no Lua path 
    echo \"LUA_ variables set: \$(env | grep -c '^LUA_' || true)\"
    lua5.4 /root/check/deb-smoke.lua /root/check/signing-vectors.json streamctl.redis
    luajit /root/check/deb-smoke.lua /root/check/signing-vectors.json streamctl.redis
-   test -f /usr/share/man/man1/streamctl.1.gz && test -f /usr/share/man/man1/streamctl-emulator.1.gz
-   test -f /usr/share/bash-completion/completions/streamctl && echo 'man pages and bash completion: installed'
-   streamctl man | head -2 | grep -qx '       streamctl - control live streams on Alibaba Cloud ApsaraVideo Live and' \
-     && echo 'streamctl man without man-db: the page as plain text'"
+   bash /root/check/installed-check.sh luajit deb
+   test -f /usr/share/man/man1/streamctl-emulator.1.gz && echo 'streamctl-emulator(1): installed'"
+
+step "man streamctl as man-db shows it, and streamctl man without it" \
+  "bash /root/check/installed-check.sh man"
+
+step "bash completion as bash-completion loads it" \
+  "bash /root/check/installed-check.sh completion"
 
 TAIL=30 step "the OpenResty example as shipped, where it is installed, under Debian's nginx, against the installed emulator" \
-  "ex=/usr/share/doc/lua-streamctl/examples/openresty
-   bash \$ex/run.sh start --dir /root/edge-run --port 8080 > /root/start.log
-   grep -F \"Stop: bash \$ex/run.sh stop --dir /root/edge-run\" /root/start.log
-   ! grep -n '^[[:space:]]*lua_package_c\\?path' /root/edge-run/nginx.conf || { echo 'nginx.conf names a Lua path'; exit 1; }
-   echo 'nginx.conf: no lua_package_path, no lua_package_cpath'
-   . /root/edge-run/demo.env 2>/dev/null || true
-   token=\$(sed -n \"s/^STREAMCTL_EDGE_TOKEN='\\(.*\\)'\$/\\1/p\" /root/edge-run/demo.env)
-   answer=\$(curl -sS -H \"Authorization: Bearer \$token\" \
-     -d '{\"domain_name\":\"push.example.com\",\"app_name\":\"live\",\"stream_name\":\"match-7\"}' \
-     http://127.0.0.1:8080/streams/aliyun/forbid)
-   echo \"forbid: \$answer\"
-   echo \"\$answer\" | grep -q '\"succeeded\":1' || { echo 'the forbid did not succeed'; exit 1; }
-   curl -sS http://127.0.0.1:8080/metrics | grep -c '^streamctl_' | sed 's/\$/ metric samples/'
-   bash \$ex/run.sh stop --dir /root/edge-run"
+  "bash /root/check/installed-check.sh openresty deb"
 
 step "apt purge, autoremove --purge: nothing of theirs left, nothing new anywhere" \
   "apt-get purge -y -q lua-streamctl lua-streamctl-redis streamctl streamctl-emulator > /root/purge.log
@@ -107,6 +102,22 @@ step "apt purge, autoremove --purge: nothing of theirs left, nothing new anywher
    new=\$(comm -13 /root/before.txt /root/after.txt | grep -v '^/var/www\\(/\\|\$\\)' || true)
    if [ -n \"\$new\" ]; then echo 'new since before the install:'; echo \"\$new\" | head -20; left=1; fi
    [ \$left = 0 ] && echo \"\$(wc -l < /root/ours.txt) paths of theirs: none left; the root as it was before\""
+
+# README "Install" warns that Debian's luajit conflicts with luajit2, which
+# nginx-lua is built on: apt asks before it removes them, and streamctl then
+# says how to get its emulator back, as a Debian user would.
+TAIL=30 step "Debian's luajit beside the packages: apt asks first; after it, streamctl says what was removed" \
+  "cd /root/debs && apt-get install -y -q --no-install-recommends ./*.deb > /root/install2.log
+   if apt-get install luajit < /dev/null > /root/ask.log 2>&1; then echo 'apt installed luajit without asking'; exit 1; fi
+   sed -n '/will be REMOVED/,/^[^ ]/p' /root/ask.log | sed '\$d'; grep -o 'Do you want to continue.*' /root/ask.log
+   grep -A3 'will be REMOVED' /root/ask.log | grep -qw streamctl-emulator \
+     || { echo 'apt would not remove streamctl-emulator: README says it does'; exit 1; }
+   apt-get install -y -q luajit > /root/luajit.log
+   echo '\$ streamctl emulator start   (after apt-get install -y luajit)'
+   if streamctl emulator start > /root/emu.log 2>&1; then echo 'the emulator started without its package'; exit 1; fi
+   cat /root/emu.log
+   grep -q 'apt-get install streamctl-emulator' /root/emu.log
+   luajit -e 'print(\"Debian luajit: streamctl \" .. require(\"streamctl\")._VERSION)'"
 
 pristine_end
 say ""

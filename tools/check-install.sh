@@ -6,7 +6,10 @@
 # a private network namespace that reaches only the Debian mirror), as root,
 # from a clone of this repository's HEAD (committed work only); then checks
 # each rock the luarocks blocks installed, in each tree, against its
-# rockspec (tools/rock-manifest-check.lua: no file of another rock). Not in
+# rockspec (tools/rock-manifest-check.lua: no file of another rock); and in
+# each root, what an operator does next (tools/installed-check.sh): man
+# finds the page, bash-completion loads the completion, plain luajit
+# requires streamctl beside lua5.4, the shipped OpenResty example runs. Not in
 # make test: it needs root, debootstrap and the mirror; about 80 s once the
 # pristine root is made.
 #
@@ -84,7 +87,22 @@ for kind in install-deb install; do
       die "an installed rock holds what its rockspec does not list (above)"
     fi
   fi
+  # what an operator does next, on what these blocks installed (tools/installed-check.sh):
+  # man, completion, plain luajit beside lua5.4, the shipped OpenResty example
+  cp tools/installed-check.sh "$ROOT/root/installed-check.sh"
+  if [ "$kind" = install ]; then how="rocks /root/streamctl"; else how=deb; fi
+  for check in tools man completion "luajit $how" "openresty $how"; do
+    say ""
+    say "== after the \`sh $kind\` blocks: installed-check.sh $check"
+    log=$WORK/$kind-check-${check%% *}.log
+    if pristine_run "cd /root && bash /root/installed-check.sh $check" >"$log" 2>&1; then
+      sed 's/^/   | /' "$log" | tail -15
+    else
+      sed 's/^/   | /' "$log" | tail -40
+      die "installed-check.sh $check failed after the \`sh $kind\` blocks (whole log: $log)"
+    fi
+  done
   pristine_end
 done
 say ""
-say "check-install: all $total blocks of README Install passed ($(($(date +%s) - begun)) s in all)"
+say "check-install: all $total blocks of README Install and the checks after them passed ($(($(date +%s) - begun)) s in all)"

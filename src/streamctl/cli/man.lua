@@ -71,12 +71,13 @@ end
 
 --- The page's roff as plain text, for a reader without man (a pipe, a
 -- minimal system): our page's few macros (help2man's and the command
--- list's) read, its text filled into paragraphs of at most 78 columns
--- (a tag's body indented), escapes undone, bold and italics dropped.
+-- list's, .RS/.RE and .nf/.fi) read, its text filled into paragraphs of at
+-- most 78 columns (a tag's body and an .RS block indented; .nf lines kept as
+-- they are), escapes undone, bold and italics dropped.
 -- Hand-written: no roff formatter (groff) is on a minimal system, and this
 -- page is ours.
 function M.plain(roff)
-  local out, words, indent, tag = {}, {}, "", false
+  local out, words, indent, tag, nofill = {}, {}, "", false, false
   local function unescape(t)
     return (t:gsub("\\f[BRIP]", ""):gsub("\\f%(%a%a", ""):gsub("\\[/,]", ""):gsub("\\%-", "-")
       :gsub("\\e", "\\"):gsub("\\&", ""))
@@ -103,9 +104,17 @@ function M.plain(roff)
     elseif macro == "PP" or macro == "IP" or macro == "sp" or macro == "br" then
       gap()
       indent = "       "
+    elseif macro == "RS" or macro == "RE" then -- an indented block, and its end
+      flush()
+      indent = macro == "RS" and indent .. "       " or indent:sub(8)
+    elseif macro == "nf" or macro == "fi" then -- lines as they are (a URL's form), and filled again
+      flush()
+      nofill = macro == "nf"
     elseif macro == "B" or macro == "I" or not macro then
       local text = unescape(macro and rest or line)
-      if tag then
+      if nofill then
+        out[#out + 1] = indent .. text
+      elseif tag then
         flush()
         out[#out + 1], tag = "       " .. text, false
         indent = "              "
