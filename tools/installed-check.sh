@@ -41,9 +41,11 @@ man)
   printf 'man streamctl: %s lines, its NAME: %s\n' "$(wc -l < /tmp/man.txt)" \
     "$(grep -Em1 '^ *streamctl +- ' /tmp/man.txt | sed 's/^ *//; s/  */ /g')"
   # without man (or into a pipe): the command's own plain text
-  streamctl man | head -2 | tail -1 | grep -q 'streamctl - control live streams' \
+  # (into a file: a pipe that head closes early may fail it under pipefail)
+  streamctl man > /tmp/plain.txt || fail "streamctl man failed"
+  sed -n 2p /tmp/plain.txt | grep -q 'streamctl - control live streams' \
     || fail "streamctl man: not the page as plain text"
-  echo "streamctl man: the page as plain text"
+  echo "streamctl man: the page as plain text ($(wc -l < /tmp/plain.txt) lines)"
   ;;
 
 completion)
