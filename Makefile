@@ -18,7 +18,8 @@
 #   make sim     the deterministic simulation (docs/simulation.md): seeds for SIM_SECONDS (60), every invariant
 #                checked after each; SIM_SEED=n replays one with its trace; make mutants: planted bugs it must catch
 #   make check-install  README "Install" run block by block on a pristine Debian 12 root (debootstrap, a network
-#                namespace of its own; not in make test: root, the mirror, about two minutes)
+#                namespace of its own), then man, completion, plain luajit and the OpenResty example on what they
+#                installed (tools/installed-check.sh); not in make test: root, the mirror, about two minutes
 #   make sizes   the library's file sizes and longest functions (bench/sizes.sh; SIZES_TOP: 15)
 #   make chaos   real emulator, Redis and nginx under random faults, restarts and reloads, five client processes on
 #                one account, then the invariants checked (CHAOS_SECONDS: 300; CHAOS_SEED replays; make chaos-short: 60 s)
@@ -386,7 +387,9 @@ chaos-short: deps build
 # README "Install" as a new user meets it (tools/check-install.sh; not in make
 # test: needs root, debootstrap and the Debian mirror; about two minutes, 76 s of them the blocks):
 # every ```sh install block of that section, in order, as root on a pristine
-# Debian 12 root in a network namespace of its own, from a clone of HEAD.
+# Debian 12 root in a network namespace of its own, from a clone of HEAD; then
+# on each root, what an operator does next (tools/installed-check.sh: man,
+# bash completion, plain luajit, the shipped OpenResty example).
 check-install:
 	@tools/check-install.sh
 
