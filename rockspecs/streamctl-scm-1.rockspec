@@ -64,6 +64,7 @@ build = {
       ["streamctl.base.nginx"] = "src/streamctl/base/nginx.lua",
       ["streamctl.pipeline.options"] = "src/streamctl/pipeline/options.lua",
       ["streamctl.pipeline.pacing"] = "src/streamctl/pipeline/pacing.lua",
+      ["streamctl.pipeline.provider"] = "src/streamctl/pipeline/provider.lua",
       ["streamctl.base.samples"] = "src/streamctl/base/samples.lua",
       ["streamctl.base.jitter"] = "src/streamctl/base/jitter.lua",
       ["streamctl.pipeline.keys"] = "src/streamctl/pipeline/keys.lua",

@@ -93,16 +93,19 @@ end
 -- HTTP method per operation, as the official SDKs send it; `cap`, the
 -- published limit in requests per second per account (the operation pages;
 -- ForbidLiveStream's of June 2026 says 20, replacing an older table's 200);
--- `recover` looks an unknown outcome up before the call is sent again.
+-- `recover` looks an unknown outcome up before the call is sent again;
+-- `effect` says what a call does (streamctl.pipeline.provider).
 local operations = {
-  ResumeLiveStream = { method = "POST", idempotent = true, cap = 30, recover = block_list_check(false) },
+  ResumeLiveStream = { effect = "resume",
+                       method = "POST", idempotent = true, cap = 30, recover = block_list_check(false) },
   -- (at the block list's limit every forbid after it would be refused too: a
   -- batch sends no more, see `halt` in streamctl.pipeline.batch)
-  ForbidLiveStream = { method = "POST", idempotent = true, cap = 20, recover = block_list_check(true),
+  ForbidLiveStream = { effect = "forbid",
+                       method = "POST", idempotent = true, cap = 20, recover = block_list_check(true),
                        halt = { [places.FULL] = { code = "BlockListFull", message = "not sent: a forbid of this "
                          .. "run was refused at the block list's limit" } } },
   CreateLivePullToPush = {
-    method = "POST", idempotent = false, cap = 10, answer = { "TaskId" },
+    effect = "change", method = "POST", idempotent = false, cap = 10, answer = { "TaskId" },
     -- A create whose outcome is unknown is not sent again blindly: tasks for
     -- its DstUrl (unique across live tasks) are looked up first, and only
     -- one with every setting the create sent is taken for ours.
@@ -121,18 +124,21 @@ local operations = {
   },
   -- A stop answered "has stopped" after an attempt that may have taken effect
   -- was that attempt's doing.
-  StopLivePullToPush = { method = "GET", idempotent = true, cap = 10, done_codes = { CodeTaskHasStopped = true } },
-  UpdateLivePullToPush = { method = "POST", idempotent = true, cap = 10, recover = task_check(has_settings) },
+  StopLivePullToPush = { effect = "change",
+                         method = "GET", idempotent = true, cap = 10, done_codes = { CodeTaskHasStopped = true } },
+  UpdateLivePullToPush = { effect = "change",
+                           method = "POST", idempotent = true, cap = 10, recover = task_check(has_settings) },
   -- A restart interrupts the stream: not repeated blindly after an unknown outcome.
-  RestartLivePullToPush = { method = "GET", idempotent = false, cap = 10,
+  RestartLivePullToPush = { effect = "change", method = "GET", idempotent = false, cap = 10,
                             recover = task_check(function(task) return tonumber(task.TaskStatus) == 1 end) },
   -- A delete answered "no such task" after an attempt that may have deleted it was that attempt's doing.
-  DeleteLivePullToPush = { method = "GET", idempotent = true, cap = 10, done_codes = { CodeTaskNotExist = true } },
-  DescribeLivePullToPush = { method = "GET", idempotent = true, cap = 10 },
-  DescribeLivePullToPushList = { method = "GET", idempotent = true, cap = 10 },
-  DescribeLiveStreamsBlockList = { method = "POST", idempotent = true, cap = 50 },
-  DescribeLiveStreamsOnlineList = { method = "POST", idempotent = true },
-  DescribeLiveUserDomains = { method = "POST", idempotent = true, cap = 100 },
+  DeleteLivePullToPush = { effect = "change",
+                           method = "GET", idempotent = true, cap = 10, done_codes = { CodeTaskNotExist = true } },
+  DescribeLivePullToPush = { effect = "read", method = "GET", idempotent = true, cap = 10 },
+  DescribeLivePullToPushList = { effect = "read", method = "GET", idempotent = true, cap = 10 },
+  DescribeLiveStreamsBlockList = { effect = "read", method = "POST", idempotent = true, cap = 50 },
+  DescribeLiveStreamsOnlineList = { effect = "read", method = "POST", idempotent = true },
+  DescribeLiveUserDomains = { effect = "read", method = "POST", idempotent = true, cap = 100 },
 }
 
 -- Paging fields; the stream lists call the page number PageNum.

@@ -21,24 +21,27 @@ local format, sub, find = string.format, string.sub, string.find
 local PROVIDER = "zego"
 local MAX_IDS = 20
 
--- Every stream-control action is a GET with all parameters in the query.
+-- Every stream-control action is a GET with all parameters in the query;
+-- `effect` says what a call does (streamctl.pipeline.provider).
 -- `sequence` marks the actions whose Sequence streamctl fills in (and which the
 -- service orders by it: `ordered`, see streamctl.engine.runner "Order"); `cap` is the
 -- published limit per AppId in requests per second, `test_cap` the one of the
 -- test environment (the ResumeRTCStreams page: 5/s for RTC forbid/resume).
 local CDN_CODES = { [1] = "service", [2] = "validation", [3] = "auth" }
 local operations = {
-  ResumeRTCStreams = { method = "GET", idempotent = true, sequence = true, ordered = true, max_ids = MAX_IDS, cap = 20,
-    test_cap = 5 },
-  ForbidRTCStreams = { method = "GET", idempotent = true, sequence = true, ordered = true, max_ids = MAX_IDS, cap = 20,
-    test_cap = 5 },
-  ResumeRTCStream = { method = "GET", idempotent = true, sequence = true, ordered = true, cap = 20, test_cap = 5 },
-  ForbidRTCStream = { method = "GET", idempotent = true, sequence = true, ordered = true, cap = 20, test_cap = 5 },
-  DescribeRTCStreamState = { method = "GET", idempotent = true, sequence = true, cap = 40 },
+  ResumeRTCStreams = { effect = "resume", method = "GET", idempotent = true, sequence = true, ordered = true,
+                       max_ids = MAX_IDS, cap = 20, test_cap = 5 },
+  ForbidRTCStreams = { effect = "forbid", method = "GET", idempotent = true, sequence = true, ordered = true,
+                       max_ids = MAX_IDS, cap = 20, test_cap = 5 },
+  ResumeRTCStream = { effect = "resume", method = "GET", idempotent = true, sequence = true, ordered = true,
+                      cap = 20, test_cap = 5 },
+  ForbidRTCStream = { effect = "forbid", method = "GET", idempotent = true, sequence = true, ordered = true,
+                      cap = 20, test_cap = 5 },
+  DescribeRTCStreamState = { effect = "read", method = "GET", idempotent = true, sequence = true, cap = 40 },
   -- The CDN actions' pages list their own return codes: 1 failed, 2 a bad
   -- parameter, 3 authentication failed.
-  ResumeCDNLiveStream = { method = "GET", idempotent = true, cap = 20, codes = CDN_CODES },
-  ForbidCDNLiveStream = { method = "GET", idempotent = true, cap = 20, codes = CDN_CODES },
+  ResumeCDNLiveStream = { effect = "resume", method = "GET", idempotent = true, cap = 20, codes = CDN_CODES },
+  ForbidCDNLiveStream = { effect = "forbid", method = "GET", idempotent = true, cap = 20, codes = CDN_CODES },
 }
 
 -- Stream IDs: at most 256 of letters, digits, '-' and '_' (the strictest of

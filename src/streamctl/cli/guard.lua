@@ -9,7 +9,7 @@ local cli_output = require "streamctl.cli.output"
 local cli_parser = require "streamctl.cli.parser"
 local cli_client = require "streamctl.cli.client"
 
-local ipairs, tostring, tonumber, format, find = ipairs, tostring, tonumber, string.format, string.find
+local ipairs, tostring, tonumber, format = ipairs, tostring, tonumber, string.format
 local sub, sort, gsub = string.sub, table.sort, string.gsub
 local EXIT, command_name, stream_of = cli_output.EXIT, cli_output.command_name, cli_output.stream_of
 local changes = cli_parser.changes
@@ -87,9 +87,10 @@ local function refuse(out, decision, long)
   return EXIT.usage
 end
 
--- Whether `action` forbids or resumes streams: "forbid", "resume", or nil.
-local function direction(action)
-  return find(action, "^Forbid") and "forbid" or find(action, "^Resume") and "resume" or nil
+-- Whether an action of `effect` (its operation's: streamctl.pipeline.provider)
+-- forbids or resumes streams: "forbid", "resume", or nil.
+local function direction(effect)
+  return (effect == "forbid" or effect == "resume") and effect or nil
 end
 
 -- The guard's question for `n` streams an action of `way` ("forbid" or
@@ -117,10 +118,10 @@ end
 -- that one that cannot be written stops the run), and the guard on a list of
 -- forbids. Returns { limit, write, prefix, status (set when refused), info };
 -- or nil and the exit status.
-local function safety(out, args, m, fields, long, defaults, where, getenv)
+local function safety(out, args, m, fields, long, defaults, where, getenv, effect_of)
   local action = m and m.action or args.action
-  local way = m and m.list and direction(m.action) -- (a list of forbids or of resumes: guarded)
-  local safe = { action = action }
+  local way = m and m.list and direction(m.effect) -- (a list of forbids or of resumes: guarded)
+  local safe = { action = action, effect_of = effect_of }
   -- (`call`: its limits read now, its guard asked once its parameters are checked: call_refused)
   if args._reconcile or way == "forbid" or args._call then
     local limit, lerr = max_forbid(args, defaults, where)
@@ -136,7 +137,7 @@ local function safety(out, args, m, fields, long, defaults, where, getenv)
     out:warn("--audit-log and --no-audit-log: one or the other")
     return nil, EXIT.usage
   end
-  if not args.dry_run and (args._reconcile or (action and changes(action))) then
+  if not args.dry_run and (args._reconcile or (action and changes(effect_of(action)))) then
     local path = audit_path(args, getenv)
     if path then
       local w, why = audit.writer(path, { warn = function(text) out:warn("warning: ", text) end })
@@ -184,7 +185,7 @@ end
 -- refusal for the audit), false to go on (`safe.info.guard` the decision).
 local function call_refused(out, safe, args)
   local action = args.action
-  local way = direction(action)
+  local way = direction(safe.effect_of(action))
   if not way or args.dry_run then return false end
   local streams = args._checked.streams
   local ok, decision = ask(safe, args, way, #streams)

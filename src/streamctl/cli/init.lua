@@ -233,7 +233,8 @@ local function prepare(out, args, env)
     if ferr then out:warn(ferr) return nil, EXIT.usage end
   end
 
-  local safe, sstatus = safety(out, args, m, run.fields, run.long, defaults, where, env.getenv or os.getenv)
+  local safe, sstatus = safety(out, args, m, run.fields, run.long, defaults, where, env.getenv or os.getenv,
+    streamctl[provider].effect)
   if not safe then return nil, sstatus end
   if safe.write then safe.run_id = audit.run_id() end
   run.safe = safe

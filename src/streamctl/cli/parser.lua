@@ -13,7 +13,7 @@ local version = require "streamctl.version"
 local validate = require "streamctl.base.validate"
 local cli_output = require "streamctl.cli.output"
 
-local ipairs, tostring, type, format, gsub, find = ipairs, tostring, type, string.format, string.gsub, string.find
+local ipairs, tostring, type, format, gsub = ipairs, tostring, type, string.format, string.gsub
 local upper = string.upper
 local concat, floor = table.concat, math.floor
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (5.1's global)
@@ -141,9 +141,19 @@ local function add_common(cmd, provider, dry_run_help)
   )
 end
 
--- Does an action change something (everything but the Describe* look-ups)?
-local function changes(action)
-  return not find(action, "^Describe")
+-- Does a call change something? Its operation says (`effect`,
+-- streamctl.pipeline.provider): all but a "read"; an effect not known (an
+-- action the provider lacks) changes: the safe side. Never read from a name.
+local function changes(effect)
+  return effect ~= "read"
+end
+
+-- What a method's command guards, from its effect: nil (a look-up: no audit
+-- log, no guard), or the guards of `add_safety` (`{}`: the audit log only;
+-- a list of forbids or resumes: its blast-radius guard too).
+local function guards_of(m)
+  if not changes(m.effect) then return nil end
+  return m.list and { forbid = m.effect == "forbid", resume = m.effect == "resume" } or {}
 end
 
 -- The audit log's and the blast-radius guard's flags: every command that
@@ -219,10 +229,8 @@ local function add_method(parent, provider, m)
   end
   cmd:group(m.action .. " (required ones marked)", unpack(options))
   add_common(cmd, provider)
-  if changes(m.action) then
-    add_safety(cmd, m.list and { forbid = find(m.action, "^Forbid") ~= nil, resume = find(m.action, "^Resume") ~= nil }
-      or nil)
-  end
+  local guards = guards_of(m)
+  if guards then add_safety(cmd, (guards.forbid or guards.resume) and guards or nil) end
   cmd:epilog("Example:\n   " .. concat(example, " "))
   cmd:action(function(args) args._method = m end)
 end
@@ -564,6 +572,7 @@ end
 
 M.SKIP = SKIP
 M.changes = changes
+M.guards_of = guards_of
 M.parser = new_parser
 M.man_commands = man_commands
 

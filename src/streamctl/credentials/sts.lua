@@ -37,11 +37,15 @@ end
 
 -- Every answer carries its Credentials (or the identity); `cap` is the
 -- published limit per account (GetCallerIdentity has none published: it is
--- rarely asked, once per credential source).
+-- rarely asked, once per credential source). Each is a "read"
+-- (streamctl.pipeline.provider): it hands out credentials or says whose they
+-- are, and changes nothing of the account's.
 local operations = {
-  AssumeRole = { method = "POST", idempotent = true, cap = 100, answer = { "Credentials" } },
-  AssumeRoleWithOIDC = { method = "POST", idempotent = true, cap = 100, anonymous = true, answer = { "Credentials" } },
-  GetCallerIdentity = { method = "POST", idempotent = true, answer = { "AccountId", "Arn", "IdentityType" } },
+  AssumeRole = { effect = "read", method = "POST", idempotent = true, cap = 100, answer = { "Credentials" } },
+  AssumeRoleWithOIDC = { effect = "read", method = "POST", idempotent = true, cap = 100, anonymous = true,
+                         answer = { "Credentials" } },
+  GetCallerIdentity = { effect = "read", method = "POST", idempotent = true,
+                        answer = { "AccountId", "Arn", "IdentityType" } },
 }
 
 local ROLE_ARN = { name = "role_arn", param = "RoleArn", type = "string", required = true, max_len = 1024 }

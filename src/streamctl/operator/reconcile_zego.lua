@@ -9,6 +9,8 @@ local errors = require "streamctl.base.errors"
 local json = require "streamctl.base.json"
 local validate = require "streamctl.base.validate"
 local base = require "streamctl.operator.reconcile_base"
+-- (what each action does, as ZEGO's operations declare it: never read from a name)
+local zego_rules = require "streamctl.zego"
 
 local type, ipairs, pairs, tostring, pcall, error = type, ipairs, pairs, tostring, pcall, error
 local next, format, find, match, concat, sort = next, string.format, string.find, string.match, table.concat, table.sort
@@ -207,7 +209,7 @@ local function zego(client, desired, opts)
   -- whose outcome is unknown stays pending, and is sent again next time.
   local cdn_until = (o.cdn_resume_time or (now + base.CDN_BAN)) - CDN_MARGIN
   for _, e in ipairs(report.results) do
-    if e.ok and find(e.action, "^Forbid") then
+    if e.ok and zego_rules.effect(e.action) == "forbid" then
       view[e.stream], pending[e.stream] = find(e.stream, "^cdn:") and cdn_until or 0, nil
     elseif e.ok then
       view[e.stream], pending[e.stream] = nil, nil

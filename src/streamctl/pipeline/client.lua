@@ -2,51 +2,8 @@
 --
 -- A call flows one way: validate -> build -> sign -> send -> decode -> report.
 -- This module owns every step that is the same for both providers; a provider
--- module (streamctl.aliyun, streamctl.zego) hands `define` a table of rules:
---
---   provider     "aliyun" | "zego"
---   defaults     { endpoint = ... }
---   options      schema of the provider's own options (streamctl.base.validate)
---   operations   action -> { method = "GET"|"POST", idempotent = bool, cap = n (requests per
---                            second, the published limit; nil: none), recover = { action,
---                            params(p), found(result, p) } (optional: how to look up whether
---                            an attempt took effect), ordered = bool (the service orders
---                            requests itself, e.g. by a Sequence: a late copy cannot undo a
---                            later change; a stream operation with neither waits for an
---                            earlier unknown attempt on its stream to settle) }
---   methods      snake_case name -> { action, fields = schema, check = fn(params, values, self) }
---   batches      snake_case name -> { action, fields, list, param, chunk, check }
---   streams(action, params) -> { key, ... } | nil  (the streams an action changes: their
---                order is kept, and a later change waits for an earlier unknown one to settle)
---   array(name, list) -> name, value          (how the service takes a Lua array)
---   configure(self, values, credentials) -> fields | nil, err  (the provider's fields on the
---                client, from its checked options and its credentials, which the client
---                has taken from the options or the environment: streamctl.credentials)
---   sequenced    true when its calls carry a Sequence: the client makes the generator
---                (option `sequence`, else one on the client's shared dict or Redis)
---   sequence_ids(action, op, params) -> { id, ... } | nil  (optional: the streams whose
---                Sequence a call still has to take at its first send; streamctl.pipeline.pacing
---                takes it with the call's rate-limit slot where the store can)
---   cap(self, action, op) -> n | nil          (optional: the cap for this client, when it is
---                                              not op.cap, e.g. ZEGO's test environment)
---   complete(self, action, op, params, dry) -> params | nil, why  (optional: checks what
---                only the provider can, before anything is sent; for a `dry` run (prepare),
---                also fills in what `commit` would, without committing anything)
---   commit(self, action, op, params) -> true | nil, err  (optional: at the first send of a
---                call, fills in what must be taken at that moment and stay fixed across its
---                retries, in `params` itself: ZEGO's Sequence)
---   build(self, action, op, params, now, nonce) -> request   (common params, signature)
---   decode(self, action, response) -> result | nil, err
---   nonce(self) -> string                     (the default nonce source)
---   nonce_rule(nonce) -> nil | rule broken    (what any nonce source must give)
---   common_params  set of lower-case names the signature owns (refused in params)
---   account(self) -> the id the provider's rate limits apply to
---   resolve_account(self, sleep)              (optional: before each call or batch, finds the
---                account when it is not known yet: Alibaba Cloud's STS GetCallerIdentity)
---   secrets(self) -> array of strings never to be shown
---   redact = { query = { names }, headers = { [lower-case name] = "all" | "signature" } }
---                what of a signed request a dry run must not show: query (or form)
---                parameters, whole header values, or the Signature=... part of one
+-- module (streamctl.aliyun, streamctl.zego) hands `define` a table of rules,
+-- the interface streamctl.pipeline.provider writes down and checks.
 --
 -- A request is `{ method, url, headers, body, action, provider }`; a response
 -- is `{ status, headers (lower-case names), body }`; a transport failure is
@@ -84,6 +41,7 @@ local redact = require "streamctl.base.redact"
 local decode = require "streamctl.pipeline.decode"
 local options = require "streamctl.pipeline.options"
 local pacing = require "streamctl.pipeline.pacing"
+local interface = require "streamctl.pipeline.provider"
 
 local type, pairs, ipairs, error, setmetatable = type, pairs, ipairs, error, setmetatable
 local floor = math.floor
@@ -417,17 +375,29 @@ end
 local function class_functions(class, rules)
   --- The client's named and batch methods: an array sorted by name of
   -- `{ name, action, fields (the streamctl.base.validate schema), list (a
-  -- batch's list field, or nil) }`.
+  -- batch's list field, or nil), effect (its action's: class.effect) }`.
   function class.methods()
     local out = {}
     for name, spec in pairs(rules.methods) do
-      out[#out + 1] = { name = name, action = spec.action, fields = spec.fields }
+      out[#out + 1] = { name = name, action = spec.action, fields = spec.fields,
+                        effect = rules.operations[spec.action].effect }
     end
     for name, spec in pairs(rules.batches or {}) do
-      out[#out + 1] = { name = name, action = spec.action, fields = spec.fields, list = spec.list }
+      out[#out + 1] = { name = name, action = spec.action, fields = spec.fields, list = spec.list,
+                        effect = rules.operations[spec.action].effect }
     end
     table.sort(out, function(a, b) return a.name < b.name end)
     return out
+  end
+
+  --- What a call of `action` does, as its operation declares it: "read"
+  -- (a look-up: it changes nothing), "forbid", "resume" or "change"; nil for
+  -- an action the provider does not have (which changes, for a caller that
+  -- must choose: the safe side).
+  -- @tparam string action the service's name, e.g. "ForbidLiveStream"
+  function class.effect(action)
+    local op = rules.operations[action]
+    return op and op.effect
   end
 
   --- The provider's actions (for `call`), sorted.
@@ -477,7 +447,9 @@ local PUBLIC = { "check", "check_call", "prepare", "now", "account", "rate_for",
                  "dry_run" }
 
 --- Defines a provider's client class from its rules.
+-- @tparam table rules the provider's (streamctl.pipeline.provider: checked first)
 function M.define(rules)
+  interface.check(rules)
   local class = { _rules = rules }
   local p = rules.provider
   -- action -> service parameter -> the text field that sets it (for `call`)

@@ -1,0 +1,134 @@
+-- tier: unit
+-- A provider's rules are a written interface (streamctl.pipeline.provider),
+-- checked when its client class is defined: a rule left out or broken raises
+-- there, naming the provider, the key and the rule. Each operation says what
+-- a call does (`effect`), and the command's audit log and blast-radius guard
+-- read that, never the action's name (issue 51).
+local client = require "streamctl.pipeline.client"
+local provider = require "streamctl.pipeline.provider"
+local parser = require "streamctl.cli.parser"
+local aliyun = require "streamctl.aliyun"
+local zego = require "streamctl.zego"
+
+-- A provider of one operation, every rule given (a fake: it is never sent).
+local function acme(change)
+  local rules = {
+    provider = "acme",
+    defaults = { endpoint = "https://api.acme.example" },
+    options = {},
+    operations = { DescribeAndDelete = { effect = "change", method = "POST", idempotent = false, cap = 5 } },
+    methods = { describe_and_delete = { action = "DescribeAndDelete", fields = {} } },
+    common_params = {},
+    redact = { query = {} },
+    streams = function() return nil end,
+    array = function(name, list) return name, table.concat(list, ",") end,
+    configure = function() return {} end,
+    build = function() return { method = "POST", url = "https://api.acme.example/", headers = {} } end,
+    decode = function(_, _, res) return res end,
+    nonce = function() return "n" end,
+    nonce_rule = function() return nil end,
+    account = function() return "acme" end,
+    secrets = function() return {} end,
+  }
+  if change then change(rules) end
+  return rules
+end
+
+-- The message `define` raises for `rules`, without the place it was raised from.
+local function refusal(rules)
+  local ok, err = pcall(client.define, rules)
+  assert.is_false(ok, "define took rules that break the interface")
+  return (tostring(err):gsub("^[^:]+:%d+: ", ""))
+end
+
+describe("a provider's rules", function()
+  it("of both providers pass the check, and every operation says what a call does", function()
+    for _, class in ipairs { aliyun, zego } do
+      local effects = {}
+      for _, action in ipairs(class.actions()) do
+        local effect = class.effect(action)
+        assert.truthy(provider.EFFECTS[effect], action)
+        effects[#effects + 1] = action .. "=" .. effect
+      end
+      assert.truthy(#effects > 0)
+    end
+    assert.same({ "change", "forbid", "read", "read", "resume" }, {
+      aliyun.effect("CreateLivePullToPush"), aliyun.effect("ForbidLiveStream"),
+      aliyun.effect("DescribeLiveStreamsBlockList"), zego.effect("DescribeRTCStreamState"),
+      zego.effect("ResumeCDNLiveStream") })
+    assert.is_nil(aliyun.effect("NoSuchAction"))
+  end)
+
+  it("define a client class of a provider of one operation (a fake third one)", function()
+    local Acme = client.define(acme())
+    assert.same({ "DescribeAndDelete" }, Acme.actions())
+    assert.equal("change", Acme.effect("DescribeAndDelete"))
+    local methods = Acme.methods()
+    assert.same({ "describe_and_delete", "DescribeAndDelete", "change" },
+      { methods[1].name, methods[1].action, methods[1].effect })
+  end)
+
+  it("are refused when a rule is broken, naming the provider, the key and the rule", function()
+    for _, case in ipairs {
+      { function(r) r.operations.DescribeAndDelete.effect = nil end, "streamctl: provider acme: operation "
+        .. "DescribeAndDelete's effect must be read, forbid, resume or change (what a call does: the command's "
+        .. "guard and audit log read it)" },
+      { function(r) r.operations.DescribeAndDelete.effect = "write" end, "streamctl: provider acme: operation "
+        .. "DescribeAndDelete's effect must be read, forbid, resume or change (what a call does: the command's "
+        .. "guard and audit log read it)" },
+      { function(r) r.operations.DescribeAndDelete.method = "PUT" end,
+        "streamctl: provider acme: operation DescribeAndDelete's method must be GET or POST" },
+      { function(r) r.operations.DescribeAndDelete.idempotent = nil end,
+        "streamctl: provider acme: operation DescribeAndDelete's idempotent must be true or false" },
+      { function(r) r.operations.DescribeAndDelete.cap = 0 end, "streamctl: provider acme: operation "
+        .. "DescribeAndDelete's cap must be a number > 0 (requests per second) or nil" },
+      { function(r) r.operations.DescribeAndDelete.recover = true end,
+        "streamctl: provider acme: operation DescribeAndDelete's recover must be a table" },
+      { function(r) r.methods.describe_and_delete.action = "Delete" end,
+        "streamctl: provider acme: method describe_and_delete must name one of the operations as its action" },
+      { function(r) r.batches = { all = { action = "DescribeAndDelete" } } end,
+        "streamctl: provider acme: batch all's fields must be a table" },
+      { function(r) r.build = nil end, "streamctl: provider acme: build must be a function" },
+      { function(r) r.commit = "yes" end, "streamctl: provider acme: commit must be a function or nil" },
+      { function(r) r.redact = nil end, "streamctl: provider acme: redact must be a table" },
+      { function(r) r.defaults = {} end, "streamctl: provider acme: defaults.endpoint must be a URL" },
+      { function(r) r.provider = "Acme Cloud" end,
+        "streamctl: provider Acme Cloud: provider must be a name of lower-case letters and digits" },
+    } do
+      assert.equal(case[2], refusal(acme(case[1])))
+    end
+  end)
+end)
+
+describe("the command's guard", function()
+  it("reads what an operation does, never its name", function()
+    -- a write named like a look-up is audited; a look-up named like a forbid is not
+    assert.same({}, parser.guards_of { action = "DescribeAndDelete", effect = "change" })
+    assert.same({ forbid = false, resume = false },
+      parser.guards_of { action = "DescribeAndDelete", effect = "change", list = "ids" })
+    assert.is_nil(parser.guards_of { action = "ForbidLiveStream", effect = "read" })
+    assert.same({ forbid = true, resume = false },
+      parser.guards_of { action = "DescribeThenBan", effect = "forbid", list = "ids" })
+    assert.same({ forbid = false, resume = true },
+      parser.guards_of { action = "Unban", effect = "resume", list = "ids" })
+    -- an effect not known (an action the provider lacks, for `call`) changes: the safe side
+    assert.is_true(parser.changes(nil))
+    assert.is_false(parser.changes("read"))
+  end)
+
+  it("of every command of both providers follows its operation's effect", function()
+    for _, class in ipairs { aliyun, zego } do
+      for _, m in ipairs(class.methods()) do
+        local guards = parser.guards_of(m)
+        if m.effect == "read" then
+          assert.is_nil(guards, m.name)
+        else
+          assert.is_table(guards, m.name)
+          if m.list then
+            assert.same({ forbid = m.effect == "forbid", resume = m.effect == "resume" }, guards, m.name)
+          end
+        end
+      end
+    end
+  end)
+end)
