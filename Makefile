@@ -258,48 +258,11 @@ openresty-demo-stop:
 # time (bench/memory.lua), round trips beside a bare request, one nginx worker
 # and a shell script (bench/roundtrip.lua), and the soak (bench/soak.lua).
 # bench/report.lua gathers the figures into bench/results.json and one table.
-BENCH_DIR := $(ROOT)/build/bench-emulator
-BENCH_OUT := $(ROOT)/build/bench/figures.jsonl
-BENCH_FLOOR := $(ROOT)/build/bench/floor
-BENCH_LUA_PATH := $(ROOT)/?.lua;$(LUA_PATH_DEV)
+# bench/run.sh runs them in order: the emulator on free ports (a block
+# claimed as the specs claim theirs), and whatever it started stopped
+# however the run ends (Ctrl-C included).
 bench: deps build
-	@mkdir -p build/bench && rm -f $(BENCH_OUT)
-	@$(CC) -O2 -Wall -Wextra -Werror -o $(BENCH_FLOOR) bench/floor.c -lcrypto
-	@echo "== signatures per second"
-	@$(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) BENCH_FLOOR=$(BENCH_FLOOR) lua5.4 bench/sign.lua
-	@$(ENVJIT) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) luajit bench/sign.lua
-	@echo "== batches of any size: 1,000 to 1,000,000 streams, a transport that answers at once (Lua 5.4, then LuaJIT)"
-	@$(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) lua5.4 bench/scale.lua
-	@$(ENVJIT) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) luajit bench/scale.lua
-	@echo "== the command with a 1,000,000-line --from file: until it sends (Lua 5.4, then LuaJIT)"
-	@$(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) lua5.4 bench/first.lua
-	@$(ENVJIT) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) luajit bench/first.lua
-	@echo "== batches against the emulator"
-	@$(EMULATOR54) start --dir $(BENCH_DIR) --aliyun-port 38080 --zego-port 38081 \
-	  --aliyun-tls-port 38443 --zego-tls-port 38444 --config bench/emulator.json >/dev/null
-	@status=0; $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) STREAMCTL_EMULATOR_DIR=$(BENCH_DIR) \
-	  lua5.4 bench/batch.lua || status=$$?; \
-	if [ $$status = 0 ]; then echo "== one account, three processes: each on its own budget, then one budget in Redis"; \
-	  $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) lua5.4 bench/redis.lua || status=$$?; fi; \
-	if [ $$status = 0 ]; then echo "== strangers: a budget shared with another tool's load, a lower cap, the load leaving (issue 48's goals)"; \
-	  $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) lua5.4 bench/strangers.lua || status=$$?; fi; \
-	if [ $$status = 0 ]; then echo "== memory and load time (Lua 5.4, then LuaJIT)"; \
-	  $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) lua5.4 bench/memory.lua || status=$$?; fi; \
-	if [ $$status = 0 ]; then $(ENVJIT) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) \
-	  luajit bench/memory.lua || status=$$?; fi; \
-	if [ $$status = 0 ]; then echo "== round trips: streamctl beside a bare request, one nginx worker and a shell script"; \
-	  $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) STREAMCTL_EMULATOR_DIR=$(BENCH_DIR) \
-	    lua5.4 bench/roundtrip.lua || status=$$?; fi; \
-	if [ $$status = 0 ]; then $(ENVJIT) LUA_PATH="$(BENCH_LUA_PATH)" BENCH_OUT=$(BENCH_OUT) \
-	  STREAMCTL_EMULATOR_DIR=$(BENCH_DIR) luajit bench/roundtrip.lua || status=$$?; fi; \
-	if [ $$status = 0 ]; then echo "== soak: 100,000 calls with faults injected at random"; \
-	  $(ENV54) lua5.4 bench/soak.lua || status=$$?; fi; \
-	$(EMULATOR54) stop --dir $(BENCH_DIR) >/dev/null; \
-	if [ $$status = 0 ]; then $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" lua5.4 bench/report.lua $(BENCH_OUT) bench/results.json \
-	  || status=$$?; \
-	else $(ENV54) LUA_PATH="$(BENCH_LUA_PATH)" lua5.4 bench/report.lua $(BENCH_OUT) build/bench/results-failed.json; \
-	  echo "make bench: a benchmark failed (above): bench/results.json is left as it was; this run's figures are in build/bench/results-failed.json" >&2; fi; \
-	exit $$status
+	@bench/run.sh
 
 # The suite (emulator, nginx and command-line specs included) under
 # valgrind (no definite leaks, no invalid reads or writes: exit 99 otherwise)

@@ -1,6 +1,7 @@
 -- Batches at the caps against the emulator's sliding-window limiter (run by
--- `make bench`, which starts the emulator on ports 38080/38081 with
--- bench/emulator.json):
+-- `make bench`: bench/run.sh starts the emulator on free ports with
+-- bench/emulator.json and names them in STREAMCTL_ALIYUN_ENDPOINT and
+-- STREAMCTL_ZEGO_ENDPOINT):
 --
 --   1,000 ZEGO stream IDs resumed: 50 calls at 20 calls/s per AppId
 --   300 Aliyun streams resumed:     300 calls at 30 calls/s per account
@@ -34,8 +35,10 @@ local RUNS = tonumber(os.getenv("BENCH_BATCH_RUNS") or "3")
 local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 local DATA_DIR = os.getenv("BENCH_DATA_DIR") or (ROOT .. "/build/bench")
 local SVG = os.getenv("BENCH_PACING_SVG") or (ROOT .. "/bench/pacing.svg")
-local ALIYUN = os.getenv("STREAMCTL_ALIYUN_ENDPOINT") or "http://127.0.0.1:38080"
-local ZEGO = os.getenv("STREAMCTL_ZEGO_ENDPOINT") or "http://127.0.0.1:38081"
+local ALIYUN = assert(os.getenv("STREAMCTL_ALIYUN_ENDPOINT"),
+  "STREAMCTL_ALIYUN_ENDPOINT: the emulator (bench/run.sh sets it)")
+local ZEGO = assert(os.getenv("STREAMCTL_ZEGO_ENDPOINT"),
+  "STREAMCTL_ZEGO_ENDPOINT: the emulator (bench/run.sh sets it)")
 local control = curl.easy { max_body = 64 * 1024 * 1024 } -- a request log can be large
 
 local function control_request(method, url)

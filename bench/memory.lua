@@ -1,5 +1,5 @@
 -- Memory and load time (run by `make bench` under Lua 5.4 and under LuaJIT,
--- against the emulator it started on port 38080 with bench/emulator.json:
+-- against the emulator bench/run.sh started with bench/emulator.json:
 -- account LTAIbench, ResumeLiveStream not limited). Three parts, each in a
 -- fresh process of the same interpreter (this script runs itself with the
 -- part's name), so no part inherits another's heap or allocator state:
@@ -40,7 +40,8 @@ local CALLS = tonumber(os.getenv("BENCH_MEMORY_CALLS") or "100000")
 local CLIENTS = tonumber(os.getenv("BENCH_CLIENTS") or "10000")
 local ROUNDS = tonumber(os.getenv("BENCH_CLIENT_ROUNDS") or "5")
 local SPAWNS = tonumber(os.getenv("BENCH_SPAWNS") or "21")
-local ENDPOINT = os.getenv("STREAMCTL_ALIYUN_ENDPOINT") or "http://127.0.0.1:38080"
+local ENDPOINT = assert(os.getenv("STREAMCTL_ALIYUN_ENDPOINT"),
+  "STREAMCTL_ALIYUN_ENDPOINT: the emulator (bench/run.sh sets it)")
 local BATCH = 1000
 
 local GROUP = "memory"
@@ -174,7 +175,7 @@ local function part_clients()
   local streamctl = require "streamctl"
   local malloc = malloc_reader()
   local ALI = { endpoint = ENDPOINT, access_key_id = "LTAIbench", access_key_secret = "bench-secret" }
-  local ZEGO = { endpoint = "http://127.0.0.1:38081", app_id = 1234567890,
+  local ZEGO = { endpoint = os.getenv("STREAMCTL_ZEGO_ENDPOINT"), app_id = 1234567890,
                  server_secret = "0123456789abcdef0123456789abcdef" }
   local RESUME = { DomainName = "memory.example", AppName = "live", StreamName = "memory-1" }
   -- The first kind also shows that memory is flat: it holds C-side state (the

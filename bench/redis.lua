@@ -36,8 +36,10 @@ local PROCS = COUNTS[1]
 local STREAMS = tonumber(os.getenv("BENCH_REDIS_STREAMS") or "100")
 local CAP = 30
 local ROOT = os.getenv("STREAMCTL_ROOT") or "."
-local ALIYUN = os.getenv("STREAMCTL_ALIYUN_ENDPOINT") or "http://127.0.0.1:38080"
-local ZEGO = os.getenv("STREAMCTL_ZEGO_ENDPOINT") or "http://127.0.0.1:38081"
+local ALIYUN = assert(os.getenv("STREAMCTL_ALIYUN_ENDPOINT"),
+  "STREAMCTL_ALIYUN_ENDPOINT: the emulator (bench/run.sh sets it)")
+local ZEGO = assert(os.getenv("STREAMCTL_ZEGO_ENDPOINT"),
+  "STREAMCTL_ZEGO_ENDPOINT: the emulator (bench/run.sh sets it)")
 local ZEGO_CAP = 20
 local WORKER = ROOT .. "/spec/helpers/redis_worker.lua"
 local control = curl.easy { max_body = 64 * 1024 * 1024 }

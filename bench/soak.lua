@@ -14,7 +14,8 @@ local cjson = require "cjson"
 
 local CALLS = tonumber(os.getenv("BENCH_SOAK_CALLS") or "100000")
 local BATCH = 1000
-local ENDPOINT = os.getenv("STREAMCTL_ALIYUN_ENDPOINT") or "http://127.0.0.1:38080"
+local ENDPOINT = assert(os.getenv("STREAMCTL_ALIYUN_ENDPOINT"),
+  "STREAMCTL_ALIYUN_ENDPOINT: the emulator (bench/run.sh sets it)")
 
 local function rss_kib()
   local f = io.open("/proc/self/status", "r")

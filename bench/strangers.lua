@@ -41,7 +41,7 @@
 -- bench/goals.lua sets them beside the goals (bench/report.lua prints that
 -- table). BENCH_STRANGERS_ONLY="zegoa s50p10" runs those runs alone (keys
 -- in RUNS below); STREAMCTL_ALIYUN_ENDPOINT and STREAMCTL_ZEGO_ENDPOINT
--- point it at an emulator started on other ports than 38080 and 38081.
+-- name the emulator (bench/run.sh starts it on free ports).
 --
 -- Figures, not a test: a run that misses a goal is printed with its misses
 -- and recorded as measured, and the script still exits 0; it exits non-zero
@@ -57,8 +57,10 @@ local process = require "spec.helpers.process"
 local sleep = require("streamctl.transport.curl").sleep
 
 local ROOT = os.getenv("STREAMCTL_ROOT") or "."
-local ALIYUN = os.getenv("STREAMCTL_ALIYUN_ENDPOINT") or "http://127.0.0.1:38080"
-local ZEGO = os.getenv("STREAMCTL_ZEGO_ENDPOINT") or "http://127.0.0.1:38081"
+local ALIYUN = assert(os.getenv("STREAMCTL_ALIYUN_ENDPOINT"),
+  "STREAMCTL_ALIYUN_ENDPOINT: the emulator (bench/run.sh sets it)")
+local ZEGO = assert(os.getenv("STREAMCTL_ZEGO_ENDPOINT"),
+  "STREAMCTL_ZEGO_ENDPOINT: the emulator (bench/run.sh sets it)")
 local N25 = tonumber(os.getenv("BENCH_STRANGERS_N25") or "300")
 local N50 = tonumber(os.getenv("BENCH_STRANGERS_N50") or "240")
 local WORKER = ROOT .. "/spec/helpers/redis_worker.lua"

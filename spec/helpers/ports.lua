@@ -14,6 +14,8 @@
 --
 -- STREAMCTL_SPEC_PORT_BLOCK=N makes a process start at block N (a failed
 -- spec is replayed on the ports it had: tools/run-specs.sh names them).
+-- STREAMCTL_PORTS_OWNER=PID claims for another process, which holds the
+-- block while it lives (bench/run.sh: a shell that starts servers on them).
 local M = {}
 
 M.BLOCK = 50
@@ -39,6 +41,9 @@ end
 -- This process's pid (the shell's parent: the interpreter that runs the spec).
 local my_pid
 local function pid()
+  if not my_pid then
+    my_pid = tonumber(os.getenv("STREAMCTL_PORTS_OWNER") or "")
+  end
   if not my_pid then
     local p = io.popen("echo $PPID")
     my_pid = assert(tonumber(p:read("*l")), "ports: cannot read this process's pid")
@@ -106,6 +111,12 @@ function M.refuse_in_unit_tier(what)
   if os.getenv("STREAMCTL_SPEC_TIER") == "unit" then
     error("this spec starts " .. what .. ": it is not a unit spec (drop its line '-- tier: unit')", 3)
   end
+end
+
+--- The directory of the claim this process holds (its owner removes it
+-- when done with the block), or nil.
+function M.claim_dir()
+  return claimed and root() .. "/" .. claimed or nil
 end
 
 --- The block this process holds, as text for a message ("block 3: ports 10390-10439"), or nil.
