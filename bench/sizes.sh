@@ -24,10 +24,17 @@ echo "$funcs" | head -n "$top"
 echo "== over the limits: files over 500 lines, functions over 80"
 echo "$files" | awk '$1 > 500 { print "  file " $0; n++ } END { if (!n) print "  no file" }'
 echo "$funcs" | awk '$1 > 80 { print "  function " $0; n++ } END { if (!n) print "  no function" }'
-# The emulator (its own rock) is held to the same limits, listed apart.
-emu=$(find src/streamctl/emulator -name '*.lua' | sort)
-echo "== over the limits in the emulator"
-wc -l $emu | grep -v ' total$' | awk '$1 > 500 { print "  file " $0; n++ } END { if (!n) print "  no file" }'
-for f in $emu; do
-  luac5.4 -p -l "$f" | sed -nE 's/^function <([^:]+):([0-9]+),([0-9]+)>.*/\1 \2 \3/p'
-done | awk '{ n = $3 - $2 + 1; if (n > 80) { print "  function " n "  " $1 ":" $2; k++ } } END { if (!k) print "  no function" }'
+# The emulator (its own rock) and every program under bin/ (Lua scripts: the
+# command's and the emulator's launchers) are held to the same limits, listed apart.
+over() { # TITLE FILE...
+  echo "== over the limits in $1"
+  shift
+  wc -l "$@" | grep -v ' total$' | awk '$1 > 500 { print "  file " $0; n++ } END { if (!n) print "  no file" }'
+  for f in "$@"; do
+    luac5.4 -p -l "$f" | sed -nE 's/^function <([^:]+):([0-9]+),([0-9]+)>.*/\1 \2 \3/p'
+  done | awk '{ n = $3 - $2 + 1; if (n > 80) { print "  function " n "  " $1 ":" $2; k++ } } END { if (!k) print "  no function" }'
+}
+# shellcheck disable=SC2046 # (file names without blanks)
+over "the emulator" $(find src/streamctl/emulator -name '*.lua' | sort)
+# shellcheck disable=SC2046
+over "bin/" $(find bin -type f | sort)
