@@ -20,7 +20,7 @@
 #   make check-install  README "Install" run block by block on a pristine Debian 12 root (debootstrap, a network
 #                namespace of its own), then man, completion, plain luajit and the OpenResty example on what they
 #                installed (tools/installed-check.sh); not in make test: root, the mirror, about two minutes
-#   make sizes   the library's file sizes and longest functions (bench/sizes.sh; SIZES_TOP: 15)
+#   make sizes   the library's file sizes and longest functions, the emulator and bin/ apart (bench/sizes.sh; SIZES_TOP: 15)
 #   make chaos   real emulator, Redis and nginx under random faults, restarts and reloads, five client processes on
 #                one account, then the invariants checked (CHAOS_SECONDS: 300; CHAOS_SEED replays; make chaos-short: 60 s)
 

@@ -6,6 +6,7 @@
 -- Sequence (the held forbid is stale).
 local emu = require "spec.helpers.emulator"
 local streamctl = require "streamctl"
+local wait_until = require("spec.helpers.checks").wait_until
 
 local HOLD_MS = 3000
 
@@ -57,8 +58,11 @@ describe("order after an attempt the provider held", function()
     hold_next("aliyun", "ForbidLiveStream")
     assert(cli:forbid_live_stream(S))
     assert(cli:resume_live_stream(S))
-    -- (real time: the emulator holds the attempt in nginx, and applies it when it lets it go)
-    require("streamctl.transport.curl").sleep(HOLD_MS / 1000 + 0.5)
+    -- (real time: the emulator holds the attempt in nginx, and applies and logs it when it lets it
+    -- go: waited for, however long a busy machine takes)
+    assert.truthy(wait_until(function()
+      return #server:log { provider = "aliyun", action = "ForbidLiveStream" } == 2 end, 60),
+      "the held forbid was never applied")
     assert.equal("forbidden", server:state().aliyun.streams[KEY].status)
     cli:close()
   end)
@@ -71,10 +75,11 @@ describe("order after an attempt the provider held", function()
     hold_next("zego", "ForbidRTCStream")
     assert(z:forbid_rtc_stream { stream_id = "held-z" })
     assert(z:resume_rtc_stream { stream_id = "held-z" })
-    require("streamctl.transport.curl").sleep(HOLD_MS / 1000 + 0.5)
+    -- (the held forbid is answered, and logged, once the emulator lets it go)
+    assert.truthy(wait_until(function()
+      return #server:log { provider = "zego", action = "ForbidRTCStream" } == 2 end, 60),
+      "the held forbid was never answered")
     assert.equal("normal", server:state().zego.streams["1234567890"]["held-z"].rtc)
-    local forbids = server:log { provider = "zego", action = "ForbidRTCStream" }
-    assert.equal(2, #forbids)
     z:close()
   end)
 end)

@@ -15,7 +15,6 @@
 -- a refused signature), by a server that echoes the request, and as a dry
 -- run: no secret, token or signature the request carried is printed.
 local cjson = require "cjson"
-local cli = require "streamctl.cli"
 local emu = require "spec.helpers.emulator"
 local nginx = require "spec.helpers.nginx"
 local process = require "spec.helpers.process"
@@ -28,20 +27,10 @@ local BIG = string.rep("x", (process.preloaded() and 256 or 10 * 1024) * 1024)
 local NOW = os.time()
 local HOME = nginx.temp_dir() -- empty: no profile or config file is read
 
--- A file-like buffer for stdout and stderr.
-local buffer = require("spec.helpers.checks").buffer
-
-local NO_SIGNALS = { catch = function() end, caught = function() return nil end }
 local function getenv(name) if name == "HOME" then return HOME end end
 
 -- Runs the command line `argv`; returns the exit status, stdout and stderr.
-local function run(argv)
-  local out, err = buffer(), buffer()
-  local ok, status = pcall(cli.main, argv, { stdout = out, stderr = err, getenv = getenv, signal = NO_SIGNALS,
-    stdin = { read = function() return nil end, lines = function() return function() end end } })
-  assert(ok, "raised: " .. tostring(status))
-  return status, out:text(), err:text()
-end
+local function run(argv) return require("spec.helpers.checks").run_cli(argv, { getenv = getenv }) end
 
 local function flag(name) return "--" .. name:gsub("_", "-") end
 local function command(name) return (name:gsub("_", "-")) end

@@ -7,14 +7,11 @@
 -- interrupted run says how much of the list was not read. The look-ahead is
 -- made small here (5 names) so that lists of tens of names stream.
 local cjson = require "cjson"
-local cli = require "streamctl.cli"
 local input = require "streamctl.cli.input"
 local audit = require "streamctl.operator.audit"
 local core = require "streamctl.core"
 local emu = require "spec.helpers.emulator"
 local nginx = require "spec.helpers.nginx"
-local checks = require "spec.helpers.checks"
-local buffer = checks.buffer
 
 local HOME = nginx.temp_dir()
 local ALI_SECRET, ZEGO_SECRET = "emulator-secret", "0123456789abcdef0123456789abcdef"
@@ -185,14 +182,7 @@ describe("the command with a long list", function()
   local LOG = HOME .. "/audit.jsonl"
 
   local function run(argv, stdin)
-    local out, err = buffer(), buffer()
-    local ok, status = pcall(cli.main, argv, { stdout = out, stderr = err, signal = SIGNALS, stdin = stdin,
-      getenv = function(name)
-        if name == "HOME" then return HOME end
-        if name == "USER" then return "tester" end
-      end })
-    assert(ok, "raised: " .. tostring(status))
-    return status, out:text(), err:text()
+    return require("spec.helpers.checks").run_cli(argv, { home = HOME, signal = SIGNALS, stdin = stdin })
   end
 
   local function zg(...)

@@ -4,7 +4,6 @@
 -- clean state sends nothing, --remove-extra resumes exactly the extras, and
 -- a provider view that cannot be read sends nothing.
 local cjson = require "cjson"
-local cli = require "streamctl.cli"
 local emu = require "spec.helpers.emulator"
 local nginx = require "spec.helpers.nginx"
 local reconcile = require "streamctl.operator.reconcile"
@@ -13,18 +12,10 @@ local streamctl = require "streamctl"
 local D, APP = "push.example.com", "live"
 local HOME = nginx.temp_dir()
 
-local buffer = require("spec.helpers.checks").buffer
-
-local NO_SIGNALS = { catch = function() end, caught = function() return nil end }
-
 -- Runs the command line in this process; returns the exit status, stdout, stderr.
 local function run(argv, stdin)
-  local out, err = buffer(), buffer()
-  local ok, status = pcall(cli.main, argv, { stdout = out, stderr = err, signal = NO_SIGNALS,
-    getenv = function(name) if name == "HOME" then return HOME end end,
-    stdin = stdin and { read = function() return stdin end } or nil })
-  assert(ok, "raised: " .. tostring(status))
-  return status, out:text(), err:text()
+  return require("spec.helpers.checks").run_cli(argv, { stdin = stdin,
+    getenv = function(name) if name == "HOME" then return HOME end end })
 end
 
 local function write(path, text)

@@ -3,7 +3,6 @@
 -- --max-forbid set the limit; every run that changes something writes one
 -- JSON line (exact fields, no secret) to a file made with mode 0600.
 local cjson = require "cjson"
-local cli = require "streamctl.cli"
 local emu = require "spec.helpers.emulator"
 local nginx = require "spec.helpers.nginx"
 local audit = require "streamctl.operator.audit"
@@ -18,22 +17,9 @@ local HOST = (function()
   return h or os.getenv("HOSTNAME") or "unknown"
 end)()
 
-local buffer = require("spec.helpers.checks").buffer
-
-local NO_SIGNALS = { catch = function() end, caught = function() return nil end }
 local ENV = {}
 
-local function run(argv)
-  local out, err = buffer(), buffer()
-  local ok, status = pcall(cli.main, argv, { stdout = out, stderr = err, signal = NO_SIGNALS,
-    getenv = function(name)
-      if name == "HOME" then return HOME end
-      if name == "USER" then return "tester" end
-      return ENV[name]
-    end })
-  assert(ok, "raised: " .. tostring(status))
-  return status, out:text(), err:text()
-end
+local function run(argv) return require("spec.helpers.checks").run_cli(argv, { home = HOME, env = ENV }) end
 
 local read = require("spec.helpers.process").read_file
 

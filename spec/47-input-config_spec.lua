@@ -14,16 +14,12 @@
 -- what is missing. The command runs in this process (cli.main) with a
 -- fake environment and HOME, and as a dry run or a run the guard refuses:
 -- no server is started and nothing is sent.
-local cli = require "streamctl.cli"
 local credentials = require "streamctl.credentials"
 local keys = require "streamctl.pipeline.keys"
 local process = require "spec.helpers.process"
-local buffer = require("spec.helpers.checks").buffer
 
 local format = string.format
 
-local NO_SIGNALS = { catch = function() end, caught = function() return nil end,
-                     output_closed = function() return false end }
 local NO_STDIN = { read = function() return nil end, lines = function() return function() end end }
 
 -- A home directory holding `files` (path under it -> text), each mode 0600.
@@ -40,14 +36,11 @@ end
 -- Runs `argv` in this process with HOME at `home` and the variables `vars`:
 -- the exit status, standard output and standard error (a raise fails the row).
 local function run(argv, home, vars)
-  local out, err = buffer(), buffer()
-  local ok, status = pcall(cli.main, argv, { stdout = out, stderr = err, signal = NO_SIGNALS, stdin = NO_STDIN,
+  return require("spec.helpers.checks").run_cli(argv, { stdin = NO_STDIN,
     getenv = function(name)
       if name == "HOME" then return home end
       return vars and vars[name]
     end })
-  assert(ok, "raised: " .. tostring(status))
-  return status, out:text(), err:text()
 end
 
 local D = { "--domain-name", "push.example.com", "--app-name", "live" }

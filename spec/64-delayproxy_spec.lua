@@ -14,12 +14,7 @@ local TIMEOUT = 5000 -- ms, for the commands that must not time out
 
 -- Waits (up to `seconds`) for fn() to be true; true if it became so.
 local function eventually(seconds, fn)
-  local deadline = socket.gettime() + seconds
-  repeat
-    if fn() then return true end
-    socket.sleep(0.02)
-  until socket.gettime() > deadline
-  return fn() and true or false
+  return require("spec.helpers.checks").wait_until(fn, seconds) and true or false
 end
 
 -- Does something accept connections on 127.0.0.1:port?

@@ -14,7 +14,6 @@
 local aliyun = require "streamctl.aliyun"
 local zego = require "streamctl.zego"
 local errors = require "streamctl.base.errors"
-local cli = require "streamctl.cli"
 local cli_output = require "streamctl.cli.output"
 local cjson = require "cjson"
 local checks = require "spec.helpers.checks"
@@ -184,11 +183,7 @@ describe("a TLS failure a CA would fix", function()
 end)
 
 describe("the command's parsing", function()
-  local function run(argv)
-    local out, err = checks.buffer(), checks.buffer()
-    local status = cli.main(argv, { stdout = out, stderr = err, getenv = function() return nil end })
-    return status, out:text(), err:text()
-  end
+  local function run(argv) return checks.run_cli(argv, { getenv = function() return nil end }) end
 
   it("suggests the option meant, in one line, for a start, a misspelling or a value that starts with '-'", function()
     local base = { "aliyun", "forbid-live-stream" }

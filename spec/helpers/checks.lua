@@ -3,6 +3,23 @@ local assert = require "luassert" -- busted gives specs its assert; a required m
 
 local M = {}
 
+--- Waits for `fn()` to be true, asking every 20 ms for at most `seconds`
+-- of real time: what `fn` returned last (truthy once it held). The one way a
+-- spec waits for a server, a process or a timer: on the condition, never a
+-- fixed sleep, so a busy machine only makes it wait longer.
+-- @tparam function fn the condition
+-- @tparam number seconds the most it waits
+function M.wait_until(fn, seconds)
+  local socket = require "socket"
+  local deadline = socket.gettime() + seconds
+  local v = fn()
+  while not v and socket.gettime() < deadline do
+    socket.sleep(0.02)
+    v = fn()
+  end
+  return v
+end
+
 --- A clock the spec moves by hand: `c.now()` returns `c.t`.
 function M.fake_clock(t)
   local c = { t = t or 0 }
@@ -93,6 +110,40 @@ function M.buffer()
   return b
 end
 
+--- No signal caught, ever: the command's signal watcher in this process.
+M.NO_SIGNALS = { catch = function() end, caught = function() return nil end }
+
+--- Runs the command line `argv` in this process, the one harness of the
+-- specs that do (its output in buffers, nothing of the process's own
+-- environment read): the exit status, standard output and standard error.
+-- A raise fails the row. `o`: `home` (HOME; USER is "tester"), `env` (more
+-- variables by name), `getenv` (all of them, instead), `stdin` (a string
+-- read whole, a file-like table, or nil: nothing), `signal` (default:
+-- none caught).
+-- @tparam table argv the arguments after `streamctl`
+-- @tparam[opt] table o as above
+function M.run_cli(argv, o)
+  o = o or {}
+  local out, err = M.buffer(), M.buffer()
+  local stdin = o.stdin
+  if type(stdin) == "string" then
+    local text = stdin
+    stdin = { read = function() local t = text text = nil return t end,
+              lines = function() return text:gmatch("[^\n]+") end }
+  elseif stdin == nil then
+    stdin = { read = function() return nil end, lines = function() return function() end end }
+  end
+  local getenv = o.getenv or function(name)
+    if name == "HOME" then return o.home end
+    if name == "USER" then return "tester" end
+    return o.env and o.env[name]
+  end
+  local ok, status = pcall(require("streamctl.cli").main, argv, { stdout = out, stderr = err, getenv = getenv,
+    signal = o.signal or M.NO_SIGNALS, stdin = stdin })
+  assert(ok, "raised: " .. tostring(status))
+  return status, out:text(), err:text()
+end
+
 --- The lines of a text, empty ones left out.
 function M.lines(text)
   local out = {}
@@ -106,19 +157,9 @@ end
 -- `al(...)` and `zg(...)` are the argv of a subcommand with the emulator's
 -- endpoint and accounts after it.
 function M.cli(server, home)
-  local cli = require "streamctl.cli"
   local c = {}
   function c.run(argv, signal, getenv)
-    local out, err = M.buffer(), M.buffer()
-    local ok, status = pcall(cli.main, argv, { stdout = out, stderr = err,
-      signal = signal or { catch = function() end, caught = function() return nil end },
-      getenv = getenv or function(name)
-        if name == "HOME" then return home end
-        if name == "USER" then return "tester" end
-        return nil
-      end })
-    assert(ok, "raised: " .. tostring(status))
-    return status, out:text(), err:text()
+    return M.run_cli(argv, { signal = signal, getenv = getenv, home = home })
   end
   local function with(provider, tail, ...)
     local argv = { provider, ... }
