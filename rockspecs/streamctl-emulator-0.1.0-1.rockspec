@@ -21,8 +21,7 @@ lua-resty-core lua-nginx-string lua-cjson), which luarocks cannot install.
 }
 dependencies = {
    "lua >= 5.1, < 5.5",
-   "streamctl == 0.1.0",      -- its version (the health answer)
-   "streamctl-cli == 0.1.0",  -- its defaults (ports, accounts), which the command's --emulator shares
+   "streamctl == 0.1.0",      -- its version (the health answer), the user's name for its directory
    "lua-cjson >= 2.1",
 }
 build = {
@@ -30,6 +29,8 @@ build = {
    modules = {
       -- an nginx-lua app: bin/streamctl-emulator points nginx at these files
       ["streamctl.emulator.aliyun"] = "src/streamctl/emulator/aliyun.lua",
+      -- (its defaults: the launcher's, the config's, and the command's --emulator when installed)
+      ["streamctl.emulator.defaults"] = "src/streamctl/emulator/defaults.lua",
       ["streamctl.emulator.aliyun_gateway"] = "src/streamctl/emulator/aliyun_gateway.lua",
       ["streamctl.emulator.aliyun_nonces"] = "src/streamctl/emulator/aliyun_nonces.lua",
       ["streamctl.emulator.aliyun_products"] = "src/streamctl/emulator/aliyun_products.lua",

@@ -310,3 +310,25 @@ describe("the manual page without man, and where man and bash-completion look", 
       assert.truthy(process.read_file(prefix .. "/bash-completion/completions/streamctl"):find("complete -F", 1, true))
     end)
 end)
+
+describe("the command without the emulator installed", function()
+  it("says so for --emulator, and loads without it (the emulator's defaults are the emulator's)", function()
+    local names = { "streamctl.cli.emulator", "streamctl.emulator.defaults" }
+    local saved = {}
+    for i, name in ipairs(names) do saved[i], package.loaded[name] = package.loaded[name], nil end
+    -- (as a tree with the command's rock and not the emulator's: its defaults cannot be found)
+    package.preload["streamctl.emulator.defaults"] = function() error("module 'streamctl.emulator.defaults' not found") end
+    local ok, adapter = pcall(require, "streamctl.cli.emulator")
+    package.preload["streamctl.emulator.defaults"] = nil
+    for i, name in ipairs(names) do package.loaded[name] = saved[i] end
+    assert.is_true(ok, tostring(adapter))
+    assert.is_false(adapter.installed)
+    assert.same({ nil, "the emulator is not installed (the streamctl-emulator rock, or Debian's streamctl-emulator "
+      .. "package)" }, { adapter.ports("/tmp") })
+    assert.is_nil(adapter.ALIYUN)
+    -- and with it, the emulator's own defaults
+    local with = require "streamctl.cli.emulator"
+    assert.is_true(with.installed)
+    assert.equal(require("streamctl.emulator.defaults").PORTS, with.PORTS)
+  end)
+end)

@@ -74,13 +74,13 @@ describe("the docs", function()
   end)
 
   it("find the emulator's directory where streamctl puts it, with no USER or LOGNAME (cron's env -i)", function()
-    -- README's quick start names the directory in the shell; streamctl.cli.emulator.dir is where
+    -- README's quick start names the directory in the shell; streamctl.emulator.defaults.dir is where
     -- `streamctl emulator start` puts it
     local block = assert(docs.read(ROOT .. "/README.md"):match("## Quick starts.-```sh\n(.-)```"))
     local line = assert(block:match("\n(dir=[^\n]+)"), "README's quick start sets no dir=")
     local got = process.capture("env -u USER -u LOGNAME -u STREAMCTL_EMULATOR_DIR bash -c "
       .. q(line .. '; printf %s "$dir"'))
-    local want = require("streamctl.cli.emulator").dir(function(k)
+    local want = require("streamctl.emulator.defaults").dir(function(k)
       if k ~= "USER" and k ~= "LOGNAME" and k ~= "STREAMCTL_EMULATOR_DIR" then return os.getenv(k) end
     end)
     assert.equal(want, got)

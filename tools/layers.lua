@@ -40,8 +40,9 @@ M.LAYERS = {
   { name = "operator", optional = true, "streamctl.operator." },
   { name = "edge", optional = true, "streamctl.edge." },
   { name = "face", "streamctl" },
-  { name = "command", optional = true, "streamctl.cli" },
+  -- (the emulator names nothing above the base; the command reads its defaults when it is installed)
   { name = "emulator", optional = true, "streamctl.emulator." },
+  { name = "command", optional = true, "streamctl.cli" },
 }
 
 --- The core's one door to an optional layer: the module that turns

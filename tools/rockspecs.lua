@@ -17,7 +17,7 @@ local V = require("streamctl.version")._VERSION
 local check = arg[1] == "--check"
 local NAMES = { "streamctl", "streamctl-cli", "streamctl-redis", "streamctl-emulator" }
 -- how many of the others each depends on
-local PINS = { streamctl = 0, ["streamctl-cli"] = 1, ["streamctl-redis"] = 1, ["streamctl-emulator"] = 2 }
+local PINS = { streamctl = 0, ["streamctl-cli"] = 1, ["streamctl-redis"] = 1, ["streamctl-emulator"] = 1 }
 
 local function read(path)
   local f = io.open(path, "rb")

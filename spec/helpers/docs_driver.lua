@@ -17,7 +17,7 @@ local cjson = require "cjson"
 local socket = require "socket"
 local docs = require "spec.helpers.docs"
 local process = require "spec.helpers.process"
-local defaults = require "streamctl.cli.emulator"
+local defaults = require "streamctl.emulator.defaults"
 
 local q, read, write = process.quote, process.read_file, process.write_file
 local ROOT = docs.root

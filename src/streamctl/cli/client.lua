@@ -143,7 +143,9 @@ local function client_options(provider, args, defaults, where, getenv)
   o.ca_file = args.ca_file or defaults.ca_file
   o.endpoint = args.endpoint
   o.proxy = args.proxy
-  if args.emulator then
+  if args.emulator and not emulator.installed then
+    return nil, "--emulator: " .. select(2, emulator.ports())
+  elseif args.emulator then
     -- the emulator's endpoint and CA both from the directory it runs in: its
     -- ports as it was started there, never the default ones beside its CA
     local dir = args.emulator_dir or emulator.dir(getenv)

@@ -377,7 +377,8 @@ local function new_parser()
     .. "${XDG_RUNTIME_DIR:-/tmp}/streamctl-emulator-$USER)."):argname("<dir>")
   emu:option("--config", "JSON settings (accounts, rate limits; see docs/emulator.md)."):argname("<file>")
   for _, port in ipairs { "aliyun", "zego", "aliyun_tls", "zego_tls" } do
-    emu:option(flag(port .. "_port"), format("Port (default: %d).", emulator.PORTS[port])):argname("<port>")
+    emu:option(flag(port .. "_port"), emulator.PORTS[port] and format("Port (default: %d).", emulator.PORTS[port])
+      or "Port."):argname("<port>")
   end
   emu:option("--imds-port", "Also serve an ECS instance metadata service on 127.0.0.1 (default: none; "
     .. "docs/emulator-credentials.md)."):argname("<port>")

@@ -89,7 +89,7 @@
 -- naming both keys.
 
 local json = require "streamctl.emulator.json"
-local DEFAULT = require "streamctl.cli.emulator"
+local DEFAULT = require "streamctl.emulator.defaults"
 local ratelimit = require "streamctl.emulator.ratelimit"
 local identity = require "streamctl.emulator.identity"
 local strangers = require "streamctl.emulator.strangers"
