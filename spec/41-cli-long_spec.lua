@@ -15,7 +15,7 @@ local nginx = require "spec.helpers.nginx"
 
 local HOME = nginx.temp_dir()
 local ALI_SECRET, ZEGO_SECRET = "emulator-secret", "0123456789abcdef0123456789abcdef"
-local NO_SIGNALS = { catch = function() end, caught = function() return nil end }
+local NO_SIGNALS = require("spec.helpers.checks").NO_SIGNALS
 
 local process = require "spec.helpers.process"
 local write, read = function(path, text) process.write_file(path, text) return path end, process.read_file

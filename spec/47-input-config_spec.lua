@@ -20,7 +20,6 @@ local process = require "spec.helpers.process"
 
 local format = string.format
 
-local NO_STDIN = { read = function() return nil end, lines = function() return function() end end }
 
 -- A home directory holding `files` (path under it -> text), each mode 0600.
 local function home_with(files)
@@ -36,7 +35,7 @@ end
 -- Runs `argv` in this process with HOME at `home` and the variables `vars`:
 -- the exit status, standard output and standard error (a raise fails the row).
 local function run(argv, home, vars)
-  return require("spec.helpers.checks").run_cli(argv, { stdin = NO_STDIN,
+  return require("spec.helpers.checks").run_cli(argv, { -- (nothing on standard input: run_cli's own)
     getenv = function(name)
       if name == "HOME" then return home end
       return vars and vars[name]

@@ -19,12 +19,9 @@ if ok then
   M.PORTS, M.ALIYUN, M.ZEGO, M.dir, M.ports = defaults.PORTS, defaults.ALIYUN, defaults.ZEGO, defaults.dir,
     defaults.ports
 else
-  -- (without the emulator) no port, no account, no directory: each use says it is not installed.
-  M.PORTS, M.ALIYUN, M.ZEGO = {}, nil, nil
-  function M.dir(getenv)
-    local dir = (getenv or os.getenv)("STREAMCTL_EMULATOR_DIR")
-    return dir ~= "" and dir or "(none)"
-  end
+  -- (without the emulator) no default port and no account; finding one running says it is not
+  -- installed (--emulator asks nothing else of it then: streamctl.cli.client)
+  M.PORTS = {}
   function M.ports() return nil, MISSING end
 end
 
