@@ -30,6 +30,11 @@ build = {
       ["streamctl.cli.input"] = "src/streamctl/cli/input.lua",
       ["streamctl.cli.output"] = "src/streamctl/cli/output.lua",
       ["streamctl.cli.parser"] = "src/streamctl/cli/parser.lua",
+      ["streamctl.cli.habits"] = "src/streamctl/cli/habits.lua",
+      -- each registered provider's command table (streamctl.providers)
+      ["streamctl.cli.provider"] = "src/streamctl/cli/provider.lua",
+      ["streamctl.cli.providers.aliyun"] = "src/streamctl/cli/providers/aliyun.lua",
+      ["streamctl.cli.providers.zego"] = "src/streamctl/cli/providers/zego.lua",
       ["streamctl.cli.client"] = "src/streamctl/cli/client.lua",
       ["streamctl.cli.configure"] = "src/streamctl/cli/configure.lua",
       ["streamctl.cli.guard"] = "src/streamctl/cli/guard.lua",
@@ -37,8 +42,7 @@ build = {
       ["streamctl.cli.reconcile"] = "src/streamctl/cli/reconcile.lua",
       ["streamctl.cli.emulator_command"] = "src/streamctl/cli/emulator_command.lua",
       ["streamctl.cli.man"] = "src/streamctl/cli/man.lua",
-      -- where the emulator listens and its accounts (the command's --emulator,
-      -- and the emulator's own defaults: streamctl-emulator depends on this rock)
+      -- where the emulator listens and its accounts, when it is installed (--emulator)
       ["streamctl.cli.emulator"] = "src/streamctl/cli/emulator.lua",
    },
    install = {

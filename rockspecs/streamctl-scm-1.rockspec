@@ -42,6 +42,7 @@ build = {
       -- store's and the emulator's, which their own rocks install
       -- (spec/00-package_spec.lua checks the lists)
       ["streamctl"] = "src/streamctl/init.lua",
+      ["streamctl.providers"] = "src/streamctl/providers.lua",
       ["streamctl.pipeline.acs"] = "src/streamctl/pipeline/acs.lua",
       ["streamctl.aliyun"] = "src/streamctl/aliyun.lua",
       ["streamctl.aliyun.places"] = "src/streamctl/aliyun/places.lua",

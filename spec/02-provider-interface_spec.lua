@@ -15,6 +15,7 @@ local function acme(change)
   local rules = {
     provider = "acme",
     defaults = { endpoint = "https://api.acme.example" },
+    variables = { { "key_id", "ACME_KEY_ID" }, { "key_secret", "ACME_KEY_SECRET" } },
     options = {},
     operations = { DescribeAndDelete = { effect = "change", method = "POST", idempotent = false, cap = 5 } },
     methods = { describe_and_delete = { action = "DescribeAndDelete", fields = {} } },
@@ -92,6 +93,12 @@ describe("a provider's rules", function()
       { function(r) r.commit = "yes" end, "streamctl: provider acme: commit must be a function or nil" },
       { function(r) r.redact = nil end, "streamctl: provider acme: redact must be a table" },
       { function(r) r.defaults = {} end, "streamctl: provider acme: defaults.endpoint must be a URL" },
+      { function(r) r.variables = { { "key_id", "ACME_KEY_ID" } } end, "streamctl: provider acme: variables[2] must "
+        .. "be { option, VARIABLE } (a credential option and the environment variable it is read from; a pair at "
+        .. "least)" },
+      { function(r) r.variables[1][2] = "acme key" end, "streamctl: provider acme: variables[1] must "
+        .. "be { option, VARIABLE } (a credential option and the environment variable it is read from; a pair at "
+        .. "least)" },
       { function(r) r.provider = "Acme Cloud" end,
         "streamctl: provider Acme Cloud: provider must be a name of lower-case letters and digits" },
     } do

@@ -278,13 +278,13 @@ describe("issue 47: a group of credential variables or flags set in part is an e
 
   it("a client made from the environment: a lone security token is named, not 'no credentials'", function()
     local env = { ALIBABA_CLOUD_SECURITY_TOKEN = "tok" }
-    local out, err = keys.from_options("aliyun", {}, function(_, v) return v end, function(n) return env[n] end)
+    local out, err = keys.from_options(keys.VARIABLES.aliyun, {}, function(_, v) return v end, function(n) return env[n] end)
     assert.is_nil(out)
     assert.equal("ALIBABA_CLOUD_SECURITY_TOKEN is set but ALIBABA_CLOUD_ACCESS_KEY_ID and "
       .. "ALIBABA_CLOUD_ACCESS_KEY_SECRET are not (it goes with them)", err)
     -- (ZEGO's pair in part, the same rule, already so)
     env = { ZEGO_APP_ID = "1234567890" }
-    out, err = keys.from_options("zego", {}, function(_, v) return v end, function(n) return env[n] end)
+    out, err = keys.from_options(keys.VARIABLES.zego, {}, function(_, v) return v end, function(n) return env[n] end)
     assert.is_nil(out)
     assert.equal("ZEGO_APP_ID is set but ZEGO_SERVER_SECRET is not", err)
   end)

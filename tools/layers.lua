@@ -36,10 +36,11 @@ M.LAYERS = {
   -- (STS's client is made by the credential chain, which the providers' clients may be given)
   { name = "sts", "streamctl.credentials.sts" },
   { name = "credentials", "streamctl.credentials" },
+  -- (the registered ones, streamctl.providers' list, read with the tree: `scan`)
   { name = "providers", "streamctl.aliyun", "streamctl.zego" },
   { name = "operator", optional = true, "streamctl.operator." },
   { name = "edge", optional = true, "streamctl.edge." },
-  { name = "face", "streamctl" },
+  { name = "face", "streamctl", "streamctl.providers" },
   -- (the emulator names nothing above the base; the command reads its defaults when it is installed)
   { name = "emulator", optional = true, "streamctl.emulator." },
   { name = "command", optional = true, "streamctl.cli" },
@@ -120,7 +121,8 @@ function M.requires(text)
   for start, name in code:gmatch("()require%s*%(?%s*[\"'](streamctl[%w_%.]*)[\"']") do
     line = line + select(2, code:sub(pos, start - 1):gsub("\n", ""))
     pos = start
-    if not found[name] then found[name] = line end
+    -- (`require("streamctl." .. name)`: a name made at run time, the registered providers', placed by `scan`)
+    if not found[name] and name:sub(-1) ~= "." then found[name] = line end
   end
   for start, name in code:gmatch("()pcall%(%s*require%s*,%s*[\"'](streamctl[%w_%.]*)[\"']") do
     local l = 1 + select(2, code:sub(1, start - 1):gsub("\n", ""))
@@ -134,8 +136,21 @@ local function module_name(path)
   return (path:gsub("^src/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", "."))
 end
 
---- Reads every module under ROOT/src/streamctl: `{ [module] = { [required] = line } }`.
+-- The providers layer's modules: streamctl.NAME for each name ROOT's
+-- streamctl.providers registers (a provider is placed by that one line).
+local function registered(root)
+  local layer
+  for _, l in ipairs(M.LAYERS) do if l.name == "providers" then layer = l end end
+  local ok, names = pcall(dofile, root .. "/src/streamctl/providers.lua")
+  if not ok or type(names) ~= "table" then return end
+  for i = #layer, 1, -1 do layer[i] = nil end
+  for i, name in ipairs(names) do layer[i] = "streamctl." .. name end
+end
+
+--- Reads every module under ROOT/src/streamctl: `{ [module] = { [required] = line } }`;
+-- the providers layer is the one ROOT's streamctl.providers registers.
 function M.scan(root)
+  registered(root)
   local graph = {}
   local list = assert(io.popen("cd '" .. root .. "' && find src/streamctl -name '*.lua' | LC_ALL=C sort"))
   for path in list:lines() do

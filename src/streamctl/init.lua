@@ -11,10 +11,13 @@
 -- `streamctl.store` (docs/architecture.md, "Layers").
 -- @module streamctl
 
-return {
+local M = {
   _VERSION = require("streamctl.version")._VERSION,
-  aliyun = require "streamctl.aliyun",
-  zego = require "streamctl.zego",
   errors = require "streamctl.base.errors",
   credentials = require "streamctl.credentials",
 }
+
+-- Each provider's client class by its name (streamctl.providers: streamctl.aliyun, streamctl.zego).
+for _, name in ipairs(require "streamctl.providers") do M[name] = require("streamctl." .. name) end
+
+return M

@@ -8,6 +8,7 @@
 local core = require "streamctl.core"
 local client = require "streamctl.pipeline.client"
 local options = require "streamctl.pipeline.options"
+local keys = require "streamctl.pipeline.keys"
 local encode = require "streamctl.base.encode"
 local errors = require "streamctl.base.errors"
 local sequence = require "streamctl.engine.sequence"
@@ -120,6 +121,7 @@ local APP_ID_RULE = "must be an integer in 1..4294967295"
 local rules = {
   provider = PROVIDER,
   defaults = { endpoint = "https://rtc-api.zego.im" },
+  variables = keys.VARIABLES.zego,
   options = {
     { name = "app_id", type = "custom", check = function(v)
         local id = parse_app_id(v)
@@ -215,9 +217,9 @@ function rules.streams(action, params)
   if ids == nil or action == "DescribeRTCStreamState" then return nil end
   if type(ids) ~= "table" then ids = { ids } end
   if operations[action].sequence then return ids end
-  local keys = {}
-  for i, id in ipairs(ids) do keys[i] = "cdn:" .. id end
-  return keys
+  local out = {}
+  for i, id in ipairs(ids) do out[i] = "cdn:" .. id end
+  return out
 end
 
 function rules.account(self)

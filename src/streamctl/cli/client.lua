@@ -3,11 +3,10 @@
 -- from); a method's fields from flags or a --from list; whoami.
 -- @module streamctl.cli.client
 
-local streamctl = require "streamctl"
 local credentials = require "streamctl.credentials"
 local options_module = require "streamctl.pipeline.options"
-local key_options = require "streamctl.pipeline.keys"
 local emulator = require "streamctl.cli.emulator"
+local provider_tables = require "streamctl.cli.provider"
 local input = require "streamctl.cli.input"
 local validate = require "streamctl.base.validate"
 local cli_output = require "streamctl.cli.output"
@@ -16,7 +15,7 @@ local cli_parser = require "streamctl.cli.parser"
 local type, pairs, ipairs, tostring, tonumber, format = type, pairs, ipairs, tostring, tonumber, string.format
 local gsub, find, concat, huge = string.gsub, string.find, table.concat, math.huge
 local EXIT, flag, encode = cli_output.EXIT, cli_output.flag, cli_output.encode
-local PROVIDERS, SKIP = cli_parser.PROVIDERS, cli_parser.SKIP
+local SKIP = cli_parser.SKIP
 
 local M = {}
 
@@ -87,8 +86,8 @@ end
 -- key): an empty one is refused naming the flag, never read as the flag
 -- left out (`--profile ""` would quietly take the default profile,
 -- `--audit-log ""` the default log) nor passed on to fail deeper down.
-local NAMING_FLAGS = { "endpoint", "ca_file", "proxy", "redis", "emulator_dir", "profile", "access_key_id",
-  "access_key_secret", "security_token", "app_id", "server_secret", "account_id", "sts_endpoint", "audit_log",
+-- (and a provider's credential flags that take a value: streamctl.cli.provider)
+local NAMING_FLAGS = { "endpoint", "ca_file", "proxy", "redis", "emulator_dir", "profile", "sts_endpoint", "audit_log",
   "from", "state" }
 
 -- The [defaults] keys that name a file: an empty value is refused naming the line.
@@ -116,18 +115,72 @@ local function run_limits(o, args)
   return true
 end
 
-local function client_options(provider, args, defaults, where, getenv)
+-- The credentials of a run (provider table `p`): the flags, else the
+-- emulator's account, else the provider's chain (else none: the client
+-- reads its provider's variables itself). Returns them, where they came
+-- from and the chain's warnings; or nil, the message and the warnings.
+local function credentials_of(p, args, o, getenv)
+  local id, secret, token = p.keys[1], p.keys[2], p.keys[3]
+  local c, source, w
+  if token and args[token] and not (args[id] and args[secret]) then
+    -- (a token alone is no identity: never dropped for the chain's keys)
+    return nil, format("%s goes with %s and %s (an STS token is used with its own keys)", flag(token), flag(id),
+      flag(secret))
+  end
+  if args.profile and (args[id] or args[secret] or args.emulator) then
+    -- (two identities named: refused, never one of them picked)
+    return nil, format("--profile and %s both name credentials: give one of them",
+      args.emulator and "--emulator" or flag(args[id] and id or secret))
+  end
+  if args[id] or args[secret] then
+    if not (args[id] and args[secret]) then return nil, format("%s and %s go together", flag(id), flag(secret)) end
+    c, source = {}, "the command line's flags"
+    for _, k in ipairs(p.keys) do c[k] = args[k] end
+  elseif args.emulator then
+    c, source = emulator[p.emulator.account], "the emulator's account"
+  elseif not p.chain then
+    c, source = {}, "environment" -- (the client reads its provider's variables itself)
+  else
+    local err
+    c, err, w, source = p.chain { profile = args.profile, getenv = getenv, ca_file = o.ca_file, proxy = o.proxy }
+    if not c then return nil, err.message, w end
+    -- Each value by its option's rule here, so that the message names where
+    -- it was read (the variable, the file's profile), never a flag that was
+    -- not given (the client would say '--app-id' of ZEGO_APP_ID=0x10).
+    local check = options_module.check_one(options_module.schema(p.class._rules))
+    for _, k in ipairs(p.keys) do
+      local good, rule = true, nil
+      if c[k] ~= nil then good, rule = check(k, c[k]) end
+      if good == nil then
+        local variable
+        for _, v in ipairs(source == "environment" and p.class._rules.variables or {}) do
+          if v[1] == k then variable = v[2] end
+        end
+        return nil, variable and format("environment variable %s %s", variable, rule)
+          or format("%s: %s %s", source, k, rule), w
+      end
+    end
+  end
+  return c, source, w
+end
+
+local function client_options(name, args, defaults, where, getenv)
+  local p = provider_tables.get(name)
   local o, warnings = {}, {}
-  for _, name in ipairs(NAMING_FLAGS) do
-    if args[name] == "" then return nil, format("%s must not be empty", flag(name)) end
+  for _, option in ipairs(NAMING_FLAGS) do
+    if args[option] == "" then return nil, format("%s must not be empty", flag(option)) end
+  end
+  for _, f in ipairs(p.credentials.flags) do
+    local option = gsub(f[1]:sub(3), "%-", "_")
+    if not f.flag and not f.choices and args[option] == "" then return nil, format("%s must not be empty", f[1]) end
   end
   for _, key in ipairs(DEFAULTS_PATHS) do
     if defaults[key] == "" then return nil, format("%s: %s must not be empty", where[key], key) end
   end
   -- The flag, else the [defaults] key, by the same rule; the message names
   -- the one that was given.
-  local function num(name, option, integer, least)
-    local text, said = args[name], flag(name)
+  local function num(given, option, integer, least)
+    local text, said = args[given], flag(given)
     if text == nil and defaults[option] ~= nil then text, said = defaults[option], where[option] .. ": " .. option end
     if text == nil then return true end
     local v, rule = number_text(text, integer, least)
@@ -145,6 +198,8 @@ local function client_options(provider, args, defaults, where, getenv)
   o.proxy = args.proxy
   if args.emulator and not emulator.installed then
     return nil, "--emulator: " .. select(2, emulator.ports())
+  elseif args.emulator and not p.emulator then
+    return nil, "--emulator: the emulator does not emulate " .. name
   elseif args.emulator then
     -- the emulator's endpoint and CA both from the directory it runs in: its
     -- ports as it was started there, never the default ones beside its CA
@@ -155,7 +210,7 @@ local function client_options(provider, args, defaults, where, getenv)
         return nil, format("--emulator: %s; start it with: streamctl emulator start%s", perr,
           args.emulator_dir and (" --dir " .. dir) or "")
       end
-      o.endpoint = format("https://127.0.0.1:%d", ports[PROVIDERS[provider].emulator_port])
+      o.endpoint = format("https://127.0.0.1:%d", ports[p.emulator.port])
     end
     -- (its CA too: a [defaults] ca_file is for the real providers; --ca-file alone overrides)
     o.ca_file = args.ca_file or (dir .. "/ca.pem")
@@ -163,64 +218,23 @@ local function client_options(provider, args, defaults, where, getenv)
     return nil, "--emulator-dir goes with --emulator"
   end
   o.redis = args.redis
-  o.signature_version = args.signature_version -- (Aliyun's flag)
-  o.is_test = args.is_test or nil                -- (ZEGO's flag)
-  o.account_id = args.account_id                 -- (Aliyun's flag)
+  for _, option in ipairs(p.options) do o[option] = args[option] or nil end -- (the provider's own flags)
   -- The environment's settings where no flag gave one. A flag is checked by
   -- the client (its message names the flag); a variable here, so that its
   -- message names the variable.
-  local rules = { redis = function(v) local _, rule = require("streamctl.store.redis").config(v) return rule end,
-                  account_id = streamctl.aliyun.account_id_rule }
-  for _, env in ipairs(credentials.settings(provider, { getenv = getenv })) do
+  local function redis_rule(v) local _, rule = require("streamctl.store.redis").config(v) return rule end
+  for _, env in ipairs(p.settings(getenv)) do
     if o[env.option] == nil then
-      local rule = rules[env.option](env.value)
+      local check = env.option == "redis" and redis_rule or p.setting_rules[env.option]
+      local rule = check and check(env.value)
       if rule then return nil, "environment variable " .. env.variable .. " " .. rule end
       o[env.option] = env.value
     end
   end
-  -- Credentials: the flags, else the emulator's account, else the chain.
-  local p = PROVIDERS[provider]
-  local id, secret, token = p.keys[1], p.keys[2], p.keys[3]
-  local c, source
-  if token and args[token] and not (args[id] and args[secret]) then
-    -- (a token alone is no identity: never dropped for the chain's keys)
-    return nil, format("%s goes with %s and %s (an STS token is used with its own keys)", flag(token), flag(id),
-      flag(secret))
-  end
-  if args.profile and (args[id] or args[secret] or args.emulator) then
-    -- (two identities named: refused, never one of them picked)
-    return nil, format("--profile and %s both name credentials: give one of them",
-      args.emulator and "--emulator" or flag(args[id] and id or secret))
-  end
-  if args[id] or args[secret] then
-    if not (args[id] and args[secret]) then return nil, format("%s and %s go together", flag(id), flag(secret)) end
-    c, source = {}, "the command line's flags"
-    for _, k in ipairs(p.keys) do c[k] = args[k] end
-  elseif args.emulator then
-    c, source = p.emulator_account, "the emulator's account"
-  else
-    local err, w
-    c, err, w, source = credentials[provider] { profile = args.profile, getenv = getenv, ca_file = o.ca_file,
-                                                proxy = o.proxy }
-    for _, x in ipairs(w) do warnings[#warnings + 1] = x end
-    if not c then return nil, err.message, warnings end
-    -- Each value by its option's rule here, so that the message names where
-    -- it was read (the variable, the file's profile), never a flag that was
-    -- not given (the client would say '--app-id' of ZEGO_APP_ID=0x10).
-    local check = options_module.check_one(options_module.schema(streamctl[provider]._rules))
-    for _, k in ipairs(p.keys) do
-      local good, rule = true, nil
-      if c[k] ~= nil then good, rule = check(k, c[k]) end
-      if good == nil then
-        local variable
-        for _, v in ipairs(source == "environment" and key_options.VARIABLES[provider] or {}) do
-          if v[1] == k then variable = v[2] end
-        end
-        return nil, variable and format("environment variable %s %s", variable, rule)
-          or format("%s: %s %s", source, k, rule), warnings
-      end
-    end
-  end
+  local c, source, cwarnings
+  c, source, cwarnings = credentials_of(p, args, o, getenv)
+  for _, x in ipairs(cwarnings or {}) do warnings[#warnings + 1] = x end
+  if not c then return nil, source, warnings end
   for k, v in pairs(c) do o[k] = v end
   return o, nil, warnings, source
 end

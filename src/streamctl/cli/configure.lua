@@ -2,7 +2,9 @@
 -- `--profile NAME`) and writes them where the credential chain reads them,
 -- as `aws configure` and `aliyun configure` do: Alibaba Cloud's into the
 -- shared `~/.alibabacloud/credentials` (`[NAME]`, `type = access_key`),
--- ZEGO's into `~/.config/streamctl/config` (`[zego]` or `[zego.NAME]`).
+-- ZEGO's into `~/.config/streamctl/config` (`[zego]` or `[zego.NAME]`):
+-- what each provider's profile holds is its command table's `configure`
+-- (streamctl.cli.provider).
 --
 -- A value is read a line at a time from standard input (a prompt on
 -- standard error shows the current one masked; an empty line keeps it), so
@@ -17,37 +19,13 @@
 -- @module streamctl.cli.configure
 
 local core = require "streamctl.core"
-local streamctl = require "streamctl"
 local credentials = require "streamctl.credentials"
+local provider_tables = require "streamctl.cli.provider"
 
 local ipairs, pairs, tostring, format = ipairs, pairs, tostring, string.format
 local find, sub, gsub, match, concat = string.find, string.sub, string.gsub, string.match, table.concat
 
 local M = {}
-
--- What each provider's profile holds: its file under HOME, its section for
--- a profile, its keys (the flag whose rule each keeps, its prompt, whether
--- it is a secret), and the option names its client takes.
-local PROVIDERS = {
-  aliyun = {
-    file = "/.alibabacloud/credentials",
-    section = function(profile) return profile or "default" end,
-    keys = {
-      { key = "access_key_id", prompt = "AccessKey ID" },
-      { key = "access_key_secret", prompt = "AccessKey secret", secret = true },
-    },
-    fixed = { type = "access_key" }, -- (the shared file's kind of profile: keys)
-  },
-  zego = {
-    file = "/.config/streamctl/config",
-    section = function(profile) return profile and "zego." .. profile or "zego" end,
-    keys = {
-      { key = "app_id", prompt = "AppId" },
-      { key = "server_secret", prompt = "ServerSecret", secret = true },
-    },
-    fixed = {},
-  },
-}
 
 -- A current value as a prompt shows it: a secret's last 4 characters at most.
 local function shown(v, secret)
@@ -113,11 +91,10 @@ end
 
 -- The rule a value breaks, checked as the flag that would give it is (the
 -- client of its provider made with them: nothing sent), or nil.
-local function rule_broken(provider, values)
+local function rule_broken(class, p, values)
   local opts = {}
-  for k, v in pairs(values) do if k ~= "type" then opts[k] = v end end
-  if provider == "aliyun" then opts.account_id = nil end
-  local client, err = streamctl[provider].new(opts)
+  for k, v in pairs(values) do if p.fixed[k] == nil then opts[k] = v end end
+  local client, err = class.new(opts)
   if client then client:close() return nil end
   return tostring(err and err.message or err)
 end
@@ -129,7 +106,8 @@ end
 -- @tparam function getenv the environment
 -- @return the exit status (0 written, 1 not written, 2 a usage error)
 function M.run(out, args, stdin, getenv)
-  local p = PROVIDERS[args.what]
+  local provider = provider_tables.get(args.what)
+  local p = provider.configure
   local home = getenv("HOME")
   if not home or home == "" then
     out:warn("configure: HOME is not set: there is no home directory to write the profile into")
@@ -150,9 +128,9 @@ function M.run(out, args, stdin, getenv)
     return 1
   end
   local current = sections[name] or {}
-  if args.what == "aliyun" and current.type and current.type ~= "access_key" then
-    out:warn(format("configure: [%s] in %s is a profile of type %s: configure writes AccessKeys only; edit the file "
-      .. "for a role (docs/credentials.md), or name another --profile", name, path, tostring(current.type)))
+  local refused = p.check and p.check(current, name, path) -- (a profile it may not overwrite: the provider's)
+  if refused then
+    out:warn("configure: ", refused)
     return 1
   end
   local values, order = {}, {}
@@ -175,7 +153,7 @@ function M.run(out, args, stdin, getenv)
     end
     values[f.key], order[#order + 1] = line, f.key
   end
-  local broken = rule_broken(args.what, values)
+  local broken = rule_broken(provider.class, p, values)
   if broken then out:warn("configure: ", broken, ": nothing was written") return 2 end
   local new = with_section(text, name, values, order)
   -- (the written text must read back as the chain reads it: checked before it replaces the file)

@@ -9,7 +9,7 @@ local cli_output = require "streamctl.cli.output"
 local cli_parser = require "streamctl.cli.parser"
 local cli_client = require "streamctl.cli.client"
 
-local ipairs, tostring, tonumber, format = ipairs, tostring, tonumber, string.format
+local ipairs, tostring, format = ipairs, tostring, string.format
 local sub, sort, gsub = string.sub, table.sort, string.gsub
 local EXIT, command_name, stream_of = cli_output.EXIT, cli_output.command_name, cli_output.stream_of
 local changes = cli_parser.changes
@@ -199,46 +199,25 @@ local function call_refused(out, safe, args)
   return true
 end
 
--- Before an Alibaba Cloud forbid batch (not oneshot), once its fields are
--- checked and before its intent: the block list's places in use are read
--- (every domain of the account: streamctl.aliyun.places) and a run that
--- needs more than are left sends nothing. A list read whole needs a place
--- for each stream not listed yet; one read as it goes, for each name it
--- holds (counted, not kept). False to go on (`safe.places` set); or true
--- after saying why (`safe.info` holds the refusal, for the audit, and
--- `safe.places_status` the exit status).
-local function places_refused(out, client, m, fields, long, safe)
-  if not (m and m.action == "ForbidLiveStream" and m.list) then return false end
-  if fields.oneshot == "yes" or fields.oneshot == true then return false end
-  local places = require "streamctl.aliyun.places"
-  local limit = tonumber(fields.places_limit) or places.LIMIT
-  local room, err
-  if long then
-    local use
-    use, err = places.in_use(client, { domains = { fields.domain_name } })
-    if use then
-      room = { used = use.used, limit = limit, needed = long.count or long.count_at_least, domains = use.domains }
-      if room.used + room.needed > limit then room, err = nil, places.refusal(m.action, room) end
-    end
-  else
-    room, err = places.check_batch(client, { domain_name = fields.domain_name, app_name = fields.app_name,
-                                             stream_names = fields[m.list], places_limit = limit })
-  end
+-- Before a batch, once its fields are checked and before its intent: what
+-- its provider checks first (its command table's `preflight`, e.g. the
+-- block list's room for Alibaba Cloud's forbids). False to go on
+-- (`safe.places` set to what it found, for the audit); or true after saying
+-- why (`safe.info` holds the refusal or the failure, for the audit, and
+-- `safe.preflight_status` the exit status).
+local function preflight_refused(out, client, m, fields, long, safe, preflight)
+  if not (m and preflight) then return false end
+  local room, why = preflight(client, m, fields, long)
+  if room == false then return false end
   if room then
     safe.places = room
     return false
   end
-  local full = err.code == "BlockListFull"
-  if full then
-    out:warn("refused: ", err.message, ". Pass --places-limit N where the account's quota is larger, or "
-      .. "--oneshot yes to cut the streams without listing them.")
-  else
-    out:warn(format("the block list's places could not be read (%s): nothing was sent", tostring(err)))
-  end
+  out:warn(why.said)
   -- (a list read as it goes is not kept: none named, as in the guard's refusal of one)
-  safe.info = { guard = safe.info and safe.info.guard, outcome = full and "refused" or "failed",
-                streams = long and {} or unsent_entries(safe, m, fields, err.code), places = err.places }
-  safe.places_status = full and EXIT.usage or EXIT.failed
+  safe.info = { guard = safe.info and safe.info.guard, outcome = why.refused and "refused" or "failed",
+                streams = long and {} or unsent_entries(safe, m, fields, why.code), places = why.places }
+  safe.preflight_status = why.refused and EXIT.usage or EXIT.failed
   return true
 end
 
@@ -392,7 +371,7 @@ M.overall = overall
 M.refuse = refuse
 M.safety = safety
 M.call_refused = call_refused
-M.places_refused = places_refused
+M.preflight_refused = preflight_refused
 M.audit_stream = audit_stream
 M.audit_who = audit_who
 M.audit_intent = audit_intent

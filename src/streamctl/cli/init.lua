@@ -20,6 +20,8 @@ local credentials = require "streamctl.credentials"
 local input = require "streamctl.cli.input"
 local cli_output = require "streamctl.cli.output"
 local cli_parser = require "streamctl.cli.parser"
+local habits = require "streamctl.cli.habits"
+local provider_tables = require "streamctl.cli.provider"
 local cli_client = require "streamctl.cli.client"
 local cli_guard = require "streamctl.cli.guard"
 local cli_calls = require "streamctl.cli.calls"
@@ -34,7 +36,7 @@ local new_parser = cli_parser.parser
 local fields_of, client_options, run_whoami = cli_client.fields_of, cli_client.client_options, cli_client.run_whoami
 local safety, audit_intent, audit_run = cli_guard.safety, cli_guard.audit_intent, cli_guard.audit_run
 local plan_of, outcomes_writer, call_refused = cli_guard.plan_of, cli_guard.outcomes_writer, cli_guard.call_refused
-local places_refused = cli_guard.places_refused
+local preflight_refused = cli_guard.preflight_refused
 local dry_run, run_batch, run_long = cli_calls.dry_run, cli_calls.run_batch, cli_calls.run_long
 local run_call = cli_calls.run_call
 local run_reconcile = cli_reconcile.run_reconcile
@@ -86,12 +88,10 @@ local function suggest(message, help, argv)
     end
   end
   local typed = message:match("^unknown option '(%-%-[^'=]+)[^']*'")
-  -- (aliyun-cli's --region: where ApsaraVideo Live has none, what stands for it)
-  if (typed == "--region" or typed == "--region-id") and argv and argv[1] ~= "zego" then
-    return "unknown option '" .. typed .. "'", ": ApsaraVideo Live answers every region at one endpoint, "
-      .. "live.aliyuncs.com (--endpoint URL for another); the pull-to-push commands take --region as a field of "
-      .. "their own, and the forbids --region-id"
-  end
+  -- (an option another tool takes for this provider: what stands for it, e.g. aliyun-cli's --region)
+  local p = argv and provider_tables.get(argv[1])
+  local told = typed and p and p.unknown_option and p.unknown_option(typed)
+  if told then return "unknown option '" .. typed .. "'", told end
   if head then return head, " (did you mean '" .. tip .. "'?)" end
   typed = message:match("^unknown option '(%-%-[^'=]+)[^']*'$")
   if not typed or type(help) ~= "string" then return message, nil end
@@ -116,14 +116,14 @@ local function parse(out, argv)
   local parser = get_parser()
   -- (an action's own name, as aliyun-cli users type it, is its command, and its parameters' names flags:
   -- ForbidLiveStream --DomainName d is forbid-live-stream --domain-name d)
-  argv = cli_parser.canonical(argv)
+  argv = habits.canonical(argv)
   local provider = argv[1]
   local ok, args = pcall(parser.parse, parser, argv)
   if not ok then
     if type(args) ~= "table" then error(args, 0) end
     local unknown = type(args.message) == "string" and args.message:match("^unknown command '([^']*)'")
-    if unknown and (provider == "aliyun" or provider == "zego") then
-      local like = cli_parser.commands_like(provider, unknown)
+    if unknown and provider_tables.get(provider) then
+      local like = habits.commands_like(provider, unknown)
       local said = #like > 1 and "'" .. concat(like, "', '", 1, #like - 1) .. "' or '" .. like[#like] .. "'"
         or like[1] and "'" .. like[1] .. "'"
       out.err:write("streamctl: unknown command '", unknown, "' of ", provider, said and format(
@@ -144,29 +144,6 @@ local function parse(out, argv)
     return nil, EXIT.usage
   end
   return args
-end
-
--- aliyun-cli's ALIBABA_CLOUD_REGION_ID, as it takes it: the Region of a
--- command that has one (--region of the pull-to-push family, --region-id of
--- the others that take it) when none is given by a flag; a value its field
--- refuses is said naming the variable. ApsaraVideo Live's endpoint is one
--- for every region, so it never chooses the endpoint. The message, or nil.
-local function region_from_env(m, fields, getenv)
-  local region = getenv("ALIBABA_CLOUD_REGION_ID")
-  -- (a region given by a flag is the run's: the variable fills none of the others then)
-  if not region or region == "" or fields.region ~= nil or fields.region_id ~= nil then return nil end
-  for _, f in ipairs(m.fields) do
-    if (f.name == "region" or f.name == "region_id") and fields[f.name] == nil then
-      local ok = not f.enum
-      for _, v in ipairs(f.enum or {}) do ok = ok or v == region end
-      if not ok then
-        return format("environment variable ALIBABA_CLOUD_REGION_ID (for %s) must be one of %s (got '%s')",
-          cli_output.flag(f.name), concat(f.enum, ", "), region)
-      end
-      fields[f.name] = region
-    end
-  end
-  return nil
 end
 
 -- The client a run of `args` uses, and the run's record: its options,
@@ -229,7 +206,8 @@ local function prepare(out, args, env)
     local ferr
     run.fields, ferr, run.long = fields_of(m, args, env.stdin)
     if not run.fields then out:warn(ferr) return nil, EXIT.usage end
-    ferr = provider == "aliyun" and region_from_env(m, run.fields, env.getenv or os.getenv)
+    local fill = provider_tables.get(provider).fill -- (fields the environment gives: the provider's)
+    ferr = fill and fill(m, run.fields, env.getenv or os.getenv)
     if ferr then out:warn(ferr) return nil, EXIT.usage end
   end
 
@@ -284,9 +262,9 @@ local function carry_out(out, run, env)
     status = EXIT.usage -- (a `call` parameter breaks its rule, or names a credential: said; no intent written)
   elseif not m and call_refused(out, safe, args) then
     status, info = EXIT.usage, safe.info -- (the guard: said, and audited as a refusal)
-  elseif places_refused(out, client, m, fields, long, safe) then
-    -- (the block list has no room for it, or its places could not be read: said, and audited)
-    status, info = safe.places_status, safe.info
+  elseif preflight_refused(out, client, m, fields, long, safe, provider_tables.get(run.provider).preflight) then
+    -- (what the provider checks before a batch does not hold, e.g. the block list's room: said, and audited)
+    status, info = safe.preflight_status, safe.info
   elseif not intend(plan_of(m, fields, args, safe, long)) then
     status = EXIT.usage
   elseif long then

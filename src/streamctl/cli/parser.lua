@@ -1,43 +1,26 @@
---- What the command accepts: a subcommand per method of each provider's
--- client (made from its schema: each flag a field), the reconcile and
--- whoami commands, the emulator's; the man page's command list from the
--- same parser.
+--- What the command accepts, made from tables: a subcommand per method of
+-- each registered provider's client (made from its schema: each flag a
+-- field; its operation's `effect` says whether it is guarded and audited),
+-- `call`, and what the provider's command table (streamctl.cli.provider)
+-- adds: its credential flags, `reconcile`, `whoami`; then the command's own
+-- (configure, emulator, man). The man page's command list from the same.
 -- @module streamctl.cli.parser
 
 local argparse = require "argparse"
-local streamctl = require "streamctl"
+local provider_tables = require "streamctl.cli.provider"
 local audit = require "streamctl.operator.audit"
 local options_module = require "streamctl.pipeline.options"
 local emulator = require "streamctl.cli.emulator"
 local version = require "streamctl.version"
-local validate = require "streamctl.base.validate"
 local cli_output = require "streamctl.cli.output"
 
-local ipairs, tostring, type, format, gsub = ipairs, tostring, type, string.format, string.gsub
+local ipairs, tostring, format, gsub = ipairs, tostring, string.format, string.gsub
 local upper = string.upper
 local concat, floor = table.concat, math.floor
 local unpack = table.unpack or unpack -- luacheck: ignore 143 (5.1's global)
 local flag, command_name = cli_output.flag, cli_output.command_name
 
 local M = {}
-
-local PROVIDERS = {
-  aliyun = {
-    title = "Alibaba Cloud ApsaraVideo Live",
-    emulator_port = "aliyun_tls",
-    emulator_account = emulator.ALIYUN,
-    keys = { "access_key_id", "access_key_secret", "security_token" }, -- the id, the secret, the rest
-    example = "streamctl aliyun resume-live-stream --domain-name push.example.com --app-name live "
-      .. "--stream-name match-7",
-  },
-  zego = {
-    title = "ZEGOCLOUD Server API v2",
-    emulator_port = "zego_tls",
-    emulator_account = emulator.ZEGO,
-    keys = { "app_id", "server_secret" },
-    example = "streamctl zego forbid-rtc-streams --from ids.txt",
-  },
-}
 
 -- Fields a command line does not take as flags: callbacks, and options the
 -- command has globally.
@@ -74,6 +57,21 @@ end
 -- Options every leaf command takes, with their defaults in the help.
 local DRY_RUN_HELP = "Print the signed request(s), secrets, signatures and tokens redacted, and send nothing."
 
+-- Options of `cmd` from flag tables (streamctl.cli.provider's: { "--name",
+-- help, "<arg>" }, with `choices`, `count`, or `flag = true`): the list.
+local function add_flags(cmd, flags)
+  local list = {}
+  for i, f in ipairs(flags) do
+    local o = f.flag and cmd:flag(f[1], f[2]) or cmd:option(f[1], f[2])
+    if f[3] then o:argname(f[3]) end
+    if f.choices then o:choices(f.choices) end
+    if f.count then o:count(f.count) end
+    list[i] = o
+  end
+  return list
+end
+
+-- `provider`: the command's table of it (streamctl.cli.provider).
 local function add_common(cmd, provider, dry_run_help)
   cmd:group("Connection",
     cmd:option("--endpoint", "The API endpoint, https://host[:port] (default: the provider's; http:// only to "
@@ -106,31 +104,8 @@ local function add_common(cmd, provider, dry_run_help)
     cmd:option("--emulator-dir", "With --emulator: where the emulator runs; its ports and CA are read there "
       .. "(default: $STREAMCTL_EMULATOR_DIR or ${XDG_RUNTIME_DIR:-/tmp}/streamctl-emulator-$USER)."):argname("<dir>")
   )
-  if provider == "aliyun" then
-    cmd:group("Credentials (default: ALIBABA_CLOUD_* variables, then ~/.aliyun/config.json, then "
-      .. "~/.alibabacloud/credentials)",
-      cmd:option("--access-key-id", "AccessKey ID."):argname("<id>"),
-      cmd:option("--access-key-secret", "AccessKey secret (visible to other users in ps: prefer the "
-        .. "environment or a profile file)."):argname("<secret>"),
-      cmd:option("--security-token", "STS security token, with --access-key-id and --access-key-secret (alone: "
-        .. "refused)."):argname("<token>"),
-      cmd:option("--profile", "Profile in the credentials files (default: $ALIBABA_CLOUD_PROFILE or "
-        .. "'default')."):argname("<name>"),
-      cmd:option("--signature-version", "Request signature: v3 (ACS3-HMAC-SHA256) or v1 (HMAC-SHA1).")
-        :choices { "v3", "v1" },
-      cmd:option("--account-id", "The account's UID (decimal digits): the rate-limit budget is the "
-        .. "account's, shared by all its AccessKeys and STS sessions (default: $ALIBABA_CLOUD_ACCOUNT_ID; "
-        .. "without it, a role's ARN, else, with --redis, STS GetCallerIdentity asked once)."):argname("<uid>")
-    )
-  else
-    cmd:group("Credentials (default: ZEGO_APP_ID and ZEGO_SERVER_SECRET, then ~/.config/streamctl/config)",
-      cmd:option("--app-id", "AppId."):argname("<id>"),
-      cmd:option("--server-secret", "ServerSecret (visible to other users in ps: prefer the environment "
-        .. "or the config file)."):argname("<secret>"),
-      cmd:option("--profile", "Profile in ~/.config/streamctl/config: section [zego.NAME]."):argname("<name>"),
-      cmd:flag("--is-test", "Send IsTest=true (the test environment of projects made before 2021-11-16).")
-    )
-  end
+  local creds = provider.credentials
+  cmd:group(creds.title, unpack(add_flags(cmd, creds.flags)))
   cmd:group("Output",
     cmd:option("-o --output", "table (for people, the default) or json (one JSON object per line).")
       :choices { "table", "json" },
@@ -198,18 +173,17 @@ local function add_method(parent, provider, m)
     m.list == "stream_ids" and " (20 IDs a call)" or "") or ("Calls " .. m.action .. ".")
   local cmd = parent:command(command_name(m.name), what)
   cmd:summary(what)
-  local example = { "streamctl", provider, command_name(m.name) }
+  local example = { "streamctl", provider.name, command_name(m.name) }
   local options = {}
   for _, f in ipairs(m.fields) do
     if not SKIP[f.name] and f.type ~= "function" then
       if f.name == m.list then
-        cmd:argument("streams", "Stream " .. (provider == "zego" and "IDs" or "names")
-          .. " (or --from FILE, or both).")
+        cmd:argument("streams", "Stream " .. provider.list.noun .. " (or --from FILE, or both).")
           :args("*")
         options[#options + 1] = cmd:option("--from", "Read more, one per line, from FILE ('-': standard "
           .. "input); blank lines and lines starting with # are skipped, and so is a UTF-8 byte order mark "
           .. "at the top."):argname("<file>")
-        example[#example + 1] = provider == "zego" and "room1-host room2-host" or "match-1 match-2"
+        example[#example + 1] = provider.list.example
       else
         local o = cmd:option(flag(f.name), field_help(f)):argname("<" .. (f.type == "strings" and "value" or f.type
           == "time" and "time" or gsub(f.name, "_", "-")) .. ">")
@@ -246,38 +220,12 @@ local function add_call(parent, provider, mod)
   add_common(cmd, provider)
   -- (a call of a Forbid* or Resume* action is guarded by the streams its parameters name)
   add_safety(cmd, { forbid = true, resume = true })
-  cmd:epilog("Example:\n   streamctl " .. provider .. " call "
-    .. (provider == "aliyun" and "DescribeLiveStreamsBlockList DomainName=push.example.com PageSize=100"
-        or "DescribeRTCStreamState StreamId=room1-host"))
+  cmd:epilog("Example:\n   streamctl " .. provider.name .. " call " .. provider.call_example)
   cmd:action(function(args) args._call = true end)
 end
 
-local RECONCILE = {
-  aliyun = {
-    what = "Makes the block list hold the streams of a desired state: reads every page of "
-      .. "DescribeLiveStreamsBlockList of each domain, forbids the desired streams it lacks, and with "
-      .. "--remove-extra resumes the blocked streams not desired (default: reported and left).",
-    from = "The desired state: one stream a line, domain/app/stream ('-': standard input; blank lines and "
-      .. "lines starting with # skipped; a # after a name is refused, not a comment; every name checked as "
-      .. "the forbid checks it, the whole list before anything is read or sent), or a JSON array of "
-      .. "{domain_name, app_name, stream_name}.",
-    example = "streamctl aliyun reconcile --from blocked.txt --dry-run",
-  },
-  zego = {
-    what = "Makes the forbidden streams those of a desired state, as far as --state knows them: ZEGO "
-      .. "cannot be asked which streams are forbidden, so the state file holds what this command last "
-      .. "applied (a change made elsewhere is not seen).",
-    from = "The desired state: one stream ID a line, RTC unless written cdn:ID (rtc:ID also reads as RTC; "
-      .. "'-': standard input; blank lines and lines starting with # skipped; a # after an ID is refused, not a "
-      .. "comment; every ID checked as the forbid checks it, the whole list before anything is sent), or a JSON "
-      .. "array of "
-      .. "{stream_id, kind} (kind rtc or cdn).",
-    example = "streamctl zego reconcile --from forbidden.txt --state ~/.local/state/streamctl/zego-state.json",
-  },
-}
-
 local function add_reconcile(parent, provider)
-  local r = RECONCILE[provider]
+  local r = provider.reconcile
   local cmd = parent:command("reconcile", r.what)
   cmd:summary("Makes the forbidden streams a desired state: only the difference is sent.")
   local list = {
@@ -287,22 +235,7 @@ local function add_reconcile(parent, provider)
     cmd:flag("--allow-empty", "With --remove-extra, take a --from that holds no stream (empty, or comments only) "
       .. "as meant: resume every stream forbidden. Without it such a run is refused (a wrong or cut file)."),
   }
-  if provider == "aliyun" then
-    list[#list + 1] = cmd:option("--domain-name", "Also read this domain's block list (repeat for more): its "
-      .. "blocked streams are extras."):argname("<domain>"):count("*")
-    list[#list + 1] = cmd:option("--resume-time", "The forbids last until this time (YYYY-MM-DDThh:mm:ssZ or "
-      .. "Unix seconds; default: the provider ends them 6 months after each forbid, and a later round forbids "
-      .. "them again)."):argname("<time>")
-    list[#list + 1] = cmd:option("--places-limit", "The account's block-list places, where its quota differs "
-      .. "(decimal digits; default 10000: the ForbidLiveStream page). The places in use, over every domain of the "
-      .. "account, are read before the forbids, and a round that needs more than are left sends nothing.")
-      :argname("<n>")
-  else
-    list[#list + 1] = cmd:option("--state", "(required) The file holding what this command last applied "
-      .. "(JSON, made with mode 0600)."):argname("<file>")
-    list[#list + 1] = cmd:option("--cdn-resume-time", "CDN forbids last until this time (at most 30 days "
-      .. "ahead; default: a day)."):argname("<time>")
-  end
+  for _, o in ipairs(add_flags(cmd, r.flags or {})) do list[#list + 1] = o end
   cmd:group("Reconcile", unpack(list))
   add_common(cmd, provider, "Print the difference (the streams to forbid and to resume) and send nothing; "
     .. "exit 1 when there is one.")
@@ -313,13 +246,31 @@ local function add_reconcile(parent, provider)
   cmd:action(function(args) args._reconcile = true end)
 end
 
+-- The top help's examples: one a provider.
+local function examples()
+  local out = {}
+  for i, t in ipairs(provider_tables.all()) do out[i] = "   " .. t.example end
+  return concat(out, "\n")
+end
+
+-- `streamctl NAME whoami` (a provider's `whoami`: streamctl.credentials.identity).
+local function add_whoami(p, provider)
+  local who = p:command("whoami", "Prints who the credentials are (STS GetCallerIdentity): the account, "
+    .. "the identity type and ARN, and where the credentials came from; never a secret.")
+  who:summary("Who the credentials are.")
+  add_common(who, provider)
+  who:option("--sts-endpoint", "STS, https://host[:port] (default: $ALIBABA_CLOUD_STS_ENDPOINT, else "
+    .. "https://sts.aliyuncs.com; with --emulator, the emulator's)."):argname("<url>")
+  who:epilog("Example:\n   streamctl " .. provider.name .. " whoami")
+  who:action(function(args) args._whoami = true end)
+end
+
 --- The argparse parser of the whole command.
 local function new_parser()
   local parser = argparse("streamctl", "Control live streams on Alibaba Cloud ApsaraVideo Live and ZEGOCLOUD.")
     :epilog(table.concat({
       "Examples:",
-      "   " .. PROVIDERS.aliyun.example,
-      "   " .. PROVIDERS.zego.example,
+      examples(),
       "   streamctl emulator start",
       "",
       "Exit status: 0 all succeeded, 1 an operation failed or its outcome is unknown, or the output",
@@ -339,25 +290,18 @@ local function new_parser()
     os.exit(ok and 0 or 1)
   end)
   parser:command_target("provider")
-  for _, provider in ipairs { "aliyun", "zego" } do
-    local mod = streamctl[provider]
-    local p = parser:command(provider, PROVIDERS[provider].title .. ": every operation.")
-    p:summary(PROVIDERS[provider].title .. " operations.")
-    p:epilog("Example:\n   " .. PROVIDERS[provider].example)
+  local configurable = {}
+  for _, provider in ipairs(provider_tables.all()) do
+    local mod = provider.class
+    local p = parser:command(provider.name, provider.title .. ": every operation.")
+    p:summary(provider.title .. " operations.")
+    p:epilog("Example:\n   " .. provider.example)
     p:command_target("operation")
     for _, m in ipairs(mod.methods()) do add_method(p, provider, m) end
     add_call(p, provider, mod)
-    add_reconcile(p, provider)
-    if provider == "aliyun" then
-      local who = p:command("whoami", "Prints who the credentials are (STS GetCallerIdentity): the account, "
-        .. "the identity type and ARN, and where the credentials came from; never a secret.")
-      who:summary("Who the credentials are.")
-      add_common(who, provider)
-      who:option("--sts-endpoint", "STS, https://host[:port] (default: $ALIBABA_CLOUD_STS_ENDPOINT, else "
-        .. "https://sts.aliyuncs.com; with --emulator, the emulator's)."):argname("<url>")
-      who:epilog("Example:\n   streamctl aliyun whoami")
-      who:action(function(args) args._whoami = true end)
-    end
+    if provider.reconcile then add_reconcile(p, provider) end
+    if provider.whoami then add_whoami(p, provider) end
+    if provider.configure then configurable[#configurable + 1] = provider.name end
   end
   local conf = parser:command("configure", "Asks for a provider's keys and writes them where the credential "
     .. "chain reads them: Alibaba Cloud's AccessKey into ~/.alibabacloud/credentials ([default], or [NAME] with "
@@ -365,7 +309,7 @@ local function new_parser()
     .. "mode 0600, the file's other lines kept. One answer a line on standard input (an empty one keeps the "
     .. "current value), so it scripts too.")
   conf:summary("Writes a provider's keys into its profile file.")
-  conf:argument("what", "aliyun or zego."):choices { "aliyun", "zego" }
+  conf:argument("what", concat(configurable, " or ") .. "."):choices(configurable)
   conf:option("--profile", "The profile to write (default: the default one)."):argname("<name>")
   conf:epilog("Example:\n   streamctl configure aliyun\n   printf '%s\\n' \"$AK_ID\" \"$AK_SECRET\" | "
     .. "streamctl configure aliyun --profile prod")
@@ -407,34 +351,44 @@ end
 local function man_commands()
   local out = { "[COMMANDS]" }
   local function esc(text) return (gsub(gsub(text, "\\", "\\e"), "%-", "\\-")) end
-  for _, provider in ipairs { "aliyun", "zego" } do
-    local mod = streamctl[provider]
+  for _, provider in ipairs(provider_tables.all()) do
+    local mod, name = provider.class, provider.name
     for _, m in ipairs(mod.methods()) do
       local flags = {}
       for _, f in ipairs(m.fields) do
         if not SKIP[f.name] and f.type ~= "function" then
           if f.name == m.list then
-            flags[#flags + 1] = (provider == "zego" and "ID" or "STREAM") .. "... | \\-\\-from FILE"
+            flags[#flags + 1] = provider.list.metavar .. "... | \\-\\-from FILE"
           else
             flags[#flags + 1] = esc(flag(f.name)) .. (f.required and " (required)" or "")
           end
         end
       end
       out[#out + 1] = ".TP"
-      out[#out + 1] = ".B streamctl " .. provider .. " " .. esc(command_name(m.name))
+      out[#out + 1] = ".B streamctl " .. name .. " " .. esc(command_name(m.name))
       out[#out + 1] = esc(m.list and format("One %s per stream.", m.action) or ("Calls " .. m.action .. "."))
         .. " " .. concat(flags, ", ") .. "."
     end
     out[#out + 1] = ".TP"
-    out[#out + 1] = ".B streamctl " .. provider .. " call"
+    out[#out + 1] = ".B streamctl " .. name .. " call"
     out[#out + 1] = "ACTION Key=Value...: any action by the service's own names ("
       .. concat(mod.actions(), ", ") .. ")."
-    out[#out + 1] = ".TP"
-    out[#out + 1] = ".B streamctl " .. provider .. " reconcile"
-    out[#out + 1] = esc("Forbids the streams of a desired state that are not forbidden, and only those "
-      .. (provider == "aliyun" and "(the block list is read first)" or "(as the state file knows them)")
-      .. ". --from FILE (required), " .. (provider == "zego" and "--state FILE (required), " or "")
-      .. "--remove-extra, --dry-run, --yes, --max-forbid N. See docs/reconcile.md.")
+    local r = provider.reconcile
+    if r then
+      -- (its own flags a run cannot go without, as its help writes them)
+      local required = {}
+      for _, f in ipairs(r.flags or {}) do
+        local option = gsub(gsub(f[1], "^%-%-", ""), "%-", "_")
+        if (r.required or {})[option] then
+          required[#required + 1] = f[1] .. " " .. upper(f[3]:sub(2, -2)) .. " (required), "
+        end
+      end
+      out[#out + 1] = ".TP"
+      out[#out + 1] = ".B streamctl " .. name .. " reconcile"
+      out[#out + 1] = esc("Forbids the streams of a desired state that are not forbidden, and only those " .. r.man
+        .. ". --from FILE (required), " .. concat(required) .. "--remove-extra, --dry-run, --yes, --max-forbid N. "
+        .. "See docs/reconcile.md.")
+    end
   end
   out[#out + 1] = ".TP"
   out[#out + 1] = ".B streamctl emulator start|stop|status"
@@ -447,128 +401,6 @@ local function man_commands()
   out[#out + 1] = "Those that change something write an audit line and take \\-\\-audit\\-log FILE and "
     .. "\\-\\-no\\-audit\\-log; those that forbid a list take \\-\\-yes and \\-\\-max\\-forbid N."
   return concat(out, "\n") .. "\n"
-end
-
-M.PROVIDERS = PROVIDERS
--- Commands by the service's names ------------------------------------------------------
-
--- A provider's subcommands (its methods', and call, reconcile, whoami).
-local function command_names(provider)
-  local names = {}
-  for _, m in ipairs(streamctl[provider].methods()) do names[#names + 1] = command_name(m.name) end
-  for _, extra in ipairs(provider == "aliyun" and { "call", "reconcile", "whoami" } or { "call", "reconcile" }) do
-    names[#names + 1] = extra
-  end
-  return names
-end
-
--- The words of a command or an API name, lower case: ForbidLiveStream,
--- forbid_live_stream and forbid-live-stream are forbid, live, stream.
-local function words_of(text)
-  local out = {}
-  for w in gsub(gsub(text, "(%l)(%u)", "%1-%2"), "_", "-"):lower():gmatch("[^%-]+") do out[#out + 1] = w end
-  return out
-end
-
---- The command `word` names for `provider` when it is an action's own name
--- (aliyun-cli's habit: `ForbidLiveStream`, any case, or `forbid_live_stream`):
--- the action's single command, else its batch (ZEGO's ForbidRTCStreams is
--- forbid-rtc-streams); nil for anything else.
-function M.command_for(provider, word)
-  if type(word) ~= "string" or not streamctl[provider] then return nil end
-  -- (compared in lower case without separators: forbidlivestream too)
-  local function key(text) return (gsub(text:lower(), "[-_]", "")) end
-  local want = key(word)
-  local single, batch
-  for _, m in ipairs(streamctl[provider].methods()) do
-    if key(m.action) == want then
-      if m.list then batch = batch or command_name(m.name) else single = command_name(m.name) end
-    end
-  end
-  return single or batch
-end
-
--- The flags of a leaf command that take no value (every other option takes one).
-local NO_VALUE = { ["--emulator"] = true, ["--is-test"] = true, ["--dry-run"] = true, ["--no-progress"] = true,
-                   ["--debug"] = true,
-                   ["--no-audit-log"] = true, ["--yes"] = true, ["--remove-extra"] = true, ["--allow-empty"] = true }
-M.NO_VALUE = NO_VALUE
-
--- `argv` with the options before the provider (aws' habit: `streamctl
--- --emulator -o json aliyun resume-live-stream ...`) moved after its
--- command, where they belong; as it is when there are none, or no command.
-local function options_first(argv)
-  local lead, i = {}, 1
-  while argv[i] and argv[i]:find("^%-") and argv[i] ~= "-h" and argv[i] ~= "--help" and argv[i] ~= "--version" do
-    local a = argv[i]
-    lead[#lead + 1] = a
-    if not a:find("=", 1, true) and not NO_VALUE[a] and argv[i + 1] ~= nil then
-      lead[#lead + 1], i = argv[i + 1], i + 1
-    end
-    i = i + 1
-  end
-  if #lead == 0 or (argv[i] ~= "aliyun" and argv[i] ~= "zego") or argv[i + 1] == nil
-      or argv[i + 1]:find("^%-") then
-    return argv
-  end
-  local out = { argv[i], argv[i + 1] }
-  for _, a in ipairs(lead) do out[#out + 1] = a end
-  for k = i + 2, #argv do out[#out + 1] = argv[k] end
-  return out
-end
-
---- `argv` with the options given before the provider moved after its
--- command (aws' habit), and the service's own names made the command's:
--- an action's name its command (M.command_for), and after it a flag written
--- as a parameter's name (`--DomainName d`, `--ResumeTime=t`: a capital in
--- it) that field's flag. The table given is left as it is.
-function M.canonical(argv)
-  argv = options_first(argv)
-  local provider = argv[1]
-  if provider ~= "aliyun" and provider ~= "zego" then return argv end
-  local command = M.command_for(provider, argv[2])
-  if not command then return argv end
-  local fields, list
-  for _, m in ipairs(streamctl[provider].methods()) do
-    if command_name(m.name) == command then fields, list = m.fields, m.list end
-  end
-  local out = { provider, command }
-  for i = 3, #argv do
-    local a = argv[i]
-    local name, rest = a:match("^%-%-(%w*%u%w*)(=?.*)$")
-    if name then
-      for _, f in ipairs(fields) do
-        if f.param and f.param:lower() == name:lower() and not SKIP[f.name] then
-          -- (a batch's list is its arguments: --StreamId a is the argument a)
-          if f.name == list then a = rest ~= "" and rest:sub(2) or nil else a = flag(f.name) .. rest end
-          break
-        end
-      end
-    end
-    if a ~= nil then out[#out + 1] = a end
-  end
-  return out
-end
-
---- The commands of `provider` that `word` (an unknown command) may have
--- meant: those holding its words in order (forbid-stream: forbid-live-stream,
--- forbid-rtc-stream...), else the closest by edit distance; at most 3.
-function M.commands_like(provider, word)
-  local want, out = words_of(word), {}
-  if #want == 0 then return out end
-  local names = command_names(provider)
-  for _, name in ipairs(names) do
-    local have, i = words_of(name), 1
-    for _, w in ipairs(have) do
-      if want[i] and (w == want[i] or w == want[i] .. "s") then i = i + 1 end
-    end
-    if i > #want and #out < 3 then out[#out + 1] = name end
-  end
-  if #out == 0 then
-    local hint = validate.hint(word, names):match("'([^']+)'")
-    if hint then out[1] = hint end
-  end
-  return out
 end
 
 M.SKIP = SKIP

@@ -6,8 +6,9 @@ local reconcile = require "streamctl.operator.reconcile"
 local input = require "streamctl.cli.input"
 local cli_output = require "streamctl.cli.output"
 local cli_guard = require "streamctl.cli.guard"
+local provider_tables = require "streamctl.cli.provider"
 
-local ipairs, tostring, tonumber, format, gsub = ipairs, tostring, tonumber, string.format, string.gsub
+local ipairs, pairs, tostring, format, gsub = ipairs, pairs, tostring, string.format, string.gsub
 local find, concat, max, min = string.find, table.concat, math.max, math.min
 local EXIT, flag, encode = cli_output.EXIT, cli_output.flag, cli_output.encode
 local as_flags, record, status_word = cli_output.as_flags, cli_output.record, cli_output.status_word
@@ -16,14 +17,15 @@ local overall, refuse, audit_stream = cli_guard.overall, cli_guard.refuse, cli_g
 
 local M = {}
 
-local CHANGE = { ForbidLiveStream = "forbid", ForbidRTCStreams = "forbid", ForbidCDNLiveStream = "forbid",
-                 ResumeLiveStream = "resume", ResumeRTCStreams = "resume", ResumeCDNLiveStream = "resume" }
-
-local function reconcile_row(e)
+-- A reconcile's entry as the report's row; its change ("forbid" or
+-- "resume") is what its action does (the operation's `effect`), never read
+-- from its name.
+local function reconcile_row(e, provider)
   local r = record(e.stream, e.ok, e.attempts, nil, e.error, e.outcome_unknown, e.ends, e.ends_by)
   r.request_id = e.request_id or r.request_id
   r.lookup_request_id = e.lookup_request_id or r.lookup_request_id
-  r.change, r.action = CHANGE[e.action], e.action
+  local effect = provider_tables.get(provider).class.effect(e.action)
+  r.change, r.action = (effect == "forbid" or effect == "resume") and effect or nil, e.action
   return r
 end
 
@@ -100,11 +102,10 @@ end
 
 -- `streamctl PROVIDER reconcile`: returns the exit status and what the
 -- audit line needs ({ streams, actions, outcome, guard, note }).
--- The action that changes `key` (a reconcile's stream) one way or the other.
+-- The action that changes `key` (a reconcile's stream) one way or the other:
+-- the provider's command table says (streamctl.cli.provider).
 local function reconcile_action(provider, key, forbid)
-  if provider == "aliyun" then return forbid and "ForbidLiveStream" or "ResumeLiveStream" end
-  if find(key, "^cdn:") then return forbid and "ForbidCDNLiveStream" or "ResumeCDNLiveStream" end
-  return forbid and "ForbidRTCStreams" or "ResumeRTCStreams"
+  return provider_tables.get(provider).reconcile.action(key, forbid)
 end
 
 -- The options of a reconcile run from the command line: the guard's limit,
@@ -116,18 +117,9 @@ local function reconcile_options(out, provider, args, output, limits, intend)
   local opts = { remove_extra = args.remove_extra or nil, dry_run = args.dry_run or nil, max_forbid = limits.forbid,
                  max_resume = limits.resume, confirm = args.yes or nil, allow_empty = args.allow_empty or nil }
   local function time_of(v) return v and (find(v, "^%d+$") and tonumber(v) or v) or nil end
-  if provider == "aliyun" then
-    opts.domains = (args.domain_name and #args.domain_name > 0) and args.domain_name or nil
-    opts.resume_time = time_of(args.resume_time)
-    -- (decimal digits, or the text as given: the reconciler refuses it naming --places-limit)
-    opts.places_limit = args.places_limit and (find(args.places_limit, "^%d+$") and tonumber(args.places_limit)
-      or args.places_limit) or nil
-  else
-    opts.state = reconcile.file_store(args.state)
-    opts.cdn_resume_time = time_of(args.cdn_resume_time)
-  end
+  provider_tables.get(provider).reconcile.options(args, opts, time_of) -- (its own flags: the provider's)
   opts.on_progress = function(done, total, entry)
-    if output == "json" and out:line(reconcile_json(reconcile_row(entry))) then out:flush() end
+    if output == "json" and out:line(reconcile_json(reconcile_row(entry, provider))) then out:flush() end
     if draw then draw(done, total, entry) end
   end
   -- the difference found, as the run's intent, before any of it is sent
@@ -192,10 +184,9 @@ local function run_reconcile(out, client, provider, args, output, limits, stdin,
     out:warn("--from FILE is required: the desired state (see --help)")
     return EXIT.usage
   end
-  if provider == "zego" and not args.state then
-    out:warn("--state FILE is required: ZEGO cannot be asked which streams are forbidden, so the file keeps "
-      .. "what this command applied (see --help)")
-    return EXIT.usage
+  local rules = provider_tables.get(provider).reconcile
+  for option, why in pairs(rules.required or {}) do
+    if not args[option] then out:warn(why) return EXIT.usage end
   end
   local text, name = input.read_text(args.from, stdin)
   if not text then out:warn(name) return EXIT.usage end
@@ -204,8 +195,7 @@ local function run_reconcile(out, client, provider, args, output, limits, stdin,
   if #desired == 0 and args.remove_extra and not args.allow_empty and not args.dry_run then
     out:warn(format("refused: --from %s holds no stream (it is empty, or holds only blank lines and comments), and "
       .. "--remove-extra would resume every stream forbidden %s; nothing was read or sent. Pass --allow-empty if "
-      .. "that is what you mean.", name, provider == "aliyun" and "in the domains named by --domain-name"
-        or "in --state"))
+      .. "that is what you mean.", name, rules.empty))
     return EXIT.usage
   end
   local opts, draw = reconcile_options(out, provider, args, output, limits, intend)
@@ -213,7 +203,7 @@ local function run_reconcile(out, client, provider, args, output, limits, stdin,
   if not report then return reconcile_refused(out, provider, err) end
   if draw and #report.results > 0 then draw(#report.results, #report.results, nil, true) end
   local rows = {}
-  for i, e in ipairs(report.results) do rows[i] = reconcile_row(e) end
+  for i, e in ipairs(report.results) do rows[i] = reconcile_row(e, provider) end
   print_reconcile(out, report, rows, output, args.remove_extra)
   -- (what was sent is audited even when the report cannot be printed)
   local streams, actions, seen = {}, {}, {}

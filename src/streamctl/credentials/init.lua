@@ -506,8 +506,11 @@ zego_credentials = function(opts)
 end
 
 --- A client's credential options, from its options or the environment:
--- streamctl.pipeline.keys' `from_options` (here for callers of this module).
-M.client_options = key_options.from_options
+-- streamctl.pipeline.keys' `from_options` (here for callers of this module),
+-- for `provider` ("aliyun", "zego", or a provider's own `variables` list).
+function M.client_options(provider, ...)
+  return key_options.from_options(type(provider) == "string" and key_options.VARIABLES[provider] or provider, ...)
+end
 
 -- The command line's settings that the environment may give, by option.
 local SETTINGS = {

@@ -426,6 +426,7 @@ function M.rules(spec)
   local r = {
     provider = P,
     defaults = { endpoint = spec.endpoint },
+    variables = keys.VARIABLES.aliyun,
     options = {
       { name = "access_key_id", type = "custom", check = header_value },
       { name = "access_key_secret", type = "custom", check = secret_value },

@@ -417,7 +417,7 @@ local function class_functions(class, rules)
     if opts ~= nil and type(opts) ~= "table" then error("options must be a table", 2) end
     local o, why, code = options.check(rules, schema, opts)
     local creds
-    if o then creds, why, code = keys.from_options(rules.provider, o, check) end
+    if o then creds, why, code = keys.from_options(rules.variables, o, check) end
     local self
     if creds then self, why = make(class, o, creds) end
     if self then return self end

@@ -39,14 +39,14 @@ end
 -- must be complete; from the environment, a half-set pair is refused as
 -- `aliyun` and `zego` refuse it. A value from the environment obeys the
 -- option's own rule, and the message names the variable.
--- @tparam string provider "aliyun" or "zego"
+-- @tparam table vars the provider's credential options and their variables (its rules'
+--   `variables`: `{ { option, VARIABLE }, ... }`, the pair that goes together first)
 -- @tparam table o the client's checked options (not changed)
 -- @tparam function check `check(option, value) -> value | nil, rule`: the option's rule
 -- @tparam[opt] function getenv (for tests; default os.getenv)
 -- @return `{ option = value }` for the provider's credential options, or nil, message and
 --   "MissingCredentials" when one is missing
-function M.from_options(provider, o, check, getenv)
-  local vars = M.VARIABLES[provider]
+function M.from_options(vars, o, check, getenv)
   if o.credentials ~= nil then
     for _, v in ipairs(vars) do
       if o[v[1]] ~= nil then

@@ -177,9 +177,10 @@ end
 -- applies to a value it reads from the environment.
 -- @return function(name, value) -> the option's check's returns
 function M.check_one(schema)
-  local checks = {}
-  for _, spec in ipairs(schema) do checks[spec.name] = spec.check end
-  return function(name, value) return checks[name](value) end
+  local specs = {}
+  for _, spec in ipairs(schema) do specs[spec.name] = spec end
+  -- (by its type's rule, as options are checked: a custom one's own check, or a string's, ...)
+  return function(name, value) return validate.value(specs[name], value, true) end
 end
 
 -- The options that cannot go together: the first pair given, as a message.

@@ -8,6 +8,9 @@
 --
 --   provider     "aliyun" | "zego" (a name of lower-case letters and digits)
 --   defaults     { endpoint = "https://..." }
+--   variables    { { option, VARIABLE }, ... }  (the credential options and the environment
+--                variables a client reads them from when none is given: the pair that goes
+--                together first, then any optional one; streamctl.pipeline.keys)
 --   options      schema of the provider's own options (streamctl.base.validate)
 --   operations   action -> {
 --                  method = "GET" | "POST",
@@ -76,7 +79,7 @@ M.EFFECTS = { read = true, forbid = true, resume = true, change = true }
 local REQUIRED_FUNCTIONS = { "streams", "array", "configure", "build", "decode", "nonce", "nonce_rule", "account",
                              "secrets" }
 local OPTIONAL_FUNCTIONS = { "sequence_ids", "cap", "complete", "commit", "resolve_account", "ends" }
-local REQUIRED_TABLES = { "defaults", "options", "operations", "methods", "common_params", "redact" }
+local REQUIRED_TABLES = { "defaults", "variables", "options", "operations", "methods", "common_params", "redact" }
 
 -- The provider's rule broken, raised where `define` was called from.
 local function broken(provider, what, rule)
@@ -124,6 +127,14 @@ function M.check(rules)
     if type(rules[key]) ~= "table" then broken(p, key, "must be a table") end
   end
   if type(rules.defaults.endpoint) ~= "string" then broken(p, "defaults.endpoint", "must be a URL") end
+  local vars = rules.variables
+  for i = 1, math.max(#vars, 2) do
+    local v = vars[i]
+    if type(v) ~= "table" or type(v[1]) ~= "string" or type(v[2]) ~= "string" or not v[2]:find("^[%u_][%u%d_]*$") then
+      broken(p, "variables[" .. i .. "]", "must be { option, VARIABLE } (a credential option and the environment "
+        .. "variable it is read from; a pair at least)")
+    end
+  end
   for _, key in pairs(REQUIRED_FUNCTIONS) do
     if type(rules[key]) ~= "function" then broken(p, key, "must be a function") end
   end

@@ -1,0 +1,116 @@
+--- What the command needs of a provider beyond its client: a table per
+-- provider, `streamctl.cli.providers.NAME`, written down here and checked
+-- when the command first reads it.
+--
+-- The command is made from tables. Every operation of a provider's client
+-- is a subcommand (`class.methods()`: its fields are the flags, its
+-- `effect` what the guard and the audit log read); `call` sends any of its
+-- actions; the rest of what a provider's subcommands need is this table:
+--
+--   title        "Alibaba Cloud ApsaraVideo Live" (the help's name of it)
+--   example      a command line the help shows
+--   call_example what follows `streamctl NAME call` in its help's example
+--   list         { noun = "names" | "IDs", metavar = "STREAM" | "ID", example = "a b" }
+--                (how a batch's streams are called, for its arguments)
+--   keys         { id, secret [, token] }: the client's credential options, each given by
+--                its flag (--access-key-id ...); the id and the secret go together
+--   credentials  { title = the help's group, flags = { flag, ... } }: the credential flags,
+--                each { "--name", help, "<arg>" } (a value), with `choices = { ... }`, or
+--                `flag = true` (no value)
+--   options      optional { name, ... }: the client options its flags give as they are
+--
+-- Optional, each the provider's own step where the command has one:
+--
+--   emulator     { port = the emulator's port name, account = the emulator's account name }
+--                (--emulator: streamctl.cli.emulator's)
+--   chain(opts) -> credentials, err, warnings, source   (no credential flag given: its
+--                credential chain; none: the client's own environment variables)
+--   settings(getenv) -> { { option, value, variable }, ... }  (options the environment gives
+--                where no flag does; default: --redis from STREAMCTL_REDIS_URL)
+--   setting_rules { option = fn(value) -> rule broken | nil }
+--   unknown_option(typed) -> hint | nil   (an option other tools take that it has not)
+--   fill(m, fields, getenv) -> message | nil  (fields the environment gives)
+--   preflight(client, m, fields, long) -> false | room | nil, err, hint  (before a batch's
+--                intent: what must hold before anything is sent; false: nothing to check)
+--   reconcile    { what, from, example, man, flags, required = { flag = why }, options(args,
+--                opts, time_of), action(key, forbid), empty }  (`streamctl NAME reconcile`:
+--                streamctl.operator.reconcile's NAME)
+--   whoami       true: `streamctl NAME whoami` (streamctl.credentials.identity)
+--   configure    { file, section(profile), keys = { { key, prompt, secret }, ... }, fixed,
+--                check(current, name, path) -> message | nil }
+--                (`streamctl configure NAME`)
+-- @module streamctl.cli.provider
+
+local streamctl = require "streamctl"
+local providers = require "streamctl.providers"
+
+local type, ipairs, pairs, error, format = type, ipairs, pairs, error, string.format
+
+local M = {}
+
+local REQUIRED = { title = "string", example = "string", call_example = "string", list = "table", keys = "table",
+                   credentials = "table" }
+local OPTIONAL = { options = "table", emulator = "table", chain = "function", settings = "function",
+                   setting_rules = "table", unknown_option = "function", fill = "function",
+                   preflight = "function", reconcile = "table", whoami = "boolean", configure = "table" }
+
+-- The environment's settings when the provider names none of its own.
+local function redis_setting(getenv)
+  local v = (getenv or os.getenv)("STREAMCTL_REDIS_URL")
+  if v and v ~= "" then return { { option = "redis", value = v, variable = "STREAMCTL_REDIS_URL" } } end
+  return {}
+end
+
+local function broken(name, key, rule)
+  error(format("streamctl: streamctl.cli.providers.%s: %s %s", name, key, rule), 0)
+end
+
+--- Checks a provider's table (above); raises naming the key and the rule.
+function M.check(name, t)
+  if type(t) ~= "table" then broken(name, "the module", "must return a table") end
+  for key, kind in pairs(REQUIRED) do
+    if type(t[key]) ~= kind then broken(name, key, "must be a " .. kind) end
+  end
+  for key, kind in pairs(OPTIONAL) do
+    if t[key] ~= nil and type(t[key]) ~= kind then broken(name, key, "must be a " .. kind .. " or nil") end
+  end
+  if #t.keys < 2 then broken(name, "keys", "must name the id and the secret") end
+  for i, f in ipairs(t.credentials.flags or {}) do
+    if type(f[1]) ~= "string" or not f[1]:find("^%-%-%l[%l%d%-]*$") or type(f[2]) ~= "string" then
+      broken(name, "credentials.flags[" .. i .. "]", "must be { \"--name\", help[, \"<arg>\"] }")
+    end
+  end
+  t.settings = t.settings or redis_setting
+  t.setting_rules = t.setting_rules or {}
+  t.options = t.options or {}
+  return t
+end
+
+local cache = {}
+
+--- The command's table of provider `name` (checked), or nil when it is not
+-- one of streamctl.providers'.
+function M.get(name)
+  if cache[name] then return cache[name] end
+  if type(name) ~= "string" or not streamctl[name] then return nil end
+  local t = M.check(name, require("streamctl.cli.providers." .. name))
+  t.name, t.class = name, streamctl[name]
+  cache[name] = t
+  return t
+end
+
+--- Every registered provider's table, in streamctl.providers' order.
+function M.all()
+  local out = {}
+  for i, name in ipairs(providers) do out[i] = M.get(name) end
+  return out
+end
+
+--- The registered providers' names, in order.
+function M.names()
+  local out = {}
+  for i, name in ipairs(providers) do out[i] = name end
+  return out
+end
+
+return M
