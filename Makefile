@@ -130,6 +130,8 @@ rockspecs:
 lint:
 	@echo "== lint: luacheck"
 	luacheck --quiet $$([ -t 1 ] || echo --no-color) src bin spec examples bench tools
+	@echo "== lint: the house's size limits (make sizes)"
+	@mkdir -p build && bench/sizes.sh 0 > build/sizes.txt || { sed -n '/over the limits/,$$p' build/sizes.txt; exit 1; }
 
 sizes:
 	@bench/sizes.sh $(or $(SIZES_TOP),15)

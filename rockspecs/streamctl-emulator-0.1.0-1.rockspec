@@ -31,6 +31,14 @@ build = {
       ["streamctl.emulator.aliyun"] = "src/streamctl/emulator/aliyun.lua",
       -- (its defaults: the launcher's, the config's, and the command's --emulator when installed)
       ["streamctl.emulator.defaults"] = "src/streamctl/emulator/defaults.lua",
+      -- bin/streamctl-emulator's commands (start, stop, status), run outside nginx
+      ["streamctl.emulator.launcher"] = "src/streamctl/emulator/launcher/init.lua",
+      ["streamctl.emulator.launcher.args"] = "src/streamctl/emulator/launcher/args.lua",
+      ["streamctl.emulator.launcher.certs"] = "src/streamctl/emulator/launcher/certs.lua",
+      ["streamctl.emulator.launcher.conf"] = "src/streamctl/emulator/launcher/conf.lua",
+      ["streamctl.emulator.launcher.needs"] = "src/streamctl/emulator/launcher/needs.lua",
+      ["streamctl.emulator.launcher.report"] = "src/streamctl/emulator/launcher/report.lua",
+      ["streamctl.emulator.launcher.sys"] = "src/streamctl/emulator/launcher/sys.lua",
       ["streamctl.emulator.aliyun_gateway"] = "src/streamctl/emulator/aliyun_gateway.lua",
       ["streamctl.emulator.aliyun_nonces"] = "src/streamctl/emulator/aliyun_nonces.lua",
       ["streamctl.emulator.aliyun_products"] = "src/streamctl/emulator/aliyun_products.lua",

@@ -222,6 +222,26 @@ local function cut_room(dict, key, now, age, share, after, cap, name, log)
   return true
 end
 
+-- Born of a budget: as read, or now after a loss (said once, by a worker
+-- that knew the budget: `known`, a worker's budgets as it last saw them).
+local function born_of(known, log, key, born, why, now, pause)
+  if why then
+    if known[key] ~= nil then
+      log(format("streamctl: the shared dict lost the rate-limit schedule of %s: %s; nothing is sent on it "
+        .. "for %g s (the last second may have held a full cap), then it starts afresh", key, why, pause))
+    end
+    -- (born as the entry holds it, to the microsecond: read back later, it
+    -- must equal what this worker remembers, or it would say a loss that
+    -- never happened)
+    born = tonumber(format("%.6f", now))
+  elseif known[key] ~= nil and known[key] ~= born then
+    log(format("streamctl: the shared dict lost the rate-limit schedule of %s (another worker found it); "
+      .. "nothing is sent on it until %g s after that", key, pause))
+  end
+  known[key] = born
+  return born
+end
+
 --- A store for streamctl.engine.ratelimit in `dict`: `reserve(key, rate, burst,
 -- max_delay)` (see streamctl.engine.ratelimit), under the per-key lock of
 -- `atomically`. Each budget is one entry, "rl:" .. key, holding
@@ -250,26 +270,6 @@ function M.ratelimit_store(dict, opts)
     return atomically(dict, key, fn, monotonic, opts.name, log)
   end
 
-  -- Born of a budget: as read, or now after a loss (said once, by a worker
-  -- that knew the budget).
-  local function born_of(key, born, why, now, pause)
-    if why then
-      if known[key] ~= nil then
-        log(format("streamctl: the shared dict lost the rate-limit schedule of %s: %s; nothing is sent on it "
-          .. "for %g s (the last second may have held a full cap), then it starts afresh", key, why, pause))
-      end
-      -- (born as the entry holds it, to the microsecond: read back later, it
-      -- must equal what this worker remembers, or it would say a loss that
-      -- never happened)
-      born = tonumber(format("%.6f", now))
-    elseif known[key] ~= nil and known[key] ~= born then
-      log(format("streamctl: the shared dict lost the rate-limit schedule of %s (another worker found it); "
-        .. "nothing is sent on it until %g s after that", key, pause))
-    end
-    known[key] = born
-    return born
-  end
-
   -- The room (streamctl.engine.ratelimit's store contract): every worker's,
   -- cut once per overshoot under the budget's lock.
   function store:room(key) -- luacheck: ignore 212/self
@@ -294,7 +294,7 @@ function M.ratelimit_store(dict, opts)
       -- (a tat is implausible only past what the least room spaces a schedule at)
       local born, tat, why = read_budget(dict, k, now, widest, tau)
       local pause = ratelimit.loss_pause(interval)
-      born = born_of(key, born, why, now, pause)
+      born = born_of(known, log, key, born, why, now, pause)
       -- (nothing is sent before the loss pause after born: the GCRA of
       -- streamctl.engine.ratelimit from there, with no burst credit)
       local start = born + pause + tau
