@@ -212,12 +212,21 @@ describe("issue 47: files and states", function()
       "--audit-log", log), 30, "xfsz")
     assert.equal(1, status, err)
     assert.equal(4096, #out)
-    -- the table stopped at the limit, as at a full disk: sending stopped there, what was done reported
+    -- the table stopped at the limit, as at a full disk: sending stopped there, what was done reported; or,
+    -- on a machine slow to write (the calls all answered before the table's first write failed), the whole
+    -- run's counts said with the report cut. Either way nothing more is sent after the failed write, and
+    -- every call sent is counted.
     local done, ok, left = err:match("^streamctl: cannot write to standard output %(File too large%): stopped sending: "
       .. "(%d+) of 150 streams done %((%d+) succeeded, 0 failed, 0 unknown%), (%d+) not sent\n")
+    if not done then
+      ok = err:match("^streamctl: cannot write to standard output %(File too large%): the report is incomplete; "
+        .. "150 streams: (150) succeeded, 0 failed, 0 unknown; 8 calls, [%d.]+ s\n")
+      done, left = ok, "0"
+    end
     assert.truthy(done, err)
     assert.same({ done, 150 }, { ok, tonumber(done) + tonumber(left) })
-    assert.equal(tonumber(done), 20 * count("ForbidRTCStreams"))
+    -- (each call the emulator counted is in `done`: 20 IDs a call, the last of the 150 holding 10)
+    assert.equal(tonumber(done), math.min(150, 20 * count("ForbidRTCStreams")))
     -- the intent whole; the outcome, longer than the limit leaves, cut at it and said
     local intent_line = process.read_file(log):match("^([^\n]*)\n")
     local intent = cjson.decode(intent_line)
