@@ -90,7 +90,9 @@ describe("a provider's rules", function()
       { function(r) r.batches = { all = { action = "DescribeAndDelete" } } end,
         "streamctl: provider acme: batch all's fields must be a table" },
       { function(r) r.build = nil end, "streamctl: provider acme: build must be a function" },
-      { function(r) r.commit = "yes" end, "streamctl: provider acme: commit must be a function or nil" },
+      { function(r) r.caps = "yes" end, "streamctl: provider acme: caps must be a function or nil" },
+      { function(r) r.stamp = { param = "Sequence", ids = function() end } end,
+        "streamctl: provider acme: stamp must be nil or { param = name, ids = function, take = function }" },
       { function(r) r.redact = nil end, "streamctl: provider acme: redact must be a table" },
       { function(r) r.defaults = {} end, "streamctl: provider acme: defaults.endpoint must be a URL" },
       { function(r) r.variables = { { "key_id", "ACME_KEY_ID" } } end, "streamctl: provider acme: variables[2] must "

@@ -190,6 +190,16 @@ describe("zego validation", function()
     assert.truthy(sent[1].url:find("&IsTest=true&", 1, true))
   end)
 
+  it("paces the test environment's RTC forbids and resumes at its own cap, 5 a second (20 otherwise)", function()
+    local test, live = make { is_test = true }, make {}
+    for _, action in ipairs { "ForbidRTCStreams", "ResumeRTCStreams", "ForbidRTCStream", "ResumeRTCStream" } do
+      assert.equal(5, select(3, test:rate_for(action)), action)
+      assert.equal(20, select(3, live:rate_for(action)), action)
+    end
+    -- (a CDN forbid has one cap in both)
+    assert.equal(select(3, live:rate_for("ForbidCDNLiveStream")), select(3, test:rate_for("ForbidCDNLiveStream")))
+  end)
+
   it("explains bad options", function()
     local function new_err(o)
       local base = { app_id = APP, server_secret = SECRET, transport = function() end }

@@ -195,19 +195,22 @@ end
 -- option `sequence`, else one on the client's shared dict or Redis).
 rules.sequenced = true
 
---- The streams whose Sequence a call is still to take at its first send
+-- The streams whose Sequence a call is still to take at its first send
 -- (none when the caller gave one).
-function rules.sequence_ids(_, op, params)
+local function sequence_ids(_, op, params)
   if not op.sequence or params.Sequence ~= nil then return nil end
   local ids = params["StreamId[]"] or params.StreamId
   if type(ids) ~= "table" then ids = { ids } end
   return ids
 end
 
---- In the test environment, RTC forbid/resume have their own, lower cap.
-function rules.cap(self, _, op)
-  if self.is_test and op.test_cap then return op.test_cap end
-  return op.cap
+--- In the test environment, RTC forbid/resume have their own, lower caps
+-- (asked once, when the client is made).
+function rules.caps(self)
+  local out = {}
+  if not self.is_test then return out end
+  for action, op in pairs(operations) do out[action] = op.test_cap end
+  return out
 end
 
 --- The streams an action changes: RTC streams by ID, CDN streams apart
@@ -267,12 +270,12 @@ function rules.complete(self, _, op, params, dry)
   return out
 end
 
---- At a call's first send: takes the next Sequence for its streams, or
+-- At a call's first send: takes the next Sequence for its streams, or
 -- records the one the caller chose (so later ones are larger still). Taken
 -- then, not when the call was made, a Sequence follows the order in which
 -- calls leave, whichever process or nginx worker sends them (they share it
 -- through the `shared_dict` or `sequence` store).
-function rules.commit(self, _, op, params)
+local function take_sequence(self, _, op, params)
   if not op.sequence then return true end
   local ids = params["StreamId[]"] or params.StreamId
   if type(ids) ~= "table" then ids = { ids } end
@@ -329,6 +332,11 @@ function rules.decode(_, action, res)
     retryable = RETRYABLE[kind] or false,
   }
 end
+
+--- ZEGO's step of a call (streamctl.pipeline.provider's `stamp`): its
+-- Sequence, taken at the first send and kept for the retries; with Redis
+-- as both stores, taken with the call's rate-limit slot in one round trip.
+rules.stamp = { param = "Sequence", ids = sequence_ids, take = take_sequence }
 
 local Zego = client.define(rules)
 --- When a forbid (`action` and its service parameters, as sent) answered

@@ -216,17 +216,20 @@ local function named(rules, name, spec)
 end
 
 -- The client's steps of an attempt, which the engine calls (see
--- streamctl.engine.runner): sign it when it is sent (a ZEGO call's first send
--- takes its Sequence, `commit`, into the job's own params, where it stays for
--- the retries; one its slot went stale for before it left is let go,
--- `unsign`), decode what came back, tell the caller's hook, correct the clock.
+-- streamctl.engine.runner): sign it when it is sent (a call's first send runs
+-- the provider's own step, its `stamp`: ZEGO's Sequence, taken into the job's
+-- own params, where it stays for the retries; one its slot went stale for
+-- before it left is let go, `unsign`), decode what came back, tell the
+-- caller's hook, correct the clock.
 function Client:_sign_attempt(attempt)
   local rules, action = self._rules, attempt.action
-  if rules.commit and attempt.role == "call" and attempt.n == 1 and not attempt.job.sequence_taken then
-    local chosen = attempt.params.Sequence ~= nil -- (the caller's: recorded as sent, never given back)
-    local ok, err = rules.commit(self, action, rules.operations[action], attempt.params)
+  local stamp = rules.stamp
+  if stamp and attempt.role == "call" and attempt.n == 1 and not attempt.job.stamped then
+    local param = stamp.param
+    local chosen = attempt.params[param] ~= nil -- (the caller's: recorded as sent, never given back)
+    local ok, err = stamp.take(self, action, rules.operations[action], attempt.params)
     if not ok then err.action = action return nil, err end
-    attempt.took, attempt.chosen = not chosen and attempt.params.Sequence ~= nil, chosen
+    attempt.took, attempt.chosen = not chosen and attempt.params[param] ~= nil, chosen
   end
   local req, err = self:_sign(action, attempt.params)
   -- What this request carries that no message may show (its signature,
@@ -254,7 +257,7 @@ local function engine_for(self, io)
     measured = function(kind, seconds) return pacer.measure[kind](pacer.measure, seconds) end,
     answered = function(action, age, err) return pacer:answered(action, age, err) end,
     unsign = function(attempt)
-      if attempt.took then attempt.params.Sequence = nil end
+      if attempt.took then attempt.params[self._rules.stamp.param] = nil end
       return not attempt.chosen
     end,
     paced = function(action) return pacer:cap(action) ~= nil end,
@@ -306,7 +309,8 @@ local function sequence_for(self, o)
   local prefix = rules.provider .. ":" .. rules.account(self) .. ":"
   local store, redis_seq = stores.sequence(o, self._redis, prefix, self._monotonic)
   local limiter = self._pacer.limiter
-  if redis_seq and limiter and limiter.store.reserve_sequenced then self._sequence_store = redis_seq end
+  -- (the provider's stamp, its Sequence, then taken with the slot: streamctl.pipeline.pacing)
+  if redis_seq and limiter and limiter.store.reserve_sequenced and rules.stamp then self._stamp_store = redis_seq end
   return o.sequence or sequence.new {
     clock_ms = function() return floor(self._clock() * 1000) end,
     store = store,

@@ -126,6 +126,10 @@ function M.new(client, o, redis)
     last_room = {},                                  -- action -> the room its last reservation saw
     watchers = setmetatable({}, { __mode = "k" }),   -- the batches told the lowest room
   }, Pacer)
+  -- the provider's caps, each asked once: its own for this client (`caps`), else the operation's
+  local own = client._rules.caps and client._rules.caps(client) or {}
+  self.caps = {}
+  for action, op in pairs(client._rules.operations) do self.caps[action] = own[action] or op.cap end
   if o.rate_limits ~= false then
     -- shared: other clients (processes, workers, machines) may pace under the same keys
     self.shared = (o.rate_limit_store or o.shared_dict or redis) and true or false
@@ -143,11 +147,7 @@ function Pacer:cap(action)
   if o == false then return nil end
   local v = o and o[action]
   if v == nil and o then v = o["*"] end
-  if v == nil then
-    local rules = self.rules
-    local op = rules.operations[action]
-    v = rules.cap and rules.cap(self.client, action, op) or op.cap
-  end
+  if v == nil then v = self.caps[action] end
   local ceiling = self.max_rate
   if ceiling and (not v or v > ceiling) then v = ceiling end
   return v or nil
@@ -315,9 +315,10 @@ function Pacer:answered(action, age, err)
 end
 
 --- A slot reserved just in time (at most `max_delay` ahead: runner's
--- `pace`). A ZEGO call's first send takes its Sequence with the slot, in
--- the same round trip, where the store can (Redis): it goes into the
--- job's params, which stay fixed for its retries.
+-- `pace`). Where the provider has a step of its own at a call's first send
+-- (its `stamp`: ZEGO's Sequence) and the store can take its value with the
+-- slot (Redis: `client._stamp_store`), both are taken in one round trip:
+-- the value goes into the job's params, which stay fixed for its retries.
 function Pacer:pace(action, max_delay, job)
   local limiter = self.limiter
   if not limiter then return 0, true end
@@ -327,19 +328,19 @@ function Pacer:pace(action, max_delay, job)
   if not self.carried then margin = nil end
   local rules, client = self.rules, self.client
   local key = self:key(action)
-  local seq_store = client._sequence_store
+  local stamp, stamp_store = rules.stamp, client._stamp_store
   -- A job asking again before its first send gave up its slot (late): the
-  -- Sequence taken with it would now leave after later ones; it takes a
-  -- new one with its new slot.
-  if job and job.sequence_taken and job.attempts == 0 then
-    job.params.Sequence, job.sequence_taken = nil, nil
+  -- value taken with it would now leave after later ones; it takes a new
+  -- one with its new slot.
+  if job and job.stamped and job.attempts == 0 then
+    job.params[stamp.param], job.stamped = nil, nil
   end
-  local ids = seq_store and job and job.next_role == "call" and job.attempts == 0 and not job.sequence_taken
-    and rules.sequence_ids and rules.sequence_ids(action, rules.operations[action], job.params)
+  local ids = stamp_store and job and job.next_role == "call" and job.attempts == 0 and not job.stamped
+    and stamp.ids(action, rules.operations[action], job.params)
   if ids then
     local delay, committed, next_delay, value = limiter.store:reserve_sequenced(key, rate, self.burst, max_delay,
-      seq_store, ids, margin)
-    if value then job.params.Sequence, job.sequence_taken = value, true end
+      stamp_store, ids, margin)
+    if value then job.params[stamp.param], job.stamped = value, true end
     return delay, committed, next_delay, self:seen_room(action, limiter:room(key))
   end
   local delay, committed, next_delay = limiter:reserve(key, rate, self.burst, max_delay, margin)

@@ -51,17 +51,17 @@
 --
 --   sequenced    true when its calls carry a Sequence: the client makes the generator
 --                (option `sequence`, else one on the client's shared dict or Redis)
---   sequence_ids(action, op, params) -> { id, ... } | nil  (the streams whose Sequence a
---                call still has to take at its first send; streamctl.pipeline.pacing takes it
---                with the call's rate-limit slot where the store can)
---   cap(self, action, op) -> n | nil          (the cap for this client, when it is not
---                                              op.cap, e.g. ZEGO's test environment)
+--   stamp = { param, ids(action, op, params) -> { id, ... } | nil, take(self, action, op,
+--                params) -> true | nil, err }  (a step of the provider's own at a call's first
+--                send: `take` fills `params[param]` there, and the retries keep it (ZEGO's
+--                Sequence); `ids` names the streams whose value a call still has to take, so
+--                that a store that can (Redis) takes it with the call's rate-limit slot, in one
+--                round trip; a signed attempt never sent gives a value it took back)
+--   caps(self) -> { [action] = n }            (the caps of this client where they are not
+--                op.cap, e.g. ZEGO's test environment: asked once, when the client is made)
 --   complete(self, action, op, params, dry) -> params | nil, why  (checks what only the
 --                provider can, before anything is sent; for a `dry` run (prepare), also fills
---                in what `commit` would, without committing anything)
---   commit(self, action, op, params) -> true | nil, err  (at the first send of a call,
---                fills in what must be taken at that moment and stay fixed across its
---                retries, in `params` itself: ZEGO's Sequence)
+--                in what its `stamp` would, without taking anything)
 --   resolve_account(self, sleep)              (before each call or batch, finds the account
 --                when it is not known yet: Alibaba Cloud's STS GetCallerIdentity)
 --   ends(action, params, at) -> unix seconds | nil, how  (when a forbid ends by itself)
@@ -78,7 +78,7 @@ M.EFFECTS = { read = true, forbid = true, resume = true, change = true }
 
 local REQUIRED_FUNCTIONS = { "streams", "array", "configure", "build", "decode", "nonce", "nonce_rule", "account",
                              "secrets" }
-local OPTIONAL_FUNCTIONS = { "sequence_ids", "cap", "complete", "commit", "resolve_account", "ends" }
+local OPTIONAL_FUNCTIONS = { "caps", "complete", "resolve_account", "ends" }
 local REQUIRED_TABLES = { "defaults", "variables", "options", "operations", "methods", "common_params", "redact" }
 
 -- The provider's rule broken, raised where `define` was called from.
@@ -140,6 +140,11 @@ function M.check(rules)
   end
   for _, key in pairs(OPTIONAL_FUNCTIONS) do
     if rules[key] ~= nil and type(rules[key]) ~= "function" then broken(p, key, "must be a function or nil") end
+  end
+  local stamp = rules.stamp
+  if stamp ~= nil and (type(stamp) ~= "table" or type(stamp.param) ~= "string" or type(stamp.ids) ~= "function"
+      or type(stamp.take) ~= "function") then
+    broken(p, "stamp", "must be nil or { param = name, ids = function, take = function }")
   end
   for action, op in pairs(rules.operations) do
     if type(action) ~= "string" then broken(p, "operations", "must be keyed by action names") end
