@@ -4,6 +4,7 @@
 #   make openresty-demo  the OpenResty example against the emulator, for the curl lines it prints (-stop: ends it)
 #   make check-unit  the specs that start no server, under Lua 5.4 (seconds)
 #   make check   the loop after every change: build, lint, every spec under Lua 5.4 and LuaJIT, side by side
+#                (the heavy ones, many processes at a cap, under Lua 5.4 only: make test runs them under both)
 #                (no C checks, fuzz or chaos)
 #   make test    install what is missing, build, lint, static analysis, check the docs, every spec
 #                under Lua 5.4 and LuaJIT (the simulation's seeds 1..300 among them), under valgrind
@@ -156,8 +157,9 @@ static:
 check-unit:
 	$(call TIER,build-5.4,tools/run-specs.sh -u lua5.4 $(UNIT_JOBS) $(SPECS),the unit tier under Lua 5.4)
 check:
-	$(call TIER,build lint,tools/run-specs.sh lua5.4$(COMMA)luajit $(SPEC_JOBS) $(SPECS); r=$$?; \
-	  $(call SUMMARY_SH,lua5.4 luajit); [ $$r = 0 ],build$(COMMA) lint$(COMMA) every spec under Lua 5.4 and LuaJIT)
+	$(call TIER,build lint,HEAVY_MODES=lua5.4 tools/run-specs.sh lua5.4$(COMMA)luajit $(SPEC_JOBS) $(SPECS); r=$$?; \
+	  $(call SUMMARY_SH,lua5.4 luajit); [ $$r = 0 ],build$(COMMA) lint$(COMMA) every spec under Lua 5.4 and LuaJIT (the \
+	  heavy ones under Lua 5.4: make test runs them under both))
 test:
 	$(call TIER,deps build lint static check-doc asan-build fuzz-build,tools/run-specs.sh \
 	  lua5.4$(COMMA)luajit $(TEST_JOBS) $(SPECS); r=$$?; tools/run-specs.sh valgrind$(COMMA)asan $(TEST_JOBS) \

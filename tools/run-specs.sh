@@ -17,7 +17,10 @@
 # others wait on their servers and never holds back the specs that time
 # real servers; a heavy file (below) runs at nice 0 in every mode.
 # HEAVY_JOBS (3): how many heavy files may run at once on this machine, and
-# SPEC_MACHINE_JOBS (8) how many files, whatever else runs the suite (below).
+# SPEC_MACHINE_JOBS (8) how many files, whatever else runs the suite (below);
+# HEAVY_MODES (default: every mode given): the modes that run the heavy
+# files when no files are named (make check: lua5.4, the heavy ones' LuaJIT
+# runs are make test's, which runs every file in every mode).
 # -u: the unit tier, the specs that start no server (a spec says so on a
 # line "-- tier: unit" of its own; with STREAMCTL_SPEC_TIER=unit the helpers
 # refuse to start one, so a spec that says it wrongly fails).
@@ -40,6 +43,7 @@ jobs=${2:?jobs}
 shift 2
 given=("$@")
 heavy_jobs=${HEAVY_JOBS:-3}
+heavy_modes=${HEAVY_MODES:-}
 machine_jobs=${SPEC_MACHINE_JOBS:-8}
 
 # A mode's settings: interp, cpath, wrap, preload, nice and skip (a pattern
@@ -109,6 +113,8 @@ list=$(for m in "${mode_list[@]}"; do
   settings "$m"
   for f in "${files[@]}"; do
     [ -n "$skip" ] && [[ "/$f" =~ $skip ]] && [ ${#given[@]} -eq 0 ] && continue
+    [ -n "$heavy_modes" ] && [ "${kind_of[$f]}" = heavy ] && [ ${#given[@]} -eq 0 ] \
+      && [[ ",$heavy_modes," != *",$m,"* ]] && continue
     s=$(awk -v f="$f" '$1 == f { print $2 }' "$times/$m" 2>/dev/null)
     if [ -z "$s" ]; then
       s=$(echo $LONG | tr ' ' '\n' | awk -v n="$(basename "$f" _spec.lua)" '$1 == n { print 5000 - NR }')
