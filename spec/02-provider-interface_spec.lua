@@ -141,3 +141,66 @@ describe("the command's guard", function()
     end
   end)
 end)
+
+describe("a store backend", function()
+  -- One of its own (its file: a module in package.preload) and one line in
+  -- streamctl.pipeline.stores' list: a client given its option keeps its
+  -- rate limits and Sequences there, and the client and the pacing name it nowhere.
+  local stores = require "streamctl.pipeline.stores"
+  local ratelimit = require "streamctl.engine.ratelimit"
+  local sequence = require "streamctl.engine.sequence"
+  local log
+
+  setup(function()
+    package.preload["spec.fake_backend"] = function()
+      local M = {}
+      function M.check(v)
+        if type(v) ~= "string" or v == "" then return nil, "must be a bucket's name" end
+        return v
+      end
+      function M.handle(name) return { name = name, closed = false, close = function(h) h.closed = true end }, true end
+      function M.ratelimit_store(h, o)
+        local inner = ratelimit.memory_store { clock = o.monotonic }
+        return { get = function(_, k) log[#log + 1] = h.name .. ":get:" .. k return inner:get(k) end,
+                 set = function(_, k, v, ttl) return inner:set(k, v, ttl) end }
+      end
+      function M.sequence_store(h, prefix)
+        local inner = sequence.memory_store()
+        return { advance = function(_, k, c)
+          log[#log + 1] = h.name .. ":advance:" .. prefix .. k
+          return inner:advance(k, c)
+        end }
+      end
+      return M
+    end
+    table.insert(stores.BACKENDS, { option = "bucket", module = "spec.fake_backend" })
+    stores.RULES.bucket = function(v) return require("spec.fake_backend").check(v) end
+  end)
+  teardown(function()
+    table.remove(stores.BACKENDS)
+    stores.RULES.bucket = nil
+    package.preload["spec.fake_backend"], package.loaded["spec.fake_backend"] = nil, nil
+  end)
+
+  it("is its own file and one line: a client keeps its rate limits and Sequences there, and closes it", function()
+    log = {}
+    -- (a class defined after the line: its options' schema takes the backend's option)
+    local rules = {}
+    for k, v in pairs(zego._rules) do rules[k] = v end
+    local Zego = client.define(rules)
+    local _, err = Zego.new { app_id = 1, server_secret = string.rep("s", 32), bucket = "" }
+    assert.equal("option 'bucket' must be a bucket's name", err.message)
+    local z = assert(Zego.new { app_id = 1, server_secret = string.rep("s", 32), bucket = "b1",
+      transport = function() return { status = 200, headers = {},
+        body = '{"Code":0,"Message":"success","RequestId":"r","Data":null}' } end })
+    assert(z:resume_rtc_stream { stream_id = "s1" })
+    -- (its slot read from the backend's schedule, and its Sequence taken there)
+    local seen = {}
+    for _, l in ipairs(log) do seen[l] = true end
+    assert.is_true(seen["b1:get:zego:1:ResumeRTCStream"], table.concat(log, " "))
+    assert.is_true(seen["b1:advance:zego:1:s1"], table.concat(log, " "))
+    local handle = z._stores[1].handle
+    z:close()
+    assert.is_true(handle.closed)
+  end)
+end)

@@ -215,7 +215,7 @@ describe("close", function()
     z:close()
     assert.equal(0, closes)
     local own = assert(aliyun.new(ali_opts { transport = function() end, redis = "redis://127.0.0.1:1" }))
-    own._redis.close = function() closes = closes + 1 end
+    own._stores[1].handle.close = function() closes = closes + 1 end
     own:close()
     assert.equal(1, closes)
   end)

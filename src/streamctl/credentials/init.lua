@@ -239,7 +239,7 @@ function M.holder(source, opts)
     local shared
     if opts.shared_dict then
       local why
-      shared, why = require("streamctl.pipeline.stores").credentials(opts.shared_dict, name)
+      shared, why = require("streamctl.pipeline.stores").credentials("shared_dict", opts.shared_dict, name)
       if not shared then return nil, "option 'shared_dict' " .. why end
     end
     return refresh.new { source = name, fetch = fetch, account_id = account_id, shared = shared,

@@ -174,13 +174,14 @@ function Client:call(action, params)
   return nil, job.err
 end
 
---- Frees the transport's connection (if it has one) and the Redis
--- connection the client made (not one it was given). Idempotent.
+--- Frees the transport's connection (if it has one) and the store
+-- connections the client made (a Redis one; not one it was given). Idempotent.
 function Client:close()
   local close = self._close
   self._close = nil
   if close then close() end
-  if self._own_redis then self._redis:close() end
+  stores.close(self._stores)
+  self._stores = nil
 end
 
 -- Checks a method's fields and its cross-field rule.
@@ -301,16 +302,18 @@ function Client:check(name, fields)
 end
 
 -- The Sequence generator of a provider whose calls carry one: the option
--- `sequence`, else one on the client's shared dict or Redis (or in memory).
--- With Redis as both stores, a call's slot and Sequence are taken in one
--- round trip (streamctl.pipeline.pacing).
+-- `sequence`, else one on the client's store backend (a shared dict, Redis;
+-- or in memory). Where the rate-limit store can take it with the slot (Redis),
+-- a call's slot and Sequence are taken in one round trip (streamctl.pipeline.pacing).
 local function sequence_for(self, o)
   local rules = self._rules
   local prefix = rules.provider .. ":" .. rules.account(self) .. ":"
-  local store, redis_seq = stores.sequence(o, self._redis, prefix, self._monotonic)
-  local limiter = self._pacer.limiter
-  -- (the provider's stamp, its Sequence, then taken with the slot: streamctl.pipeline.pacing)
-  if redis_seq and limiter and limiter.store.reserve_sequenced and rules.stamp then self._stamp_store = redis_seq end
+  local pacer = self._pacer
+  local store, with_slot = stores.sequence(self._stores, prefix, self._monotonic, pacer.store_handle)
+  -- (the provider's stamp, its Sequence, then taken with the slot where the store can: streamctl.pipeline.pacing)
+  if with_slot and pacer.limiter and pacer.limiter.store.reserve_sequenced and rules.stamp then
+    self._stamp_store = with_slot
+  end
   return o.sequence or sequence.new {
     clock_ms = function() return floor(self._clock() * 1000) end,
     store = store,
@@ -352,20 +355,19 @@ local function make(class, o, creds)
   if not fields then return nil, err end
   for k, v in pairs(fields) do self[k] = v end
   self._nonce = o.nonce or function() return rules.nonce(self) end
-  -- One Redis connection for the client's rate limits and Sequences (made
-  -- on first use: a client made while Redis is down works from its fallback).
-  if o.redis then
-    local conn, own = stores.redis_connection(o.redis)
-    if not conn then return nil, errors.invalid(rules.provider, nil, "option 'redis': " .. own.message) end
-    self._redis = conn
-    self._own_redis = own -- (a connection the caller made, other clients may share: theirs to close)
-  end
+  -- The store backends' handles for the client's rate limits and Sequences
+  -- (streamctl.pipeline.stores: a Redis connection is made on first use, so a
+  -- client made while Redis is down works from its fallback; one the caller
+  -- made, other clients may share, is theirs to close).
+  local handles, option, herr = stores.open(o)
+  if not handles then return nil, errors.invalid(rules.provider, nil, "option '" .. option .. "': " .. herr.message) end
+  self._stores = handles
   -- Jitter from OpenSSL, so processes never share one math.random sequence.
   local retry_opts = { random = jitter.unit }
   for k, v in pairs(o.retry or {}) do retry_opts[k] = v end
   if o.retry == false then retry_opts.attempts = 1 end
   self._retry = retry.policy(retry_opts)
-  self._pacer = pacing.new(self, o, self._redis)
+  self._pacer = pacing.new(self, o, handles)
   if rules.sequenced then self._sequence = sequence_for(self, o) end
   local io, why = io_for(self, o)
   if not io then return nil, why end

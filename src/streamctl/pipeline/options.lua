@@ -160,13 +160,15 @@ function M.schema(rules)
     { name = "monotonic", type = "function" },
     { name = "sleep", type = "function" },
     { name = "transport", type = "custom", check = check_transport },
-    { name = "shared_dict", type = "custom", check = stores.check_shared_dict },
-    -- (a Redis config, or a connection object clients may share; the store is loaded only when asked for)
-    { name = "redis", type = "custom", check = stores.check_redis },
     { name = "on_attempt", type = "function" },
     { name = "cancel", type = "function" },
     { name = "max_rate", type = "number", min = M.MIN_RATE },
   }
+  -- each store backend's option (streamctl.pipeline.stores: `shared_dict`; `redis`, a config or a
+  -- connection object clients may share), its backend loaded only when the option is given
+  for _, b in ipairs(stores.BACKENDS) do
+    schema[#schema + 1] = { name = b.option, type = "custom", check = stores.RULES[b.option] }
+  end
   for _, list in ipairs { rules.options, transport_common.OPTIONS } do
     for _, o in ipairs(list) do schema[#schema + 1] = o end
   end

@@ -2,10 +2,10 @@
 -- the slot reserved for each request (streamctl.engine.runner's `pace`, `horizon`
 -- and `window`). See docs/pacing.md.
 --
--- `new(client, o)` takes the client (for its provider's rules, account and
--- clock) and its checked options (`rate_limits`, `rate_burst`,
--- `rate_margin`, `max_rate`, and the store: `rate_limit_store`,
--- `shared_dict` or the client's Redis connection).
+-- `new(client, o, handles)` takes the client (for its provider's rules,
+-- account and clock), its checked options (`rate_limits`, `rate_burst`,
+-- `rate_margin`, `max_rate`, `rate_limit_store`) and its store backends'
+-- handles (streamctl.pipeline.stores: it names no backend).
 -- @module streamctl.pipeline.pacing
 
 local ratelimit = require "streamctl.engine.ratelimit"
@@ -116,8 +116,8 @@ end
 local Pacer = {}
 Pacer.__index = Pacer
 
---- Makes a client's pacer (see above); `redis` is the client's connection.
-function M.new(client, o, redis)
+--- Makes a client's pacer (see above).
+function M.new(client, o, handles)
   local self = setmetatable({
     client = client, rules = client._rules, monotonic = client._monotonic,
     overrides = o.rate_limits, burst = o.rate_burst or 1, fixed_margin = o.rate_margin,
@@ -132,8 +132,9 @@ function M.new(client, o, redis)
   for action, op in pairs(client._rules.operations) do self.caps[action] = own[action] or op.cap end
   if o.rate_limits ~= false then
     -- shared: other clients (processes, workers, machines) may pace under the same keys
-    self.shared = (o.rate_limit_store or o.shared_dict or redis) and true or false
-    local store = stores.ratelimit(o, redis, self.monotonic)
+    self.shared = (o.rate_limit_store or handles[1]) and true or false
+    local store, handle = stores.ratelimit(o, handles, self.monotonic)
+    self.store_handle = handle -- (a provider's stamp may be taken with the slot on it: client's sequence_for)
     self.limiter = ratelimit.new { clock = self.monotonic, store = store }
     self.carried = store ~= nil and store.carries_margin == true
   end

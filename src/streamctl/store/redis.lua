@@ -121,4 +121,20 @@ M.MARGIN_HOLD = rate.MARGIN_HOLD
 M.ratelimit_store = rate.ratelimit_store
 M.sequence_store = seq.sequence_store
 
+--- A backend of streamctl.pipeline.stores' contract, for the client option
+-- `redis`: its rule (a connection object as given, else the config a URL
+-- or table parses to), and its handle, that connection, or one made (on
+-- first use: a client made while Redis is down works from its fallback),
+-- which is then the client's to close.
+function M.check(v)
+  if redisconn.is_connection(v) then return v end
+  return redisconn.config(v)
+end
+function M.handle(v)
+  if redisconn.is_connection(v) then return v, false end
+  local conn, err = redisconn.connect(v)
+  if not conn then return nil, err end
+  return conn, true
+end
+
 return M

@@ -73,6 +73,8 @@ M.MAX_HORIZON = ratelimit.MAX_HORIZON
 M.SEQUENCE_TTL = 60
 
 --- The shared dict `name`, or nil and the rule broken (for an option's message).
+--- The backend's rule for the client option `shared_dict`
+-- (streamctl.pipeline.stores' contract): the dict, or nil and why.
 function M.open(name)
   if type(name) ~= "string" or name == "" then return nil, "must be the name of a lua_shared_dict" end
   local shared = rawget(_G, "ngx") and ngx.shared
@@ -97,8 +99,10 @@ local RATELIMIT_OPTIONS = {
   { name = "log", type = "function" },
   { name = "name", type = "string" },
   { name = "clock", type = "function" },
+  { name = "monotonic", type = "function" }, -- (the store contract's name for `clock`)
 }
-local SEQUENCE_OPTIONS = { RATELIMIT_OPTIONS[1], RATELIMIT_OPTIONS[2] }
+-- (`monotonic`: the contract hands every store its clock; this one keeps no time)
+local SEQUENCE_OPTIONS = { RATELIMIT_OPTIONS[1], RATELIMIT_OPTIONS[2], RATELIMIT_OPTIONS[4] }
 
 -- A store's options checked (streamctl.base.errors' convention): the values, or
 -- nil and an InvalidParameter error object; options that are not a table
@@ -254,7 +258,7 @@ end
 -- room is said once: what it evicted is found missing in its turn.
 -- @param dict an `ngx.shared` dict
 -- @tparam[opt] table opts `log` (function(message)), `name` (the dict's
---   name, for messages), `clock` (monotonic seconds; default streamctl.core's)
+--   name, for messages), `clock` or `monotonic` (monotonic seconds; default streamctl.core's)
 -- @return a store; or nil and an InvalidParameter error object for a bad option
 function M.ratelimit_store(dict, opts)
   check_dict(dict, "ratelimit_store")
@@ -262,7 +266,7 @@ function M.ratelimit_store(dict, opts)
   opts, bad = options(RATELIMIT_OPTIONS, opts, "ratelimit_store", 2)
   if not opts then return nil, bad end
   local log = opts.log or default_log
-  local monotonic = opts.clock or require("streamctl.core").monotonic
+  local monotonic = opts.monotonic or opts.clock or require("streamctl.core").monotonic
   local known = {} -- key -> born, as this worker last saw it
   local store = {}
 
@@ -448,5 +452,10 @@ function M.credentials_store(dict, key)
     unlock = function() dict:delete(lock) end,
   }
 end
+
+--- A backend of streamctl.pipeline.stores' contract: the option's rule
+-- (`open`: the dict), and its handle, the dict itself (nothing to close).
+M.check = M.open
+function M.handle(dict) return dict, false end
 
 return M
