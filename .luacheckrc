@@ -4,6 +4,6 @@ exclude_files = { "build/**" }
 -- spec tables of inputs and their exact messages read best one case a line
 files["spec/**"] = { std = "+busted", max_line_length = 140 }
 -- the emulator runs inside nginx, where ngx.status, ngx.header and ngx.ctx are assigned
-files["src/streamctl/emulator/**"] = { globals = { "ngx" } }
+files["emulator/src/streamctl/emulator/**"] = { globals = { "ngx" } }
 -- the OpenResty example's handlers run inside nginx, where ngx.status and ngx.header are assigned
 files["examples/openresty/**"] = { globals = { "ngx" } }

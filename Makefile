@@ -54,7 +54,7 @@ PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev lua-busted lua-check lua
 	cppcheck clang-tidy clang libclang-rt-14-dev redis-server lua-nginx-redis gnuplot-nox curl universal-ctags \
 	prometheus zip
 
-LUA_PATH_DEV := $(ROOT)/src/?.lua;$(ROOT)/src/?/init.lua;;
+LUA_PATH_DEV := $(ROOT)/src/?.lua;$(ROOT)/src/?/init.lua;$(ROOT)/emulator/src/?.lua;$(ROOT)/emulator/src/?/init.lua;;
 ENV54 := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"
 ENVJIT := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREEJIT)/lib/lua/5.1/?.so;;" STREAMCTL_ROOT="$(ROOT)"
 # The spec files a run takes (empty: every spec/*_spec.lua the phase runs),
@@ -130,7 +130,7 @@ rockspecs:
 
 lint:
 	@echo "== lint: luacheck"
-	luacheck --quiet $$([ -t 1 ] || echo --no-color) src bin spec examples bench tools
+	luacheck --quiet $$([ -t 1 ] || echo --no-color) src bin emulator spec examples bench tools
 	@echo "== lint: the house's size limits (make sizes)"
 	@mkdir -p build && bench/sizes.sh 0 > build/sizes.txt || { sed -n '/over the limits/,$$p' build/sizes.txt; exit 1; }
 
@@ -180,7 +180,7 @@ MAN_NAME := control live streams on Alibaba Cloud ApsaraVideo Live and ZEGOCLOUD
 EMULATOR_MAN = help2man --no-info --no-discard-stderr --section=1 \
 	  --name="local emulator of the Alibaba Cloud Live and ZEGOCLOUD APIs, for streamctl" \
 	  --version-string="$$($(ENV54) lua5.4 -e 'io.write(require("streamctl.version")._VERSION)')" \
-	  "lua5.4 $(ROOT)/bin/streamctl-emulator"
+	  "lua5.4 $(ROOT)/emulator/bin/streamctl-emulator"
 doc: build-5.4
 	rm -rf docs/api
 	ldoc . | grep -v '^reading configuration\|^output written' | { ! grep . ; }

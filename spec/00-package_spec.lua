@@ -4,7 +4,7 @@
 local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 
 local function lua_files()
-  local p = assert(io.popen("cd '" .. ROOT .. "' && find src -name '*.lua' | sort"))
+  local p = assert(io.popen("cd '" .. ROOT .. "' && find src emulator/src -name '*.lua' | sort"))
   local out = {}
   for line in p:lines() do out[#out + 1] = line end
   p:close()
@@ -19,13 +19,13 @@ describe("the rockspecs", function()
 
   -- the rock a file belongs to: each optional part with dependencies of its own in its own
   local function rock_of(f)
-    if f:find("^src/streamctl/emulator/") then return "streamctl-emulator" end
+    if f:find("^emulator/") then return "streamctl-emulator" end
     if f:find("^src/streamctl/cli/") then return "streamctl-cli" end
     if f:find("^src/streamctl/store/redis") then return "streamctl-redis" end
     return "streamctl"
   end
 
-  it("list every Lua file under src/ once, by the right name, in its part's rock", function()
+  it("list every Lua file under src/ and emulator/src/ once, by the right name, in its part's rock", function()
     local listed = {}
     for _, spec in ipairs { main, cli, redis, emulator } do
       for name, m in pairs(spec.build.modules) do
@@ -38,7 +38,8 @@ describe("the rockspecs", function()
     local files = lua_files()
     assert.is_true(#files >= 10)
     for _, f in ipairs(files) do
-      local expected = f:gsub("^src/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
+      local expected = f:gsub("^emulator/src/", ""):gsub("^src/", ""):gsub("%.lua$", ""):gsub("/init$", "")
+        :gsub("/", ".")
       assert.is_table(listed[f], f .. " is not installed by any rockspec")
       assert.equal(expected, listed[f].name, f)
       assert.equal(rock_of(f), listed[f].rock, f)
@@ -72,7 +73,7 @@ describe("the rockspecs", function()
     assert.same({ streamctl = "bin/streamctl" }, cli.build.install.bin)
     assert.same({ ["streamctl.1"] = "docs/streamctl.1", ["streamctl.bash"] = "docs/streamctl.bash" },
       cli.build.install.conf)
-    assert.same({ ["streamctl-emulator"] = "bin/streamctl-emulator" }, emulator.build.install.bin)
+    assert.same({ ["streamctl-emulator"] = "emulator/bin/streamctl-emulator" }, emulator.build.install.bin)
     assert.same({ "lua >= 5.1, < 5.5", "lua-cjson >= 2.1", "luafilesystem >= 1.8" }, main.dependencies)
     assert.same({ "lua >= 5.1, < 5.5", "streamctl", "argparse >= 0.7" }, cli.dependencies)
     assert.same({ "lua >= 5.1, < 5.5", "streamctl" }, redis.dependencies)
@@ -91,7 +92,7 @@ end)
 
 describe("modules", function()
   for _, f in ipairs(lua_files()) do
-    local name = f:gsub("^src/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
+    local name = f:gsub("^emulator/src/", ""):gsub("^src/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", ".")
     if not name:find("^streamctl%.emulator") then -- the emulator runs inside nginx
       it(name .. " returns a table and sets no globals", function()
         local before = {}

@@ -156,7 +156,7 @@ describe("streamctl-emulator start, missing what it needs", function()
     assert.matches("install them: apt-get install nginx lua-resty-core lua-nginx-string ", out, 1, true)
   end)
 
-  -- Every module src/streamctl/emulator/*.lua requires from outside streamctl
+  -- Every module emulator/src/streamctl/emulator/*.lua requires from outside streamctl
   -- (LuaJIT's own aside), and resty.core, which lua-nginx-module loads: taken
   -- out, each is named. A require added there without the launcher's check
   -- fails here.
@@ -164,7 +164,7 @@ describe("streamctl-emulator start, missing what it needs", function()
     local BUILTIN = { bit = true, ffi = true, jit = true, ["table.new"] = true, ["table.clear"] = true,
                       ["string.buffer"] = true }
     local names, seen = { "resty.core" }, {}
-    for file in capture("ls " .. q(emu.root .. "/src/streamctl/emulator") .. "/*.lua"):gmatch("[^\n]+") do
+    for file in capture("ls " .. q(emu.root .. "/emulator/src/streamctl/emulator") .. "/*.lua"):gmatch("[^\n]+") do
       for name in read_file(file):gmatch("require%s*%(?%s*[\"']([%w_%.]+)[\"']") do
         if not name:match("^streamctl%.") and not BUILTIN[name] and not seen[name] then
           seen[name] = true
@@ -187,7 +187,7 @@ describe("streamctl-emulator start, when nginx fails", function()
   it("shows the whole error a Lua module nginx cannot load raised, its first line too", function()
     -- the emulator's Lua, one require pointed at a module that does not exist
     local lua_dir = process.temp_dir()
-    assert(run("cp -r " .. q(emu.root .. "/src/streamctl") .. " " .. q(lua_dir .. "/")))
+    assert(run("cp -r " .. q(emu.root .. "/emulator/src/streamctl") .. " " .. q(lua_dir .. "/")))
     local hmac = lua_dir .. "/streamctl/emulator/hmac.lua"
     local text, n = read_file(hmac):gsub('require "nginx.string"', 'require "nginx.no_such_module_for_spec"')
     assert.equal(1, n, "hmac.lua no longer requires nginx.string")

@@ -218,7 +218,8 @@ describe("the docs' examples", function()
       blocks[i] = { lang = b.lang, tags = b.tags, text = b.text, commands = b.commands }
     end
     process.write_file(dir .. "/in.json", cjson.encode({ dir = dir, isolated = isolated, blocks = blocks }))
-    local driver = "env LUA_PATH=" .. q(ROOT .. "/?.lua;" .. ROOT .. "/src/?.lua;" .. ROOT .. "/src/?/init.lua;;")
+    local driver = "env LUA_PATH=" .. q(ROOT .. "/?.lua;" .. ROOT .. "/src/?.lua;" .. ROOT .. "/src/?/init.lua;" .. ROOT
+      .. "/emulator/src/?.lua;" .. ROOT .. "/emulator/src/?/init.lua;;")
       .. " LUA_CPATH=" .. q(ROOT .. "/build/5.4/lib/lua/5.4/?.so;;") .. " STREAMCTL_ROOT=" .. q(ROOT)
       .. " lua5.4 " .. q(ROOT .. "/spec/helpers/docs_driver.lua") .. " " .. q(dir .. "/in.json") .. " "
       .. q(dir .. "/out.json")

@@ -69,10 +69,10 @@ describe("tools/layers.lua", function()
     local dir = os.tmpname()
     os.remove(dir)
     assert(os.execute("mkdir -p '" .. dir .. "/src' '" .. dir .. "/bin' && cp -r '" .. ROOT .. "/src/streamctl' '"
-      .. dir .. "/src/' && cp '" .. ROOT .. "/bin/streamctl' '" .. ROOT .. "/bin/streamctl-emulator' '" .. dir
-      .. "/bin/'"))
+      .. dir .. "/src/' && cp -r '" .. ROOT .. "/emulator' '" .. dir .. "/' && cp '" .. ROOT .. "/bin/streamctl' '"
+      .. dir .. "/bin/'"))
     -- the emulator's launcher naming the command (it is below it), and a program of no part
-    local f = assert(io.open(dir .. "/bin/streamctl-emulator", "a"))
+    local f = assert(io.open(dir .. "/emulator/bin/streamctl-emulator", "a"))
     f:write('\nlocal ports = require("streamctl.cli.emulator").PORTS\n')
     f:close()
     f = assert(io.open(dir .. "/bin/streamctl-helper", "w"))
@@ -82,7 +82,7 @@ describe("tools/layers.lua", function()
     os.execute("rm -rf '" .. dir .. "'")
     for i, p in ipairs(problems) do problems[i] = p:gsub(", line %d+$", "") end
     assert.same({ "unplaced: bin/streamctl-helper",
-                  "up: bin/streamctl-emulator (emulator) -> streamctl.cli.emulator (command)" }, problems)
+                  "up: emulator/bin/streamctl-emulator (emulator) -> streamctl.cli.emulator (command)" }, problems)
   end)
 end)
 
@@ -93,8 +93,8 @@ describe("make sizes (bench/sizes.sh)", function()
     local dir = os.tmpname()
     os.remove(dir)
     assert(os.execute("mkdir -p '" .. dir .. "/src' '" .. dir .. "/bench' && cp -r '" .. ROOT .. "/src/streamctl' '"
-      .. dir .. "/src/' && cp -r '" .. ROOT .. "/csrc' '" .. ROOT .. "/bin' '" .. dir .. "/' && cp '" .. ROOT
-      .. "/bench/sizes.sh' '" .. dir .. "/bench/'"))
+      .. dir .. "/src/' && cp -r '" .. ROOT .. "/csrc' '" .. ROOT .. "/bin' '" .. ROOT .. "/emulator' '" .. dir
+      .. "/' && cp '" .. ROOT .. "/bench/sizes.sh' '" .. dir .. "/bench/'"))
     local function write(path, text)
       local f = assert(io.open(dir .. "/" .. path, "w"))
       f:write(text)
@@ -102,14 +102,14 @@ describe("make sizes (bench/sizes.sh)", function()
     end
     local function body(n) return string.rep("  local x = 1\n", n) end
     write("src/streamctl/base/planted.lua", "local M = {}\n" .. string.rep("M.x = 1\n", 500) .. "return M\n")
-    write("src/streamctl/emulator/planted.lua", "local function long()\n" .. body(80) .. "end\nreturn long\n")
+    write("emulator/src/streamctl/emulator/planted.lua", "local function long()\n" .. body(80) .. "end\nreturn long\n")
     write("bin/planted", "#!/usr/bin/env lua\n" .. string.rep("print(1)\n", 501))
     local p = assert(io.popen("cd '" .. dir .. "' && sh bench/sizes.sh 3 2>&1; echo \"exit $?\""))
     local out = p:read("*a")
     p:close()
     os.execute("rm -rf '" .. dir .. "'")
     assert.truthy(out:find("\n  file +502 src/streamctl/base/planted%.lua\n"), out)
-    assert.truthy(out:find("\n  function +82 +src/streamctl/emulator/planted%.lua:1\n"), out)
+    assert.truthy(out:find("\n  function +82 +emulator/src/streamctl/emulator/planted%.lua:1\n"), out)
     assert.truthy(out:find("\n  file +502 bin/planted\n"), out)
     assert.truthy(out:find("\nexit 1\n$"), out)
   end)

@@ -50,7 +50,7 @@ M.LAYERS = {
 -- program requires is held to the same rule as a module of that layer (the
 -- emulator's launcher may not name the command); a program not listed is
 -- unplaced.
-M.PROGRAMS = { ["bin/streamctl"] = "command", ["bin/streamctl-emulator"] = "emulator" }
+M.PROGRAMS = { ["bin/streamctl"] = "command", ["emulator/bin/streamctl-emulator"] = "emulator" }
 
 --- The core's one door to an optional layer: the module that turns
 -- options into store objects names the stores (when an option asks for
@@ -60,7 +60,7 @@ M.GATEWAYS = { ["streamctl.pipeline.stores"] = "stores" }
 --- The layer of `module`: its index in LAYERS, its name and whether it is
 -- optional; or nil.
 function M.layer_of(module)
-  if module:sub(1, 4) == "bin/" then
+  if module:find("^[%w/]*bin/") then
     for i, layer in ipairs(M.LAYERS) do
       if layer.name == M.PROGRAMS[module] then return i, layer.name, layer.optional == true end
     end
@@ -143,9 +143,9 @@ function M.requires(text)
   return found
 end
 
--- The module name of a file under src/.
+-- The module name of a file under src/ (or the emulator's emulator/src/).
 local function module_name(path)
-  return (path:gsub("^src/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", "."))
+  return (path:gsub("^emulator/src/", ""):gsub("^src/", ""):gsub("%.lua$", ""):gsub("/init$", ""):gsub("/", "."))
 end
 
 -- The providers layer's modules: streamctl.NAME for each name ROOT's
@@ -159,19 +159,20 @@ local function registered(root)
   for i, name in ipairs(names) do layer[i] = "streamctl." .. name end
 end
 
---- Reads every module under ROOT/src/streamctl, and every program under
--- ROOT/bin (named by its path): `{ [module] = { [required] = line } }`;
+--- Reads every module under ROOT/src/streamctl and ROOT/emulator/src/streamctl,
+-- and every program under ROOT/bin and ROOT/emulator/bin (named by its path):
+-- `{ [module] = { [required] = line } }`;
 -- the providers layer is the one ROOT's streamctl.providers registers.
 function M.scan(root)
   registered(root)
   local graph = {}
-  local list = assert(io.popen("cd '" .. root .. "' && { find src/streamctl -name '*.lua'; "
-    .. "find bin -type f 2>/dev/null; } | LC_ALL=C sort"))
+  local list = assert(io.popen("cd '" .. root .. "' && { find src/streamctl emulator/src/streamctl -name '*.lua' "
+    .. "2>/dev/null; find bin emulator/bin -type f 2>/dev/null; } | LC_ALL=C sort"))
   for path in list:lines() do
     local f = assert(io.open(root .. "/" .. path, "rb"))
     local text = f:read("a")
     f:close()
-    local name = path:sub(1, 4) == "bin/" and path or module_name(path)
+    local name = path:find("^[%w/]*bin/") and path or module_name(path)
     local reqs = M.requires(text)
     reqs[name] = nil -- (a module naming itself, in an example, is no arrow)
     graph[name] = reqs

@@ -169,7 +169,7 @@ one() {
   name=$(basename "$f" .lua) out=$outroot/specs-$m
   t0=$(date +%s.%N)
   (
-    export LUA_PATH="$ROOT/src/?.lua;$ROOT/src/?/init.lua;;" LUA_CPATH="$cpath" STREAMCTL_ROOT="$ROOT"
+    export LUA_PATH="$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;" LUA_CPATH="$cpath" STREAMCTL_ROOT="$ROOT"
     [ "$tier" = unit ] && export STREAMCTL_SPEC_TIER=unit
     if [ -n "$preload" ]; then export LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0; fi
     exec nice -n "$nice" $wrap "$interp" /usr/bin/busted "$f"
@@ -248,7 +248,7 @@ for m in "${mode_list[@]}"; do
     tail -25 "$out/$name.log" | sed 's/^/  | /'
     printf '  replay alone: %s%sLUA_PATH="%s" LUA_CPATH="%s" STREAMCTL_ROOT=%s %s%s /usr/bin/busted %s\n' \
       "${block:+STREAMCTL_SPEC_PORT_BLOCK=$block }" \
-      "${preload:+LD_PRELOAD=\"$preload\" ASAN_OPTIONS=detect_leaks=0 }" "$ROOT/src/?.lua;$ROOT/src/?/init.lua;;" \
+      "${preload:+LD_PRELOAD=\"$preload\" ASAN_OPTIONS=detect_leaks=0 }" "$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;" \
       "$cpath" "$ROOT" "${wrap:+$wrap }" "$interp" "$f"
   done
 done

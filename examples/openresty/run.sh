@@ -27,7 +27,7 @@
 # elsewhere none, streamctl being where nginx-lua looks, as the Debian package
 # installs it; /opt/streamctl-luajit for one built as nginx.conf's header says); STREAMCTL_NGINX
 # (default /usr/sbin/nginx); STREAMCTL_EMULATOR, the command that runs
-# streamctl-emulator (default: the checkout's bin/streamctl-emulator under
+# streamctl-emulator (default: the checkout's emulator/bin/streamctl-emulator under
 # lua5.4, else streamctl-emulator on PATH). nginx starts with only PATH and
 # demo.env's variables: credentials in your environment are never used.
 set -euo pipefail
@@ -77,8 +77,9 @@ NGINX=${STREAMCTL_NGINX:-/usr/sbin/nginx}
 # The emulator's launcher, as words in the array EMULATOR.
 if [ -n "${STREAMCTL_EMULATOR:-}" ]; then
   read -r -a EMULATOR <<<"$STREAMCTL_EMULATOR"
-elif [ -f "$ROOT/bin/streamctl-emulator" ] && [ -d "$ROOT/src/streamctl/emulator" ]; then
-  EMULATOR=(env "LUA_PATH=$ROOT/src/?.lua;$ROOT/src/?/init.lua;;" lua5.4 "$ROOT/bin/streamctl-emulator")
+elif [ -f "$ROOT/emulator/bin/streamctl-emulator" ] && [ -d "$ROOT/emulator/src/streamctl/emulator" ]; then
+  EMULATOR=(env "LUA_PATH=$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;" \
+    lua5.4 "$ROOT/emulator/bin/streamctl-emulator")
 else
   EMULATOR=(streamctl-emulator)
 fi

@@ -42,7 +42,8 @@ local A, Z, P = defaults.ALIYUN, defaults.ZEGO, defaults.PORTS
 local ENV = {
   HOME = DIR .. "/home", USER = "docs", LANG = "C.UTF-8",
   PATH = DIR .. "/bin:/usr/local/bin:/usr/bin:/bin",
-  LUA_PATH = ROOT .. "/src/?.lua;" .. ROOT .. "/src/?/init.lua;;",
+  LUA_PATH = ROOT .. "/src/?.lua;" .. ROOT .. "/src/?/init.lua;" .. ROOT .. "/emulator/src/?.lua;" .. ROOT
+    .. "/emulator/src/?/init.lua;;",
   LUA_CPATH = ROOT .. "/build/5.4/lib/lua/5.4/?.so;;",
   STREAMCTL_EMULATOR_DIR = EMU,
   ALIBABA_CLOUD_ACCESS_KEY_ID = A.access_key_id, ALIBABA_CLOUD_ACCESS_KEY_SECRET = A.access_key_secret,
@@ -66,8 +67,8 @@ end
 
 -- streamctl and streamctl-emulator from the repository, under Lua 5.4.
 assert(sh("mkdir -p " .. q(DIR .. "/bin") .. " " .. q(ENV.HOME) .. " " .. q(DIR .. "/run")) == 0)
-for _, name in ipairs { "streamctl", "streamctl-emulator" } do
-  write(DIR .. "/bin/" .. name, "#!/bin/sh\nexec lua5.4 " .. q(ROOT .. "/bin/" .. name) .. ' "$@"\n')
+for name, path in pairs { streamctl = "/bin/streamctl", ["streamctl-emulator"] = "/emulator/bin/streamctl-emulator" } do
+  write(DIR .. "/bin/" .. name, "#!/bin/sh\nexec lua5.4 " .. q(ROOT .. path) .. ' "$@"\n')
   assert(sh("chmod +x " .. q(DIR .. "/bin/" .. name)) == 0)
 end
 

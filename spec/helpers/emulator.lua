@@ -32,7 +32,7 @@
 --   server:oidc_token(spec)        POST /_emulator/oidc_token -> the decoded answer ({token, claims, ...})
 --   server:imds_mode(spec)         POST /_emulator/imds ({hardened = bool}); nil -> GET
 --   server:stop()                  streamctl-emulator stop (idempotent)
---   emu.launcher(args, env)        runs bin/streamctl-emulator args (env: more variables) -> ok, output, code
+--   emu.launcher(args, env)        runs emulator/bin/streamctl-emulator args (env: more variables) -> ok, output, code
 --   server:request{ method, url | provider+path, headers, body } -> status, body, headers, err
 --                                  (plain HTTP only; luasocket has no TLS here)
 --   server:control(method, path, value, provider) -> decoded JSON, status
@@ -104,7 +104,7 @@ end
 
 emu.root = repo_root()
 
--- The interpreter to run bin/streamctl-emulator with: $STREAMCTL_LUA, else the
+-- The interpreter to run emulator/bin/streamctl-emulator with: $STREAMCTL_LUA, else the
 -- one running this spec.
 function emu.interpreter()
   local env = os.getenv("STREAMCTL_LUA")
@@ -128,8 +128,9 @@ function emu.launcher(args, env)
     vars[#vars + 1] = k .. "=" .. shell_quote(v) .. " "
   end
   table.sort(vars)
-  local cmd = table.concat(vars) .. "LUA_PATH=" .. shell_quote(root .. "/src/?.lua;" .. root .. "/src/?/init.lua;;")
-    .. " " .. emu.interpreter() .. " " .. shell_quote(root .. "/bin/streamctl-emulator")
+  local cmd = table.concat(vars) .. "LUA_PATH=" .. shell_quote(root .. "/src/?.lua;" .. root .. "/src/?/init.lua;"
+    .. root .. "/emulator/src/?.lua;" .. root .. "/emulator/src/?/init.lua;;")
+    .. " " .. emu.interpreter() .. " " .. shell_quote(root .. "/emulator/bin/streamctl-emulator")
     .. " " .. args .. " >" .. shell_quote(out) .. " 2>&1"
   local ok, code = run(cmd)
   local text = read_file(out) or ""

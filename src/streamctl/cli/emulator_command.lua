@@ -27,20 +27,21 @@ local NO_EMULATOR = table.concat({
   "(docs/emulator.md)",
 }, "\n")
 
--- The streamctl-emulator to run, as shell words: the repository's script
--- beside this one (run by the interpreter running this command), the one in
--- this command's luarocks tree or on PATH (luarocks' wrapper, run as it is);
--- or nil.
+-- The streamctl-emulator to run, as shell words: the repository's
+-- (emulator/bin/streamctl-emulator, from bin/streamctl: run by the
+-- interpreter running this command), the one in this command's luarocks tree
+-- or on PATH (luarocks' wrapper, run as it is); or nil.
 local function emulator_command(q)
   local script = arg and arg[0] or ""
   local dir = match(script, "^(.*)/[^/]*$")
   if dir and not find(script, "/lib/luarocks/rocks%-") then
-    local f = io.open(dir .. "/streamctl-emulator", "rb")
+    local launcher = dir .. "/../emulator/bin/streamctl-emulator"
+    local f = io.open(launcher, "rb")
     if f then
       f:close()
       local i = -1 -- (the interpreter is the lowest argument: lua5.4 [-e ...] script)
       while arg[i - 1] do i = i - 1 end
-      return q(arg[i] or "lua") .. " " .. q(dir .. "/streamctl-emulator")
+      return q(arg[i] or "lua") .. " " .. q(launcher)
     end
   end
   -- installed by luarocks: TREE/lib/luarocks/rocks-V/streamctl/VERSION/bin/streamctl

@@ -1,7 +1,7 @@
 --- streamctl-emulator's commands: start, stop and status of the local
 -- emulator of Alibaba Cloud ApsaraVideo Live and ZEGOCLOUD Server API v2
 -- (nginx + lua-nginx-module, the logic in streamctl.emulator.server). Runs
--- under Lua 5.1/LuaJIT and 5.4; bin/streamctl-emulator runs `main`.
+-- under Lua 5.1/LuaJIT and 5.4; emulator/bin/streamctl-emulator runs `main`.
 --
 -- The server runs from a prefix directory of its own (DIR): nginx.conf, pid,
 -- error.log, temp files, the generated CA (ca.pem) and server certificate all
@@ -201,8 +201,8 @@ local function cmd_start(dir, opts)
   if #missing > 0 then
     die(1, needs.missing_message(missing))
   end
-  local lua_dir = needs.find_lua_dir()
-  if not lua_dir then
+  local lua_dirs = needs.find_lua_dirs()
+  if not lua_dirs then
     die(1, "cannot find the emulator's Lua files (streamctl/emulator/server.lua) in package.path;",
       " set LUA_PATH or STREAMCTL_EMULATOR_LUA_DIR")
   end
@@ -220,7 +220,7 @@ local function cmd_start(dir, opts)
   end
   local as_root = trim(capture("id -u")) == "0"
   certs.ensure(dir)
-  write_file(dir .. "/nginx.conf", conf.text(dir, opts, lua_dir, config_file, as_root), "644")
+  write_file(dir .. "/nginx.conf", conf.text(dir, opts, lua_dirs, config_file, as_root), "644")
   os.remove(dir .. "/nginx.pid")
   local e = endpoints(dir, opts)
   write_endpoints(dir, e)

@@ -7,11 +7,15 @@ local NGINX_MODULES, lua51_share_dirs, lua51_cpath = needs.NGINX_MODULES, needs.
 
 local M = {}
 
-local function nginx_conf(dir, opts, lua_dir, config_file, as_root)
+local function nginx_conf(dir, opts, lua_dirs, config_file, as_root)
   local function quoted(s)
     return '"' .. s:gsub('[\\"]', "\\%0") .. '"'
   end
-  local templates = { lua_dir .. "/?.lua", lua_dir .. "/?/init.lua" }
+  local templates = {}
+  for _, d in ipairs(lua_dirs) do
+    templates[#templates + 1] = d .. "/?.lua"
+    templates[#templates + 1] = d .. "/?/init.lua"
+  end
   for _, d in ipairs(lua51_share_dirs()) do
     templates[#templates + 1] = d .. "/?.lua"
     templates[#templates + 1] = d .. "/?/init.lua"

@@ -20,7 +20,7 @@ local NGINX_MODULES = {
 -- What the emulator needs from the system, and the Debian package each comes
 -- from: nginx, the modules nginx.conf loads, and the Lua modules that run
 -- inside nginx (resty.core, which lua-nginx-module loads itself, and what
--- src/streamctl/emulator/*.lua require beside LuaJIT's own bit and ffi;
+-- emulator/src/streamctl/emulator/*.lua require beside LuaJIT's own bit and ffi;
 -- spec/10-emulator-start_spec.lua checks each of those is here).
 local NEEDS = {
   { kind = "program", name = "nginx", package = "nginx" },
@@ -41,14 +41,12 @@ local function lua51_share_dirs()
   return { SYSROOT .. "/usr/local/share/lua/5.1", SYSROOT .. "/usr/share/lua/5.1" }
 end
 
-local function find_lua_dir()
-  local env = os.getenv("STREAMCTL_EMULATOR_LUA_DIR")
-  if env and env ~= "" then
-    return absolute(env)
-  end
+-- The directory on package.path (a template ending in ?.lua) holding `rel`
+-- (a file under it), or nil.
+local function dir_on_path(rel)
   for template in package.path:gmatch("[^;]+") do
     if template:match("%?%.lua$") then
-      local candidate = template:gsub("%?", "streamctl/emulator/server")
+      local candidate = template:gsub("%?%.lua$", rel)
       if file_exists(candidate) then
         local prefix = template:match("^(.-)%?") or ""
         prefix = prefix:gsub("/$", "")
@@ -59,19 +57,41 @@ local function find_lua_dir()
       end
     end
   end
+  return nil
+end
+
+-- The directories nginx.conf's lua_package_path names first: the one
+-- holding the emulator's modules ($STREAMCTL_EMULATOR_LUA_DIR, else found on
+-- package.path, else the system's 5.1 directories of the Debian package,
+-- else ../src beside the launcher), and the one holding streamctl's own
+-- (streamctl/version.lua), when that is another (a checkout: emulator/src
+-- and src). Nil when the emulator's cannot be found.
+local function find_lua_dirs()
+  local dir
+  local env = os.getenv("STREAMCTL_EMULATOR_LUA_DIR")
+  if env and env ~= "" then
+    dir = absolute(env)
+  end
+  dir = dir or dir_on_path("streamctl/emulator/server.lua")
   -- installed for nginx's LuaJIT only (the Debian package): the system's 5.1 directories
   for _, d in ipairs(lua51_share_dirs()) do
-    if file_exists(d .. "/streamctl/emulator/server.lua") then
-      return d
+    if not dir and file_exists(d .. "/streamctl/emulator/server.lua") then
+      dir = d
     end
   end
-  local script = arg and arg[0] or ""
-  local bindir = script:match("^(.*)/[^/]*$") or "."
-  local guess = absolute(bindir .. "/../src")
-  if file_exists(guess .. "/streamctl/emulator/server.lua") then
-    return guess
+  if not dir then
+    local script = arg and arg[0] or ""
+    local bindir = script:match("^(.*)/[^/]*$") or "."
+    local guess = absolute(bindir .. "/../src")
+    if file_exists(guess .. "/streamctl/emulator/server.lua") then
+      dir = guess
+    end
   end
-  return nil
+  if not dir then return nil end
+  local dirs = { dir }
+  local core = dir_on_path("streamctl/version.lua")
+  if core and core ~= dir and not file_exists(dir .. "/streamctl/version.lua") then dirs[2] = core end
+  return dirs
 end
 
 -- The Lua 5.1 C module directories that hold cjson.so (Debian's multiarch ones first).
@@ -199,7 +219,7 @@ local function missing_message(missing)
 end
 
 M.NGINX_MODULES, M.lua51_share_dirs, M.lua51_cpath = NGINX_MODULES, lua51_share_dirs, lua51_cpath
-M.find_lua_dir, M.nginx_binary, M.missing, M.missing_message = find_lua_dir, nginx_binary, missing_needs,
+M.find_lua_dirs, M.nginx_binary, M.missing, M.missing_message = find_lua_dirs, nginx_binary, missing_needs,
   missing_message
 
 return M
