@@ -41,7 +41,7 @@ TREE54 := $(ROOT)/build/5.4
 TREEJIT := $(ROOT)/build/jit
 SRC := $(wildcard csrc/*.c csrc/*.h)
 # what the rock installs besides the C: a change to any of it reinstalls the trees
-INSTALLED := $(wildcard src/streamctl/*.lua src/streamctl/*/*.lua bin/*)
+INSTALLED := $(shell find src emulator/src -name '*.lua') $(wildcard bin/* emulator/bin/*)
 
 # Debian packages: what make demo needs (the Lua 5.4 build and the emulator),
 # and what the rest needs besides (LuaJIT, the tests, the C checks, the docs,

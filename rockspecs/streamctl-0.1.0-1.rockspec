@@ -40,7 +40,7 @@ build = {
    modules = {
       -- Lua modules: every file under src/ but the command's, the Redis
       -- store's and the emulator's, which their own rocks install
-      -- (spec/00-package_spec.lua checks the lists)
+      -- (spec/house/00-package_spec.lua checks the lists)
       ["streamctl"] = "src/streamctl/init.lua",
       ["streamctl.providers"] = "src/streamctl/providers.lua",
       ["streamctl.pipeline.acs"] = "src/streamctl/pipeline/acs.lua",

@@ -1,6 +1,6 @@
 -- What a rockspec installs, as file lists for the builds that are not
 -- luarocks (debian/*.dh-lua.conf, debian/rules): the rockspecs stay the one
--- list of which file belongs to which part (spec/00-package_spec.lua checks
+-- list of which file belongs to which part (spec/house/00-package_spec.lua checks
 -- them against src/ and csrc/).
 --
 --   lua5.4 tools/rock-files.lua ROCKSPEC lua          its Lua modules' files (src/...)

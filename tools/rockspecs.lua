@@ -8,7 +8,7 @@
 --
 --   lua5.4 tools/rockspecs.lua          write them (make rockspecs), removing other releases'
 --   lua5.4 tools/rockspecs.lua --check  exit 1, naming the file, unless they are current
---                                       (spec/00-package_spec.lua runs this)
+--                                       (spec/house/00-package_spec.lua runs this)
 --   lua5.4 tools/rockspecs.lua --tarball  the tarball's file name and top directory
 
 local root = (arg[0]:match("^(.*)/tools/[^/]*$") or ".")

@@ -24,7 +24,8 @@
 # -u: the unit tier, the specs that start no server (a spec says so on a
 # line "-- tier: unit" of its own; with STREAMCTL_SPEC_TIER=unit the helpers
 # refuse to start one, so a spec that says it wrongly fails).
-# No files: every spec/*_spec.lua but those a mode leaves out (below).
+# No files: every spec/LAYER/*_spec.lua (a folder per layer of the house, and
+# house/ for the house itself) but those a mode leaves out (below).
 # Logs in build/specs-MODE/; each mode's totals ("passed failed pending")
 # in build/specs-MODE/count (STREAMCTL_SPEC_OUT: another directory than
 # build/ for both, and for the times). Exit 1 when a file fails.
@@ -83,7 +84,7 @@ files=()
 if [ ${#given[@]} -gt 0 ]; then
   files=("${given[@]}")
 else
-  for f in spec/*_spec.lua; do
+  for f in spec/*/*_spec.lua; do
     if [ "$tier" = unit ] && ! grep -q '^-- tier: unit$' "$f"; then continue; fi
     files+=("$f")
   done

@@ -1,4 +1,4 @@
--- Test helper for spec/70-docs_spec.lua: the fenced blocks of README.md and
+-- Test helper for spec/house/70-docs_spec.lua: the fenced blocks of README.md and
 -- docs/*.md, what each kind means to the test, and how output is compared.
 -- Plain Lua (5.1/LuaJIT and 5.4); spec/helpers/docs_driver.lua runs the blocks.
 --

@@ -1,4 +1,4 @@
--- Runs the docs' examples for spec/70-docs_spec.lua (see there for the
+-- Runs the docs' examples for spec/house/70-docs_spec.lua (see there for the
 -- conventions), each as a reader would, and writes what each did as JSON:
 --
 --   lua5.4 spec/helpers/docs_driver.lua IN.json OUT.json

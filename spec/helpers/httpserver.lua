@@ -1,4 +1,4 @@
--- A scripted HTTP/1.1 server for spec/05-curl_spec.lua (plain Lua + LuaSocket + lua-cjson).
+-- A scripted HTTP/1.1 server for spec/transports/05-curl_spec.lua (plain Lua + LuaSocket + lua-cjson).
 --
 --   LUA spec/helpers/httpserver.lua [max_seconds] [max_requests] [root_route]
 --

@@ -1,5 +1,5 @@
 -- The schedule of seed 18 as the generator drew it when the seed found its bug
--- (see spec/25-sim_spec.lua); pinned here, as later generators draw others.
+-- (see spec/house/25-sim_spec.lua); pinned here, as later generators draw others.
 return {
   net = {
     base = 0.016562516835110744,

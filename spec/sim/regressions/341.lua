@@ -1,5 +1,5 @@
 -- The schedule of seed 341 as the generator drew it when it took over seed 304's case (an
--- interrupted verification; see spec/25-sim_spec.lua); pinned here, as later generators draw others.
+-- interrupted verification; see spec/house/25-sim_spec.lua); pinned here, as later generators draw others.
 return {
   credentials = {
     fails = 0.26964895466309874,

@@ -7,21 +7,24 @@ local NGINX_MODULES, lua51_share_dirs, lua51_cpath = needs.NGINX_MODULES, needs.
 
 local M = {}
 
+-- nginx.conf's lua_package_path: `lua_dirs` first, then the system's 5.1 directories.
+local function lua_path_of(lua_dirs)
+  local templates = {}
+  for _, list in ipairs { lua_dirs, lua51_share_dirs() } do
+    for _, d in ipairs(list) do
+      templates[#templates + 1] = d .. "/?.lua"
+      templates[#templates + 1] = d .. "/?/init.lua"
+    end
+  end
+  templates[#templates + 1] = ""
+  return table.concat(templates, ";") .. ";"
+end
+
 local function nginx_conf(dir, opts, lua_dirs, config_file, as_root)
   local function quoted(s)
     return '"' .. s:gsub('[\\"]', "\\%0") .. '"'
   end
-  local templates = {}
-  for _, d in ipairs(lua_dirs) do
-    templates[#templates + 1] = d .. "/?.lua"
-    templates[#templates + 1] = d .. "/?/init.lua"
-  end
-  for _, d in ipairs(lua51_share_dirs()) do
-    templates[#templates + 1] = d .. "/?.lua"
-    templates[#templates + 1] = d .. "/?/init.lua"
-  end
-  templates[#templates + 1] = ""
-  local lua_path = table.concat(templates, ";") .. ";"
+  local lua_path = lua_path_of(lua_dirs)
   local p = opts.ports
   local imds = opts.imds
   local init = string.format(

@@ -21,7 +21,7 @@ local NGINX_MODULES = {
 -- from: nginx, the modules nginx.conf loads, and the Lua modules that run
 -- inside nginx (resty.core, which lua-nginx-module loads itself, and what
 -- emulator/src/streamctl/emulator/*.lua require beside LuaJIT's own bit and ffi;
--- spec/10-emulator-start_spec.lua checks each of those is here).
+-- spec/emulator/10-emulator-start_spec.lua checks each of those is here).
 local NEEDS = {
   { kind = "program", name = "nginx", package = "nginx" },
   { kind = "nginx module", name = NGINX_MODULES[1], package = "libnginx-mod-http-ndk" },

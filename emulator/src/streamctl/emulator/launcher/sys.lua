@@ -9,7 +9,7 @@ local M = {}
 -- stands in for / wherever the launcher looks for what it needs from the
 -- system (nginx, its two modules, the Lua 5.1 modules), so a spec can show the
 -- message for a missing package without uninstalling it
--- (spec/10-emulator-start_spec.lua). Not for use otherwise.
+-- (spec/emulator/10-emulator-start_spec.lua). Not for use otherwise.
 M.SYSROOT = os.getenv("STREAMCTL_EMULATOR_TEST_SYSROOT") or ""
 
 local function say(...)

@@ -8,7 +8,7 @@ local quote = require("spec.helpers.process").quote
 
 -- The providers' published examples, kept in the repository (a clone has
 -- nothing beside it): spec/vectors/signing-vectors.json, a byte-for-byte copy
--- of the published file. spec/10-emulator_spec.lua reads the same path. Every
+-- of the published file. spec/emulator/10-emulator_spec.lua reads the same path. Every
 -- test below that needs them fails, naming the path, when the copy is missing,
 -- unreadable or not whole; none is skipped.
 local ROOT = os.getenv("STREAMCTL_ROOT") or "."
@@ -51,13 +51,13 @@ describe("published signing vectors", function()
 
   it("are the repository's own copy, the file every spec reads", function()
     -- the root is this repository (this spec is there), and the copy is inside it
-    local me = io.open(ROOT .. "/spec/01-core_spec.lua", "rb")
-    assert(me, "STREAMCTL_ROOT (" .. ROOT .. ") is not the repository holding spec/01-core_spec.lua")
+    local me = io.open(ROOT .. "/spec/base/01-core_spec.lua", "rb")
+    assert(me, "STREAMCTL_ROOT (" .. ROOT .. ") is not the repository holding spec/base/01-core_spec.lua")
     me:close()
     assert(V, why)
     -- every spec that names the vectors file names this copy, and nothing outside the clone
     local OUTSIDE = ".." .. "/shared" -- where the vectors once were, outside the repository
-    local ls = assert(io.popen("ls " .. quote(ROOT .. "/spec") .. "/*_spec.lua"))
+    local ls = assert(io.popen("ls " .. quote(ROOT .. "/spec") .. "/*/*_spec.lua"))
     local users = {}
     for file in ls:lines() do
       local f = assert(io.open(file, "rb"))

@@ -6,7 +6,7 @@ local cjson = require "cjson"
 local socket = require "socket"
 
 local SPEC_DIR = debug.getinfo(1, "S").source:match("^@(.*)[/\\][^/\\]*$") or "."
-local HELPER = SPEC_DIR .. "/helpers/httpserver.lua"
+local HELPER = SPEC_DIR .. "/../helpers/httpserver.lua"
 
 local JSON_BODY = '{"RequestId":"req-json","Data":{"ok":true}}'
 local ERROR_BODY = '{"RequestId":"req-err","Code":"InvalidParameter","Message":"bad StreamName"}'
