@@ -32,6 +32,7 @@ build = {
       ["streamctl.cli.output"] = "src/streamctl/cli/output.lua",
       ["streamctl.cli.parser"] = "src/streamctl/cli/parser.lua",
       ["streamctl.cli.habits"] = "src/streamctl/cli/habits.lua",
+      ["streamctl.cli.commands"] = "src/streamctl/cli/commands.lua",
       -- each registered provider's command table (streamctl.providers)
       ["streamctl.cli.provider"] = "src/streamctl/cli/provider.lua",
       ["streamctl.cli.providers.aliyun"] = "src/streamctl/cli/providers/aliyun.lua",

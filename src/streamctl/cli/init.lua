@@ -20,6 +20,7 @@ local credentials = require "streamctl.credentials"
 local input = require "streamctl.cli.input"
 local cli_output = require "streamctl.cli.output"
 local cli_parser = require "streamctl.cli.parser"
+local commands = require "streamctl.cli.commands"
 local habits = require "streamctl.cli.habits"
 local provider_tables = require "streamctl.cli.provider"
 local cli_client = require "streamctl.cli.client"
@@ -27,7 +28,6 @@ local cli_guard = require "streamctl.cli.guard"
 local cli_calls = require "streamctl.cli.calls"
 local cli_reconcile = require "streamctl.cli.reconcile"
 local validate = require "streamctl.base.validate"
-local cli_emulator_command = require "streamctl.cli.emulator_command"
 
 local type, ipairs, format, concat = type, ipairs, string.format, table.concat
 local EXIT, command_name, new_out = cli_output.EXIT, cli_output.command_name, cli_output.new_out
@@ -40,12 +40,12 @@ local preflight_refused = cli_guard.preflight_refused
 local dry_run, run_batch, run_long = cli_calls.dry_run, cli_calls.run_batch, cli_calls.run_long
 local run_call = cli_calls.run_call
 local run_reconcile = cli_reconcile.run_reconcile
-local run_emulator = cli_emulator_command.run_emulator
 
 local M = {}
 
 M.EXIT = EXIT
-M.parser = cli_parser.parser
+--- The argparse parser of the whole command.
+function M.parser() return cli_parser.parser(commands.LIST) end
 M.man_commands = cli_parser.man_commands
 M.read_text = input.read_text
 M.read_list = input.read_list
@@ -57,7 +57,7 @@ M.read_list = input.read_list
 local the_parser
 local function get_parser()
   if not the_parser then
-    the_parser = new_parser()
+    the_parser = new_parser(commands.LIST)
     -- argparse hands its error handler the (sub)command being parsed: its
     -- usage is the one to show.
     the_parser.error = function(p, message)
@@ -139,7 +139,7 @@ local function parse(out, argv)
     end
     return nil, EXIT.usage
   end
-  if not args._emulator and not args._man and not args._configure and not args.provider then
+  if not args._run and not args.provider then
     out.err:write(parser:get_help(), "\n")
     return nil, EXIT.usage
   end
@@ -320,11 +320,7 @@ function M.main(argv, env)
   if env.terminal ~= nil then out.terminal = env.terminal else out.terminal = env.stdout == nil and is_tty(1) end
   local args, status = parse(out, argv)
   if not args then return status end
-  if args._emulator then return run_emulator(args) end
-  if args._man then return require("streamctl.cli.man").run(out, args, env.getenv or os.getenv) end
-  if args._configure then
-    return require("streamctl.cli.configure").run(out, args, env.stdin or io.stdin, env.getenv or os.getenv)
-  end
+  if args._run then return args._run(out, args, env) end -- (the command's own: streamctl.cli.commands)
   local run
   run, status = prepare(out, args, env)
   if not run then return status end

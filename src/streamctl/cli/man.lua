@@ -157,7 +157,7 @@ end
 -- completion where bash-completion looks, under `prefix` when given, else
 -- for this user (under $XDG_DATA_HOME, else ~/.local/share) or, as root,
 -- for every user (under /usr/local/share). The exit status.
-local function install(out, roff, getenv, prefix)
+local function install(out, roff, getenv, prefix, completion)
   local signal = require "streamctl.signal"
   local base = prefix
   if base then -- luacheck: ignore 542 (as given)
@@ -171,9 +171,7 @@ local function install(out, roff, getenv, prefix)
   local page = base .. "/man/man1/streamctl.1"
   local ok, why = install_file(page, roff)
   if ok then
-    -- (the completion `streamctl completion bash` writes: argparse's, from the same parser)
-    local completion = require("streamctl.cli.parser").parser():get_bash_complete()
-    ok, why = install_file(base .. "/bash-completion/completions/streamctl", completion)
+    ok, why = install_file(base .. "/bash-completion/completions/streamctl", completion())
     if ok then
       out:line("the manual page: ", page, " (man streamctl)")
       out:line("bash completion: ", base, "/bash-completion/completions/streamctl (new shells)")
@@ -187,9 +185,9 @@ end
 --- Runs `streamctl man`: on a terminal with man, man shows the page;
 -- otherwise its plain text is written (`args.roff`: its roff source; and
 -- `args.install`: the page and the bash completion put where man and
--- bash-completion look). The exit status (1 when the page is nowhere, the
--- places said).
-function M.run(out, args, getenv)
+-- bash-completion look; `completion()` gives the completion script). The
+-- exit status (1 when the page is nowhere, the places said).
+function M.run(out, args, getenv, completion)
   args = args or {}
   local page, looked = M.find()
   if not page then
@@ -199,7 +197,7 @@ function M.run(out, args, getenv)
   if args.install then
     local roff, why = read_page(page)
     if not roff then out:warn(why) return 1 end
-    return install(out, roff, getenv or os.getenv, args.prefix)
+    return install(out, roff, getenv or os.getenv, args.prefix, completion)
   end
   if not args.roff and out.out == io.stdout and cli_output.is_tty(1)
       and succeeded("command -v man >/dev/null 2>&1") then

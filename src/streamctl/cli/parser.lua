@@ -10,7 +10,6 @@ local argparse = require "argparse"
 local provider_tables = require "streamctl.cli.provider"
 local audit = require "streamctl.operator.audit"
 local options_module = require "streamctl.pipeline.options"
-local emulator = require "streamctl.cli.emulator"
 local version = require "streamctl.version"
 local cli_output = require "streamctl.cli.output"
 
@@ -265,8 +264,9 @@ local function add_whoami(p, provider)
   who:action(function(args) args._whoami = true end)
 end
 
---- The argparse parser of the whole command.
-local function new_parser()
+--- The argparse parser of the whole command: every provider's subcommands,
+-- then `own`, the command's own (streamctl.cli.commands' LIST).
+local function new_parser(own)
   local parser = argparse("streamctl", "Control live streams on Alibaba Cloud ApsaraVideo Live and ZEGOCLOUD.")
     :epilog(table.concat({
       "Examples:",
@@ -303,45 +303,11 @@ local function new_parser()
     if provider.whoami then add_whoami(p, provider) end
     if provider.configure then configurable[#configurable + 1] = provider.name end
   end
-  local conf = parser:command("configure", "Asks for a provider's keys and writes them where the credential "
-    .. "chain reads them: Alibaba Cloud's AccessKey into ~/.alibabacloud/credentials ([default], or [NAME] with "
-    .. "--profile NAME), ZEGO's AppId and ServerSecret into ~/.config/streamctl/config ([zego], or [zego.NAME]); "
-    .. "mode 0600, the file's other lines kept. One answer a line on standard input (an empty one keeps the "
-    .. "current value), so it scripts too.")
-  conf:summary("Writes a provider's keys into its profile file.")
-  conf:argument("what", concat(configurable, " or ") .. "."):choices(configurable)
-  conf:option("--profile", "The profile to write (default: the default one)."):argname("<name>")
-  conf:epilog("Example:\n   streamctl configure aliyun\n   printf '%s\\n' \"$AK_ID\" \"$AK_SECRET\" | "
-    .. "streamctl configure aliyun --profile prod")
-  conf:action(function(args) args._configure = true end)
-  local emu = parser:command("emulator", "Start, stop or check the local emulator (runs streamctl-emulator).")
-  emu:summary("Start, stop or check the local emulator.")
-  emu:argument("what", "start, stop or status."):choices { "start", "stop", "status" }
-  emu:option("--dir", "Where it runs (default: $STREAMCTL_EMULATOR_DIR or "
-    .. "${XDG_RUNTIME_DIR:-/tmp}/streamctl-emulator-$USER)."):argname("<dir>")
-  emu:option("--config", "JSON settings (accounts, rate limits; see docs/emulator.md)."):argname("<file>")
-  for _, port in ipairs { "aliyun", "zego", "aliyun_tls", "zego_tls" } do
-    emu:option(flag(port .. "_port"), emulator.PORTS[port] and format("Port (default: %d).", emulator.PORTS[port])
-      or "Port."):argname("<port>")
+  -- the command's own subcommands, one entry each (streamctl.cli.commands' LIST)
+  for _, c in ipairs(own or {}) do
+    local cmd = c.add(parser, { configurable = configurable })
+    cmd:action(function(args) args._run = c.run end)
   end
-  emu:option("--imds-port", "Also serve an ECS instance metadata service on 127.0.0.1 (default: none; "
-    .. "docs/emulator-credentials.md)."):argname("<port>")
-  emu:option("--imds-listen", "The same on another IPv4 address (a test in a network namespace)."):argname(
-    "<addr:port>")
-  emu:epilog("Example:\n   streamctl emulator start && streamctl aliyun resume-live-stream --emulator "
-    .. "--domain-name push.example.com --app-name live --stream-name match-7")
-  emu:action(function(args) args._emulator = true end)
-  local man = parser:command("man", "Shows this manual page: man shows it on a terminal; otherwise (a pipe, a "
-    .. "system without man) its plain text is written. For installs that put it where man does not look "
-    .. "(luarocks: the rock's own directory): --install.")
-  man:summary("Show the manual page.")
-  man:flag("--roff", "Write the page's roff source (what man reads) instead of its text.")
-  man:flag("--install", "Put the page where man looks and the bash completion where bash-completion looks: "
-    .. "~/.local/share/man/man1 and ~/.local/share/bash-completion/completions ($XDG_DATA_HOME when set), "
-    .. "or /usr/local/share/... as root.")
-  man:option("--prefix", "With --install: under this directory instead (DIR/man/man1, "
-    .. "DIR/bash-completion/completions)."):argname("<dir>")
-  man:action(function(args) args._man = true end)
   parser:add_complete_command()
   return parser
 end
