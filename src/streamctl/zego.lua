@@ -217,7 +217,7 @@ end
 -- from them (another resource with the same ID); look-ups change nothing.
 function rules.streams(action, params)
   local ids = params["StreamId[]"] or params.StreamId
-  if ids == nil or action == "DescribeRTCStreamState" then return nil end
+  if ids == nil or operations[action].effect == "read" then return nil end
   if type(ids) ~= "table" then ids = { ids } end
   if operations[action].sequence then return ids end
   local out = {}
