@@ -92,18 +92,25 @@ local function add(report)
 end
 
 local t0 = core.monotonic()
+-- The maxmemory-policy a client's Redis connection read (its store
+-- backend's handle: streamctl.pipeline.stores), or nil.
+local function policy_of(c)
+  local h = c._stores and c._stores[1]
+  return h and h.handle.maxmemory_policy
+end
+
 if mode == "aliyun" then
   local c = assert(streamctl.aliyun.new { endpoint = endpoint, access_key_id = opt.key or "LTAIemulatorKey",
     access_key_secret = opt.secret or "emulator-secret", account_id = opt.account_id, redis = redis,
     max_rate = tonumber(opt.max_rate) })
   add(assert(c:resume_live_streams { domain_name = "push.example.com", app_name = "live", stream_names = names }))
-  totals.policy = c._redis and c._redis.maxmemory_policy
+  totals.policy = policy_of(c)
   c:close()
 elseif mode == "zego" then
   local c = assert(streamctl.zego.new { endpoint = endpoint, app_id = 1234567890,
     server_secret = "0123456789abcdef0123456789abcdef", redis = redis, max_rate = tonumber(opt.max_rate) })
   for _ = 1, tonumber(arg[6]) do add(assert(c:resume_rtc_streams { stream_ids = names })) end
-  totals.policy = c._redis and c._redis.maxmemory_policy
+  totals.policy = policy_of(c)
   c:close()
 else
   error("unknown mode " .. tostring(mode))
