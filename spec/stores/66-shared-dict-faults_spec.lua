@@ -614,7 +614,13 @@ describe("the shared-dict stores under faults", function()
         -- letting it go on. A request sent on its slot after such a stall
         -- would crowd the second (30 requests 35 ms apart: late by 53 ms,
         -- the 31st is one too many).
-        local pids, n = srv:workers(), 0
+        -- (its four workers, once each has its title: a busy machine may not have given them one yet)
+        local pids = require("spec.helpers.checks").wait_until(function()
+          local w = srv:workers()
+          return #w == 4 and w
+        end, 20)
+        assert(pids, "nginx did not show its four workers")
+        local n = 0
         local function stall()
           n = n + 1
           local pid = pids[(n - 1) % #pids + 1].pid
