@@ -22,12 +22,10 @@
 -- Figures, not a test: it exits non-zero only when a shared run lost a
 -- stream or was throttled, or when a worker printed no report (what it
 -- said on standard error is quoted).
-local curl = require "streamctl.curl"
 local core = require "streamctl.core"
-local cjson = require "cjson"
 local lib = require "bench.lib"
+local workers = require "bench.workers"
 local redis_helper = require "spec.helpers.redis"
-local process = require "spec.helpers.process"
 
 -- (each count in turn; the runs on budgets of their own only for the first)
 local COUNTS = {}
@@ -35,20 +33,12 @@ for n in (os.getenv("BENCH_REDIS_PROCS") or "3 10"):gmatch("%d+") do COUNTS[#COU
 local PROCS = COUNTS[1]
 local STREAMS = tonumber(os.getenv("BENCH_REDIS_STREAMS") or "100")
 local CAP = 30
-local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 local ALIYUN = assert(os.getenv("STREAMCTL_ALIYUN_ENDPOINT"),
   "STREAMCTL_ALIYUN_ENDPOINT: the emulator (bench/run.sh sets it)")
 local ZEGO = assert(os.getenv("STREAMCTL_ZEGO_ENDPOINT"),
   "STREAMCTL_ZEGO_ENDPOINT: the emulator (bench/run.sh sets it)")
 local ZEGO_CAP = 20
-local WORKER = ROOT .. "/spec/helpers/redis_worker.lua"
-local control = curl.easy { max_body = 64 * 1024 * 1024 }
-
-local function control_request(method, path)
-  local res = assert(control:request { method = method, url = ALIYUN .. path, headers = {}, body = "" })
-  assert(res.status == 200, path .. " answered " .. res.status)
-  return cjson.decode(res.body)
-end
+local control_request = workers.control
 
 -- Redis' count of script calls (EVALSHA and EVAL) so far.
 local function script_calls(redis)
@@ -65,31 +55,11 @@ local function spawn_workers(mode, worker_args)
   local t0 = core.monotonic()
   local children = {}
   for i = 1, PROCS do
-    local args = {}
-    for j, a in ipairs(worker_args(i)) do args[j] = process.quote(tostring(a)) end
-    -- (what a worker says on standard error: the fallback's notices, or why it failed)
-    local err_file = os.tmpname()
-    children[i] = process.spawn(process.quote(process.interpreter()) .. " " .. process.quote(WORKER) .. " " .. mode
-      .. " " .. table.concat(args, " ") .. " 2>" .. process.quote(err_file))
-    children[i].err_file = err_file
+    children[i] = workers.start { mode, table.unpack(worker_args(i)) }
   end
-  local done, failed = 0, nil
-  for i, c in ipairs(children) do
-    local line = c.pipe:read("*l")
-    c.pipe:close()
-    local f = io.open(c.err_file)
-    local said = f and f:read("a") or ""
-    if f then f:close() end
-    os.remove(c.err_file)
-    -- A worker that printed no report failed: the bench stops and says why, never a 0 recorded.
-    local ok, report = pcall(cjson.decode, line or "")
-    if not (ok and type(report) == "table") and not failed then
-      failed = string.format("worker %d (%s) printed no report (%s); it said: %s", i, mode,
-        line and "a line that is not JSON" or "nothing", said)
-    end
-    done = done + (ok and type(report) == "table" and tonumber(report.succeeded) or 0)
-  end
-  if failed then error(failed, 0) end
+  -- (a worker that printed no report stops the bench and says why, never a 0 recorded)
+  local done = 0
+  for _, report in ipairs(workers.reports(children, mode)) do done = done + (tonumber(report.succeeded) or 0) end
   return done, core.monotonic() - t0
 end
 
@@ -97,11 +67,11 @@ end
 -- what it counts) against the emulator, its figures recorded under `what`.
 -- Returns the streams done and the requests throttled.
 local function measure(p, what, redis)
-  control_request("POST", "/_emulator/reset")
+  control_request("POST", "reset")
   local calls0 = redis and script_calls(redis)
   local done, wall = spawn_workers(p.mode, p.worker_args)
-  local counters = control_request("GET", "/_emulator/state")[p.mode].counters[p.action] or {}
-  local entries = control_request("GET", "/_emulator/log?provider=" .. p.mode .. "&action=" .. p.action
+  local counters = control_request("GET", "state")[p.mode].counters[p.action] or {}
+  local entries = control_request("GET", "log?provider=" .. p.mode .. "&action=" .. p.action
     .. "&limit=100000").entries
   local first, last = math.huge, -math.huge
   for _, e in ipairs(entries) do
@@ -172,7 +142,7 @@ local ok, err = pcall(function()
 end)
 if proxy then proxy.stop() end
 redis:stop()
-control:close()
+workers.close()
 if not ok then error(err, 0) end
 for _, r in ipairs(err) do
   if not r[1] or r[2] ~= 0 then

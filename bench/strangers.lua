@@ -47,37 +47,26 @@
 -- and recorded as measured, and the script still exits 0; it exits non-zero
 -- only when a worker printed no report (what it said on standard error is
 -- quoted) or the emulator or Redis failed.
-local curl = require "streamctl.curl"
 local core = require "streamctl.core"
-local cjson = require "cjson"
 local lib = require "bench.lib"
 local goals = require "bench.goals"
+local workers = require "bench.workers"
 local redis_helper = require "spec.helpers.redis"
-local process = require "spec.helpers.process"
 local sleep = require("streamctl.transport.curl").sleep
 
-local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 local ALIYUN = assert(os.getenv("STREAMCTL_ALIYUN_ENDPOINT"),
   "STREAMCTL_ALIYUN_ENDPOINT: the emulator (bench/run.sh sets it)")
 local ZEGO = assert(os.getenv("STREAMCTL_ZEGO_ENDPOINT"),
   "STREAMCTL_ZEGO_ENDPOINT: the emulator (bench/run.sh sets it)")
 local N25 = tonumber(os.getenv("BENCH_STRANGERS_N25") or "300")
 local N50 = tonumber(os.getenv("BENCH_STRANGERS_N50") or "240")
-local WORKER = ROOT .. "/spec/helpers/redis_worker.lua"
 local P = {
   aliyun = { url = ALIYUN, action = "ResumeLiveStream", cap = 30, budget = { provider = "aliyun",
     account = "LTAIemulatorKey", action = "ResumeLiveStream" } },
   zego = { url = ZEGO, action = "ResumeRTCStreams", cap = 20, budget = { provider = "zego", app_id = 1234567890,
     action = "ResumeRTCStreams" } },
 }
-local control = curl.easy { max_body = 64 * 1024 * 1024 } -- a request log can be large
-
-local function control_request(method, path, value)
-  local res = assert(control:request { method = method, url = ALIYUN .. "/_emulator/" .. path,
-    headers = value and { ["content-type"] = "application/json" } or {}, body = value and cjson.encode(value) or "" })
-  assert(res.status == 200, method .. " /_emulator/" .. path .. " answered " .. res.status .. ": " .. res.body)
-  return cjson.decode(res.body)
-end
+local control_request = workers.control
 
 -- `budget` with more fields.
 local function with(budget, more)
@@ -94,12 +83,7 @@ local function start_workers(run, redis_url)
   for i, count in ipairs(run.counts) do
     local args = { run.provider, P[run.provider].url, redis_url, run.key .. "w" .. i, count }
     if run.provider == "zego" then args[#args + 1] = 1 end
-    for j, a in ipairs(args) do args[j] = process.quote(tostring(a)) end
-    local err_file = os.tmpname()
-    local child = process.spawn(process.quote(process.interpreter()) .. " " .. process.quote(WORKER) .. " "
-      .. table.concat(args, " ") .. " 2>" .. process.quote(err_file))
-    child.err_file = err_file
-    children[i] = child
+    children[i] = workers.start(args)
   end
   return children
 end
@@ -107,21 +91,8 @@ end
 -- Waits for the workers; returns the streams they failed (total - succeeded).
 -- A worker that printed no report stops the bench and says why.
 local function failed_of(children)
-  local failed, why = 0, nil
-  for i, c in ipairs(children) do
-    local line = c.pipe:read("*l")
-    c.pipe:close()
-    local said = process.read_file(c.err_file) or ""
-    os.remove(c.err_file)
-    local ok, report = pcall(cjson.decode, line or "")
-    if ok and type(report) == "table" then
-      failed = failed + (report.total - report.succeeded)
-    elseif not why then
-      why = string.format("worker %d printed no report (%s); it said: %s", i,
-        line and "a line that is not JSON" or "nothing", said)
-    end
-  end
-  if why then error(why, 0) end
+  local failed = 0
+  for _, report in ipairs(workers.reports(children)) do failed = failed + (report.total - report.succeeded) end
   return failed
 end
 
@@ -275,5 +246,5 @@ local ok, err = pcall(function()
   end
 end)
 redis:stop()
-control:close()
+workers.close()
 if not ok then error(err, 0) end
