@@ -90,6 +90,8 @@ step() { # TITLE, then the command; skipped once one has failed
 }
 step "" lua54 bench/batch.lua
 step "one account, three processes: each on its own budget, then one budget in Redis" lua54 bench/redis.lua
+step "one budget shared: four nginx workers on one shared dict, two AccessKeys of one account, Redis killed and back" \
+  lua54 bench/shared.lua
 step "strangers: a budget shared with another tool's load, a lower cap, the load leaving (issue 48's goals)" \
   lua54 bench/strangers.lua
 step "memory and load time (Lua 5.4, then LuaJIT)" lua54 bench/memory.lua
