@@ -136,6 +136,38 @@ local function markdown(results)
     { { "Redis on loopback", "Redis on loopback", true }, { "Redis 5 ms away", "Redis 5 ms away", true } },
     "IDs", "call")
 
+  -- one budget shared three more ways (bench/shared.lua), a row once the file holds its figures: by
+  -- run (the name before ": "), its counts, each steady rate (and its window) and the whole run's
+  local STEADY = "steady rate / cap (stalls left out)"
+  local shared, order = {}, {}
+  for _, f in ipairs(results.figures) do
+    local label, what = f.name:match("^(.-): (.*)$")
+    if f.group == "shared" and label then
+      if not shared[label] then shared[label], order[#order + 1] = { by = {}, list = {} }, label end
+      shared[label].by[what] = f.median
+      table.insert(shared[label].list, { what = what, median = f.median })
+    end
+  end
+  local cells = {}
+  for _, label in ipairs(order) do
+    local s = shared[label]
+    local function pct(v) return math.floor(100 * (v or 0) + 0.5) end
+    local parts = { format("%d done, %d throttled", s.by["streams done"] or 0, s.by["requests throttled"] or 0) }
+    for _, w in ipairs(s.list) do
+      local at = w.what:find(STEADY, 1, true)
+      if at and at + #STEADY - 1 == #w.what then
+        local window = w.what:sub(1, at - 1):gsub(": $", "")
+        parts[#parts + 1] = format("%s %d%% of the cap", window == "" and "steady" or window, pct(w.median))
+      end
+    end
+    parts[#parts + 1] = format("%d%% over the whole run", pct(s.by["accepted over the whole run / cap"]))
+    cells[#cells + 1] = label .. ": " .. table.concat(parts, ", ")
+  end
+  if #cells > 0 then
+    row("one budget shared: nginx workers on one shared dict, two AccessKeys of one account, Redis killed and back",
+      "", "", table.concat(cells, "; "))
+  end
+
   -- batches of any size: CPU per 1,000 streams and peak RSS at each size, streamed, as a list, reconciled
   for _, batch in ipairs { { "Aliyun forbid_live_streams", "Aliyun" }, { "ZEGO forbid_rtc_streams", "ZEGO" } } do
     for _, form in ipairs { "streamed", "list", "reconcile" } do
