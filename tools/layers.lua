@@ -153,10 +153,12 @@ end
 local function registered(root)
   local layer
   for _, l in ipairs(M.LAYERS) do if l.name == "providers" then layer = l end end
+  layer.listed = layer.listed or { table.unpack(layer) } -- (the list above: a root without a registry's)
   local ok, names = pcall(dofile, root .. "/src/streamctl/providers.lua")
-  if not ok or type(names) ~= "table" then return end
+  if not ok or type(names) ~= "table" then names = nil end
   for i = #layer, 1, -1 do layer[i] = nil end
-  for i, name in ipairs(names) do layer[i] = "streamctl." .. name end
+  for i, name in ipairs(names or {}) do layer[i] = "streamctl." .. name end
+  if not names then for i, m in ipairs(layer.listed) do layer[i] = m end end
 end
 
 --- Reads every module under ROOT/src/streamctl and ROOT/emulator/src/streamctl,

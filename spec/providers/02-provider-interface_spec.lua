@@ -190,6 +190,14 @@ describe("a store backend", function()
     local Zego = client.define(rules)
     local _, err = Zego.new { app_id = 1, server_secret = string.rep("s", 32), bucket = "" }
     assert.equal("option 'bucket' must be a bucket's name", err.message)
+    -- (it holds the rate limits and Sequences, as every backend does: another holder is refused)
+    _, err = Zego.new { app_id = 1, server_secret = string.rep("s", 32), bucket = "b1",
+                        rate_limit_store = require("streamctl.engine.ratelimit").memory_store() }
+    assert.equal("option 'bucket' holds the rate-limit state; it cannot be combined with 'rate_limit_store'",
+      err.message)
+    _, err = Zego.new { app_id = 1, server_secret = string.rep("s", 32), bucket = "b1",
+                        sequence = require("streamctl.engine.sequence").new {} }
+    assert.equal("option 'bucket' holds the Sequences; it cannot be combined with 'sequence'", err.message)
     local z = assert(Zego.new { app_id = 1, server_secret = string.rep("s", 32), bucket = "b1",
       transport = function() return { status = 200, headers = {},
         body = '{"Code":0,"Message":"success","RequestId":"r","Data":null}' } end })

@@ -165,6 +165,14 @@ describe("a third provider", function()
     assert.is_nil(out:find("x-acme-signature: %x%x%x%x"), out)
   end)
 
+  it("is the registry's: a field of the library that is no provider is no command", function()
+    for _, word in ipairs { "errors", "credentials", "_VERSION" } do
+      local code, _, e = streamctl(word .. " x")
+      assert.equal(2, code, e)
+      assert.truthy(e:find("unknown command '" .. word .. "'", 1, true), e)
+    end
+  end)
+
   it("is refused by its own rules, naming the flag", function()
     local code, _, e = streamctl("acme ban-stream --stream-name " .. string.rep("x", 65)
       .. " --key-id k --key-secret s --no-audit-log --endpoint http://127.0.0.1:9")

@@ -3,7 +3,6 @@
 -- from); a method's fields from flags or a --from list; whoami.
 -- @module streamctl.cli.client
 
-local credentials = require "streamctl.credentials"
 local options_module = require "streamctl.pipeline.options"
 local emulator = require "streamctl.cli.emulator"
 local provider_tables = require "streamctl.cli.provider"
@@ -239,11 +238,10 @@ local function client_options(name, args, defaults, where, getenv)
   return o, nil, warnings, source
 end
 
--- `streamctl aliyun whoami`: who the credentials are, and where they came from.
-local function run_whoami(out, opts, args, output, source, getenv)
-  local sts = args.sts_endpoint or (args.emulator and opts.endpoint) or nil
-  local who, err = credentials.identity(opts, { sts_endpoint = sts, ca_file = opts.ca_file, proxy = opts.proxy,
-                                                getenv = getenv })
+-- `streamctl NAME whoami`: who the credentials are (the provider's
+-- `whoami`), and where they came from.
+local function run_whoami(out, name, opts, args, output, source, getenv)
+  local who, err = provider_tables.get(name).whoami.identity(opts, args, getenv)
   if not who then
     out:warn((gsub(tostring(err), "^streamctl: ", "")))
     return EXIT.failed

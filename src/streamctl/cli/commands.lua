@@ -15,19 +15,20 @@ local M = {}
 
 local configure = { name = "configure" }
 function configure.add(parser, t)
-  local configurable = t.configurable
+  -- (the providers' tables that have a `configure`: streamctl.cli.provider)
+  local names, says = {}, {}
+  for i, p in ipairs(t.configurable) do names[i], says[i] = p.name, p.configure.says end
   local conf = parser:command("configure", "Asks for a provider's keys and writes them where the credential "
-    .. "chain reads them: Alibaba Cloud's AccessKey into ~/.alibabacloud/credentials ([default], or [NAME] with "
-    .. "--profile NAME), ZEGO's AppId and ServerSecret into ~/.config/streamctl/config ([zego], or [zego.NAME]); "
-    .. "mode 0600, the file's other lines kept. One answer a line on standard input (an empty one keeps the "
-    .. "current value), so it scripts too.")
+    .. "chain reads them: " .. concat(says, ", ") .. "; mode 0600, the file's other lines kept. One answer a line "
+    .. "on standard input (an empty one keeps the current value), so it scripts too.")
   conf:summary("Writes a provider's keys into its profile file.")
-  conf:argument("what", concat(configurable, " or ") .. "."):choices(configurable)
+  conf:argument("what", concat(names, " or ") .. "."):choices(names)
   conf:option("--profile", "The profile to write (default: the default one)."):argname("<name>")
   conf:epilog("Example:\n   streamctl configure aliyun\n   printf '%s\\n' \"$AK_ID\" \"$AK_SECRET\" | "
     .. "streamctl configure aliyun --profile prod")
   return conf
 end
+
 local emulator_command = { name = "emulator" }
 function emulator_command.add(parser)
   local emu = parser:command("emulator", "Start, stop or check the local emulator (runs streamctl-emulator).")
@@ -48,6 +49,7 @@ function emulator_command.add(parser)
     .. "--domain-name push.example.com --app-name live --stream-name match-7")
   return emu
 end
+
 local man_command = { name = "man" }
 function man_command.add(parser)
   local man = parser:command("man", "Shows this manual page: man shows it on a terminal; otherwise (a pipe, a "

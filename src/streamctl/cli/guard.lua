@@ -213,6 +213,7 @@ local function preflight_refused(out, client, m, fields, long, safe, preflight)
     safe.places = room
     return false
   end
+  why = type(why) == "table" and why or { said = "the provider's check before sending failed: nothing was sent" }
   out:warn(why.said)
   -- (a list read as it goes is not kept: none named, as in the guard's refusal of one)
   safe.info = { guard = safe.info and safe.info.guard, outcome = why.refused and "refused" or "failed",

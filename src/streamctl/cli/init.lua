@@ -88,9 +88,16 @@ local function suggest(message, help, argv)
     end
   end
   local typed = message:match("^unknown option '(%-%-[^'=]+)[^']*'")
-  -- (an option another tool takes for this provider: what stands for it, e.g. aliyun-cli's --region)
-  local p = argv and provider_tables.get(argv[1])
-  local told = typed and p and p.unknown_option and p.unknown_option(typed)
+  -- (an option another tool takes for a provider: what stands for it, e.g. aliyun-cli's --region; the
+  -- provider named on the line, the first one after the options given before it, else any that knows it)
+  local named
+  for _, a in ipairs(argv or {}) do
+    named = named or provider_tables.get(a)
+  end
+  local told
+  for _, p in ipairs(named and { named } or provider_tables.all()) do
+    told = told or (typed and p.unknown_option and p.unknown_option(typed))
+  end
   if told then return "unknown option '" .. typed .. "'", told end
   if head then return head, " (did you mean '" .. tip .. "'?)" end
   typed = message:match("^unknown option '(%-%-[^'=]+)[^']*'$")
@@ -164,7 +171,7 @@ local function prepare(out, args, env)
   local opts, why, warnings, source = client_options(provider, args, defaults, where, env.getenv)
   for _, w in ipairs(warnings or {}) do out:warn("warning: ", w) end
   if not opts then out:warn(why) return nil, EXIT.usage end
-  if args._whoami then return nil, run_whoami(out, opts, args, output, source, env.getenv) end
+  if args._whoami then return nil, run_whoami(out, provider, opts, args, output, source, env.getenv) end
 
   -- Every attempt of a call counted; Ctrl-C and SIGTERM caught, to report
   -- first (catch() also ignores SIGPIPE: a closed output is a failed write,

@@ -252,14 +252,13 @@ local function examples()
   return concat(out, "\n")
 end
 
--- `streamctl NAME whoami` (a provider's `whoami`: streamctl.credentials.identity).
+-- `streamctl NAME whoami` (a provider's `whoami`: who its credentials are).
 local function add_whoami(p, provider)
   local who = p:command("whoami", "Prints who the credentials are (STS GetCallerIdentity): the account, "
     .. "the identity type and ARN, and where the credentials came from; never a secret.")
   who:summary("Who the credentials are.")
   add_common(who, provider)
-  who:option("--sts-endpoint", "STS, https://host[:port] (default: $ALIBABA_CLOUD_STS_ENDPOINT, else "
-    .. "https://sts.aliyuncs.com; with --emulator, the emulator's)."):argname("<url>")
+  add_flags(who, provider.whoami.flags or {})
   who:epilog("Example:\n   streamctl " .. provider.name .. " whoami")
   who:action(function(args) args._whoami = true end)
 end
@@ -301,7 +300,7 @@ local function new_parser(own)
     add_call(p, provider, mod)
     if provider.reconcile then add_reconcile(p, provider) end
     if provider.whoami then add_whoami(p, provider) end
-    if provider.configure then configurable[#configurable + 1] = provider.name end
+    if provider.configure then configurable[#configurable + 1] = provider end
   end
   -- the command's own subcommands, one entry each (streamctl.cli.commands' LIST)
   for _, c in ipairs(own or {}) do

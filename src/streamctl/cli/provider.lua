@@ -30,13 +30,17 @@
 --   setting_rules { option = fn(value) -> rule broken | nil }
 --   unknown_option(typed) -> hint | nil   (an option other tools take that it has not)
 --   fill(m, fields, getenv) -> message | nil  (fields the environment gives)
---   preflight(client, m, fields, long) -> false | room | nil, err, hint  (before a batch's
---                intent: what must hold before anything is sent; false: nothing to check)
+--   preflight(client, m, fields, long) -> false | found | nil, why  (before a batch's intent:
+--                what must hold before anything is sent; false: nothing to check; `found`
+--                goes into the audit line as its `places`; `why` = { said = the line to
+--                say, refused = true when the run is refused (else it failed), code, places })
 --   reconcile    { what, from, example, man, flags, required = { flag = why }, options(args,
 --                opts, time_of), action(key, forbid), empty }  (`streamctl NAME reconcile`:
 --                streamctl.operator.reconcile's NAME)
---   whoami       true: `streamctl NAME whoami` (streamctl.credentials.identity)
---   configure    { file, section(profile), keys = { { key, prompt, secret }, ... }, fixed,
+--   whoami       { flags, identity(opts, args, getenv) -> who | nil, err }: `streamctl NAME
+--                whoami` (who its credentials are: account_id, identity_type, arn, principal_id)
+--   configure    { says (what it writes where, for the help), file, section(profile),
+--                keys = { { key, prompt, secret }, ... }, fixed,
 --                check(current, name, path) -> message | nil }
 --                (`streamctl configure NAME`)
 -- @module streamctl.cli.provider
@@ -52,7 +56,16 @@ local REQUIRED = { title = "string", example = "string", call_example = "string"
                    credentials = "table" }
 local OPTIONAL = { options = "table", emulator = "table", chain = "function", settings = "function",
                    setting_rules = "table", unknown_option = "function", fill = "function",
-                   preflight = "function", reconcile = "table", whoami = "boolean", configure = "table" }
+                   preflight = "function", reconcile = "table", whoami = "table", configure = "table" }
+
+-- The keys of an optional table that must then be there, by their type.
+local PARTS = {
+  emulator = { port = "string", account = "string" },
+  reconcile = { what = "string", from = "string", example = "string", man = "string", empty = "string",
+                options = "function", action = "function" },
+  whoami = { identity = "function" },
+  configure = { says = "string", file = "string", section = "function", keys = "table", fixed = "table" },
+}
 
 -- The environment's settings when the provider names none of its own.
 local function redis_setting(getenv)
@@ -75,9 +88,19 @@ function M.check(name, t)
     if t[key] ~= nil and type(t[key]) ~= kind then broken(name, key, "must be a " .. kind .. " or nil") end
   end
   if #t.keys < 2 then broken(name, "keys", "must name the id and the secret") end
-  for i, f in ipairs(t.credentials.flags or {}) do
-    if type(f[1]) ~= "string" or not f[1]:find("^%-%-%l[%l%d%-]*$") or type(f[2]) ~= "string" then
-      broken(name, "credentials.flags[" .. i .. "]", "must be { \"--name\", help[, \"<arg>\"] }")
+  for part, keys in pairs(PARTS) do
+    for key, kind in pairs(t[part] and keys or {}) do
+      if type(t[part][key]) ~= kind then broken(name, part .. "." .. key, "must be a " .. kind) end
+    end
+  end
+  if type(t.credentials.flags) ~= "table" then broken(name, "credentials.flags", "must be a table") end
+  for _, list in ipairs { { "credentials.flags", t.credentials.flags }, { "reconcile.flags", t.reconcile and
+      t.reconcile.flags or {} }, { "whoami.flags", t.whoami and t.whoami.flags or {} } } do
+    for i, f in ipairs(list[2]) do
+      if type(f[1]) ~= "string" or not f[1]:find("^%-%-%l[%l%d%-]*$") or type(f[2]) ~= "string"
+          or (not f.flag and not f.choices and type(f[3]) ~= "string") then
+        broken(name, list[1] .. "[" .. i .. "]", "must be { \"--name\", help, \"<arg>\" } (or flag = true)")
+      end
     end
   end
   t.settings = t.settings or redis_setting
@@ -92,7 +115,9 @@ local cache = {}
 -- one of streamctl.providers'.
 function M.get(name)
   if cache[name] then return cache[name] end
-  if type(name) ~= "string" or not streamctl[name] then return nil end
+  local registered = false
+  for _, n in ipairs(providers) do registered = registered or n == name end
+  if not registered then return nil end -- (streamctl.errors, streamctl.credentials: no provider)
   local t = M.check(name, require("streamctl.cli.providers." .. name))
   t.name, t.class = name, streamctl[name]
   cache[name] = t

@@ -8,7 +8,7 @@ local cli_output = require "streamctl.cli.output"
 local cli_guard = require "streamctl.cli.guard"
 local provider_tables = require "streamctl.cli.provider"
 
-local ipairs, pairs, tostring, format, gsub = ipairs, pairs, tostring, string.format, string.gsub
+local ipairs, tostring, format, gsub, sub = ipairs, tostring, string.format, string.gsub, string.sub
 local find, concat, max, min = string.find, table.concat, math.max, math.min
 local EXIT, flag, encode = cli_output.EXIT, cli_output.flag, cli_output.encode
 local as_flags, record, status_word = cli_output.as_flags, cli_output.record, cli_output.status_word
@@ -185,8 +185,10 @@ local function run_reconcile(out, client, provider, args, output, limits, stdin,
     return EXIT.usage
   end
   local rules = provider_tables.get(provider).reconcile
-  for option, why in pairs(rules.required or {}) do
-    if not args[option] then out:warn(why) return EXIT.usage end
+  for _, f in ipairs(rules.flags or {}) do -- (in the help's order)
+    local option = gsub(sub(f[1], 3), "%-", "_")
+    local why = (rules.required or {})[option]
+    if why and not args[option] then out:warn(why) return EXIT.usage end
   end
   local text, name = input.read_text(args.from, stdin)
   if not text then out:warn(name) return EXIT.usage end

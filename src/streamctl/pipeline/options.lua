@@ -198,17 +198,20 @@ local function conflict(o, sequenced)
   if o.max_rate and o.rate_limits == false then
     return "option 'max_rate' needs pacing; it cannot be combined with rate_limits = false"
   end
-  if o.shared_dict and o.rate_limit_store then
-    return "option 'shared_dict' holds the rate-limit state; it cannot be combined with 'rate_limit_store'"
-  end
-  for _, other in ipairs { "shared_dict", "rate_limit_store" } do
-    if o.redis and o[other] then
-      return format("option 'redis' holds the rate-limit state; it cannot be combined with '%s'", other)
+  -- (each store backend's option holds the rate-limit state and the Sequences: one of them, or none)
+  for i, b in ipairs(stores.BACKENDS) do
+    local others = {}
+    for k = 1, i - 1 do others[#others + 1] = stores.BACKENDS[k].option end
+    others[#others + 1] = "rate_limit_store"
+    for _, other in ipairs(others) do
+      if o[b.option] and o[other] then
+        return format("option '%s' holds the rate-limit state; it cannot be combined with '%s'", b.option, other)
+      end
     end
   end
-  for _, holder in ipairs { "shared_dict", "redis" } do
-    if sequenced and o.sequence and o[holder] then
-      return "option '" .. holder .. "' holds the Sequences; it cannot be combined with 'sequence'"
+  for _, b in ipairs(stores.BACKENDS) do
+    if sequenced and o.sequence and o[b.option] then
+      return "option '" .. b.option .. "' holds the Sequences; it cannot be combined with 'sequence'"
     end
   end
   return nil

@@ -72,7 +72,6 @@ M.MAX_HORIZON = ratelimit.MAX_HORIZON
 -- setting: the generator's logic is streamctl.engine.sequence's, not this module's.
 M.SEQUENCE_TTL = 60
 
---- The shared dict `name`, or nil and the rule broken (for an option's message).
 --- The backend's rule for the client option `shared_dict`
 -- (streamctl.pipeline.stores' contract): the dict, or nil and why.
 function M.open(name)
@@ -94,7 +93,7 @@ local function check_dict(dict, fname)
   end
 end
 
--- The stores' options (the sequence store takes no clock).
+-- The stores' options (the sequence store keeps no time: it takes the contract's `monotonic` and uses none).
 local RATELIMIT_OPTIONS = {
   { name = "log", type = "function" },
   { name = "name", type = "string" },

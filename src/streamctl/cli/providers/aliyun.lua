@@ -39,8 +39,18 @@ local M = {
   options = { "signature_version", "account_id" },
   chain = credentials.aliyun,
   setting_rules = { account_id = aliyun.account_id_rule },
-  whoami = true,
+  whoami = {
+    flags = { { "--sts-endpoint", "STS, https://host[:port] (default: $ALIBABA_CLOUD_STS_ENDPOINT, else "
+      .. "https://sts.aliyuncs.com; with --emulator, the emulator's).", "<url>" } },
+  },
 }
+
+--- Who the credentials are: STS GetCallerIdentity (streamctl.credentials.identity).
+function M.whoami.identity(opts, args, getenv)
+  local sts = args.sts_endpoint or (args.emulator and opts.endpoint) or nil
+  return credentials.identity(opts, { sts_endpoint = sts, ca_file = opts.ca_file, proxy = opts.proxy,
+                                      getenv = getenv })
+end
 
 function M.settings(getenv)
   return credentials.settings("aliyun", { getenv = getenv })
@@ -146,6 +156,7 @@ function M.reconcile.action(_, forbid)
 end
 
 M.configure = {
+  says = "Alibaba Cloud's AccessKey into ~/.alibabacloud/credentials ([default], or [NAME] with --profile NAME)",
   file = "/.alibabacloud/credentials",
   section = function(profile) return profile or "default" end,
   keys = {

@@ -62,8 +62,8 @@ end
 
 -- The directories nginx.conf's lua_package_path names first: the one
 -- holding the emulator's modules ($STREAMCTL_EMULATOR_LUA_DIR, else found on
--- package.path, else the system's 5.1 directories of the Debian package,
--- else ../src beside the launcher), and the one holding streamctl's own
+-- package.path, where the launcher's own modules were found, else the
+-- system's 5.1 directories of the Debian package), and the one holding streamctl's own
 -- (streamctl/version.lua), when that is another (a checkout: emulator/src
 -- and src). Nil when the emulator's cannot be found.
 local function find_lua_dirs()
@@ -77,14 +77,6 @@ local function find_lua_dirs()
   for _, d in ipairs(lua51_share_dirs()) do
     if not dir and file_exists(d .. "/streamctl/emulator/server.lua") then
       dir = d
-    end
-  end
-  if not dir then
-    local script = arg and arg[0] or ""
-    local bindir = script:match("^(.*)/[^/]*$") or "."
-    local guess = absolute(bindir .. "/../src")
-    if file_exists(guess .. "/streamctl/emulator/server.lua") then
-      dir = guess
     end
   end
   if not dir then return nil end
