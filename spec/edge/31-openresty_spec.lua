@@ -1079,7 +1079,10 @@ describe("streamctl in four nginx workers sharing a lua_shared_dict", function()
     emulator:reset()
     local out = run { kind = "budget", n = 40 }
     for w = 1, 4 do
-      assert.same({ 40, 40, 40 }, { out[w].total, out[w].succeeded, out[w].attempts })
+      assert.same({ 40, 40 }, { out[w].total, out[w].succeeded })
+      -- (an attempt a busy machine kept past its timeout is tried again: more attempts than calls then,
+      -- never fewer; a throttle would show in the emulator's counters below)
+      assert.is_true(out[w].attempts >= 40, "worker " .. w .. ": " .. tostring(out[w].attempts) .. " attempts")
     end
     local counters = emulator:state().aliyun.counters.ResumeLiveStream
     assert.same({ 160, 0 }, { counters.accepted, counters.throttled })
