@@ -113,6 +113,20 @@ function M.preloaded()
   return p:find("vgpreload", 1, true) ~= nil or p:find("libasan", 1, true) ~= nil
 end
 
+--- How many times longer than in a plain run a real-time limit that is not
+-- what a spec checks (a client's timeout on a call that must answer, a wait
+-- for a process) may take here: the code under valgrind runs many times
+-- slower, and under ASan a few, and more so on a busy machine. A limit a
+-- spec checks (a timeout that must fire, a delay that must be waited) is
+-- never scaled by it.
+-- @treturn number 10 under valgrind, 3 under ASan, else 1
+function M.slowdown()
+  local p = os.getenv("LD_PRELOAD") or ""
+  if p:find("vgpreload", 1, true) then return 10 end
+  if p:find("libasan", 1, true) then return 3 end
+  return 1
+end
+
 --- The `streamctl` command as `make build` installed it for this spec's
 -- interpreter: the luarocks tree build/5.4 or build/jit, with only that tree
 -- on the module paths, in an empty environment with `opts.home` as HOME (none
