@@ -402,18 +402,20 @@ describe("the budget belongs to the account", function()
     -- resuming 25 streams of its own at once. They pace at 25/s, under the
     -- emulator's 30: one budget sends under the account's cap with room for
     -- a late send, two budgets send at about 50/s.
+    -- (`pace`: { streams = n, rate = r } instead of 25 streams each at 25/s)
     local STREAMS = 25
-    local function two_machines(account_id, stores)
+    local function two_machines(account_id, stores, pace)
       local store = ratelimit.memory_store()
+      local streams, rate = pace and pace.streams or STREAMS, pace and pace.rate or 25
       local function machine(n)
         return function()
           local c = assert(streamctl.aliyun.new {
             endpoint = server.aliyun_url, transport = cooperative(), rate_limit_store = stores and stores[n] or store,
             access_key_id = "LTAIedge" .. n, access_key_secret = "edge" .. n .. "-secret",
-            account_id = account_id, rate_limits = { ResumeLiveStream = 25 },
+            account_id = account_id, rate_limits = { ResumeLiveStream = rate },
           })
           local names = {}
-          for i = 1, STREAMS do names[i] = string.format("edge%d-%02d", n, i) end
+          for i = 1, streams do names[i] = string.format("edge%d-%02d", n, i) end
           local report = c:resume_live_streams { domain_name = "push.example.com", app_name = "live",
                                                  stream_names = names }
           c:close()
@@ -461,9 +463,25 @@ describe("the budget belongs to the account", function()
     end)
 
     it("with a budget each (what keying by AccessKeyId did), the account is throttled", function()
-      two_machines(nil, { ratelimit.memory_store(), ratelimit.memory_store() })
+      -- Not by outrunning the published cap (two budgets at 25/s each reach 50/s only on a machine fast
+      -- enough to send that): the account's cap is one call in any 5 s from now (a run-time qps of 0.2,
+      -- docs/emulator.md "Run-time caps") and each client paces one stream at it. A budget's first call
+      -- goes at once, so two budgets send two calls at about the same time, which any machine lands
+      -- within 5 s of each other: the second is throttled. One budget for both spaces them 5.25 s apart
+      -- (its margin), however slow the machine: none throttled, so this fails if the budgets were one.
+      local cap = { account_uid = EDGE_UID, action = "ResumeLiveStream", qps = 0.2 }
+      local one_each = { streams = 1, rate = 0.2 }
+      server:control("POST", "qps", cap)
+      two_machines(nil, { ratelimit.memory_store(), ratelimit.memory_store() }, one_each)
       local c = server:state().aliyun.counters.ResumeLiveStream
       assert.is_true(c.throttled > 0, "two budgets of one account were never throttled")
+      -- the same with one budget between them: zero throttled
+      server:reset()
+      server:control("POST", "qps", cap)
+      local reports = two_machines(nil, nil, one_each)
+      for _, r in ipairs(reports) do assert.equal(1, r.succeeded) end
+      c = server:state().aliyun.counters.ResumeLiveStream
+      assert.same({ 0, 2 }, { c.throttled, c.accepted })
     end)
   end)
 
