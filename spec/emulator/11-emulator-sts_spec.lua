@@ -73,7 +73,9 @@ local CONFIG = {
       LTAIroot = { secret = SECRETS.LTAIroot, account = UID, root = true, qps = LIVE_QPS },
       LTAIbob = { secret = SECRETS.LTAIbob, account = UID, user = "bob", actions = { "live:*" }, qps = LIVE_QPS },
       LTAIstranger = { secret = SECRETS.LTAIstranger, account = OTHER_UID, user = "stranger" },
-      LTAIslow = { secret = SECRETS.LTAIslow, account = SLOW_UID, user = "carol", qps = { AssumeRole = 2 } },
+      -- (one AssumeRole in any 5 s: calls signed one by one, as slowly as a busy machine signs, still land
+      -- in one window)
+      LTAIslow = { secret = SECRETS.LTAIslow, account = SLOW_UID, user = "carol", qps = { AssumeRole = 0.2 } },
     },
     roles = {
       [ROLE] = { role_id = ROLE_ID },
@@ -818,9 +820,9 @@ describe("the emulator as STS, the metadata service and a credentials URI", func
         local status, body, headers = assume("LTAIslow", SLOW_ROLE, "s" .. i)
         got[i] = status == 200 and "ok" or (decode(body).Code .. " " .. tostring(headers["x-acs-retry-after"] ~= nil))
       end
-      assert.same({ "ok", "ok", "Throttling true" }, got)
+      assert.same({ "ok", "Throttling true", "Throttling true" }, got)
       local c = server:state().aliyun.counters.AssumeRole
-      assert.same({ 2, 1 }, { c.accepted, c.throttled })
+      assert.same({ 1, 2 }, { c.accepted, c.throttled })
     end)
 
     it("injects STS's throttling and internal errors", function()
