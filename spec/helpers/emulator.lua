@@ -532,4 +532,18 @@ function emu.zego_query(opts)
   return table.concat(parts, "&")
 end
 
+--- Whether this process can send a burst timed to the emulator's 1 s
+-- rate-limit windows, which count real arrivals (the limiters' clock is never
+-- the pinnable emulator clock): not under valgrind or ASan (their runtime
+-- preloaded: spec.helpers.process.preloaded), which slow this process many
+-- times, so that on a busy machine even eight pre-built requests can take
+-- over a second; and the limits are the emulator's own, nginx-lua, which
+-- neither runs. A check that needs such a burst is pending there
+-- (`pending(emu.TIMED_BURSTS)`), and made in the Lua 5.4 and LuaJIT phases.
+function emu.timed_bursts()
+  return not require("spec.helpers.process").preloaded()
+end
+
+emu.TIMED_BURSTS = "a burst timed to a 1 s window: checked in the Lua 5.4 and LuaJIT phases (the limits are nginx-lua's)"
+
 return emu
