@@ -720,6 +720,15 @@ describe("streamctl.curl", function()
   end)
 
   describe("TLS", function()
+    -- A handshake's CPU (the client's side: libcurl and OpenSSL in this process) is what valgrind
+    -- and ASan slow most: the handshakes that must succeed or fail on a certificate get the default
+    -- timeouts times process.slowdown() (what is tested is the verdict, not the speed).
+    local SLOW = process.slowdown()
+    local function tls(opts)
+      opts.connect_timeout_ms, opts.timeout_ms = 5000 * SLOW, 10000 * SLOW
+      return easy(opts)
+    end
+
     local dir, good, wrong, good_port, wrong_port
 
     local function sh(cmd)
@@ -768,7 +777,7 @@ describe("streamctl.curl", function()
     end)
 
     it("verifies the server against ca_file", function()
-      local res, err = easy({ ca_file = dir .. "/ca.pem" }):request({ url = "https://127.0.0.1:" .. good_port .. "/" })
+      local res, err = tls({ ca_file = dir .. "/ca.pem" }):request({ url = "https://127.0.0.1:" .. good_port .. "/" })
       assert.is_nil(err)
       assert.equal(200, res.status)
       assert.equal("text/html", res.headers["content-type"])
@@ -789,7 +798,7 @@ describe("streamctl.curl", function()
     end)
 
     it("refuses a certificate for another host even from a trusted CA", function()
-      local res, err = easy({ ca_file = dir .. "/ca.pem" }):request({ url = "https://127.0.0.1:" .. wrong_port .. "/" })
+      local res, err = tls({ ca_file = dir .. "/ca.pem" }):request({ url = "https://127.0.0.1:" .. wrong_port .. "/" })
       assert.is_nil(res)
       assert.equal("TLSError", err.code)
       assert.is_false(err.sent)
@@ -798,7 +807,7 @@ describe("streamctl.curl", function()
     end)
 
     it("reports an unreadable ca_file as TLSError", function()
-      local res, err = easy({ ca_file = dir .. "/missing.pem" }):request({ url = "https://127.0.0.1:" .. good_port .. "/" })
+      local res, err = tls({ ca_file = dir .. "/missing.pem" }):request({ url = "https://127.0.0.1:" .. good_port .. "/" })
       assert.is_nil(res)
       assert.equal("TLSError", err.code)
       assert.is_false(err.sent)
