@@ -8,10 +8,13 @@ local emu = require "spec.helpers.emulator"
 local streamctl = require "streamctl"
 local sequence = require "streamctl.engine.sequence"
 
+-- (the default timeouts, 10 s and 5 s to connect, times process.slowdown(): what is tested is that
+-- the longest request arrives whole and is answered, not how fast valgrind's run sends it)
+local SLOW = require("spec.helpers.process").slowdown()
 local ALI = { access_key_id = "LTAIemulatorKey", access_key_secret = "emulator-secret",
-              retry = { base_ms = 1, throttle_base_ms = 1 } }
+              retry = { base_ms = 1, throttle_base_ms = 1 }, timeout_ms = 10000 * SLOW, connect_timeout_ms = 5000 * SLOW }
 local ZEGO = { app_id = 1234567890, server_secret = "0123456789abcdef0123456789abcdef",
-               retry = { base_ms = 1, throttle_base_ms = 1 } }
+               retry = { base_ms = 1, throttle_base_ms = 1 }, timeout_ms = 10000 * SLOW, connect_timeout_ms = 5000 * SLOW }
 
 local CLEF = "\240\157\132\158" -- U+1D11E, four bytes
 local E_ACUTE = "\195\169"      -- U+00E9, two bytes
