@@ -278,7 +278,10 @@ describe("streamctl's command line keeps secrets out of its output", function()
       aliyun = { accounts = { LTAIsecretsweep = { secret = SECRET, security_token = TOKEN } } },
       zego = { apps = { ["424242"] = { secret = ZSECRET } } },
     } }
-    echo, echo_port = process.httpserver(120, 2000, "/echo")
+    -- (its life, a bound for when this process dies without stopping it, outlasts the sweep: about 5 s
+    -- in a plain run, and under valgrind on a busy machine, slower many times over, more than the 120 s
+    -- it had; process.slowdown() scales it there)
+    echo, echo_port = process.httpserver(300 * process.slowdown(), 2000, "/echo")
   end)
   lazy_teardown(function()
     if emulator then emulator:stop() end
