@@ -175,7 +175,9 @@ end)
 
 describe("the fault matrix, against servers that misbehave", function()
   local child, port
-  lazy_setup(function() child, port = process.httpserver(60, 1000) end)
+  -- (its life, a bound for when this process dies without stopping it, times SLOW: valgrind's rows here
+  -- are many times slower)
+  lazy_setup(function() child, port = process.httpserver(60 * SLOW, 1000) end)
   lazy_teardown(function() process.stop(child) end)
 
   -- One request straight through the libcurl transport to `path` on the scripted server.
