@@ -8,6 +8,10 @@ local core = require "streamctl.core"
 local ALI = { access_key_id = "LTAIemulatorKey", access_key_secret = "emulator-secret" }
 local ZEGO = { app_id = 1234567890, server_secret = "0123456789abcdef0123456789abcdef" }
 local FAST = { base_ms = 1, throttle_base_ms = 1 }
+-- (every call here must answer: the default timeouts times process.slowdown(), for the TLS handshakes of
+-- valgrind's and ASan's runs on a busy machine)
+local SLOW = require("spec.helpers.process").slowdown()
+local TIMEOUTS = { timeout_ms = 10000 * SLOW, connect_timeout_ms = 5000 * SLOW }
 
 local function merge(...)
   local out = {}
@@ -36,11 +40,11 @@ describe("clients against the emulator", function()
   end)
 
   local function ali(opts)
-    return assert(streamctl.aliyun.new(merge(ALI, { endpoint = server.aliyun_url, retry = FAST }, opts or {})))
+    return assert(streamctl.aliyun.new(merge(ALI, TIMEOUTS, { endpoint = server.aliyun_url, retry = FAST }, opts or {})))
   end
 
   local function zc(opts)
-    return assert(streamctl.zego.new(merge(ZEGO, { endpoint = server.zego_url, retry = FAST }, opts or {})))
+    return assert(streamctl.zego.new(merge(ZEGO, TIMEOUTS, { endpoint = server.zego_url, retry = FAST }, opts or {})))
   end
 
   local TRANSPORTS = {
