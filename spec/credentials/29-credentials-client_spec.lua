@@ -58,7 +58,8 @@ describe("an Aliyun client with self-renewing credentials", function()
       fetch = fetch or assert(sources.fetcher({ type = "ecs_ram_role", from = "x", role_name = "edge" }, exchange,
         server.imds_url)) }
     local o = { endpoint = server.aliyun_tls_url, ca_file = server.ca_file, credentials = holder,
-                clock = clock, account_id = not store and UID or nil, rate_limit_store = store }
+                clock = clock, account_id = not store and UID or nil, rate_limit_store = store,
+                timeout_ms = 10000 * slow, connect_timeout_ms = 5000 * slow }
     if unpaced then o.rate_limits = false end
     local c = assert(aliyun.new(o))
     return c, holder
