@@ -478,7 +478,11 @@ describe("the budget belongs to the account", function()
       two_machines(EDGE_UID, { ratelimit.memory_store(), ratelimit.memory_store() },
         { streams = 1, rate = 0.1, retry = { attempts = 1 } })
       local c = server:state().aliyun.counters.ResumeLiveStream
-      assert.is_true(c.throttled > 0, "two budgets of one account were never throttled")
+      local seen = {}
+      for _, e in ipairs(server:log {}) do
+        seen[#seen + 1] = string.format("%s %s %s %s", e.action, e.account, e.verdict, tostring(e.rate_limit_time))
+      end
+      assert.is_true(c.throttled > 0, "two budgets of one account were never throttled: " .. table.concat(seen, "; "))
       -- the same with one budget between them: zero throttled
       server:reset()
       server:control("POST", "qps", cap)
