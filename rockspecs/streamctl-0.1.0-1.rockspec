@@ -38,8 +38,8 @@ external_dependencies = {
 build = {
    type = "builtin",
    modules = {
-      -- Lua modules: every file under src/ but the command's, the Redis
-      -- store's and the emulator's, which their own rocks install
+      -- Lua modules: every file under src/ but the command's and the Redis
+      -- store's, which their own rocks install (as the emulator's, under emulator/)
       -- (spec/house/00-package_spec.lua checks the lists)
       ["streamctl"] = "src/streamctl/init.lua",
       ["streamctl.providers"] = "src/streamctl/providers.lua",
