@@ -131,11 +131,4 @@ function M.all()
   return out
 end
 
---- The registered providers' names, in order.
-function M.names()
-  local out = {}
-  for i, name in ipairs(providers) do out[i] = name end
-  return out
-end
-
 return M
