@@ -170,8 +170,9 @@ local function client_options(name, args, defaults, where, getenv)
     if args[option] == "" then return nil, format("%s must not be empty", flag(option)) end
   end
   for _, f in ipairs(p.credentials.flags) do
-    local option = gsub(f[1]:sub(3), "%-", "_")
-    if not f.flag and not f.choices and args[option] == "" then return nil, format("%s must not be empty", f[1]) end
+    if not f.flag and not f.choices and args[cli_output.option_of(f[1])] == "" then
+      return nil, format("%s must not be empty", f[1])
+    end
   end
   for _, key in ipairs(DEFAULTS_PATHS) do
     if defaults[key] == "" then return nil, format("%s: %s must not be empty", where[key], key) end

@@ -21,6 +21,11 @@ local function flag(name)
   return "--" .. gsub(name, "_", "-")
 end
 
+-- The option (field) a flag sets: `flag`'s inverse ("--state-file" is state_file).
+local function option_of(f)
+  return (gsub(gsub(f, "^%-%-", ""), "%-", "_"))
+end
+
 local function command_name(name)
   return (gsub(name, "_", "-"))
 end
@@ -345,6 +350,7 @@ end
 
 M.EXIT = EXIT
 M.flag = flag
+M.option_of = option_of
 M.command_name = command_name
 M.new_out = new_out
 M.encode = encode

@@ -343,8 +343,7 @@ local function man_commands()
       -- (its own flags a run cannot go without, as its help writes them)
       local required = {}
       for _, f in ipairs(r.flags or {}) do
-        local option = gsub(gsub(f[1], "^%-%-", ""), "%-", "_")
-        if (r.required or {})[option] then
+        if (r.required or {})[cli_output.option_of(f[1])] then
           required[#required + 1] = f[1] .. " " .. upper(f[3]:sub(2, -2)) .. " (required), "
         end
       end

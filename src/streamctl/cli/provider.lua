@@ -26,7 +26,8 @@
 --   chain(opts) -> credentials, err, warnings, source   (no credential flag given: its
 --                credential chain; none: the client's own environment variables)
 --   settings(getenv) -> { { option, value, variable }, ... }  (options the environment gives
---                where no flag does; default: --redis from STREAMCTL_REDIS_URL)
+--                where no flag does; default: streamctl.credentials.settings' for the provider,
+--                --redis from STREAMCTL_REDIS_URL for one it has no list for)
 --   setting_rules { option = fn(value) -> rule broken | nil }
 --   unknown_option(typed) -> hint | nil   (an option other tools take that it has not)
 --   fill(m, fields, getenv) -> message | nil  (fields the environment gives)
@@ -46,6 +47,7 @@
 -- @module streamctl.cli.provider
 
 local streamctl = require "streamctl"
+local credentials = require "streamctl.credentials"
 local providers = require "streamctl.providers"
 
 local type, ipairs, pairs, error, format = type, ipairs, pairs, error, string.format
@@ -66,13 +68,6 @@ local PARTS = {
   whoami = { identity = "function" },
   configure = { says = "string", file = "string", section = "function", keys = "table", fixed = "table" },
 }
-
--- The environment's settings when the provider names none of its own.
-local function redis_setting(getenv)
-  local v = (getenv or os.getenv)("STREAMCTL_REDIS_URL")
-  if v and v ~= "" then return { { option = "redis", value = v, variable = "STREAMCTL_REDIS_URL" } } end
-  return {}
-end
 
 local function broken(name, key, rule)
   error(format("streamctl: streamctl.cli.providers.%s: %s %s", name, key, rule), 0)
@@ -103,7 +98,7 @@ function M.check(name, t)
       end
     end
   end
-  t.settings = t.settings or redis_setting
+  t.settings = t.settings or function(getenv) return credentials.settings(name, { getenv = getenv }) end
   t.setting_rules = t.setting_rules or {}
   t.options = t.options or {}
   return t

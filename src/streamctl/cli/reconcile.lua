@@ -8,7 +8,7 @@ local cli_output = require "streamctl.cli.output"
 local cli_guard = require "streamctl.cli.guard"
 local provider_tables = require "streamctl.cli.provider"
 
-local ipairs, tostring, format, gsub, sub = ipairs, tostring, string.format, string.gsub, string.sub
+local ipairs, tostring, format, gsub = ipairs, tostring, string.format, string.gsub
 local find, concat, max, min = string.find, table.concat, math.max, math.min
 local EXIT, flag, encode = cli_output.EXIT, cli_output.flag, cli_output.encode
 local as_flags, record, status_word = cli_output.as_flags, cli_output.record, cli_output.status_word
@@ -186,7 +186,7 @@ local function run_reconcile(out, client, provider, args, output, limits, stdin,
   end
   local rules = provider_tables.get(provider).reconcile
   for _, f in ipairs(rules.flags or {}) do -- (in the help's order)
-    local option = gsub(sub(f[1], 3), "%-", "_")
+    local option = cli_output.option_of(f[1])
     local why = (rules.required or {})[option]
     if why and not args[option] then out:warn(why) return EXIT.usage end
   end

@@ -387,22 +387,24 @@ function M.client_options(provider, ...)
 end
 
 -- The command line's settings that the environment may give, by option.
+-- (a provider without an entry: the settings every provider's command takes)
+local COMMON = { { "redis", "STREAMCTL_REDIS_URL" } }
 local SETTINGS = {
-  aliyun = { { "redis", "STREAMCTL_REDIS_URL" }, { "account_id", "ALIBABA_CLOUD_ACCOUNT_ID" } },
-  zego = { { "redis", "STREAMCTL_REDIS_URL" } },
+  aliyun = { COMMON[1], { "account_id", "ALIBABA_CLOUD_ACCOUNT_ID" } },
+  zego = COMMON,
 }
 
 --- The command line's settings from the environment (beside the
 -- credentials): `redis` from $STREAMCTL_REDIS_URL, and for Alibaba Cloud
 -- `account_id` from $ALIBABA_CLOUD_ACCOUNT_ID. Unchecked: the caller checks
 -- each by its option's rule and names the variable.
--- @tparam string provider "aliyun" or "zego"
+-- @tparam string provider "aliyun" or "zego" (another: the common ones, `redis`)
 -- @tparam[opt] table opts `{ getenv = }` (for tests)
 -- @return an array of `{ option =, value =, variable = }`, one for each set and not empty
 function M.settings(provider, opts)
   local getenv = (opts and opts.getenv) or os.getenv
   local out = {}
-  for _, s in ipairs(SETTINGS[provider]) do
+  for _, s in ipairs(SETTINGS[provider] or COMMON) do
     local value = getenv(s[2])
     if value and value ~= "" then out[#out + 1] = { option = s[1], value = value, variable = s[2] } end
   end

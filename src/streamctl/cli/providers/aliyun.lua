@@ -52,10 +52,6 @@ function M.whoami.identity(opts, args, getenv)
                                       getenv = getenv })
 end
 
-function M.settings(getenv)
-  return credentials.settings("aliyun", { getenv = getenv })
-end
-
 -- aliyun-cli's --region: where ApsaraVideo Live has none, what stands for it.
 function M.unknown_option(typed)
   if typed ~= "--region" and typed ~= "--region-id" then return nil end

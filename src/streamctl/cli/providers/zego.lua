@@ -30,10 +30,6 @@ local M = {
   chain = credentials.zego,
 }
 
-function M.settings(getenv)
-  return credentials.settings("zego", { getenv = getenv })
-end
-
 M.reconcile = {
   what = "Makes the forbidden streams those of a desired state, as far as --state knows them: ZEGO "
     .. "cannot be asked which streams are forbidden, so the state file holds what this command last "
