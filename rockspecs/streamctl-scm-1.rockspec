@@ -52,6 +52,7 @@ build = {
       ["streamctl.edge.callbacks"] = "src/streamctl/edge/callbacks.lua",
       ["streamctl.pipeline.client"] = "src/streamctl/pipeline/client.lua",
       ["streamctl.pipeline.decode"] = "src/streamctl/pipeline/decode.lua",
+      ["streamctl.pipeline.sign"] = "src/streamctl/pipeline/sign.lua",
       ["streamctl.credentials"] = "src/streamctl/credentials/init.lua",
       ["streamctl.credentials.aliyun"] = "src/streamctl/credentials/aliyun.lua",
       ["streamctl.credentials.aliyun_cli"] = "src/streamctl/credentials/aliyun_cli.lua",

@@ -18,11 +18,12 @@
 --
 -- Calls and batches are carried out by a streamctl.engine.runner engine, which the
 -- client hands an explicit interface, built in one place (`engine_for`): its
--- io, how to sign and decode an attempt (the client's steps), how to pace an
--- action (streamctl.pipeline.pacing), the retry policy and the clock correction.
--- Beside it, each one job: streamctl.pipeline.options (the options and their rules),
--- streamctl.base.encode (service parameters), streamctl.pipeline.batch (batches and
--- reports), streamctl.base.redact (what is never shown).
+-- io, how to sign an attempt (streamctl.pipeline.sign) and decode its answer
+-- (streamctl.pipeline.decode), how to pace an action (streamctl.pipeline.pacing),
+-- the retry policy and the clock correction. Beside it, each one job:
+-- streamctl.pipeline.options (the options and their rules), streamctl.base.encode
+-- (service parameters), streamctl.pipeline.batch (batches and reports),
+-- streamctl.base.redact (what is never shown).
 -- @module streamctl.pipeline.client
 
 local core = require "streamctl.core"
@@ -39,6 +40,7 @@ local batch = require "streamctl.pipeline.batch"
 local encode = require "streamctl.base.encode"
 local redact = require "streamctl.base.redact"
 local decode = require "streamctl.pipeline.decode"
+local sign = require "streamctl.pipeline.sign"
 local options = require "streamctl.pipeline.options"
 local pacing = require "streamctl.pipeline.pacing"
 local interface = require "streamctl.pipeline.provider"
@@ -81,21 +83,6 @@ function Client:_encode(action, params, level, dry)
   return op, out
 end
 
--- Signs one request: a fresh nonce and time every time.
-function Client:_sign(action, params)
-  local rules = self._rules
-  local nonce = self._nonce()
-  local why = self._nonce_given and rules.nonce_rule(nonce) -- (the built-in source is trusted)
-  if why then
-    return nil, errors.invalid(rules.provider, action, "the nonce source returned " .. (type(nonce) == "string"
-      and "a value that" or "a " .. type(nonce) .. ", which") .. " " .. why)
-  end
-  -- params is the call's own (from _encode): a build may add the common
-  -- parameters to it, as every signing sets all of them again.
-  -- (Client.now: the class's copy first checks it was called with a colon.)
-  return rules.build(self, action, rules.operations[action], params, Client.now(self), nonce)
-end
-
 --- Builds and signs the request for `action` without sending it (and
 -- without taking a ZEGO Sequence: the generator is only peeked at).
 -- `params` uses the service's own parameter names; a Lua array becomes what
@@ -104,7 +91,7 @@ end
 function Client:prepare(action, params)
   local op, out = self:_encode(action, params, 2, true)
   if not op then return nil, out end
-  return self:_sign(action, out)
+  return sign.request(self, action, out)
 end
 
 --- Checks `params` for `action` as `call` and `prepare` do (each by its
@@ -121,7 +108,7 @@ end
 --- The current time in Unix seconds, as the provider will see it
 -- (the injected clock plus any measured skew correction).
 function Client:now()
-  return self._clock() + self.clock_offset
+  return sign.now(self)
 end
 
 --- The account the provider's limits apply to, which keys the pacing budget
@@ -216,29 +203,6 @@ local function named(rules, name, spec)
   end
 end
 
--- The client's steps of an attempt, which the engine calls (see
--- streamctl.engine.runner): sign it when it is sent (a call's first send runs
--- the provider's own step, its `stamp`: ZEGO's Sequence, taken into the job's
--- own params, where it stays for the retries; one its slot went stale for
--- before it left is let go, `unsign`), decode what came back, tell the
--- caller's hook, correct the clock.
-function Client:_sign_attempt(attempt)
-  local rules, action = self._rules, attempt.action
-  local stamp = rules.stamp
-  if stamp and attempt.role == "call" and attempt.n == 1 and not attempt.job.stamped then
-    local param = stamp.param
-    local chosen = attempt.params[param] ~= nil -- (the caller's: recorded as sent, never given back)
-    local ok, err = stamp.take(self, action, rules.operations[action], attempt.params)
-    if not ok then err.action = action return nil, err end
-    attempt.took, attempt.chosen = not chosen and attempt.params[param] ~= nil, chosen
-  end
-  local req, err = self:_sign(action, attempt.params)
-  -- What this request carries that no message may show (its signature,
-  -- a token): a server that echoes the request must not put it into an error.
-  if req then attempt.hidden, attempt.req = redact.hidden(rules, req), req end
-  return req, err
-end
-
 -- The engine's interface onto this client: the only things the runner uses.
 local function engine_for(self, io)
   local pacer = self._pacer
@@ -247,7 +211,7 @@ local function engine_for(self, io)
     retry = self._retry,
     settle = self._settle,
     cancel = self._cancel,
-    sign = function(attempt) return self:_sign_attempt(attempt) end,
+    sign = function(attempt) return sign.attempt(self, attempt) end,
     decode = function(attempt, res, terr) return decode.attempt(self, attempt, res, terr) end,
     observe = self._on_attempt and function(...) return decode.observe(self, ...) end,
     correct_clock = function(err) return decode.correct_clock(self, err) end,
@@ -257,10 +221,7 @@ local function engine_for(self, io)
     slack = function() return pacer:slack() end,
     measured = function(kind, seconds) return pacer.measure[kind](pacer.measure, seconds) end,
     answered = function(action, age, err) return pacer:answered(action, age, err) end,
-    unsign = function(attempt)
-      if attempt.took then attempt.params[self._rules.stamp.param] = nil end
-      return not attempt.chosen
-    end,
+    unsign = function(attempt) return sign.unsign(self, attempt) end,
     paced = function(action) return pacer:cap(action) ~= nil end,
   }
 end
@@ -284,7 +245,7 @@ function Client:dry_run(name, fields)
   if not jobs then return nil, err end
   local out = {}
   for i, job in ipairs(jobs) do
-    local req, serr = self:_sign(job.action, job.params)
+    local req, serr = sign.request(self, job.action, job.params)
     if not req then return nil, serr end
     out[i] = Client.redact(self, req)
   end

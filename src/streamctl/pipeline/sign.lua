@@ -1,0 +1,69 @@
+--- The sign step of a call, the same for both providers: a request built by
+-- the provider's `build` with a fresh nonce and the provider's time; at a
+-- call's first send, the provider's own step before it (`stamp`: ZEGO's
+-- Sequence, taken into the job's params, where it stays for the retries);
+-- and what the engine does with a request whose slot went stale before it
+-- left (`unsign`). streamctl.pipeline.client hands `attempt` and `unsign` to
+-- the engine, and signs with `request` for `prepare` and `dry_run`.
+-- @module streamctl.pipeline.sign
+
+local errors = require "streamctl.base.errors"
+local redact = require "streamctl.base.redact"
+
+local type = type
+
+local M = {}
+
+--- The current time in Unix seconds, as the provider will see it (the
+-- client's clock plus any measured skew correction).
+function M.now(client)
+  return client._clock() + client.clock_offset
+end
+
+--- Signs one request: a fresh nonce and time every time.
+-- `params` is the call's own (from the client's encode step): a build may
+-- add the common parameters to it, as every signing sets all of them again.
+-- @return request table, or nil, err
+function M.request(client, action, params)
+  local rules = client._rules
+  local nonce = client._nonce()
+  local why = client._nonce_given and rules.nonce_rule(nonce) -- (the built-in source is trusted)
+  if why then
+    return nil, errors.invalid(rules.provider, action, "the nonce source returned " .. (type(nonce) == "string"
+      and "a value that" or "a " .. type(nonce) .. ", which") .. " " .. why)
+  end
+  return rules.build(client, action, rules.operations[action], params, M.now(client), nonce)
+end
+
+--- Signs an attempt when the engine sends it (the engine's `sign`). A
+-- call's first send runs the provider's `stamp` unless the slot took it
+-- already (`job.stamped`); a value the caller gave is recorded as sent and
+-- never given back. What the request carries that no message may show (its
+-- signature, a token) is kept beside it: a server that echoes the request
+-- must not put it into an error.
+-- @return request table, or nil, err
+function M.attempt(client, attempt)
+  local rules, action = client._rules, attempt.action
+  local stamp = rules.stamp
+  if stamp and attempt.role == "call" and attempt.n == 1 and not attempt.job.stamped then
+    local param = stamp.param
+    local chosen = attempt.params[param] ~= nil
+    local ok, err = stamp.take(client, action, rules.operations[action], attempt.params)
+    if not ok then err.action = action return nil, err end
+    attempt.took, attempt.chosen = not chosen and attempt.params[param] ~= nil, chosen
+  end
+  local req, err = M.request(client, action, attempt.params)
+  if req then attempt.hidden, attempt.req = redact.hidden(rules, req), req end
+  return req, err
+end
+
+--- Lets go of what the stamp took for an attempt whose slot went stale
+-- before it left (the engine's `unsign`): the value is taken afresh at the
+-- next send, unless the caller chose it.
+-- @return whether the attempt may be signed again with a new value
+function M.unsign(client, attempt)
+  if attempt.took then attempt.params[client._rules.stamp.param] = nil end
+  return not attempt.chosen
+end
+
+return M
