@@ -15,6 +15,10 @@
 --   cl.nodes[1..3] (servers as above), cl.url (node 1's), cl:keyslot(key), cl:owner(key) -> 1..3
 --   cl:stop()
 --
+--   local set = redis.start_sentinel { password = nil, sentinel_password = nil, replicas = 1 }
+--   set.master, set.replicas, set.sentinels (servers as above), set.url ("redis+sentinel://..."),
+--   set:failover("kill" | "command") -> the old master, set:master_port(i), set:settle(), set:stop()
+--
 --   local sock, port = redis.silent_server()   -- listens, never accepts nor answers:
 --                                               -- a connect succeeds, a command times out
 --
@@ -78,11 +82,16 @@ local function launch(self)
     "--logfile", quote(self.dir .. "/redis.log"), "--daemonize", "no", "--protected-mode", "yes",
     "--databases", "16",
   }
-  if self.password then
+  if self.sentinel_conf then -- (a Sentinel: its file, which it rewrites, says it all)
+    args = { "redis-server", quote(self.dir .. "/sentinel.conf"), "--sentinel" }
+    local f = assert(io.open(self.dir .. "/sentinel.conf", "w"))
+    f:write(self.sentinel_conf)
+    f:close()
+  elseif self.password then
     args[#args + 1] = "--requirepass"
     args[#args + 1] = quote(self.password)
   end
-  for _, a in ipairs(self.args or {}) do args[#args + 1] = quote(a) end
+  for _, a in ipairs(not self.sentinel_conf and self.args or {}) do args[#args + 1] = quote(a) end
   local child = process.spawn(table.concat(args, " ") .. " </dev/null >/dev/null 2>&1")
   self.child, self.pid, self.running = child, child.pid, true
   -- A watchdog: should this process die without stopping the server, the
@@ -251,6 +260,143 @@ end
 --- Stops every node and removes their directories.
 function Cluster:stop()
   for _, node in ipairs(self.nodes) do node:stop() end
+  return true
+end
+
+-- ---- Redis Sentinel
+
+local Sentinel = {}
+Sentinel.__index = Sentinel
+
+local MASTER_NAME = "mymaster"
+
+-- Waits (bounded) until ok() holds; raises with what(), and the logs of `set`, when it does not.
+local function wait_for(set, ok, what, seconds)
+  local deadline = socket.gettime() + (seconds or WAIT_SECONDS)
+  while not ok() do
+    if socket.gettime() > deadline then
+      local logs = {}
+      for _, srv in ipairs(set:servers()) do logs[#logs + 1] = "== " .. srv.port .. "\n" .. srv:log() end
+      error(what() .. "\n" .. table.concat(logs, "\n"), 3)
+    end
+    socket.sleep(0.05)
+  end
+end
+
+--- Starts a master, `replicas` replicas of it (default 1) and three
+-- Sentinels that monitor it as "mymaster" (quorum 2, down after 1 s), on
+-- free ports of 127.0.0.1; returns once every Sentinel names the master and
+-- knows the replicas and the other Sentinels (bounded: raises with the logs
+-- otherwise). opts: `password` (the data nodes' requirepass and the
+-- Sentinels' auth-pass), `sentinel_password` (the Sentinels' own requirepass).
+-- set.master, set.replicas[i], set.sentinels[i] (servers as `start` makes),
+-- set.url ("redis+sentinel://[:pw@]127.0.0.1:p1,.../mymaster"), set.name.
+function M.start_sentinel(opts)
+  opts = opts or {}
+  local self = setmetatable({ name = MASTER_NAME, replicas = {}, sentinels = {}, password = opts.password,
+                              sentinel_password = opts.sentinel_password }, Sentinel)
+  local ok, err = pcall(function()
+    self.master = M.start { password = opts.password, args = opts.password and { "--masterauth", opts.password } }
+    for i = 1, opts.replicas or 1 do
+      local args = { "--replicaof", "127.0.0.1", tostring(self.master.port) }
+      if opts.password then args[#args + 1] = "--masterauth" args[#args + 1] = opts.password end
+      self.replicas[i] = M.start { password = opts.password, args = args }
+    end
+    local list = {}
+    for i = 1, 3 do
+      local port = process.free_port()
+      local conf = { "port " .. port, "bind 127.0.0.1", "daemonize no",
+        "sentinel monitor " .. MASTER_NAME .. " 127.0.0.1 " .. self.master.port .. " 2",
+        "sentinel down-after-milliseconds " .. MASTER_NAME .. " 1000",
+        "sentinel failover-timeout " .. MASTER_NAME .. " 5000" }
+      if opts.password then conf[#conf + 1] = "sentinel auth-pass " .. MASTER_NAME .. " " .. opts.password end
+      if opts.sentinel_password then conf[#conf + 1] = "requirepass " .. opts.sentinel_password end
+      local dir = temp_dir()
+      conf[#conf + 1] = "dir " .. dir
+      conf[#conf + 1] = "logfile " .. dir .. "/redis.log"
+      local srv = setmetatable({ port = port, dir = dir, password = opts.sentinel_password,
+                                 sentinel_conf = table.concat(conf, "\n") .. "\n" }, Server)
+      self.sentinels[i] = launch(srv)
+      list[i] = "127.0.0.1:" .. port
+    end
+    self.url = "redis+sentinel://" .. (opts.password and (":" .. opts.password .. "@") or "")
+      .. table.concat(list, ",") .. "/" .. MASTER_NAME
+      .. (opts.sentinel_password and "?sentinel_password=" .. opts.sentinel_password or "")
+    self:settle()
+  end)
+  if not ok then
+    self:stop()
+    error(err, 2)
+  end
+  return self
+end
+
+--- Every server of the set: the master, the replicas, the Sentinels.
+function Sentinel:servers()
+  local out = { self.master }
+  for _, r in ipairs(self.replicas) do out[#out + 1] = r end
+  for _, s in ipairs(self.sentinels) do out[#out + 1] = s end
+  return out
+end
+
+--- The port Sentinel i (default 1) names for the master, or nil.
+function Sentinel:master_port(i)
+  local out = self.sentinels[i or 1]:cli("SENTINEL", "get-master-addr-by-name", MASTER_NAME)
+  return tonumber(out:match("\n(%d+)$"))
+end
+
+--- Waits (bounded) until every Sentinel names the master at `port` (default
+-- the set's master's) and knows its replicas and the two other Sentinels.
+function Sentinel:settle(port, seconds)
+  port = port or self.master.port
+  local want = #self.replicas
+  wait_for(self, function()
+    for i, s in ipairs(self.sentinels) do
+      if self:master_port(i) ~= port then return false end
+      local m = s:cli("SENTINEL", "master", MASTER_NAME)
+      if tonumber(m:match("num%-slaves\n(%d+)")) ~= want or tonumber(m:match("num%-other%-sentinels\n(%d+)")) ~= 2
+          or not m:match("flags\nmaster\n") then
+        return false
+      end
+    end
+    return true
+  end, function() return "the Sentinels did not settle on the master at 127.0.0.1:" .. port end, seconds)
+end
+
+--- The server (the master, or a replica) listening on `port`.
+function Sentinel:server_on(port)
+  for _, srv in ipairs(self:servers()) do if srv.port == port then return srv end end
+end
+
+--- A failover: `how` "kill" (kill -9 the master: the Sentinels find it down
+-- after 1 s) or "command" (SENTINEL FAILOVER: the master demoted in order).
+-- Waits (bounded) until every Sentinel names a new master, which becomes
+-- set.master (the old one in set.replicas, dead after a kill: `restart` it
+-- and Sentinel makes it a replica); returns the old master.
+function Sentinel:failover(how)
+  local old = self.master
+  if how == "kill" then old:kill() else
+    local out = self.sentinels[1]:cli("SENTINEL", "FAILOVER", MASTER_NAME)
+    if out ~= "OK" then error("SENTINEL FAILOVER: " .. out, 2) end
+  end
+  local new
+  wait_for(self, function()
+    local p = self:master_port(1)
+    if p == nil or p == old.port then return false end
+    for i = 2, #self.sentinels do if self:master_port(i) ~= p then return false end end
+    new = self:server_on(p)
+    return new ~= nil and new:cli("ROLE"):match("^master") ~= nil
+  end, function() return "no new master after a failover (" .. tostring(how) .. ")" end, 30)
+  for i, r in ipairs(self.replicas) do if r == new then self.replicas[i] = old end end
+  self.master = new
+  return old
+end
+
+--- Stops every server and removes their directories.
+function Sentinel:stop()
+  for _, s in ipairs(self.sentinels) do s:stop() end
+  for _, r in ipairs(self.replicas) do r:stop() end
+  if self.master then self.master:stop() end
   return true
 end
 

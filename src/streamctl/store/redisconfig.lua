@@ -1,11 +1,14 @@
 --- A Redis configuration for the Redis stores (streamctl.store.redis): a
--- table of options or a redis:// URL (user, password, host, port, db and
--- the query's nodes, prefix and timeout_ms), checked field by field, each
--- refusal naming the field and the rule, never the password.
+-- table of options, a redis:// URL (user, password, host, port, db and
+-- the query's nodes, prefix and timeout_ms) or a redis+sentinel:// URL (the
+-- Sentinels and the master's name in place of the host), checked field by
+-- field, each refusal naming the field and the rule, never a password.
 -- (streamctl.store.redisconn re-exports `config` and `CONFIG`.)
 -- @module streamctl.store.redisconfig
 
-local type, tonumber, ipairs, setmetatable, getmetatable = type, tonumber, ipairs, setmetatable, getmetatable
+local type, tonumber, tostring, ipairs, pairs, setmetatable, getmetatable =
+  type, tonumber, tostring, ipairs, pairs, setmetatable, getmetatable
+local floor = math.floor
 local format, find, sub, lower, match = string.format, string.find, string.sub, string.lower, string.match
 local concat = table.concat
 
@@ -46,6 +49,79 @@ local function check_user(v)
   return v
 end
 
+--- Sentinel's default port.
+M.SENTINEL_PORT = 26379
+
+--- The most Sentinels a configuration may list.
+M.MAX_SENTINELS = 16
+
+-- (Sentinel's rule for a master's name: "A-z 0-9 and the three characters
+-- '.-_'", redis.io's Sentinel page, "Configuring Sentinel".)
+local function check_master_name(v)
+  if type(v) ~= "string" then return nil, "must be a string" end
+  if v == "" then return nil, "must not be empty" end
+  if #v > 255 then return nil, "must be at most 255 bytes" end
+  if find(v, "[^%w%.%-_]") then return nil, "must hold only letters, digits, '.', '-' and '_' (Sentinel's rule)" end
+  return v
+end
+
+-- One Sentinel: "host[:port]" (the port 26379 when none is written) or
+-- { host =, port = }; into { host =, port = }, or nil, rule.
+local function sentinel_entry(v)
+  local host, port
+  if type(v) == "string" then
+    local why
+    host, why = url_grammar.host_port(v)
+    if not host then
+      return nil, why == "port" and "has a port that is not an integer in 1..65535"
+        or "must be 'host', 'host:port' or '[IPv6]:port'"
+    end
+    port = why
+  elseif type(v) == "table" then
+    for k in pairs(v) do
+      if k ~= "host" and k ~= "port" then return nil, "has an unknown field '" .. tostring(k) .. "' (host, port)" end
+    end
+    host, port = v.host, v.port
+    if port ~= nil and (type(port) ~= "number" or port ~= floor(port) or port < 1 or port > 65535) then
+      return nil, "has a port that is not an integer in 1..65535"
+    end
+  else
+    return nil, "must be 'host:port' or { host =, port = }, not " .. type(v)
+  end
+  local _, hwhy = check_host(host)
+  if hwhy then return nil, "has a host that " .. hwhy end
+  return { host = host, port = port or M.SENTINEL_PORT }
+end
+
+-- The Sentinels: an array of 1..MAX_SENTINELS entries, each once; or nil,
+-- the rule and the index of the entry that breaks it.
+local function sentinel_list(v)
+  if type(v) ~= "table" then return nil, "must be an array of 'host:port' (the Sentinels)" end
+  local n = #v
+  for k in pairs(v) do
+    if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then
+      return nil, "must be an array of 'host:port' (the Sentinels), without other keys"
+    end
+  end
+  if n == 0 then return nil, "must name at least one Sentinel" end
+  if n > M.MAX_SENTINELS then return nil, "must name at most " .. M.MAX_SENTINELS .. " Sentinels" end
+  local out, seen = {}, {}
+  for i = 1, n do
+    local e, why = sentinel_entry(v[i])
+    if not e then return nil, why, i end
+    local key = lower(e.host) .. ":" .. e.port
+    if seen[key] then return nil, "names " .. key .. " again (each Sentinel once)", i end
+    seen[key], out[i] = true, e
+  end
+  return out
+end
+
+local function check_sentinels(v)
+  local out, why, i = sentinel_list(v)
+  if i then return nil, "option 'redis.sentinels[" .. i .. "]' " .. why, true end
+  return out, why
+end
+
 --- The fields of a Redis configuration (a streamctl.base.validate schema), with
 -- their defaults.
 M.CONFIG = {
@@ -57,12 +133,20 @@ M.CONFIG = {
   { name = "prefix", type = "string", allow_empty = true, max_len = 256, default = "streamctl:" },
   { name = "timeout_ms", type = "integer", min = 1, max = 2147483647, default = 200 },
   { name = "nodes", type = "integer", min = 1, max = 1000000, default = 4 },
+  { name = "sentinels", type = "custom", check = check_sentinels },
+  { name = "master_name", type = "custom", check = check_master_name },
+  { name = "sentinel_user", type = "custom", check = check_user },
+  { name = "sentinel_password", type = "custom", check = check_password },
+  { name = "sentinel_check_ms", type = "integer", min = 10, max = 86400000, default = 1000 },
 }
 
 -- The fields a URL may set as query parameters, by name: their M.CONFIG specs.
 local URL_PARAMS, URL_PARAM_NAMES = {}, { "nodes", "prefix", "timeout_ms" }
+-- (and, in a redis+sentinel:// URL, how to log in to the Sentinels)
+local SENTINEL_PARAM_NAMES = { "nodes", "prefix", "timeout_ms", "sentinel_user", "sentinel_password",
+  "sentinel_check_ms" }
 for _, f in ipairs(M.CONFIG) do
-  for _, name in ipairs(URL_PARAM_NAMES) do
+  for _, name in ipairs(SENTINEL_PARAM_NAMES) do
     if f.name == name then URL_PARAMS[name] = f end
   end
 end
@@ -74,10 +158,20 @@ local UNIX_REFUSED = "redis URL: unix sockets are not supported: have Redis list
 
 local Config = {}
 Config.__index = Config
+-- "host:port", the host in brackets when it is an IPv6 address (it holds ':').
+local function address(host, port)
+  return (find(host, ":", 1, true) and "[" .. host .. "]" or host) .. ":" .. port
+end
+
 function Config.__tostring(c)
   local auth = c.password and ((c.user or "") .. ":<redacted>@") or ""
-  return format("redis://%s%s:%d/%d (prefix '%s')", auth,
-    find(c.host, ":", 1, true) and "[" .. c.host .. "]" or c.host, c.port, c.db, c.prefix)
+  if c.sentinels then
+    local list = {}
+    for i, e in ipairs(c.sentinels) do list[i] = address(e.host, e.port) end
+    return format("redis+sentinel://%s%s/%s/%d (prefix '%s')", auth, concat(list, ","), c.master_name, c.db,
+      c.prefix)
+  end
+  return format("redis://%s%s/%d (prefix '%s')", auth, address(c.host, c.port), c.db, c.prefix)
 end
 
 -- s with its %XX escapes decoded; nil when one is malformed.
@@ -93,6 +187,7 @@ end
 -- A query parameter's value checked by its M.CONFIG spec's rules: the value,
 -- or nil, rule.
 local function param_value(f, raw)
+  if f.type == "custom" then return f.check(raw) end
   if f.type == "integer" then
     local n = find(raw, "^%d+$") and #raw <= 10 and tonumber(raw)
     if not n or n < f.min or n > f.max then return nil, format("must be an integer in %d..%d", f.min, f.max) end
@@ -104,8 +199,9 @@ local function param_value(f, raw)
   return raw
 end
 
--- ?nodes=10&prefix=x&timeout_ms=50 into fields, or nil, rule.
-local function parse_query(query, fields)
+-- ?nodes=10&prefix=x&timeout_ms=50 into fields, or nil, rule (`names`:
+-- the parameters this kind of URL takes).
+local function parse_query(query, fields, names)
   local seen, i = {}, 1
   while i <= #query + 1 do
     local amp = find(query, "&", i, true) or #query + 1
@@ -115,9 +211,10 @@ local function parse_query(query, fields)
       local eq = find(pair, "=", 1, true)
       local name = percent_decode(sub(pair, 1, (eq or #pair + 1) - 1))
       local f = name and URL_PARAMS[name]
+      if f and names ~= SENTINEL_PARAM_NAMES and find(name, "^sentinel_") then f = nil end
       if not f then
         return nil, "redis URL: unknown parameter" .. param_name(name) .. " (the parameters are "
-          .. concat(URL_PARAM_NAMES, ", ") .. ")"
+          .. concat(names, ", ") .. ")"
       end
       if seen[name] then return nil, "redis URL: parameter '" .. name .. "' is given twice" end
       seen[name] = true
@@ -125,7 +222,7 @@ local function parse_query(query, fields)
       local raw = percent_decode(sub(pair, eq + 1))
       if not raw then return nil, "redis URL: parameter '" .. name .. "' has a bad %-escape" end
       local v, why = param_value(f, raw)
-      if v == nil then return nil, "redis URL: " .. name .. " " .. why end
+      if v == nil then return nil, "redis URL: " .. name .. " " .. why end -- (never the value: a password)
       fields[name] = v
     end
   end
@@ -153,6 +250,42 @@ local function parse_userinfo(userinfo, fields)
   return fields
 end
 
+-- The database of a URL's path into fields.db; nil, or the rule.
+local function parse_db(db, fields)
+  local n = find(db, "^%d+$") and #db <= 10 and tonumber(db)
+  if not n or n > 2147483647 then return "redis URL: the database must be an integer in 0..2147483647" end
+  fields.db = n
+end
+
+-- What follows the userinfo of a redis+sentinel:// URL (its query apart):
+-- host1[:port1],host2[:port2],.../MASTER[/db]; into fields, or nil, rule.
+local function parse_sentinel_url(rest, query, fields)
+  local list, path = match(rest, "^([^/]*)/?(.*)$")
+  local entries, i = {}, 0
+  for entry in (list .. ","):gmatch("([^,]*),") do
+    i = i + 1
+    if entry == "" then return nil, "redis URL: Sentinel " .. i .. " of the list is empty (host:port,host:port,...)" end
+    entries[i] = entry
+  end
+  local sentinels, why, at = sentinel_list(entries)
+  if not sentinels then
+    return nil, at and "redis URL: Sentinel " .. at .. " of the list " .. why or "redis URL: the Sentinels " .. why
+  end
+  fields.sentinels = sentinels
+  local name, slash, db = match(path, "^([^/]*)(/?)(.*)$")
+  if name == "" then return nil, "redis URL: the master's name is missing (redis+sentinel://host:port,.../NAME)" end
+  local decoded = percent_decode(name)
+  local _, nwhy = check_master_name(decoded or "%")
+  if nwhy then return nil, "redis URL: the master's name " .. nwhy end
+  fields.master_name = decoded
+  if slash == "/" and db ~= "" then
+    local dwhy = parse_db(db, fields)
+    if dwhy then return nil, dwhy end
+  end
+  if query then return parse_query(query, fields, SENTINEL_PARAM_NAMES) end
+  return fields
+end
+
 -- redis://[[user]:password@]host[:port][/db][?params] -> the config's fields,
 -- or nil, rule. Messages never quote the URL (it may hold the password).
 local function parse_url(url)
@@ -161,12 +294,14 @@ local function parse_url(url)
   end
   local scheme, rest = match(url, "^([%w+.-]+)://(.*)$")
   scheme = scheme and lower(scheme)
-  if scheme == "rediss" then return nil, TLS_REFUSED end
+  if scheme == "rediss" or scheme == "rediss+sentinel" then return nil, TLS_REFUSED end
   if scheme == "unix" or scheme == "redis+unix" or scheme == "redis-socket"
       or (not scheme and (find(lower(url), "^unix:") or find(url, "^[/.~]"))) then
     return nil, UNIX_REFUSED
   end
-  if scheme ~= "redis" then return nil, "redis URL must start with redis://" end
+  if scheme ~= "redis" and scheme ~= "redis+sentinel" then
+    return nil, "redis URL must start with redis:// or redis+sentinel://"
+  end
   local fields = {}
   -- The userinfo ends at the last '@' of all the rest: a password may hold
   -- '/', '?' and '@' unescaped (so an '@' in a parameter must be written %40).
@@ -179,6 +314,7 @@ local function parse_url(url)
   local query
   local q = find(rest, "?", 1, true)
   if q then rest, query = sub(rest, 1, q - 1), sub(rest, q + 1) end
+  if scheme == "redis+sentinel" then return parse_sentinel_url(rest, query, fields) end
   local hostport, slash, db = match(rest, "^([^/]*)(/?)(.*)$")
   local host, port = url_grammar.host_port(hostport)
   if port == "host" and sub(hostport, 1, 1) == "[" then
@@ -190,11 +326,10 @@ local function parse_url(url)
   if hwhy then return nil, "redis URL: the host " .. hwhy end
   fields.host, fields.port = host, port
   if slash == "/" and db ~= "" then
-    local n = find(db, "^%d+$") and #db <= 10 and tonumber(db)
-    if not n or n > 2147483647 then return nil, "redis URL: the database must be an integer in 0..2147483647" end
-    fields.db = n
+    local why = parse_db(db, fields)
+    if why then return nil, why end
   end
-  if query then return parse_query(query, fields) end
+  if query then return parse_query(query, fields, URL_PARAM_NAMES) end
   return fields
 end
 
@@ -208,8 +343,19 @@ end
 -- (user, password and parameters may use %-escapes; an '@' after the
 -- password must be one; no CR, LF, NUL or spaces anywhere; the parameters
 -- are those three fields, each once, checked by the same rules; the other
--- fields take their defaults). `rediss://` (TLS) and unix sockets are
--- refused, saying what to do instead. `timeout_ms` bounds the connect and
+-- fields take their defaults).
+--
+-- Through Sentinel: `sentinels` (an array of "host[:port]" or `{ host =,
+-- port = }`, 1 to MAX_SENTINELS, the port SENTINEL_PORT when none is given)
+-- and `master_name` (the name they monitor it by) in place of `host` and
+-- `port`; `sentinel_user` and `sentinel_password` log in to the Sentinels,
+-- `user` and `password` to the master; `sentinel_check_ms` (default 1000)
+-- is how often a connection asks them again which node is the master (a
+-- failover that leaves the old master up is seen within it). As a URL:
+-- `redis+sentinel://[[user]:password@]host1[:port1],host2[:port2],.../NAME[/db][?...]`,
+-- whose parameters may also be `sentinel_user`, `sentinel_password` and
+-- `sentinel_check_ms`.
+-- `rediss://` (TLS) and unix sockets are refused, saying what to do instead. `timeout_ms` bounds the connect and
 -- each read and write of a command (a call may make several: connect, AUTH,
 -- SELECT, INFO, EVALSHA, EVAL, and again on a redirected node; a server that
 -- answers a byte per timeout is not cut off; host names are resolved
@@ -230,12 +376,47 @@ function M.config(value)
   elseif type(value) ~= "table" then
     return nil, "redis must be a table of options or a redis:// URL, not " .. type(value)
   end
+  if type(input) == "table" and input.sentinels ~= nil and (input.host ~= nil or input.port ~= nil) then
+    return nil, "option 'redis." .. (input.host ~= nil and "host" or "port") .. "' goes with no 'redis.sentinels': "
+      .. "the Sentinels name the master's address"
+  end
   local cfg, why = validate.options(M.CONFIG, input, "streamctl.store.redis", "redis.")
   if not cfg then return nil, why end
   if cfg.user and not cfg.password then
     return nil, "option 'redis.user' needs 'redis.password' (Redis AUTH takes a user name with its password)"
   end
+  if cfg.sentinel_user and not cfg.sentinel_password then
+    return nil, "option 'redis.sentinel_user' needs 'redis.sentinel_password' (Sentinel's AUTH takes a user name "
+      .. "with its password)"
+  end
+  if (cfg.sentinels == nil) ~= (cfg.master_name == nil) then
+    return nil, cfg.sentinels and "option 'redis.sentinels' needs 'redis.master_name' (the name the Sentinels "
+      .. "monitor the master by)" or "option 'redis.master_name' needs 'redis.sentinels' (the Sentinels to ask)"
+  end
+  if not cfg.sentinels then
+    for _, name in ipairs { "sentinel_user", "sentinel_password", "sentinel_check_ms" } do
+      if input[name] ~= nil then return nil, "option 'redis." .. name .. "' goes with 'redis.sentinels' only" end
+    end
+    cfg.sentinel_check_ms = nil
+  end
+  if cfg.sentinels then cfg.host, cfg.port = nil, nil end -- (the Sentinels say where the master is)
   return setmetatable(cfg, Config)
+end
+
+-- Ids standing for logins in nginx's pool names: one per distinct user and
+-- password in this process (0: none), so a pooled connection is never used
+-- with another identity and no name shows a password.
+local login_ids, login_count = {}, 0
+function M.login_id(user, password)
+  if not password then return 0 end
+  local login = (user or "") .. "\0" .. password -- ('\0' is in neither)
+  local id = login_ids[login]
+  if not id then
+    login_count = login_count + 1
+    id = login_count
+    login_ids[login] = id
+  end
+  return id
 end
 
 -- (the host rule, for a cluster's redirections)

@@ -36,12 +36,11 @@
 --
 -- Redis Cluster (and proxies that answer as one): a call's keys must share
 -- one hash tag (`{...}`: the stores put the account in it), so one node
--- holds them all. `MOVED slot host:port` is followed: the command is sent
--- again to that node (greeted the same way), and the node is remembered for
--- the hash tag of KEYS[1], so the next call with that tag goes there
--- directly. `ASK slot host:port` (a slot being migrated) is followed once
--- with ASKING, not remembered. At most one redirection per call: a second
--- one answers `nil, err, "server"`. A cluster has database 0 only.
+-- holds them all; `MOVED` is followed and remembered per hash tag, `ASK`
+-- followed once, one redirection per call (streamctl.store.rediscluster). A
+-- cluster has database 0 only. Through Sentinel (a redis+sentinel:// URL), a
+-- call goes to the master the Sentinels name, checked and followed across a
+-- failover as streamctl.store.redissentinel says.
 --
 -- A connection object keeps its hiredis connections across calls: do not use
 -- one on both sides of a fork (make it in the child, or `close` it first).
@@ -61,6 +60,7 @@ local errors = require "streamctl.base.errors"
 local nginx = require "streamctl.base.nginx"
 local redisconfig = require "streamctl.store.redisconfig"
 local rediscluster = require "streamctl.store.rediscluster"
+local sentinel = require "streamctl.store.redissentinel"
 
 local M = {}
 
@@ -176,8 +176,7 @@ local function scrub(s, secret)
   return concat(out)
 end
 
--- Ids for the pool names: one per distinct user and password in this process.
-local secret_ids, secret_count = {}, 0
+local pool_id = redisconfig.login_id
 
 -- "host:port", the host in brackets when it is an IPv6 address (it holds ':').
 local function address(host, port)
@@ -196,12 +195,13 @@ local CONNECT_OPTIONS = {
 -- A node of this connection object (the configured one, or one a cluster
 -- redirected to): host, port, addr, the nginx pool name, and (outside nginx)
 -- its hiredis connection in `link`.
-local function node_for(self, host, port)
+local function node_for(self, host, port, kind)
   local addr = address(host, port)
-  local node = self._nodes[addr]
+  local key = kind and kind .. " " .. addr or addr
+  local node = self._nodes[key]
   if not node then
     node = { host = host, port = port, addr = addr, pool = "streamctl.redis:" .. addr .. self._pool_suffix }
-    self._nodes[addr] = node
+    self._nodes[key] = node
   end
   return node
 end
@@ -229,25 +229,21 @@ function M.connect(config, opts)
       return nil, errors.invalid(nil, nil, NO_HIREDIS .. " (" .. tostring(loaded):match("^[^\n]*") .. ")")
     end
   end
-  local suffix = ":" .. cfg.db
-  if cfg.password then
-    local secret = (cfg.user or "") .. "\0" .. cfg.password -- ('\0' is in neither)
-    local id = secret_ids[secret]
-    if not id then
-      secret_count = secret_count + 1
-      id = secret_count
-      secret_ids[secret] = id
-    end
-    suffix = suffix .. ":" .. id
-  end
+  local suffix = ":" .. cfg.db .. (cfg.password and ":" .. pool_id(cfg.user, cfg.password) or "")
   local self = setmetatable({ config = cfg, _log = o.log or M.default_log, _warned = {}, _pool_suffix = suffix,
                               _nodes = {}, _routes = {}, _route_count = 0, setups = 0 }, Conn)
-  self._home = node_for(self, cfg.host, cfg.port)
+  if cfg.sentinels then -- (the master: asked of them at the first call, streamctl.store.redissentinel)
+    self._sentinels = sentinel.nodes(self, cfg, node_for, pool_id)
+  else
+    self._home = node_for(self, cfg.host, cfg.port)
+  end
   return self
 end
 
---- "host:port" of the configured server, for messages.
+--- "host:port" of the configured server (through Sentinel: the master's
+-- name, and its address once known), for messages.
 function Conn:address()
+  if self._sentinels then return sentinel.address(self) end
   return self._home.addr
 end
 
@@ -265,6 +261,7 @@ end
 -- kind: AUTH, SELECT, INFO memory. nil, or err, kind.
 local function greet(self, node, send)
   local cfg = self.config
+  if node.sentinel then return sentinel.greet(cfg, send) end
   if cfg.password then
     local argv = cfg.user and { "AUTH", cfg.user, cfg.password } or { "AUTH", cfg.password }
     local r, err, kind = send(argv)
@@ -277,6 +274,10 @@ local function greet(self, node, send)
       if find(err, "cluster mode", 1, true) then err = err .. " (a Redis Cluster has database 0 only: set db to 0)" end
       return "SELECT: " .. err, kind
     end
+  end
+  if node.verify then
+    local why, vkind = sentinel.verify(node, send)
+    if why then return why, vkind end
   end
   -- INFO, not CONFIG GET: managed Redis often renames or disables CONFIG.
   -- An error reply says nothing; an I/O failure is the connection's, told
@@ -323,7 +324,7 @@ local function hiredis_session(self, node, fn)
     local reused, stale = c ~= nil, false
     if not c then
       c, err, kind = hiredis_open(self, node)
-      if not c then return nil, err, kind end
+      if not c then return nil, err, kind, true end
       node.link = c
     end
     local sent = 0
@@ -359,7 +360,7 @@ local function ngx_session(self, node, fn)
     if not red then return nil, "nginx.redis: " .. tostring(nerr), "io" end
     red:set_timeout(self.config.timeout_ms)
     local ok, cerr = red:connect(node.host, node.port, { pool = node.pool })
-    if not ok then return nil, "connect: " .. tostring(cerr), "io" end
+    if not ok then return nil, "connect: " .. tostring(cerr), "io", true end
     -- (nginx.redis sends any command by its lower-case name: red:auth(user,
     -- password), red:asking(); nil is an I/O failure, false an error reply)
     local function send(argv)
@@ -373,7 +374,7 @@ local function ngx_session(self, node, fn)
       local gerr, gkind = greet(self, node, send)
       if gerr then
         red:close()
-        return nil, gerr, gkind
+        return nil, gerr, gkind, true
       end
       self.setups = self.setups + 1
     end
@@ -462,16 +463,24 @@ function Conn:eval(script, keys, args)
   local in_init = how == "blocking" and nginx.phase() == "init"
   local tag = keys[1] and hash_tag(keys[1])
   local node = tag and self._routes[tag] or self._home
-  local res, err, kind = session(self, node, run)
+  local res, err, kind
+  if self._sentinels then
+    res, err, kind = sentinel.call(self, session, run, node_for, M.null)
+  else
+    res, err, kind = session(self, node, run)
+  end
   if res == nil and kind == "server" and rediscluster.redirection(err, node) then
     res, err, kind = follow(self, session, node, tag, err, run)
   elseif res == nil and kind == "io" and node ~= self._home then
     self._routes[tag] = false -- (the node may be gone: ask the configured one again)
   end
   if in_init then self:close() end -- (so no worker inherits a connection)
-  if res == nil then return nil, redis_error(scrub(err, self.config.password), kind) end
+  if res == nil then
+    return nil, redis_error(scrub(scrub(err, self.config.password), self.config.sentinel_password), kind)
+  end
   return res
 end
+
 
 --- Whether `value` is a connection object made by `connect`.
 function M.is_connection(value)

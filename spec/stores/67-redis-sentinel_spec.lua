@@ -1,0 +1,280 @@
+-- streamctl.store.redisconn through Redis Sentinel (streamctl.store.redissentinel):
+-- redis+sentinel:// URLs and the sentinels option read and refused by their
+-- rules; the master asked of the Sentinels, its ROLE checked, followed across
+-- SENTINEL FAILOVER and across a master killed; READONLY from a node demoted
+-- behind a kept connection; the Sentinels' own password. Against real
+-- redis-server processes in sentinel mode (three Sentinels, a master, a
+-- replica: spec/helpers/redis.lua start_sentinel) and, for the answers a
+-- real Sentinel gives only in a race, a fake one (spec/helpers/fake_sentinel.lua),
+-- all on 127.0.0.1.
+
+local R = require "streamctl.store.redisconn"
+local hiredis = require "streamctl.redis"
+local helper = require "spec.helpers.redis"
+local fake_sentinel = require "spec.helpers.fake_sentinel"
+local process = require "spec.helpers.process"
+local socket = require "socket"
+
+local PASSWORD, SENTINEL_PASSWORD = "data-s3cret", "sentinel-s3cret"
+local SET_GET = R.script("redis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])")
+
+-- A direct connection (the C module) to look at a node.
+local function direct(port, password)
+  local c = assert(hiredis.connect("127.0.0.1", port, 5000))
+  if password then assert(c:command("AUTH", password)) end
+  return c
+end
+
+-- How many scripts a node ran (EVALSHA and EVAL, as INFO commandstats counts them).
+local function scripts_run(srv)
+  local stats = srv:cli("INFO", "commandstats")
+  local n = 0
+  for _, name in ipairs { "evalsha", "eval" } do
+    n = n + tonumber(stats:match("cmdstat_" .. name .. ":calls=(%d+)") or 0)
+  end
+  return n
+end
+
+describe("streamctl.store.redisconn config through Sentinel", function()
+  it("reads a redis+sentinel:// URL: the Sentinels (26379 by default), the master's name, both logins", function()
+    local c = assert(R.config("redis+sentinel://alice:pw1@10.0.0.1,10.0.0.2:26380,[::1]/cache-1.a/3"
+      .. "?sentinel_user=sen&sentinel_password=p%40ss&sentinel_check_ms=250&prefix=x:"))
+    assert.same({ { host = "10.0.0.1", port = 26379 }, { host = "10.0.0.2", port = 26380 },
+                  { host = "::1", port = 26379 } }, c.sentinels)
+    assert.same({ "cache-1.a", 3, "alice", "pw1", "sen", "p@ss", 250, "x:" },
+      { c.master_name, c.db, c.user, c.password, c.sentinel_user, c.sentinel_password, c.sentinel_check_ms, c.prefix })
+    assert.is_nil(c.host)
+    assert.is_nil(c.port)
+    assert.equal("redis+sentinel://alice:<redacted>@10.0.0.1:26379,10.0.0.2:26380,[::1]:26379/cache-1.a/3 "
+      .. "(prefix 'x:')", tostring(c))
+  end)
+
+  it("reads the same as options, sentinel_check_ms 1000 by default", function()
+    local c = assert(R.config { sentinels = { "10.0.0.1", { host = "10.0.0.2", port = 26380 } },
+                                master_name = "m", password = "pw" })
+    assert.same({ { host = "10.0.0.1", port = 26379 }, { host = "10.0.0.2", port = 26380 } }, c.sentinels)
+    assert.equal(1000, c.sentinel_check_ms)
+    assert.equal("redis+sentinel://:<redacted>@10.0.0.1:26379,10.0.0.2:26380/m/0 (prefix 'streamctl:')", tostring(c))
+    assert.is_nil(assert(R.config { port = 7000 }).sentinel_check_ms)
+  end)
+
+  local BAD = {
+    { { sentinels = { "h" } }, "option 'redis.sentinels' needs 'redis.master_name' (the name the Sentinels "
+      .. "monitor the master by)" },
+    { { master_name = "m" }, "option 'redis.master_name' needs 'redis.sentinels' (the Sentinels to ask)" },
+    { { sentinels = { "h" }, master_name = "m", host = "h2" },
+      "option 'redis.host' goes with no 'redis.sentinels': the Sentinels name the master's address" },
+    { { sentinels = { "h" }, master_name = "m", port = 6379 },
+      "option 'redis.port' goes with no 'redis.sentinels': the Sentinels name the master's address" },
+    { { sentinels = {}, master_name = "m" }, "option 'redis.sentinels' must name at least one Sentinel" },
+    { { sentinels = "h:1", master_name = "m" }, "option 'redis.sentinels' must be an array of 'host:port' "
+      .. "(the Sentinels)" },
+    { { sentinels = { "h", x = 1 }, master_name = "m" }, "option 'redis.sentinels' must be an array of "
+      .. "'host:port' (the Sentinels), without other keys" },
+    { { sentinels = { "h", "h2:99999" }, master_name = "m" },
+      "option 'redis.sentinels[2]' has a port that is not an integer in 1..65535" },
+    { { sentinels = { { host = "h", port = 1.5 } }, master_name = "m" },
+      "option 'redis.sentinels[1]' has a port that is not an integer in 1..65535" },
+    { { sentinels = { { host = "h", pass = "x" } }, master_name = "m" },
+      "option 'redis.sentinels[1]' has an unknown field 'pass' (host, port)" },
+    { { sentinels = { "bad host" }, master_name = "m" },
+      "option 'redis.sentinels[1]' has a host that must be a host name or an IP address" },
+    { { sentinels = { "H:26379", "h" }, master_name = "m" },
+      "option 'redis.sentinels[2]' names h:26379 again (each Sentinel once)" },
+    { { sentinels = { "h" }, master_name = "a b" },
+      "option 'redis.master_name' must hold only letters, digits, '.', '-' and '_' (Sentinel's rule)" },
+    { { sentinels = { "h" }, master_name = "m", sentinel_user = "u" }, "option 'redis.sentinel_user' needs "
+      .. "'redis.sentinel_password' (Sentinel's AUTH takes a user name with its password)" },
+    { { sentinel_password = "p" }, "option 'redis.sentinel_password' goes with 'redis.sentinels' only" },
+    { { sentinel_check_ms = 100 }, "option 'redis.sentinel_check_ms' goes with 'redis.sentinels' only" },
+    { { sentinels = { "h" }, master_name = "m", sentinel_check_ms = 5 },
+      "option 'redis.sentinel_check_ms' must be at least 10" },
+  }
+
+  local BAD_URLS = {
+    { "redis+sentinel://h1,h2", "redis URL: the master's name is missing (redis+sentinel://host:port,.../NAME)" },
+    { "redis+sentinel://h1,,h2/m", "redis URL: Sentinel 2 of the list is empty (host:port,host:port,...)" },
+    { "redis+sentinel:///m", "redis URL: Sentinel 1 of the list is empty (host:port,host:port,...)" },
+    { "redis+sentinel://h1:0/m", "redis URL: Sentinel 1 of the list has a port that is not an integer in 1..65535" },
+    { "redis+sentinel://h1,h1:26379/m", "redis URL: Sentinel 2 of the list names h1:26379 again (each Sentinel once)" },
+    { "redis+sentinel://h1/m%20y", "redis URL: the master's name must hold only letters, digits, '.', '-' and '_' "
+      .. "(Sentinel's rule)" },
+    { "redis+sentinel://h1/m/x", "redis URL: the database must be an integer in 0..2147483647" },
+    { "redis+sentinel://h1/m?sentinel_check_ms=1", "redis URL: sentinel_check_ms must be an integer in 10..86400000" },
+    { "redis+sentinel://h1/m?sentinel_password=a%01b", "redis URL: sentinel_password must be printable ASCII" },
+    { "redis+sentinel://h1/m?host=x", "redis URL: unknown parameter 'host' (the parameters are nodes, prefix, "
+      .. "timeout_ms, sentinel_user, sentinel_password, sentinel_check_ms)" },
+    { "redis://h1/0?sentinel_password=x", "redis URL: unknown parameter 'sentinel_password' (the parameters are "
+      .. "nodes, prefix, timeout_ms)" },
+    { "rediss+sentinel://h1/m", "redis URL: rediss:// (TLS) is not supported (hiredis 0.14 has no TLS): "
+      .. "use a local TLS tunnel (stunnel, spiped) and point redis:// at it" },
+    { "sentinel://h1/m", "redis URL must start with redis:// or redis+sentinel://" },
+  }
+  it("refuses each of " .. #BAD .. " bad options and " .. #BAD_URLS .. " bad URLs, naming the field and the rule",
+    function()
+      for _, case in ipairs(BAD) do assert.same({ nil, case[2] }, { R.config(case[1]) }) end
+      for _, case in ipairs(BAD_URLS) do assert.same({ nil, case[2] }, { R.config(case[1]) }, case[1]) end
+    end)
+end)
+
+describe("streamctl.store.redisconn through a fake Sentinel", function()
+  local fake, nodes = nil, {}
+  lazy_setup(function()
+    fake = fake_sentinel.start { password = SENTINEL_PASSWORD }
+  end)
+  lazy_teardown(function()
+    if fake then fake:stop() end
+    for _, n in ipairs(nodes) do n:stop() end
+  end)
+  local function url(check_ms)
+    return "redis+sentinel://127.0.0.1:" .. fake.port .. "/mymaster?sentinel_password=" .. SENTINEL_PASSWORD
+      .. "&sentinel_check_ms=" .. (check_ms or 86400000) .. "&timeout_ms=2000"
+  end
+
+  it("logs in to the Sentinel with its own password; a wrong one is an error that never shows it", function()
+    local srv = helper.start {}
+    nodes[#nodes + 1] = srv
+    fake:answer("127.0.0.1 " .. srv.port)
+    local conn = assert(R.connect(url()))
+    assert.equal("v", conn:eval(SET_GET, { "k" }, { "v" }))
+    local asked = fake:asked()
+    assert.same({ "AUTH", "SENTINEL" }, { asked[1], asked[2] })
+    assert.equal("v", srv:cli("GET", "k"))
+    assert.equal("127.0.0.1:" .. srv.port .. " (master 'mymaster' by Sentinel)", conn:address())
+    conn:close()
+    conn = assert(R.connect((url():gsub("sentinel_password=[^&]*", "sentinel_password=wrong-" .. SENTINEL_PASSWORD))))
+    local res, e = conn:eval(SET_GET, { "k" }, { "v" })
+    assert.is_nil(res)
+    assert.equal("no Sentinel named the master 'mymaster' (127.0.0.1:" .. fake.port
+      .. " Sentinel AUTH: WRONGPASS invalid password)", e.message)
+    assert.same({ "RedisError", "store", "io" }, { e.code, e.kind, e.reason })
+    assert.equal("master 'mymaster' by Sentinel 127.0.0.1:" .. fake.port, conn:address())
+  end)
+
+  it("refuses a node the Sentinel names that says it is a replica, runs nothing there, asks again next call",
+    function()
+      local master = helper.start {}
+      local replica = helper.start { args = { "--replicaof", "127.0.0.1", tostring(master.port) } }
+      nodes[#nodes + 1], nodes[#nodes + 2] = master, replica
+      fake:answer("127.0.0.1 " .. replica.port)
+      local conn = assert(R.connect(url()))
+      local before = scripts_run(replica)
+      local res, e = conn:eval(SET_GET, { "k2" }, { "v" })
+      assert.is_nil(res)
+      assert.equal("127.0.0.1:" .. replica.port .. ", which Sentinel named the master, says it is a slave "
+        .. "(a failover under way?)", e.message)
+      assert.same({ "RedisError", "store", "io" }, { e.code, e.kind, e.reason })
+      assert.equal(before, scripts_run(replica))
+      fake:answer("127.0.0.1 " .. master.port)
+      assert.equal("v", conn:eval(SET_GET, { "k2" }, { "v" }))
+      assert.equal("v", master:cli("GET", "k2"))
+      conn:close()
+    end)
+
+  it("on READONLY from a node demoted behind a kept connection, asks again and sends the call once more", function()
+    local a, b = helper.start {}, helper.start {}
+    nodes[#nodes + 1], nodes[#nodes + 2] = a, b
+    fake:answer("127.0.0.1 " .. a.port)
+    local conn = assert(R.connect(url()))
+    assert.equal("1", conn:eval(SET_GET, { "n" }, { "1" }))
+    -- a demoted by hand: no Sentinel, so nobody kills its clients; the kept connection meets READONLY
+    assert.equal("OK", a:cli("REPLICAOF", "127.0.0.1", b.port))
+    fake:answer("127.0.0.1 " .. b.port)
+    local sentinel_asked = #fake:asked()
+    assert.equal("2", conn:eval(SET_GET, { "n" }, { "2" }))
+    assert.equal("2", b:cli("GET", "n"))
+    assert.equal(sentinel_asked + 1, #fake:asked()) -- (asked once more: its connection kept)
+    assert.equal("127.0.0.1:" .. b.port .. " (master 'mymaster' by Sentinel)", conn:address())
+    conn:close()
+  end)
+
+  it("asks the Sentinels again every sentinel_check_ms, and moves when they name another master", function()
+    local a, b = helper.start {}, helper.start {}
+    nodes[#nodes + 1], nodes[#nodes + 2] = a, b
+    fake:answer("127.0.0.1 " .. a.port)
+    local conn = assert(R.connect(url(200)))
+    local asked = #fake:asked()
+    assert.equal("a", conn:eval(SET_GET, { "w" }, { "a" }))
+    assert.same({ "AUTH", "SENTINEL" }, { table.unpack(fake:asked(), asked + 1) })
+    local t = socket.gettime()
+    assert.equal("a", conn:eval(SET_GET, { "w" }, { "a" }))
+    if socket.gettime() - t < 0.2 then -- (the second call within 200 ms: not asked again)
+      assert.equal(asked + 2, #fake:asked())
+    end
+    fake:answer("127.0.0.1 " .. b.port)
+    socket.sleep(0.25)
+    local before = #fake:asked()
+    assert.equal("b", conn:eval(SET_GET, { "w" }, { "b" }))
+    assert.same({ "SENTINEL" }, { table.unpack(fake:asked(), before + 1) }) -- (its connection kept)
+    assert.equal("b", b:cli("GET", "w"))
+    assert.equal("a", a:cli("GET", "w"))
+    conn:close()
+  end)
+
+  it("a master it does not know, an answer that is no address, none reachable: an io error naming each", function()
+    local gone = process.free_port()
+    fake:answer("nil")
+    local conn = assert(R.connect("redis+sentinel://:" .. PASSWORD .. "@127.0.0.1:" .. gone .. ",127.0.0.1:"
+      .. fake.port .. "/mymaster?sentinel_password=" .. SENTINEL_PASSWORD .. "&timeout_ms=2000"))
+    local res, e = conn:eval(SET_GET, { "k" }, { "v" })
+    assert.is_nil(res)
+    assert.equal("no Sentinel named the master 'mymaster' (127.0.0.1:" .. gone .. " connect: Connection refused; "
+      .. "127.0.0.1:" .. fake.port .. " does not know that master)", e.message)
+    assert.same({ "RedisError", "store", "io" }, { e.code, e.kind, e.reason })
+    fake:answer("I am no address")
+    res, e = conn:eval(SET_GET, { "k" }, { "v" })
+    assert.is_nil(res)
+    assert.equal("no Sentinel named the master 'mymaster' (127.0.0.1:" .. gone .. " connect: Connection refused; "
+      .. "127.0.0.1:" .. fake.port .. " answered no address)", e.message)
+    assert.is_nil(e.message:find(PASSWORD, 1, true))
+    assert.is_nil(e.message:find(SENTINEL_PASSWORD, 1, true))
+  end)
+end)
+
+describe("streamctl.store.redisconn with Redis Sentinel", function()
+  local set
+  lazy_setup(function()
+    set = helper.start_sentinel { password = PASSWORD, sentinel_password = SENTINEL_PASSWORD }
+  end)
+  lazy_teardown(function()
+    if set then set:stop() end
+  end)
+
+  it("writes to the master the Sentinels name, after checking its ROLE", function()
+    local conn = assert(R.connect(set.url .. "&sentinel_check_ms=100"))
+    assert.equal("v", conn:eval(SET_GET, { "k" }, { "v" }))
+    local check = direct(set.master.port, PASSWORD)
+    assert.equal("v", check:command("GET", "k"))
+    check:close()
+    assert.equal("127.0.0.1:" .. set.master.port .. " (master 'mymaster' by Sentinel)", conn:address())
+    conn:close()
+  end)
+
+  it("follows SENTINEL FAILOVER within sentinel_check_ms: nothing more runs on the old master", function()
+    local conn = assert(R.connect(set.url .. "&sentinel_check_ms=100"))
+    assert.equal("1", conn:eval(SET_GET, { "f" }, { "1" }))
+    local old = set:failover("command")
+    socket.sleep(0.15)
+    local ran = scripts_run(old)
+    for i = 2, 5 do assert.equal(tostring(i), conn:eval(SET_GET, { "f" }, { tostring(i) })) end
+    assert.equal(ran, scripts_run(old))
+    assert.equal("5", set.master:cli("GET", "f"))
+    assert.equal("127.0.0.1:" .. set.master.port .. " (master 'mymaster' by Sentinel)", conn:address())
+    conn:close()
+  end)
+
+  it("after the master is killed, the first call goes to the one the Sentinels promoted", function()
+    local conn = assert(R.connect(set.url .. "&sentinel_check_ms=86400000&timeout_ms=2000"))
+    assert.equal("1", conn:eval(SET_GET, { "g" }, { "1" }))
+    local old = set:failover("kill")
+    assert.equal("2", conn:eval(SET_GET, { "g" }, { "2" }))
+    assert.equal("2", set.master:cli("GET", "g"))
+    -- the old master back: Sentinel makes it a replica, and nothing of ours runs there
+    old:restart()
+    set:settle(set.master.port, 30)
+    local ran = scripts_run(old)
+    assert.equal("3", conn:eval(SET_GET, { "g" }, { "3" }))
+    assert.equal(ran, scripts_run(old))
+    conn:close()
+  end)
+end)
