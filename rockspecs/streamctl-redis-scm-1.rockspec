@@ -36,6 +36,7 @@ build = {
       ["streamctl.store.redisconfig"] = "src/streamctl/store/redisconfig.lua",
       ["streamctl.store.rediscluster"] = "src/streamctl/store/rediscluster.lua",
       ["streamctl.store.redissentinel"] = "src/streamctl/store/redissentinel.lua",
+      ["streamctl.store.redisreplay"] = "src/streamctl/store/redisreplay.lua",
       ["streamctl.store.redisstore"] = "src/streamctl/store/redisstore.lua",
       ["streamctl.store.redisrate"] = "src/streamctl/store/redisrate.lua",
       ["streamctl.store.redisrate_script"] = "src/streamctl/store/redisrate_script.lua",

@@ -15,12 +15,7 @@ local ZEGO = { secret = "secret", timestamp = "1470820198", nonce = "123412",
 local URL = { url = "rtmp://demo.aliyundoc.com/video/standard", key = "aliyunliveexp1234", timestamp = 1622194197,
               auth_key = "1622194197-0-0-5552ff52b5e4e20387c6dc18afce206b" }
 
-local function copy(t, extra)
-  local o = {}
-  for k, v in pairs(t) do o[k] = v end
-  for k, v in pairs(extra or {}) do o[k] = v end
-  return o
-end
+local copy = require("spec.helpers.checks").copy
 
 -- Every message of `err` is free of the secrets given.
 local function no_secret(err, ...)
@@ -118,6 +113,29 @@ describe("Alibaba Cloud ingest callbacks", function()
     assert.equal("StaleCallback", select(2, verify { replay = replay, event = "publish&stream1", now = now + 300 }).code)
   end)
 
+  it("takes a list of keys for a rotation: any one signs; a wrong list names how many it tried", function()
+    assert.is_true(verify { key = { "newkey", "yourkey" } })
+    assert.is_true(verify { key = { core.secret("yourkey"), "newkey" } })
+    assert.is_true(verify { key = { "yourkey" } })
+    local ok, err = verify { key = { "newkey" } }
+    assert.is_nil(ok)
+    assert.same({ "InvalidSignature", "the signature does not match" }, { err.code, err.message })
+    ok, err = verify { key = { "newkey", "otherkey" } } -- (the old key removed: refused)
+    assert.is_nil(ok)
+    assert.same({ "InvalidSignature", "the signature does not match any of the 2 keys" }, { err.code, err.message })
+    no_secret(err, "newkey", "otherkey", "yourkey", ALI.signature)
+    for _, case in ipairs {
+      { {}, "bad argument #1 to 'verify' (key must be a key or a list of 1 to 4 keys)" },
+      { { "a", "b", "c", "d", "e" }, "bad argument #1 to 'verify' (key must be a key or a list of 1 to 4 keys)" },
+      { { "a", "" }, "bad argument #1 to 'verify' (key[2] must be a non-empty string or a streamctl.secret)" },
+      { { "a", core.secret("") }, "bad argument #1 to 'verify' (key[2] is empty)" },
+    } do
+      local raised, why = pcall(verify, { key = case[1] })
+      assert.is_false(raised)
+      assert.equal(case[2], (tostring(why):gsub("^[^:]*:%d+: ", "")))
+    end
+  end)
+
   it("misuse raises: no key, a domain with |, replay that is not a store", function()
     assert.has_error(function() verify { key = "" } end)
     assert.has_error(function() verify { key = false } end)
@@ -212,6 +230,14 @@ describe("ZEGO callbacks", function()
     end
   end)
 
+  it("takes a list of secrets for a rotation: the old one refused once it is removed", function()
+    assert.is_true(verify { secret = { "secret2", "secret" } })
+    local ok, err = verify { secret = { "secret2" } }
+    assert.is_nil(ok)
+    assert.equal("InvalidSignature", err.code)
+    no_secret(err, "secret2", ZEGO.signature)
+  end)
+
   it("refuses a signature seen before (its nonce makes it one callback's), stale and malformed ones", function()
     local replay = callbacks.memory_replay()
     assert.is_true(verify { replay = replay })
@@ -291,6 +317,14 @@ describe("replay stores", function()
     local ok, err = callbacks.aliyun.verify(copy(ALI, copy(base, { event = "2" })))
     assert.is_nil(ok)
     assert.same({ "ReplayStoreFull", "server" }, { err.code, err.kind })
+  end)
+
+  it("a store that cannot answer refuses the callback with its code (never taken for 'not seen')", function()
+    local down = { add = function() return nil, "Redis at 10.0.0.5:6379: timeout", "ReplayStoreUnavailable" end }
+    local ok, err = callbacks.aliyun.verify(copy(ALI, { now = 1519375990, replay = down }))
+    assert.is_nil(ok)
+    assert.same({ "ReplayStoreUnavailable", "server", "Redis at 10.0.0.5:6379: timeout" },
+      { err.code, err.kind, err.message })
   end)
 
   it("by default, one store in the process", function()

@@ -3,6 +3,14 @@ local assert = require "luassert" -- busted gives specs its assert; a required m
 
 local M = {}
 
+--- A shallow copy of `t` with the fields of `extra` set over it.
+function M.copy(t, extra)
+  local o = {}
+  for k, v in pairs(t) do o[k] = v end
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
 --- Waits for `fn()` to be true, asking every 20 ms for at most `seconds`
 -- of real time: what `fn` returned last (truthy once it held). The one way a
 -- spec waits for a server, a process or a timer: on the condition, never a

@@ -17,9 +17,19 @@
 -- `memory_replay` or `shdict_replay`), else in the lua_shared_dict named
 -- `shared_dict` (every worker of the machine), else in this process's memory.
 --
+-- A key (Aliyun's NotifyAuthKey, ZEGO's callback secret) may be a list of
+-- up to MAX_KEYS: a callback signed by any of them passes (each compared in
+-- constant time, all compared), so a rotation names the new key and the old
+-- one for a while, and then the new one alone (Alibaba Cloud applies a new
+-- NotifyAuthKey to a stream only once it is pushed again). A `replay` store
+-- may also be Redis' (streamctl.store.redis.replay_store), shared by every
+-- edge.
+--
 -- Expected failures return `nil, err`: an error object (streamctl.base.errors)
 -- whose `code` says which check failed: "MalformedCallback", "StaleCallback",
--- "InvalidSignature", "ReplayedCallback", "ReplayStoreFull". No key, secret or
+-- "InvalidSignature", "ReplayedCallback", "ReplayStoreFull",
+-- "ReplayStoreUnavailable" (a store that cannot answer, never taken for
+-- "not seen": the provider delivers the callback again). No key, secret or
 -- signature is ever put into a message. Misuse (a missing key, a bad option)
 -- raises.
 --
@@ -123,7 +133,8 @@ local PROCESS_REPLAY -- (made on first use)
 local function replay_store(opts, fname)
   if opts.replay ~= nil then
     if type(opts.replay) ~= "table" or type(opts.replay.add) ~= "function" then
-      error("bad argument #1 to '" .. fname .. "' (replay must be a store with add: memory_replay, shdict_replay)", 3)
+      error("bad argument #1 to '" .. fname .. "' (replay must be a store with add: memory_replay, shdict_replay, "
+        .. "streamctl.store.redis.replay_store)", 3)
     end
     return opts.replay
   end
@@ -152,16 +163,38 @@ local function window_now(opts, fname)
   return window, now
 end
 
--- A key or secret argument: a non-empty string or a streamctl.secret.
+--- The most keys (or secrets) a callback is checked against: a rotation
+-- names the new one and the old one until the old one is gone.
+M.MAX_KEYS = 4
+
+-- A key or secret argument: a non-empty string or a streamctl.secret, or a
+-- list of 1..MAX_KEYS of them (a rotation); as a list.
 local function check_key(v, name, fname)
-  if core.is_secret(v) then
-    if #v == 0 then error(format("bad argument #1 to '%s' (%s is empty)", fname, name), 3) end
-    return v
+  local list = type(v) == "table" and not core.is_secret(v) and v or { v }
+  if #list == 0 or #list > M.MAX_KEYS then
+    error(format("bad argument #1 to '%s' (%s must be a key or a list of 1 to %d keys)", fname, name,
+      M.MAX_KEYS), 3)
   end
-  if type(v) ~= "string" or v == "" then
-    error(format("bad argument #1 to '%s' (%s must be a non-empty string or a streamctl.secret)", fname, name), 3)
+  for i = 1, #list do
+    local k, at = list[i], list == v and format("%s[%d]", name, i) or name
+    if core.is_secret(k) then
+      if #k == 0 then error(format("bad argument #1 to '%s' (%s is empty)", fname, at), 3) end
+    elseif type(k) ~= "string" or k == "" then
+      error(format("bad argument #1 to '%s' (%s must be a non-empty string or a streamctl.secret)", fname, at), 3)
+    end
   end
-  return v
+  return list
+end
+
+-- Whether `signature` is one of the signatures `sign(key)` gives for the
+-- keys, each compared in constant time and all of them compared (how long
+-- it takes says nothing of which matched); the index of the one that did.
+local function signed_by(keys, sign, signature)
+  local which
+  for i = 1, #keys do
+    if core.equal(sign(keys[i]), signature) and not which then which = i end
+  end
+  return which
 end
 
 -- A decimal timestamp as received (text of 1..12 digits), as a number; or nil.
@@ -184,8 +217,9 @@ local function checked(provider, o)
     return fail(provider, "StaleCallback", format("the timestamp is %d s from now, outside the window of %d s",
       floor(ts - o.now), o.window), "clock")
   end
-  if not core.equal(o.compute(), o.signature) then
-    return fail(provider, "InvalidSignature", "the signature does not match")
+  if not signed_by(o.keys, o.sign, o.signature) then
+    return fail(provider, "InvalidSignature", "the signature does not match" .. (#o.keys > 1
+      and " any of the " .. #o.keys .. " keys" or ""))
   end
   -- remembered for the rest of its window (after it, the timestamp is refused anyway): the signature
   -- with what the caller says makes a callback different, and (check) the event's own identity, which
@@ -193,8 +227,8 @@ local function checked(provider, o)
   local ttl = floor(ts + o.window - o.now) + 1
   local keys = { o.signature .. ":" .. o.event, o.identity and ("event:" .. o.identity) }
   for _, key in ipairs(keys) do
-    local fresh, why = o.replay:add(provider .. ":" .. key, ttl, o.now)
-    if fresh == nil then return fail(provider, "ReplayStoreFull", tostring(why), "server") end
+    local fresh, why, code = o.replay:add(provider .. ":" .. key, ttl, o.now)
+    if fresh == nil then return fail(provider, code or "ReplayStoreFull", tostring(why), "server") end
     if not fresh then return fail(provider, "ReplayedCallback", "this callback was seen before within its window") end
   end
   return true
@@ -217,14 +251,15 @@ local USED = { action = true, id = true, app = true, appname = true, time = true
 
 --- Verifies the signed values of an Alibaba Cloud ingest callback.
 -- @tparam table o `{ key =, domain =, timestamp =, signature =, now =, window =, event =, replay =,
---   shared_dict = }`: `key` the NotifyAuthKey (string or streamctl.secret), `domain` the ingest
+--   shared_dict = }`: `key` the NotifyAuthKey (string or streamctl.secret, or a list of up to
+--   MAX_KEYS of them during a rotation), `domain` the ingest
 --   domain the callback is configured on, `timestamp` and `signature` as received
 --   (ALI-LIVE-TIMESTAMP, ALI-LIVE-SIGNATURE); `event` (optional) what makes this callback
 --   different from another one of the same second (check passes the event's fields)
 -- @return true, or nil and an error
 function M.aliyun.verify(o)
   if type(o) ~= "table" then error("bad argument #1 to 'verify' (table expected)", 2) end
-  local key = check_key(o.key, "key", "verify")
+  local keys = check_key(o.key, "key", "verify")
   if type(o.domain) ~= "string" or o.domain == "" or find(o.domain, "[|%s%c]") then
     error("bad argument #1 to 'verify' (domain must be the ingest domain: a non-empty string without | or spaces)", 2)
   end
@@ -232,8 +267,8 @@ function M.aliyun.verify(o)
   local ts = o.timestamp
   return checked("aliyun", {
     timestamp = ts, signature = o.signature, length = 32, form = "32 lowercase hex digits (MD5)",
-    now = now, window = window, replay = replay_store(o, "verify"),
-    compute = function() return M.aliyun.signature(key, o.domain, ts) end,
+    now = now, window = window, replay = replay_store(o, "verify"), keys = keys,
+    sign = function(key) return M.aliyun.signature(key, o.domain, ts) end,
     event = tostring(o.event or ""), identity = o.identity,
   })
 end
@@ -339,12 +374,13 @@ end
 
 --- Verifies the signed values of a ZEGO callback.
 -- @tparam table o `{ secret =, signature =, timestamp =, nonce =, now =, window =, replay =,
---   shared_dict = }`: `secret` the callback secret (string or streamctl.secret); the others as
+--   shared_dict = }`: `secret` the callback secret (string or streamctl.secret, or a list of up to
+--   MAX_KEYS of them during a rotation); the others as
 --   received, as text
 -- @return true, or nil and an error
 function M.zego.verify(o)
   if type(o) ~= "table" then error("bad argument #1 to 'verify' (table expected)", 2) end
-  local secret = check_key(o.secret, "secret", "verify")
+  local secrets = check_key(o.secret, "secret", "verify")
   local window, now = window_now(o, "verify")
   local nonce = o.nonce
   if type(nonce) ~= "string" or nonce == "" or #nonce > 64 or find(nonce, "[%c%s]") then
@@ -352,8 +388,8 @@ function M.zego.verify(o)
   end
   return checked("zego", {
     timestamp = o.timestamp, signature = o.signature, length = 40, form = "40 lowercase hex digits (SHA-1)",
-    now = now, window = window, replay = replay_store(o, "verify"),
-    compute = function() return M.zego.signature(secret, o.timestamp, nonce) end,
+    now = now, window = window, replay = replay_store(o, "verify"), keys = secrets,
+    sign = function(secret) return M.zego.signature(secret, o.timestamp, nonce) end,
     event = "", identity = o.identity, -- (the nonce, signed, makes each signature one callback's)
   })
 end

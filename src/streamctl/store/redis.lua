@@ -6,6 +6,7 @@
 --   local conn = redis_store.connect "redis://:secret@10.0.0.5:6379/0"   -- or a table, see `config`
 --   local limiter = ratelimit.new { store = redis_store.ratelimit_store(conn) }
 --   local seq = sequence.new { store = redis_store.sequence_store(conn, "zego:1234567890:") }
+--   local replay = redis_store.replay_store(conn)   -- callbacks seen, for streamctl.edge.callbacks
 --
 -- Connections (configuration, URLs, scripts, where Redis is reached from and
 -- with how many round trips) are streamctl.store.redisconn's; this module
@@ -120,6 +121,7 @@ M.MARGIN_HOLD = rate.MARGIN_HOLD
 
 M.ratelimit_store = rate.ratelimit_store
 M.sequence_store = seq.sequence_store
+M.replay_store = require("streamctl.store.redisreplay").replay_store
 
 --- A backend of streamctl.pipeline.stores' contract, for the client option
 -- `redis`: its rule (a connection object as given, else the config a URL
