@@ -278,3 +278,75 @@ describe("streamctl.store.redisconn with Redis Sentinel", function()
     conn:close()
   end)
 end)
+
+describe("streamctl.store.redisconn with Redis Sentinel, inside nginx (cosockets)", function()
+  local nginx = require "spec.helpers.nginx"
+  local cjson = require "cjson"
+  local available, why_not = nginx.available()
+  assert(available, why_not) -- `make test` installs nginx; a spec that cannot run fails
+
+  local DRIVER = [==[
+local cjson = require "cjson"
+local R = require "streamctl.store.redisconn"
+local M = {}
+local conn = assert(R.connect(os.getenv("SENTINEL_URL") .. "&sentinel_check_ms=100&timeout_ms=2000"))
+local script = R.script("redis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])")
+function M.set()
+  local res, e = conn:eval(script, { ngx.var.arg_k }, { ngx.var.arg_v })
+  ngx.say(cjson.encode { result = res or "nil", err = e and (e.message .. "|" .. e.reason) or "",
+                         address = conn:address() })
+end
+return M
+]==]
+
+  local set, web
+  lazy_setup(function()
+    set = helper.start_sentinel { password = PASSWORD, sentinel_password = SENTINEL_PASSWORD }
+    web = nginx.start {
+      env = { SENTINEL_URL = set.url },
+      main = "env SENTINEL_URL;",
+      prepare = function(dir) nginx.write_file(dir .. "/driver.lua", DRIVER) end,
+      lua_path = function(dir) return dir .. "/?.lua" end,
+      lua_cpath = function() return (nginx.jit_cpath():gsub(";.*$", "")) end,
+      http = function(ports)
+        return table.concat({
+          "  server {",
+          "    listen 127.0.0.1:" .. ports[1] .. ";",
+          "    location = /set { content_by_lua_block { require('driver').set() } }",
+          "  }",
+        }, "\n")
+      end,
+    }
+  end)
+  lazy_teardown(function()
+    if web then web:stop() end
+    if set then set:stop() end
+  end)
+
+  local function set_key(k, v)
+    local status, body = web:get("/set?k=" .. k .. "&v=" .. v)
+    assert.equal(200, status, body)
+    return cjson.decode(body)
+  end
+
+  it("writes to the master the Sentinels name, and follows SENTINEL FAILOVER and a master killed", function()
+    local out = set_key("n", "1")
+    assert.same({ result = "1", err = "", address = "127.0.0.1:" .. set.master.port
+      .. " (master 'mymaster' by Sentinel)" }, out)
+    local old = set:failover("command")
+    socket.sleep(0.15)
+    local ran = scripts_run(old)
+    out = set_key("n", "2")
+    assert.same({ "2", "" }, { out.result, out.err })
+    assert.equal("127.0.0.1:" .. set.master.port .. " (master 'mymaster' by Sentinel)", out.address)
+    assert.equal(ran, scripts_run(old))
+    assert.equal("2", set.master:cli("GET", "n"))
+    set:failover("kill")
+    out = set_key("n", "3")
+    assert.same({ "3", "" }, { out.result, out.err })
+    assert.equal("3", set.master:cli("GET", "n"))
+    local log = web:error_log()
+    assert.is_nil(log:find(PASSWORD, 1, true))
+    assert.is_nil(log:find(SENTINEL_PASSWORD, 1, true))
+  end)
+end)
