@@ -296,9 +296,13 @@ function M.start_sentinel(opts)
   local self = setmetatable({ name = MASTER_NAME, replicas = {}, sentinels = {}, password = opts.password,
                               sentinel_password = opts.sentinel_password }, Sentinel)
   local ok, err = pcall(function()
-    self.master = M.start { password = opts.password, args = opts.password and { "--masterauth", opts.password } }
+    -- (no delay before a replica's first sync: Redis waits 5 s by default for more replicas to join)
+    local sync = { "--repl-diskless-sync-delay", "0" }
+    local margs = { sync[1], sync[2] }
+    if opts.password then margs[3], margs[4] = "--masterauth", opts.password end
+    self.master = M.start { password = opts.password, args = margs }
     for i = 1, opts.replicas or 1 do
-      local args = { "--replicaof", "127.0.0.1", tostring(self.master.port) }
+      local args = { "--replicaof", "127.0.0.1", tostring(self.master.port), sync[1], sync[2] }
       if opts.password then args[#args + 1] = "--masterauth" args[#args + 1] = opts.password end
       self.replicas[i] = M.start { password = opts.password, args = args }
     end
@@ -346,11 +350,15 @@ function Sentinel:master_port(i)
 end
 
 --- Waits (bounded) until every Sentinel names the master at `port` (default
--- the set's master's) and knows its replicas and the two other Sentinels.
+-- the set's master's) and knows its replicas and the two other Sentinels,
+-- and every replica that runs is in sync with it (master_link_status:up).
 function Sentinel:settle(port, seconds)
   port = port or self.master.port
   local want = #self.replicas
   wait_for(self, function()
+    for _, r in ipairs(self.replicas) do
+      if r.running and not r:cli("INFO", "replication"):find("master_link_status:up", 1, true) then return false end
+    end
     for i, s in ipairs(self.sentinels) do
       if self:master_port(i) ~= port then return false end
       local m = s:cli("SENTINEL", "master", MASTER_NAME)

@@ -210,9 +210,18 @@ end
 
 -- The pause after a loss (seconds) for a budget of `interval`: what every
 -- process still on its own budget may send after Redis answers again (until
--- it is back, on a slot FALLBACK_HORIZON ahead) waited out too.
+-- it is back, on a slot FALLBACK_HORIZON ahead) waited out too. Through
+-- Sentinel, a failover that leaves the old master up (SENTINEL FAILOVER)
+-- leaves the others on its schedule, at the full rate, until they ask the
+-- Sentinels again (sentinel_check_ms) and use the slots it had handed them
+-- (MAX_HORIZON and one interval ahead): waited out as well.
 local function loss_pause(s, interval)
-  return ratelimit.loss_pause(interval, others_back_within(s) + shared.FALLBACK_HORIZON)
+  local others = others_back_within(s) + shared.FALLBACK_HORIZON
+  local check_ms = s.cfg.sentinel_check_ms
+  if check_ms and check_ms / 1000 + ratelimit.MAX_HORIZON + interval > others then
+    others = check_ms / 1000 + ratelimit.MAX_HORIZON + interval
+  end
+  return ratelimit.loss_pause(interval, others)
 end
 
 -- The script's KEYS and ARGV for one reservation (see RESERVE_TEXT).

@@ -145,7 +145,7 @@ function M.call(self, session, run, node_for, null)
     res, err, kind, unsent = session(self, node, run)
     if res ~= nil then return res end
     local forget, again = M.after(err, kind, unsent)
-    if forget then self._home = nil end
+    if forget then self._home, self._last = nil, node end -- (messages still name it)
     if not again then break end
   end
   return nil, err, kind
@@ -162,9 +162,10 @@ function M.switch(self, node)
   self._home = node
 end
 
---- Where a Sentinel connection's messages say it goes.
+--- Where a Sentinel connection's messages say it goes: the master it
+-- uses, or used last, else the Sentinel it asks first.
 function M.address(self)
-  local home = self._home
+  local home = self._home or self._last
   if home then return home.addr .. " (master '" .. self.config.master_name .. "' by Sentinel)" end
   return "master '" .. self.config.master_name .. "' by Sentinel " .. self._sentinels[1].addr
 end
