@@ -21,8 +21,11 @@ describe("streamctl.credentials.sources", function()
   local server, imds, exchange
   lazy_setup(function()
     server = emu.start { imds = true, config = CONFIG }
-    exchange = assert(sources.exchange { timeout_ms = sources.IMDS_TIMEOUT_MS,
-                                         connect_timeout_ms = sources.IMDS_CONNECT_TIMEOUT_MS })
+    -- (the SDKs' timeouts, not under test here: scaled under valgrind and ASan, where a busy machine
+    -- made the token's PUT miss its second and the fetch go without it)
+    local slow = require("spec.helpers.process").slowdown()
+    exchange = assert(sources.exchange { timeout_ms = sources.IMDS_TIMEOUT_MS * slow,
+                                         connect_timeout_ms = sources.IMDS_CONNECT_TIMEOUT_MS * slow })
   end)
   lazy_teardown(function() if server then server:stop() end end)
   before_each(function()

@@ -233,13 +233,38 @@ local function distances(seed, s)
   return s
 end
 
+-- Failovers (a stream of its own): in a sixth of the runs on Redis (a
+-- third of the pressure runs), a replica follows it `lag` behind (up to
+-- 1.5 s: asynchronous replication under load) and is promoted once, missing
+-- the writes of that last `lag`: after an outage of 1 to 4 s half the time
+-- (the master killed, found down, a replica elected), else at once
+-- (SENTINEL FAILOVER). In a pressure run after a second or two at the cap,
+-- and half the time with a lag longer than the run so far: the replica then
+-- lacks the budgets altogether, whose last second was full, which only what
+-- it says of its past (INFO replication) tells from new.
+local function failovers(seed, s)
+  local rng = world_mod.rng(seed + 7000003)
+  if s.store ~= "redis" or not rng:chance(s.pressure and 1 / 3 or 1 / 6) then return s end
+  local t = s.pressure and rng:between(1, 2.5) or rng:between(0.5, 40)
+  s.redis.lag = (s.pressure and rng:chance(0.5)) and t + rng:between(0, 0.5) or rng:between(0, 1.5)
+  local e = { kind = "failover", t = t, duration = rng:chance(0.5) and rng:between(1, 4) or 0 }
+  s.redis.events[#s.redis.events + 1] = e
+  -- (a late joiner, as for a loss above: the last process starts just after the promotion, before the
+  -- others ask again; it knew no budget, so only the server's word can tell it the replica's is not new)
+  if s.pressure and s.redis.up > 0 and rng:chance(0.5) then
+    s.procs[s.processes].start = t + e.duration + rng:between(0.0002, 0.005)
+  end
+  return s
+end
+
 --- Draws a schedule from `seed`: a fifth of them pressure schedules, a
 -- tenth stragglers and an eighth of the rest crowded (spec/sim/crowd.lua),
 -- each chosen by a stream of its own so that the others stay as they were;
 -- a third of their networks with a heavier tail; Redis up for a while in
--- half, processes at distances of their own in some.
+-- half, processes at distances of their own in some, a failover in a sixth
+-- of those on Redis.
 function M.generate(seed)
-  return distances(seed, tail(seed, M.draw(seed)))
+  return failovers(seed, distances(seed, tail(seed, M.draw(seed))))
 end
 
 function M.draw(seed)
@@ -529,6 +554,7 @@ function M.run(original)
   end
   sim.redis = redis_model.new(world)
   sim.redis.latency = schedule.redis.latency
+  sim.redis.lag = schedule.redis.lag
   sim.redis.started = -(schedule.redis.up or 0)
   patch.current = sim
   for _, e in ipairs(schedule.redis.events) do
@@ -541,6 +567,11 @@ function M.run(original)
       elseif e.kind == "gone" then
         r.gone = true
         world:at(e.t + e.duration, function() r.gone = false end)
+      elseif e.kind == "failover" and e.duration > 0 then
+        r.gone = true
+        world:at(e.t + e.duration, function() r:failover() r.gone = false end)
+      elseif e.kind == "failover" then
+        r:failover()
       elseif e.kind == "slow" then
         local before = r.latency
         r.latency = e.latency

@@ -10,7 +10,11 @@
 -- run: the caller cannot tell), a server that is gone refuses at once, and
 -- the data can be lost (FLUSHALL, eviction) or the server restarted (a new
 -- run id, with or without its data). Its clock (TIME) is the world's plus
--- a skew the schedule may step.
+-- a skew the schedule may step. With `lag` set, a replica follows it that
+-- far behind (asynchronous replication: each script's keys copied `lag`
+-- seconds after it ran), and a failover promotes the replica: its data,
+-- missing the writes of the last `lag` seconds, a run id of its own, and
+-- INFO saying it was a replica (second_repl_offset), as Sentinel leaves one.
 --
 -- Commands: TIME, INFO, GET, SET (PX), DEL, HMGET, HEXISTS, HSET, ZADD,
 -- ZREMRANGEBYSCORE, ZCARD. Replies follow Redis' Lua conversion: a number
@@ -86,7 +90,8 @@ function Server:command(name, ...)
     elseif section == "stats" then
       return format("# Stats\r\nevicted_keys:%d\r\n", self.evicted)
     elseif section == "replication" then
-      return "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nsecond_repl_offset:-1\r\n"
+      return "# Replication\r\nrole:master\r\nconnected_slaves:0\r\nsecond_repl_offset:"
+        .. (self.promoted and "1" or "-1") .. "\r\n"
     elseif section == "commandstats" then
       return "# Commandstats\r\ncmdstat_eval:calls=1,usec=1\r\n"
         .. (self.flushes > 0 and format("cmdstat_flushall:calls=%d,usec=1\r\n", self.flushes) or "")
@@ -193,7 +198,44 @@ end
 -- either is counted where INFO shows it.
 function Server:flush(evict)
   self.data, self.expires = {}, {}
+  if self.replica and not evict then self.replica = { data = {}, expires = {} } end
   if evict then self.evicted = self.evicted + 1 else self.flushes = self.flushes + 1 end
+end
+
+-- A copy of a key's value (a string, or a hash or set as a table).
+local function copy(v)
+  if type(v) ~= "table" then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = x end
+  return out
+end
+
+-- The replica takes a script's keys, as they are now, `lag` seconds later
+-- (unless a failover came first: then they are the writes it lost).
+function Server:replicate(keys)
+  local lag = self.lag
+  if not lag then return end
+  local r = self.replica
+  if not r then
+    r = { data = {}, expires = {} }
+    for k, v in pairs(self.data) do r.data[k], r.expires[k] = copy(v), self.expires[k] end
+    self.replica = r
+  end
+  local writes, epoch = {}, self.run
+  for i, k in ipairs(keys) do writes[i] = { k, copy(self.data[k]), self.expires[k] } end
+  self.world:at(self.world:now() + lag, function()
+    if self.run ~= epoch then return end
+    for _, w in ipairs(writes) do r.data[w[1]], r.expires[w[1]] = w[2], w[3] end
+  end)
+end
+
+--- A failover: the replica promoted, with what it had (the last `lag`
+-- seconds of writes missing), a new run id, and INFO saying it was a
+-- replica; a new replica follows it.
+function Server:failover()
+  local r = self.replica or { data = {}, expires = {} }
+  self.data, self.expires, self.replica = r.data, r.expires, nil
+  self.run, self.promoted = self.run + 1, true
 end
 
 --- Restarts: a new run id, uptime and counters; `keep` false loses the data too.
@@ -201,6 +243,7 @@ function Server:restart(keep)
   self.run = self.run + 1
   self.started, self.evicted, self.flushes = self.world:now(), 0, 0
   if not keep then self.data, self.expires = {}, {} end
+  self.replica = nil -- (it syncs afresh)
 end
 
 --- A connection object for the stores: a real one, whose `eval` crosses
@@ -231,6 +274,7 @@ function Server:connect()
       return nil, failure("timeout (simulated)", "io")
     end
     local ok, res = pcall(server.exec, server, script.text, keys, argv)
+    server:replicate(keys)
     world:sleep(half)
     if not ok then return nil, failure(tostring(res), "server") end
     return res

@@ -1075,8 +1075,14 @@ local rl = ratelimit.new { store = R.ratelimit_store(conn, { log = log }) }
 local seq = sequence.new { store = R.sequence_store(conn, "z:", { log = log }), clock_ms = function() return 1000 end }
 
 function M.run()
-  local out = { delays = {}, seqs = {} }
-  for i = 1, 3 do out.delays[i] = rl:reserve("k", 10) end
+  local out = { delays = {}, seqs = {}, before = {}, after = {} }
+  for i = 1, 3 do
+    ngx.update_time()
+    out.before[i] = ngx.now()
+    out.delays[i] = rl:reserve("k", 10)
+    ngx.update_time()
+    out.after[i] = ngx.now()
+  end
   for i = 1, 3 do out.seqs[i] = seq:next_for { "s" } end
   out.logs = logs
   ngx.say(cjson.encode(out))
@@ -1136,8 +1142,17 @@ return M
     assert.equal(200, status, body)
     local first = cjson.decode(body)
     assert.equal(0, first.delays[1])
-    assert.is_true(first.delays[2] > 0.05 and first.delays[2] <= 0.1)
-    assert.is_true(first.delays[3] > 0.15 and first.delays[3] <= 0.2)
+    -- the slots (rate 10): each one's time, its call's plus its delay, lies between (before + delay) and
+    -- (after + delay), whenever a busy machine made the call (nginx's clock in milliseconds: 2 ms either
+    -- way). Never nearer the one before than 0.1 s; and a call that was made to wait waited no longer.
+    for i = 2, 3 do
+      local lo = first.before[i] + first.delays[i] - (first.after[i - 1] + first.delays[i - 1])
+      local hi = first.after[i] + first.delays[i] - (first.before[i - 1] + first.delays[i - 1])
+      local what = string.format("slot %d %.4f..%.4f s after the one before (delays %s)", i, lo, hi,
+        table.concat(first.delays, ", "))
+      assert.is_true(hi + 0.002 >= 0.1, what)
+      if first.delays[i] > 0 then assert.is_true(lo - 0.002 <= 0.1, what) end
+    end
     local last = increasing(first.seqs, ms - 1)
     assert.same({}, first.logs)
     assert.equal(1, check:command("EXISTS", "ngx:{k}:rl"))
