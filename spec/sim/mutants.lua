@@ -44,7 +44,7 @@ local MUTANTS = {
     to = "  if up == nil or up * 1000000 < pause + 1000000 then return false end\n  do return true end" },
   { name = "a promoted replica trusted: a budget it lacks taken for new (a replica's past not read)",
     file = "src/streamctl/store/redisrate_script.lua",
-    from = "string.match(rep, 'second_repl_offset:(%-?%d+)') ~= '-1'", to = "false" },
+    from = "string.match(rep, 'second_repl_offset:(%-?%d+)') ~= '-1'", to = "false", invariant = 1 },
   { name = "a shared budget spaced at a process's own spread (its round trips' longest left out)",
     file = "src/streamctl/pipeline/pacing.lua",
     from = "return min(max(self.rtt.hi + late + 0.002, M.MARGIN_FLOOR), M.MARGIN_CEILING)",

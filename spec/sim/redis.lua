@@ -210,17 +210,21 @@ local function copy(v)
   return out
 end
 
+-- A replica in sync with the data as it is now (before a script runs: its
+-- writes reach the replica `lag` later), made the first time it is needed.
+function Server:sync_replica()
+  if not self.lag or self.replica then return end
+  local r = { data = {}, expires = {} }
+  for k, v in pairs(self.data) do r.data[k], r.expires[k] = copy(v), self.expires[k] end
+  self.replica = r
+end
+
+
 -- The replica takes a script's keys, as they are now, `lag` seconds later
 -- (unless a failover came first: then they are the writes it lost).
 function Server:replicate(keys)
-  local lag = self.lag
-  if not lag then return end
-  local r = self.replica
-  if not r then
-    r = { data = {}, expires = {} }
-    for k, v in pairs(self.data) do r.data[k], r.expires[k] = copy(v), self.expires[k] end
-    self.replica = r
-  end
+  local lag, r = self.lag, self.replica
+  if not lag or not r then return end
   local writes, epoch = {}, self.run
   for i, k in ipairs(keys) do writes[i] = { k, copy(self.data[k]), self.expires[k] } end
   self.world:at(self.world:now() + lag, function()
@@ -273,6 +277,7 @@ function Server:connect()
       world:sleep(timeout - half)
       return nil, failure("timeout (simulated)", "io")
     end
+    server:sync_replica()
     local ok, res = pcall(server.exec, server, script.text, keys, argv)
     server:replicate(keys)
     world:sleep(half)
