@@ -1,7 +1,9 @@
 -- Callbacks and signed URLs checked inside nginx, as they arrive: the
 -- nginx forms of streamctl.edge.callbacks and streamctl.edge.authkey (headers, raw
 -- query and body as nginx hands them over, a body nginx buffered to a
--- file), with replay refused across two workers through one shared dict.
+-- file), with replay refused across two workers through one shared dict,
+-- and across two nginx instances (two edges) through one Redis, with a key
+-- rotation and a Redis that cannot answer.
 local cjson = require "cjson"
 local socket = require "socket"
 local nginx = require "spec.helpers.nginx"
@@ -164,5 +166,99 @@ describe("callbacks checked inside nginx", function()
     assert.equal("9e226fc2c250be266e3657e156f68c12", core.digest_hex("md5", "|", false, DOMAIN, "1519375990", KEY))
     assert.equal("5bd59fd62953a8059fb7eaba95720f66d19e4517",
       core.digest_hex("sha1", "", true, ZEGO_SECRET, "1470820198", "123412"))
+  end)
+end)
+
+-- Two edges behind one load balancer: each its own nginx, sharing what they
+-- have seen through one Redis (streamctl.store.redis.replay_store), and
+-- checking the NotifyAuthKey during a rotation ({ new, old }, then new alone).
+describe("callbacks checked by two edges that share one Redis", function()
+  if rawget(_G, "jit") or require("spec.helpers.process").preloaded() then
+    pending("run once, in the plain Lua 5.4 run: the workers are nginx's, the same under any test interpreter")
+    return
+  end
+  local redis_helper = require "spec.helpers.redis"
+  local EDGE = [[
+local callbacks = require "streamctl.edge.callbacks"
+local replay = assert(require("streamctl.store.redis").replay_store(os.getenv("REDIS_URL") .. "?timeout_ms=1000"))
+local M = {}
+function M.aliyun()
+  local keys = ngx.var.arg_keys == "new" and "newkey" or { "newkey", "yourkey" }
+  local event, err = callbacks.aliyun.check_nginx { key = keys, domain = "learn.aliyundoc.com", replay = replay,
+                                                    now = tonumber(ngx.var.arg_now) }
+  if not event then
+    ngx.status = err.kind == "server" and 503 or 401
+    ngx.say(require("cjson").encode { code = err.code, message = err.message })
+    return
+  end
+  ngx.say(require("cjson").encode { event = event })
+end
+return M
+]]
+  local redis, edges = nil, {}
+  lazy_setup(function()
+    redis = redis_helper.start { password = "edge-pw" }
+    for i = 1, 2 do
+      edges[i] = nginx.start {
+        workers = 2,
+        env = { REDIS_URL = redis.url },
+        main = "env REDIS_URL;",
+        prepare = function(dir) nginx.write_file(dir .. "/edge.lua", EDGE) end,
+        lua_path = function(dir) return dir .. "/?.lua" end,
+        lua_cpath = function() return (nginx.jit_cpath():gsub(";.*$", "")) end,
+        http = function(ports)
+          return "server {\n  listen 127.0.0.1:" .. ports[1] .. " reuseport;\n"
+            .. "  location = /cb/aliyun { content_by_lua_block { require('edge').aliyun() } }\n}"
+        end,
+      }
+    end
+  end)
+  lazy_teardown(function()
+    for _, e in ipairs(edges) do e:stop() end
+    if redis then redis:stop() end
+  end)
+
+  local QUERY = "action=publish&ip=192.168.1.1&id=world&app=example.aliyundoc.com&appname=liveApp&time=1609220385"
+  local SIGNED = { ["ALI-LIVE-TIMESTAMP"] = "1519375990", ["ALI-LIVE-SIGNATURE"] = "9e226fc2c250be266e3657e156f68c12" }
+
+  it("a callback taken by one edge is refused by the other, and again by the first", function()
+    local status, body = request(edges[1].ports[1], "GET", "/cb/aliyun?" .. QUERY .. "&now=1519376000", SIGNED)
+    assert.equal(200, status, cjson.encode(body))
+    assert.equal("example.aliyundoc.com/liveApp/world", body.event.stream)
+    for _, edge in ipairs { edges[2], edges[1], edges[2] } do
+      status, body = request(edge.ports[1], "GET", "/cb/aliyun?" .. QUERY .. "&now=1519376000", SIGNED)
+      assert.same({ 401, "ReplayedCallback" }, { status, body.code })
+    end
+    -- another stream's callback in the same second: taken once, by whichever edge sees it first
+    status, body = request(edges[2].ports[1], "GET", "/cb/aliyun?" .. QUERY:gsub("world", "w2") .. "&now=1519376000",
+      SIGNED)
+    assert.equal(200, status, cjson.encode(body))
+    status, body = request(edges[1].ports[1], "GET", "/cb/aliyun?" .. QUERY:gsub("world", "w2") .. "&now=1519376000",
+      SIGNED)
+    assert.same({ 401, "ReplayedCallback" }, { status, body.code })
+  end)
+
+  it("a rotation: signed by the old key, taken while both are given, refused once the old one is removed", function()
+    local status, body = request(edges[1].ports[1], "GET", "/cb/aliyun?" .. QUERY:gsub("world", "r1")
+      .. "&now=1519376000&keys=new", SIGNED)
+    assert.same({ 401, "InvalidSignature", "the signature does not match" }, { status, body.code, body.message })
+    status, body = request(edges[2].ports[1], "GET", "/cb/aliyun?" .. QUERY:gsub("world", "r1")
+      .. "&now=1519376000&keys=both", SIGNED)
+    assert.equal(200, status, cjson.encode(body))
+  end)
+
+  it("a Redis that cannot answer: 503, ReplayStoreUnavailable, nothing taken; taken once it is back", function()
+    redis:kill()
+    local status, body = request(edges[1].ports[1], "GET", "/cb/aliyun?" .. QUERY:gsub("world", "d1")
+      .. "&now=1519376000", SIGNED)
+    assert.same({ 503, "ReplayStoreUnavailable" }, { status, body.code })
+    redis:restart()
+    status, body = request(edges[2].ports[1], "GET", "/cb/aliyun?" .. QUERY:gsub("world", "d1")
+      .. "&now=1519376000", SIGNED)
+    assert.equal(200, status, cjson.encode(body))
+    for _, edge in ipairs(edges) do
+      assert.is_nil(edge:error_log():find("edge-pw", 1, true))
+      assert.is_nil(edge:error_log():find("yourkey", 1, true))
+    end
   end)
 end)
