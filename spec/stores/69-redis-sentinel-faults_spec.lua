@@ -1,6 +1,7 @@
 -- load: heavy
 -- One ZEGO budget through Redis Sentinel when the master goes (issue 52's
--- goals): three Lua processes, each on streams of its own, resume against
+-- goals): three Lua processes (and then four nginx workers on two nginx
+-- instances), each on streams of its own, resume against
 -- the emulator counting the strictest way (a sliding window) through
 -- redis+sentinel://, while the master is killed mid-run, or handed over by
 -- SENTINEL FAILOVER. Every ID done, none throttled, no Sequence stale, and
@@ -12,8 +13,31 @@ local process = require "spec.helpers.process"
 local cjson = require "cjson"
 local socket = require "socket"
 
+local nginx = require "spec.helpers.nginx"
+
 local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 local WORKER = ROOT .. "/spec/helpers/redis_worker.lua"
+
+-- The batch an nginx worker runs when asked (GET /run?prefix=&rounds=): ZEGO
+-- resumes of 60 IDs, `rounds` times over, through the Sentinels' URL.
+local HANDLER = [==[
+local cjson = require "cjson"
+local streamctl = require "streamctl"
+return function()
+  local a = ngx.req.get_uri_args()
+  local names = {}
+  for i = 1, 60 do names[i] = a.prefix .. "-" .. i end
+  local c = assert(streamctl.zego.new { endpoint = os.getenv("ZEGO_URL"), app_id = 1234567890,
+    server_secret = "0123456789abcdef0123456789abcdef", redis = os.getenv("SENTINEL_URL") .. "?timeout_ms=500" })
+  local total = { total = 0, succeeded = 0, failed = 0, unknown = 0 }
+  for _ = 1, tonumber(a.rounds) do
+    local r = assert(c:resume_rtc_streams { stream_ids = names })
+    for k in pairs(total) do total[k] = total[k] + r[k] end
+  end
+  c:close()
+  ngx.say(cjson.encode(total))
+end
+]==]
 
 describe("one ZEGO budget through Redis Sentinel, the master lost mid-run", function()
   local emulator, tmp
@@ -28,14 +52,18 @@ describe("one ZEGO budget through Redis Sentinel, the master lost mid-run", func
   end)
 
   -- Three processes on streams of their own (prefix fN-), `rounds` times over
-  -- 60 IDs each; their reports and standard errors once all have ended.
-  local function run(url, how, rounds)
+  -- 60 IDs each (or, with `servers`, four batches, two in each nginx); their
+  -- reports and standard errors once all have ended.
+  local function run(url, how, rounds, servers)
     local clients = {}
-    for i = 1, 3 do
+    for i = 1, servers and 4 or 3 do
       local err = tmp .. "/" .. how .. "-" .. i .. ".err"
-      local child = process.spawn(process.quote(process.interpreter()) .. " " .. process.quote(WORKER)
-        .. " zego " .. process.quote(emulator.zego_url) .. " " .. process.quote(url) .. " " .. how .. i
-        .. " 60 " .. rounds .. " 2>" .. process.quote(err))
+      local args = servers and ("get " .. process.quote("http://127.0.0.1:" .. servers[(i - 1) % 2 + 1].ports[1]
+        .. "/run?prefix=" .. how .. i .. "&rounds=" .. rounds))
+        or ("zego " .. process.quote(emulator.zego_url) .. " " .. process.quote(url) .. " " .. how .. i .. " 60 "
+          .. rounds)
+      local child = process.spawn(process.quote(process.interpreter()) .. " " .. process.quote(WORKER) .. " "
+        .. args .. " 2>" .. process.quote(err))
       clients[i] = { child = child, err = err }
     end
     return function()
@@ -115,4 +143,39 @@ describe("one ZEGO budget through Redis Sentinel, the master lost mid-run", func
       assert(ok, err)
     end)
   end
+
+  it("the same with four nginx workers on two nginx instances, the master killed: every ID done, none throttled, "
+    .. "none stale; the loss in their error logs", function()
+    emulator:reset()
+    local set = redis_helper.start_sentinel {}
+    local servers = {}
+    local ok, err = pcall(function()
+      for i = 1, 2 do
+        servers[i] = nginx.start {
+          workers = 2,
+          env = { SENTINEL_URL = set.url, ZEGO_URL = emulator.zego_url },
+          main = "env SENTINEL_URL;\nenv ZEGO_URL;",
+          prepare = function(d) process.write_file(d .. "/sentinel_handler.lua", HANDLER) end,
+          lua_path = function(d) return d .. "/?.lua" end,
+          lua_cpath = function() return (nginx.jit_cpath():gsub(";.*$", "")) end,
+          http = function(ports)
+            return "server { listen 127.0.0.1:" .. ports[1] .. " reuseport;\n"
+              .. "  location = /run { content_by_lua_block { require('sentinel_handler')() } } }"
+          end,
+        }
+      end
+      local finish = run(nil, "nginx", 9, servers)
+      socket.sleep(2)
+      set:failover("kill")
+      local sum = finish()
+      assert.same({ total = 2160, succeeded = 2160, failed = 0, unknown = 0 }, sum)
+      check_log(108)
+      local logs = servers[1]:error_log() .. servers[2]:error_log()
+      assert.truthy(logs:find("lost the shared rate-limit schedule of zego:1234567890: Redis restarted or failed over "
+        .. "(a new run id)", 1, true), logs)
+    end)
+    for _, srv in ipairs(servers) do srv:stop() end
+    set:stop()
+    assert(ok, err)
+  end)
 end)
