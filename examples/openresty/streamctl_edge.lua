@@ -10,8 +10,11 @@
 --                                 by code, callbacks, reactions, drift
 --   GET  /callbacks/aliyun        Alibaba Cloud's stream ingest callbacks (publish, publish_done),
 --                                 signed with $STREAMCTL_ALIYUN_NOTIFY_KEY for the ingest domain
---                                 $STREAMCTL_ALIYUN_NOTIFY_DOMAIN
---   POST /callbacks/zego          ZEGO's stream callbacks, signed with $ZEGO_CALLBACK_SECRET
+--                                 $STREAMCTL_ALIYUN_NOTIFY_DOMAIN ("new,old" during a rotation)
+--   POST /callbacks/zego          ZEGO's stream callbacks, signed with $ZEGO_CALLBACK_SECRET ("new,old"
+--                                 during a rotation); callbacks seen are kept in Redis with
+--                                 STREAMCTL_REDIS_URL (a replay to another edge refused), else
+--                                 in the shared dict
 --   POST /callbacks/relay/<token> pull-to-push task status (unsigned: the path's token,
 --                                 $STREAMCTL_EDGE_CALLBACK_TOKEN, is all that says it is ours)
 --
@@ -57,7 +60,8 @@
 -- (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET/_SECURITY_TOKEN, ZEGO_APP_ID,
 -- ZEGO_SERVER_SECRET); STREAMCTL_ALIYUN_ENDPOINT, STREAMCTL_ZEGO_ENDPOINT and
 -- STREAMCTL_CA_FILE point the clients elsewhere (the emulator). With
--- STREAMCTL_REDIS_URL (redis://[[user]:password@]host[:port][/db][?nodes=N&prefix=P&timeout_ms=MS]) the rate limits
+-- STREAMCTL_REDIS_URL (redis://[[user]:password@]host[:port][/db][?nodes=N&prefix=P&timeout_ms=MS], or
+-- redis+sentinel://[[user]:password@]host1:port1,host2:port2/NAME[/db][?sentinel_password=...]) the rate limits
 -- and ZEGO Sequences live in that Redis, one budget for every nginx on every
 -- machine that uses it (over cosockets, lua-nginx-redis); without it, in the
 -- shared dict, one budget per nginx. nginx passes a worker only the variables
@@ -439,8 +443,8 @@ end
 -- --------------------------------------------------------------------
 -- Callbacks: checked, counted, answered at once; what they call for, done in a timer.
 
--- Counts a callback and answers it: 200, or 401 (503 when the replay store is full:
--- the provider delivers it again) with the code that refused it.
+-- Counts a callback and answers it: 200, or 401 (503 when the replay store is full or cannot
+-- answer: the provider delivers it again) with the code that refused it.
 local function answer_callback(provider, event_name, err, stream, reaction, quiet)
   metrics:count("callbacks", { provider = provider, event = event_name, result = err and err.code or "accepted" })
   if not err then
@@ -452,7 +456,7 @@ local function answer_callback(provider, event_name, err, stream, reaction, quie
     if not quiet then
       ngx.log(ngx.WARN, "streamctl_edge: ", provider, " callback refused: ", err.code, ": ", err.message)
     end
-    local status = (err.code == "ReplayStoreFull" or err.code == "NotConfigured") and 503 or 401
+    local status = (err.kind == "server" or err.code == "NotConfigured") and 503 or 401
     return answer_error(status, err.code)
   end
   return reply(200, { ok = true })
@@ -504,6 +508,24 @@ local function listed_or_say(key)
   return yes
 end
 
+-- Where callbacks seen are kept: Redis, shared by every edge naming it (made once per worker), or
+-- the shared dict, every worker of this nginx.
+local replay
+local function replay_store()
+  local url = setting("STREAMCTL_REDIS_URL")
+  if not url then return callbacks.shdict_replay(ngx.shared[CALLBACKS_DICT]) end
+  replay = replay or assert(require("streamctl.store.redis").replay_store(url)) -- (the URL was checked in init)
+  return replay
+end
+
+-- A key setting as verify takes it: "new,old" during a rotation is a list.
+local function keys_of(text)
+  if not text:find(",", 1, true) then return text end
+  local list = {}
+  for k in text:gmatch("[^,]+") do list[#list + 1] = k end
+  return list
+end
+
 -- An error for callbacks whose settings are missing: 503, said in the error log (every time: the
 -- provider retries, and an operator must see why).
 local function not_configured(names)
@@ -517,7 +539,7 @@ function M.aliyun_callback()
     return answer_callback("aliyun", "unverified",
       not_configured("STREAMCTL_ALIYUN_NOTIFY_KEY and STREAMCTL_ALIYUN_NOTIFY_DOMAIN are"))
   end
-  local event, err = callbacks.aliyun.check_nginx { key = key, domain = domain, shared_dict = CALLBACKS_DICT }
+  local event, err = callbacks.aliyun.check_nginx { key = keys_of(key), domain = domain, replay = replay_store() }
   local reaction
   if event and event.action == "publish" then
     -- `app` is the ingest domain (the streaming domain where no ingest domain is bound)
@@ -534,7 +556,7 @@ end
 function M.zego_callback()
   local secret = setting("ZEGO_CALLBACK_SECRET")
   if not secret then return answer_callback("zego", "unverified", not_configured("ZEGO_CALLBACK_SECRET is")) end
-  local event, err = callbacks.zego.check_nginx { secret = secret, shared_dict = CALLBACKS_DICT }
+  local event, err = callbacks.zego.check_nginx { secret = keys_of(secret), replay = replay_store() }
   local reaction
   local stream = event and type(event.stream_id) == "string" and event.stream_id or nil
   local listed = stream and listed_or_say(desired_key("zego", nil, stream))
@@ -583,12 +605,11 @@ function M.relay_callback(token)
       nil, true)
   end
   local status = tonumber(event.TaskStatus)
-  local seen = callbacks.shdict_replay(ngx.shared[CALLBACKS_DICT])
-  local fresh = seen:add(format("relay:%s:%s:%s", event.TaskId, tostring(event.EventTime), tostring(status)),
-    2 * callbacks.WINDOW_S, now)
+  local fresh, why, code = replay_store():add(format("relay:%s:%s:%s", event.TaskId, tostring(event.EventTime),
+    tostring(status)), 2 * callbacks.WINDOW_S, now)
   if fresh ~= true then
-    return answer_callback("aliyun", "relay", { code = fresh == false and "ReplayedCallback" or "ReplayStoreFull",
-                                                message = "seen before" }, nil, nil, true)
+    return answer_callback("aliyun", "relay", fresh == false and { code = "ReplayedCallback", message = "seen before" }
+      or { code = code or "ReplayStoreFull", kind = "server", message = tostring(why) }, nil, nil, true)
   end
   local region = setting("STREAMCTL_EDGE_TASK_REGION")
   local reaction
