@@ -151,6 +151,24 @@ describe("streamctl.store.redisconn through a fake Sentinel", function()
     assert.equal("master 'mymaster' by Sentinel 127.0.0.1:" .. fake.port, conn:address())
   end)
 
+  it("logs in to the master as an ACL user and to the Sentinel as its own, each apart", function()
+    local srv = helper.start { password = PASSWORD }
+    nodes[#nodes + 1] = srv
+    assert.equal("OK", srv:cli("ACL", "SETUSER", "alice", "on", ">alice-" .. PASSWORD, "~*", "&*", "+@all"))
+    fake:answer("127.0.0.1 " .. srv.port)
+    local before = #fake:asked()
+    local conn = assert(R.connect("redis+sentinel://alice:alice-" .. PASSWORD .. "@127.0.0.1:" .. fake.port
+      .. "/mymaster/2?sentinel_user=watcher&sentinel_password=" .. SENTINEL_PASSWORD .. "&timeout_ms=2000"))
+    assert.equal("v", conn:eval(SET_GET, { "acl" }, { "v" }))
+    assert.same({ "AUTH", "SENTINEL" }, { table.unpack(fake:asked(), before + 1) })
+    local seen = false -- (CLIENT LIST: one line per client, "... db=2 ... user=alice ...")
+    for line in srv:cli("CLIENT", "LIST"):gmatch("[^\n]+") do
+      if line:find(" db=2 ", 1, true) and line:find(" user=alice ", 1, true) then seen = true end
+    end
+    assert.is_true(seen)
+    conn:close()
+  end)
+
   it("refuses a node the Sentinel names that says it is a replica, runs nothing there, asks again next call",
     function()
       local master = helper.start {}
