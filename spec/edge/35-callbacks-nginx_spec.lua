@@ -199,18 +199,8 @@ return M
   lazy_setup(function()
     redis = redis_helper.start { password = "edge-pw" }
     for i = 1, 2 do
-      edges[i] = nginx.start {
-        workers = 2,
-        env = { REDIS_URL = redis.url },
-        main = "env REDIS_URL;",
-        prepare = function(dir) nginx.write_file(dir .. "/edge.lua", EDGE) end,
-        lua_path = function(dir) return dir .. "/?.lua" end,
-        lua_cpath = function() return (nginx.jit_cpath():gsub(";.*$", "")) end,
-        http = function(ports)
-          return "server {\n  listen 127.0.0.1:" .. ports[1] .. " reuseport;\n"
-            .. "  location = /cb/aliyun { content_by_lua_block { require('edge').aliyun() } }\n}"
-        end,
-      }
+      edges[i] = nginx.start_driver { driver = EDGE, name = "edge", locations = { ["/cb/aliyun"] = "aliyun" },
+        workers = 2, reuseport = true, env = { REDIS_URL = redis.url } }
     end
   end)
   lazy_teardown(function()

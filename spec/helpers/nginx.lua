@@ -29,6 +29,14 @@
 --                                               gone; returns both lists of pids
 --   srv:stop()                                  TERM (then KILL after 10 s), reaped; idempotent
 --
+--   local srv = nginx.start_driver {            -- an nginx whose handlers are a module's functions
+--     driver = TEXT,                            -- the module's source, written as DIR/<name>.lua
+--     name = "driver",                          -- its module name (default "driver")
+--     locations = { ["/set"] = "set" },         -- path -> the function content_by_lua calls
+--     env = { NAME = "value" },                 -- passed to the workers (an `env` line each)
+--     workers = 1, reuseport = false,           -- as nginx.start; reuseport on the listen line
+--   }
+--
 -- The server: one worker (so a counter or a connection pool is one per
 -- server), `daemon off` as a child of the spec (stopped by its pid), its prefix,
 -- pid, error log and temp files in `dir`, workers as root when the spec runs as
@@ -327,6 +335,33 @@ function Server:stop()
   if self.own_dir and not os.getenv("STREAMCTL_KEEP_NGINX_DIR") then
     run("rm -rf " .. quote(self.dir))
   end
+end
+
+--- An nginx whose locations call a driver module's functions (see the
+-- module comment): the spec's own Lua on the path first, the Lua 5.1 C
+-- modules (cjson) on the cpath, each name of `env` passed to the workers.
+function M.start_driver(o)
+  local name, env_lines = o.name or "driver", {}
+  for k in pairs(o.env or {}) do env_lines[#env_lines + 1] = "env " .. k .. ";" end
+  table.sort(env_lines)
+  return M.start {
+    workers = o.workers, env = o.env, main = #env_lines > 0 and table.concat(env_lines, "\n") or nil,
+    prepare = function(dir) write_file(dir .. "/" .. name .. ".lua", o.driver) end,
+    lua_path = function(dir) return dir .. "/?.lua" end,
+    lua_cpath = function() return (M.jit_cpath():gsub(";.*$", "")) end,
+    http = function(ports)
+      local lines = { "server {", "  listen 127.0.0.1:" .. ports[1] .. (o.reuseport and " reuseport" or "") .. ";" }
+      local paths = {}
+      for path in pairs(o.locations) do paths[#paths + 1] = path end
+      table.sort(paths)
+      for _, path in ipairs(paths) do
+        lines[#lines + 1] = "  location = " .. path .. " { content_by_lua_block { require('" .. name .. "')."
+          .. o.locations[path] .. "() } }"
+      end
+      lines[#lines + 1] = "}"
+      return table.concat(lines, "\n")
+    end,
+  }
 end
 
 return M

@@ -320,21 +320,7 @@ return M
   local set, web
   lazy_setup(function()
     set = helper.start_sentinel { password = PASSWORD, sentinel_password = SENTINEL_PASSWORD }
-    web = nginx.start {
-      env = { SENTINEL_URL = set.url },
-      main = "env SENTINEL_URL;",
-      prepare = function(dir) nginx.write_file(dir .. "/driver.lua", DRIVER) end,
-      lua_path = function(dir) return dir .. "/?.lua" end,
-      lua_cpath = function() return (nginx.jit_cpath():gsub(";.*$", "")) end,
-      http = function(ports)
-        return table.concat({
-          "  server {",
-          "    listen 127.0.0.1:" .. ports[1] .. ";",
-          "    location = /set { content_by_lua_block { require('driver').set() } }",
-          "  }",
-        }, "\n")
-      end,
-    }
+    web = nginx.start_driver { driver = DRIVER, locations = { ["/set"] = "set" }, env = { SENTINEL_URL = set.url } }
   end)
   lazy_teardown(function()
     if web then web:stop() end

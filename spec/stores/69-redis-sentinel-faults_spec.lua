@@ -23,7 +23,8 @@ local WORKER = ROOT .. "/spec/helpers/redis_worker.lua"
 local HANDLER = [==[
 local cjson = require "cjson"
 local streamctl = require "streamctl"
-return function()
+local M = {}
+function M.run()
   local a = ngx.req.get_uri_args()
   local names = {}
   for i = 1, 60 do names[i] = a.prefix .. "-" .. i end
@@ -37,6 +38,7 @@ return function()
   c:close()
   ngx.say(cjson.encode(total))
 end
+return M
 ]==]
 
 describe("one ZEGO budget through Redis Sentinel, the master lost mid-run", function()
@@ -151,18 +153,8 @@ describe("one ZEGO budget through Redis Sentinel, the master lost mid-run", func
     local servers = {}
     local ok, err = pcall(function()
       for i = 1, 2 do
-        servers[i] = nginx.start {
-          workers = 2,
-          env = { SENTINEL_URL = set.url, ZEGO_URL = emulator.zego_url },
-          main = "env SENTINEL_URL;\nenv ZEGO_URL;",
-          prepare = function(d) process.write_file(d .. "/sentinel_handler.lua", HANDLER) end,
-          lua_path = function(d) return d .. "/?.lua" end,
-          lua_cpath = function() return (nginx.jit_cpath():gsub(";.*$", "")) end,
-          http = function(ports)
-            return "server { listen 127.0.0.1:" .. ports[1] .. " reuseport;\n"
-              .. "  location = /run { content_by_lua_block { require('sentinel_handler')() } } }"
-          end,
-        }
+        servers[i] = nginx.start_driver { driver = HANDLER, locations = { ["/run"] = "run" }, workers = 2,
+          reuseport = true, env = { SENTINEL_URL = set.url, ZEGO_URL = emulator.zego_url } }
       end
       local finish = run(nil, "nginx", 9, servers)
       socket.sleep(2)
