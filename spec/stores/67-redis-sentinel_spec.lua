@@ -16,6 +16,8 @@ local process = require "spec.helpers.process"
 local socket = require "socket"
 
 local PASSWORD, SENTINEL_PASSWORD = "data-s3cret", "sentinel-s3cret"
+-- (a call's timeout, not under test here: under valgrind and ASan this process runs slower)
+local TIMEOUT = "&timeout_ms=" .. 2000 * require("spec.helpers.process").slowdown()
 local SET_GET = R.script("redis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])")
 
 -- A direct connection (the C module) to look at a node.
@@ -128,7 +130,7 @@ describe("streamctl.store.redisconn through a fake Sentinel", function()
   end)
   local function url(check_ms)
     return "redis+sentinel://127.0.0.1:" .. fake.port .. "/mymaster?sentinel_password=" .. SENTINEL_PASSWORD
-      .. "&sentinel_check_ms=" .. (check_ms or 86400000) .. "&timeout_ms=2000"
+      .. "&sentinel_check_ms=" .. (check_ms or 86400000) .. TIMEOUT
   end
 
   it("logs in to the Sentinel with its own password; a wrong one is an error that never shows it", function()
@@ -158,7 +160,7 @@ describe("streamctl.store.redisconn through a fake Sentinel", function()
     fake:answer("127.0.0.1 " .. srv.port)
     local before = #fake:asked()
     local conn = assert(R.connect("redis+sentinel://alice:alice-" .. PASSWORD .. "@127.0.0.1:" .. fake.port
-      .. "/mymaster/2?sentinel_user=watcher&sentinel_password=" .. SENTINEL_PASSWORD .. "&timeout_ms=2000"))
+      .. "/mymaster/2?sentinel_user=watcher&sentinel_password=" .. SENTINEL_PASSWORD .. TIMEOUT))
     assert.equal("v", conn:eval(SET_GET, { "acl" }, { "v" }))
     assert.same({ "AUTH", "SENTINEL" }, { table.unpack(fake:asked(), before + 1) })
     local seen = false -- (CLIENT LIST: one line per client, "... db=2 ... user=alice ...")
@@ -233,7 +235,7 @@ describe("streamctl.store.redisconn through a fake Sentinel", function()
     local gone = process.free_port()
     fake:answer("nil")
     local conn = assert(R.connect("redis+sentinel://:" .. PASSWORD .. "@127.0.0.1:" .. gone .. ",127.0.0.1:"
-      .. fake.port .. "/mymaster?sentinel_password=" .. SENTINEL_PASSWORD .. "&timeout_ms=2000"))
+      .. fake.port .. "/mymaster?sentinel_password=" .. SENTINEL_PASSWORD .. TIMEOUT))
     local res, e = conn:eval(SET_GET, { "k" }, { "v" })
     assert.is_nil(res)
     assert.equal("no Sentinel named the master 'mymaster' (127.0.0.1:" .. gone .. " connect: Connection refused; "
@@ -259,7 +261,7 @@ describe("streamctl.store.redisconn with Redis Sentinel", function()
   end)
 
   it("writes to the master the Sentinels name, after checking its ROLE", function()
-    local conn = assert(R.connect(set.url .. "&sentinel_check_ms=100"))
+    local conn = assert(R.connect(set.url .. "&sentinel_check_ms=100" .. TIMEOUT))
     assert.equal("v", conn:eval(SET_GET, { "k" }, { "v" }))
     local check = direct(set.master.port, PASSWORD)
     assert.equal("v", check:command("GET", "k"))
@@ -269,7 +271,7 @@ describe("streamctl.store.redisconn with Redis Sentinel", function()
   end)
 
   it("follows SENTINEL FAILOVER within sentinel_check_ms: nothing more runs on the old master", function()
-    local conn = assert(R.connect(set.url .. "&sentinel_check_ms=100"))
+    local conn = assert(R.connect(set.url .. "&sentinel_check_ms=100" .. TIMEOUT))
     assert.equal("1", conn:eval(SET_GET, { "f" }, { "1" }))
     local old = set:failover("command")
     socket.sleep(0.15)
@@ -282,7 +284,7 @@ describe("streamctl.store.redisconn with Redis Sentinel", function()
   end)
 
   it("after the master is killed, the first call goes to the one the Sentinels promoted", function()
-    local conn = assert(R.connect(set.url .. "&sentinel_check_ms=86400000&timeout_ms=2000"))
+    local conn = assert(R.connect(set.url .. "&sentinel_check_ms=86400000" .. TIMEOUT))
     assert.equal("1", conn:eval(SET_GET, { "g" }, { "1" }))
     local old = set:failover("kill")
     assert.equal("2", conn:eval(SET_GET, { "g" }, { "2" }))

@@ -10,6 +10,8 @@ local callbacks = require "streamctl.edge.callbacks"
 local helper = require "spec.helpers.redis"
 
 local PASSWORD = "replay-s3cret"
+-- (a call's timeout, not under test here: under valgrind and ASan this process runs slower)
+local TIMEOUT = "timeout_ms=" .. 1000 * require("spec.helpers.process").slowdown()
 -- Alibaba Cloud's documented callback (docs/callbacks.md)
 local ALI = { domain = "learn.aliyundoc.com", timestamp = "1519375990", key = "yourkey",
               signature = "9e226fc2c250be266e3657e156f68c12", now = 1519375990 + 10 }
@@ -22,8 +24,8 @@ describe("streamctl.store.redis.replay_store", function()
   lazy_teardown(function() if srv then srv:stop() end end)
 
   it("remembers a key for its window with SET NX: new once, then seen, from any connection", function()
-    local a = assert(redis_store.replay_store(srv.url .. "/0?prefix=edge:"))
-    local b = assert(redis_store.replay_store(srv.url .. "/0?prefix=edge:"))
+    local a = assert(redis_store.replay_store(srv.url .. "/0?prefix=edge:&" .. TIMEOUT))
+    local b = assert(redis_store.replay_store(srv.url .. "/0?prefix=edge:&" .. TIMEOUT))
     assert.is_true(a:add("aliyun:sig:1", 300))
     assert.is_false(a:add("aliyun:sig:1", 300))
     assert.is_false(b:add("aliyun:sig:1", 300)) -- (another edge: the same Redis)
@@ -35,8 +37,8 @@ describe("streamctl.store.redis.replay_store", function()
   end)
 
   it("through verify, a callback replayed to the other edge is refused there", function()
-    local edge1 = assert(redis_store.replay_store(srv.url))
-    local edge2 = assert(redis_store.replay_store(srv.url))
+    local edge1 = assert(redis_store.replay_store(srv.url .. "?" .. TIMEOUT))
+    local edge2 = assert(redis_store.replay_store(srv.url .. "?" .. TIMEOUT))
     assert.is_true(callbacks.aliyun.verify(copy(ALI, { replay = edge1, event = "publish&s1" })))
     local ok, err = callbacks.aliyun.verify(copy(ALI, { replay = edge2, event = "publish&s1" }))
     assert.is_nil(ok)
@@ -67,7 +69,7 @@ describe("streamctl.store.redis.replay_store", function()
     local s, err = redis_store.replay_store("redis://h:0")
     assert.is_nil(s)
     assert.equal("redis URL: the port must be an integer in 1..65535", err.message)
-    local store = assert(redis_store.replay_store(srv.url))
+    local store = assert(redis_store.replay_store(srv.url .. "?" .. TIMEOUT))
     assert.has_error(function() store:add(1, 60) end, "bad argument #1 to 'add' (key must be a string)")
     assert.has_error(function() store:add("k", 0) end, "bad argument #2 to 'add' (ttl must be at least 1 s)")
   end)
