@@ -231,6 +231,27 @@ describe("streamctl.store.redisconn through a fake Sentinel", function()
     conn:close()
   end)
 
+  it("Sentinels that name no master keep the known one serving, asked again only every sentinel_check_ms", function()
+    local a = helper.start {}
+    nodes[#nodes + 1] = a
+    fake:answer("127.0.0.1 " .. a.port)
+    local conn = assert(R.connect(url(200)))
+    assert.equal("1", conn:eval(SET_GET, { "q" }, { "1" }))
+    fake:answer("I am no address")
+    socket.sleep(0.25)
+    -- calls for a second: each served by the master known, the Sentinel asked once an interval at most
+    local before, t, n = #fake:asked(), socket.gettime(), 1
+    repeat
+      n = n + 1
+      assert.equal(tostring(n), conn:eval(SET_GET, { "q" }, { tostring(n) }))
+    until socket.gettime() - t >= 1
+    local asked, elapsed = #fake:asked() - before, socket.gettime() - t
+    assert.is_true(asked >= 1 and asked <= elapsed / 0.2 + 1, asked .. " questions in " .. elapsed .. " s, "
+      .. n - 1 .. " calls")
+    assert.equal(tostring(n), a:cli("GET", "q"))
+    conn:close()
+  end)
+
   it("a master it does not know, an answer that is no address, none reachable: an io error naming each", function()
     local gone = process.free_port()
     fake:answer("nil")

@@ -127,11 +127,11 @@ function M.call(self, session, run, node_for, null)
   local res, err, kind
   local now = monotonic()
   if self._home and now >= (self._asked_at or 0) + self.config.sentinel_check_ms / 1000 then
+    -- (asked again after another interval whatever they answer: Sentinels that are down are not
+    -- asked at every call; the master known goes on serving meanwhile)
+    self._asked_at = now
     local node = M.discover(self, session, node_for, null)
-    if node then -- (no answer: the master known goes on serving)
-      self._asked_at = now
-      M.switch(self, node)
-    end
+    if node then M.switch(self, node) end
   end
   for _ = 1, 2 do
     local node = self._home
