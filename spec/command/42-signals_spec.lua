@@ -22,10 +22,14 @@ local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 local LUA = process.interpreter()
 local PATHS = "LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath)
 
-local BOUND = 20     -- seconds: a child still there then is killed (the old sleep never returned)
-local PROMPT = 0.1   -- a sleep or poll returns this soon after the signal
-local AT_ONCE = 0.5  -- a process dies this soon after the signal (the time includes starting `date`)
-local COMMAND = 1    -- the command reports and exits this soon after SIGTERM (it loads cjson...)
+-- (The bounds say a wait was cut short by the signal, where the sleeps are of 600 s or 1e300 s:
+-- how soon is the machine's figure. Each is a few times what an idle machine takes, times
+-- process.slowdown(): a loaded make test under ASan saw a sleep end 0.101 s after SIGINT.)
+local SLOW = process.slowdown()
+local BOUND = 20                -- seconds: a child still there then is killed (the old sleep never returned)
+local PROMPT = 0.5 * SLOW       -- a sleep or poll returns this soon after the signal
+local AT_ONCE = 1.5 * SLOW      -- a process dies this soon after the signal (the time includes starting `date`)
+local COMMAND = 3 * SLOW        -- the command reports and exits this soon after SIGTERM (it loads cjson...)
 
 -- What every child script starts with: the modules, its pid, and helpers.
 local PROLOGUE = [=[
