@@ -443,20 +443,31 @@ describe("the shared-dict stores", function()
 end)
 
 describe("a ZEGO Sequence", function()
-  it("is taken when its call is first sent, and kept for its retries", function()
+  it("is taken when its call is first sent, kept for a retry after an answer that may have applied, and "
+    .. "taken anew after a throttle", function()
     local seqs = {}
+    local first = '{"Code":42001,"Message":"please retry","RequestId":"x"}'
     local z = client(zego, {}, function(req, n)
       seqs[#seqs + 1] = req.url:match("Sequence=(%d+)")
-      if n == 1 then return reply(200, '{"Code":30002,"Message":"busy","RequestId":"x"}') end
+      if n == 1 then return reply(200, first) end
       return reply(200, '{"Code":0,"Message":"ok","RequestId":"z"}')
     end)
     -- The first call is sent at once; the second waits for its pacing slot
     -- (1/19.05 s at 20/s with the margin) and takes its Sequence then.
     assert(z:resume_rtc_stream { stream_id = "a" })
-    local retried = seqs[2]
-    assert.equal(seqs[1], retried) -- the retry kept it
+    assert.equal(seqs[1], seqs[2]) -- the retry kept it: a late duplicate of the first is stale
     assert(z:resume_rtc_stream { stream_id = "a" })
     assert.is_true(tonumber(seqs[3]) > tonumber(seqs[2]))
+    -- a throttle applied nothing: the retry takes a new one (kept, it could arrive below one another
+    -- process took meanwhile, which ZEGO skips while answering success)
+    seqs, first = {}, '{"Code":30002,"Message":"busy","RequestId":"x"}'
+    z = client(zego, {}, function(req, n)
+      seqs[#seqs + 1] = req.url:match("Sequence=(%d+)")
+      if n == 1 then return reply(200, first) end
+      return reply(200, '{"Code":0,"Message":"ok","RequestId":"z"}')
+    end)
+    assert(z:resume_rtc_stream { stream_id = "a" })
+    assert.is_true(tonumber(seqs[2]) > tonumber(seqs[1]), table.concat(seqs, " "))
   end)
 
   it("of a call that waited for its slot is the time it left, not the time it was made", function()
