@@ -158,9 +158,17 @@ local UNIX_REFUSED = "redis URL: unix sockets are not supported: have Redis list
 
 local Config = {}
 Config.__index = Config
--- "host:port", the host in brackets when it is an IPv6 address (it holds ':').
+--- "host:port", the host in brackets when it is an IPv6 address (it holds
+-- ':'): how messages and pool names write a node.
 local function address(host, port)
   return (find(host, ":", 1, true) and "[" .. host .. "]" or host) .. ":" .. port
+end
+M.address = address
+
+--- The AUTH command for a login: `AUTH user password` for an ACL user,
+-- else `AUTH password` (the master's and the Sentinels' alike).
+function M.auth(user, password)
+  return user and { "AUTH", user, password } or { "AUTH", password }
 end
 
 function Config.__tostring(c)

@@ -178,11 +178,7 @@ end
 
 local pool_id = redisconfig.login_id
 
--- "host:port", the host in brackets when it is an IPv6 address (it holds ':').
-local function address(host, port)
-  if find(host, ":", 1, true) then host = "[" .. host .. "]" end
-  return host .. ":" .. port
-end
+local address = redisconfig.address
 
 local Conn = {}
 Conn.__index = Conn
@@ -263,8 +259,7 @@ local function greet(self, node, send)
   local cfg = self.config
   if node.sentinel then return sentinel.greet(cfg, send) end
   if cfg.password then
-    local argv = cfg.user and { "AUTH", cfg.user, cfg.password } or { "AUTH", cfg.password }
-    local r, err, kind = send(argv)
+    local r, err, kind = send(redisconfig.auth(cfg.user, cfg.password))
     if r == nil then return "AUTH: " .. tostring(err), kind end
   end
   if cfg.db ~= 0 then

@@ -32,7 +32,8 @@ local type, tonumber, tostring, ipairs = type, tonumber, tostring, ipairs
 local find, format = string.find, string.format
 local concat = table.concat
 
-local check_host = require("streamctl.store.redisconfig").check_host
+local redisconfig = require "streamctl.store.redisconfig"
+local check_host = redisconfig.check_host
 local monotonic = require("streamctl.core").monotonic
 
 local M = {}
@@ -55,9 +56,7 @@ end
 -- Sentinels' login, if any. nil, or err, kind.
 function M.greet(cfg, send)
   if not cfg.sentinel_password then return nil end
-  local argv = cfg.sentinel_user and { "AUTH", cfg.sentinel_user, cfg.sentinel_password }
-    or { "AUTH", cfg.sentinel_password }
-  local r, err, kind = send(argv)
+  local r, err, kind = send(redisconfig.auth(cfg.sentinel_user, cfg.sentinel_password))
   if r == nil then return "Sentinel AUTH: " .. tostring(err), kind end
   return nil
 end
