@@ -276,8 +276,9 @@ bench: deps build
 # command run in processes of their own.
 # The specs each leaves out, and why: tools/run-specs.sh (valgrind, asan).
 SAN_DIR := $(ROOT)/build/asan
-# streamctl.curl's and streamctl.core's sources (the rockspec lists the same)
+# streamctl.curl's, streamctl.redis' and streamctl.core's sources (the rockspecs list the same)
 CURL_SRC := csrc/curl.c csrc/curl_request.c csrc/curl_transfer.c
+REDIS_SRC := csrc/redis.c csrc/redis_resp.c csrc/redis_tls.c
 CORE_SRC := csrc/core.c csrc/encode.c csrc/sign_v1.c csrc/sign_v3.c csrc/sign_zego.c csrc/digest.c csrc/nonce.c csrc/clock.c csrc/file.c csrc/fingerprint.c
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(WARN)
 
@@ -288,7 +289,7 @@ asan-build: deps build
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(CORE_SRC) -o $(SAN_DIR)/streamctl/core.so -lcrypto
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(CURL_SRC) -o $(SAN_DIR)/streamctl/curl.so -lcurl
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/signal.c -o $(SAN_DIR)/streamctl/signal.so
-	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/redis.c -o $(SAN_DIR)/streamctl/redis.so -lhiredis -lcrypto
+	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(REDIS_SRC) -o $(SAN_DIR)/streamctl/redis.so -lhiredis -lssl -lcrypto
 asan: asan-build
 	@$(call RUN_SPECS,asan,$(ASAN_JOBS))
 check-c: valgrind asan

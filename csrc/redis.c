@@ -3,15 +3,23 @@
  * and LuaJIT outside nginx (inside nginx, streamctl.store.redis talks to
  * Redis over cosockets instead: this module blocks).
  *
- *   redis.connect(host, port, timeout_ms)  -> conn | nil, err, "io"
+ *   redis.connect(host, port, timeout_ms [, tls]) -> conn | nil, err, "io"
  *   conn:command(arg1, arg2, ...)          -> reply | nil, err, kind
  *   conn:close()                           idempotent; also __gc and (5.4) __close
  *   redis.null                             what a nil bulk or nil array reply is
  *   redis.sha1_hex(s)                      lowercase hex SHA-1 (a script's EVALSHA name)
+ *   redis.tls_check(tls)                   true | nil, err: tls's files load and match
  *
  * timeout_ms bounds the connect and then every read and write of a command
  * (SO_RCVTIMEO/SO_SNDTIMEO, set by redisSetTimeout): a server that accepts
  * and never answers costs one timeout, not a hang.
+ *
+ * tls, a table, makes it a TLS connection (csrc/redis_tls.c: hiredis 0.14
+ * has no TLS): { ca_file =, server_name =, cert_file =, key_file = }, each
+ * a string or nil (the CAs to trust, default OpenSSL's paths; the name the
+ * certificate must show, default host; a client certificate and its key).
+ * The handshake is bounded by timeout_ms as a command's reads are; a
+ * certificate that fails the check is an "io" failure saying why.
  *
  * Arguments of command: strings (binary-safe, sent with their lengths) and
  * numbers (integral ones as decimal integers, others as "%.17g"); anything
@@ -52,14 +60,17 @@
 #include <openssl/evp.h>
 
 #include "compat.h"
+#include "redis_resp.h"
+#include "redis_tls.h"
 
 #define CONN_MT "streamctl.redis.conn"
 #define CLOSED_MSG "connection closed"
-#define NUMBER_MAX 32         /* room for "%.17g" and "%lld" */
 #define KEEP_BUFFER 65536     /* a larger command buffer is freed after use */
 
 typedef struct {
     redisContext *ctx;  /* NULL once closed */
+    SSL *ssl;           /* with TLS: over ctx's socket; NULL without */
+    BIO_METHOD *bio;    /* the method ssl's BIO uses (freed after ssl) */
     redisReply *reply;  /* the reply being converted to Lua values */
     char *buf;          /* the formatted command; wiped after each use */
     size_t cap;
@@ -74,6 +85,14 @@ static void conn_release(sc_conn *k) {
         freeReplyObject(k->reply);
         k->reply = NULL;
     }
+    if (k->ssl != NULL) {
+        SSL_free(k->ssl);
+        k->ssl = NULL;
+    }
+    if (k->bio != NULL) {
+        BIO_meth_free(k->bio);
+        k->bio = NULL;
+    }
     if (k->ctx != NULL) {
         redisFree(k->ctx);
         k->ctx = NULL;
@@ -86,12 +105,6 @@ static void conn_release(sc_conn *k) {
     }
 }
 
-/* "bad argument #n to 'fname' (why)": the same text whatever the call looks
-   like (luaL_argerror counts self in some calls and not in others). */
-static int arg_error(lua_State *L, const char *fname, int n, const char *why) {
-    return luaL_error(L, "bad argument #%d to '%s' (%s)", n, fname, why);
-}
-
 /* An integer in min..max at stack index i, or raises naming `what`. */
 static long check_range(lua_State *L, int i, const char *fname, const char *what, long min,
                         long max) {
@@ -99,33 +112,94 @@ static long check_range(lua_State *L, int i, const char *fname, const char *what
     if (lua_type(L, i) != LUA_TNUMBER) {
         lua_pushfstring(L, "%s must be an integer in %d..%d, got %s", what, (int)min, (int)max,
                         luaL_typename(L, i));
-        arg_error(L, fname, i, lua_tostring(L, -1));
+        sc_arg_error(L, fname, i, lua_tostring(L, -1));
     }
     n = lua_tonumber(L, i);
     if (!(n >= (lua_Number)min && n <= (lua_Number)max) || n != (lua_Number)(long)n) {
         lua_pushfstring(L, "%s must be an integer in %d..%d", what, (int)min, (int)max);
-        arg_error(L, fname, i, lua_tostring(L, -1));
+        sc_arg_error(L, fname, i, lua_tostring(L, -1));
     }
     return (long)n;
 }
 
-/* redis.connect(host, port, timeout_ms) */
+/* A string field of the tls table at index t, pushed (nil when absent):
+   the string, or NULL; raises naming argument t of fname. */
+static const char *tls_field(lua_State *L, int t, const char *fname, const char *name) {
+    size_t len;
+    const char *s;
+    lua_getfield(L, t, name);
+    if (lua_isnil(L, -1)) return NULL;
+    if (lua_type(L, -1) != LUA_TSTRING) {
+        lua_pushfstring(L, "tls.%s must be a string, got %s", name, luaL_typename(L, -1));
+        sc_arg_error(L, fname, t, lua_tostring(L, -1));
+    }
+    s = lua_tolstring(L, -1, &len);
+    if (len == 0 || strlen(s) != len) {
+        lua_pushfstring(L, "tls.%s must be a non-empty string without NUL", name);
+        sc_arg_error(L, fname, t, lua_tostring(L, -1));
+    }
+    return s;
+}
+
+/* The tls table at index t (a table) into *o; its strings pushed. */
+static void tls_opts(lua_State *L, int t, const char *fname, sc_tls_opts *o) {
+    memset(o, 0, sizeof(*o));
+    o->ca_file = tls_field(L, t, fname, "ca_file");
+    o->server_name = tls_field(L, t, fname, "server_name");
+    o->cert_file = tls_field(L, t, fname, "cert_file");
+    o->key_file = tls_field(L, t, fname, "key_file");
+    if ((o->cert_file == NULL) != (o->key_file == NULL))
+        sc_arg_error(L, fname, t, "tls.cert_file and tls.key_file go together");
+}
+
+/* redis.tls_check(tls) -> true | nil, message: the files of a TLS setting
+   loaded as a connection would load them (the CAs, the certificate, the
+   key and whether they match), with no connection. */
+static int l_tls_check(lua_State *L) {
+    sc_tls_opts o;
+    SSL_CTX *ctx;
+    char msg[320];
+    luaL_checktype(L, 1, LUA_TTABLE);
+    tls_opts(L, 1, "tls_check", &o);
+    ctx = sc_tls_context(&o, msg, sizeof(msg));
+    if (ctx == NULL) {
+        lua_pushnil(L);
+        lua_pushstring(L, msg);
+        return 2;
+    }
+    SSL_CTX_free(ctx);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int io_failure(lua_State *L, sc_conn *k, int err, const char *msg);
+
+/* redis.connect(host, port, timeout_ms [, tls]) */
 static int l_connect(lua_State *L) {
     size_t hl;
     const char *host;
     long port, timeout_ms;
     struct timeval tv;
     sc_conn *k;
+    sc_tls_opts tls;
+    int use_tls;
     if (lua_type(L, 1) != LUA_TSTRING) {
         lua_pushfstring(L, "host must be a string, got %s", luaL_typename(L, 1));
-        return arg_error(L, "connect", 1, lua_tostring(L, -1));
+        return sc_arg_error(L, "connect", 1, lua_tostring(L, -1));
     }
     host = lua_tolstring(L, 1, &hl);
     if (hl == 0 || strlen(host) != hl)
-        return arg_error(L, "connect", 1, "host must be a non-empty string without NUL");
+        return sc_arg_error(L, "connect", 1, "host must be a non-empty string without NUL");
     port = check_range(L, 2, "connect", "port", 1, 65535);
     timeout_ms = check_range(L, 3, "connect", "timeout_ms", 1, INT_MAX);
-    lua_settop(L, 1);
+    use_tls = !lua_isnoneornil(L, 4);
+    if (use_tls && lua_type(L, 4) != LUA_TTABLE) {
+        lua_pushfstring(L, "tls must be a table or nil, got %s", luaL_typename(L, 4));
+        return sc_arg_error(L, "connect", 4, lua_tostring(L, -1));
+    }
+    lua_settop(L, 4);
+    memset(&tls, 0, sizeof(tls));
+    if (use_tls) tls_opts(L, 4, "connect", &tls); /* (its strings stay on the stack, at 5..8) */
 
     k = (sc_conn *)lua_newuserdata(L, sizeof(sc_conn));
     memset(k, 0, sizeof(sc_conn));
@@ -150,92 +224,16 @@ static int l_connect(lua_State *L) {
         conn_release(k);
         return 3;
     }
+    if (use_tls) {
+        char msg[320];
+        int e = 0;
+        k->ssl = sc_tls_connect(k->ctx->fd, host, &tls, &k->bio, &e, msg, sizeof(msg));
+        if (k->ssl == NULL) return io_failure(L, k, e, msg);
+    }
     return 1;
 }
 
 static sc_conn *check_conn(lua_State *L) { return (sc_conn *)luaL_checkudata(L, 1, CONN_MT); }
-
-/* A number argument as Redis reads it, into out; its length, or 0 when it
-   is not finite. */
-static size_t format_number(lua_State *L, int i, char *out) {
-    lua_Number n;
-    int len;
-#if LUA_VERSION_NUM >= 503
-    if (lua_isinteger(L, i)) {
-        len = snprintf(out, NUMBER_MAX, "%lld", (long long)lua_tointeger(L, i));
-        return len > 0 ? (size_t)len : 0;
-    }
-#endif
-    n = lua_tonumber(L, i);
-    if (!isfinite(n)) return 0;
-    if (n >= -9223372036854775808.0 && n < 9223372036854775808.0 && n == (lua_Number)(long long)n)
-        len = snprintf(out, NUMBER_MAX, "%lld", (long long)n);
-    else
-        len = snprintf(out, NUMBER_MAX, "%.17g", (double)n);
-    return len > 0 ? (size_t)len : 0;
-}
-
-/* Decimal digits of v. */
-static size_t digits(size_t v) {
-    size_t d = 1;
-    while (v >= 10) {
-        v /= 10;
-        d++;
-    }
-    return d;
-}
-
-/* Checks the arguments 2..top and returns the size of their RESP encoding
-   ("*argc\r\n" then "$len\r\n<bytes>\r\n" each); raises on a bad one. Nothing
-   is allocated yet. */
-static size_t command_size(lua_State *L, int top) {
-    size_t total = 1 + digits((size_t)(top - 1)) + 2;
-    int i;
-    for (i = 2; i <= top; i++) {
-        size_t len, item;
-        char num[NUMBER_MAX];
-        int t = lua_type(L, i);
-        if (t == LUA_TSTRING) {
-            (void)lua_tolstring(L, i, &len);
-        } else if (t == LUA_TNUMBER) {
-            len = format_number(L, i, num);
-            if (len == 0) arg_error(L, "command", i - 1, "number must be finite");
-        } else {
-            lua_pushfstring(L, "string or number expected, got %s", luaL_typename(L, i));
-            arg_error(L, "command", i - 1, lua_tostring(L, -1));
-            len = 0; /* not reached */
-        }
-        item = 1 + digits(len) + 2 + len + 2;
-        if (len > SIZE_MAX / 2 || item > SIZE_MAX - total)
-            arg_error(L, "command", i - 1, "command too large");
-        total += item;
-    }
-    return total;
-}
-
-/* Writes the RESP encoding of arguments 2..top into k->buf (large enough). */
-static size_t command_write(lua_State *L, int top, char *p) {
-    char *start = p;
-    int i;
-    p += sprintf(p, "*%d\r\n", top - 1);
-    for (i = 2; i <= top; i++) {
-        size_t len;
-        char num[NUMBER_MAX];
-        const char *s;
-        if (lua_type(L, i) == LUA_TSTRING) {
-            s = lua_tolstring(L, i, &len);
-        } else {
-            len = format_number(L, i, num);
-            s = num;
-        }
-        p += sprintf(p, "$%lu\r\n", (unsigned long)len);
-        memcpy(p, s, len);
-        p += len;
-        *p++ = '\r';
-        *p++ = '\n';
-    }
-    return (size_t)(p - start);
-}
 
 /* Sends n bytes; 0, or the errno of the failure. */
 static int send_all(int fd, const char *p, size_t n) {
@@ -268,8 +266,10 @@ static void wipe_command(sc_conn *k, size_t used) {
    pushed, so a memory error while pushing cannot leave an unread late reply
    for the next command. */
 static int io_failure(lua_State *L, sc_conn *k, int err, const char *msg) {
-    char text[160];
-    if (err == EAGAIN || err == EWOULDBLOCK)
+    char text[320];
+    if ((err == EAGAIN || err == EWOULDBLOCK) && msg != NULL && strncmp(msg, "TLS ", 4) == 0)
+        snprintf(text, sizeof(text), "%s (%d ms)", msg, k->timeout_ms); /* ("TLS read: timeout") */
+    else if (err == EAGAIN || err == EWOULDBLOCK)
         snprintf(text, sizeof(text), "timeout (%d ms)", k->timeout_ms);
     else if (msg != NULL && msg[0] != '\0')
         snprintf(text, sizeof(text), "%s", msg);
@@ -316,15 +316,38 @@ static void push_reply(lua_State *L, const redisReply *r) {
     }
 }
 
+/* The next reply over TLS: what hiredis' parser has, fed from SSL_read
+   until it has one. 0 and *reply, or -1 with *err and msg. */
+static int tls_reply(sc_conn *k, void **reply, int *err, char *msg, size_t msglen) {
+    char in[16384];
+    for (;;) {
+        int n;
+        if (redisReaderGetReply(k->ctx->reader, reply) != REDIS_OK) {
+            *err = 0;
+            snprintf(msg, msglen, "%s", k->ctx->reader->errstr[0] != '\0' ? k->ctx->reader->errstr
+                                                                           : "protocol error");
+            return -1;
+        }
+        if (*reply != NULL) return 0;
+        n = sc_tls_read(k->ssl, in, (int)sizeof(in), err, msg, msglen);
+        if (n < 0) return -1;
+        if (redisReaderFeed(k->ctx->reader, in, (size_t)n) != REDIS_OK) {
+            *err = 0;
+            snprintf(msg, msglen, "protocol error");
+            return -1;
+        }
+    }
+}
+
 /* conn:command(arg1, ...) */
 static int conn_command(lua_State *L) {
     sc_conn *k = check_conn(L);
     int top = lua_gettop(L), err, results = 1;
     size_t size, used;
     void *reply = NULL;
-    if (top < 2) return arg_error(L, "command", 1, "string or number expected, got no value");
-    if (top - 1 > INT_MAX / 2) return arg_error(L, "command", 1, "too many arguments");
-    size = command_size(L, top); /* raises on a bad argument, before anything is allocated */
+    if (top < 2) return sc_arg_error(L, "command", 1, "string or number expected, got no value");
+    if (top - 1 > INT_MAX / 2) return sc_arg_error(L, "command", 1, "too many arguments");
+    size = sc_resp_size(L, top); /* raises on a bad argument, before anything is allocated */
     if (k->reply != NULL) {      /* left by a conversion that raised */
         freeReplyObject(k->reply);
         k->reply = NULL;
@@ -345,16 +368,23 @@ static int conn_command(lua_State *L) {
         k->buf = nb;
         k->cap = size;
     }
-    used = command_write(L, top, k->buf);
-    err = send_all(k->ctx->fd, k->buf, used);
-    wipe_command(k, used);
-    if (err != 0) return io_failure(L, k, err, NULL);
-
-    errno = 0;
-    if (redisGetReply(k->ctx, &reply) != REDIS_OK || reply == NULL) {
-        int e = errno;
-        if (reply != NULL) freeReplyObject(reply);
-        return io_failure(L, k, k->ctx->err == REDIS_ERR_IO ? e : 0, k->ctx->errstr);
+    used = sc_resp_write(L, top, k->buf);
+    if (k->ssl != NULL) {
+        char msg[320];
+        int failed = sc_tls_write(k->ssl, k->buf, used, &err, msg, sizeof(msg));
+        wipe_command(k, used);
+        if (failed) return io_failure(L, k, err, msg);
+        if (tls_reply(k, &reply, &err, msg, sizeof(msg)) != 0) return io_failure(L, k, err, msg);
+    } else {
+        err = send_all(k->ctx->fd, k->buf, used);
+        wipe_command(k, used);
+        if (err != 0) return io_failure(L, k, err, NULL);
+        errno = 0;
+        if (redisGetReply(k->ctx, &reply) != REDIS_OK || reply == NULL) {
+            int e = errno;
+            if (reply != NULL) freeReplyObject(reply);
+            return io_failure(L, k, k->ctx->err == REDIS_ERR_IO ? e : 0, k->ctx->errstr);
+        }
     }
     k->reply = (redisReply *)reply; /* owned by k while Lua values are made */
     if (k->reply->type == REDIS_REPLY_ERROR) {
@@ -392,7 +422,7 @@ static int l_sha1_hex(lua_State *L) {
     const char *s;
     if (lua_type(L, 1) != LUA_TSTRING) {
         lua_pushfstring(L, "string expected, got %s", luaL_typename(L, 1));
-        return arg_error(L, "sha1_hex", 1, lua_tostring(L, -1));
+        return sc_arg_error(L, "sha1_hex", 1, lua_tostring(L, -1));
     }
     s = lua_tolstring(L, 1, &n);
     if (!EVP_Digest(s, n, md, &ml, EVP_sha1(), NULL) || ml > EVP_MAX_MD_SIZE)
@@ -413,6 +443,7 @@ static const luaL_Reg conn_methods[] = {
 static const luaL_Reg redis_funcs[] = {
     {"connect", l_connect},
     {"sha1_hex", l_sha1_hex},
+    {"tls_check", l_tls_check},
     {NULL, NULL}};
 
 int luaopen_streamctl_redis(lua_State *L) {

@@ -24,7 +24,7 @@ dependencies = {
    "streamctl == 0.1.0",
 }
 external_dependencies = {
-   OPENSSL = { header = "openssl/evp.h", library = "crypto" },
+   OPENSSL = { header = "openssl/ssl.h", library = "ssl" },
    HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },  -- Debian: libhiredis-dev
 }
 build = {
@@ -35,15 +35,17 @@ build = {
       ["streamctl.store.redisconfig"] = "src/streamctl/store/redisconfig.lua",
       ["streamctl.store.rediscluster"] = "src/streamctl/store/rediscluster.lua",
       ["streamctl.store.redissentinel"] = "src/streamctl/store/redissentinel.lua",
+      ["streamctl.store.redissession"] = "src/streamctl/store/redissession.lua",
       ["streamctl.store.redisreplay"] = "src/streamctl/store/redisreplay.lua",
       ["streamctl.store.redisstore"] = "src/streamctl/store/redisstore.lua",
       ["streamctl.store.redisrate"] = "src/streamctl/store/redisrate.lua",
       ["streamctl.store.redisrate_script"] = "src/streamctl/store/redisrate_script.lua",
       ["streamctl.store.redisseq"] = "src/streamctl/store/redisseq.lua",
-      -- SHA-1 of the store's scripts (EVALSHA) from libcrypto
+      -- SHA-1 of the store's scripts (EVALSHA) from libcrypto; TLS (rediss://) from libssl, which
+      -- hiredis 0.14 (Debian 12) lacks
       ["streamctl.redis"] = {
-         sources = { "csrc/redis.c" },
-         libraries = { "hiredis", "crypto" },
+         sources = { "csrc/redis.c", "csrc/redis_resp.c", "csrc/redis_tls.c" },
+         libraries = { "hiredis", "ssl", "crypto" },
          incdirs = { "$(HIREDIS_INCDIR)", "$(OPENSSL_INCDIR)", "csrc" },
          libdirs = { "$(HIREDIS_LIBDIR)", "$(OPENSSL_LIBDIR)" },
       },

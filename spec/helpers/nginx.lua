@@ -145,6 +145,22 @@ function M.make_ca(dir, name)
     .. " >/dev/null 2>&1"), "openssl could not make a CA")
 end
 
+--- Makes a certificate signed by the CA `dir/ca.pem` (made by make_ca):
+-- `dir/name.pem` and `dir/name.key`, for `san` (e.g. "DNS:127.0.0.1,IP:127.0.0.1")
+-- and `usage` (extendedKeyUsage, default "serverAuth").
+function M.make_cert(dir, name, ca, san, usage)
+  local q = quote
+  local p = dir .. "/" .. name
+  M.write_file(p .. ".ext", "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+    .. "extendedKeyUsage=" .. (usage or "serverAuth") .. "\nsubjectAltName=" .. san .. "\n")
+  assert(run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    .. " -keyout " .. q(p .. ".key") .. " -out " .. q(p .. ".csr") .. " -subj /CN=" .. name
+    .. " >/dev/null 2>&1"), "openssl req failed")
+  assert(run("openssl x509 -req -in " .. q(p .. ".csr") .. " -CA " .. q(dir .. "/" .. ca .. ".pem")
+    .. " -CAkey " .. q(dir .. "/" .. ca .. ".key") .. " -CAcreateserial -days 2 -out " .. q(p .. ".pem")
+    .. " -extfile " .. q(p .. ".ext") .. " >/dev/null 2>&1"), "openssl x509 failed")
+end
+
 --- Is this process root (so nginx's workers must run as root to read the spec's files)?
 function M.as_root()
   return capture("id -u"):match("^%s*0%s*$") ~= nil
@@ -351,6 +367,7 @@ function M.start_driver(o)
     lua_cpath = function() return (M.jit_cpath():gsub(";.*$", "")) end,
     http = function(ports)
       local lines = { "server {", "  listen 127.0.0.1:" .. ports[1] .. (o.reuseport and " reuseport" or "") .. ";" }
+      if o.http_lines then table.insert(lines, 1, o.http_lines) end
       local paths = {}
       for path in pairs(o.locations) do paths[#paths + 1] = path end
       table.sort(paths)

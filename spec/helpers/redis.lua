@@ -10,6 +10,7 @@
 --   srv:kill()                kill -9, reaped (a crash: connections see a reset or EOF)
 --   srv:restart()             a new redis-server on the same port and dir (empty: no persistence)
 --   srv:log()                 its log file so far
+--   srv:scripts_run()         how many scripts it ran (EVALSHA and EVAL)
 --
 --   local cl = redis.start_cluster { password = nil }  -- a 3-master Redis Cluster (no replicas)
 --   cl.nodes[1..3] (servers as above), cl.url (node 1's), cl:keyslot(key), cl:owner(key) -> 1..3
@@ -18,6 +19,15 @@
 --   local set = redis.start_sentinel { password = nil, sentinel_password = nil, replicas = 1 }
 --   set.master, set.replicas, set.sentinels (servers as above), set.url ("redis+sentinel://..."),
 --   set:failover("kill" | "command") -> the old master, set:master_port(i), set:settle(), set:stop()
+--
+--   local tls = redis.make_tls()      -- a CA, a server certificate for 127.0.0.1 (DNS and IP names),
+--                                     --   a client certificate, another CA: tls.ca, tls.other_ca,
+--                                     --   tls.client_cert, tls.client_key, tls.dir
+--   redis.start { tls = tls, tls_auth_clients = "no" | "optional" | "yes" (default "no") }
+--                 also listens with TLS on srv.tls_port (srv.port stays plain, for cli and the
+--                 readiness check); srv.url is then "rediss://127.0.0.1:tls_port?tls_ca_file=..."
+--   redis.start_sentinel { tls = tls }  every node and Sentinel the same, Sentinel reaching the nodes
+--                 and naming them by their TLS ports; set.url "rediss+sentinel://...?tls_ca_file=..."
 --
 --   local sock, port = redis.silent_server()   -- listens, never accepts nor answers:
 --                                               -- a connect succeeds, a command times out
@@ -82,6 +92,13 @@ local function launch(self)
     "--logfile", quote(self.dir .. "/redis.log"), "--daemonize", "no", "--protected-mode", "yes",
     "--databases", "16",
   }
+  if self.tls and not self.sentinel_conf then
+    for _, a in ipairs { "--tls-port", tostring(self.tls_port), "--tls-cert-file", self.tls.dir .. "/server.pem",
+                         "--tls-key-file", self.tls.dir .. "/server.key", "--tls-ca-cert-file", self.tls.ca,
+                         "--tls-auth-clients", self.tls_auth_clients or "no" } do
+      args[#args + 1] = quote(a)
+    end
+  end
   if self.sentinel_conf then -- (a Sentinel: its file, which it rewrites, says it all)
     args = { "redis-server", quote(self.dir .. "/sentinel.conf"), "--sentinel" }
     local f = assert(io.open(self.dir .. "/sentinel.conf", "w"))
@@ -109,8 +126,24 @@ local function launch(self)
   error("redis-server did not come up on 127.0.0.1:" .. self.port .. ":\n" .. log, 3)
 end
 
+--- A CA (tls.ca), a certificate for 127.0.0.1 signed by it (server.pem and
+-- server.key in tls.dir: DNS and IP names, for servers and, Sentinel's and
+-- replicas' own connections, clients), a client certificate (tls.client_cert,
+-- tls.client_key) and a CA that signed none of them (tls.other_ca).
+function M.make_tls()
+  local nginx = require "spec.helpers.nginx"
+  local dir = temp_dir()
+  nginx.make_ca(dir, "ca")
+  nginx.make_ca(dir, "other")
+  nginx.make_cert(dir, "server", "ca", "DNS:127.0.0.1,IP:127.0.0.1", "serverAuth,clientAuth")
+  nginx.make_cert(dir, "client", "ca", "DNS:streamctl-client", "clientAuth")
+  return { dir = dir, ca = dir .. "/ca.pem", other_ca = dir .. "/other.pem", client_cert = dir .. "/client.pem",
+           client_key = dir .. "/client.key" }
+end
+
 --- Starts a redis-server. opts: `password` (requirepass), `port` (default a free one),
--- `args` (more redis-server arguments, e.g. { "--maxmemory-policy", "allkeys-lru" }).
+-- `args` (more redis-server arguments, e.g. { "--maxmemory-policy", "allkeys-lru" }),
+-- `tls` (from make_tls: TLS on tls_port besides the plain port) and `tls_auth_clients`.
 function M.start(opts)
   opts = opts or {}
   local ok, why = M.available()
@@ -120,9 +153,21 @@ function M.start(opts)
     dir = temp_dir(),
     password = opts.password,
     args = opts.args,
+    tls = opts.tls,
+    tls_auth_clients = opts.tls_auth_clients,
   }, Server)
-  self.url = "redis://" .. (self.password and (":" .. self.password .. "@") or "") .. "127.0.0.1:" .. self.port
+  local auth = self.password and (":" .. self.password .. "@") or ""
+  self.url = "redis://" .. auth .. "127.0.0.1:" .. self.port
+  if self.tls then
+    self.tls_port = opts.tls_port or process.free_port()
+    self.url = "rediss://" .. auth .. "127.0.0.1:" .. self.tls_port .. "?tls_ca_file=" .. self.tls.ca
+  end
   return launch(self)
+end
+
+--- The port clients (and Sentinel) use: the TLS one when there is one.
+function Server:client_port()
+  return self.tls_port or self.port
 end
 
 function Server:log()
@@ -142,6 +187,16 @@ local function reap(self, signal)
   end
   self.child.pipe:close() -- reaps (the process has exited)
   self.running = false
+end
+
+--- How many scripts the server ran (EVALSHA and EVAL, as INFO commandstats counts them).
+function Server:scripts_run()
+  local stats = self:cli("INFO", "commandstats")
+  local n = 0
+  for _, name in ipairs { "evalsha", "eval" } do
+    n = n + tonumber(stats:match("cmdstat_" .. name .. ":calls=(%d+)") or 0)
+  end
+  return n
 end
 
 --- kill -9: the server dies at once, as in a crash.
@@ -300,32 +355,51 @@ function M.start_sentinel(opts)
     local sync = { "--repl-diskless-sync-delay", "0" }
     local margs = { sync[1], sync[2] }
     if opts.password then margs[3], margs[4] = "--masterauth", opts.password end
-    self.master = M.start { password = opts.password, args = margs }
+    -- (with TLS, replicas reach their master and Sentinel reaches every node over TLS, and a
+    -- replica tells its TLS port, so that Sentinel names it by that port once it is promoted)
+    if opts.tls then margs[#margs + 1], margs[#margs + 2] = "--tls-replication", "yes" end
+    self.master = M.start { password = opts.password, args = margs, tls = opts.tls }
     for i = 1, opts.replicas or 1 do
-      local args = { "--replicaof", "127.0.0.1", tostring(self.master.port), sync[1], sync[2] }
+      local args = { "--replicaof", "127.0.0.1", tostring(self.master:client_port()), sync[1], sync[2] }
       if opts.password then args[#args + 1] = "--masterauth" args[#args + 1] = opts.password end
-      self.replicas[i] = M.start { password = opts.password, args = args }
+      local tls_port = opts.tls and process.free_port()
+      if tls_port then
+        for _, a in ipairs { "--tls-replication", "yes", "--replica-announce-port", tostring(tls_port) } do
+          args[#args + 1] = a
+        end
+      end
+      self.replicas[i] = M.start { password = opts.password, args = args, tls = opts.tls, tls_port = tls_port }
     end
     local list = {}
     for i = 1, 3 do
-      local port = process.free_port()
+      local port, tls_port = process.free_port(), opts.tls and process.free_port()
       local conf = { "port " .. port, "bind 127.0.0.1", "daemonize no",
-        "sentinel monitor " .. MASTER_NAME .. " 127.0.0.1 " .. self.master.port .. " 2",
+        "sentinel monitor " .. MASTER_NAME .. " 127.0.0.1 " .. self.master:client_port() .. " 2",
         "sentinel down-after-milliseconds " .. MASTER_NAME .. " 1000",
         "sentinel failover-timeout " .. MASTER_NAME .. " 5000" }
       if opts.password then conf[#conf + 1] = "sentinel auth-pass " .. MASTER_NAME .. " " .. opts.password end
       if opts.sentinel_password then conf[#conf + 1] = "requirepass " .. opts.sentinel_password end
+      if tls_port then
+        for _, line in ipairs { "tls-port " .. tls_port, "tls-cert-file " .. opts.tls.dir .. "/server.pem",
+                                "tls-key-file " .. opts.tls.dir .. "/server.key", "tls-ca-cert-file " .. opts.tls.ca,
+                                "tls-replication yes", "tls-auth-clients no" } do
+          conf[#conf + 1] = line
+        end
+      end
       local dir = temp_dir()
       conf[#conf + 1] = "dir " .. dir
       conf[#conf + 1] = "logfile " .. dir .. "/redis.log"
-      local srv = setmetatable({ port = port, dir = dir, password = opts.sentinel_password,
+      local srv = setmetatable({ port = port, tls_port = tls_port or nil, dir = dir, password = opts.sentinel_password,
                                  sentinel_conf = table.concat(conf, "\n") .. "\n" }, Server)
       self.sentinels[i] = launch(srv)
-      list[i] = "127.0.0.1:" .. port
+      list[i] = "127.0.0.1:" .. srv:client_port()
     end
-    self.url = "redis+sentinel://" .. (opts.password and (":" .. opts.password .. "@") or "")
-      .. table.concat(list, ",") .. "/" .. MASTER_NAME
-      .. (opts.sentinel_password and "?sentinel_password=" .. opts.sentinel_password or "")
+    local params = {}
+    if opts.sentinel_password then params[#params + 1] = "sentinel_password=" .. opts.sentinel_password end
+    if opts.tls then params[#params + 1] = "tls_ca_file=" .. opts.tls.ca end
+    self.url = (opts.tls and "rediss" or "redis") .. "+sentinel://"
+      .. (opts.password and (":" .. opts.password .. "@") or "") .. table.concat(list, ",") .. "/" .. MASTER_NAME
+      .. (#params > 0 and "?" .. table.concat(params, "&") or "")
     self:settle()
   end)
   if not ok then
@@ -353,7 +427,7 @@ end
 -- the set's master's) and knows its replicas and the two other Sentinels,
 -- and every replica that runs is in sync with it (master_link_status:up).
 function Sentinel:settle(port, seconds)
-  port = port or self.master.port
+  port = port or self.master:client_port()
   local want = #self.replicas
   wait_for(self, function()
     for _, r in ipairs(self.replicas) do
@@ -373,7 +447,7 @@ end
 
 --- The server (the master, or a replica) listening on `port`.
 function Sentinel:server_on(port)
-  for _, srv in ipairs(self:servers()) do if srv.port == port then return srv end end
+  for _, srv in ipairs(self:servers()) do if srv:client_port() == port then return srv end end
 end
 
 --- A failover: `how` "kill" (kill -9 the master: the Sentinels find it down
@@ -390,7 +464,7 @@ function Sentinel:failover(how)
   local new
   wait_for(self, function()
     local p = self:master_port(1)
-    if p == nil or p == old.port then return false end
+    if p == nil or p == old:client_port() then return false end
     for i = 2, #self.sentinels do if self:master_port(i) ~= p then return false end end
     new = self:server_on(p)
     return new ~= nil and new:cli("ROLE"):match("^master") ~= nil

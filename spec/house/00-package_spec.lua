@@ -63,7 +63,8 @@ describe("the rockspecs", function()
     assert.same({ "csrc/signal.c" }, main.build.modules["streamctl.signal"].sources)
     assert.is_nil(main.build.modules["streamctl.redis"])
     assert.is_nil(main.external_dependencies.HIREDIS)
-    assert.same({ "csrc/redis.c" }, redis.build.modules["streamctl.redis"].sources)
+    assert.same({ "csrc/redis.c", "csrc/redis_resp.c", "csrc/redis_tls.c" },
+      redis.build.modules["streamctl.redis"].sources)
     assert.same({ "OPENSSL", "HIREDIS" }, { redis.external_dependencies.OPENSSL and "OPENSSL",
                                             redis.external_dependencies.HIREDIS and "HIREDIS" })
   end)

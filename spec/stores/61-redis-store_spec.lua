@@ -169,10 +169,10 @@ describe("streamctl.store.redis config", function()
   end
 
   local BAD_URLS = {
-    { "http://h", "redis URL must start with redis:// or redis+sentinel://" },
-    { "rediss://h", "redis URL: rediss:// (TLS) is not supported (hiredis 0.14 has no TLS): use a local TLS "
-      .. "tunnel (stunnel, spiped) and point redis:// at it" },
-    { "h:6379", "redis URL must start with redis:// or redis+sentinel://" },
+    { "http://h", "redis URL must start with redis://, rediss:// (TLS), redis+sentinel:// or rediss+sentinel://" },
+    { "redis://h?tls_server_name=h", "redis URL: unknown parameter 'tls_server_name' (the parameters are nodes, "
+      .. "prefix, timeout_ms)" },
+    { "h:6379", "redis URL must start with redis://, rediss:// (TLS), redis+sentinel:// or rediss+sentinel://" },
     { "redis://", "redis URL: the host is missing" },
     { "redis://:hunter2@", "redis URL: the host is missing" },
     { "redis://:6379", "redis URL: the host is missing" },
@@ -215,11 +215,13 @@ describe("streamctl.store.redis config", function()
   it("bad configs and options: nil, err from the stores' constructors, naming the field; misuse raises", function()
     local refused = require("spec.helpers.checks").refused
     refused("option 'redis.port' must be at least 1", R.connect { port = 0 })
-    refused("redis URL must start with redis:// or redis+sentinel://", R.connect("http://h"))
+    refused("redis URL must start with redis://, rediss:// (TLS), redis+sentinel:// or rediss+sentinel://",
+      R.connect("http://h"))
     refused("option 'lg' is not an option of streamctl.store.redis.connect (did you mean 'log'?)",
       R.connect({}, { lg = print }))
     raises("bad argument #2 to 'connect' (opts must be a table or nil)", function() R.connect({}, 5) end)
-    refused("redis URL must start with redis:// or redis+sentinel://", R.ratelimit_store("http://h"))
+    refused("redis URL must start with redis://, rediss:// (TLS), redis+sentinel:// or rediss+sentinel://",
+      R.ratelimit_store("http://h"))
     refused("option 'redis.nodes' must be at least 1", R.sequence_store({ nodes = 0 }, "p:"))
     refused("option 'retry_ms' must be at least 1", R.ratelimit_store({}, { retry_ms = 0 }))
     refused("option 'retry_ms' must be at least 1", R.sequence_store({}, "p:", { retry_ms = 0 }))

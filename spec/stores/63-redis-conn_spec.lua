@@ -1,5 +1,5 @@
 -- streamctl.store.redisconn: redis:// URLs with parameters and ACL users,
--- rediss:// and unix sockets refused, AUTH with a user, the eviction policy
+-- unix sockets refused (TLS: spec/stores/70), AUTH with a user, the eviction policy
 -- checked on every new connection, and a Redis Cluster's MOVED and ASK
 -- followed (hiredis and, inside nginx, cosockets), all against redis-server
 -- processes this spec starts on 127.0.0.1 (spec/helpers/redis.lua).
@@ -10,8 +10,6 @@ local helper = require "spec.helpers.redis"
 local process = require "spec.helpers.process"
 
 local PASSWORD = "s3cret-pw"
-local TLS = "redis URL: rediss:// (TLS) is not supported (hiredis 0.14 has no TLS): "
-  .. "use a local TLS tunnel (stunnel, spiped) and point redis:// at it"
 local UNIX = "redis URL: unix sockets are not supported: have Redis listen on 127.0.0.1 and use redis://127.0.0.1:port"
 
 -- Asserts that fn raises exactly `message` (after the position).
@@ -105,8 +103,10 @@ describe("streamctl.store.redisconn config", function()
   end
 
   local BAD_URLS = {
-    { "rediss://h", TLS },
-    { "REDISS://:hunter2@h:6380", TLS },
+    { "rediss://h?tls_ca_file=/nonexistent/ca.pem", "redis URL: tls_ca_file cannot be read: /nonexistent/ca.pem does "
+      .. "not exist" },
+    { "REDISS://:hunter2@h:6380?tls_cert_file=c", "option 'redis.tls_cert_file' needs 'redis.tls_key_file' (the "
+      .. "certificate's key)" },
     { "unix:///var/run/redis.sock", UNIX },
     { "unix:/var/run/redis.sock", UNIX },
     { "redis+unix:///var/run/redis.sock?db=0", UNIX },
@@ -161,7 +161,8 @@ describe("streamctl.store.redisconn config", function()
     refused("option 'lg' is not an option of streamctl.store.redis.connect (did you mean 'log'?)",
       R.connect({}, { lg = print }))
     raises("bad argument #2 to 'connect' (opts must be a table or nil)", function() R.connect({}, 5) end)
-    refused(TLS, R.connect "rediss://h")
+    refused("option 'redis.tls_server_name' goes with 'redis.tls' (rediss://) only",
+      R.connect { tls_server_name = "h" })
     assert.is_true(R.is_connection(R.connect({}, { log = print })))
   end)
 

@@ -27,15 +27,8 @@ local function direct(port, password)
   return c
 end
 
--- How many scripts a node ran (EVALSHA and EVAL, as INFO commandstats counts them).
-local function scripts_run(srv)
-  local stats = srv:cli("INFO", "commandstats")
-  local n = 0
-  for _, name in ipairs { "evalsha", "eval" } do
-    n = n + tonumber(stats:match("cmdstat_" .. name .. ":calls=(%d+)") or 0)
-  end
-  return n
-end
+-- How many scripts a node ran (spec/helpers/redis.lua).
+local function scripts_run(srv) return srv:scripts_run() end
 
 describe("streamctl.store.redisconn config through Sentinel", function()
   it("reads a redis+sentinel:// URL: the Sentinels (26379 by default), the master's name, both logins", function()
@@ -108,9 +101,10 @@ describe("streamctl.store.redisconn config through Sentinel", function()
       .. "timeout_ms, sentinel_user, sentinel_password, sentinel_check_ms)" },
     { "redis://h1/0?sentinel_password=x", "redis URL: unknown parameter 'sentinel_password' (the parameters are "
       .. "nodes, prefix, timeout_ms)" },
-    { "rediss+sentinel://h1/m", "redis URL: rediss:// (TLS) is not supported (hiredis 0.14 has no TLS): "
-      .. "use a local TLS tunnel (stunnel, spiped) and point redis:// at it" },
-    { "sentinel://h1/m", "redis URL must start with redis:// or redis+sentinel://" },
+    { "rediss+sentinel://h1/m?tls_server_name=a%20b", "redis URL: tls_server_name must be a host name or an IP "
+      .. "address" },
+    { "sentinel://h1/m", "redis URL must start with redis://, rediss:// (TLS), redis+sentinel:// or "
+      .. "rediss+sentinel://" },
   }
   it("refuses each of " .. #BAD .. " bad options and " .. #BAD_URLS .. " bad URLs, naming the field and the rule",
     function()

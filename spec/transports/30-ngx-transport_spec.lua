@@ -273,17 +273,7 @@ end
 
 local make_ca = nginx.make_ca
 
-local function make_cert(dir, name, ca, san)
-  local q = nginx.quote
-  local p = dir .. "/" .. name
-  nginx.write_file(p .. ".ext", "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
-    .. "extendedKeyUsage=serverAuth\nsubjectAltName=" .. san .. "\n")
-  assert(run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-    .. " -keyout " .. q(p .. ".key") .. " -out " .. q(p .. ".csr") .. " -subj /CN=" .. name), "openssl req failed")
-  assert(run("openssl x509 -req -in " .. q(p .. ".csr") .. " -CA " .. q(dir .. "/" .. ca .. ".pem")
-    .. " -CAkey " .. q(dir .. "/" .. ca .. ".key") .. " -CAcreateserial -days 2 -out " .. q(p .. ".pem")
-    .. " -extfile " .. q(p .. ".ext")), "openssl x509 failed")
-end
+local make_cert = nginx.make_cert
 
 local function tls_server(port, dir, name)
   local cq = nginx.conf_quoted

@@ -14,6 +14,7 @@ local concat = table.concat
 
 local validate = require "streamctl.base.validate"
 local url_grammar = require "streamctl.base.url"
+local transport_common = require "streamctl.transport.common"
 
 local M = {}
 
@@ -116,6 +117,16 @@ local function sentinel_list(v)
   return out
 end
 
+-- A path the TLS handshake reads (the client's certificate, its key): the
+-- rule of a path here; the files themselves are loaded and checked when a
+-- connection object is made (streamctl.store.redisconn), so a key is never
+-- read into a Lua string outside nginx.
+local function check_path(v)
+  if type(v) ~= "string" or v == "" then return nil, "must be a non-empty string (a path)" end
+  if find(v, "%z") then return nil, "must not contain NUL" end
+  return v
+end
+
 local function check_sentinels(v)
   local out, why, i = sentinel_list(v)
   if i then return nil, "option 'redis.sentinels[" .. i .. "]' " .. why, true end
@@ -138,21 +149,34 @@ M.CONFIG = {
   { name = "sentinel_user", type = "custom", check = check_user },
   { name = "sentinel_password", type = "custom", check = check_password },
   { name = "sentinel_check_ms", type = "integer", min = 10, max = 86400000, default = 1000 },
+  { name = "tls", type = "boolean", default = false },
+  { name = "tls_ca_file", type = "custom", check = transport_common.check_ca_file },
+  { name = "tls_server_name", type = "custom", check = check_host },
+  { name = "tls_cert_file", type = "custom", check = check_path },
+  { name = "tls_key_file", type = "custom", check = check_path },
 }
 
--- The fields a URL may set as query parameters, by name: their M.CONFIG specs.
-local URL_PARAMS, URL_PARAM_NAMES = {}, { "nodes", "prefix", "timeout_ms" }
--- (and, in a redis+sentinel:// URL, how to log in to the Sentinels)
-local SENTINEL_PARAM_NAMES = { "nodes", "prefix", "timeout_ms", "sentinel_user", "sentinel_password",
-  "sentinel_check_ms" }
-for _, f in ipairs(M.CONFIG) do
-  for _, name in ipairs(SENTINEL_PARAM_NAMES) do
-    if f.name == name then URL_PARAMS[name] = f end
+--- The TLS options, besides `tls` itself.
+M.TLS_OPTIONS = { "tls_ca_file", "tls_server_name", "tls_cert_file", "tls_key_file" }
+
+-- The fields a URL may set as query parameters, by name: their M.CONFIG
+-- specs; and which a URL takes, by scheme (a redis+sentinel:// URL also
+-- how to log in to the Sentinels, a rediss:// one the TLS options).
+local URL_PARAMS, SCHEME_PARAMS = {}, {}
+do
+  local plain, sentinel = { "nodes", "prefix", "timeout_ms" }, { "sentinel_user", "sentinel_password",
+    "sentinel_check_ms" }
+  local function list(...)
+    local out = {}
+    for _, names in ipairs { ... } do for _, n in ipairs(names) do out[#out + 1] = n end end
+    return out
   end
+  SCHEME_PARAMS.redis, SCHEME_PARAMS["redis+sentinel"] = plain, list(plain, sentinel)
+  SCHEME_PARAMS.rediss, SCHEME_PARAMS["rediss+sentinel"] = list(plain, M.TLS_OPTIONS),
+    list(plain, sentinel, M.TLS_OPTIONS)
+  for _, f in ipairs(M.CONFIG) do URL_PARAMS[f.name] = f end
 end
 
-local TLS_REFUSED = "redis URL: rediss:// (TLS) is not supported (hiredis 0.14 has no TLS): "
-  .. "use a local TLS tunnel (stunnel, spiped) and point redis:// at it"
 local UNIX_REFUSED = "redis URL: unix sockets are not supported: have Redis listen on 127.0.0.1 "
   .. "and use redis://127.0.0.1:port"
 
@@ -173,13 +197,14 @@ end
 
 function Config.__tostring(c)
   local auth = c.password and ((c.user or "") .. ":<redacted>@") or ""
+  local scheme = c.tls and "rediss" or "redis"
   if c.sentinels then
     local list = {}
     for i, e in ipairs(c.sentinels) do list[i] = address(e.host, e.port) end
-    return format("redis+sentinel://%s%s/%s/%d (prefix '%s')", auth, concat(list, ","), c.master_name, c.db,
+    return format("%s+sentinel://%s%s/%s/%d (prefix '%s')", scheme, auth, concat(list, ","), c.master_name, c.db,
       c.prefix)
   end
-  return format("redis://%s%s/%d (prefix '%s')", auth, address(c.host, c.port), c.db, c.prefix)
+  return format("%s://%s%s/%d (prefix '%s')", scheme, auth, address(c.host, c.port), c.db, c.prefix)
 end
 
 -- s with its %XX escapes decoded; nil when one is malformed.
@@ -210,7 +235,8 @@ end
 -- ?nodes=10&prefix=x&timeout_ms=50 into fields, or nil, rule (`names`:
 -- the parameters this kind of URL takes).
 local function parse_query(query, fields, names)
-  local seen, i = {}, 1
+  local seen, i, takes = {}, 1, {}
+  for _, n in ipairs(names) do takes[n] = true end
   while i <= #query + 1 do
     local amp = find(query, "&", i, true) or #query + 1
     local pair = sub(query, i, amp - 1)
@@ -218,8 +244,7 @@ local function parse_query(query, fields, names)
     if pair ~= "" then -- (empty pairs, as in "?" or "a=1&&b=2", say nothing)
       local eq = find(pair, "=", 1, true)
       local name = percent_decode(sub(pair, 1, (eq or #pair + 1) - 1))
-      local f = name and URL_PARAMS[name]
-      if f and names ~= SENTINEL_PARAM_NAMES and find(name, "^sentinel_") then f = nil end
+      local f = name and takes[name] and URL_PARAMS[name]
       if not f then
         return nil, "redis URL: unknown parameter" .. param_name(name) .. " (the parameters are "
           .. concat(names, ", ") .. ")"
@@ -267,7 +292,7 @@ end
 
 -- What follows the userinfo of a redis+sentinel:// URL (its query apart):
 -- host1[:port1],host2[:port2],.../MASTER[/db]; into fields, or nil, rule.
-local function parse_sentinel_url(rest, query, fields)
+local function parse_sentinel_url(rest, query, fields, names)
   local list, path = match(rest, "^([^/]*)/?(.*)$")
   local entries, i = {}, 0
   for entry in (list .. ","):gmatch("([^,]*),") do
@@ -290,7 +315,7 @@ local function parse_sentinel_url(rest, query, fields)
     local dwhy = parse_db(db, fields)
     if dwhy then return nil, dwhy end
   end
-  if query then return parse_query(query, fields, SENTINEL_PARAM_NAMES) end
+  if query then return parse_query(query, fields, names) end
   return fields
 end
 
@@ -302,15 +327,15 @@ local function parse_url(url)
   end
   local scheme, rest = match(url, "^([%w+.-]+)://(.*)$")
   scheme = scheme and lower(scheme)
-  if scheme == "rediss" or scheme == "rediss+sentinel" then return nil, TLS_REFUSED end
   if scheme == "unix" or scheme == "redis+unix" or scheme == "redis-socket"
       or (not scheme and (find(lower(url), "^unix:") or find(url, "^[/.~]"))) then
     return nil, UNIX_REFUSED
   end
-  if scheme ~= "redis" and scheme ~= "redis+sentinel" then
-    return nil, "redis URL must start with redis:// or redis+sentinel://"
+  local names = SCHEME_PARAMS[scheme]
+  if not names then
+    return nil, "redis URL must start with redis://, rediss:// (TLS), redis+sentinel:// or rediss+sentinel://"
   end
-  local fields = {}
+  local fields = { tls = find(scheme, "^rediss") and true or nil }
   -- The userinfo ends at the last '@' of all the rest: a password may hold
   -- '/', '?' and '@' unescaped (so an '@' in a parameter must be written %40).
   local userinfo
@@ -322,7 +347,7 @@ local function parse_url(url)
   local query
   local q = find(rest, "?", 1, true)
   if q then rest, query = sub(rest, 1, q - 1), sub(rest, q + 1) end
-  if scheme == "redis+sentinel" then return parse_sentinel_url(rest, query, fields) end
+  if find(scheme, "+sentinel", 1, true) then return parse_sentinel_url(rest, query, fields, names) end
   local hostport, slash, db = match(rest, "^([^/]*)(/?)(.*)$")
   local host, port = url_grammar.host_port(hostport)
   if port == "host" and sub(hostport, 1, 1) == "[" then
@@ -337,7 +362,7 @@ local function parse_url(url)
     local why = parse_db(db, fields)
     if why then return nil, why end
   end
-  if query then return parse_query(query, fields, URL_PARAM_NAMES) end
+  if query then return parse_query(query, fields, names) end
   return fields
 end
 
@@ -406,6 +431,15 @@ function M.config(value)
       if input[name] ~= nil then return nil, "option 'redis." .. name .. "' goes with 'redis.sentinels' only" end
     end
     cfg.sentinel_check_ms = nil
+  end
+  if not cfg.tls then
+    for _, name in ipairs(M.TLS_OPTIONS) do
+      if cfg[name] ~= nil then return nil, "option 'redis." .. name .. "' goes with 'redis.tls' (rediss://) only" end
+    end
+  end
+  if (cfg.tls_cert_file == nil) ~= (cfg.tls_key_file == nil) then
+    return nil, cfg.tls_cert_file and "option 'redis.tls_cert_file' needs 'redis.tls_key_file' (the certificate's key)"
+      or "option 'redis.tls_key_file' needs 'redis.tls_cert_file' (the certificate it is the key of)"
   end
   if cfg.sentinels then cfg.host, cfg.port = nil, nil end -- (the Sentinels say where the master is)
   return setmetatable(cfg, Config)

@@ -4,7 +4,8 @@
 -- SHA-1), and `conn:eval`, which runs a script wherever it is called from.
 --
 -- Where it talks to Redis, chosen at every call as the HTTP transport is
--- (streamctl.transport.auto): inside nginx, in a phase with cosockets
+-- (streamctl.transport.auto; the two sessions, and TLS with a rediss://
+-- URL, are streamctl.store.redissession's): inside nginx, in a phase with cosockets
 -- (streamctl.base.nginx.YIELDING: rewrite, access, content, ngx.timer callbacks,
 -- ssl_*...), through
 -- `nginx.redis` (Debian's lua-nginx-redis; OpenResty's `resty.redis`):
@@ -50,10 +51,8 @@
 local type, error, tostring, pairs, setmetatable, getmetatable, rawget, require, pcall =
   type, error, tostring, pairs, setmetatable, getmetatable, rawget, require, pcall
 local floor = math.floor
-local format, find, sub, byte, lower, match = string.format, string.find, string.sub, string.byte,
-  string.lower, string.match
+local format, find, sub, byte, match = string.format, string.find, string.sub, string.byte, string.match
 local concat = table.concat
-local unpack = table.unpack or unpack -- luacheck: ignore 143
 
 local validate = require "streamctl.base.validate"
 local errors = require "streamctl.base.errors"
@@ -61,17 +60,14 @@ local nginx = require "streamctl.base.nginx"
 local redisconfig = require "streamctl.store.redisconfig"
 local rediscluster = require "streamctl.store.rediscluster"
 local sentinel = require "streamctl.store.redissentinel"
+local sessions = require "streamctl.store.redissession"
 
 local M = {}
 
 --- What a nil bulk or nil array reply becomes in `conn:eval`'s results,
--- whichever backend answered.
-M.null = setmetatable({}, { __tostring = function() return "streamctl.store.redis.null" end })
+-- whichever backend answered (streamctl.store.redissession.null).
+M.null = sessions.null
 
---- nginx's connection pool: how long an idle connection is kept (ms) and how
--- many per worker and pool.
-M.POOL_IDLE_MS = 10000
-M.POOL_SIZE = 100
 
 --- How many hash tags a connection object remembers a cluster node for
 -- (MOVED). Past it the memory starts again: the stores use one tag per
@@ -89,12 +85,6 @@ M.EVICTION_WARNING = "streamctl: Redis at %s has maxmemory-policy %s: it may evi
 --- Where warnings go unless a connection is given its own `log`
 -- (streamctl.base.log: nginx's error log inside nginx, else standard error).
 M.default_log = require("streamctl.base.log").warn
-
--- Outside nginx (and in its init phase) Redis is reached through the C module
--- streamctl.redis, which is a rock of its own (it needs hiredis).
-local NO_HIREDIS = "Redis outside nginx needs the streamctl.redis module, which is not installed: it is the "
-  .. "streamctl-redis rock (apt-get install libhiredis-dev; luarocks --lua-version=5.4 make --deps-mode=none "
-  .. "rockspecs/streamctl-redis-scm-1.rockspec)"
 
 -- ---- Configuration (streamctl.store.redisconfig)
 
@@ -148,15 +138,6 @@ local function arg_string(v)
   if type(v) == "number" then
     if v == floor(v) and v > -2 ^ 63 and v < 2 ^ 63 then return validate.decimal(v) end
     return format("%.17g", v)
-  end
-  return v
-end
-
--- v with every occurrence of `null` (the backend's) replaced by M.null.
-local function convert(v, null)
-  if v == null then return M.null end
-  if type(v) == "table" then
-    for k, x in pairs(v) do v[k] = convert(x, null) end
   end
   return v
 end
@@ -222,12 +203,15 @@ function M.connect(config, opts)
     -- outside nginx every command goes through the streamctl-redis rock: said now, not at the first command
     local ok, loaded = pcall(require, "streamctl.redis")
     if not ok then
-      return nil, errors.invalid(nil, nil, NO_HIREDIS .. " (" .. tostring(loaded):match("^[^\n]*") .. ")")
+      return nil, errors.invalid(nil, nil, sessions.NO_HIREDIS .. " (" .. tostring(loaded):match("^[^\n]*") .. ")")
     end
   end
+  local tls, twhy = sessions.tls(cfg)
+  if cfg.tls and not tls then return nil, errors.invalid(nil, nil, twhy) end
   local suffix = ":" .. cfg.db .. (cfg.password and ":" .. pool_id(cfg.user, cfg.password) or "")
+    .. (tls and tls.pool or "")
   local self = setmetatable({ config = cfg, _log = o.log or M.default_log, _warned = {}, _pool_suffix = suffix,
-                              _nodes = {}, _routes = {}, _route_count = 0, setups = 0 }, Conn)
+                              _tls = tls, _nodes = {}, _routes = {}, _route_count = 0, setups = 0 }, Conn)
   if cfg.sentinels then -- (the master: asked of them at the first call, streamctl.store.redissentinel)
     self._sentinels = sentinel.nodes(self, cfg, node_for, pool_id)
   else
@@ -283,117 +267,9 @@ local function greet(self, node, send)
   return nil
 end
 
-local hiredis_module -- streamctl.redis, loaded on first use
-
--- A new hiredis connection to `node`, greeted; or nil, err, kind.
-local function hiredis_open(self, node)
-  if not hiredis_module then
-    local ok, mod = pcall(require, "streamctl.redis")
-    if not ok then return nil, NO_HIREDIS .. " (" .. tostring(mod):match("^[^\n]*") .. ")", "io" end
-    hiredis_module = mod
-  end
-  local c, err, kind = hiredis_module.connect(node.host, node.port, self.config.timeout_ms)
-  if not c then return nil, "connect: " .. tostring(err), kind or "io" end
-  local gerr, gkind = greet(self, node, function(argv) return c:command(unpack(argv, 1, #argv)) end)
-  if gerr then
-    c:close()
-    return nil, gerr, gkind
-  end
-  self.setups = self.setups + 1
-  return c
-end
-
--- A connection that failed on its first command after it was reused (not
--- a timeout) had gone stale (the server restarted, a proxy dropped it): the
--- sessions below then try once more on a new one.
-local function is_stale(err)
-  return not find(tostring(err), "^timeout")
-end
-
--- Runs fn(cmd) with the hiredis connection to `node`; cmd(argv) -> reply |
--- nil, err, kind.
-local function hiredis_session(self, node, fn)
-  local res, err, kind
-  for _ = 1, 2 do
-    local c = node.link
-    local reused, stale = c ~= nil, false
-    if not c then
-      c, err, kind = hiredis_open(self, node)
-      if not c then return nil, err, kind, true end
-      node.link = c
-    end
-    local sent = 0
-    local function cmd(argv)
-      sent = sent + 1
-      local r, cerr, ckind = c:command(unpack(argv, 1, #argv))
-      if r == nil then
-        if ckind == "io" then
-          node.link = nil -- closed by the module; made again next time
-          stale = reused and sent == 1 and is_stale(cerr)
-        end
-        return nil, cerr, ckind
-      end
-      return convert(r, hiredis_module.null)
-    end
-    res, err, kind = fn(cmd)
-    if not stale then break end
-  end
-  return res, err, kind
-end
-
--- Runs fn(cmd) with a cosocket connection to `node` from nginx's pool.
-local function ngx_session(self, node, fn)
-  -- Debian's lua-nginx-redis is nginx.redis; OpenResty bundles the same as resty.redis
-  local ok_mod, redis_ngx = pcall(require, "nginx.redis")
-  if not ok_mod then ok_mod, redis_ngx = pcall(require, "resty.redis") end
-  if not ok_mod then
-    return nil, "neither nginx.redis (Debian: lua-nginx-redis) nor resty.redis (OpenResty) can be loaded", "io"
-  end
-  local res, err, kind
-  for _ = 1, 2 do
-    local red, nerr = redis_ngx:new()
-    if not red then return nil, "nginx.redis: " .. tostring(nerr), "io" end
-    red:set_timeout(self.config.timeout_ms)
-    local ok, cerr = red:connect(node.host, node.port, { pool = node.pool })
-    if not ok then return nil, "connect: " .. tostring(cerr), "io", true end
-    -- (nginx.redis sends any command by its lower-case name: red:auth(user,
-    -- password), red:asking(); nil is an I/O failure, false an error reply)
-    local function send(argv)
-      local r, rerr = red[lower(argv[1])](red, unpack(argv, 2, #argv))
-      if r == nil then return nil, tostring(rerr), "io" end
-      if r == false then return nil, tostring(rerr), "server" end
-      return r
-    end
-    local reused = (red:get_reused_times() or 0) > 0
-    if not reused then
-      local gerr, gkind = greet(self, node, send)
-      if gerr then
-        red:close()
-        return nil, gerr, gkind, true
-      end
-      self.setups = self.setups + 1
-    end
-    local broken, stale, sent = false, false, 0
-    local function cmd(argv)
-      sent = sent + 1
-      local r, rerr, rkind = send(argv)
-      if r == nil and rkind == "io" then
-        broken = true
-        stale = reused and sent == 1 and is_stale(rerr)
-      end
-      if r == nil then return nil, rerr, rkind end
-      return convert(r, ngx.null)
-    end
-    res, err, kind = fn(cmd)
-    if broken then
-      red:close()
-    else
-      red:set_keepalive(M.POOL_IDLE_MS, M.POOL_SIZE)
-    end
-    if not stale then break end
-  end
-  return res, err, kind
-end
+-- The two ways to a node (streamctl.store.redissession), with this module's greeting.
+local function hiredis_session(self, node, fn) return sessions.hiredis(self, node, fn, greet) end
+local function ngx_session(self, node, fn) return sessions.cosocket(self, node, fn, greet) end
 
 -- MOVED and ASK: a Redis Cluster's redirections, followed once
 -- (streamctl.store.rediscluster).

@@ -47,6 +47,7 @@ function M.nodes(self, cfg, node_for, pool_id)
     local node = node_for(self, e.host, e.port, "sentinel")
     node.sentinel = true
     node.pool = "streamctl.sentinel:" .. node.addr .. ":" .. pool_id(cfg.sentinel_user, cfg.sentinel_password)
+      .. (self._tls and self._tls.pool or "")
     list[i] = node
   end
   return list

@@ -60,6 +60,10 @@ end
 
 --- The options both transports take, which a client passes through (a
 -- streamctl.base.validate schema). Timeouts are per attempt.
+--- The rule of a CA file (a readable PEM file holding a certificate): the
+-- path, or nil and the rule it breaks (the Redis store's tls_ca_file too).
+M.check_ca_file = check_ca_file
+
 M.OPTIONS = {
   { name = "timeout_ms", type = "integer", min = 1, max = 2147483647 },
   { name = "connect_timeout_ms", type = "integer", min = 1, max = 2147483647 },
