@@ -14,7 +14,11 @@
 --                 reported OK changed the stream (applied, not ignored as
 --                 stale) unless a look-up found it done, and operations
 --                 reported OK were applied in the order they were submitted
---                 (none overtaken by an earlier one)
+--                 (none overtaken by an earlier one); on a ZEGO stream
+--                 several processes share (whose calls have no order
+--                 between them but their Sequences'), the final state is
+--                 what the call decided last (its first Sequence the
+--                 highest) asked for, when it is reported OK
 --   3 creates     no create applied twice; a reported TaskId names a task
 --                 this create made; one applied but not reported so was
 --                 looked up first (unless cancelled before)
@@ -263,6 +267,47 @@ function is_within(op, outer)
   return false
 end
 
+-- Is Sequence a (decimal) above b?
+local function seq_above(a, b) return #a > #b or (#a == #b and a > b) end
+
+-- The Sequence a job's first call carried (nil: none sent).
+local function first_sequence(job)
+  for _, send in ipairs(job.sim_sends or {}) do
+    if send.role == "call" then return provider.parse(send.req).seq end
+  end
+end
+
+-- 2, on a ZEGO stream processes share: their calls have no order between
+-- them but their Sequences', which say when each was decided (taken at a
+-- call's first send, kept by its retries). The stream ends as the call
+-- decided last asked, when that call is reported OK: a call retried later
+-- never wins over one decided after it (an un-ban over a later ban), nor a
+-- request arriving late. (Not when a Sequence arrived past ZEGO's window:
+-- the service then applies any.)
+local function check_shared(rec, out, key, l)
+  if not key:find(":rtc:", 1, true) then return end
+  local prev
+  for _, c in ipairs(changes_of(rec, key)) do
+    local seq = c.arrival.seq
+    if prev and seq and not seq_above(seq, prev) then return end
+    prev = seq or prev
+  end
+  local top, top_seq
+  for _, r in ipairs(l) do
+    local seq = r.job and first_sequence(r.job)
+    if seq and (not top_seq or seq_above(seq, top_seq)) then top, top_seq = r, seq end
+  end
+  if not (top and top.ok) then return end
+  local final = rec.model:state(key)
+  if final ~= top.state then
+    local c = last_change(rec, key, math.huge)
+    fail(out, 2, "%s (shared): ends %s, but the call decided last (Sequence %s, %s %s, reported OK) asked for %s; "
+      .. "the last change was Sequence %s from %s at %.3f", key, tostring(final), top_seq, top.op.process,
+      top.op.method, top.state, c and tostring(c.arrival.seq) or "-", c and tostring(c.arrival.process) or "-",
+      c and c.t or -1)
+  end
+end
+
 -- 2: per stream, the operations in the order they were submitted (a
 -- nested one after the operation it was started from).
 local function check_state(rec, out)
@@ -289,11 +334,18 @@ local function check_state(rec, out)
   local count = 0
   local shared = {}
   for _, id in ipairs(rec.schedule.shared or {}) do shared[id] = true end
+  -- (Sequences from one store, on clocks that agree: otherwise a later one may be lower)
+  local s = rec.schedule
+  local sound = s.store == "redis" and #s.redis.events == 0
+  for _, p in ipairs(s.procs) do if p.skew then sound = false end end
   for key, l in pairs(per) do
     count = count + 1
-    -- (a stream several processes act on has no order between them: only
-    -- the Sequences' is checked, by invariant 5)
-    if shared[l[1].id] then goto next_stream end
+    -- (a stream several processes act on has no order between them: the
+    -- Sequences' is checked by invariant 5, and what an OK says here)
+    if shared[l[1].id] then
+      if sound then check_shared(rec, out, key, l) end
+      goto next_stream
+    end
     -- (rec.ops is in submission order already)
     for _, r in ipairs(l) do
       if r.ok then

@@ -7,6 +7,9 @@
 --   MUTANT_SECONDS=20   the simulation's budget per mutant (a mutant's own `seconds` when longer)
 --   MUTANT=name         only this one
 --
+-- A mutant is one edit (`file`, `from`, `to`), or several (`edits`, a list
+-- of such) when one bug is written in two places.
+--
 -- A mutant that names its `invariant` is there for that check: the seeds
 -- go on past those that fail only others (SIM_EXPECT), and the row says
 -- the one that failed it (or, if none did, the first other).
@@ -111,6 +114,15 @@ local MUTANTS = {
   { name = "a learned room not shared (each process keeps its own: the Redis store is not told of throttles)",
     invariant = 16, file = "src/streamctl/store/redisrate.lua",
     from = "function RateStore:throttled(", to = "function RateStore.not_told(" },
+  -- (9dcc33c's rule, undone since: a retry after a throttle took a new Sequence, so a call decided first won
+  -- over one another process decided after it, an un-ban over a later ban; invariant 2, shared streams)
+  { name = "a ZEGO call retried after a throttle decided anew (a new Sequence)", invariant = 2, edits = {
+    { file = "src/streamctl/pipeline/pacing.lua",
+      from = "if job and job.stamped and job.attempts == 0 then",
+      to = "if job and job.stamped and (job.attempts == 0 or not job.maybe_applied) then" },
+    { file = "src/streamctl/pipeline/pacing.lua",
+      from = "job.next_role == \"call\" and job.attempts == 0 and not job.stamped",
+      to = "job.next_role == \"call\" and (job.attempts == 0 or not job.maybe_applied) and not job.stamped" } } },
   { name = "Sequence taken at build instead of first send", file = "src/streamctl/zego.lua",
     from = "  if not dry then return params end",
     to = "  if not dry then params.Sequence = self._sequence:next_for(type(ids) == \"table\" and ids or { ids }) "
@@ -143,10 +155,12 @@ local rows, missed = {}, 0
 for _, m in ipairs(MUTANTS) do
   if not only or only == m.name then
     assert(sh(string.format("rm -rf %s/src && cp -r %s/src %s/src", tmp, root, tmp)))
-    local text = read(root .. "/" .. m.file)
-    local a, b = text:find(m.from, 1, true)
-    if not a then error("mutant '" .. m.name .. "': its text is not in " .. m.file .. " any more") end
-    write(tmp .. "/" .. m.file, text:sub(1, a - 1) .. m.to .. text:sub(b + 1))
+    for _, e in ipairs(m.edits or { m }) do
+      local text = read(tmp .. "/" .. e.file)
+      local a, b = text:find(e.from, 1, true)
+      if not a then error("mutant '" .. m.name .. "': its text is not in " .. e.file .. " any more") end
+      write(tmp .. "/" .. e.file, text:sub(1, a - 1) .. e.to .. text:sub(b + 1))
+    end
     local out = tmp .. "/out.txt"
     local env = string.format("LUA_PATH='%s/spec/?.lua;%s/spec/?/init.lua;%s/src/?.lua;%s/src/?/init.lua;;' "
       .. "SIM_SECONDS=%d%s", root, root, tmp, tmp, math.max(seconds, m.seconds or 0),

@@ -330,22 +330,18 @@ function Pacer:pace(action, max_delay, job)
   local rules, client = self.rules, self.client
   local key = self:key(action)
   local stamp, stamp_store = rules.stamp, client._stamp_store
-  -- The value goes with the slot of the send it is for: a job asking again
-  -- before its first send gave up its slot (late), and the value taken with
-  -- it would now leave after later ones; a retry of a call none of whose
-  -- attempts may have applied (a throttle) would arrive below values taken
-  -- since. Either takes a new one with its new slot (streamctl.pipeline.sign
-  -- says when a retry keeps its value).
-  local restamp = stamp and job and job.next_role == "call"
-    and (job.attempts == 0 or (job.stamp_taken and not job.maybe_applied))
-  if restamp and (job.stamped or (job.attempts > 0 and job.stamp_taken)) then
+  -- A job asking again before its first send gave up its slot (late): the
+  -- value taken with it would now leave after later ones; it takes a new
+  -- one with its new slot.
+  if job and job.stamped and job.attempts == 0 then
     job.params[stamp.param], job.stamped = nil, nil
   end
-  local ids = stamp_store and restamp and not job.stamped and stamp.ids(action, rules.operations[action], job.params)
+  local ids = stamp_store and job and job.next_role == "call" and job.attempts == 0 and not job.stamped
+    and stamp.ids(action, rules.operations[action], job.params)
   if ids then
     local delay, committed, next_delay, value = limiter.store:reserve_sequenced(key, rate, self.burst, max_delay,
       stamp_store, ids, margin)
-    if value then job.params[stamp.param], job.stamped, job.stamped_for = value, true, job.attempts + 1 end
+    if value then job.params[stamp.param], job.stamped = value, true end
     return delay, committed, next_delay, self:seen_room(action, limiter:room(key))
   end
   local delay, committed, next_delay = limiter:reserve(key, rate, self.burst, max_delay, margin)

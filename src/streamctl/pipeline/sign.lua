@@ -38,31 +38,19 @@ end
 --- Signs an attempt when the engine sends it (the engine's `sign`). A
 -- call's first send runs the provider's `stamp` unless the slot took it
 -- already (`job.stamped`); a value the caller gave is recorded as sent and
--- never given back. A retry keeps the value while an earlier attempt may
--- have applied (a late duplicate is then stale, as it must be), and takes a
--- new one when none may have (a throttle, a refusal before it was sent):
--- kept, it could arrive below one another process took meanwhile for the
--- same stream, which ZEGO skips while answering success. What the request
--- carries that no message may show (its signature, a token) is kept beside
--- it: a server that echoes the request must not put it into an error.
+-- never given back. What the request carries that no message may show (its
+-- signature, a token) is kept beside it: a server that echoes the request
+-- must not put it into an error.
 -- @return request table, or nil, err
 function M.attempt(client, attempt)
   local rules, action = client._rules, attempt.action
-  local stamp, job = rules.stamp, attempt.job
-  if stamp and attempt.role == "call" then
+  local stamp = rules.stamp
+  if stamp and attempt.role == "call" and attempt.n == 1 and not attempt.job.stamped then
     local param = stamp.param
-    if job.stamped then job.stamp_taken = true end -- (the slot took it: ours)
-    -- (a retry's new value is its slot's where the store takes it with the slot; else taken here)
-    if attempt.n > 1 and job.stamp_taken and not job.maybe_applied and job.stamped_for ~= attempt.n then
-      attempt.params[param], job.stamped = nil, nil
-    end
-    if not job.stamped and (attempt.n == 1 or attempt.params[param] == nil) then
-      local chosen = attempt.params[param] ~= nil
-      local ok, err = stamp.take(client, action, rules.operations[action], attempt.params)
-      if not ok then err.action = action return nil, err end
-      attempt.took, attempt.chosen = not chosen and attempt.params[param] ~= nil, chosen
-      if attempt.took then job.stamp_taken = true end
-    end
+    local chosen = attempt.params[param] ~= nil
+    local ok, err = stamp.take(client, action, rules.operations[action], attempt.params)
+    if not ok then err.action = action return nil, err end
+    attempt.took, attempt.chosen = not chosen and attempt.params[param] ~= nil, chosen
   end
   local req, err = M.request(client, action, attempt.params)
   if req then attempt.hidden, attempt.req = redact.hidden(rules, req), req end
