@@ -19,6 +19,13 @@
 -- second as a fraction of its cap (20/s) and Redis round trips per call (a
 -- call's slot and all its Sequences are one script).
 --
+-- Then the same two (Aliyun and ZEGO on loopback, the first count of
+-- processes) through Redis Sentinel, with no failover (issue 52: today's
+-- figures kept): a master, a replica and three Sentinels
+-- (spec/helpers/redis.lua start_sentinel), the URL redis+sentinel://; the
+-- script round trips counted on the master, the Sentinels' questions (each
+-- process asks one every sentinel_check_ms, 1 s) apart.
+--
 -- Figures, not a test: it exits non-zero only when a shared run lost a
 -- stream or was throttled, or when a worker printed no report (what it
 -- said on standard error is quoted).
@@ -69,6 +76,7 @@ end
 local function measure(p, what, redis)
   control_request("POST", "reset")
   local calls0 = redis and script_calls(redis)
+  if redis and redis.sentinel_calls then redis.sentinel0 = redis.sentinel_calls() end
   local done, wall = spawn_workers(p.mode, p.worker_args)
   local counters = control_request("GET", "state")[p.mode].counters[p.action] or {}
   local entries = control_request("GET", "log?provider=" .. p.mode .. "&action=" .. p.action
@@ -91,6 +99,10 @@ local function measure(p, what, redis)
   rec("accepted over the whole run / cap", "x", accepted / wall / p.cap)
   rec("wall time", "s", wall, 2)
   if redis then rec("Redis round trips per " .. p.per, "x", (script_calls(redis) - calls0) / math.max(#entries, 1)) end
+  if redis and redis.sentinel_calls then
+    local asked = redis.sentinel_calls() - redis.sentinel0 - redis.background * wall
+    rec("Sentinel round trips per " .. p.per, "x", math.max(asked, 0) / math.max(#entries, 1))
+  end
   return done, counters.throttled or 0
 end
 
@@ -121,6 +133,7 @@ end
 -- then proved new, docs/redis.md "A budget's first use"; on a Redis just
 -- started it would wait the loss pause once)
 local redis = redis_helper.start {}
+local set = redis_helper.start_sentinel {} -- (as early, for the same reason)
 local delayproxy = require "spec.helpers.delayproxy"
 local proxy
 -- (every run inside: a failure stops Redis and the proxy before it is raised,
@@ -138,9 +151,29 @@ local ok, err = pcall(function()
     done, throttled = run_zego("Redis 5 ms away", "redis://127.0.0.1:" .. proxy.port, redis)
     results[#results + 1] = { done == PROCS * ZEGO_IDS * ZEGO_ROUNDS, throttled }
   end
+  PROCS = COUNTS[1]
+  -- (what measure reads: the URL, the master's counts, the Sentinels' questions)
+  -- (a Sentinel keeps no commandstats: its commands in all, less what the Sentinels and this
+  -- script ask of one another, measured over 3 s with no client)
+  local through = { url = set.url, cli = function(_, ...) return set.master:cli(...) end,
+                    sentinel_calls = function()
+                      local n = 0
+                      for _, s in ipairs(set.sentinels) do
+                        n = n + tonumber(s:cli("INFO", "stats"):match("total_commands_processed:(%d+)"))
+                      end
+                      return n
+                    end }
+  local n0, t0 = through.sentinel_calls(), core.monotonic()
+  require("socket").sleep(3)
+  through.background = (through.sentinel_calls() - n0) / (core.monotonic() - t0)
+  local done, throttled = run("one budget through Sentinel (no failover)", through)
+  results[#results + 1] = { done == PROCS * STREAMS, throttled }
+  done, throttled = run_zego("through Sentinel (no failover)", set.url, through)
+  results[#results + 1] = { done == PROCS * ZEGO_IDS * ZEGO_ROUNDS, throttled }
   return results
 end)
 if proxy then proxy.stop() end
+set:stop()
 redis:stop()
 workers.close()
 if not ok then error(err, 0) end

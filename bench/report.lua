@@ -124,16 +124,22 @@ local function markdown(results)
           cell = cell .. format(", %d%% of the cap, %.2f Redis round trips per %s", share,
             need(pre .. "Redis round trips per " .. per), per)
         end
+        if r[4] then -- (through Sentinel: its questions too)
+          cell = cell .. format(", %.2f Sentinel round trips per %s", need(pre .. "Sentinel round trips per " .. per),
+            per)
+        end
         cells[#cells + 1] = cell
       end
     end
     if #cells > 0 then row(label, "", "", table.concat(cells, "; ")) end
   end
   redis_row("3 processes x 100 streams on one account", "3 processes x 100 streams",
-    { { "each on its own budget", "each on its own" }, { "one budget in Redis", "one budget in Redis", true } },
+    { { "each on its own budget", "each on its own" }, { "one budget in Redis", "one budget in Redis", true },
+      { "one budget through Sentinel (no failover)", "through Sentinel, no failover", true, true } },
     "streams", "request")
   redis_row("ZEGO, 3 processes x 500 IDs x 2 (20 per call) through Redis", "ZEGO, 3 processes x 500 IDs x 2",
-    { { "Redis on loopback", "Redis on loopback", true }, { "Redis 5 ms away", "Redis 5 ms away", true } },
+    { { "Redis on loopback", "Redis on loopback", true }, { "Redis 5 ms away", "Redis 5 ms away", true },
+      { "through Sentinel (no failover)", "through Sentinel, no failover", true, true } },
     "IDs", "call")
 
   -- one budget shared three more ways (bench/shared.lua), a row once the file holds its figures: by

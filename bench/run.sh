@@ -32,7 +32,7 @@ emulator() { LUA_PATH=$DEV_PATH LUA_CPATH=$C54 "$ROOT/build/5.4/bin/streamctl-em
 descendants() {
   local parent=$1 stat pid ppid rest
   for stat in /proc/[0-9]*/stat; do
-    read -r pid _ rest < "$stat" 2>/dev/null || continue
+    { read -r pid _ rest < "$stat"; } 2>/dev/null || continue # (gone since the glob)
     rest=${rest##*) }
     ppid=${rest#* }
     ppid=${ppid%% *}
@@ -57,14 +57,30 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo "make bench: interrupted: what it started is stopped; bench/results.json is left as it was" >&2; exit 130' INT TERM HUP
 
+# BENCH_ONLY="redis shared" (scripts of bench/, by name): only those, their
+# figures printed (as every figure is) and bench/results.json left as it was (a figure measured
+# alone is no run's: the docs' table comes from a whole one).
+only() {
+  [ -z "${BENCH_ONLY:-}" ] && return 0
+  local n
+  for n in $BENCH_ONLY; do [ "$n" = "$1" ] && return 0; done
+  return 1
+}
+
 mkdir -p build/bench && rm -f "$OUT"
 cc -O2 -Wall -Wextra -Werror -o "$FLOOR" bench/floor.c -lcrypto || exit 1
-echo "== signatures per second"
-BENCH_FLOOR=$FLOOR lua54 bench/sign.lua && luajit_ bench/sign.lua || exit 1
-echo "== batches of any size: 1,000 to 1,000,000 streams, a transport that answers at once (Lua 5.4, then LuaJIT)"
-lua54 bench/scale.lua && luajit_ bench/scale.lua || exit 1
-echo "== the command with a 1,000,000-line --from file: until it sends (Lua 5.4, then LuaJIT)"
-lua54 bench/first.lua && luajit_ bench/first.lua || exit 1
+if only sign; then
+  echo "== signatures per second"
+  BENCH_FLOOR=$FLOOR lua54 bench/sign.lua && luajit_ bench/sign.lua || exit 1
+fi
+if only scale; then
+  echo "== batches of any size: 1,000 to 1,000,000 streams, a transport that answers at once (Lua 5.4, then LuaJIT)"
+  lua54 bench/scale.lua && luajit_ bench/scale.lua || exit 1
+fi
+if only first; then
+  echo "== the command with a 1,000,000-line --from file: until it sends (Lua 5.4, then LuaJIT)"
+  lua54 bench/first.lua && luajit_ bench/first.lua || exit 1
+fi
 
 # The emulator's four ports: a block claimed for this script's pid (its
 # directory, CLAIM, removed at the end).
@@ -84,6 +100,9 @@ export STREAMCTL_EMULATOR_DIR=$EMU_DIR
 status=0
 step() { # TITLE, then the command; skipped once one has failed
   [ $status = 0 ] || return 0
+  local script=${*: -1}
+  script=${script#bench/}
+  only "${script%.lua}" || return 0
   [ -z "$1" ] || echo "== $1"
   shift
   "$@" || status=$?
@@ -100,7 +119,9 @@ step "round trips: streamctl beside a bare request, one nginx worker and a shell
 step "" luajit_ bench/roundtrip.lua
 step "soak: 100,000 calls with faults injected at random" lua54 bench/soak.lua
 emulator stop --dir "$EMU_DIR" >/dev/null
-if [ $status = 0 ]; then
+if [ -n "${BENCH_ONLY:-}" ]; then
+  echo "make bench (BENCH_ONLY=$BENCH_ONLY): its figures are above; bench/results.json is left as it was"
+elif [ $status = 0 ]; then
   lua54 bench/report.lua "$OUT" bench/results.json || status=$?
 else
   lua54 bench/report.lua "$OUT" build/bench/results-failed.json
