@@ -1,7 +1,8 @@
 --- A Redis configuration for the Redis stores (streamctl.store.redis): a
 -- table of options, a redis:// URL (user, password, host, port, db and
 -- the query's nodes, prefix and timeout_ms) or a redis+sentinel:// URL (the
--- Sentinels and the master's name in place of the host), checked field by
+-- Sentinels and the master's name in place of the host), either over TLS
+-- as rediss:// (and the TLS options as parameters), checked field by
 -- field, each refusal naming the field and the rule, never a password.
 -- (streamctl.store.redisconn re-exports `config` and `CONFIG`.)
 -- @module streamctl.store.redisconfig
@@ -388,7 +389,13 @@ end
 -- `redis+sentinel://[[user]:password@]host1[:port1],host2[:port2],.../NAME[/db][?...]`,
 -- whose parameters may also be `sentinel_user`, `sentinel_password` and
 -- `sentinel_check_ms`.
--- `rediss://` (TLS) and unix sockets are refused, saying what to do instead. `timeout_ms` bounds the connect and
+-- Over TLS: `tls = true` or a `rediss://` (`rediss+sentinel://`) URL, with
+-- `tls_ca_file` (the CAs to trust; default OpenSSL's paths, inside nginx
+-- `lua_ssl_trusted_certificate`'s), `tls_server_name` (the name each
+-- certificate must show; default each node's host) and a client
+-- certificate (`tls_cert_file` with `tls_key_file`), as options or the
+-- URL's parameters; the Sentinels are reached over TLS too.
+-- Unix sockets are refused, saying what to do instead. `timeout_ms` bounds the connect and
 -- each read and write of a command (a call may make several: connect, AUTH,
 -- SELECT, INFO, EVALSHA, EVAL, and again on a redirected node; a server that
 -- answers a byte per timeout is not cut off; host names are resolved
