@@ -266,11 +266,6 @@ local function locations()
 end
 
 -- A CA, and a server certificate from it for `san`, made with the openssl CLI.
-local function run(cmd)
-  local ok = os.execute(cmd .. " >/dev/null 2>&1")
-  return ok == true or ok == 0
-end
-
 local make_ca = nginx.make_ca
 
 local make_cert = nginx.make_cert
