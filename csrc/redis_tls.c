@@ -152,6 +152,7 @@ SSL *sc_tls_connect(int fd, const char *host, const sc_tls_opts *o, BIO_METHOD *
     BIO *bio;
     const char *name = o->server_name != NULL ? o->server_name : host;
     *err = 0;
+    *m = NULL;
     ctx = sc_tls_context(o, msg, msglen);
     if (ctx == NULL) return NULL;
     ssl = SSL_new(ctx); /* holds ctx from here */
