@@ -21,8 +21,8 @@
 -- @module streamctl.store.redissession
 
 -- luacheck: globals ngx
-local type, tostring, pairs, setmetatable, require, pcall, rawget =
-  type, tostring, pairs, setmetatable, require, pcall, rawget
+local type, tostring, pairs, ipairs, setmetatable, require, pcall, rawget =
+  type, tostring, pairs, ipairs, setmetatable, require, pcall, rawget
 local find, lower, match = string.find, string.lower, string.match
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
@@ -36,7 +36,6 @@ M.null = setmetatable({}, { __tostring = function() return "streamctl.store.redi
 -- many per worker and pool.
 M.POOL_IDLE_MS = 10000
 M.POOL_SIZE = 100
-
 
 -- Outside nginx (and in its init phase) Redis is reached through the C module
 -- streamctl.redis, which is a rock of its own (it needs hiredis).
@@ -53,10 +52,10 @@ local function convert(v, null)
   return v
 end
 
-
 -- ---- TLS
 
--- Ids standing for TLS settings in nginx's pool names (0: none).
+-- Ids standing for TLS settings (CA file, name, client certificate) in
+-- nginx's pool names: one per distinct set in this process.
 local tls_ids, tls_count = {}, 0
 
 -- A file's text (at most 1 MiB, opened without blocking on a FIFO), or
@@ -86,7 +85,7 @@ function M.tls(cfg)
   if rawget(_G, "ngx") and cfg.tls_cert_file then
     local ok_ssl, ssl = pcall(require, "ngx.ssl")
     if not ok_ssl then return nil, "option 'redis.tls_cert_file' inside nginx needs ngx.ssl (lua-resty-core)" end
-    for _, f in pairs { { "tls_cert_file", "cert", ssl.parse_pem_cert },
+    for _, f in ipairs { { "tls_cert_file", "cert", ssl.parse_pem_cert },
                         { "tls_key_file", "key", ssl.parse_pem_priv_key } } do
       local text, err = read_all(cfg[f[1]])
       local parsed = text and f[3](text)
