@@ -1123,8 +1123,17 @@ describe("streamctl in four nginx workers sharing a lua_shared_dict", function()
       if e.verdict == "stale" then stale = stale + 1 end
     end
     local what = table.concat(verdicts, ", ")
+    -- (none refused. A throttle is the machine's here too: a worker stalled past the margin between its
+    -- slot and the emulator, which shares the loaded machine, puts 21 arrivals in one second a second
+    -- later, as a loaded make test saw under ASan; what holds is that the call was sent again with its
+    -- Sequence and answered: ok, or stale behind the calls decided after it)
+    local answered, throttled = {}, 0
     for _, e in ipairs(log) do
-      assert.is_true(e.verdict == "ok" or e.verdict == "stale", what) -- (none throttled, none refused)
+      assert.is_true(e.verdict == "ok" or e.verdict == "stale" or e.verdict == "throttled", what)
+      if e.verdict == "throttled" then throttled = throttled + 1 else answered[e.sequence] = true end
+    end
+    for _, e in ipairs(log) do
+      if e.verdict == "throttled" then assert.is_true(answered[e.sequence], what) end
     end
     local distinct = 0
     for _ in pairs(calls) do distinct = distinct + 1 end
@@ -1133,6 +1142,8 @@ describe("streamctl in four nginx workers sharing a lua_shared_dict", function()
     for sequence in pairs(calls) do highest = math.max(highest, tonumber(sequence)) end
     local state = emulator:state().zego.streams[ZEGO_APP].shared
     assert.equal(highest, tonumber(state.last_sequence), what) -- (the highest one applied: the state is its)
-    if os.getenv("SPEC_FIGURES") then io.stderr:write("[31] stale arrivals across workers: " .. stale .. "\n") end
+    if os.getenv("SPEC_FIGURES") then
+      io.stderr:write("[31] stale arrivals across workers: " .. stale .. ", throttled: " .. throttled .. "\n")
+    end
   end)
 end)
