@@ -666,38 +666,33 @@ describe("ZEGO", function()
     assert.equal("5", w.sent[1].req.url:match("Sequence=(%d+)"))
   end)
 
-  it("keeps the Sequence on a retry after a throttle, and signs afresh", function()
+  -- A call of `ids` answered `first`, then OK: done in two attempts, the retry with the first's
+  -- Sequence, signed afresh. Returns the world.
+  local function retried_after(first, ids)
     local w = world()
     w.script_zego = function(_, n)
-      if n == 1 then return { status = 200, headers = {}, body = '{"Code":30002,"Message":"limit","RequestId":"r"}' } end
+      if n == 1 then return { status = 200, headers = {}, body = first } end
       return { status = 200, headers = {}, body = '{"Code":0,"Message":"ok","RequestId":"r2","Data":null}' }
     end
-    local cli = zc(w)
-    local report = cli:resume_rtc_streams { stream_ids = { "a", "b" } }
-    assert.equal(2, report.succeeded)
+    local report = zc(w):resume_rtc_streams { stream_ids = ids }
+    assert.equal(#ids, report.succeeded)
     assert.equal(2, report.results[1].attempts)
     local u1, u2 = w.sent[1].req.url, w.sent[2].req.url
-    -- (the Sequence says when the call was decided: one another process decided later, for these
-    -- streams, still wins over this retry, as it would have over the first send)
     assert.equal(u1:match("Sequence=(%d+)"), u2:match("Sequence=(%d+)"))
     assert.not_equal(u1:match("SignatureNonce=(%x+)"), u2:match("SignatureNonce=(%x+)"))
+    return w
+  end
+
+  it("keeps the Sequence on a retry after a throttle, and signs afresh", function()
+    -- (the Sequence says when the call was decided: one another process decided later, for these
+    -- streams, still wins over this retry, as it would have over the first send)
+    local w = retried_after('{"Code":30002,"Message":"limit","RequestId":"r"}', { "a", "b" })
     -- a throttle goes back to the schedule: no backoff, the next slot (1.05 / 20 s after the first)
     assert.near(1.05 / 20, w.sleeps[#w.sleeps], 1e-9)
   end)
 
   it("keeps the Sequence on a retry after an answer that may have applied (a late duplicate is stale)", function()
-    local w = world()
-    w.script_zego = function(_, n)
-      if n == 1 then return { status = 200, headers = {}, body = '{"Code":42001,"Message":"retry","RequestId":"r"}' } end
-      return { status = 200, headers = {}, body = '{"Code":0,"Message":"ok","RequestId":"r2","Data":null}' }
-    end
-    local cli = zc(w)
-    local report = cli:resume_rtc_streams { stream_ids = { "a" } }
-    assert.equal(1, report.succeeded)
-    assert.equal(2, report.results[1].attempts)
-    local u1, u2 = w.sent[1].req.url, w.sent[2].req.url
-    assert.equal(u1:match("Sequence=(%d+)"), u2:match("Sequence=(%d+)"))
-    assert.not_equal(u1:match("SignatureNonce=(%x+)"), u2:match("SignatureNonce=(%x+)"))
+    retried_after('{"Code":42001,"Message":"retry","RequestId":"r"}', { "a" })
   end)
 
   it("backs a throttled call off when nothing paces it (rate_limits = false)", function()

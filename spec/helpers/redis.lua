@@ -482,4 +482,41 @@ function Sentinel:stop()
   return true
 end
 
+-- ---- Inside nginx
+
+--- An nginx driver (spec/helpers/nginx.lua start_driver, `locations = {
+-- ["/set"] = "set" }`): GET /set?which=W&k=K&v=V sets K to V and reads it
+-- back by a script, through a connection made at W's first call from the
+-- environment's URL_<W upper-cased>; it answers { result, err
+-- ("message|reason"), address } as JSON (a URL refused: result "nil" and
+-- the message).
+M.SET_DRIVER = [==[
+local cjson = require "cjson"
+local R = require "streamctl.store.redisconn"
+local M = {}
+local conns = {}
+local script = R.script("redis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])")
+function M.set()
+  local which = ngx.var.arg_which
+  local conn = conns[which]
+  if not conn then
+    local err
+    conn, err = R.connect(os.getenv("URL_" .. which:upper()))
+    if not conn then return ngx.say(cjson.encode { result = "nil", err = tostring(err.message) }) end
+    conns[which] = conn
+  end
+  local res, e = conn:eval(script, { ngx.var.arg_k }, { ngx.var.arg_v })
+  ngx.say(cjson.encode { result = res or "nil", err = e and (e.message .. "|" .. e.reason) or "",
+                         address = conn:address() })
+end
+return M
+]==]
+
+--- What SET_DRIVER answered for `which`, `k` and `v` on nginx `web` (200, decoded).
+function M.driver_set(web, which, k, v)
+  local status, body = web:get("/set?which=" .. which .. "&k=" .. k .. "&v=" .. v)
+  assert(status == 200, "GET /set: " .. tostring(status) .. " " .. tostring(body))
+  return require("cjson").decode(body)
+end
+
 return M

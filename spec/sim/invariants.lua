@@ -270,6 +270,14 @@ end
 -- Is Sequence a (decimal) above b?
 local function seq_above(a, b) return #a > #b or (#a == #b and a > b) end
 
+-- Do the processes' Sequences come from one sound source: Redis without
+-- events, clocks without skew (otherwise a later one may be lower)?
+local function sequences_sound(s)
+  if #s.redis.events > 0 then return false end
+  for _, p in ipairs(s.procs) do if p.skew then return false end end
+  return true
+end
+
 -- The Sequence a job's first call carried (nil: none sent).
 local function first_sequence(job)
   for _, send in ipairs(job.sim_sends or {}) do
@@ -334,10 +342,8 @@ local function check_state(rec, out)
   local count = 0
   local shared = {}
   for _, id in ipairs(rec.schedule.shared or {}) do shared[id] = true end
-  -- (Sequences from one store, on clocks that agree: otherwise a later one may be lower)
-  local s = rec.schedule
-  local sound = s.store == "redis" and #s.redis.events == 0
-  for _, p in ipairs(s.procs) do if p.skew then sound = false end end
+  -- (Sequences from one store, on clocks that agree)
+  local sound = rec.schedule.store == "redis" and sequences_sound(rec.schedule)
   for key, l in pairs(per) do
     count = count + 1
     -- (a stream several processes act on has no order between them: the
@@ -436,11 +442,9 @@ end
 local function check_sequences(rec, out)
   local s = rec.schedule
   if s.provider ~= "zego" then return end
-  local sound = #s.redis.events == 0
-  for _, p in ipairs(s.procs) do if p.skew then sound = false end end
+  local sound = sequences_sound(s)
   local seen = {}    -- stream -> set of Sequences sent
   local top = {}     -- stream -> { ["p:" .. process] = seq, ["a:" .. action] = seq }
-  local function above(a, b) return #a > #b or (#a == #b and a > b) end
   for _, send in ipairs(rec.sends) do
     local a = provider.parse(send.req)
     if a.seq and send.role == "call" then
@@ -452,7 +456,7 @@ local function check_sequences(rec, out)
           local t = top[id] or {}
           top[id] = t
           for _, k in ipairs { "p:" .. send.process, sound and ("a:" .. a.action) or nil } do
-            if t[k] and not above(a.seq, t[k].seq) then
+            if t[k] and not seq_above(a.seq, t[k].seq) then
               fail(out, 5, "stream %s: Sequence %s first sent at %.3f by %s (%s) after %s (%s %s)", id, a.seq,
                 send.t, send.process, a.action, t[k].seq, t[k].process, t[k].action)
             end

@@ -316,39 +316,21 @@ end)
 
 describe("streamctl.store.redisconn with Redis Sentinel, inside nginx (cosockets)", function()
   local nginx = require "spec.helpers.nginx"
-  local cjson = require "cjson"
   local available, why_not = nginx.available()
   assert(available, why_not) -- `make test` installs nginx; a spec that cannot run fails
-
-  local DRIVER = [==[
-local cjson = require "cjson"
-local R = require "streamctl.store.redisconn"
-local M = {}
-local conn = assert(R.connect(os.getenv("SENTINEL_URL") .. "&sentinel_check_ms=100&timeout_ms=2000"))
-local script = R.script("redis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])")
-function M.set()
-  local res, e = conn:eval(script, { ngx.var.arg_k }, { ngx.var.arg_v })
-  ngx.say(cjson.encode { result = res or "nil", err = e and (e.message .. "|" .. e.reason) or "",
-                         address = conn:address() })
-end
-return M
-]==]
 
   local set, web
   lazy_setup(function()
     set = helper.start_sentinel { password = PASSWORD, sentinel_password = SENTINEL_PASSWORD }
-    web = nginx.start_driver { driver = DRIVER, locations = { ["/set"] = "set" }, env = { SENTINEL_URL = set.url } }
+    web = nginx.start_driver { driver = helper.SET_DRIVER, locations = { ["/set"] = "set" },
+                               env = { URL_SENTINEL = set.url .. "&sentinel_check_ms=100&timeout_ms=2000" } }
   end)
   lazy_teardown(function()
     if web then web:stop() end
     if set then set:stop() end
   end)
 
-  local function set_key(k, v)
-    local status, body = web:get("/set?k=" .. k .. "&v=" .. v)
-    assert.equal(200, status, body)
-    return cjson.decode(body)
-  end
+  local function set_key(k, v) return helper.driver_set(web, "sentinel", k, v) end
 
   it("writes to the master the Sentinels name, and follows SENTINEL FAILOVER and a master killed", function()
     local out = set_key("n", "1")

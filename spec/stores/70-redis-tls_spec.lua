@@ -206,31 +206,9 @@ end)
 
 describe("streamctl.store.redisconn over TLS, inside nginx (cosockets)", function()
   local nginx = require "spec.helpers.nginx"
-  local cjson = require "cjson"
   local available, why_not = nginx.available()
   assert(available, why_not) -- `make test` installs nginx; a spec that cannot run fails
 
-  local DRIVER = [==[
-local cjson = require "cjson"
-local R = require "streamctl.store.redisconn"
-local M = {}
-local conns = {}
-local script = R.script("redis.call('SET', KEYS[1], ARGV[1]) return redis.call('GET', KEYS[1])")
-function M.set()
-  local which = ngx.var.arg_which
-  local conn = conns[which]
-  if not conn then
-    local err
-    conn, err = R.connect(os.getenv("URL_" .. which:upper()))
-    if not conn then return ngx.say(cjson.encode { result = "nil", err = tostring(err.message) }) end
-    conns[which] = conn
-  end
-  local res, e = conn:eval(script, { ngx.var.arg_k }, { ngx.var.arg_v })
-  ngx.say(cjson.encode { result = res or "nil", err = e and (e.message .. "|" .. e.reason) or "",
-                         address = conn:address() })
-end
-return M
-]==]
 
   local srv, strict, set, web
   lazy_setup(function()
@@ -240,7 +218,7 @@ return M
     set = helper.start_sentinel { tls = t }
     local extra = "&timeout_ms=" .. TIMEOUT_MS
     web = nginx.start_driver {
-      driver = DRIVER, locations = { ["/set"] = "set" },
+      driver = helper.SET_DRIVER, locations = { ["/set"] = "set" },
       -- (cosockets trust what lua_ssl_trusted_certificate names: tls_ca_file names the same file)
       http_lines = "lua_ssl_trusted_certificate " .. nginx.conf_quoted(t.ca) .. ";\nlua_ssl_verify_depth 2;",
       env = { URL_PLAIN = srv.url .. extra,
@@ -255,11 +233,7 @@ return M
     for _, s in ipairs { srv, strict, set } do if s then s:stop() end end
   end)
 
-  local function set_key(which, k, v)
-    local status, body = web:get("/set?which=" .. which .. "&k=" .. k .. "&v=" .. v)
-    assert.equal(200, status, body)
-    return cjson.decode(body)
-  end
+  local function set_key(which, k, v) return helper.driver_set(web, which, k, v) end
 
   it("runs a script over TLS, a pooled connection reused without a new handshake", function()
     local out = set_key("plain", "n", "1")

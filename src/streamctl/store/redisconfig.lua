@@ -118,16 +118,6 @@ local function sentinel_list(v)
   return out
 end
 
--- A path the TLS handshake reads (the client's certificate, its key): the
--- rule of a path here; the files themselves are loaded and checked when a
--- connection object is made (streamctl.store.redisconn), so a key is never
--- read into a Lua string outside nginx.
-local function check_path(v)
-  if type(v) ~= "string" or v == "" then return nil, "must be a non-empty string (a path)" end
-  if find(v, "%z") then return nil, "must not contain NUL" end
-  return v
-end
-
 local function check_sentinels(v)
   local out, why, i = sentinel_list(v)
   if i then return nil, "option 'redis.sentinels[" .. i .. "]' " .. why, true end
@@ -153,8 +143,11 @@ M.CONFIG = {
   { name = "tls", type = "boolean", default = false },
   { name = "tls_ca_file", type = "custom", check = transport_common.check_ca_file },
   { name = "tls_server_name", type = "custom", check = check_host },
-  { name = "tls_cert_file", type = "custom", check = check_path },
-  { name = "tls_key_file", type = "custom", check = check_path },
+  -- (the client's certificate and key: a path's rule here; the files are loaded and checked when a
+  -- connection object is made, streamctl.store.redissession, so a key is never read into a Lua string
+  -- outside nginx)
+  { name = "tls_cert_file", type = "custom", check = transport_common.check_path },
+  { name = "tls_key_file", type = "custom", check = transport_common.check_path },
 }
 
 --- The TLS options, besides `tls` itself.
@@ -452,20 +445,26 @@ function M.config(value)
   return setmetatable(cfg, Config)
 end
 
--- Ids standing for logins in nginx's pool names: one per distinct user and
--- password in this process (0: none), so a pooled connection is never used
--- with another identity and no name shows a password.
-local login_ids, login_count = {}, 0
-function M.login_id(user, password)
-  if not password then return 0 end
-  local login = (user or "") .. "\0" .. password -- ('\0' is in neither)
-  local id = login_ids[login]
+-- A number standing for `key` in nginx's pool names: one per distinct key
+-- in this process (from 1), so a pool name tells identities and TLS
+-- settings apart without showing them.
+local ids, id_count = {}, 0
+function M.id_of(key)
+  local id = ids[key]
   if not id then
-    login_count = login_count + 1
-    id = login_count
-    login_ids[login] = id
+    id_count = id_count + 1
+    id = id_count
+    ids[key] = id
   end
   return id
+end
+
+-- Ids standing for logins in nginx's pool names: one per distinct user and
+-- password (0: none), so a pooled connection is never used with another
+-- identity and no name shows a password.
+function M.login_id(user, password)
+  if not password then return 0 end
+  return M.id_of((user or "") .. "\0" .. password) -- ('\0' is in neither)
 end
 
 -- (the host rule, for a cluster's redirections)

@@ -68,7 +68,6 @@ local M = {}
 -- whichever backend answered (streamctl.store.redissession.null).
 M.null = sessions.null
 
-
 --- How many hash tags a connection object remembers a cluster node for
 -- (MOVED). Past it the memory starts again: the stores use one tag per
 -- account, so only keys without a tag (each key its own tag) can fill it.

@@ -26,6 +26,8 @@ local type, tostring, pairs, ipairs, setmetatable, require, pcall, rawget =
 local find, lower, match = string.find, string.lower, string.match
 local unpack = table.unpack or unpack -- luacheck: ignore 143
 
+local redisconfig = require "streamctl.store.redisconfig"
+
 local M = {}
 
 --- What a nil bulk or nil array reply becomes in `conn:eval`'s results,
@@ -53,10 +55,6 @@ local function convert(v, null)
 end
 
 -- ---- TLS
-
--- Ids standing for TLS settings (CA file, name, client certificate) in
--- nginx's pool names: one per distinct set in this process.
-local tls_ids, tls_count = {}, 0
 
 -- A file's text (at most 1 MiB, opened without blocking on a FIFO), or
 -- nil, message: the client certificate and key inside nginx.
@@ -96,12 +94,9 @@ function M.tls(cfg)
       t[f[2]] = parsed
     end
   end
-  local key = (cfg.tls_ca_file or "") .. "\0" .. (cfg.tls_server_name or "") .. "\0" .. (cfg.tls_cert_file or "")
-  if not tls_ids[key] then
-    tls_count = tls_count + 1
-    tls_ids[key] = tls_count
-  end
-  t.pool = ":tls" .. tls_ids[key]
+  -- (pools apart by CA file, name and client certificate; a login's key never holds two '\0')
+  t.pool = ":tls" .. redisconfig.id_of("tls\0" .. (cfg.tls_ca_file or "") .. "\0" .. (cfg.tls_server_name or "")
+    .. "\0" .. (cfg.tls_cert_file or ""))
   return t
 end
 

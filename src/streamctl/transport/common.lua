@@ -34,9 +34,16 @@ end
 -- bundle is about 200 KiB).
 local MAX_CA_BYTES = 16 * 1024 * 1024
 
-local function check_ca_file(v)
+-- The rule of a path: a non-empty string without NUL.
+local function check_path(v)
   if type(v) ~= "string" or v == "" then return nil, "must be a non-empty string (a path)" end
   if find(v, "%z") then return nil, "must not contain NUL" end
+  return v
+end
+
+local function check_ca_file(v)
+  local _, pwhy = check_path(v)
+  if pwhy then return nil, pwhy end
   -- (opened without blocking: a FIFO, a device or a directory is refused,
   -- never waited on nor read; io.open of a FIFO waits for a writer)
   local text, why = core.read_file(v, MAX_CA_BYTES)
@@ -58,12 +65,16 @@ local function check_user_agent(v)
   return v
 end
 
---- The options both transports take, which a client passes through (a
--- streamctl.base.validate schema). Timeouts are per attempt.
---- The rule of a CA file (a readable PEM file holding a certificate): the
--- path, or nil and the rule it breaks (the Redis store's tls_ca_file too).
+--- The rule of a path (a non-empty string without NUL): the value, or nil
+-- and the rule it breaks (the Redis store's TLS files too).
+M.check_path = check_path
+
+--- The rule of a CA file (a readable PEM file holding a certificate), as
+-- `check_path` answers (the Redis store's tls_ca_file too).
 M.check_ca_file = check_ca_file
 
+--- The options both transports take, which a client passes through (a
+-- streamctl.base.validate schema). Timeouts are per attempt.
 M.OPTIONS = {
   { name = "timeout_ms", type = "integer", min = 1, max = 2147483647 },
   { name = "connect_timeout_ms", type = "integer", min = 1, max = 2147483647 },
