@@ -16,6 +16,10 @@
 # unit tier's: pure Lua, a fake clock), so it fills the cores while the
 # others wait on their servers and never holds back the specs that time
 # real servers; a heavy file (below) runs at nice 0 in every mode.
+# SPEC_FILE_TIMEOUT (2400): the seconds a file may run before it is stopped
+# and fails, its log saying so (the longest seen, valgrind's 41-cli-input
+# with four busy loops beside the suite, took 975 s): a file that hangs
+# fails the run in time to be read, never CI's own limit with no word.
 # HEAVY_JOBS (3): how many heavy files may run at once on this machine, and
 # SPEC_MACHINE_JOBS (8) how many files, whatever else runs the suite (below);
 # HEAVY_MODES (default: every mode given): the modes that run the heavy
@@ -44,6 +48,7 @@ jobs=${2:?jobs}
 shift 2
 given=("$@")
 heavy_jobs=${HEAVY_JOBS:-3}
+file_timeout=${SPEC_FILE_TIMEOUT:-2400}
 heavy_modes=${HEAVY_MODES:-}
 machine_jobs=${SPEC_MACHINE_JOBS:-8}
 
@@ -156,7 +161,7 @@ machine_slot() {
 # One file under one mode: its log, its status line ("file rc seconds passed
 # failed pending"), and its line on standard output as it ends.
 one() {
-  local m=$1 f=$2 kind=$3 name out t0 t1 rc secs counts p fl pe more="" block slots me
+  local m=$1 f=$2 kind=$3 name out t0 t1 rc secs counts p fl pe more="" block slots me hung
   settings "$m"
   [ "$kind" = unit ] && nice=10
   # (the slots' owner is this subshell, which lives until the file has run;
@@ -173,16 +178,22 @@ one() {
     export LUA_PATH="$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;" LUA_CPATH="$cpath" STREAMCTL_ROOT="$ROOT"
     [ "$tier" = unit ] && export STREAMCTL_SPEC_TIER=unit
     if [ -n "$preload" ]; then export LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0; fi
-    exec nice -n "$nice" $wrap "$interp" /usr/bin/busted "$f"
+    # (timeout signals its whole process group: busted and what it started, but a daemon)
+    exec timeout --kill-after=30 "$file_timeout" nice -n "$nice" $wrap "$interp" /usr/bin/busted "$f"
   ) > "$out/$name.log" 2>&1 </dev/null
   rc=$?
+  hung=0
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    hung=1
+    echo "run-specs: stopped after SPEC_FILE_TIMEOUT=$file_timeout s, by timeout (exit $rc): a row hung" >> "$out/$name.log"
+  fi
   t1=$(date +%s.%N)
   rm -rf $slots
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')
   counts=$(sed -n 's/^\([0-9]*\) success\(es\)* \/ \([0-9]*\) failures* \/ \([0-9]*\) errors* \/ \([0-9]*\) pending.*/\1 \3 \4 \5/p' \
     "$out/$name.log" | tail -1)
   set -- $counts
-  p=${1:-0} fl=$(( ${2:-0} + ${3:-0} )) pe=${4:-0}
+  p=${1:-0} fl=$(( ${2:-0} + ${3:-0} + hung )) pe=${4:-0} # (the row that hung counts as failed)
   [ -n "$counts" ] || [ "$rc" != 0 ] || rc=1 # (no summary line: busted died)
   echo "$f $rc $secs $p $fl $pe" > "$out/$name.status"
   [ "$pe" = 0 ] || more=", $pe pending (each says why in the log)"

@@ -254,18 +254,25 @@ describe("pacing just in time", function()
     w.max_held = 0
     local engine = runner.new {
       io = io, retry = retry.policy {}, cancel = opts and opts.cancel,
-      sign = function(a) w.held = w.held - 1 return { url = "/" .. a.action } end,
+      sign = function(a)
+        w.held = w.held - 1
+        w.signed = (w.signed or 0) + 1
+        -- (a process held while it signs: `signing` seconds, the first time)
+        if opts and opts.signing and w.signed == 1 then w.mono = w.mono + opts.signing end
+        return { url = "/" .. a.action }
+      end,
       decode = function(_, res, terr)
         if not res then return nil, { code = terr.code, message = terr.message, sent = terr.sent } end
         return { RequestId = "ok" }
       end,
       pace = function(action, max_delay)
-        local d, committed = limiter:reserve(action, opts and opts.rate or 10, 1, max_delay)
+        local d, committed, next_delay = limiter:reserve(action, opts and opts.rate or 10, 1, max_delay)
         if committed then
           w.held = w.held + 1
           if w.held > w.max_held then w.max_held = w.held end
         end
-        return d, committed
+        w.reserved = (w.reserved or 0) + (committed and 1 or 0)
+        return d, committed, next_delay
       end,
       horizon = function() return 0.4 end,
     }
@@ -280,6 +287,42 @@ describe("pacing just in time", function()
     assert.equal(60, #w.sent)
     assert.equal(5, w.max_held) -- now, +0.1 .. +0.4
     for i = 2, 60 do assert.near(0.1, w.sent[i].at - w.sent[i - 1].at, 1e-9) end
+  end)
+
+  -- A slot the process was held past while signing: given up when the next
+  -- slot is within a second and the guard of the late send (it would crowd
+  -- that second), kept when it is further (a slow schedule: a new slot would
+  -- cost a whole interval). spec/command/40's `--rate 0.0001` waited
+  -- 10,000 s on a loaded machine before the slot was kept.
+  local function held_while_signing(rate, signing)
+    local w, engine = engine_world { rate = rate, signing = signing }
+    engine:run({ { action = "A", params = {} } }, { concurrency = 1 })
+    assert.equal(1, #w.sent)
+    return w.sent[1].at, w.reserved
+  end
+
+  it("keeps a slot it was held past when the next slot is over a second and the guard away", function()
+    local at, reserved = held_while_signing(0.0001, 0.5) -- the next slot 10,000 s on
+    assert.near(0.5, at, 1e-9)
+    assert.equal(1, reserved)
+    at, reserved = held_while_signing(0.5, 0.5) -- the next slot at 2 s: 1.5 s after the late send
+    assert.near(0.5, at, 1e-9)
+    assert.equal(1, reserved)
+  end)
+
+  it("gives up a slot it was held past when the late send would share a second with the next slot", function()
+    -- rate 10: held 0.5 s on a slot at 0, the next at 0.1; a new slot at 0.5, taken at once
+    local at, reserved = held_while_signing(10, 0.5)
+    assert.near(0.5, at, 1e-9)
+    assert.equal(2, reserved)
+    -- rate 0.5: held 1.5 s, the next slot at 2 s is 0.5 s on: given up, and the request waits for it
+    at, reserved = held_while_signing(0.5, 1.5)
+    assert.near(2, at, 1e-9)
+    assert.equal(2, reserved)
+    -- the boundary: the next slot exactly 1 s and the guard after the send keeps it
+    at, reserved = held_while_signing(0.5, 2 - 1 - runner.WINDOW_GUARD)
+    assert.near(2 - 1 - runner.WINDOW_GUARD, at, 1e-9)
+    assert.equal(1, reserved)
   end)
 
   it("asks a cancel at least every 100 ms, however long the wait", function()

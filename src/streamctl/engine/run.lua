@@ -365,8 +365,7 @@ end
 -- a Sequence the caller chose, recorded as sent).
 local function stale_after_signing(run, job, attempt)
   local engine = run.engine
-  local _, late = engine.slack()
-  if run.io.now() - job.slot_at <= late then return false end
+  if not slots.stale(engine, job, run.io.now()) then return false end
   -- (once per attempt: a call whose signing alone outlasts the lateness allowed, a create of 60 KB
   -- under Lua 5.4, goes on its second slot, where it would be let go for ever: spec/18 never ended)
   if job.given_back == attempt.n .. attempt.role then return false end

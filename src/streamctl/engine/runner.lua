@@ -118,7 +118,9 @@
 -- the horizon, a few requests. A request sent late (a stalled process, a
 -- garbage-collection pause) must not crowd a second either: a slot that was
 -- not used within `LATE` seconds of its time is given up and the job asks
--- for a new one, so a late request never goes out on its old slot. With
+-- for a new one, so a late request never goes out on its old slot, unless
+-- the schedule's next slot was more than a second and the guard after it
+-- (a slow schedule: the late request shares no second with it). With
 -- `window`, the engine also keeps the actual send times of each action's
 -- last n requests and holds a request until the one n before it is more
 -- than a second old.
@@ -183,7 +185,8 @@ local MAIN = {}
 M.WINDOW_GUARD = 0.02
 
 --- How late (seconds) a request may go out after its reserved slot before
--- the slot is given up and a new one reserved. Within the pacing margin
+-- the slot is given up and a new one reserved (unless the next slot is more
+-- than a second and WINDOW_GUARD away: streamctl.engine.slots' `stale`). Within the pacing margin
 -- (streamctl.pipeline.pacing's RATE_MARGIN: 5% of a second is 50 ms, of which this
 -- takes 20 and the network's jitter the rest).
 M.LATE = 0.02

@@ -88,6 +88,20 @@ end
 
 local function by_time(a, b) return a.at < b.at end
 
+-- Whether `job`'s reserved slot has gone stale at `now`: used more than the
+-- lateness allowed after its time (a stalled process, a busy machine), while
+-- the schedule's next slot, as it stood when this one was reserved, is less
+-- than a second and the guard away. A request sent later than that shares
+-- no provider second with the next one, nor with any reserved after it
+-- (none comes sooner), so a slow schedule keeps its slot: at `--rate 0.0001`
+-- a slot given up for a 20 ms stall would cost the whole 10,000 s interval
+-- (spec/command/40 waited that long on a loaded machine).
+local function stale(engine, job, now)
+  local guard, late = engine.slack()
+  if now - job.slot_at <= late then return false end
+  return not (job.slot_next and job.slot_next - now >= 1 + guard)
+end
+
 -- nil when `job`, due now, may be sent now; else when to look at it again.
 -- Reserves its rate-limit slot just in time (see "Pacing" above): a slot
 -- gone stale is given up, a refused reservation keeps every job of that
@@ -103,9 +117,8 @@ local function reserve_or_wait(engine, job, now)
     if at and at > now + EPSILON then return at end
   end
   if job.slot_at then
-    local _, late = engine.slack()
     local cut = engine.throttled_at[action]
-    if now - job.slot_at > late then
+    if stale(engine, job, now) then
       job.slot_at = nil -- too late for its slot
     elseif cut and job.slot_taken < cut then
       -- The room was cut since it was reserved: the slot was spaced at a room
@@ -140,7 +153,7 @@ local function reserve_or_wait(engine, job, now)
     if next_delay and next_delay > horizon then
       engine.pace_wait[action] = now + min(next_delay - horizon, M.MAX_PACE_WAIT)
     end
-    job.slot_at, job.slot_taken = now + delay, now
+    job.slot_at, job.slot_taken, job.slot_next = now + delay, now, next_delay and now + next_delay
     if delay > EPSILON then return job.slot_at end
   end
   return window_hold(engine, action, now) -- an earlier request went late: wait for its second to pass
@@ -155,5 +168,6 @@ M.unsettle = unsettle
 M.settles_at = settles_at
 M.by_time = by_time
 M.reserve_or_wait = reserve_or_wait
+M.stale = stale
 
 return M
