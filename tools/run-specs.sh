@@ -18,7 +18,7 @@
 # real servers; a heavy file (below) runs at nice 0 in every mode.
 # SPEC_FILE_TIMEOUT (2400): the seconds a file may run before it is stopped
 # and fails, its log saying so (the longest seen, valgrind's 41-cli-input
-# with four busy loops beside the suite, took 975 s): a file that hangs
+# with four busy loops beside the suite, took 1,017 s): a file that hangs
 # fails the run in time to be read, never CI's own limit with no word.
 # HEAVY_JOBS (3): how many heavy files may run at once on this machine, and
 # SPEC_MACHINE_JOBS (8) how many files, whatever else runs the suite (below);
