@@ -178,16 +178,18 @@ one() {
     export LUA_PATH="$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;" LUA_CPATH="$cpath" STREAMCTL_ROOT="$ROOT"
     [ "$tier" = unit ] && export STREAMCTL_SPEC_TIER=unit
     if [ -n "$preload" ]; then export LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0; fi
-    # (timeout signals its whole process group: busted and what it started, but a daemon)
-    exec timeout --kill-after=30 "$file_timeout" nice -n "$nice" $wrap "$interp" /usr/bin/busted "$f"
+    # (--foreground: busted stays in the suite's process group, so a Ctrl-C still stops every file at
+    # once; the cost is that timeout stops busted alone, and what it started may outlive it)
+    exec timeout --foreground --kill-after=30 "$file_timeout" nice -n "$nice" $wrap "$interp" /usr/bin/busted "$f"
   ) > "$out/$name.log" 2>&1 </dev/null
   rc=$?
+  t1=$(date +%s.%N)
   hung=0
-  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+  # (124: timeout's TERM; 137: its KILL 30 s later, or another's, told apart by the time)
+  if [ "$rc" = 124 ] || { [ "$rc" = 137 ] && awk -v a="$t0" -v b="$t1" -v l="$file_timeout" 'BEGIN{exit !(b - a >= l)}'; }; then
     hung=1
     echo "run-specs: stopped after SPEC_FILE_TIMEOUT=$file_timeout s, by timeout (exit $rc): a row hung" >> "$out/$name.log"
   fi
-  t1=$(date +%s.%N)
   rm -rf $slots
   secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')
   counts=$(sed -n 's/^\([0-9]*\) success\(es\)* \/ \([0-9]*\) failures* \/ \([0-9]*\) errors* \/ \([0-9]*\) pending.*/\1 \3 \4 \5/p' \
