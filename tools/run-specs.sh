@@ -184,14 +184,14 @@ one() {
   ) > "$out/$name.log" 2>&1 </dev/null
   rc=$?
   t1=$(date +%s.%N)
+  rm -rf $slots
+  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')
   hung=0
   # (124: timeout's TERM; 137: its KILL 30 s later, or another's, told apart by the time)
-  if [ "$rc" = 124 ] || { [ "$rc" = 137 ] && awk -v a="$t0" -v b="$t1" -v l="$file_timeout" 'BEGIN{exit !(b - a >= l)}'; }; then
+  if [ "$rc" = 124 ] || { [ "$rc" = 137 ] && [ "${secs%.*}" -ge "$file_timeout" ]; }; then
     hung=1
     echo "run-specs: stopped after SPEC_FILE_TIMEOUT=$file_timeout s, by timeout (exit $rc): a row hung" >> "$out/$name.log"
   fi
-  rm -rf $slots
-  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')
   counts=$(sed -n 's/^\([0-9]*\) success\(es\)* \/ \([0-9]*\) failures* \/ \([0-9]*\) errors* \/ \([0-9]*\) pending.*/\1 \3 \4 \5/p' \
     "$out/$name.log" | tail -1)
   set -- $counts
