@@ -22,12 +22,8 @@ describe("shared state you can trust: Redis faults mid-run", function()
   local said, rate_of, busiest_second, fresh_redis = F.said, F.rate_of, F.busiest_second, F.fresh_redis
   local figures, check_outcome, check_all_lines, check_pairs = F.figures, F.check_outcome, F.check_all_lines, F.check_pairs
   local once_if_running, mid_run = F.once_if_running, F.mid_run
-  -- (Redis' timeout is not under test here: a loaded machine made a call wait past the 200 ms default, and
-  -- its process said so, a notice these rows do not expect)
-  local TIMEOUT_MS = 2000 * require("spec.helpers.process").slowdown()
-  local QUERY = "?timeout_ms=" .. TIMEOUT_MS
-  -- (the loss pause counts the timeout: what the processes say with it)
-  local PAUSE = store.ratelimit_store({ timeout_ms = TIMEOUT_MS }):loss_pause(30)
+  -- (Redis' timeout is not under test here: spec/helpers/redis_faults.lua's QUIET_QUERY and QUIET_PAUSE)
+  local QUERY, PAUSE = F.QUIET_QUERY, F.QUIET_PAUSE
 
   it("FLUSHALL mid-run: every process says once that the schedule is gone and waits it out; zero throttled",
     function()

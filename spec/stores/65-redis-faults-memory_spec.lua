@@ -18,25 +18,27 @@ describe("shared state you can trust: Redis faults mid-run", function()
   lazy_setup(F.setup)
   lazy_teardown(F.teardown)
   after_each(F.cleanup)
-  local cjson, store, RATE, PASSWORD = F.cjson, F.store, F.RATE, F.PASSWORD
+  local cjson, RATE, PASSWORD = F.cjson, F.RATE, F.PASSWORD
   local ALI_TAG, ZEGO_TAG, sleep, now = F.ALI_TAG, F.ZEGO_TAG, F.sleep, F.now
   local said, rate_of, busiest_second, fresh_redis = F.said, F.rate_of, F.busiest_second, F.fresh_redis
   local start_client, report_of, figures, run = F.start_client, F.report_of, F.figures, F.run
   local check_outcome, check_all_lines, once_if_running = F.check_outcome, F.check_all_lines, F.once_if_running
+  -- (Redis' timeout is not under test here: spec/helpers/redis_faults.lua's QUIET_QUERY and QUIET_PAUSE)
+  local QUERY, PAUSE = F.QUIET_QUERY, F.QUIET_PAUSE
 
   for _, policy in ipairs { "allkeys-lru", "volatile-ttl" } do
     it("an evicting maxmemory (" .. policy .. ") beside a cache that fills it: warned once per process, "
       .. "zero throttled, nothing lost", function()
       local srv = fresh_redis { "--maxmemory", "4mb", "--maxmemory-policy", policy }
       local filler = start_client { "fill", srv.port, PASSWORD, 16, policy == "volatile-ttl" and 600 or 0 }
-      local o = { url = srv.url, aliyun = 10, count = 40, zego = 2, ids = 20, rounds = 60 }
+      local o = { url = srv.url .. QUERY, aliyun = 10, count = 40, zego = 2, ids = 20, rounds = 60 }
       local r = run(o)
       local fill = cjson.decode((assert(report_of(filler), "the filler printed nothing")))
       check_outcome(r, o)
       for i, rep in ipairs(r.reports) do assert.equal(policy, rep.policy, "process " .. i .. "'s connection") end
       local evicted = tonumber(srv:cli("INFO", "stats"):match("evicted_keys:(%d+)"))
       assert.is_true(evicted > 100, "evicted only " .. tostring(evicted) .. " keys")
-      local s = said("127.0.0.1:" .. srv.port)
+      local s = said("127.0.0.1:" .. srv.port, PAUSE)
       -- (allkeys-lru may take streamctl's own hash, rarely: each time, each
       -- process says so; volatile-* never takes it, it has no expiry)
       local losses = policy == "allkeys-lru" and 100 or 0
@@ -53,7 +55,7 @@ describe("shared state you can trust: Redis faults mid-run", function()
   it("a schedule an hour ahead mid-run: said once by each process as further ahead than possible; "
     .. "nobody sleeps on it", function()
     local srv = fresh_redis()
-    local o = { url = srv.url, aliyun = 10, count = 50 }
+    local o = { url = srv.url .. QUERY, aliyun = 10, count = 50 }
     local key = "streamctl:{" .. ALI_TAG .. "}:rl"
     o.event = function(t0)
       sleep(6 - (now() - t0))
@@ -64,16 +66,17 @@ describe("shared state you can trust: Redis faults mid-run", function()
     end
     local r = run(o)
     check_outcome(r, o)
-    local s = said("127.0.0.1:" .. srv.port)
+    local s = said("127.0.0.1:" .. srv.port, PAUSE)
     local total = check_all_lines(r, function(_, rep)
       local lo, hi = once_if_running(rep, r.marks.ahead)
       return { { s.ahead(ALI_TAG), lo, hi } }
     end)
     -- the run's own time (500 at the rate), the first use's pause and the
-    -- loss's, and a few seconds for a loaded machine
-    local expected = o.aliyun * o.count / RATE.aliyun + 2 * store.LOSS_PAUSE
+    -- loss's, and half a minute for a loaded machine: what is held is that
+    -- nobody sleeps the hour
+    local expected = o.aliyun * o.count / RATE.aliyun + 2 * PAUSE
     for i, rep in ipairs(r.reports) do
-      assert.is_true(rep.seconds < expected + 4, "process " .. i .. " took " .. rep.seconds .. " s")
+      assert.is_true(rep.seconds < expected + 30, "process " .. i .. " took " .. rep.seconds .. " s")
     end
     figures("an hour ahead", { throttled = r.ali_counters.throttled or 0, lines = total.aliyun1, seconds = r.seconds, expected = expected,
       busiest = busiest_second(r.ali), rate = rate_of(r.ali) })
