@@ -389,13 +389,21 @@ describe("issue 47: only what the operator asked", function()
       os.execute("chmod 600 " .. q(log))
       -- (flock(1) holds the log's lock for 10 s, or until it is stopped)
       local holder = process.spawn("flock " .. q(log) .. " sleep 10")
-      require("socket").sleep(0.2)
+      -- (waits on states, not times, which a loaded machine outruns: the lock held before the command starts,
+      -- and the command blocked in flock(2) when INT comes; sooner, it is not yet caught and kills silently, or
+      -- is caught but interrupts no wait, and the command waits out the holder)
+      local held = process.wait_flock(log)
+      if not held then process.stop(holder) end
+      assert.is_true(held, "flock(1) never held " .. log)
       local errfile = HOME .. "/held.err"
       local child = process.spawn("env LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath)
         .. " HOME=" .. q(HOME) .. " " .. q(process.interpreter()) .. " " .. q(ROOT .. "/bin/streamctl")
         .. " zego forbid-rtc-streams w-a --audit-log " .. q(log) .. " --endpoint " .. q(server.zego_url)
         .. " --app-id 1234567890 --server-secret " .. ZEGO_SECRET .. " 2>" .. q(errfile))
-      require("socket").sleep(0.5)
+      local waiting = process.wait_flock(log, child.pid)
+      if not waiting then process.stop(child) process.stop(holder) end
+      assert.is_true(waiting, "streamctl never waited for the lock on " .. log .. ": "
+        .. (process.read_file(errfile) or ""))
       local t0 = require("socket").gettime()
       os.execute("kill -INT " .. child.pid)
       child.pipe:read("*a")

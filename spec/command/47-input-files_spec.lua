@@ -325,12 +325,20 @@ describe("issue 47: files and states", function()
     process.write_file(path, "{}\n")
     -- (flock(1) holds the lock file for 10 s, or until it is stopped)
     local holder = process.spawn("flock " .. q(path .. ".lock") .. " sleep 10")
-    socket.sleep(0.2)
+    -- (waits on states, not times, which a loaded machine outruns: the lock held before the saver starts, and
+    -- the saver past catch() when INT comes, or INT kills it silently; its wait polls a lock it never blocks
+    -- on, so /proc/locks shows it no waiter: it says "ready" before its save instead)
+    local held = process.wait_flock(path .. ".lock")
+    if not held then process.stop(holder) end
+    assert.is_true(held, "flock(1) never held " .. path .. ".lock")
     local saver = process.spawn("env LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath) .. " "
       .. q(process.interpreter()) .. " -e " .. q("require('streamctl.signal').catch() "
       .. "local store = require('streamctl.operator.reconcile').file_store(" .. ("%q"):format(path) .. ") "
+      .. "io.write('ready\\n') io.stdout:flush() "
       .. "local ok, err = store:set('k', 'v') io.write(tostring(ok), '|', tostring(err)) io.stdout:flush()"))
-    socket.sleep(0.5)
+    local ready = saver.pipe:read("*l")
+    if ready ~= "ready" then process.stop(saver) process.stop(holder) end
+    assert.equal("ready", ready)
     local t0 = socket.gettime()
     os.execute("kill -INT " .. saver.pid)
     local said = saver.pipe:read("*a")

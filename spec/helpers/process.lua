@@ -82,6 +82,44 @@ function M.spawn(cmd)
   return { pipe = pipe, pid = pid }
 end
 
+-- Whether /proc/locks lists an exclusive flock(2) lock on the file of that
+-- device and inode: held (no `waiter`), or waited for by process `waiter`.
+local function flock_listed(major, minor, inode, waiter)
+  local f = assert(io.open("/proc/locks", "r"))
+  local locks = f:read("*a")
+  f:close()
+  -- ("1: FLOCK  ADVISORY  WRITE 12345 fe:00:1234567 0 EOF", a waiter's with "->" before FLOCK)
+  for arrow, pid, ma, mi, ino in locks:gmatch("%d+:%s+(%-?>?)%s*FLOCK%s+%S+%s+WRITE%s+(%d+)%s+(%x+):(%x+):(%d+)") do
+    if ino == inode and tonumber(ma, 16) == major and tonumber(mi, 16) == minor
+      and (waiter and arrow == "->" and tonumber(pid) == waiter or not waiter and arrow == "") then
+      return true
+    end
+  end
+  return false
+end
+
+--- Waits until /proc/locks shows an exclusive flock(2) lock on the file at
+-- `path`: held, or, given `waiter` (a pid), with that process blocked in
+-- flock(2) waiting for it. The file is matched by its device and inode, not
+-- by a pid: `flock FILE cmd` takes the lock in one process and runs cmd in
+-- another (and makes FILE when it is not there yet). Looks every 10 ms for at
+-- most 20 s; returns whether it saw it. (A spec that signals a process inside
+-- such a wait waits on this state, not on a time, which a loaded machine outruns.)
+function M.wait_flock(path, waiter)
+  local socket = require "socket"
+  local deadline = socket.gettime() + 20
+  local major, minor, inode
+  repeat
+    if not inode then
+      major, minor, inode = M.capture("stat -c '%Hd %Ld %i' " .. M.quote(path) .. " 2>/dev/null")
+        :match("^(%d+) (%d+) (%d+)")
+    end
+    if inode and flock_listed(tonumber(major), tonumber(minor), inode, waiter) then return true end
+    socket.sleep(0.01)
+  until socket.gettime() > deadline
+  return false
+end
+
 --- Kills and reaps a child. Until reaped by pipe:close() the pid cannot be
 -- reused, so the kill is always aimed right.
 function M.stop(child)
