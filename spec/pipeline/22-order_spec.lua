@@ -8,13 +8,20 @@ local emu = require "spec.helpers.emulator"
 local streamctl = require "streamctl"
 local wait_until = require("spec.helpers.checks").wait_until
 
-local HOLD_MS = 3000
+-- (the calls that must answer time out after 1 s, the held one is held 3 s:
+-- both times process.slowdown(), so that under valgrind or ASan on a busy
+-- machine only the held attempt times out and the counts below hold; ZEGO's
+-- Sequence window, 10 s, within which the held forbid must land to be stale,
+-- is scaled with them)
+local SLOW = require("spec.helpers.process").slowdown()
+local TIMEOUT_MS = 1000 * SLOW
+local HOLD_MS = 3000 * SLOW
 
 describe("order after an attempt the provider held", function()
   local server
 
   lazy_setup(function()
-    server = emu.start {}
+    server = emu.start { config = { zego = { sequence_window_s = 10 * SLOW } } }
   end)
 
   lazy_teardown(function()
@@ -28,7 +35,7 @@ describe("order after an attempt the provider held", function()
   local function ali(settle_ms)
     return assert(streamctl.aliyun.new {
       endpoint = server.aliyun_url, access_key_id = "LTAIemulatorKey", access_key_secret = "emulator-secret",
-      timeout_ms = 1000, settle_ms = settle_ms,
+      timeout_ms = TIMEOUT_MS, settle_ms = settle_ms,
     })
   end
 
@@ -40,7 +47,7 @@ describe("order after an attempt the provider held", function()
   end
 
   it("Aliyun: the resume is verified once the held forbid can no longer land, and re-applied", function()
-    local cli = ali(HOLD_MS + 1500)
+    local cli = ali(HOLD_MS + 1500 * SLOW)
     hold_next("aliyun", "ForbidLiveStream")
     assert(cli:forbid_live_stream(S))
     assert(cli:resume_live_stream(S))
@@ -70,7 +77,7 @@ describe("order after an attempt the provider held", function()
   it("ZEGO: the held forbid carries a smaller Sequence and is stale when it lands", function()
     local z = assert(streamctl.zego.new {
       endpoint = server.zego_url, app_id = 1234567890, server_secret = "0123456789abcdef0123456789abcdef",
-      timeout_ms = 1000,
+      timeout_ms = TIMEOUT_MS,
     })
     hold_next("zego", "ForbidRTCStream")
     assert(z:forbid_rtc_stream { stream_id = "held-z" })

@@ -140,8 +140,11 @@ describe("the fault matrix, against the emulator", function()
         assert.equal(1, #server:state().aliyun.task_order)
       end },
     { "an answer slower than the timeout: Timeout, sent, unknown; a ZEGO call is not sent again blind",
-      { kind = "delay", action = "ForbidCDNLiveStream", count = 10, delay_ms = 1500, provider = "zego" },
-      function() return zg { timeout_ms = 300, retry = { attempts = 1 } }:forbid_cdn_live_stream { stream_id = "c" } end,
+      -- (times SLOW: a request not yet written when the timeout passes is not sent, which is another row)
+      { kind = "delay", action = "ForbidCDNLiveStream", count = 10, delay_ms = 1500 * SLOW, provider = "zego" },
+      function()
+        return zg { timeout_ms = 300 * SLOW, retry = { attempts = 1 } }:forbid_cdn_live_stream { stream_id = "c" }
+      end,
       function(res, err)
         assert.is_nil(res)
         assert.same({ "Timeout", "timeout", true, true }, { err.code, err.kind, err.sent, err.outcome_unknown })
@@ -180,12 +183,13 @@ describe("the fault matrix, against servers that misbehave", function()
   lazy_setup(function() child, port = process.httpserver(60 * SLOW, 1000) end)
   lazy_teardown(function() process.stop(child) end)
 
-  -- One request straight through the libcurl transport to `path` on the scripted server.
+  -- One request straight through the libcurl transport to `path` on the scripted server (its timeouts
+  -- times SLOW: /close, /big and /redirect must answer; /hang and /slowbody never finish).
   local function fetch(path)
-    local t = require("streamctl.transport.curl").new { timeout_ms = 1000, connect_timeout_ms = 500 }
+    local t = require("streamctl.transport.curl").new { timeout_ms = 1000 * SLOW, connect_timeout_ms = 500 * SLOW }
     assert(t.start(1, { method = "GET", url = "http://127.0.0.1:" .. port .. path, headers = {}, body = "" }))
     local got
-    for _ = 1, 100 do -- at most 10 s
+    for _ = 1, 100 * SLOW do -- at most 10 s (times SLOW)
       got = t.poll(0.1)[1]
       if got then break end
     end
@@ -226,10 +230,10 @@ describe("the fault matrix, against servers that misbehave", function()
   }
   for _, row in ipairs(TCP) do
     it(row[1], function()
-      local other, other_port = process.httpserver(20, 100, row[2])
+      local other, other_port = process.httpserver(20 * SLOW, 100, row[2])
       local ok, err = pcall(function()
         local z = client(zego, ZEGO, { endpoint = row[3] .. "://127.0.0.1:" .. other_port,
-          connect_timeout_ms = 300, timeout_ms = 600, retry = { attempts = 1 } })
+          connect_timeout_ms = 300 * SLOW, timeout_ms = 600 * SLOW, retry = { attempts = 1 } })
         local res, e = z:resume_cdn_live_stream { stream_id = "s" }
         assert.is_nil(res)
         assert.equal(row[4], e.code)

@@ -544,8 +544,10 @@ describe("the shared-dict stores under faults", function()
       -- schedule lost at the reload would be born again afterwards.
       local born_before = tostring(request(srv.ports[1], "GET", "/budget?key=" .. ALIYUN_BUDGET).entry):match("^%S+")
       assert.is_truthy(born_before, "the old workers wrote no budget entry")
-      local new_pids, old_pids = srv:reload()
+      -- (the time the reload began: srv:reload() returns once every old worker is shutting down, which a
+      -- busy machine makes late, and a batch that overlapped the reload may end before it returns)
       local reloaded_at = socket.gettime()
+      local new_pids, old_pids = srv:reload()
       local new_requests = {}
       for i = 1, 2 do
         new_requests[i] = send(srv.ports[1], "GET", "/run?kind=aliyun&count=30&prefix=new-request-" .. i)
