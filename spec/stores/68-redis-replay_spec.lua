@@ -51,7 +51,7 @@ describe("streamctl.store.redis.replay_store", function()
 
   it("a Redis that cannot answer refuses the callback (ReplayStoreUnavailable), never the password", function()
     local other = helper.start { password = PASSWORD }
-    local store = assert(redis_store.replay_store(other.url .. "?timeout_ms=500"))
+    local store = assert(redis_store.replay_store(other.url .. "?" .. TIMEOUT)) -- (the add before the kill must answer)
     assert.is_true(store:add("k", 60))
     other:kill()
     local fresh, why, code = store:add("k2", 60)
