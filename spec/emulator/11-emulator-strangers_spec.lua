@@ -10,6 +10,7 @@
 -- stranger's set_at and schedule), so no assertion depends on how fast the
 -- machine is.
 local emu = require "spec.helpers.emulator"
+local rates = require "spec.helpers.rate_model"
 local cjson = require "cjson"
 local socket = require "socket"
 local streamctl = require "streamctl"
@@ -44,69 +45,9 @@ local function schedule(t0, rate, burst, upto, limit)
   end
 end
 
--- An independent sliding window: the accepted arrivals in a list; an arrival
--- at t is accepted when fewer than n of them are in (t - span, t].
-local function window_model(n, span)
-  local accepted = {}
-  return function(t)
-    local inside = 0
-    for _, a in ipairs(accepted) do
-      if a > t - span then
-        inside = inside + 1
-      end
-    end
-    if inside < n then
-      accepted[#accepted + 1] = t
-      return true
-    end
-    return false
-  end
-end
-
--- A token bucket, created full at its first arrival.
-local function bucket_model(qps)
-  local tokens, last
-  return function(t)
-    tokens = last and math.min(qps, tokens + (t - last) * qps) or qps
-    last = t
-    if tokens >= 1 then
-      tokens = tokens - 1
-      return true
-    end
-    return false
-  end
-end
-
--- Feeds the model the stranger's arrivals and the real ones in time order
--- (a stranger's arrival first at the same time: it was due before the real
--- request reached the limiter). Returns the real verdicts in order and the
--- stranger's accepted and throttled.
-local function run_model(model, stranger_times, real_times)
-  local events = {}
-  for i, t in ipairs(stranger_times) do
-    events[#events + 1] = { t = t, stranger = true, i = i }
-  end
-  for i, t in ipairs(real_times) do
-    events[#events + 1] = { t = t, stranger = false, i = i }
-  end
-  table.sort(events, function(a, b)
-    if a.t ~= b.t then return a.t < b.t end
-    if a.stranger ~= b.stranger then return a.stranger end
-    return a.i < b.i
-  end)
-  local verdicts, accepted, throttled = {}, 0, 0
-  for _, e in ipairs(events) do
-    local ok = model(e.t)
-    if not e.stranger then
-      verdicts[e.i] = ok
-    elseif ok then
-      accepted = accepted + 1
-    else
-      throttled = throttled + 1
-    end
-  end
-  return verdicts, accepted, throttled
-end
+-- The models (an independent sliding window, a token bucket, and the replay
+-- of a stranger's and the real arrivals through one): spec/helpers/rate_model.lua.
+local window_model, bucket_model, run_model = rates.window_model, rates.bucket_model, rates.run_model
 
 -- A deterministic generator, the same under Lua 5.4 and LuaJIT (Park and
 -- Miller's: every product exact in a double).
