@@ -354,13 +354,18 @@ describe("the OpenResty example with STREAMCTL_REDIS_URL", function()
         .. "&appname=live&time=" .. t, nil, { ["ALI-LIVE-TIMESTAMP"] = t,
         ["ALI-LIVE-SIGNATURE"] = require("streamctl.core").digest_hex("md5", "|", false, domain, t, key) })
       assert.equal(200, concurrently(other.ports[1], { req }, 30)[1].status)
-      local deadline = socket.gettime() + 5
-      while #emulator:log { action = "ForbidLiveStream", limit = 10 } == 0 and socket.gettime() < deadline do
-        socket.sleep(0.05)
-      end
+      -- The other edge's own count says it made the reaction, once. (The emulator's log may hold more
+      -- than one forbid of the stream: on a loaded machine an attempt held past the client's timeout
+      -- is sent again, and one of the first edge's held attempts is logged when it is let go, after
+      -- the reset: a loaded make test under ASan saw two.)
+      local made = 'streamctl_reactions_total{provider="aliyun",reaction="forbid_again",result="ok"} 1'
+      local wait_until = require("spec.helpers.checks").wait_until
+      assert.is_truthy(wait_until(function() return get(other.ports[1], "/metrics").body:find(made, 1, true) end, 30),
+        "the other edge did not forbid it again")
       local sent = emulator:log { action = "ForbidLiveStream", limit = 10 }
-      assert.equal(1, #sent, "the other edge did not forbid it again")
-      assert.equal("shared-1", sent[1].params.StreamName)
+      assert.is_true(#sent >= 1, "no forbid reached the emulator")
+      for _, e in ipairs(sent) do assert.equal("shared-1", e.params.StreamName) end
+      assert.equal("forbidden", emulator:state().aliyun.streams["push.example.com/live/shared-1"].status)
       -- a resume through the second edge takes it off the list for both
       res = post(other.ports[1], "/streams/aliyun/resume",
         '{"domain_name":"push.example.com","app_name":"live","stream_name":"shared-1"}', TOKEN)
