@@ -617,8 +617,8 @@ describe("the OpenResty example's callbacks", function()
       emulator:reset()
       local answer, at = ali_publish(port, "listed")
       assert.equal(200, answer.status, answer.body)
-      assert.is_truthy(wait_for(function() return #sent(emulator, "ForbidLiveStream", "listed") == 1 end, 5),
-        "not forbidden again")
+      assert.is_truthy(wait_for(function() return #sent(emulator, "ForbidLiveStream", "listed") >= 1 end,
+        5 * process.slowdown()), "not forbidden again")
       local again = sent(emulator, "ForbidLiveStream", "listed")[1]
       assert.equal("ok", again.verdict)
       -- (within a second: times process.slowdown(), nginx's own C is ASan's there)
@@ -633,7 +633,11 @@ describe("the OpenResty example's callbacks", function()
       assert.equal(200, ali_publish(port, "free2", t).status)
       assert.equal(401, ali_publish(port, "free2", t).status)
       socket.sleep(0.3)
-      assert.equal(1, #emulator:log { action = "ForbidLiveStream", limit = 100 })
+      -- (nothing for them: every forbid logged is the listed stream's, its attempts a loaded machine held
+      -- past the client's timeout and sent again included)
+      for _, e in ipairs(emulator:log { action = "ForbidLiveStream", limit = 100 }) do
+        assert.equal("listed", e.params.StreamName)
+      end
       local metrics = get(port, "/metrics").body
       for _, line in ipairs {
         'streamctl_callbacks_total{provider="aliyun",event="publish",result="accepted"} 3',
@@ -663,12 +667,17 @@ describe("the OpenResty example's callbacks", function()
       end
       local answer, at = created("z-listed", nil, "1001")
       assert.equal(200, answer.status, answer.body)
-      assert.is_truthy(wait_for(function() return #sent(emulator, "ForbidRTCStreams", "z-listed") == 1 end, 5))
+      assert.is_truthy(wait_for(function() return #sent(emulator, "ForbidRTCStreams", "z-listed") >= 1 end,
+        5 * process.slowdown()))
       assert.is_true(sent(emulator, "ForbidRTCStreams", "z-listed")[1].real_time - at < 1 * process.slowdown())
       assert.equal(401, created("z-listed", "wrong", "1002").status)
       assert.equal(401, created("z-listed", nil, "1001").status) -- (its signature again: a replay)
       socket.sleep(0.3)
-      assert.equal(1, #sent(emulator, "ForbidRTCStreams", "z-listed"))
+      -- one reaction, for the first callback alone, by the edge's own count (the emulator's log may hold
+      -- its attempt twice: one a loaded machine held past the client's timeout is sent again)
+      local reactions = 'streamctl_reactions_total{provider="zego",reaction="forbid_again",result="ok"} 1\n'
+      local metrics = get(port, "/metrics").body
+      assert.truthy(metrics:find(reactions, 1, true), reactions .. " not in:\n" .. metrics)
     end)
   end)
 
@@ -753,9 +762,9 @@ describe("the OpenResty example and the emulator's own callbacks", function()
     assert.equal(1, #marked.marked)
     local again = wait_for(function()
       return first("ForbidLiveStream", function(e) return e.params.StreamName == "cam-1" and e.time > 0 end) and
-        #emulator:log { action = "ForbidLiveStream", limit = 10 } == 2 and
+        #emulator:log { action = "ForbidLiveStream", limit = 10 } >= 2 and
         emulator:log({ action = "ForbidLiveStream", limit = 10 })[2]
-    end, 5)
+    end, 5 * process.slowdown())
     assert.truthy(again, "not forbidden again within 5 s")
     local cb = first("callback:publish")
     assert.equal(200, cb.status)
@@ -769,7 +778,11 @@ describe("the OpenResty example and the emulator's own callbacks", function()
     assert.truthy(wait_for(function() return first("callback:publish", function(e) return e.stream and
       e.stream:find("free%-1") end) end, 5))
     socket.sleep(0.3)
-    assert.equal(2, #emulator:log { action = "ForbidLiveStream", limit = 10 })
+    -- (nothing for it: every forbid logged is cam-1's, the first and the one again, and any attempt of
+    -- theirs a loaded machine held past the client's timeout and sent again)
+    for _, e in ipairs(emulator:log { action = "ForbidLiveStream", limit = 10 }) do
+      assert.equal("cam-1", e.params.StreamName)
+    end
   end)
 
   it("ZEGO: a listed stream created again is forbidden again within a second of the emulator's callback",
@@ -785,8 +798,8 @@ describe("the OpenResty example and the emulator's own callbacks", function()
     assert.same({}, published.refused or {})
     local again = wait_for(function()
       local list = emulator:log { action = "ForbidRTCStreams", limit = 10 }
-      return #list == 2 and list[2]
-    end, 5)
+      return #list >= 2 and list[2]
+    end, 5 * process.slowdown())
     assert.truthy(again, "not forbidden again within 5 s")
     local cb = first("callback:stream_create")
     assert.equal(200, cb.status)
