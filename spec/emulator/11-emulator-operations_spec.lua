@@ -1800,17 +1800,8 @@ describe("streamctl emulator operations", function()
           end
         end
         local answers = timed(plan)
-        -- (ZEGO's answer carries no wait: the log's retry_after_ms of its refusals, in order)
-        local function zego_waits()
-          local out = {}
-          for _, e in ipairs(server:log({ provider = "zego", action = ACTION.zego })) do
-            if e.verdict == "throttled" then
-              out[#out + 1] = e.retry_after_ms
-            end
-          end
-          return out
-        end
-        local zego_retries = zego_waits()
+        -- (ZEGO's answer carries no wait: the log's, of its refusal so far)
+        local zego_retry = logged_retry_after("zego", ACTION.zego)
         local follow_ups = {
           aliyun = { limited("aliyun", "window"), limited("aliyun", "window") },
           zego = { limited("zego", "window"), limited("zego", "window") },
@@ -1828,7 +1819,7 @@ describe("streamctl emulator operations", function()
             local first, second, last = mine[1], mine[2], mine[N + 1]
             local _, ms = verdict(last)
             if provider == "zego" then
-              ms = zego_retries[1]
+              ms = zego_retry
             end
             local earliest = math.floor((1 - (last.done - first.sent)) * 1000)
             local latest = math.ceil((1 - (last.sent - first.done)) * 1000) + 1
@@ -1847,7 +1838,7 @@ describe("streamctl emulator operations", function()
               assert.are.same({ "ok", "throttled" }, verdicts(again), provider)
               local _, ms2 = verdict(again[2])
               if provider == "zego" then
-                ms2 = zego_waits()[2]
+                ms2 = logged_retry_after("zego", ACTION.zego) -- (the follow-up's refusal: the last)
               end
               assert.is_true(ms2 >= 1 and ms2 <= math.ceil((second.done + 1 - again[2].sent) * 1000) + 1,
                 provider .. ": " .. tostring(ms2))
