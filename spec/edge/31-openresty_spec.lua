@@ -14,6 +14,7 @@ local socket = require "socket"
 local nginx = require "spec.helpers.nginx"
 local emu = require "spec.helpers.emulator"
 local process = require "spec.helpers.process"
+local wait_for = require("spec.helpers.checks").wait_until
 
 local ROOT = nginx.root
 local TOKEN = "edge-token-0123456789abcdef"
@@ -359,8 +360,7 @@ describe("the OpenResty example with STREAMCTL_REDIS_URL", function()
       -- is sent again, and one of the first edge's held attempts is logged when it is let go, after
       -- the reset: a loaded make test under ASan saw two.)
       local made = 'streamctl_reactions_total{provider="aliyun",reaction="forbid_again",result="ok"} 1'
-      local wait_until = require("spec.helpers.checks").wait_until
-      assert.is_truthy(wait_until(function() return get(other.ports[1], "/metrics").body:find(made, 1, true) end, 30),
+      assert.is_truthy(wait_for(function() return get(other.ports[1], "/metrics").body:find(made, 1, true) end, 30),
         "the other edge did not forbid it again")
       local sent = emulator:log { action = "ForbidLiveStream", limit = 10 }
       assert.is_true(#sent >= 1, "no forbid reached the emulator")
@@ -604,7 +604,6 @@ describe("the OpenResty example's callbacks", function()
     end
     return out
   end
-  local wait_for = require("spec.helpers.checks").wait_until
 
   it("forbids again, within a second, a listed stream whose publish callback arrives; refuses forged, stale "
     .. "and replayed ones (401) and sends nothing for them", function()
@@ -738,7 +737,6 @@ describe("the OpenResty example and the emulator's own callbacks", function()
   end)
   before_each(function() emulator:reset() end)
 
-  local wait_for = require("spec.helpers.checks").wait_until
   local function first(action, pred)
     for _, e in ipairs(emulator:log { action = action, limit = 1000 }) do
       if not pred or pred(e) then return e end
