@@ -22,6 +22,9 @@
 #                namespace of its own), then man, completion, plain luajit and the OpenResty example on what they
 #                installed (tools/installed-check.sh); not in make test: root, the mirror, about two minutes
 #   make sizes   the library's file sizes and longest functions, the emulator and bin/ apart (bench/sizes.sh; SIZES_TOP: 15)
+#   make under-load  the gate under load: make check three times, then make test three times, each in a
+#                fresh clone of HEAD, four busy loops beside them (tools/under-load.sh; UNDER_LOAD_TARGETS,
+#                UNDER_LOAD_LOOPS); stops at the first red run; about 2.5 hours on 2 cores
 #   make chaos   real emulator, Redis and nginx under random faults, restarts and reloads, five client processes on
 #                one account, then the invariants checked (CHAOS_SECONDS: 300; CHAOS_SEED replays; make chaos-short: 60 s)
 
@@ -85,7 +88,7 @@ TIER = @t0=$$(date +%s); $(MAKE) --no-print-directory $(1) && { $(2); }; rc=$$?;
 
 .PHONY: all check-unit deps demo-deps openresty-demo-deps openresty-demo openresty-demo-stop build build-5.4 build-jit rockspecs check test test-5.4 test-jit lint static doc check-doc demo bench check-c \
 	valgrind asan asan-build \
-	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes check-install deb check-deb dist clean
+	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes check-install deb check-deb dist under-load clean
 
 all: build
 
@@ -166,6 +169,14 @@ test:
 	  $(SPECS) || r=1; $(call SUMMARY_SH,lua5.4 luajit valgrind asan); [ $$r = 0 ] && \
 	  $(FUZZ_BESIDE_CHAOS),deps$(COMMA) build$(COMMA) lint$(COMMA) static analysis$(COMMA) the docs$(COMMA) every spec under Lua 5.4 and \
 	  LuaJIT$(COMMA) then under valgrind and ASan/UBSan$(COMMA) fuzz-smoke$(COMMA) chaos-short)
+# The gate under load (README, "Side by side"): the tiers each in a fresh
+# clone of HEAD, one after the other, busy loops beside the whole series,
+# ended at the first red run; a line per run into build/under-load/summary.txt
+# (tools/under-load.sh). Not in make test: it runs make test.
+UNDER_LOAD_TARGETS ?= check check check test test test
+UNDER_LOAD_LOOPS ?= 4
+under-load:
+	@tools/under-load.sh -l $(UNDER_LOAD_LOOPS) $(UNDER_LOAD_TARGETS)
 # fuzz-smoke (one core, at nice 10) while chaos-short runs, its output after.
 FUZZ_BESIDE_CHAOS = { nice -n 10 $(MAKE) --no-print-directory fuzz-smoke > build/fuzz-smoke.log 2>&1 & fz=$$!; \
 	$(MAKE) --no-print-directory chaos-short; c=$$?; wait $$fz; f=$$?; cat build/fuzz-smoke.log; \

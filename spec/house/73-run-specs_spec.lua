@@ -7,7 +7,11 @@
 --     replays it on the same ports;
 --   * spec/helpers/ports.lua: processes at once get blocks of their own, a
 --     block asked for that a live process holds is not shared, and a dead
---     owner's block is taken over.
+--     owner's block is taken over;
+--   * tools/under-load.sh (the gate under load): each run in a fresh clone
+--     at one commit, a line per run, the series ended at the first red
+--     run; the busy loops, and whatever a run left or was doing when the
+--     series was killed, stopped however it ends; a usage error runs nothing.
 -- Everything runs in a directory of its own (STREAMCTL_SPEC_OUT for the
 -- runner's logs, TMPDIR for the port claims), never the suite's own.
 local process = require "spec.helpers.process"
@@ -69,6 +73,122 @@ describe("the test loop's tools", function()
       local again = process.capture("cd " .. q(ROOT) .. " && TMPDIR=" .. q(tmp) .. " " .. replay .. " 2>&1")
       assert.truthy(again:find("spec ports: block " .. block .. ":", 1, true), again)
       assert.truthy(again:find("0 successes / 1 failure", 1, true), again)
+    end)
+  end)
+
+  describe("tools/under-load.sh", function()
+    local checks = require "spec.helpers.checks"
+    -- A repository of its own, whose targets stand for a tier: green with a
+    -- count, red, one that leaves a process running, one that waits.
+    local repo
+    lazy_setup(function()
+      repo = tmp .. "/gate"
+      process.write_file(tmp .. "/Makefile", table.concat({
+        "ok:",
+        "\t@test ! -e stamp && touch stamp && echo \"in $$(pwd) at $$(git rev-parse HEAD)\"",
+        "\t@echo 'in all: 3 passed, 0 failed, 1 pending'",
+        "bad:",
+        "\t@echo 'in all: 2 passed, 1 failed, 0 pending'; exit 3",
+        "leak:",
+        "\t@sleep 120 & echo \"left $$!\"",
+        "slow:",
+        "\t@sleep 120 & echo \"waits on $$!\"; wait",
+        "",
+      }, "\n"))
+      assert(process.run("mkdir -p " .. q(repo) .. " && cd " .. q(repo) .. " && git init -q && mv ../Makefile . "
+        .. "&& git add Makefile && git -c user.name=spec -c user.email=spec@localhost commit -qm gate"))
+    end)
+
+    -- Whether process `pid` has ended (a zombie has: nothing of it runs).
+    local function gone(pid)
+      return checks.wait_until(function()
+        local stat = process.capture("ps -o stat= -p " .. pid)
+        return stat == "" or stat:match("^Z") ~= nil
+      end, 10 * process.slowdown())
+    end
+    local function loops_of(out)
+      local n, list = out:match("^under load: (%d+) busy loops %(pids ([%d ]+)%) beside ")
+      assert(n, out)
+      local pids = {}
+      for pid in list:gmatch("%d+") do pids[#pids + 1] = pid end
+      assert.equal(tonumber(n), #pids)
+      return pids
+    end
+
+    it("runs each target in a fresh clone at one commit, a line each, and ends at the first red run, "
+      .. "stopping its loops and what a run left running", function()
+      local out = process.capture("cd " .. q(ROOT) .. " && tools/under-load.sh -l 2 -R " .. q(repo) .. " -o "
+        .. q(tmp .. "/series") .. " ok leak ok bad ok 2>&1; echo \"exit $?\"")
+      assert.equal("exit 2", out:match("exit %d+\n$"):sub(1, -2), out)
+      local head = process.capture("git -C " .. q(repo) .. " rev-parse HEAD"):sub(1, -2)
+      local at = "^(%d)%-(%a+) " .. head:sub(1, 7) .. " make %a+ (.*)$"
+      local lines = {}
+      for line in process.read_file(tmp .. "/series/summary.txt"):gmatch("[^\n]+") do
+        local n, target, rest = line:match(at)
+        assert(n, line)
+        lines[#lines + 1] = n .. " " .. target .. " " .. rest:gsub("%d+ s;", "S s;")
+          :gsub("; load [%d.]+ [%d.]+ [%d.]+ at %d%d:%d%d UTC$", "; load L")
+        assert.truthy(out:find(line, 1, true), out) -- printed as it was written
+      end
+      assert.same({
+        "1 ok green S s; 3 passed, 0 failed, 1 pending; load L",
+        "2 leak green S s; load L",
+        "3 ok green S s; 3 passed, 0 failed, 1 pending; load L",
+        "4 bad RED (exit 2) S s; 2 passed, 1 failed, 0 pending; load L",
+      }, lines)
+      -- a clone each, fresh (no stamp of the run before), at the one commit
+      for _, n in ipairs { 1, 3 } do
+        assert.equal("in " .. tmp .. "/series/" .. n .. "-ok at " .. head,
+          process.read_file(tmp .. "/series/" .. n .. "-ok.log"):match("^[^\n]+"))
+      end
+      -- a green run's clone removed, the red one's kept, nothing after it run
+      assert.is_nil(io.open(tmp .. "/series/1-ok/Makefile"))
+      assert.truthy(io.open(tmp .. "/series/4-bad/Makefile"))
+      assert.is_nil(io.open(tmp .. "/series/5-ok.log"))
+      assert.truthy(out:find("run 4-bad is red: its log is " .. tmp .. "/series/4-bad.log", 1, true), out)
+      -- what the leak left: said, and stopped
+      local left = process.read_file(tmp .. "/series/2-leak.log"):match("left (%d+)")
+      assert.truthy(out:find("run 2-leak left processes running (stopped now): " .. left .. " sleep 120", 1, true), out)
+      assert.is_true(gone(left))
+      local loops = loops_of(out)
+      assert.equal(2, #loops)
+      for _, pid in ipairs(loops) do assert.is_true(gone(pid), pid) end
+    end)
+
+    it("stops its loops and the running make's group when it is killed, and exits 143", function()
+      local series = tmp .. "/killed"
+      local child = process.spawn("bash -c " .. q("cd " .. q(ROOT) .. " && { tools/under-load.sh -l 1 -R " .. q(repo)
+        .. " -o " .. q(series) .. " slow ok 2>&1 & echo $!; wait $!; echo \"exit $?\"; }"))
+      local tool = child.pipe:read("*l")
+      local loops = loops_of(child.pipe:read("*l"))
+      local waits = checks.wait_until(function()
+        return (process.read_file(series .. "/1-slow.log") or ""):match("waits on (%d+)")
+      end, 10 * process.slowdown())
+      assert(waits, "the slow run did not start")
+      assert(process.run("kill -TERM " .. tool))
+      local rest = child.pipe:read("*a")
+      child.pipe:close()
+      assert.equal("exit 143\n", rest)
+      assert.is_true(gone(waits))
+      assert.is_true(gone(loops[1]))
+      assert.is_nil(io.open(series .. "/summary.txt"))
+      assert.is_nil(io.open(series .. "/2-ok.log"))
+    end)
+
+    it("runs nothing on a usage error, and says which", function()
+      local cases = {
+        { "-l x ok", "-l 'x': LOOPS is a whole number of busy loops (0 or more)" },
+        { "-r no-such-ref ok", "-r 'no-such-ref': not a commit of " .. repo },
+        { "", "no TARGET: name at least one make target (check, test, ...)" },
+        { "'ok;bad'", "target 'ok;bad': a make target is letters, digits, '_', '.' and '-'" },
+      }
+      for _, c in ipairs(cases) do
+        local out = process.capture("cd " .. q(ROOT) .. " && tools/under-load.sh -R " .. q(repo) .. " -o "
+          .. q(tmp .. "/none") .. " " .. c[1] .. " 2>&1; echo \"exit $?\"")
+        assert.equal("usage: tools/under-load.sh [-l LOOPS] [-r REF] [-o DIR] [-R REPO] TARGET... (the options: its "
+          .. "head)\ntools/under-load.sh: " .. c[2] .. ": nothing was run\nexit 2\n", out)
+      end
+      assert.is_nil(io.open(tmp .. "/none"))
     end)
   end)
 
