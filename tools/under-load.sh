@@ -52,6 +52,9 @@ for target in "$@"; do
     '' | -* | *[!A-Za-z0-9_.-]*) usage "target '$target': a make target is letters, digits, '_', '.' and '-'" ;;
   esac
 done
+for tool in git make setsid pgrep ps; do
+  command -v "$tool" > /dev/null || usage "no '$tool' here: it needs git, make, setsid (util-linux), pgrep and ps (procps)"
+done
 repo=${repo:-$(cd "$(dirname "$0")/.." && pwd)}
 out=${out:-$repo/build/under-load}
 commit=$(git -C "$repo" rev-parse --verify --quiet "$ref^{commit}") \

@@ -99,11 +99,12 @@ describe("the test loop's tools", function()
         .. "&& git add Makefile && git -c user.name=spec -c user.email=spec@localhost commit -qm gate"))
     end)
 
-    -- Whether process `pid` has ended (a zombie has: nothing of it runs).
+    -- Whether process `pid` has ended (a zombie has: nothing of it runs),
+    -- read from /proc/PID/stat: its state follows the name's ")".
     local function gone(pid)
       return checks.wait_until(function()
-        local stat = process.capture("ps -o stat= -p " .. pid)
-        return stat == "" or stat:match("^Z") ~= nil
+        local stat = process.read_file("/proc/" .. pid .. "/stat")
+        return stat == nil or stat:match("%) (%a)") == "Z"
       end, 10 * process.slowdown())
     end
     local function loops_of(out)
