@@ -20,17 +20,22 @@
 # nothing), its output in DIR/N-TARGET.log, and one line, printed and added
 # to DIR/summary.txt: the run, the commit, the target, green or its exit
 # status, the seconds, the tier's own count ("in all: ..." when it prints
-# one) and the load average as it ended. A green run's clone is removed; a
-# red one's is kept for reading, and the series ends there with its status.
-# The loops and whatever the running make started (its own process group)
-# are stopped however the series ends: the last run, a red one, Ctrl-C or a
-# kill. Exit: 0 when every run was green, the red run's status otherwise, 2
-# on a usage error (nothing run). It prints the loops' pids as it starts.
+# one), how many processes it left running (said, then stopped: a leak of
+# the suite's) and the load average as it ended. A green run's clone is
+# removed; a red one's is kept for reading, and the series ends there. Each
+# make starts as a developer's would: no MAKELEVEL or MAKEFLAGS of a make
+# that runs this. The loops and whatever the running make started (its own
+# process group and session: not what left them, as a daemon does) are
+# stopped however the series ends: the last run, a red one, Ctrl-C or a
+# TERM (a KILL of this script leaves them). It prints the loops' pids as
+# it starts. Exit: 0 when every run was green; the red run's make's status
+# (make's own is 2); 1 when a clone cannot be made; 130 and 143 on INT and
+# TERM; 64 on a usage error (nothing run).
 set -u
 usage() {
   echo "usage: tools/under-load.sh [-l LOOPS] [-r REF] [-o DIR] [-R REPO] TARGET... (the options: its head)" >&2
   echo "tools/under-load.sh: $1: nothing was run" >&2
-  exit 2
+  exit 64
 }
 loops=4 ref=HEAD out="" repo=""
 while getopts "l:r:o:R:" opt; do
@@ -59,7 +64,7 @@ repo=${repo:-$(cd "$(dirname "$0")/.." && pwd)}
 out=${out:-$repo/build/under-load}
 commit=$(git -C "$repo" rev-parse --verify --quiet "$ref^{commit}") \
   || usage "-r '$ref': not a commit of $repo"
-mkdir -p "$out" || exit 2
+mkdir -p "$out" || usage "-o '$out': cannot be made"
 out=$(cd "$out" && pwd)
 
 pids=() make_pid=""
@@ -67,6 +72,8 @@ pids=() make_pid=""
 # started but what left the group itself. TERM, 10 s, then KILL.
 stop_group() {
   [ -n "$make_pid" ] || return 0
+  # (and the child itself: a signal may come before it has its own group)
+  kill -TERM "$make_pid" 2>/dev/null
   kill -TERM -- "-$make_pid" 2>/dev/null
   for _ in $(seq 1 100); do kill -0 -- "-$make_pid" 2>/dev/null || break; sleep 0.1; done
   kill -KILL -- "-$make_pid" 2>/dev/null
@@ -99,18 +106,18 @@ for target in "$@"; do
     exit 1
   fi
   t0=$(date +%s)
-  (cd "$dir" && exec setsid make "$target") > "$log" 2>&1 < /dev/null &
+  (cd "$dir" && exec env -u MAKELEVEL -u MAKEFLAGS -u MFLAGS setsid make "$target") > "$log" 2>&1 < /dev/null &
   make_pid=$!
   wait "$make_pid"
   rc=$?
   # what the run left running in its group is a leak of the suite's: said, then stopped
-  left=$(pgrep -g "$make_pid" -d ' ' 2>/dev/null)
+  left=$(pgrep -g "$make_pid" -d ' ')
   [ -z "$left" ] || echo "run $label left processes running (stopped now): $(ps -o pid=,args= -p "${left// /,}" | sed 's/^ *//' | cut -c1-120 | paste -sd ';')" >&2
   stop_group
   count=$(sed -n 's/^in all: //p' "$log" | tail -1)
   line="$label $(git -C "$repo" rev-parse --short "$commit") make $target"
   line+=" $([ "$rc" = 0 ] && echo green || echo "RED (exit $rc)") $(($(date +%s) - t0)) s"
-  line+="${count:+; $count}; load $(cut -d' ' -f1-3 /proc/loadavg) at $(date -u +%H:%M) UTC"
+  line+="${count:+; $count}${left:+; left $(wc -w <<< "$left") running}; load $(cut -d' ' -f1-3 /proc/loadavg) at $(date -u +%H:%M) UTC"
   echo "$line" | tee -a "$out/summary.txt"
   if [ "$rc" != 0 ]; then
     echo "run $label is red: its log is $log, its clone $dir" >&2
