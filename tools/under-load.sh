@@ -24,9 +24,12 @@
 # the suite's) and the load average as it ended. A green run's clone is
 # removed; a red one's is kept for reading, and the series ends there. Each
 # make starts as a developer's would: no MAKELEVEL or MAKEFLAGS of a make
-# that runs this. The loops and whatever the running make started (its own
-# process group and session: not what left them, as a daemon does) are
-# stopped however the series ends: the last run, a red one, Ctrl-C or a
+# that runs this, and in this script's session: a session of its own
+# (setsid) would be a scheduling group of its own under the kernel's
+# autogroup (kernel.sched_autogroup_enabled), given half the CPU whatever
+# the loops, and the load a fraction of what it says. The loops and
+# whatever the running make started (its process group: not what left it,
+# as a daemon does) are stopped however the series ends: the last run, a red one, Ctrl-C or a
 # TERM (a KILL of this script leaves them). It prints the loops' pids as
 # it starts. Exit: 0 when every run was green; the red run's make's status
 # (make's own is 2); 1 when a clone cannot be made; 130 and 143 on INT and
@@ -57,8 +60,8 @@ for target in "$@"; do
     '' | -* | *[!A-Za-z0-9_.-]*) usage "target '$target': a make target is letters, digits, '_', '.' and '-'" ;;
   esac
 done
-for tool in git make setsid pgrep ps; do
-  command -v "$tool" > /dev/null || usage "no '$tool' here: it needs git, make, setsid (util-linux), pgrep and ps (procps)"
+for tool in git make pgrep ps; do
+  command -v "$tool" > /dev/null || usage "no '$tool' here: it needs git, make, pgrep and ps (procps)"
 done
 repo=${repo:-$(cd "$(dirname "$0")/.." && pwd)}
 out=${out:-$repo/build/under-load}
@@ -68,11 +71,11 @@ mkdir -p "$out" || usage "-o '$out': cannot be made"
 out=$(cd "$out" && pwd)
 
 pids=() make_pid=""
-# make runs in a session of its own (setsid): its group is everything it
-# started but what left the group itself. TERM, 10 s, then KILL.
+# make runs in a process group of its own (job control, below): the group
+# is everything it started but what left it. TERM, 10 s, then KILL.
 stop_group() {
   [ -n "$make_pid" ] || return 0
-  # (and the child itself: a signal may come before it has its own group)
+  # (and the child itself, should a signal come before its group is made)
   kill -TERM "$make_pid" 2>/dev/null
   kill -TERM -- "-$make_pid" 2>/dev/null
   for _ in $(seq 1 100); do kill -0 -- "-$make_pid" 2>/dev/null || break; sleep 0.1; done
@@ -106,8 +109,11 @@ for target in "$@"; do
     exit 1
   fi
   t0=$(date +%s)
-  (cd "$dir" && exec env -u MAKELEVEL -u MAKEFLAGS -u MFLAGS setsid make "$target") > "$log" 2>&1 < /dev/null &
+  # job control on for this one: the job leads a process group of its own
+  set -m
+  (cd "$dir" && exec env -u MAKELEVEL -u MAKEFLAGS -u MFLAGS make "$target") > "$log" 2>&1 < /dev/null &
   make_pid=$!
+  set +m
   wait "$make_pid"
   rc=$?
   # what the run left running in its group is a leak of the suite's: said, then stopped

@@ -86,6 +86,7 @@ describe("the test loop's tools", function()
       process.write_file(tmp .. "/Makefile", table.concat({
         "ok:",
         "\t@echo \"in $$(pwd) at $$(git rev-parse HEAD)\"",
+        "\t@set -- $$(cat /proc/$$$$/stat); echo \"group $$5 session $$6\"",
         "\t@echo 'in all: 3 passed, 0 failed, 1 pending'",
         "bad:",
         "\t@echo 'in all: 2 passed, 1 failed, 0 pending'; exit 3",
@@ -158,10 +159,17 @@ describe("the test loop's tools", function()
         "3 ok green S s; 3 passed, 0 failed, 1 pending; load L",
         "4 bad RED (exit 2) S s; 2 passed, 1 failed, 0 pending; load L",
       }, lines)
-      -- a clone each, at the one commit
+      -- a clone each, at the one commit; make in a process group of its own
+      -- (what stops it) in the loops' session, so in their scheduling group
+      -- (the kernel's autogroup is one per session: a session of its own
+      -- would take half the CPU whatever the loops)
+      local my_group, my_session = process.read_file("/proc/self/stat"):match("^%d+ %b() %a %d+ (%d+) (%d+)")
       for _, n in ipairs { 1, 3 } do
-        assert.equal("in " .. tmp .. "/series/" .. n .. "-ok at " .. head,
-          process.read_file(tmp .. "/series/" .. n .. "-ok.log"):match("^[^\n]+"))
+        local group, session = process.read_file(tmp .. "/series/" .. n .. "-ok.log"):match(
+          "^in " .. tmp:gsub("%p", "%%%0") .. "/series/" .. n .. "%-ok at " .. head .. "\ngroup (%d+) session (%d+)\n")
+        assert(group, process.read_file(tmp .. "/series/" .. n .. "-ok.log"))
+        assert.equal(my_session, session)
+        assert.not_equal(my_group, group)
       end
       -- a green run's clone removed, the red one's kept, nothing after it run
       assert.is_nil(io.open(tmp .. "/series/1-ok/Makefile"))
