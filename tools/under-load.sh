@@ -29,8 +29,8 @@
 # autogroup (kernel.sched_autogroup_enabled), given half the CPU whatever
 # the loops, and the load a fraction of what it says. The loops and
 # whatever the running make started (its process group: not what left it,
-# as a daemon does) are stopped however the series ends: the last run, a red one, Ctrl-C or a
-# TERM (a KILL of this script leaves them). It prints the loops' pids as
+# as a daemon does) are stopped however the series ends: the last run, a
+# red one, Ctrl-C or a TERM (a KILL of this script leaves them). It prints the loops' pids as
 # it starts. Exit: 0 when every run was green; the red run's make's status
 # (make's own is 2); 1 when a clone cannot be made; 130 and 143 on INT and
 # TERM; 64 on a usage error (nothing run).
@@ -67,6 +67,7 @@ repo=${repo:-$(cd "$(dirname "$0")/.." && pwd)}
 out=${out:-$repo/build/under-load}
 commit=$(git -C "$repo" rev-parse --verify --quiet "$ref^{commit}") \
   || usage "-r '$ref': not a commit of $repo"
+short=$(git -C "$repo" rev-parse --short "$commit")
 mkdir -p "$out" || usage "-o '$out': cannot be made"
 out=$(cd "$out" && pwd)
 
@@ -97,7 +98,7 @@ for _ in $(seq 1 "$loops"); do
   pids+=($!)
 done
 echo "under load: ${#pids[@]} busy loops (pids ${pids[*]:-none}) beside $# runs of" \
-  "$(git -C "$repo" rev-parse --short "$commit"); logs in $out"
+  "$short; logs in $out"
 
 n=0
 for target in "$@"; do
@@ -121,7 +122,7 @@ for target in "$@"; do
   [ -z "$left" ] || echo "run $label left processes running (stopped now): $(ps -o pid=,args= -p "${left// /,}" | sed 's/^ *//' | cut -c1-120 | paste -sd ';')" >&2
   stop_group
   count=$(sed -n 's/^in all: //p' "$log" | tail -1)
-  line="$label $(git -C "$repo" rev-parse --short "$commit") make $target"
+  line="$label $short make $target"
   line+=" $([ "$rc" = 0 ] && echo green || echo "RED (exit $rc)") $(($(date +%s) - t0)) s"
   line+="${count:+; $count}${left:+; left $(wc -w <<< "$left") running}; load $(cut -d' ' -f1-3 /proc/loadavg) at $(date -u +%H:%M) UTC"
   echo "$line" | tee -a "$out/summary.txt"
