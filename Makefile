@@ -8,13 +8,14 @@
 #                (no C checks, fuzz or chaos)
 #   make test    install what is missing, build, lint, static analysis, check the docs, every spec
 #                under Lua 5.4 and LuaJIT (the simulation's seeds 1..300 among them), under valgrind
-#                and against ASan/UBSan builds (one pool), fuzz-smoke and chaos-short
+#                and against ASan/UBSan builds (a pool after theirs), fuzz-smoke and chaos-short
 #   make test-5.4, test-jit, valgrind, asan  one phase of the specs alone (SPECS=...: those files)
-#   make doc     the API reference (docs/api), the man page and the bash completion
+#   make doc     the API reference (docs/api), the two man pages and the bash completion
 #   make bench   the figures of docs/performance.md into bench/results.json and bench/pacing.svg:
 #                signing beside bare OpenSSL, batches of 1,000 to 1,000,000 streams, round trips,
 #                batches at the caps, memory, load time
-#   make check-c the suite (less the fault specs 65, 66) under valgrind and against ASan/UBSan builds (make valgrind, make asan)
+#   make check-c the suite (less the fault specs 65, 66; under valgrind also 25, 26, reconcile-scale) under
+#                valgrind and against ASan/UBSan builds (make valgrind, make asan)
 #   make fuzz    libFuzzer on the encoders, signers and parsers (FUZZ_SECONDS each; make fuzz-smoke: 5 s)
 #   make sim     the deterministic simulation (docs/simulation.md): seeds for SIM_SECONDS (60), every invariant
 #                checked after each; SIM_SEED=n replays one with its trace; make mutants: planted bugs it must catch
@@ -64,8 +65,8 @@ ENVJIT := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREEJIT)/lib/lua/5.1/?.so;;" S
 # and how many run at once: each in a busted process of its own
 # (tools/run-specs.sh). Most wait on servers, pacing and children, so more
 # files run at once than there are cores; valgrind's and ASan's are
-# CPU-bound and run at nice 10 beside them (make test: one pool for all
-# four). The unit tier is CPU-bound too: as many as there are cores.
+# CPU-bound and run at nice 10 (make test: a pool for Lua 5.4 and LuaJIT,
+# then one for valgrind and ASan). The unit tier is CPU-bound too: as many as there are cores.
 SPECS ?=
 CORES := $(shell nproc 2>/dev/null || echo 2)
 UNIT_JOBS ?= $(CORES)
@@ -152,7 +153,7 @@ static:
 # server (Lua 5.4: seconds); check, the loop after every change (build,
 # lint, every spec under Lua 5.4 and LuaJIT in one pool); test, what CI
 # runs (installs what is missing; check, static analysis, the docs, the
-# suite under valgrind and against ASan/UBSan builds in the same pool,
+# suite under valgrind and against ASan/UBSan builds in a pool after it,
 # fuzz-smoke and chaos-short). Each says what it ran and how long it took.
 # (make test's two pools one after the other: valgrind's and ASan's files
 # beside the specs that time real servers under both interpreters made
