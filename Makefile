@@ -66,7 +66,8 @@ ENVJIT := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREEJIT)/lib/lua/5.1/?.so;;" S
 # (tools/run-specs.sh). Most wait on servers, pacing and children, so more
 # files run at once than there are cores; valgrind's and ASan's are
 # CPU-bound and run at nice 10 (make test: a pool for Lua 5.4 and LuaJIT,
-# then one for valgrind and ASan). The unit tier is CPU-bound too: as many as there are cores.
+# then one for valgrind and ASan). The unit tier is CPU-bound too: as
+# many as there are cores.
 SPECS ?=
 CORES := $(shell nproc 2>/dev/null || echo 2)
 UNIT_JOBS ?= $(CORES)

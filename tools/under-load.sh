@@ -30,8 +30,8 @@
 # the loops, and the load a fraction of what it says. The loops and
 # whatever the running make started (its process group: not what left it,
 # as a daemon does) are stopped however the series ends: the last run, a
-# red one, Ctrl-C or a TERM (a KILL of this script leaves them). It prints the loops' pids as
-# it starts. Exit: 0 when every run was green; the red run's make's status
+# red one, Ctrl-C or a TERM (a KILL of this script leaves them). It
+# prints the loops' pids as it starts. Exit: 0 when every run was green; the red run's make's status
 # (make's own is 2); 1 when a clone cannot be made; 130 and 143 on INT and
 # TERM; 64 on a usage error (nothing run).
 set -u
