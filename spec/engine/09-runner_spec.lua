@@ -795,7 +795,7 @@ describe("batch reports", function()
     local w = world()
     w.script = function(req, n)
       if req.headers["x-acs-action"] == "DescribeLivePullToPushList" then
-        return { status = 200, headers = {}, body = '{"RequestId":"L","TaskList":[]}' }
+        return { status = 200, headers = {}, body = '{"RequestId":"L","Total":0,"TaskList":[]}' }
       end
       if n == 1 then return nil, { code = "Timeout", message = "t", sent = true } end
       return { status = 200, headers = {}, body = '{"RequestId":"C","TaskId":"T"}' }

@@ -294,7 +294,7 @@ local function aliyun_apply(self, a)
       local t = self.tasks[id]
       if t and (p.DstUrl == nil or t.params.DstUrl == p.DstUrl) then list[#list + 1] = task_view(t) end
     end
-    return answer(self, 200, json.encode { RequestId = request_id(self), TaskList = list, TotalNum = #list,
+    return answer(self, 200, json.encode { RequestId = request_id(self), TaskList = list, Total = #list,
                                             RetCode = 0 })
   end
   return aliyun_error(self, "InvalidAction.NotFound", 404)

@@ -11,6 +11,7 @@ local calendar = require "streamctl.base.calendar"
 local client = require "streamctl.pipeline.client"
 local errors = require "streamctl.base.errors"
 local places = require "streamctl.aliyun.places"
+local pages = require "streamctl.pipeline.pages"
 local jsonenc = require "streamctl.base.json"
 local validate = require "streamctl.base.validate"
 
@@ -76,6 +77,41 @@ local function is_our_task(task, p)
   return has_settings(task, p)
 end
 
+-- The relay tasks a create's look-up reads (streamctl.pipeline.pages): one
+-- page of TASKS_PAGE (DescribeLivePullToPushList's largest PageSize).
+local TASKS_PAGE = 100
+local TASKS = {
+  list = "TaskList", what = "a task (no TaskId)", total = "Total", number = "PageNumber",
+  entries = function(res) return res.TaskList end,
+  key = function(t) return type(t) == "table" and type(t.TaskId) == "string" and t.TaskId or nil end,
+}
+
+-- The task this create made, among those the look-up lists: `{ TaskId,
+-- Recovered }`, or nil.
+local function our_listed_task(result, p)
+  for _, task in ipairs(type(result.TaskList) == "table" and result.TaskList or {}) do
+    if is_our_task(task, p) then return { TaskId = task.TaskId, Recovered = true } end
+  end
+  return nil
+end
+
+-- A create's look-up proves the create absent only when its page is every
+-- task for the DstUrl: a page refused by the pages' rule (a Total of 1e300,
+-- none, more tasks than asked), or a valid one that is not the whole list
+-- (more than TASKS_PAGE tasks for the DstUrl, a page short of its Total)
+-- without ours, leaves the outcome unknown: said, and the create not sent
+-- again (two relays to one DstUrl; the caller looks).
+local function tasks_unproven(result, p)
+  local ids, whole = pages.lookup(TASKS, result, TASKS_PAGE)
+  if ids and (whole or our_listed_task(result, p)) then return nil end
+  local why = ids and format("lists %d of the %d tasks for it (one page of %d)", #ids, result.Total, TASKS_PAGE)
+    or whole
+  return errors.new { provider = PROVIDER, action = "DescribeLivePullToPushList", code = "InvalidResponse",
+    kind = "response", request_id = result.RequestId, retryable = false, page = 1,
+    message = format("page 1 of the relay tasks for the create's DstUrl %s: the create may have been applied and "
+      .. "the look-up cannot tell; not sent again", why) }
+end
+
 -- After an update or a restart whose outcome is unknown, the task itself
 -- (DescribeLivePullToPush) says whether it took effect: an update did if the
 -- task shows every setting it sent; a restart did if the task runs (1).
@@ -108,18 +144,15 @@ local operations = {
     effect = "change", method = "POST", idempotent = false, cap = 10, answer = { "TaskId" },
     -- A create whose outcome is unknown is not sent again blindly: tasks for
     -- its DstUrl (unique across live tasks) are looked up first, and only
-    -- one with every setting the create sent is taken for ours.
+    -- one with every setting the create sent is taken for ours; a look-up
+    -- that cannot see every task for it proves nothing (`unproven`).
     recover = {
       action = "DescribeLivePullToPushList",
-      params = function(p) return { Region = p.Region, DstUrl = p.DstUrl, PageSize = "100" } end,
+      params = function(p) return { Region = p.Region, DstUrl = p.DstUrl, PageSize = tostring(TASKS_PAGE) } end,
       found = function(result, p)
-        for _, task in ipairs(type(result.TaskList) == "table" and result.TaskList or {}) do
-          if is_our_task(task, p) then
-            return { TaskId = task.TaskId, Recovered = true }
-          end
-        end
-        return nil
+        return our_listed_task(result, p)
       end,
+      unproven = tasks_unproven,
     },
   },
   -- A stop answered "has stopped" after an attempt that may have taken effect

@@ -16,9 +16,10 @@
 -- @module streamctl.aliyun.places
 
 local errors = require "streamctl.base.errors"
+local pages = require "streamctl.pipeline.pages"
 
-local type, ipairs, pairs, tostring, tonumber = type, ipairs, pairs, tostring, tonumber
-local format, floor = string.format, math.floor
+local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
+local format = string.format
 
 local M = {}
 
@@ -38,75 +39,77 @@ M.MAX_PAGES = 100
 local DOMAINS_PAGE = 50      -- DescribeLiveUserDomains' largest PageSize
 local MAX_DOMAIN_PAGES = 200 -- 10,000 domains
 
+-- The listings read here, as streamctl.pipeline.pages checks their pages.
+local BLOCK_LIST = {
+  list = "StreamUrls", what = "a stream", total = "TotalNum", number = "PageNum",
+  entries = function(res)
+    local urls = res.StreamUrls
+    if type(urls) == "table" and urls.StreamUrl ~= nil then urls = urls.StreamUrl end
+    return urls
+  end,
+  key = function(u) return type(u) == "string" and u or nil, "a stream (" .. type(u) .. ")" end,
+}
+local DOMAINS = {
+  list = "Domains", what = "a domain (no DomainName)", total = "TotalCount", number = "PageNumber",
+  entries = function(res)
+    local list = res.Domains
+    if type(list) == "table" and list.PageData ~= nil then list = list.PageData end
+    return list
+  end,
+  key = function(d) return type(d) == "table" and type(d.DomainName) == "string" and d.DomainName or nil end,
+}
+M.BLOCK_LIST, M.DOMAINS = BLOCK_LIST, DOMAINS
+
+local PLACES = "the block list's places cannot be counted; "
+
+-- Is the stream of `p` (a forbid's or resume's parameters) among `urls`?
+-- Entries are "domain/app/stream", and app and stream names may hold "/":
+-- the whole entry matched, never a split of it.
+local function is_listed(urls, p)
+  local exact = p.DomainName .. "/" .. p.AppName .. "/" .. p.StreamName
+  local head, tail = p.DomainName .. "/", "/" .. p.StreamName
+  for _, u in ipairs(urls) do
+    if u == exact or (p.AppName == "*" and #u > #head + #tail
+        and u:sub(1, #head) == head and u:sub(-#tail) == tail) then
+      return true
+    end
+  end
+  return false
+end
+
 --- The look-up after a forbid (`want_listed` true) or a resume whose
 -- outcome is unknown: the block list tells whether it took effect, so it
--- is not applied a second time (streamctl.engine.runner's `recover`). Only
--- a complete first page can prove a stream absent; otherwise the call is
--- sent again (harmless: both are idempotent).
+-- is not applied a second time (streamctl.engine.runner's `recover`). Its
+-- first page is checked as every page is (streamctl.pipeline.pages): one
+-- that cannot be (a TotalNum of 1e300, more entries than asked) is refused,
+-- the outcome left unknown and said (`unproven`); only a page that is the
+-- whole list can prove a stream absent; otherwise the call is sent again
+-- (harmless: both are idempotent).
 function M.lookup(want_listed)
+  local function read(result) return pages.lookup(BLOCK_LIST, result, M.PAGE_SIZE) end
   return {
     action = "DescribeLiveStreamsBlockList",
     params = function(p) return { DomainName = p.DomainName, PageSize = tostring(M.PAGE_SIZE) } end,
     found = function(result, p)
-      local urls = result.StreamUrls
-      if type(urls) == "table" and type(urls.StreamUrl) == "table" then urls = urls.StreamUrl end
-      if type(urls) ~= "table" then return nil end
-      -- Entries are "domain/app/stream", and app and stream names may hold
-      -- "/": match the whole entry, never a split of it.
-      local exact = p.DomainName .. "/" .. p.AppName .. "/" .. p.StreamName
-      local head, tail = p.DomainName .. "/", "/" .. p.StreamName
-      local listed = false
-      for _, u in ipairs(urls) do
-        u = tostring(u)
-        if u == exact or (p.AppName == "*" and #u > #head + #tail
-            and u:sub(1, #head) == head and u:sub(-#tail) == tail) then
-          listed = true
-          break
-        end
-      end
-      local complete = (tonumber(result.TotalNum) or #urls) <= #urls
-      if listed == want_listed and (listed or complete) then
-        return { Recovered = true }
-      end
+      local urls, whole = read(result)
+      if not urls then return nil end
+      local listed = is_listed(urls, p)
+      if listed == want_listed and (listed or whole) then return { Recovered = true } end
       return nil
+    end,
+    unproven = function(result, p)
+      local urls, flaw = read(result)
+      if urls then return nil end
+      return errors.new { provider = "aliyun", action = "DescribeLiveStreamsBlockList", code = "InvalidResponse",
+        kind = "response", request_id = result.RequestId, retryable = false, page = 1,
+        message = format("page 1 of the block list of %s %s: it cannot tell whether the earlier attempt took "
+          .. "effect; not sent again", tostring(p.DomainName), flaw) }
     end,
   }
 end
 
-local function bad_answer(action, res, message)
-  return errors.new { provider = "aliyun", action = action, code = "InvalidResponse", kind = "response",
-                      request_id = type(res) == "table" and res.RequestId or nil, message = message }
-end
-
--- What is wrong with a block-list page (a message), or nil: its StreamUrls
--- must be a list of non-empty texts, TotalNum (when given) a count, and a
--- last page (shorter than asked) must not end before TotalNum says the
--- list does (entries resumed between two pages may make it end later).
-local function page_flaw(urls, total, page, size)
-  if type(urls) ~= "table" then return "has no StreamUrls list" end
-  local n = #urls
-  for k in pairs(urls) do
-    if type(k) ~= "number" or k < 1 or k > n or k ~= floor(k) then
-      return "has a StreamUrls that is not a list (key " .. tostring(k) .. ")"
-    end
-  end
-  for i = 1, n do
-    if type(urls[i]) ~= "string" or urls[i] == "" then
-      return format("has a StreamUrls entry %d that is not a stream (%s)", i, type(urls[i]))
-    end
-  end
-  if n > size then return format("holds %d entries, more than the %d asked", n, size) end
-  local count = tonumber(total)
-  if total ~= nil and (not count or count < 0 or count ~= floor(count)) then
-    return "has a TotalNum that is not a count (" .. tostring(total) .. ")"
-  end
-  if count and n < size and (page - 1) * size + n < count then
-    return format("ends the list at %d entries, but its TotalNum is %d", (page - 1) * size + n, count)
-  end
-  return nil
-end
-
---- Every entry ("domain/app/stream") of `domain`'s block list, every page.
+--- Every entry ("domain/app/stream") of `domain`'s block list, every page
+-- (streamctl.pipeline.pages: read whole or not at all).
 -- @param client a streamctl.aliyun client
 -- @tparam string domain the domain whose list is read
 -- @tparam[opt] table o `page_size` (default PAGE_SIZE), `max_pages` (default MAX_PAGES),
@@ -114,72 +117,36 @@ end
 -- @return the entries, or nil and an error (nothing was sent)
 function M.block_list(client, domain, o)
   o = o or {}
-  local out, size = {}, o.page_size or M.PAGE_SIZE
-  for page = 1, o.max_pages or M.MAX_PAGES do
-    local res, err = client:describe_live_streams_block_list { domain_name = domain, page_number = page,
-                                                              page_size = size }
-    if o.on_call then o.on_call() end
-    if not res then return nil, err end
-    local urls, total = res.StreamUrls, res.TotalNum
-    if type(urls) == "table" and urls.StreamUrl ~= nil then urls = urls.StreamUrl end
-    if urls == nil and tonumber(total) == 0 then urls = {} end
-    local flaw = page_flaw(urls, total, page, size)
-    if flaw then
-      return nil, bad_answer("DescribeLiveStreamsBlockList", res,
-        format("page %d of the block list of %s %s: nothing was sent", page, domain, flaw))
-    end
-    for _, u in ipairs(urls) do out[#out + 1] = u end
-    total = tonumber(total)
-    if #urls < size or (total and page * size >= total) then return out end
-  end
-  return nil, errors.new { provider = "aliyun", action = "DescribeLiveStreamsBlockList", code = "TooManyPages",
-    kind = "validation", message = format("the block list of %s has more than %d pages of %d: nothing was sent "
-      .. "(raise max_pages)", domain, o.max_pages or M.MAX_PAGES, size) }
+  return pages.read {
+    provider = "aliyun", action = "DescribeLiveStreamsBlockList", name = "the block list of " .. domain,
+    listing = BLOCK_LIST, size = o.page_size or M.PAGE_SIZE, max_pages = o.max_pages or M.MAX_PAGES,
+    hint = " (raise max_pages)", on_call = o.on_call,
+    fetch = function(page, size)
+      return client:describe_live_streams_block_list { domain_name = domain, page_number = page, page_size = size }
+    end,
+  }
 end
 
--- The account's domains (DescribeLiveUserDomains, every page), sorted as
--- listed; or nil and an error.
+-- The account's domains (DescribeLiveUserDomains, every page), as listed;
+-- or nil and an error.
 local function account_domains(client, on_call)
-  -- (a copy: its caller adds to it)
-  local out, seen = {}, {}
-  for page = 1, MAX_DOMAIN_PAGES do
-    local res, err = client:describe_live_user_domains { page_number = page, page_size = DOMAINS_PAGE }
-    if on_call then on_call() end
-    if not res then return nil, err end
-    local list = res.Domains
-    if type(list) == "table" and list.PageData ~= nil then list = list.PageData end
-    if list == nil and tonumber(res.TotalCount) == 0 then list = {} end
-    if type(list) ~= "table" then
-      return nil, bad_answer("DescribeLiveUserDomains", res, format("page %d of the account's domains has no "
-        .. "Domains list: the block list's places cannot be counted; nothing was sent", page))
-    end
-    for i, d in ipairs(list) do
-      local name = type(d) == "table" and d.DomainName
-      if type(name) ~= "string" or name == "" then
-        return nil, bad_answer("DescribeLiveUserDomains", res, format("page %d of the account's domains has an "
-          .. "entry %d without a DomainName: nothing was sent", page, i))
-      end
-      if not seen[name] then seen[name] = true; out[#out + 1] = name end
-    end
-    local total = tonumber(res.TotalCount)
-    if #list < DOMAINS_PAGE or (total and page * DOMAINS_PAGE >= total) then return out end
-  end
-  return nil, errors.new { provider = "aliyun", action = "DescribeLiveUserDomains", code = "TooManyPages",
-    kind = "validation", message = format("the account has more than %d domains: the block list's places cannot "
-      .. "be counted; nothing was sent", MAX_DOMAIN_PAGES * DOMAINS_PAGE) }
+  return pages.read {
+    provider = "aliyun", action = "DescribeLiveUserDomains", name = "the account's domains", listing = DOMAINS,
+    size = DOMAINS_PAGE, max_pages = MAX_DOMAIN_PAGES, context = PLACES, on_call = on_call,
+    fetch = function(page, size) return client:describe_live_user_domains { page_number = page, page_size = size } end,
+  }
 end
 
--- How many streams `domain`'s block list holds (its TotalNum); or nil and an error.
+-- How many streams `domain`'s block list holds (its TotalNum, with its
+-- first page of one entry checked); or nil and an error.
 local function listed_on(client, domain, on_call)
-  local res, err = client:describe_live_streams_block_list { domain_name = domain, page_number = 1, page_size = 1 }
-  if on_call then on_call() end
-  if not res then return nil, err end
-  local n = tonumber(res.TotalNum)
-  if not n or n < 0 or n ~= floor(n) then
-    return nil, bad_answer("DescribeLiveStreamsBlockList", res, format("the block list of %s has a TotalNum that "
-      .. "is not a count (%s): its places cannot be counted; nothing was sent", domain, tostring(res.TotalNum)))
-  end
-  return n
+  return pages.total {
+    provider = "aliyun", action = "DescribeLiveStreamsBlockList", name = "the block list of " .. domain,
+    listing = BLOCK_LIST, size = 1, context = PLACES, on_call = on_call,
+    fetch = function(page, size)
+      return client:describe_live_streams_block_list { domain_name = domain, page_number = page, page_size = size }
+    end,
+  }
 end
 
 --- The places in use on the account's block list: the sum of every

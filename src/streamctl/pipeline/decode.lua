@@ -47,6 +47,13 @@ function M.attempt(client, attempt, res, terr)
     return nil, err
   end
   local result, derr = rules.decode(client, action, res)
+  -- (a look-up's answer its rule cannot prove anything from, e.g. a listing not seen whole: a failed
+  -- look-up, said, the call's outcome left unknown and never sent again on it; `recover.unproven`)
+  local recover = result ~= nil and attempt.role == "lookup" and attempt.job and attempt.job.recover
+  if recover and recover.unproven then
+    local uerr = recover.unproven(result, attempt.job.params)
+    if uerr then result, derr = nil, uerr end
+  end
   if result == nil and derr then
     derr.server_date = derr.server_date or M.parse_http_date(res.headers and res.headers.date)
     derr.message = redact.text(derr.message, hidden)

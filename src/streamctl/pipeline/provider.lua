@@ -21,7 +21,8 @@
 --                           this, never the action's name),
 --                  cap = n (requests per second, the published limit; nil: none),
 --                  recover = { action, params(p), found(result, p) } (optional: how to look
---                           up whether an attempt took effect),
+--                           up whether an attempt took effect; `unproven(result, p) -> nil | err`,
+--                           optional: an answer that proves nothing, a failed look-up),
 --                  done_codes = { [code] = true } (optional: codes that, after an attempt
 --                           that may have taken effect, mean it did),
 --                  halt = { [code] = { code, message } } (optional: a code after which a
