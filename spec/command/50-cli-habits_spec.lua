@@ -202,12 +202,13 @@ describe("streamctl configure", function()
   it("writes an Alibaba Cloud profile the credential chain reads, mode 0600, the file's other lines kept", function()
     local home = HOME .. "/conf-a"
     local dir = home .. "/.alibabacloud"
-    assert.is_true(os.execute("mkdir -p " .. dir) == true or os.execute("mkdir -p " .. dir) == 0)
+    assert.is_true(process.run("mkdir -p " .. dir .. " && chmod 755 " .. dir))
     process.write_file(dir .. "/credentials", "; mine\n[prod]\ntype = access_key\naccess_key_id = LTAIprod\n"
       .. "access_key_secret = prod-secret-1234\n")
     local status, out, err = configure(home, "LTAIexample01\nexample-secret-5678\n", "aliyun")
     assert.equal(0, status, err)
-    assert.equal("[default] written to " .. dir .. "/credentials (mode 0600)\n", out)
+    -- (its directory, 0755, is made private: issue 66)
+    assert.equal(dir .. ": mode 0700 (was 0755)\n[default] written to " .. dir .. "/credentials (mode 0600)\n", out)
     assert.equal("", err) -- (no prompts for a script; no secret anywhere)
     assert.equal("; mine\n[prod]\ntype = access_key\naccess_key_id = LTAIprod\naccess_key_secret = prod-secret-1234\n"
       .. "\n[default]\ntype = access_key\naccess_key_id = LTAIexample01\naccess_key_secret = example-secret-5678\n",

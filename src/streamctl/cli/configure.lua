@@ -19,6 +19,7 @@
 -- @module streamctl.cli.configure
 
 local core = require "streamctl.core"
+local lfs = require "lfs"
 local credentials = require "streamctl.credentials"
 local provider_tables = require "streamctl.cli.provider"
 
@@ -99,40 +100,74 @@ local function rule_broken(class, p, values)
   return tostring(err and err.message or err)
 end
 
---- Runs `streamctl configure`.
--- @param out the command's output (its `err` is where prompts go)
--- @tparam table args `what` (aliyun or zego), `profile`
--- @param stdin a file handle (or a table with `read`) of the answers
--- @tparam function getenv the environment
--- @return the exit status (0 written, 1 not written, 2 a usage error)
-function M.run(out, args, stdin, getenv)
-  local provider = provider_tables.get(args.what)
-  local p = provider.configure
-  local home = getenv("HOME")
-  if not home or home == "" then
-    out:warn("configure: HOME is not set: there is no home directory to write the profile into")
-    return 2
+-- The file a rename must replace to change what `path` reads: `path`, or
+-- the file its symbolic links lead to (a rename over the link would replace
+-- the link, and the chain reads through it); nil and why for a loop.
+local function through_links(path)
+  for _ = 1, 40 do
+    if lfs.symlinkattributes(path, "mode") ~= "link" then return path end
+    local target = lfs.symlinkattributes(path, "target")
+    if not target then return nil, format("%s is a symbolic link that cannot be read", path) end
+    path = find(target, "^/") and target or (match(path, "^(.*/)") or "") .. target
   end
-  if args.profile ~= nil and not find(args.profile, "^[%w_.-]+$") then
-    out:warn("--profile must be letters, digits, '.', '_' and '-' (it names an INI section)")
-    return 2
+  return nil, format("%s: too many levels of symbolic links", path)
+end
+
+-- A mode as octal digits ("rwxr-xr-x" -> "0755").
+local function octal(perms)
+  local digits = { "0" }
+  for i = 1, 9, 3 do
+    local v = 0
+    for j, bit in ipairs { 4, 2, 1 } do
+      if sub(perms, i + j - 1, i + j - 1) ~= "-" then v = v + bit end
+    end
+    digits[#digits + 1] = tostring(v)
   end
-  local path = home .. p.file
-  local name = p.section(args.profile)
-  local text, why, kind = core.read_file(path)
-  if not text and kind ~= "absent" then out:warn(format("configure: %s", tostring(why))) return 1 end
-  text = text or ""
-  local sections, perr = credentials.parse_ini(text, path)
-  if not sections then
-    out:warn(format("configure: %s: nothing was written (fix that line first)", perr))
-    return 1
+  return concat(digits)
+end
+
+-- Makes `dir` (the directory streamctl's layout gives the file) mode 0700
+-- when it is there and is not: "DIR: mode 0700 (was M)" to say, nil
+-- (nothing to do), or nil and why. Lua has no chmod(2): chmod(1), the path
+-- quoted, and the mode read back.
+local function tighten(dir)
+  local was = dir and lfs.attributes(dir, "mode") == "directory" and lfs.attributes(dir, "permissions")
+  if not was or was == "rwx------" then return nil end
+  os.execute("chmod 700 -- '" .. gsub(dir, "'", "'\\''") .. "' 2>/dev/null")
+  if lfs.attributes(dir, "permissions") ~= "rwx------" then
+    return nil, format("%s is mode %s and could not be made 0700 (chmod 700 %s)", dir, octal(was), dir)
   end
-  local current = sections[name] or {}
-  local refused = p.check and p.check(current, name, path) -- (a profile it may not overwrite: the provider's)
-  if refused then
-    out:warn("configure: ", refused)
-    return 1
+  return format("%s: mode 0700 (was %s)", dir, octal(was))
+end
+
+-- What the chain a command uses (the provider's `chain`) reads, with the
+-- files in `pending` as they would be: nil when it is [section] of `t.path`
+-- with `values`, else what it reads instead, said.
+local function chain_misreads(provider, args, getenv, t, values, pending)
+  local c, err, _, source = provider.chain { profile = args.profile, getenv = getenv, pending = pending }
+  local ours = format("%s [%s]", t.path, t.section)
+  if not c then return format("the credential chain would not read [%s] of %s: %s", t.section, t.path,
+    tostring(err and err.message or err)) end
+  if source ~= ours then
+    if source == "environment" then
+      local set = {}
+      for _, v in ipairs(provider.class._rules.variables) do
+        if credentials.variable(v[2], getenv) then set[#set + 1] = v[2] end
+      end
+      source = format("the environment (%s %s set)", concat(set, " and "), #set == 1 and "is" or "are")
+    end
+    return format("the credential chain would read %s, not [%s] of %s, which comes after it", tostring(source),
+      t.section, t.path)
   end
+  for _, f in ipairs(provider.configure.keys) do
+    if c[f.key] ~= values[f.key] then return "the credential chain reads other keys from it" end
+  end
+  return nil
+end
+
+-- The answers to the profile's prompts (`current`: its values now): the
+-- values and their order, or nil and why.
+local function answers(out, p, current, stdin)
   local values, order = {}, {}
   -- (the prompts for a person at a terminal; a script's answers come without them)
   local ask = stdin == io.stdin and require("streamctl.cli.output").is_tty(0)
@@ -142,30 +177,79 @@ function M.run(out, args, stdin, getenv)
     local line = stdin:read("*l")
     if line == nil then
       if ask then out.err:write("\n") end
-      out:warn("configure: standard input ended before ", f.prompt, ": nothing was written")
-      return 1
+      return nil, "standard input ended before " .. f.prompt .. ": nothing was written"
     end
     line = gsub(gsub(line, "\r$", ""), "^%s*(.-)%s*$", "%1")
     if line == "" then line = current[f.key] end
     if line == nil or line == "" then
-      out:warn(format("configure: %s is required (there is none to keep): nothing was written", f.prompt))
-      return 1
+      return nil, format("%s is required (there is none to keep): nothing was written", f.prompt)
     end
     values[f.key], order[#order + 1] = line, f.key
   end
+  return values, order
+end
+
+-- The profile file at target `t` read and parsed (empty when absent): its
+-- text and sections, or nil and why.
+local function current_file(t)
+  local text, why, kind = core.read_file(t.path)
+  if not text and kind ~= "absent" then return nil, tostring(why) end
+  text = text or ""
+  local sections, perr = credentials.parse_ini(text, t.path)
+  if not sections then return nil, format("%s: nothing was written (fix that line first)", perr) end
+  return text, sections
+end
+
+-- Writes `new` where target `t` reads (through its links), its own
+-- directory 0700 first; proved by the chain: true, or nil and why.
+local function write(out, provider, args, getenv, t, new, values)
+  local file, lerr = through_links(t.path)
+  if not file then return nil, lerr .. ": nothing was written" end
+  local said, terr = tighten(t.own_dir)
+  if terr then return nil, terr .. ": nothing was written" end
+  if said then out:line(said) end
+  local ok, werr = core.private_file(file)
+  if ok then ok, werr = core.replace_file(file, new) end
+  if not ok then return nil, format("%s: nothing was written", tostring(werr)) end
+  local wrong = chain_misreads(provider, args, getenv, t, values)
+  if wrong then return nil, format("[%s] was written to %s, but %s", t.section, t.path, wrong) end
+  return file
+end
+
+--- Runs `streamctl configure`.
+-- @param out the command's output (its `err` is where prompts go)
+-- @tparam table args `what` (aliyun or zego), `profile`
+-- @param stdin a file handle (or a table with `read`) of the answers
+-- @tparam function getenv the environment
+-- @return the exit status (0 written, 1 not written, 2 a usage error)
+function M.run(out, args, stdin, getenv)
+  local provider = provider_tables.get(args.what)
+  local p = provider.configure
+  if args.profile ~= nil and not find(args.profile, "^[%w_.-]+$") then
+    out:warn("--profile must be letters, digits, '.', '_' and '-' (it names an INI section)")
+    return 2
+  end
+  -- (the file and section the chain reads: its variables' too, XDG_CONFIG_HOME, ALIBABA_CLOUD_CREDENTIALS_FILE)
+  local t, why = credentials.profile_file(args.what, { profile = args.profile, getenv = getenv })
+  if not t then out:warn("configure: ", why) return 2 end
+  local text, sections = current_file(t)
+  if not text then out:warn("configure: ", sections) return 1 end
+  local current = sections[t.section] or {}
+  local refused = p.check and p.check(current, t.section, t.path) -- (a profile it may not overwrite: the provider's)
+  if refused then out:warn("configure: ", refused) return 1 end
+  local values, order = answers(out, p, current, stdin)
+  if not values then out:warn("configure: ", order) return 1 end
   local broken = rule_broken(provider.class, p, values)
   if broken then out:warn("configure: ", broken, ": nothing was written") return 2 end
-  local new = with_section(text, name, values, order)
-  -- (the written text must read back as the chain reads it: checked before it replaces the file)
-  local back = credentials.parse_ini(new, path)
-  if not back or back[name] == nil then
-    out:warn("configure: the new file would not read back: nothing was written")
-    return 1
-  end
-  local ok, werr = core.private_file(path)
-  if ok then ok, werr = core.replace_file(path, new) end
-  if not ok then out:warn(format("configure: %s: nothing was written", tostring(werr))) return 1 end
-  out:line(format("[%s] written to %s (mode 0600)", name, path))
+  local new = with_section(text, t.section, values, order)
+  -- (what the chain would read with the new file, asked before it replaces the old: another source first is refused)
+  local wrong = chain_misreads(provider, args, getenv, t, values, { [t.path] = new })
+  if wrong then out:warn("configure: ", wrong, ": nothing was written") return 1 end
+  local file, werr = write(out, provider, args, getenv, t, new, values)
+  if not file then out:warn("configure: ", werr) return 1 end
+  out:line(format("[%s]%s written to %s%s (mode 0600)", t.section,
+    t.named_by and format(" (named by %s)", t.named_by) or "",
+    file, file ~= t.path and format(" (the link %s points to it)", t.path) or ""))
   return 0
 end
 

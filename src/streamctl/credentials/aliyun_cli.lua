@@ -63,6 +63,61 @@ local function json_at(text, path, k)
   return format("%s:%d: ", path, line_at(text, string.find(text, pattern, 1) or 1))
 end
 
+-- A key given twice in one object of JSON `text` (valid JSON: cjson read
+-- it), as "PATH:LINE: 'k' is given twice in one object (first at line N)",
+-- or nil. JSON readers keep the last of the two without a word (cjson, and
+-- Go's encoding/json, aliyun-cli's), so the file would say two things and
+-- one would be used; the INI files' rule (streamctl.credentials.ini) holds here too.
+local function twice_in_json(text, path)
+  local stack, i = {}, 1
+  while true do
+    local at, c = string.match(text, '()([{}%[%]"])', i)
+    if not at then return nil end
+    i = at + 1
+    if c == "{" or c == "[" then
+      stack[#stack + 1] = c == "{" and {} or false
+    elseif c == "}" or c == "]" then
+      stack[#stack] = nil
+    else
+      local stop = at + 1
+      while true do -- (the string's closing quote: an escape's next character skipped)
+        local e, q = string.match(text, '()([\\"])', stop)
+        if not e then return nil end -- (cannot be: cjson read the text whole)
+        if q == '"' then stop = e break end
+        stop = e + 2
+      end
+      i = stop + 1
+      local keys = stack[#stack]
+      if keys and string.find(text, "^%s*:", i) then
+        local k = tostring(cjson.decode(text:sub(at, stop)))
+        if keys[k] then
+          return format("%s:%d: '%s' is given twice in one object (first at line %d)", path, line_at(text, at), k,
+            line_at(text, keys[k]))
+        end
+        keys[k] = at
+      end
+    end
+  end
+end
+
+-- Two profiles of one name in `config.profiles`: "PATH:LINE: ...", or nil
+-- (which one a reader takes is its own choice: neither is guessed).
+local function named_twice(config, text, path)
+  local seen = {}
+  for i, p in ipairs(config.profiles) do
+    local name = type(p) == "table" and nonempty(p.name)
+    if name and seen[name] then
+      local pattern = '"name"%s*:%s*"' .. string.gsub(name, "%p", "%%%0") .. '"'
+      local first = string.find(text, pattern)
+      local second = first and string.find(text, pattern, first + 1)
+      return format("%s:%s profiles[%d] and profiles[%d] are both named '%s'", path,
+        second and line_at(text, second) .. ":" or "", seen[name], i, name)
+    end
+    if name then seen[name] = i end
+  end
+  return nil
+end
+
 -- The first key of `t` not in `list`, as "PATH:LINE: WHAT has an unknown key 'k' (did you mean ...)", or nil.
 local function unknown_json_key(t, list, text, path, what)
   local set, bad = {}, {}
@@ -152,11 +207,13 @@ local function from_cli_config(read, path, profile, explicit)
     local at = tonumber(match(tostring(jerr), "character (%d+)")) or 1
     return nil, format("%s:%d: not valid JSON (%s)", path, line_at(text, at), tostring(jerr))
   end
-  local bad = unknown_json_key(config, M.TOP_KEYS, text, path, "the file")
+  local bad = twice_in_json(text, path) or unknown_json_key(config, M.TOP_KEYS, text, path, "the file")
   if bad then return nil, bad end
   local by_current = not explicit and nonempty(config.current)
   if by_current then profile = config.current end
   if type(config.profiles) ~= "table" then return nil, path .. ": has no \"profiles\" list" end
+  bad = named_twice(config, text, path)
+  if bad then return nil, bad end
   local seen = {}
   local function resolve(name, chain)
     for i, p in ipairs(config.profiles) do

@@ -74,6 +74,18 @@ local function read(path)
   return nil, why
 end
 
+-- `read`, but for the files in `opts.pending` (`{ [path] = text }`): read
+-- as that text (the files as `streamctl configure` would write them, for the
+-- chain to say what it would read then).
+local function reader(opts)
+  local pending = opts.pending
+  if not pending then return read end
+  return function(path)
+    if pending[path] then return pending[path] end
+    return read(path)
+  end
+end
+
 -- A warning when `path` can be read by its group or others.
 local function permissions_warning(path)
   local ok, lfs = pcall(require, "lfs")
@@ -108,8 +120,9 @@ end
 --- Alibaba Cloud credentials: the source the official chain picks
 -- (`streamctl.credentials.aliyun` the module: its order, and where streamctl
 -- is stricter), as a client's options.
--- @tparam[opt] table opts `{ profile =, ca_file =, proxy =, shared_dict =, clock =, getenv =, home = }`
---   (getenv and home: for tests; the others: see `holder`)
+-- @tparam[opt] table opts `{ profile =, ca_file =, proxy =, shared_dict =, clock =, getenv =, home =,
+--   pending = }` (getenv and home: for tests; pending: files read as given text, `{ [path] = text }`,
+--   for `streamctl configure`; the others: see `holder`)
 -- @return `{ access_key_id, access_key_secret, security_token }`, or nil and
 --   the error object; the warnings; the source
 function M.aliyun(opts)
@@ -126,7 +139,7 @@ aliyun_credentials = function(opts)
   local warnings = {}
   local dir = home(opts)
   local source, err, file = require("streamctl.credentials.aliyun").resolve {
-    profile = opts.profile, getenv = getenv, home = dir, read = read, parse_ini = M.parse_ini }
+    profile = opts.profile, getenv = getenv, home = dir, read = reader(opts), parse_ini = M.parse_ini }
   if not source then
     local looked_for = find(err, "^no Alibaba Cloud credentials") or find(err, "%(named by [^)]*%) is not in ")
     return nil, err .. ((dir or not looked_for) and "" or NO_HOME), warnings
@@ -311,6 +324,40 @@ function M.config_path(opts)
   return xdg .. "/streamctl/config"
 end
 
+--- Where the chain reads a provider's profile from, found as the chain
+-- finds it, so that `streamctl configure` writes exactly there. Alibaba
+-- Cloud: section `opts.profile`, else $ALIBABA_CLOUD_PROFILE, else
+-- [default], of $ALIBABA_CLOUD_CREDENTIALS_FILE, else
+-- ~/.alibabacloud/credentials; ZEGO: [zego] or [zego.NAME] of `config_path`.
+-- (Whether a source before it comes first is the chain's to say: ask it.)
+-- @tparam string provider "aliyun" or "zego"
+-- @tparam[opt] table opts `{ profile =, getenv =, home = }`
+-- @return `{ path =, section =, own_dir =, named_by = }` (own_dir: the
+--   directory streamctl's layout gives the file, nil for a file a variable
+--   names; named_by: the variable that named the section), or nil and why
+function M.profile_file(provider, opts)
+  opts = opts or {}
+  local getenv = opts.getenv or os.getenv
+  local profile = opts.profile ~= "" and opts.profile or nil
+  if provider == "zego" then
+    local path = M.config_path(opts)
+    if not path then return nil, "HOME is not set, nor XDG_CONFIG_HOME: there is no file to write the profile into" end
+    return { path = path, section = profile and "zego." .. profile or "zego", own_dir = match(path, "^(.*)/config$") }
+  end
+  local ENV = require("streamctl.credentials.aliyun").ENV
+  local named_by
+  if not profile and M.variable(ENV.profile, getenv) then profile, named_by = getenv(ENV.profile), ENV.profile end
+  local t = { section = profile or "default", named_by = named_by, path = M.variable(ENV.file, getenv) }
+  if not t.path then
+    local dir = home(opts)
+    if not dir then
+      return nil, format("HOME is not set, nor %s: there is no file to write the profile into", ENV.file)
+    end
+    t.path, t.own_dir = dir .. "/.alibabacloud/credentials", dir .. "/.alibabacloud"
+  end
+  return t
+end
+
 --- The keys of streamctl's own file, by section: `[zego]` and each
 -- `[zego.NAME]` (a profile) hold the credentials; `[defaults]` the command
 -- line's defaults (each the flag's: `timeout_ms` is --timeout, `max_rate`
@@ -334,7 +381,7 @@ end
 local function own_file(opts, warnings)
   local path = M.config_path(opts)
   if not path then return nil end
-  local text, err = read(path)
+  local text, err = reader(opts)(path)
   if not text then return nil, err, path end
   local sections, perr = M.parse_ini(text, path, own_keys, { "zego", "defaults" })
   if not sections then return nil, perr, path end
@@ -343,7 +390,7 @@ local function own_file(opts, warnings)
 end
 
 --- ZEGO credentials (see above).
--- @tparam[opt] table opts `{ profile =, getenv =, home = }`
+-- @tparam[opt] table opts `{ profile =, getenv =, home =, pending = }` (as `aliyun`'s)
 -- @return `{ app_id, server_secret }`, or nil and the error object; the
 --   warnings; the source
 function M.zego(opts)

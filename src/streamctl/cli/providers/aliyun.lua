@@ -162,9 +162,14 @@ M.configure = {
   fixed = { type = "access_key" }, -- (the shared file's kind of profile: keys)
 }
 
--- A profile configure may not overwrite: a role's.
+-- A profile configure may not overwrite: a role's; or may not write into:
+-- one turned off (the chain skips it: what is written would not be read).
 function M.configure.check(current, name, path)
-  if current.type and current.type ~= "access_key" then
+  if current.enable and string.lower(current.enable) == "false" then
+    return format("%s:%d: [%s] is turned off (enable = false), so the credential chain skips it: remove that line "
+      .. "first, or name another --profile", path, current._lines.enable, name)
+  end
+  if current.type and string.lower(current.type) ~= "access_key" then
     return format("[%s] in %s is a profile of type %s: configure writes AccessKeys only; edit the file for a role "
       .. "(docs/credentials.md), or name another --profile", name, path, tostring(current.type))
   end
