@@ -134,13 +134,15 @@ function M.read(o)
     local res, err = o.fetch(page, size)
     if o.on_call then o.on_call() end
     if not res then return nil, err end
-    local got, total, short = M.check(o.listing, res, page, size)
-    if not got then return nil, refused(o, res, page, total) end
-    first = first or total
-    if total ~= first then
+    local total = M.count(type(res) == "table" and res[o.listing.total])
+    if first and total and total ~= first then
       return nil, refused(o, res, page, format("has a %s of %d where page 1 had %d: the listing changed while "
         .. "it was read", o.listing.total, total, first))
     end
+    local got, short
+    got, total, short = M.check(o.listing, res, page, size)
+    if not got then return nil, refused(o, res, page, total) end
+    first = first or total
     if short then return nil, refused(o, res, page, short) end
     if page == 1 and total > o.max_pages * size then return nil, too_long(o, total, size, o.max_pages) end
     local list = o.listing.entries(res) or {}

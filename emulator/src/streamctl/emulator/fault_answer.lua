@@ -89,6 +89,33 @@ function M.result(provider, mod, fault, req, action, processed)
   return res
 end
 
+-- Where each listing's page and total sit in its answer (a page fault cuts them).
+local LISTINGS = {
+  DescribeLiveUserDomains = { "Domains", "PageData", total = "TotalCount" },
+  DescribeLiveStreamsBlockList = { "StreamUrls", "StreamUrl", total = "TotalNum" },
+  DescribeLiveStreamsOnlineList = { "OnlineInfo", "LiveStreamOnlineInfo", total = "TotalNum" },
+  DescribeLivePullToPushList = { "TaskList", total = "Total" },
+}
+
+-- A listing's answer `res` (served) with its page cut to `fault.keep` entries
+-- and its total answered as `fault.total` ("none": left out); any other
+-- answer (not a listing's, not JSON, a refusal) as it is.
+function M.page(res, fault, action)
+  local where = LISTINGS[action]
+  local data = where and res.status == 200 and type(res.body) == "string" and json.decode(res.body)
+  if type(data) ~= "table" or data[where.total] == nil then return res end
+  local holder, key = data, where[1]
+  if where[2] then holder, key = data[where[1]], where[2] end
+  local list = type(holder) == "table" and holder[key]
+  if type(list) == "table" and fault.keep then
+    for i = #list, fault.keep + 1, -1 do list[i] = nil end
+    holder[key] = json.array(list)
+  end
+  if fault.total == "none" then data[where.total] = nil elseif fault.total then data[where.total] = fault.total end
+  res.body = json.encode(data)
+  return res
+end
+
 -- The answer of a request whose processing raised `err`: the provider's
 -- http500, logged with verdict "crash" and the error as its message.
 function M.crash_result(provider, mod, fault, req, action, err)

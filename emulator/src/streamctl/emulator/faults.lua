@@ -3,7 +3,7 @@
 -- A fault spec (JSON):
 --   {
 --     "kind": "http500" | "http503" | "throttle" | "delay" | "drop"
---           | "malformed" | "truncated" | "skew" | "code",
+--           | "malformed" | "truncated" | "skew" | "code" | "page",
 --     "action": "ResumeLiveStream" | "*",  -- default "*"
 --     "count": 3,                          -- next N matching requests, default 1
 --     "delay_ms": 200,                     -- delay: how long (default 1000, max 60000)
@@ -14,6 +14,7 @@
 --     "after_apply": false,                -- see below
 --     "duration_s": 30,                    -- see below
 --     "task_id": "...", "source_url": "...", -- source_down: which tasks' source (see below)
+--     "keep": 20, "total": 60,             -- page: the entries kept, the total answered (see below)
 --     "provider": "aliyun" | "zego" | "imds" -- default: the provider of the port posted to
 --   }
 --
@@ -31,6 +32,10 @@
 --                      down (task_events.lua) from now for duration_s (none: until the faults
 --                      are deleted), for the task task_id and/or the tasks pulling source_url
 --                      (neither: every task); no request ever takes it, count is ignored
+--   page               (aliyun only) a listing's answer served, then its page cut to its first
+--                      `keep` entries (default: all) and its total (TotalNum, TotalCount,
+--                      Total) answered as `total` (any number; "none": left out; default: the
+--                      real one): a short page, an odd total (fault_answer.page)
 --   code               an HTTP 200 answer with a non-zero code, the way an operation's page
 --                      documents its own failures: Aliyun {"RequestId","RetCode":code,
 --                      "Description":message} (the pull-to-push operations' RetCode; message
@@ -71,7 +76,7 @@ local M = {}
 
 local KINDS = {
   http500 = true, http503 = true, throttle = true, delay = true,
-  drop = true, malformed = true, truncated = true, skew = true, code = true, source_down = true,
+  drop = true, malformed = true, truncated = true, skew = true, code = true, source_down = true, page = true,
 }
 
 M.KINDS = KINDS
@@ -88,6 +93,8 @@ local PROVIDER_KINDS = {
 
 -- Kinds that no request takes (they act elsewhere), and the providers they apply to.
 local NOT_REQUEST = { source_down = { aliyun = true } }
+-- Kinds that one provider's requests take only (its listings).
+local ONLY = { page = { aliyun = true } }
 
 -- The providers faults can be posted for: aliyun and zego, and those the
 -- emulator serves besides (imds). Called at start.
@@ -134,10 +141,10 @@ end
 local function check_kind(provider, spec)
   if not KINDS[spec.kind] then
     return "fault: kind must be one of http500, http503, throttle, delay, drop, "
-      .. "malformed, truncated, skew, code, source_down"
+      .. "malformed, truncated, skew, code, source_down, page"
   end
-  if (PROVIDER_KINDS[provider] and not PROVIDER_KINDS[provider][spec.kind])
-    or (NOT_REQUEST[spec.kind] and not NOT_REQUEST[spec.kind][provider]) then
+  local only = NOT_REQUEST[spec.kind] or ONLY[spec.kind]
+  if (PROVIDER_KINDS[provider] and not PROVIDER_KINDS[provider][spec.kind]) or (only and not only[provider]) then
     return "fault: kind " .. spec.kind .. " does not apply to " .. provider
   end
   for _, k in ipairs({ "task_id", "source_url" }) do
@@ -197,6 +204,18 @@ local function read_answer(spec, s)
   s.after_apply, s.duration_s = after_apply, duration_s
 end
 
+-- A page fault's `keep` and `total`, into `s`: the message when one is wrong, else nil.
+local function read_page(spec, s)
+  local keep, total = spec.keep, spec.total
+  if keep ~= nil and (spec.kind ~= "page" or type(keep) ~= "number" or keep < 0 or floor(keep) ~= keep) then
+    return "fault: keep must be an integer >= 0, for kind page only"
+  end
+  if total ~= nil and (spec.kind ~= "page" or (type(total) ~= "number" and total ~= "none")) then
+    return "fault: total must be a number or \"none\", for kind page only"
+  end
+  s.keep, s.total = keep, total
+end
+
 -- Validates spec and queues it for `provider` (spec.provider wins). now: the
 -- emulator time (for duration_s). Returns the stored fault, or nil and a message.
 function M.add(provider, spec, now)
@@ -209,7 +228,7 @@ function M.add(provider, spec, now)
     return nil, err
   end
   local s = {}
-  err = check_kind(provider, spec) or read_reach(spec, s) or read_answer(spec, s)
+  err = check_kind(provider, spec) or read_reach(spec, s) or read_answer(spec, s) or read_page(spec, s)
   if err then
     return nil, err
   end
@@ -229,6 +248,8 @@ function M.add(provider, spec, now)
     ["until"] = s.duration_s and now + s.duration_s or nil,
     task_id = spec.task_id,
     source_url = spec.source_url,
+    keep = s.keep,
+    total = s.total,
   }
   next_id = next_id + 1
   local list = pending[provider]
@@ -265,7 +286,7 @@ function M.take(provider, action, now)
       return {
         id = f.id, kind = f.kind, action = f.action, delay_ms = f.delay_ms,
         skew_s = f.skew_s, retry_after_ms = f.retry_after_ms, code = f.code, message = f.message,
-        after_apply = f.after_apply, remaining = f.count,
+        after_apply = f.after_apply, remaining = f.count, keep = f.keep, total = f.total,
       }
     end
   end

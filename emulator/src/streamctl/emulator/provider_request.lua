@@ -102,6 +102,8 @@ function M.serve(provider)
       res = mod.process(req)
       if fault_answer.replaces(fault) then
         res = fault_answer.result(provider, mod, fault, req, action, res)
+      elseif fault and fault.kind == "page" then
+        res = fault_answer.page(res, fault, action)
       end
     end
   end)
