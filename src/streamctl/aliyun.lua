@@ -199,7 +199,14 @@ local STREAM_TYPE = { name = "live_stream_type", param = "LiveStreamType", type 
 local STREAM = { DOMAIN, APP, { name = "stream_name", param = "StreamName", type = "string", required = true,
                                 shape = "name" },
                  STREAM_TYPE }
-local REGION_ID = { name = "region_id", param = "RegionId", type = "string" }
+-- RegionId: a region's ID as the pages write them (cn-shanghai, ap-southeast-1), never sent as other text.
+local function region_id(v)
+  if type(v) == "string" and #v <= 64 and v:find("^%l[%l%d]*%-[%l%d%-]*[%l%d]$") and not v:find("--", 1, true) then
+    return v
+  end
+  return nil, "must be a region ID: lower-case letters and digits, words joined by '-' (cn-shanghai)"
+end
+local REGION_ID = { name = "region_id", param = "RegionId", type = "custom", check = region_id }
 -- What ForbidLiveStream takes beyond the stream (single and batch alike).
 local FORBID = {
   REGION_ID,

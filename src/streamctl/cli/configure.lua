@@ -4,7 +4,12 @@
 -- shared `~/.alibabacloud/credentials` (`[NAME]`, `type = access_key`),
 -- ZEGO's into `~/.config/streamctl/config` (`[zego]` or `[zego.NAME]`):
 -- what each provider's profile holds is its command table's `configure`
--- (streamctl.cli.provider).
+-- (streamctl.cli.provider). The file and section are the chain's
+-- (streamctl.credentials.profile_file: XDG_CONFIG_HOME,
+-- ALIBABA_CLOUD_CREDENTIALS_FILE, ALIBABA_CLOUD_PROFILE), and the chain a
+-- command uses is asked what it would read with the new file before it is
+-- written (another source first: refused, naming it) and after (what was
+-- written read back, or exit 1).
 --
 -- A value is read a line at a time from standard input (a prompt on
 -- standard error shows the current one masked; an empty line keeps it), so
@@ -13,8 +18,10 @@
 -- anything is written. The file is read whole and valid first (one that
 -- does not parse is left as it is: the error names its line); only the
 -- profile's keys change, every other line stays as it was; the new file is
--- written whole beside the old and renamed over it, mode 0600, in a
--- directory of mode 0700 (streamctl.core's private_file and replace_file).
+-- written whole beside the old and renamed over it (a symbolic link's
+-- target, the link kept), mode 0600, in a directory of mode 0700
+-- (streamctl.core's private_file and replace_file; its own directory,
+-- already there and looser, tightened).
 -- A secret is never echoed, shown or put into a message.
 -- @module streamctl.cli.configure
 
