@@ -26,7 +26,9 @@
  * certificate codes), InvalidResponse (body over max_body, header lines over
  * 64 KiB), InvalidRequest (checked here before anything is sent, and
  * CURLE_URL_MALFORMAT) or NetworkError (everything else, with curl's message).
- * err.sent is CURLINFO_REQUEST_SIZE > 0. Wrong argument types raise.
+ * err.sent is CURLINFO_REQUEST_SIZE > 0. A request is never sent twice by
+ * libcurl's own resend on a reused connection that died unanswered: see
+ * curl_request.c's on_prereq (a NetworkError, sent). Wrong argument types raise.
  *
  * Memory: every native object belongs to a userdata whose metatable (with
  * __gc) is set before the object is allocated, so nothing leaks when a Lua

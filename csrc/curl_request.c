@@ -144,6 +144,46 @@ static void slist_push(lua_State *L, sc_xfer *x, const char *line) {
         if (rc_ != CURLE_OK) return rc_;                          \
     } while (0)
 
+/*
+ * An attempt goes on the wire once. libcurl sends a request again by itself,
+ * on a fresh connection, when the reused connection it went on closes before
+ * any byte of an answer (Curl_retry_request, "Connection died, retrying a
+ * fresh connect"), whether or not the server had read it: a server that
+ * applied the request and then dropped the connection gets it twice, the
+ * second time without a slot of the budget (a ForbidLiveStream applied,
+ * dropped, and arriving again within 1 ms with the same nonce: issue 66).
+ * There is no option to turn that retry off, and CURLOPT_FORBID_REUSE would
+ * give up keep-alive for every request. CURLOPT_PREREQFUNCTION is called
+ * each time libcurl is about to send the request on a connection, so a
+ * second call within one transfer is that retry: it is refused when a byte
+ * of the request had been handed to the first connection (CURLINFO_REQUEST_SIZE
+ * counts what the connections took), and the transfer ends as a NetworkError
+ * with sent = true (its outcome unknown: the engine takes a slot for the
+ * next attempt, and a look-up first where the operation has one). A retry
+ * of a request that never left (its first write failed) goes on. The stale
+ * pooled connection that can be told before sending (closed, or readable at
+ * EOF) libcurl checks itself before reusing it, and the request then goes
+ * on a fresh connection, once. streamctl.transport.common.may_send_again is
+ * the same rule in Lua. Older libcurl (before 7.80) has no such callback:
+ * connections are not reused there (CURLOPT_FORBID_REUSE).
+ */
+#if LIBCURL_VERSION_NUM >= 0x075000
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port) {
+    sc_xfer *x = (sc_xfer *)ud;
+    long size = 0;
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    if (x->sends++ == 0) return CURL_PREREQFUNC_OK;
+    if (curl_easy_getinfo(x->curl, CURLINFO_REQUEST_SIZE, &size) != CURLE_OK || size != 0) {
+        x->resend_stopped = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+#endif
+
 /* The options every request gets, after curl_easy_reset. */
 static CURLcode base_options(sc_xfer *x, const sc_opts *o) {
     CURL *c = x->curl;
@@ -171,6 +211,12 @@ static CURLcode base_options(sc_xfer *x, const sc_opts *o) {
     SETOPT(c, CURLOPT_HEADERFUNCTION, sc_on_header);
     SETOPT(c, CURLOPT_HEADERDATA, (void *)x);
     SETOPT(c, CURLOPT_PRIVATE, (void *)x);
+#if LIBCURL_VERSION_NUM >= 0x075000
+    SETOPT(c, CURLOPT_PREREQFUNCTION, on_prereq);
+    SETOPT(c, CURLOPT_PREREQDATA, (void *)x);
+#else
+    SETOPT(c, CURLOPT_FORBID_REUSE, 1L);
+#endif
     if (o->max_body > 0) SETOPT(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)o->max_body);
     /* An empty string disables proxies, including http_proxy & co. from the
      * environment; "env" leaves CURLOPT_PROXY unset, so that libcurl reads

@@ -36,6 +36,7 @@ void sc_xfer_clear(sc_xfer *x) {
     buf_free(&x->head);
     x->head_total = 0;
     x->body_over = x->head_over = x->oom = 0;
+    x->sends = x->resend_stopped = 0;
     x->errbuf[0] = '\0';
 }
 
@@ -191,6 +192,11 @@ int sc_push_outcome(lua_State *L, sc_xfer *x, CURLcode rc) {
             msg = "out of memory while receiving the response";
             lua_pushstring(L, msg);
             sc_push_error(L, "NetworkError", msg, sent, (int)rc);
+        } else if (x->resend_stopped) {
+            msg = "the reused connection closed after the request had left, before any answer: not sent "
+                  "again (the request may have been applied)";
+            lua_pushstring(L, msg);
+            sc_push_error(L, "NetworkError", msg, 1, (int)rc);
         } else {
             msg = x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(rc);
             lua_pushstring(L, msg);

@@ -55,6 +55,8 @@ typedef struct sc_xfer {
     size_t head_total;    /* header bytes of every response of this transfer */
     size_t max_body;
     int body_over, head_over, oom;
+    int sends;         /* times libcurl was about to send the request (CURLOPT_PREREQFUNCTION) */
+    int resend_stopped; /* a resend of a request that had left was stopped: see on_prereq */
     char errbuf[CURL_ERROR_SIZE];
     /* multi only */
     int state;
