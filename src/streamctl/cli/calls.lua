@@ -10,7 +10,7 @@ local encode_params = require "streamctl.base.encode"
 
 local type, pairs, ipairs, tostring, format = type, pairs, ipairs, tostring, string.format
 local match, sort, max, min = string.match, table.sort, math.max, math.min
-local sub, concat = string.sub, table.concat
+local sub, concat, find, gsub, tonumber = string.sub, table.concat, string.find, string.gsub, tonumber
 local EXIT, encode, as_flags = cli_output.EXIT, cli_output.encode, cli_output.as_flags
 local stream_of, record, record_json = cli_output.stream_of, cli_output.record, cli_output.record_json
 local STREAM_FIELDS = cli_output.STREAM_FIELDS
@@ -29,9 +29,33 @@ local function row_of(entry)
     entry.ends_by)
 end
 
--- Parses `Key=Value` arguments into service parameters (a repeated key, or
--- one written `Key[]`: an array).
-local function call_params(list)
+-- The named method of `action` (its single one before its batch: both name
+-- a stream the same way, and the single one's fields are one call's), or
+-- nil for an action no named command sends.
+local function method_of(client, action)
+  local chosen
+  for _, m in ipairs(client.methods()) do
+    if m.action == action and (not chosen or (chosen.list and not m.list)) then chosen = m end
+  end
+  return chosen
+end
+
+-- The field of `m` that parameter `key` sets (`Key[]` is `Key`), or nil.
+local function field_of(m, key)
+  local bare = sub(key, -2) == "[]" and sub(key, 1, -3) or key
+  for _, f in ipairs(m and m.fields or {}) do
+    if f.param == bare then return f end
+  end
+  return nil
+end
+
+-- Parses `Key=Value` arguments into service parameters: one written
+-- `Key[]` is an array (of one or more); a key given twice is an array only
+-- where its field (the action's named method's: `m`) takes a list (ZEGO's
+-- StreamId of ForbidRTCStreams, SourceUrls); any other key given twice is
+-- refused naming it, never one of its values dropped nor an array made of
+-- a parameter that takes one.
+local function call_params(list, m)
   local params = {}
   for i, kv in ipairs(list or {}) do
     local k, v = match(kv, "^([^=]+)=(.*)$")
@@ -42,8 +66,13 @@ local function call_params(list)
       end
       return nil, format("parameter '%s' must be Key=Value", kv)
     end
+    local many = sub(k, -2) == "[]" or (field_of(m, k) or {}).type == "strings"
     if params[k] == nil then
       params[k] = sub(k, -2) == "[]" and { v } or v
+    elseif not many then
+      -- (a credential's name is refused by check_call, its value unshown; here only its name is said)
+      return nil, format("parameter '%s' given twice: %s", k, field_of(m, k)
+        and format("%s takes one value", m.action) or format("write %s[]=VALUE for each value of an array", k))
     elseif type(params[k]) == "table" then
       params[k][#params[k] + 1] = v
     else
@@ -58,10 +87,7 @@ end
 -- a task ID...), each once: one per item of a list (ZEGO's StreamId[]);
 -- the action itself when its parameters name none.
 local function call_streams(client, action, params)
-  local chosen -- (the action's single method before its batch: both name a stream the same way)
-  for _, m in ipairs(client.methods()) do
-    if m.action == action and (not chosen or (chosen.list and not m.list)) then chosen = m end
-  end
+  local chosen = method_of(client, action)
   if not chosen then return { action } end
   local fields, key = {}, nil
   for _, f in ipairs(chosen.fields) do
@@ -101,12 +127,53 @@ end
 -- anything is written to the audit log or sent; kept in `args._checked` as
 -- `{ params, streams }` for the intent (guard.plan_of) and the call. True,
 -- or false after saying why.
+-- The fields of named method `m` that `params` set (each as the command
+-- line's flag would give it: a time or a count in digits a number, a
+-- list's single value a list of one), and each field's parameter by name.
+local function fields_of_params(m, params)
+  local fields, param_of = {}, {}
+  for _, f in ipairs(m.fields) do
+    if f.param then
+      param_of[f.name] = f.param
+      local v = params[f.param]
+      if v == nil then v = params[f.param .. "[]"] end
+      if f.type == "strings" and type(v) == "string" then v = { v } end
+      if type(v) == "string" and find(v, "^%d+$") and (f.type == "time" or f.type == "integer" or f.type == "number")
+      then
+        v = tonumber(v)
+      end
+      fields[f.name] = v
+    end
+  end
+  return fields, param_of
+end
+
+-- A `call` of an action a named command sends is checked as that command
+-- checks its flags (its method's fields and its rule across them: a
+-- ResumeTime in the future, ZEGO's 30 days, a parameter it requires), the
+-- message naming the parameters. The fields, or nil and the message.
+local function named_check(client, m, params)
+  local fields, param_of = fields_of_params(m, params)
+  local ok, err = client:check(m.name, fields)
+  if ok then return fields end
+  return nil, (gsub(tostring(err.message), "field '([%w_]+)'", function(name)
+    return "parameter '" .. (param_of[name] or name) .. "'"
+  end))
+end
+
 function M.check_call(out, client, args)
-  local params, perr = call_params(args.params)
+  local m = method_of(client, args.action)
+  local params, perr = call_params(args.params, m)
   if not params then out:warn(perr) return false end
   local sent, err = client:check_call(args.action, params)
   if not sent then out:warn(as_flags(tostring(err.message))) return false end
-  args._checked = { params = params, streams = call_streams(client, args.action, params) }
+  local fields
+  if m then
+    fields, err = named_check(client, m, params)
+    if not fields then out:warn(err) return false end
+  end
+  args._checked = { params = params, streams = call_streams(client, args.action, params), method = m,
+                    fields = fields }
   return true
 end
 
@@ -349,10 +416,11 @@ local function run_call(out, client, m, fields, args, output, attempts)
   if m then
     streams = { stream_of(m, fields) }
     result, err = client[m.name](client, fields)
-    params = {} -- (its fields by the service's names: what a forbid's end is read from)
+    params = {} -- (its fields by the service's names: what a forbid's end is read from; a time as given,
+    -- Unix seconds or YYYY-MM-DDThh:mm:ssZ, both of which the provider's forbid_ends reads)
     for _, f in ipairs(m.fields) do
       local v = fields[f.name]
-      if f.param and v ~= nil then params[f.param] = f.type == "time" and tonumber(v) or v end
+      if f.param and v ~= nil then params[f.param] = v end
     end
   else -- (`call`: its parameters were checked, check_call above, before its intent was written)
     streams = args._checked.streams
@@ -383,6 +451,8 @@ local function run_call(out, client, m, fields, args, output, attempts)
     for _, line in ipairs(cli_output.answer_lines(result)) do out:line("  ", line) end
   else
     print_table(out, rows)
+  end
+  if output ~= "json" then -- (a forbid's end, whether its answer was printed or its row: ZEGO's CDN forbid has both)
     local tally = cli_output.ends_tally()
     tally.add(r)
     if tally.line() then out:line(tally.line()) end

@@ -244,7 +244,7 @@ end
 local function run_whoami(out, name, opts, args, output, source, getenv)
   local who, err = provider_tables.get(name).whoami.identity(opts, args, getenv)
   if not who then
-    out:warn((gsub(tostring(err), "^streamctl: ", "")))
+    out:warn(cli_output.as_flags((gsub(tostring(err), "^streamctl: ", "")))) -- (--ca-file, --proxy: STS's options)
     return EXIT.failed
   end
   if output == "json" then

@@ -138,6 +138,14 @@ local function parse(out, argv)
         .. "and `streamctl ", provider, " call ACTION Key=Value...` sends any action by its own name\n")
       return nil, EXIT.usage
     end
+    -- (an option that takes one value, given again: argparse's "must be used at most 1 time", said plainly)
+    local twice = type(args.message) == "string"
+      and args.message:match("^(option '[^']*') must be used at most 1 time$")
+    if twice then
+      out.err:write("streamctl: ", twice, " given twice: it is taken once (see --help; one that takes many says "
+        .. "'repeat')\n")
+      return nil, EXIT.usage
+    end
     local message, suggestion = suggest(args.message, args.help, argv)
     if suggestion then -- (an option mistyped: the suggestion, not the whole usage)
       out.err:write("streamctl: ", message, suggestion, "\n")
@@ -269,8 +277,10 @@ local function carry_out(out, run, env)
     status = EXIT.usage -- (a `call` parameter breaks its rule, or names a credential: said; no intent written)
   elseif not m and call_refused(out, safe, args) then
     status, info = EXIT.usage, safe.info -- (the guard: said, and audited as a refusal)
-  elseif preflight_refused(out, client, m, fields, long, safe, provider_tables.get(run.provider).preflight) then
-    -- (what the provider checks before a batch does not hold, e.g. the block list's room: said, and audited)
+  elseif preflight_refused(out, client, m or args._checked.method, fields or args._checked.fields, long, safe,
+      provider_tables.get(run.provider).preflight) then
+    -- (what the provider checks before a batch does not hold, e.g. the block list's room: said, and audited;
+    -- a `call` of a named action goes through its named command's step: cli/calls.lua check_call)
     status, info = safe.preflight_status, safe.info
   elseif not intend(plan_of(m, fields, args, safe, long)) then
     status = EXIT.usage

@@ -189,6 +189,9 @@ end
 -- exit status (1 when the page is nowhere, the places said).
 function M.run(out, args, getenv, completion)
   args = args or {}
+  -- (--prefix names a directory: an empty one would install under /, one without --install is ignored: both refused)
+  if args.prefix == "" then out:warn("man: --prefix must not be empty (a directory: DIR/man/man1 ...)") return 2 end
+  if args.prefix and not args.install then out:warn("man: --prefix goes with --install") return 2 end
   local page, looked = M.find()
   if not page then
     out:warn("no manual page found (looked at ", table.concat(looked, ", "), "); streamctl --help has it all")

@@ -181,7 +181,7 @@ local function add_method(parent, provider, m)
           :args("*")
         options[#options + 1] = cmd:option("--from", "Read more, one per line, from FILE ('-': standard "
           .. "input); blank lines and lines starting with # are skipped, and so is a UTF-8 byte order mark "
-          .. "at the top."):argname("<file>")
+          .. "at the top. One file (given twice: refused); for several, cat them into '-'."):argname("<file>")
         example[#example + 1] = provider.list.example
       else
         local o = cmd:option(flag(f.name), field_help(f)):argname("<" .. (f.type == "strings" and "value" or f.type
@@ -228,7 +228,8 @@ local function add_reconcile(parent, provider)
   local cmd = parent:command("reconcile", r.what)
   cmd:summary("Makes the forbidden streams a desired state: only the difference is sent.")
   local list = {
-    cmd:option("--from", "(required) " .. r.from):argname("<file>"),
+    cmd:option("--from", "(required) " .. r.from .. " One file, the whole desired state (given twice: refused, "
+      .. "never one of them read alone); for several, cat them into '-'."):argname("<file>"),
     cmd:flag("--remove-extra", "Also resume the streams forbidden but not desired (default: report them and "
       .. "leave them: someone else may have forbidden them)."),
     cmd:flag("--allow-empty", "With --remove-extra, take a --from that holds no stream (empty, or comments only) "
@@ -261,6 +262,19 @@ local function add_whoami(p, provider)
   add_flags(who, provider.whoami.flags or {})
   who:epilog("Example:\n   streamctl " .. provider.name .. " whoami")
   who:action(function(args) args._whoami = true end)
+end
+
+-- Every option of `cmd` and of its subcommands that takes one value (or
+-- none) comes once: a second is argparse's own usage error naming it
+-- ("option '--from' must be used at most once"), never a silent
+-- replacement of the first. One that takes many (`count "*"`) says so in its
+-- help and keeps every value. Done over the whole tree, so a new flag is
+-- covered without a word of its own.
+local function once(cmd)
+  for _, o in ipairs(cmd._options) do
+    if o._maxcount == 1 then o:overwrite(false) end
+  end
+  for _, c in ipairs(cmd._commands) do once(c) end
 end
 
 --- The argparse parser of the whole command: every provider's subcommands,
@@ -308,6 +322,7 @@ local function new_parser(own)
     cmd:action(function(args) args._run = c.run end)
   end
   parser:add_complete_command()
+  once(parser)
   return parser
 end
 

@@ -10,7 +10,7 @@ local provider_tables = require "streamctl.cli.provider"
 
 local ipairs, tostring, format, gsub = ipairs, tostring, string.format, string.gsub
 local find, concat, max, min = string.find, table.concat, math.max, math.min
-local EXIT, flag, encode = cli_output.EXIT, cli_output.flag, cli_output.encode
+local EXIT, encode = cli_output.EXIT, cli_output.encode
 local as_flags, record, status_word = cli_output.as_flags, cli_output.record, cli_output.status_word
 local progress_bar, is_tty = cli_output.progress_bar, cli_output.is_tty
 local overall, refuse, audit_stream = cli_guard.overall, cli_guard.refuse, cli_guard.audit_stream
@@ -138,6 +138,10 @@ local function reconcile_options(out, provider, args, output, limits, intend)
   return opts, draw
 end
 
+-- The reconciler's options (streamctl.operator.reconcile) whose flag is
+-- not their name said as a flag (as_flags says the others).
+local OPTION_FLAGS = { domains = "--domain-name", confirm = "--yes" }
+
 -- A reconcile that sent nothing (`err`): the exit status said, and for a
 -- guard's refusal the streams it would have forbidden, for the audit.
 local function reconcile_refused(out, provider, err)
@@ -163,9 +167,10 @@ local function reconcile_refused(out, provider, err)
     out:warn("refused: ", err.message, ". Pass --places-limit N where the account's quota is larger.")
     return EXIT.usage, { streams = streams, outcome = "refused", places = err.places }
   end
-  local message = gsub(as_flags(tostring(err.message)), "option '([%w_]+)'", function(o)
-    return "'" .. (o == "domains" and "--domain-name" or flag(o)) .. "'"
-  end)
+  -- (the reconciler's options named as the flags that give them, before as_flags would name them as options)
+  local message = as_flags((gsub(tostring(err.message), "option '([%w_]+)'", function(o)
+    return OPTION_FLAGS[o] and "'" .. OPTION_FLAGS[o] .. "'"
+  end)))
   if err.code == "InvalidParameter" and not err.http_status then
     out:warn(message)
     return EXIT.usage

@@ -46,10 +46,18 @@ local M = {
 }
 
 --- Who the credentials are: STS GetCallerIdentity (streamctl.credentials.identity).
+-- An STS option a message names (STS's client's `endpoint`) said as where it came from.
 function M.whoami.identity(opts, args, getenv)
   local sts = args.sts_endpoint or (args.emulator and opts.endpoint) or nil
-  return credentials.identity(opts, { sts_endpoint = sts, ca_file = opts.ca_file, proxy = opts.proxy,
-                                      getenv = getenv })
+  local who, err = credentials.identity(opts, { sts_endpoint = sts, ca_file = opts.ca_file, proxy = opts.proxy,
+                                                getenv = getenv })
+  if not who and type(err) == "table" and type(err.message) == "string" then
+    local variable = ((getenv or os.getenv)("ALIBABA_CLOUD_STS_ENDPOINT") or "") ~= "" and "ALIBABA_CLOUD_STS_ENDPOINT"
+      or "ALIBABA_CLOUD_STS_REGION"
+    err.message = err.message:gsub("option 'endpoint'", args.sts_endpoint and "'--sts-endpoint'"
+      or sts and "'--emulator'" or "environment variable " .. variable)
+  end
+  return who, err
 end
 
 -- aliyun-cli's --region: where ApsaraVideo Live has none, what stands for it.
@@ -70,11 +78,14 @@ function M.fill(m, fields, getenv)
   if not region or region == "" or fields.region ~= nil or fields.region_id ~= nil then return nil end
   for _, f in ipairs(m.fields) do
     if (f.name == "region" or f.name == "region_id") and fields[f.name] == nil then
-      local ok = not f.enum
+      local ok, rule = not f.enum, nil
       for _, v in ipairs(f.enum or {}) do ok = ok or v == region end
+      if not ok then rule = "must be one of " .. concat(f.enum, ", ") end
+      -- (a region ID's shape, its field's rule: 'cn hangzhou' is never sent as cn%20hangzhou)
+      if ok and f.check then ok, rule = f.check(region) end
       if not ok then
-        return format("environment variable ALIBABA_CLOUD_REGION_ID (for %s) must be one of %s (got '%s')",
-          cli_output.flag(f.name), concat(f.enum, ", "), region)
+        return format("environment variable ALIBABA_CLOUD_REGION_ID (for %s) %s (got '%s')", cli_output.flag(f.name),
+          rule, region)
       end
       fields[f.name] = region
     end
@@ -152,7 +163,8 @@ function M.reconcile.action(_, forbid)
 end
 
 M.configure = {
-  says = "Alibaba Cloud's AccessKey into ~/.alibabacloud/credentials ([default], or [NAME] with --profile NAME)",
+  says = "Alibaba Cloud's AccessKey into ~/.alibabacloud/credentials, or the file ALIBABA_CLOUD_CREDENTIALS_FILE "
+    .. "names ([default], or [NAME] with --profile NAME or ALIBABA_CLOUD_PROFILE)",
   file = "/.alibabacloud/credentials",
   section = function(profile) return profile or "default" end,
   keys = {
