@@ -9,9 +9,11 @@
 --   /ok?id=X              200 "ok X", the connection kept
 --   /drop?id=X            read, logged, the connection closed without a byte of an answer
 --                         (a server that applied a request and lost its answer)
---   /idle-close?id=X&ms=N 200 "ok X", the connection kept; N ms later the server ends its side
---                         (a FIN, shutdown) while it still reads: a request that comes on it
---                         after that is logged, then the connection closed unanswered
+--   /idle-close?id=X&ms=N[&mark=FILE]
+--                         200 "ok X", the connection kept; N ms later the server ends its side
+--                         (a FIN, shutdown) while it still reads, and then writes FILE (for a
+--                         process that waits on it without yielding: an nginx worker); a request
+--                         that comes on it after that is logged, then the connection closed unanswered
 --   /log                  {"arrivals":[{id, path, conn, nth}], "ended":[conn...], "closed":[conn...]}
 --                         (connections whose side the server shut, and those closed), the connection closed
 --   /reset                the log emptied; 200, the connection closed
@@ -85,6 +87,7 @@ local function serve(sock, c, target)
   answer(sock, "ok " .. id, true)
   if path == "/idle-close" then
     c.close_at = socket.gettime() + (tonumber(target:match("[?&]ms=(%d+)") or "0") or 0) / 1000
+    c.mark = target:match("[?&]mark=([%w/._-]+)")
   end
 end
 
@@ -124,6 +127,7 @@ while socket.gettime() < stop_at do
       c.close_at, c.ended = nil, true
       ended[#ended + 1] = c.id
       sock:shutdown("send")
+      if c.mark then assert(io.open(c.mark, "w")):close() end
     end
   end
 end

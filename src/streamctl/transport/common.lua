@@ -96,6 +96,27 @@ M.DEFAULTS = {
   user_agent = version.user_agent, -- "streamctl/<version>"
 }
 
+-- An attempt goes on the wire once -------------------------------------------
+
+--- Whether a transport may send a request again, on a fresh connection,
+-- after the connection it chose failed: only when no byte of it was handed
+-- to that connection (`sent` false: a pooled connection found closed before
+-- the request went). A request that left may have been read and applied by
+-- the server, even when the connection then closed without a byte of an
+-- answer (a reused connection that goes silent looks the same whether the
+-- server dropped it idle or after applying); sent again, it would arrive a
+-- second time on the attempt's one slot of the budget, and a create would
+-- skip the look-up before its resend (issue 66: 21 ForbidLiveStream in a
+-- second where the cap is 20). It is a failure with `sent = true` instead,
+-- whose outcome is unknown, and the engine decides as for any other. The
+-- cosocket transport asks this; the libcurl one keeps the same rule in
+-- curl_request.c (`on_prereq`); the simulation's network asks it too.
+-- @param sent whether any byte of the request was handed to the connection
+-- @return true when the request may go again on another connection
+function M.may_send_again(sent)
+  return sent == false
+end
+
 -- Request headers -------------------------------------------------------------
 
 -- RFC 9110 token characters (a header name, a method).

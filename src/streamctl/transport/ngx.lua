@@ -56,10 +56,19 @@
 -- only when its response was read completely, nothing more arrived, and the
 -- server keeps it open (HTTP/1.1 without `Connection: close`, or HTTP/1.0 with
 -- `Connection: keep-alive`). Pools are named by scheme, host, port and TLS
--- settings, so a plain and a TLS connection never share one. A request whose
--- reused connection turns out closed before any byte of an answer (the
--- server dropped an idle connection) is sent again on another connection,
--- as libcurl does.
+-- settings, so a plain and a TLS connection never share one.
+--
+-- An attempt goes on the wire once. Before a request goes on a pooled
+-- connection, the connection is handed back to the pool and the light
+-- thread yields to nginx's event loop once (1 ms), where the pool's own
+-- check drops a connection its server closed while it was idle; the request
+-- then goes on the connection if it is still open, or on a fresh one. Once
+-- a byte of the request was handed to a connection it is never sent again
+-- by the transport (streamctl.transport.common.may_send_again): a reused
+-- connection that closes or resets before any byte of an answer is a
+-- NetworkError with `sent = true` (the server may have applied it), and the
+-- engine decides what comes next as for any other such failure (a slot for
+-- the next attempt; a look-up first where the operation has one).
 --
 -- Options (those of streamctl.transport.curl, checked here with
 -- streamctl.base.validate: a bad one makes `new` return nil and an error object;
@@ -238,8 +247,32 @@ end
 -- Errors a reused connection gives when the server had already dropped it.
 local STALE = { closed = true, ["connection reset by peer"] = true, ["broken pipe"] = true }
 
+-- What a reused connection that went silent after the request left is told
+-- as (see `may_send_again`): the request may have been read, so it is not
+-- sent again here, and its outcome is unknown.
+local function silent_after_send(f)
+  f.message = f.message .. " (a reused connection, after the request had left: not sent again, the request may "
+    .. "have been applied)"
+  return f
+end
+
+-- A pooled connection, before anything goes on it: handed back to nginx's
+-- pool, and the light thread yields to the event loop once (1 ms, nginx's
+-- shortest wait), so that the pool's own check runs (a peek at each idle
+-- connection that turned readable: a server's close, or stray bytes,
+-- closes it and takes it out of the pool); the next connect then takes it
+-- again only if it is still open, or makes a fresh one. A connection is
+-- taken from the pool without the event loop running in between when a
+-- worker's request or timer sends right after a long step that did not
+-- yield: its server's close, already in, is not yet seen.
+local function recheck(sock)
+  if not sock:setkeepalive() then sock:close() end -- (refused when nginx sees it closed already)
+  ngx.sleep(MIN_WAIT)
+end
+
 -- One try over one connection: res; or nil, failure, and true when the
--- request should go again on another connection (a stale pooled one).
+-- connection was a pooled one that turned out closed, or stale (the caller
+-- asks `common.may_send_again` whether the request may go on another).
 local function try_once(self, plan, deadline)
   local left = ms_left(deadline)
   if left <= 0 then return nil, failure("Timeout", "timed out before connecting to " .. plan.origin, plan.sent) end
@@ -253,6 +286,11 @@ local function try_once(self, plan, deadline)
     return nil, failure("NetworkError", "connecting to " .. plan.origin .. " failed: " .. tostring(err), plan.sent)
   end
   local reused = (sock:getreusedtimes() or 0) > 0
+  if reused and not plan.rechecked then
+    plan.rechecked = true
+    recheck(sock)
+    return nil, nil, true
+  end
   if plan.tls and not reused then
     left = ms_left(deadline)
     if left <= 0 then
@@ -287,17 +325,21 @@ local function try_once(self, plan, deadline)
   local sent, serr = sock:send(plan.body and { plan.head, plan.body } or plan.head)
   if not sent then
     sock:close()
-    if reused and STALE[serr] then return nil, nil, true end
     if serr == "timeout" then return nil, failure("Timeout", "timed out sending to " .. plan.origin, true) end
-    return nil, failure("NetworkError", "sending to " .. plan.origin .. " failed: " .. tostring(serr), true)
+    local f = failure("NetworkError", "sending to " .. plan.origin .. " failed: " .. tostring(serr), true)
+    if reused and STALE[serr] then return nil, silent_after_send(f), true end
+    return nil, f
   end
 
   local r = reader(sock, deadline)
   local res, keep_or_err = read_response(self, plan, r)
   if not res then
     sock:close()
-    -- nothing at all came back on a reused connection: the server had dropped it
-    if reused and r.total == 0 and keep_or_err.code == "NetworkError" then return nil, nil, true end
+    -- nothing at all came back on a reused connection: dropped by the
+    -- server, before or after it read the request (nothing here tells which)
+    if reused and r.total == 0 and keep_or_err.code == "NetworkError" then
+      return nil, silent_after_send(keep_or_err), true
+    end
     return nil, keep_or_err
   end
   local keep = keep_or_err
@@ -309,16 +351,19 @@ local function try_once(self, plan, deadline)
   return res
 end
 
--- The whole attempt: res, or nil and failure.
+-- The whole attempt: res, or nil and failure. A stale connection is left
+-- for another only while the request is unsent (`common.may_send_again`):
+-- once a byte of it left, the attempt is this one, answered or not.
 local function exchange(self, plan)
   ngx.update_time()
   local deadline = ngx.now() + self.timeout / 1000
   -- Each stale connection came from the pool, which holds at most pool_size.
-  for _ = 1, self.pool_size + 1 do
-    local res, err, again = try_once(self, plan, deadline)
-    if not again then return res, err end
+  local res, err, stale
+  for _ = 1, self.pool_size + 2 do
+    res, err, stale = try_once(self, plan, deadline)
+    if not (stale and common.may_send_again(plan.sent)) then return res, err end
   end
-  return nil, failure("NetworkError", "every pooled connection to " .. plan.origin .. " was closed", true)
+  return nil, err or failure("NetworkError", "every pooled connection to " .. plan.origin .. " was closed", plan.sent)
 end
 
 -- The transport ---------------------------------------------------------------
