@@ -10,17 +10,11 @@ local zego = require "streamctl.zego"
 local places = require "streamctl.aliyun.places"
 local calendar = require "streamctl.base.calendar"
 local core = require "streamctl.core"
+local acs_request = require "spec.helpers.acs_request"
 
 local NOW = 1788170400 -- 2026-08-31T10:00:00Z: 6 months later is the end of February
 
-local function action_of(req)
-  return req.headers["x-acs-action"] or req.url:match("[?&]Action=(%w+)")
-end
-
-local function query(req, name)
-  local v = req.url:match("[?&]" .. name .. "=([^&]*)")
-  return v and (v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
+local action_of, query, count = acs_request.action_of, acs_request.query, acs_request.count
 
 -- A service with `domains` (name -> its listed "domain/app/stream" entries)
 -- and `forbid(req, n)` answering the n-th ForbidLiveStream (default: ok).
@@ -70,11 +64,6 @@ local function listed(d, n, from)
   return out
 end
 
-local function count(list, action)
-  local n = 0
-  for _, a in ipairs(list) do if a == action then n = n + 1 end end
-  return n
-end
 
 describe("the block list's places (ForbidLiveStream: 10,000 per account)", function()
   it("reads every domain of the account and refuses a batch past the limit, nothing sent", function()

@@ -10,17 +10,11 @@
 local aliyun = require "streamctl.aliyun"
 local pages = require "streamctl.pipeline.pages"
 local reconcile = require "streamctl.operator.reconcile"
+local acs_request = require "spec.helpers.acs_request"
 
 local NOW = 1788170400
 
-local function action_of(req)
-  return req.headers["x-acs-action"] or req.url:match("[?&]Action=(%w+)")
-end
-
-local function query(req, name)
-  local v = req.url:match("[?&]" .. name .. "=([^&]*)")
-  return v and (v:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
+local action_of, query, count = acs_request.action_of, acs_request.query, acs_request.count
 
 local function json_list(items)
   local out = {}
@@ -58,11 +52,6 @@ local function service(script)
   return client, sent
 end
 
-local function count(list, action)
-  local n = 0
-  for _, a in ipairs(list) do if a == action then n = n + 1 end end
-  return n
-end
 
 -- A block list answer: `urls` (entries) and the TotalNum text (nil: none).
 local function block(urls, total)

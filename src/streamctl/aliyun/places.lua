@@ -40,22 +40,13 @@ local DOMAINS_PAGE = 50      -- DescribeLiveUserDomains' largest PageSize
 local MAX_DOMAIN_PAGES = 200 -- 10,000 domains
 
 -- The listings read here, as streamctl.pipeline.pages checks their pages.
-local BLOCK_LIST = {
-  list = "StreamUrls", what = "a stream", total = "TotalNum", number = "PageNum",
-  entries = function(res)
-    local urls = res.StreamUrls
-    if type(urls) == "table" and urls.StreamUrl ~= nil then urls = urls.StreamUrl end
-    return urls
-  end,
+local BLOCK_LIST = pages.listing {
+  list = "StreamUrls", inner = "StreamUrl", total = "TotalNum", number = "PageNum",
   key = function(u) return type(u) == "string" and u or nil, "a stream (" .. type(u) .. ")" end,
 }
-local DOMAINS = {
-  list = "Domains", what = "a domain (no DomainName)", total = "TotalCount", number = "PageNumber",
-  entries = function(res)
-    local list = res.Domains
-    if type(list) == "table" and list.PageData ~= nil then list = list.PageData end
-    return list
-  end,
+local DOMAINS = pages.listing {
+  list = "Domains", inner = "PageData", total = "TotalCount", number = "PageNumber",
+  what = "a domain (no DomainName)",
   key = function(d) return type(d) == "table" and type(d.DomainName) == "string" and d.DomainName or nil end,
 }
 M.BLOCK_LIST, M.DOMAINS = BLOCK_LIST, DOMAINS

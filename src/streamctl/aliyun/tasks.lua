@@ -63,9 +63,8 @@ end
 -- page of TASKS_PAGE (DescribeLivePullToPushList's largest PageSize).
 local TASKS_PAGE = 100
 M.PAGE = TASKS_PAGE
-local TASKS = {
+local TASKS = pages.listing {
   list = "TaskList", what = "a task (no TaskId)", total = "Total", number = "PageNumber",
-  entries = function(res) return res.TaskList end,
   key = function(t) return type(t) == "table" and type(t.TaskId) == "string" and t.TaskId or nil end,
 }
 

@@ -63,6 +63,20 @@ local function keys_of(listing, list)
   return keys
 end
 
+--- A listing as `check` takes it, from its fields: `list` (the answer's
+-- field holding the entries), `inner` (optional: the field inside it that
+-- holds them, as Alibaba Cloud wraps a list, `StreamUrls.StreamUrl`),
+-- `total`, `number`, `what` and `key` as below.
+function M.listing(f)
+  local list, inner = f.list, f.inner
+  return { list = list, total = f.total, number = f.number, what = f.what, key = f.key,
+    entries = function(res)
+      local entries = res[list]
+      if inner and type(entries) == "table" and entries[inner] ~= nil then entries = entries[inner] end
+      return entries
+    end }
+end
+
 --- One page of `listing` checked: its keys, its total and, when it holds
 -- fewer entries than its total leaves it, the words saying so (a short
 -- page: a read refuses it, a look-up cannot prove absence from it); or nil
