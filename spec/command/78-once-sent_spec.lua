@@ -6,7 +6,8 @@
 --     was read and A's streams resumed, "In sync"; refused now, nothing sent,
 --     A's streams still forbidden;
 --   * `call` of a named action is the named command: a ResumeTime past
---     (Aliyun) or 40 days out (ZEGO's CDN forbid) was sent; refused now;
+--     (Aliyun) or 40 days out (ZEGO's CDN forbid) was sent; refused now; and
+--     reconcile's --cdn-resume-time by the same rule, before anything is sent;
 --   * every forbid says when it ends: forbid-cdn-live-stream and `call
 --     ForbidCDNLiveStream` printed no "forbidden until" line (an answer with
 --     content skipped it); Aliyun's forbid-live-stream, which printed it, is
@@ -84,6 +85,21 @@ describe("issue 66, once: the rows that need an answer", function()
     assert.same({ 2, "", TWICE }, { status, out, err })
     assert.equal(before, sent()) -- (not even the block list read)
     assert.same({ D .. "/live/keep-a" }, blocked())
+  end)
+
+  it("zego reconcile --cdn-resume-time 40 days out: refused naming the flag by ForbidCDNLiveStream's rule, nothing "
+    .. "sent (the RTC forbids were sent, then each CDN one failed naming a field, 'resume_time')", function()
+    local state = HOME .. "/cdn-state.json"
+    local status, out, err = run(zg("reconcile", "--from", file("cdn.txt", "r1\ncdn:c1\n"), "--state", state,
+      "--cdn-resume-time", days(40), "--no-audit-log"))
+    assert.same({ 2, "", "streamctl: '--cdn-resume-time' must be at most 30 days ahead\n" }, { status, out, err })
+    assert.equal(0, sent())
+    assert.is_nil(process.read_file(state))
+    -- within the 30 days: both sent
+    status, out, err = run(zg("reconcile", "--from", HOME .. "/cdn.txt", "--state", state, "--cdn-resume-time",
+      days(10), "--no-audit-log"))
+    assert.equal(0, status, out .. err)
+    assert.equal(1, #server:log { action = "ForbidCDNLiveStream" })
   end)
 
   for _, row in ipairs {

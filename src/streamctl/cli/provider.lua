@@ -36,8 +36,9 @@
 --                goes into the audit line as its `places`; `why` = { said = the line to
 --                say, refused = true when the run is refused (else it failed), code, places })
 --   reconcile    { what, from, example, man, flags, required = { flag = why }, options(args,
---                opts, time_of), action(key, forbid), empty }  (`streamctl NAME reconcile`:
---                streamctl.operator.reconcile's NAME)
+--                opts, time_of), action(key, forbid), empty, check(client, opts) -> message |
+--                nil (optional: its options by the rules of the calls they fill, before anything
+--                is read) }  (`streamctl NAME reconcile`: streamctl.operator.reconcile's NAME)
 --   whoami       { flags, identity(opts, args, getenv) -> who | nil, err }: `streamctl NAME
 --                whoami` (who its credentials are: account_id, identity_type, arn, principal_id)
 --   configure    { says (what it writes where, for the help), file, section(profile),

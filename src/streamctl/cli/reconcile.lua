@@ -206,6 +206,8 @@ local function run_reconcile(out, client, provider, args, output, limits, stdin,
     return EXIT.usage
   end
   local opts, draw = reconcile_options(out, provider, args, output, limits, intend)
+  local why = rules.check and rules.check(client, opts) -- (its flags by the rules of the calls they fill)
+  if why then out:warn(why) return EXIT.usage end
   local report, err = reconcile[provider](client, desired, opts)
   if not report then return reconcile_refused(out, provider, err) end
   if draw and #report.results > 0 then draw(#report.results, #report.results, nil, true) end

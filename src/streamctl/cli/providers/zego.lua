@@ -56,6 +56,20 @@ function M.reconcile.options(args, opts, time_of)
   opts.cdn_resume_time = time_of(args.cdn_resume_time)
 end
 
+-- --cdn-resume-time by ForbidCDNLiveStream's own rule (at most 30 days
+-- ahead, in the future), before anything is read or sent: the message, or
+-- nil. (Checked by the forbid alone, a round sent its RTC forbids and then
+-- failed each CDN one, naming a field, 'resume_time'.)
+function M.reconcile.check(client, opts)
+  if opts.cdn_resume_time == nil then return nil end
+  local ok, err = client:check("forbid_cdn_live_stream", { stream_id = "x", resume_time = opts.cdn_resume_time })
+  local message = not ok and tostring(err.message) or ""
+  if message:find("field 'resume_time'", 1, true) then -- (its time's rule; a test project's prefix is not this one's)
+    return (message:gsub("field 'resume_time'", "'--cdn-resume-time'"))
+  end
+  return nil
+end
+
 -- The action that changes a reconcile's stream one way or the other.
 function M.reconcile.action(key, forbid)
   if find(key, "^cdn:") then return forbid and "ForbidCDNLiveStream" or "ResumeCDNLiveStream" end
