@@ -121,8 +121,8 @@ describe("the account's domains, read whole or not at all (a forbid batch's plac
       DescribeLiveUserDomains = function(_, page) return domains_page(domains(page * 50 - 49, page * 50), 20000) end }
     local report, err = forbid_batch(cli)
     assert.is_nil(report)
-    assert.same({ "TooManyPages", "the account's domains holds 20000 entries (its TotalCount), more than 200 pages "
-      .. "of 50" .. PLACES }, { err.code, err.message })
+    assert.same({ "TooManyPages", "the account's domains: 20000 entries (page 1's TotalCount), more than 200 pages "
+      .. "of 50 hold" .. PLACES }, { err.code, err.message })
     assert.same({ 1, 0 }, { count(sent, "DescribeLiveUserDomains"), count(sent, "ForbidLiveStream") })
   end)
 
@@ -213,8 +213,8 @@ describe("a reconcile round reads its block lists whole or not at all", function
     local c = fake { { TotalNum = 9, StreamUrls = urls(D .. "/live/x", D .. "/live/y") } }
     local report, err = reconcile.aliyun(c, WANT, { page_size = 2, max_pages = 2 })
     assert.is_nil(report)
-    assert.same({ "TooManyPages", "the block list of push.example.com holds 9 entries (its TotalNum), more than 2 "
-      .. "pages of 2: nothing was sent (raise max_pages)", 1, 0 }, { err.code, err.message, c.reads, c.sent })
+    assert.same({ "TooManyPages", "the block list of push.example.com: 9 entries (page 1's TotalNum), more than 2 "
+      .. "pages of 2 hold: nothing was sent (raise max_pages)", 1, 0 }, { err.code, err.message, c.reads, c.sent })
   end)
 end)
 

@@ -130,7 +130,7 @@ end
 local function too_long(o, total, size, max_pages)
   return errors.new {
     provider = o.provider, action = o.action, code = "TooManyPages", kind = "validation", listing = o.name,
-    message = format("%s holds %d entries (its %s), more than %d pages of %d: %snothing was sent%s", o.name,
+    message = format("%s: %d entries (page 1's %s), more than %d pages of %d hold: %snothing was sent%s", o.name,
       total, o.listing.total, max_pages, size, o.context or "", o.hint or ""),
   }
 end
