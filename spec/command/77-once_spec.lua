@@ -277,6 +277,9 @@ describe("issue 66, cosmetic rows of the command", function()
     { "ALIBABA_CLOUD_STS_ENDPOINT=http://...", {}, { ALIBABA_CLOUD_STS_ENDPOINT = "http://sts.example.com" },
       "streamctl: sts: InvalidParameter: environment variable ALIBABA_CLOUD_STS_ENDPOINT must use https (plain "
         .. "http only for this machine: 127.0.0.1, ::1, localhost)\n" },
+    { "ALIBABA_CLOUD_STS_REGION='cn hangzhou'", {}, { ALIBABA_CLOUD_STS_REGION = "cn hangzhou" },
+      "streamctl: sts: InvalidParameter: environment variable ALIBABA_CLOUD_STS_REGION must not contain whitespace, "
+        .. "CR, LF or NUL\n" },
     { "--ca-file that is not there", { "--ca-file", HOME .. "/none.pem" }, nil,
       "streamctl: sts: InvalidParameter: '--ca-file' cannot be read: " .. HOME .. "/none.pem does not exist\n" },
   } do

@@ -41,7 +41,8 @@ local M = {
   setting_rules = { account_id = aliyun.account_id_rule },
   whoami = {
     flags = { { "--sts-endpoint", "STS, https://host[:port] (default: $ALIBABA_CLOUD_STS_ENDPOINT, else "
-      .. "https://sts.aliyuncs.com; with --emulator, the emulator's).", "<url>" } },
+      .. "https://sts.$ALIBABA_CLOUD_STS_REGION.aliyuncs.com, else https://sts.aliyuncs.com, the first set "
+      .. "winning; with --emulator, the emulator's).", "<url>" } },
   },
 }
 
