@@ -17,7 +17,7 @@ local json = require "streamctl.base.json"
 
 local type, tostring, tonumber, pairs, ipairs = type, tostring, tonumber, pairs, ipairs
 local floor = math.floor
-local format, sub, find = string.format, string.sub, string.find
+local format, sub, find, gsub = string.format, string.sub, string.find, string.gsub
 
 local PROVIDER = "zego"
 local MAX_IDS = 20
@@ -134,7 +134,8 @@ local rules = {
         return v
       end },
     { name = "is_test", type = "boolean" },
-    { name = "sequence", type = "object", methods = { "next_for", "peek_for", "record" } },
+    { name = "sequence", type = "object", methods = { "next_for", "peek_for", "record" },
+      optional = { "renew", "later" } },
   },
   operations = operations,
   methods = methods,
@@ -195,13 +196,34 @@ end
 -- option `sequence`, else one on the client's shared dict or Redis).
 rules.sequenced = true
 
--- The streams whose Sequence a call is still to take at its first send
--- (none when the caller gave one).
-local function sequence_ids(_, op, params)
-  if not op.sequence or params.Sequence ~= nil then return nil end
+-- The Sequence store's keys of a call on `ids`. A stream's Sequences must
+-- increase over every request (ZEGO compares them within 10 s), reads
+-- (DescribeRTCStreamState) too, but only a call that changes the stream
+-- decides on it: a read keeps its last value under a key of its own ("r:"
+-- and the ID, no stream ID's shape), a change under the ID and that key. So
+-- every value is above every earlier one of the stream, and the ID's alone
+-- is the last decision (what `renew_sequence` compares with).
+local function sequence_keys(op, ids)
+  local out, n = {}, #ids
+  local read = op.effect == "read"
+  for i = 1, n do
+    if read then out[i] = "r:" .. ids[i] else out[i], out[n + i] = ids[i], "r:" .. ids[i] end
+  end
+  return out
+end
+
+-- The call's stream IDs, as a list.
+local function stream_ids(params)
   local ids = params["StreamId[]"] or params.StreamId
   if type(ids) ~= "table" then ids = { ids } end
   return ids
+end
+
+-- The Sequence store's keys a call is still to take its value for at its
+-- first send (none when the caller gave one).
+local function sequence_ids(_, op, params)
+  if not op.sequence or params.Sequence ~= nil then return nil end
+  return sequence_keys(op, stream_ids(params))
 end
 
 --- In the test environment, RTC forbid/resume have their own, lower caps
@@ -266,7 +288,7 @@ function rules.complete(self, _, op, params, dry)
   if not dry then return params end
   local out = {}
   for k, v in pairs(params) do out[k] = v end
-  out.Sequence = self._sequence:peek_for(type(ids) == "table" and ids or { ids })
+  out.Sequence = self._sequence:peek_for(sequence_keys(op, type(ids) == "table" and ids or { ids }))
   return out
 end
 
@@ -277,13 +299,12 @@ end
 -- through the `shared_dict` or `sequence` store).
 local function take_sequence(self, _, op, params)
   if not op.sequence then return true end
-  local ids = params["StreamId[]"] or params.StreamId
-  if type(ids) ~= "table" then ids = { ids } end
+  local ids = sequence_keys(op, stream_ids(params))
   if params.Sequence ~= nil then
     local ok, err, last = self._sequence:record(ids, tonumber(params.Sequence))
     if ok == false then -- ZEGO would ignore it as stale: refused, nothing sent
       local e = errors.invalid(PROVIDER, nil, format("parameter 'Sequence' (%s) must be above the last one "
-        .. "sent for stream '%s' (%s)", params.Sequence, err, validate.decimal(last)))
+        .. "sent for stream '%s' (%s)", params.Sequence, (gsub(err, "^r:", "")), validate.decimal(last)))
       e.sent = false
       return nil, e
     end
@@ -294,6 +315,49 @@ local function take_sequence(self, _, op, params)
   if not seq then return nil, sequence_unavailable("no Sequence could be had for the call", err) end
   params.Sequence = seq
   return true
+end
+
+-- ZEGO compares a stream's Sequences only within 10 s of each other (its
+-- window): a call sent later than that with the Sequence it was decided
+-- with would land over a call decided after it. A call keeps its Sequence
+-- while it is younger than this, which leaves 3 s of the window for the
+-- request to reach ZEGO; an older one is decided again (`renew_sequence`).
+local FRESH_MS = 7000
+
+-- Before an attempt of a call whose Sequence has aged (streamctl.pipeline.sign):
+-- the streams a later call decided on (the Sequence store says) are
+-- superseded and leave the call; the others take a new Sequence, unless the
+-- caller chose it (kept). Returns true and the superseded streams (`{ [id] =
+-- later Sequence }`, or nil), false and them when no stream is left, or nil
+-- and an error.
+local function renew_sequence(self, action, op, params, chosen)
+  if not op.sequence or op.effect == "read" then return true end
+  local ids = stream_ids(params)
+  local old, gen = tonumber(params.Sequence), self._sequence
+  local v, later
+  if chosen then
+    later = gen.later and gen:later(ids, old)
+  elseif not gen.renew then
+    return nil, sequence_unavailable("the call's Sequence aged past ZEGO's window", "the 'sequence' option's "
+      .. "generator has no renew, so whether a later call decided on its streams cannot be told")
+  else
+    -- (the streams' own keys say whether a later call decided; the reads' count for the new value)
+    v, later = gen:renew(sequence_keys(op, ids), old, #ids)
+    if v == nil then return nil, sequence_unavailable("the call's Sequence could not be renewed", later) end
+  end
+  if not later then
+    if v then params.Sequence = v end
+    return true
+  end
+  local rest = {}
+  for _, id in ipairs(ids) do if not later[id] then rest[#rest + 1] = id end end
+  if #rest == 0 or params["StreamId[]"] == nil then return false, later end
+  -- (the rest of a list, decided again; a stream a later call takes meanwhile leaves it too)
+  params["StreamId[]"] = rest
+  local ok, more = renew_sequence(self, action, op, params, chosen)
+  if ok == nil then return nil, more end
+  for id, l in pairs(more or {}) do later[id] = l end
+  return ok, later
 end
 
 -- The signing time's text (Unix seconds in decimal), made once a second.
@@ -336,7 +400,8 @@ end
 --- ZEGO's step of a call (streamctl.pipeline.provider's `stamp`): its
 -- Sequence, taken at the first send and kept for the retries; with Redis
 -- as both stores, taken with the call's rate-limit slot in one round trip.
-rules.stamp = { param = "Sequence", ids = sequence_ids, take = take_sequence }
+rules.stamp = { param = "Sequence", ids = sequence_ids, take = take_sequence, fresh_ms = FRESH_MS,
+                renew = renew_sequence }
 
 local Zego = client.define(rules)
 --- When a forbid (`action` and its service parameters, as sent) answered

@@ -387,6 +387,10 @@ function Run:send(job)
   attempt.waited = job.due and max(0, attempt.sent_at - job.due) or 0
   attempt.after_code = job.err and job.err.code
   local req, serr = self.engine.sign(attempt)
+  if req == false then -- (moot: nothing to send, the call ends with the result sign gave)
+    if attempt.role == "lookup" then job.lookups = job.lookups - 1 else job.attempts = job.attempts - 1 end
+    return self:job_succeeded(job, serr)
+  end
   if not req then return self:apply_outcome(attempt, nil, serr) end
   if job.slot_at and stale_after_signing(self, job, attempt) then return end
   self.attempts[attempt] = true

@@ -5,7 +5,10 @@
 -- everything it uses, and a client is one user of it.
 --
 --   io             the transport side (below)
---   sign(attempt)  -> request | nil, err      signs one attempt, at the moment it is sent
+--   sign(attempt)  -> request | nil, err      signs one attempt, at the moment it is sent;
+--                  | false, result             false: the call is moot (a later call
+--                                             superseded it), nothing is sent and it ends
+--                                             with `result`
 --   decode(attempt, response, failure) -> result | nil, err
 --                                             reads an answer, or wraps a transport failure
 --   pace(action, max_delay, job) -> seconds, committed[, next[, cut]]

@@ -31,7 +31,18 @@
 --   store:record_all(keys, value) -> true | false, key, last | nil, err
 --
 -- which records `value` for every key only when it is above each key's last
--- value (else false, the first key that is not, and its last value).
+-- value (else false, the first key that is not, and its last value); and for
+-- a call whose Sequence has aged near the end of ZEGO's window:
+--
+--   store:renew(keys, old, candidate, n) -> value | false, { [key] = last, ... } | nil, err
+--
+-- which, atomically, when none of the first `n` keys holds a value above
+-- `old` (a later decision on that stream), records and returns v =
+-- max(candidate, old + 1, every key's value + 1) for every key, and
+-- otherwise writes nothing and returns false and the first `n` keys that
+-- do (at least one), with their values. A store without `renew` is
+-- asked with `get`, then `advance_all` (not atomic across processes: a shared
+-- store should have `renew`); one with neither cannot renew.
 -- A store with `own_clock = true` (Redis: its server's clock) may return
 -- less than `candidate` (this machine's clock), never less than a value it
 -- returned before for a key.
@@ -102,6 +113,21 @@ function M.prune_below(values, below, level)
   return n
 end
 
+--- The keys (of the first `n`, default all) whose value (`value_of(key)`)
+-- is above `old`, with their values (`{ [key] = value }`), or nil when none
+-- is: a later decision on those streams (a store's `renew`).
+function M.later_than(keys, old, value_of, n)
+  local later
+  for i = 1, n or #keys do
+    local v = value_of(keys[i])
+    if type(v) == "number" and v > old then
+      later = later or {}
+      later[keys[i]] = v
+    end
+  end
+  return later
+end
+
 --- An in-memory store for one Lua state.
 -- @return a store with `advance(key, candidate)`, `get(key)` and `prune(below)`
 function M.memory_store()
@@ -138,6 +164,20 @@ function M.memory_store()
     return true
   end
 
+  --- v = max(candidate, old + 1, every key's current + 1), recorded for all,
+  -- unless a key holds a value above `old`: then false and those keys.
+  function store:renew(keys, old, candidate, n) -- luacheck: ignore 212/self
+    local later = M.later_than(keys, old, function(k) return last[k] end, n)
+    if later then return false, later end
+    local v = candidate > old and candidate or old + 1
+    for i = 1, #keys do
+      local cur = last[keys[i]]
+      if cur ~= nil and cur + 1 > v then v = cur + 1 end
+    end
+    for i = 1, #keys do last[keys[i]] = v end
+    return v
+  end
+
   --- The last value handed out for key, or nil.
   function store:get(key) -- luacheck: ignore 212/self
     return last[key]
@@ -165,7 +205,7 @@ Generator.__index = Generator
 local OPTIONS = {
   { name = "clock_ms", type = "function" },
   { name = "store", type = "object", methods = { "advance" },
-    optional = { "get", "prune", "advance_all", "record_all" } },
+    optional = { "get", "prune", "advance_all", "record_all", "renew" } },
 }
 
 --- Makes a generator.
@@ -334,6 +374,63 @@ function Generator:record(stream_ids, value)
     if not v then return nil, err end
   end
   return true
+end
+
+--- Decides a call again whose Sequence `old` has aged: when no stream of
+-- it holds a value above `old` (nobody decided on them since), a new
+-- Sequence for all of them, `max(now_ms, old + 1, every id's last + 1)`,
+-- recorded as `next_for` does; otherwise nothing recorded, and the streams
+-- a later decision holds.
+-- @tparam {string,...} stream_ids a non-empty array of stream ids
+-- @tparam number old the call's Sequence, an integer in [0, MAX)
+-- @tparam[opt] integer n only the first `n` ids say whether a later call decided (the others,
+--   reads' keys, count for the new value alone); default all
+-- @treturn string decimal digits; or false and `{ [id] = later value, ... }`;
+--   or nil, err when the store failed or cannot tell
+function Generator:renew(stream_ids, old, n)
+  if type(stream_ids) ~= "table" or stream_ids[1] == nil then
+    error("bad argument #1 to 'renew' (stream_ids must be a non-empty array of strings)", 2)
+  end
+  if type(old) ~= "number" or not (old >= 0 and old < M.MAX) or floor(old) ~= old then
+    error("bad argument #2 to 'renew' (old must be an integer in [0, 2^53 - 1), got " .. tostring(old) .. ")", 2)
+  end
+  for i = 1, #stream_ids do check_stream_id("renew", 1, stream_ids[i]) end
+  if n ~= nil and (type(n) ~= "number" or n < 1 or n > #stream_ids or floor(n) ~= n) then
+    error("bad argument #3 to 'renew' (n must be an integer in [1, #stream_ids], got " .. tostring(n) .. ")", 2)
+  end
+  n = n or #stream_ids
+  local store = self.store
+  local target = now_ms(self)
+  maybe_prune(self, target)
+  if store.renew then
+    local v, later = store:renew(stream_ids, old, target, n)
+    if v == false then return false, later end
+    v, later = checked(store, "renew", v, later, store.own_clock and 0 or (target > old and target or old + 1), 3)
+    if not v then return nil, later end
+    if v <= old then
+      error("streamctl.engine.sequence: store:renew returned " .. to_decimal(v) .. ", not above " .. to_decimal(old), 2)
+    end
+    return to_decimal(v)
+  end
+  if not store.get then
+    return nil, "the Sequence store has neither renew nor get: whether a later call decided on these streams "
+      .. "cannot be told"
+  end
+  local later = M.later_than(stream_ids, old, function(id) return store:get(id) end, n)
+  if later then return false, later end
+  return self:next_for(stream_ids)
+end
+
+--- The streams of `stream_ids` whose last value is above `value` (a later
+-- call decided on them), with those values; nil when none is, or when the
+-- store has no `get` (it cannot tell).
+-- @tparam {string,...} stream_ids a non-empty array of stream ids
+-- @tparam number value a Sequence
+-- @treturn table|nil `{ [id] = later value, ... }`
+function Generator:later(stream_ids, value)
+  local store = self.store
+  if not store.get then return nil end
+  return M.later_than(stream_ids, value, function(id) return store:get(id) end)
 end
 
 --- What `next_for(stream_ids)` would hand out now, without recording it

@@ -135,8 +135,13 @@ end
 
 -- The report's entry for one item of a finished call.
 local function entry_for(report, job, item)
-  local entry = { stream = item, ok = job.result ~= nil, attempts = job.attempts }
-  if entry.ok then
+  local later = job.superseded and job.superseded[item]
+  local entry = { stream = item, ok = job.result ~= nil or later ~= nil, attempts = job.attempts }
+  if later then
+    -- (a later call decided on the stream, and it left this call unsent: streamctl.pipeline.sign)
+    entry.result, entry.superseded_by = { Superseded = true, SupersededBy = later }, later
+    report.succeeded, report.superseded = report.succeeded + 1, report.superseded + 1
+  elseif entry.ok then
     -- (a call recovered by a look-up: its own RequestId, or none, and the look-up's apart)
     entry.result, entry.request_id = job.result, job.result.RequestId
     entry.lookup_request_id = job.result.LookupRequestId
@@ -173,8 +178,8 @@ local function reporter(report, values, total)
 end
 
 local function new_report(spec, total, duplicates)
-  return { action = spec.action, total = total, succeeded = 0, failed = 0, unknown = 0, calls = 0, planned = 0,
-           duplicates = duplicates, results = {} }
+  return { action = spec.action, total = total, succeeded = 0, failed = 0, unknown = 0, superseded = 0, calls = 0,
+           planned = 0, duplicates = duplicates, results = {} }
 end
 
 -- The source of jobs -------------------------------------------------------------------

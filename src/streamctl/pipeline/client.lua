@@ -157,8 +157,11 @@ function Client:call(action, params)
   local here = self:_send_blocker(action)
   if here then return nil, here end
   local job = self:_run({ self:_job(action, op, out) }, { concurrency = 1 })[1]
-  if job.result ~= nil then return job.result end
-  return nil, job.err
+  local result = job.result
+  if result == nil then return nil, job.err end
+  -- (streams a later call decided on, which left the call before it was sent: streamctl.pipeline.sign)
+  if job.superseded and result.SupersededBy == nil then result.SupersededBy = job.superseded end
+  return result
 end
 
 --- Frees the transport's connection (if it has one) and the store

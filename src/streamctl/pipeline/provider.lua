@@ -57,7 +57,11 @@
 --                send: `take` fills `params[param]` there, and the retries keep it (ZEGO's
 --                Sequence); `ids` names the streams whose value a call still has to take, so
 --                that a store that can (Redis) takes it with the call's rate-limit slot, in one
---                round trip; a signed attempt never sent gives a value it took back)
+--                round trip; a signed attempt never sent gives a value it took back;
+--                with `fresh_ms` and `renew(self, action, op, params, chosen) -> true[, gone]
+--                | false, gone | nil, err`, a value older than `fresh_ms` at an attempt is
+--                decided again there: renewed, or `gone` ({ [stream] = why }) leave the call,
+--                and none left ends it unsent, superseded)
 --   caps(self) -> { [action] = n }            (the caps of this client where they are not
 --                op.cap, e.g. ZEGO's test environment: asked once, when the client is made)
 --   complete(self, action, op, params, dry) -> params | nil, why  (checks what only the
@@ -144,8 +148,10 @@ function M.check(rules)
   end
   local stamp = rules.stamp
   if stamp ~= nil and (type(stamp) ~= "table" or type(stamp.param) ~= "string" or type(stamp.ids) ~= "function"
-      or type(stamp.take) ~= "function") then
-    broken(p, "stamp", "must be nil or { param = name, ids = function, take = function }")
+      or type(stamp.take) ~= "function" or (stamp.renew ~= nil and (type(stamp.renew) ~= "function"
+      or type(stamp.fresh_ms) ~= "number" or stamp.fresh_ms ~= stamp.fresh_ms or stamp.fresh_ms <= 0))) then
+    broken(p, "stamp", "must be nil or { param = name, ids = function, take = function[, renew = function, "
+      .. "fresh_ms = milliseconds > 0] }")
   end
   for action, op in pairs(rules.operations) do
     if type(action) ~= "string" then broken(p, "operations", "must be keyed by action names") end

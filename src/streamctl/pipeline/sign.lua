@@ -9,8 +9,9 @@
 
 local errors = require "streamctl.base.errors"
 local redact = require "streamctl.base.redact"
+local validate = require "streamctl.base.validate"
 
-local type = type
+local type, pairs = type, pairs
 
 local M = {}
 
@@ -38,23 +39,56 @@ end
 --- Signs an attempt when the engine sends it (the engine's `sign`). A
 -- call's first send runs the provider's `stamp` unless the slot took it
 -- already (`job.stamped`); a value the caller gave is recorded as sent and
--- never given back. What the request carries that no message may show (its
+-- never given back. A later attempt whose stamp has aged past the
+-- provider's `fresh_ms` is decided again first (`renew`): false and the
+-- call's result when nothing is left to send. What the request carries that no message may show (its
 -- signature, a token) is kept beside it: a server that echoes the request
 -- must not put it into an error.
--- @return request table, or nil, err
+-- @return request table; or false and the call's result (nothing to send); or nil, err
 function M.attempt(client, attempt)
   local rules, action = client._rules, attempt.action
   local stamp = rules.stamp
-  if stamp and attempt.role == "call" and attempt.n == 1 and not attempt.job.stamped then
-    local param = stamp.param
-    local chosen = attempt.params[param] ~= nil
-    local ok, err = stamp.take(client, action, rules.operations[action], attempt.params)
-    if not ok then err.action = action return nil, err end
-    attempt.took, attempt.chosen = not chosen and attempt.params[param] ~= nil, chosen
+  if stamp and attempt.role == "call" then
+    local job = attempt.job
+    if attempt.n == 1 and not job.stamped then
+      local param = stamp.param
+      local chosen = attempt.params[param] ~= nil
+      local ok, err = stamp.take(client, action, rules.operations[action], attempt.params)
+      if not ok then err.action = action return nil, err end
+      attempt.took, attempt.chosen = not chosen and attempt.params[param] ~= nil, chosen
+      job.stamp_chosen = chosen
+    end
+    if attempt.n == 1 then
+      job.stamp_at = attempt.sent_at
+    elseif stamp.renew and job.stamp_at and (attempt.sent_at - job.stamp_at) * 1000 >= stamp.fresh_ms then
+      local moot, err = M.renew(client, stamp, attempt)
+      if moot == false then return nil, err end
+      if moot then return false, moot end
+    end
   end
   local req, err = M.request(client, action, attempt.params)
   if req then attempt.hidden, attempt.req = redact.hidden(rules, req), req end
   return req, err
+end
+
+--- Decides again a call whose stamp has aged past `fresh_ms` (ZEGO's
+-- Sequence, near the end of the window in which ZEGO compares it): its
+-- streams a later call decided on leave it (`job.superseded`: stream ->
+-- the later value), the others go with a value taken now (`renew`).
+-- @return nil when the attempt goes; the call's result when no stream is
+--   left (nothing sent: `{ Superseded = true, SupersededBy = job.superseded }`);
+--   or false and an error
+function M.renew(client, stamp, attempt)
+  local job, action = attempt.job, attempt.action
+  local ok, gone = stamp.renew(client, action, client._rules.operations[action], attempt.params, job.stamp_chosen)
+  if ok == nil then gone.action = action return false, gone end
+  if gone then
+    job.superseded = job.superseded or {}
+    for id, v in pairs(gone) do job.superseded[id] = validate.decimal(v) end
+  end
+  if not ok then return { Superseded = true, SupersededBy = job.superseded } end
+  if not job.stamp_chosen then job.stamp_at = attempt.sent_at end
+  return nil
 end
 
 --- Lets go of what the stamp took for an attempt whose slot went stale
