@@ -122,11 +122,6 @@ local function call_streams(client, action, params)
   return streams
 end
 
---- `call`'s parameters, checked as the call will check them (each by the
--- rule of the field that sets it, a credential's name refused), before
--- anything is written to the audit log or sent; kept in `args._checked` as
--- `{ params, streams }` for the intent (guard.plan_of) and the call. True,
--- or false after saying why.
 -- The fields of named method `m` that `params` set (each as the command
 -- line's flag would give it: a time or a count in digits a number, a
 -- list's single value a list of one), and each field's parameter by name.
@@ -161,6 +156,12 @@ local function named_check(client, m, params)
   end))
 end
 
+--- `call`'s parameters, checked as the call will check them (each by the
+-- rule of the field that sets it, a credential's name refused) and as its
+-- named command checks them (named_check), before anything is written to
+-- the audit log or sent; kept in `args._checked` as `{ params, streams,
+-- method, fields }` for the intent (guard.plan_of), the named command's
+-- preflight and the call. True, or false after saying why.
 function M.check_call(out, client, args)
   local m = method_of(client, args.action)
   local params, perr = call_params(args.params, m)
