@@ -88,6 +88,7 @@ build = {
       ["streamctl.engine.room"] = "src/streamctl/engine/room.lua",
       ["streamctl.engine.sequence"] = "src/streamctl/engine/sequence.lua",
       ["streamctl.store.shdict"] = "src/streamctl/store/shdict.lua",
+      ["streamctl.store.replay"] = "src/streamctl/store/replay.lua",
       ["streamctl.credentials.sts"] = "src/streamctl/credentials/sts.lua",
       ["streamctl.base.log"] = "src/streamctl/base/log.lua",
       ["streamctl.transport.auto"] = "src/streamctl/transport/auto.lua",

@@ -52,6 +52,7 @@ local core = require "streamctl.core"
 local errors = require "streamctl.base.errors"
 local url = require "streamctl.base.url"
 local json = require "streamctl.base.json"
+local replay = require "streamctl.store.replay"
 
 local type, tostring, tonumber, pairs, ipairs, rawget, error = type, tostring, tonumber, pairs, ipairs, rawget, error
 local format, find, lower = string.format, string.find, string.lower
@@ -80,52 +81,19 @@ end
 -- (default MEMORY_REPLAY_MAX) remembered each for its window; when that many
 -- are still within theirs, new ones are refused (ReplayStoreFull: the
 -- provider delivers again later) rather than forgetting one that could
--- then be replayed.
+-- then be replayed (streamctl.store.replay's `memory`).
 function M.memory_replay(opts)
-  local max = (opts and opts.max) or M.MEMORY_REPLAY_MAX
-  if type(max) ~= "number" or max < 1 or max ~= floor(max) then
-    error("bad argument #1 to 'memory_replay' (max must be a positive integer)", 2)
-  end
-  local until_of, queue, head, tail, count = {}, {}, 1, 0, 0
-  local store = {}
-  --- true when `key` is new (now remembered for `ttl` seconds), false when
-  -- it was seen within its window, or nil and why it cannot be remembered.
-  function store.add(_, key, ttl, now)
-    -- forget what has left its window (oldest first)
-    while head <= tail do
-      local k = queue[head]
-      local t = until_of[k]
-      if t and t > now then break end
-      if t then until_of[k], count = nil, count - 1 end
-      queue[head], head = nil, head + 1
-    end
-    local t = until_of[key]
-    if t and t > now then return false end
-    if count >= max then return nil, "the replay store holds " .. max .. " callbacks still within their window" end
-    until_of[key], count = now + ttl, count + 1
-    tail = tail + 1
-    queue[tail] = key
-    return true
-  end
+  local store = replay.memory(opts, M.MEMORY_REPLAY_MAX) -- (not a tail call: misuse is blamed on our caller)
   return store
 end
 
 --- A replay store in a lua_shared_dict (`dict`: ngx.shared.NAME), shared by
--- every worker: `safe_add` with the window as its expiry, so that a full
--- dict refuses (ReplayStoreFull) instead of evicting a remembered callback.
-function M.shdict_replay(dict)
-  if type(dict) ~= "table" and type(dict) ~= "userdata" then
-    error("bad argument #1 to 'shdict_replay' (an ngx.shared dict expected)", 2)
-  end
-  local store = {}
-  function store.add(_, key, ttl)
-    local ok, err = dict:safe_add("streamctl:cb:" .. key, true, ttl)
-    if ok then return true end
-    if err == "exists" then return false end
-    return nil, "shared dict: " .. tostring(err)
-  end
-  return store
-end
+-- every worker (streamctl.store.replay's `shdict`: `safe_add` with the
+-- window as its expiry, so that a full dict refuses, ReplayStoreFull,
+-- instead of evicting a remembered callback; a callback whose window began
+-- before the dict's memory did is refused, ReplayStoreUnavailable).
+-- `opts.log`: where a loss is said.
+M.shdict_replay = replay.shdict
 
 local PROCESS_REPLAY -- (made on first use)
 
@@ -227,7 +195,8 @@ local function checked(provider, o)
   local ttl = floor(ts + o.window - o.now) + 1
   local keys = { o.signature .. ":" .. o.event, o.identity and ("event:" .. o.identity) }
   for _, key in ipairs(keys) do
-    local fresh, why, code = o.replay:add(provider .. ":" .. key, ttl, o.now)
+    -- (and how long ago its window began: a store whose memory began after that may have forgotten it)
+    local fresh, why, code = o.replay:add(provider .. ":" .. key, ttl, o.now, o.now - ts + o.window)
     if fresh == nil then return fail(provider, code or "ReplayStoreFull", tostring(why), "server") end
     if not fresh then return fail(provider, "ReplayedCallback", "this callback was seen before within its window") end
   end

@@ -11,6 +11,7 @@ local ratelimit = require "streamctl.engine.ratelimit"
 local room = require "streamctl.engine.room"
 local sequence = require "streamctl.engine.sequence"
 local redisconn = require "streamctl.store.redisconn"
+local sequence_store = require "streamctl.store.redisseq"
 local samples = require "streamctl.base.samples"
 local jitter = require "streamctl.base.jitter"
 local shared = require "streamctl.store.redisstore"
@@ -77,6 +78,16 @@ local LOSS_REASONS = {
     .. "a stale replica, a key written by hand)",
 }
 
+-- Says, once per repair (the script wrote the safe values back), the
+-- values of `hash` that broke their rule ("field=value ..."), read from
+-- the script's answer `text`.
+local function say_repaired(s, hash, text)
+  if type(text) ~= "string" or text == "" then return end
+  s.log(format("streamctl: Redis at %s held values that cannot be right in %s: %s; each was replaced by its "
+    .. "safe value (a room: the least, growing back by itself; a schedule: started afresh after the loss "
+    .. "pause; a margin, a tally or a flag: dropped)", s.conn:address(), hash, text))
+end
+
 local reserve_script, throttled_script
 
 -- Where a store tells of lost state: once per loss and budget, by the
@@ -87,11 +98,11 @@ local function new_losses(conn, log, known)
   return function(tag, born, why, fresh, pause)
     local before = known[tag]
     known[tag] = born
-    if before == born then return end
+    if before == born or why == "unreadable" then return end -- (a value that cannot be right: said by say_repaired)
     if before == nil and (not fresh or why == "missing" or why == "new") then return end -- (a first use looks the same)
     log(format("streamctl: Redis at %s lost the shared rate-limit schedule of %s: %s; nothing is sent on it "
       .. "for %g s (the last second may have held a full cap), then it starts afresh", conn:address(), tag,
-      LOSS_REASONS[why] or tostring(why), pause))
+      LOSS_REASONS[why] or ("a reason this version does not know ('" .. tostring(why):sub(1, 40) .. "')"), pause))
   end
 end
 
@@ -274,6 +285,7 @@ end
 -- process's own delay, when it keeps to its budget too; `pause`: the loss
 -- pause sent (us).
 local function read_answer(s, res, key, rate, now, own, beat, t, tau, pause)
+  if type(res) == "table" then say_repaired(s, tagged(s.cfg.prefix, (split_key(key))) .. "rl", res[13]) end
   local delay = type(res) == "table" and tonumber(res[1])
   local ahead = type(res) == "table" and tonumber(res[3])
   -- (the interval the schedule was spaced at: this process's, or wider for
@@ -324,10 +336,7 @@ local function read_answer(s, res, key, rate, now, own, beat, t, tau, pause)
   end
   if next_delay < delay then next_delay = delay end
   local value = committed and res[8] ~= "" and res[8] or nil
-  if value and tonumber(res[9]) and tonumber(res[9]) > 0 then
-    s.log(format("streamctl: Redis at %s held %d Sequence(s) for %s that cannot be right (not an integer "
-      .. "in 0..2^53-1); they were reset to the server's time", s.conn:address(), res[9], tag))
-  end
+  if value then sequence_store.say_bad(s, res[9]) end
   return delay, committed, next_delay, value
 end
 
@@ -426,6 +435,7 @@ function RateStore:throttled(key, age, share, after, cap)
   local tag, action = split_key(key)
   local res, err = self.conn:eval(throttled_script, { tagged(self.cfg.prefix, tag) .. "rl" },
     { action, ceil(age * 1e6), format("%.6f", share or 1), ceil((after or 0) * 1e6), format("%.6f", cap or 1e9) })
+  if type(res) == "table" then say_repaired(self, tagged(self.cfg.prefix, tag) .. "rl", res[3]) end
   local f = type(res) == "table" and tonumber(res[2])
   if not (f and f >= room.FLOOR * 1e6 - 1 and f <= 1e6) then
     local why = err and err.message or ("unexpected answer " .. tostring(type(res) == "table" and res[1] or res))

@@ -27,6 +27,82 @@ local room = require "streamctl.engine.room"
 
 local M = {}
 
+--- What a script can tell of its server, as Lua text (Redis' Lua), shared
+-- by every script that must know whether Redis may have forgotten:
+-- `server_run(info)` the run id in `INFO server` (a new one at every
+-- restart), `server_replid(rep)` the replication id in `INFO
+-- replication` (a new one at a failover), `server_up_us(info)` its
+-- uptime, and `server_kept(rep)`, true when since it started the server
+-- lost nothing it was given: it never evicted a key, never flushed,
+-- swapped or replaced its data, and is a master that was never anything
+-- else (no failover, no replica promoted onto older data).
+M.SERVER = [[
+local function server_run(info) return string.match(info, 'run_id:(%w+)') or '' end
+local function server_replid(rep) return string.match(rep, 'master_replid:(%w+)') or '' end
+local function server_up_us(info)
+  local up = tonumber(string.match(info, 'uptime_in_seconds:(%d+)'))
+  return up and up * 1000000
+end
+local function server_evicted() return tonumber(string.match(redis.call('INFO', 'stats'), 'evicted_keys:(%d+)')) end
+local function server_kept(rep)
+  if server_evicted() ~= 0 then return false end
+  if string.match(rep, 'role:(%a+)') ~= 'master' or string.match(rep, 'second_repl_offset:(%-?%d+)') ~= '-1' then
+    return false
+  end
+  local cs = redis.call('INFO', 'commandstats')
+  for _, c in ipairs({ 'flushall', 'flushdb', 'swapdb', 'debug', 'replicaof', 'slaveof', 'failover' }) do
+    if string.find(cs, 'cmdstat_' .. c .. ':', 1, true) then return false end
+  end
+  return true
+end
+]]
+
+-- The rules of the account hash's values, as Lua text (Redis' Lua), for
+-- both scripts: a value read that breaks its rule is replaced by its safe
+-- value, written back, and named in `bad` (a list of "field=value", which
+-- the caller says once); it is never carried forward.
+-- `checked_num(K, field, v, lo, hi, bad)`: v (a reply: false when
+-- missing) as a number in lo..hi, or nil (missing, or broken: named and
+-- deleted). `checked_room(K, act, vw, vt, now, bad)`: the room's w and t0
+-- (us); a broken one is the least room (ROOM_FLOOR) cut at `now`, which
+-- grows back by itself. `checked_tally(K, field, v, now_e, bad)`: a
+-- tally's text, or nil (broken: deleted; a tally lost only makes a cut
+-- measure less).
+M.CHECK = [[
+local function shown(v) return string.sub(tostring(v), 1, 40) end
+local function checked_num(K, field, v, lo, hi, bad)
+  if v == false or v == nil then return nil end
+  local n = tonumber(v)
+  if n ~= nil and n == n and n >= lo and n <= hi then return n end
+  bad[#bad + 1] = field .. '=' .. shown(v)
+  redis.call('HDEL', K, field)
+  return nil
+end
+local function checked_room(K, act, vw, vt, now, bad)
+  if vw == false and vt == false then return nil, nil end
+  local w, t0 = tonumber(vw), tonumber(vt)
+  if w ~= nil and w == w and w >= ROOM_FLOOR - 1e-9 and w <= 1 and t0 ~= nil and t0 == t0 and t0 >= 0
+    and t0 <= now + 100000 then
+    return w, t0
+  end
+  bad[#bad + 1] = 'rw:' .. act .. '=' .. shown(vw) .. ' rt:' .. act .. '=' .. shown(vt)
+  redis.call('HSET', K, 'rw:' .. act, string.format('%.6f', ROOM_FLOOR), 'rt:' .. act, string.format('%.0f', now))
+  return ROOM_FLOOR, now
+end
+local function checked_tally(K, field, v, now_e, bad)
+  if v == false or v == nil then return nil end
+  local ok = string.find(v, '^[%d: ]*$') ~= nil
+  for e, c in string.gmatch(v, '(%d+):(%d+)') do
+    e, c = tonumber(e), tonumber(c)
+    if not (e >= now_e - 100 and e <= now_e + 100 and c <= 1000000) then ok = false end
+  end
+  if ok then return v end
+  bad[#bad + 1] = field .. '=' .. shown(v)
+  redis.call('HDEL', K, field)
+  return nil
+end
+]]
+
 -- The room (streamctl.engine.room) lives in the account's hash too: per
 -- action "rw:<action>" (w, the room a throttle cut) and "rt:<action>" (t0,
 -- Redis' TIME of the cut, us). The reservation spaces the schedule at
@@ -39,21 +115,35 @@ local M = {}
 -- TALLY_SOURCE): per action "d:<action>" (the slots handed out, by when
 -- they are due) and "x:<action>" (the throttles reported).
 
-M.reserve = room.SOURCE .. room.TALLY_SOURCE .. [[
+M.reserve = room.SOURCE .. room.TALLY_SOURCE .. M.SERVER .. M.CHECK .. [[
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local info = redis.call('INFO', 'server')
-local run = string.match(info, 'run_id:(%w+)') or ''
+local run = server_run(info)
 local K = KEYS[1]
 local interval, tau, maxd = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local pause = tonumber(ARGV[6])
 local act = string.sub(ARGV[1], 5)
 local h = redis.call('HMGET', K, 'born', 'run', 'ts', 'why', ARGV[1], 'new', 'mg:' .. act, 'mu:' .. act,
   'rw:' .. act, 'rt:' .. act, 'd:' .. act)
-local born, ts, why, tat = tonumber(h[1]), tonumber(h[3]), h[4], tonumber(h[5])
-local new, held, till = h[6], tonumber(h[7]), tonumber(h[8])
-local rw, rt = tonumber(h[9]), tonumber(h[10])
+-- (every value checked by its rule: see CHECK; a schedule's own that
+-- breaks it is a schedule this script cannot prove it remembers)
+local bad, BIG = {}, 9007199254740991
+local born = checked_num(K, 'born', h[1], 0, BIG, bad)
+local ts = checked_num(K, 'ts', h[3], 0, BIG, bad)
+local tat = checked_num(K, ARGV[1], h[5], 0, BIG, bad)
+local unreadable = #bad > 0
+local why, new = h[4], h[6]
+if new ~= false and new ~= '1' then
+  bad[#bad + 1] = 'new=' .. shown(new)
+  redis.call('HDEL', K, 'new')
+  new = nil
+end
+local held = checked_num(K, 'mg:' .. act, h[7], 0, math.ceil(tonumber(ARGV[16]) * 1000000), bad)
+local till = checked_num(K, 'mu:' .. act, h[8], 0, now + tonumber(ARGV[15]), bad)
+local rw, rt = checked_room(K, act, h[9], h[10], now, bad)
+h[11] = checked_tally(K, 'd:' .. act, h[11], tally_epoch(now / 1000000), bad)
 -- (the widest interval a schedule is spaced at: the largest margin, the least room)
 local widest = math.ceil(interval * (1 + tonumber(ARGV[16])) / ROOM_FLOOR)
 -- A missing hash no caller knew is a new budget when the server shows it
@@ -61,21 +151,13 @@ local widest = math.ceil(interval * (1 + tonumber(ARGV[16])) / ROOM_FLOOR)
 -- that, never evicted a key, never flushed, swapped or replaced its data,
 -- a master that was never anything else.
 local function unlost()
-  local up = tonumber(string.match(info, 'uptime_in_seconds:(%d+)'))
-  if up == nil or up * 1000000 < pause + 1000000 then return false end
-  if string.match(redis.call('INFO', 'stats'), 'evicted_keys:(%d+)') ~= '0' then return false end
-  local rep = redis.call('INFO', 'replication')
-  if string.match(rep, 'role:(%a+)') ~= 'master' or string.match(rep, 'second_repl_offset:(%-?%d+)') ~= '-1' then
-    return false
-  end
-  local cs = redis.call('INFO', 'commandstats')
-  for _, c in ipairs({ 'flushall', 'flushdb', 'swapdb', 'debug', 'replicaof', 'slaveof', 'failover' }) do
-    if string.find(cs, 'cmdstat_' .. c .. ':', 1, true) then return false end
-  end
-  return true
+  local up = server_up_us(info)
+  if up == nil or up < pause + 1000000 then return false end
+  return server_kept(redis.call('INFO', 'replication'))
 end
 local fresh = nil
-if born == nil then fresh = (ARGV[12] == '' and unlost()) and 'new' or 'missing'
+if unreadable then fresh = 'unreadable'
+elseif born == nil then fresh = (ARGV[12] == '' and unlost()) and 'new' or 'missing'
 elseif h[2] ~= run then fresh = 'restarted'
 elseif ts ~= nil and now < ts - 100000 then fresh = 'clock'
 elseif born > now + 100000 or (tat ~= nil and tat > now + 2 * pause + tau + 2 * widest) then fresh = 'ahead'
@@ -121,25 +203,32 @@ if ARGV[7] ~= '' then
   nodes = redis.call('ZCARD', KEYS[2])
 end
 if maxd >= 0 and delay > maxd then
-  return { delay, 0, tat - now, born, why or '', fresh and 1 or 0, nodes, '', 0, now, interval, fppm }
+  return { delay, 0, tat - now, born, why or '', fresh and 1 or 0, nodes, '', 0, now, interval, fppm,
+    table.concat(bad, ' ') }
 end
 local new_tat = tat + interval
 redis.call('HSET', K, ARGV[1], string.format('%.0f', new_tat),
   'd:' .. act, tally_add(h[11], tally_epoch((now + delay) / 1000000), tally_epoch(now / 1000000)))
-local seq, bad = '', 0
+local seq, sbad = '', {}
 if #KEYS > 2 then
   local v = math.floor(now / 1000)
   local fl = tonumber(ARGV[8])
   if fl > v then v = fl end
   for i = 3, #KEYS do
-    local cur = tonumber(redis.call('GET', KEYS[i]))
-    if cur ~= nil and not (cur >= 0 and cur <= 9007199254740991) then cur, bad = nil, bad + 1 end
+    local raw = redis.call('GET', KEYS[i])
+    local cur = tonumber(raw)
+    if raw and not (cur ~= nil and cur >= 0 and cur <= 9007199254740991 and cur == math.floor(cur)) then
+      sbad[#sbad + 1] = KEYS[i] .. '=' .. shown(raw)
+      cur = nil
+    end
     if cur ~= nil and cur + 1 > v then v = cur + 1 end
   end
   seq = string.format('%.0f', v)
   for i = 3, #KEYS do redis.call('SET', KEYS[i], seq, 'PX', ARGV[9]) end
 end
-return { delay, 1, new_tat - now, born, why or '', fresh and 1 or 0, nodes, seq, bad, now, interval, fppm }
+return { delay, 1, new_tat - now, born, why or '', fresh and 1 or 0, nodes, seq, table.concat(sbad, ' '), now,
+  interval, fppm,
+  table.concat(bad, ' ') }
 ]]
 
 -- A throttle of an attempt on one action, sent ARGV[2] us before this
@@ -151,18 +240,23 @@ return { delay, 1, new_tat - now, born, why or '', fresh and 1 or 0, nodes, seq,
 -- room (once per overshoot: streamctl.engine.room) when the budget's
 -- schedule exists (a throttle never makes one: a hash without `born` would
 -- be taken for a lost schedule). Answers { cut (1 or 0), the room (ppm) }.
-M.throttled = room.SOURCE .. room.TALLY_SOURCE .. [[
+M.throttled = room.SOURCE .. room.TALLY_SOURCE .. M.CHECK .. [[
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = (tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000000
 local K, act = KEYS[1], ARGV[1]
 if redis.call('HEXISTS', K, 'born') == 0 then return { 0, 1000000 } end
 local h = redis.call('HMGET', K, 'rw:' .. act, 'rt:' .. act, 'tat:' .. act, 'd:' .. act, 'x:' .. act)
-local w, t0, tat = tonumber(h[1]), tonumber(h[2]), tonumber(h[3])
+local bad = {}
+local w, t0 = checked_room(K, act, h[1], h[2], math.floor(now * 1000000), bad)
 if t0 ~= nil then t0 = t0 / 1000000 end
+-- (a schedule that cannot be right is left for the reservation to start afresh: not moved here)
+local tat = tonumber(h[3])
 local after = tonumber(ARGV[4])
+if tat ~= nil and not (tat == tat and tat >= 0 and tat <= 9007199254740991) then after = 0 end
 local now_e = tally_epoch(now)
-local x = tally_add(h[5], now_e, now_e)
+h[4] = checked_tally(K, 'd:' .. act, h[4], now_e, bad)
+local x = tally_add(checked_tally(K, 'x:' .. act, h[5], now_e, bad), now_e, now_e)
 redis.call('HSET', K, 'x:' .. act, x)
 local share = tonumber(ARGV[3])
 local got = tally_share(h[4], x, now_e, tonumber(ARGV[5]), room_at(w, t0, now))
@@ -171,9 +265,9 @@ if after > 0 and (tat == nil or tat < now * 1000000 + after) then
   redis.call('HSET', K, 'tat:' .. act, string.format('%.0f', now * 1000000 + after))
 end
 local nw, nt = room_cut(w, t0, now, now - tonumber(ARGV[2]) / 1000000, share)
-if nw == nil then return { 0, math.floor(room_at(w, t0, now) * 1000000) } end
+if nw == nil then return { 0, math.floor(room_at(w, t0, now) * 1000000), table.concat(bad, ' ') } end
 redis.call('HSET', K, 'rw:' .. act, string.format('%.6f', nw), 'rt:' .. act, string.format('%.0f', nt * 1000000))
-return { 1, math.floor(room_at(nw, nt, now) * 1000000) }
+return { 1, math.floor(room_at(nw, nt, now) * 1000000), table.concat(bad, ' ') }
 ]]
 
 return M

@@ -25,19 +25,22 @@ if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local v = math.floor((tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000)
 local fl = tonumber(ARGV[1])
-local bad = 0
+local bad, named = 0, {}
 if ARGV[3] == 'record' then v = fl elseif fl > v then v = fl end
 for i = 1, #KEYS do
-  local cur = tonumber(redis.call('GET', KEYS[i]))
-  if cur ~= nil and not (cur >= 0 and cur <= 9007199254740991) then cur, bad = nil, bad + 1 end
+  local raw = redis.call('GET', KEYS[i])
+  local cur = tonumber(raw)
+  if raw and not (cur ~= nil and cur >= 0 and cur <= 9007199254740991 and cur == math.floor(cur)) then
+    cur, bad, named[#named + 1] = nil, bad + 1, KEYS[i] .. '=' .. string.sub(raw, 1, 40)
+  end
   if cur ~= nil and cur + 1 > v then
-    if ARGV[3] == 'record' then return { 0, i, string.format('%.0f', cur), bad } end
+    if ARGV[3] == 'record' then return { 0, i, string.format('%.0f', cur), bad, table.concat(named, ' ') } end
     v = cur + 1
   end
 end
 local s = string.format('%.0f', v)
 for i = 1, #KEYS do redis.call('SET', KEYS[i], s, 'PX', ARGV[2]) end
-return { 1, s, '', bad }
+return { 1, s, '', bad, table.concat(named, ' ') }
 ]]
 
 local GET_TEXT = "return redis.call('GET', KEYS[1])"
@@ -100,8 +103,14 @@ local function at_least(s, ids, candidate)
   return candidate
 end
 
-local function say_bad_sequences(s, n)
-  if n and n > 0 then
+--- Says the Sequences a script found that cannot be right, which it reset
+-- to the server's time ("key=value ...": `text`), once, as they are
+-- repaired; with no text, how many (`n`). `s`: a store (`log`, `conn`).
+function M.say_bad(s, text, n)
+  if type(text) == "string" and text ~= "" then
+    s.log(format("streamctl: Redis at %s held Sequence(s) that cannot be right (not an integer in 0..2^53-1), "
+      .. "reset to the server's time: %s", s.conn:address(), text))
+  elseif n and n > 0 then
     s.log(format("streamctl: Redis at %s held %d Sequence(s) under %s that cannot be right (not an integer in "
       .. "0..2^53-1); they were reset to the server's time", s.conn:address(), n, s.key_prefix))
   end
@@ -113,7 +122,7 @@ local function run(s, ids, floor_value, mode)
   local res, err = s.conn:eval(advance_script, keys_for(s, ids), { floor_value, sequence.KEEP_MS, mode })
   if type(res) == "table" and (res[1] == 1 or res[1] == 0) then
     s.health.succeeded()
-    say_bad_sequences(s, tonumber(res[4]))
+    M.say_bad(s, res[5], tonumber(res[4]))
     return res
   end
   if not (err and err.reason == "phase") then s.health.failed(err and err.message or ("unexpected answer "

@@ -138,17 +138,25 @@ end
 -- implausible): the limiter's streamctl.engine.ratelimit.LOSS_PAUSE.
 M.LOSS_PAUSE = ratelimit.LOSS_PAUSE
 
+-- A number read from the dict by its rule: finite, within lo..hi; or nil.
+local function within(v, lo, hi)
+  v = tonumber(v)
+  if v and v == v and v >= lo and v <= hi then return v end
+  return nil
+end
+
 -- A budget's entry, "born tat", read: born and tat (monotonic seconds), or
 -- why the budget must start afresh (the entry is missing, unreadable, or
--- further ahead than any worker reserves).
+-- further ahead than any worker reserves) and, when the entry broke its
+-- rule, true (said even by a worker that did not know the budget).
 local function read_budget(dict, k, now, interval, tau)
   local v = dict:get(k)
   local born, tat
   if type(v) == "string" then born, tat = match(v, "^(%S+) (%S+)$") end
-  born, tat = tonumber(born), tonumber(tat)
+  born, tat = within(born, -1e15, 1e15), within(tat, -1e15, 1e15)
   if not born or not tat then
-    return nil, nil, v == nil and "its entry is gone (nginx started, or the dict evicted it)"
-      or "its entry is unreadable"
+    if v == nil then return nil, nil, "its entry is gone (nginx started, or the dict evicted it)" end
+    return nil, nil, format("its entry %s holds a value that cannot be right ('%s')", k, tostring(v):sub(1, 60)), true
   elseif born > now + 0.1 or tat > now + 2 * M.LOSS_PAUSE + tau + 2 * interval then
     return nil, nil, "its entry lies further ahead than any worker reserves"
   end
@@ -186,12 +194,22 @@ local function atomically(dict, key, fn, monotonic, name, log)
   end
 end
 
--- The room's state of `key` (w, t0; nil, nil: none or unreadable).
-local function room_state(dict, key)
+-- The room's state of `key` (w, t0; nil, nil: none), each by its rule: w
+-- a fraction from room.FLOOR to 1, t0 a time (monotonic seconds) not after
+-- `now`. One that breaks it is the least room cut at `now` (it grows back
+-- by itself), written back and said (`log`; once: it is repaired).
+local function room_state(dict, key, now, name, log)
   local v = dict:get("room:" .. key)
+  if v == nil then return nil, nil end
   local w, t0
   if type(v) == "string" then w, t0 = match(v, "^(%S+) (%S+)$") end
-  return tonumber(w), tonumber(t0)
+  w, t0 = within(w, room.FLOOR - 1e-9, 1), within(t0, 0, now + 0.1)
+  if w and t0 then return w, t0 end
+  dict:set("room:" .. key, format("%.6f %.6f", room.FLOOR, now), room.whole_after(room.FLOOR) + 1)
+  log(format("streamctl: the shared dict%s held a room that cannot be right in %s ('%s'); it was replaced by the "
+    .. "least room (%g of the cap), which grows back by itself", name and (" '" .. name .. "'") or "", "room:" .. key,
+    tostring(v):sub(1, 60), room.FLOOR))
+  return room.FLOOR, now
 end
 
 -- Counts one in the tally `k` (streamctl.engine.room's TALLY_SOURCE), at
@@ -212,7 +230,7 @@ local function cut_room(dict, key, now, age, share, after, cap, name, log)
   local born, tat = match(type(v) == "string" and v or "", "^(%S+) (%S+)$")
   born, tat = tonumber(born), tonumber(tat)
   if born and tat and tat < now + after then write_budget(dict, "rl:" .. key, born, now + after, name, log) end
-  local w, t0 = room_state(dict, key)
+  local w, t0 = room_state(dict, key, now, name, log)
   tally(dict, "tally:x:" .. key, now, now)
   local got = cap and room.tally_share(dict:get("tally:d:" .. key), dict:get("tally:x:" .. key),
     room.tally_epoch(now), cap, room.at(w, t0, now))
@@ -227,9 +245,9 @@ end
 
 -- Born of a budget: as read, or now after a loss (said once, by a worker
 -- that knew the budget: `known`, a worker's budgets as it last saw them).
-local function born_of(known, log, key, born, why, now, pause)
+local function born_of(known, log, key, born, why, now, pause, broken)
   if why then
-    if known[key] ~= nil then
+    if known[key] ~= nil or broken then
       log(format("streamctl: the shared dict lost the rate-limit schedule of %s: %s; nothing is sent on it "
         .. "for %g s (the last second may have held a full cap), then it starts afresh", key, why, pause))
     end
@@ -276,8 +294,9 @@ function M.ratelimit_store(dict, opts)
   -- The room (streamctl.engine.ratelimit's store contract): every worker's,
   -- cut once per overshoot under the budget's lock.
   function store:room(key) -- luacheck: ignore 212/self
-    local w, t0 = room_state(dict, key)
-    return room.at(w, t0, monotonic())
+    local now = monotonic()
+    local w, t0 = room_state(dict, key, now, opts.name, log)
+    return room.at(w, t0, now)
   end
   function store:throttled(key, age, share, after, cap) -- luacheck: ignore 212/self
     return store:atomically(key, function() return cut_room(dict, key, monotonic(), age, share, after, cap,
@@ -295,9 +314,9 @@ function M.ratelimit_store(dict, opts)
     return store:atomically(key, function()
       local now = monotonic()
       -- (a tat is implausible only past what the least room spaces a schedule at)
-      local born, tat, why = read_budget(dict, k, now, widest, tau)
+      local born, tat, why, broken = read_budget(dict, k, now, widest, tau)
       local pause = ratelimit.loss_pause(interval)
-      born = born_of(known, log, key, born, why, now, pause)
+      born = born_of(known, log, key, born, why, now, pause, broken)
       -- (nothing is sent before the loss pause after born: the GCRA of
       -- streamctl.engine.ratelimit from there, with no burst credit)
       local start = born + pause + tau
@@ -322,7 +341,7 @@ function M.ratelimit_store(dict, opts)
 end
 
 --- A store for streamctl.engine.sequence in `dict`, its keys under `prefix` (e.g.
--- "zego:1234567890:"): `advance_all`, `advance`, `record_all`, `get`.
+-- "zego:1234567890:"): `advance_all`, `advance`, `record_all`, `renew`, `get`.
 --
 -- One counter per prefix (the AppId), "seqg:" .. prefix, hands out
 -- v = max(candidate, counter + 1) with `incr` (a second `incr` raises it to

@@ -1,0 +1,404 @@
+-- Issue 66, "a store that may have forgotten is treated as having forgotten"
+-- and "values read from a shared store are checked by their rule": a fault
+-- matrix, one row per member, each failing on the code before the fix.
+--
+--   1. The callback replay stores: a callback replayed inside its window
+--      after the store forgot (Redis restarted without its data, flushed,
+--      failed over to a lagging replica, evicting; the shared dict's memory
+--      evicted; a record of either that cannot be right) is refused
+--      (ReplayStoreUnavailable) and the loss said once; one whose window
+--      began after the loss passes.
+--   2. Values that break their rule in the account's Redis hash (a room of
+--      nan, inf, negative, a room's time far ahead, a schedule of nan, a
+--      margin of inf, a tally no clock could write, a flag), in the shared
+--      dict (a budget's entry, a room), and in the Sequence keys: each is
+--      replaced by its safe value, written back, said once naming the key,
+--      field and value; never "Redis failed", never an error every call.
+--
+-- Against redis-server processes (and a fake Sentinel) this spec starts on
+-- 127.0.0.1, and a stand-in shared dict.
+
+local R = require "streamctl.store.redis"
+local callbacks = require "streamctl.edge.callbacks"
+local shdict = require "streamctl.store.shdict"
+local room = require "streamctl.engine.room"
+local hiredis = require "streamctl.redis"
+local helper = require "spec.helpers.redis"
+local fake_sentinel = require "spec.helpers.fake_sentinel"
+local socket = require "socket"
+
+local SLOW = require("spec.helpers.process").slowdown()
+local TIMEOUT = "timeout_ms=" .. 1000 * SLOW
+
+-- A log that keeps its lines.
+local function new_log()
+  local lines = {}
+  return lines, function(m) lines[#lines + 1] = m end
+end
+
+-- The lines of `lines` that hold `fragment`.
+local function holding(lines, fragment)
+  local out = {}
+  for _, l in ipairs(lines) do if l:find(fragment, 1, true) then out[#out + 1] = l end end
+  return out
+end
+
+-- A direct connection (the C module) to see what the stores wrote.
+local function direct(srv)
+  return assert(hiredis.connect("127.0.0.1", srv.port, 2000))
+end
+
+-- Redis' TIME in microseconds.
+local function server_us(c)
+  local t = c:command("TIME")
+  return tonumber(t[1]) * 1e6 + tonumber(t[2])
+end
+
+-- A replay store's add, again while Redis cannot answer yet (a restart, a
+-- failover under way): bounded.
+local function add_once_answered(store, key, begun)
+  local fresh, why, code
+  for _ = 1, 100 do
+    fresh, why, code = store:add(key, 300, nil, begun)
+    if fresh ~= nil or not why:find("^Redis at [^:]+:%d+[^:]*: ") or why:find("may have forgotten", 1, true) then
+      return fresh, why, code
+    end
+    socket.sleep(0.05)
+  end
+  return fresh, why, code
+end
+
+describe("issue 66, row 1: a replay store that may have forgotten refuses what it may have seen", function()
+  -- Each row: a store on a Redis of its own that took "aliyun:cb1", then the fault; `setup` returns
+  -- the store's URL and anything `fault` needs.
+  local ROWS = {
+    { "Redis restarted without its data", "its memory is gone",
+      function() local s = helper.start {} return s.url, s, { s } end,
+      function(s) s:restart() end },
+    { "a FLUSHALL", "its memory is gone",
+      function() local s = helper.start {} return s.url, s, { s } end,
+      function(s) assert.equal("OK", s:cli("FLUSHALL")) end },
+    { "a failover to a replica that lagged behind its master", "it restarted or failed over",
+      function()
+        local a = helper.start {}
+        local b = helper.start { args = { "--replicaof", "127.0.0.1", tostring(a.port) } }
+        local fake = fake_sentinel.start {}
+        fake:answer("127.0.0.1 " .. a.port)
+        return "redis+sentinel://127.0.0.1:" .. fake.port .. "/mymaster?sentinel_check_ms=86400000",
+          { a = a, b = b, fake = fake }, { a, b, fake }
+      end,
+      function(s, store)
+        -- b has what a took so far, then stops following: what a takes next is what a lagging
+        -- replica lacks; then a goes and the Sentinel names b
+        local deadline = socket.gettime() + 10
+        while s.b:cli("EXISTS", "streamctl:cb:aliyun:cb1") ~= "1" and socket.gettime() < deadline do
+          socket.sleep(0.02)
+        end
+        assert.equal("1", s.b:cli("EXISTS", "streamctl:cb:aliyun:cb1"))
+        assert.equal("OK", s.b:cli("REPLICAOF", "NO", "ONE"))
+        assert.is_true(store:add("aliyun:cb-lag", 300, nil, 10))
+        s.fake:answer("127.0.0.1 " .. s.b.port)
+        s.a:kill()
+      end, "aliyun:cb-lag" },
+    { "an eviction (maxmemory-policy volatile-ttl)", "it evicted keys",
+      function() local s = helper.start {} return s.url, s, { s } end,
+      function(s)
+        local c = direct(s)
+        local used = tonumber(c:command("INFO", "memory"):match("used_memory:(%d+)"))
+        assert(c:command("CONFIG", "SET", "maxmemory-policy", "volatile-ttl"))
+        assert(c:command("CONFIG", "SET", "maxmemory", tostring(used + 200000)))
+        local filler = string.rep("x", 10000)
+        for i = 1, 200 do -- (no expiry: only the callbacks' keys can be evicted)
+          if tonumber(c:command("INFO", "stats"):match("evicted_keys:(%d+)")) > 0 then break end
+          c:command("SET", "filler:" .. i, filler)
+        end
+        assert.equal("0", s:cli("EXISTS", "streamctl:cb:aliyun:cb1"))
+        assert(c:command("CONFIG", "SET", "maxmemory", "0"))
+        c:close()
+      end },
+    { "a memory record that cannot be right (since far ahead)", "its memory's record held a value that cannot be right",
+      function() local s = helper.start {} return s.url, s, { s } end,
+      function(s)
+        s:cli("HSET", "streamctl:cb:@", "since", "1e300")
+        assert.equal("1", s:cli("DEL", "streamctl:cb:aliyun:cb1")) -- (and what it took, gone)
+      end },
+  }
+
+  for _, row in ipairs(ROWS) do
+    local name, reason, setup, fault, taken = row[1], row[2], row[3], row[4], row[5] or "aliyun:cb1"
+    it(name .. ": the replay refused (ReplayStoreUnavailable), said once; a later window passes", function()
+      local url, s, owned = setup()
+      local lines, log = new_log()
+      local store = assert(R.replay_store(url .. (url:find("?", 1, true) and "&" or "?") .. TIMEOUT, { log = log }))
+      local ok, err = pcall(function()
+        assert.is_true(store:add("aliyun:cb1", 300, nil, 10))
+        fault(s, store)
+        local fresh, why, code = add_once_answered(store, taken, 20)
+        assert.is_nil(fresh, "a callback the store may have forgotten was taken for new")
+        assert.equal("ReplayStoreUnavailable", code)
+        assert.truthy(why:find("may have forgotten the callbacks seen before %d+%-%d+%-%d+T[%d:]+Z %(.*"
+          .. reason:gsub("%p", "%%%0")), why)
+        -- another one whose window began before the loss: refused too, nothing more said
+        local again, _, again_code = store:add("aliyun:cb2", 300, nil, 20)
+        assert.same({ nil, "ReplayStoreUnavailable" }, { again, again_code })
+        local said = holding(lines, "may have forgotten the callbacks it had seen: " .. reason)
+        assert.equal(1, #said, table.concat(lines, "\n"))
+        assert.equal(1, #holding(lines, "may have forgotten"), table.concat(lines, "\n"))
+        -- one whose window began after: taken, once
+        assert.is_true(store:add("aliyun:cb3", 300, nil, 0))
+        assert.is_false(store:add("aliyun:cb3", 300, nil, 0))
+      end)
+      store.conn:close()
+      for _, x in ipairs(owned) do x:stop() end
+      assert(ok, err)
+    end)
+  end
+
+  it("through verify: a callback replayed after a restart is refused with the store's reason (503's kind)",
+    function()
+      local srv = helper.start {}
+      local lines, log = new_log()
+      local store = assert(R.replay_store(srv.url .. "?" .. TIMEOUT, { log = log }))
+      local ALI = { domain = "learn.aliyundoc.com", timestamp = "1519375990", key = "yourkey",
+                    signature = "9e226fc2c250be266e3657e156f68c12", now = 1519375990 + 10, replay = store }
+      assert.is_true(callbacks.aliyun.verify(ALI))
+      srv:restart()
+      local ok, err
+      for _ = 1, 100 do
+        ok, err = callbacks.aliyun.verify(ALI)
+        if ok or err.message:find("may have forgotten", 1, true) then break end
+        socket.sleep(0.05)
+      end
+      store.conn:close()
+      srv:stop()
+      assert.is_nil(ok)
+      assert.same({ "ReplayStoreUnavailable", "server" }, { err.code, err.kind })
+      assert.equal(1, #holding(lines, "may have forgotten the callbacks it had seen"), table.concat(lines, "\n"))
+    end)
+
+  it("a first use of a Redis that lost nothing, by processes that never saw it, forgets nothing", function()
+    local srv = helper.start {}
+    local lines, log = new_log()
+    local store = assert(R.replay_store(srv.url .. "?" .. TIMEOUT, { log = log }))
+    assert.is_true(store:add("aliyun:first", 300, nil, 600))
+    assert.is_false(store:add("aliyun:first", 300, nil, 600))
+    assert.same({}, lines)
+    store.conn:close()
+    srv:stop()
+  end)
+end)
+
+-- A stand-in for an ngx.shared dict (the calls the stores make), its
+-- expiries against `clock.t`.
+local function fake_dict(clock)
+  local d = { values = {} , expires = {} }
+  local function live(k)
+    local e = d.expires[k]
+    if e and e <= clock.t then d.values[k], d.expires[k] = nil, nil end
+    return d.values[k]
+  end
+  function d:get(k) return live(k) end -- luacheck: ignore 212/self
+  function d:set(k, v, ttl) -- luacheck: ignore 212/self
+    d.values[k], d.expires[k] = v, (ttl and ttl > 0) and clock.t + ttl or nil
+    return true
+  end
+  d.safe_set = d.set
+  function d:add(k, v, ttl)
+    if live(k) ~= nil then return false, "exists" end
+    return self:set(k, v, ttl)
+  end
+  d.safe_add = d.add
+  function d:delete(k) d.values[k], d.expires[k] = nil, nil end -- luacheck: ignore 212/self
+  return d
+end
+
+describe("issue 66, row 1: the shared dict's replay store", function()
+  local NOW = 1700000000
+  local ROWS = {
+    { "its memory evicted by another user of the dict",
+      "lost its memory (evicted by another user of the dict, or deleted)",
+      function(d) d:delete("streamctl:cb:@") d:delete("streamctl:cb:aliyun:cb1") end },
+    { "its memory's record not a number", "held a value that cannot be right (soon)",
+      function(d) d:set("streamctl:cb:@", "soon") d:delete("streamctl:cb:aliyun:cb1") end },
+    { "its memory's record far ahead", "held a value that cannot be right (1e+300)",
+      function(d) d:set("streamctl:cb:@", 1e300) d:delete("streamctl:cb:aliyun:cb1") end },
+  }
+  for _, row in ipairs(ROWS) do
+    local name, reason, fault = row[1], row[2], row[3]
+    it(name .. ": the replay refused (ReplayStoreUnavailable), said once; a later window passes", function()
+      local clock = { t = NOW }
+      local d = fake_dict(clock)
+      local lines, log = new_log()
+      local store = callbacks.shdict_replay(d, { log = log })
+      assert.is_true(store:add("aliyun:cb1", 300, NOW, 10))
+      fault(d)
+      clock.t = NOW + 5
+      local fresh, why, code = store:add("aliyun:cb1", 300, NOW + 5, 15)
+      assert.is_nil(fresh, "a callback the dict may have forgotten was taken for new")
+      assert.equal("ReplayStoreUnavailable", code)
+      assert.equal("the shared dict may have forgotten the callbacks seen before 2023-11-14T22:13:25Z: this one's "
+        .. "window began before then", why)
+      assert.is_nil((store:add("aliyun:cb2", 300, NOW + 5, 15)))
+      assert.equal(1, #lines, table.concat(lines, "\n"))
+      assert.equal("streamctl: the shared dict of callbacks seen " .. reason .. "; a callback whose window began "
+        .. "before 2023-11-14T22:13:25Z is refused (ReplayStoreUnavailable: the provider delivers it again), for "
+        .. "at most a window's length after", lines[1])
+      assert.is_true(store:add("aliyun:cb3", 300, NOW + 5, 0))
+      assert.is_false(store:add("aliyun:cb3", 300, NOW + 5, 0))
+    end)
+  end
+
+  it("a dict found empty by a process that never saw it (nginx started) forgets nothing", function()
+    local d = fake_dict({ t = NOW })
+    local lines, log = new_log()
+    local store = callbacks.shdict_replay(d, { log = log })
+    assert.is_true(store:add("aliyun:first", 300, NOW, 600))
+    assert.is_false(store:add("aliyun:first", 300, NOW, 600))
+    assert.same({}, lines)
+  end)
+end)
+
+describe("issue 66, row 2: values in the account's Redis hash are checked by their rule", function()
+  local srv, check
+  lazy_setup(function()
+    srv = helper.start {}
+    check = direct(srv)
+  end)
+  lazy_teardown(function()
+    if check then check:close() end
+    if srv then srv:stop() end
+  end)
+
+  local n = 0
+  -- A budget's hash as a store leaves it after a long life (born 10 s ago in this run), with `plant`
+  -- (field -> value, or a function of Redis' TIME in us giving that table) written over it.
+  local function budget(plant)
+    n = n + 1
+    local tag = "z:acct" .. n
+    local hash = "t:{" .. tag .. "}:rl"
+    local now = server_us(check)
+    assert(check:command("HSET", hash, "born", string.format("%.0f", now - 10e6), "run",
+      check:command("INFO", "server"):match("run_id:(%w+)"), "why", "missing"))
+    if type(plant) == "function" then plant = plant(now) end
+    for k, v in pairs(plant) do assert(check:command("HSET", hash, k, v)) end
+    return tag .. ":A", hash, now
+  end
+
+  local FLOOR = string.format("%.6f", room.FLOOR)
+  -- name; what is planted; what the log names; what the hash holds after (field -> value, or a
+  -- function of the value read and Redis' TIME before the call: true when right); the call
+  local ROWS = {
+    { "a room of nan", function(t) return { ["rw:A"] = "nan", ["rt:A"] = string.format("%.0f", t - 10e6) } end,
+      "rw:A=nan rt:A=", { ["rw:A"] = FLOOR } },
+    { "a room of inf", function(t) return { ["rw:A"] = "inf", ["rt:A"] = string.format("%.0f", t - 10e6) } end,
+      "rw:A=inf rt:A=", { ["rw:A"] = FLOOR } },
+    { "a negative room", function(t) return { ["rw:A"] = "-0.5", ["rt:A"] = string.format("%.0f", t - 10e6) } end,
+      "rw:A=-0.5 rt:A=", { ["rw:A"] = FLOOR } },
+    { "a room's time far in the future", function(t)
+        return { ["rw:A"] = "0.050000", ["rt:A"] = string.format("%.0f", t + 1e12) } end,
+      "rw:A=0.050000 rt:A=", { ["rt:A"] = function(v, t) return tonumber(v) >= t and tonumber(v) < t + 60e6 end } },
+    { "a schedule (tat) of nan", { ["tat:A"] = "nan" }, "tat:A=nan",
+      { ["why"] = "unreadable", ["tat:A"] = function(v) return v == false or tonumber(v) == tonumber(v) end } },
+    { "a schedule's birth of nan", { born = "nan" }, "born=nan", { ["why"] = "unreadable" } },
+    { "a margin of inf", function(t) return { ["mg:A"] = "inf", ["mu:A"] = string.format("%.0f", t + 1e6) } end,
+      "mg:A=inf", { ["mg:A"] = false } },
+    { "a tally no clock could write", { ["d:A"] = "99999999999999999999:5" }, "d:A=99999999999999999999:5",
+      { ["d:A"] = function(v) return v == false or not v:find("99999999999999999999", 1, true) end } },
+    { "a flag that is not one", { new = "yes" }, "new=yes", { new = false } },
+    { "a room of nan, met by a throttle", function(t)
+        return { ["rw:A"] = "nan", ["rt:A"] = string.format("%.0f", t - 10e6) } end,
+      "rw:A=nan rt:A=", { ["rw:A"] = FLOOR }, "throttled" },
+  }
+
+  for _, row in ipairs(ROWS) do
+    local name, plant, named, after, call = row[1], row[2], row[3], row[4], row[5] or "reserve"
+    it(name .. ": replaced by its safe value, written back, said once; Redis not taken for failed", function()
+      local key, hash, t = budget(plant)
+      local lines, log = new_log()
+      local store = assert(R.ratelimit_store(srv.url .. "/0?prefix=t:&" .. TIMEOUT, { log = log }))
+      for _ = 1, 3 do
+        if call == "throttled" then
+          assert.is_boolean(store:throttled(key, 0, 1))
+        else
+          local delay = store:reserve(key, 10, 1, 5)
+          assert.is_true(type(delay) == "number" and delay == delay and delay < 2, tostring(delay))
+        end
+      end
+      store.conn:close()
+      assert.same({}, holding(lines, "failed"))
+      local said = holding(lines, "held values that cannot be right in " .. hash .. ": " .. named)
+      assert.equal(1, #said, table.concat(lines, "\n"))
+      assert.equal(1, #holding(lines, "cannot be right"), table.concat(lines, "\n"))
+      for field, want in pairs(after) do
+        local v = check:command("HGET", hash, field)
+        if type(v) ~= "string" then v = false end -- (a nil reply)
+        if type(want) == "function" then
+          assert.is_true(want(v, t), field .. " = " .. tostring(v))
+        else
+          assert.equal(want, v, field)
+        end
+      end
+    end)
+  end
+
+  it("a Sequence that cannot be right: reset to the server's time, said naming its key and value", function()
+    local lines, log = new_log()
+    local seq = assert(R.sequence_store(srv.url .. "/0?prefix=t:&" .. TIMEOUT, "zego:1:", { log = log }))
+    assert(check:command("SET", "t:{zego:1}:seq:s1", "1e300"))
+    local t = math.floor(server_us(check) / 1000)
+    local v = seq:advance("s1", 0)
+    assert.is_true(v >= t and v < t + 60000, tostring(v))
+    seq:advance("s1", 0)
+    seq.conn:close()
+    assert.same({ "streamctl: Redis at 127.0.0.1:" .. srv.port .. " held Sequence(s) that cannot be right (not an "
+      .. "integer in 0..2^53-1), reset to the server's time: t:{zego:1}:seq:s1=1e300" }, lines)
+  end)
+end)
+
+describe("issue 66, row 2: values in the shared dict are checked by their rule", function()
+  local saved
+  before_each(function()
+    saved = rawget(_G, "ngx")
+    rawset(_G, "ngx", { get_phase = function() return "init" end })
+  end)
+  after_each(function() rawset(_G, "ngx", saved) end)
+
+  local ROWS = {
+    { "a budget's entry of nan", "rl:z:1:A", "nan nan",
+      "streamctl: the shared dict lost the rate-limit schedule of z:1:A: its entry rl:z:1:A holds a value that "
+      .. "cannot be right ('nan nan'); nothing is sent on it for " },
+    { "a negative room", "room:z:1:A", "-0.500000 90.000000",
+      "streamctl: the shared dict 'cb' held a room that cannot be right in room:z:1:A ('-0.500000 90.000000'); it "
+      .. "was replaced by the least room (0.05 of the cap), which grows back by itself" },
+    { "a room of nan", "room:z:1:A", "nan 90.000000",
+      "streamctl: the shared dict 'cb' held a room that cannot be right in room:z:1:A ('nan 90.000000'); it "
+      .. "was replaced by the least room (0.05 of the cap), which grows back by itself" },
+    { "a room's time far in the future", "room:z:1:A", "0.500000 100000000.000000",
+      "streamctl: the shared dict 'cb' held a room that cannot be right in room:z:1:A ('0.500000 100000000.000000'); "
+      .. "it was replaced by the least room (0.05 of the cap), which grows back by itself" },
+  }
+  for _, row in ipairs(ROWS) do
+    local name, entry, value, line = row[1], row[2], row[3], row[4]
+    it(name .. ": replaced by its safe value, written back, said once", function()
+      local clock = { t = 100 }
+      local d = fake_dict(clock)
+      local lines, log = new_log()
+      local store = assert(shdict.ratelimit_store(d, { log = log, name = "cb", clock = function() return clock.t end }))
+      d:set(entry, value)
+      for _ = 1, 3 do
+        local delay = store:reserve("z:1:A", 10, 1, 5)
+        assert.is_number(delay)
+        assert.is_true(delay == delay)
+        clock.t = clock.t + 0.01
+      end
+      assert.equal(1, #lines, table.concat(lines, "\n"))
+      assert.equal(line, lines[1]:sub(1, #line))
+      if entry:find("^room:") then
+        local w, t0 = d:get(entry):match("^(%S+) (%S+)$")
+        assert.same({ room.FLOOR, 100 }, { tonumber(w), tonumber(t0) })
+      else
+        assert.is_truthy(tonumber(d:get(entry):match("^(%S+)")))
+      end
+    end)
+  end
+end)
