@@ -35,6 +35,11 @@ local MUTANTS = {
   { name = "look-up before resending a create skipped", file = "src/streamctl/aliyun.lua",
     from = "    recover = {\n      action = \"DescribeLivePullToPushList\",",
     to = "    no_recover = {\n      action = \"DescribeLivePullToPushList\"," },
+  -- (issue 66: a request whose reused connection went silent after it left, sent again by the transport on a
+  -- fresh connection without a slot; spec/sim/net.lua's drop_after_apply asks the transports' rule)
+  { name = "a transport's resend of a request that had left (a reused connection dropped after applying)",
+    invariant = 1, file = "src/streamctl/transport/common.lua",
+    from = "  return sent == false\n", to = "  return true\n" },
   { name = "sent taken from the last attempt only", file = "src/streamctl/engine/run.lua",
     from = "if job.maybe_applied then err.sent, err.outcome_unknown = true, true end",
     to = "if false then err.sent, err.outcome_unknown = true, true end" },

@@ -5,8 +5,12 @@
 -- Each request draws its fate from the schedule's network settings: a
 -- transit time (base + jitter, and in some schedules a heavier tail: now and
 -- then up to `tail` more) each way, and with the schedule's odds one
--- of: refused before it was sent; a second copy delivered (a transport's
--- resend on a reused connection); delivered after the client's timeout (the
+-- of: refused before it was sent; applied, then its kept-alive connection
+-- dropped without a byte of an answer (`drop_after_apply`: what the
+-- transport does then is the real transports' rule,
+-- streamctl.transport.common.may_send_again: a failure with `sent = true`,
+-- never a second copy; libcurl and the cosocket transport sent one, on a
+-- fresh connection and without a slot, until issue 66); delivered after the client's timeout (the
 -- delayed forbid); answered never; answered after the timeout; the
 -- connection reset after it was sent (applied or not); and at the service a
 -- 5xx before or after applying, a throttle (with or without Retry-After;
@@ -15,6 +19,10 @@
 -- a response, or `{ code, message, sent }` (Timeout after `timeout`
 -- seconds, NetworkError).
 -- @module sim.net
+
+local world_mod = require "sim.world"
+
+local transports = require "streamctl.transport.common"
 
 local type, ipairs, tonumber = type, ipairs, tonumber
 
@@ -25,7 +33,7 @@ local M = {}
 M.IDLE_POLLS = 100000
 
 -- The faults a request can meet, with their kinds for the trace.
-M.KINDS = { "refused", "duplicate", "late_delivery", "no_answer", "late_answer", "reset_after", "reset_lost",
+M.KINDS = { "refused", "drop_after_apply", "late_delivery", "no_answer", "late_answer", "reset_after", "reset_lost",
             "5xx_before", "5xx_after", "throttle", "malformed" }
 
 --- A transport for process `proc` of simulation `sim` (world, model, rng,
@@ -68,10 +76,27 @@ function M.transport(sim, proc)
 
   local t = {}
 
+  -- A throttle that outlasts ZEGO's Sequence window (`net.sticky`, some ZEGO
+  -- schedules): a call that meets a throttle is, at the odds given, throttled
+  -- again at every attempt for 10 to 15 s, as a stranger emptying the budget
+  -- does, while other calls go through. Drawn by a stream of its own, so that
+  -- the rest of a seed's schedule stays as it was.
+  local sticky = net.sticky
+  local sticky_rng = sticky and world_mod.rng(sticky.seed + (tonumber(proc.name:match("%d+")) or 0))
+  local function stuck(fault, req, now)
+    local job = req.sim_job
+    if not (sticky and job and req.sim_role == "call") then return fault end
+    if job.sim_throttled_until and now < job.sim_throttled_until then return "throttle" end
+    if fault == "throttle" and not job.sim_throttled_until and sticky_rng:chance(sticky.odds) then
+      job.sim_throttled_until = now + sticky_rng:between(10, 15)
+    end
+    return fault
+  end
+
   function t.start(key, req)
     local now = world:now()
     req.sim_sent_at, req.sim_process, req.sim_key = now, proc.name, key
-    local fault = draw()
+    local fault = stuck(draw(), req, now)
     local send = { t = now, process = proc.name, req = req, fault = fault, job = req.sim_job, role = req.sim_role }
     sim.sends[#sim.sends + 1] = send
     if req.sim_job then
@@ -110,10 +135,16 @@ function M.transport(sim, proc)
       return res
     end
     world:at(now + there, function()
-      if fault == "duplicate" then
-        -- the first copy is applied and its answer lost; the resend's answer is the one seen
+      if fault == "drop_after_apply" or fault == "duplicate" then -- ("duplicate": its name in pinned schedules)
+        -- applied; its kept-alive connection then closes without a byte of
+        -- an answer, and the request had left: the transport's rule says
+        -- whether it goes again (a second copy on a fresh connection)
         deliver(1, nil)
         world:at(world:now() + transit(), function()
+          if not transports.may_send_again(true) then
+            return complete(key, nil, { code = "NetworkError", sent = true,
+                                        message = "the reused connection closed after the request had left (simulated)" })
+          end
           local res = deliver(2, nil)
           world:at(world:now() + transit(), function() complete(key, res) end)
         end)
