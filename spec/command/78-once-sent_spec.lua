@@ -10,8 +10,10 @@
 --     reconcile's --cdn-resume-time by the same rule, before anything is sent;
 --   * every forbid says when it ends: forbid-cdn-live-stream and `call
 --     ForbidCDNLiveStream` printed no "forbidden until" line (an answer with
---     content skipped it); Aliyun's forbid-live-stream, which printed it, is
---     the control.
+--     content skipped it); ZEGO's reconcile said the RTC forbids' end for its
+--     CDN ones too, and named --resume-time for its --cdn-resume-time; a
+--     `call`'s end is its ResumeTime. Aliyun's forbid-live-stream, which
+--     printed its line, is the control.
 local streamctl = require "streamctl"
 local emu = require "spec.helpers.emulator"
 local process = require "spec.helpers.process"
@@ -102,6 +104,18 @@ describe("issue 66, once: the rows that need an answer", function()
     assert.equal(1, #server:log { action = "ForbidCDNLiveStream" })
   end)
 
+  it("zego reconcile of an RTC and a CDN stream: a line for each end, with how many it speaks for (it said the RTC "
+    .. "one's, 'until resumed', for both)", function()
+    local status, out, err = run(zg("reconcile", "--from", file("mixed.txt", "r1\ncdn:c1\n"), "--state",
+      HOME .. "/mixed.json", "--no-audit-log"))
+    assert.equal(0, status, err)
+    local l = {}
+    for line in out:gmatch("[^\n]+") do l[#l + 1] = line end
+    assert.equal("forbidden until resumed (the provider gives these forbids no end): 1 of the 2 forbids", l[#l - 1])
+    assert.matches("^forbidden until %d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ %(no %-%-cdn%-resume%-time: the provider's "
+      .. "own end%): 1 of the 2 forbids$", l[#l])
+  end)
+
   for _, row in ipairs {
     { "aliyun call ForbidLiveStream ... ResumeTime=2020-01-01T00:00:00Z", function()
       return al("call", "ForbidLiveStream", "DomainName=" .. D, "AppName=" .. APP, "StreamName=s1",
@@ -127,10 +141,13 @@ describe("issue 66, once: the rows that need an answer", function()
     { "zego forbid-cdn-live-stream --resume-time T", function() return zg("forbid-cdn-live-stream", "--stream-id",
       "x1", "--resume-time", T, "--no-audit-log") end, "forbidden until " .. T .. " (--resume-time)" },
     { "zego call ForbidCDNLiveStream ResumeTime=T", function() return zg("call", "ForbidCDNLiveStream",
-      "StreamId=x1", "ResumeTime=" .. T, "--no-audit-log") end, "forbidden until " .. T .. " (--resume-time)" },
+      "StreamId=x1", "ResumeTime=" .. T, "--no-audit-log") end, "forbidden until " .. T .. " (ResumeTime)" },
     { "aliyun forbid-live-stream --resume-time T (the control: it said so before)", function() return al("forbid-live-stream",
       "--domain-name", D, "--app-name", APP, "--stream-name", "s1", "--resume-time", T, "--no-audit-log") end,
       "forbidden until " .. T .. " (--resume-time)" },
+    { "zego reconcile cdn:c1 --cdn-resume-time T (it named --resume-time, a flag it has not)", function()
+      return zg("reconcile", "--from", file("cdn-t.txt", "cdn:c1\n"), "--state", HOME .. "/cdn-t.json",
+        "--cdn-resume-time", T, "--no-audit-log") end, "forbidden until " .. T .. " (--cdn-resume-time)" },
   } do
     it(row[1] .. ": its last line says when the forbid ends", function()
       local status, out, err = run(row[2]())

@@ -454,7 +454,7 @@ local function run_call(out, client, m, fields, args, output, attempts)
     print_table(out, rows)
   end
   if output ~= "json" then -- (a forbid's end, whether its answer was printed or its row: ZEGO's CDN forbid has both)
-    local tally = cli_output.ends_tally()
+    local tally = cli_output.ends_tally(not m and "ResumeTime" or nil) -- (a `call`'s end is its parameter's)
     tally.add(r)
     if tally.line() then out:line(tally.line()) end
   end

@@ -317,33 +317,53 @@ local function is_usage_error(err)
   return err.code == "InvalidParameter" and err.http_status == nil
 end
 
--- What each reason a forbid ends for says, in the table's closing line.
-local ENDS_BY = {
-  resume_time = "--resume-time",
-  provider_default = "no --resume-time: the provider's own end",
-}
+-- The closing line of one reason a forbid ends for (`k`: its earliest and
+-- latest end), `setter` naming what sets the end (the command's
+-- --resume-time, ZEGO reconcile's --cdn-resume-time, a `call`'s ResumeTime);
+-- nil when there is nothing to say.
+local function ends_line(by, k, setter)
+  if by == "until_resumed" then return "forbidden until resumed (the provider gives these forbids no end)" end
+  if by == "oneshot" then
+    return "oneshot: the ingest was cut and nothing listed (the streams may publish again at once)"
+  end
+  if not k.first then return nil end
+  local why = by == "resume_time" and setter or by == "provider_default" and "no " .. setter
+    .. ": the provider's own end" or by
+  return format("forbidden until %s%s (%s)", k.first, k.last ~= k.first and " .. " .. k.last or "", why)
+end
 
 --- When a run's forbids end, for the table's closing line: `add(record)`
 -- as rows come, `line()` at the end (nil when no forbid succeeded): the
--- end (the earliest and latest, when they differ) and why.
-function M.ends_tally()
-  local first, last, by
+-- end (the earliest and latest, when they differ) and why; forbids that end
+-- for different reasons (ZEGO's RTC forbids, with no end, beside its CDN
+-- ones, a day) a line each, with how many of the forbids it speaks for.
+-- `setter`: what sets a forbid's end, as the command names it (default
+-- "--resume-time").
+function M.ends_tally(setter)
+  setter = setter or "--resume-time"
+  local kinds, order, total = {}, {}, 0
   return {
     add = function(r)
       if not r.ok or not r.ends_by then return end
-      by = by or r.ends_by
+      local k = kinds[r.ends_by]
+      if not k then
+        k = { n = 0 }
+        kinds[r.ends_by], order[#order + 1] = k, r.ends_by
+      end
+      k.n, total = k.n + 1, total + 1
       if r.ends then
-        if not first or r.ends < first then first = r.ends end
-        if not last or r.ends > last then last = r.ends end
+        if not k.first or r.ends < k.first then k.first = r.ends end
+        if not k.last or r.ends > k.last then k.last = r.ends end
       end
     end,
     line = function()
-      if by == "until_resumed" then return "forbidden until resumed (the provider gives these forbids no end)" end
-      if by == "oneshot" then
-        return "oneshot: the ingest was cut and nothing listed (the streams may publish again at once)"
+      local lines = {}
+      for _, by in ipairs(order) do
+        local text = ends_line(by, kinds[by], setter)
+        if text and #order > 1 then text = format("%s: %d of the %d forbids", text, kinds[by].n, total) end
+        lines[#lines + 1] = text
       end
-      if not first then return nil end
-      return format("forbidden until %s%s (%s)", first, last ~= first and " .. " .. last or "", ENDS_BY[by] or by)
+      return #lines > 0 and concat(lines, "\n") or nil
     end,
   }
 end

@@ -42,7 +42,7 @@ end
 
 -- The report as the table (or the last JSON lines): what was or would be
 -- changed, the extras left, and a summary.
-local function print_reconcile(out, report, rows, output, remove_extra)
+local function print_reconcile(out, report, rows, output, remove_extra, setter)
   local dry = report.dry_run
   local shown = {}
   if dry then
@@ -89,7 +89,7 @@ local function print_reconcile(out, report, rows, output, remove_extra)
     out:line(format("%-6s  %-" .. width .. "s  %-8s  %s", r.change, r.stream, result, detail))
   end
   out:line(summary)
-  local ends = cli_output.ends_tally()
+  local ends = cli_output.ends_tally(setter)
   for _, r in ipairs(shown) do if r.change == "forbid" then ends.add(r) end end
   if ends.line() then out:line(ends.line()) end
   local p = report.places
@@ -213,7 +213,10 @@ local function run_reconcile(out, client, provider, args, output, limits, stdin,
   if draw and #report.results > 0 then draw(#report.results, #report.results, nil, true) end
   local rows = {}
   for i, e in ipairs(report.results) do rows[i] = reconcile_row(e, provider) end
-  print_reconcile(out, report, rows, output, args.remove_extra)
+  -- (what sets its forbids' end, as its flags name it: --resume-time, ZEGO's --cdn-resume-time)
+  local setter
+  for _, f in ipairs(rules.flags or {}) do setter = setter or (f[1]:find("resume%-time$") and f[1]) end
+  print_reconcile(out, report, rows, output, args.remove_extra, setter)
   -- (what was sent is audited even when the report cannot be printed)
   local streams, actions, seen = {}, {}, {}
   for i, r in ipairs(rows) do
