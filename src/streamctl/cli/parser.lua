@@ -98,7 +98,8 @@ local function add_common(cmd, provider, dry_run_help)
       .. "redis://[[user]:password@]host[:port][/db][?nodes=N&prefix=P&timeout_ms=MS] (default: "
       .. "$STREAMCTL_REDIS_URL; the password is better "
       .. "kept in that variable than on the command line)."):argname("<url>"),
-    cmd:flag("--emulator", "Use the local emulator: its HTTPS endpoint, CA and default account "
+    cmd:flag("--emulator", "Use the local emulator: its HTTPS endpoint, CA and default account, each unless "
+      .. "its own flag gives one (--endpoint, --ca-file, the credential flags; --profile with it is refused) "
       .. "(start it with 'streamctl emulator start')."),
     cmd:option("--emulator-dir", "With --emulator: where the emulator runs; its ports and CA are read there "
       .. "(default: $STREAMCTL_EMULATOR_DIR or ${XDG_RUNTIME_DIR:-/tmp}/streamctl-emulator-$USER)."):argname("<dir>")
