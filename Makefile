@@ -114,18 +114,24 @@ build: build-5.4 build-jit
 build-5.4: $(TREE54)/.stamp
 build-jit: $(TREEJIT)/.stamp
 
+# One build at a time (BUILD_LOCK): luarocks compiles both trees' C in csrc/
+# itself, so two builds at once (make -j, or two makes in one checkout) would
+# mix their objects.
+BUILD_LOCK := flock $(ROOT)/build/.build-lock
 $(TREE54)/.stamp: $(SRC) $(ROCKSPECS) $(LR_CONFIG) $(INSTALLED)
-	for r in $(ROCKSPECS); do \
+	@mkdir -p build
+	$(BUILD_LOCK) sh -c 'for r in $(ROCKSPECS); do \
 	  LUAROCKS_CONFIG=$(LR_CONFIG) luarocks --lua-version=5.4 --tree $(TREE54) make $$r \
 	    CFLAGS="$(CFLAGS_BUILD)" >/dev/null || exit 1; \
-	done
+	done'
 	@touch $@
 
 $(TREEJIT)/.stamp: $(SRC) $(ROCKSPECS) $(LR_CONFIG) $(INSTALLED)
-	for r in $(ROCKSPECS); do \
+	@mkdir -p build
+	$(BUILD_LOCK) sh -c 'for r in $(ROCKSPECS); do \
 	  LUAROCKS_CONFIG=$(LR_CONFIG) luarocks --lua-version=5.1 --tree $(TREEJIT) make $$r \
 	    CFLAGS="$(CFLAGS_BUILD)" >/dev/null || exit 1; \
-	done
+	done'
 	@touch $@
 
 # The release rockspecs (rockspecs/NAME-X.Y.Z-1.rockspec) from the scm ones

@@ -145,6 +145,9 @@ local function pressure(seed)
     -- the rest of a seed's schedule is as it was)
     if world_mod.rng(seed + 7000005):chance(1 / 3) then
       s.net.faulty, s.net.fault_rate, s.net.kinds = true, 0.08, { "throttle" }
+      -- (and a quarter of the calls that meet one are throttled 10 to 15 s, past ZEGO's Sequence window:
+      -- a call decided before a later one must not land over it then; spec/sim/net.lua)
+      s.net.sticky = { odds = 0.25, seed = seed + 7000013 }
     end
   end
   s.procs = {}

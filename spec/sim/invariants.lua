@@ -290,16 +290,11 @@ end
 -- call's first send, kept by its retries). The stream ends as the call
 -- decided last asked, when that call is reported OK: a call retried later
 -- never wins over one decided after it (an un-ban over a later ban), nor a
--- request arriving late. (Not when a Sequence arrived past ZEGO's window:
--- the service then applies any.)
+-- request arriving late, even past ZEGO's window, where the service applies
+-- any Sequence: a call whose Sequence aged there is decided again before it
+-- is sent (superseded, or a new Sequence).
 local function check_shared(rec, out, key, l)
   if not key:find(":rtc:", 1, true) then return end
-  local prev
-  for _, c in ipairs(changes_of(rec, key)) do
-    local seq = c.arrival.seq
-    if prev and seq and not seq_above(seq, prev) then return end
-    prev = seq or prev
-  end
   local top, top_seq
   for _, r in ipairs(l) do
     local seq = r.job and first_sequence(r.job)

@@ -128,6 +128,10 @@ local MUTANTS = {
     { file = "src/streamctl/pipeline/pacing.lua",
       from = "job.next_role == \"call\" and job.attempts == 0 and not job.stamped",
       to = "job.next_role == \"call\" and (job.attempts == 0 or not job.maybe_applied) and not job.stamped" } } },
+  -- (issue 66: a resume throttled past ZEGO's 10 s window kept its Sequence and landed over a forbid decided
+  -- after it, which the window no longer protected; invariant 2, shared streams)
+  { name = "a ZEGO call past its Sequence window sent with its old Sequence (not decided again)", invariant = 2,
+    file = "src/streamctl/zego.lua", from = "fresh_ms = FRESH_MS,", to = "fresh_ms = math.huge," },
   { name = "Sequence taken at build instead of first send", file = "src/streamctl/zego.lua",
     from = "  if not dry then return params end",
     to = "  if not dry then params.Sequence = self._sequence:next_for(type(ids) == \"table\" and ids or { ids }) "

@@ -16,7 +16,7 @@
 -- missing the writes of the last `lag` seconds, a run id of its own, and
 -- INFO saying it was a replica (second_repl_offset), as Sentinel leaves one.
 --
--- Commands: TIME, INFO, GET, SET (PX), DEL, HMGET, HEXISTS, HSET, ZADD,
+-- Commands: TIME, INFO, GET, SET (PX), DEL, HMGET, HEXISTS, HSET, HDEL, ZADD,
 -- ZREMRANGEBYSCORE, ZCARD. Replies follow Redis' Lua conversion: a number
 -- becomes an integer (truncated), false a nil, a table an array up to its
 -- first nil. Hand-written: no Redis library runs scripts without a server.
@@ -122,6 +122,10 @@ function Server:command(name, ...)
     if not h then h = {}; self.data[a[1]] = h end
     for i = 2, n, 2 do h[a[i]] = a[i + 1] end
     return (n - 1) / 2
+  elseif name == "HDEL" then
+    local h, c = self:get_key(a[1]), 0
+    for i = 2, n do if h and h[a[i]] ~= nil then h[a[i]], c = nil, c + 1 end end
+    return c
   elseif name == "ZADD" then
     local z = self:get_key(a[1])
     if not z then z = {}; self.data[a[1]] = z end
