@@ -209,10 +209,6 @@ end
 -- outage, starts a fresh schedule after the loss pause: not excused.)
 M.OUTAGE_S = 1.5
 
---- How soon after a dropped request its transport's own copy arrives, at
--- most (seconds): libcurl re-sends at once, on a new connection.
-M.COPY_S = 0.05
-
 -- 1. No action over its cap in any sliding second; every throttled request
 -- retried or reported failed.
 
@@ -255,36 +251,11 @@ function M.caps(log, faults, caps, outages)
       table.insert(groups[k], e)
     end
   end
-  -- A request whose connection the emulator dropped (a "drop" fault: closed
-  -- without an answer) is sent again by its transport itself, once, when the
-  -- connection was a reused one (libcurl, and the nginx transport's retry of
-  -- a pooled connection): that copy arrives within milliseconds on the same
-  -- slot. It is the transport's, not the pacing's: it is left out of the
-  -- count and said (`copies`), as docs/pacing.md says. (Matched in the
-  -- order the emulator logged them: a copy can carry the drop's very
-  -- arrival time, or one a hair before it, and a sort by time may put it
-  -- first: chaos seed 909529.)
-  local copies = 0
-  for k, list in pairs(groups) do
-    table.sort(list, function(a, b)
-      local sa, sb = tonumber(a.seq), tonumber(b.seq)
-      if sa and sb and sa ~= sb then return sa < sb end
-      return a.real_time < b.real_time
-    end)
-    local kept, last_drop = {}, {}
-    for _, e in ipairs(list) do
-      local key = table.concat(e.items or {}, "\0")
-      local d = last_drop[key]
-      if d and math.abs(e.real_time - d.real_time) <= M.COPY_S then
-        copies = copies + 1
-        last_drop[key] = nil
-      else
-        kept[#kept + 1] = e
-        if e.fault == "drop" then last_drop[key] = e end
-      end
-    end
-    groups[k] = kept
-  end
+  -- Every arrival counts, a dropped request's next one too: a transport
+  -- never sends a request again by itself (issue 66: libcurl and the
+  -- cosocket transport did, on a reused connection dropped after the
+  -- request left, a copy without a slot, which this check once left out of
+  -- the count as theirs; chaos-short seed 799244 met one all the same).
   for _, k in ipairs(sorted_keys(groups)) do
     local list = groups[k]
     table.sort(list, function(a, b) return a.real_time < b.real_time end)
@@ -320,7 +291,7 @@ function M.caps(log, faults, caps, outages)
     end
     busiest[k] = most
   end
-  return out, { busiest = busiest, excused_windows = excused, outage_windows = outage_windows, copies = copies }
+  return out, { busiest = busiest, excused_windows = excused, outage_windows = outage_windows }
 end
 
 local THROTTLE_CODES = { ["Throttling.User"] = true, ["30002"] = true }

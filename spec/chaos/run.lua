@@ -405,8 +405,7 @@ local function main()
     if n > was then busiest[action] = n .. "/" .. tostring(check.CAPS[provider][action]) end
   end
   say("busiest second per action (arrivals/cap): %s; windows over the cap excused by delay faults: %d, by a Redis "
-    .. "outage: %d; libcurl's own copies of dropped requests, not counted: %d", line_of(busiest),
-    f.excused_windows or 0, f.outage_windows or 0, f.copies or 0)
+    .. "outage: %d", line_of(busiest), f.excused_windows or 0, f.outage_windows or 0)
   for _, p in ipairs(processes) do
     say("process %s: %s, %.1f s", p.name, p.overran and "KILLED at the deadline" or ("exit " .. tostring(p.status)),
       p.seconds)
