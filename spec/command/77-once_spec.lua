@@ -291,6 +291,20 @@ describe("issue 66, cosmetic rows of the command", function()
     end)
   end
 
+  it("a setting two names give says which wins: --emulator's help (beside --endpoint, --ca-file, the keys), "
+    .. "--sts-endpoint's (ALIBABA_CLOUD_STS_ENDPOINT, then ALIBABA_CLOUD_STS_REGION)", function()
+    -- (each command's help as --help writes it: argparse's, which exits the process when asked by --help)
+    local help = {}
+    for _, c in ipairs(commands()) do help[table.concat(c.path, " ")] = c.cmd:get_help():gsub("%s+", " ") end
+    local out = help["zego forbid-rtc-stream"]
+    assert.truthy(out:find("default account, each unless its own flag gives one (--endpoint, "
+      .. "--ca-file, the credential flags; --profile with it is refused)", 1, true), out)
+    out = help["aliyun whoami"]
+    assert.truthy(out:find("(default: $ALIBABA_CLOUD_STS_ENDPOINT, else "
+      .. "https://sts.$ALIBABA_CLOUD_STS_REGION.aliyuncs.com, else https://sts.aliyuncs.com, the first set winning;",
+      1, true), out)
+  end)
+
   local FORBID = argv_of("aliyun", "forbid-live-stream", "--domain-name", "push.example.com", "--app-name", "live",
     "--stream-name", "s1", ALI)
   it("ALIBABA_CLOUD_REGION_ID='cn hangzhou': refused naming the variable and the rule (it was sent as "
