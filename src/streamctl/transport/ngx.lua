@@ -58,17 +58,11 @@
 -- `Connection: keep-alive`). Pools are named by scheme, host, port and TLS
 -- settings, so a plain and a TLS connection never share one.
 --
--- An attempt goes on the wire once. Before a request goes on a pooled
--- connection, the connection is handed back to the pool and the light
--- thread yields to nginx's event loop once (1 ms), where the pool's own
--- check drops a connection its server closed while it was idle; the request
--- then goes on the connection if it is still open, or on a fresh one. Once
--- a byte of the request was handed to a connection it is never sent again
--- by the transport (streamctl.transport.common.may_send_again): a reused
--- connection that closes or resets before any byte of an answer is a
--- NetworkError with `sent = true` (the server may have applied it), and the
--- engine decides what comes next as for any other such failure (a slot for
--- the next attempt; a look-up first where the operation has one).
+-- An attempt goes on the wire once: a pooled connection its server closed
+-- while idle is dropped before the request goes (see `recheck`), and a
+-- request that left is never sent again here (common.may_send_again): a
+-- reused connection that closes before any answer is a NetworkError,
+-- `sent = true` (maybe applied), and the engine decides what comes next.
 --
 -- Options (those of streamctl.transport.curl, checked here with
 -- streamctl.base.validate: a bad one makes `new` return nil and an error object;
@@ -247,27 +241,47 @@ end
 -- Errors a reused connection gives when the server had already dropped it.
 local STALE = { closed = true, ["connection reset by peer"] = true, ["broken pipe"] = true }
 
--- What a reused connection that went silent after the request left is told
--- as (see `may_send_again`): the request may have been read, so it is not
--- sent again here, and its outcome is unknown.
+-- A reused connection silent after the request left: the failure says so.
 local function silent_after_send(f)
   f.message = f.message .. " (a reused connection, after the request had left: not sent again, the request may "
     .. "have been applied)"
   return f
 end
 
--- A pooled connection, before anything goes on it: handed back to nginx's
--- pool, and the light thread yields to the event loop once (1 ms, nginx's
--- shortest wait), so that the pool's own check runs (a peek at each idle
--- connection that turned readable: a server's close, or stray bytes,
--- closes it and takes it out of the pool); the next connect then takes it
--- again only if it is still open, or makes a fresh one. A connection is
--- taken from the pool without the event loop running in between when a
--- worker's request or timer sends right after a long step that did not
--- yield: its server's close, already in, is not yet seen.
+-- A pooled connection, before anything goes on it: handed back to the pool,
+-- and the light thread yields to the event loop once (1 ms), where nginx's
+-- own check (a peek at each idle connection that turned readable) closes
+-- one its server closed; the next connect takes it again only if it is
+-- open. (Without a yield, a step that did not yield since the server's
+-- close came in takes it unseen. A receive with a short timeout would
+-- tell it too, but logs an error at every reused request.)
 local function recheck(sock)
   if not sock:setkeepalive() then sock:close() end -- (refused when nginx sees it closed already)
   ngx.sleep(MIN_WAIT)
+end
+
+-- The TLS handshake of a fresh connection: nil, or the failure (the socket closed).
+local function handshake(sock, plan, deadline)
+  local left = ms_left(deadline)
+  if left <= 0 then
+    sock:close()
+    return failure("Timeout", "timed out before the TLS handshake with " .. plan.origin, plan.sent)
+  end
+  sock:settimeout(left)
+  local done, herr = sock:sslhandshake(false, plan.server_name, true)
+  -- lua-nginx-module 0.10.23 can report success for a handshake whose
+  -- certificate check failed when the failure completes asynchronously
+  -- (it logs "lua ssl certificate verify error" and closes the
+  -- connection): a connection gone right after the handshake is that.
+  if done and select(2, sock:getreusedtimes()) == "closed" then
+    done, herr = nil, "the connection was closed during the handshake (certificate verification failed?)"
+  end
+  if done then return nil end
+  sock:close()
+  if herr == "timeout" then
+    return failure("Timeout", "timed out in the TLS handshake with " .. plan.origin, plan.sent)
+  end
+  return failure("TLSError", "TLS handshake with " .. plan.origin .. " failed: " .. tostring(herr), plan.sent)
 end
 
 -- One try over one connection: res; or nil, failure, and true when the
@@ -292,27 +306,8 @@ local function try_once(self, plan, deadline)
     return nil, nil, true
   end
   if plan.tls and not reused then
-    left = ms_left(deadline)
-    if left <= 0 then
-      sock:close()
-      return nil, failure("Timeout", "timed out before the TLS handshake with " .. plan.origin, plan.sent)
-    end
-    sock:settimeout(left)
-    local done, herr = sock:sslhandshake(false, plan.server_name, true)
-    -- lua-nginx-module 0.10.23 can report success for a handshake whose
-    -- certificate check failed when the failure completes asynchronously
-    -- (it logs "lua ssl certificate verify error" and closes the
-    -- connection): a connection gone right after the handshake is that.
-    if done and select(2, sock:getreusedtimes()) == "closed" then
-      done, herr = nil, "the connection was closed during the handshake (certificate verification failed?)"
-    end
-    if not done then
-      sock:close()
-      if herr == "timeout" then
-        return nil, failure("Timeout", "timed out in the TLS handshake with " .. plan.origin, plan.sent)
-      end
-      return nil, failure("TLSError", "TLS handshake with " .. plan.origin .. " failed: " .. tostring(herr), plan.sent)
-    end
+    local hfail = handshake(sock, plan, deadline)
+    if hfail then return nil, hfail end
   end
 
   left = ms_left(deadline)
