@@ -258,7 +258,7 @@ describe("issue 66, row 1: the shared dict's replay store", function()
   end)
 end)
 
-describe("issue 66, row 2: values in the account's Redis hash are checked by their rule", function()
+describe("issue 66: the account's Redis hash: Sequences after a loss (row 1), values by their rule (row 2)", function()
   local srv, check
   lazy_setup(function()
     srv = helper.start {}
@@ -340,6 +340,47 @@ describe("issue 66, row 2: values in the account's Redis hash are checked by the
       end
     end)
   end
+
+  -- Row 1's Sequence store: what a Redis that forgot does to the next Sequence of a stream.
+  -- Asks for a ZEGO slot and its Sequence until one is committed (a fresh schedule waits the pause).
+  local function sequenced(rls, seqs, tag, id)
+    for _ = 1, 40 do
+      local _, committed, _, v = rls:reserve_sequenced(tag .. ":ResumeRTCStreams", 20, 1, 0.75, seqs, { id })
+      if committed and v then return tonumber(v) end
+      socket.sleep(0.1)
+    end
+    error("no Sequence taken")
+  end
+
+  it("(row 1, checked) restarted without its data: the next Sequence is still above the last one", function()
+    local other = helper.start {}
+    local url = other.url .. "/0?prefix=t:&" .. TIMEOUT
+    local a = assert(R.ratelimit_store(url, { log = function() end }))
+    local v1 = sequenced(a, assert(R.sequence_store(a.conn, "zego:9:")), "zego:9", "s1")
+    a.conn:close()
+    other:restart()
+    local b = assert(R.ratelimit_store(url, { log = function() end })) -- (a process that never saw it)
+    local v2 = sequenced(b, assert(R.sequence_store(b.conn, "zego:9:")), "zego:9", "s1")
+    b.conn:close()
+    other:stop()
+    assert.is_true(v2 > v1, v1 .. " then " .. v2) -- (the server's clock moved on: Sequences follow it)
+  end)
+
+  it("(row 1) a failover to a server whose clock is behind: the next Sequence is above the old clock's", function()
+    -- the promoted replica's copy of the hash: another run's, last written at a TIME 5 s ahead of
+    -- this server's; the stream's Sequence key lost in the lag
+    local now = server_us(check)
+    assert(check:command("HSET", "t:{zego:8}:rl", "born", string.format("%.0f", now - 10e6), "run", "an-old-run",
+      "ts", string.format("%.0f", now + 5e6), "why", "missing"))
+    local lines, log = new_log()
+    local rls = assert(R.ratelimit_store(srv.url .. "/0?prefix=t:&" .. TIMEOUT, { log = log }))
+    local v = sequenced(rls, assert(R.sequence_store(rls.conn, "zego:8:")), "zego:8", "s1")
+    rls.conn:close()
+    assert.is_true(v > math.floor((now + 5e6) / 1000), string.format("%.0f below the old clock's %.0f", v,
+      math.floor((now + 5e6) / 1000)))
+    assert.equal(1, #holding(lines, "lost the shared rate-limit schedule of zego:8: Redis restarted or failed over"),
+      table.concat(lines, "\n"))
+  end)
 
   it("a Sequence that cannot be right: reset to the server's time, said naming its key and value", function()
     local lines, log = new_log()

@@ -126,7 +126,7 @@ local interval, tau, maxd = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[
 local pause = tonumber(ARGV[6])
 local act = string.sub(ARGV[1], 5)
 local h = redis.call('HMGET', K, 'born', 'run', 'ts', 'why', ARGV[1], 'new', 'mg:' .. act, 'mu:' .. act,
-  'rw:' .. act, 'rt:' .. act, 'd:' .. act)
+  'rw:' .. act, 'rt:' .. act, 'd:' .. act, 'sl')
 -- (every value checked by its rule: see CHECK; a schedule's own that
 -- breaks it is a schedule this script cannot prove it remembers)
 local bad, BIG = {}, 9007199254740991
@@ -144,6 +144,8 @@ local held = checked_num(K, 'mg:' .. act, h[7], 0, math.ceil(tonumber(ARGV[16]) 
 local till = checked_num(K, 'mu:' .. act, h[8], 0, now + tonumber(ARGV[15]), bad)
 local rw, rt = checked_room(K, act, h[9], h[10], now, bad)
 h[11] = checked_tally(K, 'd:' .. act, h[11], tally_epoch(now / 1000000), bad)
+-- (the least Sequence (ms) handed out from here on: see the fresh start below)
+local sl = checked_num(K, 'sl', h[12], 0, BIG, bad)
 -- (the widest interval a schedule is spaced at: the largest margin, the least room)
 local widest = math.ceil(interval * (1 + tonumber(ARGV[16])) / ROOM_FLOOR)
 -- A missing hash no caller knew is a new budget when the server shows it
@@ -164,7 +166,17 @@ elseif born > now + 100000 or (tat ~= nil and tat > now + 2 * pause + tau + 2 * 
 elseif ARGV[11] ~= '' and born < now - pause then fresh = ARGV[11]
 end
 if fresh then
+  -- A schedule that last saw a later TIME than this server's (a failover to a
+  -- server whose clock is behind, a clock stepped back): the Sequences handed
+  -- out then followed that clock, and may lie above this one's: the ones
+  -- taken from now on start above it (`sl`, kept while it is ahead).
+  -- (a minute ahead at most: a clock further off is not one a server had)
+  if ts ~= nil and ts > now and ts <= now + 60000000 and (sl == nil or math.floor(ts / 1000) + 1 > sl) then
+    sl = math.floor(ts / 1000) + 1
+  end
+  if sl ~= nil and sl <= now / 1000 then sl = nil end
   redis.call('DEL', K)
+  if sl ~= nil then redis.call('HSET', K, 'sl', string.format('%.0f', sl)) end
   born, tat, why, new, held, rw, rt, h[11] = now, nil, fresh, nil, nil, nil, nil, nil
   redis.call('HSET', K, 'born', now, 'run', run, 'why', fresh, 'ts', now)
   if fresh == 'new' then new = '1' redis.call('HSET', K, 'new', '1') end
@@ -214,6 +226,7 @@ if #KEYS > 2 then
   local v = math.floor(now / 1000)
   local fl = tonumber(ARGV[8])
   if fl > v then v = fl end
+  if sl ~= nil and sl > v then v = sl end
   for i = 3, #KEYS do
     local raw = redis.call('GET', KEYS[i])
     local cur = tonumber(raw)
