@@ -222,3 +222,61 @@ describe("the Sequence store's renew", function()
     assert.equal("1000", gen:renew({ "s" }, 5))
   end)
 end)
+
+-- The same question for a forbid's ResumeTime: ahead when the call was
+-- made, it may have passed by the time a throttled attempt leaves.
+describe("a forbid whose ResumeTime passed while it waited", function()
+  local aliyun = require "streamctl.aliyun"
+  local core = require "streamctl.core"
+
+  -- A client throttled until `seconds`; what it sent of `action`, with when.
+  local function throttled(mod, seconds, throttle_body)
+    local w = { mono = 0, sent = {} }
+    local o = {
+      clock = function() return NOW + w.mono end, monotonic = function() return w.mono end,
+      sleep = function(s) w.mono = w.mono + s end, retry = { random = function() return 0 end },
+      transport = function(req)
+        w.sent[#w.sent + 1] = { t = w.mono, url = req.url }
+        if w.mono < seconds then return throttle_body() end
+        return mod == aliyun and reply(200, '{"RequestId":"r"}') or reply(200, OK)
+      end,
+    }
+    if mod == aliyun then o.access_key_id, o.access_key_secret = "AK", "sk"
+    else o.app_id, o.server_secret = 1234567890, "0123456789abcdef0123456789abcdef" end
+    return assert(mod.new(o)), w
+  end
+
+  local ali_throttle = function()
+    return reply(400, '{"RequestId":"t","Code":"Throttling.User","Message":"Request was denied due to user flow '
+      .. 'control."}')
+  end
+  local zego_throttle = function() return reply(200, THROTTLED) end
+
+  for _, case in ipairs {
+    { "Alibaba Cloud's ForbidLiveStream", aliyun, ali_throttle, function(cli, t)
+        return cli:forbid_live_stream { domain_name = "d.example", app_name = "live", stream_name = "s",
+                                        resume_time = t }
+      end },
+    { "ZEGO's ForbidCDNLiveStream", zego, zego_throttle, function(cli, t)
+        return cli:forbid_cdn_live_stream { stream_id = "s1", resume_time = t }
+      end },
+  } do
+    it(case[1] .. ": not sent once its ResumeTime has passed; the call fails naming the field", function()
+      local cli, w = throttled(case[2], 30, case[3])
+      local res, err = case[4](cli, core.utc_timestamp(NOW + 8))
+      assert.is_nil(res)
+      assert.equal("InvalidParameter", err.code)
+      assert.matches("field 'resume_time' must be in the future when the forbid is sent", err.message, 1, true)
+      assert.is_true(#w.sent > 1)
+      for _, s in ipairs(w.sent) do assert.is_true(s.t < 8, "an attempt left at " .. s.t .. " s") end
+      assert.is_false(err.sent) -- every attempt before was throttled: none applied
+      assert.is_nil(err.outcome_unknown)
+    end)
+
+    it(case[1] .. ": sent when its ResumeTime is still ahead", function()
+      local cli, w = throttled(case[2], 5, case[3])
+      assert(case[4](cli, core.utc_timestamp(NOW + 60)))
+      assert.is_true(w.sent[#w.sent].t >= 5)
+    end)
+  end
+end)

@@ -66,9 +66,31 @@ function M.attempt(client, attempt)
       if moot then return false, moot end
     end
   end
+  if attempt.role == "call" then
+    local passed = M.resume_time_passed(client, attempt)
+    if passed then return nil, passed end
+  end
   local req, err = M.request(client, action, attempt.params)
   if req then attempt.hidden, attempt.req = redact.hidden(rules, req), req end
   return req, err
+end
+
+--- A forbid's ResumeTime is checked to be ahead when the call is made; an
+-- attempt sent later (a throttle, a retry) is checked again: a forbid
+-- whose end has passed would be undone at once, or refused. The provider's
+-- `ends` says when the forbid ends, and whether by the caller's time.
+-- @return nil, or the error that ends the call unsent (this attempt)
+function M.resume_time_passed(client, attempt)
+  local ends = client._rules.ends
+  if not ends then return nil end
+  local now = M.now(client)
+  local at, how = ends(attempt.action, attempt.params, now)
+  if how ~= "resume_time" or not at or at > now then return nil end
+  local e = errors.invalid(client._rules.provider, attempt.action, "field 'resume_time' must be in the future when "
+    .. "the forbid is sent: it passed before this attempt could leave (a forbid sent now would end at once); "
+    .. "this attempt was not sent")
+  e.sent = false
+  return e
 end
 
 --- Decides again a call whose stamp has aged past `fresh_ms` (ZEGO's
