@@ -77,7 +77,8 @@ function M.reconcile.action(key, forbid)
 end
 
 M.configure = {
-  says = "ZEGO's AppId and ServerSecret into ~/.config/streamctl/config ([zego], or [zego.NAME])",
+  says = "ZEGO's AppId and ServerSecret into ~/.config/streamctl/config, or $XDG_CONFIG_HOME/streamctl/config "
+    .. "([zego], or [zego.NAME])",
   file = "/.config/streamctl/config",
   section = function(profile) return profile and "zego." .. profile or "zego" end,
   keys = {
