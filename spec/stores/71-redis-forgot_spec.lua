@@ -209,6 +209,18 @@ local function fake_dict(clock)
   end
   d.safe_add = d.add
   function d:delete(k) d.values[k], d.expires[k] = nil, nil end -- luacheck: ignore 212/self
+  function d:incr(k, by, init, ttl) -- (as ngx.shared's: a value that is no number is an error)
+    local v = live(k)
+    if v == nil then
+      if init == nil then return nil, "not found" end
+      self:set(k, init + by, ttl)
+      return init + by
+    end
+    if type(v) ~= "number" then return nil, "not a number" end
+    d.values[k] = v + by
+    return v + by
+  end
+  function d:expire(k, ttl) d.expires[k] = clock.t + ttl return true end -- luacheck: ignore 212/self
   return d
 end
 
@@ -418,6 +430,23 @@ describe("issue 66, row 2: values in the shared dict are checked by their rule",
       "streamctl: the shared dict 'cb' held a room that cannot be right in room:z:1:A ('0.500000 100000000.000000'); "
       .. "it was replaced by the least room (0.05 of the cap), which grows back by itself" },
   }
+  -- The Sequence counter: an error at every call, or a Sequence no one could send, before.
+  for _, row in ipairs {
+    { "a Sequence counter that is no number", "abc", "'abc'" },
+    { "a Sequence counter past 2^53", 1e300, "1e+300" },
+  } do
+    it(row[1] .. ": reset to the clock, said once", function()
+      local d = fake_dict({ t = 100 })
+      local lines, log = new_log()
+      local store = assert(shdict.sequence_store(d, "z:", { log = log, name = "cb" }))
+      d:set("seqg:z:", row[2])
+      assert.equal(1700000000000, store:advance_all({ "s1" }, 1700000000000))
+      assert.equal(1700000000001, store:advance_all({ "s1" }, 1700000000000))
+      assert.same({ "streamctl: the shared dict 'cb' held a Sequence counter that cannot be right in seqg:z: ("
+        .. row[3] .. "); it was reset to 1700000000000" }, lines)
+    end)
+  end
+
   for _, row in ipairs(ROWS) do
     local name, entry, value, line = row[1], row[2], row[3], row[4]
     it(name .. ": replaced by its safe value, written back, said once", function()

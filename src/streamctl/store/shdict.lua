@@ -380,10 +380,27 @@ function M.sequence_store(dict, prefix, opts)
   end
 
   -- The counter raised to at least `floor`; returns its value.
+  -- A counter that cannot be right (not a number, or not an integer in
+  -- 0..2^53-1: streamctl.engine.sequence's MAX) set to `floor_value` and
+  -- said, naming it and what it held.
+  local function reset(floor_value, held)
+    log(format("streamctl: the shared dict%s held a Sequence counter that cannot be right in %s (%s); it was "
+      .. "reset to %.0f", opts.name and (" '" .. opts.name .. "'") or "", counter, held, floor_value))
+    local ok, err = dict:set(counter, floor_value, ttl)
+    if not ok then return nil, "shared dict set: " .. tostring(err) end
+    return floor_value
+  end
+
   local function raise(floor_value, by)
     local v, err, forcible = dict:incr(counter, by, floor_value - by, ttl)
     if forcible then tell_full(dict, opts.name, log, "the Sequence counter evicted other entries") end
+    if not v and err == "not a number" then
+      return reset(floor_value, "'" .. tostring(dict:get(counter)):sub(1, 40) .. "'")
+    end
     if not v then return nil, "shared dict incr: " .. tostring(err) end
+    if not (v == v and v - by >= 0 and v <= 2 ^ 53 - 1 and v == math.floor(v)) then
+      return reset(floor_value, tostring(v - by))
+    end
     if v < floor_value then
       -- (with an init too: a full dict may have evicted the counter since the
       -- first incr; it then starts again from floor_value, as a new one would)
