@@ -170,6 +170,37 @@ describe("configure writes where the chain reads (a row per member)", function()
     assert.equal("rwx------", perms(fresh .. "/.config/streamctl"))
   end)
 
+  it("a directory of its own that cannot be made 0700: said, nothing written", function()
+    local home = new_home { [".alibabacloud/credentials"] = OLD_ALI }
+    assert(process.run("chmod 755 " .. process.quote(home .. "/.alibabacloud")))
+    local real = os.execute
+    os.execute = function() return true end -- luacheck: ignore 122 (a chmod that changes nothing)
+    local ok, status, out, err = pcall(configure, { HOME = home }, { ALI.id, ALI.secret }, "aliyun")
+    os.execute = real -- luacheck: ignore 122
+    assert.is_true(ok, status)
+    assert.same({ 1, "" }, { status, out })
+    assert.equal("streamctl: configure: " .. home .. "/.alibabacloud is mode 0755 and could not be made 0700 (chmod 700 "
+      .. home .. "/.alibabacloud): nothing was written\n", err)
+    assert.equal(OLD_ALI, process.read_file(home .. "/.alibabacloud/credentials"))
+  end)
+
+  it("an ALIBABA_CLOUD_PROFILE that is no section name: the chain's refusal said, nothing written", function()
+    local home = new_home()
+    local status, out, err = configure({ HOME = home, ALIBABA_CLOUD_PROFILE = "a]b" }, { ALI.id, ALI.secret },
+      "aliyun")
+    assert.same({ 1, "" }, { status, out })
+    assert.equal("streamctl: configure: the credential chain would not read [a]b] of " .. home .. "/.alibabacloud/"
+      .. "credentials: " .. home .. "/.alibabacloud/credentials:1: expected '[section]', optionally followed by a ; or "
+      .. "# comment: nothing was written\n", err)
+    assert.is_nil(lfs.attributes(home .. "/.alibabacloud"))
+  end)
+
+  it("no file to write (neither HOME nor an absolute XDG_CONFIG_HOME): a usage error naming both", function()
+    local status, out, err = configure({ XDG_CONFIG_HOME = "relative/xdg" }, { ZEGO.id, ZEGO.secret }, "zego")
+    assert.same({ 2, "", "streamctl: configure: HOME is not set, nor XDG_CONFIG_HOME (an absolute path): there is no "
+      .. "file to write the profile into\n" }, { status, out, err })
+  end)
+
   it("a file that is a symbolic link: its target replaced (the chain reads through the link), the link kept",
     function()
       local home = new_home { ["dotfiles/alibabacloud"] = OLD_ALI }

@@ -341,7 +341,9 @@ function M.profile_file(provider, opts)
   local profile = opts.profile ~= "" and opts.profile or nil
   if provider == "zego" then
     local path = M.config_path(opts)
-    if not path then return nil, "HOME is not set, nor XDG_CONFIG_HOME: there is no file to write the profile into" end
+    if not path then
+      return nil, "HOME is not set, nor XDG_CONFIG_HOME (an absolute path): there is no file to write the profile into"
+    end
     return { path = path, section = profile and "zego." .. profile or "zego", own_dir = match(path, "^(.*)/config$") }
   end
   local ENV = require("streamctl.credentials.aliyun").ENV
