@@ -13,6 +13,7 @@ local match, sort, max, min = string.match, table.sort, math.max, math.min
 local sub, concat, find, gsub, tonumber = string.sub, table.concat, string.find, string.gsub, tonumber
 local EXIT, encode, as_flags = cli_output.EXIT, cli_output.encode, cli_output.as_flags
 local stream_of, record, record_json = cli_output.stream_of, cli_output.record, cli_output.record_json
+local superseded_text = cli_output.superseded_text
 local STREAM_FIELDS = cli_output.STREAM_FIELDS
 local has_content, table_header, table_row = cli_output.has_content, cli_output.table_header, cli_output.table_row
 local print_table, progress_bar, is_tty = cli_output.print_table, cli_output.progress_bar, cli_output.is_tty
@@ -300,8 +301,9 @@ local function run_batch(out, client, m, fields, args, output)
     hint.add(r.error)
     if not_sent(rows[#rows]) then unsent = unsent + 1 end
   end
-  local summary = format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s%s", report.total,
-    report.succeeded, report.failed, unsent > 0 and format(" (%d of them not sent)", unsent) or "",
+  local summary = format("%d streams: %d succeeded%s, %d failed%s, %d unknown; %d calls, %.2f s%s%s", report.total,
+    report.succeeded, superseded_text(report), report.failed,
+    unsent > 0 and format(" (%d of them not sent)", unsent) or "",
     report.unknown, report.calls, report.elapsed, throttle_text(report),
     report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or "")
   if output == "table" then
@@ -387,8 +389,9 @@ local function run_long(out, client, m, fields, args, output, long, finished)
   if stopped and long.count and long.count > report.total then
     counts.not_sent = counts.not_sent + long.count - report.total
   end
-  local summary = format("%d streams: %d succeeded, %d failed%s, %d unknown; %d calls, %.2f s%s%s%s", report.total,
-    report.succeeded, report.failed, counts.not_sent > 0 and format(" (%d of them not sent)", counts.not_sent) or "",
+  local summary = format("%d streams: %d succeeded%s, %d failed%s, %d unknown; %d calls, %.2f s%s%s%s",
+    report.total, report.succeeded, superseded_text(report), report.failed,
+    counts.not_sent > 0 and format(" (%d of them not sent)", counts.not_sent) or "",
     report.unknown, report.calls, report.elapsed, throttle_text(report),
     report.duplicates > 0 and format(" (%d duplicates dropped)", report.duplicates) or "",
     unread and format("; %s of the list not read (not sent)", unread) or "")

@@ -6,7 +6,8 @@
 local cjson = require "cjson.safe"
 local core = require "streamctl.core"
 
-local pairs, ipairs, tostring, setmetatable, format = pairs, ipairs, tostring, setmetatable, string.format
+local pairs, ipairs, tostring, setmetatable, format, type, next = pairs, ipairs, tostring, setmetatable, string.format,
+  type, next
 local gsub, rep, concat, floor, max = string.gsub, string.rep, table.concat, math.floor, math.max
 local min = math.min
 
@@ -105,9 +106,13 @@ end
 -- own; a call found done by a look-up has the look-up's apart.)
 -- (`ends`, `ends_by`: when a forbid that succeeded ends by itself, Unix
 -- seconds, and why: the provider's `forbid_ends`; kept as UTC text)
+-- (`superseded_by`: the later Sequence of a ZEGO call another decided on
+-- the stream after this one, which therefore was not sent: streamctl.pipeline.sign)
 local function record(stream, ok, attempts, result, err, unknown, ends, ends_by)
+  local later = result and result.SupersededBy
+  if type(later) == "table" then later = later[stream] or later[next(later)] end
   return {
-    stream = stream, ok = ok, attempts = attempts,
+    stream = stream, ok = ok, attempts = attempts, superseded_by = later,
     request_id = (result and result.RequestId) or (err and err.request_id) or nil,
     lookup_request_id = (result and result.LookupRequestId) or (err and err.lookup_request_id) or nil,
     code = err and err.code or nil, message = err and err.message or nil,
@@ -116,8 +121,8 @@ local function record(stream, ok, attempts, result, err, unknown, ends, ends_by)
   }
 end
 
-local RECORD_KEYS = { "stream", "ok", "attempts", "request_id", "lookup_request_id", "code", "message",
-                      "outcome_unknown", "ends", "ends_by", "result" }
+local RECORD_KEYS = { "stream", "ok", "attempts", "superseded_by", "request_id", "lookup_request_id", "code",
+                      "message", "outcome_unknown", "ends", "ends_by", "result" }
 
 -- A record as one line of JSON, its keys always in the same order.
 local function record_json(r)
@@ -233,6 +238,7 @@ function M.not_sent(r)
 end
 
 local function status_word(r)
+  if r.superseded_by then return "SUPERSEDED" end
   if r.ok then return "ok" end
   if M.NOT_SENT[r.code] then return "NOT SENT" end
   if r.outcome_unknown then return "UNKNOWN" end
@@ -245,7 +251,8 @@ local function table_header(out, width)
 end
 
 local function table_row(out, width, r)
-  local detail = r.ok and (r.request_id or "") or (tostring(r.code) .. ": " .. tostring(r.message or ""))
+  local detail = r.superseded_by and format("not sent: a later call decided on it (Sequence %s)", r.superseded_by)
+    or r.ok and (r.request_id or "") or (tostring(r.code) .. ": " .. tostring(r.message or ""))
   return out:line(format("%-" .. width .. "s  %-8s  %8d  %s", r.stream, status_word(r), r.attempts or 0, detail))
 end
 
@@ -378,6 +385,13 @@ M.as_flags = as_flags
 M.stream_of = stream_of
 M.STREAM_FIELDS = STREAM_FIELDS
 M.record = record
+
+--- What a batch report's summary says of its superseded streams (ZEGO's:
+-- a later call decided on them, so they were not sent), or "".
+function M.superseded_text(report)
+  local n = report.superseded or 0
+  return n > 0 and format(" (%d of them superseded by a later call, not sent)", n) or ""
+end
 M.record_json = record_json
 M.has_content = has_content
 M.status_word = status_word
