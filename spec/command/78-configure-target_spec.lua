@@ -28,7 +28,7 @@ local function new_home(files)
     assert(process.run("umask 077 && mkdir -p " .. process.quote(dir))) -- (0755 only where a row says so)
     process.write_file(home .. "/" .. rel, text)
   end
-  assert(process.run("mkdir -p " .. process.quote(home)))
+  assert(process.run("umask 077 && mkdir -p " .. process.quote(home)))
   return home
 end
 
@@ -84,6 +84,17 @@ describe("configure writes where the chain reads (a row per member)", function()
     assert.is_nil(process.read_file(home .. "/.alibabacloud/credentials"))
     assert.equal("rw-------", perms(file))
   end)
+
+  it("aliyun into a file ALIBABA_CLOUD_CREDENTIALS_FILE names in a 0755 directory: that mode said, not changed",
+    function()
+      local home = new_home { ["shared/creds.ini"] = OLD_ALI }
+      assert(process.run("chmod 755 " .. process.quote(home .. "/shared")))
+      local env = { HOME = home, ALIBABA_CLOUD_CREDENTIALS_FILE = home .. "/shared/creds.ini" }
+      local status, out = configure(env, { ALI.id, ALI.secret }, "aliyun")
+      assert.same({ 0, home .. "/shared: mode 0755, left as it is (not streamctl's own directory; the file is 0600)\n"
+        .. "[default] written to " .. home .. "/shared/creds.ini (mode 0600)\n" }, { status, out })
+      assert.same({ "rwxr-xr-x", "rw-------" }, { perms(home .. "/shared"), perms(home .. "/shared/creds.ini") })
+    end)
 
   it("aliyun without HOME but with ALIBABA_CLOUD_CREDENTIALS_FILE: written there", function()
     local home = new_home()

@@ -220,6 +220,12 @@ local function write(out, provider, args, getenv, t, new, values)
   if not ok then return nil, format("%s: nothing was written", tostring(werr)) end
   local wrong = chain_misreads(provider, args, getenv, t, values)
   if wrong then return nil, format("[%s] was written to %s, but %s", t.section, t.path, wrong) end
+  -- (a directory a variable or a link chose is the operator's: its mode said when looser, never changed)
+  local dir = match(file, "^(.*)/") or "."
+  local perms = dir ~= t.own_dir and lfs.attributes(dir, "permissions")
+  if perms and perms ~= "rwx------" then
+    out:line(format("%s: mode %s, left as it is (not streamctl's own directory; the file is 0600)", dir, octal(perms)))
+  end
   return file
 end
 
