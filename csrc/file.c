@@ -345,6 +345,37 @@ static int l_private_file(lua_State *L) {
     return 1;
 }
 
+/* core.private_dir(path): the directory at `path` made mode 0700, as a
+   directory holding credentials must be: fchmod(2) on the directory itself,
+   opened with O_NOFOLLOW (a symbolic link is refused, never its target
+   changed). The mode it had (its permission bits: 493 for 0755), or nil
+   and why (naming `path`). No shell: Lua has no chmod(2). */
+static int l_private_dir(lua_State *L) {
+    const char *path = luaL_checkstring(L, 1);
+    struct stat st;
+    int fd;
+    if (path[0] == '\0') return luaL_argerror(L, 1, "an empty path");
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        if (lstat(path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "cannot make %s private: it is %s, not a directory", path,
+                            S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISREG(st.st_mode) ? "a file" : type_name(st.st_mode));
+            return 2;
+        }
+        return push_failure(L, "open the directory", path, err);
+    }
+    if (fstat(fd, &st) != 0 || ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) != 0)) {
+        int err = errno;
+        close(fd);
+        return push_failure(L, "make private (mode 0700)", path, err);
+    }
+    close(fd);
+    lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+    return 1;
+}
+
 /* A lock on a file: its descriptor, closed (the lock dropped) by unlock()
    or when the userdata is collected. */
 #define LOCK_MT "streamctl.lock"
@@ -443,5 +474,6 @@ const luaL_Reg sc_file_funcs[] = {
     {"replace_file", l_replace_file},
     {"read_file", l_read_file},
     {"private_file", l_private_file},
+    {"private_dir", l_private_dir},
     {"lock_file", l_lock_file},
     {NULL, NULL}};

@@ -162,3 +162,33 @@ describe("core.append_private", function()
       { core.append_private(dir, "x\n") })
   end)
 end)
+
+describe("core.private_dir", function()
+  local function mode(p)
+    local h = assert(io.popen("stat -c %a " .. quote(p)))
+    local m = h:read("*l")
+    h:close()
+    return m
+  end
+
+  it("makes a directory 0700 and returns the mode it had", function()
+    assert(sh("chmod 755 " .. quote(dir)))
+    assert.equal(tonumber("755", 8), core.private_dir(dir))
+    assert.equal("700", mode(dir))
+    assert.equal(tonumber("700", 8), core.private_dir(dir)) -- (already private: unchanged)
+  end)
+
+  it("refuses a link, a file and what is not there, naming the path, and changes nothing", function()
+    local target = dir .. "/t"
+    assert(sh("mkdir -m 755 " .. quote(target) .. " && ln -s " .. quote(target) .. " " .. quote(dir .. "/l")
+      .. " && touch " .. quote(dir .. "/f")))
+    assert.same({ nil, "cannot make " .. dir .. "/l private: it is a symbolic link, not a directory" },
+      { core.private_dir(dir .. "/l") })
+    assert.equal("755", mode(target))
+    assert.same({ nil, "cannot make " .. dir .. "/f private: it is a file, not a directory" },
+      { core.private_dir(dir .. "/f") })
+    assert.same({ nil, "cannot open the directory " .. dir .. "/none: No such file or directory" },
+      { core.private_dir(dir .. "/none") })
+    assert.has_error(function() core.private_dir("") end)
+  end)
+end)

@@ -134,16 +134,14 @@ local function octal(perms)
 end
 
 -- Makes `dir` (the directory streamctl's layout gives the file) mode 0700
--- when it is there and is not: "DIR: mode 0700 (was M)" to say, nil
--- (nothing to do), or nil and why. Lua has no chmod(2): chmod(1), the path
--- quoted, and the mode read back.
+-- when it is there and is not (streamctl.core's private_dir: fchmod(2), a
+-- link refused): "DIR: mode 0700 (was M)" to say, nil (nothing to do), or
+-- nil and why.
 local function tighten(dir)
-  local was = dir and lfs.attributes(dir, "mode") == "directory" and lfs.attributes(dir, "permissions")
+  local was = dir and lfs.symlinkattributes(dir, "mode") == "directory" and lfs.attributes(dir, "permissions")
   if not was or was == "rwx------" then return nil end
-  os.execute("chmod 700 -- '" .. gsub(dir, "'", "'\\''") .. "' 2>/dev/null")
-  if lfs.attributes(dir, "permissions") ~= "rwx------" then
-    return nil, format("%s is mode %s and could not be made 0700 (chmod 700 %s)", dir, octal(was), dir)
-  end
+  local ok, err = core.private_dir(dir)
+  if not ok then return nil, format("%s is mode %s and could not be made 0700: %s", dir, octal(was), err) end
   return format("%s: mode 0700 (was %s)", dir, octal(was))
 end
 
