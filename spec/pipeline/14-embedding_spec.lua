@@ -205,46 +205,13 @@ describe("streamctl.base.nginx: the phase sets and their message, once", functio
 end)
 
 -- A stand-in for an ngx.shared dict: the calls the stores make, with ttl in
--- seconds against a clock the spec moves, and `add` failing while `busy`.
-local function fake_dict(clock)
-  local d = { values = {}, expires = {}, adds = 0 }
-  local function live(k)
-    local e = d.expires[k]
-    if e and e <= clock.t then d.values[k], d.expires[k] = nil, nil end
-    return d.values[k]
-  end
-  function d:get(k) return live(k) end -- luacheck: ignore 212/self
-  function d:set(k, v, ttl) -- luacheck: ignore 212/self
-    d.values[k], d.expires[k] = v, (ttl and ttl > 0) and clock.t + ttl or nil
-    return true
-  end
-  function d:add(k, v, ttl)
-    d.adds = d.adds + 1
-    if live(k) ~= nil then return false, "exists" end
-    return self:set(k, v, ttl)
-  end
-  function d:delete(k) d.values[k], d.expires[k] = nil, nil end -- luacheck: ignore 212/self
-  function d:incr(k, by, init, ttl)
-    local v = live(k)
-    if v == nil then
-      if init == nil then return nil, "not found" end
-      self:set(k, init + by, ttl)
-      return init + by
-    end
-    d.values[k] = v + by
-    return v + by
-  end
-  function d:expire(k, ttl) d.expires[k] = clock.t + ttl return true end -- luacheck: ignore 212/self
-  return d
-end
+-- seconds against a clock the spec moves (spec/helpers/fake_shdict.lua).
+local fake_dict = require("spec.helpers.fake_shdict").new
 
 describe("the shared-dict stores", function()
-  local saved
-  before_each(function()
-    saved = rawget(_G, "ngx")
-    rawset(_G, "ngx", { get_phase = function() return "init" end })
-  end)
-  after_each(function() rawset(_G, "ngx", saved) end)
+  local enter, leave = require("spec.helpers.fake_shdict").init_phase()
+  before_each(enter)
+  after_each(leave)
 
   it("check their options: nil, err for a bad one; raise for a dict or options of the wrong type", function()
     local dict = fake_dict({ t = 0 })

@@ -188,41 +188,8 @@ describe("issue 66, row 1: a replay store that may have forgotten refuses what i
   end)
 end)
 
--- A stand-in for an ngx.shared dict (the calls the stores make), its
--- expiries against `clock.t`.
-local function fake_dict(clock)
-  local d = { values = {} , expires = {} }
-  local function live(k)
-    local e = d.expires[k]
-    if e and e <= clock.t then d.values[k], d.expires[k] = nil, nil end
-    return d.values[k]
-  end
-  function d:get(k) return live(k) end -- luacheck: ignore 212/self
-  function d:set(k, v, ttl) -- luacheck: ignore 212/self
-    d.values[k], d.expires[k] = v, (ttl and ttl > 0) and clock.t + ttl or nil
-    return true
-  end
-  d.safe_set = d.set
-  function d:add(k, v, ttl)
-    if live(k) ~= nil then return false, "exists" end
-    return self:set(k, v, ttl)
-  end
-  d.safe_add = d.add
-  function d:delete(k) d.values[k], d.expires[k] = nil, nil end -- luacheck: ignore 212/self
-  function d:incr(k, by, init, ttl) -- (as ngx.shared's: a value that is no number is an error)
-    local v = live(k)
-    if v == nil then
-      if init == nil then return nil, "not found" end
-      self:set(k, init + by, ttl)
-      return init + by
-    end
-    if type(v) ~= "number" then return nil, "not a number" end
-    d.values[k] = v + by
-    return v + by
-  end
-  function d:expire(k, ttl) d.expires[k] = clock.t + ttl return true end -- luacheck: ignore 212/self
-  return d
-end
+-- A stand-in for an ngx.shared dict, its expiries against `clock.t`.
+local fake_dict = require("spec.helpers.fake_shdict").new
 
 describe("issue 66, row 1: the shared dict's replay store", function()
   local NOW = 1700000000
@@ -409,12 +376,9 @@ describe("issue 66: the account's Redis hash: Sequences after a loss (row 1), va
 end)
 
 describe("issue 66, row 2: values in the shared dict are checked by their rule", function()
-  local saved
-  before_each(function()
-    saved = rawget(_G, "ngx")
-    rawset(_G, "ngx", { get_phase = function() return "init" end })
-  end)
-  after_each(function() rawset(_G, "ngx", saved) end)
+  local enter, leave = require("spec.helpers.fake_shdict").init_phase()
+  before_each(enter)
+  after_each(leave)
 
   local ROWS = {
     { "a budget's entry of nan", "rl:z:1:A", "nan nan",
