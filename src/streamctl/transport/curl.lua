@@ -6,6 +6,11 @@
 -- `start(key, request)`, `poll(timeout_seconds)`, `sleep(seconds)`, `close()`.
 -- The C module (streamctl.curl) is loaded on first use.
 --
+-- An attempt goes on the wire once: libcurl's own resend of a request whose
+-- reused connection closed unanswered after it left is stopped (csrc/
+-- curl_request.c, on_prereq), the attempt a NetworkError with `sent = true`;
+-- connections are kept alive all the same.
+--
 -- Every wait ends early when a signal handler runs (a Ctrl-C or SIGTERM that
 -- streamctl.signal caught): `sleep` returns what it did not sleep and `poll`
 -- returns what has completed, maybe nothing. The caller (the engine) then
