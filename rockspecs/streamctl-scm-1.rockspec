@@ -89,6 +89,7 @@ build = {
       ["streamctl.engine.sequence"] = "src/streamctl/engine/sequence.lua",
       ["streamctl.store.shdict"] = "src/streamctl/store/shdict.lua",
       ["streamctl.store.replay"] = "src/streamctl/store/replay.lua",
+      ["streamctl.store.shdictcreds"] = "src/streamctl/store/shdictcreds.lua",
       ["streamctl.credentials.sts"] = "src/streamctl/credentials/sts.lua",
       ["streamctl.base.log"] = "src/streamctl/base/log.lua",
       ["streamctl.transport.auto"] = "src/streamctl/transport/auto.lua",

@@ -411,6 +411,27 @@ describe("issue 66, row 2: values in the shared dict are checked by their rule",
     end)
   end
 
+  -- Temporary credentials: an expiry no source gives kept every worker on them, never renewed.
+  for _, row in ipairs {
+    { "credentials whose expiry is inf", "1e400", "inf" },
+    { "credentials whose expiry is a century ahead", "4102444800", "4102444800" },
+  } do
+    it(row[1] .. ": dropped (renewed from their source), said once, the secret never", function()
+      local d = fake_dict({ t = 0 })
+      local lines, log = new_log()
+      local creds = shdict.credentials_store(d, "role", { log = log })
+      d:set("cred:role", '{"id":"STS.id","secret":"the-s3cret","token":"tok","exp":' .. row[2] .. '}')
+      assert.is_nil(creds.get())
+      assert.is_nil(d:get("cred:role"))
+      assert.is_nil(creds.get())
+      assert.same({ "streamctl: the shared dict held credentials that cannot be right in cred:role (their expiry: "
+        .. row[3] .. "); they were dropped, and are renewed from their source" }, lines)
+      -- what a source gives is kept
+      creds.set { access_key_id = "STS.id", access_key_secret = "s", security_token = "t", expiration = os.time() + 3600 }
+      assert.equal("STS.id", creds.get().access_key_id)
+    end)
+  end
+
   for _, row in ipairs(ROWS) do
     local name, entry, value, line = row[1], row[2], row[3], row[4]
     it(name .. ": replaced by its safe value, written back, said once", function()

@@ -340,6 +340,41 @@ function M.ratelimit_store(dict, opts)
   return store
 end
 
+-- A Sequence counter that cannot be right (not a number, or not an integer
+-- in 0..2^53-1: streamctl.engine.sequence's MAX) set to `floor_value` and
+-- said, naming it and what it held.
+local function reset_counter(dict, counter, ttl, name, log, floor_value, held)
+  log(format("streamctl: the shared dict%s held a Sequence counter that cannot be right in %s (%s); it was "
+    .. "reset to %.0f", name and (" '" .. name .. "'") or "", counter, held, floor_value))
+  local ok, err = dict:set(counter, floor_value, ttl)
+  if not ok then return nil, "shared dict set: " .. tostring(err) end
+  return floor_value
+end
+
+-- The Sequence counter raised by `by` and to at least `floor_value` (see
+-- `sequence_store`); returns its value, or nil and why.
+local function raise_counter(dict, counter, ttl, name, log, floor_value, by)
+  local v, err, forcible = dict:incr(counter, by, floor_value - by, ttl)
+  if forcible then tell_full(dict, name, log, "the Sequence counter evicted other entries") end
+  if not v and err == "not a number" then
+    return reset_counter(dict, counter, ttl, name, log, floor_value, "'" .. tostring(dict:get(counter)):sub(1, 40)
+      .. "'")
+  end
+  if not v then return nil, "shared dict incr: " .. tostring(err) end
+  if not (v == v and v - by >= 0 and v <= 2 ^ 53 - 1 and v == math.floor(v)) then
+    return reset_counter(dict, counter, ttl, name, log, floor_value, tostring(v - by))
+  end
+  if v < floor_value then
+    -- (with an init too: a full dict may have evicted the counter since the
+    -- first incr; it then starts again from floor_value, as a new one would)
+    v, err, forcible = dict:incr(counter, floor_value - v, v, ttl)
+    if forcible then tell_full(dict, name, log, "the Sequence counter evicted other entries") end
+    if not v then return nil, "shared dict incr: " .. tostring(err) end
+  end
+  dict:expire(counter, ttl)
+  return v
+end
+
 --- A store for streamctl.engine.sequence in `dict`, its keys under `prefix` (e.g.
 -- "zego:1234567890:"): `advance_all`, `advance`, `record_all`, `renew`, `get`.
 --
@@ -380,36 +415,8 @@ function M.sequence_store(dict, prefix, opts)
   end
 
   -- The counter raised to at least `floor`; returns its value.
-  -- A counter that cannot be right (not a number, or not an integer in
-  -- 0..2^53-1: streamctl.engine.sequence's MAX) set to `floor_value` and
-  -- said, naming it and what it held.
-  local function reset(floor_value, held)
-    log(format("streamctl: the shared dict%s held a Sequence counter that cannot be right in %s (%s); it was "
-      .. "reset to %.0f", opts.name and (" '" .. opts.name .. "'") or "", counter, held, floor_value))
-    local ok, err = dict:set(counter, floor_value, ttl)
-    if not ok then return nil, "shared dict set: " .. tostring(err) end
-    return floor_value
-  end
-
   local function raise(floor_value, by)
-    local v, err, forcible = dict:incr(counter, by, floor_value - by, ttl)
-    if forcible then tell_full(dict, opts.name, log, "the Sequence counter evicted other entries") end
-    if not v and err == "not a number" then
-      return reset(floor_value, "'" .. tostring(dict:get(counter)):sub(1, 40) .. "'")
-    end
-    if not v then return nil, "shared dict incr: " .. tostring(err) end
-    if not (v == v and v - by >= 0 and v <= 2 ^ 53 - 1 and v == math.floor(v)) then
-      return reset(floor_value, tostring(v - by))
-    end
-    if v < floor_value then
-      -- (with an init too: a full dict may have evicted the counter since the
-      -- first incr; it then starts again from floor_value, as a new one would)
-      v, err, forcible = dict:incr(counter, floor_value - v, v, ttl)
-      if forcible then tell_full(dict, opts.name, log, "the Sequence counter evicted other entries") end
-      if not v then return nil, "shared dict incr: " .. tostring(err) end
-    end
-    dict:expire(counter, ttl)
-    return v
+    return raise_counter(dict, counter, ttl, opts.name, log, floor_value, by)
   end
 
   function store:advance_all(ids, candidate) -- luacheck: ignore 212/self
@@ -441,51 +448,24 @@ function M.sequence_store(dict, prefix, opts)
   return store
 end
 
---- How long a worker may hold a credential renewal's lock, in seconds: a
--- worker that dies renewing frees it for another after this (the metadata
--- service and STS answer within their timeouts, 2 s and 15 s).
-M.CREDENTIALS_LOCK_TTL = 30
+--- How long a worker may hold a credential renewal's lock, in seconds
+-- (streamctl.store.shdictcreds.LOCK_TTL).
+M.CREDENTIALS_LOCK_TTL = require("streamctl.store.shdictcreds").LOCK_TTL
 
 --- The current temporary credentials of one source and a lock, shared by
--- every worker (streamctl.credentials.refresh's `shared`): so one machine
--- renews once per expiry, whichever worker finds them stale. The entry is
--- JSON holding the secret as it is (shared memory of this nginx only; it
--- is never logged) and expires with the credentials.
+-- every worker (streamctl.credentials.refresh's `shared`): see
+-- streamctl.store.shdictcreds, whose expiry rule drops an entry that breaks
+-- it, said through `opts.log`.
 -- @param dict an ngx.shared dict
 -- @tparam string key the source's name (keys: "cred:" .. key, "lock:cred:" .. key)
+-- @tparam[opt] table opts `log` (function(message))
 -- @return `{ get(), set(creds), lock(), unlock() }`
-function M.credentials_store(dict, key)
+function M.credentials_store(dict, key, opts)
   check_dict(dict, "credentials_store")
   if type(key) ~= "string" or key == "" then
     error("bad argument #2 to 'credentials_store' (a non-empty string expected)", 2)
   end
-  local cjson = require "cjson.safe"
-  local core = require "streamctl.core"
-  local entry, lock = "cred:" .. key, "lock:cred:" .. key
-  local cache_text, cache -- (the table last decoded, kept while the text is the same: one table per renewal)
-  return {
-    get = function()
-      local text = dict:get(entry)
-      if text == nil then return nil end
-      if text == cache_text then return cache end
-      local v = cjson.decode(text)
-      if type(v) ~= "table" or type(v.id) ~= "string" or type(v.secret) ~= "string" or type(v.exp) ~= "number" then
-        return nil
-      end
-      cache_text, cache = text, { access_key_id = v.id, access_key_secret = core.secret(v.secret),
-                                  security_token = v.token, expiration = v.exp }
-      return cache
-    end,
-    -- (`c` as fetched: its secret still text, which only this dict keeps)
-    set = function(c)
-      local text = cjson.encode { id = c.access_key_id, secret = c.access_key_secret, token = c.security_token,
-                                  exp = math.floor(c.expiration) } -- (whole seconds, as every source gives them)
-      local ttl = c.expiration - core.now()
-      if ttl > 0 then dict:set(entry, text, ttl) end
-    end,
-    lock = function() return (dict:add(lock, true, M.CREDENTIALS_LOCK_TTL)) == true end,
-    unlock = function() dict:delete(lock) end,
-  }
+  return require("streamctl.store.shdictcreds").store(dict, key, opts and opts.log or default_log)
 end
 
 --- A backend of streamctl.pipeline.stores' contract: the option's rule
