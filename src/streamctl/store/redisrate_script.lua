@@ -153,8 +153,8 @@ local widest = math.ceil(interval * (1 + tonumber(ARGV[16])) / ROOM_FLOOR)
 -- that, never evicted a key, never flushed, swapped or replaced its data,
 -- a master that was never anything else.
 local function unlost()
-  local up = server_up_us(info)
-  if up == nil or up < pause + 1000000 then return false end
+  local up = tonumber(string.match(info, 'uptime_in_seconds:(%d+)'))
+  if up == nil or up * 1000000 < pause + 1000000 then return false end
   return server_kept(redis.call('INFO', 'replication'))
 end
 local fresh = nil
