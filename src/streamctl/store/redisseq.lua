@@ -18,7 +18,10 @@ local M = {}
 -- KEYS: one stream's or a call's Sequence keys. ARGV[1]: the floor (the
 -- caller's candidate or this process's last + 1), ARGV[2]: keep (ms),
 -- ARGV[3]: "record" for a caller's own Sequence (refused, and nothing
--- written, unless it is above every key's value), else "next".
+-- written, unless it is above every key's value), "renew" for a call's
+-- aged Sequence ARGV[4] (refused, and nothing written, when one of the first
+-- ARGV[5] keys holds a value above it: { 2, the first such key's index, its
+-- value }), else "next".
 -- v = max(server ms, floor, every key's value + 1), set on every key.
 local ADVANCE_TEXT = [[
 if redis.replicate_commands then redis.replicate_commands() end
@@ -32,6 +35,9 @@ for i = 1, #KEYS do
   local cur = tonumber(raw)
   if raw and not (cur ~= nil and cur >= 0 and cur <= 9007199254740991 and cur == math.floor(cur)) then
     cur, bad, named[#named + 1] = nil, bad + 1, KEYS[i] .. '=' .. string.sub(raw, 1, 40)
+  end
+  if ARGV[3] == 'renew' and i <= tonumber(ARGV[5]) and cur ~= nil and cur > tonumber(ARGV[4]) then
+    return { 2, i, string.format('%.0f', cur), bad }
   end
   if cur ~= nil and cur + 1 > v then
     if ARGV[3] == 'record' then return { 0, i, string.format('%.0f', cur), bad, table.concat(named, ' ') } end
@@ -58,7 +64,7 @@ local SeqStore = {}
 SeqStore.__index = SeqStore
 
 --- A store for streamctl.engine.sequence (`advance`, `advance_all`, `record_all`,
--- `get`, `prune`; see the module comment), its keys `config.prefix ..
+-- `renew`, `get`, `prune`; see the module comment), its keys `config.prefix ..
 -- "{" .. tag .. "}:seq:" .. stream ID`, where the tag is `prefix` without its
 -- trailing ':' (the provider and AppId, the hash tag the rate-limit store
 -- uses for the same account). Its values follow the Redis server's clock
@@ -117,10 +123,10 @@ function M.say_bad(s, text, n)
 end
 
 -- One script call; returns the reply or nil (Redis unusable: told).
-local function run(s, ids, floor_value, mode)
+local function run(s, ids, floor_value, mode, old, n)
   if not s.health.usable() then return nil end
-  local res, err = s.conn:eval(advance_script, keys_for(s, ids), { floor_value, sequence.KEEP_MS, mode })
-  if type(res) == "table" and (res[1] == 1 or res[1] == 0) then
+  local res, err = s.conn:eval(advance_script, keys_for(s, ids), { floor_value, sequence.KEEP_MS, mode, old, n })
+  if type(res) == "table" and (res[1] == 1 or res[1] == 0 or res[1] == 2) then
     s.health.succeeded()
     M.say_bad(s, res[5], tonumber(res[4]))
     return res
@@ -188,6 +194,29 @@ function SeqStore:record_all(ids, value)
   end
   self:took(ids, value)
   return true
+end
+
+--- A call's aged Sequence `old` decided again for ids (streamctl.engine.sequence's
+-- `renew`): in one script, false and the streams holding a later value
+-- (one at a time: the first Redis finds, and those this process knows), or a
+-- new value as `advance_all` takes it. While Redis is away, from this
+-- process's own record, as `advance_all` falls back.
+function SeqStore:renew(ids, old, candidate, n)
+  local later = sequence.later_than(ids, old, function(id) return self.last[id] end, n)
+  if later then return false, later end
+  local t0 = self.clock()
+  local res = run(self, ids, at_least(self, ids, old + 1), "renew", old, n)
+  if res and res[1] == 2 then
+    return false, { [ids[tonumber(res[2])]] = tonumber(res[3]) }
+  end
+  local v = res and tonumber(res[2])
+  if not is_sequence(v) then
+    local spent = floor((self.clock() - t0) * 1000)
+    if spent > 0 and candidate + spent <= sequence.MAX then candidate = candidate + spent end
+    v = at_least(self, ids, candidate > old and candidate or old + 1)
+  end
+  self:took(ids, v)
+  return v
 end
 
 --- The last value handed out for key (Redis', or this store's when larger), or nil.

@@ -49,6 +49,7 @@ local type, error, tostring, tonumber, pcall, rawget, setmetatable =
 local format, match = string.format, string.match
 
 local ratelimit = require "streamctl.engine.ratelimit"
+local sequence = require "streamctl.engine.sequence"
 local room = require "streamctl.engine.room"
 local nginx = require "streamctl.base.nginx"
 local validate = require "streamctl.base.validate"
@@ -439,6 +440,17 @@ function M.sequence_store(dict, prefix, opts)
     if not v then return nil, err end
     set_all(ids, value)
     return true
+  end
+
+  -- (as record_all: the streams read, then the counter raised; a worker that takes a value for
+  -- one of them in between is not seen, as there)
+  function store:renew(ids, old, candidate, n) -- luacheck: ignore 212/self
+    local later = sequence.later_than(ids, old, function(id) return dict:get("seq:" .. prefix .. id) end, n)
+    if later then return false, later end
+    local v, err = raise(candidate > old and candidate or old + 1, 1)
+    if not v then return nil, err end
+    set_all(ids, v)
+    return v
   end
 
   function store:get(key) -- luacheck: ignore 212/self
