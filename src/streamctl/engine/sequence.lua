@@ -169,13 +169,7 @@ function M.memory_store()
   function store:renew(keys, old, candidate, n) -- luacheck: ignore 212/self
     local later = M.later_than(keys, old, function(k) return last[k] end, n)
     if later then return false, later end
-    local v = candidate > old and candidate or old + 1
-    for i = 1, #keys do
-      local cur = last[keys[i]]
-      if cur ~= nil and cur + 1 > v then v = cur + 1 end
-    end
-    for i = 1, #keys do last[keys[i]] = v end
-    return v
+    return store:advance_all(keys, candidate > old and candidate or old + 1)
   end
 
   --- The last value handed out for key, or nil.
