@@ -605,8 +605,9 @@ function M.relay_callback(token)
       nil, true)
   end
   local status = tonumber(event.TaskStatus)
+  -- (its window began WINDOW_S before its EventTime: a store that forgot since then refuses it)
   local fresh, why, code = replay_store():add(format("relay:%s:%s:%s", event.TaskId, tostring(event.EventTime),
-    tostring(status)), 2 * callbacks.WINDOW_S, now)
+    tostring(status)), 2 * callbacks.WINDOW_S, now, now - at + callbacks.WINDOW_S)
   if fresh ~= true then
     return answer_callback("aliyun", "relay", fresh == false and { code = "ReplayedCallback", message = "seen before" }
       or { code = code or "ReplayStoreFull", kind = "server", message = tostring(why) }, nil, nil, true)
