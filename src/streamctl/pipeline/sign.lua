@@ -41,9 +41,9 @@ end
 -- already (`job.stamped`); a value the caller gave is recorded as sent and
 -- never given back. A later attempt whose stamp has aged past the
 -- provider's `fresh_ms` is decided again first (`renew`): false and the
--- call's result when nothing is left to send. What the request carries that no message may show (its
--- signature, a token) is kept beside it: a server that echoes the request
--- must not put it into an error.
+-- call's result when nothing is left to send. What the request carries
+-- that no message may show (its signature, a token) is kept beside it: a
+-- server that echoes the request must not put it into an error.
 -- @return request table; or false and the call's result (nothing to send); or nil, err
 function M.attempt(client, attempt)
   local rules, action = client._rules, attempt.action
