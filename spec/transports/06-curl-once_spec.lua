@@ -1,6 +1,6 @@
 -- An attempt goes on the wire once (issue 66), for the libcurl transport: the
 -- module's easy handle and streamctl.transport.curl's multi, against a keep-alive
--- server of this spec's own on 127.0.0.1 (spec/transports/keepalive_server.lua)
+-- server of this spec's own on 127.0.0.1 (spec/helpers/keepalive.lua)
 -- that logs every request that arrives.
 --
 -- libcurl sends a request again by itself, on a fresh connection, when the reused
@@ -15,45 +15,21 @@ local socket = require "socket"
 local curl = require "streamctl.curl"
 local transport = require "streamctl.transport.curl"
 local errors = require "streamctl.base.errors"
+local keepalive = require "spec.helpers.keepalive"
 local process = require "spec.helpers.process"
-
-local SPEC_DIR = debug.getinfo(1, "S").source:match("^@(.*)[/\\][^/\\]*$") or "."
-local SERVER = SPEC_DIR .. "/keepalive_server.lua"
 
 local SILENT = "the reused connection closed after the request had left, before any answer: not sent again "
   .. "(the request may have been applied)"
 
 describe("an attempt goes on the wire once (libcurl)", function()
-  local server, base, port
+  local ka, base
 
-  -- GET `path` on a connection of its own (never a transport's): the body.
-  local function ask(path)
-    local c = assert(socket.tcp())
-    c:settimeout(10 * process.slowdown())
-    assert(c:connect("127.0.0.1", port))
-    assert(c:send("GET " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
-    local text = c:receive("*a")
-    c:close()
-    local body = text:match("\r\n\r\n(.*)$")
-    assert(body, "no answer to " .. path)
-    return body
-  end
-
-  local function log() return cjson.decode(ask("/log")) end
-
-  -- The arrivals of request `id`.
-  local function arrivals(id)
-    local out = {}
-    for _, a in ipairs(log().arrivals) do
-      if a.id == id then out[#out + 1] = a end
-    end
-    return out
-  end
+  local function arrivals(id) return ka.arrivals(id) end
 
   -- Waits (bounded) until the server has shut its side of connection `conn`.
   local function wait_ended(conn)
     for _ = 1, 1000 do
-      for _, c in ipairs(log().ended) do
+      for _, c in ipairs(ka.log().ended) do
         if c == conn then
           socket.sleep(0.05) -- (its FIN on its way over loopback)
           return
@@ -65,16 +41,13 @@ describe("an attempt goes on the wire once (libcurl)", function()
   end
 
   setup(function()
-    server = process.spawn(process.quote(process.interpreter()) .. " " .. process.quote(SERVER) .. " "
-      .. 60 * process.slowdown())
-    port = tonumber(server.pipe:read("*l"))
-    assert(port, "the keep-alive server did not start")
-    base = "http://127.0.0.1:" .. port
+    ka = keepalive.start(60)
+    base = ka.url("")
   end)
 
-  teardown(function() process.stop(server) end)
+  teardown(function() ka.stop() end)
 
-  before_each(function() ask("/reset") end)
+  before_each(function() ka.ask("/reset") end)
 
   -- The two ways a script sends: the module's easy handle, and the transport's multi.
   local WAYS = {

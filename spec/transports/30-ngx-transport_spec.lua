@@ -718,46 +718,20 @@ describe("streamctl.transport.ngx in nginx", function()
     end)
   end)
 
-  -- Issue 66: a server of this spec's own (keepalive_server.lua, a process beside
+  -- Issue 66: a server of this spec's own (spec/helpers/keepalive.lua, a process beside
   -- nginx) that keeps connections open and logs every request that arrives.
   describe("an attempt goes on the wire once", function()
-    local process = require "spec.helpers.process"
-    local SERVER = (debug.getinfo(1, "S").source:match("^@(.*)[/\\][^/\\]*$") or ".") .. "/keepalive_server.lua"
-    local ka, ka_port, mark
-
-    local function ext(path) return "http://127.0.0.1:" .. ka_port .. path end
-
-    -- GET `path` of the keep-alive server on a connection of its own: the body decoded.
-    local function ask(path)
-      local c = assert(socket.tcp())
-      c:settimeout(10 * process.slowdown())
-      assert(c:connect("127.0.0.1", ka_port))
-      assert(c:send("GET " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
-      local text = c:receive("*a")
-      c:close()
-      local b = text:match("\r\n\r\n(.*)$")
-      assert(b, "no answer to " .. path)
-      return b
-    end
-
-    local function arrivals(id)
-      local out = {}
-      for _, a in ipairs(cjson.decode(ask("/log")).arrivals) do
-        if a.id == id then out[#out + 1] = a end
-      end
-      return out
-    end
+    local keepalive = require "spec.helpers.keepalive"
+    local ka, ka_port, ext, arrivals, mark
 
     lazy_setup(function()
-      ka = process.spawn(process.quote(process.interpreter()) .. " " .. process.quote(SERVER) .. " "
-        .. 120 * process.slowdown())
-      ka_port = tonumber(ka.pipe:read("*l"))
-      assert(ka_port, "the keep-alive server did not start")
+      ka = keepalive.start(120)
+      ka_port, ext, arrivals = ka.port, ka.url, ka.arrivals
       mark = os.tmpname()
     end)
 
     lazy_teardown(function()
-      process.stop(ka)
+      if ka then ka.stop() end
       if mark then os.remove(mark) end
     end)
 

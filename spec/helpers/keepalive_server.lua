@@ -1,5 +1,5 @@
 -- A keep-alive HTTP/1.1 server for the transports' "an attempt goes on the wire
--- once" rows (spec/transports/06-curl-once_spec.lua, 31-ngx-once_spec.lua): one
+-- once" rows (spec/transports/06-curl-once_spec.lua, 30-ngx-transport_spec.lua): one
 -- process, luasocket, on 127.0.0.1, every connection kept open until a path
 -- says otherwise, and a log of every request that arrived.
 --
