@@ -410,21 +410,22 @@ function Generator:renew(stream_ids, old, n)
     return nil, "the Sequence store has neither renew nor get: whether a later call decided on these streams "
       .. "cannot be told"
   end
-  local later = M.later_than(stream_ids, old, function(id) return store:get(id) end, n)
+  local later = self:later(stream_ids, old, n)
   if later then return false, later end
   return self:next_for(stream_ids)
 end
 
---- The streams of `stream_ids` whose last value is above `value` (a later
--- call decided on them), with those values; nil when none is, or when the
--- store has no `get` (it cannot tell).
+--- The streams of `stream_ids` (of the first `n`, default all) whose last
+-- value is above `value` (a later call decided on them), with those values;
+-- nil when none is, or when the store has no `get` (it cannot tell).
 -- @tparam {string,...} stream_ids a non-empty array of stream ids
 -- @tparam number value a Sequence
+-- @tparam[opt] integer n
 -- @treturn table|nil `{ [id] = later value, ... }`
-function Generator:later(stream_ids, value)
+function Generator:later(stream_ids, value, n)
   local store = self.store
   if not store.get then return nil end
-  return M.later_than(stream_ids, value, function(id) return store:get(id) end)
+  return M.later_than(stream_ids, value, function(id) return store:get(id) end, n)
 end
 
 --- What `next_for(stream_ids)` would hand out now, without recording it
