@@ -99,6 +99,13 @@ function M.lookup(want_listed)
   }
 end
 
+-- The pages of `domain`'s block list, as streamctl.pipeline.pages fetches them.
+local function block_list_pages(client, domain)
+  return function(page, size)
+    return client:describe_live_streams_block_list { domain_name = domain, page_number = page, page_size = size }
+  end
+end
+
 --- Every entry ("domain/app/stream") of `domain`'s block list, every page
 -- (streamctl.pipeline.pages: read whole or not at all).
 -- @param client a streamctl.aliyun client
@@ -112,9 +119,7 @@ function M.block_list(client, domain, o)
     provider = "aliyun", action = "DescribeLiveStreamsBlockList", name = "the block list of " .. domain,
     listing = BLOCK_LIST, size = o.page_size or M.PAGE_SIZE, max_pages = o.max_pages or M.MAX_PAGES,
     hint = " (raise max_pages)", on_call = o.on_call,
-    fetch = function(page, size)
-      return client:describe_live_streams_block_list { domain_name = domain, page_number = page, page_size = size }
-    end,
+    fetch = block_list_pages(client, domain),
   }
 end
 
@@ -134,9 +139,7 @@ local function listed_on(client, domain, on_call)
   return pages.total {
     provider = "aliyun", action = "DescribeLiveStreamsBlockList", name = "the block list of " .. domain,
     listing = BLOCK_LIST, size = 1, context = PLACES, on_call = on_call,
-    fetch = function(page, size)
-      return client:describe_live_streams_block_list { domain_name = domain, page_number = page, page_size = size }
-    end,
+    fetch = block_list_pages(client, domain),
   }
 end
 
