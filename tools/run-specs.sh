@@ -5,7 +5,7 @@
 # ports it had and the command that replays it alone. make check-unit,
 # check, test and their phases run the suite this way.
 #
-#   tools/run-specs.sh [-u] MODES JOBS [SPEC_FILE...]
+#   tools/run-specs.sh [-u] [-l] MODES JOBS [SPEC_FILE...]
 #
 # MODES: one or more of lua5.4, luajit (the trees build/5.4, build/jit),
 # valgrind (Lua 5.4 under valgrind: no definite leak, no invalid read or
@@ -25,11 +25,19 @@
 # HEAVY_MODES (default: every mode given): the modes that run the heavy
 # files when no files are named (make check: lua5.4, the heavy ones' LuaJIT
 # runs are make test's, which runs every file in every mode).
+# -l: list the runs ("MODE FILE KIND", in the order they would start), run nothing.
 # -u: the unit tier, the specs that start no server (a spec says so on a
 # line "-- tier: unit" of its own; with STREAMCTL_SPEC_TIER=unit the helpers
 # refuse to start one, so a spec that says it wrongly fails).
 # No files: every spec/LAYER/*_spec.lua (a folder per layer of the house, and
-# house/ for the house itself) but those a mode leaves out (below).
+# house/ for the house itself) in the modes it runs in: lua5.4 and luajit
+# every file; valgrind and asan those where our C runs in the spec's own
+# process, all but the files with a line "-- sanitizers: none (why)" or
+# "-- sanitizers: asan (why)" of their own (the emulator's specs, whose C
+# runs in nginx; the engine's, on a fake clock; the house's). Files named
+# run in every mode given. A spec reads its mode from STREAMCTL_SPEC_MODE
+# (spec/helpers/matrix.lua: the big input matrices take a sampled slice
+# under the sanitizers).
 # Logs in build/specs-MODE/; each mode's totals ("passed failed pending")
 # in build/specs-MODE/count (STREAMCTL_SPEC_OUT: another directory than
 # build/ for both, and for the times). Exit 1 when a file fails.
@@ -41,8 +49,14 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-tier=all
-if [ "${1-}" = -u ]; then tier=unit; shift; fi
+tier=all list_only=
+while :; do
+  case ${1-} in
+    -u) tier=unit; shift ;;
+    -l) list_only=1; shift ;;
+    *) break ;;
+  esac
+done
 modes=${1:?modes: lua5.4, luajit, valgrind or asan, joined by commas}
 jobs=${2:?jobs}
 shift 2
@@ -52,26 +66,18 @@ file_timeout=${SPEC_FILE_TIMEOUT:-2400}
 heavy_modes=${HEAVY_MODES:-}
 machine_jobs=${SPEC_MACHINE_JOBS:-8}
 
-# A mode's settings: interp, cpath, wrap, preload, nice and skip (a pattern
-# of the files it leaves out).
+# A mode's settings: interp, cpath, wrap, preload and nice.
 settings() {
-  interp=lua5.4 cpath="$ROOT/build/5.4/lib/lua/5.4/?.so;;" wrap="" preload="" skip="" nice=0
+  interp=lua5.4 cpath="$ROOT/build/5.4/lib/lua/5.4/?.so;;" wrap="" preload="" nice=0
   case $1 in
     lua5.4) ;;
     luajit) interp=luajit cpath="$ROOT/build/jit/lib/lua/5.1/?.so;;" ;;
     valgrind)
       wrap="valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite"
-      wrap="$wrap --show-leak-kinds=definite" nice=10
-      # The fault specs (65, 66: minutes of Redis and nginx faults under many
-      # client processes) run what they test in processes of their own, and the
-      # C they load here is what the rest covers; the simulation (25), the
-      # credentials chain's long waits (26) and reconcile at scale are minutes of
-      # Lua whose C, the signing of every request, asan runs.
-      skip='/(25|26|65|66)-|-scale_spec' ;;
+      wrap="$wrap --show-leak-kinds=definite" nice=10 ;;
     asan)
       cpath="$ROOT/build/asan/?.so;;" nice=10
-      preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
-      skip='/(65|66)-' ;;
+      preload="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" ;;
     *) echo "run-specs: a mode is lua5.4, luajit, valgrind or asan, not '$1'" >&2; exit 2 ;;
   esac
 }
@@ -96,13 +102,23 @@ else
 fi
 
 # A file's kind, read once per file (not per mode or pool turn): unit ("-- tier: unit"),
-# heavy ("-- load: heavy") or plain.
-declare -A kind_of
+# heavy ("-- load: heavy") or plain; and the modes it runs in (its line
+# "-- sanitizers: none|asan (why)": lua5.4 and luajit, and asan; no such
+# line: all four). A line that says something else is refused.
+declare -A kind_of modes_of
 for f in "${files[@]}"; do
   [ -f "$f" ] || { echo "run-specs: no spec file $f" >&2; exit 2; }
   if grep -q '^-- load: heavy$' "$f"; then kind_of[$f]=heavy
   elif grep -q '^-- tier: unit$' "$f"; then kind_of[$f]=unit
   else kind_of[$f]=plain; fi
+  line=$(grep -m1 '^-- sanitizers:' "$f")
+  case $line in
+    "") modes_of[$f]=lua5.4,luajit,valgrind,asan ;;
+    "-- sanitizers: none ("*")") modes_of[$f]=lua5.4,luajit ;;
+    "-- sanitizers: asan ("*")") modes_of[$f]=lua5.4,luajit,asan ;;
+    *) echo "run-specs: $f: '$line': the line is '-- sanitizers: none (why)' or '-- sanitizers: asan (why)'" >&2
+       exit 2 ;;
+  esac
 done
 
 # The jobs ("MODE FILE KIND"), the longest first: by the seconds the last run of
@@ -118,7 +134,7 @@ mkdir -p "$times"
 list=$(for m in "${mode_list[@]}"; do
   settings "$m"
   for f in "${files[@]}"; do
-    [ -n "$skip" ] && [[ "/$f" =~ $skip ]] && [ ${#given[@]} -eq 0 ] && continue
+    [[ ",${modes_of[$f]}," != *",$m,"* ]] && [ ${#given[@]} -eq 0 ] && continue
     [ -n "$heavy_modes" ] && [ "${kind_of[$f]}" = heavy ] && [ ${#given[@]} -eq 0 ] \
       && [[ ",$heavy_modes," != *",$m,"* ]] && continue
     s=$(awk -v f="$f" '$1 == f { print $2 }' "$times/$m" 2>/dev/null)
@@ -129,6 +145,7 @@ list=$(for m in "${mode_list[@]}"; do
   done
 done | sort -k1,1 -rn -s | cut -d' ' -f2-) || exit 2
 [ -n "$list" ] || { echo "run-specs: no spec file to run" >&2; exit 2; }
+if [ -n "$list_only" ]; then echo "$list"; exit 0; fi
 for m in "${mode_list[@]}"; do rm -rf "$outroot/specs-$m" && mkdir -p "$outroot/specs-$m"; done
 
 # A slot of a machine-wide pool: one of N directories under
@@ -177,6 +194,7 @@ one() {
   (
     export LUA_PATH="$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;" LUA_CPATH="$cpath" STREAMCTL_ROOT="$ROOT"
     [ "$tier" = unit ] && export STREAMCTL_SPEC_TIER=unit
+    export STREAMCTL_SPEC_MODE=$m
     if [ -n "$preload" ]; then export LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0; fi
     # (--foreground: busted stays in the suite's process group, so a Ctrl-C still stops every file at
     # once; the cost is that timeout stops busted alone, and what it started may outlive it)

@@ -1,3 +1,4 @@
+-- sanitizers: none (what it tests runs in nginx, not in this process)
 -- streamctl inside a real nginx (Debian's nginx + lua-nginx-module, LuaJIT),
 -- against the emulator:
 --   * examples/openresty as a user copies it (nginx.conf with only its ports,

@@ -1,3 +1,4 @@
+-- sanitizers: none (what it tests runs in nginx, not in this process)
 -- Callbacks and signed URLs checked inside nginx, as they arrive: the
 -- nginx forms of streamctl.edge.callbacks and streamctl.edge.authkey (headers, raw
 -- query and body as nginx hands them over, a body nginx buffered to a

@@ -1,3 +1,4 @@
+-- sanitizers: none (the emulator: its code runs in nginx, not in this process)
 -- `streamctl-emulator start` when it cannot start: what is missing from the
 -- system (nginx, its two modules, the Lua modules that run inside nginx) is
 -- named with its Debian package in two lines, before anything starts; when

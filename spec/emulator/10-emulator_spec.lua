@@ -1,3 +1,4 @@
+-- sanitizers: none (the emulator: its code runs in nginx, not in this process)
 -- The emulator's launcher and its signature verifiers, proven independently:
 -- requests are built by hand (luasocket), signed with the providers' published
 -- vectors or with the openssl CLI (spec/helpers/emulator.lua), never with

@@ -1,3 +1,4 @@
+-- sanitizers: none (the emulator: its code runs in nginx, not in this process)
 -- The emulator's block list (issue 49): its places (aliyun.block_list_limit,
 -- every domain; Oneshot takes none; a resume or an end frees one), the
 -- default end of a forbid without ResumeTime (6 calendar months, clock.lua's

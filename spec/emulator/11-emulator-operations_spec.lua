@@ -1,3 +1,4 @@
+-- sanitizers: none (the emulator: its code runs in nginx, not in this process)
 -- The emulator's operations, rate limits, fault injection and request log, driven
 -- by hand-built requests (luasocket + openssl-CLI signatures from
 -- spec/helpers/emulator.lua; never streamctl's core).

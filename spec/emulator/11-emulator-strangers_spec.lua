@@ -1,3 +1,4 @@
+-- sanitizers: none (the emulator: its code runs in nginx, not in this process)
 -- Strangers: another tool's calls on an account's or AppId's budget, counted
 -- by the emulator's rate limiter but sent by nobody (docs/emulator.md,
 -- "Strangers"), and the run-time caps (POST /_emulator/qps).

@@ -1,3 +1,4 @@
+-- sanitizers: none (the emulator: its code runs in nginx, not in this process)
 -- The emulator plays Alibaba Cloud's side of the credential chain: STS
 -- (AssumeRole, AssumeRoleWithOIDC, GetCallerIdentity) on the Aliyun ports,
 -- the ECS instance metadata service on a port of its own, and a credentials

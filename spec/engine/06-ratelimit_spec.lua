@@ -1,4 +1,5 @@
 -- tier: unit
+-- sanitizers: none (the engine on a fake clock: pure Lua)
 -- streamctl.engine.ratelimit: GCRA token buckets, driven by a fake clock.
 
 local ratelimit = require "streamctl.engine.ratelimit"

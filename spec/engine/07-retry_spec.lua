@@ -1,4 +1,5 @@
 -- tier: unit
+-- sanitizers: none (the engine on a fake clock: pure Lua)
 -- streamctl.engine.retry: decisions, backoff schedule and budget, with a fixed random.
 
 local retry = require "streamctl.engine.retry"

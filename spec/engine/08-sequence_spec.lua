@@ -1,4 +1,5 @@
 -- tier: unit
+-- sanitizers: none (the engine on a fake clock: pure Lua)
 -- streamctl.engine.sequence: ZEGO Sequence values, driven by a fake millisecond clock.
 
 local sequence = require "streamctl.engine.sequence"

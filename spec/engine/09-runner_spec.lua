@@ -1,4 +1,5 @@
 -- tier: unit
+-- sanitizers: none (the engine on a fake clock: pure Lua)
 -- The runner through the clients, on a fake clock: pacing at the published
 -- caps, retries (re-signed, backoff, budget), clock-skew correction,
 -- per-stream order, ZEGO Sequence kept across retries, and recovery of a

@@ -1,4 +1,5 @@
 -- tier: unit
+-- sanitizers: none (the house: files, docs and tools, not our C)
 -- The package itself: the rockspecs install every module, and every module
 -- loads without touching globals and returns a table.
 local ROOT = os.getenv("STREAMCTL_ROOT") or "."

@@ -1,3 +1,4 @@
+-- sanitizers: none (the house: files, docs and tools, not our C)
 -- Every Lua and shell example in README.md and docs/*.md runs as it is
 -- written, and what it shows it prints. The conventions (docs/README.md says
 -- them in short):

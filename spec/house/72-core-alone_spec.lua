@@ -1,4 +1,5 @@
 -- tier: unit
+-- sanitizers: none (the house: files, docs and tools, not our C)
 -- The core rock installed alone (issue 37, "optional means optional"): the
 -- streamctl rock, built by luarocks from a copy of the tree into a tree of
 -- its own with none of the other three rocks (the command, the Redis store,

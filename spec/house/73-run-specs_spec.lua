@@ -1,3 +1,4 @@
+-- sanitizers: none (the house: files, docs and tools, not our C)
 -- The test loop's own tools, shown catching what they exist for:
 --   * tools/run-specs.sh's unit tier refuses a spec that says it is a unit
 --     spec and starts a server (it passes outside the tier: the guard is
@@ -73,6 +74,58 @@ describe("the test loop's tools", function()
       local again = process.capture("cd " .. q(ROOT) .. " && TMPDIR=" .. q(tmp) .. " " .. replay .. " 2>&1")
       assert.truthy(again:find("spec ports: block " .. block .. ":", 1, true), again)
       assert.truthy(again:find("0 successes / 1 failure", 1, true), again)
+    end)
+
+    -- The runs of a whole suite (-l: listed, none run), as a set of "MODE FILE".
+    local function planned(modes)
+      local out = process.capture("cd " .. q(ROOT) .. " && tools/run-specs.sh -l " .. modes .. " 2 2>&1")
+      local set = {}
+      for m, f in out:gmatch("(%S+) (%S+) %S+\n") do set[m .. " " .. f] = true end
+      return set
+    end
+
+    it("runs each file where it says: the sanitizers only where our C runs in the spec's process", function()
+      local plan = planned("lua5.4,luajit,valgrind,asan")
+      local function modes_of(f)
+        local got = {}
+        for _, m in ipairs { "lua5.4", "luajit", "valgrind", "asan" } do
+          if plan[m .. " " .. f] then got[#got + 1] = m end
+        end
+        return table.concat(got, ",")
+      end
+      assert.equal("lua5.4,luajit,valgrind,asan", modes_of("spec/pipeline/21-batches_spec.lua")) -- no line: all
+      assert.equal("lua5.4,luajit", modes_of("spec/emulator/10-emulator_spec.lua"))    -- "none"
+      assert.equal("lua5.4,luajit", modes_of("spec/engine/06-ratelimit_spec.lua"))
+      assert.equal("lua5.4,luajit", modes_of("spec/stores/66-shared-dict-faults_spec.lua"))
+      assert.equal("lua5.4,luajit,asan", modes_of("spec/house/25-sim_spec.lua"))       -- "asan"
+      -- every file of the tree under both interpreters, and under a sanitizer only when it says nothing or asan
+      for f in process.capture("cd " .. q(ROOT) .. " && ls spec/*/*_spec.lua"):gmatch("%S+") do
+        local text = assert(io.open(ROOT .. "/" .. f)):read("a")
+        local line = text:match("\n?%-%- sanitizers: (%a+)")
+        local want = line == "none" and "lua5.4,luajit" or line == "asan" and "lua5.4,luajit,asan"
+          or "lua5.4,luajit,valgrind,asan"
+        assert.equal(want, modes_of(f), f)
+      end
+    end)
+
+    it("refuses a file whose sanitizers line says something else, naming it and the rule; runs nothing", function()
+      local status, out = runner("-l lua5.4 1", "odd_spec.lua", "-- sanitizers: valgrind\n")
+      assert.equal(2, status, out)
+      assert.truthy(out:find("odd_spec.lua: '-- sanitizers: valgrind': the line is '-- sanitizers: none (why)' or "
+        .. "'-- sanitizers: asan (why)'", 1, true), out)
+    end)
+
+    it("tells each spec its mode (STREAMCTL_SPEC_MODE), and runs a file named in every mode given", function()
+      local status, out = runner("lua5.4,luajit 2", "mode_spec.lua", table.concat({
+        "-- sanitizers: none (a row of 73-run-specs)",
+        "describe('a spec', function() it('knows its mode', function()",
+        "  local m = os.getenv('STREAMCTL_SPEC_MODE')",
+        "  assert.equal(jit and 'luajit' or 'lua5.4', m)",
+        "end) end)",
+      }, "\n"))
+      assert.equal(0, status, out)
+      assert.truthy(out:find("ok     lua5.4   mode_spec", 1, true), out)
+      assert.truthy(out:find("ok     luajit   mode_spec", 1, true), out)
     end)
   end)
 

@@ -1,3 +1,4 @@
+-- sanitizers: none (the house: files, docs and tools, not our C)
 -- make dist (tools/dist.sh): the release artifacts of HEAD. The source
 -- tarball holds exactly the commit's files under streamctl-X.Y.Z/; the four
 -- release rockspecs are the commit's and name that tarball as their source;

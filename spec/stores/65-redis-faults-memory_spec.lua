@@ -1,4 +1,5 @@
 -- load: heavy
+-- sanitizers: none (the faults run in client processes of their own; the C loaded here, the rest covers)
 -- Shared state you can trust: Redis faults mid-run, one of four files
 -- (spec/65-redis-faults-*) run side by side. What every case asserts, and
 -- what they share: spec/helpers/redis_faults.lua.

@@ -1,4 +1,5 @@
 -- load: heavy
+-- sanitizers: none (the faults run in client processes of their own; the C loaded here, the rest covers)
 -- The shared-dict stores (streamctl.store.shdict) when the dict or nginx
 -- misbehaves, against the emulator counting the strictest way (a sliding
 -- window: at most N accepted in any 1 s), with real nginx workers:
