@@ -20,6 +20,7 @@
 local cjson = require "cjson"
 local checks = require "spec.helpers.checks"
 local process = require "spec.helpers.process"
+local matrix = require "spec.helpers.matrix"
 local cli = require "streamctl.cli"
 local cli_output = require "streamctl.cli.output"
 
@@ -104,13 +105,14 @@ describe("issue 66, once: every single-valued option of every command, given twi
     assert.is_true(#all > 30, tostring(#all))
   end)
 
-  for _, c in ipairs(all) do
+  for ci, c in ipairs(all) do
     local options = options_of(c.cmd)
     if #options > 0 then
       local name = #c.path > 0 and table.concat(c.path, " ") or "streamctl"
       it(name .. ": each of its " .. #options .. " options given twice is refused naming it, exit 2", function()
         local wrong = {}
-        for _, o in ipairs(options) do
+        -- (under the sanitizers a fixed slice of them: the parser is Lua, the C it reaches the same)
+        for _, o in ipairs(matrix.slice(options, ci)) do
           if o._maxcount == 1 then
             local v = value_of(o)
             local argv = argv_of(c.path, o._name, v and { v } or {}, o._name, v and { v } or {})
