@@ -1,11 +1,15 @@
 -- load: heavy
+-- sanitizers: none (its clients run in processes and nginx workers of their own; the C loaded here, the rest covers)
 -- One provider budget across machines: independent clients (separate Lua
 -- processes and two nginx servers, none sharing anything but a Redis) act on
 -- one account against the emulator counting the strictest way (a sliding
--- window). Together: zero throttled, at least 90% of the cap, ZEGO Sequences
--- for one stream strictly increasing whoever sent them; Redis killed mid-run:
--- each process says so once, paces at its share of the cap, loses nothing,
--- and is back on the shared budget once Redis answers again.
+-- window). Together: zero throttled, ZEGO Sequences for one stream strictly
+-- increasing whoever sent them; Redis killed mid-run: each process says so
+-- once, loses nothing, and is back on the shared budget once Redis answers
+-- again. Verdicts only: the rates (together under the cap, each process at
+-- its share while Redis is away) are asserted in virtual time, on the
+-- simulation's Redis (spec/engine/11-store-time, "one Redis budget across
+-- processes").
 local emu = require "spec.helpers.emulator"
 local redis_helper = require "spec.helpers.redis"
 local nginx = require "spec.helpers.nginx"
@@ -15,7 +19,6 @@ local core = require "streamctl.core"
 
 local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 local WORKER = ROOT .. "/spec/helpers/redis_worker.lua"
-local CAP = { aliyun = 30, zego = 20 } -- ResumeLiveStream per account, ResumeRTCStreams per AppId
 
 -- The batch an nginx server runs when asked (GET /run?...), in a content handler.
 local HANDLER = [==[
@@ -143,12 +146,6 @@ describe("one provider budget in Redis", function()
     return entries
   end
 
-  -- Requests per second over the log: (n - 1) / (last arrival - first).
-  local function rate_of(entries)
-    local first, last = entries[1].real_time, entries[#entries].real_time
-    return (#entries - 1) / (last - first)
-  end
-
   it("three processes and two nginx servers on one Aliyun account: every stream done, zero throttled, under the cap",
     function()
     emulator:reset()
@@ -166,13 +163,9 @@ describe("one provider budget in Redis", function()
     local c = emulator:state().aliyun.counters.ResumeLiveStream
     assert.equal(0, c.throttled or 0)
     assert.equal(300, c.accepted)
-    local entries = log_of("aliyun", "ResumeLiveStream")
-    assert.equal(300, #entries)
-    local rate = rate_of(entries)
-    assert.is_true(rate <= CAP.aliyun, "together faster than the cap: " .. rate)
-    -- (how near the cap they came is a figure: make bench measures it, bench/redis.lua's three
-    -- processes on one budget in Redis; a floor on it here failed on a busy machine, no fault of the
-    -- pacing's)
+    assert.equal(300, #log_of("aliyun", "ResumeLiveStream"))
+    -- (under the cap together: spec/engine/11-store-time, in virtual time; how near the cap they came
+    -- is a figure: make bench measures it, bench/redis.lua's three processes on one budget in Redis)
   end)
 
   it("ZEGO Sequences for one stream strictly increase across processes and nginx servers", function()
@@ -252,7 +245,6 @@ describe("one provider budget in Redis", function()
     local c = emulator:state().aliyun.counters.ResumeLiveStream
     assert.equal(90, c.accepted)
     assert.equal(0, c.throttled or 0)
-    assert.is_true(rate_of(log_of("aliyun", "ResumeLiveStream")) <= CAP.aliyun)
   end)
 
   it("the command: a bad STREAMCTL_REDIS_URL is a usage error naming it; Redis down is said once", function()
@@ -273,7 +265,7 @@ describe("one provider budget in Redis", function()
     assert.equal(3, #json_lines(out))
   end)
 
-  it("Redis killed mid-run: one notice per process, its share of the cap, nothing lost; back with Redis",
+  it("Redis killed mid-run: one notice per process, nothing lost, zero throttled; back with Redis",
     function()
     emulator:reset()
     local clients = {}
@@ -289,7 +281,6 @@ describe("one provider budget in Redis", function()
     redis:restart()
     local back_at = core.now()
     local sum, errs = finish(clients)
-    assert.is_true(core.now() - t0 < 60)
     assert.same({ total = 300, succeeded = 300, failed = 0, unknown = 0 }, sum)
     for i, e in ipairs(errs) do
       assert.equal(1, count_lines(e, "^streamctl: Redis at 127%.0%.0%.1:%d+ failed"), "client " .. i .. "'s notices:\n" .. e)
@@ -299,30 +290,16 @@ describe("one provider budget in Redis", function()
         .. "aliyun:" .. emu.aliyun_uid("LTAIemulatorKey") .. ": its key is gone"), "client " .. i .. "'s notices:\n" .. e)
       assert.equal(3, count_lines(e, "."), "client " .. i .. " said more:\n" .. e)
     end
-    -- While Redis was down (after the slots it had handed out were used):
-    -- each process at its share (rate / nodes), together under the cap. After
-    -- it came back (and each process tried it again): the shared budget.
+    -- (While Redis was down, each process at its share (rate / nodes), together under the cap; after
+    -- it came back, the shared budget: asserted in virtual time, spec/engine/11-store-time, "Redis
+    -- killed mid-run". Here: zero throttled, below.)
     local entries = log_of("aliyun", "ResumeLiveStream")
-    local function between(from, to)
-      local list = {}
-      for _, e in ipairs(entries) do
-        if e.real_time >= from and e.real_time < to then list[#list + 1] = e end
-      end
-      return list
-    end
     if os.getenv("SPEC_DEBUG") then
       for _, e in ipairs(entries) do
         io.stderr:write(string.format("%8.3f %s %s\n", e.real_time - t0, e.verdict, e.params.StreamName or ''))
       end
       io.stderr:write(string.format("killed %.3f back %.3f\n", killed_at - t0, back_at - t0))
     end
-    local down = rate_of(between(killed_at + 1, back_at))
-    assert.is_true(down <= 3 * CAP.aliyun / 1.05 / 4 * 1.1, "without Redis, together " .. down .. " per second")
-    -- (every process has tried Redis again within retry_ms of its return, said once above, and
-    -- kept to its own budget until the others must be back and a second more; together under
-    -- the cap since: no throttle, below. How near the cap is a figure, not a floor a busy machine
-    -- could miss)
-    assert.is_true(rate_of(between(back_at + 4.5, math.huge)) <= CAP.aliyun, "back on Redis, over the cap")
     local c = emulator:state().aliyun.counters.ResumeLiveStream
     assert.equal(300, c.accepted)
     assert.equal(0, c.throttled or 0)

@@ -1,4 +1,5 @@
 -- load: heavy
+-- sanitizers: none (its clients run in processes and nginx workers of their own; the C loaded here, the rest covers)
 -- One ZEGO budget through Redis Sentinel when the master goes (issue 52's
 -- goals): three Lua processes (and then four nginx workers on two nginx
 -- instances), each on streams of its own, resume against
