@@ -6,16 +6,17 @@
 #   make check   the loop after every change: build, lint, every spec under Lua 5.4 and LuaJIT, side by side
 #                (the heavy ones, many processes at a cap, under Lua 5.4 only: make test runs them under both)
 #                (no C checks, fuzz or chaos)
-#   make test    install what is missing, build, lint, static analysis, check the docs, every spec
-#                under Lua 5.4 and LuaJIT (the simulation's seeds 1..300 among them), under valgrind
-#                and against ASan/UBSan builds (a pool after theirs), fuzz-smoke and chaos-short
+#   make test    install what is missing, build, lint, every spec under Lua 5.4 and LuaJIT (the
+#                simulation's seeds among them) with static analysis, the docs and the sanitizer builds
+#                beside them, then the files where our C runs in process under valgrind and against
+#                ASan/UBSan builds (a pool after theirs), fuzz-smoke and chaos-short (tools/test-gate.sh)
 #   make test-5.4, test-jit, valgrind, asan  one phase of the specs alone (SPECS=...: those files)
 #   make doc     the API reference (docs/api), the two man pages and the bash completion
 #   make bench   the figures of docs/performance.md into bench/results.json and bench/pacing.svg:
 #                signing beside bare OpenSSL, batches of 1,000 to 1,000,000 streams, round trips,
 #                batches at the caps, memory, load time
-#   make check-c the suite (less the fault specs 65, 66; under valgrind also 25, 26, reconcile-scale) under
-#                valgrind and against ASan/UBSan builds (make valgrind, make asan)
+#   make check-c the files where our C runs in the spec's process (those without a line '-- sanitizers: none')
+#                under valgrind and against ASan/UBSan builds (make valgrind, make asan)
 #   make fuzz    libFuzzer on the encoders, signers and parsers (FUZZ_SECONDS each; make fuzz-smoke: 5 s)
 #   make sim     the deterministic simulation (docs/simulation.md): SIM_SEEDS seeds (1500; SIM_SECONDS=n: n s of them),
 #                every invariant checked after each; SIM_SEED=n replays one with its trace; make mutants: planted bugs
@@ -160,12 +161,11 @@ static:
 # The tiers (README, Development): check-unit, the specs that start no
 # server (Lua 5.4: seconds); check, the loop after every change (build,
 # lint, every spec under Lua 5.4 and LuaJIT in one pool); test, what CI
-# runs (installs what is missing; check, static analysis, the docs, the
-# suite under valgrind and against ASan/UBSan builds in a pool after it,
-# fuzz-smoke and chaos-short). Each says what it ran and how long it took.
-# (make test's two pools one after the other: valgrind's and ASan's files
-# beside the specs that time real servers under both interpreters made
-# those late now and then: throttled, or under 90% of a cap.)
+# runs (tools/test-gate.sh: installs what is missing; build, lint, every
+# spec under Lua 5.4 and LuaJIT with static analysis, the docs and the
+# sanitizer and fuzz builds beside them; the files where our C runs in
+# process under valgrind and ASan/UBSan in a pool after it; fuzz-smoke and
+# chaos-short). Each says what it ran and how long it took.
 check-unit:
 	$(call TIER,build-5.4,tools/run-specs.sh -u lua5.4 $(UNIT_JOBS) $(SPECS),the unit tier under Lua 5.4)
 check:
@@ -173,11 +173,7 @@ check:
 	  $(call SUMMARY_SH,lua5.4 luajit); [ $$r = 0 ],build$(COMMA) lint$(COMMA) every spec under Lua 5.4 and LuaJIT (the \
 	  heavy ones under Lua 5.4: make test runs them under both))
 test:
-	$(call TIER,deps build lint static check-doc asan-build fuzz-build,tools/run-specs.sh \
-	  lua5.4$(COMMA)luajit $(TEST_JOBS) $(SPECS); r=$$?; tools/run-specs.sh valgrind$(COMMA)asan $(TEST_JOBS) \
-	  $(SPECS) || r=1; $(call SUMMARY_SH,lua5.4 luajit valgrind asan); [ $$r = 0 ] && \
-	  $(FUZZ_BESIDE_CHAOS),deps$(COMMA) build$(COMMA) lint$(COMMA) static analysis$(COMMA) the docs$(COMMA) every spec under Lua 5.4 and \
-	  LuaJIT$(COMMA) then under valgrind and ASan/UBSan$(COMMA) fuzz-smoke$(COMMA) chaos-short)
+	@MAKE="$(MAKE)" TEST_JOBS=$(TEST_JOBS) SPECS="$(SPECS)" tools/test-gate.sh
 # The gate under load (README, "Side by side"): the tiers each in a fresh
 # clone of HEAD, one after the other, busy loops beside the whole series,
 # ended at the first red run; a line per run into build/under-load/summary.txt
@@ -186,11 +182,6 @@ UNDER_LOAD_TARGETS ?= check check check test test test
 UNDER_LOAD_LOOPS ?= 4
 under-load:
 	@tools/under-load.sh -l $(UNDER_LOAD_LOOPS) $(UNDER_LOAD_TARGETS)
-# fuzz-smoke (one core, at nice 10) while chaos-short runs, its output after.
-FUZZ_BESIDE_CHAOS = { nice -n 10 $(MAKE) --no-print-directory fuzz-smoke > build/fuzz-smoke.log 2>&1 & fz=$$!; \
-	$(MAKE) --no-print-directory chaos-short; c=$$?; wait $$fz; f=$$?; cat build/fuzz-smoke.log; \
-	[ $$c = 0 ] && [ $$f = 0 ]; }
-
 # The API reference (LDoc, from the modules' doc comments) into docs/api, and the
 # command's man page and bash completion, made from the command itself (both
 # are installed by the rock, so they are kept in the repository).

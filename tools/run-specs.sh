@@ -11,7 +11,8 @@
 # valgrind (Lua 5.4 under valgrind: no definite leak, no invalid read or
 # write, exit 99 otherwise) and asan (Lua 5.4 against the C modules make
 # asan builds with ASan/UBSan into build/asan, the runtime preloaded: any
-# report aborts), joined by commas: their files share one pool of JOBS.
+# report aborts), joined by commas: their files share one pool (below):
+# JOBS files that mostly wait, and CPU_JOBS (the cores) CPU-bound ones.
 # What is CPU-bound runs at nice 10 (valgrind's and asan's files, and the
 # unit tier's: pure Lua, a fake clock), so it fills the cores while the
 # others wait on their servers and never holds back the specs that time
@@ -20,8 +21,9 @@
 # and fails, its log saying so (the longest seen, valgrind's 41-cli-input
 # with four busy loops beside the suite, took 1,017 s): a file that hangs
 # fails the run in time to be read, never CI's own limit with no word.
-# HEAVY_JOBS (3): how many heavy files may run at once on this machine, and
-# SPEC_MACHINE_JOBS (8) how many files, whatever else runs the suite (below);
+# HEAVY_JOBS (3): how many heavy files may run at once on this machine,
+# SPEC_MACHINE_JOBS (8) how many waiting files and CPU_JOBS how many
+# CPU-bound ones, whatever else runs the suite (below);
 # HEAVY_MODES (default: every mode given): the modes that run the heavy
 # files when no files are named (make check: lua5.4, the heavy ones' LuaJIT
 # runs are make test's, which runs every file in every mode).
@@ -65,6 +67,7 @@ heavy_jobs=${HEAVY_JOBS:-3}
 file_timeout=${SPEC_FILE_TIMEOUT:-2400}
 heavy_modes=${HEAVY_MODES:-}
 machine_jobs=${SPEC_MACHINE_JOBS:-8}
+cpu_jobs=${CPU_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
 # A mode's settings: interp, cpath, wrap, preload and nice.
 settings() {
@@ -151,8 +154,8 @@ for m in "${mode_list[@]}"; do rm -rf "$outroot/specs-$m" && mkdir -p "$outroot/
 # A slot of a machine-wide pool: one of N directories under
 # $TMPDIR/streamctl-spec-NAME, holding its owner's pid, so that two runs of
 # the suite at once hold no more files between them than one does (pool
-# "jobs", SPEC_MACHINE_JOBS: files running; pool "heavy", HEAVY_JOBS: heavy
-# files). A slot whose owner is gone is taken over under a second directory
+# "jobs", SPEC_MACHINE_JOBS: files waiting on servers; "cpu", CPU_JOBS: the
+# CPU-bound ones; "heavy", HEAVY_JOBS: heavy files). A slot whose owner is gone is taken over under a second directory
 # of its own, as spec/helpers/ports.lua takes over a port block. Waits until
 # one is free (OWNER, a pid, holds it); prints its directory.
 machine_slot() {
@@ -178,14 +181,18 @@ machine_slot() {
 # One file under one mode: its log, its status line ("file rc seconds passed
 # failed pending"), and its line on standard output as it ends.
 one() {
-  local m=$1 f=$2 kind=$3 name out t0 t1 rc secs counts p fl pe more="" block slots me hung
+  local m=$1 f=$2 kind=$3 c=$4 name out t0 t1 rc secs counts p fl pe more="" block slots me hung
   settings "$m"
   [ "$kind" = unit ] && nice=10
   # (the slots' owner is this subshell, which lives until the file has run;
   # read here: inside $(...) BASHPID is the substitution's own)
   me=$BASHPID
-  slots=$(machine_slot jobs "$machine_jobs" "$me")
-  if [ "$kind" = heavy ]; then
+  if [ "$c" = cpu ]; then
+    slots=$(machine_slot cpu "$cpu_jobs" "$me")
+  else
+    slots=$(machine_slot jobs "$machine_jobs" "$me")
+  fi
+  if [ "$c" = heavy ]; then
     nice=0 # (it times real servers, whatever the mode)
     slots="$slots $(machine_slot heavy "$heavy_jobs" "$me")"
   fi
@@ -227,33 +234,46 @@ one() {
 }
 
 start=$(date +%s)
-# The pool: JOBS files at once, of which HEAVY_JOBS at most are heavy (a
-# spec's line "-- load: heavy": many processes or nginx workers at a
-# provider's cap, under the emulator's strictest count); on this machine,
-# whatever else runs the suite, SPEC_MACHINE_JOBS files and HEAVY_JOBS heavy
-# ones at most (machine_slot); a heavy file that must wait lets the next
-# light one go first.
+# The pool: JOBS files at once that mostly wait (on their servers, pacing
+# and children), of which HEAVY_JOBS at most are heavy (a spec's line "--
+# load: heavy": many processes or nginx workers at a provider's cap, under
+# the emulator's strictest count), and beside them CPU_JOBS (the cores)
+# that are CPU-bound (valgrind's and asan's light files, at nice 10), so
+# that the sanitizers fill the cores the others leave idle and never take
+# their places; on this machine, whatever else runs the suite,
+# SPEC_MACHINE_JOBS waiting files, HEAVY_JOBS heavy ones and CPU_JOBS
+# CPU-bound ones at most (machine_slot). A file that must wait lets the
+# next one of another class go first.
 mapfile -t queue <<< "$list"
-declare -A weight
-running=0 heavy=0
+declare -A class_of
+running=0 waiting=0 heavy=0 cpu=0
 while [ ${#queue[@]} -gt 0 ] || [ "$running" -gt 0 ]; do
   started=
-  if [ "$running" -lt "$jobs" ]; then
-    for i in "${!queue[@]}"; do
-      read -r m f kind <<< "${queue[$i]}"
-      h=0
-      [ "$kind" = heavy ] && h=1
-      [ "$h" = 1 ] && [ "$heavy" -ge "$heavy_jobs" ] && continue
-      one "$m" "$f" "$kind" &
-      weight[$!]=$h running=$((running + 1)) heavy=$((heavy + h)) started=1
-      unset 'queue[i]'
-      break
-    done
-  fi
+  for i in "${!queue[@]}"; do
+    read -r m f kind <<< "${queue[$i]}"
+    # (its class: heavy, cpu (a light file under valgrind or asan) or wait)
+    c=wait
+    if [ "$kind" = heavy ]; then c=heavy; elif [ "$m" = valgrind ] || [ "$m" = asan ]; then c=cpu; fi
+    case $c in
+      cpu) [ "$cpu" -lt "$cpu_jobs" ] || continue; cpu=$((cpu + 1)) ;;
+      heavy) [ "$waiting" -lt "$jobs" ] && [ "$heavy" -lt "$heavy_jobs" ] || continue
+        waiting=$((waiting + 1)) heavy=$((heavy + 1)) ;;
+      *) [ "$waiting" -lt "$jobs" ] || continue; waiting=$((waiting + 1)) ;;
+    esac
+    one "$m" "$f" "$kind" "$c" &
+    class_of[$!]=$c running=$((running + 1)) started=1
+    unset 'queue[i]'
+    break
+  done
   if [ -z "$started" ]; then
     wait -n -p ended
-    running=$((running - 1)) heavy=$((heavy - ${weight[$ended]:-0}))
-    unset 'weight[$ended]'
+    running=$((running - 1))
+    case ${class_of[$ended]-} in
+      cpu) cpu=$((cpu - 1)) ;;
+      heavy) waiting=$((waiting - 1)) heavy=$((heavy - 1)) ;;
+      *) waiting=$((waiting - 1)) ;;
+    esac
+    unset 'class_of[$ended]'
   fi
 done
 elapsed=$(( $(date +%s) - start ))
