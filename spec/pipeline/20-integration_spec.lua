@@ -183,12 +183,12 @@ describe("clients against the emulator", function()
       assert.is_true(err.outcome_unknown)
     end)
 
-    it("backs off on throttling and honours x-acs-retry-after", function()
+    it("is throttled twice with x-acs-retry-after, sends again and succeeds", function()
+      -- (that each retry waits the retry-after is asserted in virtual time: spec/engine/10-pacing-time,
+      -- "a provider's retry-after")
       server:faults { kind = "throttle", action = "ResumeLiveStream", count = 2, retry_after_ms = 30 }
       local cli = ali()
-      local t0 = core.monotonic()
       assert(cli:resume_live_stream { domain_name = "d", app_name = "a", stream_name = "s" })
-      assert.is_true(core.monotonic() - t0 >= 0.06)
       local verdicts = {}
       for i, e in ipairs(server:log {}) do verdicts[i] = e.verdict end
       assert.same({ "fault", "fault", "ok" }, verdicts)

@@ -1,12 +1,13 @@
 -- Batches at the caps against the emulator counting the strictest way (a
 -- sliding window: no more than N requests accepted within any 1,000 ms),
 -- with the client's defaults: 1,000 ZEGO IDs (50 calls at 20/s) and 300
--- Aliyun streams (300 calls at 30/s) go through with zero throttled, and
--- never faster than the cap allows. (Wall time against the minimum is a
--- figure of `make bench`, not a timed test.)
+-- Aliyun streams (300 calls at 30/s) go through with zero throttled.
+-- Verdicts only: "never faster than the cap and its margin allow" is
+-- asserted in virtual time (spec/engine/10-pacing-time, its first two rows,
+-- at these sizes); wall time against the minimum is a figure of `make
+-- bench`.
 local emu = require "spec.helpers.emulator"
 local streamctl = require "streamctl"
-local pacing = require "streamctl.pipeline.pacing"
 
 describe("pacing against a sliding window", function()
   local server
@@ -37,9 +38,6 @@ describe("pacing against a sliding window", function()
     local c = counters("zego", "ResumeRTCStreams")
     assert.equal(0, c.throttled or 0)
     assert.equal(50, c.accepted)
-    -- (at least the measured margin's floor: 1%)
-    assert.is_true(report.elapsed >= 49 * (1 + pacing.MARGIN_FLOOR) / 20 - 0.01, "faster than the cap allows: "
-      .. report.elapsed)
   end)
 
   it("300 Aliyun streams: zero throttled, every stream resumed", function()
@@ -54,7 +52,5 @@ describe("pacing against a sliding window", function()
     local c = counters("aliyun", "ResumeLiveStream")
     assert.equal(0, c.throttled or 0)
     assert.equal(300, c.accepted)
-    assert.is_true(report.elapsed >= 299 * (1 + pacing.MARGIN_FLOOR) / 30 - 0.01, "faster than the cap allows: "
-      .. report.elapsed)
   end)
 end)

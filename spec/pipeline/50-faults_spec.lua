@@ -102,7 +102,8 @@ describe("the fault matrix, against the emulator", function()
         assert.is_nil(res)
         assert.same({ 30002, "throttled" }, { err.code, err.kind })
         assert.is_nil(err.outcome_unknown)
-        assert.is_true(err.attempts >= 2) -- (sent again until the deadline: how often depends on the machine)
+        -- (sent again until the deadline and never after it: how often is the machine's here, and
+        -- asserted in virtual time, spec/engine/10-pacing-time, "a run's deadline")
         assert.equal(0, applied("ResumeCDNLiveStream"))
       end },
     { "a malformed body after it applied: unknown, looked up, reported done, applied once",
