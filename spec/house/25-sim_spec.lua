@@ -1,4 +1,3 @@
--- tier: unit
 -- sanitizers: asan (minutes of Lua for valgrind; its C, the signing of every request, under ASan)
 -- The deterministic simulation (spec/sim, docs/simulation.md): a small set
 -- of seeds under every invariant, the seeds that found bugs, replays that

@@ -1,4 +1,3 @@
--- tier: unit
 -- sanitizers: none (the house: files, docs and tools, not our C)
 -- The core rock installed alone (issue 37, "optional means optional"): the
 -- streamctl rock, built by luarocks from a copy of the tree into a tree of

@@ -1,4 +1,3 @@
--- tier: unit
 -- Streamed batches (docs/clients.md "Streamed batches"): a list given as a
 -- function or a file handle is read as the calls go, each stream reported
 -- once as its call ends (on_result), with the outcomes the list form gives
