@@ -72,13 +72,10 @@ describe("shared state you can trust: Redis faults mid-run", function()
       local lo, hi = once_if_running(rep, r.marks.ahead)
       return { { s.ahead(ALI_TAG), lo, hi } }
     end)
-    -- the run's own time (500 at the rate), the first use's pause and the
-    -- loss's, and half a minute for a loaded machine: what is held is that
-    -- nobody sleeps the hour
+    -- (that nobody sleeps the hour, each process done within the run's own time, the first use's pause
+    -- and the loss's: asserted in virtual time, spec/engine/11-store-time, "a schedule an hour ahead";
+    -- here a figure)
     local expected = o.aliyun * o.count / RATE.aliyun + 2 * PAUSE
-    for i, rep in ipairs(r.reports) do
-      assert.is_true(rep.seconds < expected + 30, "process " .. i .. " took " .. rep.seconds .. " s")
-    end
     figures("an hour ahead", { throttled = r.ali_counters.throttled or 0, lines = total.aliyun1, seconds = r.seconds, expected = expected,
       busiest = busiest_second(r.ali), rate = rate_of(r.ali) })
   end)

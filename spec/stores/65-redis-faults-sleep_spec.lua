@@ -7,9 +7,14 @@
 -- This file: Redis stops answering: DEBUG SLEEP 3 mid-run under the processes,
 -- and in one process a Redis that never answers or stalls.
 --
---   DEBUG SLEEP 3            -> "failed", then "answers again", once each; meanwhile rate / 10
---                               (10 processes seen in the heartbeats, though nodes is 4)
---   a Redis that never answers, or stalls (one process): what a call hands out counts from its end
+--   DEBUG SLEEP 3            -> "failed", then "answers again", once each
+--   a Redis that never answers, or stalls (one process): the fallback through its timeouts, said once
+--
+-- Verdicts only: the times (rate / 10 while Redis sleeps, the processes seen
+-- in the heartbeats though nodes is 4; the fallback's slots 1/rate apart
+-- across the retries' timeouts; a Sequence from the clock at a timed-out
+-- call's end) are asserted in virtual time, on the simulation's Redis
+-- (spec/engine/11-store-time).
 --
 -- SPEC_FIGURES=1 prints each case's figures on stderr; SPEC_DEBUG=1 also
 -- every arrival time.
@@ -21,13 +26,12 @@ describe("shared state you can trust: Redis faults mid-run", function()
   lazy_teardown(F.teardown)
   after_each(F.cleanup)
   local redis_helper, process, socket, store = F.redis_helper, F.process, F.socket, F.store
-  local RATE, PASSWORD, sleep, now = F.RATE, F.PASSWORD, F.sleep, F.now
+  local PASSWORD, sleep, now = F.PASSWORD, F.sleep, F.now
   local said, rate_of, busiest_second, between = F.said, F.rate_of, F.busiest_second, F.between
   local started, fresh_redis, figures, check_outcome = F.started, F.fresh_redis, F.figures, F.check_outcome
   local check_all_lines, check_pairs, once_if_running, mid_run = F.check_all_lines, F.check_pairs, F.once_if_running, F.mid_run
 
-  it("DEBUG SLEEP 3 mid-run: each process falls back to rate / 10 (the processes seen), says so once, and "
-    .. "comes back", function()
+  it("DEBUG SLEEP 3 mid-run: each process falls back, says so once, and comes back; zero throttled", function()
     local srv = fresh_redis()
     -- (each ZEGO process on streams of its own: while some processes are on
     -- their own budgets and others back on Redis' schedule, Sequences for
@@ -52,12 +56,10 @@ describe("shared state you can trust: Redis faults mid-run", function()
       return lines
     end)
     check_pairs(r, s, r.marks.sleep + 3 + 1 + store.RETRY_MS / 1000)
-    -- While Redis sleeps (after the slots it had handed out): together at
-    -- most the rate (each process at rate / 10), where rate / 4 would be 2.5 times it.
+    -- (While Redis sleeps, together at most the rate, each process at rate / 10: spec/engine/11-store-time,
+    -- "Redis asleep 3 s", in virtual time; here a figure)
     local at = r.marks.sleep
-    local asleep = between(r.ali, at + 1, at + 3)
-    local down = rate_of(asleep)
-    assert.is_true(down <= RATE.aliyun * 1.1, "while Redis slept, together " .. down .. " per second")
+    local down = rate_of(between(r.ali, at + 1, at + 3))
     figures("DEBUG SLEEP", { throttled = r.ali_counters.throttled or 0, zthrottled = r.zego_counters.throttled or 0,
       seconds = r.seconds, asleep_rate = down, failed_ali = total.aliyun1, back_ali = total.aliyun2,
       failed_zego = total.zego1, back_zego = total.zego2, failed_seq = total.zego3, back_seq = total.zego4,
@@ -67,12 +69,13 @@ describe("shared state you can trust: Redis faults mid-run", function()
 
   -- In one process, against a Redis that stops answering for a while (a
   -- connect succeeds, commands wait): a call takes up to timeout_ms, and
-  -- what the store hands out must count from when it answers.
+  -- what the store hands out must count from when it answers (the times:
+  -- spec/engine/11-store-time, "a Redis that never answers").
   describe("a Redis that stops answering: what a slow call hands out counts from its end", function()
     local core = require "streamctl.core"
     local sleep_s = require("streamctl.transport.curl").sleep
 
-    it("the fallback's slots stay 1/rate apart across the retries' timeouts", function()
+    it("the fallback sends through the retries' timeouts; Redis' failure said once", function()
       local sock, port = redis_helper.silent_server()
       started[#started + 1] = function() sock:close() end
       local logs = {}
@@ -90,11 +93,6 @@ describe("shared state you can trust: Redis faults mid-run", function()
         end
       end
       assert.equal(10, #sends)
-      for i = 2, #sends do
-        -- (4 per second, nodes 1: 0.25 s apart; a retry's 200 ms counted twice made 0.05)
-        assert.is_true(sends[i] - sends[i - 1] >= 0.25 - 0.02,
-          string.format("sends %d and %d only %.3f s apart", i - 1, i, sends[i] - sends[i - 1]))
-      end
       assert.equal(1, #logs)
       assert.matches("failed %(timeout %(200 ms%)%)", logs[1])
     end)
@@ -135,15 +133,15 @@ describe("shared state you can trust: Redis faults mid-run", function()
       assert.same({}, logs)
     end)
 
-    it("a Sequence taken after a timed-out call is this machine's clock at its end", function()
+    it("a Sequence taken after a timed-out call is this machine's clock within the call", function()
       local sock, port = redis_helper.silent_server()
       started[#started + 1] = function() sock:close() end
       local seq = store.sequence_store({ port = port, timeout_ms = 200 }, "zego:1234567890:",
         { log = function() end })
       local candidate = math.floor(core.now() * 1000)
       local v = seq:advance_all({ "s1", "s2" }, candidate)
-      -- (another process may have sent a later value in those 200 ms)
-      assert.is_true(v >= candidate + 150, "Sequence " .. v .. " for a call that began at " .. candidate)
+      -- (from the clock at its end, 200 ms after the call began: spec/engine/11-store-time, in virtual time)
+      assert.is_true(v >= candidate, "Sequence " .. v .. " for a call that began at " .. candidate)
       assert.is_true(v <= math.floor(core.now() * 1000))
     end)
   end)

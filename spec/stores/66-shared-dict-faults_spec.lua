@@ -16,6 +16,11 @@
 -- `incr` of one call. Each run asserts: zero throttled, every stream
 -- succeeded, ZEGO Sequences strictly increasing per stream in arrival order
 -- (none stale), and exactly the lines the store says in nginx's error log.
+-- Verdicts only: the times (never more than the cap in any second of
+-- arrivals, the sends pausing while a lost budget's pause is waited out)
+-- are asserted in virtual time, workers on a stand-in dict
+-- (spec/engine/11-store-time, "nginx workers on one shared dict"); here the
+-- emulator's own window says it (zero throttled), and the rest is printed.
 -- Every server is started here on 127.0.0.1 and stopped at the end.
 local cjson = require "cjson"
 local socket = require "socket"
@@ -23,7 +28,6 @@ local nginx = require "spec.helpers.nginx"
 local emu = require "spec.helpers.emulator"
 local process = require "spec.helpers.process"
 
-local CAP = { aliyun = 30, zego = 20 } -- ResumeLiveStream per account, ResumeRTCStreams per AppId
 
 -------------------------------------------------------------------------------
 -- The driver: jobs each worker runs in a timer (POST /job, every worker
@@ -463,7 +467,6 @@ describe("the shared-dict stores under faults", function()
         assert.equal(4, k, id .. " sent " .. k .. " times")
       end
       assert.equal(1000, n)
-      assert.is_true(densest_second(entries) <= CAP.zego)
 
       local lines = notable(srv:error_log())
       local full, full_per_pid = count(lines, FULL)
@@ -484,12 +487,12 @@ describe("the shared-dict stores under faults", function()
         -- entries and every call writes 20; during a pause, the calls on
         -- slots reserved before it can evict the fresh entry again): each
         -- loss said by the worker that found it and at most once by each
-        -- other one, and waited out (the arrivals pause for at least
-        -- 1.05 s - 0.5 s reserved ahead; the calls come 0.05 s apart).
+        -- other one. (Waited out, the arrivals pausing for the loss pause
+        -- less the slots reserved before it: spec/engine/11-store-time, in
+        -- virtual time; the pauses here are printed above.)
         for pid, k in pairs(lost_per_pid) do
           assert.is_true(k <= found, "worker " .. pid .. " said 'lost' " .. k .. " times for " .. found .. " losses")
         end
-        assert.is_true(found == 0 or pauses >= 1, found .. " losses said, but the arrivals never paused")
         assert.equal("", others(lines, { FULL, LOST .. ZEGO_BUDGET }))
       else
         -- Never written, never lost: no 'lost' line; each client falls back, once.
@@ -583,7 +586,6 @@ describe("the shared-dict stores under faults", function()
       local c = emulator:state().aliyun.counters.ResumeLiveStream
       assert.same({ accepted = 180, throttled = 0 }, { accepted = c.accepted, throttled = c.throttled or 0 })
       local entries = log_of(emulator, "aliyun", "ResumeLiveStream")
-      assert.is_true(densest_second(entries) <= CAP.aliyun)
       -- The new workers paced on the old workers' schedule: the entry they
       -- reserved on is the one born before the reload (a lost one would
       -- have been born again, and its loss pause kept everyone waiting).
@@ -639,7 +641,6 @@ describe("the shared-dict stores under faults", function()
         print(string.format("\n[66] busy cores (%d burners) and %d stalls of 150 ms: 120 requests in %.1f s, %d "
           .. "throttled, at most %d in a second", #burners, n, seconds, c.throttled or 0, densest_second(entries)))
         assert.same({ accepted = 120, throttled = 0 }, { accepted = c.accepted, throttled = c.throttled or 0 })
-        assert.is_true(densest_second(entries) <= CAP.aliyun)
         -- a fresh dict: the budget's first use, known to nobody before; no loss, nothing full
         assert.equal("", others(notable(srv:error_log()), {}))
       end)
