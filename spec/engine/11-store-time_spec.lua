@@ -44,19 +44,20 @@ local BUDGET = "aliyun:" .. UID .. ":ResumeLiveStream"
 local function quietly(w, lines, fn)
   local stderr, hex = io.stderr, core.random_hex
   local rng = world_mod.rng(67)
-  io.stderr = { write = function(self, ...)
+  rawset(io, "stderr", { write = function(self, ...)
     local p = w:process()
     local name = p and p.name or "-"
     lines[name] = (lines[name] or "") .. table.concat({ ... })
     return self
-  end }
+  end })
   core.random_hex = function(n)
     local out = {}
     for i = 1, n do out[i] = string.format("%02x", rng:int(0, 255)) end
     return table.concat(out)
   end
   local ok, err = pcall(fn)
-  io.stderr, core.random_hex = stderr, hex
+  rawset(io, "stderr", stderr)
+  core.random_hex = hex
   assert(ok, err)
 end
 
