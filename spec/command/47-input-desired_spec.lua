@@ -404,14 +404,13 @@ describe("issue 47: only what the operator asked", function()
       if not waiting then process.stop(child) process.stop(holder) end
       assert.is_true(waiting, "streamctl never waited for the lock on " .. log .. ": "
         .. (process.read_file(errfile) or ""))
-      local t0 = require("socket").gettime()
       os.execute("kill -INT " .. child.pid)
       child.pipe:read("*a")
-      local took = require("socket").gettime() - t0
       child.pipe:close()
       process.stop(holder)
-      -- (the wait ends at the signal, not at the holder's 10 s; the margin is a loaded machine's scheduling)
-      assert.is_true(took < 1, took .. " s")
+      -- (the wait ended at the signal, as the message says, the flock(2) interrupted: not when the holder let
+      -- go after its 10 s, when the intent would have been written and the forbid sent. How soon is the
+      -- machine's: no verdict)
       assert.equal("streamctl: the audit log cannot be written (cannot write " .. log .. ": Interrupted system call): "
         .. "nothing was sent (--audit-log FILE for another file, or --no-audit-log)\n", process.read_file(errfile))
       assert.equal(0, sent_total())
