@@ -7,10 +7,13 @@
 -- (so they load the build under test, as `streamctl` does below: bin/streamctl
 -- from this tree, not the installed command), each bounded so that it stops
 -- by itself (the old sleep never returned). A background shell sends the
--- signal and writes the time it did, and the child (or the shell waiting for
--- it) writes the time it woke (or died): latencies are measured on one clock
--- between two other processes, not through this one, which may be slowed
--- down by valgrind or a loaded machine. Linux: /proc/self/stat, date +%N.
+-- signal and writes the time it did, and the child writes the time it woke:
+-- it woke after the signal, not before. How soon is the machine's figure, no
+-- verdict: a wait the signal did not end runs to its bound and fails there,
+-- and a process the signal killed says so by its exit status (128 + n). When
+-- the engine's waits end after a cancel is asserted on a simulated clock
+-- (spec/engine/16-cancel-waits, spec/engine/09's "asks a cancel at least
+-- every 100 ms"). Linux: /proc/self/stat, date +%N.
 local cjson = require "cjson"
 local socket = require "socket"
 local curl = require "streamctl.curl"
@@ -22,14 +25,9 @@ local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 local LUA = process.interpreter()
 local PATHS = "LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath)
 
--- (The bounds say a wait was cut short by the signal, where the sleeps are of 600 s or 1e300 s:
--- how soon is the machine's figure. Each is a few times what an idle machine takes, times
--- process.slowdown(): a loaded make test under ASan saw a sleep end 0.101 s after SIGINT.)
-local SLOW = process.slowdown()
+-- (A wait cut short by the signal, where the sleeps are of 600 s or 1e300 s, is told by the time left
+-- and by its ending at all: how soon is the machine's figure, a few ms idle, 0.101 s seen under ASan.)
 local BOUND = 20                -- seconds: a child still there then is killed (the old sleep never returned)
-local PROMPT = 0.5 * SLOW       -- a sleep or poll returns this soon after the signal
-local AT_ONCE = 1.5 * SLOW      -- a process dies this soon after the signal (the time includes starting `date`)
-local COMMAND = 3 * SLOW        -- the command reports and exits this soon after SIGTERM (it loads cjson...)
 
 -- What every child script starts with: the modules, its pid, and helpers.
 local PROLOGUE = [=[
@@ -111,7 +109,7 @@ describe("curl.sleep", function()
 end)
 
 describe("a process that waits", function()
-  it("returns from curl.sleep(600) within 100 ms of SIGTERM, then dies at once of a SIGINT", function()
+  it("returns from curl.sleep(600) at SIGTERM, then dies of a SIGINT (its default action back)", function()
     local r = run_child [[
 signal.catch()
 later("TERM", "term")
@@ -122,11 +120,10 @@ say("slept on", curl.sleep(600))
 ]]
     local woke = number_after(r.out, "woke")
     assert.equal(15, woke[2], r.out)
-    assert.is_true(woke[1] > 590 and woke[1] <= 600, "left " .. tostring(woke[1]))
-    assert.is_true(woke[3] >= 0 and woke[3] < PROMPT, "woke " .. woke[3] .. " s after SIGTERM")
+    assert.is_true(woke[1] > 590 and woke[1] <= 600, "left " .. tostring(woke[1])) -- (cut short)
+    assert.is_true(woke[3] >= 0, "woke " .. -woke[3] .. " s before SIGTERM")
     assert.is_nil(r.out:find("slept on", 1, true), r.out)
-    assert.equal(130, r.exit, r.out) -- killed by SIGINT: its default action was back
-    assert.is_true(r.ended - r.sent.int < AT_ONCE, "died " .. (r.ended - r.sent.int) .. " s after SIGINT")
+    assert.equal(130, r.exit, r.out) -- killed by SIGINT: its default action was back (not the bound's KILL)
   end)
 
   it("the same with SIGINT first, then SIGTERM (and a sleep of 1e300 s is fine)", function()
@@ -141,23 +138,21 @@ say("slept on", curl.sleep(600))
     local woke = number_after(r.out, "woke")
     assert.equal(2, woke[2], r.out)
     assert.is_true(woke[1] > 1e299, "left " .. tostring(woke[1]))
-    assert.is_true(woke[3] >= 0 and woke[3] < PROMPT, "woke " .. woke[3] .. " s after SIGINT")
+    assert.is_true(woke[3] >= 0, "woke " .. -woke[3] .. " s before SIGINT")
     assert.is_nil(r.out:find("slept on", 1, true), r.out)
     assert.equal(143, r.exit, r.out)
-    assert.is_true(r.ended - r.sent.term < AT_ONCE, "died " .. (r.ended - r.sent.term) .. " s after SIGTERM")
   end)
 
-  it("without signal.catch(), dies at once of SIGTERM in curl.sleep (the default action)", function()
+  it("without signal.catch(), dies of SIGTERM in curl.sleep (the default action)", function()
     local r = run_child [[
 later("TERM", "term")
 say("slept on", curl.sleep(600))
 ]]
     assert.is_nil(r.out:find("slept on", 1, true), r.out)
     assert.equal(143, r.exit, r.out)
-    assert.is_true(r.ended - r.sent.term < AT_ONCE, "died " .. (r.ended - r.sent.term) .. " s after SIGTERM")
   end)
 
-  it("returns from a multi's poll within 100 ms of SIGTERM, a transfer in flight; waits its time otherwise",
+  it("returns from a multi's poll at SIGTERM, a transfer in flight; waits its time otherwise",
     function()
       -- A listener on 127.0.0.1 that never accepts: the kernel completes the
       -- connection, curl sends the request, no answer ever comes.
@@ -183,7 +178,7 @@ server:close()
       assert.is_true(quiet[2] >= 0.29, "a poll of 300 ms without a signal lasted " .. quiet[2] .. " s")
       local polled = number_after(r.out, "polled")
       assert.same({ 0, 1, 15 }, { polled[1], polled[2], polled[3] }, r.out)
-      assert.is_true(polled[4] >= 0 and polled[4] < PROMPT, "returned " .. polled[4] .. " s after SIGTERM")
+      assert.is_true(polled[4] >= 0, "returned " .. -polled[4] .. " s before SIGTERM") -- (and not at 600 s)
     end)
 end)
 
@@ -312,15 +307,15 @@ describe("streamctl in a long wait", function()
     return #(pending.aliyun or {}) + #(pending.zego or {})
   end
 
-  it("SIGTERM ends a pacing wait (--rate 0.01: 100 s) within a second, the streams not sent reported", function()
+  it("SIGTERM ends a pacing wait (--rate 0.01: 100 s), the streams not sent reported", function()
     local h = start("resume-live-streams --domain-name d.example --app-name live --output json --rate 0.01 s1 s2 s3")
     finally(h.cleanup)
     -- s1 reported: the command now waits 100 s to send s2
     assert.is_true(until_true(15, function() return #json_lines(h.out()) == 1 end), h.out() .. h.err())
-    local sent = h.kill("TERM")
-    local code, ended = h.wait(10)
+    h.kill("TERM")
+    local code = h.wait(10)
+    assert(code, "still running 10 s after SIGTERM, in a wait of 100 s: " .. h.out() .. h.err())
     assert.equal(143, code, h.out() .. h.err())
-    assert.is_true(ended - sent < COMMAND, "exited " .. (ended - sent) .. " s after SIGTERM")
     local lines = json_lines(h.out())
     assert.equal(3, #lines, h.out())
     assert.same({ "s1", true }, { lines[1].stream, lines[1].ok })
@@ -333,7 +328,7 @@ describe("streamctl in a long wait", function()
     assert.equal(1, #server:log({ action = "ResumeLiveStream", limit = 100 }))
   end)
 
-  it("SIGTERM ends a Retry-After wait (20 s) within a second, the stream reported", function()
+  it("SIGTERM ends a Retry-After wait (20 s), the stream reported", function()
     server:faults { kind = "throttle", action = "ResumeLiveStream", count = 1, retry_after_ms = 600000 }
     local h = start("resume-live-streams --domain-name d.example --app-name live s1 s2")
     finally(h.cleanup)
@@ -342,17 +337,17 @@ describe("streamctl in a long wait", function()
       return faults_left() == 0 and #server:log({ action = "ResumeLiveStream", limit = 100 }) == 2
     end), h.out() .. h.err())
     socket.sleep(0.3) -- (for the answers to be read)
-    local sent = h.kill("TERM")
-    local code, ended = h.wait(10)
+    h.kill("TERM")
+    local code = h.wait(10)
+    assert(code, "still running 10 s after SIGTERM, in a wait of 20 s: " .. h.out() .. h.err())
     assert.equal(143, code, h.out() .. h.err())
-    assert.is_true(ended - sent < COMMAND, "exited " .. (ended - sent) .. " s after SIGTERM")
     local out = h.out()
     assert.truthy(out:find("\ns%d  +ok  +1  ") and out:find("\ns%d  +FAILED  +1  Throttling.User: "), out)
     assert.truthy(out:find("\n2 streams: 1 succeeded, 1 failed, 0 unknown; 2 calls, ", 1, true), out)
     assert.truthy(h.err():find("streamctl: interrupted (signal 15)", 1, true), h.err())
   end)
 
-  it("dies at once of a SIGINT after SIGTERM, while it waits for an attempt in flight", function()
+  it("dies of a SIGINT after SIGTERM, while it waits for an attempt in flight", function()
     server:faults { kind = "delay", action = "ResumeLiveStream", count = 1, delay_ms = 30000 }
     local h = start("resume-live-streams --domain-name d.example --app-name live --timeout 60000 s1")
     finally(h.cleanup)
@@ -361,10 +356,10 @@ describe("streamctl in a long wait", function()
     h.kill("TERM")
     -- SIGTERM does not end a wait for an answer: the attempt's outcome is awaited
     assert.is_nil(h.wait(0.3), h.out() .. h.err())
-    local sent = h.kill("INT")
-    local code, ended = h.wait(10)
+    h.kill("INT")
+    local code = h.wait(10)
+    assert(code, "still running 10 s after SIGINT, waiting for an answer held 30 s: " .. h.out() .. h.err())
     assert.equal(130, code, h.out() .. h.err()) -- killed by SIGINT (it would exit 143 itself)
-    assert.is_true(ended - sent < AT_ONCE + 0.5, "died " .. (ended - sent) .. " s after SIGINT")
     -- and said so, on a line of its own, the last (issue 50: it died saying nothing)
     local err = h.err()
     assert.equal("\nstreamctl: stopped at once (a second signal): what is above is all that was reported; the "
