@@ -2,7 +2,7 @@
 #
 #   make demo    install what is missing, build, run examples/demo.lua against the emulator
 #   make openresty-demo  the OpenResty example against the emulator, for the curl lines it prints (-stop: ends it)
-#   make check-unit  the specs that start no server, under Lua 5.4 (seconds)
+#   make check-unit  the quick specs that start no server (a line '-- tier: unit'), under Lua 5.4 (seconds)
 #   make check   the loop after every change: build, lint, every spec under Lua 5.4 and LuaJIT, side by side
 #                (the heavy ones, many processes at a cap, under Lua 5.4 only: make test runs them under both)
 #                (no C checks, fuzz or chaos)
@@ -158,8 +158,8 @@ static:
 	  -U__clang_analyzer__ -I csrc csrc/
 	clang-tidy --quiet csrc/*.c -- -I csrc -I /usr/include/lua5.4
 
-# The tiers (README, Development): check-unit, the specs that start no
-# server (Lua 5.4: seconds); check, the loop after every change (build,
+# The tiers (docs/development.md): check-unit, the quick specs that start
+# no server (Lua 5.4: seconds); check, the loop after every change (build,
 # lint, every spec under Lua 5.4 and LuaJIT in one pool); test, what CI
 # runs (tools/test-gate.sh: installs what is missing; build, lint, every
 # spec under Lua 5.4 and LuaJIT with static analysis, the docs and the
@@ -174,7 +174,7 @@ check:
 	  heavy ones under Lua 5.4: make test runs them under both))
 test:
 	@MAKE="$(MAKE)" TEST_JOBS=$(TEST_JOBS) SPECS="$(SPECS)" tools/test-gate.sh
-# The gate under load (README, "Side by side"): the tiers each in a fresh
+# The gate under load (docs/development.md): the tiers each in a fresh
 # clone of HEAD, one after the other, busy loops beside the whole series,
 # ended at the first red run; a line per run into build/under-load/summary.txt
 # (tools/under-load.sh). Not in make test: it runs make test.

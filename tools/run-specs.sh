@@ -12,7 +12,7 @@
 # write, exit 99 otherwise) and asan (Lua 5.4 against the C modules make
 # asan builds with ASan/UBSan into build/asan, the runtime preloaded: any
 # report aborts), joined by commas: their files share one pool (below):
-# JOBS files that mostly wait, and CPU_JOBS (the cores) CPU-bound ones.
+# JOBS files that mostly wait, and CPU_JOBS (twice the cores) CPU-bound ones.
 # What is CPU-bound runs at nice 10 (valgrind's and asan's files, and the
 # unit tier's: pure Lua, a fake clock), so it fills the cores while the
 # others wait on their servers and never holds back the specs that time
@@ -67,7 +67,7 @@ heavy_jobs=${HEAVY_JOBS:-3}
 file_timeout=${SPEC_FILE_TIMEOUT:-2400}
 heavy_modes=${HEAVY_MODES:-}
 machine_jobs=${SPEC_MACHINE_JOBS:-8}
-cpu_jobs=${CPU_JOBS:-$(nproc 2>/dev/null || echo 2)}
+cpu_jobs=${CPU_JOBS:-$(( 2 * $(nproc 2>/dev/null || echo 2) ))}
 
 # A mode's settings: interp, cpath, wrap, preload and nice.
 settings() {
@@ -128,9 +128,10 @@ done
 # that mode took (build/spec-times/MODE: "file seconds"); a file not timed
 # yet (a fresh clone) by LONG, the files that took longest when this was
 # written, in that order, and the others after them.
-LONG='41-cli-input 65-redis-faults-memory 65-redis-faults-keys 65-redis-faults-lost 65-redis-faults-sleep
-  31-openresty 66-shared-dict-faults 62-redis-shared 40-cli 11-emulator-callbacks 11-emulator-operations 22-order
-  21-batches 21-streamed 23-pacing 25-sim 24-account 20-integration 70-docs 50-faults 32-openresty-demo'
+LONG='66-shared-dict-faults 23-room-strangers 65-redis-faults-memory 65-redis-faults-lost 65-redis-faults-keys
+  31-openresty 69-redis-sentinel-faults 65-redis-faults-sleep 62-redis-shared 21-streamed 22-order 21-batches 25-sim
+  40-cli 41-cli-input 67-redis-sentinel 24-account 50-faults 71-redis-forgot 11-emulator-callbacks 74-dist 23-pacing
+  17-bad-input 18-longest-request 11-emulator-operations 70-redis-tls 70-docs'
 outroot=${STREAMCTL_SPEC_OUT:-$ROOT/build}
 times=$outroot/spec-times
 mkdir -p "$times"
@@ -237,8 +238,8 @@ start=$(date +%s)
 # The pool: JOBS files at once that mostly wait (on their servers, pacing
 # and children), of which HEAVY_JOBS at most are heavy (a spec's line "--
 # load: heavy": many processes or nginx workers at a provider's cap, under
-# the emulator's strictest count), and beside them CPU_JOBS (the cores)
-# that are CPU-bound (valgrind's and asan's light files, at nice 10), so
+# the emulator's strictest count), and beside them CPU_JOBS (twice the
+# cores: they wait on their servers too) that are CPU-bound (valgrind's and asan's light files, at nice 10), so
 # that the sanitizers fill the cores the others leave idle and never take
 # their places; on this machine, whatever else runs the suite,
 # SPEC_MACHINE_JOBS waiting files, HEAVY_JOBS heavy ones and CPU_JOBS
