@@ -52,11 +52,13 @@ describe("shared state you can trust: Redis faults mid-run", function()
                                      busiest = busiest_second(r.ali), sts_calls = #asked })
     end
     -- each key on a budget of its own (each process names a different account, as keying by
-    -- AccessKeyId did): the account sees twice the cap
-    local o2 = { url = srv.url .. QUERY, aliyun = 2, count = 40,
+    -- AccessKeyId did): the account sees twice the cap. (120 streams each: 4 s at the cap, so that the
+    -- two overlap however late the second starts on a busy machine; with 40, 1.3 s, a start that late
+    -- would leave nothing to throttle)
+    local o2 = { url = srv.url .. QUERY, aliyun = 2, count = 120,
                  opts = function(i) return key_opts(i, function(k) return k == KEYS.A and "1" or "2" end) end }
     local r2 = run(o2)
-    assert.equal(80, r2.sum.total)
+    assert.equal(240, r2.sum.total)
     assert.is_true((r2.ali_counters.throttled or 0) > 0, "two budgets on one account were never throttled")
     figures("two keys, two budgets", { throttled = r2.ali_counters.throttled or 0 })
   end)
