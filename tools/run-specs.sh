@@ -33,7 +33,8 @@
 # refuse to start one, so a spec that says it wrongly fails).
 # No files: every spec/LAYER/*_spec.lua (a folder per layer of the house, and
 # house/ for the house itself) in the modes it runs in: lua5.4 and luajit
-# every file; valgrind and asan those where our C runs in the spec's own
+# every file but those with a line "-- interpreters: lua5.4 (why)" (luajit
+# leaves them out); valgrind and asan those where our C runs in the spec's own
 # process, all but the files with a line "-- sanitizers: none (why)" or
 # "-- sanitizers: asan (why)" of their own (the emulator's specs, whose C
 # runs in nginx; the engine's, on a fake clock; the house's). Files named
@@ -105,20 +106,28 @@ else
 fi
 
 # A file's kind, read once per file (not per mode or pool turn): unit ("-- tier: unit"),
-# heavy ("-- load: heavy") or plain; and the modes it runs in (its line
-# "-- sanitizers: none|asan (why)": lua5.4 and luajit, and asan; no such
-# line: all four). A line that says something else is refused.
+# heavy ("-- load: heavy") or plain; and the modes it runs in: both
+# interpreters, or Lua 5.4 alone ("-- interpreters: lua5.4 (why)": what it
+# tests runs in nginx or in tools, whatever runs the file), and valgrind
+# and asan, or asan alone ("-- sanitizers: asan (why)"), or neither
+# ("-- sanitizers: none (why)"). A line that says something else is refused.
 declare -A kind_of modes_of
 for f in "${files[@]}"; do
   [ -f "$f" ] || { echo "run-specs: no spec file $f" >&2; exit 2; }
   if grep -q '^-- load: heavy$' "$f"; then kind_of[$f]=heavy
   elif grep -q '^-- tier: unit$' "$f"; then kind_of[$f]=unit
   else kind_of[$f]=plain; fi
+  line=$(grep -m1 '^-- interpreters:' "$f")
+  case $line in
+    "") interps=lua5.4,luajit ;;
+    "-- interpreters: lua5.4 ("*")") interps=lua5.4 ;;
+    *) echo "run-specs: $f: '$line': the line is '-- interpreters: lua5.4 (why)'" >&2; exit 2 ;;
+  esac
   line=$(grep -m1 '^-- sanitizers:' "$f")
   case $line in
-    "") modes_of[$f]=lua5.4,luajit,valgrind,asan ;;
-    "-- sanitizers: none ("*")") modes_of[$f]=lua5.4,luajit ;;
-    "-- sanitizers: asan ("*")") modes_of[$f]=lua5.4,luajit,asan ;;
+    "") modes_of[$f]=$interps,valgrind,asan ;;
+    "-- sanitizers: none ("*")") modes_of[$f]=$interps ;;
+    "-- sanitizers: asan ("*")") modes_of[$f]=$interps,asan ;;
     *) echo "run-specs: $f: '$line': the line is '-- sanitizers: none (why)' or '-- sanitizers: asan (why)'" >&2
        exit 2 ;;
   esac

@@ -1,4 +1,5 @@
 -- sanitizers: none (what it tests runs in nginx, not in this process)
+-- interpreters: lua5.4 (what it tests runs in nginx, under LuaJIT, whatever interpreter runs this file)
 -- Temporary credentials inside nginx: four workers, each with a client made
 -- from the credential chain (the ECS instance's role, through the
 -- emulator's metadata service on 127.0.0.1) and `shared_dict`, under 1,000

@@ -1,4 +1,5 @@
 -- sanitizers: none (what it tests runs in nginx, not in this process)
+-- interpreters: lua5.4 (what it tests runs in nginx, under LuaJIT, whatever interpreter runs this file)
 -- streamctl inside a real nginx (Debian's nginx + lua-nginx-module, LuaJIT),
 -- against the emulator:
 --   * examples/openresty as a user copies it (nginx.conf with only its ports,

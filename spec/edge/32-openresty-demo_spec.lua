@@ -1,4 +1,5 @@
 -- sanitizers: none (what it tests runs in nginx, not in this process)
+-- interpreters: lua5.4 (what it tests runs in nginx, under LuaJIT, whatever interpreter runs this file)
 -- examples/openresty/run.sh (make openresty-demo): the OpenResty example
 -- against an emulator of its own, in a directory and on a port of this spec's
 -- (127.0.0.1 only). The curl lines it prints are run as printed, and answer

@@ -1,4 +1,5 @@
 -- sanitizers: none (what it tests runs in nginx, not in this process)
+-- interpreters: lua5.4 (what it tests runs in nginx, under LuaJIT, whatever interpreter runs this file)
 -- Callbacks and signed URLs checked inside nginx, as they arrive: the
 -- nginx forms of streamctl.edge.callbacks and streamctl.edge.authkey (headers, raw
 -- query and body as nginx hands them over, a body nginx buffered to a

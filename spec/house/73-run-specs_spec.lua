@@ -96,23 +96,30 @@ describe("the test loop's tools", function()
       assert.equal("lua5.4,luajit,valgrind,asan", modes_of("spec/pipeline/21-batches_spec.lua")) -- no line: all
       assert.equal("lua5.4,luajit", modes_of("spec/emulator/10-emulator_spec.lua"))    -- "none"
       assert.equal("lua5.4,luajit", modes_of("spec/engine/06-ratelimit_spec.lua"))
-      assert.equal("lua5.4,luajit", modes_of("spec/stores/66-shared-dict-faults_spec.lua"))
+      assert.equal("lua5.4", modes_of("spec/stores/66-shared-dict-faults_spec.lua"))
       assert.equal("lua5.4,luajit,asan", modes_of("spec/house/25-sim_spec.lua"))       -- "asan"
-      -- every file of the tree under both interpreters, and under a sanitizer only when it says nothing or asan
+      assert.equal("lua5.4", modes_of("spec/edge/31-openresty_spec.lua"))    -- "interpreters: lua5.4", "none"
+      -- every file of the tree: both interpreters unless it says Lua 5.4, a sanitizer only when it says
+      -- nothing or asan
       for f in process.capture("cd " .. q(ROOT) .. " && ls spec/*/*_spec.lua"):gmatch("%S+") do
         local text = assert(io.open(ROOT .. "/" .. f)):read("a")
         local line = text:match("\n?%-%- sanitizers: (%a+)")
-        local want = line == "none" and "lua5.4,luajit" or line == "asan" and "lua5.4,luajit,asan"
-          or "lua5.4,luajit,valgrind,asan"
+        local want = text:match("\n?%-%- interpreters: lua5%.4 %(") and "lua5.4" or "lua5.4,luajit"
+        want = want .. (line == "none" and "" or line == "asan" and ",asan" or ",valgrind,asan")
         assert.equal(want, modes_of(f), f)
       end
     end)
 
-    it("refuses a file whose sanitizers line says something else, naming it and the rule; runs nothing", function()
+    it("refuses a file whose sanitizers or interpreters line says something else, naming it and the rule",
+    function()
       local status, out = runner("-l lua5.4 1", "odd_spec.lua", "-- sanitizers: valgrind\n")
       assert.equal(2, status, out)
       assert.truthy(out:find("odd_spec.lua: '-- sanitizers: valgrind': the line is '-- sanitizers: none (why)' or "
         .. "'-- sanitizers: asan (why)'", 1, true), out)
+      status, out = runner("-l lua5.4 1", "odd_spec.lua", "-- interpreters: luajit (no reason)\n")
+      assert.equal(2, status, out)
+      assert.truthy(out:find("odd_spec.lua: '-- interpreters: luajit (no reason)': the line is '-- interpreters: "
+        .. "lua5.4 (why)'", 1, true), out)
     end)
 
     it("tells each spec its mode (STREAMCTL_SPEC_MODE), and runs a file named in every mode given", function()

@@ -1,4 +1,5 @@
 -- sanitizers: none (the house: files, docs and tools, not our C)
+-- interpreters: lua5.4 (it builds and checks release files: the interpreter running it is not under test)
 -- make dist (tools/dist.sh): the release artifacts of HEAD. The source
 -- tarball holds exactly the commit's files under streamctl-X.Y.Z/; the four
 -- release rockspecs are the commit's and name that tarball as their source;
