@@ -3,13 +3,14 @@
 #   make demo    install what is missing, build, run examples/demo.lua against the emulator
 #   make openresty-demo  the OpenResty example against the emulator, for the curl lines it prints (-stop: ends it)
 #   make check-unit  the quick specs that start no server (a line '-- tier: unit'), under Lua 5.4 (seconds)
-#   make check   the loop after every change: build, lint, every spec under Lua 5.4 and LuaJIT, side by side
-#                (the heavy ones, many processes at a cap, under Lua 5.4 only: make test runs them under both)
+#   make check   the loop after every change: build, lint, every spec under Lua 5.4 and LuaJIT, side by side,
+#                but the fault matrices (a line '-- tier: test'); the heavy ones, many processes at a cap,
+#                under Lua 5.4 only (make test runs them all under both)
 #                (no C checks, fuzz or chaos)
-#   make test    install what is missing, build, lint, every spec under Lua 5.4 and LuaJIT (the
-#                simulation's seeds among them) with static analysis, the docs and the sanitizer builds
-#                beside them, then the files where our C runs in process under valgrind and against
-#                ASan/UBSan builds (a pool after theirs), fuzz-smoke and chaos-short (tools/test-gate.sh)
+#   make test    what CI runs (tools/test-gate.sh): install what is missing, build, lint, then one pool:
+#                every spec under Lua 5.4 and LuaJIT, and the files where our C runs in process under
+#                valgrind and against ASan/UBSan builds, with static analysis, the docs check and the
+#                fuzz build beside it; then fuzz-smoke beside chaos-short
 #   make test-5.4, test-jit, valgrind, asan  one phase of the specs alone (SPECS=...: those files)
 #   make doc     the API reference (docs/api), the two man pages and the bash completion
 #   make bench   the figures of docs/performance.md into bench/results.json and bench/pacing.svg:
@@ -169,9 +170,9 @@ static:
 check-unit:
 	$(call TIER,build-5.4,tools/run-specs.sh -u lua5.4 $(UNIT_JOBS) $(SPECS),the unit tier under Lua 5.4)
 check:
-	$(call TIER,build lint,HEAVY_MODES=lua5.4 tools/run-specs.sh lua5.4$(COMMA)luajit $(SPEC_JOBS) $(SPECS); r=$$?; \
-	  $(call SUMMARY_SH,lua5.4 luajit); [ $$r = 0 ],build$(COMMA) lint$(COMMA) every spec under Lua 5.4 and LuaJIT (the \
-	  heavy ones under Lua 5.4: make test runs them under both))
+	$(call TIER,build lint,HEAVY_MODES=lua5.4 tools/run-specs.sh -c lua5.4$(COMMA)luajit $(SPEC_JOBS) $(SPECS); r=$$?; \
+	  $(call SUMMARY_SH,lua5.4 luajit); [ $$r = 0 ],build$(COMMA) lint$(COMMA) every spec under Lua 5.4 and LuaJIT but the fault \
+	  matrices (the heavy ones under Lua 5.4: make test runs them all under both))
 test:
 	@MAKE="$(MAKE)" TEST_JOBS=$(TEST_JOBS) SPECS="$(SPECS)" tools/test-gate.sh
 # The gate under load (docs/development.md): the tiers each in a fresh

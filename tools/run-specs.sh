@@ -5,7 +5,7 @@
 # ports it had and the command that replays it alone. make check-unit,
 # check, test and their phases run the suite this way.
 #
-#   tools/run-specs.sh [-u] [-l] MODES JOBS [SPEC_FILE...]
+#   tools/run-specs.sh [-u | -c] [-l] MODES JOBS [SPEC_FILE...]
 #
 # MODES: one or more of lua5.4, luajit (the trees build/5.4, build/jit),
 # valgrind (Lua 5.4 under valgrind: no definite leak, no invalid read or
@@ -28,6 +28,8 @@
 # files when no files are named (make check: lua5.4, the heavy ones' LuaJIT
 # runs are make test's, which runs every file in every mode).
 # -l: list the runs ("MODE FILE KIND", in the order they would start), run nothing.
+# -c: the check tier, every spec but those with a line "-- tier: test (why)"
+# (the fault matrices: minutes of Redis and nginx faults, make test's).
 # -u: the unit tier, the specs that start no server (a spec says so on a
 # line "-- tier: unit" of its own; with STREAMCTL_SPEC_TIER=unit the helpers
 # refuse to start one, so a spec that says it wrongly fails).
@@ -56,6 +58,7 @@ tier=all list_only=
 while :; do
   case ${1-} in
     -u) tier=unit; shift ;;
+    -c) tier=check; shift ;;
     -l) list_only=1; shift ;;
     *) break ;;
   esac
@@ -101,6 +104,7 @@ if [ ${#given[@]} -gt 0 ]; then
 else
   for f in spec/*/*_spec.lua; do
     if [ "$tier" = unit ] && ! grep -q '^-- tier: unit$' "$f"; then continue; fi
+    if [ "$tier" = check ] && grep -q '^-- tier: test (.*)$' "$f"; then continue; fi
     files+=("$f")
   done
 fi
@@ -316,5 +320,6 @@ for m in "${mode_list[@]}"; do
 done
 label=$modes
 [ "$tier" = unit ] && label="$modes, unit tier"
+[ "$tier" = check ] && label="$modes, check tier"
 printf '%s: %d passed, %d failed, %d files at once, in %d s\n' "$label" "$all_p" "$all_f" "$jobs" "$elapsed"
 exit $status

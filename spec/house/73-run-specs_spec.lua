@@ -99,12 +99,21 @@ describe("the test loop's tools", function()
       assert.equal("lua5.4", modes_of("spec/stores/66-shared-dict-faults_spec.lua"))
       assert.equal("lua5.4,luajit,asan", modes_of("spec/house/25-sim_spec.lua"))       -- "asan"
       assert.equal("lua5.4", modes_of("spec/edge/31-openresty_spec.lua"))    -- "interpreters: lua5.4", "none"
+      -- the check tier (-c) leaves out the fault matrices ("-- tier: test (why)"), and nothing else
+      local check = planned("-c lua5.4")
+      for key in pairs(planned("lua5.4")) do
+        local f = key:match("^lua5%.4 (.*)$")
+        local text = "\n" .. assert(io.open(ROOT .. "/" .. f)):read("a")
+        local test_tier = text:match("\n%-%- tier: test %(") ~= nil
+        assert.equal(not test_tier, check[key] == true, f)
+      end
+      assert.is_nil(check["lua5.4 spec/stores/66-shared-dict-faults_spec.lua"])
       -- every file of the tree: both interpreters unless it says Lua 5.4, a sanitizer only when it says
       -- nothing or asan
       for f in process.capture("cd " .. q(ROOT) .. " && ls spec/*/*_spec.lua"):gmatch("%S+") do
-        local text = assert(io.open(ROOT .. "/" .. f)):read("a")
-        local line = text:match("\n?%-%- sanitizers: (%a+)")
-        local want = text:match("\n?%-%- interpreters: lua5%.4 %(") and "lua5.4" or "lua5.4,luajit"
+        local text = "\n" .. assert(io.open(ROOT .. "/" .. f)):read("a")
+        local line = text:match("\n%-%- sanitizers: (%a+)")
+        local want = text:match("\n%-%- interpreters: lua5%.4 %(") and "lua5.4" or "lua5.4,luajit"
         want = want .. (line == "none" and "" or line == "asan" and ",asan" or ",valgrind,asan")
         assert.equal(want, modes_of(f), f)
       end

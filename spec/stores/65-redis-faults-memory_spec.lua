@@ -1,5 +1,6 @@
 -- load: heavy
 -- sanitizers: none (the faults run in client processes of their own; the C loaded here, the rest covers)
+-- tier: test (a fault matrix: minutes of Redis or nginx faults under many clients)
 -- Shared state you can trust: Redis faults mid-run, one of four files
 -- (spec/65-redis-faults-*) run side by side. What every case asserts, and
 -- what they share: spec/helpers/redis_faults.lua.

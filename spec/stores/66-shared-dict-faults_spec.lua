@@ -1,6 +1,7 @@
 -- load: heavy
 -- sanitizers: none (the faults run in client processes of their own; the C loaded here, the rest covers)
 -- interpreters: lua5.4 (what it tests runs in nginx, under LuaJIT, whatever interpreter runs this file)
+-- tier: test (a fault matrix: minutes of Redis or nginx faults under many clients)
 -- The shared-dict stores (streamctl.store.shdict) when the dict or nginx
 -- misbehaves, against the emulator counting the strictest way (a sliding
 -- window: at most N accepted in any 1 s), with real nginx workers:

@@ -1,5 +1,6 @@
 -- load: heavy
 -- sanitizers: none (its clients run in processes and nginx workers of their own; the C loaded here, the rest covers)
+-- tier: test (a fault matrix: minutes of Redis or nginx faults under many clients)
 -- One ZEGO budget through Redis Sentinel when the master goes (issue 52's
 -- goals): three Lua processes (and then four nginx workers on two nginx
 -- instances), each on streams of its own, resume against
