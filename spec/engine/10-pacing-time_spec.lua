@@ -58,15 +58,7 @@ local function client(mod, w, extra)
   return assert(mod.new(o))
 end
 
--- The most of `times` (sorted) within any 1 s: [t, t + 1).
-local function densest_second(times)
-  local most, j = 0, 1
-  for i = 1, #times do
-    while times[i] - times[j] >= 1 do j = j + 1 end
-    if i - j + 1 > most then most = i - j + 1 end
-  end
-  return most
-end
+local densest_second = require("spec.helpers.checks").densest_second
 
 local function send_times(sent)
   local t = {}

@@ -30,6 +30,7 @@ local redisconn = require "streamctl.store.redisconn"
 local shdict = require "streamctl.store.shdict"
 local ratelimit = require "streamctl.engine.ratelimit"
 local fake_shdict = require "spec.helpers.fake_shdict"
+local checks = require "spec.helpers.checks"
 
 local NOW = 1700000000
 local UID = "1234567890123456"
@@ -104,21 +105,9 @@ local function between(sent, from, to)
   return out
 end
 
--- Requests per second over a list of sends: (n - 1) / (last - first).
-local function rate_of(sent)
-  if #sent < 2 then return 0 end
-  return (#sent - 1) / (sent[#sent].t - sent[1].t)
-end
-
--- The most sends within any 1 s ([t, t + 1)).
-local function densest(sent)
-  local most, j = 0, 1
-  for i = 1, #sent do
-    while sent[i].t - sent[j].t >= 1 do j = j + 1 end
-    if i - j + 1 > most then most = i - j + 1 end
-  end
-  return most
-end
+-- Requests per second over a list of sends, and the most sends within any 1 s.
+local function rate_of(sent) return checks.rate_of(sent, "t") end
+local function densest(sent) return checks.densest_second(sent, "t") end
 
 local function all_done(rec, n)
   for i, r in ipairs(rec.reports) do

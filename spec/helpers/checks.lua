@@ -105,6 +105,27 @@ function M.steady_rate(entries, cap)
   return span > 0 and (#entries - 1 - stalls) / span or 0, stalls
 end
 
+--- The most of a list's times (ascending) within any one second, [t, t + 1):
+-- the view of a sliding window's cap. `key`: the field holding each time
+-- (nil: the list is of numbers).
+function M.densest_second(list, key)
+  local most, j = 0, 1
+  for i = 1, #list do
+    local t = key and list[i][key] or list[i]
+    while t - (key and list[j][key] or list[j]) >= 1 do j = j + 1 end
+    if i - j + 1 > most then most = i - j + 1 end
+  end
+  return most
+end
+
+--- Per second over a list's times (ascending, `key` as above): (n - 1) /
+-- (last - first); 0 for fewer than two.
+function M.rate_of(list, key)
+  if #list < 2 then return 0 end
+  local first, last = key and list[1][key] or list[1], key and list[#list][key] or list[#list]
+  return (#list - 1) / (last - first)
+end
+
 --- A file stand-in that keeps what is written (`write`, `flush`), for the
 -- command's stdout and stderr in this process: `b:text()` gives it back.
 function M.buffer()

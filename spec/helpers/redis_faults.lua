@@ -32,6 +32,7 @@ local emu = require "spec.helpers.emulator"
 local redis_helper = require "spec.helpers.redis"
 local delayproxy = require "spec.helpers.delayproxy"
 local process = require "spec.helpers.process"
+local checks = require "spec.helpers.checks"
 local cjson = require "cjson"
 local socket = require "socket"
 local store = require "streamctl.store.redis"
@@ -112,23 +113,13 @@ local function check_lines(who, text, expected)
 end
 
 -- Requests per second over a log: (n - 1) / (last arrival - first).
-local function rate_of(entries)
-  if #entries < 2 then return 0 end
-  return (#entries - 1) / (entries[#entries].real_time - entries[1].real_time)
-end
+local function rate_of(entries) return checks.rate_of(entries, "real_time") end
 
 -- The rate while paced, stalls of the machine's left out (spec/helpers/checks.lua).
-local steady_rate = require("spec.helpers.checks").steady_rate
+local steady_rate = checks.steady_rate
 
 -- The most arrivals in any one second (the sliding window's view).
-local function busiest_second(entries)
-  local most, j = 0, 1
-  for i = 1, #entries do
-    while entries[i].real_time - entries[j].real_time >= 1 do j = j + 1 end
-    if i - j + 1 > most then most = i - j + 1 end
-  end
-  return most
-end
+local function busiest_second(entries) return checks.densest_second(entries, "real_time") end
 
 -- What a failure says of a throttled request: when it came (from t0), how
 -- many accepted arrivals the second before it held, and the arrivals of

@@ -368,12 +368,7 @@ local function densest_second(entries)
     if e.verdict ~= "throttled" then times[#times + 1] = e.real_time end
   end
   table.sort(times)
-  local most, j = 0, 1
-  for i = 1, #times do
-    while times[i] - times[j] >= 1 do j = j + 1 end
-    if i - j + 1 > most then most = i - j + 1 end
-  end
-  return most
+  return require("spec.helpers.checks").densest_second(times)
 end
 
 -- ZEGO: every entry "ok", and each stream's Sequences strictly increasing
