@@ -1,4 +1,4 @@
--- sanitizers: asan (minutes of Lua for valgrind; its C, the signing of every request, under ASan)
+-- sanitizers: none (the house: minutes of Lua on a modelled network; its C, the signing, the other specs run under both)
 -- The deterministic simulation (spec/sim, docs/simulation.md): a small set
 -- of seeds under every invariant, the seeds that found bugs, replays that
 -- give the same run, and checks shown to catch what they exist for.

@@ -99,7 +99,7 @@ describe("the test loop's tools", function()
       assert.equal("lua5.4,luajit", modes_of("spec/emulator/10-emulator_spec.lua"))    -- "none"
       assert.equal("lua5.4,luajit", modes_of("spec/engine/06-ratelimit_spec.lua"))
       assert.equal("lua5.4", modes_of("spec/stores/66-shared-dict-faults_spec.lua"))
-      assert.equal("lua5.4,luajit,asan", modes_of("spec/house/25-sim_spec.lua"))       -- "asan"
+      assert.equal("lua5.4,luajit,asan", modes_of("spec/operator/44-reconcile-scale_spec.lua")) -- "asan"
       assert.equal("lua5.4", modes_of("spec/edge/31-openresty_spec.lua"))    -- "interpreters: lua5.4", "none"
       -- the check tier (-c) leaves out the fault matrices ("-- tier: test (why)"), and nothing else
       local check = planned("-c lua5.4")
