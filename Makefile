@@ -161,12 +161,12 @@ static:
 
 # The tiers (docs/development.md): check-unit, the quick specs that start
 # no server (Lua 5.4: seconds); check, the loop after every change (build,
-# lint, every spec under Lua 5.4 and LuaJIT in one pool); test, what CI
-# runs (tools/test-gate.sh: installs what is missing; build, lint, every
-# spec under Lua 5.4 and LuaJIT with static analysis, the docs and the
-# sanitizer and fuzz builds beside them; the files where our C runs in
-# process under valgrind and ASan/UBSan in a pool after it; fuzz-smoke and
-# chaos-short). Each says what it ran and how long it took.
+# lint, every spec but the fault matrices under Lua 5.4 and LuaJIT in one
+# pool); test, what CI runs (tools/test-gate.sh: installs what is missing;
+# build, lint, the ASan builds; one pool of every spec under Lua 5.4 and
+# LuaJIT and the files where our C runs in process under valgrind and
+# ASan/UBSan, static analysis, the docs and the fuzz build beside it;
+# fuzz-smoke and chaos-short). Each says what it ran and how long it took.
 check-unit:
 	$(call TIER,build-5.4,tools/run-specs.sh -u lua5.4 $(UNIT_JOBS) $(SPECS),the unit tier under Lua 5.4)
 check:
