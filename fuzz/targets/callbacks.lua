@@ -30,7 +30,7 @@ return function(data)
   -- ZEGO: the body as JSON or as a form
   checked(callbacks.zego.check({ method = "POST", body = p[2],
     headers = { ["content-type"] = #p[1] % 2 == 0 and "application/x-www-form-urlencoded" or "application/json" } },
-    { secret = "fuzzkey", now = now, replay = replay }))
+    { secret = "fuzzkey", now = now, replay = replay, form = #p[1] % 4 == 0 }))
   -- digests
   local parts = { p[1], p[2], p[3] }
   local sorted = { p[1], p[2], p[3] }

@@ -265,7 +265,7 @@ describe("ZEGO callbacks", function()
       local form = "event=stream_close&appid=1234567890&timestamp=1470820198&nonce=123412&signature=" .. ZEGO.signature
         .. "&stream_id=s%201&type=0"
       event = assert(callbacks.zego.check({ method = "POST", body = form,
-        headers = { ["content-type"] = "application/x-www-form-urlencoded" } }, opts()))
+        headers = { ["content-type"] = "application/x-www-form-urlencoded" } }, copy(opts(), { form = true })))
       assert.same({ "stream_close", "s 1", "0" }, { event.event, event.stream_id, event.type })
     end)
 

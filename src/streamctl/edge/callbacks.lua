@@ -371,17 +371,47 @@ local function as_text(v)
   return nil
 end
 
+local JSON_TYPE, FORM_TYPE = "application/json", "application/x-www-form-urlencoded"
+
+-- Refuses (nil, err) a ZEGO callback whose Content-Type is not the one ZEGO
+-- sends: application/json, or a form for a project ZEGO support has set to
+-- POST/FORM (`opts.form`); none at all is read as ZEGO's default, JSON (its
+-- stream pages say "JSON" and name no header). Parameters (`; charset=`) are
+-- allowed. Before any field is read: a body read under the wrong type
+-- fails on a field (the nonce) and hides the cause.
+local function content_type(headers, opts, fname)
+  if opts.form ~= nil and type(opts.form) ~= "boolean" then
+    error("bad argument #2 to '" .. fname .. "' (form must be a boolean)", 3)
+  end
+  local expected = opts.form and FORM_TYPE or JSON_TYPE
+  local v = headers["content-type"]
+  if type(v) == "table" then
+    return fail("zego", "MalformedCallback", "the request has more than one Content-Type header", "validation")
+  end
+  local media = v and lower(tostring(v)):match("^[^;]*"):match("^%s*(.-)%s*$") or (not opts.form and JSON_TYPE)
+  if media == expected then return true end
+  local got = v and ("is " .. format("%q", tostring(v):sub(1, 64)):gsub("\\\n", "\\n")) or "is missing"
+  return fail("zego", "MalformedCallback", format("the Content-Type %s, not %s (%s)", got, expected, opts.form
+    and "form = true; ZEGO's default is application/json"
+    or "what ZEGO sends; for a project ZEGO set to POST/FORM pass form = true"), "validation")
+end
+
 --- Checks a ZEGO server callback as it arrives: a POST whose body is JSON
--- (or, as older pages allow, a form), with `signature`, `timestamp` and
--- `nonce` among its fields.
+-- (Content-Type application/json; none is read as JSON), or with `form =
+-- true` a form (application/x-www-form-urlencoded: ZEGO's older pages offer
+-- POST/FORM on request), with `signature`, `timestamp` and `nonce` among its
+-- fields. Another Content-Type is refused naming it, before a field is read.
 -- @tparam table req `{ method =, headers = { name = value }, body = raw body }` (names as `aliyun.check`)
--- @tparam table opts `{ secret =, now =, window =, replay =, shared_dict = }` (see verify)
+-- @tparam table opts `{ secret =, form =, now =, window =, replay =, shared_dict = }` (see verify)
 -- @return the event: the body's fields (`event` names it: "stream_create", ...), or nil and an error
 function M.zego.check(req, opts)
   if type(req) ~= "table" or type(opts) ~= "table" then error("bad argument to 'check' (two tables expected)", 2) end
   if req.method ~= "POST" then
     return fail("zego", "MalformedCallback", "a callback is a POST (got " .. tostring(req.method) .. ")", "validation")
   end
+  local headers = by_lower_name(req.headers)
+  local typed, terr = content_type(headers, opts, "check")
+  if not typed then return nil, terr end
   local body = req.body
   if type(body) ~= "string" or body == "" then
     return fail("zego", "MalformedCallback", "the body is empty", "validation")
@@ -389,9 +419,8 @@ function M.zego.check(req, opts)
   if #body > M.MAX_BODY then
     return fail("zego", "MalformedCallback", "the body is larger than " .. M.MAX_BODY .. " bytes", "validation")
   end
-  local ctype = lower(tostring(header(by_lower_name(req.headers), "content-type") or ""))
   local event
-  if find(ctype, "^application/x%-www%-form%-urlencoded") then
+  if opts.form then
     event = url.parse_query(body)
     for _, v in pairs(event or {}) do
       if type(v) == "table" then event = nil break end
@@ -400,10 +429,12 @@ function M.zego.check(req, opts)
     event = json.decode(body)
   end
   if type(event) ~= "table" then
-    return fail("zego", "MalformedCallback", "the body is not a JSON object (or a form)", "validation")
+    return fail("zego", "MalformedCallback", opts.form and "the body is not a form (a field repeated)"
+      or "the body is not a JSON object", "validation")
   end
   local v = {}
   for k, x in pairs(opts) do v[k] = x end
+  v.form = nil
   v.signature, v.timestamp, v.nonce = as_text(event.signature), as_text(event.timestamp), as_text(event.nonce)
   -- a retry of this event (a new timestamp and nonce): the same event, stream and its server id and seq
   local sid, seq = as_text(event.stream_sid), as_text(event.stream_seq)
@@ -452,8 +483,12 @@ function M.aliyun.check_nginx(opts)
   return M.aliyun.check(req, opts)
 end
 
---- `zego.check` of the current nginx request (its body is read).
+--- `zego.check` of the current nginx request (its body is read, once its
+-- Content-Type is the one expected).
 function M.zego.check_nginx(opts)
+  if type(opts) ~= "table" then error("bad argument #1 to 'check_nginx' (table expected)", 2) end
+  local typed, terr = content_type(by_lower_name(ngx.req.get_headers(100, true)), opts, "check_nginx")
+  if not typed then return nil, terr end
   local req, err = nginx_request("zego", true)
   if not req then return nil, err end
   return M.zego.check(req, opts)
