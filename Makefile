@@ -19,9 +19,9 @@
 #   make check-c the files where our C runs in the spec's process (those without a line '-- sanitizers: none')
 #                under valgrind and against ASan/UBSan builds (make valgrind, make asan)
 #   make fuzz    libFuzzer on the encoders, signers and parsers (FUZZ_SECONDS each; make fuzz-smoke: 5 s)
-#   make sim     the deterministic simulation (docs/simulation.md): SIM_SEEDS seeds (1500; SIM_SECONDS=n: n s of them),
-#                every invariant checked after each; SIM_SEED=n replays one with its trace; make mutants: planted bugs
-#                each caught within its own seed count
+#   make sim     the deterministic simulation (docs/development/simulation.md): SIM_SEEDS seeds (1500;
+#                SIM_SECONDS=n: n s of them), every invariant checked after each; SIM_SEED=n replays one with its
+#                trace; make mutants: planted bugs each caught within its own seed count
 #   make check-install  README "Install" run block by block on a pristine Debian 12 root (debootstrap, a network
 #                namespace of its own), then man, completion, plain luajit and the OpenResty example on what they
 #                installed (tools/installed-check.sh); not in make test: root, the mirror, about two minutes
@@ -159,7 +159,7 @@ static:
 	  -U__clang_analyzer__ -I csrc csrc/
 	clang-tidy --quiet csrc/*.c -- -I csrc -I /usr/include/lua5.4
 
-# The tiers (docs/development.md): check-unit, the quick specs that start
+# The tiers (docs/development/README.md): check-unit, the quick specs that start
 # no server (Lua 5.4: seconds); check, the loop after every change (build,
 # lint, every spec but the fault matrices under Lua 5.4 and LuaJIT in one
 # pool); test, what CI runs (tools/test-gate.sh: installs what is missing;
@@ -175,7 +175,7 @@ check:
 	  matrices (the heavy ones under Lua 5.4: make test runs them all under both))
 test:
 	@MAKE="$(MAKE)" TEST_JOBS=$(TEST_JOBS) SPECS="$(SPECS)" tools/test-gate.sh
-# The gate under load (docs/development.md): the tiers each in a fresh
+# The gate under load (docs/development/README.md): the tiers each in a fresh
 # clone of HEAD, one after the other, busy loops beside the whole series,
 # ended at the first red run; a line per run into build/under-load/summary.txt
 # (tools/under-load.sh). Not in make test: it runs make test.
@@ -341,7 +341,7 @@ fuzz fuzz-smoke: fuzz-build
 	    $(FUZZ_DIR)/$$t.log)" $$seconds; \
 	done
 
-# The simulation (docs/simulation.md): spec/sim, pure Lua against the built C core.
+# The simulation (docs/development/simulation.md): spec/sim, pure Lua against the built C core.
 ENVSIM := LUA_PATH="$(ROOT)/spec/?.lua;$(ROOT)/spec/?/init.lua;$(LUA_PATH_DEV)" \
 	LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"
 # Decided by seeds, never by the machine's speed: SIM_SEEDS seeds from
@@ -353,7 +353,7 @@ sim: build-5.4
 mutants: build-5.4
 	@$(ENVSIM) lua5.4 spec/sim/mutants.lua
 
-# The chaos run (docs/chaos.md; not in make test): spec/chaos/run.lua starts the
+# The chaos run (docs/development/chaos.md; not in make test): spec/chaos/run.lua starts the
 # emulator, a Redis and a client nginx on free ports, runs five client
 # processes (Lua 5.4, LuaJIT, two through the nginx's workers) on one account
 # for CHAOS_SECONDS while it injects random faults, flushes and restarts Redis

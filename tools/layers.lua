@@ -1,6 +1,6 @@
 --- The house's walls, checked: every module's requires (those inside
 -- functions too), the layer each module belongs to, and what breaks the
--- rule that dependencies point down only (docs/architecture.md, "Layers").
+-- rule that dependencies point down only (docs/development/architecture.md, "Layers").
 --
 --   lua5.4 tools/layers.lua [ROOT]   prints the graph's problems; exit 1 if any
 --
@@ -16,7 +16,7 @@
 
 local M = {}
 
---- The layers, bottom first, each a folder of src/streamctl (docs/architecture.md,
+--- The layers, bottom first, each a folder of src/streamctl (docs/development/architecture.md,
 -- "Layers"): a module may require modules of its own layer or of a lower
 -- one, never of a higher one, and no cycle anywhere. The optional parts
 -- (`optional`: with dependencies of their own, or used by some users only)

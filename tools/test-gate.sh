@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make test, the gate CI runs (docs/development.md), in phases:
+# make test, the gate CI runs (docs/development/README.md), in phases:
 #
 #   setup     what is missing installed, both trees and the ASan/UBSan
 #             builds built, lint

@@ -3,7 +3,7 @@
 # fresh clone at one commit, with busy loops beside the whole series, and
 # stops at the first run that is not green. A row of the suite holds on a
 # busy machine when what it asserts in real time is what must hold anywhere
-# (docs/development.md, "Time in a spec"); this is how that is shown (issue 51: make check
+# (docs/development/README.md, "Time in a spec"); this is how that is shown (issue 51: make check
 # and make test green three times in a row beside four busy loops).
 #
 #   tools/under-load.sh [-l LOOPS] [-r REF] [-o DIR] [-R REPO] TARGET...

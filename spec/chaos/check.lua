@@ -1,4 +1,4 @@
--- The chaos run's checker (docs/chaos.md): pure functions over what a run
+-- The chaos run's checker (docs/development/chaos.md): pure functions over what a run
 -- observed, so each can be fed a doctored log or report (spec/19).
 --
 --   local check = require "spec.chaos.check"

@@ -1,4 +1,4 @@
--- The chaos run's nginx clients (docs/chaos.md): POST /op with a JSON body
+-- The chaos run's nginx clients (docs/development/chaos.md): POST /op with a JSON body
 -- { cfg = {...}, spec = {...}, deadline = unix } runs one op (spec/chaos/ops.lua)
 -- in this worker, on this worker's clients (made on first use, as
 -- examples/openresty does: cosockets, the run's Redis), and answers its

@@ -1,4 +1,4 @@
--- The chaos run's operations (docs/chaos.md): what a client does and how it
+-- The chaos run's operations (docs/development/chaos.md): what a client does and how it
 -- reports it, the same in a plain Lua process (spec/chaos/worker.lua) and in
 -- an nginx worker (spec/chaos/nginx_handler.lua). No globals; no I/O but the
 -- clients' own.

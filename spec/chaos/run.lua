@@ -1,4 +1,4 @@
--- `make chaos` / `make chaos-short` (docs/chaos.md): the real emulator with
+-- `make chaos` / `make chaos-short` (docs/development/chaos.md): the real emulator with
 -- random fault configurations, a real Redis flushed and restarted (with and
 -- without its data) at random, a client nginx reloaded at random, and
 -- several client processes (Lua 5.4 and LuaJIT, and two driving the nginx's

@@ -1,4 +1,4 @@
--- One client process of the chaos run (docs/chaos.md), started by
+-- One client process of the chaos run (docs/development/chaos.md), started by
 -- spec/chaos/run.lua with one argument, its settings as JSON:
 --   { name, mode = "lua" | "ngx", seed, deadline (Unix s), out (file), aliyun_url, zego_url,
 --     redis, nginx_url (mode ngx), streams = { aliyun = n, zego = n }, timeout_ms, settle_ms }

@@ -1,9 +1,9 @@
--- Test helper for spec/house/70-docs_spec.lua: the fenced blocks of README.md and
--- docs/*.md, what each kind means to the test, and how output is compared.
+-- Test helper for spec/house/70-docs_spec.lua: the fenced blocks of README.md,
+-- docs/*.md and docs/development/*.md, what each kind means to the test, and how output is compared.
 -- Plain Lua (5.1/LuaJIT and 5.4); spec/helpers/docs_driver.lua runs the blocks.
 --
 --   local docs = require "spec.helpers.docs"
---   docs.files()              "README.md", then docs/*.md, sorted
+--   docs.files()              "README.md", then docs/*.md and docs/development/*.md, sorted
 --   docs.blocks(file)         its fenced blocks: { file, line, info, lang, tags, text,
 --                             output = the ```text block right after a lua/sh one, or nil }
 --   docs.check_kind(block)    nil, or why the test cannot run a block of that kind
@@ -43,10 +43,10 @@ M.root = root()
 local read = require("spec.helpers.process").read_file
 M.read = read
 
---- README.md, then every docs/*.md (sorted): the files whose examples must run.
+--- README.md, then every docs/*.md and docs/development/*.md (sorted): the files whose examples must run.
 function M.files()
   local list = {}
-  local p = assert(io.popen("cd '" .. M.root:gsub("'", "'\\''") .. "' && ls docs/*.md"))
+  local p = assert(io.popen("cd '" .. M.root:gsub("'", "'\\''") .. "' && ls docs/*.md docs/development/*.md"))
   for name in p:read("*a"):gmatch("[^\n]+") do list[#list + 1] = name end
   p:close()
   table.sort(list)

@@ -1,6 +1,6 @@
 -- tier: unit
 -- sanitizers: none (the house: files, docs and tools, not our C)
--- The chaos run's checker (spec/chaos/check.lua, docs/chaos.md): each check
+-- The chaos run's checker (spec/chaos/check.lua, docs/development/chaos.md): each check
 -- passes a clean run and catches the bug it exists for, fed a doctored log,
 -- state or report. Pure: no server, no process.
 local check = require "spec.chaos.check"

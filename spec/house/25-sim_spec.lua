@@ -1,5 +1,5 @@
 -- sanitizers: none (the house: minutes of Lua on a modelled network; its C, the signing, the other specs run under both)
--- The deterministic simulation (spec/sim, docs/simulation.md): a small set
+-- The deterministic simulation (spec/sim, docs/development/simulation.md): a small set
 -- of seeds under every invariant, the seeds that found bugs, replays that
 -- give the same run, and checks shown to catch what they exist for.
 -- Issue 47 (the simulation draws dirty input): invariants 11 (only what the
@@ -196,7 +196,7 @@ describe("simulation", function()
       end, 1, 40, 12)
     end)
 
-    -- The simulation's finding (seed 248, docs/simulation.md): a file cut
+    -- The simulation's finding (seed 248, docs/development/simulation.md): a file cut
     -- short at a block's end between the count and the sending handed out
     -- its last line, the rest of a name ("x" of "x-3"), which was forbidden;
     -- the second read now stops there, with the end's message.

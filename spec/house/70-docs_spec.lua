@@ -1,6 +1,6 @@
 -- sanitizers: none (the house: files, docs and tools, not our C)
--- Every Lua and shell example in README.md and docs/*.md runs as it is
--- written, and what it shows it prints. The conventions (docs/README.md says
+-- Every Lua and shell example in README.md, docs/*.md and docs/development/*.md
+-- runs as it is written, and what it shows it prints. The conventions (docs/README.md says
 -- them in short):
 --
 --  * ```lua: run as it is, in a fresh `lua5.4` process with this tree's
@@ -56,15 +56,18 @@ for _, f in ipairs(FILES) do
   for _, b in ipairs(docs.blocks(f)) do BLOCKS[#BLOCKS + 1] = b end
 end
 
--- Not this spec's to change, and not runnable here (it is make chaos itself).
-local NOT_RUN = {
-  ["docs/chaos.md"] = "its ```sh block is `make chaos` (minutes of real servers): docs/chaos.md's owner is to "
-    .. "make it a table or prose",
-}
-
 local function where(b) return b.file .. ":" .. b.line end
 
 describe("the docs", function()
+  it("are every page under docs/, the development pages' folder too", function()
+    local all = { "README.md" }
+    for name in process.capture("cd " .. q(ROOT) .. " && find docs -name '*.md' | sort"):gmatch("[^\n]+") do
+      all[#all + 1] = name
+    end
+    table.sort(all, function(a, b) return a == "README.md" or (b ~= "README.md" and a < b) end)
+    assert.same(all, FILES)
+  end)
+
   it("hold only blocks of the kinds the doc test knows", function()
     local wrong = {}
     for _, b in ipairs(BLOCKS) do
@@ -202,7 +205,7 @@ describe("the docs' examples", function()
     local installs = docs.runs(b) and docs.installs(b)
     if installs then
       it(where(b) .. " (```" .. b.info .. ") is not run", function() error(where(b) .. ": " .. installs) end)
-    elseif docs.runs(b) and not NOT_RUN[b.file] then
+    elseif docs.runs(b) then
       if b.lang == "console" then b.commands = docs.console(b) end
       runnable[#runnable + 1] = b
     end
@@ -239,10 +242,6 @@ describe("the docs' examples", function()
     os.execute("rm -rf " .. q(dir))
     leftovers()
   end)
-
-  for _, f in pairs(NOT_RUN) do
-    pending(f)
-  end
 
   for i, b in ipairs(runnable) do
     it(where(b) .. " (```" .. b.info .. ")", function()

@@ -1,6 +1,6 @@
 -- tier: unit
 -- sanitizers: none (the house: files, docs and tools, not our C)
--- The house's walls (tools/layers.lua, docs/architecture.md "Layers"):
+-- The house's walls (tools/layers.lua, docs/development/architecture.md "Layers"):
 -- every module's requires, those inside functions too, point down only, no
 -- cycle, and the core names no optional part. The checker is shown catching
 -- each kind on planted text; the tree is held to it.

@@ -9,7 +9,7 @@
 -- drawn effect (an append, a state replace, a request, an answer) or not.
 -- Their input is drawn dirty as hand-edited lists are (below: "Dirty
 -- input"). Then one clean round of each provider. Invariants
--- (docs/simulation.md):
+-- (docs/development/simulation.md):
 --
 --   7  every request that reached the provider belongs to a run whose
 --      intent was durable before it left

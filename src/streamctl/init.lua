@@ -8,7 +8,7 @@
 -- they are used: the edge's `streamctl.edge.callbacks` and `streamctl.edge.authkey`,
 -- the operator's `streamctl.operator.reconcile`, `streamctl.operator.audit`,
 -- `streamctl.operator.desired` and `streamctl.operator.metrics`, the stores under
--- `streamctl.store` (docs/architecture.md, "Layers").
+-- `streamctl.store` (docs/development/architecture.md, "Layers").
 -- @module streamctl
 
 local M = {

@@ -1,7 +1,7 @@
 --- The store backends and their one contract: where a client's options
 -- become store objects. The one module of the core that names a backend,
 -- and only when an option asks for one, so a client that uses none loads
--- none (docs/architecture.md, "Layers"); the client and its pacing name
+-- none (docs/development/architecture.md, "Layers"); the client and its pacing name
 -- none, they ask this module.
 --
 -- A backend is a module of its own, chosen by a client option of its own
