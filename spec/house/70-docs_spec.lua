@@ -1,7 +1,7 @@
 -- sanitizers: none (the house: files, docs and tools, not our C)
 -- Every Lua and shell example in README.md, docs/*.md and docs/development/*.md
--- runs as it is written, and what it shows it prints. The conventions (docs/README.md says
--- them in short):
+-- runs as it is written, and what it shows it prints. The conventions
+-- (docs/development/README.md says them in short):
 --
 --  * ```lua: run as it is, in a fresh `lua5.4` process with this tree's
 --    modules (src/, build/5.4), in an empty directory of its own. No text of
