@@ -219,8 +219,27 @@ free_ports() {
   printf '%s' "${ports[*]}"
 }
 
+# A shell set up for Lua 5.4 (LUA_PATH or LUA_CPATH naming a lua/5.4 or lua5.4
+# tree) has an nginx started from it load Lua 5.4's modules into LuaJIT (cjson:
+# "undefined symbol: lua_newuserdatauv"; the example's handlers refuse it).
+# This demo's nginx starts without the shell's environment (env -i, below):
+# said, not refused, so that one's own nginx is started right.
+lua54_paths_note() {
+  local var
+  for var in LUA_CPATH LUA_PATH; do
+    case ${!var:-} in
+      *lua/5.4*|*lua5.4*)
+        printf '%s: note: %s names a Lua 5.4 tree (%s): this demo'\''s nginx starts without it, but an nginx' \
+          "$PROG" "$var" "${!var}" >&2
+        printf ' started from this shell would load Lua 5.4'\''s modules into LuaJIT (undefined symbol:' >&2
+        printf ' lua_newuserdatauv): give Lua 5.4 its paths in %s_5_4 instead (docs/openresty.md)\n' "$var" >&2 ;;
+    esac
+  done
+}
+
 cmd_start() {
   local pid tree ca emu_dir owned=0 ali ali_tls zego_tls token offset ok i
+  lua54_paths_note
   pid=$(nginx_pid)
   if alive "$pid"; then
     echo "already running (nginx pid $pid); not restarted ($(stop_command) first to change settings)"

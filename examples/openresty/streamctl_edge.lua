@@ -67,6 +67,25 @@
 -- shared dict, one budget per nginx. nginx passes a worker only the variables
 -- its `env` directives name.
 
+-- nginx's master reads LUA_PATH and LUA_CPATH from the shell that starts it,
+-- and puts them where nginx.conf's `;;` (or no lua_package_*path) says: a
+-- shell set up for Lua 5.4 then has LuaJIT load Lua 5.4's C modules (cjson:
+-- "undefined symbol: lua_newuserdatauv"). Refused here, before any require,
+-- naming the variable (docs/openresty.md, "Lua 5.4's paths").
+if _VERSION == "Lua 5.1" and package.searchpath then
+  for _, m in ipairs { { "cjson", "cpath", "LUA_CPATH" }, { "streamctl.core", "cpath", "LUA_CPATH" },
+                       { "streamctl", "path", "LUA_PATH" } } do
+    local file = package.searchpath(m[1], package[m[2]])
+    if file and (file:find("lua/5%.4") or file:find("lua5%.4")) then
+      local from = os.getenv(m[3]) and m[3] .. " in nginx's environment (" .. os.getenv(m[3]) .. ")"
+        or "lua_package_" .. m[2] .. " in nginx.conf"
+      error(string.format("streamctl_edge.lua: require %q would load %s, Lua 5.4's, into LuaJIT: %s names a "
+        .. "Lua 5.4 tree. Start nginx without it (env -u LUA_PATH -u LUA_CPATH nginx ...), and give Lua 5.4 "
+        .. "its paths in LUA_PATH_5_4 and LUA_CPATH_5_4", m[1], file, from), 0)
+    end
+  end
+end
+
 local cjson = require "cjson.safe"
 local streamctl = require "streamctl"
 local callbacks = require "streamctl.edge.callbacks"
