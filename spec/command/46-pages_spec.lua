@@ -1,7 +1,7 @@
 -- A paged listing read whole or not at all, on the command line (issue
 -- 66), against the emulator's page fault (a listing's answer served, then
--- its page cut and its total replaced: docs/emulator.md, "Fault
--- injection"): the account's 60 domains answered 20 of the 50 asked with
+-- its page cut and its total replaced: docs/emulator.md,
+-- "Faults"): the account's 60 domains answered 20 of the 50 asked with
 -- TotalCount 60, or with none; a block list answering TotalNum 1e300, for
 -- the batch's domain, another domain's count, or a reconcile round. Each
 -- run says which page was refused and why, exits 1, sends no forbid and

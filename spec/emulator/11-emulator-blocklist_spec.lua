@@ -2,7 +2,7 @@
 -- The emulator's block list (issue 49): its places (aliyun.block_list_limit,
 -- every domain; Oneshot takes none; a resume or an end frees one), the
 -- default end of a forbid without ResumeTime (6 calendar months, clock.lua's
--- add_months), and DescribeLiveUserDomains (docs/emulator.md). Hand-built
+-- add_months), and DescribeLiveUserDomains (docs/development/emulator-fidelity.md). Hand-built
 -- requests (spec/helpers/emulator.lua), never streamctl's core.
 
 local emu = require "spec.helpers.emulator"

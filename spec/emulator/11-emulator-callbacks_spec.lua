@@ -1,5 +1,5 @@
 -- sanitizers: none (the emulator: its code runs in nginx, not in this process)
--- The callbacks the emulator sends (docs/emulator.md, "Callbacks"): Alibaba
+-- The callbacks the emulator sends (docs/development/emulator-fidelity.md, "Callbacks"): Alibaba
 -- Cloud's stream ingest callbacks (publish / publish_done, GET, signed with
 -- ALI-LIVE-SIGNATURE), pull-to-push task callbacks (POST JSON on each status
 -- change, driven by a source_down fault and the emulator clock) and ZEGO's

@@ -45,7 +45,8 @@ end
 local keys = emu.sorted_keys
 
 -- What a stop of a task that has not started, and a restart before the start
--- time, answer: the pages name no code; the emulator's choice (docs/emulator.md).
+-- time, answer: the pages name no code; the emulator's choice
+-- (docs/development/emulator-fidelity.md, "Differences").
 local STOP_NOT_STARTED = "InvalidParameter"
 local RESTART_NOT_STARTED = "InvalidParameter"
 

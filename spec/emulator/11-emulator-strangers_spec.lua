@@ -20,7 +20,7 @@ local strangers = require "streamctl.emulator.strangers"
 local stats = require "streamctl.emulator.stats"
 local config = require "streamctl.emulator.config"
 
--- The schedule as docs/emulator.md states it: group k is `burst` arrivals at
+-- The schedule as docs/development/emulator-fidelity.md states it: group k is `burst` arrivals at
 -- t0 + k * (burst / rate), on a grid of 2^-20 s (t0: when it was set,
 -- rounded down to the grid).
 local GRID = 2 ^ 20

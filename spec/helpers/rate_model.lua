@@ -1,5 +1,5 @@
 -- Test helper: independent models of the emulator's rate limiters
--- (emulator/src/streamctl/emulator/ratelimit.lua, docs/emulator.md), and a
+-- (emulator/src/streamctl/emulator/ratelimit.lua, docs/development/emulator-fidelity.md), and a
 -- check of a running emulator's verdicts against them, fed the times the
 -- emulator itself reports: each request's rate_limit_time in its log (the
 -- limiter's own clock when the request reached it). A row that sends a burst

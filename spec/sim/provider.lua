@@ -4,7 +4,7 @@
 -- against.
 --
 -- Modelled, by the strictest reading of the pages (../shared/notes/PROVIDERS.md
--- and docs/emulator.md): per-stream state (Aliyun's block list, ZEGO's RTC and
+-- and docs/development/emulator-fidelity.md): per-stream state (Aliyun's block list, ZEGO's RTC and
 -- CDN bans), pull-to-push tasks (a DstUrl used by one live task at a time,
 -- stop and delete), ZEGO's Sequence rule (a Sequence not above the last one
 -- applied for a stream within 10 s is not executed, and the answer is still

@@ -27,7 +27,7 @@ local M = {}
 M.LIMIT = 10000
 
 --- The code of a forbid refused at the limit. No page names it: this is
--- the emulator's (docs/emulator.md, "Differences"); a real answer at the
+-- the emulator's (docs/development/emulator-fidelity.md, "Differences"); a real answer at the
 -- limit under another code is reported as it comes, not retried (a 4xx).
 M.FULL = "BlockList.LimitExceeded"
 

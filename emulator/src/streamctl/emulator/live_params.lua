@@ -20,7 +20,7 @@ end
 -- A task's Regions. CreateLivePullToPush's page lists five, the other task
 -- operations' pages four (no cn-shenzhen); the follow-ups take what the
 -- create took, so a task created in a Region can be stopped, updated,
--- restarted, deleted and described there (docs/emulator.md, "Differences").
+-- restarted, deleted and described there (docs/development/emulator-fidelity.md, "Differences").
 local REGIONS = region_list("ap-southeast-1", "ap-southeast-5", "cn-beijing", "cn-shanghai", "cn-shenzhen")
 local SOURCE_TYPES = { live = true, vod = true, url = true }
 -- What a source is pulled over (the page): a live source over RTMP, SRT or
@@ -170,7 +170,7 @@ end
 
 -- Whether v is shaped as a domain name: lower-case labels of letters,
 -- digits and '-' (not at a label's ends), at most 63 each and 253 in all
--- (docs/emulator.md, "Names").
+-- (docs/development/emulator-fidelity.md, "Names").
 local function domain_shaped(v)
   if #v > 253 or not match(v, "^[%l%d%-%.]+$") then
     return false

@@ -50,7 +50,7 @@ local function purge(now)
 end
 
 -- The error at the block list's limit: the pages name none; the emulator's
--- own code (docs/emulator.md, "Differences from the real services").
+-- own code (docs/development/emulator-fidelity.md, "Differences from the real services").
 local function list_full(limit, key)
   return nil, "BlockList.LimitExceeded",
     "The block list is full: at most " .. limit .. " streams can be disabled.",
@@ -73,7 +73,7 @@ end
 
 -- The names' shapes, the strictest reading (the pages give none): letters,
 -- digits, '-' and '_', at most 256; a domain in lower-case labels of
--- letters, digits and '-' (docs/emulator.md, "Names").
+-- letters, digits and '-' (docs/development/emulator-fidelity.md, "Names").
 local function name_shaped(v)
   return #v <= 256 and match(v, "^[%w_%-]+$") ~= nil
 end

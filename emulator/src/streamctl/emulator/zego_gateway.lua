@@ -266,7 +266,7 @@ local function stream_ids(req, spec, app_id, app)
     ids[1] = id
   end
   -- (the strictest reading of ZEGO's stream ID page: at most 256 letters,
-  -- digits, '-' and '_'; docs/emulator.md, "Names")
+  -- digits, '-' and '_'; docs/development/emulator-fidelity.md, "Names")
   for _, id in ipairs(ids) do
     if #id > 256 or not match(id, "^[%w_%-]+$") then
       return nil, 30006
