@@ -80,12 +80,12 @@ end)
 describe("a ZEGO callback's Content-Type, in nginx (check_nginx)", function()
   -- A stand-in for the nginx request: its headers and body, and whether the body was read.
   local read
-  local function fake_ngx(headers, body)
+  local function fake_ngx(headers, body, method)
     read = false
     return {
       req = {
         get_headers = function() return headers end,
-        get_method = function() return "POST" end,
+        get_method = function() return method or "POST" end,
         read_body = function() read = true end,
         get_body_data = function() return read and body or nil end,
         get_body_file = function() return nil end,
@@ -104,4 +104,9 @@ describe("a ZEGO callback's Content-Type, in nginx (check_nginx)", function()
       assert.equal(row[5] == "event", read)
     end)
   end
+
+  it("a GET is refused as one, whatever its type (the method first, as check has it)", function()
+    rawset(_G, "ngx", fake_ngx({ ["Content-Type"] = "text/plain" }, JSON, "GET"))
+    assert.equal("a callback is a POST (got GET)", outcome(callbacks.zego.check_nginx(opts())))
+  end)
 end)

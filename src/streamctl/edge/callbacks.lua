@@ -487,8 +487,10 @@ end
 -- Content-Type is the one expected).
 function M.zego.check_nginx(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'check_nginx' (table expected)", 2) end
-  local typed, terr = content_type(by_lower_name(ngx.req.get_headers(100, true)), opts, "check_nginx")
-  if not typed then return nil, terr end
+  if ngx.req.get_method() == "POST" then -- (anything else: check says so, as it does first)
+    local typed, terr = content_type(by_lower_name(ngx.req.get_headers(100, true)), opts, "check_nginx")
+    if not typed then return nil, terr end
+  end
   local req, err = nginx_request("zego", true)
   if not req then return nil, err end
   return M.zego.check(req, opts)
