@@ -13,10 +13,11 @@
 # asan builds with ASan/UBSan into build/asan, the runtime preloaded: any
 # report aborts), joined by commas: their files share one pool (below):
 # JOBS files that mostly wait, and CPU_JOBS (twice the cores) CPU-bound ones.
-# What is CPU-bound runs at nice 10 (valgrind's and asan's files, and the
-# unit tier's: pure Lua, a fake clock), so it fills the cores while the
-# others wait on their servers and never holds back the specs that time
-# real servers; a heavy file (below) runs at nice 0 in every mode.
+# What is CPU-bound runs at nice 10 (valgrind's and asan's files while a
+# heavy file runs or waits, and the unit tier's: pure Lua, a fake clock),
+# so it fills the cores while the others wait on their servers and never
+# holds back the heavy files at a provider's cap; a heavy file (below) runs
+# at nice 0 in every mode.
 # SPEC_FILE_TIMEOUT (2400): the seconds a file may run before it is stopped
 # and fails, its log saying so (the longest seen, valgrind's 41-cli-input
 # with four busy loops beside the suite, took 1,017 s): a file that hangs
@@ -198,6 +199,7 @@ one() {
   local m=$1 f=$2 kind=$3 c=$4 name out t0 t1 rc secs counts p fl pe more="" block slots me hung
   settings "$m"
   [ "$kind" = unit ] && nice=10
+  [ "$c" = cpu ] && nice=$5
   # (the slots' owner is this subshell, which lives until the file has run;
   # read here: inside $(...) BASHPID is the substitution's own)
   me=$BASHPID
@@ -252,15 +254,31 @@ start=$(date +%s)
 # and children), of which HEAVY_JOBS at most are heavy (a spec's line "--
 # load: heavy": many processes or nginx workers at a provider's cap, under
 # the emulator's strictest count), and beside them CPU_JOBS (twice the
-# cores: they wait on their servers too) that are CPU-bound (valgrind's and asan's light files, at nice 10), so
-# that the sanitizers fill the cores the others leave idle and never take
+# cores: they wait on their servers too) that are CPU-bound (valgrind's and
+# asan's light files, at nice 10 while a heavy file runs or waits, then 0),
+# so that the sanitizers fill the cores the others leave idle and never take
 # their places; on this machine, whatever else runs the suite,
 # SPEC_MACHINE_JOBS waiting files, HEAVY_JOBS heavy ones and CPU_JOBS
 # CPU-bound ones at most (machine_slot). A file that must wait lets the
 # next one of another class go first.
 mapfile -t queue <<< "$list"
 declare -A class_of
-running=0 waiting=0 heavy=0 cpu=0
+running=0 waiting=0 heavy=0 cpu=0 heavy_left=0 lane_nice=10
+for e in "${queue[@]}"; do
+  read -r m f kind <<< "$e"
+  [ "$kind" = heavy ] && heavy_left=$((heavy_left + 1))
+done
+[ "$heavy_left" -gt 0 ] || lane_nice=0
+# A process and its descendants set to nice 0 (best effort: raising a
+# priority needs root or CAP_SYS_NICE; without, they stay at 10).
+renice_tree() {
+  local p
+  for p in "$@"; do
+    renice -n 0 -p "$p" >/dev/null 2>&1
+    # shellcheck disable=SC2046
+    renice_tree $(ps -o pid= --ppid "$p" 2>/dev/null)
+  done
+}
 while [ ${#queue[@]} -gt 0 ] || [ "$running" -gt 0 ]; do
   started=
   for i in "${!queue[@]}"; do
@@ -271,10 +289,10 @@ while [ ${#queue[@]} -gt 0 ] || [ "$running" -gt 0 ]; do
     case $c in
       cpu) [ "$cpu" -lt "$cpu_jobs" ] || continue; cpu=$((cpu + 1)) ;;
       heavy) [ "$waiting" -lt "$jobs" ] && [ "$heavy" -lt "$heavy_jobs" ] || continue
-        waiting=$((waiting + 1)) heavy=$((heavy + 1)) ;;
+        waiting=$((waiting + 1)) heavy=$((heavy + 1)) heavy_left=$((heavy_left - 1)) ;;
       *) [ "$waiting" -lt "$jobs" ] || continue; waiting=$((waiting + 1)) ;;
     esac
-    one "$m" "$f" "$kind" "$c" &
+    one "$m" "$f" "$kind" "$c" "$lane_nice" &
     class_of[$!]=$c running=$((running + 1)) started=1
     unset 'queue[i]'
     break
@@ -288,6 +306,12 @@ while [ ${#queue[@]} -gt 0 ] || [ "$running" -gt 0 ]; do
       *) waiting=$((waiting - 1)) ;;
     esac
     unset 'class_of[$ended]'
+    # (the last heavy file done: the CPU lane at nice 0 from now on, those running too; at nice 10 beside
+    # other load, busy loops say, it would get a tenth of a core)
+    if [ "$lane_nice" = 10 ] && [ $((heavy + heavy_left)) -eq 0 ]; then
+      lane_nice=0
+      for p in "${!class_of[@]}"; do [ "${class_of[$p]}" = cpu ] && renice_tree "$p"; done
+    fi
   fi
 done
 elapsed=$(( $(date +%s) - start ))
