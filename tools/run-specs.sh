@@ -269,16 +269,6 @@ for e in "${queue[@]}"; do
   [ "$kind" = heavy ] && heavy_left=$((heavy_left + 1))
 done
 [ "$heavy_left" -gt 0 ] || lane_nice=0
-# A process and its descendants set to nice 0 (best effort: raising a
-# priority needs root or CAP_SYS_NICE; without, they stay at 10).
-renice_tree() {
-  local p
-  for p in "$@"; do
-    renice -n 0 -p "$p" >/dev/null 2>&1
-    # shellcheck disable=SC2046
-    renice_tree $(ps -o pid= --ppid "$p" 2>/dev/null)
-  done
-}
 while [ ${#queue[@]} -gt 0 ] || [ "$running" -gt 0 ]; do
   started=
   for i in "${!queue[@]}"; do
@@ -310,7 +300,7 @@ while [ ${#queue[@]} -gt 0 ] || [ "$running" -gt 0 ]; do
     # other load, busy loops say, it would get a tenth of a core)
     if [ "$lane_nice" = 10 ] && [ $((heavy + heavy_left)) -eq 0 ]; then
       lane_nice=0
-      for p in "${!class_of[@]}"; do [ "${class_of[$p]}" = cpu ] && renice_tree "$p"; done
+      for p in "${!class_of[@]}"; do [ "${class_of[$p]}" = cpu ] && tools/renice-tree.sh "$p"; done
     fi
   fi
 done
