@@ -187,6 +187,19 @@ describe("streamctl emulator", function()
       end
     end)
 
+    it("endpoints.env, sourced, exports the names the quick starts read (and keeps the old ones)", function()
+      local p = io.popen("env -i /bin/sh -c '. \"$1\" && env && echo \"old=$STREAMCTL_EMULATOR_ALIYUN_TLS_URL\"' sh '"
+        .. server.dir .. "/endpoints.env'")
+      local out = p:read("*a")
+      p:close()
+      local got = {}
+      for k, v in out:gmatch("([%w_]+)=([^\n]*)") do
+        got[k] = v
+      end
+      assert.are.same({ server.aliyun_tls_url, server.zego_tls_url, server.ca_file, server.aliyun_tls_url },
+        { got.STREAMCTL_ALIYUN_ENDPOINT, got.STREAMCTL_ZEGO_ENDPOINT, got.STREAMCTL_CA_FILE, got.old })
+    end)
+
     it("serves HTTPS with a certificate the generated CA verifies for 127.0.0.1 and localhost", function()
       for _, check in ipairs({ "-verify_ip 127.0.0.1", "-verify_hostname localhost" }) do
         local p = io.popen("echo | openssl s_client -connect 127.0.0.1:" .. server.ports.aliyun_tls

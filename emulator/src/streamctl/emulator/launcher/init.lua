@@ -73,12 +73,20 @@ end
 -- IMDS_URL only when the metadata service is served.
 local ENDPOINT_KEYS = { "ALIYUN_URL", "ZEGO_URL", "ALIYUN_TLS_URL", "ZEGO_TLS_URL", "IMDS_URL", "CA_FILE", "DIR" }
 
+-- The names the quick starts and docs read (exported), from the keys above.
+local EXPORTED = { { "STREAMCTL_ALIYUN_ENDPOINT", "ALIYUN_TLS_URL" }, { "STREAMCTL_ZEGO_ENDPOINT", "ZEGO_TLS_URL" },
+  { "STREAMCTL_CA_FILE", "CA_FILE" } }
+
+-- The STREAMCTL_EMULATOR_* names (kept for scripts that read them), then the exported ones.
 local function write_endpoints(dir, e)
   local lines = { "# streamctl-emulator endpoints (shell syntax; `. " .. dir .. "/endpoints.env`)" }
   for _, k in ipairs(ENDPOINT_KEYS) do
     if e[k] then
       lines[#lines + 1] = "STREAMCTL_EMULATOR_" .. k .. "=" .. shell_quote(e[k])
     end
+  end
+  for _, pair in ipairs(EXPORTED) do
+    lines[#lines + 1] = "export " .. pair[1] .. "=" .. shell_quote(e[pair[2]])
   end
   write_file(dir .. "/endpoints.env", table.concat(lines, "\n") .. "\n", "644")
 end
