@@ -9,8 +9,8 @@
 -- lua-argparse, lua-filesystem) or bundled by OpenResty (cjson), which
 -- luarocks cannot see: declared here, so luarocks checks the rest without
 -- --deps-mode=none, and the commands it writes put the tree on the module
--- paths (with --deps-mode=none they carry no tree, and find only the
--- system's).
+-- paths (with --deps-mode=none they carry no tree: bin/streamctl then puts
+-- its own tree first itself, so `--tree T` works either way).
 rocks_provided = {
   ["lua-cjson"] = "2.1.0-1",
   argparse = "0.7.1-1",
