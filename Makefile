@@ -240,15 +240,23 @@ test-jit: build-jit
 
 # The demo runs against an emulator of its own, in its own directory, on
 # ports free at the time (so one already running, such as the command line's
-# on the default ports, is left alone).
+# on the default ports, is left alone), or on DEMO_PORTS="A Z AT ZT" (Aliyun
+# HTTP, ZEGO HTTP, Aliyun HTTPS, ZEGO HTTPS: four distinct ports 1..65535,
+# refused naming DEMO_PORTS otherwise, before the emulator starts).
 DEMO_DIR := $(ROOT)/build/demo-emulator
 EMULATOR54 := $(ENV54) $(TREE54)/bin/streamctl-emulator
 FREE_PORTS := $(ENV54) LUA_PATH="$(ROOT)/?.lua;$(LUA_PATH_DEV)" lua5.4 -e \
 	'io.write(table.concat(require("spec.helpers.emulator").free_ports(4), " "))'
 
 demo: demo-deps build-5.4
-	@set -e; set -- $$($(FREE_PORTS) 2>/dev/null); [ $$# = 4 ] || { echo "make demo: could not find 4 free ports" >&2; \
-	  exit 1; }; \
+	@set -e; ports='$(subst ','\'',$(DEMO_PORTS))'; read -ra w <<< "$$ports" || true; \
+	if [ $${#w[@]} = 0 ]; then set -- $$($(FREE_PORTS) 2>/dev/null); \
+	  [ $$# = 4 ] || { echo "make demo: could not find 4 free ports (name them: DEMO_PORTS=\"A Z AT ZT\")" >&2; exit 1; }; \
+	else ok=$$([ $${#w[@]} = 4 ] && [ "$$(printf '%s\n' "$${w[@]}" | sort -u | wc -l)" = 4 ] && echo y || true); \
+	  for p in "$${w[@]}"; do [[ $$p =~ ^[1-9][0-9]{0,4}$$ ]] && [ "$$p" -le 65535 ] || ok=; done; \
+	  [ -n "$$ok" ] || { echo "make demo: DEMO_PORTS=\"$$ports\": not four distinct ports 1..65535" \
+	    "(Aliyun HTTP, ZEGO HTTP, Aliyun HTTPS, ZEGO HTTPS: DEMO_PORTS=\"28080 28081 28443 28444\")" >&2; exit 2; }; \
+	  set -- "$${w[@]}"; fi; \
 	$(EMULATOR54) stop --dir $(DEMO_DIR) >/dev/null 2>&1 || true; \
 	$(EMULATOR54) start --dir $(DEMO_DIR) --aliyun-port $$1 --zego-port $$2 --aliyun-tls-port $$3 --zego-tls-port $$4; \
 	status=0; $(ENV54) STREAMCTL_EMULATOR_DIR=$(DEMO_DIR) STREAMCTL_ALIYUN_ENDPOINT=https://127.0.0.1:$$3 \
