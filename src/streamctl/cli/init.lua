@@ -28,6 +28,7 @@ local cli_guard = require "streamctl.cli.guard"
 local cli_calls = require "streamctl.cli.calls"
 local cli_reconcile = require "streamctl.cli.reconcile"
 local validate = require "streamctl.base.validate"
+local core = require "streamctl.core"
 
 local type, ipairs, format, concat = type, ipairs, string.format, table.concat
 local EXIT, command_name, new_out = cli_output.EXIT, cli_output.command_name, cli_output.new_out
@@ -186,11 +187,14 @@ local function prepare(out, args, env)
   -- which stops the run as Ctrl-C does, rather than the end of the process).
   local run = { provider = provider, opts = opts, source = source, args = args, output = output, attempts = 0,
                 stop = {} } -- (stop.why: the audit log failed in a long run; see outcomes_writer)
-  -- (--debug: each request and answer on standard error, redacted, as it ends)
+  -- (the command's clock, the client's too: env.clock, a test's stand-in, else the system's)
+  local clock = env.clock or core.now
+  opts.clock = env.clock
+  -- (--debug: each request and answer on standard error, redacted, as it ends, after the time it ended)
   opts.on_attempt = function(info)
     if info.role == "call" then run.attempts = run.attempts + 1 end
     if args.debug then
-      for _, line in ipairs(cli_output.debug_lines(info)) do out.err:write(line, "\n") end
+      for _, line in ipairs(cli_output.debug_lines(info, cli_output.stamp(clock()))) do out.err:write(line, "\n") end
     end
   end
   local signal = env.signal or require "streamctl.signal"
@@ -326,8 +330,8 @@ end
 
 --- Runs the command line `argv` (without the program name).
 -- @tparam table argv the arguments
--- @tparam[opt] table env `{ stdout, stderr, stdin, getenv, signal }` (for tests: the files, the
--- environment's `os.getenv`, and a stand-in for `streamctl.signal`)
+-- @tparam[opt] table env `{ stdout, stderr, stdin, getenv, signal, clock }` (for tests: the files, the
+-- environment's `os.getenv`, a stand-in for `streamctl.signal`, and the clock: Unix seconds)
 -- @return the exit status
 function M.main(argv, env)
   env = env or {}

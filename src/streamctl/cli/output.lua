@@ -197,15 +197,25 @@ function M.answer_lines(result)
   return out
 end
 
+--- A time (Unix seconds, a fraction allowed) as UTC ISO 8601 to the
+-- millisecond: 2026-11-27T17:20:01.234Z.
+function M.stamp(t)
+  local s = floor(t)
+  local ms = floor((t - s) * 1000)
+  return (core.utc_timestamp(s):gsub("Z$", format(".%03dZ", ms)))
+end
+
 --- What `--debug` writes on standard error for one attempt (an
--- on_attempt `info`): a line naming it and how it ended, then the request
--- as sent (`> `) and the answer as received (`< `), every secret, signature
--- and token redacted (the library's `wire()`).
-function M.debug_lines(info)
+-- on_attempt `info`), each line after `stamp` (when it was told: M.stamp's
+-- text): a line naming it, how it ended and how long it waited for its
+-- rate-limit slot, then the request as sent (`> `) and the answer as
+-- received (`< `), every secret, signature and token redacted (the
+-- library's `wire()`).
+function M.debug_lines(info, stamp)
   local req, answer = info.wire()
-  local out = { format("streamctl: debug: %s %s, attempt %d: %s in %.3f s", tostring(info.action), info.role,
-    info.attempt, info.ok and "ok" or format("%s%s", tostring(info.code),
-      info.sent == false and " (never sent)" or ""), info.seconds or 0) }
+  local out = { format("streamctl: debug: %s %s, attempt %d: %s in %.3f s (waited %.3f s for a slot)",
+    tostring(info.action), info.role, info.attempt, info.ok and "ok" or format("%s%s", tostring(info.code),
+      info.sent == false and " (never sent)" or ""), info.seconds or 0, info.waited or 0) }
   local function headers(mark, h)
     local names = {}
     for k in pairs(h or {}) do names[#names + 1] = k end
@@ -224,6 +234,7 @@ function M.debug_lines(info)
   else
     out[#out + 1] = "< no answer: " .. tostring(info.error and info.error.message or info.code)
   end
+  for i, line in ipairs(out) do out[i] = stamp .. " " .. line end
   return out
 end
 

@@ -112,7 +112,8 @@ local function add_common(cmd, provider, dry_run_help)
     cmd:flag("--dry-run", dry_run_help or DRY_RUN_HELP),
     cmd:flag("--no-progress", "No progress bar (it is drawn on standard error only when that is a terminal)."),
     cmd:flag("--debug", "Write each request as sent and each answer as received on standard error, every "
-      .. "secret, signature and token redacted (and no progress bar).")
+      .. "secret, signature and token redacted (and no progress bar); each line after its UTC time to the "
+      .. "millisecond, an attempt's with its wait for a rate-limit slot.")
   )
 end
 
