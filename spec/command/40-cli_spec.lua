@@ -319,7 +319,9 @@ describe("streamctl (the command)", function()
         { ali("resume-live-stream --domain-name d --app-name a --stream-name 'a\tb' --output yaml"),
           "argument for option '--output' must be one of 'table', 'json'" },
         { ali("forbid-live-stream --domain-name d --app-name a --stream-name s --resume-time tomorrow"),
-          "'--resume-time' must be UTC time as YYYY-MM-DDThh:mm:ssZ" },
+          "--resume-time must be a time (YYYY-MM-DDThh:mm:ssZ or Unix seconds) or a duration: [+]N followed by d, h, m "
+            .. "or s, largest unit first, each once, no spaces, above zero (e.g. +2h, 90m, 1h30m, 45s, 2d) (got "
+            .. "'tomorrow')" },
         { ali("create-live-pull-to-push --region mars --source-type url --source-urls u --dst-url rtmp://x/y/z "
           .. "--start-time 1 --end-time 2"), "argument for option '--region' must be one of" },
         { ali("describe-live-pull-to-push-list --region cn-shanghai --page-size 500"),

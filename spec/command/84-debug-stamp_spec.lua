@@ -5,23 +5,13 @@
 local checks = require "spec.helpers.checks"
 local emu = require "spec.helpers.emulator"
 local process = require "spec.helpers.process"
-local cli = require "streamctl.cli"
 local cli_output = require "streamctl.cli.output"
 
 local HOME = process.temp_dir()
 
 -- The command in this process with `clock` as its clock: status, stdout, stderr.
 local function run(argv, clock)
-  local out, err = checks.buffer(), checks.buffer()
-  local getenv = function(name)
-    if name == "HOME" then return HOME end
-    if name == "USER" then return "tester" end
-    return nil
-  end
-  local ok, status = pcall(cli.main, argv, { stdout = out, stderr = err, getenv = getenv, clock = clock,
-    signal = checks.NO_SIGNALS, stdin = { read = function() return nil end, lines = function() return function() end end } })
-  assert(ok, "raised: " .. tostring(status))
-  return status, out:text(), err:text()
+  return checks.run_cli(argv, { home = HOME, clock = clock })
 end
 
 describe("issue 68, --debug lines: a time and the slot wait", function()

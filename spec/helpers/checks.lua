@@ -148,7 +148,7 @@ M.NO_SIGNALS = { catch = function() end, caught = function() return nil end }
 -- A raise fails the row. `o`: `home` (HOME; USER is "tester"), `env` (more
 -- variables by name), `getenv` (all of them, instead), `stdin` (a string
 -- read whole, a file-like table, or nil: nothing), `signal` (default:
--- none caught).
+-- none caught), `clock` (the command's and its client's, Unix seconds).
 -- @tparam table argv the arguments after `streamctl`
 -- @tparam[opt] table o as above
 function M.run_cli(argv, o)
@@ -168,7 +168,7 @@ function M.run_cli(argv, o)
     return o.env and o.env[name]
   end
   local ok, status = pcall(require("streamctl.cli").main, argv, { stdout = out, stderr = err, getenv = getenv,
-    signal = o.signal or M.NO_SIGNALS, stdin = stdin })
+    signal = o.signal or M.NO_SIGNALS, stdin = stdin, clock = o.clock })
   assert(ok, "raised: " .. tostring(status))
   return status, out:text(), err:text()
 end

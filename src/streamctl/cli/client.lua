@@ -8,11 +8,12 @@ local emulator = require "streamctl.cli.emulator"
 local provider_tables = require "streamctl.cli.provider"
 local input = require "streamctl.cli.input"
 local validate = require "streamctl.base.validate"
+local core = require "streamctl.core"
 local cli_output = require "streamctl.cli.output"
 local cli_parser = require "streamctl.cli.parser"
 
 local type, pairs, ipairs, tostring, tonumber, format = type, pairs, ipairs, tostring, tonumber, string.format
-local gsub, find, concat, huge = string.gsub, string.find, table.concat, math.huge
+local gsub, find, concat, huge, floor = string.gsub, string.find, table.concat, math.huge, math.floor
 local EXIT, flag, encode = cli_output.EXIT, cli_output.flag, cli_output.encode
 local SKIP = cli_parser.SKIP
 
@@ -264,6 +265,69 @@ local function run_whoami(out, name, opts, args, output, source, getenv)
 end
 
 M.fields_of = fields_of
+
+-- A forbid's end given as a duration (`--resume-time +2h`, ZEGO
+-- reconcile's `--cdn-resume-time 90m`): read once, when the command reads
+-- its input, into the absolute time the fields and options take (Unix
+-- seconds), from the command's clock; the absolute forms (Unix seconds,
+-- YYYY-MM-DDThh:mm:ssZ) are left as they are, for their field's check.
+-- The grammar: an optional `+`, then one or more NUMBER UNIT, the units d,
+-- h, m, s (days, hours, minutes, seconds), largest first, each at most
+-- once, no spaces, more than zero in all: `+2h`, `90m`, `1h30m`, `2d`.
+M.duration = {}
+
+local UNITS = { d = 86400, h = 3600, m = 60, s = 1 }
+local ORDER = { d = 1, h = 2, m = 3, s = 4 }
+
+-- The most digits a number of the duration takes (more: an overflow).
+local MAX_DIGITS = 9
+
+--- The rule, as a refusal says it.
+M.duration.RULE = "a time (YYYY-MM-DDThh:mm:ssZ or Unix seconds) or a duration: [+]N followed by d, h, m or s, "
+  .. "largest unit first, each once, no spaces, above zero (e.g. +2h, 90m, 1h30m, 45s, 2d)"
+
+--- Is `text` one of the absolute forms (left to the field's own check)?
+local function absolute_time(text)
+  return find(text, "^%d+$") ~= nil or find(text, "^%d%d%d%d%-") ~= nil
+end
+
+--- The seconds a duration says, or nil.
+function M.duration.seconds(text)
+  local at, total, last = find(text, "^%+") and 2 or 1, 0, 0
+  if at > #text then return nil end
+  while at <= #text do
+    local _, e, digits, unit = find(text, "^(%d+)(%a)", at)
+    if not e or #digits > MAX_DIGITS or not UNITS[unit] or ORDER[unit] <= last then return nil end
+    total, last, at = total + tonumber(digits) * UNITS[unit], ORDER[unit], e + 1
+  end
+  if total <= 0 then return nil end
+  return total
+end
+
+-- A duration as the report says it: 1d2h3m4s, its zero units left out.
+local function spelled(n)
+  local out = ""
+  for _, u in ipairs { "d", "h", "m", "s" } do
+    local k = floor(n / UNITS[u])
+    if k > 0 then out, n = out .. k .. u, n - k * UNITS[u] end
+  end
+  return out
+end
+
+--- `text` (a flag's value) read at `now`: the value the field takes (a
+-- duration's end, Unix seconds; an absolute form unchanged) and, for a
+-- duration, the line that says its end ("resume time: ... (in 2h)"); or
+-- nil and the refusal naming `name` (the flag).
+function M.duration.resolve(text, now, name)
+  if text == nil or absolute_time(text) then return text end
+  local n = M.duration.seconds(text)
+  local shown = #text > 64 and text:sub(1, 64) .. "..." or text -- (a message stays short)
+  if not n then return nil, format("%s must be %s (got '%s')", name, M.duration.RULE, shown) end
+  local at, why = validate.parse_time(floor(now) + n) -- (the absolute form's own bound: the year 9999)
+  if not at then return nil, format("%s %s (got '%s')", name, why, shown) end
+  return at, format("%s: %s (in %s)", gsub(gsub(name, "^%-%-", ""), "%-", " "), core.utc_timestamp(at), spelled(n))
+end
+
 M.number_text = number_text
 M.client_options = client_options
 M.run_whoami = run_whoami

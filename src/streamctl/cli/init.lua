@@ -166,6 +166,9 @@ end
 -- their source, the method and its fields, the guard (`safe`), the
 -- defaults; or nil and the exit status (the reason said). `whoami` is
 -- answered here (it needs no client).
+-- The flags that set when a forbid ends: an absolute time or a duration (streamctl.cli.client's duration).
+local TIME_FLAGS = { "resume_time", "cdn_resume_time" }
+
 local function prepare(out, args, env)
   local provider = args.provider
   local defaults, where, dwarnings = credentials.defaults { getenv = env.getenv }
@@ -213,6 +216,13 @@ local function prepare(out, args, env)
   local client, cerr = streamctl[provider].new(opts)
   if not client then out:warn(as_flags(cerr.message)) return nil, EXIT.usage end
   run.client = client
+
+  -- (a forbid's end given as a duration: its end, read once now, on the client's clock, and said)
+  for _, k in ipairs(TIME_FLAGS) do
+    local v, said = cli_client.duration.resolve(args[k], client:now(), cli_output.flag(k))
+    if not v and said then out:warn(said) return nil, EXIT.usage end
+    if said then args[k] = tostring(v) out:warn(said) end
+  end
 
   local m = args._method
   run.m = m

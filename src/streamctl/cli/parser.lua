@@ -30,7 +30,10 @@ local function field_help(f)
   local parts = {}
   if f.enum then parts[#parts + 1] = "one of " .. concat(f.enum, ", ") end
   if f.note then parts[#parts + 1] = f.note end
-  if f.type == "time" then parts[#parts + 1] = "YYYY-MM-DDThh:mm:ssZ or Unix seconds" end
+  if f.type == "time" then -- (a forbid's end also as a duration from now: cli/client.lua's duration)
+    parts[#parts + 1] = "YYYY-MM-DDThh:mm:ssZ or Unix seconds" .. (f.name == "resume_time" and ", or a duration "
+      .. "from now: +2h, 90m, 1h30m, 45s, 2d (units d h m s, largest first, each once)" or "")
+  end
   if f.type == "yesno" then parts[#parts + 1] = "yes or no" end
   if f.type == "integer" then
     if f.min and f.max then

@@ -141,7 +141,8 @@ M.reconcile = {
   flags = {
     { "--domain-name", "Also read this domain's block list (repeat for more): its blocked streams are extras.",
       "<domain>", count = "*" },
-    { "--resume-time", "The forbids last until this time (YYYY-MM-DDThh:mm:ssZ or Unix seconds; default: the "
+    { "--resume-time", "The forbids last until this time (YYYY-MM-DDThh:mm:ssZ, Unix seconds, or a duration from "
+      .. "now: +2h, 90m, 1h30m, 2d; default: the "
       .. "provider ends them 6 months after each forbid, and a later round forbids them again).", "<time>" },
     { "--places-limit", "The account's block-list places, where its quota differs (decimal digits; default "
       .. "10000: the ForbidLiveStream page). The places in use, over every domain of the account, are read "

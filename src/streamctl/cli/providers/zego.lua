@@ -46,7 +46,8 @@ M.reconcile = {
   flags = {
     { "--state", "(required) The file holding what this command last applied (JSON, made with mode 0600).",
       "<file>" },
-    { "--cdn-resume-time", "CDN forbids last until this time (at most 30 days ahead; default: a day).", "<time>" },
+    { "--cdn-resume-time", "CDN forbids last until this time (YYYY-MM-DDThh:mm:ssZ, Unix seconds, or a duration "
+      .. "from now: +2h, 90m, 2d; at most 30 days ahead; default: a day).", "<time>" },
   },
 }
 
