@@ -174,6 +174,11 @@ _streamctl() {
                 opts="$opts -h --help --roff --install --prefix"
                 break
                 ;;
+            audit)
+                cmd="audit"
+                opts="$opts -h --help --run --stream --since -o --output"
+                break
+                ;;
             completion)
                 cmd="completion"
                 opts="$opts -h --help"
@@ -184,7 +189,7 @@ _streamctl() {
 
     case "$cmd" in
         '')
-            COMPREPLY=($(compgen -W "aliyun zego configure emulator man completion" -- "$cur"))
+            COMPREPLY=($(compgen -W "aliyun zego configure emulator man audit completion" -- "$cur"))
             ;;
         'aliyun')
             COMPREPLY=($(compgen -W "create-live-pull-to-push delete-live-pull-to-push describe-live-pull-to-push describe-live-pull-to-push-list describe-live-streams-block-list describe-live-streams-online-list describe-live-user-domains forbid-live-stream forbid-live-streams restart-live-pull-to-push resume-live-stream resume-live-streams stop-live-pull-to-push update-live-pull-to-push call reconcile whoami" -- "$cur"))
@@ -2552,6 +2557,27 @@ _streamctl() {
             case "$prev" in
                 --prefix)
                     COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'audit')
+            case "$prev" in
+                --run)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --stream)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --since)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
             esac

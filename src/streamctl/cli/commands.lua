@@ -79,7 +79,12 @@ function man_command.run(out, args, env)
   return require("streamctl.cli.man").run(out, args, env.getenv or os.getenv, completion)
 end
 
+-- `streamctl audit [LOG]`: the audit log read back (streamctl.cli.audit_read).
+local audit_command = { name = "audit" }
+function audit_command.add(parser) return require("streamctl.cli.audit_read").add(parser) end
+function audit_command.run(out, args, env) return require("streamctl.cli.audit_read").run(out, args, env) end
+
 --- The entries, in the help's order.
-M.LIST = { configure, emulator_command, man_command }
+M.LIST = { configure, emulator_command, man_command, audit_command }
 
 return M

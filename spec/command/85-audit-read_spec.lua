@@ -1,0 +1,119 @@
+-- Issue 68, "Nothing reads the audit log back": `streamctl audit [LOG]`
+-- lists a log's runs (when, who, what, outcome), `--run ID` one run's
+-- streams, `--stream NAME` and `--since TIME` filter, `--output json`. The
+-- log is written by the writer's own functions (streamctl.operator.audit's
+-- record, intent and writer, as the command writes it), a line cut short
+-- (a full disk) among them; the reader says it once and skips it.
+local checks = require "spec.helpers.checks"
+local process = require "spec.helpers.process"
+local audit = require "streamctl.operator.audit"
+
+local DIR = process.temp_dir()
+local LOG = DIR .. "/audit.jsonl"
+
+local function who(run, provider, command, action)
+  return { run = run, user = "ops", host = "edge-1", provider = provider, credential = "1234567890",
+           credential_source = "the command line", command = command, actions = { action } }
+end
+
+local function intent(time, fields, names, action)
+  local streams = {}
+  for i, n in ipairs(names) do streams[i] = { stream = n, action = action } end
+  fields.time, fields.from = time, "the command line"
+  return audit.record(audit.intent(fields, streams))
+end
+
+local function outcome(time, fields, outcome_, streams)
+  fields.time, fields.record, fields.outcome, fields.exit = time, "outcome", outcome_, outcome_ == "ok" and 0 or 1
+  fields.streams, fields.calls = streams, #streams
+  return audit.record(fields)
+end
+
+-- The log: lines 1-2 run A (ok), 3 run B's intent alone (a crash), 4 a line cut short, 5-6 run C (one stream
+-- failed), 7 a Lua batch's single line (no run id).
+local function write_log()
+  os.remove(LOG)
+  local write = assert(audit.writer(LOG))
+  local A, B, C = "3f9a6c0e5b1d2a48", "b000000000000002", "c000000000000003"
+  local F = "ForbidLiveStream"
+  assert(write(intent("2026-11-22T12:00:00Z", who(A, "aliyun", "forbid-live-streams", F),
+    { "push.example.com/live/a" }, F)))
+  assert(write(outcome("2026-11-22T12:00:01Z", who(A, "aliyun", "forbid-live-streams", F), "ok",
+    { { stream = "push.example.com/live/a", action = F, outcome = "ok", request_id = "8D2A" } })))
+  assert(write(intent("2026-11-23T02:00:00Z", who(B, "zego", "forbid-rtc-streams", "ForbidRTCStreams"),
+    { "room-1", "room-2" }, "ForbidRTCStreams")))
+  local f = assert(io.open(LOG, "ab"))
+  f:write('{"time":"2026-11-23T03:00:00Z","record":"int')
+  f:close()
+  local R = "ResumeRTCStreams"
+  assert(write(intent("2026-11-23T04:00:00Z", who(C, "zego", "resume-rtc-streams", R), { "room-1", "room-3" }, R)))
+  assert(write(outcome("2026-11-23T04:00:02Z", who(C, "zego", "resume-rtc-streams", R), "failed", {
+    { stream = "room-1", action = R, outcome = "ok", request_id = "1506" },
+    { stream = "room-3", action = R, outcome = "failed", code = "StreamNotExist", request_id = "1507" } })))
+  assert(write(audit.record { time = "2026-11-24T00:00:00Z", user = "edge", host = "nginx-1", provider = "zego",
+    command = "forbid", actions = { "ForbidRTCStreams" }, outcome = "ok", exit = 0,
+    streams = { { stream = "room-9", action = "ForbidRTCStreams", outcome = "ok" } } }))
+  -- lines 8, 9: the guard's refusal (an outcome alone), and a run none of whose streams was sent (too few places)
+  local unsent = { { stream = "push.example.com/live/b", action = F, outcome = "not_sent", code = "TooManyStreams" } }
+  assert(write(outcome("2026-11-25T00:00:00Z", who("e000000000000005", "aliyun", "forbid-live-streams", F), "refused",
+    unsent)))
+  unsent[1].code = "NoPlacesLeft"
+  assert(write(outcome("2026-11-25T01:00:00Z", who("f000000000000006", "aliyun", "forbid-live-streams", F), "failed",
+    unsent)))
+end
+
+local CUT = "streamctl: " .. LOG .. ":4: not an audit record (a line cut short?): skipped\n"
+local LA = "2026-11-22T12:00:00Z  3f9a6c0e5b1d2a48  ops@edge-1  aliyun ForbidLiveStream 1 stream  succeeded\n"
+local LB = "2026-11-23T02:00:00Z  b000000000000002  ops@edge-1  zego ForbidRTCStreams 2 streams  no outcome recorded\n"
+local LC = "2026-11-23T04:00:00Z  c000000000000003  ops@edge-1  zego ResumeRTCStreams 2 streams  failed\n"
+local LD = "2026-11-24T00:00:00Z  -  edge@nginx-1  zego ForbidRTCStreams 1 stream  succeeded\n"
+local LE = "2026-11-25T00:00:00Z  e000000000000005  ops@edge-1  aliyun ForbidLiveStream 1 stream  not sent\n"
+local LF = "2026-11-25T01:00:00Z  f000000000000006  ops@edge-1  aliyun ForbidLiveStream 1 stream  not sent\n"
+local ALL = LA .. LB .. LC .. LD .. LE .. LF
+
+-- { name, argv after `audit`, environment, exit status, standard output, standard error }
+local ROWS = {
+  { "list", { LOG }, {}, 0, ALL, CUT },
+  { "default log ($STREAMCTL_AUDIT_LOG)", {}, { STREAMCTL_AUDIT_LOG = LOG }, 0, ALL, CUT },
+  { "--run: each stream's outcome", { LOG, "--run", "c000000000000003" }, {}, 0,
+    LC .. "  room-1  ResumeRTCStreams  succeeded\n  room-3  ResumeRTCStreams  failed  StreamNotExist\n", CUT },
+  { "--run of an intent alone", { LOG, "--run", "b000000000000002" }, {}, 0,
+    LB .. "  room-1  ForbidRTCStreams  no outcome recorded\n  room-2  ForbidRTCStreams  no outcome recorded\n", CUT },
+  { "--stream", { LOG, "--stream", "room-1" }, {}, 0, LB .. LC, CUT },
+  { "--since, a UTC time", { LOG, "--since", "2026-11-23T03:00:00Z" }, {}, 0, LC .. LD .. LE .. LF, CUT },
+  { "--since, Unix seconds", { LOG, "--since", "1795402800" }, {}, 0, LC .. LD .. LE .. LF, CUT },
+  { "--output json", { LOG, "--since", "2026-11-23T04:00:00Z", "-o", "json" }, {}, 0,
+    '{"run":"c000000000000003","time":"2026-11-23T04:00:00Z","user":"ops","host":"edge-1","provider":"zego",'
+      .. '"command":"resume-rtc-streams","actions":["ResumeRTCStreams"],"count":2,"outcome":"failed"}\n'
+      .. '{"run":"-","time":"2026-11-24T00:00:00Z","user":"edge","host":"nginx-1","provider":"zego",'
+      .. '"command":"forbid","actions":["ForbidRTCStreams"],"count":1,"outcome":"succeeded"}\n'
+      .. '{"run":"e000000000000005","time":"2026-11-25T00:00:00Z","user":"ops","host":"edge-1","provider":"aliyun",'
+      .. '"command":"forbid-live-streams","actions":["ForbidLiveStream"],"count":1,"outcome":"not sent"}\n'
+      .. '{"run":"f000000000000006","time":"2026-11-25T01:00:00Z","user":"ops","host":"edge-1","provider":"aliyun",'
+      .. '"command":"forbid-live-streams","actions":["ForbidLiveStream"],"count":1,"outcome":"not sent"}\n', CUT },
+  { "--run --output json", { LOG, "--run", "3f9a6c0e5b1d2a48", "--output", "json" }, {}, 0,
+    '{"run":"3f9a6c0e5b1d2a48","stream":"push.example.com/live/a","action":"ForbidLiveStream",'
+      .. '"outcome":"succeeded","request_id":"8D2A"}\n', CUT },
+  { "an unknown run", { LOG, "--run", "0000000000000000" }, {}, 2, "",
+    CUT .. "streamctl: no run 0000000000000000 in " .. LOG .. "\n" },
+  { "a bad --since", { LOG, "--since", "yesterday" }, {}, 2, "",
+    "streamctl: --since must be a time, YYYY-MM-DDThh:mm:ssZ or Unix seconds (got 'yesterday')\n" },
+  { "a missing log", { DIR .. "/none.jsonl" }, {}, 2, "", "streamctl: cannot read the audit log " .. DIR
+    .. "/none.jsonl (" .. DIR .. "/none.jsonl: No such file or directory)\n" },
+  { "a directory", { DIR }, {}, 2, "", "streamctl: cannot read the audit log " .. DIR .. " (" .. DIR
+    .. ": Is a directory)\n" },
+}
+
+describe("issue 68, streamctl audit: the audit log read back", function()
+  setup(write_log)
+  for _, row in ipairs(ROWS) do
+    it(row[1], function()
+      local argv = { "audit" }
+      for _, a in ipairs(row[2]) do argv[#argv + 1] = a end
+      local before = process.read_file(LOG)
+      local status, out, err = checks.run_cli(argv, { home = DIR, env = row[3] })
+      assert.same({ row[4], row[5], row[6] }, { status, out, err })
+      assert.equal(before, process.read_file(LOG)) -- read-only
+    end)
+  end
+end)

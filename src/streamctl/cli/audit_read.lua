@@ -1,0 +1,225 @@
+--- `streamctl audit [LOG]`: the audit log read back, one line a run (when,
+-- who, what, outcome); `--run ID` one run's streams, `--stream NAME` and
+-- `--since TIME` to filter, `--output json`. Read-only: the log is opened
+-- for reading and never written. A line that is not a record (one cut
+-- short by a full disk) is said on standard error, with its number, and
+-- skipped. See docs/reconcile.md "Reading the log".
+-- @module streamctl.cli.audit_read
+
+local cjson = require "cjson.safe"
+local core = require "streamctl.core"
+local json = require "streamctl.base.json"
+local validate = require "streamctl.base.validate"
+local cli_output = require "streamctl.cli.output"
+
+local type, ipairs, pairs, tostring, tonumber, format = type, ipairs, pairs, tostring, tonumber, string.format
+local concat, match = table.concat, string.match
+local EXIT = cli_output.EXIT
+
+local M = {}
+
+-- A run's outcome (and a stream's), as the listing says it.
+local WORDS = { ok = "succeeded", failed = "failed", unknown = "unknown", refused = "not sent",
+                not_sent = "not sent", interrupted = "interrupted" }
+
+--- Makes the argparse command.
+function M.add(parser)
+  local cmd = parser:command("audit", "Reads an audit log back: one line a run (when, who, what, its outcome); "
+    .. "a run with an intent and no outcome (a crash) says 'no outcome recorded'. Read-only. A line that is not "
+    .. "a record (cut short by a full disk) is said on standard error and skipped.")
+  cmd:summary("List the runs of an audit log.")
+  cmd:argument("log", "The log (default: the one a run writes: $STREAMCTL_AUDIT_LOG, else "
+    .. "$XDG_STATE_HOME or ~/.local/state, under streamctl/audit.jsonl)."):args("?")
+  cmd:option("--run", "One run's streams, each with its outcome."):argname("<id>")
+  cmd:option("--stream", "Only the runs that touched this stream (named as the log names it)."):argname("<name>")
+  cmd:option("--since", "Only the runs from this time on (YYYY-MM-DDThh:mm:ssZ or Unix seconds)."):argname(
+    "<time>")
+  cmd:option("-o --output", "table (for people, the default) or json (one JSON object per line).")
+    :choices { "table", "json" }
+  cmd:epilog("Example:\n   streamctl audit --since 2026-11-22T00:00:00Z\n   streamctl audit --run 3f9a6c0e5b1d2a48")
+  return cmd
+end
+
+-- A record: a JSON object with a time string (and, when there, a run and a record string).
+local function valid(r)
+  return type(r) == "table" and type(r.time) == "string" and core.parse_utc_timestamp(r.time) ~= nil
+    and (r.run == nil or type(r.run) == "string") and (r.record == nil or type(r.record) == "string")
+end
+
+-- The log's runs in the order first seen, each `{ id, records }`; or nil and why.
+local function read_runs(out, path)
+  local f, why = io.open(path, "rb")
+  if not f then return nil, why end
+  local runs, by_id, n = {}, {}, 0
+  while true do
+    local line, err = f:read("l")
+    if not line then
+      f:close()
+      if err then return nil, format("%s: %s", path, err) end
+      return runs
+    end
+    n = n + 1
+    local r = cjson.decode(line)
+    if not valid(r) then
+      out:warn(format("%s:%d: not an audit record (a line cut short?): skipped", path, n))
+    else
+      local id = r.run or ("line " .. n)
+      local run = by_id[id]
+      if not run then
+        run = { id = id, records = {} }
+        by_id[id], runs[#runs + 1] = run, run
+      end
+      run.records[#run.records + 1] = r
+    end
+  end
+end
+
+-- The run's summary: when, who, provider, command, actions, count, outcome, streams.
+local function summary(run)
+  local s = { id = run.records[1].run or "-", streams = {} }
+  for _, r in ipairs(run.records) do
+    s.time = s.time or r.time
+    s.user, s.host = s.user or r.user, s.host or r.host
+    s.provider, s.command, s.actions = s.provider or r.provider, s.command or r.command, s.actions or r.actions
+    if r.record == "intent" then
+      s.intent, s.count, s.at_least = true, r.count, r.count_at_least
+      s.planned = type(r.streams) == "table" and r.streams or s.planned
+    else
+      if r.record ~= "outcomes" then s.outcome, s.counts = r.outcome, r.counts end
+      for _, e in ipairs(type(r.streams) == "table" and r.streams or {}) do s.streams[#s.streams + 1] = e end
+    end
+  end
+  return s
+end
+
+-- How many streams the run was about, as a number (nil: not said).
+local function stream_count(s)
+  if s.count then return s.count end
+  if type(s.counts) == "table" then
+    local n = 0
+    for _, v in pairs(s.counts) do n = n + (tonumber(v) or 0) end
+    return n
+  end
+  if #s.streams > 0 then return #s.streams end
+  return s.planned and #s.planned or nil
+end
+
+-- The run's outcome in words.
+local function outcome_word(s)
+  if not s.outcome then return s.intent and "no outcome recorded" or "unknown" end
+  local c = type(s.counts) == "table" and s.counts
+  if s.outcome == "failed" and c and c.not_sent and c.not_sent == stream_count(s) then return "not sent" end
+  return WORDS[s.outcome] or tostring(s.outcome)
+end
+
+local function who_of(s)
+  if not s.user then return "-" end
+  return s.host and (s.user .. "@" .. s.host) or s.user
+end
+
+local function what_of(s)
+  local n = stream_count(s)
+  local count = s.at_least and format("at least %d streams", s.at_least)
+    or n and format("%d stream%s", n, n == 1 and "" or "s") or "streams not said"
+  local actions = type(s.actions) == "table" and #s.actions > 0 and concat(s.actions, ",") or s.command or "-"
+  return format("%s %s %s", s.provider or "-", actions, count)
+end
+
+-- A JSON object of `pairs_` ({ key, value } in order; nil values left out).
+local function object(list)
+  local parts = {}
+  for _, p in ipairs(list) do
+    local v = p[2]
+    if v ~= nil then
+      local text = type(v) == "string" and json.string(v) or type(v) == "table" and json.string_array(v)
+        or validate.decimal(v)
+      parts[#parts + 1] = json.string(p[1]) .. ":" .. text
+    end
+  end
+  return "{" .. concat(parts, ",") .. "}"
+end
+
+local function run_json(s)
+  return object { { "run", s.id }, { "time", s.time }, { "user", s.user }, { "host", s.host },
+    { "provider", s.provider }, { "command", s.command },
+    { "actions", type(s.actions) == "table" and s.actions or nil },
+    { "count", stream_count(s) }, { "count_at_least", s.at_least }, { "outcome", outcome_word(s) } }
+end
+
+local function run_line(s)
+  return format("%s  %s  %s  %s  %s", s.time, s.id, who_of(s), what_of(s), outcome_word(s))
+end
+
+-- One run's streams: each with its outcome (an intent's alone: "no outcome recorded").
+local function stream_rows(s)
+  local rows = {}
+  local list = #s.streams > 0 and s.streams or s.planned or {}
+  for _, e in ipairs(list) do
+    local word = e.outcome and (WORDS[e.outcome] or tostring(e.outcome)) or outcome_word(s)
+    rows[#rows + 1] = { stream = tostring(e.stream), action = e.action, outcome = word, code = e.code,
+                        request_id = e.request_id }
+  end
+  return rows
+end
+
+local function touches(s, name)
+  for _, list in ipairs { s.streams, s.planned or {} } do
+    for _, e in ipairs(list) do
+      if e.stream == name then return true end
+    end
+  end
+  return false
+end
+
+-- The --since time as Unix seconds, or nil and the usage error.
+local function since_of(text)
+  if text == nil then return 0 end
+  local t = match(text, "^%d+$") and validate.parse_time(tonumber(text)) or validate.parse_time(text)
+  if t then return t end
+  return nil, format("--since must be a time, YYYY-MM-DDThh:mm:ssZ or Unix seconds (got '%s')", text)
+end
+
+local function show_run(out, s, as_json)
+  if not as_json then out:line(run_line(s)) end
+  for _, r in ipairs(stream_rows(s)) do
+    if as_json then
+      out:line(object { { "run", s.id }, { "stream", r.stream }, { "action", r.action }, { "outcome", r.outcome },
+        { "code", r.code }, { "request_id", r.request_id } })
+    else
+      out:line("  ", r.stream, "  ", r.action or "-", "  ", r.outcome, r.code and ("  " .. r.code) or "")
+    end
+  end
+end
+
+-- The log's path: LOG, else the one a run writes; or nil and why.
+local function log_path(args, getenv)
+  if args.log then return args.log end
+  local path = require("streamctl.cli.guard").audit_path({}, getenv)
+  if path then return path end
+  return nil, "no audit log named, and no default one (neither $STREAMCTL_AUDIT_LOG, $XDG_STATE_HOME nor $HOME set)"
+end
+
+--- Runs `streamctl audit`: the exit status.
+function M.run(out, args, env)
+  local since, bad = since_of(args.since)
+  if not since then out:warn(bad) return EXIT.usage end
+  local path, why = log_path(args, env.getenv or os.getenv)
+  if not path then out:warn(why) return EXIT.usage end
+  local runs, err = read_runs(out, path)
+  if not runs then out:warn("cannot read the audit log ", path, " (", err, ")") return EXIT.usage end
+  local as_json = args.output == "json"
+  local shown = false
+  for _, run in ipairs(runs) do
+    local s = summary(run)
+    local t = core.parse_utc_timestamp(s.time)
+    if (not args.run or run.id == args.run) and (not args.stream or touches(s, args.stream)) and t >= since then
+      shown = true
+      if args.run then show_run(out, s, as_json) else out:line(as_json and run_json(s) or run_line(s)) end
+    end
+  end
+  if args.run and not shown then out:warn(format("no run %s in %s", args.run, path)) return EXIT.usage end
+  if out.failed then out:lost("the audit log's runs") return EXIT.failed end
+  return EXIT.ok
+end
+
+return M
