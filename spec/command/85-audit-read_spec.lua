@@ -7,6 +7,7 @@
 local checks = require "spec.helpers.checks"
 local process = require "spec.helpers.process"
 local audit = require "streamctl.operator.audit"
+local cli = require "streamctl.cli"
 
 local DIR = process.temp_dir()
 local LOG = DIR .. "/audit.jsonl"
@@ -71,7 +72,7 @@ local LE = "2026-11-25T00:00:00Z  e000000000000005  ops@edge-1  aliyun ForbidLiv
 local LF = "2026-11-25T01:00:00Z  f000000000000006  ops@edge-1  aliyun ForbidLiveStream 1 stream  not sent\n"
 local ALL = LA .. LB .. LC .. LD .. LE .. LF
 
--- { name, argv after `audit`, environment, exit status, standard output, standard error }
+-- { name, argv after `audit`, environment, exit status, standard output, standard error[, clock] }
 local ROWS = {
   { "list", { LOG }, {}, 0, ALL, CUT },
   { "default log ($STREAMCTL_AUDIT_LOG)", {}, { STREAMCTL_AUDIT_LOG = LOG }, 0, ALL, CUT },
@@ -81,6 +82,8 @@ local ROWS = {
     LB .. "  room-1  ForbidRTCStreams  no outcome recorded\n  room-2  ForbidRTCStreams  no outcome recorded\n", CUT },
   { "--stream", { LOG, "--stream", "room-1" }, {}, 0, LB .. LC, CUT },
   { "--since, a UTC time", { LOG, "--since", "2026-11-23T03:00:00Z" }, {}, 0, LC .. LD .. LE .. LF, CUT },
+  { "--since, how long ago (the clock: 2026-11-24T04:00:00Z)", { LOG, "--since", "24h" }, {}, 0,
+    LC .. LD .. LE .. LF, CUT, 1795492800 },
   { "--since, Unix seconds", { LOG, "--since", "1795402800" }, {}, 0, LC .. LD .. LE .. LF, CUT },
   { "--output json", { LOG, "--since", "2026-11-23T04:00:00Z", "-o", "json" }, {}, 0,
     '{"run":"c000000000000003","time":"2026-11-23T04:00:00Z","user":"ops","host":"edge-1","provider":"zego",'
@@ -97,7 +100,11 @@ local ROWS = {
   { "an unknown run", { LOG, "--run", "0000000000000000" }, {}, 2, "",
     CUT .. "streamctl: no run 0000000000000000 in " .. LOG .. "\n" },
   { "a bad --since", { LOG, "--since", "yesterday" }, {}, 2, "",
-    "streamctl: --since must be a time, YYYY-MM-DDThh:mm:ssZ or Unix seconds (got 'yesterday')\n" },
+    "streamctl: --since must be a time (YYYY-MM-DDThh:mm:ssZ or Unix seconds) or how long ago (N followed by d, h, m "
+      .. "or s, largest unit first: 24h, 90m, 1d12h) (got 'yesterday')\n" },
+  { "--since, a time to come", { LOG, "--since", "+2h" }, {}, 2, "",
+    "streamctl: --since must be a time (YYYY-MM-DDThh:mm:ssZ or Unix seconds) or how long ago (N followed by d, h, m "
+      .. "or s, largest unit first: 24h, 90m, 1d12h) (got '+2h')\n" },
   { "a missing log", { DIR .. "/none.jsonl" }, {}, 2, "", "streamctl: cannot read the audit log " .. DIR
     .. "/none.jsonl (" .. DIR .. "/none.jsonl: No such file or directory)\n" },
   { "a directory", { DIR }, {}, 2, "", "streamctl: cannot read the audit log " .. DIR .. " (" .. DIR
@@ -111,7 +118,13 @@ describe("issue 68, streamctl audit: the audit log read back", function()
       local argv = { "audit" }
       for _, a in ipairs(row[2]) do argv[#argv + 1] = a end
       local before = process.read_file(LOG)
-      local status, out, err = checks.run_cli(argv, { home = DIR, env = row[3] })
+      local out, err = checks.buffer(), checks.buffer()
+      local getenv = function(name) if name == "HOME" then return DIR end return row[3][name] end
+      local clock = row[7] and function() return row[7] end
+      local ok, status = pcall(cli.main, argv, { stdout = out, stderr = err, getenv = getenv, clock = clock,
+        signal = checks.NO_SIGNALS })
+      assert(ok, status)
+      out, err = out:text(), err:text()
       assert.same({ row[4], row[5], row[6] }, { status, out, err })
       assert.equal(before, process.read_file(LOG)) -- read-only
     end)

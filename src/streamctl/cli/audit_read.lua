@@ -13,7 +13,7 @@ local validate = require "streamctl.base.validate"
 local cli_output = require "streamctl.cli.output"
 
 local type, ipairs, pairs, tostring, tonumber, format = type, ipairs, pairs, tostring, tonumber, string.format
-local concat, match = table.concat, string.match
+local concat, match, floor = table.concat, string.match, math.floor
 local EXIT = cli_output.EXIT
 
 local M = {}
@@ -32,11 +32,11 @@ function M.add(parser)
     .. "$XDG_STATE_HOME or ~/.local/state, under streamctl/audit.jsonl)."):args("?")
   cmd:option("--run", "One run's streams, each with its outcome."):argname("<id>")
   cmd:option("--stream", "Only the runs that touched this stream (named as the log names it)."):argname("<name>")
-  cmd:option("--since", "Only the runs from this time on (YYYY-MM-DDThh:mm:ssZ or Unix seconds)."):argname(
-    "<time>")
+  cmd:option("--since", "Only the runs from this time on: YYYY-MM-DDThh:mm:ssZ, Unix seconds, or how long ago "
+    .. "(24h, 90m, 1d12h)."):argname("<time>")
   cmd:option("-o --output", "table (for people, the default) or json (one JSON object per line).")
     :choices { "table", "json" }
-  cmd:epilog("Example:\n   streamctl audit --since 2026-11-22T00:00:00Z\n   streamctl audit --run 3f9a6c0e5b1d2a48")
+  cmd:epilog("Example:\n   streamctl audit --since 24h\n   streamctl audit --run 3f9a6c0e5b1d2a48")
   return cmd
 end
 
@@ -171,12 +171,16 @@ local function touches(s, name)
   return false
 end
 
--- The --since time as Unix seconds, or nil and the usage error.
-local function since_of(text)
+-- The --since time as Unix seconds (a duration: that long before `now`,
+-- streamctl.cli.client's duration grammar without its `+`), or nil and the usage error.
+local function since_of(text, now)
   if text == nil then return 0 end
   local t = match(text, "^%d+$") and validate.parse_time(tonumber(text)) or validate.parse_time(text)
+  local ago = not t and not match(text, "^%+") and require("streamctl.cli.client").duration.seconds(text)
+  if ago then return floor(now) - ago end
   if t then return t end
-  return nil, format("--since must be a time, YYYY-MM-DDThh:mm:ssZ or Unix seconds (got '%s')", text)
+  return nil, format("--since must be a time (YYYY-MM-DDThh:mm:ssZ or Unix seconds) or how long ago (N followed by "
+    .. "d, h, m or s, largest unit first: 24h, 90m, 1d12h) (got '%s')", #text > 64 and text:sub(1, 64) .. "..." or text)
 end
 
 local function show_run(out, s, as_json)
@@ -201,7 +205,7 @@ end
 
 --- Runs `streamctl audit`: the exit status.
 function M.run(out, args, env)
-  local since, bad = since_of(args.since)
+  local since, bad = since_of(args.since, (env.clock or core.now)())
   if not since then out:warn(bad) return EXIT.usage end
   local path, why = log_path(args, env.getenv or os.getenv)
   if not path then out:warn(why) return EXIT.usage end
