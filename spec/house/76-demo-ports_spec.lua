@@ -16,7 +16,10 @@ local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 -- whether the emulator's directory was made (the emulator started).
 local function demo(ports)
   local dir = process.temp_dir()
-  local p = assert(io.popen("cd " .. q(ROOT) .. " && make -s -o demo-deps -o build-5.4 demo DEMO_DIR=" .. q(dir .. "/emu")
+  -- (as a user's make: not a sub-make of the make that runs the suite, whose MAKELEVEL would make it say
+  -- "make[1]:" and whose MAKEFLAGS it would take)
+  local p = assert(io.popen("cd " .. q(ROOT) .. " && env -u MAKELEVEL -u MAKEFLAGS -u MFLAGS make -s -o demo-deps "
+    .. "-o build-5.4 demo DEMO_DIR=" .. q(dir .. "/emu")
     .. " DEMO_PORTS=" .. q(ports) .. " 2>&1; echo \"exit $?\""))
   local out = p:read("*a")
   p:close()
