@@ -13,8 +13,9 @@
 #
 # Each phase says how long it took, and the times go to build/test-phases.txt
 # (a line per phase: its name, seconds and ok or FAILED, tab-separated).
-# A phase that fails does not stop the ones that do not need it; the gate is
-# red if any failed. MAKE, TEST_JOBS and SPECS come from the Makefile.
+# A failed setup ends the gate; the specs and what runs beside them run to
+# their end whatever fails among them, and fuzz and chaos only when all
+# before were green. MAKE, TEST_JOBS and SPECS come from the Makefile.
 set -u
 cd "$(dirname "$0")/.."
 make=${MAKE:-make}
