@@ -97,13 +97,7 @@ end
 local function on_redis(rec) return { redis = rec.redis:connect() } end
 
 -- The sends at from <= t < to.
-local function between(sent, from, to)
-  local out = {}
-  for _, s in ipairs(sent) do
-    if s.t >= from and s.t < to then out[#out + 1] = s end
-  end
-  return out
-end
+local function between(sent, from, to) return checks.between(sent, "t", from, to) end
 
 -- Requests per second over a list of sends, and the most sends within any 1 s.
 local function rate_of(sent) return checks.rate_of(sent, "t") end

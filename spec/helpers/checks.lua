@@ -118,6 +118,16 @@ function M.densest_second(list, key)
   return most
 end
 
+--- The items of a list whose time (`key` as above) is in [from, to), in order.
+function M.between(list, key, from, to)
+  local out = {}
+  for _, x in ipairs(list) do
+    local t = key and x[key] or x
+    if t >= from and t < to then out[#out + 1] = x end
+  end
+  return out
+end
+
 --- Per second over a list's times (ascending, `key` as above): (n - 1) /
 -- (last - first); 0 for fewer than two.
 function M.rate_of(list, key)

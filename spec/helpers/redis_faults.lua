@@ -152,13 +152,7 @@ local function throttle_story(entries, t0, marks)
   return table.concat(out, "; ")
 end
 
-local function between(entries, from, to)
-  local list = {}
-  for _, e in ipairs(entries) do
-    if e.real_time >= from and e.real_time < to then list[#list + 1] = e end
-  end
-  return list
-end
+local function between(entries, from, to) return checks.between(entries, "real_time", from, to) end
 
 local M = {}
 
