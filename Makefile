@@ -79,12 +79,6 @@ TEST_JOBS ?= 8
 VALGRIND_JOBS ?= $(CORES)
 ASAN_JOBS ?= $(CORES)
 RUN_SPECS = tools/run-specs.sh $(1) $(2) $(SPECS)
-# the totals of the phases that ran, each "passed failed pending" (build/specs-*/count)
-SUMMARY_SH = for m in $(1); do if read -r p f e 2>/dev/null < build/specs-$$m/count; then \
-	  printf '%s %s %s %s\n' $$m $$p $$f $$e; else printf '%s -\n' $$m; fi; done | \
-	awk '$$2 == "-" {printf "%s%s not run", (NR > 1 ? "; " : ""), $$1; next} \
-	{printf "%s%s %d passed", (NR > 1 ? "; " : ""), $$1, $$2; p += $$2; f += $$3; e += $$4} \
-	END {printf "\nin all: %d passed, %d failed, %d pending\n", p, f, e}'
 COMMA := ,
 # A tier's recipe: its steps (sub-makes, so that the time it says counts
 # them), then its specs; it says what it ran and how long it took.
@@ -171,7 +165,7 @@ check-unit:
 	$(call TIER,build-5.4,tools/run-specs.sh -u lua5.4 $(UNIT_JOBS) $(SPECS),the unit tier under Lua 5.4)
 check:
 	$(call TIER,build lint,HEAVY_MODES=lua5.4 tools/run-specs.sh -c lua5.4$(COMMA)luajit $(SPEC_JOBS) $(SPECS); r=$$?; \
-	  $(call SUMMARY_SH,lua5.4 luajit); [ $$r = 0 ],build$(COMMA) lint$(COMMA) every spec under Lua 5.4 and LuaJIT but the fault \
+	  tools/spec-summary.sh lua5.4 luajit; [ $$r = 0 ],build$(COMMA) lint$(COMMA) every spec under Lua 5.4 and LuaJIT but the fault \
 	  matrices (the heavy ones under Lua 5.4: make test runs them all under both))
 test:
 	@MAKE="$(MAKE)" TEST_JOBS=$(TEST_JOBS) SPECS="$(SPECS)" tools/test-gate.sh

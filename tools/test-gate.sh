@@ -63,12 +63,7 @@ fi
 said "static, docs, fuzz build (beside the specs)" "$t" "$rc" "$(cat build/prelude.secs 2>/dev/null)"
 [ $(( $(date +%s) - t )) -le 1 ] || echo "make test: the specs' end waited $(( $(date +%s) - t )) s for them"
 
-for m in lua5.4 luajit valgrind asan; do
-  if read -r p f e 2>/dev/null < "build/specs-$m/count"; then printf '%s %s %s %s\n' "$m" "$p" "$f" "$e"
-  else printf '%s -\n' "$m"; fi
-done | awk '$2 == "-" {printf "%s%s not run", (NR > 1 ? "; " : ""), $1; next}
-  {printf "%s%s %d passed", (NR > 1 ? "; " : ""), $1, $2; p += $2; f += $3; e += $4}
-  END {printf "\nin all: %d passed, %d failed, %d pending\n", p, f, e}'
+tools/spec-summary.sh lua5.4 luajit valgrind asan
 
 if [ "$red" = 0 ]; then
   t=$(date +%s)
