@@ -71,10 +71,9 @@ describe("streamctl (the command)", function()
           assert.truthy(help:find("Example:\n   streamctl " .. provider .. " " .. name, 1, true), name)
           assert.truthy(help:find("default: 10000", 1, true), name) -- --timeout's default
           for _, f in ipairs(m.fields) do
-            -- (keep_results: the library's; the command keeps what it prints; check_places:
-            -- the command reads the block list's places itself, always)
-            if f.type ~= "function" and f.name ~= "concurrency" and f.name ~= m.list and f.name ~= "keep_results"
-                and f.name ~= "check_places" then
+            -- (the fields the command keeps for itself, streamctl.cli.parser's SKIP: keep_results, the
+            -- library's; check_places, guard, audit: the command's own, always on)
+            if f.type ~= "function" and f.name ~= m.list and not require("streamctl.cli.parser").SKIP[f.name] then
               assert.truthy(help:find("--" .. f.name:gsub("_", "-"), 1, true), name .. " lacks --" .. f.name)
             end
           end

@@ -28,6 +28,11 @@ local GOOD = {
 local function bad_values(f, is_list)
   -- (a batch's list may be a function: a streamed list, spec/21's)
   local common = is_list and { {}, NAN, INF } or { {}, function() end, NAN, INF }
+  -- (a batch's guard: true or a table of its limits, an empty one the defaults)
+  if f.name == "guard" then
+    return { "yes", 1, function() end, NAN, { max_forbid = -1 }, { max_resume = 1.5 }, { confirm = "yes" },
+             { bogus = 1 } }
+  end
   local by_type = {
     string = { 12, true, "", BIG, "a\0b", "a\r\nb", "a\tb", "a\127b", "\255\254", "caf\233" },
     integer = { "abc", "1.5", 1.5, -INF, 2 ^ 60, true },
@@ -96,7 +101,9 @@ for _, p in ipairs { { "aliyun", aliyun }, { "zego", zego } } do
               assert.is_true(ok, label .. " raised: " .. tostring(res))
               assert.is_nil(res, label .. " was taken")
               assert.equal("InvalidParameter", err.code, label)
-              assert.truthy(err.message:find("'" .. f.name .. "'", 1, true), label .. ": " .. err.message)
+              -- (named whole, or a table's option by its path: 'guard.max_forbid')
+              assert.truthy(err.message:find("'" .. f.name .. "'", 1, true)
+                or err.message:find("'" .. f.name .. ".", 1, true), label .. ": " .. err.message)
               rows = rows + 1
             end
           end

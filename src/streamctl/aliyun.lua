@@ -325,16 +325,17 @@ local methods = {
 }
 
 -- Batch methods: one call per stream, every stream of the list reported.
-local STREAMS = with({
+-- (the options every batch takes are added by streamctl.pipeline.batch)
+local STREAMS = {
   DOMAIN, APP,
   { name = "stream_names", param = "StreamName", type = "strings", required = true, min_items = 1, shape = "name" },
   STREAM_TYPE,
-}, validate.BATCH_OPTIONS)
+}
 
 local batches = {
   resume_live_streams = { action = "ResumeLiveStream", fields = STREAMS, list = "stream_names",
                           param = "StreamName" },
-  -- (`check_places`: the block list's places read before anything is sent, M.forbid_live_streams)
+  -- (`check_places`: the block list's places read before anything is sent, its `preflight` below)
   forbid_live_streams = { action = "ForbidLiveStream", fields = with(STREAMS, FORBID, {
                             { name = "check_places", type = "boolean" },
                             { name = "places_limit", type = "integer", min = 0,
@@ -356,6 +357,14 @@ local function future_resume_time(_, values, self)
 end
 methods.forbid_live_stream.check = future_resume_time
 batches.forbid_live_streams.check = future_resume_time
+
+-- `forbid_live_streams{ ..., check_places = true, places_limit = 10000 }`:
+-- before anything is sent, the block list's places in use are read (every
+-- domain of the account) and a batch that would take more than are left
+-- is refused, `code` "BlockListFull" (its `places`: `{ used, limit, needed,
+-- domains }`), nothing sent; a oneshot batch takes none. The report
+-- carries `places`. docs/clients.md, "The block list's places".
+batches.forbid_live_streams.preflight = { field = "check_places", check = places.check_batch }
 
 -- Error codes and what they mean for a retry.
 --- The streams an action changes (their order and settling are kept):
@@ -420,28 +429,4 @@ Aliyun.forbid_ends = ends
 --- The block list's places (streamctl.aliyun.places): `LIMIT`, `in_use(client, known)`.
 Aliyun.places = places
 
-local forbid_batch = Aliyun.forbid_live_streams
---- `forbid_live_streams{ ..., check_places = true, places_limit = 10000 }`:
--- before anything is sent, the block list's places in use are read
--- (every domain of the account) and a batch that would take more than
--- are left is refused, `code` "BlockListFull" (its `places`: `{ used,
--- limit, needed, domains }`), nothing sent; a oneshot batch takes none.
--- The report carries `places`. docs/clients.md, "The block list's places".
-function Aliyun:forbid_live_streams(fields)
-  -- (a client, or a table that reaches one through __index, as a wrapper does)
-  if type(self) ~= "table" or self._rules ~= rules or type(fields) ~= "table" or not fields.check_places then
-    return forbid_batch(self, fields) -- (misuse raises there, named as the method)
-  end
-  local ok, err = self:check("forbid_live_streams", fields)
-  if not ok then return nil, err end
-  if type(fields.stream_names) ~= "table" then
-    return nil, errors.invalid(PROVIDER, "ForbidLiveStream", "field 'check_places' needs 'stream_names' as a "
-      .. "table: a list read as it goes cannot be counted before sending")
-  end
-  local room, perr = places.check_batch(self, fields)
-  if not room then return nil, perr end
-  local report, rerr = forbid_batch(self, fields)
-  if report then report.places = room end
-  return report, rerr
-end
 return Aliyun

@@ -70,7 +70,7 @@ local methods = {
 -- with its own Sequence; every stream reported.
 local BATCH_IDS = { { name = "stream_ids", param = "StreamId", type = "strings", required = true, min_items = 1,
                       max_len = 256, shape = "name" } }
-for _, f in ipairs(validate.BATCH_OPTIONS) do BATCH_IDS[#BATCH_IDS + 1] = f end
+-- (the options every batch takes are added by streamctl.pipeline.batch)
 local batches = {
   resume_rtc_streams = { action = "ResumeRTCStreams", fields = BATCH_IDS, list = "stream_ids",
                          param = "StreamId", chunk = MAX_IDS },

@@ -36,7 +36,8 @@
 --                 "duplicate" (a copy of the request arrived first) | "service" |
 --                 "interrupted" (the caller stopped the run, or its deadline passed,
 --                 before it was sent) |
---                 "store" (Redis failed; `reason`: "server", "io" or "phase")
+--                 "store" (Redis failed; `reason`: "server", "io" or "phase") |
+--                 "audit" (a batch's audit log could not be written)
 --   sent          for network failures: whether the request reached the wire
 --   outcome_unknown  the request may or may not have taken effect
 --   hint          what to do about it, where the failure tells (a certificate

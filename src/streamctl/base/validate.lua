@@ -438,13 +438,4 @@ function M.construct(schema, input, owner, fname, argn, level)
   return values
 end
 
---- The fields every batch method takes besides its own.
-M.BATCH_OPTIONS = {
-  { name = "concurrency", type = "integer", min = 1, max = 256 },
-  { name = "on_progress", type = "function" },
-  { name = "on_result", type = "function" },
-  { name = "on_duplicate", type = "function" },
-  { name = "keep_results", type = "boolean" },
-}
-
 return M

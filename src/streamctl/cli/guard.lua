@@ -10,7 +10,7 @@ local cli_parser = require "streamctl.cli.parser"
 local cli_client = require "streamctl.cli.client"
 
 local ipairs, tostring, format = ipairs, tostring, string.format
-local sub, sort, gsub = string.sub, table.sort, string.gsub
+local sort, gsub = table.sort, string.gsub
 local EXIT, command_name, stream_of = cli_output.EXIT, cli_output.command_name, cli_output.stream_of
 local changes = cli_parser.changes
 local number_text = cli_client.number_text
@@ -25,19 +25,13 @@ local function audit_stream(r, action)
            request_id = r.request_id, lookup_request_id = r.lookup_request_id, ends = r.ends, ends_by = r.ends_by }
 end
 
--- Where this run's audit line goes: --audit-log, else $STREAMCTL_AUDIT_LOG,
--- else $XDG_STATE_HOME (an absolute path) or ~/.local/state, under
--- streamctl/audit.jsonl; nil with --no-audit-log, or without HOME.
+-- Where this run's audit line goes: --audit-log, else the default
+-- (streamctl.operator.audit.default_path); nil with --no-audit-log, or
+-- without HOME.
 local function audit_path(args, getenv)
   if args.no_audit_log then return nil end
   if args.audit_log then return args.audit_log end
-  local v = getenv("STREAMCTL_AUDIT_LOG")
-  if v and v ~= "" then return v end
-  local state = getenv("XDG_STATE_HOME")
-  if state and sub(state, 1, 1) == "/" then return state .. "/streamctl/audit.jsonl" end
-  local home = getenv("HOME")
-  if home and home ~= "" then return home .. "/.local/state/streamctl/audit.jsonl" end
-  return nil
+  return audit.default_path(getenv)
 end
 
 -- The guard's limit: --max-forbid, else [defaults] max_forbid, else the
@@ -56,14 +50,7 @@ local function max_forbid(args, defaults, where, key)
 end
 
 -- The run's outcome in a word, from its audit streams.
-local function overall(streams)
-  local worst = "ok"
-  for _, s in ipairs(streams) do
-    if s.outcome == "failed" or s.outcome == "not_sent" then return "failed" end
-    if s.outcome == "unknown" then worst = "unknown" end
-  end
-  return worst
-end
+local overall = audit.overall
 
 -- The refusal of a run that would forbid (or resume) more than the guard allows.
 local function refuse(out, decision, long)

@@ -23,8 +23,10 @@ local M = {}
 
 -- Fields a command line does not take as flags: callbacks, and options the
 -- command has globally.
--- (the command keeps its own; it reads the block list's places itself, before the intent: cli/guard.lua)
-local SKIP = { on_progress = true, concurrency = true, keep_results = true, check_places = true }
+-- (the command keeps its own: --max-forbid and --yes, --audit-log, and the block list's places read
+-- before the intent: cli/guard.lua)
+local SKIP = { on_progress = true, concurrency = true, keep_results = true, check_places = true, guard = true,
+               audit = true }
 
 local function field_help(f)
   local parts = {}

@@ -12,72 +12,22 @@
 -- @module streamctl.operator.audit
 
 local core = require "streamctl.core"
-local errors = require "streamctl.base.errors"
+local guard = require "streamctl.pipeline.guard"
 local json = require "streamctl.base.json"
 local validate = require "streamctl.base.validate"
 
 local type, ipairs, pairs, tostring, error, pcall = type, ipairs, pairs, tostring, error, pcall
-local format, find = string.format, string.find
+local format, find, sub = string.format, string.find, string.sub
 local concat, sort = table.concat, table.sort
 local floor, huge = math.floor, math.huge
 
 local M = {}
 
---- The default limit: forbidding more than this many streams in one run
--- needs a confirmation. A mistaken list of thousands would cut that many
--- live streams and hold ForbidLiveStream's whole budget (20 a second per
--- account) for minutes: 100 is 5 seconds of it.
-M.MAX_FORBID = 100
-
---- The default limit on resumes: resuming more than this many streams in
--- one run needs a confirmation too. Un-banning is a blast radius of its
--- own: an empty or mistaken desired list with `remove_extra` would let
--- every stream forbidden for moderation publish again.
-M.MAX_RESUME = 100
-
-local GUARD_OPTIONS = {
-  { name = "max_forbid", type = "integer", min = 0 },
-  { name = "confirm", type = "boolean" },
-  { name = "resumes", type = "integer", min = 0 },
-  { name = "max_resume", type = "integer", min = 0 },
-}
-
---- The blast-radius guard: may one run forbid `count` streams (and resume
--- `opts.resumes`)?
--- @tparam integer count how many distinct streams the run would forbid
--- @tparam[opt] table opts `max_forbid` (integer >= 0, default `MAX_FORBID`), `confirm`, and for a run
--- that also resumes: `resumes` (how many, counted as forbids are) and `max_resume` (default `MAX_RESUME`)
--- @return true and the decision `{ count, max_forbid, confirmed, allowed }` (with `resumes` and
--- `max_resume` when resumes were counted); or nil and an error (code `TooManyStreams`, kind
--- `validation`, `sent = false`, its `guard` the decision with `allowed = false`). Bad options: `nil, err`
--- (`InvalidParameter`).
-function M.guard(count, opts)
-  if type(count) ~= "number" or count < 0 or count ~= floor(count) or count == huge then
-    error("bad argument #1 to 'guard' (count must be an integer >= 0)", 2)
-  end
-  local o, err = validate.construct(GUARD_OPTIONS, opts, "streamctl.operator.audit.guard", "guard", 2)
-  if not o then return nil, err end
-  local max = o.max_forbid or M.MAX_FORBID
-  local decision = { count = count, max_forbid = max, confirmed = o.confirm == true, allowed = true }
-  local resumes = o.resumes
-  if resumes then decision.resumes, decision.max_resume = resumes, o.max_resume or M.MAX_RESUME end
-  local over_forbid = count > max
-  local over_resume = resumes ~= nil and resumes > decision.max_resume
-  if not (over_forbid or over_resume) or o.confirm then return true, decision end
-  decision.allowed = false
-  local said = {}
-  if over_forbid then said[1] = format("forbidding %d streams in one run is more than max_forbid (%d)", count, max) end
-  if over_resume then
-    said[#said + 1] = format("resuming %d streams in one run is more than max_resume (%d)", resumes,
-      decision.max_resume)
-  end
-  local e = errors.new {
-    code = "TooManyStreams", kind = "validation", sent = false,
-    message = concat(said, "; ") .. ": nothing was sent; confirm to send them",
-  }
-  e.guard = decision
-  return nil, e
-end
+--- The blast-radius guard, its limits and its rule: streamctl.pipeline.guard
+-- (`guard(count, opts)`, `MAX_FORBID`, `MAX_RESUME`), given here too.
+M.guard = guard.guard
+M.MAX_FORBID = guard.MAX_FORBID
+M.MAX_RESUME = guard.MAX_RESUME
 
 -- JSON --------------------------------------------------------------------------
 
@@ -339,6 +289,32 @@ function M.digest(names)
   return core.sha256_hex(concat(copy, "\n")), #copy
 end
 
+--- The audit log a run writes when none is named: $STREAMCTL_AUDIT_LOG,
+-- else $XDG_STATE_HOME (an absolute path) or ~/.local/state, under
+-- streamctl/audit.jsonl; nil without HOME (cron's `env -i`).
+-- @tparam[opt] function getenv the environment (default os.getenv)
+function M.default_path(getenv)
+  getenv = getenv or os.getenv
+  local v = getenv("STREAMCTL_AUDIT_LOG")
+  if v and v ~= "" then return v end
+  local state = getenv("XDG_STATE_HOME")
+  if state and sub(state, 1, 1) == "/" then return state .. "/streamctl/audit.jsonl" end
+  local home = getenv("HOME")
+  if home and home ~= "" then return home .. "/.local/state/streamctl/audit.jsonl" end
+  return nil
+end
+
+--- A run's outcome in a word, from its streams' (`{ outcome }` each):
+-- failed (one failed or was not sent), else unknown, else ok.
+function M.overall(streams)
+  local worst = "ok"
+  for _, s in ipairs(streams) do
+    if s.outcome == "failed" or s.outcome == "not_sent" then return "failed" end
+    if s.outcome == "unknown" then worst = "unknown" end
+  end
+  return worst
+end
+
 --- Who runs this: `{ user, host }`, from USER (else LOGNAME, else the
 -- passwd entry of the process's user: streamctl.signal.user, no shell) and
 -- the kernel's host name (else HOSTNAME).
@@ -356,6 +332,140 @@ function M.who(getenv)
   if f then host = f:read("*l") f:close() end
   if not host or host == "" then host = getenv("HOSTNAME") end
   return { user = (user and user ~= "") and user or "unknown", host = (host and host ~= "") and host or "unknown" }
+end
+
+-- A library batch's audit log ---------------------------------------------------
+
+--- A stream's audit entry from a batch's report entry (`entry`: `{ ok,
+-- outcome_unknown, error, request_id, ... }`), named `name`, for `action`.
+function M.entry(entry, name, action)
+  local err = entry.error
+  local outcome = entry.ok and "ok" or entry.outcome_unknown and "unknown"
+    or (err and err.sent == false and "not_sent") or "failed"
+  return { stream = name, action = action, outcome = outcome, code = err and err.code or nil,
+           request_id = entry.request_id or (err and err.request_id) or nil,
+           lookup_request_id = entry.lookup_request_id,
+           ends = entry.ends and core.utc_timestamp(floor(entry.ends)) or nil, ends_by = entry.ends_by }
+end
+
+local Log, Run = {}, {}
+Log.__index, Run.__index = Log, Run
+
+-- The fields every record of a batch's run carries: who, the credential,
+-- the method (`zego.forbid_rtc_streams`: a library batch, where the
+-- command names its subcommand).
+local function batch_fields(log, info, run_id)
+  local who, client = M.who(log.getenv), info.client
+  local credential = type(client) == "table" and (client.access_key_id or (client.app_id and tostring(client.app_id)))
+  return { run = run_id, user = who.user, host = who.host, provider = info.provider,
+           credential = credential or nil, command = info.method, actions = { info.action } }
+end
+
+--- The intent of a batch (`info`: `{ client, provider, method, action,
+-- streams (names, or nil for a list read as it goes), guard, places }`),
+-- on the disk before its first call: its run, or nil and why.
+function Log:intent(info)
+  local id = M.run_id()
+  local fields = batch_fields(self, info, id)
+  fields.guard, fields.places = info.guard, info.places
+  if info.streams then
+    local streams = {}
+    for i, name in ipairs(info.streams) do streams[i] = { stream = name, action = info.action } end
+    M.intent(fields, streams)
+  else
+    M.intent_streamed(fields, {})
+    fields.from = "a list read as it goes"
+  end
+  local ok, why = self.write(M.record(fields), true)
+  if not ok then return nil, why end
+  return setmetatable({ log = self, id = id, info = info, pending = {}, flushed = false,
+                        counts = { ok = 0, failed = 0, unknown = 0, not_sent = 0 } }, Run)
+end
+
+--- The outcome of a batch refused before sending (the guard, the block
+-- list's places, a read that failed): `err`, its streams not sent.
+-- True, or nil and why.
+function Log:refused(info, err)
+  local fields = batch_fields(self, info, M.run_id())
+  fields.record, fields.guard, fields.places = "outcome", err.guard or info.guard, err.places or info.places
+  fields.outcome = err.kind == "validation" and "refused" or "failed"
+  fields.note = err.message and tostring(err.message) or nil
+  fields.streams = {}
+  for i, name in ipairs(info.streams or {}) do
+    fields.streams[i] = { stream = name, action = info.action, outcome = "not_sent", code = err.code }
+  end
+  if #fields.streams > M.OUTCOMES_STREAMS then
+    fields.counts, fields.streams = { not_sent = #fields.streams }, nil
+  end
+  return self.write(M.record(fields), true)
+end
+
+-- Writes the pending entries as an "outcomes" record.
+local function flush(run)
+  if #run.pending == 0 then return true end
+  local fields = batch_fields(run.log, run.info, run.id)
+  fields.record, fields.streams = "outcomes", run.pending
+  run.pending, run.flushed = {}, true
+  local ok, why = run.log.write(M.record(fields), true)
+  if not ok then run.failed = why end
+  return ok, why
+end
+
+--- One stream's end (a report entry, named `name`): kept, and written
+-- with others, OUTCOMES_STREAMS a line. True, or nil and why (the log
+-- could not be written: nothing more is written for this run).
+function Run:result(entry, name)
+  if self.failed then return nil, self.failed end
+  local e = M.entry(entry, name, self.info.action)
+  self.counts[e.outcome] = self.counts[e.outcome] + 1
+  self.pending[#self.pending + 1] = e
+  if #self.pending >= M.OUTCOMES_STREAMS then return flush(self) end
+  return true
+end
+
+--- The batch's outcome, from its report: its streams (or, when some were
+-- written already, the rest as "outcomes" and the counts here), calls,
+-- throttles and the places. True, or nil and why.
+function Run:outcome(report)
+  if self.failed then return nil, self.failed end
+  local fields = batch_fields(self.log, self.info, self.id)
+  fields.record, fields.guard, fields.places = "outcome", self.info.guard, self.info.places
+  fields.calls, fields.throttled, fields.lowest_room = report.calls, report.throttled, report.lowest_room
+  local c = self.counts
+  fields.outcome = (c.failed > 0 or c.not_sent > 0) and "failed" or c.unknown > 0 and "unknown" or "ok"
+  if self.flushed then
+    local ok, why = flush(self)
+    if not ok then return nil, why end
+    fields.counts = c
+  else
+    fields.streams = self.pending
+  end
+  if report.input_left then fields.outcome, fields.note = "failed", "the list was not read to its end" end
+  return self.log.write(M.record(fields), true)
+end
+
+--- An audit log for library batches: their `audit` option. The file
+-- (`opts.path`, default `default_path()`) is made now if it does not exist
+-- (mode 0600; see `writer`), so a log that cannot be written is found
+-- before anything is sent. Each batch given it writes the command's
+-- records: an intent before its first call, "outcomes" as its streams end
+-- (for more than OUTCOMES_STREAMS), an outcome after; a batch refused
+-- before sending, its outcome. `streamctl audit LOG` reads them back.
+-- Blocking (a local disk, fdatasync): inside nginx, a batch with it runs
+-- in a timer. See docs/clients.md.
+-- @tparam[opt] table opts `path`, `warn(text)` (a line cut short found), `getenv`
+-- @return the log and a warning when the file can be read by other users; or nil and why
+function M.log(opts)
+  if opts ~= nil and type(opts) ~= "table" then error("bad argument #1 to 'log' (opts must be a table or nil)", 2) end
+  opts = opts or {}
+  local getenv = opts.getenv or os.getenv
+  local path = opts.path or M.default_path(getenv)
+  if path == nil then
+    return nil, "no audit log path: STREAMCTL_AUDIT_LOG, XDG_STATE_HOME and HOME are unset (give opts.path)"
+  end
+  local write, why = M.writer(path, { warn = opts.warn })
+  if not write then return nil, why end
+  return setmetatable({ path = path, write = write, getenv = getenv }, Log), why
 end
 
 return M

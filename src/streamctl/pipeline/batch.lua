@@ -16,6 +16,10 @@
 -- `keep_results = false` the report keeps counts only: memory is bounded
 -- by what is in flight, not by the list. See docs/clients.md.
 --
+-- Before the first call, what the batch's options ask (the guard, the
+-- provider's preflight, the audit log's intent: streamctl.pipeline.safety);
+-- a refusal sends nothing.
+--
 -- A client's batch method is `batch.method(rules, name, spec)`; what it
 -- needs of the client are the client's own steps: `_fields` (check a
 -- method's fields), `_send_blocker` (can it send from here), `_encode` and `_job`
@@ -24,6 +28,8 @@
 
 local core = require "streamctl.core"
 local errors = require "streamctl.base.errors"
+local guard = require "streamctl.pipeline.guard"
+local safety = require "streamctl.pipeline.safety"
 local redact = require "streamctl.base.redact"
 local validate = require "streamctl.base.validate"
 
@@ -34,6 +40,18 @@ local format, match, sub, find, gsub = string.format, string.match, string.sub, 
 local io_type = io.type
 
 local M = {}
+
+--- The fields every batch method takes besides its own (`method` adds them
+-- to its spec's): local options, never sent.
+M.OPTIONS = {
+  { name = "concurrency", type = "integer", min = 1, max = 256 },
+  { name = "on_progress", type = "function" },
+  { name = "on_result", type = "function" },
+  { name = "on_duplicate", type = "function" },
+  { name = "keep_results", type = "boolean" },
+  { name = "guard", type = "custom", nullable_false = true, check = guard.batch_field },
+  { name = "audit", type = "object", methods = { "intent", "refused" } },
+}
 
 -- A UTF-8 byte order mark: a file's first line may start with one (Notepad).
 local BOM = "\239\187\191"
@@ -160,21 +178,35 @@ end
 -- Hands finished entries to the caller: kept in the report (unless
 -- keep_results is false), then on_result and on_progress. An error either
 -- raises is kept (report.progress_error), never a lost stream.
-local function reporter(report, values, total)
+-- With an audit run (`safe.run`), each entry goes to it first; one it
+-- cannot write stops the sending (`halt`): what the batch would change
+-- next would go unrecorded.
+local function reporter(report, values, total, safe)
   local keep, on_result, on_progress = values.keep_results ~= false, values.on_result, values.on_progress
   local results, done = report.results, 0
+  local audit_run = safe and safe.run
   local function tell(f, ...)
     if f and not report.progress_error then
       local ok, perr = pcall(f, ...)
       if not ok then report.progress_error = tostring(perr) end
     end
   end
-  return setmetatable({ report = report }, { __call = function(_, entry)
+  local deliver
+  deliver = setmetatable({ report = report }, { __call = function(_, entry)
     done = done + 1
+    if audit_run then
+      local ok, why = audit_run:result(entry, safe.key_of(entry.stream))
+      if not ok and not report.audit_error then
+        report.audit_error = tostring(why)
+        deliver.halt = { code = "AuditLogFailed", sent = false, message = "not sent: the audit log cannot be "
+          .. "written (" .. report.audit_error .. ")" }
+      end
+    end
     if keep then results[#results + 1] = entry end
     tell(on_result, entry)
     tell(on_progress, done, total(), entry)
   end })
+  return deliver
 end
 
 local function new_report(spec, total, duplicates)
@@ -261,6 +293,7 @@ local function run(client, values, report, jobs, source, deliver, rest)
         if entry.ok then entry.ends, entry.ends_by = ends_at, ends_by end
         deliver(entry)
       end
+      if deliver.halt and not opts.halt then opts.halt = deliver.halt end
     end,
   }
   local ok, err = pcall(client._run, client, jobs, opts)
@@ -275,7 +308,7 @@ local function run(client, values, report, jobs, source, deliver, rest)
 end
 
 -- A list given whole: checked whole, repeats dropped, reported in the order given.
-local function run_list(client, spec, params, values)
+local function run_list(client, spec, params, values, safe)
   local items, seen, duplicates = {}, {}, 0
   for _, item in ipairs(values[spec.list]) do
     if seen[item] then duplicates = duplicates + 1 else seen[item] = true; items[#items + 1] = item end
@@ -289,7 +322,7 @@ local function run_list(client, spec, params, values)
     position = {}
     for i, item in ipairs(items) do position[item] = i end
   end
-  local deliver = reporter(report, values, function() return #items end)
+  local deliver = reporter(report, values, function() return #items end, safe)
   local size, at = spec.chunk or 1, 1
   local function next_chunk()
     if at > #items then return nil end
@@ -333,10 +366,10 @@ local function run_list(client, spec, params, values)
 end
 
 -- A streamed list: read as the calls go, each name checked as it is read.
-local function run_streamed(client, spec, params, values, list, method_name)
+local function run_streamed(client, spec, params, values, list, method_name, safe)
   local report = new_report(spec, 0, 0)
   local read, seen, ended = reader(list, spec.list), core.fingerprint_set(), false
-  local deliver = reporter(report, values, function() return ended and report.total or nil end)
+  local deliver = reporter(report, values, function() return ended and report.total or nil end, safe)
   deliver.streamed = true -- (the calls it needs are known as the list is read)
   local size = spec.chunk or 1
   local function next_chunk()
@@ -419,18 +452,42 @@ function M.planned(client, name, fields, fname, streamed)
   return M.jobs(client, spec, params, values, true)
 end
 
---- A batch method: checks the fields once, splits the list into calls,
--- runs them (calls on one stream in submission order, so ZEGO Sequences,
--- taken at each call's first send, follow it), and reports every item.
+-- The spec's fields with the batch options after them (a copy: providers
+-- may share one list of fields between batches).
+local function with_options(fields)
+  local out = {}
+  for _, f in ipairs(fields) do out[#out + 1] = f end
+  for _, f in ipairs(M.OPTIONS) do out[#out + 1] = f end
+  return out
+end
+
+--- A batch method: checks the fields once, asks what its options ask
+-- (guard, the provider's preflight, the audit log's intent), splits the
+-- list into calls, runs them (calls on one stream in submission order, so
+-- ZEGO Sequences, taken at each call's first send, follow it), and reports
+-- every item. `spec.preflight`, where the provider has one: `{ field,
+-- check(client, values) -> found | nil, err }`, run when `field` is set.
 function M.method(rules, name, spec)
   local method_name = rules.provider .. "." .. name
+  spec.fields = with_options(spec.fields)
   return function(self, fields)
     local params, values, list = checked(self, spec, method_name, fields)
     if not params then return nil, values end
     local here = self:_send_blocker(spec.action)
     if here then return nil, here end
-    if list then return run_streamed(self, spec, params, values, list, method_name) end
-    return run_list(self, spec, params, values)
+    local safe, refusal = safety.before(self, spec, values, list, function(item)
+      local keys = rules.streams(spec.action, chunk_params(spec, params, { item }))
+      return keys and keys[1] or item
+    end, method_name)
+    if not safe then return nil, refusal end
+    local report
+    if list then
+      report = run_streamed(self, spec, params, values, list, method_name, safe)
+    else
+      report = run_list(self, spec, params, values, safe)
+    end
+    safety.after(safe, report)
+    return report
   end
 end
 

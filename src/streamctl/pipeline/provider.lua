@@ -32,7 +32,9 @@
 --                           neither waits for an earlier unknown attempt on its stream) }
 --                and any keys of the provider's own (ZEGO's `sequence`, `max_ids`, ...)
 --   methods      snake_case name -> { action, fields = schema, check = fn(params, values, self) }
---   batches      snake_case name -> { action, fields, list, param, chunk, check }
+--   batches      snake_case name -> { action, fields, list, param, chunk, check,
+--                preflight = { field, check(client, values) -> found | nil, err } (asked before
+--                sending when `field` is set: streamctl.pipeline.batch) }
 --   streams(action, params) -> { key, ... } | nil  (the streams an action changes: their
 --                order is kept, and a later change waits for an earlier unknown one to settle)
 --   array(name, list) -> name, value          (how the service takes a Lua array)
