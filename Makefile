@@ -113,14 +113,16 @@ build-jit: $(TREEJIT)/.stamp
 
 # One build at a time (BUILD_LOCK): luarocks compiles both trees' C in csrc/
 # itself, so two builds at once (make -j, or two makes in one checkout) would
-# mix their objects.
+# mix their objects. Its builtin backend leaves the modules it linked in
+# ./streamctl/ too: removed, or a Lua started in the checkout would load them
+# through `./?.so`, the other interpreter's build included.
 BUILD_LOCK := flock $(ROOT)/build/.build-lock
 $(TREE54)/.stamp: $(SRC) $(ROCKSPECS) $(LR_CONFIG) $(INSTALLED)
 	@mkdir -p build
 	$(BUILD_LOCK) sh -c 'for r in $(ROCKSPECS); do \
 	  LUAROCKS_CONFIG=$(LR_CONFIG) luarocks --lua-version=5.4 --tree $(TREE54) make $$r \
 	    CFLAGS="$(CFLAGS_BUILD)" >/dev/null || exit 1; \
-	done'
+	done; rm -rf streamctl'
 	@touch $@
 
 $(TREEJIT)/.stamp: $(SRC) $(ROCKSPECS) $(LR_CONFIG) $(INSTALLED)
@@ -128,7 +130,7 @@ $(TREEJIT)/.stamp: $(SRC) $(ROCKSPECS) $(LR_CONFIG) $(INSTALLED)
 	$(BUILD_LOCK) sh -c 'for r in $(ROCKSPECS); do \
 	  LUAROCKS_CONFIG=$(LR_CONFIG) luarocks --lua-version=5.1 --tree $(TREEJIT) make $$r \
 	    CFLAGS="$(CFLAGS_BUILD)" >/dev/null || exit 1; \
-	done'
+	done; rm -rf streamctl'
 	@touch $@
 
 # The release rockspecs (rockspecs/NAME-X.Y.Z-1.rockspec) from the scm ones

@@ -30,4 +30,14 @@ describe("a luarocks install into a tree of one's own", function()
     os.execute("rm -rf " .. q(dir))
     assert.are.equal("streamctl " .. V .. " (Lua 5.4)\nexit 0\n", out)
   end)
+
+  -- (luarocks' builtin backend leaves the modules it linked in ./streamctl/: a `lua5.4` or
+  -- `luajit` started in the checkout would load them first, through `./?.so`, whichever
+  -- interpreter they were built for; the Makefile removes them)
+  it("make build leaves no module in the checkout's root, where ./?.so would find it", function()
+    local p = assert(io.popen("ls -A " .. q(ROOT .. "/streamctl") .. " 2>/dev/null"))
+    local left = p:read("*a")
+    p:close()
+    assert.are.equal("", left)
+  end)
 end)
