@@ -468,6 +468,7 @@ local function answer_callback(provider, event_name, err, stream, reaction, quie
   metrics:count("callbacks", { provider = provider, event = event_name, result = err and err.code or "accepted" })
   if not err then
     write_audit { provider = provider, command = "callback " .. event_name, outcome = "ok", exit = 200,
+                  user = provider .. " callback from " .. tostring(ngx.var.remote_addr),
                   streams = stream and { { stream = stream, action = event_name, outcome = "ok" } } or nil,
                   note = reaction and ("reaction: " .. reaction) or nil }
   end
@@ -481,12 +482,14 @@ local function answer_callback(provider, event_name, err, stream, reaction, quie
   return reply(200, { ok = true })
 end
 
--- Runs `fn(...)` in a timer (cosockets there), counting its reaction.
-local function react(provider, reaction, fn, ...)
+-- Runs `fn(...)` in a timer (cosockets there), counting its reaction;
+-- `target` ({ stream, action }) is what it changes, for the audit log.
+local function react(provider, reaction, target, fn, ...)
   local ok, terr = ngx.timer.at(0, function(premature, ...)
     if premature then return end
     -- (its intent first: a reaction the log cannot record is not made)
-    local intended, run = write_intent({ provider = provider, command = "reaction " .. reaction }, {})
+    local intended, run = write_intent({ provider = provider, command = "reaction " .. reaction,
+                                         actions = { target.action } }, { target })
     if not intended then
       metrics:count("reactions", { provider = provider, reaction = reaction, result = "failed" })
       ngx.log(ngx.ERR, "streamctl_edge: ", reaction, ": not made: the audit log cannot be written")
@@ -495,7 +498,9 @@ local function react(provider, reaction, fn, ...)
     local done, why = fn(...)
     metrics:count("reactions", { provider = provider, reaction = reaction, result = done and "ok" or "failed" })
     write_audit { record = "outcome", run = run, provider = provider, command = "reaction " .. reaction,
-                  outcome = done and "ok" or "failed", exit = done and 0 or 1, note = done and nil or tostring(why) }
+                  actions = { target.action }, outcome = done and "ok" or "failed", exit = done and 0 or 1,
+                  streams = { { stream = target.stream, action = target.action, outcome = done and "ok" or "failed" } },
+                  note = (not done) and tostring(why) or nil }
     if not done then ngx.log(ngx.ERR, "streamctl_edge: ", reaction, ": ", tostring(why)) end
   end, ...)
   if not ok then
@@ -565,7 +570,8 @@ function M.aliyun_callback()
     local fields = { domain_name = event.app, app_name = event.appname, stream_name = event.id }
     if listed_or_say(desired_key("aliyun", fields, event.id)) then
       reaction = "forbid_again"
-      react("aliyun", reaction, forbid_again, "aliyun", fields)
+      react("aliyun", reaction, { stream = event.app .. "/" .. event.appname .. "/" .. event.id,
+                                  action = "ForbidLiveStream" }, forbid_again, "aliyun", fields)
     end
   end
   return answer_callback("aliyun", event and event.action or "unverified", err, event and event.stream, reaction)
@@ -581,7 +587,8 @@ function M.zego_callback()
   local listed = stream and listed_or_say(desired_key("zego", nil, stream))
   if event and event.event == "stream_create" and listed then
     reaction = "forbid_again"
-    react("zego", reaction, forbid_again, "zego", { stream_ids = { stream } })
+    react("zego", reaction, { stream = stream, action = "ForbidRTCStreams" }, forbid_again, "zego",
+      { stream_ids = { stream } })
   end
   return answer_callback("zego", event and type(event.event) == "string" and event.event or "unverified", err, stream,
     reaction)
@@ -635,7 +642,8 @@ function M.relay_callback(token)
   local reaction
   if status == 3 and event.TaskInvalidReason ~= "TriggerByUser" then
     reaction = "restart_relay" -- (without STREAMCTL_EDGE_TASK_REGION it fails, and says why)
-    react("aliyun", reaction, restart_relay, event.TaskId, region)
+    react("aliyun", reaction, { stream = "task " .. event.TaskId, action = "RestartLivePullToPush" }, restart_relay,
+      event.TaskId, region)
   end
   return answer_callback("aliyun", "relay", nil, "task " .. event.TaskId, reaction)
 end

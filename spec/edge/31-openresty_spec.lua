@@ -669,8 +669,15 @@ describe("the OpenResty example's callbacks", function()
     end)
   end)
 
-  it("ZEGO: forbids again a listed stream whose stream_create arrives; a bad signature is 401", function()
-    with_edge(callback_env, function(emulator, edge)
+  it("ZEGO: forbids again a listed stream whose stream_create arrives, its audit lines naming it; a bad "
+    .. "signature is 401", function()
+    local audit_path
+    with_edge(function(dir)
+      local o = callback_env()
+      audit_path = dir .. "/audit.jsonl"
+      o.env.STREAMCTL_EDGE_AUDIT_LOG = audit_path
+      return o
+    end, function(emulator, edge)
       local port = edge.ports[1]
       assert.equal(200, post(port, "/streams/zego/forbid", '{"stream_id":"z-listed"}', TOKEN).status)
       emulator:reset()
@@ -696,6 +703,21 @@ describe("the OpenResty example's callbacks", function()
       local reactions = 'streamctl_reactions_total{provider="zego",reaction="forbid_again",result="ok"} 1\n'
       local metrics = get(port, "/metrics").body
       assert.truthy(metrics:find(reactions, 1, true), reactions .. " not in:\n" .. metrics)
+      -- The audit log: the callback, from ZEGO; the reaction's intent and outcome, naming the stream.
+      local callback, intent, outcome
+      for line in io.lines(audit_path) do
+        local r = cjson.decode(line)
+        if r.command == "callback stream_create" then callback = r end
+        if r.command == "reaction forbid_again" then
+          if r.record == "intent" then intent = r else outcome = r end
+        end
+      end
+      assert.equal("zego callback from 127.0.0.1", callback.user)
+      assert.same({ 1, { { stream = "z-listed", action = "ForbidRTCStreams" } } }, { intent.count, intent.streams })
+      assert.same({ "ok", { { stream = "z-listed", action = "ForbidRTCStreams", outcome = "ok" } } },
+        { outcome.outcome, outcome.streams })
+      assert.is_nil(outcome.note)
+      assert.equal(intent.run, outcome.run)
     end)
   end)
 
