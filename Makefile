@@ -1,7 +1,8 @@
 # streamctl: one source tree, built and tested for Lua 5.4 and LuaJIT (5.1 C API).
 #
 #   make demo    install what is missing, build, run examples/demo.lua against the emulator
-#   make openresty-demo  the OpenResty example against the emulator, for the curl lines it prints (-stop: ends it)
+#   make openresty-demo  the OpenResty example against the emulator, for the curl lines it prints (-stop: ends it;
+#                OPENRESTY_DEMO_ARGS="--port N --emulator-ports A,Z,AT,ZT": its ports)
 #   make check-unit  the quick specs that start no server (a line '-- tier: unit'), under Lua 5.4 (seconds)
 #   make check   the loop after every change: build, lint, every spec under Lua 5.4 and LuaJIT, side by side,
 #                but the fault matrices (a line '-- tier: test'); the heavy ones, many processes at a cap,
@@ -263,10 +264,12 @@ demo: demo-deps build-5.4
 
 # The OpenResty example (examples/openresty/) against an emulator of its own,
 # on 127.0.0.1:8080, ready for the curl lines it prints with a throwaway token
-# (examples/openresty/run.sh; docs/openresty.md). make openresty-demo-stop
-# stops both.
+# (examples/openresty/run.sh; docs/openresty.md). OPENRESTY_DEMO_ARGS: run.sh
+# start's flags (--port N, --emulator-ports A,Z,AT,ZT, --emulator-dir DIR).
+# make openresty-demo-stop stops both.
+OPENRESTY_DEMO_ARGS ?=
 openresty-demo: openresty-demo-deps build-jit
-	@STREAMCTL_DEMO_STOP="make openresty-demo-stop" examples/openresty/run.sh start
+	@STREAMCTL_DEMO_STOP="make openresty-demo-stop" examples/openresty/run.sh start $(OPENRESTY_DEMO_ARGS)
 openresty-demo-stop:
 	@examples/openresty/run.sh stop
 

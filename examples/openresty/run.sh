@@ -125,6 +125,13 @@ Try:
   curl -s http://127.0.0.1:$port/metrics
   curl -s $ali/_emulator/state        # what the emulator holds now
 
+A ZEGO callback, signed as ZEGO signs it (docs/callbacks.md): rtc-2, forbidden above, is
+forbidden again when it publishes again (the edge's audit log: $DIR/logs/audit.jsonl):
+
+  secret=$(setting ZEGO_CALLBACK_SECRET) ts=\$(date +%s) nonce=\$RANDOM
+  sig=\$(printf '%s\\n' "\$secret" "\$ts" "\$nonce" | LC_ALL=C sort | tr -d '\\n' | sha1sum | cut -c1-40)
+  curl -s -H 'Content-Type: application/json' -d '{"event":"stream_create","appid":1234567890,"timestamp":"'\$ts'","nonce":"'\$nonce'","signature":"'\$sig'","stream_id":"rtc-2","room_id":"room-1"}' http://127.0.0.1:$port/callbacks/zego
+
 Logs: $DIR/logs/error.log. Settings: $DIR/demo.env. Stop: $(stop_command)
 EOF
   command -v curl >/dev/null 2>&1 || printf '(curl is not installed here: apt-get install curl, or any HTTP client)\n'
@@ -238,7 +245,7 @@ lua54_paths_note() {
 }
 
 cmd_start() {
-  local pid tree ca emu_dir owned=0 ali ali_tls zego_tls token offset ok i
+  local pid tree ca emu_dir owned=0 ali ali_tls zego_tls token cb_secret notify_key offset ok i
   lua54_paths_note
   pid=$(nginx_pid)
   if alive "$pid"; then
@@ -284,14 +291,20 @@ cmd_start() {
   fi
 
   token=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+  cb_secret=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
+  notify_key=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
   mkdir -p "$DIR/logs" "$DIR/tmp"
   write_conf "$ca" "$tree"
   (
     umask 077
     cat >"$DIR/demo.env" <<EOF
 # Written by $PROG: what the example's nginx starts with (only these and PATH).
-# The token is a throwaway made for this demo; the account is the emulator's default.
+# The token and the callbacks' secrets are throwaways made for this demo; the
+# account is the emulator's default.
 STREAMCTL_EDGE_TOKEN='$token'
+ZEGO_CALLBACK_SECRET='$cb_secret'
+STREAMCTL_ALIYUN_NOTIFY_KEY='$notify_key'
+STREAMCTL_ALIYUN_NOTIFY_DOMAIN='push.example.com'
 ALIBABA_CLOUD_ACCESS_KEY_ID='LTAIemulatorKey'
 ALIBABA_CLOUD_ACCESS_KEY_SECRET='emulator-secret'
 ZEGO_APP_ID='1234567890'

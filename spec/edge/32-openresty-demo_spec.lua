@@ -59,7 +59,9 @@ describe("examples/openresty/run.sh", function()
     assert.truthy(token, out)
     assert.equal(64, #token)
     local lines = {}
-    for line in out:gmatch("\n  (curl [^\n]+)") do lines[#lines + 1] = (line:gsub("%s+#.*$", "")) end
+    for line in out:gmatch("\n  (curl [^\n]+)") do
+      if not line:find("/callbacks/", 1, true) then lines[#lines + 1] = (line:gsub("%s+#.*$", "")) end
+    end
     assert.equal(6, #lines, out)
     local streams = 0
     for _, line in ipairs(lines) do
@@ -79,6 +81,22 @@ describe("examples/openresty/run.sh", function()
       end
     end
     assert.equal(4, streams)
+    -- The signed ZEGO callback it prints (three lines, run as printed): rtc-2, forbidden by a line
+    -- above, is forbidden again by the edge's reaction, which its audit log records.
+    local snippet = assert(out:match("\n  (secret=[^\n]+\n  sig=[^\n]+\n  curl [^\n]+/callbacks/zego)\n"), out)
+    local answer = capture("bash -c " .. q(snippet:gsub("\n  ", "\n") .. " -w '\\n%{http_code}'"))
+    assert.equal('{"ok":true}\n200', answer)
+    local reacted
+    for _ = 1, 50 * process.slowdown() do
+      for l in (read_file(dir .. "/logs/audit.jsonl") or ""):gmatch("[^\n]+") do
+        local r = cjson.decode(l)
+        if r.command == "reaction forbid_again" and r.record == "outcome" then reacted = r end
+      end
+      if reacted then break end
+      run("sleep 0.1")
+    end
+    assert.truthy(reacted, "no reaction recorded within the wait")
+    assert.same({ "ok", "rtc-2" }, { reacted.outcome, reacted.streams[1].stream })
     -- and a request without the token is refused
     local answer = capture("curl -s -o /dev/null -w '%{http_code}' -d '{\"stream_id\":\"x\"}' http://127.0.0.1:"
       .. port .. "/streams/zego/forbid")
