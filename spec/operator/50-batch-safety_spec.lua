@@ -55,7 +55,8 @@ describe("a batch's guard (guard = true or its limits)", function()
     local report, err = z:forbid_rtc_streams { stream_ids = ids(101), guard = true }
     assert.is_nil(report)
     assert.equal("streamctl: zego ForbidRTCStreams: TooManyStreams: forbidding 101 streams in one run is more than "
-      .. "max_forbid (100): nothing was sent; confirm to send them", tostring(err))
+      .. "max_forbid (100): nothing was sent; guard = { confirm = true } to send them, or a larger guard.max_forbid",
+      tostring(err))
     assert.same({ count = 101, max_forbid = 100, confirmed = false, allowed = false }, err.guard)
     assert.equal("guard = { confirm = true } to send them, or a larger guard.max_forbid", err.hint)
     assert.is_false(err.sent)
@@ -76,7 +77,8 @@ describe("a batch's guard (guard = true or its limits)", function()
     local report, err = a:resume_live_streams(fields)
     assert.is_nil(report)
     assert.equal("streamctl: aliyun ResumeLiveStream: TooManyStreams: resuming 3 streams in one run is more than "
-      .. "max_resume (2): nothing was sent; confirm to send them", tostring(err))
+      .. "max_resume (2): nothing was sent; guard = { confirm = true } to send them, or a larger guard.max_resume",
+      tostring(err))
     assert.equal("guard = { confirm = true } to send them, or a larger guard.max_resume", err.hint)
     assert.equal(0, #w.sent)
     fields.guard = { max_resume = 2, confirm = true }
@@ -146,8 +148,8 @@ describe("a batch's audit log (audit = streamctl.operator.audit.log{...})", func
       .. '{"stream":"x","action":"ForbidRTCStreams","outcome":"not_sent","code":"TooManyStreams"},'
       .. '{"stream":"y","action":"ForbidRTCStreams","outcome":"not_sent","code":"TooManyStreams"},'
       .. '{"stream":"z","action":"ForbidRTCStreams","outcome":"not_sent","code":"TooManyStreams"}],'
-      .. '"note":"forbidding 3 streams in one run is more than max_forbid (2): nothing was sent; confirm to send '
-      .. 'them"}', fixed(lines[1]))
+      .. '"note":"forbidding 3 streams in one run is more than max_forbid (2): nothing was sent; guard = { confirm '
+      .. '= true } to send them, or a larger guard.max_forbid"}', fixed(lines[1]))
 
     -- The block list holds 9 of 10 places: a batch of 2 new streams is refused, its places written.
     local listed = {}

@@ -97,8 +97,10 @@ function M.batch(effect, count, o)
     return true, nil
   end
   if not ok then
+    -- (the batch's own ways to confirm, in its message too: "confirm" is the command's word)
     decision.hint = format("guard = { confirm = true } to send them, or a larger guard.%s",
       effect == "forbid" and "max_forbid" or "max_resume")
+    decision.message = gsub(decision.message, "confirm to send them$", decision.hint)
   end
   return ok, decision
 end
