@@ -64,12 +64,14 @@ local function write_log()
 end
 
 local CUT = "streamctl: " .. LOG .. ":4: not an audit record (a line cut short?): skipped\n"
-local LA = "2026-11-22T12:00:00Z  3f9a6c0e5b1d2a48  ops@edge-1  aliyun ForbidLiveStream 1 stream  succeeded\n"
-local LB = "2026-11-23T02:00:00Z  b000000000000002  ops@edge-1  zego ForbidRTCStreams 2 streams  no outcome recorded\n"
-local LC = "2026-11-23T04:00:00Z  c000000000000003  ops@edge-1  zego ResumeRTCStreams 2 streams  failed\n"
-local LD = "2026-11-24T00:00:00Z  -  edge@nginx-1  zego ForbidRTCStreams 1 stream  succeeded\n"
-local LE = "2026-11-25T00:00:00Z  e000000000000005  ops@edge-1  aliyun ForbidLiveStream 1 stream  not sent\n"
-local LF = "2026-11-25T01:00:00Z  f000000000000006  ops@edge-1  aliyun ForbidLiveStream 1 stream  not sent\n"
+local LA = "2026-11-22T12:00:00Z  3f9a6c0e5b1d2a48  ops@edge-1  aliyun ForbidLiveStream 1 stream via forbid-live-streams  succeeded\n"
+local LB = "2026-11-23T02:00:00Z  b000000000000002  ops@edge-1  zego ForbidRTCStreams 2 streams via forbid-rtc-streams  no outcome recorded\n"
+local LC = "2026-11-23T04:00:00Z  c000000000000003  ops@edge-1  zego ResumeRTCStreams 2 streams via resume-rtc-streams  failed\n"
+local LD = "2026-11-24T00:00:00Z  -  edge@nginx-1  zego ForbidRTCStreams 1 stream via forbid  succeeded\n"
+local LE = "2026-11-25T00:00:00Z  e000000000000005  ops@edge-1  aliyun ForbidLiveStream 1 stream via "
+  .. "forbid-live-streams  refused\n"
+local LF = "2026-11-25T01:00:00Z  f000000000000006  ops@edge-1  aliyun ForbidLiveStream 1 stream via "
+  .. "forbid-live-streams  not sent\n"
 local ALL = LA .. LB .. LC .. LD .. LE .. LF
 
 -- { name, argv after `audit`, environment, exit status, standard output, standard error[, clock] }
@@ -91,7 +93,7 @@ local ROWS = {
       .. '{"run":"-","time":"2026-11-24T00:00:00Z","user":"edge","host":"nginx-1","provider":"zego",'
       .. '"command":"forbid","actions":["ForbidRTCStreams"],"count":1,"outcome":"succeeded"}\n'
       .. '{"run":"e000000000000005","time":"2026-11-25T00:00:00Z","user":"ops","host":"edge-1","provider":"aliyun",'
-      .. '"command":"forbid-live-streams","actions":["ForbidLiveStream"],"count":1,"outcome":"not sent"}\n'
+      .. '"command":"forbid-live-streams","actions":["ForbidLiveStream"],"count":1,"outcome":"refused"}\n'
       .. '{"run":"f000000000000006","time":"2026-11-25T01:00:00Z","user":"ops","host":"edge-1","provider":"aliyun",'
       .. '"command":"forbid-live-streams","actions":["ForbidLiveStream"],"count":1,"outcome":"not sent"}\n', CUT },
   { "--run --output json", { LOG, "--run", "3f9a6c0e5b1d2a48", "--output", "json" }, {}, 0,
@@ -129,4 +131,25 @@ describe("issue 68, streamctl audit: the audit log read back", function()
       assert.equal(before, process.read_file(LOG)) -- read-only
     end)
   end
+
+  it("- reads standard input: two logs joined by cat", function()
+    local text = process.read_file(LOG)
+    local status, out, err = checks.run_cli({ "audit", "-", "--since", "2026-11-25T00:00:00Z" },
+      { stdin = text .. text:gsub("e000000000000005", "e000000000000099"), home = DIR })
+    assert.equal(0, status)
+    assert.equal(LE .. LF .. LE:gsub("e000000000000005", "e000000000000099"), out)
+    assert.equal(2, select(2, err:gsub("streamctl: standard input:%d+: not an audit record", "")), err)
+  end)
+end)
+
+describe("issue 68: a run that changes something, with no HOME for the default audit log", function()
+  it("says once that no audit log is kept, and goes on", function()
+    local _, _, err = checks.run_cli({ "zego", "forbid-rtc-streams", "--endpoint", "http://127.0.0.1:9",
+      "--app-id", "1234567890", "--server-secret", "0123456789abcdef0123456789abcdef", "room-1" },
+      { getenv = function() return nil end })
+    local warning = "streamctl: warning: no audit log is kept for this run: HOME is not set (--audit-log FILE or "
+      .. "STREAMCTL_AUDIT_LOG to keep one, --no-audit-log to say none is wanted)\n"
+    assert.truthy(err:find(warning, 1, true), err)
+    assert.equal(1, select(2, err:gsub("no audit log is kept", "")))
+  end)
 end)

@@ -19,7 +19,7 @@ local EXIT = cli_output.EXIT
 local M = {}
 
 -- A run's outcome (and a stream's), as the listing says it.
-local WORDS = { ok = "succeeded", failed = "failed", unknown = "unknown", refused = "not sent",
+local WORDS = { ok = "succeeded", failed = "failed", unknown = "unknown", refused = "refused",
                 not_sent = "not sent", interrupted = "interrupted" }
 
 --- Makes the argparse command.
@@ -28,7 +28,7 @@ function M.add(parser)
     .. "a run with an intent and no outcome (a crash) says 'no outcome recorded'. Read-only. A line that is not "
     .. "a record (cut short by a full disk) is said on standard error and skipped.")
   cmd:summary("List the runs of an audit log.")
-  cmd:argument("log", "The log (default: the one a run writes: $STREAMCTL_AUDIT_LOG, else "
+  cmd:argument("log", "The log, - for standard input (default: the one a run writes: $STREAMCTL_AUDIT_LOG, else "
     .. "$XDG_STATE_HOME or ~/.local/state, under streamctl/audit.jsonl)."):args("?")
   cmd:option("--run", "One run's streams, each with its outcome."):argname("<id>")
   cmd:option("--stream", "Only the runs that touched this stream (named as the log names it)."):argname("<name>")
@@ -46,10 +46,17 @@ local function valid(r)
     and (r.run == nil or type(r.run) == "string") and (r.record == nil or type(r.record) == "string")
 end
 
--- The log's runs in the order first seen, each `{ id, records }`; or nil and why.
-local function read_runs(out, path)
-  local f, why = io.open(path, "rb")
-  if not f then return nil, why end
+-- The log's runs in the order first seen, each `{ id, records }`; or nil
+-- and why. `path` "-": standard input (`stdin`), as `cat a b | streamctl audit -`.
+local function read_runs(out, path, stdin)
+  local f, why
+  if path == "-" then
+    local lines = stdin:lines()
+    f = { read = function() return lines() end, close = function() end }
+  else
+    f, why = io.open(path, "rb")
+    if not f then return nil, why end
+  end
   local runs, by_id, n = {}, {}, 0
   while true do
     local line, err = f:read("l")
@@ -61,7 +68,8 @@ local function read_runs(out, path)
     n = n + 1
     local r = cjson.decode(line)
     if not valid(r) then
-      out:warn(format("%s:%d: not an audit record (a line cut short?): skipped", path, n))
+      out:warn(format("%s:%d: not an audit record (a line cut short?): skipped", path == "-" and "standard input"
+        or path, n))
     else
       local id = r.run or ("line " .. n)
       local run = by_id[id]
@@ -122,7 +130,9 @@ local function what_of(s)
   local count = s.at_least and format("at least %d streams", s.at_least)
     or n and format("%d stream%s", n, n == 1 and "" or "s") or "streams not said"
   local actions = type(s.actions) == "table" and #s.actions > 0 and concat(s.actions, ",") or s.command or "-"
-  return format("%s %s %s", s.provider or "-", actions, count)
+  -- (the command too: the command's subcommand, a Lua batch's method, the edge's callback or reaction)
+  local via = type(s.command) == "string" and s.command ~= actions and (" via " .. s.command) or ""
+  return format("%s %s %s%s", s.provider or "-", actions, count, via)
 end
 
 -- A JSON object of `pairs_` ({ key, value } in order; nil values left out).
@@ -209,7 +219,7 @@ function M.run(out, args, env)
   if not since then out:warn(bad) return EXIT.usage end
   local path, why = log_path(args, env.getenv or os.getenv)
   if not path then out:warn(why) return EXIT.usage end
-  local runs, err = read_runs(out, path)
+  local runs, err = read_runs(out, path, env.stdin or io.stdin)
   if not runs then out:warn("cannot read the audit log ", path, " (", err, ")") return EXIT.usage end
   local as_json = args.output == "json"
   local shown = false

@@ -135,6 +135,10 @@ local function safety(out, args, m, fields, long, defaults, where, getenv, effec
       end
       if why then out:warn("warning: ", why) end
       safe.write, safe.getenv = w, getenv
+    elseif not args.no_audit_log then
+      -- (cron's `env -i`: no HOME, so no default log; said, the run goes on as it did)
+      out:warn("warning: no audit log is kept for this run: HOME is not set (--audit-log FILE or "
+        .. "STREAMCTL_AUDIT_LOG to keep one, --no-audit-log to say none is wanted)")
     end
   end
   -- Aliyun batches name streams by name alone: the audit line names them whole.
