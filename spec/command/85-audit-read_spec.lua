@@ -65,7 +65,8 @@ end
 
 local CUT = "streamctl: " .. LOG .. ":4: not an audit record (a line cut short?): skipped\n"
 local LA = "2026-11-22T12:00:00Z  3f9a6c0e5b1d2a48  ops@edge-1  aliyun ForbidLiveStream 1 stream via forbid-live-streams  succeeded\n"
-local LB = "2026-11-23T02:00:00Z  b000000000000002  ops@edge-1  zego ForbidRTCStreams 2 streams via forbid-rtc-streams  no outcome recorded\n"
+local LB = "2026-11-23T02:00:00Z  b000000000000002  ops@edge-1  zego ForbidRTCStreams 2 streams via forbid-rtc-streams  "
+  .. "no outcome recorded\n"
 local LC = "2026-11-23T04:00:00Z  c000000000000003  ops@edge-1  zego ResumeRTCStreams 2 streams via resume-rtc-streams  failed\n"
 local LD = "2026-11-24T00:00:00Z  -  edge@nginx-1  zego ForbidRTCStreams 1 stream via forbid  succeeded\n"
 local LE = "2026-11-25T00:00:00Z  e000000000000005  ops@edge-1  aliyun ForbidLiveStream 1 stream via "

@@ -84,8 +84,8 @@ describe("examples/openresty/run.sh", function()
     -- The signed ZEGO callback it prints (three lines, run as printed): rtc-2, forbidden by a line
     -- above, is forbidden again by the edge's reaction, which its audit log records.
     local snippet = assert(out:match("\n  (secret=[^\n]+\n  sig=[^\n]+\n  curl [^\n]+/callbacks/zego)\n"), out)
-    local answer = capture("bash -c " .. q(snippet:gsub("\n  ", "\n") .. " -w '\\n%{http_code}'"))
-    assert.equal('{"ok":true}\n200', answer)
+    local called = capture("bash -c " .. q(snippet:gsub("\n  ", "\n") .. " -w '\\n%{http_code}'"))
+    assert.equal('{"ok":true}\n200', called)
     local reacted
     for _ = 1, 50 * process.slowdown() do
       for l in (read_file(dir .. "/logs/audit.jsonl") or ""):gmatch("[^\n]+") do
