@@ -60,7 +60,7 @@ DEMO_PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev libssl-dev openssl libc
 OPENRESTY_DEMO_PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev curl
 PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev lua-busted lua-check lua-sec valgrind lua-ldoc help2man groff-base \
 	cppcheck clang-tidy clang libclang-rt-14-dev redis-server lua-nginx-redis gnuplot-nox curl universal-ctags \
-	prometheus zip procps
+	prometheus zip procps python3-cryptography
 
 LUA_PATH_DEV := $(ROOT)/src/?.lua;$(ROOT)/src/?/init.lua;$(ROOT)/emulator/src/?.lua;$(ROOT)/emulator/src/?/init.lua;;
 ENV54 := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"
@@ -298,7 +298,7 @@ SAN_DIR := $(ROOT)/build/asan
 # streamctl.curl's, streamctl.redis' and streamctl.core's sources (the rockspecs list the same)
 CURL_SRC := csrc/curl.c csrc/curl_request.c csrc/curl_transfer.c
 REDIS_SRC := csrc/redis.c csrc/redis_resp.c csrc/redis_tls.c
-CORE_SRC := csrc/core.c csrc/encode.c csrc/sign_v1.c csrc/sign_v3.c csrc/sign_zego.c csrc/digest.c csrc/nonce.c csrc/clock.c csrc/file.c csrc/fingerprint.c
+CORE_SRC := csrc/core.c csrc/encode.c csrc/sign_v1.c csrc/sign_v3.c csrc/sign_zego.c csrc/digest.c csrc/cipher.c csrc/nonce.c csrc/clock.c csrc/file.c csrc/fingerprint.c
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(WARN)
 
 valgrind: deps build

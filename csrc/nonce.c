@@ -1,7 +1,7 @@
 /* streamctl.core, nonce.c: random bytes from OpenSSL's RAND_bytes, drawn
    ahead into a pool per Lua state (1 KiB) that is refilled after a fork (a
    child never repeats its parent's bytes) and wiped as it is used; nonces
-   as hex and UUIDv4. */
+   as hex, bytes and UUIDv4. */
 #include "core.h"
 
 static volatile unsigned long fork_count = 0;
@@ -43,6 +43,18 @@ static int l_random_hex(lua_State *L) {
     return 1;
 }
 
+/* core.random_bytes(n): n bytes (1..256) from the pool, as a string (a
+   nonce an encryption takes as bytes: Token04's). */
+static int l_random_bytes(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    unsigned char buf[MAX_RANDOM_BYTES];
+    luaL_argcheck(L, n >= 1 && n <= MAX_RANDOM_BYTES, 1, "nbytes must be in 1..256");
+    random_bytes(L, buf, (int)n);
+    lua_pushlstring(L, (const char *)buf, (size_t)n);
+    OPENSSL_cleanse(buf, (size_t)n);
+    return 1;
+}
+
 static int l_uuid4(lua_State *L) {
     unsigned char u[16];
     char out[36];
@@ -63,7 +75,7 @@ static int l_uuid4(lua_State *L) {
     return 1;
 }
 
-/* Sets random_hex and uuid4 into the module's table (at the top of the
+/* Sets random_hex, random_bytes and uuid4 into the module's table (at the top of the
    stack), sharing one pool. */
 void sc_nonce_open(lua_State *L) {
     sc_pool *pool;
@@ -75,6 +87,9 @@ void sc_nonce_open(lua_State *L) {
     lua_pushvalue(L, -1);
     lua_pushcclosure(L, l_random_hex, 1);
     lua_setfield(L, -3, "random_hex");
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, l_random_bytes, 1);
+    lua_setfield(L, -3, "random_bytes");
     lua_pushcclosure(L, l_uuid4, 1);
     lua_setfield(L, -2, "uuid4");
 }

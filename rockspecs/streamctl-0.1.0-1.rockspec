@@ -49,6 +49,7 @@ build = {
       ["streamctl.aliyun.tasks"] = "src/streamctl/aliyun/tasks.lua",
       ["streamctl.operator.audit"] = "src/streamctl/operator/audit.lua",
       ["streamctl.edge.authkey"] = "src/streamctl/edge/authkey.lua",
+      ["streamctl.edge.token04"] = "src/streamctl/edge/token04.lua",
       ["streamctl.pipeline.batch"] = "src/streamctl/pipeline/batch.lua",
       ["streamctl.pipeline.guard"] = "src/streamctl/pipeline/guard.lua",
       ["streamctl.pipeline.safety"] = "src/streamctl/pipeline/safety.lua",
@@ -106,7 +107,8 @@ build = {
       -- C modules
       ["streamctl.core"] = {
          sources = { "csrc/core.c", "csrc/encode.c", "csrc/sign_v1.c", "csrc/sign_v3.c", "csrc/sign_zego.c",
-            "csrc/digest.c", "csrc/nonce.c", "csrc/clock.c", "csrc/file.c", "csrc/fingerprint.c" },
+            "csrc/digest.c", "csrc/cipher.c", "csrc/nonce.c", "csrc/clock.c", "csrc/file.c",
+            "csrc/fingerprint.c" },
          libraries = { "crypto" },
          incdirs = { "$(OPENSSL_INCDIR)", "csrc" },
          libdirs = { "$(OPENSSL_LIBDIR)" },
