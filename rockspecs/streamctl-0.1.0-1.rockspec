@@ -48,6 +48,7 @@ build = {
       ["streamctl.aliyun.places"] = "src/streamctl/aliyun/places.lua",
       ["streamctl.aliyun.tasks"] = "src/streamctl/aliyun/tasks.lua",
       ["streamctl.operator.audit"] = "src/streamctl/operator/audit.lua",
+      ["streamctl.edge.admission"] = "src/streamctl/edge/admission.lua",
       ["streamctl.edge.authkey"] = "src/streamctl/edge/authkey.lua",
       ["streamctl.edge.token04"] = "src/streamctl/edge/token04.lua",
       ["streamctl.pipeline.batch"] = "src/streamctl/pipeline/batch.lua",

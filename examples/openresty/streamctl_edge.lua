@@ -273,8 +273,11 @@ end
 
 -- A stream's key in the desired state.
 local function desired_key(provider, fields, name)
-  if provider == "aliyun" then return format("aliyun|%s|%s|%s", fields.domain_name, fields.app_name, name) end
-  return "zego|" .. name
+  if provider == "aliyun" then
+    return desired_store.key("aliyun", { domain_name = fields.domain_name, app_name = fields.app_name,
+      stream_name = name })
+  end
+  return desired_store.key("zego", name)
 end
 
 -- The guard's limits (STREAMCTL_EDGE_MAX_FORBID and _MAX_RESUME, checked at start), or nil: the defaults.

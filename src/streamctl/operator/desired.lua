@@ -38,6 +38,26 @@ local function check_key(key, fname)
   if type(key) ~= "string" or key == "" then error("bad argument #1 to '" .. fname .. "' (a key expected)", 3) end
 end
 
+--- The key a forbid list (the edge's desired state) holds a stream by:
+-- "aliyun|DOMAIN|APP|STREAM" (`stream` = `{ domain_name, app_name,
+-- stream_name }`) or "zego|STREAM_ID" (`stream` = the ID). The edge's
+-- requests, its callbacks' reactions, its reconciler and the admission
+-- decision (streamctl.edge.admission) all name streams so.
+function M.key(provider, stream)
+  if provider == "aliyun" then
+    if type(stream) ~= "table" then
+      error("bad argument #2 to 'key' (a table of domain_name, app_name, stream_name)", 2)
+    end
+    return format("aliyun|%s|%s|%s", tostring(stream.domain_name), tostring(stream.app_name),
+      tostring(stream.stream_name))
+  end
+  if provider == "zego" then
+    if type(stream) ~= "string" then error("bad argument #2 to 'key' (a stream ID)", 2) end
+    return "zego|" .. stream
+  end
+  error("bad argument #1 to 'key' (\"aliyun\" or \"zego\")", 2)
+end
+
 -- ---- In a shared dict
 
 local Dict = {}

@@ -43,6 +43,14 @@
 --                                         ("forbid_again", "restart_relay"; "ok" or "failed")
 --   streamctl_drift_total{provider,state}  the reconciler's differences: "found", "fixed",
 --                                         "failed", "extra" (listed nowhere, left alone)
+--   streamctl_admissions_total{provider,verdict,code}  admission decisions ("allow" or
+--                                         "deny", and the verdict's code: streamctl.edge.admission)
+--   streamctl_tokens_total{provider,result}  ZEGO tokens issued ("issued", or the refusal's code)
+--
+-- and, by `admission_time(provider, seconds)`:
+--
+--   streamctl_admission_duration_seconds{provider,action="admission"}  histogram of the
+--                                         decisions' time
 -- @module streamctl.operator.metrics
 
 local pairs, ipairs, tostring, tonumber, setmetatable, type, error = pairs, ipairs, tostring, tonumber,
@@ -83,6 +91,10 @@ local LATENCY = { "h|", "streamctl_request_duration_seconds",
 local WAIT = { "w|", "streamctl_slot_wait_seconds",
   "Time an attempt waited for its rate-limit slot and window, from when it was due to when it was sent.",
   WAIT_BUCKETS }
+-- (an admission decision: a shared dict's read, or Redis's round trip)
+local ADMIT = { "a|", "streamctl_admission_duration_seconds",
+  "Time an admission decision took (action \"admission\").",
+  { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1 } }
 
 -- The counters by code: key prefix, name, help.
 local BY_CODE = {
@@ -106,6 +118,9 @@ local EVENTS = {
   { "reactions", "What the edge did about a callback, and whether it worked.", { "provider", "reaction", "result" } },
   { "drift", "Differences the reconciler found between the desired state and the provider's, and what became of them.",
     { "provider", "state" } },
+  { "admissions", "Admission decisions at the door (streamctl.edge.admission), by verdict and its code.",
+    { "provider", "verdict", "code" } },
+  { "tokens", "ZEGO tokens the edge issued, or refused to (the code that refused it).", { "provider", "result" } },
 }
 local EVENT_LABELS = {}
 for _, e in ipairs(EVENTS) do EVENT_LABELS[e[1]] = e[3] end
@@ -234,7 +249,7 @@ function Metrics:observe(info)
 end
 
 --- Adds `n` (default 1) to an event counter (see above): `name` is
--- "callbacks", "reactions" or "drift", `labels` a table with exactly its
+-- "callbacks", "reactions", "drift", "admissions" or "tokens", `labels` a table with exactly its
 -- label names (strings). Misuse raises.
 function Metrics:count(name, labels, n)
   local names = EVENT_LABELS[name]
@@ -248,6 +263,15 @@ function Metrics:count(name, labels, n)
     parts[i] = v
   end
   self.dict:incr("e|" .. name .. "|" .. concat(parts, "|"), n or 1, 0)
+end
+
+--- Records how long one admission decision of `provider` took (seconds).
+function Metrics:admission_time(provider, seconds)
+  if type(provider) ~= "string" or find(provider, "[|\n]") or type(seconds) ~= "number" or seconds ~= seconds
+    or seconds < 0 then
+    error("bad argument to 'admission_time' (a provider and seconds >= 0)", 2)
+  end
+  record(self.dict, ADMIT, provider .. "|admission", seconds)
 end
 
 -- `{provider="...",action="..."` and `extra`, `}`, for `id`.
@@ -354,6 +378,7 @@ function Metrics:render()
   for _, c in ipairs(BY_CODE) do render_keyed(d, keys, out, c[1], c[2], c[3], code_labels) end
   render_gauges(d, keys, out)
   render_histogram(d, keys, WAIT, out)
+  render_histogram(d, keys, ADMIT, out)
   render_events(d, keys, out)
   return concat(out, "\n") .. "\n"
 end
