@@ -235,7 +235,7 @@ describe("a batch's audit log (audit = streamctl.operator.audit.log{...})", func
 
     local status, out = checks.run_cli { "audit", path }
     assert.equal(0, status)
-    assert.truthy(out:find("  cron@[^ ]+  zego ForbidRTCStreams 2500 streams  succeeded\n$"), out)
+    assert.truthy(out:find("  cron@[^ ]+  zego ForbidRTCStreams 2500 streams via zego%.forbid_rtc_streams  succeeded\n$"), out)
     status, out = checks.run_cli { "audit", path, "--run", intent.run, "--stream", "room-2500" }
     assert.equal(0, status)
     assert.truthy(out:find("\n  room-2500  ForbidRTCStreams  succeeded\n", 1, true), out)
