@@ -155,6 +155,16 @@ _streamctl() {
                             opts="$opts -h --help --from --remove-extra --allow-empty --state --cdn-resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
+                        issue-token)
+                            cmd="$cmd issue-token"
+                            opts="$opts -h --help --app-id --profile --is-test --user-id --room-id --login --publish --stream-id --ttl -o --output"
+                            break
+                            ;;
+                        read-token)
+                            cmd="$cmd read-token"
+                            opts="$opts -h --help --app-id --profile --is-test --legacy-cbc -o --output"
+                            break
+                            ;;
                     esac
                 done
                 break
@@ -1844,7 +1854,7 @@ _streamctl() {
 
             ;;
         'zego')
-            COMPREPLY=($(compgen -W "describe-rtc-stream-state forbid-cdn-live-stream forbid-rtc-stream forbid-rtc-streams resume-cdn-live-stream resume-rtc-stream resume-rtc-streams call reconcile" -- "$cur"))
+            COMPREPLY=($(compgen -W "describe-rtc-stream-state forbid-cdn-live-stream forbid-rtc-stream forbid-rtc-streams resume-cdn-live-stream resume-rtc-stream resume-rtc-streams call reconcile issue-token read-token" -- "$cur"))
             ;;
         'zego describe-rtc-stream-state')
             case "$prev" in
@@ -2502,6 +2512,56 @@ _streamctl() {
                     ;;
                 --max-resume)
                     COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'zego issue-token')
+            case "$prev" in
+                --app-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --user-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --room-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --stream-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --ttl)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'zego read-token')
+            case "$prev" in
+                --app-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
             esac

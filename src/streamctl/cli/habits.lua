@@ -16,7 +16,7 @@ local SKIP = cli_parser.SKIP
 
 local M = {}
 
--- A provider's subcommands (its methods', call, and its reconcile and whoami).
+-- A provider's subcommands (its methods', call, its reconcile and whoami, and its own).
 local function command_names(provider)
   local t = provider_tables.get(provider)
   local names = {}
@@ -24,6 +24,7 @@ local function command_names(provider)
   names[#names + 1] = "call"
   if t.reconcile then names[#names + 1] = "reconcile" end
   if t.whoami then names[#names + 1] = "whoami" end
+  for _, c in ipairs(t.commands or {}) do names[#names + 1] = c.name end
   return names
 end
 

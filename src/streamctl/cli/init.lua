@@ -184,6 +184,7 @@ local function prepare(out, args, env)
   for _, w in ipairs(warnings or {}) do out:warn("warning: ", w) end
   if not opts then out:warn(why) return nil, EXIT.usage end
   if args._whoami then return nil, run_whoami(out, provider, opts, args, output, source, env.getenv) end
+  if args._provider_command then return nil, args._provider_command.run(out, args, opts, output, env) end
 
   -- Every attempt of a call counted; Ctrl-C and SIGTERM caught, to report
   -- first (catch() also ignores SIGPIPE: a closed output is a failed write,

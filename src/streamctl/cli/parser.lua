@@ -271,6 +271,28 @@ local function add_whoami(p, provider)
   who:action(function(args) args._whoami = true end)
 end
 
+-- A provider's command of its own (its table's `commands`): its
+-- credential flags and --output, its own flags and arguments.
+local function add_provider_command(p, provider, c)
+  local cmd = p:command(c.name, c.help)
+  cmd:summary(c.summary)
+  local creds, flags = provider.credentials, {}
+  -- (`omit`: credential flags it does not take, such as a secret that ps would show)
+  for _, f in ipairs(creds.flags) do
+    if not (c.omit and c.omit[f[1]]) then flags[#flags + 1] = f end
+  end
+  cmd:group(creds.title, unpack(add_flags(cmd, flags)))
+  add_flags(cmd, c.flags or {})
+  for _, a in ipairs(c.arguments or {}) do
+    local arg = cmd:argument(a.name, a.help)
+    if a.args then arg:args(a.args) end
+  end
+  cmd:option("-o --output", "table (for people, the default) or json (one JSON object per line).")
+    :choices { "table", "json" }
+  cmd:epilog("Example:\n   " .. c.example)
+  cmd:action(function(args) args._provider_command = c end)
+end
+
 -- Every option of `cmd` and of its subcommands that takes one value (or
 -- none) comes once: a second is argparse's own usage error naming it
 -- ("option '--from' must be used at most once"), never a silent
@@ -321,6 +343,7 @@ local function new_parser(own)
     add_call(p, provider, mod)
     if provider.reconcile then add_reconcile(p, provider) end
     if provider.whoami then add_whoami(p, provider) end
+    for _, c in ipairs(provider.commands or {}) do add_provider_command(p, provider, c) end
     if provider.configure then configurable[#configurable + 1] = provider end
   end
   -- the command's own subcommands, one entry each (streamctl.cli.commands' LIST)
@@ -374,6 +397,11 @@ local function man_commands()
       out[#out + 1] = esc("Forbids the streams of a desired state that are not forbidden, and only those " .. r.man
         .. ". --from FILE (required), " .. concat(required) .. "--remove-extra, --dry-run, --yes, --max-forbid N. "
         .. "See docs/reconcile.md.")
+    end
+    for _, c in ipairs(provider.commands or {}) do
+      out[#out + 1] = ".TP"
+      out[#out + 1] = ".B streamctl " .. name .. " " .. esc(c.name)
+      out[#out + 1] = esc(c.help)
     end
   end
   out[#out + 1] = ".TP"

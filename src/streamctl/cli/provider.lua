@@ -41,6 +41,11 @@
 --                is read) }  (`streamctl NAME reconcile`: streamctl.operator.reconcile's NAME)
 --   whoami       { flags, identity(opts, args, getenv) -> who | nil, err }: `streamctl NAME
 --                whoami` (who its credentials are: account_id, identity_type, arn, principal_id)
+--   commands     { { name, summary, help, example, flags, arguments = { { name, help, args } },
+--                omit = { ["--flag"] = true } (credential flags it does not take),
+--                run(out, args, opts, output, env) -> exit status }, ... }: commands of its own
+--                beside its operations, given its credentials (`opts`: the client's options) and
+--                nothing else of a client (`streamctl zego issue-token`)
 --   configure    { says (what it writes where, for the help), file, section(profile),
 --                keys = { { key, prompt, secret }, ... }, fixed,
 --                check(current, name, path) -> message | nil }
@@ -59,7 +64,8 @@ local REQUIRED = { title = "string", example = "string", call_example = "string"
                    credentials = "table" }
 local OPTIONAL = { options = "table", emulator = "table", chain = "function", settings = "function",
                    setting_rules = "table", unknown_option = "function", fill = "function",
-                   preflight = "function", reconcile = "table", whoami = "table", configure = "table" }
+                   preflight = "function", reconcile = "table", whoami = "table", configure = "table",
+                   commands = "table" }
 
 -- The keys of an optional table that must then be there, by their type.
 local PARTS = {
@@ -90,8 +96,16 @@ function M.check(name, t)
     end
   end
   if type(t.credentials.flags) ~= "table" then broken(name, "credentials.flags", "must be a table") end
-  for _, list in ipairs { { "credentials.flags", t.credentials.flags }, { "reconcile.flags", t.reconcile and
-      t.reconcile.flags or {} }, { "whoami.flags", t.whoami and t.whoami.flags or {} } } do
+  local lists = { { "credentials.flags", t.credentials.flags }, { "reconcile.flags", t.reconcile and
+      t.reconcile.flags or {} }, { "whoami.flags", t.whoami and t.whoami.flags or {} } }
+  for i, c in ipairs(t.commands or {}) do
+    for key, kind in pairs { name = "string", summary = "string", help = "string", example = "string",
+                             run = "function" } do
+      if type(c[key]) ~= kind then broken(name, "commands[" .. i .. "]." .. key, "must be a " .. kind) end
+    end
+    lists[#lists + 1] = { "commands[" .. i .. "].flags", c.flags or {} }
+  end
+  for _, list in ipairs(lists) do
     for i, f in ipairs(list[2]) do
       if type(f[1]) ~= "string" or not f[1]:find("^%-%-%l[%l%d%-]*$") or type(f[2]) ~= "string"
           or (not f.flag and not f.choices and type(f[3]) ~= "string") then

@@ -1,11 +1,13 @@
 --- The command's side of ZEGOCLOUD Server API v2 (streamctl.zego): its
 -- credential flags and chain, `reconcile` (against a state file: ZEGO
--- cannot be asked which streams are forbidden) and `configure`. The
+-- cannot be asked which streams are forbidden), `configure`, and the
+-- token commands (streamctl.cli.token). The
 -- table's keys: streamctl.cli.provider.
 -- @module streamctl.cli.providers.zego
 
 local credentials = require "streamctl.credentials"
 local reconcile = require "streamctl.operator.reconcile"
+local token = require "streamctl.cli.token"
 
 local find = string.find
 
@@ -28,6 +30,8 @@ local M = {
   },
   options = { "is_test" },
   chain = credentials.zego,
+  -- (issue-token, read-token: ZEGO's Token04, with these credentials)
+  commands = token.COMMANDS,
 }
 
 M.reconcile = {
