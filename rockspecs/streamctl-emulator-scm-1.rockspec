@@ -75,6 +75,7 @@ build = {
       ["streamctl.emulator.control_endpoints"] = "emulator/src/streamctl/emulator/control_endpoints.lua",
       ["streamctl.emulator.control_credentials"] = "emulator/src/streamctl/emulator/control_credentials.lua",
       ["streamctl.emulator.control_online"] = "emulator/src/streamctl/emulator/control_online.lua",
+      ["streamctl.emulator.remote_auth"] = "emulator/src/streamctl/emulator/remote_auth.lua",
       ["streamctl.emulator.control_budgets"] = "emulator/src/streamctl/emulator/control_budgets.lua",
       ["streamctl.emulator.provider_request"] = "emulator/src/streamctl/emulator/provider_request.lua",
       ["streamctl.emulator.fault_answer"] = "emulator/src/streamctl/emulator/fault_answer.lua",

@@ -41,6 +41,10 @@
 --                              blocked ones are refused -> {"marked":[...],"refused":[...],"online":{...}}
 --   DELETE /_emulator/online   the same body takes those offline; empty: all -> {"removed":[...],"online":{...}}
 --                              (publish / publish_done callbacks: aliyun_notify.lua)
+--   GET    /_emulator/remote_auth  -> {"domains":{domain:{url,timeout_ms,...}},"asked":[...]}
+--   POST   /_emulator/remote_auth  {"domain","url"[,"timeout_ms","timeout_action","other_code_action",
+--                              "success_codes","fail_codes"]}: a POST to /online then asks that
+--                              server first (remote_auth.lua); DELETE removes them all
 --   GET    /_emulator/zego_online  -> {"online":{"<AppId>/<StreamId>":{...}}}
 --   POST   /_emulator/zego_online  {"app_id","stream_id","room_id","user_id"[,"user_name",
 --                              "extra_info","nonce"]} or an array: ZEGO streams published
@@ -312,6 +316,12 @@ CONTROL.online = {
   GET = online.list_live,
   POST = with_json_body(online.mark_live_online),
   DELETE = online.mark_live_offline,
+}
+
+CONTROL.remote_auth = {
+  GET = online.remote_auth_get,
+  POST = with_json_body(online.remote_auth_set),
+  DELETE = online.remote_auth_delete,
 }
 
 CONTROL.zego_online = {

@@ -14,14 +14,21 @@
 -- callbacks; a forbidden stream is refused), DELETE stops those of the body
 -- ({"app_id","stream_id"[,"type"]}) or, without a body, all (stream_close).
 --
+-- /_emulator/remote_auth, Live's remote authentication (remote_auth.lua):
+-- POST sets one domain's, GET shows them and the questions asked, DELETE
+-- removes them all. A POST to /_emulator/online then asks the domain's
+-- server before marking a stream, and says what it answered
+-- (`remote_auth`: stream -> why).
+--
 -- Each handler returns status, value (the JSON answer).
 
 local clock = require "streamctl.emulator.clock"
 local aliyun = require "streamctl.emulator.aliyun"
 local zego = require "streamctl.emulator.zego"
 local request_io = require "streamctl.emulator.request_io"
+local remote_auth = require "streamctl.emulator.remote_auth"
 
-local type = type
+local type, next = type, next
 
 local M = {}
 
@@ -70,11 +77,13 @@ function M.mark_live_online(value)
     return 400, { error = err }
   end
   local now = clock.now()
-  local marked, refused = aliyun.mark_online(specs, now)
+  local marked, refused, reasons = aliyun.mark_online(specs, now)
   if not marked then
     return 400, { error = refused }
   end
-  return 200, { marked = marked, refused = refused, online = aliyun.online_snapshot(now) }
+  local answer = { marked = marked, refused = refused, online = aliyun.online_snapshot(now) }
+  if next(reasons or {}) then answer.remote_auth = reasons end -- (what remote authentication said, by stream)
+  return 200, answer
 end
 
 -- DELETE /_emulator/online
@@ -89,6 +98,20 @@ function M.mark_live_offline()
     return 400, { error = err }
   end
   return 200, { removed = removed, online = aliyun.online_snapshot(clock.now()) }
+end
+
+-- GET, POST, DELETE /_emulator/remote_auth
+function M.remote_auth_get()
+  return 200, remote_auth.snapshot()
+end
+function M.remote_auth_set(value)
+  local s, err = remote_auth.set(value)
+  if not s then return 400, { error = err } end
+  return 200, remote_auth.snapshot()
+end
+function M.remote_auth_delete()
+  remote_auth.reset()
+  return 200, remote_auth.snapshot()
 end
 
 -- GET /_emulator/zego_online

@@ -17,6 +17,7 @@ local clock = require "streamctl.emulator.clock"
 local notify = require "streamctl.emulator.aliyun_notify"
 local params = require "streamctl.emulator.live_params"
 local places = require "streamctl.emulator.live_places"
+local remote_auth = require "streamctl.emulator.remote_auth"
 
 local type, pairs, ipairs, ceil, find = type, pairs, ipairs, math.ceil, string.find
 local sort = table.sort
@@ -274,11 +275,15 @@ function M.mark_online(specs, now)
     checked[i] = spec
   end
   purge(now)
-  local marked, refused = json.array(), json.array()
+  local marked, refused, reasons = json.array(), json.array(), {}
   for _, spec in ipairs(checked) do
     local key = stream_key(spec.domain, spec.app, spec.stream)
     local s = streams[key]
-    if s and is_blocked(s, now) then
+    -- (a blocked stream is refused before anyone is asked; else the domain's remote authentication, if set)
+    local admitted, why
+    if not (s and is_blocked(s, now)) then admitted, why = remote_auth.admit(spec) end
+    if why then reasons[key] = why end
+    if (s and is_blocked(s, now)) or admitted == false then
       refused[#refused + 1] = key
     else
       local was = online[key]
@@ -300,7 +305,7 @@ function M.mark_online(specs, now)
       end
     end
   end
-  return marked, refused
+  return marked, refused, reasons
 end
 
 -- Takes streams offline: specs as for mark_online (nil: every stream), each
@@ -469,6 +474,7 @@ end
 function M.reset()
   streams, online = {}, {}
   places.reset()
+  remote_auth.reset()
 end
 
 return M
