@@ -17,6 +17,12 @@
 --                                 in the shared dict
 --   POST /callbacks/relay/<token> pull-to-push task status (unsigned: the path's token,
 --                                 $STREAMCTL_EDGE_CALLBACK_TOKEN, is all that says it is ours)
+--   GET  /admission/aliyun        Alibaba Cloud Live's remote authentication: ?domain=&app=&stream=
+--                                 [&ip=][&auth_key=]: 200 admitted, 403 refused (streamctl.edge.admission:
+--                                 the forbid list; the auth_key too with $STREAMCTL_ALIYUN_AUTH_KEY)
+--   POST /tokens/zego             {"user_id", "room_id", "login", "publish", "stream_ids", "ttl"}: a
+--                                 Token04, issued only when every stream it grants is admitted (403
+--                                 naming the one that is not); Bearer token as /streams
 --
 -- The forbid list is a desired state (streamctl.operator.desired), kept in the
 -- shared dict streamctl_desired, or in Redis with STREAMCTL_REDIS_URL (every
@@ -94,6 +100,7 @@ local metrics_mod = require "streamctl.operator.metrics"
 local audit = require "streamctl.operator.audit"
 local reconcile = require "streamctl.operator.reconcile"
 local desired_store = require "streamctl.operator.desired"
+local admission = require "streamctl.edge.admission"
 
 local ngx = ngx
 local type, pairs, ipairs, tostring, tonumber, getenv = type, pairs, ipairs, tostring, tonumber, os.getenv
@@ -553,6 +560,27 @@ local function keys_of(text)
   return list
 end
 
+-- Admission at the door (streamctl.edge.admission): the forbid list (the desired state, this
+-- edge's or every edge's in Redis), ZEGO's tokens with the server API's AppId and secret, and
+-- Alibaba Cloud's signed URLs with $STREAMCTL_ALIYUN_AUTH_KEY ("new,old" during a rotation) when
+-- set. A list that cannot be read refuses, unless $STREAMCTL_EDGE_ADMIT_ON_LIST_ERROR is "allow".
+-- One per worker, made on first use.
+local the_door
+local function door()
+  if not the_door then
+    local app_id, secret, keys = tonumber(setting("ZEGO_APP_ID")), setting("ZEGO_SERVER_SECRET"),
+      setting("STREAMCTL_ALIYUN_AUTH_KEY")
+    local key_list = keys and keys_of(keys) or nil
+    the_door = assert(admission.new {
+      forbidden = store(), metrics = metrics,
+      zego = app_id and secret and #secret == 32 and { app_id = app_id, secret = secret } or nil,
+      aliyun = key_list and { keys = type(key_list) == "table" and key_list or { key_list } } or nil,
+      on_list_error = setting("STREAMCTL_EDGE_ADMIT_ON_LIST_ERROR", "deny"),
+    })
+  end
+  return the_door
+end
+
 -- An error for callbacks whose settings are missing: 503, said in the error log (every time: the
 -- provider retries, and an operator must see why).
 local function not_configured(names)
@@ -649,6 +677,46 @@ function M.relay_callback(token)
       event.TaskId, region)
   end
   return answer_callback("aliyun", "relay", nil, "task " .. event.TaskId, reaction)
+end
+
+--- content_by_lua for GET /admission/aliyun: Alibaba Cloud Live's remote authentication asks
+-- before an ingest (set the domain's remote authentication to pass domain, app, stream and ip:
+-- docs/admission.md). 200 admitted, 403 refused; the answer names the verdict's code and reason.
+function M.aliyun_admission()
+  local args = ngx.req.get_uri_args(20)
+  local function one(name) local v = args[name] return type(v) == "string" and v or nil end
+  local verdict = door():decide { provider = "aliyun", domain_name = one("domain"), app_name = one("app"),
+    stream_name = one("stream"), auth_key = one("auth_key"), client_ip = one("ip") }
+  if not verdict.allow then
+    ngx.log(ngx.INFO, "streamctl_edge: admission refused: ", verdict.code, ": ", verdict.reason)
+  end
+  return reply(verdict.allow and 200 or 403, { code = verdict.code, reason = verdict.reason })
+end
+
+--- content_by_lua for POST /tokens/zego: a client's Token04 for the streams the door admits.
+function M.zego_token()
+  if ngx.req.get_method() ~= "POST" then
+    ngx.header.allow = "POST"
+    return answer_error(405, "use POST")
+  end
+  if not authorized() then
+    ngx.header.www_authenticate = 'Bearer realm="streamctl"'
+    return answer_error(401, "a valid 'Authorization: Bearer <token>' header is required")
+  end
+  if not (tonumber(setting("ZEGO_APP_ID")) and #setting("ZEGO_SERVER_SECRET", "") == 32) then
+    return answer_error(503, "ZEGO_APP_ID and ZEGO_SERVER_SECRET (32 bytes) are not set")
+  end
+  ngx.req.read_body()
+  local body = cjson.decode(ngx.req.get_body_data() or "")
+  if type(body) ~= "table" then return answer_error(400, "body: a JSON object expected") end
+  local ids = body.stream_ids ~= nil and body.stream_ids ~= cjson.null and body.stream_ids or nil
+  local token, refusal = door():issue_token { user_id = body.user_id, room_id = body.room_id,
+    login = body.login, publish = body.publish, stream_ids = ids, ttl = body.ttl,
+    client_ip = ngx.var.remote_addr }
+  if not token then
+    return reply(refusal.code == "InvalidParameter" and 400 or 403, { error = refusal.code, reason = refusal.reason })
+  end
+  return reply(200, { token = token })
 end
 
 --- content_by_lua for GET /metrics.

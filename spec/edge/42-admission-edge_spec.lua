@@ -1,0 +1,113 @@
+-- sanitizers: none (what it tests runs in nginx, not in this process)
+-- interpreters: lua5.4 (what it tests runs in nginx, under LuaJIT, whatever interpreter runs this file)
+-- Issue 69, admission at the edge, end to end: two edges of the OpenResty
+-- example (four nginx workers each) share one forbid list in Redis; the
+-- emulator, playing Alibaba Cloud Live's remote authentication, asks the
+-- first edge before each ingest and honours its answer. A stream forbidden
+-- through the second edge (a oneshot forbid: the provider lists nothing,
+-- so only the door can keep it out) is refused at the door by every worker
+-- of both edges from the forbid's answer on; resumed, admitted again. ZEGO
+-- tokens are issued only for streams the door admits. Verdicts only: no
+-- rate or latency is asserted.
+local cjson = require "cjson"
+local nginx = require "spec.helpers.nginx"
+local emu = require "spec.helpers.emulator"
+local edge_helper = require "spec.helpers.edge"
+local redis_helper = require "spec.helpers.redis"
+local token04 = require "streamctl.edge.token04"
+
+local TOKEN, ZEGO_APP, ZEGO_SECRET = edge_helper.TOKEN, edge_helper.ZEGO_APP, edge_helper.ZEGO_SECRET
+local post, concurrently, raw_request = edge_helper.post, edge_helper.concurrently, edge_helper.raw_request
+
+local available, why_not = nginx.available()
+assert(available, why_not) -- `make test` installs nginx; a spec that cannot run fails
+
+describe("admission at the edge: remote authentication and tokens over a shared forbid list", function()
+  local emulator, redis, a, b
+  lazy_setup(function()
+    emulator = emu.start {}
+    redis = redis_helper.start {}
+    a = edge_helper.start_edge(emulator, { workers = 4, env = { STREAMCTL_REDIS_URL = redis.url } })
+    b = edge_helper.start_edge(emulator, { workers = 4, env = { STREAMCTL_REDIS_URL = redis.url } })
+  end)
+  lazy_teardown(function()
+    for _, s in ipairs { a, b, redis, emulator } do
+      if s then s:stop() end
+    end
+  end)
+
+  -- `n` questions, each on a connection of its own (any worker may take each), to `edge`.
+  local function ask(edge, stream, n)
+    local raws = {}
+    for i = 1, n do
+      raws[i] = raw_request("GET", "/admission/aliyun?domain=push.example.com&app=live&stream=" .. stream
+        .. "&ip=10.0.0." .. i)
+    end
+    local codes = {}
+    for _, res in ipairs(concurrently(edge.ports[1], raws, 30)) do codes[#codes + 1] = res.status end
+    return codes
+  end
+  local function all(codes, status)
+    for _, c in ipairs(codes) do if c ~= status then return false end end
+    return #codes > 0
+  end
+
+  it("refuses a stream forbidden through the other edge, in every worker, from the forbid's answer on", function()
+    emulator:control("POST", "remote_auth", { domain = "push.example.com",
+      url = "http://127.0.0.1:" .. a.ports[1] .. "/admission/aliyun" })
+    -- admitted while it is not listed
+    local answer = emulator:online { domain = "push.example.com", app = "live", stream = "cam-9" }
+    assert.same({ "push.example.com/live/cam-9" }, answer.marked)
+    assert.equal("admitted: 200", answer.remote_auth["push.example.com/live/cam-9"])
+    emulator:online({ domain = "push.example.com", app = "live", stream = "cam-9" }, "DELETE")
+    -- forbidden through edge b: oneshot, so the provider keeps no block on it
+    local res = post(b.ports[1], "/streams/aliyun/forbid",
+      '{"domain_name":"push.example.com","app_name":"live","stream_name":"cam-9","oneshot":true}', TOKEN)
+    assert.equal(200, res.status, res.body)
+    assert.equal("1", redis:cli("SISMEMBER", "{streamctl:desired}:set", "aliyun|push.example.com|live|cam-9"))
+    -- from now on every worker of both edges refuses it, at once
+    assert.is_true(all(ask(a, "cam-9", 32), 403))
+    assert.is_true(all(ask(b, "cam-9", 32), 403))
+    answer = emulator:online { domain = "push.example.com", app = "live", stream = "cam-9" }
+    assert.same({ "push.example.com/live/cam-9" }, answer.refused)
+    assert.equal("refused by remote authentication (403)", answer.remote_auth["push.example.com/live/cam-9"])
+    assert.is_nil(emulator:online().online["push.example.com/live/cam-9"])
+    -- the door says why
+    local one = edge_helper.get(a.ports[1], "/admission/aliyun?domain=push.example.com&app=live&stream=cam-9")
+    assert.same({ code = "Forbidden", reason = "aliyun stream push.example.com/live/cam-9 is on the forbid list" },
+      cjson.decode(one.body))
+    -- resumed through edge a: admitted again, by every worker
+    res = post(a.ports[1], "/streams/aliyun/resume",
+      '{"domain_name":"push.example.com","app_name":"live","stream_name":"cam-9"}', TOKEN)
+    assert.equal(200, res.status, res.body)
+    assert.is_true(all(ask(b, "cam-9", 32), 200))
+    assert.same({ "push.example.com/live/cam-9" },
+      emulator:online({ domain = "push.example.com", app = "live", stream = "cam-9" }).marked)
+    -- a question that breaks a field's rule is refused, naming it
+    one = edge_helper.get(a.ports[1], "/admission/aliyun?domain=push.example.com&app=live")
+    assert.equal(403, one.status)
+    assert.same({ code = "InvalidRequest", reason = "stream_name must be 1 to 256 printable characters, without "
+      .. "spaces, /, |, ? or #" }, cjson.decode(one.body))
+    local metrics = edge_helper.get(a.ports[1], "/metrics").body
+    assert.truthy(metrics:find('streamctl_admissions_total{provider="aliyun",verdict="deny",code="Forbidden"} ',
+      1, true), metrics)
+  end)
+
+  it("issues ZEGO tokens for admitted streams only; one for a forbidden stream is refused", function()
+    local res = post(a.ports[1], "/streams/zego/forbid", '{"stream_id":"room-9-host"}', TOKEN)
+    assert.equal(200, res.status, res.body)
+    local body = '{"user_id":"u9","room_id":"room-9","login":true,"publish":true,"stream_ids":["room-9-host"]}'
+    res = post(b.ports[1], "/tokens/zego", body, TOKEN)
+    assert.equal(403, res.status, res.body)
+    assert.same({ error = "Forbidden", reason = "zego stream room-9-host is on the forbid list" },
+      cjson.decode(res.body))
+    res = post(b.ports[1], "/tokens/zego", body:gsub("room%-9%-host", "room-9-guest"), TOKEN)
+    assert.equal(200, res.status, res.body)
+    local t = assert(token04.read(cjson.decode(res.body).token, { app_id = tonumber(ZEGO_APP), secret = ZEGO_SECRET }))
+    assert.same({ "u9", "room-9", true, { "room-9-guest" } }, { t.user_id, t.room_id, t.publish, t.stream_ids })
+    assert.equal(401, post(b.ports[1], "/tokens/zego", body, "wrong-token").status)
+    res = post(b.ports[1], "/tokens/zego", '{"user_id":"bad user"}', TOKEN)
+    assert.equal(400, res.status, res.body)
+    assert.equal("InvalidParameter", cjson.decode(res.body).error)
+  end)
+end)
