@@ -64,7 +64,7 @@ static int l_aes_gcm_seal(lua_State *L) {
          EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG, out + len + fin) == 1;
     EVP_CIPHER_CTX_free(ctx);
     if (!ok) return luaL_error(L, "AES-GCM failed (is it disabled in this OpenSSL?)");
-    lua_pushlstring(L, (const char *)out, (size_t)(len + fin) + GCM_TAG);
+    lua_pushlstring(L, (const char *)out, (size_t)len + (size_t)fin + GCM_TAG);
     return 1;
 }
 
@@ -98,7 +98,7 @@ static int l_aes_gcm_open(lua_State *L) {
         lua_pushnil(L);
         return 1;
     }
-    lua_pushlstring(L, (const char *)out, (size_t)(len + fin));
+    lua_pushlstring(L, (const char *)out, (size_t)len + (size_t)fin);
     return 1;
 }
 
@@ -128,7 +128,7 @@ static int l_aes_cbc_open(lua_State *L) {
         lua_pushnil(L);
         return 1;
     }
-    lua_pushlstring(L, (const char *)out, (size_t)(len + fin));
+    lua_pushlstring(L, (const char *)out, (size_t)len + (size_t)fin);
     return 1;
 }
 

@@ -518,6 +518,11 @@ describe("streamctl.operator.metrics", function()
     metrics:count("callbacks", { provider = "aliyun", event = "publish", result = "accepted" })
     metrics:count("callbacks", { provider = "aliyun", event = "publish", result = "InvalidSignature" })
     metrics:count("drift", { provider = "aliyun", state = "found" }, 3)
+    -- the door's (streamctl.edge.admission): a decision's time, its verdict, a token
+    metrics:admission_time("zego", 0.0003)
+    metrics:count("admissions", { provider = "zego", verdict = "deny", code = "Forbidden" })
+    metrics:count("tokens", { provider = "zego", result = "issued" })
+    assert.has_error(function() metrics:admission_time("zego", -1) end)
     assert.has_error(function() metrics:count("nope", {}) end)
     assert.has_error(function() metrics:count("drift", { provider = "aliyun" }) end)
     assert.has_error(function() metrics:count("drift", { provider = "a|b", state = "found" }) end)
@@ -558,6 +563,12 @@ describe("streamctl.operator.metrics", function()
       SLOT_WAIT_HEAD,
       histogram_lines("streamctl_slot_wait_seconds", WAIT_BOUNDS, ali,
         { 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2 }, 2, "0.035000"),
+      '# HELP streamctl_admission_duration_seconds Time an admission decision took (action "admission").',
+      "# TYPE streamctl_admission_duration_seconds histogram",
+      -- 0.3 ms in the bucket of 0.5 ms
+      histogram_lines("streamctl_admission_duration_seconds",
+        { 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1 },
+        'provider="zego",action="admission"', { 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 }, 1, "0.000300"),
       "# HELP streamctl_callbacks_total Provider callbacks received, by event and result (accepted, or the code "
         .. "that refused it).",
       "# TYPE streamctl_callbacks_total counter",
@@ -569,13 +580,20 @@ describe("streamctl.operator.metrics", function()
         .. "and what became of them.",
       "# TYPE streamctl_drift_total counter",
       'streamctl_drift_total{provider="aliyun",state="found"} 3',
+      "# HELP streamctl_admissions_total Admission decisions at the door (streamctl.edge.admission), by verdict "
+        .. "and its code.",
+      "# TYPE streamctl_admissions_total counter",
+      'streamctl_admissions_total{provider="zego",verdict="deny",code="Forbidden"} 1',
+      "# HELP streamctl_tokens_total ZEGO tokens the edge issued, or refused to (the code that refused it).",
+      "# TYPE streamctl_tokens_total counter",
+      'streamctl_tokens_total{provider="zego",result="issued"} 1',
     }, "\n") .. "\n", metrics:render())
   end)
 
   -- The part of `text` from the counters by code to the event counters: the series of issue 48.
   local function issue48_part(text)
     local from = assert(text:find("# HELP streamctl_throttled_by_code_total", 1, true))
-    local to = assert(text:find("# HELP streamctl_callbacks_total", 1, true))
+    local to = assert(text:find("# HELP streamctl_admission_duration_seconds", 1, true))
     return text:sub(from, to - 2)
   end
 
