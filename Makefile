@@ -319,7 +319,7 @@ check-c: valgrind asan
 # fuzz/corpus/NAME and prints its executions; `make fuzz-smoke` (in make test)
 # does the same for 5 s. A finding leaves crash-* in build/fuzz: add it to the
 # corpus and to a spec once fixed.
-FUZZ_TARGETS := percent sign_v1 sign_v3 zego time response ngx_http curl_headers callbacks state
+FUZZ_TARGETS := percent sign_v1 sign_v3 zego time response ngx_http curl_headers callbacks state token
 FUZZ_DIR := $(ROOT)/build/fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all -Wall -Wextra -Werror \

@@ -140,7 +140,7 @@ describe("issue 66, once: every single-valued option of every command, given twi
         end
       end
     end
-    assert.equal(3, seen) -- (--source-urls of create and update, reconcile's --domain-name)
+    assert.equal(4, seen) -- (--source-urls of create and update, reconcile's --domain-name, issue-token's --stream-id)
   end)
 
   for _, row in ipairs {
