@@ -255,22 +255,28 @@ static int push_read_failure(lua_State *L, const char *path, const char *what, c
     return 3;
 }
 
-/* core.read_file(path [, max]): the whole of a regular file, or its first
-   `max` bytes (an integer >= 0: a file that should be small, a CA bundle,
-   is never read whole when it is not). nil, a message naming the path and
-   the reason, and a kind: "absent" (no such file), "not_a_file" (a
-   directory, a FIFO, a device: opened without blocking, never read) or
-   "unreadable" (permissions, an I/O error). */
+/* core.read_file(path [, max [, private]]): the whole of a regular file,
+   or its first `max` bytes (an integer >= 0, or nil: a file that should be
+   small, a CA bundle, is never read whole when it is not). nil, a message
+   naming the path and the reason, and a kind: "absent" (no such file),
+   "not_a_file" (a directory, a FIFO, a device: opened without blocking,
+   never read) or "unreadable" (permissions, an I/O error). With `private`
+   (a file only its owner may have written, such as a cache of
+   credentials), also "untrusted": a symbolic link (opened with O_NOFOLLOW,
+   never followed), a file of another user, or one that others may write
+   (judged on the open file, fstat(2): no window between check and read). */
 static int l_read_file(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     lua_Integer max = luaL_optinteger(L, 2, -1);
+    int private_ = lua_toboolean(L, 3);
     size_t left;
     struct stat st;
     luaL_Buffer b;
     int err = 0;
-    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY | (private_ ? O_NOFOLLOW : 0));
     if (fd < 0) {
         err = errno;
+        if (private_ && err == ELOOP) return push_read_failure(L, path, "is a symbolic link", "untrusted");
         return push_read_failure(L, path, err == ENOENT || err == ENOTDIR ? "does not exist"
                                  : lua_pushfstring(L, "cannot be read: %s", strerror(err)), kind_of(err));
     }
@@ -283,6 +289,18 @@ static int l_read_file(lua_State *L) {
         close(fd);
         return push_read_failure(L, path, lua_pushfstring(L, "is not a file (%s)", type_name(st.st_mode)),
                                  "not_a_file");
+    }
+    if (private_ && st.st_uid != geteuid()) {
+        close(fd);
+        return push_read_failure(L, path, lua_pushfstring(L, "belongs to another user (uid %d)", (int)st.st_uid),
+                                 "untrusted");
+    }
+    if (private_ && (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        char mode[8]; /* (lua_pushfstring has no %o) */
+        snprintf(mode, sizeof(mode), "%04o", (unsigned)(st.st_mode & 07777));
+        close(fd);
+        return push_read_failure(L, path, lua_pushfstring(L, "can be written by other users (mode %s)", mode),
+                                 "untrusted");
     }
     /* (a raise from here, out of memory in the buffer, would leave fd open:
        the one leak this file allows, on a process that is failing anyway) */

@@ -17,87 +17,87 @@ _streamctl() {
                     case "$arg" in
                         create-live-pull-to-push)
                             cmd="$cmd create-live-pull-to-push"
-                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
                             break
                             ;;
                         delete-live-pull-to-push)
                             cmd="$cmd delete-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
                             break
                             ;;
                         describe-live-pull-to-push)
                             cmd="$cmd describe-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug"
+                            opts="$opts -h --help --region --task-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug"
                             break
                             ;;
                         describe-live-pull-to-push-list)
                             cmd="$cmd describe-live-pull-to-push-list"
-                            opts="$opts -h --help --region --dst-url --task-id --task-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug"
+                            opts="$opts -h --help --region --dst-url --task-id --task-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug"
                             break
                             ;;
                         describe-live-streams-block-list)
                             cmd="$cmd describe-live-streams-block-list"
-                            opts="$opts -h --help --domain-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug"
+                            opts="$opts -h --help --domain-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug"
                             break
                             ;;
                         describe-live-streams-online-list)
                             cmd="$cmd describe-live-streams-online-list"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug"
                             break
                             ;;
                         describe-live-user-domains)
                             cmd="$cmd describe-live-user-domains"
-                            opts="$opts -h --help --live-domain-type --domain-name --domain-search-type --domain-status --region-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug"
+                            opts="$opts -h --help --live-domain-type --domain-name --domain-search-type --domain-status --region-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug"
                             break
                             ;;
                         forbid-live-stream)
                             cmd="$cmd forbid-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
                             break
                             ;;
                         forbid-live-streams)
                             cmd="$cmd forbid-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --places-limit --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-forbid"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --places-limit --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-forbid"
                             break
                             ;;
                         restart-live-pull-to-push)
                             cmd="$cmd restart-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
                             break
                             ;;
                         resume-live-stream)
                             cmd="$cmd resume-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
                             break
                             ;;
                         resume-live-streams)
                             cmd="$cmd resume-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-resume"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-resume"
                             break
                             ;;
                         stop-live-pull-to-push)
                             cmd="$cmd stop-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
                             break
                             ;;
                         update-live-pull-to-push)
                             cmd="$cmd update-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
                             break
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         reconcile)
                             cmd="$cmd reconcile"
-                            opts="$opts -h --help --from --remove-extra --allow-empty --domain-name --resume-time --places-limit --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            opts="$opts -h --help --from --remove-extra --allow-empty --domain-name --resume-time --places-limit --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         whoami)
                             cmd="$cmd whoami"
-                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --account-id -o --output --dry-run --no-progress --debug --sts-endpoint"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --sts-endpoint"
                             break
                             ;;
                     esac

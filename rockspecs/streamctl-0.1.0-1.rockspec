@@ -61,6 +61,7 @@ build = {
       ["streamctl.credentials"] = "src/streamctl/credentials/init.lua",
       ["streamctl.credentials.aliyun"] = "src/streamctl/credentials/aliyun.lua",
       ["streamctl.credentials.aliyun_cli"] = "src/streamctl/credentials/aliyun_cli.lua",
+      ["streamctl.credentials.cache"] = "src/streamctl/credentials/cache.lua",
       ["streamctl.credentials.ini"] = "src/streamctl/credentials/ini.lua",
       ["streamctl.credentials.refresh"] = "src/streamctl/credentials/refresh.lua",
       ["streamctl.credentials.sources"] = "src/streamctl/credentials/sources.lua",
@@ -103,6 +104,7 @@ build = {
       ["streamctl.transport.ngx"] = "src/streamctl/transport/ngx.lua",
       ["streamctl.base.url"] = "src/streamctl/base/url.lua",
       ["streamctl.base.validate"] = "src/streamctl/base/validate.lua",
+      ["streamctl.base.xdg"] = "src/streamctl/base/xdg.lua",
       ["streamctl.version"] = "src/streamctl/version.lua",
       ["streamctl.zego"] = "src/streamctl/zego.lua",
       -- C modules

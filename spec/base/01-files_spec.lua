@@ -77,6 +77,30 @@ describe("core.read_file", function()
     assert.same({ nil, dir .. "/locked cannot be read: Permission denied", "unreadable" },
       { core.read_file(dir .. "/locked") })
   end)
+
+  it("private: refuses a symbolic link, a file others may write, another user's (untrusted); reads the rest", function()
+    spit(dir .. "/mine", "cached")
+    assert(sh("chmod 600 " .. quote(dir .. "/mine")))
+    assert.equal("cached", core.read_file(dir .. "/mine", nil, true))
+    assert.equal("cac", core.read_file(dir .. "/mine", 3, true))
+    assert(sh("ln -s mine " .. quote(dir .. "/link")))
+    assert.equal("cached", core.read_file(dir .. "/link")) -- (followed when not private)
+    assert.same({ nil, dir .. "/link is a symbolic link", "untrusted" }, { core.read_file(dir .. "/link", nil, true) })
+    spit(dir .. "/shared", "x")
+    assert(sh("chmod 620 " .. quote(dir .. "/shared")))
+    assert.same({ nil, dir .. "/shared can be written by other users (mode 0620)", "untrusted" },
+      { core.read_file(dir .. "/shared", nil, true) })
+    assert(sh("chmod 602 " .. quote(dir .. "/shared")))
+    assert.same({ nil, dir .. "/shared can be written by other users (mode 0602)", "untrusted" },
+      { core.read_file(dir .. "/shared", nil, true) })
+    assert.same({ nil, dir .. "/none does not exist", "absent" }, { core.read_file(dir .. "/none", nil, true) })
+    if is_root then
+      spit(dir .. "/theirs", "x")
+      assert(sh("chmod 600 " .. quote(dir .. "/theirs") .. " && chown 65534 " .. quote(dir .. "/theirs")))
+      assert.same({ nil, dir .. "/theirs belongs to another user (uid 65534)", "untrusted" },
+        { core.read_file(dir .. "/theirs", nil, true) })
+    end
+  end)
 end)
 
 describe("core.replace_file", function()

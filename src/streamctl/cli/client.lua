@@ -142,7 +142,12 @@ local function credentials_of(p, args, o, getenv)
     c, source = {}, "environment" -- (the client reads its provider's variables itself)
   else
     local err
-    c, err, w, source = p.chain { profile = args.profile, getenv = getenv, ca_file = o.ca_file, proxy = o.proxy }
+    -- (temporary credentials cached for the runs after this one, unless --no-credentials-cache:
+    -- streamctl.credentials.cache; what it finds is said through args._warn, once)
+    local chain_opts = { profile = args.profile, getenv = getenv, ca_file = o.ca_file, proxy = o.proxy,
+                         warn = args._warn }
+    if args.no_credentials_cache then chain_opts.credentials_cache = false end
+    c, err, w, source = p.chain(chain_opts)
     if not c then return nil, err.message, w end
     -- Each value by its option's rule here, so that the message names where
     -- it was read (the variable, the file's profile), never a flag that was
@@ -248,16 +253,29 @@ local function run_whoami(out, name, opts, args, output, source, getenv)
     out:warn(cli_output.as_flags((gsub(tostring(err), "^streamctl: ", "")))) -- (--ca-file, --proxy: STS's options)
     return EXIT.failed
   end
+  -- (temporary credentials: when they expire, and whether they came from the credentials cache)
+  local holder = type(opts.credentials) == "table" and opts.credentials.state and opts.credentials
+  if holder then holder:get() end -- (an identity read from the cache signed nothing: the credentials loaded now)
+  local st = holder and holder:state()
+  local expires = st and st.expiration and core.utc_timestamp(math.floor(st.expiration))
+  local cached = st and (st.from_cache and "from the credentials cache" or st.cache and "fetched, now cached"
+    or "fetched, not cached")
   if output == "json" then
     local parts = {}
     for _, k in ipairs { "account_id", "identity_type", "arn", "principal_id" } do
       if who[k] ~= nil then parts[#parts + 1] = '"' .. k .. '":' .. encode(who[k]) end
     end
     parts[#parts + 1] = '"source":' .. encode(source)
+    if expires then
+      parts[#parts + 1] = '"expires":' .. encode(expires)
+      parts[#parts + 1] = '"from_cache":' .. tostring(st.from_cache == true)
+    end
     out:line("{" .. concat(parts, ",") .. "}")
   else
-    for _, row in ipairs { { "account", who.account_id }, { "identity", who.identity_type }, { "arn", who.arn },
-                           { "source", source } } do
+    local rows = { { "account", who.account_id }, { "identity", who.identity_type }, { "arn", who.arn },
+                   { "source", source } }
+    if expires then rows[#rows + 1] = { "expires", expires .. " (" .. cached .. ")" } end
+    for _, row in ipairs(rows) do
       out:line(format("%-9s %s", row[1], tostring(row[2])))
     end
   end

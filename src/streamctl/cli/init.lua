@@ -180,6 +180,7 @@ local function prepare(out, args, env)
     return nil, EXIT.usage
   end
 
+  args._warn = function(text) out:warn("warning: ", text) end
   local opts, why, warnings, source = client_options(provider, args, defaults, where, env.getenv)
   for _, w in ipairs(warnings or {}) do out:warn("warning: ", w) end
   if not opts then out:warn(why) return nil, EXIT.usage end

@@ -150,10 +150,13 @@ aliyun_credentials = function(opts)
              security_token = source.security_token }, nil, warnings, source.from
   end
   local holder, why = M.holder(source, { getenv = getenv, ca_file = opts.ca_file, proxy = opts.proxy,
-                                         shared_dict = opts.shared_dict, clock = opts.clock })
+                                         shared_dict = opts.shared_dict, clock = opts.clock,
+                                         credentials_cache = opts.credentials_cache, warn = opts.warn })
   if not holder then return nil, why, warnings end
   return { credentials = holder }, nil, warnings, source.from
 end
+
+local ask_identity -- (defined below)
 
 -- Where STS is for `source`: its sts_endpoint, else ALIBABA_CLOUD_STS_ENDPOINT
 -- (as aliyun-cli), else the region's (sts-vpc.<region> with enable_vpc), else
@@ -189,18 +192,6 @@ local function sts_client(source, opts, getenv)
   return c
 end
 
--- The credentials in an STS answer, or nil and why.
-local function sts_credentials(res, err)
-  if not res then return nil, tostring(err) end
-  local c = res.Credentials
-  local expiration = type(c) == "table" and type(c.Expiration) == "string" and core.parse_utc_timestamp(c.Expiration)
-  if not expiration or type(c.AccessKeyId) ~= "string" or type(c.AccessKeySecret) ~= "string" then
-    return nil, "STS answered without usable Credentials"
-  end
-  return { access_key_id = c.AccessKeyId, access_key_secret = c.AccessKeySecret,
-           security_token = c.SecurityToken, expiration = expiration }
-end
-
 -- A fetch for a role assumed through STS (ram_role_arn, oidc_role_arn).
 local function sts_fetch(source, opts, getenv)
   local sts, why = sts_client(source, opts, getenv)
@@ -210,8 +201,9 @@ local function sts_fetch(source, opts, getenv)
   end
   if source.type == "ram_role_arn" then
     return function()
-      return sts_credentials(sts:assume_role { role_arn = source.role_arn, role_session_name = session(),
-        duration_seconds = source.duration_seconds, policy = source.policy, external_id = source.external_id })
+      local res, err = sts:assume_role { role_arn = source.role_arn, role_session_name = session(),
+        duration_seconds = source.duration_seconds, policy = source.policy, external_id = source.external_id }
+      return require("streamctl.credentials.sts").credentials_of(res, err, sts.server_skew)
     end
   end
   return function()
@@ -221,10 +213,17 @@ local function sts_fetch(source, opts, getenv)
       return nil, format("the OIDC token file %s cannot be read%s", source.oidc_token_file,
         rerr and " (" .. rerr .. ")" or " (missing or empty)")
     end
-    return sts_credentials(sts:assume_role_with_oidc { role_arn = source.role_arn, role_session_name = session(),
+    local res, err = sts:assume_role_with_oidc { role_arn = source.role_arn, role_session_name = session(),
       oidc_provider_arn = source.oidc_provider_arn, oidc_token = (token:gsub("%s+$", "")),
-      duration_seconds = source.duration_seconds, policy = source.policy })
+      duration_seconds = source.duration_seconds, policy = source.policy }
+    return require("streamctl.credentials.sts").credentials_of(res, err, sts.server_skew)
   end
+end
+
+-- The credentials cache's key of `source` (streamctl.credentials.cache's key_of, with where its STS is).
+local function cache_key(source, getenv, imds_base)
+  return require("streamctl.credentials.cache").key_of(source, function(src) return sts_endpoint(src, getenv) end,
+    imds_base)
 end
 
 --- A holder (streamctl.credentials.refresh) that keeps `source`'s temporary
@@ -234,7 +233,10 @@ end
 -- tests only, stands in for the metadata service's address
 -- (100.100.100.200), which no test may reach.
 -- @param source from streamctl.credentials.aliyun.resolve
--- @tparam[opt] table opts `{ getenv =, ca_file =, proxy =, shared_dict =, clock = }` (ca_file, proxy:
+-- @tparam[opt] table opts `{ getenv =, ca_file =, proxy =, shared_dict =, clock =, credentials_cache =,
+--   warn = }` (credentials_cache: false, or a directory; default: the cache's own, outside nginx when
+--   no shared_dict is given: streamctl.credentials.cache; warn(text): where the cache's findings are
+--   said, default standard error; ca_file, proxy:
 --   for STS and a credentials URI, as the client's, never for the metadata service; shared_dict:
 --   inside nginx, the lua_shared_dict through which every worker shares the credentials and
 --   renews them once; clock: Unix seconds, by which they are stale or expired, default the
@@ -247,13 +249,16 @@ function M.holder(source, opts)
   local getenv = opts.getenv or os.getenv
   local sources = require "streamctl.credentials.sources"
   local refresh = require "streamctl.credentials.refresh"
-  -- A holder of `fetch`'s credentials, named `name`; shared by the workers when a dict is given.
-  local function holder(name, fetch, account_id)
+  -- A holder of `fetch`'s credentials, named `name`; shared by the workers when a dict is given,
+  -- else by the processes of this user through the credentials cache (keyed by `key`).
+  local function holder(name, fetch, account_id, key)
     local shared
     if opts.shared_dict then
       local why
       shared, why = require("streamctl.pipeline.stores").credentials("shared_dict", opts.shared_dict, name)
       if not shared then return nil, "option 'shared_dict' " .. why end
+    else
+      shared = require("streamctl.credentials.cache").store_for(opts, getenv, key)
     end
     return refresh.new { source = name, fetch = fetch, account_id = account_id, shared = shared,
                          clock = opts.clock, sleep = require("streamctl.transport.auto").sleep }
@@ -262,7 +267,7 @@ function M.holder(source, opts)
     local fetch, why = sts_fetch(source, opts, getenv)
     if not fetch then return nil, why end
     return holder(format("%s (%s)", source.from, source.role_arn), fetch,
-      match(source.role_arn or "", "^acs:ram::(%d+):role/"))
+      match(source.role_arn or "", "^acs:ram::(%d+):role/"), cache_key(source, getenv))
   end
   local imds = source.type == "ecs_ram_role"
   local exchange, err = sources.exchange {
@@ -276,7 +281,7 @@ function M.holder(source, opts)
   local fetch = sources.fetcher(source, exchange, base ~= "" and base or nil)
   local name = source.from
   if imds and source.role_name then name = format("%s (%s)", name, source.role_name) end
-  return holder(name, fetch)
+  return holder(name, fetch, nil, cache_key(source, getenv, base))
 end
 
 --- Who a set of Alibaba Cloud credentials is: STS GetCallerIdentity asked
@@ -290,6 +295,16 @@ end
 --   request_id }`, or nil and an error
 function M.identity(creds, opts)
   opts = opts or {}
+  -- (temporary credentials cached for the user: their identity too: streamctl.credentials.cache)
+  local holder = creds.credentials
+  if type(holder) == "table" and holder._shared and holder._shared.identity then
+    return require("streamctl.credentials.cache").identity_of(holder, function() return ask_identity(creds, opts) end)
+  end
+  return ask_identity(creds, opts)
+end
+
+-- (M.identity without the cache)
+function ask_identity(creds, opts)
   local getenv = opts.getenv or os.getenv
   local o = { endpoint = sts_endpoint({ sts_endpoint = opts.sts_endpoint }, getenv), ca_file = opts.ca_file,
               proxy = opts.proxy,

@@ -73,7 +73,8 @@ end
 --   account UID when the source says it (a role's ARN); `clock` (default
 --   core.now), `random` (default OpenSSL), `sleep(s)` (to wait for another's
 --   renewal; default none: no waiting), `stale_s` (default STALE_S),
---   `shared` (a store with `get()`, `set(creds)`, `lock()`, `unlock()`)
+--   `shared` (a store with `get()`, `set(creds)`, `lock()`, `unlock()`; `lazy`: read only when the
+--   credentials held are stale or gone, as streamctl.credentials.cache's files are)
 function M.new(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'new' (opts must be a table)", 2) end
   if type(opts.source) ~= "string" or type(opts.fetch) ~= "function" then
@@ -117,7 +118,9 @@ end
 -- every call).
 local function take(self, c, now)
   self._current = c
-  self._renew_at = c.expiration - min(self._stale, (c.expiration - now) / 3)
+  -- (a third of their whole life: from when they were had, which a shared store keeps, else from now)
+  self._renew_at = c.expiration - min(self._stale, (c.expiration - (c.issued or now)) / 3)
+  self._from_cache = c.from_cache == true
 end
 
 local function renew(self, now)
@@ -138,11 +141,12 @@ local function renew(self, now)
       why = "the source gave no newer credentials yet"
     end
     if not why then
+      creds.issued = creds.issued or now
       -- the shared store keeps the text (other workers need it); this holder, a streamctl.secret
       if self._shared then self._shared.set(creds) end
       if type(creds.access_key_secret) == "string" then
         creds = { access_key_id = creds.access_key_id, access_key_secret = core.secret(creds.access_key_secret),
-                  security_token = creds.security_token, expiration = creds.expiration }
+                  security_token = creds.security_token, expiration = creds.expiration, issued = creds.issued }
       end
       take(self, creds, now)
       self._failures, self._next_try, self._last_error = 0, nil, nil
@@ -166,7 +170,8 @@ end
 function Holder:get()
   local now = self._clock()
   local shared = self._shared
-  if shared then
+  -- (a `lazy` store, a file, is read only when the credentials held here are stale or gone: not at every call)
+  if shared and not (shared.lazy and valid(self._current, now) and now < self._renew_at) then
     local c = shared.get()
     if c and (not self._current or c.expiration > self._current.expiration) then take(self, c, now) end
   end
@@ -215,7 +220,8 @@ function Holder:state()
   local c = self._current
   return { source = self.source, access_key_id = c and c.access_key_id, expiration = c and c.expiration,
            fetches = self.fetches, failures = self._failures, next_try = self._next_try,
-           last_error = self._last_error and tostring(self._last_error) or nil }
+           last_error = self._last_error and tostring(self._last_error) or nil,
+           from_cache = c and self._from_cache or nil, cache = self._shared and self._shared.path or nil }
 end
 
 return M

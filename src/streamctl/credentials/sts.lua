@@ -14,8 +14,9 @@
 
 local acs = require "streamctl.pipeline.acs"
 local client = require "streamctl.pipeline.client"
+local core = require "streamctl.core"
 
-local type = type
+local type, tostring = type, tostring
 
 local VERSION = "2015-04-01"
 local PROVIDER = "sts"
@@ -63,11 +64,30 @@ local methods = {
   get_caller_identity = { action = "GetCallerIdentity", fields = {} },
 }
 
+-- (`measure_skew`: the credentials' Expiration is the provider's time; the
+-- client's `server_skew` says how far its clock is from this machine's)
 local rules = acs.rules {
   provider = PROVIDER, version = VERSION, endpoint = "https://sts.aliyuncs.com",
-  operations = operations, methods = methods, batches = {},
+  operations = operations, methods = methods, batches = {}, measure_skew = true,
 }
 
 local Sts = client.define(rules)
 Sts.VERSION = VERSION
+
+--- The credentials in an STS answer, or nil and why. Their Expiration is
+-- STS's time: `skew` (seconds STS's clock is ahead of this machine's, from
+-- the answer's Date: the client's server_skew) makes it this machine's, and
+-- is kept for the cache, which stores STS's time.
+function Sts.credentials_of(res, err, skew)
+  if not res then return nil, tostring(err) end
+  local c = res.Credentials
+  local expiration = type(c) == "table" and type(c.Expiration) == "string" and core.parse_utc_timestamp(c.Expiration)
+  if not expiration or type(c.AccessKeyId) ~= "string" or type(c.AccessKeySecret) ~= "string" then
+    return nil, "STS answered without usable Credentials"
+  end
+  skew = skew or 0
+  return { access_key_id = c.AccessKeyId, access_key_secret = c.AccessKeySecret,
+           security_token = c.SecurityToken, expiration = expiration - skew, skew = skew }
+end
+
 return Sts

@@ -14,10 +14,11 @@
 local core = require "streamctl.core"
 local guard = require "streamctl.pipeline.guard"
 local json = require "streamctl.base.json"
+local xdg = require "streamctl.base.xdg"
 local validate = require "streamctl.base.validate"
 
 local type, ipairs, pairs, tostring, error, pcall = type, ipairs, pairs, tostring, error, pcall
-local format, find, sub = string.format, string.find, string.sub
+local format, find = string.format, string.find
 local concat, sort = table.concat, table.sort
 local floor, huge = math.floor, math.huge
 
@@ -294,14 +295,7 @@ end
 -- streamctl/audit.jsonl; nil without HOME (cron's `env -i`).
 -- @tparam[opt] function getenv the environment (default os.getenv)
 function M.default_path(getenv)
-  getenv = getenv or os.getenv
-  local v = getenv("STREAMCTL_AUDIT_LOG")
-  if v and v ~= "" then return v end
-  local state = getenv("XDG_STATE_HOME")
-  if state and sub(state, 1, 1) == "/" then return state .. "/streamctl/audit.jsonl" end
-  local home = getenv("HOME")
-  if home and home ~= "" then return home .. "/.local/state/streamctl/audit.jsonl" end
-  return nil
+  return xdg.path(getenv or os.getenv, "STREAMCTL_AUDIT_LOG", "XDG_STATE_HOME", ".local/state", "streamctl/audit.jsonl")
 end
 
 --- A run's outcome in a word, from its streams' (`{ outcome }` each):

@@ -443,6 +443,7 @@ function M.rules(spec)
     batches = spec.batches,
     streams = spec.streams or function() return nil end,
     version = V, refused = spec.refused, identity = spec.identity, ends = spec.ends,
+    measure_skew = spec.measure_skew,
     configure = configure, account = account, resolve_account = resolve_account,
     build = build, decode = decode, secrets = secrets, redact = REDACT,
   }

@@ -13,6 +13,7 @@ local retry = require "streamctl.engine.retry"
 
 local type, ipairs, pairs, pcall, tostring = type, ipairs, pairs, pcall, tostring
 local format, match = string.format, string.match
+local floor = math.floor
 
 local M = {}
 
@@ -45,6 +46,14 @@ function M.attempt(client, attempt, res, terr)
     local err = errors.transport(rules.provider, action, terr, rules.operations[action].idempotent)
     err.message = redact.text(err.message, hidden)
     return nil, err
+  end
+  if rules.measure_skew then
+    -- (the provider's clock, whole seconds, against this one's: within a day, else a broken Date, never kept)
+    local date = M.parse_http_date(res.headers and res.headers.date)
+    local skew = date and date - client._clock()
+    if skew and skew < M.MAX_CLOCK_CORRECTION and skew > -M.MAX_CLOCK_CORRECTION then
+      client.server_skew = floor(skew + 0.5)
+    end
   end
   local result, derr = rules.decode(client, action, res)
   -- (a look-up's answer its rule cannot prove anything from, e.g. a listing not seen whole: a failed

@@ -35,6 +35,8 @@
 --   batches      snake_case name -> { action, fields, list, param, chunk, check,
 --                preflight = { field, check(client, values) -> found | nil, err } (asked before
 --                sending when `field` is set: streamctl.pipeline.batch) }
+--   measure_skew   optional true: each answer's Date sets the client's `server_skew` (seconds the
+--                provider's clock is ahead of the client's: STS, whose credentials' expiry is judged by it)
 --   streams(action, params) -> { key, ... } | nil  (the streams an action changes: their
 --                order is kept, and a later change waits for an earlier unknown one to settle)
 --   array(name, list) -> name, value          (how the service takes a Lua array)

@@ -31,6 +31,9 @@ local M = {
         "<name>" },
       { "--signature-version", "Request signature: v3 (ACS3-HMAC-SHA256) or v1 (HMAC-SHA1).",
         choices = { "v3", "v1" } },
+      { "--no-credentials-cache", "Keep a role's temporary credentials to this run (default: shared with the "
+        .. "runs after it in $XDG_CACHE_HOME/streamctl/credentials or ~/.cache/streamctl/credentials, or "
+        .. "$STREAMCTL_CREDENTIALS_CACHE).", flag = true },
       { "--account-id", "The account's UID (decimal digits): the rate-limit budget is the account's, shared by "
         .. "all its AccessKeys and STS sessions (default: $ALIBABA_CLOUD_ACCOUNT_ID; without it, a role's ARN, "
         .. "else, with --redis, STS GetCallerIdentity asked once).", "<uid>" },

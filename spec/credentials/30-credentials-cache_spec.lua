@@ -1,0 +1,168 @@
+-- sanitizers: none (many real processes of the command at once: the cache's C is core's, checked by its own specs)
+-- interpreters: lua5.4 (the command's processes, whatever interpreter runs this file)
+-- Issue 70: short-lived runs share what they learned. The command, with a
+-- RAM role profile, keeps the role's temporary credentials in a cache of
+-- the user's (streamctl.credentials.cache): 20 processes started at once
+-- make one AssumeRole, 20 more none, one more after the renewal point; a
+-- cache file cut short, of garbage, a symbolic link, writable by others or
+-- another user's is never read as credentials (the run works, asks once,
+-- says what it found once); expiry is judged by the provider's clock, ten
+-- minutes either way; --no-credentials-cache keeps a run to itself.
+local cjson = require "cjson"
+local emu = require "spec.helpers.emulator"
+local process = require "spec.helpers.process"
+
+local q = process.quote
+local UID = "1234567890123456"
+local ROLE = "acs:ram::" .. UID .. ":role/edge"
+local CONFIG = { aliyun = { accounts = { LTAIuser = { secret = "s", account = UID, user = "u" } },
+                            roles = { [ROLE] = {} }, qps = { ResumeLiveStream = 0 } } }
+
+describe("the credentials cache, from the command", function()
+  local server, home, cli, cache
+  lazy_setup(function() server = emu.start { config = CONFIG } end)
+  lazy_teardown(function() if server then server:stop() end end)
+  before_each(function()
+    server:reset()
+    home = process.temp_dir()
+    cache = home .. "/.cache/streamctl/credentials"
+    cli = process.installed { home = home }
+    os.execute("mkdir -p " .. q(home .. "/.aliyun"))
+    process.write_file(home .. "/.aliyun/config.json", cjson.encode { current = "ops", profiles = {
+      { name = "ops", mode = "RamRoleArn", access_key_id = "LTAIuser", access_key_secret = "s", ram_role_arn = ROLE,
+        ram_session_name = "cron", sts_endpoint = server.aliyun_tls_url:gsub("^https://", "") } } })
+    os.execute("chmod 600 " .. q(home .. "/.aliyun/config.json"))
+  end)
+  after_each(function() os.execute("rm -rf " .. q(home)) end)
+
+  local CALL = "aliyun resume-live-stream --domain-name push.example.com --app-name live --stream-name a --output json"
+  local function args() return CALL .. " --endpoint " .. server.aliyun_tls_url .. " --ca-file " .. q(server.ca_file) end
+  local function assumed() return #server:log { action = "AssumeRole", limit = 10000 } end
+  -- `n` runs of the command at once (`argv`, default a call; a shell starts them all, then waits): their
+  -- exit statuses
+  local function at_once(n, argv)
+    local dir = process.temp_dir()
+    local lines = {}
+    for i = 1, n do
+      local out = q(dir .. "/" .. i)
+      lines[i] = "(" .. cli.env .. " " .. cli.command .. " " .. (argv or args()) .. " >" .. out .. ".out 2>" .. out
+        .. ".err; echo $? >" .. out .. ".code)"
+    end
+    os.execute("(" .. table.concat(lines, " & ") .. " & wait)")
+    local codes = {}
+    for i = 1, n do codes[i] = tonumber(process.read_file(dir .. "/" .. i .. ".code")) end
+    os.execute("rm -rf " .. q(dir))
+    return codes
+  end
+  local function all_zero(codes)
+    for _, c in ipairs(codes) do if c ~= 0 then return false end end
+    return #codes > 0
+  end
+  -- the one entry of the cache, decoded, and its path
+  local function entry()
+    local p = io.popen("ls " .. q(cache) .. "/*.json")
+    local path = p:read("l")
+    p:close()
+    return cjson.decode((assert(process.read_file(path)))), path
+  end
+
+  it("20 runs at once make one AssumeRole, 20 more none, one more after the renewal point", function()
+    assert.is_true(all_zero(at_once(20)))
+    assert.equal(1, assumed())
+    assert.is_true(all_zero(at_once(20)))
+    assert.equal(1, assumed())
+    -- the directory 0700, the file 0600, the secret and token in it, nothing else there but locks
+    assert.equal("drwx------", process.capture("stat -c %A " .. q(cache)):sub(1, 10))
+    local e, path = entry()
+    assert.equal("-rw-------", process.capture("stat -c %A " .. q(path)):sub(1, 10))
+    assert.same({ "number", "string", "string" }, { type(e.exp), type(e.id), type(e.token) })
+    -- past the renewal point (the entry made to expire in 10 minutes: under the 15 left at which it is renewed)
+    e.exp, e.issued = os.time() + 600, os.time() - 3000
+    process.write_file(path, cjson.encode(e))
+    assert.is_true(all_zero(at_once(5)))
+    assert.equal(2, assumed())
+  end)
+
+  it("whoami: 20 at once ask AssumeRole and GetCallerIdentity once, 20 more not at all; it says the cache", function()
+    local who = "aliyun whoami --ca-file " .. q(server.ca_file) .. " --sts-endpoint " .. server.aliyun_tls_url
+    local function whoami_at_once(n) return at_once(n, who) end
+    local function asked(action) return #server:log { action = action, limit = 10000 } end
+    assert.is_true(all_zero(whoami_at_once(20)))
+    assert.same({ 1, 1 }, { asked("AssumeRole"), asked("GetCallerIdentity") })
+    assert.is_true(all_zero(whoami_at_once(20)))
+    assert.same({ 1, 1 }, { asked("AssumeRole"), asked("GetCallerIdentity") })
+    local code, out, err = cli.run(who)
+    assert.equal(0, code, err)
+    assert.truthy(out:find("\nexpires   %d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ %(from the credentials cache%)\n$"), out)
+    code, out, err = cli.run(who .. " --no-credentials-cache")
+    assert.equal(0, code, err)
+    assert.truthy(out:find("%(fetched, not cached%)\n$"), out)
+    assert.same({ 2, 2 }, { asked("AssumeRole"), asked("GetCallerIdentity") })
+  end)
+
+  it("a cache file cut short, garbage, a symbolic link, writable by others, another user's: never read", function()
+    local code, _, err = cli.run(args())
+    assert.same({ 0, "" }, { code, err })
+    local e, path = entry()
+    local good = process.read_file(path)
+    local cases = {
+      { function() process.write_file(path, good:sub(1, 20)) end, "is not an entry (cut short, or not streamctl's)" },
+      { function() process.write_file(path, "\0\1garbage") end, "is not an entry (cut short, or not streamctl's)" },
+      { function()
+          process.write_file(home .. "/other.json", good)
+          os.execute("rm -f " .. q(path) .. " && ln -s " .. q(home .. "/other.json") .. " " .. q(path))
+        end, "is a symbolic link" },
+      { function() process.write_file(path, good) os.execute("chmod 666 " .. q(path)) end,
+        "can be written by other users (mode 0666)" },
+      { function() process.write_file(path, good) os.execute("chmod 600 " .. q(path) .. " && chown 65534 " .. q(path))
+        end, "belongs to another user (uid 65534)" },
+    }
+    for i, case in ipairs(cases) do
+      case[1]()
+      local before = assumed()
+      code, _, err = cli.run(args())
+      assert.equal(0, code, err)
+      assert.equal(before + 1, assumed(), "case " .. i)
+      assert.equal("streamctl: warning: the credentials cache " .. path .. " " .. case[2]
+        .. ": ignored, fetched again and replaced\n", err)
+      -- replaced: the next run reads it, asks nothing, says nothing
+      code, _, err = cli.run(args())
+      assert.same({ 0, "", before + 1 }, { code, err, assumed() }, "case " .. i)
+    end
+    assert.equal(e.id == entry().id, false) -- (renewed: other credentials than the first)
+  end)
+
+  it("judges expiry by the provider's clock, ten minutes ahead or behind: neither past it nor at every run",
+    function()
+    for _, offset in ipairs { 600, -600 } do
+      server:reset()
+      os.execute("rm -rf " .. q(cache))
+      server:clock { offset = offset }
+      assert.is_true(all_zero(at_once(3)))
+      assert.is_true(all_zero(at_once(3)))
+      assert.equal(1, assumed(), "offset " .. offset)
+      local e = entry()
+      -- kept in STS's time, with the skew its writer measured
+      assert.truthy(math.abs(e.skew - offset) <= 2, e.skew)
+      -- STS's 3600 s from STS's now: 15 minutes before their end in STS's time, renewed
+      e.exp, e.issued = os.time() + offset + 850, os.time() + offset - 2750
+      process.write_file(select(2, entry()), cjson.encode(e))
+      assert.is_true(all_zero(at_once(3)))
+      assert.equal(2, assumed(), "offset " .. offset)
+    end
+  end)
+
+  it("--no-credentials-cache keeps a run to itself; two users never read each other's cache", function()
+    cli.run(args())
+    assert.equal(1, assumed())
+    local code, _, err = cli.run(args() .. " --no-credentials-cache")
+    assert.same({ 0, "", 2 }, { code, err, assumed() })
+    -- another user's HOME and cache: its own request (its directory is its own)
+    local other_home = process.temp_dir()
+    os.execute("cp -r " .. q(home .. "/.aliyun") .. " " .. q(other_home .. "/"))
+    local other = process.installed { home = other_home }
+    code, _, err = other.run(args())
+    assert.same({ 0, "", 3 }, { code, err, assumed() })
+    os.execute("rm -rf " .. q(other_home))
+  end)
+end)
