@@ -103,6 +103,7 @@ build = {
       ["streamctl.transport.http1"] = "src/streamctl/transport/http1.lua",
       ["streamctl.transport.ngx"] = "src/streamctl/transport/ngx.lua",
       ["streamctl.base.url"] = "src/streamctl/base/url.lua",
+      ["streamctl.base.tracecontext"] = "src/streamctl/base/tracecontext.lua",
       ["streamctl.base.validate"] = "src/streamctl/base/validate.lua",
       ["streamctl.base.xdg"] = "src/streamctl/base/xdg.lua",
       ["streamctl.version"] = "src/streamctl/version.lua",

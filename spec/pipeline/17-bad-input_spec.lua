@@ -29,6 +29,11 @@ local function bad_values(f, is_list)
   -- (a batch's list may be a function: a streamed list, spec/21's)
   local common = is_list and { {}, NAN, INF } or { {}, function() end, NAN, INF }
   -- (a batch's guard: true or a table of its limits, an empty one the defaults)
+  -- (a batch's trace: a traceparent string or a table of its headers; one breaking the header's rule is
+  -- a new trace, as the W3C's rule says, not a refusal)
+  if f.name == "trace" then
+    return { 12, true, function() end, { traceparent = 1 }, { tracestate = false }, { other = "x" } }
+  end
   if f.name == "guard" then
     return { "yes", 1, function() end, NAN, { max_forbid = -1 }, { max_resume = 1.5 }, { confirm = "yes" },
              { bogus = 1 } }

@@ -29,6 +29,7 @@
 local core = require "streamctl.core"
 local errors = require "streamctl.base.errors"
 local guard = require "streamctl.pipeline.guard"
+local tracecontext = require "streamctl.base.tracecontext"
 local safety = require "streamctl.pipeline.safety"
 local redact = require "streamctl.base.redact"
 local validate = require "streamctl.base.validate"
@@ -51,6 +52,9 @@ M.OPTIONS = {
   { name = "keep_results", type = "boolean" },
   { name = "guard", type = "custom", nullable_false = true, check = guard.batch_field },
   { name = "audit", type = "object", methods = { "intent", "refused" } },
+  -- (the trace its calls belong to, as a client's `trace` option: streamctl.pipeline.options)
+  { name = "trace", type = "custom",
+    check = function(v) return require("streamctl.pipeline.options").trace_check(v) end },
 }
 
 -- A UTF-8 byte order mark: a file's first line may start with one (Notepad).
@@ -236,7 +240,7 @@ local function job_source(client, spec, params, values, next_chunk, check, deliv
       end
       if op then
         local job = client:_job(spec.action, op, out)
-        job.items = chunk
+        job.items, job.trace = chunk, values._trace
         if deliver.streamed then report.planned = report.planned + 1 end
         return job
       end
@@ -473,6 +477,7 @@ function M.method(rules, name, spec)
   return function(self, fields)
     local params, values, list = checked(self, spec, method_name, fields)
     if not params then return nil, values end
+    if values.trace ~= nil then values._trace = tracecontext.from(values.trace) end
     local here = self:_send_blocker(spec.action)
     if here then return nil, here end
     local safe, refusal = safety.before(self, spec, values, list, function(item)

@@ -27,6 +27,7 @@
 -- @module streamctl.pipeline.client
 
 local core = require "streamctl.core"
+local tracecontext = require "streamctl.base.tracecontext"
 local errors = require "streamctl.base.errors"
 local validate = require "streamctl.base.validate"
 local runner = require "streamctl.engine.runner"
@@ -314,6 +315,9 @@ local function make(class, o, creds)
     _on_attempt = o.on_attempt,
     _cancel = o.cancel,
     _nonce_given = o.nonce ~= nil,
+    -- (the trace its calls belong to: a caller's, or a new one for a traceparent that breaks its rule)
+    _trace = o.trace ~= nil and tracecontext.from(o.trace) or nil,
+    _traceparent = o.traceparent,
   }, class)
   local fields, err = rules.configure(self, o, creds)
   if not fields then return nil, err end

@@ -108,6 +108,8 @@ function M.observe(self, attempt, result, err, seconds, res)
     status = res and res.status, code = err and err.code, kind = err and err.kind,
     throttled = retry.is_throttle(err), sent = err == nil or err.sent ~= false,
     error = err,
+    -- (in a trace: the attempt's span, as its traceparent named it)
+    trace_id = attempt.trace and attempt.trace.trace_id, span_id = attempt.span_id,
     -- (the failure this attempt came after, the time it waited for its slot, the room it leaves)
     after_code = attempt.after_code, waited = attempt.waited,
     cap = cap, room = cap and cap * pacer:room(action) or nil, wire = wire,

@@ -142,6 +142,23 @@ local function retry_check(v)
   return v
 end
 
+--- A `trace` option: a `traceparent` string, or `{ traceparent, tracestate }`
+-- (strings). Its value is never refused for breaking the header's rule:
+-- as the W3C specification says, such a one starts a new trace
+-- (streamctl.base.tracecontext.from).
+function M.trace_check(v)
+  if type(v) == "string" then return v end
+  if type(v) == "table" and (v.traceparent == nil or type(v.traceparent) == "string")
+      and (v.tracestate == nil or type(v.tracestate) == "string") then
+    for k in pairs(v) do
+      if k ~= "traceparent" and k ~= "tracestate" then return nil, "has '" .. tostring(k) .. "': a trace holds "
+        .. "traceparent and tracestate" end
+    end
+    return v
+  end
+  return nil, "must be a traceparent string or a table of traceparent and tracestate strings"
+end
+
 --- The options a client of `rules` takes: every client's, the provider's
 -- own, then the built-in transport's.
 function M.schema(rules)
@@ -163,6 +180,10 @@ function M.schema(rules)
     { name = "on_attempt", type = "function" },
     { name = "cancel", type = "function" },
     { name = "max_rate", type = "number", min = M.MIN_RATE },
+    -- W3C Trace Context (streamctl.base.tracecontext): the trace the client's calls belong to, and
+    -- whether each request carries its `traceparent` (default: when a trace is given)
+    { name = "trace", type = "custom", check = M.trace_check },
+    { name = "traceparent", type = "boolean" },
   }
   -- each store backend's option (streamctl.pipeline.stores: `shared_dict`; `redis`, a config or a
   -- connection object clients may share), its backend loaded only when the option is given

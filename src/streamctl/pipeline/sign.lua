@@ -8,6 +8,7 @@
 -- @module streamctl.pipeline.sign
 
 local errors = require "streamctl.base.errors"
+local tracecontext = require "streamctl.base.tracecontext"
 local redact = require "streamctl.base.redact"
 local validate = require "streamctl.base.validate"
 
@@ -71,7 +72,19 @@ function M.attempt(client, attempt)
     if passed then return nil, passed end
   end
   local req, err = M.request(client, action, attempt.params)
-  if req then attempt.hidden, attempt.req = redact.hidden(rules, req), req end
+  if req then
+    attempt.hidden, attempt.req = redact.hidden(rules, req), req
+    -- In a trace, each attempt is a span of its own, named in the request's `traceparent` (after
+    -- the signature: what is signed never holds it) unless the client was told not to send it.
+    local ctx = (attempt.job and attempt.job.trace) or client._trace
+    if ctx then
+      attempt.trace, attempt.span_id = ctx, tracecontext.new_span_id()
+      if client._traceparent ~= false then
+        req.headers.traceparent = tracecontext.header(ctx, attempt.span_id)
+        if ctx.tracestate then req.headers.tracestate = ctx.tracestate end
+      end
+    end
+  end
   return req, err
 end
 

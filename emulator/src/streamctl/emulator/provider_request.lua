@@ -58,6 +58,9 @@ local function log_entry(provider, req, res, fault, received, real_start)
   entry.method = req.method
   entry.scheme = req.scheme
   entry.port = req.port
+  -- (W3C Trace Context as received: a caller's trace, for a test to follow; never part of a signature)
+  local h = req.headers or {}
+  entry.traceparent, entry.tracestate = h.traceparent, h.tracestate
   if fault then
     entry.fault = fault.kind
     entry.fault_id = fault.id
