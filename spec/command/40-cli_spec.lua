@@ -1,3 +1,4 @@
+-- sanitizers: none (the command runs in child processes, as installed: no C of ours runs in this one)
 -- The `streamctl` command as installed: the luarocks tree `make build` fills
 -- (build/5.4 or build/jit), with only that tree on the module paths, a
 -- temporary HOME, and no provider variables in the environment, against the
