@@ -25,8 +25,8 @@ local M = {}
 -- command has globally.
 -- (the command keeps its own: --max-forbid and --yes, --audit-log, and the block list's places read
 -- before the intent: cli/guard.lua)
-local SKIP = { on_progress = true, concurrency = true, keep_results = true, check_places = true, guard = true, trace = true,
-               audit = true }
+local SKIP = { on_progress = true, concurrency = true, keep_results = true, check_places = true, guard = true,
+               audit = true, trace = true }
 
 local function field_help(f)
   local parts = {}
