@@ -221,6 +221,22 @@ local function authorized()
   return same_secret(token, setting("STREAMCTL_EDGE_TOKEN", ""))
 end
 
+-- A POST with the edge's token, or the answer already given by `refuse(status, message)`
+-- (405, 401): true when refused.
+local function refused_at_door(refuse)
+  if ngx.req.get_method() ~= "POST" then
+    ngx.header.allow = "POST"
+    refuse(405, "use POST")
+    return true
+  end
+  if not authorized() then
+    ngx.header.www_authenticate = 'Bearer realm="streamctl"'
+    refuse(401, "a valid 'Authorization: Bearer <token>' header is required")
+    return true
+  end
+  return false
+end
+
 -- One audit line (streamctl.operator.audit.record's fields). Who: `fields.user`, else the
 -- client of this request (a timer has none: it is the edge's own doing). A line that
 -- cannot be written is said, and /streams requests are refused until one can be.
@@ -373,14 +389,7 @@ function M.streams(provider, operation)
     write_audit { provider = provider, command = command, outcome = "refused", exit = status, note = message }
     return reply(status, { error = message })
   end
-  if ngx.req.get_method() ~= "POST" then
-    ngx.header.allow = "POST"
-    return refuse(405, "use POST")
-  end
-  if not authorized() then
-    ngx.header.www_authenticate = 'Bearer realm="streamctl"'
-    return refuse(401, "a valid 'Authorization: Bearer <token>' header is required")
-  end
+  if refused_at_door(refuse) then return end
   ngx.req.read_body()
   local body = ngx.req.get_body_data()
   if not body then
@@ -695,14 +704,7 @@ end
 
 --- content_by_lua for POST /tokens/zego: a client's Token04 for the streams the door admits.
 function M.zego_token()
-  if ngx.req.get_method() ~= "POST" then
-    ngx.header.allow = "POST"
-    return answer_error(405, "use POST")
-  end
-  if not authorized() then
-    ngx.header.www_authenticate = 'Bearer realm="streamctl"'
-    return answer_error(401, "a valid 'Authorization: Bearer <token>' header is required")
-  end
+  if refused_at_door(answer_error) then return end
   if not (tonumber(setting("ZEGO_APP_ID")) and #setting("ZEGO_SERVER_SECRET", "") == 32) then
     return answer_error(503, "ZEGO_APP_ID and ZEGO_SERVER_SECRET (32 bytes) are not set")
   end
