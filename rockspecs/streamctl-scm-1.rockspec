@@ -54,6 +54,7 @@ build = {
       ["streamctl.pipeline.batch"] = "src/streamctl/pipeline/batch.lua",
       ["streamctl.pipeline.guard"] = "src/streamctl/pipeline/guard.lua",
       ["streamctl.pipeline.safety"] = "src/streamctl/pipeline/safety.lua",
+      ["streamctl.pipeline.spans"] = "src/streamctl/pipeline/spans.lua",
       ["streamctl.edge.callbacks"] = "src/streamctl/edge/callbacks.lua",
       ["streamctl.pipeline.client"] = "src/streamctl/pipeline/client.lua",
       ["streamctl.pipeline.decode"] = "src/streamctl/pipeline/decode.lua",

@@ -63,6 +63,53 @@ describe("W3C Trace Context on the providers' requests", function()
     assert.is_nil(sent:find("ZZ", 1, true))
   end)
 
+  it("on_span: an operation's span and one CLIENT span per attempt under it, as the emulator saw them", function()
+    local got = {}
+    local ali = client(streamctl.aliyun, { trace = PARENT, on_span = function(s) got[#got + 1] = s end })
+    server:faults { kind = "throttle", action = "ResumeLiveStream", count = 1, retry_after_ms = 1 }
+    assert(ali:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "a" })
+    assert.equal(3, #got) -- (two attempts as they end, then the operation)
+    local op, first, second = got[3], got[1], got[2]
+    assert.same({ "Live.ResumeLiveStream", "internal", TRACE, "b7ad6b7169203331", "ok", "ok" },
+      { op.name, op.kind, op.trace_id, op.parent_span_id, op.status.code, op.attributes["streamctl.outcome"] })
+    local log = server:log { action = "ResumeLiveStream" }
+    for i, s in ipairs { first, second } do
+      assert.same({ "Live.ResumeLiveStream", "client", TRACE, op.span_id }, { s.name, s.kind, s.trace_id,
+        s.parent_span_id })
+      assert.equal(log[i].traceparent, "00-" .. TRACE .. "-" .. s.span_id .. "-01")
+      assert.same({ "alibaba-cloud-openapi", "Live", "ResumeLiveStream", "127.0.0.1", "POST" },
+        { s.attributes["rpc.system"], s.attributes["rpc.service"], s.attributes["rpc.method"],
+          s.attributes["server.address"], s.attributes["http.request.method"] })
+      assert.truthy(s.end_time >= s.start_time)
+    end
+    assert.same({ "error", "Throttling.User", "Throttling.User", 400 }, { first.status.code,
+      first.attributes["error.type"], first.attributes["streamctl.throttle_code"],
+      first.attributes["http.response.status_code"] })
+    assert.same({ "ok", 1, 200 }, { second.status.code, second.attributes["http.request.resend_count"],
+      second.attributes["http.response.status_code"] })
+    assert.equal(log[2].request_id, second.attributes["streamctl.request_id"])
+
+    -- a batch: one span over its calls, their attempts under it; without a trace, a new one
+    got = {}
+    local z = client(streamctl.zego, { on_span = function(s) got[#got + 1] = s end })
+    local ids = {}
+    for i = 1, 25 do ids[i] = "room-" .. i end
+    assert(z:forbid_rtc_streams { stream_ids = ids })
+    assert.equal(3, #got)
+    local batch = got[3]
+    assert.same({ "ZEGO.ForbidRTCStreams", nil, "ok", 25, 2 }, { batch.name, batch.parent_span_id,
+      batch.attributes["streamctl.outcome"], batch.attributes["streamctl.batch.total"],
+      batch.attributes["streamctl.batch.calls"] })
+    for i = 1, 2 do
+      assert.same({ batch.trace_id, batch.span_id, "client" }, { got[i].trace_id, got[i].parent_span_id, got[i].kind })
+    end
+    assert.not_equal(TRACE, batch.trace_id)
+    -- a hook that raises changes nothing of the call
+    local raising = client(streamctl.aliyun, { on_span = function() error("boom", 0) end })
+    assert(raising:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "c" })
+    assert.equal("boom", raising.on_span_error)
+  end)
+
   it("traceparent = false sends none, the attempt still in the trace; no trace, no header", function()
     local ali, seen = client(streamctl.aliyun, { trace = PARENT, traceparent = false })
     assert(ali:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "a" })

@@ -30,6 +30,7 @@ local core = require "streamctl.core"
 local errors = require "streamctl.base.errors"
 local guard = require "streamctl.pipeline.guard"
 local tracecontext = require "streamctl.base.tracecontext"
+local spans = require "streamctl.pipeline.spans"
 local safety = require "streamctl.pipeline.safety"
 local redact = require "streamctl.base.redact"
 local validate = require "streamctl.base.validate"
@@ -240,7 +241,7 @@ local function job_source(client, spec, params, values, next_chunk, check, deliv
       end
       if op then
         local job = client:_job(spec.action, op, out)
-        job.items, job.trace = chunk, values._trace
+        job.items, job.trace, job.span_parent = chunk, values._trace, values._span_parent
         if deliver.streamed then report.planned = report.planned + 1 end
         return job
       end
@@ -485,13 +486,12 @@ function M.method(rules, name, spec)
       return keys and keys[1] or item
     end, method_name)
     if not safe then return nil, refusal end
-    local report
-    if list then
-      report = run_streamed(self, spec, params, values, list, method_name, safe)
-    else
-      report = run_list(self, spec, params, values, safe)
-    end
+    local span = spans.batch_start(self, spec.action, values) -- (with on_span: one over its calls)
+    -- (both return a report, never nil)
+    local report = list and run_streamed(self, spec, params, values, list, method_name, safe)
+      or run_list(self, spec, params, values, safe)
     safety.after(safe, report)
+    spans.batch_finish(self, span, report)
     return report
   end
 end

@@ -28,6 +28,7 @@
 
 local core = require "streamctl.core"
 local tracecontext = require "streamctl.base.tracecontext"
+local spans = require "streamctl.pipeline.spans"
 local errors = require "streamctl.base.errors"
 local validate = require "streamctl.base.validate"
 local runner = require "streamctl.engine.runner"
@@ -157,8 +158,16 @@ function Client:call(action, params)
   if not op then return nil, out end
   local here = self:_send_blocker(action)
   if here then return nil, here end
-  local job = self:_run({ self:_job(action, op, out) }, { concurrency = 1 })[1]
+  local span = spans.start(self, action)
+  local job = self:_job(action, op, out)
+  if span then job.trace, job.span_parent = span.ctx, span.span_id end
+  job = self:_run({ job }, { concurrency = 1 })[1]
   local result = job.result
+  if span then
+    local err = job.err
+    spans.finish(self, span, result ~= nil and "ok" or err.outcome_unknown and "unknown"
+      or err.sent == false and "not_sent" or "failed", err and tostring(err.message))
+  end
   if result == nil then return nil, job.err end
   -- (streams a later call decided on, which left the call before it was sent: streamctl.pipeline.sign)
   if job.superseded and result.SupersededBy == nil then result.SupersededBy = job.superseded end
@@ -217,7 +226,7 @@ local function engine_for(self, io)
     cancel = self._cancel,
     sign = function(attempt) return sign.attempt(self, attempt) end,
     decode = function(attempt, res, terr) return decode.attempt(self, attempt, res, terr) end,
-    observe = self._on_attempt and function(...) return decode.observe(self, ...) end,
+    observe = (self._on_attempt or self._on_span) and function(...) return decode.observe(self, ...) end,
     correct_clock = function(err) return decode.correct_clock(self, err) end,
     pace = function(action, max_delay, job) return pacer:pace(action, max_delay, job) end,
     horizon = function(action) return pacer:horizon(action) end,
@@ -318,6 +327,7 @@ local function make(class, o, creds)
     -- (the trace its calls belong to: a caller's, or a new one for a traceparent that breaks its rule)
     _trace = o.trace ~= nil and tracecontext.from(o.trace) or nil,
     _traceparent = o.traceparent,
+    _on_span = o.on_span, -- (spans as plain tables: streamctl.pipeline.spans)
   }, class)
   local fields, err = rules.configure(self, o, creds)
   if not fields then return nil, err end

@@ -93,6 +93,12 @@ end
 function M.observe(self, attempt, result, err, seconds, res)
   local pacer, action = self._pacer, attempt.action
   local cap = pacer:cap(action)
+  if self._on_span then
+    require("streamctl.pipeline.spans").attempt(self, attempt, result, err, seconds, res,
+      { throttled = retry.is_throttle(err), waited = attempt.waited, cap = cap,
+        room = cap and cap * pacer:room(action) or nil })
+    if not self._on_attempt then return end
+  end
   -- The request as sent and the answer as received, every secret, signature and token redacted: made
   -- when asked (a `--debug`), not for every attempt a metric counts.
   local function wire()

@@ -184,6 +184,7 @@ function M.schema(rules)
     -- whether each request carries its `traceparent` (default: when a trace is given)
     { name = "trace", type = "custom", check = M.trace_check },
     { name = "traceparent", type = "boolean" },
+    { name = "on_span", type = "function" },
   }
   -- each store backend's option (streamctl.pipeline.stores: `shared_dict`; `redis`, a config or a
   -- connection object clients may share), its backend loaded only when the option is given

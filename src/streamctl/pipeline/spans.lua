@@ -1,0 +1,128 @@
+--- Spans of a client's work, handed as plain tables to its `on_span(span)`
+-- (issue 71: for a user's own tracing SDK or log pipeline; an exporter
+-- comes after): one span per operation (a call, or a batch over all its
+-- calls) and, under it, one CLIENT span per HTTP attempt, each named in
+-- the attempt's `traceparent` (streamctl.pipeline.sign).
+--
+--   { trace_id, span_id, parent_span_id, name = "Live.ForbidLiveStream", kind = "internal" | "client",
+--     start_time, end_time (Unix seconds), attributes = { [key] = value },
+--     events = { { name, time, attributes } }, status = { code = "ok" | "error", message } }
+--
+-- Attributes follow OpenTelemetry's conventions: `rpc.system`,
+-- `rpc.service`, `rpc.method`; an attempt's `server.address`,
+-- `server.port`, `http.request.method`, `http.response.status_code`,
+-- `http.request.resend_count` (a retry's), `error.type` (the failure's
+-- code); streamctl's own: `streamctl.request_id`, `streamctl.throttle_code`,
+-- `streamctl.retry_after_ms`, an operation's `streamctl.outcome` ("ok",
+-- "failed", "unknown", "not_sent") and a batch's counts. The wait for a
+-- rate-limit slot is an attempt's event `streamctl.slot_wait` (seconds,
+-- the room and the cap then). A hook that raises changes nothing of the
+-- call (its first error is kept in client.on_span_error).
+-- @module streamctl.pipeline.spans
+
+local tracecontext = require "streamctl.base.tracecontext"
+local url = require "streamctl.base.url"
+
+local pcall, pairs, tostring, type = pcall, pairs, tostring, type
+local format = string.format
+
+local M = {}
+
+-- The service a provider's spans name, and its rpc.system.
+local SERVICE = { aliyun = { "Live", "alibaba-cloud-openapi" }, zego = { "ZEGO", "zego-server-api" },
+                  sts = { "STS", "alibaba-cloud-openapi" } }
+
+local function service(client)
+  local p = client._rules.provider
+  return SERVICE[p] or { p, p }
+end
+
+-- The server's host and port (the scheme's when the endpoint names none).
+local function address(client)
+  local e = client.endpoint
+  if not e then return nil end
+  local host, port = url.host_port(e.host)
+  return host, port or (e.scheme == "https" and 443 or 80)
+end
+
+local function hand(client, span)
+  local ok, err = pcall(client._on_span, span)
+  if not ok and client.on_span_error == nil then client.on_span_error = tostring(err) end
+end
+
+--- An operation's span, begun (nil when the client has no `on_span`): in
+-- `trace` (a tracecontext, else the client's, else a new trace).
+function M.start(client, action, trace)
+  if not client._on_span then return nil end
+  local ctx = trace or client._trace or tracecontext.from(nil)
+  local s = service(client)
+  return { trace_id = ctx.trace_id, span_id = tracecontext.new_span_id(), parent_span_id = ctx.parent_id,
+           name = s[1] .. "." .. action, kind = "internal", start_time = client._clock(),
+           attributes = { ["rpc.system"] = s[2], ["rpc.service"] = s[1], ["rpc.method"] = action },
+           events = {}, ctx = ctx }
+end
+
+--- Ends an operation's span with its `outcome` ("ok", "failed", "unknown",
+-- "not_sent"), `message` and more attributes, and hands it over.
+function M.finish(client, span, outcome, message, attributes)
+  if not span then return end
+  span.end_time = client._clock()
+  span.attributes["streamctl.outcome"] = outcome
+  for k, v in pairs(attributes or {}) do span.attributes[k] = v end
+  span.status = outcome == "ok" and { code = "ok" } or { code = "error", message = message }
+  span.ctx = nil
+  hand(client, span)
+end
+
+--- A batch's span, begun (nil without `on_span`): its calls' attempts go
+-- under it (`values._trace`, `values._span_parent`: the batch's parsed fields).
+function M.batch_start(client, action, values)
+  local span = M.start(client, action, values._trace)
+  if span then values._trace, values._span_parent = span.ctx, span.span_id end
+  return span
+end
+
+--- Ends a batch's span from its report.
+function M.batch_finish(client, span, report)
+  if not span then return end
+  M.finish(client, span, (report.failed > 0 and "failed") or (report.unknown > 0 and "unknown") or "ok",
+    format("%d of %d streams failed, %d unknown", report.failed, report.total, report.unknown),
+    { ["streamctl.batch.total"] = report.total, ["streamctl.batch.succeeded"] = report.succeeded,
+      ["streamctl.batch.failed"] = report.failed, ["streamctl.batch.unknown"] = report.unknown,
+      ["streamctl.batch.calls"] = report.calls })
+end
+
+--- An attempt's CLIENT span, from what observe knows of it.
+function M.attempt(client, attempt, result, err, seconds, res, info)
+  local ctx = attempt.trace
+  if not (client._on_span and ctx and attempt.span_id) then return end
+  local s = service(client)
+  local now = client._clock()
+  local host, port = address(client)
+  local a = { ["rpc.system"] = s[2], ["rpc.service"] = s[1], ["rpc.method"] = attempt.action,
+              ["server.address"] = host, ["server.port"] = port,
+              ["http.request.method"] = attempt.req and attempt.req.method,
+              ["http.response.status_code"] = res and res.status }
+  if attempt.n > 1 then a["http.request.resend_count"] = attempt.n - 1 end
+  if err then
+    a["error.type"] = tostring(err.code)
+    a["streamctl.request_id"] = err.request_id
+    if info.throttled then a["streamctl.throttle_code"] = tostring(err.code) end
+    a["streamctl.retry_after_ms"] = err.retry_after_ms
+  elseif type(result) == "table" then
+    a["streamctl.request_id"] = result.RequestId
+  end
+  local events = {}
+  if info.waited then
+    events[1] = { name = "streamctl.slot_wait", time = now - (seconds or 0),
+                  attributes = { ["streamctl.waited_s"] = info.waited, ["streamctl.room"] = info.room,
+                                 ["streamctl.cap"] = info.cap } }
+  end
+  hand(client, { trace_id = ctx.trace_id, span_id = attempt.span_id,
+                 parent_span_id = (attempt.job and attempt.job.span_parent) or ctx.parent_id,
+                 name = s[1] .. "." .. attempt.action, kind = "client", start_time = now - (seconds or 0),
+                 end_time = now, attributes = a, events = events,
+                 status = err and { code = "error", message = tostring(err.message) } or { code = "ok" } })
+end
+
+return M
