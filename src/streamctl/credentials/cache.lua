@@ -84,6 +84,26 @@ function Cache:_paths(key)
   return self.dir .. "/" .. name .. ".json", self.dir .. "/" .. name .. ".lock"
 end
 
+-- `lock()` and `unlock()` of the lock file `path` (flock, waited for at
+-- most LOCK_WAIT_MS): lock's false when it could not be had, said once.
+function Cache:_locker(path)
+  local held
+  local function lock()
+    local lk, why = core.lock_file(path, M.LOCK_WAIT_MS)
+    if not lk then
+      self:_say(path, tostring(why))
+      return false
+    end
+    held = lk
+    return true
+  end
+  local function unlock()
+    if held then held:unlock() end
+    held = nil
+  end
+  return lock, unlock
+end
+
 -- An entry's table, or nil (absent, or not trusted: said).
 function Cache:_read(path)
   local text, why, kind = core.read_file(path, M.MAX_BYTES + 1, true)
@@ -107,7 +127,7 @@ function Cache:credentials(key)
   if type(key) ~= "string" or key == "" then error("bad argument #1 to 'credentials' (a key)", 2) end
   local path, lock_path = self:_paths("credentials\n" .. key)
   local store = { path = path }
-  local held
+  store.lock, store.unlock = self:_locker(lock_path)
   function store.get()
     local v = self:_read(path)
     if not v then return nil end
@@ -152,19 +172,6 @@ function Cache:credentials(key)
     if not ok then self:_say(path, tostring(why)) end
     return ok, why
   end
-  function store.lock()
-    local lk, why = core.lock_file(lock_path, M.LOCK_WAIT_MS)
-    if not lk then
-      self:_say(lock_path, tostring(why))
-      return false
-    end
-    held = lk
-    return true
-  end
-  function store.unlock()
-    if held then held:unlock() end
-    held = nil
-  end
   return store
 end
 
@@ -175,15 +182,7 @@ end
 function Cache:identity(key)
   local path, lock_path = self:_paths("identity\n" .. key)
   local store = {}
-  local held
-  function store.lock()
-    held = core.lock_file(lock_path, M.LOCK_WAIT_MS)
-    return held ~= nil
-  end
-  function store.unlock()
-    if held then held:unlock() end
-    held = nil
-  end
+  store.lock, store.unlock = self:_locker(lock_path)
   function store.get()
     local v = self:_read(path)
     if not v or type(v.until_) ~= "number" or type(v.who) ~= "table" then return nil end

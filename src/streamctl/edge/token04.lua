@@ -84,7 +84,7 @@ local function app_id_rule(v)
   return nil
 end
 
--- Big-endian integers.
+-- Big-endian integers, by hand: string.pack is Lua 5.3's, and LuaJIT has none.
 local function be(n, width)
   local out = {}
   for i = width, 1, -1 do

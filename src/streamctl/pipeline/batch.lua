@@ -74,10 +74,7 @@ end
 -- `prepare` does).
 -- @return jobs, items, duplicates; or nil, err
 function M.jobs(client, spec, params, values, dry)
-  local items, seen, duplicates = {}, {}, 0
-  for _, item in ipairs(values[spec.list]) do
-    if seen[item] then duplicates = duplicates + 1 else seen[item] = true; items[#items + 1] = item end
-  end
+  local items, duplicates = safety.distinct(values[spec.list])
   local size = spec.chunk or 1
   local jobs = {}
   for i = 1, #items, size do
@@ -314,11 +311,8 @@ end
 
 -- A list given whole: checked whole, repeats dropped, reported in the order given.
 local function run_list(client, spec, params, values, safe)
-  local items, seen, duplicates = {}, {}, 0
-  for _, item in ipairs(values[spec.list]) do
-    if seen[item] then duplicates = duplicates + 1 else seen[item] = true; items[#items + 1] = item end
-  end
-  seen = nil -- luacheck: ignore 311 (the set is garbage from here)
+  local items, duplicates = safe.items, safe.duplicates -- (made distinct already for its guard or audit)
+  if not items then items, duplicates = safety.distinct(values[spec.list]) end
   local report = new_report(spec, #items, duplicates)
   report.planned = math.ceil(#items / (spec.chunk or 1))
   local keep = values.keep_results ~= false

@@ -10,6 +10,7 @@ local core = require "streamctl.core"
 local errors = require "streamctl.base.errors"
 local redact = require "streamctl.base.redact"
 local retry = require "streamctl.engine.retry"
+local spans = require "streamctl.pipeline.spans"
 
 local type, ipairs, pairs, pcall, tostring = type, ipairs, pairs, pcall, tostring
 local format, match = string.format, string.match
@@ -93,10 +94,11 @@ end
 function M.observe(self, attempt, result, err, seconds, res)
   local pacer, action = self._pacer, attempt.action
   local cap = pacer:cap(action)
+  local room = cap and cap * pacer:room(action) or nil
+  local throttled = retry.is_throttle(err)
   if self._on_span then
-    require("streamctl.pipeline.spans").attempt(self, attempt, result, err, seconds, res,
-      { throttled = retry.is_throttle(err), waited = attempt.waited, cap = cap,
-        room = cap and cap * pacer:room(action) or nil })
+    spans.attempt(self, attempt, result, err, seconds, res,
+      { throttled = throttled, waited = attempt.waited, cap = cap, room = room })
     if not self._on_attempt then return end
   end
   -- The request as sent and the answer as received, every secret, signature and token redacted: made
@@ -112,13 +114,13 @@ function M.observe(self, attempt, result, err, seconds, res)
     provider = self._rules.provider, action = action, role = attempt.role, attempt = attempt.n,
     retry = attempt.n > 1, ok = result ~= nil, seconds = seconds,
     status = res and res.status, code = err and err.code, kind = err and err.kind,
-    throttled = retry.is_throttle(err), sent = err == nil or err.sent ~= false,
+    throttled = throttled, sent = err == nil or err.sent ~= false,
     error = err,
     -- (in a trace: the attempt's span, as its traceparent named it)
     trace_id = attempt.trace and attempt.trace.trace_id, span_id = attempt.span_id,
     -- (the failure this attempt came after, the time it waited for its slot, the room it leaves)
     after_code = attempt.after_code, waited = attempt.waited,
-    cap = cap, room = cap and cap * pacer:room(action) or nil, wire = wire,
+    cap = cap, room = room, wire = wire,
   })
   if not ok and self.on_attempt_error == nil then self.on_attempt_error = tostring(herr) end
 end

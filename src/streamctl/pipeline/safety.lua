@@ -18,13 +18,15 @@ local format = string.format
 
 local M = {}
 
--- The list's distinct items, in the order given.
-local function distinct(list)
-  local out, seen = {}, {}
+--- The list's distinct items, in the order given, and how many repeats
+-- were dropped (streamctl.pipeline.batch's too: one rule for what a
+-- batch counts and what it sends).
+function M.distinct(list)
+  local out, seen, duplicates = {}, {}, 0
   for _, item in ipairs(list) do
-    if not seen[item] then seen[item] = true; out[#out + 1] = item end
+    if seen[item] then duplicates = duplicates + 1 else seen[item] = true; out[#out + 1] = item end
   end
-  return out
+  return out, duplicates
 end
 
 -- "field 'F' needs 'LIST' as a table": an option that must count the list
@@ -50,7 +52,12 @@ function M.before(client, spec, values, list, key_of, method_name)
   local safe = { key_of = key_of }
   local info = log and { client = client, provider = rules.provider, method = method_name, action = spec.action,
                          streamed = list ~= nil }
-  local items = not list and (values.guard or log) and distinct(values[spec.list])
+  local items
+  if not list and (values.guard or log) then
+    -- (kept for the run: the list is made distinct once, M.distinct)
+    items, safe.duplicates = M.distinct(values[spec.list])
+    safe.items = items
+  end
   if info and items then
     info.streams = {}
     for i, item in ipairs(items) do info.streams[i] = safe.key_of(item) end

@@ -37,12 +37,17 @@ local function service(client)
   return SERVICE[p] or { p, p }
 end
 
--- The server's host and port (the scheme's when the endpoint names none).
+-- The server's host and port (the scheme's when the endpoint names none):
+-- read from the endpoint once per client, not at every attempt.
 local function address(client)
-  local e = client.endpoint
-  if not e then return nil end
-  local host, port = url.host_port(e.host)
-  return host, port or (e.scheme == "https" and 443 or 80)
+  local a = client._span_server
+  if not a then
+    local e = client.endpoint
+    local host, port = url.host_port(e and e.host or "")
+    a = { host, host and (port or (e.scheme == "https" and 443 or 80)) }
+    client._span_server = a
+  end
+  return a[1], a[2]
 end
 
 local function hand(client, span)

@@ -21,10 +21,11 @@
 -- Each question is kept (GET /_emulator/remote_auth: `asked`, the last 100).
 
 local callback_http = require "streamctl.emulator.callback_http"
+local encoding = require "streamctl.emulator.encoding"
 local json = require "streamctl.emulator.json"
 
 local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
-local format, gsub, byte = string.format, string.gsub, string.byte
+local format = string.format
 local concat, remove, sort = table.concat, table.remove, table.sort
 
 local M = {}
@@ -33,9 +34,8 @@ local settings = {} -- domain -> its settings
 local asked = {}    -- the last questions, oldest first
 local MAX_ASKED = 100
 
-local function escape(s)
-  return (gsub(s, "[^%w%-%._~]", function(c) return format("%%%02X", byte(c)) end))
-end
+-- (a query's values percent-encoded as the provider encodes them)
+local escape = encoding.aliyun_encode
 
 local function codes(v, name, default)
   if v == nil then return { [default] = true } end
