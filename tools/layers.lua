@@ -38,6 +38,8 @@ M.LAYERS = {
   { name = "credentials", "streamctl.credentials" },
   -- (the registered ones, streamctl.providers' list, read with the tree: `scan`)
   { name = "providers", "streamctl.aliyun", "streamctl.zego" },
+  -- (spans exported by OTLP: the command and the edge set it up; the core hands spans to a hook)
+  { name = "tracing", optional = true, "streamctl.trace" },
   { name = "operator", optional = true, "streamctl.operator." },
   { name = "edge", optional = true, "streamctl.edge." },
   { name = "face", "streamctl", "streamctl.providers" },

@@ -120,7 +120,69 @@ describe("W3C Trace Context on the providers' requests", function()
     assert.is_nil(server:log({ action = "ResumeLiveStream" })[2].traceparent)
     assert.is_nil(plain_seen[1].trace_id)
     local _, err = streamctl.aliyun.new { trace = 42 }
-    assert.equal("option 'trace' must be a traceparent string or a table of traceparent and tracestate strings",
-      err.message)
+    assert.equal("option 'trace' must be a traceparent string or a table of traceparent, tracestate and trace_id "
+      .. "strings", err.message)
+    _, err = streamctl.aliyun.new { trace = { trace_id = "0AF7651916CD43DD8448EB211C80319C" } }
+    assert.equal("option 'trace' has trace_id '0AF7651916CD43DD8448EB211C80319C': it must be 32 lower-case hex "
+      .. "digits, not all zeros", err.message)
+    _, err = streamctl.aliyun.new { trace = { parent = PARENT } }
+    assert.equal("option 'trace' has 'parent': a trace holds traceparent, tracestate and trace_id", err.message)
+  end)
+
+  it("trace_id names a new trace; the sampler decides what is recorded, the parent's choice by default", function()
+    local got = {}
+    local function keep(s) got[#got + 1] = s end
+    local NEW = "4bf92f3577b34da6a3ce929d0e0e4736"
+    -- a new trace of the caller's id, its root sampled; a valid traceparent wins over trace_id
+    local z = client(streamctl.zego, { on_span = keep })
+    assert(z:forbid_rtc_streams { stream_ids = { "room-1" }, trace = { trace_id = NEW } })
+    assert.same({ NEW, NEW, nil }, { got[1].trace_id, got[2].trace_id, got[2].parent_span_id })
+    assert.equal("00-" .. NEW .. "-" .. got[1].span_id .. "-01", server:log({ provider = "zego" })[1].traceparent)
+    got = {}
+    assert(z:forbid_rtc_streams { stream_ids = { "room-1" }, trace = { trace_id = NEW, traceparent = PARENT } })
+    assert.same({ TRACE, "b7ad6b7169203331" }, { got[2].trace_id, got[2].parent_span_id })
+    -- a parent that did not sample: nothing recorded, its choice sent on
+    server:reset()
+    got = {}
+    local unsampled = PARENT:sub(1, -3) .. "00"
+    assert(z:forbid_rtc_streams { stream_ids = { "room-2" }, trace = unsampled })
+    assert.same({}, got)
+    assert.truthy(server:log({ provider = "zego" })[1].traceparent:find("^00%-" .. TRACE .. "%-%x+%-00$"))
+    -- a sampler asked with the trace id and the parent (nil at a root); its no sends flags 00
+    server:reset()
+    local asked = {}
+    local off = client(streamctl.zego, { on_span = keep, sampler = function(id, parent)
+      asked[#asked + 1] = { id, parent and parent.parent_id or "root" }
+      return false
+    end })
+    assert(off:forbid_rtc_streams { stream_ids = { "room-3" }, trace = PARENT })
+    assert(off:resume_rtc_streams { stream_ids = { "room-3" }, trace = { trace_id = NEW } })
+    assert.same({ { TRACE, "b7ad6b7169203331" }, { NEW, "root" } }, asked)
+    assert.same({}, got)
+    for _, e in ipairs(server:log { provider = "zego" }) do assert.truthy(e.traceparent:find("%-00$"), e.traceparent) end
+    -- a sampler's yes records under a parent that did not sample; one that raises records nothing
+    local on = client(streamctl.zego, { on_span = keep, sampler = function() return true end })
+    assert(on:resume_rtc_streams { stream_ids = { "room-3" }, trace = unsampled })
+    assert.equal(2, #got)
+    got = {}
+    local raising = client(streamctl.zego, { on_span = keep, sampler = function() error("no sampler", 0) end })
+    assert(raising:resume_rtc_streams { stream_ids = { "room-3" } })
+    assert.same({}, got)
+    assert.equal("no sampler", raising.on_span_error)
+  end)
+
+  it("a batch refused before sending ends its span not_sent, in the trace the audit would name", function()
+    local got = {}
+    local z = client(streamctl.zego, { on_span = function(s) got[#got + 1] = s end })
+    local ids = {}
+    for i = 1, 3 do ids[i] = "room-" .. i end
+    local report, err = z:forbid_rtc_streams { stream_ids = ids, trace = PARENT, guard = { max_forbid = 2 } }
+    assert.is_nil(report)
+    assert.equal("TooManyStreams", err.code)
+    assert.equal(1, #got)
+    assert.same({ "ZEGO.ForbidRTCStreams", TRACE, "not_sent", "error", err.message },
+      { got[1].name, got[1].trace_id, got[1].attributes["streamctl.outcome"], got[1].status.code,
+        got[1].status.message })
+    assert.same({}, server:log { provider = "zego" })
   end)
 end)

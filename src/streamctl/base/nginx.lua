@@ -69,4 +69,19 @@ function M.io(action, phases)
   return nil, M.refusal(action, phase)
 end
 
+--- The phases with a request whose headers Lua reads (`ngx.var`): a call
+-- made there belongs to the request's trace by default.
+M.REQUEST = { rewrite = true, server_rewrite = true, access = true, content = true }
+
+--- The current request's `traceparent` and `tracestate` headers (inside
+-- nginx, in a request's phase), or nil.
+function M.request_trace()
+  local ngx = rawget(_G, "ngx")
+  if not ngx or not ngx.get_phase or not M.REQUEST[ngx.get_phase()] then return nil end
+  local var = ngx.var
+  local parent = var.http_traceparent
+  if parent == nil then return nil end
+  return { traceparent = parent, tracestate = var.http_tracestate }
+end
+
 return M

@@ -92,17 +92,26 @@ end
 function M.new_trace_id() return new_id(16, ZEROS32) end
 function M.new_span_id() return new_id(8, ZEROS16) end
 
+--- Whether `id` is a trace id: 32 lower-case hex digits, not all zeros.
+function M.is_trace_id(id)
+  return type(id) == "string" and #id == 32 and not find(id, "[^0-9a-f]") and id ~= ZEROS32
+end
+
 --- The context a caller hands in (a client's, a call's `trace` option):
--- `{ traceparent, tracestate }` or a `traceparent` string. Its trace when
--- valid: `{ trace_id, parent_id, sampled, tracestate }` (tracestate: the
--- text to send on, or nil); else a new trace, `{ trace_id, sampled = true }`,
--- and `ignored` says why the one given was not taken.
+-- `{ traceparent, tracestate, trace_id }` or a `traceparent` string. Its
+-- trace when valid: `{ trace_id, parent_id, sampled, tracestate }`
+-- (tracestate: the text to send on, or nil); else a new trace, `{ trace_id,
+-- sampled = true }` (the id `trace_id` when given: a caller that must know
+-- it before the call, such as to write it in an audit record), and
+-- `ignored` says why the traceparent given was not taken.
 function M.from(given)
-  local parent_text, state_text = given, nil
-  if type(given) == "table" then parent_text, state_text = given.traceparent, given.tracestate end
+  local parent_text, state_text, id = given, nil, nil
+  if type(given) == "table" then
+    parent_text, state_text, id = given.traceparent, given.tracestate, given.trace_id
+  end
   local p = M.parse_parent(parent_text)
   if not p then
-    return { trace_id = M.new_trace_id(), sampled = true },
+    return { trace_id = id or M.new_trace_id(), sampled = true },
       parent_text ~= nil and "the traceparent breaks its rule: a new trace" or nil
   end
   local _, state = M.parse_state(state_text)

@@ -475,12 +475,16 @@ function M.method(rules, name, spec)
     if values.trace ~= nil then values._trace = tracecontext.from(values.trace) end
     local here = self:_send_blocker(spec.action)
     if here then return nil, here end
+    -- (its trace, known before the audit's intent is written; with on_span, one span over its calls)
+    local span = spans.batch_start(self, spec.action, values)
     local safe, refusal = safety.before(self, spec, values, list, function(item)
       local keys = rules.streams(spec.action, chunk_params(spec, params, { item }))
       return keys and keys[1] or item
     end, method_name)
-    if not safe then return nil, refusal end
-    local span = spans.batch_start(self, spec.action, values) -- (with on_span: one over its calls)
+    if not safe then
+      spans.finish(self, span, "not_sent", tostring(refusal.message))
+      return nil, refusal
+    end
     -- (both return a report, never nil)
     local report = list and run_streamed(self, spec, params, values, list, method_name, safe)
       or run_list(self, spec, params, values, safe)

@@ -158,9 +158,9 @@ function Client:call(action, params)
   if not op then return nil, out end
   local here = self:_send_blocker(action)
   if here then return nil, here end
-  local span = spans.start(self, action)
+  local span, trace = spans.start(self, action)
   local job = self:_job(action, op, out)
-  if span then job.trace, job.span_parent = span.ctx, span.span_id end
+  job.trace, job.span_parent = trace, span and span.span_id
   job = self:_run({ job }, { concurrency = 1 })[1]
   local result = job.result
   if span then
@@ -328,6 +328,7 @@ local function make(class, o, creds)
     _trace = o.trace ~= nil and tracecontext.from(o.trace) or nil,
     _traceparent = o.traceparent,
     _on_span = o.on_span, -- (spans as plain tables: streamctl.pipeline.spans)
+    _sampler = o.sampler,
   }, class)
   local fields, err = rules.configure(self, o, creds)
   if not fields then return nil, err end

@@ -16,6 +16,7 @@ local ratelimit = require "streamctl.engine.ratelimit"
 local transport_common = require "streamctl.transport.common"
 local stores = require "streamctl.pipeline.stores"
 local url = require "streamctl.base.url"
+local tracecontext = require "streamctl.base.tracecontext"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local huge = math.huge
@@ -142,21 +143,27 @@ local function retry_check(v)
   return v
 end
 
---- A `trace` option: a `traceparent` string, or `{ traceparent, tracestate }`
--- (strings). Its value is never refused for breaking the header's rule:
--- as the W3C specification says, such a one starts a new trace
+--- A `trace` option: a `traceparent` string, or `{ traceparent, tracestate,
+-- trace_id }` (strings; `trace_id`, 32 lower-case hex digits, is the id of
+-- the new trace started when there is no valid traceparent). A traceparent
+-- or tracestate is never refused for breaking the header's rule: as the W3C
+-- specification says, such a one starts a new trace
 -- (streamctl.base.tracecontext.from).
 function M.trace_check(v)
   if type(v) == "string" then return v end
-  if type(v) == "table" and (v.traceparent == nil or type(v.traceparent) == "string")
-      and (v.tracestate == nil or type(v.tracestate) == "string") then
-    for k in pairs(v) do
-      if k ~= "traceparent" and k ~= "tracestate" then return nil, "has '" .. tostring(k) .. "': a trace holds "
-        .. "traceparent and tracestate" end
-    end
-    return v
+  if type(v) ~= "table" then
+    return nil, "must be a traceparent string or a table of traceparent, tracestate and trace_id strings"
   end
-  return nil, "must be a traceparent string or a table of traceparent and tracestate strings"
+  for k, x in pairs(v) do
+    if k ~= "traceparent" and k ~= "tracestate" and k ~= "trace_id" then
+      return nil, "has '" .. tostring(k) .. "': a trace holds traceparent, tracestate and trace_id"
+    end
+    if type(x) ~= "string" then return nil, "has a " .. type(x) .. " " .. k .. ": it must be a string" end
+  end
+  if v.trace_id ~= nil and not tracecontext.is_trace_id(v.trace_id) then
+    return nil, "has trace_id '" .. v.trace_id .. "': it must be 32 lower-case hex digits, not all zeros"
+  end
+  return v
 end
 
 --- The options a client of `rules` takes: every client's, the provider's
@@ -185,6 +192,9 @@ function M.schema(rules)
     { name = "trace", type = "custom", check = M.trace_check },
     { name = "traceparent", type = "boolean" },
     { name = "on_span", type = "function" },
+    -- (whether an operation in a trace is recorded: `sampler(trace_id, parent) -> boolean`; by
+    -- default the parent's choice, or yes at a new trace's root: streamctl.pipeline.spans)
+    { name = "sampler", type = "function" },
   }
   -- each store backend's option (streamctl.pipeline.stores: `shared_dict`; `redis`, a config or a
   -- connection object clients may share), its backend loaded only when the option is given

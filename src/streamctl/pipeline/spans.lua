@@ -1,11 +1,11 @@
 --- Spans of a client's work, handed as plain tables to its `on_span(span)`
--- (issue 71: for a user's own tracing SDK or log pipeline; an exporter
--- comes after): one span per operation (a call, or a batch over all its
+-- (for a user's own tracing SDK or log pipeline, or streamctl.trace's
+-- OTLP exporter): one span per operation (a call, or a batch over all its
 -- calls) and, under it, one CLIENT span per HTTP attempt, each named in
 -- the attempt's `traceparent` (streamctl.pipeline.sign).
 --
---   { trace_id, span_id, parent_span_id, name = "Live.ForbidLiveStream", kind = "internal" | "client",
---     start_time, end_time (Unix seconds), attributes = { [key] = value },
+--   { trace_id, span_id, parent_span_id, trace_state, name = "Live.ForbidLiveStream",
+--     kind = "internal" | "client", start_time, end_time (Unix seconds), attributes = { [key] = value },
 --     events = { { name, time, attributes } }, status = { code = "ok" | "error", message } }
 --
 -- Attributes follow OpenTelemetry's conventions: `rpc.system`,
@@ -21,6 +21,7 @@
 -- @module streamctl.pipeline.spans
 
 local tracecontext = require "streamctl.base.tracecontext"
+local nginx = require "streamctl.base.nginx"
 local url = require "streamctl.base.url"
 
 local pcall, pairs, tostring, type = pcall, pairs, tostring, type
@@ -55,16 +56,45 @@ local function hand(client, span)
   if not ok and client.on_span_error == nil then client.on_span_error = tostring(err) end
 end
 
---- An operation's span, begun (nil when the client has no `on_span`): in
--- `trace` (a tracecontext, else the client's, else a new trace).
+--- The trace an operation belongs to: `given` (a call's or a batch's
+-- `trace`, parsed), else the client's, else (inside nginx, in a request's
+-- phase) the request's `traceparent`; or nil.
+function M.context(client, given)
+  if given or client._trace then return given or client._trace end
+  local req = nginx.request_trace()
+  return req and tracecontext.from(req) or nil
+end
+
+-- Whether an operation in `ctx` is recorded: the client's `sampler`, asked
+-- with the parent's context (nil at a new trace's root), else the parent's
+-- choice (OpenTelemetry's default, parent-based always-on). A sampler that
+-- raises records nothing (its first error kept in client.on_span_error).
+local function sampled(client, ctx)
+  local sampler = client._sampler
+  if not sampler then return ctx.parent_id == nil or ctx.sampled end
+  local ok, yes = pcall(sampler, ctx.trace_id, ctx.parent_id and ctx or nil)
+  if not ok and client.on_span_error == nil then client.on_span_error = tostring(yes) end
+  return ok and yes == true
+end
+
+--- An operation's span, begun (nil when the client has no `on_span`), and
+-- the trace its attempts go in (nil when there is none): `trace` (a
+-- tracecontext) else `context`'s, a new trace when spans are kept. An
+-- operation the sampler leaves out still has its span's id (its attempts'
+-- parent, their `traceparent` not sampled) but is never handed over.
 function M.start(client, action, trace)
-  if not client._on_span then return nil end
-  local ctx = trace or client._trace or tracecontext.from(nil)
+  local ctx = M.context(client, trace)
+  if not client._on_span then return nil, ctx end
+  ctx = ctx or tracecontext.from(nil)
   local s = service(client)
-  return { trace_id = ctx.trace_id, span_id = tracecontext.new_span_id(), parent_span_id = ctx.parent_id,
-           name = s[1] .. "." .. action, kind = "internal", start_time = client._clock(),
-           attributes = { ["rpc.system"] = s[2], ["rpc.service"] = s[1], ["rpc.method"] = action },
-           events = {}, ctx = ctx }
+  local yes = sampled(client, ctx)
+  local span = { trace_id = ctx.trace_id, span_id = tracecontext.new_span_id(), parent_span_id = ctx.parent_id,
+                 name = s[1] .. "." .. action, kind = "internal", start_time = client._clock(),
+                 attributes = { ["rpc.system"] = s[2], ["rpc.service"] = s[1], ["rpc.method"] = action },
+                 events = {}, trace_state = ctx.tracestate, recording = yes,
+                 ctx = { trace_id = ctx.trace_id, parent_id = ctx.parent_id, sampled = yes,
+                         tracestate = ctx.tracestate } }
+  return span, span.ctx
 end
 
 --- Ends an operation's span with its `outcome` ("ok", "failed", "unknown",
@@ -76,14 +106,18 @@ function M.finish(client, span, outcome, message, attributes)
   for k, v in pairs(attributes or {}) do span.attributes[k] = v end
   span.status = outcome == "ok" and { code = "ok" } or { code = "error", message = message }
   span.ctx = nil
-  hand(client, span)
+  if span.recording then
+    span.recording = nil
+    hand(client, span)
+  end
 end
 
---- A batch's span, begun (nil without `on_span`): its calls' attempts go
--- under it (`values._trace`, `values._span_parent`: the batch's parsed fields).
+--- A batch's span, begun (nil without `on_span`): its calls go in the
+-- batch's trace and their attempts under its span (`values._trace`,
+-- `values._span_parent`: the batch's parsed fields).
 function M.batch_start(client, action, values)
-  local span = M.start(client, action, values._trace)
-  if span then values._trace, values._span_parent = span.ctx, span.span_id end
+  local span, ctx = M.start(client, action, values._trace)
+  values._trace, values._span_parent = ctx, span and span.span_id
   return span
 end
 
@@ -100,7 +134,7 @@ end
 --- An attempt's CLIENT span, from what observe knows of it.
 function M.attempt(client, attempt, result, err, seconds, res, info)
   local ctx = attempt.trace
-  if not (client._on_span and ctx and attempt.span_id) then return end
+  if not (client._on_span and ctx and ctx.sampled and attempt.span_id) then return end
   local s = service(client)
   local now = client._clock()
   local host, port = address(client)
@@ -126,6 +160,7 @@ function M.attempt(client, attempt, result, err, seconds, res, info)
   hand(client, { trace_id = ctx.trace_id, span_id = attempt.span_id,
                  parent_span_id = (attempt.job and attempt.job.span_parent) or ctx.parent_id,
                  name = s[1] .. "." .. attempt.action, kind = "client", start_time = now - (seconds or 0),
+                 trace_state = ctx.tracestate,
                  end_time = now, attributes = a, events = events,
                  status = err and { code = "error", message = tostring(err.message) } or { code = "ok" } })
 end
