@@ -60,7 +60,7 @@ DEMO_PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev libssl-dev openssl libc
 OPENRESTY_DEMO_PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev curl
 PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev lua-busted lua-check lua-sec valgrind lua-ldoc help2man groff-base \
 	cppcheck clang-tidy clang libclang-rt-14-dev redis-server lua-nginx-redis gnuplot-nox curl universal-ctags \
-	prometheus zip procps python3-cryptography
+	prometheus zip procps python3-cryptography protobuf-compiler python3-protobuf lua-yaml
 
 LUA_PATH_DEV := $(ROOT)/src/?.lua;$(ROOT)/src/?/init.lua;$(ROOT)/emulator/src/?.lua;$(ROOT)/emulator/src/?/init.lua;;
 ENV54 := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"

@@ -7,7 +7,8 @@
 --   POST /streams/zego/forbid
 --   GET  /metrics                 Prometheus text: requests, retries, throttles, failures, latency,
 --                                 the learned room and the cap, slot waits, throttles and retries
---                                 by code, callbacks, reactions, drift
+--                                 by code, callbacks, reactions, drift, the block list's places left
+--                                 (after a forbid whose body says "check_places": true)
 --   GET  /callbacks/aliyun        Alibaba Cloud's stream ingest callbacks (publish, publish_done),
 --                                 signed with $STREAMCTL_ALIYUN_NOTIFY_KEY for the ingest domain
 --                                 $STREAMCTL_ALIYUN_NOTIFY_DOMAIN ("new,old" during a rotation)
@@ -454,6 +455,9 @@ function M.streams(provider, operation)
     return reply(500, { error = "the audit log cannot be written: " .. tostring(audit_why) .. "; nothing was sent" })
   end
   local report, err = c[route[operation].method](c, fields)
+  -- (a body's "check_places": the places left as the check counted them, its refusal's or its report's)
+  local places = report and report.places or err and err.places
+  if places then metrics:places_left(provider, places) end
   if not report then
     -- (a body's "check_places": true, and the block list has no room for it: a 409, its places said)
     local full = err.code == "BlockListFull"

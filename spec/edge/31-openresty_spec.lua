@@ -99,6 +99,9 @@ describe("the OpenResty example", function()
     report = decode(res)
     assert.same({ "BlockListFull", { used = 1, limit = 2, needed = 2, domains = 1 } }, { report.code, report.places })
     assert.equal(before, #emulator:log { action = "ForbidLiveStream", limit = 100 })
+    -- and /metrics shows the places the check left: 2 - 1
+    local metrics = get(edge.ports[1], "/metrics").body
+    assert.truthy(metrics:find('\nstreamctl_blocklist_places_left{provider="aliyun"} 1\n', 1, true), metrics)
   end)
 
   it("forbids and resumes ZEGO RTC streams, many or one", function()

@@ -36,6 +36,9 @@ local function rendered()
   m:count("callbacks", { provider = "aliyun", event = "publish", result = "InvalidSignature" })
   m:count("reactions", { provider = "aliyun", reaction = "forbid_again", result = "ok" })
   m:count("drift", { provider = "aliyun", state = "found" }, 3)
+  m:count("spans", { result = "queue_full" }, 2)
+  m:places_left("aliyun", { used = 9950, limit = 10000, needed = 3, domains = 2 })
+  m:places_left('odd"provider', -1)
   return m:render()
 end
 
@@ -49,6 +52,8 @@ describe("the metrics exposition, checked by promtool", function()
       'action="Odd\\"Action\\\\with\\nnewline"', "streamctl_reactions_total{", "streamctl_drift_total{",
       '# TYPE streamctl_room_requests_per_second gauge', '# TYPE streamctl_slot_wait_seconds histogram',
       'code="Throttling\\"Odd\\\\code\\nline"} 1', 'streamctl_retries_by_code_total{', 'code="30002"} 1',
+      'streamctl_spans_total{result="queue_full"} 2', "# TYPE streamctl_blocklist_places_left gauge",
+      'streamctl_blocklist_places_left{provider="aliyun"} 50', 'streamctl_blocklist_places_left{provider="odd\\"provider"} -1',
     } do
       assert.truthy(text:find(want, 1, true), "the exposition has no " .. want)
     end

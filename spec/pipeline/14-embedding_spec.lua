@@ -477,6 +477,11 @@ local CAP_HEAD = "# HELP streamctl_cap_requests_per_second The action's cap, as 
   .. "# TYPE streamctl_cap_requests_per_second gauge"
 local SLOT_WAIT_HEAD = "# HELP streamctl_slot_wait_seconds Time an attempt waited for its rate-limit slot and "
   .. "window, from when it was due to when it was sent.\n# TYPE streamctl_slot_wait_seconds histogram"
+-- The HELP and TYPE lines of the series of issue 71: the tracing exporter's spans, the block list's places.
+local SPANS_HEAD = "# HELP streamctl_spans_total Spans the tracing exporter exported, or dropped (queue_full: its queue "
+  .. "was full; export_failed: the collector refused, was down or too slow).\n# TYPE streamctl_spans_total counter"
+local PLACES_HEAD = "# HELP streamctl_blocklist_places_left Places left on the account's block list, as the last places "
+  .. "check counted them (before its run).\n# TYPE streamctl_blocklist_places_left gauge"
 
 describe("streamctl.operator.metrics", function()
   it("raises when the options are not a table; returns nil, err for a bad option", function()
@@ -587,7 +592,62 @@ describe("streamctl.operator.metrics", function()
       "# HELP streamctl_tokens_total ZEGO tokens the edge issued, or refused to (the code that refused it).",
       "# TYPE streamctl_tokens_total counter",
       'streamctl_tokens_total{provider="zego",result="issued"} 1',
+      SPANS_HEAD,
+      PLACES_HEAD,
     }, "\n") .. "\n", metrics:render())
+  end)
+
+  -- The part of `text` from the spans on: the series of issue 71.
+  local function issue71_part(text)
+    local from = assert(text:find("# HELP streamctl_spans_total", 1, true))
+    return text:sub(from)
+  end
+
+  it("counts the exporter's spans and sets the block list's places left, byte for byte", function()
+    local metrics = require("streamctl.operator.metrics").new()
+    -- the exporter's three results, counted by the n it hands
+    metrics:count("spans", { result = "exported" }, 120)
+    metrics:count("spans", { result = "queue_full" }, 7)
+    metrics:count("spans", { result = "export_failed" })
+    metrics:count("spans", { result = "exported" }, 5)
+    -- a forbid batch's report.places (check_places): limit - used, the run's own need not taken off
+    assert.is_true(metrics:places_left("aliyun", { used = 9950, limit = 10000, needed = 30, domains = 3 }))
+    -- a oneshot batch's: nothing counted, nothing set (the value before stands)
+    assert.is_false(metrics:places_left("aliyun", { used = nil, limit = 10000, needed = 0, domains = 0 }))
+    -- a number; the last set stands; below 0 where a places_limit is under the use
+    assert.is_true(metrics:places_left("zego", 40))
+    assert.is_true(metrics:places_left("zego", { used = 12, limit = 10, needed = 1, domains = 1 }))
+    assert.is_true(metrics:places_left('odd"one', 0))
+    assert.equal(table.concat({
+      SPANS_HEAD,
+      'streamctl_spans_total{result="export_failed"} 1',
+      'streamctl_spans_total{result="exported"} 125',
+      'streamctl_spans_total{result="queue_full"} 7',
+      PLACES_HEAD,
+      'streamctl_blocklist_places_left{provider="aliyun"} 50',
+      'streamctl_blocklist_places_left{provider="odd\\"one"} 0',
+      'streamctl_blocklist_places_left{provider="zego"} -2',
+    }, "\n") .. "\n", issue71_part(metrics:render()))
+    -- misuse raises, naming the argument and its rule, and sets nothing
+    local before = metrics:render()
+    for _, case in ipairs {
+      { { "", 1 }, "bad argument #1 to 'places_left' (provider must be a non-empty string without | or newline)" },
+      { { "a|b", 1 }, "bad argument #1 to 'places_left' (provider must be a non-empty string without | or newline)" },
+      { { 5, 1 }, "bad argument #1 to 'places_left' (provider must be a non-empty string without | or newline)" },
+      { { "aliyun", 1.5 }, "bad argument #2 to 'places_left' (n must be a whole number or a places check's places)" },
+      { { "aliyun", 0 / 0 }, "bad argument #2 to 'places_left' (n must be a whole number or a places check's places)" },
+      { { "aliyun", math.huge }, "bad argument #2 to 'places_left' (n must be a whole number or a places check's places)" },
+      { { "aliyun", "9950" }, "bad argument #2 to 'places_left' (n must be a whole number or a places check's places)" },
+      { { "aliyun", { used = "1", limit = 10 } },
+        "bad argument #2 to 'places_left' (places.used and places.limit must be numbers)" },
+      { { "aliyun", { used = 1 } }, "bad argument #2 to 'places_left' (places.used and places.limit must be numbers)" },
+    } do
+      local ok, err = pcall(metrics.places_left, metrics, case[1][1], case[1][2])
+      assert.is_false(ok, case[2])
+      assert.truthy(tostring(err):find(case[2], 1, true), tostring(err))
+    end
+    assert.has_error(function() metrics:count("spans", {}) end)
+    assert.equal(before, metrics:render())
   end)
 
   -- The part of `text` from the counters by code to the event counters: the series of issue 48.

@@ -46,11 +46,22 @@
 --   streamctl_admissions_total{provider,verdict,code}  admission decisions ("allow" or
 --                                         "deny", and the verdict's code: streamctl.edge.admission)
 --   streamctl_tokens_total{provider,result}  ZEGO tokens issued ("issued", or the refusal's code)
+--   streamctl_spans_total{result}         the tracing exporter's spans (streamctl.trace.exporter):
+--                                         "exported", or dropped: "queue_full" (its bounded queue
+--                                         was full), "export_failed" (the collector refused, was
+--                                         down or too slow)
 --
--- and, by `admission_time(provider, seconds)`:
+-- by `admission_time(provider, seconds)`:
 --
 --   streamctl_admission_duration_seconds{provider,action="admission"}  histogram of the
 --                                         decisions' time
+--
+-- and by `places_left(provider, n or places)`:
+--
+--   streamctl_blocklist_places_left{provider}  gauge: the places left on the account's
+--                                         block list (Alibaba Cloud's 10,000,
+--                                         streamctl.aliyun.places), as the last places
+--                                         check counted them, before its run
 -- @module streamctl.operator.metrics
 
 local pairs, ipairs, tostring, tonumber, setmetatable, type, error = pairs, ipairs, tostring, tonumber,
@@ -121,7 +132,13 @@ local EVENTS = {
   { "admissions", "Admission decisions at the door (streamctl.edge.admission), by verdict and its code.",
     { "provider", "verdict", "code" } },
   { "tokens", "ZEGO tokens the edge issued, or refused to (the code that refused it).", { "provider", "result" } },
+  { "spans", "Spans the tracing exporter exported, or dropped (queue_full: its queue was full; export_failed: "
+    .. "the collector refused, was down or too slow).", { "result" } },
 }
+
+-- The block list's gauge (one value per provider): key prefix, name, help.
+local PLACES = { "p|", "streamctl_blocklist_places_left",
+  "Places left on the account's block list, as the last places check counted them (before its run)." }
 local EVENT_LABELS = {}
 for _, e in ipairs(EVENTS) do EVENT_LABELS[e[1]] = e[3] end
 
@@ -249,8 +266,8 @@ function Metrics:observe(info)
 end
 
 --- Adds `n` (default 1) to an event counter (see above): `name` is
--- "callbacks", "reactions", "drift", "admissions" or "tokens", `labels` a table with exactly its
--- label names (strings). Misuse raises.
+-- "callbacks", "reactions", "drift", "admissions", "tokens" or "spans", `labels` a table with
+-- exactly its label names (strings). Misuse raises.
 function Metrics:count(name, labels, n)
   local names = EVENT_LABELS[name]
   if not names then error("bad argument #1 to 'count' (not an event counter: " .. tostring(name) .. ")", 2) end
@@ -272,6 +289,33 @@ function Metrics:admission_time(provider, seconds)
     error("bad argument to 'admission_time' (a provider and seconds >= 0)", 2)
   end
   record(self.dict, ADMIT, provider .. "|admission", seconds)
+end
+
+--- Sets the places left on `provider`'s block list (the gauge
+-- streamctl_blocklist_places_left). `n` is a whole number (such as
+-- `aliyun.places.LIMIT - aliyun.places.in_use(client).used`), or the `places` a
+-- places check reports: a forbid batch's `report.places` with `check_places`,
+-- its refusal's `err.places` (BlockListFull), `{ used, limit, ... }`, of which
+-- `limit - used` is taken. Below 0 when more are in use than a `places_limit`
+-- allows. A check that counted nothing (`used` nil: a oneshot batch takes no
+-- place) sets nothing.
+-- @treturn boolean whether the gauge was set. Misuse raises.
+function Metrics:places_left(provider, n)
+  if type(provider) ~= "string" or provider == "" or find(provider, "[|\n]") then
+    error("bad argument #1 to 'places_left' (provider must be a non-empty string without | or newline)", 2)
+  end
+  if type(n) == "table" then
+    if n.used == nil then return false end
+    if type(n.used) ~= "number" or type(n.limit) ~= "number" then
+      error("bad argument #2 to 'places_left' (places.used and places.limit must be numbers)", 2)
+    end
+    n = n.limit - n.used
+  end
+  if type(n) ~= "number" or n ~= floor(n) or n == huge or n == -huge then
+    error("bad argument #2 to 'places_left' (n must be a whole number or a places check's places)", 2)
+  end
+  self.dict:set(PLACES[1] .. provider, n)
+  return true
 end
 
 -- `{provider="...",action="..."` and `extra`, `}`, for `id`.
@@ -380,6 +424,10 @@ function Metrics:render()
   render_histogram(d, keys, WAIT, out)
   render_histogram(d, keys, ADMIT, out)
   render_events(d, keys, out)
+  head(out, PLACES[2], PLACES[3], "gauge")
+  for _, provider in ipairs(ids_of(keys, PLACES[1])) do
+    out[#out + 1] = PLACES[2] .. format('{provider="%s"}', label(provider)) .. " " .. real(d:get(PLACES[1] .. provider))
+  end
   return concat(out, "\n") .. "\n"
 end
 
