@@ -73,6 +73,12 @@
 -- machine that uses it (over cosockets, lua-nginx-redis); without it, in the
 -- shared dict, one budget per nginx. nginx passes a worker only the variables
 -- its `env` directives name.
+--
+-- Traces (docs/tracing.md): with OTEL_EXPORTER_OTLP_ENDPOINT (and the other
+-- OTEL_* variables nginx.conf names), each worker exports its calls' spans
+-- by OTLP/HTTP from one timer; a call made for a request is in the request's
+-- trace (its `traceparent` header), and so is a callback's reaction, though
+-- it runs in a timer.
 
 -- nginx's master reads LUA_PATH and LUA_CPATH from the shell that starts it,
 -- and puts them where nginx.conf's `;;` (or no lua_package_*path) says: a
@@ -96,6 +102,8 @@ end
 local cjson = require "cjson.safe"
 local streamctl = require "streamctl"
 local callbacks = require "streamctl.edge.callbacks"
+local tracing = require "streamctl.trace"
+local request_trace = require("streamctl.base.nginx").request_trace
 local core = require "streamctl.core"
 local metrics_mod = require "streamctl.operator.metrics"
 local audit = require "streamctl.operator.audit"
@@ -118,6 +126,7 @@ local metrics -- made in init_worker, over the shared dict
 local clients = {} -- per worker, made on first use
 local audit_write, audit_why -- the audit log's writer, made in init_worker (and why the last write failed)
 local host -- this machine's name, for the audit lines
+local tracer -- this worker's span exporter (streamctl.trace), when OTEL_* asks for one
 local max_forbid, follow -- (defined below)
 
 
@@ -155,6 +164,8 @@ function M.init()
     local ok, why = require("streamctl.store.redis").config(redis)
     if not ok then error("streamctl_edge: STREAMCTL_REDIS_URL " .. why) end
   end
+  local _, why = tracing.from_env { service_name = "streamctl-edge" }
+  if why then error("streamctl_edge: " .. why) end
   for _, dict in ipairs { SHARED_DICT, METRICS_DICT, CALLBACKS_DICT, DESIRED_DICT } do
     if not ngx.shared[dict] then error("streamctl_edge: nginx.conf needs 'lua_shared_dict " .. dict .. " ...;'") end
   end
@@ -177,6 +188,8 @@ local function client(provider)
     redis = redis,                            -- one budget for every nginx using this Redis,
     shared_dict = not redis and SHARED_DICT or nil, -- else for every worker of this nginx
     on_attempt = metrics.on_attempt,
+    on_span = tracer and tracer.on_span,      -- with OTEL_EXPORTER_OTLP_ENDPOINT: spans exported
+    sampler = tracer and tracer.sampler,
     ca_file = setting("STREAMCTL_CA_FILE"),   -- must be the CA lua_ssl_trusted_certificate names
     timeout_ms = 10000,
   }
@@ -505,9 +518,12 @@ local function answer_callback(provider, event_name, err, stream, reaction, quie
   return reply(200, { ok = true })
 end
 
--- Runs `fn(...)` in a timer (cosockets there), counting its reaction;
--- `target` ({ stream, action }) is what it changes, for the audit log.
+-- Runs `fn(trace, ...)` in a timer (cosockets there), counting its reaction;
+-- `target` ({ stream, action }) is what it changes, for the audit log. `trace`
+-- is the callback request's (a timer has no request: its calls are put in
+-- that trace by hand).
 local function react(provider, reaction, target, fn, ...)
+  local trace = request_trace()
   local ok, terr = ngx.timer.at(0, function(premature, ...)
     if premature then return end
     -- (its intent first: a reaction the log cannot record is not made)
@@ -518,7 +534,7 @@ local function react(provider, reaction, target, fn, ...)
       ngx.log(ngx.ERR, "streamctl_edge: ", reaction, ": not made: the audit log cannot be written")
       return
     end
-    local done, why = fn(...)
+    local done, why = fn(trace, ...)
     metrics:count("reactions", { provider = provider, reaction = reaction, result = done and "ok" or "failed" })
     write_audit { record = "outcome", run = run, provider = provider, command = "reaction " .. reaction,
                   actions = { target.action }, outcome = done and "ok" or "failed", exit = done and 0 or 1,
@@ -532,10 +548,11 @@ local function react(provider, reaction, target, fn, ...)
   end
 end
 
--- One stream forbidden again: true, or nil and why.
-local function forbid_again(provider, fields)
+-- One stream forbidden again, in `trace`: true, or nil and why.
+local function forbid_again(trace, provider, fields)
   local c, cerr = client(provider)
   if not c then return nil, cerr end
+  fields.trace = trace
   local res, err
   if provider == "aliyun" then
     res, err = c:forbid_live_stream(fields)
@@ -640,14 +657,14 @@ end
 
 -- A relay reported offline: looked up (a callback carries no signature: it is a hint,
 -- never a command), and restarted when the service says it is offline.
-local function restart_relay(task_id, region)
+local function restart_relay(trace, task_id, region)
   if not region then return nil, "relay " .. task_id .. " is offline; STREAMCTL_EDGE_TASK_REGION is not set" end
   local c, cerr = client("aliyun")
   if not c then return nil, cerr end
-  local task, err = c:describe_live_pull_to_push { region = region, task_id = task_id }
+  local task, err = c:describe_live_pull_to_push { region = region, task_id = task_id, trace = trace }
   if not task then return nil, err end
   if tonumber(task.TaskStatus) ~= 3 then return true end -- (running, abnormal or not started: nothing to do)
-  local ok, rerr = c:restart_live_pull_to_push { region = region, task_id = task_id }
+  local ok, rerr = c:restart_live_pull_to_push { region = region, task_id = task_id, trace = trace }
   if not ok then return nil, rerr end
   return true
 end
@@ -880,6 +897,8 @@ end
 -- call is made here: init_worker has no cosockets; the timer's callbacks do.)
 function M.init_worker()
   metrics = assert(metrics_mod.new { dict = ngx.shared[METRICS_DICT] }) -- (nil, err only for a bad option)
+  -- (nil when none is asked for; a bad variable was refused in init)
+  tracer = tracing.from_env { service_name = "streamctl-edge", metrics = metrics }
   host = audit.who().host
   audit_write, audit_why = audit.writer(setting("STREAMCTL_EDGE_AUDIT_LOG", ngx.config.prefix() .. "logs/audit.jsonl"),
     { warn = function(text) ngx.log(ngx.WARN, "streamctl_edge: ", text) end }) -- (a torn tail, said once)

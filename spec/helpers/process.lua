@@ -227,4 +227,22 @@ function M.httpserver(seconds, requests, root_route)
   return child, port
 end
 
+--- Whether `pid` is a live process (not a zombie waiting to be reaped).
+function M.alive(pid)
+  local stat = M.read_file("/proc/" .. pid .. "/stat")
+  return stat ~= nil and not stat:match("^%d+ %b() [ZX]")
+end
+
+--- An object whose finalizer runs `fn`: when it is collected, at the latest
+-- when the Lua state closes (busted ends with os.exit(code, true)). Keep it
+-- where what it cleans up is kept. (5.1 tables have no __gc: LuaJIT's newproxy.)
+function M.on_close(fn)
+  if newproxy then -- luacheck: ignore 113
+    local p = newproxy(true) -- luacheck: ignore 113
+    getmetatable(p).__gc = fn
+    return p
+  end
+  return setmetatable({}, { __gc = fn })
+end
+
 return M

@@ -171,6 +171,22 @@ describe("W3C Trace Context on the providers' requests", function()
     assert.equal("no sampler", raising.on_span_error)
   end)
 
+  it("a call's own trace, as a client's; one that breaks the option's rule refused, nothing sent", function()
+    local ali = client(streamctl.aliyun, { trace = "00-" .. string.rep("1", 32) .. "-" .. string.rep("2", 16) .. "-01" })
+    assert(ali:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "a",
+                                    trace = { traceparent = PARENT, tracestate = "rojo=1" } })
+    local e = server:log({ action = "ResumeLiveStream" })[1]
+    assert.same({ TRACE, "rojo=1" }, { e.traceparent:match("^00%-(%x+)%-"), e.tracestate })
+    local _, err = ali:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "a",
+                                            trace = 7 }
+    assert.equal("field 'trace' must be a traceparent string or a table of traceparent, tracestate and trace_id "
+      .. "strings", err.message)
+    assert.equal(1, #server:log { action = "ResumeLiveStream" })
+    -- (the provider's fields are checked as before: the trace is not one of them)
+    _, err = ali:resume_live_stream { domain_name = "push.example.com", app_name = "live", trace = PARENT }
+    assert.equal("field 'stream_name' is required", err.message)
+  end)
+
   it("a batch refused before sending ends its span not_sent, in the trace the audit would name", function()
     local got = {}
     local z = client(streamctl.zego, { on_span = function(s) got[#got + 1] = s end })

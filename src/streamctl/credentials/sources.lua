@@ -37,28 +37,10 @@ M.URI_CONNECT_TIMEOUT_MS = 5000
 local TOKEN_HEADER = "x-aliyun-ecs-metadata-token"
 local ROLES = "/latest/meta-data/ram/security-credentials/"
 
---- One request at a time over a transport of its own (never the client's,
--- whose completions belong to its engine), for `fetcher`: `exchange(request)
--- -> response | nil, err`. `opts` are streamctl.transport.curl's options
--- (timeouts, ca_file, proxy); inside nginx it uses cosockets.
+--- One request at a time over a transport of its own, for `fetcher`
+-- (streamctl.transport.auto's `exchange`).
 function M.exchange(opts)
-  local io, err = require("streamctl.transport.auto").new(opts, "auto")
-  if not io then return nil, err end
-  local n = 0
-  -- (the transport ends each request by its timeout: the loop's bound is a guard)
-  local rounds = ((opts.timeout_ms or 10000) + (opts.connect_timeout_ms or 0)) / 100 + 50
-  return function(request)
-    n = n + 1
-    local key = { n = n }
-    local ok, serr = io.start(key, request)
-    if not ok then return nil, serr end
-    for _ = 1, rounds do
-      for _, c in ipairs(io.poll(0.1)) do
-        if c.key == key then return c.res, c.err end
-      end
-    end
-    return nil, { code = "NetworkError", message = "no answer (the transport did not end the request)" }
-  end
+  return require("streamctl.transport.auto").exchange(opts)
 end
 
 -- One request through `exchange`: the response, or nil and why (the URL

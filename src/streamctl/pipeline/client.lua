@@ -154,11 +154,17 @@ end
 -- rate limiting and retries (each attempt signed afresh).
 -- @return the decoded response table, or nil, err (`err.attempts` says how many were made)
 function Client:call(action, params)
-  local op, out = self:_encode(action, params, 2)
+  return self:_call(action, params)
+end
+
+-- `call`, in `trace` (a parsed trace context: a named method's `trace`
+-- field) when given.
+function Client:_call(action, params, given)
+  local op, out = self:_encode(action, params, 3)
   if not op then return nil, out end
   local here = self:_send_blocker(action)
   if here then return nil, here end
-  local span, trace = spans.start(self, action)
+  local span, trace = spans.start(self, action, given)
   local job = self:_job(action, op, out)
   job.trace, job.span_parent = trace, span and span.span_id
   job = self:_run({ job }, { concurrency = 1 })[1]
@@ -210,9 +216,20 @@ end
 local function named(rules, name, spec)
   local method_name = rules.provider .. "." .. name
   return function(self, fields)
+    -- (a call's own `trace`, as a client's: not one of the provider's fields, taken out before they
+    -- are checked; a copy made only for a call that has one)
+    local trace
+    if type(fields) == "table" and fields.trace ~= nil then
+      local why
+      trace, why = options.trace_check(fields.trace)
+      if not trace then return nil, errors.invalid(rules.provider, spec.action, "field 'trace' " .. why) end
+      local rest = {}
+      for k, v in pairs(fields) do if k ~= "trace" then rest[k] = v end end
+      fields, trace = rest, tracecontext.from(trace)
+    end
     local params, err = self:_fields(method_name, spec, fields)
     if not params then return nil, err end
-    return self:call(spec.action, params)
+    return self:_call(spec.action, params, trace)
   end
 end
 

@@ -1,0 +1,247 @@
+--- Spans sent to an OpenTelemetry collector by OTLP/HTTP: a bounded
+-- queue, filled by a client's `on_span`, emptied in batches through the
+-- project's own transports (libcurl outside nginx, cosockets inside).
+--
+--   local exporter = require("streamctl.trace.exporter").new {
+--     endpoint = "http://127.0.0.1:4318/v1/traces", resource = { ["service.name"] = "nightly" } }
+--   local z = streamctl.zego.new { ..., on_span = exporter.on_span, sampler = exporter.sampler }
+--   ...
+--   exporter:shutdown(2)        -- at exit: what is queued, sent within 2 s
+--
+-- A call never waits for the collector: `on_span` only queues (in O(1));
+-- a full queue drops the new span and counts it. What sends:
+--
+--   outside nginx   `flush(seconds)` and `shutdown(seconds)`, when the
+--                   program says (the command: at exit, bounded by 2 s); a
+--                   long-running script calls `flush` between its work
+--   inside nginx    one timer per worker and exporter (`ngx.timer.every`,
+--                   started by the first span, from any phase that may make
+--                   a timer): every `interval` it sends what is queued, with
+--                   cosockets (never from a phase that forbids them); at the
+--                   worker's exit (the timer's premature run) it flushes what
+--                   it can within `exit_seconds`
+--
+-- A batch the collector refuses, or that meets a network error or the
+-- time bound, ends that flush: its spans are dropped (`export_failed`),
+-- the rest wait for the next (in nginx) or are dropped at shutdown. A
+-- collector that is down, slow or answering 5xx never changes a call's
+-- result. The counts are in `stats()` and, with `metrics` (an object with
+-- `count(name, labels, n)`, streamctl.operator.metrics), in
+-- `streamctl_spans_total{result}`: "exported", "queue_full", "export_failed".
+-- @module streamctl.trace.exporter
+
+-- luacheck: globals ngx
+local otlp = require "streamctl.trace.otlp"
+local auto = require "streamctl.transport.auto"
+local core = require "streamctl.core"
+local version = require "streamctl.version"
+local validate = require "streamctl.base.validate"
+local url = require "streamctl.base.url"
+local transport_common = require "streamctl.transport.common"
+
+local type, pairs, tostring, error, rawget, setmetatable = type, pairs, tostring, error, rawget, setmetatable
+local min, floor = math.min, math.floor
+local format, find = string.format, string.find
+
+local M = {}
+
+--- The defaults: OpenTelemetry's batch span processor's (OTEL_BSP_*) and
+-- the OTLP exporter's timeout (OTEL_EXPORTER_OTLP_TIMEOUT).
+M.DEFAULTS = { max_queue = 2048, max_batch = 512, interval_ms = 5000, timeout_ms = 10000, exit_seconds = 2,
+               protocol = "http/protobuf" }
+
+-- A collector's URL, its path included (OTLP/HTTP's for traces: /v1/traces).
+-- Plain http is allowed anywhere, unlike a provider's endpoint: a
+-- collector beside the program is the common case (OTLP's default is
+-- http://localhost:4318) and spans carry no secret.
+local function check_endpoint(v)
+  if type(v) ~= "string" then return nil, "must be an http or https URL string" end
+  if find(v, "[%z\r\n%s]") then return nil, "must not contain whitespace, CR, LF or NUL" end
+  local scheme, authority = url.split(v)
+  if scheme ~= "http" and scheme ~= "https" then return nil, "must be an http or https URL" end
+  if url.userinfo(authority) then return nil, "must not carry user information (give headers instead)" end
+  local host = url.host_port(authority)
+  if not host then return nil, "must name a valid host and port" end
+  return v
+end
+
+local function check_resource(v)
+  if type(v) ~= "table" then return nil, "must be a table of attribute names to values" end
+  for k, x in pairs(v) do
+    local t = type(x)
+    if type(k) ~= "string" or (t ~= "string" and t ~= "number" and t ~= "boolean") then
+      return nil, "must map names to strings, numbers or booleans (" .. tostring(k) .. " is a " .. t .. ")"
+    end
+  end
+  return v
+end
+
+local function check_headers(v)
+  if type(v) ~= "table" then return nil, "must be a table of header names to values" end
+  local ok, why = transport_common.header_fields(v)
+  if not ok then return nil, why end
+  return v
+end
+
+local function check_protocol(v)
+  if v == "http/protobuf" or v == "http/json" then return v end
+  return nil, "must be http/protobuf or http/json (OTLP over gRPC is not supported)"
+end
+
+M.check_endpoint = check_endpoint
+
+M.OPTIONS = {
+  { name = "endpoint", type = "custom", required = true, check = check_endpoint },
+  { name = "headers", type = "custom", check = check_headers },
+  { name = "protocol", type = "custom", check = check_protocol },
+  { name = "resource", type = "custom", check = check_resource },
+  { name = "max_queue", type = "integer", min = 1, max = 1000000 },
+  { name = "max_batch", type = "integer", min = 1, max = 100000 },
+  { name = "interval_ms", type = "integer", min = 1, max = 3600000 },
+  { name = "timeout_ms", type = "integer", min = 1, max = 600000 },
+  { name = "exit_seconds", type = "number", min = 0, max = 3600 },
+  { name = "ca_file", type = "custom", check = transport_common.check_ca_file },
+  { name = "sampler", type = "function" },
+  { name = "metrics", type = "object", methods = { "count" } },
+  { name = "clock", type = "function" },
+}
+
+local Exporter = {}
+Exporter.__index = Exporter
+
+local function in_nginx()
+  local n = rawget(_G, "ngx")
+  return n ~= nil and n.get_phase ~= nil and n.get_phase() ~= "init"
+end
+
+--- Makes an exporter; raises on misuse (an option breaking its rule, named).
+function M.new(opts)
+  local o, err = validate.construct(M.OPTIONS, opts or {}, "streamctl.trace.exporter.new", "new")
+  if not o then error(err.message, 2) end
+  local resource = { ["telemetry.sdk.name"] = "streamctl", ["telemetry.sdk.language"] = "lua",
+                     ["telemetry.sdk.version"] = version._VERSION }
+  for k, v in pairs(o.resource or {}) do resource[k] = v end
+  if resource["service.name"] == nil then resource["service.name"] = "unknown_service:streamctl" end
+  local self = setmetatable({
+    endpoint = o.endpoint, headers = o.headers or {}, protocol = o.protocol or M.DEFAULTS.protocol,
+    resource = resource, max_queue = o.max_queue or M.DEFAULTS.max_queue,
+    max_batch = o.max_batch or M.DEFAULTS.max_batch,
+    interval = (o.interval_ms or M.DEFAULTS.interval_ms) / 1000,
+    timeout_ms = o.timeout_ms or M.DEFAULTS.timeout_ms,
+    exit_seconds = o.exit_seconds or M.DEFAULTS.exit_seconds,
+    ca_file = o.ca_file, metrics = o.metrics, sampler = o.sampler, clock = o.clock or core.monotonic,
+    queue = {}, head = 1, tail = 0, -- (a ring of spans: head .. tail)
+    counts = { exported = 0, queue_full = 0, export_failed = 0 }, stopped = false,
+  }, Exporter)
+  self.on_span = function(span) return self:add(span) end
+  return self
+end
+
+local function count(self, result, n)
+  if n <= 0 then return end
+  self.counts[result] = self.counts[result] + n
+  local m = self.metrics
+  if m then m:count("spans", { result = result }, n) end
+end
+
+--- How many spans wait.
+function Exporter:queued() return self.tail - self.head + 1 end
+
+--- Queues a span (a client's `on_span`): dropped and counted when the
+-- queue is full or the exporter stopped. Inside nginx, starts the worker's
+-- timer with the first span.
+function Exporter:add(span)
+  if self.stopped or self:queued() >= self.max_queue then return count(self, "queue_full", 1) end
+  self.tail = self.tail + 1
+  self.queue[self.tail] = span
+  if not self.timer and in_nginx() then self:_start_timer() end
+end
+
+-- The next batch, taken off the queue.
+local function take(self)
+  local n = min(self.max_batch, self:queued())
+  local batch = {}
+  for i = 1, n do
+    batch[i] = self.queue[self.head]
+    self.queue[self.head] = nil
+    self.head = self.head + 1
+  end
+  if self:queued() == 0 then self.head, self.tail = 1, 0 end
+  return batch
+end
+
+-- Sends one batch within `ms`: true, or nil and why.
+function Exporter:_send(batch, ms)
+  local body, content_type = otlp.encode(batch, self.resource, self.protocol)
+  local headers = { ["Content-Type"] = content_type, ["User-Agent"] = version.user_agent }
+  for k, v in pairs(self.headers) do headers[k] = v end
+  local exchange, err = auto.exchange { timeout_ms = ms, connect_timeout_ms = ms, ca_file = self.ca_file }
+  if not exchange then return nil, tostring(err and err.message or err) end
+  local res, rerr = exchange { method = "POST", url = self.endpoint, headers = headers, body = body }
+  if not res then return nil, tostring(rerr and rerr.message or rerr) end
+  if res.status < 200 or res.status > 299 then return nil, format("the collector answered HTTP %d", res.status) end
+  return true
+end
+
+--- Sends what is queued, batch by batch, within `seconds` (default: the
+-- request timeout): stops at the first batch that fails (its spans
+-- dropped) or when the time is up. Returns `stats()`.
+function Exporter:flush(seconds)
+  if self.flushing then return self:stats() end -- (a timer's run while the last one still sends)
+  self.flushing = true
+  local deadline = self.clock() + (seconds or self.timeout_ms / 1000)
+  while self:queued() > 0 do
+    local left_ms = floor((deadline - self.clock()) * 1000)
+    if left_ms < 1 then break end
+    local batch = take(self)
+    local ok, why = self:_send(batch, min(self.timeout_ms, left_ms))
+    if ok then
+      count(self, "exported", #batch)
+    else
+      count(self, "export_failed", #batch)
+      self.last_error = why
+      break
+    end
+  end
+  self.flushing = false
+  return self:stats()
+end
+
+--- Flushes within `seconds` (default `exit_seconds`), then takes no more
+-- spans: what is still queued is dropped (`export_failed`). Returns `stats()`.
+function Exporter:shutdown(seconds)
+  if not self.stopped then
+    self:flush(seconds or self.exit_seconds)
+    self.stopped = true
+    local left = self:queued()
+    if left > 0 then
+      self.queue, self.head, self.tail = {}, 1, 0
+      count(self, "export_failed", left)
+      self.last_error = self.last_error or "the time to send them ran out"
+    end
+  end
+  return self:stats()
+end
+
+--- `{ queued, exported, dropped = { queue_full, export_failed }, last_error }`.
+function Exporter:stats()
+  local c = self.counts
+  return { queued = self:queued(), exported = c.exported,
+           dropped = { queue_full = c.queue_full, export_failed = c.export_failed }, last_error = self.last_error }
+end
+
+-- Inside nginx: one timer per worker sends the queue every `interval`; its
+-- premature run (the worker exiting) flushes within `exit_seconds`.
+function Exporter:_start_timer()
+  self.timer = true
+  local ok, err = ngx.timer.every(self.interval, function(premature)
+    if premature then return self:shutdown(self.exit_seconds) end
+    if self:queued() > 0 then self:flush() end
+  end)
+  if not ok then
+    self.timer = nil -- (tried again with the next span)
+    self.last_error = "no timer: " .. tostring(err)
+  end
+end
+
+return M
