@@ -8,6 +8,7 @@ local emu = require "spec.helpers.emulator"
 local streamctl = require "streamctl"
 
 local PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+local mixed_client -- (the client a coroutine calls while a reconcile on it runs)
 local TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 describe("W3C Trace Context on the providers' requests", function()
@@ -185,6 +186,65 @@ describe("W3C Trace Context on the providers' requests", function()
     -- (the provider's fields are checked as before: the trace is not one of them)
     _, err = ali:resume_live_stream { domain_name = "push.example.com", app_name = "live", trace = PARENT }
     assert.equal("field 'stream_name' is required", err.message)
+  end)
+
+  it("a reconcile is one span over its calls; a refused one not_sent; other coroutines' calls not under it",
+    function()
+    local reconcile = require "streamctl.operator.reconcile"
+    local got = {}
+    local ali = client(streamctl.aliyun, { trace = PARENT, on_span = function(s) got[#got + 1] = s end })
+    local report = assert(reconcile.aliyun(ali, {
+      { domain_name = "push.example.com", app_name = "live", stream_name = "a" } }))
+    assert.equal(1, report.fixed)
+    local root = got[#got]
+    assert.same({ "Live.Reconcile", TRACE, "b7ad6b7169203331", "ok", 1, 1 }, { root.name, root.trace_id,
+      root.parent_span_id, root.attributes["streamctl.outcome"], root.attributes["streamctl.reconcile.missing"],
+      root.attributes["streamctl.reconcile.fixed"] })
+    local ids, ops = { [root.span_id] = true }, 0
+    for i = 1, #got - 1 do
+      if got[i].kind == "internal" then
+        ops = ops + 1
+        ids[got[i].span_id] = true
+        assert.equal(root.span_id, got[i].parent_span_id, got[i].name)
+      end
+    end
+    for i = 1, #got - 1 do
+      assert.equal(TRACE, got[i].trace_id)
+      assert.is_true(ids[got[i].parent_span_id], got[i].name .. " hangs under no span of the reconcile")
+    end
+    assert.is_true(ops >= 2) -- (the block list read, the places, the forbid batch)
+    for _, e in ipairs(server:log {}) do assert.equal(TRACE, e.traceparent:match("^00%-(%x+)%-")) end
+    -- a call from another coroutine while the reconcile runs is not under it (nginx requests share clients)
+    got = {}
+    local outside
+    local mixed = client(streamctl.aliyun, { on_span = function(s)
+      got[#got + 1] = s
+      if not outside and s.kind == "client" then
+        outside = true
+        local co = coroutine.create(function()
+          return mixed_client:resume_live_stream { domain_name = "push.example.com", app_name = "live",
+                                                   stream_name = "z" }
+        end)
+        assert(coroutine.resume(co))
+      end
+    end })
+    mixed_client = mixed
+    assert(reconcile.aliyun(mixed, { { domain_name = "push.example.com", app_name = "live", stream_name = "b" } }))
+    local rec
+    for _, s in ipairs(got) do if s.name == "Live.Reconcile" then rec = s end end
+    for _, s in ipairs(got) do
+      if s.name == "Live.ResumeLiveStream" and s.kind == "internal" then
+        assert.not_equal(rec.trace_id, s.trace_id)
+        assert.is_nil(s.parent_span_id)
+      end
+    end
+    -- a refusal (the guard): nothing sent, the span not_sent
+    got = {}
+    local _, err = reconcile.aliyun(ali, { { domain_name = "push.example.com", app_name = "live", stream_name = "c" },
+      { domain_name = "push.example.com", app_name = "live", stream_name = "d" } }, { max_forbid = 1 })
+    assert.truthy(err)
+    assert.same({ "Live.Reconcile", "not_sent", "error" }, { got[#got].name, got[#got].attributes["streamctl.outcome"],
+      got[#got].status.code })
   end)
 
   it("a batch refused before sending ends its span not_sent, in the trace the audit would name", function()

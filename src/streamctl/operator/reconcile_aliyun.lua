@@ -129,6 +129,6 @@ local function aliyun(client, desired, opts)
   return finish(report)
 end
 
-M.aliyun = aliyun
+M.aliyun = base.traced(aliyun)
 
 return M

@@ -8,6 +8,7 @@ local audit = require "streamctl.operator.audit"
 local errors = require "streamctl.base.errors"
 local json = require "streamctl.base.json"
 local validate = require "streamctl.base.validate"
+local spans = require "streamctl.pipeline.spans"
 
 local type, ipairs, pairs, tostring, pcall, error = type, ipairs, pairs, tostring, pcall, error
 local format, find, match, gmatch, concat = string.format, string.find, string.match, string.gmatch, table.concat
@@ -296,6 +297,28 @@ local function finish(report)
   return report
 end
 
+-- A reconcile's outcome, for its span (streamctl.pipeline.spans.around):
+-- a refusal sends nothing; a report is ok, failed or unknown by its streams.
+local function span_outcome(report, err)
+  if not report then return "not_sent", tostring(err and err.message or err) end
+  local failed, unknown = #report.failed, #report.unknown
+  return (failed > 0 and "failed") or (unknown > 0 and "unknown") or "ok",
+    format("%d failed, %d unknown", failed, unknown),
+    { ["streamctl.reconcile.missing"] = #report.found.missing, ["streamctl.reconcile.extra"] = #report.found.extra,
+      ["streamctl.reconcile.fixed"] = report.fixed, ["streamctl.reconcile.failed"] = failed,
+      ["streamctl.reconcile.unknown"] = unknown, ["streamctl.batch.calls"] = report.calls }
+end
+
+--- A reconciler run as one operation over its calls (with the client's
+-- `on_span`: one span, "Live.Reconcile" or "ZEGO.Reconcile", its calls
+-- under it; streamctl.pipeline.spans).
+local function traced(run)
+  return function(client, desired, opts)
+    if type(client) ~= "table" then return run(client, desired, opts) end -- (its own refusal names the misuse)
+    return spans.around(client, "Reconcile", span_outcome, run, client, desired, opts)
+  end
+end
+
 local function has_methods(client, names)
   if type(client) ~= "table" then return false end
   for _, n in ipairs(names) do
@@ -368,6 +391,7 @@ M.batch = batch
 M.single = single
 M.before_sending = before_sending
 M.finish = finish
+M.traced = traced
 M.has_methods = has_methods
 M.parse = parse
 

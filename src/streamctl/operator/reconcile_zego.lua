@@ -360,7 +360,7 @@ local function file_store(path)
   return store
 end
 
-M.zego = zego
+M.zego = base.traced(zego)
 M.zego_forget = zego_forget
 M.file_store = file_store
 

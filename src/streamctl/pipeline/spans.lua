@@ -24,7 +24,13 @@ local tracecontext = require "streamctl.base.tracecontext"
 local nginx = require "streamctl.base.nginx"
 local url = require "streamctl.base.url"
 
-local pcall, pairs, tostring, type = pcall, pairs, tostring, type
+local pcall, pairs, tostring, type, error, setmetatable = pcall, pairs, tostring, type, error, setmetatable
+local running = coroutine.running
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local unpack = table.unpack or unpack -- luacheck: ignore (LuaJIT's)
+
+-- (the main coroutine's key: Lua 5.1's coroutine.running gives nil there)
+local MAIN = {}
 local format = string.format
 
 local M = {}
@@ -60,7 +66,10 @@ end
 -- `trace`, parsed), else the client's, else (inside nginx, in a request's
 -- phase) the request's `traceparent`; or nil.
 function M.context(client, given)
-  if given or client._trace then return given or client._trace end
+  if given then return given end
+  local scopes = client._span_scopes -- (an `around`'s, for the coroutine it runs in)
+  local scoped = scopes and scopes[running() or MAIN]
+  if scoped or client._trace then return scoped or client._trace end
   local req = nginx.request_trace()
   return req and tracecontext.from(req) or nil
 end
@@ -95,6 +104,31 @@ function M.start(client, action, trace)
                  ctx = { trace_id = ctx.trace_id, parent_id = ctx.parent_id, sampled = yes,
                          tracestate = ctx.tracestate } }
   return span, span.ctx
+end
+
+--- Runs `fn(...)` as one operation, `action` (a reconcile), over the calls
+-- it makes: one span, and every call made on `client` meanwhile, from the
+-- same coroutine, in its trace under it (another coroutine's calls, an
+-- nginx request's sharing the client, are not). `outcome_of(...)` names the
+-- outcome from fn's results: "ok", "failed", "unknown" or "not_sent", and a
+-- message. Returns fn's results.
+function M.around(client, action, outcome_of, fn, ...)
+  local span = M.start(client, action)
+  if not span then return fn(...) end
+  local scopes = client._span_scopes
+  if not scopes then
+    scopes = setmetatable({}, { __mode = "k" })
+    client._span_scopes = scopes
+  end
+  local key = running() or MAIN
+  local before = scopes[key]
+  scopes[key] = { trace_id = span.trace_id, parent_id = span.span_id, sampled = span.recording,
+                  tracestate = span.trace_state }
+  local results = pack(pcall(fn, ...))
+  scopes[key] = before
+  if not results[1] then error(results[2], 0) end
+  M.finish(client, span, outcome_of(unpack(results, 2, results.n)))
+  return unpack(results, 2, results.n)
 end
 
 --- Ends an operation's span with its `outcome` ("ok", "failed", "unknown",
