@@ -214,7 +214,7 @@ describe("monitoring/", function()
     local alerts = alerts_of(rules_text)
     local names = {}
     for i, a in ipairs(alerts) do names[i] = a.alert end
-    assert.same({ "StreamctlThrottled", "StreamctlRoomBelowCap", "StreamctlFailures", "StreamctlOutcomesMaybeUnknown",
+    assert.same({ "StreamctlThrottled", "StreamctlRoomBelowCap", "StreamctlFailures", "StreamctlOutcomesUnknown",
                   "StreamctlBlockListPlacesLow", "StreamctlCallbackReplayed", "StreamctlSpansDropped" }, names)
     assert.same({}, flaws(alerts))
     -- each alert: an evaluation where it fires, one where nothing does (before its for:, or not its series)
@@ -240,7 +240,7 @@ describe("monitoring/", function()
     for _, a in ipairs(alerts_of(rules_text)) do metric_names(a.expr, used) end
     -- (the scan finds every one: a scan that found none would pass anything)
     assert.same({ "streamctl_blocklist_places_left", "streamctl_callbacks_total", "streamctl_cap_requests_per_second",
-                  "streamctl_failures_total", "streamctl_requests_total", "streamctl_retries_by_code_total",
+                  "streamctl_failures_total", "streamctl_outcome_unknown_total", "streamctl_requests_total",
                   "streamctl_room_requests_per_second", "streamctl_spans_total", "streamctl_throttled_total" },
       sorted(used))
     assert.same({}, unknown(used))

@@ -498,6 +498,19 @@ describe("streamctl.operator.metrics", function()
       metrics.new { dcit = {} })
   end)
 
+  it("counts the attempts whose outcome was unknown, apart from the failures that were not", function()
+    local metrics = require("streamctl.operator.metrics").new()
+    local id = 'provider="aliyun",action="ForbidLiveStream"'
+    metrics:observe { provider = "aliyun", action = "ForbidLiveStream", ok = false, retry = false, seconds = 10,
+                      error = { code = "Timeout", sent = true, outcome_unknown = true } }
+    metrics:observe { provider = "aliyun", action = "ForbidLiveStream", ok = false, retry = true, seconds = 0.1,
+                      error = { code = "InvalidParameter", sent = true } }
+    local text = metrics:render()
+    for _, line in ipairs { "streamctl_failures_total{" .. id .. "} 2", "streamctl_outcome_unknown_total{" .. id .. "} 1" } do
+      assert.truthy(text:find("\n" .. line .. "\n", 1, true), line)
+    end
+  end)
+
   it("renders what on_attempt saw in the Prometheus text format, byte for byte", function()
     local metrics = require("streamctl.operator.metrics").new()
     local seen = {}
@@ -552,6 +565,11 @@ describe("streamctl.operator.metrics", function()
       "# TYPE streamctl_failures_total counter",
       "streamctl_failures_total{" .. ali .. "} 1",
       "streamctl_failures_total{" .. odd .. "} 0",
+      "# HELP streamctl_outcome_unknown_total Attempts that ended with their outcome unknown (sent, then no answer "
+        .. "to trust): looked up or sent again; a report counts a stream it could not settle as unknown.",
+      "# TYPE streamctl_outcome_unknown_total counter",
+      "streamctl_outcome_unknown_total{" .. ali .. "} 0",
+      "streamctl_outcome_unknown_total{" .. odd .. "} 0",
       "# HELP streamctl_request_duration_seconds Time from sending an attempt to its answer or failure.",
       "# TYPE streamctl_request_duration_seconds histogram",
       -- the fake clock does not move while a request is answered: both took 0 s

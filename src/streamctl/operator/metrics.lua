@@ -17,6 +17,8 @@
 --   streamctl_retries_total               attempts after the first of a call
 --   streamctl_throttled_total             attempts the provider throttled
 --   streamctl_failures_total              attempts that failed, throttled ones included
+--   streamctl_outcome_unknown_total       attempts that ended with their outcome unknown (sent, no
+--                                         answer to trust: a timeout, a connection lost, a 5xx)
 --   streamctl_request_duration_seconds    histogram of the time from send to answer
 --                                         (or to the failure) of every attempt
 --   streamctl_throttled_by_code_total{provider,action,code}  attempts the provider
@@ -94,6 +96,8 @@ local COUNTERS = {
   { "retries", "Attempts after the first of a call." },
   { "throttled", "Attempts the provider throttled." },
   { "failures", "Attempts that failed (throttled ones included)." },
+  { "outcome_unknown", "Attempts that ended with their outcome unknown (sent, then no answer to trust): "
+    .. "looked up or sent again; a report counts a stream it could not settle as unknown." },
 }
 
 -- The histograms: key prefix, name, help, bounds.
@@ -258,6 +262,7 @@ function Metrics:observe(info)
     if info.code ~= nil then d:incr(by_code_key("b|throttled|", info.code, id), 1, 0) end
   end
   if not info.ok then d:incr("c|failures|" .. id, 1, 0) end
+  if type(info.error) == "table" and info.error.outcome_unknown then d:incr("c|outcome_unknown|" .. id, 1, 0) end
   if info.after_code ~= nil then d:incr(by_code_key("b|retries|", info.after_code, id), 1, 0) end
   record(d, LATENCY, id, info.seconds or 0)
   if info.waited then record(d, WAIT, id, info.waited) end
