@@ -185,23 +185,25 @@ static int dir_of(const char *path, char *dir, size_t size) {
     return 0;
 }
 
-/* core.replace_file(path, data): replaces the file at `path` with `data`,
-   atomically: written whole to a temporary file beside it (made with
-   O_EXCL and mode 0600, named from RAND_bytes), fsync(2)ed, renamed over
-   `path`, and the directory fsync(2)ed so that the rename itself is on the
-   disk. A reader sees the old bytes or the new, never a part; on any
-   failure the old file is left as it was and the temporary removed. true,
-   or nil and the reason (naming `path`). */
+/* core.replace_file(path, data [, mode]): replaces the file at `path` with
+   `data`, atomically: written whole to a temporary file beside it (O_EXCL,
+   mode 0600, or `mode` by fchmod(2) whatever the umask: a file others read;
+   named from RAND_bytes), fsync(2)ed, renamed over `path`, and the directory
+   fsync(2)ed so that the rename itself is on the disk. A reader sees the old
+   bytes or the new, never a part; on any failure the old file is left as it
+   was and the temporary removed. true, or nil and the reason (naming `path`). */
 static int l_replace_file(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     size_t n, done;
     const char *data = luaL_checklstring(L, 2, &n);
+    lua_Integer mode = luaL_optinteger(L, 3, 0600);
     unsigned char rnd[8];
     char tmp[4096], dir[4096];
     int fd, dfd, err = 0;
     size_t i;
     size_t plen = strlen(path);
     if (plen == 0) return luaL_argerror(L, 1, "an empty path");
+    if (mode < 0 || mode > 0777) return luaL_argerror(L, 3, "permission bits, 0 to 0777");
     if (plen + 1 + 4 + 16 + 1 > sizeof(tmp) || dir_of(path, dir, sizeof(dir)) != 0)
         return push_failure(L, "replace", path, ENAMETOOLONG);
     {
@@ -222,6 +224,7 @@ static int l_replace_file(lua_State *L) {
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
     if (fd < 0) return push_failure(L, "replace", path, errno);
     err = write_all(fd, data, n, &done);
+    if (err == 0 && mode != 0600 && fchmod(fd, (mode_t)mode) != 0) err = errno;
     if (err == 0 && fsync(fd) != 0) err = errno;
     if (close(fd) != 0 && err == 0 && errno != EINTR) err = errno;
     if (err == 0 && rename(tmp, path) != 0) err = errno;

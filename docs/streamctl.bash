@@ -17,87 +17,87 @@ _streamctl() {
                     case "$arg" in
                         create-live-pull-to-push)
                             cmd="$cmd create-live-pull-to-push"
-                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         delete-live-pull-to-push)
                             cmd="$cmd delete-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         describe-live-pull-to-push)
                             cmd="$cmd describe-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug"
+                            opts="$opts -h --help --region --task-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
                             break
                             ;;
                         describe-live-pull-to-push-list)
                             cmd="$cmd describe-live-pull-to-push-list"
-                            opts="$opts -h --help --region --dst-url --task-id --task-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug"
+                            opts="$opts -h --help --region --dst-url --task-id --task-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
                             break
                             ;;
                         describe-live-streams-block-list)
                             cmd="$cmd describe-live-streams-block-list"
-                            opts="$opts -h --help --domain-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug"
+                            opts="$opts -h --help --domain-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
                             break
                             ;;
                         describe-live-streams-online-list)
                             cmd="$cmd describe-live-streams-online-list"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
                             break
                             ;;
                         describe-live-user-domains)
                             cmd="$cmd describe-live-user-domains"
-                            opts="$opts -h --help --live-domain-type --domain-name --domain-search-type --domain-status --region-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug"
+                            opts="$opts -h --help --live-domain-type --domain-name --domain-search-type --domain-status --region-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
                             break
                             ;;
                         forbid-live-stream)
                             cmd="$cmd forbid-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         forbid-live-streams)
                             cmd="$cmd forbid-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --places-limit --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-forbid"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --places-limit --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid"
                             break
                             ;;
                         restart-live-pull-to-push)
                             cmd="$cmd restart-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         resume-live-stream)
                             cmd="$cmd resume-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         resume-live-streams)
                             cmd="$cmd resume-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-resume"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-resume"
                             break
                             ;;
                         stop-live-pull-to-push)
                             cmd="$cmd stop-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         update-live-pull-to-push)
                             cmd="$cmd update-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         reconcile)
                             cmd="$cmd reconcile"
-                            opts="$opts -h --help --from --remove-extra --allow-empty --domain-name --resume-time --places-limit --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            opts="$opts -h --help --from --remove-extra --allow-empty --domain-name --resume-time --places-limit --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         whoami)
                             cmd="$cmd whoami"
-                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --sts-endpoint"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --sts-endpoint"
                             break
                             ;;
                     esac
@@ -112,47 +112,47 @@ _streamctl() {
                     case "$arg" in
                         describe-rtc-stream-state)
                             cmd="$cmd describe-rtc-stream-state"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
                             break
                             ;;
                         forbid-cdn-live-stream)
                             cmd="$cmd forbid-cdn-live-stream"
-                            opts="$opts -h --help --stream-id --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --stream-id --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         forbid-rtc-stream)
                             cmd="$cmd forbid-rtc-stream"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         forbid-rtc-streams)
                             cmd="$cmd forbid-rtc-streams"
-                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-forbid"
+                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid"
                             break
                             ;;
                         resume-cdn-live-stream)
                             cmd="$cmd resume-cdn-live-stream"
-                            opts="$opts -h --help --stream-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --stream-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         resume-rtc-stream)
                             cmd="$cmd resume-rtc-stream"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --audit-log --no-audit-log"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         resume-rtc-streams)
                             cmd="$cmd resume-rtc-streams"
-                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-resume"
+                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-resume"
                             break
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         reconcile)
                             cmd="$cmd reconcile"
-                            opts="$opts -h --help --from --remove-extra --allow-empty --state --cdn-resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            opts="$opts -h --help --from --remove-extra --allow-empty --state --cdn-resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         issue-token)
@@ -334,6 +334,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --audit-log)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -423,6 +431,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --audit-log)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -506,6 +522,14 @@ _streamctl() {
                     ;;
                 -o|--output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
             esac
@@ -605,6 +629,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -688,6 +720,14 @@ _streamctl() {
                     ;;
                 -o|--output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
             esac
@@ -781,6 +821,14 @@ _streamctl() {
                     ;;
                 -o|--output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
             esac
@@ -884,6 +932,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -983,6 +1039,14 @@ _streamctl() {
                     ;;
                 -o|--output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --audit-log)
@@ -1094,6 +1158,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --audit-log)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1185,6 +1257,14 @@ _streamctl() {
                     ;;
                 -o|--output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --audit-log)
@@ -1280,6 +1360,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --audit-log)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1373,6 +1461,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --audit-log)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1464,6 +1560,14 @@ _streamctl() {
                     ;;
                 -o|--output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --audit-log)
@@ -1583,6 +1687,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --audit-log)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1658,6 +1770,14 @@ _streamctl() {
                     ;;
                 -o|--output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --audit-log)
@@ -1761,6 +1881,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --audit-log)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1846,6 +1974,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --sts-endpoint)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1922,6 +2058,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
             esac
 
             ;;
@@ -1989,6 +2133,14 @@ _streamctl() {
                     ;;
                 -o|--output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --audit-log)
@@ -2064,6 +2216,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --audit-log)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -2131,6 +2291,14 @@ _streamctl() {
                     ;;
                 -o|--output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --audit-log)
@@ -2206,6 +2374,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --audit-log)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -2279,6 +2455,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --audit-log)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -2348,6 +2532,14 @@ _streamctl() {
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --audit-log)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -2415,6 +2607,14 @@ _streamctl() {
                     ;;
                 -o|--output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --audit-log)
@@ -2500,6 +2700,14 @@ _streamctl() {
                     ;;
                 -o|--output)
                     COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
                 --audit-log)

@@ -44,6 +44,7 @@ build = {
       ["streamctl.cli.emulator_command"] = "src/streamctl/cli/emulator_command.lua",
       ["streamctl.cli.audit_read"] = "src/streamctl/cli/audit_read.lua",
       ["streamctl.cli.token"] = "src/streamctl/cli/token.lua",
+      ["streamctl.cli.telemetry"] = "src/streamctl/cli/telemetry.lua",
       ["streamctl.cli.man"] = "src/streamctl/cli/man.lua",
       -- where the emulator listens and its accounts, when it is installed (--emulator)
       ["streamctl.cli.emulator"] = "src/streamctl/cli/emulator.lua",

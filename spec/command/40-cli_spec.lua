@@ -160,9 +160,11 @@ describe("streamctl (the command)", function()
         assert.equal(0, code, err)
         local lines = {}
         for l in err:gmatch("[^\n]+") do lines[#lines + 1] = l end
+        -- (the run's trace first, once; each request's own traceparent among its headers: spec/command/88)
+        assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ streamctl: debug: trace %x+ %(", lines[1])
         assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ streamctl: debug: Resume%w+ call, attempt 1: ok in "
-          .. "[%d.]+ s %(waited [%d.]+ s for a slot%)$", lines[1])
-        assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ > %u+ https://127%.0%.0%.1:%d+/%?", lines[2])
+          .. "[%d.]+ s %(waited [%d.]+ s for a slot%)$", lines[2])
+        assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ > %u+ https://127%.0%.0%.1:%d+/%?", lines[3])
         assert.truthy(err:find("< 200", 1, true), err)
         assert.truthy(err:find('< {"', 1, true), err)
         assert.truthy(err:find("<redacted>", 1, true), err)

@@ -240,8 +240,10 @@ describe("the blast-radius guard and the audit log", function()
       local intent, rec = cjson.decode(lines_of(DEFAULT_LOG)[1]), cjson.decode(lines_of(DEFAULT_LOG)[2])
       assert.truthy(rec.time:find("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$"), rec.time)
       assert.truthy(intent.run:find("^%x+$") and #intent.run == 16, intent.run)
-      local run_id = intent.run
-      intent.time, intent.run = nil, nil
+      local run_id, trace_id = intent.run, intent.trace_id
+      -- (the run's trace, a new one without TRACEPARENT: spec/command/88 follows it to the requests)
+      assert.truthy(trace_id:find("^%x+$") and #trace_id == 32, trace_id)
+      intent.time, intent.run, intent.trace_id = nil, nil, nil
       assert.same({
         record = "intent", user = "tester", host = HOST, provider = "aliyun", credential = "LTAIemulatorKey",
         credential_source = "the command line's flags", command = "forbid-live-streams",
@@ -268,7 +270,7 @@ describe("the blast-radius guard and the audit log", function()
         s.ends, s.ends_by = nil, nil
       end
       assert.same({
-        record = "outcome", run = run_id, user = "tester", host = HOST, provider = "aliyun",
+        record = "outcome", run = run_id, trace_id = trace_id, user = "tester", host = HOST, provider = "aliyun",
         credential = "LTAIemulatorKey", credential_source = "the command line's flags",
         command = "forbid-live-streams", actions = { "ForbidLiveStream" },
         guard = { count = 2, max_forbid = 100, confirmed = false, allowed = true },
@@ -279,8 +281,8 @@ describe("the blast-radius guard and the audit log", function()
                     { stream = "push.example.com/live/b", action = "ForbidLiveStream", outcome = "ok" } },
       }, rec)
       -- keys in the documented order
-      assert.truthy(lines_of(DEFAULT_LOG)[1]:find('^{"time":"[^"]+","record":"intent","run":"%x+","user":"tester",'
-        .. '"host":'))
+      assert.truthy(lines_of(DEFAULT_LOG)[1]:find('^{"time":"[^"]+","record":"intent","run":"%x+","trace_id":"%x+",'
+        .. '"user":"tester","host":'))
 
       -- a failure and an unknown outcome, on ZEGO: codes and unknowns listed
       server:faults { kind = "code", action = "ResumeRTCStream", code = 30006, count = 1, provider = "zego" }

@@ -74,8 +74,11 @@ describe("issue 68, --debug lines: a time and the slot wait", function()
         local lines = checks.lines(err)
         assert.is_true(#lines >= 4, err)
         for _, l in ipairs(lines) do assert.equal(stamp, l:sub(1, #stamp), err) end
+        -- (the run's trace first, once: spec/command/88)
+        assert.matches("^" .. stamp:gsub("%p", "%%%0") .. "streamctl: debug: trace %x+ %(a new trace: TRACEPARENT is "
+          .. "not set%)$", lines[1])
         assert.matches("^" .. stamp:gsub("%p", "%%%0") .. "streamctl: debug: Resume%w+ call, attempt 1: ok in "
-          .. "%d+%.%d%d%d s %(waited %d+%.%d%d%d s for a slot%)$", lines[1])
+          .. "%d+%.%d%d%d s %(waited %d+%.%d%d%d s for a slot%)$", lines[2])
       end
     end)
   end)

@@ -158,7 +158,8 @@ M.NO_SIGNALS = { catch = function() end, caught = function() return nil end }
 -- A raise fails the row. `o`: `home` (HOME; USER is "tester"), `env` (more
 -- variables by name), `getenv` (all of them, instead), `stdin` (a string
 -- read whole, a file-like table, or nil: nothing), `signal` (default:
--- none caught), `clock` (the command's and its client's, Unix seconds).
+-- none caught), `clock` (the command's and its client's, Unix seconds),
+-- `monotonic` (the clients' monotonic clock, which times attempts).
 -- @tparam table argv the arguments after `streamctl`
 -- @tparam[opt] table o as above
 function M.run_cli(argv, o)
@@ -178,7 +179,7 @@ function M.run_cli(argv, o)
     return o.env and o.env[name]
   end
   local ok, status = pcall(require("streamctl.cli").main, argv, { stdout = out, stderr = err, getenv = getenv,
-    signal = o.signal or M.NO_SIGNALS, stdin = stdin, clock = o.clock })
+    signal = o.signal or M.NO_SIGNALS, stdin = stdin, clock = o.clock, monotonic = o.monotonic })
   assert(ok, "raised: " .. tostring(status))
   return status, out:text(), err:text()
 end

@@ -132,6 +132,22 @@ describe("a batch's audit log (audit = streamctl.operator.audit.log{...})", func
       .. '{"stream":"d.example.com/live/b","action":"ForbidLiveStream","outcome":"failed",'
       .. '"code":"InvalidStream.NotFound","request_id":"r2"}]}', fixed(lines[2]))
     assert.equal(cjson.decode(lines[1]).run, cjson.decode(lines[2]).run)
+    assert.is_nil(cjson.decode(lines[1]).trace_id) -- (no trace: none named)
+  end)
+
+  it("names the batch's trace in each record, the one its requests' traceparent names", function()
+    local log, path = new_log()
+    local sent = {}
+    local a = checks.scripted_client(aliyun, NOW, {}, function(req)
+      sent[#sent + 1] = req.headers.traceparent
+      return checks.reply(200, '{"RequestId":"r"}')
+    end)
+    local trace = "0af7651916cd43dd8448eb211c80319c"
+    assert(a:forbid_live_streams { domain_name = "d.example.com", app_name = "live", stream_names = { "a" },
+      audit = log, trace = "00-" .. trace .. "-b7ad6b7169203331-01" })
+    local lines = lines_of(path)
+    assert.same({ trace, trace }, { cjson.decode(lines[1]).trace_id, cjson.decode(lines[2]).trace_id })
+    assert.equal(trace, sent[1]:match("^00%-(%x+)%-"))
   end)
 
   it("writes a refusal (the guard's, the block list's) as the run's outcome, nothing sent", function()

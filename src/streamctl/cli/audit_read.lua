@@ -88,6 +88,7 @@ local function summary(run)
   for _, r in ipairs(run.records) do
     s.time = s.time or r.time
     s.user, s.host = s.user or r.user, s.host or r.host
+    s.trace_id = s.trace_id or (type(r.trace_id) == "string" and r.trace_id or nil)
     s.provider, s.command, s.actions = s.provider or r.provider, s.command or r.command, s.actions or r.actions
     if r.record == "intent" then
       s.intent, s.count, s.at_least = true, r.count, r.count_at_least
@@ -150,7 +151,8 @@ local function object(list)
 end
 
 local function run_json(s)
-  return object { { "run", s.id }, { "time", s.time }, { "user", s.user }, { "host", s.host },
+  return object { { "run", s.id }, { "trace_id", s.trace_id }, { "time", s.time }, { "user", s.user },
+    { "host", s.host },
     { "provider", s.provider }, { "command", s.command },
     { "actions", type(s.actions) == "table" and s.actions or nil },
     { "count", stream_count(s) }, { "count_at_least", s.at_least }, { "outcome", outcome_word(s) } }
@@ -193,12 +195,14 @@ local function since_of(text, now)
     .. "d, h, m or s, largest unit first: 24h, 90m, 1d12h) (got '%s')", #text > 64 and text:sub(1, 64) .. "..." or text)
 end
 
+-- (the run's trace, when its records name one: the line that finds its spans in a tracing backend)
 local function show_run(out, s, as_json)
   if not as_json then out:line(run_line(s)) end
+  if not as_json and s.trace_id then out:line("  trace ", s.trace_id) end
   for _, r in ipairs(stream_rows(s)) do
     if as_json then
-      out:line(object { { "run", s.id }, { "stream", r.stream }, { "action", r.action }, { "outcome", r.outcome },
-        { "code", r.code }, { "request_id", r.request_id } })
+      out:line(object { { "run", s.id }, { "trace_id", s.trace_id }, { "stream", r.stream }, { "action", r.action },
+        { "outcome", r.outcome }, { "code", r.code }, { "request_id", r.request_id } })
     else
       out:line("  ", r.stream, "  ", r.action or "-", "  ", r.outcome, r.code and ("  " .. r.code) or "")
     end

@@ -193,6 +193,7 @@ local function dry_run(out, client, m, fields, args, output)
   if not requests then out:warn(as_flags(derr.message, m)) return EXIT.usage end
   for _, req in ipairs(requests) do
     if output == "json" then
+      -- (no trace_id: a dry run sends nothing, so no request of the run's trace is in it)
       out:line(encode { method = req.method, url = req.url, headers = req.headers, body = req.body })
     else
       out:line(req.method, " ", req.url)
@@ -280,7 +281,7 @@ local function run_batch(out, client, m, fields, args, output)
   fields.on_progress = function(done, total, entry)
     if add_row then
       add_row(entry)
-    elseif out:line(record_json(row_of(entry))) then
+    elseif out:line(record_json(row_of(entry), out.trace_id)) then
       -- JSON lines as each stream finishes: a killed run has written what it did.
       out:flush() -- (once this fails, main's `cancel` stops the run: nothing more is sent)
     end
@@ -348,7 +349,7 @@ local function run_long(out, client, m, fields, args, output, long, finished)
     ends.add(r)
     head()
     if output == "json" then
-      out:line(record_json(r))
+      out:line(record_json(r, out.trace_id))
     elseif out.terminal and not_sent(r) then
       hidden = hidden + 1
     else
@@ -446,7 +447,7 @@ local function run_call(out, client, m, fields, args, output, attempts)
   if output == "json" then
     for _, row in ipairs(rows) do
       row.result = result
-      out:line(record_json(row))
+      out:line(record_json(row, out.trace_id))
     end
   elseif result and has_content(result) then
     -- (a describe's answer, or a call's: a line saying what it was, then the answer, a value a line)

@@ -213,11 +213,11 @@ local function preflight_refused(out, client, m, fields, long, safe, preflight)
   return true
 end
 
--- The fields every record of this run carries: who, the credential, the command.
+-- The fields every record of this run carries: who, the credential, the command, the run's trace.
 local function audit_who(safe, run)
   local who, opts, m = audit.who(safe.getenv), run.opts, run.m
   return {
-    run = safe.run_id, user = who.user, host = who.host, provider = run.provider,
+    run = safe.run_id, trace_id = run.trace_id, user = who.user, host = who.host, provider = run.provider,
     credential = opts.access_key_id or (opts.app_id and tostring(opts.app_id)) or nil,
     credential_source = run.source, command = run.args._reconcile and "reconcile"
       or m and command_name(m.name) or "call",

@@ -27,6 +27,7 @@ local cli_client = require "streamctl.cli.client"
 local cli_guard = require "streamctl.cli.guard"
 local cli_calls = require "streamctl.cli.calls"
 local cli_reconcile = require "streamctl.cli.reconcile"
+local telemetry = require "streamctl.cli.telemetry"
 local validate = require "streamctl.base.validate"
 local core = require "streamctl.core"
 
@@ -169,7 +170,18 @@ end
 -- The flags that set when a forbid ends: an absolute time or a duration (streamctl.cli.client's duration).
 local TIME_FLAGS = { "resume_time", "cdn_resume_time" }
 
-local function prepare(out, args, env)
+-- The run's on_attempt: each call's attempts counted, and with --debug each request and answer on
+-- standard error, redacted, as it ends, after the time it ended (on `clock`).
+local function watcher(out, run, clock)
+  return function(info)
+    if info.role == "call" then run.attempts = run.attempts + 1 end
+    if run.args.debug then
+      for _, line in ipairs(cli_output.debug_lines(info, cli_output.stamp(clock()))) do out.err:write(line, "\n") end
+    end
+  end
+end
+
+local function prepare(out, args, env, held)
   local provider = args.provider
   local defaults, where, dwarnings = credentials.defaults { getenv = env.getenv }
   if not defaults then out:warn(where) return nil, EXIT.usage end
@@ -179,6 +191,9 @@ local function prepare(out, args, env)
     out:warn(format("%s: output must be table or json", where.output))
     return nil, EXIT.usage
   end
+  -- (the run's trace, its exporter and its metrics file: finished by main on every way out from here)
+  local tel, tstatus = telemetry.start(out, args, defaults, where, env, held)
+  if not tel then return nil, tstatus end
 
   args._warn = function(text) out:warn("warning: ", text) end
   local opts, why, warnings, source = client_options(provider, args, defaults, where, env.getenv)
@@ -191,17 +206,12 @@ local function prepare(out, args, env)
   -- first (catch() also ignores SIGPIPE: a closed output is a failed write,
   -- which stops the run as Ctrl-C does, rather than the end of the process).
   local run = { provider = provider, opts = opts, source = source, args = args, output = output, attempts = 0,
-                stop = {} } -- (stop.why: the audit log failed in a long run; see outcomes_writer)
+                stop = {}, trace_id = tel.trace_id } -- (stop.why: the audit log failed in a long run; outcomes_writer)
   -- (the command's clock, the client's too: env.clock, a test's stand-in, else the system's)
   local clock = env.clock or core.now
   opts.clock = env.clock
-  -- (--debug: each request and answer on standard error, redacted, as it ends, after the time it ended)
-  opts.on_attempt = function(info)
-    if info.role == "call" then run.attempts = run.attempts + 1 end
-    if args.debug then
-      for _, line in ipairs(cli_output.debug_lines(info, cli_output.stamp(clock()))) do out.err:write(line, "\n") end
-    end
-  end
+  opts.on_attempt = watcher(out, run, clock)
+  tel:attach(opts, args.debug and out.err) -- (its trace, the exporter's hooks, the metrics' feed; --debug's first line)
   local signal = env.signal or require "streamctl.signal"
   run.signal = signal
   if not args.dry_run then signal.catch() end
@@ -342,8 +352,9 @@ end
 
 --- Runs the command line `argv` (without the program name).
 -- @tparam table argv the arguments
--- @tparam[opt] table env `{ stdout, stderr, stdin, getenv, signal, clock }` (for tests: the files, the
--- environment's `os.getenv`, a stand-in for `streamctl.signal`, and the clock: Unix seconds)
+-- @tparam[opt] table env `{ stdout, stderr, stdin, getenv, signal, clock, monotonic }` (for tests: the
+-- files, the environment's `os.getenv`, a stand-in for `streamctl.signal`, the clock: Unix seconds, and
+-- the clients' monotonic clock)
 -- @return the exit status
 function M.main(argv, env)
   env = env or {}
@@ -354,13 +365,18 @@ function M.main(argv, env)
   local args, status = parse(out, argv)
   if not args then return status end
   if args._run then return args._run(out, args, env) end -- (the command's own: streamctl.cli.commands)
+  -- (the run's telemetry, once prepare made it: its spans sent and its metrics written whatever the end)
+  local held, info = {}, nil
   local run
-  run, status = prepare(out, args, env)
-  if not run then return status end
-  local rows, info, calls, planned
-  status, rows, info, calls, planned = carry_out(out, run, env)
-  run.client:close()
-  return conclude(out, run, status, rows, info, calls, planned)
+  run, status = prepare(out, args, env, held)
+  if run then
+    local rows, calls, planned
+    status, rows, info, calls, planned = carry_out(out, run, env)
+    run.client:close()
+    status = conclude(out, run, status, rows, info, calls, planned)
+  end
+  if held.telemetry then held.telemetry:finish(out, status, info) end
+  return status
 end
 
 return M

@@ -124,12 +124,14 @@ end
 local RECORD_KEYS = { "stream", "ok", "attempts", "superseded_by", "request_id", "lookup_request_id", "code",
                       "message", "outcome_unknown", "ends", "ends_by", "result" }
 
--- A record as one line of JSON, its keys always in the same order.
-local function record_json(r)
+-- A record as one line of JSON, its keys always in the same order, and
+-- last the run's trace id (`trace_id`: the command's Out's, when it has one).
+local function record_json(r, trace_id)
   local parts = {}
   for _, k in ipairs(RECORD_KEYS) do
     if r[k] ~= nil then parts[#parts + 1] = '"' .. k .. '":' .. encode(r[k]) end
   end
+  if trace_id then parts[#parts + 1] = '"trace_id":' .. encode(trace_id) end
   return "{" .. concat(parts, ",") .. "}"
 end
 

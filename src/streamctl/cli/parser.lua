@@ -118,7 +118,16 @@ local function add_common(cmd, provider, dry_run_help)
     cmd:flag("--no-progress", "No progress bar (it is drawn on standard error only when that is a terminal)."),
     cmd:flag("--debug", "Write each request as sent and each answer as received on standard error, every "
       .. "secret, signature and token redacted (and no progress bar); each line after its UTC time to the "
-      .. "millisecond, an attempt's with its wait for a rate-limit slot.")
+      .. "millisecond, an attempt's with its wait for a rate-limit slot; the run's trace id first.")
+  )
+  -- (the run's trace: TRACEPARENT, else a new one; spans to OTEL_EXPORTER_OTLP_ENDPOINT: streamctl.cli.telemetry)
+  cmd:group("Telemetry",
+    cmd:option("--metrics-file", "Write this run's metrics to FILE at its end, failed runs too, in Prometheus' text "
+      .. "format, for node_exporter's textfile collector (name it *.prom in its directory): replaced whole, mode "
+      .. "0644 (default: [defaults] metrics_file, else none)."):argname("<file>"),
+    cmd:option("--trace-timeout", "Milliseconds the run's end may wait for its spans to reach the OpenTelemetry "
+      .. "collector that OTEL_EXPORTER_OTLP_ENDPOINT names; those not sent by then are dropped and said (default: "
+      .. "[defaults] trace_timeout_ms, else 2000)."):argname("<ms>")
   )
 end
 

@@ -32,11 +32,13 @@ end
 local RECONCILE_KEYS = { "stream", "change", "ok", "attempts", "request_id", "lookup_request_id", "code", "message",
                          "outcome_unknown", "ends", "ends_by", "dry_run", "left" }
 
-local function reconcile_json(r)
+-- (the run's trace id last, as a call's JSON line has it: streamctl.cli.output's record_json)
+local function reconcile_json(r, trace_id)
   local parts = {}
   for _, k in ipairs(RECONCILE_KEYS) do
     if r[k] ~= nil then parts[#parts + 1] = '"' .. k .. '":' .. encode(r[k]) end
   end
+  if trace_id then parts[#parts + 1] = '"trace_id":' .. encode(trace_id) end
   return "{" .. concat(parts, ",") .. "}"
 end
 
@@ -65,12 +67,12 @@ local function print_reconcile(out, report, rows, output, remove_extra, setter)
       or dry and "Not in sync (dry run: nothing sent)." or "NOT in sync.")
   if output == "json" then
     for _, r in ipairs(shown) do
-      if r.dry_run or r.left then out:line(reconcile_json(r)) end
+      if r.dry_run or r.left then out:line(reconcile_json(r, out.trace_id)) end
     end
-    out:line(encode { summary = { desired = report.desired, blocked = report.blocked,
+    out:line('{"summary":', encode { desired = report.desired, blocked = report.blocked,
       missing = #report.found.missing, extra = #report.found.extra, fixed = report.fixed,
       failed = #report.failed, unknown = #report.unknown, calls = report.calls, in_sync = report.in_sync,
-      dry_run = dry, places = report.places } })
+      dry_run = dry, places = report.places }, out.trace_id and ',"trace_id":' .. encode(out.trace_id) or "", "}")
     return
   end
   local width = #"STREAM"
@@ -119,7 +121,7 @@ local function reconcile_options(out, provider, args, output, limits, intend)
   local function time_of(v) return v and (find(v, "^%d+$") and tonumber(v) or v) or nil end
   provider_tables.get(provider).reconcile.options(args, opts, time_of) -- (its own flags: the provider's)
   opts.on_progress = function(done, total, entry)
-    if output == "json" and out:line(reconcile_json(reconcile_row(entry, provider))) then out:flush() end
+    if output == "json" and out:line(reconcile_json(reconcile_row(entry, provider), out.trace_id)) then out:flush() end
     if draw then draw(done, total, entry) end
   end
   -- the difference found, as the run's intent, before any of it is sent

@@ -383,7 +383,8 @@ end
 -- and the nearest name, never a setting silently left at its default.
 M.OWN_KEYS = {
   zego = { "app_id", "server_secret" },
-  defaults = { "output", "concurrency", "timeout_ms", "max_rate", "ca_file", "max_forbid", "max_resume" },
+  defaults = { "output", "concurrency", "timeout_ms", "max_rate", "ca_file", "max_forbid", "max_resume",
+               "metrics_file", "trace_timeout_ms" },
 }
 
 -- The keys of a section of streamctl's own file, or nil for a section it does not have.

@@ -83,6 +83,7 @@ local FIELDS = {
   { "record", "string" },          -- intent (before the first request), outcomes (a long run's streams as
                                    -- they finish), outcome (after); absent: a single line
   { "run", "string" },             -- the run's id: an intent and its outcome share it
+  { "trace_id", "string" },        -- the W3C trace the run's requests went in (their traceparent's)
   { "user", "string" },            -- the OS user
   { "host", "string" },            -- the machine
   { "provider", "string" },        -- aliyun, zego
@@ -351,12 +352,13 @@ Log.__index, Run.__index = Log, Run
 local function batch_fields(log, info, run_id)
   local who, client = M.who(log.getenv), info.client
   local credential = type(client) == "table" and (client.access_key_id or (client.app_id and tostring(client.app_id)))
-  return { run = run_id, user = who.user, host = who.host, provider = info.provider,
+  return { run = run_id, trace_id = info.trace_id, user = who.user, host = who.host, provider = info.provider,
            credential = credential or nil, command = info.method, actions = { info.action } }
 end
 
 --- The intent of a batch (`info`: `{ client, provider, method, action,
--- streams (names, or nil for a list read as it goes), guard, places }`),
+-- streams (names, or nil for a list read as it goes), guard, places,
+-- trace_id (the trace its calls go in: each record names it) }`),
 -- on the disk before its first call: its run, or nil and why.
 function Log:intent(info)
   local id = M.run_id()

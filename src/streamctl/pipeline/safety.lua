@@ -51,7 +51,7 @@ function M.before(client, spec, values, list, key_of, method_name)
   end
   local safe = { key_of = key_of }
   local info = log and { client = client, provider = rules.provider, method = method_name, action = spec.action,
-                         streamed = list ~= nil }
+                         streamed = list ~= nil, trace_id = values._trace and values._trace.trace_id }
   local items
   if not list and (values.guard or log) then
     -- (kept for the run: the list is made distinct once, M.distinct)

@@ -144,7 +144,7 @@ local function varint64(lo, hi)
   return s .. char(lo)
 end
 
---- A 64-bit little-endian double.
+-- A 64-bit little-endian double.
 local double_bytes
 if pack then
   double_bytes = function(v) return pack("<d", v) end
