@@ -186,7 +186,7 @@ function M.attempt(client, attempt, result, err, seconds, res, info)
     a["streamctl.request_id"] = result.RequestId
   end
   local events = {}
-  if info.waited then
+  if info.waited and info.waited > 0 then
     events[1] = { name = "streamctl.slot_wait", time = now - (seconds or 0),
                   attributes = { ["streamctl.waited_s"] = info.waited, ["streamctl.room"] = info.room,
                                  ["streamctl.cap"] = info.cap } }
