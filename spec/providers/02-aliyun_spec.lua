@@ -556,4 +556,20 @@ describe("aliyun answers", function()
       .. "SecurityToken%3D<redacted> raw <redacted>", err.message)
     assert.is_nil(tostring(err):find("secret-token", 1, true))
   end)
+
+  it("scrubs a secret a successful answer quotes, as written or behind JSON escapes", function()
+    local token = "STS.secret-token/with+chars"
+    for _, body in ipairs {
+      '{"RequestId":"r","Echo":{"Token":"' .. token .. '"}}',
+      '{"RequestId":"r","Echo":{"Token":"STS.secret-token\\/with+chars"}}', -- ("\/" is "/": not in the raw text)
+      '{"RequestId":"r","Echo":{"Token":"STS.secret-token\\u002fwith+chars"}}',
+    } do
+      local cli = make({ security_token = token }, answer(200, body))
+      local res = assert(cli:resume_live_stream { domain_name = "d", app_name = "a", stream_name = "s" })
+      assert.equal("<redacted>", res.Echo.Token, body)
+    end
+    local cli = make({ security_token = token }, answer(200, '{"RequestId":"r","Echo":{"Token":"STS.other"}}'))
+    assert.equal("STS.other", assert(cli:resume_live_stream { domain_name = "d", app_name = "a",
+      stream_name = "s" }).Echo.Token)
+  end)
 end)

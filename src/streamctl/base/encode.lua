@@ -128,7 +128,7 @@ end
 -- A parameter value as text, or nil and the rule it breaks: the rule of
 -- `f` (the field a named method sets it from), else MAX_PARAM bytes of
 -- UTF-8.
-local function param_text(v, f)
+local function param_text(v, f, checked)
   local s = v
   if type(v) ~= "string" then -- (strings, the usual case, skip stringify)
     local why
@@ -136,6 +136,7 @@ local function param_text(v, f)
     if not s then return nil, why end
   end
   if f then
+    if checked then return s end -- (its field's rule held already: a named method's)
     local why = field_rule(f, s)
     if why then return nil, why end
     return s
@@ -148,7 +149,7 @@ end
 local NOT_ARRAY = "must be an array (a table with keys 1..n) or a single value"
 
 -- An array parameter's items as text: the list, or nil and the rule broken.
-local function array_text(v, f)
+local function array_text(v, f, checked)
   local n, count = #v, 0
   for _ in pairs(v) do count = count + 1 end
   if count ~= n then return nil, NOT_ARRAY end
@@ -157,7 +158,7 @@ local function array_text(v, f)
   for i = 1, n do
     local item = v[i]
     if item == nil then return nil, NOT_ARRAY end -- (n keys, but not 1..n)
-    local s, why = param_text(item, f)
+    local s, why = param_text(item, f, checked)
     if not s then return nil, format("item %d %s", i, why) end
     list[i] = s
   end
@@ -187,8 +188,11 @@ end
 -- @param texts `M.texts(rules)`
 -- @param action the service action
 -- @param params the caller's service-named parameters (nil: none)
+-- @param checked true when a named method made `params` from fields it
+--   checked by their rules (validate.fields): each field's rule is not
+--   checked again (a parameter no field sets still is)
 -- @return the encoded params, or nil and an error object
-function M.params(rules, texts, action, params)
+function M.params(rules, texts, action, params, checked)
   local provider = rules.provider
   local fields = texts[action]
   -- (the first bad one by name: kept in two locals, not a closure, which
@@ -210,14 +214,14 @@ function M.params(rules, texts, action, params)
     if why then -- luacheck: ignore 542 (said below, by name)
     elseif type(v) == "table" then
       local list
-      list, why = array_text(v, f)
+      list, why = array_text(v, f, checked)
       if list then
         local k, value = rules.array(name, list)
         if out[k] == nil then out[k] = value else who, why = clash(rules, params, name, k) end
       end
     else
       local s
-      s, why = param_text(v, f)
+      s, why = param_text(v, f, checked)
       if s then
         if out[name] == nil then out[name] = s else who, why = clash(rules, params, name, name) end
       end

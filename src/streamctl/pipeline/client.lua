@@ -64,7 +64,7 @@ local Client = {}
 -- provider fills in what must stay fixed across retries (`complete`; `dry`
 -- for a prepare, which must commit nothing).
 -- @return op, params; or nil, err
-function Client:_encode(action, params, level, dry)
+function Client:_encode(action, params, level, dry, checked)
   local rules = self._rules
   if type(action) ~= "string" then error("action must be a string", level + 1) end
   if params ~= nil and type(params) ~= "table" then error("params must be a table", level + 1) end
@@ -72,7 +72,7 @@ function Client:_encode(action, params, level, dry)
   if not op then
     return nil, errors.invalid(rules.provider, action, "unknown action '" .. action .. "'")
   end
-  local out, err = encode.params(rules, self._texts, action, params)
+  local out, err = encode.params(rules, self._texts, action, params, checked)
   if not out then return nil, err end
   if rules.complete then
     local why
@@ -158,9 +158,10 @@ function Client:call(action, params)
 end
 
 -- `call`, in `trace` (a parsed trace context: a named method's `trace`
--- field) when given.
-function Client:_call(action, params, given)
-  local op, out = self:_encode(action, params, 3)
+-- field) when given; `checked`: `params` made from fields checked by their
+-- rules (a named method's), not checked again.
+function Client:_call(action, params, given, checked)
+  local op, out = self:_encode(action, params, 3, nil, checked)
   if not op then return nil, out end
   local here = self:_send_blocker(action)
   if here then return nil, here end
@@ -229,7 +230,7 @@ local function named(rules, name, spec)
     end
     local params, err = self:_fields(method_name, spec, fields)
     if not params then return nil, err end
-    return self:_call(spec.action, params, trace)
+    return self:_call(spec.action, params, trace, true)
   end
 end
 

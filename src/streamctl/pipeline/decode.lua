@@ -68,7 +68,7 @@ function M.attempt(client, attempt, res, terr)
     derr.server_date = derr.server_date or M.parse_http_date(res.headers and res.headers.date)
     derr.message = redact.text(derr.message, hidden)
   elseif type(result) == "table" and #hidden > 0 then
-    redact.answer(result, hidden) -- (an answer that quotes the request shows none of it either)
+    redact.answer(result, hidden, res.body) -- (an answer that quotes the request shows none of it either)
   end
   return result, derr
 end

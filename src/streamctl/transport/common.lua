@@ -151,26 +151,46 @@ end
 function M.header_fields(headers)
   local fields, seen = {}, {}
   for name, value in pairs(headers or fields) do
-    if type(name) ~= "string" then return nil, "header names must be strings (got " .. type(name) .. ")" end
-    local v = header_text(value)
-    if not v then return nil, "header '" .. shown(name) .. "' must have a string or number value" end
-    if name == "" then return nil, "header name must not be empty" end
-    if not find(name, M.TOKEN) then
-      return nil, "header '" .. shown(name) .. "' has CR, LF, NUL or another invalid character in its name"
-    end
-    if find(v, "[%z\1-\8\10-\31\127]") then
-      return nil, "header '" .. name .. "' value contains CR, LF, NUL or another control character"
-    end
-    local l = lower(name)
-    if l == "content-length" or l == "transfer-encoding" then
-      return nil, "header '" .. name .. "' is set by the transport"
-    end
-    if seen[l] then return nil, "header '" .. name .. "' given twice (names are case-insensitive)" end
-    seen[l] = true
+    local v, why, l = M.header_field(name, value, seen)
+    if not v then return nil, why end
     fields[#fields + 1] = { l, name, v }
   end
   sort(fields, function(a, b) return a[1] < b[1] end)
   return fields, seen
+end
+
+--- One header of `header_fields`' rule, `seen` the lower-case names so far
+-- (this one added): its value as text and its lower-case name, or nil and why.
+function M.header_field(name, value, seen)
+  if type(name) ~= "string" then return nil, "header names must be strings (got " .. type(name) .. ")" end
+  local v = header_text(value)
+  if not v then return nil, "header '" .. shown(name) .. "' must have a string or number value" end
+  if name == "" then return nil, "header name must not be empty" end
+  if not find(name, M.TOKEN) then
+    return nil, "header '" .. shown(name) .. "' has CR, LF, NUL or another invalid character in its name"
+  end
+  if find(v, "[%z\1-\8\10-\31\127]") then
+    return nil, "header '" .. name .. "' value contains CR, LF, NUL or another control character"
+  end
+  local l = lower(name)
+  if l == "content-length" or l == "transfer-encoding" then
+    return nil, "header '" .. name .. "' is set by the transport"
+  end
+  if seen[l] then return nil, "header '" .. name .. "' given twice (names are case-insensitive)" end
+  seen[l] = true
+  return v, nil, l
+end
+
+--- `header_fields`' rule alone, for a transport that needs no list of them
+-- (libcurl's: no table per header, no sort, on every request): true, or
+-- nil and why.
+function M.check_headers(headers)
+  local seen = {}
+  for name, value in pairs(headers or seen) do
+    local v, why = M.header_field(name, value, seen)
+    if not v then return nil, why end
+  end
+  return true
 end
 
 return M

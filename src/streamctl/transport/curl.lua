@@ -93,7 +93,7 @@ function M.new(opts)
     -- curl.c checks again on its own (see there why).
     local headers = type(request) == "table" and request.headers -- (anything else: curl.c raises)
     if type(headers) == "table" then
-      local ok, why = M.header_fields(headers)
+      local ok, why = common.check_headers(headers)
       if not ok then return nil, { code = "InvalidRequest", message = why, sent = false } end
     end
     return m:add(key, request)
