@@ -95,14 +95,17 @@ function M.start(client, action, trace)
   local ctx = M.context(client, trace)
   if not client._on_span then return nil, ctx end
   ctx = ctx or tracecontext.from(nil)
-  local s = service(client)
   local yes = sampled(client, ctx)
+  local child = { trace_id = ctx.trace_id, parent_id = ctx.parent_id, sampled = yes, tracestate = ctx.tracestate }
+  if not yes then -- (left out: its id alone, its attempts' parent; nothing else made)
+    local span = { trace_id = ctx.trace_id, span_id = tracecontext.new_span_id(), recording = false, ctx = child }
+    return span, child
+  end
+  local s = service(client)
   local span = { trace_id = ctx.trace_id, span_id = tracecontext.new_span_id(), parent_span_id = ctx.parent_id,
                  name = s[1] .. "." .. action, kind = "internal", start_time = client._clock(),
                  attributes = { ["rpc.system"] = s[2], ["rpc.service"] = s[1], ["rpc.method"] = action },
-                 events = {}, trace_state = ctx.tracestate, recording = yes,
-                 ctx = { trace_id = ctx.trace_id, parent_id = ctx.parent_id, sampled = yes,
-                         tracestate = ctx.tracestate } }
+                 events = {}, trace_state = ctx.tracestate, recording = true, ctx = child }
   return span, span.ctx
 end
 
@@ -123,7 +126,7 @@ function M.around(client, action, outcome_of, fn, ...)
   local key = running() or MAIN
   local before = scopes[key]
   scopes[key] = { trace_id = span.trace_id, parent_id = span.span_id, sampled = span.recording,
-                  tracestate = span.trace_state }
+                  tracestate = span.ctx.tracestate }
   local results = pack(pcall(fn, ...))
   scopes[key] = before
   if not results[1] then error(results[2], 0) end
@@ -134,16 +137,13 @@ end
 --- Ends an operation's span with its `outcome` ("ok", "failed", "unknown",
 -- "not_sent"), `message` and more attributes, and hands it over.
 function M.finish(client, span, outcome, message, attributes)
-  if not span then return end
+  if not (span and span.recording) then return end
   span.end_time = client._clock()
   span.attributes["streamctl.outcome"] = outcome
   for k, v in pairs(attributes or {}) do span.attributes[k] = v end
   span.status = outcome == "ok" and { code = "ok" } or { code = "error", message = message }
-  span.ctx = nil
-  if span.recording then
-    span.recording = nil
-    hand(client, span)
-  end
+  span.ctx, span.recording = nil, nil
+  hand(client, span)
 end
 
 --- A batch's span, begun (nil without `on_span`): its calls go in the
