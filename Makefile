@@ -279,7 +279,9 @@ openresty-demo-stop:
 # on one account without and with Redis (bench/redis.lua), a budget shared
 # with strangers against issue 48's goals (bench/strangers.lua), memory and load
 # time (bench/memory.lua), round trips beside a bare request, one nginx worker
-# and a shell script (bench/roundtrip.lua), and the soak (bench/soak.lua).
+# and a shell script (bench/roundtrip.lua), a call's CPU with tracing off,
+# on, sampled out and the collector down (bench/tracing.lua), and the soak
+# (bench/soak.lua).
 # bench/report.lua gathers the figures into bench/results.json and one table.
 # bench/run.sh runs them in order: the emulator on free ports (a block
 # claimed as the specs claim theirs), and whatever it started stopped
@@ -298,7 +300,7 @@ SAN_DIR := $(ROOT)/build/asan
 # streamctl.curl's, streamctl.redis' and streamctl.core's sources (the rockspecs list the same)
 CURL_SRC := csrc/curl.c csrc/curl_request.c csrc/curl_transfer.c
 REDIS_SRC := csrc/redis.c csrc/redis_resp.c csrc/redis_tls.c
-CORE_SRC := csrc/core.c csrc/encode.c csrc/sign_v1.c csrc/sign_v3.c csrc/sign_zego.c csrc/digest.c csrc/cipher.c csrc/nonce.c csrc/clock.c csrc/file.c csrc/fingerprint.c
+CORE_SRC := csrc/core.c csrc/encode.c csrc/sign_v1.c csrc/sign_v3.c csrc/sign_zego.c csrc/digest.c csrc/cipher.c csrc/nonce.c csrc/clock.c csrc/file.c csrc/fingerprint.c csrc/otlp.c
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(WARN)
 
 valgrind: deps build

@@ -37,6 +37,7 @@
 
 local json = require "streamctl.base.json"
 local version = require "streamctl.version"
+local core_span = require("streamctl.core").otlp_span
 
 local type, pairs, tostring = type, pairs, tostring
 local byte, char, find, format, gsub, lower, sub = string.byte, string.char, string.find, string.format,
@@ -408,17 +409,35 @@ local function span_pb(s, f)
   return concat(out, "", 1, n)
 end
 
-local function encode_pb(spans, resource)
+--- One span's Span message (protobuf): streamctl.core's encoder (C, the
+-- same bytes), else, for a span it does not take as it is, this file's,
+-- which says what is wrong (it raises) or mends it (text not UTF-8). `i`:
+-- its place, for a message (default 1).
+function M.span_pb(s, i)
+  return core_span(s) or span_pb(s, fields(s, i or 1))
+end
+
+--- The Lua encoder's Span message alone (spec/trace/01 holds the C one to it).
+function M._lua_span_pb(s, i)
+  return span_pb(s, fields(s, i or 1))
+end
+
+--- An export request (protobuf) of spans already encoded (`span_pb`'s).
+function M.request_pb(encoded, resource)
+  if resource ~= nil and type(resource) ~= "table" then bad("resource must be a table of attributes") end
   local res = {}
   local rn = attributes_pb(res, 0, "\10", resource)
   local scope = len_field("\10", SCOPE) .. len_field("\18", version._VERSION)
   local ss = { len_field("\10", scope) }
-  for i = 1, #spans do
-    local s = spans[i]
-    ss[i + 1] = len_field("\18", span_pb(s, fields(s, i)))
-  end
+  for i = 1, #encoded do ss[i + 1] = len_field("\18", encoded[i]) end
   local rs = len_field("\10", concat(res, "", 1, rn)) .. len_field("\18", concat(ss))
   return len_field("\10", rs)
+end
+
+local function encode_pb(spans, resource)
+  local encoded = {}
+  for i = 1, #spans do encoded[i] = M.span_pb(spans[i], i) end
+  return M.request_pb(encoded, resource)
 end
 
 -- ---------------------------------------------------------------- JSON
