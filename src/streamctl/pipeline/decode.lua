@@ -93,13 +93,18 @@ end
 -- one is kept in client.on_attempt_error).
 function M.observe(self, attempt, result, err, seconds, res)
   local pacer, action = self._pacer, attempt.action
-  local cap = pacer:cap(action)
-  local room = cap and cap * pacer:room(action) or nil
-  local throttled = retry.is_throttle(err)
+  local throttled = err ~= nil and retry.is_throttle(err)
+  local on_attempt, waited = self._on_attempt, attempt.waited
+  local cap, room
+  -- (the room and the cap: for on_attempt, and for a span whose attempt waited: its event names them)
+  if on_attempt or (waited and waited > 0) then
+    cap = pacer:cap(action)
+    room = cap and cap * pacer:room(action) or nil
+  end
   if self._on_span then
     spans.attempt(self, attempt, result, err, seconds, res,
-      { throttled = throttled, waited = attempt.waited, cap = cap, room = room })
-    if not self._on_attempt then return end
+      { throttled = throttled, waited = waited, cap = cap, room = room })
+    if not on_attempt then return end
   end
   -- The request as sent and the answer as received, every secret, signature and token redacted: made
   -- when asked (a `--debug`), not for every attempt a metric counts.
