@@ -46,13 +46,16 @@ static int reserve(obuf *b, size_t more) {
     return 1;
 }
 
-static void put(obuf *b, const void *s, size_t len) {
-    if (!reserve(b, len)) return;
+static inline void put(obuf *b, const void *s, size_t len) {
+    if (b->cap - b->n < len && !reserve(b, len)) return; /* (the usual case: room, no call) */
     if (len) memcpy(b->p + b->n, s, len);
     b->n += len;
 }
 
-static void put_byte(obuf *b, unsigned char c) { put(b, &c, 1); }
+static inline void put_byte(obuf *b, unsigned char c) {
+    if (b->cap == b->n && !reserve(b, 1)) return;
+    b->p[b->n++] = c;
+}
 
 static size_t varint_bytes(uint64_t v, unsigned char out[10]) {
     size_t n = 0;
@@ -99,10 +102,16 @@ static void put_bytes_field(obuf *b, unsigned char tag, const char *s, size_t le
     put(b, s, len);
 }
 
-/* The Lua encoder's UTF-8 rule: what it keeps as it is. */
+/* The Lua encoder's UTF-8 rule: what it keeps as it is. (ASCII, the usual
+   text, is passed over eight bytes at a time.) */
 static int is_utf8(const unsigned char *s, size_t len) {
     size_t i = 0;
     while (i < len) {
+        if (i + 8 <= len) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if ((w & 0x8080808080808080ULL) == 0) { i += 8; continue; }
+        }
         unsigned char c = s[i];
         size_t need;
         if (c < 0x80) { i++; continue; }
@@ -137,12 +146,18 @@ static int text_at(lua_State *L, int t, const char *name, const char **s, size_t
     return is_utf8((const unsigned char *)*s, *len);
 }
 
-static int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
+/* A hex digit's value (either case), or -1: a table made at the first call. */
+static signed char HEX[256];
+static int hex_ready;
+
+static void hex_init(void) {
+    for (int c = 0; c < 256; c++) HEX[c] = -1;
+    for (int c = 0; c < 10; c++) HEX['0' + c] = (signed char)c;
+    for (int c = 0; c < 6; c++) HEX['a' + c] = HEX['A' + c] = (signed char)(10 + c);
+    hex_ready = 1;
 }
+
+static inline int hex_value(char c) { return HEX[(unsigned char)c]; }
 
 /* An id of `n` bytes (2n hex digits, either case) into out: false when not. */
 static int id_at(lua_State *L, int t, const char *name, size_t n, unsigned char *out, int *present) {
@@ -256,7 +271,16 @@ static int put_attributes(lua_State *L, obuf *b, int t, unsigned char tag) {
         n++;
     }
     if (ok) {
-        qsort(keys, (size_t)n, sizeof(okey), key_order);
+        /* (insertion sort: a span has a dozen attributes, and qsort would allocate) */
+        for (int i = 1; i < n; i++) {
+            okey k = keys[i];
+            int j = i - 1;
+            while (j >= 0 && key_order(&keys[j], &k) > 0) {
+                keys[j + 1] = keys[j];
+                j--;
+            }
+            keys[j + 1] = k;
+        }
         for (int i = 0; ok && i < n; i++) {
             size_t kv = open_field(b, tag);
             if (keys[i].len > 0) put_bytes_field(b, 0x0A, keys[i].k, keys[i].len);
@@ -381,6 +405,7 @@ static int encode_span(lua_State *L, obuf *b, int s) {
 
 static int l_otlp_span(lua_State *L) {
     lua_settop(L, 1);
+    if (!hex_ready) hex_init(); /* (a race between two threads writes the same values) */
     if (!lua_istable(L, 1)) {
         lua_pushnil(L);
         return 1;
