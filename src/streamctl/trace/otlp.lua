@@ -276,44 +276,16 @@ local function any_pb(v)
   return "\33" .. double_bytes(v)
 end
 
--- Each attribute's whole KeyValue field (its tag and length included), kept
--- for the pairs seen again: spans repeat a few dozen (rpc.system, the
--- server's address, a status code), so most of a span's attributes are
--- one look-up. A key keeps at most KV_PER_KEY values (a request id is new
--- every time), and KV_KEYS keys in all.
-local KV_PER_KEY, KV_KEYS = 64, 512
-local KV_PB, KV_COUNT, kv_keys = {}, {}, 0
-
-local function kv_pb(tag, k, v)
-  local value = any_pb(v)
-  local kv = key_pb(k) .. "\18" .. varint(#value) .. value
-  return tag .. varint(#kv) .. kv
-end
-
 -- protobuf: repeated KeyValue `tag` (one LEN field each), sorted by key.
+-- (the Lua encoder: spans the C one leaves to it, and the resource)
 local function attributes_pb(out, n, tag, attributes, si, ei)
   if not attributes then return n end
   local keys, count = sorted_keys(attributes, si, ei)
-  local by_key = KV_PB[tag]
-  if not by_key then
-    by_key = {}
-    KV_PB[tag] = by_key
-  end
   for i = 1, count do
     local k = keys[i]
-    local v = attributes[k]
-    local kept = by_key[k]
-    local e = kept and kept[v]
-    if not e then
-      e = kv_pb(tag, k, v)
-      if not kept and kv_keys < KV_KEYS then
-        kept = {}
-        by_key[k], KV_COUNT[kept], kv_keys = kept, 0, kv_keys + 1
-      end
-      local held = kept and KV_COUNT[kept]
-      if held and held < KV_PER_KEY and v == v then kept[v], KV_COUNT[kept] = e, held + 1 end -- (NaN is no key)
-    end
-    out[n + 1], n = e, n + 1
+    local value = any_pb(attributes[k])
+    local kv = key_pb(k) .. "\18" .. varint(#value) .. value
+    out[n + 1], out[n + 2], out[n + 3], n = tag, varint(#kv), kv, n + 3
   end
   return n
 end
