@@ -3,7 +3,9 @@
 -- versions they were measured on, and prints them as one table, then as the
 -- table docs/performance.md shows (which spec/70 checks against the file),
 -- issue 48's goal table (bench/goals.lua) after it when the file holds
--- bench/strangers.lua's runs.
+-- bench/strangers.lua's runs. A row whose figures are not in the file yet
+-- (bench/tracing.lua's) is left out; a goal recorded with a figure (its
+-- `goal`) is named in the row, **missed** when it was.
 --
 --   lua5.4 bench/report.lua FIGURES.jsonl bench/results.json
 --   lua5.4 bench/report.lua --markdown bench/results.json    docs/performance.md's table only
@@ -88,6 +90,30 @@ local function markdown(results)
   row("the shell way: `sh` + `openssl` + `curl`, a process per request (`bench/shell/resume.sh`)", a .. "/s",
     b .. "/s", "streamctl makes " .. grouped(need("a) / e): client calls per shell request")) .. " / "
     .. grouped(need("a) / e): client calls per shell request", "jit")) .. " calls in the time it makes one")
+
+  -- tracing's cost (bench/tracing.lua), once the file holds its figures; its goal is recorded with the ratio
+  local TRACE = "tracing %s: CPU per call"
+  if fig(format(TRACE, "off")) then
+    local function us(interp)
+      local v = {}
+      for i, w in ipairs { "off", "on, collector accepting", "on, sampled out", "on, collector down" } do
+        v[i] = format("%.0f", need(format(TRACE, w), interp))
+      end
+      return table.concat(v, " / ") .. " µs"
+    end
+    local over, missed, goal = {}, {}, nil
+    for _, interp in ipairs { "5.4", "jit" } do
+      local f = by[interp .. "|tracing on / off: CPU per call"] or error("bench results: no tracing on / off figure")
+      goal = f.goal
+      over[#over + 1] = format("%+.0f%%", 100 * (f.median - 1))
+      if goal and f.median > goal then missed[#missed + 1] = over[#over] end
+    end
+    local LINK = "[tracing](tracing.md#what-it-costs)"
+    row("a call's CPU with tracing off / on / sampled out / the collector down (" .. LINK .. ")", us(), us("jit"),
+      format("on costs %s over off", table.concat(over, " / "))
+      .. (goal and format(" (goal: at most %+.0f%%)", 100 * (goal - 1)) or "")
+      .. (#missed > 0 and " (**missed**: " .. table.concat(missed, ", ") .. ")" or ""))
+  end
 
   -- batches at the caps, idle and with every core busy
   local ratios, throttled, most, busy = {}, 0, {}, nil

@@ -117,6 +117,9 @@ step "memory and load time (Lua 5.4, then LuaJIT)" lua54 bench/memory.lua
 step "" luajit_ bench/memory.lua
 step "round trips: streamctl beside a bare request, one nginx worker and a shell script" lua54 bench/roundtrip.lua
 step "" luajit_ bench/roundtrip.lua
+step "tracing's cost: CPU per call, spans off, exported, sampled out, the collector down (Lua 5.4, then LuaJIT)" \
+  lua54 bench/tracing.lua
+step "" luajit_ bench/tracing.lua
 step "soak: 100,000 calls with faults injected at random" lua54 bench/soak.lua
 emulator stop --dir "$EMU_DIR" >/dev/null
 if [ -n "${BENCH_ONLY:-}" ]; then
