@@ -8,6 +8,14 @@ local M = {}
 
 M.interpreter = (type(jit) == "table" and jit.version) or _VERSION
 
+--- A positive whole number from the environment variable `name` (or
+-- `default`): a bench's counts, refused when they break that rule.
+function M.count(name, default)
+  local v = tonumber(os.getenv(name) or default)
+  assert(v and v >= 1 and v == math.floor(v), name .. " must be a positive integer")
+  return v
+end
+
 --- Median, lowest and highest of a list of numbers, and the spread: (highest
 -- - lowest) / median.
 function M.summary(samples)

@@ -79,11 +79,7 @@ local core = require "streamctl.core"
 local cjson = require "cjson"
 local lib = require "bench.lib"
 
-local function count(name, default)
-  local v = tonumber(os.getenv(name) or default)
-  assert(v and v >= 1 and v == math.floor(v), name .. " must be a positive integer")
-  return v
-end
+local count = lib.count
 local RUNS = count("BENCH_RUNS", "5")
 local CALLS = count("BENCH_RT_CALLS", "600")
 local SHELL = math.min(count("BENCH_RT_SHELL", "20"), CALLS)

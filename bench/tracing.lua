@@ -67,11 +67,7 @@ local lib = require "bench.lib"
 local otlp = require "spec.helpers.otlp"
 local ports = require "spec.helpers.ports"
 
-local function count(name, default)
-  local v = tonumber(os.getenv(name) or default)
-  assert(v and v >= 1 and v == math.floor(v), name .. " must be a positive integer")
-  return v
-end
+local count = lib.count
 local RUNS = count("BENCH_RUNS", "5")
 local CALLS = count("BENCH_TRACE_CALLS", "2560")
 local FLUSH = count("BENCH_TRACE_FLUSH", "256")
