@@ -297,9 +297,13 @@ static int put_attributes(lua_State *L, obuf *b, int t, unsigned char tag) {
 static const char *const KINDS[] = {"internal", "server", "client", "producer", "consumer", NULL};
 static const char *const CODES[] = {"unset", "ok", "error", NULL};
 
-static int index_of(const char *s, const char *const *list) {
+/* The place of the string at `idx` in `list` (whole: a NUL inside is no match), or -1. */
+static int index_of(lua_State *L, int idx, const char *const *list) {
+    if (lua_type(L, idx) != LUA_TSTRING) return -1;
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
     for (int i = 0; list[i]; i++)
-        if (strcmp(s, list[i]) == 0) return i;
+        if (strlen(list[i]) == len && memcmp(s, list[i], len) == 0) return i;
     return -1;
 }
 
@@ -336,7 +340,7 @@ static int encode_span(lua_State *L, obuf *b, int s) {
     if (!text_at(L, s, "name", &name, &name_len) || !name) return 0;
     if (!text_at(L, s, "trace_state", &state, &state_len)) return 0;
     lua_getfield(L, s, "kind");
-    int kind = lua_type(L, -1) == LUA_TSTRING ? index_of(lua_tostring(L, -1), KINDS) + 1 : 0;
+    int kind = index_of(L, -1, KINDS) + 1;
     lua_pop(L, 1);
     if (kind <= 0) return 0;
     uint64_t start_us, end_us;
@@ -351,7 +355,7 @@ static int encode_span(lua_State *L, obuf *b, int s) {
     if (has_status) {
         if (!lua_istable(L, -1)) { lua_pop(L, 1); return 0; }
         lua_getfield(L, -1, "code");
-        code = lua_type(L, -1) == LUA_TSTRING ? index_of(lua_tostring(L, -1), CODES) : -1;
+        code = index_of(L, -1, CODES);
         lua_pop(L, 1);
         if (code < 0) { lua_pop(L, 1); return 0; }
         if (code == 2) {

@@ -1,5 +1,5 @@
 -- tier: unit
--- sanitizers: none (no C of ours beyond random ids: the exporter's sending is spec/trace/03's)
+-- sanitizers: none (its C, random ids and a refused connection, is under valgrind in spec/base/01 and spec/transports/05)
 -- Issue 71: tracing set up from OpenTelemetry's environment variables
 -- (streamctl.trace), its samplers (streamctl.trace.sampler) and the
 -- exporter's bounded queue (streamctl.trace.exporter), without a network:
@@ -124,6 +124,22 @@ describe("streamctl.trace.exporter's queue", function()
     assert.same({ queued = 0, exported = 0, dropped = { queue_full = 0, export_failed = 0 } }, quiet:shutdown(1))
     quiet.on_span(span(1)) -- (after shutdown: dropped)
     assert.same({ queue_full = 1, export_failed = 0 }, quiet:stats().dropped)
+  end)
+
+  it("a batch the encoder refuses is dropped and said; the exporter goes on", function()
+    local e = exporter.new { endpoint = "http://127.0.0.1:1/v1/traces", protocol = "http/json", max_batch = 1 }
+    local bad = span(1)
+    bad.attributes = { x = {} } -- (a table: no attribute value)
+    e.on_span(bad)
+    e.on_span(span(2))
+    local stats = e:flush(1)
+    assert.same({ 0, 1, 1 }, { stats.exported, stats.dropped.export_failed, stats.queued })
+    assert.truthy(stats.last_error:find("spans[1].attributes[\"x\"] must be a string, number or boolean", 1, true),
+      stats.last_error)
+    -- (the next flush sends the rest: to a closed port, its failure said in turn)
+    stats = e:flush(1)
+    assert.same({ 2, 0 }, { stats.dropped.export_failed, stats.queued })
+    assert.truthy(stats.last_error:find("127.0.0.1", 1, true), stats.last_error)
   end)
 
   it("refuses options that break their rules, naming them", function()

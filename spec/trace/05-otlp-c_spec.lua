@@ -73,6 +73,8 @@ local function span(r)
   if odd == 2 then s.kind = "other" end
   if odd == 3 and s.attributes then s.attributes.x = {} end
   if odd == 4 then s.status = { code = "error", message = 42 } end
+  if odd == 5 then s.kind = "client\0x" end
+  if odd == 6 then s.status = { code = "ok\0" } end
   return s
 end
 

@@ -203,7 +203,9 @@ function Exporter:flush(seconds)
     local left_ms = floor((deadline - self.clock()) * 1000)
     if left_ms < 1 then break end
     local batch = take(self)
-    local ok, why = self:_send(batch, min(self.timeout_ms, left_ms))
+    -- (a span the encoder refuses raises: that batch is dropped, said, and the exporter goes on)
+    local called, ok, why = pcall(self._send, self, batch, min(self.timeout_ms, left_ms))
+    if not called then ok, why = nil, tostring(ok) end
     if ok then
       count(self, "exported", #batch)
     else
