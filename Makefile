@@ -58,6 +58,9 @@ DEMO_PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev libssl-dev openssl libc
 	lua-argparse lua-filesystem luarocks libhiredis-dev lua-socket nginx libnginx-mod-http-lua lua-resty-core \
 	lua-nginx-string
 OPENRESTY_DEMO_PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev curl
+# (make bench alone: the official Node SDK beside streamctl, bench/percall.lua; never the product's;
+# installed when no node and npm are on the PATH, which a Node from elsewhere may already give)
+BENCH_PACKAGES := nodejs npm
 PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev lua-busted lua-check lua-sec valgrind lua-ldoc help2man groff-base \
 	cppcheck clang-tidy clang libclang-rt-14-dev redis-server lua-nginx-redis gnuplot-nox curl universal-ctags \
 	prometheus zip procps python3-cryptography protobuf-compiler python3-protobuf lua-yaml
@@ -106,6 +109,10 @@ demo-deps:
 	$(call INSTALL_MISSING,$(DEMO_PACKAGES))
 openresty-demo-deps:
 	$(call INSTALL_MISSING,$(OPENRESTY_DEMO_PACKAGES))
+bench-deps: deps
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory bench-node
+bench-node:
+	$(call INSTALL_MISSING,$(BENCH_PACKAGES))
 
 build: build-5.4 build-jit
 
@@ -280,13 +287,14 @@ openresty-demo-stop:
 # with strangers against issue 48's goals (bench/strangers.lua), memory and load
 # time (bench/memory.lua), round trips beside a bare request, one nginx worker
 # and a shell script (bench/roundtrip.lua), a call's CPU with tracing off,
-# on, sampled out and the collector down (bench/tracing.lua), and the soak
+# on, sampled out and the collector down (bench/tracing.lua), a call's CPU and
+# its steps beside the official Node SDK (bench/percall.lua), and the soak
 # (bench/soak.lua).
 # bench/report.lua gathers the figures into bench/results.json and one table.
 # bench/run.sh runs them in order: the emulator on free ports (a block
 # claimed as the specs claim theirs), and whatever it started stopped
 # however the run ends (Ctrl-C included).
-bench: deps build
+bench: bench-deps build
 	@bench/run.sh
 
 # The suite (emulator, nginx and command-line specs included) under

@@ -115,6 +115,27 @@ local function markdown(results)
       .. (#missed > 0 and " (**missed**: " .. table.concat(missed, ", ") .. ")" or ""))
   end
 
+  -- what one call costs beside the official SDK (bench/percall.lua), once the file holds its figures
+  local SDK = "the official Node SDK (@alicloud/pop-core 1.8.0): CPU per call"
+  if fig(SDK) then
+    local function steps(interp)
+      return format("%.0f µs: prepare %.0f, libcurl's exchange %.0f, the rest %.0f", need("a call: CPU", interp),
+        need("of it, prepare (check, encode, nonce, time, sign, URL)", interp),
+        need("of it, the exchange in libcurl (a bare request)", interp),
+        need("of it, the rest (engine, decoding, result)", interp))
+    end
+    local parts, missed, goal = {}, {}, nil
+    for _, interp in ipairs { "5.4", "jit" } do
+      local f = by[interp .. "|streamctl / the SDK"] or error("bench results: no streamctl / the SDK figure")
+      goal = f.goal
+      parts[#parts + 1] = format("%.0f µs, streamctl %.2f of it", need(SDK, interp), f.median)
+      if goal and f.median > goal then missed[#missed + 1] = format("%.2f", f.median) end
+    end
+    row("a call's CPU and its steps, beside the official Node SDK (`bench/percall.lua`)", steps(), steps("jit"),
+      "the SDK: " .. table.concat(parts, " / ") .. (goal and format(" (goal: at most %.2f)", goal) or "")
+      .. (#missed > 0 and " (**missed**: " .. table.concat(missed, ", ") .. ")" or ""))
+  end
+
   -- batches at the caps, idle and with every core busy
   local ratios, throttled, most, busy = {}, 0, {}, nil
   for _, f in ipairs(results.figures) do

@@ -1,0 +1,150 @@
+-- What one call costs (issue 72): the CPU of the calling process per
+-- ResumeLiveStream (os.clock: user and system time, not the wait for the
+-- answer), against the emulator that `make bench` starts, on one kept-alive
+-- connection, signature V1 (HMAC-SHA1, as the official SDK signs), nothing
+-- paced or retried. In the same run, interleaved chunk by chunk so that each
+-- sees the same machine:
+--
+--   call      client:resume_live_stream, the whole call
+--   prepare   client:prepare alone: check, encode, nonce, time, sign, URL
+--   bare      a request signed beforehand, sent with streamctl.curl's easy
+--             handle (the HTTP exchange in libcurl alone)
+--   sdk       @alicloud/pop-core 1.8.0, the official Node SDK, the same
+--             calls (bench/sdk: its own package.json, installed by npm into
+--             bench/sdk/node_modules at the first run; never a dependency
+--             of streamctl), its own process's CPU after a warm-up
+--
+-- The call's steps: prepare, the exchange (bare), and the rest (the
+-- engine's bookkeeping, the answer's decoding, the result): call - prepare
+-- - bare. The goal: a call at most a quarter of the SDK's CPU. Every figure
+-- the median of BENCH_RUNS runs, recorded through bench/lib.lua (group
+-- "per call"); every request must be accepted by the emulator.
+--
+--   STREAMCTL_EMULATOR_DIR=build/bench-emulator lua5.4 bench/percall.lua
+local streamctl = require "streamctl"
+local curl = require "streamctl.curl"
+local cjson = require "cjson"
+local lib = require "bench.lib"
+
+local RUNS = lib.count("BENCH_RUNS", "5")
+local CALLS = lib.count("BENCH_PERCALL_CALLS", "1000")
+local CHUNK = lib.count("BENCH_PERCALL_CHUNK", "100")
+assert(CALLS % CHUNK == 0, "BENCH_PERCALL_CALLS must be a multiple of BENCH_PERCALL_CHUNK")
+local GOAL = 0.25
+local KEY, SECRET = "LTAIbench", "bench-secret"
+local FIELDS = { domain_name = "push.example.com", app_name = "live", stream_name = "bench" }
+local RAW = { DomainName = "push.example.com", AppName = "live", StreamName = "bench", LiveStreamType = "publisher" }
+
+local dir = assert(os.getenv("STREAMCTL_EMULATOR_DIR"), "STREAMCTL_EMULATOR_DIR is not set")
+local env = {}
+for line in io.lines(dir .. "/endpoints.env") do
+  local k, v = line:match("^([%w_]+)='(.*)'$")
+  if k then env[k] = v end
+end
+local HTTP = assert(env.STREAMCTL_EMULATOR_ALIYUN_URL, "no Aliyun URL in endpoints.env")
+assert(HTTP:match("^http://127%.0%.0%.1:%d+$"), "not a 127.0.0.1 endpoint: " .. HTTP)
+
+local control = curl.easy {}
+local function accepted()
+  local res = assert(control:request { method = "GET", url = HTTP .. "/_emulator/state", headers = {}, body = "" })
+  local c = cjson.decode(res.body).aliyun.counters.ResumeLiveStream
+  return c and c.accepted or 0
+end
+
+local client = assert(streamctl.aliyun.new { endpoint = HTTP, access_key_id = KEY, access_key_secret = SECRET,
+  signature_version = "v1", rate_limits = false, retry = false })
+local easy = curl.easy {}
+
+-- The official SDK: its folder's packages installed once; nil and why when Node or npm is missing.
+local ROOT = os.getenv("STREAMCTL_ROOT") or "."
+local SDK = ROOT .. "/bench/sdk"
+local function sdk_ready()
+  if not os.execute("command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1") then
+    return nil, "node and npm are not installed (make bench installs them: BENCH_PACKAGES)"
+  end
+  local f = io.open(SDK .. "/node_modules/@alicloud/pop-core/package.json")
+  if f then f:close() return true end
+  if not os.execute("cd '" .. SDK .. "' && npm ci --no-audit --no-fund >/dev/null 2>&1") then
+    return nil, "npm ci in bench/sdk failed (the npm registry unreachable?)"
+  end
+  return true
+end
+
+-- The SDK's CPU per call in each of `rounds` rounds of `calls` (its own process).
+local function sdk_rounds(calls, rounds)
+  local p = assert(io.popen(string.format("node '%s/percall.js' '%s' '%s' '%s' %d %d", SDK, HTTP, KEY, SECRET,
+    calls, rounds)))
+  local out = {}
+  for line in p:lines() do out[#out + 1] = tonumber(line) end
+  assert(p:close(), "the SDK's run failed")
+  assert(#out == rounds, "the SDK printed " .. #out .. " rounds, not " .. rounds)
+  return out
+end
+
+local function cpu(fn, n)
+  local t0 = os.clock()
+  for _ = 1, n do fn() end
+  return os.clock() - t0
+end
+
+local ROWS = {
+  call = function() assert(client:resume_live_stream(FIELDS)) end,
+  prepare = function() assert(client:prepare("ResumeLiveStream", RAW)) end,
+}
+local ready, why = sdk_ready()
+print(string.format("  (%d runs; each: %d calls of each row in chunks of %d, interleaved; signature V1; the SDK %s)",
+  RUNS, CALLS, CHUNK, ready and "in its own process, beside" or ("skipped: " .. tostring(why))))
+
+local samples = { call = {}, prepare = {}, bare = {}, sdk = {}, rest = {}, ratio = {} }
+for _ = 1, 200 do ROWS.call() end -- (warm-up: the connection, the keyed HMAC)
+for run = 1, RUNS do
+  local t = { call = 0, prepare = 0, bare = 0 }
+  local before = accepted()
+  for chunk = 1, CALLS / CHUNK do
+    local reqs = {}
+    for i = 1, CHUNK do reqs[i] = assert(client:prepare("ResumeLiveStream", RAW)) end
+    local order = (run + chunk) % 3
+    for k = 0, 2 do
+      local row = ({ "call", "prepare", "bare" })[(order + k) % 3 + 1]
+      if row == "bare" then
+        local i = 0
+        t.bare = t.bare + cpu(function()
+          i = i + 1
+          local res = assert(easy:request(reqs[i]))
+          assert(res.status == 200, "a bare request answered " .. res.status .. ": " .. tostring(res.body))
+        end, CHUNK)
+      else
+        t[row] = t[row] + cpu(ROWS[row], CHUNK)
+      end
+    end
+  end
+  local got = accepted() - before
+  assert(got == 2 * CALLS, string.format("the emulator accepted %d requests, not %d", got, 2 * CALLS))
+  for k, v in pairs(t) do samples[k][run] = v / CALLS * 1e6 end
+  samples.rest[run] = samples.call[run] - samples.prepare[run] - samples.bare[run]
+  if ready then
+    local rounds = sdk_rounds(CALLS, 1)
+    samples.sdk[run] = rounds[1]
+    samples.ratio[run] = samples.call[run] / rounds[1]
+  end
+end
+
+local function record(name, unit, list, more)
+  if #list == 0 then return end
+  local fig = { group = "per call", name = name, unit = unit, samples = list, decimals = unit == "us" and 1 or 2,
+                calls = CALLS, signature = "v1", scheme = "http" }
+  for k, v in pairs(more or {}) do fig[k] = v end
+  return lib.record(fig)
+end
+record("a call: CPU", "us", samples.call)
+record("of it, prepare (check, encode, nonce, time, sign, URL)", "us", samples.prepare)
+record("of it, the exchange in libcurl (a bare request)", "us", samples.bare)
+record("of it, the rest (engine, decoding, result)", "us", samples.rest)
+record("the official Node SDK (@alicloud/pop-core 1.8.0): CPU per call", "us", samples.sdk)
+record("streamctl / the SDK", "x", samples.ratio, { goal = GOAL })
+if #samples.ratio > 0 then
+  local ratio = lib.summary(samples.ratio).median
+  print(ratio <= GOAL and string.format("  goal met: a call costs %.2f of the SDK's CPU (the goal: at most %.2f)",
+      ratio, GOAL)
+    or string.format("  GOAL MISSED: a call costs %.2f of the SDK's CPU (the goal: at most %.2f)", ratio, GOAL))
+end
