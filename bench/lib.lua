@@ -16,6 +16,38 @@ function M.count(name, default)
   return v
 end
 
+--- The emulator `make bench` started: the variables of the endpoints.env
+-- its start wrote in $STREAMCTL_EMULATOR_DIR (name -> value); its Aliyun
+-- URLs checked to be on 127.0.0.1.
+function M.emulator_endpoints()
+  local dir = assert(os.getenv("STREAMCTL_EMULATOR_DIR"), "STREAMCTL_EMULATOR_DIR is not set")
+  local env = {}
+  for line in io.lines(dir .. "/endpoints.env") do
+    local k, v = line:match("^([%w_]+)='(.*)'$")
+    if k then env[k] = v end
+  end
+  assert(env.STREAMCTL_EMULATOR_ALIYUN_URL, "no Aliyun URL in endpoints.env")
+  for k, scheme in pairs { STREAMCTL_EMULATOR_ALIYUN_URL = "http", STREAMCTL_EMULATOR_ALIYUN_TLS_URL = "https" } do
+    local url = env[k]
+    assert(url == nil or url:match("^" .. scheme .. "://127%.0%.0%.1:%d+$"),
+      "not a 127.0.0.1 endpoint: " .. tostring(url))
+  end
+  return env
+end
+
+--- A function that says how many ResumeLiveStream requests the emulator at
+-- `http` (its plain Aliyun URL) has accepted so far (each bench checks
+-- that every request it sent was taken), and one that closes its handle.
+function M.accepted_counter(http)
+  local control = require("streamctl.curl").easy {}
+  return function()
+    local res = assert(control:request { method = "GET", url = http .. "/_emulator/state", headers = {}, body = "" })
+    assert(res.status == 200, "/_emulator/state answered " .. res.status)
+    local c = cjson.decode(res.body).aliyun.counters.ResumeLiveStream
+    return c and c.accepted or 0
+  end, function() control:close() end
+end
+
 --- Median, lowest and highest of a list of numbers, and the spread: (highest
 -- - lowest) / median.
 function M.summary(samples)

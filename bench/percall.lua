@@ -23,7 +23,6 @@
 --   STREAMCTL_EMULATOR_DIR=build/bench-emulator lua5.4 bench/percall.lua
 local streamctl = require "streamctl"
 local curl = require "streamctl.curl"
-local cjson = require "cjson"
 local lib = require "bench.lib"
 
 local RUNS = lib.count("BENCH_RUNS", "5")
@@ -35,21 +34,8 @@ local KEY, SECRET = "LTAIbench", "bench-secret"
 local FIELDS = { domain_name = "push.example.com", app_name = "live", stream_name = "bench" }
 local RAW = { DomainName = "push.example.com", AppName = "live", StreamName = "bench", LiveStreamType = "publisher" }
 
-local dir = assert(os.getenv("STREAMCTL_EMULATOR_DIR"), "STREAMCTL_EMULATOR_DIR is not set")
-local env = {}
-for line in io.lines(dir .. "/endpoints.env") do
-  local k, v = line:match("^([%w_]+)='(.*)'$")
-  if k then env[k] = v end
-end
-local HTTP = assert(env.STREAMCTL_EMULATOR_ALIYUN_URL, "no Aliyun URL in endpoints.env")
-assert(HTTP:match("^http://127%.0%.0%.1:%d+$"), "not a 127.0.0.1 endpoint: " .. HTTP)
-
-local control = curl.easy {}
-local function accepted()
-  local res = assert(control:request { method = "GET", url = HTTP .. "/_emulator/state", headers = {}, body = "" })
-  local c = cjson.decode(res.body).aliyun.counters.ResumeLiveStream
-  return c and c.accepted or 0
-end
+local HTTP = lib.emulator_endpoints().STREAMCTL_EMULATOR_ALIYUN_URL
+local accepted = lib.accepted_counter(HTTP)
 
 local client = assert(streamctl.aliyun.new { endpoint = HTTP, access_key_id = KEY, access_key_secret = SECRET,
   signature_version = "v1", rate_limits = false, retry = false })

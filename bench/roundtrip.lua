@@ -96,28 +96,13 @@ local now = core.monotonic
 
 local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
--- The emulator's endpoints, from the endpoints.env its start wrote.
-local dir = assert(os.getenv("STREAMCTL_EMULATOR_DIR"), "STREAMCTL_EMULATOR_DIR is not set")
-local env = {}
-for line in io.lines(dir .. "/endpoints.env") do
-  local k, v = line:match("^([%w_]+)='(.*)'$")
-  if k then env[k] = v end
-end
-local HTTP = assert(env.STREAMCTL_EMULATOR_ALIYUN_URL, "no Aliyun URL in endpoints.env")
+-- The emulator's endpoints, and how many ResumeLiveStream requests it accepted so far.
+local env = lib.emulator_endpoints()
+local HTTP = env.STREAMCTL_EMULATOR_ALIYUN_URL
 local HTTPS = assert(env.STREAMCTL_EMULATOR_ALIYUN_TLS_URL, "no Aliyun TLS URL in endpoints.env")
 local CA = assert(env.STREAMCTL_EMULATOR_CA_FILE, "no CA file in endpoints.env")
-for _, url in ipairs { HTTP, HTTPS } do
-  assert(url:match("^https?://127%.0%.0%.1:%d+$"), "not a 127.0.0.1 endpoint: " .. url)
-end
+local accepted, close_control = lib.accepted_counter(HTTP)
 
--- How many ResumeLiveStream requests the emulator has accepted so far.
-local control = curl.easy {}
-local function accepted()
-  local res = assert(control:request { method = "GET", url = HTTP .. "/_emulator/state", headers = {}, body = "" })
-  assert(res.status == 200, "/_emulator/state answered " .. res.status)
-  local c = cjson.decode(res.body).aliyun.counters.ResumeLiveStream
-  return c and c.accepted or 0
-end
 -- Runs fn(), which sends `n` requests, and checks the emulator accepted n more.
 local function counted(n, what, fn)
   local before = accepted()
@@ -336,7 +321,7 @@ kept:close()
 floor_easy:close()
 
 if not NGINX then
-  control:close()
+  close_control()
   return
 end
 
@@ -415,5 +400,5 @@ local ok, err = pcall(function()
   end
 end)
 server:stop()
-control:close()
+close_control()
 assert(ok, err)

@@ -61,8 +61,6 @@
 local streamctl = require "streamctl"
 local exporter = require "streamctl.trace.exporter"
 local sampler = require "streamctl.trace.sampler"
-local curl = require "streamctl.curl"
-local cjson = require "cjson"
 local lib = require "bench.lib"
 local otlp = require "spec.helpers.otlp"
 local ports = require "spec.helpers.ports"
@@ -77,23 +75,9 @@ local SPANS_PER_CALL = 2
 local GROUP = "tracing"
 local clock = os.clock
 
--- The emulator's plain HTTP endpoint, from the endpoints.env its start wrote.
-local dir = assert(os.getenv("STREAMCTL_EMULATOR_DIR"), "STREAMCTL_EMULATOR_DIR is not set")
-local HTTP
-for line in io.lines(dir .. "/endpoints.env") do
-  local k, v = line:match("^([%w_]+)='(.*)'$")
-  if k == "STREAMCTL_EMULATOR_ALIYUN_URL" then HTTP = v end
-end
-assert(HTTP and HTTP:match("^http://127%.0%.0%.1:%d+$"), "no 127.0.0.1 Aliyun URL in endpoints.env")
-
--- How many ResumeLiveStream requests the emulator has accepted so far.
-local control = curl.easy {}
-local function accepted()
-  local res = assert(control:request { method = "GET", url = HTTP .. "/_emulator/state", headers = {}, body = "" })
-  assert(res.status == 200, "/_emulator/state answered " .. res.status)
-  local c = cjson.decode(res.body).aliyun.counters.ResumeLiveStream
-  return c and c.accepted or 0
-end
+-- The emulator's plain HTTP endpoint, and how many ResumeLiveStream requests it accepted so far.
+local HTTP = lib.emulator_endpoints().STREAMCTL_EMULATOR_ALIYUN_URL
+local accepted, close_control = lib.accepted_counter(HTTP)
 
 local receiver = otlp.start_receiver {}
 local CLOSED = "http://127.0.0.1:" .. ports.free(1)[1] .. "/v1/traces" -- (of this run's block: nothing listens)
@@ -218,4 +202,4 @@ local line = string.format("on costs %+.1f%% CPU per call over off (the goal: at
 print(ratio.median <= GOAL and "  goal met: " .. line or "  GOAL MISSED: " .. line)
 
 for _, row in ipairs(ROWS) do row.client:close() end
-control:close()
+close_control()
