@@ -9,8 +9,8 @@ local errors = require "streamctl.base.errors"
 local url = require "streamctl.base.url"
 
 local type, ipairs, pairs, tostring = type, ipairs, pairs, tostring
-local match, gmatch, lower, gsub, find, sub = string.match, string.gmatch, string.lower, string.gsub, string.find,
-  string.sub
+local match, lower, gsub, find, sub, byte = string.match, string.lower, string.gsub, string.find, string.sub,
+  string.byte
 local concat = table.concat
 
 local M = {}
@@ -21,6 +21,27 @@ local function unescape(s)
   return url.unescape(s) or s
 end
 
+-- The values of parameter `name` in `text`, a URL's query (after its
+-- first `?`) or a form body, appended to `out`, percent-decoded. Found by
+-- plain search (a pattern tried at every byte of a request took 10 us of
+-- every attempt): each `name=` at the start of the text or after `&` or
+-- `?`; a URL's path, which holds no `name=` of ours, is read too (hiding
+-- more, never less).
+local AMP, QUERY = ("&"):byte(), ("?"):byte()
+local function param_values(text, name, out)
+  local key, from = name .. "=", 1
+  while true do
+    local s, e = find(text, key, from, true)
+    if not s then return end
+    local before = s > 1 and byte(text, s - 1)
+    if not before or before == AMP or before == QUERY then
+      local stop = find(text, "&", e + 1, true)
+      out[#out + 1] = unescape(sub(text, e + 1, stop and stop - 1 or -1))
+    end
+    from = e + 1
+  end
+end
+
 --- The values a signed request carries that must never be shown: those of
 -- the provider's `redact` parameters and headers (`rules.redact`, decoded),
 -- and the Signature=... part of a header that carries one.
@@ -29,15 +50,14 @@ function M.hidden(rules, req)
   local hide = rules.redact or {}
   local out = {}
   for _, name in ipairs(hide.query or {}) do
-    for _, text in ipairs { req.url or "", req.body or "" } do
-      for v in gmatch("&" .. (match(text, "%?(.*)$") or text), "&" .. name .. "=([^&]*)") do
-        out[#out + 1] = unescape(v)
-      end
-    end
+    if req.url then param_values(req.url, name, out) end
+    if req.body and req.body ~= "" then param_values(req.body, name, out) end
   end
-  for name, how in pairs(hide.headers or {}) do
-    for k, v in pairs(req.headers or {}) do
-      if lower(k) == name and type(v) == "string" then
+  local headers = req.headers
+  if headers and hide.headers then
+    for k, v in pairs(headers) do
+      local how = hide.headers[lower(k)]
+      if how and type(v) == "string" then
         out[#out + 1] = how == "all" and v or match(v, "Signature=([^,%s]+)")
       end
     end

@@ -59,11 +59,14 @@ end
 
 --- `s` with its `%XX` escapes decoded; nil when one is malformed (a `%`
 -- not followed by two hex digits).
+local function hex_char(h)
+  return char(tonumber(h, 16))
+end
 function M.unescape(s)
-  for at in gmatch(s, "()%%") do
-    if not find(s, "^%x%x", at + 1) then return nil end
-  end
-  return (gsub(s, "%%(%x%x)", function(h) return char(tonumber(h, 16)) end))
+  if not find(s, "%", 1, true) then return s end
+  -- (a `%` followed by a byte that is not a hex digit, by one that is and then one that is not, or by the end)
+  if find(s, "%%%X") or find(s, "%%%x%X") or find(s, "%%%x?$") then return nil end
+  return (gsub(s, "%%(%x%x)", hex_char))
 end
 
 --- A query string (or a form body) as a table: each name's value decoded

@@ -207,7 +207,7 @@ end
 -- The rule a text value breaks, or nil: its length (checked first, so a
 -- huge value costs nothing more), then CR/LF/NUL, other control characters
 -- (TAB, DEL...), UTF-8, and the field's shape.
-local function text_rule(f, v)
+local function text_rule_of(f, v)
   local limit = f.max_len or (not f.max_chars and DEFAULT_MAX_LEN) or nil
   if limit and #v > limit then return format("must be at most %d bytes (got %d)", limit, #v) end
   if f.max_chars and #v > 4 * f.max_chars then
@@ -224,8 +224,31 @@ local function text_rule(f, v)
   return shape_rule(f, v)
 end
 
+-- The values each field's rule passed lately (field spec -> set of
+-- values; `memo_n`: how many): the same domain, app and stream come with
+-- call after call, and a rule is a function of the value alone, so one
+-- that passed is not walked again. At most MEMO values a field, forgotten
+-- all at once when full (a batch of a million names costs one table write
+-- each).
+local MEMO = 256
+local passed, memo_n = setmetatable({}, { __mode = "k" }), setmetatable({}, { __mode = "k" })
+
 --- The length, character and shape rule a text value of field `f` breaks,
 -- or nil (what `call` applies to a parameter a named method's field sets).
+local function text_rule(f, v)
+  local memo = passed[f]
+  if memo and memo[v] then return nil end
+  local why = text_rule_of(f, v)
+  if why == nil then
+    local n = memo_n[f] or MEMO
+    if n >= MEMO then
+      memo, n = {}, 0
+      passed[f] = memo
+    end
+    memo[v], memo_n[f] = true, n + 1
+  end
+  return why
+end
 M.text_rule = text_rule
 
 function checkers.string(f, v)
@@ -354,19 +377,30 @@ end
 
 -- The shared loop: unknown names first, then each spec in order. Messages
 -- name `prefix .. name` ("retry.attempts" for a nested table of options).
+-- A schema's specs by name, made once per schema (and again if it grew).
+local known_of, known_size = setmetatable({}, { __mode = "k" }), setmetatable({}, { __mode = "k" })
+local function known_names(schema)
+  local known = known_of[schema]
+  if known and known_size[schema] == #schema then return known end
+  known = {}
+  for _, f in ipairs(schema) do known[f.name] = f end
+  known_of[schema], known_size[schema] = known, #schema
+  return known
+end
+
 local function check(schema, input, noun, owner, prefix)
   prefix = prefix or ""
-  local known, names = {}, {}
-  for i, f in ipairs(schema) do
-    known[f.name] = f
-    names[i] = prefix .. f.name
-  end
-  local unknown = {}
+  local known, unknown = known_names(schema), nil
   for k in pairs(input) do
-    if not known[k] then unknown[#unknown + 1] = prefix .. tostring(k) end
+    if not known[k] then
+      unknown = unknown or {}
+      unknown[#unknown + 1] = prefix .. tostring(k)
+    end
   end
-  if #unknown > 0 then
+  if unknown then
     sort(unknown)
+    local names = {}
+    for i, f in ipairs(schema) do names[i] = prefix .. f.name end
     return nil, format("%s '%s' is not %s of %s%s", noun, unknown[1], noun == "option" and "an option" or "a field",
       owner, M.hint(unknown[1], names))
   end

@@ -1,0 +1,85 @@
+-- tier: unit
+-- What a signed request carries that no message may show (redact.hidden),
+-- found by plain search since issue 72: every value of each of the
+-- provider's parameters, in the URL's query and in a form body, decoded;
+-- a header's whole value or its Signature= part, whatever the name's case.
+-- And the rules that memoise what passed (validate.text_rule, a schema's
+-- names) refuse a bad value after good ones, every time.
+local redact = require "streamctl.base.redact"
+local url = require "streamctl.base.url"
+local validate = require "streamctl.base.validate"
+
+local RULES = {
+  redact = {
+    query = { "Signature", "SecurityToken" },
+    headers = { authorization = "signature", ["x-acs-security-token"] = "all" },
+  },
+}
+
+local function sorted(t)
+  table.sort(t)
+  return t
+end
+
+describe("redact.hidden", function()
+  it("takes each named parameter's value from the query, decoded, and no other", function()
+    local req = { url = "https://h/?AccessKeyId=k&XSignature=no&Signature=a%2Fb%3D&SignatureNonce=n"
+      .. "&SecurityToken=t%2B1&Signature=second", body = "" }
+    assert.same({ "a/b=", "second", "t+1" }, sorted(redact.hidden(RULES, req)))
+  end)
+
+  it("reads a form body, whose first parameter has no & before it", function()
+    local req = { url = "https://h/", body = "Signature=b%20c&Other=x&SecurityToken=tok" }
+    assert.same({ "b c", "tok" }, sorted(redact.hidden(RULES, req)))
+  end)
+
+  it("takes a parameter that ends the text, an empty one, and one right after the ?", function()
+    assert.same({ "" , "last" }, sorted(redact.hidden(RULES, { url = "https://h/?Signature=&a=1&SecurityToken=last" })))
+    assert.same({ "first" }, redact.hidden(RULES, { url = "https://h/?Signature=first&b=2" }))
+  end)
+
+  it("keeps a malformed escape as it stands (it is hidden as sent)", function()
+    assert.same({ "a%zz" }, redact.hidden(RULES, { url = "https://h/?Signature=a%zz" }))
+  end)
+
+  it("reads the headers whatever their names' case", function()
+    local req = { url = "https://h/", headers = {
+      Authorization = "ACS3-HMAC-SHA256 Credential=k,SignedHeaders=host,Signature=abc123",
+      ["X-Acs-Security-Token"] = "token-1", host = "h" } }
+    assert.same({ "abc123", "token-1" }, sorted(redact.hidden(RULES, req)))
+  end)
+
+  it("finds nothing in a request that carries none", function()
+    assert.same({}, redact.hidden(RULES, { url = "https://h/?A=1", body = "B=2", headers = { host = "h" } }))
+    assert.same({}, redact.hidden({}, { url = "https://h/?Signature=x" }))
+  end)
+end)
+
+describe("url.unescape", function()
+  it("decodes %XX and refuses a % not followed by two hex digits", function()
+    for _, c in ipairs { { "abc", "abc" }, { "a%2Fb", "a/b" }, { "a%41%42", "aAB" }, { "", "" },
+      { "%", nil }, { "%2", nil }, { "%2g", nil }, { "%g2", nil }, { "%%41", nil }, { "x%4", nil },
+      { "%41%", nil } } do
+      assert.equal(c[2], url.unescape(c[1]), c[1])
+    end
+  end)
+end)
+
+describe("rules that remember what passed", function()
+  it("refuse a bad value after the same field passed good ones, past the memo's size", function()
+    local f = { name = "stream_name", type = "string", shape = "name" }
+    for i = 1, 600 do assert.is_nil(validate.text_rule(f, "s" .. i)) end
+    assert.is_nil(validate.text_rule(f, "s1"))
+    assert.matches("must hold only letters", validate.text_rule(f, "bad name"))
+    assert.matches("must hold only letters", validate.text_rule(f, "bad name"))
+  end)
+
+  it("name an unknown field, and see a field added to the schema since", function()
+    local schema = { { name = "a", type = "string" } }
+    assert.truthy(validate.fields(schema, { a = "x" }, "m"))
+    local _, err = validate.fields(schema, { a = "x", b = "y" }, "m")
+    assert.matches("^field 'b' is not a field of m", err)
+    schema[2] = { name = "b", type = "string" }
+    assert.truthy(validate.fields(schema, { a = "x", b = "y" }, "m"))
+  end)
+end)
