@@ -63,10 +63,16 @@ local function hex_char(h)
   return char(tonumber(h, 16))
 end
 function M.unescape(s)
-  if not find(s, "%", 1, true) then return s end
-  -- (a `%` followed by a byte that is not a hex digit, by one that is and then one that is not, or by the end)
-  if find(s, "%%%X") or find(s, "%%%x%X") or find(s, "%%%x?$") then return nil end
-  return (gsub(s, "%%(%x%x)", hex_char))
+  local at = find(s, "%", 1, true)
+  if not at then return s end
+  -- (well formed when every `%` began an escape decoded: a hex digit is never a `%`, so no escape hides one)
+  local out, n = gsub(s, "%%(%x%x)", hex_char)
+  repeat
+    n = n - 1
+    at = find(s, "%", at + 1, true)
+  until not at
+  if n ~= 0 then return nil end
+  return out
 end
 
 --- A query string (or a form body) as a table: each name's value decoded
