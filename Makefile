@@ -89,7 +89,7 @@ COMMA := ,
 TIER = @t0=$$(date +%s); $(MAKE) --no-print-directory $(1) && { $(2); }; rc=$$?; \
 	echo "make $@: $(3), in $$(( $$(date +%s) - t0 )) s$$( [ $$rc = 0 ] || echo ': FAILED' )"; exit $$rc
 
-.PHONY: all check-unit deps demo-deps openresty-demo-deps openresty-demo openresty-demo-stop build build-5.4 build-jit rockspecs check test test-5.4 test-jit lint static doc check-doc demo bench check-c \
+.PHONY: all check-unit deps demo-deps openresty-demo-deps openresty-demo openresty-demo-stop build build-5.4 build-jit rockspecs check test test-5.4 test-jit lint static doc check-doc demo bench profile check-c \
 	valgrind asan asan-build \
 	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes check-install deb check-deb dist under-load clean
 
@@ -296,6 +296,11 @@ openresty-demo-stop:
 # however the run ends (Ctrl-C included).
 bench: bench-deps build
 	@bench/run.sh
+
+# Where one call's CPU goes, in machine instructions by library (callgrind;
+# docs/performance.md, "Where a call's time goes"): bench/profile/run.sh.
+profile: build
+	@bench/profile/run.sh
 
 # The suite (emulator, nginx and command-line specs included) under
 # valgrind (no definite leaks, no invalid reads or writes: exit 99 otherwise)

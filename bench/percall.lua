@@ -14,6 +14,12 @@
 --             bench/sdk/node_modules at the first run; never a dependency
 --             of streamctl), its own process's CPU after a warm-up
 --
+--   nginx     (under LuaJIT, which nginx runs; BENCH_NGINX=1 or 0: always,
+--             never) the same three rows made by a content handler in one
+--             nginx worker, on cosockets: the call, prepare, and a request
+--             signed beforehand sent by streamctl.transport.ngx; the
+--             worker's CPU (os.clock in the worker, which does nothing else)
+--
 -- The call's steps: prepare, the exchange (bare), and the rest (the
 -- engine's bookkeeping, the answer's decoding, the result): call - prepare
 -- - bare. The goal: a call at most a quarter of the SDK's CPU. Every figure
@@ -115,6 +121,85 @@ for run = 1, RUNS do
   end
 end
 
+-- The cosocket rows: per-call CPU of each row in one nginx worker, `CALLS` of each, interleaved by chunk.
+local NGINX = os.getenv("BENCH_NGINX")
+if NGINX == nil or NGINX == "" then NGINX = type(jit) == "table" else NGINX = NGINX ~= "0" end
+local HANDLER = [==[
+local streamctl = require "streamctl"
+local tngx = require "streamctl.transport.ngx"
+local cjson = require "cjson"
+local F = { domain_name = "push.example.com", app_name = "live", stream_name = "bench" }
+local RAW = { DomainName = "push.example.com", AppName = "live", StreamName = "bench", LiveStreamType = "publisher" }
+local client
+return function()
+  local a = ngx.req.get_uri_args()
+  local calls, chunk, round = tonumber(a.calls), tonumber(a.chunk), tonumber(a.round)
+  client = client or assert(streamctl.aliyun.new { endpoint = a.endpoint, access_key_id = a.key,
+    access_key_secret = a.secret, signature_version = "v1", rate_limits = false, retry = false })
+  local t = assert(tngx.new {})
+  local cpu = { call = 0, prepare = 0, bare = 0 }
+  for c = 1, calls / chunk do
+    local reqs = {}
+    for i = 1, chunk do reqs[i] = assert(client:prepare("ResumeLiveStream", RAW)) end
+    for k = 0, 2 do
+      local row = ({ "call", "prepare", "bare" })[(round + c + k) % 3 + 1]
+      local t0 = os.clock()
+      for i = 1, chunk do
+        if row == "call" then assert(client:resume_live_stream(F))
+        elseif row == "prepare" then assert(client:prepare("ResumeLiveStream", RAW))
+        else
+          assert(t.start(i, reqs[i]))
+          local done
+          repeat done = t.poll(10) until #done > 0
+          assert(done[1].res and done[1].res.status == 200, "a bare request failed")
+        end
+      end
+      cpu[row] = cpu[row] + os.clock() - t0
+    end
+  end
+  t.close()
+  for k, v in pairs(cpu) do cpu[k] = v / calls * 1e6 end
+  ngx.say(cjson.encode(cpu))
+end
+]==]
+
+local function nginx_rows()
+  local nginx = require "spec.helpers.nginx"
+  local cjson = require "cjson"
+  local core = require "streamctl.core"
+  local server = nginx.start {
+    prepare = function(d) nginx.write_file(d .. "/bench_percall.lua", HANDLER) end,
+    lua_path = function(d) return d .. "/?.lua" end,
+    lua_cpath = function() return (nginx.jit_cpath():gsub(";.*$", "")) end,
+    http = function(ports)
+      return "server { listen 127.0.0.1:" .. ports[1] .. ";\n"
+        .. "      location = /run { content_by_lua_block { require('bench_percall')() } } }"
+    end,
+  }
+  local rows = { call = {}, prepare = {}, bare = {}, rest = {} }
+  local ok, err = pcall(function()
+    local enc = core.percent_encode
+    local function run(round, calls)
+      local before = accepted()
+      local status, body = server:get(string.format("/run?calls=%d&chunk=%d&round=%d&endpoint=%s&key=%s&secret=%s",
+        calls, CHUNK, round, enc(HTTP), KEY, SECRET))
+      assert(status == 200, "nginx answered " .. tostring(status) .. ": " .. tostring(body))
+      local got = accepted() - before
+      assert(got == 2 * calls, string.format("the emulator accepted %d requests from nginx, not %d", got, 2 * calls))
+      return cjson.decode(body)
+    end
+    run(0, CHUNK * 2) -- (warm-up: the pool's connection, the traces)
+    for round = 1, RUNS do
+      local r = run(round, CALLS)
+      for k, v in pairs(r) do rows[k][round] = v end
+      rows.rest[round] = r.call - r.prepare - r.bare
+    end
+  end)
+  server:stop()
+  assert(ok, err)
+  return rows
+end
+
 local function record(name, unit, list, more)
   if #list == 0 then return end
   local fig = { group = "per call", name = name, unit = unit, samples = list, decimals = unit == "us" and 1 or 2,
@@ -133,4 +218,13 @@ if #samples.ratio > 0 then
   print(ratio <= GOAL and string.format("  goal met: a call costs %.2f of the SDK's CPU (the goal: at most %.2f)",
       ratio, GOAL)
     or string.format("  GOAL MISSED: a call costs %.2f of the SDK's CPU (the goal: at most %.2f)", ratio, GOAL))
+end
+
+if NGINX then
+  local rows = nginx_rows()
+  local more = { transport = "cosockets", interpreter = "nginx (" .. lib.interpreter .. ")" }
+  record("inside nginx (cosockets): a call: CPU", "us", rows.call, more)
+  record("inside nginx, of it, prepare", "us", rows.prepare, more)
+  record("inside nginx, of it, the exchange on cosockets (a bare request)", "us", rows.bare, more)
+  record("inside nginx, of it, the rest (engine, decoding, result)", "us", rows.rest, more)
 end

@@ -134,6 +134,14 @@ local function markdown(results)
     row("a call's CPU and its steps, beside the official Node SDK (`bench/percall.lua`)", steps(), steps("jit"),
       "the SDK: " .. table.concat(parts, " / ") .. (goal and format(" (goal: at most %.2f)", goal) or "")
       .. (#missed > 0 and " (**missed**: " .. table.concat(missed, ", ") .. ")" or ""))
+    if fig("inside nginx (cosockets): a call: CPU", "nginx") then
+      row("the same inside nginx, one worker (cosockets)", "(nginx runs LuaJIT)",
+        format("%.0f µs: prepare %.0f, the exchange on cosockets %.0f, the rest %.0f",
+          need("inside nginx (cosockets): a call: CPU", "nginx"), need("inside nginx, of it, prepare", "nginx"),
+          need("inside nginx, of it, the exchange on cosockets (a bare request)", "nginx"),
+          need("inside nginx, of it, the rest (engine, decoding, result)", "nginx")),
+        "[where the time goes](#where-a-calls-time-goes)")
+    end
   end
 
   -- batches at the caps, idle and with every core busy
