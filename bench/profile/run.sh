@@ -19,7 +19,7 @@ N=${1:-300}
 OUT="$ROOT/build/profile"
 mkdir -p "$OUT"
 BIN="$OUT/lua54"
-cc -O2 -g -I/usr/include/lua5.4 -o "$BIN" "$ROOT/bench/profile/lua54.c" \
+cc -O2 -g -Wall -Wextra -Werror -I/usr/include/lua5.4 -o "$BIN" "$ROOT/bench/profile/lua54.c" \
   /usr/lib/x86_64-linux-gnu/liblua5.4.a -lm -ldl -Wl,-E
 export LUA_PATH="$ROOT/?.lua;$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;"
 export LUA_CPATH="$ROOT/build/5.4/lib/lua/5.4/?.so;;"
