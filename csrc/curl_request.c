@@ -313,10 +313,46 @@ static const char *add_headers(lua_State *L, sc_xfer *x, int hidx) {
     return NULL;
 }
 
+/*
+ * The URL, as its origin ("http://host:port") and its request target
+ * ("/path?query") apart, when they can be: no proxy (a proxy takes the
+ * whole URL in its request line), a '/' that ends the authority, and no
+ * '#'. The request line is the same bytes either way. Apart, libcurl parses
+ * and prints (its own printf, a byte at a time) a URL of a few bytes rather
+ * than one of several hundred: a V1 request carries all its parameters in
+ * the query, and that took about 60,000 instructions of every call
+ * (make profile; docs/performance.md, "Where a call's time goes").
+ */
+static CURLcode set_url(sc_xfer *x, const sc_opts *o, const char *url, size_t ul) {
+#if LIBCURL_VERSION_NUM >= 0x073700
+    char origin[256];
+    const char *authority = strstr(url, "://");
+    if (o->proxy == NULL && authority != NULL && memchr(url, '#', ul) == NULL) {
+        const char *slash;
+        size_t n;
+        authority += 3;
+        slash = strchr(authority, '/');
+        n = slash != NULL ? (size_t)(slash - url) : 0;
+        if (n > 0 && n < sizeof(origin) && memchr(authority, '?', (size_t)(slash - authority)) == NULL) {
+            CURLcode rc;
+            memcpy(origin, url, n);
+            origin[n] = '\0';
+            if ((rc = curl_easy_setopt(x->curl, CURLOPT_URL, origin)) != CURLE_OK) return rc;
+            return curl_easy_setopt(x->curl, CURLOPT_REQUEST_TARGET, slash);
+        }
+    }
+#else
+    (void)o;
+    (void)ul;
+#endif
+    return curl_easy_setopt(x->curl, CURLOPT_URL, url);
+}
+
 /* The method, URL, headers and body as curl options (after base_options). */
-static CURLcode set_request(sc_xfer *x, const char *method, const char *url, const char *body, size_t bl) {
+static CURLcode set_request(sc_xfer *x, const sc_opts *o, const char *method, const char *url, size_t ul,
+                            const char *body, size_t bl) {
     CURLcode rc;
-    if ((rc = curl_easy_setopt(x->curl, CURLOPT_URL, url)) != CURLE_OK ||
+    if ((rc = set_url(x, o, url, ul)) != CURLE_OK ||
         (rc = curl_easy_setopt(x->curl, CURLOPT_HTTPHEADER, x->slist)) != CURLE_OK)
         return rc;
     if (strcmp(method, "HEAD") == 0) return curl_easy_setopt(x->curl, CURLOPT_NOBODY, 1L);
@@ -377,7 +413,7 @@ const char *sc_prepare(lua_State *L, int ridx, sc_xfer *x, const sc_opts *o, int
 
     if ((bad = check_line(L, method, ml, url, ul, bl)) != NULL) return bad;
     if ((bad = add_headers(L, x, base + 3)) != NULL) return bad;
-    if ((rc = base_options(x, o)) != CURLE_OK || (rc = set_request(x, method, url, body, bl)) != CURLE_OK)
+    if ((rc = base_options(x, o)) != CURLE_OK || (rc = set_request(x, o, method, url, ul, body, bl)) != CURLE_OK)
         luaL_error(L, "streamctl.curl: curl_easy_setopt failed: %s", curl_easy_strerror(rc));
     return NULL;
 }

@@ -290,6 +290,26 @@ describe("streamctl.curl", function()
       assert.equal("/echo/./a/../b/%2e%2E/c?x=/../y", e.target)
     end)
 
+    it("sends the same request line and Host whether or not the target is given to libcurl apart", function()
+      -- (without a proxy the origin and the target go to libcurl apart: csrc/curl_request.c, set_url)
+      local query = {}
+      for i = 1, 120 do query[i] = "P" .. i .. "=v%2F" .. i end
+      local long = "/echo?" .. table.concat(query, "&")
+      local e = echo({ url = base .. long })
+      assert.equal(long, e.target)
+      local host
+      for _, h in ipairs(e.headers) do
+        if h[1]:lower() == "host" then host = h[2] end
+      end
+      assert.equal("127.0.0.1:" .. port, host)
+      -- what is not split goes whole, as libcurl reads it: no path, a fragment, a long origin
+      assert.equal(404, get("?x=1").status)
+      assert.equal("/?x=1", cjson.decode(get("/last").body).target)
+      assert.equal("/echo?x=1", echo({ url = base .. "/echo?x=1#frag/ment" }).target)
+      local e2 = echo({ url = "http://" .. string.rep("a", 250) .. ".invalid:8080/echo?x=2" }, { proxy = base })
+      assert.equal("http://" .. string.rep("a", 250) .. ".invalid:8080/echo?x=2", e2.target)
+    end)
+
     it("sends requests through the proxy option", function()
       -- the test server answers as a proxy would be asked: absolute-form target, Host of the origin
       local e = echo({ url = "http://streamctl.invalid:8080/echo?via=proxy" }, { proxy = base })
