@@ -59,7 +59,8 @@ describe("url.unescape", function()
   it("decodes %XX and refuses a % not followed by two hex digits", function()
     for _, c in ipairs { { "abc", "abc" }, { "a%2Fb", "a/b" }, { "a%41%42", "aAB" }, { "", "" },
       { "%", nil }, { "%2", nil }, { "%2g", nil }, { "%g2", nil }, { "%%41", nil }, { "x%4", nil },
-      { "%41%", nil } } do
+      { "%41%", nil }, { "%2f%2F", "//" }, { "%00x", "\0x" }, { "%e4%b8%ad", "\228\184\173" }, { "%+1", nil },
+      { "% 1", nil }, { "a%41b%42c", "aAbBc" } } do
       assert.equal(c[2], url.unescape(c[1]), c[1])
     end
   end)

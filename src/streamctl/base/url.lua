@@ -4,8 +4,9 @@
 -- and its own messages; how a URL splits into its parts is written here once.
 -- @module streamctl.base.url
 
-local match, lower, find, byte, gsub, gmatch, char = string.match, string.lower, string.find, string.byte,
-  string.gsub, string.gmatch, string.char
+local match, lower, find, byte, gsub, gmatch, char, sub, format = string.match, string.lower, string.find,
+  string.byte, string.gsub, string.gmatch, string.char, string.sub, string.format
+local concat = table.concat
 local tonumber, type = tonumber, type
 
 local M = {}
@@ -57,22 +58,30 @@ function M.is_name(host)
   return find(host, "^[%w.-]+$") ~= nil
 end
 
---- `s` with its `%XX` escapes decoded; nil when one is malformed (a `%`
--- not followed by two hex digits).
-local function hex_char(h)
-  return char(tonumber(h, 16))
+-- A hex digit's value by its byte (nil for any other byte).
+local HEX = {}
+for i = 0, 15 do
+  HEX[byte(format("%x", i))], HEX[byte(format("%X", i))] = i, i
 end
+
+--- `s` with its `%XX` escapes decoded; nil when one is malformed (a `%`
+-- not followed by two hex digits). (A loop of plain finds and a table of
+-- digits, not gsub with a function: every attempt decodes its signature,
+-- and LuaJIT compiles neither gsub nor a function made per call.)
 function M.unescape(s)
   local at = find(s, "%", 1, true)
   if not at then return s end
-  -- (well formed when every `%` began an escape decoded: a hex digit is never a `%`, so no escape hides one)
-  local out, n = gsub(s, "%%(%x%x)", hex_char)
+  local parts, n, from = {}, 0, 1
   repeat
-    n = n - 1
-    at = find(s, "%", at + 1, true)
+    local hi, lo = HEX[byte(s, at + 1)], HEX[byte(s, at + 2)]
+    if not (hi and lo) then return nil end
+    parts[n + 1] = sub(s, from, at - 1)
+    parts[n + 2] = char(hi * 16 + lo)
+    n, from = n + 2, at + 3
+    at = find(s, "%", from, true)
   until not at
-  if n ~= 0 then return nil end
-  return out
+  parts[n + 1] = sub(s, from)
+  return concat(parts)
 end
 
 --- A query string (or a form body) as a table: each name's value decoded
