@@ -12,7 +12,8 @@
 --   decode(attempt, response, failure) -> result | nil, err
 --                                             reads an answer, or wraps a transport failure
 --   pace(action, max_delay, job) -> seconds, committed[, next[, cut]]
---                                            reserves a rate-limit slot for one request of
+--                                            (optional: without it, nothing is paced and no
+--                                             slot is reserved) reserves a rate-limit slot for one request of
 --                                             `action` (the job's next attempt) when it is at
 --                                             most `max_delay` seconds away, and says how long
 --                                             to wait for it; `committed` false: nothing was
@@ -244,7 +245,7 @@ function M.new(iface)
   end
   need(iface, "sign", "function")
   need(iface, "decode", "function")
-  need(iface, "pace", "function")
+  if iface.pace ~= nil then need(iface, "pace", "function") end
   need(iface, "retry", "table")
   if iface.correct_clock ~= nil then need(iface, "correct_clock", "function") end
   if iface.window ~= nil then need(iface, "window", "function") end

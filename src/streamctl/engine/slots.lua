@@ -128,6 +128,7 @@ local function reserve_or_wait(engine, job, now)
       job.slot_at = nil
     end
   end
+  if not engine.pace then return window_hold(engine, action, now) end -- (nothing paced: no slot)
   if not job.slot_at then
     local wait = engine.pace_wait[action]
     if wait then

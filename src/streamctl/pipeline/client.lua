@@ -235,8 +235,13 @@ local function named(rules, name, spec)
 end
 
 -- The engine's interface onto this client: the only things the runner uses.
+-- Pacing off (`rate_limits = false`: the pacer has no limiter), nothing is
+-- paced and nothing the pacing would learn is read: the engine gets no
+-- hook to reserve a slot, hold a window or measure, and a call pays for none.
 local function engine_for(self, io)
   local pacer = self._pacer
+  local paced = pacer.limiter ~= nil
+  local function when(f) return paced and f or nil end
   return runner.new {
     io = io,
     retry = self._retry,
@@ -246,12 +251,12 @@ local function engine_for(self, io)
     decode = function(attempt, res, terr) return decode.attempt(self, attempt, res, terr) end,
     observe = (self._on_attempt or self._on_span) and function(...) return decode.observe(self, ...) end,
     correct_clock = function(err) return decode.correct_clock(self, err) end,
-    pace = function(action, max_delay, job) return pacer:pace(action, max_delay, job) end,
-    horizon = function(action) return pacer:horizon(action) end,
-    window = function(action) return pacer:window(action) end,
-    slack = function() return pacer:slack() end,
-    measured = function(kind, seconds) return pacer.measure[kind](pacer.measure, seconds) end,
-    answered = function(action, age, err) return pacer:answered(action, age, err) end,
+    pace = when(function(action, max_delay, job) return pacer:pace(action, max_delay, job) end),
+    horizon = when(function(action) return pacer:horizon(action) end),
+    window = when(function(action) return pacer:window(action) end),
+    slack = when(function() return pacer:slack() end),
+    measured = when(function(kind, seconds) return pacer.measure[kind](pacer.measure, seconds) end),
+    answered = when(function(action, age, err) return pacer:answered(action, age, err) end),
     unsign = function(attempt) return sign.unsign(self, attempt) end,
     paced = function(action) return pacer:cap(action) ~= nil end,
   }
