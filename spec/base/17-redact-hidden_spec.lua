@@ -55,6 +55,50 @@ describe("redact.hidden", function()
   end)
 end)
 
+describe("what each build hands over", function()
+  local aliyun = require "streamctl.aliyun"
+  local zego = require "streamctl.zego"
+  local checks = require "spec.helpers.checks"
+  local function never() error("nothing is sent") end
+
+  -- what redact.hidden finds by searching a copy the build never saw, and what the build handed over
+  local function both(client, action, params)
+    local req = assert(client:prepare(action, params))
+    local copy = {}
+    for k, v in pairs(req) do copy[k] = v end
+    return sorted(redact.hidden(client._rules, req)), sorted(redact.hidden(client._rules, copy))
+  end
+
+  it("is what a search of the request finds: Aliyun V1 and V3, with and without a token, and unsigned", function()
+    local STREAM = { DomainName = "d.example", AppName = "live", StreamName = "s", LiveStreamType = "publisher" }
+    for _, version in ipairs { "v1", "v3" } do
+      for _, token in ipairs { false, true } do
+        local c = checks.scripted_client(aliyun, 1700000000, { signature_version = version,
+          security_token = token and "STS.tok/en+with=chars" or nil }, never)
+        local handed, found = both(c, "ResumeLiveStream", STREAM)
+        assert.same(found, handed)
+        assert.equal(token and 2 or 1, #handed, version)
+      end
+    end
+  end)
+
+  it("is what a search of the request finds: ZEGO", function()
+    local c = checks.scripted_client(zego, 1700000000, nil, never)
+    local handed, found = both(c, "ForbidRTCStream", { StreamId = "s1" })
+    assert.same(found, handed)
+    assert.equal(1, #handed)
+  end)
+
+  it("is a copy each time: what a caller adds to it stays its own", function()
+    local c = checks.scripted_client(aliyun, 1700000000, nil, never)
+    local req = assert(c:prepare("ResumeLiveStream", { DomainName = "d.example", AppName = "live", StreamName = "s",
+      LiveStreamType = "publisher" }))
+    local first = redact.hidden(c._rules, req)
+    first[#first + 1] = "added"
+    assert.equal(#first - 1, #redact.hidden(c._rules, req))
+  end)
+end)
+
 describe("url.unescape", function()
   it("decodes %XX and refuses a % not followed by two hex digits", function()
     for _, c in ipairs { { "abc", "abc" }, { "a%2Fb", "a/b" }, { "a%41%42", "aAB" }, { "", "" },

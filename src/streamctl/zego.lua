@@ -14,6 +14,7 @@ local errors = require "streamctl.base.errors"
 local sequence = require "streamctl.engine.sequence"
 local validate = require "streamctl.base.validate"
 local json = require "streamctl.base.json"
+local redact = require "streamctl.base.redact"
 
 local type, tostring, tonumber, pairs, ipairs = type, tostring, tonumber, pairs, ipairs
 local floor = math.floor
@@ -369,14 +370,14 @@ function rules.build(self, action, op, params, now, nonce)
   local business = core.canonical_query(params)
   -- The action is one of the operations' names and the nonce 16 hex
   -- characters (nonce_rule): neither needs encoding. One concatenation.
-  return {
+  return redact.with_hidden({
     provider = PROVIDER, action = action, method = op.method,
     url = self.endpoint.query_url .. "Action=" .. action .. "&AppId=" .. self.app_id .. "&SignatureNonce=" .. nonce
       .. "&Timestamp=" .. timestamp .. "&Signature=" .. signature .. "&SignatureVersion=2.0"
       .. (self.is_test ~= nil and (self.is_test and "&IsTest=true" or "&IsTest=false") or "")
       .. (business ~= "" and "&" .. business or ""),
     headers = {}, body = "",
-  }
+  }, signature)
 end
 
 function rules.decode(_, action, res)

@@ -42,11 +42,36 @@ local function param_values(text, name, out)
   end
 end
 
---- The values a signed request carries that must never be shown: those of
--- the provider's `redact` parameters and headers (`rules.redact`, decoded),
--- and the Signature=... part of a header that carries one.
--- @return array of strings
+-- The values a provider's build handed over with the request it made
+-- (request -> array): it has them in hand, and finding them again in the
+-- URL costs every attempt a search and a decoding.
+local given = setmetatable({}, { __mode = "k" })
+
+--- Hands over, with `req`, the values it carries that must never be shown
+-- (its signature, a security token: either may be nil), for `hidden` to
+-- return as they are. A provider's build calls it on the request it made;
+-- spec/base/17 holds each build's to what `hidden` finds by searching.
+-- @return req
+function M.with_hidden(req, signature, token)
+  local values = {}
+  if signature ~= nil then values[1] = signature end
+  if token ~= nil then values[#values + 1] = token end
+  given[req] = values
+  return req
+end
+
+--- The values a signed request carries that must never be shown: those
+-- its build handed over (`with_hidden`); else those of the provider's
+-- `redact` parameters and headers (`rules.redact`, decoded), and the
+-- Signature=... part of a header that carries one.
+-- @return array of strings (a new one)
 function M.hidden(rules, req)
+  local values = given[req]
+  if values then
+    local out = {}
+    for i = 1, #values do out[i] = values[i] end
+    return out
+  end
   local hide = rules.redact or {}
   local out = {}
   for _, name in ipairs(hide.query or {}) do

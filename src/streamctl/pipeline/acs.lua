@@ -315,7 +315,7 @@ local function build(self, action, op, params, now, nonce)
   if op.anonymous then
     -- unsigned: the common parameters without a key, a nonce or a signature
     params.Action, params.Version, params.Format, params.Timestamp = action, V, "JSON", timestamp
-    return {
+    return redact.with_hidden {
       provider = P, action = action, method = method, url = query_url(self, core.canonical_query(params)),
       headers = { host = self.endpoint.host }, body = "",
     }
@@ -337,11 +337,11 @@ local function build(self, action, op, params, now, nonce)
     -- (params is the call's own, signed again on a retry: every common
     -- parameter is set each time, the token cleared when there is none)
     params.SecurityToken = token
-    local _, url = core.aliyun_sign_v1(method, params, secret, self.endpoint.query_url) -- (the URL, made in C)
-    return {
+    local signature, url = core.aliyun_sign_v1(method, params, secret, self.endpoint.query_url) -- (URL made in C)
+    return redact.with_hidden({
       provider = P, action = action, method = method, url = url,
       headers = { host = self.endpoint.host }, body = "",
-    }
+    }, signature, token)
   end
   local headers = {
     host = self.endpoint.host,
@@ -355,15 +355,15 @@ local function build(self, action, op, params, now, nonce)
     headers["x-acs-accesskey-id"] = access_key_id
     headers["x-acs-security-token"] = token
   end
-  local authorization, _, _, query = core.aliyun_sign_v3 {
+  local authorization, signature, _, query = core.aliyun_sign_v3 {
     method = method, path = "/", query = params, headers = headers, body = "",
     access_key_id = access_key_id, access_key_secret = secret,
   }
   headers.authorization = authorization
-  return {
+  return redact.with_hidden({
     provider = P, action = action, method = method,
     url = query_url(self, query), headers = headers, body = "",
-  }
+  }, signature, token)
 end
 
 -- A 2xx whose JSON is not the operation's answer ({}, [], no RequestId, a
