@@ -99,6 +99,34 @@ describe("what each build hands over", function()
   end)
 end)
 
+describe("redact.answer", function()
+  local core = require "streamctl.core"
+  local SIG = "Yhb8Y/rJAWQ7XYfjNnS9wygc+H8="
+
+  it("hides a value in every form it takes in an answer, whatever else it holds", function()
+    local once = core.percent_encode(SIG)
+    for _, form in ipairs { SIG, once, core.percent_encode(once) } do
+      local raw = '{"Message":"signature ' .. form .. ' mismatch"}'
+      local t = { Message = "signature " .. form .. " mismatch" }
+      redact.answer(t, { SIG }, raw)
+      assert.equal("signature <redacted> mismatch", t.Message, form)
+    end
+  end)
+
+  it("leaves an answer alone that holds a run of a value but no form of it", function()
+    local t = { Message = "rJAWQ7XYfjNnS9wygc alone" }
+    redact.answer(t, { SIG }, '{"Message":"rJAWQ7XYfjNnS9wygc alone"}')
+    assert.equal("rJAWQ7XYfjNnS9wygc alone", t.Message)
+  end)
+
+  it("may_hold: false only when the first kept run of every value is absent", function()
+    assert.is_false(redact.may_hold('{"RequestId":"r-1"}', { SIG, "STS.token-value" }))
+    assert.is_true(redact.may_hold("...Yhb8Y...", { SIG }))
+    assert.is_true(redact.may_hold("x", { "/+/+" })) -- (no run: the forms decide)
+    assert.is_false(redact.may_hold("anything", { "abc" })) -- (under 4 bytes: never hidden)
+  end)
+end)
+
 describe("url.unescape", function()
   it("decodes %XX and refuses a % not followed by two hex digits", function()
     for _, c in ipairs { { "abc", "abc" }, { "a%2Fb", "a/b" }, { "a%41%42", "aAB" }, { "", "" },

@@ -182,8 +182,13 @@ end
 -- decoded string stands in it byte for byte) and none of the forms, no
 -- string can hold one, and the walk is skipped (every answer's case).
 function M.answer(t, hidden, raw)
+  local plain = type(raw) == "string" and not find(raw, "\\", 1, true)
+  -- (each form of a value holds the value's first run of bytes the encoder
+  -- keeps, as it is: a raw answer without that run holds no form of it, and
+  -- the forms are not made)
+  if plain and not M.may_hold(raw, hidden) then return end
   local forms = errors.redaction_forms(hidden, core.percent_encode)
-  if type(raw) == "string" and not find(raw, "\\", 1, true) then
+  if plain then
     local any = false
     for i = 1, #forms do
       if find(raw, forms[i], 1, true) then any = true break end
@@ -191,6 +196,20 @@ function M.answer(t, hidden, raw)
     if not any then return end
   end
   scrub(t, forms, 0)
+end
+
+--- Whether `text` may hold a form of one of `hidden` (see redaction_forms:
+-- values under 4 bytes are never hidden): false when, for each, the first
+-- run of bytes percent-encoding keeps (A-Z a-z 0-9 - _ . ~) is not in it.
+function M.may_hold(text, hidden)
+  for i = 1, #hidden do
+    local s = hidden[i]
+    if type(s) == "string" and #s >= 4 then
+      local run = match(s, "[%w%-_.~]+")
+      if not run or find(text, run, 1, true) then return true end
+    end
+  end
+  return false
 end
 
 --- A copy of a signed request with its hidden values (and `secrets`)
