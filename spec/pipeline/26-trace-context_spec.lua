@@ -261,4 +261,28 @@ describe("W3C Trace Context on the providers' requests", function()
         got[1].status.message })
     assert.same({}, server:log { provider = "zego" })
   end)
+  it("an attempt that waited for its slot has the wait, the room and the cap as on_attempt saw them", function()
+    local aliyun = require "streamctl.aliyun"
+    local checks = require "spec.helpers.checks"
+    local got, seen = {}, {}
+    local c = checks.scripted_client(aliyun, 1700000000, { on_span = function(sp) got[#got + 1] = sp end,
+      on_attempt = function(a) seen[#seen + 1] = a end }, function(_, n)
+      if n == 2 then return checks.reply(400, '{"Code":"Throttling.User","RequestId":"t"}') end
+      return checks.reply(200, '{"RequestId":"r"}')
+    end)
+    for _ = 1, 2 do assert(c:resume_live_stream { domain_name = "d.example", app_name = "live", stream_name = "s" }) end
+    local waits = {}
+    for _, sp in ipairs(got) do
+      for _, e in ipairs(sp.events or {}) do
+        if e.name == "streamctl.slot_wait" then waits[#waits + 1] = e.attributes end
+      end
+    end
+    local last = seen[#seen] -- (the throttled call's retry: it waited, at the room the throttle left)
+    assert.is_true(last.waited > 0 and last.room < last.cap)
+    assert.same({ ["streamctl.waited_s"] = last.waited, ["streamctl.room"] = last.room, ["streamctl.cap"] = last.cap },
+      waits[#waits])
+    local codes = {}
+    for _, sp in ipairs(got) do codes[#codes + 1] = sp.attributes["streamctl.throttle_code"] or "-" end
+    assert.same({ "-", "-", "Throttling.User", "-", "-" }, codes) -- (attempt, call; attempt, attempt, call)
+  end)
 end)

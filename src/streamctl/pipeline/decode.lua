@@ -102,8 +102,7 @@ function M.observe(self, attempt, result, err, seconds, res)
     room = cap and cap * pacer:room(action) or nil
   end
   if self._on_span then
-    spans.attempt(self, attempt, result, err, seconds, res,
-      { throttled = throttled, waited = waited, cap = cap, room = room })
+    spans.attempt(self, attempt, result, err, seconds, res, throttled, waited, room, cap)
     if not on_attempt then return end
   end
   -- The request as sent and the answer as received, every secret, signature and token redacted: made

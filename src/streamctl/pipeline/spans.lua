@@ -44,6 +44,21 @@ local function service(client)
   return SERVICE[p] or { p, p }
 end
 
+-- A span's name, "Live.ForbidLiveStream": made once per client and action.
+local function span_name(client, s, action)
+  local names = client._span_names
+  if not names then
+    names = {}
+    client._span_names = names
+  end
+  local name = names[action]
+  if not name then
+    name = s[1] .. "." .. action
+    names[action] = name
+  end
+  return name
+end
+
 -- The server's host and port (the scheme's when the endpoint names none):
 -- read from the endpoint once per client, not at every attempt.
 local function address(client)
@@ -103,7 +118,7 @@ function M.start(client, action, trace)
   end
   local s = service(client)
   local span = { trace_id = ctx.trace_id, span_id = tracecontext.new_span_id(), parent_span_id = ctx.parent_id,
-                 name = s[1] .. "." .. action, kind = "internal", start_time = client._clock(),
+                 name = span_name(client, s, action), kind = "internal", start_time = client._clock(),
                  attributes = { ["rpc.system"] = s[2], ["rpc.service"] = s[1], ["rpc.method"] = action },
                  events = {}, trace_state = ctx.tracestate, recording = true, ctx = child }
   return span, span.ctx
@@ -165,35 +180,36 @@ function M.batch_finish(client, span, report)
       ["streamctl.batch.calls"] = report.calls })
 end
 
---- An attempt's CLIENT span, from what observe knows of it.
-function M.attempt(client, attempt, result, err, seconds, res, info)
+--- An attempt's CLIENT span, from what observe knows of it (`throttled`:
+-- its failure is a throttle; `waited` seconds for its slot, and the room
+-- and the cap then).
+function M.attempt(client, attempt, result, err, seconds, res, throttled, waited, room, cap)
   local ctx = attempt.trace
   if not (client._on_span and ctx and ctx.sampled and attempt.span_id) then return end
   local s = service(client)
   local now = client._clock()
   local host, port = address(client)
+  local code = err and tostring(err.code)
+  -- (every key in one constructor, those without a value nil: the table is made its size at once)
   local a = { ["rpc.system"] = s[2], ["rpc.service"] = s[1], ["rpc.method"] = attempt.action,
               ["server.address"] = host, ["server.port"] = port,
               ["http.request.method"] = attempt.req and attempt.req.method,
-              ["http.response.status_code"] = res and res.status }
-  if attempt.n > 1 then a["http.request.resend_count"] = attempt.n - 1 end
-  if err then
-    a["error.type"] = tostring(err.code)
-    a["streamctl.request_id"] = err.request_id
-    if info.throttled then a["streamctl.throttle_code"] = tostring(err.code) end
-    a["streamctl.retry_after_ms"] = err.retry_after_ms
-  elseif type(result) == "table" then
-    a["streamctl.request_id"] = result.RequestId
-  end
+              ["http.response.status_code"] = res and res.status,
+              ["http.request.resend_count"] = attempt.n > 1 and attempt.n - 1 or nil,
+              ["error.type"] = code,
+              ["streamctl.request_id"] = err and err.request_id
+                or (type(result) == "table" and result.RequestId or nil),
+              ["streamctl.throttle_code"] = throttled and code or nil,
+              ["streamctl.retry_after_ms"] = err and err.retry_after_ms }
   local events = {}
-  if info.waited and info.waited > 0 then
+  if waited and waited > 0 then
     events[1] = { name = "streamctl.slot_wait", time = now - (seconds or 0),
-                  attributes = { ["streamctl.waited_s"] = info.waited, ["streamctl.room"] = info.room,
-                                 ["streamctl.cap"] = info.cap } }
+                  attributes = { ["streamctl.waited_s"] = waited, ["streamctl.room"] = room,
+                                 ["streamctl.cap"] = cap } }
   end
   hand(client, { trace_id = ctx.trace_id, span_id = attempt.span_id,
                  parent_span_id = (attempt.job and attempt.job.span_parent) or ctx.parent_id,
-                 name = s[1] .. "." .. attempt.action, kind = "client", start_time = now - (seconds or 0),
+                 name = span_name(client, s, attempt.action), kind = "client", start_time = now - (seconds or 0),
                  trace_state = ctx.tracestate,
                  end_time = now, attributes = a, events = events,
                  status = err and { code = "error", message = tostring(err.message) } or { code = "ok" } })
