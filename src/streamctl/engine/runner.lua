@@ -12,8 +12,8 @@
 --   decode(attempt, response, failure) -> result | nil, err
 --                                             reads an answer, or wraps a transport failure
 --   pace(action, max_delay, job) -> seconds, committed[, next[, cut]]
---                                            (optional: without it, nothing is paced and no
---                                             slot is reserved) reserves a rate-limit slot for one request of
+--                                            (optional: without it nothing is paced) reserves
+--                                             a rate-limit slot for one request of
 --                                             `action` (the job's next attempt) when it is at
 --                                             most `max_delay` seconds away, and says how long
 --                                             to wait for it; `committed` false: nothing was
