@@ -7,13 +7,20 @@
 --            the client uses (start, then poll): the exchange is multi -
 --            prepare
 --   fake     the call over a transport that answers at once (no network)
+--   traced   the same in a trace (a `traceparent` on each request), no spans
+--   spans    the same, its two spans made and handed to a hook that drops them
+--   export   the same, its spans queued by streamctl.trace's exporter (encoded
+--            in C as they are queued; the queue emptied every 256 calls, never
+--            sent)
 --   lua54 bench/profile/call.lua MODE N
 local emu = require "spec.helpers.emulator"
 local streamctl = require "streamctl"
 local tcurl = require "streamctl.transport.curl"
 
 local mode, n = arg[1], tonumber(arg[2])
-assert(({ call = 1, prepare = 1, multi = 1, fake = 1 })[mode], "mode: call, prepare, multi or fake")
+local OFFLINE = { fake = true, traced = true, spans = true, export = true }
+assert(OFFLINE[mode] or ({ call = 1, prepare = 1, multi = 1 })[mode],
+  "mode: call, prepare, multi, fake, traced, spans or export")
 local FIELDS = { domain_name = "push.example.com", app_name = "live", stream_name = "bench" }
 local RAW = { DomainName = "push.example.com", AppName = "live", StreamName = "bench", LiveStreamType = "publisher" }
 local BODY = '{"RequestId":"2DEA97D1-2768-646E-4EC7-5A1F05DCF0ED"}'
@@ -23,9 +30,17 @@ local HEADERS = { ["content-type"] = "application/json;charset=utf-8", ["content
 local server = emu.start { config = { aliyun = { accounts = {
   LTAIbench = { secret = "bench-secret", qps = { ResumeLiveStream = 0 } } } } } }
 local ok, err = pcall(function()
-  local c = assert(streamctl.aliyun.new { endpoint = server.aliyun_url, access_key_id = "LTAIbench",
-    access_key_secret = "bench-secret", signature_version = "v1", rate_limits = false, retry = false,
-    transport = mode == "fake" and function() return { status = 200, headers = HEADERS, body = BODY } end or nil })
+  local o = { endpoint = server.aliyun_url, access_key_id = "LTAIbench", access_key_secret = "bench-secret",
+    signature_version = "v1", rate_limits = false, retry = false,
+    transport = OFFLINE[mode] and function() return { status = 200, headers = HEADERS, body = BODY } end or nil }
+  local exporter
+  if mode == "traced" then o.trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" end
+  if mode == "spans" then o.on_span = function() end end
+  if mode == "export" then
+    exporter = require("streamctl.trace.exporter").new { endpoint = "http://127.0.0.1:1/v1/traces", max_queue = 1024 }
+    o.on_span = exporter.on_span
+  end
+  local c = assert(streamctl.aliyun.new(o))
   local t = tcurl.new {}
   local function exchange(i)
     assert(t.start(i, assert(c:prepare("ResumeLiveStream", RAW))))
@@ -33,12 +48,13 @@ local ok, err = pcall(function()
     repeat done = t.poll(10) until #done > 0
     assert(done[1].res and done[1].res.status == 200, "a request failed")
   end
-  local one = ({
-    call = function() assert(c:resume_live_stream(FIELDS)) end,
-    fake = function() assert(c:resume_live_stream(FIELDS)) end,
-    prepare = function() assert(c:prepare("ResumeLiveStream", RAW)) end,
-    multi = exchange,
-  })[mode]
+  local calls = 0
+  local function call()
+    assert(c:resume_live_stream(FIELDS))
+    calls = calls + 1
+    if exporter and calls % 256 == 0 then exporter.queue, exporter.head, exporter.tail = {}, 1, 0 end
+  end
+  local one = ({ prepare = function() assert(c:prepare("ResumeLiveStream", RAW)) end, multi = exchange })[mode] or call
   for i = 1, 100 do one(i) end
   collectgarbage()
   for i = 1, n do one(i) end

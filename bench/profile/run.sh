@@ -1,7 +1,8 @@
 #!/bin/sh
 # Where one call's CPU goes, in machine instructions (callgrind: exact and
 # the same on a busy machine, where timings are not): for each mode of
-# bench/profile/call.lua (call, prepare, multi, fake), the loop is counted at N and
+# bench/profile/call.lua (call, prepare, multi, fake, and tracing's: traced,
+# spans, export), the loop is counted at N and
 # at 3N calls and the difference divided by 2N, so start-up, loading and
 # the warm-up cancel out; the instructions per call are printed by the
 # library they ran in (the interpreter, libcurl, libc, libcrypto, our C).
@@ -38,7 +39,7 @@ by_object() {
 
 per_call() { awk -v calls=$((2 * N)) 'FNR == NR { a += $1; next } { b += $1 } END { printf "%.0f", (b - a) / calls }' \
   "$OUT/$1-$N.objects" "$OUT/$1-$((3 * N)).objects"; }
-for mode in call prepare multi fake; do
+for mode in call prepare multi fake traced spans export; do
   for n in "$N" $((3 * N)); do
     valgrind --tool=callgrind --callgrind-out-file="$OUT/$mode-$n.out" "$BIN" "$ROOT/bench/profile/call.lua" \
       "$mode" "$n" >"$OUT/$mode-$n.log" 2>&1 || { cat "$OUT/$mode-$n.log"; exit 1; }
@@ -59,6 +60,11 @@ call=$(per_call call) prepare=$(per_call prepare) multi=$(per_call multi) fake=$
 printf "%9d  prepare\n%9d  the exchange in libcurl (multi - prepare)\n%9d  the rest (call - multi)\n" \
   "$prepare" $((multi - prepare)) $((call - multi))
 printf "%9d  the call without the network (fake)\n" "$fake"
+echo "== what tracing adds to a call without the network (instructions)"
+traced=$(per_call traced) spans=$(per_call spans) export=$(per_call export)
+printf "%9d  a traceparent on the request (traced - fake)\n%9d  the two spans made and handed over (spans - fake)\n" \
+  $((traced - fake)) $((spans - fake))
+printf "%9d  exported: encoded and queued too (export - fake)\n" $((export - fake))
 
 # LuaJIT: its sampling profiler (jit.p) over the same loop against the
 # emulator, 20 times as long (samples, not instructions: the kernel's time
