@@ -89,6 +89,16 @@ describe("what each build hands over", function()
     assert.equal(1, #handed)
   end)
 
+  it("is found by searching once the build's table has been renewed (every 1,024 requests)", function()
+    local c = checks.scripted_client(aliyun, 1700000000, { security_token = "STS.tok" }, never)
+    local PARAMS = { DomainName = "d.example", AppName = "live", StreamName = "s", LiveStreamType = "publisher" }
+    local first = assert(c:prepare("ResumeLiveStream", PARAMS))
+    local handed = sorted(redact.hidden(c._rules, first))
+    for _ = 1, 1100 do assert(c:prepare("ResumeLiveStream", PARAMS)) end
+    assert.same(handed, sorted(redact.hidden(c._rules, first)))
+    assert.equal(2, #handed)
+  end)
+
   it("is a copy each time: what a caller adds to it stays its own", function()
     local c = checks.scripted_client(aliyun, 1700000000, nil, never)
     local req = assert(c:prepare("ResumeLiveStream", { DomainName = "d.example", AppName = "live", StreamName = "s",
