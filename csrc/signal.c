@@ -6,6 +6,8 @@
  *   signal.catch()      installs handlers for SIGINT and SIGTERM, and ignores
  *                       SIGPIPE and SIGXFSZ (idempotent)
  *   signal.caught()     the number of the first signal caught since, or nil
+ *   signal.write_failed(file) true and why when a write to the Lua file
+ *                       `file` failed (its stream's error indicator: see there)
  *   signal.output_closed(fd)  true when `fd` is a pipe or a socket whose
  *                       reading end is gone (`... | head -1` after head
  *                       exited), false otherwise (a file, a terminal, a
@@ -50,6 +52,7 @@
 #include <pwd.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -199,7 +202,39 @@ static int l_uid(lua_State *L) {
     return 1;
 }
 
+/* signal.write_failed(file): whether a write to the Lua file `file` has
+   failed (its stream's error indicator). LuaJIT's file:write and
+   file:flush return success for a stream whose writes past RLIMIT_FSIZE
+   failed (EFBIG, under `ulimit -f`) when it was flushed every line or
+   few: the command asks this too before it says its output is whole.
+   A closed file has no stream: false. (Lua 5.4's luaL_Stream keeps its
+   FILE * after closing and clears closef; LuaJIT's file userdata starts
+   with its FILE *, which closing clears.) */
+static int l_write_failed(lua_State *L) {
+#if LUA_VERSION_NUM >= 502
+    luaL_Stream *p = (luaL_Stream *)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+    FILE *f = p->closef != NULL ? p->f : NULL;
+#else
+    FILE *f = *(FILE **)luaL_checkudata(L, 1, LUA_FILEHANDLE);
+#endif
+    struct rlimit rl;
+    struct stat st;
+    if (f == NULL || ferror(f) == 0) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    /* the reason, which the stream does not keep: a regular file at the size limit, else unknown */
+    lua_pushboolean(L, 1);
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && fstat(fileno(f), &st) == 0 &&
+        S_ISREG(st.st_mode) && (rlim_t)st.st_size >= rl.rlim_cur)
+        lua_pushstring(L, strerror(EFBIG));
+    else
+        lua_pushliteral(L, "a write failed");
+    return 2;
+}
+
 static const luaL_Reg signal_funcs[] = {
+    {"write_failed", l_write_failed},
     {"isatty", l_isatty},
     {"user", l_user},
     {"uid", l_uid},

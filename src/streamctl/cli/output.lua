@@ -52,9 +52,15 @@ function Out:line(...)
 end
 
 --- Pushes what Lua buffered to standard output: true, or nil once a write failed.
+-- (The stream's own error indicator is asked too: LuaJIT's write and flush
+-- can say a write past the file size limit went, flushed a line at a time.)
 function Out:flush()
   if self.failed then return nil end
   local ok, err = self.out:flush()
+  if ok and io.type(self.out) == "file" then
+    local failed, why = require("streamctl.signal").write_failed(self.out)
+    if failed then ok, err = nil, why end
+  end
   if not ok then self.failed = tostring(err) end
   return ok
 end
