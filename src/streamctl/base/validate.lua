@@ -375,8 +375,6 @@ function M.value(f, v, strict)
   return checkers[f.type](f, v, strict)
 end
 
--- The shared loop: unknown names first, then each spec in order. Messages
--- name `prefix .. name` ("retry.attempts" for a nested table of options).
 -- A schema's specs by name, made once per schema (and again if it grew).
 local known_of, known_size = setmetatable({}, { __mode = "k" }), setmetatable({}, { __mode = "k" })
 local function known_names(schema)
@@ -388,6 +386,8 @@ local function known_names(schema)
   return known
 end
 
+-- The shared loop: unknown names first, then each spec in order. Messages
+-- name `prefix .. name` ("retry.attempts" for a nested table of options).
 local function check(schema, input, noun, owner, prefix)
   prefix = prefix or ""
   local known, unknown = known_names(schema), nil
