@@ -16,6 +16,41 @@ function M.count(name, default)
   return v
 end
 
+--- Whether the rows made in an nginx worker run: BENCH_NGINX=1 or 0 says
+-- always or never; unset, when this script runs under LuaJIT, which nginx
+-- runs too.
+function M.nginx_wanted()
+  local v = os.getenv("BENCH_NGINX")
+  if v == nil or v == "" then return type(jit) == "table" end
+  return v ~= "0"
+end
+
+--- The CPU per call of three rows measured side by side (bench/percall.lua,
+-- in its own process and in an nginx worker alike): `calls` of each, in
+-- chunks of `chunk`, the rows' order turning with the chunk and `turn`.
+-- Each chunk's requests are signed beforehand by `client:prepare` (action
+-- ResumeLiveStream, parameters `raw`), for `rows.bare(req)` to send one;
+-- `rows.call()` and `rows.prepare()` make one of theirs. os.clock: the CPU
+-- of this process.
+-- @return { call = , prepare = , bare = } microseconds per call
+local ROW_ORDER = { "call", "prepare", "bare" }
+function M.per_call_cpu(client, raw, rows, calls, chunk, turn)
+  local cpu = { call = 0, prepare = 0, bare = 0 }
+  for c = 1, calls / chunk do
+    local reqs = {}
+    for i = 1, chunk do reqs[i] = assert(client:prepare("ResumeLiveStream", raw)) end
+    for k = 0, 2 do
+      local row = ROW_ORDER[(turn + c + k) % 3 + 1]
+      local fn = rows[row]
+      local t0 = os.clock()
+      for i = 1, chunk do fn(reqs[i]) end
+      cpu[row] = cpu[row] + os.clock() - t0
+    end
+  end
+  for k, v in pairs(cpu) do cpu[k] = v / calls * 1e6 end
+  return cpu
+end
+
 --- The emulator `make bench` started: the variables of the endpoints.env
 -- its start wrote in $STREAMCTL_EMULATOR_DIR (name -> value); its Aliyun
 -- URLs checked to be on 127.0.0.1.

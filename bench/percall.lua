@@ -73,15 +73,13 @@ local function sdk_rounds(calls, rounds)
   return out
 end
 
-local function cpu(fn, n)
-  local t0 = os.clock()
-  for _ = 1, n do fn() end
-  return os.clock() - t0
-end
-
 local ROWS = {
   call = function() assert(client:resume_live_stream(FIELDS)) end,
   prepare = function() assert(client:prepare("ResumeLiveStream", RAW)) end,
+  bare = function(req)
+    local res = assert(easy:request(req))
+    assert(res.status == 200, "a bare request answered " .. res.status .. ": " .. tostring(res.body))
+  end,
 }
 local ready, why = sdk_ready()
 print(string.format("  (%d runs; each: %d calls of each row in chunks of %d, interleaved; signature V1; the SDK %s)",
@@ -90,29 +88,11 @@ print(string.format("  (%d runs; each: %d calls of each row in chunks of %d, int
 local samples = { call = {}, prepare = {}, bare = {}, sdk = {}, rest = {}, ratio = {} }
 for _ = 1, 200 do ROWS.call() end -- (warm-up: the connection, the keyed HMAC)
 for run = 1, RUNS do
-  local t = { call = 0, prepare = 0, bare = 0 }
   local before = accepted()
-  for chunk = 1, CALLS / CHUNK do
-    local reqs = {}
-    for i = 1, CHUNK do reqs[i] = assert(client:prepare("ResumeLiveStream", RAW)) end
-    local order = (run + chunk) % 3
-    for k = 0, 2 do
-      local row = ({ "call", "prepare", "bare" })[(order + k) % 3 + 1]
-      if row == "bare" then
-        local i = 0
-        t.bare = t.bare + cpu(function()
-          i = i + 1
-          local res = assert(easy:request(reqs[i]))
-          assert(res.status == 200, "a bare request answered " .. res.status .. ": " .. tostring(res.body))
-        end, CHUNK)
-      else
-        t[row] = t[row] + cpu(ROWS[row], CHUNK)
-      end
-    end
-  end
+  local t = lib.per_call_cpu(client, RAW, ROWS, CALLS, CHUNK, run)
   local got = accepted() - before
   assert(got == 2 * CALLS, string.format("the emulator accepted %d requests, not %d", got, 2 * CALLS))
-  for k, v in pairs(t) do samples[k][run] = v / CALLS * 1e6 end
+  for k, v in pairs(t) do samples[k][run] = v end
   samples.rest[run] = samples.call[run] - samples.prepare[run] - samples.bare[run]
   if ready then
     local rounds = sdk_rounds(CALLS, 1)
@@ -122,12 +102,12 @@ for run = 1, RUNS do
 end
 
 -- The cosocket rows: per-call CPU of each row in one nginx worker, `CALLS` of each, interleaved by chunk.
-local NGINX = os.getenv("BENCH_NGINX")
-if NGINX == nil or NGINX == "" then NGINX = type(jit) == "table" else NGINX = NGINX ~= "0" end
+local NGINX = lib.nginx_wanted()
 local HANDLER = [==[
 local streamctl = require "streamctl"
 local tngx = require "streamctl.transport.ngx"
 local cjson = require "cjson"
+local lib = require "bench.lib"
 local F = { domain_name = "push.example.com", app_name = "live", stream_name = "bench" }
 local RAW = { DomainName = "push.example.com", AppName = "live", StreamName = "bench", LiveStreamType = "publisher" }
 local client
@@ -137,28 +117,17 @@ return function()
   client = client or assert(streamctl.aliyun.new { endpoint = a.endpoint, access_key_id = a.key,
     access_key_secret = a.secret, signature_version = "v1", rate_limits = false, retry = false })
   local t = assert(tngx.new {})
-  local cpu = { call = 0, prepare = 0, bare = 0 }
-  for c = 1, calls / chunk do
-    local reqs = {}
-    for i = 1, chunk do reqs[i] = assert(client:prepare("ResumeLiveStream", RAW)) end
-    for k = 0, 2 do
-      local row = ({ "call", "prepare", "bare" })[(round + c + k) % 3 + 1]
-      local t0 = os.clock()
-      for i = 1, chunk do
-        if row == "call" then assert(client:resume_live_stream(F))
-        elseif row == "prepare" then assert(client:prepare("ResumeLiveStream", RAW))
-        else
-          assert(t.start(i, reqs[i]))
-          local done
-          repeat done = t.poll(10) until #done > 0
-          assert(done[1].res and done[1].res.status == 200, "a bare request failed")
-        end
-      end
-      cpu[row] = cpu[row] + os.clock() - t0
-    end
-  end
+  local cpu = lib.per_call_cpu(client, RAW, {
+    call = function() assert(client:resume_live_stream(F)) end,
+    prepare = function() assert(client:prepare("ResumeLiveStream", RAW)) end,
+    bare = function(req)
+      assert(t.start(1, req))
+      local done
+      repeat done = t.poll(10) until #done > 0
+      assert(done[1].res and done[1].res.status == 200, "a bare request failed")
+    end,
+  }, calls, chunk, round)
   t.close()
-  for k, v in pairs(cpu) do cpu[k] = v / calls * 1e6 end
   ngx.say(cjson.encode(cpu))
 end
 ]==]
@@ -169,7 +138,7 @@ local function nginx_rows()
   local core = require "streamctl.core"
   local server = nginx.start {
     prepare = function(d) nginx.write_file(d .. "/bench_percall.lua", HANDLER) end,
-    lua_path = function(d) return d .. "/?.lua" end,
+    lua_path = function(d) return d .. "/?.lua;" .. nginx.root .. "/?.lua" end, -- (the tree's: bench.lib)
     lua_cpath = function() return (nginx.jit_cpath():gsub(";.*$", "")) end,
     http = function(ports)
       return "server { listen 127.0.0.1:" .. ports[1] .. ";\n"

@@ -86,8 +86,7 @@ local SHELL = math.min(count("BENCH_RT_SHELL", "20"), CALLS)
 local BATCH = count("BENCH_RT_BATCH", "2000")
 local SIGNATURE = os.getenv("BENCH_RT_SIGNATURE") or "v1"
 local CONCURRENCY = 16
-local NGINX = os.getenv("BENCH_NGINX")
-if NGINX == nil or NGINX == "" then NGINX = type(jit) == "table" else NGINX = NGINX ~= "0" end
+local NGINX = lib.nginx_wanted()
 
 local ID, SECRET = "LTAIbench", "bench-secret"
 local DOMAIN, APP = "bench.example", "live"
