@@ -11,8 +11,8 @@
 -- HTTP, libcurl's multi interface), rate_limits = false, retry = false. Four
 -- clients, one a row, each with its own connection:
 --
---   off          no on_span: no span is made, no traceparent sent
---   on           on_span and sampler of an exporter
+--   off          no tracer: no span is made, no traceparent sent
+--   on           an exporter as the client's tracer
 --                (streamctl.trace.exporter.new, OTLP/HTTP protobuf, the
 --                sampler OTEL_TRACES_SAMPLER's default, parentbased_always_on)
 --                sending to a collector that accepts: spec/helpers/
@@ -90,7 +90,7 @@ end
 local function client(ex)
   return assert(streamctl.aliyun.new { endpoint = HTTP, access_key_id = "LTAIbench",
     access_key_secret = "bench-secret", rate_limits = false, retry = false, signature_version = "v1",
-    on_span = ex and ex.on_span, sampler = ex and ex.sampler })
+    tracer = ex })
 end
 
 local ROWS = {

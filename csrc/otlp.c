@@ -1,60 +1,35 @@
-/* core.otlp_span(span): one span of streamctl's (streamctl.pipeline.spans'
-   plain table) as OTLP's protobuf Span message, the bytes
+/* OTLP's protobuf Span message: the buffer it is written to, the writers
+   both of streamctl's span forms share, and the plain span's encoder
+   (streamctl.pipeline.spans' table; core.otlp_span, in csrc/otlp_record.c
+   beside the record's encoder and the span queue). The bytes are those
    streamctl.trace.otlp's Lua encoder makes, field for field (field number
    order, attributes sorted by key, times rounded to the microsecond, a
    oneof's default written). Written in C for its cost: the exporter
    encodes every span a call makes, and the Lua encoder spent more CPU on it
    than the rest of the call's tracing (docs/tracing.md, "What it costs").
 
-   It never raises on a span: anything it does not take as it is (a string
-   that is not UTF-8, a value of another type, an id that is not hex, a
-   time out of range, a key with a NUL) returns nil, and the Lua encoder
-   then says what is wrong or mends it (U+FFFD for bytes that are not
-   UTF-8). Its output is on the C stack, or in a userdata when a span is
-   bigger, so a memory error or a metamethod that raises leaks nothing.
+   No encoder raises on a span: anything it does not take as it is (a
+   string that is not UTF-8, a value of another type, an id that is not
+   hex, a time out of range, a key with a NUL, a key twice) gives false,
+   and the Lua encoder then says what is wrong or mends it (U+FFFD for
+   bytes that are not UTF-8). Nothing it writes to is the C heap's but a
+   queue's buffer, which its userdata owns: a memory error or a metamethod
+   that raises leaks nothing.
 
    Field numbers: opentelemetry-proto, trace/v1/trace.proto and
    common/v1/common.proto (spec/helpers/otlp/trace.proto has them). */
-#include "core.h"
+#include "otlp.h"
 
-/* The output: first in `small` (on the C stack: nothing to free, whatever
-   raises), then, when a span needs more, in a userdata kept in the stack
-   slot `slot` (Lua's memory: collected with it). */
-#define SMALL 1536
-typedef struct {
-    lua_State *L;
-    int slot;
-    unsigned char *p;
-    size_t n, cap;
-    int failed; /* too big: the result is nil */
-    unsigned char small[SMALL];
-} obuf;
-
-static int reserve(obuf *b, size_t more) {
+int sc_otlp_reserve(obuf *b, size_t more) {
     if (b->failed) return 0;
     if (b->cap - b->n >= more) return 1;
-    size_t cap = b->cap;
+    size_t cap = b->cap < 256 ? 256 : b->cap;
     while (cap - b->n < more) {
-        if (cap > ((size_t)1 << 26)) { b->failed = 1; return 0; } /* (64 MiB: no span of ours) */
+        if (cap > SIZE_MAX / 4) { b->failed = 1; return 0; }
         cap *= 2;
     }
-    unsigned char *p = (unsigned char *)lua_newuserdata(b->L, cap);
-    memcpy(p, b->p, b->n);
-    lua_replace(b->L, b->slot); /* (the old storage, if a userdata, collected) */
-    b->p = p;
-    b->cap = cap;
+    if (!b->grow(b, cap)) { b->failed = 1; return 0; }
     return 1;
-}
-
-static inline void put(obuf *b, const void *s, size_t len) {
-    if (b->cap - b->n < len && !reserve(b, len)) return; /* (the usual case: room, no call) */
-    if (len) memcpy(b->p + b->n, s, len);
-    b->n += len;
-}
-
-static inline void put_byte(obuf *b, unsigned char c) {
-    if (b->cap == b->n && !reserve(b, 1)) return;
-    b->p[b->n++] = c;
 }
 
 static size_t varint_bytes(uint64_t v, unsigned char out[10]) {
@@ -67,7 +42,7 @@ static size_t varint_bytes(uint64_t v, unsigned char out[10]) {
     return n;
 }
 
-static void put_varint(obuf *b, uint64_t v) {
+void sc_otlp_put_varint(obuf *b, uint64_t v) {
     unsigned char tmp[10];
     put(b, tmp, varint_bytes(v, tmp));
 }
@@ -79,32 +54,40 @@ static void put_fixed64(obuf *b, uint64_t v) {
 }
 
 /* A length-delimited field is written as its content, then its length put
-   in front of it: `open` marks where the content starts, `close` inserts
-   the varint there. */
-static size_t open_field(obuf *b, unsigned char tag) {
+   in front of it: `open` writes the tag and one byte for the length, and
+   marks where the content starts; `close` writes the length there, moving
+   the content only when the length takes more than one byte (128 bytes
+   of content or more: a whole span, seldom one of its fields). */
+size_t sc_otlp_open_field(obuf *b, unsigned char tag) {
     put_byte(b, tag);
+    put_byte(b, 0);
     return b->n;
 }
 
-static void close_field(obuf *b, size_t start) {
+void sc_otlp_close_field(obuf *b, size_t start) {
     if (b->failed) return;
+    uint64_t len = (uint64_t)(b->n - start);
+    if (len < 0x80) {
+        b->p[start - 1] = (unsigned char)len;
+        return;
+    }
     unsigned char tmp[10];
-    size_t k = varint_bytes((uint64_t)(b->n - start), tmp);
-    if (!reserve(b, k)) return;
-    memmove(b->p + start + k, b->p + start, b->n - start);
-    memcpy(b->p + start, tmp, k);
-    b->n += k;
+    size_t k = varint_bytes(len, tmp);
+    if (!sc_otlp_reserve(b, k - 1)) return;
+    memmove(b->p + start + k - 1, b->p + start, (size_t)len);
+    memcpy(b->p + start - 1, tmp, k);
+    b->n += k - 1;
 }
 
-static void put_bytes_field(obuf *b, unsigned char tag, const char *s, size_t len) {
+void sc_otlp_put_bytes_field(obuf *b, unsigned char tag, const char *s, size_t len) {
     put_byte(b, tag);
-    put_varint(b, len);
+    sc_otlp_put_varint(b, len);
     put(b, s, len);
 }
 
 /* The Lua encoder's UTF-8 rule: what it keeps as it is. (ASCII, the usual
    text, is passed over eight bytes at a time.) */
-static int is_utf8(const unsigned char *s, size_t len) {
+int sc_otlp_is_utf8(const unsigned char *s, size_t len) {
     size_t i = 0;
     while (i < len) {
         if (i + 8 <= len) {
@@ -131,11 +114,10 @@ static int is_utf8(const unsigned char *s, size_t len) {
     return 1;
 }
 
-/* A string field of the span table (absent: *s NULL, true), UTF-8; false
-   when it is there but no such string. Leaves nothing on the stack (the
-   string stays anchored by the table). */
-static int text_at(lua_State *L, int t, const char *name, const char **s, size_t *len) {
-    lua_getfield(L, t, name);
+/* The value on top of the stack as a string field (nil: *s NULL, true),
+   UTF-8; false when it is something else. Pops it (the string stays
+   anchored by the table it came from). */
+int sc_otlp_text_of(lua_State *L, const char **s, size_t *len) {
     *s = NULL;
     *len = 0;
     int type = lua_type(L, -1);
@@ -143,7 +125,12 @@ static int text_at(lua_State *L, int t, const char *name, const char **s, size_t
     if (type != LUA_TSTRING) { lua_pop(L, 1); return 0; }
     *s = lua_tolstring(L, -1, len);
     lua_pop(L, 1);
-    return is_utf8((const unsigned char *)*s, *len);
+    return sc_otlp_is_utf8((const unsigned char *)*s, *len);
+}
+
+static int text_at(lua_State *L, int t, const char *name, const char **s, size_t *len) {
+    lua_getfield(L, t, name);
+    return sc_otlp_text_of(L, s, len);
 }
 
 /* A hex digit's value (either case), or -1: a table made at the first call. */
@@ -159,9 +146,10 @@ static void hex_init(void) {
 
 static inline int hex_value(char c) { return HEX[(unsigned char)c]; }
 
-/* An id of `n` bytes (2n hex digits, either case) into out: false when not. */
-static int id_at(lua_State *L, int t, const char *name, size_t n, unsigned char *out, int *present) {
-    lua_getfield(L, t, name);
+/* The value on top of the stack as an id of `n` bytes (2n hex digits,
+   either case) into out: false when it is something else. Pops it. */
+int sc_otlp_id_of(lua_State *L, size_t n, unsigned char *out, int *present) {
+    if (!hex_ready) hex_init(); /* (a race between two threads writes the same values) */
     *present = !lua_isnil(L, -1);
     if (!*present) { lua_pop(L, 1); return 1; }
     size_t len;
@@ -176,9 +164,14 @@ static int id_at(lua_State *L, int t, const char *name, size_t n, unsigned char 
     return ok;
 }
 
+static int id_at(lua_State *L, int t, const char *name, size_t n, unsigned char *out, int *present) {
+    lua_getfield(L, t, name);
+    return sc_otlp_id_of(L, n, out, present);
+}
+
 /* A time (Unix seconds) as whole microseconds, as the Lua encoder rounds it
    (its operations one by one, never fused: the same doubles). */
-static int micros(lua_State *L, int idx, uint64_t *us) {
+int sc_otlp_micros(lua_State *L, int idx, uint64_t *us) {
     if (lua_type(L, idx) != LUA_TNUMBER) return 0;
     double t = (double)lua_tonumber(L, idx);
     if (!(t >= 0 && t < 9.0e9)) return 0;
@@ -193,13 +186,13 @@ static int micros(lua_State *L, int idx, uint64_t *us) {
 
 /* An attribute's value as AnyValue (Lua's any_pb): true, or false when the
    value is none of string (UTF-8), boolean, number. */
-static int put_any(lua_State *L, obuf *b, int idx) {
+int sc_otlp_put_any(lua_State *L, obuf *b, int idx) {
     switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
         size_t len;
         const char *s = lua_tolstring(L, idx, &len);
-        if (!is_utf8((const unsigned char *)s, len)) return 0;
-        put_bytes_field(b, 0x0A, s, len);
+        if (!sc_otlp_is_utf8((const unsigned char *)s, len)) return 0;
+        sc_otlp_put_bytes_field(b, 0x0A, s, len);
         return 1;
     }
     case LUA_TBOOLEAN:
@@ -210,14 +203,14 @@ static int put_any(lua_State *L, obuf *b, int idx) {
 #if LUA_VERSION_NUM >= 503
         if (lua_isinteger(L, idx)) {
             put_byte(b, 0x18);
-            put_varint(b, (uint64_t)lua_tointeger(L, idx));
+            sc_otlp_put_varint(b, (uint64_t)lua_tointeger(L, idx));
             return 1;
         }
 #endif
         double v = (double)lua_tonumber(L, idx);
         if (v == floor(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0) {
             put_byte(b, 0x18);
-            put_varint(b, (uint64_t)(int64_t)v);
+            sc_otlp_put_varint(b, (uint64_t)(int64_t)v);
             return 1;
         }
         uint64_t bits;
@@ -231,65 +224,82 @@ static int put_any(lua_State *L, obuf *b, int idx) {
     }
 }
 
-typedef struct {
-    const char *k;
-    size_t len;
-    int value; /* its value's stack index */
-} okey;
-
-/* The most attributes a table may have for this encoder (more: the Lua one). */
-#define MAX_KEYS 64
-
-static int key_order(const void *a, const void *b) {
-    const okey *x = (const okey *)a, *y = (const okey *)b;
+static int key_order(const okey *x, const okey *y) {
     size_t n = x->len < y->len ? x->len : y->len;
     int c = memcmp(x->k, y->k, n);
     if (c != 0) return c;
     return (x->len > y->len) - (x->len < y->len);
 }
 
-/* The attributes table at `t` (absent: nothing) as repeated KeyValue fields
-   `tag`, sorted by key: false when a key or a value is not taken. Its
-   values are kept on the stack while they are written (their keys, strings
-   the table holds, stay where they are). */
-static int put_attributes(lua_State *L, obuf *b, int t, unsigned char tag) {
+/* One attribute's key (the string at `k`, kept anchored by its table) and
+   its value (left on the stack): false when the key is not taken. */
+int sc_otlp_add_key(lua_State *L, okey *keys, int *n, int k) {
+    if (*n >= MAX_KEYS || lua_type(L, k) != LUA_TSTRING) return 0;
+    okey *o = &keys[*n];
+    o->k = lua_tolstring(L, k, &o->len);
+    o->value = lua_gettop(L);
+    if (memchr(o->k, 0, o->len) || !sc_otlp_is_utf8((const unsigned char *)o->k, o->len)) return 0;
+    (*n)++;
+    return 1;
+}
+
+/* The attributes of the map at `t` (absent: none) added to `keys`, their
+   values kept on the stack while they are written: false when a key or
+   the map is not taken. The caller restores the stack. */
+int sc_otlp_collect_map(lua_State *L, int t, okey *keys, int *n) {
     if (lua_isnil(L, t)) return 1;
-    if (!lua_istable(L, t)) return 0;
-    okey keys[MAX_KEYS];
-    int base = lua_gettop(L), n = 0, ok = 1;
-    if (!lua_checkstack(L, MAX_KEYS + 4)) return 0;
+    if (!lua_istable(L, t) || !lua_checkstack(L, MAX_KEYS + 4)) return 0;
     lua_pushnil(L);
     while (lua_next(L, t)) { /* ..., values kept, key, value */
         lua_insert(L, -2);   /* ..., values kept, value, key: the key on top for lua_next */
-        if (n >= MAX_KEYS || lua_type(L, -1) != LUA_TSTRING) { ok = 0; break; }
-        keys[n].k = lua_tolstring(L, -1, &keys[n].len);
-        keys[n].value = lua_gettop(L) - 1;
-        if (memchr(keys[n].k, 0, keys[n].len) || !is_utf8((const unsigned char *)keys[n].k, keys[n].len)) {
-            ok = 0;
-            break;
-        }
-        n++;
+        if (!sc_otlp_add_key(L, keys, n, lua_gettop(L))) return 0;
+        keys[*n - 1].value = lua_gettop(L) - 1;
     }
-    if (ok) {
-        /* (insertion sort: a span has a dozen attributes, and qsort would allocate) */
-        for (int i = 1; i < n; i++) {
-            okey k = keys[i];
-            int j = i - 1;
-            while (j >= 0 && key_order(&keys[j], &k) > 0) {
-                keys[j + 1] = keys[j];
-                j--;
-            }
-            keys[j + 1] = k;
+    return 1;
+}
+
+/* One attribute as a KeyValue field `tag`: the key `k`, the value at
+   stack index `value`; false when the value is not taken. */
+int sc_otlp_put_kv(lua_State *L, obuf *b, unsigned char tag, const char *k, size_t len, int value) {
+    size_t kv = sc_otlp_open_field(b, tag);
+    if (len > 0) sc_otlp_put_bytes_field(b, 0x0A, k, len);
+    size_t v = sc_otlp_open_field(b, 0x12);
+    int ok = sc_otlp_put_any(L, b, value);
+    sc_otlp_close_field(b, v);
+    sc_otlp_close_field(b, kv);
+    return ok;
+}
+
+/* The attributes in `keys` as repeated KeyValue fields `tag`, sorted by key
+   (the Lua encoder's order): false when a key is there twice or a value is
+   not taken. */
+int sc_otlp_put_keys(lua_State *L, obuf *b, okey *keys, int n, unsigned char tag) {
+    /* (insertion sort: a dozen keys, often sorted already, in one pass then;
+       qsort would allocate) */
+    for (int i = 1; i < n; i++) {
+        int c = key_order(&keys[i - 1], &keys[i]);
+        if (c == 0) return 0;
+        if (c < 0) continue;
+        okey k = keys[i];
+        int j = i - 1;
+        while (j >= 0 && (c = key_order(&keys[j], &k)) > 0) {
+            keys[j + 1] = keys[j];
+            j--;
         }
-        for (int i = 0; ok && i < n; i++) {
-            size_t kv = open_field(b, tag);
-            if (keys[i].len > 0) put_bytes_field(b, 0x0A, keys[i].k, keys[i].len);
-            size_t value = open_field(b, 0x12);
-            ok = put_any(L, b, keys[i].value);
-            close_field(b, value);
-            close_field(b, kv);
-        }
+        if (j >= 0 && c == 0) return 0;
+        keys[j + 1] = k;
     }
+    for (int i = 0; i < n; i++)
+        if (!sc_otlp_put_kv(L, b, tag, keys[i].k, keys[i].len, keys[i].value)) return 0;
+    return 1;
+}
+
+/* The attributes table at `t` (absent: nothing) as repeated KeyValue
+   fields `tag`: false when a key or a value is not taken. */
+static int put_attributes(lua_State *L, obuf *b, int t, unsigned char tag) {
+    okey keys[MAX_KEYS];
+    int base = lua_gettop(L), n = 0;
+    int ok = sc_otlp_collect_map(L, t, keys, &n) && sc_otlp_put_keys(L, b, keys, n, tag);
     lua_settop(L, base);
     return ok;
 }
@@ -315,65 +325,94 @@ static int put_event(lua_State *L, obuf *b, int e) {
     if (!text_at(L, e, "name", &name, &name_len)) return 0;
     lua_getfield(L, e, "time");
     uint64_t us;
-    int ok = micros(L, -1, &us);
+    int ok = sc_otlp_micros(L, -1, &us);
     lua_pop(L, 1);
     if (!ok) return 0;
     if (us != 0) {
         put_byte(b, 0x09);
         put_fixed64(b, us * 1000);
     }
-    if (name_len > 0) put_bytes_field(b, 0x12, name, name_len);
+    if (name_len > 0) sc_otlp_put_bytes_field(b, 0x12, name, name_len);
     lua_getfield(L, e, "attributes");
     ok = put_attributes(L, b, lua_gettop(L), 0x1A);
     lua_pop(L, 1);
     return ok;
 }
 
-static int encode_span(lua_State *L, obuf *b, int s) {
-    unsigned char trace_id[16], span_id[8], parent[8];
-    int has_trace, has_span, has_parent;
-    if (!id_at(L, s, "trace_id", 16, trace_id, &has_trace) || !has_trace) return 0;
-    if (!id_at(L, s, "span_id", 8, span_id, &has_span) || !has_span) return 0;
-    if (!id_at(L, s, "parent_span_id", 8, parent, &has_parent)) return 0;
-    const char *name, *state, *message = NULL;
-    size_t name_len, state_len, message_len = 0;
-    if (!text_at(L, s, "name", &name, &name_len) || !name) return 0;
-    if (!text_at(L, s, "trace_state", &state, &state_len)) return 0;
-    lua_getfield(L, s, "kind");
-    int kind = index_of(L, -1, KINDS) + 1;
-    lua_pop(L, 1);
-    if (kind <= 0) return 0;
-    uint64_t start_us, end_us;
-    lua_getfield(L, s, "start_time");
-    lua_getfield(L, s, "end_time");
-    int ok = micros(L, -2, &start_us) && micros(L, -1, &end_us);
-    lua_pop(L, 2);
-    if (!ok) return 0;
-    int code = 0, has_status;
-    lua_getfield(L, s, "status");
-    has_status = !lua_isnil(L, -1);
-    if (has_status) {
-        if (!lua_istable(L, -1)) { lua_pop(L, 1); return 0; }
-        lua_getfield(L, -1, "code");
-        code = index_of(L, -1, CODES);
-        lua_pop(L, 1);
-        if (code < 0) { lua_pop(L, 1); return 0; }
-        if (code == 2) {
-            ok = text_at(L, lua_gettop(L), "message", &message, &message_len);
-            if (!ok) { lua_pop(L, 1); return 0; }
+/* The event at `e` as a Span's events field. */
+int sc_otlp_put_event_field(lua_State *L, obuf *b, int e) {
+    size_t ev = sc_otlp_open_field(b, 0x5A);
+    int ok = put_event(L, b, e);
+    sc_otlp_close_field(b, ev);
+    return ok;
+}
+
+/* The Span's fields 1 to 8, in field number order. */
+void sc_otlp_put_head(obuf *b, const span_head *h) {
+    sc_otlp_put_bytes_field(b, 0x0A, (const char *)h->trace_id, 16);
+    sc_otlp_put_bytes_field(b, 0x12, (const char *)h->span_id, 8);
+    if (h->state && h->state_len > 0) sc_otlp_put_bytes_field(b, 0x1A, h->state, h->state_len);
+    if (h->has_parent) sc_otlp_put_bytes_field(b, 0x22, (const char *)h->parent, 8);
+    if (h->head) {
+        put(b, h->head, h->head_len);
+    } else {
+        if (h->name_len > 0) sc_otlp_put_bytes_field(b, 0x2A, h->name, h->name_len);
+        put_byte(b, 0x30);
+        put_byte(b, (unsigned char)h->kind);
+    }
+    if (h->start_us != 0) { put_byte(b, 0x39); put_fixed64(b, h->start_us * 1000); }
+    if (h->end_us != 0) { put_byte(b, 0x41); put_fixed64(b, h->end_us * 1000); }
+}
+
+/* The Span's status (field 15), when it has one. */
+void sc_otlp_put_status(obuf *b, const span_head *h) {
+    if (h->code == 0) return;
+    size_t st = sc_otlp_open_field(b, 0x7A);
+    if (h->message && h->message_len > 0) sc_otlp_put_bytes_field(b, 0x12, h->message, h->message_len);
+    put_byte(b, 0x18);
+    put_byte(b, (unsigned char)h->code);
+    sc_otlp_close_field(b, st);
+}
+
+/* A plain span's status table (on top of the stack, popped) into h: false when not taken. */
+static int status_of(lua_State *L, span_head *h) {
+    int t = lua_gettop(L), ok = 1;
+    h->code = 0;
+    if (!lua_isnil(L, t)) {
+        ok = lua_istable(L, t);
+        if (ok) {
+            lua_getfield(L, t, "code");
+            h->code = index_of(L, -1, CODES);
+            lua_pop(L, 1);
+            ok = h->code >= 0;
         }
+        if (ok && h->code == 2) ok = text_at(L, t, "message", &h->message, &h->message_len);
     }
     lua_pop(L, 1);
+    return ok;
+}
 
-    put_bytes_field(b, 0x0A, (const char *)trace_id, 16);
-    put_bytes_field(b, 0x12, (const char *)span_id, 8);
-    if (state && state_len > 0) put_bytes_field(b, 0x1A, state, state_len);
-    if (has_parent) put_bytes_field(b, 0x22, (const char *)parent, 8);
-    if (name_len > 0) put_bytes_field(b, 0x2A, name, name_len);
-    put_byte(b, 0x30);
-    put_byte(b, (unsigned char)kind);
-    if (start_us != 0) { put_byte(b, 0x39); put_fixed64(b, start_us * 1000); }
-    if (end_us != 0) { put_byte(b, 0x41); put_fixed64(b, end_us * 1000); }
+/* A plain span (streamctl.pipeline.spans' table at `s`). */
+int sc_otlp_encode_span(lua_State *L, obuf *b, int s) {
+    span_head h = {0};
+    int has_trace, has_span;
+    if (!id_at(L, s, "trace_id", 16, h.trace_id, &has_trace) || !has_trace) return 0;
+    if (!id_at(L, s, "span_id", 8, h.span_id, &has_span) || !has_span) return 0;
+    if (!id_at(L, s, "parent_span_id", 8, h.parent, &h.has_parent)) return 0;
+    if (!text_at(L, s, "name", &h.name, &h.name_len) || !h.name) return 0;
+    if (!text_at(L, s, "trace_state", &h.state, &h.state_len)) return 0;
+    lua_getfield(L, s, "kind");
+    h.kind = index_of(L, -1, KINDS) + 1;
+    lua_pop(L, 1);
+    if (h.kind <= 0) return 0;
+    lua_getfield(L, s, "start_time");
+    lua_getfield(L, s, "end_time");
+    int ok = sc_otlp_micros(L, -2, &h.start_us) && sc_otlp_micros(L, -1, &h.end_us);
+    lua_pop(L, 2);
+    lua_getfield(L, s, "status");
+    if (!ok || !status_of(L, &h)) return 0;
+
+    sc_otlp_put_head(b, &h);
     lua_getfield(L, s, "attributes");
     ok = put_attributes(L, b, lua_gettop(L), 0x4A);
     lua_pop(L, 1);
@@ -389,44 +428,13 @@ static int encode_span(lua_State *L, obuf *b, int s) {
 #endif
         for (size_t j = 1; ok && j <= n; j++) {
             lua_rawgeti(L, events, (int)j);
-            size_t ev = open_field(b, 0x5A);
-            ok = put_event(L, b, lua_gettop(L));
-            close_field(b, ev);
+            ok = sc_otlp_put_event_field(L, b, lua_gettop(L));
             lua_pop(L, 1);
         }
     }
     lua_pop(L, 1);
     if (!ok) return 0;
-    if (has_status && code != 0) {
-        size_t st = open_field(b, 0x7A);
-        if (message && message_len > 0) put_bytes_field(b, 0x12, message, message_len);
-        put_byte(b, 0x18);
-        put_byte(b, (unsigned char)code);
-        close_field(b, st);
-    }
+    sc_otlp_put_status(b, &h);
     return !b->failed;
 }
 
-static int l_otlp_span(lua_State *L) {
-    lua_settop(L, 1);
-    if (!hex_ready) hex_init(); /* (a race between two threads writes the same values) */
-    if (!lua_istable(L, 1)) {
-        lua_pushnil(L);
-        return 1;
-    }
-    obuf b;
-    b.L = L;
-    b.slot = 2;
-    lua_pushnil(L); /* (slot 2: the output's storage once it outgrows `small`) */
-    b.p = b.small;
-    b.n = 0;
-    b.cap = SMALL;
-    b.failed = 0;
-    if (encode_span(L, &b, 1)) lua_pushlstring(L, (const char *)b.p, b.n);
-    else lua_pushnil(L);
-    return 1;
-}
-
-const luaL_Reg sc_otlp_funcs[] = {
-    {"otlp_span", l_otlp_span},
-    {NULL, NULL}};

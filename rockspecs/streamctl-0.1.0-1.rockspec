@@ -86,6 +86,7 @@ build = {
       ["streamctl.operator.reconcile_base"] = "src/streamctl/operator/reconcile_base.lua",
       ["streamctl.operator.reconcile_aliyun"] = "src/streamctl/operator/reconcile_aliyun.lua",
       ["streamctl.operator.reconcile_zego"] = "src/streamctl/operator/reconcile_zego.lua",
+      ["streamctl.base.spanrecord"] = "src/streamctl/base/spanrecord.lua",
       ["streamctl.base.redact"] = "src/streamctl/base/redact.lua",
       ["streamctl.engine.retry"] = "src/streamctl/engine/retry.lua",
       ["streamctl.engine.runner"] = "src/streamctl/engine/runner.lua",
@@ -117,7 +118,7 @@ build = {
       ["streamctl.core"] = {
          sources = { "csrc/core.c", "csrc/encode.c", "csrc/sign_v1.c", "csrc/sign_v3.c", "csrc/sign_zego.c",
             "csrc/digest.c", "csrc/cipher.c", "csrc/nonce.c", "csrc/clock.c", "csrc/file.c",
-            "csrc/fingerprint.c", "csrc/otlp.c" },
+            "csrc/fingerprint.c", "csrc/otlp.c", "csrc/otlp_record.c" },
          libraries = { "crypto" },
          incdirs = { "$(OPENSSL_INCDIR)", "csrc" },
          libdirs = { "$(OPENSSL_LIBDIR)" },

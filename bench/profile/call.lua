@@ -38,7 +38,7 @@ local ok, err = pcall(function()
   if mode == "spans" then o.on_span = function() end end
   if mode == "export" then
     exporter = require("streamctl.trace.exporter").new { endpoint = "http://127.0.0.1:1/v1/traces", max_queue = 1024 }
-    o.on_span = exporter.on_span
+    o.tracer = exporter
   end
   local c = assert(streamctl.aliyun.new(o))
   local t = tcurl.new {}
@@ -52,7 +52,7 @@ local ok, err = pcall(function()
   local function call()
     assert(c:resume_live_stream(FIELDS))
     calls = calls + 1
-    if exporter and calls % 256 == 0 then exporter.queue, exporter.head, exporter.tail = {}, 1, 0 end
+    if exporter and calls % 256 == 0 then exporter.queue:clear() end
   end
   local one = ({ prepare = function() assert(c:prepare("ResumeLiveStream", RAW)) end, multi = exchange })[mode] or call
   for i = 1, 100 do one(i) end

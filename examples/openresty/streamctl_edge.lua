@@ -188,8 +188,7 @@ local function client(provider)
     redis = redis,                            -- one budget for every nginx using this Redis,
     shared_dict = not redis and SHARED_DICT or nil, -- else for every worker of this nginx
     on_attempt = metrics.on_attempt,
-    on_span = tracer and tracer.on_span,      -- with OTEL_EXPORTER_OTLP_ENDPOINT: spans exported
-    sampler = tracer and tracer.sampler,
+    tracer = tracer,                          -- with OTEL_EXPORTER_OTLP_ENDPOINT: spans exported
     ca_file = setting("STREAMCTL_CA_FILE"),   -- must be the CA lua_ssl_trusted_certificate names
     timeout_ms = 10000,
   }

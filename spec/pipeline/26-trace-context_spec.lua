@@ -6,6 +6,7 @@
 -- `traceparent = false` sends none. The emulator logs what it received.
 local emu = require "spec.helpers.emulator"
 local streamctl = require "streamctl"
+local spanrecord = require "streamctl.base.spanrecord"
 
 local PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 local mixed_client -- (the client a coroutine calls while a reconcile on it runs)
@@ -83,9 +84,9 @@ describe("W3C Trace Context on the providers' requests", function()
           s.attributes["server.address"], s.attributes["http.request.method"] })
       assert.truthy(s.end_time >= s.start_time)
     end
-    assert.same({ "error", "Throttling.User", "Throttling.User", 400 }, { first.status.code,
+    assert.same({ "error", "Throttling.User", "Throttling.User", 400, 1 }, { first.status.code,
       first.attributes["error.type"], first.attributes["streamctl.throttle_code"],
-      first.attributes["http.response.status_code"] })
+      first.attributes["http.response.status_code"], first.attributes["streamctl.retry_after_ms"] })
     assert.same({ "ok", 1, 200 }, { second.status.code, second.attributes["http.request.resend_count"],
       second.attributes["http.response.status_code"] })
     assert.equal(log[2].request_id, second.attributes["streamctl.request_id"])
@@ -109,6 +110,40 @@ describe("W3C Trace Context on the providers' requests", function()
     local raising = client(streamctl.aliyun, { on_span = function() error("boom", 0) end })
     assert(raising:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "c" })
     assert.equal("boom", raising.on_span_error)
+  end)
+
+  it("a tracer gets each span as a record: the span on_span gets; its sampler, unless the client names one",
+    function()
+    local plain, records = {}, {}
+    local tracer = { record = function(_, rec) records[#records + 1] = spanrecord.plain(rec) end }
+    local ali = client(streamctl.aliyun, { trace = PARENT, tracer = tracer,
+                                           on_span = function(s) plain[#plain + 1] = s end })
+    server:faults { kind = "throttle", action = "ResumeLiveStream", count = 1, retry_after_ms = 1 }
+    assert(ali:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "a" })
+    local z = client(streamctl.zego, { tracer = tracer, on_span = function(s) plain[#plain + 1] = s end })
+    local ids = {}
+    for i = 1, 25 do ids[i] = "room-" .. i end
+    assert(z:forbid_rtc_streams { stream_ids = ids })
+    assert.equal(6, #plain) -- (two attempts and a call; two attempts and a batch)
+    assert.same(plain, records)
+    assert.same({ "Throttling.User", 1, 25 }, { records[1].attributes["streamctl.throttle_code"],
+      records[2].attributes["http.request.resend_count"], records[6].attributes["streamctl.batch.total"] })
+    -- the tracer's sampler decides, unless the client's own `sampler` is given
+    records = {}
+    tracer.sampler = function() return false end
+    local quiet = client(streamctl.aliyun, { tracer = tracer })
+    assert(quiet:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "b" })
+    assert.same({}, records)
+    local loud = client(streamctl.aliyun, { tracer = tracer, sampler = function() return true end })
+    assert(loud:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "b" })
+    assert.equal(2, #records)
+    -- a tracer that raises changes nothing of the call; one without `record` is refused
+    local raising = client(streamctl.aliyun, { tracer = { record = function() error("boom", 0) end } })
+    assert(raising:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "c" })
+    assert.equal("boom", raising.on_span_error)
+    local none, err = streamctl.aliyun.new { access_key_id = "LTAIx", access_key_secret = "x", tracer = {} }
+    assert.is_nil(none)
+    assert.equal("option 'tracer' must be an object with methods 'record' (it has no 'record')", err.message)
   end)
 
   it("traceparent = false sends none, the attempt still in the trace; no trace, no header", function()

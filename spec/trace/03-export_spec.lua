@@ -32,9 +32,11 @@ describe("spans exported by OTLP/HTTP", function()
     return assert(trace.from_env { getenv = function(k) return env[k] end })
   end
 
-  local function clients(t, trace_option)
-    local o = { ca_file = server.ca_file, on_span = t.on_span, sampler = t.sampler, trace = trace_option,
+  -- (`hook`: the exporter as the clients' tracer, by default, or its on_span and sampler)
+  local function clients(t, trace_option, hook)
+    local o = { ca_file = server.ca_file, trace = trace_option,
                 retry = { base_ms = 1, throttle_base_ms = 1, random = function() return 0 end } }
+    if hook == "on_span" then o.on_span, o.sampler = t.on_span, t.sampler else o.tracer = t end
     local a, z = {}, {}
     for k, v in pairs(o) do a[k], z[k] = v, v end
     a.endpoint, a.access_key_id, a.access_key_secret = server.aliyun_tls_url, "LTAIemulatorKey", "emulator-secret"
@@ -42,12 +44,14 @@ describe("spans exported by OTLP/HTTP", function()
     return assert(streamctl.aliyun.new(a)), assert(streamctl.zego.new(z))
   end
 
-  for _, protocol in ipairs { "http/protobuf", "http/json" } do
-    it("one tree per operation in the caller's trace, as the emulator saw it (" .. protocol .. ")", function()
+  for _, case in ipairs { { "http/protobuf", "tracer" }, { "http/json", "tracer" }, { "http/protobuf", "on_span" } } do
+    local protocol, hook = case[1], case[2]
+    it("one tree per operation in the caller's trace, as the emulator saw it (" .. protocol .. ", " .. hook .. ")",
+      function()
       local r = otlp.start_receiver {}
       finally(function() r.stop() end)
       local t = tracer(r.url, { OTEL_EXPORTER_OTLP_PROTOCOL = protocol })
-      local ali, z = clients(t, PARENT)
+      local ali, z = clients(t, PARENT, hook)
       server:faults { kind = "throttle", action = "ResumeLiveStream", count = 1, retry_after_ms = 1 }
       assert(ali:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "a" })
       local ids = {}

@@ -23,7 +23,7 @@ local function setup()
   if client then return end
   tracer = assert(require("streamctl.trace").from_env { service_name = "edge" })
   client = assert(require("streamctl.zego").new { endpoint = os.getenv("ZEGO"), app_id = 1234567890,
-    server_secret = "0123456789abcdef0123456789abcdef", on_span = tracer.on_span, sampler = tracer.sampler })
+    server_secret = "0123456789abcdef0123456789abcdef", tracer = tracer })
 end
 function M.forbid()
   setup()

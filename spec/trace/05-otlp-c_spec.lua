@@ -1,11 +1,13 @@
 -- tier: unit
--- Issue 71's cost: streamctl.core's OTLP span encoder (csrc/otlp.c) makes
+-- Issue 71's cost: streamctl.core's OTLP span encoders (csrc/otlp.c, a
+-- plain span; csrc/otlp_record.c, a record and the exporter's queue) make
 -- the bytes the Lua encoder makes (spec/trace/01 holds those to protoc's),
 -- for spans of every shape drawn from fixed seeds; where it does not take a
 -- span as it is (text not UTF-8, a value of another type, an id that is not
 -- hex, a time out of range) it says nil, and the Lua encoder mends or refuses.
 -- Its C runs in this process: all four modes (valgrind and ASan included).
 local otlp = require "streamctl.trace.otlp"
+local spanrecord = require "streamctl.base.spanrecord"
 local core = require "streamctl.core"
 
 -- A small generator of its own (a seed gives the same spans everywhere): Park-Miller.
@@ -116,5 +118,112 @@ describe("streamctl.core.otlp_span", function()
   it("takes nothing but a table", function()
     for _, v in ipairs { 1, "span", true } do assert.is_nil(core.otlp_span(v)) end
     assert.is_nil(core.otlp_span())
+  end)
+end)
+
+-- A record (streamctl.base.spanrecord) of a template drawn from fixed
+-- seeds: names before and after its constants, values of every type, now
+-- and then something the C encoder leaves to the Lua one (text not UTF-8,
+-- a bad id, a time out of range, more attributes).
+local GOOD = { "", "a", "Live.ForbidLiveStream", "caf\195\169", "\240\159\152\128" }
+local BEFORE, AFTER = { "a.one", "a.two", "error.type", "http.x" }, { "t.one", "t.two", "zz" }
+local function record(r)
+  local names, constants = {}, {}
+  for _, n in ipairs(BEFORE) do if r(2) == 0 then names[#names + 1] = n end end
+  for _, n in ipairs(AFTER) do if r(2) == 0 then names[#names + 1] = n end end
+  for i = 1, r(4) do constants["m." .. i] = value(r) end
+  local kind = r(2) == 0 and spanrecord.INTERNAL or spanrecord.CLIENT
+  local ok, t = pcall(spanrecord.template, GOOD[r(#GOOD) + 1], kind, names, constants)
+  if not ok then return nil, t end
+  local rec = { t, hex(r, 32), hex(r, 16), r(2) == 0 and hex(r, 16) or nil, r(3) == 0 and text(r) or nil,
+                1795800000 + r(100000) / (r(999) + 1), 1795900000.5, r(3), r(2) == 0 and text(r) or nil }
+  if r(4) == 0 then rec[10] = { name = text(r), time = 1795800000.125, attributes = attributes(r) } end
+  if r(8) == 0 then rec[11] = { ["q.more"] = value(r) } end
+  for i = 1, #names do rec[11 + i] = r(3) > 0 and value(r) or nil end
+  local odd = r(40)
+  if odd == 0 then rec[2] = "zz" .. rec[2]:sub(3) end
+  if odd == 1 then rec[7] = -1 end
+  if odd == 2 then rec[8] = 7 end
+  return rec
+end
+
+describe("streamctl.core.otlp_record and otlp_queue", function()
+  it("makes the bytes of the record's plain span for 3,000 records, or leaves them to the Lua encoder", function()
+    local same, left, refused, bad = 0, 0, 0, 0
+    for seed = 1, 3000 do
+      local rec, why = record(rng(seed))
+      if not rec then
+        bad = bad + 1 -- (constants the template refuses: a value that is no string, number or boolean's)
+        assert.matches("constants must map", why)
+      else
+        local c = core.otlp_record(rec)
+        local ok, lua = pcall(otlp._lua_span_pb, spanrecord.plain(rec))
+        if c then
+          assert.is_true(ok, "seed " .. seed .. ": the C encoder took a record the Lua one refuses: " .. tostring(lua))
+          assert.equal(lua, c, "seed " .. seed)
+          same = same + 1
+        elseif ok then
+          left = left + 1
+          assert.equal(lua, otlp.record_pb(rec))
+        else
+          refused = refused + 1
+          assert.has_error(function() otlp.record_pb(rec) end)
+        end
+      end
+    end
+    assert.is_true(same > 1000 and left > 100 and refused > 20 and bad > 5,
+      same .. " same, " .. left .. " left, " .. refused .. " refused, " .. bad .. " bad templates")
+  end)
+
+  it("a template's names sorted, each once, none among its constants; its text UTF-8", function()
+    local C = { ["rpc.a"] = 1, ["rpc.c"] = 2 }
+    assert.has_error(function() spanrecord.template("x", 1, { "b", "a" }, C) end,
+      "spanrecord.template: names must be sorted, each once")
+    assert.has_error(function() spanrecord.template("x", 1, { "a", "a" }, C) end,
+      "spanrecord.template: names must be sorted, each once")
+    assert.has_error(function() spanrecord.template("x", 1, { "rpc.b" }, C) end,
+      "spanrecord.template: 'rpc.b' sorts among the constants")
+    assert.has_error(function() spanrecord.template("bad\255", 1, {}, C) end,
+      "spanrecord.template: the name must be UTF-8")
+    assert.has_error(function() spanrecord.template("x", 1, {}, { ["bad\255"] = 1 }) end,
+      "spanrecord.template: the constants must map UTF-8 names (at most 64) to strings, numbers or booleans")
+    local t = spanrecord.template("x", 3, { "a", "z" }, C)
+    assert.same({ 1, { "a", "z" } }, { t[3], t[4] })
+  end)
+
+  it("a queue's request holds the spans it took, as the Lua encoder would send them", function()
+    local resource = { ["service.name"] = "spec-05" }
+    local q = core.otlp_queue(otlp.request_parts(resource))
+    local encoded, r = {}, rng(7)
+    while #encoded < 40 do
+      local rec = record(r)
+      if rec and core.otlp_record(rec) then
+        assert.is_true(q:record(rec))
+        encoded[#encoded + 1] = core.otlp_record(rec)
+      end
+    end
+    local plain, seed
+    seed = 10
+    repeat seed = seed + 1; plain = span(rng(seed)) until core.otlp_span(plain) or seed > 100
+    assert.is_true(q:span(plain))
+    encoded[#encoded + 1] = core.otlp_span(plain)
+    q:push("\10\1x") -- (bytes made elsewhere: kept as they are)
+    encoded[#encoded + 1] = "\10\1x"
+    assert.is_false(q:record({})) -- (not taken: nothing queued)
+    assert.equal(42, q:count())
+    assert.equal("streamctl.otlp_queue (42 spans)", tostring(q))
+    local body, n = q:take(30)
+    assert.same({ otlp.request_pb({ table.unpack(encoded, 1, 30) }, resource), 30 }, { body, n })
+    body, n = q:take(100) -- (more than it holds: what it holds)
+    assert.same({ otlp.request_pb({ table.unpack(encoded, 31, 42) }, resource), 12 }, { body, n })
+    body, n = q:take(5)
+    assert.same({ otlp.request_pb({}, resource), 0 }, { body, n })
+    for _ = 1, 3 do q:push("abc") end
+    assert.same({ 3, 0 }, { q:clear(), q:count() })
+    -- a span bigger than a varint's byte, and a queue grown many times over
+    for i = 1, 2000 do q:push(string.rep("s", i % 300)) end
+    local big = {}
+    for i = 1, 2000 do big[i] = string.rep("s", i % 300) end
+    assert.same({ otlp.request_pb(big, resource), 2000 }, { q:take(2000) })
   end)
 end)

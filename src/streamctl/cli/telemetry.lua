@@ -11,7 +11,7 @@
 -- specification says (a new trace), never an error; --debug says so.
 --
 -- The spans: streamctl.trace's exporter from the OTEL_* variables (none
--- set: no exporter), its `on_span` and `sampler` given to every client;
+-- set: no exporter), given to every client as its `tracer`;
 -- shut down at the run's end within --trace-timeout (default 2000 ms),
 -- whatever the run's outcome. A collector down, slow or refusing never
 -- changes the exit status; spans dropped are said in one line. A variable
@@ -156,7 +156,7 @@ end
 function Telemetry:attach(opts, debug)
   if debug then debug:write(self:debug_line(cli_output.stamp(self.clock())), "\n") end
   opts.trace = self.trace
-  if self.tracer then opts.on_span, opts.sampler = self.tracer.on_span, self.tracer.sampler end
+  if self.tracer then opts.tracer = self.tracer end
   local m, told = self.metrics, opts.on_attempt
   if m then
     opts.on_attempt = function(info)

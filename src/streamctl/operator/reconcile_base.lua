@@ -310,7 +310,7 @@ local function span_outcome(report, err)
 end
 
 --- A reconciler run as one operation over its calls (with the client's
--- `on_span`: one span, "Live.Reconcile" or "ZEGO.Reconcile", its calls
+-- `tracer` or `on_span`: one span, "Live.Reconcile" or "ZEGO.Reconcile", its calls
 -- under it; streamctl.pipeline.spans).
 local function traced(run)
   return function(client, desired, opts)

@@ -475,7 +475,7 @@ function M.method(rules, name, spec)
     if values.trace ~= nil then values._trace = tracecontext.from(values.trace) end
     local here = self:_send_blocker(spec.action)
     if here then return nil, here end
-    -- (its trace, known before the audit's intent is written; with on_span, one span over its calls)
+    -- (its trace, known before the audit's intent is written; with spans handed over, one over its calls)
     local span = spans.batch_start(self, spec.action, values)
     local safe, refusal = safety.before(self, spec, values, list, function(item)
       local keys = rules.streams(spec.action, chunk_params(spec, params, { item }))

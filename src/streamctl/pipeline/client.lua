@@ -165,9 +165,9 @@ function Client:_call(action, params, given, checked)
   if not op then return nil, out end
   local here = self:_send_blocker(action)
   if here then return nil, here end
-  local span, trace = spans.start(self, action, given)
+  local span, trace, span_id = spans.start(self, action, given)
   local job = self:_job(action, op, out)
-  job.trace, job.span_parent = trace, span and span.span_id
+  job.trace, job.span_parent = trace, span_id
   job = self:_run({ job }, { concurrency = 1 })[1]
   local result = job.result
   if span then
@@ -249,7 +249,7 @@ local function engine_for(self, io)
     cancel = self._cancel,
     sign = function(attempt) return sign.attempt(self, attempt) end,
     decode = function(attempt, res, terr) return decode.attempt(self, attempt, res, terr) end,
-    observe = (self._on_attempt or self._on_span) and function(...) return decode.observe(self, ...) end,
+    observe = (self._on_attempt or self._spans) and function(...) return decode.observe(self, ...) end or nil,
     correct_clock = function(err) return decode.correct_clock(self, err) end,
     pace = when(function(action, max_delay, job) return pacer:pace(action, max_delay, job) end),
     horizon = when(function(action) return pacer:horizon(action) end),
@@ -350,8 +350,9 @@ local function make(class, o, creds)
     -- (the trace its calls belong to: a caller's, or a new one for a traceparent that breaks its rule)
     _trace = o.trace ~= nil and tracecontext.from(o.trace) or nil,
     _traceparent = o.traceparent,
-    _on_span = o.on_span, -- (spans as plain tables: streamctl.pipeline.spans)
-    _sampler = o.sampler,
+    -- (who takes its spans, and whether any one does: streamctl.pipeline.spans)
+    _on_span = o.on_span, _tracer = o.tracer, _spans = o.on_span ~= nil or o.tracer ~= nil,
+    _sampler = o.sampler or (o.tracer and o.tracer.sampler),
   }, class)
   local fields, err = rules.configure(self, o, creds)
   if not fields then return nil, err end

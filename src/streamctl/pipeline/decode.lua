@@ -101,7 +101,7 @@ function M.observe(self, attempt, result, err, seconds, res)
     cap = pacer:cap(action)
     room = cap and cap * pacer:room(action) or nil
   end
-  if self._on_span then
+  if self._spans then
     spans.attempt(self, attempt, result, err, seconds, res, throttled, waited, room, cap)
     if not on_attempt then return end
   end

@@ -1,8 +1,10 @@
---- Spans of a client's work, handed as plain tables to its `on_span(span)`
--- (for a user's own tracing SDK or log pipeline, or streamctl.trace's
--- OTLP exporter): one span per operation (a call, or a batch over all its
--- calls) and, under it, one CLIENT span per HTTP attempt, each named in
--- the attempt's `traceparent` (streamctl.pipeline.sign).
+--- Spans of a client's work: one span per operation (a call, or a batch
+-- over all its calls) and, under it, one CLIENT span per HTTP attempt,
+-- each named in the attempt's `traceparent` (streamctl.pipeline.sign).
+-- Each is handed over when it ends, to the client's `tracer` as a record
+-- (streamctl.base.spanrecord: one flat table, what streamctl.trace's
+-- exporter encodes) and to its `on_span` as a plain table (for a user's
+-- own tracing SDK or log pipeline):
 --
 --   { trace_id, span_id, parent_span_id, trace_state, name = "Live.ForbidLiveStream",
 --     kind = "internal" | "client", start_time, end_time (Unix seconds), attributes = { [key] = value },
@@ -16,15 +18,16 @@
 -- `streamctl.retry_after_ms`, an operation's `streamctl.outcome` ("ok",
 -- "failed", "unknown", "not_sent") and a batch's counts. The wait for a
 -- rate-limit slot is an attempt's event `streamctl.slot_wait` (seconds,
--- the room and the cap then). A hook that raises changes nothing of the
--- call (its first error is kept in client.on_span_error).
+-- the room and the cap then). A tracer or hook that raises changes nothing
+-- of the call (its first error is kept in client.on_span_error).
 -- @module streamctl.pipeline.spans
 
 local tracecontext = require "streamctl.base.tracecontext"
+local spanrecord = require "streamctl.base.spanrecord"
 local nginx = require "streamctl.base.nginx"
 local url = require "streamctl.base.url"
 
-local pcall, pairs, tostring, type, error, setmetatable = pcall, pairs, tostring, type, error, setmetatable
+local pcall, tostring, type, error, setmetatable = pcall, tostring, type, error, setmetatable
 local running = coroutine.running
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack -- luacheck: ignore (LuaJIT's)
@@ -32,49 +35,57 @@ local unpack = table.unpack or unpack -- luacheck: ignore (LuaJIT's)
 -- (the main coroutine's key: Lua 5.1's coroutine.running gives nil there)
 local MAIN = {}
 local format = string.format
+local plain, template = spanrecord.plain, spanrecord.template
+local INTERNAL, CLIENT = spanrecord.INTERNAL, spanrecord.CLIENT
+local END, STATUS, MESSAGE, MORE = spanrecord.END, spanrecord.STATUS, spanrecord.MESSAGE, spanrecord.MORE
+local OUTCOME = spanrecord.VALUES + 1
 
 local M = {}
+
+-- The attributes an operation's and an attempt's records give values to
+-- (sorted; the rest are their templates' constants).
+local OPERATION = { "streamctl.outcome" }
+local ATTEMPT = { "error.type", "http.request.method", "http.request.resend_count", "http.response.status_code",
+                  "streamctl.request_id", "streamctl.retry_after_ms", "streamctl.throttle_code" }
 
 -- The service a provider's spans name, and its rpc.system.
 local SERVICE = { aliyun = { "Live", "alibaba-cloud-openapi" }, zego = { "ZEGO", "zego-server-api" },
                   sts = { "STS", "alibaba-cloud-openapi" } }
 
-local function service(client)
+-- An action's span templates, an operation's and an attempt's: made once
+-- per client and action (the name "Live.ForbidLiveStream", rpc.*, and the
+-- server's host and port, the scheme's when the endpoint names none).
+local function templates(client, action)
+  local all = client._span_templates
+  if not all then
+    all = {}
+    client._span_templates = all
+  end
+  local t = all[action]
+  if t then return t[1], t[2] end
   local p = client._rules.provider
-  return SERVICE[p] or { p, p }
+  local s = SERVICE[p] or { p, p }
+  local name = s[1] .. "." .. action
+  local e = client.endpoint
+  local host, port = url.host_port(e and e.host or "")
+  local port_or_scheme = host and (port or (e.scheme == "https" and 443 or 80))
+  t = { template(name, INTERNAL, OPERATION, { ["rpc.method"] = action, ["rpc.service"] = s[1], ["rpc.system"] = s[2] }),
+        template(name, CLIENT, ATTEMPT, { ["rpc.method"] = action, ["rpc.service"] = s[1], ["rpc.system"] = s[2],
+                                          ["server.address"] = host, ["server.port"] = port_or_scheme }) }
+  all[action] = t
+  return t[1], t[2]
 end
 
--- A span's name, "Live.ForbidLiveStream": made once per client and action.
-local function span_name(client, s, action)
-  local names = client._span_names
-  if not names then
-    names = {}
-    client._span_names = names
+local function hand(client, rec)
+  local tracer, on_span = client._tracer, client._on_span
+  if tracer then
+    local ok, err = pcall(tracer.record, tracer, rec)
+    if not ok and client.on_span_error == nil then client.on_span_error = tostring(err) end
   end
-  local name = names[action]
-  if not name then
-    name = s[1] .. "." .. action
-    names[action] = name
+  if on_span then
+    local ok, err = pcall(on_span, plain(rec))
+    if not ok and client.on_span_error == nil then client.on_span_error = tostring(err) end
   end
-  return name
-end
-
--- The server's host and port (the scheme's when the endpoint names none):
--- read from the endpoint once per client, not at every attempt.
-local function address(client)
-  local a = client._span_server
-  if not a then
-    local e = client.endpoint
-    local host, port = url.host_port(e and e.host or "")
-    a = { host, host and (port or (e.scheme == "https" and 443 or 80)) }
-    client._span_server = a
-  end
-  return a[1], a[2]
-end
-
-local function hand(client, span)
-  local ok, err = pcall(client._on_span, span)
-  if not ok and client.on_span_error == nil then client.on_span_error = tostring(err) end
 end
 
 --- The trace an operation belongs to: `given` (a call's or a batch's
@@ -89,39 +100,36 @@ function M.context(client, given)
   return req and tracecontext.from(req) or nil
 end
 
--- Whether an operation in `ctx` is recorded: the client's `sampler`, asked
--- with the parent's context (nil at a new trace's root), else the parent's
--- choice (OpenTelemetry's default, parent-based always-on). A sampler that
--- raises records nothing (its first error kept in client.on_span_error).
-local function sampled(client, ctx)
+-- Whether an operation in trace `trace_id` is recorded: the client's
+-- `sampler`, asked with the parent's context (`ctx`; nil at a new trace's
+-- root), else the parent's choice (OpenTelemetry's default, parent-based
+-- always-on). A sampler that raises records nothing (its first error kept
+-- in client.on_span_error).
+local function sampled(client, trace_id, ctx)
   local sampler = client._sampler
-  if not sampler then return ctx.parent_id == nil or ctx.sampled end
-  local ok, yes = pcall(sampler, ctx.trace_id, ctx.parent_id and ctx or nil)
+  if not sampler then return ctx == nil or ctx.parent_id == nil or ctx.sampled end
+  local ok, yes = pcall(sampler, trace_id, ctx and ctx.parent_id and ctx or nil)
   if not ok and client.on_span_error == nil then client.on_span_error = tostring(yes) end
   return ok and yes == true
 end
 
---- An operation's span, begun (nil when the client has no `on_span`), and
--- the trace its attempts go in (nil when there is none): `trace` (a
--- tracecontext) else `context`'s, a new trace when spans are kept. An
+--- An operation's span, begun: its record (nil when the client hands no
+-- spans, or the sampler left the operation out), the trace its attempts go
+-- in (nil when there is none) and its span's id. The trace is `trace` (a
+-- tracecontext) else `context`'s, a new one when spans are handed over. An
 -- operation the sampler leaves out still has its span's id (its attempts'
 -- parent, their `traceparent` not sampled) but is never handed over.
 function M.start(client, action, trace)
   local ctx = M.context(client, trace)
-  if not client._on_span then return nil, ctx end
-  ctx = ctx or tracecontext.from(nil)
-  local yes = sampled(client, ctx)
-  local child = { trace_id = ctx.trace_id, parent_id = ctx.parent_id, sampled = yes, tracestate = ctx.tracestate }
-  if not yes then -- (left out: its id alone, its attempts' parent; nothing else made)
-    local span = { trace_id = ctx.trace_id, span_id = tracecontext.new_span_id(), recording = false, ctx = child }
-    return span, child
-  end
-  local s = service(client)
-  local span = { trace_id = ctx.trace_id, span_id = tracecontext.new_span_id(), parent_span_id = ctx.parent_id,
-                 name = span_name(client, s, action), kind = "internal", start_time = client._clock(),
-                 attributes = { ["rpc.system"] = s[2], ["rpc.service"] = s[1], ["rpc.method"] = action },
-                 events = {}, trace_state = ctx.tracestate, recording = true, ctx = child }
-  return span, span.ctx
+  if not client._spans then return nil, ctx end
+  local trace_id = ctx and ctx.trace_id or tracecontext.new_trace_id()
+  local parent_id, tracestate = ctx and ctx.parent_id, ctx and ctx.tracestate
+  local yes, span_id = sampled(client, trace_id, ctx), tracecontext.new_span_id()
+  local child = { trace_id = trace_id, parent_id = parent_id, sampled = yes, tracestate = tracestate }
+  if not yes then return nil, child, span_id end
+  -- (the record's slots in spanrecord's order; its end, status and outcome filled by finish)
+  return { (templates(client, action)), trace_id, span_id, parent_id, tracestate, client._clock(), nil, 0, nil, nil,
+           nil, nil }, child, span_id
 end
 
 --- Runs `fn(...)` as one operation, `action` (a reconcile), over the calls
@@ -131,8 +139,8 @@ end
 -- outcome from fn's results: "ok", "failed", "unknown" or "not_sent", and a
 -- message. Returns fn's results.
 function M.around(client, action, outcome_of, fn, ...)
-  local span = M.start(client, action)
-  if not span then return fn(...) end
+  local span, ctx, span_id = M.start(client, action)
+  if not span_id then return fn(...) end
   local scopes = client._span_scopes
   if not scopes then
     scopes = setmetatable({}, { __mode = "k" })
@@ -140,8 +148,7 @@ function M.around(client, action, outcome_of, fn, ...)
   end
   local key = running() or MAIN
   local before = scopes[key]
-  scopes[key] = { trace_id = span.trace_id, parent_id = span.span_id, sampled = span.recording,
-                  tracestate = span.ctx.tracestate }
+  scopes[key] = { trace_id = ctx.trace_id, parent_id = span_id, sampled = ctx.sampled, tracestate = ctx.tracestate }
   local results = pack(pcall(fn, ...))
   scopes[key] = before
   if not results[1] then error(results[2], 0) end
@@ -149,24 +156,26 @@ function M.around(client, action, outcome_of, fn, ...)
   return unpack(results, 2, results.n)
 end
 
---- Ends an operation's span with its `outcome` ("ok", "failed", "unknown",
--- "not_sent"), `message` and more attributes, and hands it over.
+--- Ends an operation's span (`start`'s record; nil: nothing to end) with
+-- its `outcome` ("ok", "failed", "unknown", "not_sent"), `message` and more
+-- attributes, and hands it over. A span ends once: a second end is ignored.
 function M.finish(client, span, outcome, message, attributes)
-  if not (span and span.recording) then return end
-  span.end_time = client._clock()
-  span.attributes["streamctl.outcome"] = outcome
-  for k, v in pairs(attributes or {}) do span.attributes[k] = v end
-  span.status = outcome == "ok" and { code = "ok" } or { code = "error", message = message }
-  span.ctx, span.recording = nil, nil
+  if not span or span[END] ~= nil then return end
+  span[END], span[OUTCOME], span[MORE] = client._clock(), outcome, attributes
+  if outcome == "ok" then
+    span[STATUS] = 1
+  else
+    span[STATUS], span[MESSAGE] = 2, message
+  end
   hand(client, span)
 end
 
---- A batch's span, begun (nil without `on_span`): its calls go in the
--- batch's trace and their attempts under its span (`values._trace`,
+--- A batch's span, begun (nil when none is handed over): its calls go in
+-- the batch's trace and their attempts under its span (`values._trace`,
 -- `values._span_parent`: the batch's parsed fields).
 function M.batch_start(client, action, values)
-  local span, ctx = M.start(client, action, values._trace)
-  values._trace, values._span_parent = ctx, span and span.span_id
+  local span, ctx, span_id = M.start(client, action, values._trace)
+  values._trace, values._span_parent = ctx, span_id
   return span
 end
 
@@ -182,37 +191,30 @@ end
 
 --- An attempt's CLIENT span, from what observe knows of it (`throttled`:
 -- its failure is a throttle; `waited` seconds for its slot, and the room
--- and the cap then).
+-- and the cap then: an event when there was a cap to wait under).
 function M.attempt(client, attempt, result, err, seconds, res, throttled, waited, room, cap)
   local ctx = attempt.trace
-  if not (client._on_span and ctx and ctx.sampled and attempt.span_id) then return end
-  local s = service(client)
+  if not (client._spans and ctx and ctx.sampled and attempt.span_id) then return end
+  local _, t = templates(client, attempt.action)
   local now = client._clock()
-  local host, port = address(client)
+  local start = now - (seconds or 0)
   local code = err and tostring(err.code)
-  -- (every key in one constructor, those without a value nil: the table is made its size at once)
-  local a = { ["rpc.system"] = s[2], ["rpc.service"] = s[1], ["rpc.method"] = attempt.action,
-              ["server.address"] = host, ["server.port"] = port,
-              ["http.request.method"] = attempt.req and attempt.req.method,
-              ["http.response.status_code"] = res and res.status,
-              ["http.request.resend_count"] = attempt.n > 1 and attempt.n - 1 or nil,
-              ["error.type"] = code,
-              ["streamctl.request_id"] = err and err.request_id
-                or (type(result) == "table" and result.RequestId or nil),
-              ["streamctl.throttle_code"] = throttled and code or nil,
-              ["streamctl.retry_after_ms"] = err and err.retry_after_ms }
-  local events = {}
-  if waited and waited > 0 then
-    events[1] = { name = "streamctl.slot_wait", time = now - (seconds or 0),
-                  attributes = { ["streamctl.waited_s"] = waited, ["streamctl.room"] = room,
-                                 ["streamctl.cap"] = cap } }
+  local event
+  -- (a wait for a slot: only where the action has a cap; without one, `waited` is the engine's own time)
+  if cap and waited and waited > 0 then
+    event = { name = "streamctl.slot_wait", time = start,
+              attributes = { ["streamctl.waited_s"] = waited, ["streamctl.room"] = room, ["streamctl.cap"] = cap } }
   end
-  hand(client, { trace_id = ctx.trace_id, span_id = attempt.span_id,
-                 parent_span_id = (attempt.job and attempt.job.span_parent) or ctx.parent_id,
-                 name = span_name(client, s, attempt.action), kind = "client", start_time = now - (seconds or 0),
-                 trace_state = ctx.tracestate,
-                 end_time = now, attributes = a, events = events,
-                 status = err and { code = "error", message = tostring(err.message) } or { code = "ok" } })
+  -- (the record's slots in spanrecord's order, then the values of ATTEMPT's names in their order)
+  hand(client, { t, ctx.trace_id, attempt.span_id, (attempt.job and attempt.job.span_parent) or ctx.parent_id,
+                 ctx.tracestate, start, now, err and 2 or 1, err and tostring(err.message) or nil, event, nil,
+                 code, -- error.type
+                 attempt.req and attempt.req.method, -- http.request.method
+                 attempt.n > 1 and attempt.n - 1 or nil, -- http.request.resend_count
+                 res and res.status, -- http.response.status_code
+                 err and err.request_id or (type(result) == "table" and result.RequestId or nil), -- .request_id
+                 err and err.retry_after_ms, -- streamctl.retry_after_ms
+                 throttled and code or nil }) -- streamctl.throttle_code
 end
 
 return M

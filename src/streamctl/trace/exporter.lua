@@ -1,16 +1,20 @@
 --- Spans sent to an OpenTelemetry collector by OTLP/HTTP: a bounded
--- queue, filled by a client's `on_span`, emptied in batches through the
+-- queue, filled by a client (its `tracer`), emptied in batches through the
 -- project's own transports (libcurl outside nginx, cosockets inside).
 --
 --   local exporter = require("streamctl.trace.exporter").new {
 --     endpoint = "http://127.0.0.1:4318/v1/traces", resource = { ["service.name"] = "nightly" } }
---   local z = streamctl.zego.new { ..., on_span = exporter.on_span, sampler = exporter.sampler }
+--   local z = streamctl.zego.new { ..., tracer = exporter }
 --   ...
 --   exporter:shutdown(2)        -- at exit: what is queued, sent within 2 s
 --
--- A call never waits for the collector: `on_span` only queues (in O(1);
--- with protobuf, the span encoded first, in C); a full queue drops the new
--- span and counts it. What sends:
+-- An exporter is a client's `tracer`: its `sampler` decides which
+-- operations are recorded, and the client hands it each span as a record
+-- (`record`, streamctl.base.spanrecord), the cheapest form. Its `on_span`
+-- takes spans as plain tables, for a program that hands them on itself.
+-- A call never waits for the collector: `record` and `on_span` only queue
+-- (in O(1); with protobuf, the span encoded first, in C); a full queue
+-- drops the new span and counts it. What sends:
 --
 --   outside nginx   `flush(seconds)` and `shutdown(seconds)`, when the
 --                   program says (the command: at exit, bounded by 2 s); a
@@ -33,6 +37,7 @@
 
 -- luacheck: globals ngx
 local otlp = require "streamctl.trace.otlp"
+local spanrecord = require "streamctl.base.spanrecord"
 local auto = require "streamctl.transport.auto"
 local core = require "streamctl.core"
 local version = require "streamctl.version"
@@ -115,6 +120,46 @@ local function in_nginx()
   return n ~= nil and n.get_phase ~= nil and n.get_phase() ~= "init"
 end
 
+-- The spans waiting. With protobuf, streamctl.core's otlp_queue: each
+-- span encoded as it comes, its bytes in one buffer (no Lua string, no
+-- table kept), a batch's request made in one copy. With JSON, this ring
+-- of plain tables, encoded a batch at a time. Both: `count()`,
+-- `record(rec)` and `span(span)` (true: queued; false: not taken as it
+-- is, for the exporter to `push` its bytes), `take(n)` (the request's
+-- body and how many spans it holds; nil, n and why when they could not
+-- be encoded), `clear()` (how many were dropped).
+local Plain = {}
+Plain.__index = Plain
+
+function Plain:count() return self.tail - self.head + 1 end
+
+function Plain:span(span)
+  self.tail = self.tail + 1
+  self.spans[self.tail] = span
+  return true
+end
+
+function Plain:record(rec) return self:span(spanrecord.plain(rec)) end
+
+function Plain:take(n)
+  n = min(n, self:count())
+  local batch, spans = {}, self.spans
+  for i = 1, n do
+    batch[i], spans[self.head] = spans[self.head], nil
+    self.head = self.head + 1
+  end
+  if self:count() == 0 then self.head, self.tail = 1, 0 end
+  local ok, body = pcall(otlp.encode, batch, self.resource, "http/json")
+  if not ok then return nil, n, tostring(body) end
+  return body, n
+end
+
+function Plain:clear()
+  local n = self:count()
+  self.spans, self.head, self.tail = {}, 1, 0
+  return n
+end
+
 --- Makes an exporter; raises on misuse (an option breaking its rule, named).
 function M.new(opts)
   local o, err = validate.construct(M.OPTIONS, opts or {}, "streamctl.trace.exporter.new", "new")
@@ -131,9 +176,14 @@ function M.new(opts)
     timeout_ms = o.timeout_ms or M.DEFAULTS.timeout_ms,
     exit_seconds = o.exit_seconds or M.DEFAULTS.exit_seconds,
     ca_file = o.ca_file, metrics = o.metrics, sampler = o.sampler, clock = o.clock or core.monotonic,
-    queue = {}, head = 1, tail = 0, -- (a ring of spans: head .. tail)
     counts = { exported = 0, queue_full = 0, export_failed = 0 }, stopped = false,
   }, Exporter)
+  if self.protocol == "http/protobuf" then
+    self.queue, self.content_type = core.otlp_queue(otlp.request_parts(resource)), "application/x-protobuf"
+  else
+    self.queue, self.content_type = setmetatable({ spans = {}, head = 1, tail = 0, resource = resource }, Plain),
+      "application/json"
+  end
   self.on_span = function(span) return self:add(span) end
   return self
 end
@@ -146,50 +196,46 @@ local function count(self, result, n)
 end
 
 --- How many spans wait.
-function Exporter:queued() return self.tail - self.head + 1 end
+function Exporter:queued() return self.queue:count() end
 
---- Queues a span (a client's `on_span`): dropped and counted when the
--- queue is full or the exporter stopped. Inside nginx, starts the worker's
--- timer with the first span.
-function Exporter:add(span)
-  if self.stopped or self:queued() >= self.max_queue then return count(self, "queue_full", 1) end
-  -- (protobuf: the span's bytes kept, not its tables: made in C at once, a
-  -- microsecond or two, and a queue of strings the collector does not walk)
-  local item = self.protocol == "http/protobuf" and otlp.span_pb(span) or span
-  self.tail = self.tail + 1
-  self.queue[self.tail] = item
+-- Whether the queue takes one more span: when not (full, or the exporter
+-- stopped), the span is counted dropped. Inside nginx, the worker's timer
+-- is started with the first span.
+local function room(self)
+  if self.stopped or self.queue:count() >= self.max_queue then
+    count(self, "queue_full", 1)
+    return false
+  end
   if not self.timer and in_nginx() then self:_start_timer() end
+  return true
 end
 
--- The next batch, taken off the queue.
-local function take(self)
-  local n = min(self.max_batch, self:queued())
-  local batch = {}
-  for i = 1, n do
-    batch[i] = self.queue[self.head]
-    self.queue[self.head] = nil
-    self.head = self.head + 1
-  end
-  if self:queued() == 0 then self.head, self.tail = 1, 0 end
-  return batch
+--- Queues a span given as a plain table (a client's `on_span`): dropped
+-- and counted when the queue is full or the exporter stopped.
+function Exporter:add(span)
+  if room(self) and not self.queue:span(span) then self.queue:push(otlp.span_pb(span)) end
 end
 
--- Sends one batch within `ms`: true, or nil and why.
-function Exporter:_send(batch, ms)
-  local body, content_type
-  if self.protocol == "http/protobuf" then
-    body, content_type = otlp.request_pb(batch, self.resource), "application/x-protobuf"
-  else
-    body, content_type = otlp.encode(batch, self.resource, self.protocol)
-  end
-  local headers = { ["Content-Type"] = content_type, ["User-Agent"] = version.user_agent }
+--- Queues a span given as a record (streamctl.base.spanrecord: a client's
+-- `tracer` hands its spans so), as `add` does a plain one; the record
+-- itself is never kept.
+function Exporter:record(rec)
+  if room(self) and not self.queue:record(rec) then self.queue:push(otlp.record_pb(rec)) end
+end
+
+-- Takes the next batch off the queue and sends it within `ms`: how many
+-- spans it held, and true or nil and why.
+function Exporter:_send(ms)
+  local body, n, why = self.queue:take(self.max_batch)
+  if not body then return n, nil, why end
+  local headers = { ["Content-Type"] = self.content_type, ["User-Agent"] = version.user_agent }
   for k, v in pairs(self.headers) do headers[k] = v end
   local exchange, err = auto.exchange { timeout_ms = ms, connect_timeout_ms = ms, ca_file = self.ca_file }
-  if not exchange then return nil, tostring(err and err.message or err) end
+  if not exchange then return n, nil, tostring(err and err.message or err) end
   local res, rerr = exchange { method = "POST", url = self.endpoint, headers = headers, body = body }
-  if not res then return nil, tostring(rerr and rerr.message or rerr) end
-  if res.status < 200 or res.status > 299 then return nil, format("the collector answered HTTP %d", res.status) end
-  return true
+  if not res then return n, nil, tostring(rerr and rerr.message or rerr) end
+  if res.status < 200 or res.status > 299 then return n, nil, format("the collector answered HTTP %d", res.status) end
+  return n, true
 end
 
 --- Sends what is queued, batch by batch, within `seconds` (default: the
@@ -199,17 +245,17 @@ function Exporter:flush(seconds)
   if self.flushing then return self:stats() end -- (a timer's run while the last one still sends)
   self.flushing = true
   local deadline = self.clock() + (seconds or self.timeout_ms / 1000)
-  while self:queued() > 0 do
+  while self.queue:count() > 0 do
     local left_ms = floor((deadline - self.clock()) * 1000)
     if left_ms < 1 then break end
-    local batch = take(self)
-    -- (a span the encoder refuses raises: that batch is dropped, said, and the exporter goes on)
-    local called, ok, why = pcall(self._send, self, batch, min(self.timeout_ms, left_ms))
-    if not called then ok, why = nil, tostring(ok) end
+    local before = self.queue:count()
+    local called, n, ok, why = pcall(self._send, self, min(self.timeout_ms, left_ms))
+    -- (what raised took its batch: the spans it took are counted failed)
+    if not called then n, ok, why = before - self.queue:count(), nil, tostring(n) end
     if ok then
-      count(self, "exported", #batch)
+      count(self, "exported", n)
     else
-      count(self, "export_failed", #batch)
+      count(self, "export_failed", n)
       self.last_error = why
       break
     end
@@ -224,9 +270,8 @@ function Exporter:shutdown(seconds)
   if not self.stopped then
     self:flush(seconds or self.exit_seconds)
     self.stopped = true
-    local left = self:queued()
+    local left = self.queue:clear()
     if left > 0 then
-      self.queue, self.head, self.tail = {}, 1, 0
       count(self, "export_failed", left)
       self.last_error = self.last_error or "the time to send them ran out"
     end

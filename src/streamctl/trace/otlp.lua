@@ -5,7 +5,8 @@
 -- as protobuf ("http/protobuf", the default: `application/x-protobuf`) or in
 -- OTLP's JSON encoding ("http/json": `application/json`).
 --
--- The spans are streamctl.pipeline.spans' plain tables:
+-- The spans are streamctl.pipeline.spans' plain tables (a record,
+-- streamctl.base.spanrecord, is encoded by `record_pb`, as its plain table):
 --
 --   { trace_id (32 hex), span_id (16 hex), parent_span_id (16 hex or nil), trace_state (or nil),
 --     name, kind = "internal" | "client" (also "server", "producer", "consumer"),
@@ -36,8 +37,10 @@
 -- @module streamctl.trace.otlp
 
 local json = require "streamctl.base.json"
+local spanrecord = require "streamctl.base.spanrecord"
 local version = require "streamctl.version"
-local core_span = require("streamctl.core").otlp_span
+local core = require "streamctl.core"
+local core_span, core_record = core.otlp_span, core.otlp_record
 
 local type, pairs, tostring = type, pairs, tostring
 local byte, char, find, format, gsub, lower, sub = string.byte, string.char, string.find, string.format,
@@ -389,21 +392,37 @@ function M.span_pb(s, i)
   return core_span(s) or span_pb(s, fields(s, i or 1))
 end
 
+--- A record's Span message (streamctl.base.spanrecord: what a client
+-- hands its tracer): the same bytes as `span_pb` of its plain table, made
+-- in C from the record, or by `span_pb` of the plain table when the C
+-- encoder does not take the record as it is.
+function M.record_pb(rec, i)
+  return core_record(rec) or M.span_pb(spanrecord.plain(rec), i)
+end
+
 --- The Lua encoder's Span message alone (spec/trace/01 holds the C one to it).
 function M._lua_span_pb(s, i)
   return span_pb(s, fields(s, i or 1))
 end
 
---- An export request (protobuf) of spans already encoded (`span_pb`'s).
-function M.request_pb(encoded, resource)
+--- What an export request (protobuf) holds besides its spans: the
+-- ResourceSpans' `resource` field and the ScopeSpans' `scope` field, each
+-- whole (tag, length, bytes). An exporter makes them once; its queue
+-- (streamctl.core's otlp_queue) puts its spans between them.
+function M.request_parts(resource)
   if resource ~= nil and type(resource) ~= "table" then bad("resource must be a table of attributes") end
   local res = {}
   local rn = attributes_pb(res, 0, "\10", resource)
   local scope = len_field("\10", SCOPE) .. len_field("\18", version._VERSION)
-  local ss = { len_field("\10", scope) }
+  return len_field("\10", concat(res, "", 1, rn)), len_field("\10", scope)
+end
+
+--- An export request (protobuf) of spans already encoded (`span_pb`'s).
+function M.request_pb(encoded, resource)
+  local resource_field, scope_field = M.request_parts(resource)
+  local ss = { scope_field }
   for i = 1, #encoded do ss[i + 1] = len_field("\18", encoded[i]) end
-  local rs = len_field("\10", concat(res, "", 1, rn)) .. len_field("\18", concat(ss))
-  return len_field("\10", rs)
+  return len_field("\10", resource_field .. len_field("\18", concat(ss)))
 end
 
 local function encode_pb(spans, resource)

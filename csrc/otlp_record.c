@@ -1,0 +1,381 @@
+/* The record's encoder (core.otlp_record), the span queue (core.otlp_queue)
+   and the Lua functions of csrc/otlp.c's plain-span encoder (core.otlp_span).
+
+   A record (streamctl.base.spanrecord) is read by index, with no key looked
+   up; what its template fixes (the name, the kind, the constant
+   attributes) is copied as the template's bytes (core.otlp_template made
+   them once). It makes the bytes the plain span it stands for makes
+   (spec/trace/05 holds them to the Lua encoder's); a record with `more`
+   attributes is left to the Lua encoder (a batch's span, one per batch).
+
+   The queue keeps an exporter's spans encoded, one after another, each as
+   the ScopeSpans `spans` field it will be sent as, in one buffer of its
+   own (freed by its __gc): a span is written there at once, with no Lua
+   string made for it, and a batch's request is made in one copy. A span
+   the encoder does not take is written nowhere (the exporter's Lua encoder
+   then makes its bytes, `push`ed). */
+#include "otlp.h"
+
+/* The record's slots (streamctl.base.spanrecord), and its template's. */
+enum { R_TEMPLATE = 1, R_TRACE, R_SPAN, R_PARENT, R_STATE, R_START, R_END, R_STATUS, R_MESSAGE, R_EVENT, R_MORE };
+#define R_VALUES R_MORE /* (the i-th name's value is at R_VALUES + i) */
+enum { T_HEAD = 1, T_FIXED, T_BEFORE, T_NAMES };
+
+/* A small whole number at slot `i` of the table at `t`, from lo to hi; -1 when not. */
+static int small_at(lua_State *L, int t, int i, int lo, int hi) {
+    lua_rawgeti(L, t, i);
+    int v = -1;
+    if (lua_type(L, -1) == LUA_TNUMBER) {
+        lua_Number x = lua_tonumber(L, -1);
+        if (x >= lo && x <= hi && x == floor(x)) v = (int)x;
+    }
+    lua_pop(L, 1);
+    return v;
+}
+
+/* The string at slot `i` of the table at `t`, left on the stack (anchored
+   there): NULL when it is not a string. */
+static const char *string_at(lua_State *L, int t, int i, size_t *len) {
+    lua_rawgeti(L, t, i);
+    return lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, len) : NULL;
+}
+
+static size_t length_of(lua_State *L, int t) {
+#if LUA_VERSION_NUM >= 502
+    return (size_t)lua_rawlen(L, t);
+#else
+    return lua_objlen(L, t);
+#endif
+}
+
+/* The record's attributes: the template's names with the record's values
+   (a nil value: no attribute), the template's constants (encoded) where
+   they sort among them. */
+static int put_values(lua_State *L, obuf *b, int r, int names, int before, const char *fixed, size_t fixed_len) {
+    int count = (int)length_of(L, names);
+    if (before > count) return 0;
+    for (int i = 1; i <= count; i++) {
+        if (i == before + 1) put(b, fixed, fixed_len);
+        lua_rawgeti(L, r, R_VALUES + i);
+        if (!lua_isnil(L, -1)) {
+            size_t len;
+            const char *k = string_at(L, names, i, &len);
+            if (!k || memchr(k, 0, len) || !sc_otlp_is_utf8((const unsigned char *)k, len)) return 0;
+            if (!sc_otlp_put_kv(L, b, 0x4A, k, len, lua_gettop(L) - 1)) return 0;
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    if (before == count) put(b, fixed, fixed_len);
+    return 1;
+}
+
+/* A record at `r`, its stack above `base` left for the caller to restore. */
+static int record_body(lua_State *L, obuf *b, int r, int base) {
+    span_head h = {0};
+    int t = base + 1, names = base + 4, has_trace, has_span;
+    size_t fixed_len;
+    lua_rawgeti(L, r, R_TEMPLATE);
+    if (!lua_istable(L, t)) return 0;
+    h.head = string_at(L, t, T_HEAD, &h.head_len);    /* base + 2 */
+    const char *fixed = string_at(L, t, T_FIXED, &fixed_len); /* base + 3 */
+    lua_rawgeti(L, t, T_NAMES);                         /* base + 4 */
+    int before = small_at(L, t, T_BEFORE, 0, MAX_KEYS);
+    lua_rawgeti(L, r, R_MORE); /* (more attributes, a batch's counts: sorted among the rest by the Lua encoder) */
+    if (!h.head || !fixed || !lua_istable(L, names) || before < 0 || !lua_isnil(L, -1)) return 0;
+    lua_pop(L, 1);
+    lua_rawgeti(L, r, R_TRACE);
+    if (!sc_otlp_id_of(L, 16, h.trace_id, &has_trace) || !has_trace) return 0;
+    lua_rawgeti(L, r, R_SPAN);
+    if (!sc_otlp_id_of(L, 8, h.span_id, &has_span) || !has_span) return 0;
+    lua_rawgeti(L, r, R_PARENT);
+    if (!sc_otlp_id_of(L, 8, h.parent, &h.has_parent)) return 0;
+    lua_rawgeti(L, r, R_STATE);
+    if (!sc_otlp_text_of(L, &h.state, &h.state_len)) return 0;
+    h.code = small_at(L, r, R_STATUS, 0, 2);
+    if (h.code < 0) return 0;
+    if (h.code == 2) {
+        lua_rawgeti(L, r, R_MESSAGE);
+        if (!sc_otlp_text_of(L, &h.message, &h.message_len)) return 0;
+    }
+    lua_rawgeti(L, r, R_START);
+    lua_rawgeti(L, r, R_END);
+    int ok = sc_otlp_micros(L, -2, &h.start_us) && sc_otlp_micros(L, -1, &h.end_us);
+    lua_pop(L, 2);
+    if (!ok) return 0;
+
+    sc_otlp_put_head(b, &h);
+    if (!put_values(L, b, r, names, before, fixed, fixed_len)) return 0;
+    lua_rawgeti(L, r, R_EVENT);
+    if (!lua_isnil(L, -1) && !sc_otlp_put_event_field(L, b, lua_gettop(L))) return 0;
+    sc_otlp_put_status(b, &h);
+    return !b->failed;
+}
+
+static int encode_record(lua_State *L, obuf *b, int r) {
+    int base = lua_gettop(L);
+    int ok = lua_checkstack(L, 12) && record_body(L, b, r, base);
+    lua_settop(L, base);
+    return ok;
+}
+
+/* ---------------------------------------------------------------- one span as a string */
+
+/* A span's bytes, first in a buffer on the C stack (nothing to free,
+   whatever raises), then, when it needs more, in a userdata kept in the
+   stack slot `slot` (Lua's memory: collected with it). */
+#define SMALL 1536
+#define SPAN_MAX ((size_t)1 << 26) /* (64 MiB: no span of ours) */
+
+static int grow_userdata(obuf *b, size_t cap) {
+    if (cap > SPAN_MAX) return 0;
+    unsigned char *p = (unsigned char *)lua_newuserdata(b->L, cap);
+    memcpy(p, b->p, b->n);
+    lua_replace(b->L, b->slot); /* (the old storage, if a userdata, collected) */
+    b->p = p;
+    b->cap = cap;
+    return 1;
+}
+
+/* The encoder `encode` over the table at 1: its bytes, or nil. */
+static int encode_with(lua_State *L, int (*encode)(lua_State *, obuf *, int)) {
+    lua_settop(L, 1);
+    if (!lua_istable(L, 1)) {
+        lua_pushnil(L);
+        return 1;
+    }
+    unsigned char small[SMALL];
+    lua_pushnil(L); /* (slot 2: the output's storage once it outgrows `small`) */
+    obuf b = {L, 2, NULL, small, 0, SMALL, 0, grow_userdata};
+    if (encode(L, &b, 1) && !b.failed) lua_pushlstring(L, (const char *)b.p, b.n);
+    else lua_pushnil(L);
+    return 1;
+}
+
+static int l_otlp_span(lua_State *L) { return encode_with(L, sc_otlp_encode_span); }
+
+/* core.otlp_template(name, kind, constants): a span template's bytes (its
+   name and kind fields; its constant attributes' fields, sorted by key), or
+   nil and why. */
+static int l_otlp_template(lua_State *L) {
+    size_t name_len;
+    const char *name = luaL_checklstring(L, 1, &name_len);
+    lua_Integer kind = luaL_checkinteger(L, 2);
+    luaL_checktype(L, 3, LUA_TTABLE);
+    lua_settop(L, 3);
+    const char *why = NULL;
+    if (kind < 1 || kind > 5) why = "the kind must be 1 to 5";
+    else if (!sc_otlp_is_utf8((const unsigned char *)name, name_len)) why = "the name must be UTF-8";
+    if (why) {
+        lua_pushnil(L);
+        lua_pushstring(L, why);
+        return 2;
+    }
+    unsigned char small[SMALL];
+    lua_pushnil(L); /* (slot 4: the output's storage once it outgrows `small`) */
+    obuf b = {L, 4, NULL, small, 0, SMALL, 0, grow_userdata};
+    if (name_len > 0) sc_otlp_put_bytes_field(&b, 0x2A, name, name_len);
+    put_byte(&b, 0x30);
+    put_byte(&b, (unsigned char)kind);
+    if (b.failed) return luaL_error(L, "otlp_template: out of memory");
+    lua_pushlstring(L, (const char *)b.p, b.n); /* 5 */
+    b.n = 0;
+    okey keys[MAX_KEYS];
+    int n = 0, ok = sc_otlp_collect_map(L, 3, keys, &n) && sc_otlp_put_keys(L, &b, keys, n, 0x4A) && !b.failed;
+    lua_settop(L, 5);
+    if (!ok) {
+        lua_pushnil(L);
+        lua_pushstring(L, "the constants must map UTF-8 names (at most 64) to strings, numbers or booleans");
+        return 2;
+    }
+    lua_pushlstring(L, (const char *)b.p, b.n);
+    return 2;
+}
+static int l_otlp_record(lua_State *L) { return encode_with(L, encode_record); }
+
+/* ---------------------------------------------------------------- the queue */
+
+#define QUEUE_MT "streamctl.otlp_queue"
+#define QUEUE_MAX ((size_t)1 << 30) /* (1 GiB: a million spans of a kilobyte) */
+
+typedef struct {
+    unsigned char *p; /* n bytes of cap: `count` spans, each 0x12, its length, its bytes */
+    size_t n, cap;
+    lua_Integer count;
+    char *parts; /* a request's resource field, then its scope field: rlen and slen bytes */
+    size_t rlen, slen;
+} otlp_queue;
+
+static int grow_queue(obuf *b, size_t cap) {
+    otlp_queue *q = (otlp_queue *)b->owner;
+    if (cap > QUEUE_MAX) return 0;
+    unsigned char *p = (unsigned char *)realloc(q->p, cap);
+    if (!p) return 0;
+    q->p = b->p = p;
+    q->cap = b->cap = cap;
+    return 1;
+}
+
+/* The queue's writer, at its end: what it writes is the queue's once committed. */
+static obuf writer(lua_State *L, otlp_queue *q) {
+    obuf b = {L, 0, q, q->p, q->n, q->cap, 0, grow_queue};
+    return b;
+}
+
+/* Appends the span at 2 by `encode`: true, or false when not taken (nothing appended). */
+static int put_span(lua_State *L, int (*encode)(lua_State *, obuf *, int)) {
+    otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
+    lua_settop(L, 2);
+    int ok = lua_istable(L, 2);
+    if (ok) {
+        obuf b = writer(L, q);
+        size_t start = sc_otlp_open_field(&b, 0x12);
+        ok = encode(L, &b, 2);
+        sc_otlp_close_field(&b, start);
+        if (ok && !b.failed) {
+            q->n = b.n;
+            q->count++;
+        } else {
+            ok = 0;
+        }
+    }
+    lua_pushboolean(L, ok);
+    return 1;
+}
+
+/* q:record(rec), q:span(span): the span appended (true), or not taken (false). */
+static int q_record(lua_State *L) { return put_span(L, encode_record); }
+static int q_span(lua_State *L) { return put_span(L, sc_otlp_encode_span); }
+
+/* q:push(bytes): a Span message made elsewhere, appended; raises when the queue cannot grow. */
+static int q_push(lua_State *L) {
+    otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
+    size_t len;
+    const char *s = luaL_checklstring(L, 2, &len);
+    obuf b = writer(L, q);
+    size_t start = sc_otlp_open_field(&b, 0x12);
+    put(&b, s, len);
+    sc_otlp_close_field(&b, start);
+    if (b.failed) return luaL_error(L, "the span queue cannot grow: out of memory");
+    q->n = b.n;
+    q->count++;
+    return 0;
+}
+
+static int q_count(lua_State *L) {
+    otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
+    lua_pushinteger(L, q->count);
+    return 1;
+}
+
+static size_t varint_len(size_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static unsigned char *put_len(unsigned char *o, unsigned char tag, size_t v) {
+    *o++ = tag;
+    while (v >= 0x80) {
+        *o++ = (unsigned char)(v | 0x80);
+        v >>= 7;
+    }
+    *o++ = (unsigned char)v;
+    return o;
+}
+
+/* q:take(n): the first n spans (at most all) taken off the queue, as an
+   ExportTraceServiceRequest's bytes (one ResourceSpans of the queue's
+   resource field, one ScopeSpans of its scope field and the spans); and
+   how many spans it holds. */
+static int q_take(lua_State *L) {
+    otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
+    lua_Integer want = luaL_checkinteger(L, 2);
+    if (want > q->count) want = q->count;
+    if (want < 0) want = 0;
+    size_t spans = 0;
+    for (lua_Integer i = 0; i < want; i++) { /* (each: 0x12, a varint, that many bytes) */
+        size_t len = 0, at = spans + 1;
+        for (int shift = 0; at < q->n && shift < 64; shift += 7) {
+            unsigned char c = q->p[at++];
+            len |= (size_t)(c & 0x7F) << shift;
+            if (c < 0x80) break;
+        }
+        spans = at + len;
+    }
+    if (spans > q->n) return luaL_error(L, "the span queue is corrupt");
+    size_t rlen = q->rlen, slen = q->slen;
+    size_t ss = slen + spans, rs = rlen + 1 + varint_len(ss) + ss, total = 1 + varint_len(rs) + rs;
+    unsigned char *out = (unsigned char *)lua_newuserdata(L, total), *o = out;
+    o = put_len(o, 0x0A, rs);
+    memcpy(o, q->parts, rlen);
+    o = put_len(o + rlen, 0x12, ss);
+    memcpy(o, q->parts + rlen, slen);
+    if (spans) memcpy(o + slen, q->p, spans);
+    lua_pushlstring(L, (const char *)out, total);
+    if (spans) memmove(q->p, q->p + spans, q->n - spans);
+    q->n -= spans;
+    q->count -= want;
+    lua_pushinteger(L, want);
+    return 2;
+}
+
+/* q:clear(): every span dropped; how many there were. */
+static int q_clear(lua_State *L) {
+    otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
+    lua_pushinteger(L, q->count);
+    q->n = 0;
+    q->count = 0;
+    return 1;
+}
+
+static int q_gc(lua_State *L) {
+    otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
+    free(q->p);
+    free(q->parts);
+    q->p = NULL;
+    q->parts = NULL;
+    q->n = q->cap = q->rlen = q->slen = 0;
+    q->count = 0;
+    return 0;
+}
+
+static int q_tostring(lua_State *L) {
+    otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
+    lua_pushfstring(L, "streamctl.otlp_queue (%d spans)", (int)q->count);
+    return 1;
+}
+
+static const luaL_Reg queue_methods[] = {
+    {"record", q_record}, {"span", q_span}, {"push", q_push}, {"count", q_count},
+    {"take", q_take},     {"clear", q_clear}, {NULL, NULL}};
+
+/* core.otlp_queue(resource_field, scope_field): a new, empty queue, whose
+   requests carry that resource and scope (each a whole field: tag, length,
+   bytes; streamctl.trace.otlp's request_parts). */
+static int l_otlp_queue(lua_State *L) {
+    size_t rlen, slen;
+    const char *resource = luaL_checklstring(L, 1, &rlen), *scope = luaL_checklstring(L, 2, &slen);
+    otlp_queue *q = (otlp_queue *)lua_newuserdata(L, sizeof *q);
+    memset(q, 0, sizeof *q);
+    sc_new_class(L, QUEUE_MT, queue_methods, q_gc, q_tostring);
+    luaL_getmetatable(L, QUEUE_MT);
+    lua_setmetatable(L, -2);
+    q->parts = (char *)malloc(rlen + slen + 1);
+    if (!q->parts) return luaL_error(L, "the span queue: out of memory");
+    memcpy(q->parts, resource, rlen);
+    memcpy(q->parts + rlen, scope, slen);
+    q->rlen = rlen;
+    q->slen = slen;
+    return 1;
+}
+
+const luaL_Reg sc_otlp_funcs[] = {
+    {"otlp_span", l_otlp_span},
+    {"otlp_record", l_otlp_record},
+    {"otlp_template", l_otlp_template},
+    {"otlp_queue", l_otlp_queue},
+    {NULL, NULL}};
