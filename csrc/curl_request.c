@@ -373,6 +373,23 @@ static CURLcode set_request(sc_xfer *x, const sc_opts *o, const char *method, co
  * Raises on arguments of the wrong type. On success *body_idx is the stack
  * index of the body string, which must stay referenced until the transfer ends.
  */
+/* A request's own `timeout_ms` (absent: the transport's): its whole time
+   and its connect, each at most the transport's. */
+static CURLcode request_timeout(lua_State *L, int ridx, sc_xfer *x, const sc_opts *o) {
+    CURLcode rc = CURLE_OK;
+    lua_getfield(L, ridx, "timeout_ms");
+    if (!lua_isnil(L, -1)) {
+        lua_Number t = lua_type(L, -1) == LUA_TNUMBER ? lua_tonumber(L, -1) : 0;
+        if (!(t >= 1 && t <= INT_MAX && t == (lua_Number)(long)t))
+            luaL_error(L, "streamctl.curl: request.timeout_ms must be a whole number of milliseconds from 1");
+        CURL *c = x->curl;
+        if ((long)t < o->timeout_ms && (rc = curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)t)) != CURLE_OK) return rc;
+        if ((long)t < o->connect_timeout_ms) rc = curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, (long)t);
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
 const char *sc_prepare(lua_State *L, int ridx, sc_xfer *x, const sc_opts *o, int *body_idx) {
     size_t ml, ul, bl;
     const char *method, *url, *body, *bad;
@@ -413,7 +430,8 @@ const char *sc_prepare(lua_State *L, int ridx, sc_xfer *x, const sc_opts *o, int
 
     if ((bad = check_line(L, method, ml, url, ul, bl)) != NULL) return bad;
     if ((bad = add_headers(L, x, base + 3)) != NULL) return bad;
-    if ((rc = base_options(x, o)) != CURLE_OK || (rc = set_request(x, o, method, url, ul, body, bl)) != CURLE_OK)
+    if ((rc = base_options(x, o)) != CURLE_OK || (rc = set_request(x, o, method, url, ul, body, bl)) != CURLE_OK ||
+        (rc = request_timeout(L, ridx, x, o)) != CURLE_OK)
         luaL_error(L, "streamctl.curl: curl_easy_setopt failed: %s", curl_easy_strerror(rc));
     return NULL;
 }

@@ -393,6 +393,21 @@ describe("streamctl.curl", function()
         assert.matches("Operation timed out after %d+ milliseconds", err.message)
       end)
 
+      it("a request's own timeout_ms ends it sooner; the transport's bounds one asking for more", function()
+        local function hang(topts, request_ms)
+          local res, err = easy(topts):request({ url = base .. "/hang", timeout_ms = request_ms })
+          assert.is_nil(res)
+          assert.equal("Timeout", err.code)
+          return tonumber(err.message:match("after (%d+) milliseconds"))
+        end
+        assert.is_true(hang({ timeout_ms = 120000 }, SHORT) < 60000)
+        assert.is_true(hang({ timeout_ms = SHORT }, 120000) < 60000)
+        for _, bad in ipairs { 0, 1.5, "10" } do
+          assert.has_error(function() easy():request({ url = base .. "/echo", timeout_ms = bad }) end,
+            "streamctl.curl: request.timeout_ms must be a whole number of milliseconds from 1")
+        end
+      end)
+
       it("reports a connection closed without an answer: NetworkError, sent", function()
         local res, err = get("/close")
         assert.is_nil(res)

@@ -913,7 +913,7 @@ describe("streamctl.transport.ngx's timeouts, on a simulated clock", function()
   -- `server.sends[i] = { at, bytes }` (seconds after it accepted) and closes at `server.close`
   -- (nil: never), with transport options `opts`. Returns the failure (or the response) and when the
   -- attempt ended (seconds).
-  local function attempt(server, opts)
+  local function attempt(server, opts, request_ms)
     local clock = { t = 0 }
     local function sock()
       local s, accepted, next_send = { ms = {} }, nil, 1
@@ -961,7 +961,7 @@ describe("streamctl.transport.ngx's timeouts, on a simulated clock", function()
     -- (loaded afresh for each attempt: the modules keep the `ngx` they were loaded beside)
     package.loaded["streamctl.transport.ngx"], package.loaded["streamctl.transport.http1"] = nil, nil
     local t = assert(require("streamctl.transport.ngx").new(opts))
-    assert(t.start(1, { url = "http://127.0.0.1:1/" }))
+    assert(t.start(1, { url = "http://127.0.0.1:1/", timeout_ms = request_ms }))
     local done = t.poll(1)
     assert.equal(1, #done)
     return done[1].err or done[1].res, clock.t
@@ -981,6 +981,15 @@ describe("streamctl.transport.ngx's timeouts, on a simulated clock", function()
     timed_out("connect 300, timeout 10000", 0.3, attempt(never, { connect_timeout_ms = 300, timeout_ms = 10000 }))
     timed_out("timeout 300", 0.3, attempt(never, { timeout_ms = 300 }))
     timed_out("connect 5000, timeout 300", 0.3, attempt(never, { connect_timeout_ms = 5000, timeout_ms = 300 }))
+    -- a request's own timeout_ms: sooner than the transport's, never later
+    timed_out("timeout 10000, the request's 300", 0.3, attempt(never, { timeout_ms = 10000 }, 300))
+    timed_out("timeout 300, the request's 10000", 0.3, attempt(never, { timeout_ms = 300 }, 10000))
+    local t = assert(require("streamctl.transport.ngx").new {})
+    for _, bad in ipairs { 0, 1.5, "10" } do
+      local ok, err = t.start(1, { url = "http://127.0.0.1:1/", timeout_ms = bad })
+      assert.same({ nil, "the request timeout_ms must be a whole number of milliseconds from 1" },
+        { ok, err and err.message })
+    end
   end)
 
   it("waiting for the headers, and in the body: at timeout_ms from the start, connect included", function()

@@ -190,6 +190,17 @@ function M.header_field(name, value, seen)
   return v, nil, l
 end
 
+--- A request's own `timeout_ms` (nil: the transport's, `max`): the
+-- milliseconds it may take, at most `max`; or nil and why. (libcurl's
+-- transport checks the same rule in C, csrc/curl_request.c.)
+function M.request_timeout(ms, max)
+  if ms == nil then return max end
+  if type(ms) ~= "number" or ms < 1 or ms > 2147483647 or ms ~= floor(ms) then
+    return nil, "the request timeout_ms must be a whole number of milliseconds from 1"
+  end
+  return ms < max and ms or max
+end
+
 --- `header_fields`' rule alone, for a transport that needs no list of them
 -- (libcurl's: no table per header, no sort, on every request): true, or
 -- nil and why.

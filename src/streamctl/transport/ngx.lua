@@ -69,6 +69,7 @@
 -- defaults: streamctl.transport.curl.DEFAULTS):
 --
 --   timeout_ms          10000    per attempt: connect, TLS, send and read together
+--                                (a request's own `timeout_ms` may lower it)
 --   connect_timeout_ms  5000     the TCP connect (bounded by timeout_ms too)
 --   max_connections     8        the keep-alive pool size of each pool (nginx makes a
 --                                pool when it is first used, so the first transport to
@@ -219,6 +220,8 @@ local function prepare(self, request)
   if not fields then return invalid(seen) end
   local body = request.body
   if body ~= nil and type(body) ~= "string" then return invalid("the request body must be a string") end
+  local timeout, twhy = common.request_timeout(request.timeout_ms, self.timeout)
+  if not timeout then return invalid(twhy) end
 
   local tls = u.scheme == "https"
   return {
@@ -232,6 +235,7 @@ local function prepare(self, request)
     origin = u.scheme .. "://" .. u.authority, -- for messages: never the path or query
     pool = format("streamctl:%s:%s:%d%s", u.scheme, lower(u.host), u.port,
       tls and (":verify:" .. (self.ca_file or "nginx")) or ""),
+    timeout = timeout,
     sent = false,
   }
 end
@@ -351,7 +355,7 @@ end
 -- once a byte of it left, the attempt is this one, answered or not.
 local function exchange(self, plan)
   ngx.update_time()
-  local deadline = ngx.now() + self.timeout / 1000
+  local deadline = ngx.now() + plan.timeout / 1000
   -- Each stale connection came from the pool, which holds at most pool_size.
   local res, err, stale
   for _ = 1, self.pool_size + 2 do
