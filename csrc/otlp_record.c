@@ -199,8 +199,8 @@ static int l_otlp_record(lua_State *L) { return encode_with(L, encode_record); }
 #define QUEUE_MAX ((size_t)1 << 30) /* (1 GiB: a million spans of a kilobyte) */
 
 typedef struct {
-    unsigned char *p; /* n bytes of cap: `count` spans, each 0x12, its length, its bytes */
-    size_t n, cap;
+    unsigned char *p; /* n bytes of cap: `head` bytes of room, then `count` spans, each 0x12, its length, its bytes */
+    size_t n, cap, head;
     lua_Integer count;
     char *parts; /* a request's resource field, then its scope field: rlen and slen bytes */
     size_t rlen, slen;
@@ -216,6 +216,13 @@ static int grow_queue(obuf *b, size_t cap) {
     return 1;
 }
 
+/* The queue at 1, open (a closed one, to-be-closed or collected, raises). */
+static otlp_queue *open_queue(lua_State *L) {
+    otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
+    if (!q->parts) luaL_error(L, "the span queue is closed");
+    return q;
+}
+
 /* The queue's writer, at its end: what it writes is the queue's once committed. */
 static obuf writer(lua_State *L, otlp_queue *q) {
     obuf b = {L, 0, q, q->p, q->n, q->cap, 0, grow_queue};
@@ -224,7 +231,7 @@ static obuf writer(lua_State *L, otlp_queue *q) {
 
 /* Appends the span at 2 by `encode`: true, or false when not taken (nothing appended). */
 static int put_span(lua_State *L, int (*encode)(lua_State *, obuf *, int)) {
-    otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
+    otlp_queue *q = open_queue(L);
     lua_settop(L, 2);
     int ok = lua_istable(L, 2);
     if (ok) {
@@ -249,7 +256,7 @@ static int q_span(lua_State *L) { return put_span(L, sc_otlp_encode_span); }
 
 /* q:push(bytes): a Span message made elsewhere, appended; raises when the queue cannot grow. */
 static int q_push(lua_State *L) {
-    otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
+    otlp_queue *q = open_queue(L);
     size_t len;
     const char *s = luaL_checklstring(L, 2, &len);
     obuf b = writer(L, q);
@@ -290,33 +297,36 @@ static unsigned char *put_len(unsigned char *o, unsigned char tag, size_t v) {
 /* q:take(n): the first n spans (at most all) taken off the queue, as an
    ExportTraceServiceRequest's bytes (one ResourceSpans of the queue's
    resource field, one ScopeSpans of its scope field and the spans); and
-   how many spans it holds. */
+   how many spans it holds. What goes before the spans is written in the
+   room kept for it before them, so that the request is made in one copy:
+   a batch is a few hundred kilobytes, and each large allocation costs its
+   share of the C heap's upkeep. */
 static int q_take(lua_State *L) {
-    otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
+    otlp_queue *q = open_queue(L);
     lua_Integer want = luaL_checkinteger(L, 2);
     if (want > q->count) want = q->count;
     if (want < 0) want = 0;
-    size_t spans = 0;
+    size_t spans = 0, head = q->head;
     for (lua_Integer i = 0; i < want; i++) { /* (each: 0x12, a varint, that many bytes) */
-        size_t len = 0, at = spans + 1;
+        size_t len = 0, at = head + spans + 1;
         for (int shift = 0; at < q->n && shift < 64; shift += 7) {
             unsigned char c = q->p[at++];
             len |= (size_t)(c & 0x7F) << shift;
             if (c < 0x80) break;
         }
-        spans = at + len;
+        spans = at + len - head;
     }
-    if (spans > q->n) return luaL_error(L, "the span queue is corrupt");
+    if (head + spans > q->n) return luaL_error(L, "the span queue is corrupt");
     size_t rlen = q->rlen, slen = q->slen;
-    size_t ss = slen + spans, rs = rlen + 1 + varint_len(ss) + ss, total = 1 + varint_len(rs) + rs;
-    unsigned char *out = (unsigned char *)lua_newuserdata(L, total), *o = out;
+    size_t ss = slen + spans, rs = rlen + 1 + varint_len(ss) + ss;
+    size_t before = 1 + varint_len(rs) + rlen + 1 + varint_len(ss) + slen; /* (at most head: see l_otlp_queue) */
+    unsigned char *start = q->p + head - before, *o = start;
     o = put_len(o, 0x0A, rs);
     memcpy(o, q->parts, rlen);
     o = put_len(o + rlen, 0x12, ss);
     memcpy(o, q->parts + rlen, slen);
-    if (spans) memcpy(o + slen, q->p, spans);
-    lua_pushlstring(L, (const char *)out, total);
-    if (spans) memmove(q->p, q->p + spans, q->n - spans);
+    lua_pushlstring(L, (const char *)start, before + spans);
+    memmove(q->p + head, q->p + head + spans, q->n - head - spans);
     q->n -= spans;
     q->count -= want;
     lua_pushinteger(L, want);
@@ -327,7 +337,7 @@ static int q_take(lua_State *L) {
 static int q_clear(lua_State *L) {
     otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
     lua_pushinteger(L, q->count);
-    q->n = 0;
+    q->n = q->head;
     q->count = 0;
     return 1;
 }
@@ -338,7 +348,7 @@ static int q_gc(lua_State *L) {
     free(q->parts);
     q->p = NULL;
     q->parts = NULL;
-    q->n = q->cap = q->rlen = q->slen = 0;
+    q->n = q->cap = q->head = q->rlen = q->slen = 0;
     q->count = 0;
     return 0;
 }
@@ -370,6 +380,12 @@ static int l_otlp_queue(lua_State *L) {
     memcpy(q->parts + rlen, scope, slen);
     q->rlen = rlen;
     q->slen = slen;
+    /* (the room before the spans: a request's fields before them, two tags and two lengths of at most 10 bytes) */
+    q->head = rlen + slen + 22;
+    q->p = (unsigned char *)malloc(q->head + 4096);
+    if (!q->p) return luaL_error(L, "the span queue: out of memory");
+    q->n = q->head;
+    q->cap = q->head + 4096;
     return 1;
 }
 

@@ -9,9 +9,9 @@
 --   fake     the call over a transport that answers at once (no network)
 --   traced   the same in a trace (a `traceparent` on each request), no spans
 --   spans    the same, its two spans made and handed to a hook that drops them
---   export   the same, its spans queued by streamctl.trace's exporter (encoded
---            in C as they are queued; the queue emptied every 256 calls, never
---            sent)
+--   export   the same, the exporter its tracer: its spans encoded into the
+--            exporter's queue as they end, flushed every 256 calls to a
+--            collector that is down (its request made, its connection refused)
 --   lua54 bench/profile/call.lua MODE N
 local emu = require "spec.helpers.emulator"
 local streamctl = require "streamctl"
@@ -37,7 +37,7 @@ local ok, err = pcall(function()
   if mode == "traced" then o.trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" end
   if mode == "spans" then o.on_span = function() end end
   if mode == "export" then
-    exporter = require("streamctl.trace.exporter").new { endpoint = "http://127.0.0.1:1/v1/traces", max_queue = 1024 }
+    exporter = require("streamctl.trace.exporter").new { endpoint = "http://127.0.0.1:1/v1/traces" }
     o.tracer = exporter
   end
   local c = assert(streamctl.aliyun.new(o))
@@ -52,7 +52,7 @@ local ok, err = pcall(function()
   local function call()
     assert(c:resume_live_stream(FIELDS))
     calls = calls + 1
-    if exporter and calls % 256 == 0 then exporter.queue:clear() end
+    if exporter and calls % 256 == 0 then exporter:flush() end
   end
   local one = ({ prepare = function() assert(c:prepare("ResumeLiveStream", RAW)) end, multi = exchange })[mode] or call
   for i = 1, 100 do one(i) end

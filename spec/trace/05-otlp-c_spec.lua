@@ -225,5 +225,11 @@ describe("streamctl.core.otlp_record and otlp_queue", function()
     local big = {}
     for i = 1, 2000 do big[i] = string.rep("s", i % 300) end
     assert.same({ otlp.request_pb(big, resource), 2000 }, { q:take(2000) })
+    -- closed (collected, or to-be-closed in Lua 5.4): it says so, and holds nothing
+    debug.getmetatable(q).__gc(q)
+    assert.has_error(function() q:push("x") end, "the span queue is closed")
+    assert.has_error(function() q:take(1) end, "the span queue is closed")
+    assert.has_error(function() q:record({}) end, "the span queue is closed")
+    assert.same({ 0, 0 }, { q:count(), q:clear() })
   end)
 end)

@@ -376,7 +376,7 @@ function rules.build(self, action, op, params, now, nonce)
       .. "&Timestamp=" .. timestamp .. "&Signature=" .. signature .. "&SignatureVersion=2.0"
       .. (self.is_test ~= nil and (self.is_test and "&IsTest=true" or "&IsTest=false") or "")
       .. (business ~= "" and "&" .. business or ""),
-    headers = {}, body = "",
+    headers = { traceparent = nil, tracestate = nil }, body = "", -- (room kept for a trace's headers)
   }, signature)
 end
 

@@ -19,7 +19,7 @@
 local core = require "streamctl.core"
 
 local type, ipairs = type, ipairs
-local find, match, sub, gsub, format = string.find, string.match, string.sub, string.gsub, string.format
+local find, match, sub, gsub = string.find, string.match, string.sub, string.gsub
 local concat, tonumber = table.concat, tonumber
 
 local M = {}
@@ -81,16 +81,26 @@ function M.parse_state(text)
   return members, concat(parts, ",")
 end
 
+local random_hex = core.random_hex
+
+-- (an id of zeros, one draw in 2^64 or 2^128, is drawn again)
 local function new_id(bytes, zeros)
   while true do
-    local id = core.random_hex(bytes)
+    local id = random_hex(bytes)
     if id ~= zeros then return id end
   end
 end
 
 --- A new trace id (32 hex digits) and span id (16).
-function M.new_trace_id() return new_id(16, ZEROS32) end
-function M.new_span_id() return new_id(8, ZEROS16) end
+function M.new_trace_id()
+  local id = random_hex(16)
+  return id ~= ZEROS32 and id or new_id(16, ZEROS32)
+end
+
+function M.new_span_id()
+  local id = random_hex(8)
+  return id ~= ZEROS16 and id or new_id(8, ZEROS16)
+end
 
 --- Whether `id` is a trace id: 32 lower-case hex digits, not all zeros.
 function M.is_trace_id(id)
@@ -120,7 +130,7 @@ end
 
 --- The `traceparent` of span `span_id` in trace `ctx` (version 00).
 function M.header(ctx, span_id)
-  return format("00-%s-%s-%s", ctx.trace_id, span_id, ctx.sampled and "01" or "00")
+  return "00-" .. ctx.trace_id .. "-" .. span_id .. (ctx.sampled and "-01" or "-00")
 end
 
 return M

@@ -340,7 +340,8 @@ local function build(self, action, op, params, now, nonce)
     local signature, url = core.aliyun_sign_v1(method, params, secret, self.endpoint.query_url) -- (URL made in C)
     return redact.with_hidden({
       provider = P, action = action, method = method, url = url,
-      headers = { host = self.endpoint.host }, body = "",
+      -- (room kept for a trace's headers, set after signing: none then grows the table)
+      headers = { host = self.endpoint.host, traceparent = nil, tracestate = nil }, body = "",
     }, signature, token)
   end
   local headers = {

@@ -92,9 +92,12 @@ end
 -- "Watching attempts"); an error in it never affects the call (the first
 -- one is kept in client.on_attempt_error).
 function M.observe(self, attempt, result, err, seconds, res)
+  local on_attempt, trace = self._on_attempt, attempt.trace
+  -- (spans alone, and this attempt's not recorded: nothing to tell)
+  if not on_attempt and not (trace and trace.sampled) then return end
   local pacer, action = self._pacer, attempt.action
   local throttled = err ~= nil and retry.is_throttle(err)
-  local on_attempt, waited = self._on_attempt, attempt.waited
+  local waited = attempt.waited
   local cap, room
   -- (the room and the cap: for on_attempt, and for a span whose attempt waited: its event names them)
   if on_attempt or (waited and waited > 0) then

@@ -177,6 +177,9 @@ function M.new(opts)
     exit_seconds = o.exit_seconds or M.DEFAULTS.exit_seconds,
     ca_file = o.ca_file, metrics = o.metrics, sampler = o.sampler, clock = o.clock or core.monotonic,
     counts = { exported = 0, queue_full = 0, export_failed = 0 }, stopped = false,
+    -- (OpenResty's `ngx` is there from its first phase: without it, no span is ever queued inside nginx)
+    nginx = rawget(_G, "ngx") ~= nil,
+    n = 0, -- (how many spans the queue holds, kept here: asked at every span)
   }, Exporter)
   if self.protocol == "http/protobuf" then
     self.queue, self.content_type = core.otlp_queue(otlp.request_parts(resource)), "application/x-protobuf"
@@ -196,31 +199,37 @@ local function count(self, result, n)
 end
 
 --- How many spans wait.
-function Exporter:queued() return self.queue:count() end
+function Exporter:queued() return self.n end
 
 -- Whether the queue takes one more span: when not (full, or the exporter
 -- stopped), the span is counted dropped. Inside nginx, the worker's timer
 -- is started with the first span.
 local function room(self)
-  if self.stopped or self.queue:count() >= self.max_queue then
+  if self.stopped or self.n >= self.max_queue then
     count(self, "queue_full", 1)
     return false
   end
-  if not self.timer and in_nginx() then self:_start_timer() end
+  if not self.timer and self.nginx and in_nginx() then self:_start_timer() end
   return true
 end
 
 --- Queues a span given as a plain table (a client's `on_span`): dropped
 -- and counted when the queue is full or the exporter stopped.
 function Exporter:add(span)
-  if room(self) and not self.queue:span(span) then self.queue:push(otlp.span_pb(span)) end
+  if not room(self) then return end
+  local q = self.queue
+  if not q:span(span) then q:push(otlp.span_pb(span)) end
+  self.n = self.n + 1
 end
 
 --- Queues a span given as a record (streamctl.base.spanrecord: a client's
 -- `tracer` hands its spans so), as `add` does a plain one; the record
 -- itself is never kept.
 function Exporter:record(rec)
-  if room(self) and not self.queue:record(rec) then self.queue:push(otlp.record_pb(rec)) end
+  if not room(self) then return end
+  local q = self.queue
+  if not q:record(rec) then q:push(otlp.record_pb(rec)) end
+  self.n = self.n + 1
 end
 
 -- Takes the next batch off the queue and sends it within `ms`: how many
@@ -230,9 +239,18 @@ function Exporter:_send(ms)
   if not body then return n, nil, why end
   local headers = { ["Content-Type"] = self.content_type, ["User-Agent"] = version.user_agent }
   for k, v in pairs(self.headers) do headers[k] = v end
-  local exchange, err = auto.exchange { timeout_ms = ms, connect_timeout_ms = ms, ca_file = self.ca_file }
-  if not exchange then return n, nil, tostring(err and err.message or err) end
-  local res, rerr = exchange { method = "POST", url = self.endpoint, headers = headers, body = body }
+  -- Outside nginx, one exchange for the exporter's life: its connection kept alive from batch to batch
+  -- (a new one per flush cost more CPU than the batch); inside, one per flush (a timer's light threads
+  -- are its own; nginx's pool keeps the connection).
+  local exchange = self.exchange
+  if not exchange then
+    local io
+    exchange, io = auto.exchange { timeout_ms = self.timeout_ms, connect_timeout_ms = self.timeout_ms,
+                                   ca_file = self.ca_file }
+    if not exchange then return n, nil, tostring(io and io.message or io) end
+    if not self.nginx then self.exchange, self.io = exchange, io end
+  end
+  local res, rerr = exchange { method = "POST", url = self.endpoint, headers = headers, body = body, timeout_ms = ms }
   if not res then return n, nil, tostring(rerr and rerr.message or rerr) end
   if res.status < 200 or res.status > 299 then return n, nil, format("the collector answered HTTP %d", res.status) end
   return n, true
@@ -245,13 +263,14 @@ function Exporter:flush(seconds)
   if self.flushing then return self:stats() end -- (a timer's run while the last one still sends)
   self.flushing = true
   local deadline = self.clock() + (seconds or self.timeout_ms / 1000)
-  while self.queue:count() > 0 do
+  while self.n > 0 do
     local left_ms = floor((deadline - self.clock()) * 1000)
     if left_ms < 1 then break end
-    local before = self.queue:count()
+    local before = self.n
     local called, n, ok, why = pcall(self._send, self, min(self.timeout_ms, left_ms))
+    self.n = self.queue:count()
     -- (what raised took its batch: the spans it took are counted failed)
-    if not called then n, ok, why = before - self.queue:count(), nil, tostring(n) end
+    if not called then n, ok, why = before - self.n, nil, tostring(n) end
     if ok then
       count(self, "exported", n)
     else
@@ -271,6 +290,9 @@ function Exporter:shutdown(seconds)
     self:flush(seconds or self.exit_seconds)
     self.stopped = true
     local left = self.queue:clear()
+    self.n = 0
+    if self.io then self.io.close() end
+    self.exchange, self.io = nil, nil
     if left > 0 then
       count(self, "export_failed", left)
       self.last_error = self.last_error or "the time to send them ran out"
