@@ -195,7 +195,9 @@ end
 function M.attempt(client, attempt, result, err, seconds, res, throttled, waited, room, cap)
   local ctx = attempt.trace
   if not (client._spans and ctx and ctx.sampled and attempt.span_id) then return end
-  local _, t = templates(client, attempt.action)
+  local all = client._span_templates
+  local t = all and all[attempt.action]
+  if t then t = t[2] else t = select(2, templates(client, attempt.action)) end
   local now = client._clock()
   local start = now - (seconds or 0)
   local code = err and tostring(err.code)

@@ -226,10 +226,14 @@ end
 -- `tracer` hands its spans so), as `add` does a plain one; the record
 -- itself is never kept.
 function Exporter:record(rec)
-  if not room(self) then return end
+  local n = self.n
+  -- (room's test, inline: this runs for every span a client ends)
+  if self.stopped or n >= self.max_queue or not self.timer and self.nginx then
+    if not room(self) then return end
+  end
   local q = self.queue
   if not q:record(rec) then q:push(otlp.record_pb(rec)) end
-  self.n = self.n + 1
+  self.n = n + 1
 end
 
 -- Takes the next batch off the queue and sends it within `ms`: how many
