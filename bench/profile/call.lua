@@ -12,15 +12,17 @@
 --   export   the same, the exporter its tracer: its spans encoded into the
 --            exporter's queue as they end, flushed every 256 calls to a
 --            collector that is down (its request made, its connection refused)
+--   sampled  the same, its sampler always_off: a new trace's ids and a
+--            `traceparent` (flags 00) on each request, no span recorded
 --   lua54 bench/profile/call.lua MODE N
 local emu = require "spec.helpers.emulator"
 local streamctl = require "streamctl"
 local tcurl = require "streamctl.transport.curl"
 
 local mode, n = arg[1], tonumber(arg[2])
-local OFFLINE = { fake = true, traced = true, spans = true, export = true }
+local OFFLINE = { fake = true, traced = true, spans = true, export = true, sampled = true }
 assert(OFFLINE[mode] or ({ call = 1, prepare = 1, multi = 1 })[mode],
-  "mode: call, prepare, multi, fake, traced, spans or export")
+  "mode: call, prepare, multi, fake, traced, spans, export or sampled")
 local FIELDS = { domain_name = "push.example.com", app_name = "live", stream_name = "bench" }
 local RAW = { DomainName = "push.example.com", AppName = "live", StreamName = "bench", LiveStreamType = "publisher" }
 local BODY = '{"RequestId":"2DEA97D1-2768-646E-4EC7-5A1F05DCF0ED"}'
@@ -36,8 +38,9 @@ local ok, err = pcall(function()
   local exporter
   if mode == "traced" then o.trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" end
   if mode == "spans" then o.on_span = function() end end
-  if mode == "export" then
-    exporter = require("streamctl.trace.exporter").new { endpoint = "http://127.0.0.1:1/v1/traces" }
+  if mode == "export" or mode == "sampled" then
+    exporter = require("streamctl.trace.exporter").new { endpoint = "http://127.0.0.1:1/v1/traces",
+      sampler = require("streamctl.trace.sampler").new(mode == "sampled" and "always_off" or "parentbased_always_on") }
     o.tracer = exporter
   end
   local c = assert(streamctl.aliyun.new(o))

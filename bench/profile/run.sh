@@ -2,21 +2,24 @@
 # Where one call's CPU goes, in machine instructions (callgrind: exact and
 # the same on a busy machine, where timings are not): for each mode of
 # bench/profile/call.lua (call, prepare, multi, fake, and tracing's: traced,
-# spans, export), the loop is counted at N and
+# spans, export, sampled), the loop is counted at N and
 # at 3N calls and the difference divided by 2N, so start-up, loading and
 # the warm-up cancel out; the instructions per call are printed by the
 # library they ran in (the interpreter, libcurl, libc, libcrypto, our C).
 # The kernel's share (syscalls, loopback TCP) is not counted here: see
 # docs/performance.md, "Where a call's time goes".
 #
-#   bench/profile/run.sh [N]        (make profile; N: 300 by default)
+#   bench/profile/run.sh [N]        (make profile; N: 1024 by default: at 300,
+#                                   the collector's steps made tracing's
+#                                   few thousand instructions swing by as many;
+#                                   a multiple of 256, export's flush interval)
 #
 # Lua 5.4 runs in bench/profile/lua54 (built here from Debian's liblua5.4.a,
 # with symbols); the call's own C (streamctl/core.so, streamctl/curl.so)
 # from build/5.4. Output in build/profile/.
 set -eu
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-N=${1:-300}
+N=${1:-1024}
 OUT="$ROOT/build/profile"
 mkdir -p "$OUT"
 BIN="$OUT/lua54"
@@ -39,7 +42,7 @@ by_object() {
 
 per_call() { awk -v calls=$((2 * N)) 'FNR == NR { a += $1; next } { b += $1 } END { printf "%.0f", (b - a) / calls }' \
   "$OUT/$1-$N.objects" "$OUT/$1-$((3 * N)).objects"; }
-for mode in call prepare multi fake traced spans export; do
+for mode in call prepare multi fake traced spans export sampled; do
   for n in "$N" $((3 * N)); do
     valgrind --tool=callgrind --callgrind-out-file="$OUT/$mode-$n.out" "$BIN" "$ROOT/bench/profile/call.lua" \
       "$mode" "$n" >"$OUT/$mode-$n.log" 2>&1 || { cat "$OUT/$mode-$n.log"; exit 1; }
@@ -61,10 +64,11 @@ printf "%9d  prepare\n%9d  the exchange in libcurl (multi - prepare)\n%9d  the r
   "$prepare" $((multi - prepare)) $((call - multi))
 printf "%9d  the call without the network (fake)\n" "$fake"
 echo "== what tracing adds to a call without the network (instructions)"
-traced=$(per_call traced) spans=$(per_call spans) export=$(per_call export)
-printf "%9d  a traceparent on the request (traced - fake)\n%9d  the two spans made and handed over (spans - fake)\n" \
-  $((traced - fake)) $((spans - fake))
-printf "%9d  exported: encoded and queued too (export - fake)\n" $((export - fake))
+traced=$(per_call traced) spans=$(per_call spans) export=$(per_call export) sampled=$(per_call sampled)
+printf "%9d  a traceparent on the request, in a caller's trace (traced - fake)\n" $((traced - fake))
+printf "%9d  a new trace sampled out: its ids and traceparent (sampled - fake)\n" $((sampled - fake))
+printf "%9d  exported: two spans as records, encoded, queued, flushed (export - fake)\n" $((export - fake))
+printf "%9d  the two spans as plain tables to an on_span hook instead (spans - fake)\n" $((spans - fake))
 
 # LuaJIT: its sampling profiler (jit.p) over the same loop against the
 # emulator, 20 times as long (samples, not instructions: the kernel's time

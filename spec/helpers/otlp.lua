@@ -11,7 +11,7 @@
 --   r.spans()                      the spans received so far, in order (each with `request`, its
 --                                  number from 1, `content_type` and `answered`, the status sent)
 --   r.requests()                   a table per request: request, content_type, answered, spans (how
---                                  many), error (why it could not be read)
+--                                  many), error (why it could not be read), peer (the client's port)
 --   r.wait_spans(n[, seconds])     waits (bounded: 20 s by default) until n spans came; the spans
 --   r.wait_requests(n[, seconds])  likewise for requests
 --   r.alive()                      false once the receiver has exited

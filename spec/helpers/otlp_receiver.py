@@ -31,7 +31,7 @@ A span, normalized (keys left out when empty):
 "content_type" and "answered" (the answer's status); a request that cannot
 be read leaves one line with "error" instead, and is answered 400 (415 for
 another Content-Type). A line of --requests: {"request", "content_type",
-"answered", "spans" (how many), "error"}.
+"answered", "spans" (how many), "error", "peer" (the client's port)}.
 
 JSON bodies are read by OTLP's JSON encoding (the specification's "JSON
 Protobuf Encoding"): lowerCamelCase keys only, trace and span ids as hex,
@@ -275,7 +275,8 @@ def serve(args, pb, json_format):
                 if error:
                     lines.append(dumps(dict(head, answered=status, error=error)))
                 append(args.out, lines)
-                summary = dict(head, answered=status, spans=len(spans))
+                # (the client's port: requests on one kept-alive connection share it)
+                summary = dict(head, answered=status, spans=len(spans), peer=self.client_address[1])
                 if error:
                     summary["error"] = error
                 append(args.requests, [dumps(summary)])

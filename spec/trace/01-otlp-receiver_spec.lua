@@ -70,10 +70,13 @@ describe("the OTLP receiver of the specs", function()
     assert.same({ line(decoded, 1, "application/x-protobuf", 200), line(decoded, 2, "application/json", 200),
                   line(decoded, 3, "application/x-protobuf", 200), line(decoded, 3, "application/x-protobuf", 200) },
       r.wait_spans(4))
-    assert.same({ { request = 1, content_type = "application/x-protobuf", answered = 200, spans = 1 },
-                  { request = 2, content_type = "application/json", answered = 200, spans = 1 },
-                  { request = 3, content_type = "application/x-protobuf", answered = 200, spans = 2 } },
-      r.requests())
+    local seen = r.requests()
+    local peer = seen[1].peer -- (the client's port: the one connection's, for all three)
+    assert.is_number(peer)
+    assert.same({ { request = 1, content_type = "application/x-protobuf", answered = 200, spans = 1, peer = peer },
+                  { request = 2, content_type = "application/json", answered = 200, spans = 1, peer = peer },
+                  { request = 3, content_type = "application/x-protobuf", answered = 200, spans = 2, peer = peer } },
+      seen)
   end)
 
   it("answers a status to the first N requests, after a delay, and records each on arrival", function()

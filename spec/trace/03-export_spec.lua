@@ -106,6 +106,22 @@ describe("spans exported by OTLP/HTTP", function()
     end)
   end
 
+  it("keeps its connection to the collector from flush to flush, and closes it at shutdown", function()
+    local r = otlp.start_receiver {}
+    finally(function() r.stop() end)
+    local t = tracer(r.url)
+    local ali = clients(t)
+    for i = 1, 2 do
+      assert(ali:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "a" })
+      assert.equal(2 * i, t:flush().exported)
+    end
+    t:shutdown(5 * slow)
+    local seen = r.requests()
+    assert.equal(2, #seen)
+    assert.equal(seen[1].peer, seen[2].peer)
+    assert.is_nil(t.exchange)
+  end)
+
   it("a collector answering 503, slow, or killed mid-run: calls unchanged, the flush bounded", function()
     local function forbid(z, n)
       local ids = {}

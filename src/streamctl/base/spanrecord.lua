@@ -36,10 +36,8 @@ local pairs, ipairs, type, error, tostring = pairs, ipairs, type, error, tostrin
 
 local M = {}
 
---- The kinds (OTLP's SpanKind numbers).
+-- The kinds (OTLP's SpanKind numbers) and the slots, by name (above).
 M.INTERNAL, M.CLIENT = 1, 3
-
---- The slots, by name.
 M.TEMPLATE, M.TRACE_ID, M.SPAN_ID, M.PARENT, M.STATE, M.START, M.END, M.STATUS, M.MESSAGE, M.EVENT, M.MORE =
   1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 M.VALUES = 11 -- (the i-th name's value is at VALUES + i)
