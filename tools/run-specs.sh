@@ -20,8 +20,9 @@
 # at nice 0 in every mode.
 # SPEC_FILE_TIMEOUT (2400): the seconds a file may run before it is stopped
 # and fails, its log saying so (the longest seen, valgrind's 41-cli-input
-# with four busy loops beside the suite, took 1,017 s): a file that hangs
-# fails the run in time to be read, never CI's own limit with no word.
+# with four busy loops beside the suite, before it went to ASan alone,
+# took 1,017 s): a file that hangs fails the run in time to be read, never
+# CI's own limit with no word.
 # HEAVY_JOBS (3): how many heavy files may run at once on this machine,
 # SPEC_MACHINE_JOBS (8) how many waiting files and CPU_JOBS how many
 # CPU-bound ones, whatever else runs the suite (below);

@@ -1,6 +1,7 @@
+-- sanitizers: asan (minutes of Lua under valgrind; the command's C is under valgrind in spec/command/47, 50, 78, 85)
 -- The command line's bad-input matrix and its secrets sweep, run in this
--- process through streamctl.cli.main (so valgrind and the sanitizer builds
--- see it too) against an emulator and a scripted server on 127.0.0.1.
+-- process through streamctl.cli.main (so the sanitizer build sees it too)
+-- against an emulator and a scripted server on 127.0.0.1.
 --
 -- Matrix: every flag of every command of both providers (made from the
 -- methods' schemas, like the commands themselves), given every kind of wrong
@@ -15,8 +16,8 @@
 -- a refused signature), by a server that echoes the request, and as a dry
 -- run: no secret, token or signature the request carried is printed.
 --
--- Under valgrind and ASan both take a fixed slice (spec/helpers/matrix.lua):
--- every field and flag, a quarter of its values, one output per command.
+-- Under ASan both take a fixed slice (spec/helpers/matrix.lua): every
+-- field and flag, a quarter of its values, one output per command.
 local cjson = require "cjson"
 local emu = require "spec.helpers.emulator"
 local nginx = require "spec.helpers.nginx"
