@@ -42,7 +42,7 @@ static size_t varint_bytes(uint64_t v, unsigned char out[10]) {
     return n;
 }
 
-void sc_otlp_put_varint(obuf *b, uint64_t v) {
+static void put_varint(obuf *b, uint64_t v) {
     unsigned char tmp[10];
     put(b, tmp, varint_bytes(v, tmp));
 }
@@ -81,7 +81,7 @@ void sc_otlp_close_field(obuf *b, size_t start) {
 
 void sc_otlp_put_bytes_field(obuf *b, unsigned char tag, const char *s, size_t len) {
     put_byte(b, tag);
-    sc_otlp_put_varint(b, len);
+    put_varint(b, len);
     put(b, s, len);
 }
 
@@ -186,7 +186,7 @@ int sc_otlp_micros(lua_State *L, int idx, uint64_t *us) {
 
 /* An attribute's value as AnyValue (Lua's any_pb): true, or false when the
    value is none of string (UTF-8), boolean, number. */
-int sc_otlp_put_any(lua_State *L, obuf *b, int idx) {
+static int put_any(lua_State *L, obuf *b, int idx) {
     switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
         size_t len;
@@ -203,14 +203,14 @@ int sc_otlp_put_any(lua_State *L, obuf *b, int idx) {
 #if LUA_VERSION_NUM >= 503
         if (lua_isinteger(L, idx)) {
             put_byte(b, 0x18);
-            sc_otlp_put_varint(b, (uint64_t)lua_tointeger(L, idx));
+            put_varint(b, (uint64_t)lua_tointeger(L, idx));
             return 1;
         }
 #endif
         double v = (double)lua_tonumber(L, idx);
         if (v == floor(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0) {
             put_byte(b, 0x18);
-            sc_otlp_put_varint(b, (uint64_t)(int64_t)v);
+            put_varint(b, (uint64_t)(int64_t)v);
             return 1;
         }
         uint64_t bits;
@@ -231,14 +231,20 @@ static int key_order(const okey *x, const okey *y) {
     return (x->len > y->len) - (x->len < y->len);
 }
 
+/* Whether `k` is taken as an attribute's key: no NUL, UTF-8 (a record's
+   names are checked by the same rule as a plain span's keys). */
+int sc_otlp_key_ok(const char *k, size_t len) {
+    return !memchr(k, 0, len) && sc_otlp_is_utf8((const unsigned char *)k, len);
+}
+
 /* One attribute's key (the string at `k`, kept anchored by its table) and
    its value (left on the stack): false when the key is not taken. */
-int sc_otlp_add_key(lua_State *L, okey *keys, int *n, int k) {
+static int add_key(lua_State *L, okey *keys, int *n, int k) {
     if (*n >= MAX_KEYS || lua_type(L, k) != LUA_TSTRING) return 0;
     okey *o = &keys[*n];
     o->k = lua_tolstring(L, k, &o->len);
     o->value = lua_gettop(L);
-    if (memchr(o->k, 0, o->len) || !sc_otlp_is_utf8((const unsigned char *)o->k, o->len)) return 0;
+    if (!sc_otlp_key_ok(o->k, o->len)) return 0;
     (*n)++;
     return 1;
 }
@@ -252,7 +258,7 @@ int sc_otlp_collect_map(lua_State *L, int t, okey *keys, int *n) {
     lua_pushnil(L);
     while (lua_next(L, t)) { /* ..., values kept, key, value */
         lua_insert(L, -2);   /* ..., values kept, value, key: the key on top for lua_next */
-        if (!sc_otlp_add_key(L, keys, n, lua_gettop(L))) return 0;
+        if (!add_key(L, keys, n, lua_gettop(L))) return 0;
         keys[*n - 1].value = lua_gettop(L) - 1;
     }
     return 1;
@@ -264,7 +270,7 @@ int sc_otlp_put_kv(lua_State *L, obuf *b, unsigned char tag, const char *k, size
     size_t kv = sc_otlp_open_field(b, tag);
     if (len > 0) sc_otlp_put_bytes_field(b, 0x0A, k, len);
     size_t v = sc_otlp_open_field(b, 0x12);
-    int ok = sc_otlp_put_any(L, b, value);
+    int ok = put_any(L, b, value);
     sc_otlp_close_field(b, v);
     sc_otlp_close_field(b, kv);
     return ok;

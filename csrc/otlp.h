@@ -35,7 +35,6 @@ static inline void put_byte(obuf *b, unsigned char c) {
     b->p[b->n++] = c;
 }
 
-void sc_otlp_put_varint(obuf *b, uint64_t v);
 void sc_otlp_put_bytes_field(obuf *b, unsigned char tag, const char *s, size_t len);
 int sc_otlp_is_utf8(const unsigned char *s, size_t len);
 size_t sc_otlp_open_field(obuf *b, unsigned char tag);
@@ -56,9 +55,8 @@ typedef struct {
 /* The most attributes a span may have for the C encoders (more: the Lua one). */
 #define MAX_KEYS 64
 
-int sc_otlp_add_key(lua_State *L, okey *keys, int *n, int k);
+int sc_otlp_key_ok(const char *k, size_t len); /* an attribute key: no NUL, UTF-8 */
 int sc_otlp_collect_map(lua_State *L, int t, okey *keys, int *n);
-int sc_otlp_put_any(lua_State *L, obuf *b, int idx);
 int sc_otlp_put_kv(lua_State *L, obuf *b, unsigned char tag, const char *k, size_t len, int value);
 int sc_otlp_put_keys(lua_State *L, obuf *b, okey *keys, int n, unsigned char tag);
 int sc_otlp_put_event_field(lua_State *L, obuf *b, int e);

@@ -60,7 +60,7 @@ static int put_values(lua_State *L, obuf *b, int r, int names, int before, const
         if (!lua_isnil(L, -1)) {
             size_t len;
             const char *k = string_at(L, names, i, &len);
-            if (!k || memchr(k, 0, len) || !sc_otlp_is_utf8((const unsigned char *)k, len)) return 0;
+            if (!k || !sc_otlp_key_ok(k, len)) return 0;
             if (!sc_otlp_put_kv(L, b, 0x4A, k, len, lua_gettop(L) - 1)) return 0;
             lua_pop(L, 1);
         }
