@@ -92,15 +92,8 @@ local function new_id(bytes, zeros)
 end
 
 --- A new trace id (32 hex digits) and span id (16).
-function M.new_trace_id()
-  local id = random_hex(16)
-  return id ~= ZEROS32 and id or new_id(16, ZEROS32)
-end
-
-function M.new_span_id()
-  local id = random_hex(8)
-  return id ~= ZEROS16 and id or new_id(8, ZEROS16)
-end
+function M.new_trace_id() return new_id(16, ZEROS32) end
+function M.new_span_id() return new_id(8, ZEROS16) end
 
 --- Whether `id` is a trace id: 32 lower-case hex digits, not all zeros.
 function M.is_trace_id(id)

@@ -52,8 +52,8 @@ local ATTEMPT = { "error.type", "http.request.method", "http.request.resend_coun
 local SERVICE = { aliyun = { "Live", "alibaba-cloud-openapi" }, zego = { "ZEGO", "zego-server-api" },
                   sts = { "STS", "alibaba-cloud-openapi" } }
 
--- An action's span templates, an operation's and an attempt's: made once
--- per client and action (the name "Live.ForbidLiveStream", rpc.*, and the
+-- An action's span templates, `{ operation's, attempt's }`: made once per
+-- client and action (the name "Live.ForbidLiveStream", rpc.*, and the
 -- server's host and port, the scheme's when the endpoint names none).
 local function templates(client, action)
   local all = client._span_templates
@@ -62,7 +62,7 @@ local function templates(client, action)
     client._span_templates = all
   end
   local t = all[action]
-  if t then return t[1], t[2] end
+  if t then return t end
   local p = client._rules.provider
   local s = SERVICE[p] or { p, p }
   local name = s[1] .. "." .. action
@@ -73,7 +73,7 @@ local function templates(client, action)
         template(name, CLIENT, ATTEMPT, { ["rpc.method"] = action, ["rpc.service"] = s[1], ["rpc.system"] = s[2],
                                           ["server.address"] = host, ["server.port"] = port_or_scheme }) }
   all[action] = t
-  return t[1], t[2]
+  return t
 end
 
 local function hand(client, rec)
@@ -128,7 +128,7 @@ function M.start(client, action, trace)
   local child = { trace_id = trace_id, parent_id = parent_id, sampled = yes, tracestate = tracestate }
   if not yes then return nil, child, span_id end
   -- (the record's slots in spanrecord's order; its end, status and outcome filled by finish)
-  return { (templates(client, action)), trace_id, span_id, parent_id, tracestate, client._clock(), nil, 0, nil, nil,
+  return { templates(client, action)[1], trace_id, span_id, parent_id, tracestate, client._clock(), nil, 0, nil, nil,
            nil, nil }, child, span_id
 end
 
@@ -195,9 +195,7 @@ end
 function M.attempt(client, attempt, result, err, seconds, res, throttled, waited, room, cap)
   local ctx = attempt.trace
   if not (client._spans and ctx and ctx.sampled and attempt.span_id) then return end
-  local all = client._span_templates
-  local t = all and all[attempt.action]
-  if t then t = t[2] else t = select(2, templates(client, attempt.action)) end
+  local t = templates(client, attempt.action)[2]
   local now = client._clock()
   local start = now - (seconds or 0)
   local code = err and tostring(err.code)

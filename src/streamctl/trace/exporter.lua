@@ -179,7 +179,6 @@ function M.new(opts)
     counts = { exported = 0, queue_full = 0, export_failed = 0 }, stopped = false,
     -- (OpenResty's `ngx` is there from its first phase: without it, no span is ever queued inside nginx)
     nginx = rawget(_G, "ngx") ~= nil,
-    n = 0, -- (how many spans the queue holds, kept here: asked at every span)
   }, Exporter)
   if self.protocol == "http/protobuf" then
     self.queue, self.content_type = core.otlp_queue(otlp.request_parts(resource)), "application/x-protobuf"
@@ -199,13 +198,13 @@ local function count(self, result, n)
 end
 
 --- How many spans wait.
-function Exporter:queued() return self.n end
+function Exporter:queued() return self.queue:count() end
 
 -- Whether the queue takes one more span: when not (full, or the exporter
 -- stopped), the span is counted dropped. Inside nginx, the worker's timer
 -- is started with the first span.
 local function room(self)
-  if self.stopped or self.n >= self.max_queue then
+  if self.stopped or self.queue:count() >= self.max_queue then
     count(self, "queue_full", 1)
     return false
   end
@@ -216,24 +215,16 @@ end
 --- Queues a span given as a plain table (a client's `on_span`): dropped
 -- and counted when the queue is full or the exporter stopped.
 function Exporter:add(span)
-  if not room(self) then return end
   local q = self.queue
-  if not q:span(span) then q:push(otlp.span_pb(span)) end
-  self.n = self.n + 1
+  if room(self) and not q:span(span) then q:push(otlp.span_pb(span)) end
 end
 
 --- Queues a span given as a record (streamctl.base.spanrecord: a client's
 -- `tracer` hands its spans so), as `add` does a plain one; the record
 -- itself is never kept.
 function Exporter:record(rec)
-  local n = self.n
-  -- (room's test, inline: this runs for every span a client ends)
-  if self.stopped or n >= self.max_queue or not self.timer and self.nginx then
-    if not room(self) then return end
-  end
   local q = self.queue
-  if not q:record(rec) then q:push(otlp.record_pb(rec)) end
-  self.n = n + 1
+  if room(self) and not q:record(rec) then q:push(otlp.record_pb(rec)) end
 end
 
 -- Takes the next batch off the queue and sends it within `ms`: how many
@@ -267,14 +258,14 @@ function Exporter:flush(seconds)
   if self.flushing then return self:stats() end -- (a timer's run while the last one still sends)
   self.flushing = true
   local deadline = self.clock() + (seconds or self.timeout_ms / 1000)
-  while self.n > 0 do
+  local q = self.queue
+  while q:count() > 0 do
     local left_ms = floor((deadline - self.clock()) * 1000)
     if left_ms < 1 then break end
-    local before = self.n
+    local before = q:count()
     local called, n, ok, why = pcall(self._send, self, min(self.timeout_ms, left_ms))
-    self.n = self.queue:count()
     -- (what raised took its batch: the spans it took are counted failed)
-    if not called then n, ok, why = before - self.n, nil, tostring(n) end
+    if not called then n, ok, why = before - q:count(), nil, tostring(n) end
     if ok then
       count(self, "exported", n)
     else
@@ -294,7 +285,6 @@ function Exporter:shutdown(seconds)
     self:flush(seconds or self.exit_seconds)
     self.stopped = true
     local left = self.queue:clear()
-    self.n = 0
     if self.io then self.io.close() end
     self.exchange, self.io = nil, nil
     if left > 0 then
