@@ -288,7 +288,8 @@ openresty-demo-stop:
 # time (bench/memory.lua), round trips beside a bare request, one nginx worker
 # and a shell script (bench/roundtrip.lua), a call's CPU with tracing off,
 # on, sampled out and the collector down (bench/tracing.lua), a call's CPU and
-# its steps beside the official Node SDK (bench/percall.lua), and the soak
+# its steps beside libcurl alone from C (bench/percall_floor.c) and the official
+# Node SDK (bench/percall.lua), and the soak
 # (bench/soak.lua).
 # bench/report.lua gathers the figures into bench/results.json and one table.
 # bench/run.sh runs them in order: the emulator on free ports (a block

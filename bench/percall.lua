@@ -9,10 +9,15 @@
 --   prepare   client:prepare alone: check, encode, nonce, time, sign, URL
 --   bare      a request signed beforehand, sent with streamctl.curl's easy
 --             handle (the HTTP exchange in libcurl alone)
+--   floor     libcurl alone, from C (bench/percall_floor.c, built by
+--             bench/run.sh; BENCH_CURL_FLOOR its path): requests signed
+--             beforehand, one easy handle, the fewest options, its own
+--             process's CPU. What no client on libcurl can go under
 --   sdk       @alicloud/pop-core 1.8.0, the official Node SDK, the same
 --             calls (bench/sdk: its own package.json, installed by npm into
 --             bench/sdk/node_modules at the first run; never a dependency
---             of streamctl), its own process's CPU after a warm-up
+--             of streamctl), its own process's CPU after a warm-up of 5,000
+--             calls (V8's compiling done: bench/sdk/percall.js)
 --
 --   nginx     (under LuaJIT, which nginx runs; BENCH_NGINX=1 or 0: always,
 --             never) the same three rows made by a content handler in one
@@ -22,7 +27,8 @@
 --
 -- The call's steps: prepare, the exchange (bare), and the rest (the
 -- engine's bookkeeping, the answer's decoding, the result): call - prepare
--- - bare. The goal: a call at most a quarter of the SDK's CPU. Every figure
+-- - bare. The goal: a call at most a quarter of the SDK's CPU; the floor's
+-- share of the SDK says how much of that quarter libcurl leaves. Every figure
 -- the median of BENCH_RUNS runs, recorded through bench/lib.lua (group
 -- "per call"); every request must be accepted by the emulator.
 --
@@ -62,6 +68,23 @@ local function sdk_ready()
   return true
 end
 
+-- libcurl's floor: the CPU per request of `calls` requests signed now, sent by bench/percall_floor.c after
+-- a warm-up of its own (nil when the bench did not build it).
+local FLOOR = os.getenv("BENCH_CURL_FLOOR")
+local FLOOR_WARM = 200
+local function floor_cpu(calls)
+  local name = os.tmpname()
+  local f = assert(io.open(name, "w"))
+  for _ = 1, FLOOR_WARM + calls do f:write(assert(client:prepare("ResumeLiveStream", RAW)).url, "\n") end
+  f:close()
+  local p = assert(io.popen(string.format("'%s' '%s' %d", FLOOR, name, FLOOR_WARM)))
+  local out = p:read("a")
+  local ok = p:close()
+  os.remove(name)
+  assert(ok and tonumber(out), "bench/percall_floor.c failed")
+  return tonumber(out)
+end
+
 -- The SDK's CPU per call in each of `rounds` rounds of `calls` (its own process).
 local function sdk_rounds(calls, rounds)
   local p = assert(io.popen(string.format("node '%s/percall.js' '%s' '%s' '%s' %d %d", SDK, HTTP, KEY, SECRET,
@@ -85,7 +108,7 @@ local ready, why = sdk_ready()
 print(string.format("  (%d runs; each: %d calls of each row in chunks of %d, interleaved; signature V1; the SDK %s)",
   RUNS, CALLS, CHUNK, ready and "in its own process, beside" or ("skipped: " .. tostring(why))))
 
-local samples = { call = {}, prepare = {}, bare = {}, sdk = {}, rest = {}, ratio = {} }
+local samples = { call = {}, prepare = {}, bare = {}, sdk = {}, rest = {}, ratio = {}, floor = {}, floor_ratio = {} }
 for _ = 1, 200 do ROWS.call() end -- (warm-up: the connection, the keyed HMAC)
 for run = 1, RUNS do
   local before = accepted()
@@ -94,10 +117,18 @@ for run = 1, RUNS do
   assert(got == 2 * CALLS, string.format("the emulator accepted %d requests, not %d", got, 2 * CALLS))
   for k, v in pairs(t) do samples[k][run] = v end
   samples.rest[run] = samples.call[run] - samples.prepare[run] - samples.bare[run]
+  if FLOOR then
+    local before_floor = accepted()
+    samples.floor[run] = floor_cpu(CALLS)
+    got = accepted() - before_floor
+    assert(got == FLOOR_WARM + CALLS, string.format("the emulator accepted %d of the floor's requests, not %d", got,
+      FLOOR_WARM + CALLS))
+  end
   if ready then
     local rounds = sdk_rounds(CALLS, 1)
     samples.sdk[run] = rounds[1]
     samples.ratio[run] = samples.call[run] / rounds[1]
+    if FLOOR then samples.floor_ratio[run] = samples.floor[run] / rounds[1] end
   end
 end
 
@@ -180,8 +211,10 @@ record("a call: CPU", "us", samples.call)
 record("of it, prepare (check, encode, nonce, time, sign, URL)", "us", samples.prepare)
 record("of it, the exchange in libcurl (a bare request)", "us", samples.bare)
 record("of it, the rest (engine, decoding, result)", "us", samples.rest)
+record("the floor: libcurl alone, from C (a bare request)", "us", samples.floor)
 record("the official Node SDK (@alicloud/pop-core 1.8.0): CPU per call", "us", samples.sdk)
 record("streamctl / the SDK", "x", samples.ratio, { goal = GOAL })
+record("the floor / the SDK", "x", samples.floor_ratio)
 if #samples.ratio > 0 then
   local ratio = lib.summary(samples.ratio).median
   print(ratio <= GOAL and string.format("  goal met: a call costs %.2f of the SDK's CPU (the goal: at most %.2f)",

@@ -131,9 +131,12 @@ local function markdown(results)
       parts[#parts + 1] = format("%.0f µs, streamctl %.2f of it", need(SDK, interp), f.median)
       if goal and f.median > goal then missed[#missed + 1] = format("%.2f", f.median) end
     end
+    local CURL_FLOOR = "the floor / the SDK"
+    local floor = fig(CURL_FLOOR) and format("; libcurl alone, from C: %.2f / %.2f of it", need(CURL_FLOOR),
+      need(CURL_FLOOR, "jit"))
     row("a call's CPU and its steps, beside the official Node SDK (`bench/percall.lua`)", steps(), steps("jit"),
       "the SDK: " .. table.concat(parts, " / ") .. (goal and format(" (goal: at most %.2f)", goal) or "")
-      .. (#missed > 0 and " (**missed**: " .. table.concat(missed, ", ") .. ")" or ""))
+      .. (#missed > 0 and " (**missed**: " .. table.concat(missed, ", ") .. ")" or "") .. (floor or ""))
     if fig("inside nginx (cosockets): a call: CPU", "nginx") then
       row("the same inside nginx, one worker (cosockets)", "(nginx runs LuaJIT)",
         format("%.0f µs: prepare %.0f, the exchange on cosockets %.0f, the rest %.0f",

@@ -69,6 +69,8 @@ only() {
 
 mkdir -p build/bench && rm -f "$OUT"
 cc -O2 -Wall -Wextra -Werror -o "$FLOOR" bench/floor.c -lcrypto || exit 1
+cc -O2 -Wall -Wextra -Werror -o "$ROOT/build/bench/percall_floor" bench/percall_floor.c -lcurl || exit 1
+export BENCH_CURL_FLOOR=$ROOT/build/bench/percall_floor
 if only sign; then
   echo "== signatures per second"
   BENCH_FLOOR=$FLOOR lua54 bench/sign.lua && luajit_ bench/sign.lua || exit 1
