@@ -9,16 +9,17 @@
 #                under Lua 5.4 only (make test runs them all under both)
 #                (no C checks, fuzz or chaos)
 #   make test    what CI runs (tools/test-gate.sh): install what is missing, build, lint, then one pool:
-#                every spec under Lua 5.4 and LuaJIT, and the files where our C runs in process under
-#                valgrind and against ASan/UBSan builds, with static analysis, the docs check and the
-#                fuzz build beside it; then fuzz-smoke beside chaos-short
+#                every spec under Lua 5.4 and LuaJIT, and the files where our C runs in process against
+#                ASan/UBSan builds (under valgrind those of spec/valgrind.txt), with static analysis,
+#                the docs check and the fuzz build beside it; then fuzz-smoke beside chaos-short
 #   make test-5.4, test-jit, valgrind, asan  one phase of the specs alone (SPECS=...: those files)
 #   make doc     the API reference (docs/api), the two man pages and the bash completion
 #   make bench   the figures of docs/performance.md into bench/results.json and bench/pacing.svg:
 #                signing beside bare OpenSSL, batches of 1,000 to 1,000,000 streams, round trips,
 #                batches at the caps, memory, load time
 #   make check-c the files where our C runs in the spec's process (those without a line '-- sanitizers: none')
-#                under valgrind and against ASan/UBSan builds (make valgrind, make asan)
+#                against ASan/UBSan builds, and spec/valgrind.txt's under valgrind (make valgrind, make asan)
+#   make valgrind-set  chooses spec/valgrind.txt: the files that reach all that C (gcov; after csrc/ changes)
 #   make fuzz    libFuzzer on the encoders, signers and parsers (FUZZ_SECONDS each; make fuzz-smoke: 5 s)
 #   make sim     the deterministic simulation (docs/development/simulation.md): SIM_SEEDS seeds (1500;
 #                SIM_SECONDS=n: n s of them), every invariant checked after each; SIM_SEED=n replays one with its
@@ -90,7 +91,7 @@ TIER = @t0=$$(date +%s); $(MAKE) --no-print-directory $(1) && { $(2); }; rc=$$?;
 	echo "make $@: $(3), in $$(( $$(date +%s) - t0 )) s$$( [ $$rc = 0 ] || echo ': FAILED' )"; exit $$rc
 
 .PHONY: all check-unit deps demo-deps openresty-demo-deps openresty-demo openresty-demo-stop build build-5.4 build-jit rockspecs check test test-5.4 test-jit lint static doc check-doc demo bench profile check-c \
-	valgrind asan asan-build \
+	valgrind valgrind-set asan asan-build \
 	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes check-install deb check-deb dist under-load clean
 
 all: build
@@ -303,10 +304,10 @@ bench: bench-deps build
 profile: build
 	@bench/profile/run.sh
 
-# The suite (emulator, nginx and command-line specs included) under
-# valgrind (no definite leaks, no invalid reads or writes: exit 99 otherwise)
-# and against the C modules built with ASan/UBSan, the runtime preloaded
-# (any report aborts the run). Lua 5.4: valgrind and the sanitizers see the
+# The suite (emulator, nginx and command-line specs included) against the
+# C modules built with ASan/UBSan, the runtime preloaded (any report aborts
+# the run), and the files of spec/valgrind.txt under valgrind (no definite
+# leaks, no invalid reads or writes: exit 99 otherwise). Lua 5.4: valgrind and the sanitizers see the
 # test process and the C it loads; nginx, the emulator and the installed
 # command run in processes of their own.
 # The specs each leaves out, and why: tools/run-specs.sh (valgrind, asan).
@@ -327,6 +328,11 @@ asan-build: deps build
 	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(REDIS_SRC) -o $(SAN_DIR)/streamctl/redis.so -lhiredis -lssl -lcrypto
 asan: asan-build
 	@$(call RUN_SPECS,asan,$(ASAN_JOBS))
+# The files valgrind runs, spec/valgrind.txt: those that together reach every
+# line and branch of csrc/ the ASan files reach in their own process (gcov;
+# tools/valgrind-set.sh). Run it when csrc/ changes: spec/house/73 says so.
+valgrind-set: deps build
+	@CORE_SRC="$(CORE_SRC)" CURL_SRC="$(CURL_SRC)" REDIS_SRC="$(REDIS_SRC)" tools/valgrind-set.sh
 check-c: valgrind asan
 
 # libFuzzer harnesses (clang): fuzz/harness.c with the C modules, built with

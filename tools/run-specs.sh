@@ -38,10 +38,11 @@
 # No files: every spec/LAYER/*_spec.lua (a folder per layer of the house, and
 # house/ for the house itself) in the modes it runs in: lua5.4 and luajit
 # every file but those with a line "-- interpreters: lua5.4 (why)" (luajit
-# leaves them out); valgrind and asan those where our C runs in the spec's own
-# process, all but the files with a line "-- sanitizers: none (why)" or
-# "-- sanitizers: asan (why)" of their own (the emulator's specs, whose C
-# runs in nginx; the engine's, on a fake clock; the house's). Files named
+# leaves them out); asan those where our C runs in the spec's own process,
+# all but the files with a line "-- sanitizers: none (why)" of their own (the
+# emulator's specs, whose C runs in nginx; the engine's, on a fake clock; the
+# house's); valgrind the few of those spec/valgrind.txt names, which reach
+# all the C the others reach (make valgrind-set chooses them). Files named
 # run in every mode given. A spec reads its mode from STREAMCTL_SPEC_MODE
 # (spec/helpers/matrix.lua: the big input matrices take a sampled slice
 # under the sanitizers).
@@ -111,12 +112,25 @@ else
   done
 fi
 
+# The files valgrind runs: spec/valgrind.txt's (VALGRIND_LIST: another
+# list; make valgrind-set chooses them), each a file asan runs.
+valgrind_list=${VALGRIND_LIST:-spec/valgrind.txt}
+declare -A under_valgrind
+while read -r f; do
+  case $f in ""|"#"*) continue ;; esac
+  if [ ! -f "$f" ] || grep -q '^-- sanitizers: none (.*)$' "$f"; then
+    echo "run-specs: $valgrind_list: $f is not a spec file where our C runs in its process: run make valgrind-set" >&2
+    exit 2
+  fi
+  under_valgrind[$f]=1
+done < "$valgrind_list"
+
 # A file's kind, read once per file (not per mode or pool turn): unit ("-- tier: unit"),
 # heavy ("-- load: heavy") or plain; and the modes it runs in: both
 # interpreters, or Lua 5.4 alone ("-- interpreters: lua5.4 (why)": what it
-# tests runs in nginx or in tools, whatever runs the file), and valgrind
-# and asan, or asan alone ("-- sanitizers: asan (why)"), or neither
-# ("-- sanitizers: none (why)"). A line that says something else is refused.
+# tests runs in nginx or in tools, whatever runs the file), and asan, or
+# neither sanitizer ("-- sanitizers: none (why)"); valgrind too when
+# spec/valgrind.txt names it. A line that says something else is refused.
 declare -A kind_of modes_of
 for f in "${files[@]}"; do
   [ -f "$f" ] || { echo "run-specs: no spec file $f" >&2; exit 2; }
@@ -131,10 +145,9 @@ for f in "${files[@]}"; do
   esac
   line=$(grep -m1 '^-- sanitizers:' "$f")
   case $line in
-    "") modes_of[$f]=$interps,valgrind,asan ;;
+    "") modes_of[$f]=$interps,asan${under_valgrind[$f]:+,valgrind} ;;
     "-- sanitizers: none ("*")") modes_of[$f]=$interps ;;
-    "-- sanitizers: asan ("*")") modes_of[$f]=$interps,asan ;;
-    *) echo "run-specs: $f: '$line': the line is '-- sanitizers: none (why)' or '-- sanitizers: asan (why)'" >&2
+    *) echo "run-specs: $f: '$line': the line is '-- sanitizers: none (why)'" >&2
        exit 2 ;;
   esac
 done

@@ -1,4 +1,3 @@
--- sanitizers: asan (minutes of Lua under valgrind; the command's C is under valgrind in spec/command/47, 50, 78, 85)
 -- The command line's bad-input matrix and its secrets sweep, run in this
 -- process through streamctl.cli.main (so the sanitizer build sees it too)
 -- against an emulator and a scripted server on 127.0.0.1.

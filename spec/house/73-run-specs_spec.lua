@@ -1,4 +1,5 @@
 -- sanitizers: none (the house: files, docs and tools, not our C)
+-- interpreters: lua5.4 (its subjects are bash and lua5.4 scripts, whatever interpreter runs this file)
 -- The test loop's own tools, shown catching what they exist for:
 --   * tools/run-specs.sh's unit tier refuses a spec that says it is a unit
 --     spec and starts a server (it passes outside the tier: the guard is
@@ -9,6 +10,10 @@
 --   * spec/helpers/ports.lua: processes at once get blocks of their own, a
 --     block asked for that a live process holds is not shared, and a dead
 --     owner's block is taken over;
+--   * spec/valgrind.txt names the csrc/ it was chosen for, and
+--     tools/run-specs.sh refuses it when it names a file without our C;
+--     its chooser picks files that reach every line and branch, and drops
+--     one a later pick makes needless;
 --   * tools/under-load.sh (the gate under load): each run in a fresh clone
 --     at one commit, a line per run, the series ended at the first red
 --     run; the busy loops, and whatever a run left or was doing when the
@@ -76,6 +81,15 @@ describe("the test loop's tools", function()
       assert.truthy(again:find("0 successes / 1 failure", 1, true), again)
     end)
 
+    -- The files spec/valgrind.txt names (a set).
+    local function valgrind_listed()
+      local set = {}
+      for line in io.lines(ROOT .. "/spec/valgrind.txt") do
+        if line ~= "" and not line:find("^#") then set[line] = true end
+      end
+      return set
+    end
+
     -- The runs of a whole suite (-l: listed, none run), as a set of "MODE FILE".
     local function planned(modes)
       -- (HEAVY_MODES unset: make check sets it for the suite this row runs in)
@@ -95,11 +109,13 @@ describe("the test loop's tools", function()
         end
         return table.concat(got, ",")
       end
-      assert.equal("lua5.4,luajit,valgrind,asan", modes_of("spec/pipeline/21-batches_spec.lua")) -- no line: all
+      local listed = valgrind_listed()
+      assert.is_true(listed["spec/base/01-core_spec.lua"], "spec/valgrind.txt lost the core's own spec")
+      assert.equal("lua5.4,luajit,valgrind,asan", modes_of("spec/base/01-core_spec.lua")) -- no line, listed: all
+      assert.equal("lua5.4,luajit,asan", modes_of("spec/operator/44-reconcile-scale_spec.lua")) -- not listed
       assert.equal("lua5.4,luajit", modes_of("spec/emulator/10-emulator_spec.lua"))    -- "none"
       assert.equal("lua5.4,luajit", modes_of("spec/engine/06-ratelimit_spec.lua"))
       assert.equal("lua5.4", modes_of("spec/stores/66-shared-dict-faults_spec.lua"))
-      assert.equal("lua5.4,luajit,asan", modes_of("spec/operator/44-reconcile-scale_spec.lua")) -- "asan"
       assert.equal("lua5.4", modes_of("spec/edge/31-openresty_spec.lua"))    -- "interpreters: lua5.4", "none"
       -- the check tier (-c) leaves out the fault matrices ("-- tier: test (why)"), and nothing else
       local check = planned("-c lua5.4")
@@ -110,23 +126,28 @@ describe("the test loop's tools", function()
         assert.equal(not test_tier, check[key] == true, f)
       end
       assert.is_nil(check["lua5.4 spec/stores/66-shared-dict-faults_spec.lua"])
-      -- every file of the tree: both interpreters unless it says Lua 5.4, a sanitizer only when it says
-      -- nothing or asan
+      -- every file of the tree: both interpreters unless it says Lua 5.4, ASan unless it says none,
+      -- valgrind when spec/valgrind.txt names it
       for f in process.capture("cd " .. q(ROOT) .. " && ls spec/*/*_spec.lua"):gmatch("%S+") do
         local text = "\n" .. assert(io.open(ROOT .. "/" .. f)):read("a")
-        local line = text:match("\n%-%- sanitizers: (%a+)")
+        local none = text:match("\n%-%- sanitizers: none %(") ~= nil
         local want = text:match("\n%-%- interpreters: lua5%.4 %(") and "lua5.4" or "lua5.4,luajit"
-        want = want .. (line == "none" and "" or line == "asan" and ",asan" or ",valgrind,asan")
+        want = want .. (none and "" or listed[f] and ",valgrind,asan" or ",asan")
         assert.equal(want, modes_of(f), f)
+        listed[f] = nil
       end
+      assert.same({}, listed, "spec/valgrind.txt names files the tree does not have")
     end)
 
     it("refuses a file whose sanitizers or interpreters line says something else, naming it and the rule",
     function()
       local status, out = runner("-l lua5.4 1", "odd_spec.lua", "-- sanitizers: valgrind\n")
       assert.equal(2, status, out)
-      assert.truthy(out:find("odd_spec.lua: '-- sanitizers: valgrind': the line is '-- sanitizers: none (why)' or "
-        .. "'-- sanitizers: asan (why)'", 1, true), out)
+      assert.truthy(out:find("odd_spec.lua: '-- sanitizers: valgrind': the line is '-- sanitizers: none (why)'",
+        1, true), out)
+      status, out = runner("-l lua5.4 1", "odd_spec.lua", "-- sanitizers: asan (the line this house had before)\n")
+      assert.equal(2, status, out)
+      assert.truthy(out:find("the line is '-- sanitizers: none (why)'", 1, true), out)
       status, out = runner("-l lua5.4 1", "odd_spec.lua", "-- interpreters: luajit (no reason)\n")
       assert.equal(2, status, out)
       assert.truthy(out:find("odd_spec.lua: '-- interpreters: luajit (no reason)': the line is '-- interpreters: "
@@ -144,6 +165,82 @@ describe("the test loop's tools", function()
       assert.equal(0, status, out)
       assert.truthy(out:find("ok     lua5.4   mode_spec", 1, true), out)
       assert.truthy(out:find("ok     luajit   mode_spec", 1, true), out)
+    end)
+  end)
+
+  describe("spec/valgrind.txt and its chooser (make valgrind-set)", function()
+    it("was chosen for today's csrc/, and a change to csrc/ changes the hash it names", function()
+      local named
+      for line in io.lines(ROOT .. "/spec/valgrind.txt") do named = named or line:match("^# csrc: (%x+)$") end
+      local now = process.capture("cd " .. q(ROOT) .. " && tools/valgrind-set.sh --hash"):gsub("%s+$", "")
+      assert.equal(16, #now)
+      assert.equal(named, now, "csrc/ changed since spec/valgrind.txt was chosen: run make valgrind-set")
+      -- a copy of the tree's csrc/ with one byte more hashes differently
+      local copy = tmp .. "/hash"
+      os.execute("mkdir -p " .. q(copy .. "/tools") .. " && cp -r " .. q(ROOT .. "/csrc") .. " " .. q(copy)
+        .. " && cp " .. q(ROOT .. "/tools/valgrind-set.sh") .. " " .. q(copy .. "/tools/"))
+      assert.equal(now, (process.capture(q(copy .. "/tools/valgrind-set.sh") .. " --hash"):gsub("%s+$", "")))
+      os.execute("echo >> " .. q(copy .. "/csrc/core.c"))
+      assert.are_not.equal(now, (process.capture(q(copy .. "/tools/valgrind-set.sh") .. " --hash"):gsub("%s+$", "")))
+    end)
+
+    it("is refused by tools/run-specs.sh when it names a file that is not a spec where our C runs", function()
+      for _, f in ipairs { "spec/engine/06-ratelimit_spec.lua", "spec/base/99-gone_spec.lua" } do
+        local list = tmp .. "/valgrind.txt"
+        process.write_file(list, "# a list\nspec/base/01-core_spec.lua\n" .. f .. "\n")
+        local out = process.capture("cd " .. q(ROOT) .. " && VALGRIND_LIST=" .. q(list)
+          .. " tools/run-specs.sh -l valgrind 1 2>&1; echo \"exit $?\"")
+        assert.truthy(out:find(list .. ": " .. f .. " is not a spec file where our C runs in its process: run make "
+          .. "valgrind-set\nexit 2\n", 1, true), out)
+      end
+    end)
+
+    -- tools/valgrind-set.lua over made-up runs: name -> { gcov lines, CPU seconds }; its list, and its header.
+    local function choose(runs)
+      local dir, names = tmp .. "/runs", {}
+      os.execute("rm -rf " .. q(dir) .. " && mkdir -p " .. q(dir))
+      for name, r in pairs(runs) do
+        local id = "spec_x_" .. name .. "_spec.lua"
+        local text = { "        -:    0:Source:csrc/x.c" }
+        for _, l in ipairs(r[1]) do text[#text + 1] = l end
+        process.write_file(dir .. "/" .. id .. ".gcov", table.concat(text, "\n") .. "\n")
+        process.write_file(dir .. "/" .. id .. ".cpu", r[2] .. " 0.00\n")
+        names[#names + 1] = "spec/x/" .. name .. "_spec.lua"
+      end
+      table.sort(names)
+      local out = process.capture("cd " .. q(ROOT) .. " && lua5.4 tools/valgrind-set.lua " .. q(dir)
+        .. " 0123456789abcdef " .. table.concat(names, " "))
+      local list = {}
+      for line in out:gmatch("[^\n]+") do
+        if not line:find("^#") then list[#list + 1] = line:match("^spec/x/(.-)_spec%.lua$") end
+      end
+      return table.concat(list, " "), out
+    end
+
+    it("picks the files that reach every line and branch, the most per CPU second first", function()
+      local got, out = choose {
+        a = { { "        3:    1:a", "        1:    2:b", "    #####:    3:c" }, "1.00" },
+        b = { { "    #####:    1:a", "        2:    2:b", "        1:    3:c" }, "1.00" },
+        c = { { "        9:    1:a", "        9:    2:b", "        9:    3:c" }, "5.00" },
+        d = { { "        1:    4:d", "branch  0 taken 1", "branch  1 taken 0" }, "0.50" },
+        e = { { "        -:    5:comment", "    =====:    6:e" }, "0.01" },
+      }
+      -- d first (line 4 and its branch 0), then a (line 1; ties with b go by name), then b (line 3): c, which
+      -- reaches the same three lines, costs more; e reaches nothing
+      assert.equal("a b d", got)
+      assert.truthy(out:find("\n# csrc: 0123456789abcdef\n# 3 of 5 files, 5 lines and branches, 2.7 s of Lua 5.4 "
+        .. "CPU\n", 1, true), out)
+    end)
+
+    it("drops a file picked early whose reach a later pick holds", function()
+      -- e and f are cheap and picked first; g alone reaches line 5 and, once picked, all that e and f do
+      local got = choose {
+        e = { { "        1:    1:a", "        1:    2:b" }, "0.10" },
+        f = { { "        1:    3:c", "        1:    4:d" }, "0.10" },
+        g = { { "        1:    1:a", "        1:    2:b", "        1:    3:c", "        1:    4:d", "        1:    5:e" },
+              "10.00" },
+      }
+      assert.equal("g", got)
     end)
   end)
 

@@ -1,4 +1,3 @@
--- sanitizers: asan (minutes of Lua for valgrind; its C, the signing, under ASan)
 -- Reconcile at scale (issue "Batches of any size"): a desired state of
 -- 20,000 streams against a block list (Aliyun) or a state (ZEGO) of as
 -- many, half of them shared (make bench runs 100,000: seconds more here), with a transport that answers at once and

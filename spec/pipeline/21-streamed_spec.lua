@@ -1,4 +1,3 @@
--- sanitizers: asan (minutes of Lua under valgrind; its C is under valgrind in spec/base/01-core and spec/pipeline/21-batches)
 -- Streamed batches (docs/clients.md "Streamed batches"): a list given as a
 -- function or a file handle is read as the calls go, each stream reported
 -- once as its call ends (on_result), with the outcomes the list form gives

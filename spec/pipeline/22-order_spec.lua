@@ -1,4 +1,3 @@
--- sanitizers: asan (valgrind scales its real-time holds into minutes; the transport timeouts: valgrind in spec/transports/05-curl)
 -- Order against the emulator: a forbid whose first attempt the emulator
 -- holds for 3 s (its delay fault) while the client times out after 1 s is
 -- re-sent and succeeds; a resume follows; then the held forbid is applied.
