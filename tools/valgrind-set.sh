@@ -51,6 +51,7 @@ module() { # NAME LIBS SOURCES...
 
 # The files the ASan mode runs, each with its gcov counts in a directory of its own.
 mapfile -t files < <(tools/run-specs.sh -l asan 1 | awk '{ print $2 }')
+[ ${#files[@]} -gt 0 ] || { echo "valgrind-set: tools/run-specs.sh listed no file for asan" >&2; exit 1; }
 # (the busted process alone takes the counted modules: LUA_INIT_5_4 runs in every lua5.4 the spec
 # starts, and takes them out of the path of a child given the spec's own, as spec/operator/48's is)
 export LUA_INIT_5_4="local p = '$OUT/?.so;'
