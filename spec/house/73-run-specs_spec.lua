@@ -208,7 +208,7 @@ describe("the test loop's tools", function()
       end
       table.sort(names)
       local out = process.capture("cd " .. q(ROOT) .. " && lua5.4 tools/valgrind-set.lua " .. q(dir)
-        .. " 0123456789abcdef " .. table.concat(names, " "))
+        .. " 0123456789abcdef " .. table.concat(names, " ") .. " 2>&1")
       local list = {}
       for line in out:gmatch("[^\n]+") do
         if not line:find("^#") then list[#list + 1] = line:match("^spec/x/(.-)_spec%.lua$") end
@@ -227,8 +227,9 @@ describe("the test loop's tools", function()
       -- d first (line 4 and its branch 0), then a (line 1; ties with b go by name), then b (line 3): c, which
       -- reaches the same three lines, costs more; e reaches nothing
       assert.equal("a b d", got)
-      assert.truthy(out:find("\n# csrc: 0123456789abcdef\n# 3 of 5 files, 5 lines and branches, 2.7 s of Lua 5.4 "
-        .. "CPU\n", 1, true), out)
+      assert.truthy(out:find("\n# csrc: 0123456789abcdef\nspec/x/a_spec.lua\n", 1, true), out)
+      assert.truthy(out:find("valgrind-set: 3 of 5 files reach 5 lines and branches; 2.7 s of Lua 5.4 CPU\n", 1,
+        true), out)
     end)
 
     it("drops a file picked early whose reach a later pick holds", function()
