@@ -90,7 +90,7 @@ for f in "${files[@]}"; do
   for gcda in "$dir"/*.gcda; do
     name=$(basename "$gcda" .gcda)
     cp "$OUT/obj/$name.gcno" "$dir/"
-    gcov -t -b -o "$dir" "csrc/$name.c" >> "$OUT/runs/$id.gcov" 2>/dev/null
+    gcov -t -b -o "$dir" "csrc/$name.c" >> "$OUT/runs/$id.gcov" # (its errors on stderr; set -e stops there)
   done
 done
 
