@@ -114,23 +114,25 @@ int sc_otlp_is_utf8(const unsigned char *s, size_t len) {
     return 1;
 }
 
-/* The value on top of the stack as a string field (nil: *s NULL, true),
-   UTF-8; false when it is something else. Pops it (the string stays
-   anchored by the table it came from). */
-int sc_otlp_text_of(lua_State *L, const char **s, size_t *len) {
+/* The value at `idx` as a string field (nil: *s NULL, true), UTF-8; false
+   when it is something else. (What it points to is anchored by the value.) */
+int sc_otlp_text_at(lua_State *L, int idx, const char **s, size_t *len) {
     *s = NULL;
     *len = 0;
-    int type = lua_type(L, -1);
-    if (type == LUA_TNIL) { lua_pop(L, 1); return 1; }
-    if (type != LUA_TSTRING) { lua_pop(L, 1); return 0; }
-    *s = lua_tolstring(L, -1, len);
-    lua_pop(L, 1);
+    int type = lua_type(L, idx);
+    if (type == LUA_TNIL) return 1;
+    if (type != LUA_TSTRING) return 0;
+    *s = lua_tolstring(L, idx, len);
     return sc_otlp_is_utf8((const unsigned char *)*s, *len);
 }
 
+/* The field `name` of the table at `t` as a string field (popped: the
+   string stays anchored by the table). */
 static int text_at(lua_State *L, int t, const char *name, const char **s, size_t *len) {
     lua_getfield(L, t, name);
-    return sc_otlp_text_of(L, s, len);
+    int ok = sc_otlp_text_at(L, -1, s, len);
+    lua_pop(L, 1);
+    return ok;
 }
 
 /* A hex digit's value (either case), or -1: a table made at the first call. */
@@ -146,27 +148,30 @@ static void hex_init(void) {
 
 static inline int hex_value(char c) { return HEX[(unsigned char)c]; }
 
-/* The value on top of the stack as an id of `n` bytes (2n hex digits,
-   either case) into out: false when it is something else. Pops it. */
-int sc_otlp_id_of(lua_State *L, size_t n, unsigned char *out, int *present) {
+/* The value at `idx` as an id of `n` bytes (2n hex digits, either case)
+   into out (nil: *present false, true): false when it is something else. */
+int sc_otlp_id_at(lua_State *L, int idx, size_t n, unsigned char *out, int *present) {
     if (!hex_ready) hex_init(); /* (a race between two threads writes the same values) */
-    *present = !lua_isnil(L, -1);
-    if (!*present) { lua_pop(L, 1); return 1; }
+    int type = lua_type(L, idx);
+    *present = type != LUA_TNIL;
+    if (!*present) return 1;
     size_t len;
-    const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
-    int ok = s != NULL && len == 2 * n;
-    for (size_t i = 0; ok && i < n; i++) {
+    const char *s = type == LUA_TSTRING ? lua_tolstring(L, idx, &len) : NULL;
+    if (s == NULL || len != 2 * n) return 0;
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
         int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
-        if (hi < 0 || lo < 0) ok = 0;
-        else out[i] = (unsigned char)(hi * 16 + lo);
+        bad |= hi | lo; /* (a -1 sets the sign bit: checked once, after) */
+        out[i] = (unsigned char)(hi * 16 + lo);
     }
-    lua_pop(L, 1);
-    return ok;
+    return bad >= 0;
 }
 
 static int id_at(lua_State *L, int t, const char *name, size_t n, unsigned char *out, int *present) {
     lua_getfield(L, t, name);
-    return sc_otlp_id_of(L, n, out, present);
+    int ok = sc_otlp_id_at(L, -1, n, out, present);
+    lua_pop(L, 1);
+    return ok;
 }
 
 /* A time (Unix seconds) as whole microseconds, as the Lua encoder rounds it
@@ -184,44 +189,89 @@ int sc_otlp_micros(lua_State *L, int idx, uint64_t *us) {
     return 1;
 }
 
-/* An attribute's value as AnyValue (Lua's any_pb): true, or false when the
-   value is none of string (UTF-8), boolean, number. */
-static int put_any(lua_State *L, obuf *b, int idx) {
+/* An attribute's value (at `idx`) as AnyValue's content (Lua's any_pb):
+   its bytes in `out` (how many: 0 when the value is none of string, UTF-8,
+   boolean, number), then, for a string, the string's `*slen` bytes at
+   `*s` (anchored by the value). */
+size_t sc_otlp_any(lua_State *L, int idx, unsigned char out[11], const char **s, size_t *slen) {
+    *s = NULL;
+    *slen = 0;
     switch (lua_type(L, idx)) {
-    case LUA_TSTRING: {
-        size_t len;
-        const char *s = lua_tolstring(L, idx, &len);
-        if (!sc_otlp_is_utf8((const unsigned char *)s, len)) return 0;
-        sc_otlp_put_bytes_field(b, 0x0A, s, len);
-        return 1;
-    }
+    case LUA_TSTRING:
+        *s = lua_tolstring(L, idx, slen);
+        if (!sc_otlp_is_utf8((const unsigned char *)*s, *slen)) return 0;
+        out[0] = 0x0A;
+        return 1 + varint_bytes(*slen, out + 1);
     case LUA_TBOOLEAN:
-        put_byte(b, 0x10);
-        put_byte(b, lua_toboolean(L, idx) ? 1 : 0);
-        return 1;
+        out[0] = 0x10;
+        out[1] = lua_toboolean(L, idx) ? 1 : 0;
+        return 2;
     case LUA_TNUMBER: {
 #if LUA_VERSION_NUM >= 503
         if (lua_isinteger(L, idx)) {
-            put_byte(b, 0x18);
-            put_varint(b, (uint64_t)lua_tointeger(L, idx));
-            return 1;
+            out[0] = 0x18;
+            return 1 + varint_bytes((uint64_t)lua_tointeger(L, idx), out + 1);
         }
 #endif
         double v = (double)lua_tonumber(L, idx);
         if (v == floor(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0) {
-            put_byte(b, 0x18);
-            put_varint(b, (uint64_t)(int64_t)v);
-            return 1;
+            out[0] = 0x18;
+            return 1 + varint_bytes((uint64_t)(int64_t)v, out + 1);
         }
         uint64_t bits;
         memcpy(&bits, &v, sizeof bits);
-        put_byte(b, 0x21);
-        put_fixed64(b, bits);
-        return 1;
+        out[0] = 0x21;
+        for (int i = 0; i < 8; i++) out[1 + i] = (unsigned char)(bits >> (8 * i));
+        return 9;
     }
     default:
         return 0;
     }
+}
+
+size_t sc_otlp_varint_len(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* A KeyValue field `tag`: its key field (KeyValue's field 1: `kh`, khlen
+   bytes, then `k`, klen bytes; none at all for an empty key, which
+   protobuf leaves out) and the value at `value`, its lengths known before
+   a byte is written (nothing moved); false when the value is not taken. */
+int sc_otlp_put_kv_field(lua_State *L, obuf *b, unsigned char tag, const unsigned char *kh, size_t khlen,
+                         const char *k, size_t klen, int value) {
+    unsigned char any[11];
+    const char *s;
+    size_t slen, alen = sc_otlp_any(L, value, any, &s, &slen);
+    if (alen == 0) return 0;
+    uint64_t anylen = alen + slen, kvlen = khlen + klen + 1 + sc_otlp_varint_len(anylen) + anylen;
+    if (!sc_otlp_reserve(b, 1 + 10 + kvlen)) return 0;
+    unsigned char *o = b->p + b->n;
+    *o++ = tag;
+    o += varint_bytes(kvlen, o);
+    memcpy(o, kh, khlen);
+    o += khlen;
+    if (klen) memcpy(o, k, klen);
+    o += klen;
+    *o++ = 0x12;
+    o += varint_bytes(anylen, o);
+    memcpy(o, any, alen);
+    o += alen;
+    if (slen) memcpy(o, s, slen);
+    b->n = (size_t)(o + slen - b->p);
+    return 1;
+}
+
+/* A key's field's head (its tag and length) into `out`: how many bytes (0
+   for an empty key, which protobuf leaves out with its field). */
+size_t sc_otlp_key_head(size_t len, unsigned char out[11]) {
+    if (len == 0) return 0;
+    out[0] = 0x0A;
+    return 1 + varint_bytes(len, out + 1);
 }
 
 static int key_order(const okey *x, const okey *y) {
@@ -267,13 +317,8 @@ int sc_otlp_collect_map(lua_State *L, int t, okey *keys, int *n) {
 /* One attribute as a KeyValue field `tag`: the key `k`, the value at
    stack index `value`; false when the value is not taken. */
 int sc_otlp_put_kv(lua_State *L, obuf *b, unsigned char tag, const char *k, size_t len, int value) {
-    size_t kv = sc_otlp_open_field(b, tag);
-    if (len > 0) sc_otlp_put_bytes_field(b, 0x0A, k, len);
-    size_t v = sc_otlp_open_field(b, 0x12);
-    int ok = put_any(L, b, value);
-    sc_otlp_close_field(b, v);
-    sc_otlp_close_field(b, kv);
-    return ok;
+    unsigned char kh[11];
+    return sc_otlp_put_kv_field(L, b, tag, kh, sc_otlp_key_head(len, kh), k, len, value);
 }
 
 /* The attributes in `keys` as repeated KeyValue fields `tag`, sorted by key

@@ -40,9 +40,9 @@ int sc_otlp_is_utf8(const unsigned char *s, size_t len);
 size_t sc_otlp_open_field(obuf *b, unsigned char tag);
 void sc_otlp_close_field(obuf *b, size_t start);
 
-/* Values read off the top of the stack (popped): false when not taken. */
-int sc_otlp_text_of(lua_State *L, const char **s, size_t *len);
-int sc_otlp_id_of(lua_State *L, size_t n, unsigned char *out, int *present);
+/* Values read at a stack index: false when not taken. */
+int sc_otlp_text_at(lua_State *L, int idx, const char **s, size_t *len);
+int sc_otlp_id_at(lua_State *L, int idx, size_t n, unsigned char *out, int *present);
 int sc_otlp_micros(lua_State *L, int idx, uint64_t *us);
 
 /* An attribute: its key (anchored by its table) and its value's stack index. */
@@ -57,6 +57,11 @@ typedef struct {
 
 int sc_otlp_key_ok(const char *k, size_t len); /* an attribute key: no NUL, UTF-8 */
 int sc_otlp_collect_map(lua_State *L, int t, okey *keys, int *n);
+size_t sc_otlp_varint_len(uint64_t v); /* a varint's bytes */
+size_t sc_otlp_any(lua_State *L, int idx, unsigned char out[11], const char **s, size_t *slen);
+size_t sc_otlp_key_head(size_t len, unsigned char out[11]);
+int sc_otlp_put_kv_field(lua_State *L, obuf *b, unsigned char tag, const unsigned char *kh, size_t khlen,
+                         const char *k, size_t klen, int value);
 int sc_otlp_put_kv(lua_State *L, obuf *b, unsigned char tag, const char *k, size_t len, int value);
 int sc_otlp_put_keys(lua_State *L, obuf *b, okey *keys, int n, unsigned char tag);
 int sc_otlp_put_event_field(lua_State *L, obuf *b, int e);

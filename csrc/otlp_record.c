@@ -19,102 +19,86 @@
 /* The record's slots (streamctl.base.spanrecord), and its template's. */
 enum { R_TEMPLATE = 1, R_TRACE, R_SPAN, R_PARENT, R_STATE, R_START, R_END, R_STATUS, R_MESSAGE, R_EVENT, R_MORE };
 #define R_VALUES R_MORE /* (the i-th name's value is at R_VALUES + i) */
-enum { T_HEAD = 1, T_FIXED, T_BEFORE, T_NAMES };
+enum { T_HEAD = 1, T_FIXED, T_BEFORE, T_NAMES, T_KEYS };
 
-/* A small whole number at slot `i` of the table at `t`, from lo to hi; -1 when not. */
-static int small_at(lua_State *L, int t, int i, int lo, int hi) {
-    lua_rawgeti(L, t, i);
-    int v = -1;
-    if (lua_type(L, -1) == LUA_TNUMBER) {
-        lua_Number x = lua_tonumber(L, -1);
-        if (x >= lo && x <= hi && x == floor(x)) v = (int)x;
-    }
-    lua_pop(L, 1);
-    return v;
+/* A small whole number at `idx`, from lo to hi; -1 when not. */
+static int small_at(lua_State *L, int idx, int lo, int hi) {
+    if (lua_type(L, idx) != LUA_TNUMBER) return -1;
+    lua_Number x = lua_tonumber(L, idx);
+    return x >= lo && x <= hi && x == floor(x) ? (int)x : -1;
 }
 
-/* The string at slot `i` of the table at `t`, left on the stack (anchored
-   there): NULL when it is not a string. */
-static const char *string_at(lua_State *L, int t, int i, size_t *len) {
-    lua_rawgeti(L, t, i);
-    return lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, len) : NULL;
+/* The string at `idx`, or NULL. */
+static const char *string_at(lua_State *L, int idx, size_t *len) {
+    return lua_type(L, idx) == LUA_TSTRING ? lua_tolstring(L, idx, len) : NULL;
 }
 
-static size_t length_of(lua_State *L, int t) {
-#if LUA_VERSION_NUM >= 502
-    return (size_t)lua_rawlen(L, t);
-#else
-    return lua_objlen(L, t);
-#endif
-}
-
-/* The record's attributes: the template's names with the record's values
-   (a nil value: no attribute), the template's constants (encoded) where
-   they sort among them. */
-static int put_values(lua_State *L, obuf *b, int r, int names, int before, const char *fixed, size_t fixed_len) {
-    int count = (int)length_of(L, names);
-    if (before > count) return 0;
-    for (int i = 1; i <= count; i++) {
-        if (i == before + 1) put(b, fixed, fixed_len);
+/* The record's attributes: each name's key field, as its template's `keys`
+   has it (a byte, its length, then the field: core.otlp_template made
+   them), with the record's value (a nil value: no attribute); the
+   template's constants (encoded) where they sort among them. */
+static int put_values(lua_State *L, obuf *b, int r, const unsigned char *keys, size_t keys_len, int before,
+                      const char *fixed, size_t fixed_len) {
+    int top = lua_gettop(L), i = 0;
+    for (size_t at = 0; at < keys_len; at += 1 + keys[at]) {
+        const unsigned char *key = keys + at + 1;
+        size_t klen = keys[at];
+        if (klen > keys_len - at - 1) return 0; /* (not core.otlp_template's: a made-up template) */
+        if (i++ == before) put(b, fixed, fixed_len);
         lua_rawgeti(L, r, R_VALUES + i);
-        if (!lua_isnil(L, -1)) {
-            size_t len;
-            const char *k = string_at(L, names, i, &len);
-            if (!k || !sc_otlp_key_ok(k, len)) return 0;
-            if (!sc_otlp_put_kv(L, b, 0x4A, k, len, lua_gettop(L) - 1)) return 0;
-            lua_pop(L, 1);
-        }
-        lua_pop(L, 1);
+        int ok = lua_type(L, top + 1) == LUA_TNIL || sc_otlp_put_kv_field(L, b, 0x4A, key, klen, NULL, 0, top + 1);
+        lua_settop(L, top);
+        if (!ok) return 0;
     }
-    if (before == count) put(b, fixed, fixed_len);
-    return 1;
+    if (i == before) put(b, fixed, fixed_len);
+    return i >= before;
 }
 
-/* A record at `r`, its stack above `base` left for the caller to restore. */
+/* Where a record's slots go on the stack, above `base`: the template and
+   its strings, then the record's slots from its trace id to its `more`. */
+enum { S_TEMPLATE = 1, S_HEAD, S_FIXED, S_KEYS, S_BEFORE, S_SLOTS };
+#define AT(base, slot) ((base) + S_SLOTS + (slot) - R_TRACE)
+
+/* A record at `r`, its stack above `base` left for the caller to restore:
+   each slot read once, by index. */
 static int record_body(lua_State *L, obuf *b, int r, int base) {
     span_head h = {0};
-    int t = base + 1, names = base + 4, has_trace, has_span;
-    size_t fixed_len;
+    size_t fixed_len, keys_len;
+    int has_trace, has_span;
     lua_rawgeti(L, r, R_TEMPLATE);
+    int t = base + S_TEMPLATE;
     if (!lua_istable(L, t)) return 0;
-    h.head = string_at(L, t, T_HEAD, &h.head_len);    /* base + 2 */
-    const char *fixed = string_at(L, t, T_FIXED, &fixed_len); /* base + 3 */
-    lua_rawgeti(L, t, T_NAMES);                         /* base + 4 */
-    int before = small_at(L, t, T_BEFORE, 0, MAX_KEYS);
-    lua_rawgeti(L, r, R_MORE); /* (more attributes, a batch's counts: sorted among the rest by the Lua encoder) */
-    if (!h.head || !fixed || !lua_istable(L, names) || before < 0 || !lua_isnil(L, -1)) return 0;
-    lua_pop(L, 1);
-    lua_rawgeti(L, r, R_TRACE);
-    if (!sc_otlp_id_of(L, 16, h.trace_id, &has_trace) || !has_trace) return 0;
-    lua_rawgeti(L, r, R_SPAN);
-    if (!sc_otlp_id_of(L, 8, h.span_id, &has_span) || !has_span) return 0;
-    lua_rawgeti(L, r, R_PARENT);
-    if (!sc_otlp_id_of(L, 8, h.parent, &h.has_parent)) return 0;
-    lua_rawgeti(L, r, R_STATE);
-    if (!sc_otlp_text_of(L, &h.state, &h.state_len)) return 0;
-    h.code = small_at(L, r, R_STATUS, 0, 2);
+    lua_rawgeti(L, t, T_HEAD);
+    lua_rawgeti(L, t, T_FIXED);
+    lua_rawgeti(L, t, T_KEYS);
+    lua_rawgeti(L, t, T_BEFORE);
+    for (int i = R_TRACE; i <= R_MORE; i++) lua_rawgeti(L, r, i);
+    h.head = string_at(L, base + S_HEAD, &h.head_len);
+    const char *fixed = string_at(L, base + S_FIXED, &fixed_len);
+    const unsigned char *keys = (const unsigned char *)string_at(L, base + S_KEYS, &keys_len);
+    int before = small_at(L, base + S_BEFORE, 0, MAX_KEYS);
+    /* (more attributes, a batch's counts: sorted among the rest by the Lua encoder) */
+    if (!h.head || !fixed || !keys || before < 0 || !lua_isnil(L, AT(base, R_MORE))) return 0;
+    if (!sc_otlp_id_at(L, AT(base, R_TRACE), 16, h.trace_id, &has_trace) || !has_trace) return 0;
+    if (!sc_otlp_id_at(L, AT(base, R_SPAN), 8, h.span_id, &has_span) || !has_span) return 0;
+    if (!sc_otlp_id_at(L, AT(base, R_PARENT), 8, h.parent, &h.has_parent)) return 0;
+    if (!sc_otlp_text_at(L, AT(base, R_STATE), &h.state, &h.state_len)) return 0;
+    h.code = small_at(L, AT(base, R_STATUS), 0, 2);
     if (h.code < 0) return 0;
-    if (h.code == 2) {
-        lua_rawgeti(L, r, R_MESSAGE);
-        if (!sc_otlp_text_of(L, &h.message, &h.message_len)) return 0;
-    }
-    lua_rawgeti(L, r, R_START);
-    lua_rawgeti(L, r, R_END);
-    int ok = sc_otlp_micros(L, -2, &h.start_us) && sc_otlp_micros(L, -1, &h.end_us);
-    lua_pop(L, 2);
-    if (!ok) return 0;
+    if (h.code == 2 && !sc_otlp_text_at(L, AT(base, R_MESSAGE), &h.message, &h.message_len)) return 0;
+    if (!sc_otlp_micros(L, AT(base, R_START), &h.start_us) || !sc_otlp_micros(L, AT(base, R_END), &h.end_us)) return 0;
 
     sc_otlp_put_head(b, &h);
-    if (!put_values(L, b, r, names, before, fixed, fixed_len)) return 0;
-    lua_rawgeti(L, r, R_EVENT);
-    if (!lua_isnil(L, -1) && !sc_otlp_put_event_field(L, b, lua_gettop(L))) return 0;
+    if (!put_values(L, b, r, keys, keys_len, before, fixed, fixed_len)) return 0;
+    int e = AT(base, R_EVENT);
+    if (!lua_isnil(L, e) && !sc_otlp_put_event_field(L, b, e)) return 0;
     sc_otlp_put_status(b, &h);
     return !b->failed;
 }
 
 static int encode_record(lua_State *L, obuf *b, int r) {
     int base = lua_gettop(L);
-    int ok = lua_checkstack(L, 12) && record_body(L, b, r, base);
+    int ok = lua_checkstack(L, S_SLOTS + R_MORE + 4) && record_body(L, b, r, base);
     lua_settop(L, base);
     return ok;
 }
@@ -154,15 +138,38 @@ static int encode_with(lua_State *L, int (*encode)(lua_State *, obuf *, int)) {
 
 static int l_otlp_span(lua_State *L) { return encode_with(L, sc_otlp_encode_span); }
 
-/* core.otlp_template(name, kind, constants): a span template's bytes (its
-   name and kind fields; its constant attributes' fields, sorted by key), or
-   nil and why. */
+/* The key fields of the names in the array at `t` into b, each after a
+   byte of its length (a record's values go with them: put_values): false
+   when a name is not a key of at most 125 bytes. */
+static int put_key_fields(lua_State *L, obuf *b, int t) {
+    int base = lua_gettop(L);
+    for (int i = 1;; i++) {
+        lua_settop(L, base);
+        lua_rawgeti(L, t, i);
+        if (lua_isnil(L, -1)) break;
+        size_t len;
+        const char *k = string_at(L, -1, &len);
+        unsigned char kh[11];
+        if (!k || len > 125 || !sc_otlp_key_ok(k, len)) return 0;
+        size_t h = sc_otlp_key_head(len, kh);
+        put_byte(b, (unsigned char)(h + len));
+        put(b, kh, h);
+        put(b, k, len);
+    }
+    lua_settop(L, base);
+    return !b->failed;
+}
+
+/* core.otlp_template(name, kind, constants, names): a span template's
+   bytes (its name and kind fields; its constant attributes' fields, sorted
+   by key; its names' key fields, for put_values), or nil and why. */
 static int l_otlp_template(lua_State *L) {
     size_t name_len;
     const char *name = luaL_checklstring(L, 1, &name_len);
     lua_Integer kind = luaL_checkinteger(L, 2);
     luaL_checktype(L, 3, LUA_TTABLE);
-    lua_settop(L, 3);
+    luaL_checktype(L, 4, LUA_TTABLE);
+    lua_settop(L, 4);
     const char *why = NULL;
     if (kind < 1 || kind > 5) why = "the kind must be 1 to 5";
     else if (!sc_otlp_is_utf8((const unsigned char *)name, name_len)) why = "the name must be UTF-8";
@@ -172,24 +179,31 @@ static int l_otlp_template(lua_State *L) {
         return 2;
     }
     unsigned char small[SMALL];
-    lua_pushnil(L); /* (slot 4: the output's storage once it outgrows `small`) */
-    obuf b = {L, 4, NULL, small, 0, SMALL, 0, grow_userdata};
+    lua_pushnil(L); /* (slot 5: the output's storage once it outgrows `small`) */
+    obuf b = {L, 5, NULL, small, 0, SMALL, 0, grow_userdata};
     if (name_len > 0) sc_otlp_put_bytes_field(&b, 0x2A, name, name_len);
     put_byte(&b, 0x30);
     put_byte(&b, (unsigned char)kind);
     if (b.failed) return luaL_error(L, "otlp_template: out of memory");
-    lua_pushlstring(L, (const char *)b.p, b.n); /* 5 */
+    lua_pushlstring(L, (const char *)b.p, b.n); /* 6 */
     b.n = 0;
     okey keys[MAX_KEYS];
     int n = 0, ok = sc_otlp_collect_map(L, 3, keys, &n) && sc_otlp_put_keys(L, &b, keys, n, 0x4A) && !b.failed;
-    lua_settop(L, 5);
+    lua_settop(L, 6);
     if (!ok) {
         lua_pushnil(L);
         lua_pushstring(L, "the constants must map UTF-8 names (at most 64) to strings, numbers or booleans");
         return 2;
     }
+    lua_pushlstring(L, (const char *)b.p, b.n); /* 7 */
+    b.n = 0;
+    if (!put_key_fields(L, &b, 4)) {
+        lua_pushnil(L);
+        lua_pushstring(L, "the names must be UTF-8 strings of at most 125 bytes, with no NUL");
+        return 2;
+    }
     lua_pushlstring(L, (const char *)b.p, b.n);
-    return 2;
+    return 3;
 }
 static int l_otlp_record(lua_State *L) { return encode_with(L, encode_record); }
 
@@ -229,10 +243,18 @@ static obuf writer(lua_State *L, otlp_queue *q) {
     return b;
 }
 
-/* Appends the span at 2 by `encode`: true, or false when not taken (nothing appended). */
+/* Appends the span at 2 by `encode`, unless the queue holds the most it
+   may already (3, an integer; none: no bound): true, or false when not
+   taken (nothing appended), or nil when full. */
 static int put_span(lua_State *L, int (*encode)(lua_State *, obuf *, int)) {
     otlp_queue *q = open_queue(L);
+    int bounded = !lua_isnoneornil(L, 3);
+    lua_Integer most = bounded ? luaL_checkinteger(L, 3) : 0;
     lua_settop(L, 2);
+    if (bounded && q->count >= most) {
+        lua_pushnil(L);
+        return 1;
+    }
     int ok = lua_istable(L, 2);
     if (ok) {
         obuf b = writer(L, q);
@@ -250,7 +272,8 @@ static int put_span(lua_State *L, int (*encode)(lua_State *, obuf *, int)) {
     return 1;
 }
 
-/* q:record(rec), q:span(span): the span appended (true), or not taken (false). */
+/* q:record(rec[, most]), q:span(span[, most]): the span appended (true), not
+   taken (false), or not appended to a queue that holds `most` (nil). */
 static int q_record(lua_State *L) { return put_span(L, encode_record); }
 static int q_span(lua_State *L) { return put_span(L, sc_otlp_encode_span); }
 
@@ -273,15 +296,6 @@ static int q_count(lua_State *L) {
     otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
     lua_pushinteger(L, q->count);
     return 1;
-}
-
-static size_t varint_len(size_t v) {
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
 }
 
 static unsigned char *put_len(unsigned char *o, unsigned char tag, size_t v) {
@@ -318,8 +332,8 @@ static int q_take(lua_State *L) {
     }
     if (head + spans > q->n) return luaL_error(L, "the span queue is corrupt");
     size_t rlen = q->rlen, slen = q->slen;
-    size_t ss = slen + spans, rs = rlen + 1 + varint_len(ss) + ss;
-    size_t before = 1 + varint_len(rs) + rlen + 1 + varint_len(ss) + slen; /* (at most head: see l_otlp_queue) */
+    size_t ss = slen + spans, rs = rlen + 1 + sc_otlp_varint_len(ss) + ss;
+    size_t before = 1 + sc_otlp_varint_len(rs) + rlen + 1 + sc_otlp_varint_len(ss) + slen; /* (at most head: see l_otlp_queue) */
     unsigned char *start = q->p + head - before, *o = start;
     o = put_len(o, 0x0A, rs);
     memcpy(o, q->parts, rlen);

@@ -187,17 +187,32 @@ describe("streamctl.core.otlp_record and otlp_queue", function()
       "spanrecord.template: the name must be UTF-8")
     assert.has_error(function() spanrecord.template("x", 1, {}, { ["bad\255"] = 1 }) end,
       "spanrecord.template: the constants must map UTF-8 names (at most 64) to strings, numbers or booleans")
+    assert.has_error(function() spanrecord.template("x", 1, { "bad\0" }, {}) end,
+      "spanrecord.template: the names must be UTF-8 strings of at most 125 bytes, with no NUL")
+    assert.has_error(function() spanrecord.template("x", 1, { string.rep("k", 126) }, {}) end,
+      "spanrecord.template: the names must be UTF-8 strings of at most 125 bytes, with no NUL")
     local t = spanrecord.template("x", 3, { "a", "z" }, C)
-    assert.same({ 1, { "a", "z" } }, { t[3], t[4] })
+    -- (each name's key field after a byte of its length: what the encoder writes before its value)
+    assert.same({ 1, { "a", "z" }, "\3\10\1a\3\10\1z" }, { t[3], t[4], t[5] })
+    t = spanrecord.template("x", 3, { string.rep("k", 125) }, {})
+    assert.equal("\127\10\125" .. string.rep("k", 125), t[5])
+    -- a template not made by spanrecord.template, whose key fields run past their end: not taken
+    local made_up = { t[1], t[2], 0, { "a" }, "\9\10\1a" }
+    assert.is_nil(core.otlp_record({ made_up, string.rep("a", 32), string.rep("b", 16), nil, nil, 1, 2, 1, nil, nil, nil,
+                                     "value" }))
+    made_up[5] = "\3\10\1a"
+    assert.is_string(core.otlp_record({ made_up, string.rep("a", 32), string.rep("b", 16), nil, nil, 1, 2, 1, nil, nil,
+                                        nil, "value" }))
   end)
 
   it("a queue's request holds the spans it took, as the Lua encoder would send them", function()
     local resource = { ["service.name"] = "spec-05" }
     local q = core.otlp_queue(otlp.request_parts(resource))
-    local encoded, r = {}, rng(7)
+    local encoded, r, one = {}, rng(7), nil
     while #encoded < 40 do
       local rec = record(r)
       if rec and core.otlp_record(rec) then
+        one = rec
         assert.is_true(q:record(rec))
         encoded[#encoded + 1] = core.otlp_record(rec)
       end
@@ -211,6 +226,12 @@ describe("streamctl.core.otlp_record and otlp_queue", function()
     encoded[#encoded + 1] = "\10\1x"
     assert.is_false(q:record({})) -- (not taken: nothing queued)
     assert.equal(42, q:count())
+    -- (a queue that holds `most` already takes nothing more, and says so with nil; one below takes one)
+    assert.is_nil(q:record(one, 42))
+    assert.is_nil(q:span(plain, 41))
+    assert.is_nil(q:record({}, 42)) -- (full comes first: nothing looked at)
+    assert.equal(42, q:count())
+    assert.has_error(function() q:record(one, "many") end)
     assert.equal("streamctl.otlp_queue (42 spans)", tostring(q))
     local body, n = q:take(30)
     assert.same({ otlp.request_pb({ table.unpack(encoded, 1, 30) }, resource), 30 }, { body, n })

@@ -55,9 +55,10 @@ local CODES = { [1] = "ok", [2] = "error" }
 --
 -- Its slots, read by streamctl.core's encoder: [1] the Span's name and
 -- kind fields, encoded; [2] its constant attributes' fields, encoded; [3]
--- how many names sort before the constants; [4] `names`.
+-- how many names sort before the constants; [4] `names`; [5] their key
+-- fields, encoded (each after a byte of its length).
 function M.template(name, kind, names, constants)
-  local head, fixed = core.otlp_template(name, kind, constants)
+  local head, fixed, keys = core.otlp_template(name, kind, constants, names)
   if not head then error("spanrecord.template: " .. tostring(fixed), 2) end
   local first, last
   for k in pairs(constants) do
@@ -72,7 +73,7 @@ function M.template(name, kind, names, constants)
     end
     if first and n < first then before = i end
   end
-  return { head, fixed, before, names, name = name, kind = kind, names = names, constants = constants }
+  return { head, fixed, before, names, keys, name = name, kind = kind, names = names, constants = constants }
 end
 
 local function copy(t)

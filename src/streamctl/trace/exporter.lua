@@ -124,8 +124,9 @@ end
 -- span encoded as it comes, its bytes in one buffer (no Lua string, no
 -- table kept), a batch's request made in one copy. With JSON, this ring
 -- of plain tables, encoded a batch at a time. Both: `count()`,
--- `record(rec)` and `span(span)` (true: queued; false: not taken as it
--- is, for the exporter to `push` its bytes), `take(n)` (the request's
+-- `record(rec, most)` and `span(span, most)` (true: queued; false: not
+-- taken as it is, for the exporter to `push` its bytes; nil: the queue
+-- holds `most` spans already, nothing queued), `take(n)` (the request's
 -- body and how many spans it holds; nil, n and why when they could not
 -- be encoded), `clear()` (how many were dropped).
 local Plain = {}
@@ -133,13 +134,14 @@ Plain.__index = Plain
 
 function Plain:count() return self.tail - self.head + 1 end
 
-function Plain:span(span)
+function Plain:span(span, most)
+  if most and self:count() >= most then return nil end
   self.tail = self.tail + 1
   self.spans[self.tail] = span
   return true
 end
 
-function Plain:record(rec) return self:span(spanrecord.plain(rec)) end
+function Plain:record(rec, most) return self:span(spanrecord.plain(rec), most) end
 
 function Plain:take(n)
   n = min(n, self:count())
@@ -200,32 +202,28 @@ end
 --- How many spans wait.
 function Exporter:queued() return self.queue:count() end
 
--- Whether the queue takes one more span: when not (full, or the exporter
--- stopped), the span is counted dropped. Inside nginx, the worker's timer
--- is started with the first span.
-local function room(self)
-  if self.stopped or self.queue:count() >= self.max_queue then
-    count(self, "queue_full", 1)
-    return false
-  end
+-- Queues a span by the queue's `method` ("span", "record"), unless the
+-- exporter stopped or the queue is full (then it is counted dropped); its
+-- bytes made by `encode` (the Lua encoder) when the queue's own encoder
+-- does not take it. Inside nginx, the worker's timer is started with the
+-- first span.
+local function enqueue(self, method, span, encode)
+  if self.stopped then return count(self, "queue_full", 1) end
   if not self.timer and self.nginx and in_nginx() then self:_start_timer() end
-  return true
+  local q = self.queue
+  local taken = q[method](q, span, self.max_queue)
+  if taken == nil then return count(self, "queue_full", 1) end
+  if not taken then q:push(encode(span)) end
 end
 
 --- Queues a span given as a plain table (a client's `on_span`): dropped
 -- and counted when the queue is full or the exporter stopped.
-function Exporter:add(span)
-  local q = self.queue
-  if room(self) and not q:span(span) then q:push(otlp.span_pb(span)) end
-end
+function Exporter:add(span) enqueue(self, "span", span, otlp.span_pb) end
 
 --- Queues a span given as a record (streamctl.base.spanrecord: a client's
 -- `tracer` hands its spans so), as `add` does a plain one; the record
 -- itself is never kept.
-function Exporter:record(rec)
-  local q = self.queue
-  if room(self) and not q:record(rec) then q:push(otlp.record_pb(rec)) end
-end
+function Exporter:record(rec) enqueue(self, "record", rec, otlp.record_pb) end
 
 -- Takes the next batch off the queue and sends it within `ms`: how many
 -- spans it held, and true or nil and why.
