@@ -43,6 +43,21 @@ static int l_random_hex(lua_State *L) {
     return 1;
 }
 
+/* core.random_id(n): an id of n random bytes (1..32) as lower-case hex,
+   never all zeros (drawn again, one time in 2^(8n)): W3C Trace Context's
+   trace and span ids, which must not be zeros. */
+static int l_random_id(lua_State *L) {
+    lua_Integer n = luaL_checkinteger(L, 1);
+    unsigned char buf[32], any = 0;
+    luaL_argcheck(L, n >= 1 && n <= 32, 1, "nbytes must be in 1..32");
+    while (!any) {
+        random_bytes(L, buf, (int)n);
+        for (lua_Integer i = 0; i < n; i++) any |= buf[i];
+    }
+    sc_push_hex(L, buf, (size_t)n);
+    return 1;
+}
+
 /* core.random_bytes(n): n bytes (1..256) from the pool, as a string (a
    nonce an encryption takes as bytes: Token04's). */
 static int l_random_bytes(lua_State *L) {
@@ -75,7 +90,7 @@ static int l_uuid4(lua_State *L) {
     return 1;
 }
 
-/* Sets random_hex, random_bytes and uuid4 into the module's table (at the top of the
+/* Sets random_hex, random_id, random_bytes and uuid4 into the module's table (at the top of the
    stack), sharing one pool. */
 void sc_nonce_open(lua_State *L) {
     sc_pool *pool;
@@ -87,6 +102,9 @@ void sc_nonce_open(lua_State *L) {
     lua_pushvalue(L, -1);
     lua_pushcclosure(L, l_random_hex, 1);
     lua_setfield(L, -3, "random_hex");
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, l_random_id, 1);
+    lua_setfield(L, -3, "random_id");
     lua_pushvalue(L, -1);
     lua_pushcclosure(L, l_random_bytes, 1);
     lua_setfield(L, -3, "random_bytes");

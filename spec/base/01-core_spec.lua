@@ -411,6 +411,16 @@ describe("nonces", function()
     assert.not_equal(mine[2], theirs[2])
   end)
 
+  it("random_id gives an id of 2n lower-case hex characters, never all zeros", function()
+    assert.truthy(core.random_id(16):match("^[0-9a-f]+$"))
+    assert.equal(32, #core.random_id(16))
+    assert.not_equal(core.random_id(8), core.random_id(8))
+    -- (one byte: a zero would come once in 256 draws; 4,000 draws give none)
+    for _ = 1, 4000 do assert.not_equal("00", core.random_id(1)) end
+    assert.has_error(function() core.random_id(0) end)
+    assert.has_error(function() core.random_id(33) end)
+  end)
+
   it("random_hex gives 2n lower-case hex characters", function()
     assert.truthy(core.random_hex(8):match("^[0-9a-f]+$"))
     assert.equal(16, #core.random_hex(8))

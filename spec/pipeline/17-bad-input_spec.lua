@@ -203,6 +203,7 @@ describe("streamctl.core", function()
     { "aliyun_sign_v1", { "GET", {}, 12 } }, { "aliyun_sign_v3", { "x" } },
     { "zego_sign", { "x", "nonce", "secret", "1" } }, { "zego_sign", { 1, nil, "s", "1" } },
     { "sha256_hex", { nil } }, { "random_hex", { "x" } }, { "random_hex", { -1 } },
+    { "random_id", { "x" } }, { "random_id", { 0 } },
     { "utc_timestamp", { "x" } }, { "secret", { nil } }, { "secret", { {} } },
   }
   for _, row in ipairs(rows) do

@@ -2,8 +2,9 @@
 -- run is a function of its seed and the record knows which job sent what.
 -- Required first (spec/sim/init.lua does), before any streamctl module.
 --
--- * streamctl.core.random_hex: OpenSSL's randomness (backoff jitter, the
---   Redis store's heartbeat name and spread) drawn from the run's generator;
+-- * streamctl.core.random_hex and random_id: OpenSSL's randomness (backoff
+--   jitter, the Redis store's heartbeat name and spread, trace ids) drawn
+--   from the run's generator;
 -- * streamctl.base.log.warn: the library's warnings go into the run's record
 --   (a promise the code cannot keep must be said: the checks read them);
 -- * streamctl.engine.runner.new: each engine's `sign` tags the request with its
@@ -31,6 +32,15 @@ core.random_hex = function(n)
   local out = {}
   for i = 1, n do out[i] = format("%02x", floor(sim.lib_rng:float() * 256)) end
   return table.concat(out)
+end
+
+-- (a trace's and a span's ids, never all zeros, as the original's)
+local real_random_id = core.random_id
+core.random_id = function(n)
+  if not M.current then return real_random_id(n) end
+  local id
+  repeat id = core.random_hex(n) until id:find("[^0]")
+  return id
 end
 
 log.warn = function(msg)

@@ -13,7 +13,7 @@
 -- As the specification says, a `traceparent` that breaks its rule is
 -- ignored (a new trace starts), never an error and never sent on; a
 -- `tracestate` that breaks its rule is dropped alone. New ids come from
--- OpenSSL (streamctl.core's random_hex); an id of zeros is drawn again.
+-- OpenSSL (streamctl.core's random_id); an id of zeros is drawn again.
 -- @module streamctl.base.tracecontext
 
 local core = require "streamctl.core"
@@ -81,19 +81,14 @@ function M.parse_state(text)
   return members, concat(parts, ",")
 end
 
-local random_hex = core.random_hex
-
--- (an id of zeros, one draw in 2^64 or 2^128, is drawn again)
-local function new_id(bytes, zeros)
-  while true do
-    local id = random_hex(bytes)
-    if id ~= zeros then return id end
-  end
-end
+--- A new id of `n` bytes (2n hex digits, lower case, never all zeros:
+-- OpenSSL's, streamctl.core's random_id): `new_id(16)` a trace id,
+-- `new_id(8)` a span id.
+M.new_id = core.random_id
 
 --- A new trace id (32 hex digits) and span id (16).
-function M.new_trace_id() return new_id(16, ZEROS32) end
-function M.new_span_id() return new_id(8, ZEROS16) end
+function M.new_trace_id() return M.new_id(16) end
+function M.new_span_id() return M.new_id(8) end
 
 --- Whether `id` is a trace id: 32 lower-case hex digits, not all zeros.
 function M.is_trace_id(id)

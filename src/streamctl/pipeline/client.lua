@@ -249,7 +249,9 @@ local function engine_for(self, io)
     cancel = self._cancel,
     sign = function(attempt) return sign.attempt(self, attempt) end,
     decode = function(attempt, res, terr) return decode.attempt(self, attempt, res, terr) end,
-    observe = (self._on_attempt or self._spans) and function(...) return decode.observe(self, ...) end or nil,
+    observe = (self._on_attempt or self._spans) and function(attempt, result, err, seconds, res)
+      return decode.observe(self, attempt, result, err, seconds, res)
+    end or nil,
     correct_clock = function(err) return decode.correct_clock(self, err) end,
     pace = when(function(action, max_delay, job) return pacer:pace(action, max_delay, job) end),
     horizon = when(function(action) return pacer:horizon(action) end),
@@ -353,6 +355,9 @@ local function make(class, o, creds)
     -- (who takes its spans, and whether any one does: streamctl.pipeline.spans)
     _on_span = o.on_span, _tracer = o.tracer, _spans = o.on_span ~= nil or o.tracer ~= nil,
     _sampler = o.sampler or (o.tracer and o.tracer.sampler),
+    -- (whether a request's `traceparent` may be there to read: OpenResty's `ngx` is there from its
+    -- first phase, and never outside it)
+    _in_nginx = rawget(_G, "ngx") ~= nil,
   }, class)
   local fields, err = rules.configure(self, o, creds)
   if not fields then return nil, err end

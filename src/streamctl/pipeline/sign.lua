@@ -13,6 +13,7 @@ local redact = require "streamctl.base.redact"
 local validate = require "streamctl.base.validate"
 
 local type, pairs = type, pairs
+local new_id = tracecontext.new_id
 
 local M = {}
 
@@ -78,7 +79,7 @@ function M.attempt(client, attempt)
     -- the signature: what is signed never holds it) unless the client was told not to send it.
     local ctx = (attempt.job and attempt.job.trace) or client._trace
     if ctx then
-      attempt.trace, attempt.span_id = ctx, tracecontext.new_span_id()
+      attempt.trace, attempt.span_id = ctx, new_id(8)
       if client._traceparent ~= false then
         req.headers.traceparent = tracecontext.header(ctx, attempt.span_id)
         if ctx.tracestate then req.headers.tracestate = ctx.tracestate end

@@ -29,6 +29,7 @@ local url = require "streamctl.base.url"
 
 local pcall, tostring, type, error, setmetatable = pcall, tostring, type, error, setmetatable
 local running = coroutine.running
+local new_id = tracecontext.new_id
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack -- luacheck: ignore (LuaJIT's)
 
@@ -96,7 +97,7 @@ function M.context(client, given)
   local scopes = client._span_scopes -- (an `around`'s, for the coroutine it runs in)
   local scoped = scopes and scopes[running() or MAIN]
   if scoped or client._trace then return scoped or client._trace end
-  local req = nginx.request_trace()
+  local req = client._in_nginx and nginx.request_trace()
   return req and tracecontext.from(req) or nil
 end
 
@@ -120,16 +121,17 @@ end
 -- operation the sampler leaves out still has its span's id (its attempts'
 -- parent, their `traceparent` not sampled) but is never handed over.
 function M.start(client, action, trace)
-  local ctx = M.context(client, trace)
+  local ctx = trace or M.context(client)
   if not client._spans then return nil, ctx end
-  local trace_id = ctx and ctx.trace_id or tracecontext.new_trace_id()
+  local trace_id = ctx and ctx.trace_id or new_id(16)
   local parent_id, tracestate = ctx and ctx.parent_id, ctx and ctx.tracestate
-  local yes, span_id = sampled(client, trace_id, ctx), tracecontext.new_span_id()
+  local yes, span_id = sampled(client, trace_id, ctx), new_id(8)
   local child = { trace_id = trace_id, parent_id = parent_id, sampled = yes, tracestate = tracestate }
   if not yes then return nil, child, span_id end
   -- (the record's slots in spanrecord's order; its end, status and outcome filled by finish)
-  return { templates(client, action)[1], trace_id, span_id, parent_id, tracestate, client._clock(), nil, 0, nil, nil,
-           nil, nil }, child, span_id
+  local all = client._span_templates
+  return { (all and all[action] or templates(client, action))[1], trace_id, span_id, parent_id, tracestate,
+           client._clock(), nil, 0, nil, nil, nil, nil }, child, span_id
 end
 
 --- Runs `fn(...)` as one operation, `action` (a reconcile), over the calls
@@ -195,7 +197,8 @@ end
 function M.attempt(client, attempt, result, err, seconds, res, throttled, waited, room, cap)
   local ctx = attempt.trace
   if not (client._spans and ctx and ctx.sampled and attempt.span_id) then return end
-  local t = templates(client, attempt.action)[2]
+  local all = client._span_templates
+  local t = (all and all[attempt.action] or templates(client, attempt.action))[2]
   local now = client._clock()
   local start = now - (seconds or 0)
   local code = err and tostring(err.code)

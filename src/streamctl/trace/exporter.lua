@@ -202,28 +202,33 @@ end
 --- How many spans wait.
 function Exporter:queued() return self.queue:count() end
 
--- Queues a span by the queue's `method` ("span", "record"), unless the
--- exporter stopped or the queue is full (then it is counted dropped); its
--- bytes made by `encode` (the Lua encoder) when the queue's own encoder
--- does not take it. Inside nginx, the worker's timer is started with the
--- first span.
-local function enqueue(self, method, span, encode)
-  if self.stopped then return count(self, "queue_full", 1) end
-  if not self.timer and self.nginx and in_nginx() then self:_start_timer() end
-  local q = self.queue
-  local taken = q[method](q, span, self.max_queue)
-  if taken == nil then return count(self, "queue_full", 1) end
-  if not taken then q:push(encode(span)) end
+-- The method that queues a span by the queue's `method` ("span",
+-- "record"), unless the exporter stopped or the queue is full (then it is
+-- counted dropped); its bytes made by `encode` (the Lua encoder) when the
+-- queue's own encoder does not take it. Inside nginx, the worker's timer is
+-- started with the first span. (A closure per method: the span goes from
+-- the client's call to the queue through one Lua function.)
+local function enqueuer(method, encode)
+  return function(self, span)
+    if self.stopped then return count(self, "queue_full", 1) end
+    if not self.timer and self.nginx and in_nginx() then self:_start_timer() end
+    local q = self.queue
+    local taken = q[method](q, span, self.max_queue)
+    if taken == nil then return count(self, "queue_full", 1) end
+    if not taken then q:push(encode(span)) end
+  end
 end
 
 --- Queues a span given as a plain table (a client's `on_span`): dropped
 -- and counted when the queue is full or the exporter stopped.
-function Exporter:add(span) enqueue(self, "span", span, otlp.span_pb) end
+-- @function Exporter:add
+Exporter.add = enqueuer("span", otlp.span_pb)
 
 --- Queues a span given as a record (streamctl.base.spanrecord: a client's
 -- `tracer` hands its spans so), as `add` does a plain one; the record
 -- itself is never kept.
-function Exporter:record(rec) enqueue(self, "record", rec, otlp.record_pb) end
+-- @function Exporter:record
+Exporter.record = enqueuer("record", otlp.record_pb)
 
 -- Takes the next batch off the queue and sends it within `ms`: how many
 -- spans it held, and true or nil and why.

@@ -52,8 +52,14 @@ function M.new(name, arg)
   if kind ~= "always_on" and kind ~= "always_off" and kind ~= "traceidratio" then
     return nil, format("sampler '%s' is not one of %s", name, table.concat(M.NAMES, ", "))
   end
-  local root = root_sampler(kind, ratio)
-  if not parentbased then return root end
+  if not parentbased then return root_sampler(kind, ratio) end
+  -- (each kind's function whole, its root's decision inline: asked once per operation)
+  if kind == "always_on" then
+    return function(_, parent) return parent == nil or parent.sampled == true end
+  elseif kind == "always_off" then
+    return function(_, parent) return parent ~= nil and parent.sampled == true end
+  end
+  local root = ratio_sampler(ratio)
   return function(trace_id, parent)
     if parent then return parent.sampled == true end
     return root(trace_id)
