@@ -99,6 +99,8 @@ describe("streamctl.trace.sampler", function()
     assert.same({ true, false, true, false }, { on(HIGH), off(LOW), ratio(LOW), ratio(HIGH) })
     assert.same({ false, true, true }, { on(LOW, { sampled = false }), off(LOW, { sampled = true }),
       ratio(HIGH, { sampled = true }) })
+    assert.same({ true, false, false }, { on(LOW, { sampled = true }), off(HIGH, { sampled = false }),
+      ratio(LOW, { sampled = false }) })
     assert.same({ true, false }, { assert(sampler.new("always_on"))(LOW, { sampled = false }),
       assert(sampler.new("always_off"))(LOW, { sampled = true }) })
   end)
