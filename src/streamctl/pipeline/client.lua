@@ -339,6 +339,7 @@ end
 -- Makes a client of `class` from checked options and credentials.
 local function make(class, o, creds)
   local rules = class._rules
+  local spans_on = o.on_span ~= nil or o.tracer ~= nil
   local self = setmetatable({
     endpoint = o.endpoint or options.parse_endpoint(rules.defaults.endpoint),
     clock_offset = 0,
@@ -353,7 +354,9 @@ local function make(class, o, creds)
     _trace = o.trace ~= nil and tracecontext.from(o.trace) or nil,
     _traceparent = o.traceparent,
     -- (who takes its spans, and whether any one does: streamctl.pipeline.spans)
-    _on_span = o.on_span, _tracer = o.tracer, _spans = o.on_span ~= nil or o.tracer ~= nil,
+    _on_span = o.on_span, _tracer = o.tracer, _spans = spans_on,
+    -- (its actions' span templates, each made at the action's first span)
+    _span_templates = spans_on and {} or nil,
     _sampler = o.sampler or (o.tracer and o.tracer.sampler),
     -- (whether a request's `traceparent` may be there to read: OpenResty's `ngx` is there from its
     -- first phase, and never outside it)

@@ -53,27 +53,22 @@ local ATTEMPT = { "error.type", "http.request.method", "http.request.resend_coun
 local SERVICE = { aliyun = { "Live", "alibaba-cloud-openapi" }, zego = { "ZEGO", "zego-server-api" },
                   sts = { "STS", "alibaba-cloud-openapi" } }
 
--- An action's span templates, `{ operation's, attempt's }`: made once per
--- client and action (the name "Live.ForbidLiveStream", rpc.*, and the
--- server's host and port, the scheme's when the endpoint names none).
-local function templates(client, action)
-  local all = client._span_templates
-  if not all then
-    all = {}
-    client._span_templates = all
-  end
-  local t = all[action]
-  if t then return t end
+-- An action's span templates, `{ operation's, attempt's }`: made at the
+-- action's first span and kept in the client's `_span_templates` (the name
+-- "Live.ForbidLiveStream", rpc.*, and the server's host and port, the
+-- scheme's when the endpoint names none). A span looks there first.
+local function make_templates(client, action)
   local p = client._rules.provider
   local s = SERVICE[p] or { p, p }
   local name = s[1] .. "." .. action
   local e = client.endpoint
   local host, port = url.host_port(e and e.host or "")
   local port_or_scheme = host and (port or (e.scheme == "https" and 443 or 80))
-  t = { template(name, INTERNAL, OPERATION, { ["rpc.method"] = action, ["rpc.service"] = s[1], ["rpc.system"] = s[2] }),
-        template(name, CLIENT, ATTEMPT, { ["rpc.method"] = action, ["rpc.service"] = s[1], ["rpc.system"] = s[2],
-                                          ["server.address"] = host, ["server.port"] = port_or_scheme }) }
-  all[action] = t
+  local t = { template(name, INTERNAL, OPERATION, { ["rpc.method"] = action, ["rpc.service"] = s[1],
+                                                    ["rpc.system"] = s[2] }),
+              template(name, CLIENT, ATTEMPT, { ["rpc.method"] = action, ["rpc.service"] = s[1], ["rpc.system"] = s[2],
+                                                ["server.address"] = host, ["server.port"] = port_or_scheme }) }
+  client._span_templates[action] = t
   return t
 end
 
@@ -129,9 +124,8 @@ function M.start(client, action, trace)
   local child = { trace_id = trace_id, parent_id = parent_id, sampled = yes, tracestate = tracestate }
   if not yes then return nil, child, span_id end
   -- (the record's slots in spanrecord's order; its end, status and outcome filled by finish)
-  local all = client._span_templates
-  return { (all and all[action] or templates(client, action))[1], trace_id, span_id, parent_id, tracestate,
-           client._clock(), nil, 0, nil, nil, nil, nil }, child, span_id
+  return { (client._span_templates[action] or make_templates(client, action))[1], trace_id, span_id, parent_id,
+           tracestate, client._clock(), nil, 0, nil, nil, nil, nil }, child, span_id
 end
 
 --- Runs `fn(...)` as one operation, `action` (a reconcile), over the calls
@@ -197,8 +191,7 @@ end
 function M.attempt(client, attempt, result, err, seconds, res, throttled, waited, room, cap)
   local ctx = attempt.trace
   if not (client._spans and ctx and ctx.sampled and attempt.span_id) then return end
-  local all = client._span_templates
-  local t = (all and all[attempt.action] or templates(client, attempt.action))[2]
+  local t = (client._span_templates[attempt.action] or make_templates(client, attempt.action))[2]
   local now = client._clock()
   local start = now - (seconds or 0)
   local code = err and tostring(err.code)
