@@ -316,23 +316,29 @@ SAN_DIR := $(ROOT)/build/asan
 CURL_SRC := csrc/curl.c csrc/curl_request.c csrc/curl_transfer.c
 REDIS_SRC := csrc/redis.c csrc/redis_resp.c csrc/redis_tls.c
 CORE_SRC := csrc/core.c csrc/encode.c csrc/sign_v1.c csrc/sign_v3.c csrc/sign_zego.c csrc/digest.c csrc/cipher.c csrc/nonce.c csrc/clock.c csrc/file.c csrc/fingerprint.c csrc/otlp.c csrc/otlp_record.c
+SIGNAL_SRC := csrc/signal.c
+# (the libraries each links, for the builds made here: the sanitizers', gcov's)
+CORE_LIBS := -lcrypto
+CURL_LIBS := -lcurl
+REDIS_LIBS := -lhiredis -lssl -lcrypto
 SAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all $(WARN)
 
 valgrind: deps build
 	@$(call RUN_SPECS,valgrind,$(VALGRIND_JOBS))
 asan-build: deps build
 	@mkdir -p $(SAN_DIR)/streamctl
-	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(CORE_SRC) -o $(SAN_DIR)/streamctl/core.so -lcrypto
-	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(CURL_SRC) -o $(SAN_DIR)/streamctl/curl.so -lcurl
-	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc csrc/signal.c -o $(SAN_DIR)/streamctl/signal.so
-	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(REDIS_SRC) -o $(SAN_DIR)/streamctl/redis.so -lhiredis -lssl -lcrypto
+	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(CORE_SRC) -o $(SAN_DIR)/streamctl/core.so $(CORE_LIBS)
+	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(CURL_SRC) -o $(SAN_DIR)/streamctl/curl.so $(CURL_LIBS)
+	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(SIGNAL_SRC) -o $(SAN_DIR)/streamctl/signal.so
+	gcc $(SAN_FLAGS) -shared -fPIC -I/usr/include/lua5.4 -Icsrc $(REDIS_SRC) -o $(SAN_DIR)/streamctl/redis.so $(REDIS_LIBS)
 asan: asan-build
 	@$(call RUN_SPECS,asan,$(ASAN_JOBS))
 # The files valgrind runs, spec/valgrind.txt: those that together reach every
 # line and branch of csrc/ the ASan files reach in their own process (gcov;
 # tools/valgrind-set.sh). Run it when csrc/ changes: spec/house/73 says so.
 valgrind-set: deps build
-	@CORE_SRC="$(CORE_SRC)" CURL_SRC="$(CURL_SRC)" REDIS_SRC="$(REDIS_SRC)" tools/valgrind-set.sh
+	@CORE_SRC="$(CORE_SRC)" CURL_SRC="$(CURL_SRC)" REDIS_SRC="$(REDIS_SRC)" SIGNAL_SRC="$(SIGNAL_SRC)" \
+	  CORE_LIBS="$(CORE_LIBS)" CURL_LIBS="$(CURL_LIBS)" REDIS_LIBS="$(REDIS_LIBS)" tools/valgrind-set.sh
 check-c: valgrind asan
 
 # libFuzzer harnesses (clang): fuzz/harness.c with the C modules, built with

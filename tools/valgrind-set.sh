@@ -15,8 +15,8 @@
 # (`--hash`); spec/house/73 fails once csrc/ differs, naming this command.
 # The ASan/UBSan builds still run every such file, leak checker included.
 #
-#   make valgrind-set              (a few minutes; the Makefile gives CORE_SRC,
-#                                  CURL_SRC and REDIS_SRC, the modules' sources)
+#   make valgrind-set              (a few minutes; the Makefile gives the modules'
+#                                  sources and libraries: CORE_SRC, CORE_LIBS, ...)
 #   tools/valgrind-set.sh --hash   the hash of csrc/ the list names
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +25,8 @@ ROOT=$PWD
 csrc_hash() { (export LC_ALL=C; cat csrc/*.c csrc/*.h | sha256sum | cut -c1-16); }
 if [ "${1:-}" = --hash ]; then csrc_hash; exit 0; fi
 
-: "${CORE_SRC:?run it as make valgrind-set}" "${CURL_SRC:?}" "${REDIS_SRC:?}"
+: "${CORE_SRC:?run it as make valgrind-set}" "${CURL_SRC:?}" "${REDIS_SRC:?}" "${SIGNAL_SRC:?}"
+: "${CORE_LIBS:?}" "${CURL_LIBS:?}" "${REDIS_LIBS:?}"
 OUT=$ROOT/build/coverage
 rm -rf "$OUT"
 mkdir -p "$OUT/obj" "$OUT/streamctl" "$OUT/runs"
@@ -43,10 +44,10 @@ module() { # NAME LIBS SOURCES...
 }
 # shellcheck disable=SC2086 # (the Makefile's lists of sources: words)
 {
-  module core -lcrypto $CORE_SRC
-  module curl -lcurl $CURL_SRC
-  module signal "" csrc/signal.c
-  module redis "-lhiredis -lssl -lcrypto" $REDIS_SRC
+  module core "$CORE_LIBS" $CORE_SRC
+  module curl "$CURL_LIBS" $CURL_SRC
+  module signal "" $SIGNAL_SRC
+  module redis "$REDIS_LIBS" $REDIS_SRC
 }
 
 # The files the ASan mode runs, each with its gcov counts in a directory of its own.
