@@ -36,69 +36,78 @@ static const char *string_at(lua_State *L, int idx, size_t *len) {
 /* The record's attributes: each name's key field, as its template's `keys`
    has it (a byte, its length, then the field: core.otlp_template made
    them), with the record's value (a nil value: no attribute); the
-   template's constants (encoded) where they sort among them. */
-static int put_values(lua_State *L, obuf *b, int r, const unsigned char *keys, size_t keys_len, int before,
-                      const char *fixed, size_t fixed_len) {
+   template's constants (encoded) where they sort among them. The i-th
+   value is the table's (at `r`, read by index) or, with `r` 0, the stack's
+   at `v + i - 1` (none past `last`: nil). */
+static int put_values(lua_State *L, obuf *b, int r, int v, int last, const unsigned char *keys, size_t keys_len,
+                      int before, const char *fixed, size_t fixed_len) {
     int top = lua_gettop(L), i = 0;
     for (size_t at = 0; at < keys_len; at += 1 + keys[at]) {
         const unsigned char *key = keys + at + 1;
         size_t klen = keys[at];
         if (klen > keys_len - at - 1) return 0; /* (not core.otlp_template's: a made-up template) */
         if (i++ == before) put(b, fixed, fixed_len);
-        lua_rawgeti(L, r, R_VALUES + i);
-        int ok = lua_type(L, top + 1) == LUA_TNIL || sc_otlp_put_kv_field(L, b, 0x4A, key, klen, NULL, 0, top + 1);
-        lua_settop(L, top);
+        int idx = v + i - 1;
+        if (r) {
+            lua_rawgeti(L, r, R_VALUES + i);
+            idx = top + 1;
+        }
+        int ok = (r == 0 && idx > last) || lua_type(L, idx) == LUA_TNIL ||
+                 sc_otlp_put_kv_field(L, b, 0x4A, key, klen, NULL, 0, idx);
+        if (r) lua_settop(L, top);
         if (!ok) return 0;
     }
     if (i == before) put(b, fixed, fixed_len);
     return i >= before;
 }
 
-/* Where a record's slots go on the stack, above `base`: the template and
-   its strings, then the record's slots from its trace id to its `more`. */
-enum { S_TEMPLATE = 1, S_HEAD, S_FIXED, S_KEYS, S_BEFORE, S_SLOTS };
-#define AT(base, slot) ((base) + S_SLOTS + (slot) - R_TRACE)
+/* A record's slots on the stack: its template at `s`, then its slots
+   from its trace id to its `more`, one after another (SLOT); its values
+   as put_values reads them (`r`, `v`, `last`). What it pushes (the
+   template's strings) is left for the caller to pop. */
+#define SLOT(s, slot) ((s) + (slot) - R_TEMPLATE)
 
-/* A record at `r`, its stack above `base` left for the caller to restore:
-   each slot read once, by index. */
-static int record_body(lua_State *L, obuf *b, int r, int base) {
+static int record_body(lua_State *L, obuf *b, int s, int r, int v, int last) {
     span_head h = {0};
     size_t fixed_len, keys_len;
-    int has_trace, has_span;
-    lua_rawgeti(L, r, R_TEMPLATE);
-    int t = base + S_TEMPLATE;
-    if (!lua_istable(L, t)) return 0;
-    lua_rawgeti(L, t, T_HEAD);
-    lua_rawgeti(L, t, T_FIXED);
-    lua_rawgeti(L, t, T_KEYS);
-    lua_rawgeti(L, t, T_BEFORE);
-    for (int i = R_TRACE; i <= R_MORE; i++) lua_rawgeti(L, r, i);
-    h.head = string_at(L, base + S_HEAD, &h.head_len);
-    const char *fixed = string_at(L, base + S_FIXED, &fixed_len);
-    const unsigned char *keys = (const unsigned char *)string_at(L, base + S_KEYS, &keys_len);
-    int before = small_at(L, base + S_BEFORE, 0, MAX_KEYS);
+    int has_trace, has_span, base = lua_gettop(L);
+    if (!lua_istable(L, s)) return 0;
+    lua_rawgeti(L, s, T_HEAD);
+    lua_rawgeti(L, s, T_FIXED);
+    lua_rawgeti(L, s, T_KEYS);
+    lua_rawgeti(L, s, T_BEFORE);
+    h.head = string_at(L, base + 1, &h.head_len);
+    const char *fixed = string_at(L, base + 2, &fixed_len);
+    const unsigned char *keys = (const unsigned char *)string_at(L, base + 3, &keys_len);
+    int before = small_at(L, base + 4, 0, MAX_KEYS);
     /* (more attributes, a batch's counts: sorted among the rest by the Lua encoder) */
-    if (!h.head || !fixed || !keys || before < 0 || !lua_isnil(L, AT(base, R_MORE))) return 0;
-    if (!sc_otlp_id_at(L, AT(base, R_TRACE), 16, h.trace_id, &has_trace) || !has_trace) return 0;
-    if (!sc_otlp_id_at(L, AT(base, R_SPAN), 8, h.span_id, &has_span) || !has_span) return 0;
-    if (!sc_otlp_id_at(L, AT(base, R_PARENT), 8, h.parent, &h.has_parent)) return 0;
-    if (!sc_otlp_text_at(L, AT(base, R_STATE), &h.state, &h.state_len)) return 0;
-    h.code = small_at(L, AT(base, R_STATUS), 0, 2);
+    if (!h.head || !fixed || !keys || before < 0 || !lua_isnil(L, SLOT(s, R_MORE))) return 0;
+    if (!sc_otlp_id_at(L, SLOT(s, R_TRACE), 16, h.trace_id, &has_trace) || !has_trace) return 0;
+    if (!sc_otlp_id_at(L, SLOT(s, R_SPAN), 8, h.span_id, &has_span) || !has_span) return 0;
+    if (!sc_otlp_id_at(L, SLOT(s, R_PARENT), 8, h.parent, &h.has_parent)) return 0;
+    if (!sc_otlp_text_at(L, SLOT(s, R_STATE), &h.state, &h.state_len)) return 0;
+    h.code = small_at(L, SLOT(s, R_STATUS), 0, 2);
     if (h.code < 0) return 0;
-    if (h.code == 2 && !sc_otlp_text_at(L, AT(base, R_MESSAGE), &h.message, &h.message_len)) return 0;
-    if (!sc_otlp_micros(L, AT(base, R_START), &h.start_us) || !sc_otlp_micros(L, AT(base, R_END), &h.end_us)) return 0;
+    if (h.code == 2 && !sc_otlp_text_at(L, SLOT(s, R_MESSAGE), &h.message, &h.message_len)) return 0;
+    if (!sc_otlp_micros(L, SLOT(s, R_START), &h.start_us) || !sc_otlp_micros(L, SLOT(s, R_END), &h.end_us))
+        return 0;
 
     sc_otlp_put_head(b, &h);
-    if (!put_values(L, b, r, keys, keys_len, before, fixed, fixed_len)) return 0;
-    int e = AT(base, R_EVENT);
+    if (!put_values(L, b, r, v, last, keys, keys_len, before, fixed, fixed_len)) return 0;
+    int e = SLOT(s, R_EVENT);
     if (!lua_isnil(L, e) && !sc_otlp_put_event_field(L, b, e)) return 0;
     sc_otlp_put_status(b, &h);
     return !b->failed;
 }
 
+/* A record (the table at `r`): its template and slots read once, by index, onto the stack. */
 static int encode_record(lua_State *L, obuf *b, int r) {
     int base = lua_gettop(L);
-    int ok = lua_checkstack(L, S_SLOTS + R_MORE + 4) && record_body(L, b, r, base);
+    int ok = lua_checkstack(L, R_MORE + 8);
+    if (ok) {
+        for (int i = R_TEMPLATE; i <= R_MORE; i++) lua_rawgeti(L, r, i);
+        ok = record_body(L, b, base + 1, r, 0, 0);
+    }
     lua_settop(L, base);
     return ok;
 }
@@ -218,6 +227,8 @@ typedef struct {
     lua_Integer count;
     char *parts; /* a request's resource field, then its scope field: rlen and slen bytes */
     size_t rlen, slen;
+    lua_Integer most, dropped; /* the tracer methods': the most spans they queue (0: no bound), those they dropped */
+    int stopped;               /* 1: they take no more (q:stop()) */
 } otlp_queue;
 
 static int grow_queue(obuf *b, size_t cap) {
@@ -276,6 +287,84 @@ static int put_span(lua_State *L, int (*encode)(lua_State *, obuf *, int)) {
    taken (false), or not appended to a queue that holds `most` (nil). */
 static int q_record(lua_State *L) { return put_span(L, encode_record); }
 static int q_span(lua_State *L) { return put_span(L, sc_otlp_encode_span); }
+
+/* The tracer methods' work (q:tracer): the span at 2 (`positional`: the
+   record's slots from the template on, as arguments; else the record
+   table) appended, unless the queue is stopped or holds its most (then it
+   is counted dropped). A span the encoder does not take goes to the
+   fallback (upvalue 2) as `fallback(self, record)`, a table made of the
+   arguments when they came so; what the fallback raises is raised. */
+static int tracer_add(lua_State *L, int positional) {
+    otlp_queue *q = (otlp_queue *)lua_touserdata(L, lua_upvalueindex(1));
+    if (!q->parts || q->stopped || (q->most > 0 && q->count >= q->most)) {
+        q->dropped++;
+        return 0;
+    }
+    int top = lua_gettop(L), ok;
+    if (positional && top < SLOT(2, R_MORE)) lua_settop(L, SLOT(2, R_MORE)); /* (slots not given: nil) */
+    obuf b = writer(L, q);
+    size_t start = sc_otlp_open_field(&b, 0x12);
+    if (positional) ok = record_body(L, &b, 2, 0, SLOT(2, R_VALUES + 1), top);
+    else ok = lua_istable(L, 2) && encode_record(L, &b, 2);
+    sc_otlp_close_field(&b, start);
+    if (ok && !b.failed) {
+        q->n = b.n;
+        q->count++;
+        return 0;
+    }
+    lua_settop(L, top);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, 1);
+    if (positional) {
+        lua_createtable(L, top > 1 ? top - 1 : 0, 0);
+        for (int i = 2; i <= top; i++) {
+            lua_pushvalue(L, i);
+            lua_rawseti(L, -2, i - 1);
+        }
+    } else {
+        lua_pushvalue(L, 2);
+    }
+    lua_call(L, 2, 0);
+    return 0;
+}
+
+static int tracer_record(lua_State *L) { return tracer_add(L, 0); }
+static int tracer_put(lua_State *L) { return tracer_add(L, 1); }
+
+/* q:tracer(most, fallback): the queue's `record(self, rec)` and
+   `put(self, template, trace_id, ...)`, a tracer's two methods
+   (streamctl.base.spanrecord), each a C function from the client's call
+   to the queue: they queue at most `most` spans (0: no bound) and count
+   those they drop (q:dropped()); `fallback(self, rec)` is handed what the
+   encoder does not take. */
+static int q_tracer(lua_State *L) {
+    otlp_queue *q = open_queue(L);
+    lua_Integer most = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, most >= 0, 2, "most must be 0 (no bound) or more");
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    q->most = most;
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 3);
+    lua_pushcclosure(L, tracer_record, 2);
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 3);
+    lua_pushcclosure(L, tracer_put, 2);
+    return 2;
+}
+
+/* q:stop(): the tracer methods take no more spans (each counted dropped). */
+static int q_stop(lua_State *L) {
+    otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
+    q->stopped = 1;
+    return 0;
+}
+
+/* q:dropped(): how many spans the tracer methods dropped, in all. */
+static int q_dropped(lua_State *L) {
+    otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
+    lua_pushinteger(L, q->dropped);
+    return 1;
+}
 
 /* q:push(bytes): a Span message made elsewhere, appended; raises when the queue cannot grow. */
 static int q_push(lua_State *L) {
@@ -374,8 +463,8 @@ static int q_tostring(lua_State *L) {
 }
 
 static const luaL_Reg queue_methods[] = {
-    {"record", q_record}, {"span", q_span}, {"push", q_push}, {"count", q_count},
-    {"take", q_take},     {"clear", q_clear}, {NULL, NULL}};
+    {"record", q_record}, {"span", q_span},   {"push", q_push},       {"count", q_count},     {"take", q_take},
+    {"clear", q_clear},   {"tracer", q_tracer}, {"stop", q_stop}, {"dropped", q_dropped}, {NULL, NULL}};
 
 /* core.otlp_queue(resource_field, scope_field): a new, empty queue, whose
    requests carry that resource and scope (each a whole field: tag, length,

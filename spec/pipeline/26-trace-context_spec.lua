@@ -146,6 +146,39 @@ describe("W3C Trace Context on the providers' requests", function()
     assert.equal("option 'tracer' must be an object with methods 'record' (it has no 'record')", err.message)
   end)
 
+  it("a tracer with put gets each attempt's span as its record's slots; with on_span, as records", function()
+    local via_put, via_record, plain = {}, {}, {}
+    local tracer = { record = function(_, rec) via_record[#via_record + 1] = spanrecord.plain(rec) end,
+                     put = function(_, ...) via_put[#via_put + 1] = spanrecord.plain({ ... }) end }
+    local STREAM = { domain_name = "push.example.com", app_name = "live", stream_name = "p" }
+    local c = client(streamctl.aliyun, { trace = PARENT, tracer = tracer })
+    server:faults { kind = "throttle", action = "ResumeLiveStream", count = 1, retry_after_ms = 1 }
+    assert(c:resume_live_stream(STREAM))
+    -- (the two attempts by put, no table made for them; the call's span, made at its start, a record)
+    assert.same({ 2, 1 }, { #via_put, #via_record })
+    assert.same({ "client", "client", "internal" }, { via_put[1].kind, via_put[2].kind, via_record[1].kind })
+    assert.same({ "Throttling.User", 1, via_record[1].span_id, via_record[1].span_id },
+      { via_put[1].attributes["streamctl.throttle_code"], via_put[2].attributes["http.request.resend_count"],
+        via_put[1].parent_span_id, via_put[2].parent_span_id })
+    -- with on_span, which takes the plain span made of the record: records alone, the same spans
+    local both = client(streamctl.aliyun, { trace = PARENT, tracer = tracer,
+                                            on_span = function(s) plain[#plain + 1] = s end })
+    via_put, via_record = {}, {}
+    server:faults { kind = "throttle", action = "ResumeLiveStream", count = 1, retry_after_ms = 1 }
+    assert(both:resume_live_stream(STREAM))
+    assert.same({ 0, 3 }, { #via_put, #via_record })
+    assert.same(plain, via_record)
+    -- a put that raises changes nothing of the call; a put that is no function is refused
+    local raising = client(streamctl.aliyun, { tracer = { record = function() end,
+                                                          put = function() error("put boom", 0) end } })
+    assert(raising:resume_live_stream(STREAM))
+    assert.equal("put boom", raising.on_span_error)
+    local bad, err = streamctl.aliyun.new { access_key_id = "LTAIx", access_key_secret = "x",
+                                            tracer = { record = print, put = 1 } }
+    assert.is_nil(bad)
+    assert.matches("option 'tracer'", err.message, 1, true)
+  end)
+
   it("traceparent = false sends none, the attempt still in the trace; no trace, no header", function()
     local ali, seen = client(streamctl.aliyun, { trace = PARENT, traceparent = false })
     assert(ali:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "a" })

@@ -9,6 +9,7 @@
 local trace = require "streamctl.trace"
 local sampler = require "streamctl.trace.sampler"
 local exporter = require "streamctl.trace.exporter"
+local spanrecord = require "streamctl.base.spanrecord"
 
 local function env(t) return function(k) return t[k] end end
 local BASE = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:4318/" }
@@ -126,6 +127,27 @@ describe("streamctl.trace.exporter's queue", function()
     assert.same({ queued = 0, exported = 0, dropped = { queue_full = 0, export_failed = 0 } }, quiet:shutdown(1))
     quiet.on_span(span(1)) -- (after shutdown: dropped)
     assert.same({ queue_full = 1, export_failed = 0 }, quiet:stats().dropped)
+  end)
+
+  it("with protobuf, its record and put are the queue's own: drops counted by stats and the next flush", function()
+    local counted = {}
+    local metrics = { count = function(_, name, labels, n) counted[#counted + 1] = { name, labels.result, n } end }
+    local e = exporter.new { endpoint = "http://127.0.0.1:1/v1/traces", max_queue = 2, metrics = metrics }
+    local t = spanrecord.template("Live.X", spanrecord.CLIENT, { "a.value" }, { ["rpc.system"] = "x" })
+    local slots = { t, string.rep("a", 32), "00f067aa0ba902b7", nil, nil, 1, 2, 1, nil, nil, nil, "v" }
+    e:record(slots)
+    e:put(table.unpack(slots, 1, 12))
+    e:put(table.unpack(slots, 1, 12))
+    e:record(slots)
+    assert.same({}, counted) -- (not yet: the queue counts them)
+    assert.same({ queued = 2, exported = 0, dropped = { queue_full = 2, export_failed = 0 } }, e:stats())
+    assert.same({ { "spans", "queue_full", 2 } }, counted)
+    e:record(slots)
+    e:flush(0.001) -- (a closed port: both queued spans fail to export)
+    assert.same({ { "spans", "queue_full", 2 }, { "spans", "queue_full", 1 } }, { counted[1], counted[2] })
+    e:shutdown(0.001)
+    e:put(table.unpack(slots, 1, 12)) -- (after shutdown: dropped)
+    assert.same({ queue_full = 4, export_failed = 2 }, e:stats().dropped)
   end)
 
   it("a batch the encoder refuses is dropped and said; the exporter goes on", function()

@@ -205,6 +205,62 @@ describe("streamctl.core.otlp_record and otlp_queue", function()
                                         nil, "value" }))
   end)
 
+  it("a queue's tracer methods: put's arguments queue record's bytes for 3,000 records; the rest to the fallback",
+    function()
+    local resource = { ["service.name"] = "spec-05" }
+    local qa, qb = core.otlp_queue(otlp.request_parts(resource)), core.otlp_queue(otlp.request_parts(resource))
+    local SELF, left_a, left_b = {}, {}, {}
+    local function keep(list) return function(self, rec) assert.equal(SELF, self); list[#list + 1] = rec end end
+    local as_record = qa:tracer(0, keep(left_a))
+    local _, put = qb:tracer(0, keep(left_b))
+    local slots = {}
+    for seed = 1, 3000 do
+      local rec = record(rng(seed))
+      if rec then
+        slots[#slots + 1] = 11 + #rec[1].names
+        as_record(SELF, rec)
+        put(SELF, table.unpack(rec, 1, slots[#slots]))
+      end
+    end
+    assert.is_true(qa:count() > 1000 and #left_a > 100, qa:count() .. " queued, " .. #left_a .. " left")
+    assert.same({ qa:count(), #left_a, 0, 0 }, { qb:count(), #left_b, qa:dropped(), qb:dropped() })
+    assert.equal(qa:take(3000), qb:take(3000))
+    -- (what the encoder left: the same record, the arguments made a table; NaN is NaN)
+    for i, rec in ipairs(left_a) do
+      for k = 1, 11 + #rec[1].names do
+        local x, y = rec[k], left_b[i][k]
+        assert.is_true(x == y or (x ~= x and y ~= y), "record " .. i .. ", slot " .. k)
+      end
+    end
+    -- the most it queues, then dropped and counted; stopped, and closed: dropped too
+    local q = core.otlp_queue(otlp.request_parts(resource))
+    local seed, one = 0
+    repeat seed = seed + 1; one = record(rng(seed)) until one and core.otlp_record(one)
+    local r2, p2 = q:tracer(2, function() error("not reached") end)
+    local n = 11 + #one[1].names
+    r2(SELF, one); p2(SELF, table.unpack(one, 1, n)); r2(SELF, one); p2(SELF, table.unpack(one, 1, n))
+    assert.same({ 2, 2 }, { q:count(), q:dropped() })
+    q:take(1)
+    p2(SELF, table.unpack(one, 1, n))
+    assert.same({ 2, 2 }, { q:count(), q:dropped() })
+    q:take(1)
+    q:stop()
+    r2(SELF, one); p2(SELF, table.unpack(one, 1, n))
+    assert.same({ 1, 4 }, { q:count(), q:dropped() })
+    debug.getmetatable(q).__gc(q)
+    r2(SELF, one)
+    assert.same({ 0, 5 }, { q:count(), q:dropped() })
+    -- a fallback that raises: raised, nothing queued; a bad bound or fallback refused
+    local q3 = core.otlp_queue(otlp.request_parts(resource))
+    local r3, p3 = q3:tracer(0, function() error("fallback raised", 0) end)
+    assert.has_error(function() r3(SELF, {}) end, "fallback raised")
+    assert.has_error(function() p3(SELF, one[1], "not an id") end, "fallback raised")
+    assert.has_error(function() p3(SELF) end, "fallback raised")
+    assert.equal(0, q3:count())
+    assert.has_error(function() q3:tracer(-1, print) end)
+    assert.has_error(function() q3:tracer(1, "print") end)
+  end)
+
   it("a queue's request holds the spans it took, as the Lua encoder would send them", function()
     local resource = { ["service.name"] = "spec-05" }
     local q = core.otlp_queue(otlp.request_parts(resource))

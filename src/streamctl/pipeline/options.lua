@@ -193,7 +193,7 @@ function M.schema(rules)
     { name = "traceparent", type = "boolean" },
     { name = "on_span", type = "function" },
     -- (an object that takes spans as records, streamctl.base.spanrecord: streamctl.trace's exporter)
-    { name = "tracer", type = "object", methods = { "record" }, optional = { "sampler" } },
+    { name = "tracer", type = "object", methods = { "record" }, optional = { "sampler", "put" } },
     -- (whether an operation in a trace is recorded: `sampler(trace_id, parent) -> boolean`; by
     -- default the parent's choice, or yes at a new trace's root: streamctl.pipeline.spans)
     { name = "sampler", type = "function" },

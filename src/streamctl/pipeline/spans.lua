@@ -84,6 +84,17 @@ local function hand(client, rec)
   end
 end
 
+-- A span given as its record's slots (`...`: from the template on): to a
+-- tracer with `put` as they are, when no `on_span` needs the plain table;
+-- else as a record, to `hand`.
+local function hand_slots(client, ...)
+  local tracer = client._tracer
+  local put = tracer and not client._on_span and tracer.put
+  if not put then return hand(client, { ... }) end
+  local ok, err = pcall(put, tracer, ...)
+  if not ok and client.on_span_error == nil then client.on_span_error = tostring(err) end
+end
+
 --- The trace an operation belongs to: `given` (a call's or a batch's
 -- `trace`, parsed), else the client's, else (inside nginx, in a request's
 -- phase) the request's `traceparent`; or nil.
@@ -202,15 +213,15 @@ function M.attempt(client, attempt, result, err, seconds, res, throttled, waited
               attributes = { ["streamctl.waited_s"] = waited, ["streamctl.room"] = room, ["streamctl.cap"] = cap } }
   end
   -- (the record's slots in spanrecord's order, then the values of ATTEMPT's names in their order)
-  hand(client, { t, ctx.trace_id, attempt.span_id, (attempt.job and attempt.job.span_parent) or ctx.parent_id,
-                 ctx.tracestate, start, now, err and 2 or 1, err and tostring(err.message) or nil, event, nil,
-                 code, -- error.type
-                 attempt.req and attempt.req.method, -- http.request.method
-                 attempt.n > 1 and attempt.n - 1 or nil, -- http.request.resend_count
-                 res and res.status, -- http.response.status_code
-                 err and err.request_id or (type(result) == "table" and result.RequestId or nil), -- .request_id
-                 err and err.retry_after_ms, -- streamctl.retry_after_ms
-                 throttled and code or nil }) -- streamctl.throttle_code
+  hand_slots(client, t, ctx.trace_id, attempt.span_id, (attempt.job and attempt.job.span_parent) or ctx.parent_id,
+             ctx.tracestate, start, now, err and 2 or 1, err and tostring(err.message) or nil, event, nil,
+             code, -- error.type
+             attempt.req and attempt.req.method, -- http.request.method
+             attempt.n > 1 and attempt.n - 1 or nil, -- http.request.resend_count
+             res and res.status, -- http.response.status_code
+             err and err.request_id or (type(result) == "table" and result.RequestId or nil), -- .request_id
+             err and err.retry_after_ms, -- streamctl.retry_after_ms
+             throttled and code or nil) -- streamctl.throttle_code
 end
 
 return M

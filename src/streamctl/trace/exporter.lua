@@ -12,9 +12,11 @@
 -- operations are recorded, and the client hands it each span as a record
 -- (`record`, streamctl.base.spanrecord), the cheapest form. Its `on_span`
 -- takes spans as plain tables, for a program that hands them on itself.
--- A call never waits for the collector: `record` and `on_span` only queue
--- (in O(1); with protobuf, the span encoded first, in C); a full queue
--- drops the new span and counts it. What sends:
+-- A call never waits for the collector: `record`, `put` and `on_span` only
+-- queue (in O(1); with protobuf, the span encoded first, in C, `record` and
+-- `put` being the queue's own C functions); a full queue drops the new
+-- span and counts it (a drop of `record` or `put` in the metrics by the
+-- next `flush` or `stats`). What sends:
 --
 --   outside nginx   `flush(seconds)` and `shutdown(seconds)`, when the
 --                   program says (the command: at exit, bounded by 2 s); a
@@ -183,7 +185,14 @@ function M.new(opts)
     nginx = rawget(_G, "ngx") ~= nil,
   }, Exporter)
   if self.protocol == "http/protobuf" then
-    self.queue, self.content_type = core.otlp_queue(otlp.request_parts(resource)), "application/x-protobuf"
+    local q = core.otlp_queue(otlp.request_parts(resource))
+    self.queue, self.content_type = q, "application/x-protobuf"
+    -- (the queue's own `record` and `put`: C from the client's call to the queue; a span its encoder
+    -- does not take, the Lua encoder's bytes)
+    self._record, self._put = q:tracer(self.max_queue, function(_, rec) q:push(otlp.record_pb(rec)) end)
+    self.record, self.put = self._record, self._put
+    -- (inside nginx, through Lua until the worker's timer is started: streamctl.base.spanrecord)
+    if self.nginx then self.record, self.put = Exporter._record_waking, Exporter._put_waking end
   else
     self.queue, self.content_type = setmetatable({ spans = {}, head = 1, tail = 0, resource = resource }, Plain),
       "application/json"
@@ -226,9 +235,39 @@ Exporter.add = enqueuer("span", otlp.span_pb)
 
 --- Queues a span given as a record (streamctl.base.spanrecord: a client's
 -- `tracer` hands its spans so), as `add` does a plain one; the record
--- itself is never kept.
+-- itself is never kept. With protobuf, the queue's own (C, from the call
+-- to the queue; its drops counted by the next `flush` or `stats`), which
+-- also has `put`: the record's slots as arguments, no table made.
 -- @function Exporter:record
 Exporter.record = enqueuer("record", otlp.record_pb)
+
+-- Inside nginx, `record` and `put` start the worker's timer first, from a
+-- phase that may make one; once it runs, the queue's own take their place.
+local function wake(self)
+  if not self.timer and in_nginx() then self:_start_timer() end
+  if self.timer then self.record, self.put = self._record, self._put end
+end
+
+function Exporter:_record_waking(rec)
+  wake(self)
+  return self._record(self, rec)
+end
+
+function Exporter:_put_waking(...)
+  wake(self)
+  return self._put(self, ...)
+end
+
+-- The spans the queue's own methods dropped since last counted, counted
+-- (in `stats` and the metrics).
+local function count_dropped(self)
+  local q = self.queue
+  local dropped = q.dropped and q:dropped() or 0
+  if dropped > (self.dropped_seen or 0) then
+    count(self, "queue_full", dropped - (self.dropped_seen or 0))
+    self.dropped_seen = dropped
+  end
+end
 
 -- Takes the next batch off the queue and sends it within `ms`: how many
 -- spans it held, and true or nil and why.
@@ -260,6 +299,7 @@ end
 function Exporter:flush(seconds)
   if self.flushing then return self:stats() end -- (a timer's run while the last one still sends)
   self.flushing = true
+  count_dropped(self)
   local deadline = self.clock() + (seconds or self.timeout_ms / 1000)
   local q = self.queue
   while q:count() > 0 do
@@ -287,6 +327,7 @@ function Exporter:shutdown(seconds)
   if not self.stopped then
     self:flush(seconds or self.exit_seconds)
     self.stopped = true
+    if self.queue.stop then self.queue:stop() end
     local left = self.queue:clear()
     if self.io then self.io.close() end
     self.exchange, self.io = nil, nil
@@ -300,6 +341,7 @@ end
 
 --- `{ queued, exported, dropped = { queue_full, export_failed }, last_error }`.
 function Exporter:stats()
+  count_dropped(self)
   local c = self.counts
   return { queued = self:queued(), exported = c.exported,
            dropped = { queue_full = c.queue_full, export_failed = c.export_failed }, last_error = self.last_error }
