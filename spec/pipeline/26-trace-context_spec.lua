@@ -146,7 +146,7 @@ describe("W3C Trace Context on the providers' requests", function()
     assert.equal("option 'tracer' must be an object with methods 'record' (it has no 'record')", err.message)
   end)
 
-  it("a tracer with put gets each attempt's span as its record's slots; with on_span, as records", function()
+  it("a tracer with put gets each span as its record's slots; with on_span, as records", function()
     local via_put, via_record, plain = {}, {}, {}
     local tracer = { record = function(_, rec) via_record[#via_record + 1] = spanrecord.plain(rec) end,
                      put = function(_, ...) via_put[#via_put + 1] = spanrecord.plain({ ... }) end }
@@ -154,12 +154,12 @@ describe("W3C Trace Context on the providers' requests", function()
     local c = client(streamctl.aliyun, { trace = PARENT, tracer = tracer })
     server:faults { kind = "throttle", action = "ResumeLiveStream", count = 1, retry_after_ms = 1 }
     assert(c:resume_live_stream(STREAM))
-    -- (the two attempts by put, no table made for them; the call's span, made at its start, a record)
-    assert.same({ 2, 1 }, { #via_put, #via_record })
-    assert.same({ "client", "client", "internal" }, { via_put[1].kind, via_put[2].kind, via_record[1].kind })
-    assert.same({ "Throttling.User", 1, via_record[1].span_id, via_record[1].span_id },
+    -- (the two attempts and the call's span by put, no table made for them)
+    assert.same({ 3, 0 }, { #via_put, #via_record })
+    assert.same({ "client", "client", "internal" }, { via_put[1].kind, via_put[2].kind, via_put[3].kind })
+    assert.same({ "Throttling.User", 1, via_put[3].span_id, via_put[3].span_id, "ok" },
       { via_put[1].attributes["streamctl.throttle_code"], via_put[2].attributes["http.request.resend_count"],
-        via_put[1].parent_span_id, via_put[2].parent_span_id })
+        via_put[1].parent_span_id, via_put[2].parent_span_id, via_put[3].attributes["streamctl.outcome"] })
     -- with on_span, which takes the plain span made of the record: records alone, the same spans
     local both = client(streamctl.aliyun, { trace = PARENT, tracer = tracer,
                                             on_span = function(s) plain[#plain + 1] = s end })

@@ -25,13 +25,13 @@
 --   rec[11 + i]  the value of the template's i-th name (`names`), nil when
 --            the span has none
 --
--- A record is made and filled by streamctl.pipeline.spans. A tracer reads
+-- A record is made by streamctl.pipeline.spans. A tracer reads
 -- it in its `record` call and keeps nothing of it: a tracer that keeps a
 -- span keeps its encoding, or `plain(rec)`. A tracer may also have
 -- `put(self, ...)`, which takes a record's slots as arguments, from its
 -- template on (`put(self, table.unpack(rec, 1, 11 + #template.names))`):
--- the same span with no table made for it. A client hands its attempts'
--- spans so when it has no `on_span` (which needs the plain table).
+-- the same span with no table made for it. A client hands its spans so
+-- when it has no `on_span` (which needs the plain table).
 -- @module streamctl.base.spanrecord
 
 local core = require "streamctl.core"

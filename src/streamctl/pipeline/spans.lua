@@ -3,8 +3,9 @@
 -- each named in the attempt's `traceparent` (streamctl.pipeline.sign).
 -- Each is handed over when it ends, to the client's `tracer` as a record
 -- (streamctl.base.spanrecord: one flat table, what streamctl.trace's
--- exporter encodes) and to its `on_span` as a plain table (for a user's
--- own tracing SDK or log pipeline):
+-- exporter encodes; to a tracer's `put`, when no `on_span` needs the table,
+-- the record's slots as arguments) and to its `on_span` as a plain table
+-- (for a user's own tracing SDK or log pipeline):
 --
 --   { trace_id, span_id, parent_span_id, trace_state, name = "Live.ForbidLiveStream",
 --     kind = "internal" | "client", start_time, end_time (Unix seconds), attributes = { [key] = value },
@@ -38,8 +39,6 @@ local MAIN = {}
 local format = string.format
 local plain, template = spanrecord.plain, spanrecord.template
 local INTERNAL, CLIENT = spanrecord.INTERNAL, spanrecord.CLIENT
-local END, STATUS, MESSAGE, MORE = spanrecord.END, spanrecord.STATUS, spanrecord.MESSAGE, spanrecord.MORE
-local OUTCOME = spanrecord.VALUES + 1
 
 local M = {}
 
@@ -120,23 +119,26 @@ local function sampled(client, trace_id, ctx)
   return ok and yes == true
 end
 
---- An operation's span, begun: its record (nil when the client hands no
--- spans, or the sampler left the operation out), the trace its attempts go
--- in (nil when there is none) and its span's id. The trace is `trace` (a
--- tracecontext) else `context`'s, a new one when spans are handed over. An
--- operation the sampler leaves out still has its span's id (its attempts'
--- parent, their `traceparent` not sampled) but is never handed over.
+--- An operation's span, begun (nil when the client hands no spans, or the
+-- sampler left the operation out), the trace its attempts go in (nil when
+-- there is none) and its span's id. The trace is `trace` (a tracecontext)
+-- else `context`'s, a new one when spans are handed over. An operation the
+-- sampler leaves out still has its span's id (its attempts' parent, their
+-- `traceparent` not sampled) but is never handed over. A span begun is its
+-- trace too, with what its end needs (`span_id`, `action`, `start`,
+-- `ended`): one table, not two.
 function M.start(client, action, trace)
   local ctx = trace or M.context(client)
   if not client._spans then return nil, ctx end
   local trace_id = ctx and ctx.trace_id or new_id(16)
   local parent_id, tracestate = ctx and ctx.parent_id, ctx and ctx.tracestate
   local yes, span_id = sampled(client, trace_id, ctx), new_id(8)
-  local child = { trace_id = trace_id, parent_id = parent_id, sampled = yes, tracestate = tracestate }
-  if not yes then return nil, child, span_id end
-  -- (the record's slots in spanrecord's order; its end, status and outcome filled by finish)
-  return { (client._span_templates[action] or make_templates(client, action))[1], trace_id, span_id, parent_id,
-           tracestate, client._clock(), nil, 0, nil, nil, nil, nil }, child, span_id
+  if not yes then
+    return nil, { trace_id = trace_id, parent_id = parent_id, sampled = false, tracestate = tracestate }, span_id
+  end
+  local span = { trace_id = trace_id, parent_id = parent_id, sampled = true, tracestate = tracestate,
+                 span_id = span_id, action = action, start = client._clock(), ended = false }
+  return span, span, span_id
 end
 
 --- Runs `fn(...)` as one operation, `action` (a reconcile), over the calls
@@ -163,18 +165,17 @@ function M.around(client, action, outcome_of, fn, ...)
   return unpack(results, 2, results.n)
 end
 
---- Ends an operation's span (`start`'s record; nil: nothing to end) with
--- its `outcome` ("ok", "failed", "unknown", "not_sent"), `message` and more
+--- Ends an operation's span (`start`'s; nil: nothing to end) with its
+-- `outcome` ("ok", "failed", "unknown", "not_sent"), `message` and more
 -- attributes, and hands it over. A span ends once: a second end is ignored.
 function M.finish(client, span, outcome, message, attributes)
-  if not span or span[END] ~= nil then return end
-  span[END], span[OUTCOME], span[MORE] = client._clock(), outcome, attributes
-  if outcome == "ok" then
-    span[STATUS] = 1
-  else
-    span[STATUS], span[MESSAGE] = 2, message
-  end
-  hand(client, span)
+  if not span or span.ended then return end
+  span.ended = true
+  local ok, action = outcome == "ok", span.action
+  -- (the record's slots in spanrecord's order, then the value of OPERATION's one name)
+  hand_slots(client, (client._span_templates[action] or make_templates(client, action))[1], span.trace_id,
+             span.span_id, span.parent_id, span.tracestate, span.start, client._clock(), ok and 1 or 2,
+             not ok and message or nil, nil, attributes, outcome)
 end
 
 --- A batch's span, begun (nil when none is handed over): its calls go in
