@@ -287,7 +287,24 @@ static const char *add_header(lua_State *L, sc_xfer *x, int *has_expect, int *ha
         return bad_header(L, name, nl, "given twice (names are case-insensitive)");
     if (ieq(name, nl, "Expect")) *has_expect = 1;
     if (ieq(name, nl, "Content-Type")) *has_ctype = 1;
-    /* "Name;" sends an empty header; "Name:" would remove curl's own. */
+    /* "Name;" sends an empty header; "Name:" would remove curl's own. The
+       line is made on the C stack when it fits (curl_slist_append copies it). */
+    char line[512];
+    if (nl + vl + 3 <= sizeof line) {
+        memcpy(line, name, nl);
+        if (vl == 0) {
+            line[nl] = ';';
+            line[nl + 1] = '\0';
+        } else {
+            line[nl] = ':';
+            line[nl + 1] = ' ';
+            memcpy(line + nl + 2, value, vl);
+            line[nl + 2 + vl] = '\0';
+        }
+        slist_push(L, x, line);
+        lua_pop(L, 1); /* value */
+        return NULL;
+    }
     if (vl == 0)
         lua_pushfstring(L, "%s;", name);
     else

@@ -137,4 +137,29 @@ describe("core.text_flaws", function()
       core.text_flaws("\0\t\255"), core.text_flaws(""),
     })
   end)
+
+  it("the same, a byte at a time, for any byte at any place of printable text (read eight at a time)", function()
+    -- (the rule byte by byte: each of the 256 bytes alone among printable ASCII, at each place of texts
+    -- of 1 to 19 bytes; UTF-8 as validate.is_utf8 has it)
+    local function flaws(s)
+      local f = 0
+      if s:find("[\r\n%z]") then f = f + 1 end
+      if s:find("[\1-\8\9\11\12\14-\31\127]") then f = f + 2 end
+      if not validate.is_utf8(s) then f = f + 4 end
+      return f
+    end
+    local checked = 0
+    for b = 0, 255 do
+      for len = 1, 19 do
+        for at = 1, len do
+          local s = string.rep("x", at - 1) .. string.char(b) .. string.rep("~", len - at)
+          assert.equal(flaws(s), core.text_flaws(s), string.format("byte %d at %d of %d", b, at, len))
+          checked = checked + 1
+        end
+      end
+    end
+    assert.equal(256 * 190, checked)
+    assert.same({ 0, 0, 4 }, { core.text_flaws(string.rep(" ~", 40)), core.text_flaws(string.rep("caf\195\169", 9)),
+      core.text_flaws(string.rep("abcdefg", 3) .. "\255") })
+  end)
 end)

@@ -173,6 +173,14 @@ describe("streamctl.curl", function()
       }, sorted_lines(e))
     end)
 
+    it("sends a header line whole at any length: made on the C stack up to 512 bytes, beyond in Lua's", function()
+      -- (name, ": ", value and the NUL: 6 + 2 + 503 + 1 = 512 fits; one byte more takes the other way)
+      local fits, over, far = string.rep("f", 503), string.rep("o", 504), string.rep("r", 3000)
+      local e = echo({ headers = { ["X-Fits"] = fits, ["X-Over"] = over, ["X-Farr"] = far, ["X-None"] = "" } })
+      assert.same({ "accept: */*", "host: 127.0.0.1:" .. port, "x-farr: " .. far, "x-fits: " .. fits,
+                    "x-none: ", "x-over: " .. over }, sorted_lines(e))
+    end)
+
     it("lets the caller set Content-Type, User-Agent and Expect", function()
       local e = echo({
         method = "POST",

@@ -159,7 +159,8 @@ function M.header_fields(headers)
   return fields, seen
 end
 
--- The header names found to be tokens (requests repeat a few dozen): at most MAX_NAMES_OK kept.
+-- The header names found to be tokens (requests repeat a few dozen), each to its lower-case form: at
+-- most MAX_NAMES_OK kept.
 local NAMES_OK, names_ok, MAX_NAMES_OK = {}, 0, 256
 local text_flaws = core.text_flaws
 
@@ -169,19 +170,20 @@ function M.header_field(name, value, seen)
   if type(name) ~= "string" then return nil, "header names must be strings (got " .. type(name) .. ")" end
   local v = header_text(value)
   if not v then return nil, "header '" .. shown(name) .. "' must have a string or number value" end
-  if not NAMES_OK[name] then
+  local l = NAMES_OK[name]
+  if not l then
     if name == "" then return nil, "header name must not be empty" end
     if not find(name, M.TOKEN) then
       return nil, "header '" .. shown(name) .. "' has CR, LF, NUL or another invalid character in its name"
     end
-    if names_ok < MAX_NAMES_OK then NAMES_OK[name], names_ok = true, names_ok + 1 end
+    l = lower(name)
+    if names_ok < MAX_NAMES_OK then NAMES_OK[name], names_ok = l, names_ok + 1 end
   end
   -- (one pass in C, `text_flaws`: a value without any control character, the usual case, is done;
   -- one with some is read by the rule itself, which lets TAB through)
   if text_flaws(v) % 4 ~= 0 and find(v, "[%z\1-\8\10-\31\127]") then
     return nil, "header '" .. name .. "' value contains CR, LF, NUL or another control character"
   end
-  local l = lower(name)
   if l == "content-length" or l == "transfer-encoding" then
     return nil, "header '" .. name .. "' is set by the transport"
   end
