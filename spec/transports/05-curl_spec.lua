@@ -898,4 +898,24 @@ describe("streamctl.transport.curl", function()
     t.close()
     assert.has_error(function() transport.new(5) end, "bad argument #1 to 'new' (opts must be a table or nil)")
   end)
+
+  it("refuses a request's bad header as the cosocket transport does: nothing started, InvalidRequest", function()
+    -- (types here, the rest in curl.c: the same messages either way, as the rule of transport.common words them)
+    local common = require "streamctl.transport.common"
+    local t = assert(transport.new {})
+    for _, headers in ipairs { { ["X-A"] = true }, { [1] = "x" }, { ["X-A"] = {} }, { ["Bad Name"] = "x" },
+                                { ["X-A"] = "a\r\nX-B: 1" }, { ["Content-Length"] = "1" }, { [""] = "x" },
+                                { ["X-A"] = "1", ["x-a"] = "2" } } do
+      local _, why = common.check_headers(headers)
+      local ok, err = t.start("k", { url = "http://127.0.0.1:1/", headers = headers })
+      assert.is_nil(ok)
+      if why:find("given twice") then -- (which of the two comes second: pairs' order, the same in both)
+        assert.matches("given twice %(names are case%-insensitive%)$", err.message)
+      else
+        assert.same({ code = "InvalidRequest", message = why, sent = false }, err)
+      end
+    end
+    assert.same({}, t.poll(0))
+    t.close()
+  end)
 end)
