@@ -181,6 +181,7 @@ function M.new(opts)
     exit_seconds = o.exit_seconds or M.DEFAULTS.exit_seconds,
     ca_file = o.ca_file, metrics = o.metrics, sampler = o.sampler, clock = o.clock or core.monotonic,
     counts = { exported = 0, queue_full = 0, export_failed = 0 }, stopped = false,
+    dropped_seen = 0, -- (of the queue's own drops, those counted: `count_dropped`)
     -- (OpenResty's `ngx` is there from its first phase: without it, no span is ever queued inside nginx)
     nginx = rawget(_G, "ngx") ~= nil,
   }, Exporter)
@@ -191,7 +192,7 @@ function M.new(opts)
     -- does not take, the Lua encoder's bytes)
     self._record, self._put = q:tracer(self.max_queue, function(_, rec) q:push(otlp.record_pb(rec)) end)
     self.record, self.put = self._record, self._put
-    -- (inside nginx, through Lua until the worker's timer is started: streamctl.base.spanrecord)
+    -- (inside nginx, through `wake` until the worker's timer runs)
     if self.nginx then self.record, self.put = Exporter._record_waking, Exporter._put_waking end
   else
     self.queue, self.content_type = setmetatable({ spans = {}, head = 1, tail = 0, resource = resource }, Plain),
@@ -263,8 +264,8 @@ end
 local function count_dropped(self)
   local q = self.queue
   local dropped = q.dropped and q:dropped() or 0
-  if dropped > (self.dropped_seen or 0) then
-    count(self, "queue_full", dropped - (self.dropped_seen or 0))
+  if dropped > self.dropped_seen then
+    count(self, "queue_full", dropped - self.dropped_seen)
     self.dropped_seen = dropped
   end
 end
