@@ -128,8 +128,7 @@ end
 -- trace too, with what its end needs (`span_id`, `action`, `start`,
 -- `ended`): one table, not two.
 function M.start(client, action, trace)
-  -- (`context`'s answer, asked only where it can differ from the client's own trace)
-  local ctx = trace or ((client._span_scopes or client._in_nginx) and M.context(client)) or client._trace
+  local ctx = trace or M.context(client)
   if not client._spans then return nil, ctx end
   local trace_id = ctx and ctx.trace_id or new_id(16)
   local parent_id, tracestate = ctx and ctx.parent_id, ctx and ctx.tracestate
