@@ -212,16 +212,21 @@ end
 --- How many spans wait.
 function Exporter:queued() return self.queue:count() end
 
+-- Inside nginx, the worker's timer, started by the first span that comes
+-- in a phase that may make one.
+local function start_timer(self)
+  if not self.timer and self.nginx and in_nginx() then self:_start_timer() end
+end
+
 -- The method that queues a span by the queue's `method` ("span",
 -- "record"), unless the exporter stopped or the queue is full (then it is
 -- counted dropped); its bytes made by `encode` (the Lua encoder) when the
--- queue's own encoder does not take it. Inside nginx, the worker's timer is
--- started with the first span. (A closure per method: the span goes from
--- the client's call to the queue through one Lua function.)
+-- queue's own encoder does not take it. (A closure per method: the span
+-- goes from the client's call to the queue through one Lua function.)
 local function enqueuer(method, encode)
   return function(self, span)
     if self.stopped then return count(self, "queue_full", 1) end
-    if not self.timer and self.nginx and in_nginx() then self:_start_timer() end
+    start_timer(self)
     local q = self.queue
     local taken = q[method](q, span, self.max_queue)
     if taken == nil then return count(self, "queue_full", 1) end
@@ -242,10 +247,10 @@ Exporter.add = enqueuer("span", otlp.span_pb)
 -- @function Exporter:record
 Exporter.record = enqueuer("record", otlp.record_pb)
 
--- Inside nginx, `record` and `put` start the worker's timer first, from a
--- phase that may make one; once it runs, the queue's own take their place.
+-- Inside nginx, `record` and `put` start the worker's timer first; once
+-- it runs, the queue's own take their place.
 local function wake(self)
-  if not self.timer and in_nginx() then self:_start_timer() end
+  start_timer(self)
   if self.timer then self.record, self.put = self._record, self._put end
 end
 
