@@ -61,11 +61,6 @@ static int secret_tostring(lua_State *L) {
 /* ------------------------------------------------------------------ */
 /* Text checks: what a field's value may hold, in one pass.           */
 
-/* text_flaws(s): a number that says what `s` holds that text fields must not:
-   1 a CR, LF or NUL; 2 another control character (TAB, DEL, ...); 4 bytes
-   that are not UTF-8 (overlong forms, surrogates and code points beyond
-   U+10FFFF included); 0 none. Flags are added, so a caller reports the one
-   it ranks first. */
 /* Whether the 8 bytes at p are all printable ASCII (0x20 to 0x7E): the
    usual text, passed over a word at a time (a byte below 0x20 borrows
    into its top bit, one above 0x7E carries into it or has it set). */
@@ -76,6 +71,11 @@ static int printable8(const unsigned char *p) {
     return (((w - 0x20 * ones) | (w + 0x01 * ones) | w) & tops) == 0;
 }
 
+/* text_flaws(s): a number that says what `s` holds that text fields must not:
+   1 a CR, LF or NUL; 2 another control character (TAB, DEL, ...); 4 bytes
+   that are not UTF-8 (overlong forms, surrogates and code points beyond
+   U+10FFFF included); 0 none. Flags are added, so a caller reports the one
+   it ranks first. */
 static int l_text_flaws(lua_State *L) {
     size_t n, i = 0;
     const unsigned char *s = (const unsigned char *)luaL_checklstring(L, 1, &n);
