@@ -58,6 +58,34 @@ static int l_random_id(lua_State *L) {
     return 1;
 }
 
+/* core.traceparent(trace_id, sampled): a new span in that trace: its id
+   (random_id(8)'s) and the W3C `traceparent` that names it, version 00,
+   flags 01 when `sampled` is true, else 00. One call and no concatenation
+   for what every traced request sends. trace_id: 32 lower-case hex digits
+   (raises otherwise: a misuse; tracecontext's ids are so). */
+static int l_traceparent(lua_State *L) {
+    size_t tl;
+    const char *trace_id = luaL_checklstring(L, 1, &tl);
+    int hex = tl == 32;
+    for (size_t i = 0; hex && i < tl; i++)
+        hex = (trace_id[i] >= '0' && trace_id[i] <= '9') || (trace_id[i] >= 'a' && trace_id[i] <= 'f');
+    luaL_argcheck(L, hex, 1, "a trace id is 32 lower-case hex digits");
+    unsigned char id[8], any = 0;
+    while (!any) {
+        random_bytes(L, id, 8);
+        for (int i = 0; i < 8; i++) any |= id[i];
+    }
+    char h[55]; /* 00-<trace id>-<span id>-<flags> */
+    memcpy(h, "00-", 3);
+    memcpy(h + 3, trace_id, 32);
+    h[35] = '-';
+    sc_to_hex(h + 36, id, 8);
+    memcpy(h + 52, lua_toboolean(L, 2) ? "-01" : "-00", 3);
+    lua_pushlstring(L, h + 36, 16);
+    lua_pushlstring(L, h, sizeof h);
+    return 2;
+}
+
 /* core.random_bytes(n): n bytes (1..256) from the pool, as a string (a
    nonce an encryption takes as bytes: Token04's). */
 static int l_random_bytes(lua_State *L) {
@@ -90,7 +118,7 @@ static int l_uuid4(lua_State *L) {
     return 1;
 }
 
-/* Sets random_hex, random_id, random_bytes and uuid4 into the module's table (at the top of the
+/* Sets random_hex, random_id, traceparent, random_bytes and uuid4 into the module's table (at the top of the
    stack), sharing one pool. */
 void sc_nonce_open(lua_State *L) {
     sc_pool *pool;
@@ -105,6 +133,9 @@ void sc_nonce_open(lua_State *L) {
     lua_pushvalue(L, -1);
     lua_pushcclosure(L, l_random_id, 1);
     lua_setfield(L, -3, "random_id");
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, l_traceparent, 1);
+    lua_setfield(L, -3, "traceparent");
     lua_pushvalue(L, -1);
     lua_pushcclosure(L, l_random_bytes, 1);
     lua_setfield(L, -3, "random_bytes");

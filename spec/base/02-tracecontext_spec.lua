@@ -48,9 +48,27 @@ describe("traceparent", function()
     assert.same({ true, nil }, { ctx.sampled, ctx.parent_id })
     assert.equal("the traceparent breaks its rule: a new trace", why)
     assert.is_nil(select(2, tc.from(nil)))
-    -- the header of a span: version 00, its flags
-    assert.equal("00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01",
-      tc.header(tc.from(EXAMPLE), "00f067aa0ba902b7"))
+  end)
+
+  it("traceparent: a new span's id and the header that names it, version 00, its flags", function()
+    local ctx, seen = tc.from(EXAMPLE), {}
+    for i = 1, 300 do
+      ctx.sampled = i % 2 == 0
+      local id, header = tc.traceparent(ctx.trace_id, ctx.sampled)
+      assert.truthy(id:find("^[0-9a-f]+$") and #id == 16 and id ~= string.rep("0", 16))
+      assert.is_nil(seen[id])
+      seen[id] = true
+      assert.equal("00-0af7651916cd43dd8448eb211c80319c-" .. id .. (ctx.sampled and "-01" or "-00"), header)
+      -- (what a receiver reads back: the same trace, this span as the parent, the flag)
+      assert.same({ trace_id = ctx.trace_id, parent_id = id, flags = ctx.sampled and "01" or "00",
+                    sampled = ctx.sampled }, tc.parse_parent(header))
+    end
+    -- a trace id that is not 32 lower-case hex digits is a misuse: it would reach a header
+    for _, bad in ipairs { string.rep("a", 31), string.rep("a", 33), string.rep("A", 32), "0af7651916cd43dd8448eb211c80319\n",
+                           string.rep("g", 32) } do
+      assert.has_error(function() tc.traceparent(bad, true) end,
+        "bad argument #1 to 'traceparent' (a trace id is 32 lower-case hex digits)")
+    end
   end)
 
   it("makes ids of lowercase hex, never zeros, each new", function()

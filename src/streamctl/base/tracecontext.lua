@@ -116,9 +116,17 @@ function M.from(given)
   return { trace_id = p.trace_id, parent_id = p.parent_id, sampled = p.sampled, tracestate = state }
 end
 
---- The `traceparent` of span `span_id` in trace `ctx` (version 00).
-function M.header(ctx, span_id)
-  return "00-" .. ctx.trace_id .. "-" .. span_id .. (ctx.sampled and "-01" or "-00")
-end
+--- OpenTelemetry's default sampler, parent-based always-on, as a client's
+-- `sampler` (`(trace_id, parent) -> boolean`, streamctl.trace.sampler's
+-- "parentbased_always_on"): the parent's choice, and yes at a root. A
+-- client whose sampler is this function decides as it does without calling
+-- it (streamctl.pipeline.spans).
+function M.parentbased_always_on(_, parent) return parent == nil or parent.sampled == true end
+
+--- A new span in trace `ctx`: its id (16 hex digits, as `new_id(8)`'s)
+-- and the `traceparent` that names it (version 00; flags 01 when the trace
+-- is sampled, else 00): `traceparent(ctx.trace_id, ctx.sampled)`, one call
+-- to streamctl.core for what each traced request sends.
+M.traceparent = core.traceparent
 
 return M

@@ -13,7 +13,7 @@ local redact = require "streamctl.base.redact"
 local validate = require "streamctl.base.validate"
 
 local type, pairs = type, pairs
-local new_id = tracecontext.new_id
+local new_id, traceparent = tracecontext.new_id, tracecontext.traceparent
 
 local M = {}
 
@@ -79,10 +79,13 @@ function M.attempt(client, attempt)
     -- the signature: what is signed never holds it) unless the client was told not to send it.
     local ctx = (attempt.job and attempt.job.trace) or client._trace
     if ctx then
-      attempt.trace, attempt.span_id = ctx, new_id(8)
+      attempt.trace = ctx
       if client._traceparent ~= false then
-        req.headers.traceparent = tracecontext.header(ctx, attempt.span_id)
-        if ctx.tracestate then req.headers.tracestate = ctx.tracestate end
+        local headers = req.headers
+        attempt.span_id, headers.traceparent = traceparent(ctx.trace_id, ctx.sampled)
+        if ctx.tracestate then headers.tracestate = ctx.tracestate end
+      else
+        attempt.span_id = new_id(8)
       end
     end
   end
