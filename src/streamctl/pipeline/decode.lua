@@ -99,8 +99,9 @@ function M.observe(self, attempt, result, err, seconds, res)
   local throttled = err ~= nil and retry.is_throttle(err)
   local waited = attempt.waited
   local cap, room
-  -- (the room and the cap: for on_attempt, and for a span whose attempt waited: its event names them)
-  if on_attempt or (waited and waited > 0) then
+  -- (the room and the cap: for on_attempt, and for a span whose attempt waited for a slot of a client that
+  -- paces (`limiter`: without one there is no cap): its event names them)
+  if on_attempt or (waited and waited > 0 and pacer.limiter) then
     cap = pacer:cap(action)
     room = cap and cap * pacer:room(action) or nil
   end

@@ -31,6 +31,7 @@ local url = require "streamctl.base.url"
 local pcall, tostring, type, error, setmetatable = pcall, tostring, type, error, setmetatable
 local running = coroutine.running
 local new_id = tracecontext.new_id
+local DEFAULT_SAMPLER = tracecontext.parentbased_always_on
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack -- luacheck: ignore (LuaJIT's)
 
@@ -83,16 +84,11 @@ local function hand(client, rec)
   end
 end
 
--- A span given as its record's slots (`...`: from the template on): to a
--- tracer with `put` as they are, when no `on_span` needs the plain table;
--- else as a record, to `hand`.
-local function hand_slots(client, ...)
-  local tracer = client._tracer
-  local put = tracer and not client._on_span and tracer.put
-  if not put then return hand(client, { ... }) end
-  local ok, err = pcall(put, tracer, ...)
-  if not ok and client.on_span_error == nil then client.on_span_error = tostring(err) end
-end
+-- A span given as its record's slots (`...`: from the template on), as a
+-- record to `hand`: for a client whose tracer has no `put`, or whose
+-- `on_span` needs the plain table. (Else the span goes to the tracer's
+-- `put` from where it ends, the slots as they are: see `attempt`.)
+local function hand_slots(client, ...) return hand(client, { ... }) end
 
 --- The trace an operation belongs to: `given` (a call's or a batch's
 -- `trace`, parsed), else the client's, else (inside nginx, in a request's
@@ -109,11 +105,12 @@ end
 -- Whether an operation in trace `trace_id` is recorded: the client's
 -- `sampler`, asked with the parent's context (`ctx`; nil at a new trace's
 -- root), else the parent's choice (OpenTelemetry's default, parent-based
--- always-on). A sampler that raises records nothing (its first error kept
--- in client.on_span_error).
+-- always-on: decided here, with no call, for the sampler that is that
+-- default too). A sampler that raises records nothing (its first error
+-- kept in client.on_span_error).
 local function sampled(client, trace_id, ctx)
   local sampler = client._sampler
-  if not sampler then return ctx == nil or ctx.parent_id == nil or ctx.sampled end
+  if not sampler or sampler == DEFAULT_SAMPLER then return ctx == nil or ctx.parent_id == nil or ctx.sampled end
   local ok, yes = pcall(sampler, trace_id, ctx and ctx.parent_id and ctx or nil)
   if not ok and client.on_span_error == nil then client.on_span_error = tostring(yes) end
   return ok and yes == true
@@ -172,10 +169,14 @@ function M.finish(client, span, outcome, message, attributes)
   if not span or span.ended then return end
   span.ended = true
   local ok, action = outcome == "ok", span.action
-  -- (the record's slots in spanrecord's order, then the value of OPERATION's one name)
-  hand_slots(client, (client._span_templates[action] or make_templates(client, action))[1], span.trace_id,
-             span.span_id, span.parent_id, span.tracestate, span.start, client._clock(), ok and 1 or 2,
-             not ok and message or nil, nil, attributes, outcome)
+  -- (the record's slots in spanrecord's order, then the value of OPERATION's one name; to whom: `attempt`)
+  local tracer = client._tracer
+  local put, to = tracer and not client._on_span and tracer.put, tracer
+  if not put then put, to = hand_slots, client end
+  local done, err = pcall(put, to, (client._span_templates[action] or make_templates(client, action))[1],
+                          span.trace_id, span.span_id, span.parent_id, span.tracestate, span.start, client._clock(),
+                          ok and 1 or 2, not ok and message or nil, nil, attributes, outcome)
+  if not done and client.on_span_error == nil then client.on_span_error = tostring(err) end
 end
 
 --- A batch's span, begun (nil when none is handed over): its calls go in
@@ -213,8 +214,15 @@ function M.attempt(client, attempt, result, err, seconds, res, throttled, waited
     event = { name = "streamctl.slot_wait", time = start,
               attributes = { ["streamctl.waited_s"] = waited, ["streamctl.room"] = room, ["streamctl.cap"] = cap } }
   end
+  -- The span's slots go to the tracer's `put` as they are, when it has one and no `on_span` needs the
+  -- plain table; else to `hand_slots`, as a record. (Written out here and in `finish`, not in a function
+  -- of its own: a call more, and its slots copied once more, for every span.)
+  local tracer = client._tracer
+  local put, to = tracer and not client._on_span and tracer.put, tracer
+  if not put then put, to = hand_slots, client end
   -- (the record's slots in spanrecord's order, then the values of ATTEMPT's names in their order)
-  hand_slots(client, t, ctx.trace_id, attempt.span_id, (attempt.job and attempt.job.span_parent) or ctx.parent_id,
+  local done, perr = pcall(put, to, t, ctx.trace_id, attempt.span_id,
+             (attempt.job and attempt.job.span_parent) or ctx.parent_id,
              ctx.tracestate, start, now, err and 2 or 1, err and tostring(err.message) or nil, event, nil,
              code, -- error.type
              attempt.req and attempt.req.method, -- http.request.method
@@ -223,6 +231,7 @@ function M.attempt(client, attempt, result, err, seconds, res, throttled, waited
              err and err.request_id or (type(result) == "table" and result.RequestId or nil), -- .request_id
              err and err.retry_after_ms, -- streamctl.retry_after_ms
              throttled and code or nil) -- streamctl.throttle_code
+  if not done and client.on_span_error == nil then client.on_span_error = tostring(perr) end
 end
 
 return M

@@ -16,6 +16,8 @@
 -- makes the last 7 bytes the random ones) as a fraction of 2^52.
 -- @module streamctl.trace.sampler
 
+local tracecontext = require "streamctl.base.tracecontext"
+
 local tonumber, type, tostring = tonumber, type, tostring
 local sub, format = string.sub, string.format
 
@@ -55,7 +57,7 @@ function M.new(name, arg)
   if not parentbased then return root_sampler(kind, ratio) end
   -- (each kind's function whole, its root's decision inline: asked once per operation)
   if kind == "always_on" then
-    return function(_, parent) return parent == nil or parent.sampled == true end
+    return tracecontext.parentbased_always_on -- (a client decides as it does without a call: the default)
   elseif kind == "always_off" then
     return function(_, parent) return parent ~= nil and parent.sampled == true end
   end
