@@ -76,11 +76,11 @@ static int l_traceparent(lua_State *L) {
         for (int i = 0; i < 8; i++) any |= id[i];
     }
     char h[55]; /* 00-<trace id>-<span id>-<flags> */
-    memcpy(h, "00-", 3);
+    h[0] = h[1] = h[53] = '0';
+    h[2] = h[35] = h[52] = '-';
     memcpy(h + 3, trace_id, 32);
-    h[35] = '-';
     sc_to_hex(h + 36, id, 8);
-    memcpy(h + 52, lua_toboolean(L, 2) ? "-01" : "-00", 3);
+    h[54] = lua_toboolean(L, 2) ? '1' : '0';
     lua_pushlstring(L, h + 36, 16);
     lua_pushlstring(L, h, sizeof h);
     return 2;
