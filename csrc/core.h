@@ -79,7 +79,8 @@ sc_md *sc_secret_md(sc_md **slot, const char *name);
 void sc_sha256(lua_State *L, sc_secret *sec, const void *p, size_t n, unsigned char out[32]);
 
 extern const luaL_Reg sc_encode_funcs[], sc_sign_v1_funcs[], sc_sign_v3_funcs[], sc_sign_zego_funcs[],
-    sc_digest_funcs[], sc_cipher_funcs[], sc_clock_funcs[], sc_otlp_funcs[];
+    sc_digest_funcs[], sc_cipher_funcs[], sc_clock_funcs[], sc_otlp_funcs[], sc_otlp_queue_funcs[],
+    sc_bytes_funcs[];
 void sc_nonce_open(lua_State *L);
 
 #endif

@@ -88,8 +88,11 @@ static int easy_request(lua_State *L) {
         sc_xfer_clear(&e->x);
         return 2;
     }
-    /* The body string is at body_idx for the whole (blocking) transfer. */
+    /* The body is at body_idx for the whole (blocking) transfer; bytes are counted busy meanwhile. */
+    sc_bytes *held = sc_bytes_at(L, body_idx);
+    if (held) held->busy++;
     rc = curl_easy_perform(e->x.curl);
+    if (held) held->busy--;
     if (sc_push_outcome(L, &e->x, rc)) return 1;
     lua_pushnil(L);
     lua_insert(L, -2);
@@ -133,6 +136,8 @@ static sc_multi *check_multi(lua_State *L) {
 }
 
 static void xfer_unref(lua_State *L, sc_xfer *x) {
+    if (x->held) x->held->busy--; /* (still held by body_ref, dropped below) */
+    x->held = NULL;
     luaL_unref(L, LUA_REGISTRYINDEX, x->key_ref);
     luaL_unref(L, LUA_REGISTRYINDEX, x->body_ref);
     x->key_ref = x->body_ref = LUA_NOREF;
@@ -219,7 +224,9 @@ static int multi_add(lua_State *L) {
     lua_pushvalue(L, 2);
     x->key_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_pushvalue(L, body_idx);
-    x->body_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* POSTFIELDS points into this string */
+    x->body_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* POSTFIELDS points into this string, or these bytes */
+    x->held = sc_bytes_at(L, body_idx);
+    if (x->held) x->held->busy++;
     mc = curl_multi_add_handle(m->multi, x->curl);
     if (mc != CURLM_OK) {
         xfer_unref(L, x);

@@ -374,7 +374,7 @@ static CURLcode set_request(sc_xfer *x, const sc_opts *o, const char *method, co
         return rc;
     if (strcmp(method, "HEAD") == 0) return curl_easy_setopt(x->curl, CURLOPT_NOBODY, 1L);
     if (bl > 0 || method_has_body(method)) {
-        /* The body string stays referenced (stack or registry) until the end. */
+        /* The body stays referenced (stack or registry) until the end. */
         if ((rc = curl_easy_setopt(x->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)bl)) != CURLE_OK ||
             (rc = curl_easy_setopt(x->curl, CURLOPT_POSTFIELDS, body)) != CURLE_OK)
             return rc;
@@ -384,12 +384,6 @@ static CURLcode set_request(sc_xfer *x, const sc_opts *o, const char *method, co
     return CURLE_OK;
 }
 
-/*
- * Validates the request table at ridx and sets x up for it (reset first).
- * Returns NULL when ready, or an InvalidRequest message (pushed on the stack).
- * Raises on arguments of the wrong type. On success *body_idx is the stack
- * index of the body string, which must stay referenced until the transfer ends.
- */
 /* A request's own `timeout_ms` (absent: the transport's): its whole time
    and its connect, each at most the transport's. */
 static CURLcode request_timeout(lua_State *L, int ridx, sc_xfer *x, const sc_opts *o) {
@@ -407,6 +401,13 @@ static CURLcode request_timeout(lua_State *L, int ridx, sc_xfer *x, const sc_opt
     return rc;
 }
 
+/*
+ * Validates the request table at ridx and sets x up for it (reset first).
+ * Returns NULL when ready, or an InvalidRequest message (pushed on the stack).
+ * Raises on arguments of the wrong type. On success *body_idx is the stack
+ * index of the body (a string, or streamctl.bytes: csrc/bytes.h), which
+ * must stay referenced, and bytes unwritten, until the transfer ends.
+ */
 const char *sc_prepare(lua_State *L, int ridx, sc_xfer *x, const sc_opts *o, int *body_idx) {
     size_t ml, ul, bl;
     const char *method, *url, *body, *bad;
@@ -438,11 +439,17 @@ const char *sc_prepare(lua_State *L, int ridx, sc_xfer *x, const sc_opts *o, int
         lua_pushliteral(L, "");
         lua_replace(L, base + 4);
     }
-    if (lua_type(L, base + 4) != LUA_TSTRING)
-        luaL_error(L, "streamctl.curl: request.body must be a string");
+    sc_bytes *bytes = sc_bytes_at(L, base + 4);
+    if (!bytes && lua_type(L, base + 4) != LUA_TSTRING)
+        luaL_error(L, "streamctl.curl: request.body must be a string or streamctl.bytes");
     method = lua_tolstring(L, base + 1, &ml);
     url = lua_tolstring(L, base + 2, &ul);
-    body = lua_tolstring(L, base + 4, &bl);
+    if (bytes) {
+        body = bytes->n ? (const char *)bytes->p : "";
+        bl = bytes->n;
+    } else {
+        body = lua_tolstring(L, base + 4, &bl);
+    }
     *body_idx = base + 4;
 
     if ((bad = check_line(L, method, ml, url, ul, bl)) != NULL) return bad;

@@ -1,6 +1,7 @@
 /* OTLP's protobuf Span message, written by csrc/otlp.c (the buffer, the
    shared writers, the plain span's encoder) and csrc/otlp_record.c (the
-   record's encoder, the span queue, the Lua functions). */
+   record's encoder, the templates, the encoders' Lua functions), and kept
+   by csrc/otlp_queue.c (the span queue). */
 #ifndef STREAMCTL_OTLP_H
 #define STREAMCTL_OTLP_H
 
@@ -81,5 +82,19 @@ void sc_otlp_put_status(obuf *b, const span_head *h);
 
 /* The plain span (streamctl.pipeline.spans' table at `s`) into b: false when not taken. */
 int sc_otlp_encode_span(lua_State *L, obuf *b, int s);
+
+/* A record's slots (streamctl.base.spanrecord); the i-th name's value is
+   at R_VALUES + i. On the stack, a record's slots lie one after another
+   from its template's (at `s`): SLOT(s, slot). */
+enum { R_TEMPLATE = 1, R_TRACE, R_SPAN, R_PARENT, R_STATE, R_START, R_END, R_STATUS, R_MESSAGE, R_EVENT, R_MORE };
+#define R_VALUES R_MORE
+#define SLOT(s, slot) ((s) + (slot) - R_TEMPLATE)
+
+/* A record into b, from its slots on the stack (its template at `s`; its
+   values from the table at `r`, or with `r` 0 from the stack at `v` on,
+   none past `last`), or from the record table at `r`: false when not
+   taken. What they push is left for the caller to pop. */
+int sc_otlp_record_body(lua_State *L, obuf *b, int s, int r, int v, int last);
+int sc_otlp_encode_record(lua_State *L, obuf *b, int r);
 
 #endif

@@ -14,6 +14,7 @@
 #include <curl/curl.h>
 
 #include "compat.h"
+#include "bytes.h"
 
 #define EASY_MT "streamctl.curl.easy"
 #define MULTI_MT "streamctl.curl.multi"
@@ -62,6 +63,7 @@ typedef struct sc_xfer {
     int state;
     CURLcode result;
     int key_ref, body_ref;
+    sc_bytes *held;            /* the body, when bytes: counted busy from add to unref (NULL: a string) */
     struct sc_xfer *next;      /* all transfers of a multi */
     struct sc_xfer *done_next; /* completion order */
 } sc_xfer;

@@ -118,7 +118,8 @@ build = {
       ["streamctl.core"] = {
          sources = { "csrc/core.c", "csrc/encode.c", "csrc/sign_v1.c", "csrc/sign_v3.c", "csrc/sign_zego.c",
             "csrc/digest.c", "csrc/cipher.c", "csrc/nonce.c", "csrc/clock.c", "csrc/file.c",
-            "csrc/fingerprint.c", "csrc/otlp.c", "csrc/otlp_record.c" },
+            "csrc/fingerprint.c", "csrc/otlp.c", "csrc/otlp_record.c", "csrc/otlp_queue.c",
+            "csrc/bytes.c" },
          libraries = { "crypto" },
          incdirs = { "$(OPENSSL_INCDIR)", "csrc" },
          libdirs = { "$(OPENSSL_LIBDIR)" },

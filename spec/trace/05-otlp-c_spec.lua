@@ -1,6 +1,7 @@
 -- tier: unit
 -- Issue 71's cost: streamctl.core's OTLP span encoders (csrc/otlp.c, a
--- plain span; csrc/otlp_record.c, a record and the exporter's queue) make
+-- plain span; csrc/otlp_record.c, a record; csrc/otlp_queue.c, the
+-- exporter's queue, its requests as strings or bytes) make
 -- the bytes the Lua encoder makes (spec/trace/01 holds those to protoc's),
 -- for spans of every shape drawn from fixed seeds; where it does not take a
 -- span as it is (text not UTF-8, a value of another type, an id that is not
@@ -302,6 +303,22 @@ describe("streamctl.core.otlp_record and otlp_queue", function()
     local big = {}
     for i = 1, 2000 do big[i] = string.rep("s", i % 300) end
     assert.same({ otlp.request_pb(big, resource), 2000 }, { q:take(2000) })
+    -- into bytes (core.bytes: the exporter's outside nginx): the string's bytes, the bytes reused
+    local b = core.bytes()
+    assert.same({ "streamctl.bytes (0 bytes)", 0, "" }, { tostring(b), #b, b:string() })
+    for i = 1, 2000 do q:push(string.rep("s", i % 300)) end
+    assert.same({ b, 2000 }, { q:take(2000, b) })
+    assert.equal(otlp.request_pb(big, resource), b:string())
+    assert.equal(#b:string(), #b)
+    assert.equal("streamctl.bytes (" .. #b .. " bytes)", tostring(b))
+    q:push("abc")
+    assert.same({ b, 1 }, { q:take(5, b) }) -- (smaller: the bytes hold the new request alone)
+    assert.equal(otlp.request_pb({ "abc" }, resource), b:string())
+    assert.same({ b, 0 }, { q:take(5, b) })
+    assert.equal(otlp.request_pb({}, resource), b:string())
+    assert.has_error(function() q:take(1, "not bytes") end)
+    assert.has_error(function() q:take(1, q) end)
+    assert.is_false(getmetatable(b)) -- (its metatable is not given out)
     -- closed (collected, or to-be-closed in Lua 5.4): it says so, and holds nothing
     debug.getmetatable(q).__gc(q)
     assert.has_error(function() q:push("x") end, "the span queue is closed")

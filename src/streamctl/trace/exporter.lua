@@ -128,9 +128,10 @@ end
 -- of plain tables, encoded a batch at a time. Both: `count()`,
 -- `record(rec, most)` and `span(span, most)` (true: queued; false: not
 -- taken as it is, for the exporter to `push` its bytes; nil: the queue
--- holds `most` spans already, nothing queued), `take(n)` (the request's
--- body and how many spans it holds; nil, n and why when they could not
--- be encoded), `clear()` (how many were dropped).
+-- holds `most` spans already, nothing queued), `take(n, into)` (the
+-- request's body, a string or, with protobuf, `into` (core.bytes) written,
+-- and how many spans it holds; nil, n and why when they could not be
+-- encoded), `clear()` (how many were dropped).
 local Plain = {}
 Plain.__index = Plain
 
@@ -194,6 +195,9 @@ function M.new(opts)
     self.record, self.put = self._record, self._put
     -- (inside nginx, through `wake` until the worker's timer runs)
     if self.nginx then self.record, self.put = Exporter._record_waking, Exporter._put_waking end
+    -- (outside nginx, each batch's request is written into these bytes, which libcurl sends as they are: no
+    -- Lua string of a few hundred kilobytes a batch; a cosocket sends strings only)
+    if not self.nginx then self.body = core.bytes() end
   else
     self.queue, self.content_type = setmetatable({ spans = {}, head = 1, tail = 0, resource = resource }, Plain),
       "application/json"
@@ -278,7 +282,7 @@ end
 -- Takes the next batch off the queue and sends it within `ms`: how many
 -- spans it held, and true or nil and why.
 function Exporter:_send(ms)
-  local body, n, why = self.queue:take(self.max_batch)
+  local body, n, why = self.queue:take(self.max_batch, self.body)
   if not body then return n, nil, why end
   local headers = { ["Content-Type"] = self.content_type, ["User-Agent"] = version.user_agent }
   for k, v in pairs(self.headers) do headers[k] = v end
