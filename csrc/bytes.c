@@ -39,12 +39,18 @@ static int bytes_string(lua_State *L) {
     return 1;
 }
 
+/* b:sending(): whether a transfer may read them now (then they are not written). */
+static int bytes_sending(lua_State *L) {
+    lua_pushboolean(L, check_bytes(L, 1)->busy > 0);
+    return 1;
+}
+
 static int bytes_tostring(lua_State *L) {
     lua_pushfstring(L, "streamctl.bytes (%d bytes)", (int)check_bytes(L, 1)->n);
     return 1;
 }
 
-static const luaL_Reg bytes_methods[] = {{"string", bytes_string}, {NULL, NULL}};
+static const luaL_Reg bytes_methods[] = {{"string", bytes_string}, {"sending", bytes_sending}, {NULL, NULL}};
 
 /* core.bytes(): new, empty bytes. */
 static int l_bytes(lua_State *L) {

@@ -122,6 +122,41 @@ describe("spans exported by OTLP/HTTP", function()
     assert.is_nil(t.exchange)
   end)
 
+  it("a request still under way when its exchange gave up keeps its bytes; the next batch gets new ones", function()
+    local r = otlp.start_receiver {}
+    finally(function() r.stop() end)
+    local t = tracer(r.url)
+    local ali = clients(t)
+    -- (a collector that takes the connection and never answers, and an exchange that stops waiting first:
+    -- the request stays under way, as when a transport does not end one by its own timeout)
+    local hang = assert(require("socket").bind("127.0.0.1", 0))
+    finally(function() hang:close() end)
+    local stuck = require("streamctl.curl").multi {}
+    finally(function() stuck:close() end)
+    local real = assert(require("streamctl.transport.auto").exchange { timeout_ms = 5000 * slow })
+    local gave_up = false
+    t.exchange = function(req)
+      if gave_up then return real(req) end
+      gave_up = true
+      local req2 = { method = req.method, url = "http://127.0.0.1:" .. select(2, hang:getsockname()) .. "/v1/traces",
+                     headers = req.headers, body = req.body }
+      assert.is_true(stuck:add("under way", req2))
+      return nil, { code = "NetworkError", message = "no answer (the transport did not end the request)" }
+    end
+    local first = t.body
+    assert(ali:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "a" })
+    local st = t:flush()
+    assert.same({ 0, 2 }, { st.exported, st.dropped.export_failed })
+    assert.is_true(first:sending())
+    assert.are_not.equal(first, t.body)
+    assert(ali:resume_live_stream { domain_name = "push.example.com", app_name = "live", stream_name = "b" })
+    assert.equal(2, t:flush().exported)
+    assert.equal(2, #r.wait_spans(2, 10 * slow))
+    assert.is_true(first:sending()) -- (still the stuck request's, untouched)
+    stuck:close()
+    assert.is_false(first:sending())
+  end)
+
   it("a collector answering 503, slow, or killed mid-run: calls unchanged, the flush bounded", function()
     local function forbid(z, n)
       local ids = {}

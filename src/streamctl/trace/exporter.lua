@@ -298,6 +298,9 @@ function Exporter:_send(ms)
     if not self.nginx then self.exchange, self.io = exchange, io end
   end
   local res, rerr = exchange { method = "POST", url = self.endpoint, headers = headers, body = body, timeout_ms = ms }
+  -- (a request the transport gave up waiting for, still under way, may read its bytes: the next batch is
+  -- written into new ones; those are freed once it ends)
+  if self.body and self.body:sending() then self.body = core.bytes() end
   if not res then return n, nil, tostring(rerr and rerr.message or rerr) end
   if res.status < 200 or res.status > 299 then return n, nil, format("the collector answered HTTP %d", res.status) end
   return n, true
