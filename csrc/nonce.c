@@ -43,17 +43,23 @@ static int l_random_hex(lua_State *L) {
     return 1;
 }
 
-/* core.random_id(n): an id of n random bytes (1..32) as lower-case hex,
-   never all zeros (drawn again, one time in 2^(8n)): W3C Trace Context's
-   trace and span ids, which must not be zeros. */
+/* n random bytes, never all zeros (drawn again, one time in 2^(8n)): W3C
+   Trace Context's trace and span ids, which must not be zeros. */
+static void random_id_bytes(lua_State *L, unsigned char *p, int n) {
+    unsigned char any = 0;
+    while (!any) {
+        random_bytes(L, p, n);
+        for (int i = 0; i < n; i++) any |= p[i];
+    }
+}
+
+/* core.random_id(n): an id of n random bytes (1..32, random_id_bytes') as
+   lower-case hex. */
 static int l_random_id(lua_State *L) {
     lua_Integer n = luaL_checkinteger(L, 1);
-    unsigned char buf[32], any = 0;
+    unsigned char buf[32];
     luaL_argcheck(L, n >= 1 && n <= 32, 1, "nbytes must be in 1..32");
-    while (!any) {
-        random_bytes(L, buf, (int)n);
-        for (lua_Integer i = 0; i < n; i++) any |= buf[i];
-    }
+    random_id_bytes(L, buf, (int)n);
     sc_push_hex(L, buf, (size_t)n);
     return 1;
 }
@@ -70,11 +76,8 @@ static int l_traceparent(lua_State *L) {
     for (size_t i = 0; hex && i < tl; i++)
         hex = (trace_id[i] >= '0' && trace_id[i] <= '9') || (trace_id[i] >= 'a' && trace_id[i] <= 'f');
     luaL_argcheck(L, hex, 1, "a trace id is 32 lower-case hex digits");
-    unsigned char id[8], any = 0;
-    while (!any) {
-        random_bytes(L, id, 8);
-        for (int i = 0; i < 8; i++) any |= id[i];
-    }
+    unsigned char id[8];
+    random_id_bytes(L, id, 8);
     char h[55]; /* 00-<trace id>-<span id>-<flags> */
     h[0] = h[1] = h[53] = '0';
     h[2] = h[35] = h[52] = '-';
