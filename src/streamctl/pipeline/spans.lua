@@ -72,15 +72,20 @@ local function make_templates(client, action)
   return t
 end
 
+-- A tracer's, a hook's or a sampler's error: the client keeps the first.
+local function note_error(client, err)
+  if client.on_span_error == nil then client.on_span_error = tostring(err) end
+end
+
 local function hand(client, rec)
   local tracer, on_span = client._tracer, client._on_span
   if tracer then
     local ok, err = pcall(tracer.record, tracer, rec)
-    if not ok and client.on_span_error == nil then client.on_span_error = tostring(err) end
+    if not ok then note_error(client, err) end
   end
   if on_span then
     local ok, err = pcall(on_span, plain(rec))
-    if not ok and client.on_span_error == nil then client.on_span_error = tostring(err) end
+    if not ok then note_error(client, err) end
   end
 end
 
@@ -112,7 +117,7 @@ local function sampled(client, trace_id, ctx)
   local sampler = client._sampler
   if not sampler or sampler == DEFAULT_SAMPLER then return ctx == nil or ctx.parent_id == nil or ctx.sampled end
   local ok, yes = pcall(sampler, trace_id, ctx and ctx.parent_id and ctx or nil)
-  if not ok and client.on_span_error == nil then client.on_span_error = tostring(yes) end
+  if not ok then note_error(client, yes) end
   return ok and yes == true
 end
 
@@ -176,7 +181,7 @@ function M.finish(client, span, outcome, message, attributes)
   local done, err = pcall(put, to, (client._span_templates[action] or make_templates(client, action))[1],
                           span.trace_id, span.span_id, span.parent_id, span.tracestate, span.start, client._clock(),
                           ok and 1 or 2, not ok and message or nil, nil, attributes, outcome)
-  if not done and client.on_span_error == nil then client.on_span_error = tostring(err) end
+  if not done then note_error(client, err) end
 end
 
 --- A batch's span, begun (nil when none is handed over): its calls go in
@@ -231,7 +236,7 @@ function M.attempt(client, attempt, result, err, seconds, res, throttled, waited
              err and err.request_id or (type(result) == "table" and result.RequestId or nil), -- .request_id
              err and err.retry_after_ms, -- streamctl.retry_after_ms
              throttled and code or nil) -- streamctl.throttle_code
-  if not done and client.on_span_error == nil then client.on_span_error = tostring(perr) end
+  if not done then note_error(client, perr) end
 end
 
 return M
