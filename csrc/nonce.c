@@ -53,15 +53,20 @@ static void random_id_bytes(lua_State *L, unsigned char *p, int n) {
     }
 }
 
-/* core.random_id(n): an id of n random bytes (1..32, random_id_bytes') as
-   lower-case hex. */
+/* core.random_id(n[, m]): an id of n random bytes (1..32, random_id_bytes')
+   as lower-case hex; with m, a second id, of m bytes, too (a new trace's
+   id and its first span's, in one call). */
 static int l_random_id(lua_State *L) {
-    lua_Integer n = luaL_checkinteger(L, 1);
+    lua_Integer n = luaL_checkinteger(L, 1), m = luaL_optinteger(L, 2, 0);
     unsigned char buf[32];
     luaL_argcheck(L, n >= 1 && n <= 32, 1, "nbytes must be in 1..32");
+    luaL_argcheck(L, lua_isnoneornil(L, 2) || (m >= 1 && m <= 32), 2, "nbytes must be in 1..32");
     random_id_bytes(L, buf, (int)n);
     sc_push_hex(L, buf, (size_t)n);
-    return 1;
+    if (m == 0) return 1;
+    random_id_bytes(L, buf, (int)m);
+    sc_push_hex(L, buf, (size_t)m);
+    return 2;
 }
 
 /* core.traceparent(trace_id, sampled): a new span in that trace: its id

@@ -43,14 +43,22 @@ static size_t varint_bytes(uint64_t v, unsigned char out[10]) {
 }
 
 static void put_varint(obuf *b, uint64_t v) {
-    unsigned char tmp[10];
-    put(b, tmp, varint_bytes(v, tmp));
+    if (b->cap - b->n < 10 && !sc_otlp_reserve(b, 10)) return;
+    b->n += varint_bytes(v, b->p + b->n);
 }
 
-static void put_fixed64(obuf *b, uint64_t v) {
-    unsigned char tmp[8];
-    for (int i = 0; i < 8; i++) tmp[i] = (unsigned char)(v >> (8 * i));
-    put(b, tmp, 8);
+/* A fixed64 field: its tag, then v's 8 bytes, least significant first
+   (a little-endian machine's own order: one store). */
+static void put_fixed64_field(obuf *b, unsigned char tag, uint64_t v) {
+    if (b->cap - b->n < 9 && !sc_otlp_reserve(b, 9)) return;
+    unsigned char *o = b->p + b->n;
+    o[0] = tag;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(o + 1, &v, 8);
+#else
+    for (int i = 0; i < 8; i++) o[1 + i] = (unsigned char)(v >> (8 * i));
+#endif
+    b->n += 9;
 }
 
 /* A length-delimited field is written as its content, then its length put
@@ -379,10 +387,7 @@ static int put_event(lua_State *L, obuf *b, int e) {
     int ok = sc_otlp_micros(L, -1, &us);
     lua_pop(L, 1);
     if (!ok) return 0;
-    if (us != 0) {
-        put_byte(b, 0x09);
-        put_fixed64(b, us * 1000);
-    }
+    if (us != 0) put_fixed64_field(b, 0x09, us * 1000);
     if (name_len > 0) sc_otlp_put_bytes_field(b, 0x12, name, name_len);
     lua_getfield(L, e, "attributes");
     ok = put_attributes(L, b, lua_gettop(L), 0x1A);
@@ -411,8 +416,8 @@ void sc_otlp_put_head(obuf *b, const span_head *h) {
         put_byte(b, 0x30);
         put_byte(b, (unsigned char)h->kind);
     }
-    if (h->start_us != 0) { put_byte(b, 0x39); put_fixed64(b, h->start_us * 1000); }
-    if (h->end_us != 0) { put_byte(b, 0x41); put_fixed64(b, h->end_us * 1000); }
+    if (h->start_us != 0) put_fixed64_field(b, 0x39, h->start_us * 1000);
+    if (h->end_us != 0) put_fixed64_field(b, 0x41, h->end_us * 1000);
 }
 
 /* The Span's status (field 15), when it has one. */

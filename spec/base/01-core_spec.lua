@@ -421,6 +421,22 @@ describe("nonces", function()
     assert.has_error(function() core.random_id(33) end)
   end)
 
+  it("random_id(n, m) gives two ids, of n and of m bytes", function()
+    local trace_id, span_id, extra = core.random_id(16, 8)
+    assert.truthy(trace_id:match("^" .. ("[0-9a-f]"):rep(32) .. "$"))
+    assert.truthy(span_id:match("^" .. ("[0-9a-f]"):rep(16) .. "$"))
+    assert.is_nil(extra)
+    assert.not_equal(trace_id:sub(1, 16), span_id)
+    assert.equal(1, select("#", core.random_id(16, nil)))
+    for _ = 1, 4000 do
+      local a, b = core.random_id(1, 1)
+      assert.not_equal("00", a)
+      assert.not_equal("00", b)
+    end
+    assert.has_error(function() core.random_id(16, 0) end, "bad argument #2 to 'random_id' (nbytes must be in 1..32)")
+    assert.has_error(function() core.random_id(16, 33) end, "bad argument #2 to 'random_id' (nbytes must be in 1..32)")
+  end)
+
   it("random_hex gives 2n lower-case hex characters", function()
     assert.truthy(core.random_hex(8):match("^[0-9a-f]+$"))
     assert.equal(16, #core.random_hex(8))

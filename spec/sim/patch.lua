@@ -36,11 +36,15 @@ end
 
 -- (a trace's and a span's ids, never all zeros, as the original's)
 local real_random_id = core.random_id
-core.random_id = function(n)
-  if not M.current then return real_random_id(n) end
+local function sim_id(n)
   local id
   repeat id = core.random_hex(n) until id:find("[^0]")
   return id
+end
+core.random_id = function(n, m)
+  if not M.current then return real_random_id(n, m) end
+  if m == nil then return sim_id(n) end
+  return sim_id(n), sim_id(m)
 end
 
 log.warn = function(msg)
