@@ -476,20 +476,20 @@ function M.method(rules, name, spec)
     local here = self:_send_blocker(spec.action)
     if here then return nil, here end
     -- (its trace, known before the audit's intent is written; with spans handed over, one over its calls)
-    local span = spans.batch_start(self, spec.action, values)
+    local span = spans.batch_start(self, values)
     local safe, refusal = safety.before(self, spec, values, list, function(item)
       local keys = rules.streams(spec.action, chunk_params(spec, params, { item }))
       return keys and keys[1] or item
     end, method_name)
     if not safe then
-      spans.finish(self, span, "not_sent", tostring(refusal.message))
+      spans.finish(self, span, spec.action, "not_sent", tostring(refusal.message))
       return nil, refusal
     end
     -- (both return a report, never nil)
     local report = list and run_streamed(self, spec, params, values, list, method_name, safe)
       or run_list(self, spec, params, values, safe)
     safety.after(safe, report)
-    spans.batch_finish(self, span, report)
+    spans.batch_finish(self, span, spec.action, report)
     return report
   end
 end

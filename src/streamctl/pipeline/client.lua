@@ -165,14 +165,14 @@ function Client:_call(action, params, given, checked)
   if not op then return nil, out end
   local here = self:_send_blocker(action)
   if here then return nil, here end
-  local span, trace, span_id = spans.start(self, action, given)
+  local span, trace, span_id = spans.start(self, given)
   local job = self:_job(action, op, out)
   job.trace, job.span_parent = trace, span_id
   job = self:_run({ job }, { concurrency = 1 })[1]
   local result = job.result
   if span then
     local err = job.err
-    spans.finish(self, span, result ~= nil and "ok" or err.outcome_unknown and "unknown"
+    spans.finish(self, span, action, result ~= nil and "ok" or err.outcome_unknown and "unknown"
       or err.sent == false and "not_sent" or "failed", err and tostring(err.message))
   end
   if result == nil then return nil, job.err end
@@ -249,9 +249,7 @@ local function engine_for(self, io)
     cancel = self._cancel,
     sign = function(attempt) return sign.attempt(self, attempt) end,
     decode = function(attempt, res, terr) return decode.attempt(self, attempt, res, terr) end,
-    observe = (self._on_attempt or self._spans) and function(attempt, result, err, seconds, res)
-      return decode.observe(self, attempt, result, err, seconds, res)
-    end or nil,
+    observe = (self._on_attempt and decode.observer(self)) or (self._spans and spans.observer(self)) or nil,
     correct_clock = function(err) return decode.correct_clock(self, err) end,
     pace = when(function(action, max_delay, job) return pacer:pace(action, max_delay, job) end),
     horizon = when(function(action) return pacer:horizon(action) end),

@@ -88,49 +88,41 @@ function M.correct_clock(client, err)
   return true
 end
 
---- The caller's `on_attempt` hook, told of every attempt (docs/clients.md,
--- "Watching attempts"); an error in it never affects the call (the first
--- one is kept in client.on_attempt_error).
-function M.observe(self, attempt, result, err, seconds, res)
-  local on_attempt, trace = self._on_attempt, attempt.trace
-  -- (spans alone, and this attempt's not recorded: nothing to tell)
-  if not on_attempt and not (trace and trace.sampled) then return end
-  local pacer, action = self._pacer, attempt.action
-  local throttled = err ~= nil and retry.is_throttle(err)
-  local waited = attempt.waited
-  local cap, room
-  -- (the room and the cap: for on_attempt, and for a span whose attempt waited for a slot of a client that
-  -- paces (`limiter`: without one there is no cap): its event names them)
-  if on_attempt or (waited and waited > 0 and pacer.limiter) then
-    cap = pacer:cap(action)
-    room = cap and cap * pacer:room(action) or nil
+--- The engine's `observe` for client `self`, whose caller's `on_attempt`
+-- hook is told of every attempt (docs/clients.md, "Watching attempts"),
+-- each also made a span when the client hands spans over
+-- (streamctl.pipeline.spans' observer); an error in the hook never
+-- affects the call (the first one is kept in client.on_attempt_error).
+function M.observer(self)
+  local span = self._spans and spans.observer(self)
+  return function(attempt, result, err, seconds, res)
+    if span then span(attempt, result, err, seconds, res) end
+    local action = attempt.action
+    local throttled = err ~= nil and retry.is_throttle(err)
+    local cap, room = self._pacer:cap_room(action)
+    -- The request as sent and the answer as received, every secret, signature and token redacted: made
+    -- when asked (a `--debug`), not for every attempt a metric counts.
+    local function wire()
+      local req = attempt.req and self:redact(attempt.req)
+      local hidden = attempt.hidden or {}
+      local answer = res and { status = res.status, headers = {}, body = res.body and redact.text(res.body, hidden) }
+      for k, v in pairs(answer and res.headers or {}) do answer.headers[k] = redact.text(tostring(v), hidden) end
+      return req, answer
+    end
+    local ok, herr = pcall(self._on_attempt, {
+      provider = self._rules.provider, action = action, role = attempt.role, attempt = attempt.n,
+      retry = attempt.n > 1, ok = result ~= nil, seconds = seconds,
+      status = res and res.status, code = err and err.code, kind = err and err.kind,
+      throttled = throttled, sent = err == nil or err.sent ~= false,
+      error = err,
+      -- (in a trace: the attempt's span, as its traceparent named it)
+      trace_id = attempt.trace and attempt.trace.trace_id, span_id = attempt.span_id,
+      -- (the failure this attempt came after, the time it waited for its slot, the room it leaves)
+      after_code = attempt.after_code, waited = attempt.waited,
+      cap = cap, room = room, wire = wire,
+    })
+    if not ok and self.on_attempt_error == nil then self.on_attempt_error = tostring(herr) end
   end
-  if self._spans then
-    spans.attempt(self, attempt, result, err, seconds, res, throttled, waited, room, cap)
-    if not on_attempt then return end
-  end
-  -- The request as sent and the answer as received, every secret, signature and token redacted: made
-  -- when asked (a `--debug`), not for every attempt a metric counts.
-  local function wire()
-    local req = attempt.req and self:redact(attempt.req)
-    local hidden = attempt.hidden or {}
-    local answer = res and { status = res.status, headers = {}, body = res.body and redact.text(res.body, hidden) }
-    for k, v in pairs(answer and res.headers or {}) do answer.headers[k] = redact.text(tostring(v), hidden) end
-    return req, answer
-  end
-  local ok, herr = pcall(self._on_attempt, {
-    provider = self._rules.provider, action = action, role = attempt.role, attempt = attempt.n,
-    retry = attempt.n > 1, ok = result ~= nil, seconds = seconds,
-    status = res and res.status, code = err and err.code, kind = err and err.kind,
-    throttled = throttled, sent = err == nil or err.sent ~= false,
-    error = err,
-    -- (in a trace: the attempt's span, as its traceparent named it)
-    trace_id = attempt.trace and attempt.trace.trace_id, span_id = attempt.span_id,
-    -- (the failure this attempt came after, the time it waited for its slot, the room it leaves)
-    after_code = attempt.after_code, waited = attempt.waited,
-    cap = cap, room = room, wire = wire,
-  })
-  if not ok and self.on_attempt_error == nil then self.on_attempt_error = tostring(herr) end
 end
 
 return M

@@ -154,6 +154,13 @@ function Pacer:cap(action)
   return v or nil
 end
 
+--- The cap on `action` and the room under it, both in requests per second
+-- (the cap times `room`'s fraction); nil when it is not paced.
+function Pacer:cap_room(action)
+  local cap = self:cap(action)
+  return cap, cap and cap * self:room(action) or nil
+end
+
 --- The rate at which this client sends `action` (requests per second, with
 -- the margin taken off) and that margin, or nil when it is not paced.
 function Pacer:rate(action)

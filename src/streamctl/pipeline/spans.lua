@@ -27,6 +27,7 @@ local tracecontext = require "streamctl.base.tracecontext"
 local spanrecord = require "streamctl.base.spanrecord"
 local nginx = require "streamctl.base.nginx"
 local url = require "streamctl.base.url"
+local retry = require "streamctl.engine.retry"
 
 local pcall, tostring, type, error, setmetatable = pcall, tostring, type, error, setmetatable
 local running = coroutine.running
@@ -107,15 +108,11 @@ function M.context(client, given)
   return req and tracecontext.from(req) or nil
 end
 
--- Whether an operation in trace `trace_id` is recorded: the client's
--- `sampler`, asked with the parent's context (`ctx`; nil at a new trace's
--- root), else the parent's choice (OpenTelemetry's default, parent-based
--- always-on: decided here, with no call, for the sampler that is that
--- default too). A sampler that raises records nothing (its first error
+-- Whether an operation in trace `trace_id` is recorded, by the client's
+-- own `sampler`, asked with the parent's context (`ctx`; nil at a new
+-- trace's root). A sampler that raises records nothing (its first error
 -- kept in client.on_span_error).
-local function sampled(client, trace_id, ctx)
-  local sampler = client._sampler
-  if not sampler or sampler == DEFAULT_SAMPLER then return ctx == nil or ctx.parent_id == nil or ctx.sampled end
+local function ask_sampler(client, sampler, trace_id, ctx)
   local ok, yes = pcall(sampler, trace_id, ctx and ctx.parent_id and ctx or nil)
   if not ok then note_error(client, yes) end
   return ok and yes == true
@@ -127,19 +124,29 @@ end
 -- else `context`'s, a new one when spans are handed over. An operation the
 -- sampler leaves out still has its span's id (its attempts' parent, their
 -- `traceparent` not sampled) but is never handed over. A span begun is its
--- trace too, with what its end needs (`span_id`, `action`, `start`,
--- `ended`): one table, not two.
-function M.start(client, action, trace)
+-- trace too, with its `span_id` and `start` (taken when it ends): one
+-- table, not two.
+function M.start(client, trace)
   local ctx = trace or M.context(client)
   if not client._spans then return nil, ctx end
-  local trace_id = ctx and ctx.trace_id or new_id(16)
-  local parent_id, tracestate = ctx and ctx.parent_id, ctx and ctx.tracestate
-  local yes, span_id = sampled(client, trace_id, ctx), new_id(8)
-  if not yes then
-    return nil, { trace_id = trace_id, parent_id = parent_id, sampled = false, tracestate = tracestate }, span_id
+  local trace_id, span_id
+  if ctx then trace_id, span_id = ctx.trace_id, new_id(8) else trace_id, span_id = new_id(16, 8) end
+  -- (without a sampler of its own, OpenTelemetry's default, parent-based always-on: the parent's choice,
+  -- decided here with no call; the sampler that is that default too)
+  local sampler, yes = client._sampler
+  if not sampler or sampler == DEFAULT_SAMPLER then
+    yes = ctx == nil or ctx.parent_id == nil or ctx.sampled
+  else
+    yes = ask_sampler(client, sampler, trace_id, ctx)
   end
-  local span = { trace_id = trace_id, parent_id = parent_id, sampled = true, tracestate = tracestate,
-                 span_id = span_id, action = action, start = client._clock(), ended = false }
+  -- (a new trace's table has no room for a parent and a tracestate: two of a table's slots less)
+  if not yes then
+    return nil, ctx and { trace_id = trace_id, parent_id = ctx.parent_id, sampled = false, tracestate = ctx.tracestate }
+      or { trace_id = trace_id, sampled = false }, span_id
+  end
+  local span = ctx and { trace_id = trace_id, parent_id = ctx.parent_id, sampled = true, tracestate = ctx.tracestate,
+                         span_id = span_id, start = client._clock() }
+    or { trace_id = trace_id, sampled = true, span_id = span_id, start = client._clock() }
   return span, span, span_id
 end
 
@@ -150,7 +157,7 @@ end
 -- outcome from fn's results: "ok", "failed", "unknown" or "not_sent", and a
 -- message. Returns fn's results.
 function M.around(client, action, outcome_of, fn, ...)
-  local span, ctx, span_id = M.start(client, action)
+  local span, ctx, span_id = M.start(client)
   if not span_id then return fn(...) end
   local scopes = client._span_scopes
   if not scopes then
@@ -163,23 +170,25 @@ function M.around(client, action, outcome_of, fn, ...)
   local results = pack(pcall(fn, ...))
   scopes[key] = before
   if not results[1] then error(results[2], 0) end
-  M.finish(client, span, outcome_of(unpack(results, 2, results.n)))
+  M.finish(client, span, action, outcome_of(unpack(results, 2, results.n)))
   return unpack(results, 2, results.n)
 end
 
---- Ends an operation's span (`start`'s; nil: nothing to end) with its
--- `outcome` ("ok", "failed", "unknown", "not_sent"), `message` and more
--- attributes, and hands it over. A span ends once: a second end is ignored.
-function M.finish(client, span, outcome, message, attributes)
-  if not span or span.ended then return end
-  span.ended = true
-  local ok, action = outcome == "ok", span.action
+--- Ends an operation's span (`start`'s; nil: nothing to end), named by
+-- its `action`, with its `outcome` ("ok", "failed", "unknown", "not_sent"),
+-- `message` and more attributes, and hands it over. A span ends once: its
+-- end takes its start, and a second end finds none and is ignored.
+function M.finish(client, span, action, outcome, message, attributes)
+  local start = span and span.start
+  if not start then return end
+  span.start = nil
+  local ok = outcome == "ok"
   -- (the record's slots in spanrecord's order, then the value of OPERATION's one name; to whom: `attempt`)
   local tracer = client._tracer
   local put, to = tracer and not client._on_span and tracer.put, tracer
   if not put then put, to = hand_slots, client end
   local done, err = pcall(put, to, (client._span_templates[action] or make_templates(client, action))[1],
-                          span.trace_id, span.span_id, span.parent_id, span.tracestate, span.start, client._clock(),
+                          span.trace_id, span.span_id, span.parent_id, span.tracestate, start, client._clock(),
                           ok and 1 or 2, not ok and message or nil, nil, attributes, outcome)
   if not done then note_error(client, err) end
 end
@@ -187,56 +196,66 @@ end
 --- A batch's span, begun (nil when none is handed over): its calls go in
 -- the batch's trace and their attempts under its span (`values._trace`,
 -- `values._span_parent`: the batch's parsed fields).
-function M.batch_start(client, action, values)
-  local span, ctx, span_id = M.start(client, action, values._trace)
+function M.batch_start(client, values)
+  local span, ctx, span_id = M.start(client, values._trace)
   values._trace, values._span_parent = ctx, span_id
   return span
 end
 
---- Ends a batch's span from its report.
-function M.batch_finish(client, span, report)
+--- Ends a batch's span, of `action`, from its report.
+function M.batch_finish(client, span, action, report)
   if not span then return end
-  M.finish(client, span, (report.failed > 0 and "failed") or (report.unknown > 0 and "unknown") or "ok",
+  M.finish(client, span, action, (report.failed > 0 and "failed") or (report.unknown > 0 and "unknown") or "ok",
     format("%d of %d streams failed, %d unknown", report.failed, report.total, report.unknown),
     { ["streamctl.batch.total"] = report.total, ["streamctl.batch.succeeded"] = report.succeeded,
       ["streamctl.batch.failed"] = report.failed, ["streamctl.batch.unknown"] = report.unknown,
       ["streamctl.batch.calls"] = report.calls })
 end
 
---- An attempt's CLIENT span, from what observe knows of it (`throttled`:
--- its failure is a throttle; `waited` seconds for its slot, and the room
--- and the cap then: an event when there was a cap to wait under).
-function M.attempt(client, attempt, result, err, seconds, res, throttled, waited, room, cap)
-  local ctx = attempt.trace
-  if not (client._spans and ctx and ctx.sampled and attempt.span_id) then return end
-  local t = (client._span_templates[attempt.action] or make_templates(client, attempt.action))[2]
-  local now = client._clock()
-  local start = now - (seconds or 0)
-  local code = err and tostring(err.code)
-  local event
-  -- (a wait for a slot: only where the action has a cap; without one, `waited` is the engine's own time)
-  if cap and waited and waited > 0 then
-    event = { name = "streamctl.slot_wait", time = start,
-              attributes = { ["streamctl.waited_s"] = waited, ["streamctl.room"] = room, ["streamctl.cap"] = cap } }
+--- The engine's `observe` for `client`'s attempts' CLIENT spans: made
+-- once per engine, and called for each attempt with what the engine saw
+-- of it (its result or error, its `seconds`, the response `res`); an
+-- attempt in a trace not recorded is passed over. The time it waited for
+-- its rate-limit slot is an event, with the room and the cap then, where
+-- the action has a cap (without one, `waited` is the engine's own time).
+-- The engine calls it itself when the client has no `on_attempt` hook
+-- (streamctl.pipeline.decode's observer calls it then): one Lua call an
+-- attempt.
+function M.observer(client)
+  local pacer = client._pacer
+  return function(attempt, result, err, seconds, res)
+    local ctx = attempt.trace
+    if not (ctx and ctx.sampled and attempt.span_id) then return end
+    local t = (client._span_templates[attempt.action] or make_templates(client, attempt.action))[2]
+    local now = client._clock()
+    local start = now - (seconds or 0)
+    local code, waited, event = err and tostring(err.code), attempt.waited, nil
+    if waited and waited > 0 and pacer.limiter then
+      local cap, room = pacer:cap_room(attempt.action)
+      if cap then
+        event = { name = "streamctl.slot_wait", time = start,
+                  attributes = { ["streamctl.waited_s"] = waited, ["streamctl.room"] = room, ["streamctl.cap"] = cap } }
+      end
+    end
+    -- The span's slots go to the tracer's `put` as they are, when it has one and no `on_span` needs the
+    -- plain table; else to `hand_slots`, as a record. (Written out here and in `finish`, not in a function
+    -- of its own: a call more, and its slots copied once more, for every span.)
+    local tracer = client._tracer
+    local put, to = tracer and not client._on_span and tracer.put, tracer
+    if not put then put, to = hand_slots, client end
+    -- (the record's slots in spanrecord's order, then the values of ATTEMPT's names in their order)
+    local done, perr = pcall(put, to, t, ctx.trace_id, attempt.span_id,
+               (attempt.job and attempt.job.span_parent) or ctx.parent_id,
+               ctx.tracestate, start, now, err and 2 or 1, err and tostring(err.message) or nil, event, nil,
+               code, -- error.type
+               attempt.req and attempt.req.method, -- http.request.method
+               attempt.n > 1 and attempt.n - 1 or nil, -- http.request.resend_count
+               res and res.status, -- http.response.status_code
+               err and err.request_id or (type(result) == "table" and result.RequestId or nil), -- .request_id
+               err and err.retry_after_ms, -- streamctl.retry_after_ms
+               code and retry.is_throttle(err) and code or nil) -- streamctl.throttle_code
+    if not done then note_error(client, perr) end
   end
-  -- The span's slots go to the tracer's `put` as they are, when it has one and no `on_span` needs the
-  -- plain table; else to `hand_slots`, as a record. (Written out here and in `finish`, not in a function
-  -- of its own: a call more, and its slots copied once more, for every span.)
-  local tracer = client._tracer
-  local put, to = tracer and not client._on_span and tracer.put, tracer
-  if not put then put, to = hand_slots, client end
-  -- (the record's slots in spanrecord's order, then the values of ATTEMPT's names in their order)
-  local done, perr = pcall(put, to, t, ctx.trace_id, attempt.span_id,
-             (attempt.job and attempt.job.span_parent) or ctx.parent_id,
-             ctx.tracestate, start, now, err and 2 or 1, err and tostring(err.message) or nil, event, nil,
-             code, -- error.type
-             attempt.req and attempt.req.method, -- http.request.method
-             attempt.n > 1 and attempt.n - 1 or nil, -- http.request.resend_count
-             res and res.status, -- http.response.status_code
-             err and err.request_id or (type(result) == "table" and result.RequestId or nil), -- .request_id
-             err and err.retry_after_ms, -- streamctl.retry_after_ms
-             throttled and code or nil) -- streamctl.throttle_code
-  if not done then note_error(client, perr) end
 end
 
 return M
