@@ -353,4 +353,32 @@ describe("W3C Trace Context on the providers' requests", function()
     for _, sp in ipairs(got) do codes[#codes + 1] = sp.attributes["streamctl.throttle_code"] or "-" end
     assert.same({ "-", "-", "Throttling.User", "-", "-" }, codes) -- (attempt, call; attempt, attempt, call)
   end)
+  it("a client without an on_attempt hook makes the same spans: the wait, the room, the cap, the codes", function()
+    local aliyun = require "streamctl.aliyun"
+    local checks = require "spec.helpers.checks"
+    -- (the scripted run of the test above, with and without the hook: the engine calls the span observer
+    -- itself without one, through the hook's observer with one)
+    local function spans_of(hooked)
+      local got = {}
+      local o = { on_span = function(sp) got[#got + 1] = sp end }
+      if hooked then o.on_attempt = function() end end
+      local c = checks.scripted_client(aliyun, 1700000000, o, function(_, n)
+        if n == 2 then return checks.reply(400, '{"Code":"Throttling.User","RequestId":"t"}') end
+        return checks.reply(200, '{"RequestId":"r"}')
+      end)
+      for _ = 1, 2 do assert(c:resume_live_stream { domain_name = "d.example", app_name = "live", stream_name = "s" }) end
+      local out = {}
+      for i, sp in ipairs(got) do
+        out[i] = { sp.name, sp.kind, sp.status and sp.status.code, sp.attributes["streamctl.throttle_code"] or "-",
+                   sp.attributes["http.request.resend_count"] or 0, sp.attributes["streamctl.request_id"] or "-",
+                   sp.events[1] and sp.events[1].attributes or "no wait" }
+      end
+      return out
+    end
+    local bare = spans_of(false)
+    assert.same(spans_of(true), bare)
+    assert.same({ "-", "-", "Throttling.User", "-", "-" }, { bare[1][4], bare[2][4], bare[3][4], bare[4][4], bare[5][4] })
+    local wait = bare[4][7] -- (the retry, after the throttle)
+    assert.is_true(wait["streamctl.waited_s"] > 0 and wait["streamctl.room"] < wait["streamctl.cap"])
+  end)
 end)
