@@ -329,16 +329,19 @@ describe("W3C Trace Context on the providers' requests", function()
         got[1].status.message })
     assert.same({}, server:log { provider = "zego" })
   end)
-  it("an attempt that waited for its slot has the wait, the room and the cap as on_attempt saw them", function()
-    local aliyun = require "streamctl.aliyun"
+  -- Two ResumeLiveStream calls of a scripted client made with options `o` (simulated time): the second
+  -- call's first attempt is throttled, its retry waits for its slot.
+  local function throttled_run(o)
     local checks = require "spec.helpers.checks"
-    local got, seen = {}, {}
-    local c = checks.scripted_client(aliyun, 1700000000, { on_span = function(sp) got[#got + 1] = sp end,
-      on_attempt = function(a) seen[#seen + 1] = a end }, function(_, n)
+    local c = checks.scripted_client(require "streamctl.aliyun", 1700000000, o, function(_, n)
       if n == 2 then return checks.reply(400, '{"Code":"Throttling.User","RequestId":"t"}') end
       return checks.reply(200, '{"RequestId":"r"}')
     end)
     for _ = 1, 2 do assert(c:resume_live_stream { domain_name = "d.example", app_name = "live", stream_name = "s" }) end
+  end
+  it("an attempt that waited for its slot has the wait, the room and the cap as on_attempt saw them", function()
+    local got, seen = {}, {}
+    throttled_run { on_span = function(sp) got[#got + 1] = sp end, on_attempt = function(a) seen[#seen + 1] = a end }
     local waits = {}
     for _, sp in ipairs(got) do
       for _, e in ipairs(sp.events or {}) do
@@ -354,19 +357,13 @@ describe("W3C Trace Context on the providers' requests", function()
     assert.same({ "-", "-", "Throttling.User", "-", "-" }, codes) -- (attempt, call; attempt, attempt, call)
   end)
   it("a client without an on_attempt hook makes the same spans: the wait, the room, the cap, the codes", function()
-    local aliyun = require "streamctl.aliyun"
-    local checks = require "spec.helpers.checks"
-    -- (the scripted run of the test above, with and without the hook: the engine calls the span observer
-    -- itself without one, through the hook's observer with one)
+    -- (the run of the test above, with and without the hook: the engine calls the span observer itself
+    -- without one, through the hook's observer with one)
     local function spans_of(hooked)
       local got = {}
       local o = { on_span = function(sp) got[#got + 1] = sp end }
       if hooked then o.on_attempt = function() end end
-      local c = checks.scripted_client(aliyun, 1700000000, o, function(_, n)
-        if n == 2 then return checks.reply(400, '{"Code":"Throttling.User","RequestId":"t"}') end
-        return checks.reply(200, '{"RequestId":"r"}')
-      end)
-      for _ = 1, 2 do assert(c:resume_live_stream { domain_name = "d.example", app_name = "live", stream_name = "s" }) end
+      throttled_run(o)
       local out = {}
       for i, sp in ipairs(got) do
         out[i] = { sp.name, sp.kind, sp.status and sp.status.code, sp.attributes["streamctl.throttle_code"] or "-",
