@@ -8,7 +8,7 @@ static sc_bytes *check_bytes(lua_State *L, int idx) { return (sc_bytes *)luaL_ch
 
 unsigned char *sc_bytes_room(lua_State *L, sc_bytes *b, size_t n) {
     if (b->busy > 0) luaL_error(L, "streamctl.bytes: not written while a transfer sends them");
-    b->n = 0;
+    b->n = b->off = 0;
     if (n > b->cap) {
         unsigned char *p = (unsigned char *)realloc(b->p, n);
         if (p == NULL) return NULL;
@@ -23,7 +23,7 @@ static int bytes_gc(lua_State *L) {
     if (b->busy > 0) return 0; /* (a transfer may still read them: only as the state closes; left then) */
     free(b->p);
     b->p = NULL;
-    b->n = b->cap = 0;
+    b->n = b->cap = b->off = 0;
     return 0;
 }
 
@@ -35,7 +35,7 @@ static int bytes_len(lua_State *L) {
 /* b:string(): the bytes, as a Lua string (a copy). */
 static int bytes_string(lua_State *L) {
     sc_bytes *b = check_bytes(L, 1);
-    lua_pushlstring(L, b->n ? (const char *)b->p : "", b->n);
+    lua_pushlstring(L, b->n ? (const char *)sc_bytes_data(b) : "", b->n);
     return 1;
 }
 

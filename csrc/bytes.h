@@ -21,19 +21,22 @@
 #define SC_BYTES_MT "streamctl.bytes"
 
 typedef struct {
-    unsigned char *p; /* n bytes of cap, malloc'd (NULL while cap is 0) */
-    size_t n, cap;
+    unsigned char *p; /* cap bytes, malloc'd (NULL while cap is 0); the content: n bytes at p + off */
+    size_t n, cap, off;
     int busy; /* the transfers that may read p now */
 } sc_bytes;
+
+/* The content's first byte (n of them). */
+static inline const unsigned char *sc_bytes_data(const sc_bytes *b) { return b->p + b->off; }
 
 /* The bytes at `idx`, or NULL when the value is something else. */
 static inline sc_bytes *sc_bytes_at(lua_State *L, int idx) {
     return (sc_bytes *)luaL_testudata(L, idx, SC_BYTES_MT);
 }
 
-/* Room for `n` bytes in b, its content dropped: b's storage, or NULL when
-   it cannot grow. Raises while a transfer reads b. (streamctl.core's: not
-   for another module.) */
+/* Room for `n` bytes in b, its content dropped: b's storage (the content
+   to be written at its start), or NULL when it cannot grow. Raises while a
+   transfer reads b. (streamctl.core's: not for another module.) */
 unsigned char *sc_bytes_room(lua_State *L, sc_bytes *b, size_t n);
 
 #endif

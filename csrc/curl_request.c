@@ -445,7 +445,7 @@ const char *sc_prepare(lua_State *L, int ridx, sc_xfer *x, const sc_opts *o, int
     method = lua_tolstring(L, base + 1, &ml);
     url = lua_tolstring(L, base + 2, &ul);
     if (bytes) {
-        body = bytes->n ? (const char *)bytes->p : "";
+        body = bytes->n ? (const char *)sc_bytes_data(bytes) : "";
         bl = bytes->n;
     } else {
         body = lua_tolstring(L, base + 4, &bl);

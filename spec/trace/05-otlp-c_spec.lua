@@ -316,6 +316,31 @@ describe("streamctl.core.otlp_record and otlp_queue", function()
     assert.equal(otlp.request_pb({ "abc" }, resource), b:string())
     assert.same({ b, 0 }, { q:take(5, b) })
     assert.equal(otlp.request_pb({}, resource), b:string())
+    -- part of the queue into bytes: a copy, the rest left queued; then all of it, twice, into two bytes in
+    -- turn: each take hands the queue's buffer over and takes the bytes' back, and no bytes' request is
+    -- written over by the spans queued after it or by the other's take
+    for i = 1, 10 do q:push("p" .. i) end
+    assert.same({ b, 4 }, { q:take(4, b) })
+    assert.equal(otlp.request_pb({ "p1", "p2", "p3", "p4" }, resource), b:string())
+    assert.equal(6, q:count())
+    local b2, held = core.bytes(), {}
+    local want = { "p5", "p6", "p7", "p8", "p9", "p10" }
+    for round = 1, 4 do
+      local into = round % 2 == 1 and b2 or b
+      assert.same({ into, #want }, { q:take(1000, into) })
+      held[into] = otlp.request_pb(want, resource)
+      assert.equal(held[into], into:string())
+      assert.equal(#held[into], #into)
+      assert.equal(0, q:count())
+      want = {}
+      for i = 1, 40 * round do want[i] = string.rep(string.char(96 + round), i * 7) end -- (the queue grows)
+      for _, x in ipairs(want) do q:push(x) end
+      if held[b] then assert.equal(held[b], b:string()) end
+      if held[b2] then assert.equal(held[b2], b2:string()) end
+    end
+    assert.same({ b2, 160 }, { q:take(1000, b2) })
+    assert.equal(otlp.request_pb(want, resource), b2:string())
+    assert.equal(held[b], b:string())
     assert.has_error(function() q:take(1, "not bytes") end)
     assert.has_error(function() q:take(1, q) end)
     assert.is_false(getmetatable(b)) -- (its metatable is not given out)
