@@ -212,15 +212,18 @@ static int q_take(lua_State *L) {
     /* The spans' bytes: all the queue holds, or the first `want` spans' (each: 0x12, a varint, that many
        bytes), found by reading each one's length. (Not read for a take of them all: a batch's lengths lie
        across a few hundred kilobytes, in as many lines of memory the caches no longer hold.) */
-    if (want == q->count) spans = q->n - head;
-    else for (lua_Integer i = 0; i < want; i++) {
-        size_t len = 0, at = head + spans + 1;
-        for (int shift = 0; at < q->n && shift < 64; shift += 7) {
-            unsigned char c = q->p[at++];
-            len |= (size_t)(c & 0x7F) << shift;
-            if (c < 0x80) break;
+    if (want == q->count) {
+        spans = q->n - head;
+    } else {
+        for (lua_Integer i = 0; i < want; i++) {
+            size_t len = 0, at = head + spans + 1;
+            for (int shift = 0; at < q->n && shift < 64; shift += 7) {
+                unsigned char c = q->p[at++];
+                len |= (size_t)(c & 0x7F) << shift;
+                if (c < 0x80) break;
+            }
+            spans = at + len - head;
         }
-        spans = at + len - head;
     }
     if (head + spans > q->n) return luaL_error(L, "the span queue is corrupt");
     size_t rlen = q->rlen, slen = q->slen;
