@@ -6,8 +6,12 @@
 
 static sc_bytes *check_bytes(lua_State *L, int idx) { return (sc_bytes *)luaL_checkudata(L, idx, SC_BYTES_MT); }
 
-unsigned char *sc_bytes_room(lua_State *L, sc_bytes *b, size_t n) {
+void sc_bytes_writable(lua_State *L, const sc_bytes *b) {
     if (b->busy > 0) luaL_error(L, "streamctl.bytes: not written while a transfer sends them");
+}
+
+unsigned char *sc_bytes_room(lua_State *L, sc_bytes *b, size_t n) {
+    sc_bytes_writable(L, b);
     b->n = b->off = 0;
     if (n > b->cap) {
         unsigned char *p = (unsigned char *)realloc(b->p, n);

@@ -34,6 +34,10 @@ static inline sc_bytes *sc_bytes_at(lua_State *L, int idx) {
     return (sc_bytes *)luaL_testudata(L, idx, SC_BYTES_MT);
 }
 
+/* Raises while a transfer reads b: nothing may write it, free it or give
+   it other storage then. (streamctl.core's: not for another module.) */
+void sc_bytes_writable(lua_State *L, const sc_bytes *b);
+
 /* Room for `n` bytes in b, its content dropped: b's storage (the content
    to be written at its start), or NULL when it cannot grow. Raises while a
    transfer reads b. (streamctl.core's: not for another module.) */

@@ -11,6 +11,7 @@
 
 #define QUEUE_MT "streamctl.otlp_queue"
 #define QUEUE_MAX ((size_t)1 << 30) /* (1 GiB: a million spans of a kilobyte) */
+#define QUEUE_ROOM 4096                 /* (a new buffer's room for spans, after its head) */
 
 typedef struct {
     unsigned char *p; /* n bytes of cap: `head` bytes of room, then `count` spans, each 0x12, its length, its bytes */
@@ -212,7 +213,8 @@ static int q_take(lua_State *L) {
     /* The spans' bytes: all the queue holds, or the first `want` spans' (each: 0x12, a varint, that many
        bytes), found by reading each one's length. (Not read for a take of them all: a batch's lengths lie
        across a few hundred kilobytes, in as many lines of memory the caches no longer hold.) */
-    if (want == q->count) {
+    int whole = want == q->count;
+    if (whole) {
         spans = q->n - head;
     } else {
         for (lua_Integer i = 0; i < want; i++) {
@@ -234,13 +236,13 @@ static int q_take(lua_State *L) {
     memcpy(o, q->parts, rlen);
     o = put_len(o + rlen, 0x12, ss);
     memcpy(o, q->parts + rlen, slen);
-    if (into && want > 0 && head + spans == q->n) {
-        if (into->busy > 0) return luaL_error(L, "streamctl.bytes: not written while a transfer sends them");
+    if (into && want > 0 && whole) {
+        sc_bytes_writable(L, into);
         /* (the queue's next buffer: the bytes' old one, or a new one when that has no room for the head) */
         unsigned char *next = into->p;
         size_t next_cap = into->cap;
-        if (next_cap < head + 4096) {
-            next_cap = head + 4096;
+        if (next_cap < head + QUEUE_ROOM) {
+            next_cap = head + QUEUE_ROOM;
             next = (unsigned char *)malloc(next_cap);
             if (!next) return luaL_error(L, "the span queue: out of memory");
             free(into->p);
@@ -322,10 +324,10 @@ static int l_otlp_queue(lua_State *L) {
     q->slen = slen;
     /* (the room before the spans: a request's fields before them, two tags and two lengths of at most 10 bytes) */
     q->head = rlen + slen + 22;
-    q->p = (unsigned char *)malloc(q->head + 4096);
+    q->p = (unsigned char *)malloc(q->head + QUEUE_ROOM);
     if (!q->p) return luaL_error(L, "the span queue: out of memory");
     q->n = q->head;
-    q->cap = q->head + 4096;
+    q->cap = q->head + QUEUE_ROOM;
     return 1;
 }
 
