@@ -77,18 +77,19 @@ local function tick(premature)
   end
 end
 
--- The collector's pause (percent of the heap left live by a cycle that it
--- may grow by before the next begins; LuaJIT's default is 200): 100 starts
--- each cycle as the last ends. Every request makes strings of 128 bytes or
--- more that differ from the last request's only in a nonce, a timestamp or
--- a signature (its query, the string to sign and its parts). OpenResty's
--- LuaJIT hashes such a string from samples of it, so those of a length
--- share one hash, and making the next one compares it with each not yet
--- swept. At the default pause they pile up for a whole cycle, which grows
--- with the heap (the nonces kept, the request log): on 2026-11-28 the
--- worker spent ~60% of its CPU in those comparisons, and its CPU a request
--- rose from 0.44 ms (the first 20,000 ResumeLiveStream) to 0.98 ms (the
--- fifth 20,000). At 100: 0.27 ms, then 0.34-0.40 ms.
+-- The collector's pause: how large the heap may grow, in percent of what
+-- the last cycle left live, before the next cycle begins (LuaJIT's default
+-- is 200, twice as large); at 100 each cycle begins as the last ends.
+-- Every request makes strings of 128 bytes or more that differ from the
+-- last request's only in a nonce, a timestamp or a signature (its query,
+-- the string to sign and its parts). OpenResty's LuaJIT hashes such a
+-- string from samples of it, so those of one length that differ only
+-- between the samples share one hash, and making the next one compares it
+-- with each not yet swept. At the default pause they pile up for a whole
+-- cycle, which grows with the heap (the nonces kept, the request log): on
+-- 2026-11-28 the worker spent ~60% of its CPU in those comparisons, and
+-- its CPU a request rose from 0.44 ms (the first 20,000 ResumeLiveStream)
+-- to 0.98 ms (the fifth 20,000). At 100: 0.27 ms, then 0.34-0.40 ms.
 local GC_PAUSE = 100
 
 -- Called from init_worker_by_lua.
