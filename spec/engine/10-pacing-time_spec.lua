@@ -185,7 +185,8 @@ describe("the room a throttle cut, through the client, in virtual time", functio
       if n >= 3 and n <= 20 then return THROTTLED_ZEGO end -- (a stranger that took it all, then left)
       return OK_ZEGO
     end)
-    local c = client(zego, w, { on_attempt = function(info)
+    -- (its calls wait past their window: this process is the only decider, and says so)
+    local c = client(zego, w, { decisions_shared = true, on_attempt = function(info)
       if info.throttled then last_throttle = w.mono end
     end })
     local report = c:resume_rtc_streams { stream_ids = names("leaves-", 400) }

@@ -370,14 +370,16 @@ end)
 describe("order after an unknown outcome", function()
   -- One stream on a fake server: the first forbid is held 3 s and applied
   -- after the client gave up on it (a straggler).
-  local function straggler_world(settle_ms)
+  -- (the client's is the only decider on the stream, and says so: its repair of the straggler,
+  -- 10 s after the resume was decided, is then sent; without, it expires: spec/pipeline/28)
+  local function straggler_world(settle_ms, shared)
     local w = { mono = 0, sent = {}, events = {}, forbidden = false }
     local function run_events()
       table.sort(w.events, function(a, b) return a.at < b.at end)
       while w.events[1] and w.events[1].at <= w.mono do table.remove(w.events, 1).fn() end
     end
     local cli = assert(aliyun.new {
-      access_key_id = "AK", access_key_secret = "sk", settle_ms = settle_ms,
+      access_key_id = "AK", access_key_secret = "sk", settle_ms = settle_ms, decisions_shared = shared ~= false,
       clock = function() return NOW + w.mono end, monotonic = function() return w.mono end,
       sleep = function(s) w.mono = w.mono + s run_events() end,
       retry = { random = function() return 0 end },
@@ -413,6 +415,17 @@ describe("order after an unknown outcome", function()
     assert.same({ "ForbidLiveStream", "DescribeLiveStreamsBlockList", "ForbidLiveStream", "ResumeLiveStream",
                   "DescribeLiveStreamsBlockList", "ResumeLiveStream" }, w.sent)
     assert.is_true(w.mono >= 10) -- reported only once the lost forbid could no longer land
+  end)
+
+  it("undeclared, the repair 10 s after the resume was decided is not sent: Expired, the straggler said", function()
+    local w, cli = straggler_world(nil, false)
+    assert(cli:forbid_live_stream(STREAM))
+    local res, err = cli:resume_live_stream(STREAM)
+    assert.is_nil(res)
+    assert.equal("Expired", err.code)
+    assert.is_true(w.forbidden) -- (the straggler landed; the resume's failure says its repair was not sent)
+    assert.same({ "ForbidLiveStream", "DescribeLiveStreamsBlockList", "ForbidLiveStream", "ResumeLiveStream",
+                  "DescribeLiveStreamsBlockList" }, w.sent)
   end)
 
   it("without a settle time the straggler wins: what the guarantee prevents", function()

@@ -6,7 +6,8 @@
 -- attempt past `fresh_ms` (7 s) the call is checked against the Sequence
 -- store: superseded (a later call decided: not sent) or given a new
 -- Sequence (none did). Two clients share one store, as two processes share
--- Redis; a fake ZEGO applies a Sequence not above the last one only after
+-- Redis, and say so (`decisions_shared`; without it a late call that is not
+-- superseded expires: spec/pipeline/28); a fake ZEGO applies a Sequence not above the last one only after
 -- its window, as the strictest reading of the page has it.
 local zego = require "streamctl.zego"
 local sequence = require "streamctl.engine.sequence"
@@ -46,6 +47,7 @@ local function world()
   function w.client(name, throttle, opts)
     local o = {
       app_id = 1234567890, server_secret = "0123456789abcdef0123456789abcdef", sequence = w.gen,
+      decisions_shared = true,
       clock = function() return NOW + w.mono end, monotonic = function() return w.mono end,
       sleep = function(s) w.mono = w.mono + s end,
       retry = { random = function() return 0 end },
@@ -235,6 +237,7 @@ describe("a forbid whose ResumeTime passed while it waited", function()
     local o = {
       clock = function() return NOW + w.mono end, monotonic = function() return w.mono end,
       sleep = function(s) w.mono = w.mono + s end, retry = { random = function() return 0 end },
+      decisions_shared = true, -- (past 7 s its decision is renewed: the ResumeTime is what ends it)
       transport = function(req)
         w.sent[#w.sent + 1] = { t = w.mono, url = req.url }
         if w.mono < seconds then return throttle_body() end

@@ -93,11 +93,11 @@ describe("a provider's rules", function()
       { function(r) r.caps = "yes" end, "streamctl: provider acme: caps must be a function or nil" },
       { function(r) r.stamp = { param = "Sequence", ids = function() end } end,
         "streamctl: provider acme: stamp must be nil or { param = name, ids = function, take = function[, renew = "
-          .. "function, fresh_ms = milliseconds > 0] }" },
+          .. "function, fresh_ms = milliseconds > 0][, applies = function] }" },
       { function(r) r.stamp = { param = "Sequence", ids = function() end, take = function() end,
                                 renew = function() end, fresh_ms = 0 / 0 } end,
         "streamctl: provider acme: stamp must be nil or { param = name, ids = function, take = function[, renew = "
-          .. "function, fresh_ms = milliseconds > 0] }" },
+          .. "function, fresh_ms = milliseconds > 0][, applies = function] }" },
       { function(r) r.redact = nil end, "streamctl: provider acme: redact must be a table" },
       { function(r) r.defaults = {} end, "streamctl: provider acme: defaults.endpoint must be a URL" },
       { function(r) r.variables = { { "key_id", "ACME_KEY_ID" } } end, "streamctl: provider acme: variables[2] must "

@@ -402,7 +402,7 @@ end
 -- Sequence, taken at the first send and kept for the retries; with Redis
 -- as both stores, taken with the call's rate-limit slot in one round trip.
 rules.stamp = { param = "Sequence", ids = sequence_ids, take = take_sequence, fresh_ms = FRESH_MS,
-                renew = renew_sequence }
+                renew = renew_sequence, applies = function(op) return op.sequence == true end }
 
 local Zego = client.define(rules)
 --- When a forbid (`action` and its service parameters, as sent) answered

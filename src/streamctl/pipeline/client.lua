@@ -298,19 +298,27 @@ function Client:check(name, fields)
   return true
 end
 
--- The Sequence generator of a provider whose calls carry one: the option
--- `sequence`, else one on the client's store backend (a shared dict, Redis;
--- or in memory). Where the rate-limit store can take it with the slot (Redis),
+-- The decision store (streamctl.pipeline.decision) as a Sequence generator:
+-- the option `sequence` (ZEGO's), else one on the client's store backend (a
+-- shared dict, Redis, the machine's file; or in memory). A provider whose
+-- calls carry a Sequence keys it by account (ZEGO's AppId); another's keys
+-- are its streams' own names (Aliyun's domain/app/stream: a domain is one
+-- account's). Where the rate-limit store can take it with the slot (Redis),
 -- a call's slot and Sequence are taken in one round trip (streamctl.pipeline.pacing).
 local function sequence_for(self, o)
   local rules = self._rules
-  local prefix = rules.provider .. ":" .. rules.account(self) .. ":"
+  local prefix = rules.provider .. ":" .. (rules.sequenced and rules.account(self) .. ":" or "")
   local pacer = self._pacer
   local store, with_slot = stores.sequence(self._stores, prefix, self._monotonic, pacer.store_handle)
   -- (the provider's stamp, its Sequence, then taken with the slot where the store can: streamctl.pipeline.pacing)
   if with_slot and pacer.limiter and pacer.limiter.store.reserve_sequenced and rules.stamp then
     self._stamp_store = with_slot
   end
+  -- (who vouches for a late call: the caller's word, else a store every decider shares by its
+  -- nature: a shared dict, Redis; never this process's memory, the machine's file or a generator given)
+  local first = self._stores[1]
+  self._decisions_shared = o.decisions_shared
+  if self._decisions_shared == nil then self._decisions_shared = first ~= nil and not first.backend.decisions end
   return o.sequence or sequence.new {
     clock_ms = function() return floor(self._clock() * 1000) end,
     store = store,
@@ -377,7 +385,7 @@ local function make(class, o, creds)
   if o.retry == false then retry_opts.attempts = 1 end
   self._retry = retry.policy(retry_opts)
   self._pacer = pacing.new(self, o, handles)
-  if rules.sequenced then self._sequence = sequence_for(self, o) end
+  self._sequence = sequence_for(self, o)
   local io, why = io_for(self, o)
   if not io then return nil, why end
   self._engine = engine_for(self, io)

@@ -187,6 +187,10 @@ function M.schema(rules)
     { name = "on_attempt", type = "function" },
     { name = "cancel", type = "function" },
     { name = "max_rate", type = "number", min = M.MIN_RATE },
+    -- (whether the store holding the client's decisions is shared by every decider on its streams:
+    -- a call past its window is then sent, renewed; default with `redis` or `shared_dict`:
+    -- streamctl.pipeline.decision)
+    { name = "decisions_shared", type = "boolean" },
     -- W3C Trace Context (streamctl.base.tracecontext): the trace the client's calls belong to, and
     -- whether each request carries its `traceparent` (default: when a trace is given)
     { name = "trace", type = "custom", check = M.trace_check },
@@ -232,14 +236,16 @@ local function conflict(o, sequenced)
   if o.max_rate and o.rate_limits == false then
     return "option 'max_rate' needs pacing; it cannot be combined with rate_limits = false"
   end
-  -- (each store backend's option holds the rate-limit state and the Sequences: one of them, or none)
+  -- (each store backend's option holds the rate-limit state and the Sequences, or those alone
+  -- (`decisions`): one of them, or none)
   for i, b in ipairs(stores.BACKENDS) do
     local others = {}
     for k = 1, i - 1 do others[#others + 1] = stores.BACKENDS[k].option end
-    others[#others + 1] = "rate_limit_store"
+    if not b.decisions then others[#others + 1] = "rate_limit_store" end
     for _, other in ipairs(others) do
       if o[b.option] and o[other] then
-        return format("option '%s' holds the rate-limit state; it cannot be combined with '%s'", b.option, other)
+        return format("option '%s' holds the %s; it cannot be combined with '%s'", b.option,
+          b.decisions and "decisions and Sequences" or "rate-limit state", other)
       end
     end
   end

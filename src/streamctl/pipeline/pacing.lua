@@ -132,8 +132,8 @@ function M.new(client, o, handles)
   for action, op in pairs(client._rules.operations) do self.caps[action] = own[action] or op.cap end
   if o.rate_limits ~= false then
     -- shared: other clients (processes, workers, machines) may pace under the same keys
-    self.shared = (o.rate_limit_store or handles[1]) and true or false
     local store, handle = stores.ratelimit(o, handles, self.monotonic)
+    self.shared = store ~= nil
     self.store_handle = handle -- (a provider's stamp may be taken with the slot on it: client's sequence_for)
     self.limiter = ratelimit.new { clock = self.monotonic, store = store }
     self.carried = store ~= nil and store.carries_margin == true

@@ -65,7 +65,10 @@
 --                with `fresh_ms` and `renew(self, action, op, params, chosen) -> true[, gone]
 --                | false, gone | nil, err`, a value older than `fresh_ms` at an attempt is
 --                decided again there: renewed, or `gone` ({ [stream] = why }) leave the call,
---                and none left ends it unsent, superseded)
+--                and none left ends it unsent, superseded; with `chosen`, only asked which a
+--                later call decided, nothing renewed; `applies(op)`, optional: whether it
+--                is the decision of `op`'s calls, where the others' is kept beside them:
+--                streamctl.pipeline.decision)
 --   caps(self) -> { [action] = n }            (the caps of this client where they are not
 --                op.cap, e.g. ZEGO's test environment: asked once, when the client is made)
 --   complete(self, action, op, params, dry) -> params | nil, why  (checks what only the
@@ -153,9 +156,10 @@ function M.check(rules)
   local stamp = rules.stamp
   if stamp ~= nil and (type(stamp) ~= "table" or type(stamp.param) ~= "string" or type(stamp.ids) ~= "function"
       or type(stamp.take) ~= "function" or (stamp.renew ~= nil and (type(stamp.renew) ~= "function"
-      or type(stamp.fresh_ms) ~= "number" or stamp.fresh_ms ~= stamp.fresh_ms or stamp.fresh_ms <= 0))) then
+      or type(stamp.fresh_ms) ~= "number" or stamp.fresh_ms ~= stamp.fresh_ms or stamp.fresh_ms <= 0))
+      or (stamp.applies ~= nil and type(stamp.applies) ~= "function")) then
     broken(p, "stamp", "must be nil or { param = name, ids = function, take = function[, renew = function, "
-      .. "fresh_ms = milliseconds > 0] }")
+      .. "fresh_ms = milliseconds > 0][, applies = function] }")
   end
   for action, op in pairs(rules.operations) do
     if type(action) ~= "string" then broken(p, "operations", "must be keyed by action names") end

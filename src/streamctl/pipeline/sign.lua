@@ -1,7 +1,6 @@
 --- The sign step of a call, the same for both providers: a request built by
 -- the provider's `build` with a fresh nonce and the provider's time; at a
--- call's first send, the provider's own step before it (`stamp`: ZEGO's
--- Sequence, taken into the job's params, where it stays for the retries);
+-- call's first send, its decision before it (streamctl.pipeline.decision);
 -- and what the engine does with a request whose slot went stale before it
 -- left (`unsign`). streamctl.pipeline.client hands `attempt` and `unsign` to
 -- the engine, and signs with `request` for `prepare` and `dry_run`.
@@ -10,9 +9,9 @@
 local errors = require "streamctl.base.errors"
 local tracecontext = require "streamctl.base.tracecontext"
 local redact = require "streamctl.base.redact"
-local validate = require "streamctl.base.validate"
+local decision = require "streamctl.pipeline.decision"
 
-local type, pairs = type, pairs
+local type = type
 local new_id, traceparent = tracecontext.new_id, tracecontext.traceparent
 
 local M = {}
@@ -39,38 +38,21 @@ function M.request(client, action, params)
 end
 
 --- Signs an attempt when the engine sends it (the engine's `sign`). A
--- call's first send runs the provider's `stamp` unless the slot took it
--- already (`job.stamped`); a value the caller gave is recorded as sent and
--- never given back. A later attempt whose stamp has aged past the
--- provider's `fresh_ms` is decided again first (`renew`): false and the
--- call's result when nothing is left to send. What the request carries
--- that no message may show (its signature, a token) is kept beside it: a
--- server that echoes the request must not put it into an error.
+-- call's decision is taken at its first send, or checked against its
+-- window at a later one (streamctl.pipeline.decision: ZEGO's Sequence, the
+-- `stamp`, or a value kept beside the call): superseded, it ends with
+-- nothing left to send; expired, unsent. What the request carries that no
+-- message may show (its signature, a token) is kept beside it: a server
+-- that echoes the request must not put it into an error.
 -- @return request table; or false and the call's result (nothing to send); or nil, err
 function M.attempt(client, attempt)
   local rules, action = client._rules, attempt.action
-  local stamp = rules.stamp
-  if stamp and attempt.role == "call" then
-    local job = attempt.job
-    if attempt.n == 1 and not job.stamped then
-      local param = stamp.param
-      local chosen = attempt.params[param] ~= nil
-      local ok, err = stamp.take(client, action, rules.operations[action], attempt.params)
-      if not ok then err.action = action return nil, err end
-      attempt.took, attempt.chosen = not chosen and attempt.params[param] ~= nil, chosen
-      job.stamp_chosen = chosen
-    end
-    if attempt.n == 1 then
-      job.stamp_at = attempt.sent_at
-    elseif stamp.renew and job.stamp_at and (attempt.sent_at - job.stamp_at) * 1000 >= stamp.fresh_ms then
-      local moot, err = M.renew(client, stamp, attempt)
-      if moot == false then return nil, err end
-      if moot then return false, moot end
-    end
-  end
   if attempt.role == "call" then
     local passed = M.resume_time_passed(client, attempt)
     if passed then return nil, passed end
+    local moot, err = decision.before(client, attempt)
+    if moot == false then return nil, err end
+    if moot then return false, moot end
   end
   local req, err = M.request(client, action, attempt.params)
   if req then
@@ -108,26 +90,6 @@ function M.resume_time_passed(client, attempt)
     .. "this attempt was not sent")
   e.sent = false
   return e
-end
-
---- Decides again a call whose stamp has aged past `fresh_ms` (ZEGO's
--- Sequence, near the end of the window in which ZEGO compares it): its
--- streams a later call decided on leave it (`job.superseded`: stream ->
--- the later value), the others go with a value taken now (`renew`).
--- @return nil when the attempt goes; the call's result when no stream is
---   left (nothing sent: `{ Superseded = true, SupersededBy = job.superseded }`);
---   or false and an error
-function M.renew(client, stamp, attempt)
-  local job, action = attempt.job, attempt.action
-  local ok, gone = stamp.renew(client, action, client._rules.operations[action], attempt.params, job.stamp_chosen)
-  if ok == nil then gone.action = action return false, gone end
-  if gone then
-    job.superseded = job.superseded or {}
-    for id, v in pairs(gone) do job.superseded[id] = validate.decimal(v) end
-  end
-  if not ok then return { Superseded = true, SupersededBy = job.superseded } end
-  if not job.stamp_chosen then job.stamp_at = attempt.sent_at end
-  return nil
 end
 
 --- Lets go of what the stamp took for an attempt whose slot went stale

@@ -15,6 +15,7 @@
 --   ratelimit_store(handle, { monotonic = fn }) -> store
 --                                        a shared rate-limit schedule: the contract
 --                                        of streamctl.engine.ratelimit's `store`
+--                                        (none in a backend of `decisions` alone)
 --   sequence_store(handle, prefix, { monotonic = fn }) -> store
 --                                        Sequences of keys under `prefix`: the
 --                                        contract of streamctl.engine.sequence's `store`
@@ -29,8 +30,9 @@
 -- (a rock of its own) answers its option with what to install (`missing`).
 --
 -- The options it reads: each backend's (`shared_dict`: an nginx
--- lua_shared_dict's name; `redis`: a config, a URL or a connection object),
--- and `rate_limit_store` (a store object, used as given).
+-- lua_shared_dict's name; `redis`: a config, a URL or a connection object;
+-- `decision_file`: a path, the decisions and Sequences alone), and
+-- `rate_limit_store` (a store object, used as given).
 -- @module streamctl.pipeline.stores
 
 local require, pcall, error, ipairs, tostring = require, pcall, error, ipairs, tostring
@@ -45,6 +47,8 @@ M.BACKENDS = {
   { option = "redis", module = "streamctl.store.redis", missing = "needs the streamctl-redis rock, which is not "
     .. "installed (README \"Install\": apt-get install libhiredis-dev, then luarocks make "
     .. "rockspecs/streamctl-redis-scm-1.rockspec)" },
+  -- (the machine's decision store, a file: the decisions and Sequences, no rate limits)
+  { option = "decision_file", module = "streamctl.store.decisionfile", decisions = true },
 }
 
 -- A backend's module, or nil and what to install when it is not installed
@@ -96,7 +100,7 @@ end
 function M.ratelimit(o, handles, monotonic)
   if o.rate_limit_store then return o.rate_limit_store end
   local h = handles[1]
-  if not h then return nil end
+  if not h or h.backend.decisions then return nil end
   return h.module.ratelimit_store(h.handle, { monotonic = monotonic }), h
 end
 

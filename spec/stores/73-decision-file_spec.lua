@@ -1,0 +1,143 @@
+-- tier: unit
+-- The machine's decision store (streamctl.store.decisionfile, issue 87): a
+-- file that every run of a user on the machine shares, holding the
+-- decisions and ZEGO's Sequences by streamctl.engine.sequence's store
+-- contract. Two store objects on one file stand for two runs; the file's
+-- bytes are asserted whole; an unreadable file is an error naming it,
+-- never an empty store.
+local decisionfile = require "streamctl.store.decisionfile"
+local sequence = require "streamctl.engine.sequence"
+local core = require "streamctl.core"
+
+local process = require "spec.helpers.process"
+local read, write, quote = process.read_file, process.write_file, process.quote
+
+-- A new directory, removed when the test ends.
+local function tmpdir()
+  local d = process.temp_dir()
+  finally(function() process.run("rm -rf " .. quote(d)) end)
+  return d
+end
+
+local function store_at(path, prefix)
+  local h = assert(decisionfile.handle(assert(decisionfile.check(path))))
+  return decisionfile.sequence_store(h, prefix or "zego:1:")
+end
+
+-- The permission bits of `path`, as octal text.
+local function mode(path)
+  return (process.capture("stat -c %a " .. quote(path)):gsub("\n$", ""))
+end
+
+describe("the machine's decision file", function()
+  it("keeps the contract: advance, advance_all, record_all, renew, get, in exact bytes", function()
+    local path = tmpdir() .. "/state/streamctl/decisions"
+    local s = store_at(path)
+    assert.is_nil(s:get("a")) -- (no file yet: a first run, an empty store)
+    assert.equal(1000, s:advance("a", 1000))
+    assert.equal(1001, s:advance("a", 900))
+    assert.equal(1002, s:advance_all({ "a", "b c" }, 1000))
+    assert.same({ false, "b c", 1002 }, { s:record_all({ "b c", "a" }, 1002) })
+    assert.is_true(s:record_all({ "b c", "a" }, 1500))
+    assert.same({ false, { a = 1500 } }, { s:renew({ "a", "r:a" }, 1400, 1450, 1) })
+    assert.equal(1501, s:renew({ "a", "r:a" }, 1500, 1450, 1))
+    assert.equal("streamctl decisions 1\n1501 zego%3A1%3Aa\n1500 zego%3A1%3Ab%20c\n1501 zego%3A1%3Ar%3Aa\n",
+      read(path))
+    assert.equal("600", mode(path))
+    assert.equal("700", mode(path:match("^(.*)/[^/]*$")))
+  end)
+
+  it("two runs on one file see each other's values: every value above the last, whoever took it", function()
+    local path = tmpdir() .. "/decisions"
+    local a, b = store_at(path), store_at(path)
+    local gen_a = assert(sequence.new { store = a, clock_ms = function() return 5000 end })
+    local gen_b = assert(sequence.new { store = b, clock_ms = function() return 5000 end })
+    assert.equal("5000", gen_a:next_for { "s1" })
+    assert.equal("5001", gen_b:next_for { "s1" })
+    assert.same({ s1 = 5001 }, gen_a:later({ "s1" }, 5000)) -- (the other run's later decision)
+    assert.same({ false, { s1 = 5001 } }, { gen_a:renew({ "s1" }, 5000) })
+  end)
+
+  it("keys under other prefixes stay apart (another provider or account)", function()
+    local path = tmpdir() .. "/decisions"
+    store_at(path, "aliyun:"):advance("d/a/s", 7000)
+    assert.is_nil(store_at(path, "zego:1:"):get("d/a/s"))
+    assert.equal(7000, store_at(path, "aliyun:"):get("d/a/s"))
+  end)
+
+  it("forgets what is older than the generator keeps (KEEP_MS) when it writes", function()
+    local path = tmpdir() .. "/decisions"
+    local s = store_at(path)
+    s:advance("old", 1000)
+    s:advance("new", 1000 + sequence.KEEP_MS + 1)
+    assert.is_nil(s:get("old"))
+    assert.equal(1000 + sequence.KEEP_MS + 1, s:get("new"))
+  end)
+
+  for _, case in ipairs {
+    { "another program's file", "hello\n", "is not a streamctl decision store" },
+    { "a file cut short", "streamctl decisions 1\n12 a%20b\n13 c", "is cut short" },
+    { "a line that is not an entry", "streamctl decisions 1\n12 a\nx y\n", "line 3 is not '<value> <key>'" },
+    { "a value past 2^53", "streamctl decisions 1\n99999999999999999 a\n", "line 2 is not '<value> <key>'" },
+  } do
+    it("refuses " .. case[1] .. ", naming the file: never an empty store", function()
+      local path = tmpdir() .. "/decisions"
+      write(path, case[2])
+      local s = store_at(path)
+      local v, why = s:advance("a", 1)
+      assert.is_nil(v)
+      assert.matches(path .. " " .. case[3], why, 1, true)
+      assert.matches("move it away to start an empty store", why, 1, true)
+      assert.same({ nil, why }, { s:renew({ "a" }, 1, 2) })
+      assert.equal(case[2], read(path)) -- (left as it was)
+    end)
+  end
+
+  it("refuses a file others may write, and a symbolic link", function()
+    local d = tmpdir()
+    local path = d .. "/decisions"
+    write(path, "streamctl decisions 1\n")
+    process.run("chmod 0622 " .. quote(path))
+    local v, why = store_at(path):advance("a", 1)
+    assert.is_nil(v)
+    assert.matches("can be written by other users (mode 0622)", why, 1, true)
+    write(d .. "/real", "streamctl decisions 1\n")
+    process.run("chmod 0600 " .. quote(d .. "/real") .. " && ln -s " .. quote(d .. "/real") .. " " .. quote(d .. "/link"))
+    v, why = store_at(d .. "/link"):advance("a", 1)
+    assert.is_nil(v)
+    assert.matches("is a symbolic link", why, 1, true)
+  end)
+
+  it("waits for another run's lock, then says it was busy, changing nothing", function()
+    local path = tmpdir() .. "/decisions"
+    local s = store_at(path)
+    s:advance("a", 10)
+    local held = assert(core.lock_file(path .. ".lock", 0))
+    local saved = decisionfile.LOCK_WAIT_MS
+    decisionfile.LOCK_WAIT_MS = 50
+    finally(function() decisionfile.LOCK_WAIT_MS = saved end)
+    local v, why = s:advance("a", 20)
+    assert.is_nil(v)
+    assert.matches("is locked by another process (waited 50 ms)", why, 1, true)
+    held:unlock()
+    assert.equal(20, s:advance("a", 20))
+  end)
+
+  it("takes only an absolute path as its option", function()
+    for _, bad in ipairs { "decisions", "", "/tmp/a\nb", "/tmp/dir/", 5 } do
+      local v, why = decisionfile.check(bad)
+      assert.is_nil(v)
+      assert.equal("must be the absolute path of a file (no control characters, not ending in '/')", why)
+    end
+  end)
+
+  it("by default lives under $XDG_STATE_HOME, else ~/.local/state, unless STREAMCTL_DECISION_FILE says", function()
+    local env = { HOME = "/home/u" }
+    local function getenv(k) return env[k] end
+    assert.equal("/home/u/.local/state/streamctl/decisions", decisionfile.default_path(getenv))
+    env.XDG_STATE_HOME = "/x"
+    assert.equal("/x/streamctl/decisions", decisionfile.default_path(getenv))
+    env.STREAMCTL_DECISION_FILE = "/y/d"
+    assert.equal("/y/d", decisionfile.default_path(getenv))
+  end)
+end)
