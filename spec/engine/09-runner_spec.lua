@@ -473,16 +473,18 @@ describe("unknown outcomes", function()
     assert.equal(2, #w.sent)
   end)
 
-  -- A look-up that lists `task` (JSON) for the DstUrl, then the resend's answer.
+  -- A look-up that lists `task` (JSON) for the DstUrl, asked at once and again once the lost
+  -- create has settled (a copy of it may still land until then), then the resend's answer.
   local function after_lookup(task, resend)
     local w = world()
     w.script = function(req, n)
       if n == 1 then return nil, { code = "Timeout", message = "timed out", sent = true } end
-      if n == 2 then
+      if n <= 3 then
         assert.equal("DescribeLivePullToPushList", req.headers["x-acs-action"])
         return { status = 200, headers = {}, body = '{"RequestId":"L","Total":1,"TaskList":[' .. task .. ']}' }
       end
       assert.equal("CreateLivePullToPush", req.headers["x-acs-action"])
+      assert.is_true(w.sent[3].at >= w.sent[1].at + 10, "looked up again before the create settled")
       return resend
     end
     return w, ali(w)
@@ -494,7 +496,7 @@ describe("unknown outcomes", function()
     for _, status in ipairs { -1, 3 } do
       local w, cli = after_lookup('{"TaskId":"old","TaskStatus":' .. status .. ',"TaskInfo":' .. OURS .. '}', created)
       assert.same({ RequestId = "C", RetCode = 0, TaskId = "T-new" }, assert(cli:create_live_pull_to_push(P)))
-      assert.equal(3, #w.sent)
+      assert.equal(4, #w.sent)
     end
     -- a running task with the same DstUrl but other sources, start or end: someone else's
     for _, other in ipairs {
@@ -507,7 +509,7 @@ describe("unknown outcomes", function()
       assert.is_nil(res, other)
       assert.equal("CodeConfigAlreadyExists", err.code) -- the true answer, not a recovery
       assert.is_true(err.outcome_unknown) -- the first attempt's fate is still unknown
-      assert.equal(3, #w.sent)
+      assert.equal(4, #w.sent)
     end
   end)
 
@@ -527,7 +529,23 @@ describe("unknown outcomes", function()
     assert.equal("CodeTaskHasStopped", err.code)
   end)
 
-  it("sends the create again when the look-up finds nothing", function()
+  it("sends the create again when the look-up finds nothing, asked again once the lost one settled", function()
+    local w = world()
+    w.script = function(req, n)
+      if n == 1 then return nil, { code = "NetworkError", message = "reset", sent = true } end
+      if n <= 3 then return { status = 200, headers = {}, body = '{"RequestId":"L","Total":0,"TaskList":[]}' } end
+      assert.equal("CreateLivePullToPush", req.headers["x-acs-action"])
+      return { status = 200, headers = {}, body = '{"RequestId":"C","RetCode":0,"TaskId":"T-2"}' }
+    end
+    local cli = ali(w)
+    local res = assert(cli:create_live_pull_to_push(P))
+    assert.equal("T-2", res.TaskId)
+    assert.equal(4, #w.sent)
+    -- (the second look-up when the first create can no longer land: settle_ms, 10 s, after it left)
+    assert.same({ 0, 0, 10 }, { w.sent[1].at, w.sent[2].at, w.sent[3].at })
+  end)
+
+  it("with settle_ms = 0, sends the create again right after a look-up that finds nothing", function()
     local w = world()
     w.script = function(req, n)
       if n == 1 then return nil, { code = "NetworkError", message = "reset", sent = true } end
@@ -535,9 +553,7 @@ describe("unknown outcomes", function()
       assert.equal("CreateLivePullToPush", req.headers["x-acs-action"])
       return { status = 200, headers = {}, body = '{"RequestId":"C","RetCode":0,"TaskId":"T-2"}' }
     end
-    local cli = ali(w)
-    local res = assert(cli:create_live_pull_to_push(P))
-    assert.equal("T-2", res.TaskId)
+    assert.equal("T-2", assert(ali(w, { settle_ms = 0 }):create_live_pull_to_push(P)).TaskId)
     assert.equal(3, #w.sent)
   end)
 
@@ -801,7 +817,8 @@ describe("batch reports", function()
       if n == 1 then return nil, { code = "Timeout", message = "t", sent = true } end
       return { status = 200, headers = {}, body = '{"RequestId":"C","TaskId":"T"}' }
     end
-    local cli = ali(w, { rate_limits = { CreateLivePullToPush = 1, DescribeLivePullToPushList = 1000 } })
+    -- (settle_ms = 0: the create is sent again right after the look-up, its own bucket still full)
+    local cli = ali(w, { rate_limits = { CreateLivePullToPush = 1, DescribeLivePullToPushList = 1000 }, settle_ms = 0 })
     assert(cli:create_live_pull_to_push { region = "cn-shanghai", start_time = NOW, end_time = NOW + 60,
       source_type = "url", source_urls = { "https://a/b" }, dst_url = "rtmp://x/y/z" })
     -- create at 0, look-up at once (its own bucket), the second create 1.05 s after the first

@@ -261,7 +261,12 @@ function AFTER.lookup(run, job, result, err)
       found.LookupRequestId = result.RequestId
       return run:job_succeeded(job, found)
     end
-    -- Not in effect: the call may be sent again, as the policy allows.
+    -- Not in effect yet: a call that must not apply twice (`once`: a create) is looked up
+    -- again once the attempt whose outcome is unknown can no longer land (`settle` after it
+    -- left): sent again before, it would apply twice when that copy arrives late (found by
+    -- the simulation: seed 304). Then the call may be sent again, as the policy allows.
+    local now, settled = run.io.now(), job.unknown_since + run.engine.settle
+    if job.once and settled > now + EPSILON then return run:schedule(job, "lookup", settled - now) end
     return run:retry_or_end(job, { kind = job.err.kind, retryable = true, retry_after_ms = job.err.retry_after_ms })
   end
   local decision = run.policy:decide(err, job.lookups)

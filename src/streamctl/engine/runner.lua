@@ -107,7 +107,9 @@
 -- attempt): found means done, with what `found` returned, its `RequestId`
 -- the call's own (its last attempt's, when that answer carried one: none
 -- for a dropped answer) and the look-up's `LookupRequestId` apart; not found
--- means the call may be sent again as the retry policy allows; a failed
+-- means the call may be sent again as the retry policy allows (a job with
+-- `once`, a call that must not apply twice, is looked up again when the
+-- unknown attempt has settled, and only then sent again); a failed
 -- look-up leaves the call's own error (and RequestId), with the look-up's
 -- failure added to its message and its RequestId as `lookup_request_id`.
 --

@@ -136,7 +136,7 @@ end
 function Client:_job(action, op, params)
   local rules = self._rules
   return { action = action, params = params, recover = op.recover, done_codes = op.done_codes,
-           ordered = op.ordered, streams = rules.streams(action, params) }
+           ordered = op.ordered, streams = rules.streams(action, params), once = not op.idempotent }
 end
 
 -- nil, or the error that stops every call from here (an nginx phase in
