@@ -137,18 +137,26 @@ local function pressure(seed)
     end
   end
   local shared = {}
-  if s.provider == "zego" then
-    shared = stream_pool(s.provider, "sh", rng:int(10, 40), s.is_test)
+  -- (Alibaba Cloud's shared streams and decisions apart, since issue 87: drawn apart, so a seed's
+  -- schedule is as it was; the stream's first draw left, as it follows the seed's choice of a
+  -- pressure schedule: Park-Miller's first values of nearby seeds are an affine step apart)
+  local apart_rng = world_mod.rng(seed + 7000021)
+  apart_rng:float()
+  if s.provider == "zego" or apart_rng:chance(1 / 3) then
+    shared = stream_pool(s.provider, "sh", s.provider == "zego" and rng:int(10, 40) or apart_rng:int(5, 20), s.is_test)
     s.shared = shared
     -- (a third meet throttles often: a call retried after one, set against a call another process
     -- decided later on the same stream, is what invariant 2 holds on shared streams; drawn apart, so
     -- the rest of a seed's schedule is as it was)
     if world_mod.rng(seed + 7000005):chance(1 / 3) then
       s.net.faulty, s.net.fault_rate, s.net.kinds = true, 0.08, { "throttle" }
-      -- (and a quarter of the calls that meet one are throttled 10 to 15 s, past ZEGO's Sequence window:
+      -- (and a quarter of the calls that meet one are throttled 10 to 15 s, past the decision window:
       -- a call decided before a later one must not land over it then; spec/sim/net.lua)
       s.net.sticky = { odds = 0.25, seed = seed + 7000013 }
     end
+    -- (a third of them share the budget through Redis but no decision store: each process decides
+    -- from its own memory, as runs on machines of their own; issue 87)
+    s.decisions_apart = apart_rng:chance(1 / 3) or nil
   end
   s.procs = {}
   for i = 1, s.processes do
@@ -403,7 +411,13 @@ local function make_client(sim, p, transport)
                                     cap = info.cap, throttled = info.throttled }
     end
   end
-  if s.store == "redis" then o.redis = sim.redis:connect() end
+  if s.store == "redis" and s.decisions_apart then
+    -- (one budget, each process's decisions and Sequences in its own memory)
+    local redis_store = require "streamctl.store.redis"
+    o.rate_limit_store = redis_store.ratelimit_store(assert(redis_store.handle(sim.redis:connect())), { monotonic = o.monotonic })
+  elseif s.store == "redis" then
+    o.redis = sim.redis:connect()
+  end
   local c, err
   if s.provider == "aliyun" and s.credentials then
     o.credentials, o.account_id = holder_for(sim, p, o.clock), M.ACCOUNT

@@ -18,7 +18,9 @@
 --                 several processes share (whose calls have no order
 --                 between them but their Sequences'), the final state is
 --                 what the call decided last (its first Sequence the
---                 highest) asked for, when it is reported OK
+--                 highest) asked for, when it is reported OK; and
+--                 without a store every decider shares (in memory), no
+--                 forbid or resume is sent 7 s or more after its first send
 --   3 creates     no create applied twice; a reported TaskId names a task
 --                 this create made; one applied but not reported so was
 --                 looked up first (unless cancelled before)
@@ -131,14 +133,15 @@ local function check_caps(rec, out)
   rec.strict_caps = strict
   -- a throttle that said when to come back (x-acs-retry-after) is honoured:
   -- the job's next request leaves no sooner; and a job whose last request
-  -- was throttled is retried, or reported as failed (never OK)
+  -- was throttled is retried, or reported as failed (never OK), or
+  -- superseded (not sent again: a later call decided on its streams)
   for _, op in ipairs(rec.ops) do
     for _, job in ipairs(op.jobs) do
       local sends = job.sim_sends or {}
       local last = sends[#sends]
       local arrived = last and last.arrivals and last.arrivals[#last.arrivals]
       if arrived and last.answered_at and (arrived.verdict == "throttled" or arrived.verdict == "fault:throttle")
-          and job.result ~= nil then
+          and job.result ~= nil and not job.result.Superseded then
         fail(out, 1, "%s %s: reported OK after its last request was throttled", op.process, tostring(job.action))
       end
       for i = 1, #sends - 1 do
@@ -273,7 +276,7 @@ local function seq_above(a, b) return #a > #b or (#a == #b and a > b) end
 -- Do the processes' Sequences come from one sound source: Redis without
 -- events, clocks without skew (otherwise a later one may be lower)?
 local function sequences_sound(s)
-  if #s.redis.events > 0 then return false end
+  if #s.redis.events > 0 or s.decisions_apart then return false end
   for _, p in ipairs(s.procs) do if p.skew then return false end end
   return true
 end
@@ -311,9 +314,35 @@ local function check_shared(rec, out, key, l)
   end
 end
 
+-- The decision window (streamctl.pipeline.decision's WINDOW_MS and ZEGO's
+-- fresh_ms, in seconds), and the least a clock's step may shorten it here.
+local WINDOW, EPS = 7, 1e-6
+
+-- 2, whoever decides: a forbid or resume is decided at its first send and
+-- sent only within its window after that, unless a store every decider
+-- shares vouches that nobody decided since (Redis: the processes' clients
+-- take it as declared; in memory, nothing vouches: a call that waited past
+-- its window is never sent, it ends Expired or superseded).
+local function check_window(rec, out)
+  if rec.schedule.store == "redis" and not rec.schedule.decisions_apart then return end
+  local first = {}
+  for _, send in ipairs(rec.sends) do
+    local job, action = send.job, send.role == "call" and provider.parse(send.req).action
+    if job and action and (action:find("^Forbid") or action:find("^Resume")) then
+      first[job] = first[job] or send.t
+      if send.t - first[job] >= WINDOW - EPS then
+        fail(out, 2, "%s %s sent %.3f s after it was decided (first sent at %.3f), with no store every decider "
+          .. "shares to vouch that nobody decided since", send.process, action, send.t - first[job], first[job])
+        return
+      end
+    end
+  end
+end
+
 -- 2: per stream, the operations in the order they were submitted (a
 -- nested one after the operation it was started from).
 local function check_state(rec, out)
+  check_window(rec, out)
   local per = {}
   for _, op in ipairs(rec.ops) do
     local results = {}

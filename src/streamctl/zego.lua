@@ -312,10 +312,10 @@ local function take_sequence(self, _, op, params)
     if not ok then return nil, sequence_unavailable("the Sequence could not be recorded", err) end
     return true
   end
-  local seq, err = self._sequence:next_for(ids)
+  local seq, err, unsure = self._sequence:next_for(ids)
   if not seq then return nil, sequence_unavailable("no Sequence could be had for the call", err) end
   params.Sequence = seq
-  return true
+  return true, nil, unsure
 end
 
 -- ZEGO compares a stream's Sequences only within 10 s of each other (its
@@ -335,7 +335,7 @@ local function renew_sequence(self, action, op, params, chosen)
   if not op.sequence or op.effect == "read" then return true end
   local ids = stream_ids(params)
   local old, gen = tonumber(params.Sequence), self._sequence
-  local v, later
+  local v, later, unsure
   if chosen then
     later = gen.later and gen:later(ids, old)
   elseif not gen.renew then
@@ -343,12 +343,12 @@ local function renew_sequence(self, action, op, params, chosen)
       .. "generator has no renew, so whether a later call decided on its streams cannot be told")
   else
     -- (the streams' own keys say whether a later call decided; the reads' count for the new value)
-    v, later = gen:renew(sequence_keys(op, ids), old, #ids)
+    v, later, unsure = gen:renew(sequence_keys(op, ids), old, #ids)
     if v == nil then return nil, sequence_unavailable("the call's Sequence could not be renewed", later) end
   end
   if not later then
     if v then params.Sequence = v end
-    return true
+    return true, nil, unsure
   end
   local rest = {}
   for _, id in ipairs(ids) do if not later[id] then rest[#rest + 1] = id end end

@@ -45,7 +45,13 @@
 -- store should have `renew`); one with neither cannot renew.
 -- A store with `own_clock = true` (Redis: its server's clock) may return
 -- less than `candidate` (this machine's clock), never less than a value it
--- returned before for a key.
+-- returned before for a key. A shared store that answers from this
+-- process's own record while it is away (Redis down or slow) says so with a
+-- third value, `unsure` (`advance`, `advance_all`, `renew`: `v, nil, true`):
+-- the others were not asked, and what it holds later may be this process's
+-- own unanswered request (a value above the one returned); the generator
+-- passes it on (streamctl.pipeline.decision trusts such a decision to
+-- neither vouch nor supersede).
 --
 -- An `ngx.shared.DICT` store needs no lock, because `incr` is atomic:
 --
@@ -256,9 +262,9 @@ end
 
 -- store:advance with its result checked.
 local function advance(store, key, candidate)
-  local v, err = store:advance(key, candidate)
+  local v, err, unsure = store:advance(key, candidate)
   local r, e = checked(store, "advance", v, err, candidate, 4) -- (not a tail call: the level counts this frame)
-  return r, e
+  return r, e, unsure
 end
 
 --- The Sequence for a call on one stream or several (ForbidRTCStreams):
@@ -268,8 +274,9 @@ end
 -- ends with every id holding exactly the value returned (which no other caller
 -- got for any of these ids), retrying the ids that others moved past it.
 -- @tparam {string,...} stream_ids a non-empty array of stream ids
--- @treturn string decimal digits; or nil, err if the store failed or never
---   settled (a store that always returns more than asked)
+-- @treturn string decimal digits (and nil, true when the store answered
+--   from this process's record alone: `unsure`); or nil, err if the store
+--   failed or never settled (a store that always returns more than asked)
 function Generator:next_for(stream_ids)
   if type(stream_ids) ~= "table" or stream_ids[1] == nil then
     error("bad argument #1 to 'next_for' (stream_ids must be a non-empty array of strings)", 2)
@@ -291,12 +298,12 @@ function Generator:next_for(stream_ids)
   local target = now_ms(self)
   maybe_prune(self, target)
   if store.advance_all then -- one step for the whole call
-    local v, err = store:advance_all(ids, target)
+    local v, err, unsure = store:advance_all(ids, target)
     v, err = checked(store, "advance_all", v, err, target, 3)
     if not v then return nil, err end
-    return to_decimal(v)
+    return to_decimal(v), nil, unsure
   end
-  local held = {} -- the value each id last advanced to for this call
+  local held, unsure = {}, nil -- the value each id last advanced to for this call
   -- Each pass advances the ids that hold less than the target; an advance
   -- returns more than the target only when the id's last value was already at
   -- or past it, and then the target rises and the other ids follow. Without
@@ -309,8 +316,9 @@ function Generator:next_for(stream_ids)
       local id = ids[i]
       local h = held[id]
       if h == nil or h < target then
-        local v, err = advance(store, id, target)
+        local v, err, u = advance(store, id, target)
         if not v then return nil, err end
+        unsure = unsure or u
         held[id] = v
         if v > target then
           target = v
@@ -326,7 +334,7 @@ function Generator:next_for(stream_ids)
           break
         end
       end
-      if done then return to_decimal(target) end
+      if done then return to_decimal(target), nil, unsure end
     end
   end
   return nil, "sequence did not settle after " .. MAX_PASSES .. " passes over the store"
@@ -379,8 +387,8 @@ end
 -- @tparam number old the call's Sequence, an integer in [0, MAX)
 -- @tparam[opt] integer n only the first `n` ids say whether a later call decided (the others,
 --   reads' keys, count for the new value alone); default all
--- @treturn string decimal digits; or false and `{ [id] = later value, ... }`;
---   or nil, err when the store failed or cannot tell
+-- @treturn string decimal digits (and nil, true: `unsure`, as `next_for`); or false and
+--   `{ [id] = later value, ... }`; or nil, err when the store failed or cannot tell
 function Generator:renew(stream_ids, old, n)
   if type(stream_ids) ~= "table" or stream_ids[1] == nil then
     error("bad argument #1 to 'renew' (stream_ids must be a non-empty array of strings)", 2)
@@ -397,14 +405,14 @@ function Generator:renew(stream_ids, old, n)
   local target = now_ms(self)
   maybe_prune(self, target)
   if store.renew then
-    local v, later = store:renew(stream_ids, old, target, n)
+    local v, later, unsure = store:renew(stream_ids, old, target, n)
     if v == false then return false, later end
     v, later = checked(store, "renew", v, later, store.own_clock and 0 or (target > old and target or old + 1), 3)
     if not v then return nil, later end
     if v <= old then
       error("streamctl.engine.sequence: store:renew returned " .. to_decimal(v) .. ", not above " .. to_decimal(old), 2)
     end
-    return to_decimal(v)
+    return to_decimal(v), nil, unsure
   end
   if not store.get then
     return nil, "the Sequence store has neither renew nor get: whether a later call decided on these streams "

@@ -12,7 +12,9 @@
 --
 -- * a stream a later call decided on (the store holds a value above the
 --   call's) leaves it, superseded (`job.superseded`: stream -> that value);
---   no stream left: the call ends unsent, `{ Superseded = true }`;
+--   no stream left: the call ends unsent, `{ Superseded = true }`; a call
+--   without a stamp is asked this at every retry, inside its window too
+--   (its provider orders nothing: ZEGO's Sequence does it for the others);
 -- * otherwise it is sent late only when the store is shared by every
 --   decider on those streams (the client's `decisions_shared`) and still
 --   remembers the call's decision (it keeps a value `sequence.KEEP_MS`):
@@ -54,20 +56,25 @@ local function vouched(client, age)
   return client._decisions_shared == true and age * 1000 < sequence.KEEP_MS
 end
 
--- The error of a call that is not sent because its decision expired.
-local function expired(client, action, age, streams, superseded)
+-- Why a decision taken while the shared store did not answer is not sent again.
+local UNSURE = "it was decided while the shared decision store did not answer, so whether a later call "
+  .. "decided since cannot be told"
+
+-- The error of a call that is not sent because its decision expired
+-- (`why`: the reason, else the client's).
+local function expired(client, action, age, streams, superseded, why)
   local ids = {}
   for _, id in ipairs(streams) do if not (superseded and superseded[id]) then ids[#ids + 1] = id end end
-  local why
-  if client._decisions_shared ~= true then
+  if why == nil and client._decisions_shared ~= true then
     why = "no decision store shared by every decider says that no later call decided on "
       .. (#ids == 1 and "it" or "them") .. " (declare the one they all share: docs/pacing.md#not-out-of-order)"
-  else
-    why = format("the decision store keeps a decision %d s, and this one is older", floor(sequence.KEEP_MS / 1000))
+  elseif why == nil then
+    why = format("the decision store keeps a decision %d s, and this one is older, or it did not answer",
+      floor(sequence.KEEP_MS / 1000))
   end
   local e = errors.new { provider = client._rules.provider, action = action, code = "Expired", kind = "interrupted",
     message = format("decided %d s ago, not sent: %s; %s", floor(age), #ids == 1 and "stream '" .. ids[1] .. "'"
-      or #ids .. " streams (" .. ids[1] .. ", ...)", why), retryable = false, sent = false }
+      or #ids .. " streams (" .. tostring(ids[1]) .. ", ...)", why), retryable = false, sent = false }
   e.decided_ago_ms = floor(age * 1000)
   return e
 end
@@ -85,10 +92,10 @@ local function by_stamp(client, stamp, attempt, op)
   if attempt.n == 1 and not job.stamped then
     local param = stamp.param
     local chosen = attempt.params[param] ~= nil
-    local ok, err = stamp.take(client, action, op, attempt.params)
+    local ok, err, unsure = stamp.take(client, action, op, attempt.params)
     if not ok then err.action = action return false, err end
     attempt.took, attempt.chosen = not chosen and attempt.params[param] ~= nil, chosen
-    job.stamp_chosen = chosen
+    job.stamp_chosen, job.stamp_unsure = chosen, unsure
   end
   if attempt.n == 1 then
     job.stamp_at = attempt.sent_at
@@ -97,14 +104,17 @@ local function by_stamp(client, stamp, attempt, op)
   local age = job.stamp_at and attempt.sent_at - job.stamp_at
   if not (stamp.renew and age and age * 1000 >= stamp.fresh_ms and M.decides(op)) then return nil end
   local go = vouched(client, age)
+  local ids = attempt.params["StreamId[]"] or { attempt.params.StreamId }
   -- (not vouched: only asked whether a later call decided, never a new value; what is left expires)
-  local ok, gone = stamp.renew(client, action, op, attempt.params, job.stamp_chosen or not go)
+  local ok, gone, unsure = stamp.renew(client, action, op, attempt.params, job.stamp_chosen or not go)
   if ok == nil then gone.action = action return false, gone end
+  if gone and job.stamp_unsure then return false, expired(client, action, age, ids, nil, UNSURE) end
   if gone then supersede(job, gone) end
   if not ok then return { Superseded = true, SupersededBy = job.superseded } end
-  if not go then
-    local ids = attempt.params["StreamId[]"] or { attempt.params.StreamId }
-    return false, expired(client, action, age, ids, job.superseded)
+  if not go or unsure then
+    ids = attempt.params["StreamId[]"] or { attempt.params.StreamId }
+    return false, expired(client, action, age, ids, job.superseded,
+      unsure and "the shared decision store did not answer, so nobody vouched that no later call decided" or nil)
   end
   if not job.stamp_chosen then job.stamp_at = attempt.sent_at end
   return nil
@@ -115,19 +125,31 @@ end
 local function by_store(client, attempt)
   local job, gen, keys = attempt.job, client._sequence, attempt.job.streams
   if attempt.n == 1 and not job.decision then
-    local v, err = gen:next_for(keys)
+    local v, err, unsure = gen:next_for(keys)
     if not v then return false, M.unavailable(client, attempt.action, "no decision could be taken", err) end
-    job.decision, job.decided_at = tonumber(v), attempt.sent_at
+    job.decision, job.decided_at, job.decision_unsure = tonumber(v), attempt.sent_at, unsure
+    attempt.decided = true
     return nil
   end
   local age = job.decided_at and attempt.sent_at - job.decided_at
-  if not age or age * 1000 < M.WINDOW_MS then return nil end
-  local later, v
-  if vouched(client, age) then -- (asked and renewed in one step: nobody decides between the two)
-    v, later = gen:renew(keys, job.decision)
+  if not age then return nil end
+  local later, v, unsure
+  if age * 1000 < M.WINDOW_MS then
+    -- (inside it, a retry is the same decision, unless the store shows a later one: the provider
+    -- orders nothing, and this request would land over it)
+    later = gen:later(keys, job.decision)
+    if not later then return nil end
+  elseif vouched(client, age) then -- (asked and renewed in one step: nobody decides between the two)
+    v, later, unsure = gen:renew(keys, job.decision)
     if v == nil then return false, M.unavailable(client, attempt.action, "the decision could not be renewed", later) end
+    if unsure then v = nil end -- (renewed from this process's record alone: nobody vouched)
   else
     later = gen:later(keys, job.decision)
+  end
+  if later and job.decision_unsure then
+    -- (decided while the shared store did not answer: the later value it holds may be this call's
+    -- own unanswered request, so it proves no later call; nor is this call known to the others)
+    return false, expired(client, attempt.action, age, keys, nil, UNSURE)
   end
   if later then
     -- (by the call's items where a batch gave them, one a stream: its report names them so)
@@ -139,6 +161,8 @@ local function by_store(client, attempt)
     for _, k in ipairs(keys) do if not later[k] then left = left + 1 end end
     if left == 0 then return { Superseded = true, SupersededBy = job.superseded } end
   end
+  -- (what is left cannot go: not vouched for, or beside a superseded stream in one call, which
+  -- this step cannot take apart; the calls it serves name one stream each)
   if not v then return false, expired(client, attempt.action, age, keys, job.superseded) end
   job.decision, job.decided_at = tonumber(v), attempt.sent_at
   return nil

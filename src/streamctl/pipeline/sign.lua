@@ -98,6 +98,8 @@ end
 -- @return whether the attempt may be signed again with a new value
 function M.unsign(client, attempt)
   if attempt.took then attempt.params[client._rules.stamp.param] = nil end
+  -- (a decision kept beside the call, never sent: taken again too, as what decides is the send)
+  if attempt.decided then attempt.job.decision = nil end
   return not attempt.chosen
 end
 

@@ -170,6 +170,8 @@ function SeqStore:advance_all(ids, candidate)
     local spent = floor((self.clock() - t0) * 1000)
     if spent > 0 and candidate + spent <= sequence.MAX then candidate = candidate + spent end
     v = at_least(self, ids, candidate)
+    self:took(ids, v)
+    return v, nil, true -- (this process's alone: streamctl.engine.sequence's `unsure`)
   end
   self:took(ids, v)
   return v
@@ -214,6 +216,8 @@ function SeqStore:renew(ids, old, candidate, n)
     local spent = floor((self.clock() - t0) * 1000)
     if spent > 0 and candidate + spent <= sequence.MAX then candidate = candidate + spent end
     v = at_least(self, ids, candidate > old and candidate or old + 1)
+    self:took(ids, v)
+    return v, nil, true -- (this process's alone: nobody else was asked)
   end
   self:took(ids, v)
   return v
