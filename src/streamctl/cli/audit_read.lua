@@ -13,7 +13,8 @@ local validate = require "streamctl.base.validate"
 local cli_output = require "streamctl.cli.output"
 
 local type, ipairs, pairs, tostring, tonumber, format = type, ipairs, pairs, tostring, tonumber, string.format
-local concat, match, floor = table.concat, string.match, math.floor
+local concat, match, floor, find, sub, gsub = table.concat, string.match, math.floor, string.find, string.sub,
+  string.gsub
 local EXIT = cli_output.EXIT
 
 local M = {}
@@ -31,7 +32,8 @@ function M.add(parser)
   cmd:argument("log", "The log, - for standard input (default: the one a run writes: $STREAMCTL_AUDIT_LOG, else "
     .. "$XDG_STATE_HOME or ~/.local/state, under streamctl/audit.jsonl)."):args("?")
   cmd:option("--run", "One run's streams, each with its outcome."):argname("<id>")
-  cmd:option("--stream", "Only the runs that touched this stream (named as the log names it)."):argname("<name>")
+  cmd:option("--stream", "Only the runs that touched this stream: a name alone (an Alibaba Cloud stream in any "
+    .. "domain and app, or a ZEGO stream), or domain/app/stream; with --run, only its rows."):argname("<name>")
   cmd:option("--since", "Only the runs from this time on: YYYY-MM-DDThh:mm:ssZ, Unix seconds, or how long ago "
     .. "(24h, 90m, 1d12h)."):argname("<time>")
   cmd:option("-o --output", "table (for people, the default) or json (one JSON object per line).")
@@ -174,10 +176,25 @@ local function stream_rows(s)
   return rows
 end
 
+-- Whether a logged stream is the one --stream names: the same text, or for
+-- a name alone the last part of an Alibaba Cloud stream (domain/app/name).
+local function same_stream(logged, name)
+  if type(logged) ~= "string" then return false end
+  if logged == name then return true end
+  return not find(name, "/", 1, true) and #logged > #name + 1 and sub(logged, -#name - 1) == "/" .. name
+end
+
+-- The rule --stream's value breaks, or nil: a name alone or domain/app/stream.
+local function stream_rule(name)
+  local _, slashes = gsub(name, "/", "")
+  if name ~= "" and (slashes == 0 or (slashes == 2 and match(name, "^[^/]+/[^/]+/[^/]+$"))) then return nil end
+  return format("--stream takes a stream's name alone (any domain and app) or domain/app/stream (got '%s')", name)
+end
+
 local function touches(s, name)
   for _, list in ipairs { s.streams, s.planned or {} } do
     for _, e in ipairs(list) do
-      if e.stream == name then return true end
+      if same_stream(e.stream, name) then return true end
     end
   end
   return false
@@ -196,16 +213,19 @@ local function since_of(text, now)
 end
 
 -- (the run's trace, when its records name one: the line that finds its spans in a tracing backend)
-local function show_run(out, s, as_json)
+-- (`name`: --stream's, only its rows)
+local function show_run(out, s, as_json, name)
   if not as_json then out:line(run_line(s)) end
   if not as_json and s.trace_id then out:line("  trace ", s.trace_id) end
   for _, r in ipairs(stream_rows(s)) do
+    if name and not same_stream(r.stream, name) then goto next_row end
     if as_json then
       out:line(object { { "run", s.id }, { "trace_id", s.trace_id }, { "stream", r.stream }, { "action", r.action },
         { "outcome", r.outcome }, { "code", r.code }, { "request_id", r.request_id } })
     else
       out:line("  ", r.stream, "  ", r.action or "-", "  ", r.outcome, r.code and ("  " .. r.code) or "")
     end
+    ::next_row::
   end
 end
 
@@ -221,6 +241,8 @@ end
 function M.run(out, args, env)
   local since, bad = since_of(args.since, (env.clock or core.now)())
   if not since then out:warn(bad) return EXIT.usage end
+  bad = args.stream and stream_rule(args.stream)
+  if bad then out:warn(bad) return EXIT.usage end
   local path, why = log_path(args, env.getenv or os.getenv)
   if not path then out:warn(why) return EXIT.usage end
   local runs, err = read_runs(out, path, env.stdin or io.stdin)
@@ -232,10 +254,19 @@ function M.run(out, args, env)
     local t = core.parse_utc_timestamp(s.time)
     if (not args.run or run.id == args.run) and (not args.stream or touches(s, args.stream)) and t >= since then
       shown = true
-      if args.run then show_run(out, s, as_json) else out:line(as_json and run_json(s) or run_line(s)) end
+      if args.run then show_run(out, s, as_json, args.stream) else out:line(as_json and run_json(s) or run_line(s)) end
     end
   end
-  if args.run and not shown then out:warn(format("no run %s in %s", args.run, path)) return EXIT.usage end
+  if args.run and not shown then
+    out:warn(format("no run %s in %s%s", args.run, path, args.stream and " that touched " .. args.stream or ""))
+    return EXIT.usage
+  end
+  if not shown and args.stream then
+    -- (said, never an empty listing that reads as "nothing happened to it")
+    out:warn(format("no run in %s touched stream %s%s", path, args.stream, args.since and " since " .. args.since
+      or ""))
+    return EXIT.failed
+  end
   if out.failed then out:lost("the audit log's runs") return EXIT.failed end
   return EXIT.ok
 end
