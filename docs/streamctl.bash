@@ -17,87 +17,87 @@ _streamctl() {
                     case "$arg" in
                         create-live-pull-to-push)
                             cmd="$cmd create-live-pull-to-push"
-                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-name --region-id --start-time --end-time --source-type --source-protocol --source-urls --dst-url --repeat-number --file-index --offset --callback-url --retry-interval --retry-count --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         delete-live-pull-to-push)
                             cmd="$cmd delete-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         describe-live-pull-to-push)
                             cmd="$cmd describe-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
+                            opts="$opts -h --help --region --task-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
                             break
                             ;;
                         describe-live-pull-to-push-list)
                             cmd="$cmd describe-live-pull-to-push-list"
-                            opts="$opts -h --help --region --dst-url --task-id --task-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
+                            opts="$opts -h --help --region --dst-url --task-id --task-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
                             break
                             ;;
                         describe-live-streams-block-list)
                             cmd="$cmd describe-live-streams-block-list"
-                            opts="$opts -h --help --domain-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
+                            opts="$opts -h --help --domain-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
                             break
                             ;;
                         describe-live-streams-online-list)
                             cmd="$cmd describe-live-streams-online-list"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
                             break
                             ;;
                         describe-live-user-domains)
                             cmd="$cmd describe-live-user-domains"
-                            opts="$opts -h --help --live-domain-type --domain-name --domain-search-type --domain-status --region-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
+                            opts="$opts -h --help --live-domain-type --domain-name --domain-search-type --domain-status --region-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
                             break
                             ;;
                         forbid-live-stream)
                             cmd="$cmd forbid-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --region-id --oneshot --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         forbid-live-streams)
                             cmd="$cmd forbid-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --places-limit --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --region-id --oneshot --resume-time --places-limit --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid"
                             break
                             ;;
                         restart-live-pull-to-push)
                             cmd="$cmd restart-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         resume-live-stream)
                             cmd="$cmd resume-live-stream"
-                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         resume-live-streams)
                             cmd="$cmd resume-live-streams"
-                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-resume"
+                            opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-resume"
                             break
                             ;;
                         stop-live-pull-to-push)
                             cmd="$cmd stop-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         update-live-pull-to-push)
                             cmd="$cmd update-live-pull-to-push"
-                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            opts="$opts -h --help --region --task-id --region-id --start-time --end-time --source-urls --repeat-number --file-index --offset --callback-url --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         reconcile)
                             cmd="$cmd reconcile"
-                            opts="$opts -h --help --from --remove-extra --allow-empty --domain-name --resume-time --places-limit --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            opts="$opts -h --help --from --remove-extra --allow-empty --domain-name --resume-time --places-limit --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         whoami)
                             cmd="$cmd whoami"
-                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --sts-endpoint"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --sts-endpoint"
                             break
                             ;;
                     esac
@@ -112,47 +112,47 @@ _streamctl() {
                     case "$arg" in
                         describe-rtc-stream-state)
                             cmd="$cmd describe-rtc-stream-state"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
                             break
                             ;;
                         forbid-cdn-live-stream)
                             cmd="$cmd forbid-cdn-live-stream"
-                            opts="$opts -h --help --stream-id --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            opts="$opts -h --help --stream-id --resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         forbid-rtc-stream)
                             cmd="$cmd forbid-rtc-stream"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         forbid-rtc-streams)
                             cmd="$cmd forbid-rtc-streams"
-                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid"
+                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid"
                             break
                             ;;
                         resume-cdn-live-stream)
                             cmd="$cmd resume-cdn-live-stream"
-                            opts="$opts -h --help --stream-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            opts="$opts -h --help --stream-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         resume-rtc-stream)
                             cmd="$cmd resume-rtc-stream"
-                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
                         resume-rtc-streams)
                             cmd="$cmd resume-rtc-streams"
-                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-resume"
+                            opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-resume"
                             break
                             ;;
                         call)
                             cmd="$cmd call"
-                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         reconcile)
                             cmd="$cmd reconcile"
-                            opts="$opts -h --help --from --remove-extra --allow-empty --state --cdn-resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            opts="$opts -h --help --from --remove-extra --allow-empty --state --cdn-resume-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid --max-resume"
                             break
                             ;;
                         issue-token)
@@ -302,6 +302,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -399,6 +403,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -489,6 +497,10 @@ _streamctl() {
                     return 0
                     ;;
                 --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -597,6 +609,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -687,6 +703,10 @@ _streamctl() {
                     return 0
                     ;;
                 --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -788,6 +808,10 @@ _streamctl() {
                     return 0
                     ;;
                 --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -900,6 +924,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1006,6 +1034,10 @@ _streamctl() {
                     return 0
                     ;;
                 --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1126,6 +1158,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1224,6 +1260,10 @@ _streamctl() {
                     return 0
                     ;;
                 --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1328,6 +1368,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1429,6 +1473,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1527,6 +1575,10 @@ _streamctl() {
                     return 0
                     ;;
                 --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1655,6 +1707,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1737,6 +1793,10 @@ _streamctl() {
                     return 0
                     ;;
                 --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -1849,6 +1909,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -1939,6 +2003,10 @@ _streamctl() {
                     return 0
                     ;;
                 --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -2038,6 +2106,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -2112,6 +2184,10 @@ _streamctl() {
                     return 0
                     ;;
                 --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -2196,6 +2272,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -2270,6 +2350,10 @@ _streamctl() {
                     return 0
                     ;;
                 --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -2354,6 +2438,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -2435,6 +2523,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -2512,6 +2604,10 @@ _streamctl() {
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
                 --emulator-dir)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
@@ -2586,6 +2682,10 @@ _streamctl() {
                     return 0
                     ;;
                 --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -2679,6 +2779,10 @@ _streamctl() {
                     return 0
                     ;;
                 --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;

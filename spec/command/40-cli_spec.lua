@@ -607,13 +607,16 @@ describe("streamctl (the command)", function()
       write(HOME .. "/etc/credentials", "[default]\naccess_key_id = LTAIemulatorKey\n"
         .. "access_key_secret = emulator-secret\n")
       write(HOME .. "/xdg/streamctl/config", "[zego]\napp_id = 1234567890\nserver_secret = " .. SECRET .. "\n")
+      -- (a resume decides: without HOME it has no decision file either, said first)
+      local nofile = "streamctl: warning: no decision file (set STREAMCTL_DECISION_FILE, XDG_STATE_HOME or HOME, or "
+        .. "give --decision-file): this run's decisions are its own, and another run's later one cannot supersede them\n"
       for _, extra in ipairs { "", "HOME=" } do
         local code, out, err = homeless.run("zego resume-rtc-stream --stream-id r1 " .. target("zego"), extra)
-        assert.same({ 2, "", "streamctl: no ZEGO credentials: set ZEGO_APP_ID and ZEGO_SERVER_SECRET (HOME is not "
-          .. "set: profile files under it were not read)\n" }, { code, out, err })
+        assert.same({ 2, "", nofile .. "streamctl: no ZEGO credentials: set ZEGO_APP_ID and ZEGO_SERVER_SECRET (HOME "
+          .. "is not set: profile files under it were not read)\n" }, { code, out, err })
         code, out, err = homeless.run("aliyun resume-live-stream --domain-name d --app-name a --stream-name s1 "
           .. target("aliyun"), extra)
-        assert.same({ 2, "", "streamctl: no Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
+        assert.same({ 2, "", nofile .. "streamctl: no Alibaba Cloud credentials: set ALIBABA_CLOUD_ACCESS_KEY_ID and "
           .. "ALIBABA_CLOUD_ACCESS_KEY_SECRET (HOME is not set: profile files under it were not read)\n" },
           { code, out, err })
         -- a file named by a variable is read all the same
@@ -624,7 +627,7 @@ describe("streamctl (the command)", function()
           .. target("aliyun") .. " --profile prod", extra .. " ALIBABA_CLOUD_CREDENTIALS_FILE="
           .. q(HOME .. "/etc/credentials"))
         -- (a profile named and found nowhere: an error naming it, never another source)
-        assert.same({ 2, "", "streamctl: profile 'prod' (named by the profile option, --profile) is not in " .. HOME
+        assert.same({ 2, "", nofile .. "streamctl: profile 'prod' (named by the profile option, --profile) is not in " .. HOME
           .. "/etc/credentials (named by ALIBABA_CLOUD_CREDENTIALS_FILE) (HOME is not set: profile files under it "
           .. "were not read)\n" }, { code, out, err })
         code, out, err = homeless.run("zego resume-rtc-stream --stream-id r1 " .. target("zego"), extra

@@ -14,11 +14,14 @@ local process = require "spec.helpers.process"
 
 local q = process.quote
 local streamctl = process.installed {} -- (no HOME: the flags give the credentials, --no-audit-log says none is kept)
+-- (and the decisions' file, under a directory of the spec's own)
+local DECISIONS = process.temp_dir() .. "/decisions"
 
 local server
 local function ali(args)
   return "aliyun " .. args .. " --endpoint " .. server.aliyun_tls_url .. " --ca-file " .. q(server.ca_file)
-    .. " --access-key-id LTAIemulatorKey --access-key-secret emulator-secret --no-audit-log"
+    .. " --access-key-id LTAIemulatorKey --access-key-secret emulator-secret --no-audit-log --decision-file "
+    .. q(DECISIONS)
 end
 local function sent(action)
   return #server:log({ action = action, limit = 10000 })

@@ -80,6 +80,10 @@ local function said(addr, pause)
     failed_seq = at .. "failed %(.*%); ZEGO Sequences fall back to this process's own",
     back_rl = at .. "answers again; rate limits are shared through it again$",
     back_seq = at .. "answers again; ZEGO Sequences are shared through it again$",
+    -- (an Alibaba Cloud process's decisions: streamctl.pipeline.decision, issue 87)
+    failed_dec = at .. "failed %(.*%); decisions fall back to this process's own %(a forbid or resume that waits past "
+      .. "its window meanwhile is not sent%)",
+    back_dec = at .. "answers again; decisions are shared through it again$",
     policy = function(policy)
       return at .. "has maxmemory%-policy " .. policy:gsub("%-", "%%-") .. ": it may evict streamctl's keys"
     end,
@@ -391,6 +395,7 @@ function M.new()
         local who = "process " .. i .. " (" .. c.kind .. "):\n" .. e
         assert.equal(n(s.failed_rl), n(s.back_rl), who)
         assert.equal(n(s.failed_seq), n(s.back_seq), who)
+        assert.equal(n(s.failed_dec), n(s.back_dec), who)
       end
     end
   end

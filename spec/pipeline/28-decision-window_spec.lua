@@ -216,3 +216,56 @@ describe("a batch whose calls expire", function()
     assert.equal(1, report.superseded)
   end)
 end)
+
+-- A shared store that did not answer (Redis down or slow) answers from the
+-- process's own record and says so (`unsure`): such a decision neither
+-- vouches for a late call nor proves a later one.
+describe("a decision store that did not answer", function()
+  local sequence = require "streamctl.engine.sequence"
+  local kind = KINDS[3] -- (ZEGO RTC: the caller may hand its generator over)
+
+  -- A generator on one memory store whose answers say `unsure` while `w.away` is true.
+  local function generator(w)
+    local mem = sequence.memory_store()
+    local store = setmetatable({}, { __index = function(_, k)
+      local f = mem[k]
+      if type(f) ~= "function" then return f end
+      return function(_, ...)
+        local v, e = f(mem, ...)
+        if w.away and (k == "advance_all" or k == "advance" or k == "renew") and v then return v, e, true end
+        return v, e
+      end
+    end })
+    return assert(sequence.new { store = store, clock_ms = function() return (NOW + w.mono) * 1000 end })
+  end
+
+  it("a call decided meanwhile is not superseded by what the store holds later: Expired, nothing claimed", function()
+    local w = world(kind)
+    local gen = generator(w)
+    w.away = true
+    local other = w.client("O", nil, { sequence = gen, decisions_shared = true })
+    w.meanwhile = function(name)
+      if name == "L" and w.mono >= 2 and not w.other then
+        w.away = false
+        w.other = assert(kind.forbid(other))
+      end
+    end
+    local res, err = kind.resume(w.client("L", 14, { sequence = gen, decisions_shared = true }))
+    assert.is_nil(res)
+    assert.equal("Expired", err.code)
+    assert.matches("it was decided while the shared decision store did not answer", err.message, 1, true)
+    assert.equal("forbidden", w.state)
+  end)
+
+  it("a late call renewed while it does not answer is not sent: nobody vouched", function()
+    local w = world(kind)
+    w.state = "forbidden"
+    local gen = generator(w)
+    w.meanwhile = function() if w.mono >= 5 then w.away = true end end
+    local res, err = kind.resume(w.client("L", 14, { sequence = gen, decisions_shared = true }))
+    assert.is_nil(res)
+    assert.equal("Expired", err.code)
+    assert.matches("the shared decision store did not answer, so nobody vouched", err.message, 1, true)
+    assert.equal("forbidden", w.state)
+  end)
+end)

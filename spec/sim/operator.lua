@@ -131,7 +131,9 @@ local SINK = { write = function(self, ...) if DEBUG then io.stderr:write(...) en
                flush = function() return true end,
                setvbuf = function() return true end }
 local NO_SIGNAL = { catch = function() end, caught = function() return nil end }
-local ENV = { HOME = "/nonexistent-sim-home", USER = "sim" }
+-- (the machine's decision file, on the simulated disk: streamctl.store.decisionfile)
+local DECISIONS = "/sim-disk/decisions"
+local ENV = { HOME = "/nonexistent-sim-home", USER = "sim", STREAMCTL_DECISION_FILE = DECISIONS }
 local function getenv(k) return ENV[k] end
 local PARSER
 
@@ -161,6 +163,8 @@ local function new_scene(rng, out)
   sc.disk = disk_mod.new(rng, { effect = function(what) Scene.effect(sc, what) end })
   sc.disk:register(LOG)
   sc.disk:register(STATE)
+  sc.disk:register(DECISIONS)
+  sc.disk:register(DECISIONS .. ".lock") -- (made before it is locked: core.private_file)
   return sc
 end
 

@@ -58,13 +58,15 @@ describe("shared state you can trust: Redis faults mid-run", function()
     local s = said("127.0.0.1:" .. srv.port, PAUSE)
     -- (a process whose call fell between the kill and the restart also says
     -- that Redis failed, and that it answers again: a ZEGO process maybe
-    -- twice, for its rate limits and its Sequences)
+    -- twice, for its rate limits and its Sequences, an Alibaba Cloud one its decisions)
     local total = check_all_lines(r, function(kind, rep)
       local lo, hi = once_if_running(rep, r.marks.back)
       local lines = { { s.gone(kind == "zego" and ZEGO_TAG or ALI_TAG), lo, hi }, { s.failed_rl, 0, 1 },
                       { s.back_rl, 0, 1 } }
       if kind == "zego" then
         lines[4], lines[5] = { s.failed_seq, 0, 1 }, { s.back_seq, 0, 1 }
+      else
+        lines[4], lines[5] = { s.failed_dec, 0, 1 }, { s.back_dec, 0, 1 }
       end
       return lines
     end)

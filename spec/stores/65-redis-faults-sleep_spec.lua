@@ -53,6 +53,8 @@ describe("shared state you can trust: Redis faults mid-run", function()
       local lines = { { s.failed_rl, flo, fhi }, { s.back_rl, blo, bhi } }
       if kind == "zego" then
         lines[3], lines[4] = { s.failed_seq, 0, 1 }, { s.back_seq, 0, 1 }
+      else -- (its decisions: issue 87)
+        lines[3], lines[4] = { s.failed_dec, 0, 1 }, { s.back_dec, 0, 1 }
       end
       return lines
     end)

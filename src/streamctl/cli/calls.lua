@@ -433,8 +433,10 @@ local function run_call(out, client, m, fields, args, output, attempts)
     params = args._checked.params
   end
   local ends, ends_by
-  if result and client.forbid_ends then ends, ends_by = client.forbid_ends(m and m.action or args.action, params,
-    client:now()) end
+  -- (a superseded call forbade nothing: no end of its own)
+  if result and not result.Superseded and client.forbid_ends then
+    ends, ends_by = client.forbid_ends(m and m.action or args.action, params, client:now())
+  end
   if not result and is_usage_error(err) then
     out:warn(as_flags(tostring(err.message), m))
     return EXIT.usage

@@ -11,6 +11,7 @@ local validate = require "streamctl.base.validate"
 local core = require "streamctl.core"
 local cli_output = require "streamctl.cli.output"
 local cli_parser = require "streamctl.cli.parser"
+local decisionfile = require "streamctl.store.decisionfile"
 
 local type, pairs, ipairs, tostring, tonumber, format = type, pairs, ipairs, tostring, tonumber, string.format
 local gsub, find, concat, huge, floor = string.gsub, string.find, table.concat, math.huge, math.floor
@@ -88,7 +89,7 @@ end
 -- `--audit-log ""` the default log) nor passed on to fail deeper down.
 -- (and a provider's credential flags that take a value: streamctl.cli.provider)
 local NAMING_FLAGS = { "endpoint", "ca_file", "proxy", "redis", "emulator_dir", "profile", "sts_endpoint", "audit_log",
-  "from", "state" }
+  "from", "state", "decision_file" }
 
 -- The [defaults] keys that name a file: an empty value is refused naming the line.
 local DEFAULTS_PATHS = { "ca_file" }
@@ -169,6 +170,39 @@ local function credentials_of(p, args, o, getenv)
   return c, source, w
 end
 
+-- Where the run keeps its decisions (streamctl.pipeline.decision): Redis
+-- when it is given (every process on it, declared shared unless told
+-- otherwise); else the machine's decision file, which two runs of this
+-- user share, so the later decision wins and the earlier says superseded.
+-- `--decisions-shared` declares the store the one every decider uses.
+local function decisions_of(p, o, args, getenv, warnings)
+  if args.decisions_shared then o.decisions_shared = true end
+  if o.redis ~= nil then
+    if args.decision_file then return nil, "--decision-file goes without --redis: Redis keeps the decisions" end
+    return true
+  end
+  local path = args.decision_file or decisionfile.default_path(getenv)
+  if not path then
+    if args.decisions_shared then return nil, "--decisions-shared needs a decision file or --redis" end
+    -- (no HOME, no XDG_STATE_HOME: decisions in this run's memory, a late call Expired; said by a run
+    -- that decides, a forbid's or resume's, reconcile's)
+    local action = args._method and args._method.action or args.action
+    local op = action and p.class._rules.operations[action]
+    if args._reconcile or (op and (op.effect == "forbid" or op.effect == "resume")) then
+      warnings[#warnings + 1] = "no decision file (set STREAMCTL_DECISION_FILE, XDG_STATE_HOME or HOME, or give "
+        .. "--decision-file): this run's decisions are its own, and another run's later one cannot supersede them"
+    end
+    return true
+  end
+  local checked, rule = decisionfile.check(path)
+  if not checked then
+    return nil, format("%s %s (got '%s')", args.decision_file and "--decision-file" or "the decision file", rule,
+      path)
+  end
+  o.decision_file = checked
+  return true
+end
+
 local function client_options(name, args, defaults, where, getenv)
   local p = provider_tables.get(name)
   local o, warnings = {}, {}
@@ -237,6 +271,8 @@ local function client_options(name, args, defaults, where, getenv)
       o[env.option] = env.value
     end
   end
+  local ok2, dwhy = decisions_of(p, o, args, getenv, warnings)
+  if not ok2 then return nil, dwhy end
   local c, source, cwarnings
   c, source, cwarnings = credentials_of(p, args, o, getenv)
   for _, x in ipairs(cwarnings or {}) do warnings[#warnings + 1] = x end

@@ -112,8 +112,9 @@ end
 -- own; a call found done by a look-up has the look-up's apart.)
 -- (`ends`, `ends_by`: when a forbid that succeeded ends by itself, Unix
 -- seconds, and why: the provider's `forbid_ends`; kept as UTC text)
--- (`superseded_by`: the later Sequence of a ZEGO call another decided on
--- the stream after this one, which therefore was not sent: streamctl.pipeline.sign)
+-- (`superseded_by`: the decision of a later call on the stream, a ZEGO RTC
+-- call's Sequence, which this one waited past and therefore was not sent:
+-- streamctl.pipeline.decision)
 local function record(stream, ok, attempts, result, err, unknown, ends, ends_by)
   local later = result and result.SupersededBy
   if type(later) == "table" then later = later[stream] or later[next(later)] end
@@ -270,7 +271,7 @@ local function table_header(out, width)
 end
 
 local function table_row(out, width, r)
-  local detail = r.superseded_by and format("not sent: a later call decided on it (Sequence %s)", r.superseded_by)
+  local detail = r.superseded_by and format("not sent: a later call decided on it (decision %s)", r.superseded_by)
     or r.ok and (r.request_id or "") or (tostring(r.code) .. ": " .. tostring(r.message or ""))
   return out:line(format("%-" .. width .. "s  %-8s  %8d  %s", r.stream, status_word(r), r.attempts or 0, detail))
 end

@@ -99,10 +99,18 @@ local function add_common(cmd, provider, dry_run_help)
       .. "throttled call ends with its throttle, one never sent with DeadlineExceeded, and the command exits 1 "
       .. "(default: none; a call the provider throttles is sent again, slower, for as long as the run lasts)."
       ):argname("<s>"),
-    cmd:option("--redis", "Share rate limits and ZEGO Sequences with every process using this Redis, "
+    cmd:option("--redis", "Share rate limits, decisions and ZEGO Sequences with every process using this Redis, "
       .. "redis://[[user]:password@]host[:port][/db][?nodes=N&prefix=P&timeout_ms=MS] (default: "
       .. "$STREAMCTL_REDIS_URL; the password is better "
       .. "kept in that variable than on the command line)."):argname("<url>"),
+    cmd:option("--decision-file", "Keep this run's decisions in FILE, which every run on this machine shares: a "
+      .. "forbid or resume is decided when first sent, and one that waited past its 7 s window while another run "
+      .. "decided on its stream is superseded, not sent (default: $STREAMCTL_DECISION_FILE, else "
+      .. "${XDG_STATE_HOME:-~/.local/state}/streamctl/decisions; with --redis, Redis keeps them)."):argname("<file>"),
+    cmd:flag("--decisions-shared", "Every run that decides on these streams keeps its decisions where this one does "
+      .. "(--redis, else the decision file: all on this machine, as this user): a forbid or resume that waited past "
+      .. "its 7 s window is then sent late, renewed, when nobody decided since (default: with --redis; without, it "
+      .. "ends Expired, not sent, exit 1)."),
     cmd:flag("--emulator", "Use the local emulator: its HTTPS endpoint, CA and default account, each unless "
       .. "its own flag gives one (--endpoint, --ca-file, the credential flags; --profile with it is refused) "
       .. "(start it with 'streamctl emulator start')."),

@@ -292,7 +292,8 @@ local function run(client, values, report, jobs, source, deliver, rest)
       if ends and job.result ~= nil then ends_at, ends_by = ends(job.action, job.params, client:now()) end
       for _, item in ipairs(job.items) do
         local entry = entry_for(report, job, item)
-        if entry.ok then entry.ends, entry.ends_by = ends_at, ends_by end
+        -- (a superseded stream was not forbidden by this call: it has no end of its own)
+        if entry.ok and not entry.superseded_by then entry.ends, entry.ends_by = ends_at, ends_by end
         deliver(entry)
       end
       if deliver.halt and not opts.halt then opts.halt = deliver.halt end

@@ -67,7 +67,7 @@ local function expired(client, action, age, streams, superseded, why)
   for _, id in ipairs(streams) do if not (superseded and superseded[id]) then ids[#ids + 1] = id end end
   if why == nil and client._decisions_shared ~= true then
     why = "no decision store shared by every decider says that no later call decided on "
-      .. (#ids == 1 and "it" or "them") .. " (declare the one they all share: docs/pacing.md#not-out-of-order)"
+      .. (#ids == 1 and "it" or "them") .. " (declare the one they all share: docs/pacing.md#the-decision-made-last)"
   elseif why == nil then
     why = format("the decision store keeps a decision %d s, and this one is older, or it did not answer",
       floor(sequence.KEEP_MS / 1000))

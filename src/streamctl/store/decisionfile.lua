@@ -178,6 +178,9 @@ function Store:renew(keys, old, candidate, n)
 end
 
 function Store:get(k)
+  -- (no file yet: nothing decided, and nothing made for a look, a dry run's)
+  local _, _, kind = core.read_file(self.h.path, 0, true)
+  if kind == "absent" then return nil end
   local ok, v = locked(self.h, function(e) return false, e[key_of(self, k)] end)
   if not ok then return nil, v end
   return v

@@ -1,11 +1,12 @@
---- The ZEGO Sequence store in Redis (`sequence_store`): values that follow
--- the Redis server's clock, one script per call, and the fallback while
--- Redis is away. streamctl.store.redis, which users require, says what it
+--- The ZEGO Sequence store in Redis (`sequence_store`), which also keeps the
+-- decisions of calls without a Sequence (streamctl.pipeline.decision):
+-- values that follow the Redis server's clock, one script per call, and the
+-- fallback while Redis is away (its answers then `unsure`). streamctl.store.redis, which users require, says what it
 -- does and re-exports it.
 -- @module streamctl.store.redisseq
 
 local type, error, tostring, tonumber, require, setmetatable = type, error, tostring, tonumber, require, setmetatable
-local floor, format, match = math.floor, string.format, string.match
+local floor, format, match, find = math.floor, string.format, string.match, string.find
 
 local sequence = require "streamctl.engine.sequence"
 local redisconn = require "streamctl.store.redisconn"
@@ -83,11 +84,15 @@ function M.sequence_store(config_or_conn, prefix, opts)
   if not opts then return nil, conn end
   advance_script = advance_script or redisconn.script(ADVANCE_TEXT)
   get_script = get_script or redisconn.script(GET_TEXT)
+  -- (what its notices name: a ZEGO app's Sequences, else the decisions of calls that carry none,
+  -- streamctl.pipeline.decision's, whose fallback leaves a late call unsent)
+  local holds = find(prefix, "^zego:") and "ZEGO Sequences" or "decisions"
   return setmetatable({
     conn = conn, own_clock = true,
     log = opts.log or default_log,
-    health = new_health(conn, "ZEGO Sequences are shared through it again",
-      "ZEGO Sequences fall back to this process's own (still increasing)", opts),
+    health = new_health(conn, holds .. " are shared through it again", holds .. " fall back to this process's own "
+      .. (holds == "decisions" and "(a forbid or resume that waits past its window meanwhile is not sent)"
+      or "(still increasing)"), opts),
     key_prefix = tagged(conn.config.prefix, (match(prefix, "^(.-):?$"))) .. "seq:",
     clock = opts.monotonic or require("streamctl.core").monotonic,
     last = {}, -- the last value handed out per stream, from Redis or locally
