@@ -257,6 +257,27 @@ describe("a decision store that did not answer", function()
     assert.equal("forbidden", w.state)
   end)
 
+  it("without a Sequence, a later value inside the window proves nothing either: Expired, nothing claimed", function()
+    local cdn = KINDS[2]
+    local w = world(cdn)
+    local gen = generator(w)
+    w.away = true
+    local other = w.client("O", nil, { sequence = gen, decisions_shared = true })
+    w.meanwhile = function(name)
+      if name == "L" and w.mono >= 2 and not w.other then
+        w.away = false
+        w.other = assert(cdn.forbid(other))
+      end
+    end
+    local res, err = cdn.resume(w.client("L", 14, { sequence = gen, decisions_shared = true }))
+    assert.is_nil(res)
+    assert.equal("Expired", err.code)
+    assert.matches("^decided 3 s ago, not sent: .*it was decided while the shared decision store did not answer",
+      err.message)
+    assert.equal("forbidden", w.state)
+    for _, s in ipairs(w.of("L")) do assert.is_true(s.t <= w.mono - 1, "sent after the other decided") end
+  end)
+
   it("a late call renewed while it does not answer is not sent: nobody vouched", function()
     local w = world(kind)
     w.state = "forbidden"

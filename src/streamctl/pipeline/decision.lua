@@ -103,16 +103,16 @@ local function by_stamp(client, stamp, attempt, op)
   end
   local age = job.stamp_at and attempt.sent_at - job.stamp_at
   if not (stamp.renew and age and age * 1000 >= stamp.fresh_ms and M.decides(op)) then return nil end
-  local go = vouched(client, age)
   local ids = attempt.params["StreamId[]"] or { attempt.params.StreamId }
+  -- (decided while the shared store did not answer: see UNSURE; the store is not even asked)
+  if job.stamp_unsure then return false, expired(client, action, age, ids, nil, UNSURE) end
+  local go = vouched(client, age)
   -- (not vouched: only asked whether a later call decided, never a new value; what is left expires)
   local ok, gone, unsure = stamp.renew(client, action, op, attempt.params, job.stamp_chosen or not go)
   if ok == nil then gone.action = action return false, gone end
-  if gone and job.stamp_unsure then return false, expired(client, action, age, ids, nil, UNSURE) end
   if gone then supersede(job, gone) end
   if not ok then return { Superseded = true, SupersededBy = job.superseded } end
   if not go or unsure then
-    ids = attempt.params["StreamId[]"] or { attempt.params.StreamId }
     return false, expired(client, action, age, ids, job.superseded,
       unsure and "the shared decision store did not answer, so nobody vouched that no later call decided" or nil)
   end
@@ -133,8 +133,11 @@ local function by_store(client, attempt)
   end
   local age = job.decided_at and attempt.sent_at - job.decided_at
   if not age then return nil end
+  local late = age * 1000 >= M.WINDOW_MS
+  -- (decided while the shared store did not answer: see UNSURE; past its window the store is not even asked)
+  if late and job.decision_unsure then return false, expired(client, attempt.action, age, keys, nil, UNSURE) end
   local later, v, unsure
-  if age * 1000 < M.WINDOW_MS then
+  if not late then
     -- (inside it, a retry is the same decision, unless the store shows a later one: the provider
     -- orders nothing, and this request would land over it)
     later = gen:later(keys, job.decision)
