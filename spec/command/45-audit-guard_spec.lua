@@ -357,12 +357,13 @@ describe("the blast-radius guard and the audit log", function()
         .. "nothing was sent (--audit-log FILE for another file, or --no-audit-log)\n", re)
       assert.equal(0, count("ForbidRTCStreams"))
       -- the disk fills between the intent and the outcome: sent, and the lost outcome said once
+      local mine = HOME .. "/logs/full.jsonl"
       core.append_private = function(path, data, sync)
+        if path ~= mine then return append(path, data, sync) end -- (the decision file appends too: issue 87)
         writes = writes + 1
         if writes == 2 then return nil, "cannot write " .. path .. ": No space left on device", 17 end
         return append(path, data, sync)
       end
-      local mine = HOME .. "/logs/full.jsonl"
       local ok, s2, _, e2 = pcall(run, zg("forbid-rtc-streams", "r1", "--audit-log", mine))
       core.append_private = append
       assert(ok, s2)

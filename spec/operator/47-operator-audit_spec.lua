@@ -237,6 +237,7 @@ describe("the audit log as a write-ahead log: a fault matrix", function()
     os.remove(log)
     local real, writes = core.append_private, 0
     core.append_private = function(path, data, sync)
+      if path ~= log then return real(path, data, sync) end -- (the decision file appends too: issue 87)
       writes = writes + 1
       if writes == 2 then return nil, path .. ": No space left on device", 0 end
       return real(path, data, sync)

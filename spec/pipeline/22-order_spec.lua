@@ -36,6 +36,7 @@ describe("order after an attempt the provider held", function()
     return assert(streamctl.aliyun.new {
       endpoint = server.aliyun_url, access_key_id = "LTAIemulatorKey", access_key_secret = "emulator-secret",
       timeout_ms = TIMEOUT_MS, settle_ms = settle_ms,
+      decisions_shared = true, -- (the only decider: its repair after the settle time is renewed, not Expired)
     })
   end
 

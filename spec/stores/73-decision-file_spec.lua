@@ -41,8 +41,11 @@ describe("the machine's decision file", function()
     assert.is_true(s:record_all({ "b c", "a" }, 1500))
     assert.same({ false, { a = 1500 } }, { s:renew({ "a", "r:a" }, 1400, 1450, 1) })
     assert.equal(1501, s:renew({ "a", "r:a" }, 1500, 1450, 1))
-    assert.equal("streamctl decisions 1\n1501 zego%3A1%3Aa\n1500 zego%3A1%3Ab%20c\n1501 zego%3A1%3Ar%3Aa\n",
+    -- (a log: a line a value taken, the first write the file whole; a key's value its largest)
+    assert.equal("streamctl decisions 2\n1000 zego%3A1%3Aa\n1001 zego%3A1%3Aa\n1002 zego%3A1%3Aa\n"
+      .. "1002 zego%3A1%3Ab%20c\n1500 zego%3A1%3Aa\n1500 zego%3A1%3Ab%20c\n1501 zego%3A1%3Aa\n1501 zego%3A1%3Ar%3Aa\n",
       read(path))
+    assert.equal(1501, store_at(path):get("a")) -- (another process reads it whole)
     assert.equal("600", mode(path))
     assert.equal("700", mode(path:match("^(.*)/[^/]*$")))
   end)
@@ -56,6 +59,38 @@ describe("the machine's decision file", function()
     assert.equal("5001", gen_b:next_for { "s1" })
     assert.same({ s1 = 5001 }, gen_a:later({ "s1" }, 5000)) -- (the other run's later decision)
     assert.same({ false, { s1 = 5001 } }, { gen_a:renew({ "s1" }, 5000) })
+  end)
+
+  it("a log: another run's lines read as they come, the file rewritten with what is kept once it grew", function()
+    local path = tmpdir() .. "/decisions"
+    local floor = decisionfile.COMPACT_FLOOR
+    decisionfile.COMPACT_FLOOR = 200
+    finally(function() decisionfile.COMPACT_FLOOR = floor end)
+    local a, b = store_at(path), store_at(path)
+    for i = 1, 8 do
+      assert.equal(998 + 2 * i, a:advance("s", 1000))
+      assert.equal(999 + 2 * i, b:advance("s", 1000)) -- (each sees the other's last line)
+    end
+    -- (rewritten when it held more than 4 lines a value kept: the one key's value alone, then its lines)
+    local text = read(path)
+    assert.truthy(#text < 200, text)
+    assert.equal("streamctl decisions 2\n", text:sub(1, 22))
+    assert.equal("1015 zego%3A1%3As\n", text:match("[^\n]*\n$"))
+    -- (a process that knew the file before it was replaced reads the new one whole)
+    assert.equal(1016, a:advance("s", 1000))
+    assert.equal(1016, store_at(path):get("s"))
+  end)
+
+  it("a line another process left cut short is an error, not a value", function()
+    local path = tmpdir() .. "/decisions"
+    local s = store_at(path)
+    s:advance("a", 10)
+    local f = assert(io.open(path, "ab"))
+    f:write("11 zego%3A1%3A")
+    f:close()
+    local v, why = s:advance("a", 10)
+    assert.is_nil(v)
+    assert.matches(path .. " is cut short (its last line has no newline) (move it away", why, 1, true)
   end)
 
   it("keys under other prefixes stay apart (another provider or account)", function()
@@ -76,9 +111,10 @@ describe("the machine's decision file", function()
 
   for _, case in ipairs {
     { "another program's file", "hello\n", "is not a streamctl decision store" },
-    { "a file cut short", "streamctl decisions 1\n12 a%20b\n13 c", "is cut short" },
-    { "a line that is not an entry", "streamctl decisions 1\n12 a\nx y\n", "line 3 is not '<value> <key>'" },
-    { "a value past 2^53", "streamctl decisions 1\n99999999999999999 a\n", "line 2 is not '<value> <key>'" },
+    { "a file cut short", "streamctl decisions 2\n12 a%20b\n13 c", "is cut short" },
+    { "a line that is not an entry", "streamctl decisions 2\n12 a\nx y\n", "line 3 is not '<value> <key>'" },
+    { "a value past 2^53", "streamctl decisions 2\n99999999999999999 a\n", "line 2 is not '<value> <key>'" },
+    { "the first format's file", "streamctl decisions 1\n12 a\n", "is not a streamctl decision store" },
   } do
     it("refuses " .. case[1] .. ", naming the file: never an empty store", function()
       local path = tmpdir() .. "/decisions"
@@ -96,12 +132,12 @@ describe("the machine's decision file", function()
   it("refuses a file others may write, and a symbolic link", function()
     local d = tmpdir()
     local path = d .. "/decisions"
-    write(path, "streamctl decisions 1\n")
+    write(path, "streamctl decisions 2\n")
     process.run("chmod 0622 " .. quote(path))
     local v, why = store_at(path):advance("a", 1)
     assert.is_nil(v)
     assert.matches("can be written by other users (mode 0622)", why, 1, true)
-    write(d .. "/real", "streamctl decisions 1\n")
+    write(d .. "/real", "streamctl decisions 2\n")
     process.run("chmod 0600 " .. quote(d .. "/real") .. " && ln -s " .. quote(d .. "/real") .. " " .. quote(d .. "/link"))
     v, why = store_at(d .. "/link"):advance("a", 1)
     assert.is_nil(v)
