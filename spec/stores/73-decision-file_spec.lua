@@ -159,6 +159,15 @@ describe("the machine's decision file", function()
     assert.equal(20, s:advance("a", 20))
   end)
 
+  it("is refused inside nginx, naming what to give there", function()
+    rawset(_G, "ngx", {})
+    local v, why = decisionfile.check("/tmp/decisions")
+    rawset(_G, "ngx", nil)
+    assert.is_nil(v)
+    assert.equal("is for processes outside nginx (its lock would block a worker): give shared_dict for one nginx, "
+      .. "redis for several", why)
+  end)
+
   it("takes only an absolute path as its option", function()
     for _, bad in ipairs { "decisions", "", "/tmp/a\nb", "/tmp/dir/", 5 } do
       local v, why = decisionfile.check(bad)

@@ -37,7 +37,8 @@ local core = require "streamctl.core"
 local lfs = require "lfs"
 local sequence = require "streamctl.engine.sequence"
 
-local type, error, pairs, ipairs, tonumber, setmetatable = type, error, pairs, ipairs, tonumber, setmetatable
+local type, error, pairs, ipairs, tonumber, setmetatable, rawget = type, error, pairs, ipairs, tonumber, setmetatable,
+  rawget
 local format, find, sub, match, gmatch = string.format, string.find, string.sub, string.match, string.gmatch
 local concat, sort, open = table.concat, table.sort, io.open
 local encode = core.percent_encode
@@ -59,9 +60,14 @@ M.MAX_BYTES = 64 * 1024 * 1024
 -- lines kept and `COMPACT_FLOOR` bytes.
 M.COMPACT_RATIO, M.COMPACT_FLOOR = 4, 65536
 
---- The option's rule: an absolute path, without control characters.
+--- The option's rule: an absolute path, without control characters, in a
+-- process outside nginx (its lock is waited for, which would block a worker).
 -- @return the path, or nil and the rule broken
 function M.check(v)
+  if rawget(_G, "ngx") ~= nil then
+    return nil, "is for processes outside nginx (its lock would block a worker): give shared_dict for one nginx, "
+      .. "redis for several"
+  end
   if type(v) ~= "string" or sub(v, 1, 1) ~= "/" or find(v, "[%z\1-\31\127]") or find(v, "/$") then
     return nil, "must be the absolute path of a file (no control characters, not ending in '/')"
   end
