@@ -56,9 +56,12 @@ M.LOCK_WAIT_MS = 5000
 -- (tens of thousands of streams at most); beyond this it is not this store's.
 M.MAX_BYTES = 64 * 1024 * 1024
 
---- The file is rewritten when it holds more than `COMPACT_RATIO` times the
--- lines kept and `COMPACT_FLOOR` bytes.
-M.COMPACT_RATIO, M.COMPACT_FLOOR = 4, 65536
+--- The file is rewritten when it holds more than this many times the lines
+-- kept, and more than `COMPACT_FLOOR` bytes.
+M.COMPACT_RATIO = 4
+
+--- The least size of a file that is rewritten, in bytes.
+M.COMPACT_FLOOR = 65536
 
 --- The option's rule: an absolute path, without control characters, in a
 -- process outside nginx (its lock is waited for, which would block a worker).
