@@ -239,18 +239,25 @@ describe("a decision store that did not answer", function()
     return assert(sequence.new { store = store, clock_ms = function() return (NOW + w.mono) * 1000 end })
   end
 
-  it("a call decided meanwhile is not superseded by what the store holds later: Expired, nothing claimed", function()
-    local w = world(kind)
+  -- `k`'s resume decided while the store was away (it comes back when another client forbids, 2 s in),
+  -- throttled 14 s: the world and what the resume returned.
+  local function decided_away(k)
+    local w = world(k)
     local gen = generator(w)
     w.away = true
     local other = w.client("O", nil, { sequence = gen, decisions_shared = true })
     w.meanwhile = function(name)
       if name == "L" and w.mono >= 2 and not w.other then
         w.away = false
-        w.other = assert(kind.forbid(other))
+        w.other = assert(k.forbid(other))
       end
     end
-    local res, err = kind.resume(w.client("L", 14, { sequence = gen, decisions_shared = true }))
+    local res, err = k.resume(w.client("L", 14, { sequence = gen, decisions_shared = true }))
+    return w, res, err
+  end
+
+  it("a call decided meanwhile is not superseded by what the store holds later: Expired, nothing claimed", function()
+    local w, res, err = decided_away(kind)
     assert.is_nil(res)
     assert.equal("Expired", err.code)
     assert.matches("it was decided while the shared decision store did not answer", err.message, 1, true)
@@ -258,18 +265,7 @@ describe("a decision store that did not answer", function()
   end)
 
   it("without a Sequence, a later value inside the window proves nothing either: Expired, nothing claimed", function()
-    local cdn = KINDS[2]
-    local w = world(cdn)
-    local gen = generator(w)
-    w.away = true
-    local other = w.client("O", nil, { sequence = gen, decisions_shared = true })
-    w.meanwhile = function(name)
-      if name == "L" and w.mono >= 2 and not w.other then
-        w.away = false
-        w.other = assert(cdn.forbid(other))
-      end
-    end
-    local res, err = cdn.resume(w.client("L", 14, { sequence = gen, decisions_shared = true }))
+    local w, res, err = decided_away(KINDS[2])
     assert.is_nil(res)
     assert.equal("Expired", err.code)
     assert.matches("^decided 3 s ago, not sent: .*it was decided while the shared decision store did not answer",
