@@ -126,9 +126,12 @@ Try:
   curl -s $ali/_emulator/state        # what the emulator holds now
 
 A ZEGO callback, signed as ZEGO signs it (docs/callbacks.md): rtc-2, forbidden above, is
-forbidden again when it publishes again (the edge's audit log: $DIR/logs/audit.jsonl):
+forbidden again when it publishes again (the edge's audit log: $DIR/logs/audit.jsonl). Its
+timestamp is 300 s ahead: a callback whose 300 s window began before the edge started is
+refused (503, ZEGO sends it again) for the edge's first 5 minutes, as it could have been seen
+before a restart:
 
-  secret=$(setting ZEGO_CALLBACK_SECRET) ts=\$(date +%s) nonce=\$RANDOM
+  secret=$(setting ZEGO_CALLBACK_SECRET) ts=\$((\$(date +%s) + 300)) nonce=\$RANDOM
   sig=\$(printf '%s\\n' "\$secret" "\$ts" "\$nonce" | LC_ALL=C sort | tr -d '\\n' | sha1sum | cut -c1-40)
   curl -s -H 'Content-Type: application/json' -d '{"event":"stream_create","appid":1234567890,"timestamp":"'\$ts'","nonce":"'\$nonce'","signature":"'\$sig'","stream_id":"rtc-2","room_id":"room-1"}' http://127.0.0.1:$port/callbacks/zego
 

@@ -169,6 +169,9 @@ function M.init()
   for _, dict in ipairs { SHARED_DICT, METRICS_DICT, CALLBACKS_DICT, DESIRED_DICT } do
     if not ngx.shared[dict] then error("streamctl_edge: nginx.conf needs 'lua_shared_dict " .. dict .. " ...;'") end
   end
+  -- (the callbacks' dict began when nginx did: a callback whose window began before cannot have been
+  -- seen by it; a reload keeps the dict and its first mark)
+  assert(callbacks.shdict_started(ngx.shared[CALLBACKS_DICT], ngx.now()))
   for _, name in ipairs { "STREAMCTL_EDGE_MAX_FORBID", "STREAMCTL_EDGE_MAX_RESUME" } do
     local max = setting(name)
     -- (decimal digits only: tonumber would take 0x100, 1e3 or 200.0 for a count)

@@ -72,7 +72,7 @@ describe("the OpenResty example's traces", function()
     -- the stream is now on the forbid list: its stream_create is a reaction, made in a timer, in the
     -- callback request's trace
     emulator:reset()
-    local ts, nonce = tostring(os.time()), "2001"
+    local ts, nonce = tostring(edge.fresh_ts()), "2001"
     res = traced_post(port, "/callbacks/zego", cjson.encode { event = "stream_create", appid = edge.ZEGO_APP,
       timestamp = ts, nonce = nonce, stream_id = "z-traced", room_id = "r",
       signature = core.digest_hex("sha1", "", true, ZEGO_CB_SECRET, ts, nonce) },

@@ -137,6 +137,21 @@ local function start_edge(emulator, opts)
 end
 
 
+--- A callback's timestamp (whole seconds) whose window began after every
+-- server started before this call, and so did the window of the one
+-- `back` seconds (default 0) before it: a window (the callbacks' WINDOW_S)
+-- ahead of the next whole second that far on, waited for (at most back +
+-- 1 s). A replay store's memory never begins before its server's start
+-- (issue 87): a callback whose window began earlier is refused, 503
+-- ReplayStoreUnavailable.
+function M.fresh_ts(back)
+  local called = socket.gettime()
+  local at = math.floor(called) + 1 + (back or 0)
+  socket.sleep(at - called)
+  while socket.gettime() < at do socket.sleep(0.01) end
+  return math.floor(socket.gettime()) + require("streamctl.edge.callbacks").WINDOW_S
+end
+
 M.raw_request, M.parse, M.concurrently, M.post, M.get, M.decode = raw_request, parse, concurrently, post, get, decode
 M.example_conf, M.start_edge = example_conf, start_edge
 

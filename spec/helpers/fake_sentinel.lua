@@ -13,7 +13,8 @@
 --
 --   local fake = require("spec.helpers.fake_sentinel").start { password = nil }
 --   fake.port; fake:answer("127.0.0.1 6380"); fake:asked() -> { "AUTH", "SENTINEL", ... }; fake:stop()
--- It stops by itself after 120 s.
+-- It serves until stopped, or until the spec's process that started it is gone
+-- (spec.helpers.process.parent_watch): never by a clock.
 
 local socket = require "socket"
 
@@ -25,7 +26,8 @@ if not ... or ... ~= "spec.helpers.fake_sentinel" then
   io.stdout:write(select(2, server:getsockname()), "\n")
   io.stdout:flush()
   local clients, buffers = {}, {}
-  local deadline = socket.gettime() + 120
+  package.path = (os.getenv("STREAMCTL_ROOT") or ".") .. "/?.lua;" .. package.path
+  local parent_alive = require("spec.helpers.process").parent_watch()
   local function reply(c, argv)
     local log = io.open(log_file, "a")
     log:write(argv[1]:upper(), "\n")
@@ -63,7 +65,7 @@ if not ... or ... ~= "spec.helpers.fake_sentinel" then
     end
     return argv, buf:sub(at)
   end
-  while socket.gettime() < deadline do
+  while parent_alive() do
     local c = server:accept()
     if c then
       c:settimeout(0)

@@ -82,6 +82,22 @@ function M.spawn(cmd)
   return { pipe = pipe, pid = pid }
 end
 
+--- For a helper process that `spawn` started: a function that answers
+-- whether the process that started it (the spec's interpreter) is still
+-- its parent. A helper serves while it is, and ends when the spec does,
+-- however long a busy machine makes that: never a clock of its own. (A
+-- parent that dies reparents its children: the parent pid changes.)
+function M.parent_watch()
+  local function parent()
+    local f = io.open("/proc/self/stat", "r")
+    local stat = f and f:read("*l")
+    if f then f:close() end
+    return stat and tonumber(stat:match("^%d+ %b() %a (%d+)"))
+  end
+  local first = assert(parent(), "cannot read /proc/self/stat")
+  return function() return parent() == first end
+end
+
 -- Whether /proc/locks lists an exclusive flock(2) lock on the file of that
 -- device and inode: held (no `waiter`), or waited for by process `waiter`.
 local function flock_listed(major, minor, inode, waiter)

@@ -96,7 +96,7 @@ describe("issue 66, row 1: a replay store that may have forgotten refuses what i
         end
         assert.equal("1", s.b:cli("EXISTS", "streamctl:cb:aliyun:cb1"))
         assert.equal("OK", s.b:cli("REPLICAOF", "NO", "ONE"))
-        assert.is_true(store:add("aliyun:cb-lag", 300, nil, 10))
+        assert.is_true(store:add("aliyun:cb-lag", 300, nil, 0))
         s.fake:answer("127.0.0.1 " .. s.b.port)
         s.a:kill()
       end, "aliyun:cb-lag" },
@@ -131,7 +131,8 @@ describe("issue 66, row 1: a replay store that may have forgotten refuses what i
       local lines, log = new_log()
       local store = assert(R.replay_store(url .. (url:find("?", 1, true) and "&" or "?") .. TIMEOUT, { log = log }))
       local ok, err = pcall(function()
-        assert.is_true(store:add("aliyun:cb1", 300, nil, 10))
+        -- (a window that began now: a server's memory never begins before its start)
+        assert.is_true(store:add("aliyun:cb1", 300, nil, 0))
         fault(s, store)
         local fresh, why, code = add_once_answered(store, taken, 20)
         assert.is_nil(fresh, "a callback the store may have forgotten was taken for new")
@@ -160,10 +161,13 @@ describe("issue 66, row 1: a replay store that may have forgotten refuses what i
       finally(function() srv:stop() end) -- (however the row ends: see the restarted row below)
       local lines, log = new_log()
       local store = assert(R.replay_store(srv.url .. "?" .. TIMEOUT, { log = log }))
+      -- (first seen as its window begins, on a server started just now; replayed 5 s later)
       local ALI = { domain = "learn.aliyundoc.com", timestamp = "1519375990", key = "yourkey",
-                    signature = "9e226fc2c250be266e3657e156f68c12", now = 1519375990 + 10, replay = store }
+                    signature = "9e226fc2c250be266e3657e156f68c12", now = 1519375990 - callbacks.WINDOW_S,
+                    replay = store }
       assert.is_true(callbacks.aliyun.verify(ALI))
       srv:restart()
+      ALI.now = ALI.now + 5
       local ok, err
       for _ = 1, 100 * SLOW do
         ok, err = callbacks.aliyun.verify(ALI)
@@ -176,15 +180,28 @@ describe("issue 66, row 1: a replay store that may have forgotten refuses what i
       assert.equal(1, #holding(lines, "may have forgotten the callbacks it had seen"), table.concat(lines, "\n"))
     end)
 
-  it("a first use of a Redis that lost nothing, by processes that never saw it, forgets nothing", function()
+  -- (issue 87: a Redis restarted without its data looks new to a process that never asked it; what it
+  -- cannot have seen, a callback whose window began before the server's start, is refused, unsaid)
+  it("a first use of a Redis, by processes that never saw it: nothing said, nothing before its start", function()
     local srv = helper.start {}
     finally(function() srv:stop() end)
     local lines, log = new_log()
     local store = assert(R.replay_store(srv.url .. "?" .. TIMEOUT, { log = log }))
-    assert.is_true(store:add("aliyun:first", 300, nil, 600))
-    assert.is_false(store:add("aliyun:first", 300, nil, 600))
+    local fresh, why, code = store:add("aliyun:old", 300, nil, 600)
+    assert.same({ nil, "ReplayStoreUnavailable" }, { fresh, code })
+    assert.truthy(why:find("may have forgotten the callbacks seen before %d+%-%d+%-%d+T[%d:]+Z %(it started then, "
+      .. "and cannot have seen what came before%)"), why)
+    assert.is_true(store:add("aliyun:first", 300, nil, 0))
+    assert.is_false(store:add("aliyun:first", 300, nil, 0))
+    assert.same({}, lines)
+    -- a second process, on the same server: the same start
+    local other = assert(R.replay_store(srv.url .. "?" .. TIMEOUT, { log = log }))
+    local fresh2, _, code2 = other:add("aliyun:old2", 300, nil, 600)
+    assert.same({ nil, "ReplayStoreUnavailable" }, { fresh2, code2 })
+    assert.is_false(other:add("aliyun:first", 300, nil, 0))
     assert.same({}, lines)
     store.conn:close()
+    other.conn:close()
   end)
 end)
 
@@ -209,6 +226,7 @@ describe("issue 66, row 1: the shared dict's replay store", function()
       local d = fake_dict(clock)
       local lines, log = new_log()
       local store = callbacks.shdict_replay(d, { log = log })
+      callbacks.shdict_started(d, NOW - 100) -- (nginx started 100 s ago)
       assert.is_true(store:add("aliyun:cb1", 300, NOW, 10))
       fault(d)
       clock.t = NOW + 5
@@ -227,13 +245,35 @@ describe("issue 66, row 1: the shared dict's replay store", function()
     end)
   end
 
-  it("a dict found empty by a process that never saw it (nginx started) forgets nothing", function()
+  it("a dict found empty by a process that never saw it (nginx started) forgets nothing since its start",
+    function()
+      local d = fake_dict({ t = NOW })
+      local lines, log = new_log()
+      local store = callbacks.shdict_replay(d, { log = log })
+      assert.is_true(callbacks.shdict_started(d, NOW - 700))
+      assert.is_true(callbacks.shdict_started(d, NOW - 10)) -- (a reload: the first mark stays)
+      assert.is_true(store:add("aliyun:first", 300, NOW, 600))
+      assert.is_false(store:add("aliyun:first", 300, NOW, 600))
+      -- (issue 87: a window that began before nginx started cannot have been seen by its dict)
+      local fresh, why, code = store:add("aliyun:older", 300, NOW, 800)
+      assert.same({ nil, "ReplayStoreUnavailable" }, { fresh, code })
+      assert.equal("the shared dict may have forgotten the callbacks seen before 2023-11-14T22:01:40Z: this one's "
+        .. "window began before then", why)
+      assert.same({}, lines)
+    end)
+
+  it("a dict with no mark of nginx's start: its memory begins at its first use, said once", function()
     local d = fake_dict({ t = NOW })
     local lines, log = new_log()
     local store = callbacks.shdict_replay(d, { log = log })
-    assert.is_true(store:add("aliyun:first", 300, NOW, 600))
-    assert.is_false(store:add("aliyun:first", 300, NOW, 600))
-    assert.same({}, lines)
+    local fresh, _, code = store:add("aliyun:a", 300, NOW, 1)
+    assert.same({ nil, "ReplayStoreUnavailable" }, { fresh, code })
+    assert.is_nil((store:add("aliyun:b", 300, NOW, 1)))
+    assert.is_true(store:add("aliyun:c", 300, NOW, 0))
+    assert.same({ "streamctl: the shared dict of callbacks seen holds no mark of nginx's start "
+      .. "(streamctl.edge.callbacks.shdict_started(dict, ngx.now()) in init_by_lua): its memory is taken to begin "
+      .. "now, and a callback whose window began before 2023-11-14T22:13:20Z is refused (ReplayStoreUnavailable: "
+      .. "the provider delivers it again), for at most a window's length after" }, lines)
   end)
 end)
 

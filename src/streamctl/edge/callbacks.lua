@@ -88,12 +88,12 @@ function M.memory_replay(opts)
 end
 
 --- A replay store in a lua_shared_dict (`dict`: ngx.shared.NAME), shared by
--- every worker (streamctl.store.replay's `shdict`: `safe_add` with the
--- window as its expiry, so that a full dict refuses, ReplayStoreFull,
--- instead of evicting a remembered callback; a callback whose window began
--- before the dict's memory did is refused, ReplayStoreUnavailable).
--- `opts.log`: where a loss is said.
+-- every worker: streamctl.store.replay's `shdict` (a full dict refuses,
+-- ReplayStoreFull; a callback whose window began before the dict's memory
+-- did, ReplayStoreUnavailable). `opts.log`: where a loss is said.
 M.shdict_replay = replay.shdict
+--- `shdict_started(ngx.shared.NAME, ngx.now())` in init_by_lua: marks nginx's start in the dict.
+M.shdict_started = replay.shdict_started
 
 local PROCESS_REPLAY -- (made on first use)
 

@@ -19,7 +19,10 @@
 -- (ReplayStoreUnavailable: the provider delivers it again), for at most a
 -- window's length after; the process that finds the loss says so once.
 -- The hash missing on a server that lost nothing, and no process that
--- had seen it, is a first use: nothing to forget.
+-- had seen it, is a first use: nothing forgotten, but nothing seen before
+-- the server started either (a restart without its data looks the same to
+-- a process that never asked before): `since` is the server's start, never
+-- earlier, whoever asks.
 -- @module streamctl.store.redisreplay
 
 local type, error, tostring, tonumber, setmetatable = type, error, tostring, tonumber, setmetatable
@@ -56,8 +59,7 @@ end
 local why = m[5] or ''
 if found then
   why = found
-  if found == 'new' then since = 0
-  elseif server_kept(rep) then since = now - math.floor(server_up_us(info) / 1000)
+  if found == 'new' or server_kept(rep) then since = now - math.floor(server_up_us(info) / 1000)
   else since = now end
   redis.call('HSET', KEYS[2], 'run', run, 'rid', rid, 'since', string.format('%.0f', since), 'ev', ev, 'why', why)
 end
@@ -74,6 +76,7 @@ local FORGOT = {
     .. "the callbacks its master took)",
   evicted = "it evicted keys (maxmemory-policy is not noeviction)",
   unreadable = "its memory's record held a value that cannot be right",
+  new = "it started then, and cannot have seen what came before",
 }
 
 local add_script

@@ -51,28 +51,61 @@ local SINCE = "streamctl:cb:@"
 
 local function utc(t) return date("!%Y-%m-%dT%H:%M:%SZ", floor(t)) end
 
+local START = "streamctl:cb:start"
+
+-- A time read from the dict by its rule (a number, 0 to now + 1), or nil.
+local function time_in(dict, key, now)
+  local t = dict:get(key)
+  if type(t) == "number" and t == t and t >= 0 and t <= now + 1 then return t end
+  return nil, t
+end
+
+--- Marks the moment `dict` began (`now`, seconds of the clock `add` is
+-- given: nginx's, ngx.now()), once: call it from init_by_lua, which nginx
+-- runs at its start and at every reload; a dict a reload keeps keeps its
+-- first mark (`add` never replaces it). The store's memory never begins
+-- before it: a callback whose window began before nginx started cannot
+-- have been seen by this dict.
+function M.shdict_started(dict, now)
+  if type(dict) ~= "table" and type(dict) ~= "userdata" then
+    error("bad argument #1 to 'shdict_started' (an ngx.shared dict expected)", 2)
+  end
+  if type(now) ~= "number" or now ~= now or now < 0 then
+    error("bad argument #2 to 'shdict_started' (now must be a time in seconds)", 2)
+  end
+  local ok, err = dict:safe_add(START, now)
+  if not ok and err ~= "exists" then return nil, "shared dict: " .. tostring(err) end
+  return true
+end
+
 -- Since when (seconds of `now`'s clock) `dict` remembers every callback
 -- given to it: its entry SINCE (no expiry), checked by its rule (a number,
 -- 0 to now + 1). Missing where this process had seen it (evicted by
 -- another user of the dict, or deleted), or broken: its memory began now,
 -- said by the process that found it. Missing where this process had not:
 -- nginx started (a new dict: `nginx -s reload` keeps it) and nothing was
--- given to it yet, or nothing that can be told from it.
+-- given to it yet: its memory began at nginx's start (`shdict_started`),
+-- never earlier; or now, said once, when nothing marked the start.
 local function since_of(dict, now, log)
-  local since = dict:get(SINCE)
-  if type(since) == "number" and since == since and since >= 0 and since <= now + 1 then
+  local since, held = time_in(dict, SINCE, now)
+  if since then
     seen[dict] = since
     return since
   end
-  local lost = since ~= nil or seen[dict] ~= nil
-  local v = lost and now or 0
+  local lost = held ~= nil or seen[dict] ~= nil
+  local v = not lost and time_in(dict, START, now) or now
   local ok, err = dict:safe_set(SINCE, v)
   if not ok then return nil, "shared dict: " .. tostring(err) end
   if lost then
     log(format("streamctl: the shared dict of callbacks seen %s; a callback whose window began before %s is "
       .. "refused (ReplayStoreUnavailable: the provider delivers it again), for at most a window's length after",
-      since ~= nil and "held a value that cannot be right (" .. tostring(since):sub(1, 40) .. ")"
+      held ~= nil and "held a value that cannot be right (" .. tostring(held):sub(1, 40) .. ")"
       or "lost its memory (evicted by another user of the dict, or deleted)", utc(now)))
+  elseif v == now then
+    log(format("streamctl: the shared dict of callbacks seen holds no mark of nginx's start "
+      .. "(streamctl.edge.callbacks.shdict_started(dict, ngx.now()) in init_by_lua): its memory is taken to "
+      .. "begin now, and a callback whose window began before %s is refused (ReplayStoreUnavailable: the "
+      .. "provider delivers it again), for at most a window's length after", utc(now)))
   end
   seen[dict] = v
   return v
