@@ -78,6 +78,7 @@ describe("one ZEGO budget through Redis Sentinel, the master lost mid-run", func
         errs[i] = process.read_file(c.err) or ""
         assert(line, "client " .. i .. " printed nothing; its stderr:\n" .. errs[i])
         local r = cjson.decode(line)
+        assert(type(r) == "table", "client " .. i .. " printed no report: " .. line .. "; its stderr:\n" .. errs[i])
         for k in pairs(sum) do sum[k] = sum[k] + r[k] end
       end
       return sum, errs
