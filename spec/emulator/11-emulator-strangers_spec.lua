@@ -571,3 +571,25 @@ describe("strangers in the emulator", function()
     assert.matches("^body is not valid JSON", cjson.decode(text).error)
   end)
 end)
+
+-- Issue 87: the strictest count a provider could make, for specs that must pass against it.
+describe("the emulator's closed sliding window (sliding_window_closed)", function()
+  before_each(function() ratelimit.reset() end)
+
+  it("counts an arrival exactly a window old, which the half-open window lets go", function()
+    for _, alg in ipairs { "sliding_window", "sliding_window_closed" } do
+      assert.is_true((ratelimit.take(alg, 2, alg, 10)))
+      assert.is_true((ratelimit.take(alg, 2, alg, 10.5)))
+    end
+    -- at 11, the arrival at 10 is exactly 1 s old
+    assert.same({ true }, { ratelimit.take("sliding_window", 2, "sliding_window", 11) })
+    assert.same({ false, 1 }, { ratelimit.take("sliding_window_closed", 2, "sliding_window_closed", 11) })
+    assert.same({ true }, { ratelimit.take("sliding_window_closed", 2, "sliding_window_closed", 11.001) })
+    -- the independent model agrees
+    local model = rates.limiter(2, "sliding_window_closed")
+    assert.same({ true, true, false, true }, { model(10), model(10.5), (model(11)), model(11.001) })
+    -- and the emulator's config takes it by name
+    assert.equal("sliding_window_closed",
+      config.build({ aliyun = { rate_limiter = "sliding_window_closed" } }).aliyun.rate_limiter)
+  end)
+end)

@@ -714,6 +714,34 @@ describe("ZEGO", function()
     assert.equal(2, n) -- signed twice
   end)
 
+  -- (issue 87: a cold connection's handshake put its request behind later ones, 31 in 991 ms)
+  it("takes back a request its transport did not send in time (SlotMissed): paced again, its Sequence given back",
+    function()
+      local w = world()
+      w.script_zego = function(_, n)
+        if n <= 3 then
+          w.mono = w.mono + 0.05 -- (the connection's handshake)
+          return nil, { code = "SlotMissed", sent = false, message = "the connection took 50 ms" }
+        end
+        return { status = 200, headers = {}, body = '{"Code":0,"Message":"success","RequestId":"z","Data":null}' }
+      end
+      local report = zc(w):resume_rtc_streams { stream_ids = { "a" } }
+      assert.same({ 1, 1, 1 }, { report.succeeded, report.results[1].attempts, report.calls })
+      assert.equal(4, #w.sent)
+      local seqs = {}
+      for i = 1, 3 do
+        local within = w.sent[i].req.send_within_ms
+        assert.is_true(type(within) == "number" and within > 0 and within <= 20, tostring(within))
+        seqs[i] = tonumber(w.sent[i].req.url:match("Sequence=(%d+)"))
+      end
+      -- (after MAX_MISSES, sent however long its connection takes)
+      assert.equal(3, require("streamctl.engine.slots").MAX_MISSES)
+      assert.is_nil(w.sent[4].req.send_within_ms)
+      assert.is_true(tonumber(w.sent[4].req.url:match("Sequence=(%d+)")) > seqs[3], "a Sequence taken afresh")
+      -- each went on a slot of its own: the schedule's, never the missed one
+      for i = 2, 4 do assert.is_true(w.sent[i].at > w.sent[i - 1].at) end
+    end)
+
   it("sends a caller's Sequence late rather than lose it", function()
     local w = world()
     local slow = true

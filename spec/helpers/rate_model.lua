@@ -25,12 +25,13 @@ local M = {}
 -- at t is accepted when fewer than n of them are in (t - span, t]. A refused
 -- one gets the wait, in ms unrounded, until the oldest of them leaves the
 -- window (the emulator answers its ceiling, at least 1).
-function M.window_model(n, span)
+-- `closed`: [t - span, t], an arrival exactly span old still inside.
+function M.window_model(n, span, closed)
   local accepted = {}
   return function(t)
     local inside, oldest = 0, nil
     for _, a in ipairs(accepted) do
-      if a > t - span then
+      if a > t - span or closed and a == t - span then
         inside = inside + 1
         oldest = oldest or a -- (fed in time order: the first inside is the oldest)
       end
@@ -66,11 +67,12 @@ function M.limiter(qps, algorithm)
   if algorithm == "token_bucket" then
     return M.bucket_model(qps)
   end
-  assert(algorithm == "sliding_window", "unknown rate limiter " .. tostring(algorithm))
+  local closed = algorithm == "sliding_window_closed"
+  assert(closed or algorithm == "sliding_window", "unknown rate limiter " .. tostring(algorithm))
   if qps < 1 then
-    return M.window_model(1, 1 / qps)
+    return M.window_model(1, 1 / qps, closed)
   end
-  return M.window_model(math.floor(qps), 1)
+  return M.window_model(math.floor(qps), 1, closed)
 end
 
 -- Feeds the model a stranger's arrivals and the real ones in time order

@@ -913,7 +913,9 @@ describe("streamctl.transport.ngx's timeouts, on a simulated clock", function()
   -- `server.sends[i] = { at, bytes }` (seconds after it accepted) and closes at `server.close`
   -- (nil: never), with transport options `opts`. Returns the failure (or the response) and when the
   -- attempt ended (seconds).
-  local function attempt(server, opts, request_ms)
+  -- (`server.did` gets what the transport did with the socket: "send", "keepalive", "close"; `extra`:
+  -- more fields of the request)
+  local function attempt(server, opts, request_ms, extra)
     local clock = { t = 0 }
     local function sock()
       local s, accepted, next_send = { ms = {} }, nil, 1
@@ -932,7 +934,11 @@ describe("streamctl.transport.ngx's timeouts, on a simulated clock", function()
         return ok, err
       end
       function s.getreusedtimes() return 0 end
-      function s.send(_, data) return type(data) == "table" and #table.concat(data) or #data end
+      local function did(what) server.did = server.did or {} server.did[#server.did + 1] = what end
+      function s.send(_, data)
+        did("send")
+        return type(data) == "table" and #table.concat(data) or #data
+      end
       function s.receiveany()
         local piece = (server.sends or {})[next_send]
         local at = piece and accepted + piece[1] or server.close and accepted + server.close
@@ -942,8 +948,8 @@ describe("streamctl.transport.ngx's timeouts, on a simulated clock", function()
         next_send = next_send + 1
         return piece[2]
       end
-      function s.close() end
-      function s.setkeepalive() return true end
+      function s.close() did("close") end
+      function s.setkeepalive() did("keepalive") return true end
       return s
     end
     rawset(_G, "ngx", {
@@ -961,7 +967,9 @@ describe("streamctl.transport.ngx's timeouts, on a simulated clock", function()
     -- (loaded afresh for each attempt: the modules keep the `ngx` they were loaded beside)
     package.loaded["streamctl.transport.ngx"], package.loaded["streamctl.transport.http1"] = nil, nil
     local t = assert(require("streamctl.transport.ngx").new(opts))
-    assert(t.start(1, { url = "http://127.0.0.1:1/", timeout_ms = request_ms }))
+    local request = { url = "http://127.0.0.1:1/", timeout_ms = request_ms }
+    for k, v in pairs(extra or {}) do request[k] = v end
+    assert(t.start(1, request))
     local done = t.poll(1)
     assert.equal(1, #done)
     return done[1].err or done[1].res, clock.t
@@ -1001,6 +1009,28 @@ describe("streamctl.transport.ngx's timeouts, on a simulated clock", function()
       { timeout_ms = 300 }))
     assert.matches("timed out reading the response body", f.message, 1, true)
     timed_out("a slow connect, then a slow head", 0.3, attempt({ accept = 0.2, close = 2 }, { timeout_ms = 300 }))
+  end)
+
+  -- (issue 87: four workers' first requests, each on a cold connection, put 31 arrivals into 991 ms)
+  it("send_within_ms: a fresh connection slower than it is pooled, the request not sent (SlotMissed)", function()
+    local server = { accept = 0.05, close = 1 }
+    local f = attempt(server, {}, nil, { send_within_ms = 20 })
+    assert.same({ "SlotMissed", false, "the connection to http://127.0.0.1:1 took 50 ms, past the request's slot: "
+      .. "not sent" }, { f.code, f.sent, f.message })
+    assert.same({ "keepalive" }, server.did)
+    -- within it: sent and answered
+    local ok = { accept = 0.01, sends = { { 0.001, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" } } }
+    local res = attempt(ok, {}, nil, { send_within_ms = 20 })
+    assert.same({ 200, "send" }, { res.status, ok.did[1] })
+    -- without it, however long the connection took
+    res = attempt({ accept = 0.05, sends = ok.sends }, {}, nil, {})
+    assert.equal(200, res.status)
+    local t = assert(require("streamctl.transport.ngx").new {})
+    for _, bad in ipairs { -1, "10", true } do
+      local started, err = t.start(1, { url = "http://127.0.0.1:1/", send_within_ms = bad })
+      assert.same({ nil, "InvalidRequest", "the request's send_within_ms must be a number of milliseconds, 0 or more" },
+        { started, err and err.code, err and err.message })
+    end
   end)
 
   it("timeout_ms bounds the whole attempt, not each read: a body dripping a byte every 0.1 s", function()

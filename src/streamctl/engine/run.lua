@@ -336,6 +336,17 @@ function Run:decode_answer(attempt, res, terr)
   return self:apply_outcome(attempt, result, err)
 end
 
+-- An attempt signed, not sent (its slot stale after signing, or SlotMissed)
+-- taken back with what signing took (`unsign`: a ZEGO Sequence); the job
+-- reserves a new slot. False when that cannot be given back (a Sequence the
+-- caller chose, recorded as sent).
+local function take_back(run, job, attempt)
+  if run.engine.unsign and not run.engine.unsign(attempt) then return false end
+  if attempt.role == "lookup" then job.lookups = job.lookups - 1 else job.attempts = job.attempts - 1 end
+  run:schedule(job, job.next_role, 0)
+  return true
+end
+
 -- A completion of one of this run's attempts (its key is the attempt).
 function Run:take_completion(c)
   local attempt = c.key
@@ -343,9 +354,14 @@ function Run:take_completion(c)
     self.attempts[attempt] = nil
     self.inflight = self.inflight - 1
     -- (a request the transport says never left, a refused connection: not a call made)
-    local err = c.err
-    if attempt.role == "call" and type(err) == "table" and err.sent == false then
-      attempt.job.sent = attempt.job.sent - 1
+    local err, job = c.err, attempt.job
+    if type(err) == "table" and err.sent == false then
+      if attempt.role == "call" then job.sent = job.sent - 1 end
+      -- (its connection took longer than its slot allowed, `send_within_ms`)
+      if err.code == "SlotMissed" then
+        job.slot_missed = (job.slot_missed or 0) + 1
+        if take_back(self, job, attempt) then return end
+      end
     end
     self:decode_answer(attempt, c.res, err)
   end
@@ -362,22 +378,14 @@ local function next_attempt(run, job)
   return { role = "call", action = job.action, params = job.params, n = job.attempts, job = job, run = run }
 end
 
--- A slot that went stale while its attempt was signed (credentials
--- renewed on the way, the process held): the attempt is taken back,
--- unsent, with what signing took (`unsign`: a ZEGO Sequence it took), and
--- the job reserves a new slot, as in `reserve_or_wait`. True when it was;
--- false when the attempt goes (fresh, or what it took cannot be given back:
--- a Sequence the caller chose, recorded as sent).
+-- A slot stale after signing: the attempt taken back (true), unless fresh.
 local function stale_after_signing(run, job, attempt)
-  local engine = run.engine
-  if not slots.stale(engine, job, run.io.now()) then return false end
+  if not slots.stale(run.engine, job, run.io.now()) then return false end
   -- (once per attempt: a call whose signing alone outlasts the lateness allowed, a create of 60 KB
   -- under Lua 5.4, goes on its second slot, where it would be let go for ever: spec/18 never ended)
   if job.given_back == attempt.n .. attempt.role then return false end
-  if engine.unsign and not engine.unsign(attempt) then return false end
+  if not take_back(run, job, attempt) then return false end
   job.given_back = attempt.n .. attempt.role
-  if attempt.role == "lookup" then job.lookups = job.lookups - 1 else job.attempts = job.attempts - 1 end
-  run:schedule(job, job.next_role, 0)
   return true
 end
 
@@ -398,6 +406,9 @@ function Run:send(job)
   end
   if not req then return self:apply_outcome(attempt, nil, serr) end
   if job.slot_at and stale_after_signing(self, job, attempt) then return end
+  -- (how long its connection may take: a fresh one's handshake must not carry it past its slot)
+  local within = slots.send_within(self.engine, job, io.now())
+  if within then req.send_within_ms = within * 1000 end
   self.attempts[attempt] = true
   self.inflight = self.inflight + 1
   local ok, terr = io.start(attempt, req)

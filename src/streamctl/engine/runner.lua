@@ -76,6 +76,11 @@
 -- { {key=, res=, err=}, ... }` (waits up to the timeout for at least one
 -- completion), `now()` (monotonic seconds) and `sleep(s)`. Light threads fit
 -- it as well as libcurl's multi interface: `start` launches, `poll` waits.
+-- A paced request whose slot has lateness to lose carries `send_within_ms`:
+-- an io may hand it back unsent (`{ code = "SlotMissed", sent = false }`)
+-- when its connection took longer than that (streamctl.transport.ngx: a cold
+-- connection's handshake), and it is taken back and paced again (at most
+-- streamctl.engine.slots.MAX_MISSES times a job); an io may ignore it.
 --
 -- A job is `{ action, params, recover = nil | { action, params(p), found(result, p) },
 -- done_codes = nil | { [code] = true }, streams = { key, ... }, ordered = bool }`. Its

@@ -171,4 +171,16 @@ M.by_time = by_time
 M.reserve_or_wait = reserve_or_wait
 M.stale = stale
 
+--- How long (seconds) the transport may take to hand `job`'s request to a
+-- connection before its slot goes stale (as `stale` counts it), sent at
+-- `now`; nil when its slot has none to lose (no slot, the next one a second
+-- away) or it missed its slot that way MAX_MISSES times already.
+M.MAX_MISSES = 3
+function M.send_within(engine, job, now)
+  if not (job.slot_at and engine.slack) or (job.slot_missed or 0) >= M.MAX_MISSES then return nil end
+  local guard, late = engine.slack()
+  if job.slot_next and job.slot_next - now >= 1 + guard then return nil end
+  return max(0, late - (now - job.slot_at))
+end
+
 return M

@@ -1,5 +1,16 @@
---- An HTTP/1.1 response read from a connection (streamctl.transport.ngx's
--- cosockets): the status line and header fields (1xx answers skipped, one
+--- HTTP/1.1 over a connection (streamctl.transport.ngx's cosockets): the
+-- request's head written, and the response read.
+--
+-- On the wire: `METHOD target HTTP/1.1`, the request-target being the URL's
+-- path and query exactly as given (no normalisation; the fragment is
+-- dropped; "/" when the URL has no path); `Host` from the URL unless the
+-- caller gives one; `User-Agent` (the `user_agent` option) unless the caller
+-- gives one; the caller's headers, sorted by lower-case name; then
+-- `Content-Length` when there is a body, or 0 for a POST, PUT or PATCH
+-- without one. Nothing else: no Accept, no Connection, no Expect. Redirects
+-- are not followed (a 302 is the response). 1xx answers are skipped.
+--
+-- The response: the status line and header fields (1xx answers skipped, one
 -- 64 KiB budget for the whole header section, trailers included), a body by
 -- Content-Length, chunked or to the close, bounded by `max_body`, and
 -- whether the connection may be kept. Every read has one deadline.
@@ -9,7 +20,7 @@
 
 local common = require "streamctl.transport.common"
 
-local tonumber, tostring = tonumber, tostring
+local ipairs, tonumber, tostring = ipairs, tonumber, tostring
 local floor, min, huge = math.floor, math.min, math.huge
 local format, find, match, lower, sub, byte, gmatch =
   string.format, string.find, string.match, string.lower, string.sub, string.byte, string.gmatch
@@ -26,6 +37,27 @@ local MAX_CHUNK_LINE = 4096 -- a chunk-size line, extensions included
 
 -- RFC 9110 token characters (header names: streamctl.transport.curl.header_fields).
 local TOKEN = common.TOKEN
+
+local BODY_METHODS = { POST = true, PUT = true, PATCH = true }
+
+--- The request head: the request line, Host (`u.authority`) and User-Agent
+-- unless the caller gave them (`seen`, by lower-case name), the caller's
+-- header `fields` (sorted: { lower, name, value }), the body's length.
+function M.request_head(method, u, fields, seen, body, user_agent)
+  local head = { method, " ", u.target, " HTTP/1.1\r\n" }
+  if not seen.host then head[#head + 1] = "Host: " .. u.authority .. "\r\n" end
+  if not seen["user-agent"] and user_agent ~= "" then
+    head[#head + 1] = "User-Agent: " .. user_agent .. "\r\n"
+  end
+  for _, f in ipairs(fields) do head[#head + 1] = f[2] .. ": " .. f[3] .. "\r\n" end
+  if body ~= nil then
+    head[#head + 1] = "Content-Length: " .. #body .. "\r\n"
+  elseif BODY_METHODS[method] then
+    head[#head + 1] = "Content-Length: 0\r\n"
+  end
+  head[#head + 1] = "\r\n"
+  return concat(head)
+end
 
 --- A transport failure: `{ code, message, sent }`.
 local function failure(code, message, sent)

@@ -37,18 +37,14 @@
 --                    a caller's Content-Length or Transfer-Encoding, a name given
 --                    twice), or a phase without cosockets (see below)
 --   NetworkError     everything else (refused, reset, closed early, no resolver)
+--   SlotMissed       (sent = false) a request's fresh connection took longer than its
+--                    `send_within_ms` (its pacing slot's lateness allowed): pooled,
+--                    the request not sent; the engine reserves it a new slot
 --
 -- `sent` is false while no byte of the request was handed to a connection,
 -- true from then on (a failure after it may have reached the server).
 --
--- On the wire: `METHOD target HTTP/1.1`, the request-target being the URL's
--- path and query exactly as given (no normalisation; the fragment is
--- dropped; "/" when the URL has no path); `Host` from the URL unless the
--- caller gives one; `User-Agent` (the `user_agent` option) unless the caller
--- gives one; the caller's headers, sorted by lower-case name; then
--- `Content-Length` when there is a body, or 0 for a POST, PUT or PATCH
--- without one. Nothing else: no Accept, no Connection, no Expect. Redirects
--- are not followed (a 302 is the response). 1xx answers are skipped.
+-- On the wire: streamctl.transport.http1's request head and reading.
 --
 -- Bodies: Content-Length, chunked (trailers read and dropped) or, without
 -- either, read until the server closes. A connection goes back to nginx's
@@ -64,23 +60,13 @@
 -- reused connection that closes before any answer is a NetworkError,
 -- `sent = true` (maybe applied), and the engine decides what comes next.
 --
--- Options (those of streamctl.transport.curl, checked here with
--- streamctl.base.validate: a bad one makes `new` return nil and an error object;
--- defaults: streamctl.transport.curl.DEFAULTS):
---
---   timeout_ms          10000    per attempt: connect, TLS, send and read together
---                                (a request's own `timeout_ms` may lower it)
---   connect_timeout_ms  5000     the TCP connect (bounded by timeout_ms too)
---   max_connections     8        the keep-alive pool size of each pool (nginx makes a
---                                pool when it is first used, so the first transport to
---                                use a pool sets its size for the worker)
---   max_body            1048576  the largest response body accepted
---   user_agent          "streamctl/<version>"
---   ca_file             checked for readability only: cosocket TLS trusts what
---                       nginx's `lua_ssl_trusted_certificate` names (there is no
---                       per-socket CA in lua-nginx-module), so ca_file must name
---                       the same CA bundle; it also separates the pools
---   proxy               refused: this transport connects directly
+-- Options: streamctl.transport.curl's, its defaults and rules (checked here
+-- with streamctl.base.validate: a bad one makes `new` return nil and an
+-- error object), except: `max_connections` is each keep-alive pool's size
+-- (the first transport to use a pool sets it for the worker); `ca_file` is
+-- only checked for readability and separates the pools (cosocket TLS trusts
+-- what `lua_ssl_trusted_certificate` names: give the same bundle); `proxy`
+-- is refused (cosockets connect directly).
 --
 -- nginx configuration it relies on: `lua_ssl_trusted_certificate` (e.g.
 -- /etc/ssl/certs/ca-certificates.crt) and `lua_ssl_verify_depth` deep enough
@@ -116,7 +102,6 @@ local http1 = require "streamctl.transport.http1"
 local type, pairs, ipairs, tostring, error, pcall, select = type, pairs, ipairs, tostring, error, pcall, select
 local min = math.min
 local format, find, match, lower, byte = string.format, string.find, string.match, string.lower, string.byte
-local concat = table.concat
 
 local M = {}
 
@@ -132,8 +117,6 @@ local MIN_WAIT = 0.001    -- the shortest wait nginx's timers keep (1 ms)
 
 -- RFC 9110 token characters (a method; header names: streamctl.transport.curl.header_fields).
 local TOKEN = common.TOKEN
-
-local BODY_METHODS = { POST = true, PUT = true, PATCH = true }
 
 -- Options ---------------------------------------------------------------------
 
@@ -185,24 +168,6 @@ local function parse_url(url)
            target = target }
 end
 
--- The request head: the request line, Host and User-Agent unless the caller
--- gave them, the caller's headers (`fields`, sorted), the body's length.
-local function build_head(self, method, u, fields, seen, body)
-  local head = { method, " ", u.target, " HTTP/1.1\r\n" }
-  if not seen.host then head[#head + 1] = "Host: " .. u.authority .. "\r\n" end
-  if not seen["user-agent"] and self.user_agent ~= "" then
-    head[#head + 1] = "User-Agent: " .. self.user_agent .. "\r\n"
-  end
-  for _, f in ipairs(fields) do head[#head + 1] = f[2] .. ": " .. f[3] .. "\r\n" end
-  if body ~= nil then
-    head[#head + 1] = "Content-Length: " .. #body .. "\r\n"
-  elseif BODY_METHODS[method] then
-    head[#head + 1] = "Content-Length: 0\r\n"
-  end
-  head[#head + 1] = "\r\n"
-  return concat(head)
-end
-
 -- Checks `request` and makes everything an attempt needs: the bytes of the
 -- head, where to connect, the pool's name. nil, failure when it is refused.
 local function prepare(self, request)
@@ -222,10 +187,14 @@ local function prepare(self, request)
   if body ~= nil and type(body) ~= "string" then return invalid("the request body must be a string") end
   local timeout, twhy = common.request_timeout(request.timeout_ms, self.timeout)
   if not timeout then return invalid(twhy) end
+  local within = request.send_within_ms
+  if within ~= nil and not (type(within) == "number" and within >= 0) then
+    return invalid("the request's send_within_ms must be a number of milliseconds, 0 or more")
+  end
 
   local tls = u.scheme == "https"
   return {
-    head = build_head(self, method, u, fields, seen, body),
+    head = http1.request_head(method, u, fields, seen, body, self.user_agent),
     body = body ~= "" and body or nil,
     head_only = method == "HEAD",
     tls = tls,
@@ -236,6 +205,7 @@ local function prepare(self, request)
     pool = format("streamctl:%s:%s:%d%s", u.scheme, lower(u.host), u.port,
       tls and (":verify:" .. (self.ca_file or "nginx")) or ""),
     timeout = timeout,
+    send_within = within and within / 1000,
     sent = false,
   }
 end
@@ -313,6 +283,16 @@ local function try_once(self, plan, deadline)
     local hfail = handshake(sock, plan, deadline)
     if hfail then return nil, hfail end
   end
+  if plan.send_within and not reused then
+    -- (a cold connection's handshake would put its request behind later ones, more than a cap in a second)
+    ngx.update_time()
+    local took = ngx.now() - plan.started
+    if took > plan.send_within then
+      sock:setkeepalive() -- (a good connection, for the request's next slot)
+      return nil, failure("SlotMissed", format("the connection to %s took %d ms, past the request's slot: not "
+        .. "sent", plan.origin, took * 1000), false)
+    end
+  end
 
   left = ms_left(deadline)
   if left <= 0 then
@@ -355,7 +335,8 @@ end
 -- once a byte of it left, the attempt is this one, answered or not.
 local function exchange(self, plan)
   ngx.update_time()
-  local deadline = ngx.now() + plan.timeout / 1000
+  plan.started = ngx.now()
+  local deadline = plan.started + plan.timeout / 1000
   -- Each stale connection came from the pool, which holds at most pool_size.
   local res, err, stale
   for _ = 1, self.pool_size + 2 do

@@ -37,7 +37,7 @@
 --                                          -- (identity.lua says what each key means)
 --       "qps": { "ResumeLiveStream": 30 },  -- per account and action; 0 = unlimited (STS's
 --                                          -- AssumeRole, AssumeRoleWithOIDC, GetCallerIdentity too)
---       "rate_limiter": "sliding_window",   -- or "token_bucket" (ratelimit.lua)
+--       "rate_limiter": "sliding_window",   -- or "sliding_window_closed", "token_bucket" (ratelimit.lua)
 --       "timestamp_tolerance_s": 900,       -- InvalidTimeStamp.Expired beyond this skew
 --       "nonce_ttl_s": 900,                 -- how long a SignatureNonce stays "used"
 --       "domains": [],                      -- non-empty: other DomainNames -> InvalidDomain.NotFound
@@ -61,7 +61,7 @@
 --       },                                 -- (callback_url and callback_secret go together:
 --                                          -- stream callbacks, zego_streams.lua)
 --       "qps": { "ForbidRTCStream": 20 },   -- per AppId and action
---       "rate_limiter": "sliding_window",   -- or "token_bucket"
+--       "rate_limiter": "sliding_window",   -- or "sliding_window_closed", "token_bucket"
 --       "test_env_qps": 5,                  -- RTC forbid/resume limit for test_env apps
 --       "timestamp_tolerance_s": 600,       -- 100000004 beyond this skew
 --       "sequence_window_s": 10,            -- the Sequence ordering window
@@ -179,7 +179,7 @@ local function check_limiter(value, key)
     return value
   end
   local got = type(value) == "string" and format("%q", value) or type(value)
-  error(key .. ": expected \"sliding_window\" or \"token_bucket\", got " .. got, 0)
+  error(key .. ": expected \"sliding_window\", \"sliding_window_closed\" or \"token_bucket\", got " .. got, 0)
 end
 
 local function merge_numbers(into, from, what)

@@ -18,6 +18,13 @@
 --   request per 1 / qps seconds (N = 1, window 1 / qps). A non-integer qps
 --   above 1 (2.5) allows floor(qps) (2) in any second, the strict reading.
 --
+-- "sliding_window_closed": the same, the window closed at both ends, the
+--   strictest reading of all: a request at t is refused when N accepted
+--   requests arrived in [t - 1 s, t] (an arrival exactly 1 s old still
+--   counts: on a clock of nanoseconds, a client must keep N + 1 requests
+--   more than a second apart, never exactly one); its retry_after_ms is at
+--   least the time until the oldest has left, plus 1 ms.
+--
 -- "token_bucket" (the emulator's earlier, more lenient model):
 --   * a bucket is created full: tokens = capacity = qps;
 --   * before each request it refills: tokens = min(capacity, tokens + elapsed * qps);
@@ -164,7 +171,7 @@ local function resized(w, size, span)
   return out
 end
 
-local function sliding_window(key, qps, now)
+local function sliding(key, qps, now, closed)
   local size, span = floor(qps), 1
   if size < 1 then
     size, span = 1, 1 / qps
@@ -175,9 +182,10 @@ local function sliding_window(key, qps, now)
     windows[key] = w
   end
   local head, count = w.head, w.count
-  -- Arrivals at or before now - span have left (now - span, now].
+  -- Arrivals at or before now - span have left (now - span, now]; closed,
+  -- only those before it ([now - span, now]).
   local edge = now - span
-  while count > 0 and w[head] <= edge do
+  while count > 0 and (w[head] < edge or not closed and w[head] == edge) do
     head = head % size + 1
     count = count - 1
   end
@@ -189,6 +197,9 @@ local function sliding_window(key, qps, now)
   end
   w.count = count
   local wait = ceil((w[head] + span - now) * 1000)
+  if closed and wait == (w[head] + span - now) * 1000 then
+    wait = wait + 1 -- (at exactly oldest + span it still counts)
+  end
   if wait < 1 then
     wait = 1
   end
@@ -197,7 +208,8 @@ end
 
 -- The algorithms by the names the config uses.
 M.ALGORITHMS = {
-  sliding_window = sliding_window,
+  sliding_window = function(key, qps, now) return sliding(key, qps, now, false) end,
+  sliding_window_closed = function(key, qps, now) return sliding(key, qps, now, true) end,
   token_bucket = token_bucket,
 }
 
