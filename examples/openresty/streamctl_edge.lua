@@ -387,6 +387,7 @@ local function report_json(report)
       stream = r.stream, ok = r.ok, attempts = r.attempts, request_id = r.request_id or (e and e.request_id),
       lookup_request_id = r.lookup_request_id or (e and e.lookup_request_id),
       code = e and e.code, message = e and e.message, outcome_unknown = r.outcome_unknown or nil,
+      superseded_by = r.superseded_by, -- (a later call's decision on the stream stands: not on the list)
       ends = ends_text(r), ends_by = r.ends_by, -- (when a forbid ends by itself: docs/clients.md)
     }
   end
@@ -484,8 +485,13 @@ function M.streams(provider, operation)
     if full then return reply(409, { error = err.message, code = err.code, places = err.places }) end
     return refuse(500, tostring(err))
   end
-  -- the desired state follows the request, whatever became of each stream (the reconciler fixes the rest)
-  local kept, why = follow(provider, operation, fields, fields[route.list])
+  -- the desired state follows the request, whatever became of each stream (the reconciler fixes the
+  -- rest), but for a stream a later call decided on (superseded): the decision made last stands there
+  local names = {}
+  for _, r in ipairs(report.results) do
+    if not r.superseded_by then names[#names + 1] = r.stream end
+  end
+  local kept, why = follow(provider, operation, fields, names)
   local status = (report.failed == 0 and report.unknown == 0) and 200 or 502
   if not kept then
     ngx.log(ngx.ERR, "streamctl_edge: the desired state: ", why)

@@ -1,0 +1,102 @@
+-- sanitizers: none (what it tests runs in nginx, not in this process)
+-- interpreters: lua5.4 (what it tests runs in nginx, under LuaJIT, whatever interpreter runs this file)
+-- load: heavy (an edge, the emulator and a forbid waiting out its 7 s window)
+-- Issue 87, at the edge: the forbid list follows the decision made last. A
+-- stranger holds the forbid's action (every attempt throttled); once its
+-- first attempt was throttled, a resume of the same stream goes through the
+-- same edge and lands. Past its window the forbid is superseded, not sent;
+-- its answer says so (`superseded_by`), and the stream does not land on
+-- the list: the door admits it and the reconciler has nothing to forbid
+-- again. Before, the list took every stream of a finished request, and the
+-- next reconcile round forbade it again: the later resume undone.
+-- Verdicts only: no rate or latency is asserted.
+local cjson = require "cjson"
+local nginx = require "spec.helpers.nginx"
+local emu = require "spec.helpers.emulator"
+local edge_helper = require "spec.helpers.edge"
+local checks = require "spec.helpers.checks"
+local process = require "spec.helpers.process"
+
+local TOKEN = edge_helper.TOKEN
+local post, get = edge_helper.post, edge_helper.get
+local q = process.quote
+
+local available, why_not = nginx.available()
+assert(available, why_not) -- `make test` installs nginx; a spec that cannot run fails
+
+local PROVIDERS = {
+  aliyun = {
+    action = "ForbidLiveStream", budget = { account = "LTAIemulatorKey" },
+    body = function(stream) return cjson.encode { domain_name = "push.example.com", app_name = "live",
+      stream_name = stream } end,
+    -- the door's answer for the stream: 200 admitted, 403 refused
+    door = function(port, stream)
+      return get(port, "/admission/aliyun?domain=push.example.com&app=live&stream=" .. stream).status
+    end,
+    state = function(server, stream)
+      local s = server:state().aliyun.streams["push.example.com/live/" .. stream]
+      return s and s.status
+    end,
+  },
+  zego = {
+    action = "ForbidRTCStreams", budget = { app_id = 1234567890 },
+    body = function(stream) return cjson.encode { stream_id = stream } end,
+    door = function(port, stream)
+      return post(port, "/tokens/zego", cjson.encode { user_id = "u1", room_id = "r1", login = true, publish = true,
+        stream_ids = { stream } }, TOKEN).status
+    end,
+    state = function(server, stream)
+      local s = server:state().zego.streams["1234567890"][stream]
+      return s and s.rtc
+    end,
+  },
+}
+
+describe("the edge's forbid list follows the decision made last", function()
+  local emulator, edge, dir
+  lazy_setup(function()
+    emulator = emu.start {}
+    edge = edge_helper.start_edge(emulator, { env = { STREAMCTL_EDGE_RECONCILE_S = "3600" } })
+    dir = process.temp_dir()
+  end)
+  lazy_teardown(function()
+    if edge then edge:stop() end
+    if emulator then emulator:stop() end
+    if dir then process.run("rm -rf " .. q(dir)) end
+  end)
+
+  for _, name in ipairs { "aliyun", "zego" } do
+    local p = PROVIDERS[name]
+    it(name .. ": a throttled forbid superseded by a later resume never lands on the list", function()
+      local stream = name .. "-late-forbid"
+      local stranger = { action = p.action, rate = 1000 }
+      for k, v in pairs(p.budget) do stranger[k] = v end
+      emulator:control("POST", "strangers", stranger, name)
+      finally(function() emulator:control("DELETE", "strangers", nil, name) end)
+      local before = (emulator:state()[name].counters[p.action] or {}).throttled or 0
+      -- the forbid, in a process of its own (it waits out its window)
+      local out = dir .. "/" .. name .. ".out"
+      local child = process.spawn("sh -c " .. q("curl -s -H " .. q("Authorization: Bearer " .. TOKEN) .. " -d "
+        .. q(p.body(stream)) .. " -w '\\n%{http_code}' http://127.0.0.1:" .. edge.ports[1] .. "/streams/" .. name
+        .. "/forbid >" .. q(out) .. "; echo done >" .. q(out .. ".rc")))
+      finally(function() process.stop(child) end)
+      assert(checks.wait_until(function()
+        local c = emulator:state()[name].counters[p.action]
+        return c and (c.throttled or 0) > before
+      end, 60), "the forbid's first attempt never reached the emulator")
+      -- the later decision, through the same edge: it lands
+      local res = post(edge.ports[1], "/streams/" .. name .. "/resume", p.body(stream), TOKEN)
+      assert.equal(200, res.status, res.body)
+      assert(checks.wait_until(function() return process.read_file(out .. ".rc") end, 120), "the forbid never ended")
+      local body, status = process.read_file(out):match("^(.*)\n(%d+)$")
+      assert.equal("200", status, body)
+      -- the stream stands as the resume left it: normal at the provider, admitted at the door
+      assert.not_equal("forbidden", p.state(emulator, stream))
+      assert.equal(200, p.door(edge.ports[1], stream), "the door refuses it: the stream is on the list")
+      -- and the forbid's answer says why it did not apply
+      local report = cjson.decode(body)
+      assert.same({ 1, 0, 0 }, { report.succeeded, report.failed, report.unknown })
+      assert.is_string(report.results[1].superseded_by, body)
+    end)
+  end
+end)
