@@ -756,7 +756,8 @@ function M.metrics()
   ngx.print(metrics:render())
 end
 
--- The desired state from the list file (worker 0, the first round): added to what the store holds.
+-- The desired state from the list file (worker 0, when the list may have forgotten): added to what the
+-- store holds.
 local function load_list(path)
   -- (absent, unreadable or not a file: said, never taken for an empty list)
   local text, ferr = require("streamctl.core").read_file(path)
@@ -867,19 +868,41 @@ end
 -- Makes each provider's view hold the desired state, sending only the difference;
 -- counts the drift and writes one audit line per provider that had any. Each
 -- provider on its own: one that cannot be reached does not hold up the other.
-local reconciling, list_loaded = false, false
+-- The forbid list made whole when it may have forgotten (its first use, nginx started anew, Redis
+-- restarted or failed over: streamctl.operator.desired): its seed file loaded again, else taken as it
+-- stands, said. Until then the door answers ListUnavailable (on_list_error) and no round runs.
+local function make_whole()
+  local st = store()
+  local whole, why = st:whole()
+  if whole == nil then return nil, "the forbid list cannot be read: " .. tostring(why) end
+  if whole then return true end
+  local path = setting("STREAMCTL_EDGE_FORBIDS")
+  if path then
+    local done, lerr = load_list(path)
+    if not done then
+      return nil, "STREAMCTL_EDGE_FORBIDS: " .. tostring(lerr) .. " (the forbid list may have forgotten streams, "
+        .. why .. ": the door answers ListUnavailable until the file loads)"
+    end
+    ngx.log(ngx.WARN, "streamctl_edge: the forbid list may have forgotten streams (", why, "): loaded again from ",
+      "STREAMCTL_EDGE_FORBIDS (", path, ")")
+    return st:made_whole("the seed " .. path)
+  end
+  ngx.log(ngx.WARN, "streamctl_edge: the forbid list may have forgotten streams (", why, "): taken as it stands, ",
+    "there being no STREAMCTL_EDGE_FORBIDS; a stream forbidden before and lost is admitted at the door until ",
+    "forbidden again (the provider's ban stands): give STREAMCTL_EDGE_FORBIDS a seed file (docs/openresty.md)")
+  return st:made_whole("as it stood: no seed")
+end
+
+local reconciling = false
 local function reconcile_now(premature)
   if premature or reconciling then return end
   reconciling = true
-  -- the list file, once, before the first round (Redis needs this timer's cosockets)
-  local path = setting("STREAMCTL_EDGE_FORBIDS")
-  if path and not list_loaded then
-    local ok, done, why = pcall(load_list, path)
-    if ok and done then
-      list_loaded = true
-    else
-      ngx.log(ngx.ERR, "streamctl_edge: STREAMCTL_EDGE_FORBIDS: ", tostring(ok and why or done))
-    end
+  -- (Redis needs this timer's cosockets)
+  local made, whole, lost = pcall(make_whole)
+  if not (made and whole) then
+    ngx.log(ngx.ERR, "streamctl_edge: ", tostring(made and lost or whole))
+    reconciling = false
+    return
   end
   local aliyun, zego = desired_lists()
   if not aliyun then

@@ -24,6 +24,7 @@ local function list(keys)
     get_keys = function() local out = {} for k in pairs(values) do out[#out + 1] = k end return out end,
   }
   local s = desired.shdict(dict)
+  assert(s:made_whole("the spec"))
   assert(s:add(keys))
   return s
 end

@@ -100,3 +100,53 @@ describe("the edge's forbid list follows the decision made last", function()
     end)
   end
 end)
+
+-- Issue 87: a forbid list that may have forgotten is never read as "nobody is forbidden". Redis
+-- restarts without its data under a running edge: the door refuses (ListUnavailable, as its
+-- on_list_error "deny" says) until the list is whole again; worker 0's next round loads the seed
+-- again, and the door answers from it. Before, the list read as empty: 200 Admitted for a stream the
+-- seed forbids, and the seed was never loaded again.
+describe("the edge's forbid list after Redis restarted without its data", function()
+  local redis_helper = require "spec.helpers.redis"
+  local emulator, redis, edge, dir
+  lazy_setup(function()
+    emulator = emu.start {}
+    redis = redis_helper.start {}
+    dir = process.temp_dir()
+    nginx.write_file(dir .. "/forbids.json", '{"aliyun":[{"domain_name":"push.example.com","app_name":"live",'
+      .. '"stream_names":["seeded-1"]}]}')
+    edge = edge_helper.start_edge(emulator, { workers = 2, env = { STREAMCTL_REDIS_URL = redis.url,
+      STREAMCTL_EDGE_FORBIDS = dir .. "/forbids.json", STREAMCTL_EDGE_RECONCILE_S = "3600" } })
+  end)
+  lazy_teardown(function()
+    for _, s in ipairs { edge, redis, emulator } do if s then s:stop() end end
+    if dir then process.run("rm -rf " .. q(dir)) end
+  end)
+
+  local function door(stream)
+    local res = get(edge.ports[1], "/admission/aliyun?domain=push.example.com&app=live&stream=" .. stream)
+    return res.status, (cjson.decode(res.body) or {}).code
+  end
+
+  it("refuses at the door until the seed is loaded again, then answers from it", function()
+    -- the seed, loaded by worker 0's first round
+    assert(checks.wait_until(function() return select(2, door("seeded-1")) == "Forbidden" end, 30),
+      "the seed was never loaded")
+    assert.same({ 200 }, { (door("free-1")) })
+    redis:restart()
+    -- (the first asks after the restart may meet the connection Redis dropped: bounded)
+    local status, code
+    assert(checks.wait_until(function()
+      status, code = door("free-1")
+      return code == "ListUnavailable"
+    end, 30), "the door answered " .. tostring(status) .. " " .. tostring(code) .. " for a list that forgot")
+    assert.same({ 403, "ListUnavailable" }, { door("seeded-1") })
+    assert.truthy(edge:error_log():find("the forbid list may have forgotten streams", 1, true))
+    -- worker 0's next round (a reload starts new workers, and worker 0's first round at once)
+    edge:reload()
+    assert(checks.wait_until(function() return select(2, door("seeded-1")) == "Forbidden" end, 30),
+      "the seed was not loaded again")
+    assert.same({ 200 }, { (door("free-1")) })
+    assert.truthy(edge:error_log():find("loaded again from STREAMCTL_EDGE_FORBIDS", 1, true), edge:error_log())
+  end)
+end)

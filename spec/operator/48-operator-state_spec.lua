@@ -435,18 +435,18 @@ describe("state is refused, never guessed", function()
       assert.equal("the state '" .. KEY .. "' cannot be read: the shared dict cannot read " .. KEY .. ": dict busy; "
         .. "nothing was sent", err.message)
       local yes, why = s:has("zego|a")
-      assert.same({ nil, "the shared dict cannot tell whether zego|a is listed: dict busy" }, { yes, why })
+      assert.same({ nil, "the shared dict cannot tell whether the list is whole: dict busy" }, { yes, why })
     end)
 
     it("a shared dict holding a value of the wrong type: InvalidState; has() refuses it", function()
-      local s = desired.shdict(dict(function() return 42 end))
+      local s = desired.shdict(dict(function(_, k) return k == "w|" and "the spec" or 42 end))
       local err = refused(s, "InvalidState")
       assert.truthy(err.message:find("the shared dict holds a number for " .. KEY .. ", not its text", 1, true),
         err.message)
       local yes, why, kind = s:has("zego|a")
       assert.same({ nil, "the shared dict holds a number for member zego|a, not true", "corrupt" }, { yes, why, kind })
       -- members() the same (it listed such a key as a member)
-      local d = dict(function(_, k) return k == "m|zego|b" and "yes" or true end)
+      local d = dict(function(_, k) return k == "m|zego|b" and "yes" or k == "w|" and "the spec" or true end)
       d.get_keys = function() return { "m|zego|a", "m|zego|b" } end
       assert.same({ nil, "the shared dict holds a string for member zego|b, not true", "corrupt" },
         { desired.shdict(d):members() })
@@ -480,6 +480,7 @@ describe("state is refused, never guessed", function()
         redis:cli("SET", "{wrongtype}:v:" .. KEY, "[1]")
         refused(s, "InvalidState")
         -- the set's key holding a string: has() and members() say so
+        assert.is_true(s:made_whole("the spec"))
         redis:cli("SET", "{wrongtype}:set", "x")
         for _, call in ipairs { function() return s:has("a") end, function() return s:members() end } do
           local v, why = call()

@@ -16,6 +16,16 @@
 -- full dict refuses (safe_set) rather than evicting a listed stream. In
 -- Redis, the set and the values share one hash tag (`{prefix}`), so a
 -- cluster keeps them on one node. Misuse raises.
+--
+-- A list that may have forgotten is never read as "nobody is forbidden":
+-- it holds a mark that it is whole (`made_whole`, by whoever loaded it:
+-- from a seed file, or declared empty), and `has` and `members` answer nil,
+-- why and "ListUnavailable" while the mark is missing (a dict nginx made
+-- anew at its start: `nginx -s reload` keeps it; one emptied by hand) or,
+-- in Redis, was made by another server run, replication or count of
+-- evictions (a restart, even with persistence: what came after its last
+-- save; a failover to a replica that lagged; an eviction) or is gone.
+-- `whole()` says which.
 -- @module streamctl.operator.desired
 
 local type, ipairs, tostring, error, setmetatable = type, ipairs, tostring, error, setmetatable
@@ -23,7 +33,13 @@ local sub, format = string.sub, string.format
 
 local M = {}
 
-local MEMBER, VALUE = "m|", "v|"
+local MEMBER, VALUE, WHOLE = "m|", "v|", "w|"
+
+-- Why a list may have forgotten, for `has` and `members`.
+local function unavailable(why)
+  return nil, "the forbid list may have forgotten streams: " .. why .. "; it answers again once made whole (from "
+    .. "its seed, or declared empty)", "ListUnavailable"
+end
 
 -- A list of non-empty strings, or raise.
 local function check_keys(keys, fname)
@@ -71,6 +87,24 @@ function M.shdict(dict)
   return setmetatable({ dict = dict }, Dict)
 end
 
+--- Whether the list is whole: true; false, why (no mark: see the module);
+-- or nil and why (the dict cannot be read).
+function Dict:whole()
+  local v, err = self.dict:get(WHOLE)
+  if type(v) == "string" then return true end
+  if v == nil and err ~= nil then return nil, "the shared dict cannot tell whether the list is whole: " .. err end
+  if v ~= nil then return false, format("its mark of being whole holds a %s, not its text", type(v)) end
+  return false, "its shared dict holds no mark of being whole (nginx started, not reloaded, or it was emptied)"
+end
+
+--- Marks the list whole (`how`: who made it so, e.g. "the seed /etc/forbids.json").
+function Dict:made_whole(how)
+  check_key(how, "made_whole")
+  local ok, err = self.dict:safe_set(WHOLE, how)
+  if not ok then return nil, "the shared dict cannot keep the list's mark: " .. tostring(err) .. " (make it larger)" end
+  return true
+end
+
 function Dict:add(keys)
   check_keys(keys, "add")
   for _, k in ipairs(keys) do
@@ -90,6 +124,9 @@ end
 -- member's (true), with "corrupt".
 function Dict:has(key)
   check_key(key, "has")
+  local whole, why = self:whole()
+  if whole == nil then return nil, why end
+  if not whole then return unavailable(why) end
   local v, err = self.dict:get(MEMBER .. key)
   if v == nil then
     if err ~= nil then return nil, format("the shared dict cannot tell whether %s is listed: %s", key, err) end
@@ -103,6 +140,9 @@ end
 
 -- The members; or nil and why: a member whose value is not true (as `has`).
 function Dict:members()
+  local whole, why = self:whole()
+  if whole == nil then return nil, why end
+  if not whole then return unavailable(why) end
   local out = {}
   for _, k in ipairs(self.dict:get_keys(0)) do
     if sub(k, 1, #MEMBER) == MEMBER then
@@ -140,15 +180,48 @@ end
 local Redis = {}
 Redis.__index = Redis
 
+-- KEYS[2], the list's mark of being whole (a hash: the server's run id,
+-- replication id and evictions when it was made, and who made it): why
+-- the list may have forgotten since, or nil.
+local WHOLE_WHY = [[
+local function whole_why()
+  local m = redis.call('HMGET', KEYS[2], 'run', 'rid', 'ev')
+  if m[1] == false then return 'missing' end
+  if m[1] ~= server_run(redis.call('INFO', 'server')) or m[2] ~= server_replid(redis.call('INFO', 'replication')) then
+    return 'restarted'
+  end
+  if tonumber(m[3]) ~= (server_evicted() or 0) then return 'evicted' end
+  return nil
+end
+]]
+
+-- Why, by the script's word.
+local FORGOT = {
+  missing = "its Redis holds no mark of being whole (a first use, a restart without its data, a FLUSHALL)",
+  restarted = "its Redis restarted or failed over since it was made whole (what came after its last save, or "
+    .. "what its master took that a promoted replica lacked, may be gone)",
+  evicted = "its Redis evicted keys since it was made whole (maxmemory-policy is not noeviction)",
+}
+
 local scripts -- made on first use (their SHA-1 needs streamctl.core or nginx)
 local function script(name)
   if not scripts then
     local store = require "streamctl.store.redis"
+    local head = require("streamctl.store.redisrate_script").SERVER .. WHOLE_WHY
+    local function checked(body)
+      return store.script(head .. "local why = whole_why() if why then return { 0, why } end " .. body)
+    end
     scripts = {
       add = store.script("return redis.call('SADD', KEYS[1], unpack(ARGV))"),
       remove = store.script("return redis.call('SREM', KEYS[1], unpack(ARGV))"),
-      has = store.script("return redis.call('SISMEMBER', KEYS[1], ARGV[1])"),
-      members = store.script("return redis.call('SMEMBERS', KEYS[1])"),
+      has = checked("return { 1, redis.call('SISMEMBER', KEYS[1], ARGV[1]) }"),
+      members = checked("return { 1, redis.call('SMEMBERS', KEYS[1]) }"),
+      whole = checked("return { 1 }"),
+      made_whole = store.script(head .. [[
+if redis.replicate_commands then redis.replicate_commands() end
+redis.call('HSET', KEYS[2], 'run', server_run(redis.call('INFO', 'server')),
+  'rid', server_replid(redis.call('INFO', 'replication')), 'ev', server_evicted() or 0, 'how', ARGV[1])
+return 1]]),
       get = store.script("return redis.call('GET', KEYS[1])"),
       set = store.script("return redis.call('SET', KEYS[1], ARGV[1])"),
     }
@@ -171,7 +244,8 @@ function M.redis(redis, opts)
     error("bad argument #2 to 'redis' (prefix must be a non-empty string without { or })", 2)
   end
   local tag = "{" .. prefix .. "}"
-  return setmetatable({ conn = conn, set_key = tag .. ":set", value_prefix = tag .. ":v:" }, Redis)
+  return setmetatable({ conn = conn, set_key = tag .. ":set", whole_key = tag .. ":whole",
+    value_prefix = tag .. ":v:" }, Redis)
 end
 
 -- Runs a script on the set (or a value's key), chunked so no call carries too many arguments.
@@ -195,10 +269,40 @@ function Redis:remove(keys)
   return each_chunk(self, "remove", keys)
 end
 
+-- Runs a script that checks the mark first: its answer; nil, why (and
+-- "ListUnavailable" when the list may have forgotten, "corrupt" for an
+-- answer that is not the script's).
+local function checked_eval(self, name, args)
+  local res, err = self.conn:eval(script(name), { self.set_key, self.whole_key }, args)
+  if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. err.message end
+  if type(res) ~= "table" or (res[1] ~= 0 and res[1] ~= 1) then
+    return nil, format("Redis at %s answered a %s to %s, not the script's", self.conn:address(), type(res), name),
+      "corrupt"
+  end
+  if res[1] == 0 then return false, FORGOT[res[2]] or tostring(res[2]) end
+  return true, res[2]
+end
+
+--- Whether the list is whole: true; false and why (see the module); or
+-- nil and why (Redis cannot answer).
+function Redis:whole()
+  return checked_eval(self, "whole", {})
+end
+
+--- Marks the list whole (`how`: who made it so), with this Redis' run id,
+-- replication id and evictions.
+function Redis:made_whole(how)
+  check_key(how, "made_whole")
+  local res, err = self.conn:eval(script("made_whole"), { self.set_key, self.whole_key }, { how })
+  if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. err.message end
+  return true
+end
+
 function Redis:has(key)
   check_key(key, "has")
-  local res, err = self.conn:eval(script("has"), { self.set_key }, { key })
-  if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. err.message end
+  local ok, res, code = checked_eval(self, "has", { key })
+  if ok == nil then return nil, res, code end
+  if not ok then return unavailable(res) end
   if res ~= 0 and res ~= 1 then
     return nil, format("Redis at %s answered %s for whether %s is listed, not 0 or 1", self.conn:address(),
       type(res), key), "corrupt"
@@ -207,8 +311,9 @@ function Redis:has(key)
 end
 
 function Redis:members()
-  local res, err = self.conn:eval(script("members"), { self.set_key }, {})
-  if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. err.message end
+  local ok, res, code = checked_eval(self, "members", {})
+  if ok == nil then return nil, res, code end
+  if not ok then return unavailable(res) end
   if type(res) ~= "table" then
     return nil, format("Redis at %s answered a %s for the members, not a list", self.conn:address(), type(res)),
       "corrupt"
