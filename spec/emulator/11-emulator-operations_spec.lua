@@ -2022,8 +2022,8 @@ describe("streamctl emulator operations", function()
 
       it("rejects an unknown rate_limiter at start, naming the key", function()
         local cases = {
-          { { aliyun = { rate_limiter = "leaky_bucket" } }, 'aliyun.rate_limiter: expected "sliding_window"'
-            .. ' or "token_bucket", got "leaky_bucket"' },
+          { { aliyun = { rate_limiter = "leaky_bucket" } }, 'aliyun.rate_limiter: expected "sliding_window",'
+            .. ' "sliding_window_closed" or "token_bucket", got "leaky_bucket"' },
           { { zego = { rate_limiter = 5 } }, "zego.rate_limiter: expected", "got number" },
           { { aliyun = { accounts = { LTAIx = { secret = "s", rate_limiter = "sliding-window" } } } },
             'aliyun.accounts.LTAIx.rate_limiter: expected', 'got "sliding-window"' },
