@@ -96,10 +96,13 @@ local function by_time(a, b) return a.at < b.at end
 -- (none comes sooner), so a slow schedule keeps its slot: at `--rate 0.0001`
 -- a slot given up for a 20 ms stall would cost the whole 10,000 s interval
 -- (spec/command/40 waited that long on a loaded machine).
+local function next_far(job, now, guard)
+  return job.slot_next ~= nil and job.slot_next - now >= 1 + guard
+end
 local function stale(engine, job, now)
   local guard, late = engine.slack()
   if now - job.slot_at <= late then return false end
-  return not (job.slot_next and job.slot_next - now >= 1 + guard)
+  return not next_far(job, now, guard)
 end
 
 -- nil when `job`, due now, may be sent now; else when to look at it again.
@@ -177,9 +180,9 @@ M.stale = stale
 -- away) or it missed its slot that way MAX_MISSES times already.
 M.MAX_MISSES = 3
 function M.send_within(engine, job, now)
-  if not (job.slot_at and engine.slack) or (job.slot_missed or 0) >= M.MAX_MISSES then return nil end
+  if not job.slot_at or (job.slot_missed or 0) >= M.MAX_MISSES then return nil end
   local guard, late = engine.slack()
-  if job.slot_next and job.slot_next - now >= 1 + guard then return nil end
+  if next_far(job, now, guard) then return nil end
   return max(0, late - (now - job.slot_at))
 end
 
