@@ -40,6 +40,7 @@ build = {
       ["streamctl.store.redisreplay"] = "src/streamctl/store/redisreplay.lua",
       ["streamctl.store.redisstore"] = "src/streamctl/store/redisstore.lua",
       ["streamctl.store.redisrate"] = "src/streamctl/store/redisrate.lua",
+      ["streamctl.store.redismemory"] = "src/streamctl/store/redismemory.lua",
       ["streamctl.store.redisrate_script"] = "src/streamctl/store/redisrate_script.lua",
       ["streamctl.store.redisseq"] = "src/streamctl/store/redisseq.lua",
       -- SHA-1 of the store's scripts (EVALSHA) from libcrypto; TLS (rediss://) from libssl, which

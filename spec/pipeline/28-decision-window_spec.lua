@@ -286,3 +286,53 @@ describe("a decision store that did not answer", function()
     assert.equal("forbidden", w.state)
   end)
 end)
+
+describe("a shared decision store that may have forgotten since the call was decided", function()
+  local WHY = "Redis at 127.0.0.1:6379 may have forgotten the decisions decided before 2023-11-14T22:13:22Z (it "
+    .. "restarted), and this call was decided before then"
+
+  -- The machine's decision file, its renew answering as a store that forgot once `w.forgot` (Redis
+  -- restarted without its data: streamctl.store.redisseq), recording the ages it was given.
+  local function forgetful(w, ages)
+    local Store = getmetatable(require("streamctl.store.decisionfile").sequence_store({ path = "-" }, "p"))
+    local renew = Store.renew
+    Store.renew = function(self, keys, old, candidate, n, age_ms)
+      ages[#ages + 1] = age_ms
+      if w.forgot then return false, nil, WHY end
+      return renew(self, keys, old, candidate, n, age_ms)
+    end
+    -- (one finally a test: busted keeps the last one given)
+    local d = process.temp_dir()
+    finally(function()
+      Store.renew = renew
+      process.run("rm -rf " .. process.quote(d))
+    end)
+    return { decision_file = d .. "/decisions", decisions_shared = true }
+  end
+
+  for _, kind in ipairs(KINDS) do
+    it(kind.name .. ": the late call is not sent, Expired, naming why; the store was told its age", function()
+      local w, ages = world(kind), {}
+      w.state = "forbidden"
+      w.meanwhile = function() if w.mono >= 2 then w.forgot = true end end
+      local res, err = kind.resume(w.client("L", 14, forgetful(w, ages)))
+      assert.is_nil(res)
+      assert.equal("Expired", err.code)
+      assert.is_false(err.sent)
+      assert.matches("^decided 7 s ago, not sent: stream '[^']*s1'; ", err.message)
+      assert.equal(WHY, err.message:match("'; (.*)$"))
+      assert.equal("forbidden", w.state)
+      for _, s in ipairs(w.of("L")) do assert.is_true(s.t < 14, "sent after the throttle") end
+      assert.equal(1, #ages)
+      assert.is_true(ages[1] >= 7000 and ages[1] < 8000, "age " .. tostring(ages[1]))
+    end)
+
+    it(kind.name .. ": the same store that forgot nothing renews it, and it lands", function()
+      local w, ages = world(kind), {}
+      w.state = "forbidden"
+      assert(kind.resume(w.client("L", 14, forgetful(w, ages))))
+      assert.equal("normal", w.state)
+      assert.is_true(#ages >= 1)
+    end)
+  end
+end)

@@ -328,10 +328,12 @@ local FRESH_MS = 7000
 -- Before an attempt of a call whose Sequence has aged (streamctl.pipeline.sign):
 -- the streams a later call decided on (the Sequence store says) are
 -- superseded and leave the call; the others take a new Sequence, unless the
--- caller chose it (kept). Returns true and the superseded streams (`{ [id] =
--- later Sequence }`, or nil), false and them when no stream is left, or nil
--- and an error.
-local function renew_sequence(self, action, op, params, chosen)
+-- caller chose it (kept); `age_ms`: how long ago the call was decided.
+-- Returns true and the superseded streams (`{ [id] = later Sequence }`, or
+-- nil) and, when nobody vouched for the new Sequence, `unsure` (true, or
+-- why: the store may have forgotten a later decision); false and the
+-- superseded streams when no stream is left; or nil and an error.
+local function renew_sequence(self, action, op, params, chosen, age_ms)
   if not op.sequence or op.effect == "read" then return true end
   local ids = stream_ids(params)
   local old, gen = tonumber(params.Sequence), self._sequence
@@ -343,7 +345,7 @@ local function renew_sequence(self, action, op, params, chosen)
       .. "generator has no renew, so whether a later call decided on its streams cannot be told")
   else
     -- (the streams' own keys say whether a later call decided; the reads' count for the new value)
-    v, later, unsure = gen:renew(sequence_keys(op, ids), old, #ids)
+    v, later, unsure = gen:renew(sequence_keys(op, ids), old, #ids, age_ms)
     if v == nil then return nil, sequence_unavailable("the call's Sequence could not be renewed", later) end
   end
   if not later then
@@ -355,7 +357,7 @@ local function renew_sequence(self, action, op, params, chosen)
   if #rest == 0 or params["StreamId[]"] == nil then return false, later end
   -- (the rest of a list, decided again; a stream a later call takes meanwhile leaves it too)
   params["StreamId[]"] = rest
-  local ok, more = renew_sequence(self, action, op, params, chosen)
+  local ok, more = renew_sequence(self, action, op, params, chosen, age_ms)
   if ok == nil then return nil, more end
   for id, l in pairs(more or {}) do later[id] = l end
   return ok, later

@@ -34,13 +34,17 @@
 -- value (else false, the first key that is not, and its last value); and for
 -- a call whose Sequence has aged near the end of ZEGO's window:
 --
---   store:renew(keys, old, candidate, n) -> value | false, { [key] = last, ... } | nil, err
+--   store:renew(keys, old, candidate, n, age_ms) -> value | false, { [key] = last, ... } | false, nil, why
+--                                                   | nil, err
 --
 -- which, atomically, when none of the first `n` keys holds a value above
 -- `old` (a later decision on that stream), records and returns v =
 -- max(candidate, old + 1, every key's value + 1) for every key, and
 -- otherwise writes nothing and returns false and the first `n` keys that
--- do (at least one), with their values. A store without `renew` is
+-- do (at least one), with their values. A store that may have forgotten
+-- since the call was decided (`age_ms` ago, when given; Redis restarted
+-- without its data) writes nothing and returns false, nil and why: a later
+-- decision may be among what it forgot. A store without `renew` is
 -- asked with `get`, then `advance_all` (not atomic across processes: a shared
 -- store should have `renew`); one with neither cannot renew.
 -- A store with `own_clock = true` (Redis: its server's clock) may return
@@ -387,9 +391,12 @@ end
 -- @tparam number old the call's Sequence, an integer in [0, MAX)
 -- @tparam[opt] integer n only the first `n` ids say whether a later call decided (the others,
 --   reads' keys, count for the new value alone); default all
+-- @tparam[opt] number age_ms how long ago (ms) the call was decided: a store that may have
+--   forgotten since then cannot vouch
 -- @treturn string decimal digits (and nil, true: `unsure`, as `next_for`); or false and
---   `{ [id] = later value, ... }`; or nil, err when the store failed or cannot tell
-function Generator:renew(stream_ids, old, n)
+--   `{ [id] = later value, ... }`; or false, nil and why when the store may have forgotten a
+--   later decision; or nil, err when the store failed or cannot tell
+function Generator:renew(stream_ids, old, n, age_ms)
   if type(stream_ids) ~= "table" or stream_ids[1] == nil then
     error("bad argument #1 to 'renew' (stream_ids must be a non-empty array of strings)", 2)
   end
@@ -400,12 +407,22 @@ function Generator:renew(stream_ids, old, n)
   if n ~= nil and (type(n) ~= "number" or n < 1 or n > #stream_ids or floor(n) ~= n) then
     error("bad argument #3 to 'renew' (n must be an integer in [1, #stream_ids], got " .. tostring(n) .. ")", 2)
   end
+  if age_ms ~= nil and (type(age_ms) ~= "number" or not (age_ms >= 0 and age_ms < M.MAX)) then
+    error("bad argument #4 to 'renew' (age_ms must be a number of milliseconds, 0 or more, got "
+      .. tostring(age_ms) .. ")", 2)
+  end
   n = n or #stream_ids
   local store = self.store
   local target = now_ms(self)
   maybe_prune(self, target)
   if store.renew then
-    local v, later, unsure = store:renew(stream_ids, old, target, n)
+    local v, later, unsure = store:renew(stream_ids, old, target, n, age_ms)
+    if v == false and later == nil then
+      if type(unsure) ~= "string" then
+        error("streamctl.engine.sequence: store:renew returned false without the later streams or why", 2)
+      end
+      return false, nil, unsure
+    end
     if v == false then return false, later end
     v, later = checked(store, "renew", v, later, store.own_clock and 0 or (target > old and target or old + 1), 3)
     if not v then return nil, later end

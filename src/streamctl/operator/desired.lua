@@ -187,11 +187,7 @@ local WHOLE_WHY = [[
 local function whole_why()
   local m = redis.call('HMGET', KEYS[2], 'run', 'rid', 'ev')
   if m[1] == false then return 'missing' end
-  if m[1] ~= server_run(redis.call('INFO', 'server')) or m[2] ~= server_replid(redis.call('INFO', 'replication')) then
-    return 'restarted'
-  end
-  if tonumber(m[3]) ~= (server_evicted() or 0) then return 'evicted' end
-  return nil
+  return server_changed(m[1], m[2], m[3])
 end
 ]]
 
@@ -207,7 +203,7 @@ local scripts -- made on first use (their SHA-1 needs streamctl.core or nginx)
 local function script(name)
   if not scripts then
     local store = require "streamctl.store.redis"
-    local head = require("streamctl.store.redisrate_script").SERVER .. WHOLE_WHY
+    local head = require("streamctl.store.redismemory").SERVER .. WHOLE_WHY
     local function checked(body)
       return store.script(head .. "local why = whole_why() if why then return { 0, why } end " .. body)
     end

@@ -108,13 +108,13 @@ local function by_stamp(client, stamp, attempt, op)
   if job.stamp_unsure then return false, expired(client, action, age, ids, nil, UNSURE) end
   local go = vouched(client, age)
   -- (not vouched: only asked whether a later call decided, never a new value; what is left expires)
-  local ok, gone, unsure = stamp.renew(client, action, op, attempt.params, job.stamp_chosen or not go)
+  local ok, gone, unsure = stamp.renew(client, action, op, attempt.params, job.stamp_chosen or not go, age * 1000)
   if ok == nil then gone.action = action return false, gone end
   if gone then supersede(job, gone) end
   if not ok then return { Superseded = true, SupersededBy = job.superseded } end
   if not go or unsure then
-    return false, expired(client, action, age, ids, job.superseded,
-      unsure and "the shared decision store did not answer, so nobody vouched that no later call decided" or nil)
+    return false, expired(client, action, age, ids, job.superseded, type(unsure) == "string" and unsure
+      or unsure and "the shared decision store did not answer, so nobody vouched that no later call decided" or nil)
   end
   if not job.stamp_chosen then job.stamp_at = attempt.sent_at end
   return nil
@@ -143,7 +143,7 @@ local function by_store(client, attempt)
     later = gen:later(keys, job.decision)
     if not later then return nil end
   elseif vouched(client, age) then -- (asked and renewed in one step: nobody decides between the two)
-    v, later, unsure = gen:renew(keys, job.decision)
+    v, later, unsure = gen:renew(keys, job.decision, nil, age * 1000)
     if v == nil then return false, M.unavailable(client, attempt.action, "the decision could not be renewed", later) end
     if unsure then v = nil end -- (renewed from this process's record alone: nobody vouched)
   else
@@ -166,7 +166,9 @@ local function by_store(client, attempt)
   end
   -- (what is left cannot go: not vouched for, or beside a superseded stream in one call, which
   -- this step cannot take apart; the calls it serves name one stream each)
-  if not v then return false, expired(client, attempt.action, age, keys, job.superseded) end
+  if not v then
+    return false, expired(client, attempt.action, age, keys, job.superseded, type(unsure) == "string" and unsure or nil)
+  end
   job.decision, job.decided_at = tonumber(v), attempt.sent_at
   return nil
 end

@@ -62,11 +62,13 @@
 --                Sequence); `ids` names the streams whose value a call still has to take, so
 --                that a store that can (Redis) takes it with the call's rate-limit slot, in one
 --                round trip; a signed attempt never sent gives a value it took back;
---                with `fresh_ms` and `renew(self, action, op, params, chosen) -> true[, gone]
---                | false, gone | nil, err`, a value older than `fresh_ms` at an attempt is
---                decided again there: renewed, or `gone` ({ [stream] = why }) leave the call,
---                and none left ends it unsent, superseded; with `chosen`, only asked which a
---                later call decided, nothing renewed; `applies(op)`, optional: whether it
+--                with `fresh_ms` and `renew(self, action, op, params, chosen, age_ms) ->
+--                true[, gone[, unsure]] | false, gone | nil, err`, a value older than
+--                `fresh_ms` at an attempt (decided `age_ms` ago) is decided again there:
+--                renewed, or `gone` ({ [stream] = why }) leave the call, and none left ends
+--                it unsent, superseded; `unsure` (true, or why): nobody vouched, the call
+--                expires; with `chosen`, only asked which a later call decided, nothing
+--                renewed; `applies(op)`, optional: whether it
 --                is the decision of `op`'s calls, where the others' is kept beside them:
 --                streamctl.pipeline.decision)
 --   caps(self) -> { [action] = n }            (the caps of this client where they are not

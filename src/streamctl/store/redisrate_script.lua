@@ -27,35 +27,10 @@ local room = require "streamctl.engine.room"
 
 local M = {}
 
---- What a script can tell of its server, as Lua text (Redis' Lua), shared
--- by every script that must know whether Redis may have forgotten:
--- `server_run(info)` the run id in `INFO server` (a new one at every
--- restart), `server_replid(rep)` the replication id in `INFO
--- replication` (a new one at a failover), `server_up_us(info)` its
--- uptime, and `server_kept(rep)`, true when since it started the server
--- lost nothing it was given: it never evicted a key, never flushed,
--- swapped or replaced its data, and is a master that was never anything
--- else (no failover, no replica promoted onto older data).
-M.SERVER = [[
-local function server_run(info) return string.match(info, 'run_id:(%w+)') or '' end
-local function server_replid(rep) return string.match(rep, 'master_replid:(%w+)') or '' end
-local function server_up_us(info)
-  local up = tonumber(string.match(info, 'uptime_in_seconds:(%d+)'))
-  return up and up * 1000000
-end
-local function server_evicted() return tonumber(string.match(redis.call('INFO', 'stats'), 'evicted_keys:(%d+)')) end
-local function server_kept(rep)
-  if server_evicted() ~= 0 then return false end
-  if string.match(rep, 'role:(%a+)') ~= 'master' or string.match(rep, 'second_repl_offset:(%-?%d+)') ~= '-1' then
-    return false
-  end
-  local cs = redis.call('INFO', 'commandstats')
-  for _, c in ipairs({ 'flushall', 'flushdb', 'swapdb', 'debug', 'replicaof', 'slaveof', 'failover' }) do
-    if string.find(cs, 'cmdstat_' .. c .. ':', 1, true) then return false end
-  end
-  return true
-end
-]]
+--- What a script can tell of its server (streamctl.store.redismemory's
+-- SERVER: run id, replication id, uptime, evictions, whether it lost
+-- anything since it started).
+M.SERVER = require("streamctl.store.redismemory").SERVER
 
 -- The rules of the account hash's values, as Lua text (Redis' Lua), for
 -- both scripts: a value read that breaks its rule is replaced by its safe

@@ -13,7 +13,7 @@
 -- master took), an eviction, or the hash gone while a process had seen it
 -- (a restart without its data, a FLUSHALL) moves `since` to the moment the
 -- server's memory provably began: its start when since then it lost
--- nothing (streamctl.store.redisrate_script's SERVER, the budget's own
+-- nothing (streamctl.store.redismemory, every store's
 -- rule), else the moment it was found. A callback whose window began
 -- before `since` may have been seen and forgotten: it is refused
 -- (ReplayStoreUnavailable: the provider delivers it again), for at most a
@@ -26,11 +26,11 @@
 -- @module streamctl.store.redisreplay
 
 local type, error, tostring, tonumber, setmetatable = type, error, tostring, tonumber, setmetatable
-local floor, ceil, format, date = math.floor, math.ceil, string.format, os.date
+local floor, ceil, format = math.floor, math.ceil, string.format
 
 local redisconn = require "streamctl.store.redisconn"
 local validate = require "streamctl.base.validate"
-local SERVER = require("streamctl.store.redisrate_script").SERVER
+local memory = require "streamctl.store.redismemory"
 
 local M = {}
 
@@ -40,44 +40,18 @@ local M = {}
 -- when the asking process had seen the hash before. Answers { 1 new, 2
 -- seen, 0 refused (its window began before `since`), since (ms), why,
 -- 1 when this call found the loss, else 0 }.
-local ADD_TEXT = SERVER .. [[
+local ADD_TEXT = memory.SERVER .. memory.SINCE .. [[
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local info = redis.call('INFO', 'server')
-local rep = redis.call('INFO', 'replication')
-local run, rid, ev = server_run(info), server_replid(rep), server_evicted() or 0
-local m = redis.call('HMGET', KEYS[2], 'run', 'rid', 'since', 'ev', 'why')
-local since, found = tonumber(m[3]), nil
-if m[1] == false and m[2] == false and m[3] == false and m[4] == false then
-  found = (ARGV[3] == '' and server_kept(rep)) and 'new' or 'missing'
-elseif not (since ~= nil and since == since and since >= 0 and since <= now) or tonumber(m[4]) == nil then
-  found = 'unreadable'
-elseif m[1] ~= run or m[2] ~= rid then found = 'restarted'
-elseif tonumber(m[4]) ~= ev then found = 'evicted'
-end
-local why = m[5] or ''
-if found then
-  why = found
-  if found == 'new' or server_kept(rep) then since = now - math.floor(server_up_us(info) / 1000)
-  else since = now end
-  redis.call('HSET', KEYS[2], 'run', run, 'rid', rid, 'since', string.format('%.0f', since), 'ev', ev, 'why', why)
-end
+local since, why, found = server_since(KEYS[2], ARGV[3] ~= '', now)
 local fresh = found and 1 or 0
 if now - tonumber(ARGV[2]) < since then return { 0, string.format('%.0f', since), why, fresh } end
 local set = redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1])
 return { set and 1 or 2, string.format('%.0f', since), why, fresh }
 ]]
 
--- Why a store's memory began again, for the log and the refusals.
-local FORGOT = {
-  missing = "its memory is gone (a restart without its data, a FLUSHALL, or an eviction)",
-  restarted = "it restarted or failed over (a new run id or replication id: a replica promoted may lag behind "
-    .. "the callbacks its master took)",
-  evicted = "it evicted keys (maxmemory-policy is not noeviction)",
-  unreadable = "its memory's record held a value that cannot be right",
-  new = "it started then, and cannot have seen what came before",
-}
+local FORGOT, utc = memory.FORGOT, memory.utc
 
 local add_script
 
@@ -118,11 +92,6 @@ function M.replay_store(config_or_conn, opts)
   add_script = add_script or redisconn.script(ADD_TEXT)
   return setmetatable({ conn = conn, prefix = conn.config.prefix .. "cb:", memory = conn.config.prefix .. "cb:@",
     log = o.log or redisconn.default_log, known = false }, ReplayStore)
-end
-
--- A time of Redis' clock (ms) as UTC text.
-local function utc(ms)
-  return date("!%Y-%m-%dT%H:%M:%SZ", floor(ms / 1000))
 end
 
 function ReplayStore:add(key, ttl, _, begun)

@@ -6,32 +6,41 @@
 -- @module streamctl.store.redisseq
 
 local type, error, tostring, tonumber, require, setmetatable = type, error, tostring, tonumber, require, setmetatable
-local floor, format, match, find = math.floor, string.format, string.match, string.find
+local floor, ceil, format, match, find = math.floor, math.ceil, string.format, string.match, string.find
 
 local sequence = require "streamctl.engine.sequence"
 local redisconn = require "streamctl.store.redisconn"
+local memory = require "streamctl.store.redismemory"
+local utc = memory.utc
 local shared = require "streamctl.store.redisstore"
 local default_log, new_health, store_setup = shared.default_log, shared.new_health, shared.store_setup
 local tagged = shared.tagged
 
 local M = {}
 
--- KEYS: one stream's or a call's Sequence keys. ARGV[1]: the floor (the
--- caller's candidate or this process's last + 1), ARGV[2]: keep (ms),
--- ARGV[3]: "record" for a caller's own Sequence (refused, and nothing
+-- KEYS: one stream's or a call's Sequence keys, and for "renew" the
+-- store's memory last (streamctl.store.redismemory's hash). ARGV[1]: the
+-- floor (the caller's candidate or this process's last + 1), ARGV[2]: keep
+-- (ms), ARGV[3]: "record" for a caller's own Sequence (refused, and nothing
 -- written, unless it is above every key's value), "renew" for a call's
 -- aged Sequence ARGV[4] (refused, and nothing written, when one of the first
 -- ARGV[5] keys holds a value above it: { 2, the first such key's index, its
--- value }), else "next".
+-- value }; or when Redis' memory began after the call was decided, ARGV[6]
+-- ms ago, else at ARGV[4] of its clock: { 3, since, why, 0, '', 1 when
+-- this call found the loss }; ARGV[7] '1' when the asking process had seen
+-- the memory before), else "next".
 -- v = max(server ms, floor, every key's value + 1), set on every key.
-local ADVANCE_TEXT = [[
+local ADVANCE_TEXT = memory.SERVER .. memory.SINCE .. [[
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
-local v = math.floor((tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000)
+local now = math.floor((tonumber(t[1]) * 1000000 + tonumber(t[2])) / 1000)
+local v = now
 local fl = tonumber(ARGV[1])
 local bad, named = 0, {}
+local n = #KEYS
+if ARGV[3] == 'renew' then n = n - 1 end
 if ARGV[3] == 'record' then v = fl elseif fl > v then v = fl end
-for i = 1, #KEYS do
+for i = 1, n do
   local raw = redis.call('GET', KEYS[i])
   local cur = tonumber(raw)
   if raw and not (cur ~= nil and cur >= 0 and cur <= 9007199254740991 and cur == math.floor(cur)) then
@@ -45,8 +54,14 @@ for i = 1, #KEYS do
     v = cur + 1
   end
 end
+-- (a later value found answers first: it was written after any loss)
+if ARGV[3] == 'renew' then
+  local since, why, found = server_since(KEYS[#KEYS], ARGV[7] ~= '', now)
+  local decided = ARGV[6] ~= '' and now - tonumber(ARGV[6]) or tonumber(ARGV[4])
+  if decided < since then return { 3, string.format('%.0f', since), why, 0, '', found and 1 or 0 } end
+end
 local s = string.format('%.0f', v)
-for i = 1, #KEYS do redis.call('SET', KEYS[i], s, 'PX', ARGV[2]) end
+for i = 1, n do redis.call('SET', KEYS[i], s, 'PX', ARGV[2]) end
 return { 1, s, '', bad, table.concat(named, ' ') }
 ]]
 
@@ -94,6 +109,10 @@ function M.sequence_store(config_or_conn, prefix, opts)
       .. (holds == "decisions" and "(a forbid or resume that waits past its window meanwhile is not sent)"
       or "(still increasing)"), opts),
     key_prefix = tagged(conn.config.prefix, (match(prefix, "^(.-):?$"))) .. "seq:",
+    -- (streamctl.store.redismemory's hash: in the keys' slot, a name no stream's key can take)
+    memory = tagged(conn.config.prefix, (match(prefix, "^(.-):?$"))) .. "seq@",
+    holds = holds == "decisions" and "decisions" or "Sequences",
+    known = false, -- (whether this process saw the memory's hash: a hash missing then is a loss)
     clock = opts.monotonic or require("streamctl.core").monotonic,
     last = {}, -- the last value handed out per stream, from Redis or locally
   }, SeqStore)
@@ -128,10 +147,16 @@ function M.say_bad(s, text, n)
 end
 
 -- One script call; returns the reply or nil (Redis unusable: told).
-local function run(s, ids, floor_value, mode, old, n)
+local function run(s, ids, floor_value, mode, old, n, age_ms)
   if not s.health.usable() then return nil end
-  local res, err = s.conn:eval(advance_script, keys_for(s, ids), { floor_value, sequence.KEEP_MS, mode, old, n })
-  if type(res) == "table" and (res[1] == 1 or res[1] == 0 or res[1] == 2) then
+  local keys, args = keys_for(s, ids), { floor_value, sequence.KEEP_MS, mode }
+  if mode == "renew" then
+    keys[#keys + 1] = s.memory
+    -- (the decision's age, and a second's margin for the round trips that took and renew it)
+    args[4], args[5], args[6], args[7] = old, n, age_ms and ceil(age_ms) + 1000 or "", s.known and "1" or ""
+  end
+  local res, err = s.conn:eval(advance_script, keys, args)
+  if type(res) == "table" and (res[1] == 1 or res[1] == 0 or res[1] == 2 or (res[1] == 3 and mode == "renew")) then
     s.health.succeeded()
     M.say_bad(s, res[5], tonumber(res[4]))
     return res
@@ -206,15 +231,28 @@ end
 --- A call's aged Sequence `old` decided again for ids (streamctl.engine.sequence's
 -- `renew`): in one script, false and the streams holding a later value
 -- (one at a time: the first Redis finds, and those this process knows), or a
--- new value as `advance_all` takes it. While Redis is away, from this
--- process's own record, as `advance_all` falls back.
-function SeqStore:renew(ids, old, candidate, n)
+-- new value as `advance_all` takes it. When Redis may have forgotten since
+-- the call was decided (`age_ms` ago; else at `old`, a value of its clock:
+-- streamctl.store.redismemory's rule), false, nil and why, nothing
+-- written: a later decision may be among what it forgot. While Redis is
+-- away, from this process's own record, as `advance_all` falls back.
+function SeqStore:renew(ids, old, candidate, n, age_ms)
   local later = sequence.later_than(ids, old, function(id) return self.last[id] end, n)
   if later then return false, later end
   local t0 = self.clock()
-  local res = run(self, ids, at_least(self, ids, old + 1), "renew", old, n)
+  local res = run(self, ids, at_least(self, ids, old + 1), "renew", old, n, age_ms)
+  if res then self.known = true end
   if res and res[1] == 2 then
     return false, { [ids[tonumber(res[2])]] = tonumber(res[3]) }
+  end
+  if res and res[1] == 3 then
+    local since, why = tonumber(res[2]) or 0, memory.FORGOT[res[3]] or "its memory began again"
+    if res[6] == 1 and res[3] ~= "new" then
+      self.log(format("streamctl: Redis at %s may have forgotten the %s decided before %s: %s; a call decided "
+        .. "before then and sent late is not sent (Expired)", self.conn:address(), self.holds, utc(since), why))
+    end
+    return false, nil, format("Redis at %s may have forgotten the %s decided before %s (%s), and this call "
+      .. "was decided before then", self.conn:address(), self.holds, utc(since), why)
   end
   local v = res and tonumber(res[2])
   if not is_sequence(v) then
