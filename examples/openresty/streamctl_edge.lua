@@ -363,6 +363,23 @@ function follow(provider, operation, fields, names)
   return true
 end
 
+-- A ban counts from when it is decided: a forbid's streams are marked pending on the list
+-- before it is sent (the door refuses them from then: streamctl.operator.desired), and the
+-- marks taken away once it ended and the list followed it. A mark that cannot be made is said,
+-- and the forbid still sent: the list follows it at its end as before.
+local PENDING_TTL = 900 -- (s: a worker that dies mid-call leaves its marks this long)
+local function marks(provider, fields, names, id, settle)
+  local keys = {}
+  for i, name in ipairs(names) do keys[i] = desired_key(provider, fields, name) end
+  if #keys == 0 then return end
+  local ok, err
+  if settle then ok, err = store():settled(keys, id) else ok, err = store():pending(keys, id, PENDING_TTL) end
+  if not ok then
+    ngx.log(ngx.ERR, "streamctl_edge: the forbid's streams could not be marked ", settle and "settled" or "pending",
+      " on the list: ", tostring(err))
+  end
+end
+
 -- What a body may hold, per provider and operation: the batch method's
 -- fields, plus the one-stream form of its list.
 local ROUTES = {
@@ -470,11 +487,15 @@ function M.streams(provider, operation)
   if not intended then
     return reply(500, { error = "the audit log cannot be written: " .. tostring(audit_why) .. "; nothing was sent" })
   end
+  local names = {}
+  for i, p in ipairs(planned) do names[i] = p.stream end
+  if operation == "forbid" then marks(provider, fields, names, run) end
   local report, err = c[route[operation].method](c, fields)
   -- (a body's "check_places": the places left as the check counted them, its refusal's or its report's)
   local places = report and report.places or err and err.places
   if places then metrics:places_left(provider, places) end
   if not report then
+    if operation == "forbid" then marks(provider, fields, names, run, true) end
     -- (a body's "check_places": true, and the block list has no room for it: a 409, its places said)
     local full = err.code == "BlockListFull"
     write_audit { record = "outcome", run = run, provider = provider, command = command,
@@ -487,11 +508,12 @@ function M.streams(provider, operation)
   end
   -- the desired state follows the request, whatever became of each stream (the reconciler fixes the
   -- rest), but for a stream a later call decided on (superseded): the decision made last stands there
-  local names = {}
+  local followed = {}
   for _, r in ipairs(report.results) do
-    if not r.superseded_by then names[#names + 1] = r.stream end
+    if not r.superseded_by then followed[#followed + 1] = r.stream end
   end
-  local kept, why = follow(provider, operation, fields, names)
+  local kept, why = follow(provider, operation, fields, followed)
+  if operation == "forbid" then marks(provider, fields, names, run, true) end
   local status = (report.failed == 0 and report.unknown == 0) and 200 or 502
   if not kept then
     ngx.log(ngx.ERR, "streamctl_edge: the desired state: ", why)

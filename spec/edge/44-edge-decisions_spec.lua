@@ -4,7 +4,10 @@
 -- Issue 87, at the edge: the forbid list follows the decision made last. A
 -- stranger holds the forbid's action (every attempt throttled); once its
 -- first attempt was throttled, a resume of the same stream goes through the
--- same edge and lands. Past its window the forbid is superseded, not sent;
+-- same edge and lands. While the forbid waits, the door refuses the stream
+-- already (a ban counts from when it is decided; before, it admitted the
+-- stream and issued it tokens until the provider applied the ban). Past
+-- its window the forbid is superseded, not sent;
 -- its answer says so (`superseded_by`), and the stream does not land on
 -- the list: the door admits it and the reconciler has nothing to forbid
 -- again. Before, the list took every stream of a finished request, and the
@@ -84,6 +87,8 @@ describe("the edge's forbid list follows the decision made last", function()
         local c = emulator:state()[name].counters[p.action]
         return c and (c.throttled or 0) > before
       end, 60), "the forbid's first attempt never reached the emulator")
+      -- the ban counts from when it was decided: the door refuses the stream while the forbid waits
+      assert.equal(403, p.door(edge.ports[1], stream), "the door admits a stream whose forbid is under way")
       -- the later decision, through the same edge: it lands
       local res = post(edge.ports[1], "/streams/" .. name .. "/resume", p.body(stream), TOKEN)
       assert.equal(200, res.status, res.body)

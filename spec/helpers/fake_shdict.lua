@@ -1,5 +1,5 @@
 -- Test helper: a stand-in for an ngx.shared dict, the calls streamctl's
--- stores make (get, set, add, safe_set, safe_add, delete, incr, expire),
+-- stores make (get, set, add, safe_set, safe_add, delete, incr, expire, get_keys),
 -- each expiry in seconds against `clock.t`, which the spec moves. `adds`
 -- counts the calls to add (a lock's tries). `incr` on a value that is no
 -- number answers as ngx.shared's does: nil, "not a number".
@@ -40,6 +40,11 @@ function M.new(clock)
     return v + by
   end
   function d:expire(k, ttl) d.expires[k] = clock.t + ttl return true end -- luacheck: ignore 212/self
+  function d:get_keys() -- luacheck: ignore 212/self
+    local out = {}
+    for k in pairs(d.values) do if live(k) ~= nil then out[#out + 1] = k end end
+    return out
+  end
   return d
 end
 

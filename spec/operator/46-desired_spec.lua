@@ -61,7 +61,40 @@ local function behaves(store)
   assert.has_error(function() store:has(nil) end)
 end
 
+-- A ban counts from when it is decided (issue 87): `has` answers true for a
+-- stream a forbid under way marked pending, until every such forbid settled
+-- or its mark lapsed (`lapse()` lets `ttl` seconds pass); `members`, what a
+-- reconciler enforces, is the list alone.
+local function pending_rows(store, ttl, lapse)
+  assert.is_true(store:made_whole("the spec"))
+  assert.is_true(store:add { "aliyun|d|live|listed" })
+  assert.is_true(store:pending({ "zego|p1", "aliyun|d|live|listed" }, "run-1", ttl))
+  assert.is_true(store:pending({ "zego|p1" }, "run-2", ttl))
+  assert.is_true(store:has("zego|p1"))
+  assert.is_false(store:has("zego|p2"))
+  assert.same({ "aliyun|d|live|listed" }, store:members())
+  assert.is_true(store:settled({ "zego|p1", "aliyun|d|live|listed" }, "run-1"))
+  assert.is_true(store:has("zego|p1")) -- (run-2 is still under way)
+  assert.is_true(store:has("aliyun|d|live|listed")) -- (listed: a settled mark takes nothing off the list)
+  assert.is_true(store:settled({ "zego|p1" }, "run-2"))
+  assert.is_false(store:has("zego|p1"))
+  assert.is_true(store:settled({ "zego|never" }, "run-3")) -- (nothing to take away)
+  -- a worker that died mid-call: its mark lapses
+  assert.is_true(store:pending({ "zego|p3" }, "run-4", ttl))
+  assert.is_true(store:has("zego|p3"))
+  lapse()
+  assert.is_false(store:has("zego|p3"))
+  assert.has_error(function() store:pending({ "x" }, "", ttl) end)
+  assert.has_error(function() store:pending({ "x" }, "r", 0) end)
+  assert.has_error(function() store:settled({ "x" }) end)
+end
+
 describe("streamctl.operator.desired", function()
+  it("in a shared dict: a forbid's pending marks (a count per stream, lapsing with the latest)", function()
+    local clock = { t = 0 }
+    pending_rows(desired.shdict(require("spec.helpers.fake_shdict").new(clock)), 5, function() clock.t = 6 end)
+  end)
+
   it("in a shared dict: a set and values; a full dict refuses, naming the stream, and evicts nothing", function()
     behaves(desired.shdict(fake_dict(100)))
     local small = desired.shdict(fake_dict(3))
@@ -120,6 +153,17 @@ describe("streamctl.operator.desired", function()
       why = after_restart()
       assert.truthy(why:find("its Redis holds no mark of being whole", 1, true), why)
       assert.equal("ListUnavailable", select(3, a:members()))
+    end)
+
+    it("a forbid's pending marks: a sorted set per stream, by Redis' clock, in the list's hash tag", function()
+      local a = assert(desired.redis(redis.url, { prefix = "pending" }))
+      pending_rows(a, 1, function()
+        assert.equal("1", redis:cli("ZCARD", "{pending}:p:zego|p3"))
+        for _ = 1, 100 do
+          if not a:has("zego|p3") then return end
+          require("socket").sleep(0.05)
+        end
+      end)
     end)
 
     it("a Redis that is gone: nil and why, never a guess, no password", function()

@@ -26,6 +26,15 @@
 -- evictions (a restart, even with persistence: what came after its last
 -- save; a failover to a replica that lagged; an eviction) or is gone.
 -- `whole()` says which.
+--
+-- A ban counts from when it is decided, not from when the provider applies
+-- it: a forbid about to be sent marks its streams pending (`pending(keys,
+-- id, ttl)`) and, once it ends and the list has followed it, takes its mark
+-- away (`settled(keys, id)`); `has` answers true for a stream listed or
+-- pending, so the door refuses it while the forbid waits out a throttle,
+-- and never lets a later resume's answer race ahead of a forbid still under
+-- way. A mark outlives a worker that died mid-call by at most its `ttl`.
+-- `members` (what a reconciler enforces) is the list alone.
 -- @module streamctl.operator.desired
 
 local type, ipairs, tostring, error, setmetatable = type, ipairs, tostring, error, setmetatable
@@ -33,7 +42,7 @@ local sub, format = string.sub, string.format
 
 local M = {}
 
-local MEMBER, VALUE, WHOLE = "m|", "v|", "w|"
+local MEMBER, VALUE, WHOLE, PENDING = "m|", "v|", "w|", "p|"
 
 -- Why a list may have forgotten, for `has` and `members`.
 local function unavailable(why)
@@ -52,6 +61,12 @@ local function check_keys(keys, fname)
 end
 local function check_key(key, fname)
   if type(key) ~= "string" or key == "" then error("bad argument #1 to '" .. fname .. "' (a key expected)", 3) end
+end
+local function check_mark(id, ttl, fname)
+  if type(id) ~= "string" or id == "" then error("bad argument #2 to '" .. fname .. "' (an id expected)", 3) end
+  if ttl ~= nil and (type(ttl) ~= "number" or ttl ~= ttl or ttl < 1 or ttl > 86400) then
+    error("bad argument #3 to '" .. fname .. "' (ttl must be 1 to 86400 seconds)", 3)
+  end
 end
 
 --- The key a forbid list (the edge's desired state) holds a stream by:
@@ -120,6 +135,31 @@ function Dict:remove(keys)
   return true
 end
 
+--- Marks `keys` pending for the forbid `id` (see the module), for at most
+-- `ttl` seconds: a count per key (a dict has no set per key; every mark of
+-- one key lasts as long as the latest).
+function Dict:pending(keys, id, ttl)
+  check_keys(keys, "pending")
+  check_mark(id, ttl, "pending")
+  for _, k in ipairs(keys) do
+    local n, err = self.dict:incr(PENDING .. k, 1, 0, ttl)
+    if not n then return nil, format("the shared dict cannot mark %s pending: %s", k, tostring(err)) end
+    self.dict:expire(PENDING .. k, ttl)
+  end
+  return true
+end
+
+--- Takes away the marks `pending(keys, id)` made.
+function Dict:settled(keys, id)
+  check_keys(keys, "settled")
+  check_mark(id, nil, "settled")
+  for _, k in ipairs(keys) do
+    local n = self.dict:incr(PENDING .. k, -1) -- (nil: expired already)
+    if n and n <= 0 then self.dict:delete(PENDING .. k) end
+  end
+  return true
+end
+
 -- true, false; or nil and why: the dict's error, or a value that is not a
 -- member's (true), with "corrupt".
 function Dict:has(key)
@@ -130,7 +170,11 @@ function Dict:has(key)
   local v, err = self.dict:get(MEMBER .. key)
   if v == nil then
     if err ~= nil then return nil, format("the shared dict cannot tell whether %s is listed: %s", key, err) end
-    return false
+    local n = self.dict:get(PENDING .. key)
+    if n ~= nil and type(n) ~= "number" then
+      return nil, format("the shared dict holds a %s for pending %s, not a count", type(n), key), "corrupt"
+    end
+    return n ~= nil and n > 0
   end
   if v ~= true then
     return nil, format("the shared dict holds a %s for member %s, not true", type(v), key), "corrupt"
@@ -210,7 +254,23 @@ local function script(name)
     scripts = {
       add = store.script("return redis.call('SADD', KEYS[1], unpack(ARGV))"),
       remove = store.script("return redis.call('SREM', KEYS[1], unpack(ARGV))"),
-      has = checked("return { 1, redis.call('SISMEMBER', KEYS[1], ARGV[1]) }"),
+      -- (listed, or a forbid's mark not yet expired: KEYS[3], by TIME in ms)
+      has = checked([[
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return { 1, 1 } end
+local t = redis.call('TIME')
+return { 1, redis.call('ZCOUNT', KEYS[3], t[1] * 1000 + math.floor(t[2] / 1000), '+inf') > 0 and 1 or 0 }]]),
+      -- (KEYS: the keys' marks; ARGV: the forbid's id, its ttl in ms)
+      pending = store.script([[
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+for _, k in ipairs(KEYS) do
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now)
+  redis.call('ZADD', k, now + tonumber(ARGV[2]), ARGV[1])
+  if redis.call('PTTL', k) < tonumber(ARGV[2]) then redis.call('PEXPIRE', k, ARGV[2]) end
+end
+return 1]]),
+      settled = store.script("for _, k in ipairs(KEYS) do redis.call('ZREM', k, ARGV[1]) end return 1"),
       members = checked("return { 1, redis.call('SMEMBERS', KEYS[1]) }"),
       whole = checked("return { 1 }"),
       made_whole = store.script(head .. [[
@@ -241,15 +301,19 @@ function M.redis(redis, opts)
   end
   local tag = "{" .. prefix .. "}"
   return setmetatable({ conn = conn, set_key = tag .. ":set", whole_key = tag .. ":whole",
-    value_prefix = tag .. ":v:" }, Redis)
+    value_prefix = tag .. ":v:", pending_prefix = tag .. ":p:" }, Redis)
 end
 
--- Runs a script on the set (or a value's key), chunked so no call carries too many arguments.
-local function each_chunk(self, name, keys)
+-- Runs script `name` over `keys`, 500 a call so that none carries too
+-- many: each chunk the script's arguments (on the set) or, with `marks`,
+-- the keys of their pending marks (`args`: its arguments).
+local function each_chunk(self, name, keys, marks, args)
   for i = 1, #keys, 500 do
     local chunk = {}
-    for j = i, math.min(i + 499, #keys) do chunk[#chunk + 1] = keys[j] end
-    local res, err = self.conn:eval(script(name), { self.set_key }, chunk)
+    for j = i, math.min(i + 499, #keys) do chunk[#chunk + 1] = (marks and self.pending_prefix or "") .. keys[j] end
+    local res, err
+    if marks then res, err = self.conn:eval(script(name), chunk, args)
+    else res, err = self.conn:eval(script(name), { self.set_key }, chunk) end
     if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. err.message end
   end
   return true
@@ -265,11 +329,27 @@ function Redis:remove(keys)
   return each_chunk(self, "remove", keys)
 end
 
+--- Marks `keys` pending for the forbid `id` (see the module), for at most
+-- `ttl` seconds: per key, a sorted set of the forbids under way, each by
+-- when its mark lapses (Redis' clock).
+function Redis:pending(keys, id, ttl)
+  check_keys(keys, "pending")
+  check_mark(id, ttl, "pending")
+  return each_chunk(self, "pending", keys, true, { id, math.floor(ttl * 1000) })
+end
+
+--- Takes away the marks `pending(keys, id)` made.
+function Redis:settled(keys, id)
+  check_keys(keys, "settled")
+  check_mark(id, nil, "settled")
+  return each_chunk(self, "settled", keys, true, { id })
+end
+
 -- Runs a script that checks the mark first: its answer; nil, why (and
 -- "ListUnavailable" when the list may have forgotten, "corrupt" for an
 -- answer that is not the script's).
-local function checked_eval(self, name, args)
-  local res, err = self.conn:eval(script(name), { self.set_key, self.whole_key }, args)
+local function checked_eval(self, name, args, extra_key)
+  local res, err = self.conn:eval(script(name), { self.set_key, self.whole_key, extra_key }, args)
   if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. err.message end
   if type(res) ~= "table" or (res[1] ~= 0 and res[1] ~= 1) then
     return nil, format("Redis at %s answered a %s to %s, not the script's", self.conn:address(), type(res), name),
@@ -296,7 +376,7 @@ end
 
 function Redis:has(key)
   check_key(key, "has")
-  local ok, res, code = checked_eval(self, "has", { key })
+  local ok, res, code = checked_eval(self, "has", { key }, self.pending_prefix .. key)
   if ok == nil then return nil, res, code end
   if not ok then return unavailable(res) end
   if res ~= 0 and res ~= 1 then
