@@ -295,13 +295,7 @@ end
 local function audit_streams(report)
   local out = {}
   for i, r in ipairs(report.results) do
-    local e = r.error
-    out[i] = { stream = r.stream, action = r.action or report.action, -- (a reconcile's entries name their own)
-               outcome = r.ok and "ok" or (r.outcome_unknown and "unknown" or "failed"),
-               code = e and e.code and tostring(e.code) or nil, request_id = r.request_id or (e and e.request_id),
-               -- (a look-up that resolved an unknown outcome: its RequestId apart from the call's)
-               lookup_request_id = r.lookup_request_id or (e and e.lookup_request_id),
-               ends = ends_text(r), ends_by = r.ends_by }
+    out[i] = audit.entry(r, r.stream, r.action or report.action) -- (a reconcile's entries name their own)
   end
   return out
 end

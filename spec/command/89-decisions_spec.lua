@@ -105,6 +105,18 @@ for _, name in ipairs { "aliyun", "zego" } do
           assert.is_string(line.superseded_by)
           assert.is_nil(line.ends) -- (it forbade nothing)
           assert.equal(ends_forbidden, p.forbidden(stream))
+          -- the audit log says so too, and `streamctl audit --run` reads it back
+          local audit_line
+          for l in process.read_file(homes[1] .. "/.local/state/streamctl/audit.jsonl"):gmatch("[^\n]+") do
+            if l:find('"superseded_by":"' .. line.superseded_by .. '"', 1, true) then audit_line = cjson.decode(l) end
+          end
+          assert(audit_line, "no audit line names the later decision")
+          local entry = audit_line.streams[1]
+          assert.same({ "ok", line.superseded_by }, { entry.outcome, entry.superseded_by })
+          local cli = process.installed { home = homes[1] }
+          local rc2, out2 = cli.run("audit --run " .. audit_line.run .. " --stream " .. stream)
+          assert.equal(0, rc2, out2)
+          assert.matches("  " .. p.action[late] .. "  superseded  by decision " .. line.superseded_by .. "\n", out2)
         end)
 
         it("as another machine: the late " .. late .. " is not sent, Expired, exit 1", function()

@@ -59,8 +59,9 @@ describe("the edge's forbid list follows the decision made last", function()
   local emulator, edge, dir
   lazy_setup(function()
     emulator = emu.start {}
-    edge = edge_helper.start_edge(emulator, { env = { STREAMCTL_EDGE_RECONCILE_S = "3600" } })
     dir = process.temp_dir()
+    edge = edge_helper.start_edge(emulator, { env = { STREAMCTL_EDGE_RECONCILE_S = "3600",
+                                                      STREAMCTL_EDGE_AUDIT_LOG = dir .. "/audit.jsonl" } })
   end)
   lazy_teardown(function()
     if edge then edge:stop() end
@@ -102,6 +103,16 @@ describe("the edge's forbid list follows the decision made last", function()
       local report = cjson.decode(body)
       assert.same({ 1, 0, 0 }, { report.succeeded, report.failed, report.unknown })
       assert.is_string(report.results[1].superseded_by, body)
+      -- and so does its audit line
+      local entry
+      for l in process.read_file(dir .. "/audit.jsonl"):gmatch("[^\n]+") do
+        local rec = cjson.decode(l)
+        if rec.record == "outcome" and rec.streams and rec.streams[1].stream == stream
+            and rec.streams[1].action == p.action then
+          entry = rec.streams[1]
+        end
+      end
+      assert.same({ "ok", report.results[1].superseded_by }, { entry and entry.outcome, entry and entry.superseded_by })
     end)
   end
 end)

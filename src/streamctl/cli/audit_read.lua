@@ -170,8 +170,10 @@ local function stream_rows(s)
   local list = #s.streams > 0 and s.streams or s.planned or {}
   for _, e in ipairs(list) do
     local word = e.outcome and (WORDS[e.outcome] or tostring(e.outcome)) or outcome_word(s)
+    -- (a later call decided on it: nothing was left to do, and that call's decision is named)
+    if e.superseded_by ~= nil then word = "superseded" end
     rows[#rows + 1] = { stream = tostring(e.stream), action = e.action, outcome = word, code = e.code,
-                        request_id = e.request_id }
+                        request_id = e.request_id, superseded_by = e.superseded_by }
   end
   return rows
 end
@@ -221,9 +223,11 @@ local function show_run(out, s, as_json, name)
     if name and not same_stream(r.stream, name) then goto next_row end
     if as_json then
       out:line(object { { "run", s.id }, { "trace_id", s.trace_id }, { "stream", r.stream }, { "action", r.action },
-        { "outcome", r.outcome }, { "code", r.code }, { "request_id", r.request_id } })
+        { "outcome", r.outcome }, { "superseded_by", r.superseded_by }, { "code", r.code },
+        { "request_id", r.request_id } })
     else
-      out:line("  ", r.stream, "  ", r.action or "-", "  ", r.outcome, r.code and ("  " .. r.code) or "")
+      out:line("  ", r.stream, "  ", r.action or "-", "  ", r.outcome, r.code and ("  " .. r.code) or "",
+        r.superseded_by and ("  by decision " .. tostring(r.superseded_by)) or "")
     end
     ::next_row::
   end

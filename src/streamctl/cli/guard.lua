@@ -21,7 +21,8 @@ local M = {}
 local function audit_stream(r, action)
   local outcome = r.ok and "ok" or r.outcome_unknown and "unknown"
     or (cli_output.not_sent(r) and "not_sent") or "failed"
-  return { stream = r.stream, action = r.action or action, outcome = outcome, code = (not r.ok) and r.code or nil,
+  return { stream = r.stream, action = r.action or action, outcome = outcome, superseded_by = r.superseded_by,
+           code = (not r.ok) and r.code or nil,
            request_id = r.request_id, lookup_request_id = r.lookup_request_id, ends = r.ends, ends_by = r.ends_by }
 end
 

@@ -115,7 +115,8 @@ local KNOWN = {}
 for _, f in ipairs(FIELDS) do KNOWN[f[1]] = f[2] end
 
 -- Each stream's entry, its keys in this order.
-local STREAM_KEYS = { "stream", "action", "outcome", "code", "request_id", "lookup_request_id", "ends", "ends_by" }
+local STREAM_KEYS = { "stream", "action", "outcome", "superseded_by", "code", "request_id", "lookup_request_id", "ends",
+                      "ends_by" }
 
 local function stream_json(s)
   local parts = {}
@@ -332,12 +333,15 @@ end
 -- A library batch's audit log ---------------------------------------------------
 
 --- A stream's audit entry from a batch's report entry (`entry`: `{ ok,
--- outcome_unknown, error, request_id, ... }`), named `name`, for `action`.
+-- outcome_unknown, error, request_id, superseded_by, ... }`), named `name`,
+-- for `action`. A stream a later call decided on is "ok" (nothing was left
+-- to do) with that call's decision, `superseded_by`.
 function M.entry(entry, name, action)
   local err = entry.error
   local outcome = entry.ok and "ok" or entry.outcome_unknown and "unknown"
     or (err and err.sent == false and "not_sent") or "failed"
-  return { stream = name, action = action, outcome = outcome, code = err and err.code or nil,
+  return { stream = name, action = action, outcome = outcome, superseded_by = entry.superseded_by,
+           code = err and err.code or nil,
            request_id = entry.request_id or (err and err.request_id) or nil,
            lookup_request_id = entry.lookup_request_id,
            ends = entry.ends and core.utc_timestamp(floor(entry.ends)) or nil, ends_by = entry.ends_by }
