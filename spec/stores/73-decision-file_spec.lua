@@ -129,6 +129,21 @@ describe("the machine's decision file", function()
     end)
   end
 
+  it("a rewrite killed before its rename leaves one file, which the next rewrite replaces", function()
+    local d = tmpdir()
+    local path = d .. "/decisions"
+    -- (what a run killed mid-rewrite leaves: the whole of a file, or half of one, beside the store)
+    write(path .. ".tmp", "streamctl decisions 2\n5 half-writ")
+    local s = store_at(path)
+    assert.equal(7000, s:advance("a", 7000)) -- (a new store: its first write is a rewrite)
+    assert.equal("streamctl decisions 2\n7000 zego%3A1%3Aa\n", read(path))
+    assert.is_nil(read(path .. ".tmp"))
+    local names = {}
+    for f in require("lfs").dir(d) do if f ~= "." and f ~= ".." then names[#names + 1] = f end end
+    table.sort(names)
+    assert.same({ "decisions", "decisions.lock" }, names)
+  end)
+
   it("refuses a file others may write, and a symbolic link", function()
     local d = tmpdir()
     local path = d .. "/decisions"

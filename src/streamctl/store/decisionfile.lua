@@ -164,8 +164,10 @@ local function write(h, set)
   if h.offset == 0 or (h.offset > M.COMPACT_FLOOR and h.lines + #parts > M.COMPACT_RATIO * kept) then
     local text, n = render(h.values)
     -- (whole and by rename, as core.replace_file, without its fsyncs: a new file of mode 0600 written in
-    -- one write(2) by core.append_private, then renamed over the log)
-    local tmp = h.path .. ".tmp." .. core.random_hex(8)
+    -- one write(2) by core.append_private, then renamed over the log. One name: only the lock's holder
+    -- writes it, and a run killed here leaves one file, which the next rewrite removes first)
+    local tmp = h.path .. ".tmp"
+    os.remove(tmp)
     local ok, why = core.append_private(tmp, text)
     if ok then ok, why = os.rename(tmp, h.path) end
     if not ok then os.remove(tmp) return nil, why end
