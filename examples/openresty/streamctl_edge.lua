@@ -108,6 +108,7 @@ local core = require "streamctl.core"
 local metrics_mod = require "streamctl.operator.metrics"
 local audit = require "streamctl.operator.audit"
 local reconcile = require "streamctl.operator.reconcile"
+local aliyun_places = require "streamctl.aliyun.places"
 local desired_store = require "streamctl.operator.desired"
 local admission = require "streamctl.edge.admission"
 
@@ -178,6 +179,11 @@ function M.init()
     if max and not (max:find("^%d+$") and #max <= 15) then
       error("streamctl_edge: " .. name .. " must be a whole number >= 0 in decimal digits (got " .. max .. ")")
     end
+  end
+  local adopt = setting("STREAMCTL_EDGE_ADOPT")
+  if adopt and adopt ~= "aliyun" then
+    error("streamctl_edge: STREAMCTL_EDGE_ADOPT must be \"aliyun\" (adopt Alibaba Cloud's block lists when the "
+      .. "forbid list may have forgotten and there is no seed) or unset (got " .. adopt .. ")")
   end
 end
 
@@ -881,12 +887,33 @@ local function reconcile_provider(provider, desired)
   return true
 end
 
--- Makes each provider's view hold the desired state, sending only the difference;
--- counts the drift and writes one audit line per provider that had any. Each
--- provider on its own: one that cannot be reached does not hold up the other.
+-- Adds every stream Alibaba Cloud's block lists hold (every domain of the account) to the forbid list
+-- `st`: how many, and of how many domains; or nil, nil and why (nothing is taken from a list read in part).
+local function adopt_block_lists(st)
+  local c, cerr = client("aliyun")
+  if not c then return nil, nil, "the client cannot be made: " .. tostring(cerr) end
+  local domains, derr = aliyun_places.account_domains(c)
+  if not domains then return nil, nil, derr end
+  local keys = {}
+  for _, d in ipairs(domains) do
+    local list, lerr = aliyun_places.block_list(c, d)
+    if not list then return nil, nil, lerr end
+    for _, entry in ipairs(list) do
+      local domain, app, name = entry:match("^([^/]+)/([^/]+)/(.+)$")
+      if domain then keys[#keys + 1] = desired_key("aliyun", { domain_name = domain, app_name = app }, name) end
+    end
+  end
+  if #keys > 0 then
+    local ok, err = st:add(keys)
+    if not ok then return nil, nil, err end
+  end
+  return #keys, #domains
+end
+
 -- The forbid list made whole when it may have forgotten (its first use, nginx started anew, Redis
--- restarted or failed over: streamctl.operator.desired): its seed file loaded again, else taken as it
--- stands, said. Until then the door answers ListUnavailable (on_list_error) and no round runs.
+-- restarted or failed over: streamctl.operator.desired): its seed file loaded again, else (asked)
+-- Alibaba Cloud's block lists adopted, and the rest taken as it stands, said. Until then the door answers
+-- ListUnavailable (on_list_error) and no round runs.
 local function make_whole()
   local st = store()
   local whole, why = st:whole()
@@ -903,12 +930,32 @@ local function make_whole()
       "STREAMCTL_EDGE_FORBIDS (", path, ")")
     return st:made_whole("the seed " .. path)
   end
-  ngx.log(ngx.WARN, "streamctl_edge: the forbid list may have forgotten streams (", why, "): taken as it stands, ",
-    "there being no STREAMCTL_EDGE_FORBIDS; a stream forbidden before and lost is admitted at the door until ",
-    "forbidden again (the provider's ban stands): give STREAMCTL_EDGE_FORBIDS a seed file (docs/openresty.md)")
-  return st:made_whole("as it stood: no seed")
+  -- (no seed: with STREAMCTL_EDGE_ADOPT=aliyun, Alibaba Cloud's own block lists, every domain of the
+  -- account, are adopted; ZEGO's API cannot say which streams it forbids, so that part is taken as it
+  -- stands, said)
+  if setting("STREAMCTL_EDGE_ADOPT") ~= "aliyun" then
+    ngx.log(ngx.WARN, "streamctl_edge: the forbid list may have forgotten streams (", why, "): taken as it ",
+      "stands, there being no STREAMCTL_EDGE_FORBIDS: a stream forbidden before and lost is admitted at the door ",
+      "until forbidden again (the provider's ban stands): give STREAMCTL_EDGE_FORBIDS a seed file, or ",
+      "STREAMCTL_EDGE_ADOPT=aliyun to adopt Alibaba Cloud's block lists (docs/openresty.md)")
+    return st:made_whole("as it stood: no seed")
+  end
+  local n, domains, aerr = adopt_block_lists(st)
+  if not n then
+    return nil, "the forbid list may have forgotten streams (" .. why .. "), and Alibaba Cloud's block lists "
+      .. "cannot be adopted: " .. tostring(aerr)
+  end
+  local adopted = format("Alibaba Cloud's block lists adopted (%d streams, %d domains)", n, domains)
+  ngx.log(ngx.WARN, "streamctl_edge: the forbid list may have forgotten streams (", why, "): ", adopted, "; ZEGO's ",
+    "part taken as it stands, there being no STREAMCTL_EDGE_FORBIDS: a ZEGO stream forbidden before and lost is ",
+    "admitted at the door until forbidden again (ZEGO's ban stands): give STREAMCTL_EDGE_FORBIDS a seed file ",
+    "(docs/openresty.md)")
+  return st:made_whole(adopted .. "; ZEGO's as it stood: no seed")
 end
 
+-- Makes each provider's view hold the desired state, sending only the difference;
+-- counts the drift and writes one audit line per provider that had any. Each
+-- provider on its own: one that cannot be reached does not hold up the other.
 local reconciling = false
 local function reconcile_now(premature)
   if premature or reconciling then return end

@@ -166,3 +166,50 @@ describe("the edge's forbid list after Redis restarted without its data", functi
     assert.truthy(edge:error_log():find("loaded again from STREAMCTL_EDGE_FORBIDS", 1, true), edge:error_log())
   end)
 end)
+
+-- Issue 87: with no seed and STREAMCTL_EDGE_ADOPT=aliyun, a list that forgot is made whole from what the
+-- providers can tell: Alibaba Cloud's block lists (every domain of the account) are adopted, so a stream
+-- banned there is refused
+-- at the door again; ZEGO's API cannot list its bans, so its part is taken as it stands, said.
+describe("the edge's forbid list after Redis restarted, with no seed", function()
+  local redis_helper = require "spec.helpers.redis"
+  local emulator, redis, edge
+  lazy_setup(function()
+    emulator = emu.start {}
+    redis = redis_helper.start {}
+    edge = edge_helper.start_edge(emulator, { env = { STREAMCTL_REDIS_URL = redis.url,
+      STREAMCTL_EDGE_RECONCILE_S = "3600", STREAMCTL_EDGE_ADOPT = "aliyun" } })
+  end)
+  lazy_teardown(function()
+    for _, s in ipairs { edge, redis, emulator } do if s then s:stop() end end
+  end)
+
+  -- the door's code for an Alibaba Cloud stream ("Admitted", "Forbidden", "ListUnavailable")
+  local function code(stream)
+    local res = get(edge.ports[1], "/admission/aliyun?domain=push.example.com&app=live&stream=" .. stream)
+    return (cjson.decode(res.body) or {}).code
+  end
+
+  it("adopts Alibaba Cloud's block lists; ZEGO's part as it stands, said", function()
+    local aliyun, zego = PROVIDERS.aliyun, PROVIDERS.zego
+    -- (the list made whole at worker 0's first round: as it stood, empty)
+    assert(checks.wait_until(function() return aliyun.door(edge.ports[1], "free-1") == 200 end, 30),
+      "the list was never made whole")
+    for _, name in ipairs { "aliyun", "zego" } do
+      local res = post(edge.ports[1], "/streams/" .. name .. "/forbid", PROVIDERS[name].body("banned-1"), TOKEN)
+      assert.equal(200, res.status, res.body)
+    end
+    assert.same({ 403, 403 }, { aliyun.door(edge.ports[1], "banned-1"), zego.door(edge.ports[1], "banned-1") })
+    redis:restart()
+    assert(checks.wait_until(function() return code("banned-1") == "ListUnavailable" end, 30),
+      "the door did not refuse for a list that forgot")
+    edge:reload() -- (worker 0's round at once)
+    assert(checks.wait_until(function() return aliyun.door(edge.ports[1], "free-1") == 200 end, 30),
+      "the list was not made whole again: " .. edge:error_log())
+    assert.equal("Forbidden", code("banned-1")) -- (adopted from the block list)
+    assert.equal("forbidden", aliyun.state(emulator, "banned-1"))
+    assert.equal(200, zego.door(edge.ports[1], "banned-1")) -- (ZEGO's ban stands, but cannot be read back)
+    assert.truthy(edge:error_log():find("Alibaba Cloud's block lists adopted (1 streams, 1 domains); ZEGO's part "
+      .. "taken as it stands", 1, true), edge:error_log())
+  end)
+end)

@@ -123,9 +123,11 @@ function M.block_list(client, domain, o)
   }
 end
 
--- The account's domains (DescribeLiveUserDomains, every page), as listed;
--- or nil and an error.
-local function account_domains(client, on_call)
+--- The account's domains (DescribeLiveUserDomains, every page): their
+-- names; or nil and an error.
+-- @param client a streamctl.aliyun client
+-- @tparam[opt] function on_call told of each request
+function M.account_domains(client, on_call)
   return pages.read {
     provider = "aliyun", action = "DescribeLiveUserDomains", name = "the account's domains", listing = DOMAINS,
     size = DOMAINS_PAGE, max_pages = MAX_DOMAIN_PAGES, context = PLACES, on_call = on_call,
@@ -151,7 +153,7 @@ end
 -- @return `{ used = n, domains = n }`, or nil and an error
 function M.in_use(client, o)
   o = o or {}
-  local domains, err = account_domains(client, o.on_call)
+  local domains, err = M.account_domains(client, o.on_call)
   if not domains then return nil, err end
   for _, d in ipairs(o.domains or {}) do domains[#domains + 1] = d end
   local used, count, seen = 0, 0, {}
