@@ -33,6 +33,13 @@
 -- Pending deliveries (GET /_emulator/state "callbacks"): those neither
 -- delivered nor given up. POST /_emulator/reset drops them: a send under way
 -- ends, is not logged and is not retried.
+--
+-- A delivery sent again (M.again, POST /_emulator/callbacks): the strictest
+-- reading of "at least once", which neither provider's page rules out: the
+-- request of a delivery's last attempt, byte for byte (its timestamp,
+-- nonce and signature as they were), sent once more, at any time after.
+-- The last KEPT deliveries' requests are kept for it; the attempt is logged
+-- as the others, with "again": true.
 
 local requestlog = require "streamctl.emulator.requestlog"
 local clock = require "streamctl.emulator.clock"
@@ -56,6 +63,9 @@ M.MAX_PENDING = 1000
 M.MAX_INFLIGHT = 16
 
 local pending = {}      -- id -> delivery
+local sent = {}         -- id -> the last attempt's request, for M.again (the last KEPT deliveries)
+local sent_order = {}   -- their ids, oldest first
+M.KEPT = 100
 local waiting = {}      -- deliveries due, waiting for a free connection (FIFO)
 local next_id = 1
 local generation = 1
@@ -156,6 +166,11 @@ local function attempt(d)
     headers = req.log_headers, payload = req.log_payload,
   }
   d.last_status, d.last_error = status, err
+  if url and not sent[d.id] then
+    sent_order[#sent_order + 1] = d.id
+    if #sent_order > M.KEPT then sent[remove(sent_order, 1)] = nil end
+  end
+  if url then sent[d.id] = { d = d, url = url, req = req } end
   if ok then
     pending[d.id] = nil
     c.delivered = c.delivered + 1
@@ -237,6 +252,24 @@ function M.enqueue(spec)
   return d.id
 end
 
+--- Sends delivery `id`'s last request once more, byte for byte (see the top
+-- of this file), and logs it: 200 and { delivery, status | error }; 404
+-- when no such delivery was sent (or it is no longer kept).
+function M.again(id)
+  local k = sent[id]
+  if not k then return 404, { error = "callbacks: no delivery " .. tostring(id) .. " was sent (the last "
+    .. M.KEPT .. " are kept)" } end
+  local d, req = k.d, k.req
+  local now, real = clock.now(), clock.real_now()
+  local status, err = http.request({ method = d.method, url = k.url, headers = req.headers, body = req.body },
+    d.timeout_ms)
+  local ok = status ~= nil and d.success(status)
+  log_entry(d, d.attempts, now, real, { again = true, status = status, error = err, verdict = ok and "ok" or "failed",
+    duration_ms = floor((clock.real_now() - real) * 1000 + 0.5), headers = req.log_headers,
+    payload = req.log_payload, final = true })
+  return 200, { delivery = id, status = status, error = err }
+end
+
 -- Called by the ticker: starts deliveries waiting for a connection.
 function M.tick()
   start_waiting()
@@ -271,7 +304,7 @@ end
 -- Drops every pending delivery (a send under way finishes unlogged).
 function M.reset()
   generation = generation + 1
-  pending, waiting = {}, {}
+  pending, waiting, sent, sent_order = {}, {}, {}, {}
   counters = new_counters()
 end
 

@@ -52,6 +52,9 @@
 --                              -> {"marked":[...],"refused":[...],"online":{...}}
 --   DELETE /_emulator/zego_online  {"app_id","stream_id"[,"type"]} or an array; empty: all
 --                              (stream_close callbacks) -> {"removed":[...],"online":{...}}
+--   POST   /_emulator/callbacks  {"delivery": id}: that delivery's last request sent once more,
+--                              byte for byte (a provider delivering at least once: callbacks.lua)
+--                              -> {"delivery":id,"status":n | "error":"..."}; 404 when not kept
 --   GET    /_emulator/strangers  -> {"now":<limiter clock>,"strangers":[...]}
 --   POST   /_emulator/strangers  {"provider","account"|"account_uid"|"app_id","action","rate"
 --                              [,"burst"]} or an array: a stranger's load on that budget,
@@ -328,6 +331,16 @@ CONTROL.zego_online = {
   GET = online.list_zego,
   POST = with_json_body(online.publish_zego),
   DELETE = online.stop_zego,
+}
+
+CONTROL.callbacks = {
+  POST = with_json_body(function(spec)
+    local id = type(spec) == "table" and spec.delivery
+    if not (type(id) == "number" and id >= 1 and id % 1 == 0) then
+      return 400, { error = "callbacks: expected {\"delivery\": <the id of a delivery sent>}" }
+    end
+    return callbacks.again(id)
+  end),
 }
 
 CONTROL.strangers = {
