@@ -523,6 +523,32 @@ describe("emulator callbacks", function()
       assert.is_nil(cjson.encode((server:log())):find(ZEGO_SIGNATURE, 1, true))
     end)
 
+    it("sends a delivery again byte for byte (at least once), logged as again; 404 and 400 otherwise", function()
+      server:control("POST", "zego_online", { app_id = ZEGO_APP, stream_id = "s9", room_id = "r9", user_id = "u9" })
+      r:wait(1, 5)
+      local entry = callback_entries("zego")[1]
+      local answer, status = server:control("POST", "callbacks", { delivery = entry.delivery })
+      assert.equal(202, status)
+      assert.same({ delivery = entry.delivery }, answer)
+      local reqs = r:wait(2, 5)
+      assert.same({ reqs[1].method, reqs[1].target, reqs[1].body, reqs[1].headers["content-type"] },
+        { reqs[2].method, reqs[2].target, reqs[2].body, reqs[2].headers["content-type"] })
+      local entries
+      for _ = 1, 100 do -- (logged once the receiver answered: bounded)
+        entries = callback_entries("zego")
+        if entries[2] then break end
+        sleep(0.05)
+      end
+      assert.same({ true, "ok", entry.delivery }, { entries[2].again, entries[2].verdict, entries[2].delivery })
+      assert.is_nil(entries[1].again)
+      answer, status = server:control("POST", "callbacks", { delivery = 999999 })
+      assert.equal(404, status)
+      assert.equal("callbacks: no delivery 999999 was sent (the last 100 are kept)", answer.error)
+      for _, bad in ipairs { {}, { delivery = "1" }, { delivery = 1.5 }, { delivery = 0 } } do
+        assert.equal(400, select(2, server:control("POST", "callbacks", bad)))
+      end
+    end)
+
     it("retries after 2, 4, 8... s times callback_retry_scale until a 2xx", function()
       r:script({ 500, 302, 204 })
       server:control("POST", "zego_online", { app_id = ZEGO_APP, stream_id = "s2", room_id = "r2", user_id = "u2" })

@@ -252,22 +252,31 @@ function M.enqueue(spec)
   return d.id
 end
 
---- Sends delivery `id`'s last request once more, byte for byte (see the top
--- of this file), and logs it: 200 and { delivery, status | error }; 404
--- when no such delivery was sent (or it is no longer kept).
-function M.again(id)
-  local k = sent[id]
-  if not k then return 404, { error = "callbacks: no delivery " .. tostring(id) .. " was sent (the last "
-    .. M.KEPT .. " are kept)" } end
+-- The send of M.again (in a timer): logged as the delivery's attempts are.
+local function send_again(premature, k, gen)
+  if premature or gen ~= generation then return end
   local d, req = k.d, k.req
   local now, real = clock.now(), clock.real_now()
   local status, err = http.request({ method = d.method, url = k.url, headers = req.headers, body = req.body },
     d.timeout_ms)
-  local ok = status ~= nil and d.success(status)
-  log_entry(d, d.attempts, now, real, { again = true, status = status, error = err, verdict = ok and "ok" or "failed",
+  if gen ~= generation then return end -- (reset while sending: not logged)
+  log_entry(d, d.attempts, now, real, { again = true, status = status, error = err,
+    verdict = (status ~= nil and d.success(status)) and "ok" or "failed",
     duration_ms = floor((clock.real_now() - real) * 1000 + 0.5), headers = req.log_headers,
     payload = req.log_payload, final = true })
-  return 200, { delivery = id, status = status, error = err }
+end
+
+--- Sends delivery `id`'s last request once more, byte for byte (see the top
+-- of this file), in a timer; the send is logged (`"again": true`): 202 and
+-- { delivery }; 404 when no such delivery was sent (or it is no longer
+-- kept); 503 when no timer could be made.
+function M.again(id)
+  local k = sent[id]
+  if not k then return 404, { error = "callbacks: no delivery " .. tostring(id) .. " was sent (the last "
+    .. M.KEPT .. " are kept)" } end
+  local ok, err = timer_at(0, send_again, k, generation)
+  if not ok then return 503, { error = "callbacks: cannot schedule: " .. tostring(err) } end
+  return 202, { delivery = id }
 end
 
 -- Called by the ticker: starts deliveries waiting for a connection.

@@ -53,8 +53,9 @@
 --   DELETE /_emulator/zego_online  {"app_id","stream_id"[,"type"]} or an array; empty: all
 --                              (stream_close callbacks) -> {"removed":[...],"online":{...}}
 --   POST   /_emulator/callbacks  {"delivery": id}: that delivery's last request sent once more,
---                              byte for byte (a provider delivering at least once: callbacks.lua)
---                              -> {"delivery":id,"status":n | "error":"..."}; 404 when not kept
+--                              byte for byte, at once (a provider delivering at least once:
+--                              callbacks.lua); its log entry has "again": true -> 202
+--                              {"delivery":id}; 404 when not kept
 --   GET    /_emulator/strangers  -> {"now":<limiter clock>,"strangers":[...]}
 --   POST   /_emulator/strangers  {"provider","account"|"account_uid"|"app_id","action","rate"
 --                              [,"burst"]} or an array: a stranger's load on that budget,
