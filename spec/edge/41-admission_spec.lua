@@ -39,9 +39,14 @@ local function door(o)
   return assert(admission.new(opts))
 end
 
+-- A token of u1's granting r1 and the streams room-1 and banned-1 (`fields` change it; `bare`: no
+-- payload at all).
 local function token(fields)
   local o = { app_id = APP, secret = SECRET, user_id = "u1", now = NOW - 10, ttl = 3600 }
-  for k, v in pairs(fields or {}) do o[k] = v end
+  if not (fields and fields.bare) then
+    o.room_id, o.login, o.publish, o.stream_ids = "r1", true, true, { "room-1", "banned-1" }
+  end
+  for k, v in pairs(fields or {}) do if k ~= "bare" then o[k] = v end end
   return assert(token04.issue(o))
 end
 
@@ -73,6 +78,11 @@ describe("the admission decision, ZEGO", function()
     assert.equal("NotGranted: its token is user u1's, not u2's", why { user_id = "u2", token = token() })
     assert.equal("NotGranted: its token does not grant publishing",
       why { token = token { room_id = "r1", login = true, publish = false } })
+    -- (a publish grant names its streams: with no payload, or an empty list, ZEGO grants every stream)
+    assert.equal("NotGranted: its token grants no stream by name (no payload): a publish grant names its streams",
+      why { token = token { bare = true } })
+    assert.equal("NotGranted: its token names no stream: a publish grant names its streams",
+      why { token = token { stream_ids = {} } })
     assert.equal("NotGranted: its token does not grant publishing zego stream room-1",
       why { token = token { room_id = "r1", login = true, publish = true, stream_ids = { "room-2" } } })
     assert.equal("NotGranted: its token is for room r1, not r9",
@@ -93,6 +103,12 @@ describe("the admission decision, ZEGO", function()
       stream_ids = { "room-1", "banned-1" } }
     assert.is_nil(none)
     assert.same({ false, "Forbidden", "zego stream banned-1 is on the forbid list" }, verdict(v))
+    for _, ids in ipairs { false, {} } do
+      none, v = d:issue_token { user_id = "u1", room_id = "r1", login = true, publish = true, stream_ids = ids or nil }
+      assert.is_nil(none)
+      assert.same({ false, "InvalidParameter" }, { v.allow, v.code })
+      assert.matches("^stream_ids: a publish grant names its streams", v.reason)
+    end
     none, v = d:issue_token { user_id = "bad user", login = true }
     assert.is_nil(none)
     assert.same({ false, "InvalidParameter" }, { v.allow, v.code })
@@ -140,7 +156,7 @@ describe("the admission decision's list, hook and input", function()
       client_ip = "10.1.2.3" }.allow)
     assert.same({ "10.1.2.3", "Admitted" }, seen)
     assert.same({ false, "HookRefused", "room 7 is closed tonight" }, verdict(d:decide { provider = "zego",
-      stream_id = "room-7", user_id = "u1", token = token() }))
+      stream_id = "room-7", user_id = "u1", token = token { stream_ids = { "room-7" } } }))
     local raising = door { hook = function() error("boom", 0) end }
     assert.same({ false, "HookFailed", "the hook raised: boom" }, verdict(raising:decide { provider = "zego",
       stream_id = "room-1", user_id = "u1", token = token() }))

@@ -14,8 +14,9 @@
 -- In this order, the first that refuses decides:
 --   1. what arrived, by its fields' rules (`InvalidRequest`);
 --   2. its credential: ZEGO's token (`streamctl.edge.token04`: it verifies, it
---      is the user's, it grants publishing, and the stream when it names
---      streams, the room when it names one) or Alibaba Cloud's signed URL
+--      is the user's, it grants publishing of streams it names, this one
+--      among them, and the room when it names one: a token that names no
+--      stream grants ZEGO every one, and is refused) or Alibaba Cloud's signed URL
 --      (`auth_key`, `streamctl.edge.authkey`), where the door was given the
 --      secret or keys (`InvalidToken`, `TokenExpired`, `NotGranted`,
 --      `InvalidAuthKey`, ...);
@@ -123,14 +124,20 @@ local function credential(self, req, name)
     if req.user_id ~= nil and t.user_id ~= req.user_id then
       return deny("NotGranted", format("its token is user %s's, not %s's", t.user_id, tostring(req.user_id)))
     end
-    if t.payload ~= "" then
-      if not t.publish then return deny("NotGranted", "its token does not grant publishing") end
-      if t.stream_ids and #t.stream_ids > 0 and not holds(t.stream_ids, req.stream_id) then
-        return deny("NotGranted", format("its token does not grant publishing %s", name))
-      end
-      if t.room_id and t.room_id ~= "" and req.room_id ~= nil and t.room_id ~= req.room_id then
-        return deny("NotGranted", format("its token is for room %s, not %s", t.room_id, tostring(req.room_id)))
-      end
+    -- (a publish grant names its streams: a token with no payload, or one whose list is empty, grants
+    -- every stream to ZEGO, banned ones included; the door takes neither)
+    if t.payload == "" then
+      return deny("NotGranted", "its token grants no stream by name (no payload): a publish grant names its streams")
+    end
+    if not t.publish then return deny("NotGranted", "its token does not grant publishing") end
+    if not (t.stream_ids and #t.stream_ids > 0) then
+      return deny("NotGranted", "its token names no stream: a publish grant names its streams")
+    end
+    if not holds(t.stream_ids, req.stream_id) then
+      return deny("NotGranted", format("its token does not grant publishing %s", name))
+    end
+    if t.room_id and t.room_id ~= "" and req.room_id ~= nil and t.room_id ~= req.room_id then
+      return deny("NotGranted", format("its token is for room %s, not %s", t.room_id, tostring(req.room_id)))
     end
   elseif req.provider == "aliyun" and self.o.aliyun then
     local a = self.o.aliyun
@@ -182,7 +189,9 @@ end
 
 --- A ZEGO token (streamctl.edge.token04) for a user, issued only when
 -- every stream it would let the user publish is admitted now (the forbid
--- list, the hook; no credential is asked: this is where it comes from).
+-- list, the hook; no credential is asked: this is where it comes from). A
+-- publish grant names its streams: `publish` without `stream_ids` is
+-- refused (InvalidParameter).
 -- @tparam table req `user_id`, `room_id`, `login`, `publish`, `stream_ids`, `ttl` (token04.issue's
 --   fields), `client_ip` (for the hook)
 -- @return the token; or nil and the verdict that refused it (`{ allow = false, code, reason }`:
@@ -196,7 +205,11 @@ function Door:issue_token(req)
     if m then m:count("tokens", { provider = "zego", result = v.code }) end
     return nil, v
   end
-  if req.publish and type(req.stream_ids) == "table" then
+  if req.publish then
+    if type(req.stream_ids) ~= "table" or req.stream_ids[1] == nil then
+      return refused(deny("InvalidParameter", "stream_ids: a publish grant names its streams (a token without them "
+        .. "would let the user publish any stream, banned ones included)"))
+    end
     for _, id in ipairs(req.stream_ids) do
       local v = self:_decide({ provider = "zego", stream_id = id, user_id = req.user_id, room_id = req.room_id,
                                client_ip = req.client_ip }, true)
