@@ -180,6 +180,31 @@ function M.init()
       error("streamctl_edge: " .. name .. " must be a whole number >= 0 in decimal digits (got " .. max .. ")")
     end
   end
+  -- (a typo in a setting the door reads stops nginx here, named: at the door it would answer 500,
+  -- which Alibaba Cloud's remote authentication takes as a pass by default)
+  local on_error = setting("STREAMCTL_EDGE_ADMIT_ON_LIST_ERROR")
+  if on_error and on_error ~= "deny" and on_error ~= "allow" then
+    error("streamctl_edge: STREAMCTL_EDGE_ADMIT_ON_LIST_ERROR must be \"deny\" or \"allow\" (got " .. on_error .. ")")
+  end
+  for _, name in ipairs { "STREAMCTL_ALIYUN_AUTH_KEY", "STREAMCTL_ALIYUN_NOTIFY_KEY", "ZEGO_CALLBACK_SECRET" } do
+    local text = setting(name)
+    if text and not (text:find("^[^,%s]+$") or text:find("^[^,%s]+,[^,%s]+$")) then
+      error("streamctl_edge: " .. name .. " must be a key, or \"new,old\" during a rotation: no empty part, no "
+        .. "space, at most two")
+    end
+  end
+  local secret, app_id = setting("ZEGO_SERVER_SECRET"), setting("ZEGO_APP_ID")
+  if app_id and not (app_id:find("^%d+$") and #app_id <= 10) then
+    error("streamctl_edge: ZEGO_APP_ID must be the AppId in decimal digits (got " .. app_id .. ")")
+  end
+  if (app_id == nil) ~= (secret == nil) then
+    error("streamctl_edge: ZEGO_APP_ID and ZEGO_SERVER_SECRET go together (only " .. (app_id and "ZEGO_APP_ID"
+      or "ZEGO_SERVER_SECRET") .. " is set): without both the door could not verify ZEGO's tokens")
+  end
+  if secret and #secret ~= 32 then
+    error("streamctl_edge: ZEGO_SERVER_SECRET must be the ServerSecret's 32 characters (got " .. #secret .. "): "
+      .. "without it the door could not verify ZEGO's tokens")
+  end
   local adopt = setting("STREAMCTL_EDGE_ADOPT")
   if adopt and adopt ~= "aliyun" then
     error("streamctl_edge: STREAMCTL_EDGE_ADOPT must be \"aliyun\" (adopt Alibaba Cloud's block lists when the "
@@ -633,7 +658,7 @@ local function door()
     local key_list = keys and keys_of(keys) or nil
     the_door = assert(admission.new {
       forbidden = store(), metrics = metrics,
-      zego = app_id and secret and #secret == 32 and { app_id = app_id, secret = secret } or nil,
+      zego = app_id and secret and { app_id = app_id, secret = secret } or nil, -- (its length checked in init)
       aliyun = key_list and { keys = type(key_list) == "table" and key_list or { key_list } } or nil,
       on_list_error = setting("STREAMCTL_EDGE_ADMIT_ON_LIST_ERROR", "deny"),
     })

@@ -217,6 +217,25 @@ describe("the OpenResty example", function()
     assert.is_false(ok)
     assert.truthy(tostring(err):find("STREAMCTL_EDGE_TOKEN is not set", 1, true), tostring(err))
   end)
+
+  -- (issue 88: each of these once made the door answer 500 or verify nothing: Alibaba Cloud's remote
+  -- authentication takes a 500 as a pass by default)
+  for _, case in ipairs {
+    { { STREAMCTL_EDGE_ADMIT_ON_LIST_ERROR = "Deny" }, 'STREAMCTL_EDGE_ADMIT_ON_LIST_ERROR must be "deny" or "allow" '
+      .. "(got Deny)" },
+    { { STREAMCTL_ALIYUN_AUTH_KEY = "," }, "STREAMCTL_ALIYUN_AUTH_KEY must be a key, or \"new,old\" during a rotation" },
+    { { ZEGO_CALLBACK_SECRET = "new, old" }, "ZEGO_CALLBACK_SECRET must be a key, or \"new,old\"" },
+    { { ZEGO_SERVER_SECRET = "short" }, "ZEGO_SERVER_SECRET must be the ServerSecret's 32 characters (got 5)" },
+    { { ZEGO_APP_ID = "12345x" }, "ZEGO_APP_ID must be the AppId in decimal digits (got 12345x)" },
+    { { STREAMCTL_EDGE_ADOPT = "yes" }, 'STREAMCTL_EDGE_ADOPT must be "aliyun"' },
+  } do
+    local name = next(case[1])
+    it("refuses to start with " .. name .. "=" .. case[1][name] .. ", naming it", function()
+      local ok, err = pcall(start_edge, emulator, { env = case[1] })
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find(case[2], 1, true), tostring(err))
+    end)
+  end
 end)
 
 describe("the OpenResty example with STREAMCTL_REDIS_URL", function()
