@@ -368,7 +368,8 @@ function follow(provider, operation, fields, names)
     local all, merr = st:members()
     ok, err = all ~= nil, merr
     if all then
-      local prefix, wanted, gone = format("aliyun|%s|", fields.domain_name), {}, {}
+      local prefix, wanted, gone = desired_key("aliyun", { domain_name = fields.domain_name, app_name = "" }, "")
+        :sub(1, -2), {}, {} -- ("aliyun|DOMAIN|", the domain as the list holds it)
       for _, name in ipairs(names) do wanted[name] = true end
       for _, key in ipairs(all) do
         if key:sub(1, #prefix) == prefix and wanted[key:match("|([^|]*)$")] then gone[#gone + 1] = key end
@@ -483,6 +484,17 @@ function M.streams(provider, operation)
   -- request about to send)
   local valid, verr = c:check(route[operation].method, fields)
   if not valid then return refuse(400, verr.message) end
+  if operation == "forbid" then
+    -- (each stream by the list's own rule, as its seed is read: a name the list cannot hold, app "*"
+    -- among them, is refused before anything is sent or kept)
+    local items = {}
+    for i, name in ipairs(type(fields[route.list]) == "table" and fields[route.list] or {}) do
+      items[i] = provider == "aliyun" and { domain_name = fields.domain_name, app_name = fields.app_name,
+        stream_name = name } or { stream_id = name }
+    end
+    local ok, lerr = reconcile.check(provider, items)
+    if not ok then return refuse(400, "the forbid list cannot hold it: " .. lerr.message) end
+  end
   local guard
   if type(fields[route.list]) == "table" then
     -- (a resume is a blast radius too: an un-ban of every stream forbidden for moderation)
@@ -768,7 +780,16 @@ end
 -- before an ingest (set the domain's remote authentication to pass domain, app, stream and ip:
 -- docs/admission.md). 200 admitted, 403 refused; the answer names the verdict's code and reason.
 function M.aliyun_admission()
-  local args = ngx.req.get_uri_args(20)
+  -- (every argument read, each named at most once: what the door decides on is what the caller sent)
+  local args, truncated = ngx.req.get_uri_args(100)
+  local bad = truncated and "more than 100 query arguments"
+  for _, name in ipairs { "domain", "app", "stream", "auth_key", "ip" } do
+    if type(args[name]) == "table" then bad = bad or format("query argument '%s' given more than once", name) end
+  end
+  if bad then
+    ngx.log(ngx.INFO, "streamctl_edge: admission refused: InvalidRequest: ", bad)
+    return reply(403, { code = "InvalidRequest", reason = bad })
+  end
   local function one(name) local v = args[name] return type(v) == "string" and v or nil end
   local verdict = door():decide { provider = "aliyun", domain_name = one("domain"), app_name = one("app"),
     stream_name = one("stream"), auth_key = one("auth_key"), client_ip = one("ip") }

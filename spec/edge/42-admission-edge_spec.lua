@@ -109,5 +109,40 @@ describe("admission at the edge: remote authentication and tokens over a shared 
     res = post(b.ports[1], "/tokens/zego", '{"user_id":"bad user"}', TOKEN)
     assert.equal(400, res.status, res.body)
     assert.equal("InvalidParameter", cjson.decode(res.body).error)
+    -- (issue 88: a publish grant names its streams)
+    res = post(b.ports[1], "/tokens/zego", '{"user_id":"u9","room_id":"room-9","login":true,"publish":true}', TOKEN)
+    assert.equal(400, res.status, res.body)
+    assert.matches("^stream_ids: a publish grant names its streams", cjson.decode(res.body).reason)
+  end)
+
+  -- Issue 88: every input to the door held to its rule, and a name the list cannot hold never kept.
+  it("refuses a forbid the list cannot hold; answers a domain as DNS has it; reads every argument", function()
+    local function door(query)
+      local res = edge_helper.get(a.ports[1], "/admission/aliyun?" .. query)
+      local v = cjson.decode(res.body) or {}
+      return res.status, v.code, v.reason
+    end
+    local res = post(a.ports[1], "/streams/aliyun/forbid",
+      '{"domain_name":"push.example.com","app_name":"*","stream_name":"cam-7"}', TOKEN)
+    assert.equal(400, res.status, res.body)
+    assert.equal("the forbid list cannot hold it: desired[1] app_name must not be '*' (ForbidLiveStream takes no "
+      .. "wildcard)", cjson.decode(res.body).error)
+    assert.is_nil(redis:cli("SMEMBERS", "{streamctl:desired}:set"):find("*", 1, true))
+    res = post(a.ports[1], "/streams/aliyun/forbid",
+      '{"domain_name":"push.example.com","app_name":"live","stream_name":"cam-7"}', TOKEN)
+    assert.equal(200, res.status, res.body)
+    -- the same domain as DNS reads it: refused as listed
+    assert.same({ 403, "Forbidden", "aliyun stream PUSH.Example.COM./live/cam-7 is on the forbid list" },
+      { door("domain=PUSH.Example.COM.&app=live&stream=cam-7") })
+    assert.same({ 403, "InvalidRequest", "domain_name must be a domain without a port (the list holds domains)" },
+      { door("domain=push.example.com:1935&app=live&stream=cam-7") })
+    assert.same({ 403, "InvalidRequest", "query argument 'stream' given more than once" },
+      { door("domain=push.example.com&app=live&stream=free-1&stream=cam-7") })
+    local many = {}
+    for i = 1, 100 do many[i] = "x" .. i .. "=1" end
+    assert.same({ 403, "InvalidRequest", "more than 100 query arguments" },
+      { door(table.concat(many, "&") .. "&domain=push.example.com&app=live&stream=free-1") })
+    assert.same({ 200, "Admitted", "aliyun stream push.example.com/live/free-1 is not on the forbid list" },
+      { door(table.concat(many, "&", 1, 90) .. "&domain=push.example.com&app=live&stream=free-1") })
   end)
 end)

@@ -101,6 +101,9 @@ local function stream_of(req)
       if type(v) ~= "string" or v == "" or #v > 256 or v:find("[%c%s/|?#]") then
         return nil, f .. " must be 1 to 256 printable characters, without spaces, /, |, ? or #"
       end
+      if f == "domain_name" and v:find(":", 1, true) then
+        return nil, "domain_name must be a domain without a port (the list holds domains)"
+      end
     end
     return format("aliyun stream %s/%s/%s", req.domain_name, req.app_name, req.stream_name),
       desired.key("aliyun", req)

@@ -71,7 +71,8 @@ end
 
 --- The key a forbid list (the edge's desired state) holds a stream by:
 -- "aliyun|DOMAIN|APP|STREAM" (`stream` = `{ domain_name, app_name,
--- stream_name }`) or "zego|STREAM_ID" (`stream` = the ID). The edge's
+-- stream_name }`; the domain in lower case, without a trailing dot) or
+-- "zego|STREAM_ID" (`stream` = the ID). The edge's
 -- requests, its callbacks' reactions, its reconciler and the admission
 -- decision (streamctl.edge.admission) all name streams so.
 function M.key(provider, stream)
@@ -79,8 +80,9 @@ function M.key(provider, stream)
     if type(stream) ~= "table" then
       error("bad argument #2 to 'key' (a table of domain_name, app_name, stream_name)", 2)
     end
-    return format("aliyun|%s|%s|%s", tostring(stream.domain_name), tostring(stream.app_name),
-      tostring(stream.stream_name))
+    -- (a domain as DNS has it: case-insensitive, the root's dot implied; app and stream are exact)
+    local domain = tostring(stream.domain_name):lower():gsub("%.$", "")
+    return format("aliyun|%s|%s|%s", domain, tostring(stream.app_name), tostring(stream.stream_name))
   end
   if provider == "zego" then
     if type(stream) ~= "string" then error("bad argument #2 to 'key' (a stream ID)", 2) end
