@@ -49,6 +49,7 @@ build = {
       ["streamctl.aliyun.tasks"] = "src/streamctl/aliyun/tasks.lua",
       ["streamctl.operator.audit"] = "src/streamctl/operator/audit.lua",
       ["streamctl.edge.admission"] = "src/streamctl/edge/admission.lua",
+      ["streamctl.edge.ingest"] = "src/streamctl/edge/ingest.lua",
       ["streamctl.edge.authkey"] = "src/streamctl/edge/authkey.lua",
       ["streamctl.edge.token04"] = "src/streamctl/edge/token04.lua",
       ["streamctl.pipeline.batch"] = "src/streamctl/pipeline/batch.lua",

@@ -111,6 +111,7 @@ local reconcile = require "streamctl.operator.reconcile"
 local aliyun_places = require "streamctl.aliyun.places"
 local desired_store = require "streamctl.operator.desired"
 local admission = require "streamctl.edge.admission"
+local ingest = require "streamctl.edge.ingest"
 
 local ngx = ngx
 local type, pairs, ipairs, tostring, tonumber, getenv = type, pairs, ipairs, tostring, tonumber, os.getenv
@@ -797,6 +798,31 @@ function M.aliyun_admission()
     ngx.log(ngx.INFO, "streamctl_edge: admission refused: ", verdict.code, ": ", verdict.reason)
   end
   return reply(verdict.allow and 200 or 403, { code = verdict.code, reason = verdict.reason })
+end
+
+--- content_by_lua for /admission: the door every ingest server asks (nginx-rtmp, SRS, MediaMTX,
+-- Alibaba Cloud), each answered as it reads answers (streamctl.edge.ingest).
+function M.admission()
+  local args, truncated = ngx.req.get_uri_args(100)
+  local body
+  if ngx.req.get_method() == "POST" then
+    ngx.req.read_body()
+    body = ngx.req.get_body_data()
+    -- (a body larger than the buffer nginx keeps in memory: refused, never read in part)
+    if not body and ngx.req.get_body_file() then body = string.rep(" ", ingest.MAX_BODY + 1) end
+  end
+  local req, v, dialect = ingest.read { method = ngx.req.get_method(), content_type = ngx.var.content_type,
+    body = body, query = args, truncated = truncated == "truncated" }
+  if req then dialect, v = v, door():decide(req) end
+  if not v.allow then
+    ngx.log(ngx.INFO, "streamctl_edge: admission refused (", tostring(dialect), "): ", v.code, ": ", v.reason)
+  end
+  local status, text, ctype = ingest.answer(dialect, v)
+  ngx.status = status
+  ngx.header.content_type = ctype
+  ngx.header.cache_control = "no-store"
+  ngx.print(text)
+  return ngx.exit(status)
 end
 
 --- content_by_lua for POST /tokens/zego: a client's Token04 for the streams the door admits.

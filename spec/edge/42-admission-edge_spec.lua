@@ -144,5 +144,27 @@ describe("admission at the edge: remote authentication and tokens over a shared 
       { door(table.concat(many, "&") .. "&domain=push.example.com&app=live&stream=free-1") })
     assert.same({ 200, "Admitted", "aliyun stream push.example.com/live/free-1 is not on the forbid list" },
       { door(table.concat(many, "&", 1, 90) .. "&domain=push.example.com&app=live&stream=free-1") })
+    -- /admission: the same door for nginx-rtmp (a form), SRS and MediaMTX (JSON), in their words
+    local function hook(path, ctype, body)
+      return edge_helper.concurrently(a.ports[1], { raw_request("POST", path, body, { ["Content-Type"] = ctype }) },
+        30)[1]
+    end
+    local FORM = "application/x-www-form-urlencoded"
+    local form = "call=publish&app=live&tcurl=rtmp://push.example.com/live&addr=10.0.0.7&name="
+    assert.same({ 403, "refused\n" }, { hook("/admission", FORM, form .. "cam-7").status,
+      hook("/admission", FORM, form .. "cam-7").body })
+    assert.equal(200, hook("/admission", FORM, form .. "free-1").status)
+    local srs = '{"action":"on_publish","client_id":"1","ip":"10.0.0.7","vhost":"__defaultVhost__","app":"live",'
+      .. '"stream":"%s","param":""}'
+    assert.same({ 200, '{"code":0}' }, { hook("/admission?domain=push.example.com", "application/json",
+      srs:format("free-1")).status, hook("/admission?domain=push.example.com", "application/json",
+      srs:format("free-1")).body })
+    assert.equal(403, hook("/admission?domain=push.example.com", "application/json", srs:format("cam-7")).status)
+    local mtx = '{"user":"","password":"","token":"","ip":"10.0.0.8","action":"publish","path":"live/%s",'
+      .. '"protocol":"rtmp","id":null,"query":""}'
+    assert.equal(403, hook("/admission?domain=push.example.com", "application/json", mtx:format("cam-7")).status)
+    assert.equal(200, hook("/admission?domain=push.example.com", "application/json", mtx:format("free-1")).status)
+    local big = hook("/admission", FORM, form .. string.rep("x", 9000))
+    assert.equal(413, big.status, big.body) -- (nginx.conf's client_max_body_size: a refusal to every dialect)
   end)
 end)
