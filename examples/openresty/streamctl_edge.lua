@@ -553,14 +553,17 @@ function M.streams(provider, operation)
   local kept, why = follow(provider, operation, fields, followed)
   if operation == "forbid" then marks(provider, fields, names, run, true) end
   local status = (report.failed == 0 and report.unknown == 0) and 200 or 502
+  local answer = report_json(report)
   if not kept then
+    -- (the calls were made, as the results say; the list did not follow them: a 500 that says both)
     ngx.log(ngx.ERR, "streamctl_edge: the desired state: ", why)
     status = 500
+    answer.error = "the calls were sent (see results), but the forbid list could not follow them: " .. tostring(why)
   end
   write_audit { record = "outcome", run = run, provider = provider, command = command, actions = { report.action },
                 guard = guard, outcome = report_outcome(report), exit = status, calls = report.calls,
-                streams = audit_streams(report) }
-  return reply(status, report_json(report))
+                streams = audit_streams(report), note = not kept and answer.error or nil }
+  return reply(status, answer)
 end
 
 -- --------------------------------------------------------------------

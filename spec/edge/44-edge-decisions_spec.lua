@@ -237,7 +237,13 @@ describe("a ZEGO callback delivered again after Redis restarted, to new workers"
   end)
 
   it("is refused as seen, and after the restart as what Redis cannot have seen", function()
-    -- (the emulator's clock a window ahead: the callback's window begins after the edge started)
+    -- (the emulator's clock a window ahead: the callback's window begins after the edge started. And
+    -- Redis up 2 s first: in its first second it cannot say it began before now, INFO's uptime being
+    -- whole seconds, and the first delivery would be refused too)
+    for _ = 1, 100 do
+      if tonumber(redis:cli("INFO", "server"):match("uptime_in_seconds:(%d+)")) >= 2 then break end
+      require("socket").sleep(0.05)
+    end
     emulator:clock { offset = require("streamctl.edge.callbacks").WINDOW_S }
     emulator:control("POST", "zego_online", { app_id = edge_helper.ZEGO_APP, stream_id = "replayed-1",
       room_id = "room-1", user_id = "u1" })
@@ -271,5 +277,38 @@ describe("a ZEGO callback delivered again after Redis restarted, to new workers"
     end
     assert.equal(503, status)
     assert.truthy(edge:error_log():find("ReplayStoreUnavailable", 1, true), edge:error_log())
+  end)
+end)
+
+-- Issue 88: an answer's status matches what happened. Redis refuses writes (NOREPLICAS) while a forbid
+-- goes out: the call is sent (the budget and the decision fall back to this worker's own, said) and
+-- lands, but the list cannot follow it: a 500 whose `error` says the calls were sent and the list did
+-- not follow, with the results of what was sent. Before, the body said every stream succeeded under a
+-- status the docs read as "nothing was sent".
+describe("a forbid the list cannot follow", function()
+  local redis_helper = require "spec.helpers.redis"
+  local emulator, redis, edge
+  lazy_setup(function()
+    emulator = emu.start {}
+    redis = redis_helper.start {}
+    edge = edge_helper.start_edge(emulator, { env = { STREAMCTL_REDIS_URL = redis.url,
+      STREAMCTL_EDGE_RECONCILE_S = "3600" } })
+  end)
+  lazy_teardown(function()
+    for _, s in ipairs { edge, redis, emulator } do if s then s:stop() end end
+  end)
+
+  it("answers 500 saying the calls were sent and the list did not follow", function()
+    assert(checks.wait_until(function() return PROVIDERS.aliyun.door(edge.ports[1], "free-1") == 200 end, 30),
+      "the list was never made whole")
+    assert.equal("OK", redis:cli("CONFIG", "SET", "min-replicas-to-write", "1"))
+    local res = post(edge.ports[1], "/streams/aliyun/forbid", PROVIDERS.aliyun.body("unfollowed-1"), TOKEN)
+    redis:cli("CONFIG", "SET", "min-replicas-to-write", "0")
+    assert.equal(500, res.status, res.body)
+    local v = cjson.decode(res.body)
+    assert.matches("^the calls were sent %(see results%), but the forbid list could not follow them: Redis at "
+      .. "127%.0%.0%.1:%d+: .*NOREPLICAS", v.error)
+    assert.same({ 1, 0, true }, { v.succeeded, v.failed, v.results[1].ok })
+    assert.equal("forbidden", PROVIDERS.aliyun.state(emulator, "unfollowed-1"))
   end)
 end)
