@@ -55,6 +55,26 @@ local PROVIDERS = {
   },
 }
 
+-- An emulator, a Redis and an edge on them for the describe it is called in (`opts`: start_edge's
+-- beyond STREAMCTL_REDIS_URL, and an hour between reconcile rounds), stopped after: `t.emulator`,
+-- `t.redis`, `t.edge`.
+local function redis_edge(opts)
+  local redis_helper = require "spec.helpers.redis"
+  local t = {}
+  lazy_setup(function()
+    t.emulator = emu.start {}
+    t.redis = redis_helper.start {}
+    local o = { workers = opts and opts.workers, env = { STREAMCTL_REDIS_URL = t.redis.url,
+                                                       STREAMCTL_EDGE_RECONCILE_S = "3600" } }
+    for k, v in pairs(opts and opts.env or {}) do o.env[k] = v end
+    t.edge = edge_helper.start_edge(t.emulator, o)
+  end)
+  lazy_teardown(function()
+    for _, s in ipairs { t.edge, t.redis, t.emulator } do if s then s:stop() end end
+  end)
+  return t
+end
+
 describe("the edge's forbid list follows the decision made last", function()
   local emulator, edge, dir
   lazy_setup(function()
@@ -169,48 +189,38 @@ end)
 
 -- Issue 87: with no seed and STREAMCTL_EDGE_ADOPT=aliyun, a list that forgot is made whole from what the
 -- providers can tell: Alibaba Cloud's block lists (every domain of the account) are adopted, so a stream
--- banned there is refused
--- at the door again; ZEGO's API cannot list its bans, so its part is taken as it stands, said.
+-- banned there is refused at the door again; ZEGO's API cannot list its bans, so its part is taken as it
+-- stands, said.
 describe("the edge's forbid list after Redis restarted, with no seed", function()
-  local redis_helper = require "spec.helpers.redis"
-  local emulator, redis, edge
-  lazy_setup(function()
-    emulator = emu.start {}
-    redis = redis_helper.start {}
-    edge = edge_helper.start_edge(emulator, { env = { STREAMCTL_REDIS_URL = redis.url,
-      STREAMCTL_EDGE_RECONCILE_S = "3600", STREAMCTL_EDGE_ADOPT = "aliyun" } })
-  end)
-  lazy_teardown(function()
-    for _, s in ipairs { edge, redis, emulator } do if s then s:stop() end end
-  end)
+  local t = redis_edge { env = { STREAMCTL_EDGE_ADOPT = "aliyun" } }
 
   -- the door's code for an Alibaba Cloud stream ("Admitted", "Forbidden", "ListUnavailable")
   local function code(stream)
-    local res = get(edge.ports[1], "/admission/aliyun?domain=push.example.com&app=live&stream=" .. stream)
+    local res = get(t.edge.ports[1], "/admission/aliyun?domain=push.example.com&app=live&stream=" .. stream)
     return (cjson.decode(res.body) or {}).code
   end
 
   it("adopts Alibaba Cloud's block lists; ZEGO's part as it stands, said", function()
     local aliyun, zego = PROVIDERS.aliyun, PROVIDERS.zego
     -- (the list made whole at worker 0's first round: as it stood, empty)
-    assert(checks.wait_until(function() return aliyun.door(edge.ports[1], "free-1") == 200 end, 30),
+    assert(checks.wait_until(function() return aliyun.door(t.edge.ports[1], "free-1") == 200 end, 30),
       "the list was never made whole")
     for _, name in ipairs { "aliyun", "zego" } do
-      local res = post(edge.ports[1], "/streams/" .. name .. "/forbid", PROVIDERS[name].body("banned-1"), TOKEN)
+      local res = post(t.edge.ports[1], "/streams/" .. name .. "/forbid", PROVIDERS[name].body("banned-1"), TOKEN)
       assert.equal(200, res.status, res.body)
     end
-    assert.same({ 403, 403 }, { aliyun.door(edge.ports[1], "banned-1"), zego.door(edge.ports[1], "banned-1") })
-    redis:restart()
+    assert.same({ 403, 403 }, { aliyun.door(t.edge.ports[1], "banned-1"), zego.door(t.edge.ports[1], "banned-1") })
+    t.redis:restart()
     assert(checks.wait_until(function() return code("banned-1") == "ListUnavailable" end, 30),
       "the door did not refuse for a list that forgot")
-    edge:reload() -- (worker 0's round at once)
-    assert(checks.wait_until(function() return aliyun.door(edge.ports[1], "free-1") == 200 end, 30),
-      "the list was not made whole again: " .. edge:error_log())
+    t.edge:reload() -- (worker 0's round at once)
+    assert(checks.wait_until(function() return aliyun.door(t.edge.ports[1], "free-1") == 200 end, 30),
+      "the list was not made whole again: " .. t.edge:error_log())
     assert.equal("Forbidden", code("banned-1")) -- (adopted from the block list)
-    assert.equal("forbidden", aliyun.state(emulator, "banned-1"))
-    assert.equal(200, zego.door(edge.ports[1], "banned-1")) -- (ZEGO's ban stands, but cannot be read back)
-    assert.truthy(edge:error_log():find("Alibaba Cloud's block lists adopted (1 streams, 1 domains); ZEGO's part "
-      .. "taken as it stands", 1, true), edge:error_log())
+    assert.equal("forbidden", aliyun.state(t.emulator, "banned-1"))
+    assert.equal(200, zego.door(t.edge.ports[1], "banned-1")) -- (ZEGO's ban stands, but cannot be read back)
+    assert.truthy(t.edge:error_log():find("Alibaba Cloud's block lists adopted (1 streams, 1 domains); ZEGO's part "
+      .. "taken as it stands", 1, true), t.edge:error_log())
   end)
 end)
 
@@ -286,29 +296,19 @@ end)
 -- not follow, with the results of what was sent. Before, the body said every stream succeeded under a
 -- status the docs read as "nothing was sent".
 describe("a forbid the list cannot follow", function()
-  local redis_helper = require "spec.helpers.redis"
-  local emulator, redis, edge
-  lazy_setup(function()
-    emulator = emu.start {}
-    redis = redis_helper.start {}
-    edge = edge_helper.start_edge(emulator, { env = { STREAMCTL_REDIS_URL = redis.url,
-      STREAMCTL_EDGE_RECONCILE_S = "3600" } })
-  end)
-  lazy_teardown(function()
-    for _, s in ipairs { edge, redis, emulator } do if s then s:stop() end end
-  end)
+  local t = redis_edge()
 
   it("answers 500 saying the calls were sent and the list did not follow", function()
-    assert(checks.wait_until(function() return PROVIDERS.aliyun.door(edge.ports[1], "free-1") == 200 end, 30),
+    assert(checks.wait_until(function() return PROVIDERS.aliyun.door(t.edge.ports[1], "free-1") == 200 end, 30),
       "the list was never made whole")
-    assert.equal("OK", redis:cli("CONFIG", "SET", "min-replicas-to-write", "1"))
-    local res = post(edge.ports[1], "/streams/aliyun/forbid", PROVIDERS.aliyun.body("unfollowed-1"), TOKEN)
-    redis:cli("CONFIG", "SET", "min-replicas-to-write", "0")
+    assert.equal("OK", t.redis:cli("CONFIG", "SET", "min-replicas-to-write", "1"))
+    local res = post(t.edge.ports[1], "/streams/aliyun/forbid", PROVIDERS.aliyun.body("unfollowed-1"), TOKEN)
+    t.redis:cli("CONFIG", "SET", "min-replicas-to-write", "0")
     assert.equal(500, res.status, res.body)
     local v = cjson.decode(res.body)
     assert.matches("^the calls were sent %(see results%), but the forbid list could not follow them: Redis at "
       .. "127%.0%.0%.1:%d+: .*NOREPLICAS", v.error)
     assert.same({ 1, 0, true }, { v.succeeded, v.failed, v.results[1].ok })
-    assert.equal("forbidden", PROVIDERS.aliyun.state(emulator, "unfollowed-1"))
+    assert.equal("forbidden", PROVIDERS.aliyun.state(t.emulator, "unfollowed-1"))
   end)
 end)
