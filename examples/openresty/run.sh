@@ -247,6 +247,14 @@ lua54_paths_note() {
   done
 }
 
+# The edge's settings a caller's environment may give the demo (docs/openresty.md), and those it
+# never takes from there (the demo's credentials, endpoints and secrets are its own).
+PASSED_ON=(STREAMCTL_REDIS_URL STREAMCTL_EDGE_FORBIDS STREAMCTL_EDGE_ADOPT STREAMCTL_EDGE_RECONCILE_S
+  STREAMCTL_EDGE_MAX_FORBID STREAMCTL_EDGE_MAX_RESUME STREAMCTL_EDGE_ADMIT_ON_LIST_ERROR STREAMCTL_EDGE_AUDIT_LOG
+  STREAMCTL_EDGE_TASK_REGION STREAMCTL_ALIYUN_AUTH_KEY)
+IGNORED=(STREAMCTL_EDGE_TOKEN ALIBABA_CLOUD_ACCESS_KEY_ID ALIBABA_CLOUD_ACCESS_KEY_SECRET ZEGO_APP_ID
+  ZEGO_SERVER_SECRET STREAMCTL_ALIYUN_ENDPOINT STREAMCTL_ZEGO_ENDPOINT STREAMCTL_CA_FILE)
+
 cmd_start() {
   local pid tree ca emu_dir owned=0 ali ali_tls zego_tls token cb_secret notify_key offset ok i
   lua54_paths_note
@@ -256,6 +264,22 @@ cmd_start() {
     print_try
     return 0
   fi
+  # the edge's own settings, from the environment run.sh starts in, passed on (and said); the
+  # credentials and endpoints are the emulator's, and one given is ignored (and said)
+  local passed="" v
+  for v in "${PASSED_ON[@]}"; do
+    [ -n "${!v:-}" ] || continue
+    case ${!v} in
+      *"'"*|*$'\n'*) die "$v: a value with a quote or a newline cannot be passed on to nginx" ;;
+    esac
+    passed+="$v='${!v}'"$'\n'
+    printf '%s: passing %s on to nginx, from the environment\n' "$PROG" "$v" >&2
+  done
+  for v in "${IGNORED[@]}"; do
+    [ -z "${!v:-}" ] || printf '%s: note: %s in the environment is not used: the demo runs on the emulator'\''s\n' \
+      "$PROG" "$v" >&2
+  done
+
   [ -x "$NGINX" ] || die "no nginx at $NGINX: apt-get install nginx libnginx-mod-http-lua lua-resty-core lua-cjson (or set STREAMCTL_NGINX)"
   tree=${STREAMCTL_LUAJIT_TREE:-}
   if [ -z "$tree" ] && [ -f "$ROOT/Makefile" ] && [ -d "$ROOT/src/streamctl" ]; then tree=$ROOT/build/jit; fi
@@ -315,7 +339,7 @@ ZEGO_SERVER_SECRET='0123456789abcdef0123456789abcdef'
 STREAMCTL_ALIYUN_ENDPOINT='$ali_tls'
 STREAMCTL_ZEGO_ENDPOINT='$zego_tls'
 STREAMCTL_CA_FILE='$ca'
-# for run.sh itself (nginx.conf names none of these)
+${passed}# for run.sh itself (nginx.conf names none of these)
 DEMO_PORT='$PORT'
 DEMO_EMULATOR_DIR='$emu_dir'
 DEMO_EMULATOR_OWNED='$owned'

@@ -10,6 +10,7 @@ local cjson = require "cjson"
 local nginx = require "spec.helpers.nginx"
 local emu = require "spec.helpers.emulator"
 local process = require "spec.helpers.process"
+local edge_helper = require "spec.helpers.edge"
 
 local q, run, read_file = process.quote, process.run, process.read_file
 local SCRIPT = nginx.root .. "/examples/openresty/run.sh"
@@ -26,8 +27,9 @@ local available, why_not = nginx.available()
 assert(available, why_not) -- `make test` installs nginx; a spec that cannot run fails
 
 -- Runs run.sh with `args`; returns its exit status and what it printed.
-local function script(args)
-  local out = capture("STREAMCTL_ROOT=" .. q(nginx.root) .. " " .. q(SCRIPT) .. " " .. args .. " 2>&1; echo \"rc=$?\"")
+local function script(args, env)
+  local out = capture((env or "") .. " STREAMCTL_ROOT=" .. q(nginx.root) .. " " .. q(SCRIPT) .. " " .. args
+    .. " 2>&1; echo \"rc=$?\"")
   local text, rc = out:match("^(.*)rc=(%d+)\n$")
   return tonumber(rc), text
 end
@@ -42,7 +44,9 @@ describe("examples/openresty/run.sh", function()
   lazy_setup(function()
     dir = process.temp_dir()
     port = emu.free_ports(1)[1]
-    rc, out = script("start --dir " .. q(dir) .. " --port " .. port)
+    -- (an edge setting in the environment is passed on, a credential ignored: both said)
+    rc, out = script("start --dir " .. q(dir) .. " --port " .. port, "STREAMCTL_EDGE_MAX_FORBID=7 "
+      .. "ALIBABA_CLOUD_ACCESS_KEY_ID=LTAIfromtheshell")
   end)
   lazy_teardown(function()
     script("stop --dir " .. q(dir))
@@ -119,6 +123,21 @@ describe("examples/openresty/run.sh", function()
     local entries = cjson.decode(state).entries
     assert.truthy(#entries >= 5, state)
     for _, e in ipairs(entries) do assert.equal("https", e.scheme) end
+  end)
+
+  it("passes the edge's settings on from the environment, and says what it does not use", function()
+    assert.matches("passing STREAMCTL_EDGE_MAX_FORBID on to nginx, from the environment", out, 1, true)
+    assert.matches("note: ALIBABA_CLOUD_ACCESS_KEY_ID in the environment is not used: the demo runs on the "
+      .. "emulator's", out, 1, true)
+    assert.equal("7", setting("STREAMCTL_EDGE_MAX_FORBID"))
+    assert.equal("LTAIemulatorKey", setting("ALIBABA_CLOUD_ACCESS_KEY_ID"))
+    -- and nginx runs with it: a forbid of 8 streams needs confirm
+    local names = {}
+    for i = 1, 8 do names[i] = '"s' .. i .. '"' end
+    local res = edge_helper.post(port, "/streams/aliyun/forbid", '{"domain_name":"push.example.com","app_name":"live",'
+      .. '"stream_names":[' .. table.concat(names, ",") .. ']}', setting("STREAMCTL_EDGE_TOKEN"))
+    assert.equal(400, res.status, res.body)
+    assert.matches('"max_forbid":7', res.body, 1, true)
   end)
 
   it("starts once: a second start says so and prints the same token", function()
