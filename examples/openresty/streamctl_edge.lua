@@ -1031,11 +1031,40 @@ end
 -- Makes each provider's view hold the desired state, sending only the difference;
 -- counts the drift and writes one audit line per provider that had any. Each
 -- provider on its own: one that cannot be reached does not hold up the other.
+-- One reconciler for every edge on one list: the list's lease (streamctl.operator.desired), held by
+-- this nginx (its host and master's pid: a reload keeps it) for two rounds' time and renewed at each;
+-- another edge's worker 0 runs no round while it is held, and takes over once it lapses.
+local reconcile_every -- (s, set in init_worker)
+local lease_said -- (the holder last said, so a change is said once)
+local function lease_held()
+  local master = require("ngx.process").get_master_pid()
+  local owner = tostring(host) .. ":" .. tostring(master or ngx.worker.pid())
+  local held, holder = store():lease("reconciler", owner, math.min(2 * reconcile_every, 86400))
+  if held == nil then
+    ngx.log(ngx.ERR, "streamctl_edge: the reconciler's lease cannot be read: ", tostring(holder), "; no round")
+    return false
+  end
+  local now = held and owner or holder
+  if now ~= lease_said then
+    lease_said = now
+    if held then ngx.log(ngx.NOTICE, "streamctl_edge: this edge reconciles the list (", owner, " holds the lease)")
+    else ngx.log(ngx.NOTICE, "streamctl_edge: another edge reconciles the list (", tostring(holder), " holds the ",
+      "lease): no round here while it does") end
+  end
+  return held
+end
+
 local reconciling = false
 local function reconcile_now(premature)
   if premature or reconciling then return end
   reconciling = true
   -- (Redis needs this timer's cosockets)
+  local lok, lheld = pcall(lease_held)
+  if not (lok and lheld) then
+    if not lok then ngx.log(ngx.ERR, "streamctl_edge: the reconciler's lease: ", tostring(lheld)) end
+    reconciling = false
+    return
+  end
   local made, whole, lost = pcall(make_whole)
   if not (made and whole) then
     ngx.log(ngx.ERR, "streamctl_edge: ", tostring(made and lost or whole))
@@ -1078,6 +1107,7 @@ function M.init_worker()
     ngx.log(ngx.ERR, "streamctl_edge: STREAMCTL_EDGE_RECONCILE_S must be a number of seconds > 0")
     return
   end
+  reconcile_every = every
   assert(ngx.timer.at(0, reconcile_now))
   assert(ngx.timer.every(every, reconcile_now))
 end

@@ -10,6 +10,7 @@
 -- tokens are issued only for streams the door admits. Verdicts only: no
 -- rate or latency is asserted.
 local cjson = require "cjson"
+local checks = require "spec.helpers.checks"
 local nginx = require "spec.helpers.nginx"
 local emu = require "spec.helpers.emulator"
 local edge_helper = require "spec.helpers.edge"
@@ -91,6 +92,19 @@ describe("admission at the edge: remote authentication and tokens over a shared 
     local metrics = edge_helper.get(a.ports[1], "/metrics").body
     assert.truthy(metrics:find('streamctl_admissions_total{provider="aliyun",verdict="deny",code="Forbidden"} ',
       1, true), metrics)
+  end)
+
+  -- (issue 88: one reconciler for every edge on one list, by the list's lease in Redis)
+  it("reconciles from one edge: the other says another holds the lease", function()
+    local said = "this edge reconciles the list"
+    local other = "another edge reconciles the list"
+    assert(checks.wait_until(function()
+      local la, lb = a:error_log(), b:error_log()
+      return (la:find(said, 1, true) or lb:find(said, 1, true)) and (la:find(other, 1, true) or lb:find(other, 1, true))
+    end, 30), "the edges did not settle who reconciles:\n" .. a:error_log() .. b:error_log())
+    local la, lb = a:error_log(), b:error_log()
+    assert.is_true((la:find(said, 1, true) ~= nil) ~= (lb:find(said, 1, true) ~= nil), "both, or neither, reconcile")
+    assert.is_nil((la:find(said, 1, true) and la or lb):find(other, 1, true))
   end)
 
   it("issues ZEGO tokens for admitted streams only; one for a forbidden stream is refused", function()

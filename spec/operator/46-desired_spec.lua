@@ -89,7 +89,26 @@ local function pending_rows(store, ttl, lapse)
   assert.has_error(function() store:settled({ "x" }) end)
 end
 
+-- One holder at a time (issue 88: one reconciler for every edge): taken, renewed by its holder,
+-- refused to another (naming the holder), free again once it lapsed (`lapse()`).
+local function lease_rows(store, ttl, lapse)
+  assert.same({ true }, { store:lease("reconciler", "edge-a:1", ttl) })
+  assert.same({ true }, { store:lease("reconciler", "edge-a:1", ttl) })
+  assert.same({ false, "edge-a:1" }, { store:lease("reconciler", "edge-b:2", ttl) })
+  assert.same({ true }, { store:lease("another job", "edge-b:2", ttl) })
+  lapse()
+  assert.same({ true }, { store:lease("reconciler", "edge-b:2", ttl) })
+  assert.same({ false, "edge-b:2" }, { store:lease("reconciler", "edge-a:1", ttl) })
+  assert.has_error(function() store:lease("reconciler", "", ttl) end)
+  assert.has_error(function() store:lease("", "edge-a:1", ttl) end)
+end
+
 describe("streamctl.operator.desired", function()
+  it("in a shared dict: a lease, one holder at a time", function()
+    local clock = { t = 0 }
+    lease_rows(desired.shdict(require("spec.helpers.fake_shdict").new(clock)), 5, function() clock.t = 6 end)
+  end)
+
   it("in a shared dict: a forbid's pending marks (a count per stream, lapsing with the latest)", function()
     local clock = { t = 0 }
     pending_rows(desired.shdict(require("spec.helpers.fake_shdict").new(clock)), 5, function() clock.t = 6 end)
@@ -161,6 +180,16 @@ describe("streamctl.operator.desired", function()
         assert.equal("1", redis:cli("ZCARD", "{pending}:p:zego|p3"))
         for _ = 1, 100 do
           if not a:has("zego|p3") then return end
+          require("socket").sleep(0.05)
+        end
+      end)
+    end)
+
+    it("a lease, one holder at a time, by Redis' clock", function()
+      local a = assert(desired.redis(redis.url, { prefix = "lease" }))
+      lease_rows(a, 1, function()
+        for _ = 1, 100 do
+          if redis:cli("EXISTS", "{lease}:l:reconciler") == "0" then return end
           require("socket").sleep(0.05)
         end
       end)

@@ -35,6 +35,10 @@
 -- and never lets a later resume's answer race ahead of a forbid still under
 -- way. A mark outlives a worker that died mid-call by at most its `ttl`.
 -- `members` (what a reconciler enforces) is the list alone.
+--
+-- `lease(name, owner, ttl)`: one holder at a time for a job every edge
+-- could run (the reconciler): true while `owner` holds it (taken, or
+-- renewed for another `ttl` seconds), false and the holder otherwise.
 -- @module streamctl.operator.desired
 
 local type, ipairs, tostring, error, setmetatable = type, ipairs, tostring, error, setmetatable
@@ -42,7 +46,7 @@ local sub, format = string.sub, string.format
 
 local M = {}
 
-local MEMBER, VALUE, WHOLE, PENDING = "m|", "v|", "w|", "p|"
+local MEMBER, VALUE, WHOLE, PENDING, LEASE = "m|", "v|", "w|", "p|", "l|"
 
 -- Why a list may have forgotten, for `has` and `members`.
 local function unavailable(why)
@@ -149,6 +153,22 @@ function Dict:pending(keys, id, ttl)
     self.dict:expire(PENDING .. k, ttl)
   end
   return true
+end
+
+--- The lease `name` for `owner` (see the module), for `ttl` seconds.
+function Dict:lease(name, owner, ttl)
+  check_key(name, "lease")
+  check_mark(owner, ttl, "lease")
+  local k = LEASE .. name
+  local ok, err = self.dict:add(k, owner, ttl)
+  if ok then return true end
+  if err ~= "exists" then return nil, "the shared dict cannot keep the lease " .. name .. ": " .. tostring(err) end
+  local holder = self.dict:get(k)
+  if holder == owner then
+    self.dict:set(k, owner, ttl) -- (renewed; a holder it expired under between add and get takes it next round)
+    return true
+  end
+  return false, holder
 end
 
 --- Takes away the marks `pending(keys, id)` made.
@@ -273,6 +293,11 @@ for _, k in ipairs(KEYS) do
 end
 return 1]]),
       settled = store.script("for _, k in ipairs(KEYS) do redis.call('ZREM', k, ARGV[1]) end return 1"),
+      -- (KEYS[1]: the lease; ARGV: the owner, the ttl in ms: { 1 } held, or { 0, the holder })
+      lease = store.script([[
+local v = redis.call('GET', KEYS[1])
+if v == false or v == ARGV[1] then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return { 1 } end
+return { 0, v }]]),
       members = checked("return { 1, redis.call('SMEMBERS', KEYS[1]) }"),
       whole = checked("return { 1 }"),
       made_whole = store.script(head .. [[
@@ -303,7 +328,7 @@ function M.redis(redis, opts)
   end
   local tag = "{" .. prefix .. "}"
   return setmetatable({ conn = conn, set_key = tag .. ":set", whole_key = tag .. ":whole",
-    value_prefix = tag .. ":v:", pending_prefix = tag .. ":p:" }, Redis)
+    value_prefix = tag .. ":v:", pending_prefix = tag .. ":p:", lease_prefix = tag .. ":l:" }, Redis)
 end
 
 -- Runs script `name` over `keys`, 500 a call so that none carries too
@@ -338,6 +363,20 @@ function Redis:pending(keys, id, ttl)
   check_keys(keys, "pending")
   check_mark(id, ttl, "pending")
   return each_chunk(self, "pending", keys, true, { id, math.floor(ttl * 1000) })
+end
+
+--- The lease `name` for `owner` (see the module), for `ttl` seconds: in
+-- the list's hash tag, by Redis' clock.
+function Redis:lease(name, owner, ttl)
+  check_key(name, "lease")
+  check_mark(owner, ttl, "lease")
+  local res, err = self.conn:eval(script("lease"), { self.lease_prefix .. name }, { owner, math.floor(ttl * 1000) })
+  if res == nil then return nil, "Redis at " .. self.conn:address() .. ": " .. err.message end
+  if type(res) ~= "table" or (res[1] ~= 1 and res[1] ~= 0) then
+    return nil, format("Redis at %s answered a %s to lease, not the script's", self.conn:address(), type(res))
+  end
+  if res[1] == 1 then return true end
+  return false, res[2]
 end
 
 --- Takes away the marks `pending(keys, id)` made.
