@@ -112,9 +112,10 @@ print_try() {
   token=$(setting STREAMCTL_EDGE_TOKEN) port=$(setting DEMO_PORT) ali=$(setting DEMO_EMULATOR_HTTP)
   cat <<EOF
 The OpenResty example runs on http://127.0.0.1:$port against the emulator ($(setting DEMO_EMULATOR_DIR)).
-Its token (a throwaway, made for this demo):
+Its tokens (throwaways, made for this demo): the moderation API's, and /tokens/zego's:
 
   export STREAMCTL_EDGE_TOKEN=$token
+  export STREAMCTL_EDGE_ISSUER_TOKEN=$(setting STREAMCTL_EDGE_ISSUER_TOKEN)
 
 Try:
 
@@ -252,11 +253,11 @@ lua54_paths_note() {
 PASSED_ON=(STREAMCTL_REDIS_URL STREAMCTL_EDGE_FORBIDS STREAMCTL_EDGE_ADOPT STREAMCTL_EDGE_RECONCILE_S
   STREAMCTL_EDGE_MAX_FORBID STREAMCTL_EDGE_MAX_RESUME STREAMCTL_EDGE_ADMIT_ON_LIST_ERROR STREAMCTL_EDGE_AUDIT_LOG
   STREAMCTL_EDGE_TASK_REGION STREAMCTL_ALIYUN_AUTH_KEY)
-IGNORED=(STREAMCTL_EDGE_TOKEN ALIBABA_CLOUD_ACCESS_KEY_ID ALIBABA_CLOUD_ACCESS_KEY_SECRET ZEGO_APP_ID
+IGNORED=(STREAMCTL_EDGE_TOKEN STREAMCTL_EDGE_ISSUER_TOKEN ALIBABA_CLOUD_ACCESS_KEY_ID ALIBABA_CLOUD_ACCESS_KEY_SECRET ZEGO_APP_ID
   ZEGO_SERVER_SECRET STREAMCTL_ALIYUN_ENDPOINT STREAMCTL_ZEGO_ENDPOINT STREAMCTL_CA_FILE)
 
 cmd_start() {
-  local pid tree ca emu_dir owned=0 ali ali_tls zego_tls token cb_secret notify_key offset ok i
+  local pid tree ca emu_dir owned=0 ali ali_tls zego_tls token issuer cb_secret notify_key offset ok i
   lua54_paths_note
   pid=$(nginx_pid)
   if alive "$pid"; then
@@ -318,6 +319,7 @@ cmd_start() {
   fi
 
   token=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
+  issuer=$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')
   cb_secret=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
   notify_key=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
   mkdir -p "$DIR/logs" "$DIR/tmp"
@@ -329,6 +331,7 @@ cmd_start() {
 # The token and the callbacks' secrets are throwaways made for this demo; the
 # account is the emulator's default.
 STREAMCTL_EDGE_TOKEN='$token'
+STREAMCTL_EDGE_ISSUER_TOKEN='$issuer'
 ZEGO_CALLBACK_SECRET='$cb_secret'
 STREAMCTL_ALIYUN_NOTIFY_KEY='$notify_key'
 STREAMCTL_ALIYUN_NOTIFY_DOMAIN='push.example.com'

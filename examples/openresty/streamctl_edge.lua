@@ -21,7 +21,8 @@
 --   GET  /admission/aliyun        Alibaba Cloud Live's remote authentication: ?domain=&app=&stream=
 --                                 [&ip=][&auth_key=]: 200 admitted, 403 refused (streamctl.edge.admission:
 --                                 the forbid list; the auth_key too with $STREAMCTL_ALIYUN_AUTH_KEY)
---   POST /tokens/zego             {"user_id", "room_id", "login", "publish", "stream_ids", "ttl"}: a
+--   POST /tokens/zego             (Bearer $STREAMCTL_EDGE_ISSUER_TOKEN, apart from the moderation API's)
+--                                 {"user_id", "room_id", "login", "publish", "stream_ids", "ttl"}: a
 --                                 Token04, issued only when every stream it grants is admitted (403
 --                                 naming the one that is not); Bearer token as /streams
 --
@@ -183,6 +184,10 @@ function M.init()
   end
   -- (a typo in a setting the door reads stops nginx here, named: at the door it would answer 500,
   -- which Alibaba Cloud's remote authentication takes as a pass by default)
+  if setting("STREAMCTL_EDGE_ISSUER_TOKEN") == setting("STREAMCTL_EDGE_TOKEN") then
+    error("streamctl_edge: STREAMCTL_EDGE_ISSUER_TOKEN must differ from STREAMCTL_EDGE_TOKEN: who may issue ZEGO "
+      .. "tokens may not forbid and resume streams")
+  end
   local on_error = setting("STREAMCTL_EDGE_ADMIT_ON_LIST_ERROR")
   if on_error and on_error ~= "deny" and on_error ~= "allow" then
     error("streamctl_edge: STREAMCTL_EDGE_ADMIT_ON_LIST_ERROR must be \"deny\" or \"allow\" (got " .. on_error .. ")")
@@ -262,22 +267,22 @@ local function same_secret(a, b)
   return diff == 0
 end
 
-local function authorized()
+local function authorized(name)
   local header = ngx.var.http_authorization
   local token = type(header) == "string" and header:match("^[Bb]earer +(%S+)%s*$")
   if not token then return false end
-  return same_secret(token, setting("STREAMCTL_EDGE_TOKEN", ""))
+  return same_secret(token, setting(name, ""))
 end
 
--- A POST with the edge's token, or the answer already given by `refuse(status, message)`
--- (405, 401): true when refused.
-local function refused_at_door(refuse)
+-- A POST with the token of setting `name` (default STREAMCTL_EDGE_TOKEN, the moderation API's), or
+-- the answer already given by `refuse(status, message)` (405, 401): true when refused.
+local function refused_at_door(refuse, name)
   if ngx.req.get_method() ~= "POST" then
     ngx.header.allow = "POST"
     refuse(405, "use POST")
     return true
   end
-  if not authorized() then
+  if not authorized(name or "STREAMCTL_EDGE_TOKEN") then
     ngx.header.www_authenticate = 'Bearer realm="streamctl"'
     refuse(401, "a valid 'Authorization: Bearer <token>' header is required")
     return true
@@ -830,7 +835,12 @@ end
 
 --- content_by_lua for POST /tokens/zego: a client's Token04 for the streams the door admits.
 function M.zego_token()
-  if refused_at_door(answer_error) then return end
+  -- (its own Bearer: the app servers that hand clients their tokens hold no key to the moderation API)
+  if not setting("STREAMCTL_EDGE_ISSUER_TOKEN") then
+    return answer_error(503, "STREAMCTL_EDGE_ISSUER_TOKEN is not set: /tokens/zego is off (its Bearer is apart "
+      .. "from STREAMCTL_EDGE_TOKEN's, the moderation API's)")
+  end
+  if refused_at_door(answer_error, "STREAMCTL_EDGE_ISSUER_TOKEN") then return end
   if not (tonumber(setting("ZEGO_APP_ID")) and #setting("ZEGO_SERVER_SECRET", "") == 32) then
     return answer_error(503, "ZEGO_APP_ID and ZEGO_SERVER_SECRET (32 bytes) are not set")
   end

@@ -228,6 +228,8 @@ describe("the OpenResty example", function()
     { { ZEGO_SERVER_SECRET = "short" }, "ZEGO_SERVER_SECRET must be the ServerSecret's 32 characters (got 5)" },
     { { ZEGO_APP_ID = "12345x" }, "ZEGO_APP_ID must be the AppId in decimal digits (got 12345x)" },
     { { STREAMCTL_EDGE_ADOPT = "yes" }, 'STREAMCTL_EDGE_ADOPT must be "aliyun"' },
+    { { STREAMCTL_EDGE_ISSUER_TOKEN = edge_helper.TOKEN }, "STREAMCTL_EDGE_ISSUER_TOKEN must differ from "
+      .. "STREAMCTL_EDGE_TOKEN" },
   } do
     local name = next(case[1])
     it("refuses to start with " .. name .. "=" .. case[1][name] .. ", naming it", function()

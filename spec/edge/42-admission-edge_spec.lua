@@ -17,6 +17,7 @@ local edge_helper = require "spec.helpers.edge"
 local redis_helper = require "spec.helpers.redis"
 local token04 = require "streamctl.edge.token04"
 
+local ISSUER = edge_helper.ISSUER_TOKEN
 local TOKEN, ZEGO_APP, ZEGO_SECRET = edge_helper.TOKEN, edge_helper.ZEGO_APP, edge_helper.ZEGO_SECRET
 local post, concurrently, raw_request = edge_helper.post, edge_helper.concurrently, edge_helper.raw_request
 
@@ -111,20 +112,22 @@ describe("admission at the edge: remote authentication and tokens over a shared 
     local res = post(a.ports[1], "/streams/zego/forbid", '{"stream_id":"room-9-host"}', TOKEN)
     assert.equal(200, res.status, res.body)
     local body = '{"user_id":"u9","room_id":"room-9","login":true,"publish":true,"stream_ids":["room-9-host"]}'
-    res = post(b.ports[1], "/tokens/zego", body, TOKEN)
+    res = post(b.ports[1], "/tokens/zego", body, ISSUER)
     assert.equal(403, res.status, res.body)
     assert.same({ error = "Forbidden", reason = "zego stream room-9-host is on the forbid list" },
       cjson.decode(res.body))
-    res = post(b.ports[1], "/tokens/zego", body:gsub("room%-9%-host", "room-9-guest"), TOKEN)
+    res = post(b.ports[1], "/tokens/zego", body:gsub("room%-9%-host", "room-9-guest"), ISSUER)
     assert.equal(200, res.status, res.body)
     local t = assert(token04.read(cjson.decode(res.body).token, { app_id = tonumber(ZEGO_APP), secret = ZEGO_SECRET }))
     assert.same({ "u9", "room-9", true, { "room-9-guest" } }, { t.user_id, t.room_id, t.publish, t.stream_ids })
     assert.equal(401, post(b.ports[1], "/tokens/zego", body, "wrong-token").status)
-    res = post(b.ports[1], "/tokens/zego", '{"user_id":"bad user"}', TOKEN)
+    -- (the moderation API's token is not this endpoint's: issue 88)
+    assert.equal(401, post(b.ports[1], "/tokens/zego", body, TOKEN).status)
+    res = post(b.ports[1], "/tokens/zego", '{"user_id":"bad user"}', ISSUER)
     assert.equal(400, res.status, res.body)
     assert.equal("InvalidParameter", cjson.decode(res.body).error)
     -- (issue 88: a publish grant names its streams)
-    res = post(b.ports[1], "/tokens/zego", '{"user_id":"u9","room_id":"room-9","login":true,"publish":true}', TOKEN)
+    res = post(b.ports[1], "/tokens/zego", '{"user_id":"u9","room_id":"room-9","login":true,"publish":true}', ISSUER)
     assert.equal(400, res.status, res.body)
     assert.matches("^stream_ids: a publish grant names its streams", cjson.decode(res.body).reason)
   end)

@@ -46,7 +46,7 @@ local PROVIDERS = {
     body = function(stream) return cjson.encode { stream_id = stream } end,
     door = function(port, stream)
       return post(port, "/tokens/zego", cjson.encode { user_id = "u1", room_id = "r1", login = true, publish = true,
-        stream_ids = { stream } }, TOKEN).status
+        stream_ids = { stream } }, edge_helper.ISSUER_TOKEN).status
     end,
     state = function(server, stream)
       local s = server:state().zego.streams["1234567890"][stream]

@@ -85,17 +85,19 @@ end
 
 -- The OpenResty example as examples/openresty/run.sh starts it (make
 -- openresty-demo): its nginx.conf changed only where it must be, against the
--- emulator above, on 127.0.0.1:8080. Returns its token, or nil and why not.
+-- emulator above, on 127.0.0.1:8080. Returns its two tokens (the moderation
+-- API's and /tokens/zego's), or nil and why not.
 local EDGE = DIR .. "/edge"
 local function start_edge()
   local out = DIR .. "/edge.out"
   local status = sh(env_words() .. " " .. q(ROOT .. "/examples/openresty/run.sh") .. " start --port " .. EDGE_PORT
     .. " --dir " .. q(EDGE) .. " --emulator-dir " .. q(EMU) .. " >" .. q(out) .. " 2>&1")
-  local token = (read(EDGE .. "/demo.env") or ""):match("\nSTREAMCTL_EDGE_TOKEN='(%x+)'")
-  if status ~= 0 or not token or not in_use(EDGE_PORT) then
+  local env = read(EDGE .. "/demo.env") or ""
+  local token, issuer = env:match("\nSTREAMCTL_EDGE_TOKEN='(%x+)'"), env:match("\nSTREAMCTL_EDGE_ISSUER_TOKEN='(%x+)'")
+  if status ~= 0 or not token or not issuer or not in_use(EDGE_PORT) then
     return nil, "examples/openresty/run.sh start failed:\n" .. (read(out) or "")
   end
-  return token
+  return token, issuer
 end
 
 local function stop_edge()
@@ -135,12 +137,12 @@ local function run_block(b, i)
   local extra, edge = {}, false
   for _, t in ipairs(b.tags) do
     if t == "edge" then
-      local token, why_not = start_edge()
+      local token, issuer = start_edge()
       if not token then
         stop_edge()
-        return { status = -1, output = why_not, seconds = 0 }
+        return { status = -1, output = issuer, seconds = 0 }
       end
-      extra.STREAMCTL_EDGE_TOKEN, edge = token, true
+      extra.STREAMCTL_EDGE_TOKEN, extra.STREAMCTL_EDGE_ISSUER_TOKEN, edge = token, issuer, true
     end
   end
   local out = DIR .. "/run/" .. i .. ".output"

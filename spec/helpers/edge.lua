@@ -14,9 +14,11 @@ local M = {}
 
 local ROOT = nginx.root
 local TOKEN = "edge-token-0123456789abcdef"
+local ISSUER_TOKEN = "edge-issuer-token-fedcba9876543210" -- (/tokens/zego's Bearer, apart from the moderation API's)
 local ALI_KEY, ALI_SECRET = "LTAIemulatorKey", "emulator-secret"
 local ZEGO_APP, ZEGO_SECRET = "1234567890", "0123456789abcdef0123456789abcdef"
 M.TOKEN, M.ALI_KEY, M.ALI_SECRET, M.ZEGO_APP, M.ZEGO_SECRET = TOKEN, ALI_KEY, ALI_SECRET, ZEGO_APP, ZEGO_SECRET
+M.ISSUER_TOKEN = ISSUER_TOKEN
 
 -------------------------------------------------------------------------------
 -- HTTP from this process: every request on its own connection, all at once
@@ -123,7 +125,7 @@ end
 -- The edge from the example: `env` adds to the environment it starts with.
 local function start_edge(emulator, opts)
   local env = {
-    STREAMCTL_EDGE_TOKEN = TOKEN,
+    STREAMCTL_EDGE_TOKEN = TOKEN, STREAMCTL_EDGE_ISSUER_TOKEN = ISSUER_TOKEN,
     ALIBABA_CLOUD_ACCESS_KEY_ID = ALI_KEY, ALIBABA_CLOUD_ACCESS_KEY_SECRET = ALI_SECRET,
     ZEGO_APP_ID = ZEGO_APP, ZEGO_SERVER_SECRET = ZEGO_SECRET,
     STREAMCTL_ALIYUN_ENDPOINT = emulator.aliyun_tls_url, STREAMCTL_ZEGO_ENDPOINT = emulator.zego_tls_url,

@@ -23,7 +23,7 @@
 --    a terminal shows them. Each command must exit 0 (an example that shows a
 --    failure says so with `; echo "exit $?"`). ```console edge: the OpenResty
 --    example (examples/openresty/nginx.conf, its handlers) runs on
---    127.0.0.1:8080 and STREAMCTL_EDGE_TOKEN is its token.
+--    127.0.0.1:8080, STREAMCTL_EDGE_TOKEN and STREAMCTL_EDGE_ISSUER_TOKEN its tokens.
 --  * Output is compared line by line (spec/helpers/docs.lua): `...` stands
 --    for any text in a line, and a line of only `...` for any lines; an
 --    upper-case hex UUID for any (Aliyun RequestIds), a run of 15 or more
