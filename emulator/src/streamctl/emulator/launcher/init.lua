@@ -174,7 +174,9 @@ local function stop_pid(pid)
   end
   if alive(pid) then
     run("kill -KILL " .. pid .. " 2>/dev/null")
-    local hard = os.time() + 2
+    -- (a killed process is gone once the kernel has run it again: on a loaded machine that took longer
+    -- than the 2 s this waited before, and the stop failed while the process was on its way out)
+    local hard = os.time() + WAIT_SECONDS
     while alive(pid) and os.time() <= hard do
       sleep(0.05)
     end
