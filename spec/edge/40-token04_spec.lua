@@ -2,7 +2,7 @@
 -- GCM test vectors; tokens made by streamctl.edge.token04 read by an
 -- independent implementation of the published format (spec/helpers/token04.py,
 -- Python's cryptography) and its tokens read here; a byte changed, another
--- secret, another AppId, an expired token, the retired CBC form each refused
+-- secret, another AppId, an expired token, the CBC form each refused
 -- with its reason; every field of `issue` checked by its rule.
 local core = require "streamctl.core"
 local token04 = require "streamctl.edge.token04"
@@ -138,11 +138,11 @@ describe("Token04", function()
       refused("04" .. core.base64_encode(body:sub(1, #body - 2))))
   end)
 
-  it("reads the retired CBC form only when told to (it authenticates nothing)", function()
+  it("reads the CBC form only when told to (it authenticates nothing)", function()
     local tok = assert(python("issue-cbc", APP, SECRET, "old-user", NOW, 60))
     local r, err = token04.read(tok, { app_id = APP, secret = SECRET, now = NOW + 1 })
     assert.is_nil(r)
-    assert.equal("the retired AES-CBC form, which authenticates nothing: refused (legacy_cbc = true reads it)",
+    assert.equal("the AES-CBC form (zego_server_assistant's generators), which authenticates nothing: refused (legacy_cbc = true reads it)",
       err.message)
     r = assert(token04.read(tok, { app_id = APP, secret = SECRET, now = NOW + 1, legacy_cbc = true }))
     assert.same({ "cbc", "old-user" }, { r.mode, r.user_id })

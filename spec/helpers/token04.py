@@ -4,7 +4,7 @@ ZEGO's published generators define (docs/admission.md), with Debian's
 python3-cryptography: spec/edge/40 checks streamctl.edge.token04 against it.
 
   token04.py issue APP_ID SECRET USER_ID NOW TTL [PAYLOAD]   prints a token
-  token04.py issue-cbc APP_ID SECRET USER_ID NOW TTL         the retired form (AES-CBC)
+  token04.py issue-cbc APP_ID SECRET USER_ID NOW TTL         the CBC form (zego_server_assistant's generators)
   token04.py read APP_ID SECRET TOKEN                        prints its JSON
 """
 import base64

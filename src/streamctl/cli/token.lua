@@ -138,7 +138,8 @@ M.COMMANDS = {
       .. "expired.",
     example = "streamctl zego read-token \"$TOKEN\"",
     flags = {
-      { "--legacy-cbc", "Also read the retired AES-CBC form (it authenticates nothing).", flag = true },
+      { "--legacy-cbc", "Also read the AES-CBC form (zego_server_assistant's generators make it); it "
+        .. "authenticates nothing.", flag = true },
     },
     arguments = { { name = "token", help = "The token, or - to read it from standard input." } },
     omit = { ["--server-secret"] = true },

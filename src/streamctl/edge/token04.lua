@@ -11,11 +11,12 @@
 -- `nonce` in the JSON a random 31-bit integer; `payload` a string: "" or
 -- the JSON of a room's privileges, `{"room_id":R,"privilege":{"1":L,"2":P},
 -- "stream_id_list":[...] or null}` (1: login, 2: publish; 1 allowed, 0
--- not; an empty room or list restricts nothing). That is the layout of
--- ZEGO's published generators (zegoim/zego_server_assistant, token/*/token04,
--- with AES-GCM, mode 1, since 2024); the retired form (AES-CBC, a 16-byte
--- IV, no mode byte) is read only with `legacy_cbc`, for it authenticates
--- nothing. AES and the nonce come from OpenSSL (streamctl.core).
+-- not; an empty room or list restricts nothing). That is the GCM form,
+-- the one ZEGO's newer samples make and its docs' verifier reads (mode
+-- byte 1); the generators of zegoim/zego_server_assistant (token/*/token04)
+-- make the CBC form (a 16-byte IV, PKCS#7, no mode byte), which is read
+-- only with `legacy_cbc`, for it authenticates nothing. Sources:
+-- docs/admission.md. AES and the nonce come from OpenSSL (streamctl.core).
 --
 -- `issue` checks every field by its rule (ZEGO's for user, room and stream
 -- IDs; the lifetime's bounds; the secret's length) and returns the token,
@@ -194,7 +195,7 @@ end
 -- and expiry checked.
 -- @tparam string token the token
 -- @tparam table o `app_id`, `secret` (32 bytes), `now` (Unix seconds; default the clock),
---   `legacy_cbc` (true: also read the retired AES-CBC form, which authenticates nothing)
+--   `legacy_cbc` (true: also read the AES-CBC form, which authenticates nothing)
 -- @return `{ app_id, user_id, ctime, expire, nonce, payload, mode, room_id, login, publish, stream_ids }`
 --   (`mode`: "gcm" or "cbc"; the last four from the payload, when it grants a room); or nil and an
 --   error: `InvalidToken` (why: not a Token04, cut short, does not verify, for another AppId) or
@@ -222,7 +223,8 @@ function M.read(token, o)
     if not plain then return bad("does not verify with this secret (a byte changed, or another secret)") end
   elseif nl == 16 and rest == 0 then
     if not o.legacy_cbc then
-      return bad("the retired AES-CBC form, which authenticates nothing: refused (legacy_cbc = true reads it)")
+      return bad("the AES-CBC form (zego_server_assistant's generators), which authenticates nothing: refused "
+        .. "(legacy_cbc = true reads it)")
     end
     mode, plain = "cbc", core.aes_cbc_open(o.secret, nonce, sealed)
     if not plain then return bad("does not decrypt with this secret") end
