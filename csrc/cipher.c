@@ -1,7 +1,7 @@
 /* streamctl.core, cipher.c: AES and base64 for ZEGO's Token04 (issue 69),
    all from OpenSSL's EVP: AES-GCM seal and open (the 16-byte tag after the
    ciphertext, no additional data: the published generators' layout),
-   AES-CBC open with PKCS#7 padding (the CBC form of the token, read
+   AES-CBC open with PKCS#7 padding (the retired form of the token, read
    only), and base64 (the standard alphabet, padded).
 
    A key is a string or a streamctl.secret of 16, 24 or 32 bytes (AES-128,
@@ -105,7 +105,7 @@ static int l_aes_gcm_open(lua_State *L) {
 /* core.aes_cbc_open(key, iv, data): the plaintext, its PKCS#7 padding
    removed; nil when the padding is wrong or `data` is not whole blocks.
    CBC authenticates nothing: a caller must not trust what this returns
-   for being readable (Token04's CBC form, read only). */
+   for being readable (Token04's retired form, read only). */
 static int l_aes_cbc_open(lua_State *L) {
     aes_args a;
     unsigned char *out;
