@@ -102,15 +102,16 @@ function M.sequence_store(config_or_conn, prefix, opts)
   -- (what its notices name: a ZEGO app's Sequences, else the decisions of calls that carry none,
   -- streamctl.pipeline.decision's, whose fallback leaves a late call unsent)
   local holds = find(prefix, "^zego:") and "ZEGO Sequences" or "decisions"
+  local tag = tagged(conn.config.prefix, (match(prefix, "^(.-):?$")))
   return setmetatable({
     conn = conn, own_clock = true,
     log = opts.log or default_log,
     health = new_health(conn, holds .. " are shared through it again", holds .. " fall back to this process's own "
       .. (holds == "decisions" and "(a forbid or resume that waits past its window meanwhile is not sent)"
       or "(still increasing)"), opts),
-    key_prefix = tagged(conn.config.prefix, (match(prefix, "^(.-):?$"))) .. "seq:",
+    key_prefix = tag .. "seq:",
     -- (streamctl.store.redismemory's hash: in the keys' slot, a name no stream's key can take)
-    memory = tagged(conn.config.prefix, (match(prefix, "^(.-):?$"))) .. "seq@",
+    memory = tag .. "seq@",
     holds = holds == "decisions" and "decisions" or "Sequences",
     known = false, -- (whether this process saw the memory's hash: a hash missing then is a loss)
     clock = opts.monotonic or require("streamctl.core").monotonic,
