@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The OpenResty example (nginx.conf + streamctl_edge.lua in this directory)
+# The OpenResty example (nginx.conf in this directory, streamctl.edge.server)
 # against the local emulator, ready for curl: `make openresty-demo`.
 #
 #   examples/openresty/run.sh start [--port N] [--dir DIR]
@@ -11,7 +11,7 @@
 # already running in EDIR (not stopped by `stop`); writes DIR/nginx.conf, a
 # copy of this directory's nginx.conf changed only where it must be (it
 # trusts the emulator's CA instead of the system's, listens on 127.0.0.1:N
-# only, finds streamctl_edge.lua here and streamctl in the LuaJIT build (none
+# only, finds streamctl (its edge among it) in the LuaJIT build (none
 # outside a checkout: the system's, from the lua-streamctl package), keeps
 # its temp files in DIR, and runs its workers as root when started as root)
 # and DIR/demo.env, the settings nginx starts with (a fresh token, the
@@ -191,7 +191,6 @@ write_conf() {
     temp+=$'\n'"    ${kind}_temp_path tmp/$kind;"
   done
   replace_once conf "access_log logs/access.log;" "access_log logs/access.log;$temp"
-  replace_once conf 'dofile(ngx.config.prefix() .. "streamctl_edge.lua")' "dofile(\"$HERE/streamctl_edge.lua\")"
   if [ -n "$tree" ]; then
     replace_once conf "http {" "http {
     # streamctl's LuaJIT build (run.sh)
@@ -252,9 +251,11 @@ lua54_paths_note() {
 # never takes from there (the demo's credentials, endpoints and secrets are its own).
 PASSED_ON=(STREAMCTL_REDIS_URL STREAMCTL_EDGE_FORBIDS STREAMCTL_EDGE_ADOPT STREAMCTL_EDGE_RECONCILE_S
   STREAMCTL_EDGE_MAX_FORBID STREAMCTL_EDGE_MAX_RESUME STREAMCTL_EDGE_ADMIT_ON_LIST_ERROR STREAMCTL_EDGE_AUDIT_LOG
-  STREAMCTL_EDGE_TASK_REGION STREAMCTL_ALIYUN_AUTH_KEY)
+  STREAMCTL_EDGE_TASK_REGION STREAMCTL_ALIYUN_AUTH_KEY STREAMCTL_EDGE_LIST_GRACE_S STREAMCTL_EDGE_RTMP_CONTROL
+  STREAMCTL_EDGE_CALLBACK_TOKEN)
 IGNORED=(STREAMCTL_EDGE_TOKEN STREAMCTL_EDGE_ISSUER_TOKEN ALIBABA_CLOUD_ACCESS_KEY_ID ALIBABA_CLOUD_ACCESS_KEY_SECRET ZEGO_APP_ID
-  ZEGO_SERVER_SECRET STREAMCTL_ALIYUN_ENDPOINT STREAMCTL_ZEGO_ENDPOINT STREAMCTL_CA_FILE)
+  ZEGO_SERVER_SECRET STREAMCTL_ALIYUN_ENDPOINT STREAMCTL_ZEGO_ENDPOINT STREAMCTL_CA_FILE ZEGO_CALLBACK_SECRET
+  STREAMCTL_ALIYUN_NOTIFY_KEY STREAMCTL_ALIYUN_NOTIFY_DOMAIN)
 
 cmd_start() {
   local pid tree ca emu_dir owned=0 ali ali_tls zego_tls token issuer cb_secret notify_key offset ok i

@@ -35,8 +35,6 @@ local function example_conf(port, dir)
     { "access_log logs/access.log;", "access_log off;\n" .. nginx.temp_paths(dir) },
     { "http {", "http {\n    lua_package_path " .. nginx.conf_quoted(";;" .. nginx.lua_path()) .. ";\n"
       .. "    lua_package_cpath " .. nginx.conf_quoted(";;" .. nginx.jit_cpath()) .. ";" },
-    { 'dofile(ngx.config.prefix() .. "streamctl_edge.lua")',
-      "dofile(" .. nginx.conf_quoted(ROOT .. "/examples/openresty/streamctl_edge.lua") .. ")" },
     { "resolver 127.0.0.53 ipv6=off;", "resolver 127.0.0.1 ipv6=off;" },
     { "listen 8080;", "listen 127.0.0.1:" .. port .. ";" },
   } do
@@ -85,7 +83,7 @@ describe("the OpenResty example's handlers, started from a shell with Lua 5.4's 
         assert.not_matches("Lua 5.4", log, 1, true)
       else
         run("rm -rf " .. q(dir))
-        assert.matches("init_by_lua error: streamctl_edge.lua: " .. row[4] .. WHAT_TO_DO, log, 1, true)
+        assert.matches("init_by_lua error: streamctl.edge.server: " .. row[4] .. WHAT_TO_DO, log, 1, true)
         assert.not_matches("undefined symbol", log, 1, true)
       end
     end)

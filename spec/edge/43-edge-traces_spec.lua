@@ -92,7 +92,7 @@ describe("the OpenResty example's traces", function()
       OTEL_TRACES_SAMPLER = "sometimes" } })
     if ok then err:stop() end
     assert.is_false(ok)
-    assert.truthy(tostring(err):find("streamctl_edge: OTEL_TRACES_SAMPLER: sampler 'sometimes' is not one of",
+    assert.truthy(tostring(err):find("streamctl.edge: OTEL_TRACES_SAMPLER: sampler 'sometimes' is not one of",
       1, true), tostring(err))
   end)
 end)

@@ -113,8 +113,6 @@ local function example_conf(port, dir, ca_file, workers)
   assert(not text:find("\n%s*lua_package_c?path"), "examples/openresty/nginx.conf names a Lua path")
   text = rewrite(text, "http {", "http {\n    lua_package_path " .. q(nginx.lua_path()) .. ";\n"
     .. "    lua_package_cpath " .. q(nginx.jit_cpath()) .. ";")
-  text = rewrite(text, 'dofile(ngx.config.prefix() .. "streamctl_edge.lua")',
-    "dofile(" .. q(ROOT .. "/examples/openresty/streamctl_edge.lua") .. ")")
   text = rewrite(text, "resolver 127.0.0.53 ipv6=off;", "resolver 127.0.0.1 ipv6=off;") -- never used: IPs only
   text = rewrite(text, "lua_ssl_trusted_certificate /etc/ssl/certs/ca-certificates.crt;",
     "lua_ssl_trusted_certificate " .. q(ca_file) .. ";")

@@ -1,0 +1,115 @@
+--- The door in nginx (streamctl.edge.server): may this stream be
+-- published? /admission answers every ingest server that asks in its own
+-- words (streamctl.edge.ingest), /admission/aliyun Alibaba Cloud's remote
+-- authentication, /tokens/zego issues ZEGO's tokens only for streams the
+-- door admits; every verdict comes from one decision (streamctl.edge.admission):
+-- the forbid list, the signed URL or token where configured.
+-- @module streamctl.edge.door
+-- luacheck: globals ngx
+
+local cjson = require "cjson.safe"
+local admission = require "streamctl.edge.admission"
+local ingest = require "streamctl.edge.ingest"
+local settings = require "streamctl.edge.settings"
+local W = require "streamctl.edge.worker"
+
+local type, ipairs, tostring = type, ipairs, tostring
+local format = string.format
+
+local M = {}
+
+-- The decision (streamctl.edge.admission): the forbid list (this edge's, or every edge's in
+-- Redis), ZEGO's tokens with the server API's AppId and secret, and Alibaba Cloud's signed URLs
+-- with the aliyun_auth_key setting (two keys during a rotation) when set. A list that cannot be
+-- read refuses, unless admit_on_list_error is "allow". One per worker, made on first use.
+local the_door
+local function door()
+  if not the_door then
+    local s = W.settings
+    local keys = s.aliyun_auth_key
+    the_door = assert(admission.new {
+      forbidden = W.store(), metrics = W.metrics,
+      zego = s.zego_app_id and { app_id = s.zego_app_id, secret = s.zego_server_secret } or nil,
+      aliyun = keys and { keys = type(keys) == "table" and keys or { keys } } or nil,
+      on_list_error = s.admit_on_list_error,
+    })
+  end
+  return the_door
+end
+
+--- content_by_lua for GET /admission/aliyun: Alibaba Cloud Live's remote authentication asks
+-- before an ingest (set the domain's remote authentication to pass domain, app, stream and ip:
+-- docs/admission.md). 200 admitted, 403 refused; the answer names the verdict's code and reason.
+function M.aliyun()
+  -- (every argument read, each named at most once: what the door decides on is what the caller sent)
+  local args, truncated = ngx.req.get_uri_args(100)
+  local bad = truncated and "more than 100 query arguments"
+  for _, name in ipairs { "domain", "app", "stream", "auth_key", "ip" } do
+    if type(args[name]) == "table" then bad = bad or format("query argument '%s' given more than once", name) end
+  end
+  if bad then
+    ngx.log(ngx.INFO, "streamctl.edge: admission refused: InvalidRequest: ", bad)
+    return W.reply(403, { code = "InvalidRequest", reason = bad })
+  end
+  local function one(name) local v = args[name] return type(v) == "string" and v or nil end
+  local verdict = door():decide { provider = "aliyun", domain_name = one("domain"), app_name = one("app"),
+    stream_name = one("stream"), auth_key = one("auth_key"), client_ip = one("ip") }
+  if not verdict.allow then
+    ngx.log(ngx.INFO, "streamctl.edge: admission refused: ", verdict.code, ": ", verdict.reason)
+  end
+  return W.reply(verdict.allow and 200 or 403, { code = verdict.code, reason = verdict.reason })
+end
+
+--- content_by_lua for /admission: the door every ingest server asks (nginx-rtmp, SRS, MediaMTX,
+-- Alibaba Cloud), each answered as it reads answers (streamctl.edge.ingest).
+function M.ingest()
+  local args, truncated = ngx.req.get_uri_args(100)
+  local body
+  if ngx.req.get_method() == "POST" then
+    ngx.req.read_body()
+    body = ngx.req.get_body_data()
+    -- (a body larger than the buffer nginx keeps in memory: refused, never read in part)
+    if not body and ngx.req.get_body_file() then body = string.rep(" ", ingest.MAX_BODY + 1) end
+  end
+  local req, v, dialect = ingest.read { method = ngx.req.get_method(), content_type = ngx.var.content_type,
+    body = body, query = args, truncated = truncated == "truncated" }
+  if req then dialect, v = v, door():decide(req) end
+  if not v.allow then
+    ngx.log(ngx.INFO, "streamctl.edge: admission refused (", tostring(dialect), "): ", v.code, ": ", v.reason)
+  end
+  local status, text, ctype = ingest.answer(dialect, v)
+  ngx.status = status
+  ngx.header.content_type = ctype
+  ngx.header.cache_control = "no-store"
+  ngx.print(text)
+  return ngx.exit(status)
+end
+
+--- content_by_lua for POST /tokens/zego: a client's Token04 for the streams the door admits.
+function M.zego_token()
+  -- (its own Bearer: the app servers that hand clients their tokens hold no key to the moderation API)
+  local s = W.settings
+  if not s.issuer_token then
+    return W.answer_error(503, format("%s is not set: /tokens/zego is off (its Bearer is apart from %s's, the "
+      .. "moderation API's)", settings.name(s, "issuer_token"), settings.name(s, "token")))
+  end
+  if W.refused_at_door(W.answer_error, "issuer_token") then return end
+  if not s.zego_app_id then
+    return W.answer_error(503, format("%s and %s are not set", settings.name(s, "zego_app_id"),
+      settings.name(s, "zego_server_secret")))
+  end
+  ngx.req.read_body()
+  local body = cjson.decode(ngx.req.get_body_data() or "")
+  if type(body) ~= "table" then return W.answer_error(400, "body: a JSON object expected") end
+  local ids = body.stream_ids ~= nil and body.stream_ids ~= cjson.null and body.stream_ids or nil
+  local token, refusal = door():issue_token { user_id = body.user_id, room_id = body.room_id,
+    login = body.login, publish = body.publish, stream_ids = ids, ttl = body.ttl,
+    client_ip = ngx.var.remote_addr }
+  if not token then
+    return W.reply(refusal.code == "InvalidParameter" and 400 or 403, { error = refusal.code, reason = refusal.reason })
+  end
+  return W.reply(200, { token = token })
+end
+
+
+return M
