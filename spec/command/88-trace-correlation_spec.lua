@@ -282,6 +282,12 @@ describe("issue 71: the command's trace and metrics", function()
       "# TYPE streamctl_admissions_total counter",
       "# HELP streamctl_tokens_total ZEGO tokens the edge issued, or refused to (the code that refused it).",
       "# TYPE streamctl_tokens_total counter",
+      "# HELP streamctl_stale_admissions_total Admission decisions made while the forbid list could not be read: "
+        .. "answered from the list last read whole (answered), or past its grace (expired).",
+      "# TYPE streamctl_stale_admissions_total counter",
+      "# HELP streamctl_list_reads_total Reads of the whole forbid list the door keeps for a failover (each worker's, "
+        .. "every second, with Redis): read whole, or failed.",
+      "# TYPE streamctl_list_reads_total counter",
       "# HELP streamctl_spans_total Spans the tracing exporter exported, or dropped (queue_full: its queue was full; "
         .. "export_failed: the collector refused, was down or too slow).",
       "# TYPE streamctl_spans_total counter",

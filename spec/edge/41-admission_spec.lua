@@ -148,6 +148,43 @@ describe("the admission decision's list, hook and input", function()
       .. "admitted, as on_list_error says" }, verdict(door({ forbidden = BROKEN, on_list_error = "allow" }):decide(z)))
   end)
 
+  -- (issue 88: during a 3.5 s Sentinel failover every publish was refused; now the list last read whole
+  -- answers for list_grace_s, said in the reason and counted, then on_list_error)
+  it("answers from the list last read whole within the grace, then as on_list_error says", function()
+    local lastlist = require "streamctl.edge.lastlist"
+    local clock, members = 100, { "zego|banned-1" }
+    local last = lastlist.new({ members = function() return members end }, function() return clock end)
+    assert.is_nil(last:has("zego|banned-1")) -- (none read yet)
+    assert.is_true(last:refresh())
+    members = nil -- (the list cannot be read now: the one read is kept)
+    assert.is_nil(last:refresh())
+    local m = assert(metrics_mod.new {})
+    local d = door { forbidden = BROKEN, last_whole = last, grace_s = 10, metrics = m }
+    local function z(id) return { provider = "zego", stream_id = id, user_id = "u1", token = token() } end
+    local WHY = "the forbid list cannot be read (redis://10.0.0.5:6379: connection refused)"
+    clock = 104
+    local v = d:decide(z("banned-1"))
+    assert.same({ false, "Forbidden", "zego stream banned-1 is on the forbid list as read whole 4.0 s ago (" .. WHY
+      .. "; grace 10 s)", "last" }, { v.allow, v.code, v.reason, v.list })
+    v = d:decide(z("room-1"))
+    assert.same({ true, "Admitted", "zego stream room-1 is not on the forbid list as read whole 4.0 s ago (" .. WHY
+      .. "; grace 10 s)", "last" }, { v.allow, v.code, v.reason, v.list })
+    clock = 110.5
+    v = d:decide(z("room-1"))
+    assert.same({ false, "ListUnavailable", WHY .. "; the list last read whole is 10.5 s old, past the grace (10 s): "
+      .. "refused, as on_list_error says", "expired" }, { v.allow, v.code, v.reason, v.list })
+    local text = m:render()
+    assert.truthy(text:find('streamctl_stale_admissions_total{provider="zego",result="answered"} 2', 1, true), text)
+    assert.truthy(text:find('streamctl_stale_admissions_total{provider="zego",result="expired"} 1', 1, true), text)
+    -- (no grace: as before)
+    v = door({ forbidden = BROKEN, last_whole = last, grace_s = 0 }):decide(z("room-1"))
+    assert.same({ false, "ListUnavailable", "unread" }, { v.allow, v.code, v.list })
+    -- (a list that answers: its answer, never the one read before)
+    clock = 101
+    v = door({ last_whole = last, grace_s = 10 }):decide(z("room-1"))
+    assert.same({ true, "read" }, { v.allow, v.list })
+  end)
+
   it("asks the operator's hook last: it may refuse; one that raises refuses", function()
     local seen
     local d = door { hook = function(r, v) seen = { r.client_ip, v.code } if r.stream_id == "room-7" then

@@ -152,7 +152,8 @@ describe("the edge's forbid list after Redis restarted without its data", functi
     nginx.write_file(dir .. "/forbids.json", '{"aliyun":[{"domain_name":"push.example.com","app_name":"live",'
       .. '"stream_names":["seeded-1"]}]}')
     edge = edge_helper.start_edge(emulator, { workers = 2, env = { STREAMCTL_REDIS_URL = redis.url,
-      STREAMCTL_EDGE_FORBIDS = dir .. "/forbids.json", STREAMCTL_EDGE_RECONCILE_S = "3600" } })
+      STREAMCTL_EDGE_FORBIDS = dir .. "/forbids.json", STREAMCTL_EDGE_RECONCILE_S = "3600",
+      STREAMCTL_EDGE_LIST_GRACE_S = "0" } })
   end)
   lazy_teardown(function()
     for _, s in ipairs { edge, redis, emulator } do if s then s:stop() end end
@@ -169,6 +170,8 @@ describe("the edge's forbid list after Redis restarted without its data", functi
     assert(checks.wait_until(function() return select(2, door("seeded-1")) == "Forbidden" end, 30),
       "the seed was never loaded")
     assert.same({ 200 }, { (door("free-1")) })
+    -- (the seed cannot be read while Redis restarts: the list stays unmade; no grace here)
+    assert(os.rename(dir .. "/forbids.json", dir .. "/forbids.away"))
     redis:restart()
     -- (the first asks after the restart may meet the connection Redis dropped: bounded)
     local status, code
@@ -177,9 +180,12 @@ describe("the edge's forbid list after Redis restarted without its data", functi
       return code == "ListUnavailable"
     end, 30), "the door answered " .. tostring(status) .. " " .. tostring(code) .. " for a list that forgot")
     assert.same({ 403, "ListUnavailable" }, { door("seeded-1") })
-    assert.truthy(edge:error_log():find("the forbid list may have forgotten streams", 1, true))
-    -- worker 0's next round (a reload starts new workers, and worker 0's first round at once)
-    edge:reload()
+    assert(checks.wait_until(function()
+      return edge:error_log():find("STREAMCTL_EDGE_FORBIDS: " .. dir .. "/forbids.json", 1, true) ~= nil
+    end, 30), "the seed that cannot be read was not said: " .. edge:error_log())
+    assert.same({ 403, "ListUnavailable" }, { door("free-1") })
+    -- the seed back: worker 0 loads it within a tick (5 s), with no round due and no reload
+    assert(os.rename(dir .. "/forbids.away", dir .. "/forbids.json"))
     assert(checks.wait_until(function() return select(2, door("seeded-1")) == "Forbidden" end, 30),
       "the seed was not loaded again")
     assert.same({ 200 }, { (door("free-1")) })
@@ -211,11 +217,11 @@ describe("the edge's forbid list after Redis restarted, with no seed", function(
     end
     assert.same({ 403, 403 }, { aliyun.door(t.edge.ports[1], "banned-1"), zego.door(t.edge.ports[1], "banned-1") })
     t.redis:restart()
-    assert(checks.wait_until(function() return code("banned-1") == "ListUnavailable" end, 30),
-      "the door did not refuse for a list that forgot")
-    t.edge:reload() -- (worker 0's round at once)
-    assert(checks.wait_until(function() return aliyun.door(t.edge.ports[1], "free-1") == 200 end, 30),
-      "the list was not made whole again: " .. t.edge:error_log())
+    -- (worker 0 makes the list whole within a tick; meanwhile the door answers from the list last read whole)
+    assert(checks.wait_until(function()
+      return t.edge:error_log():find("Alibaba Cloud's block lists adopted (1 streams", 1, true) ~= nil
+    end, 30), "the list was not made whole again: " .. t.edge:error_log())
+    assert.equal("Admitted", code("free-1"))
     assert.equal("Forbidden", code("banned-1")) -- (adopted from the block list)
     assert.equal("forbidden", aliyun.state(t.emulator, "banned-1"))
     assert.equal(200, zego.door(t.edge.ports[1], "banned-1")) -- (ZEGO's ban stands, but cannot be read back)
@@ -310,5 +316,80 @@ describe("a forbid the list cannot follow", function()
       .. "127%.0%.0%.1:%d+: .*NOREPLICAS", v.error)
     assert.same({ 1, 0, true }, { v.succeeded, v.failed, v.results[1].ok })
     assert.equal("forbidden", PROVIDERS.aliyun.state(t.emulator, "unfollowed-1"))
+  end)
+end)
+
+-- Issue 88: one request bans on both providers, and a failover does not shut the door. Redis goes
+-- away (a failover's seconds): the door answers from the list its worker last read whole for
+-- STREAMCTL_EDGE_LIST_GRACE_S (a banned stream refused, another admitted, each reason saying so,
+-- counted and said once in the log), then as STREAMCTL_EDGE_ADMIT_ON_LIST_ERROR says. Before, every
+-- publish on both providers was refused from the first second.
+describe("a door whose Redis goes away", function()
+  local t = redis_edge { workers = 1, env = { STREAMCTL_EDGE_LIST_GRACE_S = "4" } }
+
+  -- a counter's value in /metrics (0 when absent)
+  local function counter(series)
+    local text = get(t.edge.ports[1], "/metrics").body or ""
+    return tonumber(text:match("\n" .. series:gsub("%p", "%%%0") .. " (%d+)")) or 0
+  end
+  local function aliyun_door(stream)
+    local res = get(t.edge.ports[1], "/admission/aliyun?domain=push.example.com&app=live&stream=" .. stream)
+    local v = cjson.decode(res.body) or {}
+    return res.status, v.code, v.reason
+  end
+
+  it("bans on both providers in one request, then answers from the list last read whole, then refuses", function()
+    assert(checks.wait_until(function() return PROVIDERS.aliyun.door(t.edge.ports[1], "free-1") == 200 end, 30),
+      "the list was never made whole")
+    local res = post(t.edge.ports[1], "/streams/forbid", cjson.encode {
+      aliyun = { domain_name = "push.example.com", app_name = "live", stream_names = { "banned-1" } },
+      zego = { stream_ids = { "banned-1" } } }, TOKEN)
+    assert.equal(200, res.status, res.body)
+    local v = cjson.decode(res.body)
+    assert.same({ "ForbidLiveStream", 1, "ForbidRTCStreams", 1 }, { v.aliyun.action, v.aliyun.succeeded,
+      v.zego.action, v.zego.succeeded })
+    assert.same({ "forbidden", "forbidden" }, { PROVIDERS.aliyun.state(t.emulator, "banned-1"),
+      PROVIDERS.zego.state(t.emulator, "banned-1") })
+    -- (the worker's copy read twice since: it holds the ban)
+    local reads = counter('streamctl_list_reads_total{result="whole"}')
+    assert(checks.wait_until(function() return counter('streamctl_list_reads_total{result="whole"}') >= reads + 2 end,
+      30), "the list was not read whole again")
+    t.redis:stop()
+    local status, code, reason = aliyun_door("banned-1")
+    assert.same({ 403, "Forbidden" }, { status, code })
+    assert.matches("^aliyun stream push%.example%.com/live/banned%-1 is on the forbid list as read whole %d+%.%d s "
+      .. "ago %(the forbid list cannot be read %(.+%); grace 4 s%)$", reason)
+    status, code = aliyun_door("free-1")
+    assert.same({ 200, "Admitted" }, { status, code })
+    assert.equal(403, PROVIDERS.zego.door(t.edge.ports[1], "banned-1"))
+    assert.truthy(t.edge:error_log():find("the door answers from the forbid list last read whole", 1, true))
+    -- past the grace: refused, as STREAMCTL_EDGE_ADMIT_ON_LIST_ERROR (deny) says
+    assert(checks.wait_until(function() return select(2, aliyun_door("free-1")) == "ListUnavailable" end, 30),
+      "the door answered from the old list past its grace")
+    status, code, reason = aliyun_door("free-1")
+    assert.same({ 403, "ListUnavailable" }, { status, code })
+    assert.truthy(reason:find("past the grace (4 s): refused, as on_list_error says", 1, true), reason)
+    assert.truthy(counter('streamctl_stale_admissions_total{provider="aliyun",result="answered"}') >= 2)
+    assert.truthy(counter('streamctl_stale_admissions_total{provider="aliyun",result="expired"}') >= 1)
+    assert.truthy(t.edge:error_log():find("the door answers as admit_on_list_error says", 1, true))
+  end)
+
+  it("refuses a request for both whose part breaks a rule, naming it; sends nothing", function()
+    for _, row in ipairs {
+      { { zego = { stream_ids = { "ok-1" } }, bogus = {} }, 'field \'bogus\' is not a field of this request (it holds '
+        .. '"aliyun", "zego" and "confirm")' },
+      { {}, 'body: give "aliyun", "zego" or both' },
+      { { aliyun = { domain_name = "push.example.com", app_name = "*", stream_names = { "ok-1" } },
+          zego = { stream_ids = { "ok-1" } } }, "aliyun.the forbid list cannot hold it" },
+      { { zego = { stream_id = "a", stream_ids = { "b" } } }, "fields 'zego.stream_id' and 'zego.stream_ids': give one "
+        .. "of them" },
+      { { zego = { "ok-1" } }, "field 'zego' must be a JSON object" },
+    } do
+      local res = post(t.edge.ports[1], "/streams/forbid", cjson.encode(row[1]), TOKEN)
+      assert.equal(400, res.status, res.body)
+      local err = cjson.decode(res.body).error
+      assert.equal(row[2], err:sub(1, #row[2]))
+    end
+    assert.is_nil(PROVIDERS.zego.state(t.emulator, "ok-1"))
   end)
 end)

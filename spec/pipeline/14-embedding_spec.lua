@@ -610,6 +610,12 @@ describe("streamctl.operator.metrics", function()
       "# HELP streamctl_tokens_total ZEGO tokens the edge issued, or refused to (the code that refused it).",
       "# TYPE streamctl_tokens_total counter",
       'streamctl_tokens_total{provider="zego",result="issued"} 1',
+      "# HELP streamctl_stale_admissions_total Admission decisions made while the forbid list could not be read: "
+        .. "answered from the list last read whole (answered), or past its grace (expired).",
+      "# TYPE streamctl_stale_admissions_total counter",
+      "# HELP streamctl_list_reads_total Reads of the whole forbid list the door keeps for a failover (each worker's, "
+        .. "every second, with Redis): read whole, or failed.",
+      "# TYPE streamctl_list_reads_total counter",
       SPANS_HEAD,
       PLACES_HEAD,
     }, "\n") .. "\n", metrics:render())

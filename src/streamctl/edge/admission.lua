@@ -67,6 +67,8 @@ local OPTIONS = {
   end },
   { name = "hook", type = "function" },
   { name = "on_list_error", type = "string", enum = { "deny", "allow" } },
+  { name = "last_whole", type = "object", methods = { "has" } },
+  { name = "grace_s", type = "number", min = 0, max = 300 },
   { name = "metrics", type = "object", methods = { "count", "admission_time" } },
   { name = "now", type = "function" },
 }
@@ -76,7 +78,9 @@ local OPTIONS = {
 --   streamctl.operator.desired store), `zego` (`{ app_id, secret, legacy_cbc }`: tokens are
 --   required and verified; false or absent: not asked), `aliyun` (`{ keys = { primary, secondary },
 --   delta }`: signed URLs are required and verified; false or absent: not asked), `hook`,
---   `on_list_error`, `metrics`, `now` (Unix seconds)
+--   `on_list_error`, `last_whole` and `grace_s` (while the list cannot be read, the answer comes
+--   from `last_whole:has(key)` -> listed, age in seconds (streamctl.edge.lastlist) when it was read
+--   at most `grace_s` seconds ago; default 0: never), `metrics`, `now` (Unix seconds)
 -- @return the door; or nil and an error (InvalidParameter) naming the option
 function M.new(opts)
   local o, err = validate.construct(OPTIONS, opts, "streamctl.edge.admission.new", "new")
@@ -84,7 +88,20 @@ function M.new(opts)
   return setmetatable({ o = o, now = o.now or core.now, on_list_error = o.on_list_error or "deny" }, Door)
 end
 
-local function deny(code, reason) return { allow = false, code = code, reason = reason } end
+-- (`list`: where the answer came from: "read" (the forbid list), "last" (the list last read whole,
+-- within the grace), "expired" (that one too old), "unread" (neither); nil: the list was not asked)
+local function deny(code, reason, list) return { allow = false, code = code, reason = reason, list = list } end
+
+-- The list last read whole's answer for `key` within the grace: listed (true or false) and its age;
+-- or nil and its age when it is older than the grace; or nil when there is none.
+function Door:_last_whole(key)
+  local last, grace = self.o.last_whole, self.o.grace_s or 0
+  if not last or grace <= 0 then return nil end
+  local listed, age = last:has(key)
+  if listed == nil then return nil end
+  if age > grace then return nil, age end
+  return listed, age
+end
 
 -- The request's stream and its forbid-list key, or nil and why.
 local function stream_of(req)
@@ -155,7 +172,8 @@ end
 -- @tparam table req `provider` ("aliyun" or "zego"); ZEGO's `stream_id`, `user_id`, `room_id`,
 --   `token`; Alibaba Cloud's `domain_name`, `app_name`, `stream_name`, `auth_key`; `client_ip`
 --   (for the hook and the log)
--- @return `{ allow, code, reason }` (`code` "Admitted" when allowed)
+-- @return `{ allow, code, reason, list }` (`code` "Admitted" when allowed; `list`: where the list's
+--   answer came from, see `deny`)
 function Door:decide(req)
   if type(req) ~= "table" then error("bad argument #1 to 'decide' (table expected)", 2) end
   local started = core.monotonic()
@@ -164,6 +182,9 @@ function Door:decide(req)
   if m then
     local p = (req.provider == "aliyun" or req.provider == "zego") and req.provider or "unknown"
     m:count("admissions", { provider = p, verdict = verdict.allow and "allow" or "deny", code = verdict.code })
+    if verdict.list == "last" or verdict.list == "expired" then
+      m:count("stale_admissions", { provider = p, result = verdict.list == "last" and "answered" or "expired" })
+    end
     m:admission_time(p, core.monotonic() - started)
   end
   return verdict
@@ -175,12 +196,27 @@ function Door:_decide(req, no_credential)
   local refused = not no_credential and credential(self, req, name)
   if refused then return refused end
   local listed, lerr = self.o.forbidden:has(key)
-  if listed then return deny("Forbidden", name .. " is on the forbid list") end
-  local verdict = { allow = true, code = "Admitted", reason = name .. " is not on the forbid list" }
+  if listed then return deny("Forbidden", name .. " is on the forbid list", "read") end
+  local verdict = { allow = true, code = "Admitted", reason = name .. " is not on the forbid list", list = "read" }
   if listed == nil then
     local why = "the forbid list cannot be read (" .. tostring(lerr) .. ")"
-    if self.on_list_error == "deny" then return deny("ListUnavailable", why .. ": refused, as on_list_error says") end
-    verdict.reason = why .. ": admitted, as on_list_error says"
+    local last, age = self:_last_whole(key)
+    if last ~= nil then
+      -- (the list as last read whole, within the grace: a failover's seconds answered as before it)
+      local as_read = format("as read whole %.1f s ago (%s; grace %s s)", age, why, tostring(self.o.grace_s))
+      if last then return deny("Forbidden", name .. " is on the forbid list " .. as_read, "last") end
+      verdict.reason, verdict.list = name .. " is not on the forbid list " .. as_read, "last"
+    else
+      local from = age and "expired" or "unread"
+      if age then
+        why = why .. format("; the list last read whole is %.1f s old, past the grace (%s s)", age,
+          tostring(self.o.grace_s))
+      end
+      if self.on_list_error == "deny" then
+        return deny("ListUnavailable", why .. ": refused, as on_list_error says", from)
+      end
+      verdict.reason, verdict.list = why .. ": admitted, as on_list_error says", from
+    end
   end
   if self.o.hook then
     local ok, allow, why = pcall(self.o.hook, req, verdict)

@@ -11,9 +11,10 @@ local cjson = require "cjson.safe"
 local admission = require "streamctl.edge.admission"
 local ingest = require "streamctl.edge.ingest"
 local settings = require "streamctl.edge.settings"
+local lastlist = require "streamctl.edge.lastlist"
 local W = require "streamctl.edge.worker"
 
-local type, ipairs, tostring = type, ipairs, tostring
+local type, ipairs, tostring, pcall, assert = type, ipairs, tostring, pcall, assert
 local format = string.format
 
 local M = {}
@@ -22,7 +23,10 @@ local M = {}
 -- Redis), ZEGO's tokens with the server API's AppId and secret, and Alibaba Cloud's signed URLs
 -- with the aliyun_auth_key setting (two keys during a rotation) when set. A list that cannot be
 -- read refuses, unless admit_on_list_error is "allow". One per worker, made on first use.
-local the_door
+-- With Redis, while the list cannot be read (a failover, the list made whole again after one), the
+-- door answers from the list this worker last read whole (streamctl.edge.lastlist, read every
+-- second) for list_grace_s seconds.
+local the_door, last_whole
 local function door()
   if not the_door then
     local s = W.settings
@@ -32,9 +36,50 @@ local function door()
       zego = s.zego_app_id and { app_id = s.zego_app_id, secret = s.zego_server_secret } or nil,
       aliyun = keys and { keys = type(keys) == "table" and keys or { keys } } or nil,
       on_list_error = s.admit_on_list_error,
+      last_whole = last_whole, grace_s = s.list_grace_s,
     })
   end
   return the_door
+end
+
+-- What the door answers from, said once each time it changes (per worker): the list, the list last
+-- read whole (a failover), or on_list_error (past the grace).
+local said = nil
+local function say(verdict)
+  local now = verdict.list
+  if now == nil or now == said then return end
+  if now == "last" then
+    ngx.log(ngx.WARN, "streamctl.edge: the door answers from the forbid list last read whole: ", verdict.reason)
+  elseif now == "expired" or now == "unread" then
+    ngx.log(ngx.ERR, "streamctl.edge: the door answers as admit_on_list_error says: ", verdict.reason)
+  elseif said then
+    ngx.log(ngx.NOTICE, "streamctl.edge: the door answers from the forbid list again")
+  end
+  said = now
+end
+
+local function decide(req)
+  local verdict = door():decide(req)
+  if last_whole then say(verdict) end
+  return verdict
+end
+
+local refreshing = false
+local function refresh(premature)
+  if premature or refreshing then return end
+  refreshing = true
+  -- (a list that cannot be read: the one read last is kept)
+  local ok, read = pcall(last_whole.refresh, last_whole)
+  W.metrics:count("list_reads", { result = ok and read and "whole" or "failed" })
+  refreshing = false
+end
+
+--- In each worker's init_worker: with Redis and a grace, the list last read whole, read every second.
+function M.start()
+  if not (W.settings.redis_url and W.settings.list_grace_s > 0) then return end
+  last_whole = lastlist.new(W.store())
+  assert(ngx.timer.at(0, refresh))
+  assert(ngx.timer.every(1, refresh))
 end
 
 --- content_by_lua for GET /admission/aliyun: Alibaba Cloud Live's remote authentication asks
@@ -52,7 +97,7 @@ function M.aliyun()
     return W.reply(403, { code = "InvalidRequest", reason = bad })
   end
   local function one(name) local v = args[name] return type(v) == "string" and v or nil end
-  local verdict = door():decide { provider = "aliyun", domain_name = one("domain"), app_name = one("app"),
+  local verdict = decide { provider = "aliyun", domain_name = one("domain"), app_name = one("app"),
     stream_name = one("stream"), auth_key = one("auth_key"), client_ip = one("ip") }
   if not verdict.allow then
     ngx.log(ngx.INFO, "streamctl.edge: admission refused: ", verdict.code, ": ", verdict.reason)
@@ -73,7 +118,7 @@ function M.ingest()
   end
   local req, v, dialect = ingest.read { method = ngx.req.get_method(), content_type = ngx.var.content_type,
     body = body, query = args, truncated = truncated == "truncated" }
-  if req then dialect, v = v, door():decide(req) end
+  if req then dialect, v = v, decide(req) end
   if not v.allow then
     ngx.log(ngx.INFO, "streamctl.edge: admission refused (", tostring(dialect), "): ", v.code, ": ", v.reason)
   end

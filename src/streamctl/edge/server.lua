@@ -92,6 +92,7 @@ function M.init_worker()
   W.audit_write, W.audit_why = audit.writer(W.settings.audit_log or (ngx.config.prefix() .. "logs/audit.jsonl"),
     { warn = function(text) ngx.log(ngx.WARN, "streamctl.edge: ", text) end }) -- (a torn tail, said once)
   if not W.audit_write then ngx.log(ngx.ERR, "streamctl.edge: the audit log: ", W.audit_why) end
+  door.start()
   if ngx.worker.id() == 0 then keeper.start() end
 end
 

@@ -48,6 +48,10 @@
 --   streamctl_admissions_total{provider,verdict,code}  admission decisions ("allow" or
 --                                         "deny", and the verdict's code: streamctl.edge.admission)
 --   streamctl_tokens_total{provider,result}  ZEGO tokens issued ("issued", or the refusal's code)
+--   streamctl_stale_admissions_total{provider,result}  decisions made while the forbid list could
+--                                 not be read: from the list last read whole ("answered"), or past
+--                                 its grace ("expired")
+--   streamctl_list_reads_total{result}  the whole forbid list read for that ("whole", "failed")
 --   streamctl_spans_total{result}         the tracing exporter's spans (streamctl.trace.exporter):
 --                                         "exported", or dropped: "queue_full" (its bounded queue
 --                                         was full), "export_failed" (the collector refused, was
@@ -136,6 +140,10 @@ local EVENTS = {
   { "admissions", "Admission decisions at the door (streamctl.edge.admission), by verdict and its code.",
     { "provider", "verdict", "code" } },
   { "tokens", "ZEGO tokens the edge issued, or refused to (the code that refused it).", { "provider", "result" } },
+  { "stale_admissions", "Admission decisions made while the forbid list could not be read: answered from the list "
+    .. "last read whole (answered), or past its grace (expired).", { "provider", "result" } },
+  { "list_reads", "Reads of the whole forbid list the door keeps for a failover (each worker's, every second, with "
+    .. "Redis): read whole, or failed.", { "result" } },
   { "spans", "Spans the tracing exporter exported, or dropped (queue_full: its queue was full; export_failed: "
     .. "the collector refused, was down or too slow).", { "result" } },
 }
@@ -271,8 +279,8 @@ function Metrics:observe(info)
 end
 
 --- Adds `n` (default 1) to an event counter (see above): `name` is
--- "callbacks", "reactions", "drift", "admissions", "tokens" or "spans", `labels` a table with
--- exactly its label names (strings). Misuse raises.
+-- "callbacks", "reactions", "drift", "admissions", "stale_admissions", "list_reads", "tokens" or "spans",
+-- `labels` a table with exactly its label names (strings). Misuse raises.
 function Metrics:count(name, labels, n)
   local names = EVENT_LABELS[name]
   if not names then error("bad argument #1 to 'count' (not an event counter: " .. tostring(name) .. ")", 2) end
