@@ -59,12 +59,15 @@ DEMO_PACKAGES := gcc make libc6-dev lua5.4 liblua5.4-dev libssl-dev openssl libc
 	lua-argparse lua-filesystem luarocks libhiredis-dev lua-socket nginx libnginx-mod-http-lua lua-resty-core \
 	lua-nginx-string
 OPENRESTY_DEMO_PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev curl
-# (make bench alone: the official Node SDK beside streamctl, bench/percall.lua; never the product's;
-# installed when no node and npm are on the PATH, which a Node from elsewhere may already give)
-BENCH_PACKAGES := nodejs npm
+# (make bench alone: wrk against the edge's door, bench/admission.sh; the official Node SDK beside
+# streamctl, bench/percall.lua, never the product's: installed when no node and npm are on the PATH,
+# which a Node from elsewhere may already give)
+BENCH_PACKAGES := wrk
+BENCH_NODE_PACKAGES := nodejs npm
 PACKAGES := $(DEMO_PACKAGES) luajit2 libluajit2-5.1-dev lua-busted lua-check lua-sec valgrind lua-ldoc help2man groff-base \
 	cppcheck clang-tidy clang libclang-rt-14-dev redis-server lua-nginx-redis gnuplot-nox curl universal-ctags \
-	prometheus zip procps python3-cryptography protobuf-compiler python3-protobuf lua-yaml
+	prometheus zip procps python3-cryptography protobuf-compiler python3-protobuf lua-yaml \
+	libnginx-mod-rtmp ffmpeg
 
 LUA_PATH_DEV := $(ROOT)/src/?.lua;$(ROOT)/src/?/init.lua;$(ROOT)/emulator/src/?.lua;$(ROOT)/emulator/src/?/init.lua;;
 ENV54 := LUA_PATH="$(LUA_PATH_DEV)" LUA_CPATH="$(TREE54)/lib/lua/5.4/?.so;;" STREAMCTL_ROOT="$(ROOT)"
@@ -111,9 +114,10 @@ demo-deps:
 openresty-demo-deps:
 	$(call INSTALL_MISSING,$(OPENRESTY_DEMO_PACKAGES))
 bench-deps: deps
+	$(call INSTALL_MISSING,$(BENCH_PACKAGES))
 	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || $(MAKE) --no-print-directory bench-node
 bench-node:
-	$(call INSTALL_MISSING,$(BENCH_PACKAGES))
+	$(call INSTALL_MISSING,$(BENCH_NODE_PACKAGES))
 
 build: build-5.4 build-jit
 

@@ -147,6 +147,25 @@ local function markdown(results)
     end
   end
 
+  -- the door's cost (bench/admission.lua), once the file holds its figures
+  local FLOOR404 = "nginx's own 404 (a path the example does not route): req/s"
+  if fig(FLOOR404, "nginx") then
+    local parts, missed = {}, {}
+    for _, d in ipairs { { "aliyun", "/admission/aliyun" }, { "rtmp", "/admission (nginx-rtmp)" } } do
+      local f = by["nginx|the door / nginx's 404, " .. d[1]] or error("bench results: no door ratio " .. d[1])
+      parts[#parts + 1] = format("%s %.2f", d[2], f.median)
+      if f.goal and f.median < f.goal then missed[#missed + 1] = format("%.2f", f.median) end
+    end
+    local goal = by["nginx|the door / nginx's 404, aliyun"].goal
+    row("the door, one nginx worker, wrk (`bench/admission.lua`): /admission/aliyun, /admission (nginx-rtmp)",
+      "(nginx runs LuaJIT)", format("%s/s, %s/s", grouped(need("the door, /admission/aliyun (remote authentication): "
+        .. "req/s", "nginx"), 100), grouped(need("the door, /admission (nginx-rtmp's on_publish form): req/s", "nginx"),
+        100)),
+      format("of nginx's own 404 (%s/s): %s", grouped(need(FLOOR404, "nginx"), 100), table.concat(parts, ", "))
+        .. (goal and format(" (goal: at least %.2f)", goal) or "")
+        .. (#missed > 0 and " (**missed**: " .. table.concat(missed, ", ") .. ")" or ""))
+  end
+
   -- batches at the caps, idle and with every core busy
   local ratios, throttled, most, busy = {}, 0, {}, nil
   for _, f in ipairs(results.figures) do

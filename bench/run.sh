@@ -125,6 +125,7 @@ step "" luajit_ bench/tracing.lua
 step "what one call costs: its CPU and its steps, beside the official Node SDK (Lua 5.4, then LuaJIT)" \
   lua54 bench/percall.lua
 step "" luajit_ bench/percall.lua
+step "the door's cost: wrk against /admission beside nginx's own 404, one worker" lua54 bench/admission.lua
 step "soak: 100,000 calls with faults injected at random" lua54 bench/soak.lua
 emulator stop --dir "$EMU_DIR" >/dev/null
 if [ -n "${BENCH_ONLY:-}" ]; then

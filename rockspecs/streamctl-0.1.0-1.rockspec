@@ -63,6 +63,7 @@ build = {
       ["streamctl.edge.reactions"] = "src/streamctl/edge/reactions.lua",
       ["streamctl.edge.door"] = "src/streamctl/edge/door.lua",
       ["streamctl.edge.lastlist"] = "src/streamctl/edge/lastlist.lua",
+      ["streamctl.edge.rtmp"] = "src/streamctl/edge/rtmp.lua",
       ["streamctl.edge.keeper"] = "src/streamctl/edge/keeper.lua",
       ["streamctl.edge.server"] = "src/streamctl/edge/server.lua",
       ["streamctl.pipeline.client"] = "src/streamctl/pipeline/client.lua",

@@ -4,8 +4,8 @@
 -- and its own messages; how a URL splits into its parts is written here once.
 -- @module streamctl.base.url
 
-local match, lower, find, byte, gsub, gmatch, char, sub, format = string.match, string.lower, string.find,
-  string.byte, string.gsub, string.gmatch, string.char, string.sub, string.format
+local match, lower, find, byte, gsub, char, sub, format = string.match, string.lower, string.find,
+  string.byte, string.gsub, string.char, string.sub, string.format
 local concat = table.concat
 local tonumber, type = tonumber, type
 
@@ -89,20 +89,31 @@ end
 -- more than once, an array of its values; a name without `=`, "". nil when
 -- an escape is malformed, unless `lenient`: then that text is kept as it came.
 function M.parse_query(q, lenient)
-  local out = {}
-  for pair in gmatch(q, "[^&]+") do
-    local rk, rv = match(pair, "^([^=]*)=?(.*)$")
-    local k, v = M.unescape((gsub(rk, "+", " "))), M.unescape((gsub(rv, "+", " ")))
-    if lenient then k, v = k or rk, v or rv end
-    if not k or not v then return nil end
-    local had = out[k]
-    if had == nil then
-      out[k] = v
-    elseif type(had) == "table" then
-      had[#had + 1] = v
-    else
-      out[k] = { had, v }
+  -- (plain finds and subs, gsub only where a + is: LuaJIT compiles these, not gmatch or match; the
+  -- door reads every nginx-rtmp hook's form with it)
+  local out, from, last = {}, 1, #q
+  while from <= last do
+    local amp = find(q, "&", from, true) or last + 1
+    if amp > from then
+      local eq = find(q, "=", from, true)
+      local rk, rv
+      if eq and eq < amp then rk, rv = sub(q, from, eq - 1), sub(q, eq + 1, amp - 1)
+      else rk, rv = sub(q, from, amp - 1), "" end
+      if find(rk, "+", 1, true) then rk = gsub(rk, "+", " ") end
+      if find(rv, "+", 1, true) then rv = gsub(rv, "+", " ") end
+      local k, v = M.unescape(rk), M.unescape(rv)
+      if lenient then k, v = k or rk, v or rv end
+      if not k or not v then return nil end
+      local had = out[k]
+      if had == nil then
+        out[k] = v
+      elseif type(had) == "table" then
+        had[#had + 1] = v
+      else
+        out[k] = { had, v }
+      end
     end
+    from = amp + 1
   end
   return out
 end

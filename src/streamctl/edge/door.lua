@@ -12,9 +12,10 @@ local admission = require "streamctl.edge.admission"
 local ingest = require "streamctl.edge.ingest"
 local settings = require "streamctl.edge.settings"
 local lastlist = require "streamctl.edge.lastlist"
+local metrics_mod = require "streamctl.operator.metrics"
 local W = require "streamctl.edge.worker"
 
-local type, ipairs, tostring, pcall, assert = type, ipairs, tostring, pcall, assert
+local type, pairs, ipairs, next, tostring, pcall, assert = type, pairs, ipairs, next, tostring, pcall, assert
 local format = string.format
 
 local M = {}
@@ -26,13 +27,13 @@ local M = {}
 -- With Redis, while the list cannot be read (a failover, the list made whole again after one), the
 -- door answers from the list this worker last read whole (streamctl.edge.lastlist, read every
 -- second) for list_grace_s seconds.
-local the_door, last_whole
+local the_door, last_whole, counted, pending
 local function door()
   if not the_door then
     local s = W.settings
     local keys = s.aliyun_auth_key
     the_door = assert(admission.new {
-      forbidden = W.store(), metrics = W.metrics,
+      forbidden = W.store(), metrics = counted,
       zego = s.zego_app_id and { app_id = s.zego_app_id, secret = s.zego_server_secret } or nil,
       aliyun = keys and { keys = type(keys) == "table" and keys or { keys } } or nil,
       on_list_error = s.admit_on_list_error,
@@ -74,8 +75,31 @@ local function refresh(premature)
   refreshing = false
 end
 
---- In each worker's init_worker: with Redis and a grace, the list last read whole, read every second.
+--- Adds this worker's counts of the door's decisions into the metrics dict.
+function M.flush()
+  if not pending or next(pending) == nil then return end
+  local dict, counts = ngx.shared[W.METRICS_DICT], pending
+  pending = {}
+  for key, n in pairs(counts) do
+    local ok, err = dict:incr(key, n, 0)
+    if not ok then ngx.log(ngx.ERR, "streamctl.edge: the metrics dict: ", tostring(err)) end
+  end
+end
+
+--- In each worker's init_worker: the door's counters, added up here and into the metrics dict every
+-- second (a decision writes nothing shared: /metrics flushes its own worker's first, another
+-- worker's are at most a second behind); with Redis and a grace, the list last read whole, read
+-- every second.
 function M.start()
+  pending = {}
+  local function only_counts() error("streamctl.edge: the door's counters only add", 2) end
+  counted = assert(metrics_mod.new { dict = { set = only_counts, get = only_counts, get_keys = only_counts,
+    incr = function(_, key, n)
+      local v = (pending[key] or 0) + n
+      pending[key] = v
+      return v
+    end } })
+  assert(ngx.timer.every(1, function(premature) if not premature then M.flush() end end))
   if not (W.settings.redis_url and W.settings.list_grace_s > 0) then return end
   last_whole = lastlist.new(W.store())
   assert(ngx.timer.at(0, refresh))

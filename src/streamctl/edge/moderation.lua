@@ -141,15 +141,32 @@ local function guarded(operation, n, confirm)
   return audit.guard(0, { resumes = n, max_resume = W.settings.max_resume, confirm = confirm })
 end
 
--- Sends a checked part whose intent (`run`) is written, makes the list follow it, and writes its
--- outcome: the part's answer (the report as JSON, or `{ error, code }` when nothing was sent) and
--- its status (200, 502 when a stream failed or its outcome is unknown, 500 when the list could
--- not follow what was sent; 400, 409 or 500 when nothing was sent).
-local function send_part(part, operation, command, run, guard)
-  local provider, fields, names, c = part.provider, part.fields, part.names, part.client
-  local route = ROUTES[provider]
-  if operation == "forbid" then marks(provider, fields, names, run) end
-  local report, err = c[route[operation].method](c, fields)
+-- A ban that also stops what is live: with rtmp_control set, the publishers of an Aliyun forbid's
+-- streams (by app and name) are dropped from nginx-rtmp now, once the door refuses them (the
+-- pending marks), before the provider's call, which may wait out a throttle. `{ dropped = { name
+-- = n }, errors = { name = why } }` (errors nil when none), or nil when there is no control URL.
+local function drop_publishers(app, names)
+  local base = W.settings.rtmp_control
+  if not base or #names == 0 then return nil end
+  local transport = require("streamctl.transport.ngx").new { timeout_ms = 3000 }
+  local each = require("streamctl.edge.rtmp").drop_publishers(transport, base, app, names)
+  transport.close()
+  local out = { dropped = {} }
+  for name, d in pairs(each) do
+    if d.error then
+      out.errors = out.errors or {}
+      out.errors[name] = d.error
+      ngx.log(ngx.ERR, "streamctl.edge: nginx-rtmp could not drop ", app, "/", name, "'s publisher: ", d.error)
+    else
+      out.dropped[name] = d.dropped
+    end
+  end
+  return out
+end
+
+-- A part sent (its report, or nil and the error that sent nothing): its outcome, see send_part.
+local function settled(part, operation, command, run, guard, report, err)
+  local provider, fields, names = part.provider, part.fields, part.names
   -- (a body's "check_places": the places left as the check counted them, its refusal's or its report's)
   local places = report and report.places or err and err.places
   if places then W.metrics:places_left(provider, places) end
@@ -184,6 +201,21 @@ local function send_part(part, operation, command, run, guard)
                   streams = W.audit_streams(report), note = not kept and answer.error or nil }
   return answer, status
 end
+
+-- Sends a checked part whose intent (`run`) is written, makes the list follow it, and writes its
+-- outcome: the part's answer (the report as JSON, or `{ error, code }` when nothing was sent) and
+-- its status (200, 502 when a stream failed or its outcome is unknown, 500 when the list could
+-- not follow what was sent; 400, 409 or 500 when nothing was sent).
+local function send_part(part, operation, command, run, guard)
+  local provider, fields, names, c = part.provider, part.fields, part.names, part.client
+  local route = ROUTES[provider]
+  if operation == "forbid" then marks(provider, fields, names, run) end
+  local drops = operation == "forbid" and provider == "aliyun" and drop_publishers(fields.app_name, names)
+  local answer, status = settled(part, operation, command, run, guard, c[route[operation].method](c, fields))
+  if drops then answer.dropped, answer.drop_errors = drops.dropped, drops.errors end
+  return answer, status
+end
+
 
 -- The request's body as a JSON object, its "confirm"; or nil and the refusal's status and message.
 local function read_body()
@@ -255,7 +287,8 @@ function M.streams(provider, operation)
   end
   local answer, astatus = send_part(part, operation, command, run, guard)
   if astatus == 400 or (astatus == 500 and not answer.results) then
-    return W.reply(astatus, { error = answer.error }) -- (nothing was sent: as the refusals before it)
+    -- (nothing was sent: as the refusals before it)
+    return W.reply(astatus, { error = answer.error, dropped = answer.dropped, drop_errors = answer.drop_errors })
   end
   return W.reply(astatus, answer)
 end

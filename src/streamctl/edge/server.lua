@@ -107,6 +107,7 @@ M.zego_token = door.zego_token
 
 --- content_by_lua for GET /metrics.
 function M.metrics()
+  door.flush()
   ngx.header.content_type = "text/plain; version=0.0.4"
   ngx.print(W.metrics:render())
 end
