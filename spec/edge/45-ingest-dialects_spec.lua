@@ -90,8 +90,14 @@ describe("the door's dialects", function()
     local a = ask { method = "GET", query = { domain = "push.example.com", app = "live", stream = "cam-1" } }
     local b = ask { method = "GET", query = { domain = "push.example.com", app = "live", stream = "banned" } }
     assert.same({ "aliyun", 200, "aliyun", 403 }, { a.dialect, a.status, b.dialect, b.status })
-    assert.equal('{"error":"Forbidden","reason":"aliyun stream push.example.com/live/banned is on the forbid list"}',
+    assert.equal('{"code":"Forbidden","reason":"aliyun stream push.example.com/live/banned is on the forbid list"}',
       b.body)
+    -- (/admission/aliyun reads every request as this dialect: one without app is the door's to refuse)
+    local req = assert(ingest.read { method = "GET", query = { domain = "push.example.com", stream = "cam-1" },
+      dialect = "aliyun" })
+    assert.same({ "push.example.com", nil, "cam-1" }, { req.domain_name, req.app_name, req.stream_name })
+    assert.has_error(function() ingest.read { method = "GET", query = {}, dialect = "rtmp" } end,
+      "bad argument #1 to 'read' (no dialect rtmp)")
   end)
 
   it("passes the client's auth_key on from each server's form of its query", function()

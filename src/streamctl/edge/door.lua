@@ -15,7 +15,7 @@ local lastlist = require "streamctl.edge.lastlist"
 local metrics_mod = require "streamctl.operator.metrics"
 local W = require "streamctl.edge.worker"
 
-local type, pairs, ipairs, next, tostring, pcall, assert = type, pairs, ipairs, next, tostring, pcall, assert
+local type, pairs, next, tostring, pcall, assert = type, pairs, next, tostring, pcall, assert
 local format = string.format
 
 local M = {}
@@ -106,42 +106,20 @@ function M.start()
   assert(ngx.timer.every(1, refresh))
 end
 
---- content_by_lua for GET /admission/aliyun: Alibaba Cloud Live's remote authentication asks
--- before an ingest (set the domain's remote authentication to pass domain, app, stream and ip:
--- docs/admission.md). 200 admitted, 403 refused; the answer names the verdict's code and reason.
-function M.aliyun()
-  -- (every argument read, each named at most once: what the door decides on is what the caller sent)
+-- Reads the request as `dialect` says (nil: as its shape says), decides, and answers as that
+-- dialect's server reads answers.
+local function serve(dialect)
   local args, truncated = ngx.req.get_uri_args(100)
-  local bad = truncated and "more than 100 query arguments"
-  for _, name in ipairs { "domain", "app", "stream", "auth_key", "ip" } do
-    if type(args[name]) == "table" then bad = bad or format("query argument '%s' given more than once", name) end
-  end
-  if bad then
-    ngx.log(ngx.INFO, "streamctl.edge: admission refused: InvalidRequest: ", bad)
-    return W.reply(403, { code = "InvalidRequest", reason = bad })
-  end
-  local function one(name) local v = args[name] return type(v) == "string" and v or nil end
-  local verdict = decide { provider = "aliyun", domain_name = one("domain"), app_name = one("app"),
-    stream_name = one("stream"), auth_key = one("auth_key"), client_ip = one("ip") }
-  if not verdict.allow then
-    ngx.log(ngx.INFO, "streamctl.edge: admission refused: ", verdict.code, ": ", verdict.reason)
-  end
-  return W.reply(verdict.allow and 200 or 403, { code = verdict.code, reason = verdict.reason })
-end
-
---- content_by_lua for /admission: the door every ingest server asks (nginx-rtmp, SRS, MediaMTX,
--- Alibaba Cloud), each answered as it reads answers (streamctl.edge.ingest).
-function M.ingest()
-  local args, truncated = ngx.req.get_uri_args(100)
-  local body
-  if ngx.req.get_method() == "POST" then
+  local method, body = ngx.req.get_method(), nil
+  if method == "POST" and not dialect then
     ngx.req.read_body()
     body = ngx.req.get_body_data()
     -- (a body larger than the buffer nginx keeps in memory: refused, never read in part)
     if not body and ngx.req.get_body_file() then body = string.rep(" ", ingest.MAX_BODY + 1) end
   end
-  local req, v, dialect = ingest.read { method = ngx.req.get_method(), content_type = ngx.var.content_type,
-    body = body, query = args, truncated = truncated == "truncated" }
+  local req, v
+  req, v, dialect = ingest.read { method = method, content_type = ngx.var.content_type, body = body, query = args,
+    truncated = truncated == "truncated", dialect = dialect }
   if req then dialect, v = v, decide(req) end
   if not v.allow then
     ngx.log(ngx.INFO, "streamctl.edge: admission refused (", tostring(dialect), "): ", v.code, ": ", v.reason)
@@ -153,6 +131,16 @@ function M.ingest()
   ngx.print(text)
   return ngx.exit(status)
 end
+
+--- content_by_lua for GET /admission/aliyun: Alibaba Cloud Live's remote authentication asks
+-- before an ingest (set the domain's remote authentication to pass domain, app, stream and ip:
+-- docs/admission.md): /admission's aliyun dialect, whatever the request's shape. 200 admitted,
+-- 403 refused; the answer names the verdict's code and reason.
+function M.aliyun() return serve("aliyun") end
+
+--- content_by_lua for /admission: the door every ingest server asks (nginx-rtmp, SRS, MediaMTX,
+-- Alibaba Cloud), each answered as it reads answers (streamctl.edge.ingest).
+function M.ingest() return serve(nil) end
 
 --- content_by_lua for POST /tokens/zego: a client's Token04 for the streams the door admits.
 function M.zego_token()

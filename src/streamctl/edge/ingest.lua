@@ -147,6 +147,7 @@ DIALECTS.mediamtx = {
 -- Alibaba Cloud's remote authentication: a GET with domain, app and stream.
 DIALECTS.aliyun = {
   shape = function(r) return r.method == "GET" and r.query.app ~= nil and r.query.stream ~= nil end,
+  -- (as /admission/aliyun always answered: {"code":..,"reason":..}, whatever the verdict)
   read = function(r)
     local q = r.query
     for _, f in ipairs { "domain", "app", "stream", "auth_key", "ip" } do
@@ -155,7 +156,10 @@ DIALECTS.aliyun = {
     return { provider = "aliyun", domain_name = q.domain, app_name = q.app, stream_name = q.stream,
              auth_key = q.auth_key, client_ip = q.ip, action = "publish" }
   end,
-  answer = function(v) return v.allow and 200 or 403, verdict_json(v), "application/json" end,
+  answer = function(v)
+    return v.allow and 200 or 403, format('{"code":%s,"reason":%s}', json.string(v.code), json.string(v.reason)),
+      "application/json"
+  end,
 }
 
 local ORDER = { "nginx-rtmp", "srs", "mediamtx", "aliyun" }
@@ -163,17 +167,21 @@ local ORDER = { "nginx-rtmp", "srs", "mediamtx", "aliyun" }
 --- Reads a request into the door's.
 -- @tparam table r `method`, `content_type`, `body` (text or nil), `query` (the URI's arguments
 --   as ngx.req.get_uri_args gives them: a name given twice is a list), `truncated` (true when
---   the server read only part of the query)
+--   the server read only part of the query), `dialect` (read as that dialect, whatever its shape:
+--   a URL of its own, such as /admission/aliyun)
 -- @return the door's request (its `action` "publish" or "play") and the dialect; or nil, the
 --   refusal (`{ allow = false, code = "InvalidRequest", reason }`) and the dialect when one matched
 function M.read(r)
   if type(r) ~= "table" or type(r.query) ~= "table" then
     error("bad argument #1 to 'read' (a request expected)", 2)
   end
-  if r.truncated then return invalid(nil, "more than 100 query arguments") end
+  local found = r.dialect
+  if found ~= nil and not DIALECTS[found] then error("bad argument #1 to 'read' (no dialect " .. tostring(found)
+    .. ")", 2) end
+  if r.truncated then return invalid(found, "more than 100 query arguments") end
   local body = r.body
   if body ~= nil and (type(body) ~= "string" or #body > M.MAX_BODY) then
-    return invalid(nil, "body: more than " .. M.MAX_BODY .. " bytes")
+    return invalid(found, "body: more than " .. M.MAX_BODY .. " bytes")
   end
   local shaped = { method = r.method, query = r.query }
   local ctype = lower(r.content_type or "")
@@ -190,8 +198,7 @@ function M.read(r)
       shaped.json = v
     end
   end
-  local found
-  for _, name in ipairs(ORDER) do
+  for _, name in ipairs(found and {} or ORDER) do
     if DIALECTS[name].shape(shaped) then
       if found then return invalid(nil, format("the request matches both %s and %s: refused", found, name)) end
       found = name
