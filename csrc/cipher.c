@@ -1,8 +1,9 @@
 /* streamctl.core, cipher.c: AES and base64 for ZEGO's Token04 (issue 69),
    all from OpenSSL's EVP: AES-GCM seal and open (the 16-byte tag after the
    ciphertext, no additional data: the published generators' layout),
-   AES-CBC open with PKCS#7 padding (the retired form of the token, read
-   only), and base64 (the standard alphabet, padded).
+   AES-CBC seal and open with PKCS#7 padding (the form zego_server_assistant's
+   generators make, issued and read only when asked: it authenticates
+   nothing), and base64 (the standard alphabet, padded).
 
    A key is a string or a streamctl.secret of 16, 24 or 32 bytes (AES-128,
    -192, -256); another length is a misuse and raises. Everything that can
@@ -102,10 +103,31 @@ static int l_aes_gcm_open(lua_State *L) {
     return 1;
 }
 
+/* core.aes_cbc_seal(key, iv, plaintext): the ciphertext, PKCS#7-padded to
+   whole blocks. `iv`: 16 bytes. */
+static int l_aes_cbc_seal(lua_State *L) {
+    aes_args a;
+    unsigned char *out;
+    EVP_CIPHER_CTX *ctx;
+    int len = 0, fin = 0, ok;
+
+    check_args(L, &a, 0, 16, "a 16-byte IV expected");
+    out = scratch(L, a.dl + 16);
+    ctx = EVP_CIPHER_CTX_new();
+    if (ctx == NULL) return luaL_error(L, "out of memory");
+    ok = EVP_EncryptInit_ex(ctx, a.cipher, NULL, a.key, a.iv) == 1 &&
+         EVP_EncryptUpdate(ctx, out, &len, a.data, (int)a.dl) == 1 &&
+         EVP_EncryptFinal_ex(ctx, out + len, &fin) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    if (!ok) return luaL_error(L, "AES-CBC failed (is it disabled in this OpenSSL?)");
+    lua_pushlstring(L, (const char *)out, (size_t)len + (size_t)fin);
+    return 1;
+}
+
 /* core.aes_cbc_open(key, iv, data): the plaintext, its PKCS#7 padding
    removed; nil when the padding is wrong or `data` is not whole blocks.
    CBC authenticates nothing: a caller must not trust what this returns
-   for being readable (Token04's retired form, read only). */
+   for being readable (Token04's CBC form, read only when asked). */
 static int l_aes_cbc_open(lua_State *L) {
     aes_args a;
     unsigned char *out;
@@ -192,6 +214,7 @@ static int l_base64_decode(lua_State *L) {
 const luaL_Reg sc_cipher_funcs[] = {
     {"aes_gcm_seal", l_aes_gcm_seal},
     {"aes_gcm_open", l_aes_gcm_open},
+    {"aes_cbc_seal", l_aes_cbc_seal},
     {"aes_cbc_open", l_aes_cbc_open},
     {"base64_encode", l_base64_encode},
     {"base64_decode", l_base64_decode},

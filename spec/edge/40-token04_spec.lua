@@ -48,6 +48,21 @@ describe("AES from streamctl.core", function()
     assert.equal(hex(sealed), hex(core.aes_gcm_seal(core.secret(key), nonce, string.rep("\0", 16))))
   end)
 
+  -- (NIST SP 800-38A, F.2.5 CBC-AES256.Encrypt: its four blocks, then the whole block of PKCS#7 padding)
+  it("AES-CBC seal: NIST's CBC-AES256 vector, padded; open gives it back", function()
+    local key = unhex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4")
+    local iv = unhex("000102030405060708090a0b0c0d0e0f")
+    local plain = unhex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
+      .. "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710")
+    local sealed = core.aes_cbc_seal(key, iv, plain)
+    assert.equal(80, #sealed)
+    assert.equal("f58c4c04d6e5f1ba779eabfb5f7bfbd69cfc4e967edb808d679f777bc6702c7d"
+      .. "39f23369a9d9bacfa530e26304231461b2eb05e2c39be9fcda6c19078c6a9d1b", hex(sealed:sub(1, 64)))
+    assert.equal(hex(plain), hex(core.aes_cbc_open(key, iv, sealed)))
+    assert.equal(16, #core.aes_cbc_seal(key, iv, ""))
+    assert.equal("", core.aes_cbc_open(key, iv, core.aes_cbc_seal(key, iv, "")))
+  end)
+
   it("refuses a key not 16, 24 or 32 bytes and a nonce not 12 (misuse raises)", function()
     local function raised(fn, ...)
       local ok, err = pcall(fn, ...)
@@ -60,6 +75,7 @@ describe("AES from streamctl.core", function()
     assert.equal("#2 (a 12-byte nonce expected)", raised(core.aes_gcm_open, string.rep("k", 32), string.rep("\0", 16),
       "x"))
     assert.equal("#2 (a 16-byte IV expected)", raised(core.aes_cbc_open, string.rep("k", 32), "iv", "x"))
+    assert.equal("#2 (a 16-byte IV expected)", raised(core.aes_cbc_seal, string.rep("k", 32), "iv", "x"))
   end)
 
   it("base64: RFC 4648's examples both ways; anything not the one padded text of its bytes is nil", function()
@@ -146,6 +162,24 @@ describe("Token04", function()
       err.message)
     r = assert(token04.read(tok, { app_id = APP, secret = SECRET, now = NOW + 1, legacy_cbc = true }))
     assert.same({ "cbc", "old-user" }, { r.mode, r.user_id })
+  end)
+
+  it("issues the CBC form when asked, as the generators make it: read back by the independent reader", function()
+    local tok = assert(token04.issue { app_id = APP, secret = SECRET, user_id = "u9", now = NOW, ttl = 60,
+      form = "cbc", room_id = "r1", login = true, publish = true, stream_ids = { "s1" } })
+    local body = core.base64_decode(tok:sub(3))
+    assert.equal(16, body:byte(9) * 256 + body:byte(10)) -- (a 16-byte IV: 16 characters of 0-9a-f)
+    assert.truthy(body:sub(11, 26):find("^%x+$"))
+    local out, ok = python("read-cbc", APP, SECRET, tok)
+    assert.is_true(ok, out)
+    local t = require("cjson").decode(out)
+    assert.same({ "u9", NOW, NOW + 60, '{"room_id":"r1","privilege":{"1":1,"2":1},"stream_id_list":["s1"]}' },
+      { t.user_id, t.ctime, t.expire, t.payload })
+    local r = assert(token04.read(tok, { app_id = APP, secret = SECRET, now = NOW + 1, legacy_cbc = true }))
+    assert.same({ "cbc", "u9", { "s1" } }, { r.mode, r.user_id, r.stream_ids })
+    assert.is_nil(token04.read(tok, { app_id = APP, secret = SECRET, now = NOW + 1 }))
+    local _, err = token04.issue { app_id = APP, secret = SECRET, user_id = "u9", form = "ecb" }
+    assert.equal("field 'form' must be \"gcm\" or \"cbc\"", err.message)
   end)
 
   it("checks every field of issue by its rule, naming it; nothing made", function()

@@ -116,6 +116,19 @@ describe("the admission decision, ZEGO", function()
     assert.truthy(text:find('streamctl_tokens_total{provider="zego",result="issued"} 1\n', 1, true), text)
     assert.truthy(text:find('streamctl_tokens_total{provider="zego",result="Forbidden"} 1\n', 1, true), text)
   end)
+
+  it("issues the CBC form when its zego option says so, and reads it back; another door refuses it", function()
+    local d = door { zego = { app_id = APP, secret = SECRET, form = "cbc" } }
+    local t = assert(d:issue_token { user_id = "u1", room_id = "r1", login = true, publish = true,
+      stream_ids = { "room-1" } })
+    assert.equal("cbc", assert(token04.read(t, { app_id = APP, secret = SECRET, now = NOW + 1, legacy_cbc = true })).mode)
+    local z = { provider = "zego", stream_id = "room-1", user_id = "u1", token = t }
+    assert.same({ true, "Admitted" }, { d:decide(z).allow, d:decide(z).code })
+    local v = door():decide(z)
+    assert.same({ false, "InvalidToken" }, { v.allow, v.code })
+    local _, err = admission.new { forbidden = list {}, zego = { app_id = APP, secret = SECRET, form = "ecb" } }
+    assert.equal("option 'zego' must name form \"gcm\" or \"cbc\"", err.message)
+  end)
 end)
 
 describe("the admission decision, Alibaba Cloud", function()

@@ -6,6 +6,7 @@ python3-cryptography: spec/edge/40 checks streamctl.edge.token04 against it.
   token04.py issue APP_ID SECRET USER_ID NOW TTL [PAYLOAD]   prints a token
   token04.py issue-cbc APP_ID SECRET USER_ID NOW TTL         the CBC form (zego_server_assistant's generators)
   token04.py read APP_ID SECRET TOKEN                        prints its JSON
+  token04.py read-cbc APP_ID SECRET TOKEN                    the same, of the CBC form
 """
 import base64
 import json
@@ -60,6 +61,22 @@ def read(app_id, secret, token):
     return t
 
 
+def read_cbc(app_id, secret, token):
+    body = base64.b64decode(token[2:], validate=True)
+    expire, nl = struct.unpack(">qH", body[:10])
+    iv = body[10:10 + nl]
+    (cl,) = struct.unpack(">H", body[10 + nl:12 + nl])
+    data = body[12 + nl:12 + nl + cl]
+    if nl != 16 or len(body) != 12 + nl + cl:
+        raise ValueError("not CBC")
+    dec = Cipher(algorithms.AES(secret.encode()), modes.CBC(iv)).decryptor()
+    unpadder = padding.PKCS7(128).unpadder()
+    t = json.loads(unpadder.update(dec.update(data) + dec.finalize()) + unpadder.finalize())
+    if t["expire"] != expire or t["app_id"] != app_id:
+        raise ValueError("expire or app_id")
+    return t
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "issue-cbc":
         a = sys.argv[2:]
@@ -68,4 +85,5 @@ if __name__ == "__main__":
         a = sys.argv[2:]
         print(issue(int(a[0]), a[1], a[2], int(a[3]), int(a[4]), a[5] if len(a) > 5 else ""))
     else:
-        print(json.dumps(read(int(sys.argv[2]), sys.argv[3], sys.argv[4]), sort_keys=True, separators=(",", ":")))
+        reader = read_cbc if sys.argv[1] == "read-cbc" else read
+        print(json.dumps(reader(int(sys.argv[2]), sys.argv[3], sys.argv[4]), sort_keys=True, separators=(",", ":")))

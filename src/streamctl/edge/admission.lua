@@ -57,6 +57,7 @@ local OPTIONS = {
     if not (type(v.secret) == "string" or core.is_secret(v.secret)) or #v.secret ~= 32 then
       return nil, "must hold the ServerSecret's 32 bytes in secret"
     end
+    if v.form ~= nil and v.form ~= "gcm" and v.form ~= "cbc" then return nil, "must name form \"gcm\" or \"cbc\"" end
     return v
   end },
   { name = "aliyun", type = "custom", nullable_false = true, check = function(v)
@@ -75,7 +76,8 @@ local OPTIONS = {
 
 --- A door.
 -- @tparam table opts `forbidden` (required: the forbid list, an object with `has(key)`: a
---   streamctl.operator.desired store), `zego` (`{ app_id, secret, legacy_cbc }`: tokens are
+--   streamctl.operator.desired store), `zego` (`{ app_id, secret, legacy_cbc, form }`: tokens are
+--   issued in `form` ("gcm", the default, or "cbc": streamctl.edge.token04, and read in it), and
 --   required and verified; false or absent: not asked), `aliyun` (`{ keys = { primary, secondary },
 --   delta }`: signed URLs are required and verified; false or absent: not asked), `hook`,
 --   `on_list_error`, `last_whole` and `grace_s` (while the list cannot be read, the answer comes
@@ -139,7 +141,7 @@ local function credential(self, req, name)
   if req.provider == "zego" and self.o.zego then
     local z = self.o.zego
     local t, err = token04.read(req.token, { app_id = z.app_id, secret = z.secret, now = self.now(),
-                                             legacy_cbc = z.legacy_cbc })
+                                             legacy_cbc = z.legacy_cbc or z.form == "cbc" })
     if not t then return deny(err.code, "its token: " .. err.message) end
     if req.user_id ~= nil and t.user_id ~= req.user_id then
       return deny("NotGranted", format("its token is user %s's, not %s's", t.user_id, tostring(req.user_id)))
@@ -257,7 +259,7 @@ function Door:issue_token(req)
   end
   local token, err = token04.issue { app_id = z.app_id, secret = z.secret, user_id = req.user_id, ttl = req.ttl,
     room_id = req.room_id, login = req.login, publish = req.publish, stream_ids = req.stream_ids,
-    now = floor(self.now()) }
+    now = floor(self.now()), form = z.form }
   if not token then return refused(deny(err.code, err.message)) end
   if m then m:count("tokens", { provider = "zego", result = "issued" }) end
   return token

@@ -5,6 +5,7 @@
 -- door admits; every verdict comes from one decision (streamctl.edge.admission):
 -- the forbid list, the signed URL or token where configured.
 -- @module streamctl.edge.door
+
 -- luacheck: globals ngx
 
 local cjson = require "cjson.safe"
@@ -34,7 +35,8 @@ local function door()
     local keys = s.aliyun_auth_key
     the_door = assert(admission.new {
       forbidden = W.store(), metrics = counted,
-      zego = s.zego_app_id and { app_id = s.zego_app_id, secret = s.zego_server_secret } or nil,
+      zego = s.zego_app_id and { app_id = s.zego_app_id, secret = s.zego_server_secret, form = s.zego_token_form }
+        or nil,
       aliyun = keys and { keys = type(keys) == "table" and keys or { keys } } or nil,
       on_list_error = s.admit_on_list_error,
       last_whole = last_whole, grace_s = s.list_grace_s,

@@ -7,6 +7,7 @@
 -- be read, as last applied), sending only the difference, counted in the
 -- metrics (streamctl_drift_total) and audited.
 -- @module streamctl.edge.keeper
+
 -- luacheck: globals ngx
 
 local cjson = require "cjson.safe"

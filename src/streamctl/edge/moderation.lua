@@ -6,6 +6,7 @@
 -- follow it (a forbid's streams refused at the door from when it is
 -- decided: pending marks), answered with the per-stream report.
 -- @module streamctl.edge.moderation
+
 -- luacheck: globals ngx
 
 local cjson = require "cjson.safe"

@@ -5,6 +5,7 @@
 -- again; a relay that reports going offline for any reason but a stop asked
 -- for is looked up and, when the service confirms it, restarted.
 -- @module streamctl.edge.reactions
+
 -- luacheck: globals ngx
 
 local cjson = require "cjson.safe"

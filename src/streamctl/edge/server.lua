@@ -24,6 +24,7 @@
 -- Worker 0 of the edge holding the list's lease keeps the forbid list
 -- (streamctl.edge.keeper). See docs/openresty.md.
 -- @module streamctl.edge.server
+
 -- luacheck: globals ngx
 
 -- nginx's master reads LUA_PATH and LUA_CPATH from the shell that starts it,

@@ -114,6 +114,8 @@ M.KEYS = {
       return v
     end, doc = "the ServerSecret" },
   { "zego_callback_secret", "ZEGO_CALLBACK_SECRET", keys, doc = "callbacks' secret(s)" },
+  { "zego_token_form", "STREAMCTL_EDGE_ZEGO_TOKEN_FORM", one_of("gcm", "cbc"), default = "gcm",
+    doc = "the Token04 form /tokens/zego issues (and the door reads)" },
 }
 
 local BY_KEY, NAMES = {}, {}

@@ -15,7 +15,7 @@
 -- the one ZEGO's newer samples make and its docs' verifier reads (mode
 -- byte 1); the generators of zegoim/zego_server_assistant (token/*/token04)
 -- make the CBC form (a 16-byte IV, PKCS#7, no mode byte), which is read
--- only with `legacy_cbc`, for it authenticates nothing. Sources:
+-- only with `legacy_cbc`, and issued only with `form = "cbc"`, for it authenticates nothing. Sources:
 -- docs/admission.md. AES and the nonce come from OpenSSL (streamctl.core).
 --
 -- `issue` checks every field by its rule (ZEGO's for user, room and stream
@@ -110,13 +110,15 @@ local function payload_of(o)
 end
 
 local ISSUE_FIELDS = { app_id = true, secret = true, user_id = true, ttl = true, room_id = true, login = true,
-                       publish = true, stream_ids = true, now = true }
+                       publish = true, stream_ids = true, now = true, form = true }
 
 --- A token for a user of an app.
 -- @tparam table o `app_id`, `secret` (the ServerSecret, 32 bytes: a string or a streamctl.secret),
 --   `user_id`, `ttl` (seconds, 1 to MAX_TTL; default DEFAULT_TTL), and to grant a room's privileges:
 --   `room_id`, `login`, `publish` (booleans), `stream_ids` (the streams it may publish); `now` (Unix
---   seconds; default the clock)
+--   seconds; default the clock); `form`: "gcm" (the default) or "cbc" (zego_server_assistant's
+--   generators' form: a 16-character hex IV, PKCS#7, no mode byte; it authenticates nothing, and
+--   a reader takes it only when told to: read's `legacy_cbc`)
 -- @return the token; or nil and an error (InvalidParameter, naming the field and its rule)
 function M.issue(o)
   if type(o) ~= "table" then error("bad argument #1 to 'issue' (table expected)", 2) end
@@ -149,6 +151,9 @@ function M.issue(o)
       if why then return invalid((why:gsub("^field 'stream_ids'", format("field 'stream_ids' item %d", i)))) end
     end
   end
+  if o.form ~= nil and o.form ~= "gcm" and o.form ~= "cbc" then
+    return invalid("field 'form' must be \"gcm\" or \"cbc\"")
+  end
   local now = o.now == nil and floor(core.now()) or o.now
   if type(now) ~= "number" or now ~= floor(now) or now < 0 or now > 2 ^ 40 then
     return invalid("field 'now' must be Unix seconds")
@@ -159,6 +164,12 @@ function M.issue(o)
   local plain = format('{"app_id":%s,"user_id":%s,"ctime":%s,"expire":%s,"nonce":%s,"payload":%s}',
     validate.decimal(o.app_id), json.string(o.user_id), validate.decimal(now), validate.decimal(expire),
     validate.decimal(nonce_int), json.string(payload_of(o)))
+  if o.form == "cbc" then
+    -- (the IV as the generators make it: 16 characters of 0-9a-f, from 8 random bytes)
+    local iv = (core.random_bytes(8):gsub(".", function(c) return format("%02x", byte(c)) end))
+    local sealed = core.aes_cbc_seal(o.secret, iv, plain)
+    return "04" .. core.base64_encode(be(expire, 8) .. be(16, 2) .. iv .. be(#sealed, 2) .. sealed)
+  end
   local nonce = core.random_bytes(12)
   local sealed = core.aes_gcm_seal(o.secret, nonce, plain)
   return "04" .. core.base64_encode(be(expire, 8) .. be(12, 2) .. nonce .. be(#sealed, 2) .. sealed .. "\1")

@@ -4,6 +4,7 @@
 -- check, audit lines). The handlers' modules (moderation, reactions, door,
 -- keeper) share this one table.
 -- @module streamctl.edge.worker
+
 -- luacheck: globals ngx
 
 local cjson = require "cjson.safe"
