@@ -380,7 +380,8 @@ describe("a door whose Redis goes away", function()
         .. '"aliyun", "zego" and "confirm")' },
       { {}, 'body: give "aliyun", "zego" or both' },
       { { aliyun = { domain_name = "push.example.com", app_name = "*", stream_names = { "ok-1" } },
-          zego = { stream_ids = { "ok-1" } } }, "aliyun.the forbid list cannot hold it" },
+          zego = { stream_ids = { "ok-1" } } }, "aliyun: the forbid list cannot hold it" },
+      { { zego = { stream_ids = { "ok-1" }, region = "x" } }, "zego: " },
       { { zego = { stream_id = "a", stream_ids = { "b" } } }, "fields 'zego.stream_id' and 'zego.stream_ids': give one "
         .. "of them" },
       { { zego = { "ok-1" } }, "field 'zego' must be a JSON object" },

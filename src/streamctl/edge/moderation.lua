@@ -120,8 +120,9 @@ local function checked_part(provider, operation, fields, where)
   local c, cerr = W.client(provider)
   if not c then return nil, 500, "the " .. provider .. " client cannot be made: " .. tostring(cerr) end
   -- (before the intent: an intent is only ever written by a request about to send)
+  local said = where == "" and "" or where:sub(1, -2) .. ": " -- ("zego: " before a part's messages)
   local valid, verr = c:check(route[operation].method, fields)
-  if not valid then return nil, 400, where .. verr.message end
+  if not valid then return nil, 400, said .. verr.message end
   local names, items = {}, {}
   for i, name in ipairs(type(fields[route.list]) == "table" and fields[route.list] or {}) do
     names[i] = tostring(name)
@@ -130,7 +131,7 @@ local function checked_part(provider, operation, fields, where)
   end
   if operation == "forbid" then
     local ok, lerr = reconcile.check(provider, items)
-    if not ok then return nil, 400, where .. "the forbid list cannot hold it: " .. lerr.message end
+    if not ok then return nil, 400, said .. "the forbid list cannot hold it: " .. lerr.message end
   end
   return { provider = provider, fields = fields, names = names, client = c }
 end
