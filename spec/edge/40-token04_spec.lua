@@ -164,6 +164,35 @@ describe("Token04", function()
     assert.same({ "cbc", "old-user" }, { r.mode, r.user_id })
   end)
 
+  -- (issue 89: its reasons once told a forger whether the padding, the JSON or a field failed)
+  it("reads a CBC token that fails after decryption with one reason, whatever failed", function()
+    local function cbc(plain, secret)
+      local iv = string.rep("a", 16)
+      local sealed = core.aes_cbc_seal(secret or SECRET, iv, plain)
+      local be = function(n, w) local s = "" for _ = 1, w do s = string.char(n % 256) .. s n = math.floor(n / 256) end
+        return s end
+      return "04" .. core.base64_encode(be(NOW + 60, 8) .. be(16, 2) .. iv .. be(#sealed, 2) .. sealed)
+    end
+    local good = string.format('{"app_id":%d,"user_id":"u","ctime":%d,"expire":%d,"nonce":1,"payload":""}', APP, NOW,
+      NOW + 60)
+    local reasons = {}
+    for _, tok in ipairs {
+      cbc(good, string.rep("f", 32)),                                   -- another secret: the padding fails
+      cbc("not json"),                                                  -- padding right, no JSON
+      cbc('{"app_id":"x"}'),                                            -- a field of the wrong type
+      cbc((good:gsub(tostring(APP), "42"))),                            -- another AppId
+      cbc((good:gsub('"payload":""', '"payload":"{"'))),                -- a payload that is no JSON object
+    } do
+      local r, err = token04.read(tok, { app_id = APP, secret = SECRET, now = NOW + 1, legacy_cbc = true })
+      assert.is_nil(r)
+      reasons[err.code .. ": " .. err.message] = true
+    end
+    assert.same({ ["InvalidToken: does not decrypt with this secret to a token's content (the CBC form)"] = true },
+      reasons)
+    assert.equal("u", assert(token04.read(cbc(good), { app_id = APP, secret = SECRET, now = NOW + 1,
+      legacy_cbc = true })).user_id)
+  end)
+
   it("issues the CBC form when asked, as the generators make it: read back by the independent reader", function()
     local tok = assert(token04.issue { app_id = APP, secret = SECRET, user_id = "u9", now = NOW, ttl = 60,
       form = "cbc", room_id = "r1", login = true, publish = true, stream_ids = { "s1" } })

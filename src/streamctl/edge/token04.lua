@@ -238,28 +238,34 @@ function M.read(token, o)
         .. "(legacy_cbc = true reads it)")
     end
     mode, plain = "cbc", core.aes_cbc_open(o.secret, nonce, sealed)
-    if not plain then return bad("does not decrypt with this secret") end
   else
     return bad(format("not a Token04: %d bytes after its ciphertext, mode %s", rest,
       rest > 0 and tostring(byte(body, #body)) or "none"))
   end
+  -- (CBC authenticates nothing: one reason for every failure of what it decrypts to, so that no
+  -- answer tells a forger whether the padding, the JSON or a field was what failed)
+  local function fail(message)
+    if mode == "cbc" then return bad("does not decrypt with this secret to a token's content (the CBC form)") end
+    return bad(message)
+  end
+  if not plain then return fail() end
   local ok, t = pcall(json.decode, plain)
-  if not ok or type(t) ~= "table" then return bad("its content is not JSON (another secret?)") end
+  if not ok or type(t) ~= "table" then return fail("its content is not JSON (another secret?)") end
   local out = { mode = mode }
   for _, f in ipairs { { "app_id", "number" }, { "user_id", "string" }, { "ctime", "number" }, { "expire", "number" },
                        { "nonce", "number" }, { "payload", "string" } } do
-    if type(t[f[1]]) ~= f[2] then return bad(format("its content's %s is not a %s", f[1], f[2])) end
+    if type(t[f[1]]) ~= f[2] then return fail(format("its content's %s is not a %s", f[1], f[2])) end
     out[f[1]] = t[f[1]]
   end
   if out.expire ~= expire then
-    return bad(format("its two expiries differ (%s outside, %s inside)", validate.decimal(expire),
+    return fail(format("its two expiries differ (%s outside, %s inside)", validate.decimal(expire),
       validate.decimal(out.expire)))
   end
   if out.app_id ~= o.app_id then
-    return bad(format("made for AppId %s, not %s", validate.decimal(out.app_id), validate.decimal(o.app_id)))
+    return fail(format("made for AppId %s, not %s", validate.decimal(out.app_id), validate.decimal(o.app_id)))
   end
   local pok, perr = read_payload(out.payload, out)
-  if not pok then return bad(perr) end
+  if not pok then return fail(perr) end
   local now = o.now == nil and core.now() or o.now
   if now >= out.expire then
     return bad(format("expired at %s (now %s)", core.utc_timestamp(out.expire), core.utc_timestamp(floor(now))),
