@@ -223,6 +223,15 @@ end
 -- Each tick: the lease, the list made whole when it may have forgotten (within a tick of a Redis
 -- restart or failover, not a round), and a round when reconcile_s has passed since the last.
 local reconciling, last_round = false, nil
+-- A list that cannot be made whole is said when what stops it changes, else once a round's time
+-- (the ticks that find it so between are not said again).
+local unmade, unmade_at = nil, nil
+local function say_unmade(why)
+  if why ~= unmade or ngx.now() - unmade_at >= W.settings.reconcile_s then
+    ngx.log(ngx.ERR, "streamctl.edge: ", why)
+    unmade, unmade_at = why, ngx.now()
+  end
+end
 local function tick(premature)
   if premature or reconciling then return end
   reconciling = true
@@ -235,10 +244,11 @@ local function tick(premature)
   end
   local made, whole, lost = pcall(make_whole)
   if not (made and whole) then
-    ngx.log(ngx.ERR, "streamctl.edge: ", tostring(made and lost or whole))
+    say_unmade(tostring(made and lost or whole))
     reconciling = false
     return
   end
+  unmade = nil
   if last_round and ngx.now() - last_round < W.settings.reconcile_s - 0.5 then
     reconciling = false
     return
