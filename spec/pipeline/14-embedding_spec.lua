@@ -544,6 +544,13 @@ describe("streamctl.operator.metrics", function()
     assert.has_error(function() metrics:count("nope", {}) end)
     assert.has_error(function() metrics:count("drift", { provider = "aliyun" }) end)
     assert.has_error(function() metrics:count("drift", { provider = "a|b", state = "found" }) end)
+    -- (a key count has made once: labels that only begin like it, or break a rule, still refused)
+    for _, labels in ipairs { { provider = "zego", verdict = "deny" }, { provider = "zego", verdict = "deny",
+                              code = "Forbidden|x" }, { provider = "zego", verdict = "deny", code = 7 }, "zego" } do
+      local ok, err = pcall(metrics.count, metrics, "admissions", labels)
+      assert.is_false(ok)
+      assert.truthy(tostring(err):find("label '", 1, true), tostring(err))
+    end
     local buckets = function(id, counts, total, sum)
       return histogram_lines("streamctl_request_duration_seconds", DURATION_BOUNDS, id, counts, total, sum)
     end

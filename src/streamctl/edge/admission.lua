@@ -41,7 +41,7 @@ local token04 = require "streamctl.edge.token04"
 local authkey = require "streamctl.edge.authkey"
 
 local type, ipairs, tostring, pcall, setmetatable, error = type, ipairs, tostring, pcall, setmetatable, error
-local format = string.format
+local format, find, byte = string.format, string.find, string.byte
 local floor = math.floor
 
 local M = {}
@@ -105,6 +105,21 @@ function Door:_last_whole(key)
   return listed, age
 end
 
+-- The bytes no part of a stream's name holds: `[%c%s/|?#]` (controls 0-31 and 127, the space, /,
+-- |, ? and #), by value.
+local NOT_IN_NAME = { [32] = true, [47] = true, [124] = true, [63] = true, [35] = true, [127] = true }
+for b = 0, 31 do NOT_IN_NAME[b] = true end
+
+-- Whether `v` can be a part of an Alibaba Cloud stream's name on the list. (A look at each byte,
+-- not a pattern: LuaJIT compiles this loop; the door asks for every part of every stream.)
+local function name_part(v)
+  if type(v) ~= "string" or v == "" or #v > 256 then return false end
+  for i = 1, #v do
+    if NOT_IN_NAME[byte(v, i)] then return false end
+  end
+  return true
+end
+
 -- The request's stream and its forbid-list key, or nil and why.
 local function stream_of(req)
   local p = req.provider
@@ -115,14 +130,12 @@ local function stream_of(req)
     end
     return "zego stream " .. id, desired.key("zego", id)
   elseif p == "aliyun" then
-    for _, f in ipairs { "domain_name", "app_name", "stream_name" } do
-      local v = req[f]
-      if type(v) ~= "string" or v == "" or #v > 256 or v:find("[%c%s/|?#]") then
-        return nil, f .. " must be 1 to 256 printable characters, without spaces, /, |, ? or #"
-      end
-      if f == "domain_name" and v:find(":", 1, true) then
-        return nil, "domain_name must be a domain without a port (the list holds domains)"
-      end
+    -- (each field by name, not a loop over a list made per call: LuaJIT compiles the door's path whole)
+    local bad = not name_part(req.domain_name) and "domain_name" or not name_part(req.app_name) and "app_name"
+      or not name_part(req.stream_name) and "stream_name"
+    if bad then return nil, bad .. " must be 1 to 256 printable characters, without spaces, /, |, ? or #" end
+    if find(req.domain_name, ":", 1, true) then
+      return nil, "domain_name must be a domain without a port (the list holds domains)"
     end
     return format("aliyun stream %s/%s/%s", req.domain_name, req.app_name, req.stream_name),
       desired.key("aliyun", req)

@@ -70,13 +70,12 @@ local function auth_key_in(query_text)
   return q and type(q.auth_key) == "string" and q.auth_key or nil
 end
 
--- Each dialect: whether a request is of its shape, and its door request. (`auth_key`: the
+-- Each dialect: its door request, and its answer. (`auth_key`: the
 -- client's, where its server passes the client's query on: checked when the door has keys.)
 local DIALECTS = {}
 
 -- nginx-rtmp's notify module: a form POST (`call=publish` or `call=play`).
 DIALECTS["nginx-rtmp"] = {
-  shape = function(r) return r.form ~= nil and r.form.call ~= nil end,
   read = function(r)
     local f = r.form
     local call = text(f, "call")
@@ -99,7 +98,6 @@ DIALECTS["nginx-rtmp"] = {
 
 -- SRS's HTTP callbacks: JSON with `action` on_publish / on_play and a `client_id`.
 DIALECTS.srs = {
-  shape = function(r) return r.json ~= nil and r.json.client_id ~= nil end,
   read = function(r)
     local j = r.json
     local action = j.action
@@ -124,7 +122,6 @@ DIALECTS.srs = {
 
 -- MediaMTX's external authentication: JSON with `path`, `protocol` and `action`.
 DIALECTS.mediamtx = {
-  shape = function(r) return r.json ~= nil and r.json.path ~= nil and r.json.protocol ~= nil end,
   read = function(r)
     local j = r.json
     local action = j.action
@@ -146,13 +143,14 @@ DIALECTS.mediamtx = {
 
 -- Alibaba Cloud's remote authentication: a GET with domain, app and stream.
 DIALECTS.aliyun = {
-  shape = function(r) return r.method == "GET" and r.query.app ~= nil and r.query.stream ~= nil end,
   -- (as /admission/aliyun always answered: {"code":..,"reason":..}, whatever the verdict)
   read = function(r)
     local q = r.query
-    for _, f in ipairs { "domain", "app", "stream", "auth_key", "ip" } do
-      if text(q, f) == false then return nil, "query argument '" .. f .. "' given more than once" end
-    end
+    -- (each field by name, not a loop over a list made per call: LuaJIT compiles this path whole)
+    local twice = text(q, "domain") == false and "domain" or text(q, "app") == false and "app"
+      or text(q, "stream") == false and "stream" or text(q, "auth_key") == false and "auth_key"
+      or text(q, "ip") == false and "ip"
+    if twice then return nil, "query argument '" .. twice .. "' given more than once" end
     return { provider = "aliyun", domain_name = q.domain, app_name = q.app, stream_name = q.stream,
              auth_key = q.auth_key, client_ip = q.ip, action = "publish" }
   end,
@@ -162,7 +160,17 @@ DIALECTS.aliyun = {
   end,
 }
 
-local ORDER = { "nginx-rtmp", "srs", "mediamtx", "aliyun" }
+-- The dialects whose shape the request `r` has: the first, and a second when there is one. (Written
+-- out, not a loop over each dialect's test: LuaJIT compiles the door's path whole.)
+local function shapes(r)
+  local form, j = r.form, r.json
+  local rtmp = form ~= nil and form.call ~= nil and "nginx-rtmp" or nil            -- a form with call=
+  local srs = j ~= nil and j.client_id ~= nil and "srs" or nil                       -- JSON with client_id
+  local mediamtx = j ~= nil and j.path ~= nil and j.protocol ~= nil and "mediamtx" or nil -- path and protocol
+  local aliyun = r.method == "GET" and r.query.app ~= nil and r.query.stream ~= nil and "aliyun" or nil
+  return rtmp or srs or mediamtx or aliyun,
+    rtmp and (srs or mediamtx or aliyun) or srs and (mediamtx or aliyun) or mediamtx and aliyun or nil
+end
 
 --- Reads a request into the door's.
 -- @tparam table r `method`, `content_type`, `body` (text or nil), `query` (the URI's arguments
@@ -198,11 +206,10 @@ function M.read(r)
       shaped.json = v
     end
   end
-  for _, name in ipairs(found and {} or ORDER) do
-    if DIALECTS[name].shape(shaped) then
-      if found then return invalid(nil, format("the request matches both %s and %s: refused", found, name)) end
-      found = name
-    end
+  if not found then
+    local second
+    found, second = shapes(shaped)
+    if second then return invalid(nil, format("the request matches both %s and %s: refused", found, second)) end
   end
   if not found then
     return invalid(nil, "the request is none of nginx-rtmp's form (call=...), SRS's JSON (client_id), MediaMTX's "

@@ -42,7 +42,7 @@
 -- @module streamctl.operator.desired
 
 local type, ipairs, tostring, error, setmetatable = type, ipairs, tostring, error, setmetatable
-local sub, format = string.sub, string.format
+local sub, format, lower, byte = string.sub, string.format, string.lower, string.byte
 
 local M = {}
 
@@ -85,7 +85,8 @@ function M.key(provider, stream)
       error("bad argument #2 to 'key' (a table of domain_name, app_name, stream_name)", 2)
     end
     -- (a domain as DNS has it: case-insensitive, the root's dot implied; app and stream are exact)
-    local domain = tostring(stream.domain_name):lower():gsub("%.$", "")
+    local domain = lower(tostring(stream.domain_name))
+    if byte(domain, -1) == 46 then domain = sub(domain, 1, -2) end -- (".")
     return format("aliyun|%s|%s|%s", domain, tostring(stream.app_name), tostring(stream.stream_name))
   end
   if provider == "zego" then

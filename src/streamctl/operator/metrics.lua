@@ -210,7 +210,7 @@ local OPTIONS = {
 function M.new(opts)
   local o, why = validate.construct(OPTIONS, opts, "streamctl.operator.metrics.new", "new")
   if not o then return nil, why end
-  local self = setmetatable({ dict = o.dict or memory_dict() }, Metrics)
+  local self = setmetatable({ dict = o.dict or memory_dict(), keys = {} }, Metrics)
   -- A plain function, to pass as a client's on_attempt.
   self.on_attempt = function(info) return self:observe(info) end
   return self
@@ -282,7 +282,20 @@ end
 -- "callbacks", "reactions", "drift", "admissions", "stale_admissions", "list_reads", "tokens" or "spans",
 -- `labels` a table with exactly its label names (strings). Misuse raises.
 function Metrics:count(name, labels, n)
-  local names = EVENT_LABELS[name]
+  -- (each key made once: a walk of the keys made, by name and then each label's value in order. A
+  -- counter's values are bounded, which is what makes it a metric, so this holds no more keys than
+  -- the dict does; and the door counts every decision it makes)
+  local node, names = self.keys[name], EVENT_LABELS[name]
+  if node and type(labels) == "table" then
+    for i = 1, #names do
+      node = node[labels[names[i]]]
+      if node == nil then break end
+    end
+    if type(node) == "string" then
+      self.dict:incr(node, n or 1, 0)
+      return
+    end
+  end
   if not names then error("bad argument #1 to 'count' (not an event counter: " .. tostring(name) .. ")", 2) end
   local parts = {}
   for i, l in ipairs(names) do
@@ -292,12 +305,21 @@ function Metrics:count(name, labels, n)
     end
     parts[i] = v
   end
-  self.dict:incr("e|" .. name .. "|" .. concat(parts, "|"), n or 1, 0)
+  local key = "e|" .. name .. "|" .. concat(parts, "|")
+  node = self.keys[name] or {}
+  self.keys[name] = node
+  for i = 1, #parts - 1 do
+    node[parts[i]] = node[parts[i]] or {}
+    node = node[parts[i]]
+  end
+  node[parts[#parts]] = key
+  self.dict:incr(key, n or 1, 0)
 end
 
 --- Records how long one admission decision of `provider` took (seconds).
 function Metrics:admission_time(provider, seconds)
-  if type(provider) ~= "string" or find(provider, "[|\n]") or type(seconds) ~= "number" or seconds ~= seconds
+  if type(provider) ~= "string" or find(provider, "|", 1, true) or find(provider, "\n", 1, true)
+    or type(seconds) ~= "number" or seconds ~= seconds
     or seconds < 0 then
     error("bad argument to 'admission_time' (a provider and seconds >= 0)", 2)
   end
