@@ -319,7 +319,7 @@ SAN_DIR := $(ROOT)/build/asan
 # streamctl.curl's, streamctl.redis' and streamctl.core's sources (the rockspecs list the same)
 CURL_SRC := csrc/curl.c csrc/curl_request.c csrc/curl_transfer.c
 REDIS_SRC := csrc/redis.c csrc/redis_resp.c csrc/redis_tls.c
-CORE_SRC := csrc/core.c csrc/encode.c csrc/sign_v1.c csrc/sign_v3.c csrc/sign_zego.c csrc/digest.c csrc/cipher.c csrc/nonce.c csrc/clock.c csrc/file.c csrc/fingerprint.c csrc/otlp.c csrc/otlp_record.c csrc/otlp_queue.c csrc/bytes.c
+CORE_SRC := csrc/core.c csrc/encode.c csrc/sign_v1.c csrc/sign_v3.c csrc/sign_zego.c csrc/digest.c csrc/cipher.c csrc/nonce.c csrc/clock.c csrc/file.c csrc/lock.c csrc/fingerprint.c csrc/otlp.c csrc/otlp_record.c csrc/otlp_queue.c csrc/bytes.c
 SIGNAL_SRC := csrc/signal.c
 # (the libraries each links, for the builds made here: the sanitizers', gcov's)
 CORE_LIBS := -lcrypto

@@ -192,6 +192,7 @@ int luaopen_streamctl_core(lua_State *L) {
     luaL_setfuncs(L, sc_otlp_queue_funcs, 0);
     luaL_setfuncs(L, sc_bytes_funcs, 0);
     luaL_setfuncs(L, sc_file_funcs, 0);
+    luaL_setfuncs(L, sc_lock_funcs, 0);
     sc_fingerprint_open(L);
     sc_nonce_open(L);
     return 1;

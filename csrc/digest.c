@@ -15,7 +15,7 @@ static int l_sha256_hex(lua_State *L) {
 }
 
 /* core.digest_hex(alg, sep, sorted, part1, ..., partN): the lowercase hex
-   digest ("md5" or "sha1") of the parts joined by `sep`, after sorting them
+   digest ("md5", "sha1" or "sha256") of the parts joined by `sep`, after sorting them
    by their bytes when `sorted` is true (as the providers' callback and URL
    signatures build their input: Alibaba Cloud's "domain|timestamp|key" and
    auth_key's "uri-ts-rand-uid-key", ZEGO's sorted secret, timestamp and
@@ -53,8 +53,10 @@ static int l_digest_hex(lua_State *L) {
         md = EVP_md5();
     } else if (strcmp(alg, "sha1") == 0) {
         md = EVP_sha1();
+    } else if (strcmp(alg, "sha256") == 0) {
+        md = EVP_sha256();
     } else {
-        return luaL_argerror(L, 1, "\"md5\" or \"sha1\" expected");
+        return luaL_argerror(L, 1, "\"md5\", \"sha1\" or \"sha256\" expected");
     }
     if (nparts < 1 || nparts > DIGEST_MAX_PARTS) return luaL_error(L, "digest_hex: 1 to %d parts expected", DIGEST_MAX_PARTS);
     for (i = 0; i < (size_t)nparts; i++) parts[i].p = sc_check_secret(L, (int)i + 4, &parts[i].n);

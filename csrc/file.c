@@ -3,8 +3,8 @@
  * (docs/reconcile.md): an audit record appended whole and made durable, a
  * state file replaced atomically, a state file read so that "absent" (a
  * first run) is told from "unreadable" and "not a file", a private file
- * (and its directories) made without a shell, and a lock held across a
- * state's read-modify-replace.
+ * (and its directories) made without a shell (the lock held across a
+ * state's read-modify-replace: csrc/lock.c).
  *
  * Lua's io library cannot fsync, cannot lock, and tells none of these apart
  * (io.open of a directory succeeds; of a FIFO, blocks), hence C here. Every
@@ -48,7 +48,7 @@ static int write_all(int fd, const char *data, size_t n, size_t *done) {
     return 0;
 }
 
-static int push_failure(lua_State *L, const char *what, const char *path, int err) {
+int sc_push_failure(lua_State *L, const char *what, const char *path, int err) {
     lua_pushnil(L);
     lua_pushfstring(L, "cannot %s %s: %s", what, path, strerror(err));
     return 2;
@@ -76,7 +76,7 @@ static int push_not_regular(lua_State *L, const char *what, const char *path, mo
    is there and is not a regular file is refused before it is opened (the
    open of a device can act on it: a tape rewinds), and again after, on the
    descriptor (it may have been swapped in between). */
-static int open_regular(lua_State *L, const char *path, int flags, const char *what) {
+int sc_open_regular(lua_State *L, const char *path, int flags, const char *what) {
     struct stat st;
     int fd;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
@@ -85,13 +85,13 @@ static int open_regular(lua_State *L, const char *path, int flags, const char *w
     }
     fd = open(path, flags | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0600);
     if (fd < 0) {
-        push_failure(L, what, path, errno);
+        sc_push_failure(L, what, path, errno);
         return -1;
     }
     if (fstat(fd, &st) != 0) {
         int err = errno;
         close(fd);
-        push_failure(L, what, path, err);
+        sc_push_failure(L, what, path, err);
         return -1;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -139,7 +139,7 @@ static int l_append_private(lua_State *L) {
     const char *data = luaL_checklstring(L, 2, &n);
     int sync = lua_toboolean(L, 3);
     int err = 0, repaired = 0;
-    int fd = open_regular(L, path, O_RDWR | O_APPEND | O_CREAT, "open");
+    int fd = sc_open_regular(L, path, O_RDWR | O_APPEND | O_CREAT, "open");
     if (fd < 0) return 2;
     /* (a wait for another writer's lock ends at a caught signal: SA_RESTART
        is off, so flock returns EINTR at Ctrl-C or SIGTERM, and the record is
@@ -159,7 +159,7 @@ static int l_append_private(lua_State *L) {
     if (err == 0 && sync && fdatasync(fd) != 0) err = errno;
     if (close(fd) != 0 && err == 0 && errno != EINTR) err = errno; /* (closing drops the lock) */
     if (err != 0) {
-        push_failure(L, "write", path, err);
+        sc_push_failure(L, "write", path, err);
         lua_pushinteger(L, (lua_Integer)done);
         return 3;
     }
@@ -205,7 +205,7 @@ static int l_replace_file(lua_State *L) {
     if (plen == 0) return luaL_argerror(L, 1, "an empty path");
     if (mode < 0 || mode > 0777) return luaL_argerror(L, 3, "permission bits, 0 to 0777");
     if (plen + 1 + 4 + 16 + 1 > sizeof(tmp) || dir_of(path, dir, sizeof(dir)) != 0)
-        return push_failure(L, "replace", path, ENAMETOOLONG);
+        return sc_push_failure(L, "replace", path, ENAMETOOLONG);
     {
         /* Only a regular file (or nothing) is replaced: a rename over a device
            node (as root: /dev/null) or a symbolic link would replace the node or
@@ -213,7 +213,7 @@ static int l_replace_file(lua_State *L) {
         struct stat st;
         if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) return push_not_regular(L, "replace", path, st.st_mode);
     }
-    if (RAND_bytes(rnd, sizeof(rnd)) != 1) return push_failure(L, "replace", path, EIO);
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) return sc_push_failure(L, "replace", path, EIO);
     memcpy(tmp, path, plen);
     memcpy(tmp + plen, ".tmp.", 5);
     for (i = 0; i < sizeof(rnd); i++) {
@@ -222,7 +222,7 @@ static int l_replace_file(lua_State *L) {
     }
     tmp[plen + 5 + 16] = '\0';
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
-    if (fd < 0) return push_failure(L, "replace", path, errno);
+    if (fd < 0) return sc_push_failure(L, "replace", path, errno);
     err = write_all(fd, data, n, &done);
     if (err == 0 && mode != 0600 && fchmod(fd, (mode_t)mode) != 0) err = errno;
     if (err == 0 && fsync(fd) != 0) err = errno;
@@ -230,16 +230,16 @@ static int l_replace_file(lua_State *L) {
     if (err == 0 && rename(tmp, path) != 0) err = errno;
     if (err != 0) {
         unlink(tmp);
-        return push_failure(L, "replace", path, err);
+        return sc_push_failure(L, "replace", path, err);
     }
     /* The rename is done; its durability needs the directory synced. A
        directory that cannot be opened or synced is said: the new bytes are
        in place, but a power loss could bring the old ones back. */
     dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0) return push_failure(L, "sync the directory of", path, errno);
+    if (dfd < 0) return sc_push_failure(L, "sync the directory of", path, errno);
     if (fsync(dfd) != 0 && errno != EINVAL) err = errno;
     close(dfd);
-    if (err != 0) return push_failure(L, "sync the directory of", path, err);
+    if (err != 0) return sc_push_failure(L, "sync the directory of", path, err);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -345,7 +345,7 @@ static int l_private_file(lua_State *L) {
     int fd;
     size_t len = strlen(path);
     if (len == 0) return luaL_argerror(L, 1, "an empty path");
-    if (len >= sizeof(dir)) return push_failure(L, "create", path, ENAMETOOLONG);
+    if (len >= sizeof(dir)) return sc_push_failure(L, "create", path, ENAMETOOLONG);
     memcpy(dir, path, len + 1);
     for (p = strchr(dir + 1, '/'); p != NULL; p = strchr(p + 1, '/')) {
         struct stat st;
@@ -355,11 +355,11 @@ static int l_private_file(lua_State *L) {
            open below: ENOTDIR) */
         if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
             int err = errno;
-            if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return push_failure(L, "create", path, err);
+            if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return sc_push_failure(L, "create", path, err);
         }
         *p = '/';
     }
-    fd = open_regular(L, path, O_WRONLY | O_APPEND | O_CREAT, "open");
+    fd = sc_open_regular(L, path, O_WRONLY | O_APPEND | O_CREAT, "open");
     if (fd < 0) return 2;
     close(fd);
     lua_pushboolean(L, 1);
@@ -369,8 +369,12 @@ static int l_private_file(lua_State *L) {
 /* core.private_dir(path): the directory at `path` made mode 0700, as a
    directory holding credentials must be: fchmod(2) on the directory itself,
    opened with O_NOFOLLOW (a symbolic link is refused, never its target
-   changed). The mode it had (its permission bits: 493 for 0755), or nil
-   and why (naming `path`). No shell: Lua has no chmod(2). */
+   changed). A directory another user owns is refused, untouched: its owner
+   can rename and replace what is in it whatever its mode (root's fchmod
+   would succeed there, and protect nothing). The mode it had (its
+   permission bits: 493 for 0755), or nil and why (naming `path`). No
+   shell: Lua has no chmod(2). A directory that is not there: nil, why and
+   "absent". */
 static int l_private_dir(lua_State *L) {
     const char *path = luaL_checkstring(L, 1);
     struct stat st;
@@ -385,109 +389,26 @@ static int l_private_dir(lua_State *L) {
                             S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISREG(st.st_mode) ? "a file" : type_name(st.st_mode));
             return 2;
         }
-        return push_failure(L, "open the directory", path, err);
+        sc_push_failure(L, "open the directory", path, err);
+        if (err != ENOENT) return 2;
+        lua_pushliteral(L, "absent");
+        return 3;
+    }
+    if (fstat(fd, &st) == 0 && st.st_uid != geteuid()) {
+        close(fd);
+        lua_pushnil(L);
+        lua_pushfstring(L, "cannot make %s private: it is owned by uid %d, not by this user (uid %d)", path,
+                        (int)st.st_uid, (int)geteuid());
+        return 2;
     }
     if (fstat(fd, &st) != 0 || ((st.st_mode & 07777) != 0700 && fchmod(fd, 0700) != 0)) {
         int err = errno;
         close(fd);
-        return push_failure(L, "make private (mode 0700)", path, err);
+        return sc_push_failure(L, "make private (mode 0700)", path, err);
     }
     close(fd);
     lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
     return 1;
-}
-
-/* A lock on a file: its descriptor, closed (the lock dropped) by unlock()
-   or when the userdata is collected. */
-#define LOCK_MT "streamctl.lock"
-typedef struct {
-    int fd;
-} sc_lock;
-
-static int lock_unlock(lua_State *L) {
-    sc_lock *lk = (sc_lock *)luaL_checkudata(L, 1, LOCK_MT);
-    if (lk->fd >= 0) close(lk->fd);
-    lk->fd = -1;
-    return 0;
-}
-
-static const luaL_Reg lock_methods[] = {{"unlock", lock_unlock}, {"__gc", lock_unlock}, {NULL, NULL}};
-
-static double monotonic_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-/* core.lock_file(path [, wait_ms]): an exclusive flock(2) on the file at
-   `path` (made 0600 when it is not there; anything but a regular file
-   refused), waited for at most `wait_ms` (0..60000, default 0), polled
-   every 10 ms. The lock (an object: lock:unlock(), also when collected);
-   or nil, why (naming `path`) and a kind: "busy" (another process held it
-   all the while), "interrupted" (a signal's handler ran during the wait:
-   Ctrl-C under streamctl.signal.catch, the caller looks), "failed" (it
-   cannot be opened or locked). A lock file is never removed: removing it
-   would let a second process lock a new file while the first holds the
-   old one. */
-static int l_lock_file(lua_State *L) {
-    const char *path = luaL_checkstring(L, 1);
-    lua_Integer wait = luaL_optinteger(L, 2, 0);
-    sc_lock *lk;
-    double start;
-    luaL_argcheck(L, wait >= 0 && wait <= 60000, 2, "a wait of 0 to 60000 ms");
-    if (*path == '\0') return luaL_argerror(L, 1, "an empty path");
-    lua_settop(L, 2); /* the lock's userdata is 3 */
-    if (luaL_newmetatable(L, LOCK_MT)) {
-        luaL_setfuncs(L, lock_methods, 0);
-        lua_pushvalue(L, -1);
-        lua_setfield(L, -2, "__index");
-        lua_pushliteral(L, LOCK_MT);
-        lua_setfield(L, -2, "__name");
-    }
-    lua_pop(L, 1);
-    lk = (sc_lock *)lua_newuserdata(L, sizeof(sc_lock)); /* owned by Lua before the descriptor is */
-    lk->fd = -1;
-    luaL_setmetatable(L, LOCK_MT);
-    lk->fd = open_regular(L, path, O_RDWR | O_CREAT, "lock");
-    if (lk->fd < 0) {
-        lua_pushliteral(L, "failed");
-        return 3;
-    }
-    start = monotonic_ms();
-    for (;;) {
-        struct timespec pause = {0, 10000000L}; /* 10 ms */
-        double left;
-        if (flock(lk->fd, LOCK_EX | LOCK_NB) == 0) {
-            lua_settop(L, 3);
-            return 1;
-        }
-        if (errno != EWOULDBLOCK && errno != EINTR) {
-            int err = errno;
-            close(lk->fd);
-            lk->fd = -1;
-            push_failure(L, "lock", path, err);
-            lua_pushliteral(L, "failed");
-            return 3;
-        }
-        left = (double)wait - (monotonic_ms() - start);
-        if (left <= 0) {
-            close(lk->fd);
-            lk->fd = -1;
-            lua_pushnil(L);
-            lua_pushfstring(L, "%s is locked by another process (waited %d ms)", path, (int)wait);
-            lua_pushliteral(L, "busy");
-            return 3;
-        }
-        if (left < 10) pause.tv_nsec = (long)(left * 1e6);
-        if (nanosleep(&pause, NULL) != 0 && errno == EINTR) {
-            close(lk->fd);
-            lk->fd = -1;
-            lua_pushnil(L);
-            lua_pushfstring(L, "the wait for the lock on %s was interrupted", path);
-            lua_pushliteral(L, "interrupted");
-            return 3;
-        }
-    }
 }
 
 const luaL_Reg sc_file_funcs[] = {
@@ -496,5 +417,4 @@ const luaL_Reg sc_file_funcs[] = {
     {"read_file", l_read_file},
     {"private_file", l_private_file},
     {"private_dir", l_private_dir},
-    {"lock_file", l_lock_file},
     {NULL, NULL}};

@@ -129,7 +129,7 @@ build = {
       -- C modules
       ["streamctl.core"] = {
          sources = { "csrc/core.c", "csrc/encode.c", "csrc/sign_v1.c", "csrc/sign_v3.c", "csrc/sign_zego.c",
-            "csrc/digest.c", "csrc/cipher.c", "csrc/nonce.c", "csrc/clock.c", "csrc/file.c",
+            "csrc/digest.c", "csrc/cipher.c", "csrc/nonce.c", "csrc/clock.c", "csrc/file.c", "csrc/lock.c",
             "csrc/fingerprint.c", "csrc/otlp.c", "csrc/otlp_record.c", "csrc/otlp_queue.c",
             "csrc/bytes.c" },
          libraries = { "crypto" },

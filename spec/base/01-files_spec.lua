@@ -211,8 +211,17 @@ describe("core.private_dir", function()
     assert.equal("755", mode(target))
     assert.same({ nil, "cannot make " .. dir .. "/f private: it is a file, not a directory" },
       { core.private_dir(dir .. "/f") })
-    assert.same({ nil, "cannot open the directory " .. dir .. "/none: No such file or directory" },
+    assert.same({ nil, "cannot open the directory " .. dir .. "/none: No such file or directory", "absent" },
       { core.private_dir(dir .. "/none") })
     assert.has_error(function() core.private_dir("") end)
+  end)
+
+  it("refuses a directory another user owns, untouched (its owner can move what is in it: issue 89)", function()
+    local other = dir .. "/other"
+    assert(sh("mkdir -m 755 " .. quote(other) .. " && chown 65534 " .. quote(other)))
+    local uid = assert(tonumber(io.popen("id -u"):read("l")))
+    assert.same({ nil, "cannot make " .. other .. " private: it is owned by uid 65534, not by this user (uid " .. uid
+      .. ")" }, { core.private_dir(other) })
+    assert.equal("755", mode(other)) -- (root could have changed its mode: that would protect nothing)
   end)
 end)

@@ -8,15 +8,20 @@
 -- another user's is never read as credentials (the run works, asks once,
 -- says what it found once); expiry is judged by the provider's clock, ten
 -- minutes either way; --no-credentials-cache keeps a run to itself.
+-- Issue 89: a directory another user owns is not used; an entry answers
+-- its own key only (moved over another's, it answers nobody; a wrong
+-- secret is a key of its own); a lock a stopped process holds is waited
+-- for, then left out of the run, its holder named.
 local cjson = require "cjson"
 local emu = require "spec.helpers.emulator"
 local process = require "spec.helpers.process"
+local socket = require "socket"
 
 local q = process.quote
 local UID = "1234567890123456"
-local ROLE = "acs:ram::" .. UID .. ":role/edge"
+local ROLE, OTHER_ROLE = "acs:ram::" .. UID .. ":role/edge", "acs:ram::" .. UID .. ":role/other"
 local CONFIG = { aliyun = { accounts = { LTAIuser = { secret = "s", account = UID, user = "u" } },
-                            roles = { [ROLE] = {} }, qps = { ResumeLiveStream = 0 } } }
+                            roles = { [ROLE] = {}, [OTHER_ROLE] = {} }, qps = { ResumeLiveStream = 0 } } }
 
 describe("the credentials cache, from the command", function()
   local server, home, cli, cache
@@ -28,9 +33,12 @@ describe("the credentials cache, from the command", function()
     cache = home .. "/.cache/streamctl/credentials"
     cli = process.installed { home = home }
     os.execute("mkdir -p " .. q(home .. "/.aliyun"))
+    local sts = server.aliyun_tls_url:gsub("^https://", "")
     process.write_file(home .. "/.aliyun/config.json", cjson.encode { current = "ops", profiles = {
       { name = "ops", mode = "RamRoleArn", access_key_id = "LTAIuser", access_key_secret = "s", ram_role_arn = ROLE,
-        ram_session_name = "cron", sts_endpoint = server.aliyun_tls_url:gsub("^https://", "") } } })
+        ram_session_name = "cron", sts_endpoint = sts },
+      { name = "other", mode = "RamRoleArn", access_key_id = "LTAIuser", access_key_secret = "s",
+        ram_role_arn = OTHER_ROLE, ram_session_name = "cron", sts_endpoint = sts } } })
     os.execute("chmod 600 " .. q(home .. "/.aliyun/config.json"))
   end)
   after_each(function() os.execute("rm -rf " .. q(home)) end)
@@ -164,5 +172,91 @@ describe("the credentials cache, from the command", function()
     code, _, err = other.run(args())
     assert.same({ 0, "", 3 }, { code, err, assumed() })
     os.execute("rm -rf " .. q(other_home))
+  end)
+  -- Issue 89: the cache's own promises, each a row that failed before its fix.
+  local function entries()
+    local p = io.popen("ls " .. q(cache) .. "/*.json 2>/dev/null")
+    local out = {}
+    for line in p:lines() do out[#out + 1] = line end
+    p:close()
+    return out
+  end
+
+  it("a cache directory another user owns is not used, nor anything made in it: said, each run its own", function()
+    assert.equal(0, (cli.run(args())))
+    local path = entries()[1]
+    local before = process.read_file(path)
+    os.execute("chown -R 65534 " .. q(cache))
+    local uid = process.capture("id -u"):match("%d+")
+    for run = 1, 2 do
+      local code, _, err = cli.run(args())
+      assert.equal(0, code, err)
+      assert.equal(1 + run, assumed(), "run " .. run)
+      assert.equal("streamctl: warning: cannot make " .. cache .. " private: it is owned by uid 65534, not by this "
+        .. "user (uid " .. uid .. "): temporary credentials are not cached (each run asks for its own)\n", err)
+    end
+    assert.same({ { path }, before }, { entries(), process.read_file(path) }) -- (nothing written there)
+    assert.equal("65534", process.capture("stat -c %u " .. q(cache)):match("%d+")) -- (nor its mode or owner changed)
+  end)
+
+  it("an entry moved over another profile's answers nobody: that profile asks for its own role", function()
+    assert.equal(0, (cli.run(args())))
+    local ops = entries()[1]
+    assert.equal(0, (cli.run(args() .. " --profile other")))
+    assert.equal(2, assumed())
+    local both = entries()
+    local other = both[1] == ops and both[2] or both[1]
+    os.execute("cp " .. q(ops) .. " " .. q(other))
+    local code, _, err = cli.run(args() .. " --profile other")
+    assert.equal(0, code, err)
+    assert.equal(3, assumed())
+    assert.equal("streamctl: warning: the credentials cache " .. other .. " holds the entry of another key (moved or "
+      .. "copied there): ignored, fetched again and replaced\n", err)
+    local log = server:log { action = "AssumeRole", limit = 10 }
+    assert.equal(OTHER_ROLE, log[#log].params.RoleArn) -- (its own role asked for, not the one moved there)
+  end)
+
+  it("the right AccessKeyId with a wrong secret is never served the role's cached credentials", function()
+    assert.equal(0, (cli.run(args())))
+    local config = process.read_file(home .. "/.aliyun/config.json")
+    process.write_file(home .. "/.aliyun/config.json", (config:gsub('"access_key_secret":"s"', '"access_key_secret":"x"')))
+    local code, _, err = cli.run(args())
+    assert.is_true(code ~= 0, err)
+    -- (STS asked with it, and refused it: the cache answered nothing)
+    local log = server:log { action = "AssumeRole", limit = 10 }
+    assert.equal(2, #log)
+    assert.same({ "ok", "LTAIuser" }, { log[1].verdict, log[1].account })
+    assert.is_true(log[2].verdict ~= "ok", tostring(log[2].verdict))
+  end)
+
+  it("a lock its stopped holder keeps: waited for, then this run fetches its own, writes nothing, names it", function()
+    assert.equal(0, (cli.run(args())))
+    local path = entries()[1]
+    local lock, before = path:gsub("%.json$", ".lock"), process.read_file(path)
+    -- (the holder: a Lua that locks and reads its standard input, ending when this spec's pipe closes)
+    local holder = io.popen(cli.env .. " lua5.4 -e " .. q("local l = assert(require('streamctl.core').lock_file("
+      .. string.format("%q", lock) .. ")); io.read('a')"), "w")
+    local pid
+    for _ = 1, 500 do
+      pid = (process.read_file(lock) or ""):match("^(%d+)\n$")
+      if pid and process.capture("cat /proc/" .. pid .. "/cmdline 2>/dev/null"):find("lua", 1, true) then break end
+      pid = nil
+      socket.sleep(0.01)
+    end
+    assert(pid, "the holder never took the lock")
+    finally(function()
+      os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+      holder:close()
+    end)
+    os.execute("kill -STOP " .. pid)
+    local e = cjson.decode(before)
+    e.exp, e.issued = os.time() + 600, os.time() - 3000 -- (due for renewal: the lock is asked for)
+    process.write_file(path, cjson.encode(e))
+    local code, _, err = cli.run(args())
+    assert.equal(0, code, err)
+    assert.equal(2, assumed())
+    assert.equal("streamctl: warning: the credentials cache " .. lock .. " is locked by process " .. pid
+      .. " (stopped) (waited 15000 ms): not used by this run, which fetches its own credentials and writes none\n", err)
+    assert.equal(cjson.encode(e), process.read_file(path)) -- (nothing written)
   end)
 end)

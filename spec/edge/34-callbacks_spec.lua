@@ -37,7 +37,11 @@ describe("the C core's digests for callbacks and signed URLs", function()
   end)
 
   it("refuses what it cannot hash, and compares in constant time (equal lengths only)", function()
-    assert.has_error(function() core.digest_hex("sha256", "", false, "x") end)
+    assert.has_error(function() core.digest_hex("sha512", "", false, "x") end)
+    -- (SHA-256 too, the credentials cache's digest of a secret: FIPS 180-2's "abc", in parts and as a secret)
+    local abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert.same({ abc, abc }, { core.digest_hex("sha256", "", false, "a", "b", "c"),
+                                core.digest_hex("sha256", "", false, core.secret("abc")) })
     assert.has_error(function() core.digest_hex("md5", "", false) end)
     assert.has_error(function() core.digest_hex("md5", "", false, "1", "2", "3", "4", "5", "6", "7", "8", "9") end)
     assert.has_error(function() core.digest_hex("md5", "", false, {}) end)

@@ -7,18 +7,25 @@
 -- Where: `dir`, else $STREAMCTL_CREDENTIALS_CACHE, else $XDG_CACHE_HOME
 -- (absolute) or ~/.cache, under streamctl/credentials; none without HOME.
 -- The directory is made 0700 (and made so when it is not: streamctl.core's
--- private_dir, a symbolic link refused); each entry is a file named by the
+-- private_dir, a symbolic link refused); one another user owns is not used
+-- at all (its owner could move one entry over another): said once, and the
+-- run fetches its own credentials. Each entry is a file named by the
 -- SHA-256 of its key (everything that decides the credentials: the
 -- source's kind, role ARN, session name, policy, duration, endpoint and the
--- source's own identity, never a secret), written whole (a temporary file
--- 0600, fsync, rename: streamctl.core's replace_file) under a lock file
--- beside it (flock: streamctl.core's lock_file) that spans the read, the
--- renewal and the write.
+-- source's own identity, its secret as a digest, never itself), written
+-- whole (a temporary file 0600, fsync, rename: streamctl.core's
+-- replace_file) under a lock file beside it (flock: streamctl.core's
+-- lock_file) that spans the read, the renewal and the write. The entry
+-- records that SHA-256 too, and is served only to its own key: one moved or
+-- copied over another's answers nobody.
 --
 -- A file that is a symbolic link, another user's, writable by others,
--- unreadable, cut short or not JSON of the right form is not trusted: a
--- miss (the credentials are fetched again and the file replaced), said
--- once through `warn`, never an error that stops a run, never credentials.
+-- unreadable, cut short, another key's or not JSON of the right form is not
+-- trusted: a miss (the credentials are fetched again and the file
+-- replaced), said once through `warn`, never an error that stops a run,
+-- never credentials. A lock another process holds past LOCK_WAIT_MS (one
+-- stopped with Ctrl-Z, say) leaves the cache out of this run: it fetches
+-- its own credentials and writes nothing, said once, naming the holder.
 --
 -- Expiry by the provider's clock: each entry keeps the skew its writer
 -- measured between the provider's clock (an answer's Date header) and its
@@ -41,6 +48,8 @@ local M = {}
 
 --- How long a process waits for another's renewal under the lock (ms).
 M.LOCK_WAIT_MS = 15000
+--- The entries' form: 2 records the key it answers (1, before it, is read as a miss).
+M.VERSION = 2
 --- The most bytes an entry may hold.
 M.MAX_BYTES = 16384
 --- How far ahead of now an expiry may lie (a day: no source gives longer).
@@ -64,35 +73,45 @@ function M.new(opts)
   opts = opts or {}
   local dir = M.dir_of(opts.dir, opts.getenv)
   if not dir then return nil, "no directory for the credentials cache (HOME is not set)" end
-  local ok, why = core.private_file(dir .. "/.lock") -- (makes the directories, 0700, as an audit log's)
-  if ok then ok, why = core.private_dir(dir) end
+  -- (the directory is looked at before anything is made in it: one another user owns is left untouched)
+  local ok, why, kind = core.private_dir(dir)
+  if not ok and kind == "absent" then
+    ok, why = core.private_file(dir .. "/.lock") -- (makes the directories, 0700, as an audit log's)
+    if ok then ok, why = core.private_dir(dir) end
+  end
   if not ok then return nil, why end
   return setmetatable({ dir = dir, warn = opts.warn or function() end, clock = opts.clock or core.now, said = {},
                         links = {} }, Cache)
 end
 
-function Cache:_say(path, what)
+-- Says `what` happened to the cache at `path`, and what the run does about it (`then_`: by default
+-- an entry ignored, fetched again and replaced), once per file and finding.
+function Cache:_say(path, what, then_)
   local k = path .. "\0" .. what
   if self.said[k] then return end
   self.said[k] = true
-  self.warn(format("the credentials cache %s: ignored, fetched again and replaced", what))
+  self.warn(format("the credentials cache %s: %s", what, then_ or "ignored, fetched again and replaced"))
 end
 
--- The file of `key` (its SHA-256), and its lock's.
+-- The file of `key` (named by its SHA-256), its lock's, and that SHA-256.
 function Cache:_paths(key)
   local name = core.sha256_hex(key)
-  return self.dir .. "/" .. name .. ".json", self.dir .. "/" .. name .. ".lock"
+  return self.dir .. "/" .. name .. ".json", self.dir .. "/" .. name .. ".lock", name
 end
 
--- `lock()` and `unlock()` of the lock file `path` (flock, waited for at
--- most LOCK_WAIT_MS): lock's false when it could not be had, said once.
-function Cache:_locker(path)
+-- `lock()` and `unlock()` of the lock file `path` (flock, waited for at most LOCK_WAIT_MS), for
+-- `store`: a lock that cannot be had (another process holds it all the while, or the file cannot be
+-- locked) leaves the cache out for the rest of this run (`store.bypass`: its get() finds nothing,
+-- its set() writes nothing), said once; lock() is then true: the run renews on its own.
+function Cache:_locker(path, store)
   local held
   local function lock()
+    if store.bypass then return true end
     local lk, why = core.lock_file(path, M.LOCK_WAIT_MS)
     if not lk then
-      self:_say(path, tostring(why))
-      return false
+      store.bypass = true
+      self:_say(path, tostring(why), "not used by this run, which fetches its own credentials and writes none")
+      return true
     end
     held = lk
     return true
@@ -104,8 +123,9 @@ function Cache:_locker(path)
   return lock, unlock
 end
 
--- An entry's table, or nil (absent, or not trusted: said).
-function Cache:_read(path)
+-- An entry's table, or nil (absent, or not trusted: said). `id`: the SHA-256 of the key it must
+-- answer (its file's name).
+function Cache:_read(path, id)
   local text, why, kind = core.read_file(path, M.MAX_BYTES + 1, true)
   if not text then
     if kind ~= "absent" then self:_say(path, why) end
@@ -113,8 +133,16 @@ function Cache:_read(path)
     return nil
   end
   local v = #text <= M.MAX_BYTES and json.decode(text)
-  if type(v) ~= "table" or v.v ~= 1 then
+  if type(v) ~= "table" or (v.v ~= 1 and v.v ~= M.VERSION) then
     self:_say(path, path .. " is not an entry (cut short, or not streamctl's)")
+    return nil
+  end
+  if v.v ~= M.VERSION then
+    self:_say(path, path .. " was written by an older streamctl (it names no key of its own)")
+    return nil
+  end
+  if v.key ~= id then
+    self:_say(path, path .. " holds the entry of another key (moved or copied there)")
     return nil
   end
   return v
@@ -125,11 +153,12 @@ end
 -- (true once `get` handed out credentials read from a file).
 function Cache:credentials(key)
   if type(key) ~= "string" or key == "" then error("bad argument #1 to 'credentials' (a key)", 2) end
-  local path, lock_path = self:_paths("credentials\n" .. key)
+  local path, lock_path, id = self:_paths("credentials\n" .. key)
   local store = { path = path }
-  store.lock, store.unlock = self:_locker(lock_path)
+  store.lock, store.unlock = self:_locker(lock_path, store)
   function store.get()
-    local v = self:_read(path)
+    if store.bypass then return nil end
+    local v = self:_read(path, id)
     if not v then return nil end
     if type(v.id) ~= "string" or type(v.secret) ~= "string" or type(v.exp) ~= "number" or v.exp ~= floor(v.exp)
         or (v.token ~= nil and type(v.token) ~= "string") or (v.skew ~= nil and type(v.skew) ~= "number") then
@@ -155,8 +184,10 @@ function Cache:credentials(key)
   -- clock is ahead of this machine's); true, or nil and why (said: a cache that cannot be written is
   -- a miss for the next process, never a failed run)
   function store.set(c)
+    if store.bypass then return nil, "the credentials cache is not used by this run" end
     local skew = c.skew or 0
-    local parts = { '"v":1', '"id":' .. json.string(c.access_key_id), '"secret":' .. json.string(c.access_key_secret) }
+    local parts = { format('"v":%d', M.VERSION), '"key":' .. json.string(id), '"id":' .. json.string(c.access_key_id),
+                    '"secret":' .. json.string(c.access_key_secret) }
     if c.security_token then parts[#parts + 1] = '"token":' .. json.string(c.security_token) end
     parts[#parts + 1] = format('"exp":%d', floor(c.expiration + skew))
     if c.issued then parts[#parts + 1] = format('"issued":%d', floor(c.issued + skew)) end
@@ -169,7 +200,7 @@ function Cache:credentials(key)
       os.remove(path)
       ok, why = core.replace_file(path, text)
     end
-    if not ok then self:_say(path, tostring(why)) end
+    if not ok then self:_say(path, tostring(why), "not replaced (the next run fetches again)") end
     return ok, why
   end
   return store
@@ -180,11 +211,12 @@ end
 -- `set(who, until)`, and `lock()`, `unlock()` around both (a lock file of
 -- its own: the credentials' may be taken while the question is signed).
 function Cache:identity(key)
-  local path, lock_path = self:_paths("identity\n" .. key)
+  local path, lock_path, id = self:_paths("identity\n" .. key)
   local store = {}
-  store.lock, store.unlock = self:_locker(lock_path)
+  store.lock, store.unlock = self:_locker(lock_path, store)
   function store.get()
-    local v = self:_read(path)
+    if store.bypass then return nil end
+    local v = self:_read(path, id)
     if not v or type(v.until_) ~= "number" or type(v.who) ~= "table" then return nil end
     if v.until_ <= self.clock() then return nil end
     v.who.from_cache = true
@@ -195,9 +227,10 @@ function Cache:identity(key)
     for _, k in ipairs { "account_id", "identity_type", "arn", "principal_id", "user_id", "role_id" } do
       if type(who[k]) == "string" then fields[#fields + 1] = json.string(k) .. ":" .. json.string(who[k]) end
     end
-    local ok, why = core.replace_file(path, format('{"v":1,"until_":%d,"who":{%s}}\n', floor(until_),
-      table.concat(fields, ",")))
-    if not ok then self:_say(path, tostring(why)) end
+    if store.bypass then return nil end
+    local ok, why = core.replace_file(path, format('{"v":%d,"key":%s,"until_":%d,"who":{%s}}\n', M.VERSION,
+      json.string(id), floor(until_), table.concat(fields, ",")))
+    if not ok then self:_say(path, tostring(why), "not replaced (the next run asks again)") end
     return ok
   end
   return store
@@ -205,11 +238,18 @@ end
 
 --- The key of a credential source (streamctl.credentials.aliyun.resolve's):
 -- everything that decides its credentials, the source's own identity (an
--- AccessKeyId, another role's key) but never a secret. `sts_endpoint(source)`:
--- where its STS is; `imds_base`: the metadata service's address, when not its own.
+-- AccessKeyId, another role's key, and a SHA-256 of its secret: a wrong
+-- secret is a key of its own, never served what the right one fetched) but
+-- never a secret. `sts_endpoint(source)`: where its STS is; `imds_base`: the
+-- metadata service's address, when not its own.
 function M.key_of(source, sts_endpoint, imds_base)
   local t = source.type
-  if t == "access_key" or t == "sts" then return t .. ":" .. tostring(source.access_key_id) end
+  if t == "access_key" or t == "sts" then
+    local secret = source.access_key_secret
+    local digest = (type(secret) == "string" or core.is_secret(secret))
+      and core.digest_hex("sha256", "\n", false, "streamctl credentials cache", secret) or ""
+    return t .. ":" .. tostring(source.access_key_id) .. ":" .. digest
+  end
   local parts = { t }
   local function add(v) parts[#parts + 1] = v == nil and "" or tostring(v) end
   if t == "ram_role_arn" or t == "oidc_role_arn" then
