@@ -3,7 +3,8 @@
 -- streams, `--stream NAME` and `--since TIME` filter, `--output json`. The
 -- log is written by the writer's own functions (streamctl.operator.audit's
 -- record, intent and writer, as the command writes it), a line cut short
--- (a full disk) among them; the reader says it once and skips it.
+-- (a full disk) among them; the reader says it once and skips it. Issue
+-- 89: anything but a file refused unopened; control characters escaped.
 local checks = require "spec.helpers.checks"
 local process = require "spec.helpers.process"
 local audit = require "streamctl.operator.audit"
@@ -61,6 +62,15 @@ local function write_log()
   unsent[1].code = "NoPlacesLeft"
   assert(write(outcome("2026-11-25T01:00:00Z", who("f000000000000006", "aliyun", "forbid-live-streams", F), "failed",
     unsent)))
+  -- another log, of control characters (a window title, a carriage return, C1's CSI), and a FIFO
+  local esc = DIR .. "/escapes.jsonl"
+  os.remove(esc)
+  local write_esc = assert(audit.writer(esc))
+  assert(write_esc(audit.record { time = "2026-11-26T00:00:00Z", user = "ops\27]0;owned\7", host = "edge\r",
+    provider = "zego", command = "forbid\194\1552J", actions = { "ForbidRTCStreams" }, outcome = "ok", exit = 0,
+    streams = { { stream = "room\27[2J-9", action = "ForbidRTCStreams", outcome = "ok" } } }))
+  os.remove(DIR .. "/fifo")
+  assert(os.execute("mkfifo " .. process.quote(DIR .. "/fifo")))
 end
 
 local CUT = "streamctl: " .. LOG .. ":4: not an audit record (a line cut short?): skipped\n"
@@ -119,8 +129,24 @@ local ROWS = {
       .. "or s, largest unit first: 24h, 90m, 1d12h) (got '+2h')\n" },
   { "a missing log", { DIR .. "/none.jsonl" }, {}, 2, "", "streamctl: cannot read the audit log " .. DIR
     .. "/none.jsonl (" .. DIR .. "/none.jsonl: No such file or directory)\n" },
-  { "a directory", { DIR }, {}, 2, "", "streamctl: cannot read the audit log " .. DIR .. " (" .. DIR
-    .. ": Is a directory)\n" },
+  -- (issue 89: anything but a file refused before it is opened: a FIFO was waited on, /dev/zero read without end)
+  { "a directory", { DIR }, {}, 2, "", "streamctl: cannot read the audit log " .. DIR .. " (it is a directory, "
+    .. "not a file: an audit log is a file (standard input: -))\n" },
+  { "a FIFO, never waited on", { DIR .. "/fifo" }, {}, 2, "", "streamctl: cannot read the audit log " .. DIR
+    .. "/fifo (it is a FIFO, not a file: an audit log is a file (standard input: -))\n" },
+  { "/dev/zero, never read", { "/dev/zero" }, {}, 2, "", "streamctl: cannot read the audit log /dev/zero (it is a "
+    .. "character device, not a file: an audit log is a file (standard input: -))\n" },
+  -- (issue 89: a log's control characters shown escaped, never sent to the terminal as they are)
+  { "control characters escaped in the table", { DIR .. "/escapes.jsonl" }, {}, 0,
+    "2026-11-26T00:00:00Z  -  ops\\x1b]0;owned\\x07@edge\\x0d  zego ForbidRTCStreams 1 stream via forbid\\u009b2J  "
+      .. "succeeded\n", "" },
+  { "control characters escaped in --run's rows", { DIR .. "/escapes.jsonl", "--run", "line 1" }, {}, 0,
+    "2026-11-26T00:00:00Z  -  ops\\x1b]0;owned\\x07@edge\\x0d  zego ForbidRTCStreams 1 stream via forbid\\u009b2J  "
+      .. "succeeded\n  room\\x1b[2J-9  ForbidRTCStreams  succeeded\n", "" },
+  { "control characters in JSON, as JSON escapes them", { DIR .. "/escapes.jsonl", "-o", "json" }, {}, 0,
+    '{"run":"-","time":"2026-11-26T00:00:00Z","user":"ops\\u001b]0;owned\\u0007","host":"edge\\r",'
+      .. '"provider":"zego","command":"forbid\194\1552J","actions":["ForbidRTCStreams"],"count":1,'
+      .. '"outcome":"succeeded"}\n', "" },
 }
 
 describe("issue 68, streamctl audit: the audit log read back", function()

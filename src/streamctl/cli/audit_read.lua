@@ -7,14 +7,15 @@
 -- @module streamctl.cli.audit_read
 
 local cjson = require "cjson.safe"
+local lfs = require "lfs"
 local core = require "streamctl.core"
 local json = require "streamctl.base.json"
 local validate = require "streamctl.base.validate"
 local cli_output = require "streamctl.cli.output"
 
 local type, ipairs, pairs, tostring, tonumber, format = type, ipairs, pairs, tostring, tonumber, string.format
-local concat, match, floor, find, sub, gsub = table.concat, string.match, math.floor, string.find, string.sub,
-  string.gsub
+local concat, match, floor, find, sub, gsub, byte = table.concat, string.match, math.floor, string.find, string.sub,
+  string.gsub, string.byte
 local EXIT = cli_output.EXIT
 
 local M = {}
@@ -42,6 +43,14 @@ function M.add(parser)
   return cmd
 end
 
+-- `text` safe to print on a terminal: its control characters (C0, DEL, and C1 as UTF-8 writes
+-- them) as \xNN or \u00NN escapes, so a log's bytes never move the cursor, retitle the window or
+-- hide a line. (The table only: --output json escapes them as JSON does.)
+local function printable(text)
+  return (gsub(gsub(text, "[%c]", function(c) return format("\\x%02x", byte(c)) end), "\194([\128-\159])",
+    function(c) return format("\\u%04x", byte(c)) end))
+end
+
 -- A record: a JSON object with a time string (and, when there, a run and a record string).
 local function valid(r)
   return type(r) == "table" and type(r.time) == "string" and core.parse_utc_timestamp(r.time) ~= nil
@@ -56,6 +65,12 @@ local function read_runs(out, path, stdin)
     local lines = stdin:lines()
     f = { read = function() return lines() end, close = function() end }
   else
+    -- (a file only: a FIFO would be waited on, a device such as /dev/zero read without end)
+    local mode = lfs.attributes(path, "mode")
+    if mode and mode ~= "file" then
+      return nil, format("it is a %s, not a file: an audit log is a file (standard input: -)",
+        mode == "named pipe" and "FIFO" or mode == "char device" and "character device" or mode)
+    end
     f, why = io.open(path, "rb")
     if not f then return nil, why end
   end
@@ -161,7 +176,7 @@ local function run_json(s)
 end
 
 local function run_line(s)
-  return format("%s  %s  %s  %s  %s", s.time, s.id, who_of(s), what_of(s), outcome_word(s))
+  return printable(format("%s  %s  %s  %s  %s", s.time, s.id, who_of(s), what_of(s), outcome_word(s)))
 end
 
 -- One run's streams: each with its outcome (an intent's alone: "no outcome recorded").
@@ -218,7 +233,7 @@ end
 -- (`name`: --stream's, only its rows)
 local function show_run(out, s, as_json, name)
   if not as_json then out:line(run_line(s)) end
-  if not as_json and s.trace_id then out:line("  trace ", s.trace_id) end
+  if not as_json and s.trace_id then out:line("  trace ", printable(s.trace_id)) end
   for _, r in ipairs(stream_rows(s)) do
     if name and not same_stream(r.stream, name) then goto next_row end
     if as_json then
@@ -226,8 +241,9 @@ local function show_run(out, s, as_json, name)
         { "outcome", r.outcome }, { "superseded_by", r.superseded_by }, { "code", r.code },
         { "request_id", r.request_id } })
     else
-      out:line("  ", r.stream, "  ", r.action or "-", "  ", r.outcome, r.code and ("  " .. r.code) or "",
-        r.superseded_by and ("  by decision " .. tostring(r.superseded_by)) or "")
+      out:line(printable("  " .. r.stream .. "  " .. tostring(r.action or "-") .. "  " .. r.outcome
+        .. (r.code and ("  " .. tostring(r.code)) or "")
+        .. (r.superseded_by and ("  by decision " .. tostring(r.superseded_by)) or "")))
     end
     ::next_row::
   end
