@@ -480,8 +480,9 @@ local SLOT_WAIT_HEAD = "# HELP streamctl_slot_wait_seconds Time an attempt waite
 -- The HELP and TYPE lines of the series of issue 71: the tracing exporter's spans, the block list's places.
 local SPANS_HEAD = "# HELP streamctl_spans_total Spans the tracing exporter exported, or dropped (queue_full: its queue "
   .. "was full; export_failed: the collector refused, was down or too slow).\n# TYPE streamctl_spans_total counter"
-local PLACES_HEAD = "# HELP streamctl_blocklist_places_left Places left on the account's block list, as the last places "
-  .. "check counted them (before its run).\n# TYPE streamctl_blocklist_places_left gauge"
+local PLACES_HEAD = "# HELP streamctl_blocklist_places_left Places left on the account's block list, as the last run "
+  .. "left them (its places check's count, less what the run may have taken).\n# TYPE streamctl_blocklist_places_left "
+  .. "gauge"
 
 describe("streamctl.operator.metrics", function()
   it("raises when the options are not a table; returns nil, err for a bad option", function()

@@ -94,6 +94,27 @@ describe("the block list's places (ForbidLiveStream: 10,000 per account)", funct
     assert.same({ used = 6, limit = 8, needed = 2, domains = 1 }, report.places)
     assert.equal(4, report.succeeded)
     assert.equal(4, count(sent, "ForbidLiveStream"))
+    -- and as the run left them: the 2 new ones taken (issue 89), the check's count kept apart
+    assert.same({ used = 8, limit = 8, needed = 2, domains = 1 }, report.places_after)
+  end)
+
+  it("the places a run left: what it may have taken, at most what it needed, never fewer in use than there are",
+    function()
+    local before = { used = 100, limit = 10000, needed = 5, domains = 2 }
+    for _, case in ipairs {
+      { { succeeded = 5, superseded = 0, unknown = 0 }, 105, "every new one forbidden" },
+      { { succeeded = 7, superseded = 0, unknown = 0 }, 105, "listed ones among them: at most the 5 needed" },
+      { { succeeded = 2, superseded = 0, unknown = 0 }, 102, "3 failed" },
+      { { succeeded = 2, superseded = 0, unknown = 2 }, 104, "an unknown outcome may have taken one" },
+      { { succeeded = 4, superseded = 3, unknown = 0 }, 101, "a superseded one was not sent by this run" },
+    } do
+      local after = places.after(before, case[1])
+      assert.same({ used = case[2], limit = 10000, needed = 5, domains = 2 }, after, case[3])
+    end
+    assert.equal(100, before.used) -- (a new table: the check's own is kept)
+    -- a oneshot batch's (no count of places in use): as it was
+    assert.same({ limit = 10000, needed = 0, domains = 0 }, places.after({ limit = 10000, needed = 0, domains = 0 },
+      { succeeded = 3, superseded = 0, unknown = 0 }))
   end)
 
   it("takes no place for a oneshot batch: nothing read, everything sent", function()

@@ -364,7 +364,7 @@ batches.forbid_live_streams.check = future_resume_time
 -- is refused, `code` "BlockListFull" (its `places`: `{ used, limit, needed,
 -- domains }`), nothing sent; a oneshot batch takes none. The report
 -- carries `places`. docs/clients.md, "The block list's places".
-batches.forbid_live_streams.preflight = { field = "check_places", check = places.check_batch }
+batches.forbid_live_streams.preflight = { field = "check_places", check = places.check_batch, after = places.after }
 
 -- Error codes and what they mean for a retry.
 --- The streams an action changes (their order and settling are kept):

@@ -185,6 +185,24 @@ function M.refusal(action, places)
   }
 end
 
+--- After a forbid batch: its places check's `places` with `used` grown by
+-- the places the run may have taken: its forbids that succeeded (not those
+-- a later decision superseded) or whose outcome is unknown, at most the
+-- `needed` the check counted as new (a forbid of a listed stream takes
+-- none). Exact when every forbid succeeded; when some did not, an upper
+-- bound: the places left it gives are never more than there are.
+-- @tparam table places `{ used, limit, needed, domains }` (a check's; `used` nil: oneshot, none taken)
+-- @tparam table report the batch's (`succeeded`, `superseded`, `unknown`)
+-- @return a new table of the places after the run
+function M.after(places, report)
+  local out = {}
+  for k, v in pairs(places) do out[k] = v end
+  if type(places.used) ~= "number" then return out end
+  local took = (report.succeeded or 0) - (report.superseded or 0) + (report.unknown or 0)
+  out.used = places.used + math.max(0, math.min(places.needed or 0, took))
+  return out
+end
+
 --- Before a forbid batch: the places it needs (its streams not listed
 -- yet; none with Oneshot=yes) against those left.
 -- @param client a streamctl.aliyun client

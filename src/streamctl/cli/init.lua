@@ -290,7 +290,7 @@ local function carry_out(out, run, env)
       or "the command line"
     return audit_intent(out, safe, run, plan)
   end
-  local status, rows, info, calls, planned = safe.status, nil, safe.info, nil, nil
+  local status, rows, info, calls, planned, report = safe.status, nil, safe.info, nil, nil, nil
   if status then -- luacheck: ignore 542 (the guard refused: nothing is sent)
   elseif args._reconcile then
     status, info = run_reconcile(out, client, run.provider, args, output,
@@ -311,20 +311,24 @@ local function carry_out(out, run, env)
   elseif not intend(plan_of(m, fields, args, safe, long)) then
     status = EXIT.usage
   elseif long then
-    local counts, report
+    local counts
     status, counts, calls, planned, report = run_long(out, client, m, fields, args, output, long,
       outcomes_writer(out, safe, run, run.stop))
     info = paced(info, report)
     info.counts = counts
   elseif m and m.list then
-    local report
     status, rows, calls, planned, report = run_batch(out, client, m, fields, args, output)
     info = paced(info, report)
   else
     status, rows = run_call(out, client, m, fields, args, output, function() return run.attempts end)
     calls = run.attempts
   end
-  if safe.places and info then info.places = safe.places end
+  if safe.places and info then
+    info.places = safe.places
+    -- (the places as the run left them, for the metrics: the provider's rule, streamctl.aliyun.places.after)
+    local after = provider_tables.get(run.provider).places_after
+    if after and report then info.places_after = after(safe.places, report) end
+  end
   return status, rows, info, calls, planned
 end
 

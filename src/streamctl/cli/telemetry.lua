@@ -238,7 +238,8 @@ function Telemetry:finish(out, status, info)
   if self.tracer then shutdown(self, out) end
   local m = self.metrics
   if not m then return end
-  local places = type(info) == "table" and info.places
+  -- (the places the run left: the check's count before it, grown by what the run may have taken)
+  local places = type(info) == "table" and (info.places_after or info.places)
   if type(places) == "table" and type(places.used) == "number" and type(places.limit) == "number" then
     m:places_left(self.provider, places)
   end

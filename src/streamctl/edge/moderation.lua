@@ -169,8 +169,9 @@ end
 -- A part sent (its report, or nil and the error that sent nothing): its outcome, see send_part.
 local function settled(part, operation, command, run, guard, report, err)
   local provider, fields, names = part.provider, part.fields, part.names
-  -- (a body's "check_places": the places left as the check counted them, its refusal's or its report's)
-  local places = report and report.places or err and err.places
+  -- (a body's "check_places": the places left as the run left them, its report's; or as the check
+  -- counted them, its refusal's)
+  local places = report and (report.places_after or report.places) or err and err.places
   if places then W.metrics:places_left(provider, places) end
   if not report then
     if operation == "forbid" then marks(provider, fields, names, run, true) end

@@ -66,8 +66,8 @@
 --
 --   streamctl_blocklist_places_left{provider}  gauge: the places left on the account's
 --                                         block list (Alibaba Cloud's 10,000,
---                                         streamctl.aliyun.places), as the last places
---                                         check counted them, before its run
+--                                         streamctl.aliyun.places), as the last run
+--                                         left them (streamctl.aliyun.places.after)
 -- @module streamctl.operator.metrics
 
 local pairs, ipairs, tostring, tonumber, setmetatable, type, error = pairs, ipairs, tostring, tonumber,
@@ -150,7 +150,8 @@ local EVENTS = {
 
 -- The block list's gauge (one value per provider): key prefix, name, help.
 local PLACES = { "p|", "streamctl_blocklist_places_left",
-  "Places left on the account's block list, as the last places check counted them (before its run)." }
+  "Places left on the account's block list, as the last run left them (its places check's count, less what "
+    .. "the run may have taken)." }
 local EVENT_LABELS = {}
 for _, e in ipairs(EVENTS) do EVENT_LABELS[e[1]] = e[3] end
 

@@ -466,7 +466,8 @@ end
 -- list into calls, runs them (calls on one stream in submission order, so
 -- ZEGO Sequences, taken at each call's first send, follow it), and reports
 -- every item. `spec.preflight`, where the provider has one: `{ field,
--- check(client, values) -> found | nil, err }`, run when `field` is set.
+-- check(client, values) -> found | nil, err, after }`, run when `field` is
+-- set (`after(found, report)`: what it found as the run left it).
 function M.method(rules, name, spec)
   local method_name = rules.provider .. "." .. name
   spec.fields = with_options(spec.fields)

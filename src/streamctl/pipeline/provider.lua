@@ -33,8 +33,9 @@
 --                and any keys of the provider's own (ZEGO's `sequence`, `max_ids`, ...)
 --   methods      snake_case name -> { action, fields = schema, check = fn(params, values, self) }
 --   batches      snake_case name -> { action, fields, list, param, chunk, check,
---                preflight = { field, check(client, values) -> found | nil, err } (asked before
---                sending when `field` is set: streamctl.pipeline.batch) }
+--                preflight = { field, check(client, values) -> found | nil, err, after(found, report)
+--                -> found after the run (optional) } (asked before sending when `field` is set:
+--                streamctl.pipeline.batch) }
 --   measure_skew   optional true: each answer's Date sets the client's `server_skew` (seconds the
 --                provider's clock is ahead of the client's: STS, whose credentials' expiry is judged by it)
 --   streams(action, params) -> { key, ... } | nil  (the streams an action changes: their

@@ -81,7 +81,7 @@ function M.before(client, spec, values, list, key_of, method_name)
   if pre and values[pre.field] then
     local found, err = pre.check(client, values)
     if not found then return refused(err) end
-    safe.places = found
+    safe.places, safe.preflight = found, pre
     if info then info.places = found end
   end
   if log then
@@ -96,10 +96,16 @@ function M.before(client, spec, values, list, key_of, method_name)
   return safe
 end
 
---- After the last call: the audit run's outcome (one that cannot be written
--- is said in `report.audit_error`; the report stands).
+--- After the last call: the places as the check found them before the run
+-- (`report.places`) and as the run left them (`report.places_after`, when
+-- the provider's preflight can tell: streamctl.aliyun.places.after); the
+-- audit run's outcome (one that cannot be written is said in
+-- `report.audit_error`; the report stands).
 function M.after(safe, report)
-  if safe.places then report.places = safe.places end
+  if safe.places then
+    report.places = safe.places
+    if safe.preflight.after then report.places_after = safe.preflight.after(safe.places, report) end
+  end
   if not safe.run then return end
   local ok, why = safe.run:outcome(report)
   if not ok and not report.audit_error then report.audit_error = tostring(why) end

@@ -54,7 +54,7 @@ local M = {
 function M.whoami.identity(opts, args, getenv)
   local sts = args.sts_endpoint or (args.emulator and opts.endpoint) or nil
   local who, err = credentials.identity(opts, { sts_endpoint = sts, ca_file = opts.ca_file, proxy = opts.proxy,
-                                                getenv = getenv })
+                                                getenv = getenv, on_attempt = args._debug })
   if not who and type(err) == "table" and type(err.message) == "string" then
     local variable = ((getenv or os.getenv)("ALIBABA_CLOUD_STS_ENDPOINT") or "") ~= "" and "ALIBABA_CLOUD_STS_ENDPOINT"
       or "ALIBABA_CLOUD_STS_REGION"
@@ -96,6 +96,10 @@ function M.fill(m, fields, getenv)
   end
   return nil
 end
+
+--- The block list's places as a forbid batch left them (streamctl.aliyun.places.after): `places`,
+-- the preflight's, and the batch's report.
+function M.places_after(places, report) return require("streamctl.aliyun.places").after(places, report) end
 
 --- Before a forbid batch (not oneshot), once its fields are checked and
 -- before its intent: the block list's places in use are read (every domain
