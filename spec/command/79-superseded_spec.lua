@@ -29,4 +29,16 @@ describe("a superseded stream in the command's output", function()
     assert.equal("", output.superseded_text { superseded = 0 })
     assert.equal("", output.superseded_text {})
   end)
+
+  it("the closing line of when forbids end leaves them out, and says so (issue 89)", function()
+    -- (it said "forbidden until resumed" of a forbid this run never sent)
+    local tally = output.ends_tally()
+    tally.add { ok = true, superseded_by = "1700000012345", ends_by = "until_resumed" }
+    assert.equal("1 forbid superseded by a later decision: not sent by this run, its end is that decision's",
+      tally.line())
+    tally.add { ok = true, ends_by = "until_resumed" }
+    tally.add { ok = true, superseded_by = "1700000012399", ends_by = "until_resumed" }
+    assert.equal("forbidden until resumed (the provider gives these forbids no end)\n2 forbids superseded by a later "
+      .. "decision: not sent by this run, their end is that decision's", tally.line())
+  end)
 end)

@@ -281,6 +281,18 @@ describe("an Aliyun client with self-renewing credentials", function()
     assert.matches("^streamctl: sts GetCallerIdentity: InvalidAccessKeyId%.NotFound %(HTTP 404%): Specified access key "
       .. "is not found%. %[RequestId [%x-]+%]\n$", err)
     assert.is_nil(err:find("topsecret", 1, true))
+    -- --debug: STS's requests and answers too, redacted (issue 89: it printed nothing); the instance's role:
+    -- the metadata service's, then GetCallerIdentity's
+    code, out, err = cli.run("aliyun whoami --debug --no-credentials-cache" .. flags,
+      "ALIBABA_CLOUD_ACCESS_KEY_ID=LTAIuser ALIBABA_CLOUD_ACCESS_KEY_SECRET=topsecret-value")
+    assert.equal(1, code, err) -- (LTAIuser's secret is "s": STS refuses it, and --debug shows why)
+    assert.equal("", out)
+    assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%d%.%d%d%dZ streamctl: debug: GetCallerIdentity call, attempt 1: ",
+      err)
+    assert.truthy(err:find("\n[%d%-T:.Z]+ > POST " .. server.aliyun_tls_url:gsub("%p", "%%%0")) or
+      err:find("\n[%d%-T:.Z]+ > GET " .. server.aliyun_tls_url:gsub("%p", "%%%0")), err)
+    assert.truthy(err:find("\n[%d%-T:.Z]+ < 4%d%d"), err)
+    assert.is_nil(err:find("topsecret", 1, true))
     os.execute("rm -rf " .. process.quote(home))
     -- in Lua
     local who = assert(require("streamctl.credentials").identity({ access_key_id = "LTAIuser",

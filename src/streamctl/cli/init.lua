@@ -170,14 +170,20 @@ end
 -- The flags that set when a forbid ends: an absolute time or a duration (streamctl.cli.client's duration).
 local TIME_FLAGS = { "resume_time", "cdn_resume_time" }
 
--- The run's on_attempt: each call's attempts counted, and with --debug each request and answer on
--- standard error, redacted, as it ends, after the time it ended (on `clock`).
+-- --debug's on_attempt: each request and answer on standard error, redacted, as it ends, after the
+-- time it ended (on `clock`). The credentials' own requests (STS) have it alone.
+local function debug_writer(out, clock)
+  return function(info)
+    for _, line in ipairs(cli_output.debug_lines(info, cli_output.stamp(clock()))) do out.err:write(line, "\n") end
+  end
+end
+
+-- The run's on_attempt: each call's attempts counted, and with --debug written (debug_writer).
 local function watcher(out, run, clock)
+  local debug = run.args.debug and debug_writer(out, clock)
   return function(info)
     if info.role == "call" then run.attempts = run.attempts + 1 end
-    if run.args.debug then
-      for _, line in ipairs(cli_output.debug_lines(info, cli_output.stamp(clock()))) do out.err:write(line, "\n") end
-    end
+    if debug then debug(info) end
   end
 end
 
@@ -196,6 +202,8 @@ local function prepare(out, args, env, held)
   if not tel then return nil, tstatus end
 
   args._warn = function(text) out:warn("warning: ", text) end
+  -- (--debug: the credentials' own requests too, STS's AssumeRole and whoami's GetCallerIdentity)
+  if args.debug then args._debug = debug_writer(out, env.clock or core.now) end
   local opts, why, warnings, source = client_options(provider, args, defaults, where, env.getenv)
   for _, w in ipairs(warnings or {}) do out:warn("warning: ", w) end
   if not opts then out:warn(why) return nil, EXIT.usage end

@@ -249,7 +249,8 @@ end
 
 --- The codes of a call its run stopped before sending (a cancel, the
 -- deadline, a batch halted at the block list's limit).
-M.NOT_SENT = { Interrupted = true, DeadlineExceeded = true, BlockListFull = true, Unreachable = true }
+M.NOT_SENT = { Interrupted = true, DeadlineExceeded = true, BlockListFull = true, Unreachable = true,
+               ResumeTimePassed = true }
 
 --- Was a record's stream not sent (its run stopped before it: failed, not
 -- unknown, with one of NOT_SENT's codes)?
@@ -363,14 +364,17 @@ end
 -- as rows come, `line()` at the end (nil when no forbid succeeded): the
 -- end (the earliest and latest, when they differ) and why; forbids that end
 -- for different reasons (ZEGO's RTC forbids, with no end, beside its CDN
--- ones, a day) a line each, with how many of the forbids it speaks for.
+-- ones, a day) a line each, with how many of the forbids it speaks for;
+-- forbids a later decision superseded, a line of their own (not sent here).
 -- `setter`: what sets a forbid's end, as the command names it (default
 -- "--resume-time").
 function M.ends_tally(setter)
   setter = setter or "--resume-time"
-  local kinds, order, total = {}, {}, 0
+  local kinds, order, total, superseded = {}, {}, 0, 0
   return {
     add = function(r)
+      -- (a forbid a later decision superseded was not sent by this run: its end is that decision's)
+      if r.ok and r.superseded_by ~= nil then superseded = superseded + 1 return end
       if not r.ok or not r.ends_by then return end
       local k = kinds[r.ends_by]
       if not k then
@@ -389,6 +393,10 @@ function M.ends_tally(setter)
         local text = ends_line(by, kinds[by], setter)
         if text and #order > 1 then text = format("%s: %d of the %d forbids", text, kinds[by].n, total) end
         lines[#lines + 1] = text
+      end
+      if superseded > 0 then
+        lines[#lines + 1] = format("%d forbid%s superseded by a later decision: not sent by this run, %s end is "
+          .. "that decision's", superseded, superseded == 1 and "" or "s", superseded == 1 and "its" or "their")
       end
       return #lines > 0 and concat(lines, "\n") or nil
     end,

@@ -121,7 +121,7 @@ end
 -- (`streamctl.credentials.aliyun` the module: its order, and where streamctl
 -- is stricter), as a client's options.
 -- @tparam[opt] table opts `{ profile =, ca_file =, proxy =, shared_dict =, clock =, getenv =, home =,
---   pending = }` (getenv and home: for tests; pending: files read as given text, `{ [path] = text }`,
+--   pending =, on_attempt = }` (getenv and home: for tests; pending: files read as given text, `{ [path] = text }`,
 --   for `streamctl configure`; the others: see `holder`)
 -- @return `{ access_key_id, access_key_secret, security_token }`, or nil and
 --   the error object; the warnings; the source
@@ -151,7 +151,8 @@ aliyun_credentials = function(opts)
   end
   local holder, why = M.holder(source, { getenv = getenv, ca_file = opts.ca_file, proxy = opts.proxy,
                                          shared_dict = opts.shared_dict, clock = opts.clock,
-                                         credentials_cache = opts.credentials_cache, warn = opts.warn })
+                                         credentials_cache = opts.credentials_cache, warn = opts.warn,
+                                         on_attempt = opts.on_attempt })
   if not holder then return nil, why, warnings end
   return { credentials = holder }, nil, warnings, source.from
 end
@@ -175,7 +176,8 @@ end
 -- or another role's holder), or none (AssumeRoleWithOIDC is anonymous).
 local NO_KEYS = { get = function() return nil, "AssumeRoleWithOIDC is sent unsigned" end }
 local function sts_client(source, opts, getenv)
-  local o = { endpoint = sts_endpoint(source, getenv), ca_file = opts.ca_file, proxy = opts.proxy }
+  local o = { endpoint = sts_endpoint(source, getenv), ca_file = opts.ca_file, proxy = opts.proxy,
+              on_attempt = opts.on_attempt }
   local keys = source.source
   if not keys then
     o.credentials = NO_KEYS
@@ -234,7 +236,8 @@ end
 -- (100.100.100.200), which no test may reach.
 -- @param source from streamctl.credentials.aliyun.resolve
 -- @tparam[opt] table opts `{ getenv =, ca_file =, proxy =, shared_dict =, clock =, credentials_cache =,
---   warn = }` (credentials_cache: false, or a directory; default: the cache's own, outside nginx when
+--   warn =, on_attempt = }` (on_attempt: told of each of STS's attempts, as a client's is;
+--   credentials_cache: false, or a directory; default: the cache's own, outside nginx when
 --   no shared_dict is given: streamctl.credentials.cache; warn(text): where the cache's findings are
 --   said, default standard error; ca_file, proxy:
 --   for STS and a credentials URI, as the client's, never for the metadata service; shared_dict:
@@ -289,7 +292,7 @@ end
 -- @tparam table creds a client's credential options: `{ access_key_id,
 --   access_key_secret, security_token }` or `{ credentials = holder }` (as
 --   `aliyun` gives them)
--- @tparam[opt] table opts `{ sts_endpoint =, ca_file =, proxy =, getenv = }`: STS
+-- @tparam[opt] table opts `{ sts_endpoint =, ca_file =, proxy =, getenv =, on_attempt = }`: STS
 --   (default: $ALIBABA_CLOUD_STS_ENDPOINT, else https://sts.aliyuncs.com)
 -- @return `{ account_id, identity_type, arn, principal_id, user_id, role_id,
 --   request_id }`, or nil and an error
@@ -307,7 +310,7 @@ end
 function ask_identity(creds, opts)
   local getenv = opts.getenv or os.getenv
   local o = { endpoint = sts_endpoint({ sts_endpoint = opts.sts_endpoint }, getenv), ca_file = opts.ca_file,
-              proxy = opts.proxy,
+              proxy = opts.proxy, on_attempt = opts.on_attempt,
               credentials = creds.credentials, access_key_id = creds.access_key_id,
               access_key_secret = creds.access_key_secret, security_token = creds.security_token }
   local sts, err = require("streamctl.credentials.sts").new(o)

@@ -78,7 +78,9 @@ end
 -- attempt sent later (a throttle, a retry) is checked again: a forbid
 -- whose end has passed would be undone at once, or refused. The provider's
 -- `ends` says when the forbid ends, and whether by the caller's time.
--- @return nil, or the error that ends the call unsent (this attempt)
+-- @return nil, or the error that ends the call unsent (this attempt):
+--   `ResumeTimePassed`, not the caller's InvalidParameter (the time was
+--   ahead when it was given: the run waited past it, a failure, not misuse)
 function M.resume_time_passed(client, attempt)
   local ends = client._rules.ends
   if not ends then return nil end
@@ -88,7 +90,7 @@ function M.resume_time_passed(client, attempt)
   local e = errors.invalid(client._rules.provider, attempt.action, "field 'resume_time' must be in the future when "
     .. "the forbid is sent: it passed before this attempt could leave (a forbid sent now would end at once); "
     .. "this attempt was not sent")
-  e.sent = false
+  e.code, e.sent = "ResumeTimePassed", false
   return e
 end
 
