@@ -87,6 +87,21 @@ describe("the OpenResty example's traces", function()
     assert.equal("00-" .. CB_TRACE .. "-" .. attempts[1].span_id .. "-01", log[1].traceparent)
   end)
 
+  it("a tracestate given in two header fields is passed on whole, in their order (issue 89: the first alone)",
+    function()
+    emulator:reset()
+    local body = '{"stream_id":"z-state"}'
+    local raw = table.concat({ "POST /streams/zego/forbid HTTP/1.0", "Host: 127.0.0.1",
+      "Authorization: Bearer " .. edge.TOKEN, "Content-Type: application/json",
+      "traceparent: 00-" .. TRACE .. "-" .. PARENT_SPAN .. "-01", "tracestate: rojo=00f067aa0ba902b7",
+      "TraceState: congo=t61rcWkgMzE", "Content-Length: " .. #body }, "\r\n") .. "\r\n\r\n" .. body
+    local res = edge.concurrently(server.ports[1], { raw }, 30)[1]
+    assert.equal(200, res.status, res.body)
+    local log = emulator:log { action = "ForbidRTCStreams" }
+    assert.equal(1, #log)
+    assert.equal("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE", log[1].tracestate)
+  end)
+
   it("a bad OTEL variable stops nginx at start, naming it", function()
     local ok, err = pcall(edge.start_edge, emulator, { env = { OTEL_EXPORTER_OTLP_ENDPOINT = "http://127.0.0.1:1",
       OTEL_TRACES_SAMPLER = "sometimes" } })

@@ -74,14 +74,23 @@ end
 M.REQUEST = { rewrite = true, server_rewrite = true, access = true, content = true }
 
 --- The current request's `traceparent` and `tracestate` headers (inside
--- nginx, in a request's phase), or nil.
+-- nginx, in a request's phase), or nil. A `tracestate` given in several
+-- header fields is one list, joined by commas in the order they came (W3C
+-- Trace Context, after RFC 7230 section 3.2.2), where nginx's
+-- `$http_tracestate` is the first alone.
 function M.request_trace()
   local ngx = rawget(_G, "ngx")
   if not ngx or not ngx.get_phase or not M.REQUEST[ngx.get_phase()] then return nil end
   local var = ngx.var
   local parent = var.http_traceparent
   if parent == nil then return nil end
-  return { traceparent = parent, tracestate = var.http_tracestate }
+  local state = var.http_tracestate
+  if state ~= nil then
+    -- (every field: read only when there is one, all the request's headers, unbounded)
+    local all = ngx.req.get_headers(0).tracestate
+    if type(all) == "table" then state = table.concat(all, ",") end
+  end
+  return { traceparent = parent, tracestate = state }
 end
 
 return M
