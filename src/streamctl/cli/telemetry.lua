@@ -11,7 +11,8 @@
 -- specification says (a new trace), never an error; --debug says so.
 --
 -- The spans: streamctl.trace's exporter from the OTEL_* variables (none
--- set: no exporter), given to every client as its `tracer`;
+-- set: no exporter), given to every client as its `tracer`; a batch sent
+-- as soon as one is queued (`sender`), until a send fails;
 -- shut down at the run's end within --trace-timeout (default 2000 ms),
 -- whatever the run's outcome. A collector down, slow or refusing never
 -- changes the exit status; spans dropped are said in one line. A variable
@@ -150,6 +151,21 @@ function Telemetry:start_tracing(out)
   return true
 end
 
+-- The spans sent while the run goes on (issue 89): after an attempt, a batch's worth queued is
+-- flushed, within --trace-timeout. A long run's spans would otherwise fill the queue before its end,
+-- and its operation's span, ended last, the root of what it sent, be the one dropped. A flush that
+-- fails ends this: the rest wait for the run's end, whose flush says what was lost.
+function Telemetry:sender()
+  local tracer, sending = self.tracer, true
+  local batch = tracer.max_batch or 512
+  return function()
+    if not sending or tracer:queued() < batch then return end
+    local before = tracer:stats().dropped.export_failed
+    local ok, stats = pcall(tracer.flush, tracer, self.timeout)
+    if not ok or stats.dropped.export_failed > before then sending = false end
+  end
+end
+
 --- Gives client options `opts` the run's trace, the exporter's hooks and
 -- the metrics' feed (after the on_attempt the command set); with `debug`
 -- (--debug's standard error), writes the trace's line there, first.
@@ -157,11 +173,12 @@ function Telemetry:attach(opts, debug)
   if debug then debug:write(self:debug_line(cli_output.stamp(self.clock())), "\n") end
   opts.trace = self.trace
   if self.tracer then opts.tracer = self.tracer end
-  local m, told = self.metrics, opts.on_attempt
-  if m then
+  local m, told, send = self.metrics, opts.on_attempt, self.tracer and self:sender()
+  if m or send then
     opts.on_attempt = function(info)
-      m.on_attempt(info)
+      if m then m.on_attempt(info) end
       if told then told(info) end
+      if send then send() end
     end
   end
   opts.monotonic = opts.monotonic or (self.monotonic ~= core.monotonic and self.monotonic or nil)
