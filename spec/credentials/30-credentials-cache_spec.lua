@@ -66,11 +66,17 @@ describe("the credentials cache, from the command", function()
     for _, c in ipairs(codes) do if c ~= 0 then return false end end
     return #codes > 0
   end
+  -- the cache's entries' paths, sorted
+  local function entries()
+    local p = io.popen("ls " .. q(cache) .. "/*.json 2>/dev/null")
+    local out = {}
+    for line in p:lines() do out[#out + 1] = line end
+    p:close()
+    return out
+  end
   -- the one entry of the cache, decoded, and its path
   local function entry()
-    local p = io.popen("ls " .. q(cache) .. "/*.json")
-    local path = p:read("l")
-    p:close()
+    local path = assert(entries()[1], "no entry in the cache")
     return cjson.decode((assert(process.read_file(path)))), path
   end
 
@@ -174,14 +180,6 @@ describe("the credentials cache, from the command", function()
     os.execute("rm -rf " .. q(other_home))
   end)
   -- Issue 89: the cache's own promises, each a row that failed before its fix.
-  local function entries()
-    local p = io.popen("ls " .. q(cache) .. "/*.json 2>/dev/null")
-    local out = {}
-    for line in p:lines() do out[#out + 1] = line end
-    p:close()
-    return out
-  end
-
   it("a cache directory another user owns is not used, nor anything made in it: said, each run its own", function()
     assert.equal(0, (cli.run(args())))
     local path = entries()[1]
