@@ -64,24 +64,24 @@ local function start(args, prefix)
   os.execute("(sh -c " .. q((prefix or "") .. "echo $$ >" .. f("pid") .. "; exec " .. command) .. " >" .. f("out")
     .. " 2>" .. f("err") .. "; echo $? >" .. f("code.tmp") .. "; mv " .. f("code.tmp") .. " " .. f("code")
     .. ") </dev/null >/dev/null 2>&1 &")
+  -- (every wait below ends on an event, never on a clock: the shell writes
+  -- its pid first thing, and `code` once the command has ended, however slow
+  -- the machine; a command that hangs is stopped by run-specs' file timeout)
   local h = { dir = dir }
-  for _ = 1, 500 do
-    if (process.read_file(dir .. "/pid") or ""):find("\n") then break end
-    socket.sleep(0.02)
-  end
-  h.pid = assert(tonumber(process.read_file(dir .. "/pid") or ""), "the command did not start")
+  while not (process.read_file(dir .. "/pid") or ""):find("\n") do socket.sleep(0.02) end
+  h.pid = assert(tonumber(process.read_file(dir .. "/pid")), "the command did not start")
   function h.err() return process.read_file(dir .. "/err") or "" end
   function h.kill(sig) os.execute("kill -" .. sig .. " " .. h.pid .. " 2>/dev/null") end
-  function h.wait(seconds)
-    for _ = 1, seconds * 50 do
-      local text = process.read_file(dir .. "/code")
-      if text then return tonumber(text:match("^(%d+)")) end
-      socket.sleep(0.02)
-    end
-    return nil
+  function h.ended()
+    local text = process.read_file(dir .. "/code")
+    return text and tonumber(text:match("^(%d+)"))
+  end
+  function h.wait()
+    while not h.ended() do socket.sleep(0.02) end
+    return h.ended()
   end
   function h.cleanup()
-    if not process.read_file(dir .. "/code") then h.kill("KILL") h.wait(5) end
+    if not h.ended() then h.kill("KILL") h.wait() end
     os.execute("rm -rf " .. q(dir))
   end
   return h
@@ -92,10 +92,11 @@ local function zego_args(list, log)
     .. q(server.zego_url) .. " --app-id 1234567890 --server-secret " .. ZEGO_SECRET .. " --output json"
 end
 
--- (paced at 20 calls a second, 5,000 IDs' 250 calls take 12 s: waits until `n` have arrived, bounded)
-local function until_sent(n)
-  for _ = 1, 300 do
-    if count("ForbidRTCStreams") >= n then return end
+-- (paced at 20 calls a second, 5,000 IDs' 250 calls take 12 s: waits until
+-- `n` have arrived, or the command `h` has ended, which fails the row)
+local function until_sent(n, h)
+  while count("ForbidRTCStreams") < n do
+    assert(not h.ended(), "the command ended before " .. n .. " calls arrived: " .. h.err())
     socket.sleep(0.05)
   end
 end
@@ -126,9 +127,9 @@ describe("the audit log as a write-ahead log: a fault matrix", function()
     local log = HOME .. "/sigkill.jsonl"
     os.remove(log)
     local h = start(zego_args(list, log))
-    until_sent(16)
+    until_sent(16, h)
     h.kill("KILL")
-    assert.equal(137, h.wait(10))
+    assert.equal(137, h.wait())
     local sent = count("ForbidRTCStreams")
     h.cleanup()
     assert.is_true(sent >= 16 and sent < 250, sent .. " sent")
@@ -152,10 +153,10 @@ describe("the audit log as a write-ahead log: a fault matrix", function()
     local log = HOME .. "/int-term.jsonl"
     os.remove(log)
     local h = start(zego_args(list, log))
-    until_sent(16)
+    until_sent(16, h)
     h.kill("INT")
     h.kill("TERM")
-    local code = h.wait(15)
+    local code = h.wait()
     local err = h.err()
     h.cleanup()
     assert.is_true(code == 130 or code == 143, tostring(code) .. ": " .. err)
@@ -198,7 +199,7 @@ describe("the audit log as a write-ahead log: a fault matrix", function()
     os.execute("chmod 600 " .. q(log))
     local h = start("zego forbid-rtc-streams a b --audit-log " .. q(log) .. " --endpoint " .. q(server.zego_url)
       .. " --app-id 1234567890 --server-secret " .. ZEGO_SECRET, "ulimit -f 1; trap '' XFSZ; ")
-    local code = h.wait(15)
+    local code = h.wait()
     local err = h.err()
     h.cleanup()
     assert.equal(2, code, err)
