@@ -16,8 +16,12 @@
 -- wrk: one thread, BENCH_DOOR_CONNECTIONS (16) kept-alive connections. A
 -- door run whose answers were not all 2xx stops the bench (a refusal is not
 -- a figure). Figures (group "door", interpreter "nginx (LuaJIT ...)"): each
--- row's requests per second, and each door row as a fraction of the floor
--- (goal: at least 0.85, the door costing at most 15% of nginx's floor).
+-- row's requests per second and the worker's CPU per request (its utime and
+-- stime over the run, /proc/PID/stat, over the requests wrk counted), and
+-- each door row as a fraction of the floor by CPU per request (goal: at
+-- least 0.85, the door costing at most 15% of nginx's floor). (By CPU, not
+-- by rate: wrk shares the machine's cores with the worker, and a run's rate
+-- moved by 40% with what else ran; the worker's CPU per request by 10%.)
 --
 --   lua5.4 bench/admission.lua   (make bench; BENCH_ONLY=admission alone)
 local lib = require "bench.lib"
@@ -78,30 +82,44 @@ local ok, err = pcall(function()
     { key = "rtmp", name = "the door, /admission (nginx-rtmp's on_publish form): req/s",
       url = base .. "/admission?domain=push.example.com", script = post },
   }
+  -- the worker's CPU seconds so far (utime and stime, in clock ticks, fields 14 and 15 of its stat)
+  local worker = server:workers()[1].pid
+  local TICK = tonumber(process.capture("getconf CLK_TCK")) or 100
+  local function cpu()
+    local stat = assert(process.read_file("/proc/" .. worker .. "/stat"), "the worker is gone")
+    local utime, stime = stat:match("%) %S+" .. string.rep(" %S+", 10) .. " (%d+) (%d+)")
+    return (tonumber(utime) + tonumber(stime)) / TICK
+  end
   local function wrk(row)
+    local before = cpu()
     local out = process.capture(string.format("wrk -t1 -c%d -d%ds %s%s 2>&1", CONNECTIONS, SECONDS,
       row.script and ("-s " .. q(row.script) .. " ") or "", q(row.url)))
-    local rate = tonumber(out:match("Requests/sec:%s*([%d.]+)"))
-    assert(rate, "wrk: " .. out)
+    local used = cpu() - before
+    local rate, n = tonumber(out:match("Requests/sec:%s*([%d.]+)")), tonumber(out:match("(%d+) requests in"))
+    assert(rate and n and n > 0 and used > 0, "wrk: " .. out)
     local bad = tonumber(out:match("Non%-2xx or 3xx responses:%s*(%d+)")) or 0
     assert(row.key == "floor" or bad == 0, row.name .. ": " .. bad .. " answers were not 2xx: " .. out)
-    return rate
+    return rate, used / n * 1e6
   end
   for _, row in ipairs(ROWS) do wrk(row) end -- (a warm-up of each)
-  local samples = { floor = {}, aliyun = {}, rtmp = {} }
+  local samples, per = { floor = {}, aliyun = {}, rtmp = {} }, { floor = {}, aliyun = {}, rtmp = {} }
   for r = 1, RUNS do
     for k = 0, #ROWS - 1 do
       local row = ROWS[(r + k - 1) % #ROWS + 1]
-      table.insert(samples[row.key], wrk(row))
+      local rate, us = wrk(row)
+      table.insert(samples[row.key], rate)
+      table.insert(per[row.key], us)
     end
   end
   local interp = "nginx (" .. ((server:error_log():match("LuaJIT [%d.]+")) or "LuaJIT") .. ")"
   for _, row in ipairs(ROWS) do
     lib.record { group = "door", name = row.name, unit = "/s", samples = samples[row.key], interpreter = interp }
+    lib.record { group = "door", name = row.name:gsub(": req/s$", "") .. ": worker CPU per request", unit = "µs",
+      samples = per[row.key], interpreter = interp }
   end
   for _, key in ipairs { "aliyun", "rtmp" } do
     local ratios = {}
-    for i = 1, RUNS do ratios[i] = samples[key][i] / samples.floor[i] end
+    for i = 1, RUNS do ratios[i] = per.floor[i] / per[key][i] end
     local fig = lib.record { group = "door", name = "the door / nginx's 404, " .. key, unit = "x", goal = GOAL,
       samples = ratios, interpreter = interp }
     if fig.median < GOAL then print(string.format("  (goal missed: %.2f < %.2f)", fig.median, GOAL)) end

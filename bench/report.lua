@@ -161,7 +161,8 @@ local function markdown(results)
       "(nginx runs LuaJIT)", format("%s/s, %s/s", grouped(need("the door, /admission/aliyun (remote authentication): "
         .. "req/s", "nginx"), 100), grouped(need("the door, /admission (nginx-rtmp's on_publish form): req/s", "nginx"),
         100)),
-      format("of nginx's own 404 (%s/s): %s", grouped(need(FLOOR404, "nginx"), 100), table.concat(parts, ", "))
+      format("of nginx's own 404 (%s/s), by the worker's CPU a request (%.1f µs): %s", grouped(need(FLOOR404,
+        "nginx"), 100), need(FLOOR404:gsub(": req/s$", ": worker CPU per request"), "nginx"), table.concat(parts, ", "))
         .. (goal and format(" (goal: at least %.2f)", goal) or "")
         .. (#missed > 0 and " (**missed**: " .. table.concat(missed, ", ") .. ")" or ""))
   end

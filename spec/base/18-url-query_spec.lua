@@ -26,4 +26,23 @@ describe("url.parse_query", function()
       assert.same(row[3], url.parse_query(row[1], row[2]))
     end)
   end
+
+  -- { text, lenient, names kept, what it answers }: a name not kept is not in the answer, its escapes still checked
+  for _, row in ipairs {
+    { "a=1&b=2&a=3", false, { "a" }, { a = { "1", "3" } } },
+    { "a=1&b=%41", false, { "b" }, { b = "A" } },
+    { "a=1&b=%zz", false, { "a" }, nil },
+    { "a=1&b=%4", false, { "a" }, nil },
+    { "a=1&b=x%", false, { "a" }, nil },
+    { "a=1&%zz=2", false, { "a" }, nil },
+    { "a=1&b=%zz", true, { "a" }, { a = "1" } },
+    { "a+b=%20&c=1", false, { "a b" }, { ["a b"] = " " } },
+    { "a&b", false, { "b" }, { b = "" } },
+    { "c%61ll=x&call=y&cal=z&calls=w", false, { "call", "a" }, { call = { "x", "y" } } },
+    { "ab=1&ba=2&a=3", false, { "ba", "a" }, { ba = "2", a = "3" } },
+  } do
+    it(string.format("reads %q%s keeping some names", row[1], row[2] and " (lenient)" or ""), function()
+      assert.same(row[4], url.parse_query(row[1], row[2], row[3]))
+    end)
+  end
 end)

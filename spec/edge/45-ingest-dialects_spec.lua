@@ -64,6 +64,32 @@ describe("the door's dialects", function()
     assert.same({ 403, "play" }, { ask(play).status, ask(play).action })
   end)
 
+  it("nginx-rtmp: tcurl's host read as the URL grammar reads it; a form's type in any case", function()
+    -- { tcurl, the domain the door reads from it (nil: none, and no ?domain=) }
+    for _, row in ipairs {
+      { "rtmp://push.example.com:1935/live", "push.example.com" }, { "RTMP://Push.example.com/live", "Push.example.com" },
+      { "rtmp://push.example.com", "push.example.com" }, { "rtmp://h?x=1", "h" }, { "rtmp://h#f", "h" },
+      { "rtmps+x.y-z://h/live", "h" }, { "rtmp:///live", nil }, { "rtmp://:1935/live", nil }, { "1rtmp://h/live", nil },
+      { "://h/live", nil }, { "rt mp://h/live", nil }, { "rtmp:/h/live", nil }, { "h/live", nil }, { "rtmp://", nil },
+    } do
+      local r = rtmp("cam-1")
+      -- (written into the form as nginx-rtmp escapes it: a space and a + escaped; %% doubled for gsub)
+      r.body = r.body:gsub("tcurl=[^&]*", "tcurl=" .. row[1]:gsub("[ +]", { [" "] = "%%20", ["+"] = "%%2B" }))
+      local req, v = ingest.read { method = r.method, content_type = r.content_type, body = r.body, query = {} }
+      if row[2] then
+        assert.equal(row[2], req and req.domain_name, row[1])
+      else
+        assert.same({ "InvalidRequest", "no domain: give the hook URL ?domain= (the ingest domain the list names "
+          .. "streams by)" }, { v and v.code, v and v.reason }, row[1])
+      end
+    end
+    for _, ctype in ipairs { "Application/X-WWW-Form-Urlencoded", "application/x-www-form-urlencoded; charset=UTF-8" } do
+      local r = rtmp("cam-1")
+      r.content_type = ctype
+      assert.equal("nginx-rtmp", ask(r).dialect, ctype)
+    end
+  end)
+
   it("SRS: vhost names the domain; 200 {\"code\":0} admits, anything else refuses", function()
     local a, b = ask(srs "cam-1"), ask(srs "banned")
     assert.same({ "srs", 200, '{"code":0}' }, { a.dialect, a.status, a.body })

@@ -30,7 +30,8 @@ local json = require "streamctl.base.json"
 local url = require "streamctl.base.url"
 
 local type, ipairs, tostring = type, ipairs, tostring
-local find, match, lower, format = string.find, string.match, string.lower, string.format
+local find, match, lower, format, sub, byte = string.find, string.match, string.lower, string.format, string.sub,
+  string.byte
 
 local M = {}
 
@@ -70,6 +71,28 @@ local function auth_key_in(query_text)
   return q and type(q.auth_key) == "string" and q.auth_key or nil
 end
 
+-- The bytes a URL's scheme may hold after its first letter, and those that end its host.
+local IN_SCHEME, ENDS_HOST = { [43] = true, [45] = true, [46] = true }, { [47] = true, [58] = true, [63] = true,
+  [35] = true }
+for b = 48, 57 do IN_SCHEME[b] = true end
+for b = 65, 90 do IN_SCHEME[b], IN_SCHEME[b + 32] = true, true end
+
+-- The host of nginx-rtmp's tcurl (`rtmp://HOST[:PORT]/APP...`: the host names the domain), or nil:
+-- `^%a[%w+.-]*://([^/:?#]+)`, read byte by byte (a pattern's match runs outside LuaJIT's traces, and
+-- every nginx-rtmp hook asks it).
+local function host_of(tcurl)
+  local at = find(tcurl, "://", 1, true)
+  if not at or at == 1 then return nil end
+  local first = byte(tcurl, 1)
+  if not IN_SCHEME[first] or first < 65 then return nil end
+  for i = 2, at - 1 do
+    if not IN_SCHEME[byte(tcurl, i)] then return nil end
+  end
+  local stop = at + 3
+  while stop <= #tcurl and not ENDS_HOST[byte(tcurl, stop)] do stop = stop + 1 end
+  return stop > at + 3 and sub(tcurl, at + 3, stop - 1) or nil
+end
+
 -- Each dialect: its door request, and its answer. (`auth_key`: the
 -- client's, where its server passes the client's query on: checked when the door has keys.)
 local DIALECTS = {}
@@ -86,8 +109,7 @@ DIALECTS["nginx-rtmp"] = {
     if not app then return nil, "field 'app' is missing or given more than once" end
     if not name then return nil, "field 'name' is missing or given more than once" end
     if tcurl == false then return nil, "field 'tcurl' given more than once" end
-    -- (tcurl: rtmp://HOST[:PORT]/APP...; the host names the domain)
-    local host = tcurl and match(tcurl, "^%a[%w+.-]*://([^/:?#]+)")
+    local host = tcurl and host_of(tcurl)
     local domain, why = domain_of(r.query, host)
     if not domain then return nil, why end
     return { provider = "aliyun", domain_name = domain, app_name = app, stream_name = name,
@@ -160,6 +182,10 @@ DIALECTS.aliyun = {
   end,
 }
 
+-- The form fields the nginx-rtmp dialect reads (and its shape: `call`); a form's others are checked, not kept.
+local FORM_TYPE = "application/x-www-form-urlencoded"
+local FORM_FIELDS = { "call", "app", "name", "tcurl", "addr", "auth_key" }
+
 -- The dialects whose shape the request `r` has: the first, and a second when there is one. (Written
 -- out, not a loop over each dialect's test: LuaJIT compiles the door's path whole.)
 local function shapes(r)
@@ -192,12 +218,14 @@ function M.read(r)
     return invalid(found, "body: more than " .. M.MAX_BODY .. " bytes")
   end
   local shaped = { method = r.method, query = r.query }
-  local ctype = lower(r.content_type or "")
+  local ctype = r.content_type or ""
   if r.method == "POST" and body then
-    if find(ctype, "^application/x%-www%-form%-urlencoded") then
-      shaped.form = url.parse_query(body)
+    -- (its first 33 bytes as written, lowered only when they differ: a form's type is read plainly)
+    local head = sub(ctype, 1, 33)
+    if head == FORM_TYPE or lower(head) == FORM_TYPE then
+      shaped.form = url.parse_query(body, false, FORM_FIELDS)
       if not shaped.form then return invalid(nil, "body: a form with a malformed escape") end
-    elseif find(ctype, "^application/json") or find(body, "^%s*{") then
+    elseif find(lower(ctype), "^application/json") or find(body, "^%s*{") then
       local v = json.decode(body)
       local flaw = type(v) == "table" and json.strict_flaw(body)
       if type(v) ~= "table" or flaw then
