@@ -20,6 +20,7 @@ typedef struct {
     char *parts; /* a request's resource field, then its scope field: rlen and slen bytes */
     size_t rlen, slen;
     lua_Integer most, dropped; /* the tracer methods': the most spans they queue (0: no bound), those they dropped */
+    lua_Integer dropped_roots; /* of those dropped, traces' local roots (taken up to twice `most`) */
     int stopped;               /* 1: they take no more (q:stop()) */
 } otlp_queue;
 
@@ -83,13 +84,18 @@ static int q_span(lua_State *L) { return put_span(L, sc_otlp_encode_span); }
 /* The tracer methods' work (q:tracer): the span at 2 (`positional`: the
    record's slots from the template on, as arguments; else the record
    table) appended, unless the queue is stopped or holds its most (then it
-   is counted dropped). A span the encoder does not take goes to the
-   fallback (upvalue 2) as `fallback(self, record)`, a table made of the
-   arguments when they came so; what the fallback raises is raised. */
+   is counted dropped): `most`, or twice that for a trace's local root
+   (upvalue 3 true: the span a trace's others hang from, ended last, is
+   kept past the children that filled the queue). A span the encoder does
+   not take goes to the fallback (upvalue 2) as `fallback(self, record)`, a
+   table made of the arguments when they came so; what the fallback raises
+   is raised. */
 static int tracer_add(lua_State *L, int positional) {
     otlp_queue *q = (otlp_queue *)lua_touserdata(L, lua_upvalueindex(1));
-    if (!q->parts || q->stopped || (q->most > 0 && q->count >= q->most)) {
+    int root = lua_toboolean(L, lua_upvalueindex(3));
+    if (!q->parts || q->stopped || (q->most > 0 && q->count >= (root ? 2 * q->most : q->most))) {
         q->dropped++;
+        if (root) q->dropped_roots++;
         return 0;
     }
     int top = lua_gettop(L), ok;
@@ -125,23 +131,27 @@ static int tracer_put(lua_State *L) { return tracer_add(L, 1); }
 
 /* q:tracer(most, fallback): the queue's `record(self, rec)` and
    `put(self, template, trace_id, ...)`, a tracer's two methods
-   (streamctl.base.spanrecord), each a C function from the client's call
-   to the queue: they queue at most `most` spans (0: no bound) and count
-   those they drop (q:dropped()); `fallback(self, rec)` is handed what the
-   encoder does not take. */
+   (streamctl.base.spanrecord), then the same two for a trace's local root
+   (`record_root`, `put_root`), each a C function from the client's call
+   to the queue: they queue at most `most` spans (0: no bound; a root's,
+   up to twice that) and count those they drop (q:dropped());
+   `fallback(self, rec)` is handed what the encoder does not take. */
 static int q_tracer(lua_State *L) {
     otlp_queue *q = open_queue(L);
     lua_Integer most = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, most >= 0, 2, "most must be 0 (no bound) or more");
+    /* (at most 2^30: twice it, a root's bound, in range) */
+    luaL_argcheck(L, most >= 0 && most <= ((lua_Integer)1 << 30), 2, "most must be 0 (no bound) to 2^30");
     luaL_checktype(L, 3, LUA_TFUNCTION);
     q->most = most;
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 3);
-    lua_pushcclosure(L, tracer_record, 2);
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, 3);
-    lua_pushcclosure(L, tracer_put, 2);
-    return 2;
+    for (int root = 0; root <= 1; root++) {
+        for (int positional = 0; positional <= 1; positional++) {
+            lua_pushvalue(L, 1);
+            lua_pushvalue(L, 3);
+            lua_pushboolean(L, root);
+            lua_pushcclosure(L, positional ? tracer_put : tracer_record, 3);
+        }
+    }
+    return 4;
 }
 
 /* q:stop(): the tracer methods take no more spans (each counted dropped). */
@@ -151,11 +161,13 @@ static int q_stop(lua_State *L) {
     return 0;
 }
 
-/* q:dropped(): how many spans the tracer methods dropped, in all. */
+/* q:dropped(): how many spans the tracer methods dropped, in all, and how
+   many of them were traces' local roots. */
 static int q_dropped(lua_State *L) {
     otlp_queue *q = (otlp_queue *)luaL_checkudata(L, 1, QUEUE_MT);
     lua_pushinteger(L, q->dropped);
-    return 1;
+    lua_pushinteger(L, q->dropped_roots);
+    return 2;
 }
 
 /* q:push(bytes): a Span message made elsewhere, appended; raises when the queue cannot grow. */

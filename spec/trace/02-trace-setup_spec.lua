@@ -108,9 +108,11 @@ describe("streamctl.trace.sampler", function()
 end)
 
 describe("streamctl.trace.exporter's queue", function()
-  local function span(i)
+  -- (a child: a parent's; `root`: none, its trace's root)
+  local function span(i, root)
     return { trace_id = string.rep("a", 32), span_id = string.format("%016x", i), name = "x", kind = "client",
-             start_time = 1, end_time = 2, attributes = {}, events = {}, status = { code = "ok" } }
+             parent_span_id = not root and "00f067aa0ba902b7" or nil, start_time = 1, end_time = 2, attributes = {},
+             events = {}, status = { code = "ok" } }
   end
 
   it("a full queue drops the new span, counted in stats and the metrics; nothing queued sends nothing", function()
@@ -120,14 +122,39 @@ describe("streamctl.trace.exporter's queue", function()
     end }
     local e = exporter.new { endpoint = "http://127.0.0.1:1/v1/traces", max_queue = 2, metrics = metrics }
     for i = 1, 5 do e.on_span(span(i)) end
-    assert.same({ queued = 2, exported = 0, dropped = { queue_full = 3, export_failed = 0 } }, e:stats())
+    assert.same({ queued = 2, exported = 0, dropped = { queue_full = 3, export_failed = 0, queue_full_roots = 0 } },
+      e:stats())
     assert.same({ { "spans", "queue_full", 1 }, { "spans", "queue_full", 1 }, { "spans", "queue_full", 1 } },
       counted)
     local quiet = exporter.new { endpoint = "http://127.0.0.1:1/v1/traces" }
-    assert.same({ queued = 0, exported = 0, dropped = { queue_full = 0, export_failed = 0 } }, quiet:shutdown(1))
+    assert.same({ queued = 0, exported = 0, dropped = { queue_full = 0, export_failed = 0, queue_full_roots = 0 } },
+      quiet:shutdown(1))
     quiet.on_span(span(1)) -- (after shutdown: dropped)
-    assert.same({ queue_full = 1, export_failed = 0 }, quiet:stats().dropped)
+    assert.same({ queue_full = 1, export_failed = 0, queue_full_roots = 0 }, quiet:stats().dropped)
   end)
+
+  -- (issue 89: a 3,000-stream batch's root, ended last, was dropped by the queue its attempts had filled)
+  for _, protocol in ipairs { "http/protobuf", "http/json" } do
+    it("a trace's root is kept past the children that filled the queue, up to twice its bound (" .. protocol .. ")",
+      function()
+      local e = exporter.new { endpoint = "http://127.0.0.1:1/v1/traces", max_queue = 2, protocol = protocol }
+      local t = spanrecord.template("Live.X", spanrecord.INTERNAL, { "a.value" }, { ["rpc.system"] = "x" })
+      local function rec(root) return { t, string.rep("a", 32), "00f067aa0ba902b7", not root and "b7ad6b7169203331"
+        or nil, nil, 1, 2, 1, nil, nil, nil, "v" } end
+      for _ = 1, 3 do e:record(rec()) end -- (two children queued, the third dropped)
+      e.on_span(span(4, true))            -- (a root as a plain span, with no parent: queued past the bound)
+      e:record_root(rec(true))            -- (four queued: a root's bound, twice the queue's)
+      e:record_root(rec(true))            -- (dropped, a root)
+      e.on_span(span(7, true))            -- (dropped, a root)
+      e:record(rec())                     -- (dropped)
+      assert.same({ queued = 4, exported = 0, dropped = { queue_full = 4, export_failed = 0, queue_full_roots = 2 } },
+        e:stats())
+      if e.put_root then -- (protobuf: the queue's own, the slots as arguments)
+        e:put_root(table.unpack(rec(true), 1, 12))
+        assert.same({ queue_full = 5, export_failed = 0, queue_full_roots = 3 }, e:stats().dropped)
+      end
+    end)
+  end
 
   it("with protobuf, its record and put are the queue's own: drops counted by stats and the next flush", function()
     local counted = {}
@@ -140,14 +167,15 @@ describe("streamctl.trace.exporter's queue", function()
     e:put(table.unpack(slots, 1, 12))
     e:record(slots)
     assert.same({}, counted) -- (not yet: the queue counts them)
-    assert.same({ queued = 2, exported = 0, dropped = { queue_full = 2, export_failed = 0 } }, e:stats())
+    assert.same({ queued = 2, exported = 0, dropped = { queue_full = 2, export_failed = 0, queue_full_roots = 0 } },
+      e:stats())
     assert.same({ { "spans", "queue_full", 2 } }, counted)
     e:record(slots)
     e:flush(0.001) -- (a closed port: both queued spans fail to export)
     assert.same({ { "spans", "queue_full", 2 }, { "spans", "queue_full", 1 } }, { counted[1], counted[2] })
     e:shutdown(0.001)
     e:put(table.unpack(slots, 1, 12)) -- (after shutdown: dropped)
-    assert.same({ queue_full = 4, export_failed = 2 }, e:stats().dropped)
+    assert.same({ queue_full = 4, export_failed = 2, queue_full_roots = 0 }, e:stats().dropped)
   end)
 
   it("a batch the encoder refuses is dropped and said; the exporter goes on", function()

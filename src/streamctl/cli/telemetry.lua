@@ -239,10 +239,14 @@ local function shutdown(self, out)
     return
   end
   local d = type(stats) == "table" and type(stats.dropped) == "table" and stats.dropped or {}
-  local full, failed = tonumber(d.queue_full) or 0, tonumber(d.export_failed) or 0
+  local full, failed, roots = tonumber(d.queue_full) or 0, tonumber(d.export_failed) or 0,
+    tonumber(d.queue_full_roots) or 0
   if full + failed > 0 then
-    out:warn(format("warning: %d span%s not exported (%d the queue was full, %d the collector did not take)%s",
-      full + failed, full + failed == 1 and "" or "s", full, failed, stats.last_error and ("; last error: "
+    -- (a root dropped: its trace's others are orphans at the collector; none dropped: each trace's root kept)
+    local whose = full == 0 and "" or roots > 0 and format(", %d of them a trace's root", roots)
+      or ", no trace's root among them"
+    out:warn(format("warning: %d span%s not exported (%d the queue was full%s; %d the collector did not take)%s",
+      full + failed, full + failed == 1 and "" or "s", full, whose, failed, stats.last_error and ("; last error: "
         .. tostring(stats.last_error)) or ""))
   end
 end

@@ -5,7 +5,10 @@
 -- (streamctl.base.spanrecord: one flat table, what streamctl.trace's
 -- exporter encodes; to a tracer's `put`, when no `on_span` needs the table,
 -- the record's slots as arguments) and to its `on_span` as a plain table
--- (for a user's own tracing SDK or log pipeline):
+-- (for a user's own tracing SDK or log pipeline). A trace's local root (an
+-- operation no `around` of the client holds) goes to the tracer's
+-- `record_root` or `put_root` where it has them (the exporter keeps it past
+-- a full queue):
 --
 --   { trace_id, span_id, parent_span_id, trace_state, name = "Live.ForbidLiveStream",
 --     kind = "internal" | "client", start_time, end_time (Unix seconds), attributes = { [key] = value },
@@ -78,10 +81,11 @@ local function note_error(client, err)
   if client.on_span_error == nil then client.on_span_error = tostring(err) end
 end
 
-local function hand(client, rec)
+-- (`root`: the span is its trace's local root, handed to the tracer's `record_root` when it has one)
+local function hand(client, rec, root)
   local tracer, on_span = client._tracer, client._on_span
   if tracer then
-    local ok, err = pcall(tracer.record, tracer, rec)
+    local ok, err = pcall(root and tracer.record_root or tracer.record, tracer, rec)
     if not ok then note_error(client, err) end
   end
   if on_span then
@@ -95,6 +99,7 @@ end
 -- `on_span` needs the plain table. (Else the span goes to the tracer's
 -- `put` from where it ends, the slots as they are: see `attempt`.)
 local function hand_slots(client, ...) return hand(client, { ... }) end
+local function hand_root_slots(client, ...) return hand(client, { ... }, true) end
 
 --- The trace an operation belongs to: `given` (a call's or a batch's
 -- `trace`, parsed), else the client's, else (inside nginx, in a request's
@@ -103,7 +108,8 @@ function M.context(client, given)
   if given then return given end
   local scopes = client._span_scopes -- (an `around`'s, for the coroutine it runs in)
   local scoped = scopes and scopes[running() or MAIN]
-  if scoped or client._trace then return scoped or client._trace end
+  if scoped then return scoped, true end
+  if client._trace then return client._trace end
   local req = client._in_nginx and nginx.request_trace()
   return req and tracecontext.from(req) or nil
 end
@@ -127,7 +133,8 @@ end
 -- trace too, with its `span_id` and `start` (taken when it ends): one
 -- table, not two.
 function M.start(client, trace)
-  local ctx = trace or M.context(client)
+  local ctx, scoped = trace, nil
+  if not ctx then ctx, scoped = M.context(client) end
   if not client._spans then return nil, ctx end
   local trace_id, span_id
   if ctx then trace_id, span_id = ctx.trace_id, new_id(8) else trace_id, span_id = new_id(16, 8) end
@@ -144,9 +151,10 @@ function M.start(client, trace)
     return nil, ctx and { trace_id = trace_id, parent_id = ctx.parent_id, sampled = false, tracestate = ctx.tracestate }
       or { trace_id = trace_id, sampled = false }, span_id
   end
+  -- (`root`: no operation of this client's holds it, an `around`'s would: its trace's local root)
   local span = ctx and { trace_id = trace_id, parent_id = ctx.parent_id, sampled = true, tracestate = ctx.tracestate,
-                         span_id = span_id, start = client._clock() }
-    or { trace_id = trace_id, sampled = true, span_id = span_id, start = client._clock() }
+                         span_id = span_id, start = client._clock(), root = not scoped }
+    or { trace_id = trace_id, sampled = true, span_id = span_id, start = client._clock(), root = true }
   return span, span, span_id
 end
 
@@ -184,9 +192,11 @@ function M.finish(client, span, action, outcome, message, attributes)
   span.start = nil
   local ok = outcome == "ok"
   -- (the record's slots in spanrecord's order, then the value of OPERATION's one name; to whom: `attempt`)
-  local tracer = client._tracer
-  local put, to = tracer and not client._on_span and tracer.put, tracer
-  if not put then put, to = hand_slots, client end
+  -- (a trace's local root to `put_root` where the tracer has one: a tracer that bounds what it keeps keeps
+  -- it, the span a trace's others hang from, ended last)
+  local tracer, root = client._tracer, span.root
+  local put, to = tracer and not client._on_span and (root and tracer.put_root or tracer.put), tracer
+  if not put then put, to = root and hand_root_slots or hand_slots, client end
   local done, err = pcall(put, to, (client._span_templates[action] or make_templates(client, action))[1],
                           span.trace_id, span.span_id, span.parent_id, span.tracestate, start, client._clock(),
                           ok and 1 or 2, not ok and message or nil, nil, attributes, outcome)

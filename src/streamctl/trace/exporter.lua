@@ -16,7 +16,8 @@
 -- queue (in O(1); with protobuf, the span encoded first, in C, `record` and
 -- `put` being the queue's own C functions); a full queue drops the new
 -- span and counts it (a drop of `record` or `put` in the metrics by the
--- next `flush` or `stats`). What sends:
+-- next `flush` or `stats`), but for a trace's root (`record_root`,
+-- `put_root`), kept until the queue holds twice its bound. What sends:
 --
 --   outside nginx   `flush(seconds)` and `shutdown(seconds)`, when the
 --                   program says (the command: at exit, bounded by 2 s); a
@@ -47,7 +48,8 @@ local validate = require "streamctl.base.validate"
 local url = require "streamctl.base.url"
 local transport_common = require "streamctl.transport.common"
 
-local type, pairs, tostring, error, rawget, setmetatable = type, pairs, tostring, error, rawget, setmetatable
+local type, pairs, ipairs, tostring, error, rawget, setmetatable = type, pairs, ipairs, tostring, error, rawget,
+  setmetatable
 local min, floor = math.min, math.floor
 local format, find = string.format, string.find
 
@@ -117,6 +119,9 @@ M.OPTIONS = {
 local Exporter = {}
 Exporter.__index = Exporter
 
+-- The tracer methods a protobuf queue has of its own (C: core.otlp_queue's `tracer`).
+local TRACER_METHODS = { "record", "put", "record_root", "put_root" }
+
 local function in_nginx()
   local n = rawget(_G, "ngx")
   return n ~= nil and n.get_phase ~= nil and n.get_phase() ~= "init"
@@ -181,8 +186,8 @@ function M.new(opts)
     timeout_ms = o.timeout_ms or M.DEFAULTS.timeout_ms,
     exit_seconds = o.exit_seconds or M.DEFAULTS.exit_seconds,
     ca_file = o.ca_file, metrics = o.metrics, sampler = o.sampler, clock = o.clock or core.monotonic,
-    counts = { exported = 0, queue_full = 0, export_failed = 0 }, stopped = false,
-    dropped_seen = 0, -- (of the queue's own drops, those counted: `count_dropped`)
+    counts = { exported = 0, queue_full = 0, export_failed = 0, queue_full_roots = 0 }, stopped = false,
+    dropped_seen = 0, roots_seen = 0, -- (of the queue's own drops, and of its roots, those counted: `count_dropped`)
     -- (OpenResty's `ngx` is there from its first phase: without it, no span is ever queued inside nginx)
     nginx = rawget(_G, "ngx") ~= nil,
   }, Exporter)
@@ -191,10 +196,13 @@ function M.new(opts)
     self.queue, self.content_type = q, "application/x-protobuf"
     -- (the queue's own `record` and `put`: C from the client's call to the queue; a span its encoder
     -- does not take, the Lua encoder's bytes)
-    self._record, self._put = q:tracer(self.max_queue, function(_, rec) q:push(otlp.record_pb(rec)) end)
-    self.record, self.put = self._record, self._put
+    self._record, self._put, self._record_root, self._put_root = q:tracer(self.max_queue,
+      function(_, rec) q:push(otlp.record_pb(rec)) end)
+    for _, m in ipairs(TRACER_METHODS) do self[m] = self["_" .. m] end
     -- (inside nginx, through `wake` until the worker's timer runs)
-    if self.nginx then self.record, self.put = Exporter._record_waking, Exporter._put_waking end
+    if self.nginx then
+      for _, m in ipairs(TRACER_METHODS) do self[m] = Exporter["_" .. m .. "_waking"] end
+    end
     -- (outside nginx, each batch's request is written into these bytes, which libcurl sends as they are: no
     -- Lua string of a few hundred kilobytes a batch; a cosocket sends strings only)
     if not self.nginx then self.body = core.bytes() end
@@ -206,9 +214,12 @@ function M.new(opts)
   return self
 end
 
-local function count(self, result, n)
+-- (`roots`: how many of the n were traces' local roots)
+local function count(self, result, n, roots)
   if n <= 0 then return end
   self.counts[result] = self.counts[result] + n
+  if roots and roots > 0 and result == "queue_full" then self.counts.queue_full_roots = self.counts.queue_full_roots
+    + roots end
   local m = self.metrics
   if m then m:count("spans", { result = result }, n) end
 end
@@ -223,25 +234,29 @@ local function start_timer(self)
 end
 
 -- The method that queues a span by the queue's `method` ("span",
--- "record"), unless the exporter stopped or the queue is full (then it is
--- counted dropped); its bytes made by `encode` (the Lua encoder) when the
--- queue's own encoder does not take it. (A closure per method: the span
--- goes from the client's call to the queue through one Lua function.)
-local function enqueuer(method, encode)
+-- "record"), unless the exporter stopped or the queue holds its most (then
+-- it is counted dropped): `max_queue`, or twice that for a trace's local
+-- root (`root`: true, or a function of the span that says); its bytes made
+-- by `encode` (the Lua encoder) when the queue's own encoder does not take
+-- it. (A closure per method: the span goes from the client's call to the
+-- queue through one Lua function.)
+local function enqueuer(method, encode, root)
   return function(self, span)
-    if self.stopped then return count(self, "queue_full", 1) end
+    local is_root = root == true or root and root(span) or false
+    if self.stopped then return count(self, "queue_full", 1, is_root and 1) end
     start_timer(self)
     local q = self.queue
-    local taken = q[method](q, span, self.max_queue)
-    if taken == nil then return count(self, "queue_full", 1) end
+    local taken = q[method](q, span, is_root and 2 * self.max_queue or self.max_queue)
+    if taken == nil then return count(self, "queue_full", 1, is_root and 1) end
     if not taken then q:push(encode(span)) end
   end
 end
 
 --- Queues a span given as a plain table (a client's `on_span`): dropped
--- and counted when the queue is full or the exporter stopped.
+-- and counted when the queue is full or the exporter stopped. A span with
+-- no parent is its trace's root, kept as `record_root` keeps one.
 -- @function Exporter:add
-Exporter.add = enqueuer("span", otlp.span_pb)
+Exporter.add = enqueuer("span", otlp.span_pb, function(span) return span.parent_span_id == nil end)
 
 --- Queues a span given as a record (streamctl.base.spanrecord: a client's
 -- `tracer` hands its spans so), as `add` does a plain one; the record
@@ -251,31 +266,40 @@ Exporter.add = enqueuer("span", otlp.span_pb)
 -- @function Exporter:record
 Exporter.record = enqueuer("record", otlp.record_pb)
 
--- Inside nginx, `record` and `put` start the worker's timer first; once
+--- `record` for a trace's local root (the span its others hang from, ended
+-- last: a batch's, a call made alone, a reconcile's): kept while the queue
+-- holds fewer than twice `max_queue`, past the children that filled it, so
+-- that a trace that lost spans keeps its root. With protobuf, the queue's
+-- own, and `put_root` beside it, as `record` and `put`.
+-- @function Exporter:record_root
+Exporter.record_root = enqueuer("record", otlp.record_pb, true)
+
+-- Inside nginx, the tracer methods start the worker's timer first; once
 -- it runs, the queue's own take their place.
 local function wake(self)
   start_timer(self)
-  if self.timer then self.record, self.put = self._record, self._put end
+  if self.timer then
+    for _, m in ipairs(TRACER_METHODS) do self[m] = self["_" .. m] end
+  end
 end
 
-function Exporter:_record_waking(rec)
-  wake(self)
-  return self._record(self, rec)
-end
-
-function Exporter:_put_waking(...)
-  wake(self)
-  return self._put(self, ...)
+for _, m in ipairs(TRACER_METHODS) do
+  local own = "_" .. m
+  Exporter[own .. "_waking"] = function(self, ...)
+    wake(self)
+    return self[own](self, ...)
+  end
 end
 
 -- The spans the queue's own methods dropped since last counted, counted
--- (in `stats` and the metrics).
+-- (in `stats` and the metrics), its traces' roots among them.
 local function count_dropped(self)
   local q = self.queue
-  local dropped = q.dropped and q:dropped() or 0
+  if not q.dropped then return end
+  local dropped, roots = q:dropped()
   if dropped > self.dropped_seen then
-    count(self, "queue_full", dropped - self.dropped_seen)
-    self.dropped_seen = dropped
+    count(self, "queue_full", dropped - self.dropped_seen, roots - self.roots_seen)
+    self.dropped_seen, self.roots_seen = dropped, roots
   end
 end
 
@@ -352,12 +376,15 @@ function Exporter:shutdown(seconds)
   return self:stats()
 end
 
---- `{ queued, exported, dropped = { queue_full, export_failed }, last_error }`.
+--- `{ queued, exported, dropped = { queue_full, export_failed, queue_full_roots }, last_error }`:
+-- `queue_full_roots`, of the `queue_full`, traces' local roots (none while
+-- the queue holds fewer than twice `max_queue`).
 function Exporter:stats()
   count_dropped(self)
   local c = self.counts
   return { queued = self:queued(), exported = c.exported,
-           dropped = { queue_full = c.queue_full, export_failed = c.export_failed }, last_error = self.last_error }
+           dropped = { queue_full = c.queue_full, export_failed = c.export_failed,
+                       queue_full_roots = c.queue_full_roots }, last_error = self.last_error }
 end
 
 -- Inside nginx: one timer per worker sends the queue every `interval`; its
