@@ -11,7 +11,8 @@
 -- Issue 89: a directory another user owns is not used; an entry answers
 -- its own key only (moved over another's, it answers nobody; a wrong
 -- secret is a key of its own); a lock a stopped process holds is waited
--- for, then left out of the run, its holder named.
+-- for, then left out of the run, its holder named; no longer than the run's
+-- --deadline; a Ctrl-C in that wait stops the run with nothing asked.
 local cjson = require "cjson"
 local emu = require "spec.helpers.emulator"
 local process = require "spec.helpers.process"
@@ -227,34 +228,79 @@ describe("the credentials cache, from the command", function()
     assert.is_true(log[2].verdict ~= "ok", tostring(log[2].verdict))
   end)
 
-  it("a lock its stopped holder keeps: waited for, then this run fetches its own, writes nothing, names it", function()
+  -- A cached entry due for renewal (the lock is asked for), its lock held by another process (a Lua that
+  -- locks and reads its standard input, ending when this spec's pipe closes): the entry's path, as it
+  -- is, its lock's path and the holder's pid.
+  local function held_entry()
     assert.equal(0, (cli.run(args())))
     local path = entries()[1]
-    local lock, before = path:gsub("%.json$", ".lock"), process.read_file(path)
-    -- (the holder: a Lua that locks and reads its standard input, ending when this spec's pipe closes)
+    local lock = path:gsub("%.json$", ".lock")
     local holder = io.popen(cli.env .. " lua5.4 -e " .. q("local l = assert(require('streamctl.core').lock_file("
       .. string.format("%q", lock) .. ")); io.read('a')"), "w")
     local pid
-    for _ = 1, 500 do
+    while not pid do -- (until the holder writes its pid: it runs until this spec's pipe closes)
       pid = (process.read_file(lock) or ""):match("^(%d+)\n$")
-      if pid and process.capture("cat /proc/" .. pid .. "/cmdline 2>/dev/null"):find("lua", 1, true) then break end
-      pid = nil
-      socket.sleep(0.01)
+      if pid and not process.capture("cat /proc/" .. pid .. "/cmdline 2>/dev/null"):find("lua", 1, true) then
+        pid = nil
+      end
+      if not pid then socket.sleep(0.01) end
     end
-    assert(pid, "the holder never took the lock")
     finally(function()
       os.execute("kill -KILL " .. pid .. " 2>/dev/null")
       holder:close()
     end)
-    os.execute("kill -STOP " .. pid)
-    local e = cjson.decode(before)
-    e.exp, e.issued = os.time() + 600, os.time() - 3000 -- (due for renewal: the lock is asked for)
+    local e = cjson.decode(process.read_file(path))
+    e.exp, e.issued = os.time() + 600, os.time() - 3000
     process.write_file(path, cjson.encode(e))
+    return path, cjson.encode(e), lock, pid
+  end
+
+  it("a lock held past the run's --deadline is waited for no longer than it (issue 89)", function()
+    local path, before, lock, pid = held_entry()
+    local _, _, err = cli.run(args() .. " --deadline 2")
+    local waited = tonumber(err:match("^streamctl: warning: the credentials cache " .. lock:gsub("%p", "%%%0")
+      .. " is locked by process " .. pid .. " %(waited (%d+) ms%): not used by this run, which fetches its own "
+      .. "credentials and writes none\n"))
+    assert.truthy(waited, err)
+    assert.is_true(waited <= 2000, waited .. " ms")
+    assert.equal(before, process.read_file(path)) -- (nothing written)
+  end)
+
+  it("Ctrl-C while a lock is waited for: the run stops, asks STS nothing, writes nothing (issue 89)", function()
+    local path, before, lock = held_entry()
+    local dir = process.temp_dir()
+    finally(function() os.execute("rm -rf " .. q(dir)) end)
+    local f = function(name) return q(dir .. "/" .. name) end
+    os.execute("(sh -c " .. q("echo $$ >" .. f("pid") .. "; exec " .. cli.env .. " " .. cli.command .. " " .. args())
+      .. " >" .. f("out") .. " 2>" .. f("err") .. "; echo $? >" .. f("code.tmp") .. "; mv " .. f("code.tmp") .. " "
+      .. f("code") .. ") </dev/null >/dev/null 2>&1 &")
+    while not (process.read_file(dir .. "/pid") or ""):find("\n") do socket.sleep(0.01) end
+    local run_pid = tonumber(process.read_file(dir .. "/pid"))
+    local before_sts = assumed()
+    -- (in the wait: the run has the lock file open, polling it, while the holder keeps it; bounded by the run's
+    -- own end, 15 s of waiting at most)
+    local function waiting()
+      return process.capture("ls -l /proc/" .. run_pid .. "/fd 2>/dev/null"):find(" -> " .. lock .. "\n", 1, true)
+    end
+    while not waiting() do
+      assert(not process.read_file(dir .. "/code"), "the run ended before it waited for the lock")
+      socket.sleep(0.02)
+    end
+    os.execute("kill -INT " .. run_pid)
+    while not process.read_file(dir .. "/code") do socket.sleep(0.02) end -- (until the run ends)
+    assert.equal("130\n", process.read_file(dir .. "/code"), process.read_file(dir .. "/err"))
+    assert.equal(before_sts, assumed())
+    assert.equal(before, process.read_file(path))
+  end)
+
+  it("a lock its stopped holder keeps: waited for, then this run fetches its own, writes nothing, names it", function()
+    local path, before, lock, pid = held_entry()
+    os.execute("kill -STOP " .. pid)
     local code, _, err = cli.run(args())
     assert.equal(0, code, err)
     assert.equal(2, assumed())
     assert.equal("streamctl: warning: the credentials cache " .. lock .. " is locked by process " .. pid
       .. " (stopped) (waited 15000 ms): not used by this run, which fetches its own credentials and writes none\n", err)
-    assert.equal(cjson.encode(e), process.read_file(path)) -- (nothing written)
+    assert.equal(before, process.read_file(path)) -- (nothing written)
   end)
 end)

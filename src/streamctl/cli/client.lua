@@ -145,8 +145,9 @@ local function credentials_of(p, args, o, getenv)
     local err
     -- (temporary credentials cached for the runs after this one, unless --no-credentials-cache:
     -- streamctl.credentials.cache; what it finds is said through args._warn, once)
+    -- (deadline_ms: the cache's wait for another run's renewal ends with this run's --deadline)
     local chain_opts = { profile = args.profile, getenv = getenv, ca_file = o.ca_file, proxy = o.proxy,
-                         warn = args._warn, on_attempt = args._debug }
+                         warn = args._warn, on_attempt = args._debug, deadline_ms = o.deadline_ms }
     if args.no_credentials_cache then chain_opts.credentials_cache = false end
     c, err, w, source = p.chain(chain_opts)
     if not c then return nil, err.message, w end

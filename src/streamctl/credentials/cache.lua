@@ -38,6 +38,7 @@
 -- @module streamctl.credentials.cache
 
 local core = require "streamctl.core"
+local errors = require "streamctl.base.errors"
 local json = require "streamctl.base.json"
 local xdg = require "streamctl.base.xdg"
 
@@ -68,7 +69,8 @@ Cache.__index = Cache
 
 --- A cache in `opts.dir` (see `dir_of`): made now (0700), or nil and why.
 -- @tparam[opt] table opts `dir`, `getenv`, `warn(text)` (said once per file and kind of flaw),
---   `clock` (Unix seconds)
+--   `clock` (Unix seconds), `deadline_ms` (the run's: a wait for another's renewal ends with it,
+--   counted from now)
 function M.new(opts)
   opts = opts or {}
   local dir = M.dir_of(opts.dir, opts.getenv)
@@ -81,7 +83,8 @@ function M.new(opts)
   end
   if not ok then return nil, why end
   return setmetatable({ dir = dir, warn = opts.warn or function() end, clock = opts.clock or core.now, said = {},
-                        links = {} }, Cache)
+                        links = {}, until_at = opts.deadline_ms and core.monotonic() + opts.deadline_ms / 1000 },
+    Cache)
 end
 
 -- Says `what` happened to the cache at `path`, and what the run does about it (`then_`: by default
@@ -99,15 +102,20 @@ function Cache:_paths(key)
   return self.dir .. "/" .. name .. ".json", self.dir .. "/" .. name .. ".lock", name
 end
 
--- `lock()` and `unlock()` of the lock file `path` (flock, waited for at most LOCK_WAIT_MS), for
--- `store`: a lock that cannot be had (another process holds it all the while, or the file cannot be
--- locked) leaves the cache out for the rest of this run (`store.bypass`: its get() finds nothing,
--- its set() writes nothing), said once; lock() is then true: the run renews on its own.
+-- `lock()` and `unlock()` of the lock file `path` (flock, waited for at most LOCK_WAIT_MS, and no
+-- longer than the run's deadline), for `store`: a lock that cannot be had (another process holds it
+-- all the while, or the file cannot be locked) leaves the cache out for the rest of this run
+-- (`store.bypass`: its get() finds nothing, its set() writes nothing), said once; lock() is then
+-- true: the run renews on its own. A wait a signal interrupted (Ctrl-C): nil and why, the run
+-- being stopped fetches nothing.
 function Cache:_locker(path, store)
   local held
   local function lock()
     if store.bypass then return true end
-    local lk, why = core.lock_file(path, M.LOCK_WAIT_MS)
+    local wait = M.LOCK_WAIT_MS
+    if self.until_at then wait = math.max(0, math.min(wait, floor((self.until_at - core.monotonic()) * 1000))) end
+    local lk, why, kind = core.lock_file(path, wait)
+    if not lk and kind == "interrupted" then return nil, tostring(why) end
     if not lk then
       store.bypass = true
       self:_say(path, tostring(why), "not used by this run, which fetches its own credentials and writes none")
@@ -275,7 +283,7 @@ function M.store_for(opts, getenv, key)
   local warn = opts.warn or function(text) io.stderr:write("streamctl: warning: ", text, "\n") end
   local cache, why = M.new {
     dir = type(opts.credentials_cache) == "string" and opts.credentials_cache or nil, getenv = getenv,
-    warn = warn, clock = opts.clock }
+    warn = warn, clock = opts.clock, deadline_ms = opts.deadline_ms }
   if not cache then
     warn(tostring(why) .. ": temporary credentials are not cached (each run asks for its own)")
     return nil
@@ -292,7 +300,11 @@ end
 -- started together ask once; kept until the credentials expire.
 function M.identity_of(holder, ask)
   local cached = holder._shared.identity
-  cached.lock()
+  local locked, why = cached.lock()
+  if locked == nil then -- (a wait Ctrl-C interrupted: nothing asked)
+    return nil, errors.new { provider = "aliyun", code = "CredentialsUnavailable", kind = "auth", retryable = false,
+                             message = "the identity could not be had: " .. tostring(why) }
+  end
   local who = cached.get()
   if not who then
     local err

@@ -152,7 +152,7 @@ aliyun_credentials = function(opts)
   local holder, why = M.holder(source, { getenv = getenv, ca_file = opts.ca_file, proxy = opts.proxy,
                                          shared_dict = opts.shared_dict, clock = opts.clock,
                                          credentials_cache = opts.credentials_cache, warn = opts.warn,
-                                         on_attempt = opts.on_attempt })
+                                         on_attempt = opts.on_attempt, deadline_ms = opts.deadline_ms })
   if not holder then return nil, why, warnings end
   return { credentials = holder }, nil, warnings, source.from
 end

@@ -73,8 +73,9 @@ end
 --   account UID when the source says it (a role's ARN); `clock` (default
 --   core.now), `random` (default OpenSSL), `sleep(s)` (to wait for another's
 --   renewal; default none: no waiting), `stale_s` (default STALE_S),
---   `shared` (a store with `get()`, `set(creds)`, `lock()`, `unlock()`; `lazy`: read only when the
---   credentials held are stale or gone, as streamctl.credentials.cache's files are)
+--   `shared` (a store with `get()`, `set(creds)`, `lock()` (true: held, or renew alone; false:
+--   another renews; nil and why: fail now), `unlock()`; `lazy`: read only when the credentials
+--   held are stale or gone, as streamctl.credentials.cache's files are)
 function M.new(opts)
   if type(opts) ~= "table" then error("bad argument #1 to 'new' (opts must be a table)", 2) end
   if type(opts.source) ~= "string" or type(opts.fetch) ~= "function" then
@@ -179,7 +180,15 @@ function Holder:get()
   if valid(c, now) and now < self._renew_at then return c end
   -- stale or gone: renew, unless another renewal is under way or the backoff says wait
   if not self._busy and not (self._next_try and self._next_try > now) then
-    local locked = not shared or shared.lock()
+    -- (lock(): true, held or to renew alone; false, another renews: wait below; nil and why, it cannot
+    -- be waited for, a wait Ctrl-C interrupted: nothing fetched)
+    local locked, why = true, nil
+    if shared then locked, why = shared.lock() end
+    if locked == nil then
+      return nil, errors.new { provider = "aliyun", code = "CredentialsUnavailable", kind = "auth", retryable = false,
+                               message = format("credentials from %s could not be had: %s", self.source,
+                                 tostring(why)) }
+    end
     if locked then
       -- (another process may have renewed while this one waited for the lock)
       local fresh = shared and shared.get()
