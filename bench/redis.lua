@@ -141,7 +141,7 @@ local proxy
 local ok, err = pcall(function()
   run("each on its own budget", nil)
   local results = {}
-  proxy = delayproxy.start { target_port = redis.port, delay_ms = 5, max_seconds = 900 }
+  proxy = delayproxy.start { target_port = redis.port, delay_ms = 5 }
   for _, n in ipairs(COUNTS) do
     PROCS = n
     local done, throttled = run("one budget in Redis", redis)

@@ -670,7 +670,7 @@ describe("streamctl (the command)", function()
 
   describe("secrets", function()
     it("never show in its output, even from a server that echoes every request back", function()
-      local child, port = process.httpserver(30, 100, "/echo") -- "/" answers the request it got, as JSON
+      local child, port = process.httpserver(100, "/echo") -- "/" answers the request it got, as JSON
       local secret, token, zsecret = "SECRET-abc123", "TOKEN-xyz789", "ZEGOSECRET-0123456789abcdef0123"
       local ok, err = pcall(function()
         for _, args in ipairs {

@@ -295,7 +295,7 @@ describe("streamctl's command line keeps secrets out of its output", function()
     -- (its life, a bound for when this process dies without stopping it, outlasts the sweep: about 5 s
     -- in a plain run, and under valgrind on a busy machine, slower many times over, more than the 120 s
     -- it had; process.slowdown() scales it there)
-    echo, echo_port = process.httpserver(300 * process.slowdown(), 2000, "/echo")
+    echo, echo_port = process.httpserver(2000, "/echo")
   end)
   lazy_teardown(function()
     if emulator then emulator:stop() end

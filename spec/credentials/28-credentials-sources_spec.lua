@@ -113,7 +113,7 @@ describe("streamctl.credentials.sources", function()
 
   it("takes only an answer whose Code is Success", function()
     local process = require "spec.helpers.process"
-    local child, port = process.httpserver(20, 5)
+    local child, port = process.httpserver(5)
     local fetch = sources.fetcher({ type = "credentials_uri", from = "environment",
                                     uri = "http://127.0.0.1:" .. port .. "/echo" }, exchange)
     local c, err = fetch()

@@ -15,7 +15,7 @@ describe("the emulator's remote authentication (Alibaba Cloud Live)", function()
   local server, http, port
   lazy_setup(function()
     server = emu.start {}
-    http, port = process.httpserver(60 * process.slowdown(), 100)
+    http, port = process.httpserver(100)
   end)
   lazy_teardown(function()
     if server then server:stop() end

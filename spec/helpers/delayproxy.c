@@ -4,7 +4,7 @@
  * "DELAY_US away" on one machine (spec/helpers/delayproxy.lua builds and
  * starts it).
  *
- *   delayproxy LISTEN_PORT TARGET_PORT DELAY_US MAX_SECONDS
+ *   delayproxy LISTEN_PORT TARGET_PORT DELAY_US
  *
  * Listens on 127.0.0.1:LISTEN_PORT (0: a port the kernel picks) and prints
  * the port it listens on as the first line of stdout, flushed, once it
@@ -27,11 +27,12 @@
  * directions have ended, or at once when a write fails (the peer is gone) or
  * the target refuses the connection.
  *
- * Exits (status 0, every descriptor closed, every buffer freed) after
- * MAX_SECONDS, on SIGTERM, SIGINT or SIGHUP, or when its parent dies
- * (PR_SET_PDEATHSIG on Linux, and getppid() checked at least every POLL_MAX_MS
- * elsewhere): a spec that crashes leaves no proxy behind. Bad arguments:
- * status 2; failure to listen: status 1.
+ * Exits (status 0, every descriptor closed, every buffer freed) on SIGTERM,
+ * SIGINT or SIGHUP, or when its parent dies (PR_SET_PDEATHSIG on Linux, and
+ * getppid() checked at least every POLL_MAX_MS elsewhere): a spec that
+ * crashes leaves no proxy behind, and one that a busy machine slows keeps it
+ * as long as it runs (never a clock of its own). Bad arguments: status 2;
+ * failure to listen: status 1.
  *
  * C99 + POSIX (poll, clock_gettime, MSG_NOSIGNAL), one thread.
  */
@@ -60,7 +61,6 @@
 #define MAX_QUEUED (32u * 1024u * 1024u) /* bytes waiting per direction before that source is not read */
 #define POLL_MAX_MS 250                  /* longest sleep: how late a dead parent is noticed without prctl */
 #define MAX_DELAY_US 60000000L           /* one minute: more is surely a mistake in the arguments */
-#define MAX_RUN_SECONDS 86400L
 
 struct chunk {
   struct chunk *next;
@@ -275,26 +275,23 @@ static int64_t next_due(const struct dir *d) {
 }
 
 int main(int argc, char **argv) {
-  long listen_port, max_seconds, dl;
+  long listen_port, dl;
   int lfd, one = 1, i;
   pid_t parent = getppid();
   struct sockaddr_in addr;
   socklen_t alen = sizeof addr;
   struct sigaction sa;
   struct pollfd *pfd;
-  int64_t deadline;
 
-  if (argc != 5 || (listen_port = parse_arg(argv[1], 0, 65535)) < 0 ||
-      (target_port = (int)parse_arg(argv[2], 1, 65535)) < 0 || (dl = parse_arg(argv[3], 0, MAX_DELAY_US)) < 0 ||
-      (max_seconds = parse_arg(argv[4], 1, MAX_RUN_SECONDS)) < 0) {
-    fprintf(stderr, "usage: delayproxy LISTEN_PORT TARGET_PORT DELAY_US MAX_SECONDS\n"
+  if (argc != 4 || (listen_port = parse_arg(argv[1], 0, 65535)) < 0 ||
+      (target_port = (int)parse_arg(argv[2], 1, 65535)) < 0 || (dl = parse_arg(argv[3], 0, MAX_DELAY_US)) < 0) {
+    fprintf(stderr, "usage: delayproxy LISTEN_PORT TARGET_PORT DELAY_US\n"
                     "  LISTEN_PORT 0-65535 (0: any free one), TARGET_PORT 1-65535, both on 127.0.0.1;\n"
-                    "  DELAY_US 0-%ld (one way); MAX_SECONDS 1-%ld\n",
-            MAX_DELAY_US, MAX_RUN_SECONDS);
+                    "  DELAY_US 0-%ld (one way)\n",
+            MAX_DELAY_US);
     return 2;
   }
   delay_us = dl;
-  deadline = now_us() + (int64_t)max_seconds * 1000000;
 
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal; /* no SA_RESTART: poll returns EINTR and the loop sees the flag */
@@ -333,9 +330,8 @@ int main(int argc, char **argv) {
   }
 
   while (!stop_signal && getppid() == parent) {
-    int64_t now = now_us(), wake = deadline;
+    int64_t now = now_us(), wake = INT64_MAX;
     int n = 0, timeout, ready;
-    if (now >= deadline) break;
 
     /* 1. write what is due; find the next time anything is due */
     for (i = 0; i < nconns; i++) {

@@ -3,17 +3,18 @@
 -- one machine. Plain Lua (5.1/LuaJIT and 5.4); luasocket for the waits.
 --
 --   local delayproxy = require "spec.helpers.delayproxy"
---   local proxy = delayproxy.start { target_port = srv.port, delay_ms = 5, max_seconds = 600 }
+--   local proxy = delayproxy.start { target_port = srv.port, delay_ms = 5 }
 --   proxy.port                  where to connect (127.0.0.1) instead of target_port
 --   proxy.pid                   the proxy's process
---   proxy.alive()               false once it has exited (by itself or stopped)
+--   proxy.alive()               false once it has exited (stopped, or this process gone)
 --   proxy.stop()                TERM, then KILL after 5 s; reaped; idempotent
 --   delayproxy.binary()         the compiled program's path (built on first use)
 --
 -- A round trip through it takes at least 2 x delay_ms; pipelined requests each
--- take the delay once (a latency, not a rate limit). The proxy exits by itself
--- after max_seconds or when this process dies, so a crashed spec leaves
--- nothing behind. Only 127.0.0.1 is ever used.
+-- take the delay once (a latency, not a rate limit). The proxy exits when
+-- stopped or when this process dies, so a crashed spec leaves nothing behind,
+-- and never by a clock (a slow machine makes a spec slower, never red). Only
+-- 127.0.0.1 is ever used.
 
 local socket = require "socket"
 local process = require "spec.helpers.process"
@@ -97,13 +98,10 @@ end
 
 --- Starts a proxy from 127.0.0.1:(a free port) to 127.0.0.1:target_port.
 -- opts: target_port (required), delay_ms (one way, >= 0, fractions down to a
--- microsecond), max_seconds (default 600: the proxy's own end, however the
--- spec goes). Returns { port, pid, alive(), stop() }.
+-- microsecond). Returns { port, pid, alive(), stop() }.
 function M.start(opts)
   opts = opts or {}
-  local max_seconds = opts.max_seconds or 600
   check_integer("target_port", opts.target_port, 1, 65535)
-  check_integer("max_seconds", max_seconds, 1, 86400)
   local delay_ms = opts.delay_ms
   if type(delay_ms) ~= "number" or not (delay_ms >= 0 and delay_ms <= 60000) then
     error("delay_ms must be a number in [0, 60000], got " .. tostring(delay_ms), 2)
@@ -114,7 +112,7 @@ function M.start(opts)
   -- which another process could take a port picked beforehand. Its stderr
   -- goes to ours: a proxy that cannot start says why.
   local child = process.spawn(ENV .. quote(bin) .. " 0 " .. opts.target_port .. " " .. string.format("%d", delay_us)
-    .. " " .. max_seconds .. " </dev/null")
+    .. " </dev/null")
   -- The first line comes as soon as it listens; EOF (nil) when it failed.
   local port = tonumber(child.pipe:read("*l"))
   if not port then

@@ -1,11 +1,12 @@
 -- A scripted HTTP/1.1 server for spec/transports/05-curl_spec.lua (plain Lua + LuaSocket + lua-cjson).
 --
---   LUA spec/helpers/httpserver.lua [max_seconds] [max_requests] [root_route]
+--   LUA spec/helpers/httpserver.lua [max_requests] [root_route]
 --
 -- Binds 127.0.0.1 on an ephemeral port and prints the port as the first stdout line.
 -- Serves every connection from one select() loop (keep-alive, several clients at once).
--- Exits by itself after max_seconds (default 20) or once max_requests (default 1000)
--- requests have been answered, whichever comes first.
+-- Serves until max_requests (default 1000) requests have been answered, or until the spec's
+-- process that started it (spec.helpers.process.spawn) is gone: never by a clock, so a slow
+-- machine makes a spec slower, never red.
 --
 -- Behaviour by path (a request target in absolute form, as sent to a proxy, is routed by its
 -- path; the query string is ignored except for delay=MS, which holds any answer MS ms):
@@ -33,9 +34,8 @@
 local socket = require "socket"
 local cjson = require "cjson"
 
-local MAX_SECONDS = tonumber(arg and arg[1]) or 20
-local MAX_REQUESTS = tonumber(arg and arg[2]) or 1000
-local ROOT_ROUTE = arg and arg[3] -- the behaviour "/" takes, e.g. "/json" (clients always send "/?...")
+local MAX_REQUESTS = tonumber(arg and arg[1]) or 1000
+local ROOT_ROUTE = arg and arg[2] -- the behaviour "/" takes, e.g. "/json" (clients always send "/?...")
 
 local JSON_BODY = '{"RequestId":"req-json","Data":{"ok":true}}'
 local ERROR_BODY = '{"RequestId":"req-err","Code":"InvalidParameter","Message":"bad StreamName"}'
@@ -49,7 +49,9 @@ local _, port = server:getsockname()
 io.stdout:write(port, "\n")
 io.stdout:flush()
 
-local deadline = socket.gettime() + MAX_SECONDS
+package.path = (os.getenv("STREAMCTL_ROOT") or ".") .. "/?.lua;" .. package.path
+local parent_alive = require("spec.helpers.process").parent_watch()
+local looked = socket.gettime() -- (when the parent was last looked for: twice a second)
 local requests, answered, conn_seq = 0, 0, 0
 local clients = {} -- array of { sock, id, inbuf, out, outpos, close_after, hang, dead, held, due }
 
@@ -164,7 +166,11 @@ local function pending_output()
   return false
 end
 
-while socket.gettime() < deadline and (answered < MAX_REQUESTS or pending_output()) do
+while answered < MAX_REQUESTS or pending_output() do
+  if socket.gettime() - looked > 0.5 then
+    if not parent_alive() then break end
+    looked = socket.gettime()
+  end
   local recvt, sendt = { server }, {}
   for _, c in ipairs(clients) do
     recvt[#recvt + 1] = c.sock

@@ -2,7 +2,7 @@
 -- rows (spec/helpers/keepalive_server.lua, a process of its own on 127.0.0.1),
 -- and what a spec asks of it on connections of its own, never a transport's.
 --
---   local ka = require("spec.helpers.keepalive").start(60)  -- it serves 60 s x the slowdown
+--   local ka = require("spec.helpers.keepalive").start()  -- it serves until stopped or this process ends
 --   ka.url("/ok?id=a"); ka.arrivals("a"); ka.log(); ka.ask("/reset"); ka.stop()
 local cjson = require "cjson"
 local socket = require "socket"
@@ -12,13 +12,12 @@ local M = {}
 
 local SERVER = (debug.getinfo(1, "S").source:match("^@(.*)[/\\][^/\\]*$") or ".") .. "/keepalive_server.lua"
 
---- Starts the server for `life` seconds (times the run's slowdown): an object
+--- Starts the server (until stopped, or this process ends: never by a clock): an object
 -- with `port`, `url(path)`, `ask(path)` (GET on a connection of its own: the
 -- body), `log()` (decoded), `arrivals(id)` (the log's arrivals of request
 -- `id`, in order) and `stop()`.
-function M.start(life)
-  local child = process.spawn(process.quote(process.interpreter()) .. " " .. process.quote(SERVER) .. " "
-    .. life * process.slowdown())
+function M.start()
+  local child = process.spawn(process.quote(process.interpreter()) .. " " .. process.quote(SERVER))
   local port = tonumber(child.pipe:read("*l"))
   assert(port, "the keep-alive server did not start")
   local ka = { port = port }

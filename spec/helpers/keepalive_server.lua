@@ -3,7 +3,8 @@
 -- process, luasocket, on 127.0.0.1, every connection kept open until a path
 -- says otherwise, and a log of every request that arrived.
 --
---   lua keepalive_server.lua LIFE_SECONDS   prints its port, serves until LIFE_SECONDS
+--   lua keepalive_server.lua   prints its port, serves until the spec's process that started it
+--                              (spec.helpers.process.spawn) is gone or stops it: never by a clock
 --
 -- Paths (the query's `id` names the request in the log):
 --   /ok?id=X              200 "ok X", the connection kept
@@ -20,7 +21,8 @@
 -- /log and /reset are asked on connections of their own (never a transport's).
 local socket = require "socket"
 
-local life = tonumber(arg[1]) or 60
+package.path = (os.getenv("STREAMCTL_ROOT") or ".") .. "/?.lua;" .. package.path
+local parent_alive = require("spec.helpers.process").parent_watch()
 
 local server = assert(socket.bind("127.0.0.1", 0))
 server:settimeout(0)
@@ -104,8 +106,12 @@ local function read_from(sock)
   if conns[sock] and err == "closed" then close(sock) end
 end
 
-local stop_at = socket.gettime() + life
-while socket.gettime() < stop_at do
+local looked = socket.gettime() -- (when the parent was last looked for: twice a second)
+while true do
+  if socket.gettime() - looked > 0.5 then
+    if not parent_alive() then break end
+    looked = socket.gettime()
+  end
   local readers = { server }
   for sock in pairs(conns) do readers[#readers + 1] = sock end
   local ready = socket.select(readers, nil, 0.005)

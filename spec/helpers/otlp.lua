@@ -23,9 +23,8 @@
 -- start_receiver's options: port (default: one of this spec's block,
 -- spec/helpers/ports.lua), status (the answer to a failed request), fail_first
 -- (how many requests get `status`: all of them when only `status` is given;
--- 503 when only `fail_first` is), delay (seconds before each answer),
--- max_seconds (600: the receiver's own end, however the spec goes; it also
--- ends when this process does).
+-- 503 when only `fail_first` is), delay (seconds before each answer). It
+-- ends when stopped or when this process does, never by a clock.
 --
 -- A span (otlp_receiver.py's header has it whole): trace_id, span_id,
 -- parent_span_id (hex; nil for a root), trace_state, name, kind (1
@@ -125,12 +124,11 @@ function M.start_receiver(opts)
   local status = number_option(opts, "status", 100, 599)
   local fail_first = number_option(opts, "fail_first", 0, 1e6)
   local delay = number_option(opts, "delay", 0, 600)
-  local max_seconds = number_option(opts, "max_seconds", 1, 86400) or 600
   local dir = process.temp_dir()
   local files = { out = dir .. "/spans.jsonl", requests = dir .. "/requests.jsonl", ready = dir .. "/ready",
                   log = dir .. "/stderr" }
   local cmd = { PYTHON, q(M.RECEIVER), "serve", "--port", port, "--out", q(files.out), "--requests",
-                q(files.requests), "--ready", q(files.ready), "--max-seconds", max_seconds }
+                q(files.requests), "--ready", q(files.ready) }
   if status then cmd[#cmd + 1] = "--status " .. status end
   if fail_first then cmd[#cmd + 1] = "--fail-first " .. fail_first end
   if delay then cmd[#cmd + 1] = "--delay " .. string.format("%.6f", delay) end
@@ -149,7 +147,7 @@ function M.start_receiver(opts)
   local kept -- (spans and requests, read when it stopped)
   -- (a receiver a spec forgot to stop is ended when the Lua state closes,
   -- before the pipe to it is, finalizers running newest first: not waited
-  -- for until its max_seconds)
+  -- for until the pipe closes)
   r.sentinel = process.on_close(function()
     if not kept then process.run("kill -TERM " .. child.pid .. " 2>/dev/null") end
   end)

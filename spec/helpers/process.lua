@@ -231,13 +231,14 @@ function M.installed(opts)
   return cmd
 end
 
---- Starts spec/helpers/httpserver.lua; returns the child and its port.
--- @param seconds, requests its bounds; root_route the behaviour "/" takes (e.g. "/json")
-function M.httpserver(seconds, requests, root_route)
+--- Starts spec/helpers/httpserver.lua; returns the child and its port. It serves until
+-- `requests` are answered or this process is gone (never by a clock), or until stopped.
+-- @param requests its bound (1000); root_route the behaviour "/" takes (e.g. "/json")
+function M.httpserver(requests, root_route)
   require("spec.helpers.ports").refuse_in_unit_tier("an HTTP server")
   local root = os.getenv("STREAMCTL_ROOT") or "."
   local child = M.spawn(M.quote(M.interpreter()) .. " " .. M.quote(root .. "/spec/helpers/httpserver.lua")
-    .. " " .. (seconds or 20) .. " " .. (requests or 1000) .. (root_route and (" " .. M.quote(root_route)) or ""))
+    .. " " .. (requests or 1000) .. (root_route and (" " .. M.quote(root_route)) or ""))
   local port = tonumber(child.pipe:read("*l"))
   assert(port, "the test HTTP server did not start")
   return child, port

@@ -181,7 +181,7 @@ describe("the fault matrix, against servers that misbehave", function()
   local child, port
   -- (its life, a bound for when this process dies without stopping it, times SLOW: valgrind's rows here
   -- are many times slower)
-  lazy_setup(function() child, port = process.httpserver(60 * SLOW, 1000) end)
+  lazy_setup(function() child, port = process.httpserver(1000) end)
   lazy_teardown(function() process.stop(child) end)
 
   -- One request straight through the libcurl transport to `path` on the scripted server (its timeouts
@@ -231,7 +231,7 @@ describe("the fault matrix, against servers that misbehave", function()
   }
   for _, row in ipairs(TCP) do
     it(row[1], function()
-      local other, other_port = process.httpserver(20 * SLOW, 100, row[2])
+      local other, other_port = process.httpserver(100, row[2])
       local ok, err = pcall(function()
         local z = client(zego, ZEGO, { endpoint = row[3] .. "://127.0.0.1:" .. other_port,
           connect_timeout_ms = 300 * SLOW, timeout_ms = 600 * SLOW, retry = { attempts = 1 } })

@@ -131,7 +131,7 @@ describe("a third provider", function()
   end)
 
   it("signs and sends through the pipeline, its secret never shown, and the guard audits the forbid", function()
-    local child, port = process.httpserver(30, 20, "/echo")
+    local child, port = process.httpserver(20, "/echo")
     local ok, err = pcall(function()
       local audit = dir .. "/audit.jsonl"
       local code, out, e = streamctl("acme ban-stream --stream-name match-7 --endpoint http://127.0.0.1:" .. port

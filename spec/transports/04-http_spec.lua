@@ -36,7 +36,7 @@ describe("clients over HTTP", function()
     for _, route in ipairs { "/json", "/error", "/500", "/malformed", "/hang", "/echo" } do
       -- (their life, a bound for when this process dies without stopping them, times process.slowdown():
       -- this file under valgrind on a busy machine is many times slower)
-      servers[route], ports[route] = process.httpserver(30 * process.slowdown(), 100, route)
+      servers[route], ports[route] = process.httpserver(100, route)
     end
   end)
 

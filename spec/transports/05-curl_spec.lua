@@ -93,7 +93,7 @@ describe("streamctl.curl", function()
     -- (its life, a bound for when this process dies without stopping it, outlasts the file: seconds in a
     -- plain run, and under valgrind on a busy machine more than the 60 s it had; process.slowdown()
     -- scales it there)
-    server = spawn(quote(interpreter()) .. " " .. quote(HELPER) .. " " .. 60 * process.slowdown() .. " 5000")
+    server = spawn(quote(interpreter()) .. " " .. quote(HELPER) .. " 5000")
     port = tonumber(server.pipe:read("*l"))
     assert(port, "the test HTTP server did not start")
     base = "http://127.0.0.1:" .. port

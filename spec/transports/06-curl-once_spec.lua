@@ -41,7 +41,7 @@ describe("an attempt goes on the wire once (libcurl)", function()
   end
 
   setup(function()
-    ka = keepalive.start(60)
+    ka = keepalive.start()
     base = ka.url("")
   end)
 

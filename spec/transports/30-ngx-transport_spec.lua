@@ -733,7 +733,7 @@ describe("streamctl.transport.ngx in nginx", function()
     local ka, ka_port, ext, arrivals, mark
 
     lazy_setup(function()
-      ka = keepalive.start(120)
+      ka = keepalive.start()
       ka_port, ext, arrivals = ka.port, ka.url, ka.arrivals
       mark = os.tmpname()
     end)
