@@ -46,6 +46,9 @@
 # run in every mode given. A spec reads its mode from STREAMCTL_SPEC_MODE
 # (spec/helpers/matrix.lua: the big input matrices take a sampled slice
 # under the sanitizers).
+# SPEC_PORT_RANGE=LOW-HIGH: the ports the specs' servers take (spec/helpers/
+# ports.lua; by default from 10240 to the kernel's ephemeral range), checked
+# here once: a range that breaks its rule stops the run before a spec starts.
 # Logs in build/specs-MODE/; each mode's totals ("passed failed pending")
 # in build/specs-MODE/count (STREAMCTL_SPEC_OUT: another directory than
 # build/ for both, and for the times). Exit 1 when a file fails.
@@ -75,6 +78,15 @@ file_timeout=${SPEC_FILE_TIMEOUT:-2400}
 heavy_modes=${HEAVY_MODES:-}
 machine_jobs=${SPEC_MACHINE_JOBS:-8}
 cpu_jobs=${CPU_JOBS:-$(( 2 * $(nproc 2>/dev/null || echo 2) ))}
+if [ -n "${SPEC_PORT_RANGE:-}" ]; then
+  LUA_PATH="$ROOT/?.lua;;" lua5.4 -e 'local p = require "spec.helpers.ports"
+    local ok, why = pcall(p.range)
+    if not ok then io.stderr:write("run-specs: ", why, "\n") os.exit(2) end
+    local first, last = p.range()
+    print(string.format("run-specs: the specs take their ports from %d to %d (SPEC_PORT_RANGE=%s: %d blocks of %d)",
+      p.FIRST + first * p.BLOCK, p.FIRST + (last + 1) * p.BLOCK - 1, os.getenv("SPEC_PORT_RANGE"), last - first + 1,
+      p.BLOCK))' || exit 2
+fi
 
 # A mode's settings: interp, cpath, wrap, preload and nice.
 settings() {

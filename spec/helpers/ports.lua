@@ -12,6 +12,12 @@
 -- never take the same one over). Hand-written: no Debian Lua package
 -- allocates ports across processes.
 --
+-- Block b holds ports FIRST + b * BLOCK and the BLOCK after it. By default
+-- every block below the ephemeral range may be claimed; SPEC_PORT_RANGE=LOW-HIGH
+-- (`make test SPEC_PORT_RANGE=20000-24999`: a machine whose own services use
+-- some ports) only the blocks wholly within it. A range that is not two ports
+-- from 1024 up, below the ephemeral range, holding a whole block, is refused
+-- naming the rule, before any port is taken.
 -- STREAMCTL_SPEC_PORT_BLOCK=N makes a process start at block N (a failed
 -- spec is replayed on the ports it had: tools/run-specs.sh names them).
 -- STREAMCTL_PORTS_OWNER=PID claims for another process, which holds the
@@ -33,9 +39,27 @@ local function ephemeral_low()
   return tonumber(s and s:match("^%s*(%d+)")) or 32768
 end
 
---- How many blocks fit below the ephemeral range.
+--- The blocks that may be claimed, the first and the last (SPEC_PORT_RANGE's,
+-- else those below the ephemeral range). Raises on a range that breaks its rule.
+function M.range()
+  local text, low = os.getenv("SPEC_PORT_RANGE"), ephemeral_low()
+  if text == nil or text == "" then return 0, math.floor((low - M.FIRST) / M.BLOCK) - 1 end
+  local a, b = text:match("^(%d+)%-(%d+)$")
+  a, b = tonumber(a), tonumber(b)
+  local first = a and math.ceil((a - M.FIRST) / M.BLOCK)
+  local last = b and math.floor((b + 1 - M.FIRST) / M.BLOCK) - 1
+  if not (a and b and a >= 1024 and b < low and first <= last) then
+    error(string.format("SPEC_PORT_RANGE=%s: must be LOW-HIGH, two ports from 1024 up and below the kernel's "
+      .. "ephemeral range (%d), holding a whole block of %d ports (those from %d on, %d at a time)", text, low,
+      M.BLOCK, M.FIRST, M.BLOCK), 0)
+  end
+  return first, last
+end
+
+--- How many blocks may be claimed (M.range).
 function M.blocks()
-  return math.floor((ephemeral_low() - M.FIRST) / M.BLOCK)
+  local first, last = M.range()
+  return last - first + 1
 end
 
 -- This process's pid (the shell's parent: the interpreter that runs the spec).
@@ -88,19 +112,21 @@ end
 -- process's pid picks, so that processes started together spread out).
 local function claim()
   assert(sh_ok("mkdir -p " .. quote(root())), "ports: cannot create " .. root())
-  local n = M.blocks()
+  local first, last = M.range()
+  local n = last - first + 1
   assert(n > 0, "ports: no room below the ephemeral range")
   local start = tonumber(os.getenv("STREAMCTL_SPEC_PORT_BLOCK") or "")
   if claimed then start = claimed + 1 end
-  start = (start or pid()) % n
+  start = ((start or pid()) - first) % n
   for i = 0, n - 1 do
-    local b = (start + i) % n
+    local b = first + (start + i) % n
     if b ~= claimed and try(b) then
       claimed, next_port = b, M.FIRST + b * M.BLOCK
       return
     end
   end
-  error("ports: every one of the " .. n .. " blocks of " .. M.BLOCK .. " ports is held by a live process")
+  error("ports: every one of the " .. n .. " blocks of " .. M.BLOCK .. " ports" .. (os.getenv("SPEC_PORT_RANGE")
+    and " in SPEC_PORT_RANGE=" .. os.getenv("SPEC_PORT_RANGE") or "") .. " is held by a live process")
 end
 
 --- Raises when this spec runs in the unit tier (STREAMCTL_SPEC_TIER=unit:

@@ -400,9 +400,11 @@ describe("the test loop's tools", function()
 
   describe("spec/helpers/ports.lua", function()
     -- A process that takes a port, says its block and port, and holds them `hold` seconds.
-    local function claimant(hold, block)
+    -- (`range`: its SPEC_PORT_RANGE)
+    local function claimant(hold, block, range)
       return process.spawn("env TMPDIR=" .. q(tmp) .. " LUA_PATH=" .. q(ROOT .. "/?.lua;" .. package.path)
-        .. (block and (" STREAMCTL_SPEC_PORT_BLOCK=" .. block) or "") .. " " .. q(process.interpreter())
+        .. (block and (" STREAMCTL_SPEC_PORT_BLOCK=" .. block) or "") .. (range and " SPEC_PORT_RANGE=" .. range or "")
+        .. " " .. q(process.interpreter())
         .. " -e " .. q("local p = require('spec.helpers.ports'); local port = p.free(1)[1]; "
         .. "io.write(p.describe(), ' ', port, '\\n'); io.stdout:flush(); os.execute('sleep " .. hold .. "')")
         .. " 2>/dev/null")
@@ -429,6 +431,25 @@ describe("the test loop's tools", function()
       end
       local low = tonumber(process.read_file("/proc/sys/net/ipv4/ip_local_port_range"):match("%d+"))
       assert.is_true(math.max(fa, fb) + ports.BLOCK <= low)
+    end)
+
+    it("keeps to SPEC_PORT_RANGE's whole blocks; refuses a range that breaks its rule, before a spec runs", function()
+      -- (20040-20139: blocks 196 and 197; two claimants take them, a third, while they hold them, finds none)
+      local a, b = claimant(5, nil, "20040-20139"), claimant(5, nil, "20040-20139")
+      local got = { (said(a)), (said(b)) }
+      local c = claimant(0, 196, "20030-20140")
+      local third = c.pipe:read("*l")
+      for _, child in ipairs { a, b, c } do process.stop(child) end
+      table.sort(got)
+      assert.same({ 196, 197 }, got)
+      assert.is_nil(third) -- (it raised: every block of its range held)
+      for _, bad in ipairs { "20000-20049", "80-20139", "20040-40000", "20139-20040", "20040", "x-y" } do
+        local out = process.capture("cd " .. q(ROOT) .. " && SPEC_PORT_RANGE=" .. q(bad) .. " tools/run-specs.sh "
+          .. "lua5.4 1 spec/base/18-url-query_spec.lua 2>&1; echo \"exit $?\"")
+        assert.truthy(out:find("^run%-specs: SPEC_PORT_RANGE=" .. bad:gsub("%p", "%%%0") .. ": must be LOW%-HIGH, two "
+          .. "ports from 1024 up and below the kernel's ephemeral range %(%d+%), holding a whole block of 50 ports "
+          .. "%(those from 10240 on, 50 at a time%)\nexit 2\n$"), bad .. ": " .. out)
+      end
     end)
 
     it("takes over a block whose owner is gone, and leaves one a live process holds", function()
