@@ -9,7 +9,10 @@
 --     replays it on the same ports;
 --   * spec/helpers/ports.lua: processes at once get blocks of their own, a
 --     block asked for that a live process holds is not shared, and a dead
---     owner's block is taken over;
+--     owner's block is taken over; SPEC_PORT_RANGE keeps them to its whole
+--     blocks, and a range that breaks its rule stops the run before a spec;
+--   * the helpers a spec starts as processes serve while it runs, however
+--     slowly, and end with it (a planted 1 s lifetime fails the row);
 --   * spec/valgrind.txt names the csrc/ it was chosen for, and
 --     tools/run-specs.sh refuses it when it names a file without our C;
 --     its chooser picks files that reach every line and branch, and drops
@@ -395,6 +398,42 @@ describe("the test loop's tools", function()
           .. "head)\ntools/under-load.sh: " .. c[2] .. ": nothing was run\nexit 64\n", out)
       end
       assert.is_nil(io.open(tmp .. "/none"))
+    end)
+  end)
+
+  describe("the helpers a spec starts as processes of their own", function()
+    -- Each started by a stand-in for its spec (a shell that runs it in the background and waits for a file):
+    -- still serving after 1.5 s of a spec slowed past a planted 1 s lifetime, and gone once the shell is
+    -- (issue 90: a helper's clock made a slow machine's specs red).
+    it("serve as long as their spec runs, and end with it, never by a clock of their own", function()
+      local delayproxy = require "spec.helpers.delayproxy"
+      local socket = require "socket"
+      local interp = q(process.interpreter())
+      local env = "env STREAMCTL_ROOT=" .. q(ROOT) .. " LUA_PATH=" .. q(ROOT .. "/?.lua;" .. package.path) .. " "
+      local helpers = {
+        { "httpserver", env .. interp .. " " .. q(ROOT .. "/spec/helpers/httpserver.lua") .. " 1000" },
+        { "keepalive_server", env .. interp .. " " .. q(ROOT .. "/spec/helpers/keepalive_server.lua") },
+        { "delayproxy", q(delayproxy.binary()) .. " 0 1 5000" },
+      }
+      for _, h in ipairs(helpers) do
+        local dir = process.temp_dir()
+        local f = function(name) return q(dir .. "/" .. name) end
+        os.execute("sh -c " .. q(h[2] .. " >" .. f("port") .. " </dev/null 2>/dev/null & echo $! >" .. f("pid")
+          .. "; while [ ! -e " .. f("stop") .. " ]; do sleep 0.05; done") .. " >/dev/null 2>&1 &")
+        local port
+        while not port do -- (until it says its port: it prints it first thing)
+          port = tonumber((process.read_file(dir .. "/port") or ""):match("^(%d+)\n"))
+          if not port then socket.sleep(0.02) end
+        end
+        local pid = tonumber(process.read_file(dir .. "/pid"))
+        socket.sleep(1.5)
+        local c = socket.connect("127.0.0.1", port)
+        assert.truthy(c, h[1] .. " stopped serving while its spec ran")
+        c:close()
+        process.write_file(dir .. "/stop", "")
+        while process.alive(pid) do socket.sleep(0.05) end -- (until it is gone: the file's timeout bounds it)
+        os.execute("rm -rf " .. q(dir))
+      end
     end)
   end)
 
