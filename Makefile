@@ -27,7 +27,8 @@
 #   make check-install  README "Install" run block by block on a pristine Debian 12 root (debootstrap, a network
 #                namespace of its own), then man, completion, plain luajit and the OpenResty example on what they
 #                installed (tools/installed-check.sh); not in make test: root, the mirror, about two minutes
-#   make sizes   the library's file sizes and longest functions, the emulator and bin/ apart (bench/sizes.sh; SIZES_TOP: 15)
+#   make sizes   the library's file sizes and longest functions, the emulator and bin/ apart (bench/sizes.sh; SIZES_TOP: 15),
+#                and the pages' budgets (tools/pages.sh)
 #   make under-load  the gate under load: make check three times, then make test three times, each in a
 #                fresh clone of HEAD, four busy loops beside them (tools/under-load.sh; UNDER_LOAD_TARGETS,
 #                UNDER_LOAD_LOOPS); stops at the first red run; about 2.5 hours on 2 cores
@@ -156,9 +157,12 @@ lint:
 	luacheck --quiet $$([ -t 1 ] || echo --no-color) src bin emulator spec examples bench tools
 	@echo "== lint: the house's size limits (make sizes)"
 	@mkdir -p build && bench/sizes.sh 0 > build/sizes.txt || { sed -n '/over the limits/,$$p' build/sizes.txt; exit 1; }
+	@echo "== lint: the pages' budgets (tools/pages.sh)"
+	@tools/pages.sh > build/pages.txt; rc=$$?; sed 1d build/pages.txt; exit $$rc
 
 sizes:
 	@bench/sizes.sh $(or $(SIZES_TOP),15)
+	@tools/pages.sh
 
 # Static analysis of the C: cppcheck, and clang-tidy with .clang-tidy's checks
 # (warnings are errors). Suppressions are inline, each with its reason.

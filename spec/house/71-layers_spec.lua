@@ -1,4 +1,3 @@
--- tier: unit
 -- sanitizers: none (the house: files, docs and tools, not our C)
 -- The house's walls (tools/layers.lua, docs/development/architecture.md "Layers"):
 -- every module's requires, those inside functions too, point down only, no
@@ -120,6 +119,46 @@ describe("make sizes (bench/sizes.sh)", function()
     local out = p:read("*a")
     p:close()
     assert.truthy(out:find("\nexit 0\n$"), out)
+  end)
+end)
+
+describe("the pages' budgets (tools/pages.sh, in make lint)", function()
+  -- A README and a page planted in a tree of their own: each budget passed by one fails, naming it; at the budgets,
+  -- it passes; and the tree's own pages are within them.
+  local function budgets(dir)
+    local p = assert(io.popen("cd '" .. dir .. "' && sh '" .. ROOT .. "/tools/pages.sh' 2>&1; echo \"exit $?\""))
+    local out = p:read("*a")
+    p:close()
+    return out:match("^== over the pages' budgets[^\n]*\n(.-)\n"), out:match("\nexit (%d+)\n$")
+  end
+
+  it("names a README over 250 lines or 1,500 words, and pages over 40,000 words, and fails; at the budgets, passes",
+    function()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p '" .. dir .. "/docs/development'"))
+    local function write(path, text)
+      local f = assert(io.open(dir .. "/" .. path, "w"))
+      f:write(text)
+      f:close()
+    end
+    local said = {}
+    -- { README's lines, its words, the words of a page under docs/development/ }
+    for _, case in ipairs { { 251, 251, 0 }, { 250, 1501, 0 }, { 250, 1500, 38501 }, { 250, 1500, 38500 } } do
+      local lines, words, more = table.unpack(case)
+      write("README.md", string.rep("w ", words - lines + 1) .. "\n" .. string.rep("w\n", lines - 1))
+      write("docs/development/page.md", string.rep("w ", more))
+      said[#said + 1] = { budgets(dir) }
+    end
+    os.execute("rm -rf '" .. dir .. "'")
+    assert.same({ { "  README.md: 251 lines (at most 250)", "1" }, { "  README.md: 1501 words (at most 1,500)", "1" },
+                  { "  README.md and docs/: 40001 words (at most 40,000)", "1" },
+                  { "  no page: README.md 250 lines, 1500 words; with docs/ 40000 words", "0" } }, said)
+  end)
+
+  it("finds the tree's pages within them", function()
+    local said, status = budgets(ROOT)
+    assert.equal("0", status, said)
   end)
 end)
 
