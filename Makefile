@@ -155,6 +155,8 @@ rockspecs:
 lint:
 	@echo "== lint: luacheck"
 	luacheck --quiet $$([ -t 1 ] || echo --no-color) src bin emulator spec examples bench tools
+	@echo "== lint: the house's walls (tools/layers.lua: requires point down, the core names no optional part)"
+	@lua5.4 tools/layers.lua
 	@echo "== lint: the house's size limits (make sizes)"
 	@mkdir -p build && bench/sizes.sh 0 > build/sizes.txt || { sed -n '/over the limits/,$$p' build/sizes.txt; exit 1; }
 	@echo "== lint: the pages' budgets (tools/pages.sh)"

@@ -1,4 +1,3 @@
--- tier: unit
 -- sanitizers: none (promtool and Lua read text files here; none of our C does work in this process)
 -- monitoring/: the Prometheus alert rules and the Grafana dashboard for
 -- streamctl.operator.metrics' series, checked:

@@ -1,4 +1,3 @@
--- tier: unit
 -- The metrics exposition (streamctl.operator.metrics' render) against
 -- Prometheus' own checker: `promtool check metrics` (Debian's prometheus
 -- package) parses it and lints its names, units, `_total` suffixes and

@@ -1,4 +1,3 @@
--- tier: unit
 -- sanitizers: none (streamctl.trace.otlp is plain Lua; the reader and protoc run in processes of their own)
 -- OTLP/HTTP bodies (issue 71, streamctl.trace.otlp): known spans (both
 -- kinds, both status codes, events, a tracestate, every attribute type, a
