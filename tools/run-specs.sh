@@ -200,7 +200,7 @@ for m in "${mode_list[@]}"; do rm -rf "$outroot/specs-$m" && mkdir -p "$outroot/
 # of its own, as spec/helpers/ports.lua takes over a port block. Waits until
 # one is free (OWNER, a pid, holds it); prints its directory.
 machine_slot() {
-  local dir=${TMPDIR:-/tmp}/streamctl-spec-$1 n=$2 me=$3 i owner
+  local dir=${TMPDIR:-/tmp}/streamctl-spec-$1 n=$2 me=$3 i owner looks=0 others
   mkdir -p "$dir"
   while :; do
     for ((i = 0; i < n; i++)); do
@@ -215,6 +215,16 @@ machine_slot() {
         rmdir "$dir/$i.takeover"
       fi
     done
+    # (after 10 s of waiting, once: the holders of another run of the suite named, when some are; this
+    # run's own files waiting for one another say nothing)
+    looks=$((looks + 1))
+    if [ "$looks" = 20 ]; then
+      others=$(for owner in $(cat "$dir"/*/pid 2>/dev/null); do
+        [ "$(ps -o ppid= -p "$owner" 2>/dev/null | tr -d ' ')" = "$$" ] || echo "$owner"
+      done | tr '\n' ' ')
+      [ -z "$others" ] || echo "run-specs: waiting for one of this machine's $n '$1' slots ($dir)," \
+        "held by another run of the suite: processes ${others% }" >&2
+    fi
     sleep 0.5
   done
 }
@@ -287,6 +297,60 @@ start=$(date +%s)
 # SPEC_MACHINE_JOBS waiting files, HEAVY_JOBS heavy ones and CPU_JOBS
 # CPU-bound ones at most (machine_slot). A file that must wait lets the
 # next one of another class go first.
+# What ran, per mode, and the failed files' ends; sets `status`.
+summary() {
+elapsed=$(( $(date +%s) - start ))
+status=0 all_p=0 all_f=0
+for m in "${mode_list[@]}"; do
+  out=$outroot/specs-$m passed=0 failed=0 pending=0 n=0 broken=()
+  for s in "$out"/*.status; do
+    [ -f "$s" ] || continue
+    read -r f rc secs p fl pe < "$s"
+    passed=$((passed + p)) failed=$((failed + fl)) pending=$((pending + pe)) n=$((n + 1))
+    if [ "$rc" != 0 ]; then status=1; broken+=("$f"); fi
+    # (the times the next run orders its files by)
+    { grep -v "^$f " "$times/$m" 2>/dev/null; echo "$f $secs"; } > "$times/$m.new" && mv "$times/$m.new" "$times/$m"
+  done
+  echo "$passed $failed $pending" > "$out/count"
+  all_p=$((all_p + passed)) all_f=$((all_f + failed))
+  printf '%s: %d passed, %d failed, %d pending, %d files\n' "$m" "$passed" "$failed" "$pending" "$n"
+  settings "$m"
+  for f in "${broken[@]+"${broken[@]}"}"; do
+    name=$(basename "$f" .lua)
+    block=$(sed -n 's/^spec ports: block \([0-9]*\):.*/\1/p' "$out/$name.log" | head -1)
+    echo "FAILED $m $f: $out/$name.log (its end:)"
+    tail -25 "$out/$name.log" | sed 's/^/  | /'
+    printf '  replay alone: %s%sLUA_PATH="%s" LUA_CPATH="%s" STREAMCTL_ROOT=%s %s%s /usr/bin/busted %s\n' \
+      "${block:+STREAMCTL_SPEC_PORT_BLOCK=$block }" \
+      "${preload:+LD_PRELOAD=\"$preload\" ASAN_OPTIONS=detect_leaks=0 }" "$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;" \
+      "$cpath" "$ROOT" "${wrap:+$wrap }" "$interp" "$f"
+  done
+done
+label=$modes
+[ "$tier" = unit ] && label="$modes, unit tier"
+[ "$tier" = check ] && label="$modes, check tier"
+printf '%s: %d passed, %d failed, %d files at once, in %d s\n' "$label" "$all_p" "$all_f" "$jobs" "$elapsed"
+}
+
+# Stopped (Ctrl-C, or a TERM): the files running are stopped, and what ran
+# is summed up as at the end, with what did not; exit 130 or 143.
+kill_tree() { # PID: it and every process under it (a file's busted and the servers it started)
+  local c
+  for c in $(pgrep -P "$1"); do kill_tree "$c"; done
+  kill -TERM "$1" 2>/dev/null
+}
+stopped() {
+  trap - INT TERM
+  local left=${#queue[@]} were=$running p
+  for p in $(jobs -p); do kill_tree "$p"; done
+  wait 2>/dev/null
+  echo "run-specs: stopped by SIG$1: $were file runs were running (stopped, not counted), $left not started;" \
+    "what ended is below"
+  summary
+  exit "$2"
+}
+trap 'stopped INT 130' INT
+trap 'stopped TERM 143' TERM
 mapfile -t queue <<< "$list"
 declare -A class_of
 running=0 waiting=0 heavy=0 cpu=0 heavy_left=0 lane_nice=10
@@ -330,36 +394,6 @@ while [ ${#queue[@]} -gt 0 ] || [ "$running" -gt 0 ]; do
     fi
   fi
 done
-elapsed=$(( $(date +%s) - start ))
 
-status=0 all_p=0 all_f=0
-for m in "${mode_list[@]}"; do
-  out=$outroot/specs-$m passed=0 failed=0 pending=0 n=0 broken=()
-  for s in "$out"/*.status; do
-    [ -f "$s" ] || continue
-    read -r f rc secs p fl pe < "$s"
-    passed=$((passed + p)) failed=$((failed + fl)) pending=$((pending + pe)) n=$((n + 1))
-    if [ "$rc" != 0 ]; then status=1; broken+=("$f"); fi
-    # (the times the next run orders its files by)
-    { grep -v "^$f " "$times/$m" 2>/dev/null; echo "$f $secs"; } > "$times/$m.new" && mv "$times/$m.new" "$times/$m"
-  done
-  echo "$passed $failed $pending" > "$out/count"
-  all_p=$((all_p + passed)) all_f=$((all_f + failed))
-  printf '%s: %d passed, %d failed, %d pending, %d files\n' "$m" "$passed" "$failed" "$pending" "$n"
-  settings "$m"
-  for f in "${broken[@]+"${broken[@]}"}"; do
-    name=$(basename "$f" .lua)
-    block=$(sed -n 's/^spec ports: block \([0-9]*\):.*/\1/p' "$out/$name.log" | head -1)
-    echo "FAILED $m $f: $out/$name.log (its end:)"
-    tail -25 "$out/$name.log" | sed 's/^/  | /'
-    printf '  replay alone: %s%sLUA_PATH="%s" LUA_CPATH="%s" STREAMCTL_ROOT=%s %s%s /usr/bin/busted %s\n' \
-      "${block:+STREAMCTL_SPEC_PORT_BLOCK=$block }" \
-      "${preload:+LD_PRELOAD=\"$preload\" ASAN_OPTIONS=detect_leaks=0 }" "$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;" \
-      "$cpath" "$ROOT" "${wrap:+$wrap }" "$interp" "$f"
-  done
-done
-label=$modes
-[ "$tier" = unit ] && label="$modes, unit tier"
-[ "$tier" = check ] && label="$modes, check tier"
-printf '%s: %d passed, %d failed, %d files at once, in %d s\n' "$label" "$all_p" "$all_f" "$jobs" "$elapsed"
+summary
 exit $status

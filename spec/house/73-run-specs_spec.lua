@@ -23,6 +23,7 @@
 --     series was killed, stopped however it ends; a usage error runs nothing.
 -- Everything runs in a directory of its own (STREAMCTL_SPEC_OUT for the
 -- runner's logs, TMPDIR for the port claims), never the suite's own.
+local socket = require "socket"
 local process = require "spec.helpers.process"
 local ports = require "spec.helpers.ports"
 
@@ -82,6 +83,50 @@ describe("the test loop's tools", function()
       local again = process.capture("cd " .. q(ROOT) .. " && TMPDIR=" .. q(tmp) .. " " .. replay .. " 2>&1")
       assert.truthy(again:find("spec ports: block " .. block .. ":", 1, true), again)
       assert.truthy(again:find("0 successes / 1 failure", 1, true), again)
+    end)
+
+    it("stopped by a signal: stops the files running, sums up what ended, exits 130 or 143", function()
+      process.write_file(tmp .. "/quick_spec.lua", "describe('q', function() it('passes', function() end) end)")
+      process.write_file(tmp .. "/slow_spec.lua", "describe('s', function() it('waits', function() "
+        .. "os.execute('sleep 600') end) end)")
+      for _, sig in ipairs { { "INT", 130 }, { "TERM", 143 } } do
+        local dir = process.temp_dir()
+        os.execute("cd " .. q(ROOT) .. " && (STREAMCTL_SPEC_OUT=" .. q(dir) .. " TMPDIR=" .. q(tmp) .. " exec "
+          .. "tools/run-specs.sh lua5.4 2 " .. q(tmp .. "/quick_spec.lua") .. " " .. q(tmp .. "/slow_spec.lua")
+          .. " >" .. q(dir .. "/log") .. " 2>&1; echo $? >" .. q(dir .. "/code")  .. ") & echo $! >" .. q(dir .. "/pid"))
+        -- (until the quick file has ended and the slow one sleeps: bounded by the run, never a clock)
+        while not ((process.read_file(dir .. "/log") or ""):find("ok     lua5.4   quick_spec", 1, true)
+          and process.capture("pgrep -f " .. q("sleep 600")):find("%d")) do
+          socket.sleep(0.05)
+        end
+        os.execute("pkill -" .. sig[1] .. " -f " .. q("tools/run-specs.sh lua5.4 2 " .. tmp .. "/quick_spec.lua"))
+        while not process.read_file(dir .. "/code") do socket.sleep(0.05) end
+        local log = process.read_file(dir .. "/log")
+        assert.equal(sig[2] .. "\n", process.read_file(dir .. "/code"), log)
+        assert.truthy(log:find("\nrun%-specs: stopped by SIG" .. sig[1] .. ": 1 file runs were running %(stopped, not "
+          .. "counted%), 0 not started; what ended is below\nlua5%.4: 1 passed, 0 failed, 0 pending, 1 files\n"), log)
+        assert.equal("", process.capture("pgrep -f " .. q("sleep 600")), "the slow file's sleep outlived the run")
+        os.execute("rm -rf " .. q(dir))
+      end
+    end)
+
+    it("says once who holds the machine's slots when another run of the suite keeps it waiting", function()
+      local dir = tmp .. "/streamctl-spec-jobs/0"
+      os.execute("mkdir -p " .. q(dir))
+      local holder = process.spawn("sleep 600")
+      process.write_file(dir .. "/pid", tostring(holder.pid))
+      local out = tmp .. "/waiting.log"
+      os.execute("cd " .. q(ROOT) .. " && (STREAMCTL_SPEC_OUT=" .. q(tmp .. "/out") .. " TMPDIR=" .. q(tmp)
+        .. " SPEC_MACHINE_JOBS=1 tools/run-specs.sh lua5.4 1 spec/base/18-url-query_spec.lua >" .. q(out)
+        .. " 2>&1; echo done >>" .. q(out) .. ") &")
+      local line = "run-specs: waiting for one of this machine's 1 'jobs' slots (" .. tmp .. "/streamctl-spec-jobs), "
+        .. "held by another run of the suite: processes " .. holder.pid .. "\n"
+      while not (process.read_file(out) or ""):find(line, 1, true) do socket.sleep(0.1) end -- (after 10 s of it)
+      process.stop(holder) -- (its slot taken over: the file runs)
+      while not (process.read_file(out) or ""):find("done\n", 1, true) do socket.sleep(0.1) end
+      local text = process.read_file(out)
+      assert.equal(1, select(2, text:gsub("run%-specs: waiting", "")), text)
+      assert.truthy(text:find("ok     lua5.4   18-url-query_spec", 1, true), text)
     end)
 
     -- The files spec/valgrind.txt names (a set).
@@ -407,7 +452,6 @@ describe("the test loop's tools", function()
     -- (issue 90: a helper's clock made a slow machine's specs red).
     it("serve as long as their spec runs, and end with it, never by a clock of their own", function()
       local delayproxy = require "spec.helpers.delayproxy"
-      local socket = require "socket"
       local interp = q(process.interpreter())
       local env = "env STREAMCTL_ROOT=" .. q(ROOT) .. " LUA_PATH=" .. q(ROOT .. "/?.lua;" .. package.path) .. " "
       local helpers = {
