@@ -9,11 +9,13 @@
 --       resumes the ZEGO streams PREFIX-1..PREFIX-COUNT, ROUNDS times over
 --   lua redis_worker.lua get URL
 --       one GET (starts a batch in an nginx), its body printed
---   lua redis_worker.lua fill PORT PASSWORD SECONDS TTL
+--   lua redis_worker.lua fill PORT PASSWORD EVICTED TTL STOP
 --       a cache beside streamctl's keys: SETs keys "cache:N" (1 KB values, with
---       an expiry of TTL seconds unless TTL is 0) on 127.0.0.1:PORT at about
---       1500 a second for SECONDS (at most 100000 keys; PASSWORD "-": none),
---       then prints { set =, errors =, last_error = } as one JSON line
+--       an expiry of TTL seconds unless TTL is 0) on 127.0.0.1:PORT, 50 at a
+--       time 30 ms apart, until the file STOP is there and the server has
+--       evicted EVICTED keys (at most 100000 keys; PASSWORD "-": none): events,
+--       never a time, so a busy machine fills it as surely; then prints
+--       { set =, errors =, last_error =, evicted = } as one JSON line
 --
 -- The options (spec/65): key=AccessKeyId and secret=its secret (Aliyun;
 -- default the emulator's LTAIemulatorKey), account_id=UID (Aliyun),
@@ -39,15 +41,18 @@ end
 if mode == "fill" then
   local hiredis = require "streamctl.redis"
   local sleep = require("streamctl.transport.curl").sleep
-  local port, password, seconds, ttl = tonumber(arg[2]), arg[3], tonumber(arg[4]), tonumber(arg[5])
+  local port, password, wanted, ttl, stop = tonumber(arg[2]), arg[3], tonumber(arg[4]), tonumber(arg[5]), arg[6]
   local c = assert(hiredis.connect("127.0.0.1", port, 2000))
   if password ~= "-" then assert(c:command("AUTH", password)) end
   local value = string.rep("x", 1000)
-  local out = { set = 0, errors = 0 }
-  local stop = core.monotonic() + seconds
+  local out = { set = 0, errors = 0, evicted = 0 }
   for n = 1, 100000 do
     if n % 50 == 0 then
-      if core.monotonic() >= stop then break end
+      local stats = c:command("INFO", "stats")
+      out.evicted = tonumber(type(stats) == "string" and stats:match("evicted_keys:(%d+)") or "") or out.evicted
+      local told = io.open(stop)
+      if told then told:close() end
+      if told and out.evicted >= wanted then break end
       sleep(0.03)
     end
     local r, err, kind

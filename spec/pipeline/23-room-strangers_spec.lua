@@ -16,9 +16,11 @@
 --   * a stranger that takes the whole budget, and --deadline 2.
 -- What each row asserts holds on a busy machine: every stream done (none
 -- failed, none unknown), each applied exactly once (the emulator's log),
--- throttles where a stranger or a lower cap is and the learned room below
--- the cap, and the exact shape of the report, the summary and the audit
--- outcome. Never rates or throttle shares: those are `make bench`'s.
+-- the throttles counted as the emulator counted them, the learned room below
+-- the cap wherever the provider throttled (a machine too busy to reach the
+-- cap beside a stranger is not throttled, and learns none), and the exact
+-- shape of the report, the summary and the audit outcome. Never rates or
+-- throttle shares: those are `make bench`'s.
 local cjson = require "cjson"
 local socket = require "socket"
 local room = require "streamctl.engine.room"
@@ -92,18 +94,35 @@ local function applied_once(provider, action, list)
 end
 
 -- A report (or a summary of one, from another process) of a run that
--- finished: every stream done, `calls` = applied + throttled, the learned
--- room below `cap` (and not below the rule's floor).
-local function assert_done(r, n, applied, cap, who)
+-- finished: every stream done, `calls` = applied + throttled, and, when the
+-- provider throttled any call of the row (`throttled_any`: the emulator's
+-- count, whoever was throttled), the learned room below `cap` (and not below
+-- the rule's floor); none learned when nothing was. (A machine too busy to
+-- send at the cap beside the stranger is never throttled: a verdict either
+-- way, never a rate the machine must reach.)
+local function assert_done(r, n, applied, cap, who, throttled_any)
   debug_log("%s: %s of %s done, %s calls, %s throttled, lowest room %s/s", who, tostring(r.succeeded), n,
     tostring(r.calls), tostring(r.throttled), tostring(r.lowest_room))
   assert.same({ total = n, succeeded = n, failed = 0, unknown = 0 },
     { total = r.total, succeeded = r.succeeded, failed = r.failed, unknown = r.unknown }, who)
   assert.is_number(r.throttled, who .. ": no throttles counted")
   assert.equal(applied + r.throttled, r.calls, who)
-  assert.is_number(r.lowest_room, who .. ": no learned room")
+  if not throttled_any then
+    assert.is_nil(r.lowest_room, who .. ": a room learned, and nothing throttled")
+    return
+  end
+  assert.is_number(r.lowest_room, who .. ": throttled, and no learned room")
   assert.is_true(r.lowest_room < cap and r.lowest_room >= room.FLOOR * cap - 1e-9,
     who .. ": lowest room " .. r.lowest_room .. " of " .. cap)
+end
+
+-- A command's summary's throttles and room (`throttled`, `low`) as assert_done holds a report's.
+local function assert_room_said(throttled, low, cap)
+  if throttled == 0 then
+    assert.is_nil(low, "a room said, and nothing throttled")
+  else
+    assert.is_true(low ~= nil and low < cap, "room down to " .. tostring(low))
+  end
 end
 
 -- Every one of `reports` (workers', processes') done: `n` streams each, none
@@ -119,10 +138,9 @@ end
 -- applied calls and of throttles agreeing with it, each stream applied once.
 local function assert_script_run(r, provider, action, list, per_call, cap)
   local calls = #list / per_call
-  assert_done(r, #list, calls, cap, "the report")
   local accepted, throttled = counted(provider, action)
+  assert_done(r, #list, calls, cap, "the report", throttled > 0)
   assert.equal(calls, accepted)
-  assert.is_true(throttled > 0, "no throttle")
   assert.equal(throttled, r.throttled)
   applied_once(provider, action, list)
 end
@@ -136,10 +154,13 @@ end
 -- C calls, S s; T throttled, room down to R/s", its C, T and R.
 local function summary_of(out, n)
   local line = last_line(out)
-  local calls, throttled, low = line:match("^" .. n .. " streams: " .. n .. " succeeded, 0 failed, 0 unknown; "
-    .. "(%d+) calls, %d+%.%d%d s; (%d+) throttled, room down to (%d+%.%d)/s$")
+  local calls, rest = line:match("^" .. n .. " streams: " .. n .. " succeeded, 0 failed, 0 unknown; "
+    .. "(%d+) calls, %d+%.%d%d s(.*)$")
   assert(calls, "summary: " .. line)
   debug_log("summary: %s", line)
+  if rest == "" then return tonumber(calls), 0, nil end -- (nothing throttled: no room said)
+  local throttled, low = rest:match("^; (%d+) throttled, room down to (%d+%.%d)/s$")
+  assert(throttled, "summary: " .. line)
   return tonumber(calls), tonumber(throttled), tonumber(low)
 end
 
@@ -167,7 +188,11 @@ end
 -- Asserts the outcome of a command that finished: its fields agree with
 -- the summary (lowest_room: rounded to 2 decimals, the summary to 1).
 local function assert_outcome(o, n, calls, throttled, low)
-  assert.same({ "ok", 0, calls, throttled, { ok = n } }, { o.outcome, o.exit, o.calls, o.throttled, o.counts })
+  assert.same({ "ok", 0, calls, throttled, { ok = n } }, { o.outcome, o.exit, o.calls, o.throttled or 0, o.counts })
+  if not low then
+    assert.is_nil(o.lowest_room)
+    return
+  end
   assert.is_number(o.lowest_room)
   assert.equal(o.lowest_room, math.floor(o.lowest_room * 100 + 0.5) / 100)
   assert.is_true(math.abs(o.lowest_room - low) <= 0.05 + 1e-9, o.lowest_room .. " said " .. low)
@@ -213,8 +238,8 @@ return M
 ]==]
 
 -- Four workers, each resuming `count` IDs of its own from the start; their
--- reports once all four are in (at most `limit` s), and nginx stopped.
-local function four_workers(count, limit)
+-- reports once all four are in (never a clock: a busy machine waits longer), and nginx stopped.
+local function four_workers(count)
   local srv = nginx.start {
     workers = 4,
     env = { ZEGO = server.zego_url, COUNT = tostring(count) },
@@ -230,21 +255,22 @@ local function four_workers(count, limit)
     end,
   }
   local ok, out = pcall(function()
-    local deadline, reports = socket.gettime() + limit
-    repeat
+    local reports
+    repeat -- (until the four have reported, however busy the machine: a hung nginx is run-specs' timeout's)
       socket.sleep(0.2)
+      assert(process.alive(srv.pid), "nginx is gone: " .. srv:error_log())
       local status, text = srv:get("/results")
       assert(status == 200, "GET /results: " .. tostring(status) .. " " .. tostring(text))
       reports = cjson.decode(text)
       local n = 0
       for _, r in pairs(reports) do if r ~= cjson.null then n = n + 1 end end
-    until n == 4 or socket.gettime() > deadline
+    until n == 4
     return reports
   end)
   srv:stop()
   assert(ok, out)
   for w = 1, 4 do
-    assert(type(out[w]) == "table", "worker " .. (w - 1) .. " did not finish within " .. limit .. " s")
+    assert(type(out[w]) == "table", "worker " .. (w - 1) .. " left no report")
     assert(out[w].error == nil, out[w].error)
   end
   return out
@@ -302,9 +328,8 @@ describe("issue 48's fault matrix: a budget shared with strangers, a cap below t
       local calls, throttled, low = summary_of(out, IDS)
       local accepted, counted_throttled = counted("zego", "ResumeRTCStreams")
       assert.equal(IDS / PER_CALL, accepted)
-      assert.is_true(throttled > 0, "no throttle beside the stranger")
       assert.same({ accepted + counted_throttled, counted_throttled }, { calls, throttled })
-      assert.is_true(low < ZEGO_CAP, "room down to " .. low)
+      assert_room_said(throttled, low, ZEGO_CAP)
       assert_outcome(outcome_of(log), IDS, calls, throttled, low)
       applied_once("zego", "ResumeRTCStreams", ids)
     end)
@@ -312,18 +337,17 @@ describe("issue 48's fault matrix: a budget shared with strangers, a cap below t
     it("through four nginx workers sharing a lua_shared_dict: each worker done and each saw the room", function()
       stranger(5)
       -- (the same 2,000 IDs and 100 calls, a quarter in each worker)
-      local out = four_workers(IDS / 4, 90)
+      local out = four_workers(IDS / 4)
       assert_all_done(out, IDS / 4)
       local ids, sum = {}, 0
+      local accepted, throttled = counted("zego", "ResumeRTCStreams")
       for w = 1, 4 do
         -- (every worker paces at the room the dict holds: one cut lowers it for all)
-        assert_done(out[w], IDS / 4, IDS / 4 / PER_CALL, ZEGO_CAP, "worker " .. (w - 1))
+        assert_done(out[w], IDS / 4, IDS / 4 / PER_CALL, ZEGO_CAP, "worker " .. (w - 1), throttled > 0)
         sum = sum + out[w].throttled
         for _, id in ipairs(names("ngx-w" .. (w - 1), IDS / 4)) do ids[#ids + 1] = id end
       end
-      local accepted, throttled = counted("zego", "ResumeRTCStreams")
       assert.equal(IDS / PER_CALL, accepted)
-      assert.is_true(throttled > 0, "no throttle beside the stranger")
       assert.equal(throttled, sum)
       applied_once("zego", "ResumeRTCStreams", ids)
     end)
@@ -352,9 +376,8 @@ describe("issue 48's fault matrix: a budget shared with strangers, a cap below t
       local calls, throttled, low = summary_of(out, 300)
       local accepted, counted_throttled = counted("aliyun", "ResumeLiveStream")
       assert.equal(300, accepted)
-      assert.is_true(throttled > 0, "no throttle under a cap of 15")
       assert.same({ accepted + counted_throttled, counted_throttled }, { calls, throttled })
-      assert.is_true(low < ALIYUN_CAP, "room down to " .. low)
+      assert_room_said(throttled, low, ALIYUN_CAP)
       assert_outcome(outcome_of(log), 300, calls, throttled, low)
       applied_once("aliyun", "ResumeLiveStream", list)
     end)
@@ -389,16 +412,15 @@ describe("issue 48's fault matrix: a budget shared with strangers, a cap below t
       reports[i] = cjson.decode(line)
     end
     assert_all_done(reports, 600)
+    local accepted, throttled = counted("zego", "ResumeRTCStreams")
     for i, r in ipairs(reports) do
       -- (a process the provider never throttled paces at the room Redis holds all the same)
-      assert_done(r, 600, 30, ZEGO_CAP, "process " .. i)
+      assert_done(r, 600, 30, ZEGO_CAP, "process " .. i, throttled > 0)
       assert.equal("", process.read_file(dir .. "/" .. i .. ".err"), "process " .. i .. " said something")
       sum = sum + r.throttled
       for _, id in ipairs(names("proc" .. i, 600)) do ids[#ids + 1] = id end
     end
-    local accepted, throttled = counted("zego", "ResumeRTCStreams")
     assert.equal(90, accepted)
-    assert.is_true(throttled > 0, "no throttle beside the stranger")
     assert.equal(throttled, sum)
     applied_once("zego", "ResumeRTCStreams", ids)
   end)
