@@ -131,9 +131,10 @@ function Cache:_locker(path, store)
   return lock, unlock
 end
 
--- An entry's table, or nil (absent, or not trusted: said). `id`: the SHA-256 of the key it must
--- answer (its file's name).
-function Cache:_read(path, id)
+-- An entry's table, or nil (absent, not trusted: said; or `store` left out of this run). `id`: the
+-- SHA-256 of the key it must answer (its file's name).
+function Cache:_read(store, path, id)
+  if store.bypass then return nil end
   local text, why, kind = core.read_file(path, M.MAX_BYTES + 1, true)
   if not text then
     if kind ~= "absent" then self:_say(path, why) end
@@ -156,6 +157,22 @@ function Cache:_read(path, id)
   return v
 end
 
+-- Writes `text` whole as the entry at `path` of `store` (nothing while `store` is left out of this
+-- run): true, or nil and why (said, with what the next run does, `next_`: a cache that cannot be
+-- written is a miss for the next process, never a failed run).
+function Cache:_write(store, path, text, next_)
+  if store.bypass then return nil, "the credentials cache is not used by this run" end
+  local ok, why = core.replace_file(path, text)
+  if not ok and self.links[path] then
+    -- (a symbolic link in this user's own 0700 directory, found by the read: the link itself removed,
+    -- never its target written, and the file made anew)
+    os.remove(path)
+    ok, why = core.replace_file(path, text)
+  end
+  if not ok then self:_say(path, tostring(why), "not replaced (the next run " .. next_ .. ")") end
+  return ok, why
+end
+
 --- The `shared` store of streamctl.credentials.refresh for the credentials
 -- of `key`: `get()`, `set(creds)`, `lock()`, `unlock()`, and `from_cache`
 -- (true once `get` handed out credentials read from a file).
@@ -165,8 +182,7 @@ function Cache:credentials(key)
   local store = { path = path }
   store.lock, store.unlock = self:_locker(lock_path, store)
   function store.get()
-    if store.bypass then return nil end
-    local v = self:_read(path, id)
+    local v = self:_read(store, path, id)
     if not v then return nil end
     if type(v.id) ~= "string" or type(v.secret) ~= "string" or type(v.exp) ~= "number" or v.exp ~= floor(v.exp)
         or (v.token ~= nil and type(v.token) ~= "string") or (v.skew ~= nil and type(v.skew) ~= "number") then
@@ -192,7 +208,6 @@ function Cache:credentials(key)
   -- clock is ahead of this machine's); true, or nil and why (said: a cache that cannot be written is
   -- a miss for the next process, never a failed run)
   function store.set(c)
-    if store.bypass then return nil, "the credentials cache is not used by this run" end
     local skew = c.skew or 0
     local parts = { format('"v":%d', M.VERSION), '"key":' .. json.string(id), '"id":' .. json.string(c.access_key_id),
                     '"secret":' .. json.string(c.access_key_secret) }
@@ -200,16 +215,7 @@ function Cache:credentials(key)
     parts[#parts + 1] = format('"exp":%d', floor(c.expiration + skew))
     if c.issued then parts[#parts + 1] = format('"issued":%d', floor(c.issued + skew)) end
     parts[#parts + 1] = format('"skew":%d', floor(skew + 0.5))
-    local text = "{" .. table.concat(parts, ",") .. "}\n"
-    local ok, why = core.replace_file(path, text)
-    if not ok and self.links[path] then
-      -- (a symbolic link in this user's own 0700 directory, found by the read: the link itself removed,
-      -- never its target written, and the file made anew)
-      os.remove(path)
-      ok, why = core.replace_file(path, text)
-    end
-    if not ok then self:_say(path, tostring(why), "not replaced (the next run fetches again)") end
-    return ok, why
+    return self:_write(store, path, "{" .. table.concat(parts, ",") .. "}\n", "fetches again")
   end
   return store
 end
@@ -223,8 +229,7 @@ function Cache:identity(key)
   local store = {}
   store.lock, store.unlock = self:_locker(lock_path, store)
   function store.get()
-    if store.bypass then return nil end
-    local v = self:_read(path, id)
+    local v = self:_read(store, path, id)
     if not v or type(v.until_) ~= "number" or type(v.who) ~= "table" then return nil end
     if v.until_ <= self.clock() then return nil end
     v.who.from_cache = true
@@ -235,11 +240,8 @@ function Cache:identity(key)
     for _, k in ipairs { "account_id", "identity_type", "arn", "principal_id", "user_id", "role_id" } do
       if type(who[k]) == "string" then fields[#fields + 1] = json.string(k) .. ":" .. json.string(who[k]) end
     end
-    if store.bypass then return nil end
-    local ok, why = core.replace_file(path, format('{"v":%d,"key":%s,"until_":%d,"who":{%s}}\n', M.VERSION,
-      json.string(id), floor(until_), table.concat(fields, ",")))
-    if not ok then self:_say(path, tostring(why), "not replaced (the next run asks again)") end
-    return ok
+    return (self:_write(store, path, format('{"v":%d,"key":%s,"until_":%d,"who":{%s}}\n', M.VERSION,
+      json.string(id), floor(until_), table.concat(fields, ",")), "asks again"))
   end
   return store
 end
