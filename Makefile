@@ -32,6 +32,8 @@
 #   make under-load  the gate under load: make check three times, then make test three times, each in a
 #                fresh clone of HEAD, four busy loops beside them (tools/under-load.sh; UNDER_LOAD_TARGETS,
 #                UNDER_LOAD_LOOPS); stops at the first red run; about 2.5 hours on 2 cores
+#   make gate-times  each tier's time and file count from a fresh clone of HEAD, into bench/gate-times.json
+#                (tools/gate-times.sh); about 30 minutes, on an idle machine
 #   make chaos   real emulator, Redis and nginx under random faults, restarts and reloads, five client processes on
 #                one account, then the invariants checked (CHAOS_SECONDS: 300; CHAOS_SEED replays; make chaos-short: 60 s)
 
@@ -96,7 +98,8 @@ TIER = @t0=$$(date +%s); $(MAKE) --no-print-directory $(1) && { $(2); }; rc=$$?;
 
 .PHONY: all check-unit deps demo-deps openresty-demo-deps openresty-demo openresty-demo-stop build build-5.4 build-jit rockspecs check test test-5.4 test-jit lint static doc check-doc demo bench profile check-c \
 	valgrind valgrind-set asan asan-build \
-	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes check-install deb check-deb dist under-load clean
+	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes check-install deb check-deb dist under-load clean \
+	gate-times
 
 all: build
 
@@ -190,6 +193,10 @@ check:
 	  matrices (the heavy ones under Lua 5.4: make test runs them all under both))
 test:
 	@MAKE="$(MAKE)" TEST_JOBS=$(TEST_JOBS) SPECS="$(SPECS)" tools/test-gate.sh
+# Each tier's time and file count, from a fresh clone of HEAD, into
+# bench/gate-times.json (tools/gate-times.sh; about 30 minutes, an idle machine).
+gate-times:
+	@tools/gate-times.sh
 # The gate under load (docs/development/README.md): the tiers each in a fresh
 # clone of HEAD, one after the other, busy loops beside the whole series,
 # ended at the first red run; a line per run into build/under-load/summary.txt
