@@ -219,7 +219,9 @@ machine_slot() {
     # run's own files waiting for one another say nothing)
     looks=$((looks + 1))
     if [ "$looks" = 20 ]; then
-      others=$(for owner in $(cat "$dir"/*/pid 2>/dev/null); do
+      others=$(for f in "$dir"/*/pid; do
+        owner=$(cat "$f" 2>/dev/null)
+        [ -n "$owner" ] && kill -0 "$owner" 2>/dev/null || continue # (live holders only)
         [ "$(ps -o ppid= -p "$owner" 2>/dev/null | tr -d ' ')" = "$$" ] || echo "$owner"
       done | tr '\n' ' ')
       [ -z "$others" ] || echo "run-specs: waiting for one of this machine's $n '$1' slots ($dir)," \

@@ -87,25 +87,37 @@ describe("the test loop's tools", function()
 
     it("stopped by a signal: stops the files running, sums up what ended, exits 130 or 143", function()
       process.write_file(tmp .. "/quick_spec.lua", "describe('q', function() it('passes', function() end) end)")
-      process.write_file(tmp .. "/slow_spec.lua", "describe('s', function() it('waits', function() "
-        .. "os.execute('sleep 600') end) end)")
       for _, sig in ipairs { { "INT", 130 }, { "TERM", 143 } } do
         local dir = process.temp_dir()
-        os.execute("cd " .. q(ROOT) .. " && (STREAMCTL_SPEC_OUT=" .. q(dir) .. " TMPDIR=" .. q(tmp) .. " exec "
-          .. "tools/run-specs.sh lua5.4 2 " .. q(tmp .. "/quick_spec.lua") .. " " .. q(tmp .. "/slow_spec.lua")
-          .. " >" .. q(dir .. "/log") .. " 2>&1; echo $? >" .. q(dir .. "/code")  .. ") & echo $! >" .. q(dir .. "/pid"))
+        local f = function(name) return q(dir .. "/" .. name) end
+        -- (the slow file's sleep says its pid: the run is signalled once it sleeps, and it must be gone after)
+        process.write_file(tmp .. "/slow_spec.lua", "describe('s', function() it('waits', function() "
+          .. "os.execute(" .. string.format("%q", "sh -c 'echo $$ >" .. f("sleeping") .. "; exec sleep 600'")
+          .. ") end) end)")
+        -- (SIGINT at its default: this file may run as a non-interactive shell's background job, whose
+        -- children start with it ignored, and bash cannot trap a signal ignored at its start)
+        local run = process.spawn("env --default-signal=INT STREAMCTL_SPEC_OUT=" .. q(dir) .. " TMPDIR=" .. q(tmp) .. " "
+          .. q(ROOT .. "/tools/run-specs.sh") .. " lua5.4 2 " .. q(tmp .. "/quick_spec.lua") .. " "
+          .. q(tmp .. "/slow_spec.lua") .. " >" .. f("log") .. " 2>&1")
         -- (until the quick file has ended and the slow one sleeps: bounded by the run, never a clock)
         while not ((process.read_file(dir .. "/log") or ""):find("ok     lua5.4   quick_spec", 1, true)
-          and process.capture("pgrep -f " .. q("sleep 600")):find("%d")) do
+          and (process.read_file(dir .. "/sleeping") or ""):find("\n")) do
+          assert(process.alive(run.pid), "the run ended first: " .. tostring(process.read_file(dir .. "/log")))
           socket.sleep(0.05)
         end
-        os.execute("pkill -" .. sig[1] .. " -f " .. q("tools/run-specs.sh lua5.4 2 " .. tmp .. "/quick_spec.lua"))
-        while not process.read_file(dir .. "/code") do socket.sleep(0.05) end
+        os.execute("kill -" .. sig[1] .. " " .. run.pid)
+        local _, _, code = run.pipe:close() -- (waits for the run's end)
         local log = process.read_file(dir .. "/log")
-        assert.equal(sig[2] .. "\n", process.read_file(dir .. "/code"), log)
+        assert.equal(sig[2], code, log)
         assert.truthy(log:find("\nrun%-specs: stopped by SIG" .. sig[1] .. ": 1 file runs were running %(stopped, not "
           .. "counted%), 0 not started; what ended is below\nlua5%.4: 1 passed, 0 failed, 0 pending, 1 files\n"), log)
-        assert.equal("", process.capture("pgrep -f " .. q("sleep 600")), "the slow file's sleep outlived the run")
+        -- (sent TERM before the run ended: gone, or going, as the run ends; never its own 600 s)
+        local sleeper = tonumber(process.read_file(dir .. "/sleeping"))
+        for _ = 1, 100 do
+          if not process.alive(sleeper) then break end
+          socket.sleep(0.05)
+        end
+        assert.is_false(process.alive(sleeper), "the slow file's sleep outlived the run")
         os.execute("rm -rf " .. q(dir))
       end
     end)
@@ -464,6 +476,11 @@ describe("the test loop's tools", function()
         local f = function(name) return q(dir .. "/" .. name) end
         os.execute("sh -c " .. q(h[2] .. " >" .. f("port") .. " </dev/null 2>/dev/null & echo $! >" .. f("pid")
           .. "; while [ ! -e " .. f("stop") .. " ]; do sleep 0.05; done") .. " >/dev/null 2>&1 &")
+        -- (a row failed midway: the stand-in ends all the same, and its helper with it)
+        finally(function()
+          local fh = io.open(dir .. "/stop", "w") -- (none when the row ended well: its directory is gone)
+          if fh then fh:close() end
+        end)
         local port
         while not port do -- (until it says its port: it prints it first thing)
           port = tonumber((process.read_file(dir .. "/port") or ""):match("^(%d+)\n"))
