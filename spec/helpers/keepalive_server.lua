@@ -106,12 +106,7 @@ local function read_from(sock)
   if conns[sock] and err == "closed" then close(sock) end
 end
 
-local looked = socket.gettime() -- (when the parent was last looked for: twice a second)
-while true do
-  if socket.gettime() - looked > 0.5 then
-    if not parent_alive() then break end
-    looked = socket.gettime()
-  end
+while parent_alive() do
   local readers = { server }
   for sock in pairs(conns) do readers[#readers + 1] = sock end
   local ready = socket.select(readers, nil, 0.005)
