@@ -7,3 +7,7 @@ files["spec/**"] = { std = "+busted", max_line_length = 140 }
 files["emulator/src/streamctl/emulator/**"] = { globals = { "ngx" } }
 -- the OpenResty example's handlers run inside nginx, where ngx.status and ngx.header are assigned
 files["examples/openresty/**"] = { globals = { "ngx" } }
+-- the providers' published methods, generated (tools/provider-api.lua): a method's summary is one line
+files["src/streamctl/aliyun/api.lua"] = { max_line_length = false }
+files["src/streamctl/zego/api.lua"] = { max_line_length = false }
+files["spec/vectors/provider-api/*.lua"] = { max_line_length = false }
