@@ -13,7 +13,8 @@
 #                ASan/UBSan builds (under valgrind those of spec/valgrind.txt), with static analysis,
 #                the docs check and the fuzz build beside it; then fuzz-smoke beside chaos-short
 #   make test-5.4, test-jit, valgrind, asan  one phase of the specs alone (SPECS=...: those files)
-#   make doc     the API reference (docs/api), the two man pages and the bash completion
+#   make doc     the API reference (docs/api), the two man pages, the bash completion and docs/methods.md
+#   make provider-api  the providers' published methods as data, from their metadata (ALIYUN_META, ZEGO_DOCS)
 #   make bench   the figures of docs/performance.md into bench/results.json and bench/pacing.svg:
 #                signing beside bare OpenSSL, batches of 1,000 to 1,000,000 streams, round trips,
 #                batches at the caps, memory, load time
@@ -98,7 +99,7 @@ TIER = @t0=$$(date +%s); $(MAKE) --no-print-directory $(1) && { $(2); }; rc=$$?;
 
 .PHONY: all check-unit deps demo-deps openresty-demo-deps openresty-demo openresty-demo-stop build build-5.4 build-jit rockspecs check test test-5.4 test-jit lint static doc check-doc demo bench profile check-c \
 	valgrind valgrind-set asan asan-build \
-	fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes check-install deb check-deb dist under-load clean \
+	provider-api fuzz fuzz-build fuzz-smoke chaos chaos-short sim mutants sizes check-install deb check-deb dist under-load clean \
 	gate-times
 
 all: build
@@ -227,7 +228,27 @@ doc: build-5.4
 	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) $(ENV54) $(EMULATOR_MAN) \
 	  > docs/streamctl-emulator.1
 	$(ENV54) $(STREAMCTL54) completion bash > docs/streamctl.bash
-	@echo "docs/api/index.html, docs/streamctl.1, docs/streamctl-emulator.1, docs/streamctl.bash"
+	lua5.4 tools/methods-page.lua . > docs/methods.md
+	@echo "docs/api/index.html, docs/streamctl.1, docs/streamctl-emulator.1, docs/streamctl.bash, docs/methods.md"
+
+# The providers' published methods as data (tools/provider-api.lua), from
+# snapshots of their metadata: ALIYUN_META a copy of
+# github.com/aliyun/aliyun-openapi-meta, ZEGO_DOCS one of
+# github.com/ZEGOCLOUD/docs_all; each one's commit and date read by git
+# when it is a checkout, else given (ALIYUN_COMMIT, ALIYUN_DATE, ZEGO_COMMIT,
+# ZEGO_DATE). Then the methods page (docs/methods.md).
+provider-api:
+	@test -d "$(ALIYUN_META)/metadatas/live" && test -d "$(ZEGO_DOCS)/core_products" \
+	  || { echo "make provider-api ALIYUN_META=DIR ZEGO_DOCS=DIR (copies of the two repositories)"; exit 2; }
+	@mkdir -p build
+	lua5.4 tools/provider-api.lua aliyun "$(ALIYUN_META)" \
+	  "$(or $(ALIYUN_COMMIT),$$(git -C "$(ALIYUN_META)" log -1 --format=%H))" \
+	  "$(or $(ALIYUN_DATE),$$(git -C "$(ALIYUN_META)" log -1 --format=%cs))" > build/aliyun-api.lua
+	lua5.4 tools/provider-api.lua zego "$(ZEGO_DOCS)" \
+	  "$(or $(ZEGO_COMMIT),$$(git -C "$(ZEGO_DOCS)" log -1 --format=%H))" \
+	  "$(or $(ZEGO_DATE),$$(git -C "$(ZEGO_DOCS)" log -1 --format=%cs))" > build/zego-api.lua
+	mv build/aliyun-api.lua src/streamctl/aliyun/api.lua && mv build/zego-api.lua src/streamctl/zego/api.lua
+	lua5.4 tools/methods-page.lua . > docs/methods.md
 
 # In make test: LDoc warning-free, and the man page and completion in the
 # repository the ones the command makes now.

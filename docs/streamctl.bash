@@ -25,6 +25,16 @@ _streamctl() {
                             opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
                             break
                             ;;
+                        delete-live-stream-block)
+                            cmd="$cmd delete-live-stream-block"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            break
+                            ;;
+                        describe-live-domain-configs)
+                            cmd="$cmd describe-live-domain-configs"
+                            opts="$opts -h --help --domain-name --function-names --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
+                            break
+                            ;;
                         describe-live-pull-to-push)
                             cmd="$cmd describe-live-pull-to-push"
                             opts="$opts -h --help --region --task-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
@@ -40,14 +50,29 @@ _streamctl() {
                             opts="$opts -h --help --domain-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
                             break
                             ;;
+                        describe-live-streams-control-history)
+                            cmd="$cmd describe-live-streams-control-history"
+                            opts="$opts -h --help --domain-name --app-name --start-time --end-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
+                            break
+                            ;;
                         describe-live-streams-online-list)
                             cmd="$cmd describe-live-streams-online-list"
                             opts="$opts -h --help --domain-name --app-name --stream-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
                             break
                             ;;
+                        describe-live-streams-publish-list)
+                            cmd="$cmd describe-live-streams-publish-list"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --start-time --end-time --order-by --query-type --stream-type --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
+                            break
+                            ;;
                         describe-live-user-domains)
                             cmd="$cmd describe-live-user-domains"
                             opts="$opts -h --help --live-domain-type --domain-name --domain-search-type --domain-status --region-name --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
+                            break
+                            ;;
+                        describe-stream-location-block)
+                            cmd="$cmd describe-stream-location-block"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --block-type --page-number --page-size --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
                             break
                             ;;
                         forbid-live-stream)
@@ -75,6 +100,11 @@ _streamctl() {
                             opts="$opts -h --help --domain-name --app-name --from --live-stream-type --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-resume"
                             break
                             ;;
+                        set-live-stream-block)
+                            cmd="$cmd set-live-stream-block"
+                            opts="$opts -h --help --domain-name --app-name --stream-name --block-type --location-list --release-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            break
+                            ;;
                         stop-live-pull-to-push)
                             cmd="$cmd stop-live-pull-to-push"
                             opts="$opts -h --help --region --task-id --region-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
@@ -88,6 +118,11 @@ _streamctl() {
                         call)
                             cmd="$cmd call"
                             opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --access-key-id --access-key-secret --security-token --profile --signature-version --no-credentials-cache --account-id -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            break
+                            ;;
+                        methods)
+                            cmd="$cmd methods"
+                            opts="$opts -h --help -o --output"
                             break
                             ;;
                         reconcile)
@@ -110,6 +145,21 @@ _streamctl() {
                 args=("${args[@]:1}")
                 for arg in "${args[@]}"; do
                     case "$arg" in
+                        close-room)
+                            cmd="$cmd close-room"
+                            opts="$opts -h --help --room-id --custom-reason --room-close-callback --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            break
+                            ;;
+                        del-forbid-stream-rule)
+                            cmd="$cmd del-forbid-stream-rule"
+                            opts="$opts -h --help --room-id --stream-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            break
+                            ;;
+                        describe-forbid-stream-rules)
+                            cmd="$cmd describe-forbid-stream-rules"
+                            opts="$opts -h --help --room-id --stream-ids --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
+                            break
+                            ;;
                         describe-rtc-stream-state)
                             cmd="$cmd describe-rtc-stream-state"
                             opts="$opts -h --help --stream-id --sequence --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout"
@@ -130,6 +180,11 @@ _streamctl() {
                             opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid"
                             break
                             ;;
+                        kickout-user)
+                            cmd="$cmd kickout-user"
+                            opts="$opts -h --help --room-id --user-ids --custom-reason --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            break
+                            ;;
                         resume-cdn-live-stream)
                             cmd="$cmd resume-cdn-live-stream"
                             opts="$opts -h --help --stream-id --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
@@ -145,9 +200,19 @@ _streamctl() {
                             opts="$opts -h --help --from --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-resume"
                             break
                             ;;
+                        set-forbid-stream-rule)
+                            cmd="$cmd set-forbid-stream-rule"
+                            opts="$opts -h --help --room-id --stream-id --disable-audio --disable-video --effective-time --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log"
+                            break
+                            ;;
                         call)
                             cmd="$cmd call"
                             opts="$opts -h --help --endpoint --ca-file --proxy --timeout --concurrency --rate --cap --deadline --redis --decision-file --decisions-shared --emulator --emulator-dir --app-id --server-secret --profile --is-test -o --output --dry-run --no-progress --debug --metrics-file --trace-timeout --audit-log --no-audit-log --yes --max-forbid --max-resume"
+                            break
+                            ;;
+                        methods)
+                            cmd="$cmd methods"
+                            opts="$opts -h --help -o --output"
                             break
                             ;;
                         reconcile)
@@ -202,7 +267,7 @@ _streamctl() {
             COMPREPLY=($(compgen -W "aliyun zego configure emulator man audit completion" -- "$cur"))
             ;;
         'aliyun')
-            COMPREPLY=($(compgen -W "create-live-pull-to-push delete-live-pull-to-push describe-live-pull-to-push describe-live-pull-to-push-list describe-live-streams-block-list describe-live-streams-online-list describe-live-user-domains forbid-live-stream forbid-live-streams restart-live-pull-to-push resume-live-stream resume-live-streams stop-live-pull-to-push update-live-pull-to-push call reconcile whoami" -- "$cur"))
+            COMPREPLY=($(compgen -W "create-live-pull-to-push delete-live-pull-to-push delete-live-stream-block describe-live-domain-configs describe-live-pull-to-push describe-live-pull-to-push-list describe-live-streams-block-list describe-live-streams-control-history describe-live-streams-online-list describe-live-streams-publish-list describe-live-user-domains describe-stream-location-block forbid-live-stream forbid-live-streams restart-live-pull-to-push resume-live-stream resume-live-streams set-live-stream-block stop-live-pull-to-push update-live-pull-to-push call methods reconcile whoami" -- "$cur"))
             ;;
         'aliyun create-live-pull-to-push')
             case "$prev" in
@@ -448,6 +513,200 @@ _streamctl() {
                     return 0
                     ;;
                 --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'aliyun delete-live-stream-block')
+            case "$prev" in
+                --domain-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --app-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --stream-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --emulator-dir)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-secret)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --security-token)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --signature-version)
+                    COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
+                    return 0
+                    ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'aliyun describe-live-domain-configs')
+            case "$prev" in
+                --domain-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --function-names)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --emulator-dir)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-secret)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --security-token)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --signature-version)
+                    COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
+                    return 0
+                    ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
                     COMPREPLY=($(compgen -f -- "$cur"))
                     return 0
                     ;;
@@ -753,6 +1012,107 @@ _streamctl() {
             esac
 
             ;;
+        'aliyun describe-live-streams-control-history')
+            case "$prev" in
+                --domain-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --app-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --start-time)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --end-time)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --emulator-dir)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-secret)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --security-token)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --signature-version)
+                    COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
+                    return 0
+                    ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
         'aliyun describe-live-streams-online-list')
             case "$prev" in
                 --domain-name)
@@ -765,6 +1125,131 @@ _streamctl() {
                     ;;
                 --stream-name)
                     COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --page-number)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --page-size)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --emulator-dir)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-secret)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --security-token)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --signature-version)
+                    COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
+                    return 0
+                    ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'aliyun describe-live-streams-publish-list')
+            case "$prev" in
+                --domain-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --app-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --stream-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --start-time)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --end-time)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --order-by)
+                    COMPREPLY=($(compgen -W "publish_time_asc publish_time_desc stream_name_asc stream_name_desc" -- "$cur"))
+                    return 0
+                    ;;
+                --query-type)
+                    COMPREPLY=($(compgen -W "fuzzy strict" -- "$cur"))
+                    return 0
+                    ;;
+                --stream-type)
+                    COMPREPLY=($(compgen -W "all trans" -- "$cur"))
                     return 0
                     ;;
                 --page-number)
@@ -878,6 +1363,115 @@ _streamctl() {
                     ;;
                 --region-name)
                     COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --page-number)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --page-size)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --emulator-dir)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-secret)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --security-token)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --signature-version)
+                    COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
+                    return 0
+                    ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'aliyun describe-stream-location-block')
+            case "$prev" in
+                --domain-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --app-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --stream-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --block-type)
+                    COMPREPLY=($(compgen -W "blacklist whitelist" -- "$cur"))
                     return 0
                     ;;
                 --page-number)
@@ -1528,6 +2122,119 @@ _streamctl() {
             esac
 
             ;;
+        'aliyun set-live-stream-block')
+            case "$prev" in
+                --domain-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --app-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --stream-name)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --block-type)
+                    COMPREPLY=($(compgen -W "blacklist whitelist" -- "$cur"))
+                    return 0
+                    ;;
+                --location-list)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --release-time)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --emulator-dir)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --access-key-secret)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --security-token)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --signature-version)
+                    COMPREPLY=($(compgen -W "v3 v1" -- "$cur"))
+                    return 0
+                    ;;
+                --account-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
         'aliyun stop-live-pull-to-push')
             case "$prev" in
                 --region)
@@ -1855,6 +2562,15 @@ _streamctl() {
             esac
 
             ;;
+        'aliyun methods')
+            case "$prev" in
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
         'aliyun reconcile')
             case "$prev" in
                 --from)
@@ -2058,7 +2774,262 @@ _streamctl() {
 
             ;;
         'zego')
-            COMPREPLY=($(compgen -W "describe-rtc-stream-state forbid-cdn-live-stream forbid-rtc-stream forbid-rtc-streams resume-cdn-live-stream resume-rtc-stream resume-rtc-streams call reconcile issue-token read-token" -- "$cur"))
+            COMPREPLY=($(compgen -W "close-room del-forbid-stream-rule describe-forbid-stream-rules describe-rtc-stream-state forbid-cdn-live-stream forbid-rtc-stream forbid-rtc-streams kickout-user resume-cdn-live-stream resume-rtc-stream resume-rtc-streams set-forbid-stream-rule call methods reconcile issue-token read-token" -- "$cur"))
+            ;;
+        'zego close-room')
+            case "$prev" in
+                --room-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --custom-reason)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --room-close-callback)
+                    COMPREPLY=($(compgen -W "true false" -- "$cur"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --emulator-dir)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --app-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --server-secret)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'zego del-forbid-stream-rule')
+            case "$prev" in
+                --room-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --stream-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --emulator-dir)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --app-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --server-secret)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'zego describe-forbid-stream-rules')
+            case "$prev" in
+                --room-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --stream-ids)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --emulator-dir)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --app-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --server-secret)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
             ;;
         'zego describe-rtc-stream-state')
             case "$prev" in
@@ -2396,6 +3367,95 @@ _streamctl() {
             esac
 
             ;;
+        'zego kickout-user')
+            case "$prev" in
+                --room-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --user-ids)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --custom-reason)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --emulator-dir)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --app-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --server-secret)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
         'zego resume-cdn-live-stream')
             case "$prev" in
                 --stream-id)
@@ -2647,6 +3707,103 @@ _streamctl() {
             esac
 
             ;;
+        'zego set-forbid-stream-rule')
+            case "$prev" in
+                --room-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --stream-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --disable-audio)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --disable-video)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --effective-time)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --proxy)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --rate)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --cap)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --deadline)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --redis)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --decision-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --emulator-dir)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --app-id)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --server-secret)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --profile)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --trace-timeout)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+                --audit-log)
+                    COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
         'zego call')
             case "$prev" in
                 --endpoint)
@@ -2727,6 +3884,15 @@ _streamctl() {
                     ;;
                 --max-resume)
                     COMPREPLY=($(compgen -f -- "$cur"))
+                    return 0
+                    ;;
+            esac
+
+            ;;
+        'zego methods')
+            case "$prev" in
+                -o|--output)
+                    COMPREPLY=($(compgen -W "table json" -- "$cur"))
                     return 0
                     ;;
             esac

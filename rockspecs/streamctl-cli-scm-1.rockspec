@@ -40,6 +40,7 @@ build = {
       ["streamctl.cli.client"] = "src/streamctl/cli/client.lua",
       ["streamctl.cli.configure"] = "src/streamctl/cli/configure.lua",
       ["streamctl.cli.guard"] = "src/streamctl/cli/guard.lua",
+      ["streamctl.cli.callargs"] = "src/streamctl/cli/callargs.lua",
       ["streamctl.cli.calls"] = "src/streamctl/cli/calls.lua",
       ["streamctl.cli.reconcile"] = "src/streamctl/cli/reconcile.lua",
       ["streamctl.cli.emulator_command"] = "src/streamctl/cli/emulator_command.lua",
@@ -47,6 +48,7 @@ build = {
       ["streamctl.cli.token"] = "src/streamctl/cli/token.lua",
       ["streamctl.cli.telemetry"] = "src/streamctl/cli/telemetry.lua",
       ["streamctl.cli.man"] = "src/streamctl/cli/man.lua",
+      ["streamctl.cli.methods"] = "src/streamctl/cli/methods.lua",
       -- where the emulator listens and its accounts, when it is installed (--emulator)
       ["streamctl.cli.emulator"] = "src/streamctl/cli/emulator.lua",
    },

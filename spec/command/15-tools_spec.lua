@@ -65,7 +65,7 @@ describe("client:dry_run", function()
 
   it("client:redact takes a prepared request", function()
     local ali = client(aliyun, { signature_version = "v1", security_token = "TOKEN-1" }, OK_ALI)
-    local req = assert(ali:prepare("ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s" }))
+    local req = assert(ali:prepare("ResumeLiveStream", { LiveStreamType = "publisher", DomainName = "d", AppName = "a", StreamName = "s" }))
     assert.truthy(req.url:find("SecurityToken=TOKEN-1", 1, true))
     local r = ali:redact(req)
     assert.is_nil(r.url:find("TOKEN-1", 1, true))
@@ -317,7 +317,7 @@ describe("a client", function()
       assert.is_nil(tostring(obj):find("SECRET", 1, true))
     end
     -- and it still signs with the token
-    local req = assert(c:prepare("ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s" }))
+    local req = assert(c:prepare("ResumeLiveStream", { LiveStreamType = "publisher", DomainName = "d", AppName = "a", StreamName = "s" }))
     assert.equal(token, req.headers["x-acs-security-token"])
   end)
 end)

@@ -44,7 +44,8 @@ local GOOD = {
   domain_name = "push.example.com", app_name = "live", stream_name = "s", region = "cn-shanghai",
   task_id = "T1", source_type = "url", source_urls = "https://cdn.example.com/a.mp4",
   dst_url = "rtmp://push.example.com/live/y", start_time = tostring(NOW + 60), end_time = tostring(NOW + 3600),
-  stream_id = "s",
+  stream_id = "s", function_names = "aliauth", block_type = "blacklist", location_list = "CN", room_id = "r1",
+  user_ids = "u1", stream_ids = "s",
 }
 
 -- The fields that hold a stream's, an app's or a stream ID's name.
@@ -230,6 +231,11 @@ describe("streamctl's command line, every flag given bad text", function()
       end
       -- `call`: a parameter that is not Key=Value, an unknown action, a bad value.
       local call = { p.name, "call", p.name == "zego" and "ResumeCDNLiveStream" or "ResumeLiveStream" }
+      if p.name == "aliyun" then -- (its other required parameters, so that the bad one is the one named)
+        for _, kv in ipairs { "DomainName=push.example.com", "AppName=live", "LiveStreamType=publisher" } do
+          call[#call + 1] = kv
+        end
+      end
       local function with(extra)
         local argv = {}
         for _, a in ipairs(call) do argv[#argv + 1] = a end

@@ -162,7 +162,8 @@ describe("issue 47, secrets: what `call` sends, shows and audits", function()
         "parameter 'StreamName' must not be empty" },
       { ali("call", "UpdateLivePullToPush", "Region=cn-shanghai", "TaskId=t", "CallbackUrl=ftp://x/y"),
         "parameter 'CallbackUrl' must start with 'http://', 'https://'" },
-      { ali("call", "CreateLivePullToPush", "Region=cn-shanghai", "DstUrl=http://x/y"),
+      { ali("call", "CreateLivePullToPush", "Region=cn-shanghai", "DstUrl=http://x/y", "SourceType=url",
+          "SourceUrls[]=https://a/b.mp4", "StartTime=2030-01-01T00:00:00Z", "EndTime=2030-01-01T01:00:00Z"),
         "parameter 'DstUrl' must be an rtmp:// URL with a host and a path (rtmp://host/app/stream)" },
       { zg("call", "ForbidCDNLiveStream", "StreamId=a", "ResumeTime=soon"),
         "parameter 'ResumeTime' must be UTC time as YYYY-MM-DDThh:mm:ssZ" },
@@ -256,13 +257,13 @@ describe("issue 47, secrets: what `call` sends, shows and audits", function()
     local recs = records(log)
     assert.same({ { "push.example.com/live/s1 ForbidLiveStream" }, { "push.example.com/live/s1 ForbidLiveStream ok" } },
       { streams_of(recs[1]), streams_of(recs[2]) })
-    -- without LiveStreamType the provider refuses it: the outcome says failed, for that stream
+    -- a forbid of every app (AppName=*) the provider refuses: the outcome says failed, for that stream
     log = log_path()
-    status = run(with(ali("call", "ForbidLiveStream", ALI_STREAM[1], ALI_STREAM[2], "StreamName=s2", "--audit-log",
-      log)))
+    status = run(with(ali("call", "ForbidLiveStream", ALI_STREAM[1], "AppName=*", "StreamName=s2", ALI_STREAM[4],
+      "--audit-log", log)))
     assert.equal(1, status)
     recs = records(log)
-    assert.same({ { "push.example.com/live/s2 ForbidLiveStream" }, { "push.example.com/live/s2 ForbidLiveStream failed" },
+    assert.same({ { "push.example.com/*/s2 ForbidLiveStream" }, { "push.example.com/*/s2 ForbidLiveStream failed" },
       "failed" }, { streams_of(recs[1]), streams_of(recs[2]), recs[2].outcome })
   end)
 

@@ -62,7 +62,8 @@ describe("names and domains", function()
                                            stream_names = { "a", "b c" } }
     assert.equal("field 'stream_names' item 2 must hold only letters, digits, '-' and '_' (found a space at byte 2)",
       err.message)
-    _, err = c:call("ResumeLiveStream", { DomainName = "push.example.com", AppName = "live", StreamName = "x#y" })
+    _, err = c:call("ResumeLiveStream", { LiveStreamType = "publisher", DomainName = "push.example.com", AppName = "live",
+                                         StreamName = "x#y" })
     assert.equal("parameter 'StreamName' must hold only letters, digits, '-' and '_' (found '#' at byte 2)",
       err.message)
     assert.equal(0, #w.sent)

@@ -18,16 +18,7 @@ local ALI = { "--endpoint", DOWN, "--access-key-id", "LTAIexample", "--access-ke
 local ZEGO = { "--endpoint", DOWN, "--app-id", "1234567890", "--server-secret", "0123456789abcdef0123456789abcdef",
                "--no-audit-log" }
 
--- An argv of words and lists of words, flattened.
-local function argv_of(...)
-  local out = {}
-  for i = 1, select("#", ...) do
-    local part = select(i, ...)
-    if type(part) ~= "table" then part = { part } end
-    for j = 1, #part do out[#out + 1] = part[j] end
-  end
-  return out
-end
+local argv_of = checks.argv_of
 
 -- The command in this process on clock T (standard input: empty): status, stdout, stderr.
 local function run(argv)

@@ -41,7 +41,7 @@ function M.sign()
     client = assert(require("streamctl.aliyun").new { endpoint = os.getenv("ALIYUN"), credentials = creds.credentials,
                                                      account_id = "1234567890123456", clock = clock })
   end
-  local req, err = client:prepare("ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s" })
+  local req, err = client:prepare("ResumeLiveStream", { LiveStreamType = "publisher", DomainName = "d", AppName = "a", StreamName = "s" })
   if not req then
     ngx.say(require("cjson").encode { worker = ngx.worker.id(), error = tostring(err) })
     return

@@ -184,6 +184,17 @@ function M.run_cli(argv, o)
   return status, out:text(), err:text()
 end
 
+--- An argv of words and lists of words, flattened: `argv_of("aliyun", { "--x", "1" }, "call")`.
+function M.argv_of(...)
+  local out = {}
+  for i = 1, select("#", ...) do
+    local part = select(i, ...)
+    if type(part) ~= "table" then part = { part } end
+    for j = 1, #part do out[#out + 1] = part[j] end
+  end
+  return out
+end
+
 --- The lines of a text, empty ones left out.
 function M.lines(text)
   local out = {}

@@ -130,6 +130,27 @@ end)
 -- csrc/ may follow it, and none on a release tag.
 local BENCH_LAG = 30
 
+-- docs/methods.md is made from the providers' published methods (make doc): a
+-- method added to the data, or a family changed, shows here until the page is made again.
+describe("docs/methods.md", function()
+  it("is the page tools/methods-page.lua makes from the published methods' data", function()
+    local page = dofile(ROOT .. "/tools/methods-page.lua").page(ROOT)
+    assert.equal(page, docs.read(ROOT .. "/docs/methods.md"), "docs/methods.md is out of date: run make doc")
+  end)
+
+  it("names every published method once, under its provider", function()
+    local page = docs.read(ROOT .. "/docs/methods.md")
+    for _, name in ipairs { "aliyun", "zego" } do
+      local data = dofile(ROOT .. "/src/streamctl/" .. name .. "/api.lua")
+      local part = name == "aliyun" and page:match("## Alibaba Cloud.-\n## ZEGO") or page:match("## ZEGO.*$")
+      for action in pairs(data.methods) do
+        local _, n = part:gsub("`" .. action .. "`", "")
+        assert.equal(1, n, action)
+      end
+    end
+  end)
+end)
+
 describe("bench/results.json", function()
   it("is today's: at most " .. BENCH_LAG .. " commits to src/ or csrc/ since the one it measured, none on a "
     .. "release tag", function()

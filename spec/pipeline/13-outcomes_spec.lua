@@ -192,9 +192,12 @@ describe("parameters", function()
       { zego, "ResumeRTCStream", { StreamId = "s", appid = "1" }, "appid" },
       { zego, "ResumeRTCStream", { StreamId = "s", IsTest = "true" }, "IsTest" },
       { zego, "ResumeRTCStream", { StreamId = "s", Signature = "x" }, "Signature" },
-      { aliyun, "ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s", Action = "Forbid" }, "Action" },
-      { aliyun, "ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s", timestamp = "1" }, "timestamp" },
-      { aliyun, "ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s", SecurityToken = "t" },
+      { aliyun, "ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s", LiveStreamType = "publisher",
+        Action = "Forbid" }, "Action" },
+      { aliyun, "ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s", LiveStreamType = "publisher",
+        timestamp = "1" }, "timestamp" },
+      { aliyun, "ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s", LiveStreamType = "publisher",
+        SecurityToken = "t" },
         "SecurityToken" },
     }
     for _, v in ipairs { "v1", "v3" } do
@@ -220,10 +223,12 @@ describe("parameters", function()
     assert.equal("field 'offset' must be an integer", err.message)
     _, err = cli:create_live_pull_to_push(with("offset", 2.5))
     assert.equal("field 'offset' must be an integer", err.message)
-    _, err = cli:call("ResumeLiveStream", { DomainName = { x = "1" }, AppName = "a", StreamName = "s" })
+    _, err = cli:call("ResumeLiveStream", { LiveStreamType = "publisher", DomainName = { x = "1" }, AppName = "a",
+                                            StreamName = "s" })
     assert.equal("parameter 'DomainName' must be an array (a table with keys 1..n) or a single value", err.message)
-    _, err = cli:call("ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s", Offset = 1e-7 })
-    assert.equal("parameter 'Offset' must be a number that can be written without an exponent (got 1e-07)",
+    _, err = cli:call("DescribeLiveStreamsPublishList", { DomainName = "d", StartTime = "2026-01-01T00:00:00Z",
+                                                          EndTime = "2026-01-01T01:00:00Z", AppName = 1e-7 })
+    assert.equal("parameter 'AppName' must be a number that can be written without an exponent (got 1e-07)",
       err.message)
     assert.equal(0, #w.sent)
     local z, zw = client(zego, {}, OK_ZEGO)
@@ -289,11 +294,13 @@ describe("parameters", function()
     } do
       local cli, w = client(case[1], { nonce = case[2] }, OK_ALI)
       local _, err = cli:call(case[1] == zego and "ResumeRTCStream" or "ResumeLiveStream",
-        case[1] == zego and { StreamId = "s" } or { DomainName = "d", AppName = "a", StreamName = "s" })
+        case[1] == zego and { StreamId = "s" }
+          or { DomainName = "d", AppName = "a", StreamName = "s", LiveStreamType = "publisher" })
       assert.equal(case[3], err.message)
       assert.equal(0, #w.sent)
       local req, perr = cli:prepare(case[1] == zego and "ResumeCDNLiveStream" or "ResumeLiveStream",
-        case[1] == zego and { StreamId = "s" } or { DomainName = "d", AppName = "a", StreamName = "s" })
+        case[1] == zego and { StreamId = "s" }
+          or { DomainName = "d", AppName = "a", StreamName = "s", LiveStreamType = "publisher" })
       assert.is_nil(req)
       assert.equal(case[3], perr.message)
     end

@@ -21,7 +21,8 @@ local GOOD = {
   domain_name = "d.example", app_name = "live", stream_name = "s", region = "cn-shanghai", task_id = "T1",
   source_type = "url", source_urls = { "https://cdn.example.com/a.mp4" }, dst_url = "rtmp://push.example/live/y",
   start_time = NOW + 60, end_time = NOW + 3600, stream_id = "s", stream_ids = { "a", "b" },
-  stream_names = { "a", "b" },
+  stream_names = { "a", "b" }, function_names = "aliauth", block_type = "blacklist", location_list = "CN",
+  room_id = "r1", user_ids = { "u1" },
 }
 
 -- Wrong values for a field of type `t` (with the spec `f` for its bounds; `is_list`: a batch's list).
@@ -160,7 +161,7 @@ describe("ZEGO batches of any size", function()
     assert.equal("field 'stream_ids' must have at least 1 item (got 0)", err.message)
     res, err = z:call("ResumeRTCStreams", { StreamId = ids(21), Sequence = "1" })
     assert.is_nil(res)
-    assert.equal("parameter 'StreamId' must be an array of 1..20 stream IDs (got 21)", err.message)
+    assert.equal("parameter 'StreamId' must hold at most 20 items (got 21)", err.message) -- (its page's limit)
   end)
 end)
 
@@ -171,7 +172,7 @@ describe("call, with the service's names", function()
       sent = sent + 1
       return checks.reply(200, '{"RequestId":"r"}')
     end)
-    local base = { DomainName = "d.example", AppName = "live" }
+    local base = { DomainName = "d.example", AppName = "live", LiveStreamType = "publisher" }
     for _, row in ipairs {
       { "a\tb", "parameter 'StreamName' must not contain control characters (TAB, DEL...)" },
       { "a\r\nb", "parameter 'StreamName' must not contain CR, LF or NUL" },
@@ -185,11 +186,12 @@ describe("call, with the service's names", function()
       assert.same({ "InvalidParameter", row[2] }, { err.code, err.message })
     end
     assert.equal(0, sent)
-    -- A parameter no method sets: only the general rule.
-    assert.truthy(a:call("DescribeLiveStreamsBlockList", { DomainName = "d.example", Note = "a\tb" }))
-    -- Parts of a stream left out: sent as given, for the service to refuse (never raised).
-    assert.truthy(a:call("ResumeLiveStream", { StreamName = "s" }))
-    assert.equal(2, sent)
+    -- A parameter of a method streamctl has no rules for: only the general rule.
+    assert.truthy(a:call("DescribeLiveDomainDetail", { DomainName = "a\tb" }))
+    -- Parts of a stream left out: refused by the published method, naming each, nothing sent (never raised).
+    local _, err = a:call("ResumeLiveStream", { LiveStreamType = "publisher", StreamName = "s" })
+    assert.equal("parameters 'AppName', 'DomainName' are required", err.message)
+    assert.equal(1, sent)
   end)
 end)
 

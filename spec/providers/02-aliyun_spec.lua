@@ -165,10 +165,18 @@ describe("aliyun prepare and call with service names", function()
   it("encodes numbers, booleans and arrays the service's way", function()
     local cli = make()
     local req = assert(cli:prepare("CreateLivePullToPush", {
-      Region = "cn-shanghai", RepeatNumber = 3, Offset = 2.25, SourceUrls = { "rtmp://a/b", 'q"s' }, Flag = true,
+      Region = "cn-shanghai", RepeatNumber = 3, Offset = 2, SourceUrls = { "rtmp://a/b", 'q"s' },
+      SourceType = "vod", StartTime = "2023-11-15T00:00:00Z", EndTime = "2023-11-15T01:00:00Z", DstUrl = "rtmp://d/a/s",
     }))
-    assert.equal("https://live.aliyuncs.com/?Flag=true&Offset=2.25&Region=cn-shanghai&RepeatNumber=3"
-      .. "&SourceUrls=%5B%22rtmp%3A%2F%2Fa%2Fb%22%2C%22q%5C%22s%22%5D", req.url)
+    assert.equal("https://live.aliyuncs.com/?DstUrl=rtmp%3A%2F%2Fd%2Fa%2Fs&EndTime=2023-11-15T01%3A00%3A00Z"
+      .. "&Offset=2&Region=cn-shanghai&RepeatNumber=3&SourceType=vod"
+      .. "&SourceUrls=%5B%22rtmp%3A%2F%2Fa%2Fb%22%2C%22q%5C%22s%22%5D&StartTime=2023-11-15T00%3A00%3A00Z", req.url)
+    -- (a Float as decimal digits; a boolean as true or false; a RepeatList item by item, Name.N)
+    req = assert(cli:prepare("UpdateLiveStreamWatermark", { TemplateId = "t", YOffset = 2.25 }))
+    assert.equal("https://live.aliyuncs.com/?TemplateId=t&YOffset=2.25", req.url)
+    req = assert(cli:prepare("UnTagLiveResources", { ResourceType = "DOMAIN", ResourceId = { "d1", "d2" },
+                                                     All = true }))
+    assert.equal("https://live.aliyuncs.com/?All=true&ResourceId.1=d1&ResourceId.2=d2&ResourceType=DOMAIN", req.url)
   end)
 
   it("signs every attempt afresh", function()
@@ -193,7 +201,7 @@ describe("aliyun prepare and call with service names", function()
     assert.equal("parameter 'Region' must not be an empty array", err.message) -- the first bad one by name
     _, err = cli:call("StopLivePullToPush", { Region = "cn-shanghai" , TaskId = function() end })
     assert.equal("parameter 'TaskId' must be a string, number or boolean (got function)", err.message)
-    _, err = cli:call("StopLivePullToPush", { TaskId = 0 / 0 })
+    _, err = cli:call("StopLivePullToPush", { Region = "cn-shanghai", TaskId = 0 / 0 })
     assert.equal("parameter 'TaskId' must be a finite number", err.message)
     assert.equal(0, #sent)
   end)
@@ -422,7 +430,7 @@ describe("aliyun client options", function()
                   ALIBABA_CLOUD_SECURITY_TOKEN = "tok" })
     local c = assert(aliyun.new { transport = function() end, clock = function() return NOW end })
     assert.equal("AKenv", c.access_key_id)
-    local req = c:prepare("ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s" })
+    local req = c:prepare("ResumeLiveStream", { LiveStreamType = "publisher", DomainName = "d", AppName = "a", StreamName = "s" })
     assert.equal("tok", req.headers["x-acs-security-token"])
     isolate_env({ ALIBABA_CLOUD_ACCESS_KEY_ID = "AK\nX", ALIBABA_CLOUD_ACCESS_KEY_SECRET = "s" })
     local err
@@ -442,7 +450,7 @@ describe("aliyun client options", function()
     -- given as options, the environment's token is not added to them
     c = assert(aliyun.new { transport = function() end, access_key_id = "AKopt", access_key_secret = "s",
                             clock = function() return NOW end })
-    local req = c:prepare("ResumeLiveStream", { DomainName = "d", AppName = "a", StreamName = "s" })
+    local req = c:prepare("ResumeLiveStream", { LiveStreamType = "publisher", DomainName = "d", AppName = "a", StreamName = "s" })
     assert.is_nil(req.headers["x-acs-security-token"])
     isolate_env({ ALIBABA_CLOUD_ACCESS_KEY_SECRET = "s" })
     c, err = aliyun.new { transport = function() end }
@@ -533,15 +541,17 @@ describe("aliyun answers", function()
     assert.equal("timeout", err.kind)
     assert.is_true(err.retryable) -- resuming twice is harmless
     assert.is_true(err.outcome_unknown)
-    _, err = cli:call("CreateLivePullToPush", { Region = "cn-shanghai" })
+    local CREATE = { Region = "cn-shanghai", SourceType = "vod", SourceUrls = { "http://a/b.mp4" },
+                     StartTime = "2023-11-15T00:00:00Z", EndTime = "2023-11-15T01:00:00Z", DstUrl = "rtmp://d/a/s" }
+    _, err = cli:call("CreateLivePullToPush", CREATE)
     assert.is_false(err.retryable) -- a second create is not harmless
     assert.is_true(err.outcome_unknown)
     cli = make({}, function() return nil, { code = "NetworkError", message = "refused", sent = false } end)
-    _, err = cli:call("CreateLivePullToPush", { Region = "cn-shanghai" })
+    _, err = cli:call("CreateLivePullToPush", CREATE)
     assert.is_true(err.retryable)
     assert.is_nil(err.outcome_unknown)
     cli = make({}, function() return nil, { code = "TLSError", message = "bad cert", sent = false } end)
-    _, err = cli:call("StopLivePullToPush", {})
+    _, err = cli:call("StopLivePullToPush", { Region = "cn-shanghai", TaskId = "t" })
     assert.equal("tls", err.kind)
     assert.is_false(err.retryable)
   end)

@@ -10,6 +10,8 @@ local acs = require "streamctl.pipeline.acs"
 local calendar = require "streamctl.base.calendar"
 local client = require "streamctl.pipeline.client"
 local errors = require "streamctl.base.errors"
+local fields = require "streamctl.aliyun.fields"
+local neighbours = require "streamctl.aliyun.neighbours"
 local places = require "streamctl.aliyun.places"
 local tasks = require "streamctl.aliyun.tasks"
 local validate = require "streamctl.base.validate"
@@ -84,40 +86,11 @@ local operations = {
   DescribeLiveStreamsOnlineList = { effect = "read", method = "POST", idempotent = true },
   DescribeLiveUserDomains = { effect = "read", method = "POST", idempotent = true, cap = 100 },
 }
+for action, op in pairs(neighbours.operations) do operations[action] = op end
 
--- Paging fields; the stream lists call the page number PageNum.
-local function paging(max_size, page_param)
-  return {
-    { name = "page_number", param = page_param or "PageNumber", type = "integer", min = 1 },
-    { name = "page_size", param = "PageSize", type = "integer", min = 1, max = max_size },
-  }
-end
-
-local function with(...)
-  local out = {}
-  for _, list in ipairs { ... } do
-    for _, f in ipairs(list) do out[#out + 1] = f end
-  end
-  return out
-end
-
--- The domain, app and stream keep the strictest reading of the page (none
--- states their characters): streamctl.base.validate's shapes.
-local DOMAIN = { name = "domain_name", param = "DomainName", type = "string", required = true, shape = "domain" }
-local APP = { name = "app_name", param = "AppName", type = "string", required = true, shape = "name", also = { "*" } }
-local STREAM_TYPE = { name = "live_stream_type", param = "LiveStreamType", type = "string", enum = { "publisher" },
-                      default = "publisher" }
-local STREAM = { DOMAIN, APP, { name = "stream_name", param = "StreamName", type = "string", required = true,
-                                shape = "name" },
-                 STREAM_TYPE }
--- RegionId: a region's ID as the pages write them (cn-shanghai, ap-southeast-1), never sent as other text.
-local function region_id(v)
-  if type(v) == "string" and #v <= 64 and v:find("^%l[%l%d]*%-[%l%d%-]*[%l%d]$") and not v:find("--", 1, true) then
-    return v
-  end
-  return nil, "must be a region ID: lower-case letters and digits, words joined by '-' (cn-shanghai)"
-end
-local REGION_ID = { name = "region_id", param = "RegionId", type = "custom", check = region_id }
+local paging, with = fields.paging, fields.with
+local DOMAIN, APP, STREAM_TYPE, STREAM, REGION_ID = fields.DOMAIN, fields.APP, fields.STREAM_TYPE, fields.STREAM,
+  fields.REGION_ID
 -- What ForbidLiveStream takes beyond the stream (single and batch alike).
 local FORBID = {
   REGION_ID,
@@ -324,6 +297,9 @@ local methods = {
   },
 }
 
+-- The stream-control family beyond forbid, resume and relays (streamctl.aliyun.neighbours).
+for name, spec in pairs(neighbours.methods) do methods[name] = spec end
+
 -- Batch methods: one call per stream, every stream of the list reported.
 -- (the options every batch takes are added by streamctl.pipeline.batch)
 local STREAMS = {
@@ -409,6 +385,9 @@ local rules = acs.rules {
   provider = PROVIDER, version = VERSION, endpoint = "https://live.aliyuncs.com",
   operations = operations, methods = methods, batches = batches, streams = streams, refused = refused,
   ends = ends,
+  -- Every method ApsaraVideo Live publishes (its metadata, loaded when a call first needs it); one
+  -- whose page gives no cap is paced at 10 a second, the lowest the pages above give.
+  api = function() return require "streamctl.aliyun.api" end, default_cap = 10,
   -- who the keys belong to, when a shared budget needs the account: STS's client (loaded then)
   identity = function() return require "streamctl.credentials.sts" end,
 }

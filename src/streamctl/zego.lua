@@ -16,7 +16,7 @@ local validate = require "streamctl.base.validate"
 local json = require "streamctl.base.json"
 local redact = require "streamctl.base.redact"
 
-local type, tostring, tonumber, pairs, ipairs = type, tostring, tonumber, pairs, ipairs
+local type, tostring, tonumber, pairs, ipairs, setmetatable = type, tostring, tonumber, pairs, ipairs, setmetatable
 local floor = math.floor
 local format, sub, find, gsub = string.format, string.sub, string.find, string.gsub
 
@@ -44,6 +44,15 @@ local operations = {
   -- parameter, 3 authentication failed.
   ResumeCDNLiveStream = { effect = "resume", method = "GET", idempotent = true, cap = 20, codes = CDN_CODES },
   ForbidCDNLiveStream = { effect = "forbid", method = "GET", idempotent = true, cap = 20, codes = CDN_CODES },
+  -- Rooms and their users (the room pages; caps as the pages give them). Closing a room and kicking a
+  -- user are sent once: the room may have opened again, or the user come back, by a second copy.
+  CloseRoom = { effect = "change", method = "GET", idempotent = false, cap = 1, test_cap = 1 },
+  KickoutUser = { effect = "change", method = "GET", idempotent = false, cap = 50 },
+  -- A room's stream rules: setting or deleting one twice leaves the same rule.
+  SetForbidStreamRule = { effect = "change", method = "GET", idempotent = true, cap = 10 },
+  DelForbidStreamRule = { effect = "change", method = "GET", idempotent = true, cap = 10 },
+  -- (its page gives no cap: the strictest reading, the lowest any page gives)
+  DescribeForbidStreamRules = { effect = "read", method = "GET", idempotent = true, cap = 1 },
 }
 
 -- Stream IDs: at most 256 of letters, digits, '-' and '_' (the strictest of
@@ -52,7 +61,29 @@ local STREAM_ID = { name = "stream_id", param = "StreamId", type = "string", req
                     shape = "name" }
 local SEQUENCE = { name = "sequence", param = "Sequence", type = "integer", min = 0 }
 
+-- A room's and a user's ID: their pages state no characters; the
+-- strictest reading, a stream ID's (letters, digits, '-' and '_'), at most
+-- 128 and 64 bytes (the SDK's limits).
+local ROOM_ID = { name = "room_id", param = "RoomId", type = "string", required = true, max_len = 128, shape = "name" }
+local REASON = { name = "custom_reason", param = "CustomReason", type = "string", max_len = 256,
+                 note = "why, told to the users (at most 256 bytes)" }
+
 local methods = {
+  close_room = { action = "CloseRoom", fields = { ROOM_ID, REASON,
+    { name = "room_close_callback", param = "RoomCloseCallback", type = "string", enum = { "true", "false" },
+      note = "true: ZEGO sends its room-closed callback for this close too (default false)" } } },
+  kickout_user = { action = "KickoutUser", fields = { ROOM_ID,
+    { name = "user_ids", param = "UserId", type = "strings", required = true, min_items = 1, max_items = 5,
+      max_len = 64, shape = "name" }, REASON } },
+  set_forbid_stream_rule = { action = "SetForbidStreamRule", fields = { ROOM_ID, STREAM_ID,
+    { name = "disable_audio", param = "DisableAudio", type = "integer", min = 0, max = 1, note = "1: no audio" },
+    { name = "disable_video", param = "DisableVideo", type = "integer", min = 0, max = 1, note = "1: no video" },
+    { name = "effective_time", param = "EffectiveTime", type = "integer", min = 1, max = 86400,
+      note = "seconds the rule lasts (default 21600, at most 86400)" } } },
+  del_forbid_stream_rule = { action = "DelForbidStreamRule", fields = { ROOM_ID, STREAM_ID } },
+  describe_forbid_stream_rules = { action = "DescribeForbidStreamRules", fields = { ROOM_ID,
+    { name = "stream_ids", param = "StreamId", type = "strings", required = true, min_items = 1, max_items = 10,
+      max_len = 256, shape = "name" } } },
   resume_rtc_stream = { action = "ResumeRTCStream", fields = { STREAM_ID, SEQUENCE } },
   forbid_rtc_stream = { action = "ForbidRTCStream", fields = { STREAM_ID, SEQUENCE } },
   describe_rtc_stream_state = { action = "DescribeRTCStreamState", fields = { STREAM_ID, SEQUENCE } },
@@ -69,21 +100,21 @@ local methods = {
 
 -- Batch methods: any number of stream IDs, sent MAX_IDS at a time, each call
 -- with its own Sequence; every stream reported.
-local BATCH_IDS = { { name = "stream_ids", param = "StreamId", type = "strings", required = true, min_items = 1,
+local BATCH_IDS = { { name = "stream_ids", param = "StreamId[]", type = "strings", required = true, min_items = 1,
                       max_len = 256, shape = "name" } }
 -- (the options every batch takes are added by streamctl.pipeline.batch)
 local batches = {
   resume_rtc_streams = { action = "ResumeRTCStreams", fields = BATCH_IDS, list = "stream_ids",
-                         param = "StreamId", chunk = MAX_IDS },
+                         param = "StreamId[]", chunk = MAX_IDS },
   forbid_rtc_streams = { action = "ForbidRTCStreams", fields = BATCH_IDS, list = "stream_ids",
-                         param = "StreamId", chunk = MAX_IDS },
+                         param = "StreamId[]", chunk = MAX_IDS },
 }
 
 -- In the test environment every stream ID must carry the zegotest-<AppId>- prefix.
 local function check_test_prefix(params, _, self)
   if not self.is_test then return nil end
   local prefix = "zegotest-" .. self.app_id .. "-"
-  local ids = params.StreamId
+  local ids = params["StreamId[]"] or params.StreamId
   if type(ids) ~= "table" then ids = { ids } end
   for i = 1, #ids do
     if sub(ids[i], 1, #prefix) ~= prefix then
@@ -159,10 +190,28 @@ function rules.ends(action, params, at)
   return nil
 end
 
---- ZEGO repeats an array's key with brackets: StreamId[]=a&StreamId[]=b.
+--- ZEGO repeats an array's key under the name its page gives it:
+-- StreamId[]=a&StreamId[]=b (ForbidRTCStreams), UserId=a&UserId=b
+-- (KickoutUser). A call's bare `StreamId` for a page's `StreamId[]` is
+-- renamed by the published method's check (streamctl.pipeline.api).
 function rules.array(name, list)
-  if sub(name, -2) ~= "[]" then name = name .. "[]" end
   return name, list
+end
+
+-- Every method ZEGO's Server API pages publish (loaded when a call first
+-- needs it). One whose page gives no cap is paced at 1 a second, the
+-- lowest any page gives (CloseRoom's): the strictest reading of a silent
+-- page. One that takes a Sequence and a StreamId has streamctl's: its
+-- Sequence taken at its first send, strictly increasing per stream.
+rules.api = function() return require "streamctl.zego.api" end
+rules.default_cap = 1
+function rules.derive(op, method)
+  local seq, stream = false, false
+  for _, p in ipairs(method.params) do
+    if p.name == "Sequence" then seq = true end
+    if p.name == "StreamId" or p.name == "StreamId[]" then stream = true end
+  end
+  if seq and stream then op.sequence, op.ordered = true, op.effect ~= "read" end
 end
 
 function rules.nonce()
@@ -230,10 +279,12 @@ end
 --- In the test environment, RTC forbid/resume have their own, lower caps
 -- (asked once, when the client is made).
 function rules.caps(self)
-  local out = {}
-  if not self.is_test then return out end
-  for action, op in pairs(operations) do out[action] = op.test_cap end
-  return out
+  if not self.is_test then return {} end
+  -- (a published action's, when first asked: streamctl.pipeline.api's operation)
+  return setmetatable({}, { __index = function(_, action)
+    local op = operations[action]
+    return op and op.test_cap or nil
+  end })
 end
 
 --- The streams an action changes: RTC streams by ID, CDN streams apart

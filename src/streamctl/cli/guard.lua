@@ -172,7 +172,7 @@ local function safety(out, args, m, fields, long, defaults, where, getenv, effec
 end
 
 -- A `call` of a Forbid* or Resume* action, asked of the guard once its
--- parameters are checked (cli/calls.lua check_call: `args._checked.streams`,
+-- parameters are checked (cli/callargs.lua check_call: `args._checked.streams`,
 -- the streams they name): true when refused (said; `safe.info` holds the
 -- refusal for the audit), false to go on (`safe.info.guard` the decision).
 local function call_refused(out, safe, args)
@@ -312,7 +312,7 @@ end
 -- What a batch or a call means to change, for its intent: each stream
 -- once (named whole: an Aliyun batch names streams by name alone) and the
 -- action; a `call`'s, the streams its parameters name (checked first:
--- streamctl.cli.calls.check_call).
+-- streamctl.cli.callargs.check_call).
 local function plan_of(m, fields, args, safe, long)
   local action = m and m.action or args.action
   if long then return { long = long, actions = { action }, guard = safe.info and safe.info.guard } end
@@ -324,7 +324,7 @@ local function plan_of(m, fields, args, safe, long)
         streams[#streams + 1] = { stream = safe.prefix .. name, action = action }
       end
     end
-  elseif not m then -- (`call`: checked first, always: streamctl.cli.calls.check_call)
+  elseif not m then -- (`call`: checked first, always: streamctl.cli.callargs.check_call)
     for i, name in ipairs(args._checked.streams) do streams[i] = { stream = name, action = action } end
   else
     streams[1] = { stream = stream_of(m, fields), action = action }

@@ -26,6 +26,7 @@ local provider_tables = require "streamctl.cli.provider"
 local cli_client = require "streamctl.cli.client"
 local cli_guard = require "streamctl.cli.guard"
 local cli_calls = require "streamctl.cli.calls"
+local callargs = require "streamctl.cli.callargs"
 local cli_reconcile = require "streamctl.cli.reconcile"
 local telemetry = require "streamctl.cli.telemetry"
 local validate = require "streamctl.base.validate"
@@ -307,14 +308,14 @@ local function carry_out(out, run, env)
     status = dry_run(out, client, m, fields, args, output)
   elseif m and not checked(out, client, m, fields) then
     status = EXIT.usage -- (a field breaks its rule: said, and no intent written for a run that sends nothing)
-  elseif not m and not cli_calls.check_call(out, client, args) then
+  elseif not m and not callargs.check_call(out, client, args) then
     status = EXIT.usage -- (a `call` parameter breaks its rule, or names a credential: said; no intent written)
   elseif not m and call_refused(out, safe, args) then
     status, info = EXIT.usage, safe.info -- (the guard: said, and audited as a refusal)
   elseif preflight_refused(out, client, m or args._checked.method, fields or args._checked.fields, long, safe,
       provider_tables.get(run.provider).preflight) then
     -- (what the provider checks before a batch does not hold, e.g. the block list's room: said, and audited;
-    -- a `call` of a named action goes through its named command's step: cli/calls.lua check_call)
+    -- a `call` of a named action goes through its named command's step: cli/callargs.lua check_call)
     status, info = safe.preflight_status, safe.info
   elseif not intend(plan_of(m, fields, args, safe, long)) then
     status = EXIT.usage

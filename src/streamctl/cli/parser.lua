@@ -238,13 +238,32 @@ local function add_call(parent, provider, mod)
     .. "the signature's own parameters and any whose name carries a credential (AccessKeySecret, ServerSecret, "
     .. "NotifyAuthKey, ...: streamctl signs with its own) are refused, their values never shown. The report and the "
     .. "audit log name the streams the parameters name.")
-  cmd:argument("action", "The action: " .. concat(mod.actions(), ", ") .. "."):argname("<action>")
+  cmd:argument("action", "The action: any method " .. provider.name .. " publishes, each parameter checked "
+    .. "by its published name, type and whether it is required ('streamctl " .. provider.name .. " methods' "
+    .. "lists them); streamctl's own rules for " .. concat(mod.actions(), ", ") .. "."):argname("<action>")
   cmd:argument("params", "Key=Value parameters."):args("*")
   add_common(cmd, provider)
   -- (a call of a Forbid* or Resume* action is guarded by the streams its parameters name)
   add_safety(cmd, { forbid = true, resume = true })
   cmd:epilog("Example:\n   streamctl " .. provider.name .. " call " .. provider.call_example)
   cmd:action(function(args) args._call = true end)
+end
+
+-- `streamctl NAME methods [PATTERN]`: what `call` can send (streamctl.cli.methods).
+local function add_methods(parent, provider)
+  local cmd = parent:command("methods", "Lists every method " .. provider.title .. " publishes, as its own "
+    .. "metadata says: what a call does (read, forbid, resume or change), its HTTP method and the cap streamctl "
+    .. "paces it under, its summary and each parameter's name, type and whether it is required. Needs no "
+    .. "credentials and sends nothing.")
+  cmd:summary("The methods 'call' can send, with their parameters.")
+  cmd:argument("pattern", "Only the methods whose name holds this text (any case)."):args("?")
+  cmd:option("-o --output", "table (for people, the default) or json (one JSON object per method and line).")
+    :choices { "table", "json" }
+  cmd:epilog("Exit status: 0 listed, 1 no method matches, 2 a usage error.\nExample:\n   streamctl "
+    .. provider.name .. " methods Stream")
+  cmd:action(function(args)
+    args._run = function(out, a) return require("streamctl.cli.methods").run(out, a, provider) end
+  end)
 end
 
 local function add_reconcile(parent, provider)
@@ -358,6 +377,7 @@ local function new_parser(own)
     p:command_target("operation")
     for _, m in ipairs(mod.methods()) do add_method(p, provider, m) end
     add_call(p, provider, mod)
+    add_methods(p, provider)
     if provider.reconcile then add_reconcile(p, provider) end
     if provider.whoami then add_whoami(p, provider) end
     for _, c in ipairs(provider.commands or {}) do add_provider_command(p, provider, c) end

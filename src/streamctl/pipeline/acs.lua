@@ -445,6 +445,8 @@ function M.rules(spec)
     streams = spec.streams or function() return nil end,
     version = V, refused = spec.refused, identity = spec.identity, ends = spec.ends,
     measure_skew = spec.measure_skew,
+    -- every method the product publishes (streamctl.pipeline.api); a list parameter written Name.N
+    api = spec.api, default_cap = spec.default_cap, lists = "indexed",
     configure = configure, account = account, resolve_account = resolve_account,
     build = build, decode = decode, secrets = secrets, redact = REDACT,
   }

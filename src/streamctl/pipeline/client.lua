@@ -46,6 +46,8 @@ local sign = require "streamctl.pipeline.sign"
 local options = require "streamctl.pipeline.options"
 local pacing = require "streamctl.pipeline.pacing"
 local interface = require "streamctl.pipeline.provider"
+local api = require "streamctl.pipeline.api"
+local catalogue = require "streamctl.pipeline.catalogue"
 
 local type, pairs, ipairs, error, setmetatable = type, pairs, ipairs, error, setmetatable
 local floor = math.floor
@@ -62,15 +64,19 @@ local Client = {}
 
 -- Checks and encodes service-named params (streamctl.base.encode); then the
 -- provider fills in what must stay fixed across retries (`complete`; `dry`
--- for a prepare, which must commit nothing).
+-- for a prepare, which must commit nothing). `published`: a caller's own
+-- parameters, checked first by the published method (streamctl.pipeline.api).
 -- @return op, params; or nil, err
-function Client:_encode(action, params, level, dry, checked)
+function Client:_encode(action, params, level, dry, checked, published)
   local rules = self._rules
   if type(action) ~= "string" then error("action must be a string", level + 1) end
   if params ~= nil and type(params) ~= "table" then error("params must be a table", level + 1) end
   local op = rules.operations[action]
-  if not op then
-    return nil, errors.invalid(rules.provider, action, "unknown action '" .. action .. "'")
+  if not op then return nil, errors.invalid(rules.provider, action, api.unknown_action(rules, action)) end
+  if published then
+    local why
+    params, why = api.checked(rules, action, op, params)
+    if not params then return nil, errors.invalid(rules.provider, action, why) end
   end
   local out, err = encode.params(rules, self._texts, action, params, checked)
   if not out then return nil, err end
@@ -91,7 +97,7 @@ end
 -- the service expects (see the provider's rules).
 -- @return request table `{ method, url, headers, body, action, provider }`, or nil, err
 function Client:prepare(action, params)
-  local op, out = self:_encode(action, params, 2, true)
+  local op, out = self:_encode(action, params, 2, true, nil, true)
   if not op then return nil, out end
   return sign.request(self, action, out)
 end
@@ -102,7 +108,7 @@ end
 -- @return the parameters as they would be sent (before the common ones and
 --   a ZEGO Sequence), or nil, err (InvalidParameter, naming the parameter)
 function Client:check_call(action, params)
-  local op, out = self:_encode(action, params, 2)
+  local op, out = self:_encode(action, params, 2, nil, nil, true)
   if not op then return nil, out end
   return out
 end
@@ -161,7 +167,7 @@ end
 -- field) when given; `checked`: `params` made from fields checked by their
 -- rules (a named method's), not checked again.
 function Client:_call(action, params, given, checked)
-  local op, out = self:_encode(action, params, 3, nil, checked)
+  local op, out = self:_encode(action, params, 3, nil, checked, not checked)
   if not op then return nil, out end
   local here = self:_send_blocker(action)
   if here then return nil, here end
@@ -393,44 +399,10 @@ local function make(class, o, creds)
   return self
 end
 
--- The class's own functions: its methods and actions, for tools such as
--- the command line, and `new`.
+-- The class's own functions: its catalogue (streamctl.pipeline.catalogue),
+-- and `new`.
 local function class_functions(class, rules)
-  --- The client's named and batch methods: an array sorted by name of
-  -- `{ name, action, fields (the streamctl.base.validate schema), list (a
-  -- batch's list field, or nil), effect (its action's: class.effect) }`.
-  function class.methods()
-    local out = {}
-    for name, spec in pairs(rules.methods) do
-      out[#out + 1] = { name = name, action = spec.action, fields = spec.fields,
-                        effect = rules.operations[spec.action].effect }
-    end
-    for name, spec in pairs(rules.batches or {}) do
-      out[#out + 1] = { name = name, action = spec.action, fields = spec.fields, list = spec.list,
-                        effect = rules.operations[spec.action].effect }
-    end
-    table.sort(out, function(a, b) return a.name < b.name end)
-    return out
-  end
-
-  --- What a call of `action` does, as its operation declares it: "read"
-  -- (a look-up: it changes nothing), "forbid", "resume" or "change"; nil for
-  -- an action the provider does not have (which changes, for a caller that
-  -- must choose: the safe side).
-  -- @tparam string action the service's name, e.g. "ForbidLiveStream"
-  function class.effect(action)
-    local op = rules.operations[action]
-    return op and op.effect
-  end
-
-  --- The provider's actions (for `call`), sorted.
-  function class.actions()
-    local out = {}
-    for action in pairs(rules.operations) do out[#out + 1] = action end
-    table.sort(out)
-    return out
-  end
-
+  catalogue.add(class, rules) -- (methods, effect, actions, published...: what tools read)
   local schema = options.schema(rules)
   local check = options.check_one(schema)
 
@@ -473,6 +445,7 @@ local PUBLIC = { "check", "check_call", "prepare", "now", "account", "rate_for",
 -- @tparam table rules the provider's (streamctl.pipeline.provider: checked first)
 function M.define(rules)
   interface.check(rules)
+  api.install(rules) -- (every published action an operation)
   local class = { _rules = rules }
   local p = rules.provider
   -- action -> service parameter -> the text field that sets it (for `call`)

@@ -128,8 +128,9 @@ function M.new(client, o, handles)
   }, Pacer)
   -- the provider's caps, each asked once: its own for this client (`caps`), else the operation's
   local own = client._rules.caps and client._rules.caps(client) or {}
+  self.own_caps = own
   self.caps = {}
-  for action, op in pairs(client._rules.operations) do self.caps[action] = own[action] or op.cap end
+  for action, op in pairs(client._rules.operations) do self.caps[action] = own[action] or op.cap or false end
   if o.rate_limits ~= false then
     -- shared: other clients (processes, workers, machines) may pace under the same keys
     local store, handle = stores.ratelimit(o, handles, self.monotonic)
@@ -148,7 +149,15 @@ function Pacer:cap(action)
   if o == false then return nil end
   local v = o and o[action]
   if v == nil and o then v = o["*"] end
-  if v == nil then v = self.caps[action] end
+  if v == nil then
+    v = self.caps[action]
+    if v == nil then -- (a published action streamctl declares no operation for, asked first now)
+      local op = self.rules.operations[action]
+      v = op and (self.own_caps[action] or op.cap) or false
+      if op then self.caps[action] = v end
+    end
+    v = v or nil
+  end
   local ceiling = self.max_rate
   if ceiling and (not v or v > ceiling) then v = ceiling end
   return v or nil

@@ -80,6 +80,11 @@
 --   resolve_account(self, sleep)              (before each call or batch, finds the account
 --                when it is not known yet: Alibaba Cloud's STS GetCallerIdentity)
 --   ends(action, params, at) -> unix seconds | nil, how  (when a forbid ends by itself)
+--   api() -> the provider's published methods as data (streamctl.pipeline.api: every one
+--                callable, every `call`'s parameters checked by them), with
+--                `default_cap` (requests per second for a published method whose page gives
+--                none) and `derive(op, method)` (optional: the provider's own fields of an
+--                operation made from a published method, e.g. ZEGO's Sequence)
 --   refused, identity, version                (the provider's own, for its own files)
 -- @module streamctl.pipeline.provider
 
@@ -93,7 +98,7 @@ M.EFFECTS = { read = true, forbid = true, resume = true, change = true }
 
 local REQUIRED_FUNCTIONS = { "streams", "array", "configure", "build", "decode", "nonce", "nonce_rule", "account",
                              "secrets" }
-local OPTIONAL_FUNCTIONS = { "caps", "complete", "resolve_account", "ends" }
+local OPTIONAL_FUNCTIONS = { "caps", "complete", "resolve_account", "ends", "api", "derive" }
 local REQUIRED_TABLES = { "defaults", "variables", "options", "operations", "methods", "common_params", "redact" }
 
 -- The provider's rule broken, raised where `define` was called from.
