@@ -55,6 +55,8 @@ local params = require "streamctl.emulator.live_params"
 local live_streams = require "streamctl.emulator.live_streams"
 local relay = require "streamctl.emulator.live_relay"
 local domains = require "streamctl.emulator.live_domains"
+local blocks = require "streamctl.emulator.live_blocks"
+local history = require "streamctl.emulator.live_history"
 
 local pairs = pairs
 
@@ -93,13 +95,22 @@ M.OPERATIONS = {
   DescribeLivePullToPush = relay.DescribeLivePullToPush,
   DescribeLivePullToPushList = relay.DescribeLivePullToPushList,
   DescribeLiveUserDomains = domains.DescribeLiveUserDomains,
+  SetLiveStreamBlock = blocks.SetLiveStreamBlock,
+  DeleteLiveStreamBlock = blocks.DeleteLiveStreamBlock,
+  DescribeStreamLocationBlock = blocks.DescribeStreamLocationBlock,
+  DescribeLiveStreamsPublishList = history.DescribeLiveStreamsPublishList,
+  DescribeLiveStreamsControlHistory = history.DescribeLiveStreamsControlHistory,
 }
 
--- Every operation notes the domains it accepts (live_params.domain_known).
+-- Every operation notes the domains it accepts (live_params.domain_known);
+-- one answered with success that names a stream is in its history
+-- (live_history.lua: DescribeLiveStreamsControlHistory).
 for action, op in pairs(M.OPERATIONS) do
   M.OPERATIONS[action] = function(p, ctx)
     ctx.note_domain = domains.note
-    return op(p, ctx)
+    local fields, info, msg = op(p, ctx)
+    if fields then history.control(action, p, ctx) end
+    return fields, info, msg
   end
 end
 
@@ -124,7 +135,8 @@ function M.snapshot(now)
   local tasks, order = relay.snapshot(now)
   return { streams = live_streams.snapshot(now), tasks = tasks, task_order = order,
     block_list = { places_in_use = live_streams.places_in_use(now), limit = cfg and cfg.block_list_limit },
-    online = live_streams.online_snapshot(now), notify = notify.snapshot(), source_faults = task_events.snapshot() }
+    online = live_streams.online_snapshot(now), notify = notify.snapshot(), source_faults = task_events.snapshot(),
+    stream_blocks = blocks.snapshot(now) }
 end
 
 function M.reset()
@@ -133,6 +145,8 @@ function M.reset()
   relay.reset()
   notify.reset()
   task_events.reset()
+  blocks.reset()
+  history.reset()
 end
 
 return M

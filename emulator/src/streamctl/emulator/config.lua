@@ -93,6 +93,7 @@ local DEFAULT = require "streamctl.emulator.defaults"
 local ratelimit = require "streamctl.emulator.ratelimit"
 local identity = require "streamctl.emulator.identity"
 local strangers = require "streamctl.emulator.strangers"
+local caps = require "streamctl.emulator.caps"
 
 local type, pairs, ipairs, tostring = type, pairs, ipairs, tostring
 local format, find = string.format, string.find
@@ -107,38 +108,7 @@ local function defaults()
       accounts = {
         [DEFAULT.ALIYUN.access_key_id] = { secret = DEFAULT.ALIYUN.access_key_secret },
       },
-      -- QPS per account and action: PROVIDERS.md where it gives one, the
-      -- operation's doc page otherwise (Describe*PullToPush, Update-, Restart-
-      -- and DeleteLivePullToPush: 10, BlockList: 50; ForbidLiveStream: 20,
-      -- its page of June 2026, not an older table's 200).
-      qps = {
-        ResumeLiveStream = 30,
-        ForbidLiveStream = 20,
-        CreateLivePullToPush = 10,
-        UpdateLivePullToPush = 10,
-        RestartLivePullToPush = 10,
-        DeleteLivePullToPush = 10,
-        StopLivePullToPush = 10,
-        DescribeLivePullToPush = 10,
-        DescribeLivePullToPushList = 10,
-        DescribeLiveStreamsBlockList = 50,
-        DescribeLiveUserDomains = 100,
-        -- 10000 per minute (the QPS table); counted per second, the
-        -- strictest reading: at most 166 in any 1 s.
-        DescribeLiveStreamsOnlineList = 10000 / 60,
-        -- The stream ingest callbacks' configuration: Set is 15 (its page);
-        -- Describe and Delete publish none in the notes: 15 like Set, the
-        -- emulator's (strict) choice.
-        SetLiveStreamsNotifyUrlConfig = 15,
-        DescribeLiveStreamsNotifyUrlConfig = 15,
-        DeleteLiveStreamsNotifyUrlConfig = 15,
-        -- STS, per account too: AssumeRole 100/s (the RAM notice of
-        -- 2022-08-29), AssumeRoleWithOIDC 100/s (its page); GetCallerIdentity
-        -- publishes none: 100/s like its neighbours, the emulator's choice.
-        AssumeRole = 100,
-        AssumeRoleWithOIDC = 100,
-        GetCallerIdentity = 100,
-      },
+      qps = caps.aliyun(),
       rate_limiter = ratelimit.DEFAULT,
       timestamp_tolerance_s = 900,
       nonce_ttl_s = 900,
@@ -154,15 +124,7 @@ local function defaults()
       apps = {
         [DEFAULT.ZEGO.app_id] = { secret = DEFAULT.ZEGO.server_secret },
       },
-      qps = {
-        ForbidRTCStream = 20,
-        ResumeRTCStream = 20,
-        ForbidRTCStreams = 20,
-        ResumeRTCStreams = 20,
-        ForbidCDNLiveStream = 20,
-        ResumeCDNLiveStream = 20,
-        DescribeRTCStreamState = 40,
-      },
+      qps = caps.zego(),
       rate_limiter = ratelimit.DEFAULT,
       test_env_qps = 5,
       timestamp_tolerance_s = 600,

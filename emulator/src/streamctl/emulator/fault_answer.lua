@@ -95,6 +95,8 @@ local LISTINGS = {
   DescribeLiveStreamsBlockList = { "StreamUrls", "StreamUrl", total = "TotalNum" },
   DescribeLiveStreamsOnlineList = { "OnlineInfo", "LiveStreamOnlineInfo", total = "TotalNum" },
   DescribeLivePullToPushList = { "TaskList", total = "Total" },
+  DescribeStreamLocationBlock = { "StreamBlockList", "StreamBlock", total = "Count" },
+  DescribeLiveStreamsPublishList = { "PublishInfo", "LiveStreamPublishInfo", total = "TotalNum" },
 }
 
 -- A listing's answer `res` (served) with its page cut to `fault.keep` entries

@@ -18,6 +18,7 @@ local notify = require "streamctl.emulator.aliyun_notify"
 local params = require "streamctl.emulator.live_params"
 local places = require "streamctl.emulator.live_places"
 local remote_auth = require "streamctl.emulator.remote_auth"
+local history = require "streamctl.emulator.live_history"
 
 local type, pairs, ipairs, ceil, find = type, pairs, ipairs, math.ceil, string.find
 local sort = table.sort
@@ -30,6 +31,12 @@ local M = {}
 
 local streams = {}
 local online = {}       -- "<domain>/<app>/<stream>" -> what DescribeLiveStreamsOnlineList shows
+
+-- An ingest ended: its publish_done callback, and its end in the history.
+local function ended(entry, now)
+  notify.stream_event("publish_done", entry, now)
+  history.stopped(entry, now)
+end
 
 local function stream_key(domain, app, stream)
   return domain .. "/" .. app .. "/" .. stream
@@ -141,7 +148,7 @@ function M.ForbidLiveStream(p, ctx)
   -- Either kind of forbid cuts the current ingest: the stream goes offline
   -- (its publish_done callback, aliyun_notify.lua).
   if online[key] then
-    notify.stream_event("publish_done", online[key], ctx.now)
+    ended(online[key], ctx.now)
     online[key] = nil
   end
   if oneshot == "yes" then
@@ -302,6 +309,7 @@ function M.mark_online(specs, now)
       -- same ingest, so no second publish callback.
       if not was then
         notify.stream_event("publish", entry, now)
+        history.started(entry, now)
       end
     end
   end
@@ -320,7 +328,7 @@ function M.mark_offline(specs, now)
     end
     sort(removed)
     for _, key in ipairs(removed) do
-      notify.stream_event("publish_done", online[key], now)
+      ended(online[key], now)
     end
     online = {}
     return removed
@@ -334,7 +342,7 @@ function M.mark_offline(specs, now)
   for _, spec in ipairs(specs) do
     local key = stream_key(spec.domain, spec.app, spec.stream)
     if online[key] then
-      notify.stream_event("publish_done", online[key], now)
+      ended(online[key], now)
       online[key] = nil
       removed[#removed + 1] = key
     end

@@ -21,6 +21,7 @@ local response = require "streamctl.emulator.zego_response"
 local state = require "streamctl.emulator.zego_state"
 local actions = require "streamctl.emulator.zego_actions"
 local gateway = require "streamctl.emulator.zego_gateway"
+local stream_rules = require "streamctl.emulator.zego_rules"
 
 local pairs = pairs
 
@@ -71,6 +72,7 @@ function M.snapshot(now)
   return {
     streams = state.snapshot(now),
     online = zego_streams.snapshot(),
+    stream_rules = stream_rules.snapshot(),
     counters = stats.snapshot("zego"),
     rate_limiter = cfg.zego.rate_limiter,
     rate_limiters = limiters(),
@@ -80,6 +82,7 @@ end
 function M.reset()
   state.reset()
   zego_streams.reset()
+  stream_rules.reset()
 end
 
 return M

@@ -25,6 +25,7 @@
 local json = require "streamctl.emulator.json"
 local clock = require "streamctl.emulator.clock"
 local state = require "streamctl.emulator.zego_state"
+local stream_rules = require "streamctl.emulator.zego_rules"
 
 local ipairs = ipairs
 
@@ -53,6 +54,10 @@ M.ACTIONS = {
   ForbidCDNLiveStream = { kind = "cdn", forbid = true, codes = CDN_CODES },
   ResumeCDNLiveStream = { kind = "cdn", forbid = false, codes = CDN_CODES },
   DescribeRTCStreamState = { kind = "describe" },
+  -- A room's stream rules (zego_rules.lua: they read their own parameters)
+  SetForbidStreamRule = { kind = "rule", op = "set" },
+  DelForbidStreamRule = { kind = "rule", op = "del" },
+  DescribeForbidStreamRules = { kind = "rule", op = "describe" },
 }
 
 -- CdnResult, a string: the text of the pages' sample responses.
@@ -175,6 +180,9 @@ function M.run(r)
   end
   if r.spec.kind == "cdn" then
     return cdn(r)
+  end
+  if r.spec.kind == "rule" then
+    return stream_rules.run(r)
   end
   return rtc(r)
 end
