@@ -159,6 +159,8 @@ rockspecs:
 lint:
 	@echo "== lint: luacheck"
 	luacheck --quiet $$([ -t 1 ] || echo --no-color) src bin emulator spec examples bench tools
+	@echo "== lint: what LuaJIT runs parses under it (tools/jit-parse.sh)"
+	@tools/jit-parse.sh src emulator/src spec examples
 	@echo "== lint: the house's walls (tools/layers.lua: requires point down, the core names no optional part)"
 	@lua5.4 tools/layers.lua
 	@echo "== lint: the house's size limits (make sizes)"

@@ -7,6 +7,18 @@ local layers = dofile((os.getenv("STREAMCTL_ROOT") or ".") .. "/tools/layers.lua
 
 local ROOT = os.getenv("STREAMCTL_ROOT") or "."
 
+-- A fresh directory (with `sub` in it) and a function writing a file under it: dir, write(path, text).
+local function planted(sub)
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir -p '" .. dir .. (sub and "/" .. sub or "") .. "'"))
+  return dir, function(path, text)
+    local f = assert(io.open(dir .. "/" .. path, "w"))
+    f:write(text)
+    f:close()
+  end
+end
+
 describe("tools/layers.lua", function()
   it("reads requires anywhere in a file, and none in a comment or a string that only looks like one", function()
     local text = table.concat({
@@ -134,14 +146,7 @@ describe("the pages' budgets (tools/pages.sh, in make lint)", function()
 
   it("names a README over 250 lines or 1,500 words, and pages over 40,000 words, and fails; at the budgets, passes",
     function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p '" .. dir .. "/docs/development'"))
-    local function write(path, text)
-      local f = assert(io.open(dir .. "/" .. path, "w"))
-      f:write(text)
-      f:close()
-    end
+    local dir, write = planted("docs/development")
     local said = {}
     -- { README's lines, its words, the words of a page under docs/development/ }
     for _, case in ipairs { { 251, 251, 0 }, { 250, 1501, 0 }, { 250, 1500, 38501 }, { 250, 1500, 38500 } } do
@@ -159,6 +164,32 @@ describe("the pages' budgets (tools/pages.sh, in make lint)", function()
   it("finds the tree's pages within them", function()
     local said, status = budgets(ROOT)
     assert.equal("0", status, said)
+  end)
+end)
+
+describe("what LuaJIT runs parses under it (tools/jit-parse.sh, in make lint)", function()
+  local function parse(dirs)
+    local p = assert(io.popen("cd '" .. ROOT .. "' && sh tools/jit-parse.sh " .. dirs .. " 2>&1; echo \"exit $?\""))
+    local out = p:read("*a")
+    p:close()
+    return out
+  end
+
+  it("names a file in Lua 5.4's own syntax (an integer division, a <const>) and fails; LuaJIT's passes", function()
+    local dir, write = planted()
+    write("good.lua", "local t = {}\nreturn #t / 4, t\n")
+    assert.equal("exit 0\n", parse("'" .. dir .. "'"))
+    write("division.lua", "return 7 // 2\n")
+    write("const.lua", "local x <const> = 1\nreturn x\n")
+    local out = parse("'" .. dir .. "'")
+    os.execute("rm -rf '" .. dir .. "'")
+    assert.truthy(out:find(dir .. "/division.lua:1:", 1, true), out)
+    assert.truthy(out:find(dir .. "/const.lua:1:", 1, true), out)
+    assert.truthy(out:find("\nexit 1\n$"), out)
+  end)
+
+  it("finds the library, the emulator, the specs and the examples parsing", function()
+    assert.equal("exit 0\n", parse("src emulator/src spec examples"))
   end)
 end)
 

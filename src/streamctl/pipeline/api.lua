@@ -26,7 +26,7 @@ local encode = require "streamctl.base.encode"
 local type, pairs, ipairs, tostring, tonumber, rawget = type, pairs, ipairs, tostring, tonumber, rawget
 local format, find, lower, sub, byte = string.format, string.find, string.lower, string.sub, string.byte
 local concat, sort = table.concat, table.sort
-local min = math.min
+local min, floor = math.min, math.floor
 
 local M = {}
 
@@ -73,8 +73,14 @@ function M.operation(rules, action)
     -- (GET|POST: POST, as the providers' SDKs send an RPC call)
     method = m.method == "GET" and "GET" or "POST",
     cap = m.cap or rules.default_cap, test_cap = m.test_cap,
-    body = m.body,
+    body = m.body, body_params = nil,
   }
+  if m.body then -- (the parameters its page puts in the body, by name: the provider's `build` sends them there)
+    op.body_params = {}
+    for _, p in ipairs(m.params) do
+      if p.body then op.body_params[p.name] = p end
+    end
+  end
   if rules.derive then rules.derive(op, m) end
   return op
 end
@@ -123,7 +129,7 @@ function M.closest(names, name)
   for _, n in ipairs(names) do
     if lower(n) == low then return n end
   end
-  local limit = #name // 4
+  local limit = floor(#name / 4)
   for _, n in ipairs(names) do
     local d = distance(lower(n), low)
     if d <= limit and (not best_d or d < best_d or (d == best_d and n < best)) then best, best_d = n, d end
@@ -401,9 +407,10 @@ end
 
 --- The published methods whose names hold `pattern` (plain text, any
 -- case; nil: all), sorted: `{ action, method, summary, params, cap,
--- effect, declared, body, key }` (`declared`: streamctl has its own rules
--- for it; `body`: its parameters go in the body, not sent; `key`: a
--- required parameter that is a credential, never sent).
+-- effect, declared, body, key, unsent_body }` (`declared`: streamctl has
+-- its own rules for it; `body`: "form" or "json", its parameters go in the
+-- body; `unsent_body`: a body these rules cannot send; `key`: a required
+-- parameter that is a credential, never sent).
 function M.list(rules, pattern)
   local d = M.data(rules)
   if not d then return {} end
@@ -418,7 +425,8 @@ function M.list(rules, pattern)
       end
       out[#out + 1] = { action = action, method = op and op.method or m.method, summary = m.summary,
                         params = m.params, cap = op and op.cap, effect = op and op.effect,
-                        declared = rawget(rules.operations, action) ~= nil, body = m.body, key = key }
+                        declared = rawget(rules.operations, action) ~= nil, body = m.body, key = key,
+                        unsent_body = m.body and not (rules.bodies and rules.bodies[m.body]) or nil }
     end
   end
   sort(out, function(a, b) return a.action < b.action end)
@@ -445,11 +453,11 @@ end
 
 --- A caller's own `params` for `action` (operation `op`), checked by the
 -- published method: the params as sent, or nil and the rule broken. A
--- method whose parameters go in the request's body is refused: streamctl
--- sends none (it is listed, not callable). The provider's `stamp` (ZEGO's
+-- method whose parameters go in a body the provider's rules cannot send
+-- (`bodies`: { form = true } or { json = true }) is refused. The provider's `stamp` (ZEGO's
 -- Sequence) is the provider's to fill where it is the call's decision.
 function M.checked(rules, action, op, params)
-  if op.body then
+  if op.body and not (rules.bodies and rules.bodies[op.body]) then
     return nil, format("%s takes parameters in the request's body (%s), which streamctl does not send: it is "
       .. "listed, not callable", action, op.body == "json" and "JSON" or "a form")
   end
