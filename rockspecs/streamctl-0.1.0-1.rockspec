@@ -44,6 +44,7 @@ build = {
       ["streamctl"] = "src/streamctl/init.lua",
       ["streamctl.providers"] = "src/streamctl/providers.lua",
       ["streamctl.pipeline.acs"] = "src/streamctl/pipeline/acs.lua",
+      ["streamctl.pipeline.acs_account"] = "src/streamctl/pipeline/acs_account.lua",
       ["streamctl.pipeline.api"] = "src/streamctl/pipeline/api.lua",
       ["streamctl.aliyun"] = "src/streamctl/aliyun.lua",
       ["streamctl.aliyun.api"] = "src/streamctl/aliyun/api.lua",
@@ -132,6 +133,7 @@ build = {
       ["streamctl.version"] = "src/streamctl/version.lua",
       ["streamctl.zego"] = "src/streamctl/zego.lua",
       ["streamctl.zego.api"] = "src/streamctl/zego/api.lua",
+      ["streamctl.zego.stamp"] = "src/streamctl/zego/stamp.lua",
       -- C modules
       ["streamctl.core"] = {
          sources = { "csrc/core.c", "csrc/encode.c", "csrc/sign_v1.c", "csrc/sign_v3.c", "csrc/sign_zego.c",

@@ -58,7 +58,7 @@ function M.page(root)
   w("`call` sends any of these, each parameter checked by the provider's own metadata")
   w("([clients](clients.md#prepare-and-call-the-services-own-names)); `streamctl PROVIDER methods")
   w("[PATTERN]` lists their parameters. Without a page's cap, one is paced at 10 a second on")
-  w("Alibaba Cloud and 1 on ZEGO (the lowest each publishes); \"(body)\": listed, not callable.")
+  w("Alibaba Cloud and 1 on ZEGO (the lowest each publishes).")
   w("Made by `make doc` (tools/methods-page.lua).")
   for _, pv in ipairs(PROVIDERS) do
     local name, title = pv[1], pv[2]
@@ -80,7 +80,7 @@ function M.page(root)
       local g = groups[i]
       if g then
         table.sort(g)
-        for j, action in ipairs(g) do g[j] = "`" .. action .. "`" .. (data.methods[action].body and " (body)" or "") end
+        for j, action in ipairs(g) do g[j] = "`" .. action .. "`" end
         w("")
         w(("### %s (%d)"):format(f[1], #g))
         w("")

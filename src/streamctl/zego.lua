@@ -12,13 +12,15 @@ local keys = require "streamctl.pipeline.keys"
 local encode = require "streamctl.base.encode"
 local errors = require "streamctl.base.errors"
 local sequence = require "streamctl.engine.sequence"
+local stamp = require "streamctl.zego.stamp"
 local validate = require "streamctl.base.validate"
 local json = require "streamctl.base.json"
 local redact = require "streamctl.base.redact"
 
 local type, tostring, tonumber, pairs, ipairs, setmetatable = type, tostring, tonumber, pairs, ipairs, setmetatable
 local floor = math.floor
-local format, sub, find, gsub = string.format, string.sub, string.find, string.gsub
+local format, sub, find = string.format, string.sub, string.find
+local concat, sort = table.concat, table.sort
 
 local PROVIDER = "zego"
 local MAX_IDS = 20
@@ -205,6 +207,7 @@ end
 -- Sequence taken at its first send, strictly increasing per stream.
 rules.api = function() return require "streamctl.zego.api" end
 rules.default_cap = 1
+rules.bodies = { json = true } -- (a page's JSON body: json_body below)
 function rules.derive(op, method)
   local seq, stream = false, false
   for _, p in ipairs(method.params) do
@@ -246,36 +249,6 @@ end
 -- option `sequence`, else one on the client's shared dict or Redis).
 rules.sequenced = true
 
--- The Sequence store's keys of a call on `ids`. A stream's Sequences must
--- increase over every request (ZEGO compares them within 10 s), reads
--- (DescribeRTCStreamState) too, but only a call that changes the stream
--- decides on it: a read keeps its last value under a key of its own ("r:"
--- and the ID, no stream ID's shape), a change under the ID and that key. So
--- every value is above every earlier one of the stream, and the ID's alone
--- is the last decision (what `renew_sequence` compares with).
-local function sequence_keys(op, ids)
-  local out, n = {}, #ids
-  local read = op.effect == "read"
-  for i = 1, n do
-    if read then out[i] = "r:" .. ids[i] else out[i], out[n + i] = ids[i], "r:" .. ids[i] end
-  end
-  return out
-end
-
--- The call's stream IDs, as a list.
-local function stream_ids(params)
-  local ids = params["StreamId[]"] or params.StreamId
-  if type(ids) ~= "table" then ids = { ids } end
-  return ids
-end
-
--- The Sequence store's keys a call is still to take its value for at its
--- first send (none when the caller gave one).
-local function sequence_ids(_, op, params)
-  if not op.sequence or params.Sequence ~= nil then return nil end
-  return sequence_keys(op, stream_ids(params))
-end
-
 --- In the test environment, RTC forbid/resume have their own, lower caps
 -- (asked once, when the client is made).
 function rules.caps(self)
@@ -312,12 +285,6 @@ function rules.secrets()
   return {}
 end
 
--- The SequenceUnavailable error for a generator that failed.
-local function sequence_unavailable(what, err)
-  return errors.new { provider = PROVIDER, code = "SequenceUnavailable", kind = "service",
-    message = what .. ": " .. tostring(err) }
-end
-
 --- Checks the stream IDs and a caller's Sequence before anything is sent;
 -- for a dry run (prepare), fills in the Sequence the generator would give,
 -- without taking it.
@@ -340,86 +307,49 @@ function rules.complete(self, _, op, params, dry)
   if not dry then return params end
   local out = {}
   for k, v in pairs(params) do out[k] = v end
-  out.Sequence = self._sequence:peek_for(sequence_keys(op, type(ids) == "table" and ids or { ids }))
+  out.Sequence = self._sequence:peek_for(stamp.keys(op, type(ids) == "table" and ids or { ids }))
   return out
-end
-
--- At a call's first send: takes the next Sequence for its streams, or
--- records the one the caller chose (so later ones are larger still). Taken
--- then, not when the call was made, a Sequence follows the order in which
--- calls leave, whichever process or nginx worker sends them (they share it
--- through the `shared_dict` or `sequence` store).
-local function take_sequence(self, _, op, params)
-  if not op.sequence then return true end
-  local ids = sequence_keys(op, stream_ids(params))
-  if params.Sequence ~= nil then
-    local ok, err, last = self._sequence:record(ids, tonumber(params.Sequence))
-    if ok == false then -- ZEGO would ignore it as stale: refused, nothing sent
-      local e = errors.invalid(PROVIDER, nil, format("parameter 'Sequence' (%s) must be above the last one "
-        .. "sent for stream '%s' (%s)", params.Sequence, (gsub(err, "^r:", "")), validate.decimal(last)))
-      e.sent = false
-      return nil, e
-    end
-    if not ok then return nil, sequence_unavailable("the Sequence could not be recorded", err) end
-    return true
-  end
-  local seq, err, unsure = self._sequence:next_for(ids)
-  if not seq then return nil, sequence_unavailable("no Sequence could be had for the call", err) end
-  params.Sequence = seq
-  return true, nil, unsure
-end
-
--- ZEGO compares a stream's Sequences only within 10 s of each other (its
--- window): a call sent later than that with the Sequence it was decided
--- with would land over a call decided after it. A call keeps its Sequence
--- while it is younger than this, which leaves 3 s of the window for the
--- request to reach ZEGO; an older one is decided again (`renew_sequence`).
-local FRESH_MS = 7000
-
--- Before an attempt of a call whose Sequence has aged (streamctl.pipeline.sign):
--- the streams a later call decided on (the Sequence store says) are
--- superseded and leave the call; the others take a new Sequence, unless the
--- caller chose it (kept); `age_ms`: how long ago the call was decided.
--- Returns true and the superseded streams (`{ [id] = later Sequence }`, or
--- nil) and, when nobody vouched for the new Sequence, `unsure` (true, or
--- why: the store may have forgotten a later decision); false and the
--- superseded streams when no stream is left; or nil and an error.
-local function renew_sequence(self, action, op, params, chosen, age_ms)
-  if not op.sequence or op.effect == "read" then return true end
-  local ids = stream_ids(params)
-  local old, gen = tonumber(params.Sequence), self._sequence
-  local v, later, unsure
-  if chosen then
-    later = gen.later and gen:later(ids, old)
-  elseif not gen.renew then
-    return nil, sequence_unavailable("the call's Sequence aged past ZEGO's window", "the 'sequence' option's "
-      .. "generator has no renew, so whether a later call decided on its streams cannot be told")
-  else
-    -- (the streams' own keys say whether a later call decided; the reads' count for the new value)
-    v, later, unsure = gen:renew(sequence_keys(op, ids), old, #ids, age_ms)
-    if v == nil then return nil, sequence_unavailable("the call's Sequence could not be renewed", later) end
-  end
-  if not later then
-    if v then params.Sequence = v end
-    return true, nil, unsure
-  end
-  local rest = {}
-  for _, id in ipairs(ids) do if not later[id] then rest[#rest + 1] = id end end
-  if #rest == 0 or params["StreamId[]"] == nil then return false, later end
-  -- (the rest of a list, decided again; a stream a later call takes meanwhile leaves it too)
-  params["StreamId[]"] = rest
-  local ok, more = renew_sequence(self, action, op, params, chosen, age_ms)
-  if ok == nil then return nil, more end
-  for id, l in pairs(more or {}) do later[id] = l end
-  return ok, later
 end
 
 -- The signing time's text (Unix seconds in decimal), made once a second.
 local timestamp_of = encode.per_second(validate.decimal)
 
+-- A value as its published type writes it in JSON: a number, a boolean or
+-- JSON text as it is (each checked by its type already:
+-- streamctl.pipeline.api), text as a string, a list as an array.
+local RAW = { integer = true, long = true, number = true, boolean = true, json = true }
+local function json_value(t, item, v)
+  if t == "list" then
+    if type(v) ~= "table" then v = { v } end
+    local out = {}
+    for i, x in ipairs(v) do out[i] = json_value(item or "string", nil, x) end
+    return "[" .. concat(out, ",") .. "]"
+  end
+  return RAW[t] and v or json.string(v)
+end
+
+-- A published method whose page takes a JSON body (`op.body` "json"): its
+-- body parameters as one JSON object, keys sorted, each by its published
+-- type; the query keeps the rest. `params` and nil for any other.
+local function json_body(op, params)
+  local names = op.body == "json" and op.body_params
+  if not names then return params, nil end
+  local query, parts, names_sorted = {}, {}, {}
+  for k in pairs(params) do names_sorted[#names_sorted + 1] = k end
+  sort(names_sorted)
+  for _, k in ipairs(names_sorted) do
+    local p = names[k]
+    if p then parts[#parts + 1] = json.string(k) .. ":" .. json_value(p.type, p.item, params[k])
+    else query[k] = params[k] end
+  end
+  return query, "{" .. concat(parts, ",") .. "}"
+end
+
 function rules.build(self, action, op, params, now, nonce)
   local timestamp = timestamp_of(now)
   local signature = core.zego_sign(self.app_id, nonce, self._secret, timestamp)
+  local body
+  params, body = json_body(op, params)
   local business = core.canonical_query(params)
   -- The action is one of the operations' names and the nonce 16 hex
   -- characters (nonce_rule): neither needs encoding. One concatenation.
@@ -429,7 +359,9 @@ function rules.build(self, action, op, params, now, nonce)
       .. "&Timestamp=" .. timestamp .. "&Signature=" .. signature .. "&SignatureVersion=2.0"
       .. (self.is_test ~= nil and (self.is_test and "&IsTest=true" or "&IsTest=false") or "")
       .. (business ~= "" and "&" .. business or ""),
-    headers = { traceparent = nil, tracestate = nil }, body = "", -- (room kept for a trace's headers)
+    -- (room kept for a trace's headers)
+    headers = { ["content-type"] = body and "application/json" or nil, traceparent = nil, tracestate = nil },
+    body = body or "",
   }, signature)
 end
 
@@ -452,10 +384,8 @@ function rules.decode(_, action, res)
 end
 
 --- ZEGO's step of a call (streamctl.pipeline.provider's `stamp`): its
--- Sequence, taken at the first send and kept for the retries; with Redis
--- as both stores, taken with the call's rate-limit slot in one round trip.
-rules.stamp = { param = "Sequence", ids = sequence_ids, take = take_sequence, fresh_ms = FRESH_MS,
-                renew = renew_sequence, applies = function(op) return op.sequence == true end }
+-- Sequence (streamctl.zego.stamp).
+rules.stamp = stamp.STAMP
 
 local Zego = client.define(rules)
 --- When a forbid (`action` and its service parameters, as sent) answered

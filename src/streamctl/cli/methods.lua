@@ -13,7 +13,7 @@ local EXIT = { ok = 0, failed = 1, usage = 2 }
 
 -- Why a published method cannot be called, or nil.
 local function not_callable(m)
-  if m.body then return "its parameters go in the request's body, which streamctl does not send" end
+  if m.unsent_body then return "its parameters go in a body streamctl does not send" end
   if m.key then
     return "it requires " .. m.key .. ", a key streamctl never sends as a parameter (set it in the console)"
   end

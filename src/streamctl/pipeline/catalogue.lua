@@ -49,7 +49,7 @@ function M.add(class, rules)
 
   --- Every method the provider publishes whose name holds `pattern`
   -- (plain text, any case; nil: all), sorted: `{ action, effect, method,
-  -- cap, summary, params, declared, body, key }`.
+  -- cap, summary, params, declared, body, key, unsent_body }`.
   function class.published(pattern)
     return api.list(rules, pattern)
   end

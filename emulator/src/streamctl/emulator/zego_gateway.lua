@@ -3,9 +3,9 @@
 -- its answer (zego_response.lua) and log entry.
 --
 -- Order of checks (the first failure answers), with its Code:
---   HTTP method not GET (every action's page names GET; no document gives a
---       code for another method: 2, "Incorrect input parameter", a strict choice)
---   Action empty 100000006, unknown 100000007
+--   Action empty 100000006, unknown (or not modelled) 100000007
+--   HTTP method not GET (every modelled action's page names GET; no document
+--       gives a code for another method: 2, "Incorrect input parameter", a strict choice)
 --   AppId empty or not a uint32 100000001
 --   SignatureNonce empty 100000008, not 16 hexadecimal characters (the common
 --       parameter's page: "a 16-character hexadecimal random string") 2
@@ -134,11 +134,9 @@ end
 -- The checks: each gives the refusal, or nothing when the request passes
 
 -- The method and the action (r.spec from here on).
+-- (an action it does not model answers 100000007 whatever its method: the
+-- pages' POST actions, mixing and moderation, among them)
 local function check_action(r)
-  if r.req.method ~= "GET" then
-    return reject(r, BAD_METHOD, "Incorrect input parameter: " .. tostring(r.req.method)
-      .. " is not supported; use GET.")
-  end
   local action = r.p.Action
   if action == nil or action == "" then
     return reject(r, 100000006)
@@ -146,6 +144,10 @@ local function check_action(r)
   r.spec = actions.ACTIONS[action]
   if not r.spec then
     return reject(r, 100000007)
+  end
+  if r.req.method ~= "GET" then
+    return reject(r, BAD_METHOD, "Incorrect input parameter: " .. tostring(r.req.method)
+      .. " is not supported; use GET.")
   end
 end
 
