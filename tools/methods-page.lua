@@ -57,8 +57,8 @@ function M.page(root)
   w("")
   w("`call` sends any of these, each parameter checked by the provider's own metadata")
   w("([clients](clients.md#prepare-and-call-the-services-own-names)); `streamctl PROVIDER methods")
-  w("[PATTERN]` lists their parameters. Without a page's cap, one is paced at 10 a second on")
-  w("Alibaba Cloud and 1 on ZEGO (the lowest each publishes).")
+  w("[PATTERN]` lists their parameters. One whose cap streamctl does not hold is paced at 1 a")
+  w("second, under the lowest each provider publishes.")
   w("Made by `make doc` (tools/methods-page.lua).")
   for _, pv in ipairs(PROVIDERS) do
     local name, title = pv[1], pv[2]

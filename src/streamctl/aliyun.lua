@@ -386,8 +386,9 @@ local rules = acs.rules {
   operations = operations, methods = methods, batches = batches, streams = streams, refused = refused,
   ends = ends,
   -- Every method ApsaraVideo Live publishes (its metadata, loaded when a call first needs it); one
-  -- whose page gives no cap is paced at 10 a second, the lowest the pages above give.
-  api = function() return require "streamctl.aliyun.api" end, default_cap = 10,
+  -- whose cap streamctl does not hold is paced at 1 a second, under the lowest a Live page gives
+  -- (DescribeLiveStreamsTotalCount's 100 a minute): the strictest reading of a cap not known.
+  api = function() return require "streamctl.aliyun.api" end, default_cap = 1,
   -- who the keys belong to, when a shared budget needs the account: STS's client (loaded then)
   identity = function() return require "streamctl.credentials.sts" end,
 }

@@ -16,16 +16,17 @@ local M = {}
 
 --- Their operations (streamctl.pipeline.provider's).
 M.operations = {
-  -- What was published (its page gives no cap: 10 a second, the lowest the Live pages give, as for any
-  -- published method without one), and the operations done on streams (its page: 50 a second).
-  DescribeLiveStreamsPublishList = { effect = "read", method = "POST", idempotent = true, cap = 10 },
+  -- What was published (no page here gives its cap: 1 a second, as any published method's without one:
+  -- streamctl.aliyun's default_cap), and the operations done on streams (its page: 50 a second).
+  DescribeLiveStreamsPublishList = { effect = "read", method = "POST", idempotent = true, cap = 1 },
   DescribeLiveStreamsControlHistory = { effect = "read", method = "POST", idempotent = true, cap = 50 },
   -- Stream-level region blocks (their pages: 50 a second; a rule set or deleted twice is the same rule).
   SetLiveStreamBlock = { effect = "change", method = "POST", idempotent = true, cap = 50 },
   DeleteLiveStreamBlock = { effect = "change", method = "POST", idempotent = true, cap = 50 },
   DescribeStreamLocationBlock = { effect = "read", method = "POST", idempotent = true, cap = 50 },
   -- A domain's settings, e.g. its URL signing (aliauth) and remote authentication (docs/admission.md).
-  DescribeLiveDomainConfigs = { effect = "read", method = "POST", idempotent = true, cap = 10 },
+  -- (its page: 100 a second)
+  DescribeLiveDomainConfigs = { effect = "read", method = "POST", idempotent = true, cap = 100 },
 }
 
 local methods = {}
