@@ -107,7 +107,9 @@ function M.canonical(argv)
     local name, rest = a:match("^%-%-(%w*%u%w*)(=?.*)$")
     if name then
       for _, f in ipairs(fields) do
-        if f.param and f.param:lower() == name:lower() and not SKIP[f.name] then
+        -- (a page's `StreamId[]` is `--StreamId`)
+        local param = f.param and f.param:gsub("%[%]$", "")
+        if param and param:lower() == name:lower() and not SKIP[f.name] then
           -- (a batch's list is its arguments: --StreamId a is the argument a)
           if f.name == list then a = rest ~= "" and rest:sub(2) or nil else a = flag(f.name) .. rest end
           break
@@ -121,17 +123,21 @@ end
 
 --- The commands of `provider` that `word` (an unknown command) may have
 -- meant: those holding its words in order (forbid-stream: forbid-live-stream,
--- forbid-rtc-stream...), else the closest by edit distance; at most 3.
+-- forbid-rtc-stream...), those starting with its first word first, else the
+-- closest by edit distance; at most 3.
 function M.commands_like(provider, word)
   local want, out = words_of(word), {}
   if #want == 0 or not provider_tables.get(provider) then return out end
   local names = command_names(provider)
-  for _, name in ipairs(names) do
-    local have, i = words_of(name), 1
-    for _, w in ipairs(have) do
-      if want[i] and (w == want[i] or w == want[i] .. "s") then i = i + 1 end
+  for pass = 1, 2 do
+    for _, name in ipairs(names) do
+      local have, i = words_of(name), 1
+      for _, w in ipairs(have) do
+        if want[i] and (w == want[i] or w == want[i] .. "s") then i = i + 1 end
+      end
+      local first = have[1] == want[1] or have[1] == want[1] .. "s"
+      if i > #want and #out < 3 and first == (pass == 1) then out[#out + 1] = name end
     end
-    if i > #want and #out < 3 then out[#out + 1] = name end
   end
   if #out == 0 then
     local hint = validate.hint(word, names):match("'([^']+)'")
