@@ -91,6 +91,7 @@ build = {
       ["streamctl.emulator.zego_actions"] = "emulator/src/streamctl/emulator/zego_actions.lua",
       ["streamctl.emulator.zego_gateway"] = "emulator/src/streamctl/emulator/zego_gateway.lua",
       ["streamctl.emulator.zego_response"] = "emulator/src/streamctl/emulator/zego_response.lua",
+      ["streamctl.emulator.zego_rooms"] = "emulator/src/streamctl/emulator/zego_rooms.lua",
       ["streamctl.emulator.zego_rules"] = "emulator/src/streamctl/emulator/zego_rules.lua",
       ["streamctl.emulator.zego_state"] = "emulator/src/streamctl/emulator/zego_state.lua",
       ["streamctl.emulator.zego_streams"] = "emulator/src/streamctl/emulator/zego_streams.lua",

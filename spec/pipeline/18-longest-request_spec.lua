@@ -106,6 +106,13 @@ local OVERRIDES = {
   resume_rtc_stream = { fields = { sequence = sequence.MAX_GIVEN } },
   forbid_rtc_stream = { fields = { sequence = sequence.MAX_GIVEN } },
   describe_rtc_stream_state = { fields = { sequence = sequence.MAX_GIVEN } },
+  -- (a range its page allows; region codes and feature names joined by commas, at their 1 KiB)
+  describe_live_streams_publish_list = { fields = { start_time = NOW, end_time = NOW + 3600 } },
+  describe_live_streams_control_history = { fields = { start_time = NOW, end_time = NOW + 3600 } },
+  set_live_stream_block = { fields = { location_list = string.rep("CN,", 340) .. "CN" } },
+  -- (a method the emulator does not model: read whole, then refused by its gateway)
+  describe_live_domain_configs = { fields = { function_names = string.rep("aliauth,", 127) .. "aliauth" },
+                                   outcome = "InvalidApi.NotFound", rejected = true },
 }
 
 local function fields_of(m)
@@ -145,14 +152,15 @@ describe("the longest valid request of every operation", function()
   -- and answered by the operation.
   local function check(cli, provider, m, fields)
     local default, outcome = fields_of(m)
+    local rejected = (OVERRIDES[m.name] or {}).rejected
     fields = fields or default
     local result, err = cli[m.name](cli, fields)
     local entries = server:log { provider = provider }
     assert.is_true(#entries >= 1, m.name .. ": nothing arrived (" .. tostring(err) .. ")")
     for _, e in ipairs(entries) do
       assert.equal(m.action, e.action, m.name)
-      assert.is_true(e.verdict == "ok" or e.verdict == "error", m.name .. ": " .. tostring(e.verdict) .. " "
-        .. tostring(e.message))
+      assert.is_true(e.verdict == "ok" or e.verdict == "error" or (rejected and e.verdict == "rejected"),
+        m.name .. ": " .. tostring(e.verdict) .. " " .. tostring(e.message))
       assert.equal(outcome, (e.code == "OK" or e.code == 0) and "ok" or e.code, m.name)
     end
     if outcome == "ok" then
@@ -182,7 +190,7 @@ describe("the longest valid request of every operation", function()
             .TaskInfo.SourceUrls[30])
         end
       end
-      assert.equal(14, seen) -- every named and batch method (a new one needs its longest request here)
+      assert.equal(20, seen) -- every named and batch method (a new one needs its longest request here)
     end)
   end
 
@@ -205,6 +213,6 @@ describe("the longest valid request of every operation", function()
       end
       seen = seen + 1
     end
-    assert.equal(7, seen)
+    assert.equal(12, seen)
   end)
 end)

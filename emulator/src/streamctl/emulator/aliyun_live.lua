@@ -105,12 +105,15 @@ M.OPERATIONS = {
 -- Every operation notes the domains it accepts (live_params.domain_known);
 -- one answered with success that names a stream is in its history
 -- (live_history.lua: DescribeLiveStreamsControlHistory).
+-- (every value an operation returns passed on: an error's detail is its fourth)
+local function noted(action, p, ctx, ...)
+  if (...) then history.control(action, p, ctx) end
+  return ...
+end
 for action, op in pairs(M.OPERATIONS) do
   M.OPERATIONS[action] = function(p, ctx)
     ctx.note_domain = domains.note
-    local fields, info, msg = op(p, ctx)
-    if fields then history.control(action, p, ctx) end
-    return fields, info, msg
+    return noted(action, p, ctx, op(p, ctx))
   end
 end
 

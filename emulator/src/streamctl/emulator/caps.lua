@@ -32,13 +32,13 @@ function M.aliyun()
     SetLiveStreamsNotifyUrlConfig = 15,
     DescribeLiveStreamsNotifyUrlConfig = 15,
     DeleteLiveStreamsNotifyUrlConfig = 15,
-    -- Stream-level region blocks and the control history: 50 (their pages); the publish list's
-    -- page publishes none: 10, the lowest the Live pages give (streamctl's own choice too).
+    -- Stream-level region blocks and the control history: 50 (their pages); the publish list's cap
+    -- is not known here: 1, under the lowest any Live page gives (streamctl's own choice too).
     SetLiveStreamBlock = 50,
     DeleteLiveStreamBlock = 50,
     DescribeStreamLocationBlock = 50,
     DescribeLiveStreamsControlHistory = 50,
-    DescribeLiveStreamsPublishList = 10,
+    DescribeLiveStreamsPublishList = 1,
     -- STS, per account too: AssumeRole 100/s (the RAM notice of
     -- 2022-08-29), AssumeRoleWithOIDC 100/s (its page); GetCallerIdentity
     -- publishes none: 100/s like its neighbours, the emulator's choice.
@@ -63,6 +63,9 @@ function M.zego()
     SetForbidStreamRule = 10,
     DelForbidStreamRule = 10,
     DescribeForbidStreamRules = 1,
+    -- A room's users: CloseRoom 1 (test environment 1 too), KickoutUser 50 (their pages)
+    CloseRoom = 1,
+    KickoutUser = 50,
   }
 end
 

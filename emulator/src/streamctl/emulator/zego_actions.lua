@@ -26,6 +26,7 @@ local json = require "streamctl.emulator.json"
 local clock = require "streamctl.emulator.clock"
 local state = require "streamctl.emulator.zego_state"
 local stream_rules = require "streamctl.emulator.zego_rules"
+local rooms = require "streamctl.emulator.zego_rooms"
 
 local ipairs = ipairs
 
@@ -58,6 +59,9 @@ M.ACTIONS = {
   SetForbidStreamRule = { kind = "rule", op = "set" },
   DelForbidStreamRule = { kind = "rule", op = "del" },
   DescribeForbidStreamRules = { kind = "rule", op = "describe" },
+  -- A room's users (zego_rooms.lua: the publishers of its streams)
+  CloseRoom = { kind = "room", op = "close" },
+  KickoutUser = { kind = "room", op = "kick" },
 }
 
 -- CdnResult, a string: the text of the pages' sample responses.
@@ -183,6 +187,9 @@ function M.run(r)
   end
   if r.spec.kind == "rule" then
     return stream_rules.run(r)
+  end
+  if r.spec.kind == "room" then
+    return rooms.run(r)
   end
   return rtc(r)
 end

@@ -287,7 +287,8 @@ end
 
 -- The streams (r.ids) and the Sequence (r.seq).
 local function read_streams(r)
-  if r.spec.kind == "rule" then return nil end -- (a rule action reads its own: zego_rules.lua)
+  -- (a rule's or a room's action reads its own: zego_rules.lua, zego_rooms.lua)
+  if r.spec.kind == "rule" or r.spec.kind == "room" then return nil end
   local ids, bad = stream_ids(r.req, r.spec, r.app_id, r.app)
   if not ids then
     return finish(r, "error", bad, nil, false)

@@ -264,6 +264,20 @@ function M.stop(specs)
   return removed
 end
 
+--- Closes the streams online in room `room_id` of app `app_id` (only those
+-- `users` publish, a set, when given) with close `close_type` (3: the
+-- server kicked the user out; 5: the room was cleared), each with its
+-- stream_close callback. Returns the keys closed, sorted.
+function M.close_in_room(app_id, room_id, users, close_type)
+  local keys = json.array()
+  for key, e in pairs(online) do
+    if e.app_id == app_id and e.room_id == room_id and (not users or users[e.user_id]) then keys[#keys + 1] = key end
+  end
+  sort(keys)
+  for _, key in ipairs(keys) do close(key, close_type) end
+  return keys
+end
+
 -- The streams online: "<AppId>/<StreamId>" -> { room_id, user_id, ... }.
 function M.snapshot()
   local out = {}
