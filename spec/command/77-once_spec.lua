@@ -199,6 +199,10 @@ describe("issue 66, once: call's Key=Value given twice", function()
       "ResourceId=a.example.com", "ResourceId=b.example.com", ALI, "--dry-run"))
     assert.equal(0, status, err)
     assert.truthy(out:find("ResourceId.1=a.example.com&ResourceId.2=b.example.com&", 1, true), out)
+    status, out, err = run(argv_of("aliyun", "call", "UnTagLiveResources", "ResourceType=DOMAIN",
+      "ResourceId[]=a.example.com", ALI, "--dry-run"))
+    assert.equal(0, status, err)
+    assert.truthy(out:find("ResourceId.1=a.example.com&", 1, true), out)
     status, out, err = run(argv_of("zego", "call", "KickoutUser", "RoomId=r1", "UserId=u1", "UserId=u2", ZEGO,
       "--dry-run"))
     assert.equal(0, status, err)

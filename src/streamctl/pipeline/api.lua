@@ -306,7 +306,12 @@ end
 indexed = function(published, params)
   local out = {}
   for name, v in pairs(params or {}) do
-    if type(name) == "string" then expand(find_param(published, name), name, v, out) else out[name] = v end
+    -- (`Key[]`, the command's way to write an array, is the list `Key`)
+    local p = type(name) == "string" and (find_param(published, name)
+      or (sub(name, -2) == "[]" and find_param(published, sub(name, 1, -3))) or nil)
+    if p and p.type == "list" and type(v) == "table" then expand(p, p.name, v, out)
+    elseif type(name) == "string" then expand(p, name, v, out)
+    else out[name] = v end
   end
   return out
 end
