@@ -177,7 +177,8 @@ local function part_clients()
   local ALI = { endpoint = ENDPOINT, access_key_id = "LTAIbench", access_key_secret = "bench-secret" }
   local ZEGO = { endpoint = os.getenv("STREAMCTL_ZEGO_ENDPOINT"), app_id = 1234567890,
                  server_secret = "0123456789abcdef0123456789abcdef" }
-  local RESUME = { DomainName = "memory.example", AppName = "live", StreamName = "memory-1" }
+  local RESUME = { DomainName = "memory.example", AppName = "live", StreamName = "memory-1",
+                   LiveStreamType = "publisher" }
   -- The first kind also shows that memory is flat: it holds C-side state (the
   -- secret's keyed HMAC, made by the first signature, freed by its __gc).
   local kinds = {

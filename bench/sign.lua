@@ -22,10 +22,11 @@ local FLOOR = os.getenv("BENCH_FLOOR") -- the floor program; none: no floor rows
 local ID, SECRET = "LTAI5tQm3Xb9ZpW2kR7nVcYd", "emulator-secret-0123456789abcd"
 local ZEGO_SECRET = "0123456789abcdef0123456789abcdef"
 -- A 16-parameter CreateLivePullToPush (V1 adds the common parameters).
+-- (as CreateLivePullToPush's published method takes them: its required Region, SourceUrls a JSON array)
 local BUSINESS = {
-  RegionId = "cn-shanghai", StartTime = "2026-12-01T00:00:00Z", EndTime = "2026-12-01T01:00:00Z",
+  Region = "cn-shanghai", StartTime = "2026-12-01T00:00:00Z", EndTime = "2026-12-01T01:00:00Z",
   SourceType = "url",
-  SourceUrls = "https://cdn.example.com/vod/intro-2026.mp4,https://cdn.example.com/vod/outro-2026.mp4",
+  SourceUrls = '["https://cdn.example.com/vod/intro-2026.mp4","https://cdn.example.com/vod/outro-2026.mp4"]',
   DstUrl = "rtmp://push.example.com/live/intro?auth_key=1767225600-0-0-8c1f3e5d7a9b2c4e6f8a0b1c3d5e7f9a",
   TaskName = "intro-relay", CallbackUrl = "https://hooks.example.com/streamctl/pull-to-push?token=abc",
 }
