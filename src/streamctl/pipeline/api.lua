@@ -23,7 +23,8 @@
 local json = require "streamctl.base.json"
 local encode = require "streamctl.base.encode"
 
-local type, pairs, ipairs, tostring, tonumber, rawget = type, pairs, ipairs, tostring, tonumber, rawget
+local type, pairs, ipairs, tostring, tonumber, rawget, setmetatable = type, pairs, ipairs, tostring, tonumber,
+  rawget, setmetatable
 local format, find, lower, sub, byte = string.format, string.find, string.lower, string.sub, string.byte
 local concat, sort = table.concat, table.sort
 local min, floor = math.min, math.floor
@@ -245,9 +246,17 @@ local function names_of(params)
   return out
 end
 
+-- A list of published parameters by name, made once a list (a call
+-- checks every name it gives: a lookup each, not a walk of the list).
+local by_name = setmetatable({}, { __mode = "k" })
 local function find_param(params, name)
-  for _, p in ipairs(params) do if p.name == name then return p end end
-  return nil
+  local index = by_name[params]
+  if not index then
+    index = {}
+    for _, p in ipairs(params) do index[p.name] = p end
+    by_name[params] = index
+  end
+  return index[name]
 end
 
 -- The published list a dotted name (`Tag.1.Key`, `ResourceId.2`,
@@ -343,7 +352,11 @@ function M.check(rules, action, params, filled)
   local m = M.method(rules, action)
   if not m then return params end
   local published, as_given = m.params, params
-  if rules.lists == "indexed" then params = indexed(published, params) end
+  if rules.lists == "indexed" then -- (only a list given as a table is written item by item)
+    for _, v in pairs(params or {}) do
+      if type(v) == "table" then params = indexed(published, params) break end
+    end
+  end
   local unknown, bad, given, indices, deferred = {}, nil, {}, {}, false
   local out, from = {}, {}
   for name, v in pairs(params or {}) do
