@@ -38,6 +38,7 @@
 -- @module streamctl.credentials.cache
 
 local core = require "streamctl.core"
+local signal = require "streamctl.signal"
 local errors = require "streamctl.base.errors"
 local json = require "streamctl.base.json"
 local xdg = require "streamctl.base.xdg"
@@ -49,6 +50,8 @@ local M = {}
 
 --- How long a process waits for another's renewal under the lock (ms).
 M.LOCK_WAIT_MS = 15000
+-- (the wait's slice: how late a Ctrl-C that lands between two of its sleeps is seen)
+local LOCK_SLICE_MS = 100
 --- The entries' form: 2 records the key it answers (1, before it, is read as a miss).
 M.VERSION = 2
 --- The most bytes an entry may hold.
@@ -114,8 +117,18 @@ function Cache:_locker(path, store)
     if store.bypass then return true end
     local wait = M.LOCK_WAIT_MS
     if self.until_at then wait = math.max(0, math.min(wait, floor((self.until_at - core.monotonic()) * 1000))) end
-    local lk, why, kind = core.lock_file(path, wait)
+    -- (waited for in slices, the run's Ctrl-C looked at between them: one that lands outside the wait's
+    -- sleep, which alone a signal interrupts, would otherwise be seen only when the whole wait ended)
+    local lk, why, kind
+    local ends = core.monotonic() + wait / 1000
+    repeat
+      if signal.caught() then return nil, "the wait for the lock on " .. path .. " was interrupted" end
+      local left = math.max(0, floor((ends - core.monotonic()) * 1000))
+      lk, why, kind = core.lock_file(path, math.min(LOCK_SLICE_MS, left))
+    until lk or kind ~= "busy" or left <= LOCK_SLICE_MS
     if not lk and kind == "interrupted" then return nil, tostring(why) end
+    -- (a busy lock's message says the last slice's wait: the whole one is the run's)
+    if not lk and kind == "busy" then why = tostring(why):gsub("%(waited %d+ ms%)", "(waited " .. wait .. " ms)") end
     if not lk then
       store.bypass = true
       self:_say(path, tostring(why), "not used by this run, which fetches its own credentials and writes none")
