@@ -77,9 +77,11 @@ local function handle(self, conn)
   }
 end
 
--- Serves until done() is true or `seconds` passed. Returns the requests.
+-- Serves until done() is true or `seconds` passed (a wait for done(): scaled
+-- by spec.helpers.process.patience; without done(), exactly `seconds`).
+-- Returns the requests.
 function Receiver:serve(seconds, done)
-  local deadline = socket.gettime() + seconds
+  local deadline = socket.gettime() + (done and require("spec.helpers.process").patience(seconds) or seconds)
   while socket.gettime() < deadline and not (done and done(self)) do
     local readable = socket.select({ self.server }, nil, 0.02)
     if readable[self.server] then

@@ -16,10 +16,11 @@ end
 -- spec waits for a server, a process or a timer: on the condition, never a
 -- fixed sleep, so a busy machine only makes it wait longer.
 -- @tparam function fn the condition
--- @tparam number seconds the most it waits
+-- @tparam number seconds the most it waits on an idle machine, in a plain run
+-- (scaled by spec.helpers.process.patience: busier, slower, longer)
 function M.wait_until(fn, seconds)
   local socket = require "socket"
-  local deadline = socket.gettime() + seconds
+  local deadline = socket.gettime() + require("spec.helpers.process").patience(seconds)
   local v = fn()
   while not v and socket.gettime() < deadline do
     socket.sleep(0.02)

@@ -80,11 +80,11 @@ end
 local function reap(child, signal)
   local pid = child.pid
   run("kill -" .. signal .. " " .. pid .. " 2>/dev/null")
-  local deadline = socket.gettime() + WAIT_SECONDS
+  local deadline = socket.gettime() + process.patience(WAIT_SECONDS)
   while alive(pid) and socket.gettime() < deadline do socket.sleep(0.01) end
   if alive(pid) then
     run("kill -9 " .. pid .. " 2>/dev/null")
-    deadline = socket.gettime() + WAIT_SECONDS
+    deadline = socket.gettime() + process.patience(WAIT_SECONDS)
     while alive(pid) and socket.gettime() < deadline do socket.sleep(0.01) end
   end
   child.pipe:close() -- reaps (the process has exited)

@@ -50,7 +50,7 @@ local function concurrently(port, requests, limit)
     s:settimeout(0)
     pending[s], parts[i], n = i, {}, n + 1
   end
-  local deadline = socket.gettime() + limit
+  local deadline = socket.gettime() + require("spec.helpers.process").patience(limit)
   while n > 0 and socket.gettime() < deadline do
     local list = {}
     for s in pairs(pending) do list[#list + 1] = s end

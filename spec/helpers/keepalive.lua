@@ -24,7 +24,7 @@ function M.start()
   function ka.url(path) return "http://127.0.0.1:" .. port .. path end
   function ka.ask(path)
     local c = assert(socket.tcp())
-    c:settimeout(10 * process.slowdown())
+    c:settimeout(process.patience(10))
     assert(c:connect("127.0.0.1", port))
     assert(c:send("GET " .. path .. " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
     local text = c:receive("*a")

@@ -253,7 +253,7 @@ function M.start(opts)
                               own_dir = own_dir, running = true }, Server)
   self.worker_count = opts.workers or tonumber(conf:match("\n%s*worker_processes%s+(%d+)%s*;")) or 1
   local wait_for = opts.ready or { 1 }
-  local deadline = socket.gettime() + WAIT_SECONDS
+  local deadline = socket.gettime() + process.patience(WAIT_SECONDS)
   local up = false
   while socket.gettime() < deadline do
     if not alive(pid) then break end
@@ -267,7 +267,7 @@ function M.start(opts)
   if not up then
     local log = (read_file(out) or "") .. (read_file(dir .. "/error.log") or "")
     self:stop()
-    error("nginx did not come up within " .. WAIT_SECONDS .. " s:\n" .. log, 2)
+    error("nginx did not come up within " .. WAIT_SECONDS .. " s (times process.patience):\n" .. log, 2)
   end
   return self
 end
@@ -324,7 +324,7 @@ function Server:reload()
     .. " -e " .. q(self.dir .. "/error.log") .. " -s reload >>" .. q(out) .. " 2>&1") then
     error("nginx -s reload failed:\n" .. (read_file(out) or "") .. self:error_log(), 2)
   end
-  local deadline = socket.gettime() + WAIT_SECONDS
+  local deadline = socket.gettime() + process.patience(WAIT_SECONDS)
   while socket.gettime() < deadline do
     local new, settled = {}, true
     for _, w in ipairs(self:workers()) do
@@ -337,14 +337,14 @@ function Server:reload()
     if settled and #new >= self.worker_count then return new, old end
     socket.sleep(0.02)
   end
-  error("nginx did not reload within " .. WAIT_SECONDS .. " s:\n" .. self:error_log(), 2)
+  error("nginx did not reload within " .. WAIT_SECONDS .. " s (times process.patience):\n" .. self:error_log(), 2)
 end
 
 function Server:stop()
   if not self.running then return end
   self.running = false
   run("kill -TERM " .. self.pid .. " 2>/dev/null")
-  local deadline = socket.gettime() + WAIT_SECONDS
+  local deadline = socket.gettime() + process.patience(WAIT_SECONDS)
   while alive(self.pid) and socket.gettime() < deadline do socket.sleep(0.05) end
   if alive(self.pid) then run("kill -KILL " .. self.pid .. " 2>/dev/null") end
   self.pipe:close() -- reaps it: until then its pid cannot be reused

@@ -135,7 +135,7 @@ function M.start_receiver(opts)
   local child = process.spawn(table.concat(cmd, " ") .. " </dev/null 2>" .. q(files.log))
   local started = checks.wait_until(function()
     return read_file(files.ready) ~= nil or not alive(child.pid)
-  end, 20 * process.slowdown())
+  end, 20)
   if not (started and read_file(files.ready)) then
     reap(child)
     local log = read_file(files.log) or ""

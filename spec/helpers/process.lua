@@ -125,11 +125,11 @@ end
 -- flock(2) waiting for it. The file is matched by its device and inode, not
 -- by a pid: `flock FILE cmd` takes the lock in one process and runs cmd in
 -- another (and makes FILE when it is not there yet). Looks every 10 ms for at
--- most 20 s; returns whether it saw it. (A spec that signals a process inside
+-- most `patience(20)` s; returns whether it saw it. (A spec that signals a process inside
 -- such a wait waits on this state, not on a time, which a loaded machine outruns.)
 function M.wait_flock(path, waiter)
   local socket = require "socket"
-  local deadline = socket.gettime() + 20
+  local deadline = socket.gettime() + M.patience(20)
   local major, minor, inode
   repeat
     if not inode then
@@ -185,6 +185,34 @@ function M.slowdown()
   if p:find("vgpreload", 1, true) then return 10 end
   if p:find("libasan", 1, true) then return 3 end
   return 1
+end
+
+-- The machine's load: its one-minute load average over its processors, at
+-- least 1 (read from /proc; 1 where it cannot be read).
+local function load_factor()
+  local f = io.open("/proc/loadavg", "r")
+  local load = f and tonumber(f:read("*l"):match("^(%S+)"))
+  if f then f:close() end
+  local cpus = 0
+  f = io.open("/proc/stat", "r")
+  if f then
+    for line in f:lines() do if line:match("^cpu%d") then cpus = cpus + 1 end end
+    f:close()
+  end
+  if not load or cpus == 0 then return 1 end
+  return math.max(1, load / cpus)
+end
+
+--- The bound of a wait for something outside the code under test (a server
+-- to start, Sentinels to fail over, a process to end): `seconds` on an idle
+-- machine, times `slowdown()`, times the machine's load (its load average
+-- over its processors, when above 1), read when the wait begins. Such a wait
+-- only fails a spec when what it waits for never comes, never because the
+-- machine is busy; a limit a spec checks is never scaled by it.
+-- @tparam number seconds the bound on an idle machine, in a plain run
+-- @treturn number the bound here, now
+function M.patience(seconds)
+  return seconds * M.slowdown() * load_factor()
 end
 
 --- The `streamctl` command as `make build` installed it for this spec's

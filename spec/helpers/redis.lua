@@ -32,7 +32,7 @@
 --   local sock, port = redis.silent_server()   -- listens, never accepts nor answers:
 --                                               -- a connect succeeds, a command times out
 --
--- Every wait is bounded (WAIT_SECONDS) and raises with the server's log when it
+-- Every wait is bounded (WAIT_SECONDS, by process.patience) and raises with the server's log when it
 -- runs out. Only 127.0.0.1 is ever used.
 
 local socket = require "socket"
@@ -115,7 +115,7 @@ local function launch(self)
   -- server goes too (within a second) instead of living on.
   run("(while kill -0 " .. own_pid() .. " 2>/dev/null; do kill -0 " .. child.pid .. " 2>/dev/null || exit 0; "
     .. "sleep 1; done; kill -9 " .. child.pid .. ") </dev/null >/dev/null 2>&1 &")
-  local deadline = socket.gettime() + WAIT_SECONDS
+  local deadline = socket.gettime() + process.patience(WAIT_SECONDS)
   while socket.gettime() < deadline do
     if not alive(child.pid) then break end
     if answers(self.port) then return self end
@@ -178,11 +178,11 @@ end
 local function reap(self, signal)
   local pid = self.pid
   run("kill -" .. signal .. " " .. pid .. " 2>/dev/null")
-  local deadline = socket.gettime() + 5
+  local deadline = socket.gettime() + process.patience(5)
   while alive(pid) and socket.gettime() < deadline do socket.sleep(0.02) end
   if alive(pid) then
     run("kill -9 " .. pid .. " 2>/dev/null")
-    deadline = socket.gettime() + 5
+    deadline = socket.gettime() + process.patience(5)
     while alive(pid) and socket.gettime() < deadline do socket.sleep(0.02) end
   end
   self.child.pipe:close() -- reaps (the process has exited)
@@ -271,7 +271,7 @@ function M.start_cluster(opts)
     local auth = opts.password and ("-a " .. quote(opts.password) .. " --no-auth-warning ") or ""
     local out = capture("redis-cli " .. auth .. "--cluster create " .. table.concat(addrs, " ")
       .. " --cluster-replicas 0 --cluster-yes 2>&1 </dev/null")
-    local deadline = socket.gettime() + WAIT_SECONDS
+    local deadline = socket.gettime() + process.patience(WAIT_SECONDS)
     while true do
       local ready = true
       for _, node in ipairs(self.nodes) do
@@ -327,7 +327,7 @@ local MASTER_NAME = "mymaster"
 
 -- Waits (bounded) until ok() holds; raises with what(), and the logs of `set`, when it does not.
 local function wait_for(set, ok, what, seconds)
-  local deadline = socket.gettime() + (seconds or WAIT_SECONDS)
+  local deadline = socket.gettime() + process.patience(seconds or WAIT_SECONDS)
   while not ok() do
     if socket.gettime() > deadline then
       local logs = {}
