@@ -112,16 +112,33 @@ for m in "${mode_list[@]}"; do
   fi
 done
 
-# The files: those given, else every spec (of the tier).
+# The files: those given, else every spec (of the tier). Each file's lines
+# that say how it runs, read by one awk for all ("FILE|unit|test|heavy|
+# INTERPRETERS-LINE|SANITIZERS-LINE", the flags 0 or 1, the lines their
+# first ones): a grep per file and line took seconds.
+if [ ${#given[@]} -gt 0 ]; then candidates=("${given[@]}"); else candidates=(spec/*/*_spec.lua); fi
+for f in "${candidates[@]}"; do [ -f "$f" ] || { echo "run-specs: no spec file $f" >&2; exit 2; }; done
+declare -A said
 files=()
-if [ ${#given[@]} -gt 0 ]; then
-  files=("${given[@]}")
-else
-  for f in spec/*/*_spec.lua; do
-    if [ "$tier" = unit ] && ! grep -q '^-- tier: unit$' "$f"; then continue; fi
-    if [ "$tier" = check ] && grep -q '^-- tier: test (.*)$' "$f"; then continue; fi
-    files+=("$f")
-  done
+while IFS='|' read -r f unit test heavy interp_line san_line; do
+  if [ ${#given[@]} -eq 0 ]; then
+    [ "$tier" = unit ] && [ "$unit" = 0 ] && continue
+    [ "$tier" = check ] && [ "$test" = 1 ] && continue
+  fi
+  files+=("$f")
+  said[$f]="$unit|$heavy|$interp_line|$san_line"
+done < <(awk '
+  FNR == 1 { if (NR > 1) out(); u = t = h = 0; il = sl = "" }
+  /^-- tier: unit$/ { u = 1 }
+  /^-- tier: test \(.*\)$/ { t = 1 }
+  /^-- load: heavy$/ { h = 1 }
+  /^-- interpreters:/ && il == "" { il = $0 }
+  /^-- sanitizers:/ && sl == "" { sl = $0 }
+  function out() { print prev "|" u "|" t "|" h "|" il "|" sl }
+  { prev = FILENAME }
+  END { if (NR > 0) out() }' "${candidates[@]}")
+if [ ${#given[@]} -gt 0 ] && [ ${#files[@]} -ne ${#given[@]} ]; then
+  echo "run-specs: a spec file named is empty (or named twice): ${given[*]}" >&2; exit 2
 fi
 
 # The files valgrind runs: spec/valgrind.txt's (VALGRIND_LIST: another
@@ -145,17 +162,16 @@ done < "$valgrind_list"
 # spec/valgrind.txt names it. A line that says something else is refused.
 declare -A kind_of modes_of
 for f in "${files[@]}"; do
-  [ -f "$f" ] || { echo "run-specs: no spec file $f" >&2; exit 2; }
-  if grep -q '^-- load: heavy$' "$f"; then kind_of[$f]=heavy
-  elif grep -q '^-- tier: unit$' "$f"; then kind_of[$f]=unit
+  IFS='|' read -r unit heavy line san_line <<< "${said[$f]}"
+  if [ "$heavy" = 1 ]; then kind_of[$f]=heavy
+  elif [ "$unit" = 1 ]; then kind_of[$f]=unit
   else kind_of[$f]=plain; fi
-  line=$(grep -m1 '^-- interpreters:' "$f")
   case $line in
     "") interps=lua5.4,luajit ;;
     "-- interpreters: lua5.4 ("*")") interps=lua5.4 ;;
     *) echo "run-specs: $f: '$line': the line is '-- interpreters: lua5.4 (why)'" >&2; exit 2 ;;
   esac
-  line=$(grep -m1 '^-- sanitizers:' "$f")
+  line=$san_line
   case $line in
     "") modes_of[$f]=$interps,asan${under_valgrind[$f]:+,valgrind} ;;
     "-- sanitizers: none ("*")") modes_of[$f]=$interps ;;
@@ -175,19 +191,27 @@ LONG='66-shared-dict-faults 23-room-strangers 65-redis-faults-memory 65-redis-fa
 outroot=${STREAMCTL_SPEC_OUT:-$ROOT/build}
 times=$outroot/spec-times
 mkdir -p "$times"
+# (one awk reads every mode's times and orders the runs: a fork per file and mode took seconds)
 list=$(for m in "${mode_list[@]}"; do
-  settings "$m"
   for f in "${files[@]}"; do
     [[ ",${modes_of[$f]}," != *",$m,"* ]] && [ ${#given[@]} -eq 0 ] && continue
     [ -n "$heavy_modes" ] && [ "${kind_of[$f]}" = heavy ] && [ ${#given[@]} -eq 0 ] \
       && [[ ",$heavy_modes," != *",$m,"* ]] && continue
-    s=$(awk -v f="$f" '$1 == f { print $2 }' "$times/$m" 2>/dev/null)
-    if [ -z "$s" ]; then
-      s=$(echo $LONG | tr ' ' '\n' | awk -v n="$(basename "$f" _spec.lua)" '$1 == n { print 5000 - NR }')
-    fi
-    echo "${s:-0} $m $f ${kind_of[$f]}"
+    echo "$m $f ${kind_of[$f]}"
   done
-done | sort -k1,1 -rn -s | cut -d' ' -f2-) || exit 2
+done | awk -v dir="$times" -v long="$LONG" '
+  BEGIN { n = split(long, names, /[ \n]+/); for (i = 1; i <= n; i++) rank[names[i]] = 5000 - i }
+  {
+    if (!($1 in read)) {
+      read[$1] = 1
+      file = dir "/" $1
+      while ((getline line < file) > 0) { split(line, w, " "); took[$1 " " w[1]] = w[2] }
+      close(file)
+    }
+    s = took[$1 " " $2]
+    if (s == "") { b = $2; sub(/.*\//, "", b); sub(/_spec\.lua$/, "", b); s = (b in rank) ? rank[b] : 0 }
+    print s, $0
+  }' | sort -k1,1 -rn -s | cut -d' ' -f2-) || exit 2
 [ -n "$list" ] || { echo "run-specs: no spec file to run" >&2; exit 2; }
 if [ -n "$list_only" ]; then echo "$list"; exit 0; fi
 for m in "${mode_list[@]}"; do rm -rf "$outroot/specs-$m" && mkdir -p "$outroot/specs-$m"; done
@@ -251,7 +275,7 @@ one() {
     slots="$slots $(machine_slot heavy "$heavy_jobs" "$me")"
   fi
   name=$(basename "$f" .lua) out=$outroot/specs-$m
-  t0=$(date +%s.%N)
+  t0=$EPOCHREALTIME
   (
     export LUA_PATH="$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;" LUA_CPATH="$cpath" STREAMCTL_ROOT="$ROOT"
     [ "$tier" = unit ] && export STREAMCTL_SPEC_TIER=unit
@@ -262,9 +286,11 @@ one() {
     exec timeout --foreground --kill-after=30 "$file_timeout" nice -n "$nice" $wrap "$interp" /usr/bin/busted "$f"
   ) > "$out/$name.log" 2>&1 </dev/null
   rc=$?
-  t1=$(date +%s.%N)
+  t1=$EPOCHREALTIME
   rm -rf $slots
-  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b - a}')
+  # (tenths of a second, from bash's own clock (microseconds, whatever the locale's decimal point): no fork)
+  secs=$(( (10#${t1//[!0-9]/} - 10#${t0//[!0-9]/} + 50000) / 100000 ))
+  secs=$((secs / 10)).$((secs % 10))
   hung=0
   # (124: timeout's TERM; 137: its KILL 30 s later, or another's, told apart by the time)
   if [ "$rc" = 124 ] || { [ "$rc" = 137 ] && [ "${secs%.*}" -ge "$file_timeout" ]; }; then
@@ -310,9 +336,13 @@ for m in "${mode_list[@]}"; do
     read -r f rc secs p fl pe < "$s"
     passed=$((passed + p)) failed=$((failed + fl)) pending=$((pending + pe)) n=$((n + 1))
     if [ "$rc" != 0 ]; then status=1; broken+=("$f"); fi
-    # (the times the next run orders its files by)
-    { grep -v "^$f " "$times/$m" 2>/dev/null; echo "$f $secs"; } > "$times/$m.new" && mv "$times/$m.new" "$times/$m"
   done
+  # (the times the next run orders its files by: this run's, over the last ones, in one pass)
+  if [ "$n" -gt 0 ]; then
+    touch "$times/$m"
+    awk 'FNR == NR { new[$1] = $3; next } !($1 in new) { print } END { for (f in new) print f, new[f] }' \
+      <(cat "$out"/*.status) "$times/$m" 2>/dev/null > "$times/$m.new" && mv "$times/$m.new" "$times/$m"
+  fi
   echo "$passed $failed $pending" > "$out/count"
   all_p=$((all_p + passed)) all_f=$((all_f + failed))
   printf '%s: %d passed, %d failed, %d pending, %d files\n' "$m" "$passed" "$failed" "$pending" "$n"
