@@ -34,7 +34,9 @@
 # (the fault matrices: minutes of Redis and nginx faults, make test's).
 # -u: the unit tier, the specs that start no server (a spec says so on a
 # line "-- tier: unit" of its own; with STREAMCTL_SPEC_TIER=unit the helpers
-# refuse to start one, so a spec that says it wrongly fails).
+# refuse to start one, so a spec that says it wrongly fails), JOBS
+# interpreters each running its share of the files (spec/helpers/file_logs.lua
+# writes each file's log).
 # No files: every spec/LAYER/*_spec.lua (a folder per layer of the house, and
 # house/ for the house itself) in the modes it runs in: lua5.4 and luajit
 # every file but those with a line "-- interpreters: lua5.4 (why)" (luajit
@@ -211,7 +213,9 @@ done | awk -v dir="$times" -v long="$LONG" '
     s = took[$1 " " $2]
     if (s == "") { b = $2; sub(/.*\//, "", b); sub(/_spec\.lua$/, "", b); s = (b in rank) ? rank[b] : 0 }
     print s, $0
-  }' | sort -k1,1 -rn -s | cut -d' ' -f2-) || exit 2
+  }' | sort -k1,1 -rn -s) || exit 2
+timed=$list
+list=$(cut -d' ' -f2- <<< "$timed")
 [ -n "$list" ] || { echo "run-specs: no spec file to run" >&2; exit 2; }
 if [ -n "$list_only" ]; then echo "$list"; exit 0; fi
 for m in "${mode_list[@]}"; do rm -rf "$outroot/specs-$m" && mkdir -p "$outroot/specs-$m"; done
@@ -258,7 +262,7 @@ machine_slot() {
 # One file under one mode: its log, its status line ("file rc seconds passed
 # failed pending"), and its line on standard output as it ends.
 one() {
-  local m=$1 f=$2 kind=$3 c=$4 name out t0 t1 rc secs counts p fl pe more="" block slots me hung
+  local m=$1 f=$2 kind=$3 c=$4 name out t0 t1 rc secs slots me hung
   settings "$m"
   [ "$kind" = unit ] && nice=10
   [ "$c" = cpu ] && nice=$5
@@ -297,11 +301,22 @@ one() {
     hung=1
     echo "run-specs: stopped after SPEC_FILE_TIMEOUT=$file_timeout s, by timeout (exit $rc): a row hung" >> "$out/$name.log"
   fi
+  report "$m" "$f" "$rc" "$secs" "$hung"
+}
+
+# A file's row, from its log's last summary line: its status line ("file rc
+# seconds passed failed pending") and its line on standard output. Given
+# MODE FILE RC SECONDS HUNG (1: a row hung, counted as failed).
+report() {
+  local m=$1 f=$2 rc=$3 secs=$4 hung=$5 name out counts p fl pe more="" block
+  name=$(basename "$f" .lua) out=$outroot/specs-$m
   counts=$(sed -n 's/^\([0-9]*\) success\(es\)* \/ \([0-9]*\) failures* \/ \([0-9]*\) errors* \/ \([0-9]*\) pending.*/\1 \3 \4 \5/p' \
     "$out/$name.log" | tail -1)
   set -- $counts
   p=${1:-0} fl=$(( ${2:-0} + ${3:-0} + hung )) pe=${4:-0} # (the row that hung counts as failed)
-  [ -n "$counts" ] || [ "$rc" != 0 ] || rc=1 # (no summary line: busted died)
+  # (no summary line: busted died, or its interpreter did before this file's end: a failed row)
+  [ -n "$counts" ] || { fl=$((fl + 1)); [ "$rc" != 0 ] || rc=1; }
+  [ "$fl" = 0 ] || [ "$rc" != 0 ] || rc=1
   echo "$f $rc $secs $p $fl $pe" > "$out/$name.status"
   [ "$pe" = 0 ] || more=", $pe pending (each says why in the log)"
   if [ "$rc" = 0 ]; then
@@ -311,6 +326,41 @@ one() {
     printf '  FAILED %-8s %-32s %6s s  %s passed, %s failed (exit %s%s): %s\n' "$m" "$name" "$secs" "$p" "$fl" \
       "$rc" "${block:+; ports of $block}" "$out/$name.log"
   fi
+}
+
+# The unit tier's files, MODE FILE..., in one interpreter (a file's run of
+# its own spent more in starting and loading than many of them take):
+# busted writes each file's log (spec/helpers/file_logs.lua) and the rows
+# follow when it ends; a file it did not end is failed, with what the
+# interpreter said. Holds one slot of the machine-wide pool of waiting files.
+batch() {
+  local m=$1 me slots t0 rc f name out log secs; shift
+  settings "$m"
+  me=$BASHPID
+  slots=$(machine_slot jobs "$machine_jobs" "$me")
+  out=$outroot/specs-$m log=$outroot/specs-$m/batch-$me.out
+  t0=$EPOCHREALTIME
+  (
+    export LUA_PATH="$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;" LUA_CPATH="$cpath" STREAMCTL_ROOT="$ROOT"
+    export STREAMCTL_SPEC_TIER=unit STREAMCTL_SPEC_MODE=$m STREAMCTL_SPEC_LOG_DIR=$out
+    if [ -n "$preload" ]; then export LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0; fi
+    exec timeout --foreground --kill-after=30 "$file_timeout" $wrap "$interp" /usr/bin/busted \
+      -o "$ROOT/spec/helpers/file_logs.lua" "$@"
+  ) > "$log" 2>&1 </dev/null
+  rc=$?
+  rm -rf $slots
+  for f in "$@"; do
+    name=$(basename "$f" .lua)
+    secs=$(sed -n 's/^[0-9]* successes \/ .* : \([0-9.]*\) seconds$/\1/p' "$out/$name.log" 2>/dev/null | tail -1)
+    if [ -n "$secs" ]; then
+      LC_ALL=C printf -v secs '%.1f' "$secs"
+      report "$m" "$f" 0 "$secs" 0
+    else
+      { echo "run-specs: its interpreter (running $# files) ended before this one did (exit $rc); it said:"
+        tail -25 "$log"; } >> "$out/$name.log"
+      report "$m" "$f" "$(( rc == 0 ? 1 : rc ))" 0.0 "$(( rc == 124 || rc == 137 ))"
+    fi
+  done
 }
 
 start=$(date +%s)
@@ -383,6 +433,31 @@ stopped() {
 }
 trap 'stopped INT 130' INT
 trap 'stopped TERM 143' TERM
+# The unit tier: JOBS interpreters per mode, each running its share of the
+# files (batch); a share is made the longest first, each file to the one
+# with the fewest seconds so far (by the last run's times).
+if [ "$tier" = unit ]; then
+  queue=() running=0
+  while read -r m shares; do
+    read -r -a share <<< "$shares"
+    batch "$m" "${share[@]}" &
+    running=$((running + 1))
+  done < <(awk -v jobs="$jobs" '{
+      best = 0
+      for (b = 1; b <= jobs; b++) {
+        k = $2 SUBSEP b
+        if (best == 0 || load[k] + n[k] / 1000 < load[$2 SUBSEP best] + n[$2 SUBSEP best] / 1000) best = b
+      }
+      k = $2 SUBSEP best
+      load[k] += $1; n[k]++; files[k] = files[k] " " $3
+      if (!($2 in seen)) { seen[$2] = 1; modes[++nm] = $2 }
+    }
+    END { for (i = 1; i <= nm; i++) for (b = 1; b <= jobs; b++) if ((modes[i] SUBSEP b) in files) print modes[i] files[modes[i] SUBSEP b] }' \
+    <<< "$timed")
+  wait
+  summary
+  exit $status
+fi
 mapfile -t queue <<< "$list"
 declare -A class_of
 running=0 waiting=0 heavy=0 cpu=0 heavy_left=0 lane_nice=10

@@ -24,11 +24,17 @@ local format = string.format
 -- A home directory holding `files` (path under it -> text), each mode 0600.
 local function home_with(files)
   local dir = process.temp_dir()
-  for path, text in pairs(files or {}) do
-    assert(process.run("mkdir -p " .. process.quote(dir .. "/" .. (path:match("^(.*)/[^/]*$") or "."))))
-    process.write_file(dir .. "/" .. path, text)
-    assert(process.run("chmod 600 " .. process.quote(dir .. "/" .. path)))
+  local dirs, paths = {}, {}
+  for path in pairs(files or {}) do
+    dirs[#dirs + 1] = process.quote(dir .. "/" .. (path:match("^(.*)/[^/]*$") or "."))
+    paths[#paths + 1] = process.quote(dir .. "/" .. path)
   end
+  if #paths == 0 then return dir end
+  -- (one shell makes the directories and the empty files, mode 0600, that the texts then fill: a
+  -- process a file made this file slow)
+  local files_ = table.concat(paths, " ")
+  assert(process.run("mkdir -p " .. table.concat(dirs, " ") .. " && touch " .. files_ .. " && chmod 600 " .. files_))
+  for path, text in pairs(files) do process.write_file(dir .. "/" .. path, text) end
   return dir
 end
 

@@ -1,6 +1,8 @@
---- The big input matrices under the sanitizers: a sampled slice.
+--- The big input matrices under the sanitizers, and in the unit tier: a sampled slice.
 --
--- Under Lua 5.4 and LuaJIT a matrix runs whole. Under valgrind and ASan
+-- Under Lua 5.4 and LuaJIT a matrix runs whole in make check and make test.
+-- In the unit tier (STREAMCTL_SPEC_TIER=unit: make check-unit, the quick
+-- loop after an edit) it takes every fourth value, as under ASan. Under valgrind and ASan
 -- (STREAMCTL_SPEC_MODE, set by tools/run-specs.sh) each row costs ten to
 -- fifty times more, and the C a row reaches is the same for most of them (a
 -- flag's value is refused before anything reaches the core), so they take a
@@ -14,17 +16,21 @@
 local M = {}
 
 -- Under ASan a row costs about ten times more, under valgrind about fifty:
--- valgrind takes every eighth value, ASan every fourth.
+-- valgrind takes every eighth value, ASan every fourth; the unit tier every
+-- fourth too.
 M.STRIDES = { asan = 4, valgrind = 8 }
+M.UNIT_STRIDE = 4
 
---- True when this run samples (under valgrind or ASan).
-function M.sampled()
-  return M.STRIDES[os.getenv("STREAMCTL_SPEC_MODE")] ~= nil
+--- This run's stride: 1 (every value), 4 (ASan, or the unit tier) or 8 (valgrind).
+function M.stride()
+  local stride = M.STRIDES[os.getenv("STREAMCTL_SPEC_MODE")]
+  if stride then return stride end
+  return os.getenv("STREAMCTL_SPEC_TIER") == "unit" and M.UNIT_STRIDE or 1
 end
 
---- This run's stride: 1 (every value), 4 (ASan) or 8 (valgrind).
-function M.stride()
-  return M.STRIDES[os.getenv("STREAMCTL_SPEC_MODE")] or 1
+--- True when this run samples (under valgrind or ASan, or in the unit tier).
+function M.sampled()
+  return M.stride() > 1
 end
 
 --- `list` whole, or under the sanitizers its slice for the field at `place`

@@ -63,6 +63,37 @@ describe("the test loop's tools", function()
       assert.truthy(out:find("ok     lua5.4   unit_but_server_spec", 1, true), out)
     end)
 
+    it("runs the unit tier's files in one interpreter, each with its own row and log; one it never ended fails",
+      function()
+      local function write(name, lines)
+        process.write_file(tmp .. "/" .. name, "-- tier: unit\n" .. table.concat(lines, "\n") .. "\n")
+        return q(tmp .. "/" .. name)
+      end
+      local files = {
+        write("b1_passes_spec.lua", { "describe('b1', function() it('passes', function() end) end)" }),
+        write("b2_fails_spec.lua", { "describe('b2', function()", "  it('passes', function() end)",
+          "  it('fails', function() assert.equal('expected', 'got') end)", "end)" }),
+        write("b3_exits_spec.lua", { "describe('b3', function() it('exits', function() os.exit(3) end) end)" }),
+        write("b4_never_spec.lua", { "describe('b4', function() it('passes', function() end) end)" }),
+      }
+      local out = process.capture("cd " .. q(ROOT) .. " && STREAMCTL_SPEC_OUT=" .. q(tmp .. "/batch")
+        .. " TMPDIR=" .. q(tmp) .. " tools/run-specs.sh -u lua5.4 1 " .. table.concat(files, " ")
+        .. " 2>&1; echo \"exit $?\"")
+      assert.equal("1", out:match("exit (%d+)\n$"), out)
+      assert.truthy(out:find("  ok     lua5.4   b1_passes_spec %s+[%d.]+ s  1 passed\n"), out)
+      assert.truthy(out:find("  FAILED lua5.4   b2_fails_spec %s+[%d.]+ s  1 passed, 1 failed %(exit 1%)"), out)
+      -- (the file that ended the interpreter, and the one after it that never ran: each a failed row)
+      assert.truthy(out:find("  FAILED lua5.4   b3_exits_spec %s+[%d.]+ s  0 passed, 1 failed %(exit 3%)"), out)
+      assert.truthy(out:find("  FAILED lua5.4   b4_never_spec %s+[%d.]+ s  0 passed, 1 failed %(exit 3%)"), out)
+      assert.truthy(out:find("lua5.4: 2 passed, 3 failed, 0 pending, 4 files", 1, true), out)
+      local log = process.read_file(tmp .. "/batch/specs-lua5.4/b2_fails_spec.log")
+      assert.truthy(log:find("FAILED (failure) b2 fails\n  at " .. tmp .. "/b2_fails_spec.lua:4\n", 1, true), log)
+      assert.truthy(log:find("\n1 successes / 1 failures / 0 errors / 0 pending : [%d.]+ seconds\n$"), log)
+      log = process.read_file(tmp .. "/batch/specs-lua5.4/b4_never_spec.log")
+      assert.truthy(log:find("run-specs: its interpreter (running 4 files) ended before this one did (exit 3)", 1, true),
+        log)
+    end)
+
     it("names a failed file, its log, its ports and the command that replays it alone on them", function()
       local status, out, file = runner("lua5.4 2", "fails_spec.lua", table.concat({
         "local ports = require 'spec.helpers.ports'",
