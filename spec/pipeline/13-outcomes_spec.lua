@@ -231,6 +231,11 @@ describe("parameters", function()
     assert.equal("parameter 'AppName' must be a number that can be written without an exponent (got 1e-07)",
       err.message)
     assert.equal(0, #w.sent)
+    if math.type then -- (Lua 5.4's integers are exact at any size: a Long past 2^53 goes as its digits)
+      assert(cli:call("AddShowIntoShowList", { CasterId = "c", Duration = math.maxinteger - 1 }))
+      assert.equal("9223372036854775806", w.sent[1].url:match("Duration=(%d+)"))
+      w.sent[1] = nil
+    end
     local z, zw = client(zego, {}, OK_ZEGO)
     _, err = z:call("ForbidRTCStream", {})
     assert.equal("parameter 'StreamId' is required", err.message)

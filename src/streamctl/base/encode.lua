@@ -9,7 +9,7 @@ local errors = require "streamctl.base.errors"
 local validate = require "streamctl.base.validate"
 
 local type, pairs, ipairs, setmetatable = type, pairs, ipairs, setmetatable
-local floor, huge = math.floor, math.huge
+local floor, huge, math_type = math.floor, math.huge, math.type -- (math.type: Lua 5.3 on, nil under LuaJIT)
 local format, find, lower, gsub, sub = string.format, string.find, string.lower, string.gsub, string.sub
 
 local M = {}
@@ -20,15 +20,17 @@ local M = {}
 M.MAX_PARAM = 8192
 
 --- Turns a parameter value into the string the service expects.
--- Integers go as decimal digits, booleans as true/false; a number that would
--- need an exponent (1e+20) is refused rather than sent in a form the service
--- does not read as a number.
+-- Integers go as decimal digits (a Lua integer whatever its size, a float
+-- below 2^53), booleans as true/false; a number that would need an exponent
+-- (1e+20) is refused rather than sent in a form the service does not read
+-- as a number.
 -- @return the string, or nil and the rule broken
 function M.stringify(v)
   local t = type(v)
   if t == "string" then return v end
   if t == "boolean" then return v and "true" or "false" end
   if t == "number" then
+    if math_type and math_type(v) == "integer" then return format("%d", v) end
     if v ~= v or v == huge or v == -huge then return nil, "must be a finite number" end
     if v == floor(v) and v > -2 ^ 53 and v < 2 ^ 53 then return validate.decimal(v) end
     local s = format("%.14g", v)
@@ -156,16 +158,26 @@ end
 
 local NOT_ARRAY = "must be an array (a table with keys 1..n) or a single value"
 
--- An array parameter's items as text: the list, or nil and the rule broken.
-local function array_text(v, f, checked)
+--- Whether `v` is an array: a table whose keys are 1..n, each holding a value.
+function M.is_array(v)
+  if type(v) ~= "table" then return false end
   local n, count = #v, 0
   for _ in pairs(v) do count = count + 1 end
-  if count ~= n then return nil, NOT_ARRAY end
+  if count ~= n then return false end
+  for i = 1, n do
+    if v[i] == nil then return false end -- (n keys, but not 1..n)
+  end
+  return true
+end
+
+-- An array parameter's items as text: the list, or nil and the rule broken.
+local function array_text(v, f, checked)
+  if not M.is_array(v) then return nil, NOT_ARRAY end
+  local n = #v
   if n == 0 then return nil, "must not be an empty array" end
   local list = {}
   for i = 1, n do
     local item = v[i]
-    if item == nil then return nil, NOT_ARRAY end -- (n keys, but not 1..n)
     local s, why = param_text(item, f, checked)
     if not s then return nil, format("item %d %s", i, why) end
     list[i] = s

@@ -6,6 +6,7 @@
 
 local cli_output = require "streamctl.cli.output"
 local encode_params = require "streamctl.base.encode"
+local api = require "streamctl.pipeline.api"
 
 local type, pairs, ipairs, tostring, format = type, pairs, ipairs, tostring, string.format
 local match, sub, concat, find, gsub, tonumber = string.match, string.sub, table.concat, string.find, string.gsub,
@@ -29,9 +30,9 @@ end
 -- The entry of `list` whose `field` names parameter `key` (`Key[]` is
 -- `Key`, written either way), or nil.
 local function entry_for(list, field, key)
-  local bare = sub(key, -2) == "[]" and sub(key, 1, -3) or key
+  local written, other = api.spellings(key)
   for _, e in ipairs(list or {}) do
-    if e[field] == bare or e[field] == bare .. "[]" then return e end
+    if e[field] == written or e[field] == other then return e end
   end
   return nil
 end
@@ -44,9 +45,9 @@ end
 -- The value `params` gives parameter `name`, under its name, `name[]`, or
 -- its bare name where it is written `name[]` (ZEGO's StreamId[]).
 local function param_value(params, name)
-  local v = params[name]
-  if v == nil then v = params[name .. "[]"] end
-  if v == nil and sub(name, -2) == "[]" then v = params[sub(name, 1, -3)] end
+  local written, other = api.spellings(name)
+  local v = params[written]
+  if v == nil then v = params[other] end
   return v
 end
 

@@ -185,24 +185,9 @@ local function limits_rule(s, enum, lo, hi, max_len)
   return nil
 end
 
--- The value's text as sent, for its type's rule (a Lua boolean reads true or false).
-local function as_text(v)
-  local t = type(v)
-  if t == "string" then return v end
-  if t == "boolean" then return v and "true" or "false" end
-  if t == "number" then
-    if v == math.floor(v) and v > -2 ^ 63 and v < 2 ^ 63 then return format("%d", v) end
-    return tostring(v)
-  end
-  return nil
-end
-
-local function is_array(v)
-  if type(v) ~= "table" then return false end
-  local n = 0
-  for _ in pairs(v) do n = n + 1 end
-  return n == #v
-end
+-- The value's text as sent (streamctl.base.encode's), for its type's rule;
+-- the array test, encode's: a value checked here is the value sent.
+local as_text, is_array = encode.stringify, encode.is_array
 
 -- The rule value `v` breaks as parameter `p` (a whole value, not one
 -- item of a list written Name.N), or nil.
@@ -213,7 +198,10 @@ end
 local function value_rule(p, v)
   if p.type == "list" then
     if not is_array(v) then
-      if p.item and type(v) ~= "table" then return item_rule(p, as_text(v) or "") end
+      if p.item and type(v) ~= "table" then
+        local s, why = as_text(v)
+        return why or item_rule(p, s)
+      end
       return "must be an array (a table with keys 1..n) or a single value"
     end
     if p.min_items and #v < p.min_items then return format("must hold at least %d items", p.min_items) end
@@ -224,9 +212,8 @@ local function value_rule(p, v)
       if p.fields then
         if type(item) ~= "table" then return format("item %d must be a table of its fields", i) end
       else
-        local s = as_text(item)
-        local why = s and item_rule(p, s)
-        if not s then why = "must be a string, number or boolean" end
+        local s, why = as_text(item)
+        why = why or item_rule(p, s)
         if why then return format("item %d %s", i, why) end
       end
     end
@@ -249,6 +236,17 @@ end
 -- A list of published parameters by name, made once a list (a call
 -- checks every name it gives: a lookup each, not a walk of the list).
 local by_name = setmetatable({}, { __mode = "k" })
+--- The two ways a parameter is written: as `name` is given, and the other
+-- way, `Key[]` for `Key` or `Key` for `Key[]` (the command writes an array
+-- `Key[]`, and a ZEGO page names some of its arrays so; either finds it).
+-- @treturn string name
+-- @treturn string the other way
+function M.spellings(name)
+  if sub(name, -2) == "[]" then return name, sub(name, 1, -3) end
+  return name, name .. "[]"
+end
+local spellings = M.spellings
+
 local function find_param(params, name)
   local index = by_name[params]
   if not index then
@@ -316,8 +314,11 @@ indexed = function(published, params)
   local out = {}
   for name, v in pairs(params or {}) do
     -- (`Key[]`, the command's way to write an array, is the list `Key`)
-    local p = type(name) == "string" and (find_param(published, name)
-      or (sub(name, -2) == "[]" and find_param(published, sub(name, 1, -3))) or nil)
+    local p
+    if type(name) == "string" then
+      local written, other = spellings(name)
+      p = find_param(published, written) or find_param(published, other)
+    end
     if p and p.type == "list" and type(v) == "table" then expand(p, p.name, v, out)
     elseif type(name) == "string" then expand(p, name, v, out)
     else out[name] = v end
@@ -363,8 +364,8 @@ function M.check(rules, action, params, filled)
     if type(name) == "string" then
       -- (sent under the published name: `StreamId` given for a page's `StreamId[]`, `Key[]`, the
       -- command's way to write an array, for a page's `Key`)
-      local p = find_param(published, name) or find_param(published, name .. "[]")
-        or (sub(name, -2) == "[]" and find_param(published, sub(name, 1, -3))) or nil
+      local written, other = spellings(name)
+      local p = find_param(published, written) or find_param(published, other)
       local sent = p and p.name or name
       local why, item
       if p then
