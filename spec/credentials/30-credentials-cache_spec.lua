@@ -12,7 +12,9 @@
 -- its own key only (moved over another's, it answers nobody; a wrong
 -- secret is a key of its own); a lock a stopped process holds is waited
 -- for, then left out of the run, its holder named; no longer than the run's
--- --deadline; a Ctrl-C in that wait stops the run with nothing asked.
+-- --deadline; a Ctrl-C in that wait stops the run with nothing asked; a
+-- killed holder's is the next run's; a miss says "fetched again", and an
+-- entry that cannot be written says so after it.
 local cjson = require "cjson"
 local emu = require "spec.helpers.emulator"
 local process = require "spec.helpers.process"
@@ -139,12 +141,28 @@ describe("the credentials cache, from the command", function()
       assert.equal(0, code, err)
       assert.equal(before + 1, assumed(), "case " .. i)
       assert.equal("streamctl: warning: the credentials cache " .. path .. " " .. case[2]
-        .. ": ignored, fetched again and replaced\n", err)
+        .. ": ignored, fetched again\n", err)
       -- replaced: the next run reads it, asks nothing, says nothing
       code, _, err = cli.run(args())
       assert.same({ 0, "", before + 1 }, { code, err, assumed() }, "case " .. i)
     end
     assert.equal(e.id == entry().id, false) -- (renewed: other credentials than the first)
+  end)
+
+  it("an entry that cannot be replaced says so after its miss, and the next run asks again (issue 89)", function()
+    local code, _, err = cli.run(args())
+    assert.same({ 0, "" }, { code, err })
+    local _, path = entry()
+    -- (a directory where the entry was: not read, and no file renamed over it)
+    os.execute("rm -f " .. q(path) .. " && mkdir " .. q(path))
+    for run = 1, 2 do
+      code, _, err = cli.run(args())
+      assert.equal(0, code, err)
+      assert.equal(1 + run, assumed())
+      assert.equal("streamctl: warning: the credentials cache " .. path .. " is not a file (a directory): ignored, "
+        .. "fetched again\nstreamctl: warning: the credentials cache cannot replace " .. path .. ": it is a directory, "
+        .. "not a regular file: not replaced (the next run fetches again)\n", err)
+    end
   end)
 
   it("judges expiry by the provider's clock, ten minutes ahead or behind: neither past it nor at every run",
@@ -210,7 +228,7 @@ describe("the credentials cache, from the command", function()
     assert.equal(0, code, err)
     assert.equal(3, assumed())
     assert.equal("streamctl: warning: the credentials cache " .. other .. " holds the entry of another key (moved or "
-      .. "copied there): ignored, fetched again and replaced\n", err)
+      .. "copied there): ignored, fetched again\n", err)
     local log = server:log { action = "AssumeRole", limit = 10 }
     assert.equal(OTHER_ROLE, log[#log].params.RoleArn) -- (its own role asked for, not the one moved there)
   end)
@@ -291,6 +309,15 @@ describe("the credentials cache, from the command", function()
     assert.equal("130\n", process.read_file(dir .. "/code"), process.read_file(dir .. "/err"))
     assert.equal(before_sts, assumed())
     assert.equal(before, process.read_file(path))
+  end)
+
+  it("a lock whose holder was killed is the next run's at once: it renews and writes, says nothing (issue 89)",
+    function()
+    local path, before, _, pid = held_entry()
+    os.execute("kill -KILL " .. pid)
+    local code, _, err = cli.run(args())
+    assert.same({ 0, "", 2 }, { code, err, assumed() })
+    assert.not_equal(before, process.read_file(path)) -- (renewed, and written)
   end)
 
   it("a lock its stopped holder keeps: waited for, then this run fetches its own, writes nothing, names it", function()

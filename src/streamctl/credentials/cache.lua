@@ -91,12 +91,12 @@ function M.new(opts)
 end
 
 -- Says `what` happened to the cache at `path`, and what the run does about it (`then_`: by default
--- an entry ignored, fetched again and replaced), once per file and finding.
+-- an entry ignored, fetched again: its write says if it fails), once per file and finding.
 function Cache:_say(path, what, then_)
   local k = path .. "\0" .. what
   if self.said[k] then return end
   self.said[k] = true
-  self.warn(format("the credentials cache %s: %s", what, then_ or "ignored, fetched again and replaced"))
+  self.warn(format("the credentials cache %s: %s", what, then_ or "ignored, fetched again"))
 end
 
 -- The file of `key` (named by its SHA-256), its lock's, and that SHA-256.
