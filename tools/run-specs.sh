@@ -328,6 +328,22 @@ report() {
   fi
 }
 
+# The tools a unit spec may run: Debian's essential ones (coreutils,
+# findutils, dash, bash, grep, sed) and from make build's packages (lua5.4,
+# luajit, openssl, valgrind), as the only directory on its PATH ($outroot/unit-path, links made here): a spec that
+# runs another (promtool, protoc, python3, a server) fails in the tier, as
+# it would on a machine with only make build's packages.
+UNIT_TOOLS="sh bash env cat chmod chown cp date echo find grep head id ln ls mkdir mkfifo mknod mktemp mv rm sed sleep sort stat tail
+  timeout touch tr true uname wc lua5.4 luajit openssl valgrind"
+unit_path() {
+  local t where
+  rm -rf "$outroot/unit-path" && mkdir -p "$outroot/unit-path"
+  for t in $UNIT_TOOLS; do
+    where=$(command -v "$t") || continue # (a tool this machine lacks: a spec that runs it fails, as it should)
+    [ -x "$where" ] && ln -sf "$where" "$outroot/unit-path/$t"
+  done
+}
+
 # The unit tier's files, MODE FILE..., in one interpreter (a file's run of
 # its own spent more in starting and loading than many of them take):
 # busted writes each file's log (spec/helpers/file_logs.lua) and the rows
@@ -342,7 +358,7 @@ batch() {
   t0=$EPOCHREALTIME
   (
     export LUA_PATH="$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;" LUA_CPATH="$cpath" STREAMCTL_ROOT="$ROOT"
-    export STREAMCTL_SPEC_TIER=unit STREAMCTL_SPEC_MODE=$m STREAMCTL_SPEC_LOG_DIR=$out
+    export STREAMCTL_SPEC_TIER=unit STREAMCTL_SPEC_MODE=$m STREAMCTL_SPEC_LOG_DIR=$out PATH=$outroot/unit-path
     if [ -n "$preload" ]; then export LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0; fi
     exec timeout --foreground --kill-after=30 "$file_timeout" $wrap "$interp" /usr/bin/busted \
       -o "$ROOT/spec/helpers/file_logs.lua" "$@"
@@ -438,6 +454,7 @@ trap 'stopped TERM 143' TERM
 # with the fewest seconds so far (by the last run's times).
 if [ "$tier" = unit ]; then
   queue=() running=0
+  unit_path
   while read -r m shares; do
     read -r -a share <<< "$shares"
     batch "$m" "${share[@]}" &

@@ -2,8 +2,10 @@
 -- interpreters: lua5.4 (its subjects are bash and lua5.4 scripts, whatever interpreter runs this file)
 -- The test loop's own tools, shown catching what they exist for:
 --   * tools/run-specs.sh's unit tier refuses a spec that says it is a unit
---     spec and starts a server (it passes outside the tier: the guard is
---     what fails it);
+--     spec and starts a server, or runs a tool outside Debian's essential
+--     ones and make build's (each passes outside the tier: the guard is
+--     what fails it); it runs its files in one interpreter a core, each
+--     file with its own row and log;
 --   * a failed file in a run side by side is named with its log, its port
 --     block and the command that replays it alone, and that command
 --     replays it on the same ports;
@@ -61,6 +63,21 @@ describe("the test loop's tools", function()
       status, out = runner("lua5.4 1", "unit_but_server_spec.lua", UNIT_BUT_SERVER)
       assert.equal(0, status, out)
       assert.truthy(out:find("ok     lua5.4   unit_but_server_spec", 1, true), out)
+    end)
+
+    it("refuses, in the unit tier, a spec that runs a tool outside the essential ones and make build's", function()
+      local text = table.concat({
+        "-- tier: unit",
+        "describe('a unit spec', function() it('runs python3', function()",
+        "  assert.is_true(os.execute('python3 -c pass'))",
+        "end) end)",
+      }, "\n")
+      local status, out = runner("-u lua5.4 1", "unit_but_tool_spec.lua", text)
+      assert.equal(1, status, out)
+      assert.truthy(out:find("FAILED lua5.4   unit_but_tool_spec", 1, true), out)
+      -- (outside the tier the same file passes: python3 is there, the tier's PATH is what failed it)
+      status, out = runner("lua5.4 1", "unit_but_tool_spec.lua", text)
+      assert.equal(0, status, out)
     end)
 
     it("runs the unit tier's files in one interpreter, each with its own row and log; one it never ended fails",
