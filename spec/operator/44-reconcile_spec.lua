@@ -154,6 +154,37 @@ describe("reconcile", function()
       assert.same({ "push.example.com/live/a" }, blocked())
     end)
 
+    it("reads the desired list again before sending: what left it is not forbidden, what joined not resumed",
+      function()
+      -- (a resume through the same list took b off it, and a forbid put x on it, while the round read the
+      -- block list: the decisions made last stand)
+      assert(ali:forbid_live_streams { domain_name = D, app_name = APP, stream_names = { "a", "x", "y" } })
+      reset_log()
+      local report = assert(reconcile.aliyun(ali, want("a", "b", "c"), { remove_extra = true,
+        desired_now = function() return want("a", "c", "x") end }))
+      assert.same({ "push.example.com/live/c" }, report.found.missing)
+      assert.same({ "push.example.com/live/y" }, report.found.extra)
+      assert.same({ "push.example.com/live/b", "push.example.com/live/x" }, report.found.changed)
+      local sent = {}
+      for _, e in ipairs(log {}) do
+        if e.action == "ForbidLiveStream" or e.action == "ResumeLiveStream" then
+          sent[#sent + 1] = e.action .. " " .. e.params.StreamName
+        end
+      end
+      assert.same({ "ForbidLiveStream c", "ResumeLiveStream y" }, sent)
+      -- a list that cannot be read again, or that breaks a rule: nothing sent
+      reset_log()
+      for _, again in ipairs { function() return nil, "Redis went away" end, function() error("boom") end,
+                               function() return { { domain_name = D } } end } do
+        local r, err = reconcile.aliyun(ali, want("q"), { desired_now = again })
+        assert.is_nil(r)
+        assert.same({ "DesiredUnavailable", false }, { err.code, err.sent })
+        assert.matches("the desired list could not be read again before sending %(.+%): nothing was sent$",
+          err.message)
+      end
+      assert.equal(0, count("ForbidLiveStream"))
+    end)
+
     it("reads every page, and stops at max_pages sending nothing", function()
       assert(ali:forbid_live_streams { domain_name = D, app_name = APP, stream_names = { "a", "b", "c", "d", "e" } })
       reset_log()

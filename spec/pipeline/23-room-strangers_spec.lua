@@ -334,19 +334,25 @@ describe("issue 48's fault matrix: a budget shared with strangers, a cap below t
       applied_once("zego", "ResumeRTCStreams", ids)
     end)
 
-    it("through four nginx workers sharing a lua_shared_dict: each worker done and each saw the room", function()
+    it("through four nginx workers sharing a lua_shared_dict: each worker done, the room learned", function()
       stranger(5)
       -- (the same 2,000 IDs and 100 calls, a quarter in each worker)
       local out = four_workers(IDS / 4)
       assert_all_done(out, IDS / 4)
-      local ids, sum = {}, 0
+      local ids, sum, learned = {}, 0, 0
       local accepted, throttled = counted("zego", "ResumeRTCStreams")
       for w = 1, 4 do
-        -- (every worker paces at the room the dict holds: one cut lowers it for all)
-        assert_done(out[w], IDS / 4, IDS / 4 / PER_CALL, ZEGO_CAP, "worker " .. (w - 1), throttled > 0)
+        -- (every worker paces at the room the dict holds, one cut lowering it for all: a worker throttled
+        -- itself learned it, one that was not may have seen it there or ended before the first cut, as a
+        -- busy machine orders them)
+        assert_done(out[w], IDS / 4, IDS / 4 / PER_CALL, ZEGO_CAP, "worker " .. (w - 1),
+          out[w].throttled > 0 or out[w].lowest_room ~= nil)
+        if out[w].lowest_room then learned = learned + 1 end
         sum = sum + out[w].throttled
         for _, id in ipairs(names("ngx-w" .. (w - 1), IDS / 4)) do ids[#ids + 1] = id end
       end
+      assert.equal(throttled > 0, learned > 0, "throttled " .. throttled .. ", workers that learned the room: "
+        .. learned)
       assert.equal(IDS / PER_CALL, accepted)
       assert.equal(throttled, sum)
       applied_once("zego", "ResumeRTCStreams", ids)

@@ -363,6 +363,20 @@ describe("issue 66: the account's Redis hash: Sequences after a loss (row 1), va
     end)
   end
 
+  it("a tally of a minute ago (nobody reserved since: a pause, Redis down a while) is kept, said nothing", function()
+    local key, hash = budget(function(t)
+      return { ["d:A"] = string.format("%.0f:5", math.floor(t / 1e5) - 600) }
+    end)
+    local old = check:command("HGET", hash, "d:A")
+    local lines, log = new_log()
+    local store = assert(R.ratelimit_store(srv.url .. "/0?prefix=t:&" .. TIMEOUT, { log = log }))
+    assert.is_number(store:reserve(key, 10, 1, 5))
+    store.conn:close()
+    assert.same({}, holding(lines, "cannot be right"))
+    -- (dropped by the count that reserve made, as any bucket past 2 s)
+    assert.is_nil(check:command("HGET", hash, "d:A"):find(old, 1, true))
+  end)
+
   -- Row 1's Sequence store: what a Redis that forgot does to the next Sequence of a stream.
   -- Asks for a ZEGO slot and its Sequence until one is committed: a fresh schedule waits out the
   -- loss pause, which grows with the connection's timeout (scaled on a slow run), so the wait is

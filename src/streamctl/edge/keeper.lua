@@ -103,6 +103,13 @@ local function reconcile_provider(provider, desired)
   -- (confirm: the list was built by requests the guard passed, or by the operator's file)
   local opts = { confirm = true }
   if provider == "zego" then opts.state = W.store() end
+  -- (the list read again once the provider's state was read: a resume or forbid through the edge
+  -- changes the list before it sends, so a stream it moved meanwhile is left as it decided)
+  opts.desired_now = function()
+    local aliyun, zego = desired_lists()
+    if not aliyun then return nil, zego end
+    return provider == "aliyun" and aliyun or zego
+  end
   -- the difference, as the round's intent, before any of it is sent
   local run
   opts.before_send = function(plan)

@@ -104,7 +104,7 @@ local function aliyun(client, desired, opts)
   local room, perr = check_places(client, o, report, counts)
   if not room then return nil, perr end
   local extras = o.remove_extra and report.found.extra or {}
-  local go, out, err = before_sending(report, o, #report.found.missing + #extras, extras)
+  local go, out, err = before_sending(report, o, extras)
   if not go then return out, err end
   local total = #report.found.missing + #extras
   for _, g in ipairs(by_app(report.found.missing, items)) do

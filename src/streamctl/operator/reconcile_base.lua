@@ -35,6 +35,7 @@ local COMMON = {
   { name = "allow_empty", type = "boolean" },
   { name = "concurrency", type = "integer", min = 1, max = 256 },
   { name = "before_send", type = "function" },
+  { name = "desired_now", type = "function" },
 }
 local function schema(more)
   local out = {}
@@ -203,7 +204,8 @@ end
 
 local function new_report(provider, o, ndesired)
   return { provider = provider, dry_run = o.dry_run == true, desired = ndesired, blocked = 0,
-           found = { missing = {}, extra = {} }, fixed = 0, failed = {}, unknown = {}, results = {}, calls = 0 }
+           found = { missing = {}, extra = {}, changed = {} },
+           fixed = 0, failed = {}, unknown = {}, results = {}, calls = 0 }
 end
 
 -- One stream's entry: { stream, action, ok, attempts, request_id, lookup_request_id, error,
@@ -265,10 +267,49 @@ local function single(client, method, fields, key, action, report, o, total)
     outcome_unknown = err and err.outcome_unknown, ends = ends, ends_by = ends_by }), total)
 end
 
--- The guard, the report's in_sync, and what a dry run or a refusal returns;
--- then `before_send` (the caller's intent, written before anything is
+-- Keeps the keys of `list` (in place, in order) that `keep` says; adds the others to `dropped`.
+local function keep_only(list, keep, dropped)
+  local j = 0
+  for i = 1, #list do
+    local k = list[i]
+    if keep(k) then j = j + 1 list[j] = k else dropped[#dropped + 1] = k end
+  end
+  for i = #list, j + 1, -1 do list[i] = nil end
+end
+
+-- The desired list read again (`desired_now`), once the provider's state was read: a stream
+-- that left the list meanwhile is not forbidden, one that joined it is not resumed. The change
+-- that moved it (a resume or forbid that updates the list before it is sent) was decided later
+-- than this round's first read, and the decision made last stands. Such streams go to
+-- `found.changed`. Read whole and valid, or nothing is sent: true, or nil and the error.
+local function still_desired(report, o, extras)
+  if not o.desired_now then return true end
+  local ok, now, why = pcall(o.desired_now)
+  local items
+  if ok and type(now) == "table" then
+    local keys, its = wanted(report.provider, now)
+    if keys then items = its else why = its.message end
+  elseif not ok then
+    why = now
+  end
+  if not items then
+    return nil, errors.new { provider = report.provider, code = "DesiredUnavailable", kind = "io", sent = false,
+      message = "the desired list could not be read again before sending (" .. tostring(why) .. "): nothing was sent" }
+  end
+  local changed = report.found.changed
+  keep_only(report.found.missing, function(k) return items[k] ~= nil end, changed)
+  keep_only(report.found.extra, function(k) return items[k] == nil end, changed)
+  if extras ~= report.found.extra then keep_only(extras, function(k) return items[k] == nil end, changed) end
+  return true
+end
+
+-- The desired list read again (still_desired), the guard, the report's in_sync, and what a dry
+-- run or a refusal returns; then `before_send` (the caller's intent, written before anything is
 -- sent). Returns true to go on sending; else what `aliyun`/`zego` return.
-local function before_sending(report, o, nsend, extras)
+local function before_sending(report, o, extras)
+  local fresh, ferr = still_desired(report, o, extras)
+  if not fresh then return false, nil, ferr end
+  local nsend = #report.found.missing + #extras
   -- (resumes are counted when the run would send them: remove_extra)
   local gok, decision = audit.guard(#report.found.missing, { max_forbid = o.max_forbid, confirm = o.confirm,
     resumes = o.remove_extra and #extras or nil, max_resume = o.max_resume })

@@ -173,7 +173,7 @@ local function zego(client, desired, opts)
   local report = new_report("zego", o, #keys)
   zego_difference(keys, items, view, pending, report)
   local extras = o.remove_extra and report.found.extra or {}
-  local go, out, gerr = before_sending(report, o, #report.found.missing + #extras, extras)
+  local go, out, gerr = before_sending(report, o, extras)
   if not go then return out, gerr end
   -- the write-ahead record: every stream about to change, pending, before the first request
   for _, key in ipairs(report.found.missing) do pending[key] = "forbid" end
