@@ -289,19 +289,21 @@ describe("the credentials cache, from the command", function()
     local dir = process.temp_dir()
     finally(function() os.execute("rm -rf " .. q(dir)) end)
     local f = function(name) return q(dir .. "/" .. name) end
+    local before_sts = assumed() -- (asked before the run starts: nothing asks STS in between)
     os.execute("(sh -c " .. q("echo $$ >" .. f("pid") .. "; exec " .. cli.env .. " " .. cli.command .. " " .. args())
       .. " >" .. f("out") .. " 2>" .. f("err") .. "; echo $? >" .. f("code.tmp") .. "; mv " .. f("code.tmp") .. " "
       .. f("code") .. ") </dev/null >/dev/null 2>&1 &")
     while not (process.read_file(dir .. "/pid") or ""):find("\n") do socket.sleep(0.01) end
     local run_pid = tonumber(process.read_file(dir .. "/pid"))
-    local before_sts = assumed()
     -- (in the wait: the run has the lock file open, polling it, while the holder keeps it; bounded by the run's
     -- own end, 15 s of waiting at most)
     local function waiting()
       return process.capture("ls -l /proc/" .. run_pid .. "/fd 2>/dev/null"):find(" -> " .. lock .. "\n", 1, true)
     end
     while not waiting() do
-      assert(not process.read_file(dir .. "/code"), "the run ended before it waited for the lock")
+      -- (what it said, if it did: seen once under a loaded make check, without its words)
+      assert(not process.read_file(dir .. "/code"), "the run ended before it waited for the lock, exit "
+        .. tostring(process.read_file(dir .. "/code")) .. ": " .. tostring(process.read_file(dir .. "/err")))
       socket.sleep(0.02)
     end
     os.execute("kill -INT " .. run_pid)
