@@ -178,7 +178,7 @@ describe("reconcile", function()
                                function() return { { domain_name = D } } end } do
         local r, err = reconcile.aliyun(ali, want("q"), { desired_now = again })
         assert.is_nil(r)
-        assert.same({ "DesiredUnavailable", false }, { err.code, err.sent })
+        assert.same({ "DesiredUnavailable", "store", false }, { err.code, err.kind, err.sent })
         assert.matches("the desired list could not be read again before sending %(.+%): nothing was sent$",
           err.message)
       end

@@ -293,7 +293,8 @@ local function still_desired(report, o, extras)
     why = now
   end
   if not items then
-    return nil, errors.new { provider = report.provider, code = "DesiredUnavailable", kind = "io", sent = false,
+    return nil, errors.new { provider = report.provider, code = "DesiredUnavailable", kind = "store", reason = "io",
+      sent = false,
       message = "the desired list could not be read again before sending (" .. tostring(why) .. "): nothing was sent" }
   end
   local changed = report.found.changed
