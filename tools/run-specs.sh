@@ -90,6 +90,17 @@ if [ -n "${SPEC_PORT_RANGE:-}" ]; then
       p.BLOCK))' || exit 2
 fi
 
+# The module path of every spec run (and of the replay line a failed one gets).
+lua_path="$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;"
+
+# Exports what a spec run under mode $1 reads (settings' cpath and preload, the
+# tier, the mode); in the subshell that runs it.
+spec_env() {
+  export LUA_PATH="$lua_path" LUA_CPATH="$cpath" STREAMCTL_ROOT="$ROOT" STREAMCTL_SPEC_MODE=$1
+  [ "$tier" = unit ] && export STREAMCTL_SPEC_TIER=unit
+  if [ -n "$preload" ]; then export LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0; fi
+}
+
 # A mode's settings: interp, cpath, wrap, preload and nice.
 settings() {
   interp=lua5.4 cpath="$ROOT/build/5.4/lib/lua/5.4/?.so;;" wrap="" preload="" nice=0
@@ -281,10 +292,7 @@ one() {
   name=$(basename "$f" .lua) out=$outroot/specs-$m
   t0=$EPOCHREALTIME
   (
-    export LUA_PATH="$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;" LUA_CPATH="$cpath" STREAMCTL_ROOT="$ROOT"
-    [ "$tier" = unit ] && export STREAMCTL_SPEC_TIER=unit
-    export STREAMCTL_SPEC_MODE=$m
-    if [ -n "$preload" ]; then export LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0; fi
+    spec_env "$m"
     # (--foreground: busted stays in the suite's process group, so a Ctrl-C still stops every file at
     # once; the cost is that timeout stops busted alone, and what it started may outlive it)
     exec timeout --foreground --kill-after=30 "$file_timeout" nice -n "$nice" $wrap "$interp" /usr/bin/busted "$f"
@@ -357,9 +365,8 @@ batch() {
   out=$outroot/specs-$m log=$outroot/specs-$m/batch-$me.out
   t0=$EPOCHREALTIME
   (
-    export LUA_PATH="$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;" LUA_CPATH="$cpath" STREAMCTL_ROOT="$ROOT"
-    export STREAMCTL_SPEC_TIER=unit STREAMCTL_SPEC_MODE=$m STREAMCTL_SPEC_LOG_DIR=$out PATH=$outroot/unit-path
-    if [ -n "$preload" ]; then export LD_PRELOAD="$preload" ASAN_OPTIONS=detect_leaks=0; fi
+    spec_env "$m"
+    export STREAMCTL_SPEC_LOG_DIR=$out PATH=$outroot/unit-path
     exec timeout --foreground --kill-after=30 "$file_timeout" $wrap "$interp" /usr/bin/busted \
       -o "$ROOT/spec/helpers/file_logs.lua" "$@"
   ) > "$log" 2>&1 </dev/null
@@ -420,7 +427,7 @@ for m in "${mode_list[@]}"; do
     tail -25 "$out/$name.log" | sed 's/^/  | /'
     printf '  replay alone: %s%sLUA_PATH="%s" LUA_CPATH="%s" STREAMCTL_ROOT=%s %s%s /usr/bin/busted %s\n' \
       "${block:+STREAMCTL_SPEC_PORT_BLOCK=$block }" \
-      "${preload:+LD_PRELOAD=\"$preload\" ASAN_OPTIONS=detect_leaks=0 }" "$ROOT/src/?.lua;$ROOT/src/?/init.lua;$ROOT/emulator/src/?.lua;$ROOT/emulator/src/?/init.lua;;" \
+      "${preload:+LD_PRELOAD=\"$preload\" ASAN_OPTIONS=detect_leaks=0 }" "$lua_path" \
       "$cpath" "$ROOT" "${wrap:+$wrap }" "$interp" "$f"
   done
 done

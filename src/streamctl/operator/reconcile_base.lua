@@ -282,7 +282,7 @@ end
 -- that moved it (a resume or forbid that updates the list before it is sent) was decided later
 -- than this round's first read, and the decision made last stands. Such streams go to
 -- `found.changed`. Read whole and valid, or nothing is sent: true, or nil and the error.
-local function still_desired(report, o, extras)
+local function still_desired(report, o)
   if not o.desired_now then return true end
   local ok, now, why = pcall(o.desired_now)
   local items
@@ -299,8 +299,8 @@ local function still_desired(report, o, extras)
   end
   local changed = report.found.changed
   keep_only(report.found.missing, function(k) return items[k] ~= nil end, changed)
+  -- (`extras` is `found.extra` itself with remove_extra, else empty: filtered here with it)
   keep_only(report.found.extra, function(k) return items[k] == nil end, changed)
-  if extras ~= report.found.extra then keep_only(extras, function(k) return items[k] == nil end, changed) end
   return true
 end
 
@@ -308,7 +308,7 @@ end
 -- run or a refusal returns; then `before_send` (the caller's intent, written before anything is
 -- sent). Returns true to go on sending; else what `aliyun`/`zego` return.
 local function before_sending(report, o, extras)
-  local fresh, ferr = still_desired(report, o, extras)
+  local fresh, ferr = still_desired(report, o)
   if not fresh then return false, nil, ferr end
   local nsend = #report.found.missing + #extras
   -- (resumes are counted when the run would send them: remove_extra)
